@@ -1,0 +1,139 @@
+"""evalhub — third-party performance-evaluation market and supervision for finance bureaus."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+
+from evalhub.config import PROJECT_ROOT, Config
+from evalhub.core.errors import DomainError
+from evalhub.extensions import csrf, db, login_manager, migrate
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder="static",
+        instance_relative_config=True,
+    )
+    instance = Path(app.instance_path)
+    app.config.update(Config(instance).as_dict())
+    if overrides:
+        app.config.update(overrides)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "core.login"
+    login_manager.login_message = "请先登录。"
+    login_manager.login_message_category = "warning"
+
+    _import_models()
+    from evalhub.core import jobs
+
+    jobs.configure(app)
+    _register_blueprints(app)
+    _register_template_helpers(app)
+    _register_error_handlers(app)
+
+    from evalhub.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _import_models() -> None:
+    # Every model module, so metadata (and Alembic) sees the whole schema.
+    import evalhub.core.models  # noqa: F401
+    import evalhub.registry.models  # noqa: F401
+    import evalhub.registry.imports  # noqa: F401  (registers the import job kinds)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from evalhub.api import bp as api_bp
+    from evalhub.core.views import bp as core_bp
+    from evalhub.public.views import bp as public_bp
+    from evalhub.registry.views import bp as registry_bp
+
+    import evalhub.registry.api  # noqa: F401  (adds the registry routes to the API blueprint)
+
+    app.register_blueprint(core_bp)
+    app.register_blueprint(registry_bp)
+    app.register_blueprint(public_bp)
+    app.register_blueprint(api_bp)
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from flask_login import current_user
+
+    from evalhub.core import permissions
+    from evalhub.core.timeutil import format_beijing
+
+    app.jinja_env.filters["bj"] = format_beijing
+
+    def wan(value) -> str:
+        """Yuan → 万元 as the bureaus write it."""
+        if value is None:
+            return ""
+        return f"{value / 10000:,.2f}"
+
+    app.jinja_env.filters["wan"] = wan
+
+    @app.context_processor
+    def inject() -> dict:
+        return {"can": lambda action, obj=None: permissions.can(current_user, action, obj)}
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _register_error_handlers(app: Flask) -> None:
+    from evalhub.api import api_error
+
+    @app.errorhandler(DomainError)
+    def domain_error(err: DomainError):
+        db.session.rollback()  # nothing half-written
+        if _wants_json():
+            return api_error(err.status, err.code, err.message, err.fields)
+        return render_template("error.html", status=err.status, message=err.message), err.status
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(err: CSRFError):
+        return render_template("error.html", status=400, message="表单已过期或缺少安全令牌（CSRF），请刷新页面后重试。"), 400
+
+    messages = {
+        400: "请求无效。",
+        401: "请先登录。",
+        403: "您没有权限访问此页面。",
+        404: "页面不存在。",
+        405: "不允许的请求方法。",
+        409: "当前状态不允许此操作。",
+        413: f"上传的文件超过 {app.config['MAX_UPLOAD_MB']} MB 的大小限制。",
+        422: "提交的内容有误。",
+        429: "请求过于频繁，请稍后再试。",
+    }
+    codes = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+             405: "method_not_allowed", 409: "conflict", 413: "too_large", 422: "validation_failed",
+             429: "too_many_requests"}
+
+    def http_error(err):
+        status = getattr(err, "code", 500) or 500
+        message = messages.get(status, "服务器内部错误。")
+        if _wants_json():
+            return api_error(status, codes.get(status, "error"), message)
+        return render_template("error.html", status=status, message=message), status
+
+    for status in messages:
+        app.register_error_handler(status, http_error)
+
+    @app.errorhandler(500)
+    def server_error(err):
+        db.session.rollback()
+        if _wants_json():
+            return api_error(500, "server_error", "服务器内部错误。")
+        return render_template("error.html", status=500, message="服务器内部错误，请稍后再试。"), 500

@@ -1,0 +1,68 @@
+"""`flask evalhub …` commands."""
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from evalhub.extensions import db
+
+evalhub_cli = AppGroup("evalhub", help="evalhub 管理命令")
+audit_cli = AppGroup("audit", help="审计日志")
+draws_cli = AppGroup("draws", help="随机抽取记录")
+
+
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Walk the audit chain and report the first broken link (exit 1 if broken)."""
+    from evalhub.core.audit import verify_chain
+
+    report = verify_chain()
+    if report.ok:
+        click.echo(f"审计链完整：已校验 {report.checked} 个事件。")
+        return
+    click.echo(f"审计链断裂：{report.problem}（此前 {report.checked} 个事件完好）", err=True)
+    raise SystemExit(1)
+
+
+@draws_cli.command("verify")
+@click.argument("draw_id", type=int)
+def draws_verify(draw_id: int) -> None:
+    """Re-run a recorded draw from its seed and compare with the stored result (exit 1 if different)."""
+    from evalhub.core.draws import verify
+    from evalhub.core.models import Draw
+
+    record = db.session.get(Draw, draw_id)
+    if record is None:
+        click.echo(f"抽取记录 #{draw_id} 不存在。", err=True)
+        raise SystemExit(2)
+    check = verify(record)
+    click.echo(f"抽取 #{record.id}（{record.purpose}）算法 {record.algorithm} 种子 {record.seed}")
+    click.echo(f"记录结果：{check.recorded}")
+    click.echo(f"复算结果：{check.recomputed}")
+    if not check.ok:
+        click.echo("不一致！", err=True)
+        raise SystemExit(1)
+    click.echo("一致。")
+
+
+@evalhub_cli.command("demo")
+def demo() -> None:
+    """Load the demo data set (idempotent; refused in production)."""
+    from flask import current_app
+
+    from evalhub.demo import load_demo
+
+    if current_app.config["ENV_NAME"] == "production":
+        click.echo("生产环境（EVALHUB_ENV=production）不能加载演示数据。", err=True)
+        raise SystemExit(1)
+    summary = load_demo(echo=click.echo)
+    click.echo(summary)
+
+
+evalhub_cli.add_command(audit_cli)
+evalhub_cli.add_command(draws_cli)
+
+
+def register_cli(app: Flask) -> None:
+    app.cli.add_command(evalhub_cli)

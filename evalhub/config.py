@@ -1,0 +1,90 @@
+"""Settings from EVALHUB_* environment variables, with safe defaults.
+
+Only deployment-level settings live here. Rules a bureau may change (pass marks, thresholds, caps)
+are bureau settings in ``evalhub.core.settings``.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"EVALHUB_{name}", default)
+
+
+def _env_int(name: str, default: int) -> int:
+    value = _env(name)
+    return int(value) if value not in (None, "") else default
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = _env(name)
+    if value in (None, ""):
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Config:
+    """Built from the environment at app creation; tests pass overrides to create_app."""
+
+    def __init__(self, instance_path: Path) -> None:
+        self.ENV_NAME = _env("ENV", "development")
+        instance_path.mkdir(parents=True, exist_ok=True)
+
+        secret = _env("SECRET_KEY")
+        if not secret:
+            if self.ENV_NAME == "production":
+                raise RuntimeError("EVALHUB_SECRET_KEY 未设置：生产环境必须配置会话密钥。")
+            # A development key kept in the instance folder, so sessions survive restarts
+            # and several workers share it.
+            key_file = instance_path / "secret_key"
+            if not key_file.exists():
+                key_file.write_text(secrets.token_hex(32))
+            secret = key_file.read_text().strip()
+        self.SECRET_KEY = secret
+        # Key for protected personal data (identity numbers). Separate from the session key
+        # so that rotating one does not make the other unreadable.
+        self.FIELD_KEY = _env("FIELD_KEY") or secret
+
+        self.SQLALCHEMY_DATABASE_URI = _env(
+            "DATABASE_URL", f"sqlite:///{instance_path / 'evalhub.sqlite3'}"
+        )
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        self.SQLALCHEMY_TRACK_MODIFICATIONS = False
+
+        # Session cookies: HttpOnly and SameSite always; Secure unless explicitly serving plain HTTP.
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = _env_bool("COOKIE_SECURE", self.ENV_NAME == "production")
+        self.REMEMBER_COOKIE_HTTPONLY = True
+        self.REMEMBER_COOKIE_SECURE = self.SESSION_COOKIE_SECURE
+        self.REMEMBER_COOKIE_SAMESITE = "Lax"
+        self.PERMANENT_SESSION_LIFETIME = timedelta(hours=_env_int("SESSION_HOURS", 8))
+        self.WTF_CSRF_TIME_LIMIT = None  # a token lives as long as the session
+
+        self.LOGIN_MAX_FAILURES = _env_int("LOGIN_MAX_FAILURES", 5)
+        self.LOGIN_LOCK_MINUTES = _env_int("LOGIN_LOCK_MINUTES", 15)
+        self.API_TOKEN_DAYS = _env_int("API_TOKEN_DAYS", 30)
+
+        self.FILE_STORE = Path(_env("FILE_STORE", str(instance_path / "files")))
+        self.MAX_UPLOAD_MB = _env_int("MAX_UPLOAD_MB", 50)
+        # Flask refuses bigger request bodies before our code sees them (413); a little headroom
+        # for the other form fields of a multipart request.
+        self.MAX_CONTENT_LENGTH = (self.MAX_UPLOAD_MB + 1) * 1024 * 1024
+
+        self.REDIS_URL = _env("REDIS_URL")
+        self.HUEY_SQLITE_PATH = _env("HUEY_SQLITE_PATH", str(instance_path / "huey.sqlite3"))
+        # Tests and one-off scripts run jobs in-process.
+        self.JOBS_IMMEDIATE = _env_bool("JOBS_IMMEDIATE", False)
+
+        self.PAGE_SIZE = _env_int("PAGE_SIZE", 20)
+        self.MAIL_SERVER = _env("SMTP_HOST")
+        self.TESTING = False
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in vars(self).items() if k.isupper()}

@@ -1,0 +1,85 @@
+"""Enumerations that carry their Chinese label: one source of truth for UI, exports and the API."""
+from __future__ import annotations
+
+import enum
+
+import sqlalchemy as sa
+
+
+class LabeledEnum(str, enum.Enum):
+    """``MEMBER = ("value", "中文标签")``; the value is stored, the label is shown."""
+
+    label: str
+
+    def __new__(cls, value: str, label: str):
+        obj = str.__new__(cls, value)
+        obj._value_ = value
+        obj.label = label
+        return obj
+
+    def __str__(self) -> str:  # so templates and f-strings show the stored value predictably
+        return self.value
+
+    @classmethod
+    def choices(cls) -> list[tuple[str, str]]:
+        return [(m.value, m.label) for m in cls]
+
+    @classmethod
+    def from_label(cls, label: str):
+        label = (label or "").strip()
+        for m in cls:
+            if m.label == label or m.value == label:
+                return m
+        raise ValueError(label)
+
+
+def enum_column(enum_cls: type[LabeledEnum]) -> sa.Enum:
+    """A portable column type: a VARCHAR holding the value (no PostgreSQL ENUM type to migrate)."""
+    return sa.Enum(
+        enum_cls,
+        native_enum=False,
+        create_constraint=False,
+        length=32,
+        values_callable=lambda cls: [m.value for m in cls],
+        validate_strings=True,
+    )
+
+
+class BureauLevel(LabeledEnum):
+    REGION = ("region", "自治区")
+    PREFECTURE = ("prefecture", "州/地区")
+    COUNTY = ("county", "县/市")
+
+
+class Role(LabeledEnum):
+    SYSTEM_ADMIN = ("system_admin", "系统管理员")
+    BUREAU_ADMIN = ("bureau_admin", "财政局管理员")
+    BUREAU_STAFF = ("bureau_staff", "财政局工作人员")
+    FIRM_USER = ("firm_user", "第三方机构用户")
+    EXPERT = ("expert", "评审专家")
+
+
+class Field(LabeledEnum):
+    """Fields of work, shared by firms and experts (DOMAIN.md §4)."""
+
+    FINANCE = ("finance", "财政经济")
+    ACCOUNTING = ("accounting", "财务会计")
+    LAW = ("law", "法律")
+    EDUCATION = ("education", "教育")
+    HEALTH = ("health", "医疗卫生")
+    AGRICULTURE = ("agriculture", "农业农村")
+    WATER = ("water", "水利")
+    TRANSPORT = ("transport", "交通运输")
+    ENVIRONMENT = ("environment", "生态环境")
+    SOCIAL = ("social", "社会保障")
+    SCIENCE = ("science", "科学技术")
+    CULTURE = ("culture", "文化旅游")
+    CONSTRUCTION = ("construction", "城乡建设")
+    STATISTICS = ("statistics", "统计")
+
+
+class JobStatus(LabeledEnum):
+    QUEUED = ("queued", "排队中")
+    RUNNING = ("running", "运行中")
+    SUCCEEDED = ("succeeded", "已完成")
+    FAILED = ("failed", "失败")

@@ -1,0 +1,104 @@
+"""Background jobs: a Huey task queue runs them, their progress lives in the ``job`` table.
+
+Huey uses its SQLite storage in the instance folder by default, Redis when EVALHUB_REDIS_URL is set.
+A job kind is a plain function ``fn(job, report)`` registered with ``@job_kind("name")``; ``report(done,
+total, message)`` commits progress in its own short transaction so any page can show it.
+"""
+from __future__ import annotations
+
+import traceback
+from typing import Callable
+
+from flask import Flask, current_app
+from huey import RedisHuey, SqliteHuey
+from huey.api import Huey
+
+from evalhub.core import audit
+from evalhub.core.enums import JobStatus
+from evalhub.core.models import Job, User
+from evalhub.core.timeutil import utcnow
+from evalhub.extensions import db
+
+JobFunction = Callable[[Job, Callable[[int, int, str], None]], dict]
+_KINDS: dict[str, JobFunction] = {}
+
+# Configured by create_app; the consumer (`huey_consumer evalhub.tasks.huey`) imports the same object.
+huey: Huey | None = None
+_run_job_task = None
+_flask_app: Flask | None = None
+
+
+def job_kind(name: str) -> Callable[[JobFunction], JobFunction]:
+    def register(fn: JobFunction) -> JobFunction:
+        _KINDS[name] = fn
+        return fn
+
+    return register
+
+
+def configure(app: Flask) -> Huey:
+    """Create the queue for this app: Redis when configured, else SQLite; in-process when immediate."""
+    global huey, _run_job_task, _flask_app
+    _flask_app = app
+    immediate = app.config["JOBS_IMMEDIATE"]
+    if app.config.get("REDIS_URL") and not immediate:
+        huey = RedisHuey("evalhub", url=app.config["REDIS_URL"])
+    else:
+        huey = SqliteHuey("evalhub", filename=app.config["HUEY_SQLITE_PATH"], immediate=immediate)
+
+    def run_job_task(job_id: int) -> None:
+        with _flask_app.app_context():
+            run_job(job_id)
+
+    _run_job_task = huey.task(name="evalhub.run_job")(run_job_task)
+    return huey
+
+
+def submit(kind: str, title: str, params: dict, *, actor: User | None, bureau_id: int | None) -> Job:
+    """Record a job and queue it. Commits: the worker runs in another process and must see the row."""
+    if kind not in _KINDS:
+        raise KeyError(kind)
+    job = Job(kind=kind, title=title, params=params, bureau_id=bureau_id,
+              created_by_id=actor.id if actor else None, status=JobStatus.QUEUED)
+    db.session.add(job)
+    db.session.flush()
+    audit.record("job.submitted", job, actor=actor, bureau_id=bureau_id, summary=f"提交后台任务：{title}")
+    db.session.commit()
+    job_id = job.id
+    _run_job_task(job_id)  # in immediate mode this runs now, in a nested app context
+    db.session.expire_all()
+    return db.session.get(Job, job_id)
+
+
+def run_job(job_id: int) -> None:
+    job = db.session.get(Job, job_id)
+    if job is None or job.status not in (JobStatus.QUEUED,):
+        return
+    job.status = JobStatus.RUNNING
+    job.started_at = utcnow()
+    db.session.commit()
+
+    def report(done: int, total: int, message: str = "") -> None:
+        # Progress is committed on its own; the job's own writes happen in the job function.
+        db.session.execute(
+            Job.__table__.update().where(Job.id == job_id).values(progress=done, total=total, message=message[:300])
+        )
+        db.session.commit()
+
+    fn = _KINDS[job.kind]
+    try:
+        result = fn(job, report) or {}
+        job = db.session.get(Job, job_id)
+        job.result = result
+        job.status = JobStatus.SUCCEEDED if not result.get("failed") else JobStatus.FAILED
+        job.message = result.get("message", "已完成")[:300]
+    except Exception as exc:  # a job failure must be visible on its page, not lost in a worker log
+        db.session.rollback()
+        job = db.session.get(Job, job_id)
+        job.status = JobStatus.FAILED
+        job.message = f"任务出错：{exc}"[:300]
+        job.result = {"error": traceback.format_exc(limit=5)}
+    job.finished_at = utcnow()
+    audit.record("job.finished", job, actor=None, bureau_id=job.bureau_id,
+                 summary=f"后台任务结束：{job.title}（{job.status.label}）")
+    db.session.commit()

@@ -1,0 +1,234 @@
+"""Organisations, people, and the cross-module spines: audit log, draws, stored files, jobs, settings."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from flask_login import UserMixin
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from evalhub.core.enums import BureauLevel, JobStatus, Role, enum_column
+from evalhub.core.timeutil import utcnow
+from evalhub.extensions import db
+
+
+class Bureau(db.Model):
+    """A finance bureau (财政局) at region, prefecture or county level."""
+
+    __tablename__ = "bureau"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(12), unique=True)  # administrative division code
+    name: Mapped[str] = mapped_column(sa.String(100))
+    short_name: Mapped[str] = mapped_column(sa.String(30))
+    level: Mapped[BureauLevel] = mapped_column(enum_column(BureauLevel))
+    parent_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("bureau.id"))
+    # Materialised path of division codes ("650000/652800/652822/"): "self and everything below"
+    # is one LIKE on an indexed column, the same on SQLite and PostgreSQL.
+    path: Mapped[str] = mapped_column(sa.String(200), index=True)
+
+    parent: Mapped[Optional["Bureau"]] = relationship(remote_side=[id], back_populates="children")
+    children: Mapped[list["Bureau"]] = relationship(back_populates="parent")
+    budget_units: Mapped[list["BudgetUnit"]] = relationship(back_populates="bureau")
+
+    def ancestors(self) -> list["Bureau"]:
+        out, node = [], self.parent
+        while node is not None:
+            out.append(node)
+            node = node.parent
+        return out
+
+    def __repr__(self) -> str:
+        return f"<Bureau {self.code} {self.short_name}>"
+
+
+class BudgetUnit(db.Model):
+    """A budget unit (预算单位) under a bureau: a department or agency whose spending is evaluated."""
+
+    __tablename__ = "budget_unit"
+    __table_args__ = (sa.UniqueConstraint("bureau_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    code: Mapped[Optional[str]] = mapped_column(sa.String(30))
+
+    bureau: Mapped[Bureau] = relationship(back_populates="budget_units")
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "user_account"
+    __table_args__ = (
+        # A user belongs to exactly the organisation its role implies.
+        sa.CheckConstraint(
+            "(role IN ('bureau_admin','bureau_staff') AND bureau_id IS NOT NULL AND firm_id IS NULL AND expert_id IS NULL)"
+            " OR (role = 'firm_user' AND firm_id IS NOT NULL AND bureau_id IS NULL AND expert_id IS NULL)"
+            " OR (role = 'expert' AND expert_id IS NOT NULL AND bureau_id IS NULL AND firm_id IS NULL)"
+            " OR (role = 'system_admin' AND firm_id IS NULL AND expert_id IS NULL)",
+            name="one_organisation",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    display_name: Mapped[str] = mapped_column(sa.String(64))
+    role: Mapped[Role] = mapped_column(enum_column(Role))
+    bureau_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
+    firm_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("firm.id"), index=True)
+    expert_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("expert.id"), index=True)
+    email: Mapped[Optional[str]] = mapped_column(sa.String(120))
+    phone: Mapped[Optional[str]] = mapped_column(sa.String(30))
+    is_enabled: Mapped[bool] = mapped_column(default=True)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    last_login_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+    bureau: Mapped[Optional[Bureau]] = relationship()
+    firm: Mapped[Optional["Firm"]] = relationship(foreign_keys=[firm_id])  # noqa: F821
+    expert: Mapped[Optional["Expert"]] = relationship(foreign_keys=[expert_id])  # noqa: F821
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login: disabled accounts cannot hold a session
+        return self.is_enabled
+
+    @property
+    def is_bureau_user(self) -> bool:
+        return self.role in (Role.BUREAU_ADMIN, Role.BUREAU_STAFF)
+
+    @property
+    def organisation_name(self) -> str:
+        if self.bureau:
+            return self.bureau.name
+        if self.firm:
+            return self.firm.name
+        if self.expert:
+            return f"评审专家 · {self.expert.employer}"
+        return "系统"
+
+
+class ApiToken(db.Model):
+    """A Bearer token for the API; only its sha256 is stored."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    last_used_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+
+    user: Mapped[User] = relationship()
+
+
+class AuditEvent(db.Model):
+    """Append-only, hash-chained log of every state change."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+    actor_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"), index=True)
+    actor_name: Mapped[str] = mapped_column(sa.String(64))
+    action: Mapped[str] = mapped_column(sa.String(64), index=True)
+    object_type: Mapped[str] = mapped_column(sa.String(40))
+    object_id: Mapped[Optional[int]] = mapped_column()
+    bureau_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
+    summary: Mapped[str] = mapped_column(sa.String(300))
+    payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    # Unique: a link can have only one successor, so two writers cannot fork the chain.
+    prev_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+
+    __table_args__ = (sa.Index("ix_audit_event_object", "object_type", "object_id"),)
+
+    actor: Mapped[Optional[User]] = relationship()
+
+
+class Draw(db.Model):
+    """A recorded, reproducible random draw (firm lottery, expert panel, inspection sample)."""
+
+    __tablename__ = "draw"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    purpose: Mapped[str] = mapped_column(sa.String(200))
+    context_type: Mapped[Optional[str]] = mapped_column(sa.String(40))
+    context_id: Mapped[Optional[int]] = mapped_column()
+    bureau_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
+    candidate_ids: Mapped[list[int]] = mapped_column(sa.JSON)  # everyone considered, sorted
+    exclusions: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON)  # [{"id", "reasons": [...]}]
+    k: Mapped[int] = mapped_column()
+    seed: Mapped[str] = mapped_column(sa.String(64))
+    algorithm: Mapped[str] = mapped_column(sa.String(40))
+    result_ids: Mapped[list[int]] = mapped_column(sa.JSON)
+    redraw_of_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("draw.id"))
+    redraw_reason: Mapped[Optional[str]] = mapped_column(sa.String(300))
+    created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+    redraw_of: Mapped[Optional["Draw"]] = relationship(remote_side=[id])
+    created_by: Mapped[Optional[User]] = relationship()
+
+
+class StoredFile(db.Model):
+    """An uploaded document, stored once by content hash, with its text extracted once."""
+
+    __tablename__ = "stored_file"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    size: Mapped[int] = mapped_column()
+    content_type: Mapped[str] = mapped_column(sa.String(100))
+    kind: Mapped[str] = mapped_column(sa.String(10))  # docx, pdf, txt, xlsx, png, jpg
+    original_name: Mapped[str] = mapped_column(sa.String(255))
+    text: Mapped[Optional[str]] = mapped_column(sa.Text)
+    text_encoding: Mapped[Optional[str]] = mapped_column(sa.String(20))
+    uploaded_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+
+class Job(db.Model):
+    """A background job's record: progress lives here so any worker and any page can read it."""
+
+    __tablename__ = "job"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    title: Mapped[str] = mapped_column(sa.String(200))
+    status: Mapped[JobStatus] = mapped_column(enum_column(JobStatus), default=JobStatus.QUEUED)
+    params: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    progress: Mapped[int] = mapped_column(default=0)
+    total: Mapped[int] = mapped_column(default=0)
+    message: Mapped[str] = mapped_column(sa.String(300), default="")
+    result: Mapped[Optional[dict[str, Any]]] = mapped_column(sa.JSON)
+    bureau_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
+    created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+    started_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    finished_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+
+    created_by: Mapped[Optional[User]] = relationship()
+
+    @property
+    def percent(self) -> int:
+        if self.status == JobStatus.SUCCEEDED:
+            return 100
+        return int(100 * self.progress / self.total) if self.total else 0
+
+
+class BureauSetting(db.Model):
+    """A bureau's own value for a rule parameter; lower bureaus inherit their parent's."""
+
+    __tablename__ = "bureau_setting"
+    __table_args__ = (sa.UniqueConstraint("bureau_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"))
+    key: Mapped[str] = mapped_column(sa.String(64))
+    value: Mapped[Any] = mapped_column(sa.JSON)
+    updated_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow, onupdate=utcnow)

@@ -1,0 +1,104 @@
+"""Bureau settings: rule parameters that DOMAIN.md marks as defaults.
+
+A bureau's own value wins; otherwise its parent's, up to the region; otherwise the default here.
+Later modules add their settings to ``SETTINGS`` in the same way.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from evalhub.core import audit
+from evalhub.core.errors import ValidationFailed
+from evalhub.core.models import Bureau, BureauSetting, User
+from evalhub.extensions import db
+
+
+@dataclass(frozen=True)
+class SettingDef:
+    key: str
+    label: str
+    section: str
+    default: Any
+    kind: str = "int"  # int, decimal, choice
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[tuple[str, str], ...] = ()
+    help: str = ""
+
+    def parse(self, raw: Any) -> Any:
+        if self.kind == "choice":
+            if raw not in {c[0] for c in self.choices}:
+                raise ValidationFailed(f"“{self.label}”的取值无效。", {self.key: "取值无效"})
+            return raw
+        try:
+            value = int(raw) if self.kind == "int" else float(raw)
+        except (TypeError, ValueError):
+            raise ValidationFailed(f"“{self.label}”必须是数字。", {self.key: "必须是数字"})
+        if self.minimum is not None and value < self.minimum:
+            raise ValidationFailed(f"“{self.label}”不能小于 {self.minimum:g}。", {self.key: f"不能小于 {self.minimum:g}"})
+        if self.maximum is not None and value > self.maximum:
+            raise ValidationFailed(f"“{self.label}”不能大于 {self.maximum:g}。", {self.key: f"不能大于 {self.maximum:g}"})
+        return value
+
+
+_DEGREES = (("college", "大专"), ("bachelor", "本科"), ("master", "硕士"), ("doctor", "博士"))
+_TITLES = (("junior", "初级"), ("intermediate", "中级"), ("associate_senior", "副高级"), ("senior", "正高级"))
+
+SETTINGS: dict[str, SettingDef] = {
+    s.key: s
+    for s in [
+        SettingDef("expert.min_years", "专家最低从业年限（年）", "专家库", 10, minimum=0, maximum=50),
+        SettingDef("expert.min_degree", "专家最低学历", "专家库", "bachelor", kind="choice", choices=_DEGREES),
+        SettingDef("expert.min_title", "专家最低职称", "专家库", "intermediate", kind="choice", choices=_TITLES),
+        SettingDef("expert.max_age", "专家最高年龄（岁）", "专家库", 65, minimum=30, maximum=80),
+        SettingDef("expert.tie_years", "专家回避关系追溯年限（年）", "专家库", 3, minimum=0, maximum=10),
+        SettingDef("firm.max_key_evaluations", "每家机构每年承接本局重点评价上限（项）", "第三方机构库", 5, minimum=1, maximum=100),
+        SettingDef("firm.rotation_years", "同一预算单位不得连续评价年限（年）", "第三方机构库", 1, minimum=0, maximum=5,
+                   help="0 表示不限制；1 表示不得连续两年评价同一预算单位。"),
+    ]
+}
+
+
+def get_setting(bureau: Bureau | None, key: str) -> Any:
+    definition = SETTINGS[key]
+    node = bureau
+    while node is not None:
+        row = db.session.execute(
+            sa.select(BureauSetting.value).where(BureauSetting.bureau_id == node.id, BureauSetting.key == key)
+        ).scalar_one_or_none()
+        if row is not None:
+            return row
+        node = node.parent
+    return definition.default
+
+
+def effective_settings(bureau: Bureau) -> list[tuple[SettingDef, Any, bool]]:
+    """Every setting with its effective value and whether this bureau set it itself."""
+    own = dict(db.session.execute(
+        sa.select(BureauSetting.key, BureauSetting.value).where(BureauSetting.bureau_id == bureau.id)
+    ).all())
+    return [(d, own[k] if k in own else get_setting(bureau, k), k in own) for k, d in SETTINGS.items()]
+
+
+def set_setting(bureau: Bureau, key: str, raw: Any, actor: User) -> Any:
+    definition = SETTINGS.get(key)
+    if definition is None:
+        raise ValidationFailed(f"未知的设置项：{key}")
+    value = definition.parse(raw)
+    row = db.session.execute(
+        sa.select(BureauSetting).where(BureauSetting.bureau_id == bureau.id, BureauSetting.key == key)
+    ).scalar_one_or_none()
+    old = row.value if row else get_setting(bureau, key)
+    if row is None:
+        row = BureauSetting(bureau_id=bureau.id, key=key, value=value, updated_by_id=actor.id)
+        db.session.add(row)
+    else:
+        row.value = value
+        row.updated_by_id = actor.id
+    audit.record("setting.changed", bureau, actor=actor, bureau_id=bureau.id,
+                 summary=f"{bureau.short_name} 修改设置“{definition.label}”：{old} → {value}",
+                 payload={"key": key, "old": old, "new": value})
+    return value

@@ -1,0 +1,207 @@
+"""Sign-in, the dashboard, and the spines' pages: audit log, draws, jobs, bureaus and their settings."""
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from evalhub.core import audit, draws, permissions
+from evalhub.core.enums import Role
+from evalhub.core.errors import ValidationFailed
+from evalhub.core.exports import to_xlsx
+from evalhub.core.forms import ActionForm, LoginForm
+from evalhub.core.models import AuditEvent, Bureau, BudgetUnit, Draw, Job, User
+from evalhub.core.services import authenticate
+from evalhub.core.settings import SETTINGS, effective_settings, set_setting
+from evalhub.core.timeutil import format_beijing
+from evalhub.core.web import load, paginate, require, wants_export, xlsx_response
+from evalhub.extensions import db, login_manager
+
+bp = Blueprint("core", __name__)
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    return db.session.get(User, int(user_id))
+
+
+def _safe_next(target: str | None) -> str:
+    if target and urlparse(target).netloc == "" and target.startswith("/") and not target.startswith("//"):
+        return target
+    return url_for("core.dashboard")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("core.dashboard"))
+    form = LoginForm()
+    status = 200
+    if form.validate_on_submit():
+        result = authenticate(form.username.data, form.password.data)
+        if result.user is not None:
+            login_user(result.user)
+            return redirect(_safe_next(request.args.get("next")))
+        form.form_errors = [result.error]
+        status = 401
+    elif request.method == "POST":
+        status = 400
+    return render_template("core/login.html", form=form), status
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout():
+    logout_user()
+    flash("您已退出登录。", "info")
+    return redirect(url_for("core.login"))
+
+
+@bp.route("/")
+@login_required
+def dashboard():
+    from evalhub.registry.models import Expert, Firm, FirmStatus
+
+    context: dict = {}
+    if current_user.role == Role.FIRM_USER:
+        return redirect(url_for("registry.firm_detail", firm_id=current_user.firm_id))
+    if current_user.role == Role.EXPERT:
+        return redirect(url_for("registry.expert_detail", expert_id=current_user.expert_id))
+    firms = permissions.scope(current_user, sa.select(Firm.status, sa.func.count()).group_by(Firm.status), Firm)
+    context["firm_counts"] = {status: count for status, count in db.session.execute(firms).all()}
+    context["pending"] = db.session.execute(
+        permissions.scope(current_user, sa.select(Firm).where(Firm.status == FirmStatus.PENDING)
+                          .order_by(Firm.applied_at), Firm).limit(10)
+    ).scalars().all()
+    context["expert_count"] = db.session.execute(
+        permissions.scope(current_user, sa.select(sa.func.count(Expert.id)), Expert)).scalar_one()
+    context["jobs"] = db.session.execute(
+        permissions.scope(current_user, sa.select(Job).order_by(Job.id.desc()), Job).limit(5)).scalars().all()
+    if permissions.can(current_user, "audit.view"):
+        context["events"] = db.session.execute(
+            permissions.scope(current_user, sa.select(AuditEvent).order_by(AuditEvent.id.desc()), AuditEvent)
+            .limit(8)).scalars().all()
+    return render_template("core/dashboard.html", FirmStatus=FirmStatus, **context)
+
+
+# --- audit log -------------------------------------------------------------------------------------
+
+@bp.route("/audit")
+@login_required
+def audit_list():
+    require("audit.view")
+    stmt = permissions.scope(current_user, sa.select(AuditEvent), AuditEvent)
+    action = request.args.get("action", "").strip()
+    object_type = request.args.get("object_type", "").strip()
+    actor = request.args.get("actor", "").strip()
+    if action:
+        stmt = stmt.where(AuditEvent.action.startswith(action))
+    if object_type:
+        stmt = stmt.where(AuditEvent.object_type == object_type)
+    if actor:
+        stmt = stmt.where(AuditEvent.actor_name == actor)
+    stmt = stmt.order_by(AuditEvent.id.desc())
+    if wants_export():
+        rows = [{"序号": e.id, "时间（北京）": format_beijing(e.occurred_at, "%Y-%m-%d %H:%M:%S"), "操作人": e.actor_name,
+                 "事件": e.action, "对象": f"{e.object_type}#{e.object_id or ''}", "摘要": e.summary, "哈希": e.hash}
+                for e in db.session.execute(stmt.limit(50000)).scalars()]
+        return xlsx_response(to_xlsx(rows, "审计日志"), "审计日志.xlsx")
+    return render_template("core/audit_list.html", page=paginate(stmt), form=ActionForm(),
+                           filters={"action": action, "object_type": object_type, "actor": actor})
+
+
+@bp.route("/audit/verify", methods=["POST"])
+@login_required
+def audit_verify():
+    require("audit.verify")
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    result = audit.verify_chain()
+    if result.ok:
+        flash(f"审计链完整：已校验 {result.checked} 个事件。", "success")
+    else:
+        flash(f"审计链断裂：{result.problem}", "danger")
+    return redirect(url_for("core.audit_list"))
+
+
+# --- draws -----------------------------------------------------------------------------------------
+
+@bp.route("/draws")
+@login_required
+def draw_list():
+    require("draw.view")
+    stmt = permissions.scope(current_user, sa.select(Draw), Draw)
+    return render_template("core/draw_list.html", page=paginate(stmt.order_by(Draw.id.desc())))
+
+
+@bp.route("/draws/<int:draw_id>")
+@login_required
+def draw_detail(draw_id: int):
+    record = load(Draw, draw_id, "draw.view")
+    return render_template("core/draw_detail.html", draw=record, check=draws.verify(record),
+                           redraws=db.session.execute(sa.select(Draw).where(Draw.redraw_of_id == record.id)).scalars().all())
+
+
+# --- jobs ------------------------------------------------------------------------------------------
+
+@bp.route("/jobs/<int:job_id>")
+@login_required
+def job_detail(job_id: int):
+    job = load(Job, job_id, "job.view")
+    if request.args.get("format") == "json":
+        return jsonify({"id": job.id, "status": job.status.value, "status_label": job.status.label,
+                        "progress": job.progress, "total": job.total, "percent": job.percent,
+                        "message": job.message, "finished": job.finished_at is not None})
+    return render_template("core/job_detail.html", job=job)
+
+
+# --- bureaus, budget units and settings ------------------------------------------------------------
+
+@bp.route("/bureaus")
+@login_required
+def bureau_list():
+    require("dashboard.bureau")
+    stmt = permissions.scope(current_user, sa.select(Bureau).order_by(Bureau.path), Bureau)
+    bureaus = db.session.execute(stmt).scalars().all()
+    return render_template("core/bureau_list.html", bureaus=bureaus)
+
+
+@bp.route("/bureaus/<int:bureau_id>")
+@login_required
+def bureau_detail(bureau_id: int):
+    bureau = load(Bureau, bureau_id, "bureau.view")
+    units = db.session.execute(sa.select(BudgetUnit).where(BudgetUnit.bureau_id == bureau.id)
+                               .order_by(BudgetUnit.name)).scalars().all()
+    return render_template("core/bureau_detail.html", bureau=bureau, units=units)
+
+
+@bp.route("/bureaus/<int:bureau_id>/settings", methods=["GET", "POST"])
+@login_required
+def bureau_settings(bureau_id: int):
+    bureau = load(Bureau, bureau_id, "bureau.settings")
+    form = ActionForm()
+    status = 200
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            abort(400)
+        current = {d.key: v for d, v, _own in effective_settings(bureau)}
+        try:
+            for key, definition in SETTINGS.items():
+                raw = request.form.get(key)
+                if raw is None or raw == "":
+                    continue
+                if str(definition.parse(raw)) != str(current[key]):
+                    set_setting(bureau, key, raw, current_user)
+            db.session.commit()
+            flash("设置已保存。", "success")
+            return redirect(url_for("core.bureau_settings", bureau_id=bureau.id))
+        except ValidationFailed as exc:
+            db.session.rollback()
+            errors = exc.fields
+            flash(exc.message, "danger")
+            status = 422
+    return render_template("core/bureau_settings.html", bureau=bureau, rows=effective_settings(bureau),
+                           form=form, errors=errors), status

@@ -1,0 +1,640 @@
+"""Registry rules: firm applications and library status, staff roster, recusal register, expert pool."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Iterable, Optional
+
+import sqlalchemy as sa
+
+from evalhub.core import audit, files, permissions
+from evalhub.core.enums import Field, Role
+from evalhub.core.errors import Conflict, ValidationFailed
+from evalhub.core.models import Bureau, BudgetUnit, User
+from evalhub.core.personal import id_number_digest, protect_id_number, validate_id_number
+from evalhub.core.services import create_user
+from evalhub.core.settings import get_setting
+from evalhub.core.timeutil import beijing_today, utcnow
+from evalhub.core.validators import validate_uscc
+from evalhub.extensions import db
+from evalhub.registry.models import (
+    CertificateKind,
+    CounterpartType,
+    Degree,
+    Expert,
+    ExpertStatus,
+    ExpertTie,
+    Firm,
+    FirmDocument,
+    FirmDocumentKind,
+    FirmKind,
+    FirmRelation,
+    FirmStaff,
+    FirmStatus,
+    FirmStatusChange,
+    LegalForm,
+    ProfessionalTitle,
+    RelationKind,
+    StaffCertificate,
+    StaffRole,
+    TieKind,
+    expert_field,
+    firm_field,
+)
+
+
+def _require_text(errors: dict[str, str], name: str, value: str | None, label: str, max_len: int) -> str:
+    value = (value or "").strip()
+    if not value:
+        errors[name] = f"请填写{label}"
+    elif len(value) > max_len:
+        errors[name] = f"{label}不能超过 {max_len} 个字符"
+    return value
+
+
+def _raise_if(errors: dict[str, str]) -> None:
+    if errors:
+        raise ValidationFailed("；".join(errors.values()) + "。", errors)
+
+
+def _enum(errors: dict[str, str], name: str, enum_cls, value: Any, label: str):
+    if isinstance(value, enum_cls):
+        return value
+    try:
+        return enum_cls.from_label(str(value or ""))
+    except ValueError:
+        errors[name] = f"{label}无效：{value or '（空）'}"
+        return None
+
+
+def parse_fields(errors: dict[str, str], values: Iterable[Any], name: str = "fields") -> list[Field]:
+    out: list[Field] = []
+    for v in values:
+        v = v.strip() if isinstance(v, str) else v
+        if not v:
+            continue
+        try:
+            out.append(v if isinstance(v, Field) else Field.from_label(v))
+        except ValueError:
+            errors[name] = f"业务领域无效：{v}"
+    if not out and name not in errors:
+        errors[name] = "请至少选择一个业务领域"
+    return list(dict.fromkeys(out))
+
+
+# --- firms -----------------------------------------------------------------------------------------
+
+@dataclass
+class FirmInput:
+    name: str
+    uscc: str
+    legal_form: Any
+    kind: Any
+    address: str
+    legal_representative: str
+    contact_name: str
+    contact_phone: str
+    fields: list[Any]
+    contact_email: str | None = None
+    founded_on: date | None = None
+    description: str | None = None
+    declares_no_major_violation: bool = False
+
+
+@dataclass
+class CleanFirm:
+    values: dict[str, Any]
+    fields: list[Field]
+
+
+def clean_firm(data: FirmInput, *, existing: Firm | None = None, require_declaration: bool = False) -> CleanFirm:
+    """Validate every field at once, so the user sees all problems together."""
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {
+        "name": _require_text(errors, "name", data.name, "机构名称", 120),
+        "address": _require_text(errors, "address", data.address, "住所地址", 200),
+        "legal_representative": _require_text(errors, "legal_representative", data.legal_representative, "法定代表人（负责人）", 50),
+        "contact_name": _require_text(errors, "contact_name", data.contact_name, "联系人", 50),
+        "contact_phone": _require_text(errors, "contact_phone", data.contact_phone, "联系电话", 30),
+        "contact_email": (data.contact_email or "").strip() or None,
+        "founded_on": data.founded_on,
+        "description": (data.description or "").strip() or None,
+        "declares_no_major_violation": bool(data.declares_no_major_violation),
+        "legal_form": _enum(errors, "legal_form", LegalForm, data.legal_form, "组织形式"),
+        "kind": _enum(errors, "kind", FirmKind, data.kind, "机构类型"),
+    }
+    try:
+        values["uscc"] = validate_uscc(data.uscc)
+        clash = db.session.execute(sa.select(Firm).where(Firm.uscc == values["uscc"])).scalar_one_or_none()
+        if clash is not None and clash is not existing:
+            errors["uscc"] = f"该统一社会信用代码已登记（{clash.name}，{clash.bureau.short_name}，{clash.status.label}）"
+    except ValidationFailed as exc:
+        errors["uscc"] = exc.fields["uscc"]
+    if values["contact_email"] and "@" not in values["contact_email"]:
+        errors["contact_email"] = "电子邮箱格式不正确"
+    if data.founded_on and data.founded_on > beijing_today():
+        errors["founded_on"] = "成立日期不能晚于今天"
+    if require_declaration and not values["declares_no_major_violation"]:
+        errors["declares_no_major_violation"] = "申请入库须承诺近三年在评价工作中无重大违法违规记录"
+    fields = parse_fields(errors, data.fields)
+    _raise_if(errors)
+    return CleanFirm(values, fields)
+
+
+def _set_firm_fields(firm: Firm, fields: list[Field]) -> None:
+    db.session.execute(firm_field.delete().where(firm_field.c.firm_id == firm.id))
+    if fields:
+        db.session.execute(firm_field.insert(), [{"firm_id": firm.id, "field": f} for f in fields])
+
+
+def create_firm(data: FirmInput, bureau: Bureau, actor: User | None, *, via: str = "staff",
+                clean: CleanFirm | None = None) -> Firm:
+    """Enter a firm into a bureau's library as a pending application.
+
+    ``via`` is "staff" (entered by bureau staff), "self" (the firm's own application) or "import".
+    """
+    clean = clean or clean_firm(data, require_declaration=(via == "self"))
+    firm = Firm(**clean.values, bureau_id=bureau.id, status=FirmStatus.PENDING,
+                status_since=utcnow(), applied_at=utcnow(), created_by_id=actor.id if actor else None)
+    db.session.add(firm)
+    db.session.flush()
+    _set_firm_fields(firm, clean.fields)
+    db.session.add(FirmStatusChange(firm_id=firm.id, from_status=None, to_status=FirmStatus.PENDING,
+                                    reason={"self": "机构自行申请入库", "import": "批量导入"}.get(via, "财政局录入"),
+                                    effective_from=beijing_today(), actor_id=actor.id if actor else None))
+    audit.record("firm.applied", firm, actor=actor,
+                 summary=f"{firm.name} 申请进入{bureau.short_name}第三方机构库（{'自行申请' if via == 'self' else '财政局录入' if via == 'staff' else '批量导入'}）",
+                 payload={"uscc": firm.uscc, "via": via})
+    return firm
+
+
+def register_firm_application(data: FirmInput, bureau: Bureau, *, username: str, password: str,
+                              display_name: str) -> tuple[Firm, User]:
+    """A firm's self-registration: the application and its first user account, in one transaction."""
+    errors: dict[str, str] = {}
+    clean = None
+    try:
+        clean = clean_firm(data, require_declaration=True)
+    except ValidationFailed as exc:
+        errors.update(exc.fields)
+    if not (username or "").strip():
+        errors["username"] = "请填写登录用户名"
+    elif db.session.execute(sa.select(User.id).where(User.username == username.strip())).first():
+        errors["username"] = "该用户名已被使用"
+    if len(password or "") < 8:
+        errors["password"] = "密码至少需要 8 位"
+    _raise_if(errors)
+    firm = create_firm(data, bureau, None, via="self", clean=clean)
+    user = create_user(username=username, password=password, display_name=display_name or data.contact_name,
+                       role=Role.FIRM_USER, actor=None, firm_id=firm.id, email=data.contact_email)
+    firm.created_by_id = user.id
+    return firm, user
+
+
+def update_firm(firm: Firm, data: FirmInput, actor: User) -> Firm:
+    clean = clean_firm(data, existing=firm)
+    changed = {k: v for k, v in clean.values.items() if getattr(firm, k) != v}
+    for k, v in clean.values.items():
+        setattr(firm, k, v)
+    old_fields = set(firm.fields)
+    _set_firm_fields(firm, clean.fields)
+    if set(clean.fields) != old_fields:
+        changed["fields"] = [f.value for f in clean.fields]
+    if changed:
+        audit.record("firm.updated", firm, actor=actor, summary=f"修改机构信息：{firm.name}",
+                     payload={"changed": sorted(changed)})
+    return firm
+
+
+@dataclass(frozen=True)
+class StatusAction:
+    name: str
+    label: str
+    sources: tuple[FirmStatus, ...]
+    target: FirmStatus
+    permission: str
+    needs_reason: bool = True
+
+
+FIRM_STATUS_ACTIONS: dict[str, StatusAction] = {
+    a.name: a
+    for a in [
+        StatusAction("admit", "准予入库", (FirmStatus.PENDING,), FirmStatus.ADMITTED, "firm.review", needs_reason=False),
+        StatusAction("reject", "不予入库", (FirmStatus.PENDING,), FirmStatus.REJECTED, "firm.review"),
+        StatusAction("suspend", "暂停", (FirmStatus.ADMITTED,), FirmStatus.SUSPENDED, "firm.status"),
+        StatusAction("reinstate", "恢复", (FirmStatus.SUSPENDED,), FirmStatus.ADMITTED, "firm.status"),
+        StatusAction("remove", "移出机构库", (FirmStatus.ADMITTED, FirmStatus.SUSPENDED), FirmStatus.REMOVED, "firm.status"),
+        StatusAction("blacklist", "列入黑名单",
+                     (FirmStatus.ADMITTED, FirmStatus.SUSPENDED, FirmStatus.REMOVED), FirmStatus.BLACKLISTED, "firm.status"),
+    ]
+}
+
+
+def available_status_actions(firm: Firm, user: User) -> list[StatusAction]:
+    return [a for a in FIRM_STATUS_ACTIONS.values()
+            if firm.status in a.sources and permissions.can(user, a.permission, firm)]
+
+
+def change_firm_status(firm: Firm, action: str, actor: User, *, reason: str | None = None,
+                       effective_from: date | None = None, effective_until: date | None = None) -> FirmStatusChange:
+    spec = FIRM_STATUS_ACTIONS.get(action)
+    if spec is None:
+        raise ValidationFailed(f"未知的操作：{action}", {"action": "未知的操作"})
+    permissions.require(actor, spec.permission, firm)
+    if firm.status not in spec.sources:
+        raise Conflict(f"机构当前状态为“{firm.status.label}”，不能执行“{spec.label}”。")
+    reason = (reason or "").strip()
+    errors: dict[str, str] = {}
+    if spec.needs_reason and not reason:
+        errors["reason"] = f"“{spec.label}”必须填写原因"
+    if len(reason) > 500:
+        errors["reason"] = "原因不能超过 500 个字符"
+    start = effective_from or beijing_today()
+    if effective_until and effective_until < start:
+        errors["effective_until"] = "截止日期不能早于生效日期"
+    if effective_until and spec.target not in (FirmStatus.SUSPENDED, FirmStatus.BLACKLISTED):
+        errors["effective_until"] = "只有暂停和列入黑名单可以设置截止日期"
+    _raise_if(errors)
+    change = FirmStatusChange(firm_id=firm.id, from_status=firm.status, to_status=spec.target,
+                              reason=reason or spec.label, effective_from=start, effective_until=effective_until,
+                              actor_id=actor.id)
+    db.session.add(change)
+    old = firm.status
+    firm.status = spec.target
+    firm.status_reason = reason or None
+    firm.status_since = utcnow()
+    firm.status_until = effective_until
+    if spec.target == FirmStatus.ADMITTED and firm.admitted_at is None:
+        firm.admitted_at = utcnow()
+    audit.record(f"firm.{action}", firm, actor=actor,
+                 summary=f"{firm.name}：{old.label} → {spec.target.label}" + (f"（{reason}）" if reason else ""),
+                 payload={"from": old, "to": spec.target, "reason": reason,
+                          "from_date": start, "until": effective_until})
+    return change
+
+
+def attach_firm_document(firm: Firm, kind: Any, filename: str, data: bytes, actor: User) -> FirmDocument:
+    errors: dict[str, str] = {}
+    kind = _enum(errors, "kind", FirmDocumentKind, kind, "材料类型")
+    _raise_if(errors)
+    allowed = files.LICENCE_KINDS if kind == FirmDocumentKind.LICENCE else files.DOCUMENT_KINDS + ("png", "jpg")
+    stored = files.store(filename, data, allowed=allowed, actor=actor)
+    document = FirmDocument(firm_id=firm.id, kind=kind, file_id=stored.id)
+    db.session.add(document)
+    audit.record("firm.document_added", firm, actor=actor, summary=f"{firm.name} 上传{kind.label}：{stored.original_name}",
+                 payload={"sha256": stored.sha256, "kind": kind})
+    return document
+
+
+# --- staff roster ----------------------------------------------------------------------------------
+
+@dataclass
+class StaffInput:
+    name: str
+    id_number: str
+    role: Any
+    years_experience: Any
+    title: str | None = None
+    phone: str | None = None
+    certificates: list[tuple[Any, str | None]] = field(default_factory=list)  # (kind, number)
+
+
+def add_staff(firm: Firm, data: StaffInput, actor: User) -> FirmStaff:
+    permissions.require(actor, "firm.staff.manage", firm)
+    errors: dict[str, str] = {}
+    name = _require_text(errors, "name", data.name, "姓名", 50)
+    role = _enum(errors, "role", StaffRole, data.role, "岗位")
+    try:
+        years = int(data.years_experience)
+        if not 0 <= years <= 60:
+            errors["years_experience"] = "从业年限应在 0–60 年之间"
+    except (TypeError, ValueError):
+        errors["years_experience"] = "从业年限必须是整数"
+        years = 0
+    protected = {}
+    try:
+        number = validate_id_number(data.id_number)
+        protected = protect_id_number(number)
+        twin = db.session.execute(
+            sa.select(FirmStaff).where(FirmStaff.id_number_digest == protected["id_number_digest"],
+                                       FirmStaff.active.is_(True))
+        ).scalars().first()
+        if twin is not None:
+            where = "本机构名册" if twin.firm_id == firm.id else "其他机构名册"
+            errors["id_number"] = f"该人员已在{where}中登记，同一人员不得同时在多家机构执业"
+    except ValidationFailed as exc:
+        errors.update(exc.fields)
+    certificates = []
+    for kind, number in data.certificates:
+        if not kind:
+            continue
+        cert_kind = _enum(errors, "certificates", CertificateKind, kind, "证书类型")
+        certificates.append(StaffCertificate(kind=cert_kind, number=(number or "").strip() or None))
+    _raise_if(errors)
+    staff = FirmStaff(firm_id=firm.id, name=name, role=role, years_experience=years,
+                      title=(data.title or "").strip() or None, phone=(data.phone or "").strip() or None,
+                      certificates=certificates, **protected)
+    db.session.add(staff)
+    db.session.flush()
+    audit.record("firm.staff_added", firm, actor=actor, summary=f"{firm.name} 名册新增 {name}（{role.label}）",
+                 payload={"staff_id": staff.id, "id_masked": staff.id_number_masked})
+    return staff
+
+
+def deactivate_staff(staff: FirmStaff, actor: User, reason: str) -> None:
+    permissions.require(actor, "firm.staff.manage", staff.firm)
+    if not (reason or "").strip():
+        raise ValidationFailed("请填写人员离岗原因。", {"reason": "必填"})
+    if not staff.active:
+        raise Conflict("该人员已不在名册中。")
+    staff.active = False
+    audit.record("firm.staff_removed", staff.firm, actor=actor,
+                 summary=f"{staff.firm.name} 名册移除 {staff.name}：{reason.strip()}", payload={"staff_id": staff.id})
+
+
+# --- recusal register ------------------------------------------------------------------------------
+
+def add_relation(firm: Firm, *, kind: Any, bureau_id: int | None, budget_unit_id: int | None,
+                 start_date: date | None, end_date: date | None, note: str | None, actor: User) -> FirmRelation:
+    permissions.require(actor, "firm.relation.manage", firm)
+    errors: dict[str, str] = {}
+    kind = _enum(errors, "kind", RelationKind, kind, "关系类型")
+    if bool(bureau_id) == bool(budget_unit_id):
+        errors["counterpart"] = "请选择一个关联方：财政局或预算单位（只能选一个）"
+    elif bureau_id and db.session.get(Bureau, bureau_id) is None:
+        errors["counterpart"] = "关联的财政局不存在"
+    elif budget_unit_id and db.session.get(BudgetUnit, budget_unit_id) is None:
+        errors["counterpart"] = "关联的预算单位不存在"
+    if start_date is None:
+        errors["start_date"] = "请填写关系开始日期"
+    elif end_date and end_date < start_date:
+        errors["end_date"] = "结束日期不能早于开始日期"
+    _raise_if(errors)
+    relation = FirmRelation(firm_id=firm.id, kind=kind, bureau_id=bureau_id or None,
+                            budget_unit_id=budget_unit_id or None, start_date=start_date, end_date=end_date,
+                            note=(note or "").strip() or None, created_by_id=actor.id)
+    db.session.add(relation)
+    db.session.flush()
+    audit.record("firm.relation_added", firm, actor=actor,
+                 summary=f"{firm.name} 登记回避关系：{kind.label} — {relation.counterpart_name}",
+                 payload={"relation_id": relation.id, "kind": kind, "bureau_id": bureau_id,
+                          "budget_unit_id": budget_unit_id, "start": start_date, "end": end_date})
+    return relation
+
+
+def end_relation(relation: FirmRelation, end_date: date, actor: User) -> None:
+    permissions.require(actor, "firm.relation.manage", relation.firm)
+    if end_date < relation.start_date:
+        raise ValidationFailed("结束日期不能早于开始日期。", {"end_date": "结束日期不能早于开始日期"})
+    relation.end_date = end_date
+    audit.record("firm.relation_ended", relation.firm, actor=actor,
+                 summary=f"{relation.firm.name} 回避关系结束：{relation.kind.label} — {relation.counterpart_name}",
+                 payload={"relation_id": relation.id, "end": end_date})
+
+
+def firm_recusal_reasons(firm: Firm, *, bureau_ids: Iterable[int] = (), budget_unit_ids: Iterable[int] = (),
+                         on: date | None = None) -> list[str]:
+    """Why this firm must recuse itself from work involving these bureaus or budget units (empty: none)."""
+    on = on or beijing_today()
+    bureau_ids, budget_unit_ids = set(bureau_ids), set(budget_unit_ids)
+    reasons = []
+    for rel in firm.relations:
+        if not rel.active_on(on):
+            continue
+        if (rel.bureau_id and rel.bureau_id in bureau_ids) or (rel.budget_unit_id and rel.budget_unit_id in budget_unit_ids):
+            reasons.append(f"与{rel.counterpart_name}存在{rel.kind.label}关系（自 {rel.start_date:%Y-%m-%d}）")
+    return reasons
+
+
+# --- experts ---------------------------------------------------------------------------------------
+
+@dataclass
+class ExpertInput:
+    name: str
+    id_number: str
+    employer: str
+    title: Any
+    degree: Any
+    years_in_field: Any
+    birth_year: Any
+    fields: list[Any]
+    phone: str | None = None
+    email: str | None = None
+
+
+@dataclass
+class CleanExpert:
+    values: dict[str, Any]
+    fields: list[Field]
+
+
+def clean_expert(data: ExpertInput, *, existing: Expert | None = None) -> CleanExpert:
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {
+        "name": _require_text(errors, "name", data.name, "姓名", 50),
+        "employer": _require_text(errors, "employer", data.employer, "工作单位", 120),
+        "title": _enum(errors, "title", ProfessionalTitle, data.title, "职称"),
+        "degree": _enum(errors, "degree", Degree, data.degree, "学历"),
+        "phone": (data.phone or "").strip() or None,
+        "email": (data.email or "").strip() or None,
+    }
+    this_year = beijing_today().year
+    try:
+        values["years_in_field"] = int(data.years_in_field)
+        if not 0 <= values["years_in_field"] <= 60:
+            errors["years_in_field"] = "从业年限应在 0–60 年之间"
+    except (TypeError, ValueError):
+        errors["years_in_field"] = "从业年限必须是整数"
+    try:
+        values["birth_year"] = int(data.birth_year)
+        if not this_year - 100 <= values["birth_year"] <= this_year - 18:
+            errors["birth_year"] = "出生年份不合理"
+    except (TypeError, ValueError):
+        errors["birth_year"] = "出生年份必须是四位整数"
+    if existing is None or (data.id_number and data.id_number != existing.id_number_masked):
+        try:
+            number = validate_id_number(data.id_number)
+            protected = protect_id_number(number)
+            clash = db.session.execute(
+                sa.select(Expert).where(Expert.id_number_digest == protected["id_number_digest"])
+            ).scalar_one_or_none()
+            if clash is not None and clash is not existing:
+                errors["id_number"] = f"该身份证号码已在专家库中登记（{clash.name}）"
+            values.update(protected)
+            if "birth_year" in values and int(number[6:10]) != values["birth_year"]:
+                errors["birth_year"] = "出生年份与身份证号码不一致"
+        except ValidationFailed as exc:
+            errors.update(exc.fields)
+    fields = parse_fields(errors, data.fields)
+    _raise_if(errors)
+    return CleanExpert(values, fields)
+
+
+def _set_expert_fields(expert: Expert, fields: list[Field]) -> None:
+    db.session.execute(expert_field.delete().where(expert_field.c.expert_id == expert.id))
+    if fields:
+        db.session.execute(expert_field.insert(), [{"expert_id": expert.id, "field": f} for f in fields])
+
+
+def create_expert(data: ExpertInput, bureau: Bureau, actor: User | None, *, clean: CleanExpert | None = None) -> Expert:
+    clean = clean or clean_expert(data)
+    expert = Expert(**clean.values, bureau_id=bureau.id, status=ExpertStatus.ACTIVE)
+    db.session.add(expert)
+    db.session.flush()
+    _set_expert_fields(expert, clean.fields)
+    # The current employer is itself a tie that avoidance must see.
+    db.session.add(ExpertTie(expert_id=expert.id, counterpart_type=CounterpartType.OTHER,
+                             counterpart_name=expert.employer, kind=TieKind.EMPLOYMENT,
+                             start_date=beijing_today(), note="入库时登记的工作单位"))
+    audit.record("expert.created", expert, actor=actor, summary=f"{bureau.short_name}专家库新增专家 {expert.name}（{expert.employer}）",
+                 payload={"id_masked": expert.id_number_masked})
+    return expert
+
+
+def update_expert(expert: Expert, data: ExpertInput, actor: User) -> Expert:
+    permissions.require(actor, "expert.edit", expert)
+    clean = clean_expert(data, existing=expert)
+    changed = sorted(k for k, v in clean.values.items() if getattr(expert, k) != v)
+    old_employer = expert.employer
+    for k, v in clean.values.items():
+        setattr(expert, k, v)
+    _set_expert_fields(expert, clean.fields)
+    if expert.employer != old_employer:
+        today = beijing_today()
+        for tie in expert.ties:
+            if tie.kind == TieKind.EMPLOYMENT and tie.end_date is None:
+                tie.end_date = today  # kept: a former employer still counts for 3 years
+        expert.ties.append(ExpertTie(counterpart_type=CounterpartType.OTHER, counterpart_name=expert.employer,
+                                     kind=TieKind.EMPLOYMENT, start_date=today, note="工作单位变更"))
+    audit.record("expert.updated", expert, actor=actor, summary=f"修改专家信息：{expert.name}", payload={"changed": changed})
+    return expert
+
+
+def expert_eligibility(expert: Expert, bureau: Bureau | None = None, *, on: date | None = None) -> list[str]:
+    """Why this expert does not meet the pool's admission thresholds (empty: eligible). Thresholds are settings."""
+    bureau = bureau or expert.bureau
+    on = on or beijing_today()
+    reasons = []
+    min_years = get_setting(bureau, "expert.min_years")
+    if expert.years_in_field < min_years:
+        reasons.append(f"从业年限 {expert.years_in_field} 年，低于 {min_years} 年")
+    min_degree = Degree(get_setting(bureau, "expert.min_degree"))
+    if expert.degree.rank < min_degree.rank:
+        reasons.append(f"学历为{expert.degree.label}，低于{min_degree.label}")
+    min_title = ProfessionalTitle(get_setting(bureau, "expert.min_title"))
+    if expert.title.rank < min_title.rank:
+        reasons.append(f"职称为{expert.title.label}，低于{min_title.label}")
+    max_age = get_setting(bureau, "expert.max_age")
+    age = on.year - expert.birth_year
+    if age > max_age:
+        reasons.append(f"年龄 {age} 岁，超过 {max_age} 岁")
+    return reasons
+
+
+def expert_is_drawable(expert: Expert, on: date | None = None) -> list[str]:
+    """Reasons this expert cannot be drawn today (status, availability, eligibility)."""
+    on = on or beijing_today()
+    reasons = []
+    if expert.status != ExpertStatus.ACTIVE:
+        reasons.append(f"专家状态为“{expert.status.label}”")
+    if not expert.available and (expert.unavailable_until is None or expert.unavailable_until >= on):
+        until = f"至 {expert.unavailable_until:%Y-%m-%d}" if expert.unavailable_until else ""
+        reasons.append(f"专家声明暂不可用{until}")
+    reasons.extend(expert_eligibility(expert, on=on))
+    return reasons
+
+
+EXPERT_STATUS_ACTIONS = {
+    "suspend": ("暂停", (ExpertStatus.ACTIVE,), ExpertStatus.SUSPENDED),
+    "reinstate": ("恢复", (ExpertStatus.SUSPENDED,), ExpertStatus.ACTIVE),
+    "remove": ("移出专家库", (ExpertStatus.ACTIVE, ExpertStatus.SUSPENDED), ExpertStatus.REMOVED),
+}
+
+
+def change_expert_status(expert: Expert, action: str, reason: str, actor: User) -> None:
+    permissions.require(actor, "expert.status", expert)
+    if action not in EXPERT_STATUS_ACTIONS:
+        raise ValidationFailed(f"未知的操作：{action}", {"action": "未知的操作"})
+    label, sources, target = EXPERT_STATUS_ACTIONS[action]
+    if expert.status not in sources:
+        raise Conflict(f"专家当前状态为“{expert.status.label}”，不能执行“{label}”。")
+    if not (reason or "").strip():
+        raise ValidationFailed(f"“{label}”必须填写原因。", {"reason": "必填"})
+    old = expert.status
+    expert.status = target
+    expert.status_reason = reason.strip()
+    audit.record(f"expert.{action}", expert, actor=actor, summary=f"专家 {expert.name}：{old.label} → {target.label}（{reason.strip()}）",
+                 payload={"from": old, "to": target, "reason": reason.strip()})
+
+
+def set_expert_availability(expert: Expert, *, available: bool, until: date | None, note: str | None, actor: User) -> None:
+    permissions.require(actor, "expert.self", expert)
+    if not available and until and until < beijing_today():
+        raise ValidationFailed("不可用截止日期不能早于今天。", {"unavailable_until": "日期已过"})
+    expert.available = available
+    expert.unavailable_until = None if available else until
+    expert.availability_note = (note or "").strip() or None
+    audit.record("expert.availability", expert, actor=actor,
+                 summary=f"专家 {expert.name} 可用状态：{'可参加评审' if available else '暂不可用'}"
+                         + (f"（至 {until:%Y-%m-%d}）" if until and not available else ""),
+                 payload={"available": available, "until": until})
+
+
+def add_expert_tie(expert: Expert, *, kind: Any, counterpart_type: Any, counterpart_name: str | None,
+                   firm_id: int | None, bureau_id: int | None, budget_unit_id: int | None,
+                   start_date: date | None, end_date: date | None, note: str | None, actor: User) -> ExpertTie:
+    permissions.require(actor, "expert.self", expert)
+    errors: dict[str, str] = {}
+    kind = _enum(errors, "kind", TieKind, kind, "关系类型")
+    ctype = _enum(errors, "counterpart_type", CounterpartType, counterpart_type, "关联方类型")
+    name = (counterpart_name or "").strip()
+    target = None
+    if ctype == CounterpartType.FIRM:
+        target = db.session.get(Firm, firm_id) if firm_id else None
+    elif ctype == CounterpartType.BUREAU:
+        target = db.session.get(Bureau, bureau_id) if bureau_id else None
+    elif ctype == CounterpartType.BUDGET_UNIT:
+        target = db.session.get(BudgetUnit, budget_unit_id) if budget_unit_id else None
+    if ctype and ctype != CounterpartType.OTHER and target is None:
+        errors["counterpart"] = f"请选择关联的{ctype.label}"
+    if ctype == CounterpartType.OTHER and not name:
+        errors["counterpart_name"] = "请填写关联单位名称"
+    if start_date is None:
+        errors["start_date"] = "请填写关系开始日期"
+    elif end_date and end_date < start_date:
+        errors["end_date"] = "结束日期不能早于开始日期"
+    _raise_if(errors)
+    tie = ExpertTie(expert_id=expert.id, counterpart_type=ctype, kind=kind,
+                    firm_id=target.id if ctype == CounterpartType.FIRM else None,
+                    bureau_id=target.id if ctype == CounterpartType.BUREAU else None,
+                    budget_unit_id=target.id if ctype == CounterpartType.BUDGET_UNIT else None,
+                    counterpart_name=target.name if target is not None else name,
+                    start_date=start_date, end_date=end_date, note=(note or "").strip() or None)
+    db.session.add(tie)
+    db.session.flush()
+    audit.record("expert.tie_added", expert, actor=actor,
+                 summary=f"专家 {expert.name} 申报关系：{kind.label} — {tie.counterpart_name}",
+                 payload={"tie_id": tie.id, "kind": kind, "type": ctype})
+    return tie
+
+
+def expert_avoidance_reasons(expert: Expert, *, firm_ids: Iterable[int] = (), bureau_ids: Iterable[int] = (),
+                             budget_unit_ids: Iterable[int] = (), names: Iterable[str] = (),
+                             on: date | None = None) -> list[str]:
+    """Why this expert must avoid work involving these parties: a tie still current or ended within
+    the look-back window (default 3 years, a setting). Names match free-text employers."""
+    on = on or beijing_today()
+    years = get_setting(expert.bureau, "expert.tie_years")
+    horizon = date(on.year - years, on.month, min(on.day, 28))
+    firm_ids, bureau_ids, unit_ids = set(firm_ids), set(bureau_ids), set(budget_unit_ids)
+    names = {n.strip() for n in names if n}
+    reasons = []
+    for tie in expert.ties:
+        if tie.end_date is not None and tie.end_date < horizon:
+            continue
+        hit = ((tie.firm_id and tie.firm_id in firm_ids) or (tie.bureau_id and tie.bureau_id in bureau_ids)
+               or (tie.budget_unit_id and tie.budget_unit_id in unit_ids) or tie.counterpart_name in names)
+        if hit:
+            when = "至今" if tie.end_date is None else f"至 {tie.end_date:%Y-%m-%d}"
+            reasons.append(f"与{tie.counterpart_name}存在{tie.kind.label}关系（{tie.start_date:%Y-%m-%d} {when}）")
+    return reasons

@@ -1,0 +1,93 @@
+"""Test fixtures. SQLite by default; PostgreSQL when EVALHUB_TEST_DATABASE_URL is set.
+
+The schema is built once per session; every test starts from empty tables.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+import sqlalchemy as sa
+
+from evalhub import create_app
+from evalhub.extensions import db
+from tests import factories
+
+TEST_DATABASE_URL = os.environ.get("EVALHUB_TEST_DATABASE_URL")
+
+
+def pytest_report_header(config):
+    return f"evalhub test database: {'PostgreSQL ' + TEST_DATABASE_URL if TEST_DATABASE_URL else 'SQLite (temporary file)'}"
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory):
+    base = tmp_path_factory.mktemp("evalhub")
+    url = TEST_DATABASE_URL or f"sqlite:///{base / 'test.sqlite3'}"
+    app = create_app({
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": url,
+        "WTF_CSRF_ENABLED": False,
+        "JOBS_IMMEDIATE": True,
+        "FILE_STORE": base / "files",
+        "SECRET_KEY": "test-secret",
+        "FIELD_KEY": "test-field-key",
+        "SESSION_COOKIE_SECURE": False,
+        "SERVER_NAME": None,
+    })
+    from evalhub.core import jobs
+
+    app.config["JOBS_IMMEDIATE"] = True
+    jobs.configure(app)
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+
+
+def _empty_all_tables() -> None:
+    db.session.rollback()
+    tables = [t.name for t in db.metadata.sorted_tables]
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+    else:
+        for table in reversed(db.metadata.sorted_tables):
+            db.session.execute(table.delete())
+    db.session.commit()
+
+
+@pytest.fixture()
+def app_ctx(app):
+    with app.app_context():
+        yield app
+        db.session.remove()
+        with app.app_context():
+            _empty_all_tables()
+
+
+@pytest.fixture()
+def world(app_ctx):
+    """Bureaus at every level, budget units, and one user of every role."""
+    return factories.make_world()
+
+
+@pytest.fixture()
+def client(app, app_ctx):
+    return app.test_client()
+
+
+@pytest.fixture()
+def login(client):
+    """login(user) signs the test client in as that user (password from the factories)."""
+
+    def do(user):
+        client.post("/logout")
+        response = client.post("/login", data={"username": user.username, "password": factories.PASSWORD})
+        assert response.status_code == 302, response.get_data(as_text=True)[:500]
+        return client
+
+    return do

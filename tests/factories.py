@@ -1,0 +1,99 @@
+"""Builders for test data, going through the real services so the data obeys the rules."""
+from __future__ import annotations
+
+import itertools
+from types import SimpleNamespace
+
+from evalhub.core.enums import BureauLevel, Field, Role
+from evalhub.core.models import Bureau, BudgetUnit, User
+from evalhub.core.services import hash_password
+from evalhub.core.validators import compose_id_number, compose_uscc
+from evalhub.extensions import db
+from evalhub.registry import services as registry
+from evalhub.registry.models import Degree, FirmStatus, ProfessionalTitle
+
+PASSWORD = "correct-horse-1"
+_seq = itertools.count(1)
+
+
+def bureau(code: str, name: str, short: str, level: BureauLevel, parent: Bureau | None = None) -> Bureau:
+    b = Bureau(code=code, name=name, short_name=short, level=level, parent=parent,
+               path=(parent.path if parent else "") + code + "/")
+    db.session.add(b)
+    db.session.flush()
+    return b
+
+
+def user(username: str, role: Role, **org) -> User:
+    u = User(username=username, password_hash=hash_password(PASSWORD), display_name=username, role=role, **org)
+    db.session.add(u)
+    db.session.flush()
+    return u
+
+
+def uscc(division: str = "652800") -> str:
+    n = next(_seq)
+    return compose_uscc(division, f"MA{n:06d}X")
+
+
+def id_number(division: str = "652801", birth: str = "19700101") -> str:
+    return compose_id_number(division, birth, next(_seq) % 1000)
+
+
+def firm_input(**overrides) -> registry.FirmInput:
+    n = next(_seq)
+    values = dict(name=f"测试评价咨询有限公司{n}", uscc=uscc(), legal_form="有限责任公司", kind="咨询公司",
+                  address="新疆库尔勒市人民东路 1 号", legal_representative="张三", contact_name="李四",
+                  contact_phone="0996-2000000", fields=[Field.FINANCE], declares_no_major_violation=True)
+    values.update(overrides)
+    return registry.FirmInput(**values)
+
+
+def firm(bureau: Bureau, status: FirmStatus = FirmStatus.ADMITTED, actor: User | None = None, **overrides):
+    f = registry.create_firm(firm_input(**overrides), bureau, actor)
+    if status != FirmStatus.PENDING:
+        f.status = status  # shortcut for fixtures; the status services have their own tests
+    db.session.flush()
+    return f
+
+
+def expert_input(**overrides) -> registry.ExpertInput:
+    values = dict(name=f"专家{next(_seq)}", id_number=id_number(), employer="新疆财经大学",
+                  title=ProfessionalTitle.SENIOR, degree=Degree.MASTER, years_in_field=15, birth_year=1970,
+                  fields=[Field.FINANCE])
+    values.update(overrides)
+    return registry.ExpertInput(**values)
+
+
+def expert(bureau: Bureau, **overrides):
+    e = registry.create_expert(expert_input(**overrides), bureau, None)
+    db.session.flush()
+    return e
+
+
+def make_world() -> SimpleNamespace:
+    region = bureau("650000", "新疆维吾尔自治区财政厅", "自治区", BureauLevel.REGION)
+    bz = bureau("652800", "巴音郭楞蒙古自治州财政局", "巴州", BureauLevel.PREFECTURE, region)
+    kz = bureau("653000", "克孜勒苏柯尔克孜自治州财政局", "克州", BureauLevel.PREFECTURE, region)
+    krl = bureau("652801", "库尔勒市财政局", "库尔勒市", BureauLevel.COUNTY, bz)
+    lt = bureau("652822", "轮台县财政局", "轮台县", BureauLevel.COUNTY, bz)
+    ats = bureau("653001", "阿图什市财政局", "阿图什市", BureauLevel.COUNTY, kz)
+    units = {}
+    for b, name in [(bz, "巴州统计局"), (bz, "巴州民政局"), (lt, "轮台县医疗保障局"), (kz, "克州农业农村局")]:
+        u = BudgetUnit(bureau_id=b.id, name=name)
+        db.session.add(u)
+        units[name] = u
+    db.session.flush()
+    w = SimpleNamespace(region=region, bz=bz, kz=kz, krl=krl, lt=lt, ats=ats, units=units)
+    w.sysadmin = user("admin", Role.SYSTEM_ADMIN)
+    for key, b in [("region", region), ("bz", bz), ("kz", kz), ("krl", krl), ("lt", lt), ("ats", ats)]:
+        setattr(w, f"{key}_admin", user(f"{key}.admin", Role.BUREAU_ADMIN, bureau_id=b.id))
+        setattr(w, f"{key}_staff", user(f"{key}.staff", Role.BUREAU_STAFF, bureau_id=b.id))
+    w.firm = firm(bz, FirmStatus.ADMITTED, name="巴州示范评价咨询有限公司")
+    w.firm_user = user("firm1", Role.FIRM_USER, firm_id=w.firm.id)
+    w.other_firm = firm(kz, FirmStatus.ADMITTED, name="克州另一家评价有限公司")
+    w.other_firm_user = user("firm2", Role.FIRM_USER, firm_id=w.other_firm.id)
+    w.expert = expert(bz, name="王专家")
+    w.expert_user = user("expert1", Role.EXPERT, expert_id=w.expert.id)
+    db.session.commit()
+    return w
