@@ -33,6 +33,7 @@ def app(tmp_path_factory):
         "SECRET_KEY": "test-secret",
         "FIELD_KEY": "test-field-key",
         "SESSION_COOKIE_SECURE": False,
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         "SERVER_NAME": None,
     })
     from evalhub.core import jobs

@@ -1,0 +1,164 @@
+"""Core pages: sign-in, lock-out, CSRF, session cookies, and the refusals on audit, draws, jobs and settings."""
+from __future__ import annotations
+
+import io
+
+import pytest
+import sqlalchemy as sa
+
+from evalhub.core import draws, jobs
+from evalhub.core.enums import JobStatus
+from evalhub.core.models import BureauSetting, Job
+from evalhub.extensions import db
+from tests import factories
+
+
+def test_login_failure_is_a_4xx_with_a_chinese_message(client, world):
+    response = client.post("/login", data={"username": "bz.admin", "password": "wrong"})
+    assert response.status_code == 401
+    assert "用户名或密码错误" in response.get_data(as_text=True)
+    response = client.post("/login", data={"username": "", "password": ""})
+    assert response.status_code == 400 and "请输入用户名" in response.get_data(as_text=True)
+
+
+def test_login_locks_after_five_failures(client, world):
+    for _ in range(5):
+        client.post("/login", data={"username": "bz.staff", "password": "wrong"})
+    response = client.post("/login", data={"username": "bz.staff", "password": factories.PASSWORD})
+    assert response.status_code == 401 and "锁定" in response.get_data(as_text=True)
+
+
+def test_login_redirects_only_to_local_pages(client, world):
+    response = client.post("/login?next=https://evil.example/", data={"username": "bz.admin", "password": factories.PASSWORD})
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+
+
+def test_anonymous_users_are_sent_to_login(client, world):
+    for path in ["/", "/audit", "/draws", "/bureaus", f"/bureaus/{world.bz.id}/settings"]:
+        response = client.get(path)
+        assert response.status_code == 302 and "/login" in response.headers["Location"], path
+
+
+def test_csrf_is_enforced_on_forms(app, client, world):
+    app.config["WTF_CSRF_ENABLED"] = True
+    try:
+        response = client.post("/login", data={"username": "bz.admin", "password": factories.PASSWORD})
+        assert response.status_code == 400 and "CSRF" in response.get_data(as_text=True)
+    finally:
+        app.config["WTF_CSRF_ENABLED"] = False
+
+
+def test_session_cookie_settings(app):
+    from evalhub.config import Config
+    import pathlib, tempfile, os
+
+    assert app.config["SESSION_COOKIE_HTTPONLY"] and app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+    os.environ["EVALHUB_ENV"] = "production"
+    os.environ["EVALHUB_SECRET_KEY"] = "prod-secret"
+    try:
+        production = Config(pathlib.Path(tempfile.mkdtemp()))
+        assert production.SESSION_COOKIE_SECURE and production.REMEMBER_COOKIE_SECURE
+        del os.environ["EVALHUB_SECRET_KEY"]
+        with pytest.raises(RuntimeError):
+            Config(pathlib.Path(tempfile.mkdtemp()))
+    finally:
+        os.environ.pop("EVALHUB_ENV", None)
+        os.environ.pop("EVALHUB_SECRET_KEY", None)
+
+
+@pytest.mark.parametrize("username, status", [
+    ("sysadmin", 200), ("region_admin", 200), ("bz_admin", 200),
+    ("bz_staff", 403), ("firm_user", 403), ("expert_user", 403),
+])
+def test_audit_log_page(world, login, username, status):
+    client = login(getattr(world, username))
+    assert client.get("/audit").status_code == status
+    if status == 200:
+        export = client.get("/audit?export=xlsx")
+        assert export.status_code == 200 and export.data[:2] == b"PK"
+
+
+def test_only_the_system_admin_verifies_the_chain_from_the_page(world, login):
+    assert login(world.bz_admin).post("/audit/verify").status_code == 403
+    response = login(world.sysadmin).post("/audit/verify", follow_redirects=True)
+    assert response.status_code == 200 and "审计链完整" in response.get_data(as_text=True)
+
+
+def test_draw_pages_are_scoped(world, login):
+    record = draws.draw("测试", range(1, 10), 2, actor=world.krl_admin, bureau_id=world.krl.id)
+    db.session.commit()
+    for username, status in [("krl_staff", 200), ("bz_admin", 200), ("region_staff", 200), ("lt_admin", 403),
+                             ("kz_admin", 403), ("firm_user", 403), ("expert_user", 403)]:
+        client = login(getattr(world, username))
+        assert client.get(f"/draws/{record.id}").status_code == status, username
+    body = login(world.krl_staff).get(f"/draws/{record.id}").get_data(as_text=True)
+    assert "复算一致" in body and record.seed in body
+    assert login(world.firm_user).get("/draws").status_code == 403
+
+
+def test_settings_page_saves_valid_values_and_refuses_bad_ones(world, login):
+    client = login(world.bz_admin)
+    assert client.get(f"/bureaus/{world.bz.id}/settings").status_code == 200
+    response = client.post(f"/bureaus/{world.bz.id}/settings", data={"expert.max_age": "abc"})
+    assert response.status_code == 422 and "必须是数字" in response.get_data(as_text=True)
+    assert db.session.execute(sa.select(sa.func.count(BureauSetting.id))).scalar_one() == 0
+    response = client.post(f"/bureaus/{world.bz.id}/settings", data={"expert.max_age": "70", "expert.min_years": "10"})
+    assert response.status_code == 302
+    rows = db.session.execute(sa.select(BureauSetting.key, BureauSetting.value)).all()
+    assert rows == [("expert.max_age", 70)]  # unchanged values are not stored as overrides
+    for username in ["bz_staff", "krl_admin", "region_admin", "firm_user", "expert_user"]:
+        assert login(getattr(world, username)).get(f"/bureaus/{world.bz.id}/settings").status_code == 403
+
+
+def test_bureau_pages_are_scoped(world, login):
+    assert login(world.lt_admin).get(f"/bureaus/{world.krl.id}").status_code == 403
+    assert login(world.bz_staff).get(f"/bureaus/{world.krl.id}").status_code == 200
+    listing = login(world.lt_admin).get("/bureaus").get_data(as_text=True)
+    assert "轮台县财政局" in listing and "库尔勒市财政局" not in listing
+    assert login(world.firm_user).get("/bureaus").status_code == 403
+
+
+# --- background jobs -------------------------------------------------------------------------------
+
+@jobs.job_kind("test.count")
+def _count_job(job, report):
+    for i in range(1, 4):
+        report(i, 3, f"第 {i} 步")
+    return {"message": f"数到 {job.params['n']}"}
+
+
+@jobs.job_kind("test.boom")
+def _boom_job(job, report):
+    raise RuntimeError("坏了")
+
+
+def test_jobs_record_progress_and_result(world, login):
+    job = jobs.submit("test.count", "计数", {"n": 3}, actor=world.bz_admin, bureau_id=world.bz.id)
+    assert job.status == JobStatus.SUCCEEDED and job.progress == 3 and job.percent == 100
+    assert job.result["message"] == "数到 3"
+    failed = jobs.submit("test.boom", "出错", {}, actor=world.bz_admin, bureau_id=world.bz.id)
+    assert failed.status == JobStatus.FAILED and "坏了" in failed.message
+    client = login(world.bz_admin)
+    data = client.get(f"/jobs/{job.id}?format=json").get_json()
+    assert data["status"] == "succeeded" and data["finished"]
+    assert login(world.bz_staff).get(f"/jobs/{job.id}").status_code == 403  # neither creator nor admin
+    assert login(world.kz_admin).get(f"/jobs/{job.id}").status_code == 403
+    assert login(world.region_admin).get(f"/jobs/{job.id}").status_code == 200
+
+
+def test_jobs_go_through_the_real_queue_when_not_immediate(app, world, tmp_path):
+    """With immediate mode off, submit only enqueues; a worker (here: one dequeue in-process) runs it."""
+    app.config["JOBS_IMMEDIATE"] = False
+    app.config["HUEY_SQLITE_PATH"] = str(tmp_path / "huey.sqlite3")
+    queue = jobs.configure(app)
+    try:
+        job = jobs.submit("test.count", "计数", {"n": 3}, actor=world.bz_admin, bureau_id=world.bz.id)
+        assert job.status == JobStatus.QUEUED and len(queue) == 1
+        task = queue.dequeue()
+        queue.execute(task)
+        db.session.expire_all()
+        done = db.session.get(Job, job.id)
+        assert done.status == JobStatus.SUCCEEDED and done.message == "数到 3"
+    finally:
+        app.config["JOBS_IMMEDIATE"] = True
+        jobs.configure(app)
