@@ -51,6 +51,7 @@ def _import_models() -> None:
     import evalhub.core.models  # noqa: F401
     import evalhub.registry.models  # noqa: F401
     import evalhub.registry.imports  # noqa: F401  (registers the import job kinds)
+    import evalhub.procurement.models  # noqa: F401
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -97,3 +97,54 @@ def make_world() -> SimpleNamespace:
     w.expert_user = user("expert1", Role.EXPERT, expert_id=w.expert.id)
     db.session.commit()
     return w
+
+
+# --- plans, engagements, procurement ---------------------------------------------------------------
+
+def engagement(w, *, bureau_key: str = "bz", unit: str = "巴州统计局", field=Field.FINANCE, year: int = 2025,
+               name: str | None = None, commissioner: str | None = None, amount_wan: str = "300"):
+    """An approved plan item of ``bureau_key``'s plan for ``year``, as an engagement in state planned."""
+    from evalhub.procurement import services as procurement
+    from evalhub.procurement.models import ObjectType
+
+    bureau_obj = getattr(w, bureau_key)
+    admin = getattr(w, f"{bureau_key}_admin")
+    plan = procurement.get_or_create_plan(bureau_obj, year, admin)
+    if plan.status.value == "approved":
+        plan.status = plan.status.__class__("draft")  # fixture shortcut: reopen to add one more object
+    item = procurement.add_plan_item(plan, procurement.PlanItemInput(
+        name=name or f"{unit}重点项目{next(_seq)}", object_type=ObjectType.PROJECT, budget_kind="一般公共预算",
+        field=field, amount_wan=amount_wan, budget_unit_id=w.units[unit].id, reason="资金量大、社会关注度高",
+        commissioner_unit_id=w.units[commissioner].id if commissioner else None), admin)
+    from evalhub.procurement.models import Engagement, EngagementState
+
+    count = len(plan.items)
+    e = Engagement(plan_item_id=item.id, bureau_id=bureau_obj.id, year=year,
+                   reference=f"{bureau_obj.code}-{year}-{item.id:03d}", name=item.name, service_kind=item.service_kind,
+                   field=item.field, amount=item.amount, budget_unit_id=item.budget_unit_id,
+                   commissioner_unit_id=item.commissioner_unit_id, state=EngagementState.PLANNED)
+    db.session.add(e)
+    db.session.flush()
+    return e
+
+
+def contracted(w, firm=None, **kw):
+    """An engagement contracted to ``firm`` (default the world's 巴州 firm) through single-source approval."""
+    from datetime import date
+
+    from evalhub.procurement import services as procurement
+    from evalhub.procurement.models import ProcurementMethod
+
+    firm = firm or w.firm
+    e = engagement(w, **kw)
+    admin = getattr(w, f"{kw.get('bureau_key', 'bz')}_admin")
+    staff = getattr(w, f"{kw.get('bureau_key', 'bz')}_staff")
+    p = procurement.open_procurement(e, procurement.ProcurementInput(
+        method=ProcurementMethod.SINGLE_SOURCE, title="", ceiling_price_wan="20", single_source_firm_id=firm.id,
+        justification="该项目为上一期评价的延续，需由原机构承担以保证口径一致。"), staff)
+    procurement.approve_single_source(p, admin, "18")
+    procurement.sign_contract(e, procurement.ContractInput(
+        amount_wan="18", signed_on=date(2025, 3, 1), start_date=date(2025, 3, 1), end_date=date(2025, 12, 31),
+        plan_due=date(2025, 4, 1), report_due=date(2025, 10, 31), deliverables="实施方案、评价报告"), staff)
+    db.session.flush()
+    return e

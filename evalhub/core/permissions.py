@@ -95,6 +95,23 @@ def scope(user: User, stmt: Select, model: type) -> Select:
     if model is BudgetUnit:
         # Budget unit names are public information; firms need them to declare recusal relations.
         return stmt
+    from evalhub.procurement.models import Bid, Engagement, EvaluationPlan, Procurement
+
+    if model in (EvaluationPlan, Engagement, Procurement):
+        if model is Engagement and user.role == Role.FIRM_USER:
+            return stmt.where(Engagement.firm_id == user.firm_id)
+        if user.role not in BUREAU_ROLES:
+            return stmt.where(sa.false())
+        return stmt.where(model.bureau_id.in_(visible_bureau_ids(user) or {-1}))
+    if model is Bid:
+        if user.role == Role.FIRM_USER:
+            return stmt.where(Bid.firm_id == user.firm_id)
+        if user.role not in BUREAU_ROLES:
+            return stmt.where(sa.false())
+        # Sealed: a bureau sees bids only once they have been opened after the deadline.
+        opened = sa.select(Procurement.id).where(Procurement.opened_at.is_not(None),
+                                                 Procurement.bureau_id.in_(visible_bureau_ids(user) or {-1}))
+        return stmt.where(Bid.procurement_id.in_(opened))
     if model in (AuditEvent, Draw):
         if user.role not in BUREAU_ROLES:
             return stmt.where(sa.false())
@@ -157,6 +174,16 @@ def _firm_edit(user: User, firm: Any) -> bool:
     return _own_bureau(user, firm.bureau_id)
 
 
+def _marketplace_visible(user: User, procurement: Any) -> bool:
+    """A firm sees a procurement notice of any library it belongs to, and any procurement it bid in."""
+    if user.role != Role.FIRM_USER or user.firm is None:
+        return False
+    from evalhub.procurement.eligibility import library_bureau_ids
+
+    return (user.firm.bureau_id in library_bureau_ids(procurement.bureau)
+            or any(b.firm_id == user.firm_id for b in procurement.bids))
+
+
 def _expert_self(user: User, expert: Any) -> bool:
     return user.role == Role.EXPERT and expert is not None and user.expert_id == expert.id
 
@@ -183,6 +210,19 @@ _RULES = {
     "firm.relation.manage": lambda u, f: _firm_member(u, f) or _own_bureau(u, f.bureau_id),
     "firm.document.view": lambda u, f: _firm_member(u, f) or (u.role != Role.FIRM_USER and visible(u, f)),
     "registry.import": lambda u, b: _own_bureau(u, b.id),
+    # plans, engagements, procurement
+    "plan.list": lambda u, o: _is_bureau_user(u) or u.role == Role.SYSTEM_ADMIN,
+    "plan.edit_bureau": lambda u, b: _own_bureau(u, b.id),
+    "plan.view": lambda u, p: visible(u, p),
+    "plan.edit": lambda u, p: _own_bureau(u, p.bureau_id),
+    "plan.approve": lambda u, p: _is_admin(u) and _own_bureau(u, p.bureau_id),
+    "engagement.list": lambda u, o: _is_bureau_user(u) or u.role in (Role.SYSTEM_ADMIN, Role.FIRM_USER),
+    "engagement.view": lambda u, e: visible(u, e),
+    "procurement.manage": lambda u, e: _own_bureau(u, e.bureau_id),
+    "procurement.approve": lambda u, p: _is_admin(u) and _own_bureau(u, p.bureau_id),
+    "procurement.view": lambda u, p: visible(u, p) or _marketplace_visible(u, p),
+    "bid.view": lambda u, b: visible(u, b),
+    "marketplace.use": lambda u, o: u.role == Role.FIRM_USER,
     # expert pool
     "expert.list": lambda u, o: _is_bureau_user(u) or u.role == Role.SYSTEM_ADMIN,
     "expert.view": lambda u, e: visible(u, e),

@@ -58,6 +58,12 @@ SETTINGS: dict[str, SettingDef] = {
         SettingDef("firm.max_key_evaluations", "每家机构每年承接本局重点评价上限（项）", "第三方机构库", 5, minimum=1, maximum=100),
         SettingDef("firm.rotation_years", "同一预算单位不得连续评价年限（年）", "第三方机构库", 1, minimum=0, maximum=5,
                    help="0 表示不限制；1 表示不得连续两年评价同一预算单位。"),
+        SettingDef("plan.min_items_region", "自治区本级每年重点评价最少项目数", "评价计划", 10, minimum=0, maximum=200),
+        SettingDef("plan.min_items_prefecture", "州（地区）本级每年重点评价最少项目数", "评价计划", 10, minimum=0, maximum=200),
+        SettingDef("plan.min_items_county", "县（市）每年重点评价最少项目数", "评价计划", 5, minimum=0, maximum=200),
+        SettingDef("procurement.low_bid_ratio", "异常低价认定线（占有效报价平均值的百分比）", "采购", 70,
+                   minimum=10, maximum=100, help="低于该比例的报价须由投标人书面说明，评审委员会认定后方可中标。"),
+        SettingDef("procurement.min_bids_consultation", "竞争性磋商最少有效响应供应商数", "采购", 2, minimum=2, maximum=10),
     ]
 }
 

@@ -1,0 +1,86 @@
+"""The eligibility engine: which firms may be hired for an engagement, with a reason for every exclusion.
+
+One function, ``assess``, used by the marketplace, bidding, random draws and framework rotation alike.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import sqlalchemy as sa
+
+from evalhub.core.models import Bureau
+from evalhub.core.settings import get_setting
+from evalhub.credit.services import CreditGrade, final_grade
+from evalhub.extensions import db
+from evalhub.procurement.models import Engagement, EngagementState, ProcurementMethod
+from evalhub.registry.models import Firm, FirmStatus
+from evalhub.registry.services import firm_recusal_reasons
+
+
+@dataclass
+class Assessment:
+    eligible: list[Firm] = field(default_factory=list)
+    excluded: dict[int, list[str]] = field(default_factory=dict)  # firm id → reasons
+
+    def reasons_for(self, firm: Firm) -> list[str]:
+        return self.excluded.get(firm.id, [])
+
+
+def library_bureau_ids(bureau: Bureau) -> set[int]:
+    """An engagement may use its own bureau's library and every upper bureau's."""
+    return {bureau.id} | {b.id for b in bureau.ancestors()}
+
+
+def exclusion_reasons(firm: Firm, engagement: Engagement, method: ProcurementMethod, *,
+                      on: date | None = None) -> list[str]:
+    reasons: list[str] = []
+    bureau = engagement.bureau
+    if firm.bureau_id not in library_bureau_ids(bureau):
+        reasons.append(f"不在{bureau.short_name}或其上级财政局的第三方机构库中")
+    elif firm.status != FirmStatus.ADMITTED:
+        reasons.append(f"机构库状态为“{firm.status.label}”")
+    grade = final_grade(firm, bureau, engagement.year - 1)
+    if grade == CreditGrade.D:
+        reasons.append(f"{engagement.year - 1} 年度信用评价为 D 级，暂停参与本年度评价业务")
+    elif grade == CreditGrade.C and method != ProcurementMethod.OPEN_TENDER:
+        reasons.append(f"{engagement.year - 1} 年度信用评价为 C 级，只能通过公开招标参与")
+    if engagement.field not in firm.fields:
+        reasons.append(f"业务领域不含“{engagement.field.label}”")
+    parties = {engagement.budget_unit_id} | ({engagement.commissioner_unit_id} if engagement.commissioner_unit_id else set())
+    reasons.extend(firm_recusal_reasons(firm, bureau_ids=[] if engagement.commissioner_unit_id else [bureau.id],
+                                        budget_unit_ids=parties, on=on))
+    cap = get_setting(bureau, "firm.max_key_evaluations")
+    held = db.session.execute(
+        sa.select(sa.func.count(Engagement.id)).where(
+            Engagement.firm_id == firm.id, Engagement.bureau_id == bureau.id, Engagement.year == engagement.year,
+            Engagement.id != engagement.id, Engagement.state != EngagementState.CANCELLED)
+    ).scalar_one()
+    if held >= cap:
+        reasons.append(f"{engagement.year} 年已承接{bureau.short_name} {held} 项评价，达到上限 {cap} 项")
+    years = get_setting(bureau, "firm.rotation_years")
+    if years:
+        previous = db.session.execute(
+            sa.select(Engagement.year).where(
+                Engagement.firm_id == firm.id, Engagement.budget_unit_id == engagement.budget_unit_id,
+                Engagement.year >= engagement.year - years, Engagement.year < engagement.year,
+                Engagement.state != EngagementState.CANCELLED).order_by(Engagement.year.desc())
+        ).scalars().first()
+        if previous is not None:
+            reasons.append(f"{previous} 年已评价{engagement.budget_unit.name}，不得连续评价同一预算单位")
+    return reasons
+
+
+def assess(engagement: Engagement, method: ProcurementMethod, *, on: date | None = None) -> Assessment:
+    """Every firm of the usable libraries, sorted into eligible and excluded-with-reasons."""
+    firms = db.session.execute(
+        sa.select(Firm).where(Firm.bureau_id.in_(library_bureau_ids(engagement.bureau))).order_by(Firm.id)
+    ).scalars().all()
+    result = Assessment()
+    for firm in firms:
+        reasons = exclusion_reasons(firm, engagement, method, on=on)
+        if reasons:
+            result.excluded[firm.id] = reasons
+        else:
+            result.eligible.append(firm)
+    return result

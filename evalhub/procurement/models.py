@@ -1,0 +1,414 @@
+"""Annual evaluation plans, engagements (评价任务) and procurement: bids, scoring, award, contract."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Optional
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from evalhub.core.enums import Field, LabeledEnum, enum_column
+from evalhub.core.models import Bureau, BudgetUnit, Draw, StoredFile, User
+from evalhub.core.timeutil import utcnow
+from evalhub.extensions import db
+from evalhub.registry.models import Expert, Firm, FirmStaff
+
+Money = sa.Numeric(18, 2)
+
+
+class ObjectType(LabeledEnum):
+    PROJECT = ("project", "项目支出")
+    DEPARTMENT = ("department", "部门整体支出")
+    LOWER_GOVERNMENT = ("lower_government", "下级政府财政运行")
+    POLICY = ("policy", "财政政策")
+    GOVERNMENT_PROCUREMENT = ("government_procurement", "政府采购")
+    SERVICE_PURCHASE = ("service_purchase", "政府购买服务")
+    DEBT = ("debt", "政府债务")
+
+
+class BudgetKind(LabeledEnum):
+    GENERAL = ("general", "一般公共预算")
+    FUND = ("fund", "政府性基金预算")
+    STATE_CAPITAL = ("state_capital", "国有资本经营预算")
+    SOCIAL_INSURANCE = ("social_insurance", "社会保险基金预算")
+    DEBT = ("debt", "政府债务资金")
+
+
+class ServiceKind(LabeledEnum):
+    """委托事项 (财预〔2021〕6号): same workflow, different rubric, pass mark and outline."""
+
+    KEY_EVALUATION = ("key_evaluation", "重点绩效评价")
+    EX_ANTE_REASSESSMENT = ("ex_ante_reassessment", "事前绩效评估再评估")
+    TARGET_REVIEW = ("target_review", "绩效目标审核")
+    SELF_EVALUATION_REVIEW = ("self_evaluation_review", "自评报告复核")
+    RESULT_RECHECK = ("result_recheck", "评价结果复核")
+    INDICATOR_SYSTEM = ("indicator_system", "指标体系建设")
+
+
+class PlanStatus(LabeledEnum):
+    DRAFT = ("draft", "编制中")
+    APPROVED = ("approved", "已批准")
+
+
+class EngagementState(LabeledEnum):
+    PLANNED = ("planned", "已列入计划")
+    PROCURING = ("procuring", "采购中")
+    FAILED_PROCUREMENT = ("failed_procurement", "采购失败（流标）")
+    CONTRACTED = ("contracted", "已签约")
+    PLAN_SUBMITTED = ("plan_submitted", "实施方案已提交")
+    PLAN_IN_REVIEW = ("plan_in_review", "实施方案评审中")
+    PLAN_RETURNED = ("plan_returned", "实施方案退回修改")
+    FIELDWORK = ("fieldwork", "现场评价")
+    REPORT_SUBMITTED = ("report_submitted", "报告已提交")
+    REPORT_IN_REVIEW = ("report_in_review", "报告评审中")
+    REPORT_RETURNED = ("report_returned", "报告退回整改")
+    ACCEPTED = ("accepted", "已验收")
+    PUBLISHED = ("published", "已公开")
+    ARCHIVED = ("archived", "已归档")
+    CANCELLED = ("cancelled", "已终止")
+
+
+class ProcurementMethod(LabeledEnum):
+    OPEN_TENDER = ("open_tender", "公开招标")
+    COMPETITIVE_CONSULTATION = ("competitive_consultation", "竞争性磋商")
+    FRAMEWORK_ROTATION = ("framework_rotation", "框架协议顺序轮候")
+    RANDOM_DRAW = ("random_draw", "机构库随机抽取")
+    SINGLE_SOURCE = ("single_source", "单一来源")
+
+
+class ProcurementStatus(LabeledEnum):
+    PENDING_APPROVAL = ("pending_approval", "待审批")
+    OPEN = ("open", "投标中")
+    EVALUATING = ("evaluating", "评审中")
+    AWARDED = ("awarded", "已成交")
+    FAILED = ("failed", "流标")
+    CANCELLED = ("cancelled", "已取消")
+
+
+class BidStatus(LabeledEnum):
+    SUBMITTED = ("submitted", "已提交")
+    WITHDRAWN = ("withdrawn", "已撤回")
+    INVALID = ("invalid", "无效")
+
+
+class JustificationDecision(LabeledEnum):
+    ACCEPTED = ("accepted", "说明合理")
+    REJECTED = ("rejected", "说明不合理，按无效投标处理")
+
+
+class EvaluationPlan(db.Model):
+    """A bureau's plan of key evaluations for one year."""
+
+    __tablename__ = "evaluation_plan"
+    __table_args__ = (sa.UniqueConstraint("bureau_id", "year"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
+    year: Mapped[int] = mapped_column()
+    status: Mapped[PlanStatus] = mapped_column(enum_column(PlanStatus), default=PlanStatus.DRAFT)
+    note: Mapped[Optional[str]] = mapped_column(sa.Text)
+    approved_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    approved_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+    bureau: Mapped[Bureau] = relationship()
+    approved_by: Mapped[Optional[User]] = relationship()
+    items: Mapped[list["PlanItem"]] = relationship(back_populates="plan", order_by="PlanItem.position",
+                                                   cascade="all, delete-orphan")
+
+    @property
+    def total_amount(self) -> Decimal:
+        return sum((i.amount for i in self.items), Decimal("0"))
+
+
+class PlanItem(db.Model):
+    """An evaluation object in a plan."""
+
+    __tablename__ = "plan_item"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(sa.ForeignKey("evaluation_plan.id"), index=True)
+    position: Mapped[int] = mapped_column(default=0)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    object_type: Mapped[ObjectType] = mapped_column(enum_column(ObjectType))
+    budget_kind: Mapped[BudgetKind] = mapped_column(enum_column(BudgetKind))
+    field: Mapped[Field] = mapped_column(enum_column(Field))
+    service_kind: Mapped[ServiceKind] = mapped_column(enum_column(ServiceKind), default=ServiceKind.KEY_EVALUATION)
+    amount: Mapped[Decimal] = mapped_column(Money)  # yuan; shown in 万元
+    budget_unit_id: Mapped[int] = mapped_column(sa.ForeignKey("budget_unit.id"), index=True)
+    # The commissioner (委托方): a budget unit, or the bureau itself when None.
+    commissioner_unit_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("budget_unit.id"))
+    reason: Mapped[str] = mapped_column(sa.Text)
+
+    plan: Mapped[EvaluationPlan] = relationship(back_populates="items")
+    budget_unit: Mapped[BudgetUnit] = relationship(foreign_keys=[budget_unit_id])
+    commissioner_unit: Mapped[Optional[BudgetUnit]] = relationship(foreign_keys=[commissioner_unit_id])
+    engagement: Mapped[Optional["Engagement"]] = relationship(back_populates="plan_item", uselist=False)
+
+    @property
+    def commissioner_name(self) -> str:
+        return self.commissioner_unit.name if self.commissioner_unit else self.plan.bureau.name
+
+
+class Engagement(db.Model):
+    """One evaluation object assigned (eventually) to one firm. Its state changes only through
+    ``evalhub.procurement.workflow``."""
+
+    __tablename__ = "engagement"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_item_id: Mapped[int] = mapped_column(sa.ForeignKey("plan_item.id"), unique=True)
+    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
+    year: Mapped[int] = mapped_column(index=True)
+    reference: Mapped[str] = mapped_column(sa.String(40), unique=True)  # e.g. 652800-2025-003
+    name: Mapped[str] = mapped_column(sa.String(200))
+    service_kind: Mapped[ServiceKind] = mapped_column(enum_column(ServiceKind))
+    field: Mapped[Field] = mapped_column(enum_column(Field))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    budget_unit_id: Mapped[int] = mapped_column(sa.ForeignKey("budget_unit.id"), index=True)
+    commissioner_unit_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("budget_unit.id"))
+    state: Mapped[EngagementState] = mapped_column(enum_column(EngagementState), index=True,
+                                                   default=EngagementState.PLANNED)
+    state_changed_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+    firm_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("firm.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+    plan_item: Mapped[PlanItem] = relationship(back_populates="engagement")
+    bureau: Mapped[Bureau] = relationship()
+    budget_unit: Mapped[BudgetUnit] = relationship(foreign_keys=[budget_unit_id])
+    commissioner_unit: Mapped[Optional[BudgetUnit]] = relationship(foreign_keys=[commissioner_unit_id])
+    firm: Mapped[Optional[Firm]] = relationship()
+    transitions: Mapped[list["EngagementTransition"]] = relationship(
+        back_populates="engagement", order_by="EngagementTransition.id", cascade="all, delete-orphan")
+    procurements: Mapped[list["Procurement"]] = relationship(back_populates="engagement",
+                                                             order_by="Procurement.id")
+    contract: Mapped[Optional["Contract"]] = relationship(back_populates="engagement", uselist=False)
+
+    @property
+    def commissioner_name(self) -> str:
+        return self.commissioner_unit.name if self.commissioner_unit else self.bureau.name
+
+    @property
+    def current_procurement(self) -> Optional["Procurement"]:
+        return self.procurements[-1] if self.procurements else None
+
+
+class EngagementTransition(db.Model):
+    """One step of an engagement's timeline (the audit log holds the same event, hash-chained)."""
+
+    __tablename__ = "engagement_transition"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    engagement_id: Mapped[int] = mapped_column(sa.ForeignKey("engagement.id"), index=True)
+    action: Mapped[str] = mapped_column(sa.String(40))
+    from_state: Mapped[EngagementState] = mapped_column(enum_column(EngagementState))
+    to_state: Mapped[EngagementState] = mapped_column(enum_column(EngagementState))
+    note: Mapped[Optional[str]] = mapped_column(sa.String(1000))
+    actor_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+    engagement: Mapped[Engagement] = relationship(back_populates="transitions")
+    actor: Mapped[Optional[User]] = relationship()
+
+
+class FrameworkAgreement(db.Model):
+    """A framework agreement's shortlist, served in a persisted order (顺序轮候)."""
+
+    __tablename__ = "framework_agreement"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    valid_from: Mapped[date] = mapped_column(sa.Date)
+    valid_until: Mapped[date] = mapped_column(sa.Date)
+    next_position: Mapped[int] = mapped_column(default=1)  # whose turn it is
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+    bureau: Mapped[Bureau] = relationship()
+    members: Mapped[list["FrameworkMember"]] = relationship(back_populates="agreement",
+                                                            order_by="FrameworkMember.position",
+                                                            cascade="all, delete-orphan")
+
+
+class FrameworkMember(db.Model):
+    __tablename__ = "framework_member"
+    __table_args__ = (sa.UniqueConstraint("agreement_id", "position"), sa.UniqueConstraint("agreement_id", "firm_id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agreement_id: Mapped[int] = mapped_column(sa.ForeignKey("framework_agreement.id"), index=True)
+    firm_id: Mapped[int] = mapped_column(sa.ForeignKey("firm.id"))
+    position: Mapped[int] = mapped_column()
+
+    agreement: Mapped[FrameworkAgreement] = relationship(back_populates="members")
+    firm: Mapped[Firm] = relationship()
+
+
+class Procurement(db.Model):
+    """One procurement round for an engagement; a failed round is kept and a new one opened."""
+
+    __tablename__ = "procurement"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    engagement_id: Mapped[int] = mapped_column(sa.ForeignKey("engagement.id"), index=True)
+    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
+    method: Mapped[ProcurementMethod] = mapped_column(enum_column(ProcurementMethod))
+    status: Mapped[ProcurementStatus] = mapped_column(enum_column(ProcurementStatus))
+    title: Mapped[str] = mapped_column(sa.String(200))
+    description: Mapped[Optional[str]] = mapped_column(sa.Text)
+    ceiling_price: Mapped[Decimal] = mapped_column(Money)  # 最高限价
+    price_weight: Mapped[Decimal] = mapped_column(sa.Numeric(5, 2))  # percent, e.g. 20.00
+    low_bid_ratio: Mapped[Decimal] = mapped_column(sa.Numeric(5, 2))  # percent of mean valid bid, e.g. 70.00
+    bid_deadline: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)  # UTC
+    opened_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    justification: Mapped[Optional[str]] = mapped_column(sa.Text)  # single source: why only this firm
+    single_source_firm_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("firm.id"))
+    approved_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    approved_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    framework_agreement_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("framework_agreement.id"))
+    draw_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("draw.id"))
+    committee_draw_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("draw.id"))
+    failure_reason: Mapped[Optional[str]] = mapped_column(sa.String(500))
+    previous_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("procurement.id"))
+    rerun_reason: Mapped[Optional[str]] = mapped_column(sa.String(500))
+    created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+    engagement: Mapped[Engagement] = relationship(back_populates="procurements")
+    bureau: Mapped[Bureau] = relationship()
+    single_source_firm: Mapped[Optional[Firm]] = relationship(foreign_keys=[single_source_firm_id])
+    framework_agreement: Mapped[Optional[FrameworkAgreement]] = relationship()
+    draw: Mapped[Optional[Draw]] = relationship(foreign_keys=[draw_id])
+    committee_draw: Mapped[Optional[Draw]] = relationship(foreign_keys=[committee_draw_id])
+    bids: Mapped[list["Bid"]] = relationship(back_populates="procurement", order_by="Bid.id")
+    rubric: Mapped[list["BidRubricItem"]] = relationship(back_populates="procurement",
+                                                        order_by="BidRubricItem.position",
+                                                        cascade="all, delete-orphan")
+    committee: Mapped[list["CommitteeMember"]] = relationship(back_populates="procurement",
+                                                             order_by="CommitteeMember.id",
+                                                             cascade="all, delete-orphan")
+    award: Mapped[Optional["Award"]] = relationship(back_populates="procurement", uselist=False)
+
+    @property
+    def is_competitive(self) -> bool:
+        return self.method in (ProcurementMethod.OPEN_TENDER, ProcurementMethod.COMPETITIVE_CONSULTATION)
+
+
+class BidRubricItem(db.Model):
+    """One line of the technical scoring rubric of a procurement (the rubric is data)."""
+
+    __tablename__ = "bid_rubric_item"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    procurement_id: Mapped[int] = mapped_column(sa.ForeignKey("procurement.id"), index=True)
+    position: Mapped[int] = mapped_column()
+    name: Mapped[str] = mapped_column(sa.String(100))
+    max_points: Mapped[Decimal] = mapped_column(sa.Numeric(6, 2))
+
+    procurement: Mapped[Procurement] = relationship(back_populates="rubric")
+
+
+class Bid(db.Model):
+    """A sealed bid. Nobody but its firm reads it before the deadline."""
+
+    __tablename__ = "bid"
+    __table_args__ = (sa.UniqueConstraint("procurement_id", "firm_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    procurement_id: Mapped[int] = mapped_column(sa.ForeignKey("procurement.id"), index=True)
+    firm_id: Mapped[int] = mapped_column(sa.ForeignKey("firm.id"), index=True)
+    price: Mapped[Decimal] = mapped_column(Money)
+    technical_file_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("stored_file.id"))
+    status: Mapped[BidStatus] = mapped_column(enum_column(BidStatus), default=BidStatus.SUBMITTED)
+    invalid_reason: Mapped[Optional[str]] = mapped_column(sa.String(500))
+    low_price_explanation: Mapped[Optional[str]] = mapped_column(sa.Text)
+    justification_decision: Mapped[Optional[JustificationDecision]] = mapped_column(enum_column(JustificationDecision))
+    submitted_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+    withdrawn_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+
+    procurement: Mapped[Procurement] = relationship(back_populates="bids")
+    firm: Mapped[Firm] = relationship()
+    technical_file: Mapped[Optional[StoredFile]] = relationship()
+    team: Mapped[list["BidTeamMember"]] = relationship(back_populates="bid", cascade="all, delete-orphan")
+
+
+class BidTeamMember(db.Model):
+    __tablename__ = "bid_team_member"
+    __table_args__ = (sa.UniqueConstraint("bid_id", "staff_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bid_id: Mapped[int] = mapped_column(sa.ForeignKey("bid.id", ondelete="CASCADE"), index=True)
+    staff_id: Mapped[int] = mapped_column(sa.ForeignKey("firm_staff.id"))
+    is_lead: Mapped[bool] = mapped_column(default=False)
+
+    bid: Mapped[Bid] = relationship(back_populates="team")
+    staff: Mapped[FirmStaff] = relationship()
+
+
+class CommitteeMember(db.Model):
+    """A member of the bid evaluation committee: a drawn expert, or a person entered by bureau staff."""
+
+    __tablename__ = "committee_member"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    procurement_id: Mapped[int] = mapped_column(sa.ForeignKey("procurement.id"), index=True)
+    expert_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("expert.id"))
+    name: Mapped[str] = mapped_column(sa.String(50))
+
+    procurement: Mapped[Procurement] = relationship(back_populates="committee")
+    expert: Mapped[Optional[Expert]] = relationship()
+
+
+class TechnicalScore(db.Model):
+    __tablename__ = "technical_score"
+    __table_args__ = (sa.UniqueConstraint("member_id", "bid_id", "rubric_item_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(sa.ForeignKey("committee_member.id"), index=True)
+    bid_id: Mapped[int] = mapped_column(sa.ForeignKey("bid.id"), index=True)
+    rubric_item_id: Mapped[int] = mapped_column(sa.ForeignKey("bid_rubric_item.id"))
+    points: Mapped[Decimal] = mapped_column(sa.Numeric(6, 2))
+
+
+class Award(db.Model):
+    """The award decision. Unique per procurement AND per engagement: the database refuses a second one."""
+
+    __tablename__ = "award"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    procurement_id: Mapped[int] = mapped_column(sa.ForeignKey("procurement.id"), unique=True)
+    engagement_id: Mapped[int] = mapped_column(sa.ForeignKey("engagement.id"), unique=True)
+    bid_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("bid.id"))
+    firm_id: Mapped[int] = mapped_column(sa.ForeignKey("firm.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    score: Mapped[Optional[Decimal]] = mapped_column(sa.Numeric(6, 2))
+    reasons: Mapped[str] = mapped_column(sa.Text)
+    notice: Mapped[str] = mapped_column(sa.Text)  # the public award notice (中标/成交公告)
+    awarded_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    awarded_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+    procurement: Mapped[Procurement] = relationship(back_populates="award")
+    firm: Mapped[Firm] = relationship()
+    bid: Mapped[Optional[Bid]] = relationship()
+
+
+class Contract(db.Model):
+    __tablename__ = "contract"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    engagement_id: Mapped[int] = mapped_column(sa.ForeignKey("engagement.id"), unique=True)
+    award_id: Mapped[int] = mapped_column(sa.ForeignKey("award.id"), unique=True)
+    firm_id: Mapped[int] = mapped_column(sa.ForeignKey("firm.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    signed_on: Mapped[date] = mapped_column(sa.Date)
+    start_date: Mapped[date] = mapped_column(sa.Date)
+    end_date: Mapped[date] = mapped_column(sa.Date)
+    plan_due: Mapped[date] = mapped_column(sa.Date)  # work plan (实施方案) due
+    report_due: Mapped[date] = mapped_column(sa.Date)
+    deliverables: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+    engagement: Mapped[Engagement] = relationship(back_populates="contract")
+    award: Mapped[Award] = relationship()
+    firm: Mapped[Firm] = relationship()

@@ -1,0 +1,157 @@
+"""OCDS 1.1 export: a release package for one procurement, or for every procurement of a plan.
+
+Sealed bids stay sealed here too: bid details appear only after the bids were opened.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Iterable
+
+from evalhub.core.timeutil import utcnow
+from evalhub.procurement.models import (
+    BidStatus,
+    Engagement,
+    EngagementState,
+    EvaluationPlan,
+    Procurement,
+    ProcurementMethod,
+    ProcurementStatus,
+)
+
+OCID_PREFIX = "ocds-evalhub"
+METHOD = {
+    ProcurementMethod.OPEN_TENDER: "open",
+    ProcurementMethod.COMPETITIVE_CONSULTATION: "selective",
+    ProcurementMethod.FRAMEWORK_ROTATION: "selective",
+    ProcurementMethod.RANDOM_DRAW: "limited",
+    ProcurementMethod.SINGLE_SOURCE: "direct",
+}
+TENDER_STATUS = {
+    ProcurementStatus.PENDING_APPROVAL: "planned",
+    ProcurementStatus.OPEN: "active",
+    ProcurementStatus.EVALUATING: "active",
+    ProcurementStatus.AWARDED: "complete",
+    ProcurementStatus.FAILED: "unsuccessful",
+    ProcurementStatus.CANCELLED: "cancelled",
+}
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _date(value) -> str:
+    return datetime(value.year, value.month, value.day, tzinfo=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _money(amount: Decimal) -> dict:
+    return {"amount": float(amount), "currency": "CNY"}
+
+
+def _org_id(uscc_or_code: str, scheme: str) -> str:
+    return f"{scheme}-{uscc_or_code}"
+
+
+def release(procurement: Procurement) -> dict:
+    engagement: Engagement = procurement.engagement
+    bureau = engagement.bureau
+    parties: dict[str, dict] = {}
+
+    def party(pid: str, name: str, roles: list[str], identifier: dict) -> dict:
+        entry = parties.setdefault(pid, {"id": pid, "name": name, "identifier": identifier, "roles": []})
+        for role in roles:
+            if role not in entry["roles"]:
+                entry["roles"].append(role)
+        return {"id": pid, "name": name}
+
+    buyer = party(_org_id(bureau.code, "CN-DIVISION"), bureau.name, ["buyer", "procuringEntity"],
+                  {"scheme": "CN-DIVISION", "id": bureau.code, "legalName": bureau.name})
+    opened = procurement.opened_at is not None or not procurement.is_competitive
+    tenderers = []
+    bid_details = []
+    if opened:
+        for bid in procurement.bids:
+            if bid.status == BidStatus.WITHDRAWN:
+                continue
+            ref = party(_org_id(bid.firm.uscc, "CN-USCC"), bid.firm.name, ["tenderer"],
+                        {"scheme": "CN-USCC", "id": bid.firm.uscc, "legalName": bid.firm.name})
+            tenderers.append(ref)
+            bid_details.append({"id": str(bid.id), "date": _iso(bid.submitted_at),
+                                "status": "valid" if bid.status == BidStatus.SUBMITTED and bid.justification_decision is None
+                                or (bid.justification_decision and bid.justification_decision.value == "accepted") else "disqualified",
+                                "tenderers": [ref], "value": _money(bid.price)})
+    tender = {
+        "id": f"{engagement.reference}-P{procurement.id}",
+        "title": procurement.title,
+        "description": procurement.description or engagement.name,
+        "status": TENDER_STATUS[procurement.status],
+        "procuringEntity": buyer,
+        "value": _money(procurement.ceiling_price),
+        "procurementMethod": METHOD[procurement.method],
+        "procurementMethodDetails": procurement.method.label,
+        "mainProcurementCategory": "services",
+        "awardCriteria": "ratedCriteria" if procurement.is_competitive else "priceOnly",
+        "awardCriteriaDetails": (f"综合评分法：价格分权重 {procurement.price_weight.normalize()}%，"
+                                 "价格分 = 最低有效报价 ÷ 投标报价 × 100") if procurement.is_competitive else procurement.method.label,
+        "items": [{"id": "1", "description": f"{engagement.name}（{engagement.service_kind.label}）",
+                   "classification": {"scheme": "CPV", "id": "79419000", "description": "Evaluation consultancy services"}}],
+    }
+    if procurement.bid_deadline:
+        tender["tenderPeriod"] = {"endDate": _iso(procurement.bid_deadline)}
+    if opened and procurement.is_competitive:
+        tender["numberOfTenderers"] = len(tenderers)
+        tender["tenderers"] = tenderers
+    tags = ["tender"]
+    awards, contracts = [], []
+    award = procurement.award
+    if award is not None:
+        supplier = party(_org_id(award.firm.uscc, "CN-USCC"), award.firm.name, ["supplier"],
+                         {"scheme": "CN-USCC", "id": award.firm.uscc, "legalName": award.firm.name})
+        awards.append({"id": str(award.id), "title": f"{procurement.title} 成交结果", "description": award.reasons,
+                       "status": "active", "date": _iso(award.awarded_at), "value": _money(award.amount),
+                       "suppliers": [supplier]})
+        tags.append("award")
+        contract = engagement.contract
+        if contract is not None and contract.award_id == award.id:
+            contracts.append({"id": str(contract.id), "awardID": str(award.id), "title": f"{engagement.name}绩效评价服务合同",
+                              "status": "terminated" if engagement.state == EngagementState.CANCELLED else "active",
+                              "value": _money(contract.amount), "dateSigned": _date(contract.signed_on),
+                              "period": {"startDate": _date(contract.start_date), "endDate": _date(contract.end_date)}})
+            tags.append("contract")
+    data = {
+        "ocid": f"{OCID_PREFIX}-{engagement.reference}",
+        "id": f"{engagement.reference}-P{procurement.id}-{procurement.status.value}",
+        "date": _iso(award.awarded_at if award else (procurement.opened_at or procurement.created_at)),
+        "tag": tags,
+        "initiationType": "tender",
+        "language": "zh",
+        "parties": list(parties.values()),
+        "buyer": buyer,
+        "tender": tender,
+    }
+    if bid_details:
+        data["bids"] = {"details": bid_details}  # OCDS bids extension
+    if awards:
+        data["awards"] = awards
+    if contracts:
+        data["contracts"] = contracts
+    return data
+
+
+def package(procurements: Iterable[Procurement], *, uri: str, publisher: str) -> dict:
+    releases = [release(p) for p in procurements]
+    return {
+        "uri": uri,
+        "version": "1.1",
+        "publishedDate": _iso(utcnow()),
+        "publisher": {"name": publisher},
+        "extensions": ["https://raw.githubusercontent.com/open-contracting-extensions/ocds_bid_extension/v1.1.5/extension.json"],
+        "releases": releases,
+    }
+
+
+def plan_procurements(plan: EvaluationPlan) -> list[Procurement]:
+    return [p for item in plan.items if item.engagement for p in item.engagement.procurements]

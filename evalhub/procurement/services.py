@@ -1,0 +1,869 @@
+"""Plans and procurement: from a bureau's annual plan to a contracted firm.
+
+Rules (DOMAIN.md §2–3): plan checks (minimum counts, required object types, 主体分离); procurement
+methods; sealed bids; comprehensive scoring (price score = lowest valid bid ÷ bid × 100); low-bid
+justification; 流标 with fewer than 3 valid bids in an open tender; exactly one award per engagement.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any, Iterable, Optional
+
+import sqlalchemy as sa
+
+from evalhub.core import audit, draws, files, permissions
+from evalhub.core.enums import BureauLevel, Field, Role
+from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
+from evalhub.core.models import Bureau, BudgetUnit, User
+from evalhub.core.settings import get_setting
+from evalhub.core.timeutil import beijing_today, utcnow
+from evalhub.extensions import db
+from evalhub.procurement import eligibility, workflow
+from evalhub.procurement.models import (
+    Award,
+    Bid,
+    BidRubricItem,
+    BidStatus,
+    BidTeamMember,
+    BudgetKind,
+    CommitteeMember,
+    Contract,
+    Engagement,
+    EngagementState,
+    EvaluationPlan,
+    FrameworkAgreement,
+    JustificationDecision,
+    ObjectType,
+    PlanItem,
+    PlanStatus,
+    Procurement,
+    ProcurementMethod,
+    ProcurementStatus,
+    ServiceKind,
+    TechnicalScore,
+)
+from evalhub.registry.models import Expert, ExpertStatus, Firm, FirmStaff
+from evalhub.registry.services import expert_avoidance_reasons, expert_is_drawable
+
+TEN_THOUSAND = Decimal("10000")
+CENT = Decimal("0.01")
+
+
+def _raise_if(errors: dict[str, str]) -> None:
+    if errors:
+        raise ValidationFailed("；".join(errors.values()) + "。", errors)
+
+
+def _enum(errors, name, enum_cls, value, label):
+    if isinstance(value, enum_cls):
+        return value
+    try:
+        return enum_cls.from_label(str(value or ""))
+    except ValueError:
+        errors[name] = f"{label}无效：{value or '（空）'}"
+        return None
+
+
+def _decimal(errors, name, value, label, *, positive=True) -> Optional[Decimal]:
+    try:
+        number = Decimal(str(value).replace(",", "").strip())
+    except (InvalidOperation, AttributeError):
+        errors[name] = f"{label}必须是数字"
+        return None
+    if not number.is_finite() or (positive and number <= 0):
+        errors[name] = f"{label}必须大于 0"
+        return None
+    return number
+
+
+def wan_to_yuan(wan: Decimal) -> Decimal:
+    return (wan * TEN_THOUSAND).quantize(CENT, ROUND_HALF_UP)
+
+
+# === annual plan ==================================================================================
+
+def get_or_create_plan(bureau: Bureau, year: int, actor: User) -> EvaluationPlan:
+    permissions.require(actor, "plan.edit_bureau", bureau)
+    if not 2000 <= int(year) <= 2100:
+        raise ValidationFailed("年度不合理。", {"year": "年度不合理"})
+    plan = db.session.execute(
+        sa.select(EvaluationPlan).where(EvaluationPlan.bureau_id == bureau.id, EvaluationPlan.year == year)
+    ).scalar_one_or_none()
+    if plan is None:
+        plan = EvaluationPlan(bureau_id=bureau.id, year=year, status=PlanStatus.DRAFT)
+        db.session.add(plan)
+        db.session.flush()
+        audit.record("plan.created", plan, actor=actor, summary=f"{bureau.short_name}编制 {year} 年度重点绩效评价计划")
+    return plan
+
+
+@dataclass
+class PlanItemInput:
+    name: str
+    object_type: Any
+    budget_kind: Any
+    field: Any
+    amount_wan: Any  # 万元, as the bureaus write it
+    budget_unit_id: Any
+    reason: str
+    commissioner_unit_id: Any = None
+    service_kind: Any = ServiceKind.KEY_EVALUATION
+
+
+def _unit_in(bureau: Bureau, unit_id: Any, errors: dict, name: str, label: str) -> Optional[BudgetUnit]:
+    try:
+        unit = db.session.get(BudgetUnit, int(unit_id))
+    except (TypeError, ValueError):
+        unit = None
+    if unit is None:
+        errors[name] = f"请选择{label}"
+        return None
+    if not unit.bureau.path.startswith(bureau.path):
+        errors[name] = f"{label}“{unit.name}”不属于{bureau.short_name}或其下级"
+        return None
+    return unit
+
+
+def clean_plan_item(plan: EvaluationPlan, data: PlanItemInput) -> dict[str, Any]:
+    errors: dict[str, str] = {}
+    name = (data.name or "").strip()
+    if not name:
+        errors["name"] = "请填写评价对象名称"
+    elif len(name) > 200:
+        errors["name"] = "名称不能超过 200 个字符"
+    values: dict[str, Any] = {
+        "name": name,
+        "object_type": _enum(errors, "object_type", ObjectType, data.object_type, "评价类型"),
+        "budget_kind": _enum(errors, "budget_kind", BudgetKind, data.budget_kind, "预算类别"),
+        "field": _enum(errors, "field", Field, data.field, "业务领域"),
+        "service_kind": _enum(errors, "service_kind", ServiceKind, data.service_kind or ServiceKind.KEY_EVALUATION, "委托事项"),
+        "reason": (data.reason or "").strip(),
+    }
+    if not values["reason"]:
+        errors["reason"] = "请填写选取理由"
+    amount = _decimal(errors, "amount_wan", data.amount_wan, "金额（万元）")
+    if amount is not None:
+        values["amount"] = wan_to_yuan(amount)
+    unit = _unit_in(plan.bureau, data.budget_unit_id, errors, "budget_unit_id", "被评价单位")
+    values["budget_unit_id"] = unit.id if unit else None
+    values["commissioner_unit_id"] = None
+    if data.commissioner_unit_id not in (None, "", 0, "0"):
+        commissioner = _unit_in(plan.bureau, data.commissioner_unit_id, errors, "commissioner_unit_id", "委托方")
+        values["commissioner_unit_id"] = commissioner.id if commissioner else None
+        # 主体分离 (财预〔2021〕6号): a unit may not commission the evaluation of itself.
+        if commissioner is not None and unit is not None and commissioner.id == unit.id:
+            errors["commissioner_unit_id"] = "委托方与被评价单位不能为同一单位（主体分离）"
+    _raise_if(errors)
+    return values
+
+
+def _require_draft(plan: EvaluationPlan) -> None:
+    if plan.status != PlanStatus.DRAFT:
+        raise Conflict(f"{plan.year} 年度计划已批准，不能再修改评价对象。")
+
+
+def add_plan_item(plan: EvaluationPlan, data: PlanItemInput, actor: User, *, values: dict | None = None) -> PlanItem:
+    permissions.require(actor, "plan.edit", plan)
+    _require_draft(plan)
+    values = values or clean_plan_item(plan, data)
+    position = (max((i.position for i in plan.items), default=0)) + 1
+    item = PlanItem(plan_id=plan.id, position=position, **values)
+    db.session.add(item)
+    db.session.flush()
+    audit.record("plan.item_added", plan, actor=actor,
+                 summary=f"{plan.year} 年计划新增评价对象：{item.name}（{values['amount'] / TEN_THOUSAND:.2f} 万元）",
+                 payload={"item_id": item.id})
+    return item
+
+
+def update_plan_item(item: PlanItem, data: PlanItemInput, actor: User) -> PlanItem:
+    permissions.require(actor, "plan.edit", item.plan)
+    _require_draft(item.plan)
+    for key, value in clean_plan_item(item.plan, data).items():
+        setattr(item, key, value)
+    audit.record("plan.item_updated", item.plan, actor=actor, summary=f"修改评价对象：{item.name}",
+                 payload={"item_id": item.id})
+    return item
+
+
+def delete_plan_item(item: PlanItem, actor: User) -> None:
+    plan = item.plan
+    permissions.require(actor, "plan.edit", plan)
+    _require_draft(plan)
+    audit.record("plan.item_deleted", plan, actor=actor, summary=f"删除评价对象：{item.name}", payload={"item_id": item.id})
+    plan.items.remove(item)
+    db.session.delete(item)
+
+
+@dataclass
+class PlanCheck:
+    level: str  # "error" blocks approval; "warning" needs acknowledging
+    message: str
+
+
+def plan_checks(plan: EvaluationPlan) -> list[PlanCheck]:
+    checks: list[PlanCheck] = []
+    bureau = plan.bureau
+    items = plan.items
+    level_key = {BureauLevel.REGION: "plan.min_items_region", BureauLevel.PREFECTURE: "plan.min_items_prefecture",
+                 BureauLevel.COUNTY: "plan.min_items_county"}[bureau.level]
+    minimum = get_setting(bureau, level_key)
+    key_items = [i for i in items if i.service_kind == ServiceKind.KEY_EVALUATION]
+    if len(key_items) < minimum:
+        checks.append(PlanCheck("warning", f"{bureau.level.label}级每年重点评价不少于 {minimum} 项，本计划仅 {len(key_items)} 项"))
+    types = {i.object_type for i in key_items}
+    required = {BureauLevel.PREFECTURE: [ObjectType.LOWER_GOVERNMENT, ObjectType.DEPARTMENT],
+                BureauLevel.COUNTY: [ObjectType.DEPARTMENT]}.get(bureau.level, [])
+    for kind in required:
+        if kind not in types:
+            checks.append(PlanCheck("warning", f"{bureau.level.label}级计划应至少包含 1 项“{kind.label}”评价"))
+    for item in items:
+        if item.commissioner_unit_id and item.commissioner_unit_id == item.budget_unit_id:
+            checks.append(PlanCheck("error", f"“{item.name}”的委托方与被评价单位相同，违反主体分离原则"))
+    if not items:
+        checks.append(PlanCheck("error", "计划中还没有评价对象"))
+    return checks
+
+
+def approve_plan(plan: EvaluationPlan, actor: User, *, acknowledge_warnings: bool = False) -> list[Engagement]:
+    """Approve the plan: every evaluation object becomes an engagement in state "planned"."""
+    permissions.require(actor, "plan.approve", plan)
+    _require_draft(plan)
+    checks = plan_checks(plan)
+    errors = [c.message for c in checks if c.level == "error"]
+    if errors:
+        raise ValidationFailed("计划存在错误，不能批准：" + "；".join(errors) + "。", {"plan": "；".join(errors)})
+    warnings = [c.message for c in checks if c.level == "warning"]
+    if warnings and not acknowledge_warnings:
+        raise ValidationFailed("计划存在提示事项，请确认后再批准：" + "；".join(warnings) + "。",
+                               {"acknowledge_warnings": "请确认提示事项"})
+    plan.status = PlanStatus.APPROVED
+    plan.approved_at = utcnow()
+    plan.approved_by_id = actor.id
+    engagements = []
+    for number, item in enumerate(plan.items, start=1):
+        engagement = Engagement(
+            plan_item_id=item.id, bureau_id=plan.bureau_id, year=plan.year,
+            reference=f"{plan.bureau.code}-{plan.year}-{number:03d}", name=item.name,
+            service_kind=item.service_kind, field=item.field, amount=item.amount,
+            budget_unit_id=item.budget_unit_id, commissioner_unit_id=item.commissioner_unit_id,
+            state=EngagementState.PLANNED)
+        db.session.add(engagement)
+        engagements.append(engagement)
+    db.session.flush()
+    audit.record("plan.approved", plan, actor=actor,
+                 summary=f"批准{plan.bureau.short_name} {plan.year} 年度计划：{len(engagements)} 个评价对象",
+                 payload={"warnings": warnings, "engagements": [e.id for e in engagements]})
+    for engagement in engagements:
+        audit.record("engagement.created", engagement, actor=actor,
+                     summary=f"{engagement.reference} {engagement.name} 列入计划")
+    return engagements
+
+
+# === procurement ==================================================================================
+
+DEFAULT_BID_RUBRIC = [("评价思路与技术方案", Decimal("40")), ("项目团队与人员资质", Decimal("25")),
+                      ("同类项目业绩", Decimal("15")), ("质量控制与保密措施", Decimal("10")),
+                      ("进度安排与服务承诺", Decimal("10"))]
+
+
+def validate_price_weight(method: ProcurementMethod, weight: Decimal) -> Optional[str]:
+    """财政部 rules for services: price weight ≥ 10%; competitive consultation 10–30%."""
+    if method == ProcurementMethod.COMPETITIVE_CONSULTATION and not Decimal("10") <= weight <= Decimal("30"):
+        return "竞争性磋商的价格分权重应在 10%–30% 之间"
+    if method == ProcurementMethod.OPEN_TENDER and not Decimal("10") <= weight < Decimal("100"):
+        return "服务类公开招标的价格分权重不得低于 10%"
+    return None
+
+
+@dataclass
+class ProcurementInput:
+    method: Any
+    title: str
+    ceiling_price_wan: Any
+    price_weight: Any = 20
+    bid_deadline: Optional[datetime] = None  # UTC, naive
+    description: str | None = None
+    rubric: list[tuple[str, Any]] = field(default_factory=lambda: list(DEFAULT_BID_RUBRIC))
+    framework_agreement_id: Any = None
+    single_source_firm_id: Any = None
+    justification: str | None = None
+    rerun_reason: str | None = None
+
+
+def open_procurement(engagement: Engagement, data: ProcurementInput, actor: User) -> Procurement:
+    permissions.require(actor, "procurement.manage", engagement)
+    errors: dict[str, str] = {}
+    method = _enum(errors, "method", ProcurementMethod, data.method, "采购方式")
+    title = (data.title or "").strip() or f"{engagement.name}绩效评价服务"
+    ceiling = _decimal(errors, "ceiling_price_wan", data.ceiling_price_wan, "最高限价（万元）")
+    weight = _decimal(errors, "price_weight", data.price_weight, "价格分权重", positive=False) or Decimal("0")
+    if engagement.state == EngagementState.FAILED_PROCUREMENT and not (data.rerun_reason or "").strip():
+        errors["rerun_reason"] = "重新采购（或改用其他采购方式）须说明原因"
+    elif engagement.state not in (EngagementState.PLANNED, EngagementState.FAILED_PROCUREMENT):
+        raise Conflict(f"评价任务当前状态为“{engagement.state.label}”，不能发起采购。")
+    rubric_rows = []
+    if method is not None and method in (ProcurementMethod.OPEN_TENDER, ProcurementMethod.COMPETITIVE_CONSULTATION):
+        problem = validate_price_weight(method, weight)
+        if problem:
+            errors["price_weight"] = problem
+        if data.bid_deadline is None:
+            errors["bid_deadline"] = "请设置投标截止时间"
+        elif data.bid_deadline <= utcnow():
+            errors["bid_deadline"] = "投标截止时间必须晚于现在"
+        total = Decimal("0")
+        for position, (name, points) in enumerate(data.rubric, start=1):
+            name = (name or "").strip()
+            if not name:
+                continue
+            value = _decimal(errors, "rubric", points, f"评分项“{name}”的分值")
+            if value is not None:
+                total += value
+                rubric_rows.append(BidRubricItem(position=position, name=name, max_points=value))
+        if not rubric_rows:
+            errors["rubric"] = "请设置技术评分项"
+        elif total != Decimal("100") and "rubric" not in errors:
+            errors["rubric"] = f"技术评分项分值合计应为 100，当前为 {total}"
+    single_firm = None
+    if method == ProcurementMethod.SINGLE_SOURCE:
+        if len((data.justification or "").strip()) < 20:
+            errors["justification"] = "单一来源采购须书面说明理由（不少于 20 字）"
+        single_firm = db.session.get(Firm, int(data.single_source_firm_id)) if str(data.single_source_firm_id or "").isdigit() else None
+        if single_firm is None:
+            errors["single_source_firm_id"] = "请选择单一来源供应商"
+        else:
+            reasons = eligibility.exclusion_reasons(single_firm, engagement, method)
+            if reasons:
+                errors["single_source_firm_id"] = f"{single_firm.name}不符合条件：" + "；".join(reasons)
+    agreement = None
+    if method == ProcurementMethod.FRAMEWORK_ROTATION:
+        agreement = db.session.get(FrameworkAgreement, int(data.framework_agreement_id)) \
+            if str(data.framework_agreement_id or "").isdigit() else None
+        if agreement is None or agreement.bureau_id not in eligibility.library_bureau_ids(engagement.bureau):
+            errors["framework_agreement_id"] = "请选择本级或上级财政局的框架协议"
+        elif not agreement.valid_from <= beijing_today() <= agreement.valid_until:
+            errors["framework_agreement_id"] = "该框架协议不在有效期内"
+    _raise_if(errors)
+
+    previous = engagement.current_procurement
+    if engagement.state == EngagementState.FAILED_PROCUREMENT:
+        workflow.perform(engagement, "rerun_procurement", actor, note=data.rerun_reason)
+    else:
+        workflow.perform(engagement, "start_procurement", actor, note=f"采购方式：{method.label}")
+    procurement = Procurement(
+        engagement_id=engagement.id, bureau_id=engagement.bureau_id, method=method, title=title,
+        description=(data.description or "").strip() or None, ceiling_price=wan_to_yuan(ceiling),
+        price_weight=weight, low_bid_ratio=Decimal(str(get_setting(engagement.bureau, "procurement.low_bid_ratio"))),
+        bid_deadline=data.bid_deadline if rubric_rows else None,
+        status=ProcurementStatus.OPEN if rubric_rows else ProcurementStatus.EVALUATING,
+        justification=(data.justification or "").strip() or None,
+        single_source_firm_id=single_firm.id if single_firm else None,
+        framework_agreement_id=agreement.id if agreement else None,
+        previous_id=previous.id if previous else None, rerun_reason=(data.rerun_reason or "").strip() or None,
+        created_by_id=actor.id, rubric=rubric_rows)
+    if method == ProcurementMethod.SINGLE_SOURCE:
+        procurement.status = ProcurementStatus.PENDING_APPROVAL
+    engagement.procurements.append(procurement)
+    db.session.flush()
+    audit.record("procurement.opened", procurement, actor=actor,
+                 summary=f"{engagement.reference} 发起{method.label}：{title}，最高限价 {ceiling} 万元",
+                 payload={"method": method, "engagement_id": engagement.id, "price_weight": weight,
+                          "deadline": procurement.bid_deadline})
+    if method == ProcurementMethod.RANDOM_DRAW:
+        _award_by_draw(procurement, actor)
+    elif method == ProcurementMethod.FRAMEWORK_ROTATION:
+        _award_by_rotation(procurement, agreement, actor)
+    return procurement
+
+
+def _award_by_draw(procurement: Procurement, actor: User) -> Award:
+    engagement = procurement.engagement
+    result = eligibility.assess(engagement, procurement.method)
+    if not result.eligible:
+        raise ValidationFailed("机构库中没有符合条件的机构，不能随机抽取。", {"method": "没有符合条件的机构"})
+    record = draws.draw(f"{engagement.reference} {engagement.name}：从机构库随机抽取评价机构",
+                        [f.id for f in result.eligible], 1, result.excluded, actor=actor,
+                        bureau_id=engagement.bureau_id, context=("procurement", procurement.id))
+    procurement.draw_id = record.id
+    firm = db.session.get(Firm, record.result_ids[0])
+    return _create_award(procurement, firm, None, procurement.ceiling_price, None, actor,
+                         f"从机构库符合条件的 {len(result.eligible)} 家机构中随机抽取（抽取记录 #{record.id}，可复算核验）")
+
+
+def _award_by_rotation(procurement: Procurement, agreement: FrameworkAgreement, actor: User) -> Award:
+    """顺序轮候: the next shortlisted firm in the persisted order; ineligible firms are skipped with reasons."""
+    engagement = procurement.engagement
+    members = agreement.members
+    if not members:
+        raise ValidationFailed("框架协议中没有入围机构。", {"framework_agreement_id": "没有入围机构"})
+    count = len(members)
+    start = next((i for i, m in enumerate(members) if m.position >= agreement.next_position), 0)
+    skipped = []
+    for offset in range(count):
+        member = members[(start + offset) % count]
+        reasons = eligibility.exclusion_reasons(member.firm, engagement, procurement.method)
+        if reasons:
+            skipped.append(f"{member.position}号 {member.firm.name}：{'；'.join(reasons)}")
+            continue
+        following = members[(start + offset + 1) % count]
+        agreement.next_position = following.position
+        note = f"框架协议“{agreement.name}”顺序轮候，第 {member.position} 号入围机构承接"
+        if skipped:
+            note += "；跳过：" + "；".join(skipped)
+        return _create_award(procurement, member.firm, None, procurement.ceiling_price, None, actor, note)
+    raise ValidationFailed("框架协议中的入围机构均不符合本任务条件：" + "；".join(skipped) + "。",
+                           {"framework_agreement_id": "没有符合条件的入围机构"})
+
+
+def approve_single_source(procurement: Procurement, actor: User, price_wan: Any) -> Award:
+    """Bureau approval of a single-source procurement, by an admin other than the one who proposed it."""
+    permissions.require(actor, "procurement.approve", procurement)
+    if procurement.status != ProcurementStatus.PENDING_APPROVAL:
+        raise Conflict(f"该采购当前状态为“{procurement.status.label}”，无需审批。")
+    if procurement.created_by_id == actor.id:
+        raise PermissionDenied("单一来源采购须由发起人以外的财政局管理员审批。")
+    errors: dict[str, str] = {}
+    price = _decimal(errors, "price_wan", price_wan, "成交价格（万元）")
+    if price is not None and wan_to_yuan(price) > procurement.ceiling_price:
+        errors["price_wan"] = "成交价格不能超过最高限价"
+    _raise_if(errors)
+    procurement.approved_by_id = actor.id
+    procurement.approved_at = utcnow()
+    firm = procurement.single_source_firm
+    return _create_award(procurement, firm, None, wan_to_yuan(price), None, actor,
+                         f"单一来源采购，理由：{procurement.justification}")
+
+
+# --- bids ------------------------------------------------------------------------------------------
+
+def _deadline_passed(procurement: Procurement, now: datetime | None = None) -> bool:
+    return procurement.bid_deadline is not None and (now or utcnow()) >= procurement.bid_deadline
+
+
+@dataclass
+class BidInput:
+    price_wan: Any
+    team_staff_ids: list[int]
+    lead_staff_id: Any = None
+    technical_filename: str | None = None
+    technical_data: bytes | None = None
+
+
+def submit_bid(procurement: Procurement, data: BidInput, actor: User) -> Bid:
+    """Submit or replace the firm's sealed bid until the deadline."""
+    if actor.role != Role.FIRM_USER or actor.firm is None:
+        raise PermissionDenied("只有第三方机构用户可以投标。")
+    firm = actor.firm
+    if procurement.status != ProcurementStatus.OPEN or not procurement.is_competitive:
+        raise Conflict("该采购项目不在投标期内。")
+    if _deadline_passed(procurement):
+        raise Conflict("投标已截止，不能再提交或修改投标。")
+    reasons = eligibility.exclusion_reasons(firm, procurement.engagement, procurement.method)
+    if reasons:
+        raise PermissionDenied("贵机构不符合本项目的参与条件：" + "；".join(reasons) + "。")
+    errors: dict[str, str] = {}
+    price = _decimal(errors, "price_wan", data.price_wan, "投标报价（万元）")
+    if price is not None and wan_to_yuan(price) > procurement.ceiling_price:
+        errors["price_wan"] = f"投标报价超过最高限价 {procurement.ceiling_price / TEN_THOUSAND:.2f} 万元"
+    staff_ids = {int(i) for i in data.team_staff_ids if str(i).isdigit()}
+    roster = {s.id: s for s in firm.staff if s.active}
+    if not staff_ids:
+        errors["team_staff_ids"] = "请从本机构名册中选择项目团队成员"
+    elif not staff_ids <= set(roster):
+        errors["team_staff_ids"] = "项目团队成员必须是本机构名册中的在岗人员"
+    lead = int(data.lead_staff_id) if str(data.lead_staff_id or "").isdigit() else None
+    if lead is not None and lead not in staff_ids:
+        errors["lead_staff_id"] = "项目负责人必须是团队成员"
+    bid = db.session.execute(
+        sa.select(Bid).where(Bid.procurement_id == procurement.id, Bid.firm_id == firm.id)
+    ).scalar_one_or_none()
+    stored = None
+    if data.technical_data:
+        try:
+            stored = files.store(data.technical_filename or "技术方案", data.technical_data,
+                                 allowed=files.DOCUMENT_KINDS, actor=actor)
+        except ValidationFailed as exc:
+            errors["technical_file"] = exc.message
+    elif bid is None or bid.technical_file_id is None:
+        errors["technical_file"] = "请上传技术方案（.docx 或 .pdf）"
+    _raise_if(errors)
+    is_new = bid is None or bid.status == BidStatus.WITHDRAWN
+    if bid is None:
+        bid = Bid(procurement_id=procurement.id, firm_id=firm.id, price=wan_to_yuan(price))
+        db.session.add(bid)
+    bid.price = wan_to_yuan(price)
+    bid.status = BidStatus.SUBMITTED
+    bid.withdrawn_at = None
+    bid.updated_at = utcnow()
+    if stored is not None:
+        bid.technical_file_id = stored.id
+    bid.team = [BidTeamMember(staff_id=sid, is_lead=(sid == lead)) for sid in sorted(staff_ids)]
+    db.session.flush()
+    # The audit log is readable by bureau admins: record the act of bidding, never the sealed price.
+    audit.record("bid.submitted" if is_new else "bid.updated", procurement, actor=actor,
+                 summary=f"{firm.name} {'提交' if is_new else '修改'}投标（密封）", payload={"bid_id": bid.id})
+    return bid
+
+
+def withdraw_bid(bid: Bid, actor: User) -> None:
+    if actor.role != Role.FIRM_USER or actor.firm_id != bid.firm_id:
+        raise PermissionDenied("只能撤回本机构的投标。")
+    if _deadline_passed(bid.procurement) or bid.procurement.status != ProcurementStatus.OPEN:
+        raise Conflict("投标已截止，不能撤回。")
+    if bid.status != BidStatus.SUBMITTED:
+        raise Conflict("该投标已撤回。")
+    bid.status = BidStatus.WITHDRAWN
+    bid.withdrawn_at = utcnow()
+    audit.record("bid.withdrawn", bid.procurement, actor=actor, summary=f"{bid.firm.name} 撤回投标",
+                 payload={"bid_id": bid.id})
+
+
+def open_bids(procurement: Procurement, actor: User, *, now: datetime | None = None) -> Procurement:
+    """Unseal the bids after the deadline (开标). Before it, nobody at the bureau can read them."""
+    permissions.require(actor, "procurement.manage", procurement.engagement)
+    if procurement.status != ProcurementStatus.OPEN:
+        raise Conflict(f"该采购当前状态为“{procurement.status.label}”，不能开标。")
+    if not _deadline_passed(procurement, now):
+        raise Conflict(f"投标截止时间（{procurement.bid_deadline:%Y-%m-%d %H:%M} UTC）未到，不能开标。")
+    procurement.status = ProcurementStatus.EVALUATING
+    procurement.opened_at = utcnow()
+    valid = [b for b in procurement.bids if b.status == BidStatus.SUBMITTED]
+    audit.record("procurement.bids_opened", procurement, actor=actor,
+                 summary=f"{procurement.title} 开标：有效投标 {len(valid)} 家",
+                 payload={"bids": [{"firm": b.firm.name, "price": b.price} for b in valid]})
+    _fail_if_too_few(procurement, actor)
+    return procurement
+
+
+def minimum_valid_bids(procurement: Procurement) -> int:
+    if procurement.method == ProcurementMethod.OPEN_TENDER:
+        return 3  # 政府采购法: fewer than three qualified bidders → the tender fails
+    return get_setting(procurement.bureau, "procurement.min_bids_consultation")
+
+
+def _fail_if_too_few(procurement: Procurement, actor: User) -> bool:
+    valid = valid_bids(procurement)
+    needed = minimum_valid_bids(procurement)
+    if len(valid) < needed:
+        fail_procurement(procurement, actor, f"有效投标 {len(valid)} 家，不足 {needed} 家，{procurement.method.label}失败（流标）")
+        return True
+    return False
+
+
+def fail_procurement(procurement: Procurement, actor: User, reason: str) -> None:
+    if procurement.status in (ProcurementStatus.AWARDED, ProcurementStatus.FAILED, ProcurementStatus.CANCELLED):
+        raise Conflict(f"该采购当前状态为“{procurement.status.label}”。")
+    procurement.status = ProcurementStatus.FAILED
+    procurement.failure_reason = reason
+    workflow.perform(procurement.engagement, "fail_procurement", actor, note=reason, system=True)
+    audit.record("procurement.failed", procurement, actor=actor, summary=f"{procurement.title}：{reason}")
+
+
+def valid_bids(procurement: Procurement) -> list[Bid]:
+    return [b for b in procurement.bids if b.status == BidStatus.SUBMITTED
+            and b.justification_decision != JustificationDecision.REJECTED]
+
+
+def low_bid_threshold(procurement: Procurement) -> Optional[Decimal]:
+    bids = [b for b in procurement.bids if b.status == BidStatus.SUBMITTED]
+    if not bids:
+        return None
+    mean = sum(b.price for b in bids) / len(bids)
+    return (mean * procurement.low_bid_ratio / Decimal("100")).quantize(CENT, ROUND_HALF_UP)
+
+
+def needs_justification(bid: Bid) -> bool:
+    threshold = low_bid_threshold(bid.procurement)
+    return threshold is not None and bid.status == BidStatus.SUBMITTED and bid.price < threshold
+
+
+def explain_low_bid(bid: Bid, actor: User, explanation: str) -> None:
+    if actor.role != Role.FIRM_USER or actor.firm_id != bid.firm_id:
+        raise PermissionDenied("只有投标机构本身可以说明报价。")
+    if bid.procurement.status != ProcurementStatus.EVALUATING or not needs_justification(bid):
+        raise Conflict("该投标无需说明报价。")
+    if len((explanation or "").strip()) < 10:
+        raise ValidationFailed("请书面说明报价的合理性（不少于 10 字）。", {"explanation": "说明过短"})
+    bid.low_price_explanation = explanation.strip()
+    audit.record("bid.low_price_explained", bid.procurement, actor=actor,
+                 summary=f"{bid.firm.name} 对异常低价作出书面说明", payload={"bid_id": bid.id})
+
+
+def decide_justification(bid: Bid, actor: User, accepted: bool, note: str | None = None) -> None:
+    permissions.require(actor, "procurement.manage", bid.procurement.engagement)
+    if not needs_justification(bid):
+        raise Conflict("该投标不属于异常低价，无需认定。")
+    if not bid.low_price_explanation:
+        raise Conflict("投标人尚未提交书面说明。")
+    bid.justification_decision = JustificationDecision.ACCEPTED if accepted else JustificationDecision.REJECTED
+    if not accepted:
+        bid.invalid_reason = "异常低价且说明不被评审委员会接受" + (f"：{note.strip()}" if note and note.strip() else "")
+    audit.record("bid.justification_decided", bid.procurement, actor=actor,
+                 summary=f"评审委员会认定 {bid.firm.name} 的低价说明：{bid.justification_decision.label}",
+                 payload={"bid_id": bid.id, "accepted": accepted, "note": note})
+
+
+# --- committee and scoring -------------------------------------------------------------------------
+
+def committee_size_floor(procurement: Procurement) -> int:
+    return 5 if procurement.method == ProcurementMethod.OPEN_TENDER else 3
+
+
+def _check_committee_size(procurement: Procurement, size: int) -> None:
+    floor = committee_size_floor(procurement)
+    if size < floor or size % 2 == 0:
+        raise ValidationFailed(f"评审委员会应为不少于 {floor} 人的单数。", {"size": f"应为不少于 {floor} 的单数"})
+
+
+def draw_committee(procurement: Procurement, size: int, actor: User) -> list[CommitteeMember]:
+    """Draw the bid evaluation committee from the expert pool, with avoidance against every bidder,
+    the commissioner and the evaluated unit."""
+    permissions.require(actor, "procurement.manage", procurement.engagement)
+    _check_committee_size(procurement, size)
+    if procurement.status != ProcurementStatus.EVALUATING:
+        raise Conflict("开标后才能组建评审委员会。")
+    if procurement.committee:
+        raise Conflict("评审委员会已经组建。")
+    engagement = procurement.engagement
+    pool = db.session.execute(
+        sa.select(Expert).where(Expert.bureau_id.in_(eligibility.library_bureau_ids(engagement.bureau)))
+        .order_by(Expert.id)).scalars().all()
+    bidders = [b.firm_id for b in procurement.bids if b.status == BidStatus.SUBMITTED]
+    parties = [engagement.budget_unit_id] + ([engagement.commissioner_unit_id] if engagement.commissioner_unit_id else [])
+    exclusions = {}
+    for expert in pool:
+        reasons = expert_is_drawable(expert)
+        reasons += expert_avoidance_reasons(expert, firm_ids=bidders, budget_unit_ids=parties,
+                                            bureau_ids=[] if engagement.commissioner_unit_id else [engagement.bureau_id],
+                                            names=[b.firm.name for b in procurement.bids] + [engagement.budget_unit.name])
+        if reasons:
+            exclusions[expert.id] = reasons
+    record = draws.draw(f"{procurement.title}：抽取评审委员会 {size} 人", [e.id for e in pool], size, exclusions,
+                        actor=actor, bureau_id=engagement.bureau_id, context=("procurement", procurement.id))
+    procurement.committee_draw_id = record.id
+    members = []
+    for expert_id in record.result_ids:
+        expert = db.session.get(Expert, expert_id)
+        members.append(CommitteeMember(procurement_id=procurement.id, expert_id=expert.id, name=expert.name))
+    db.session.add_all(members)
+    db.session.flush()
+    return members
+
+
+def enter_committee(procurement: Procurement, names: list[str], actor: User) -> list[CommitteeMember]:
+    """A committee named by bureau staff (e.g. drawn on the procurement platform outside evalhub)."""
+    permissions.require(actor, "procurement.manage", procurement.engagement)
+    names = [n.strip() for n in names if n and n.strip()]
+    _check_committee_size(procurement, len(names))
+    if procurement.status != ProcurementStatus.EVALUATING:
+        raise Conflict("开标后才能录入评审委员会。")
+    if procurement.committee:
+        raise Conflict("评审委员会已经组建。")
+    members = [CommitteeMember(procurement_id=procurement.id, name=n) for n in names]
+    db.session.add_all(members)
+    audit.record("procurement.committee_entered", procurement, actor=actor,
+                 summary=f"{procurement.title}：录入评审委员会 {len(names)} 人")
+    db.session.flush()
+    return members
+
+
+def record_technical_scores(procurement: Procurement, member: CommitteeMember,
+                            scores: dict[int, dict[int, Any]], actor: User) -> None:
+    """One committee member's points: {bid_id: {rubric_item_id: points}} for every valid bid and item."""
+    permissions.require(actor, "procurement.manage", procurement.engagement)
+    if procurement.status != ProcurementStatus.EVALUATING:
+        raise Conflict("该采购不在评审阶段。")
+    if member.procurement_id != procurement.id:
+        raise ValidationFailed("该评委不属于本项目评审委员会。")
+    items = {i.id: i for i in procurement.rubric}
+    bids = {b.id: b for b in procurement.bids if b.status == BidStatus.SUBMITTED}
+    errors: dict[str, str] = {}
+    rows = []
+    for bid_id, bid in bids.items():
+        for item_id, item in items.items():
+            raw = scores.get(bid_id, {}).get(item_id)
+            key = f"score_{bid_id}_{item_id}"
+            value = _decimal(errors, key, raw, f"{bid.firm.name}“{item.name}”得分", positive=False)
+            if value is not None and not Decimal("0") <= value <= item.max_points:
+                errors[key] = f"{bid.firm.name}“{item.name}”得分应在 0–{item.max_points} 之间"
+            rows.append((bid_id, item_id, value))
+    _raise_if(errors)
+    db.session.execute(sa.delete(TechnicalScore).where(TechnicalScore.member_id == member.id))
+    db.session.add_all(TechnicalScore(member_id=member.id, bid_id=b, rubric_item_id=i, points=v) for b, i, v in rows)
+    audit.record("procurement.scores_recorded", procurement, actor=actor,
+                 summary=f"{procurement.title}：录入评委 {member.name} 的技术评分")
+
+
+@dataclass
+class BidResult:
+    bid: Bid
+    valid: bool
+    price_score: Optional[Decimal]
+    technical_score: Optional[Decimal]
+    total: Optional[Decimal]
+    needs_justification: bool
+    note: str = ""
+    rank: Optional[int] = None
+    tied: bool = False
+
+
+def _q(value: Decimal) -> Decimal:
+    return value.quantize(CENT, ROUND_HALF_UP)
+
+
+def evaluate(procurement: Procurement) -> list[BidResult]:
+    """Comprehensive scoring: price score = lowest valid bid ÷ bid × 100; technical score = mean of the
+    committee members' totals; total = price weight × price score + (1 − weight) × technical score.
+    Ranking: total desc, then lower price, then higher technical score (财政部 87 号令 §58)."""
+    bids = [b for b in procurement.bids if b.status == BidStatus.SUBMITTED]
+    valid = valid_bids(procurement)
+    lowest = min((b.price for b in valid), default=None)
+    members = procurement.committee
+    scores = db.session.execute(
+        sa.select(TechnicalScore.member_id, TechnicalScore.bid_id, sa.func.sum(TechnicalScore.points))
+        .join(CommitteeMember, CommitteeMember.id == TechnicalScore.member_id)
+        .where(CommitteeMember.procurement_id == procurement.id)
+        .group_by(TechnicalScore.member_id, TechnicalScore.bid_id)).all()
+    per_bid: dict[int, list[Decimal]] = {}
+    for _member_id, bid_id, total in scores:
+        per_bid.setdefault(bid_id, []).append(Decimal(str(total)))
+    weight = procurement.price_weight / Decimal("100")
+    results = []
+    for bid in bids:
+        flagged = needs_justification(bid)
+        is_valid = bid in valid
+        note = ""
+        if bid.justification_decision == JustificationDecision.REJECTED:
+            note = bid.invalid_reason or "异常低价说明不被接受"
+        elif flagged and bid.justification_decision != JustificationDecision.ACCEPTED:
+            note = "报价低于有效报价平均值的 {}%，须投标人说明并经评审委员会认定".format(procurement.low_bid_ratio.normalize())
+        price_score = _q(lowest / bid.price * 100) if is_valid and lowest else None
+        member_totals = per_bid.get(bid.id, [])
+        technical = _q(sum(member_totals) / len(member_totals)) if members and len(member_totals) == len(members) else None
+        total = _q(weight * price_score + (1 - weight) * technical) if price_score is not None and technical is not None else None
+        results.append(BidResult(bid, is_valid, price_score, technical, total, flagged, note))
+    ranked = sorted([r for r in results if r.total is not None],
+                    key=lambda r: (-r.total, r.bid.price, -(r.technical_score or 0)))
+    for position, result in enumerate(ranked, start=1):
+        result.rank = position
+    for a, b in zip(ranked, ranked[1:]):
+        if (a.total, a.bid.price, a.technical_score) == (b.total, b.bid.price, b.technical_score):
+            a.tied = b.tied = True
+    return sorted(results, key=lambda r: (r.rank is None, r.rank or 0, r.bid.id))
+
+
+def award_procurement(procurement: Procurement, actor: User, reasons: str) -> Award:
+    """Award to the best-ranked bid. Exactly once per engagement, even under concurrent clicks: the
+    procurement row is locked (SELECT … FOR UPDATE on PostgreSQL; SQLite serialises writers) and the
+    award table has unique keys on procurement and engagement."""
+    permissions.require(actor, "procurement.manage", procurement.engagement)
+    db.session.execute(sa.select(Procurement.id).where(Procurement.id == procurement.id).with_for_update())
+    db.session.refresh(procurement)
+    if procurement.status == ProcurementStatus.AWARDED or procurement.award is not None:
+        raise Conflict("该采购已经定标，不能重复授予。")
+    if procurement.status != ProcurementStatus.EVALUATING or not procurement.is_competitive:
+        raise Conflict(f"该采购当前状态为“{procurement.status.label}”，不能定标。")
+    if not (reasons or "").strip():
+        raise ValidationFailed("请填写定标理由。", {"reasons": "必填"})
+    if _fail_if_too_few(procurement, actor):
+        raise Conflict(f"有效投标不足 {minimum_valid_bids(procurement)} 家，已按流标处理。")
+    results = evaluate(procurement)
+    ranked = [r for r in results if r.rank is not None]
+    if not ranked or len(ranked) < len(valid_bids(procurement)):
+        raise Conflict("评审委员会的技术评分尚未全部录入，不能定标。")
+    winner = ranked[0]
+    if winner.needs_justification and winner.bid.justification_decision != JustificationDecision.ACCEPTED:
+        raise Conflict(f"排名第一的 {winner.bid.firm.name} 报价异常偏低，须先由投标人说明、评审委员会认定后才能定标。")
+    note = reasons.strip()
+    if winner.tied:
+        tied_ids = [r.bid.id for r in ranked if r.tied and r.total == winner.total]
+        record = draws.draw(f"{procurement.title}：得分与报价均相同，随机确定成交人", tied_ids, 1,
+                            actor=actor, bureau_id=procurement.bureau_id, context=("procurement", procurement.id))
+        winner = next(r for r in ranked if r.bid.id == record.result_ids[0])
+        note += f"（并列第一，经随机抽取 #{record.id} 确定）"
+    return _create_award(procurement, winner.bid.firm, winner.bid, winner.bid.price, winner.total, actor, note)
+
+
+def _create_award(procurement: Procurement, firm: Firm, bid: Optional[Bid], amount: Decimal,
+                  score: Optional[Decimal], actor: User, reasons: str) -> Award:
+    engagement = procurement.engagement
+    notice = (f"{engagement.bureau.name}{procurement.title}（{engagement.reference}）采用{procurement.method.label}方式，"
+              f"成交供应商：{firm.name}（统一社会信用代码 {firm.uscc}），成交金额：{amount / TEN_THOUSAND:.2f} 万元"
+              + (f"，综合得分 {score}" if score is not None else "") + f"。公告日期：{beijing_today():%Y-%m-%d}。")
+    award = Award(procurement_id=procurement.id, engagement_id=engagement.id, bid_id=bid.id if bid else None,
+                  firm_id=firm.id, amount=amount, score=score, reasons=reasons, notice=notice,
+                  awarded_by_id=actor.id)
+    procurement.award = award
+    procurement.status = ProcurementStatus.AWARDED
+    engagement.firm_id = firm.id
+    db.session.flush()  # the unique keys speak here if another award slipped in
+    audit.record("procurement.awarded", procurement, actor=actor,
+                 summary=f"{engagement.reference} 定标：{firm.name}，{amount / TEN_THOUSAND:.2f} 万元",
+                 payload={"firm_id": firm.id, "amount": amount, "score": score, "reasons": reasons})
+    return award
+
+
+@dataclass
+class ContractInput:
+    amount_wan: Any
+    signed_on: Optional[date]
+    start_date: Optional[date]
+    end_date: Optional[date]
+    plan_due: Optional[date]
+    report_due: Optional[date]
+    deliverables: str
+
+
+def sign_contract(engagement: Engagement, data: ContractInput, actor: User) -> Contract:
+    permissions.require(actor, "procurement.manage", engagement)
+    procurement = engagement.current_procurement
+    award = procurement.award if procurement else None
+    if award is None:
+        raise Conflict("尚未定标，不能签订合同。")
+    if engagement.contract is not None:
+        raise Conflict("该任务已签订合同。")
+    errors: dict[str, str] = {}
+    amount = _decimal(errors, "amount_wan", data.amount_wan, "合同金额（万元）")
+    if amount is not None and wan_to_yuan(amount) > award.amount:
+        errors["amount_wan"] = "合同金额不能超过成交金额"
+    for name, label in [("signed_on", "签订日期"), ("start_date", "服务开始日期"), ("end_date", "服务结束日期"),
+                        ("plan_due", "实施方案提交期限"), ("report_due", "评价报告提交期限")]:
+        if getattr(data, name) is None:
+            errors[name] = f"请填写{label}"
+    if not errors:
+        if data.end_date < data.start_date:
+            errors["end_date"] = "服务结束日期不能早于开始日期"
+        if not data.start_date <= data.plan_due <= data.report_due:
+            errors["plan_due"] = "实施方案期限应在服务开始之后、报告期限之前"
+        if data.report_due > data.end_date:
+            errors["report_due"] = "报告期限不能晚于服务结束日期"
+    if not (data.deliverables or "").strip():
+        errors["deliverables"] = "请填写交付成果"
+    _raise_if(errors)
+    contract = Contract(engagement_id=engagement.id, award_id=award.id, firm_id=award.firm_id,
+                        amount=wan_to_yuan(amount), signed_on=data.signed_on, start_date=data.start_date,
+                        end_date=data.end_date, plan_due=data.plan_due, report_due=data.report_due,
+                        deliverables=data.deliverables.strip())
+    engagement.contract = contract
+    db.session.flush()
+    workflow.perform(engagement, "sign_contract", actor,
+                     note=f"合同金额 {amount} 万元；方案 {data.plan_due:%Y-%m-%d}、报告 {data.report_due:%Y-%m-%d} 前提交")
+    return contract
+
+
+# --- marketplace -----------------------------------------------------------------------------------
+
+def open_opportunities(firm: Firm) -> list[tuple[Procurement, list[str]]]:
+    """Every open competitive procurement the firm could see, with its exclusion reasons (empty: may bid)."""
+    procurements = db.session.execute(
+        sa.select(Procurement).where(Procurement.status == ProcurementStatus.OPEN,
+                                     Procurement.bid_deadline > utcnow()).order_by(Procurement.bid_deadline)
+    ).scalars().all()
+    out = []
+    for procurement in procurements:
+        if firm.bureau_id not in eligibility.library_bureau_ids(procurement.bureau):
+            continue  # not a library this procurement draws on: not shown at all
+        out.append((procurement, eligibility.exclusion_reasons(firm, procurement.engagement, procurement.method)))
+    return out

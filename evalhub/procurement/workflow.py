@@ -1,0 +1,147 @@
+"""The engagement state machine: ONE table of every state change, who may trigger it, what it needs.
+
+Every module changes an engagement's state only through ``perform``. Each transition writes one
+timeline row and one audit event; anything the table does not allow is a Conflict (HTTP 409).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Callable, Optional
+
+from evalhub.core import audit
+from evalhub.core.enums import Role
+from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
+from evalhub.core.models import User
+from evalhub.core.timeutil import beijing_today, utcnow
+from evalhub.extensions import db
+from evalhub.procurement.models import Engagement, EngagementState as S, EngagementTransition
+
+# Who may trigger a transition.
+BUREAU = "bureau"              # staff or admin of the engagement's own bureau
+BUREAU_ADMIN = "bureau_admin"  # an admin of the engagement's own bureau
+FIRM = "firm"                  # a user of the contracted firm
+
+
+@dataclass(frozen=True)
+class Transition:
+    action: str
+    label: str
+    sources: tuple[S, ...]
+    target: S
+    actor: str
+    requires: tuple[str, ...] = ()
+    needs_note: bool = False
+
+
+_ACTIVE = (S.CONTRACTED, S.PLAN_SUBMITTED, S.PLAN_IN_REVIEW, S.PLAN_RETURNED, S.FIELDWORK,
+           S.REPORT_SUBMITTED, S.REPORT_IN_REVIEW, S.REPORT_RETURNED)
+
+TRANSITIONS: dict[str, Transition] = {t.action: t for t in [
+    Transition("start_procurement", "启动采购", (S.PLANNED,), S.PROCURING, BUREAU),
+    Transition("fail_procurement", "采购失败（流标）", (S.PROCURING,), S.FAILED_PROCUREMENT, BUREAU, needs_note=True),
+    Transition("rerun_procurement", "重新采购", (S.FAILED_PROCUREMENT,), S.PROCURING, BUREAU, needs_note=True),
+    Transition("sign_contract", "签订合同", (S.PROCURING,), S.CONTRACTED, BUREAU, requires=("contract",)),
+    Transition("submit_plan", "提交实施方案", (S.CONTRACTED,), S.PLAN_SUBMITTED, FIRM, requires=("firm",)),
+    Transition("start_plan_review", "组织方案评审", (S.PLAN_SUBMITTED,), S.PLAN_IN_REVIEW, BUREAU),
+    Transition("return_plan", "退回实施方案", (S.PLAN_IN_REVIEW,), S.PLAN_RETURNED, BUREAU, needs_note=True),
+    Transition("resubmit_plan", "重新提交实施方案", (S.PLAN_RETURNED,), S.PLAN_SUBMITTED, FIRM, requires=("firm",)),
+    Transition("approve_plan", "方案评审通过", (S.PLAN_IN_REVIEW,), S.FIELDWORK, BUREAU),
+    Transition("submit_report", "提交评价报告", (S.FIELDWORK,), S.REPORT_SUBMITTED, FIRM, requires=("firm",)),
+    Transition("start_report_review", "组织报告评审", (S.REPORT_SUBMITTED,), S.REPORT_IN_REVIEW, BUREAU),
+    Transition("return_report", "退回整改", (S.REPORT_IN_REVIEW,), S.REPORT_RETURNED, BUREAU, needs_note=True),
+    Transition("resubmit_report", "提交整改后报告", (S.REPORT_RETURNED,), S.REPORT_SUBMITTED, FIRM, requires=("firm",)),
+    Transition("accept_report", "报告验收通过", (S.REPORT_IN_REVIEW,), S.ACCEPTED, BUREAU),
+    Transition("accept_with_deduction", "扣分后验收", (S.REPORT_RETURNED,), S.ACCEPTED, BUREAU_ADMIN, needs_note=True),
+    Transition("publish", "公开报告", (S.ACCEPTED,), S.PUBLISHED, BUREAU),
+    Transition("withhold", "不予公开并归档", (S.ACCEPTED,), S.ARCHIVED, BUREAU_ADMIN, needs_note=True),
+    Transition("archive", "归档", (S.PUBLISHED,), S.ARCHIVED, BUREAU),
+    Transition("cancel", "终止", (S.PLANNED, S.PROCURING, S.FAILED_PROCUREMENT) + _ACTIVE, S.CANCELLED, BUREAU_ADMIN,
+               needs_note=True),
+]}
+
+
+def _has_contract(e: Engagement) -> Optional[str]:
+    return None if e.contract is not None else "尚未签订合同"
+
+
+def _has_firm(e: Engagement) -> Optional[str]:
+    return None if e.firm_id is not None else "尚未确定承担机构"
+
+
+REQUIREMENTS: dict[str, Callable[[Engagement], Optional[str]]] = {
+    "contract": _has_contract,
+    "firm": _has_firm,
+}
+
+
+def actor_may(user: User | None, transition: Transition, engagement: Engagement) -> bool:
+    if user is None:
+        return False
+    if user.role == Role.SYSTEM_ADMIN:
+        return transition.actor != FIRM
+    if transition.actor == FIRM:
+        return user.role == Role.FIRM_USER and engagement.firm_id is not None and user.firm_id == engagement.firm_id
+    own = user.role in (Role.BUREAU_ADMIN, Role.BUREAU_STAFF) and user.bureau_id == engagement.bureau_id
+    if transition.actor == BUREAU_ADMIN:
+        return own and user.role == Role.BUREAU_ADMIN
+    return own
+
+
+def available(engagement: Engagement, user: User | None) -> list[Transition]:
+    return [t for t in TRANSITIONS.values() if engagement.state in t.sources and actor_may(user, t, engagement)]
+
+
+def perform(engagement: Engagement, action: str, actor: User | None, *, note: str | None = None,
+            system: bool = False) -> EngagementTransition:
+    """Move ``engagement`` by ``action``. ``system=True`` is for consequences computed by the system
+    (e.g. the review outcome when the last expert submits); the role check is then skipped but the
+    actor, if any, is still recorded."""
+    transition = TRANSITIONS.get(action)
+    if transition is None:
+        raise Conflict(f"未定义的操作“{action}”：状态机中没有这一步。")
+    if engagement.state not in transition.sources:
+        allowed = "、".join(s.label for s in transition.sources)
+        raise Conflict(f"评价任务当前状态为“{engagement.state.label}”，不能执行“{transition.label}”"
+                       f"（仅在“{allowed}”时可以）。")
+    if not system and not actor_may(actor, transition, engagement):
+        who = {BUREAU: "本级财政局工作人员", BUREAU_ADMIN: "本级财政局管理员", FIRM: "承担任务的第三方机构"}[transition.actor]
+        raise PermissionDenied(f"“{transition.label}”只能由{who}执行。")
+    note = (note or "").strip()
+    if transition.needs_note and not note:
+        raise ValidationFailed(f"“{transition.label}”必须填写说明。", {"note": "必填"})
+    for requirement in transition.requires:
+        problem = REQUIREMENTS[requirement](engagement)
+        if problem:
+            raise Conflict(f"不能执行“{transition.label}”：{problem}。")
+    old = engagement.state
+    engagement.state = transition.target
+    engagement.state_changed_at = utcnow()
+    row = EngagementTransition(engagement_id=engagement.id, action=action, from_state=old,
+                               to_state=transition.target, note=note or None,
+                               actor_id=actor.id if actor is not None else None)
+    db.session.add(row)
+    audit.record(f"engagement.{action}", engagement, actor=actor,
+                 summary=f"{engagement.reference} {engagement.name}：{old.label} → {transition.target.label}"
+                         + (f"（{note}）" if note else ""),
+                 payload={"from": old, "to": transition.target, "note": note, "system": system})
+    return row
+
+
+# --- deadlines -------------------------------------------------------------------------------------
+
+PLAN_PENDING = (S.CONTRACTED, S.PLAN_RETURNED)
+REPORT_PENDING = (S.FIELDWORK, S.REPORT_RETURNED)
+
+
+def overdue_reason(engagement: Engagement, today: date | None = None) -> Optional[str]:
+    """Why the engagement is overdue today, or None."""
+    today = today or beijing_today()
+    contract = engagement.contract
+    if contract is None:
+        return None
+    if engagement.state in PLAN_PENDING and today > contract.plan_due:
+        return f"实施方案应于 {contract.plan_due:%Y-%m-%d} 前提交，已逾期 {(today - contract.plan_due).days} 天"
+    if engagement.state in REPORT_PENDING and today > contract.report_due:
+        return f"评价报告应于 {contract.report_due:%Y-%m-%d} 前提交，已逾期 {(today - contract.report_due).days} 天"
+    return None
