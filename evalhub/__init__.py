@@ -52,18 +52,22 @@ def _import_models() -> None:
     import evalhub.registry.models  # noqa: F401
     import evalhub.registry.imports  # noqa: F401  (registers the import job kinds)
     import evalhub.procurement.models  # noqa: F401
+    import evalhub.procurement.imports  # noqa: F401  (registers the plan import job kind)
 
 
 def _register_blueprints(app: Flask) -> None:
     from evalhub.api import bp as api_bp
     from evalhub.core.views import bp as core_bp
+    from evalhub.procurement.views import bp as procurement_bp
     from evalhub.public.views import bp as public_bp
     from evalhub.registry.views import bp as registry_bp
 
+    import evalhub.procurement.api  # noqa: F401  (adds the procurement routes to the API blueprint)
     import evalhub.registry.api  # noqa: F401  (adds the registry routes to the API blueprint)
 
     app.register_blueprint(core_bp)
     app.register_blueprint(registry_bp)
+    app.register_blueprint(procurement_bp)
     app.register_blueprint(public_bp)
     app.register_blueprint(api_bp)
 

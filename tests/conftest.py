@@ -52,12 +52,11 @@ def app(tmp_path_factory):
 
 def _empty_all_tables() -> None:
     db.session.rollback()
-    tables = [t.name for t in db.metadata.sorted_tables]
-    if db.engine.dialect.name == "postgresql":
-        db.session.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
-    else:
-        for table in reversed(db.metadata.sorted_tables):
-            db.session.execute(table.delete())
+    # DELETE is much cheaper than TRUNCATE on mostly empty tables. firm and user_account point at each
+    # other, so that one link is cut first.
+    db.session.execute(sa.text("UPDATE firm SET created_by_id = NULL"))
+    for table in reversed(db.metadata.sorted_tables):
+        db.session.execute(table.delete())
     db.session.commit()
 
 

@@ -169,8 +169,8 @@ def add_plan_item(plan: EvaluationPlan, data: PlanItemInput, actor: User, *, val
     _require_draft(plan)
     values = values or clean_plan_item(plan, data)
     position = (max((i.position for i in plan.items), default=0)) + 1
-    item = PlanItem(plan_id=plan.id, position=position, **values)
-    db.session.add(item)
+    item = PlanItem(position=position, **values)
+    plan.items.append(item)
     db.session.flush()
     audit.record("plan.item_added", plan, actor=actor,
                  summary=f"{plan.year} 年计划新增评价对象：{item.name}（{values['amount'] / TEN_THOUSAND:.2f} 万元）",
@@ -499,7 +499,16 @@ def submit_bid(procurement: Procurement, data: BidInput, actor: User) -> Bid:
     bid.updated_at = utcnow()
     if stored is not None:
         bid.technical_file_id = stored.id
-    bid.team = [BidTeamMember(staff_id=sid, is_lead=(sid == lead)) for sid in sorted(staff_ids)]
+    # Change the team in place: replacing the collection would insert before deleting and trip the unique key.
+    for member in list(bid.team):
+        if member.staff_id not in staff_ids:
+            bid.team.remove(member)
+    kept = {m.staff_id: m for m in bid.team}
+    for sid in sorted(staff_ids):
+        member = kept.get(sid) or BidTeamMember(staff_id=sid)
+        member.is_lead = sid == lead
+        if sid not in kept:
+            bid.team.append(member)
     db.session.flush()
     # The audit log is readable by bureau admins: record the act of bidding, never the sealed price.
     audit.record("bid.submitted" if is_new else "bid.updated", procurement, actor=actor,
@@ -646,8 +655,8 @@ def draw_committee(procurement: Procurement, size: int, actor: User) -> list[Com
     members = []
     for expert_id in record.result_ids:
         expert = db.session.get(Expert, expert_id)
-        members.append(CommitteeMember(procurement_id=procurement.id, expert_id=expert.id, name=expert.name))
-    db.session.add_all(members)
+        members.append(CommitteeMember(expert_id=expert.id, name=expert.name))
+    procurement.committee.extend(members)
     db.session.flush()
     return members
 
@@ -661,8 +670,8 @@ def enter_committee(procurement: Procurement, names: list[str], actor: User) -> 
         raise Conflict("开标后才能录入评审委员会。")
     if procurement.committee:
         raise Conflict("评审委员会已经组建。")
-    members = [CommitteeMember(procurement_id=procurement.id, name=n) for n in names]
-    db.session.add_all(members)
+    members = [CommitteeMember(name=n) for n in names]
+    procurement.committee.extend(members)
     audit.record("procurement.committee_entered", procurement, actor=actor,
                  summary=f"{procurement.title}：录入评审委员会 {len(names)} 人")
     db.session.flush()
@@ -828,11 +837,13 @@ def sign_contract(engagement: Engagement, data: ContractInput, actor: User) -> C
     amount = _decimal(errors, "amount_wan", data.amount_wan, "合同金额（万元）")
     if amount is not None and wan_to_yuan(amount) > award.amount:
         errors["amount_wan"] = "合同金额不能超过成交金额"
+    dates_missing = False
     for name, label in [("signed_on", "签订日期"), ("start_date", "服务开始日期"), ("end_date", "服务结束日期"),
                         ("plan_due", "实施方案提交期限"), ("report_due", "评价报告提交期限")]:
         if getattr(data, name) is None:
             errors[name] = f"请填写{label}"
-    if not errors:
+            dates_missing = True
+    if not dates_missing:
         if data.end_date < data.start_date:
             errors["end_date"] = "服务结束日期不能早于开始日期"
         if not data.start_date <= data.plan_due <= data.report_due:

@@ -72,13 +72,13 @@ def _parse_date(value: Any) -> date | None:
     return datetime.strptime(text, "%Y-%m-%d").date()
 
 
-def read_sheet(data: bytes, columns: dict[str, str]) -> list[dict[str, str]]:
+def read_sheet(data: bytes, columns: dict[str, str], optional: set[str] = OPTIONAL) -> list[dict[str, str]]:
     try:
         frame = pd.read_excel(io.BytesIO(data), dtype=str, engine="openpyxl").fillna("")
     except Exception as exc:
         raise ValidationFailed(f"无法读取 Excel 文件：{exc}", {"file": "无法读取"}) from exc
     frame.columns = [str(c).strip() for c in frame.columns]
-    missing = [c for c, key in columns.items() if c not in frame.columns and key not in OPTIONAL]
+    missing = [c for c, key in columns.items() if c not in frame.columns and key not in optional]
     if missing:
         raise ValidationFailed(f"表头缺少列：{'、'.join(missing)}。请使用导入模板。", {"file": "表头不符"})
     rows = []

@@ -1,0 +1,104 @@
+"""Excel import of plan items (row-by-row error report; nothing imported when any row is wrong) and export."""
+from __future__ import annotations
+
+from typing import Callable
+
+import sqlalchemy as sa
+
+from evalhub.core import audit, files
+from evalhub.core.enums import Field
+from evalhub.core.errors import ValidationFailed
+from evalhub.core.exports import to_xlsx
+from evalhub.core.jobs import job_kind
+from evalhub.core.models import BudgetUnit, Job, StoredFile, User
+from evalhub.extensions import db
+from evalhub.procurement.models import BudgetKind, EvaluationPlan, ObjectType, ServiceKind
+from evalhub.procurement.services import PlanItemInput, add_plan_item, clean_plan_item
+from evalhub.registry.imports import read_sheet
+
+PLAN_COLUMNS = {
+    "评价对象名称": "name",
+    "评价类型": "object_type",
+    "预算类别": "budget_kind",
+    "业务领域": "field",
+    "委托事项": "service_kind",
+    "金额（万元）": "amount_wan",
+    "被评价单位": "budget_unit",
+    "委托方": "commissioner",
+    "选取理由": "reason",
+}
+
+
+def _units_by_name(plan: EvaluationPlan) -> dict[str, BudgetUnit]:
+    from evalhub.core.models import Bureau
+
+    rows = db.session.execute(
+        sa.select(BudgetUnit).join(Bureau, Bureau.id == BudgetUnit.bureau_id).where(Bureau.path.startswith(plan.bureau.path))
+    ).scalars().all()
+    return {u.name: u for u in rows}
+
+
+@job_kind("import.plan_items")
+def import_plan_items(job: Job, report: Callable[[int, int, str], None]) -> dict:
+    plan = db.session.get(EvaluationPlan, job.params["plan_id"])
+    actor = db.session.get(User, job.created_by_id)
+    stored = db.session.get(StoredFile, job.params["file_id"])
+    try:
+        rows = read_sheet(files.read(stored), PLAN_COLUMNS, optional={"commissioner", "service_kind"})
+    except ValidationFailed as exc:
+        return {"failed": True, "message": exc.message, "errors": [{"row": None, "name": "", "messages": [exc.message]}]}
+    units = _units_by_name(plan)
+    total, errors, cleaned = len(rows), [], []
+    for index, row in enumerate(rows, start=2):
+        messages = []
+        unit = units.get(row["budget_unit"])
+        if row["budget_unit"] and unit is None:
+            messages.append(f"被评价单位“{row['budget_unit']}”不是{plan.bureau.short_name}或其下级的预算单位")
+        commissioner = units.get(row["commissioner"]) if row.get("commissioner") else None
+        if row.get("commissioner") and commissioner is None and row["commissioner"] != plan.bureau.name:
+            messages.append(f"委托方“{row['commissioner']}”不是{plan.bureau.short_name}或其下级的预算单位")
+        data = PlanItemInput(name=row["name"], object_type=row["object_type"], budget_kind=row["budget_kind"],
+                             field=row["field"], amount_wan=row["amount_wan"],
+                             budget_unit_id=unit.id if unit else None, reason=row["reason"],
+                             commissioner_unit_id=commissioner.id if commissioner else None,
+                             service_kind=row.get("service_kind") or ServiceKind.KEY_EVALUATION)
+        try:
+            cleaned.append((data, clean_plan_item(plan, data)))
+        except ValidationFailed as exc:
+            messages.extend(m for k, m in exc.fields.items() if not (k == "budget_unit_id" and unit is None and row["budget_unit"]))
+        if messages:
+            errors.append({"row": index, "name": row["name"], "messages": messages})
+        report(index - 1, total, f"已检查 {index - 1}/{total} 行")
+    if errors:
+        return {"failed": True, "errors": errors, "message": f"{len(errors)} 行有错误，未导入任何评价对象。请修改后重新上传。"}
+    created = [add_plan_item(plan, data, actor, values=values) for data, values in cleaned]
+    audit.record("plan.imported", plan, actor=actor, summary=f"{plan.year} 年计划批量导入 {len(created)} 个评价对象",
+                 payload={"file_sha256": stored.sha256})
+    db.session.commit()
+    report(total, total, "导入完成")
+    return {"imported": len(created), "message": f"已导入 {len(created)} 个评价对象。"}
+
+
+def plan_rows(plan: EvaluationPlan) -> list[dict]:
+    return [{
+        "序号": i, "评价对象名称": item.name, "评价类型": item.object_type.label, "预算类别": item.budget_kind.label,
+        "业务领域": item.field.label, "委托事项": item.service_kind.label, "金额（万元）": float(item.amount / 10000),
+        "被评价单位": item.budget_unit.name, "委托方": item.commissioner_name, "选取理由": item.reason,
+        "任务编号": item.engagement.reference if item.engagement else "",
+        "任务状态": item.engagement.state.label if item.engagement else "",
+        "承担机构": item.engagement.firm.name if item.engagement and item.engagement.firm else "",
+    } for i, item in enumerate(plan.items, start=1)]
+
+
+def plan_xlsx(plan: EvaluationPlan) -> bytes:
+    return to_xlsx(plan_rows(plan), f"{plan.year}年度重点绩效评价计划")
+
+
+def plan_template_xlsx() -> bytes:
+    notes = [f"评价类型可填：{'、'.join(m.label for m in ObjectType)}",
+             f"预算类别可填：{'、'.join(m.label for m in BudgetKind)}",
+             f"业务领域可填：{'、'.join(m.label for m in Field)}",
+             f"委托事项可填（留空为重点绩效评价）：{'、'.join(m.label for m in ServiceKind)}",
+             "金额以万元为单位；被评价单位、委托方填写预算单位全称，委托方留空表示由财政局委托",
+             "委托方不得与被评价单位相同（主体分离）"]
+    return to_xlsx([], "评价对象", columns=list(PLAN_COLUMNS), notes={"填写说明": notes})
