@@ -151,6 +151,7 @@ def create_token():
     return jsonify({"token": token}), 201
 
 
-@bp.route("/openapi.json")
+@operation("/openapi.json", "GET", summary="本接口的 OpenAPI 3 描述文档", tag="文档",
+           response={"type": "object", "description": "OpenAPI 3.0 文档"}, errors=(), auth=False)
 def openapi_document():
     return jsonify(build_spec())
