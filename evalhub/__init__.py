@@ -53,6 +53,7 @@ def _import_models() -> None:
     import evalhub.registry.imports  # noqa: F401  (registers the import job kinds)
     import evalhub.procurement.models  # noqa: F401
     import evalhub.procurement.imports  # noqa: F401  (registers the plan import job kind)
+    import evalhub.review.models  # noqa: F401
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -86,6 +86,8 @@ class Config:
 
         self.PAGE_SIZE = _env_int("PAGE_SIZE", 20)
         self.MAIL_SERVER = _env("SMTP_HOST")
+        self.MAIL_PORT = _env_int("SMTP_PORT", 25)
+        self.MAIL_FROM = _env("MAIL_FROM", "evalhub@localhost")
         self.TESTING = False
 
     def as_dict(self) -> dict:

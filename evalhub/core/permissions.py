@@ -223,6 +223,9 @@ _RULES = {
     "procurement.view": lambda u, p: visible(u, p) or _marketplace_visible(u, p),
     "bid.view": lambda u, b: visible(u, b),
     "marketplace.use": lambda u, o: u.role == Role.FIRM_USER,
+    # expert review
+    "review.manage": lambda u, e: _own_bureau(u, e.bureau_id),
+    "rubric.edit": lambda u, b: u.role == Role.SYSTEM_ADMIN or (u.role == Role.BUREAU_ADMIN and u.bureau_id == b.id),
     # expert pool
     "expert.list": lambda u, o: _is_bureau_user(u) or u.role == Role.SYSTEM_ADMIN,
     "expert.view": lambda u, e: visible(u, e),

@@ -64,6 +64,19 @@ SETTINGS: dict[str, SettingDef] = {
         SettingDef("procurement.low_bid_ratio", "异常低价认定线（占有效报价平均值的百分比）", "采购", 70,
                    minimum=10, maximum=100, help="低于该比例的报价须由投标人书面说明，评审委员会认定后方可中标。"),
         SettingDef("procurement.min_bids_consultation", "竞争性磋商最少有效响应供应商数", "采购", 2, minimum=2, maximum=10),
+        SettingDef("review.plan_pass_mark", "实施方案评审通过分", "专家评审", 80, minimum=0, maximum=100),
+        SettingDef("review.report_pass_mark", "评价报告评审通过分（低于此分退回整改）", "专家评审", 90, minimum=0, maximum=100),
+        SettingDef("review.plan_panel_size", "实施方案评审专家人数（单数）", "专家评审", 3, minimum=3, maximum=9),
+        SettingDef("review.report_panel_size", "评价报告评审专家人数（单数）", "专家评审", 5, minimum=3, maximum=9),
+        SettingDef("review.trimmed_mean_from", "专家人数达到多少时去掉最高分和最低分", "专家评审", 5, minimum=3, maximum=99),
+        SettingDef("review.spread_flag", "专家评分极差超过多少分时提示分歧", "专家评审", 15, minimum=0, maximum=100),
+        SettingDef("review.max_rounds", "报告最多整改轮次", "专家评审", 3, minimum=1, maximum=10),
+        SettingDef("review.load_cap", "每位专家同时在审任务上限", "专家评审", 3, minimum=1, maximum=20),
+        SettingDef("review.same_firm_per_year", "同一专家每年评审同一机构次数上限", "专家评审", 3, minimum=1, maximum=20),
+        SettingDef("review.respond_days", "专家答复邀请期限（天）", "专家评审", 3, minimum=1, maximum=30),
+        SettingDef("review.review_days", "专家完成评审期限（天）", "专家评审", 10, minimum=1, maximum=60),
+        SettingDef("review.resubmit_days", "机构提交整改稿期限（天）", "专家评审", 15, minimum=1, maximum=90),
+        SettingDef("review.remind_days_before", "到期前几天提醒", "专家评审", 2, minimum=0, maximum=30),
     ]
 }
 

@@ -50,7 +50,8 @@ TRANSITIONS: dict[str, Transition] = {t.action: t for t in [
     Transition("submit_report", "提交评价报告", (S.FIELDWORK,), S.REPORT_SUBMITTED, FIRM, requires=("firm",)),
     Transition("start_report_review", "组织报告评审", (S.REPORT_SUBMITTED,), S.REPORT_IN_REVIEW, BUREAU),
     Transition("return_report", "退回整改", (S.REPORT_IN_REVIEW,), S.REPORT_RETURNED, BUREAU, needs_note=True),
-    Transition("resubmit_report", "提交整改后报告", (S.REPORT_RETURNED,), S.REPORT_SUBMITTED, FIRM, requires=("firm",)),
+    Transition("resubmit_report", "提交整改后报告", (S.REPORT_RETURNED,), S.REPORT_SUBMITTED, FIRM,
+               requires=("firm", "rounds_left")),
     Transition("accept_report", "报告验收通过", (S.REPORT_IN_REVIEW,), S.ACCEPTED, BUREAU),
     Transition("accept_with_deduction", "扣分后验收", (S.REPORT_RETURNED,), S.ACCEPTED, BUREAU_ADMIN, needs_note=True),
     Transition("publish", "公开报告", (S.ACCEPTED,), S.PUBLISHED, BUREAU),
@@ -69,9 +70,16 @@ def _has_firm(e: Engagement) -> Optional[str]:
     return None if e.firm_id is not None else "尚未确定承担机构"
 
 
+def _rounds_left(e: Engagement) -> Optional[str]:
+    from evalhub.review.services import rounds_exhausted  # the review module counts the rounds
+
+    return rounds_exhausted(e)
+
+
 REQUIREMENTS: dict[str, Callable[[Engagement], Optional[str]]] = {
     "contract": _has_contract,
     "firm": _has_firm,
+    "rounds_left": _rounds_left,
 }
 
 

@@ -1,0 +1,309 @@
+"""Expert review of work plans and reports: submissions (versions), rubrics as data, panels, reviews,
+outcomes; then the evaluation result, the commissioner's rating of the firm and publication."""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from evalhub.core.enums import LabeledEnum, enum_column
+from evalhub.core.models import Bureau, Draw, StoredFile, User
+from evalhub.core.timeutil import utcnow
+from evalhub.extensions import db
+from evalhub.procurement.models import Engagement, ServiceKind
+from evalhub.registry.models import Expert
+
+Points = sa.Numeric(6, 2)
+
+
+class SubmissionKind(LabeledEnum):
+    WORK_PLAN = ("work_plan", "实施方案")
+    REPORT = ("report", "评价报告")
+
+
+class IndicatorCategory(LabeledEnum):
+    DECISION = ("decision", "决策")
+    PROCESS = ("process", "过程")
+    OUTPUT = ("output", "产出")
+    BENEFIT = ("benefit", "效益")
+
+
+class Grade(LabeledEnum):
+    """Evaluation result bands (DOMAIN.md §2 step 5)."""
+
+    EXCELLENT = ("excellent", "优")
+    GOOD = ("good", "良")
+    FAIR = ("fair", "中")
+    POOR = ("poor", "差")
+
+
+class RubricKind(LabeledEnum):
+    WORK_PLAN = ("work_plan", "实施方案评审")
+    REPORT = ("report", "评价报告评审")
+    COMMISSIONER = ("commissioner", "委托方对机构的评价")
+
+
+class PanelStatus(LabeledEnum):
+    REVIEWING = ("reviewing", "评审中")
+    DECIDED = ("decided", "已出结果")
+    CLOSED = ("closed", "已结束")
+
+
+class InvitationStatus(LabeledEnum):
+    INVITED = ("invited", "已邀请")
+    ACCEPTED = ("accepted", "已接受")
+    DECLINED = ("declined", "已拒绝")
+    EXPIRED = ("expired", "逾期未答复")
+
+
+class ReviewStatus(LabeledEnum):
+    DRAFT = ("draft", "草稿")
+    SUBMITTED = ("submitted", "已提交")
+
+
+class Submission(db.Model):
+    """One uploaded version of a work plan or report. Earlier versions and their reviews stay readable."""
+
+    __tablename__ = "submission"
+    __table_args__ = (sa.UniqueConstraint("engagement_id", "kind", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    engagement_id: Mapped[int] = mapped_column(sa.ForeignKey("engagement.id"), index=True)
+    kind: Mapped[SubmissionKind] = mapped_column(enum_column(SubmissionKind))
+    version: Mapped[int] = mapped_column()
+    file_id: Mapped[int] = mapped_column(sa.ForeignKey("stored_file.id"))
+    note: Mapped[Optional[str]] = mapped_column(sa.Text)
+    # The firm's own conclusion (reports only): total score and grade of the evaluated object.
+    concluded_total: Mapped[Optional[Decimal]] = mapped_column(Points)
+    concluded_grade: Mapped[Optional[Grade]] = mapped_column(enum_column(Grade))
+    machine_checks: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
+    submitted_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    submitted_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+    engagement: Mapped[Engagement] = relationship()
+    file: Mapped[StoredFile] = relationship()
+    indicators: Mapped[list["ReportIndicator"]] = relationship(back_populates="submission",
+                                                               order_by="ReportIndicator.position",
+                                                               cascade="all, delete-orphan")
+    panel: Mapped[Optional["ReviewPanel"]] = relationship(back_populates="submission", uselist=False)
+
+
+class ReportIndicator(db.Model):
+    """A line of the report's evaluation scoring table (指标评分表)."""
+
+    __tablename__ = "report_indicator"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(sa.ForeignKey("submission.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column()
+    category: Mapped[IndicatorCategory] = mapped_column(enum_column(IndicatorCategory))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    weight: Mapped[Decimal] = mapped_column(Points)
+    score: Mapped[Decimal] = mapped_column(Points)
+
+    submission: Mapped[Submission] = relationship(back_populates="indicators")
+
+
+class Rubric(db.Model):
+    """A versioned review rubric. bureau_id None: the system default seeded from DOMAIN.md §5."""
+
+    __tablename__ = "rubric"
+    __table_args__ = (sa.UniqueConstraint("bureau_id", "kind", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bureau_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
+    kind: Mapped[RubricKind] = mapped_column(enum_column(RubricKind))
+    version: Mapped[int] = mapped_column()
+    title: Mapped[str] = mapped_column(sa.String(100))
+    is_current: Mapped[bool] = mapped_column(default=True)
+    created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+    bureau: Mapped[Optional[Bureau]] = relationship()
+    items: Mapped[list["RubricItem"]] = relationship(back_populates="rubric", order_by="RubricItem.position",
+                                                     cascade="all, delete-orphan")
+
+    @property
+    def max_total(self) -> Decimal:
+        return sum((i.max_points for i in self.items), Decimal("0"))
+
+
+class RubricItem(db.Model):
+    __tablename__ = "rubric_item"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rubric_id: Mapped[int] = mapped_column(sa.ForeignKey("rubric.id"), index=True)
+    position: Mapped[int] = mapped_column()
+    name: Mapped[str] = mapped_column(sa.String(100))
+    description: Mapped[str] = mapped_column(sa.Text)
+    max_points: Mapped[Decimal] = mapped_column(Points)
+
+    rubric: Mapped[Rubric] = relationship(back_populates="items")
+
+
+class ReviewPanel(db.Model):
+    """The expert panel for one submission version. Its outcome is decided exactly once."""
+
+    __tablename__ = "review_panel"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    engagement_id: Mapped[int] = mapped_column(sa.ForeignKey("engagement.id"), index=True)
+    submission_id: Mapped[int] = mapped_column(sa.ForeignKey("submission.id"), unique=True)
+    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
+    kind: Mapped[SubmissionKind] = mapped_column(enum_column(SubmissionKind))
+    round: Mapped[int] = mapped_column()
+    size: Mapped[int] = mapped_column()
+    rubric_id: Mapped[int] = mapped_column(sa.ForeignKey("rubric.id"))
+    status: Mapped[PanelStatus] = mapped_column(enum_column(PanelStatus), default=PanelStatus.REVIEWING)
+    draw_id: Mapped[int] = mapped_column(sa.ForeignKey("draw.id"))
+    review_due: Mapped[datetime] = mapped_column(sa.DateTime)
+    score: Mapped[Optional[Decimal]] = mapped_column(Points)
+    spread: Mapped[Optional[Decimal]] = mapped_column(Points)
+    spread_flagged: Mapped[bool] = mapped_column(default=False)
+    passed: Mapped[Optional[bool]] = mapped_column()
+    pass_mark: Mapped[Optional[Decimal]] = mapped_column(Points)
+    decided_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    # The consolidated opinion letter: drafted from the experts' opinions, edited by bureau staff, then sent.
+    letter: Mapped[Optional[str]] = mapped_column(sa.Text)
+    letter_sent_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    resubmit_due: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+    engagement: Mapped[Engagement] = relationship()
+    submission: Mapped[Submission] = relationship(back_populates="panel")
+    rubric: Mapped[Rubric] = relationship()
+    draw: Mapped[Draw] = relationship()
+    invitations: Mapped[list["PanelInvitation"]] = relationship(back_populates="panel", order_by="PanelInvitation.id",
+                                                                cascade="all, delete-orphan")
+
+
+class PanelInvitation(db.Model):
+    """An expert's seat on a panel: invited, then accepted (with a signed declaration) or declined."""
+
+    __tablename__ = "panel_invitation"
+    __table_args__ = (sa.UniqueConstraint("panel_id", "expert_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    panel_id: Mapped[int] = mapped_column(sa.ForeignKey("review_panel.id"), index=True)
+    expert_id: Mapped[int] = mapped_column(sa.ForeignKey("expert.id"), index=True)
+    draw_id: Mapped[int] = mapped_column(sa.ForeignKey("draw.id"))
+    status: Mapped[InvitationStatus] = mapped_column(enum_column(InvitationStatus), default=InvitationStatus.INVITED)
+    respond_by: Mapped[datetime] = mapped_column(sa.DateTime)
+    responded_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    decline_reason: Mapped[Optional[str]] = mapped_column(sa.String(500))
+    declaration: Mapped[Optional[str]] = mapped_column(sa.Text)  # the no-conflict declaration as signed
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+    panel: Mapped[ReviewPanel] = relationship(back_populates="invitations")
+    expert: Mapped[Expert] = relationship()
+    review: Mapped[Optional["Review"]] = relationship(back_populates="invitation", uselist=False)
+
+
+class Review(db.Model):
+    """One expert's review of one submission version, on the rubric version it was made with."""
+
+    __tablename__ = "review"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invitation_id: Mapped[int] = mapped_column(sa.ForeignKey("panel_invitation.id"), unique=True)
+    rubric_id: Mapped[int] = mapped_column(sa.ForeignKey("rubric.id"))
+    status: Mapped[ReviewStatus] = mapped_column(enum_column(ReviewStatus), default=ReviewStatus.DRAFT)
+    total: Mapped[Optional[Decimal]] = mapped_column(Points)
+    opinion: Mapped[Optional[str]] = mapped_column(sa.Text)
+    submitted_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+    invitation: Mapped[PanelInvitation] = relationship(back_populates="review")
+    rubric: Mapped[Rubric] = relationship()
+    scores: Mapped[list["ReviewScore"]] = relationship(back_populates="review", cascade="all, delete-orphan")
+
+
+class ReviewScore(db.Model):
+    __tablename__ = "review_score"
+    __table_args__ = (sa.UniqueConstraint("review_id", "rubric_item_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    review_id: Mapped[int] = mapped_column(sa.ForeignKey("review.id", ondelete="CASCADE"), index=True)
+    rubric_item_id: Mapped[int] = mapped_column(sa.ForeignKey("rubric_item.id"))
+    points: Mapped[Decimal] = mapped_column(Points)
+    comment: Mapped[str] = mapped_column(sa.Text)
+
+    review: Mapped[Review] = relationship(back_populates="scores")
+    item: Mapped[RubricItem] = relationship()
+
+
+class EvaluationResult(db.Model):
+    """The evaluated object's result once its report is accepted: concluded score and grade, with caps."""
+
+    __tablename__ = "evaluation_result"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    engagement_id: Mapped[int] = mapped_column(sa.ForeignKey("engagement.id"), unique=True)
+    submission_id: Mapped[int] = mapped_column(sa.ForeignKey("submission.id"))
+    score: Mapped[Decimal] = mapped_column(Points)
+    band_grade: Mapped[Grade] = mapped_column(enum_column(Grade))
+    grade: Mapped[Grade] = mapped_column(enum_column(Grade))
+    caps: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    deduction: Mapped[Optional[Decimal]] = mapped_column(Points)  # accepted with a recorded deduction
+    deduction_reason: Mapped[Optional[str]] = mapped_column(sa.Text)
+    decided_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    decided_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+    engagement: Mapped[Engagement] = relationship()
+
+
+class CommissionerRating(db.Model):
+    """The commissioner's rating of the firm after the engagement (DOMAIN.md §5; feeds the credit rating)."""
+
+    __tablename__ = "commissioner_rating"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    engagement_id: Mapped[int] = mapped_column(sa.ForeignKey("engagement.id"), unique=True)
+    firm_id: Mapped[int] = mapped_column(sa.ForeignKey("firm.id"), index=True)
+    rubric_id: Mapped[int] = mapped_column(sa.ForeignKey("rubric.id"))
+    scores: Mapped[dict[str, Any]] = mapped_column(sa.JSON)  # rubric item id → points
+    total: Mapped[Decimal] = mapped_column(Points)
+    comment: Mapped[Optional[str]] = mapped_column(sa.Text)
+    rated_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    rated_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+
+class Publication(db.Model):
+    """What the public may read of an accepted report: a redacted file, or nothing when classified."""
+
+    __tablename__ = "publication"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    engagement_id: Mapped[int] = mapped_column(sa.ForeignKey("engagement.id"), unique=True)
+    redacted_file_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("stored_file.id"))
+    classified: Mapped[bool] = mapped_column(default=False)
+    reason: Mapped[Optional[str]] = mapped_column(sa.String(500))
+    published_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    decided_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+
+    engagement: Mapped[Engagement] = relationship()
+    redacted_file: Mapped[Optional[StoredFile]] = relationship()
+
+
+class Notification(db.Model):
+    """An in-app message (the inbox); e-mailed too when an SMTP server is configured."""
+
+    __tablename__ = "notification"
+    __table_args__ = (sa.UniqueConstraint("user_id", "dedupe_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id"), index=True)
+    title: Mapped[str] = mapped_column(sa.String(200))
+    body: Mapped[str] = mapped_column(sa.Text)
+    link: Mapped[Optional[str]] = mapped_column(sa.String(300))
+    # Reminders are idempotent: the same reminder for the same thing is stored once.
+    dedupe_key: Mapped[Optional[str]] = mapped_column(sa.String(120))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+    read_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    emailed_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+
+    user: Mapped[User] = relationship()

@@ -1,0 +1,905 @@
+"""Review rules (DOMAIN.md §2 steps 3–7, §4, §5): submissions and machine checks, rubrics as versioned
+data, panels drawn with avoidance, reviews, the outcome (exactly once), rectification rounds, results
+with caps, the commissioner's rating, publication, and notifications."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any, Iterable, Optional
+
+import sqlalchemy as sa
+
+from evalhub.core import audit, draws, files, permissions
+from evalhub.core.enums import Role
+from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
+from evalhub.core.models import Bureau, Draw, User
+from evalhub.core.settings import get_setting
+from evalhub.core.timeutil import utcnow
+from evalhub.extensions import db
+from evalhub.procurement import workflow
+from evalhub.procurement.models import Engagement, EngagementState as S
+from evalhub.procurement.eligibility import library_bureau_ids
+from evalhub.registry.models import Expert
+from evalhub.registry.services import expert_avoidance_reasons, expert_is_drawable
+from evalhub.review.models import (
+    CommissionerRating,
+    EvaluationResult,
+    Grade,
+    IndicatorCategory,
+    InvitationStatus,
+    Notification,
+    PanelInvitation,
+    PanelStatus,
+    Publication,
+    ReportIndicator,
+    Review,
+    ReviewPanel,
+    ReviewScore,
+    ReviewStatus,
+    Rubric,
+    RubricItem,
+    RubricKind,
+    Submission,
+    SubmissionKind,
+)
+
+CENT = Decimal("0.01")
+HUNDRED = Decimal("100")
+
+# 财预〔2020〕10号 report outline.
+REPORT_CHAPTERS = ["基本情况", "绩效评价工作开展情况", "综合评价情况及评价结论", "绩效评价指标分析",
+                   "主要经验及做法", "存在的问题及原因分析", "有关建议", "其他需要说明的问题"]
+
+DEFAULT_RUBRICS: dict[RubricKind, tuple[str, list[tuple[str, str, int]]]] = {
+    RubricKind.REPORT: ("评价报告评审表", [
+        ("结构与格式", "封面要素齐全；八章结构完整；评分计算正确、等级与得分一致", 20),
+        ("证据与数据", "结论有数据和附件佐证，数据来源清楚", 20),
+        ("指标体系", "覆盖决策、过程、产出、效益；产出与效益权重合计不低于 60%；指标有目标值、单位和数据来源", 20),
+        ("分析与结论", "每项指标有评分依据；结论与得分相符", 20),
+        ("问题与建议", "问题针对本项目并分析原因；建议可操作（谁、做什么、何时完成）", 20),
+    ]),
+    RubricKind.WORK_PLAN: ("实施方案评审表", [
+        ("评价思路与目标", "评价目的、范围、重点清楚", 15),
+        ("指标体系", "指标完整、权重合理、目标值和评分标准明确", 30),
+        ("方法与标准", "评价方法适当，评分标准可操作", 20),
+        ("数据采集与调查设计", "资料清单、抽样与问卷设计合理", 15),
+        ("组织与进度", "人员分工和时间安排可行", 10),
+        ("质量控制与保密", "有复核机制和保密措施", 10),
+    ]),
+    RubricKind.COMMISSIONER: ("委托方评价表", [
+        ("团队能力", "项目团队的专业能力", 15),
+        ("团队稳定性", "投标承诺人员到岗、无随意更换", 15),
+        ("沟通与勤勉", "沟通及时、工作勤勉", 20),
+        ("数据真实准确", "报告数据准确、符合实际", 25),
+        ("结论与建议可用", "结论清晰，问题和建议可用", 25),
+    ]),
+}
+
+
+def _q(value: Decimal) -> Decimal:
+    return value.quantize(CENT, ROUND_HALF_UP)
+
+
+def _raise_if(errors: dict[str, str]) -> None:
+    if errors:
+        raise ValidationFailed("；".join(errors.values()) + "。", errors)
+
+
+def _decimal(errors: dict, key: str, raw: Any, label: str) -> Optional[Decimal]:
+    try:
+        value = Decimal(str(raw).strip())
+        if not value.is_finite():
+            raise InvalidOperation
+        return value
+    except (InvalidOperation, AttributeError, TypeError):
+        errors[key] = f"{label}必须是数字"
+        return None
+
+
+# === grades ========================================================================================
+
+def grade_for(score: Decimal) -> Grade:
+    if score >= 90:
+        return Grade.EXCELLENT
+    if score >= 80:
+        return Grade.GOOD
+    if score >= 60:
+        return Grade.FAIR
+    return Grade.POOR
+
+
+# The caps of seed 000: each names the best grade still allowed.
+CAPS = {
+    "audit_problems": ("审计或财会监督发现问题", Grade.FAIR),
+    "major_fund_problems": ("资金使用存在重大问题", Grade.POOR),
+    "failed_monitoring_twice": ("连续两次监控不合格且拒不整改", Grade.FAIR),
+    "failed_authenticity": ("真实性核查不通过（一票否决）", Grade.POOR),
+}
+_ORDER = [Grade.EXCELLENT, Grade.GOOD, Grade.FAIR, Grade.POOR]
+
+
+def apply_caps(grade: Grade, caps: Iterable[str]) -> Grade:
+    worst = grade
+    for cap in caps:
+        limit = CAPS[cap][1]
+        if _ORDER.index(limit) > _ORDER.index(worst):
+            worst = limit
+    return worst
+
+
+# === machine checks ================================================================================
+
+@dataclass
+class IndicatorInput:
+    category: Any
+    name: str
+    weight: Any
+    score: Any
+
+
+def find_chapters(text: str) -> dict[str, int]:
+    """How often each outline chapter appears as a heading line (一、基本情况 / 第一章 基本情况 / 1. 基本情况)."""
+    counts = {c: 0 for c in REPORT_CHAPTERS}
+    heading = re.compile(r"^\s*(第[一二三四五六七八九十]+[章部分节]|[一二三四五六七八九十]+[、.．]|\d+[、.．]|[（(][一二三四五六七八九十]+[)）])?\s*(.+?)\s*$")
+    for line in (text or "").splitlines():
+        match = heading.match(line)
+        if not match or len(line.strip()) > 40:
+            continue
+        title = match.group(2)
+        for chapter in REPORT_CHAPTERS:
+            if title.startswith(chapter) and (match.group(1) or title == chapter):
+                counts[chapter] += 1
+    return counts
+
+
+def machine_checks(text: str | None, indicators: list[ReportIndicator], concluded_total: Decimal | None,
+                   concluded_grade: Grade | None) -> list[dict[str, Any]]:
+    """What a machine can check on a report, shown to the panel: each check with ok and a detail."""
+    checks: list[dict[str, Any]] = []
+
+    def check(code: str, label: str, ok: bool, detail: str) -> None:
+        checks.append({"code": code, "label": label, "ok": bool(ok), "detail": detail})
+
+    weights = sum((i.weight for i in indicators), Decimal("0"))
+    check("weights_sum", "指标权重合计为 100", weights == HUNDRED, f"权重合计 {weights}")
+    output_benefit = sum((i.weight for i in indicators if i.category in (IndicatorCategory.OUTPUT, IndicatorCategory.BENEFIT)),
+                         Decimal("0"))
+    share = _q(output_benefit / weights * HUNDRED) if weights else Decimal("0")
+    check("output_benefit_share", "产出和效益指标权重合计不低于 60%", share >= 60, f"产出+效益占 {share}%")
+    over = [i.name for i in indicators if i.score > i.weight or i.score < 0]
+    check("scores_within_weights", "各指标得分不超过其权重", not over, "超出：" + "、".join(over) if over else "全部在权重以内")
+    total = sum((i.score for i in indicators), Decimal("0"))
+    check("total_adds_up", "各指标得分之和等于报告结论总分",
+          concluded_total is not None and total == concluded_total,
+          f"指标得分合计 {total}，报告结论 {concluded_total if concluded_total is not None else '未填写'}")
+    expected = grade_for(concluded_total) if concluded_total is not None else None
+    check("grade_matches_band", "评价等级与得分区间一致（优≥90，良80–90，中60–80，差<60）",
+          expected is not None and concluded_grade == expected,
+          f"得分 {concluded_total} 应为“{expected.label if expected else '—'}”，报告结论为“{concluded_grade.label if concluded_grade else '未填写'}”")
+    counts = find_chapters(text or "")
+    missing = [c for c, n in counts.items() if n == 0]
+    duplicated = [c for c, n in counts.items() if n > 1]
+    check("chapters_present", "八个章节齐全（财预〔2020〕10号）", not missing, "缺少：" + "、".join(missing) if missing else "齐全")
+    check("chapters_unique", "章节没有重复", not duplicated, "重复：" + "、".join(duplicated) if duplicated else "无重复")
+    return checks
+
+
+# === rubrics =======================================================================================
+
+def ensure_default_rubrics() -> None:
+    for kind, (title, items) in DEFAULT_RUBRICS.items():
+        exists = db.session.execute(sa.select(Rubric.id).where(Rubric.bureau_id.is_(None), Rubric.kind == kind)).first()
+        if exists:
+            continue
+        db.session.add(Rubric(bureau_id=None, kind=kind, version=1, title=title, is_current=True, items=[
+            RubricItem(position=i, name=n, description=d, max_points=Decimal(p)) for i, (n, d, p) in enumerate(items, 1)]))
+    db.session.flush()
+
+
+def current_rubric(bureau: Bureau, kind: RubricKind) -> Rubric:
+    """The bureau's own current rubric, else its nearest upper bureau's, else the system default."""
+    node = bureau
+    while node is not None:
+        rubric = db.session.execute(sa.select(Rubric).where(Rubric.bureau_id == node.id, Rubric.kind == kind,
+                                                            Rubric.is_current.is_(True))).scalar_one_or_none()
+        if rubric is not None:
+            return rubric
+        node = node.parent
+    ensure_default_rubrics()
+    return db.session.execute(sa.select(Rubric).where(Rubric.bureau_id.is_(None), Rubric.kind == kind,
+                                                      Rubric.is_current.is_(True))).scalar_one()
+
+
+def revise_rubric(bureau: Bureau, kind: RubricKind, items: list[tuple[str, str, Any]], actor: User,
+                  title: str | None = None) -> Rubric:
+    """A new version of the bureau's rubric; reviews keep the version they were made with."""
+    permissions.require(actor, "rubric.edit", bureau)
+    errors: dict[str, str] = {}
+    rows = []
+    for position, (name, description, points) in enumerate(items, start=1):
+        name = (name or "").strip()
+        if not name:
+            continue
+        value = _decimal(errors, f"item_{position}", points, f"“{name}”的分值")
+        if value is not None and value <= 0:
+            errors[f"item_{position}"] = f"“{name}”的分值必须大于 0"
+        rows.append(RubricItem(position=position, name=name, description=(description or "").strip(),
+                               max_points=value or Decimal("0")))
+    if not rows:
+        errors["items"] = "评审表至少需要一个评分项"
+    elif not errors and sum(r.max_points for r in rows) != HUNDRED:
+        errors["items"] = f"各评分项分值合计应为 100，当前为 {sum(r.max_points for r in rows)}"
+    _raise_if(errors)
+    previous = db.session.execute(sa.select(Rubric).where(Rubric.bureau_id == bureau.id, Rubric.kind == kind)
+                                  .order_by(Rubric.version.desc())).scalars().first()
+    for old in db.session.execute(sa.select(Rubric).where(Rubric.bureau_id == bureau.id, Rubric.kind == kind,
+                                                          Rubric.is_current.is_(True))).scalars():
+        old.is_current = False
+    rubric = Rubric(bureau_id=bureau.id, kind=kind, version=(previous.version + 1) if previous else 1,
+                    title=(title or DEFAULT_RUBRICS[kind][0]).strip(), is_current=True, created_by_id=actor.id, items=rows)
+    db.session.add(rubric)
+    db.session.flush()
+    audit.record("rubric.revised", rubric, actor=actor, bureau_id=bureau.id,
+                 summary=f"{bureau.short_name}修订{kind.label}表，第 {rubric.version} 版",
+                 payload={"items": [(r.name, r.max_points) for r in rows]})
+    return rubric
+
+
+# === submissions ===================================================================================
+
+SUBMIT_ACTIONS = {
+    (SubmissionKind.WORK_PLAN, S.CONTRACTED): "submit_plan",
+    (SubmissionKind.WORK_PLAN, S.PLAN_RETURNED): "resubmit_plan",
+    (SubmissionKind.REPORT, S.FIELDWORK): "submit_report",
+    (SubmissionKind.REPORT, S.REPORT_RETURNED): "resubmit_report",
+}
+
+
+def submit(engagement: Engagement, kind: SubmissionKind, filename: str, data: bytes, actor: User, *,
+           indicators: list[IndicatorInput] | None = None, concluded_total: Any = None,
+           concluded_grade: Any = None, note: str | None = None) -> Submission:
+    """The contracted firm uploads a new version of its work plan or report."""
+    action = SUBMIT_ACTIONS.get((kind, engagement.state))
+    if action is None:
+        raise Conflict(f"评价任务当前状态为“{engagement.state.label}”，不能提交{kind.label}。")
+    if actor.role != Role.FIRM_USER or actor.firm_id != engagement.firm_id:
+        raise PermissionDenied("只有承担该任务的第三方机构可以提交。")
+    errors: dict[str, str] = {}
+    rows: list[ReportIndicator] = []
+    total = None
+    grade = None
+    if kind == SubmissionKind.REPORT:
+        for position, row in enumerate(indicators or [], start=1):
+            if not (row.name or "").strip():
+                continue
+            try:
+                category = row.category if isinstance(row.category, IndicatorCategory) else IndicatorCategory.from_label(str(row.category))
+            except ValueError:
+                errors[f"indicator_{position}"] = f"第 {position} 行指标类别无效（应为决策、过程、产出或效益）"
+                continue
+            weight = _decimal(errors, f"indicator_{position}", row.weight, f"第 {position} 行权重")
+            score = _decimal(errors, f"indicator_{position}", row.score, f"第 {position} 行得分")
+            if weight is not None and score is not None:
+                rows.append(ReportIndicator(position=position, category=category, name=row.name.strip()[:200],
+                                            weight=weight, score=score))
+        if not rows and not errors:
+            errors["indicators"] = "请填写评价指标评分表"
+        total = _decimal(errors, "concluded_total", concluded_total, "报告结论总分")
+        if total is not None and not Decimal("0") <= total <= HUNDRED:
+            errors["concluded_total"] = "报告结论总分应在 0–100 之间"
+        try:
+            grade = concluded_grade if isinstance(concluded_grade, Grade) else Grade.from_label(str(concluded_grade or ""))
+        except ValueError:
+            errors["concluded_grade"] = "请选择报告结论的评价等级"
+    stored = None
+    try:
+        stored = files.store(filename, data, allowed=("docx", "pdf"), actor=actor)
+    except ValidationFailed as exc:
+        errors["file"] = exc.message
+    _raise_if(errors)
+    version = (db.session.execute(sa.select(sa.func.max(Submission.version)).where(
+        Submission.engagement_id == engagement.id, Submission.kind == kind)).scalar_one() or 0) + 1
+    submission = Submission(engagement_id=engagement.id, kind=kind, version=version, file_id=stored.id,
+                            note=(note or "").strip() or None, concluded_total=total, concluded_grade=grade,
+                            submitted_by_id=actor.id, indicators=rows)
+    if kind == SubmissionKind.REPORT:
+        submission.machine_checks = machine_checks(stored.text, rows, total, grade)
+    db.session.add(submission)
+    db.session.flush()
+    workflow.perform(engagement, action, actor, note=f"{kind.label}第 {version} 版：{stored.original_name}")
+    audit.record("submission.uploaded", submission, actor=actor, bureau_id=engagement.bureau_id,
+                 summary=f"{engagement.reference} 上传{kind.label}第 {version} 版", payload={"sha256": stored.sha256})
+    _notify_bureau(engagement, f"{engagement.reference} 收到{kind.label}第 {version} 版",
+                   f"{engagement.firm.name} 提交了{kind.label}，请组织专家评审。", f"/engagements/{engagement.id}")
+    return submission
+
+
+def submissions(engagement: Engagement, kind: SubmissionKind | None = None) -> list[Submission]:
+    stmt = sa.select(Submission).where(Submission.engagement_id == engagement.id)
+    if kind is not None:
+        stmt = stmt.where(Submission.kind == kind)
+    return db.session.execute(stmt.order_by(Submission.kind, Submission.version)).scalars().all()
+
+
+def latest_submission(engagement: Engagement, kind: SubmissionKind) -> Optional[Submission]:
+    rows = submissions(engagement, kind)
+    return rows[-1] if rows else None
+
+
+def rounds_used(engagement: Engagement, kind: SubmissionKind) -> int:
+    return db.session.execute(sa.select(sa.func.count(ReviewPanel.id)).where(
+        ReviewPanel.engagement_id == engagement.id, ReviewPanel.kind == kind)).scalar_one()
+
+
+def rounds_exhausted(engagement: Engagement) -> Optional[str]:
+    """Why the firm may not resubmit its report (the round limit is used up), or None."""
+    limit = get_setting(engagement.bureau, "review.max_rounds")
+    if rounds_used(engagement, SubmissionKind.REPORT) >= limit:
+        return f"报告已评审 {limit} 轮仍未通过，须由财政局决定扣分验收或终止"
+    return None
+
+
+# === panels ========================================================================================
+
+PANEL_ACTIONS = {SubmissionKind.WORK_PLAN: ("start_plan_review", S.PLAN_SUBMITTED),
+                 SubmissionKind.REPORT: ("start_report_review", S.REPORT_SUBMITTED)}
+OPEN_PANEL = (PanelStatus.REVIEWING,)
+
+
+def open_review_load(expert_id: int) -> int:
+    """Reviews the expert has accepted or been invited to and not yet finished."""
+    return db.session.execute(
+        sa.select(sa.func.count(PanelInvitation.id)).join(ReviewPanel, ReviewPanel.id == PanelInvitation.panel_id)
+        .outerjoin(Review, Review.invitation_id == PanelInvitation.id)
+        .where(PanelInvitation.expert_id == expert_id, ReviewPanel.status.in_(OPEN_PANEL),
+               PanelInvitation.status.in_([InvitationStatus.INVITED, InvitationStatus.ACCEPTED]),
+               sa.or_(Review.id.is_(None), Review.status != ReviewStatus.SUBMITTED))).scalar_one()
+
+
+def reviews_of_firm_this_year(expert_id: int, firm_id: int, year: int) -> int:
+    return db.session.execute(
+        sa.select(sa.func.count(PanelInvitation.id)).join(ReviewPanel, ReviewPanel.id == PanelInvitation.panel_id)
+        .join(Engagement, Engagement.id == ReviewPanel.engagement_id)
+        .where(PanelInvitation.expert_id == expert_id, Engagement.firm_id == firm_id,
+               sa.extract("year", ReviewPanel.created_at) == year,
+               PanelInvitation.status.in_([InvitationStatus.INVITED, InvitationStatus.ACCEPTED]))).scalar_one()
+
+
+def panel_exclusions(engagement: Engagement, experts: list[Expert], *, already: Iterable[int] = ()) -> dict[int, list[str]]:
+    """Every expert who may not sit on this engagement's panel, with the reasons."""
+    bureau = engagement.bureau
+    cap = get_setting(bureau, "review.load_cap")
+    per_firm = get_setting(bureau, "review.same_firm_per_year")
+    year = utcnow().year
+    already = set(already)
+    firm = engagement.firm
+    parties = [engagement.budget_unit_id] + ([engagement.commissioner_unit_id] if engagement.commissioner_unit_id else [])
+    names = [firm.name, engagement.budget_unit.name] + ([engagement.commissioner_unit.name] if engagement.commissioner_unit else [bureau.name])
+    out: dict[int, list[str]] = {}
+    for expert in experts:
+        reasons = []
+        if expert.id in already:
+            reasons.append("已在本评审组中（或已拒绝/逾期）")
+        reasons += expert_is_drawable(expert)
+        if engagement.field not in expert.fields:
+            reasons.append(f"专业领域不含“{engagement.field.label}”")
+        reasons += expert_avoidance_reasons(expert, firm_ids=[firm.id], budget_unit_ids=parties,
+                                            bureau_ids=[] if engagement.commissioner_unit_id else [bureau.id], names=names)
+        load = open_review_load(expert.id)
+        if load >= cap:
+            reasons.append(f"在审任务 {load} 项，已达上限 {cap} 项")
+        count = reviews_of_firm_this_year(expert.id, firm.id, year)
+        if count >= per_firm:
+            reasons.append(f"今年已评审该机构 {count} 次，达到上限 {per_firm} 次")
+        if reasons:
+            out[expert.id] = reasons
+    return out
+
+
+def _pool(engagement: Engagement) -> list[Expert]:
+    return db.session.execute(sa.select(Expert).where(Expert.bureau_id.in_(library_bureau_ids(engagement.bureau)))
+                              .order_by(Expert.id)).scalars().all()
+
+
+def form_panel(engagement: Engagement, actor: User, *, size: int | None = None) -> ReviewPanel:
+    """Draw the panel for the latest submission and move the engagement into review."""
+    permissions.require(actor, "review.manage", engagement)
+    entry = next(((k, a) for k, (a, state) in PANEL_ACTIONS.items() if state == engagement.state), None)
+    if entry is None:
+        raise Conflict(f"评价任务当前状态为“{engagement.state.label}”，没有待评审的提交。")
+    kind, action = entry
+    submission = latest_submission(engagement, kind)
+    if submission is None or submission.panel is not None:
+        raise Conflict("没有待评审的新版本。")
+    bureau = engagement.bureau
+    size = size or get_setting(bureau, "review.plan_panel_size" if kind == SubmissionKind.WORK_PLAN else "review.report_panel_size")
+    if size < 3 or size % 2 == 0:
+        raise ValidationFailed("评审专家人数应为不少于 3 的单数。", {"size": "应为不少于 3 的单数"})
+    pool = _pool(engagement)
+    exclusions = panel_exclusions(engagement, pool)
+    record = draws.draw(f"{engagement.reference} {kind.label}第 {submission.version} 版评审专家（{size} 人）",
+                        [e.id for e in pool], size, exclusions, actor=actor, bureau_id=engagement.bureau_id,
+                        context=("engagement", engagement.id))
+    rubric = current_rubric(bureau, RubricKind.WORK_PLAN if kind == SubmissionKind.WORK_PLAN else RubricKind.REPORT)
+    now = utcnow()
+    panel = ReviewPanel(engagement_id=engagement.id, submission_id=submission.id, bureau_id=engagement.bureau_id,
+                        kind=kind, round=rounds_used(engagement, kind) + 1, size=size, rubric_id=rubric.id,
+                        draw_id=record.id, created_by_id=actor.id,
+                        review_due=now + timedelta(days=get_setting(bureau, "review.review_days")))
+    db.session.add(panel)
+    db.session.flush()
+    for expert_id in record.result_ids:
+        _invite(panel, expert_id, record.id)
+    workflow.perform(engagement, action, actor, note=f"抽取评审专家 {size} 人（抽取记录 #{record.id}）")
+    audit.record("panel.formed", panel, actor=actor, bureau_id=engagement.bureau_id,
+                 summary=f"{engagement.reference} {kind.label}第 {panel.round} 轮评审组成立", payload={"draw": record.id})
+    return panel
+
+
+def _invite(panel: ReviewPanel, expert_id: int, draw_id: int) -> PanelInvitation:
+    respond_days = get_setting(panel.engagement.bureau, "review.respond_days")
+    invitation = PanelInvitation(expert_id=expert_id, draw_id=draw_id, respond_by=utcnow() + timedelta(days=respond_days))
+    panel.invitations.append(invitation)
+    db.session.flush()
+    expert_user = db.session.execute(sa.select(User).where(User.expert_id == expert_id)).scalar_one_or_none()
+    if expert_user is not None:
+        notify(expert_user, f"评审邀请：{panel.engagement.name}{panel.kind.label}",
+               f"请在 {invitation.respond_by:%Y-%m-%d %H:%M}（UTC）前答复是否参加评审。", f"/reviews/invitations/{invitation.id}")
+    return invitation
+
+
+DECLARATION = ("本人承诺：与该评价任务的承担机构、委托方和被评价单位不存在任职、股权、近亲属或其他利害关系，"
+               "近三年未在上述单位任职；评审中独立、客观、公正，对评审内容保密。")
+
+
+def respond(invitation: PanelInvitation, actor: User, *, accept: bool, declaration_signed: bool = False,
+            reason: str | None = None) -> Optional[PanelInvitation]:
+    """Accept (with the signed no-conflict declaration) or decline (with a reason, then a replacement is drawn)."""
+    if actor.role != Role.EXPERT or actor.expert_id != invitation.expert_id:
+        raise PermissionDenied("只能答复发给本人的邀请。")
+    if invitation.status != InvitationStatus.INVITED:
+        raise Conflict(f"该邀请当前状态为“{invitation.status.label}”，不能再答复。")
+    if invitation.panel.status != PanelStatus.REVIEWING:
+        raise Conflict("该评审已结束。")
+    invitation.responded_at = utcnow()
+    if accept:
+        if not declaration_signed:
+            raise ValidationFailed("接受邀请前须签署无利益冲突声明。", {"declaration": "请勾选并签署声明"})
+        invitation.status = InvitationStatus.ACCEPTED
+        invitation.declaration = DECLARATION
+        db.session.add(Review(invitation=invitation, rubric_id=invitation.panel.rubric_id))
+        audit.record("panel.invitation_accepted", invitation.panel, actor=actor, bureau_id=invitation.panel.bureau_id,
+                     summary=f"专家接受评审邀请并签署无利益冲突声明", payload={"invitation": invitation.id})
+        return None
+    if not (reason or "").strip():
+        raise ValidationFailed("请说明拒绝的原因。", {"reason": "必填"})
+    invitation.status = InvitationStatus.DECLINED
+    invitation.decline_reason = reason.strip()
+    audit.record("panel.invitation_declined", invitation.panel, actor=actor, bureau_id=invitation.panel.bureau_id,
+                 summary=f"专家拒绝评审邀请：{reason.strip()}", payload={"invitation": invitation.id})
+    return replace_member(invitation, f"专家拒绝邀请（{reason.strip()}）", actor)
+
+
+def replace_member(invitation: PanelInvitation, reason: str, actor: User | None) -> PanelInvitation:
+    """A replacement draw that cites the decline or the missed deadline; the original draw stays."""
+    panel = invitation.panel
+    engagement = panel.engagement
+    pool = _pool(engagement)
+    exclusions = panel_exclusions(engagement, pool, already=[i.expert_id for i in panel.invitations])
+    original = db.session.get(Draw, invitation.draw_id)
+    record = draws.draw(f"{engagement.reference} 评审组补抽 1 人", [e.id for e in pool], 1, exclusions, actor=actor,
+                        bureau_id=panel.bureau_id, context=("engagement", engagement.id),
+                        redraw_of=original, redraw_reason=reason)
+    return _invite(panel, record.result_ids[0], record.id)
+
+
+def expire_invitations(now: datetime | None = None) -> int:
+    """Invitations past their response deadline expire and are replaced (run by the reminders job)."""
+    now = now or utcnow()
+    late = db.session.execute(sa.select(PanelInvitation).join(ReviewPanel).where(
+        PanelInvitation.status == InvitationStatus.INVITED, PanelInvitation.respond_by < now,
+        ReviewPanel.status == PanelStatus.REVIEWING)).scalars().all()
+    for invitation in late:
+        invitation.status = InvitationStatus.EXPIRED
+        replace_member(invitation, f"专家未在 {invitation.respond_by:%Y-%m-%d %H:%M} 前答复邀请", None)
+    return len(late)
+
+
+# === reviews =======================================================================================
+
+def _own_review(review: Review, actor: User) -> None:
+    if actor.role != Role.EXPERT or actor.expert_id != review.invitation.expert_id:
+        raise PermissionDenied("只能填写本人的评审意见。")
+
+
+def save_review(review: Review, actor: User, *, scores: dict[int, Any], comments: dict[int, str],
+                opinion: str | None) -> Review:
+    """Save a draft: points and a comment per rubric item, and the overall opinion."""
+    _own_review(review, actor)
+    if review.status == ReviewStatus.SUBMITTED:
+        raise Conflict("评审意见已提交，不能修改。")
+    if review.invitation.panel.status != PanelStatus.REVIEWING:
+        raise Conflict("该评审已结束。")
+    errors: dict[str, str] = {}
+    by_item = {s.rubric_item_id: s for s in review.scores}
+    for item in review.rubric.items:
+        raw = scores.get(item.id)
+        if raw in (None, ""):
+            continue
+        value = _decimal(errors, f"score_{item.id}", raw, f"“{item.name}”得分")
+        if value is not None and not Decimal("0") <= value <= item.max_points:
+            errors[f"score_{item.id}"] = f"“{item.name}”得分应在 0–{item.max_points} 之间"
+        if value is None or f"score_{item.id}" in errors:
+            continue
+        row = by_item.get(item.id)
+        if row is None:
+            row = ReviewScore(rubric_item_id=item.id, points=value, comment="")
+            review.scores.append(row)
+        row.points = value
+        row.comment = (comments.get(item.id) or "").strip()
+    _raise_if(errors)
+    review.opinion = (opinion or "").strip() or None
+    review.updated_at = utcnow()
+    return review
+
+
+def submit_review(review: Review, actor: User) -> Review:
+    """Submit once; the outcome is computed when the last member submits — exactly once."""
+    _own_review(review, actor)
+    panel = review.invitation.panel
+    # Serialise the members of one panel: the panel row is locked until this transaction ends, so the
+    # last of two simultaneous submissions sees the other and decides the outcome.
+    db.session.execute(sa.select(ReviewPanel.id).where(ReviewPanel.id == panel.id).with_for_update())
+    if review.status == ReviewStatus.SUBMITTED:
+        raise Conflict("评审意见已提交。")
+    errors: dict[str, str] = {}
+    by_item = {s.rubric_item_id: s for s in review.scores}
+    for item in review.rubric.items:
+        row = by_item.get(item.id)
+        if row is None:
+            errors[f"score_{item.id}"] = f"请为“{item.name}”打分"
+        elif not row.comment:
+            errors[f"comment_{item.id}"] = f"请填写“{item.name}”的评分理由"
+    if not review.opinion:
+        errors["opinion"] = "请填写总体评审意见"
+    _raise_if(errors)
+    review.total = sum((s.points for s in review.scores), Decimal("0"))
+    review.status = ReviewStatus.SUBMITTED
+    review.submitted_at = utcnow()
+    audit.record("review.submitted", panel, actor=actor, bureau_id=panel.bureau_id,
+                 summary=f"{panel.engagement.reference} 一位专家提交评审意见", payload={"review": review.id})
+    db.session.flush()
+    maybe_decide(panel, actor)
+    return review
+
+
+def reopen_review(review: Review, actor: User, reason: str) -> None:
+    panel = review.invitation.panel
+    permissions.require(actor, "review.manage", panel.engagement)
+    if review.status != ReviewStatus.SUBMITTED:
+        raise Conflict("该评审意见尚未提交。")
+    if panel.decided_at is not None:
+        raise Conflict("评审结果已产生，不能再退回专家修改。")
+    if not (reason or "").strip():
+        raise ValidationFailed("退回专家修改须说明原因。", {"reason": "必填"})
+    review.status = ReviewStatus.DRAFT
+    review.submitted_at = None
+    audit.record("review.reopened", panel, actor=actor, bureau_id=panel.bureau_id,
+                 summary=f"财政局退回一份评审意见供专家修改：{reason.strip()}", payload={"review": review.id})
+
+
+def panel_score(totals: list[Decimal], trimmed_from: int) -> Decimal:
+    """Mean of the experts' totals; trimmed (drop the highest and the lowest) from ``trimmed_from`` experts."""
+    values = sorted(totals)
+    if len(values) >= trimmed_from and len(values) >= 3:
+        values = values[1:-1]
+    return _q(sum(values, Decimal("0")) / len(values))
+
+
+def maybe_decide(panel: ReviewPanel, actor: User | None) -> bool:
+    """Decide the outcome if every accepted member submitted and nobody is still invited."""
+    invitations = db.session.execute(sa.select(PanelInvitation).where(PanelInvitation.panel_id == panel.id)
+                                     .execution_options(populate_existing=True)).scalars().all()
+    seated = [i for i in invitations if i.status in (InvitationStatus.INVITED, InvitationStatus.ACCEPTED)]
+    if len(seated) < panel.size or any(i.status == InvitationStatus.INVITED for i in seated):
+        return False
+    reviews = db.session.execute(sa.select(Review).where(Review.invitation_id.in_([i.id for i in seated]))
+                                 .execution_options(populate_existing=True)).scalars().all()
+    if len(reviews) < panel.size or any(r.status != ReviewStatus.SUBMITTED for r in reviews):
+        return False
+    now = utcnow()
+    # Compare-and-set: only one transaction can move decided_at from NULL.
+    claimed = db.session.execute(sa.update(ReviewPanel).where(ReviewPanel.id == panel.id, ReviewPanel.decided_at.is_(None))
+                                 .values(decided_at=now)).rowcount
+    if claimed != 1:
+        return False
+    db.session.refresh(panel)
+    bureau = panel.engagement.bureau
+    totals = [r.total for r in reviews]
+    panel.score = panel_score(totals, get_setting(bureau, "review.trimmed_mean_from"))
+    panel.spread = max(totals) - min(totals)
+    panel.spread_flagged = panel.spread > get_setting(bureau, "review.spread_flag")
+    key = "review.plan_pass_mark" if panel.kind == SubmissionKind.WORK_PLAN else "review.report_pass_mark"
+    panel.pass_mark = Decimal(str(get_setting(bureau, key)))
+    panel.passed = panel.score >= panel.pass_mark
+    panel.status = PanelStatus.DECIDED
+    engagement = panel.engagement
+    audit.record("panel.decided", panel, actor=actor, bureau_id=panel.bureau_id,
+                 summary=f"{engagement.reference} {panel.kind.label}第 {panel.round} 轮评审结果：{panel.score} 分，"
+                         + ("通过" if panel.passed else f"低于 {panel.pass_mark} 分"),
+                 payload={"score": panel.score, "spread": panel.spread, "flag": panel.spread_flagged})
+    if panel.passed:
+        workflow.perform(engagement, "approve_plan" if panel.kind == SubmissionKind.WORK_PLAN else "accept_report",
+                         actor, note=f"专家评审 {panel.score} 分（通过线 {panel.pass_mark}）", system=True)
+        panel.letter = consolidated_letter(panel, reviews)
+        panel.status = PanelStatus.CLOSED
+        if panel.kind == SubmissionKind.REPORT:
+            record_result(engagement, panel.submission, None)
+        _notify_firm(engagement, f"{engagement.reference} {panel.kind.label}评审通过",
+                     f"专家评审得分 {panel.score} 分。", f"/engagements/{engagement.id}")
+    else:
+        panel.letter = consolidated_letter(panel, reviews)  # bureau staff edit it before it is sent
+        _notify_bureau(engagement, f"{engagement.reference} {panel.kind.label}评审未通过",
+                       f"专家评审得分 {panel.score} 分，低于 {panel.pass_mark} 分。请审核汇总意见后退回机构。",
+                       f"/reviews/panels/{panel.id}")
+    return True
+
+
+def consolidated_letter(panel: ReviewPanel, reviews: list[Review]) -> str:
+    """The opinion letter drafted from the experts' comments — no names, no individual scores."""
+    engagement = panel.engagement
+    lines = [f"{engagement.firm.name}：", "",
+             f"贵机构提交的《{engagement.name}》{panel.kind.label}（第 {panel.submission.version} 版）经专家评审，"
+             f"综合得分 {panel.score} 分，" + ("达到通过线。" if panel.passed else f"低于 {panel.pass_mark} 分的通过线，请按以下意见整改后重新提交。"),
+             ""]
+    items = {i.id: i for i in panel.rubric.items}
+    for number, item in enumerate(panel.rubric.items, start=1):
+        comments = [s.comment for r in reviews for s in r.scores if s.rubric_item_id == item.id and s.comment]
+        if comments:
+            lines.append(f"{number}. {item.name}：" + "；".join(dict.fromkeys(comments)))
+    opinions = [r.opinion for r in reviews if r.opinion]
+    if opinions:
+        lines += ["", "总体意见：" + "；".join(dict.fromkeys(opinions))]
+    lines += ["", f"{engagement.bureau.name}"]
+    del items
+    return "\n".join(lines)
+
+
+def send_letter(panel: ReviewPanel, actor: User, letter: str) -> None:
+    """Bureau staff send the (edited) letter: the submission goes back for rectification."""
+    permissions.require(actor, "review.manage", panel.engagement)
+    if panel.status != PanelStatus.DECIDED or panel.passed:
+        raise Conflict("只有未通过、尚未退回的评审可以发送整改意见。")
+    letter = (letter or "").strip()
+    if len(letter) < 20:
+        raise ValidationFailed("整改意见过短，请完善后发送。", {"letter": "整改意见过短"})
+    engagement = panel.engagement
+    panel.letter = letter
+    panel.letter_sent_at = utcnow()
+    panel.resubmit_due = utcnow() + timedelta(days=get_setting(engagement.bureau, "review.resubmit_days"))
+    panel.status = PanelStatus.CLOSED
+    workflow.perform(engagement, "return_plan" if panel.kind == SubmissionKind.WORK_PLAN else "return_report", actor,
+                     note=f"第 {panel.round} 轮评审 {panel.score} 分，退回整改；请于 {panel.resubmit_due:%Y-%m-%d} 前重新提交")
+    _notify_firm(engagement, f"{engagement.reference} {panel.kind.label}退回整改", letter[:500], f"/engagements/{engagement.id}")
+
+
+# === visibility ====================================================================================
+
+def visible_reviews(panel: ReviewPanel, user: User) -> list[Review]:
+    """Individual reviews: the bureau sees all; an expert sees others' only after submitting their own;
+    a firm sees none (it reads the consolidated letter)."""
+    reviews = [i.review for i in panel.invitations if i.review is not None]
+    if user.role == Role.SYSTEM_ADMIN or (user.role in (Role.BUREAU_ADMIN, Role.BUREAU_STAFF) and
+                                          permissions.can(user, "engagement.view", panel.engagement)):
+        return reviews
+    if user.role == Role.EXPERT:
+        own = next((r for r in reviews if r.invitation.expert_id == user.expert_id), None)
+        if own is None:
+            return []
+        if own.status != ReviewStatus.SUBMITTED:
+            return [own]
+        return [r for r in reviews if r.status == ReviewStatus.SUBMITTED]
+    return []
+
+
+# === after acceptance ==============================================================================
+
+def record_result(engagement: Engagement, submission: Submission, actor: User | None, *,
+                  caps: Iterable[str] = (), deduction: Any = None, deduction_reason: str | None = None) -> EvaluationResult:
+    score = submission.concluded_total or Decimal("0")
+    errors: dict[str, str] = {}
+    deduction_value = None
+    if deduction not in (None, ""):
+        deduction_value = _decimal(errors, "deduction", deduction, "扣分")
+        if deduction_value is not None and not Decimal("0") <= deduction_value <= HUNDRED:
+            errors["deduction"] = "扣分应在 0–100 之间"
+    caps = [c for c in caps if c]
+    unknown = [c for c in caps if c not in CAPS]
+    if unknown:
+        errors["caps"] = "未知的等级限制：" + "、".join(unknown)
+    _raise_if(errors)
+    band = grade_for(score)
+    result = db.session.execute(sa.select(EvaluationResult).where(EvaluationResult.engagement_id == engagement.id)).scalar_one_or_none()
+    if result is None:
+        result = EvaluationResult(engagement_id=engagement.id, submission_id=submission.id, score=score,
+                                  band_grade=band, grade=band)
+        db.session.add(result)
+    result.submission_id = submission.id
+    result.score = score
+    result.band_grade = band
+    result.caps = caps
+    result.grade = apply_caps(band, caps)
+    result.deduction = deduction_value
+    result.deduction_reason = (deduction_reason or "").strip() or None
+    result.decided_by_id = actor.id if actor else None
+    db.session.flush()
+    audit.record("result.recorded", engagement, actor=actor,
+                 summary=f"{engagement.reference} 评价结果：{score} 分，{result.grade.label}"
+                         + (f"（等级限制：{'、'.join(CAPS[c][0] for c in caps)}）" if caps else ""),
+                 payload={"score": score, "band": band, "grade": result.grade, "caps": caps})
+    return result
+
+
+def accept_with_deduction(engagement: Engagement, actor: User, deduction: Any, reason: str) -> EvaluationResult:
+    """After the round limit the bureau accepts the report with a recorded deduction (or cancels)."""
+    if rounds_exhausted(engagement) is None:
+        raise Conflict("报告整改轮次尚未用完，不能扣分验收。")
+    workflow.perform(engagement, "accept_with_deduction", actor, note=f"扣 {deduction} 分：{reason}")
+    return record_result(engagement, latest_submission(engagement, SubmissionKind.REPORT), actor,
+                         deduction=deduction, deduction_reason=reason)
+
+
+def set_caps(engagement: Engagement, actor: User, caps: Iterable[str]) -> EvaluationResult:
+    permissions.require(actor, "review.manage", engagement)
+    result = db.session.execute(sa.select(EvaluationResult).where(EvaluationResult.engagement_id == engagement.id)).scalar_one_or_none()
+    if result is None:
+        raise Conflict("报告验收后才有评价结果。")
+    submission = db.session.get(Submission, result.submission_id)
+    return record_result(engagement, submission, actor, caps=caps, deduction=result.deduction,
+                         deduction_reason=result.deduction_reason)
+
+
+def rate_firm(engagement: Engagement, actor: User, scores: dict[int, Any], comment: str | None) -> CommissionerRating:
+    permissions.require(actor, "review.manage", engagement)
+    if engagement.state not in (S.ACCEPTED, S.PUBLISHED, S.ARCHIVED):
+        raise Conflict("报告验收后才能评价机构。")
+    rubric = current_rubric(engagement.bureau, RubricKind.COMMISSIONER)
+    errors: dict[str, str] = {}
+    clean: dict[str, str] = {}
+    for item in rubric.items:
+        value = _decimal(errors, f"score_{item.id}", scores.get(item.id), f"“{item.name}”")
+        if value is not None and not Decimal("0") <= value <= item.max_points:
+            errors[f"score_{item.id}"] = f"“{item.name}”应在 0–{item.max_points} 之间"
+        elif value is not None:
+            clean[str(item.id)] = str(value)
+    _raise_if(errors)
+    rating = db.session.execute(sa.select(CommissionerRating).where(CommissionerRating.engagement_id == engagement.id)).scalar_one_or_none()
+    if rating is not None:
+        raise Conflict("已经评价过该机构。")
+    rating = CommissionerRating(engagement_id=engagement.id, firm_id=engagement.firm_id, rubric_id=rubric.id,
+                                scores=clean, total=sum((Decimal(v) for v in clean.values()), Decimal("0")),
+                                comment=(comment or "").strip() or None, rated_by_id=actor.id)
+    db.session.add(rating)
+    db.session.flush()
+    audit.record("firm.rated_by_commissioner", engagement, actor=actor,
+                 summary=f"{engagement.reference} 委托方评价 {engagement.firm.name}：{rating.total} 分")
+    return rating
+
+
+def publish(engagement: Engagement, actor: User, *, filename: str | None = None, data: bytes | None = None,
+            classified: bool = False, reason: str | None = None) -> Publication:
+    """Publish a redacted version, or mark the report classified (not published, archived)."""
+    permissions.require(actor, "review.manage", engagement)
+    if engagement.state != S.ACCEPTED:
+        raise Conflict(f"评价任务当前状态为“{engagement.state.label}”，不能公开或归档。")
+    publication = Publication(engagement_id=engagement.id, decided_by_id=actor.id)
+    if classified:
+        if not (reason or "").strip():
+            raise ValidationFailed("标记为涉密不予公开须说明理由。", {"reason": "必填"})
+        publication.classified = True
+        publication.reason = reason.strip()
+        db.session.add(publication)
+        workflow.perform(engagement, "withhold", actor, note=f"涉密或敏感，不予公开：{reason.strip()}")
+        return publication
+    if not data:
+        raise ValidationFailed("请上传脱密后的报告文件。", {"file": "必填"})
+    stored = files.store(filename or "报告.pdf", data, allowed=("pdf", "docx"), actor=actor)
+    publication.redacted_file_id = stored.id
+    publication.published_at = utcnow()
+    db.session.add(publication)
+    workflow.perform(engagement, "publish", actor, note=f"公开脱密版本：{stored.original_name}")
+    return publication
+
+
+# === notifications =================================================================================
+
+def notify(user: User, title: str, body: str, link: str | None = None, *, dedupe_key: str | None = None) -> Optional[Notification]:
+    if dedupe_key and db.session.execute(sa.select(Notification.id).where(
+            Notification.user_id == user.id, Notification.dedupe_key == dedupe_key)).first():
+        return None
+    note = Notification(user_id=user.id, title=title[:200], body=body, link=link, dedupe_key=dedupe_key)
+    db.session.add(note)
+    return note
+
+
+def _bureau_users(engagement: Engagement) -> list[User]:
+    return db.session.execute(sa.select(User).where(User.bureau_id == engagement.bureau_id,
+                                                    User.is_enabled.is_(True))).scalars().all()
+
+
+def _notify_bureau(engagement: Engagement, title: str, body: str, link: str) -> None:
+    for user in _bureau_users(engagement):
+        notify(user, title, body, link)
+
+
+def _notify_firm(engagement: Engagement, title: str, body: str, link: str) -> None:
+    if engagement.firm_id is None:
+        return
+    for user in db.session.execute(sa.select(User).where(User.firm_id == engagement.firm_id)).scalars():
+        notify(user, title, body, link)
+
+
+def send_reminders(now: datetime | None = None) -> dict[str, int]:
+    """Reminders before and after each due date (idempotent), expiring late invitations, and e-mail."""
+    now = now or utcnow()
+    counts = {"expired": expire_invitations(now), "reminders": 0}
+    panels = db.session.execute(sa.select(ReviewPanel).where(ReviewPanel.status == PanelStatus.REVIEWING)).scalars().all()
+    for panel in panels:
+        before = timedelta(days=get_setting(panel.engagement.bureau, "review.remind_days_before"))
+        for invitation in panel.invitations:
+            review = invitation.review
+            if invitation.status != InvitationStatus.ACCEPTED or review is None or review.status == ReviewStatus.SUBMITTED:
+                continue
+            user = db.session.execute(sa.select(User).where(User.expert_id == invitation.expert_id)).scalar_one_or_none()
+            if user is None:
+                continue
+            if now > panel.review_due:
+                key, title = f"review-overdue-{review.id}", "评审已逾期"
+            elif now > panel.review_due - before:
+                key, title = f"review-due-{review.id}", "评审即将到期"
+            else:
+                continue
+            if notify(user, f"{title}：{panel.engagement.name}", f"评审截止时间 {panel.review_due:%Y-%m-%d %H:%M}（UTC）。",
+                      f"/reviews/{review.id}", dedupe_key=key):
+                counts["reminders"] += 1
+    for engagement in db.session.execute(sa.select(Engagement).where(Engagement.state.in_(
+            [S.CONTRACTED, S.PLAN_RETURNED, S.FIELDWORK, S.REPORT_RETURNED]))).scalars():
+        reason = workflow.overdue_reason(engagement)
+        if reason:
+            for user in db.session.execute(sa.select(User).where(User.firm_id == engagement.firm_id)).scalars():
+                if notify(user, f"{engagement.reference} 已逾期", reason, f"/engagements/{engagement.id}",
+                          dedupe_key=f"overdue-{engagement.id}-{engagement.state.value}"):
+                    counts["reminders"] += 1
+    db.session.flush()
+    counts["emailed"] = send_pending_email()
+    return counts
+
+
+def send_pending_email() -> int:
+    """E-mail unsent notifications when EVALHUB_SMTP_HOST is configured; otherwise the inbox is enough."""
+    from flask import current_app
+
+    host = current_app.config.get("MAIL_SERVER")
+    if not host:
+        return 0
+    import smtplib
+    from email.message import EmailMessage
+
+    pending = db.session.execute(sa.select(Notification).join(User).where(
+        Notification.emailed_at.is_(None), User.email.is_not(None))).scalars().all()
+    if not pending:
+        return 0
+    sent = 0
+    with smtplib.SMTP(host, int(current_app.config.get("MAIL_PORT", 25)), timeout=10) as smtp:
+        for note in pending:
+            message = EmailMessage()
+            message["Subject"] = note.title
+            message["From"] = current_app.config.get("MAIL_FROM", "evalhub@localhost")
+            message["To"] = note.user.email
+            message.set_content(note.body)
+            smtp.send_message(message)
+            note.emailed_at = utcnow()
+            sent += 1
+    return sent
