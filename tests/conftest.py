@@ -62,6 +62,10 @@ def _empty_all_tables() -> None:
 
 @pytest.fixture()
 def app_ctx(app):
+    from evalhub.core import jobs
+
+    # Another app built in the same process (the migrations test) re-points the job queue: take it back.
+    jobs.configure(app)
     with app.app_context():
         yield app
         db.session.remove()

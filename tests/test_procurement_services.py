@@ -556,3 +556,17 @@ def test_ocds_export_validates_against_the_local_schema(world):
     roles = {party["name"]: party["roles"] for party in release["parties"]}
     assert roles["巴音郭楞蒙古自治州财政局"] == ["buyer", "procuringEntity"] and roles["甲"] == ["tenderer", "supplier"]
     assert release["awards"][0]["value"] == {"amount": 400000.0, "currency": "CNY"}
+
+
+def test_sealed_bids_are_sealed_for_the_system_admin_too(world):
+    from evalhub.core import permissions
+    from evalhub.procurement.models import Bid
+
+    p = _consultation(world)
+    _, user, staff = _bidder(world, "甲")
+    bid = _bid(p, user, staff, "40")
+    db.session.commit()
+    assert not permissions.can(world.sysadmin, "bid.view", bid)
+    _past_deadline(p)
+    P.open_bids(p, world.bz_staff)
+    assert permissions.can(world.sysadmin, "bid.view", bid)

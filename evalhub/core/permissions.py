@@ -67,6 +67,11 @@ def scope(user: User, stmt: Select, model: type) -> Select:
     """Narrow a SELECT over ``model`` to the rows ``user`` may see."""
     from evalhub.registry.models import Expert, ExpertStatus, Firm, FirmStatus
 
+    from evalhub.procurement.models import Bid, Engagement, EvaluationPlan, Procurement
+
+    if model is Bid and user.role == Role.SYSTEM_ADMIN:
+        # Sealed bids are sealed for the platform's own administrators too.
+        return stmt.where(Bid.procurement_id.in_(sa.select(Procurement.id).where(Procurement.opened_at.is_not(None))))
     if user.role == Role.SYSTEM_ADMIN:
         return stmt
     if model is Firm:
@@ -95,8 +100,6 @@ def scope(user: User, stmt: Select, model: type) -> Select:
     if model is BudgetUnit:
         # Budget unit names are public information; firms need them to declare recusal relations.
         return stmt
-    from evalhub.procurement.models import Bid, Engagement, EvaluationPlan, Procurement
-
     if model in (EvaluationPlan, Engagement, Procurement):
         if model is Engagement and user.role == Role.FIRM_USER:
             return stmt.where(Engagement.firm_id == user.firm_id)

@@ -1,1 +1,800 @@
-"""Procurement API."""
+"""Procurement API: annual evaluation plans, engagements and their state machine, procurements, bids, OCDS.
+
+Same rules as the registry API: rows are always narrowed with ``permissions.scope`` (single records are
+checked with ``permissions.can``; not visible → 404), the rules live in ``procurement.services`` and
+``procurement.workflow``, and domain errors become the one error shape. Bids are read ONLY through the
+``Bid`` row scope, which keeps them sealed: a firm sees its own bid, a bureau sees bids once opened.
+Firm users read an engagement's timeline without the names of the people who acted (experts included).
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from flask import jsonify, request
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from evalhub.api import api_user, json_body, list_schema, operation, page_args, schema
+from evalhub.core import permissions
+from evalhub.core.enums import Field, LabeledEnum, Role
+from evalhub.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from evalhub.core.models import Bureau, BudgetUnit, User
+from evalhub.extensions import db
+from evalhub.procurement import ocds, services, workflow
+from evalhub.procurement.models import (
+    Bid,
+    BidStatus,
+    BudgetKind,
+    Engagement,
+    EngagementState,
+    EngagementTransition,
+    EvaluationPlan,
+    JustificationDecision,
+    ObjectType,
+    PlanItem,
+    PlanStatus,
+    Procurement,
+    ProcurementMethod,
+    ProcurementStatus,
+    ServiceKind,
+)
+from evalhub.registry.models import StaffRole
+
+TAG_PLANS = "年度评价计划"
+TAG_ENGAGEMENTS = "评价任务"
+TAG_PROCUREMENTS = "采购"
+
+TEN_THOUSAND = Decimal("10000")
+CENT = Decimal("0.01")
+
+# Transitions that belong to a procurement service, which does more than change the state (creates the
+# procurement round, the contract, records the 流标 reason on the round). The generic transitions
+# endpoint refuses them so that an engagement never shows "采购中" without a procurement, etc.
+SERVICE_ACTIONS = {
+    "start_procurement": "发起采购",
+    "rerun_procurement": "重新发起采购",
+    "fail_procurement": "开标（有效投标不足时自动流标）",
+    "sign_contract": "签订合同",
+}
+
+
+# --- serialisation helpers -------------------------------------------------------------------------
+
+def _labeled(value: LabeledEnum | None) -> dict | None:
+    return {"value": value.value, "label": value.label} if value is not None else None
+
+
+def _date(value: date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _datetime(value: datetime | None) -> str | None:
+    """Stored naive UTC → ISO 8601 with an explicit UTC offset."""
+    return value.replace(tzinfo=timezone.utc).isoformat() if value is not None else None
+
+
+def _yuan(value: Decimal | None) -> str | None:
+    return str(Decimal(value).quantize(CENT)) if value is not None else None
+
+
+def _wan(value: Decimal | None) -> float | None:
+    return float(Decimal(value) / TEN_THOUSAND) if value is not None else None
+
+
+def _money(prefix: str, value: Decimal | None) -> dict:
+    """``amount`` → {"amount": "3000000.00", "amount_wan": 300.0}: yuan as an exact string, 万元 as a number."""
+    return {prefix: _yuan(value), f"{prefix}_wan": _wan(value)}
+
+
+def _number(value: Decimal | None) -> float | None:
+    return float(value) if value is not None else None
+
+
+def _bureau_ref(bureau: Bureau) -> dict:
+    return {"id": bureau.id, "code": bureau.code, "name": bureau.name, "short_name": bureau.short_name}
+
+
+def _unit_ref(unit: BudgetUnit | None) -> dict | None:
+    return {"id": unit.id, "name": unit.name} if unit is not None else None
+
+
+def _page(stmt: sa.Select, page: int, per_page: int) -> tuple[list, int]:
+    total = db.session.execute(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())).scalar_one()
+    rows = db.session.execute(stmt.limit(per_page).offset((page - 1) * per_page)).scalars().all()
+    return list(rows), total
+
+
+def _listing(items: list[dict], total: int, page: int, per_page: int):
+    return jsonify({"items": items, "total": total, "page": page, "per_page": per_page})
+
+
+# --- request parsing helpers -----------------------------------------------------------------------
+
+def _raise_if(errors: dict[str, str]) -> None:
+    if errors:
+        raise ValidationFailed("；".join(errors.values()) + "。", errors)
+
+
+def _text(data: dict, name: str, errors: dict[str, str]) -> str | None:
+    value = data.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    errors[name] = "必须是字符串"
+    return None
+
+
+def _integer_value(value: Any) -> int | None:
+    """An integer, or a string of digits; anything else (booleans included) is None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return None
+
+
+def _optional_id(data: dict, name: str, errors: dict[str, str]) -> int | None:
+    value = data.get(name)
+    if value in (None, ""):
+        return None
+    number = _integer_value(value)
+    if number is None:
+        errors[name] = "必须是整数 ID"
+    return number
+
+
+def _number_or_text(data: dict, name: str, errors: dict[str, str]) -> Any:
+    value = data.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, type(None))):
+        errors[name] = "必须是数字或数字字符串"
+        return None
+    return value
+
+
+def _int_arg(name: str) -> int | None:
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return None
+    number = _integer_value(raw)
+    if number is None:
+        raise ValidationFailed(f"参数 {name} 无效：{raw}。", {name: "必须是整数"})
+    return number
+
+
+def _enum_arg(name: str, enum_cls: type[LabeledEnum]) -> LabeledEnum | None:
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return enum_cls.from_label(raw)
+    except ValueError:
+        allowed = "、".join(f"{m.value}（{m.label}）" for m in enum_cls)
+        raise ValidationFailed(f"参数 {name} 无效：{raw}。", {name: f"可选值：{allowed}"})
+
+
+def _bureau_arg() -> Bureau | None:
+    code = request.args.get("bureau", "").strip()
+    if not code:
+        return None
+    bureau = db.session.execute(sa.select(Bureau).where(Bureau.code == code)).scalar_one_or_none()
+    if bureau is None:
+        raise ValidationFailed(f"参数 bureau 无效：{code}。", {"bureau": "没有这个区划代码的财政局"})
+    return bureau
+
+
+# --- schemas ---------------------------------------------------------------------------------------
+
+def _labeled_schema(enum_cls: type[LabeledEnum], name: str | None = None) -> dict:
+    return schema(name or enum_cls.__name__, {
+        "type": "object", "required": ["value", "label"],
+        "description": "；".join(f"{m.value} = {m.label}" for m in enum_cls),
+        "properties": {"value": {"type": "string", "enum": [m.value for m in enum_cls]},
+                       "label": {"type": "string", "enum": [m.label for m in enum_cls]}}})
+
+
+def _nullable(ref: dict) -> dict:
+    return {"allOf": [ref], "nullable": True}
+
+
+def _choice_description(enum_cls: type[LabeledEnum]) -> str:
+    return "值或中文名称：" + "、".join(f"{m.value}（{m.label}）" for m in enum_cls)
+
+
+def _query(name: str, description: str, type_: str = "string") -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": {"type": type_}}
+
+
+def _money_properties(prefix: str, label: str, nullable: bool = False) -> dict:
+    return {prefix: {"type": "string", "nullable": nullable, "description": f"{label}（元，精确到分的字符串）",
+                     "example": "3000000.00"},
+            f"{prefix}_wan": {"type": "number", "nullable": nullable, "description": f"{label}（万元）"}}
+
+
+STRING = {"type": "string"}
+INTEGER = {"type": "integer"}
+NULLABLE_STRING = {"type": "string", "nullable": True}
+DATE = {"type": "string", "format": "date"}
+NULLABLE_DATE = {"type": "string", "format": "date", "nullable": True}
+NULLABLE_DATETIME = {"type": "string", "format": "date-time", "nullable": True}
+PAGE_PARAMS = [_query("page", "页码，从 1 开始", "integer"), _query("per_page", "每页条数（1–200，默认 20）", "integer")]
+
+PLAN_STATUS = _labeled_schema(PlanStatus)
+OBJECT_TYPE = _labeled_schema(ObjectType)
+BUDGET_KIND = _labeled_schema(BudgetKind)
+SERVICE_KIND = _labeled_schema(ServiceKind)
+FIELD = _labeled_schema(Field)
+ENGAGEMENT_STATE = _labeled_schema(EngagementState)
+PROCUREMENT_METHOD = _labeled_schema(ProcurementMethod)
+PROCUREMENT_STATUS = _labeled_schema(ProcurementStatus)
+BID_STATUS = _labeled_schema(BidStatus)
+JUSTIFICATION_DECISION = _labeled_schema(JustificationDecision)
+ROLE = _labeled_schema(Role)
+STAFF_ROLE = _labeled_schema(StaffRole)
+
+BUREAU_REF = schema("BureauRef", {"type": "object", "required": ["id", "code", "name"], "properties": {
+    "id": INTEGER, "code": {"type": "string", "description": "行政区划代码"},
+    "name": STRING, "short_name": STRING}})
+UNIT_REF = schema("BudgetUnitRef", {"type": "object", "required": ["id", "name"], "properties": {
+    "id": INTEGER, "name": STRING}})
+FIRM_REF = schema("FirmRef", {"type": "object", "required": ["id", "name"], "properties": {
+    "id": INTEGER, "name": STRING, "uscc": {"type": "string", "description": "统一社会信用代码"}}})
+
+PLAN_CHECK = schema("PlanCheck", {"type": "object", "required": ["level", "message"], "properties": {
+    "level": {"type": "string", "enum": ["error", "warning"],
+              "description": "error：不能批准；warning：批准时须确认（acknowledge_warnings）"},
+    "message": STRING}})
+
+PLAN = schema("Plan", {"type": "object", "required": ["id", "year", "bureau", "status", "item_count", "total_amount"],
+                       "properties": {
+    "id": INTEGER, "year": INTEGER, "bureau": BUREAU_REF, "status": PLAN_STATUS,
+    "item_count": {"type": "integer", "description": "评价对象个数"},
+    **_money_properties("total_amount", "评价对象涉及资金合计"),
+    "note": NULLABLE_STRING, "approved_at": NULLABLE_DATETIME, "created_at": NULLABLE_DATETIME}})
+
+ENGAGEMENT_REF = schema("EngagementRef", {"type": "object", "required": ["id", "reference", "state"], "properties": {
+    "id": INTEGER, "reference": {"type": "string", "description": "任务编号，如 652800-2025-001"},
+    "name": STRING, "state": ENGAGEMENT_STATE}})
+
+PLAN_ITEM = schema("PlanItem", {"type": "object", "required": [
+    "id", "position", "name", "object_type", "budget_kind", "field", "service_kind", "amount", "amount_wan",
+    "budget_unit", "reason"], "properties": {
+    "id": INTEGER, "plan_id": INTEGER, "position": INTEGER, "name": STRING, "object_type": OBJECT_TYPE,
+    "budget_kind": BUDGET_KIND, "field": FIELD, "service_kind": SERVICE_KIND,
+    **_money_properties("amount", "涉及资金"),
+    "budget_unit": UNIT_REF, "commissioner_unit": _nullable(UNIT_REF),
+    "commissioner_name": {"type": "string", "description": "委托方（未指定预算单位时为财政局本身）"},
+    "reason": {"type": "string", "description": "选取理由"},
+    "engagement": _nullable(ENGAGEMENT_REF)}})
+
+PLAN_DETAIL = schema("PlanDetail", {"allOf": [PLAN, {"type": "object", "required": ["items", "checks"], "properties": {
+    "approved_by": {"type": "string", "nullable": True, "description": "批准人用户名"},
+    "items": {"type": "array", "items": PLAN_ITEM},
+    "checks": {"type": "array", "items": PLAN_CHECK, "description": "计划核对结果（空：无问题）"},
+    "may_edit": {"type": "boolean", "description": "当前用户此刻可以增加评价对象"},
+    "may_approve": {"type": "boolean", "description": "当前用户此刻可以批准计划"}}}]})
+
+PLAN_REQUEST = schema("PlanRequest", {"type": "object", "required": ["year"], "properties": {
+    "year": {"type": "integer", "description": "年度；计划属于令牌用户所在的财政局，已存在则返回已有计划"}}})
+
+PLAN_ITEM_INPUT = schema("PlanItemInput", {"type": "object", "required": [
+    "name", "object_type", "budget_kind", "field", "amount_wan", "budget_unit_id", "reason"], "properties": {
+    "name": {"type": "string", "maxLength": 200, "description": "评价对象名称"},
+    "object_type": {"type": "string", "description": _choice_description(ObjectType)},
+    "budget_kind": {"type": "string", "description": _choice_description(BudgetKind)},
+    "field": {"type": "string", "description": _choice_description(Field)},
+    "service_kind": {"type": "string", "description": "默认重点绩效评价；" + _choice_description(ServiceKind)},
+    "amount_wan": {"oneOf": [{"type": "number"}, {"type": "string"}],
+                   "description": "涉及资金（万元），可为数字或如 \"1,234.56\" 的字符串"},
+    "budget_unit_id": {"type": "integer", "description": "被评价单位（本局或下级的预算单位）"},
+    "commissioner_unit_id": {"type": "integer", "nullable": True,
+                             "description": "委托方预算单位；空表示由财政局委托。不得与被评价单位相同（主体分离）"},
+    "reason": {"type": "string", "description": "选取理由"}}})
+
+APPROVE_REQUEST = schema("PlanApproveRequest", {"type": "object", "properties": {
+    "acknowledge_warnings": {"type": "boolean", "default": False,
+                             "description": "确认计划核对的提示事项（warning）；有错误（error）时仍不能批准"}}})
+
+CONTRACT = schema("Contract", {"type": "object", "required": [
+    "id", "amount", "amount_wan", "signed_on", "start_date", "end_date", "plan_due", "report_due"], "properties": {
+    "id": INTEGER, "firm": FIRM_REF, **_money_properties("amount", "合同金额"),
+    "signed_on": DATE, "start_date": DATE, "end_date": DATE,
+    "plan_due": {"type": "string", "format": "date", "description": "实施方案提交期限"},
+    "report_due": {"type": "string", "format": "date", "description": "评价报告提交期限"},
+    "deliverables": STRING}})
+
+ACTOR = schema("TransitionActor", {"type": "object", "required": ["role"], "description":
+    "操作人。第三方机构用户只看到角色和所属单位，看不到用户名（评审专家连单位也不显示）。", "properties": {
+    "username": NULLABLE_STRING, "display_name": NULLABLE_STRING, "role": ROLE,
+    "organisation": {"type": "string", "nullable": True, "description": "所属财政局或机构"}}})
+
+TRANSITION = schema("EngagementTransition", {"type": "object", "required": ["id", "action", "from", "to"], "properties": {
+    "id": INTEGER, "action": STRING, "label": STRING, "from": ENGAGEMENT_STATE, "to": ENGAGEMENT_STATE,
+    "note": NULLABLE_STRING, "actor": _nullable(ACTOR), "at": NULLABLE_DATETIME}})
+
+AVAILABLE_ACTION = schema("AvailableAction", {"type": "object", "required": ["action", "label", "to", "needs_note"],
+                                              "properties": {
+    "action": {"type": "string", "description": "POST /engagements/{id}/transitions 的 action"},
+    "label": STRING, "to": ENGAGEMENT_STATE, "needs_note": {"type": "boolean", "description": "须填写说明"},
+    "unmet": {"type": "string", "nullable": True, "description": "尚不满足的前提（有值时执行会返回 409）"}}})
+
+PROCUREMENT_REF = schema("ProcurementRef", {"type": "object", "required": ["id", "method", "status"], "properties": {
+    "id": INTEGER, "title": STRING, "method": PROCUREMENT_METHOD, "status": PROCUREMENT_STATUS}})
+
+ENGAGEMENT = schema("Engagement", {"type": "object", "required": [
+    "id", "reference", "name", "year", "bureau", "state", "amount", "amount_wan"], "properties": {
+    "id": INTEGER, "reference": STRING, "name": STRING, "year": INTEGER, "bureau": BUREAU_REF,
+    "state": ENGAGEMENT_STATE, "state_changed_at": NULLABLE_DATETIME,
+    "service_kind": SERVICE_KIND, "field": FIELD, **_money_properties("amount", "涉及资金"),
+    "budget_unit": UNIT_REF, "commissioner_name": STRING, "firm": _nullable(FIRM_REF),
+    "overdue_reason": {"type": "string", "nullable": True, "description": "逾期原因（空：未逾期）"}}})
+
+ENGAGEMENT_DETAIL = schema("EngagementDetail", {"allOf": [ENGAGEMENT, {"type": "object", "required": [
+    "timeline", "available_actions"], "properties": {
+    "plan_id": INTEGER, "plan_item_id": INTEGER,
+    "commissioner_unit": _nullable(UNIT_REF),
+    "contract": _nullable(CONTRACT),
+    "procurements": {"type": "array", "items": PROCUREMENT_REF, "description": "当前用户可见的采购轮次"},
+    "timeline": {"type": "array", "items": TRANSITION, "description": "每一次状态变更"},
+    "available_actions": {"type": "array", "items": AVAILABLE_ACTION,
+                          "description": "当前用户此刻可以执行的状态变更"}}}]})
+
+TRANSITION_REQUEST = schema("TransitionRequest", {"type": "object", "required": ["action"], "properties": {
+    "action": {"type": "string", "description": "；".join(
+        f"{t.action} = {t.label}（{'、'.join(s.label for s in t.sources)} → {t.target.label}）"
+        for t in workflow.TRANSITIONS.values() if t.action not in SERVICE_ACTIONS)},
+    "note": {"type": "string", "nullable": True, "description": "说明；退回、终止等操作必填"}}})
+
+RUBRIC_ITEM = schema("BidRubricItem", {"type": "object", "required": ["position", "name", "max_points"], "properties": {
+    "id": INTEGER, "position": INTEGER, "name": STRING, "max_points": {"type": "number"}}})
+
+AWARD = schema("Award", {"type": "object", "required": ["id", "firm", "amount", "amount_wan"], "properties": {
+    "id": INTEGER, "firm": FIRM_REF, **_money_properties("amount", "成交金额"),
+    "score": {"type": "number", "nullable": True, "description": "综合得分（竞争性方式）"},
+    "reasons": STRING, "notice": {"type": "string", "description": "成交公告"}, "awarded_at": NULLABLE_DATETIME}})
+
+TEAM_MEMBER = schema("BidTeamMember", {"type": "object", "required": ["staff_id", "name", "is_lead"], "properties": {
+    "staff_id": INTEGER, "name": STRING, "role": STAFF_ROLE, "is_lead": {"type": "boolean"}}})
+
+BID = schema("Bid", {"type": "object", "required": ["id", "procurement_id", "firm", "price", "price_wan", "status"],
+                     "description": "密封投标：机构只看到本机构的投标；财政局开标后才看到投标。", "properties": {
+    "id": INTEGER, "procurement_id": INTEGER, "firm": FIRM_REF, **_money_properties("price", "投标报价"),
+    "status": BID_STATUS, "submitted_at": NULLABLE_DATETIME, "updated_at": NULLABLE_DATETIME,
+    "withdrawn_at": NULLABLE_DATETIME, "invalid_reason": NULLABLE_STRING,
+    "needs_justification": {"type": "boolean", "nullable": True,
+                            "description": "报价是否异常偏低须说明（开标前为 null）"},
+    "low_price_explanation": NULLABLE_STRING, "justification_decision": _nullable(JUSTIFICATION_DECISION),
+    "technical_file": {"type": "object", "nullable": True, "properties": {
+        "id": INTEGER, "name": STRING, "kind": STRING, "size": INTEGER, "sha256": STRING}},
+    "team": {"type": "array", "items": TEAM_MEMBER}}})
+
+PROCUREMENT = schema("Procurement", {"type": "object", "required": [
+    "id", "title", "method", "status", "engagement", "bureau", "ceiling_price", "bids"], "properties": {
+    "id": INTEGER, "title": STRING, "description": NULLABLE_STRING,
+    "engagement": {"type": "object", "required": ["id", "reference", "name"], "properties": {
+        "id": INTEGER, "reference": STRING, "name": STRING, "year": INTEGER, "field": FIELD}},
+    "bureau": BUREAU_REF, "method": PROCUREMENT_METHOD, "status": PROCUREMENT_STATUS,
+    **_money_properties("ceiling_price", "最高限价"),
+    "price_weight": {"type": "number", "description": "价格分权重（%）"},
+    "low_bid_ratio": {"type": "number", "description": "异常低价线：有效报价平均值的百分比"},
+    "bid_deadline": NULLABLE_DATETIME, "opened_at": NULLABLE_DATETIME,
+    "failure_reason": NULLABLE_STRING, "rerun_reason": NULLABLE_STRING, "justification": NULLABLE_STRING,
+    "single_source_firm": _nullable(FIRM_REF), "previous_id": {"type": "integer", "nullable": True},
+    "created_at": NULLABLE_DATETIME,
+    "rubric": {"type": "array", "items": RUBRIC_ITEM, "description": "技术评分项"},
+    "award": _nullable(AWARD),
+    "bids": {"type": "array", "items": BID, "description": "当前用户可见的投标（密封规则见 Bid）"}}})
+
+OCDS_PACKAGE = schema("OcdsReleasePackage", {
+    "type": "object", "required": ["uri", "version", "publishedDate", "publisher", "releases"],
+    "description": "OCDS 1.1 发布数据包（release package），含投标扩展；开标前不含投标信息。",
+    "externalDocs": {"url": "https://standard.open-contracting.org/1.1/en/schema/release_package/"},
+    "properties": {"uri": STRING, "version": {"type": "string", "enum": ["1.1"]},
+                   "publishedDate": {"type": "string", "format": "date-time"},
+                   "publisher": {"type": "object", "properties": {"name": STRING}},
+                   "extensions": {"type": "array", "items": STRING},
+                   "releases": {"type": "array", "minItems": 1, "items": {"type": "object"}}}})
+
+PLAN_LIST = schema("PlanList", list_schema(PLAN))
+ENGAGEMENT_LIST = schema("EngagementList", list_schema(ENGAGEMENT))
+BID_LIST = schema("BidList", list_schema(BID))
+
+
+# --- plans -----------------------------------------------------------------------------------------
+
+def _engagement_ref(engagement: Engagement | None) -> dict | None:
+    if engagement is None:
+        return None
+    return {"id": engagement.id, "reference": engagement.reference, "name": engagement.name,
+            "state": _labeled(engagement.state)}
+
+
+def plan_json(plan: EvaluationPlan, item_count: int | None = None, total: Decimal | None = None) -> dict:
+    if item_count is None:
+        item_count, total = len(plan.items), plan.total_amount
+    return {
+        "id": plan.id, "year": plan.year, "bureau": _bureau_ref(plan.bureau), "status": _labeled(plan.status),
+        "item_count": item_count, **_money("total_amount", total or Decimal("0")),
+        "note": plan.note, "approved_at": _datetime(plan.approved_at), "created_at": _datetime(plan.created_at),
+    }
+
+
+def plan_item_json(item: PlanItem) -> dict:
+    return {
+        "id": item.id, "plan_id": item.plan_id, "position": item.position, "name": item.name,
+        "object_type": _labeled(item.object_type), "budget_kind": _labeled(item.budget_kind),
+        "field": _labeled(item.field), "service_kind": _labeled(item.service_kind),
+        **_money("amount", item.amount),
+        "budget_unit": _unit_ref(item.budget_unit), "commissioner_unit": _unit_ref(item.commissioner_unit),
+        "commissioner_name": item.commissioner_name, "reason": item.reason,
+        "engagement": _engagement_ref(item.engagement),
+    }
+
+
+def plan_detail_json(plan: EvaluationPlan, user: User) -> dict:
+    draft = plan.status == PlanStatus.DRAFT
+    return {
+        **plan_json(plan),
+        "approved_by": plan.approved_by.username if plan.approved_by else None,
+        "items": [plan_item_json(i) for i in plan.items],
+        "checks": [{"level": c.level, "message": c.message} for c in services.plan_checks(plan)],
+        "may_edit": draft and permissions.can(user, "plan.edit", plan),
+        "may_approve": draft and permissions.can(user, "plan.approve", plan),
+    }
+
+
+def _visible_plan(plan_id: int) -> EvaluationPlan:
+    plan = db.session.get(EvaluationPlan, plan_id)
+    if plan is None or not permissions.can(api_user(), "plan.view", plan):
+        raise NotFound("未找到该年度评价计划。")
+    return plan
+
+
+@operation("/plans", "GET", summary="年度重点绩效评价计划列表（按当前用户可见范围）", tag=TAG_PLANS, response=PLAN_LIST,
+           params=[_query("year", "年度", "integer"), _query("bureau", "编制计划的财政局的行政区划代码"),
+                   _query("status", _choice_description(PlanStatus)), *PAGE_PARAMS],
+           errors=(400, 403, 422))
+def list_plans():
+    user = api_user()
+    permissions.require(user, "plan.list")
+    page, per_page = page_args()
+    stmt = permissions.scope(user, sa.select(EvaluationPlan), EvaluationPlan)
+    year = _int_arg("year")
+    if year is not None:
+        stmt = stmt.where(EvaluationPlan.year == year)
+    bureau = _bureau_arg()
+    if bureau is not None:
+        stmt = stmt.where(EvaluationPlan.bureau_id == bureau.id)
+    status = _enum_arg("status", PlanStatus)
+    if status is not None:
+        stmt = stmt.where(EvaluationPlan.status == status)
+    stmt = (stmt.join(Bureau, Bureau.id == EvaluationPlan.bureau_id)
+            .options(selectinload(EvaluationPlan.bureau))
+            .order_by(EvaluationPlan.year.desc(), Bureau.path, EvaluationPlan.id))
+    plans, total = _page(stmt, page, per_page)
+    sums: dict[int, tuple[int, Decimal]] = {}
+    if plans:
+        rows = db.session.execute(
+            sa.select(PlanItem.plan_id, sa.func.count(PlanItem.id), sa.func.sum(PlanItem.amount))
+            .where(PlanItem.plan_id.in_([p.id for p in plans])).group_by(PlanItem.plan_id))
+        sums = {plan_id: (count, Decimal(str(amount or 0))) for plan_id, count, amount in rows}
+    items = [plan_json(p, *sums.get(p.id, (0, Decimal("0")))) for p in plans]
+    return _listing(items, total, page, per_page)
+
+
+@operation("/plans", "POST", summary="编制（或取得）本局某年度的评价计划", tag=TAG_PLANS, response=PLAN_DETAIL,
+           status=201, body=PLAN_REQUEST, errors=(400, 403, 409, 422))
+def create_plan():
+    user = api_user()
+    if user.bureau is None:
+        raise PermissionDenied("只有财政局用户可以编制年度评价计划（计划属于本局）。")
+    data = json_body()
+    year = _integer_value(data.get("year"))
+    if year is None:
+        raise ValidationFailed("请填写年度（整数）。", {"year": "必须是整数"})
+    existed = db.session.execute(
+        sa.select(EvaluationPlan.id).where(EvaluationPlan.bureau_id == user.bureau_id, EvaluationPlan.year == year)
+    ).first() is not None
+    try:
+        plan = services.get_or_create_plan(user.bureau, year, user)
+        db.session.commit()
+    except IntegrityError:
+        # Another request created the same bureau's plan for that year between our check and our write.
+        db.session.rollback()
+        raise Conflict("该年度计划已被他人同时创建，请刷新后重试。")
+    return jsonify(plan_detail_json(plan, user)), 200 if existed else 201
+
+
+@operation("/plans/<int:plan_id>", "GET", summary="计划详情：评价对象和计划核对结果", tag=TAG_PLANS,
+           response=PLAN_DETAIL, errors=(404,))
+def get_plan(plan_id: int):
+    return jsonify(plan_detail_json(_visible_plan(plan_id), api_user()))
+
+
+@operation("/plans/<int:plan_id>/items", "POST", summary="向编制中的计划增加评价对象（金额以万元填写）", tag=TAG_PLANS,
+           response=PLAN_ITEM, status=201, body=PLAN_ITEM_INPUT, errors=(400, 403, 404, 409, 422))
+def create_plan_item(plan_id: int):
+    user = api_user()
+    plan = _visible_plan(plan_id)
+    permissions.require(user, "plan.edit", plan)
+    data = json_body()
+    errors: dict[str, str] = {}
+    text = {name: _text(data, name, errors)
+            for name in ("name", "object_type", "budget_kind", "field", "service_kind", "reason")}
+    item_input = services.PlanItemInput(
+        name=text["name"] or "", object_type=text["object_type"] or "", budget_kind=text["budget_kind"] or "",
+        field=text["field"] or "", service_kind=text["service_kind"] or None, reason=text["reason"] or "",
+        amount_wan=_number_or_text(data, "amount_wan", errors),
+        budget_unit_id=_optional_id(data, "budget_unit_id", errors),
+        commissioner_unit_id=_optional_id(data, "commissioner_unit_id", errors))
+    if plan.status != PlanStatus.DRAFT:
+        raise Conflict(f"{plan.year} 年度计划已批准，不能再修改评价对象。")
+    values = None
+    try:
+        values = services.clean_plan_item(plan, item_input)
+    except ValidationFailed as exc:
+        errors = {**exc.fields, **errors}  # our type errors say more than "请填写…"
+    _raise_if(errors)
+    item = services.add_plan_item(plan, item_input, user, values=values)
+    db.session.commit()
+    return jsonify(plan_item_json(item)), 201
+
+
+@operation("/plans/<int:plan_id>/approve", "POST", summary="批准计划：每个评价对象成为“已列入计划”的评价任务",
+           tag=TAG_PLANS, response=PLAN_DETAIL, body=APPROVE_REQUEST, errors=(400, 403, 404, 409, 422))
+def approve_plan(plan_id: int):
+    user = api_user()
+    plan = _visible_plan(plan_id)
+    data = json_body()
+    acknowledge = data.get("acknowledge_warnings", False)
+    if not isinstance(acknowledge, bool):
+        raise ValidationFailed("acknowledge_warnings 必须是 true 或 false。", {"acknowledge_warnings": "必须是 true 或 false"})
+    services.approve_plan(plan, user, acknowledge_warnings=acknowledge)
+    db.session.commit()
+    return jsonify(plan_detail_json(plan, user))
+
+
+# --- engagements -----------------------------------------------------------------------------------
+
+def _firm_ref(firm) -> dict | None:
+    return {"id": firm.id, "name": firm.name, "uscc": firm.uscc} if firm is not None else None
+
+
+def engagement_json(engagement: Engagement) -> dict:
+    return {
+        "id": engagement.id, "reference": engagement.reference, "name": engagement.name, "year": engagement.year,
+        "bureau": _bureau_ref(engagement.bureau), "state": _labeled(engagement.state),
+        "state_changed_at": _datetime(engagement.state_changed_at),
+        "service_kind": _labeled(engagement.service_kind), "field": _labeled(engagement.field),
+        **_money("amount", engagement.amount),
+        "budget_unit": _unit_ref(engagement.budget_unit), "commissioner_name": engagement.commissioner_name,
+        "firm": _firm_ref(engagement.firm),
+        "overdue_reason": workflow.overdue_reason(engagement),
+    }
+
+
+def _actor_json(actor: User | None, viewer: User) -> dict | None:
+    if actor is None:
+        return None
+    if actor.role in permissions.BUREAU_ROLES:
+        organisation = actor.bureau.name if actor.bureau else None
+    elif actor.role == Role.FIRM_USER:
+        organisation = actor.firm.name if actor.firm else None
+    else:
+        organisation = None  # experts belong to no organisation we disclose; the system admin is the platform
+    if viewer.role == Role.FIRM_USER:
+        # A firm learns which role and which organisation acted, never who (and never which expert).
+        return {"username": None, "display_name": None, "role": _labeled(actor.role), "organisation": organisation}
+    return {"username": actor.username, "display_name": actor.display_name, "role": _labeled(actor.role),
+            "organisation": organisation}
+
+
+def _transition_json(row: EngagementTransition, viewer: User) -> dict:
+    declared = workflow.TRANSITIONS.get(row.action)
+    return {"id": row.id, "action": row.action, "label": declared.label if declared else row.action,
+            "from": _labeled(row.from_state), "to": _labeled(row.to_state), "note": row.note,
+            "actor": _actor_json(row.actor, viewer), "at": _datetime(row.created_at)}
+
+
+def _available_actions(engagement: Engagement, user: User) -> list[dict]:
+    out = []
+    for t in workflow.available(engagement, user):
+        if t.action in SERVICE_ACTIONS:
+            continue
+        unmet = [p for p in (workflow.REQUIREMENTS[r](engagement) for r in t.requires) if p]
+        out.append({"action": t.action, "label": t.label, "to": _labeled(t.target), "needs_note": t.needs_note,
+                    "unmet": "；".join(unmet) or None})
+    return out
+
+
+def _contract_json(engagement: Engagement) -> dict | None:
+    c = engagement.contract
+    if c is None:
+        return None
+    return {"id": c.id, "firm": _firm_ref(c.firm), **_money("amount", c.amount), "signed_on": _date(c.signed_on),
+            "start_date": _date(c.start_date), "end_date": _date(c.end_date), "plan_due": _date(c.plan_due),
+            "report_due": _date(c.report_due), "deliverables": c.deliverables}
+
+
+def engagement_detail_json(engagement: Engagement, user: User) -> dict:
+    return {
+        **engagement_json(engagement),
+        "plan_id": engagement.plan_item.plan_id, "plan_item_id": engagement.plan_item_id,
+        "commissioner_unit": _unit_ref(engagement.commissioner_unit),
+        "contract": _contract_json(engagement),
+        "procurements": [{"id": p.id, "title": p.title, "method": _labeled(p.method), "status": _labeled(p.status)}
+                         for p in engagement.procurements if permissions.can(user, "procurement.view", p)],
+        "timeline": [_transition_json(t, user) for t in engagement.transitions],
+        "available_actions": _available_actions(engagement, user),
+    }
+
+
+def _visible_engagement(engagement_id: int) -> Engagement:
+    engagement = db.session.get(Engagement, engagement_id)
+    if engagement is None or not permissions.can(api_user(), "engagement.view", engagement):
+        raise NotFound("未找到该评价任务。")
+    return engagement
+
+
+@operation("/engagements", "GET", summary="评价任务列表（财政局按可见范围；第三方机构只看到本机构承担的任务）",
+           tag=TAG_ENGAGEMENTS, response=ENGAGEMENT_LIST,
+           params=[_query("year", "年度", "integer"), _query("state", _choice_description(EngagementState)),
+                   _query("bureau", "所属财政局的行政区划代码"), _query("q", "按任务名称或编号模糊查找"), *PAGE_PARAMS],
+           errors=(400, 403, 422))
+def list_engagements():
+    user = api_user()
+    permissions.require(user, "engagement.list")
+    page, per_page = page_args()
+    stmt = permissions.scope(user, sa.select(Engagement), Engagement)
+    year = _int_arg("year")
+    if year is not None:
+        stmt = stmt.where(Engagement.year == year)
+    state = _enum_arg("state", EngagementState)
+    if state is not None:
+        stmt = stmt.where(Engagement.state == state)
+    bureau = _bureau_arg()
+    if bureau is not None:
+        stmt = stmt.where(Engagement.bureau_id == bureau.id)
+    q = request.args.get("q", "").strip()
+    if q:
+        stmt = stmt.where(sa.or_(Engagement.name.icontains(q, autoescape=True),
+                                 Engagement.reference.icontains(q, autoescape=True)))
+    stmt = stmt.options(selectinload(Engagement.bureau), selectinload(Engagement.firm),
+                        selectinload(Engagement.contract), selectinload(Engagement.budget_unit),
+                        selectinload(Engagement.commissioner_unit)
+                        ).order_by(Engagement.year.desc(), Engagement.reference, Engagement.id)
+    engagements, total = _page(stmt, page, per_page)
+    return _listing([engagement_json(e) for e in engagements], total, page, per_page)
+
+
+@operation("/engagements/<int:engagement_id>", "GET", summary="评价任务详情：时间线、合同、逾期情况、可执行的操作",
+           tag=TAG_ENGAGEMENTS, response=ENGAGEMENT_DETAIL, errors=(404,))
+def get_engagement(engagement_id: int):
+    return jsonify(engagement_detail_json(_visible_engagement(engagement_id), api_user()))
+
+
+@operation("/engagements/<int:engagement_id>/transitions", "POST", summary="按状态机变更评价任务状态",
+           tag=TAG_ENGAGEMENTS, response=ENGAGEMENT_DETAIL, body=TRANSITION_REQUEST,
+           errors=(400, 403, 404, 409, 422))
+def create_transition(engagement_id: int):
+    user = api_user()
+    engagement = _visible_engagement(engagement_id)
+    data = json_body()
+    errors: dict[str, str] = {}
+    action = _text(data, "action", errors)
+    note = _text(data, "note", errors)
+    if not (action or "").strip() and "action" not in errors:
+        errors["action"] = "请填写 action（见 available_actions）"
+    _raise_if(errors)
+    action = action.strip()
+    if action in SERVICE_ACTIONS:
+        raise Conflict(f"“{workflow.TRANSITIONS[action].label}”由“{SERVICE_ACTIONS[action]}”办理时自动完成，"
+                       "不能直接变更状态。")
+    workflow.perform(engagement, action, user, note=note)
+    db.session.commit()
+    return jsonify(engagement_detail_json(engagement, user))
+
+
+# --- procurements and bids -------------------------------------------------------------------------
+
+def bid_json(bid: Bid) -> dict:
+    procurement = bid.procurement
+    stored = bid.technical_file
+    return {
+        "id": bid.id, "procurement_id": bid.procurement_id, "firm": _firm_ref(bid.firm),
+        **_money("price", bid.price), "status": _labeled(bid.status),
+        "submitted_at": _datetime(bid.submitted_at), "updated_at": _datetime(bid.updated_at),
+        "withdrawn_at": _datetime(bid.withdrawn_at), "invalid_reason": bid.invalid_reason,
+        # The low-bid line is computed from every bid's price: before opening it would unseal them.
+        "needs_justification": services.needs_justification(bid) if procurement.opened_at is not None else None,
+        "low_price_explanation": bid.low_price_explanation,
+        "justification_decision": _labeled(bid.justification_decision),
+        "technical_file": {"id": stored.id, "name": stored.original_name, "kind": stored.kind, "size": stored.size,
+                           "sha256": stored.sha256} if stored is not None else None,
+        "team": [{"staff_id": m.staff_id, "name": m.staff.name, "role": _labeled(m.staff.role), "is_lead": m.is_lead}
+                 for m in sorted(bid.team, key=lambda m: (not m.is_lead, m.staff_id))],
+    }
+
+
+def _visible_bids_stmt(procurement: Procurement) -> sa.Select:
+    """The procurement's bids that the token user may read: the sealed-bid rule lives in the Bid scope."""
+    stmt = permissions.scope(api_user(), sa.select(Bid), Bid).where(Bid.procurement_id == procurement.id)
+    return stmt.options(selectinload(Bid.firm), selectinload(Bid.technical_file),
+                        selectinload(Bid.team)).order_by(Bid.id)
+
+
+def procurement_json(procurement: Procurement) -> dict:
+    engagement = procurement.engagement
+    award = procurement.award
+    bids = db.session.execute(_visible_bids_stmt(procurement)).scalars().all()
+    return {
+        "id": procurement.id, "title": procurement.title, "description": procurement.description,
+        "engagement": {"id": engagement.id, "reference": engagement.reference, "name": engagement.name,
+                       "year": engagement.year, "field": _labeled(engagement.field)},
+        "bureau": _bureau_ref(procurement.bureau), "method": _labeled(procurement.method),
+        "status": _labeled(procurement.status), **_money("ceiling_price", procurement.ceiling_price),
+        "price_weight": _number(procurement.price_weight), "low_bid_ratio": _number(procurement.low_bid_ratio),
+        "bid_deadline": _datetime(procurement.bid_deadline), "opened_at": _datetime(procurement.opened_at),
+        "failure_reason": procurement.failure_reason, "rerun_reason": procurement.rerun_reason,
+        "justification": procurement.justification, "single_source_firm": _firm_ref(procurement.single_source_firm),
+        "previous_id": procurement.previous_id, "created_at": _datetime(procurement.created_at),
+        "rubric": [{"id": r.id, "position": r.position, "name": r.name, "max_points": _number(r.max_points)}
+                   for r in procurement.rubric],
+        "award": {"id": award.id, "firm": _firm_ref(award.firm), **_money("amount", award.amount),
+                  "score": _number(award.score), "reasons": award.reasons, "notice": award.notice,
+                  "awarded_at": _datetime(award.awarded_at)} if award is not None else None,
+        "bids": [bid_json(b) for b in bids],
+    }
+
+
+def _visible_procurement(procurement_id: int) -> Procurement:
+    procurement = db.session.get(Procurement, procurement_id)
+    if procurement is None or not permissions.can(api_user(), "procurement.view", procurement):
+        raise NotFound("未找到该采购项目。")
+    return procurement
+
+
+@operation("/procurements/<int:procurement_id>", "GET", summary="采购项目详情：方式、状态、截止时间、评分项、成交结果和可见的投标",
+           tag=TAG_PROCUREMENTS, response=PROCUREMENT, errors=(404,))
+def get_procurement(procurement_id: int):
+    return jsonify(procurement_json(_visible_procurement(procurement_id)))
+
+
+@operation("/procurements/<int:procurement_id>/bids", "GET",
+           summary="采购项目的投标（密封：机构只看到本机构的投标，财政局开标后才看到）", tag=TAG_PROCUREMENTS,
+           response=BID_LIST, params=PAGE_PARAMS, errors=(400, 404))
+def list_bids(procurement_id: int):
+    procurement = _visible_procurement(procurement_id)
+    page, per_page = page_args()
+    bids, total = _page(_visible_bids_stmt(procurement), page, per_page)
+    return _listing([bid_json(b) for b in bids], total, page, per_page)
+
+
+# --- OCDS ------------------------------------------------------------------------------------------
+
+def _require_bureau_reader(visible_row: bool) -> None:
+    """OCDS packages carry every opened bid: only bureau users who see the row itself read them."""
+    if not visible_row:
+        raise PermissionDenied("OCDS 数据由财政局导出；第三方机构请查看本机构的投标。")
+
+
+@operation("/procurements/<int:procurement_id>/ocds", "GET", summary="采购项目的 OCDS 1.1 发布数据包",
+           tag=TAG_PROCUREMENTS, response=OCDS_PACKAGE, errors=(403, 404))
+def procurement_ocds(procurement_id: int):
+    procurement = _visible_procurement(procurement_id)
+    _require_bureau_reader(permissions.visible(api_user(), procurement))
+    return jsonify(ocds.package([procurement], uri=request.url, publisher=procurement.bureau.name))
+
+
+@operation("/plans/<int:plan_id>/ocds", "GET", summary="年度计划全部采购项目的 OCDS 1.1 发布数据包",
+           tag=TAG_PLANS, response=OCDS_PACKAGE, errors=(404, 409))
+def plan_ocds(plan_id: int):
+    plan = _visible_plan(plan_id)
+    procurements = ocds.plan_procurements(plan)
+    if not procurements:
+        raise Conflict(f"{plan.bureau.short_name} {plan.year} 年度计划尚未发起任何采购，无法生成 OCDS 数据包"
+                       "（数据包至少须包含 1 个发布）。")
+    return jsonify(ocds.package(procurements, uri=request.url, publisher=plan.bureau.name))
