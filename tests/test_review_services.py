@@ -202,7 +202,7 @@ def test_panel_draw_applies_every_avoidance_reason(world):
     exclusions = R.panel_exclusions(e, [p[0] for p in pool])
     assert "任职" in exclusions[firm_tie.id][0]
     assert "巴州统计局" in exclusions[unit_tie.id][0]
-    assert "专业领域" in exclusions[wrong_field.id][0]
+    assert "业务领域不含" in exclusions[wrong_field.id][0]
     assert old_tie.id not in exclusions  # ended more than 3 years ago
     # load cap: seat the busy expert on another open panel first
     panel = R.form_panel(other, world.bz_staff, size=3)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from evalhub.core import audit
 from evalhub.core.errors import ValidationFailed
@@ -81,15 +82,33 @@ SETTINGS: dict[str, SettingDef] = {
 }
 
 
+_CACHE = "evalhub.settings"
+
+
+@sa.event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(_CACHE, None)
+
+
+def _overrides() -> dict[tuple[int, str], Any]:
+    """Every bureau's own values, read once per database session (a request, a job, a CLI run) — the
+    table is small and rules read it in loops. ``set_setting`` clears the copy."""
+    cache = db.session.info.get(_CACHE)
+    if cache is None:
+        cache = {(b, k): v for b, k, v in db.session.execute(
+            sa.select(BureauSetting.bureau_id, BureauSetting.key, BureauSetting.value))}
+        db.session.info[_CACHE] = cache
+    return cache
+
+
 def get_setting(bureau: Bureau | None, key: str) -> Any:
     definition = SETTINGS[key]
+    overrides = _overrides()
     node = bureau
     while node is not None:
-        row = db.session.execute(
-            sa.select(BureauSetting.value).where(BureauSetting.bureau_id == node.id, BureauSetting.key == key)
-        ).scalar_one_or_none()
-        if row is not None:
-            return row
+        value = overrides.get((node.id, key))
+        if value is not None:
+            return value
         node = node.parent
     return definition.default
 
@@ -117,6 +136,8 @@ def set_setting(bureau: Bureau, key: str, raw: Any, actor: User) -> Any:
     else:
         row.value = value
         row.updated_by_id = actor.id
+    db.session.flush()
+    db.session.info.pop(_CACHE, None)
     audit.record("setting.changed", bureau, actor=actor, bureau_id=bureau.id,
                  summary=f"{bureau.short_name} 修改设置“{definition.label}”：{old} → {value}",
                  payload={"key": key, "old": old, "new": value})

@@ -9,6 +9,7 @@ from datetime import date
 
 import sqlalchemy as sa
 
+from evalhub.core.enums import Field
 from evalhub.core.models import Bureau
 from evalhub.core.settings import get_setting
 from evalhub.credit.services import CreditGrade, final_grade
@@ -25,6 +26,15 @@ class Assessment:
 
     def reasons_for(self, firm: Firm) -> list[str]:
         return self.excluded.get(firm.id, [])
+
+
+def field_mismatch(fields: list[Field], wanted: Field) -> list[str]:
+    """A firm or expert fits an object of field X if it works in X, or in 财政经济 — performance evaluation
+    is itself that discipline, so generalist evaluators fit every object."""
+    if wanted in fields or Field.FINANCE in fields:
+        return []
+    both = f"“{wanted.label}”" + ("" if wanted == Field.FINANCE else f"或“{Field.FINANCE.label}”")
+    return [f"业务领域不含{both}"]
 
 
 def library_bureau_ids(bureau: Bureau) -> set[int]:
@@ -45,8 +55,7 @@ def exclusion_reasons(firm: Firm, engagement: Engagement, method: ProcurementMet
         reasons.append(f"{engagement.year - 1} 年度信用评价为 D 级，暂停参与本年度评价业务")
     elif grade == CreditGrade.C and method != ProcurementMethod.OPEN_TENDER:
         reasons.append(f"{engagement.year - 1} 年度信用评价为 C 级，只能通过公开招标参与")
-    if engagement.field not in firm.fields:
-        reasons.append(f"业务领域不含“{engagement.field.label}”")
+    reasons.extend(field_mismatch(firm.fields, engagement.field))
     parties = {engagement.budget_unit_id} | ({engagement.commissioner_unit_id} if engagement.commissioner_unit_id else set())
     reasons.extend(firm_recusal_reasons(firm, bureau_ids=[] if engagement.commissioner_unit_id else [bureau.id],
                                         budget_unit_ids=parties, on=on))

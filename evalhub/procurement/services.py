@@ -747,7 +747,7 @@ def evaluate(procurement: Procurement) -> list[BidResult]:
         if bid.justification_decision == JustificationDecision.REJECTED:
             note = bid.invalid_reason or "异常低价说明不被接受"
         elif flagged and bid.justification_decision != JustificationDecision.ACCEPTED:
-            note = "报价低于有效报价平均值的 {}%，须投标人说明并经评审委员会认定".format(procurement.low_bid_ratio.normalize())
+            note = "报价低于有效报价平均值的 {:f}%，须投标人说明并经评审委员会认定".format(procurement.low_bid_ratio.normalize())
         price_score = _q(lowest / bid.price * 100) if is_valid and lowest else None
         member_totals = per_bid.get(bid.id, [])
         technical = _q(sum(member_totals) / len(member_totals)) if members and len(member_totals) == len(members) else None
@@ -806,7 +806,7 @@ def _create_award(procurement: Procurement, firm: Firm, bid: Optional[Bid], amou
                   awarded_by_id=actor.id)
     procurement.award = award
     procurement.status = ProcurementStatus.AWARDED
-    engagement.firm_id = firm.id
+    engagement.firm = firm
     db.session.flush()  # the unique keys speak here if another award slipped in
     audit.record("procurement.awarded", procurement, actor=actor,
                  summary=f"{engagement.reference} 定标：{firm.name}，{amount / TEN_THOUSAND:.2f} 万元",

@@ -20,7 +20,7 @@ from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
 from evalhub.procurement import workflow
 from evalhub.procurement.models import Engagement, EngagementState as S
-from evalhub.procurement.eligibility import library_bureau_ids
+from evalhub.procurement.eligibility import field_mismatch, library_bureau_ids
 from evalhub.registry.models import Expert
 from evalhub.registry.services import expert_avoidance_reasons, expert_is_drawable
 from evalhub.review.models import (
@@ -383,8 +383,7 @@ def panel_exclusions(engagement: Engagement, experts: list[Expert], *, already: 
         if expert.id in already:
             reasons.append("已在本评审组中（或已拒绝/逾期）")
         reasons += expert_is_drawable(expert)
-        if engagement.field not in expert.fields:
-            reasons.append(f"专业领域不含“{engagement.field.label}”")
+        reasons += field_mismatch(expert.fields, engagement.field)
         reasons += expert_avoidance_reasons(expert, firm_ids=[firm.id], budget_unit_ids=parties,
                                             bureau_ids=[] if engagement.commissioner_unit_id else [bureau.id], names=names)
         load = open_review_load(expert.id)
