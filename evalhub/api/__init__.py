@@ -55,8 +55,12 @@ def _error_responses(codes: tuple[int, ...]) -> dict:
 
 def operation(rule: str, method: str, *, summary: str, tag: str, response: dict | None = None,
               status: int = 200, body: dict | None = None, params: list[dict] | None = None,
-              errors: tuple[int, ...] = (401, 403, 404), auth: bool = True) -> Callable:
-    """Register an API route and its OpenAPI description."""
+              errors: tuple[int, ...] = (401, 403, 404), auth: bool = True,
+              body_content_type: str = "application/json") -> Callable:
+    """Register an API route and its OpenAPI description.
+
+    ``body`` is the request body's schema, declared for ``body_content_type`` (e.g. ``multipart/form-data``
+    for file uploads)."""
 
     def decorate(fn: Callable) -> Callable:
         @wraps(fn)
@@ -79,7 +83,7 @@ def operation(rule: str, method: str, *, summary: str, tag: str, response: dict 
                           **_error_responses(tuple(sorted(set(errors) | ({401} if auth else set()))))},
         }
         if body:
-            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+            op["requestBody"] = {"required": True, "content": {body_content_type: {"schema": body}}}
         if auth:
             op["security"] = [{"bearerAuth": []}]
         _OPERATIONS.append({"path": "/api/v1" + openapi_path, "method": method.lower(), "operation": op})

@@ -1,0 +1,659 @@
+"""Review API: submissions (the firm's uploads), an expert's own reviews, panel outcomes, and the public list
+of published reports, under /api/v1.
+
+Same rules as the registry and procurement APIs: records are found through ``permissions`` (not visible →
+404), the rules live in ``review.services``, and domain errors become the one error shape. Who sees whom:
+
+- a firm never sees an expert's identity or an individual score — only the panel's consolidated outcome
+  and letter, and the outcome only once it has been communicated (passed, or the letter sent);
+- an expert sees their own review, and other members' submitted reviews only after submitting their own
+  (``services.visible_reviews``), labelled 专家A/B/C instead of named;
+- bureau users see the panel in full, per-expert totals included.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from flask import jsonify, request
+from sqlalchemy.orm import selectinload
+
+from evalhub.api import api_user, json_body, list_schema, operation, page_args, schema
+from evalhub.core import permissions
+from evalhub.core.enums import LabeledEnum, Role
+from evalhub.core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
+from evalhub.core.models import Bureau, StoredFile, User
+from evalhub.extensions import db
+from evalhub.procurement.models import Engagement, EngagementState, ObjectType, PlanItem
+from evalhub.registry.models import Firm
+from evalhub.review import services
+from evalhub.review.models import (
+    Grade,
+    IndicatorCategory,
+    InvitationStatus,
+    PanelInvitation,
+    PanelStatus,
+    Publication,
+    Review,
+    ReviewPanel,
+    ReviewStatus,
+    Submission,
+    SubmissionKind,
+)
+
+TAG_SUBMISSIONS = "方案与报告提交"
+TAG_REVIEWS = "专家评审"
+TAG_PUBLIC = "信息公开"
+
+BUREAU_SIDE = (Role.SYSTEM_ADMIN, Role.BUREAU_ADMIN, Role.BUREAU_STAFF)
+
+
+# --- serialisation helpers -------------------------------------------------------------------------
+
+def _labeled(value: LabeledEnum | None) -> dict | None:
+    return {"value": value.value, "label": value.label} if value is not None else None
+
+
+def _datetime(value: datetime | None) -> str | None:
+    """Stored naive UTC → ISO 8601 with an explicit UTC offset."""
+    return value.replace(tzinfo=timezone.utc).isoformat() if value is not None else None
+
+
+def _number(value: Decimal | None) -> float | None:
+    return float(value) if value is not None else None
+
+
+def _page(stmt: sa.Select, page: int, per_page: int) -> tuple[list, int]:
+    total = db.session.execute(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())).scalar_one()
+    rows = db.session.execute(stmt.limit(per_page).offset((page - 1) * per_page)).scalars().all()
+    return list(rows), total
+
+
+def _listing(items: list[dict], total: int, page: int, per_page: int):
+    return jsonify({"items": items, "total": total, "page": page, "per_page": per_page})
+
+
+def _raise_if(errors: dict[str, str]) -> None:
+    if errors:
+        raise ValidationFailed("；".join(errors.values()) + "。", errors)
+
+
+def _engagement_ref(engagement: Engagement) -> dict:
+    return {"id": engagement.id, "reference": engagement.reference, "name": engagement.name}
+
+
+def _expert_label(index: int) -> str:
+    return "专家" + (chr(ord("A") + index) if index < 26 else str(index + 1))
+
+
+# --- schemas ---------------------------------------------------------------------------------------
+
+def _labeled_schema(enum_cls: type[LabeledEnum], name: str | None = None) -> dict:
+    definition = {
+        "type": "object", "required": ["value", "label"],
+        "description": "；".join(f"{m.value} = {m.label}" for m in enum_cls),
+        "properties": {"value": {"type": "string", "enum": [m.value for m in enum_cls]},
+                       "label": {"type": "string", "enum": [m.label for m in enum_cls]}}}
+    return schema(name, definition) if name else definition
+
+
+def _nullable(ref: dict) -> dict:
+    return {"allOf": [ref], "nullable": True}
+
+
+def _query(name: str, description: str, type_: str = "string") -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": {"type": type_}}
+
+
+STRING = {"type": "string"}
+INTEGER = {"type": "integer"}
+NUMBER = {"type": "number"}
+BOOLEAN = {"type": "boolean"}
+NULLABLE_STRING = {"type": "string", "nullable": True}
+NULLABLE_NUMBER = {"type": "number", "nullable": True}
+NULLABLE_BOOLEAN = {"type": "boolean", "nullable": True}
+DATETIME = {"type": "string", "format": "date-time"}
+NULLABLE_DATETIME = {"type": "string", "format": "date-time", "nullable": True}
+PAGE_PARAMS = [_query("page", "页码，从 1 开始", "integer"), _query("per_page", "每页条数（1–200，默认 20）", "integer")]
+
+SUBMISSION_KIND = _labeled_schema(SubmissionKind, "SubmissionKind")
+GRADE = _labeled_schema(Grade, "Grade")
+INDICATOR_CATEGORY = _labeled_schema(IndicatorCategory, "IndicatorCategory")
+INVITATION_STATUS = _labeled_schema(InvitationStatus, "InvitationStatus")
+REVIEW_STATUS = _labeled_schema(ReviewStatus, "ReviewStatus")
+PANEL_STATUS = _labeled_schema(PanelStatus, "PanelStatus")
+
+REVIEW_ENGAGEMENT_REF = schema("ReviewEngagementRef", {"type": "object", "required": ["id", "reference", "name"],
+                                                       "properties": {
+    "id": INTEGER, "reference": {"type": "string", "description": "任务编号，如 652800-2025-001"}, "name": STRING}})
+
+SUBMISSION_FILE = schema("SubmissionFile", {"type": "object", "required": ["name", "sha256", "size"], "properties": {
+    "name": {"type": "string", "description": "上传时的文件名"},
+    "sha256": {"type": "string", "description": "文件内容的 SHA-256（十六进制）"},
+    "size": {"type": "integer", "description": "字节数"}, "content_type": STRING}})
+
+MACHINE_CHECK = schema("MachineCheck", {"type": "object", "required": ["code", "label", "ok", "detail"], "properties": {
+    "code": {"type": "string", "description": "weights_sum、output_benefit_share、scores_within_weights、total_adds_up、"
+                                              "grade_matches_band、chapters_present、chapters_unique"},
+    "label": STRING, "ok": BOOLEAN, "detail": STRING}})
+
+REPORT_INDICATOR = schema("ReportIndicator", {"type": "object", "required": ["category", "name", "weight", "score"],
+                                              "properties": {
+    "position": INTEGER, "category": INDICATOR_CATEGORY, "name": STRING, "weight": NUMBER, "score": NUMBER}})
+
+PANEL_SUMMARY = schema("SubmissionPanel", {"type": "object", "required": ["round", "status"], "properties": {
+    "round": {"type": "integer", "description": "第几轮评审"}, "status": PANEL_STATUS,
+    "review_due": NULLABLE_DATETIME}})
+
+SUBMISSION = schema("Submission", {"type": "object", "required": ["id", "kind", "version", "file", "machine_checks"],
+                                   "properties": {
+    "id": INTEGER, "engagement": REVIEW_ENGAGEMENT_REF, "kind": SUBMISSION_KIND,
+    "version": {"type": "integer", "description": "同一任务同类文件的第几版"},
+    "file": SUBMISSION_FILE, "note": NULLABLE_STRING,
+    "concluded_total": {"type": "number", "nullable": True, "description": "报告结论总分（仅评价报告）"},
+    "concluded_grade": _nullable(GRADE),
+    "indicators": {"type": "array", "items": REPORT_INDICATOR, "description": "报告的指标评分表（仅评价报告）"},
+    "machine_checks": {"type": "array", "items": MACHINE_CHECK, "description": "机器核对结果（仅评价报告；实施方案为空）"},
+    "submitted_at": NULLABLE_DATETIME,
+    "panel": _nullable(PANEL_SUMMARY)}})
+
+SUBMISSION_UPLOAD = schema("SubmissionUpload", {"type": "object", "required": ["kind", "file"], "properties": {
+    "kind": {"type": "string", "enum": ["work_plan", "report", "实施方案", "评价报告"],
+             "description": "work_plan（实施方案）或 report（评价报告）"},
+    "file": {"type": "string", "format": "binary", "description": "Word (.docx) 或 PDF"},
+    "indicators": {"type": "string", "description": "仅评价报告：指标评分表，JSON 数组字符串，每行 "
+                                                     '{"category": "决策|过程|产出|效益（或 decision…）", "name": "…", '
+                                                     '"weight": 10, "score": 9}'},
+    "concluded_total": {"type": "string", "description": "仅评价报告：报告结论总分（0–100）"},
+    "concluded_grade": {"type": "string", "description": "仅评价报告：报告结论等级，" +
+                                                         "、".join(f"{g.value}（{g.label}）" for g in Grade)},
+    "note": {"type": "string", "description": "说明（可选）"}}})
+
+SUBMISSION_LIST = schema("SubmissionList", list_schema(SUBMISSION))
+
+REVIEW_LIST_ITEM = schema("ReviewListItem", {"type": "object", "required": ["invitation", "engagement", "kind"],
+                                             "properties": {
+    "id": {"type": "integer", "nullable": True, "description": "评审意见编号（接受邀请后才有）"},
+    "invitation": {"type": "object", "required": ["id", "status"], "properties": {
+        "id": INTEGER, "status": INVITATION_STATUS, "respond_by": NULLABLE_DATETIME, "responded_at": NULLABLE_DATETIME}},
+    "engagement": REVIEW_ENGAGEMENT_REF, "kind": SUBMISSION_KIND,
+    "round": INTEGER, "version": INTEGER, "panel_status": PANEL_STATUS,
+    "due": {"type": "string", "format": "date-time", "description": "评审截止时间"},
+    "status": _nullable(REVIEW_STATUS), "total": NULLABLE_NUMBER, "submitted_at": NULLABLE_DATETIME}})
+REVIEW_LIST = schema("ReviewList", list_schema(REVIEW_LIST_ITEM))
+
+REVIEW_ITEM = schema("ReviewRubricItem", {"type": "object", "required": ["id", "name", "max_points"], "properties": {
+    "id": {"type": "integer", "description": "评分项编号（保存草稿时作为 scores / comments 的键）"},
+    "position": INTEGER, "name": STRING, "description": STRING, "max_points": NUMBER,
+    "points": NULLABLE_NUMBER, "comment": NULLABLE_STRING}})
+
+PEER_REVIEW = schema("PeerReview", {"type": "object", "required": ["label", "total"], "properties": {
+    "label": {"type": "string", "description": "匿名标识（专家A、专家B…），不含姓名"},
+    "total": NULLABLE_NUMBER, "opinion": NULLABLE_STRING, "submitted_at": NULLABLE_DATETIME,
+    "scores": {"type": "array", "items": {"type": "object", "properties": {
+        "item_id": INTEGER, "points": NUMBER, "comment": STRING}}}}})
+
+REVIEW_DETAIL = schema("ReviewDetail", {"type": "object", "required": ["id", "status", "rubric", "items", "others"],
+                                        "properties": {
+    "id": INTEGER, "status": REVIEW_STATUS, "total": NULLABLE_NUMBER, "opinion": NULLABLE_STRING,
+    "submitted_at": NULLABLE_DATETIME, "updated_at": NULLABLE_DATETIME,
+    "engagement": REVIEW_ENGAGEMENT_REF,
+    "panel": {"type": "object", "properties": {
+        "round": INTEGER, "status": PANEL_STATUS, "due": DATETIME, "size": INTEGER,
+        "score": {"type": "number", "nullable": True, "description": "评审组综合得分（出结果后）"},
+        "passed": NULLABLE_BOOLEAN}},
+    "submission": SUBMISSION,
+    "rubric": {"type": "object", "properties": {"id": INTEGER, "title": STRING, "version": INTEGER, "max_total": NUMBER}},
+    "items": {"type": "array", "items": REVIEW_ITEM},
+    "others": {"type": "array", "items": PEER_REVIEW,
+               "description": "本人提交后才可见：同组其他专家已提交的评审意见（匿名）"}}})
+
+REVIEW_DRAFT = schema("ReviewDraft", {"type": "object", "properties": {
+    "scores": {"type": "object", "additionalProperties": {"oneOf": [NUMBER, STRING]},
+               "description": "评分项编号 → 得分（0–该项分值）；未给出的评分项保持不变"},
+    "comments": {"type": "object", "additionalProperties": STRING,
+                 "description": "评分项编号 → 评分理由；只能给已打分（本次或此前）的评分项"},
+    "opinion": {"type": "string", "nullable": True, "description": "总体评审意见；不给出则保持不变"}}})
+
+EXPERT_TOTAL = schema("PanelExpertTotal", {"type": "object", "required": ["expert", "status"], "properties": {
+    "expert": {"type": "object", "properties": {"id": INTEGER, "name": STRING}},
+    "status": REVIEW_STATUS, "total": NULLABLE_NUMBER, "submitted_at": NULLABLE_DATETIME}})
+
+PANEL_OUTCOME = schema("PanelOutcome", {"type": "object", "required": ["id", "kind", "round", "status"], "properties": {
+    "id": INTEGER, "kind": SUBMISSION_KIND, "round": INTEGER,
+    "version": {"type": "integer", "description": "评审的提交版本"},
+    "status": PANEL_STATUS, "size": INTEGER, "review_due": NULLABLE_DATETIME,
+    "communicated": {"type": "boolean", "description": "结果是否已告知机构（通过，或整改意见已发出）"},
+    "score": NULLABLE_NUMBER, "spread": {"type": "number", "nullable": True, "description": "专家总分的极差"},
+    "spread_flagged": NULLABLE_BOOLEAN, "pass_mark": NULLABLE_NUMBER, "passed": NULLABLE_BOOLEAN,
+    "decided_at": NULLABLE_DATETIME,
+    "letter": {"type": "string", "nullable": True,
+               "description": "汇总评审意见函（不含专家姓名和个人评分）；机构在发出后可见，财政局可见草稿"},
+    "letter_sent_at": NULLABLE_DATETIME, "resubmit_due": NULLABLE_DATETIME,
+    "experts": {"type": "array", "items": EXPERT_TOTAL, "description": "仅财政局用户：各专家的总分"}}})
+PANEL_OUTCOME_LIST = schema("PanelOutcomeList", {"type": "object", "required": ["items"], "properties": {
+    "engagement": REVIEW_ENGAGEMENT_REF, "items": {"type": "array", "items": PANEL_OUTCOME}}})
+
+PUBLIC_REPORT = schema("PublicReport", {"type": "object", "required": ["id", "year", "bureau", "download_url"],
+                                        "properties": {
+    "id": {"type": "integer", "description": "公开记录编号"},
+    "reference": STRING, "name": {"type": "string", "description": "评价对象（任务）名称"},
+    "year": INTEGER,
+    "bureau": {"type": "object", "properties": {"code": STRING, "name": STRING, "short_name": STRING}},
+    "object_type": _labeled_schema(ObjectType),
+    "firm": {"type": "object", "nullable": True, "properties": {"name": STRING}},
+    "published_at": DATETIME,
+    "download_url": {"type": "string", "description": "脱密报告下载地址（无需登录）"}}})
+PUBLIC_REPORT_LIST = schema("PublicReportList", list_schema(PUBLIC_REPORT))
+
+
+# --- submissions -----------------------------------------------------------------------------------
+
+def _file_json(stored: StoredFile) -> dict:
+    return {"name": stored.original_name, "sha256": stored.sha256, "size": stored.size,
+            "content_type": stored.content_type}
+
+
+def submission_json(submission: Submission, *, with_panel: bool = True) -> dict:
+    out = {
+        "id": submission.id, "engagement": _engagement_ref(submission.engagement),
+        "kind": _labeled(submission.kind), "version": submission.version, "file": _file_json(submission.file),
+        "note": submission.note, "concluded_total": _number(submission.concluded_total),
+        "concluded_grade": _labeled(submission.concluded_grade),
+        "indicators": [{"position": i.position, "category": _labeled(i.category), "name": i.name,
+                        "weight": _number(i.weight), "score": _number(i.score)} for i in submission.indicators],
+        "machine_checks": list(submission.machine_checks or []),
+        "submitted_at": _datetime(submission.submitted_at),
+    }
+    if with_panel:
+        panel = submission.panel
+        out["panel"] = ({"round": panel.round, "status": _labeled(panel.status), "review_due": _datetime(panel.review_due)}
+                        if panel is not None else None)
+    return out
+
+
+def _engagement_or_404(engagement_id: int) -> Engagement:
+    engagement = db.session.get(Engagement, engagement_id)
+    if engagement is None:
+        raise NotFound("未找到该评价任务。")
+    return engagement
+
+
+def _visible_engagement(engagement_id: int) -> Engagement:
+    engagement = _engagement_or_404(engagement_id)
+    if not permissions.can(api_user(), "engagement.view", engagement):
+        raise NotFound("未找到该评价任务。")
+    return engagement
+
+
+def _parse_indicators(raw: str | None, errors: dict[str, str]) -> list[services.IndicatorInput]:
+    """The indicators form field: a JSON array of {category, name, weight, score}. Shape errors only; the
+    service checks the values."""
+    if raw is None or not raw.strip():
+        return []
+    try:
+        rows = json.loads(raw)
+    except ValueError:
+        errors["indicators"] = "指标评分表应为 JSON 数组"
+        return []
+    if not isinstance(rows, list):
+        errors["indicators"] = "指标评分表应为 JSON 数组"
+        return []
+    out = []
+    for position, row in enumerate(rows, start=1):
+        if not isinstance(row, dict):
+            errors[f"indicator_{position}"] = f"第 {position} 行应为含 category、name、weight、score 的对象"
+            continue
+        bad = [k for k in ("category", "name") if not isinstance(row.get(k), str)]
+        bad += [k for k in ("weight", "score")
+                if isinstance(row.get(k), bool) or not isinstance(row.get(k), (int, float, str))]
+        if bad:
+            errors[f"indicator_{position}"] = f"第 {position} 行缺少或类型错误：" + "、".join(bad)
+            continue
+        out.append(services.IndicatorInput(row["category"], row["name"], row["weight"], row["score"]))
+    return out
+
+
+@operation("/engagements/<int:engagement_id>/submissions", "POST",
+           summary="承担任务的第三方机构上传实施方案或评价报告（新版本）；报告附指标评分表和结论，返回机器核对结果",
+           tag=TAG_SUBMISSIONS, response=SUBMISSION, status=201, body=SUBMISSION_UPLOAD,
+           body_content_type="multipart/form-data", errors=(400, 403, 404, 409, 422))
+def create_submission(engagement_id: int):
+    user = api_user()
+    engagement = _engagement_or_404(engagement_id)
+    # Only the contracted firm uploads; anyone else is refused before the engagement's state is revealed.
+    if user.role != Role.FIRM_USER or not permissions.can(user, "engagement.view", engagement):
+        raise PermissionDenied("只有承担该任务的第三方机构可以提交。")
+    if request.mimetype != "multipart/form-data":
+        raise DomainError("请求体必须是 multipart/form-data（字段 kind、file 等）。")
+    form = request.form
+    try:
+        kind = SubmissionKind.from_label(form.get("kind", ""))
+    except ValueError:
+        raise ValidationFailed("请选择提交类型。", {"kind": "可选值：work_plan（实施方案）、report（评价报告）"})
+    errors: dict[str, str] = {}
+    upload = request.files.get("file")
+    filename, data = "", b""
+    if upload is None or not upload.filename:
+        errors["file"] = "请选择要上传的文件"
+    else:
+        filename, data = upload.filename, upload.read()
+    indicators: list[services.IndicatorInput] = []
+    if kind == SubmissionKind.REPORT:
+        indicators = _parse_indicators(form.get("indicators"), errors)
+        if any(k.startswith("indicator") for k in errors):
+            indicators = []  # a malformed table is never half-saved
+    try:
+        submission = services.submit(engagement, kind, filename, data, user, indicators=indicators,
+                                     concluded_total=form.get("concluded_total"),
+                                     concluded_grade=form.get("concluded_grade"), note=form.get("note"))
+    except ValidationFailed as exc:
+        fields = dict(exc.fields)
+        if any(k.startswith("indicator") for k in errors):
+            fields.pop("indicators", None)  # ours say what is wrong with the table's shape
+        _raise_if({**fields, **errors})
+        raise
+    if errors:  # defensive: the service should have refused already
+        db.session.rollback()
+        _raise_if(errors)
+    db.session.commit()
+    return jsonify(submission_json(submission)), 201
+
+
+@operation("/engagements/<int:engagement_id>/submissions", "GET",
+           summary="任务的实施方案和评价报告各版本（财政局、承担机构；专家只看到本人已接受评审的版本）",
+           tag=TAG_SUBMISSIONS, response=SUBMISSION_LIST,
+           params=[_query("kind", "work_plan（实施方案）或 report（评价报告）"), *PAGE_PARAMS], errors=(400, 404, 422))
+def list_submissions(engagement_id: int):
+    user = api_user()
+    engagement = _engagement_or_404(engagement_id)
+    page, per_page = page_args()
+    stmt = sa.select(Submission).where(Submission.engagement_id == engagement.id)
+    if not permissions.can(user, "engagement.view", engagement):
+        if user.role != Role.EXPERT or user.expert_id is None:
+            raise NotFound("未找到该评价任务。")
+        # An expert reads only the versions on panels they accepted.
+        accepted = (sa.select(ReviewPanel.submission_id).join(PanelInvitation, PanelInvitation.panel_id == ReviewPanel.id)
+                    .where(PanelInvitation.expert_id == user.expert_id,
+                           PanelInvitation.status == InvitationStatus.ACCEPTED))
+        stmt = stmt.where(Submission.id.in_(accepted))
+        if not db.session.execute(stmt.limit(1)).first():
+            raise NotFound("未找到该评价任务。")
+    raw_kind = request.args.get("kind", "").strip()
+    if raw_kind:
+        try:
+            stmt = stmt.where(Submission.kind == SubmissionKind.from_label(raw_kind))
+        except ValueError:
+            raise ValidationFailed(f"参数 kind 无效：{raw_kind}。", {"kind": "可选值：work_plan、report"})
+    stmt = stmt.options(selectinload(Submission.file), selectinload(Submission.indicators),
+                        selectinload(Submission.panel)).order_by(Submission.submitted_at, Submission.id)
+    rows, total = _page(stmt, page, per_page)
+    return _listing([submission_json(s) for s in rows], total, page, per_page)
+
+
+# --- an expert's reviews ---------------------------------------------------------------------------
+
+def _require_expert(user: User) -> None:
+    if user.role != Role.EXPERT or user.expert_id is None:
+        raise PermissionDenied("只有评审专家可以查看本人的评审。")
+
+
+def _own_review(review_id: int) -> Review:
+    user = api_user()
+    _require_expert(user)
+    review = db.session.get(Review, review_id)
+    if review is None or review.invitation.expert_id != user.expert_id:
+        raise NotFound("未找到该评审。")  # another expert's review does not exist for this one
+    return review
+
+
+def review_list_json(invitation: PanelInvitation) -> dict:
+    panel, review = invitation.panel, invitation.review
+    return {
+        "id": review.id if review else None,
+        "invitation": {"id": invitation.id, "status": _labeled(invitation.status),
+                       "respond_by": _datetime(invitation.respond_by), "responded_at": _datetime(invitation.responded_at)},
+        "engagement": _engagement_ref(panel.engagement), "kind": _labeled(panel.kind), "round": panel.round,
+        "version": panel.submission.version, "panel_status": _labeled(panel.status), "due": _datetime(panel.review_due),
+        "status": _labeled(review.status) if review else None, "total": _number(review.total) if review else None,
+        "submitted_at": _datetime(review.submitted_at) if review else None,
+    }
+
+
+def review_detail_json(review: Review, user: User) -> dict:
+    panel = review.invitation.panel
+    mine = {s.rubric_item_id: s for s in review.scores}
+    others: list[dict] = []
+    if review.status == ReviewStatus.SUBMITTED:
+        # Labels follow the order members joined the panel, so 专家A stays 专家A as others submit.
+        members = sorted((i for i in panel.invitations if i.review is not None and i.review.id != review.id),
+                         key=lambda i: i.id)
+        labels = {i.review.id: _expert_label(n) for n, i in enumerate(members)}
+        for other in services.visible_reviews(panel, user):
+            if other.id == review.id or other.status != ReviewStatus.SUBMITTED:
+                continue
+            others.append({"label": labels[other.id], "total": _number(other.total), "opinion": other.opinion,
+                           "submitted_at": _datetime(other.submitted_at),
+                           "scores": [{"item_id": s.rubric_item_id, "points": _number(s.points), "comment": s.comment}
+                                      for s in sorted(other.scores, key=lambda s: s.item.position)]})
+        others.sort(key=lambda o: o["label"])
+    rubric = review.rubric
+    return {
+        "id": review.id, "status": _labeled(review.status), "total": _number(review.total), "opinion": review.opinion,
+        "submitted_at": _datetime(review.submitted_at), "updated_at": _datetime(review.updated_at),
+        "engagement": _engagement_ref(panel.engagement),
+        "panel": {"round": panel.round, "status": _labeled(panel.status), "due": _datetime(panel.review_due),
+                  "size": panel.size, "score": _number(panel.score), "passed": panel.passed},
+        "submission": submission_json(panel.submission, with_panel=False),
+        "rubric": {"id": rubric.id, "title": rubric.title, "version": rubric.version, "max_total": _number(rubric.max_total)},
+        "items": [{"id": item.id, "position": item.position, "name": item.name, "description": item.description,
+                   "max_points": _number(item.max_points),
+                   "points": _number(mine[item.id].points) if item.id in mine else None,
+                   "comment": mine[item.id].comment if item.id in mine else None} for item in rubric.items],
+        "others": others,
+    }
+
+
+@operation("/reviews", "GET", summary="当前专家本人的评审邀请和评审意见（任务、截止时间、状态）", tag=TAG_REVIEWS,
+           response=REVIEW_LIST, params=[_query("status", "按邀请状态筛选：" + "、".join(
+               f"{s.value}（{s.label}）" for s in InvitationStatus)), *PAGE_PARAMS], errors=(400, 403, 422))
+def list_reviews():
+    user = api_user()
+    _require_expert(user)
+    page, per_page = page_args()
+    stmt = (sa.select(PanelInvitation).join(ReviewPanel, ReviewPanel.id == PanelInvitation.panel_id)
+            .where(PanelInvitation.expert_id == user.expert_id))
+    raw = request.args.get("status", "").strip()
+    if raw:
+        try:
+            stmt = stmt.where(PanelInvitation.status == InvitationStatus.from_label(raw))
+        except ValueError:
+            raise ValidationFailed(f"参数 status 无效：{raw}。", {"status": "可选值：" + "、".join(s.value for s in InvitationStatus)})
+    stmt = stmt.options(selectinload(PanelInvitation.review),
+                        selectinload(PanelInvitation.panel).selectinload(ReviewPanel.engagement),
+                        selectinload(PanelInvitation.panel).selectinload(ReviewPanel.submission),
+                        ).order_by(ReviewPanel.review_due.desc(), PanelInvitation.id.desc())
+    rows, total = _page(stmt, page, per_page)
+    return _listing([review_list_json(i) for i in rows], total, page, per_page)
+
+
+@operation("/reviews/<int:review_id>", "GET",
+           summary="本人的一份评审：评分表（含分值）、已填得分和理由、总体意见；本人提交后可见同组其他专家的意见（匿名）",
+           tag=TAG_REVIEWS, response=REVIEW_DETAIL, errors=(403, 404))
+def get_review(review_id: int):
+    return jsonify(review_detail_json(_own_review(review_id), api_user()))
+
+
+def _item_map(data: dict, name: str, item_ids: set[int], errors: dict[str, str], *, text: bool) -> dict[int, Any]:
+    value = data.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        errors[name] = "应为对象：评分项编号 → " + ("评分理由" if text else "得分")
+        return {}
+    out: dict[int, Any] = {}
+    for key, raw in value.items():
+        try:
+            item_id = int(key)
+        except (TypeError, ValueError):
+            item_id = None
+        if item_id not in item_ids:
+            errors[f"{name}.{key}"] = f"评分表中没有编号为 {key} 的评分项"
+            continue
+        ok = (raw is None or isinstance(raw, str)) if text else \
+            (raw is None or (isinstance(raw, (int, float, str)) and not isinstance(raw, bool)))
+        if not ok:
+            errors[f"{name}.{key}"] = "必须是字符串" if text else "必须是数字"
+            continue
+        out[item_id] = raw
+    return out
+
+
+@operation("/reviews/<int:review_id>", "PUT",
+           summary="保存评审草稿：各评分项得分和理由、总体意见（请求中未给出的评分项和意见保持不变）",
+           tag=TAG_REVIEWS, response=REVIEW_DETAIL, body=REVIEW_DRAFT, errors=(400, 403, 404, 409, 422))
+def save_review(review_id: int):
+    user = api_user()
+    review = _own_review(review_id)
+    data = json_body()
+    item_ids = {i.id for i in review.rubric.items}
+    errors: dict[str, str] = {}
+    scores = _item_map(data, "scores", item_ids, errors, text=False)
+    comments = _item_map(data, "comments", item_ids, errors, text=True)
+    opinion = data.get("opinion", review.opinion)
+    if opinion is not None and not isinstance(opinion, str):
+        errors["opinion"] = "必须是字符串"
+    # The service writes a comment together with its item's points: keep what is saved where the
+    # request gives only one of the two.
+    saved = {s.rubric_item_id: s for s in review.scores}
+    for item_id in comments:
+        if item_id not in scores:
+            if item_id in saved:
+                scores[item_id] = saved[item_id].points
+            else:
+                errors[f"comments.{item_id}"] = "请先为该评分项打分，再填写评分理由"
+    for item_id in scores:
+        if item_id not in comments and item_id in saved:
+            comments[item_id] = saved[item_id].comment
+    _raise_if(errors)
+    services.save_review(review, user, scores=scores, comments=comments, opinion=opinion)
+    db.session.commit()
+    return jsonify(review_detail_json(review, user))
+
+
+@operation("/reviews/<int:review_id>/submit", "POST",
+           summary="提交评审意见（须为每个评分项打分并填写理由、填写总体意见；提交后不能修改）",
+           tag=TAG_REVIEWS, response=REVIEW_DETAIL, errors=(403, 404, 409, 422))
+def submit_review(review_id: int):
+    user = api_user()
+    review = _own_review(review_id)
+    services.submit_review(review, user)
+    db.session.commit()
+    return jsonify(review_detail_json(review, user))
+
+
+# --- panel outcomes --------------------------------------------------------------------------------
+
+def _communicated(panel: ReviewPanel) -> bool:
+    """Whether the firm has been told: a pass is final at once; a failure once the bureau sends the letter."""
+    return panel.decided_at is not None and (bool(panel.passed) or panel.letter_sent_at is not None)
+
+
+def outcome_json(panel: ReviewPanel, user: User) -> dict:
+    bureau_side = user.role in BUREAU_SIDE
+    shown = bureau_side or _communicated(panel)
+    out = {
+        "id": panel.id, "kind": _labeled(panel.kind), "round": panel.round, "version": panel.submission.version,
+        "status": _labeled(panel.status), "size": panel.size, "review_due": _datetime(panel.review_due),
+        "communicated": _communicated(panel),
+        "score": _number(panel.score) if shown else None,
+        "spread": _number(panel.spread) if shown else None,
+        "spread_flagged": panel.spread_flagged if shown and panel.decided_at else None,
+        "pass_mark": _number(panel.pass_mark) if shown else None,
+        "passed": panel.passed if shown else None,
+        "decided_at": _datetime(panel.decided_at) if shown else None,
+        "letter": panel.letter if (bureau_side or _communicated(panel)) else None,
+        "letter_sent_at": _datetime(panel.letter_sent_at),
+        "resubmit_due": _datetime(panel.resubmit_due),
+    }
+    if bureau_side:
+        reviews = sorted(services.visible_reviews(panel, user), key=lambda r: r.invitation_id)
+        out["experts"] = [{"expert": {"id": r.invitation.expert.id, "name": r.invitation.expert.name},
+                           "status": _labeled(r.status), "total": _number(r.total),
+                           "submitted_at": _datetime(r.submitted_at)} for r in reviews]
+    return out
+
+
+@operation("/engagements/<int:engagement_id>/outcomes", "GET",
+           summary="任务各轮专家评审结果（综合得分、极差、通过线、是否通过、汇总意见函）；机构看不到专家姓名和个人评分",
+           tag=TAG_REVIEWS, response=PANEL_OUTCOME_LIST, errors=(404,))
+def list_outcomes(engagement_id: int):
+    user = api_user()
+    engagement = _visible_engagement(engagement_id)
+    panels = db.session.execute(
+        sa.select(ReviewPanel).where(ReviewPanel.engagement_id == engagement.id)
+        .options(selectinload(ReviewPanel.submission),
+                 selectinload(ReviewPanel.invitations).selectinload(PanelInvitation.review))
+        .order_by(ReviewPanel.created_at, ReviewPanel.id)).scalars().all()
+    return jsonify({"engagement": _engagement_ref(engagement), "items": [outcome_json(p, user) for p in panels]})
+
+
+# --- published reports (no login) ------------------------------------------------------------------
+
+def public_report_json(publication: Publication) -> dict:
+    engagement = publication.engagement
+    return {
+        "id": publication.id, "reference": engagement.reference, "name": engagement.name, "year": engagement.year,
+        "bureau": {"code": engagement.bureau.code, "name": engagement.bureau.name,
+                   "short_name": engagement.bureau.short_name},
+        "object_type": _labeled(engagement.plan_item.object_type),
+        "firm": {"name": engagement.firm.name} if engagement.firm else None,
+        "published_at": _datetime(publication.published_at),
+        "download_url": f"/public/reports/{publication.id}/file",
+    }
+
+
+@operation("/public/reports", "GET", summary="已公开的评价报告（脱密版本；无需登录）", tag=TAG_PUBLIC,
+           response=PUBLIC_REPORT_LIST, auth=False,
+           params=[_query("year", "年度", "integer"), _query("bureau", "财政局的行政区划代码"),
+                   _query("object_type", "评价对象类型：" + "、".join(f"{t.value}（{t.label}）" for t in ObjectType)),
+                   _query("firm", "按第三方机构名称模糊查找"), *PAGE_PARAMS],
+           errors=(400, 422))
+def list_public_reports():
+    page, per_page = page_args()
+    stmt = (sa.select(Publication).join(Engagement, Engagement.id == Publication.engagement_id)
+            .where(Publication.classified.is_(False), Publication.redacted_file_id.is_not(None),
+                   Publication.published_at.is_not(None),
+                   Engagement.state.in_([EngagementState.PUBLISHED, EngagementState.ARCHIVED])))
+    raw_year = request.args.get("year", "").strip()
+    if raw_year:
+        try:
+            stmt = stmt.where(Engagement.year == int(raw_year))
+        except ValueError:
+            raise ValidationFailed(f"参数 year 无效：{raw_year}。", {"year": "应为四位年份"})
+    code = request.args.get("bureau", "").strip()
+    if code:
+        bureau = db.session.execute(sa.select(Bureau).where(Bureau.code == code)).scalar_one_or_none()
+        if bureau is None:
+            raise ValidationFailed(f"参数 bureau 无效：{code}。", {"bureau": "没有这个区划代码的财政局"})
+        stmt = stmt.where(Engagement.bureau_id == bureau.id)
+    raw_type = request.args.get("object_type", "").strip()
+    if raw_type:
+        try:
+            object_type = ObjectType.from_label(raw_type)
+        except ValueError:
+            raise ValidationFailed(f"参数 object_type 无效：{raw_type}。", {"object_type": "可选值：" + "、".join(
+                f"{t.value}（{t.label}）" for t in ObjectType)})
+        stmt = stmt.where(Engagement.plan_item_id.in_(sa.select(PlanItem.id).where(PlanItem.object_type == object_type)))
+    firm = request.args.get("firm", "").strip()
+    if firm:
+        stmt = stmt.where(Engagement.firm_id.in_(sa.select(Firm.id).where(Firm.name.icontains(firm, autoescape=True))))
+    stmt = stmt.options(selectinload(Publication.engagement).selectinload(Engagement.bureau),
+                        selectinload(Publication.engagement).selectinload(Engagement.firm),
+                        selectinload(Publication.engagement).selectinload(Engagement.plan_item),
+                        ).order_by(Publication.published_at.desc(), Publication.id.desc())
+    rows, total = _page(stmt, page, per_page)
+    return _listing([public_report_json(p) for p in rows], total, page, per_page)
