@@ -570,3 +570,17 @@ def test_sealed_bids_are_sealed_for_the_system_admin_too(world):
     _past_deadline(p)
     P.open_bids(p, world.bz_staff)
     assert permissions.can(world.sysadmin, "bid.view", bid)
+
+
+def test_framework_agreements_keep_their_order_and_use_usable_libraries(world):
+    firms = [factories.firm(world.bz, name=f"入围{i}") for i in range(3)]
+    with pytest.raises(ValidationFailed) as caught:
+        P.create_framework_agreement(world.bz, world.bz_admin, name="", valid_from=date(2025, 1, 1),
+                                     valid_until=date(2024, 1, 1), firm_ids=[world.other_firm.id])
+    assert {"name", "valid_until", "firm_ids"} <= set(caught.value.fields)
+    with pytest.raises(PermissionDenied):
+        P.create_framework_agreement(world.bz, world.kz_admin, name="x", valid_from=date(2025, 1, 1),
+                                     valid_until=date(2026, 1, 1), firm_ids=[f.id for f in firms])
+    agreement = P.create_framework_agreement(world.bz, world.bz_staff, name="框架协议", valid_from=date(2025, 1, 1),
+                                             valid_until=date(2026, 12, 31), firm_ids=[firms[2].id, firms[0].id, firms[2].id])
+    assert [(m.position, m.firm_id) for m in agreement.members] == [(1, firms[2].id), (2, firms[0].id)]

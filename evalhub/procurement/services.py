@@ -878,3 +878,41 @@ def open_opportunities(firm: Firm) -> list[tuple[Procurement, list[str]]]:
             continue  # not a library this procurement draws on: not shown at all
         out.append((procurement, eligibility.exclusion_reasons(firm, procurement.engagement, procurement.method)))
     return out
+
+
+# --- framework agreements --------------------------------------------------------------------------
+
+def create_framework_agreement(bureau: Bureau, actor: User, *, name: str, valid_from: date | None,
+                               valid_until: date | None, firm_ids: list[Any]) -> FrameworkAgreement:
+    """Record a framework agreement's shortlist in the order firms will be served (顺序轮候)."""
+    permissions.require(actor, "plan.edit_bureau", bureau)
+    errors: dict[str, str] = {}
+    name = (name or "").strip()
+    if not name:
+        errors["name"] = "请填写框架协议名称"
+    if valid_from is None or valid_until is None:
+        errors["valid_until"] = "请填写协议有效期"
+    elif valid_until < valid_from:
+        errors["valid_until"] = "有效期截止日不能早于开始日"
+    ids = []
+    for raw in firm_ids:
+        if str(raw).strip().isdigit() and int(raw) not in ids:
+            ids.append(int(raw))
+    firms = [db.session.get(Firm, i) for i in ids]
+    usable = eligibility.library_bureau_ids(bureau)
+    bad = [str(i) for i, f in zip(ids, firms) if f is None or f.bureau_id not in usable]
+    if bad:
+        errors["firm_ids"] = "入围机构必须是本级或上级机构库中的机构"
+    elif len(ids) < 2:
+        errors["firm_ids"] = "框架协议至少需要 2 家入围机构"
+    _raise_if(errors)
+    from evalhub.procurement.models import FrameworkMember
+
+    agreement = FrameworkAgreement(bureau_id=bureau.id, name=name, valid_from=valid_from, valid_until=valid_until,
+                                   members=[FrameworkMember(firm_id=i, position=p) for p, i in enumerate(ids, start=1)])
+    db.session.add(agreement)
+    db.session.flush()
+    audit.record("framework.created", agreement, actor=actor, bureau_id=bureau.id,
+                 summary=f"{bureau.short_name}登记框架协议“{name}”，入围机构 {len(ids)} 家（按顺序轮候）",
+                 payload={"firms": ids})
+    return agreement
