@@ -468,3 +468,26 @@ def test_reminders_before_and_after_due_dates_are_sent_once(world):
     assert first["reminders"] == 3 and again["reminders"] == 0
     panel.review_due = utcnow() - timedelta(days=1)
     assert R.send_reminders()["reminders"] == 3
+
+
+def test_a_missed_resubmission_deadline_makes_the_engagement_overdue(world):
+    from datetime import date
+
+    e, panel = _panel(world)
+    for invitation in panel.invitations:
+        _review(invitation, world, [15] * 5)
+    R.send_letter(panel, world.bz_staff, panel.letter)
+    due = R.resubmission_due(e)
+    assert workflow.overdue_reason(e, due) is None
+    assert "整改稿" in workflow.overdue_reason(e, due + timedelta(days=2))
+
+
+def test_overdue_reviews_list_the_members_still_owing(world):
+    e, panel = _panel(world)
+    _review(panel.invitations[0], world, [18] * 5)
+    from evalhub.review.models import ReviewPanel
+
+    stmt = sa.select(ReviewPanel)
+    assert R.overdue_reviews(stmt) == []
+    late = R.overdue_reviews(stmt, now=panel.review_due + timedelta(hours=1))
+    assert late[0][0].id == panel.id and len(late[0][1]) == 2

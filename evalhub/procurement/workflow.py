@@ -148,6 +148,12 @@ def overdue_reason(engagement: Engagement, today: date | None = None) -> Optiona
     contract = engagement.contract
     if contract is None:
         return None
+    if engagement.state in (S.PLAN_RETURNED, S.REPORT_RETURNED):
+        from evalhub.review.services import resubmission_due  # the review module sets that deadline
+
+        due = resubmission_due(engagement)
+        if due is not None:  # the rectification deadline replaces the contract's
+            return f"整改稿应于 {due:%Y-%m-%d} 前重新提交，已逾期 {(today - due).days} 天" if today > due else None
     if engagement.state in PLAN_PENDING and today > contract.plan_due:
         return f"实施方案应于 {contract.plan_due:%Y-%m-%d} 前提交，已逾期 {(today - contract.plan_due).days} 天"
     if engagement.state in REPORT_PENDING and today > contract.report_due:

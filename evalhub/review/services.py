@@ -16,7 +16,7 @@ from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.models import Bureau, Draw, User
 from evalhub.core.settings import get_setting
-from evalhub.core.timeutil import utcnow
+from evalhub.core.timeutil import to_beijing, utcnow
 from evalhub.extensions import db
 from evalhub.procurement import workflow
 from evalhub.procurement.models import Engagement, EngagementState as S
@@ -682,6 +682,27 @@ def send_letter(panel: ReviewPanel, actor: User, letter: str) -> None:
     workflow.perform(engagement, "return_plan" if panel.kind == SubmissionKind.WORK_PLAN else "return_report", actor,
                      note=f"第 {panel.round} 轮评审 {panel.score} 分，退回整改；请于 {panel.resubmit_due:%Y-%m-%d} 前重新提交")
     _notify_firm(engagement, f"{engagement.reference} {panel.kind.label}退回整改", letter[:500], f"/engagements/{engagement.id}")
+
+
+def resubmission_due(engagement: Engagement) -> Optional[date]:
+    """The date (Beijing) by which the firm must resubmit after the last returned review, if any."""
+    panel = db.session.execute(sa.select(ReviewPanel).where(
+        ReviewPanel.engagement_id == engagement.id, ReviewPanel.resubmit_due.is_not(None))
+        .order_by(ReviewPanel.id.desc())).scalars().first()
+    return to_beijing(panel.resubmit_due).date() if panel else None
+
+
+def overdue_reviews(panels_stmt: sa.Select, now: datetime | None = None) -> list[tuple[ReviewPanel, list[PanelInvitation]]]:
+    """Open panels past their review deadline, with the members still owing a review."""
+    now = now or utcnow()
+    out = []
+    for panel in db.session.execute(panels_stmt.where(ReviewPanel.status == PanelStatus.REVIEWING,
+                                                      ReviewPanel.review_due < now)).scalars():
+        late = [i for i in panel.invitations if i.status in (InvitationStatus.INVITED, InvitationStatus.ACCEPTED)
+                and (i.review is None or i.review.status != ReviewStatus.SUBMITTED)]
+        if late:
+            out.append((panel, late))
+    return out
 
 
 # === visibility ====================================================================================
