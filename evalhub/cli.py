@@ -60,6 +60,17 @@ def demo() -> None:
     click.echo(summary)
 
 
+@evalhub_cli.command("reminders")
+def reminders() -> None:
+    """Send due-date reminders, expire and replace unanswered panel invitations, e-mail pending messages."""
+    from evalhub.review.services import send_reminders
+
+    counts = send_reminders()
+    db.session.commit()
+    click.echo(f"逾期未答复的邀请：{counts['expired']} 个（已补抽）；提醒：{counts['reminders']} 条；"
+               f"邮件：{counts['emailed']} 封。")
+
+
 evalhub_cli.add_command(audit_cli)
 evalhub_cli.add_command(draws_cli)
 

@@ -1,8 +1,20 @@
-"""What anyone may read without logging in."""
+"""What anyone may read without logging in: the home page and the published (redacted) evaluation reports."""
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, url_for
+import io
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
+from sqlalchemy.orm import selectinload
+
+from evalhub.core import files
+from evalhub.core.models import Bureau
+from evalhub.core.web import paginate
+from evalhub.extensions import db
+from evalhub.procurement.models import Engagement, EngagementState, ObjectType, PlanItem
+from evalhub.registry.models import Firm
+from evalhub.review.models import EvaluationResult, Publication
 
 bp = Blueprint("public", __name__, url_prefix="/public")
 
@@ -12,3 +24,62 @@ def home():
     if current_user.is_authenticated:
         return redirect(url_for("core.dashboard"))
     return render_template("public/home.html")
+
+
+# --- published reports -----------------------------------------------------------------------------
+
+def _published():
+    """The one definition of "published": a redacted file was published and the engagement went through
+    publication (published, or archived after it). Classified reports and anything merely accepted are not."""
+    return sa.and_(Publication.classified.is_(False), Publication.redacted_file_id.is_not(None),
+                   Publication.published_at.is_not(None),
+                   Engagement.state.in_([EngagementState.PUBLISHED, EngagementState.ARCHIVED]))
+
+
+def _published_stmt():
+    return (sa.select(Publication).join(Engagement, Engagement.id == Publication.engagement_id)
+            .join(PlanItem, PlanItem.id == Engagement.plan_item_id)
+            .outerjoin(Firm, Firm.id == Engagement.firm_id)
+            .where(_published()))
+
+
+@bp.route("/reports")
+def reports():
+    filters = {k: request.args.get(k, "").strip() for k in ("year", "bureau", "object_type", "firm")}
+    stmt = _published_stmt()
+    if filters["year"].isdigit():
+        stmt = stmt.where(Engagement.year == int(filters["year"]))
+    if filters["bureau"].isdigit():
+        stmt = stmt.where(Engagement.bureau_id == int(filters["bureau"]))
+    if filters["object_type"] in {t.value for t in ObjectType}:
+        stmt = stmt.where(PlanItem.object_type == ObjectType(filters["object_type"]))
+    if filters["firm"]:
+        stmt = stmt.where(Firm.name.contains(filters["firm"], autoescape=True))
+    stmt = stmt.options(selectinload(Publication.engagement)).order_by(Publication.published_at.desc(), Publication.id.desc())
+    page = paginate(stmt)
+    ids = [p.engagement_id for p in page.items]
+    grades = {r.engagement_id: r for r in db.session.execute(
+        sa.select(EvaluationResult).where(EvaluationResult.engagement_id.in_(ids or [-1]))).scalars()}
+    bureaus = db.session.execute(
+        sa.select(Bureau).where(Bureau.id.in_(sa.select(Engagement.bureau_id).join(
+            Publication, Publication.engagement_id == Engagement.id).where(_published())))
+        .order_by(Bureau.path)).scalars().all()
+    years = db.session.execute(
+        sa.select(Engagement.year).join(Publication, Publication.engagement_id == Engagement.id)
+        .where(_published()).distinct().order_by(Engagement.year.desc())).scalars().all()
+    return render_template("public/reports.html", page=page, filters=filters, bureaus=bureaus, years=years,
+                           grades=grades, ObjectType=ObjectType)
+
+
+@bp.route("/reports/<int:publication_id>/file")
+def report_file(publication_id: int):
+    publication = db.session.execute(_published_stmt().where(Publication.id == publication_id)).scalar_one_or_none()
+    if publication is None or publication.redacted_file is None:
+        abort(404)
+    record = publication.redacted_file
+    try:
+        data = files.read(record)
+    except FileNotFoundError:
+        abort(404)
+    return send_file(io.BytesIO(data), mimetype=record.content_type, as_attachment=True,
+                     download_name=record.original_name)

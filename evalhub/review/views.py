@@ -1,0 +1,783 @@
+"""Review pages: the firm's submissions (work plan, report with its scoring table), the bureau's panels,
+letters, results, publication and rubrics, the expert's invitations and reviews, and everyone's inbox.
+
+Thin routes: check permission, call a service, commit, redirect. A service's ``ValidationFailed`` is
+rolled back and shown beside the form with HTTP 422 (nothing written); ``Conflict`` and
+``PermissionDenied`` propagate to the app's error handlers (409 / 403).
+
+Who sees what (DESIGN.md "Permissions"):
+- individual reviews are read only through ``services.visible_reviews`` — the bureau sees all, an expert
+  sees others' only after submitting their own, a firm none;
+- a firm reads its submissions and, of each panel, only the consolidated outcome and letter: its pages
+  never touch invitations or reviews, so expert names and individual totals cannot reach them;
+- an expert reads a submission only when seated (accepted) on a panel of that engagement's document of
+  the same kind, for that version or a later one (so a reviewer of version 2 can read version 1 and the
+  letter that sent it back); an expert never sees a submission before accepting the invitation.
+"""
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+from typing import Any, Callable, Optional
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from sqlalchemy.orm import selectinload
+
+from evalhub.core import files, permissions
+from evalhub.core.enums import Role
+from evalhub.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
+from evalhub.core.exports import to_xlsx
+from evalhub.core.models import Bureau, Draw
+from evalhub.core.timeutil import utcnow
+from evalhub.core.web import apply_errors, load, paginate, xlsx_response
+from evalhub.extensions import db
+from evalhub.procurement.models import Engagement, EngagementState as S
+from evalhub.review import services
+from evalhub.review.forms import (
+    INDICATOR_ROWS,
+    RUBRIC_ROWS,
+    AcceptForm,
+    CapsForm,
+    ClassifyForm,
+    ConfirmForm,
+    DeclineForm,
+    DeductionForm,
+    LetterForm,
+    PanelForm,
+    PublishForm,
+    ReopenForm,
+    ReportSubmissionForm,
+    RubricForm,
+    SubmissionForm,
+    rating_form_for,
+    review_form_for,
+)
+from evalhub.review.models import (
+    CommissionerRating,
+    EvaluationResult,
+    InvitationStatus,
+    Notification,
+    PanelInvitation,
+    PanelStatus,
+    Publication,
+    Review,
+    ReviewPanel,
+    ReviewStatus,
+    Rubric,
+    RubricKind,
+    Submission,
+    SubmissionKind,
+)
+
+bp = Blueprint("review", __name__)
+
+BUREAU_SIDE = (Role.SYSTEM_ADMIN, Role.BUREAU_ADMIN, Role.BUREAU_STAFF)
+
+
+# --- small helpers ---------------------------------------------------------------------------------
+
+def _run(form: FlaskForm, call: Callable[[], Any]) -> tuple[bool, Any, int]:
+    """Validate ``form`` and run the service ``call``: (done, result, HTTP status).
+
+    Bad input answers 422 with nothing written; success commits. A plain DomainError that is about
+    the input rather than the state (e.g. too few eligible experts for the draw) is shown the same way.
+    """
+    if not form.validate_on_submit():
+        return False, None, 422 if request.method == "POST" else 200
+    try:
+        result = call()
+    except ValidationFailed as exc:
+        db.session.rollback()
+        apply_errors(form, exc)
+        form.form_errors = [exc.message]  # the whole sentence on top, each field's note beside it
+        return False, None, 422
+    except (Conflict, PermissionDenied):
+        raise
+    except DomainError as exc:
+        db.session.rollback()
+        apply_errors(form, ValidationFailed(exc.message))
+        return False, None, 422
+    db.session.commit()
+    return True, result, 200
+
+
+def _bureau_side() -> bool:
+    return current_user.role in BUREAU_SIDE
+
+
+def _is_firm_of(engagement: Engagement) -> bool:
+    return current_user.role == Role.FIRM_USER and engagement.firm_id is not None \
+        and current_user.firm_id == engagement.firm_id
+
+
+def _get(model: type, object_id: int) -> Any:
+    obj = db.session.get(model, object_id)
+    if obj is None:
+        abort(404)
+    return obj
+
+
+def _points(value: Optional[Decimal]) -> str:
+    return "" if value is None else f"{value.normalize():f}"
+
+
+def _file_response(record, *, inline: bool = False):
+    try:
+        data = files.read(record)
+    except FileNotFoundError:
+        abort(404)
+    return send_file(io.BytesIO(data), mimetype=record.content_type, as_attachment=not inline,
+                     download_name=record.original_name)
+
+
+# --- who may read a submission ---------------------------------------------------------------------
+
+def _seated_max_version(user, engagement_id: int, kind: SubmissionKind) -> Optional[int]:
+    """The latest version of this engagement's document the expert is seated (accepted) to review."""
+    if user.role != Role.EXPERT or user.expert_id is None:
+        return None
+    return db.session.execute(
+        sa.select(sa.func.max(Submission.version))
+        .join(ReviewPanel, ReviewPanel.submission_id == Submission.id)
+        .join(PanelInvitation, PanelInvitation.panel_id == ReviewPanel.id)
+        .where(Submission.engagement_id == engagement_id, Submission.kind == kind,
+               PanelInvitation.expert_id == user.expert_id,
+               PanelInvitation.status == InvitationStatus.ACCEPTED)).scalar_one_or_none()
+
+
+def _may_read(submission: Submission) -> bool:
+    if current_user.role == Role.EXPERT:
+        seated = _seated_max_version(current_user, submission.engagement_id, submission.kind)
+        return seated is not None and submission.version <= seated
+    return permissions.can(current_user, "engagement.view", submission.engagement)
+
+
+def _readable_submission(submission_id: int) -> Submission:
+    submission = _get(Submission, submission_id)
+    if not _may_read(submission):
+        abort(403)
+    return submission
+
+
+def _firm_outcome(panel: Optional[ReviewPanel]) -> Optional[dict]:
+    """What the firm may read of a panel: the consolidated outcome, and the letter once the bureau sent it.
+    A panel decided against the firm reads "under review" until the bureau has edited and sent its letter."""
+    if panel is None:
+        return None
+    if panel.letter_sent_at is not None:
+        return {"status": "returned", "label": "退回整改", "score": panel.score, "letter": panel.letter,
+                "sent_at": panel.letter_sent_at, "resubmit_due": panel.resubmit_due}
+    if panel.passed and panel.status == PanelStatus.CLOSED:
+        # The letter of a passed panel was never edited and sent by the bureau: the firm reads the outcome only.
+        return {"status": "passed", "label": "评审通过", "score": panel.score, "letter": None,
+                "sent_at": panel.decided_at, "resubmit_due": None}
+    return {"status": "reviewing", "label": "专家评审中", "score": None, "letter": None, "sent_at": None,
+            "resubmit_due": None}
+
+
+def _current_rubric(bureau: Bureau, kind: RubricKind) -> Rubric:
+    """The rubric in force; the system defaults are seeded (and kept) on first use."""
+    seeded = db.session.execute(sa.select(Rubric.id).where(Rubric.bureau_id.is_(None), Rubric.kind == kind)).first()
+    rubric = services.current_rubric(bureau, kind)
+    if seeded is None:
+        db.session.commit()
+    return rubric
+
+
+def _sent_letter_before(submission: Submission) -> Optional[ReviewPanel]:
+    """The panel whose letter sent the previous version of this document back, if any."""
+    if submission.version <= 1:
+        return None
+    previous = db.session.execute(sa.select(Submission).where(
+        Submission.engagement_id == submission.engagement_id, Submission.kind == submission.kind,
+        Submission.version == submission.version - 1)).scalar_one_or_none()
+    if previous is None or previous.panel is None or previous.panel.letter_sent_at is None:
+        return None
+    return previous.panel
+
+
+# --- the navbar's unread badge ---------------------------------------------------------------------
+
+@bp.app_context_processor
+def _inbox_badge() -> dict:
+    def unread_count() -> int:
+        if not getattr(current_user, "is_authenticated", False):
+            return 0
+        return db.session.execute(sa.select(sa.func.count(Notification.id)).where(
+            Notification.user_id == current_user.id, Notification.read_at.is_(None))).scalar_one()
+
+    return {"unread_count": unread_count}
+
+
+# --- the firm: submissions -------------------------------------------------------------------------
+
+def _kind_for(engagement: Engagement) -> SubmissionKind:
+    raw = request.args.get("kind", "").strip()
+    if raw:
+        try:
+            return SubmissionKind(raw)
+        except ValueError:
+            abort(404)
+    if engagement.state in (S.FIELDWORK, S.REPORT_RETURNED):
+        return SubmissionKind.REPORT
+    return SubmissionKind.WORK_PLAN
+
+
+def _submission_form(kind: SubmissionKind, previous: Optional[Submission]) -> SubmissionForm:
+    if kind == SubmissionKind.WORK_PLAN:
+        return SubmissionForm()
+    if request.method == "POST" or previous is None:
+        return ReportSubmissionForm()
+    # A resubmission starts from the previous version's scoring table.
+    rows = [{"category": i.category.value, "name": i.name, "weight": _points(i.weight), "score": _points(i.score)}
+            for i in previous.indicators]
+    rows += [{}] * max(0, INDICATOR_ROWS - len(rows))
+    return ReportSubmissionForm(data={
+        "indicators": rows, "concluded_total": _points(previous.concluded_total),
+        "concluded_grade": previous.concluded_grade.value if previous.concluded_grade else ""})
+
+
+@bp.route("/engagements/<int:engagement_id>/submissions/new", methods=["GET", "POST"])
+@login_required
+def submission_new(engagement_id: int):
+    engagement = load(Engagement, engagement_id, "engagement.view")
+    if not _is_firm_of(engagement):
+        abort(403)
+    kind = _kind_for(engagement)
+    if (kind, engagement.state) not in services.SUBMIT_ACTIONS:
+        raise Conflict(f"评价任务当前状态为“{engagement.state.label}”，不能提交{kind.label}。")
+    if kind == SubmissionKind.REPORT and engagement.state == S.REPORT_RETURNED:
+        exhausted = services.rounds_exhausted(engagement)
+        if exhausted:
+            raise Conflict(exhausted + "。")
+    previous = services.latest_submission(engagement, kind)
+    form = _submission_form(kind, previous)
+    row_errors: dict[int, str] = {}
+
+    def submit():
+        upload = form.file.data
+        extra: dict[str, Any] = {}
+        if kind == SubmissionKind.REPORT:
+            extra = dict(indicators=[services.IndicatorInput(r.form.category.data or "", r.form.name.data or "",
+                                                             r.form.weight.data, r.form.score.data)
+                                     for r in form.indicators],
+                         concluded_total=form.concluded_total.data, concluded_grade=form.concluded_grade.data)
+        try:
+            return services.submit(engagement, kind, upload.filename or "", upload.read(), current_user,
+                                   note=form.note.data, **extra)
+        except ValidationFailed as exc:
+            row_errors.update({int(k.split("_")[1]): v for k, v in exc.fields.items() if k.startswith("indicator_")})
+            raise
+
+    done, submission, status = _run(form, submit)
+    if done:
+        flash(f"已提交{kind.label}第 {submission.version} 版。", "success")
+        return redirect(url_for(".submission_detail", submission_id=submission.id))
+    return render_template("review/submission_new.html", e=engagement, kind=kind, form=form, previous=previous,
+                           row_errors=row_errors, SubmissionKind=SubmissionKind,
+                           letter_panel=previous.panel if previous and previous.panel and previous.panel.letter_sent_at else None
+                           ), status
+
+
+@bp.route("/submissions/<int:submission_id>")
+@login_required
+def submission_detail(submission_id: int):
+    submission = _readable_submission(submission_id)
+    engagement = submission.engagement
+    versions = services.submissions(engagement, submission.kind)
+    role = "firm" if current_user.role == Role.FIRM_USER else "expert" if current_user.role == Role.EXPERT else "bureau"
+    if role == "expert":
+        seated = _seated_max_version(current_user, engagement.id, submission.kind) or 0
+        versions = [v for v in versions if v.version <= seated]
+    outcomes = {v.id: _firm_outcome(v.panel) for v in versions}
+    panel_form = None
+    awaiting_panel = (role == "bureau" and submission.panel is None and versions and versions[-1].id == submission.id
+                      and engagement.state == services.PANEL_ACTIONS[submission.kind][1])
+    if awaiting_panel and permissions.can(current_user, "review.manage", engagement):
+        panel_form = PanelForm()
+    return render_template("review/submission_detail.html", s=submission, e=engagement, versions=versions,
+                           role=role, outcomes=outcomes, panel_form=panel_form,
+                           can_submit=_is_firm_of(engagement) and (submission.kind, engagement.state) in services.SUBMIT_ACTIONS)
+
+
+@bp.route("/submissions/<int:submission_id>/file")
+@login_required
+def submission_file(submission_id: int):
+    submission = _readable_submission(submission_id)
+    return _file_response(submission.file)
+
+
+# --- the bureau: panels ----------------------------------------------------------------------------
+
+def _pending_submission(engagement: Engagement) -> Optional[Submission]:
+    for kind, (_, state) in services.PANEL_ACTIONS.items():
+        if engagement.state == state:
+            latest = services.latest_submission(engagement, kind)
+            if latest is not None and latest.panel is None:
+                return latest
+    return None
+
+
+def _engagement_panels(engagement: Engagement) -> list[ReviewPanel]:
+    return db.session.execute(sa.select(ReviewPanel).where(ReviewPanel.engagement_id == engagement.id)
+                              .order_by(ReviewPanel.kind, ReviewPanel.round)).scalars().all()
+
+
+@bp.route("/engagements/<int:engagement_id>/panel", methods=["GET", "POST"])
+@login_required
+def panel_new(engagement_id: int):
+    engagement = load(Engagement, engagement_id, "review.manage")
+    pending = _pending_submission(engagement)
+    form = PanelForm()
+    status = 200
+    if request.method == "POST":
+        def draw():
+            raw = (form.size.data or "").strip()
+            size = None
+            if raw:
+                try:
+                    size = int(raw)
+                except ValueError:
+                    raise ValidationFailed("评审专家人数必须是整数。", {"size": "人数必须是整数"})
+            return services.form_panel(engagement, current_user, size=size)
+
+        done, panel, status = _run(form, draw)
+        if done:
+            flash(f"已随机抽取评审专家 {panel.size} 人并发出邀请。", "success")
+            return redirect(url_for(".panel_detail", panel_id=panel.id))
+    return render_template("review/panel_new.html", e=engagement, pending=pending, form=form,
+                           panels=_engagement_panels(engagement)), status
+
+
+def _manageable_panel(panel_id: int) -> ReviewPanel:
+    panel = _get(ReviewPanel, panel_id)
+    if not permissions.can(current_user, "review.manage", panel.engagement):
+        abort(403)
+    return panel
+
+
+def _render_panel(panel: ReviewPanel, status: int = 200, letter_form: LetterForm | None = None,
+                  reopen_form: ReopenForm | None = None):
+    engagement = panel.engagement
+    reviews = {r.invitation_id: r for r in services.visible_reviews(panel, current_user)}
+    can_manage = permissions.can(current_user, "review.manage", engagement)
+    draw_ids = [panel.draw_id] + sorted({i.draw_id for i in panel.invitations if i.draw_id != panel.draw_id})
+    draws = [db.session.get(Draw, d) for d in draw_ids]
+    if letter_form is None:
+        letter_form = LetterForm(data={"letter": panel.letter or ""})
+    return render_template(
+        "review/panel_detail.html", panel=panel, e=engagement, reviews=reviews, can_manage=can_manage,
+        draws=[d for d in draws if d is not None and permissions.can(current_user, "draw.view", d)],
+        letter_form=letter_form, reopen_form=reopen_form or ReopenForm(), ReviewStatus=ReviewStatus,
+        PanelStatus=PanelStatus, InvitationStatus=InvitationStatus,
+        can_send=can_manage and panel.status == PanelStatus.DECIDED and panel.passed is False,
+        can_reopen=can_manage and panel.decided_at is None), status
+
+
+@bp.route("/reviews/panels/<int:panel_id>")
+@login_required
+def panel_detail(panel_id: int):
+    panel = _get(ReviewPanel, panel_id)
+    if not _bureau_side() or not permissions.can(current_user, "engagement.view", panel.engagement):
+        abort(403)
+    return _render_panel(panel)
+
+
+@bp.route("/reviews/panels/<int:panel_id>/letter", methods=["POST"])
+@login_required
+def panel_letter(panel_id: int):
+    panel = _manageable_panel(panel_id)
+    form = LetterForm()
+    done, _, status = _run(form, lambda: services.send_letter(panel, current_user, form.letter.data or ""))
+    if not done:
+        return _render_panel(panel, status, letter_form=form)
+    flash(f"整改意见已发送，{panel.kind.label}已退回 {panel.engagement.firm.name} 整改。", "success")
+    return redirect(url_for(".panel_detail", panel_id=panel.id))
+
+
+@bp.route("/reviews/<int:review_id>/reopen", methods=["POST"])
+@login_required
+def review_reopen(review_id: int):
+    review = _get(Review, review_id)
+    panel = _manageable_panel(review.invitation.panel_id)
+    form = ReopenForm()
+    done, _, status = _run(form, lambda: services.reopen_review(review, current_user, form.reason.data or ""))
+    if not done:
+        form.review_id.data = str(review.id)
+        return _render_panel(panel, status, reopen_form=form)
+    flash("已退回该评审意见，专家可修改后重新提交。", "success")
+    return redirect(url_for(".panel_detail", panel_id=panel.id))
+
+
+# --- the bureau: result, rating, publication --------------------------------------------------------
+
+RESULT_FORMS = ("caps", "rating", "deduction", "publish", "classify")
+
+
+def _result_forms(engagement: Engagement, result: Optional[EvaluationResult], posted: Optional[str]) -> dict:
+    rubric = _current_rubric(engagement.bureau, RubricKind.COMMISSIONER)
+
+    def make(name: str, factory: Callable[..., FlaskForm], **defaults) -> FlaskForm:
+        return factory() if posted == name else factory(formdata=None, **defaults)
+
+    return {
+        "caps": make("caps", CapsForm, data={"caps": list(result.caps) if result else []}),
+        "rating": make("rating", lambda **kw: rating_form_for(rubric, **kw)),
+        "deduction": make("deduction", DeductionForm),
+        "publish": make("publish", PublishForm),
+        "classify": make("classify", ClassifyForm),
+        "rubric": rubric,
+    }
+
+
+def _render_result(engagement: Engagement, forms: dict, status: int = 200):
+    result = db.session.execute(sa.select(EvaluationResult).where(
+        EvaluationResult.engagement_id == engagement.id)).scalar_one_or_none()
+    rating = db.session.execute(sa.select(CommissionerRating).where(
+        CommissionerRating.engagement_id == engagement.id)).scalar_one_or_none()
+    rating_rubric = db.session.get(Rubric, rating.rubric_id) if rating else None
+    publication = db.session.execute(sa.select(Publication).where(
+        Publication.engagement_id == engagement.id)).scalar_one_or_none()
+    can_manage = permissions.can(current_user, "review.manage", engagement)
+    is_admin = can_manage and current_user.role in (Role.SYSTEM_ADMIN, Role.BUREAU_ADMIN)
+    exhausted = services.rounds_exhausted(engagement) if engagement.state == S.REPORT_RETURNED else None
+    report = services.latest_submission(engagement, SubmissionKind.REPORT)
+    return render_template(
+        "review/result.html", e=engagement, result=result, rating=rating, rating_rubric=rating_rubric,
+        publication=publication, forms=forms, can_manage=can_manage, is_admin=is_admin, exhausted=exhausted,
+        report=report, CAPS=services.CAPS, S=S, panels=_engagement_panels(engagement),
+        rated=rating is not None, can_rate=can_manage and rating is None and engagement.state in (S.ACCEPTED, S.PUBLISHED, S.ARCHIVED),
+    ), status
+
+
+@bp.route("/engagements/<int:engagement_id>/result", methods=["GET", "POST"])
+@login_required
+def result(engagement_id: int):
+    engagement = load(Engagement, engagement_id, "engagement.view")
+    if not _bureau_side():
+        abort(403)
+    existing = db.session.execute(sa.select(EvaluationResult).where(
+        EvaluationResult.engagement_id == engagement.id)).scalar_one_or_none()
+    if request.method == "GET":
+        return _render_result(engagement, _result_forms(engagement, existing, None))
+    if not permissions.can(current_user, "review.manage", engagement):
+        abort(403)
+    which = request.form.get("form", "")
+    if which not in RESULT_FORMS:
+        abort(400)
+    forms = _result_forms(engagement, existing, which)
+    form = forms[which]
+    if which == "caps":
+        call = lambda: services.set_caps(engagement, current_user, form.caps.data or [])  # noqa: E731
+        done_message = "已更新等级限制情形。"
+    elif which == "rating":
+        rubric = forms["rubric"]
+        call = lambda: services.rate_firm(engagement, current_user,  # noqa: E731
+                                          {i.id: getattr(form, f"score_{i.id}").data for i in rubric.items},
+                                          form.comment.data)
+        done_message = f"已完成对 {engagement.firm.name} 的委托方评价。"
+    elif which == "deduction":
+        call = lambda: services.accept_with_deduction(engagement, current_user, form.deduction.data,  # noqa: E731
+                                                      form.reason.data)
+        done_message = "报告已扣分验收。"
+    elif which == "publish":
+        call = lambda: services.publish(engagement, current_user, filename=form.file.data.filename,  # noqa: E731
+                                        data=form.file.data.read())
+        done_message = "已公开脱密后的评价报告。"
+    else:
+        call = lambda: services.publish(engagement, current_user, classified=True,  # noqa: E731
+                                        reason=form.reason.data)
+        done_message = "已标记为不予公开并归档。"
+    done, _, status = _run(form, call)
+    if not done:
+        return _render_result(engagement, forms, status)
+    flash(done_message, "success")
+    return redirect(url_for(".result", engagement_id=engagement.id))
+
+
+# --- the bureau: rubrics ---------------------------------------------------------------------------
+
+def _rubric_kind(kind: str) -> RubricKind:
+    try:
+        return RubricKind(kind)
+    except ValueError:
+        abort(404)
+
+
+@bp.route("/bureaus/<int:bureau_id>/rubrics/<kind>", methods=["GET", "POST"])
+@login_required
+def rubric_edit(bureau_id: int, kind: str):
+    bureau = load(Bureau, bureau_id, "bureau.view")
+    rubric_kind = _rubric_kind(kind)
+    current = _current_rubric(bureau, rubric_kind)
+    can_edit = permissions.can(current_user, "rubric.edit", bureau)
+    status = 200
+    if request.method == "POST":
+        if not can_edit:
+            abort(403)
+        form = RubricForm()
+        done, rubric, status = _run(form, lambda: services.revise_rubric(
+            bureau, rubric_kind, [(r.form.name.data, r.form.description.data, r.form.max_points.data) for r in form.items],
+            current_user, title=form.title.data or None))
+        if done:
+            flash(f"已保存{rubric_kind.label}表第 {rubric.version} 版；此后组建的评审组使用新版本。", "success")
+            return redirect(url_for(".rubric_edit", bureau_id=bureau.id, kind=rubric_kind.value))
+    else:
+        rows = [{"name": i.name, "description": i.description, "max_points": _points(i.max_points)} for i in current.items]
+        rows += [{}] * max(0, RUBRIC_ROWS - len(rows), 2 if len(rows) >= RUBRIC_ROWS else 0)
+        form = RubricForm(data={"title": current.title, "items": rows})
+    history = db.session.execute(sa.select(Rubric).where(Rubric.bureau_id == bureau.id, Rubric.kind == rubric_kind)
+                                 .options(selectinload(Rubric.items)).order_by(Rubric.version.desc())).scalars().all()
+    return render_template("review/rubric_edit.html", bureau=bureau, kind=rubric_kind, current=current, form=form,
+                           history=history, can_edit=can_edit, RubricKind=RubricKind), status
+
+
+# --- the bureau: panel list and exports -----------------------------------------------------------
+
+EXPORT_FIXED = ["任务编号", "评价对象", "承担机构", "评审类型", "版本", "轮次", "评审专家", "邀请状态", "评审状态"]
+EXPORT_TAIL = ["专家合计", "评审组得分（均值）", "极差", "分歧提示", "通过线", "评审结果"]
+
+
+def _outcome_label(panel: ReviewPanel) -> str:
+    if panel.passed is None:
+        return panel.status.label
+    if panel.passed:
+        return "通过"
+    return "退回整改" if panel.letter_sent_at else "未通过（待发送整改意见）"
+
+
+def _export_rows(panels: list[ReviewPanel]) -> tuple[list[dict], list[str]]:
+    item_columns: list[str] = []
+    rows: list[dict] = []
+    for panel in panels:
+        items = panel.rubric.items
+        for item in items:
+            column = f"{item.name}（{_points(item.max_points)}）"
+            if column not in item_columns:
+                item_columns.append(column)
+        base = {"任务编号": panel.engagement.reference, "评价对象": panel.engagement.name,
+                "承担机构": panel.engagement.firm.name if panel.engagement.firm else "",
+                "评审类型": panel.kind.label, "版本": panel.submission.version, "轮次": panel.round,
+                "评审组得分（均值）": float(panel.score) if panel.score is not None else None,
+                "极差": float(panel.spread) if panel.spread is not None else None,
+                "分歧提示": "是" if panel.spread_flagged else "",
+                "通过线": float(panel.pass_mark) if panel.pass_mark is not None else None,
+                "评审结果": _outcome_label(panel)}
+        reviews = {r.invitation_id: r for r in services.visible_reviews(panel, current_user)}
+        seats = [i for i in panel.invitations if i.id in reviews or i.status != InvitationStatus.ACCEPTED]
+        if not seats:
+            rows.append(dict(base))
+        for invitation in seats:
+            review = reviews.get(invitation.id)
+            row = dict(base, **{"评审专家": invitation.expert.name, "邀请状态": invitation.status.label,
+                                "评审状态": review.status.label if review else ""})
+            if review is not None:
+                by_item = {s.rubric_item_id: s.points for s in review.scores}
+                for item in items:
+                    if item.id in by_item:
+                        row[f"{item.name}（{_points(item.max_points)}）"] = float(by_item[item.id])
+                row["专家合计"] = float(review.total) if review.total is not None else None
+            rows.append(row)
+    return rows, EXPORT_FIXED + item_columns + EXPORT_TAIL
+
+
+def _panels_stmt(year: Optional[int] = None):
+    stmt = sa.select(ReviewPanel).join(Engagement, Engagement.id == ReviewPanel.engagement_id)
+    stmt = permissions.scope(current_user, stmt, Engagement)
+    if year is not None:
+        stmt = stmt.where(Engagement.year == year)
+    return stmt
+
+
+def _int_arg(name: str) -> Optional[int]:
+    try:
+        return int(request.args.get(name, "").strip())
+    except ValueError:
+        return None
+
+
+@bp.route("/reviews/export")
+@login_required
+def review_export():
+    if not _bureau_side():
+        abort(403)
+    year = _int_arg("year")
+    panels = db.session.execute(_panels_stmt(year).order_by(Engagement.reference, ReviewPanel.kind, ReviewPanel.round)
+                                ).scalars().all()
+    rows, columns = _export_rows(panels)
+    return xlsx_response(to_xlsx(rows, "专家评审", columns=columns), f"专家评审{year or ''}.xlsx")
+
+
+@bp.route("/engagements/<int:engagement_id>/reviews.xlsx")
+@login_required
+def engagement_reviews_export(engagement_id: int):
+    engagement = load(Engagement, engagement_id, "engagement.view")
+    if not _bureau_side():
+        abort(403)
+    rows, columns = _export_rows(_engagement_panels(engagement))
+    return xlsx_response(to_xlsx(rows, "专家评审", columns=columns), f"{engagement.reference}专家评审.xlsx")
+
+
+# --- experts: workspace, invitations, reviews ------------------------------------------------------
+
+@bp.route("/reviews")
+@login_required
+def workspace():
+    if current_user.role == Role.EXPERT:
+        invitations = db.session.execute(
+            sa.select(PanelInvitation).where(PanelInvitation.expert_id == current_user.expert_id)
+            .options(selectinload(PanelInvitation.review), selectinload(PanelInvitation.panel))
+            .order_by(PanelInvitation.id.desc())).scalars().all()
+        return render_template("review/workspace.html", invitations=invitations, now=utcnow(),
+                               InvitationStatus=InvitationStatus, ReviewStatus=ReviewStatus)
+    if not _bureau_side():
+        abort(403)
+    filters = {k: request.args.get(k, "").strip() for k in ("year", "kind", "status")}
+    stmt = _panels_stmt(_int_arg("year"))
+    if filters["kind"] in {k.value for k in SubmissionKind}:
+        stmt = stmt.where(ReviewPanel.kind == SubmissionKind(filters["kind"]))
+    if filters["status"] in {k.value for k in PanelStatus}:
+        stmt = stmt.where(ReviewPanel.status == PanelStatus(filters["status"]))
+    page = paginate(stmt.order_by(ReviewPanel.id.desc()))
+    return render_template("review/panel_list.html", page=page, filters=filters, SubmissionKind=SubmissionKind,
+                           PanelStatus=PanelStatus)
+
+
+def _own_invitation(invitation_id: int) -> PanelInvitation:
+    invitation = _get(PanelInvitation, invitation_id)
+    if current_user.role != Role.EXPERT or current_user.expert_id != invitation.expert_id:
+        abort(403)
+    return invitation
+
+
+@bp.route("/reviews/invitations/<int:invitation_id>", methods=["GET", "POST"])
+@login_required
+def invitation(invitation_id: int):
+    inv = _own_invitation(invitation_id)
+    accept_form, decline_form = AcceptForm(), DeclineForm()
+    status = 200
+    if request.method == "POST":
+        if request.form.get("action") == "accept":
+            done, _, status = _run(accept_form, lambda: services.respond(
+                inv, current_user, accept=True, declaration_signed=bool(accept_form.declaration.data)))
+            if done:
+                flash("已接受邀请并签署无利益冲突声明，请在截止时间前完成评审。", "success")
+                return redirect(url_for(".review_form", review_id=inv.review.id))
+        elif request.form.get("action") == "decline":
+            done, _, status = _run(decline_form, lambda: services.respond(
+                inv, current_user, accept=False, reason=decline_form.reason.data))
+            if done:
+                flash("已拒绝邀请，系统将另行抽取专家。", "success")
+                return redirect(url_for(".workspace"))
+        else:
+            abort(400)
+    return render_template("review/invitation.html", inv=inv, panel=inv.panel, e=inv.panel.engagement,
+                           accept_form=accept_form, decline_form=decline_form, declaration=services.DECLARATION,
+                           InvitationStatus=InvitationStatus, PanelStatus=PanelStatus), status
+
+
+def _own_review(review_id: int) -> Review:
+    review = _get(Review, review_id)
+    if current_user.role != Role.EXPERT or current_user.expert_id != review.invitation.expert_id:
+        abort(403)
+    return review
+
+
+def _review_form_data(review: Review) -> dict:
+    data: dict[str, Any] = {"opinion": review.opinion or ""}
+    for s in review.scores:
+        data[f"score_{s.rubric_item_id}"] = _points(s.points)
+        data[f"comment_{s.rubric_item_id}"] = s.comment
+    return data
+
+
+@bp.route("/reviews/<int:review_id>", methods=["GET", "POST"])
+@login_required
+def review_form(review_id: int):
+    review = _own_review(review_id)
+    panel = review.invitation.panel
+    rubric = review.rubric
+    status = 200
+    if request.method == "POST":
+        form = review_form_for(rubric)
+        submitting = request.form.get("action") == "submit"
+
+        def save():
+            services.save_review(review, current_user,
+                                 scores={i.id: getattr(form, f"score_{i.id}").data for i in rubric.items},
+                                 comments={i.id: getattr(form, f"comment_{i.id}").data for i in rubric.items},
+                                 opinion=form.opinion.data)
+            if submitting:
+                services.submit_review(review, current_user)
+
+        done, _, status = _run(form, save)
+        if done:
+            if submitting:
+                decided = panel.decided_at is not None
+                flash("评审意见已提交。" + ("全部专家已提交，评审结果已产生。" if decided else ""), "success")
+            else:
+                flash("草稿已保存。", "success")
+            return redirect(url_for(".review_form", review_id=review.id))
+    else:
+        form = review_form_for(rubric, formdata=None, data=_review_form_data(review))
+    submission = panel.submission
+    earlier = [s for s in services.submissions(panel.engagement, submission.kind) if s.version < submission.version]
+    labels = {i.id: f"专家 {n}" for n, i in enumerate(panel.invitations, start=1)}
+    others = [r for r in services.visible_reviews(panel, current_user) if r.id != review.id]
+    return render_template(
+        "review/review_form.html", review=review, panel=panel, e=panel.engagement, rubric=rubric, form=form,
+        submission=submission, earlier=earlier, letter_panel=_sent_letter_before(submission), others=others,
+        labels=labels, editable=review.status == ReviewStatus.DRAFT and panel.status == PanelStatus.REVIEWING,
+        ReviewStatus=ReviewStatus), status
+
+
+# --- everyone: the inbox ---------------------------------------------------------------------------
+
+@bp.route("/inbox")
+@login_required
+def inbox():
+    stmt = (sa.select(Notification).where(Notification.user_id == current_user.id)
+            .order_by(Notification.created_at.desc(), Notification.id.desc()))
+    return render_template("review/inbox.html", page=paginate(stmt), form=ConfirmForm())
+
+
+def _safe_link(link: Optional[str]) -> Optional[str]:
+    if link and link.startswith("/") and not link.startswith("//") and "\\" not in link:
+        return link
+    return None
+
+
+@bp.route("/inbox/<int:note_id>/read", methods=["POST"])
+@login_required
+def inbox_read(note_id: int):
+    note = _get(Notification, note_id)
+    if note.user_id != current_user.id:
+        abort(404)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    if note.read_at is None:
+        note.read_at = utcnow()
+        db.session.commit()
+    target = _safe_link(note.link) if request.form.get("open") else None
+    return redirect(target or url_for(".inbox", page=request.args.get("page", 1, type=int)))
+
+
+@bp.route("/inbox/read-all", methods=["POST"])
+@login_required
+def inbox_read_all():
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    db.session.execute(sa.update(Notification).where(Notification.user_id == current_user.id,
+                                                     Notification.read_at.is_(None)).values(read_at=utcnow()))
+    db.session.commit()
+    flash("已全部标为已读。", "success")
+    return redirect(url_for(".inbox"))
+
+
+# Template helpers used by several review pages.
+@bp.app_template_filter("pts")
+def _pts_filter(value) -> str:
+    return _points(value)
