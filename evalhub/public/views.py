@@ -12,9 +12,10 @@ from evalhub.core import files
 from evalhub.core.models import Bureau
 from evalhub.core.web import paginate
 from evalhub.extensions import db
-from evalhub.procurement.models import Engagement, EngagementState, ObjectType, PlanItem
+from evalhub.procurement.models import Engagement, ObjectType, PlanItem
 from evalhub.registry.models import Firm
 from evalhub.review.models import EvaluationResult, Publication
+from evalhub.review.services import published_condition
 
 bp = Blueprint("public", __name__, url_prefix="/public")
 
@@ -28,19 +29,11 @@ def home():
 
 # --- published reports -----------------------------------------------------------------------------
 
-def _published():
-    """The one definition of "published": a redacted file was published and the engagement went through
-    publication (published, or archived after it). Classified reports and anything merely accepted are not."""
-    return sa.and_(Publication.classified.is_(False), Publication.redacted_file_id.is_not(None),
-                   Publication.published_at.is_not(None),
-                   Engagement.state.in_([EngagementState.PUBLISHED, EngagementState.ARCHIVED]))
-
-
 def _published_stmt():
     return (sa.select(Publication).join(Engagement, Engagement.id == Publication.engagement_id)
             .join(PlanItem, PlanItem.id == Engagement.plan_item_id)
             .outerjoin(Firm, Firm.id == Engagement.firm_id)
-            .where(_published()))
+            .where(published_condition()))
 
 
 @bp.route("/reports")
@@ -62,11 +55,11 @@ def reports():
         sa.select(EvaluationResult).where(EvaluationResult.engagement_id.in_(ids or [-1]))).scalars()}
     bureaus = db.session.execute(
         sa.select(Bureau).where(Bureau.id.in_(sa.select(Engagement.bureau_id).join(
-            Publication, Publication.engagement_id == Engagement.id).where(_published())))
+            Publication, Publication.engagement_id == Engagement.id).where(published_condition())))
         .order_by(Bureau.path)).scalars().all()
     years = db.session.execute(
         sa.select(Engagement.year).join(Publication, Publication.engagement_id == Engagement.id)
-        .where(_published()).distinct().order_by(Engagement.year.desc())).scalars().all()
+        .where(published_condition()).distinct().order_by(Engagement.year.desc())).scalars().all()
     return render_template("public/reports.html", page=page, filters=filters, bureaus=bureaus, years=years,
                            grades=grades, ObjectType=ObjectType)
 

@@ -833,6 +833,14 @@ def publish(engagement: Engagement, actor: User, *, filename: str | None = None,
     return publication
 
 
+def published_condition():
+    """The one definition of "published" (public pages and the public API): a redacted file was published
+    and the engagement went through publication (published, or archived after it). Classified reports and
+    anything merely accepted are not. Use in a query joining Publication and Engagement."""
+    return sa.and_(Publication.classified.is_(False), Publication.redacted_file_id.is_not(None),
+                   Publication.published_at.is_not(None), Engagement.state.in_([S.PUBLISHED, S.ARCHIVED]))
+
+
 # === notifications =================================================================================
 
 def notify(user: User, title: str, body: str, link: str | None = None, *, dedupe_key: str | None = None) -> Optional[Notification]:
