@@ -62,13 +62,16 @@ def _register_blueprints(app: Flask) -> None:
     from evalhub.procurement.views import bp as procurement_bp
     from evalhub.public.views import bp as public_bp
     from evalhub.registry.views import bp as registry_bp
+    from evalhub.review.views import bp as review_bp
 
     import evalhub.procurement.api  # noqa: F401  (adds the procurement routes to the API blueprint)
     import evalhub.registry.api  # noqa: F401  (adds the registry routes to the API blueprint)
+    import evalhub.review.api  # noqa: F401  (adds the review routes to the API blueprint)
 
     app.register_blueprint(core_bp)
     app.register_blueprint(registry_bp)
     app.register_blueprint(procurement_bp)
+    app.register_blueprint(review_bp)
     app.register_blueprint(public_bp)
     app.register_blueprint(api_bp)
 

@@ -79,11 +79,25 @@ def dashboard():
         permissions.scope(current_user, sa.select(sa.func.count(Expert.id)), Expert)).scalar_one()
     context["jobs"] = db.session.execute(
         permissions.scope(current_user, sa.select(Job).order_by(Job.id.desc()), Job).limit(5)).scalars().all()
+    context["overdue"] = _overdue_engagements()
     if permissions.can(current_user, "audit.view"):
         context["events"] = db.session.execute(
             permissions.scope(current_user, sa.select(AuditEvent).order_by(AuditEvent.id.desc()), AuditEvent)
             .limit(8)).scalars().all()
     return render_template("core/dashboard.html", FirmStatus=FirmStatus, **context)
+
+
+def _overdue_engagements() -> list:
+    """Scoped engagements that ``workflow.overdue_reason`` calls overdue, as (engagement, reason)."""
+    from evalhub.procurement import workflow
+    from evalhub.procurement.models import Engagement
+    from sqlalchemy.orm import selectinload
+
+    pending = workflow.PLAN_PENDING + workflow.REPORT_PENDING
+    stmt = permissions.scope(current_user, sa.select(Engagement).where(Engagement.state.in_(pending))
+                             .options(selectinload(Engagement.contract)), Engagement)
+    rows = [(e, workflow.overdue_reason(e)) for e in db.session.execute(stmt.order_by(Engagement.reference)).scalars()]
+    return [(e, reason) for e, reason in rows if reason]
 
 
 # --- audit log -------------------------------------------------------------------------------------

@@ -1,3 +1,971 @@
-# placeholder, replaced by the procurement UI
-from flask import Blueprint
+"""Procurement pages: annual plans, engagements and their timeline, procurement (bids, committee, scores,
+award), contracts; and, for firms, the marketplace, bidding and their workspace.
+
+Thin routes: check permission (``load`` / ``require``), call a service, commit, redirect. A service's
+``ValidationFailed`` is rolled back and shown beside the form with HTTP 422 (nothing written);
+``Conflict`` and ``PermissionDenied`` propagate to the app's error handlers (409 / 403).
+
+Sealing: bids are read only through ``permissions.scope(..., Bid)``, which hides every bid from the
+bureau until it is opened and shows a firm only its own. Firm users never reach the bureau's
+procurement page (committee names, other firms' bids); they are sent to their own bid page.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Any, Callable, Optional
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from sqlalchemy.orm import selectinload
+
+from evalhub.core import audit, files, jobs, permissions
+from evalhub.core.enums import Role
+from evalhub.core.errors import Conflict, DomainError, ValidationFailed
+from evalhub.core.exports import to_xlsx
+from evalhub.core.models import Bureau, BudgetUnit, User
+from evalhub.core.timeutil import BEIJING, beijing_today, format_beijing, utcnow
+from evalhub.core.web import apply_errors, load, paginate, require, wants_export, xlsx_response
+from evalhub.extensions import db
+from evalhub.procurement import eligibility, services, workflow
+from evalhub.procurement.forms import (
+    BLANK,
+    AwardForm,
+    BidForm,
+    ContractForm,
+    DrawCommitteeForm,
+    EnterCommitteeForm,
+    ExplanationForm,
+    FailForm,
+    ImportForm,
+    JustificationDecisionForm,
+    OpenBidsForm,
+    PlanApproveForm,
+    PlanItemForm,
+    PlanNewForm,
+    ProcurementForm,
+    ScoreForm,
+    SingleSourceApprovalForm,
+    TransitionForm,
+    WithdrawForm,
+    choice,
+)
+from evalhub.procurement.imports import plan_template_xlsx, plan_xlsx
+from evalhub.procurement.models import (
+    Bid,
+    BidStatus,
+    CommitteeMember,
+    Engagement,
+    EngagementState,
+    EvaluationPlan,
+    FrameworkAgreement,
+    JustificationDecision,
+    PlanItem,
+    PlanStatus,
+    Procurement,
+    ProcurementMethod,
+    ProcurementStatus,
+    TechnicalScore,
+)
+from evalhub.registry.models import Firm
+
 bp = Blueprint("procurement", __name__)
+
+TEN_THOUSAND = Decimal("10000")
+
+# State-machine steps that need more than a button: they are done on the page that records what goes
+# with them (the procurement, the contract, the submitted document, the expert panel, the result) and
+# whose service performs the transition. The engagement page links there instead of offering a bare
+# button; a step whose page is not installed falls back to the plain transition button.
+ELSEWHERE: dict[str, str] = {
+    "start_procurement": "procurement.procure",
+    "rerun_procurement": "procurement.procure",
+    "fail_procurement": "procurement.procurement_detail",
+    "sign_contract": "procurement.contract",
+    "submit_plan": "review.submission_new",
+    "resubmit_plan": "review.submission_new",
+    "submit_report": "review.submission_new",
+    "resubmit_report": "review.submission_new",
+    "start_plan_review": "review.panel_new",
+    "approve_plan": "review.panel_new",
+    "return_plan": "review.panel_new",
+    "start_report_review": "review.panel_new",
+    "accept_report": "review.panel_new",
+    "return_report": "review.panel_new",
+    "accept_with_deduction": "review.result",
+    "publish": "review.result",
+    "withhold": "review.result",
+}
+
+
+def _elsewhere_url(engagement: Engagement, action: str) -> str | None:
+    """The page where ``action`` is done for ``engagement``, or None when it is a plain button here."""
+    endpoint = ELSEWHERE.get(action)
+    if endpoint is None or endpoint not in current_app.view_functions:
+        return None
+    if endpoint == "procurement.procurement_detail":
+        p = engagement.current_procurement
+        return url_for(endpoint, procurement_id=p.id) + "#fail" if p else None
+    return url_for(endpoint, engagement_id=engagement.id)
+
+
+# --- small helpers ---------------------------------------------------------------------------------
+
+@bp.app_template_filter("num")
+def num(value) -> str:
+    """A Decimal without trailing zeros or exponent: 40.00 → "40", 12.50 → "12.5"."""
+    if value is None:
+        return ""
+    return f"{Decimal(value).normalize():f}"
+
+
+def _submit(form: FlaskForm, call: Callable[[], Any]) -> tuple[bool, Any, int]:
+    """Validate ``form`` and run the service ``call``: (done, result, HTTP status).
+
+    Bad input answers 422 with nothing written; success commits.
+    """
+    if not form.validate_on_submit():
+        return False, None, 422 if request.method == "POST" else 200
+    try:
+        result = call()
+    except ValidationFailed as exc:
+        db.session.rollback()
+        _show(form, exc)
+        return False, None, 422
+    db.session.commit()
+    return True, result, 200
+
+
+def _show(form: FlaskForm, exc: ValidationFailed) -> None:
+    """The service's messages beside their fields, and its whole sentence at the top of the form (the
+    per-field messages are sometimes as short as "必填")."""
+    apply_errors(form, exc)
+    errors = list(getattr(form, "form_errors", []) or [])
+    if exc.message not in errors:
+        form.form_errors = [exc.message] + errors
+
+
+def _own_bureau(action: str) -> Bureau:
+    bureau = current_user.bureau
+    if bureau is None:
+        abort(403)
+    require(action, bureau)
+    return bureau
+
+
+def _wan(value: Optional[Decimal]) -> str:
+    if value is None:
+        return ""
+    return f"{(value / TEN_THOUSAND).quantize(Decimal('0.01')):f}"
+
+
+def _to_utc(value: Optional[datetime]) -> Optional[datetime]:
+    """A Beijing local time from a datetime-local input → naive UTC, as stored."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=BEIJING)
+    return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _int_arg(value: str) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+def _enum_arg(enum_cls, value: str):
+    try:
+        return enum_cls(value) if value else None
+    except ValueError:
+        return None
+
+
+def _date(value) -> str:
+    return value.strftime("%Y-%m-%d") if value else ""
+
+
+def _is_firm() -> bool:
+    return current_user.role == Role.FIRM_USER
+
+
+def _scoped_bids(procurement: Procurement) -> list[Bid]:
+    stmt = sa.select(Bid).where(Bid.procurement_id == procurement.id).order_by(Bid.id)
+    return db.session.execute(permissions.scope(current_user, stmt, Bid)).scalars().all()
+
+
+def _user_name(user_id: Optional[int]) -> str:
+    user = db.session.get(User, user_id) if user_id else None
+    return user.display_name if user else "系统"
+
+
+# --- plans -----------------------------------------------------------------------------------------
+
+PLAN_EXPORT_COLUMNS = ["财政局", "年度", "状态", "评价对象数", "金额合计（万元）", "批准时间（北京）"]
+
+
+@bp.route("/plans")
+@login_required
+def plan_list():
+    require("plan.list")
+    filters = {k: request.args.get(k, "").strip() for k in ("year", "status")}
+    stmt = permissions.scope(current_user, sa.select(EvaluationPlan), EvaluationPlan)
+    if (year := _int_arg(filters["year"])) is not None:
+        stmt = stmt.where(EvaluationPlan.year == year)
+    if (status := _enum_arg(PlanStatus, filters["status"])) is not None:
+        stmt = stmt.where(EvaluationPlan.status == status)
+    stmt = (stmt.join(Bureau, Bureau.id == EvaluationPlan.bureau_id)
+            .options(selectinload(EvaluationPlan.bureau), selectinload(EvaluationPlan.items))
+            .order_by(EvaluationPlan.year.desc(), Bureau.path))
+    if wants_export():
+        rows = [{"财政局": p.bureau.name, "年度": p.year, "状态": p.status.label, "评价对象数": len(p.items),
+                 "金额合计（万元）": float(p.total_amount / TEN_THOUSAND),
+                 "批准时间（北京）": format_beijing(p.approved_at)}
+                for p in db.session.execute(stmt).scalars()]
+        return xlsx_response(to_xlsx(rows, "评价计划", columns=PLAN_EXPORT_COLUMNS), "评价计划.xlsx")
+    own = current_user.bureau
+    return render_template("procurement/plan_list.html", page=paginate(stmt), filters=filters, PlanStatus=PlanStatus,
+                           can_create=own is not None and permissions.can(current_user, "plan.edit_bureau", own))
+
+
+@bp.route("/plans/new", methods=["GET", "POST"])
+@login_required
+def plan_new():
+    bureau = _own_bureau("plan.edit_bureau")
+    form = PlanNewForm(data={"year": str(beijing_today().year + 1)} if request.method == "GET" else None)
+
+    def create():
+        try:
+            year = int((form.year.data or "").strip())
+        except ValueError:
+            raise ValidationFailed("年度必须是 4 位数字。", {"year": "年度必须是 4 位数字"})
+        existing = db.session.execute(sa.select(EvaluationPlan.id).where(
+            EvaluationPlan.bureau_id == bureau.id, EvaluationPlan.year == year)).scalar_one_or_none()
+        return services.get_or_create_plan(bureau, year, current_user), existing is not None
+
+    done, result, status = _submit(form, create)
+    if done:
+        plan, existed = result
+        flash(f"{plan.year} 年度计划已存在，已为您打开。" if existed else f"已创建 {plan.year} 年度重点绩效评价计划。",
+              "info" if existed else "success")
+        return redirect(url_for(".plan_detail", plan_id=plan.id))
+    return render_template("procurement/plan_new.html", form=form, bureau=bureau), status
+
+
+def _unit_choices(bureau: Bureau) -> list:
+    units = db.session.execute(
+        sa.select(BudgetUnit).join(Bureau, Bureau.id == BudgetUnit.bureau_id)
+        .where(Bureau.path.startswith(bureau.path)).options(selectinload(BudgetUnit.bureau))
+        .order_by(Bureau.path, BudgetUnit.name)).scalars().all()
+    return [choice(str(u.id), f"{u.bureau.short_name} · {u.name}") for u in units]
+
+
+def _item_form(plan: EvaluationPlan, item: PlanItem | None = None, *, data: dict | None = None) -> PlanItemForm:
+    if item is not None and request.method == "GET":
+        data = {"name": item.name, "object_type": item.object_type.value, "budget_kind": item.budget_kind.value,
+                "field": item.field.value, "service_kind": item.service_kind.value, "amount_wan": _wan(item.amount),
+                "budget_unit_id": str(item.budget_unit_id), "reason": item.reason,
+                "commissioner_unit_id": str(item.commissioner_unit_id or "")}
+    form = PlanItemForm(data=data)
+    units = _unit_choices(plan.bureau)
+    form.budget_unit_id.choices = [BLANK] + units
+    form.commissioner_unit_id.choices = [choice("", f"{plan.bureau.name}（本级财政局委托）")] + units
+    return form
+
+
+def _item_input(form: PlanItemForm) -> services.PlanItemInput:
+    return services.PlanItemInput(
+        name=form.name.data, object_type=form.object_type.data, budget_kind=form.budget_kind.data,
+        field=form.field.data, amount_wan=form.amount_wan.data, budget_unit_id=form.budget_unit_id.data,
+        reason=form.reason.data, commissioner_unit_id=form.commissioner_unit_id.data or None,
+        service_kind=form.service_kind.data or None)
+
+
+def _render_plan(plan: EvaluationPlan, status: int = 200, **forms: Any):
+    draft = plan.status == PlanStatus.DRAFT
+    return render_template(
+        "procurement/plan_detail.html", plan=plan, items=plan.items, PlanStatus=PlanStatus,
+        checks=services.plan_checks(plan) if draft else [],
+        item_form=forms.get("item_form") or (_item_form(plan) if draft else None),
+        approve_form=forms.get("approve_form") or PlanApproveForm(),
+        can_edit=draft and permissions.can(current_user, "plan.edit", plan),
+        can_approve=draft and permissions.can(current_user, "plan.approve", plan),
+    ), status
+
+
+@bp.route("/plans/<int:plan_id>")
+@login_required
+def plan_detail(plan_id: int):
+    plan = load(EvaluationPlan, plan_id, "plan.view")
+    if wants_export():
+        return xlsx_response(plan_xlsx(plan), f"{plan.bureau.short_name}{plan.year}年度重点绩效评价计划.xlsx")
+    return _render_plan(plan)
+
+
+@bp.route("/plans/<int:plan_id>/items", methods=["POST"])
+@login_required
+def plan_item_add(plan_id: int):
+    plan = load(EvaluationPlan, plan_id, "plan.edit")
+    form = _item_form(plan)
+    done, item, status = _submit(form, lambda: services.add_plan_item(plan, _item_input(form), current_user))
+    if not done:
+        return _render_plan(plan, status, item_form=form)
+    flash(f"已添加评价对象：{item.name}。", "success")
+    return redirect(url_for(".plan_detail", plan_id=plan.id) + "#items")
+
+
+def _plan_item(plan: EvaluationPlan, item_id: int) -> PlanItem:
+    item = db.session.get(PlanItem, item_id)
+    if item is None or item.plan_id != plan.id:
+        abort(404)
+    return item
+
+
+@bp.route("/plans/<int:plan_id>/items/<int:item_id>/edit", methods=["GET", "POST"])
+@login_required
+def plan_item_edit(plan_id: int, item_id: int):
+    plan = load(EvaluationPlan, plan_id, "plan.edit")
+    item = _plan_item(plan, item_id)
+    if plan.status != PlanStatus.DRAFT:
+        raise Conflict(f"{plan.year} 年度计划已批准，不能再修改评价对象。")
+    form = _item_form(plan, item)
+    done, _, status = _submit(form, lambda: services.update_plan_item(item, _item_input(form), current_user))
+    if done:
+        flash(f"已保存评价对象：{item.name}。", "success")
+        return redirect(url_for(".plan_detail", plan_id=plan.id) + "#items")
+    return render_template("procurement/plan_item_form.html", form=form, plan=plan, item=item), status
+
+
+@bp.route("/plans/<int:plan_id>/items/<int:item_id>/delete", methods=["POST"])
+@login_required
+def plan_item_delete(plan_id: int, item_id: int):
+    plan = load(EvaluationPlan, plan_id, "plan.edit")
+    item = _plan_item(plan, item_id)
+    if not OpenBidsForm().validate_on_submit():
+        abort(400)
+    name = item.name
+    services.delete_plan_item(item, current_user)
+    db.session.commit()
+    flash(f"已删除评价对象：{name}。", "success")
+    return redirect(url_for(".plan_detail", plan_id=plan.id) + "#items")
+
+
+@bp.route("/plans/<int:plan_id>/approve", methods=["POST"])
+@login_required
+def plan_approve(plan_id: int):
+    plan = load(EvaluationPlan, plan_id, "plan.approve")
+    form = PlanApproveForm()
+    done, engagements, status = _submit(form, lambda: services.approve_plan(
+        plan, current_user, acknowledge_warnings=bool(form.acknowledge_warnings.data)))
+    if not done:
+        return _render_plan(plan, status, approve_form=form)
+    flash(f"{plan.year} 年度计划已批准，生成 {len(engagements)} 个评价任务。", "success")
+    return redirect(url_for(".plan_detail", plan_id=plan.id))
+
+
+@bp.route("/plans/<int:plan_id>/import", methods=["GET", "POST"])
+@login_required
+def plan_import(plan_id: int):
+    plan = load(EvaluationPlan, plan_id, "plan.edit")
+    if plan.status != PlanStatus.DRAFT:
+        raise Conflict(f"{plan.year} 年度计划已批准，不能再导入评价对象。")
+    form = ImportForm()
+
+    def upload():
+        stored = files.store(form.file.data.filename, form.file.data.read(), allowed=("xlsx",), actor=current_user)
+        return jobs.submit("import.plan_items", f"导入{plan.bureau.short_name} {plan.year} 年度计划：{stored.original_name}",
+                           {"file_id": stored.id, "plan_id": plan.id}, actor=current_user, bureau_id=plan.bureau_id)
+
+    done, job, status = _submit(form, upload)
+    if done:
+        return redirect(url_for("core.job_detail", job_id=job.id))
+    return render_template("procurement/plan_import.html", form=form, plan=plan), status
+
+
+@bp.route("/plans/template.xlsx")
+@login_required
+def plan_template():
+    require("plan.list")
+    return xlsx_response(plan_template_xlsx(), "评价计划导入模板.xlsx")
+
+
+# --- engagements -----------------------------------------------------------------------------------
+
+ENGAGEMENT_EXPORT_COLUMNS = ["任务编号", "评价对象", "年度", "委托事项", "业务领域", "财政局", "被评价单位", "委托方",
+                             "金额（万元）", "状态", "承担机构", "合同金额（万元）", "实施方案期限", "评价报告期限", "逾期情况"]
+
+
+def _overdue_ids(stmt) -> list[int]:
+    """Ids among ``stmt``'s engagements that ``workflow.overdue_reason`` calls overdue. Only engagements
+    waiting for a deliverable can be; the rule itself (contract dates, rectification deadlines) stays in
+    the workflow module, so the list, the dashboard and the engagement page always agree."""
+    pending = workflow.PLAN_PENDING + workflow.REPORT_PENDING
+    candidates = db.session.execute(
+        stmt.where(Engagement.state.in_(pending)).options(selectinload(Engagement.contract))).scalars().all()
+    return [e.id for e in candidates if workflow.overdue_reason(e)]
+
+
+@bp.route("/engagements")
+@login_required
+def engagement_list():
+    require("engagement.list")
+    filters = {k: request.args.get(k, "").strip() for k in ("year", "state", "overdue", "q")}
+    stmt = permissions.scope(current_user, sa.select(Engagement), Engagement)
+    if (year := _int_arg(filters["year"])) is not None:
+        stmt = stmt.where(Engagement.year == year)
+    if (state := _enum_arg(EngagementState, filters["state"])) is not None:
+        stmt = stmt.where(Engagement.state == state)
+    if filters["q"]:
+        q = filters["q"]
+        stmt = stmt.where(sa.or_(Engagement.name.contains(q, autoescape=True),
+                                 Engagement.reference.contains(q, autoescape=True)))
+    if filters["overdue"]:
+        stmt = stmt.where(Engagement.id.in_(_overdue_ids(stmt) or [-1]))
+    stmt = stmt.options(selectinload(Engagement.bureau), selectinload(Engagement.budget_unit),
+                        selectinload(Engagement.firm), selectinload(Engagement.contract),
+                        selectinload(Engagement.commissioner_unit)).order_by(Engagement.year.desc(), Engagement.reference)
+    if wants_export():
+        rows = []
+        for e in db.session.execute(stmt).scalars():
+            c = e.contract
+            rows.append({
+                "任务编号": e.reference, "评价对象": e.name, "年度": e.year, "委托事项": e.service_kind.label,
+                "业务领域": e.field.label, "财政局": e.bureau.name, "被评价单位": e.budget_unit.name,
+                "委托方": e.commissioner_name, "金额（万元）": float(e.amount / TEN_THOUSAND), "状态": e.state.label,
+                "承担机构": e.firm.name if e.firm else "",
+                "合同金额（万元）": float(c.amount / TEN_THOUSAND) if c else None,
+                "实施方案期限": _date(c.plan_due) if c else "", "评价报告期限": _date(c.report_due) if c else "",
+                "逾期情况": workflow.overdue_reason(e) or ""})
+        return xlsx_response(to_xlsx(rows, "评价任务", columns=ENGAGEMENT_EXPORT_COLUMNS), "评价任务.xlsx")
+    page = paginate(stmt)
+    return render_template("procurement/engagement_list.html", page=page, filters=filters,
+                           EngagementState=EngagementState,
+                           overdue={e.id: workflow.overdue_reason(e) for e in page.items})
+
+
+@dataclass
+class TimelineEvent:
+    at: datetime
+    title: str
+    detail: str = ""
+    who: str = ""
+    note: str = ""
+    kind: str = "transition"
+
+
+def _timeline(engagement: Engagement) -> list[TimelineEvent]:
+    """Every state change, with the procurement, award and contract records around them, in order.
+
+    Nothing here names an expert or another firm's bid: firms read this page too.
+    """
+    events = [TimelineEvent(t.created_at, workflow.TRANSITIONS[t.action].label if t.action in workflow.TRANSITIONS
+                            else t.action, f"{t.from_state.label} → {t.to_state.label}",
+                            t.actor.display_name if t.actor else "系统", t.note or "")
+              for t in engagement.transitions]
+    for p in engagement.procurements:
+        events.append(TimelineEvent(p.created_at, f"发起采购（{p.method.label}）", p.title, _user_name(p.created_by_id),
+                                    p.rerun_reason or "", "procurement"))
+        if p.approved_at:
+            events.append(TimelineEvent(p.approved_at, "单一来源采购审批通过", p.title, _user_name(p.approved_by_id),
+                                        kind="procurement"))
+        if p.opened_at:
+            events.append(TimelineEvent(p.opened_at, "开标", p.title, kind="procurement"))
+        if p.award:
+            a = p.award
+            events.append(TimelineEvent(a.awarded_at, "定标", f"{a.firm.name}，{_wan(a.amount)} 万元",
+                                        _user_name(a.awarded_by_id), a.reasons, "award"))
+    if engagement.contract:
+        c = engagement.contract
+        events.append(TimelineEvent(c.created_at, "合同登记",
+                                    f"{c.firm.name}，{_wan(c.amount)} 万元，签订于 {_date(c.signed_on)}", kind="contract"))
+    return sorted(events, key=lambda e: e.at)
+
+
+@dataclass
+class StepLink:
+    url: str
+    action: str  # the first step done there (for the selector)
+    labels: list[str]
+
+
+def _links(engagement: Engagement, actions: list) -> list[StepLink]:
+    """One link per page, naming every available step that is done on it."""
+    links: dict[str, StepLink] = {}
+    for t in actions:
+        url = _elsewhere_url(engagement, t.action)
+        if url is None:
+            continue
+        if t.action == "sign_contract" and not (engagement.current_procurement and engagement.current_procurement.award):
+            continue  # a contract follows the award
+        if url in links:
+            links[url].labels.append(t.label)
+        else:
+            links[url] = StepLink(url, t.action, [t.label])
+    return list(links.values())
+
+
+def _render_engagement(engagement: Engagement, status: int = 200, transition_form: TransitionForm | None = None):
+    actions = workflow.available(engagement, current_user)
+    procurement_rows = []
+    for p in engagement.procurements:
+        bids = _scoped_bids(p)
+        procurement_rows.append({
+            "procurement": p, "own_bids": bids if _is_firm() else [],
+            "valid_count": sum(1 for b in bids if b.status == BidStatus.SUBMITTED) if p.opened_at and not _is_firm() else None,
+            "draws": [d for d in (p.draw, p.committee_draw) if d is not None and permissions.can(current_user, "draw.view", d)],
+        })
+    return render_template(
+        "procurement/engagement_detail.html", e=engagement, timeline=_timeline(engagement),
+        procurements=procurement_rows, overdue=workflow.overdue_reason(engagement),
+        buttons=[t for t in actions if _elsewhere_url(engagement, t.action) is None],
+        links=_links(engagement, actions),
+        transition_form=transition_form, form=TransitionForm(),
+        can_manage=permissions.can(current_user, "procurement.manage", engagement), is_firm=_is_firm(),
+        EngagementState=EngagementState,
+    ), status
+
+
+@bp.route("/engagements/<int:engagement_id>")
+@login_required
+def engagement_detail(engagement_id: int):
+    return _render_engagement(load(Engagement, engagement_id, "engagement.view"))
+
+
+@bp.route("/engagements/<int:engagement_id>/transitions", methods=["POST"])
+@login_required
+def engagement_transition(engagement_id: int):
+    engagement = load(Engagement, engagement_id, "engagement.view")
+    form = TransitionForm()
+    action = form.action.data or ""
+    if _elsewhere_url(engagement, action) is not None:
+        label = workflow.TRANSITIONS[action].label
+        raise Conflict(f"“{label}”须在相应的办理页面完成（同时记录采购、合同、提交材料或评审信息），不能直接变更状态。")
+    done, row, status = _submit(form, lambda: workflow.perform(engagement, action, current_user, note=form.note.data))
+    if not done:
+        return _render_engagement(engagement, status, transition_form=form)
+    flash(f"{engagement.reference}：{row.from_state.label} → {row.to_state.label}。", "success")
+    return redirect(url_for(".engagement_detail", engagement_id=engagement.id))
+
+
+# --- procurement: opening a round -------------------------------------------------------------------
+
+def _default_deadline() -> datetime:
+    day = (datetime.now(BEIJING) + timedelta(days=10)).date()
+    return datetime.combine(day, time(17, 0), tzinfo=BEIJING)
+
+
+def _procure_form(engagement: Engagement) -> ProcurementForm:
+    data = None
+    if request.method == "GET":
+        data = {"rubric": [{"name": n, "points": f"{p:f}"} for n, p in services.DEFAULT_BID_RUBRIC],
+                "bid_deadline": _default_deadline(), "price_weight": "20",
+                "method": request.args.get("method") or ProcurementMethod.COMPETITIVE_CONSULTATION.value}
+    form = ProcurementForm(data=data)
+    agreements = db.session.execute(
+        sa.select(FrameworkAgreement).where(
+            FrameworkAgreement.bureau_id.in_(eligibility.library_bureau_ids(engagement.bureau)))
+        .order_by(FrameworkAgreement.valid_until.desc())).scalars().all()
+    form.framework_agreement_id.choices = [BLANK] + [
+        choice(str(a.id), f"{a.name}（{a.bureau.short_name}，{_date(a.valid_from)} 至 {_date(a.valid_until)}）")
+        for a in agreements]
+    single = eligibility.assess(engagement, ProcurementMethod.SINGLE_SOURCE)
+    form.single_source_firm_id.choices = [BLANK] + [choice(str(f.id), f.name) for f in single.eligible]
+    return form
+
+
+def _procurement_input(form: ProcurementForm) -> services.ProcurementInput:
+    method = form.method.data
+    competitive = method in (ProcurementMethod.OPEN_TENDER.value, ProcurementMethod.COMPETITIVE_CONSULTATION.value)
+    weight = (form.price_weight.data or "").strip()
+    if not competitive:
+        weight = weight or "0"  # no price score without bids; the field is hidden for these methods
+    return services.ProcurementInput(
+        method=method, title=form.title.data or "", ceiling_price_wan=form.ceiling_price_wan.data,
+        price_weight=weight, bid_deadline=_to_utc(form.bid_deadline.data),
+        description=form.description.data, rubric=[(row.form.name.data, row.form.points.data) for row in form.rubric],
+        framework_agreement_id=form.framework_agreement_id.data or None,
+        single_source_firm_id=form.single_source_firm_id.data or None,
+        justification=form.justification.data, rerun_reason=form.rerun_reason.data)
+
+
+@bp.route("/engagements/<int:engagement_id>/procure", methods=["GET", "POST"])
+@login_required
+def procure(engagement_id: int):
+    engagement = load(Engagement, engagement_id, "procurement.manage")
+    if engagement.state not in (EngagementState.PLANNED, EngagementState.FAILED_PROCUREMENT):
+        raise Conflict(f"评价任务当前状态为“{engagement.state.label}”，不能发起采购。")
+    form = _procure_form(engagement)
+    done, procurement, status = _submit(form, lambda: services.open_procurement(
+        engagement, _procurement_input(form), current_user))
+    if done:
+        if procurement.status == ProcurementStatus.AWARDED:
+            flash(f"已发起{procurement.method.label}并确定承担机构：{procurement.award.firm.name}。", "success")
+        elif procurement.status == ProcurementStatus.PENDING_APPROVAL:
+            flash("单一来源采购已提交，须由另一位财政局管理员审批。", "success")
+        else:
+            flash(f"已发布{procurement.method.label}公告：{procurement.title}。", "success")
+        return redirect(url_for(".procurement_detail", procurement_id=procurement.id))
+    method = _enum_arg(ProcurementMethod, form.method.data or "") or ProcurementMethod.COMPETITIVE_CONSULTATION
+    assessment = eligibility.assess(engagement, method)
+    excluded_firms = {f.id: f for f in db.session.execute(
+        sa.select(Firm).where(Firm.id.in_(list(assessment.excluded) or [-1])).order_by(Firm.id)).scalars()}
+    return render_template(
+        "procurement/procure.html", form=form, e=engagement, assessment=assessment, method=method,
+        excluded=[(excluded_firms[i], reasons) for i, reasons in assessment.excluded.items()],
+        previous=engagement.current_procurement, ProcurementMethod=ProcurementMethod,
+    ), status
+
+
+# --- procurement: the bureau's page ---------------------------------------------------------------
+
+def _render_procurement(p: Procurement, status: int = 200, **forms: Any):
+    engagement = p.engagement
+    opened = p.opened_at is not None
+    bids = _scoped_bids(p) if opened else []
+    results = services.evaluate(p) if opened and p.is_competitive else []
+    scored = dict(db.session.execute(
+        sa.select(TechnicalScore.member_id, sa.func.count(TechnicalScore.id))
+        .join(CommitteeMember, CommitteeMember.id == TechnicalScore.member_id)
+        .where(CommitteeMember.procurement_id == p.id).group_by(TechnicalScore.member_id)).all()) if opened else {}
+    history = [ev for ev in audit.history("procurement", p.id) if opened or not ev.action.startswith("bid.")]
+    can_manage = permissions.can(current_user, "procurement.manage", engagement)
+    deadline_passed = p.bid_deadline is not None and utcnow() >= p.bid_deadline
+    return render_template(
+        "procurement/procurement_detail.html", p=p, e=engagement, opened=opened, bids=bids, results=results,
+        scored=scored, history=history, can_manage=can_manage, deadline_passed=deadline_passed,
+        threshold=services.low_bid_threshold(p) if opened else None,
+        needs_justification=services.needs_justification,
+        can_approve=(p.status == ProcurementStatus.PENDING_APPROVAL
+                     and permissions.can(current_user, "procurement.approve", p) and p.created_by_id != current_user.id),
+        creator=_user_name(p.created_by_id), approver=_user_name(p.approved_by_id) if p.approved_by_id else "",
+        draws=[d for d in (p.draw, p.committee_draw) if d is not None and permissions.can(current_user, "draw.view", d)],
+        decision_form=forms.get("decision_form"), decision_target=forms.get("decision_target"),
+        draw_form=forms.get("draw_form") or DrawCommitteeForm(data={"size": "5" if p.method == ProcurementMethod.OPEN_TENDER else "3"}),
+        enter_form=forms.get("enter_form") or EnterCommitteeForm(),
+        award_form=forms.get("award_form") or AwardForm(),
+        fail_form=forms.get("fail_form") or FailForm(),
+        approve_form=forms.get("approve_form") or SingleSourceApprovalForm(data={"price_wan": _wan(p.ceiling_price)}),
+        ProcurementStatus=ProcurementStatus, BidStatus=BidStatus, JustificationDecision=JustificationDecision,
+        minimum=services.minimum_valid_bids(p) if p.is_competitive else None,
+        floor=services.committee_size_floor(p),
+    ), status
+
+
+def _manageable(procurement_id: int) -> Procurement:
+    p = load(Procurement, procurement_id, "procurement.view")
+    require("procurement.manage", p.engagement)
+    return p
+
+
+@bp.route("/procurements/<int:procurement_id>")
+@login_required
+def procurement_detail(procurement_id: int):
+    p = load(Procurement, procurement_id, "procurement.view")
+    if _is_firm():
+        return redirect(url_for(".bid", procurement_id=p.id))
+    return _render_procurement(p)
+
+
+@bp.route("/procurements/<int:procurement_id>/open", methods=["POST"])
+@login_required
+def procurement_open(procurement_id: int):
+    p = _manageable(procurement_id)
+    if not OpenBidsForm().validate_on_submit():
+        abort(400)
+    services.open_bids(p, current_user)
+    db.session.commit()
+    if p.status == ProcurementStatus.FAILED:
+        flash(f"已开标：{p.failure_reason}。", "warning")
+    else:
+        flash("已开标，请组建评审委员会并录入评分。", "success")
+    return redirect(url_for(".procurement_detail", procurement_id=p.id))
+
+
+@bp.route("/procurements/<int:procurement_id>/bids/<int:bid_id>/decision", methods=["POST"])
+@login_required
+def justification_decide(procurement_id: int, bid_id: int):
+    p = _manageable(procurement_id)
+    bid = load(Bid, bid_id, "bid.view")
+    if bid.procurement_id != p.id:
+        abort(404)
+    form = JustificationDecisionForm()
+    done, _, status = _submit(form, lambda: services.decide_justification(
+        bid, current_user, form.decision.data == "accept", form.note.data))
+    if not done:
+        return _render_procurement(p, status, decision_form=form, decision_target=bid.id)
+    flash(f"已认定 {bid.firm.name} 的低价说明：{bid.justification_decision.label}。", "success")
+    return redirect(url_for(".procurement_detail", procurement_id=p.id) + "#bids")
+
+
+@bp.route("/procurements/<int:procurement_id>/committee/draw", methods=["POST"])
+@login_required
+def committee_draw(procurement_id: int):
+    p = _manageable(procurement_id)
+    form = DrawCommitteeForm()
+
+    def draw():
+        try:
+            size = int((form.size.data or "").strip())
+        except ValueError:
+            raise ValidationFailed("评审委员会人数必须是数字。", {"size": "人数必须是数字"})
+        try:
+            return services.draw_committee(p, size, current_user)
+        except (Conflict, ValidationFailed):
+            raise
+        except DomainError as exc:  # e.g. too few drawable experts: said beside the form
+            raise ValidationFailed(exc.message, {"size": exc.message})
+
+    done, members, status = _submit(form, draw)
+    if not done:
+        return _render_procurement(p, status, draw_form=form)
+    flash(f"已从专家库随机抽取评审委员会 {len(members)} 人。", "success")
+    return redirect(url_for(".procurement_detail", procurement_id=p.id) + "#committee")
+
+
+@bp.route("/procurements/<int:procurement_id>/committee/enter", methods=["POST"])
+@login_required
+def committee_enter(procurement_id: int):
+    p = _manageable(procurement_id)
+    form = EnterCommitteeForm()
+    names = [n.strip() for n in (form.names.data or "").replace("，", "\n").replace(",", "\n").replace("、", "\n").splitlines()]
+    done, members, status = _submit(form, lambda: services.enter_committee(p, names, current_user))
+    if not done:
+        return _render_procurement(p, status, enter_form=form)
+    flash(f"已录入评审委员会 {len(members)} 人。", "success")
+    return redirect(url_for(".procurement_detail", procurement_id=p.id) + "#committee")
+
+
+@bp.route("/procurements/<int:procurement_id>/scores/<int:member_id>", methods=["GET", "POST"])
+@login_required
+def scores(procurement_id: int, member_id: int):
+    p = _manageable(procurement_id)
+    member = db.session.get(CommitteeMember, member_id)
+    if member is None or member.procurement_id != p.id:
+        abort(404)
+    bids = [b for b in _scoped_bids(p) if b.status == BidStatus.SUBMITTED]
+    form = ScoreForm()
+    errors: dict[str, str] = {}
+    status = 200
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            abort(400)
+        values = {f"score_{b.id}_{i.id}": request.form.get(f"score_{b.id}_{i.id}", "").strip()
+                  for b in bids for i in p.rubric}
+        entered = {b.id: {i.id: values[f"score_{b.id}_{i.id}"] for i in p.rubric} for b in bids}
+        try:
+            services.record_technical_scores(p, member, entered, current_user)
+        except ValidationFailed as exc:
+            db.session.rollback()
+            errors, status = exc.fields, 422
+            form.form_errors = [exc.message]
+        else:
+            db.session.commit()
+            flash(f"已保存评委 {member.name} 的技术评分。", "success")
+            return redirect(url_for(".procurement_detail", procurement_id=p.id) + "#committee")
+    else:
+        existing = db.session.execute(sa.select(TechnicalScore).where(TechnicalScore.member_id == member.id)).scalars()
+        values = {f"score_{s.bid_id}_{s.rubric_item_id}": f"{s.points.normalize():f}" for s in existing}
+    return render_template("procurement/scores.html", p=p, member=member, bids=bids, form=form, values=values,
+                           errors=errors), status
+
+
+@bp.route("/procurements/<int:procurement_id>/award", methods=["POST"])
+@login_required
+def award(procurement_id: int):
+    p = _manageable(procurement_id)
+    form = AwardForm()
+    done, result, status = _submit(form, lambda: services.award_procurement(p, current_user, form.reasons.data or ""))
+    if not done:
+        return _render_procurement(p, status, award_form=form)
+    flash(f"已定标：{result.firm.name}，{_wan(result.amount)} 万元。请签订合同。", "success")
+    return redirect(url_for(".procurement_detail", procurement_id=p.id))
+
+
+@bp.route("/procurements/<int:procurement_id>/fail", methods=["POST"])
+@login_required
+def procurement_fail(procurement_id: int):
+    p = _manageable(procurement_id)
+    form = FailForm()
+    done, _, status = _submit(form, lambda: services.fail_procurement(p, current_user, (form.reason.data or "").strip()))
+    if not done:
+        return _render_procurement(p, status, fail_form=form)
+    flash("已按流标处理，可重新发起采购。", "warning")
+    return redirect(url_for(".engagement_detail", engagement_id=p.engagement_id))
+
+
+@bp.route("/procurements/<int:procurement_id>/approve", methods=["POST"])
+@login_required
+def single_source_approve(procurement_id: int):
+    p = load(Procurement, procurement_id, "procurement.approve")
+    form = SingleSourceApprovalForm()
+    done, result, status = _submit(form, lambda: services.approve_single_source(p, current_user, form.price_wan.data))
+    if not done:
+        return _render_procurement(p, status, approve_form=form)
+    flash(f"单一来源采购已审批：{result.firm.name}，{_wan(result.amount)} 万元。", "success")
+    return redirect(url_for(".procurement_detail", procurement_id=p.id))
+
+
+# --- contract --------------------------------------------------------------------------------------
+
+@bp.route("/engagements/<int:engagement_id>/contract", methods=["GET", "POST"])
+@login_required
+def contract(engagement_id: int):
+    engagement = load(Engagement, engagement_id, "procurement.manage")
+    p = engagement.current_procurement
+    award_row = p.award if p else None
+    if award_row is None:
+        raise Conflict("尚未定标，不能签订合同。")
+    if engagement.contract is not None:
+        raise Conflict("该任务已签订合同。")
+    data = None
+    if request.method == "GET":
+        today = beijing_today()
+        data = {"amount_wan": _wan(award_row.amount), "signed_on": today, "start_date": today}
+    form = ContractForm(data=data)
+    done, _, status = _submit(form, lambda: services.sign_contract(engagement, services.ContractInput(
+        amount_wan=form.amount_wan.data, signed_on=form.signed_on.data, start_date=form.start_date.data,
+        end_date=form.end_date.data, plan_due=form.plan_due.data, report_due=form.report_due.data,
+        deliverables=form.deliverables.data or ""), current_user))
+    if done:
+        flash(f"{engagement.reference} 已签订合同。", "success")
+        return redirect(url_for(".engagement_detail", engagement_id=engagement.id))
+    return render_template("procurement/contract.html", form=form, e=engagement, award=award_row), status
+
+
+# --- firms: marketplace, bids, workspace -----------------------------------------------------------
+
+@bp.route("/market")
+@login_required
+def market():
+    require("marketplace.use")
+    firm = current_user.firm
+    opportunities = services.open_opportunities(firm)
+    own = {b.procurement_id: b for b in db.session.execute(
+        permissions.scope(current_user, sa.select(Bid), Bid)).scalars()}
+    return render_template("procurement/market.html", opportunities=opportunities, own=own, firm=firm,
+                           BidStatus=BidStatus)
+
+
+def _bid_form(firm: Firm, bid: Bid | None) -> BidForm:
+    data = None
+    if request.method == "GET" and bid is not None and bid.status == BidStatus.SUBMITTED:
+        lead = next((m.staff_id for m in bid.team if m.is_lead), None)
+        data = {"price_wan": _wan(bid.price), "team_staff_ids": [m.staff_id for m in bid.team], "lead_staff_id": lead}
+    form = BidForm(data=data)
+    roster = [s for s in sorted(firm.staff, key=lambda s: s.id) if s.active]
+    form.team_staff_ids.choices = [choice(s.id, f"{s.name}（{s.role.label}）") for s in roster]
+    form.lead_staff_id.choices = [choice(None, "— 请选择 —")] + [choice(s.id, s.name) for s in roster]
+    return form
+
+
+def _render_bid(p: Procurement, status: int = 200, **forms: Any):
+    firm = current_user.firm
+    bid = next(iter(_scoped_bids(p)), None)
+    deadline_passed = p.bid_deadline is not None and utcnow() >= p.bid_deadline
+    accepting = p.is_competitive and p.status == ProcurementStatus.OPEN and not deadline_passed
+    reasons = eligibility.exclusion_reasons(firm, p.engagement, p.method) if accepting else []
+    flagged = bid is not None and p.status == ProcurementStatus.EVALUATING and services.needs_justification(bid)
+    return render_template(
+        "procurement/bid.html", p=p, e=p.engagement, bid=bid, firm=firm, accepting=accepting, reasons=reasons,
+        deadline_passed=deadline_passed, flagged=flagged,
+        form=forms.get("form") or _bid_form(firm, bid), withdraw_form=WithdrawForm(),
+        explain_form=forms.get("explain_form") or ExplanationForm(
+            data={"explanation": bid.low_price_explanation} if bid is not None else None),
+        BidStatus=BidStatus, ProcurementStatus=ProcurementStatus,
+        award=p.award if p.status == ProcurementStatus.AWARDED else None,
+    ), status
+
+
+def _firm_procurement(procurement_id: int) -> Procurement:
+    require("marketplace.use")
+    return load(Procurement, procurement_id, "procurement.view")
+
+
+@bp.route("/procurements/<int:procurement_id>/bid", methods=["GET", "POST"])
+@login_required
+def bid(procurement_id: int):
+    p = _firm_procurement(procurement_id)
+    if request.method == "GET":
+        return _render_bid(p)
+    existing = next(iter(_scoped_bids(p)), None)
+    form = _bid_form(current_user.firm, existing)
+
+    def submit():
+        upload = form.technical_file.data
+        has_file = upload is not None and getattr(upload, "filename", "")
+        return services.submit_bid(p, services.BidInput(
+            price_wan=form.price_wan.data, team_staff_ids=form.team_staff_ids.data or [],
+            lead_staff_id=form.lead_staff_id.data,
+            technical_filename=upload.filename if has_file else None,
+            technical_data=upload.read() if has_file else None), current_user)
+
+    done, _, status = _submit(form, submit)
+    if not done:
+        return _render_bid(p, status, form=form)
+    flash("投标已提交（密封），截止前可修改或撤回。", "success")
+    return redirect(url_for(".bid", procurement_id=p.id))
+
+
+@bp.route("/procurements/<int:procurement_id>/bid/withdraw", methods=["POST"])
+@login_required
+def bid_withdraw(procurement_id: int):
+    p = _firm_procurement(procurement_id)
+    own = next(iter(_scoped_bids(p)), None)
+    if own is None:
+        abort(404)
+    if not WithdrawForm().validate_on_submit():
+        abort(400)
+    services.withdraw_bid(own, current_user)
+    db.session.commit()
+    flash("投标已撤回；截止前可重新提交。", "info")
+    return redirect(url_for(".bid", procurement_id=p.id))
+
+
+@bp.route("/procurements/<int:procurement_id>/bid/explain", methods=["POST"])
+@login_required
+def bid_explain(procurement_id: int):
+    p = _firm_procurement(procurement_id)
+    own = next(iter(_scoped_bids(p)), None)
+    if own is None:
+        abort(404)
+    form = ExplanationForm()
+    done, _, status = _submit(form, lambda: services.explain_low_bid(own, current_user, form.explanation.data or ""))
+    if not done:
+        return _render_bid(p, status, explain_form=form)
+    flash("报价说明已提交，等待评审委员会认定。", "success")
+    return redirect(url_for(".bid", procurement_id=p.id))
+
+
+@bp.route("/bids/<int:bid_id>/technical")
+@login_required
+def bid_file(bid_id: int):
+    record = load(Bid, bid_id, "bid.view")
+    if record.technical_file is None:
+        abort(404)
+    try:
+        data = files.read(record.technical_file)
+    except FileNotFoundError:
+        abort(404)
+    return send_file(io.BytesIO(data), mimetype=record.technical_file.content_type, as_attachment=True,
+                     download_name=record.technical_file.original_name)
+
+
+@bp.route("/workspace")
+@login_required
+def workspace():
+    require("marketplace.use")
+    engagements = db.session.execute(
+        permissions.scope(current_user, sa.select(Engagement), Engagement)
+        .options(selectinload(Engagement.bureau), selectinload(Engagement.contract))
+        .order_by(Engagement.year.desc(), Engagement.reference)).scalars().all()
+    bids = db.session.execute(
+        permissions.scope(current_user, sa.select(Bid), Bid).options(selectinload(Bid.procurement))
+        .order_by(Bid.id.desc())).scalars().all()
+    return render_template("procurement/workspace.html", engagements=engagements, bids=bids, firm=current_user.firm,
+                           overdue={e.id: workflow.overdue_reason(e) for e in engagements},
+                           BidStatus=BidStatus, ProcurementStatus=ProcurementStatus)

@@ -1,0 +1,173 @@
+"""Procurement forms (Flask-WTF): plans and their items, procurement, bids, committee, scores, award, contract.
+
+As in the registry, a form checks only what a form can know (types, lengths, that a file was chosen);
+the business rules (主体分离, price weights, ceilings, committee sizes, contract dates …) live in
+``evalhub.procurement.services``, which report every problem in Chinese under the same field names
+used here, so ``core.web.apply_errors`` puts each message beside its field.
+
+Money is entered in 万元 (``*_wan``); the deadline is entered as Beijing local time.
+"""
+from __future__ import annotations
+
+from flask_wtf.file import FileAllowed, FileField, FileRequired
+from wtforms import BooleanField, FieldList, FormField, HiddenField, RadioField, SelectField, StringField, TextAreaField
+from wtforms.fields import DateField, DateTimeLocalField
+from wtforms.validators import DataRequired, Length, Optional
+
+from evalhub.core.enums import Field
+from evalhub.core.timeutil import BEIJING
+from evalhub.procurement.models import BudgetKind, ObjectType, ProcurementMethod, ServiceKind
+from evalhub.registry.forms import (
+    BLANK,
+    ChineseForm,
+    ChineseSubForm,
+    MultiCheckboxField,
+    choice,
+    optional_int,
+    options,
+)
+
+DEADLINE_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
+
+
+def _choices(enum_cls, blank: bool = True) -> list:
+    return ([BLANK] if blank else []) + options(enum_cls.choices())
+
+
+def _text(label: str, max_len: int, **kw) -> StringField:
+    return StringField(label, validators=[Length(max=max_len, message=f"{label}不能超过 {max_len} 个字符")], **kw)
+
+
+def _area(label: str, max_len: int, **kw) -> TextAreaField:
+    return TextAreaField(label, validators=[Length(max=max_len, message=f"{label}不能超过 {max_len} 个字符")], **kw)
+
+
+def _date(label: str, **kw) -> DateField:
+    return DateField(label, validators=[Optional()], **kw)
+
+
+# --- plans -----------------------------------------------------------------------------------------
+
+class PlanNewForm(ChineseForm):
+    year = StringField("年度", validators=[DataRequired("请填写年度"), Length(max=4, message="年度为 4 位数字")],
+                       description="例如 2025")
+
+
+class PlanItemForm(ChineseForm):
+    name = _text("评价对象名称", 200)
+    object_type = SelectField("评价类型", choices=_choices(ObjectType), validate_choice=False)
+    budget_kind = SelectField("预算类别", choices=_choices(BudgetKind), validate_choice=False)
+    field = SelectField("业务领域", choices=_choices(Field), validate_choice=False)
+    service_kind = SelectField("委托事项", choices=_choices(ServiceKind, blank=False), validate_choice=False,
+                               default=ServiceKind.KEY_EVALUATION.value)
+    amount_wan = _text("金额（万元）", 20, description="以万元为单位，例如 1,234.56")
+    budget_unit_id = SelectField("被评价单位", validate_choice=False)
+    commissioner_unit_id = SelectField("委托方", validate_choice=False,
+                                       description="委托方不得与被评价单位相同（主体分离）")
+    reason = _area("选取理由", 2000)
+
+
+class PlanApproveForm(ChineseForm):
+    acknowledge_warnings = BooleanField("我已阅读上述提示事项，确认批准本计划")
+
+
+class ImportForm(ChineseForm):
+    file = FileField("Excel 文件（.xlsx）", validators=[FileRequired("请选择要上传的 Excel 文件")])
+
+
+# --- engagements -----------------------------------------------------------------------------------
+
+class TransitionForm(ChineseForm):
+    action = HiddenField("操作", validators=[DataRequired("缺少操作类型")])
+    note = _area("说明", 1000)
+
+
+# --- procurement -----------------------------------------------------------------------------------
+
+class RubricRow(ChineseSubForm):
+    name = StringField("评分项", validators=[Length(max=100, message="评分项名称不能超过 100 个字符")])
+    points = StringField("分值", validators=[Length(max=10, message="分值过长")])
+
+
+class ProcurementForm(ChineseForm):
+    method = SelectField("采购方式", choices=_choices(ProcurementMethod, blank=False), validate_choice=False,
+                         default=ProcurementMethod.COMPETITIVE_CONSULTATION.value)
+    title = _text("项目名称", 200, description="不填则为“评价对象名称 + 绩效评价服务”")
+    description = _area("采购需求", 5000)
+    ceiling_price_wan = _text("最高限价（万元）", 20)
+    price_weight = _text("价格分权重（%）", 10, default="20",
+                         description="服务类不低于 10%；竞争性磋商 10%–30%")
+    bid_deadline = DateTimeLocalField("投标截止时间（北京时间）", validators=[Optional()], format=DEADLINE_FORMATS,
+                                      tz=BEIJING)
+    rubric = FieldList(FormField(RubricRow), label="技术评分项（合计 100 分）", min_entries=8, max_entries=15)
+    framework_agreement_id = SelectField("框架协议", validate_choice=False)
+    single_source_firm_id = SelectField("单一来源供应商", validate_choice=False)
+    justification = _area("单一来源理由", 2000, description="须书面说明只能从该供应商采购的理由（不少于 20 字）")
+    rerun_reason = _area("重新采购原因", 500, description="上一轮采购失败（流标）后重新采购或改变采购方式，须说明原因")
+
+
+class SingleSourceApprovalForm(ChineseForm):
+    price_wan = _text("成交价格（万元）", 20)
+
+
+class OpenBidsForm(ChineseForm):
+    """开标: a CSRF-protected button."""
+
+
+class FailForm(ChineseForm):
+    reason = _area("流标原因", 500)
+
+
+class JustificationDecisionForm(ChineseForm):
+    decision = RadioField("认定结果", choices=options([("accept", "说明合理"), ("reject", "说明不合理，按无效投标处理")]),
+                          validators=[DataRequired("请选择认定结果")])
+    note = _area("认定意见", 500)
+
+
+class DrawCommitteeForm(ChineseForm):
+    size = StringField("评审委员会人数", validators=[DataRequired("请填写人数"), Length(max=3, message="人数过大")],
+                       description="不少于 3 人的单数（公开招标不少于 5 人）")
+
+
+class EnterCommitteeForm(ChineseForm):
+    names = _area("评审委员会成员", 2000, description="每行一人；适用于在政府采购平台抽取的评审专家")
+
+
+class ScoreForm(ChineseForm):
+    """The score inputs are ``score_<bid id>_<rubric item id>``, read by the view; the form carries CSRF."""
+
+
+class AwardForm(ChineseForm):
+    reasons = _area("定标理由", 2000)
+
+
+class ContractForm(ChineseForm):
+    amount_wan = _text("合同金额（万元）", 20)
+    signed_on = _date("签订日期")
+    start_date = _date("服务开始日期")
+    end_date = _date("服务结束日期")
+    plan_due = _date("实施方案提交期限")
+    report_due = _date("评价报告提交期限")
+    deliverables = _area("交付成果", 2000, default="实施方案、评价报告、工作底稿")
+
+
+# --- bids ------------------------------------------------------------------------------------------
+
+class BidForm(ChineseForm):
+    price_wan = _text("投标报价（万元）", 20)
+    team_staff_ids = MultiCheckboxField("项目团队", coerce=optional_int, validate_choice=False)
+    lead_staff_id = SelectField("项目负责人", coerce=optional_int, validate_choice=False)
+    technical_file = FileField("技术方案（.docx 或 .pdf）", validators=[
+        FileAllowed(["docx", "pdf"], "技术方案只接受 Word (.docx) 或 PDF 文件")],
+        description="修改投标时不上传则沿用已提交的技术方案")
+
+
+class WithdrawForm(ChineseForm):
+    """撤回投标: a CSRF-protected button."""
+
+
+class ExplanationForm(ChineseForm):
+    explanation = _area("报价合理性说明", 5000, description="请书面说明报价构成及其合理性（不少于 10 字）")
+
+
+__all__ = [name for name in dir() if name.endswith("Form")] + ["choice", "BLANK"]
