@@ -584,3 +584,13 @@ def test_framework_agreements_keep_their_order_and_use_usable_libraries(world):
     agreement = P.create_framework_agreement(world.bz, world.bz_staff, name="框架协议", valid_from=date(2025, 1, 1),
                                              valid_until=date(2026, 12, 31), firm_ids=[firms[2].id, firms[0].id, firms[2].id])
     assert [(m.position, m.firm_id) for m in agreement.members] == [(1, firms[2].id), (2, firms[0].id)]
+
+
+def test_cancelling_an_engagement_cancels_its_open_procurement(world):
+    p = _consultation(world)
+    workflow.perform(p.engagement, "cancel", world.bz_admin, note="项目取消")
+    assert p.status == ProcurementStatus.CANCELLED
+    firm, user, staff = _bidder(world, "甲")
+    assert all(op.id != p.id for op, _ in P.open_opportunities(firm))
+    with pytest.raises(Conflict):
+        _bid(p, user, staff, "40")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from evalhub.core import audit, draws, permissions
@@ -55,6 +55,7 @@ def login():
 @login_required
 def logout():
     logout_user()
+    session.clear()  # the next person at this browser must not see the previous one's messages
     flash("您已退出登录。", "info")
     return redirect(url_for("core.login"))
 
@@ -66,7 +67,7 @@ def dashboard():
 
     context: dict = {}
     if current_user.role == Role.FIRM_USER:
-        return redirect(url_for("registry.firm_detail", firm_id=current_user.firm_id))
+        return redirect(url_for("procurement.workspace"))
     if current_user.role == Role.EXPERT:
         return redirect(url_for("registry.expert_detail", expert_id=current_user.expert_id))
     firms = permissions.scope(current_user, sa.select(Firm.status, sa.func.count()).group_by(Firm.status), Firm)

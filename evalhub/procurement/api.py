@@ -8,7 +8,6 @@ Firm users read an engagement's timeline without the names of the people who act
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -18,8 +17,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from evalhub.api import api_user, json_body, list_schema, operation, page_args, schema
+from evalhub.api.common import (
+    BUREAU_REF, INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, bureau_arg, bureau_ref,
+    choice_description, date_str, datetime_str, enum_arg, labeled, labeled_schema, listing, nullable, number, paginate,
+    query, raise_if, text_field,
+)
 from evalhub.core import permissions
-from evalhub.core.enums import Field, LabeledEnum, Role
+from evalhub.core.enums import Field, Role
 from evalhub.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from evalhub.core.models import Bureau, BudgetUnit, User
 from evalhub.extensions import db
@@ -63,19 +67,6 @@ SERVICE_ACTIONS = {
 
 # --- serialisation helpers -------------------------------------------------------------------------
 
-def _labeled(value: LabeledEnum | None) -> dict | None:
-    return {"value": value.value, "label": value.label} if value is not None else None
-
-
-def _date(value: date | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _datetime(value: datetime | None) -> str | None:
-    """Stored naive UTC → ISO 8601 with an explicit UTC offset."""
-    return value.replace(tzinfo=timezone.utc).isoformat() if value is not None else None
-
-
 def _yuan(value: Decimal | None) -> str | None:
     return str(Decimal(value).quantize(CENT)) if value is not None else None
 
@@ -89,42 +80,11 @@ def _money(prefix: str, value: Decimal | None) -> dict:
     return {prefix: _yuan(value), f"{prefix}_wan": _wan(value)}
 
 
-def _number(value: Decimal | None) -> float | None:
-    return float(value) if value is not None else None
-
-
-def _bureau_ref(bureau: Bureau) -> dict:
-    return {"id": bureau.id, "code": bureau.code, "name": bureau.name, "short_name": bureau.short_name}
-
-
 def _unit_ref(unit: BudgetUnit | None) -> dict | None:
     return {"id": unit.id, "name": unit.name} if unit is not None else None
 
 
-def _page(stmt: sa.Select, page: int, per_page: int) -> tuple[list, int]:
-    total = db.session.execute(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())).scalar_one()
-    rows = db.session.execute(stmt.limit(per_page).offset((page - 1) * per_page)).scalars().all()
-    return list(rows), total
-
-
-def _listing(items: list[dict], total: int, page: int, per_page: int):
-    return jsonify({"items": items, "total": total, "page": page, "per_page": per_page})
-
-
 # --- request parsing helpers -----------------------------------------------------------------------
-
-def _raise_if(errors: dict[str, str]) -> None:
-    if errors:
-        raise ValidationFailed("；".join(errors.values()) + "。", errors)
-
-
-def _text(data: dict, name: str, errors: dict[str, str]) -> str | None:
-    value = data.get(name)
-    if value is None or isinstance(value, str):
-        return value
-    errors[name] = "必须是字符串"
-    return None
-
 
 def _integer_value(value: Any) -> int | None:
     """An integer, or a string of digits; anything else (booleans included) is None."""
@@ -165,48 +125,7 @@ def _int_arg(name: str) -> int | None:
     return number
 
 
-def _enum_arg(name: str, enum_cls: type[LabeledEnum]) -> LabeledEnum | None:
-    raw = request.args.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        return enum_cls.from_label(raw)
-    except ValueError:
-        allowed = "、".join(f"{m.value}（{m.label}）" for m in enum_cls)
-        raise ValidationFailed(f"参数 {name} 无效：{raw}。", {name: f"可选值：{allowed}"})
-
-
-def _bureau_arg() -> Bureau | None:
-    code = request.args.get("bureau", "").strip()
-    if not code:
-        return None
-    bureau = db.session.execute(sa.select(Bureau).where(Bureau.code == code)).scalar_one_or_none()
-    if bureau is None:
-        raise ValidationFailed(f"参数 bureau 无效：{code}。", {"bureau": "没有这个区划代码的财政局"})
-    return bureau
-
-
 # --- schemas ---------------------------------------------------------------------------------------
-
-def _labeled_schema(enum_cls: type[LabeledEnum], name: str | None = None) -> dict:
-    return schema(name or enum_cls.__name__, {
-        "type": "object", "required": ["value", "label"],
-        "description": "；".join(f"{m.value} = {m.label}" for m in enum_cls),
-        "properties": {"value": {"type": "string", "enum": [m.value for m in enum_cls]},
-                       "label": {"type": "string", "enum": [m.label for m in enum_cls]}}})
-
-
-def _nullable(ref: dict) -> dict:
-    return {"allOf": [ref], "nullable": True}
-
-
-def _choice_description(enum_cls: type[LabeledEnum]) -> str:
-    return "值或中文名称：" + "、".join(f"{m.value}（{m.label}）" for m in enum_cls)
-
-
-def _query(name: str, description: str, type_: str = "string") -> dict:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": {"type": type_}}
-
 
 def _money_properties(prefix: str, label: str, nullable: bool = False) -> dict:
     return {prefix: {"type": "string", "nullable": nullable, "description": f"{label}（元，精确到分的字符串）",
@@ -214,30 +133,21 @@ def _money_properties(prefix: str, label: str, nullable: bool = False) -> dict:
             f"{prefix}_wan": {"type": "number", "nullable": nullable, "description": f"{label}（万元）"}}
 
 
-STRING = {"type": "string"}
-INTEGER = {"type": "integer"}
-NULLABLE_STRING = {"type": "string", "nullable": True}
 DATE = {"type": "string", "format": "date"}
-NULLABLE_DATE = {"type": "string", "format": "date", "nullable": True}
-NULLABLE_DATETIME = {"type": "string", "format": "date-time", "nullable": True}
-PAGE_PARAMS = [_query("page", "页码，从 1 开始", "integer"), _query("per_page", "每页条数（1–200，默认 20）", "integer")]
 
-PLAN_STATUS = _labeled_schema(PlanStatus)
-OBJECT_TYPE = _labeled_schema(ObjectType)
-BUDGET_KIND = _labeled_schema(BudgetKind)
-SERVICE_KIND = _labeled_schema(ServiceKind)
-FIELD = _labeled_schema(Field)
-ENGAGEMENT_STATE = _labeled_schema(EngagementState)
-PROCUREMENT_METHOD = _labeled_schema(ProcurementMethod)
-PROCUREMENT_STATUS = _labeled_schema(ProcurementStatus)
-BID_STATUS = _labeled_schema(BidStatus)
-JUSTIFICATION_DECISION = _labeled_schema(JustificationDecision)
-ROLE = _labeled_schema(Role)
-STAFF_ROLE = _labeled_schema(StaffRole)
+PLAN_STATUS = labeled_schema(PlanStatus)
+OBJECT_TYPE = labeled_schema(ObjectType)
+BUDGET_KIND = labeled_schema(BudgetKind)
+SERVICE_KIND = labeled_schema(ServiceKind)
+FIELD = labeled_schema(Field)
+ENGAGEMENT_STATE = labeled_schema(EngagementState)
+PROCUREMENT_METHOD = labeled_schema(ProcurementMethod)
+PROCUREMENT_STATUS = labeled_schema(ProcurementStatus)
+BID_STATUS = labeled_schema(BidStatus)
+JUSTIFICATION_DECISION = labeled_schema(JustificationDecision)
+ROLE = labeled_schema(Role)
+STAFF_ROLE = labeled_schema(StaffRole)
 
-BUREAU_REF = schema("BureauRef", {"type": "object", "required": ["id", "code", "name"], "properties": {
-    "id": INTEGER, "code": {"type": "string", "description": "行政区划代码"},
-    "name": STRING, "short_name": STRING}})
 UNIT_REF = schema("BudgetUnitRef", {"type": "object", "required": ["id", "name"], "properties": {
     "id": INTEGER, "name": STRING}})
 FIRM_REF = schema("FirmRef", {"type": "object", "required": ["id", "name"], "properties": {
@@ -265,10 +175,10 @@ PLAN_ITEM = schema("PlanItem", {"type": "object", "required": [
     "id": INTEGER, "plan_id": INTEGER, "position": INTEGER, "name": STRING, "object_type": OBJECT_TYPE,
     "budget_kind": BUDGET_KIND, "field": FIELD, "service_kind": SERVICE_KIND,
     **_money_properties("amount", "涉及资金"),
-    "budget_unit": UNIT_REF, "commissioner_unit": _nullable(UNIT_REF),
+    "budget_unit": UNIT_REF, "commissioner_unit": nullable(UNIT_REF),
     "commissioner_name": {"type": "string", "description": "委托方（未指定预算单位时为财政局本身）"},
     "reason": {"type": "string", "description": "选取理由"},
-    "engagement": _nullable(ENGAGEMENT_REF)}})
+    "engagement": nullable(ENGAGEMENT_REF)}})
 
 PLAN_DETAIL = schema("PlanDetail", {"allOf": [PLAN, {"type": "object", "required": ["items", "checks"], "properties": {
     "approved_by": {"type": "string", "nullable": True, "description": "批准人用户名"},
@@ -283,10 +193,10 @@ PLAN_REQUEST = schema("PlanRequest", {"type": "object", "required": ["year"], "p
 PLAN_ITEM_INPUT = schema("PlanItemInput", {"type": "object", "required": [
     "name", "object_type", "budget_kind", "field", "amount_wan", "budget_unit_id", "reason"], "properties": {
     "name": {"type": "string", "maxLength": 200, "description": "评价对象名称"},
-    "object_type": {"type": "string", "description": _choice_description(ObjectType)},
-    "budget_kind": {"type": "string", "description": _choice_description(BudgetKind)},
-    "field": {"type": "string", "description": _choice_description(Field)},
-    "service_kind": {"type": "string", "description": "默认重点绩效评价；" + _choice_description(ServiceKind)},
+    "object_type": {"type": "string", "description": choice_description(ObjectType)},
+    "budget_kind": {"type": "string", "description": choice_description(BudgetKind)},
+    "field": {"type": "string", "description": choice_description(Field)},
+    "service_kind": {"type": "string", "description": "默认重点绩效评价；" + choice_description(ServiceKind)},
     "amount_wan": {"oneOf": [{"type": "number"}, {"type": "string"}],
                    "description": "涉及资金（万元），可为数字或如 \"1,234.56\" 的字符串"},
     "budget_unit_id": {"type": "integer", "description": "被评价单位（本局或下级的预算单位）"},
@@ -313,7 +223,7 @@ ACTOR = schema("TransitionActor", {"type": "object", "required": ["role"], "desc
 
 TRANSITION = schema("EngagementTransition", {"type": "object", "required": ["id", "action", "from", "to"], "properties": {
     "id": INTEGER, "action": STRING, "label": STRING, "from": ENGAGEMENT_STATE, "to": ENGAGEMENT_STATE,
-    "note": NULLABLE_STRING, "actor": _nullable(ACTOR), "at": NULLABLE_DATETIME}})
+    "note": NULLABLE_STRING, "actor": nullable(ACTOR), "at": NULLABLE_DATETIME}})
 
 AVAILABLE_ACTION = schema("AvailableAction", {"type": "object", "required": ["action", "label", "to", "needs_note"],
                                               "properties": {
@@ -329,14 +239,14 @@ ENGAGEMENT = schema("Engagement", {"type": "object", "required": [
     "id": INTEGER, "reference": STRING, "name": STRING, "year": INTEGER, "bureau": BUREAU_REF,
     "state": ENGAGEMENT_STATE, "state_changed_at": NULLABLE_DATETIME,
     "service_kind": SERVICE_KIND, "field": FIELD, **_money_properties("amount", "涉及资金"),
-    "budget_unit": UNIT_REF, "commissioner_name": STRING, "firm": _nullable(FIRM_REF),
+    "budget_unit": UNIT_REF, "commissioner_name": STRING, "firm": nullable(FIRM_REF),
     "overdue_reason": {"type": "string", "nullable": True, "description": "逾期原因（空：未逾期）"}}})
 
 ENGAGEMENT_DETAIL = schema("EngagementDetail", {"allOf": [ENGAGEMENT, {"type": "object", "required": [
     "timeline", "available_actions"], "properties": {
     "plan_id": INTEGER, "plan_item_id": INTEGER,
-    "commissioner_unit": _nullable(UNIT_REF),
-    "contract": _nullable(CONTRACT),
+    "commissioner_unit": nullable(UNIT_REF),
+    "contract": nullable(CONTRACT),
     "procurements": {"type": "array", "items": PROCUREMENT_REF, "description": "当前用户可见的采购轮次"},
     "timeline": {"type": "array", "items": TRANSITION, "description": "每一次状态变更"},
     "available_actions": {"type": "array", "items": AVAILABLE_ACTION,
@@ -366,7 +276,7 @@ BID = schema("Bid", {"type": "object", "required": ["id", "procurement_id", "fir
     "withdrawn_at": NULLABLE_DATETIME, "invalid_reason": NULLABLE_STRING,
     "needs_justification": {"type": "boolean", "nullable": True,
                             "description": "报价是否异常偏低须说明（开标前为 null）"},
-    "low_price_explanation": NULLABLE_STRING, "justification_decision": _nullable(JUSTIFICATION_DECISION),
+    "low_price_explanation": NULLABLE_STRING, "justification_decision": nullable(JUSTIFICATION_DECISION),
     "technical_file": {"type": "object", "nullable": True, "properties": {
         "id": INTEGER, "name": STRING, "kind": STRING, "size": INTEGER, "sha256": STRING}},
     "team": {"type": "array", "items": TEAM_MEMBER}}})
@@ -382,10 +292,10 @@ PROCUREMENT = schema("Procurement", {"type": "object", "required": [
     "low_bid_ratio": {"type": "number", "description": "异常低价线：有效报价平均值的百分比"},
     "bid_deadline": NULLABLE_DATETIME, "opened_at": NULLABLE_DATETIME,
     "failure_reason": NULLABLE_STRING, "rerun_reason": NULLABLE_STRING, "justification": NULLABLE_STRING,
-    "single_source_firm": _nullable(FIRM_REF), "previous_id": {"type": "integer", "nullable": True},
+    "single_source_firm": nullable(FIRM_REF), "previous_id": {"type": "integer", "nullable": True},
     "created_at": NULLABLE_DATETIME,
     "rubric": {"type": "array", "items": RUBRIC_ITEM, "description": "技术评分项"},
-    "award": _nullable(AWARD),
+    "award": nullable(AWARD),
     "bids": {"type": "array", "items": BID, "description": "当前用户可见的投标（密封规则见 Bid）"}}})
 
 OCDS_PACKAGE = schema("OcdsReleasePackage", {
@@ -409,24 +319,24 @@ def _engagement_ref(engagement: Engagement | None) -> dict | None:
     if engagement is None:
         return None
     return {"id": engagement.id, "reference": engagement.reference, "name": engagement.name,
-            "state": _labeled(engagement.state)}
+            "state": labeled(engagement.state)}
 
 
 def plan_json(plan: EvaluationPlan, item_count: int | None = None, total: Decimal | None = None) -> dict:
     if item_count is None:
         item_count, total = len(plan.items), plan.total_amount
     return {
-        "id": plan.id, "year": plan.year, "bureau": _bureau_ref(plan.bureau), "status": _labeled(plan.status),
+        "id": plan.id, "year": plan.year, "bureau": bureau_ref(plan.bureau), "status": labeled(plan.status),
         "item_count": item_count, **_money("total_amount", total or Decimal("0")),
-        "note": plan.note, "approved_at": _datetime(plan.approved_at), "created_at": _datetime(plan.created_at),
+        "note": plan.note, "approved_at": datetime_str(plan.approved_at), "created_at": datetime_str(plan.created_at),
     }
 
 
 def plan_item_json(item: PlanItem) -> dict:
     return {
         "id": item.id, "plan_id": item.plan_id, "position": item.position, "name": item.name,
-        "object_type": _labeled(item.object_type), "budget_kind": _labeled(item.budget_kind),
-        "field": _labeled(item.field), "service_kind": _labeled(item.service_kind),
+        "object_type": labeled(item.object_type), "budget_kind": labeled(item.budget_kind),
+        "field": labeled(item.field), "service_kind": labeled(item.service_kind),
         **_money("amount", item.amount),
         "budget_unit": _unit_ref(item.budget_unit), "commissioner_unit": _unit_ref(item.commissioner_unit),
         "commissioner_name": item.commissioner_name, "reason": item.reason,
@@ -454,8 +364,8 @@ def _visible_plan(plan_id: int) -> EvaluationPlan:
 
 
 @operation("/plans", "GET", summary="年度重点绩效评价计划列表（按当前用户可见范围）", tag=TAG_PLANS, response=PLAN_LIST,
-           params=[_query("year", "年度", "integer"), _query("bureau", "编制计划的财政局的行政区划代码"),
-                   _query("status", _choice_description(PlanStatus)), *PAGE_PARAMS],
+           params=[query("year", "年度", "integer"), query("bureau", "编制计划的财政局的行政区划代码"),
+                   query("status", choice_description(PlanStatus)), *PAGE_PARAMS],
            errors=(400, 403, 422))
 def list_plans():
     user = api_user()
@@ -465,16 +375,16 @@ def list_plans():
     year = _int_arg("year")
     if year is not None:
         stmt = stmt.where(EvaluationPlan.year == year)
-    bureau = _bureau_arg()
+    bureau = bureau_arg()
     if bureau is not None:
         stmt = stmt.where(EvaluationPlan.bureau_id == bureau.id)
-    status = _enum_arg("status", PlanStatus)
+    status = enum_arg("status", PlanStatus)
     if status is not None:
         stmt = stmt.where(EvaluationPlan.status == status)
     stmt = (stmt.join(Bureau, Bureau.id == EvaluationPlan.bureau_id)
             .options(selectinload(EvaluationPlan.bureau))
             .order_by(EvaluationPlan.year.desc(), Bureau.path, EvaluationPlan.id))
-    plans, total = _page(stmt, page, per_page)
+    plans, total = paginate(stmt, page, per_page)
     sums: dict[int, tuple[int, Decimal]] = {}
     if plans:
         rows = db.session.execute(
@@ -482,7 +392,7 @@ def list_plans():
             .where(PlanItem.plan_id.in_([p.id for p in plans])).group_by(PlanItem.plan_id))
         sums = {plan_id: (count, Decimal(str(amount or 0))) for plan_id, count, amount in rows}
     items = [plan_json(p, *sums.get(p.id, (0, Decimal("0")))) for p in plans]
-    return _listing(items, total, page, per_page)
+    return listing(items, total, page, per_page)
 
 
 @operation("/plans", "POST", summary="编制（或取得）本局某年度的评价计划", tag=TAG_PLANS, response=PLAN_DETAIL,
@@ -522,7 +432,7 @@ def create_plan_item(plan_id: int):
     permissions.require(user, "plan.edit", plan)
     data = json_body()
     errors: dict[str, str] = {}
-    text = {name: _text(data, name, errors)
+    text = {name: text_field(data, name, errors)
             for name in ("name", "object_type", "budget_kind", "field", "service_kind", "reason")}
     item_input = services.PlanItemInput(
         name=text["name"] or "", object_type=text["object_type"] or "", budget_kind=text["budget_kind"] or "",
@@ -537,7 +447,7 @@ def create_plan_item(plan_id: int):
         values = services.clean_plan_item(plan, item_input)
     except ValidationFailed as exc:
         errors = {**exc.fields, **errors}  # our type errors say more than "请填写…"
-    _raise_if(errors)
+    raise_if(errors)
     item = services.add_plan_item(plan, item_input, user, values=values)
     db.session.commit()
     return jsonify(plan_item_json(item)), 201
@@ -566,9 +476,9 @@ def _firm_ref(firm) -> dict | None:
 def engagement_json(engagement: Engagement) -> dict:
     return {
         "id": engagement.id, "reference": engagement.reference, "name": engagement.name, "year": engagement.year,
-        "bureau": _bureau_ref(engagement.bureau), "state": _labeled(engagement.state),
-        "state_changed_at": _datetime(engagement.state_changed_at),
-        "service_kind": _labeled(engagement.service_kind), "field": _labeled(engagement.field),
+        "bureau": bureau_ref(engagement.bureau), "state": labeled(engagement.state),
+        "state_changed_at": datetime_str(engagement.state_changed_at),
+        "service_kind": labeled(engagement.service_kind), "field": labeled(engagement.field),
         **_money("amount", engagement.amount),
         "budget_unit": _unit_ref(engagement.budget_unit), "commissioner_name": engagement.commissioner_name,
         "firm": _firm_ref(engagement.firm),
@@ -587,16 +497,16 @@ def _actor_json(actor: User | None, viewer: User) -> dict | None:
         organisation = None  # experts belong to no organisation we disclose; the system admin is the platform
     if viewer.role == Role.FIRM_USER:
         # A firm learns which role and which organisation acted, never who (and never which expert).
-        return {"username": None, "display_name": None, "role": _labeled(actor.role), "organisation": organisation}
-    return {"username": actor.username, "display_name": actor.display_name, "role": _labeled(actor.role),
+        return {"username": None, "display_name": None, "role": labeled(actor.role), "organisation": organisation}
+    return {"username": actor.username, "display_name": actor.display_name, "role": labeled(actor.role),
             "organisation": organisation}
 
 
 def _transition_json(row: EngagementTransition, viewer: User) -> dict:
     declared = workflow.TRANSITIONS.get(row.action)
     return {"id": row.id, "action": row.action, "label": declared.label if declared else row.action,
-            "from": _labeled(row.from_state), "to": _labeled(row.to_state), "note": row.note,
-            "actor": _actor_json(row.actor, viewer), "at": _datetime(row.created_at)}
+            "from": labeled(row.from_state), "to": labeled(row.to_state), "note": row.note,
+            "actor": _actor_json(row.actor, viewer), "at": datetime_str(row.created_at)}
 
 
 def _available_actions(engagement: Engagement, user: User) -> list[dict]:
@@ -605,7 +515,7 @@ def _available_actions(engagement: Engagement, user: User) -> list[dict]:
         if t.action in SERVICE_ACTIONS:
             continue
         unmet = [p for p in (workflow.REQUIREMENTS[r](engagement) for r in t.requires) if p]
-        out.append({"action": t.action, "label": t.label, "to": _labeled(t.target), "needs_note": t.needs_note,
+        out.append({"action": t.action, "label": t.label, "to": labeled(t.target), "needs_note": t.needs_note,
                     "unmet": "；".join(unmet) or None})
     return out
 
@@ -614,9 +524,9 @@ def _contract_json(engagement: Engagement) -> dict | None:
     c = engagement.contract
     if c is None:
         return None
-    return {"id": c.id, "firm": _firm_ref(c.firm), **_money("amount", c.amount), "signed_on": _date(c.signed_on),
-            "start_date": _date(c.start_date), "end_date": _date(c.end_date), "plan_due": _date(c.plan_due),
-            "report_due": _date(c.report_due), "deliverables": c.deliverables}
+    return {"id": c.id, "firm": _firm_ref(c.firm), **_money("amount", c.amount), "signed_on": date_str(c.signed_on),
+            "start_date": date_str(c.start_date), "end_date": date_str(c.end_date), "plan_due": date_str(c.plan_due),
+            "report_due": date_str(c.report_due), "deliverables": c.deliverables}
 
 
 def engagement_detail_json(engagement: Engagement, user: User) -> dict:
@@ -625,7 +535,7 @@ def engagement_detail_json(engagement: Engagement, user: User) -> dict:
         "plan_id": engagement.plan_item.plan_id, "plan_item_id": engagement.plan_item_id,
         "commissioner_unit": _unit_ref(engagement.commissioner_unit),
         "contract": _contract_json(engagement),
-        "procurements": [{"id": p.id, "title": p.title, "method": _labeled(p.method), "status": _labeled(p.status)}
+        "procurements": [{"id": p.id, "title": p.title, "method": labeled(p.method), "status": labeled(p.status)}
                          for p in engagement.procurements if permissions.can(user, "procurement.view", p)],
         "timeline": [_transition_json(t, user) for t in engagement.transitions],
         "available_actions": _available_actions(engagement, user),
@@ -641,8 +551,8 @@ def _visible_engagement(engagement_id: int) -> Engagement:
 
 @operation("/engagements", "GET", summary="评价任务列表（财政局按可见范围；第三方机构只看到本机构承担的任务）",
            tag=TAG_ENGAGEMENTS, response=ENGAGEMENT_LIST,
-           params=[_query("year", "年度", "integer"), _query("state", _choice_description(EngagementState)),
-                   _query("bureau", "所属财政局的行政区划代码"), _query("q", "按任务名称或编号模糊查找"), *PAGE_PARAMS],
+           params=[query("year", "年度", "integer"), query("state", choice_description(EngagementState)),
+                   query("bureau", "所属财政局的行政区划代码"), query("q", "按任务名称或编号模糊查找"), *PAGE_PARAMS],
            errors=(400, 403, 422))
 def list_engagements():
     user = api_user()
@@ -652,10 +562,10 @@ def list_engagements():
     year = _int_arg("year")
     if year is not None:
         stmt = stmt.where(Engagement.year == year)
-    state = _enum_arg("state", EngagementState)
+    state = enum_arg("state", EngagementState)
     if state is not None:
         stmt = stmt.where(Engagement.state == state)
-    bureau = _bureau_arg()
+    bureau = bureau_arg()
     if bureau is not None:
         stmt = stmt.where(Engagement.bureau_id == bureau.id)
     q = request.args.get("q", "").strip()
@@ -666,8 +576,8 @@ def list_engagements():
                         selectinload(Engagement.contract), selectinload(Engagement.budget_unit),
                         selectinload(Engagement.commissioner_unit)
                         ).order_by(Engagement.year.desc(), Engagement.reference, Engagement.id)
-    engagements, total = _page(stmt, page, per_page)
-    return _listing([engagement_json(e) for e in engagements], total, page, per_page)
+    engagements, total = paginate(stmt, page, per_page)
+    return listing([engagement_json(e) for e in engagements], total, page, per_page)
 
 
 @operation("/engagements/<int:engagement_id>", "GET", summary="评价任务详情：时间线、合同、逾期情况、可执行的操作",
@@ -684,11 +594,11 @@ def create_transition(engagement_id: int):
     engagement = _visible_engagement(engagement_id)
     data = json_body()
     errors: dict[str, str] = {}
-    action = _text(data, "action", errors)
-    note = _text(data, "note", errors)
+    action = text_field(data, "action", errors)
+    note = text_field(data, "note", errors)
     if not (action or "").strip() and "action" not in errors:
         errors["action"] = "请填写 action（见 available_actions）"
-    _raise_if(errors)
+    raise_if(errors)
     action = action.strip()
     if action in SERVICE_ACTIONS:
         raise Conflict(f"“{workflow.TRANSITIONS[action].label}”由“{SERVICE_ACTIONS[action]}”办理时自动完成，"
@@ -705,16 +615,16 @@ def bid_json(bid: Bid) -> dict:
     stored = bid.technical_file
     return {
         "id": bid.id, "procurement_id": bid.procurement_id, "firm": _firm_ref(bid.firm),
-        **_money("price", bid.price), "status": _labeled(bid.status),
-        "submitted_at": _datetime(bid.submitted_at), "updated_at": _datetime(bid.updated_at),
-        "withdrawn_at": _datetime(bid.withdrawn_at), "invalid_reason": bid.invalid_reason,
+        **_money("price", bid.price), "status": labeled(bid.status),
+        "submitted_at": datetime_str(bid.submitted_at), "updated_at": datetime_str(bid.updated_at),
+        "withdrawn_at": datetime_str(bid.withdrawn_at), "invalid_reason": bid.invalid_reason,
         # The low-bid line is computed from every bid's price: before opening it would unseal them.
         "needs_justification": services.needs_justification(bid) if procurement.opened_at is not None else None,
         "low_price_explanation": bid.low_price_explanation,
-        "justification_decision": _labeled(bid.justification_decision),
+        "justification_decision": labeled(bid.justification_decision),
         "technical_file": {"id": stored.id, "name": stored.original_name, "kind": stored.kind, "size": stored.size,
                            "sha256": stored.sha256} if stored is not None else None,
-        "team": [{"staff_id": m.staff_id, "name": m.staff.name, "role": _labeled(m.staff.role), "is_lead": m.is_lead}
+        "team": [{"staff_id": m.staff_id, "name": m.staff.name, "role": labeled(m.staff.role), "is_lead": m.is_lead}
                  for m in sorted(bid.team, key=lambda m: (not m.is_lead, m.staff_id))],
     }
 
@@ -733,19 +643,19 @@ def procurement_json(procurement: Procurement) -> dict:
     return {
         "id": procurement.id, "title": procurement.title, "description": procurement.description,
         "engagement": {"id": engagement.id, "reference": engagement.reference, "name": engagement.name,
-                       "year": engagement.year, "field": _labeled(engagement.field)},
-        "bureau": _bureau_ref(procurement.bureau), "method": _labeled(procurement.method),
-        "status": _labeled(procurement.status), **_money("ceiling_price", procurement.ceiling_price),
-        "price_weight": _number(procurement.price_weight), "low_bid_ratio": _number(procurement.low_bid_ratio),
-        "bid_deadline": _datetime(procurement.bid_deadline), "opened_at": _datetime(procurement.opened_at),
+                       "year": engagement.year, "field": labeled(engagement.field)},
+        "bureau": bureau_ref(procurement.bureau), "method": labeled(procurement.method),
+        "status": labeled(procurement.status), **_money("ceiling_price", procurement.ceiling_price),
+        "price_weight": number(procurement.price_weight), "low_bid_ratio": number(procurement.low_bid_ratio),
+        "bid_deadline": datetime_str(procurement.bid_deadline), "opened_at": datetime_str(procurement.opened_at),
         "failure_reason": procurement.failure_reason, "rerun_reason": procurement.rerun_reason,
         "justification": procurement.justification, "single_source_firm": _firm_ref(procurement.single_source_firm),
-        "previous_id": procurement.previous_id, "created_at": _datetime(procurement.created_at),
-        "rubric": [{"id": r.id, "position": r.position, "name": r.name, "max_points": _number(r.max_points)}
+        "previous_id": procurement.previous_id, "created_at": datetime_str(procurement.created_at),
+        "rubric": [{"id": r.id, "position": r.position, "name": r.name, "max_points": number(r.max_points)}
                    for r in procurement.rubric],
         "award": {"id": award.id, "firm": _firm_ref(award.firm), **_money("amount", award.amount),
-                  "score": _number(award.score), "reasons": award.reasons, "notice": award.notice,
-                  "awarded_at": _datetime(award.awarded_at)} if award is not None else None,
+                  "score": number(award.score), "reasons": award.reasons, "notice": award.notice,
+                  "awarded_at": datetime_str(award.awarded_at)} if award is not None else None,
         "bids": [bid_json(b) for b in bids],
     }
 
@@ -769,8 +679,8 @@ def get_procurement(procurement_id: int):
 def list_bids(procurement_id: int):
     procurement = _visible_procurement(procurement_id)
     page, per_page = page_args()
-    bids, total = _page(_visible_bids_stmt(procurement), page, per_page)
-    return _listing([bid_json(b) for b in bids], total, page, per_page)
+    bids, total = paginate(_visible_bids_stmt(procurement), page, per_page)
+    return listing([bid_json(b) for b in bids], total, page, per_page)
 
 
 # --- OCDS ------------------------------------------------------------------------------------------

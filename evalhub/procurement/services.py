@@ -562,6 +562,7 @@ def _fail_if_too_few(procurement: Procurement, actor: User) -> bool:
 
 
 def fail_procurement(procurement: Procurement, actor: User, reason: str) -> None:
+    permissions.require(actor, "procurement.manage", procurement.engagement)
     if procurement.status in (ProcurementStatus.AWARDED, ProcurementStatus.FAILED, ProcurementStatus.CANCELLED):
         raise Conflict(f"该采购当前状态为“{procurement.status.label}”。")
     procurement.status = ProcurementStatus.FAILED

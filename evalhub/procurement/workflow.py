@@ -123,6 +123,15 @@ def perform(engagement: Engagement, action: str, actor: User | None, *, note: st
         if problem:
             raise Conflict(f"不能执行“{transition.label}”：{problem}。")
     old = engagement.state
+    if action == "cancel":
+        # A cancelled engagement takes its unfinished procurement with it (out of the marketplace).
+        from evalhub.procurement.models import ProcurementStatus
+
+        for procurement in engagement.procurements:
+            if procurement.status in (ProcurementStatus.OPEN, ProcurementStatus.EVALUATING,
+                                      ProcurementStatus.PENDING_APPROVAL):
+                procurement.status = ProcurementStatus.CANCELLED
+                procurement.failure_reason = f"评价任务终止：{note}"
     engagement.state = transition.target
     engagement.state_changed_at = utcnow()
     row = EngagementTransition(engagement_id=engagement.id, action=action, from_state=old,

@@ -6,7 +6,7 @@ Rows are always narrowed with ``permissions.scope`` and single records checked w
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,8 +15,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from evalhub.api import api_user, json_body, list_schema, operation, page_args, schema
+from evalhub.api.common import (
+    BUREAU_REF, NULLABLE_DATE, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, bureau_arg, bureau_ref,
+    choice_description, date_str, datetime_str, enum_arg, labeled, labeled_schema, listing, paginate, query, raise_if,
+    text_field,
+)
 from evalhub.core import permissions
-from evalhub.core.enums import Field, LabeledEnum, Role
+from evalhub.core.enums import Field, Role
 from evalhub.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from evalhub.core.models import Bureau, User
 from evalhub.extensions import db
@@ -42,29 +47,6 @@ TAG_EXPERTS = "专家库"
 
 # --- serialisation helpers -------------------------------------------------------------------------
 
-def _labeled(value: LabeledEnum | None) -> dict | None:
-    return {"value": value.value, "label": value.label} if value is not None else None
-
-
-def _date(value: date | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _datetime(value: datetime | None) -> str | None:
-    """Stored naive UTC → ISO 8601 with an explicit UTC offset."""
-    return value.replace(tzinfo=timezone.utc).isoformat() if value is not None else None
-
-
-def _bureau_ref(bureau: Bureau) -> dict:
-    return {"id": bureau.id, "code": bureau.code, "name": bureau.name, "short_name": bureau.short_name}
-
-
-def _page(stmt: sa.Select, page: int, per_page: int) -> tuple[list, int]:
-    total = db.session.execute(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())).scalar_one()
-    rows = db.session.execute(stmt.limit(per_page).offset((page - 1) * per_page)).scalars().all()
-    return list(rows), total
-
-
 def _fields_by_owner(table: sa.Table, key: str, ids: list[int]) -> dict[int, list[Field]]:
     """Fields for a page of firms or experts in one query (instead of one per row)."""
     out: dict[int, list[Field]] = {i: [] for i in ids}
@@ -77,14 +59,6 @@ def _fields_by_owner(table: sa.Table, key: str, ids: list[int]) -> dict[int, lis
 
 
 # --- request parsing helpers -----------------------------------------------------------------------
-
-def _text(data: dict, name: str, errors: dict[str, str]) -> str | None:
-    value = data.get(name)
-    if value is None or isinstance(value, str):
-        return value
-    errors[name] = "必须是字符串"
-    return None
-
 
 def _iso_date(data: dict, name: str, errors: dict[str, str]) -> date | None:
     value = data.get(name)
@@ -117,27 +91,6 @@ def _integer(data: dict, name: str, errors: dict[str, str]) -> Any:
     return value
 
 
-def _enum_arg(name: str, enum_cls: type[LabeledEnum]) -> LabeledEnum | None:
-    raw = request.args.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        return enum_cls.from_label(raw)
-    except ValueError:
-        allowed = "、".join(f"{m.value}（{m.label}）" for m in enum_cls)
-        raise ValidationFailed(f"参数 {name} 无效：{raw}。", {name: f"可选值：{allowed}"})
-
-
-def _bureau_arg() -> Bureau | None:
-    code = request.args.get("bureau", "").strip()
-    if not code:
-        return None
-    bureau = db.session.execute(sa.select(Bureau).where(Bureau.code == code)).scalar_one_or_none()
-    if bureau is None:
-        raise ValidationFailed(f"参数 bureau 无效：{code}。", {"bureau": "没有这个区划代码的财政局"})
-    return bureau
-
-
 def _own_bureau_for_create(user: User, action: str) -> Bureau:
     """Records are entered into the token user's own bureau's library; users without one cannot."""
     if user.bureau is None:
@@ -157,35 +110,14 @@ def _commit() -> None:
 
 # --- schemas ---------------------------------------------------------------------------------------
 
-def _labeled_schema(enum_cls: type[LabeledEnum], name: str | None = None) -> dict:
-    return schema(name or enum_cls.__name__, {
-        "type": "object", "required": ["value", "label"],
-        "description": "；".join(f"{m.value} = {m.label}" for m in enum_cls),
-        "properties": {"value": {"type": "string", "enum": [m.value for m in enum_cls]},
-                       "label": {"type": "string", "enum": [m.label for m in enum_cls]}}})
-
-
-def _choice_description(enum_cls: type[LabeledEnum]) -> str:
-    return "值或中文名称：" + "、".join(f"{m.value}（{m.label}）" for m in enum_cls)
-
-
-STRING = {"type": "string"}
-NULLABLE_STRING = {"type": "string", "nullable": True}
-NULLABLE_DATE = {"type": "string", "format": "date", "nullable": True}
-NULLABLE_DATETIME = {"type": "string", "format": "date-time", "nullable": True}
-
-LEGAL_FORM = _labeled_schema(LegalForm)
-FIRM_KIND = _labeled_schema(FirmKind)
-FIRM_STATUS = _labeled_schema(FirmStatus)
-FIELD = _labeled_schema(Field)
-EXPERT_STATUS = _labeled_schema(ExpertStatus)
-TITLE = _labeled_schema(ProfessionalTitle)
-DEGREE = _labeled_schema(Degree)
-TIE_KIND = _labeled_schema(TieKind)
-
-BUREAU_REF = schema("BureauRef", {"type": "object", "required": ["id", "code", "name"], "properties": {
-    "id": {"type": "integer"}, "code": {"type": "string", "description": "行政区划代码"},
-    "name": STRING, "short_name": STRING}})
+LEGAL_FORM = labeled_schema(LegalForm)
+FIRM_KIND = labeled_schema(FirmKind)
+FIRM_STATUS = labeled_schema(FirmStatus)
+FIELD = labeled_schema(Field)
+EXPERT_STATUS = labeled_schema(ExpertStatus)
+TITLE = labeled_schema(ProfessionalTitle)
+DEGREE = labeled_schema(Degree)
+TIE_KIND = labeled_schema(TieKind)
 
 FIRM = schema("Firm", {"type": "object", "required": ["id", "name", "uscc", "legal_form", "kind", "status", "bureau", "fields"],
                        "properties": {
@@ -216,12 +148,12 @@ FIRM_INPUT = schema("FirmInput", {"type": "object", "required": [
     "name", "uscc", "legal_form", "kind", "address", "legal_representative", "contact_name", "contact_phone", "fields"],
     "properties": {
     "name": STRING, "uscc": {"type": "string", "description": "18 位统一社会信用代码（GB 32100）"},
-    "legal_form": {"type": "string", "description": _choice_description(LegalForm)},
-    "kind": {"type": "string", "description": _choice_description(FirmKind)},
+    "legal_form": {"type": "string", "description": choice_description(LegalForm)},
+    "kind": {"type": "string", "description": choice_description(FirmKind)},
     "address": STRING, "legal_representative": STRING, "contact_name": STRING, "contact_phone": STRING,
     "contact_email": NULLABLE_STRING, "founded_on": NULLABLE_DATE, "description": NULLABLE_STRING,
     "declares_no_major_violation": {"type": "boolean"},
-    "fields": {"type": "array", "minItems": 1, "items": {"type": "string", "description": _choice_description(Field)}}}})
+    "fields": {"type": "array", "minItems": 1, "items": {"type": "string", "description": choice_description(Field)}}}})
 
 STATUS_ACTIONS = list(services.FIRM_STATUS_ACTIONS)
 FIRM_STATUS_REQUEST = schema("FirmStatusRequest", {"type": "object", "required": ["action"], "properties": {
@@ -256,21 +188,14 @@ EXPERT_INPUT = schema("ExpertInput", {"type": "object", "required": [
     "name", "id_number", "employer", "title", "degree", "years_in_field", "birth_year", "fields"], "properties": {
     "name": STRING, "id_number": {"type": "string", "description": "18 位居民身份证号码（只加密保存，响应中仅返回脱敏形式）"},
     "employer": STRING,
-    "title": {"type": "string", "description": _choice_description(ProfessionalTitle)},
-    "degree": {"type": "string", "description": _choice_description(Degree)},
+    "title": {"type": "string", "description": choice_description(ProfessionalTitle)},
+    "degree": {"type": "string", "description": choice_description(Degree)},
     "years_in_field": {"type": "integer"}, "birth_year": {"type": "integer"},
     "phone": NULLABLE_STRING, "email": NULLABLE_STRING,
-    "fields": {"type": "array", "minItems": 1, "items": {"type": "string", "description": _choice_description(Field)}}}})
+    "fields": {"type": "array", "minItems": 1, "items": {"type": "string", "description": choice_description(Field)}}}})
 
 FIRM_LIST = schema("FirmList", list_schema(FIRM))
 EXPERT_LIST = schema("ExpertList", list_schema(EXPERT))
-
-
-def _query(name: str, description: str, type_: str = "string") -> dict:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": {"type": type_}}
-
-
-PAGE_PARAMS = [_query("page", "页码，从 1 开始", "integer"), _query("per_page", "每页条数（1–200，默认 20）", "integer")]
 
 
 # --- firms -----------------------------------------------------------------------------------------
@@ -278,12 +203,12 @@ PAGE_PARAMS = [_query("page", "页码，从 1 开始", "integer"), _query("per_p
 def firm_json(firm: Firm, fields: list[Field] | None = None) -> dict:
     return {
         "id": firm.id, "name": firm.name, "uscc": firm.uscc,
-        "legal_form": _labeled(firm.legal_form), "kind": _labeled(firm.kind), "status": _labeled(firm.status),
-        "bureau": _bureau_ref(firm.bureau),
-        "fields": [_labeled(f) for f in (firm.fields if fields is None else fields)],
+        "legal_form": labeled(firm.legal_form), "kind": labeled(firm.kind), "status": labeled(firm.status),
+        "bureau": bureau_ref(firm.bureau),
+        "fields": [labeled(f) for f in (firm.fields if fields is None else fields)],
         "address": firm.address, "legal_representative": firm.legal_representative,
         "contact_name": firm.contact_name, "contact_phone": firm.contact_phone, "contact_email": firm.contact_email,
-        "applied_at": _datetime(firm.applied_at), "admitted_at": _datetime(firm.admitted_at),
+        "applied_at": datetime_str(firm.applied_at), "admitted_at": datetime_str(firm.admitted_at),
     }
 
 
@@ -294,16 +219,17 @@ def firm_detail_json(firm: Firm, user: User) -> dict:
     show_actor = user.role != Role.FIRM_USER
     return {
         **firm_json(firm),
-        "founded_on": _date(firm.founded_on), "description": firm.description,
+        "founded_on": date_str(firm.founded_on), "description": firm.description,
         "declares_no_major_violation": firm.declares_no_major_violation,
-        "status_reason": firm.status_reason, "status_since": _datetime(firm.status_since),
-        "status_until": _date(firm.status_until),
+        "status_reason": firm.status_reason, "status_since": datetime_str(firm.status_since),
+        "status_until": date_str(firm.status_until),
         "staff_count": staff_count,
         "status_history": [{
-            "id": c.id, "from_status": _labeled(c.from_status), "to_status": _labeled(c.to_status),
-            "reason": c.reason, "effective_from": _date(c.effective_from), "effective_until": _date(c.effective_until),
+            "id": c.id, "from_status": labeled(c.from_status), "to_status": labeled(c.to_status),
+            "reason": c.reason, "effective_from": date_str(c.effective_from),
+            "effective_until": date_str(c.effective_until),
             "actor": (c.actor.display_name if c.actor else None) if show_actor else None,
-            "created_at": _datetime(c.created_at),
+            "created_at": datetime_str(c.created_at),
         } for c in firm.status_history],
         "available_actions": [a.name for a in services.available_status_actions(firm, user)],
     }
@@ -317,10 +243,10 @@ def _visible_firm(firm_id: int) -> Firm:
 
 
 @operation("/firms", "GET", summary="第三方机构库列表（按当前用户可见范围）", tag=TAG_FIRMS, response=FIRM_LIST,
-           params=[_query("status", _choice_description(FirmStatus)),
-                   _query("q", "按机构名称或统一社会信用代码模糊查找"),
-                   _query("bureau", "所属财政局的行政区划代码"),
-                   _query("field", _choice_description(Field)),
+           params=[query("status", choice_description(FirmStatus)),
+                   query("q", "按机构名称或统一社会信用代码模糊查找"),
+                   query("bureau", "所属财政局的行政区划代码"),
+                   query("field", choice_description(Field)),
                    *PAGE_PARAMS],
            errors=(400, 403, 422))
 def list_firms():
@@ -328,23 +254,22 @@ def list_firms():
     permissions.require(user, "firm.list")
     page, per_page = page_args()
     stmt = permissions.scope(user, sa.select(Firm), Firm)
-    status = _enum_arg("status", FirmStatus)
+    status = enum_arg("status", FirmStatus)
     if status is not None:
         stmt = stmt.where(Firm.status == status)
-    bureau = _bureau_arg()
+    bureau = bureau_arg()
     if bureau is not None:
         stmt = stmt.where(Firm.bureau_id == bureau.id)
-    field = _enum_arg("field", Field)
+    field = enum_arg("field", Field)
     if field is not None:
         stmt = stmt.where(Firm.id.in_(sa.select(firm_field.c.firm_id).where(firm_field.c.field == field)))
     q = request.args.get("q", "").strip()
     if q:
         stmt = stmt.where(sa.or_(Firm.name.icontains(q, autoescape=True), Firm.uscc.icontains(q, autoescape=True)))
     stmt = stmt.options(selectinload(Firm.bureau)).order_by(Firm.name, Firm.id)
-    firms, total = _page(stmt, page, per_page)
+    firms, total = paginate(stmt, page, per_page)
     fields = _fields_by_owner(firm_field, "firm_id", [f.id for f in firms])
-    return jsonify({"items": [firm_json(f, fields[f.id]) for f in firms], "total": total,
-                    "page": page, "per_page": per_page})
+    return listing([firm_json(f, fields[f.id]) for f in firms], total, page, per_page)
 
 
 @operation("/firms", "POST", summary="录入第三方机构（进入本局机构库，状态为待审核）", tag=TAG_FIRMS,
@@ -354,7 +279,7 @@ def create_firm():
     bureau = _own_bureau_for_create(user, "firm.create")
     data = json_body()
     errors: dict[str, str] = {}
-    text = {name: _text(data, name, errors) for name in (
+    text = {name: text_field(data, name, errors) for name in (
         "name", "uscc", "legal_form", "kind", "address", "legal_representative", "contact_name", "contact_phone",
         "contact_email", "description")}
     declaration = data.get("declares_no_major_violation", False)
@@ -373,8 +298,7 @@ def create_firm():
         clean = services.clean_firm(firm_input)
     except ValidationFailed as exc:
         errors = {**exc.fields, **errors}  # our type errors say more than "请填写…"
-    if errors:
-        raise ValidationFailed("；".join(errors.values()) + "。", errors)
+    raise_if(errors)
     firm = services.create_firm(firm_input, bureau, user, via="staff", clean=clean)
     _commit()
     return jsonify(firm_detail_json(firm, user)), 201
@@ -393,14 +317,13 @@ def change_firm_status(firm_id: int):
     firm = _visible_firm(firm_id)
     data = json_body()
     errors: dict[str, str] = {}
-    action = _text(data, "action", errors)
-    reason = _text(data, "reason", errors)
+    action = text_field(data, "action", errors)
+    reason = text_field(data, "reason", errors)
     effective_from = _iso_date(data, "effective_from", errors)
     effective_until = _iso_date(data, "effective_until", errors)
     if not action and "action" not in errors:
         errors["action"] = "可选值：" + "、".join(STATUS_ACTIONS)
-    if errors:
-        raise ValidationFailed("；".join(errors.values()) + "。", errors)
+    raise_if(errors)
     services.change_firm_status(firm, action.strip(), user, reason=reason, effective_from=effective_from,
                                 effective_until=effective_until)
     db.session.commit()
@@ -413,12 +336,12 @@ def expert_json(expert: Expert, fields: list[Field] | None = None) -> dict:
     # Never the encrypted number or its digest: only the masked form leaves the server.
     return {
         "id": expert.id, "name": expert.name, "id_number_masked": expert.id_number_masked,
-        "employer": expert.employer, "title": _labeled(expert.title), "degree": _labeled(expert.degree),
+        "employer": expert.employer, "title": labeled(expert.title), "degree": labeled(expert.degree),
         "years_in_field": expert.years_in_field, "birth_year": expert.birth_year,
-        "phone": expert.phone, "email": expert.email, "status": _labeled(expert.status),
-        "available": expert.available, "unavailable_until": _date(expert.unavailable_until),
-        "bureau": _bureau_ref(expert.bureau),
-        "fields": [_labeled(f) for f in (expert.fields if fields is None else fields)],
+        "phone": expert.phone, "email": expert.email, "status": labeled(expert.status),
+        "available": expert.available, "unavailable_until": date_str(expert.unavailable_until),
+        "bureau": bureau_ref(expert.bureau),
+        "fields": [labeled(f) for f in (expert.fields if fields is None else fields)],
     }
 
 
@@ -428,17 +351,17 @@ def expert_detail_json(expert: Expert) -> dict:
         **expert_json(expert),
         "status_reason": expert.status_reason, "availability_note": expert.availability_note,
         "eligible": not reasons, "eligibility_reasons": reasons,
-        "ties": [{"id": t.id, "kind": _labeled(t.kind), "counterpart_name": t.counterpart_name,
-                  "start_date": _date(t.start_date), "end_date": _date(t.end_date), "note": t.note}
+        "ties": [{"id": t.id, "kind": labeled(t.kind), "counterpart_name": t.counterpart_name,
+                  "start_date": date_str(t.start_date), "end_date": date_str(t.end_date), "note": t.note}
                  for t in sorted(expert.ties, key=lambda t: (t.start_date, t.id))],
     }
 
 
 @operation("/experts", "GET", summary="专家库列表（按当前用户可见范围）", tag=TAG_EXPERTS, response=EXPERT_LIST,
-           params=[_query("status", _choice_description(ExpertStatus)),
-                   _query("q", "按姓名或工作单位模糊查找"),
-                   _query("bureau", "所属财政局的行政区划代码"),
-                   _query("field", _choice_description(Field)),
+           params=[query("status", choice_description(ExpertStatus)),
+                   query("q", "按姓名或工作单位模糊查找"),
+                   query("bureau", "所属财政局的行政区划代码"),
+                   query("field", choice_description(Field)),
                    *PAGE_PARAMS],
            errors=(400, 403, 422))
 def list_experts():
@@ -446,13 +369,13 @@ def list_experts():
     permissions.require(user, "expert.list")
     page, per_page = page_args()
     stmt = permissions.scope(user, sa.select(Expert), Expert)
-    status = _enum_arg("status", ExpertStatus)
+    status = enum_arg("status", ExpertStatus)
     if status is not None:
         stmt = stmt.where(Expert.status == status)
-    bureau = _bureau_arg()
+    bureau = bureau_arg()
     if bureau is not None:
         stmt = stmt.where(Expert.bureau_id == bureau.id)
-    field = _enum_arg("field", Field)
+    field = enum_arg("field", Field)
     if field is not None:
         stmt = stmt.where(Expert.id.in_(sa.select(expert_field.c.expert_id).where(expert_field.c.field == field)))
     q = request.args.get("q", "").strip()
@@ -460,10 +383,9 @@ def list_experts():
         stmt = stmt.where(sa.or_(Expert.name.icontains(q, autoescape=True),
                                  Expert.employer.icontains(q, autoescape=True)))
     stmt = stmt.options(selectinload(Expert.bureau)).order_by(Expert.name, Expert.id)
-    experts, total = _page(stmt, page, per_page)
+    experts, total = paginate(stmt, page, per_page)
     fields = _fields_by_owner(expert_field, "expert_id", [e.id for e in experts])
-    return jsonify({"items": [expert_json(e, fields[e.id]) for e in experts], "total": total,
-                    "page": page, "per_page": per_page})
+    return listing([expert_json(e, fields[e.id]) for e in experts], total, page, per_page)
 
 
 @operation("/experts", "POST", summary="录入专家（进入本局专家库）", tag=TAG_EXPERTS, response=EXPERT_DETAIL,
@@ -473,7 +395,7 @@ def create_expert():
     bureau = _own_bureau_for_create(user, "expert.create")
     data = json_body()
     errors: dict[str, str] = {}
-    text = {name: _text(data, name, errors) for name in ("name", "id_number", "employer", "title", "degree", "phone", "email")}
+    text = {name: text_field(data, name, errors) for name in ("name", "id_number", "employer", "title", "degree", "phone", "email")}
     expert_input = services.ExpertInput(
         name=text["name"] or "", id_number=text["id_number"] or "", employer=text["employer"] or "",
         title=text["title"] or "", degree=text["degree"] or "",
@@ -484,8 +406,7 @@ def create_expert():
         clean = services.clean_expert(expert_input)
     except ValidationFailed as exc:
         errors = {**exc.fields, **errors}
-    if errors:
-        raise ValidationFailed("；".join(errors.values()) + "。", errors)
+    raise_if(errors)
     expert = services.create_expert(expert_input, bureau, user, clean=clean)
     _commit()
     return jsonify(expert_detail_json(expert)), 201

@@ -13,8 +13,6 @@ Same rules as the registry and procurement APIs: records are found through ``per
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,10 +20,14 @@ from flask import jsonify, request
 from sqlalchemy.orm import selectinload
 
 from evalhub.api import api_user, json_body, list_schema, operation, page_args, schema
+from evalhub.api.common import (
+    INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, bureau_arg, datetime_str, enum_arg, labeled,
+    labeled_definition, labeled_schema, listing, nullable, number, paginate, query, raise_if,
+)
 from evalhub.core import permissions
-from evalhub.core.enums import LabeledEnum, Role
+from evalhub.core.enums import Role
 from evalhub.core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
-from evalhub.core.models import Bureau, StoredFile, User
+from evalhub.core.models import StoredFile, User
 from evalhub.extensions import db
 from evalhub.procurement.models import Engagement, EngagementState, ObjectType, PlanItem
 from evalhub.registry.models import Firm
@@ -53,34 +55,6 @@ BUREAU_SIDE = (Role.SYSTEM_ADMIN, Role.BUREAU_ADMIN, Role.BUREAU_STAFF)
 
 # --- serialisation helpers -------------------------------------------------------------------------
 
-def _labeled(value: LabeledEnum | None) -> dict | None:
-    return {"value": value.value, "label": value.label} if value is not None else None
-
-
-def _datetime(value: datetime | None) -> str | None:
-    """Stored naive UTC → ISO 8601 with an explicit UTC offset."""
-    return value.replace(tzinfo=timezone.utc).isoformat() if value is not None else None
-
-
-def _number(value: Decimal | None) -> float | None:
-    return float(value) if value is not None else None
-
-
-def _page(stmt: sa.Select, page: int, per_page: int) -> tuple[list, int]:
-    total = db.session.execute(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())).scalar_one()
-    rows = db.session.execute(stmt.limit(per_page).offset((page - 1) * per_page)).scalars().all()
-    return list(rows), total
-
-
-def _listing(items: list[dict], total: int, page: int, per_page: int):
-    return jsonify({"items": items, "total": total, "page": page, "per_page": per_page})
-
-
-def _raise_if(errors: dict[str, str]) -> None:
-    if errors:
-        raise ValidationFailed("；".join(errors.values()) + "。", errors)
-
-
 def _engagement_ref(engagement: Engagement) -> dict:
     return {"id": engagement.id, "reference": engagement.reference, "name": engagement.name}
 
@@ -91,40 +65,18 @@ def _expert_label(index: int) -> str:
 
 # --- schemas ---------------------------------------------------------------------------------------
 
-def _labeled_schema(enum_cls: type[LabeledEnum], name: str | None = None) -> dict:
-    definition = {
-        "type": "object", "required": ["value", "label"],
-        "description": "；".join(f"{m.value} = {m.label}" for m in enum_cls),
-        "properties": {"value": {"type": "string", "enum": [m.value for m in enum_cls]},
-                       "label": {"type": "string", "enum": [m.label for m in enum_cls]}}}
-    return schema(name, definition) if name else definition
-
-
-def _nullable(ref: dict) -> dict:
-    return {"allOf": [ref], "nullable": True}
-
-
-def _query(name: str, description: str, type_: str = "string") -> dict:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": {"type": type_}}
-
-
-STRING = {"type": "string"}
-INTEGER = {"type": "integer"}
 NUMBER = {"type": "number"}
 BOOLEAN = {"type": "boolean"}
-NULLABLE_STRING = {"type": "string", "nullable": True}
 NULLABLE_NUMBER = {"type": "number", "nullable": True}
 NULLABLE_BOOLEAN = {"type": "boolean", "nullable": True}
 DATETIME = {"type": "string", "format": "date-time"}
-NULLABLE_DATETIME = {"type": "string", "format": "date-time", "nullable": True}
-PAGE_PARAMS = [_query("page", "页码，从 1 开始", "integer"), _query("per_page", "每页条数（1–200，默认 20）", "integer")]
 
-SUBMISSION_KIND = _labeled_schema(SubmissionKind, "SubmissionKind")
-GRADE = _labeled_schema(Grade, "Grade")
-INDICATOR_CATEGORY = _labeled_schema(IndicatorCategory, "IndicatorCategory")
-INVITATION_STATUS = _labeled_schema(InvitationStatus, "InvitationStatus")
-REVIEW_STATUS = _labeled_schema(ReviewStatus, "ReviewStatus")
-PANEL_STATUS = _labeled_schema(PanelStatus, "PanelStatus")
+SUBMISSION_KIND = labeled_schema(SubmissionKind)
+GRADE = labeled_schema(Grade)
+INDICATOR_CATEGORY = labeled_schema(IndicatorCategory)
+INVITATION_STATUS = labeled_schema(InvitationStatus)
+REVIEW_STATUS = labeled_schema(ReviewStatus)
+PANEL_STATUS = labeled_schema(PanelStatus)
 
 REVIEW_ENGAGEMENT_REF = schema("ReviewEngagementRef", {"type": "object", "required": ["id", "reference", "name"],
                                                        "properties": {
@@ -154,11 +106,11 @@ SUBMISSION = schema("Submission", {"type": "object", "required": ["id", "kind", 
     "version": {"type": "integer", "description": "同一任务同类文件的第几版"},
     "file": SUBMISSION_FILE, "note": NULLABLE_STRING,
     "concluded_total": {"type": "number", "nullable": True, "description": "报告结论总分（仅评价报告）"},
-    "concluded_grade": _nullable(GRADE),
+    "concluded_grade": nullable(GRADE),
     "indicators": {"type": "array", "items": REPORT_INDICATOR, "description": "报告的指标评分表（仅评价报告）"},
     "machine_checks": {"type": "array", "items": MACHINE_CHECK, "description": "机器核对结果（仅评价报告；实施方案为空）"},
     "submitted_at": NULLABLE_DATETIME,
-    "panel": _nullable(PANEL_SUMMARY)}})
+    "panel": nullable(PANEL_SUMMARY)}})
 
 SUBMISSION_UPLOAD = schema("SubmissionUpload", {"type": "object", "required": ["kind", "file"], "properties": {
     "kind": {"type": "string", "enum": ["work_plan", "report", "实施方案", "评价报告"],
@@ -182,7 +134,7 @@ REVIEW_LIST_ITEM = schema("ReviewListItem", {"type": "object", "required": ["inv
     "engagement": REVIEW_ENGAGEMENT_REF, "kind": SUBMISSION_KIND,
     "round": INTEGER, "version": INTEGER, "panel_status": PANEL_STATUS,
     "due": {"type": "string", "format": "date-time", "description": "评审截止时间"},
-    "status": _nullable(REVIEW_STATUS), "total": NULLABLE_NUMBER, "submitted_at": NULLABLE_DATETIME}})
+    "status": nullable(REVIEW_STATUS), "total": NULLABLE_NUMBER, "submitted_at": NULLABLE_DATETIME}})
 REVIEW_LIST = schema("ReviewList", list_schema(REVIEW_LIST_ITEM))
 
 REVIEW_ITEM = schema("ReviewRubricItem", {"type": "object", "required": ["id", "name", "max_points"], "properties": {
@@ -243,7 +195,7 @@ PUBLIC_REPORT = schema("PublicReport", {"type": "object", "required": ["id", "ye
     "reference": STRING, "name": {"type": "string", "description": "评价对象（任务）名称"},
     "year": INTEGER,
     "bureau": {"type": "object", "properties": {"code": STRING, "name": STRING, "short_name": STRING}},
-    "object_type": _labeled_schema(ObjectType),
+    "object_type": labeled_definition(ObjectType),
     "firm": {"type": "object", "nullable": True, "properties": {"name": STRING}},
     "published_at": DATETIME,
     "download_url": {"type": "string", "description": "脱密报告下载地址（无需登录）"}}})
@@ -260,17 +212,17 @@ def _file_json(stored: StoredFile) -> dict:
 def submission_json(submission: Submission, *, with_panel: bool = True) -> dict:
     out = {
         "id": submission.id, "engagement": _engagement_ref(submission.engagement),
-        "kind": _labeled(submission.kind), "version": submission.version, "file": _file_json(submission.file),
-        "note": submission.note, "concluded_total": _number(submission.concluded_total),
-        "concluded_grade": _labeled(submission.concluded_grade),
-        "indicators": [{"position": i.position, "category": _labeled(i.category), "name": i.name,
-                        "weight": _number(i.weight), "score": _number(i.score)} for i in submission.indicators],
+        "kind": labeled(submission.kind), "version": submission.version, "file": _file_json(submission.file),
+        "note": submission.note, "concluded_total": number(submission.concluded_total),
+        "concluded_grade": labeled(submission.concluded_grade),
+        "indicators": [{"position": i.position, "category": labeled(i.category), "name": i.name,
+                        "weight": number(i.weight), "score": number(i.score)} for i in submission.indicators],
         "machine_checks": list(submission.machine_checks or []),
-        "submitted_at": _datetime(submission.submitted_at),
+        "submitted_at": datetime_str(submission.submitted_at),
     }
     if with_panel:
         panel = submission.panel
-        out["panel"] = ({"round": panel.round, "status": _labeled(panel.status), "review_due": _datetime(panel.review_due)}
+        out["panel"] = ({"round": panel.round, "status": labeled(panel.status), "review_due": datetime_str(panel.review_due)}
                         if panel is not None else None)
     return out
 
@@ -354,11 +306,11 @@ def create_submission(engagement_id: int):
         fields = dict(exc.fields)
         if any(k.startswith("indicator") for k in errors):
             fields.pop("indicators", None)  # ours say what is wrong with the table's shape
-        _raise_if({**fields, **errors})
+        raise_if({**fields, **errors})
         raise
     if errors:  # defensive: the service should have refused already
         db.session.rollback()
-        _raise_if(errors)
+        raise_if(errors)
     db.session.commit()
     return jsonify(submission_json(submission)), 201
 
@@ -366,7 +318,7 @@ def create_submission(engagement_id: int):
 @operation("/engagements/<int:engagement_id>/submissions", "GET",
            summary="任务的实施方案和评价报告各版本（财政局、承担机构；专家只看到本人已接受评审的版本）",
            tag=TAG_SUBMISSIONS, response=SUBMISSION_LIST,
-           params=[_query("kind", "work_plan（实施方案）或 report（评价报告）"), *PAGE_PARAMS], errors=(400, 404, 422))
+           params=[query("kind", "work_plan（实施方案）或 report（评价报告）"), *PAGE_PARAMS], errors=(400, 404, 422))
 def list_submissions(engagement_id: int):
     user = api_user()
     engagement = _engagement_or_404(engagement_id)
@@ -390,8 +342,8 @@ def list_submissions(engagement_id: int):
             raise ValidationFailed(f"参数 kind 无效：{raw_kind}。", {"kind": "可选值：work_plan、report"})
     stmt = stmt.options(selectinload(Submission.file), selectinload(Submission.indicators),
                         selectinload(Submission.panel)).order_by(Submission.submitted_at, Submission.id)
-    rows, total = _page(stmt, page, per_page)
-    return _listing([submission_json(s) for s in rows], total, page, per_page)
+    rows, total = paginate(stmt, page, per_page)
+    return listing([submission_json(s) for s in rows], total, page, per_page)
 
 
 # --- an expert's reviews ---------------------------------------------------------------------------
@@ -414,12 +366,13 @@ def review_list_json(invitation: PanelInvitation) -> dict:
     panel, review = invitation.panel, invitation.review
     return {
         "id": review.id if review else None,
-        "invitation": {"id": invitation.id, "status": _labeled(invitation.status),
-                       "respond_by": _datetime(invitation.respond_by), "responded_at": _datetime(invitation.responded_at)},
-        "engagement": _engagement_ref(panel.engagement), "kind": _labeled(panel.kind), "round": panel.round,
-        "version": panel.submission.version, "panel_status": _labeled(panel.status), "due": _datetime(panel.review_due),
-        "status": _labeled(review.status) if review else None, "total": _number(review.total) if review else None,
-        "submitted_at": _datetime(review.submitted_at) if review else None,
+        "invitation": {"id": invitation.id, "status": labeled(invitation.status),
+                       "respond_by": datetime_str(invitation.respond_by), "responded_at": datetime_str(invitation.responded_at)},
+        "engagement": _engagement_ref(panel.engagement), "kind": labeled(panel.kind), "round": panel.round,
+        "version": panel.submission.version, "panel_status": labeled(panel.status),
+        "due": datetime_str(panel.review_due),
+        "status": labeled(review.status) if review else None, "total": number(review.total) if review else None,
+        "submitted_at": datetime_str(review.submitted_at) if review else None,
     }
 
 
@@ -435,30 +388,30 @@ def review_detail_json(review: Review, user: User) -> dict:
         for other in services.visible_reviews(panel, user):
             if other.id == review.id or other.status != ReviewStatus.SUBMITTED:
                 continue
-            others.append({"label": labels[other.id], "total": _number(other.total), "opinion": other.opinion,
-                           "submitted_at": _datetime(other.submitted_at),
-                           "scores": [{"item_id": s.rubric_item_id, "points": _number(s.points), "comment": s.comment}
+            others.append({"label": labels[other.id], "total": number(other.total), "opinion": other.opinion,
+                           "submitted_at": datetime_str(other.submitted_at),
+                           "scores": [{"item_id": s.rubric_item_id, "points": number(s.points), "comment": s.comment}
                                       for s in sorted(other.scores, key=lambda s: s.item.position)]})
         others.sort(key=lambda o: o["label"])
     rubric = review.rubric
     return {
-        "id": review.id, "status": _labeled(review.status), "total": _number(review.total), "opinion": review.opinion,
-        "submitted_at": _datetime(review.submitted_at), "updated_at": _datetime(review.updated_at),
+        "id": review.id, "status": labeled(review.status), "total": number(review.total), "opinion": review.opinion,
+        "submitted_at": datetime_str(review.submitted_at), "updated_at": datetime_str(review.updated_at),
         "engagement": _engagement_ref(panel.engagement),
-        "panel": {"round": panel.round, "status": _labeled(panel.status), "due": _datetime(panel.review_due),
-                  "size": panel.size, "score": _number(panel.score), "passed": panel.passed},
+        "panel": {"round": panel.round, "status": labeled(panel.status), "due": datetime_str(panel.review_due),
+                  "size": panel.size, "score": number(panel.score), "passed": panel.passed},
         "submission": submission_json(panel.submission, with_panel=False),
-        "rubric": {"id": rubric.id, "title": rubric.title, "version": rubric.version, "max_total": _number(rubric.max_total)},
+        "rubric": {"id": rubric.id, "title": rubric.title, "version": rubric.version, "max_total": number(rubric.max_total)},
         "items": [{"id": item.id, "position": item.position, "name": item.name, "description": item.description,
-                   "max_points": _number(item.max_points),
-                   "points": _number(mine[item.id].points) if item.id in mine else None,
+                   "max_points": number(item.max_points),
+                   "points": number(mine[item.id].points) if item.id in mine else None,
                    "comment": mine[item.id].comment if item.id in mine else None} for item in rubric.items],
         "others": others,
     }
 
 
 @operation("/reviews", "GET", summary="当前专家本人的评审邀请和评审意见（任务、截止时间、状态）", tag=TAG_REVIEWS,
-           response=REVIEW_LIST, params=[_query("status", "按邀请状态筛选：" + "、".join(
+           response=REVIEW_LIST, params=[query("status", "按邀请状态筛选：" + "、".join(
                f"{s.value}（{s.label}）" for s in InvitationStatus)), *PAGE_PARAMS], errors=(400, 403, 422))
 def list_reviews():
     user = api_user()
@@ -476,8 +429,8 @@ def list_reviews():
                         selectinload(PanelInvitation.panel).selectinload(ReviewPanel.engagement),
                         selectinload(PanelInvitation.panel).selectinload(ReviewPanel.submission),
                         ).order_by(ReviewPanel.review_due.desc(), PanelInvitation.id.desc())
-    rows, total = _page(stmt, page, per_page)
-    return _listing([review_list_json(i) for i in rows], total, page, per_page)
+    rows, total = paginate(stmt, page, per_page)
+    return listing([review_list_json(i) for i in rows], total, page, per_page)
 
 
 @operation("/reviews/<int:review_id>", "GET",
@@ -538,7 +491,7 @@ def save_review(review_id: int):
     for item_id in scores:
         if item_id not in comments and item_id in saved:
             comments[item_id] = saved[item_id].comment
-    _raise_if(errors)
+    raise_if(errors)
     services.save_review(review, user, scores=scores, comments=comments, opinion=opinion)
     db.session.commit()
     return jsonify(review_detail_json(review, user))
@@ -566,24 +519,24 @@ def outcome_json(panel: ReviewPanel, user: User) -> dict:
     bureau_side = user.role in BUREAU_SIDE
     shown = bureau_side or _communicated(panel)
     out = {
-        "id": panel.id, "kind": _labeled(panel.kind), "round": panel.round, "version": panel.submission.version,
-        "status": _labeled(panel.status), "size": panel.size, "review_due": _datetime(panel.review_due),
+        "id": panel.id, "kind": labeled(panel.kind), "round": panel.round, "version": panel.submission.version,
+        "status": labeled(panel.status), "size": panel.size, "review_due": datetime_str(panel.review_due),
         "communicated": _communicated(panel),
-        "score": _number(panel.score) if shown else None,
-        "spread": _number(panel.spread) if shown else None,
+        "score": number(panel.score) if shown else None,
+        "spread": number(panel.spread) if shown else None,
         "spread_flagged": panel.spread_flagged if shown and panel.decided_at else None,
-        "pass_mark": _number(panel.pass_mark) if shown else None,
+        "pass_mark": number(panel.pass_mark) if shown else None,
         "passed": panel.passed if shown else None,
-        "decided_at": _datetime(panel.decided_at) if shown else None,
+        "decided_at": datetime_str(panel.decided_at) if shown else None,
         "letter": panel.letter if (bureau_side or _communicated(panel)) else None,
-        "letter_sent_at": _datetime(panel.letter_sent_at),
-        "resubmit_due": _datetime(panel.resubmit_due),
+        "letter_sent_at": datetime_str(panel.letter_sent_at),
+        "resubmit_due": datetime_str(panel.resubmit_due),
     }
     if bureau_side:
         reviews = sorted(services.visible_reviews(panel, user), key=lambda r: r.invitation_id)
         out["experts"] = [{"expert": {"id": r.invitation.expert.id, "name": r.invitation.expert.name},
-                           "status": _labeled(r.status), "total": _number(r.total),
-                           "submitted_at": _datetime(r.submitted_at)} for r in reviews]
+                           "status": labeled(r.status), "total": number(r.total),
+                           "submitted_at": datetime_str(r.submitted_at)} for r in reviews]
     return out
 
 
@@ -609,18 +562,18 @@ def public_report_json(publication: Publication) -> dict:
         "id": publication.id, "reference": engagement.reference, "name": engagement.name, "year": engagement.year,
         "bureau": {"code": engagement.bureau.code, "name": engagement.bureau.name,
                    "short_name": engagement.bureau.short_name},
-        "object_type": _labeled(engagement.plan_item.object_type),
+        "object_type": labeled(engagement.plan_item.object_type),
         "firm": {"name": engagement.firm.name} if engagement.firm else None,
-        "published_at": _datetime(publication.published_at),
+        "published_at": datetime_str(publication.published_at),
         "download_url": f"/public/reports/{publication.id}/file",
     }
 
 
 @operation("/public/reports", "GET", summary="已公开的评价报告（脱密版本；无需登录）", tag=TAG_PUBLIC,
            response=PUBLIC_REPORT_LIST, auth=False,
-           params=[_query("year", "年度", "integer"), _query("bureau", "财政局的行政区划代码"),
-                   _query("object_type", "评价对象类型：" + "、".join(f"{t.value}（{t.label}）" for t in ObjectType)),
-                   _query("firm", "按第三方机构名称模糊查找"), *PAGE_PARAMS],
+           params=[query("year", "年度", "integer"), query("bureau", "财政局的行政区划代码"),
+                   query("object_type", "评价对象类型：" + "、".join(f"{t.value}（{t.label}）" for t in ObjectType)),
+                   query("firm", "按第三方机构名称模糊查找"), *PAGE_PARAMS],
            errors=(400, 422))
 def list_public_reports():
     page, per_page = page_args()
@@ -634,19 +587,11 @@ def list_public_reports():
             stmt = stmt.where(Engagement.year == int(raw_year))
         except ValueError:
             raise ValidationFailed(f"参数 year 无效：{raw_year}。", {"year": "应为四位年份"})
-    code = request.args.get("bureau", "").strip()
-    if code:
-        bureau = db.session.execute(sa.select(Bureau).where(Bureau.code == code)).scalar_one_or_none()
-        if bureau is None:
-            raise ValidationFailed(f"参数 bureau 无效：{code}。", {"bureau": "没有这个区划代码的财政局"})
+    bureau = bureau_arg()
+    if bureau is not None:
         stmt = stmt.where(Engagement.bureau_id == bureau.id)
-    raw_type = request.args.get("object_type", "").strip()
-    if raw_type:
-        try:
-            object_type = ObjectType.from_label(raw_type)
-        except ValueError:
-            raise ValidationFailed(f"参数 object_type 无效：{raw_type}。", {"object_type": "可选值：" + "、".join(
-                f"{t.value}（{t.label}）" for t in ObjectType)})
+    object_type = enum_arg("object_type", ObjectType)
+    if object_type is not None:
         stmt = stmt.where(Engagement.plan_item_id.in_(sa.select(PlanItem.id).where(PlanItem.object_type == object_type)))
     firm = request.args.get("firm", "").strip()
     if firm:
@@ -655,5 +600,5 @@ def list_public_reports():
                         selectinload(Publication.engagement).selectinload(Engagement.firm),
                         selectinload(Publication.engagement).selectinload(Engagement.plan_item),
                         ).order_by(Publication.published_at.desc(), Publication.id.desc())
-    rows, total = _page(stmt, page, per_page)
-    return _listing([public_report_json(p) for p in rows], total, page, per_page)
+    rows, total = paginate(stmt, page, per_page)
+    return listing([public_report_json(p) for p in rows], total, page, per_page)
