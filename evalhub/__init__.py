@@ -54,6 +54,8 @@ def _import_models() -> None:
     import evalhub.procurement.models  # noqa: F401
     import evalhub.procurement.imports  # noqa: F401  (registers the plan import job kind)
     import evalhub.review.models  # noqa: F401
+    import evalhub.credit.models  # noqa: F401
+    import evalhub.supervision.models  # noqa: F401
 
 
 def _register_blueprints(app: Flask) -> None:

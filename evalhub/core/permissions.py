@@ -106,6 +106,19 @@ def scope(user: User, stmt: Select, model: type) -> Select:
         if user.role not in BUREAU_ROLES:
             return stmt.where(sa.false())
         return stmt.where(model.bureau_id.in_(visible_bureau_ids(user) or {-1}))
+    from evalhub.credit.models import CreditRating
+    from evalhub.supervision.models import Complaint, Inspection, InspectionCampaign
+
+    if model in (CreditRating, Inspection):
+        if user.role == Role.FIRM_USER:
+            return stmt.where(model.firm_id == user.firm_id)
+        if user.role not in BUREAU_ROLES:
+            return stmt.where(sa.false())
+        return stmt.where(model.bureau_id.in_(visible_bureau_ids(user) or {-1}))
+    if model in (InspectionCampaign, Complaint):
+        if user.role not in BUREAU_ROLES:
+            return stmt.where(sa.false())
+        return stmt.where(model.bureau_id.in_(visible_bureau_ids(user) or {-1}))
     if model is Bid:
         if user.role == Role.FIRM_USER:
             return stmt.where(Bid.firm_id == user.firm_id)
@@ -226,6 +239,11 @@ _RULES = {
     "procurement.view": lambda u, p: visible(u, p) or _marketplace_visible(u, p),
     "bid.view": lambda u, b: visible(u, b),
     "marketplace.use": lambda u, o: u.role == Role.FIRM_USER,
+    # credit rating and supervision
+    "credit.manage": lambda u, b: _own_bureau(u, b.id) and _is_admin(u),
+    "credit.view": lambda u, r: visible(u, r) or (u.role == Role.FIRM_USER and r.firm_id == u.firm_id),
+    "supervision.manage": lambda u, b: _own_bureau(u, b.id),
+    "inspection.view": lambda u, i: visible(u, i) or (u.role == Role.FIRM_USER and i.firm_id == u.firm_id),
     # expert review
     "review.manage": lambda u, e: _own_bureau(u, e.bureau_id),
     "rubric.edit": lambda u, b: u.role == Role.SYSTEM_ADMIN or (u.role == Role.BUREAU_ADMIN and u.bureau_id == b.id),

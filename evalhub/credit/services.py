@@ -1,17 +1,444 @@
-"""Annual credit rating of firms. The rating itself arrives with the credit issue; until then every
-firm is "not rated", and procurement reads grades only through ``final_grade``."""
+"""Annual credit rating of firms (DOMAIN.md §6), from what evalhub recorded, and its lifecycle:
+draft → published for objection (working days) → objections answered → final. Procurement reads grades
+only through ``final_grade``."""
 from __future__ import annotations
 
-from evalhub.core.enums import LabeledEnum
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Callable, Iterable, Optional
+
+import sqlalchemy as sa
+
+from evalhub.core import audit, files, permissions
+from evalhub.core.enums import Role
+from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
+from evalhub.core.models import Bureau, User
+from evalhub.core.settings import get_setting
+from evalhub.core.timeutil import beijing_today, utcnow
+from evalhub.credit.models import (
+    CalendarDay, CreditGrade, CreditObjection, CreditRating, ExternalCreditRecord, ExternalRecordKind,
+    ObjectionDecision, RatingStatus,
+)
+from evalhub.extensions import db
+from evalhub.procurement.models import Contract, Engagement, EngagementState as S
+from evalhub.registry.models import Firm, FirmStatus
+
+__all__ = ["CreditGrade", "final_grade", "compute", "publish", "object_to", "answer", "finalise"]
+
+CENT = Decimal("0.01")
+COMPLETED = (S.ACCEPTED, S.PUBLISHED, S.ARCHIVED)
 
 
-class CreditGrade(LabeledEnum):
-    A = ("A", "A 级")
-    B = ("B", "B 级")
-    C = ("C", "C 级")
-    D = ("D", "D 级")
+def _q(value: Decimal) -> Decimal:
+    return value.quantize(CENT, ROUND_HALF_UP)
+
+
+# === working-day calendar ==========================================================================
+
+def _calendar(bureau: Bureau, start: date, end: date) -> dict[date, bool]:
+    """Exceptions to Monday–Friday in [start, end]: the bureau's own rows win over upper bureaus' over national."""
+    chain = [bureau.id] + [b.id for b in bureau.ancestors()]
+    rows = db.session.execute(sa.select(CalendarDay).where(
+        CalendarDay.day.between(start, end),
+        sa.or_(CalendarDay.bureau_id.is_(None), CalendarDay.bureau_id.in_(chain)))).scalars().all()
+    rank = {b: i for i, b in enumerate(chain)}
+    best: dict[date, tuple[int, bool]] = {}
+    for row in rows:
+        priority = rank.get(row.bureau_id, len(chain))
+        if row.day not in best or priority < best[row.day][0]:
+            best[row.day] = (priority, row.is_workday)
+    return {d: w for d, (_, w) in best.items()}
+
+
+def is_workday(bureau: Bureau, day: date) -> bool:
+    return _calendar(bureau, day, day).get(day, day.weekday() < 5)
+
+
+def add_working_days(bureau: Bureau, start: date, days: int) -> date:
+    """The date ``days`` working days after ``start`` (start itself not counted)."""
+    exceptions = _calendar(bureau, start, start + timedelta(days=days * 3 + 30))
+    day, left = start, days
+    while left > 0:
+        day += timedelta(days=1)
+        if exceptions.get(day, day.weekday() < 5):
+            left -= 1
+    return day
+
+
+def set_calendar_day(bureau: Bureau, day: date, is_workday_: bool, note: str, actor: User) -> CalendarDay:
+    permissions.require(actor, "credit.manage", bureau)
+    if not (note or "").strip():
+        raise ValidationFailed("请注明节假日或调休名称。", {"note": "必填"})
+    row = db.session.execute(sa.select(CalendarDay).where(CalendarDay.bureau_id == bureau.id,
+                                                          CalendarDay.day == day)).scalar_one_or_none()
+    if row is None:
+        row = CalendarDay(bureau_id=bureau.id, day=day, is_workday=is_workday_, note=note.strip())
+        db.session.add(row)
+    row.is_workday, row.note = is_workday_, note.strip()
+    audit.record("calendar.changed", bureau, actor=actor, bureau_id=bureau.id,
+                 summary=f"{bureau.short_name}工作日历：{day:%Y-%m-%d} 设为{'工作日' if is_workday_ else '休息日'}（{note.strip()}）")
+    return row
+
+
+# National holidays and make-up working days (国务院办公厅 notices) for 2025–2026; bureaus correct them.
+NATIONAL_CALENDAR: list[tuple[str, bool, str]] = (
+    [("2025-01-01", False, "元旦")]
+    + [(f"2025-01-{d}", False, "春节") for d in (28, 29, 30, 31)] + [(f"2025-02-0{d}", False, "春节") for d in (1, 2, 3, 4)]
+    + [("2025-01-26", True, "春节调休"), ("2025-02-08", True, "春节调休")]
+    + [("2025-04-04", False, "清明节"), ("2025-04-05", False, "清明节"), ("2025-04-06", False, "清明节")]
+    + [(f"2025-05-0{d}", False, "劳动节") for d in range(1, 6)] + [("2025-04-27", True, "劳动节调休")]
+    + [("2025-05-31", False, "端午节"), ("2025-06-01", False, "端午节"), ("2025-06-02", False, "端午节")]
+    + [(f"2025-10-0{d}", False, "国庆节、中秋节") for d in range(1, 9)]
+    + [("2025-09-28", True, "国庆节调休"), ("2025-10-11", True, "国庆节调休")]
+    + [("2026-01-01", False, "元旦"), ("2026-01-02", False, "元旦"), ("2026-01-03", False, "元旦")]
+    + [(f"2026-02-{d}", False, "春节") for d in range(15, 24)]
+    + [("2026-04-04", False, "清明节"), ("2026-04-05", False, "清明节"), ("2026-04-06", False, "清明节")]
+    + [(f"2026-05-0{d}", False, "劳动节") for d in range(1, 6)]
+    + [("2026-06-19", False, "端午节"), ("2026-06-20", False, "端午节"), ("2026-06-21", False, "端午节")]
+    + [(f"2026-10-0{d}", False, "国庆节、中秋节") for d in range(1, 8)]
+)
+
+
+def ensure_national_calendar() -> int:
+    existing = set(db.session.execute(sa.select(CalendarDay.day).where(CalendarDay.bureau_id.is_(None))).scalars())
+    added = 0
+    for text, workday, note in NATIONAL_CALENDAR:
+        day = date.fromisoformat(text)
+        if day not in existing:
+            db.session.add(CalendarDay(bureau_id=None, day=day, is_workday=workday, note=note))
+            added += 1
+    db.session.flush()
+    return added
+
+
+# === computing =====================================================================================
+
+@dataclass
+class Component:
+    code: str
+    label: str
+    maximum: Decimal
+    points: Decimal
+    detail: list[str]
+    records: list[dict[str, Any]]
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "label": self.label, "max": str(self.maximum), "points": str(self.points),
+                "detail": self.detail, "records": self.records}
+
+
+def grade_for(bureau: Bureau, total: Decimal) -> CreditGrade:
+    if total >= Decimal(str(get_setting(bureau, "credit.cut_a"))):
+        return CreditGrade.A
+    if total >= Decimal(str(get_setting(bureau, "credit.cut_b"))):
+        return CreditGrade.B
+    if total >= Decimal(str(get_setting(bureau, "credit.cut_c"))):
+        return CreditGrade.C
+    return CreditGrade.D
+
+
+def _weight(bureau: Bureau, key: str) -> Decimal:
+    return Decimal(str(get_setting(bureau, f"credit.weight_{key}")))
+
+
+def _setting_decimal(bureau: Bureau, key: str) -> Decimal:
+    return Decimal(str(get_setting(bureau, key)))
+
+
+def rated_firm_ids(bureau: Bureau, year: int) -> set[int]:
+    """Firms that worked for this bureau (or its lower bureaus) in the year."""
+    subtree = sa.select(Bureau.id).where(Bureau.path.startswith(bureau.path))
+    return set(db.session.execute(sa.select(Engagement.firm_id).where(
+        Engagement.bureau_id.in_(subtree), Engagement.year == year, Engagement.firm_id.is_not(None))).scalars())
+
+
+def firm_components(bureau: Bureau, firm: Firm, year: int) -> tuple[bool, list[Component], list[str]]:
+    """(rated, components, intentional violations) for one firm, from recorded data only."""
+    from evalhub.review.models import CommissionerRating, ReviewPanel, Submission, SubmissionKind
+    from evalhub.supervision.models import Complaint, Finding, Inspection, Severity
+
+    subtree = sa.select(Bureau.id).where(Bureau.path.startswith(bureau.path))
+    engagements = db.session.execute(sa.select(Engagement).where(
+        Engagement.bureau_id.in_(subtree), Engagement.year == year, Engagement.firm_id == firm.id)).scalars().all()
+    completed = [e for e in engagements if e.state in COMPLETED]
+    if not completed:
+        return False, [], []
+    ids = [e.id for e in engagements]
+    ref = lambda e: {"type": "engagement", "id": e.id, "label": f"{e.reference} {e.name}"}  # noqa: E731
+
+    # practice quality: first-round report scores, and the share passing first time
+    first_rounds = db.session.execute(sa.select(ReviewPanel).where(
+        ReviewPanel.engagement_id.in_(ids), ReviewPanel.kind == SubmissionKind.REPORT, ReviewPanel.round == 1,
+        ReviewPanel.score.is_not(None))).scalars().all()
+    weight = _weight(bureau, "quality")
+    if first_rounds:
+        mean = sum((p.score for p in first_rounds), Decimal("0")) / len(first_rounds)
+        passed = sum(1 for p in first_rounds if p.passed)
+        share = Decimal(passed) / len(first_rounds)
+        quality = _q(weight * Decimal("0.75") * mean / 100 + weight * Decimal("0.25") * share)
+        detail = [f"首轮报告评审平均 {_q(mean)} 分（{len(first_rounds)} 份）", f"一次通过 {passed}/{len(first_rounds)}"]
+    else:
+        quality, detail = _q(weight * Decimal("0.5")), ["本年度没有首轮报告评审记录，按一半计分"]
+    components = [Component("quality", "执业质量", weight, quality, detail,
+                            [{"type": "panel", "id": p.id, "label": f"{p.engagement.reference} 第 1 轮 {p.score} 分"} for p in first_rounds])]
+
+    # contract performance: on time, and rounds of rectification
+    weight = _weight(bureau, "performance")
+    checks, late, records = 0, 0, []
+    for e in engagements:
+        contract: Contract | None = e.contract
+        if contract is None:
+            continue
+        for kind, due in ((SubmissionKind.WORK_PLAN, contract.plan_due), (SubmissionKind.REPORT, contract.report_due)):
+            first = db.session.execute(sa.select(Submission).where(Submission.engagement_id == e.id, Submission.kind == kind,
+                                                                   Submission.version == 1)).scalar_one_or_none()
+            if first is None:
+                continue
+            checks += 1
+            if first.submitted_at.date() > due:
+                late += 1
+                records.append({**ref(e), "label": f"{e.reference} {kind.label}逾期提交"})
+    extra_rounds = db.session.execute(sa.select(sa.func.count(ReviewPanel.id)).where(
+        ReviewPanel.engagement_id.in_(ids), ReviewPanel.kind == SubmissionKind.REPORT, ReviewPanel.round > 1)).scalar_one()
+    on_time = weight * Decimal("0.6") * (Decimal(checks - late) / checks if checks else Decimal(1))
+    rounds_part = max(Decimal("0"), weight * Decimal("0.4") - _setting_decimal(bureau, "credit.deduct_round") * extra_rounds)
+    components.append(Component("performance", "合同履行", weight, _q(on_time + rounds_part),
+                                [f"按期提交 {checks - late}/{checks}", f"整改轮次 {extra_rounds} 次"], records))
+
+    # commissioner feedback and complaints
+    weight = _weight(bureau, "feedback")
+    ratings = db.session.execute(sa.select(CommissionerRating).where(CommissionerRating.engagement_id.in_(ids))).scalars().all()
+    base = weight * (sum((r.total for r in ratings), Decimal("0")) / len(ratings) / 100) if ratings else weight * Decimal("0.8")
+    # Complaints and findings count for the year of the work they concern (an inspection of 2025's
+    # engagements happens in 2026), or the year they were made when no engagement is named.
+    complaints = db.session.execute(sa.select(Complaint).outerjoin(
+        Engagement, Engagement.reference == Complaint.engagement_reference).where(
+        Complaint.firm_id == firm.id, Complaint.substantiated.is_(True),
+        sa.func.coalesce(Engagement.year, sa.extract("year", Complaint.created_at)) == year)).scalars().all()
+    feedback = max(Decimal("0"), base - _setting_decimal(bureau, "credit.deduct_complaint") * len(complaints))
+    components.append(Component("feedback", "委托方评价", weight, _q(feedback),
+                                [f"委托方评价 {len(ratings)} 份" + ("" if ratings else "（无评价，按 80% 计）"),
+                                 f"查实投诉 {len(complaints)} 件"],
+                                [{"type": "complaint", "id": c.id, "label": c.reference} for c in complaints]))
+
+    # supervision: deductions by severity; an intentional violation zeroes it and puts the firm on watch
+    weight = _weight(bureau, "supervision")
+    findings = db.session.execute(sa.select(Finding).join(Inspection).outerjoin(
+        Engagement, Engagement.id == Inspection.engagement_id).where(
+        Finding.firm_id == firm.id, Inspection.bureau_id.in_(subtree),
+        sa.func.coalesce(Engagement.year, sa.extract("year", Finding.created_at)) == year)).scalars().all()
+    deductions = {Severity.MINOR: "credit.deduct_minor", Severity.GENERAL: "credit.deduct_general",
+                  Severity.SERIOUS: "credit.deduct_serious"}
+    intentional = [f.description for f in findings if f.severity == Severity.INTENTIONAL]
+    lost = sum((_setting_decimal(bureau, deductions[f.severity]) for f in findings if f.severity in deductions), Decimal("0"))
+    supervision = Decimal("0") if intentional else max(Decimal("0"), weight - lost)
+    components.append(Component("supervision", "监督检查", weight, _q(supervision),
+                                [f"检查发现问题 {len(findings)} 个"] + [f"故意违规：{d}" for d in intentional],
+                                [{"type": "inspection", "id": f.inspection_id, "label": f"{f.severity.label}：{f.description[:30]}"} for f in findings]))
+
+    # external credit records entered by the bureau
+    weight = _weight(bureau, "external")
+    external = db.session.execute(sa.select(ExternalCreditRecord).where(
+        ExternalCreditRecord.firm_id == firm.id, ExternalCreditRecord.bureau_id.in_(subtree),
+        sa.extract("year", ExternalCreditRecord.occurred_on) == year)).scalars().all()
+    components.append(Component("external", "外部信用", weight,
+                                _q(max(Decimal("0"), weight - sum((r.deduction for r in external), Decimal("0")))),
+                                [f"不良信用记录 {len(external)} 条"],
+                                [{"type": "external", "id": r.id, "label": f"{r.kind.label}：{r.description[:30]}"} for r in external]))
+    return True, components, intentional
+
+
+def compute(bureau: Bureau, year: int, actor: User | None, *,
+            progress: Callable[[int, int], None] | None = None) -> list[CreditRating]:
+    """Rate every firm that worked for the bureau in the year. Drafts and published ratings are
+    recomputed in place; final ratings are never changed."""
+    if actor is not None:
+        permissions.require(actor, "credit.manage", bureau)
+    firm_ids = sorted(rated_firm_ids(bureau, year))
+    existing = {r.firm_id: r for r in db.session.execute(sa.select(CreditRating).where(
+        CreditRating.bureau_id == bureau.id, CreditRating.year == year)).scalars()}
+    out = []
+    for index, firm_id in enumerate(firm_ids, start=1):
+        firm = db.session.get(Firm, firm_id)
+        rating = existing.get(firm_id)
+        if rating is not None and rating.status == RatingStatus.FINAL:
+            out.append(rating)
+            continue
+        rated, components, intentional = firm_components(bureau, firm, year)
+        if rating is None:
+            rating = CreditRating(bureau_id=bureau.id, firm_id=firm_id, year=year, status=RatingStatus.DRAFT, version=0)
+            db.session.add(rating)
+        rating.version += 1
+        rating.rated = rated
+        rating.components = [c.as_dict() for c in components]
+        rating.total = _q(sum((c.points for c in components), Decimal("0"))) if rated else None
+        rating.grade = grade_for(bureau, rating.total) if rated else None
+        rating.watch_list = bool(intentional)
+        rating.watch_reason = "；".join(intentional)[:500] or None
+        rating.computed_at = utcnow()
+        if intentional and firm.status == FirmStatus.ADMITTED and actor is not None and \
+                permissions.can(actor, "firm.status", firm):
+            from evalhub.registry.services import change_firm_status
+
+            change_firm_status(firm, "suspend", actor, reason=f"{year} 年度检查发现故意违规，列入重点关注名单：{rating.watch_reason}")
+        out.append(rating)
+        if progress:
+            progress(index, len(firm_ids))
+    db.session.flush()
+    audit.record("credit.computed", bureau, actor=actor, bureau_id=bureau.id,
+                 summary=f"{bureau.short_name}计算 {year} 年度机构信用评价：{len(out)} 家",
+                 payload={"year": year, "firms": len(out)})
+    return out
+
+
+# === lifecycle =====================================================================================
+
+def publish(bureau: Bureau, year: int, actor: User, *, today: date | None = None) -> int:
+    """Publish the year's drafts for objection; the deadline counts working days."""
+    permissions.require(actor, "credit.manage", bureau)
+    drafts = db.session.execute(sa.select(CreditRating).where(
+        CreditRating.bureau_id == bureau.id, CreditRating.year == year, CreditRating.status == RatingStatus.DRAFT)).scalars().all()
+    if not drafts:
+        raise Conflict(f"{year} 年度没有待公示的评价结果，请先计算。")
+    today = today or beijing_today()
+    deadline = add_working_days(bureau, today, get_setting(bureau, "credit.objection_days"))
+    for rating in drafts:
+        rating.status = RatingStatus.PUBLISHED
+        rating.published_at = utcnow()
+        rating.objection_deadline = deadline
+    audit.record("credit.published", bureau, actor=actor, bureau_id=bureau.id,
+                 summary=f"{bureau.short_name}公示 {year} 年度机构信用评价 {len(drafts)} 家，异议截止 {deadline:%Y-%m-%d}")
+    from evalhub.core.models import User as UserModel
+    from evalhub.review.services import notify
+
+    for rating in drafts:
+        for user in db.session.execute(sa.select(UserModel).where(UserModel.firm_id == rating.firm_id)).scalars():
+            notify(user, f"{year} 年度信用评价结果公示",
+                   f"贵机构 {year} 年度信用评价为 {rating.grade.label if rating.grade else '不予评级'}，"
+                   f"如有异议请于 {deadline:%Y-%m-%d} 前提出。", f"/credit/ratings/{rating.id}")
+    return len(drafts)
+
+
+def object_to(rating: CreditRating, actor: User, text: str, evidence: Iterable[tuple[str, bytes]] = (),
+              *, today: date | None = None) -> CreditObjection:
+    if actor.role != Role.FIRM_USER or actor.firm_id != rating.firm_id:
+        raise PermissionDenied("只有被评价机构可以提出异议。")
+    today = today or beijing_today()
+    if rating.status != RatingStatus.PUBLISHED:
+        raise Conflict("该评价结果不在公示期内。")
+    if today > rating.objection_deadline:
+        raise Conflict(f"异议期已于 {rating.objection_deadline:%Y-%m-%d} 截止。")
+    if len((text or "").strip()) < 10:
+        raise ValidationFailed("请写明异议的事实和理由（不少于 10 字）。", {"text": "内容过短"})
+    stored = [files.store(name, data, allowed=files.DOCUMENT_KINDS + ("png", "jpg"), actor=actor) for name, data in evidence if data]
+    objection = CreditObjection(text=text.strip(), evidence_file_ids=[s.id for s in stored], submitted_by_id=actor.id,
+                                answer_due=add_working_days(rating.bureau, today, get_setting(rating.bureau, "credit.answer_days")))
+    rating.objections.append(objection)
+    db.session.flush()
+    audit.record("credit.objection", rating, actor=actor, bureau_id=rating.bureau_id,
+                 summary=f"{rating.firm.name} 对 {rating.year} 年度信用评价提出异议", payload={"objection": objection.id})
+    return objection
+
+
+def answer(objection: CreditObjection, actor: User, decision: Any, text: str, *, recompute: bool = False) -> None:
+    rating = objection.rating
+    permissions.require(actor, "credit.manage", rating.bureau)
+    if objection.decision is not None:
+        raise Conflict("该异议已经答复。")
+    if rating.status != RatingStatus.PUBLISHED:
+        raise Conflict("该评价结果已确定。")
+    try:
+        decision = decision if isinstance(decision, ObjectionDecision) else ObjectionDecision.from_label(str(decision))
+    except ValueError:
+        raise ValidationFailed("请选择异议是否成立。", {"decision": "必选"})
+    if len((text or "").strip()) < 10:
+        raise ValidationFailed("请写明答复意见（不少于 10 字）。", {"answer": "内容过短"})
+    objection.decision, objection.answer = decision, text.strip()
+    objection.answered_by_id, objection.answered_at = actor.id, utcnow()
+    audit.record("credit.objection_answered", rating, actor=actor, bureau_id=rating.bureau_id,
+                 summary=f"答复 {rating.firm.name} 的异议：{decision.label}", payload={"objection": objection.id})
+    if recompute:
+        before = (rating.total, rating.grade)
+        compute(rating.bureau, rating.year, actor)
+        audit.record("credit.recomputed", rating, actor=actor, bureau_id=rating.bureau_id,
+                     summary=f"异议处理后重新计算：{before[0]} → {rating.total}")
+
+
+def finalise(bureau: Bureau, year: int, actor: User, *, today: date | None = None) -> int:
+    """Make the year's published ratings final: after the objection deadline, every objection answered."""
+    permissions.require(actor, "credit.manage", bureau)
+    today = today or beijing_today()
+    published = db.session.execute(sa.select(CreditRating).where(
+        CreditRating.bureau_id == bureau.id, CreditRating.year == year, CreditRating.status == RatingStatus.PUBLISHED)).scalars().all()
+    if not published:
+        raise Conflict(f"{year} 年度没有公示中的评价结果。")
+    open_period = [r for r in published if today <= r.objection_deadline]
+    if open_period:
+        raise Conflict(f"公示期至 {open_period[0].objection_deadline:%Y-%m-%d} 尚未结束。")
+    unanswered = [o for r in published for o in r.objections if o.decision is None]
+    if unanswered:
+        raise Conflict(f"还有 {len(unanswered)} 件异议未答复。")
+    for rating in published:
+        rating.status = RatingStatus.FINAL
+        rating.finalised_at = utcnow()
+    audit.record("credit.finalised", bureau, actor=actor, bureau_id=bureau.id,
+                 summary=f"{bureau.short_name} {year} 年度机构信用评价确定：{len(published)} 家")
+    return len(published)
+
+
+def add_external_record(bureau: Bureau, firm: Firm, actor: User, *, kind: Any, occurred_on: date | None,
+                        description: str, deduction: Any, filename: str, data: bytes) -> ExternalCreditRecord:
+    permissions.require(actor, "credit.manage", bureau)
+    errors: dict[str, str] = {}
+    try:
+        kind = kind if isinstance(kind, ExternalRecordKind) else ExternalRecordKind.from_label(str(kind or ""))
+    except ValueError:
+        errors["kind"] = "请选择记录类型"
+    if occurred_on is None:
+        errors["occurred_on"] = "请填写发生日期"
+    if not (description or "").strip():
+        errors["description"] = "请填写记录内容"
+    try:
+        value = Decimal(str(deduction))
+        if not Decimal("0") <= value <= Decimal("100"):
+            raise ValueError
+    except Exception:
+        errors["deduction"] = "扣分应为 0–100 的数字"
+        value = Decimal("0")
+    stored = None
+    if not data:
+        errors["file"] = "请上传来源文件（处罚决定书、信用中国截图等）"
+    else:
+        try:
+            stored = files.store(filename, data, allowed=files.DOCUMENT_KINDS + ("png", "jpg"), actor=actor)
+        except ValidationFailed as exc:
+            errors["file"] = exc.message
+    if errors:
+        raise ValidationFailed("；".join(errors.values()) + "。", errors)
+    record = ExternalCreditRecord(bureau_id=bureau.id, firm_id=firm.id, kind=kind, occurred_on=occurred_on,
+                                  description=description.strip(), deduction=value, source_file_id=stored.id,
+                                  entered_by_id=actor.id)
+    db.session.add(record)
+    db.session.flush()
+    audit.record("credit.external_record", firm, actor=actor, bureau_id=bureau.id,
+                 summary=f"录入 {firm.name} 外部信用记录：{kind.label}（扣 {value} 分）")
+    return record
+
+
+# === the effect on procurement ====================================================================
+
+_ORDER = [CreditGrade.A, CreditGrade.B, CreditGrade.C, CreditGrade.D]
 
 
 def final_grade(firm, bureau, year: int) -> CreditGrade | None:
-    """The firm's final published grade for ``year`` from ``bureau``'s rating, or None (not rated)."""
-    return None
+    """The firm's worst FINAL grade for ``year`` from the bureaus whose libraries the engagement's bureau
+    uses (its own and upper bureaus) or the firm's own library bureau; None when not rated."""
+    if firm is None or bureau is None:
+        return None
+    bureaus = {bureau.id} | {b.id for b in bureau.ancestors()} | {firm.bureau_id}
+    grades = db.session.execute(sa.select(CreditRating.grade).where(
+        CreditRating.firm_id == firm.id, CreditRating.year == year, CreditRating.status == RatingStatus.FINAL,
+        CreditRating.rated.is_(True), CreditRating.bureau_id.in_(bureaus))).scalars().all()
+    grades = [g for g in grades if g is not None]
+    return max(grades, key=_ORDER.index) if grades else None

@@ -1,0 +1,124 @@
+"""Annual credit rating of firms (DOMAIN.md §6): ratings with their components, objections, external
+credit records, and the working-day calendar that objection deadlines are counted in."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from evalhub.core.enums import LabeledEnum, enum_column
+from evalhub.core.models import Bureau, StoredFile, User
+from evalhub.core.timeutil import utcnow
+from evalhub.extensions import db
+from evalhub.registry.models import Firm
+
+Points = sa.Numeric(6, 2)
+
+
+class CreditGrade(LabeledEnum):
+    A = ("A", "A 级")
+    B = ("B", "B 级")
+    C = ("C", "C 级")
+    D = ("D", "D 级")
+
+
+class RatingStatus(LabeledEnum):
+    DRAFT = ("draft", "草稿")
+    PUBLISHED = ("published", "公示中")
+    FINAL = ("final", "已确定")
+
+
+class ObjectionDecision(LabeledEnum):
+    UPHELD = ("upheld", "异议成立")
+    REJECTED = ("rejected", "异议不成立")
+
+
+class ExternalRecordKind(LabeledEnum):
+    ADMINISTRATIVE_PENALTY = ("administrative_penalty", "行政处罚")
+    DISHONEST_LIST = ("dishonest_list", "失信被执行人/严重失信名单")
+    INDUSTRY_DISCIPLINE = ("industry_discipline", "行业协会惩戒")
+    OTHER = ("other", "其他不良信用记录")
+
+
+class CreditRating(db.Model):
+    """One firm's rating by one bureau for one year. Recomputing a draft or published rating replaces its
+    components (version + 1); a final rating is history."""
+
+    __tablename__ = "credit_rating"
+    __table_args__ = (sa.UniqueConstraint("bureau_id", "firm_id", "year"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
+    firm_id: Mapped[int] = mapped_column(sa.ForeignKey("firm.id"), index=True)
+    year: Mapped[int] = mapped_column(index=True)
+    status: Mapped[RatingStatus] = mapped_column(enum_column(RatingStatus), default=RatingStatus.DRAFT)
+    rated: Mapped[bool] = mapped_column(default=True)  # False: "not rated" (no completed engagement)
+    total: Mapped[Optional[Decimal]] = mapped_column(Points)
+    grade: Mapped[Optional[CreditGrade]] = mapped_column(enum_column(CreditGrade))
+    components: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
+    watch_list: Mapped[bool] = mapped_column(default=False)
+    watch_reason: Mapped[Optional[str]] = mapped_column(sa.String(500))
+    version: Mapped[int] = mapped_column(default=1)
+    computed_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+    published_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    objection_deadline: Mapped[Optional[date]] = mapped_column(sa.Date)
+    finalised_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+
+    bureau: Mapped[Bureau] = relationship()
+    firm: Mapped[Firm] = relationship()
+    objections: Mapped[list["CreditObjection"]] = relationship(back_populates="rating", order_by="CreditObjection.id")
+
+
+class CreditObjection(db.Model):
+    __tablename__ = "credit_objection"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rating_id: Mapped[int] = mapped_column(sa.ForeignKey("credit_rating.id"), index=True)
+    text: Mapped[str] = mapped_column(sa.Text)
+    evidence_file_ids: Mapped[list[int]] = mapped_column(sa.JSON, default=list)
+    submitted_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    submitted_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+    answer_due: Mapped[date] = mapped_column(sa.Date)
+    decision: Mapped[Optional[ObjectionDecision]] = mapped_column(enum_column(ObjectionDecision))
+    answer: Mapped[Optional[str]] = mapped_column(sa.Text)
+    answered_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    answered_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+
+    rating: Mapped[CreditRating] = relationship(back_populates="objections")
+
+
+class ExternalCreditRecord(db.Model):
+    """An administrative penalty or public credit record, entered by bureau staff with its source document."""
+
+    __tablename__ = "external_credit_record"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
+    firm_id: Mapped[int] = mapped_column(sa.ForeignKey("firm.id"), index=True)
+    kind: Mapped[ExternalRecordKind] = mapped_column(enum_column(ExternalRecordKind))
+    occurred_on: Mapped[date] = mapped_column(sa.Date)
+    description: Mapped[str] = mapped_column(sa.Text)
+    deduction: Mapped[Decimal] = mapped_column(Points)
+    source_file_id: Mapped[int] = mapped_column(sa.ForeignKey("stored_file.id"))
+    entered_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+    firm: Mapped[Firm] = relationship()
+    source_file: Mapped[StoredFile] = relationship()
+
+
+class CalendarDay(db.Model):
+    """An exception to "Monday–Friday are working days": a holiday on a weekday, or a make-up working day
+    (调休) at a weekend. bureau_id None: the national calendar; a bureau's own rows override it."""
+
+    __tablename__ = "calendar_day"
+    __table_args__ = (sa.UniqueConstraint("bureau_id", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bureau_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
+    day: Mapped[date] = mapped_column(sa.Date, index=True)
+    is_workday: Mapped[bool] = mapped_column()
+    note: Mapped[str] = mapped_column(sa.String(100))

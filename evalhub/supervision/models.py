@@ -1,0 +1,180 @@
+"""Supervision (DOMAIN.md §7): complaints, random inspection campaigns (双随机、一公开), targeted cases,
+inspections with their checklist, findings and measures."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from evalhub.core.enums import LabeledEnum, enum_column
+from evalhub.core.models import Bureau, Draw, User
+from evalhub.core.timeutil import utcnow
+from evalhub.extensions import db
+from evalhub.procurement.models import Engagement
+from evalhub.registry.models import Expert, Firm
+
+
+class Severity(LabeledEnum):
+    MINOR = ("minor", "轻微")
+    GENERAL = ("general", "一般")
+    SERIOUS = ("serious", "严重")
+    INTENTIONAL = ("intentional", "故意违规")
+
+
+class Measure(LabeledEnum):
+    ORDER_TO_CORRECT = ("order_to_correct", "责令整改")
+    INTERVIEW = ("interview", "约谈")
+    PUBLIC_CRITICISM = ("public_criticism", "通报批评")
+    SUSPENSION = ("suspension", "暂停承接业务")
+    REMOVAL = ("removal", "移出机构库")
+    REFERRAL = ("referral", "移送有关部门")
+
+
+class Trigger(LabeledEnum):
+    RANDOM = ("random", "不定向抽查")
+    COMPLAINT = ("complaint", "投诉举报")
+    LOW_SCORE = ("low_score", "评审得分偏低")
+    REEVALUATION_GAP = ("reevaluation_gap", "再评价差异较大")
+    SCREENING_FLAG = ("screening_flag", "报告质量筛查提示")
+    OTHER = ("other", "其他线索")
+
+
+class InspectionStatus(LabeledEnum):
+    OPEN = ("open", "检查中")
+    AWAITING_RESPONSE = ("awaiting_response", "待机构整改回复")
+    CLOSED = ("closed", "已办结")
+
+
+class CampaignStatus(LabeledEnum):
+    DRAWN = ("drawn", "已抽取")
+    LIST_PUBLISHED = ("list_published", "名单已公开")
+    RESULTS_PUBLISHED = ("results_published", "结果已公开")
+
+
+class ComplaintStatus(LabeledEnum):
+    RECEIVED = ("received", "已受理")
+    CASE_OPENED = ("case_opened", "已立案检查")
+    CLOSED = ("closed", "已办结")
+
+
+CHECKLIST = [
+    ("working_papers", "工作底稿完整"),
+    ("evidence", "证据支持评分"),
+    ("sampling", "按方案完成抽样"),
+    ("independence", "独立性（无利益冲突）"),
+]
+
+
+class Complaint(db.Model):
+    """A complaint or tip-off from the public form. The complainant's contact is private to the bureau."""
+
+    __tablename__ = "complaint"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(sa.String(30), unique=True)
+    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
+    firm_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("firm.id"), index=True)
+    firm_name: Mapped[str] = mapped_column(sa.String(120))
+    engagement_reference: Mapped[Optional[str]] = mapped_column(sa.String(40))
+    text: Mapped[str] = mapped_column(sa.Text)
+    complainant_name: Mapped[Optional[str]] = mapped_column(sa.String(50))
+    complainant_contact: Mapped[Optional[str]] = mapped_column(sa.String(100))
+    client_digest: Mapped[str] = mapped_column(sa.String(64), index=True)  # keyed hash of the address, for rate limits
+    status: Mapped[ComplaintStatus] = mapped_column(enum_column(ComplaintStatus), default=ComplaintStatus.RECEIVED)
+    substantiated: Mapped[Optional[bool]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow, index=True)
+
+    bureau: Mapped[Bureau] = relationship()
+    firm: Mapped[Optional[Firm]] = relationship()
+
+
+class InspectionCampaign(db.Model):
+    """A random inspection campaign: draws of engagements and of inspectors, a published list, results."""
+
+    __tablename__ = "inspection_campaign"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
+    year: Mapped[int] = mapped_column()
+    ratio: Mapped[int] = mapped_column()  # percent
+    population_size: Mapped[int] = mapped_column()
+    engagement_draw_id: Mapped[int] = mapped_column(sa.ForeignKey("draw.id"))
+    status: Mapped[CampaignStatus] = mapped_column(enum_column(CampaignStatus), default=CampaignStatus.DRAWN)
+    list_published_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    results_published_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+    bureau: Mapped[Bureau] = relationship()
+    engagement_draw: Mapped[Draw] = relationship()
+    inspections: Mapped[list["Inspection"]] = relationship(back_populates="campaign", order_by="Inspection.id")
+
+
+class Inspection(db.Model):
+    """One inspection: from a random campaign or a targeted case (its trigger recorded with it)."""
+
+    __tablename__ = "inspection"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
+    campaign_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("inspection_campaign.id"), index=True)
+    engagement_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("engagement.id"), index=True)
+    firm_id: Mapped[int] = mapped_column(sa.ForeignKey("firm.id"), index=True)
+    trigger: Mapped[Trigger] = mapped_column(enum_column(Trigger))
+    trigger_detail: Mapped[str] = mapped_column(sa.Text)
+    complaint_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("complaint.id"))
+    status: Mapped[InspectionStatus] = mapped_column(enum_column(InspectionStatus), default=InspectionStatus.OPEN)
+    checklist: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)  # item → {"ok": bool, "note": str}
+    firm_response: Mapped[Optional[str]] = mapped_column(sa.Text)
+    responded_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    conclusion: Mapped[Optional[str]] = mapped_column(sa.Text)
+    opened_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    opened_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+    closed_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+
+    campaign: Mapped[Optional[InspectionCampaign]] = relationship(back_populates="inspections")
+    engagement: Mapped[Optional[Engagement]] = relationship()
+    firm: Mapped[Firm] = relationship()
+    complaint: Mapped[Optional[Complaint]] = relationship()
+    inspectors: Mapped[list["Inspector"]] = relationship(back_populates="inspection", cascade="all, delete-orphan")
+    findings: Mapped[list["Finding"]] = relationship(back_populates="inspection", order_by="Finding.id",
+                                                     cascade="all, delete-orphan")
+
+
+class Inspector(db.Model):
+    """A drawn inspector: a bureau staff member or an expert."""
+
+    __tablename__ = "inspector"
+    __table_args__ = (sa.CheckConstraint("(user_id IS NULL) <> (expert_id IS NULL)", name="one_person"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inspection_id: Mapped[int] = mapped_column(sa.ForeignKey("inspection.id"), index=True)
+    user_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    expert_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("expert.id"))
+    draw_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("draw.id"))
+
+    inspection: Mapped[Inspection] = relationship(back_populates="inspectors")
+    user: Mapped[Optional[User]] = relationship()
+    expert: Mapped[Optional[Expert]] = relationship()
+
+    @property
+    def name(self) -> str:
+        return self.user.display_name if self.user else self.expert.name
+
+
+class Finding(db.Model):
+    __tablename__ = "finding"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inspection_id: Mapped[int] = mapped_column(sa.ForeignKey("inspection.id"), index=True)
+    firm_id: Mapped[int] = mapped_column(sa.ForeignKey("firm.id"), index=True)
+    severity: Mapped[Severity] = mapped_column(enum_column(Severity))
+    description: Mapped[str] = mapped_column(sa.Text)
+    measures: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    rectified: Mapped[bool] = mapped_column(default=False)
+    created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+    inspection: Mapped[Inspection] = relationship(back_populates="findings")
