@@ -55,6 +55,7 @@ def _import_models() -> None:
     import evalhub.procurement.imports  # noqa: F401  (registers the plan import job kind)
     import evalhub.review.models  # noqa: F401
     import evalhub.credit.models  # noqa: F401
+    import evalhub.credit.services  # noqa: F401  (registers the credit.compute job kind)
     import evalhub.supervision.models  # noqa: F401
 
 

@@ -71,6 +71,34 @@ def reminders() -> None:
                f"邮件：{counts['emailed']} 封。")
 
 
+credit_cli = AppGroup("credit", help="机构年度信用评价")
+
+
+@credit_cli.command("compute")
+@click.option("--bureau", "bureau_code", required=True, help="财政局区划代码，如 652800")
+@click.option("--year", type=int, required=True)
+def credit_compute(bureau_code: str, year: int) -> None:
+    """Compute (or recompute) the year's ratings of every firm that worked for the bureau."""
+    import sqlalchemy as sa
+
+    from evalhub.core.models import Bureau
+    from evalhub.credit.services import compute, rated_firm_ids
+
+    bureau = db.session.execute(sa.select(Bureau).where(Bureau.code == bureau_code)).scalar_one_or_none()
+    if bureau is None:
+        click.echo(f"没有区划代码为 {bureau_code} 的财政局。", err=True)
+        raise SystemExit(2)
+    total = len(rated_firm_ids(bureau, year))
+    with click.progressbar(length=total, label=f"{bureau.short_name} {year} 年度信用评价") as bar:
+        ratings = compute(bureau, year, None, progress=lambda done, _total: bar.update(1))
+    db.session.commit()
+    graded = [r for r in ratings if r.rated]
+    click.echo(f"完成：{len(graded)} 家评级，{len(ratings) - len(graded)} 家不予评级（无已完成的评价任务）。")
+    for grade in ("A", "B", "C", "D"):
+        click.echo(f"  {grade} 级：{sum(1 for r in graded if r.grade and r.grade.value == grade)} 家")
+
+
+evalhub_cli.add_command(credit_cli)
 evalhub_cli.add_command(audit_cli)
 evalhub_cli.add_command(draws_cli)
 

@@ -329,3 +329,18 @@ def test_the_screening_entry_point_opens_a_system_case(world):
     e = _completed(world)
     case = V.flag_for_inspection(e, "与本机构其他报告重复的句子占 71%")
     assert case.trigger == Trigger.SCREENING_FLAG and case.opened_by_id is None and case.firm_id == world.firm.id
+
+
+def test_compute_runs_from_the_cli_and_as_a_background_job(app, world):
+    from evalhub.core import jobs
+    from evalhub.core.enums import JobStatus
+
+    _completed(world)
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["evalhub", "credit", "compute", "--bureau", "652800", "--year", "2025"])
+    assert result.exit_code == 0 and "1 家评级" in result.output, result.output
+    assert app.test_cli_runner().invoke(args=["evalhub", "credit", "compute", "--bureau", "999999", "--year", "2025"]).exit_code == 2
+    job = jobs.submit("credit.compute", "计算信用评价", {"bureau_id": world.bz.id, "year": 2025}, actor=world.bz_admin,
+                      bureau_id=world.bz.id)
+    assert job.status == JobStatus.SUCCEEDED and "评价 1 家" in job.message
+    assert db.session.execute(sa.select(CreditRating)).scalar_one().version == 2

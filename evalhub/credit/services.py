@@ -442,3 +442,23 @@ def final_grade(firm, bureau, year: int) -> CreditGrade | None:
         CreditRating.rated.is_(True), CreditRating.bureau_id.in_(bureaus))).scalars().all()
     grades = [g for g in grades if g is not None]
     return max(grades, key=_ORDER.index) if grades else None
+
+
+# === the background job and the CLI use the same function ==========================================
+
+from evalhub.core.jobs import job_kind  # noqa: E402  (registered at import, like the other job kinds)
+
+
+@job_kind("credit.compute")
+def compute_job(job, report) -> dict:
+    """Background job: params {"bureau_id", "year"}; progress per firm."""
+    bureau = db.session.get(Bureau, job.params["bureau_id"])
+    actor = db.session.get(User, job.created_by_id) if job.created_by_id else None
+    year = int(job.params["year"])
+    # Progress rows are committed by the job runner; the ratings are written in one transaction at the end.
+    ratings = compute(bureau, year, actor)
+    db.session.commit()
+    report(len(ratings), len(ratings), "计算完成")
+    graded = [r for r in ratings if r.rated]
+    return {"message": f"{bureau.short_name} {year} 年度：评价 {len(graded)} 家，不予评级 {len(ratings) - len(graded)} 家。",
+            "ratings": [r.id for r in ratings]}
