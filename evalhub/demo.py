@@ -647,6 +647,9 @@ def load_demo(echo: Callable[[str], object] = print) -> str:
         from evalhub.demo_engagements import load_engagements
 
         loader.created += load_engagements(echo)
+        from evalhub.demo_supervision import load_credit_and_supervision
+
+        loader.created += load_credit_and_supervision(echo)
         if loader.created:
             audit.record("demo.loaded", actor=loader.users.get("admin"),
                          summary=f"加载演示数据：新增 {loader.created} 条记录")

@@ -58,6 +58,12 @@ MF_2024 = [
     ("民丰县文化体育广播电视和旅游局部门整体支出", T.DEPARTMENT, "一般公共预算", Field.CULTURE, "1204.00", "民丰县文化体育广播电视和旅游局"),
     ("民丰县农村污水处理项目", T.PROJECT, "政府债务资金", Field.ENVIRONMENT, "3220.00", "民丰县农业农村和水利局"),
 ]
+BZ_2023 = [
+    ("巴州教育高质量发展专项资金", T.POLICY, "一般公共预算", Field.EDUCATION, "5200", "巴州红旗高级技工学校（巴州红旗中等职业学校）"),
+    ("巴州农村饮水安全巩固提升工程", T.PROJECT, "政府债务资金", Field.WATER, "3900", "巴州水利局"),
+    ("巴州城乡居民临时救助资金", T.PROJECT, "一般公共预算", Field.SOCIAL, "1650", "巴州民政局"),
+    ("库尔勒经济技术开发区市场监督管理局部门整体支出（2023）", T.DEPARTMENT, "一般公共预算", Field.FINANCE, "2500", "库尔勒经济技术开发区市场监督管理局"),
+]
 BZ_2025 = [
     ("巴州统计局统计基础能力建设项目", T.PROJECT, Field.STATISTICS, "980", "巴州统计局", S.PLANNED),
     ("巴州水利局部门整体支出", T.DEPARTMENT, Field.WATER, "7600", "巴州水利局", S.PROCURING),
@@ -262,8 +268,8 @@ class _Demo:
     # --- the whole story ---------------------------------------------------------------------------
 
     def framework(self) -> FrameworkAgreement:
-        agreement = FrameworkAgreement(bureau_id=self.bz.id, name="巴州 2024—2026 年预算绩效评价服务框架协议",
-                                       valid_from=date(2024, 1, 1), valid_until=date(2026, 12, 31))
+        agreement = FrameworkAgreement(bureau_id=self.bz.id, name="巴州 2023—2026 年预算绩效评价服务框架协议",
+                                       valid_from=date(2023, 1, 1), valid_until=date(2026, 12, 31))
         firms = db.session.execute(sa.select(Firm).where(Firm.bureau_id.in_([self.bz.id, self.bz.parent_id]),
                                                          Firm.status == FirmStatus.ADMITTED).order_by(Firm.id)).scalars().all()
         agreement.members = [FrameworkMember(firm_id=f.id, position=i) for i, f in enumerate(firms[:6], start=1)]
@@ -275,6 +281,12 @@ class _Demo:
         admin, staff = self.users["bz.admin"], self.users["bz.staff"]
         agreement = self.framework()
         methods = [M.OPEN_TENDER, M.COMPETITIVE_CONSULTATION, M.FRAMEWORK_ROTATION, M.RANDOM_DRAW, M.SINGLE_SOURCE]
+        self.echo("演示数据：巴州 2023 年度 4 项重点评价 …")
+        for index, engagement in enumerate(self.plan(self.bz, 2023, BZ_2023, "bz.admin", "bz.staff")):
+            self.procure(engagement, [M.RANDOM_DRAW, M.FRAMEWORK_ROTATION][index % 2], admin, staff, agreement=agreement)
+            self.plan_review(engagement, staff)
+            self.report_cycle(engagement, staff, returned_first=index == 2, publish="publish")
+            db.session.flush()
         self.echo("演示数据：巴州 2024 年度 11 项重点评价（采购、评审、公开）…")
         engagements = self.plan(self.bz, 2024, BZ_2024, "bz.admin", "bz.staff")
         for index, engagement in enumerate(engagements):

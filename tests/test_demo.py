@@ -85,6 +85,20 @@ def test_demo_loads_is_idempotent_and_keeps_the_audit_chain(app, app_ctx):
     assert sum(1 for p in publications if p.classified) >= 2 and sum(1 for p in publications if p.redacted_file_id) >= 9
     assert all(verify_draw(d).ok for d in db.session.execute(sa.select(Draw)).scalars())
 
+    # credit ratings and supervision
+    from evalhub.credit.models import CreditObjection, CreditRating, ObjectionDecision, RatingStatus
+    from evalhub.supervision.models import CampaignStatus, Inspection, InspectionCampaign, Trigger
+
+    ratings = db.session.execute(sa.select(CreditRating)).scalars().all()
+    assert {(r.year, r.status) for r in ratings} >= {(2023, RatingStatus.FINAL), (2024, RatingStatus.FINAL),
+                                                     (2025, RatingStatus.PUBLISHED)}
+    decisions = {o.decision for o in db.session.execute(sa.select(CreditObjection)).scalars()}
+    assert decisions == {ObjectionDecision.UPHELD, ObjectionDecision.REJECTED}
+    campaign = db.session.execute(sa.select(InspectionCampaign)).scalar_one()
+    assert campaign.status == CampaignStatus.RESULTS_PUBLISHED and campaign.inspections
+    triggers = set(db.session.execute(sa.select(Inspection.trigger)).scalars())
+    assert {Trigger.RANDOM, Trigger.COMPLAINT, Trigger.LOW_SCORE} <= triggers
+
     report = verify_chain()
     assert report.ok, report.problem
     assert report.checked == first["AuditEvent"]

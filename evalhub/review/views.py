@@ -703,7 +703,9 @@ def review_form(review_id: int):
     status = 200
     if request.method == "POST":
         form = review_form_for(rubric)
-        submitting = request.form.get("action") == "submit"
+        # The form's own hidden ``action`` field (rendered by hidden_tag) comes before the pressed button in
+        # the posted data, so read every value rather than the first.
+        submitting = "submit" in request.form.getlist("action")
 
         def save():
             services.save_review(review, current_user,

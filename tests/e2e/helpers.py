@@ -1,0 +1,60 @@
+"""Small helpers shared by the browser tests: logging in, one browser context per user, .docx bytes."""
+from __future__ import annotations
+
+import io
+
+from tests import factories
+
+VIEWPORT = {"width": 1280, "height": 900}
+
+
+def log_in(page, username: str, password: str = factories.PASSWORD) -> None:
+    page.goto("/login")
+    page.get_by_label("用户名").fill(username)
+    page.get_by_label("密码").fill(password)
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_url(lambda url: "/login" not in url)
+
+
+class Sessions:
+    """One browser context (own cookies) per user, all closed at the end of the test."""
+
+    def __init__(self, browser, base_url: str):
+        self.browser, self.base_url, self.contexts = browser, base_url, []
+
+    def page(self, username: str | None = None):
+        context = self.browser.new_context(base_url=self.base_url, locale="zh-CN", viewport=VIEWPORT)
+        context.set_default_timeout(10_000)
+        self.contexts.append(context)
+        page = context.new_page()
+        page.on("dialog", lambda dialog: dialog.accept())  # confirm() prompts on submit buttons
+        if username:
+            log_in(page, username)
+        return page
+
+    def close(self) -> None:
+        for context in self.contexts:
+            try:
+                context.close()
+            except Exception:  # pragma: no cover - already closed with the browser
+                pass
+        self.contexts.clear()
+
+
+def docx_bytes(text: str) -> bytes:
+    import docx
+
+    document = docx.Document()
+    for line in text.splitlines():
+        document.add_paragraph(line)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+def upload(name: str, data: bytes, mime: str = DOCX_MIME) -> dict:
+    """A file for ``locator.set_input_files``."""
+    return {"name": name, "mimeType": mime, "buffer": data}
