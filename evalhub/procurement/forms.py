@@ -151,6 +151,17 @@ class ContractForm(ChineseForm):
     deliverables = _area("交付成果", 2000, default="实施方案、评价报告、工作底稿")
 
 
+# --- framework agreements ---------------------------------------------------------------------------
+
+class FrameworkForm(ChineseForm):
+    """框架协议. The shortlist's order inputs are ``position_<firm id>`` (blank = not shortlisted), one per
+    admitted firm the bureau may use, read by the view; the service checks the rest."""
+
+    name = _text("框架协议名称", 200)
+    valid_from = _date("有效期开始")
+    valid_until = _date("有效期截止")
+
+
 # --- bids ------------------------------------------------------------------------------------------
 
 class BidForm(ChineseForm):

@@ -41,6 +41,7 @@ from evalhub.procurement.forms import (
     EnterCommitteeForm,
     ExplanationForm,
     FailForm,
+    FrameworkForm,
     ImportForm,
     JustificationDecisionForm,
     OpenBidsForm,
@@ -63,6 +64,7 @@ from evalhub.procurement.models import (
     EngagementState,
     EvaluationPlan,
     FrameworkAgreement,
+    FrameworkMember,
     JustificationDecision,
     PlanItem,
     PlanStatus,
@@ -71,7 +73,7 @@ from evalhub.procurement.models import (
     ProcurementStatus,
     TechnicalScore,
 )
-from evalhub.registry.models import Firm
+from evalhub.registry.models import Firm, FirmStatus
 
 bp = Blueprint("procurement", __name__)
 
@@ -835,6 +837,98 @@ def contract(engagement_id: int):
         flash(f"{engagement.reference} 已签订合同。", "success")
         return redirect(url_for(".engagement_detail", engagement_id=engagement.id))
     return render_template("procurement/contract.html", form=form, e=engagement, award=award_row), status
+
+
+# --- framework agreements --------------------------------------------------------------------------
+
+def _next_member(agreement: FrameworkAgreement) -> Optional[FrameworkMember]:
+    """Whose turn it is: the first member at or after ``next_position``, wrapping round as the rotation does
+    (a firm found ineligible for a given engagement is still skipped then)."""
+    members = agreement.members
+    return next((m for m in members if m.position >= agreement.next_position), members[0] if members else None)
+
+
+@bp.route("/frameworks")
+@login_required
+def framework_list():
+    require("plan.list")
+    stmt = sa.select(FrameworkAgreement)
+    own = current_user.bureau
+    if current_user.role != Role.SYSTEM_ADMIN:
+        stmt = stmt.where(FrameworkAgreement.bureau_id.in_(eligibility.library_bureau_ids(own) if own else {-1}))
+    agreements = db.session.execute(
+        stmt.join(Bureau, Bureau.id == FrameworkAgreement.bureau_id)
+        .options(selectinload(FrameworkAgreement.bureau),
+                 selectinload(FrameworkAgreement.members).selectinload(FrameworkMember.firm))
+        .order_by(FrameworkAgreement.valid_until.desc(), Bureau.path, FrameworkAgreement.id.desc())).scalars().all()
+    return render_template("procurement/framework_list.html", agreements=agreements, today=beijing_today(),
+                           next_member={a.id: _next_member(a) for a in agreements},
+                           can_create=own is not None and permissions.can(current_user, "plan.edit_bureau", own))
+
+
+def _framework_candidates(bureau: Bureau) -> list[Firm]:
+    """Admitted firms, visible to the user, of the libraries ``bureau`` may use (its own and upper bureaus')."""
+    stmt = sa.select(Firm).where(Firm.status == FirmStatus.ADMITTED,
+                                 Firm.bureau_id.in_(eligibility.library_bureau_ids(bureau)))
+    return db.session.execute(
+        permissions.scope(current_user, stmt, Firm).join(Bureau, Bureau.id == Firm.bureau_id)
+        .options(selectinload(Firm.bureau)).order_by(Bureau.path, Firm.id)).scalars().all()
+
+
+def _framework_order(candidates: list[Firm], errors: dict[str, str]) -> list[int]:
+    """The shortlisted firms' ids in the order entered (inputs ``position_<firm id>``, blank = not shortlisted).
+
+    An order that is not a positive whole number, or is repeated, is put in ``errors``; such firms go last,
+    so the service still counts them.
+    """
+    entered: dict[int, Optional[int]] = {}
+    for firm in candidates:
+        raw = request.form.get(f"position_{firm.id}", "").strip()
+        if not raw:
+            continue
+        try:
+            entered[firm.id] = int(raw) if raw.isascii() and int(raw) >= 1 else None
+        except ValueError:
+            entered[firm.id] = None
+    names = {f.id: f.name for f in candidates}
+    taken = [n for n in entered.values() if n is not None]
+    for firm_id, number in entered.items():
+        if number is None:
+            errors[f"position_{firm_id}"] = f"{names[firm_id]}：轮候顺序须为正整数"
+        elif taken.count(number) > 1:
+            errors[f"position_{firm_id}"] = f"{names[firm_id]}：轮候顺序 {number} 重复"
+    return sorted(entered, key=lambda firm_id: (entered[firm_id] is None, entered[firm_id] or 0, firm_id))
+
+
+@bp.route("/frameworks/new", methods=["GET", "POST"])
+@login_required
+def framework_new():
+    bureau = _own_bureau("plan.edit_bureau")
+    form = FrameworkForm()
+    candidates = _framework_candidates(bureau)
+    order_errors: dict[str, str] = {}
+
+    def create():
+        firm_ids = _framework_order(candidates, order_errors)
+        try:
+            agreement = services.create_framework_agreement(
+                bureau, current_user, name=form.name.data or "", valid_from=form.valid_from.data,
+                valid_until=form.valid_until.data, firm_ids=firm_ids)
+        except ValidationFailed as exc:
+            if not order_errors:
+                raise
+            fields = {**exc.fields, **order_errors}
+            raise ValidationFailed("；".join(fields.values()) + "。", fields)
+        if order_errors:
+            raise ValidationFailed("；".join(order_errors.values()) + "。", dict(order_errors))
+        return agreement
+
+    done, agreement, status = _submit(form, create)
+    if done:
+        flash(f"已登记框架协议“{agreement.name}”，入围机构 {len(agreement.members)} 家，按顺序轮候。", "success")
+        return redirect(url_for(".framework_list") + f"#framework-{agreement.id}")
+    return render_template("procurement/framework_new.html", form=form, bureau=bureau, candidates=candidates,
+                           errors=order_errors), status
 
 
 # --- firms: marketplace, bids, workspace -----------------------------------------------------------
