@@ -40,6 +40,14 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     _register_template_helpers(app)
     _register_error_handlers(app)
 
+    @app.after_request
+    def no_store(response):
+        # Pages carry personal and sealed data and change as work moves on: never serve them from a cache
+        # (the Back button after a background job would otherwise show the page as it was).
+        if response.mimetype in ("text/html", "application/json") and not request.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
     from evalhub.cli import register_cli
 
     register_cli(app)
@@ -62,19 +70,25 @@ def _import_models() -> None:
 def _register_blueprints(app: Flask) -> None:
     from evalhub.api import bp as api_bp
     from evalhub.core.views import bp as core_bp
+    from evalhub.credit.views import bp as credit_bp
     from evalhub.procurement.views import bp as procurement_bp
     from evalhub.public.views import bp as public_bp
     from evalhub.registry.views import bp as registry_bp
     from evalhub.review.views import bp as review_bp
+    from evalhub.supervision.views import bp as supervision_bp
 
+    import evalhub.credit.api  # noqa: F401  (adds the credit rating routes to the API blueprint)
     import evalhub.procurement.api  # noqa: F401  (adds the procurement routes to the API blueprint)
     import evalhub.registry.api  # noqa: F401  (adds the registry routes to the API blueprint)
     import evalhub.review.api  # noqa: F401  (adds the review routes to the API blueprint)
+    import evalhub.supervision.api  # noqa: F401  (adds the supervision routes to the API blueprint)
 
     app.register_blueprint(core_bp)
     app.register_blueprint(registry_bp)
     app.register_blueprint(procurement_bp)
     app.register_blueprint(review_bp)
+    app.register_blueprint(credit_bp)
+    app.register_blueprint(supervision_bp)
     app.register_blueprint(public_bp)
     app.register_blueprint(api_bp)
 

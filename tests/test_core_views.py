@@ -162,3 +162,46 @@ def test_jobs_go_through_the_real_queue_when_not_immediate(app, world, tmp_path)
     finally:
         app.config["JOBS_IMMEDIATE"] = True
         jobs.configure(app)
+
+
+# --- dashboard -------------------------------------------------------------------------------------
+
+def test_an_overdue_expert_review_is_on_the_dashboard_of_its_bureau_only(world, login):
+    from datetime import timedelta
+
+    from evalhub.core.timeutil import format_beijing, utcnow
+    from tests.test_review_services import _panel, _review
+
+    e, panel = _panel(world)
+    _review(panel.invitations[0], world, [18, 18, 18, 18, 18])  # one of three has submitted
+    due = utcnow() - timedelta(days=2)
+    panel.review_due = due
+    db.session.commit()
+    body = login(world.bz_staff).get("/").get_data(as_text=True)
+    card = body.split('data-testid="overdue-reviews-card"')[1].split('</ul></div>')[0]
+    assert f'href="/reviews/panels/{panel.id}"' in card and e.reference in card and e.name in card
+    assert format_beijing(due) in card and "2 位专家尚未提交" in card
+    assert 'data-testid="overdue-reviews-count">1<' in card
+    assert not any(i.expert.name in card for i in panel.invitations)  # the count only, no names
+    assert login(world.bz_staff).get(f"/reviews/panels/{panel.id}").status_code == 200
+    for username in ["region_admin", "bz_admin"]:
+        assert f"/reviews/panels/{panel.id}" in login(getattr(world, username)).get("/").get_data(as_text=True)
+    for username in ["kz_admin", "kz_staff", "lt_admin"]:
+        body = login(getattr(world, username)).get("/").get_data(as_text=True)
+        assert f"/reviews/panels/{panel.id}" not in body and e.reference not in body, username
+        assert "暂无逾期未完成的专家评审" in body
+
+
+def test_a_review_not_yet_due_is_not_overdue(world, login):
+    from tests.test_review_services import _panel
+
+    e, panel = _panel(world)
+    db.session.commit()
+    body = login(world.bz_staff).get("/").get_data(as_text=True)
+    assert f"/reviews/panels/{panel.id}" not in body and "暂无逾期未完成的专家评审" in body
+
+
+def test_pages_are_not_cached_but_static_files_may_be(world, login):
+    client = login(world.bz_admin)
+    assert client.get("/").headers["Cache-Control"] == "no-store"
+    assert "no-store" not in client.get("/static/evalhub.css").headers.get("Cache-Control", "")

@@ -231,6 +231,22 @@ def test_a_bid_stays_sealed_until_opening(world, scene, login):
     assert 'data-testid="open-bids"' in body and "40.00" not in body
 
 
+def test_the_audit_log_does_not_name_bidders_before_opening(world, scene, login):
+    p = db.session.get(Procurement, scene["procurement"])
+    sealed = f"{world.firm.name} 提交投标"
+    admin = login(world.bz_admin)
+    for url in ("/audit", "/audit?action=bid.", f"/audit?actor={world.firm_user.username}", "/"):
+        response = admin.get(url)
+        assert response.status_code == 200 and sealed not in text(response), url
+    import openpyxl
+
+    sheet = openpyxl.load_workbook(io.BytesIO(admin.get("/audit?export=xlsx").data)).active
+    assert not any(sealed in str(v) for row in sheet.iter_rows(values_only=True) for v in row)
+    _past_deadline(p)
+    assert login(world.bz_staff).post(f"/procurements/{p.id}/open").status_code == 302
+    assert sealed in text(login(world.bz_admin).get("/audit?action=bid."))
+
+
 # --- plans -----------------------------------------------------------------------------------------
 
 def test_a_plan_is_created_filled_and_approved_through_the_pages(world, login):

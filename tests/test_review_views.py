@@ -502,6 +502,16 @@ def test_the_firm_never_sees_expert_names_or_individual_totals(client, login, wo
     _assert_refused(client, login, [world.firm_user], "GET", "/reviews/export")
 
 
+def test_the_engagement_timeline_names_the_panel_never_the_expert_who_closed_it(client, login, world):
+    e = _accepted(world)  # the last expert's submission decided the panel and accepted the report
+    experts = _experts(world)
+    for user in (world.firm_user, world.bz_staff):
+        html = text(login(user).get(f"/engagements/{e.id}"))
+        assert "报告验收通过" in html and "专家评审组" in html
+        for expert_user in experts:
+            assert f">{expert_user.display_name}<" not in html and expert_user.expert.name not in html
+
+
 def test_the_bureau_reopens_a_submitted_review_with_a_reason(client, login, world):
     e, panel = _panel(world)
     a = panel.invitations[0]

@@ -153,24 +153,118 @@ def rated_firm_ids(bureau: Bureau, year: int) -> set[int]:
         Engagement.bureau_id.in_(subtree), Engagement.year == year, Engagement.firm_id.is_not(None))).scalars())
 
 
-def firm_components(bureau: Bureau, firm: Firm, year: int) -> tuple[bool, list[Component], list[str]]:
-    """(rated, components, intentional violations) for one firm, from recorded data only."""
+@dataclass
+class _FirmYear:
+    """What the rating reads about one firm's year, as plain rows (see ``_year_records``)."""
+    engagements: list[Any]                 # rows: id, firm_id, state, reference, name, plan_due, report_due (no contract: None)
+    first_rounds: list[Any]                # first-round report panels with a score: id, engagement_id, score, passed
+    first_submitted: dict[tuple[int, Any], datetime]  # (engagement id, submission kind) → version 1's submitted_at
+    extra_rounds: int                      # report panels after round 1
+    ratings: list[Decimal]                 # commissioner ratings' totals
+    complaints: list[Any]                  # substantiated complaints: id, firm_id, reference
+    findings: list[Any]                    # firm_id, inspection_id, severity, description
+    external: list[Any]                    # id, firm_id, kind, description, deduction
+
+
+def _year_records(bureau: Bureau, year: int, firm_id: int | None = None) -> dict[int, _FirmYear]:
+    """Everything the rating reads for the bureau's year, grouped by firm: one query per kind of record
+    instead of a dozen per firm. ``firm_id`` None: every firm that worked for the bureau (or its lower
+    bureaus) in the year, as ``rated_firm_ids``."""
     from evalhub.review.models import CommissionerRating, ReviewPanel, Submission, SubmissionKind
-    from evalhub.supervision.models import Complaint, Finding, Inspection, Severity
+    from evalhub.supervision.models import Complaint, Finding, Inspection
 
     subtree = sa.select(Bureau.id).where(Bureau.path.startswith(bureau.path))
-    engagements = db.session.execute(sa.select(Engagement).where(
-        Engagement.bureau_id.in_(subtree), Engagement.year == year, Engagement.firm_id == firm.id)).scalars().all()
+    in_year = [Engagement.bureau_id.in_(subtree), Engagement.year == year]
+    firms = (Engagement.firm_id == firm_id) if firm_id is not None else Engagement.firm_id.is_not(None)
+    engagement_ids = sa.select(Engagement.id).where(*in_year, firms)
+    worked = sa.select(Engagement.firm_id).where(*in_year, Engagement.firm_id.is_not(None))
+
+    out: dict[int, _FirmYear] = {}
+    firm_of: dict[int, int] = {}
+
+    def of(fid: int) -> _FirmYear:
+        if fid not in out:
+            out[fid] = _FirmYear([], [], {}, 0, [], [], [], [])
+        return out[fid]
+
+    def firm_filter(column):
+        return column == firm_id if firm_id is not None else column.in_(worked)
+
+    for row in db.session.execute(
+            sa.select(Engagement.id, Engagement.firm_id, Engagement.state, Engagement.reference, Engagement.name,
+                      Contract.plan_due, Contract.report_due)
+            .outerjoin(Contract, Contract.engagement_id == Engagement.id)
+            .where(*in_year, firms).order_by(Engagement.id)):
+        firm_of[row.id] = row.firm_id
+        of(row.firm_id).engagements.append(row)
+    if not out:
+        return out
+    for row in db.session.execute(
+            sa.select(ReviewPanel.id, ReviewPanel.engagement_id, ReviewPanel.score, ReviewPanel.passed).where(
+                ReviewPanel.engagement_id.in_(engagement_ids), ReviewPanel.kind == SubmissionKind.REPORT,
+                ReviewPanel.round == 1, ReviewPanel.score.is_not(None)).order_by(ReviewPanel.id)):
+        of(firm_of[row.engagement_id]).first_rounds.append(row)
+    for engagement_id, kind, submitted_at in db.session.execute(
+            sa.select(Submission.engagement_id, Submission.kind, Submission.submitted_at).where(
+                Submission.engagement_id.in_(engagement_ids), Submission.version == 1)):
+        of(firm_of[engagement_id]).first_submitted[(engagement_id, kind)] = submitted_at
+    for engagement_id, count in db.session.execute(
+            sa.select(ReviewPanel.engagement_id, sa.func.count(ReviewPanel.id)).where(
+                ReviewPanel.engagement_id.in_(engagement_ids), ReviewPanel.kind == SubmissionKind.REPORT,
+                ReviewPanel.round > 1).group_by(ReviewPanel.engagement_id)):
+        of(firm_of[engagement_id]).extra_rounds += count
+    for engagement_id, total in db.session.execute(
+            sa.select(CommissionerRating.engagement_id, CommissionerRating.total).where(
+                CommissionerRating.engagement_id.in_(engagement_ids)).order_by(CommissionerRating.id)):
+        of(firm_of[engagement_id]).ratings.append(total)
+    # Complaints and findings count for the year of the work they concern (an inspection of 2025's
+    # engagements happens in 2026), or the year they were made when no engagement is named.
+    for row in db.session.execute(
+            sa.select(Complaint.id, Complaint.firm_id, Complaint.reference).outerjoin(
+                Engagement, Engagement.reference == Complaint.engagement_reference).where(
+                firm_filter(Complaint.firm_id), Complaint.substantiated.is_(True),
+                sa.func.coalesce(Engagement.year, sa.extract("year", Complaint.created_at)) == year)
+            .order_by(Complaint.id)):
+        if row.firm_id in out:
+            out[row.firm_id].complaints.append(row)
+    for row in db.session.execute(
+            sa.select(Finding.firm_id, Finding.inspection_id, Finding.severity, Finding.description)
+            .join(Inspection, Inspection.id == Finding.inspection_id).outerjoin(
+                Engagement, Engagement.id == Inspection.engagement_id).where(
+                firm_filter(Finding.firm_id), Inspection.bureau_id.in_(subtree),
+                sa.func.coalesce(Engagement.year, sa.extract("year", Finding.created_at)) == year)
+            .order_by(Finding.id)):
+        if row.firm_id in out:
+            out[row.firm_id].findings.append(row)
+    for row in db.session.execute(
+            sa.select(ExternalCreditRecord.id, ExternalCreditRecord.firm_id, ExternalCreditRecord.kind,
+                      ExternalCreditRecord.description, ExternalCreditRecord.deduction).where(
+                firm_filter(ExternalCreditRecord.firm_id), ExternalCreditRecord.bureau_id.in_(subtree),
+                sa.extract("year", ExternalCreditRecord.occurred_on) == year).order_by(ExternalCreditRecord.id)):
+        if row.firm_id in out:
+            out[row.firm_id].external.append(row)
+    return out
+
+
+def firm_components(bureau: Bureau, firm: Firm, year: int) -> tuple[bool, list[Component], list[str]]:
+    """(rated, components, intentional violations) for one firm, from recorded data only."""
+    records = _year_records(bureau, year, firm.id).get(firm.id)
+    return _components(bureau, records) if records is not None else (False, [], [])
+
+
+def _components(bureau: Bureau, records: _FirmYear) -> tuple[bool, list[Component], list[str]]:
+    from evalhub.review.models import SubmissionKind
+    from evalhub.supervision.models import Severity
+
+    engagements = records.engagements
     completed = [e for e in engagements if e.state in COMPLETED]
     if not completed:
         return False, [], []
-    ids = [e.id for e in engagements]
+    references = {e.id: e.reference for e in engagements}
     ref = lambda e: {"type": "engagement", "id": e.id, "label": f"{e.reference} {e.name}"}  # noqa: E731
 
     # practice quality: first-round report scores, and the share passing first time
-    first_rounds = db.session.execute(sa.select(ReviewPanel).where(
-        ReviewPanel.engagement_id.in_(ids), ReviewPanel.kind == SubmissionKind.REPORT, ReviewPanel.round == 1,
-        ReviewPanel.score.is_not(None))).scalars().all()
+    first_rounds = records.first_rounds
     weight = _weight(bureau, "quality")
     if first_rounds:
         mean = sum((p.score for p in first_rounds), Decimal("0")) / len(first_rounds)
@@ -181,41 +275,34 @@ def firm_components(bureau: Bureau, firm: Firm, year: int) -> tuple[bool, list[C
     else:
         quality, detail = _q(weight * Decimal("0.5")), ["本年度没有首轮报告评审记录，按一半计分"]
     components = [Component("quality", "执业质量", weight, quality, detail,
-                            [{"type": "panel", "id": p.id, "label": f"{p.engagement.reference} 第 1 轮 {p.score} 分"} for p in first_rounds])]
+                            [{"type": "panel", "id": p.id, "label": f"{references[p.engagement_id]} 第 1 轮 {p.score} 分"}
+                             for p in first_rounds])]
 
     # contract performance: on time, and rounds of rectification
     weight = _weight(bureau, "performance")
-    checks, late, records = 0, 0, []
+    checks, late, late_records = 0, 0, []
     for e in engagements:
-        contract: Contract | None = e.contract
-        if contract is None:
+        if e.plan_due is None:  # no contract
             continue
-        for kind, due in ((SubmissionKind.WORK_PLAN, contract.plan_due), (SubmissionKind.REPORT, contract.report_due)):
-            first = db.session.execute(sa.select(Submission).where(Submission.engagement_id == e.id, Submission.kind == kind,
-                                                                   Submission.version == 1)).scalar_one_or_none()
-            if first is None:
+        for kind, due in ((SubmissionKind.WORK_PLAN, e.plan_due), (SubmissionKind.REPORT, e.report_due)):
+            submitted_at = records.first_submitted.get((e.id, kind))
+            if submitted_at is None:
                 continue
             checks += 1
-            if first.submitted_at.date() > due:
+            if submitted_at.date() > due:
                 late += 1
-                records.append({**ref(e), "label": f"{e.reference} {kind.label}逾期提交"})
-    extra_rounds = db.session.execute(sa.select(sa.func.count(ReviewPanel.id)).where(
-        ReviewPanel.engagement_id.in_(ids), ReviewPanel.kind == SubmissionKind.REPORT, ReviewPanel.round > 1)).scalar_one()
+                late_records.append({**ref(e), "label": f"{e.reference} {kind.label}逾期提交"})
+    extra_rounds = records.extra_rounds
     on_time = weight * Decimal("0.6") * (Decimal(checks - late) / checks if checks else Decimal(1))
     rounds_part = max(Decimal("0"), weight * Decimal("0.4") - _setting_decimal(bureau, "credit.deduct_round") * extra_rounds)
     components.append(Component("performance", "合同履行", weight, _q(on_time + rounds_part),
-                                [f"按期提交 {checks - late}/{checks}", f"整改轮次 {extra_rounds} 次"], records))
+                                [f"按期提交 {checks - late}/{checks}", f"整改轮次 {extra_rounds} 次"], late_records))
 
     # commissioner feedback and complaints
     weight = _weight(bureau, "feedback")
-    ratings = db.session.execute(sa.select(CommissionerRating).where(CommissionerRating.engagement_id.in_(ids))).scalars().all()
-    base = weight * (sum((r.total for r in ratings), Decimal("0")) / len(ratings) / 100) if ratings else weight * Decimal("0.8")
-    # Complaints and findings count for the year of the work they concern (an inspection of 2025's
-    # engagements happens in 2026), or the year they were made when no engagement is named.
-    complaints = db.session.execute(sa.select(Complaint).outerjoin(
-        Engagement, Engagement.reference == Complaint.engagement_reference).where(
-        Complaint.firm_id == firm.id, Complaint.substantiated.is_(True),
-        sa.func.coalesce(Engagement.year, sa.extract("year", Complaint.created_at)) == year)).scalars().all()
+    ratings = records.ratings
+    base = weight * (sum(ratings, Decimal("0")) / len(ratings) / 100) if ratings else weight * Decimal("0.8")
+    complaints = records.complaints
     feedback = max(Decimal("0"), base - _setting_decimal(bureau, "credit.deduct_complaint") * len(complaints))
     components.append(Component("feedback", "委托方评价", weight, _q(feedback),
                                 [f"委托方评价 {len(ratings)} 份" + ("" if ratings else "（无评价，按 80% 计）"),
@@ -224,10 +311,7 @@ def firm_components(bureau: Bureau, firm: Firm, year: int) -> tuple[bool, list[C
 
     # supervision: deductions by severity; an intentional violation zeroes it and puts the firm on watch
     weight = _weight(bureau, "supervision")
-    findings = db.session.execute(sa.select(Finding).join(Inspection).outerjoin(
-        Engagement, Engagement.id == Inspection.engagement_id).where(
-        Finding.firm_id == firm.id, Inspection.bureau_id.in_(subtree),
-        sa.func.coalesce(Engagement.year, sa.extract("year", Finding.created_at)) == year)).scalars().all()
+    findings = records.findings
     deductions = {Severity.MINOR: "credit.deduct_minor", Severity.GENERAL: "credit.deduct_general",
                   Severity.SERIOUS: "credit.deduct_serious"}
     intentional = [f.description for f in findings if f.severity == Severity.INTENTIONAL]
@@ -239,9 +323,7 @@ def firm_components(bureau: Bureau, firm: Firm, year: int) -> tuple[bool, list[C
 
     # external credit records entered by the bureau
     weight = _weight(bureau, "external")
-    external = db.session.execute(sa.select(ExternalCreditRecord).where(
-        ExternalCreditRecord.firm_id == firm.id, ExternalCreditRecord.bureau_id.in_(subtree),
-        sa.extract("year", ExternalCreditRecord.occurred_on) == year)).scalars().all()
+    external = records.external
     components.append(Component("external", "外部信用", weight,
                                 _q(max(Decimal("0"), weight - sum((r.deduction for r in external), Decimal("0")))),
                                 [f"不良信用记录 {len(external)} 条"],
@@ -258,14 +340,20 @@ def compute(bureau: Bureau, year: int, actor: User | None, *,
     firm_ids = sorted(rated_firm_ids(bureau, year))
     existing = {r.firm_id: r for r in db.session.execute(sa.select(CreditRating).where(
         CreditRating.bureau_id == bureau.id, CreditRating.year == year)).scalars()}
+    # The whole year's records in a few grouped queries (not a dozen queries per firm), and the firms at once.
+    records = _year_records(bureau, year)
+    firms = {f.id: f for f in db.session.execute(sa.select(Firm).where(Firm.id.in_(
+        sa.select(Engagement.firm_id).where(Engagement.bureau_id.in_(sa.select(Bureau.id).where(
+            Bureau.path.startswith(bureau.path))), Engagement.year == year)))).scalars()}
     out = []
     for index, firm_id in enumerate(firm_ids, start=1):
-        firm = db.session.get(Firm, firm_id)
+        firm = firms[firm_id]
         rating = existing.get(firm_id)
         if rating is not None and rating.status == RatingStatus.FINAL:
             out.append(rating)
             continue
-        rated, components, intentional = firm_components(bureau, firm, year)
+        rated, components, intentional = (_components(bureau, records[firm_id]) if firm_id in records
+                                          else (False, [], []))
         if rating is None:
             rating = CreditRating(bureau_id=bureau.id, firm_id=firm_id, year=year, status=RatingStatus.DRAFT, version=0)
             db.session.add(rating)

@@ -460,6 +460,27 @@ class TimelineEvent:
     kind: str = "transition"
 
 
+def _transition_actor(user: Optional[User]) -> str:
+    """Who acted, as the timeline shows it. A panel's decision is recorded with the expert whose review
+    closed it: show the panel, never that expert. A firm learns which organisation acted, never which
+    person (as in the API)."""
+    if user is None:
+        return "系统"
+    if user.role == Role.EXPERT:
+        return "专家评审组"
+    if _is_firm():
+        if user.role in permissions.BUREAU_ROLES and user.bureau:
+            return user.bureau.name
+        if user.role == Role.FIRM_USER and user.firm:
+            return user.firm.name
+        return user.role.label
+    return user.display_name
+
+
+def _timeline_user(user_id: Optional[int]) -> str:
+    return _transition_actor(db.session.get(User, user_id) if user_id else None)
+
+
 def _timeline(engagement: Engagement) -> list[TimelineEvent]:
     """Every state change, with the procurement, award and contract records around them, in order.
 
@@ -467,20 +488,20 @@ def _timeline(engagement: Engagement) -> list[TimelineEvent]:
     """
     events = [TimelineEvent(t.created_at, workflow.TRANSITIONS[t.action].label if t.action in workflow.TRANSITIONS
                             else t.action, f"{t.from_state.label} → {t.to_state.label}",
-                            t.actor.display_name if t.actor else "系统", t.note or "")
+                            _transition_actor(t.actor), t.note or "")
               for t in engagement.transitions]
     for p in engagement.procurements:
-        events.append(TimelineEvent(p.created_at, f"发起采购（{p.method.label}）", p.title, _user_name(p.created_by_id),
+        events.append(TimelineEvent(p.created_at, f"发起采购（{p.method.label}）", p.title, _timeline_user(p.created_by_id),
                                     p.rerun_reason or "", "procurement"))
         if p.approved_at:
-            events.append(TimelineEvent(p.approved_at, "单一来源采购审批通过", p.title, _user_name(p.approved_by_id),
+            events.append(TimelineEvent(p.approved_at, "单一来源采购审批通过", p.title, _timeline_user(p.approved_by_id),
                                         kind="procurement"))
         if p.opened_at:
             events.append(TimelineEvent(p.opened_at, "开标", p.title, kind="procurement"))
         if p.award:
             a = p.award
             events.append(TimelineEvent(a.awarded_at, "定标", f"{a.firm.name}，{_wan(a.amount)} 万元",
-                                        _user_name(a.awarded_by_id), a.reasons, "award"))
+                                        _timeline_user(a.awarded_by_id), a.reasons, "award"))
     if engagement.contract:
         c = engagement.contract
         events.append(TimelineEvent(c.created_at, "合同登记",

@@ -1,0 +1,568 @@
+"""Credit rating pages (DOMAIN.md §6): the bureau's yearly list with its compute / publish / finalise
+buttons, each rating's explanation (components, their records, last year's change, objections and
+answers), the firm's own ratings and objection form, the working-day calendar, external credit records,
+the public list of FINAL ratings, and the dashboard's cards.
+
+Thin routes: check permission (``load`` / ``require``), call ``evalhub.credit.services``, commit,
+redirect. A service's ``ValidationFailed`` is rolled back and shown beside the form with HTTP 422
+(nothing written); ``Conflict`` and ``PermissionDenied`` propagate to the app's error handlers (409 /
+403) with the service's Chinese sentence.
+
+Who sees what:
+- bureau users read the ratings of their bureau and the bureaus below it (``permissions.scope``); only
+  a bureau's own administrators compute, publish, finalise, answer objections, keep the calendar and
+  enter external records (``credit.manage``);
+- a firm user reads only their own firm's ratings, and only once published: a draft is the bureau's
+  working copy. Expert-panel links are shown to bureau users only;
+- anyone, without logging in, reads FINAL ratings only (``/public/ratings``): nothing draft or still
+  open for objection is reachable there.
+"""
+from __future__ import annotations
+
+import io
+from datetime import date
+from decimal import Decimal
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from sqlalchemy.orm import selectinload
+
+from evalhub.core import files, jobs, permissions
+from evalhub.core.enums import Role
+from evalhub.core.errors import PermissionDenied, ValidationFailed
+from evalhub.core.exports import to_xlsx
+from evalhub.core.models import Bureau, StoredFile, User
+from evalhub.core.timeutil import beijing_today, format_beijing
+from evalhub.core.web import apply_errors, load, paginate, require, wants_export, xlsx_response
+from evalhub.credit import services
+from evalhub.credit.forms import AnswerForm, CalendarForm, ExternalRecordForm, ObjectionForm, YearActionForm
+from evalhub.credit.models import (
+    CalendarDay,
+    CreditGrade,
+    CreditObjection,
+    CreditRating,
+    ExternalCreditRecord,
+    RatingStatus,
+)
+from evalhub.extensions import db
+from evalhub.registry.forms import BLANK, choice
+from evalhub.registry.models import Firm
+
+bp = Blueprint("credit", __name__)
+
+WEEKDAYS = "一二三四五六日"
+GRADES = [CreditGrade.A, CreditGrade.B, CreditGrade.C, CreditGrade.D]
+
+
+# --- small helpers ---------------------------------------------------------------------------------
+
+def _is_firm_user() -> bool:
+    return current_user.role == Role.FIRM_USER
+
+
+def _bureau_side() -> bool:
+    return permissions.can(current_user, "dashboard.bureau")
+
+
+def _year_arg(raw: str) -> Optional[int]:
+    raw = (raw or "").strip()
+    if raw.isdigit() and 2000 <= int(raw) <= 2100:
+        return int(raw)
+    return None
+
+
+def _int_arg(raw: str) -> Optional[int]:
+    raw = (raw or "").strip()
+    return int(raw) if raw.isdigit() else None
+
+
+def _show(form: FlaskForm, exc: ValidationFailed) -> None:
+    """The service's messages beside their fields, and its whole sentence at the top of the form."""
+    apply_errors(form, exc)
+    errors = list(getattr(form, "form_errors", []) or [])
+    if exc.message not in errors:
+        form.form_errors = [exc.message] + errors
+
+
+def _managed_bureau() -> Bureau:
+    """The current user's own bureau, which they must administer (``credit.manage``)."""
+    bureau = current_user.bureau if current_user.role != Role.FIRM_USER else None
+    if bureau is None:
+        abort(403)
+    require("credit.manage", bureau)
+    return bureau
+
+
+def _posted_year() -> int:
+    form = YearActionForm()
+    year = _year_arg(form.year.data or "") if form.validate_on_submit() else None
+    if year is None or year > beijing_today().year:
+        raise ValidationFailed(f"年度应为 2000–{beijing_today().year} 之间的 4 位数字。", {"year": "年度无效"})
+    return year
+
+
+def _user_name(user_id: Optional[int]) -> str:
+    user = db.session.get(User, user_id) if user_id else None
+    return user.display_name if user else ""
+
+
+def _send(record: StoredFile):
+    try:
+        data = files.read(record)
+    except FileNotFoundError:
+        abort(404)
+    return send_file(io.BytesIO(data), mimetype=record.content_type, as_attachment=True,
+                     download_name=record.original_name)
+
+
+def _objection_counts(rating_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """rating id → (objections, unanswered)."""
+    rows = db.session.execute(
+        sa.select(CreditObjection.rating_id, sa.func.count(CreditObjection.id),
+                  sa.func.sum(sa.case((CreditObjection.decision.is_(None), 1), else_=0)))
+        .where(CreditObjection.rating_id.in_(rating_ids or [-1])).group_by(CreditObjection.rating_id)).all()
+    return {rid: (total, int(open_ or 0)) for rid, total, open_ in rows}
+
+
+def _grade_label(rating: CreditRating) -> str:
+    if not rating.rated:
+        return "不予评级"
+    return rating.grade.label if rating.grade else ""
+
+
+# --- the bureau's list -----------------------------------------------------------------------------
+
+EXPORT_COLUMNS = ["年度", "财政局", "第三方机构", "统一社会信用代码", "总分", "等级", "重点关注", "关注原因", "状态",
+                  "异议", "未答复异议", "公示异议截止", "计算时间（北京）", "版本"]
+
+
+@bp.route("/credit")
+@login_required
+def index():
+    require("dashboard.bureau")
+    filters = {k: request.args.get(k, "").strip() for k in ("year", "bureau", "grade", "status", "watch", "firm")}
+    years = db.session.execute(permissions.scope(
+        current_user, sa.select(CreditRating.year).distinct(), CreditRating)).scalars().all()
+    years = sorted(set(years), reverse=True)
+    year = _year_arg(filters["year"]) or (years[0] if years else beijing_today().year - 1)
+    filters["year"] = str(year)
+
+    stmt = (permissions.scope(current_user, sa.select(CreditRating), CreditRating)
+            .join(Firm, Firm.id == CreditRating.firm_id).where(CreditRating.year == year))
+    if (bureau_id := _int_arg(filters["bureau"])) is not None:
+        stmt = stmt.where(CreditRating.bureau_id == bureau_id)
+    if filters["grade"] == "none":
+        stmt = stmt.where(CreditRating.rated.is_(False))
+    elif filters["grade"] in {g.value for g in CreditGrade}:
+        stmt = stmt.where(CreditRating.grade == CreditGrade(filters["grade"]))
+    if filters["status"] in {s.value for s in RatingStatus}:
+        stmt = stmt.where(CreditRating.status == RatingStatus(filters["status"]))
+    if filters["watch"] == "1":
+        stmt = stmt.where(CreditRating.watch_list.is_(True))
+    if filters["firm"]:
+        stmt = stmt.where(Firm.name.contains(filters["firm"], autoescape=True))
+    stmt = (stmt.options(selectinload(CreditRating.firm), selectinload(CreditRating.bureau))
+            .order_by(CreditRating.rated.desc(), CreditRating.total.desc(), Firm.name, CreditRating.id))
+
+    if wants_export():
+        ratings = db.session.execute(stmt).scalars().all()
+        counts = _objection_counts([r.id for r in ratings])
+        rows = [{"年度": r.year, "财政局": r.bureau.name, "第三方机构": r.firm.name, "统一社会信用代码": r.firm.uscc,
+                 "总分": float(r.total) if r.total is not None else None, "等级": _grade_label(r),
+                 "重点关注": "是" if r.watch_list else "", "关注原因": r.watch_reason or "", "状态": r.status.label,
+                 "异议": counts.get(r.id, (0, 0))[0], "未答复异议": counts.get(r.id, (0, 0))[1],
+                 "公示异议截止": r.objection_deadline.isoformat() if r.objection_deadline else "",
+                 "计算时间（北京）": format_beijing(r.computed_at), "版本": r.version} for r in ratings]
+        return xlsx_response(to_xlsx(rows, f"{year}年度信用评价", columns=EXPORT_COLUMNS), f"机构信用评价{year}.xlsx")
+
+    page = paginate(stmt)
+    bureaus = db.session.execute(permissions.scope(
+        current_user, sa.select(Bureau).order_by(Bureau.path), Bureau)).scalars().all()
+    own = current_user.bureau
+    manage = own is not None and permissions.can(current_user, "credit.manage", own)
+    summary = _own_summary(own, year) if own is not None else None
+    return render_template("credit/index.html", page=page, filters=filters, year=year,
+                           years=sorted(set(years) | {year, beijing_today().year - 1}, reverse=True),
+                           bureaus=bureaus, counts=_objection_counts([r.id for r in page.items]),
+                           manage=manage, own=own, summary=summary, form=YearActionForm(),
+                           CreditGrade=CreditGrade, RatingStatus=RatingStatus, grade_label=_grade_label)
+
+
+def _own_summary(bureau: Bureau, year: int) -> dict:
+    """How far the bureau's own ratings of the year have come: counts by status, deadline, open objections."""
+    rows = db.session.execute(sa.select(CreditRating.status, sa.func.count()).where(
+        CreditRating.bureau_id == bureau.id, CreditRating.year == year).group_by(CreditRating.status)).all()
+    by_status = {status: n for status, n in rows}
+    deadline = db.session.execute(sa.select(sa.func.max(CreditRating.objection_deadline)).where(
+        CreditRating.bureau_id == bureau.id, CreditRating.year == year,
+        CreditRating.status == RatingStatus.PUBLISHED)).scalar_one_or_none()
+    unanswered = db.session.execute(sa.select(sa.func.count(CreditObjection.id)).join(CreditRating).where(
+        CreditRating.bureau_id == bureau.id, CreditRating.year == year,
+        CreditObjection.decision.is_(None))).scalar_one()
+    return {"draft": by_status.get(RatingStatus.DRAFT, 0), "published": by_status.get(RatingStatus.PUBLISHED, 0),
+            "final": by_status.get(RatingStatus.FINAL, 0), "deadline": deadline, "unanswered": unanswered,
+            "period_over": deadline is not None and beijing_today() > deadline}
+
+
+@bp.route("/credit/compute", methods=["POST"])
+@login_required
+def compute():
+    bureau = _managed_bureau()
+    year = _posted_year()
+    job = jobs.submit("credit.compute", f"计算{bureau.short_name} {year} 年度机构信用评价",
+                      {"bureau_id": bureau.id, "year": year}, actor=current_user, bureau_id=bureau.id)
+    return redirect(url_for("core.job_detail", job_id=job.id))
+
+
+@bp.route("/credit/publish", methods=["POST"])
+@login_required
+def publish():
+    bureau = _managed_bureau()
+    year = _posted_year()
+    services.ensure_national_calendar()  # deadlines count working days: the national holidays must be there
+    count = services.publish(bureau, year, current_user)
+    db.session.commit()
+    deadline = db.session.execute(sa.select(sa.func.max(CreditRating.objection_deadline)).where(
+        CreditRating.bureau_id == bureau.id, CreditRating.year == year)).scalar_one_or_none()
+    flash(f"已公示 {year} 年度评价结果 {count} 家，异议截止 {deadline:%Y-%m-%d}。", "success")
+    return redirect(url_for(".index", year=year))
+
+
+@bp.route("/credit/finalise", methods=["POST"])
+@login_required
+def finalise():
+    bureau = _managed_bureau()
+    year = _posted_year()
+    count = services.finalise(bureau, year, current_user)
+    db.session.commit()
+    flash(f"{year} 年度评价结果已确定：{count} 家，已在信用评价公示中公开。", "success")
+    return redirect(url_for(".index", year=year))
+
+
+# --- one rating ------------------------------------------------------------------------------------
+
+def _rating(rating_id: int) -> CreditRating:
+    rating = load(CreditRating, rating_id, "credit.view")
+    if _is_firm_user() and rating.status == RatingStatus.DRAFT:
+        raise PermissionDenied("该评价结果尚未公示。")
+    return rating
+
+
+def _record_link(record: dict) -> Optional[str]:
+    """Where a component's record is explained; None for text only."""
+    kind, rid = record.get("type"), record.get("id")
+    if rid is None:
+        return None
+    if kind == "engagement":
+        return url_for("procurement.engagement_detail", engagement_id=rid)
+    if kind == "panel":
+        return url_for("review.panel_detail", panel_id=rid) if _bureau_side() else None
+    if kind == "inspection":
+        return f"/inspections/{rid}"
+    return None  # complaints and external records: the label says what it is
+
+
+def _render_rating(rating: CreditRating, status: int = 200, *, objection_form: Optional[ObjectionForm] = None,
+                   answer_forms: Optional[dict[int, AnswerForm]] = None):
+    components = []
+    for c in rating.components or []:
+        points, maximum = Decimal(str(c.get("points") or 0)), Decimal(str(c.get("max") or 0))
+        components.append({**c, "percent": int(points / maximum * 100) if maximum else 0,
+                           "links": [(r.get("label", ""), _record_link(r), r.get("type")) for r in c.get("records", [])]})
+
+    previous = db.session.execute(sa.select(CreditRating).where(
+        CreditRating.bureau_id == rating.bureau_id, CreditRating.firm_id == rating.firm_id,
+        CreditRating.year == rating.year - 1)).scalar_one_or_none()
+    if previous is not None and _is_firm_user() and previous.status == RatingStatus.DRAFT:
+        previous = None
+    delta = None
+    if previous is not None and previous.total is not None and rating.total is not None:
+        delta = rating.total - previous.total
+
+    today = beijing_today()
+    is_rated_firm = _is_firm_user() and current_user.firm_id == rating.firm_id
+    can_object = is_rated_firm and rating.status == RatingStatus.PUBLISHED and rating.objection_deadline is not None \
+        and today <= rating.objection_deadline
+    can_manage = permissions.can(current_user, "credit.manage", rating.bureau)
+    can_answer = can_manage and rating.status == RatingStatus.PUBLISHED
+    answer_forms = dict(answer_forms or {})
+    if can_answer:
+        for o in rating.objections:
+            if o.decision is None and o.id not in answer_forms:
+                answer_forms[o.id] = AnswerForm(prefix=f"a{o.id}", formdata=None)
+
+    file_ids = [fid for o in rating.objections for fid in (o.evidence_file_ids or [])]
+    evidence = {f.id: f for f in db.session.execute(
+        sa.select(StoredFile).where(StoredFile.id.in_(file_ids or [-1]))).scalars()}
+    subtree = sa.select(Bureau.id).where(Bureau.path.startswith(rating.bureau.path))
+    external = db.session.execute(sa.select(ExternalCreditRecord).where(
+        ExternalCreditRecord.firm_id == rating.firm_id, ExternalCreditRecord.bureau_id.in_(subtree))
+        .order_by(ExternalCreditRecord.occurred_on.desc(), ExternalCreditRecord.id.desc())).scalars().all()
+    own = current_user.bureau if not _is_firm_user() else None
+    can_add_external = own is not None and permissions.can(current_user, "credit.manage", own)
+    return render_template(
+        "credit/rating_detail.html", rating=rating, components=components, previous=previous, delta=delta,
+        today=today, can_object=can_object, is_rated_firm=is_rated_firm, can_manage=can_manage,
+        objection_form=objection_form or (ObjectionForm(formdata=None) if can_object else None),
+        answer_forms=answer_forms, evidence=evidence, external=external, can_add_external=can_add_external,
+        bureau_side=_bureau_side(), user_name=_user_name, grade_label=_grade_label, RatingStatus=RatingStatus,
+        form=YearActionForm(),
+    ), status
+
+
+@bp.route("/credit/ratings/<int:rating_id>")
+@login_required
+def rating_detail(rating_id: int):
+    return _render_rating(_rating(rating_id))
+
+
+@bp.route("/credit/ratings/<int:rating_id>/objections", methods=["POST"])
+@login_required
+def objection_new(rating_id: int):
+    rating = _rating(rating_id)
+    if not (_is_firm_user() and current_user.firm_id == rating.firm_id):
+        abort(403)
+    form = ObjectionForm()
+    if not form.validate_on_submit():
+        return _render_rating(rating, 422, objection_form=form)
+    evidence = [(f.filename, f.read()) for f in (form.evidence.data or []) if f is not None and f.filename]
+    try:
+        objection = services.object_to(rating, current_user, form.text.data, evidence)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        _show(form, exc)
+        return _render_rating(rating, 422, objection_form=form)
+    db.session.commit()
+    flash(f"异议已提交，财政部门将于 {objection.answer_due:%Y-%m-%d} 前答复。", "success")
+    return redirect(url_for(".rating_detail", rating_id=rating.id) + "#objections")
+
+
+@bp.route("/credit/objections/<int:objection_id>/answer", methods=["POST"])
+@login_required
+def objection_answer(objection_id: int):
+    objection = db.session.get(CreditObjection, objection_id)
+    if objection is None:
+        abort(404)
+    rating = _rating(objection.rating_id)
+    require("credit.manage", rating.bureau)
+    form = AnswerForm(prefix=f"a{objection.id}")
+    if not form.validate_on_submit():
+        return _render_rating(rating, 422, answer_forms={objection.id: form})
+    recompute = bool(form.recompute.data)
+    try:
+        services.answer(objection, current_user, form.decision.data, form.answer.data, recompute=recompute)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        _show(form, exc)
+        return _render_rating(rating, 422, answer_forms={objection.id: form})
+    db.session.commit()
+    flash(f"已答复异议：{objection.decision.label}" + (f"；已重新计算，现为 {_grade_label(rating)}（{rating.total} 分）。"
+                                                      if recompute else "。"), "success")
+    return redirect(url_for(".rating_detail", rating_id=rating.id) + "#objections")
+
+
+@bp.route("/credit/objections/<int:objection_id>/files/<int:file_id>")
+@login_required
+def objection_file(objection_id: int, file_id: int):
+    objection = db.session.get(CreditObjection, objection_id)
+    if objection is None:
+        abort(404)
+    _rating(objection.rating_id)
+    if file_id not in (objection.evidence_file_ids or []):
+        abort(404)
+    record = db.session.get(StoredFile, file_id)
+    if record is None:
+        abort(404)
+    return _send(record)
+
+
+@bp.route("/credit/mine")
+@login_required
+def mine():
+    if not _is_firm_user():
+        abort(403)
+    ratings = db.session.execute(
+        permissions.scope(current_user, sa.select(CreditRating), CreditRating)
+        .where(CreditRating.status != RatingStatus.DRAFT)
+        .options(selectinload(CreditRating.bureau), selectinload(CreditRating.objections))
+        .order_by(CreditRating.year.desc(), CreditRating.bureau_id)).scalars().all()
+    return render_template("credit/mine.html", ratings=ratings, firm=current_user.firm, today=beijing_today(),
+                           grade_label=_grade_label, RatingStatus=RatingStatus)
+
+
+# --- the working-day calendar ----------------------------------------------------------------------
+
+@bp.route("/credit/calendar", methods=["GET", "POST"])
+@login_required
+def calendar():
+    bureau = current_user.bureau if current_user.role in permissions.BUREAU_ROLES else None
+    if bureau is None:
+        abort(403)
+    can_manage = permissions.can(current_user, "credit.manage", bureau)
+    form = CalendarForm()
+    status = 200
+    if request.method == "POST":
+        if not can_manage:
+            abort(403)
+        if form.validate_on_submit():
+            try:
+                row = services.set_calendar_day(bureau, form.day.data, form.kind.data == "workday", form.note.data,
+                                                current_user)
+            except ValidationFailed as exc:
+                db.session.rollback()
+                _show(form, exc)
+                status = 422
+            else:
+                db.session.commit()
+                flash(f"已将 {row.day:%Y-%m-%d} 设为{'工作日' if row.is_workday else '休息日'}（{row.note}）。", "success")
+                return redirect(url_for(".calendar"))
+        else:
+            status = 422
+    elif services.ensure_national_calendar():
+        db.session.commit()  # the national holidays are seeded on first use, as the rubrics are
+
+    today = beijing_today()
+    chain = [bureau.id] + [b.id for b in bureau.ancestors()]
+    rank = {b: i for i, b in enumerate(chain)}
+    rows = db.session.execute(sa.select(CalendarDay).where(
+        CalendarDay.day >= today, sa.or_(CalendarDay.bureau_id.is_(None), CalendarDay.bureau_id.in_(chain)))
+        .order_by(CalendarDay.day)).scalars().all()
+    best: dict[date, int] = {}
+    for row in rows:
+        priority = rank.get(row.bureau_id, len(chain))
+        best[row.day] = min(best.get(row.day, priority), priority)
+    names = {b.id: b.short_name for b in [bureau] + bureau.ancestors()}
+    days = [{"row": row, "weekday": WEEKDAYS[row.day.weekday()],
+             "source": "全国" if row.bureau_id is None else names.get(row.bureau_id, ""),
+             "own": row.bureau_id == bureau.id,
+             "overridden": rank.get(row.bureau_id, len(chain)) != best[row.day]} for row in rows[:400]]
+    return render_template("credit/calendar.html", form=form, bureau=bureau, days=days, can_manage=can_manage,
+                           today=today), status
+
+
+# --- external credit records -----------------------------------------------------------------------
+
+@bp.route("/credit/external/new", methods=["GET", "POST"])
+@login_required
+def external_new():
+    bureau = _managed_bureau()
+    firms = db.session.execute(permissions.scope(current_user, sa.select(Firm).order_by(Firm.name), Firm)).scalars().all()
+    by_id = {f.id: f for f in firms}
+    form = ExternalRecordForm()
+    form.firm_id.choices = [BLANK] + [choice(str(f.id), f"{f.name}（{f.status.label}）") for f in firms]
+    if request.method == "GET":
+        wanted = _int_arg(request.args.get("firm_id", ""))
+        if wanted in by_id:
+            form.firm_id.data = str(wanted)
+    status = 200
+    if request.method == "POST":
+        status = 422
+        if form.validate_on_submit():
+            firm = by_id.get(_int_arg(form.firm_id.data or "") or -1)
+            upload = form.file.data
+            filename, data = (upload.filename, upload.read()) if upload is not None and upload.filename else ("", b"")
+            try:
+                if firm is None:
+                    raise ValidationFailed("请选择第三方机构。", {"firm_id": "请选择第三方机构"})
+                record = services.add_external_record(
+                    bureau, firm, current_user, kind=form.kind.data, occurred_on=form.occurred_on.data,
+                    description=form.description.data, deduction=(form.deduction.data or "").strip(),
+                    filename=filename, data=data)
+            except ValidationFailed as exc:
+                db.session.rollback()
+                _show(form, exc)
+            else:
+                db.session.commit()
+                year = record.occurred_on.year
+                flash(f"已录入 {firm.name} 的外部信用记录（{record.kind.label}，扣 {record.deduction} 分）；"
+                      f"重新计算 {year} 年度评价后计入得分。", "success")
+                rating = db.session.execute(sa.select(CreditRating).where(
+                    CreditRating.bureau_id == bureau.id, CreditRating.firm_id == firm.id,
+                    CreditRating.year == year)).scalar_one_or_none()
+                if rating is not None:
+                    return redirect(url_for(".rating_detail", rating_id=rating.id) + "#external")
+                return redirect(url_for(".index", year=year))
+    return render_template("credit/external_new.html", form=form, bureau=bureau), status
+
+
+@bp.route("/credit/external/<int:record_id>/file")
+@login_required
+def external_file(record_id: int):
+    record = db.session.get(ExternalCreditRecord, record_id)
+    if record is None:
+        abort(404)
+    visible = permissions.visible_bureau_ids(current_user)
+    bureau_reader = _bureau_side() and (visible is None or record.bureau_id in visible)
+    firm_reader = _is_firm_user() and current_user.firm_id == record.firm_id
+    if not (bureau_reader or firm_reader):
+        abort(403)
+    return _send(record.source_file)
+
+
+# --- public: FINAL ratings only --------------------------------------------------------------------
+
+def _public_stmt():
+    """Every public query starts here: final, rated ratings only."""
+    return sa.select(CreditRating).where(CreditRating.status == RatingStatus.FINAL, CreditRating.rated.is_(True))
+
+
+@bp.route("/public/ratings")
+def public_ratings():
+    filters = {k: request.args.get(k, "").strip() for k in ("year", "bureau", "grade", "firm")}
+    stmt = (_public_stmt().join(Firm, Firm.id == CreditRating.firm_id)
+            .join(Bureau, Bureau.id == CreditRating.bureau_id))
+    if (year := _year_arg(filters["year"])) is not None:
+        stmt = stmt.where(CreditRating.year == year)
+    if (bureau_id := _int_arg(filters["bureau"])) is not None:
+        stmt = stmt.where(CreditRating.bureau_id == bureau_id)
+    if filters["grade"] in {g.value for g in CreditGrade}:
+        stmt = stmt.where(CreditRating.grade == CreditGrade(filters["grade"]))
+    if filters["firm"]:
+        stmt = stmt.where(Firm.name.contains(filters["firm"], autoescape=True))
+    stmt = (stmt.options(selectinload(CreditRating.firm), selectinload(CreditRating.bureau))
+            .order_by(CreditRating.year.desc(), Bureau.path, CreditRating.total.desc(), Firm.name))
+    public_ids = _public_stmt().with_only_columns(CreditRating.bureau_id)
+    bureaus = db.session.execute(sa.select(Bureau).where(Bureau.id.in_(public_ids)).order_by(Bureau.path)).scalars().all()
+    years = db.session.execute(_public_stmt().with_only_columns(CreditRating.year).distinct()
+                               .order_by(CreditRating.year.desc())).scalars().all()
+    return render_template("credit/public_list.html", page=paginate(stmt), filters=filters, bureaus=bureaus,
+                           years=years, CreditGrade=CreditGrade)
+
+
+@bp.route("/public/ratings/firm/<int:firm_id>")
+def public_firm(firm_id: int):
+    ratings = db.session.execute(_public_stmt().where(CreditRating.firm_id == firm_id)
+                                 .options(selectinload(CreditRating.bureau))
+                                 .order_by(CreditRating.year.desc(), CreditRating.bureau_id)).scalars().all()
+    if not ratings:
+        abort(404)  # a firm without a final rating is nobody's business here
+    labels: list[tuple[str, str]] = []
+    for r in ratings:
+        for c in r.components or []:
+            if (c["code"], c["label"]) not in labels:
+                labels.append((c["code"], c["label"]))
+    return render_template("credit/public_firm.html", firm=ratings[0].firm, ratings=ratings, labels=labels)
+
+
+# --- dashboard cards -------------------------------------------------------------------------------
+
+def dashboard_cards(user) -> dict[str, Any]:
+    """The dashboard's "信用评价等级分布" chart (A–D counts by year of published or final ratings in the
+    user's scope) and "重点关注名单" (watch-list ratings in scope)."""
+    rows = db.session.execute(permissions.scope(user, sa.select(
+        CreditRating.year, CreditRating.grade, sa.func.count(CreditRating.id)).where(
+        CreditRating.status.in_([RatingStatus.PUBLISHED, RatingStatus.FINAL]), CreditRating.rated.is_(True),
+        CreditRating.grade.is_not(None)).group_by(CreditRating.year, CreditRating.grade), CreditRating)).all()
+    years = sorted({year for year, _, _ in rows})
+    counts = {(year, grade): n for year, grade, n in rows}
+    chart = {"labels": [str(y) for y in years],
+             "datasets": [{"label": g.label, "grade": g.value, "data": [counts.get((y, g), 0) for y in years]}
+                          for g in GRADES]}
+    watch = db.session.execute(permissions.scope(user, sa.select(CreditRating).where(
+        CreditRating.watch_list.is_(True)), CreditRating)
+        .options(selectinload(CreditRating.firm), selectinload(CreditRating.bureau))
+        .order_by(CreditRating.year.desc(), CreditRating.id.desc()).limit(10)).scalars().all()
+    return {"credit_chart": chart, "credit_watch": watch}

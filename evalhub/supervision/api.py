@@ -1,0 +1,247 @@
+"""Supervision API: inspections (random campaigns and targeted cases) with their findings, under /api/v1.
+
+Same rules as the other domain APIs: rows are narrowed with ``permissions.scope`` (a single record the user
+may not see is 404), and domain errors become the one error shape. Who sees what:
+
+- bureau users see the inspections of their bureau and the bureaus below it, in full: the drawn
+  inspectors by name, the related complaint, who opened the case and who recorded each finding;
+- a firm user sees the inspections of its own firm (as on the web pages): trigger, status, checklist,
+  findings with their measures, its own response and the conclusion; of the inspectors only their kind
+  (财政检查人员 / 专家), never names; never the complaint's reference, and no lead detail when the case
+  came from a complaint (its content and the complainant are confidential).
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import jsonify, request
+from sqlalchemy.orm import selectinload
+
+from evalhub.api import api_user, list_schema, operation, page_args, schema
+from evalhub.api.common import (
+    BUREAU_REF, INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, bureau_arg, bureau_ref,
+    choice_description, datetime_str, enum_arg, labeled, labeled_definition, labeled_schema, listing, nullable,
+    paginate, query,
+)
+from evalhub.core import permissions
+from evalhub.core.enums import Role
+from evalhub.core.errors import NotFound, PermissionDenied, ValidationFailed
+from evalhub.core.models import Bureau, User
+from evalhub.extensions import db
+from evalhub.supervision.models import (
+    CHECKLIST, CampaignStatus, Finding, Inspection, InspectionStatus, Inspector, Measure, Severity, Trigger,
+)
+
+TAG_SUPERVISION = "监督检查"
+
+# --- schemas ---------------------------------------------------------------------------------------
+
+BOOLEAN = {"type": "boolean"}
+DATETIME = {"type": "string", "format": "date-time"}
+
+SEVERITY = labeled_schema(Severity)
+MEASURE = labeled_schema(Measure)
+TRIGGER = labeled_schema(Trigger)
+INSPECTION_STATUS = labeled_schema(InspectionStatus)
+
+INSPECTED_FIRM_REF = schema("InspectedFirmRef", {"type": "object", "required": ["id", "name"], "properties": {
+    "id": INTEGER, "name": STRING, "uscc": STRING}})
+
+INSPECTED_ENGAGEMENT_REF = schema("InspectedEngagementRef", {"type": "object", "required": ["id", "reference", "name"],
+                                                             "properties": {
+    "id": INTEGER, "reference": STRING, "name": STRING, "year": INTEGER}})
+
+CAMPAIGN_REF = schema("InspectionCampaignRef", {"type": "object", "required": ["id", "year"], "properties": {
+    "id": INTEGER, "year": INTEGER, "status": labeled_definition(CampaignStatus)}})
+
+FINDING = schema("Finding", {"type": "object", "required": ["id", "severity", "description", "measures", "rectified"],
+                             "properties": {
+    "id": INTEGER, "inspection_id": INTEGER, "severity": SEVERITY, "description": STRING,
+    "measures": {"type": "array", "items": MEASURE, "description": "处理措施"},
+    "rectified": {"type": "boolean", "description": "机构是否已整改（检查办结时按是否有整改回复确定）"},
+    "created_at": DATETIME,
+    "created_by": {"type": "object", "nullable": True, "description": "记录人；仅财政局用户可见",
+                   "properties": {"id": INTEGER, "name": STRING}}}})
+
+INSPECTION = schema("Inspection", {"type": "object", "required": [
+    "id", "bureau", "firm", "trigger", "status", "opened_at", "finding_count"], "properties": {
+    "id": INTEGER, "bureau": BUREAU_REF, "firm": INSPECTED_FIRM_REF,
+    "engagement": nullable(INSPECTED_ENGAGEMENT_REF),
+    "campaign": {"allOf": [CAMPAIGN_REF], "nullable": True, "description": "不定向抽查批次（定向检查为空）"},
+    "trigger": TRIGGER, "status": INSPECTION_STATUS,
+    "opened_at": DATETIME, "closed_at": NULLABLE_DATETIME,
+    "finding_count": {"type": "integer", "description": "发现问题数"}}})
+INSPECTION_LIST = schema("InspectionList", list_schema(INSPECTION))
+
+INSPECTOR = schema("InspectorRef", {"type": "object", "required": ["kind"], "properties": {
+    "kind": {"type": "string", "enum": ["staff", "expert"], "description": "staff（财政检查人员）或 expert（检查专家）"},
+    "id": {"type": "integer", "description": "用户编号或专家编号；仅财政局用户可见"},
+    "name": {"type": "string", "description": "姓名；仅财政局用户可见"},
+    "draw_id": {"type": "integer", "nullable": True, "description": "随机抽取记录编号（可验证）；仅财政局用户可见"}}})
+
+CHECKLIST_ITEM = schema("InspectionChecklistItem", {"type": "object", "required": ["code", "label", "done"], "properties": {
+    "code": {"type": "string", "description": "、".join(code for code, _ in CHECKLIST)}, "label": STRING,
+    "done": {"type": "boolean", "description": "是否已记录"}, "ok": {"type": "boolean", "nullable": True},
+    "note": NULLABLE_STRING}})
+
+INSPECTION_DETAIL = schema("InspectionDetail", {"allOf": [INSPECTION, {"type": "object", "required": [
+    "findings", "checklist", "inspectors"], "properties": {
+    "findings": {"type": "array", "items": FINDING},
+    "firm_response": {"type": "string", "nullable": True, "description": "机构的整改回复"},
+    "responded_at": NULLABLE_DATETIME, "conclusion": NULLABLE_STRING,
+    "trigger_detail": {"type": "string", "nullable": True,
+                       "description": "线索内容；投诉举报立案的，被检查机构看到的是空值（投诉内容依规保密）"},
+    "complaint": {"type": "object", "nullable": True, "description": "关联的投诉；仅财政局用户可见",
+                  "properties": {"id": INTEGER, "reference": STRING}},
+    "inspectors": {"type": "array", "items": INSPECTOR,
+                   "description": "检查人员；被检查机构只看到人员类别（财政检查人员、专家），看不到姓名"},
+    "checklist": {"type": "array", "items": CHECKLIST_ITEM, "description": "检查清单"},
+    "opened_by": {"type": "object", "nullable": True, "description": "立案人（系统筛查立案时为空）；仅财政局用户可见",
+                  "properties": {"id": INTEGER, "name": STRING}}}}]})
+
+FINDING_LIST = schema("FindingList", {"type": "object", "required": ["inspection", "items"], "properties": {
+    "inspection": INSPECTION, "items": {"type": "array", "items": FINDING}}})
+
+
+# --- serialisation ---------------------------------------------------------------------------------
+
+def _bureau_side(user: User) -> bool:
+    return user.role != Role.FIRM_USER
+
+
+def _person(user: User | None) -> dict | None:
+    return {"id": user.id, "name": user.display_name} if user is not None else None
+
+
+def inspection_json(inspection: Inspection) -> dict:
+    engagement, campaign, firm = inspection.engagement, inspection.campaign, inspection.firm
+    return {
+        "id": inspection.id, "bureau": bureau_ref(db.session.get(Bureau, inspection.bureau_id)),
+        "firm": {"id": firm.id, "name": firm.name, "uscc": firm.uscc},
+        "engagement": {"id": engagement.id, "reference": engagement.reference, "name": engagement.name,
+                       "year": engagement.year} if engagement is not None else None,
+        "campaign": {"id": campaign.id, "year": campaign.year, "status": labeled(campaign.status)}
+        if campaign is not None else None,
+        "trigger": labeled(inspection.trigger), "status": labeled(inspection.status),
+        "opened_at": datetime_str(inspection.opened_at), "closed_at": datetime_str(inspection.closed_at),
+        "finding_count": len(inspection.findings),
+    }
+
+
+def _measure(value: str) -> dict | None:
+    try:
+        return labeled(Measure(value))
+    except ValueError:
+        return {"value": value, "label": value}
+
+
+def finding_json(finding: Finding, user: User) -> dict:
+    out = {
+        "id": finding.id, "inspection_id": finding.inspection_id, "severity": labeled(finding.severity),
+        "description": finding.description, "measures": [_measure(m) for m in finding.measures or []],
+        "rectified": finding.rectified, "created_at": datetime_str(finding.created_at),
+    }
+    if _bureau_side(user):
+        out["created_by"] = _person(db.session.get(User, finding.created_by_id) if finding.created_by_id else None)
+    return out
+
+
+def _inspector_json(inspector: Inspector, bureau_side: bool) -> dict:
+    """A drawn inspector; the inspected firm learns only that a staff member and an expert were drawn."""
+    kind = "staff" if inspector.user_id is not None else "expert"
+    if not bureau_side:
+        return {"kind": kind}
+    return {"kind": kind, "id": inspector.user_id if kind == "staff" else inspector.expert_id, "name": inspector.name,
+            "draw_id": inspector.draw_id}
+
+
+def inspection_detail_json(inspection: Inspection, user: User) -> dict:
+    bureau_side = _bureau_side(user)
+    checklist = inspection.checklist or {}
+    complaint = inspection.complaint
+    out = {
+        **inspection_json(inspection),
+        # A complaint's content (and so the bureau's note of the lead) is confidential to the bureau.
+        "trigger_detail": inspection.trigger_detail if bureau_side or inspection.trigger != Trigger.COMPLAINT else None,
+        "findings": [finding_json(f, user) for f in inspection.findings],
+        "checklist": [{"code": code, "label": label, "done": code in checklist,
+                       "ok": checklist[code].get("ok") if code in checklist else None,
+                       "note": checklist[code].get("note") if code in checklist else None}
+                      for code, label in CHECKLIST],
+        "inspectors": [_inspector_json(i, bureau_side) for i in sorted(inspection.inspectors, key=lambda i: i.id)],
+        "firm_response": inspection.firm_response, "responded_at": datetime_str(inspection.responded_at),
+        "conclusion": inspection.conclusion,
+    }
+    if bureau_side:
+        out["complaint"] = {"id": complaint.id, "reference": complaint.reference} if complaint is not None else None
+        out["opened_by"] = _person(db.session.get(User, inspection.opened_by_id) if inspection.opened_by_id else None)
+    return out
+
+
+# --- finding records -------------------------------------------------------------------------------
+
+def _require_reader(user: User) -> None:
+    if user.role == Role.EXPERT:
+        raise PermissionDenied("评审专家不能查看监督检查记录。")
+
+
+def _visible_inspection(inspection_id: int) -> Inspection:
+    user = api_user()
+    _require_reader(user)
+    inspection = db.session.get(Inspection, inspection_id)
+    if inspection is None or not permissions.can(user, "inspection.view", inspection):
+        raise NotFound("未找到该检查。")
+    return inspection
+
+
+# --- inspections -----------------------------------------------------------------------------------
+
+@operation("/inspections", "GET",
+           summary="监督检查（不定向抽查和定向检查）列表：财政局按可见范围；第三方机构只看到对本机构的检查",
+           tag=TAG_SUPERVISION, response=INSPECTION_LIST,
+           params=[query("status", choice_description(InspectionStatus)), query("trigger", choice_description(Trigger)),
+                   query("bureau", "检查财政局的行政区划代码"), query("campaign", "不定向抽查批次编号", "integer"),
+                   *PAGE_PARAMS],
+           errors=(400, 403, 422))
+def list_inspections():
+    user = api_user()
+    _require_reader(user)
+    page, per_page = page_args()
+    stmt = permissions.scope(user, sa.select(Inspection), Inspection)
+    status = enum_arg("status", InspectionStatus)
+    if status is not None:
+        stmt = stmt.where(Inspection.status == status)
+    trigger = enum_arg("trigger", Trigger)
+    if trigger is not None:
+        stmt = stmt.where(Inspection.trigger == trigger)
+    bureau = bureau_arg()
+    if bureau is not None:
+        stmt = stmt.where(Inspection.bureau_id == bureau.id)
+    raw = request.args.get("campaign", "").strip()
+    if raw:
+        try:
+            stmt = stmt.where(Inspection.campaign_id == int(raw))
+        except ValueError:
+            raise ValidationFailed(f"参数 campaign 无效：{raw}。", {"campaign": "必须是整数"})
+    stmt = stmt.options(selectinload(Inspection.firm), selectinload(Inspection.engagement),
+                        selectinload(Inspection.campaign), selectinload(Inspection.findings)
+                        ).order_by(Inspection.opened_at.desc(), Inspection.id.desc())
+    rows, total = paginate(stmt, page, per_page)
+    return listing([inspection_json(i) for i in rows], total, page, per_page)
+
+
+@operation("/inspections/<int:inspection_id>", "GET",
+           summary="一项检查：线索、状态、发现的问题和处理措施、机构整改回复、结论；财政局用户另见检查人员和检查清单"
+                   "（第三方机构看不到检查人员姓名）",
+           tag=TAG_SUPERVISION, response=INSPECTION_DETAIL, errors=(403, 404))
+def get_inspection(inspection_id: int):
+    return jsonify(inspection_detail_json(_visible_inspection(inspection_id), api_user()))
+
+
+@operation("/inspections/<int:inspection_id>/findings", "GET",
+           summary="一项检查发现的问题：严重程度、描述、处理措施、是否已整改",
+           tag=TAG_SUPERVISION, response=FINDING_LIST, errors=(403, 404))
+def list_findings(inspection_id: int):
+    user = api_user()
+    inspection = _visible_inspection(inspection_id)
+    return jsonify({"inspection": inspection_json(inspection),
+                    "items": [finding_json(f, user) for f in inspection.findings]})

@@ -1,0 +1,579 @@
+"""Supervision pages (DOMAIN.md §7): the bureau's inspections, targeted cases, random campaigns and
+complaints; the inspected firm's view of its inspections and its response; and, without login, the
+public complaint form and the published campaign lists and results (双随机、一公开).
+
+Thin routes: check permission, call a service, commit, redirect. A service's ``ValidationFailed`` is
+rolled back and shown beside the form with HTTP 422 (nothing written; 429 when the complaint form is
+rate-limited); ``Conflict`` and ``PermissionDenied`` propagate to the app's error handlers (409 / 403).
+
+Who sees what:
+- rows are read only through ``permissions.scope`` (Inspection: the bureau subtree or the inspected
+  firm; InspectionCampaign and Complaint: the bureau subtree only);
+- inspector names are shown to bureau users only; the inspected firm reads "财政检查人员" / "专家";
+- a complaint's text and complainant are bureau-only: the firm reads only that a case came from a
+  complaint (not its reference, not the bureau's note of it), and the public pages show neither;
+- the public pages show random campaigns only, once their list is published, and each inspection's
+  conclusion and findings' severities only once the results are published.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from sqlalchemy.orm import selectinload
+
+from evalhub.core import permissions
+from evalhub.core.enums import Role
+from evalhub.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
+from evalhub.core.exports import to_xlsx
+from evalhub.core.models import Bureau
+from evalhub.core.settings import get_setting
+from evalhub.core.timeutil import BEIJING, beijing_today, format_beijing
+from evalhub.core.web import apply_errors, load, paginate, require, wants_export, xlsx_response
+from evalhub.extensions import db
+from evalhub.procurement.models import Engagement
+from evalhub.registry.forms import BLANK, choice
+from evalhub.registry.models import Firm
+from evalhub.supervision import services
+from evalhub.supervision.forms import (
+    CampaignForm,
+    CaseForm,
+    ChecklistForm,
+    CloseForm,
+    ComplaintCaseForm,
+    ComplaintForm,
+    FindingForm,
+    ResponseForm,
+)
+from evalhub.supervision.models import (
+    CHECKLIST,
+    CampaignStatus,
+    Complaint,
+    ComplaintStatus,
+    Finding,
+    Inspection,
+    InspectionCampaign,
+    InspectionStatus,
+    Measure,
+    Severity,
+    Trigger,
+)
+
+bp = Blueprint("supervision", __name__)
+
+BUREAU_SIDE = (Role.SYSTEM_ADMIN, Role.BUREAU_ADMIN, Role.BUREAU_STAFF)
+PUBLISHED = (CampaignStatus.LIST_PUBLISHED, CampaignStatus.RESULTS_PUBLISHED)
+MEASURE_LABELS = {m.value: m.label for m in Measure}
+
+
+# --- small helpers ---------------------------------------------------------------------------------
+
+def _submit(form: FlaskForm, call: Callable[[], Any]) -> tuple[bool, Any, int]:
+    """Validate ``form`` and run the service ``call``: (done, result, HTTP status).
+
+    Bad input answers 422 (429 when rate-limited) with nothing written; success commits. A plain
+    DomainError about the input (e.g. too few eligible inspectors for the draw) is shown the same way.
+    """
+    if not form.validate_on_submit():
+        return False, None, 422 if request.method == "POST" else 200
+    try:
+        result = call()
+    except ValidationFailed as exc:
+        db.session.rollback()
+        _show(form, exc)
+        return False, None, exc.status
+    except (Conflict, PermissionDenied):
+        raise
+    except DomainError as exc:
+        db.session.rollback()
+        _show(form, ValidationFailed(exc.message))
+        return False, None, 422
+    db.session.commit()
+    return True, result, 200
+
+
+def _show(form: FlaskForm, exc: ValidationFailed) -> None:
+    """The service's messages beside their fields, and its whole sentence at the top of the form."""
+    apply_errors(form, exc)
+    errors = list(getattr(form, "form_errors", []) or [])
+    if exc.message not in errors:
+        form.form_errors = [exc.message] + errors
+
+
+def _bureau_side() -> bool:
+    return current_user.role in BUREAU_SIDE
+
+
+def _require_bureau_side() -> None:
+    if not _bureau_side():
+        abort(403)
+
+
+def _scoped_load(model: type, object_id: int) -> Any:
+    """A campaign or complaint: 404 when missing, 403 unless a bureau-side user whose scope holds it."""
+    obj = db.session.get(model, object_id)
+    if obj is None:
+        abort(404)
+    if not _bureau_side() or not permissions.visible(current_user, obj):
+        abort(403)
+    return obj
+
+
+def _own_bureau() -> Bureau:
+    """The signed-in user's own bureau, where they may open cases and campaigns."""
+    bureau = current_user.bureau
+    if bureau is None:
+        abort(403)
+    require("supervision.manage", bureau)
+    return bureau
+
+
+def _bureau_of(inspection: Inspection) -> Bureau:
+    return db.session.get(Bureau, inspection.bureau_id)
+
+
+def _enum_arg(enum_cls, value: str):
+    try:
+        return enum_cls(value) if value else None
+    except ValueError:
+        return None
+
+
+def _int(value: Any) -> Optional[int]:
+    value = str(value or "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def _visible_firms() -> list[Firm]:
+    stmt = permissions.scope(current_user, sa.select(Firm).order_by(Firm.name), Firm)
+    return db.session.execute(stmt).scalars().all()
+
+
+def _firm_choices(firms: list[Firm]) -> list:
+    return [BLANK] + [choice(str(f.id), f"{f.name}（{f.status.label}）") for f in firms]
+
+
+def _chosen_firm(raw: Any, firms: list[Firm], errors: dict[str, str]) -> Optional[Firm]:
+    if not str(raw or "").strip():
+        return None
+    firm = next((f for f in firms if str(f.id) == str(raw).strip()), None)
+    if firm is None:
+        errors["firm_id"] = "所选机构不存在或不在本局可见范围内"
+    return firm
+
+
+def _engagement_by_reference(reference: str, errors: dict[str, str]) -> Optional[Engagement]:
+    reference = (reference or "").strip()
+    if not reference:
+        return None
+    stmt = permissions.scope(current_user, sa.select(Engagement).where(Engagement.reference == reference), Engagement)
+    engagement = db.session.execute(stmt).scalar_one_or_none()
+    if engagement is None:
+        errors["engagement_reference"] = f"未找到评价任务 {reference}（或不在本局可见范围内）"
+    return engagement
+
+
+def _check_firm_matches(firm: Optional[Firm], engagement: Optional[Engagement], errors: dict[str, str]) -> None:
+    if firm is not None and engagement is not None and engagement.firm_id not in (None, firm.id):
+        errors["firm_id"] = f"所选机构不是评价任务 {engagement.reference} 的承担机构"
+
+
+def _raise_if(errors: dict[str, str]) -> None:
+    if errors:
+        raise ValidationFailed("；".join(errors.values()) + "。", errors)
+
+
+def _kind_label(inspection: Inspection) -> str:
+    return "不定向抽查" if inspection.campaign_id else "定向检查"
+
+
+def _worst(findings: list[Finding]) -> Optional[Severity]:
+    order = list(Severity)
+    return max((f.severity for f in findings), key=order.index, default=None)
+
+
+# --- the dashboard card ----------------------------------------------------------------------------
+
+def dashboard_summary(user) -> dict:
+    """For the bureau dashboard: inspections open / closed in scope, this year's findings by severity."""
+    counts = dict(db.session.execute(permissions.scope(
+        user, sa.select(Inspection.status, sa.func.count(Inspection.id)).group_by(Inspection.status), Inspection)).all())
+    year = beijing_today().year
+    start_utc = datetime(year, 1, 1, tzinfo=BEIJING).astimezone(timezone.utc).replace(tzinfo=None)  # stored as naive UTC
+    severities = dict(db.session.execute(permissions.scope(
+        user, sa.select(Finding.severity, sa.func.count(Finding.id)).join(Inspection, Inspection.id == Finding.inspection_id)
+        .where(Finding.created_at >= start_utc).group_by(Finding.severity), Inspection)).all())
+    closed = counts.get(InspectionStatus.CLOSED, 0)
+    return {"open": sum(counts.values()) - closed, "closed": closed, "year": year,
+            "severities": [(s, severities.get(s, 0)) for s in Severity]}
+
+
+# --- inspections -----------------------------------------------------------------------------------
+
+INSPECTION_EXPORT_COLUMNS = ["检查编号", "类型", "线索来源", "财政局", "被检查机构", "评价任务", "状态", "发现问题数",
+                             "最高严重程度", "立案时间", "办结时间", "检查结论"]
+
+
+@bp.route("/inspections")
+@login_required
+def inspection_list():
+    if not (_bureau_side() or current_user.role == Role.FIRM_USER):
+        abort(403)
+    filters = {k: request.args.get(k, "").strip() for k in ("kind", "status", "trigger", "firm")}
+    stmt = permissions.scope(current_user, sa.select(Inspection), Inspection)
+    if filters["kind"] == "random":
+        stmt = stmt.where(Inspection.campaign_id.is_not(None))
+    elif filters["kind"] == "targeted":
+        stmt = stmt.where(Inspection.campaign_id.is_(None))
+    if (status := _enum_arg(InspectionStatus, filters["status"])) is not None:
+        stmt = stmt.where(Inspection.status == status)
+    if (trigger := _enum_arg(Trigger, filters["trigger"])) is not None:
+        stmt = stmt.where(Inspection.trigger == trigger)
+    if (firm_id := _int(filters["firm"])) is not None:
+        stmt = stmt.where(Inspection.firm_id == firm_id)
+    stmt = stmt.options(selectinload(Inspection.firm), selectinload(Inspection.engagement),
+                        selectinload(Inspection.findings)).order_by(Inspection.id.desc())
+    bureau_side = _bureau_side()
+    bureaus = {b.id: b for b in db.session.execute(permissions.scope(current_user, sa.select(Bureau), Bureau)).scalars()} \
+        if bureau_side else {}
+    if wants_export():
+        rows = []
+        for i in db.session.execute(stmt).scalars():
+            worst = _worst(i.findings)
+            bureau = bureaus.get(i.bureau_id) or _bureau_of(i)
+            rows.append({
+                "检查编号": i.id, "类型": _kind_label(i), "线索来源": i.trigger.label, "财政局": bureau.name,
+                "被检查机构": i.firm.name, "评价任务": i.engagement.reference if i.engagement else "",
+                "状态": i.status.label, "发现问题数": len(i.findings), "最高严重程度": worst.label if worst else "",
+                "立案时间": format_beijing(i.opened_at), "办结时间": format_beijing(i.closed_at),
+                "检查结论": i.conclusion or ""})
+        return xlsx_response(to_xlsx(rows, "监督检查", columns=INSPECTION_EXPORT_COLUMNS), "监督检查.xlsx")
+    page = paginate(stmt)
+    firms = []
+    if bureau_side:
+        firm_ids = permissions.scope(current_user, sa.select(Inspection.firm_id), Inspection)
+        firms = db.session.execute(sa.select(Firm).where(Firm.id.in_(firm_ids)).order_by(Firm.name)).scalars().all()
+    missing = {i.bureau_id for i in page.items} - set(bureaus)
+    for bureau_id in missing:
+        bureaus[bureau_id] = db.session.get(Bureau, bureau_id)
+    return render_template("supervision/inspection_list.html", page=page, filters=filters, firms=firms,
+                           bureaus=bureaus, bureau_side=bureau_side, kind_label=_kind_label, worst=_worst,
+                           InspectionStatus=InspectionStatus, Trigger=Trigger,
+                           may_open=bool(current_user.bureau and permissions.can(current_user, "supervision.manage",
+                                                                                  current_user.bureau)))
+
+
+def _render_inspection(inspection: Inspection, status: int = 200, **forms):
+    bureau = _bureau_of(inspection)
+    manage = permissions.can(current_user, "supervision.manage", bureau)
+    is_firm = current_user.role == Role.FIRM_USER and current_user.firm_id == inspection.firm_id
+    is_open = inspection.status != InspectionStatus.CLOSED
+    checklist_form = forms.get("checklist_form")
+    if checklist_form is None and manage and is_open:
+        data = {}
+        for key, _label in CHECKLIST:
+            entry = (inspection.checklist or {}).get(key)
+            if entry is not None:
+                data[f"ok_{key}"] = "1" if entry.get("ok") else "0"
+                data[f"note_{key}"] = entry.get("note", "")
+        checklist_form = ChecklistForm(formdata=None, data=data)
+    show_finding = manage and is_open
+    show_close = manage and inspection.status == InspectionStatus.OPEN
+    show_response = is_firm and inspection.status == InspectionStatus.AWAITING_RESPONSE
+    return render_template(
+        "supervision/inspection_detail.html", i=inspection, bureau=bureau, manage=manage, is_firm=is_firm,
+        bureau_side=_bureau_side(), kind_label=_kind_label(inspection), CHECKLIST=CHECKLIST,
+        MEASURE_LABELS=MEASURE_LABELS, Trigger=Trigger, InspectionStatus=InspectionStatus,
+        checklist_form=checklist_form,
+        finding_form=forms.get("finding_form") or (FindingForm(formdata=None) if show_finding else None),
+        close_form=forms.get("close_form") or (CloseForm(formdata=None) if show_close else None),
+        response_form=forms.get("response_form") or (ResponseForm(formdata=None) if show_response else None),
+    ), status
+
+
+@bp.route("/inspections/<int:inspection_id>")
+@login_required
+def inspection_detail(inspection_id: int):
+    return _render_inspection(load(Inspection, inspection_id, "inspection.view"))
+
+
+def _managed_inspection(inspection_id: int) -> Inspection:
+    inspection = load(Inspection, inspection_id, "inspection.view")
+    require("supervision.manage", _bureau_of(inspection))
+    return inspection
+
+
+@bp.route("/inspections/<int:inspection_id>/checklist", methods=["POST"])
+@login_required
+def inspection_checklist(inspection_id: int):
+    inspection = _managed_inspection(inspection_id)
+    form = ChecklistForm()
+
+    def call():
+        answers, errors = {}, {}
+        for key, label in CHECKLIST:
+            value = (form[f"ok_{key}"].data or "").strip()
+            note = form[f"note_{key}"].data or ""
+            if value not in ("", "0", "1"):
+                errors[f"ok_{key}"] = f"“{label}”的检查结果无效"
+            elif value:
+                answers[key] = (value == "1", note)
+            elif note.strip():
+                errors[f"ok_{key}"] = f"请选择“{label}”的检查结果"
+        if not answers and not errors:
+            errors["checklist"] = "请至少填写一项检查结果"
+        _raise_if(errors)
+        services.record_checklist(inspection, current_user, answers)
+
+    done, _result, status = _submit(form, call)
+    if not done:
+        return _render_inspection(inspection, status, checklist_form=form)
+    flash("检查清单已保存。", "success")
+    return redirect(url_for(".inspection_detail", inspection_id=inspection.id))
+
+
+@bp.route("/inspections/<int:inspection_id>/findings", methods=["POST"])
+@login_required
+def inspection_finding(inspection_id: int):
+    inspection = _managed_inspection(inspection_id)
+    form = FindingForm()
+    done, finding, status = _submit(form, lambda: services.add_finding(
+        inspection, current_user, severity=form.severity.data, description=form.description.data or "",
+        measures=form.measures.data or []))
+    if not done:
+        return _render_inspection(inspection, status, finding_form=form)
+    flash(f"已记录{finding.severity.label}问题。", "success")
+    return redirect(url_for(".inspection_detail", inspection_id=inspection.id) + "#findings")
+
+
+@bp.route("/inspections/<int:inspection_id>/close", methods=["POST"])
+@login_required
+def inspection_close(inspection_id: int):
+    inspection = _managed_inspection(inspection_id)
+    form = CloseForm()
+    substantiated = {"yes": True, "no": False}.get(form.substantiated.data or "")
+    done, _result, status = _submit(form, lambda: services.close(
+        inspection, current_user, form.conclusion.data or "", substantiated=substantiated))
+    if not done:
+        return _render_inspection(inspection, status, close_form=form)
+    flash("检查已办结。", "success")
+    return redirect(url_for(".inspection_detail", inspection_id=inspection.id))
+
+
+@bp.route("/inspections/<int:inspection_id>/response", methods=["POST"])
+@login_required
+def inspection_response(inspection_id: int):
+    inspection = load(Inspection, inspection_id, "inspection.view")
+    form = ResponseForm()
+    done, _result, status = _submit(form, lambda: services.respond(inspection, current_user, form.text.data or ""))
+    if not done:
+        return _render_inspection(inspection, status, response_form=form)
+    flash("整改回复已提交。", "success")
+    return redirect(url_for(".inspection_detail", inspection_id=inspection.id))
+
+
+@bp.route("/inspections/new", methods=["GET", "POST"])
+@login_required
+def inspection_new():
+    bureau = _own_bureau()
+    firms = _visible_firms()
+    form = CaseForm()
+    form.firm_id.choices = _firm_choices(firms)
+    if request.method == "GET" and request.args.get("firm_id"):
+        form.firm_id.data = request.args["firm_id"]
+
+    def call():
+        errors: dict[str, str] = {}
+        firm = _chosen_firm(form.firm_id.data, firms, errors)
+        engagement = _engagement_by_reference(form.engagement_reference.data, errors)
+        complaint = None
+        reference = (form.complaint_reference.data or "").strip()
+        if reference:
+            complaint = db.session.execute(permissions.scope(
+                current_user, sa.select(Complaint).where(Complaint.reference == reference), Complaint)).scalar_one_or_none()
+            if complaint is None:
+                errors["complaint_reference"] = f"未找到投诉 {reference}（或不在本局可见范围内）"
+        _check_firm_matches(firm, engagement, errors)
+        if form.trigger.data == Trigger.COMPLAINT.value and not reference:
+            errors["complaint_reference"] = "投诉线索须关联投诉编号"
+        _raise_if(errors)
+        return services.open_case(bureau, current_user, trigger=form.trigger.data, detail=form.detail.data or "",
+                                  firm=firm, engagement=engagement, complaint=complaint)
+
+    done, inspection, status = _submit(form, call)
+    if done:
+        flash(f"已立案定向检查 #{inspection.id}：{inspection.firm.name}。", "success")
+        return redirect(url_for(".inspection_detail", inspection_id=inspection.id))
+    return render_template("supervision/inspection_new.html", form=form, bureau=bureau), status
+
+
+# --- campaigns -------------------------------------------------------------------------------------
+
+@bp.route("/campaigns")
+@login_required
+def campaign_list():
+    _require_bureau_side()
+    stmt = permissions.scope(current_user, sa.select(InspectionCampaign), InspectionCampaign)
+    stmt = stmt.options(selectinload(InspectionCampaign.bureau), selectinload(InspectionCampaign.inspections)) \
+        .order_by(InspectionCampaign.year.desc(), InspectionCampaign.id.desc())
+    may_start = bool(current_user.bureau and permissions.can(current_user, "supervision.manage", current_user.bureau))
+    return render_template("supervision/campaign_list.html", page=paginate(stmt), may_start=may_start)
+
+
+@bp.route("/campaigns/new", methods=["GET", "POST"])
+@login_required
+def campaign_new():
+    bureau = _own_bureau()
+    minimum = get_setting(bureau, "supervision.random_ratio")
+    form = CampaignForm(data=None if request.method == "POST" else
+                        {"year": str(beijing_today().year), "ratio": str(minimum)})
+
+    def call():
+        year = (form.year.data or "").strip()
+        if not (year.isdigit() and len(year) == 4):
+            raise ValidationFailed("年度应为 4 位数字。", {"year": "年度应为 4 位数字，例如 2025"})
+        return services.start_campaign(bureau, int(year), current_user, ratio=(form.ratio.data or "").strip())
+
+    done, campaign, status = _submit(form, call)
+    if done:
+        flash(f"已抽取 {campaign.year} 年度不定向抽查：{len(campaign.inspections)} 项。", "success")
+        return redirect(url_for(".campaign_detail", campaign_id=campaign.id))
+    return render_template("supervision/campaign_new.html", form=form, bureau=bureau, minimum=minimum), status
+
+
+@bp.route("/campaigns/<int:campaign_id>")
+@login_required
+def campaign_detail(campaign_id: int):
+    campaign = _scoped_load(InspectionCampaign, campaign_id)
+    manage = permissions.can(current_user, "supervision.manage", campaign.bureau)
+    open_count = sum(1 for i in campaign.inspections if i.status != InspectionStatus.CLOSED)
+    return render_template("supervision/campaign_detail.html", c=campaign, manage=manage, open_count=open_count,
+                           CampaignStatus=CampaignStatus, InspectionStatus=InspectionStatus, worst=_worst)
+
+
+@bp.route("/campaigns/<int:campaign_id>/publish-list", methods=["POST"])
+@login_required
+def campaign_publish_list(campaign_id: int):
+    campaign = _scoped_load(InspectionCampaign, campaign_id)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    services.publish_campaign_list(campaign, current_user)
+    db.session.commit()
+    flash("抽查名单已向社会公开。", "success")
+    return redirect(url_for(".campaign_detail", campaign_id=campaign.id))
+
+
+@bp.route("/campaigns/<int:campaign_id>/publish-results", methods=["POST"])
+@login_required
+def campaign_publish_results(campaign_id: int):
+    campaign = _scoped_load(InspectionCampaign, campaign_id)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    services.publish_campaign_results(campaign, current_user)
+    db.session.commit()
+    flash("抽查结果已向社会公开。", "success")
+    return redirect(url_for(".campaign_detail", campaign_id=campaign.id))
+
+
+# --- complaints (bureau) ---------------------------------------------------------------------------
+
+@bp.route("/complaints")
+@login_required
+def complaint_list():
+    _require_bureau_side()
+    status_filter = request.args.get("status", "").strip()
+    stmt = permissions.scope(current_user, sa.select(Complaint), Complaint)
+    if (status := _enum_arg(ComplaintStatus, status_filter)) is not None:
+        stmt = stmt.where(Complaint.status == status)
+    stmt = stmt.options(selectinload(Complaint.bureau)).order_by(Complaint.created_at.desc(), Complaint.id.desc())
+    return render_template("supervision/complaint_list.html", page=paginate(stmt), filters={"status": status_filter},
+                           ComplaintStatus=ComplaintStatus)
+
+
+def _complaint_cases(complaint: Complaint) -> list[Inspection]:
+    return db.session.execute(sa.select(Inspection).where(Inspection.complaint_id == complaint.id)
+                              .order_by(Inspection.id)).scalars().all()
+
+
+def _render_complaint(complaint: Complaint, status: int = 200, form: Optional[ComplaintCaseForm] = None):
+    manage = permissions.can(current_user, "supervision.manage", complaint.bureau)
+    if form is None and manage and complaint.status == ComplaintStatus.RECEIVED:
+        form = ComplaintCaseForm(formdata=None, data={
+            "firm_id": str(complaint.firm_id or ""), "engagement_reference": complaint.engagement_reference or "",
+            "detail": f"投诉举报（{complaint.reference}）：{complaint.text[:500]}"})
+    if form is not None:
+        form.firm_id.choices = _firm_choices(_visible_firms())
+    return render_template("supervision/complaint_detail.html", c=complaint, manage=manage, form=form,
+                           cases=_complaint_cases(complaint)), status
+
+
+@bp.route("/complaints/<int:complaint_id>")
+@login_required
+def complaint_detail(complaint_id: int):
+    return _render_complaint(_scoped_load(Complaint, complaint_id))
+
+
+@bp.route("/complaints/<int:complaint_id>/case", methods=["POST"])
+@login_required
+def complaint_case(complaint_id: int):
+    complaint = _scoped_load(Complaint, complaint_id)
+    require("supervision.manage", complaint.bureau)
+    if complaint.status != ComplaintStatus.RECEIVED:
+        raise Conflict("该投诉已立案检查或已办结。")
+    firms = _visible_firms()
+    form = ComplaintCaseForm()
+    form.firm_id.choices = _firm_choices(firms)
+
+    def call():
+        errors: dict[str, str] = {}
+        firm = _chosen_firm(form.firm_id.data, firms, errors)
+        engagement = _engagement_by_reference(form.engagement_reference.data, errors)
+        _check_firm_matches(firm, engagement, errors)
+        _raise_if(errors)
+        return services.open_case(complaint.bureau, current_user, trigger=Trigger.COMPLAINT,
+                                  detail=form.detail.data or "", firm=firm, engagement=engagement, complaint=complaint)
+
+    done, inspection, status = _submit(form, call)
+    if not done:
+        return _render_complaint(complaint, status, form)
+    flash(f"已立案检查 #{inspection.id}。", "success")
+    return redirect(url_for(".inspection_detail", inspection_id=inspection.id))
+
+
+# --- public pages (no login) -----------------------------------------------------------------------
+
+def _complaint_form() -> ComplaintForm:
+    form = ComplaintForm()
+    bureaus = db.session.execute(sa.select(Bureau).order_by(Bureau.path)).scalars().all()
+    form.bureau_id.choices = [BLANK] + [choice(str(b.id), b.name) for b in bureaus]
+    return form
+
+
+@bp.route("/public/complaints", methods=["GET", "POST"])
+def public_complaint():
+    form = _complaint_form()
+    done, complaint, status = _submit(form, lambda: services.file_complaint(
+        bureau_id=form.bureau_id.data, firm_name=form.firm_name.data or "", text=form.text.data or "",
+        engagement_reference=form.engagement_reference.data, complainant_name=form.complainant_name.data,
+        complainant_contact=form.complainant_contact.data, address=request.remote_addr or ""))
+    if done:
+        # Shown once, to the sender only: never on a page anyone can open by its address.
+        return render_template("supervision/public_complaint_done.html", reference=complaint.reference,
+                               bureau=complaint.bureau)
+    return render_template("supervision/public_complaint.html", form=form), status
+
+
+@bp.route("/public/inspections")
+def public_inspections():
+    stmt = (sa.select(InspectionCampaign).where(InspectionCampaign.status.in_(PUBLISHED))
+            .options(selectinload(InspectionCampaign.bureau),
+                     selectinload(InspectionCampaign.inspections).selectinload(Inspection.engagement),
+                     selectinload(InspectionCampaign.inspections).selectinload(Inspection.firm),
+                     selectinload(InspectionCampaign.inspections).selectinload(Inspection.findings))
+            .order_by(InspectionCampaign.list_published_at.desc(), InspectionCampaign.id.desc()))
+    return render_template("supervision/public_inspections.html", page=paginate(stmt, per_page=10),
+                           CampaignStatus=CampaignStatus, Severity=Severity)
