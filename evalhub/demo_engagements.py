@@ -28,7 +28,7 @@ from evalhub.procurement.models import (
     BidStatus, Engagement, EngagementState as S, EvaluationPlan, FrameworkAgreement, FrameworkMember, ObjectType,
     ProcurementMethod as M,
 )
-from evalhub.registry.models import Firm, FirmStaff, FirmStatus
+from evalhub.registry.models import Firm, FirmStatus
 from evalhub.registry.services import StaffInput, add_staff
 from evalhub.review import services as R
 from evalhub.review.models import InvitationStatus, RubricKind, SubmissionKind

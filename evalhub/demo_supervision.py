@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from evalhub.core.models import Bureau, User
 from evalhub.credit import services as C
-from evalhub.credit.models import CreditRating, RatingStatus
+from evalhub.credit.models import CreditRating
 from evalhub.extensions import db
 from evalhub.procurement.models import Engagement, EngagementState as S
 from evalhub.review.models import ReviewPanel

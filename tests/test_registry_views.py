@@ -473,7 +473,7 @@ def test_bad_document_uploads_are_refused_with_nothing_written(world, login):
     assert response.status_code == 422 and "请选择要上传的文件" in text(response)
     response = client.post(f"/firms/{world.firm.id}/documents",
                            data={"kind": "", "file": (io.BytesIO(PNG), "a.png")}, content_type="multipart/form-data")
-    assert response.status_code == 422 and "材料类型无效" in text(response)
+    assert response.status_code == 422 and "请选择材料类型" in text(response)
     assert (count(StoredFile), count(FirmDocument)) == (files_before, documents_before)
     for role in ("region_admin", "krl_admin", "kz_staff", "other_firm_user", "expert_user"):
         response = as_role(world, login, role).post(
@@ -586,7 +586,7 @@ def test_bad_relations_are_422_and_write_nothing(world, login):
     response = client.post(f"/firms/{world.firm.id}/relations/new",
                            data={"kind": "", "bureau_id": str(world.lt.id), "start_date": ""})
     body = text(response)
-    assert response.status_code == 422 and "关系类型无效" in body and "请填写关系开始日期" in body
+    assert response.status_code == 422 and "请选择关系类型" in body and "请填写关系开始日期" in body
     for role in ("region_admin", "krl_staff", "kz_staff", "other_firm_user", "expert_user"):
         response = as_role(world, login, role).post(
             f"/firms/{world.firm.id}/relations/new",
@@ -661,7 +661,7 @@ def test_bad_expert_input_is_422_and_writes_nothing(world, login):
     response = client.post("/experts/new", data=expert_form(birth_year="1980"))
     assert response.status_code == 422 and "出生年份与身份证号码不一致" in text(response)
     response = client.post("/experts/new", data=expert_form(title="", degree="phd"))
-    assert response.status_code == 422 and "职称无效" in text(response) and "学历无效：phd" in text(response)
+    assert response.status_code == 422 and "请选择职称" in text(response) and "学历无效：phd" in text(response)
     assert (count(Expert), count(ExpertTie), count(AuditEvent)) == (experts, ties, events)
 
 

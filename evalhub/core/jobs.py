@@ -9,7 +9,7 @@ from __future__ import annotations
 import traceback
 from typing import Callable
 
-from flask import Flask, current_app
+from flask import Flask
 from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
 

@@ -54,3 +54,39 @@ def xlsx_response(data: bytes, filename: str):
 
 def wants_export() -> bool:
     return request.args.get("export") == "xlsx"
+
+
+def show_errors(form: FlaskForm, exc: ValidationFailed) -> None:
+    """The service's messages beside their fields, and its whole sentence at the top of the form (the
+    per-field messages are sometimes as short as "必填")."""
+    apply_errors(form, exc)
+    errors = list(getattr(form, "form_errors", []) or [])
+    if exc.message not in errors:
+        form.form_errors = [exc.message] + errors
+
+
+def submit_form(form: FlaskForm, call) -> tuple[bool, Any, int]:
+    """Validate ``form`` and run the service ``call``: (done, result, HTTP status).
+
+    Bad input answers 4xx with nothing written (422; 429 when rate-limited); success commits. A plain
+    DomainError about the input (e.g. too few eligible people for a draw) is shown the same way; conflicts
+    and refusals propagate to the app's error handlers (409, 403).
+    """
+    from evalhub.core.errors import Conflict, DomainError, PermissionDenied
+
+    if not form.validate_on_submit():
+        return False, None, 422 if request.method == "POST" else 200
+    try:
+        result = call()
+    except ValidationFailed as exc:
+        db.session.rollback()
+        show_errors(form, exc)
+        return False, None, exc.status
+    except (Conflict, PermissionDenied):
+        raise
+    except DomainError as exc:
+        db.session.rollback()
+        show_errors(form, ValidationFailed(exc.message))
+        return False, None, 422
+    db.session.commit()
+    return True, result, 200

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from evalhub.core.enums import LabeledEnum, enum_column
-from evalhub.core.models import Bureau, StoredFile, User
+from evalhub.core.models import Bureau, StoredFile
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
 from evalhub.registry.models import Firm

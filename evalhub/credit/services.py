@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
 

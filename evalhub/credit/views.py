@@ -27,7 +27,6 @@ from typing import Any, Optional
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user, login_required
-from flask_wtf import FlaskForm
 from sqlalchemy.orm import selectinload
 
 from evalhub.core import files, jobs, permissions
@@ -36,7 +35,7 @@ from evalhub.core.errors import PermissionDenied, ValidationFailed
 from evalhub.core.exports import to_xlsx
 from evalhub.core.models import Bureau, StoredFile, User
 from evalhub.core.timeutil import beijing_today, format_beijing
-from evalhub.core.web import apply_errors, load, paginate, require, wants_export, xlsx_response
+from evalhub.core.web import load, paginate, require, show_errors, wants_export, xlsx_response
 from evalhub.credit import services
 from evalhub.credit.forms import AnswerForm, CalendarForm, ExternalRecordForm, ObjectionForm, YearActionForm
 from evalhub.credit.models import (
@@ -77,14 +76,6 @@ def _year_arg(raw: str) -> Optional[int]:
 def _int_arg(raw: str) -> Optional[int]:
     raw = (raw or "").strip()
     return int(raw) if raw.isdigit() else None
-
-
-def _show(form: FlaskForm, exc: ValidationFailed) -> None:
-    """The service's messages beside their fields, and its whole sentence at the top of the form."""
-    apply_errors(form, exc)
-    errors = list(getattr(form, "form_errors", []) or [])
-    if exc.message not in errors:
-        form.form_errors = [exc.message] + errors
 
 
 def _managed_bureau() -> Bureau:
@@ -333,7 +324,7 @@ def objection_new(rating_id: int):
         objection = services.object_to(rating, current_user, form.text.data, evidence)
     except ValidationFailed as exc:
         db.session.rollback()
-        _show(form, exc)
+        show_errors(form, exc)
         return _render_rating(rating, 422, objection_form=form)
     db.session.commit()
     flash(f"异议已提交，财政部门将于 {objection.answer_due:%Y-%m-%d} 前答复。", "success")
@@ -356,7 +347,7 @@ def objection_answer(objection_id: int):
         services.answer(objection, current_user, form.decision.data, form.answer.data, recompute=recompute)
     except ValidationFailed as exc:
         db.session.rollback()
-        _show(form, exc)
+        show_errors(form, exc)
         return _render_rating(rating, 422, answer_forms={objection.id: form})
     db.session.commit()
     flash(f"已答复异议：{objection.decision.label}" + (f"；已重新计算，现为 {_grade_label(rating)}（{rating.total} 分）。"
@@ -413,7 +404,7 @@ def calendar():
                                                 current_user)
             except ValidationFailed as exc:
                 db.session.rollback()
-                _show(form, exc)
+                show_errors(form, exc)
                 status = 422
             else:
                 db.session.commit()
@@ -473,7 +464,7 @@ def external_new():
                     filename=filename, data=data)
             except ValidationFailed as exc:
                 db.session.rollback()
-                _show(form, exc)
+                show_errors(form, exc)
             else:
                 db.session.commit()
                 year = record.occurred_on.year

@@ -7,9 +7,9 @@ justification; 流标 with fewer than 3 valid bids in an open tender; exactly on
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 import sqlalchemy as sa
 
@@ -18,7 +18,7 @@ from evalhub.core.enums import BureauLevel, Field, Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.models import Bureau, BudgetUnit, User
 from evalhub.core.settings import get_setting
-from evalhub.core.timeutil import beijing_today, utcnow
+from evalhub.core.timeutil import beijing_today, format_beijing, utcnow
 from evalhub.extensions import db
 from evalhub.procurement import eligibility, workflow
 from evalhub.procurement.models import (
@@ -44,7 +44,7 @@ from evalhub.procurement.models import (
     ServiceKind,
     TechnicalScore,
 )
-from evalhub.registry.models import Expert, ExpertStatus, Firm, FirmStaff
+from evalhub.registry.models import Expert, Firm
 from evalhub.registry.services import expert_avoidance_reasons, expert_is_drawable
 
 TEN_THOUSAND = Decimal("10000")
@@ -53,7 +53,7 @@ CENT = Decimal("0.01")
 
 def _raise_if(errors: dict[str, str]) -> None:
     if errors:
-        raise ValidationFailed("；".join(errors.values()) + "。", errors)
+        raise ValidationFailed("；".join(v.rstrip("。") for v in errors.values()) + "。", errors)
 
 
 def _enum(errors, name, enum_cls, value, label):
@@ -62,7 +62,7 @@ def _enum(errors, name, enum_cls, value, label):
     try:
         return enum_cls.from_label(str(value or ""))
     except ValueError:
-        errors[name] = f"{label}无效：{value or '（空）'}"
+        errors[name] = f"{label}无效：{value}" if value not in (None, "") else f"请选择{label}"
         return None
 
 
@@ -535,7 +535,7 @@ def open_bids(procurement: Procurement, actor: User, *, now: datetime | None = N
     if procurement.status != ProcurementStatus.OPEN:
         raise Conflict(f"该采购当前状态为“{procurement.status.label}”，不能开标。")
     if not _deadline_passed(procurement, now):
-        raise Conflict(f"投标截止时间（{procurement.bid_deadline:%Y-%m-%d %H:%M} UTC）未到，不能开标。")
+        raise Conflict(f"投标截止时间（北京时间 {format_beijing(procurement.bid_deadline)}）未到，不能开标。")
     procurement.status = ProcurementStatus.EVALUATING
     procurement.opened_at = utcnow()
     valid = [b for b in procurement.bids if b.status == BidStatus.SUBMITTED]

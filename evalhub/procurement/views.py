@@ -15,12 +15,11 @@ import io
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user, login_required
-from flask_wtf import FlaskForm
 from sqlalchemy.orm import selectinload
 
 from evalhub.core import audit, files, jobs, permissions
@@ -29,7 +28,7 @@ from evalhub.core.errors import Conflict, DomainError, ValidationFailed
 from evalhub.core.exports import to_xlsx
 from evalhub.core.models import Bureau, BudgetUnit, User
 from evalhub.core.timeutil import BEIJING, beijing_today, format_beijing, utcnow
-from evalhub.core.web import apply_errors, load, paginate, require, wants_export, xlsx_response
+from evalhub.core.web import load, paginate, require, submit_form, wants_export, xlsx_response
 from evalhub.extensions import db
 from evalhub.procurement import eligibility, services, workflow
 from evalhub.procurement.forms import (
@@ -123,32 +122,6 @@ def num(value) -> str:
     if value is None:
         return ""
     return f"{Decimal(value).normalize():f}"
-
-
-def _submit(form: FlaskForm, call: Callable[[], Any]) -> tuple[bool, Any, int]:
-    """Validate ``form`` and run the service ``call``: (done, result, HTTP status).
-
-    Bad input answers 422 with nothing written; success commits.
-    """
-    if not form.validate_on_submit():
-        return False, None, 422 if request.method == "POST" else 200
-    try:
-        result = call()
-    except ValidationFailed as exc:
-        db.session.rollback()
-        _show(form, exc)
-        return False, None, 422
-    db.session.commit()
-    return True, result, 200
-
-
-def _show(form: FlaskForm, exc: ValidationFailed) -> None:
-    """The service's messages beside their fields, and its whole sentence at the top of the form (the
-    per-field messages are sometimes as short as "必填")."""
-    apply_errors(form, exc)
-    errors = list(getattr(form, "form_errors", []) or [])
-    if exc.message not in errors:
-        form.form_errors = [exc.message] + errors
 
 
 def _own_bureau(action: str) -> Bureau:
@@ -250,7 +223,7 @@ def plan_new():
             EvaluationPlan.bureau_id == bureau.id, EvaluationPlan.year == year)).scalar_one_or_none()
         return services.get_or_create_plan(bureau, year, current_user), existing is not None
 
-    done, result, status = _submit(form, create)
+    done, result, status = submit_form(form, create)
     if done:
         plan, existed = result
         flash(f"{plan.year} 年度计划已存在，已为您打开。" if existed else f"已创建 {plan.year} 年度重点绩效评价计划。",
@@ -314,7 +287,7 @@ def plan_detail(plan_id: int):
 def plan_item_add(plan_id: int):
     plan = load(EvaluationPlan, plan_id, "plan.edit")
     form = _item_form(plan)
-    done, item, status = _submit(form, lambda: services.add_plan_item(plan, _item_input(form), current_user))
+    done, item, status = submit_form(form, lambda: services.add_plan_item(plan, _item_input(form), current_user))
     if not done:
         return _render_plan(plan, status, item_form=form)
     flash(f"已添加评价对象：{item.name}。", "success")
@@ -336,7 +309,7 @@ def plan_item_edit(plan_id: int, item_id: int):
     if plan.status != PlanStatus.DRAFT:
         raise Conflict(f"{plan.year} 年度计划已批准，不能再修改评价对象。")
     form = _item_form(plan, item)
-    done, _, status = _submit(form, lambda: services.update_plan_item(item, _item_input(form), current_user))
+    done, _, status = submit_form(form, lambda: services.update_plan_item(item, _item_input(form), current_user))
     if done:
         flash(f"已保存评价对象：{item.name}。", "success")
         return redirect(url_for(".plan_detail", plan_id=plan.id) + "#items")
@@ -362,7 +335,7 @@ def plan_item_delete(plan_id: int, item_id: int):
 def plan_approve(plan_id: int):
     plan = load(EvaluationPlan, plan_id, "plan.approve")
     form = PlanApproveForm()
-    done, engagements, status = _submit(form, lambda: services.approve_plan(
+    done, engagements, status = submit_form(form, lambda: services.approve_plan(
         plan, current_user, acknowledge_warnings=bool(form.acknowledge_warnings.data)))
     if not done:
         return _render_plan(plan, status, approve_form=form)
@@ -383,7 +356,7 @@ def plan_import(plan_id: int):
         return jobs.submit("import.plan_items", f"导入{plan.bureau.short_name} {plan.year} 年度计划：{stored.original_name}",
                            {"file_id": stored.id, "plan_id": plan.id}, actor=current_user, bureau_id=plan.bureau_id)
 
-    done, job, status = _submit(form, upload)
+    done, job, status = submit_form(form, upload)
     if done:
         return redirect(url_for("core.job_detail", job_id=job.id))
     return render_template("procurement/plan_import.html", form=form, plan=plan), status
@@ -460,6 +433,10 @@ class TimelineEvent:
     kind: str = "transition"
 
 
+# Transitions the review module makes when a panel's outcome is decided (recorded without a person).
+PANEL_OUTCOMES = ("approve_plan", "accept_report")
+
+
 def _transition_actor(user: Optional[User]) -> str:
     """Who acted, as the timeline shows it. A panel's decision is recorded with the expert whose review
     closed it: show the panel, never that expert. A firm learns which organisation acted, never which
@@ -488,7 +465,8 @@ def _timeline(engagement: Engagement) -> list[TimelineEvent]:
     """
     events = [TimelineEvent(t.created_at, workflow.TRANSITIONS[t.action].label if t.action in workflow.TRANSITIONS
                             else t.action, f"{t.from_state.label} → {t.to_state.label}",
-                            _transition_actor(t.actor), t.note or "")
+                            "专家评审组" if t.actor is None and t.action in PANEL_OUTCOMES else _transition_actor(t.actor),
+                            t.note or "")
               for t in engagement.transitions]
     for p in engagement.procurements:
         events.append(TimelineEvent(p.created_at, f"发起采购（{p.method.label}）", p.title, _timeline_user(p.created_by_id),
@@ -568,7 +546,7 @@ def engagement_transition(engagement_id: int):
     if _elsewhere_url(engagement, action) is not None:
         label = workflow.TRANSITIONS[action].label
         raise Conflict(f"“{label}”须在相应的办理页面完成（同时记录采购、合同、提交材料或评审信息），不能直接变更状态。")
-    done, row, status = _submit(form, lambda: workflow.perform(engagement, action, current_user, note=form.note.data))
+    done, row, status = submit_form(form, lambda: workflow.perform(engagement, action, current_user, note=form.note.data))
     if not done:
         return _render_engagement(engagement, status, transition_form=form)
     flash(f"{engagement.reference}：{row.from_state.label} → {row.to_state.label}。", "success")
@@ -623,7 +601,7 @@ def procure(engagement_id: int):
     if engagement.state not in (EngagementState.PLANNED, EngagementState.FAILED_PROCUREMENT):
         raise Conflict(f"评价任务当前状态为“{engagement.state.label}”，不能发起采购。")
     form = _procure_form(engagement)
-    done, procurement, status = _submit(form, lambda: services.open_procurement(
+    done, procurement, status = submit_form(form, lambda: services.open_procurement(
         engagement, _procurement_input(form), current_user))
     if done:
         if procurement.status == ProcurementStatus.AWARDED:
@@ -717,7 +695,7 @@ def justification_decide(procurement_id: int, bid_id: int):
     if bid.procurement_id != p.id:
         abort(404)
     form = JustificationDecisionForm()
-    done, _, status = _submit(form, lambda: services.decide_justification(
+    done, _, status = submit_form(form, lambda: services.decide_justification(
         bid, current_user, form.decision.data == "accept", form.note.data))
     if not done:
         return _render_procurement(p, status, decision_form=form, decision_target=bid.id)
@@ -743,7 +721,7 @@ def committee_draw(procurement_id: int):
         except DomainError as exc:  # e.g. too few drawable experts: said beside the form
             raise ValidationFailed(exc.message, {"size": exc.message})
 
-    done, members, status = _submit(form, draw)
+    done, members, status = submit_form(form, draw)
     if not done:
         return _render_procurement(p, status, draw_form=form)
     flash(f"已从专家库随机抽取评审委员会 {len(members)} 人。", "success")
@@ -756,7 +734,7 @@ def committee_enter(procurement_id: int):
     p = _manageable(procurement_id)
     form = EnterCommitteeForm()
     names = [n.strip() for n in (form.names.data or "").replace("，", "\n").replace(",", "\n").replace("、", "\n").splitlines()]
-    done, members, status = _submit(form, lambda: services.enter_committee(p, names, current_user))
+    done, members, status = submit_form(form, lambda: services.enter_committee(p, names, current_user))
     if not done:
         return _render_procurement(p, status, enter_form=form)
     flash(f"已录入评审委员会 {len(members)} 人。", "success")
@@ -802,7 +780,7 @@ def scores(procurement_id: int, member_id: int):
 def award(procurement_id: int):
     p = _manageable(procurement_id)
     form = AwardForm()
-    done, result, status = _submit(form, lambda: services.award_procurement(p, current_user, form.reasons.data or ""))
+    done, result, status = submit_form(form, lambda: services.award_procurement(p, current_user, form.reasons.data or ""))
     if not done:
         return _render_procurement(p, status, award_form=form)
     flash(f"已定标：{result.firm.name}，{_wan(result.amount)} 万元。请签订合同。", "success")
@@ -814,7 +792,7 @@ def award(procurement_id: int):
 def procurement_fail(procurement_id: int):
     p = _manageable(procurement_id)
     form = FailForm()
-    done, _, status = _submit(form, lambda: services.fail_procurement(p, current_user, (form.reason.data or "").strip()))
+    done, _, status = submit_form(form, lambda: services.fail_procurement(p, current_user, (form.reason.data or "").strip()))
     if not done:
         return _render_procurement(p, status, fail_form=form)
     flash("已按流标处理，可重新发起采购。", "warning")
@@ -826,7 +804,7 @@ def procurement_fail(procurement_id: int):
 def single_source_approve(procurement_id: int):
     p = load(Procurement, procurement_id, "procurement.approve")
     form = SingleSourceApprovalForm()
-    done, result, status = _submit(form, lambda: services.approve_single_source(p, current_user, form.price_wan.data))
+    done, result, status = submit_form(form, lambda: services.approve_single_source(p, current_user, form.price_wan.data))
     if not done:
         return _render_procurement(p, status, approve_form=form)
     flash(f"单一来源采购已审批：{result.firm.name}，{_wan(result.amount)} 万元。", "success")
@@ -850,7 +828,7 @@ def contract(engagement_id: int):
         today = beijing_today()
         data = {"amount_wan": _wan(award_row.amount), "signed_on": today, "start_date": today}
     form = ContractForm(data=data)
-    done, _, status = _submit(form, lambda: services.sign_contract(engagement, services.ContractInput(
+    done, _, status = submit_form(form, lambda: services.sign_contract(engagement, services.ContractInput(
         amount_wan=form.amount_wan.data, signed_on=form.signed_on.data, start_date=form.start_date.data,
         end_date=form.end_date.data, plan_due=form.plan_due.data, report_due=form.report_due.data,
         deliverables=form.deliverables.data or ""), current_user))
@@ -944,7 +922,7 @@ def framework_new():
             raise ValidationFailed("；".join(order_errors.values()) + "。", dict(order_errors))
         return agreement
 
-    done, agreement, status = _submit(form, create)
+    done, agreement, status = submit_form(form, create)
     if done:
         flash(f"已登记框架协议“{agreement.name}”，入围机构 {len(agreement.members)} 家，按顺序轮候。", "success")
         return redirect(url_for(".framework_list") + f"#framework-{agreement.id}")
@@ -1019,7 +997,7 @@ def bid(procurement_id: int):
             technical_filename=upload.filename if has_file else None,
             technical_data=upload.read() if has_file else None), current_user)
 
-    done, _, status = _submit(form, submit)
+    done, _, status = submit_form(form, submit)
     if not done:
         return _render_bid(p, status, form=form)
     flash("投标已提交（密封），截止前可修改或撤回。", "success")
@@ -1049,7 +1027,7 @@ def bid_explain(procurement_id: int):
     if own is None:
         abort(404)
     form = ExplanationForm()
-    done, _, status = _submit(form, lambda: services.explain_low_bid(own, current_user, form.explanation.data or ""))
+    done, _, status = submit_form(form, lambda: services.explain_low_bid(own, current_user, form.explanation.data or ""))
     if not done:
         return _render_bid(p, status, explain_form=form)
     flash("报价说明已提交，等待评审委员会认定。", "success")

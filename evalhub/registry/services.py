@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable
 
 import sqlalchemy as sa
 
@@ -11,7 +11,7 @@ from evalhub.core import audit, files, permissions
 from evalhub.core.enums import Field, Role
 from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.models import Bureau, BudgetUnit, User
-from evalhub.core.personal import id_number_digest, protect_id_number, validate_id_number
+from evalhub.core.personal import protect_id_number, validate_id_number
 from evalhub.core.services import create_user
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import beijing_today, utcnow
@@ -54,7 +54,7 @@ def _require_text(errors: dict[str, str], name: str, value: str | None, label: s
 
 def _raise_if(errors: dict[str, str]) -> None:
     if errors:
-        raise ValidationFailed("；".join(errors.values()) + "。", errors)
+        raise ValidationFailed("；".join(v.rstrip("。") for v in errors.values()) + "。", errors)
 
 
 def _enum(errors: dict[str, str], name: str, enum_cls, value: Any, label: str):
@@ -63,7 +63,7 @@ def _enum(errors: dict[str, str], name: str, enum_cls, value: Any, label: str):
     try:
         return enum_cls.from_label(str(value or ""))
     except ValueError:
-        errors[name] = f"{label}无效：{value or '（空）'}"
+        errors[name] = f"{label}无效：{value}" if value not in (None, "") else f"请选择{label}"
         return None
 
 

@@ -8,12 +8,11 @@ Thin routes: check permission (``load`` / ``require``), call a service, render o
 from __future__ import annotations
 
 import io
-from typing import Any, Callable
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user, login_required, login_user
-from flask_wtf import FlaskForm
 from sqlalchemy.orm import selectinload
 
 from evalhub.core import files, jobs, permissions
@@ -22,7 +21,7 @@ from evalhub.core.errors import ValidationFailed
 from evalhub.core.exports import to_xlsx
 from evalhub.core.models import Bureau, BudgetUnit
 from evalhub.core.timeutil import beijing_today, format_beijing
-from evalhub.core.web import apply_errors, load, paginate, require, wants_export, xlsx_response
+from evalhub.core.web import load, paginate, require, submit_form, wants_export, xlsx_response
 from evalhub.extensions import db
 from evalhub.registry import services
 from evalhub.registry.forms import (
@@ -74,32 +73,6 @@ def _own_bureau(action: str) -> Bureau:
         abort(403)
     require(action, bureau)
     return bureau
-
-
-def _submit(form: FlaskForm, call: Callable[[], Any]) -> tuple[bool, Any, int]:
-    """Validate ``form`` and run the service ``call``: (done, result, HTTP status).
-
-    Bad input answers 422 with nothing written; success commits.
-    """
-    if not form.validate_on_submit():
-        return False, None, 422 if request.method == "POST" else 200
-    try:
-        result = call()
-    except ValidationFailed as exc:
-        db.session.rollback()
-        _show_errors(form, exc)
-        return False, None, 422
-    db.session.commit()
-    return True, result, 200
-
-
-def _show_errors(form: FlaskForm, exc: ValidationFailed) -> None:
-    """Field messages beside their fields; and the service's whole sentence on top when the field
-    messages are only short labels ("必填") — unless it merely repeats them."""
-    apply_errors(form, exc)
-    if exc.fields and exc.message.rstrip("。") != "；".join(exc.fields.values()).rstrip("。"):
-        if exc.message not in form.form_errors:
-            form.form_errors = [exc.message] + list(form.form_errors)
 
 
 def _enum_arg(enum_cls, value: str):
@@ -226,7 +199,7 @@ def _firm_data(firm: Firm) -> dict[str, Any]:
 def firm_new():
     bureau = _own_bureau("firm.create")
     form = FirmForm()
-    done, firm, status = _submit(form, lambda: services.create_firm(_firm_input(form), bureau, current_user, via="staff"))
+    done, firm, status = submit_form(form, lambda: services.create_firm(_firm_input(form), bureau, current_user, via="staff"))
     if done:
         flash(f"已录入 {firm.name}，状态为“待审核”。", "success")
         return redirect(url_for(".firm_detail", firm_id=firm.id))
@@ -249,7 +222,7 @@ def firm_register():
             _firm_input(form), bureau, username=form.username.data, password=form.password.data,
             display_name=(form.display_name.data or "").strip())
 
-    done, result, status = _submit(form, register)
+    done, result, status = submit_form(form, register)
     if done:
         firm, user = result
         login_user(user)
@@ -263,7 +236,7 @@ def firm_register():
 def firm_edit(firm_id: int):
     firm = load(Firm, firm_id, "firm.edit")
     form = FirmForm(data=_firm_data(firm) if request.method == "GET" else None)
-    done, _, status = _submit(form, lambda: services.update_firm(firm, _firm_input(form), current_user))
+    done, _, status = submit_form(form, lambda: services.update_firm(firm, _firm_input(form), current_user))
     if done:
         flash("机构信息已保存。", "success")
         return redirect(url_for(".firm_detail", firm_id=firm.id))
@@ -299,7 +272,7 @@ def firm_detail(firm_id: int):
 def firm_status(firm_id: int):
     firm = load(Firm, firm_id, "firm.view")
     form = FirmStatusForm()
-    done, change, status = _submit(form, lambda: services.change_firm_status(
+    done, change, status = submit_form(form, lambda: services.change_firm_status(
         firm, form.action.data, current_user, reason=form.reason.data, effective_until=form.effective_until.data))
     if not done:
         return _render_firm(firm, status, status_form=form)
@@ -319,7 +292,7 @@ def firm_document_upload(firm_id: int):
         upload = form.file.data
         return services.attach_firm_document(firm, form.kind.data, upload.filename, upload.read(), current_user)
 
-    done, document, status = _submit(form, attach)
+    done, document, status = submit_form(form, attach)
     if not done:
         return _render_firm(firm, status, doc_form=form)
     flash(f"已上传{document.kind.label}：{document.file.original_name}。", "success")
@@ -356,7 +329,7 @@ def staff_new(firm_id: int):
             certificates=[(entry.kind.data, entry.number.data) for entry in form.certificates])
         return services.add_staff(firm, data, current_user)
 
-    done, staff, status = _submit(form, add)
+    done, staff, status = submit_form(form, add)
     if done:
         flash(f"已将 {staff.name} 加入人员名册。", "success")
         return redirect(url_for(".firm_detail", firm_id=firm.id) + "#staff")
@@ -371,7 +344,7 @@ def staff_deactivate(firm_id: int, staff_id: int):
     if staff is None or staff.firm_id != firm.id:
         abort(404)
     form = ReasonForm()
-    done, _, status = _submit(form, lambda: services.deactivate_staff(staff, current_user, form.reason.data))
+    done, _, status = submit_form(form, lambda: services.deactivate_staff(staff, current_user, form.reason.data))
     if not done:
         return _render_firm(firm, status, staff_form=form, staff_target=staff_id)
     flash(f"已将 {staff.name} 移出人员名册。", "success")
@@ -387,7 +360,7 @@ def relation_new(firm_id: int):
     form = RelationForm()
     form.bureau_id.choices = _bureau_choices()
     form.budget_unit_id.choices = _budget_unit_choices()
-    done, _, status = _submit(form, lambda: services.add_relation(
+    done, _, status = submit_form(form, lambda: services.add_relation(
         firm, kind=form.kind.data, bureau_id=form.bureau_id.data, budget_unit_id=form.budget_unit_id.data,
         start_date=form.start_date.data, end_date=form.end_date.data, note=form.note.data, actor=current_user))
     if done:
@@ -404,7 +377,7 @@ def relation_end(firm_id: int, relation_id: int):
     if relation is None or relation.firm_id != firm.id:
         abort(404)
     form = EndRelationForm()
-    done, _, status = _submit(form, lambda: services.end_relation(relation, form.end_date.data, current_user))
+    done, _, status = submit_form(form, lambda: services.end_relation(relation, form.end_date.data, current_user))
     if not done:
         return _render_firm(firm, status, relation_form=form, relation_target=relation_id)
     flash("回避关系已结束。", "success")
@@ -484,7 +457,7 @@ def _expert_input(form: ExpertForm) -> services.ExpertInput:
 def expert_new():
     bureau = _own_bureau("expert.create")
     form = ExpertForm()
-    done, expert, status = _submit(form, lambda: services.create_expert(_expert_input(form), bureau, current_user))
+    done, expert, status = submit_form(form, lambda: services.create_expert(_expert_input(form), bureau, current_user))
     if done:
         flash(f"已将 {expert.name} 录入专家库。", "success")
         return redirect(url_for(".expert_detail", expert_id=expert.id))
@@ -529,7 +502,7 @@ def expert_edit(expert_id: int):
                 "birth_year": str(expert.birth_year), "fields": [f.value for f in expert.fields],
                 "phone": expert.phone, "email": expert.email}
     form = ExpertForm(data=data)
-    done, _, status = _submit(form, lambda: services.update_expert(expert, _expert_input(form), current_user))
+    done, _, status = submit_form(form, lambda: services.update_expert(expert, _expert_input(form), current_user))
     if done:
         flash("专家信息已保存。", "success")
         return redirect(url_for(".expert_detail", expert_id=expert.id))
@@ -542,7 +515,7 @@ def expert_edit(expert_id: int):
 def expert_status(expert_id: int):
     expert = load(Expert, expert_id, "expert.view")
     form = ExpertStatusForm()
-    done, _, status = _submit(form, lambda: services.change_expert_status(
+    done, _, status = submit_form(form, lambda: services.change_expert_status(
         expert, form.action.data, form.reason.data, current_user))
     if not done:
         return _render_expert(expert, status, status_form=form)
@@ -555,7 +528,7 @@ def expert_status(expert_id: int):
 def expert_availability(expert_id: int):
     expert = load(Expert, expert_id, "expert.self")
     form = AvailabilityForm()
-    done, _, status = _submit(form, lambda: services.set_expert_availability(
+    done, _, status = submit_form(form, lambda: services.set_expert_availability(
         expert, available=form.available.data == "1", until=form.until.data, note=form.note.data,
         actor=current_user))
     if not done:
@@ -573,7 +546,7 @@ def tie_new(expert_id: int):
     form.firm_id.choices = [BLANK] + [choice(f.id, f.name) for f in firms]
     form.bureau_id.choices = _bureau_choices()
     form.budget_unit_id.choices = _budget_unit_choices()
-    done, _, status = _submit(form, lambda: services.add_expert_tie(
+    done, _, status = submit_form(form, lambda: services.add_expert_tie(
         expert, kind=form.kind.data, counterpart_type=form.counterpart_type.data,
         counterpart_name=form.counterpart_name.data, firm_id=form.firm_id.data, bureau_id=form.bureau_id.data,
         budget_unit_id=form.budget_unit_id.data, start_date=form.start_date.data, end_date=form.end_date.data,
@@ -605,7 +578,7 @@ def registry_import(kind: str):
         return jobs.submit(spec["job"], f"批量导入{spec['noun']}：{stored.original_name}",
                            {"file_id": stored.id, "bureau_id": bureau.id}, actor=current_user, bureau_id=bureau.id)
 
-    done, job, status = _submit(form, upload)
+    done, job, status = submit_form(form, upload)
     if done:
         return redirect(url_for("core.job_detail", job_id=job.id))
     return render_template("registry/import.html", form=form, kind=kind, spec=spec, bureau=bureau), status

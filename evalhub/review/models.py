@@ -13,7 +13,7 @@ from evalhub.core.enums import LabeledEnum, enum_column
 from evalhub.core.models import Bureau, Draw, StoredFile, User
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
-from evalhub.procurement.models import Engagement, ServiceKind
+from evalhub.procurement.models import Engagement
 from evalhub.registry.models import Expert
 
 Points = sa.Numeric(6, 2)

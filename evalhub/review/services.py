@@ -16,7 +16,7 @@ from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.models import Bureau, Draw, User
 from evalhub.core.settings import get_setting
-from evalhub.core.timeutil import to_beijing, utcnow
+from evalhub.core.timeutil import format_beijing, to_beijing, utcnow
 from evalhub.extensions import db
 from evalhub.procurement import workflow
 from evalhub.procurement.models import Engagement, EngagementState as S
@@ -84,7 +84,7 @@ def _q(value: Decimal) -> Decimal:
 
 def _raise_if(errors: dict[str, str]) -> None:
     if errors:
-        raise ValidationFailed("；".join(errors.values()) + "。", errors)
+        raise ValidationFailed("；".join(v.rstrip("。") for v in errors.values()) + "。", errors)
 
 
 def _decimal(errors: dict, key: str, raw: Any, label: str) -> Optional[Decimal]:
@@ -445,7 +445,7 @@ def _invite(panel: ReviewPanel, expert_id: int, draw_id: int) -> PanelInvitation
     expert_user = db.session.execute(sa.select(User).where(User.expert_id == expert_id)).scalar_one_or_none()
     if expert_user is not None:
         notify(expert_user, f"评审邀请：{panel.engagement.name}{panel.kind.label}",
-               f"请在 {invitation.respond_by:%Y-%m-%d %H:%M}（UTC）前答复是否参加评审。", f"/reviews/invitations/{invitation.id}")
+               f"请在北京时间 {format_beijing(invitation.respond_by)} 前答复是否参加评审。", f"/reviews/invitations/{invitation.id}")
     return invitation
 
 
@@ -570,7 +570,8 @@ def submit_review(review: Review, actor: User) -> Review:
     audit.record("review.submitted", panel, actor=actor, bureau_id=panel.bureau_id,
                  summary=f"{panel.engagement.reference} 一位专家提交评审意见", payload={"review": review.id})
     db.session.flush()
-    maybe_decide(panel, actor)
+    # The outcome is the panel's, not the last expert's: recorded without a person (a firm reads the timeline).
+    maybe_decide(panel, None)
     return review
 
 
@@ -680,7 +681,7 @@ def send_letter(panel: ReviewPanel, actor: User, letter: str) -> None:
     panel.resubmit_due = utcnow() + timedelta(days=get_setting(engagement.bureau, "review.resubmit_days"))
     panel.status = PanelStatus.CLOSED
     workflow.perform(engagement, "return_plan" if panel.kind == SubmissionKind.WORK_PLAN else "return_report", actor,
-                     note=f"第 {panel.round} 轮评审 {panel.score} 分，退回整改；请于 {panel.resubmit_due:%Y-%m-%d} 前重新提交")
+                     note=f"第 {panel.round} 轮评审 {panel.score} 分，退回整改；请于 {format_beijing(panel.resubmit_due, '%Y-%m-%d')} 前重新提交")
     _notify_firm(engagement, f"{engagement.reference} {panel.kind.label}退回整改", letter[:500], f"/engagements/{engagement.id}")
 
 
@@ -889,7 +890,7 @@ def send_reminders(now: datetime | None = None) -> dict[str, int]:
                 key, title = f"review-due-{review.id}", "评审即将到期"
             else:
                 continue
-            if notify(user, f"{title}：{panel.engagement.name}", f"评审截止时间 {panel.review_due:%Y-%m-%d %H:%M}（UTC）。",
+            if notify(user, f"{title}：{panel.engagement.name}", f"评审截止时间：北京时间 {format_beijing(panel.review_due)}。",
                       f"/reviews/{review.id}", dedupe_key=key):
                 counts["reminders"] += 1
     for engagement in db.session.execute(sa.select(Engagement).where(Engagement.state.in_(

@@ -28,11 +28,11 @@ from sqlalchemy.orm import selectinload
 
 from evalhub.core import files, permissions
 from evalhub.core.enums import Role
-from evalhub.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
+from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.exports import to_xlsx
 from evalhub.core.models import Bureau, Draw
 from evalhub.core.timeutil import utcnow
-from evalhub.core.web import apply_errors, load, paginate, xlsx_response
+from evalhub.core.web import load, paginate, submit_form, xlsx_response
 from evalhub.extensions import db
 from evalhub.procurement.models import Engagement, EngagementState as S
 from evalhub.review import services
@@ -78,31 +78,6 @@ BUREAU_SIDE = (Role.SYSTEM_ADMIN, Role.BUREAU_ADMIN, Role.BUREAU_STAFF)
 
 
 # --- small helpers ---------------------------------------------------------------------------------
-
-def _run(form: FlaskForm, call: Callable[[], Any]) -> tuple[bool, Any, int]:
-    """Validate ``form`` and run the service ``call``: (done, result, HTTP status).
-
-    Bad input answers 422 with nothing written; success commits. A plain DomainError that is about
-    the input rather than the state (e.g. too few eligible experts for the draw) is shown the same way.
-    """
-    if not form.validate_on_submit():
-        return False, None, 422 if request.method == "POST" else 200
-    try:
-        result = call()
-    except ValidationFailed as exc:
-        db.session.rollback()
-        apply_errors(form, exc)
-        form.form_errors = [exc.message]  # the whole sentence on top, each field's note beside it
-        return False, None, 422
-    except (Conflict, PermissionDenied):
-        raise
-    except DomainError as exc:
-        db.session.rollback()
-        apply_errors(form, ValidationFailed(exc.message))
-        return False, None, 422
-    db.session.commit()
-    return True, result, 200
-
 
 def _bureau_side() -> bool:
     return current_user.role in BUREAU_SIDE
@@ -272,7 +247,7 @@ def submission_new(engagement_id: int):
             row_errors.update({int(k.split("_")[1]): v for k, v in exc.fields.items() if k.startswith("indicator_")})
             raise
 
-    done, submission, status = _run(form, submit)
+    done, submission, status = submit_form(form, submit)
     if done:
         flash(f"已提交{kind.label}第 {submission.version} 版。", "success")
         return redirect(url_for(".submission_detail", submission_id=submission.id))
@@ -344,7 +319,7 @@ def panel_new(engagement_id: int):
                     raise ValidationFailed("评审专家人数必须是整数。", {"size": "人数必须是整数"})
             return services.form_panel(engagement, current_user, size=size)
 
-        done, panel, status = _run(form, draw)
+        done, panel, status = submit_form(form, draw)
         if done:
             flash(f"已随机抽取评审专家 {panel.size} 人并发出邀请。", "success")
             return redirect(url_for(".panel_detail", panel_id=panel.id))
@@ -391,7 +366,7 @@ def panel_detail(panel_id: int):
 def panel_letter(panel_id: int):
     panel = _manageable_panel(panel_id)
     form = LetterForm()
-    done, _, status = _run(form, lambda: services.send_letter(panel, current_user, form.letter.data or ""))
+    done, _, status = submit_form(form, lambda: services.send_letter(panel, current_user, form.letter.data or ""))
     if not done:
         return _render_panel(panel, status, letter_form=form)
     flash(f"整改意见已发送，{panel.kind.label}已退回 {panel.engagement.firm.name} 整改。", "success")
@@ -404,7 +379,7 @@ def review_reopen(review_id: int):
     review = _get(Review, review_id)
     panel = _manageable_panel(review.invitation.panel_id)
     form = ReopenForm()
-    done, _, status = _run(form, lambda: services.reopen_review(review, current_user, form.reason.data or ""))
+    done, _, status = submit_form(form, lambda: services.reopen_review(review, current_user, form.reason.data or ""))
     if not done:
         form.review_id.data = str(review.id)
         return _render_panel(panel, status, reopen_form=form)
@@ -491,7 +466,7 @@ def result(engagement_id: int):
         call = lambda: services.publish(engagement, current_user, classified=True,  # noqa: E731
                                         reason=form.reason.data)
         done_message = "已标记为不予公开并归档。"
-    done, _, status = _run(form, call)
+    done, _, status = submit_form(form, call)
     if not done:
         return _render_result(engagement, forms, status)
     flash(done_message, "success")
@@ -519,7 +494,7 @@ def rubric_edit(bureau_id: int, kind: str):
         if not can_edit:
             abort(403)
         form = RubricForm()
-        done, rubric, status = _run(form, lambda: services.revise_rubric(
+        done, rubric, status = submit_form(form, lambda: services.revise_rubric(
             bureau, rubric_kind, [(r.form.name.data, r.form.description.data, r.form.max_points.data) for r in form.items],
             current_user, title=form.title.data or None))
         if done:
@@ -661,13 +636,13 @@ def invitation(invitation_id: int):
     status = 200
     if request.method == "POST":
         if request.form.get("action") == "accept":
-            done, _, status = _run(accept_form, lambda: services.respond(
+            done, _, status = submit_form(accept_form, lambda: services.respond(
                 inv, current_user, accept=True, declaration_signed=bool(accept_form.declaration.data)))
             if done:
                 flash("已接受邀请并签署无利益冲突声明，请在截止时间前完成评审。", "success")
                 return redirect(url_for(".review_form", review_id=inv.review.id))
         elif request.form.get("action") == "decline":
-            done, _, status = _run(decline_form, lambda: services.respond(
+            done, _, status = submit_form(decline_form, lambda: services.respond(
                 inv, current_user, accept=False, reason=decline_form.reason.data))
             if done:
                 flash("已拒绝邀请，系统将另行抽取专家。", "success")
@@ -715,7 +690,7 @@ def review_form(review_id: int):
             if submitting:
                 services.submit_review(review, current_user)
 
-        done, _, status = _run(form, save)
+        done, _, status = submit_form(form, save)
         if done:
             if submitting:
                 decided = panel.decided_at is not None

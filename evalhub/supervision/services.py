@@ -33,7 +33,7 @@ COMPLETED = (S.ACCEPTED, S.PUBLISHED, S.ARCHIVED)
 
 def _raise_if(errors: dict[str, str]) -> None:
     if errors:
-        raise ValidationFailed("；".join(errors.values()) + "。", errors)
+        raise ValidationFailed("；".join(v.rstrip("。") for v in errors.values()) + "。", errors)
 
 
 # === complaints ====================================================================================

@@ -18,7 +18,7 @@ Who sees what:
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -28,12 +28,12 @@ from sqlalchemy.orm import selectinload
 
 from evalhub.core import permissions
 from evalhub.core.enums import Role
-from evalhub.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
+from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.exports import to_xlsx
 from evalhub.core.models import Bureau
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import BEIJING, beijing_today, format_beijing
-from evalhub.core.web import apply_errors, load, paginate, require, wants_export, xlsx_response
+from evalhub.core.web import load, paginate, require, submit_form, wants_export, xlsx_response
 from evalhub.extensions import db
 from evalhub.procurement.models import Engagement
 from evalhub.registry.forms import BLANK, choice
@@ -71,38 +71,6 @@ MEASURE_LABELS = {m.value: m.label for m in Measure}
 
 
 # --- small helpers ---------------------------------------------------------------------------------
-
-def _submit(form: FlaskForm, call: Callable[[], Any]) -> tuple[bool, Any, int]:
-    """Validate ``form`` and run the service ``call``: (done, result, HTTP status).
-
-    Bad input answers 422 (429 when rate-limited) with nothing written; success commits. A plain
-    DomainError about the input (e.g. too few eligible inspectors for the draw) is shown the same way.
-    """
-    if not form.validate_on_submit():
-        return False, None, 422 if request.method == "POST" else 200
-    try:
-        result = call()
-    except ValidationFailed as exc:
-        db.session.rollback()
-        _show(form, exc)
-        return False, None, exc.status
-    except (Conflict, PermissionDenied):
-        raise
-    except DomainError as exc:
-        db.session.rollback()
-        _show(form, ValidationFailed(exc.message))
-        return False, None, 422
-    db.session.commit()
-    return True, result, 200
-
-
-def _show(form: FlaskForm, exc: ValidationFailed) -> None:
-    """The service's messages beside their fields, and its whole sentence at the top of the form."""
-    apply_errors(form, exc)
-    errors = list(getattr(form, "form_errors", []) or [])
-    if exc.message not in errors:
-        form.form_errors = [exc.message] + errors
-
 
 def _bureau_side() -> bool:
     return current_user.role in BUREAU_SIDE
@@ -329,7 +297,7 @@ def inspection_checklist(inspection_id: int):
         _raise_if(errors)
         services.record_checklist(inspection, current_user, answers)
 
-    done, _result, status = _submit(form, call)
+    done, _result, status = submit_form(form, call)
     if not done:
         return _render_inspection(inspection, status, checklist_form=form)
     flash("检查清单已保存。", "success")
@@ -341,7 +309,7 @@ def inspection_checklist(inspection_id: int):
 def inspection_finding(inspection_id: int):
     inspection = _managed_inspection(inspection_id)
     form = FindingForm()
-    done, finding, status = _submit(form, lambda: services.add_finding(
+    done, finding, status = submit_form(form, lambda: services.add_finding(
         inspection, current_user, severity=form.severity.data, description=form.description.data or "",
         measures=form.measures.data or []))
     if not done:
@@ -356,7 +324,7 @@ def inspection_close(inspection_id: int):
     inspection = _managed_inspection(inspection_id)
     form = CloseForm()
     substantiated = {"yes": True, "no": False}.get(form.substantiated.data or "")
-    done, _result, status = _submit(form, lambda: services.close(
+    done, _result, status = submit_form(form, lambda: services.close(
         inspection, current_user, form.conclusion.data or "", substantiated=substantiated))
     if not done:
         return _render_inspection(inspection, status, close_form=form)
@@ -369,7 +337,7 @@ def inspection_close(inspection_id: int):
 def inspection_response(inspection_id: int):
     inspection = load(Inspection, inspection_id, "inspection.view")
     form = ResponseForm()
-    done, _result, status = _submit(form, lambda: services.respond(inspection, current_user, form.text.data or ""))
+    done, _result, status = submit_form(form, lambda: services.respond(inspection, current_user, form.text.data or ""))
     if not done:
         return _render_inspection(inspection, status, response_form=form)
     flash("整改回复已提交。", "success")
@@ -404,7 +372,7 @@ def inspection_new():
         return services.open_case(bureau, current_user, trigger=form.trigger.data, detail=form.detail.data or "",
                                   firm=firm, engagement=engagement, complaint=complaint)
 
-    done, inspection, status = _submit(form, call)
+    done, inspection, status = submit_form(form, call)
     if done:
         flash(f"已立案定向检查 #{inspection.id}：{inspection.firm.name}。", "success")
         return redirect(url_for(".inspection_detail", inspection_id=inspection.id))
@@ -438,7 +406,7 @@ def campaign_new():
             raise ValidationFailed("年度应为 4 位数字。", {"year": "年度应为 4 位数字，例如 2025"})
         return services.start_campaign(bureau, int(year), current_user, ratio=(form.ratio.data or "").strip())
 
-    done, campaign, status = _submit(form, call)
+    done, campaign, status = submit_form(form, call)
     if done:
         flash(f"已抽取 {campaign.year} 年度不定向抽查：{len(campaign.inspections)} 项。", "success")
         return redirect(url_for(".campaign_detail", campaign_id=campaign.id))
@@ -537,7 +505,7 @@ def complaint_case(complaint_id: int):
         return services.open_case(complaint.bureau, current_user, trigger=Trigger.COMPLAINT,
                                   detail=form.detail.data or "", firm=firm, engagement=engagement, complaint=complaint)
 
-    done, inspection, status = _submit(form, call)
+    done, inspection, status = submit_form(form, call)
     if not done:
         return _render_complaint(complaint, status, form)
     flash(f"已立案检查 #{inspection.id}。", "success")
@@ -556,7 +524,7 @@ def _complaint_form() -> ComplaintForm:
 @bp.route("/public/complaints", methods=["GET", "POST"])
 def public_complaint():
     form = _complaint_form()
-    done, complaint, status = _submit(form, lambda: services.file_complaint(
+    done, complaint, status = submit_form(form, lambda: services.file_complaint(
         bureau_id=form.bureau_id.data, firm_name=form.firm_name.data or "", text=form.text.data or "",
         engagement_reference=form.engagement_reference.data, complainant_name=form.complainant_name.data,
         complainant_contact=form.complainant_contact.data, address=request.remote_addr or ""))
