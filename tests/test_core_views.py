@@ -205,3 +205,10 @@ def test_pages_are_not_cached_but_static_files_may_be(world, login):
     client = login(world.bz_admin)
     assert client.get("/").headers["Cache-Control"] == "no-store"
     assert "no-store" not in client.get("/static/evalhub.css").headers.get("Cache-Control", "")
+
+
+def test_the_worker_sends_reminders_every_hour(app):
+    from evalhub.core import jobs
+
+    periodic = [t.__name__ for t in jobs.huey._registry._periodic_tasks]
+    assert "evalhub.reminders" in periodic

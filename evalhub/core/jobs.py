@@ -10,7 +10,7 @@ import traceback
 from typing import Callable
 
 from flask import Flask
-from huey import RedisHuey, SqliteHuey
+from huey import RedisHuey, SqliteHuey, crontab
 from huey.api import Huey
 
 from evalhub.core import audit
@@ -51,6 +51,17 @@ def configure(app: Flask) -> Huey:
             run_job(job_id)
 
     _run_job_task = huey.task(name="evalhub.run_job")(run_job_task)
+
+    def hourly_reminders() -> None:
+        # Reminders before and after due dates, and replacements for experts who never answered: the
+        # worker does this every hour, so nobody has to remember a cron job.
+        from evalhub.review.services import send_reminders
+
+        with _flask_app.app_context():
+            send_reminders()
+            db.session.commit()
+
+    huey.periodic_task(crontab(minute="7"), name="evalhub.reminders")(hourly_reminders)
     return huey
 
 
