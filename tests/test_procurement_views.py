@@ -840,3 +840,14 @@ def test_every_form_on_the_pages_carries_a_csrf_token(app, world, scene, login):
         assert db.session.get(Engagement, scene["contracted"]).state == S.CONTRACTED
     finally:
         app.config["WTF_CSRF_ENABLED"] = False
+
+
+def test_refreshing_the_item_url_after_a_refused_form_shows_the_plan(world, login):
+    from evalhub.procurement import services as P
+
+    plan = P.get_or_create_plan(world.bz, 2025, world.bz_staff)
+    db.session.commit()
+    client = login(world.bz_staff)
+    response = client.get(f"/plans/{plan.id}/items")
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"/plans/{plan.id}")
+    assert login(world.kz_admin).get(f"/plans/{plan.id}/items").status_code == 403

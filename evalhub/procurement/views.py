@@ -282,9 +282,11 @@ def plan_detail(plan_id: int):
     return _render_plan(plan)
 
 
-@bp.route("/plans/<int:plan_id>/items", methods=["POST"])
+@bp.route("/plans/<int:plan_id>/items", methods=["GET", "POST"])
 @login_required
 def plan_item_add(plan_id: int):
+    if request.method == "GET":  # a refresh after a refused form lands here: show the plan
+        return redirect(url_for(".plan_detail", plan_id=load(EvaluationPlan, plan_id, "plan.view").id))
     plan = load(EvaluationPlan, plan_id, "plan.edit")
     form = _item_form(plan)
     done, item, status = submit_form(form, lambda: services.add_plan_item(plan, _item_input(form), current_user))
