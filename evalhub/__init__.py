@@ -51,6 +51,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from evalhub.cli import register_cli
 
     register_cli(app)
+    if not app.config.get("TESTING"):
+        from evalhub.screening.services import load_active_model_at_start
+
+        load_active_model_at_start(app)
     return app
 
 
@@ -65,6 +69,8 @@ def _import_models() -> None:
     import evalhub.credit.models  # noqa: F401
     import evalhub.credit.services  # noqa: F401  (registers the credit.compute job kind)
     import evalhub.supervision.models  # noqa: F401
+    import evalhub.screening.models  # noqa: F401
+    import evalhub.screening.services  # noqa: F401  (registers the screening.train job kind)
 
 
 def _register_blueprints(app: Flask) -> None:
@@ -75,12 +81,14 @@ def _register_blueprints(app: Flask) -> None:
     from evalhub.public.views import bp as public_bp
     from evalhub.registry.views import bp as registry_bp
     from evalhub.review.views import bp as review_bp
+    from evalhub.screening.views import bp as screening_bp
     from evalhub.supervision.views import bp as supervision_bp
 
     import evalhub.credit.api  # noqa: F401  (adds the credit rating routes to the API blueprint)
     import evalhub.procurement.api  # noqa: F401  (adds the procurement routes to the API blueprint)
     import evalhub.registry.api  # noqa: F401  (adds the registry routes to the API blueprint)
     import evalhub.review.api  # noqa: F401  (adds the review routes to the API blueprint)
+    import evalhub.screening.api  # noqa: F401  (adds the screening routes to the API blueprint)
     import evalhub.supervision.api  # noqa: F401  (adds the supervision routes to the API blueprint)
 
     app.register_blueprint(core_bp)
@@ -89,6 +97,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(review_bp)
     app.register_blueprint(credit_bp)
     app.register_blueprint(supervision_bp)
+    app.register_blueprint(screening_bp)
     app.register_blueprint(public_bp)
     app.register_blueprint(api_bp)
 

@@ -98,6 +98,69 @@ def credit_compute(bureau_code: str, year: int) -> None:
         click.echo(f"  {grade} 级：{sum(1 for r in graded if r.grade and r.grade.value == grade)} 家")
 
 
+screening_cli = AppGroup("screening", help="报告质量筛查")
+
+
+class _Bar:
+    """Adapts the services' progress(done, total, message) to a click progress bar."""
+
+    def __init__(self, label: str):
+        self.label, self.bar, self.done = label, None, 0
+
+    def __call__(self, done: int, total: int, message: str = "") -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label=self.label)
+            self.bar.__enter__()
+        self.bar.label = f"{self.label}：{message}" if message else self.label
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+@screening_cli.command("train")
+def screening_train() -> None:
+    """Train on the recorded labels; the new model is a candidate until a bureau admin promotes it."""
+    from evalhub.screening import learning
+    from evalhub.screening.services import labelled_frame, train_model
+
+    frame = labelled_frame()
+    click.echo(f"有标注的报告 {len(frame)} 份，其中不合格 {int(frame['label'].sum()) if len(frame) else 0} 份。")
+    bar = _Bar("训练报告筛查模型")
+    try:
+        model = train_model(None, progress=bar)
+    except learning.NotEnoughLabels as exc:
+        bar.close()
+        click.echo(str(exc), err=True)
+        raise SystemExit(2)
+    bar.close()
+    db.session.commit()
+    card = model.card
+    click.echo(f"模型 {model.version}：{card['algorithm_label']}（待启用，请在“报告筛查 › 模型”页面由管理员启用）")
+    names = {"logistic_regression": "逻辑回归", "gradient_boosting": "梯度提升", "rule_score": "规则评分",
+             "length_only": "仅按篇幅", "best_single_feature": "最佳单一特征"}
+    for group in ("candidates", "baselines"):
+        for key, m in card[group].items():
+            click.echo(f"  {names.get(key, key):<8} ROC-AUC {m['roc_auc']}  平均精度 {m['average_precision']}  "
+                       f"前 {card['budget']:.0%} 精确率 {m['precision_at_budget']}")
+
+
+@screening_cli.command("rescreen")
+@click.option("--year", type=int, default=None, help="只重新筛查该年度（默认全部）")
+def screening_rescreen(year: int | None) -> None:
+    """Screen stored submissions again against the whole corpus."""
+    from evalhub.screening.services import rescreen
+
+    bar = _Bar("重新筛查")
+    count = rescreen(year=year, progress=bar)
+    bar.close()
+    db.session.commit()
+    click.echo(f"已重新筛查 {count} 份。")
+
+
+evalhub_cli.add_command(screening_cli)
 evalhub_cli.add_command(credit_cli)
 evalhub_cli.add_command(audit_cli)
 evalhub_cli.add_command(draws_cli)

@@ -79,6 +79,9 @@ class Config:
         # for the other form fields of a multipart request.
         self.MAX_CONTENT_LENGTH = (self.MAX_UPLOAD_MB + 1) * 1024 * 1024
 
+        # Trained screening models (joblib + model card); the repository's models_ml/ unless set.
+        self.MODELS_DIR = Path(_env("MODELS_DIR", str(Path(__file__).resolve().parent.parent / "models_ml")))
+
         self.REDIS_URL = _env("REDIS_URL")
         self.HUEY_SQLITE_PATH = _env("HUEY_SQLITE_PATH", str(instance_path / "huey.sqlite3"))
         # Tests and one-off scripts run jobs in-process.

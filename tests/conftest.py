@@ -30,6 +30,7 @@ def app(tmp_path_factory):
         "WTF_CSRF_ENABLED": False,
         "JOBS_IMMEDIATE": True,
         "FILE_STORE": base / "files",
+        "MODELS_DIR": base / "models_ml",
         "SECRET_KEY": "test-secret",
         "FIELD_KEY": "test-field-key",
         "SESSION_COOKIE_SECURE": False,

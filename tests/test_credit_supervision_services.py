@@ -313,7 +313,8 @@ def test_a_targeted_case_from_a_complaint_runs_to_closing(world):
         V.open_case(world.bz, world.kz_admin, trigger=Trigger.COMPLAINT, detail="投诉", complaint=complaint)
     case = V.open_case(world.bz, world.bz_staff, trigger=Trigger.COMPLAINT, detail="投诉线索", complaint=complaint, engagement=e)
     V.record_checklist(case, world.bz_staff, {"working_papers": (False, "缺少访谈记录"), "evidence": (True, ""),
-                                              "sampling": (True, ""), "independence": (True, "")})
+                                              "sampling": (True, ""), "independence": (True, ""),
+                                              "report_original": (True, "")})
     V.add_finding(case, world.bz_staff, severity="一般", description="工作底稿缺少访谈记录", measures=["责令整改"])
     assert case.status == InspectionStatus.AWAITING_RESPONSE
     with pytest.raises(Conflict):

@@ -196,7 +196,7 @@ def test_the_firm_uploads_a_report_with_its_scoring_table(client, login, world):
     assert e.state == S.REPORT_SUBMITTED
     detail = text(client.get(f"/submissions/{submission.id}"))
     assert detail.count("✓") == 7 and "✗" not in detail
-    assert "八个章节齐全" in detail and "评价报告.docx" in detail and "基本情况" in detail  # extracted text
+    assert "8 个章节齐全" in detail and "评价报告.docx" in detail and "基本情况" in detail  # extracted text
     download = client.get(f"/submissions/{submission.id}/file")
     assert download.status_code == 200 and download.data.startswith(b"PK")
 
@@ -386,7 +386,7 @@ def test_the_review_form_saves_drafts_refuses_bad_scores_and_submits_once(client
     assert 'data-testid="submit-review"' in page and "保存草稿" in page
     for item in review.rubric.items:
         assert item.name in page and f'name="score_{item.id}"' in page
-    assert "基本情况" in page and "八个章节齐全" in page  # the submission and its machine checks beside it
+    assert "基本情况" in page and "8 个章节齐全" in page  # the submission and its machine checks beside it
 
     over = client.post(f"/reviews/{review.id}", data=_review_data(review, [25, 18, 18, 18, 18], action="save"))
     assert over.status_code == 422 and "“结构与格式”得分应在 0–20" in text(over)

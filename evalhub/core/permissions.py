@@ -107,7 +107,14 @@ def scope(user: User, stmt: Select, model: type) -> Select:
             return stmt.where(sa.false())
         return stmt.where(model.bureau_id.in_(visible_bureau_ids(user) or {-1}))
     from evalhub.credit.models import CreditRating
+    from evalhub.screening.models import ReportScreening
     from evalhub.supervision.models import Complaint, Inspection, InspectionCampaign
+
+    if model is ReportScreening:
+        # Screening results are the bureaus' own working material: never shown to firms or experts.
+        if user.role not in BUREAU_ROLES:
+            return stmt.where(sa.false())
+        return stmt.where(model.bureau_id.in_(visible_bureau_ids(user) or {-1}))
 
     if model in (CreditRating, Inspection):
         if user.role == Role.FIRM_USER:
@@ -244,6 +251,12 @@ _RULES = {
     "credit.view": lambda u, r: visible(u, r) or (u.role == Role.FIRM_USER and r.firm_id == u.firm_id),
     "supervision.manage": lambda u, b: _own_bureau(u, b.id),
     "inspection.view": lambda u, i: visible(u, i) or (u.role == Role.FIRM_USER and i.firm_id == u.firm_id),
+    # report screening (bureau users only; the firm never sees a risk score)
+    "screening.view": lambda u, o: _is_bureau_user(u) or u.role == Role.SYSTEM_ADMIN,
+    "screening.card": lambda u, s: visible(u, s),
+    # Models are shared by the whole region: the region's administrators train and promote them.
+    "screening.models.manage": lambda u, o: u.role == Role.SYSTEM_ADMIN or (
+        u.role == Role.BUREAU_ADMIN and u.bureau is not None and u.bureau.parent_id is None),
     # expert review
     "review.manage": lambda u, e: _own_bureau(u, e.bureau_id),
     "rubric.edit": lambda u, b: u.role == Role.SYSTEM_ADMIN or (u.role == Role.BUREAU_ADMIN and u.bureau_id == b.id),

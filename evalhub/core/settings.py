@@ -23,13 +23,22 @@ class SettingDef:
     label: str
     section: str
     default: Any
-    kind: str = "int"  # int, decimal, choice
+    kind: str = "int"  # int, decimal, choice, lines (a list of names, one per line)
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[tuple[str, str], ...] = ()
     help: str = ""
 
     def parse(self, raw: Any) -> Any:
+        if self.kind == "lines":
+            items = raw if isinstance(raw, list) else str(raw or "").replace("、", "\n").splitlines()
+            items = list(dict.fromkeys(i.strip() for i in items if str(i).strip()))
+            low, high = int(self.minimum or 1), int(self.maximum or 50)
+            if not low <= len(items) <= high:
+                raise ValidationFailed(f"“{self.label}”应有 {low}–{high} 项，每行一项。", {self.key: f"应有 {low}–{high} 项"})
+            if any(len(i) > 30 for i in items):
+                raise ValidationFailed(f"“{self.label}”每项不超过 30 个字。", {self.key: "每项不超过 30 个字"})
+            return items
         if self.kind == "choice":
             if raw not in {c[0] for c in self.choices}:
                 raise ValidationFailed(f"“{self.label}”的取值无效。", {self.key: "取值无效"})
@@ -65,6 +74,15 @@ SETTINGS: dict[str, SettingDef] = {
         SettingDef("procurement.low_bid_ratio", "异常低价认定线（占有效报价平均值的百分比）", "采购", 70,
                    minimum=10, maximum=100, help="低于该比例的报价须由投标人书面说明，评审委员会认定后方可中标。"),
         SettingDef("procurement.min_bids_consultation", "竞争性磋商最少有效响应供应商数", "采购", 2, minimum=2, maximum=10),
+        SettingDef("review.report_chapters", "评价报告章节（每行一项，按顺序）", "专家评审",
+                   ["基本情况", "绩效评价工作开展情况", "综合评价情况及评价结论", "绩效评价指标分析", "主要经验及做法",
+                    "存在的问题及原因分析", "有关建议", "其他需要说明的问题"], kind="lines", minimum=3, maximum=20,
+                   help="默认为财预〔2020〕10号的八个章节；机器检查和报告筛查按此检查章节是否齐全。"),
+        SettingDef("screening.show_risk_to_experts", "评审专家可见报告筛查风险分", "报告筛查", "off", kind="choice",
+                   choices=(("off", "不可见（默认）"), ("on", "可见")),
+                   help="专家始终可见机器检查结果；风险分默认不给专家看，以免影响独立评分。"),
+        SettingDef("screening.spot_check_share", "重点抽查比例（占当年报告的百分比）", "报告筛查", 10, minimum=1, maximum=100,
+                   help="筛查队列中排名靠前的这一比例标为建议抽查，也是模型“抽查比例内精确率”的口径。"),
         SettingDef("review.plan_pass_mark", "实施方案评审通过分", "专家评审", 80, minimum=0, maximum=100),
         SettingDef("review.report_pass_mark", "评价报告评审通过分（低于此分退回整改）", "专家评审", 90, minimum=0, maximum=100),
         SettingDef("review.plan_panel_size", "实施方案评审专家人数（单数）", "专家评审", 3, minimum=3, maximum=9),

@@ -166,6 +166,9 @@ class Engagement(db.Model):
     service_kind: Mapped[ServiceKind] = mapped_column(enum_column(ServiceKind))
     field: Mapped[Field] = mapped_column(enum_column(Field))
     amount: Mapped[Decimal] = mapped_column(Money)
+    # Actual spending of the evaluated funds (yuan), recorded by the bureau from its budget-execution data;
+    # report screening checks that the report states it.
+    spent: Mapped[Optional[Decimal]] = mapped_column(Money)
     budget_unit_id: Mapped[int] = mapped_column(sa.ForeignKey("budget_unit.id"), index=True)
     commissioner_unit_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("budget_unit.id"))
     state: Mapped[EngagementState] = mapped_column(enum_column(EngagementState), index=True,

@@ -3,19 +3,19 @@ data, panels drawn with avoidance, reviews, the outcome (exactly once), rectific
 with caps, the commissioner's rating, publication, and notifications."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Iterable, Optional
 
 import sqlalchemy as sa
+from flask import current_app
 
 from evalhub.core import audit, draws, files, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.models import Bureau, Draw, User
-from evalhub.core.settings import get_setting
+from evalhub.core.settings import SETTINGS, get_setting
 from evalhub.core.timeutil import format_beijing, to_beijing, utcnow
 from evalhub.extensions import db
 from evalhub.procurement import workflow
@@ -48,9 +48,8 @@ from evalhub.review.models import (
 CENT = Decimal("0.01")
 HUNDRED = Decimal("100")
 
-# 财预〔2020〕10号 report outline.
-REPORT_CHAPTERS = ["基本情况", "绩效评价工作开展情况", "综合评价情况及评价结论", "绩效评价指标分析",
-                   "主要经验及做法", "存在的问题及原因分析", "有关建议", "其他需要说明的问题"]
+# The 财预〔2020〕10号 outline; a bureau can change it (setting review.report_chapters).
+REPORT_CHAPTERS: list[str] = list(SETTINGS["review.report_chapters"].default)
 
 DEFAULT_RUBRICS: dict[RubricKind, tuple[str, list[tuple[str, str, int]]]] = {
     RubricKind.REPORT: ("评价报告评审表", [
@@ -139,23 +138,21 @@ class IndicatorInput:
     score: Any
 
 
-def find_chapters(text: str) -> dict[str, int]:
+def find_chapters(text: str, chapters: list[str] | None = None) -> dict[str, int]:
     """How often each outline chapter appears as a heading line (一、基本情况 / 第一章 基本情况 / 1. 基本情况)."""
-    counts = {c: 0 for c in REPORT_CHAPTERS}
-    heading = re.compile(r"^\s*(第[一二三四五六七八九十]+[章部分节]|[一二三四五六七八九十]+[、.．]|\d+[、.．]|[（(][一二三四五六七八九十]+[)）])?\s*(.+?)\s*$")
+    from evalhub.screening.textproc import heading_title
+
+    chapters = chapters or REPORT_CHAPTERS
+    counts = {c: 0 for c in chapters}
     for line in (text or "").splitlines():
-        match = heading.match(line)
-        if not match or len(line.strip()) > 40:
-            continue
-        title = match.group(2)
-        for chapter in REPORT_CHAPTERS:
-            if title.startswith(chapter) and (match.group(1) or title == chapter):
-                counts[chapter] += 1
+        title = heading_title(line, chapters)
+        if title is not None:
+            counts[title] += 1
     return counts
 
 
 def machine_checks(text: str | None, indicators: list[ReportIndicator], concluded_total: Decimal | None,
-                   concluded_grade: Grade | None) -> list[dict[str, Any]]:
+                   concluded_grade: Grade | None, chapters: list[str] | None = None) -> list[dict[str, Any]]:
     """What a machine can check on a report, shown to the panel: each check with ok and a detail."""
     checks: list[dict[str, Any]] = []
 
@@ -178,10 +175,10 @@ def machine_checks(text: str | None, indicators: list[ReportIndicator], conclude
     check("grade_matches_band", "评价等级与得分区间一致（优≥90，良80–90，中60–80，差<60）",
           expected is not None and concluded_grade == expected,
           f"得分 {concluded_total} 应为“{expected.label if expected else '—'}”，报告结论为“{concluded_grade.label if concluded_grade else '未填写'}”")
-    counts = find_chapters(text or "")
+    counts = find_chapters(text or "", chapters)
     missing = [c for c, n in counts.items() if n == 0]
     duplicated = [c for c, n in counts.items() if n > 1]
-    check("chapters_present", "八个章节齐全（财预〔2020〕10号）", not missing, "缺少：" + "、".join(missing) if missing else "齐全")
+    check("chapters_present", f"{len(counts)} 个章节齐全（财预〔2020〕10号及本局设置）", not missing, "缺少：" + "、".join(missing) if missing else "齐全")
     check("chapters_unique", "章节没有重复", not duplicated, "重复：" + "、".join(duplicated) if duplicated else "无重复")
     return checks
 
@@ -305,15 +302,32 @@ def submit(engagement: Engagement, kind: SubmissionKind, filename: str, data: by
                             note=(note or "").strip() or None, concluded_total=total, concluded_grade=grade,
                             submitted_by_id=actor.id, indicators=rows)
     if kind == SubmissionKind.REPORT:
-        submission.machine_checks = machine_checks(stored.text, rows, total, grade)
+        submission.machine_checks = machine_checks(stored.text, rows, total, grade,
+                                                   get_setting(engagement.bureau, "review.report_chapters"))
     db.session.add(submission)
     db.session.flush()
+    _screen(submission)
     workflow.perform(engagement, action, actor, note=f"{kind.label}第 {version} 版：{stored.original_name}")
     audit.record("submission.uploaded", submission, actor=actor, bureau_id=engagement.bureau_id,
                  summary=f"{engagement.reference} 上传{kind.label}第 {version} 版", payload={"sha256": stored.sha256})
     _notify_bureau(engagement, f"{engagement.reference} 收到{kind.label}第 {version} 版",
                    f"{engagement.firm.name} 提交了{kind.label}，请组织专家评审。", f"/engagements/{engagement.id}")
     return submission
+
+
+def _screen(submission: Submission) -> None:
+    """Screen the upload for the bureau's queue (the firm never sees the result). A screening failure must
+    not cost the firm its upload: it is logged, nothing of it is kept, and `flask evalhub screening rescreen`
+    catches the submission up later."""
+    from evalhub.screening.services import screen_submission
+
+    try:
+        with db.session.begin_nested():
+            screen_submission(submission)
+    except Exception:  # noqa: BLE001 — any screening bug; the upload itself is valid
+        current_app.logger.exception("报告筛查失败：submission %s", submission.id)
+        if current_app.config.get("TESTING"):
+            raise  # the suite must see screening bugs, not have them logged away
 
 
 def submissions(engagement: Engagement, kind: SubmissionKind | None = None) -> list[Submission]:
@@ -908,7 +922,6 @@ def send_reminders(now: datetime | None = None) -> dict[str, int]:
 
 def send_pending_email() -> int:
     """E-mail unsent notifications when EVALHUB_SMTP_HOST is configured; otherwise the inbox is enough."""
-    from flask import current_app
 
     host = current_app.config.get("MAIL_SERVER")
     if not host:

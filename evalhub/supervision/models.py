@@ -64,6 +64,9 @@ CHECKLIST = [
     ("evidence", "证据支持评分"),
     ("sampling", "按方案完成抽样"),
     ("independence", "独立性（无利益冲突）"),
+    # Answered "no" when the report was copied, templated or its data fabricated; the answer is a label
+    # for the screening model (an unbiased one when the case came from a random draw).
+    ("report_original", "报告内容真实、针对评价对象（无抄袭、套用模板或编造数据）"),
 ]
 
 

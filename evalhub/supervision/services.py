@@ -228,9 +228,10 @@ def open_case(bureau: Bureau, actor: User | None, *, trigger: Any, detail: str, 
     return inspection
 
 
-def flag_for_inspection(engagement: Engagement, reason: str) -> Inspection:
-    """The entry point the screening model calls: a system flag opens a targeted case."""
-    return open_case(engagement.bureau, None, trigger=Trigger.SCREENING_FLAG, detail=reason, engagement=engagement)
+def flag_for_inspection(engagement: Engagement, reason: str, actor: User | None = None) -> Inspection:
+    """The entry point of report screening: a flag card (opened by a bureau user, or a system flag when
+    actor is None) becomes a targeted case with the flag recorded as its trigger."""
+    return open_case(engagement.bureau, actor, trigger=Trigger.SCREENING_FLAG, detail=reason, engagement=engagement)
 
 
 # === inspection work ===============================================================================

@@ -1,0 +1,217 @@
+"""Report screening API (bureau users): score a text, the ranked queue, the model cards.
+
+A risk score is the bureaus' own working material: firm users and experts are refused all three endpoints
+(403), whatever they ask. The rules live in ``screening.services``; this module reads the request, checks
+its shape (wrong types are 422 with the field named, a body that is not a JSON object is 400) and writes the
+answer.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import jsonify, request
+
+from evalhub.api import api_user, json_body, list_schema, operation, page_args, schema
+from evalhub.api.common import (
+    INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, datetime_str, listing, query, raise_if,
+    text_field,
+)
+from evalhub.core.errors import ValidationFailed
+from evalhub.core.models import Bureau
+from evalhub.extensions import db
+from evalhub.registry.models import Firm
+from evalhub.review.models import SubmissionKind
+from evalhub.screening import services
+from evalhub.screening.features import FEATURES
+from evalhub.screening.models import ModelStatus, ReportScreening, RiskMethod, ScreeningModel
+
+TAG = "报告筛查"
+
+# --- schemas ---------------------------------------------------------------------------------------
+
+_KINDS = [k.value for k in SubmissionKind]
+_KIND_TEXT = "、".join(f"{k.value}（{k.label}）" for k in SubmissionKind)
+_METHOD = {"type": "string", "enum": [m.value for m in RiskMethod],
+           "description": "；".join(f"{m.value} = {m.label}" for m in RiskMethod)}
+_RISK = {"type": "number", "minimum": 0, "maximum": 1, "description": "风险分（0–1，越高越需要抽查）"}
+_MODEL_VERSION = {"type": "string", "nullable": True, "description": "评分所用模型的版本；规则评分时为空"}
+
+FEATURE_VALUES = schema("ScreeningFeatures", {
+    "type": "object", "description": "可解释的特征；文本或上下文不足以计算时为空（片段没有章节，未指定评价任务时没有备案预算）",
+    "properties": {f.key: {"type": "number", "nullable": True, "description": f.label} for f in FEATURES},
+    "additionalProperties": {"type": "number", "nullable": True}})
+
+COPIED_PASSAGE = schema("CopiedPassage", {"type": "object", "required": [
+    "text", "chapter", "relation", "source_submission_id", "source"], "properties": {
+    "text": {"type": "string", "description": "本文中与已存报告重复的连续句子"},
+    "chapter": NULLABLE_STRING,
+    "relation": {"type": "string", "enum": ["same_firm", "other_firms", "previous"],
+                 "description": "same_firm（本机构其他报告）、other_firms（其他机构报告）、previous（同一对象以往评价报告）"},
+    "source_submission_id": {"type": "integer", "description": "来源报告的提交编号"},
+    "source": {"type": "string", "description": "来源：机构 · 任务编号 · 提交日期"}}})
+
+SCORE_REQUEST = schema("ScreeningScoreRequest", {"type": "object", "required": ["text"], "properties": {
+    "text": {"type": "string", "description": "要筛查的文本：整篇报告或片段（不超过 50 万字）"},
+    "firm_id": {"type": "integer", "description": "撰写机构（用于区分本机构和其他机构的重复）"},
+    "engagement_id": {"type": "integer",
+                      "description": "所属评价任务：按其备案预算、章节设置和以往报告比对（指定后 firm_id 不再使用）"},
+    "kind": {"type": "string", "enum": _KINDS, "default": "report", "description": _KIND_TEXT}}})
+
+SCORE = schema("ScreeningScore", {"type": "object", "required": [
+    "risk", "method", "model_version", "features", "reasons", "gaps", "copied_passages"], "properties": {
+    "risk": _RISK, "method": _METHOD, "model_version": _MODEL_VERSION, "features": FEATURE_VALUES,
+    "reasons": {"type": "array", "items": STRING, "description": "提示理由（与同类报告相比最突出的几项）"},
+    "gaps": {"type": "array", "items": STRING, "description": "具体性不足之处"},
+    "copied_passages": {"type": "array", "items": COPIED_PASSAGE}}})
+
+QUEUE_ITEM = schema("ScreeningQueueItem", {"type": "object", "required": [
+    "rank", "flagged", "risk", "method", "model_version", "submission_id", "version", "kind", "engagement", "firm",
+    "bureau", "submitted_at", "reasons"], "properties": {
+    "rank": {"type": "integer", "description": "按风险从高到低的名次（从 1 开始，跨页连续）"},
+    "flagged": {"type": "boolean", "description": "是否在重点抽查比例之内"},
+    "risk": _RISK, "method": _METHOD, "model_version": _MODEL_VERSION,
+    "submission_id": INTEGER, "version": {"type": "integer", "description": "第几版"},
+    "kind": {"type": "string", "enum": _KINDS, "description": _KIND_TEXT},
+    "engagement": {"type": "object", "required": ["id", "reference", "name"], "properties": {
+        "id": INTEGER, "reference": STRING, "name": STRING}},
+    "firm": {"type": "object", "nullable": True, "required": ["id", "name"], "properties": {
+        "id": INTEGER, "name": STRING}},
+    "bureau": {"type": "object", "required": ["id", "name"], "properties": {"id": INTEGER, "name": STRING}},
+    "submitted_at": {"type": "string", "format": "date-time"},
+    "reasons": {"type": "array", "items": STRING}}})
+QUEUE = schema("ScreeningQueue", list_schema(QUEUE_ITEM))
+
+MODEL = schema("ScreeningModel", {"type": "object", "required": [
+    "id", "version", "algorithm", "status", "created_at", "promoted_at", "card"], "properties": {
+    "id": INTEGER, "version": STRING, "algorithm": STRING,
+    "status": {"type": "string", "enum": [s.value for s in ModelStatus],
+               "description": "；".join(f"{s.value} = {s.label}" for s in ModelStatus)},
+    "created_at": NULLABLE_DATETIME, "promoted_at": NULLABLE_DATETIME,
+    "card": {"type": "object", "description": "模型卡：训练数据、指标、特征重要性等"}}})
+
+MODELS = schema("ScreeningModels", {"type": "object", "required": ["active", "problem", "models"], "properties": {
+    "active": {"type": "string", "nullable": True, "description": "已启用模型的版本；没有时为空（使用规则评分）"},
+    "problem": {"type": "string", "nullable": True,
+                "description": "已启用的模型无法使用的原因（此时改用规则评分）；可以使用时为空"},
+    "models": {"type": "array", "items": MODEL, "description": "所有训练过的模型，最新的在前"}}})
+
+
+# --- request helpers -------------------------------------------------------------------------------
+
+def _int_field(data: dict, name: str, errors: dict[str, str]) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        errors[name] = "必须是整数"
+        return None
+    return value
+
+
+def _int_arg(name: str, message: str) -> int | None:
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValidationFailed(f"参数 {name} 无效：{raw}。", {name: message})
+
+
+def _year_arg() -> int:
+    raw = request.args.get("year", "").strip()
+    if not raw:
+        raise ValidationFailed("请指定年度（参数 year）。", {"year": "必填，四位年份"})
+    if not (raw.isascii() and raw.isdigit() and len(raw) == 4):
+        raise ValidationFailed(f"参数 year 无效：{raw}。", {"year": "应为四位年份"})
+    return int(raw)
+
+
+def _kind_arg() -> SubmissionKind | None:
+    raw = request.args.get("kind", "").strip()
+    if not raw:
+        return None
+    try:
+        return SubmissionKind.from_label(raw)
+    except ValueError:
+        raise ValidationFailed(f"参数 kind 无效：{raw}。", {"kind": f"可选值：{_KIND_TEXT}"})
+
+
+# --- serialisation ---------------------------------------------------------------------------------
+
+def queue_item_json(entry: services.QueueEntry) -> dict:
+    s: ReportScreening = entry.screening
+    engagement = s.engagement
+    firm = db.session.get(Firm, s.firm_id) if s.firm_id is not None else None
+    bureau = db.session.get(Bureau, s.bureau_id)
+    return {
+        "rank": entry.rank, "flagged": entry.flagged, "risk": s.risk, "method": s.method.value,
+        "model_version": s.model_version, "submission_id": s.submission_id, "version": s.submission.version,
+        "kind": s.kind.value,
+        "engagement": {"id": engagement.id, "reference": engagement.reference, "name": engagement.name},
+        "firm": {"id": firm.id, "name": firm.name} if firm is not None else None,
+        "bureau": {"id": bureau.id, "name": bureau.name},
+        "submitted_at": datetime_str(s.submitted_at),
+        "reasons": [r["text"] for r in s.reasons or []],
+    }
+
+
+def model_json(model: ScreeningModel) -> dict:
+    return {"id": model.id, "version": model.version, "algorithm": model.algorithm, "status": model.status.value,
+            "created_at": datetime_str(model.created_at), "promoted_at": datetime_str(model.promoted_at),
+            "card": model.card or {}}
+
+
+# --- endpoints -------------------------------------------------------------------------------------
+
+@operation("/screening/score", "POST",
+           summary="对任意文本（整篇报告或片段）做质量筛查评分，不保存；仅财政局用户",
+           tag=TAG, response=SCORE, body=SCORE_REQUEST, errors=(400, 403, 422))
+def screening_score():
+    user = api_user()
+    services.require_screening(user)
+    data = json_body()
+    errors: dict[str, str] = {}
+    text = text_field(data, "text", errors)
+    kind = text_field(data, "kind", errors)
+    firm_id = _int_field(data, "firm_id", errors)
+    engagement_id = _int_field(data, "engagement_id", errors)
+    raise_if(errors)
+    result = services.screen_text(text or "", user, firm_id=firm_id, engagement_id=engagement_id,
+                                  kind=kind or SubmissionKind.REPORT.value)
+    return jsonify(result)
+
+
+@operation("/screening/queue", "GET",
+           summary="某年度已筛查的方案和报告按风险从高到低排列（每个任务每类只排最新一版），"
+                   "重点抽查比例之内的标记 flagged；仅财政局用户，按可见范围",
+           tag=TAG, response=QUEUE,
+           params=[{"name": "year", "in": "query", "required": True, "description": "年度（四位年份）",
+                    "schema": {"type": "integer"}},
+                   query("bureau_id", "只看这个财政局的任务", "integer"),
+                   query("firm_id", "只看这家机构的报告", "integer"),
+                   query("kind", _KIND_TEXT), *PAGE_PARAMS],
+           errors=(400, 403, 422))
+def screening_queue():
+    user = api_user()
+    services.require_screening(user)
+    page, per_page = page_args()
+    year = _year_arg()
+    bureau_id = _int_arg("bureau_id", "必须是整数")
+    firm_id = _int_arg("firm_id", "必须是整数")
+    kind = _kind_arg()
+    entries = services.queue(user, year=year, bureau_id=bureau_id, firm_id=firm_id, kind=kind)
+    shown = entries[(page - 1) * per_page:page * per_page]
+    return listing([queue_item_json(e) for e in shown], len(entries), page, per_page)
+
+
+@operation("/screening/models", "GET",
+           summary="报告筛查模型：已启用的版本、无法使用的原因和各模型的模型卡；仅财政局用户",
+           tag=TAG, response=MODELS, errors=(403,))
+def screening_models():
+    services.require_screening(api_user())
+    row = services.active_model_row()
+    _model, problem = services.active_model()
+    models = db.session.execute(sa.select(ScreeningModel).order_by(ScreeningModel.created_at.desc(),
+                                                                   ScreeningModel.id.desc())).scalars().all()
+    return jsonify({"active": row.version if row is not None else None, "problem": problem,
+                    "models": [model_json(m) for m in models]})

@@ -1,0 +1,283 @@
+"""Interpretable features of one report (or work plan, or fragment), computed against the stored-report
+index. Each feature is something an inspector can check by reading: a share of copied sentences, a count
+of numbers per thousand characters, a missing chapter. A value is None when the text or the context does
+not allow it (a fragment has no chapters; a text without an engagement has no recorded budget)."""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Sequence
+
+import numpy as np
+
+from evalhub.screening import textproc
+from evalhub.screening.index import CorpusIndex, StoredReport, signature
+
+ANALYSIS_CHAPTER = "绩效评价指标分析"
+PROBLEM_CHAPTERS = ("存在的问题及原因分析", "有关建议")
+
+
+@dataclass(frozen=True)
+class FeatureDef:
+    key: str
+    label: str
+    riskier_when_higher: bool
+    fmt: str = "pct"  # pct, num, int, bool
+    group: str = "copy"  # copy, specificity, structure
+
+    def show(self, value: float | None) -> str:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return "—"
+        if self.fmt == "pct":
+            return f"{value * 100:.0f}%"
+        if self.fmt == "bool":
+            return "是" if value else "否"
+        if self.fmt == "int":
+            return f"{value:,.0f}"
+        return f"{value:.1f}"
+
+
+FEATURES: list[FeatureDef] = [
+    FeatureDef("copy_same_firm", "与本机构其他报告重复的句子", True),
+    FeatureDef("copy_other_firms", "与其他机构报告重复的句子", True),
+    FeatureDef("copy_previous", "与同一对象以往评价报告重复的句子", True),
+    FeatureDef("max_similarity", "与单篇已存报告的最大句子重合度", True),
+    FeatureDef("near_duplicate", "与已存报告近似重复", True, "bool"),
+    FeatureDef("boilerplate_share", "常见套话句子", True),
+    FeatureDef("unit_voice_share", "以被评价单位口吻（我局、我单位）写的句子", True),
+    FeatureDef("generic_advice_share", "问题和建议中没有数字、责任主体或时限的空泛表述", True, group="specificity"),
+    FeatureDef("numbers_per_1k", "每千字数字个数", False, "num", "specificity"),
+    FeatureDef("amounts_per_1k", "每千字金额个数", False, "num", "specificity"),
+    FeatureDef("percentages_per_1k", "每千字百分比个数", False, "num", "specificity"),
+    FeatureDef("dates_per_1k", "每千字日期个数", False, "num", "specificity"),
+    FeatureDef("entities_per_1k", "每千字具体地名、机构名", False, "num", "specificity"),
+    FeatureDef("facts_stated", "写明了备案的预算、支出和执行率", False, "pct", "specificity"),
+    FeatureDef("missing_chapters", "缺少的章节数", True, "int", "structure"),
+    FeatureDef("duplicated_chapters", "重复的章节数", True, "int", "structure"),
+    FeatureDef("analysis_chars", "指标分析章节字数", False, "int", "structure"),
+    FeatureDef("problems_chars", "问题和建议章节字数", False, "int", "structure"),
+    FeatureDef("length_chars", "全文字数", False, "int", "structure"),
+    FeatureDef("internal_repetition", "报告内部重复的句子", True, "pct", "structure"),
+]
+FEATURE_KEYS = [f.key for f in FEATURES]
+BY_KEY = {f.key: f for f in FEATURES}
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_AMOUNT = re.compile(r"(\d+(?:,\d{3})*(?:\.\d+)?)\s*(亿元|万元|元)")
+_PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%|百分之")
+_DATE = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月|\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}\s*月\s*\d{1,2}\s*日")
+_ENTITY = re.compile(r"《[^》]{2,30}》|[\u4e00-\u9fff]{2,8}?(?:乡|镇|村|社区|街道|水厂|小学|中学|学校|医院|卫生院|卫生室|"
+                     r"合作社|公司|园区|灌区|水库|泵站|服务站|幼儿园)")
+_GENERIC = re.compile(r"进一步|加强|完善|提高|提升|健全|强化|规范|加大|持续|不断|有待|不够|不足|落实|重视")
+_ACTOR = re.compile(r"〔名〕|局|委员会|办公室|财务科|科室|[^学]科(?!学)|项目办|中心|公司|乡|镇|村|街道|政府|学校|医院|卫生院|站")
+_DEADLINE = re.compile(r"年底|月底|季度|前完成|之前|以前|日前|周内|天内|年内")
+_UNIT_VOICE = re.compile(r"我(?:局|委|厅|办|单位|院|校|中心|县|市|乡|镇)|本单位|本局|我们单位")
+_WAN = {"亿元": Decimal(10000), "万元": Decimal(1), "元": Decimal("0.0001")}
+
+
+@dataclass
+class ScreeningContext:
+    """What evalhub knows about the text's engagement; every field optional (the API scores bare text)."""
+
+    kind: str = "report"
+    names: list[str] = field(default_factory=list)
+    firm_id: int | None = None
+    engagement_id: int | None = None
+    object_key: str | None = None
+    year: int | None = None
+    budget_wan: Decimal | None = None
+    spent_wan: Decimal | None = None
+    execution_rate: Decimal | None = None
+    chapters: Sequence[str] = ()
+
+
+@dataclass
+class Screening:
+    features: dict[str, float | None]
+    chapters: dict[str, dict[str, Any]]
+    passages: list[dict[str, Any]]
+    most_similar: dict[str, Any] | None
+    near_duplicates: list[dict[str, Any]]
+    gaps: list[str]
+    missing: list[str]
+    duplicated: list[str]
+    keys: np.ndarray
+    signature: np.ndarray
+
+    def stored(self, doc_id: int, ctx: ScreeningContext, label: str = "") -> StoredReport:
+        return StoredReport(doc_id=doc_id, firm_id=ctx.firm_id, engagement_id=ctx.engagement_id,
+                            object_key=ctx.object_key, year=ctx.year, kind=ctx.kind, keys=self.keys,
+                            signature=self.signature, label=label)
+
+
+def _per_1k(count: int, chars: int) -> float:
+    return round(count * 1000 / chars, 2) if chars else 0.0
+
+
+def _amounts_wan(text: str) -> list[Decimal]:
+    values = []
+    for number, unit in _AMOUNT.findall(text):
+        try:
+            values.append(Decimal(number.replace(",", "")) * _WAN[unit])
+        except InvalidOperation:
+            continue
+    return values
+
+
+def _states(values: list[Decimal], recorded: Decimal | None, tolerance: Decimal) -> bool | None:
+    if recorded is None:
+        return None
+    return any(abs(v - recorded) <= max(tolerance * abs(recorded), Decimal("0.01")) for v in values)
+
+
+def is_generic(sentence: str) -> bool:
+    """A problem or recommendation with stock wording and no number, actor or deadline."""
+    return bool(_GENERIC.search(sentence)) and not any(ch.isdigit() for ch in sentence) \
+        and not _ACTOR.search(sentence) and not _DEADLINE.search(sentence)
+
+
+def compute(text: str | None, ctx: ScreeningContext, index: CorpusIndex | None) -> Screening:
+    doc = textproc.parse(text, ctx.chapters, ctx.names)
+    body = doc.text
+    chars = len(re.sub(r"\s", "", body))
+    masked = textproc.mask_names(body, ctx.names)
+    copy_sentences = doc.copy_sentences
+    keys = np.unique(np.array([s.key for s in copy_sentences], dtype=np.uint64))
+    sig = signature(textproc.shingle_hashes(body, ctx.names))
+    f: dict[str, float | None] = dict.fromkeys(FEATURE_KEYS)
+    chapters: dict[str, dict[str, Any]] = {}
+    for s in doc.sentences:
+        row = chapters.setdefault(s.chapter or "", {"sentences": 0, "same_firm": 0, "other_firms": 0, "previous": 0,
+                                                  "chars": 0})
+        row["sentences"] += 1
+        row["chars"] += len(s.text)
+
+    # --- copying ---------------------------------------------------------------------------------
+    passages: list[dict[str, Any]] = []
+    most_similar = None
+    near: list[dict[str, Any]] = []
+    n = len(copy_sentences)
+    if n:
+        key_counts = Counter(s.key for s in copy_sentences)
+        f["internal_repetition"] = round(sum(c - 1 for c in key_counts.values()) / n, 4)
+    if index is not None and len(index) and n:
+        matches = index.lookup([s.key for s in copy_sentences], kind=ctx.kind, firm_id=ctx.firm_id,
+                               engagement_id=ctx.engagement_id, object_key=ctx.object_key, year=ctx.year)
+        threshold = index.boilerplate_threshold(ctx.kind)
+        same = other = previous = boiler = 0
+        per_report: Counter[int] = Counter()
+        for s, m in zip(copy_sentences, matches):
+            if m is None:
+                continue
+            row = chapters[s.chapter or ""]
+            if m.same_firm:
+                same += 1
+                row["same_firm"] += 1
+            if m.other_firms:
+                other += 1
+                row["other_firms"] += 1
+            if m.previous:
+                previous += 1
+                row["previous"] += 1
+            if m.frequency >= threshold:
+                boiler += 1
+            else:
+                per_report.update(set(m.same_firm) | set(m.other_firms))
+        f["copy_same_firm"] = round(same / n, 4)
+        f["copy_other_firms"] = round(other / n, 4)
+        f["copy_previous"] = round(previous / n, 4)
+        f["boilerplate_share"] = round(boiler / n, 4)
+        best_number, best_count = per_report.most_common(1)[0] if per_report else (None, 0)
+        f["max_similarity"] = round(best_count / n, 4)
+        if best_number is not None:
+            most_similar = {"doc_id": index.reports[best_number].doc_id, "share": round(best_count / n, 4),
+                            "label": index.reports[best_number].label}
+        dups = index.near_duplicates(keys, sig, kind=ctx.kind, engagement_id=ctx.engagement_id)
+        near = [{"doc_id": index.reports[number].doc_id, "jaccard": round(j, 4), "label": index.reports[number].label}
+                for number, j in dups[:5]]
+        f["near_duplicate"] = 1.0 if near else 0.0
+        passages = _passages(copy_sentences, matches, threshold, best_number, index)
+    elif index is not None and n:
+        for key in ("copy_same_firm", "copy_other_firms", "copy_previous", "boilerplate_share", "max_similarity",
+                    "near_duplicate"):
+            f[key] = 0.0
+    f["unit_voice_share"] = round(sum(1 for s in doc.sentences if _UNIT_VOICE.search(s.text)) / len(doc.sentences), 4) \
+        if doc.sentences else None
+
+    # --- specificity -------------------------------------------------------------------------------
+    f["numbers_per_1k"] = _per_1k(len(_NUMBER.findall(masked)), chars)
+    f["amounts_per_1k"] = _per_1k(len(_AMOUNT.findall(body)), chars)
+    f["percentages_per_1k"] = _per_1k(len(_PERCENT.findall(body)), chars)
+    f["dates_per_1k"] = _per_1k(len(_DATE.findall(body)), chars)
+    f["entities_per_1k"] = _per_1k(len(set(_ENTITY.findall(masked))), chars)
+    gaps: list[str] = []
+    amounts = _amounts_wan(body)
+    percents = [Decimal(p) for p in re.findall(r"(\d+(?:\.\d+)?)\s*%", body)]
+    stated = {
+        "预算": _states(amounts, ctx.budget_wan, Decimal("0.001")),
+        "实际支出": _states(amounts, ctx.spent_wan, Decimal("0.001")),
+        "预算执行率": _states(percents, ctx.execution_rate, Decimal("0.002")),
+    }
+    known = {k: v for k, v in stated.items() if v is not None}
+    if known:
+        f["facts_stated"] = round(sum(1 for v in known.values() if v) / len(known), 4)
+        recorded = {"预算": f"{ctx.budget_wan} 万元", "实际支出": f"{ctx.spent_wan} 万元",
+                    "预算执行率": f"{ctx.execution_rate}%"}
+        gaps += [f"未写明{k}（系统记录为 {recorded[k]}）" for k, v in known.items() if not v]
+    problem_sentences = [s for s in doc.sentences if s.chapter in PROBLEM_CHAPTERS and len(s.text) >= 6]
+    if problem_sentences:
+        generic = [s for s in problem_sentences if is_generic(s.text)]
+        f["generic_advice_share"] = round(len(generic) / len(problem_sentences), 4)
+        if generic:
+            gaps.append(f"问题和建议共 {len(problem_sentences)} 句，其中 {len(generic)} 句没有数字、责任主体或时限，"
+                        f"如“{generic[0].text[:40]}”")
+
+    # --- structure -----------------------------------------------------------------------------------
+    missing: list[str] = []
+    duplicated: list[str] = []
+    if ctx.chapters and any(doc.heading_counts.values()):
+        missing = [c for c, k in doc.heading_counts.items() if k == 0]
+        duplicated = [c for c, k in doc.heading_counts.items() if k > 1]
+        f["missing_chapters"] = float(len(missing))
+        f["duplicated_chapters"] = float(len(duplicated))
+        if ANALYSIS_CHAPTER in doc.heading_counts:
+            f["analysis_chars"] = float(len(doc.chapter_text(ANALYSIS_CHAPTER).replace("\n", "")))
+        if any(c in doc.heading_counts for c in PROBLEM_CHAPTERS):
+            f["problems_chars"] = float(sum(len(doc.chapter_text(c).replace("\n", "")) for c in PROBLEM_CHAPTERS))
+    f["length_chars"] = float(chars)
+    return Screening(features=f, chapters={k: v for k, v in chapters.items() if k}, passages=passages,
+                     most_similar=most_similar, near_duplicates=near, gaps=gaps, missing=missing,
+                     duplicated=duplicated, keys=keys, signature=sig)
+
+
+def _passages(sentences: list[textproc.Sentence], matches: list, threshold: int, best: int | None,
+              index: CorpusIndex, limit: int = 8) -> list[dict[str, Any]]:
+    """Runs of consecutive copied sentences from one source report (stock phrases left out: they have a
+    reason of their own), longest first. The source sentence is found again by its key when shown."""
+    runs: list[dict[str, Any]] = []
+    for s, m in zip(sentences, matches):
+        if m is None or m.frequency >= threshold:
+            continue
+        candidates = m.previous or m.same_firm or m.other_firms
+        source = best if best is not None and (best in m.same_firm or best in m.other_firms) else candidates[0]
+        relation = "previous" if source in m.previous else "same_firm" if source in m.same_firm else "other_firms"
+        last = runs[-1] if runs else None
+        if last and last["source_number"] == source and last["chapter"] == s.chapter \
+                and s.position - last["positions"][-1] <= 2:
+            last["positions"].append(s.position)
+            last["keys"].append(s.key)
+            last["text"] += s.text
+            continue
+        runs.append({"source_number": source, "relation": relation, "chapter": s.chapter, "positions": [s.position],
+                     "keys": [s.key], "text": s.text})
+    runs.sort(key=lambda r: -len(r["text"]))
+    out = []
+    for run in runs[:limit]:
+        source = index.reports[run.pop("source_number")]
+        run["source_doc_id"] = source.doc_id
+        run["source_label"] = source.label
+        run["keys"] = [str(k) for k in run["keys"]]  # JSON has no 64-bit integers everywhere
+        out.append(run)
+    return out

@@ -1,0 +1,553 @@
+"""Report screening rules: screen each upload, rank the year's reports, explain a flag, turn a flag into
+a targeted inspection, collect labels, train and promote models. No Flask request objects here."""
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from flask import current_app
+
+from evalhub.core import audit, jobs, permissions
+from evalhub.core.enums import Role
+from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
+from evalhub.core.models import Bureau, User
+from evalhub.core.settings import get_setting
+from evalhub.core.timeutil import format_beijing, utcnow
+from evalhub.extensions import db
+from evalhub.procurement.models import Engagement
+from evalhub.registry.models import Firm
+from evalhub.review.models import ReviewPanel, Submission, SubmissionKind
+from evalhub.screening import learning, textproc
+from evalhub.screening.features import BY_KEY, FEATURE_KEYS, Screening, ScreeningContext, compute
+from evalhub.screening.index import CorpusIndex, StoredReport
+from evalhub.screening.models import ModelStatus, ReportScreening, RiskMethod, ScreeningModel
+
+_YEAR_IN_NAME = re.compile(r"^\s*\d{4}\s*年度?|\d{4}\s*年度?")
+PEER_MINIMUM = 30  # fewer peers than this in the year: compare with every year's reports of the kind
+
+
+# === context ======================================================================================
+
+def object_key(engagement: Engagement) -> str:
+    """The evaluated object across years: the budget unit and the project name without its year."""
+    return f"{engagement.budget_unit_id}:{_YEAR_IN_NAME.sub('', engagement.name).strip()}"[:240]
+
+
+def context_for(engagement: Engagement, kind: SubmissionKind) -> ScreeningContext:
+    names = [engagement.name, _YEAR_IN_NAME.sub("", engagement.name).strip(), engagement.budget_unit.name,
+             engagement.bureau.name, engagement.bureau.short_name]
+    if engagement.commissioner_unit is not None:
+        names.append(engagement.commissioner_unit.name)
+    if engagement.firm is not None:
+        names.append(engagement.firm.name)
+    budget = (engagement.amount / 10000).quantize(Decimal("0.01")) if engagement.amount is not None else None
+    spent = (engagement.spent / 10000).quantize(Decimal("0.01")) if engagement.spent is not None else None
+    rate = (spent / budget * 100).quantize(Decimal("0.1")) if spent is not None and budget else None
+    chapters = get_setting(engagement.bureau, "review.report_chapters") if kind == SubmissionKind.REPORT else ()
+    return ScreeningContext(kind=kind.value, names=names, firm_id=engagement.firm_id, engagement_id=engagement.id,
+                            object_key=object_key(engagement), year=engagement.year, budget_wan=budget,
+                            spent_wan=spent, execution_rate=rate, chapters=list(chapters))
+
+
+# === the per-process index and model ================================================================
+
+@dataclass
+class _IndexState:
+    url: str
+    index: CorpusIndex
+    count: int
+    max_id: int
+    max_screened: datetime | None
+
+
+_state: _IndexState | None = None
+_lock = threading.Lock()
+
+
+def forget_cache() -> None:
+    """Drop this process's index and model (tests, and after a bulk delete)."""
+    global _state
+    with _lock:
+        _state = None
+        _models.clear()
+
+
+def _label(firm_name: str | None, reference: str, submitted_at: datetime) -> str:
+    return f"{firm_name or '—'} · {reference} · {format_beijing(submitted_at, '%Y-%m-%d')}"
+
+
+def _rows_stmt():
+    return (sa.select(ReportScreening.id, ReportScreening.submission_id, ReportScreening.firm_id,
+                      ReportScreening.engagement_id, ReportScreening.object_key, ReportScreening.year,
+                      ReportScreening.kind, ReportScreening.sentence_keys, ReportScreening.signature,
+                      ReportScreening.submitted_at, ReportScreening.screened_at, Firm.name, Engagement.reference)
+            .join(Engagement, Engagement.id == ReportScreening.engagement_id)
+            .outerjoin(Firm, Firm.id == ReportScreening.firm_id))
+
+
+def _add_rows(index: CorpusIndex, rows: Iterable[Any]) -> None:
+    for row in rows:
+        index.add(StoredReport(doc_id=row.submission_id, firm_id=row.firm_id, engagement_id=row.engagement_id,
+                               object_key=row.object_key, year=row.year, kind=row.kind.value,
+                               keys=np.frombuffer(row.sentence_keys, dtype=np.uint64),
+                               signature=np.frombuffer(row.signature, dtype=np.uint32),
+                               label=_label(row.name, row.reference, row.submitted_at)))
+
+
+def current_index() -> CorpusIndex:
+    """Every screened submission, loaded once per process and topped up with what other processes added
+    since (new rows, re-screened rows); rebuilt when rows have gone."""
+    global _state
+    url = str(db.engine.url)
+    count, max_id, max_screened = db.session.execute(
+        sa.select(sa.func.count(ReportScreening.id), sa.func.max(ReportScreening.id),
+                  sa.func.max(ReportScreening.screened_at))).one()
+    max_id = max_id or 0
+    with _lock:
+        state = _state
+        if state is not None and state.url == url and (state.count, state.max_id, state.max_screened) == (count, max_id, max_screened):
+            return state.index
+        if state is not None and state.url == url and max_id >= state.max_id:
+            newer = db.session.execute(_rows_stmt().where(sa.or_(
+                ReportScreening.id > state.max_id,
+                ReportScreening.screened_at > (state.max_screened or datetime.min)))).all()
+            added = sum(1 for r in newer if r.id > state.max_id)
+            if state.count + added == count:
+                _add_rows(state.index, newer)
+                state.count, state.max_id, state.max_screened = count, max_id, max_screened
+                return state.index
+        index = CorpusIndex()
+        _add_rows(index, db.session.execute(_rows_stmt().order_by(ReportScreening.id)).all())
+        _state = _IndexState(url, index, count, max_id, max_screened)
+        return index
+
+
+_models: dict[str, Any] = {}
+
+
+def models_dir() -> Path:
+    return Path(current_app.config["MODELS_DIR"])
+
+
+def active_model_row() -> ScreeningModel | None:
+    return db.session.execute(sa.select(ScreeningModel).where(ScreeningModel.status == ModelStatus.ACTIVE)).scalar_one_or_none()
+
+
+def active_model() -> tuple[learning.LoadedModel | None, str | None]:
+    """The promoted model, loaded once per process; (None, why) when there is none or it cannot be used
+    (then the rule score is used and the pages say why)."""
+    row = active_model_row()
+    if row is None:
+        return None, None
+    cached = _models.get(row.version)
+    if cached is None:
+        try:
+            cached = learning.load(models_dir(), row.artefact)
+        except (learning.IncompatibleModel, FileNotFoundError, ValueError) as exc:
+            cached = str(exc)
+        _models[row.version] = cached
+    if isinstance(cached, str):
+        return None, cached
+    return cached, None
+
+
+def load_active_model_at_start(app) -> None:
+    """Called by create_app: load the active model now and log plainly if it cannot be used."""
+    with app.app_context():
+        try:
+            _model, problem = active_model()
+        except sa.exc.SQLAlchemyError:  # before `flask db upgrade` there is no table yet
+            db.session.rollback()
+            return
+        if problem:
+            app.logger.error("报告筛查模型不可用，改用规则评分：%s", problem)
+
+
+# === peers, risk, reasons ===========================================================================
+
+_references: dict[tuple, learning.Reference] = {}
+
+
+def peer_reference(kind: str, year: int | None) -> learning.Reference:
+    """The year's screened texts of the same kind (all years while a year has fewer than 30)."""
+    token = (kind, year, _state.count if _state else 0, _state.max_screened if _state else None, str(db.engine.url))
+    cached = _references.get(token)
+    if cached is not None:
+        return cached
+    stmt = sa.select(ReportScreening.features).where(ReportScreening.kind == SubmissionKind(kind))
+    rows = db.session.execute(stmt.where(ReportScreening.year == year)).scalars().all() if year else []
+    if len(rows) < PEER_MINIMUM:
+        rows = db.session.execute(stmt).scalars().all()
+    reference = learning.Reference(rows)
+    if len(_references) > 64:
+        _references.clear()
+    _references[token] = reference
+    return reference
+
+
+def assess(screening: Screening, ctx: ScreeningContext) -> dict[str, Any]:
+    """Risk, method and reasons for computed features."""
+    reference = peer_reference(ctx.kind, ctx.year)
+    model, _problem = active_model() if ctx.kind == SubmissionKind.REPORT.value else (None, None)
+    if model is not None:
+        risk, method, version = float(model.predict([screening.features])[0]), RiskMethod.MODEL, model.version
+    else:
+        risk, method, version = reference.rule_score(screening.features), RiskMethod.RULE, None
+    reasons: list[dict[str, Any]] = []
+    for dup in screening.near_duplicates[:1]:
+        reasons.append({"feature": "near_duplicate", "percentile": 1.0,
+                        "text": f"与 {dup['label']} 的报告近似重复（句子重合 {dup['jaccard']:.0%}）"})
+    if screening.missing:
+        reasons.append({"feature": "missing_chapters", "percentile": 1.0, "text": "缺少章节：" + "、".join(screening.missing)})
+    if screening.duplicated:
+        reasons.append({"feature": "duplicated_chapters", "percentile": 1.0, "text": "章节重复：" + "、".join(screening.duplicated)})
+    shown = {r["feature"] for r in reasons}
+    reasons += [r for r in reference.reasons(screening.features) if r["feature"] not in shown]
+    return {"risk": round(risk, 4), "method": method, "model_version": version, "reasons": reasons[:6],
+            "peers": reference.size}
+
+
+def _details(screening: Screening) -> dict[str, Any]:
+    return {"chapters": screening.chapters, "most_similar": screening.most_similar,
+            "near_duplicates": screening.near_duplicates, "gaps": screening.gaps, "missing": screening.missing,
+            "duplicated": screening.duplicated}
+
+
+# === screening submissions ==========================================================================
+
+def screen_submission(submission: Submission) -> ReportScreening:
+    """Screen an uploaded version against every stored text and keep the result (the firm never sees it)."""
+    engagement = submission.engagement
+    ctx = context_for(engagement, submission.kind)
+    screening = compute(submission.file.text or "", ctx, current_index())
+    verdict = assess(screening, ctx)
+    row = db.session.execute(sa.select(ReportScreening).where(ReportScreening.submission_id == submission.id)).scalar_one_or_none()
+    if row is None:
+        row = ReportScreening(submission_id=submission.id)
+        db.session.add(row)
+    row.engagement_id = engagement.id
+    row.bureau_id = engagement.bureau_id
+    row.firm_id = engagement.firm_id
+    row.kind = submission.kind
+    row.year = engagement.year
+    row.object_key = ctx.object_key
+    row.submitted_at = submission.submitted_at or utcnow()
+    row.sentence_keys = screening.keys.astype(np.uint64).tobytes()
+    row.signature = screening.signature.astype(np.uint32).tobytes()
+    row.features = screening.features
+    row.details = _details(screening)
+    row.passages = screening.passages
+    row.reasons = verdict["reasons"]
+    row.risk = verdict["risk"]
+    row.method = verdict["method"]
+    row.model_version = verdict["model_version"]
+    row.screened_at = utcnow()
+    db.session.flush()
+    return row
+
+
+def rescreen(*, year: int | None = None, progress: Callable[[int, int, str], None] | None = None) -> int:
+    """Screen every stored submission of the year again against the whole corpus (after a bulk import, or
+    once the year's reports are in, so early uploads are compared with later ones too)."""
+    stmt = sa.select(Submission).join(ReportScreening, ReportScreening.submission_id == Submission.id)
+    if year is not None:
+        stmt = stmt.where(ReportScreening.year == year)
+    submissions = db.session.execute(stmt.order_by(Submission.id)).scalars().all()
+    for n, submission in enumerate(submissions, start=1):
+        screen_submission(submission)
+        if progress and (n % 20 == 0 or n == len(submissions)):
+            progress(n, len(submissions), f"已筛查 {n}/{len(submissions)}")
+    return len(submissions)
+
+
+def screen_text(text: str, actor: User, *, firm_id: int | None = None, engagement_id: int | None = None,
+                kind: str = "report") -> dict[str, Any]:
+    """Score any text — a whole report or a fragment — computing what the context allows. Nothing is stored."""
+    require_screening(actor)
+    if not (text or "").strip():
+        raise ValidationFailed("请提供要筛查的文本。", {"text": "不能为空"})
+    if len(text) > 500_000:
+        raise ValidationFailed("文本过长（超过 50 万字）。", {"text": "过长"})
+    try:
+        submission_kind = SubmissionKind(kind)
+    except ValueError:
+        raise ValidationFailed("kind 应为 report 或 work_plan。", {"kind": "取值无效"})
+    if engagement_id is not None:
+        engagement = db.session.get(Engagement, engagement_id)
+        if engagement is None or not permissions.can(actor, "engagement.view", engagement):
+            raise ValidationFailed("找不到该评价任务或无权查看。", {"engagement_id": "无效"})
+        ctx = context_for(engagement, submission_kind)
+    else:
+        ctx = ScreeningContext(kind=submission_kind.value, chapters=list(get_setting(actor.bureau, "review.report_chapters"))
+                               if submission_kind == SubmissionKind.REPORT else [])
+        if firm_id is not None:
+            firm = db.session.get(Firm, firm_id)
+            if firm is None or not permissions.can(actor, "firm.view", firm):
+                raise ValidationFailed("找不到该机构或无权查看。", {"firm_id": "无效"})
+            ctx.firm_id = firm.id
+            ctx.names = [firm.name]
+    screening = compute(text, ctx, current_index())
+    verdict = assess(screening, ctx)
+    return {"risk": verdict["risk"], "method": verdict["method"].value, "model_version": verdict["model_version"],
+            "features": screening.features, "reasons": [r["text"] for r in verdict["reasons"]],
+            "gaps": screening.gaps, "copied_passages": [
+                {"text": p["text"], "chapter": p["chapter"], "relation": p["relation"], "source_submission_id": p["source_doc_id"],
+                 "source": p["source_label"]} for p in screening.passages]}
+
+
+# === who sees what ==================================================================================
+
+def require_screening(actor: User) -> None:
+    permissions.require(actor, "screening.view")
+
+
+def visible_screenings(actor: User):
+    return permissions.scope(actor, sa.select(ReportScreening), ReportScreening)
+
+
+# === the queue =====================================================================================
+
+@dataclass
+class QueueEntry:
+    rank: int
+    screening: ReportScreening
+    flagged: bool
+
+
+def queue(actor: User, *, year: int, bureau_id: int | None = None, firm_id: int | None = None,
+          kind: SubmissionKind | None = None) -> list[QueueEntry]:
+    """The year's screened texts the user may see, riskiest first; the top share (the spot-check budget)
+    is marked for inspection. Only each engagement's latest version of a kind is ranked."""
+    require_screening(actor)
+    latest = (sa.select(sa.func.max(ReportScreening.submission_id)).where(ReportScreening.year == year)
+              .group_by(ReportScreening.engagement_id, ReportScreening.kind))
+    stmt = visible_screenings(actor).where(ReportScreening.year == year, ReportScreening.submission_id.in_(latest))
+    if bureau_id is not None:
+        stmt = stmt.where(ReportScreening.bureau_id == bureau_id)
+    if firm_id is not None:
+        stmt = stmt.where(ReportScreening.firm_id == firm_id)
+    if kind is not None:
+        stmt = stmt.where(ReportScreening.kind == kind)
+    rows = db.session.execute(stmt.order_by(ReportScreening.risk.desc(), ReportScreening.id)).scalars().all()
+    share = get_setting(actor.bureau, "screening.spot_check_share") if actor.bureau else 10
+    budget = max(1, -(-len(rows) * int(share) // 100)) if rows else 0
+    return [QueueEntry(rank=n, screening=row, flagged=n <= budget) for n, row in enumerate(rows, start=1)]
+
+
+def rank_of(screening: ReportScreening) -> tuple[int, int]:
+    """(rank, out of) among the same year's latest texts of the same kind, over all bureaus."""
+    latest = (sa.select(sa.func.max(ReportScreening.submission_id)).where(ReportScreening.year == screening.year,
+                                                                          ReportScreening.kind == screening.kind)
+              .group_by(ReportScreening.engagement_id))
+    base = sa.select(sa.func.count(ReportScreening.id)).where(ReportScreening.submission_id.in_(latest))
+    higher = db.session.execute(base.where(ReportScreening.risk > screening.risk)).scalar_one()
+    total = db.session.execute(base).scalar_one()
+    return higher + 1, total
+
+
+# === the flag card ==================================================================================
+
+def _sentences_by_key(submission: Submission) -> tuple[list[textproc.Sentence], list[str]]:
+    engagement = submission.engagement
+    ctx = context_for(engagement, submission.kind)
+    doc = textproc.parse(submission.file.text or "", ctx.chapters, ctx.names)
+    return doc.sentences, [n for n in ctx.names if n]
+
+
+def flag_card(screening: ReportScreening) -> dict[str, Any]:
+    """What an inspector reads in a minute: risk and rank, reasons against peers, copied passages beside
+    their sources (names the masking ignored listed so the page can highlight them), specificity gaps."""
+    rank, total = rank_of(screening)
+    reference = peer_reference(screening.kind.value, screening.year)
+    own_names = [n for n in context_for(screening.engagement, screening.kind).names if n]
+    sources: dict[int, tuple[Submission, list[textproc.Sentence], list[str]]] = {}
+    passages = []
+    for passage in screening.passages or []:
+        source_id = passage["source_doc_id"]
+        if source_id not in sources:
+            source = db.session.get(Submission, source_id)
+            if source is None:
+                continue
+            sentences, names = _sentences_by_key(source)
+            sources[source_id] = (source, sentences, names)
+        source, sentences, names = sources[source_id]
+        wanted = {int(k) for k in passage["keys"]}
+        matched = [s for s in sentences if s.key in wanted]
+        passages.append({**passage, "source": source, "source_text": "".join(s.text for s in matched),
+                         "source_chapter": matched[0].chapter if matched else None, "source_names": names,
+                         "relation_label": {"same_firm": "本机构其他报告", "other_firms": "其他机构报告",
+                                            "previous": "同一对象以往评价报告"}[passage["relation"]]})
+    features = [{"key": k, "label": BY_KEY[k].label, "value": BY_KEY[k].show(screening.features.get(k)),
+                 "median": BY_KEY[k].show(reference.median(k)),
+                 "percentile": reference.percentile(k, screening.features.get(k))} for k in FEATURE_KEYS]
+    return {"rank": rank, "total": total, "passages": passages, "own_names": own_names, "features": features,
+            "peers": reference.size, "model_problem": active_model()[1]}
+
+
+def open_case(screening: ReportScreening, actor: User):
+    """A bureau user turns the flag into a targeted inspection, the flag recorded as its trigger."""
+    from evalhub.supervision.models import Inspection, Trigger
+    from evalhub.supervision.services import flag_for_inspection
+
+    engagement = screening.engagement
+    permissions.require(actor, "supervision.manage", engagement.bureau)
+    existing = db.session.execute(sa.select(Inspection).where(
+        Inspection.engagement_id == engagement.id, Inspection.trigger == Trigger.SCREENING_FLAG,
+        Inspection.trigger_detail.contains(f"筛查#{screening.id}"))).scalars().first()
+    if existing is not None:
+        raise Conflict(f"该报告已因筛查提示立案（检查 #{existing.id}）。")
+    rank, total = rank_of(screening)
+    reasons = "；".join(r["text"] for r in (screening.reasons or [])[:4]) or "风险排名靠前"
+    detail = (f"报告质量筛查提示（筛查#{screening.id}，{screening.submission.kind.label}第 {screening.submission.version} 版）："
+              f"风险 {screening.risk:.2f}，{screening.year} 年第 {rank}/{total} 名。{reasons}")
+    inspection = flag_for_inspection(engagement, detail, actor)
+    audit.record("screening.case_opened", screening, actor=actor, bureau_id=engagement.bureau_id,
+                 summary=f"{engagement.reference} 依据报告筛查提示立案检查", payload={"inspection_id": inspection.id})
+    return inspection
+
+
+# === labels, training, promotion ====================================================================
+
+def labelled_frame() -> pd.DataFrame:
+    """One row per labelled report: the features it had when screened, the label and its source.
+    Positive: the panel's first-round score was below the pass mark, or an inspection answered that the
+    report was copied, templated or fabricated. An inspection's answer overrides the panel's."""
+    from evalhub.supervision.models import Inspection, InspectionStatus, Trigger
+
+    rows = db.session.execute(
+        sa.select(ReportScreening, Submission.version, ReviewPanel.round, ReviewPanel.score, ReviewPanel.pass_mark)
+        .join(Submission, Submission.id == ReportScreening.submission_id)
+        .outerjoin(ReviewPanel, ReviewPanel.submission_id == Submission.id)
+        .where(ReportScreening.kind == SubmissionKind.REPORT)).all()
+    latest: dict[int, ReportScreening] = {}
+    labels: dict[int, dict[str, Any]] = {}
+    for screening, version, round_, score, pass_mark in rows:
+        if screening.engagement_id not in latest or screening.submission_id > latest[screening.engagement_id].submission_id:
+            latest[screening.engagement_id] = screening
+        if version == 1 and round_ == 1 and score is not None and pass_mark is not None:
+            labels[screening.id] = {"screening": screening, "label": int(score < pass_mark), "source": "panel", "random": False}
+    inspections = db.session.execute(sa.select(Inspection).where(
+        Inspection.status == InspectionStatus.CLOSED, Inspection.engagement_id.in_(list(latest) or [-1]))).scalars().all()
+    for inspection in inspections:
+        answer = (inspection.checklist or {}).get("report_original")
+        screening = latest.get(inspection.engagement_id)
+        if answer is None or screening is None:
+            continue
+        labels[screening.id] = {"screening": screening, "label": int(not answer.get("ok")), "source": "inspection",
+                                "random": inspection.trigger == Trigger.RANDOM}
+    records = []
+    for item in labels.values():
+        s = item["screening"]
+        records.append({**{k: s.features.get(k) for k in FEATURE_KEYS}, "label": item["label"], "at": s.submitted_at,
+                        "source": item["source"], "random": item["random"], "screening_id": s.id})
+    columns = FEATURE_KEYS + ["label", "at", "source", "random", "screening_id"]
+    frame = pd.DataFrame(records, columns=columns)
+    frame[FEATURE_KEYS] = frame[FEATURE_KEYS].astype(float)
+    return frame
+
+
+def require_model_admin(actor: User) -> None:
+    permissions.require(actor, "screening.models.manage")
+
+
+def _next_version() -> str:
+    stem = utcnow().strftime("%Y%m%d")
+    taken = set(db.session.execute(sa.select(ScreeningModel.version).where(ScreeningModel.version.like(f"{stem}-%"))).scalars())
+    n = 1
+    while f"{stem}-{n}" in taken:
+        n += 1
+    return f"{stem}-{n}"
+
+
+def train_model(actor: User | None, progress: Callable[[int, int, str], None] | None = None) -> ScreeningModel:
+    """Train on evalhub's own labels, save the artefact and card in models_ml/ and register a candidate.
+    The active model does not change until a bureau admin promotes the new one."""
+    if actor is not None:
+        require_model_admin(actor)
+    frame = labelled_frame()
+    result = learning.train(frame, progress=progress)
+    version = _next_version()
+    artefact = learning.save(result, models_dir(), version)
+    model = ScreeningModel(version=version, algorithm=result.card["algorithm"], artefact=artefact, card=result.card,
+                           status=ModelStatus.CANDIDATE, created_by_id=actor.id if actor else None)
+    db.session.add(model)
+    db.session.flush()
+    metrics = result.card["metrics"]
+    audit.record("screening.model_trained", model, actor=actor, bureau_id=actor.bureau_id if actor else None,
+                 summary=f"训练报告筛查模型 {version}（{result.card['algorithm_label']}，平均精度 {metrics['average_precision']}）")
+    return model
+
+
+@jobs.job_kind("screening.train")
+def _train_job(job, report) -> dict:
+    actor = db.session.get(User, job.created_by_id) if job.created_by_id else None
+    try:
+        model = train_model(actor, progress=report)
+    except learning.NotEnoughLabels as exc:
+        return {"failed": True, "message": str(exc)}
+    db.session.commit()
+    return {"message": f"已训练模型 {model.version}，待启用", "model_id": model.id, "version": model.version}
+
+
+def start_training(actor: User):
+    require_model_admin(actor)
+    return jobs.submit("screening.train", "训练报告筛查模型", {}, actor=actor, bureau_id=actor.bureau_id)
+
+
+def promote(model: ScreeningModel, actor: User) -> int:
+    """Make a candidate the active model (refusing one this installation cannot load), then re-score the
+    stored reports with it. Returns how many were re-scored."""
+    require_model_admin(actor)
+    if model.status == ModelStatus.ACTIVE:
+        raise Conflict(f"模型 {model.version} 已在使用中。")
+    try:
+        loaded = learning.load(models_dir(), model.artefact)
+    except (learning.IncompatibleModel, FileNotFoundError) as exc:
+        raise Conflict(str(exc))
+    previous = active_model_row()
+    if previous is not None:
+        previous.status = ModelStatus.RETIRED
+    model.status = ModelStatus.ACTIVE
+    model.promoted_by_id = actor.id
+    model.promoted_at = utcnow()
+    db.session.flush()
+    _models[model.version] = loaded
+    audit.record("screening.model_promoted", model, actor=actor, bureau_id=actor.bureau_id,
+                 summary=f"启用报告筛查模型 {model.version}" + (f"（替换 {previous.version}）" if previous else ""))
+    return rescore()
+
+
+def rescore() -> int:
+    """Apply the active model (or the rule score) to the stored features of every report, without
+    re-reading texts."""
+    model, _problem = active_model()
+    rows = db.session.execute(sa.select(ReportScreening).where(ReportScreening.kind == SubmissionKind.REPORT)).scalars().all()
+    if not rows:
+        return 0
+    if model is not None:
+        risks = model.predict([r.features for r in rows])
+        for row, risk in zip(rows, risks):
+            row.risk, row.method, row.model_version = round(float(risk), 4), RiskMethod.MODEL, model.version
+    else:
+        for row in rows:
+            reference = peer_reference(row.kind.value, row.year)
+            row.risk, row.method, row.model_version = reference.rule_score(row.features), RiskMethod.RULE, None
+    db.session.flush()
+    return len(rows)
+
+
+def risk_visible_to_experts(engagement: Engagement) -> bool:
+    return get_setting(engagement.bureau, "screening.show_risk_to_experts") == "on"
+
+
+def screening_for(submission: Submission) -> ReportScreening | None:
+    return db.session.execute(sa.select(ReportScreening).where(ReportScreening.submission_id == submission.id)).scalar_one_or_none()
+
