@@ -851,3 +851,24 @@ def test_refreshing_the_item_url_after_a_refused_form_shows_the_plan(world, logi
     response = client.get(f"/plans/{plan.id}/items")
     assert response.status_code == 302 and response.headers["Location"].endswith(f"/plans/{plan.id}")
     assert login(world.kz_admin).get(f"/plans/{plan.id}/items").status_code == 403
+
+
+def test_bureau_records_actual_spending_and_bad_input_is_refused(world, client, login):
+    from tests import factories
+
+    e = factories.engagement(world, amount_wan="300")
+    db.session.commit()
+    login(world.bz_staff)
+    response = client.post(f"/engagements/{e.id}/spending", data={"spent_wan": "abc"})
+    assert response.status_code == 422 and "实际支出（万元）必须是数字" in response.get_data(as_text=True)
+    response = client.post(f"/engagements/{e.id}/spending", data={"spent_wan": "900"})
+    assert response.status_code == 422 and "请核对单位" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(type(e), e.id).spent is None
+    response = client.post(f"/engagements/{e.id}/spending", data={"spent_wan": "270.5"}, follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and "270.50 万元（预算执行率 90.2%）" in page
+    login(world.kz_staff)
+    assert client.post(f"/engagements/{e.id}/spending", data={"spent_wan": "1"}).status_code in (403, 404)
+    login(world.firm_user)
+    assert client.post(f"/engagements/{e.id}/spending", data={"spent_wan": "1"}).status_code in (403, 404)

@@ -3,6 +3,7 @@ a flag, labels from panels and inspections, training, promotion and the version 
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
@@ -45,3 +46,174 @@ def test_queue_ranks_by_risk_and_the_firm_sees_nothing(world):
     with pytest.raises(PermissionDenied):
         S.queue(world.expert_user, year=2025)
     assert S.queue(world.kz_staff, year=2025) == []  # another prefecture's reports are not in its queue
+
+
+# --- the flag card and the targeted case ------------------------------------------------------------
+
+def _template_pair(world):
+    first_text = report_text("饮水安全工程", "巴州统计局", world.firm.name, specific=False)
+    e1, s1 = upload_report(world, first_text, name="饮水安全工程")
+    swapped = first_text.replace("饮水安全工程", "高标准农田建设").replace("巴州统计局", "巴州民政局")
+    e2, s2 = upload_report(world, swapped, name="高标准农田建设", unit="巴州民政局")
+    return (e1, s1), (e2, s2)
+
+
+def test_flag_card_puts_the_copied_passage_beside_its_source(world):
+    (_e1, s1), (_e2, s2) = _template_pair(world)
+    card = S.flag_card(S.screening_for(s2))
+    assert card["rank"] in (1, 2) and card["total"] == 2
+    passage = card["passages"][0]
+    assert passage["source"].id == s1.id and passage["relation_label"] == "本机构其他报告"
+    assert "高标准农田建设" in passage["text"] or "巴州民政局" in passage["text"]
+    assert "饮水安全工程" in passage["source_text"] or "巴州统计局" in passage["source_text"]
+    assert "饮水安全工程" in passage["source_names"] and "高标准农田建设" in card["own_names"]
+    assert any(f["key"] == "copy_same_firm" and f["value"] == "100%" for f in card["features"])
+
+
+def test_a_flag_opens_one_targeted_case_with_the_flag_as_trigger(world):
+    from evalhub.supervision.models import Inspection, Trigger
+
+    (_e1, _s1), (e2, s2) = _template_pair(world)
+    screening = S.screening_for(s2)
+    with pytest.raises(PermissionDenied):
+        S.open_case(screening, world.kz_staff)  # another prefecture's engagement
+    inspection = S.open_case(screening, world.bz_staff)
+    assert inspection.trigger == Trigger.SCREENING_FLAG and inspection.engagement_id == e2.id
+    assert inspection.opened_by_id == world.bz_staff.id and "近似重复" in inspection.trigger_detail
+    with pytest.raises(Conflict):
+        S.open_case(screening, world.bz_staff)
+    assert db.session.execute(sa.select(sa.func.count(Inspection.id))).scalar_one() == 1
+
+
+# --- labels ------------------------------------------------------------------------------------------
+
+def _decide_first_round(world, engagement, fraction: float):
+    from evalhub.core.enums import Role
+    from evalhub.review import services as R
+    from evalhub.review.models import InvitationStatus
+    from tests import factories
+
+    experts = []
+    for i in range(5):
+        expert = factories.expert(world.bz, name=f"筛查专家{engagement.id}{i}", employer=f"某大学{engagement.id}{i}")
+        experts.append(factories.user(f"se{expert.id}", Role.EXPERT, expert_id=expert.id))
+    users = {u.expert_id: u for u in experts + [world.expert_user]}
+    panel = R.form_panel(engagement, world.bz_staff, size=3)
+    for invitation in list(panel.invitations):
+        if invitation.status == InvitationStatus.INVITED:
+            R.respond(invitation, users[invitation.expert_id], accept=True, declaration_signed=True)
+    for invitation in list(panel.invitations):
+        if invitation.status == InvitationStatus.ACCEPTED:
+            review = invitation.review
+            items = review.rubric.items
+            R.save_review(review, users[invitation.expert_id],
+                          scores={i.id: (i.max_points * Decimal(str(fraction))).quantize(Decimal("0.1")) for i in items},
+                          comments={i.id: "意见" for i in items}, opinion="意见")
+            R.submit_review(review, users[invitation.expert_id])
+    return panel
+
+
+def test_labels_come_from_first_round_panels_and_inspections(world):
+    from evalhub.supervision import services as V
+
+    (e1, s1), (e2, s2) = _template_pair(world)
+    panel = _decide_first_round(world, e1, 0.8)
+    assert panel.passed is False
+    frame = S.labelled_frame()
+    assert list(frame["label"]) == [1] and list(frame["source"]) == ["panel"]
+
+    case = S.open_case(S.screening_for(s2), world.bz_staff)
+    V.record_checklist(case, world.bz_staff, {k: (k != "report_original", "套用模板") for k, _ in V.CHECKLIST})
+    assert len(S.labelled_frame()) == 1  # an open case is not a label yet
+    V.close(case, world.bz_staff, "报告套用本机构其他报告的模板，已移交信用评价扣分。")
+    frame = S.labelled_frame()
+    assert dict(zip(frame["source"], frame["label"])) == {"panel": 1, "inspection": 1}
+    assert not frame["random"].any()  # a targeted case is not an unbiased label
+
+
+# --- training, model card, promotion, the version check --------------------------------------------
+
+def _synthetic_frame(n=160, seed=3):
+    import numpy as np
+    import pandas as pd
+
+    from evalhub.screening.features import FEATURE_KEYS
+
+    rng = np.random.default_rng(seed)
+    label = rng.random(n) < 0.35
+    rows = {k: rng.normal(0, 1, n) for k in FEATURE_KEYS}
+    rows["copy_same_firm"] = np.clip(0.15 + 0.4 * label + rng.normal(0, 0.15, n), 0, 1)
+    rows["generic_advice_share"] = np.clip(0.2 + 0.3 * label + rng.normal(0, 0.2, n), 0, 1)
+    rows["length_chars"] = rng.normal(4000, 800, n)
+    frame = pd.DataFrame(rows)
+    frame["label"] = label.astype(int)
+    frame["at"] = pd.date_range("2024-03-01", periods=n, freq="D")
+    frame["source"] = "panel"
+    frame["random"] = False
+    frame["screening_id"] = range(n)
+    return frame
+
+
+def test_training_registers_a_candidate_with_its_card_and_promotion_activates_it(world, app, monkeypatch):
+    from pathlib import Path
+
+    _template_pair(world)
+    monkeypatch.setattr(S, "labelled_frame", lambda: _synthetic_frame())
+    with pytest.raises(PermissionDenied):
+        S.train_model(world.bz_admin)  # a prefecture's admin: models are the region's
+    model = S.train_model(world.region_admin)
+    assert model.status == ModelStatus.CANDIDATE
+    directory = Path(app.config["MODELS_DIR"])
+    card = json.loads((directory / model.artefact.replace(".joblib", ".json")).read_text(encoding="utf-8"))
+    assert card["version"] == model.version and card["labels"]["total"] == 160
+    assert {"roc_auc", "average_precision", "precision_at_budget"} <= set(card["metrics"])
+    assert "scikit-learn" in card["versions"] and (directory / model.artefact.replace(".joblib", ".md")).exists()
+    # Not active until promoted: uploads keep the rule score.
+    assert S.active_model() == (None, None)
+    with pytest.raises(PermissionDenied):
+        S.promote(model, world.bz_admin)
+    rescored = S.promote(model, world.region_admin)
+    assert rescored == 2 and model.status == ModelStatus.ACTIVE
+    rows = db.session.execute(sa.select(ReportScreening)).scalars().all()
+    assert all(r.method == RiskMethod.MODEL and r.model_version == model.version for r in rows)
+    with pytest.raises(Conflict):
+        S.promote(model, world.region_admin)
+    second = S.train_model(world.region_admin)
+    S.promote(second, world.region_admin)
+    assert model.status == ModelStatus.RETIRED and second.status == ModelStatus.ACTIVE
+
+
+def test_a_model_from_another_scikit_learn_is_refused_with_a_clear_message(world, app, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.setattr(S, "labelled_frame", lambda: _synthetic_frame())
+    model = S.train_model(world.region_admin)
+    path = Path(app.config["MODELS_DIR"]) / model.artefact.replace(".joblib", ".json")
+    card = json.loads(path.read_text(encoding="utf-8"))
+    card["versions"]["scikit-learn"] = "0.24.2"
+    path.write_text(json.dumps(card), encoding="utf-8")
+    with pytest.raises(learning.IncompatibleModel, match="scikit-learn 0.24.2"):
+        learning.load(Path(app.config["MODELS_DIR"]), model.artefact)
+    with pytest.raises(Conflict, match="重新训练"):
+        S.promote(model, world.region_admin)
+    assert model.status == ModelStatus.CANDIDATE
+
+
+def test_too_few_labels_keep_the_rule_score(world):
+    _template_pair(world)
+    with pytest.raises(learning.NotEnoughLabels, match="规则评分"):
+        S.train_model(world.region_admin)
+
+
+def test_a_firm_never_sees_a_score(world):
+    from evalhub.core import permissions
+
+    _e, s = upload_report(world, report_text("饮水安全工程", "巴州统计局", world.firm.name), name="饮水安全工程")
+    row = S.screening_for(s)
+    assert not permissions.can(world.firm_user, "screening.card", row)
+    assert not permissions.can(world.firm_user, "screening.view")
+    assert not permissions.can(world.expert_user, "screening.view")
+    assert permissions.scope(world.firm_user, sa.select(ReportScreening), ReportScreening).whereclause is not None
+    assert db.session.execute(permissions.scope(world.firm_user, sa.select(ReportScreening), ReportScreening)).all() == []
+    with pytest.raises(PermissionDenied):
+        S.screen_text("进一步加强管理。", world.firm_user)

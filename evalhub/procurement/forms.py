@@ -82,6 +82,11 @@ class TransitionForm(ChineseForm):
     note = _area("说明", 1000)
 
 
+class SpendingForm(ChineseForm):
+    spent_wan = StringField("实际支出（万元）", validators=[DataRequired("请填写实际支出（万元）"),
+                                                     Length(max=20, message="金额过长")])
+
+
 # --- procurement -----------------------------------------------------------------------------------
 
 class RubricRow(ChineseSubForm):

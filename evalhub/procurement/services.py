@@ -826,6 +826,26 @@ class ContractInput:
     deliverables: str
 
 
+def record_spending(engagement: Engagement, spent_wan: Any, actor: User) -> Engagement:
+    """The bureau records the evaluated funds' actual spending from its budget-execution data, so report
+    screening can check that the report states the spending and execution rate on record."""
+    permissions.require(actor, "procurement.manage", engagement)
+    errors: dict[str, str] = {}
+    spent = _decimal(errors, "spent_wan", spent_wan, "实际支出（万元）", positive=False)
+    if spent is not None and spent < 0:
+        errors["spent_wan"] = "实际支出不能为负数"
+    elif spent is not None and wan_to_yuan(spent) > engagement.amount * 2:
+        errors["spent_wan"] = f"实际支出超过评价对象金额（{engagement.amount / TEN_THOUSAND:.2f} 万元）的两倍，请核对单位（万元）"
+    if errors:
+        raise ValidationFailed(next(iter(errors.values())) + "。", errors)
+    old = engagement.spent
+    engagement.spent = wan_to_yuan(spent)
+    audit.record("engagement.spending", engagement, actor=actor, bureau_id=engagement.bureau_id,
+                 summary=f"{engagement.reference} 记录实际支出 {spent} 万元",
+                 payload={"old": str(old) if old is not None else None, "new": str(engagement.spent)})
+    return engagement
+
+
 def sign_contract(engagement: Engagement, data: ContractInput, actor: User) -> Contract:
     permissions.require(actor, "procurement.manage", engagement)
     procurement = engagement.current_procurement

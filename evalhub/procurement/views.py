@@ -50,6 +50,7 @@ from evalhub.procurement.forms import (
     ProcurementForm,
     ScoreForm,
     SingleSourceApprovalForm,
+    SpendingForm,
     TransitionForm,
     WithdrawForm,
     choice,
@@ -512,7 +513,8 @@ def _links(engagement: Engagement, actions: list) -> list[StepLink]:
     return list(links.values())
 
 
-def _render_engagement(engagement: Engagement, status: int = 200, transition_form: TransitionForm | None = None):
+def _render_engagement(engagement: Engagement, status: int = 200, transition_form: TransitionForm | None = None,
+                       spending_form: SpendingForm | None = None):
     actions = workflow.available(engagement, current_user)
     procurement_rows = []
     for p in engagement.procurements:
@@ -528,6 +530,7 @@ def _render_engagement(engagement: Engagement, status: int = 200, transition_for
         buttons=[t for t in actions if _elsewhere_url(engagement, t.action) is None],
         links=_links(engagement, actions),
         transition_form=transition_form, form=TransitionForm(),
+        spending_form=spending_form or SpendingForm(data={"spent_wan": f"{engagement.spent / 10000:.2f}"} if engagement.spent is not None else None),
         can_manage=permissions.can(current_user, "procurement.manage", engagement), is_firm=_is_firm(),
         EngagementState=EngagementState,
     ), status
@@ -552,6 +555,18 @@ def engagement_transition(engagement_id: int):
     if not done:
         return _render_engagement(engagement, status, transition_form=form)
     flash(f"{engagement.reference}：{row.from_state.label} → {row.to_state.label}。", "success")
+    return redirect(url_for(".engagement_detail", engagement_id=engagement.id))
+
+
+@bp.route("/engagements/<int:engagement_id>/spending", methods=["POST"])
+@login_required
+def engagement_spending(engagement_id: int):
+    engagement = load(Engagement, engagement_id, "procurement.manage")
+    form = SpendingForm()
+    done, _row, status = submit_form(form, lambda: services.record_spending(engagement, form.spent_wan.data, current_user))
+    if not done:
+        return _render_engagement(engagement, status, spending_form=form)
+    flash(f"{engagement.reference}：已记录实际支出 {form.spent_wan.data} 万元。", "success")
     return redirect(url_for(".engagement_detail", engagement_id=engagement.id))
 
 
