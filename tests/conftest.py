@@ -59,6 +59,9 @@ def _empty_all_tables() -> None:
     for table in reversed(db.metadata.sorted_tables):
         db.session.execute(table.delete())
     db.session.commit()
+    from evalhub.screening.services import forget_cache
+
+    forget_cache()  # the per-process screening index and models belong to the data just deleted
 
 
 @pytest.fixture()

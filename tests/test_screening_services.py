@@ -60,7 +60,7 @@ def _template_pair(world):
 
 def test_flag_card_puts_the_copied_passage_beside_its_source(world):
     (_e1, s1), (_e2, s2) = _template_pair(world)
-    card = S.flag_card(S.screening_for(s2))
+    card = S.flag_card(S.screening_for(s2), world.bz_staff)
     assert card["rank"] in (1, 2) and card["total"] == 2
     passage = card["passages"][0]
     assert passage["source"].id == s1.id and passage["relation_label"] == "本机构其他报告"
@@ -173,7 +173,7 @@ def test_training_registers_a_candidate_with_its_card_and_promotion_activates_it
     with pytest.raises(PermissionDenied):
         S.promote(model, world.bz_admin)
     rescored = S.promote(model, world.region_admin)
-    assert rescored == 2 and model.status == ModelStatus.ACTIVE
+    assert rescored == 2 and model.status == ModelStatus.ACTIVE  # both reports (no work plans uploaded)
     rows = db.session.execute(sa.select(ReportScreening)).scalars().all()
     assert all(r.method == RiskMethod.MODEL and r.model_version == model.version for r in rows)
     with pytest.raises(Conflict):

@@ -62,6 +62,16 @@ def configure(app: Flask) -> Huey:
             db.session.commit()
 
     huey.periodic_task(crontab(minute="7"), name="evalhub.reminders")(hourly_reminders)
+
+    def hourly_screening_scores() -> None:
+        # Rule scores are percentiles among the year's texts: refresh them as the year's uploads arrive.
+        from evalhub.screening.services import rescore
+
+        with _flask_app.app_context():
+            rescore()
+            db.session.commit()
+
+    huey.periodic_task(crontab(minute="37"), name="evalhub.screening_scores")(hourly_screening_scores)
     return huey
 
 

@@ -319,11 +319,11 @@ def _screen(submission: Submission) -> None:
     """Screen the upload for the bureau's queue (the firm never sees the result). A screening failure must
     not cost the firm its upload: it is logged, nothing of it is kept, and `flask evalhub screening rescreen`
     catches the submission up later."""
-    from evalhub.screening.services import screen_submission
+    from evalhub.screening.services import screen_upload
 
     try:
         with db.session.begin_nested():
-            screen_submission(submission)
+            screen_upload(submission)
     except Exception:  # noqa: BLE001 — any screening bug; the upload itself is valid
         current_app.logger.exception("报告筛查失败：submission %s", submission.id)
         if current_app.config.get("TESTING"):

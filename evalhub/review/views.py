@@ -708,7 +708,17 @@ def review_form(review_id: int):
         "review/review_form.html", review=review, panel=panel, e=panel.engagement, rubric=rubric, form=form,
         submission=submission, earlier=earlier, letter_panel=_sent_letter_before(submission), others=others,
         labels=labels, editable=review.status == ReviewStatus.DRAFT and panel.status == PanelStatus.REVIEWING,
-        ReviewStatus=ReviewStatus), status
+        ReviewStatus=ReviewStatus, screening=_screening_for_experts(submission)), status
+
+
+def _screening_for_experts(submission: Submission):
+    """The submission's screening result, only when its bureau shows the risk to experts (off by default:
+    experts see the machine checks, not the risk score, so as not to sway their own scoring)."""
+    from evalhub.screening import services as screening
+
+    if not screening.risk_visible_to_experts(submission.engagement):
+        return None
+    return screening.screening_for(submission)
 
 
 # --- everyone: the inbox ---------------------------------------------------------------------------

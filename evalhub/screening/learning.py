@@ -182,11 +182,13 @@ def train(frame: pd.DataFrame, *, budget: float = DEFAULT_BUDGET,
     final.fit(_matrix(frame), y_all)
     step(5, f"用全部标注样本重新拟合：{ALGORITHM_LABELS[winner]}")
 
-    random_rows = frame[frame["random"].astype(bool)]
+    # Labels from random inspections are the unbiased ones: precision among the held-out randomly
+    # inspected reports, scored by the winner as fitted on the training split only.
+    random_test = test_rows[test_rows["random"].astype(bool)]
     random_estimate = None
-    if len(random_rows):
-        scores = final.predict_proba(_matrix(random_rows))[:, 1]
-        random_estimate = evaluate(random_rows["label"].astype(int).to_numpy(), scores, budget)
+    if len(random_test):
+        scores = fitted[winner].predict_proba(_matrix(random_test))[:, 1]
+        random_estimate = evaluate(random_test["label"].astype(int).to_numpy(), scores, budget)
     card = {
         "algorithm": winner,
         "algorithm_label": ALGORITHM_LABELS[winner],

@@ -63,9 +63,7 @@ def context_for(engagement: Engagement, kind: SubmissionKind) -> ScreeningContex
 class _IndexState:
     url: str
     index: CorpusIndex
-    count: int
-    max_id: int
-    max_screened: datetime | None
+    token: tuple  # (count, max id, latest screened_at, sum of submission ids) of the rows loaded
 
 
 _state: _IndexState | None = None
@@ -78,6 +76,7 @@ def forget_cache() -> None:
     with _lock:
         _state = None
         _models.clear()
+        _references.clear()
 
 
 def _label(firm_name: str | None, reference: str, submitted_at: datetime) -> str:
@@ -103,30 +102,30 @@ def _add_rows(index: CorpusIndex, rows: Iterable[Any]) -> None:
 
 
 def current_index() -> CorpusIndex:
-    """Every screened submission, loaded once per process and topped up with what other processes added
-    since (new rows, re-screened rows); rebuilt when rows have gone."""
+    """Every screened submission, loaded once per process and topped up with what was added or re-screened
+    since (by this or another process); rebuilt from scratch when rows have gone."""
     global _state
     url = str(db.engine.url)
-    count, max_id, max_screened = db.session.execute(
+    count, max_id, max_screened, id_sum = db.session.execute(
         sa.select(sa.func.count(ReportScreening.id), sa.func.max(ReportScreening.id),
-                  sa.func.max(ReportScreening.screened_at))).one()
-    max_id = max_id or 0
+                  sa.func.max(ReportScreening.screened_at), sa.func.sum(ReportScreening.submission_id))).one()
+    token = (count, max_id or 0, max_screened, int(id_sum or 0))
     with _lock:
         state = _state
-        if state is not None and state.url == url and (state.count, state.max_id, state.max_screened) == (count, max_id, max_screened):
+        if state is not None and state.url == url and state.token == token:
             return state.index
-        if state is not None and state.url == url and max_id >= state.max_id:
+        if state is not None and state.url == url and token[1] >= state.token[1]:
             newer = db.session.execute(_rows_stmt().where(sa.or_(
-                ReportScreening.id > state.max_id,
-                ReportScreening.screened_at > (state.max_screened or datetime.min)))).all()
-            added = sum(1 for r in newer if r.id > state.max_id)
-            if state.count + added == count:
+                ReportScreening.id > state.token[1],
+                ReportScreening.screened_at > (state.token[2] or datetime.min)))).all()
+            added = [r for r in newer if r.id > state.token[1]]
+            if (state.token[0] + len(added), state.token[3] + sum(r.submission_id for r in added)) == (token[0], token[3]):
                 _add_rows(state.index, newer)
-                state.count, state.max_id, state.max_screened = count, max_id, max_screened
+                state.token = token
                 return state.index
         index = CorpusIndex()
         _add_rows(index, db.session.execute(_rows_stmt().order_by(ReportScreening.id)).all())
-        _state = _IndexState(url, index, count, max_id, max_screened)
+        _state = _IndexState(url, index, token)
         return index
 
 
@@ -152,10 +151,8 @@ def active_model() -> tuple[learning.LoadedModel | None, str | None]:
         try:
             cached = learning.load(models_dir(), row.artefact)
         except (learning.IncompatibleModel, FileNotFoundError, ValueError) as exc:
-            cached = str(exc)
+            return None, str(exc)  # not cached: a restored file is picked up on the next call
         _models[row.version] = cached
-    if isinstance(cached, str):
-        return None, cached
     return cached, None
 
 
@@ -178,7 +175,8 @@ _references: dict[tuple, learning.Reference] = {}
 
 def peer_reference(kind: str, year: int | None) -> learning.Reference:
     """The year's screened texts of the same kind (all years while a year has fewer than 30)."""
-    token = (kind, year, _state.count if _state else 0, _state.max_screened if _state else None, str(db.engine.url))
+    current_index()  # brings the token up to date
+    token = (kind, year, _state.token if _state else None, str(db.engine.url))
     cached = _references.get(token)
     if cached is not None:
         return cached
@@ -254,6 +252,21 @@ def screen_submission(submission: Submission) -> ReportScreening:
     return row
 
 
+def screen_upload(submission: Submission, related_limit: int = 5) -> ReportScreening:
+    """Screen a new upload, then re-screen the stored texts it copies from: copying is evidence against
+    both sides, and the earlier text could not see the later one when it was screened."""
+    row = screen_submission(submission)
+    related = [p["source_doc_id"] for p in row.passages or []]
+    related += [d["doc_id"] for d in (row.details or {}).get("near_duplicates", [])]
+    if (row.details or {}).get("most_similar"):
+        related.append(row.details["most_similar"]["doc_id"])
+    for source_id in list(dict.fromkeys(related))[:related_limit]:
+        source = db.session.get(Submission, source_id)
+        if source is not None and source.id != submission.id:
+            screen_submission(source)
+    return row
+
+
 def rescreen(*, year: int | None = None, progress: Callable[[int, int, str], None] | None = None) -> int:
     """Screen every stored submission of the year again against the whole corpus (after a bulk import, or
     once the year's reports are in, so early uploads are compared with later ones too)."""
@@ -322,35 +335,43 @@ class QueueEntry:
     flagged: bool
 
 
+def _ranked(actor: User, year: int, kind: SubmissionKind) -> list[ReportScreening]:
+    """The year's latest version of each engagement's text of this kind that the user may see, riskiest
+    first. Work plans and reports are scored apart, so each kind has its own ranking."""
+    latest = (sa.select(sa.func.max(ReportScreening.submission_id))
+              .where(ReportScreening.year == year, ReportScreening.kind == kind)
+              .group_by(ReportScreening.engagement_id))
+    stmt = visible_screenings(actor).where(ReportScreening.submission_id.in_(latest))
+    return db.session.execute(stmt.order_by(ReportScreening.risk.desc(), ReportScreening.id)).scalars().all()
+
+
+def _budget(actor: User, count: int) -> int:
+    share = int(get_setting(actor.bureau, "screening.spot_check_share")) if actor.bureau else 10
+    return max(1, -(-count * share // 100)) if count else 0
+
+
 def queue(actor: User, *, year: int, bureau_id: int | None = None, firm_id: int | None = None,
           kind: SubmissionKind | None = None) -> list[QueueEntry]:
-    """The year's screened texts the user may see, riskiest first; the top share (the spot-check budget)
-    is marked for inspection. Only each engagement's latest version of a kind is ranked."""
+    """The year's screened texts the user may see, riskiest first. Ranks and the spot-check budget (the top
+    share marked for inspection) are per kind over everything the user supervises; the bureau and firm
+    filters then narrow the list without renumbering it."""
     require_screening(actor)
-    latest = (sa.select(sa.func.max(ReportScreening.submission_id)).where(ReportScreening.year == year)
-              .group_by(ReportScreening.engagement_id, ReportScreening.kind))
-    stmt = visible_screenings(actor).where(ReportScreening.year == year, ReportScreening.submission_id.in_(latest))
-    if bureau_id is not None:
-        stmt = stmt.where(ReportScreening.bureau_id == bureau_id)
-    if firm_id is not None:
-        stmt = stmt.where(ReportScreening.firm_id == firm_id)
-    if kind is not None:
-        stmt = stmt.where(ReportScreening.kind == kind)
-    rows = db.session.execute(stmt.order_by(ReportScreening.risk.desc(), ReportScreening.id)).scalars().all()
-    share = get_setting(actor.bureau, "screening.spot_check_share") if actor.bureau else 10
-    budget = max(1, -(-len(rows) * int(share) // 100)) if rows else 0
-    return [QueueEntry(rank=n, screening=row, flagged=n <= budget) for n, row in enumerate(rows, start=1)]
+    entries: list[QueueEntry] = []
+    for each in ([kind] if kind is not None else [SubmissionKind.REPORT, SubmissionKind.WORK_PLAN]):
+        rows = _ranked(actor, year, each)
+        budget = _budget(actor, len(rows))
+        entries += [QueueEntry(rank=n, screening=row, flagged=n <= budget) for n, row in enumerate(rows, start=1)]
+    entries = [e for e in entries if (bureau_id is None or e.screening.bureau_id == bureau_id)
+               and (firm_id is None or e.screening.firm_id == firm_id)]
+    entries.sort(key=lambda e: (-e.screening.risk, e.rank, e.screening.id))
+    return entries
 
 
-def rank_of(screening: ReportScreening) -> tuple[int, int]:
-    """(rank, out of) among the same year's latest texts of the same kind, over all bureaus."""
-    latest = (sa.select(sa.func.max(ReportScreening.submission_id)).where(ReportScreening.year == screening.year,
-                                                                          ReportScreening.kind == screening.kind)
-              .group_by(ReportScreening.engagement_id))
-    base = sa.select(sa.func.count(ReportScreening.id)).where(ReportScreening.submission_id.in_(latest))
-    higher = db.session.execute(base.where(ReportScreening.risk > screening.risk)).scalar_one()
-    total = db.session.execute(base).scalar_one()
-    return higher + 1, total
+def rank_of(screening: ReportScreening, actor: User) -> tuple[int, int]:
+    """(rank, out of) of the text among the same year's texts of its kind that the user may see."""
+    rows = _ranked(actor, screening.year, screening.kind)
+    ids = [r.id for r in rows]
+    return (ids.index(screening.id) + 1 if screening.id in ids else len(ids) + 1), len(ids)
 
 
 # === the flag card ==================================================================================
@@ -362,10 +383,10 @@ def _sentences_by_key(submission: Submission) -> tuple[list[textproc.Sentence], 
     return doc.sentences, [n for n in ctx.names if n]
 
 
-def flag_card(screening: ReportScreening) -> dict[str, Any]:
+def flag_card(screening: ReportScreening, actor: User) -> dict[str, Any]:
     """What an inspector reads in a minute: risk and rank, reasons against peers, copied passages beside
     their sources (names the masking ignored listed so the page can highlight them), specificity gaps."""
-    rank, total = rank_of(screening)
+    rank, total = rank_of(screening, actor)
     reference = peer_reference(screening.kind.value, screening.year)
     own_names = [n for n in context_for(screening.engagement, screening.kind).names if n]
     sources: dict[int, tuple[Submission, list[textproc.Sentence], list[str]]] = {}
@@ -401,10 +422,10 @@ def open_case(screening: ReportScreening, actor: User):
     permissions.require(actor, "supervision.manage", engagement.bureau)
     existing = db.session.execute(sa.select(Inspection).where(
         Inspection.engagement_id == engagement.id, Inspection.trigger == Trigger.SCREENING_FLAG,
-        Inspection.trigger_detail.contains(f"筛查#{screening.id}"))).scalars().first()
+        Inspection.trigger_detail.contains(f"筛查#{screening.id}，"))).scalars().first()
     if existing is not None:
         raise Conflict(f"该报告已因筛查提示立案（检查 #{existing.id}）。")
-    rank, total = rank_of(screening)
+    rank, total = rank_of(screening, actor)
     reasons = "；".join(r["text"] for r in (screening.reasons or [])[:4]) or "风险排名靠前"
     detail = (f"报告质量筛查提示（筛查#{screening.id}，{screening.submission.kind.label}第 {screening.submission.version} 版）："
               f"风险 {screening.risk:.2f}，{screening.year} 年第 {rank}/{total} 名。{reasons}")
@@ -526,18 +547,17 @@ def promote(model: ScreeningModel, actor: User) -> int:
 
 
 def rescore() -> int:
-    """Apply the active model (or the rule score) to the stored features of every report, without
-    re-reading texts."""
+    """Apply the active model (reports) or the rule score against today's peers (work plans, and reports
+    while no model is active) to the stored features, without re-reading texts. Runs on promotion and
+    hourly in the worker, so an early upload's rule score does not stay measured against few peers."""
     model, _problem = active_model()
-    rows = db.session.execute(sa.select(ReportScreening).where(ReportScreening.kind == SubmissionKind.REPORT)).scalars().all()
-    if not rows:
-        return 0
-    if model is not None:
-        risks = model.predict([r.features for r in rows])
-        for row, risk in zip(rows, risks):
+    rows = db.session.execute(sa.select(ReportScreening)).scalars().all()
+    by_model = [r for r in rows if model is not None and r.kind == SubmissionKind.REPORT]
+    if by_model:
+        for row, risk in zip(by_model, model.predict([r.features for r in by_model])):
             row.risk, row.method, row.model_version = round(float(risk), 4), RiskMethod.MODEL, model.version
-    else:
-        for row in rows:
+    for row in rows:
+        if model is None or row.kind != SubmissionKind.REPORT:
             reference = peer_reference(row.kind.value, row.year)
             row.risk, row.method, row.model_version = reference.rule_score(row.features), RiskMethod.RULE, None
     db.session.flush()
