@@ -53,7 +53,7 @@ def test_normalise_drops_page_furniture_and_contents_and_widens_nothing():
     text = textproc.normalise(raw)
     assert "第 1 页" not in text and "某某评价公司" not in text  # footers and a running header
     assert text.count("一、基本情况") == 1  # the table of contents is gone, the heading stays
-    assert "预算500万元,执行率90%。" in text  # NFKC: full-width digits and signs
+    assert "预算500万元，执行率90%。" in text  # NFKC: full-width digits and signs; the Chinese comma stays
 
 
 def test_a_copied_paragraph_counts_by_whose_report_it_came_from():
@@ -148,7 +148,7 @@ def test_numbers_amounts_percentages_dates_and_entities_per_thousand_characters(
     assert result.features["percentages_per_1k"] == pytest.approx(1000 / chars, abs=0.01)
     assert result.features["dates_per_1k"] == pytest.approx(1000 / chars, abs=0.01)
     assert result.features["entities_per_1k"] == pytest.approx(1000 / chars, abs=0.01)
-    assert result.features["numbers_per_1k"] == pytest.approx(4 * 1000 / chars, abs=0.01)  # 500, 90, 2025 and 3
+    assert result.features["numbers_per_1k"] == pytest.approx(3 * 1000 / chars, abs=0.01)  # 500, 90 and the date 2025年3月
     assert result.features["length_chars"] == chars
 
 

@@ -122,7 +122,7 @@ class Field:
     name: str
     depts: tuple[str, ...]          # the budget unit, after the region name
     objects: tuple[str, ...]        # evaluated objects (the year and sometimes the region go in front)
-    goals: tuple[str, ...]
+    goals: tuple[str, ...]          # one per object: what it is for
     plan: str                       # "《{region}“十四五”{plan}规划》"
     expert: str                     # the field expert on the evaluation team
     outputs: tuple[tuple[str, str, int, int, int], ...]  # item, unit, low, high, decimals
@@ -146,7 +146,7 @@ FIELDS: dict[str, Field] = {f.name: f for f in [
     Field(
         "水利", ("水利局",),
         _t("农村饮水安全巩固提升工程项目|中小河流治理项目|高效节水灌溉项目|小型水库除险加固项目|灌区续建配套与节水改造项目|农村供水保障工程项目"),
-        _t("解决农村人口饮水不稳定问题|提升农村供水保障水平|提高农田灌溉用水效率|消除小型水库安全隐患|提高河道防洪能力"),
+        _t("解决农村人口饮水不稳定问题|提高河道防洪能力、保护沿岸农田和村庄|提高农田灌溉用水效率|消除小型水库安全隐患|改善灌区输配水条件、减少渠系渗漏损失|提升农村供水保障水平"),
         "水安全保障", "水利工程高级工程师",
         (("新建供水管网", "公里", 20, 160, 1), ("改造提升集中供水水厂", "座", 2, 9, 0), ("新建蓄水池", "座", 4, 30, 0),
          ("改造入户管道", "户", 600, 6000, 0), ("安装智能水表", "块", 800, 7000, 0), ("治理河道", "公里", 4, 40, 1),
@@ -187,7 +187,7 @@ FIELDS: dict[str, Field] = {f.name: f for f in [
     Field(
         "教育", ("教育局",),
         _t("义务教育薄弱环节改善与能力提升项目|学生资助补助经费项目|农村义务教育学生营养改善计划项目|学前教育发展资金项目|中小学校舍维修改造项目|普通高中改造计划项目"),
-        _t("改善农村学校基本办学条件|保障家庭经济困难学生顺利完成学业|提高农村学生营养健康水平|扩大普惠性学前教育资源|消除校舍安全隐患"),
+        _t("改善农村学校基本办学条件|保障家庭经济困难学生顺利完成学业|提高农村学生营养健康水平|扩大普惠性学前教育资源|消除校舍安全隐患|改善普通高中办学条件、扩大优质高中教育资源"),
         "教育事业发展", "教育管理专家",
         (("维修改造校舍", "平方米", 2000, 30000, 0), ("新建教学楼", "栋", 1, 4, 0), ("购置学生课桌椅", "套", 500, 6000, 0),
          ("配备多媒体教学设备", "套", 20, 300, 0), ("资助家庭经济困难学生", "人次", 800, 20000, 0), ("改造学校食堂", "所", 3, 25, 0),
@@ -229,7 +229,7 @@ FIELDS: dict[str, Field] = {f.name: f for f in [
     Field(
         "卫生健康", ("卫生健康委员会",),
         _t("基本公共卫生服务项目|村卫生室标准化建设项目|医疗服务与保障能力提升项目|家庭医生签约服务项目|县域医共体建设项目|妇幼健康服务项目"),
-        _t("提升基层医疗卫生服务能力|促进基本公共卫生服务均等化|方便群众就近就医|提高慢性病患者规范管理水平"),
+        _t("促进基本公共卫生服务均等化|方便群众就近就医|提升基层医疗卫生服务能力|提高家庭医生签约服务质量|推动优质医疗资源下沉|保障孕产妇和儿童健康"),
         "卫生健康", "公共卫生专家",
         (("标准化建设村卫生室", "个", 10, 80, 0), ("配备基层医疗设备", "台（套）", 30, 400, 0), ("培训乡村医生", "人次", 100, 1200, 0),
          ("建立居民电子健康档案", "份", 20000, 300000, 0), ("开展65岁以上老年人健康体检", "人", 2000, 30000, 0),
@@ -271,7 +271,7 @@ FIELDS: dict[str, Field] = {f.name: f for f in [
     Field(
         "社会保障", ("人力资源和社会保障局", "民政局", "医疗保障局"),
         _t("城乡居民基本养老保险补助项目|困难群众救助补助资金项目|就业补助资金项目|城乡居民医疗救助资金项目|特困人员供养服务设施建设项目|职业技能培训补贴项目"),
-        _t("保障困难群众基本生活|促进城乡劳动力稳定就业|提高特困人员供养服务水平|减轻困难群众医疗负担"),
+        _t("保障城乡居民老有所养|保障困难群众基本生活|促进城乡劳动力稳定就业|减轻困难群众医疗负担|提高特困人员供养服务水平|提升劳动者职业技能和就业能力"),
         "民生保障", "社会保障政策专家",
         (("发放最低生活保障金", "人", 2000, 30000, 0), ("开展职业技能培训", "人次", 300, 6000, 0), ("发放一次性创业补贴", "户", 50, 600, 0),
          ("开发公益性岗位", "个", 100, 1500, 0), ("改造特困人员供养服务机构床位", "张", 50, 500, 0),
@@ -313,7 +313,7 @@ FIELDS: dict[str, Field] = {f.name: f for f in [
     Field(
         "交通运输", ("交通运输局",),
         _t("农村公路建设项目|农村公路养护工程项目|客运站升级改造项目|公路安全生命防护工程项目|乡村振兴交通基础设施项目|农村公路危桥改造项目"),
-        _t("改善农村群众出行条件|提高农村公路通行安全水平|完善县乡村三级公路网络|消除危桥安全隐患"),
+        _t("改善农村群众出行条件|保持农村公路良好技术状况|提升城乡客运服务水平|提高公路通行安全水平|完善县乡村三级公路网络|消除危桥安全隐患"),
         "综合交通运输", "公路工程高级工程师",
         (("新改建农村公路", "公里", 10, 200, 1), ("实施路面养护", "公里", 20, 300, 1), ("改造危旧桥梁", "座", 2, 15, 0),
          ("安装波形护栏", "公里", 5, 60, 1), ("新建港湾式停靠站", "个", 5, 40, 0), ("设置交通标志标牌", "块", 50, 600, 0)),
@@ -353,7 +353,7 @@ FIELDS: dict[str, Field] = {f.name: f for f in [
     Field(
         "生态环境", ("生态环境局",),
         _t("农村环境综合整治项目|大气污染防治资金项目|水污染防治资金项目|土壤污染防治项目|重点生态保护修复项目|城镇污水处理设施提质增效项目"),
-        _t("改善农村人居环境|削减主要污染物排放|保障集中式饮用水水源安全|提升区域生态系统质量"),
+        _t("改善农村人居环境|改善区域空气质量|削减水污染物排放、保障水环境安全|管控土壤污染风险|提升区域生态系统质量|提高城镇污水收集处理效能"),
         "生态环境保护", "环境工程专家",
         (("新建农村污水收集管网", "公里", 5, 80, 1), ("建设污水处理站", "座", 2, 15, 0), ("配置垃圾收运车辆", "辆", 3, 40, 0),
          ("完成燃煤锅炉清洁能源改造", "台", 5, 60, 0), ("修复退化草原", "亩", 2000, 50000, 0), ("建设垃圾中转站", "座", 2, 12, 0)),
@@ -394,7 +394,7 @@ FIELDS: dict[str, Field] = {f.name: f for f in [
     Field(
         "文化旅游", ("文化体育广电和旅游局",),
         _t("公共文化服务体系建设项目|文化惠民工程项目|旅游基础设施建设项目|非物质文化遗产保护项目|村级综合文化服务中心建设项目|全民健身设施建设项目"),
-        _t("丰富基层群众精神文化生活|推动公共文化服务均等化|完善旅游公共服务设施|加强非物质文化遗产保护传承"),
+        _t("推动公共文化服务均等化|丰富基层群众精神文化生活|完善旅游公共服务设施|加强非物质文化遗产保护传承|完善基层公共文化设施网络|方便群众就近开展健身活动"),
         "文化和旅游发展", "文化旅游行业专家",
         (("建设村级综合文化服务中心", "个", 5, 60, 0), ("开展送戏下乡演出", "场", 30, 400, 0), ("建设旅游厕所", "座", 3, 30, 0),
          ("新建旅游步道", "公里", 2, 30, 1), ("配送流动图书", "册", 5000, 60000, 0), ("安装全民健身路径", "套", 10, 120, 0)),
@@ -435,7 +435,7 @@ FIELDS: dict[str, Field] = {f.name: f for f in [
     Field(
         "农业农村", ("农业农村局",),
         _t("高标准农田建设项目|农业产业发展资金项目|动物防疫补助经费项目|耕地地力保护补贴项目|设施农业建设项目|庭院经济发展项目"),
-        _t("提高耕地质量和粮食综合生产能力|促进农民持续增收|防控重大动物疫病|推动特色产业提质增效"),
+        _t("提高耕地质量和粮食综合生产能力|推动特色产业提质增效|防控重大动物疫病|保护耕地地力、稳定种粮农民收益|发展设施农业、促进农民增收|盘活农户庭院资源、促进农民持续增收"),
         "农业农村现代化", "农业技术推广研究员",
         (("建成高标准农田", "万亩", 1, 10, 1), ("新建温室大棚", "座", 30, 600, 0), ("完成牲畜强制免疫", "万头（只）", 5, 80, 1),
          ("推广良种", "万亩", 1, 20, 1), ("新建机耕道路", "公里", 5, 60, 1), ("培育农民专业合作社", "个", 5, 50, 0)),
@@ -457,7 +457,7 @@ FIELDS: dict[str, Field] = {f.name: f for f in [
           "大棚分配给缺乏种植技术的农户，配套的技术服务和销售渠道未跟上",
           "{actor}应于{y1}年{mo_3_4}月底前将空置大棚统一流转给合作社经营，{unit}组织技术人员对承包户开展不少于{i_3_6}次种植技术指导"),
          ("补贴资金发放对象不准确",
-          "将{y}年耕地地力保护补贴发放清册与确权面积比对，{i_20_80}户存在面积虚报，多发补贴{w_2_12}万元，{i_5_20}户已转为建设用地的地块仍领取补贴",
+          "比对{town}等乡镇{y}年耕地地力保护补贴发放清册与确权面积，{i_20_80}户存在面积虚报，多发补贴{w_2_12}万元，{i_5_20}户已转为建设用地的地块仍领取补贴",
           "乡镇上报面积未与确权数据比对，{dept}审核只核对总数",
           "{unit}应于{y1}年{mo_3_5}月底前追回多发补贴{w_2_12}万元，{y1}年起补贴面积以确权登记数据和卫星遥感核查结果为准"),
          ("动物防疫物资管理不规范",
@@ -475,7 +475,7 @@ FIELDS: dict[str, Field] = {f.name: f for f in [
     Field(
         "财政经济", ("发展和改革委员会", "商务和工业信息化局", "市场监督管理局"),
         _t("中小企业发展专项资金项目|电子商务进农村综合示范项目|以工代赈项目|消费帮扶专项资金项目|产业园区基础设施建设项目|政府购买服务项目"),
-        _t("支持中小企业健康发展|拓宽农产品销售渠道|带动农村劳动力就近就业|完善产业园区配套设施"),
+        _t("支持中小企业健康发展|拓宽农产品销售渠道|带动农村劳动力就近就业|促进脱贫地区农产品销售|完善产业园区配套设施|提高公共服务供给质量和效率"),
         "经济和社会发展", "产业经济专家",
         (("扶持中小微企业", "户", 20, 300, 0), ("建设县级电商公共服务中心", "个", 1, 3, 0), ("建设村级电商服务站点", "个", 10, 120, 0),
          ("组织以工代赈务工群众", "人", 100, 3000, 0), ("新建园区道路", "公里", 2, 20, 1), ("建成标准化厂房", "平方米", 5000, 60000, 0)),
@@ -645,11 +645,30 @@ UNSPENT = ("{town}标段的工程质保金", "尚未结算的监理费", "{y1}�
            "未到期的合同尾款")
 
 SPECIFIC_BACKGROUND = (
-    "{object}是{region}{y}年度的重点民生项目，主要用于{goal}，由{unit}具体组织实施，{actor}负责日常管理。",
+    "{object}是{region}的重点民生项目，主要用于{goal}，由{unit}具体组织实施，{actor}负责日常管理。",
     "为{goal}，{unit}于{y0}年{mo}月提出{object}申报，经{region}财政局审核后列入{y}年部门预算。",
-    "根据{plan_doc}，{region}在{y}年安排{object}，由{unit}组织实施，项目涉及{town}、{town_b}等{i_3_12}个乡镇。",
+    "根据{plan_doc}，{region}安排实施{object}，由{unit}组织实施，项目涉及{town}、{town_b}等{i_3_12}个乡镇。",
     "{object}实施周期为{y}年{mo_1_4}月至{y}年{mo_10_12}月，实施地点涉及{town}、{town_b}等乡镇，目标是{goal}。",
     "{unit}是{object}的实施单位，内设{dept}、{dept_b}等股室，{y}年在编人员{i_20_90}人，项目由分管副局长牵头、{dept}具体负责。",
+)
+SPECIFIC_DETAILS = (
+    "项目分{i_2_6}个标段实施，通过公开招标确定施工（服务）单位{i_2_6}家、监理单位{i_1_2}家，合同总价{contract}万元。",
+    "{y}年{mo_3_5}月{day}日项目开工，{mo_9_11}月完成主体工程，{y1}年{mo_1_3}月组织竣工验收。",
+    "项目实行{unit}统一管理、乡镇具体实施的管理模式，{dept}负责资金拨付，{actor}负责技术指导和质量监督。",
+    "上年度绩效评价指出的{i_3_5}个问题中，{unit}已整改{i_1_2}个，其余问题的整改情况见本报告第六部分。",
+    "项目受益对象为{town}、{town_b}等乡镇的{beneficiaries}，受益名单由各村公示后报{dept}备案。",
+)
+ISSUE_IMPACTS = (
+    "上述问题涉及资金约{w_20_300}万元，影响{town}等乡镇{i_200_3000}名群众。",
+    "评价组已将{town}等地的核查照片和台账复印件作为附件{i_3_9}附后。",
+    "{unit}在征求意见时对该问题无异议，并表示将于{y1}年{mo_5_9}月底前完成整改。",
+    "该问题在{y0}年度的评价中已被指出，但至今未整改到位。",
+)
+ADVICE_STEPS = (
+    "具体可由{dept}牵头分三步推进：{y1}年{mo_3_4}月底前摸清底数，{mo_5_6}月底前制定方案，{mo_9_10}月底前完成整改并组织验收。",
+    "整改所需资金约{w_10_120}万元，由{dept}在{y2}年部门预算中统筹安排。",
+    "{dept}应明确一名责任人，每月向{unit}主要负责人报告整改进度。",
+    "整改完成后由{actor}组织复查，复查结果报{region}财政局备案。",
 )
 SPECIFIC_TARGETS = (
     "年初批复的绩效目标为：{targets}，服务对象满意度不低于{sat_target}%。",
@@ -659,29 +678,31 @@ SPECIFIC_TARGETS = (
 SPECIFIC_COMMISSION = (
     "受{region}财政局委托，{firm}组成{i_5_9}人评价组，其中注册会计师{i_1_3}名、{expert}{i_1_2}名，于{y1}年{mo_3_5}月{day}日至{mo_6_7}月{day__2}日对{object}开展重点绩效评价。",
     "{firm}于{y1}年{mo_3_4}月与{region}财政局签订委托协议，随即成立由项目负责人、{i_3_6}名评价人员和{i_1_2}名{expert}组成的评价组，现场工作历时{i_8_25}天。",
-    "本次评价的委托方为{region}财政局，评价机构为{firm}。评价组共{i_5_9}人，{y1}年{mo_3_5}月{day}日进场，{mo_6_7}月{day__2}日完成现场工作。",
+    "本次评价的委托方为{region}财政局，评价机构为{firm}。评价组共{i_5_9}人，{y1}年{mo_3_5}月{day}日进场，先后在{town}、{town_b}等乡镇开展现场工作，{mo_6_7}月{day__2}日完成。",
     "根据{region}财政局关于{y}年度重点绩效评价的工作安排，{firm}承担{object}的评价工作，评价组{i_5_9}人（含{expert}{i_1_2}名），现场评价时间为{y1}年{mo_4_6}月。",
 )
 SPECIFIC_METHODS = (
     "评价组查阅了立项、招投标、合同、支付和验收资料{i_120_400}份，按乡镇分层抽取{town}、{town_b}等{i_3_6}个乡镇的{i_12_40}个实施点现场核查，抽查比例{p_25_60}%。",
     "现场评价覆盖{town}、{town_b}等{i_3_6}个乡镇，实地查看{fac}{i_10_60}处、{fac_b}{i_5_30}处，入户走访群众{i_40_150}户。",
     "满意度调查采用入户问卷和电话回访相结合的方式，共发放问卷{q}份，回收有效问卷{qv}份，有效率{qr}%；另与{actor}、{dept}等{i_4_9}个部门召开座谈会{i_2_5}次。",
-    "评价以比较法和因素分析法为主：将{y}年实际完成值与年度绩效目标、{y0}年实际值进行比较，对偏差较大的{i_2_4}项指标逐项分析原因。",
-    "数据来源包括{unit}提供的财务账簿、项目台账和验收资料，{region}财政局的预算指标文件，以及评价组现场采集的{i_100_400}条核查记录和{i_40_200}张照片。",
-    "评价分四个阶段进行：{y1}年{mo_3_4}月上旬制定评价方案并经专家论证，{mo_4_5}月现场核查，{mo_5_6}月综合评分，{mo_6_7}月{day}日形成报告初稿并征求{unit}意见。",
+    "评价以比较法和因素分析法为主：将{y}年实际完成值与年度绩效目标、{y0}年实际值进行比较，对{out1}、{benefit}等偏差较大的{i_2_4}项指标逐项分析原因。",
+    "数据来源包括{unit}{dept}提供的财务账簿、{actor}的项目台账和验收资料，{region}财政局的预算指标文件，以及评价组在{town}等乡镇采集的{i_100_400}条核查记录和{i_40_200}张照片。",
+    "评价分四个阶段进行：{y1}年{mo_3_4}月上旬制定评价方案并经专家论证，{mo_4_5}月现场核查，{mo_5_6}月综合评分，{mo_6_7}月{day}日形成报告初稿并征求{unit}意见，现场核查期间{actor}和{dept}全程配合。",
     "评价组对{unit}提供的{i_8_15}类资料逐项核对原始凭证，对{out1}等{i_3_6}项关键数据与{actor}的统计台账交叉比对，差异在{p_1_3}%以内的予以采信。",
 )
 SPECIFIC_OTHER = (
     "本报告所用数据截至{y1}年{mo_3_5}月{day}日。{town}的{i_2_5}个实施点因道路封闭未能现场核查，评价组以{unit}提供的影像资料和监理日志替代核实。",
-    "{unit}在征求意见阶段对报告中{i_3_8}处数据提出异议，评价组复核后采纳{i_1_3}处，其余维持原结论，复核记录附后。",
-    "评价结论仅适用于{object}{y}年度资金，{y1}年续建部分不在本次评价范围内。",
+    "{unit}在征求意见阶段对报告中{i_3_8}处数据提出异议，主要涉及{out1}的统计口径，评价组复核后采纳{i_1_3}处，其余维持原结论。",
+    "评价结论仅适用于本项目{y}年度资金，{town}的{fac}等{y1}年续建部分不在本次评价范围内。",
     "满意度调查样本中{town}的问卷占比偏高（{p_25_40}%），评价组已按各乡镇受益人口对满意度结果进行加权调整。",
-    "评价中发现的{i_2_4}笔疑似违规支付已于{y1}年{mo_4_6}月移交{region}财政局监督检查部门，本报告仅反映对绩效的影响。",
+    "评价中发现{dept}经办的{i_2_4}笔疑似违规支付，已于{y1}年{mo_4_6}月移交{region}财政局监督检查部门，本报告仅反映对绩效的影响。",
 )
 SPECIFIC_CONCLUSION = (
-    "经评价，{object}综合得分{total}分，评价等级为“{grade}”。",
+    "经评价，{object}综合得分{total}分，评价等级为“{grade}”，{out1}等{i_3_6}项产出指标的完成情况是得分的主要依据。",
     "按照评价指标体系逐项评分，{object}综合得分{total}分，对应评价等级“{grade}”。",
-    "评价组综合评分后，{object}总得分{total}分，评价等级为“{grade}”。",
+    "评价组在{town}等乡镇核查后综合评分，{object}总得分{total}分，评价等级为“{grade}”。",
+    "{object}综合得分{total}分，评价等级为“{grade}”，其中{benefit}是效益类指标评分的主要依据。",
+    "依据{unit}提供的资料和现场核查结果，{object}综合得分{total}分，评价等级为“{grade}”。",
 )
 SPECIFIC_SUBTOTALS = (
     "分类看，决策类指标得{d}分（满分20分），过程类指标得{p}分（满分20分），产出类指标得{o}分（满分30分），效益类指标得{b}分（满分30分）。",
@@ -747,6 +768,66 @@ GENERIC_PROCESS = (
     "评价组深入项目实施现场进行了实地查看。", "评价组召开座谈会听取了相关人员的意见。", "评价结果经过了评价组集体讨论。",
     "评价工作实行项目负责人负责制和三级复核制度。",
 )
+GENERIC_OVERVIEW = (
+    "项目资金主要用于{items}等方面。", "项目实施范围覆盖{region}所辖有关乡镇，受益群众面广。",
+    "项目由{unit}负责组织实施，相关乡镇和部门配合开展工作。",
+    "项目建设内容符合国家和自治区相关政策规定，与{region}经济社会发展规划相衔接。",
+    "项目实施后，{benefit}等指标有所提升，群众生产生活条件得到改善。",
+    "{unit}成立了项目实施领导小组，明确了分管领导和具体负责股室。", "项目资金实行专款专用、专账核算，按照项目进度拨付资金。",
+    "项目严格执行招投标制度、合同管理制度和监理制度。", "项目绩效目标包括产出数量、产出质量、产出时效、社会效益和满意度等方面。",
+)
+GENERIC_APPROACH = (
+    "本次评价的目的是全面了解项目资金使用情况和项目实施效果，总结经验，发现问题，提出改进建议，为今后的预算安排和项目管理提供参考。",
+    "评价对象为{object}，评价范围包括项目资金的分配、使用、管理及产出和效益情况。",
+    "评价遵循科学公正、统筹兼顾、激励约束、公开透明的原则。",
+    "评价方法主要采用比较法、因素分析法、公众评判法等，定量分析与定性分析相结合。",
+    "评价标准主要采用计划标准、行业标准和历史标准。",
+    "评价指标体系由决策、过程、产出、效益四个一级指标构成，下设若干二级指标和三级指标。",
+    "前期准备阶段，评价组收集了项目相关政策文件和资料，制定了评价工作方案。",
+    "现场评价阶段，评价组采取查阅资料、实地查看、座谈访谈、问卷调查等方式收集评价数据。",
+    "综合分析阶段，评价组对收集的数据进行整理分析，按照评价指标体系逐项打分。",
+    "报告撰写阶段，评价组在综合分析的基础上形成评价报告，并征求了项目单位的意见。",
+)
+GENERIC_PROBLEM_NOTES = (
+    "部分单位对预算绩效管理的认识还不到位，存在“重分配、轻管理，重支出、轻绩效”的现象。",
+    "部分指标偏重定性描述，难以衡量和考核。", "项目前期调研论证不够深入，导致实施过程中调整变更较多。",
+    "个别项目实施进度与计划存在差距，影响了项目效益的及时发挥。", "部分资料不完整、不规范，归档不够及时。",
+    "项目建成后的管护责任落实不够到位。", "对绩效运行中发现的偏差纠正不够及时。",
+    "部分基层单位专业技术人员缺乏，项目管理能力与工作要求还有差距。", "部门之间信息共享不够，协调配合机制有待进一步完善。",
+    "资金支付审核把关不够严格，个别支出的依据不够充分。", "自评结果与实际情况存在一定偏差。", "部分群众对项目政策了解不多。",
+)
+GENERIC_ADVICE_NOTES = (
+    "要牢固树立“花钱必问效、无效必问责”的理念，把绩效管理贯穿预算管理全过程。",
+    "要加强项目前期论证，科学合理设置绩效目标，提高绩效目标的针对性和可考核性。",
+    "要严格按照项目实施计划推进工作，加强对项目进度的督促检查。", "要建立健全项目档案管理制度，做到资料收集及时、归档规范。",
+    "要明确项目建成后的管护主体和管护责任，落实管护经费，确保项目长期发挥效益。", "要加强绩效运行监控，及时发现和纠正项目实施中的偏差。",
+    "要加强业务培训，提高基层工作人员的项目管理能力和业务水平。", "要加强部门之间的沟通协调，建立信息共享机制。",
+    "要严格资金支付审核，确保每一笔资金支出依据充分、手续完备。", "要认真做好绩效自评工作，如实反映绩效目标完成情况。",
+    "要加大政策宣传力度，提高群众对项目的知晓度和参与度。", "要强化评价结果应用，将评价结果作为以后年度预算安排的重要依据。",
+)
+# What the evaluators looked at for each indicator (no figures).
+INDICATOR_CHECKS = {
+    "项目立项规范性": _t("评价组查阅了项目申报文件、可行性研究报告和立项批复|评价组核查了项目立项的审批程序和相关会议纪要"),
+    "绩效目标合理性": _t("评价组查阅了项目绩效目标申报表和批复文件|评价组对照项目实施方案复核了绩效目标"),
+    "资金分配合理性": _t("评价组查阅了资金分配方案和分配依据|评价组核对了资金分配文件和各乡镇任务清单"),
+    "资金到位率": _t("评价组核对了资金下达文件和到账记录|评价组查阅了预算指标文件和资金拨付凭证"),
+    "预算执行率": _t("评价组核对了国库支付记录和会计账簿|评价组查阅了项目支出明细账"),
+    "资金使用合规性": _t("评价组抽查了项目会计凭证和合同|评价组查阅了资金支付审批单和相关票据"),
+    "管理制度健全性": _t("评价组查阅了项目资金管理办法和项目管理制度|评价组核查了项目管理制度的执行记录"),
+    "实际完成率": _t("评价组查阅了项目验收资料和完成情况统计表|评价组实地查看了项目完成情况"),
+    "质量达标率": _t("评价组查阅了项目验收报告和质量检测资料|评价组现场查看了项目建设质量"),
+    "完成及时性": _t("评价组核对了项目开工、完工和验收时间|评价组查阅了项目进度台账"),
+    "社会效益": _t("评价组通过座谈和走访了解了项目的社会效益|评价组查阅了项目效益统计资料"),
+    "可持续影响": _t("评价组了解了项目建成后的管护和运行情况|评价组查阅了项目资产移交和管护资料"),
+    "服务对象满意度": _t("评价组开展了问卷调查和入户走访|评价组对服务对象进行了满意度调查"),
+}
+PRACTICE_NOTES = (
+    "项目实施过程中，{unit}定期召开专题会议研究解决问题。", "通过建立工作台账、实行销号管理，确保各项任务落实到位。",
+    "加强与财政、审计等部门的沟通，及时解决资金拨付中遇到的问题。", "注重发挥乡镇和村级组织的作用，形成了上下联动的工作格局。",
+    "严格执行项目公示制度，主动接受群众监督。", "把项目实施情况纳入年度目标考核，压实了各方责任。",
+    "在项目验收环节坚持“谁验收、谁签字、谁负责”。", "建立了项目资料分类归档制度，资料管理较为规范。",
+    "对项目实施中发现的问题能够及时督促整改。", "通过多种方式宣传项目政策，群众知晓率有所提高。",
+)
 GENERIC_OTHER = ("无。", "无其他需要说明的问题。", "本次评价不存在其他需要说明的问题。", "本报告仅供委托方使用。",
                  "评价结论以评价时点的资料为依据。")
 # Stock judgements on each indicator, used by generic and template reports.
@@ -765,6 +846,29 @@ INDICATOR_COMMENTS = {
     "可持续影响": _t("项目具有一定的可持续性|后续管护机制基本建立|项目可持续发挥效益|长效机制有待完善|项目持续影响较好"),
     "服务对象满意度": _t("群众满意度较高|服务对象总体满意|受益群众满意度较好|满意度基本达到目标|群众对项目实施总体认可"),
 }
+# What each indicator measures and how it is scored (template reports quote these).
+INDICATOR_CRITERIA = {
+    "项目立项规范性": _t("该指标考察项目是否按照规定的程序申请设立，审批文件、材料是否符合相关要求|该指标主要评价项目立项依据是否充分、程序是否规范"),
+    "绩效目标合理性": _t("该指标考察项目所设定的绩效目标是否依据充分、是否符合客观实际|该指标主要评价绩效目标与项目实施内容、预算资金的匹配程度"),
+    "资金分配合理性": _t("该指标考察项目预算资金分配是否有测算依据，与地方实际是否相适应|该指标主要评价资金分配的依据和结果是否合理"),
+    "资金到位率": _t("该指标以实际到位资金与预算资金的比率衡量资金落实情况|该指标考察资金落实情况对项目实施的总体保障程度"),
+    "预算执行率": _t("该指标以实际支出资金与实际到位资金的比率衡量预算执行情况|该指标考察项目预算资金是否按照计划执行"),
+    "资金使用合规性": _t("该指标考察项目资金使用是否符合相关的财务管理制度规定|该指标主要评价资金使用是否存在截留、挤占、挪用、虚列支出等情况"),
+    "管理制度健全性": _t("该指标考察项目实施单位的财务和业务管理制度是否健全|该指标主要评价相关管理制度是否合法、合规、完整并得到有效执行"),
+    "实际完成率": _t("该指标以实际产出数与计划产出数的比率衡量产出数量目标的实现程度|该指标考察项目实际产出数量与计划的比较情况"),
+    "质量达标率": _t("该指标以质量达标产出数与实际产出数的比率衡量产出质量|该指标考察项目完成的质量达标情况"),
+    "完成及时性": _t("该指标考察项目实际完成时间与计划完成时间的比较|该指标主要评价项目是否按计划时间完成"),
+    "社会效益": _t("该指标考察项目实施对社会发展带来的直接或间接影响|该指标主要评价项目实施的社会效果"),
+    "可持续影响": _t("该指标考察项目后续运行及成效发挥的可持续影响情况|该指标主要评价项目长效管理机制的建立和运行情况"),
+    "服务对象满意度": _t("该指标考察社会公众或服务对象对项目实施效果的满意程度|该指标以问卷调查结果衡量服务对象的满意程度"),
+}
+CRITERIA_SCORING = _t("，符合要求的得满分，否则酌情扣分。|，按完成比例计算得分。|，每发现一处问题扣0.5分，扣完为止。|，评价组根据核查情况综合评分。")
+_GEN_WEAK = _t("制度执行不够严格|工作衔接不够顺畅|责任落实不够到位|精细化程度不够|监督检查不够到位|基础工作较为薄弱|信息化手段运用不足|"
+                "资料留存不够完整")
+INDICATOR_OPINIONS = ("综合来看，该指标完成情况总体较好。", "该指标得分基本反映了项目实际情况。", "评价组认为，该项工作仍有提升空间。",
+                      "该指标扣分主要是由于相关资料不够完整。", "该指标得分较高，说明相关工作开展较好。", "从评价情况看，该项工作基本达到预期。",
+                      "项目单位对该项工作较为重视。", "该项工作与上年度相比有所改进。")
+_GEN_WHO = _t("项目单位要|主管部门要|各乡镇要|相关部门要|项目实施单位应当|")
 _GEN_ADV = _t("进一步|持续|切实|不断|着力|继续")
 _GEN_VERB = _t("加强|完善|健全|规范|强化|优化")
 _GEN_OBJ = _t("项目资金管理|绩效目标管理|项目过程管理|项目档案管理|内部控制|财务核算|项目验收管理|绩效运行监控|部门协调配合|"
@@ -790,7 +894,7 @@ UNIT_VOICE = (
     "我单位认真落实政府采购相关规定，项目采购全部按程序进行，未发生违规采购行为。",
     "{we}注重加强宣传引导，通过入户宣传、发放明白卡等方式，提高了群众对项目的知晓率和参与度。",
     "本单位加强对项目实施情况的监督检查，由纪检、财务等部门组成督查组开展督查{i_2_6}次，及时发现并整改了存在的问题。",
-    "在各级领导的关心支持下，在各相关部门的密切配合下，{we}圆满完成了{y}年度{object}的各项目标任务。",
+    "在各级领导的关心支持下，在各相关部门的密切配合下，{we}圆满完成了{object}的各项目标任务。",
     "下一步，{we}将继续加强项目管理，不断提高资金使用效益，为{region}经济社会高质量发展作出新的更大贡献。",
     "{we}在项目管理中还存在一些不足，主要是专业技术人员较少，项目前期工作经费不足，部分工作推进不够平衡。",
     "本单位将以此次绩效评价为契机，认真梳理存在的问题，逐项制定整改措施，切实抓好整改落实。",
@@ -804,6 +908,11 @@ UNIT_VOICE = (
     "由于部分乡镇配套资金到位较晚，加上施工期短等客观因素，个别子项目进度略有滞后，我单位已督促施工单位加快进度。",
     "我单位将进一步加强绩效目标管理，科学合理设定绩效目标，不断提高绩效目标的质量。",
 )
+_UV_WHEN = _t("今年以来|项目实施以来|{y}年|在项目实施过程中|为确保项目顺利推进|为抓好项目落实")
+_UV_DEED = _t("组织召开项目推进会{i_3_12}次|开展业务培训{i_2_8}期、培训{i_50_400}人次|印发项目管理文件{i_3_9}份|"
+              "深入{i_5_20}个乡镇开展督导检查|发放宣传资料{i_1000_8000}份|解决群众反映的问题{i_10_60}个|"
+              "配合上级部门开展检查{i_2_6}次|组织相关股室开展自查{i_2_5}次|召开专题党组会议研究项目{i_2_6}次|"
+              "与{i_5_20}个乡镇签订目标责任书")
 UNIT_QUOTES = ("据{unit}提供的《{object}绩效自评报告》：", "{unit}在自评报告中介绍：", "根据{unit}的工作总结，", "以下内容摘自{unit}提供的项目总结材料：",
                "{unit}提供的自评材料显示：")
 
@@ -815,10 +924,10 @@ TEMPLATE_BANKS: dict[str, tuple[tuple[str, ...], ...]] = {
         _t("为贯彻落实全面实施预算绩效管理的决策部署|为提高财政资金使用效益|根据{region}财政局关于开展{y}年度重点绩效评价工作的安排|"
            "按照“花钱必问效、无效必问责”的要求|为客观反映项目资金的使用效果|依据《项目支出绩效评价管理办法》的有关规定"),
         _t("，{firm}受托对{unit}实施的{object}开展绩效评价。|，{region}财政局委托{firm}对{object}进行重点绩效评价。|"
-           "，{firm}对{object}{y}年度资金使用情况进行了评价。|，现对{unit}实施的{object}绩效情况评价如下。|"
+           "，{firm}对{object}的资金使用情况进行了评价。|，现对{unit}实施的{object}绩效情况评价如下。|"
            "，{firm}组织评价组对{object}开展了第三方评价。")),
     "funds": (
-        _t("{object}{y}年度预算资金{budget}万元|该项目{y}年共安排资金{budget}万元|{y}年，{unit}共收到{object}资金{budget}万元|"
+        _t("该项目{y}年度预算资金{budget}万元|该项目{y}年共安排资金{budget}万元|{y}年，{unit}共收到{object}资金{budget}万元|"
            "项目{y}年度批复预算{budget}万元"),
         _t("，实际支出{spent}万元，预算执行率{rate}%。|，截至{y}年底支出{spent}万元，执行率{rate}%。|"
            "，全年支出{spent}万元，资金执行率为{rate}%。|，资金已按规定用途使用。|，资金主要用于项目建设和日常管理。")),
@@ -866,11 +975,52 @@ TEMPLATE_BANKS: dict[str, tuple[tuple[str, ...], ...]] = {
     "other": (
         _t("本次评价所依据的资料由{unit}提供|本报告仅供委托方使用|评价结论以评价时点为准|本报告的评价结果经评价组集体讨论确定"),
         _t("，{unit}对资料的真实性负责。|，未经同意不得用于其他用途。|，此后情况变化不在本次评价范围内。|，如有异议可向{region}财政局反映。")),
+    "system": (
+        _t("本次评价按照决策、过程、产出、效益四个维度构建评价指标体系|评价指标体系包括一级指标4项、二级指标13项|"
+           "评价组结合项目特点设计了评价指标体系|评价指标体系参照《项目支出绩效评价管理办法》的共性指标框架设置"),
+        _t("，产出和效益指标权重合计60%。|，并经{region}财政局审核确认。|，评分标准在评价方案中予以明确。|，各项指标均设定了评分标准。")),
+    "catnote": (
+        _t("该类指标主要反映|本部分指标重点考察|评价组在该部分重点关注|该部分评价"),
+        _t("项目实施的规范性和有效性。|项目绩效目标的实现程度。|资金使用和项目管理情况。|项目实施的实际效果。")),
+    "purpose": (
+        _t("本次评价的目的是|开展本次评价，旨在|评价的主要目的在于"),
+        _t("全面了解{object}的实施情况和资金使用效益|客观反映项目资金的使用效果|发现项目管理中存在的问题并提出改进建议|"
+           "为{region}财政局以后年度预算安排提供参考"),
+        _t("。|，促进项目管理水平提升。|，推动预算绩效管理工作深入开展。")),
+    "scope": (
+        _t("本次评价的对象为{unit}实施的{object}|评价范围为{object}的全部资金|评价对象为{object}，评价范围涵盖项目决策、过程、产出和效益"),
+        _t("，评价时段为{y}年1月1日至12月31日。|，涉及资金{budget}万元。|，包括项目资金的分配、使用和管理情况。")),
+    "principle": (
+        _t("评价工作坚持科学规范原则|评价工作坚持公正公开原则|评价工作坚持分级分类原则|评价工作坚持绩效相关原则|"
+           "评价工作坚持定量与定性相结合原则"),
+        _t("，严格执行规定的程序。|，确保评价结果客观公正。|，注重评价的科学性和可操作性。|，力求全面反映项目绩效。")),
+    "standard": (
+        _t("评价标准主要采用计划标准|评价采用的标准包括计划标准、行业标准和历史标准|评价以项目年初设定的绩效目标作为主要评价标准|"
+           "对无法取得计划标准的指标，评价组参考历史标准"),
+        _t("，并结合项目实际情况确定。|，各指标评分标准详见附件。|，评价组对标准的适用性进行了论证。")),
+    "quality": (
+        _t("评价组严格执行质量控制制度|本次评价实行项目负责人、部门经理和质控负责人三级复核|评价底稿由项目负责人逐项审核"),
+        _t("，确保评价结论有据可查。|，保证了评价工作质量。|，评价资料按规定归档保存。")),
+    "data": (
+        _t("评价组收集了项目立项、资金拨付、项目实施和验收等方面的资料|评价所用数据主要来源于{unit}提供的资料|评价组对{unit}提供的资料进行了核实"),
+        _t("，共计{i_30_150}份。|，并通过现场核查进行了印证。|，资料基本齐全。")),
+    "team": (
+        _t("评价组由项目负责人、注册会计师和行业专家组成|评价组成员共{i_4_9}人|评价组成员具有财务、工程和行业管理等专业背景"),
+        _t("，成员均签署了独立性声明和保密承诺。|，分工明确、责任到人。|，与项目单位不存在利害关系。")),
+    "schedule": (
+        _t("{y1}年{mo_3_4}月，评价组完成资料收集和评价方案编制|{y1}年{mo_4_5}月，评价组开展现场评价|"
+           "{y1}年{mo_5_6}月，评价组完成综合评分|{y1}年{mo_6_7}月，评价组形成评价报告初稿"),
+        _t("，相关工作按计划推进。|，并与{unit}进行了沟通。|，工作底稿经项目负责人审核。")),
+    "review": (
+        _t("从决策情况看|从过程管理看|从产出情况看|从效益情况看"),
+        _t("，项目总体情况较好|，项目基本达到预期|，相关工作还有改进空间"),
+        _t("，评价组已在指标分析部分逐项说明。|，具体情况见本报告第四部分。|，得分情况与项目实际基本相符。")),
     "padding": (
         _t("全面实施预算绩效管理是深化财税体制改革的重要内容|开展绩效评价有利于提高财政资金使用效益|绩效评价是预算绩效管理的重要环节|"
-           "预算绩效管理强调结果导向|财政资金的使用应当讲求绩效"),
-        _t("，评价组在评价中坚持客观公正的原则。|，本次评价对此进行了重点关注。|，项目单位应当高度重视评价结果。|"
-           "，评价结果将作为以后年度预算安排的参考。")),
+           "预算绩效管理强调结果导向|财政资金的使用应当讲求绩效|{object}关系群众切身利益|项目资金规模较大、涉及面广"),
+        _t("，评价组在评价中坚持客观公正的原则|，本次评价对此进行了重点关注|，项目单位应当高度重视评价结果|"
+           "，评价结果将作为以后年度预算安排的参考|，{region}财政局对本次评价提出了明确要求|，评价组据此确定了评价重点"),
+        _t("。|，力求评价结论客观可信。|，确保评价工作取得实效。|，切实发挥评价的导向作用。")),
 }
 
 UNIT_SECTIONS = _t("财务科|项目办|计划财务股|规划建设股|办公室|项目管理办公室|审计室|综合股")
@@ -930,19 +1080,21 @@ def _pick(seq, r):
 
 
 class _Pool:
-    """Draw without replacement (in an order shuffled with the given random())."""
+    """Draw without replacement, in random order (each pop swaps a random item to the end)."""
 
-    __slots__ = ("items",)
+    __slots__ = ("items", "r")
 
     def __init__(self, seq, r) -> None:
-        items = list(seq)
-        for i in range(len(items) - 1, 0, -1):
-            j = int(r() * (i + 1))
-            items[i], items[j] = items[j], items[i]
-        self.items = items
+        self.items = list(seq)
+        self.r = r
 
     def pop(self):
-        return self.items.pop() if self.items else None
+        items = self.items
+        if not items:
+            return None
+        j = int(self.r() * len(items))
+        items[j], items[-1] = items[-1], items[j]
+        return items.pop()
 
     def __len__(self) -> int:
         return len(self.items)
@@ -978,14 +1130,12 @@ class _Fill(dict):
     __slots__ = ("c", "r")
 
     def __init__(self, c: dict, r) -> None:
-        super().__init__()
+        super().__init__(c)
         self.c = c
         self.r = r
 
     def __missing__(self, key: str) -> str:
         c = self.c
-        if key in c:
-            return c[key]
         kind, a, b = _KEYS.get(key) or _parse_key(key)
         r = self.r
         if kind == "i" or kind == "mo" or kind == "day":
@@ -1012,7 +1162,17 @@ class _Fill(dict):
 
 
 def _f(template: str, c: dict, r) -> str:
-    return template.format_map(_Fill(c, r))
+    return template.format_map(_Fill(c, r)) if "{" in template else template
+
+
+def _sample(seq, k: int, r) -> list:
+    """k distinct items (a partial Fisher–Yates shuffle)."""
+    items = list(seq)
+    n = len(items)
+    for i in range(min(k, n)):
+        j = i + int(r() * (n - i))
+        items[i], items[j] = items[j], items[i]
+    return items[:k]
 
 
 def _canonical_region(region: str) -> str:
@@ -1150,10 +1310,10 @@ def make_facts(rng: random.Random, *, object_name: str | None = None, unit: str 
 def _context(rng: random.Random, facts: ReportFacts, indicators: list[IndicatorInput], submitted_on: date) -> dict:
     r = rng.random
     spec = FIELDS[facts.field]
-    towns = _Pool(_towns_for(facts.region), r).items[:4]
+    towns = _sample(_towns_for(facts.region), 4, r)
     region_short = REGION_SHORT.get(_canonical_region(facts.region), facts.region[:1])
     plans = []
-    for item, unit_label, low, high, places in _Pool(spec.outputs, r).items[:3]:
+    for item, unit_label, low, high, places in _sample(spec.outputs, 3, r):
         value = low + (high - low) * r()
         plans.append((item, unit_label, round(value, places) if places else max(1, int(value)), places))
     benefit, b_low, b_high = _pick(spec.benefits, r)
@@ -1170,16 +1330,18 @@ def _context(rng: random.Random, facts: ReportFacts, indicators: list[IndicatorI
         "y0": str(facts.year - 1), "y": str(facts.year), "y1": str(facts.year + 1), "y2": str(facts.year + 2),
         "budget": str(facts.budget_wan), "spent": str(facts.spent_wan), "rate": str(facts.execution_rate),
         "diff": str(facts.budget_wan - facts.spent_wan),
-        "goal": _pick(spec.goals, r), "plan_doc": f"《{facts.region}“十四五”{spec.plan}规划》", "expert": spec.expert,
+        "goal": _goal(spec, facts.object_name, _short(facts.object_name, facts.unit, facts.region), r), "plan_doc": f"《{facts.region}“十四五”{spec.plan}规划》", "expert": spec.expert,
         "docpre": region_short + _pick(("发改投资", "发改农经", "发改社会", "发改"), r),
-        "towns": towns, "villages": _Pool(VILLAGES, r).items[:4], "depts": _Pool(UNIT_SECTIONS, r).items[:3],
+        "towns": towns, "villages": _sample(VILLAGES, 4, r), "depts": _sample(UNIT_SECTIONS, 3, r),
         "actors": spec.actors, "facilities": spec.facilities, "aspects": spec.aspects, "factors": FACTORS, "misuses": MISUSE,
         "plans": plans, "out1": item, "plan1": str(plan), "u1": unit_label,
         "benefit": benefit, "btarget": f"{b_target:.1f}", "sat_target": str(sat_target),
         "targets": f"{item}{plan}{unit_label}，{benefit}达到{b_target:.1f}%",
         "q": str(q), "qv": str(qv), "qr": f"{qv / q * 100:.1f}",
         "total": str(total), "grade": _grade(total), "date": f"{submitted_on.year}年{submitted_on.month}月{submitted_on.day}日",
-        "people": spec.people,
+        "people": spec.people, "items": "、".join(p[0] for p in plans),
+        "contract": _dec(float(facts.budget_wan) * (0.78 + 0.17 * r()), 2),
+        "beneficiaries": f"{spec.people[0]}{spec.people[2] + int(r() * (spec.people[3] - spec.people[2]))}{spec.people[1]}",
     }
     if len(plans) > 1:
         c["targets"] = f"{item}{plan}{unit_label}、{plans[1][0]}{plans[1][2]}{plans[1][1]}，{benefit}达到{b_target:.1f}%"
@@ -1192,6 +1354,17 @@ def _context(rng: random.Random, facts: ReportFacts, indicators: list[IndicatorI
         c[key + "r"] = f"{subtotals[category] / weight * 100:.1f}"
     c["src"] = (_pick(FUND_SOURCES[0], r), _pick(FUND_SOURCES[1], r))
     return c
+
+
+def _goal(spec: Field, object_name: str, short: str, r) -> str:
+    """What the object is for: the goal of the field's object it resembles most, else to carry it out."""
+    grams = {object_name[i:i + 2] for i in range(len(object_name) - 1)}
+    best, score = None, 2
+    for base, goal in zip(spec.objects, spec.goals):
+        shared = sum(base[i:i + 2] in grams for i in range(len(base) - 3))  # the trailing 项目 does not count
+        if shared > score:
+            best, score = goal, shared
+    return best or (f"保障{short}顺利实施" if short else _pick(spec.goals, r))
 
 
 def _cover(c: dict) -> list[str]:
@@ -1212,9 +1385,10 @@ def _length(body: dict[str, list[str]], skip=()) -> int:
 
 def _fit(length: int, target: float, extras: list, r) -> int:
     """Call weighted extras (weight, fn → characters added, 0 when exhausted) until the length reaches target."""
-    extras = [list(e) for e in extras]
+    extras = list(extras)
+    total = sum(e[0] for e in extras)
     while length < target and extras:
-        x = r() * sum(e[0] for e in extras)
+        x = r() * total
         for e in extras:
             x -= e[0]
             if x <= 0:
@@ -1224,6 +1398,7 @@ def _fit(length: int, target: float, extras: list, r) -> int:
             length += added
         else:
             extras.remove(e)
+            total = sum(e[0] for e in extras)
     return length
 
 
@@ -1257,10 +1432,14 @@ def _indicator_paragraph(ind: IndicatorInput, c: dict, r, gauss) -> str:
         else:
             pct = Decimal(_dec(100 - float(dd / w) * 40, 1))
             arrived = (budget * pct / 100).quantize(D2)
-            evidence = f"预算资金{budget}万元，实际到位{arrived}万元，到位率{pct}%"
-            reason = f"{c['src'][1]}{budget - arrived}万元至评价时仍未到位"
+            if arrived >= Decimal(c["spent"]):
+                evidence = f"预算资金{budget}万元（{c['src'][0]}和{c['src'][1]}），实际到位{arrived}万元，到位率{pct}%"
+                reason = f"{c['src'][1]}{budget - arrived}万元至评价时仍未到位"
+            else:
+                evidence = _f("预算资金{budget}万元已全部到位，但其中" + c["src"][1] + "于{y}年{mo_10_12}月才拨付", c, r)
+                reason = _f("配套资金到位时间比计划晚{i_2_5}个月，影响了施工进度", c, r)
     elif name == "预算执行率":
-        evidence = _pick((f"截至{c['y']}年12月31日实际支出{c['spent']}万元，预算执行率{c['rate']}%",
+        evidence = _pick((_f(f"据{{dept}}提供的支付台账，截至{c['y']}年12月31日实际支出{c['spent']}万元，预算执行率{c['rate']}%", c, r),
                           f"全年支出{c['spent']}万元，占预算{c['budget']}万元的{c['rate']}%",
                           f"按国库支付数据，项目支出{c['spent']}万元，执行率{c['rate']}%"), r)
         if dd:
@@ -1272,6 +1451,7 @@ def _indicator_paragraph(ind: IndicatorInput, c: dict, r, gauss) -> str:
             actual = round(plan * pct / 100, places) if places else int(plan * pct / 100)
             real = actual / plan * 100 if plan else 100.0
             parts.append(f"{item}计划{plan}{unit_label}，实际完成{actual}{unit_label}，完成率{real:.1f}%")
+            c.setdefault("actuals", {})[item] = f"{actual}{unit_label}"
             if k == 0:
                 c["pct1"] = f"{real:.1f}"
         evidence = "；".join(parts)
@@ -1299,7 +1479,7 @@ def _indicator_paragraph(ind: IndicatorInput, c: dict, r, gauss) -> str:
         c["sat"] = f"{sat:.1f}"
         evidence = _f(f"回收有效问卷{{qv}}份，综合满意度{sat:.1f}%，不满意的意见主要集中在{{aspect}}", c, r)
         if dd:
-            reason = f"满意度低于{c['sat_target']}%的目标值"
+            reason = _f(f"满意度低于{c['sat_target']}%的目标值，{{town}}的不满意比例最高", c, r)
     form = int(r() * 4)
     if form == 0:
         text = f"“{name}”（权重{w}分，得{s}分）：{evidence}。"
@@ -1326,6 +1506,14 @@ def _indicator_extra(ind: IndicatorInput, c: dict, r) -> str | None:
     if name == "实际完成率" and len(c["plans"]) > 2:
         item, unit_label, plan, places = c["plans"][2]
         return f"{item}计划{plan}{unit_label}，已全部完成。"
+    if name == "预算执行率":
+        shares = [0.1 + r() for _ in range(4)]
+        parts = [round(x / sum(shares) * 100, 1) for x in shares]
+        parts[3] = round(100 - sum(parts[:3]), 1)
+        return (f"分季度看，第一至第四季度支出分别占全年支出的{parts[0]:.1f}%、{parts[1]:.1f}%、{parts[2]:.1f}%和{parts[3]:.1f}%"
+                + ("，支出集中在第四季度。" if parts[3] == max(parts) else "。"))
+    if name == "资金到位率":
+        return _f("资金分{i_2_4}批拨付，最后一批于{y}年{mo_8_11}月{day}日拨付至{unit}。", c, r)
     if name == "质量达标率":
         n = 8 + int(r() * 30)
         m = n - int(r() * 2)
@@ -1357,21 +1545,21 @@ class _Stock:
     def compose(self) -> str:
         r = self.r
         for _ in range(30):
-            s = _pick(_GEN_ADV, r) + _pick(_GEN_VERB, r) + _pick(_GEN_OBJ, r) + _pick(_GEN_PURPOSE, r)
+            s = _pick(_GEN_WHO, r) + _pick(_GEN_ADV, r) + _pick(_GEN_VERB, r) + _pick(_GEN_OBJ, r) + _pick(_GEN_PURPOSE, r)
             if s not in self.seen:
                 break
         self.seen.add(s)
         return s
 
-    def _take(self, name: str, bank) -> str:
+    def _take(self, name: str, bank, compose: bool = True) -> str | None:
         t = self._pool(name, bank).pop()
-        return _f(t, self.c, self.r) if t is not None else self.compose()
+        return _f(t, self.c, self.r) if t is not None else self.compose() if compose else None
 
-    def background(self) -> str:
-        return self._take("background", GENERIC_BACKGROUND)
+    def background(self, compose: bool = True) -> str | None:
+        return self._take("background", GENERIC_BACKGROUND, compose)
 
-    def process(self) -> str:
-        return self._take("process", GENERIC_PROCESS)
+    def process(self, compose: bool = True) -> str | None:
+        return self._take("process", GENERIC_PROCESS, compose)
 
     def praise(self) -> str:
         return self._take("praise", GENERIC_PRAISE)
@@ -1381,13 +1569,30 @@ class _Stock:
         if t is not None:
             return t
         r = self.r
-        return _pick(_GEN_OBJ, r) + _pick(("有待进一步", "还需", "仍需"), r) + _pick(_GEN_VERB, r) + "。"
+        for _ in range(20):
+            s = f"在{_pick(_GEN_OBJ, r)}方面，还存在{_pick(_GEN_WEAK, r)}的问题。"
+            if s not in self.seen:
+                break
+        self.seen.add(s)
+        return s
 
     def advice(self) -> str:
         return self._take("advice", GENERIC_ADVICE)
 
     def cause(self) -> str:
         return _pick(GENERIC_CAUSES, self.r)
+
+    def overview(self) -> str | None:
+        return self._take("overview", GENERIC_OVERVIEW, False)
+
+    def approach(self) -> str | None:
+        return self._take("approach", GENERIC_APPROACH, False)
+
+    def problem_note(self) -> str | None:
+        return self._take("problem_note", GENERIC_PROBLEM_NOTES, False)
+
+    def advice_note(self) -> str | None:
+        return self._take("advice_note", GENERIC_ADVICE_NOTES, False)
 
     def comment(self, name: str) -> str:
         return _pick(INDICATOR_COMMENTS[name], self.r)
@@ -1396,7 +1601,7 @@ class _Stock:
 def _generic_funds(c: dict, r) -> str:
     u = r()
     if u < 0.45:
-        return _f(_pick(("{object}{y}年安排资金{budget}万元。", "{y}年，该项目共安排财政资金{budget}万元。",
+        return _f(_pick(("该项目{y}年安排资金{budget}万元。", "{y}年，该项目共安排财政资金{budget}万元。",
                          "项目总投资{budget}万元，资金来源为财政资金。"), r), c, r)
     if u < 0.7:
         return _f(_pick(("{y}年项目预算{budget}万元，实际支出{spent}万元，预算执行率{rate}%。",
@@ -1422,9 +1627,15 @@ def _category_rows(indicators: list[IndicatorInput]):
 # --- specific (and, mixed with stock sentences, mediocre) --------------------------------------------------------
 
 _ISSUE_LEADS = ("评价组现场核查发现，", "据{dept}提供的台账，", "经抽查，", "", "评价组比对资料发现，", "现场核查显示，")
+_WORDED_LEADS = ("评价组在{town}核查发现，", "据{dept}提供的台账，", "评价组在{town}、{town_b}抽查发现，", "{actor}提供的数据显示，",
+                 "经与{dept}核对，", "从{town}的核查情况看，")
 _LEAD_SKIP = ("评价组", "抽查", "比对", "将", "与", "据", "经", "从")
-_CAUSE_LEADS = ("原因是", "究其原因，", "主要原因：", "问题的成因在于", "原因分析：", "形成原因是")
-_ADVICE_FOLLOW = ("整改情况由{region}财政局预算绩效管理科跟踪督办。", "整改结果应于{y1}年{mo_10_12}月底前书面报送{region}财政局。")
+_WORDS = ("{town", "{village", "{dept", "{actor", "{fac")
+_CAUSE_LEADS = ("原因是", "究其原因，", "主要原因：", "问题的成因在于", "经与{dept}座谈了解，原因是", "据{actor}反映，",
+                "评价组分析认为，", "从{town}的情况看，原因在于")
+_ADVICE_FOLLOW = ("整改情况由{region}财政局预算绩效管理科跟踪督办，{dept}每季度报送进展。",
+                  "{dept}应于{y1}年{mo_10_12}月底前将整改结果书面报送{region}财政局。",
+                  "{actor}负责跟踪上述整改事项，并在{y1}年度自评中说明完成情况。")
 _SITE_VISITS = (
     "{town}：核查{fac}{i_3_20}处、{fac_b}{i_2_12}处，发现问题{i_1_6}处，已拍照留存并与{actor}现场确认。",
     "在{town}{village}，评价组随机入户{i_8_30}户，核对受益名单{i_20_80}人，与台账一致的{i_18_79}人。",
@@ -1452,7 +1663,7 @@ def _funds_sentence(c: dict, r) -> str:
         return (f"项目年度预算{budget}万元（{src1}{first}万元，{src2}{second}万元），据{c['unit']}{_pick(c['depts'], r)}提供的支付台账，"
                 f"全年实际支出{spent}万元，预算执行率为{rate}%" + rest)
     if form == 2:
-        return (f"经核对{c['unit']}的会计账簿和国库支付记录，{c['object']}{y}年度预算资金{budget}万元，实际支付{spent}万元，执行率{rate}%；"
+        return (f"经核对{c['unit']}的会计账簿和国库支付记录，项目{y}年度预算资金{budget}万元，实际支付{spent}万元，执行率{rate}%；"
                 f"{src1}{first}万元已全部到位，{src2}{second}万元于{y}年{3 + int(r() * 8)}月到位。")
     return f"资金方面，{y}年下达预算{budget}万元，全年形成实际支出{spent}万元，预算执行率{rate}%" + rest
 
@@ -1482,7 +1693,7 @@ def _specific(rng: random.Random, c: dict, indicators: list[IndicatorInput], lon
     b1 = body["基本情况"]
     backgrounds = _Pool(SPECIFIC_BACKGROUND, r)
     b1.append(stock.background() if stocky() else _f(backgrounds.pop(), c, r))
-    b1.append(_generic_funds(c, r) if stocky() else _funds_sentence(c, r))
+    b1.append(_generic_funds(c, r) if mix >= 0.5 and stocky() else _funds_sentence(c, r))
     if not stocky():
         b1.append(_f(_pick(_CONTENT, r), c, r) + _f(_pick(SPECIFIC_TARGETS, r), c, r))
 
@@ -1501,7 +1712,7 @@ def _specific(rng: random.Random, c: dict, indicators: list[IndicatorInput], lon
     for k, category, weight, rows in _category_rows(indicators):
         sub = c["subtotals"][category]
         b4.append(f"（{NUMERALS[k]}）{category}类指标（满分{weight}分，得{sub}分）" if head == 0 else
-                  f"（{NUMERALS[k]}）{category}指标分析：得{sub}分（满分{weight}分）" if head == 1 else
+                  f"（{NUMERALS[k]}）{category}指标：得{sub}分（满分{weight}分）" if head == 1 else
                   f"{k + 1}.{category}类指标：满分{weight}分，得{sub}分")
         for ind in rows:
             positions.append(len(b4))
@@ -1521,7 +1732,7 @@ def _specific(rng: random.Random, c: dict, indicators: list[IndicatorInput], lon
         k = len(titles)
         if k >= len(NUMERALS):
             return 0
-        if stocky():
+        if (k or mix >= 0.5) and stocky():
             problem = _ordinal(issue_style, k) + stock.problem() + (stock.cause() if r() < 0.4 else "")
             advice = _ordinal(advice_style, k) + stock.advice()
             titles.append(problem[:12])
@@ -1534,20 +1745,25 @@ def _specific(rng: random.Random, c: dict, indicators: list[IndicatorInput], lon
             return 0
         title, problem, cause, advice = issue
         fill = _Fill(c, r)
+        worded = any(w in problem for w in _WORDS)
+        lead = ("" if worded and problem.startswith(_LEAD_SKIP) else
+                _pick(_ISSUE_LEADS if worded else _WORDED_LEADS, r).format_map(fill))
         problem = problem.format_map(fill)
-        lead = "" if problem.startswith(_LEAD_SKIP) else _pick(_ISSUE_LEADS, r).format_map(fill)
-        detail = f"{lead}{problem}。{_pick(_CAUSE_LEADS, r)}{cause.format_map(fill)}。"
+        detail = f"{lead}{problem}。{_pick(_CAUSE_LEADS, r).format_map(fill)}{cause.format_map(fill)}。"
+        if long and r() < 0.35:
+            detail += _pick(ISSUE_IMPACTS, r).format_map(fill)
         added = 0
         if subheads:
             heading = f"（{NUMERALS[k]}）{title}"
             b6.append(heading)
-            b6.append(detail)
             added += length_of("存在的问题及原因分析", heading)
         else:
             detail = f"{_ordinal(issue_style, k)}{title}。{detail}"
-            b6.append(detail)
+        b6.append(detail)
         text = _ordinal(advice_style, k) + advice.format_map(fill) + "。"
-        if r() < 0.25:
+        if long and r() < 0.4:
+            text += _pick(ADVICE_STEPS, r).format_map(fill)
+        elif r() < 0.25:
             text += _pick(_ADVICE_FOLLOW, r).format_map(fill)
         b7.append(text)
         titles.append(title)
@@ -1561,7 +1777,7 @@ def _specific(rng: random.Random, c: dict, indicators: list[IndicatorInput], lon
     if stocky():
         b3.append(_generic_verdict(c, r) + stock.praise())
     else:
-        b3.append(_f(_pick(SPECIFIC_CONCLUSION, r), c, r) + _f(_pick(SPECIFIC_SUBTOTALS, r), c, r))
+        b3.append(_f(_pick(SPECIFIC_CONCLUSION, r), c, r) + (_f(_pick(SPECIFIC_SUBTOTALS, r), c, r) if r() < 0.5 else ""))
         lost = sorted((i for i in indicators if Decimal(i.weight) > Decimal(i.score)),
                       key=lambda i: Decimal(i.weight) - Decimal(i.score), reverse=True)[:2]
         summary = _pick((f"从实施效果看，{c['out1']}完成率{c['pct1']}%，{c['benefit']}达到{c['bact']}%，服务对象满意度{c['sat']}%。",
@@ -1583,7 +1799,7 @@ def _specific(rng: random.Random, c: dict, indicators: list[IndicatorInput], lon
 
     def add_practice() -> int:
         t = practices.pop()
-        if t is None:
+        if t is None or len(b5) >= 8:
             return 0
         text = _ordinal(practice_style, len(b5)) + (stock.praise() if stocky() else _f(t, c, r) + "。")
         b5.append(text)
@@ -1621,13 +1837,44 @@ def _specific(rng: random.Random, c: dict, indicators: list[IndicatorInput], lon
         b2.append(text)
         return length_of("绩效评价工作开展情况", text)
 
+    details = _Pool(SPECIFIC_DETAILS, r)
+
     def add_background() -> int:
         t = backgrounds.pop()
         if t is None:
-            return 0
-        text = _f(t, c, r)
-        b1.insert(1, text)
+            t = details.pop()
+            if t is None:
+                return 0
+            text = _f(t, c, r)
+            b1.append(text)
+        else:
+            text = _f(t, c, r)
+            b1.insert(1, text)
         return length_of("基本情况", text)
+
+    def add_results() -> int:
+        if c.get("results_done") or "基本情况" in skip:
+            return 0
+        c["results_done"] = True
+        actuals = c.get("actuals", {})
+        rows = [f"{item}目标{plan}{unit_label}、实际{actuals[item]}" for item, unit_label, plan, _ in c["plans"] if item in actuals]
+        text = (f"年度绩效目标完成情况：{'；'.join(rows)}；{c['benefit']}目标{c['btarget']}%，实际{c['bact']}%；"
+                f"满意度目标{c['sat_target']}%，实际{c['sat']}%。")
+        b1.append(text)
+        return len(text) + 1
+
+    def run_on(chapter: str, make):
+        """Mediocre reports only: another stock sentence run on inside a paragraph of the chapter."""
+        lines = body[chapter]
+
+        def add() -> int:
+            if not lines or chapter in skip:
+                return 0
+            text = make()
+            n = int(r() * len(lines))
+            lines[n] += text
+            return len(text)
+        return add
 
     def add_other() -> int:
         t = others.pop()
@@ -1637,8 +1884,13 @@ def _specific(rng: random.Random, c: dict, indicators: list[IndicatorInput], lon
         b8.append(text)
         return length_of("其他需要说明的问题", text)
 
-    _fit(_length(body, skip), target, [(3, add_issue), (4, add_evidence), (2, add_practice), (2, add_method),
-                                      (1, add_background), (0.5, add_other)], r)
+    extras = [(3, add_issue), (4, add_evidence), (2, add_practice), (2, add_method), (1.5, add_background), (0.5, add_other),
+              (0.5, add_results)]
+    if mix:
+        extras += [(1, run_on("主要经验及做法", stock.praise)), (1, run_on("存在的问题及原因分析", stock.problem)),
+                   (1, run_on("有关建议", stock.advice)), (0.5, run_on("基本情况", lambda: stock.background(False) or "")),
+                   (0.5, run_on("绩效评价工作开展情况", lambda: stock.process(False) or ""))]
+    _fit(_length(body, skip), target, extras, r)
     return body
 
 
@@ -1646,6 +1898,7 @@ def _specific(rng: random.Random, c: dict, indicators: list[IndicatorInput], lon
 
 
 def _generic(rng: random.Random, c: dict, indicators: list[IndicatorInput], long: bool, target: float) -> dict[str, list[str]]:
+    """Stock sentences throughout: policy background, praise, "进一步加强…"; few figures, spending often unstated."""
     r = rng.random
     stock = _Stock(c, r)
     body: dict[str, list[str]] = {ch: [] for ch in REPORT_CHAPTERS}
@@ -1653,33 +1906,63 @@ def _generic(rng: random.Random, c: dict, indicators: list[IndicatorInput], long
     b5, b6, b7, b8 = (body[ch] for ch in REPORT_CHAPTERS[4:])
     b1.append(stock.background())
     b1.append(_f(_pick(("{object}由{unit}负责组织实施。", "{unit}是该项目的实施单位。", "该项目的主管部门为{unit}。"), r), c, r)
-              + _generic_funds(c, r))
+              + _generic_funds(c, r) + (stock.overview() or ""))
     b2.append(_generic_commission(c, r) + stock.process() + stock.process())
     b3.append(_generic_verdict(c, r) + stock.praise() + stock.praise())
     per_indicator = long or r() < 0.3
+    lines: list[tuple[int, str]] = []
     for k, category, weight, rows in _category_rows(indicators):
         sub = c["subtotals"][category]
         if per_indicator:
             b4.append(f"（{NUMERALS[k]}）{category}类指标（满分{weight}分，得{sub}分）")
             for ind in rows:
+                lines.append((len(b4), ind.name))
                 b4.append(f"“{ind.name}”得{ind.score}分，{stock.comment(ind.name)}。")
         else:
             names = [i.name for i in rows[:2]]
             b4.append(f"{category}类指标满分{weight}分，得{sub}分。" + "，".join(stock.comment(n) for n in names) + "。")
     style = _pick(_ORDINAL_STYLES, r)
-    for lines, make in ((b5, stock.praise), (b6, stock.problem), (b7, stock.advice)):
-        for _ in range(3 + int(r() * 2)):
-            lines.append(_ordinal(style, len(lines)) + make())
+    for items, make in ((b5, stock.praise), (b6, stock.problem), (b7, stock.advice)):
+        for _ in range(3 + int(r() * 3)):
+            items.append(_ordinal(style, len(items)) + make())
     b8.append(_pick(GENERIC_OTHER, r))
+    if r() < 0.35:  # figures that analyse nothing: the project's particulars and the score table
+        b1.insert(1, _f(_pick(("项目名称：{object}；实施单位：{unit}；预算资金：{budget}万元；实际支出：{spent}万元；预算执行率：{rate}%。",
+                               "项目基本信息：{object}，主管部门{unit}，{y}年预算{budget}万元，评价时点为{y1}年{mo_3_6}月。"), r), c, r))
+        b8.append("附表：绩效评价指标评分表")
+        b8.extend(f"{n + 1}.“{i.name}”（{i.category}类）：权重{i.weight}分，得{i.score}分。" for n, i in enumerate(indicators))
 
-    def adder(lines: list[str], make, numbered: bool = True):
+    def item(items: list[str], make, note):
+        """A further numbered item, or an elaboration run on inside a short one."""
         def add() -> int:
-            if numbered and len(lines) >= len(NUMERALS):
+            short = [n for n, line in enumerate(items) if len(line) < 180]
+            if len(items) < 8 and (len(items) < 5 or not short or r() < 0.25):
+                text = make() + ((note() or "") if r() < 0.5 else "")
+                items.append(_ordinal(style, len(items)) + text)
+                return len(items[-1]) + 1
+            if not short:
                 return 0
-            text = (_ordinal(style, len(lines)) if numbered else "") + make()
-            lines.append(text)
+            text = note() or make()
+            n = _pick(short, r)
+            items[n] += text
+            return len(text)
+        return add
+
+    def paragraph(items: list[str], make, at: int | None = None):
+        def add() -> int:
+            text = make()
+            if not text:
+                return 0
+            items.insert(len(items) if at is None else at, text)
             return len(text) + 1
         return add
+
+    def add_overview() -> int:
+        text = stock.overview()
+        if not text:
+            return 0
+        b1[-1] += text
+        return len(text)
 
     def add_cause() -> int:
         for n, line in enumerate(b6):
@@ -1689,14 +1972,29 @@ def _generic(rng: random.Random, c: dict, indicators: list[IndicatorInput], long
                 return len(text)
         return 0
 
-    def add_background() -> int:
-        text = stock.background()
-        b1.insert(len(b1) - 1, text)
-        return len(text) + 1
+    notes = _Pool([(n, name, kind) for n, name in lines for kind in ("criteria", "check", "comment", "comment", "opinion")], r)
 
-    _fit(_length(body), target, [(1.5, add_background), (1, adder(b5, stock.praise)), (1.5, adder(b6, stock.problem)),
-                                 (1.5, adder(b7, stock.advice)), (1, adder(b2, stock.process, False)), (0.5, add_cause),
-                                 (0.5, adder(b3, stock.praise, False))], r)
+    def add_note() -> int:
+        while True:
+            entry = notes.pop()
+            if entry is None:
+                return 0
+            n, name, kind = entry
+            if kind in ("comment", "opinion"):
+                text = stock.comment(name) + "。" if kind == "comment" else _pick(INDICATOR_OPINIONS, r)
+                if text in b4[n]:
+                    continue
+                b4[n] += text
+            else:
+                text = _pick(INDICATOR_CRITERIA[name] if kind == "criteria" else INDICATOR_CHECKS[name], r) + "。"
+                b4[n] = text + b4[n]
+            return len(text)
+
+    _fit(_length(body), target, [(1.5, paragraph(b1, lambda: stock.background(False), 1)), (1, add_overview),
+                                 (1.5, paragraph(b2, stock.approach)), (0.5, paragraph(b2, lambda: stock.process(False))),
+                                 (2, add_note), (1.5, item(b6, stock.problem, stock.problem_note)),
+                                 (1.5, item(b7, stock.advice, stock.advice_note)), (0.7, item(b5, stock.praise, lambda: None)),
+                                 (0.5, add_cause), (0.3, paragraph(b3, stock.praise))], r)
     return body
 
 
@@ -1717,7 +2015,10 @@ def _unit_summary(rng: random.Random, c: dict, indicators: list[IndicatorInput],
         t = voice.pop()
         if t is None:
             for _ in range(20):
-                t = _pick(_UV_SUBJECT, r) + _pick(_UV_ACTION, r) + _pick(_UV_RESULT, r)
+                if r() < 0.6:
+                    t = _pick(_UV_WHEN, r) + "，" + _pick(_UV_SUBJECT, r) + _pick(_UV_DEED, r) + _pick(_UV_RESULT, r)
+                else:
+                    t = _pick(_UV_SUBJECT, r) + _pick(_UV_ACTION, r) + _pick(_UV_RESULT, r)
                 if t not in seen:
                     break
             seen.add(t)
@@ -1770,14 +2071,14 @@ def _unit_summary(rng: random.Random, c: dict, indicators: list[IndicatorInput],
         return add
 
     def add_problem() -> int:
-        text = _ordinal("shi", len(b6) - 1) + stock.problem()
-        if len(b6) > len(NUMERALS):
+        if len(b6) > 6:
             return 0
+        text = _ordinal("shi", len(b6) - 1) + stock.problem()
         b6.append(text)
         return len(text) + 1
 
     def add_advice() -> int:
-        if len(b7) > len(NUMERALS):
+        if len(b7) > 6:
             return 0
         text = _ordinal("paren", len(b7) - 1) + stock.advice()
         b7.insert(len(b7) - 1, text)
@@ -1797,21 +2098,43 @@ _ESTIMATES: dict[str, int] = {}
 def _estimate(template: str) -> int:
     n = _ESTIMATES.get(template)
     if n is None:
-        n = _ESTIMATES[template] = len(_PLACEHOLDER.sub("一二三四五六七", template)) + 1
+        sizes = {"{object}": 16, "{unit}": 12, "{firm}": 14, "{region}": 4, "{items}": 24}
+        n = _ESTIMATES[template] = len(_PLACEHOLDER.sub(lambda m: "一" * sizes.get(m.group(), 3), template)) + 1
     return n
 
 
+_TEMPLATES: dict[tuple[int, bool], dict[str, list[str]]] = {}
+
+
 def _template(rng: random.Random, c: dict, indicators: list[IndicatorInput], long: bool, seed: int) -> dict[str, list[str]]:
-    """The firm's template: every wording choice comes from Random(seed), only the values from the report."""
+    """The firm's template filled with this report's names and numbers."""
+    tpl = _TEMPLATES.get((seed, long))
+    if tpl is None:
+        if len(_TEMPLATES) > 4096:
+            _TEMPLATES.clear()
+        tpl = _TEMPLATES[(seed, long)] = _template_text(seed, long)
+    for n, ind in enumerate(indicators):
+        c[f"s{n}"], c[f"w{n}"] = ind.score, ind.weight
+    r = rng.random
+    return {ch: [_f(t, c, r) for t in ts] for ch, ts in tpl.items()}
+
+
+def _template_text(seed: int, long: bool) -> dict[str, list[str]]:
+    """The firm's template, unfilled: every wording choice comes from Random(seed), none from the report."""
+    indicators = [IndicatorInput(cat, name, str(weight), "") for cat, name, weight in INDICATOR_SPEC]
     w = random.Random(seed).random
     used: set[str] = set()
+    openings: set[str] = set()
 
     def pick(slot: str) -> str:
-        for _ in range(12):
-            s = "".join(_pick(part, w) for part in TEMPLATE_BANKS[slot])
-            if s not in used:
+        """A combination not used yet, preferring an opening half not used yet either."""
+        for attempt in range(16):
+            parts = [_pick(part, w) for part in TEMPLATE_BANKS[slot]]
+            s = "".join(parts)
+            if s not in used and (parts[0] not in openings or attempt >= 10):
                 break
         used.add(s)
+        openings.add(parts[0])
         return s
 
     tpl: dict[str, list[str]] = {ch: [] for ch in REPORT_CHAPTERS}
@@ -1819,8 +2142,15 @@ def _template(rng: random.Random, c: dict, indicators: list[IndicatorInput], lon
     t5, t6, t7, t8 = (tpl[ch] for ch in REPORT_CHAPTERS[4:])
     padding = _Pool(GENERIC_BACKGROUND, w)
     t1.extend([pick("background"), padding.pop(), pick("funds") + pick("content"), pick("targets")])
-    t2.extend([pick("commission"), pick("method") + pick("stages")])
-    t3.extend([pick("verdict") + _pick(SPECIFIC_SUBTOTALS[::2], w), pick("summary")])
+    if w() < 0.5:
+        t1.insert(2, _pick(("项目名称：{object}；实施单位：{unit}；预算资金：{budget}万元；实际支出：{spent}万元；预算执行率：{rate}%。",
+                            "项目基本信息：{object}，主管部门{unit}，{y}年预算{budget}万元。",
+                            "项目名称：{object}。项目单位：{unit}。实施地点：{region}。"), w))
+    t2.extend([pick("commission"), pick("method") + pick("stages"), pick("system")])
+    t3.extend([pick("verdict") + _pick(("其中", "分类看，", "具体来看，", "从四类指标看，"), w)
+               + _pick(("决策类指标得{d}分，过程类指标得{p}分，产出类指标得{o}分，效益类指标得{b}分。",
+                        "决策、过程、产出、效益四类指标分别得{d}分、{p}分、{o}分和{b}分。",
+                        "决策类{d}分、过程类{p}分、产出类{o}分、效益类{b}分。"), w), pick("summary")])
     head = int(w() * 3)
     lines: list[int] = []
     for k, category, weight, rows in _category_rows(indicators):
@@ -1828,8 +2158,10 @@ def _template(rng: random.Random, c: dict, indicators: list[IndicatorInput], lon
         t4.append(f"（{NUMERALS[k]}）{category}类指标（满分{weight}分，得{{{key}}}分）" if head == 0 else
                   f"（{NUMERALS[k]}）{category}指标：满分{weight}分，得{{{key}}}分" if head == 1 else
                   f"{k + 1}.{category}类指标得{{{key}}}分（满分{weight}分）")
+        if w() < 0.5:
+            t4.append(pick("catnote"))
         for ind in rows:
-            n = INDICATOR_SPEC.index((ind.category, ind.name, int(ind.weight)))
+            n = len(lines)
             comment = _pick(INDICATOR_COMMENTS[ind.name], w)
             form = int(w() * 4)
             lines.append(len(t4))
@@ -1845,13 +2177,85 @@ def _template(rng: random.Random, c: dict, indicators: list[IndicatorInput], lon
         t7.append(_ordinal(style, len(t7)) + pick("advice"))
     t8.append(pick("other"))
 
+    shared = [0]
+
     def add_padding() -> int:
-        t = padding.pop() or pick("padding")
+        shared[0] += 1
+        if shared[0] > 8:
+            return 0
+        t = (padding.pop() if shared[0] <= 2 else None) or pick("padding")
         t1.insert(len(t1) - 2, t)
         return _estimate(t)
 
+    overviews = _Pool(GENERIC_OVERVIEW, w)
+
+    def add_overview() -> int:
+        t = overviews.pop()
+        if t is None:
+            return 0
+        t1[-2] += t
+        return _estimate(t)
+
+    notes = _Pool([(n, kind) for n in range(len(lines)) for kind in ("check", "opinion")], w)
+
+    def add_note() -> int:
+        entry = notes.pop()
+        if entry is None:
+            return 0
+        n, kind = entry
+        if kind == "check":
+            t = _pick(INDICATOR_CHECKS[indicators[n].name], w) + "。"
+            t4[lines[n]] = t + t4[lines[n]]
+        else:
+            t = _pick(INDICATOR_OPINIONS, w)
+            t4[lines[n]] += t
+        return len(t)
+
+    problem_notes, advice_notes = _Pool(GENERIC_PROBLEM_NOTES, w), _Pool(GENERIC_ADVICE_NOTES, w)
+    practice_notes = _Pool(PRACTICE_NOTES, w)
+
+    def add_practice_note() -> int:
+        t = practice_notes.pop()
+        if t is None:
+            return 0
+        n = int(w() * len(t5))
+        t5[n] += t
+        return _estimate(t)
+
+    extras_left = _Pool(("team", "team", "schedule", "schedule", "schedule", "schedule", "review", "review", "review", "review",
+                         "other", "other", "purpose", "standard", "quality", "data"), w)
+
+    def add_slot() -> int:
+        slot = extras_left.pop()
+        if slot is None:
+            return 0
+        t = pick(slot)
+        (t3 if slot == "review" else t8 if slot == "other" else t2).append(t)
+        return _estimate(t)
+
+    def add_appendix() -> int:
+        if not long or t8[-1].startswith("附表"):
+            return 0
+        t8.append(_pick(("附表：绩效评价指标评分表", "附表：项目绩效评价指标评分情况", "附表：评价指标得分明细"), w))
+        added = 20
+        for n, ind in enumerate(indicators):
+            row = (f"{n + 1}.“{ind.name}”（{ind.category}类）：权重{{w{n}}}分，得{{s{n}}}分；"
+                   + _pick(INDICATOR_CRITERIA[ind.name], w)[3:] + "。")
+            t8.append(row)
+            added += _estimate(row)
+        return added
+
+    def add_elaboration() -> int:
+        problem, advice = problem_notes.pop(), advice_notes.pop()
+        if problem is None or advice is None:
+            return 0
+        n = int(w() * len(t6))
+        t6[n] += problem
+        t7[min(n, len(t7) - 1)] += advice
+        return len(problem) + len(advice)
+
     def add_pair() -> int:
-        if len(t6) >= len(NUMERALS):
+        if len(t6) >= 6:
             return 0
         a, b = _ordinal(style, len(t6)) + pick("problem"), _ordinal(style, len(t7)) + pick("advice")
         t6.append(a)
@@ -1859,37 +2263,397 @@ def _template(rng: random.Random, c: dict, indicators: list[IndicatorInput], lon
         return _estimate(a) + _estimate(b)
 
     def add_practice() -> int:
-        if len(t5) >= len(NUMERALS):
+        if len(t5) >= 5:
             return 0
         t = _ordinal(style, len(t5)) + pick("practice")
         t5.append(t)
         return _estimate(t)
 
-    comments = _Pool([(n, extra) for n in range(len(lines)) for extra in INDICATOR_COMMENTS[indicators[n].name]], w)
+    comments = _Pool([(n, extra) for n in range(len(lines)) for extra in INDICATOR_COMMENTS[indicators[n].name][:3]], w)
 
     def add_comment() -> int:
-        item = comments.pop()
-        if item is None:
-            return 0
-        n, extra = item
-        t4[lines[n]] += extra + "。"
-        return len(extra) + 1
+        while True:
+            item = comments.pop()
+            if item is None:
+                return 0
+            n, extra = item
+            if extra not in t4[lines[n]]:
+                t4[lines[n]] += extra + "。"
+                return len(extra) + 1
 
     def add_method() -> int:
-        t = pick(_pick(("method", "stages", "commission"), w))
+        if len(t2) >= 6:
+            return 0
+        t = pick(_pick(("method", "stages"), w))
         t2.append(t)
         return _estimate(t)
 
+    approach = _Pool(("purpose", "scope", "principle", "principle", "standard", "quality", "data", "system")
+                     + tuple(f"@{n}" for n in range(4 if long else 0)), w)
+    generic_approach = _Pool(GENERIC_APPROACH, w)
+
+    def add_approach() -> int:
+        slot = approach.pop()
+        if slot is None:
+            return 0
+        t = generic_approach.pop() if slot.startswith("@") else pick(slot)
+        t2.insert(1, t)
+        return _estimate(t)
+
+    criteria = _Pool(range(len(lines)), w)
+
+    def add_criterion() -> int:
+        n = criteria.pop()
+        if n is None:
+            return 0
+        t = (_pick(("评分标准：", "指标解释：", "", "按照评分标准，"), w) + _pick(INDICATOR_CRITERIA[indicators[n].name], w)
+             + _pick(CRITERIA_SCORING, w))
+        t4[lines[n]] = t + t4[lines[n]]
+        return len(t)
+
     def add_summary() -> int:
+        if len(t3) >= 3:
+            return 0
         t = pick("summary")
         t3.append(t)
         return _estimate(t)
 
     length = 60 + sum(12 + sum(_estimate(t) for t in ts) for ts in tpl.values())
-    target = 7300 + 1100 * w() if long else 2900 + 1200 * w()
-    _fit(length, target, [(2, add_padding), (3, add_pair), (1, add_practice), (3, add_comment), (1.5, add_method),
-                          (0.5, add_summary)], w)
-    for n, ind in enumerate(indicators):
-        c[f"s{n}"], c[f"w{n}"] = ind.score, ind.weight
+    target = 7300 + 900 * w() if long else 2900 + 1200 * w()
+    stock = 1.0 if long else 0.15  # stock sentences every firm uses: mostly for padding long reports
+    _fit(length, target, [(1, add_padding), (3, add_pair), (1, add_practice), (2, add_comment), (1.5, add_method),
+                          (0.5, add_summary), (2, add_approach), (2, add_criterion), (stock, add_overview), (2, add_note),
+                          (1.5 * stock, add_elaboration), (stock, add_practice_note), (1.5, add_slot), (0.5, add_appendix)], w)
+    return tpl
+
+
+# --- missing or duplicated chapters ----------------------------------------------------------------------------
+
+
+def _missing(rng: random.Random, c: dict, indicators: list[IndicatorInput], long: bool, target: float,
+             omit: tuple[str, ...] | None = None) -> list[tuple[str, list[str]]]:
+    """A mediocre report (half its paragraphs stock sentences) with chapters left out or a heading doubled."""
     r = rng.random
-    return {ch: [_f(t, c, r) for t in ts] for ch, ts in tpl.items()}
+    duplicate, merge = None, False
+    if omit:
+        dropped = tuple(omit)
+    else:
+        u = r()
+        if u < 0.3:
+            dropped = ("绩效评价指标分析",)
+        elif u < 0.52:
+            dropped = ("存在的问题及原因分析",)
+        elif u < 0.64:
+            dropped = ("绩效评价指标分析", _pick(("主要经验及做法", "其他需要说明的问题", "有关建议"), r))
+        elif u < 0.76:
+            dropped = (_pick(("主要经验及做法", "其他需要说明的问题", "综合评价情况及评价结论"), r),)
+        else:
+            dropped = ()
+            duplicate = _pick(("绩效评价指标分析", "存在的问题及原因分析", "有关建议", "主要经验及做法"), r)
+        merge = bool(dropped) and r() < 0.35  # the heading is missing but its text ran on under the previous one
+    body = _specific(rng, c, indicators, long, target, skip=frozenset() if merge else frozenset(dropped), mix=0.5)
+    sections: list[tuple[str, list[str]]] = []
+    for chapter in REPORT_CHAPTERS:
+        paragraphs = body[chapter]
+        if chapter in dropped:
+            if merge and sections:
+                sections[-1][1].extend(paragraphs)
+            continue
+        if chapter == duplicate:
+            if len(paragraphs) >= 2 and r() < 0.7:
+                half = len(paragraphs) // 2
+                sections += [(chapter, paragraphs[:half]), (chapter, paragraphs[half:])]
+            else:  # pasted twice
+                sections += [(chapter, paragraphs), (chapter, list(paragraphs[-1:]))]
+            continue
+        sections.append((chapter, paragraphs))
+    return sections
+
+
+# --- recycled: last year's report with the years and a few numbers changed ------------------------------------
+
+_YEAR = re.compile(r"(?<![\d.])(20[0-4]\d)(?=\s*(?:年|〕|）|\)))")
+_AMOUNT = re.compile(r"(\d+\.\d{2})万元")
+_RATE = re.compile(r"执行率(?:为)?(\d+(?:\.\d)?)%")
+_TOTAL = re.compile(r"((?:综合|总)得分为?)(\d+(?:\.\d)?)分")
+_GRADE = re.compile(r"(等级为?“)[优良中差](”)")
+_SUBTOTAL = re.compile(r"(决策|过程|产出|效益)(类指标|指标)([^。\n“”]{0,14}?)得(\d+(?:\.\d)?)分")
+_SCORE = re.compile(r"得(\d+(?:\.\d)?)分")
+_DEDUCT = re.compile(r"扣(减?)(\d+(?:\.\d)?)分")
+_NUMBER = re.compile(r"(?<![\d.])(\d{2,5})(?![\d.]|\s*(?:年|月|日|号|〕|%|分))")
+
+
+def _align_execution(indicators: list[IndicatorInput], rate: Decimal) -> None:
+    """The 预算执行率 row scores weight × execution rate."""
+    for ind in indicators:
+        if ind.name == "预算执行率":
+            weight = Decimal(ind.weight)
+            ind.score = str(min(weight, weight * rate / 100).quantize(D1, ROUND_HALF_UP))
+
+
+def _sub_after(pattern: re.Pattern, line: str, pos: int, repl: str) -> str:
+    m = pattern.search(line, pos)
+    return line if m is None else line[:m.start()] + repl + line[m.end():]
+
+
+def _recycle(rng: random.Random, previous: str, facts: ReportFacts, level: float,
+             submitted_on: date) -> tuple[str, list[IndicatorInput]]:
+    r = rng.random
+    text = _YEAR.sub(lambda m: str(int(m.group(1)) + 1), previous)
+    cover = text.split("\n", 4)[:4]
+    if cover and cover[0].endswith("绩效评价报告"):
+        old = cover[0][:-len("绩效评价报告")]
+        if old and old != facts.object_name:
+            text = text.replace(old, facts.object_name)
+    for line in cover[1:]:
+        if line.startswith("评价机构：") and line[5:] and line[5:] != facts.firm:
+            text = text.replace(line[5:], facts.firm)
+        if line.startswith("委托单位：") and line.endswith("财政局") and line[5:-3] and line[5:-3] != facts.region:
+            text = text.replace(line[5:-3], facts.region)
+    text = re.sub(r"报告日期：[^\n]*", f"报告日期：{submitted_on.year}年{submitted_on.month}月{submitted_on.day}日", text, count=1)
+
+    # the facts: budget (the first amount), spending and execution rate (the sentence stating the rate)
+    budget, rate = _AMOUNT.search(text), _RATE.search(text)
+    spent = None
+    if rate:
+        start = text.rfind("\n", 0, rate.start()) + 1
+        amounts = [m.group(1) for m in _AMOUNT.finditer(text, start, rate.start())]
+        spent = amounts[-1] if amounts else None
+        text = text.replace(f"{rate.group(1)}%", f"{facts.execution_rate}%")
+    if spent and (budget is None or spent != budget.group(1)):
+        text = text.replace(f"{spent}万元", f"{facts.spent_wan}万元")
+    if budget:
+        text = text.replace(f"{budget.group(1)}万元", f"{facts.budget_wan}万元")
+
+    # the scores: last year's, with one to three changed
+    lines = text.split("\n")
+    found: dict[str, Decimal] = {}
+    for line in lines:
+        if "“" not in line:
+            continue
+        for _, name, weight in INDICATOR_SPEC:
+            mark = f"“{name}”"
+            if name not in found and mark in line:
+                m = _SCORE.search(line, line.index(mark))
+                if m:
+                    found[name] = Decimal(m.group(1))
+    if len(found) == len(INDICATOR_SPEC) and all(found[n] <= w for _, n, w in INDICATOR_SPEC):
+        indicators = [IndicatorInput(cat, name, str(weight), str(found[name].quantize(D1))) for cat, name, weight in INDICATOR_SPEC]
+        for k in _sample(range(len(indicators)), 1 + int(r() * 3), r):
+            ind = indicators[k]
+            weight = Decimal(ind.weight)
+            delta = Decimal(1 + int(r() * 5)) / 10 * (1 if r() < 0.5 else -1)
+            ind.score = str(min(weight, max(weight * Decimal("0.4"), Decimal(ind.score) + delta)).quantize(D1))
+    else:
+        indicators = indicators_for(rng, level)
+        _align_execution(indicators, facts.execution_rate)
+    by_name = {i.name: i for i in indicators}
+    for n, line in enumerate(lines):
+        if "“" not in line:
+            continue
+        for name, ind in by_name.items():
+            mark = f"“{name}”"
+            if mark in line:
+                pos = line.index(mark)
+                lost = Decimal(ind.weight) - Decimal(ind.score)
+                line = _sub_after(_SCORE, line, pos, f"得{ind.score}分")
+                line = _sub_after(_DEDUCT, line, pos, f"扣{lost}分")
+        lines[n] = line
+
+    # a few other figures changed, as a hurried update would
+    eligible = [n for n, line in enumerate(lines) if n >= 4 and "“" not in line and "类指标" not in line]
+    for n in _sample(eligible, 3 + int(r() * 4), r):
+        spots = list(_NUMBER.finditer(lines[n]))
+        if spots:
+            m = _pick(spots, r)
+            old = int(m.group(1))
+            new = max(1, round(old * (0.85 + 0.35 * r())))
+            lines[n] = lines[n][:m.start(1)] + str(new if new != old else old + 1) + lines[n][m.end(1):]
+    text = "\n".join(lines)
+
+    subtotals = {cat: sum((Decimal(i.score) for i in indicators if i.category == cat), Decimal("0")) for cat, _ in CATEGORIES}
+    total = _total(indicators)
+    text = _SUBTOTAL.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}得{subtotals[m.group(1)]}分", text)
+    grade = _grade(total)
+    lines = text.split("\n")
+    for n, line in enumerate(lines):
+        if _TOTAL.search(line):  # the conclusion: total and grade (not, say, the unit's own self-evaluation grade)
+            line = _TOTAL.sub(lambda m: f"{m.group(1)}{total}分", line)
+            lines[n] = _GRADE.sub(lambda m: f"{m.group(1)}{grade}{m.group(2)}", line, count=1)
+    text = "\n".join(lines)
+    return text, indicators
+
+
+# --- public ------------------------------------------------------------------------------------------------------
+
+
+def _template_seed(firm_key: int) -> int:
+    return 7919 * firm_key + 17
+
+
+def generate_report(rng: random.Random, facts: ReportFacts, quality: str, *, firm_key: int = 0, object_key: str = "",
+                    template_seed: int | None = None, previous_text: str | None = None, long: bool = False) -> SyntheticReport:
+    """One report on ``facts`` at ``quality``. ``template`` uses the firm's template (``template_seed``, by default
+    derived from ``firm_key``); ``recycled`` rewrites ``previous_text`` (without it, it behaves like ``template``).
+    ``long``: about 8,000 characters instead of 2,500–5,000."""
+    return _generate(rng, facts, quality, firm_key=firm_key, object_key=object_key, template_seed=template_seed,
+                     previous_text=previous_text, long=long)
+
+
+def _generate(rng: random.Random, facts: ReportFacts, quality: str, *, firm_key: int = 0, object_key: str = "",
+              template_seed: int | None = None, previous_text: str | None = None, long: bool = False,
+              omit: tuple[str, ...] | None = None) -> SyntheticReport:
+    if quality not in QUALITIES:
+        raise ValueError(f"unknown quality {quality!r}; one of {', '.join(QUALITIES)}")
+    r = rng.random
+    submitted_on = date(facts.year + 1, 3, 1) + timedelta(days=int(r() * 275))
+    level = 0.86 + 0.11 * r() if quality == "specific" else 0.8 + 0.12 * r()
+    if quality == "recycled" and previous_text:
+        text, indicators = _recycle(rng, previous_text, facts, level, submitted_on)
+    else:
+        indicators = indicators_for(rng, level)
+        _align_execution(indicators, facts.execution_rate)
+        c = _context(rng, facts, indicators, submitted_on)
+        target = 7300 + 1300 * r() if long else 2800 + 1600 * r()
+        if quality == "missing_chapters":
+            sections = _missing(rng, c, indicators, long, target, omit)
+        else:
+            if quality == "specific":  # even good reports carry some stock sentences
+                body = _specific(rng, c, indicators, long, target, mix=0.2 * r() if r() < 0.6 else 0.0)
+            elif quality == "generic":
+                body = _generic(rng, c, indicators, long, target if long else 2700 + 1300 * r())
+            elif quality == "unit_summary":
+                body = _unit_summary(rng, c, indicators, long, target)
+            else:  # template, or recycled with nothing to recycle
+                body = _template(rng, c, indicators, long,
+                                 template_seed if template_seed is not None else _template_seed(firm_key))
+            sections = [(ch, body[ch]) for ch in REPORT_CHAPTERS]
+        text = _assemble(c, sections)
+    total = _total(indicators)
+    mean, sd = FIRST_ROUND[quality]
+    first_round = Decimal(f"{min(99.0, max(55.0, rng.gauss(mean, sd))):.1f}")
+    return SyntheticReport(text=text, facts=facts, quality=quality, firm_key=firm_key,
+                           object_key=object_key or f"{facts.unit}|{_short(facts.object_name, facts.unit, facts.region)}",
+                           indicators=indicators, total=total, grade_label=_grade(total), first_round_score=first_round,
+                           submitted_on=submitted_on)
+
+
+def firm_names(rng: random.Random, n: int) -> list[str]:
+    """n distinct invented firm names."""
+    r = rng.random
+    cores = _sample(_FIRM_CORES, len(_FIRM_CORES), r)
+    names: list[str] = []
+    while len(names) < n:
+        name = _pick(_FIRM_PLACES, r) + cores[len(names) % len(cores)] + _pick(_FIRM_KINDS, r)
+        if name not in names:
+            names.append(name)
+    return names
+
+
+@dataclass
+class _Object:
+    key: str
+    name: str        # without the year
+    unit: str
+    region: str
+    field: str
+    budget: float
+
+
+# Quality propensities by firm profile (multipliers on the mix, in QUALITIES order).
+_PROFILES = ((2.2, 0.5, 0.5, 0.6, 0.6, 0.6),   # careful firm: mostly specific
+             (0.6, 3.0, 0.8, 1.0, 0.8, 1.4),   # template-heavy
+             (0.5, 0.8, 2.4, 2.0, 2.0, 1.2),   # sloppy
+             (1.0, 1.0, 1.0, 1.0, 1.0, 1.0))   # average
+
+
+def generate_corpus(n: int, *, seed: int = 7, firms: int = 12, years: tuple[int, ...] = (2022, 2023, 2024, 2025),
+                    long: bool = False, quality_mix: dict[str, float] | None = None) -> list[SyntheticReport]:
+    """n reports by ``firms`` firms over ``years`` (generated in year order). Some objects are evaluated in
+    consecutive years, so ``recycled`` reports copy last year's report on the same object. Each firm has a
+    quality propensity; the overall mix follows ``quality_mix`` (default ``DEFAULT_MIX``)."""
+    mix = dict(DEFAULT_MIX if quality_mix is None else quality_mix)
+    unknown = set(mix) - set(QUALITIES)
+    if unknown:
+        raise ValueError(f"unknown qualities {sorted(unknown)}")
+    weights = [max(0.0, float(mix.get(q, 0.0))) for q in QUALITIES]
+    if not sum(weights) or n < 0 or firms < 1 or not years:
+        raise ValueError("need n ≥ 0, firms ≥ 1, some years and a positive quality mix")
+    rng = random.Random(seed)
+    r = rng.random
+    years = tuple(sorted(set(years)))
+    names = firm_names(rng, firms)
+    profile_of = _sample([k % len(_PROFILES) for k in range(firms)], firms, r)
+    cum: dict[str, list[float]] = {}
+    propensity = [[m * math.exp(rng.gauss(0, 0.25)) for m in _PROFILES[profile_of[k]]] for k in range(firms)]
+    for qi, quality in enumerate(QUALITIES):
+        running, acc = 0.0, []
+        for k in range(firms):
+            running += propensity[k][qi]
+            acc.append(running)
+        cum[quality] = acc
+    firm_range = range(firms)
+    with_predecessor = [i > 0 and years[i - 1] == year - 1 for i, year in enumerate(years)]
+    recycled_scale = len(years) / max(1, sum(with_predecessor))
+    counter = 0
+
+    def new_object() -> _Object:
+        nonlocal counter
+        counter += 1
+        field = _pick(FIELD_NAMES, r)
+        spec = FIELDS[field]
+        region = _pick(REGIONS, r)
+        base = _pick(spec.objects, r)
+        budget = min(30000.0, max(80.0, math.exp(rng.gauss(math.log(1500), 0.8))))
+        return _Object(f"OBJ{seed}-{counter:05d}", (region + base) if r() < 0.4 else base, region + _pick(spec.depts, r),
+                       region, field, budget)
+
+    reports: list[SyntheticReport] = []
+    previous: dict[str, tuple[_Object, SyntheticReport]] = {}
+    for yi, year in enumerate(years):
+        count = n // len(years) + (1 if yi < n % len(years) else 0)
+        year_weights = list(weights)
+        year_weights[QUALITIES.index("recycled")] *= recycled_scale if with_predecessor[yi] else 0.0
+        if not sum(year_weights):
+            year_weights = list(weights)
+        acc, running = [], 0.0
+        for wgt in year_weights:
+            running += wgt
+            acc.append(running)
+        again = _Pool(list(previous) if with_predecessor[yi] else [], r)
+        current: dict[str, tuple[_Object, SyntheticReport]] = {}
+        for _ in range(count):
+            quality = rng.choices(QUALITIES, cum_weights=acc)[0]
+            before = None
+            if quality == "recycled":
+                key = again.pop()
+                if key is None:
+                    quality = "template"
+                    obj = new_object()
+                else:
+                    obj, before = previous[key]
+            elif len(again) and r() < 0.3:
+                obj = previous[again.pop()][0]
+            else:
+                obj = new_object()
+            if before is not None and r() < 0.75:
+                firm_key = before.firm_key
+            else:
+                firm_key = rng.choices(firm_range, cum_weights=cum[quality])[0]
+            facts = make_facts(rng, object_name=f"{year}年{obj.name}", unit=obj.unit, firm=names[firm_key], region=obj.region,
+                               year=year, field=obj.field, budget_wan=_dec(obj.budget * (0.85 + 0.35 * r()), 2))
+            report = generate_report(rng, facts, quality, firm_key=firm_key, object_key=obj.key,
+                                     template_seed=seed * 1009 + firm_key, previous_text=before.text if before else None,
+                                     long=long)
+            current[obj.key] = (obj, report)
+            reports.append(report)
+        previous = current
+    return reports
+
+
+def to_docx(report: SyntheticReport) -> bytes:
+    """The report as a Word document, with the indicator table after the text."""
+    lines = report.text.split("\n")
+    table = [["一级指标", "二级指标", "权重", "得分"]] + [[str(i.category), i.name, str(i.weight), str(i.score)]
+                                                  for i in report.indicators]
+    return _docx(lines[0], lines[1:], table)

@@ -8,7 +8,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -64,12 +64,12 @@ FEATURES: list[FeatureDef] = [
 FEATURE_KEYS = [f.key for f in FEATURES]
 BY_KEY = {f.key: f for f in FEATURES}
 
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
-_AMOUNT = re.compile(r"(\d+(?:,\d{3})*(?:\.\d+)?)\s*(亿元|万元|元)")
-_PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%|百分之")
-_DATE = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月|\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}\s*月\s*\d{1,2}\s*日")
-_ENTITY = re.compile(r"《[^》]{2,30}》|[\u4e00-\u9fff]{2,8}?(?:乡|镇|村|社区|街道|水厂|小学|中学|学校|医院|卫生院|卫生室|"
-                     r"合作社|公司|园区|灌区|水库|泵站|服务站|幼儿园)")
+# One pass over the digits: each number with what follows it (a unit of money, %, or the rest of a date).
+_NUMBER = re.compile(r"(?<![\d.,])(\d+(?:,\d{3})*(?:\.\d+)?)"
+                     r"(?:\s*(亿元|万元|元|%)|(\s*年\s*\d{1,2}\s*月|[-/.]\d{1,2}[-/.]\d{1,2}|\s*月\s*\d{1,2}\s*日))?")
+_ENTITY_SUFFIX = re.compile(r"乡|镇|村|社区|街道|水厂|小学|中学|学校|医院|卫生院|卫生室|合作社|公司|园区|灌区|水库|泵站|服务站|幼儿园")
+_TITLE = re.compile(r"《[^》]{2,30}》")
+_CJK_CHAR = re.compile(r"[\u4e00-\u9fff]")
 _GENERIC = re.compile(r"进一步|加强|完善|提高|提升|健全|强化|规范|加大|持续|不断|有待|不够|不足|落实|重视")
 _ACTOR = re.compile(r"〔名〕|局|委员会|办公室|财务科|科室|[^学]科(?!学)|项目办|中心|公司|乡|镇|村|街道|政府|学校|医院|卫生院|站")
 _DEADLINE = re.compile(r"年底|月底|季度|前完成|之前|以前|日前|周内|天内|年内")
@@ -116,14 +116,46 @@ def _per_1k(count: int, chars: int) -> float:
     return round(count * 1000 / chars, 2) if chars else 0.0
 
 
-def _amounts_wan(text: str) -> list[Decimal]:
-    values = []
-    for number, unit in _AMOUNT.findall(text):
+@dataclass
+class _Numbers:
+    count: int = 0
+    amounts: list[Decimal] = field(default_factory=list)  # in 万元
+    percents: list[Decimal] = field(default_factory=list)
+    dates: int = 0
+
+
+def _numbers(text: str) -> _Numbers:
+    out = _Numbers()
+    for number, unit, date_rest in _NUMBER.findall(text):
+        out.count += 1
+        if date_rest:
+            out.dates += 1
+            continue
+        if not unit:
+            continue
         try:
-            values.append(Decimal(number.replace(",", "")) * _WAN[unit])
+            value = Decimal(number.replace(",", ""))
         except InvalidOperation:
             continue
-    return values
+        if unit == "%":
+            out.percents.append(value)
+        else:
+            out.amounts.append(value * _WAN[unit])
+    return out
+
+
+def _entities(masked: str) -> set[str]:
+    """Named places and organisations (东风村, 红旗乡卫生院, 《…》 titles) other than the report's own names:
+    the suffix and up to four Chinese characters before it."""
+    found = set(_TITLE.findall(masked))
+    for match in _ENTITY_SUFFIX.finditer(masked):
+        start = match.start()
+        head = start
+        while head > start - 4 and head > 0 and _CJK_CHAR.match(masked, head - 1):
+            head -= 1
+        if start - head >= 2:
+            found.add(masked[head:match.end()])
+    return found
 
 
 def _states(values: list[Decimal], recorded: Decimal | None, tolerance: Decimal) -> bool | None:
@@ -138,14 +170,30 @@ def is_generic(sentence: str) -> bool:
         and not _ACTOR.search(sentence) and not _DEADLINE.search(sentence)
 
 
-def compute(text: str | None, ctx: ScreeningContext, index: CorpusIndex | None) -> Screening:
+@dataclass
+class Prepared:
+    """Everything that needs only the text and its context (the expensive part, run in worker processes
+    by ``screen_in_order``); the copy features need the index and come after."""
+
+    copy_sentences: list[textproc.Sentence]
+    features: dict[str, float | None]
+    chapters: dict[str, dict[str, Any]]
+    gaps: list[str]
+    missing: list[str]
+    duplicated: list[str]
+    keys: np.ndarray
+    signature: np.ndarray
+
+
+def prepare(text: str | None, ctx: ScreeningContext) -> Prepared:
     doc = textproc.parse(text, ctx.chapters, ctx.names)
     body = doc.text
     chars = len(re.sub(r"\s", "", body))
-    masked = textproc.mask_names(body, ctx.names)
+    mask = textproc.NameMask(ctx.names)
+    masked = mask(body)
     copy_sentences = doc.copy_sentences
     keys = np.unique(np.array([s.key for s in copy_sentences], dtype=np.uint64))
-    sig = signature(textproc.shingle_hashes(body, ctx.names))
+    sig = signature(textproc.shingle_hashes(body, mask))
     f: dict[str, float | None] = dict.fromkeys(FEATURE_KEYS)
     chapters: dict[str, dict[str, Any]] = {}
     for s in doc.sentences:
@@ -153,15 +201,66 @@ def compute(text: str | None, ctx: ScreeningContext, index: CorpusIndex | None) 
                                                   "chars": 0})
         row["sentences"] += 1
         row["chars"] += len(s.text)
-
-    # --- copying ---------------------------------------------------------------------------------
-    passages: list[dict[str, Any]] = []
-    most_similar = None
-    near: list[dict[str, Any]] = []
     n = len(copy_sentences)
     if n:
         key_counts = Counter(s.key for s in copy_sentences)
         f["internal_repetition"] = round(sum(c - 1 for c in key_counts.values()) / n, 4)
+    f["unit_voice_share"] = round(sum(1 for s in doc.sentences if ("我" in s.text or "本" in s.text)
+                                      and _UNIT_VOICE.search(s.text)) / len(doc.sentences), 4) if doc.sentences else None
+
+    # --- specificity -------------------------------------------------------------------------------
+    numbers = _numbers(masked)
+    f["numbers_per_1k"] = _per_1k(numbers.count, chars)
+    f["amounts_per_1k"] = _per_1k(len(numbers.amounts), chars)
+    f["percentages_per_1k"] = _per_1k(len(numbers.percents), chars)
+    f["dates_per_1k"] = _per_1k(numbers.dates, chars)
+    f["entities_per_1k"] = _per_1k(len(_entities(masked)), chars)
+    gaps: list[str] = []
+    stated = {
+        "预算": _states(numbers.amounts, ctx.budget_wan, Decimal("0.001")),
+        "实际支出": _states(numbers.amounts, ctx.spent_wan, Decimal("0.001")),
+        "预算执行率": _states(numbers.percents, ctx.execution_rate, Decimal("0.002")),
+    }
+    known = {k: v for k, v in stated.items() if v is not None}
+    if known:
+        f["facts_stated"] = round(sum(1 for v in known.values() if v) / len(known), 4)
+        recorded = {"预算": f"{ctx.budget_wan} 万元", "实际支出": f"{ctx.spent_wan} 万元",
+                    "预算执行率": f"{ctx.execution_rate}%"}
+        gaps += [f"未写明{k}（系统记录为 {recorded[k]}）" for k, v in known.items() if not v]
+    problem_sentences = [s for s in doc.sentences if s.chapter in PROBLEM_CHAPTERS and len(s.text) >= 6]
+    if problem_sentences:
+        generic = [s for s in problem_sentences if is_generic(s.text)]
+        f["generic_advice_share"] = round(len(generic) / len(problem_sentences), 4)
+        if generic:
+            gaps.append(f"问题和建议共 {len(problem_sentences)} 句，其中 {len(generic)} 句没有数字、责任主体或时限，"
+                        f"如“{generic[0].text[:40]}”")
+
+    # --- structure -----------------------------------------------------------------------------------
+    missing: list[str] = []
+    duplicated: list[str] = []
+    if ctx.chapters and any(doc.heading_counts.values()):
+        missing = [c for c, k in doc.heading_counts.items() if k == 0]
+        duplicated = [c for c, k in doc.heading_counts.items() if k > 1]
+        f["missing_chapters"] = float(len(missing))
+        f["duplicated_chapters"] = float(len(duplicated))
+        if ANALYSIS_CHAPTER in doc.heading_counts:
+            f["analysis_chars"] = float(len(doc.chapter_text(ANALYSIS_CHAPTER).replace("\n", "")))
+        if any(c in doc.heading_counts for c in PROBLEM_CHAPTERS):
+            f["problems_chars"] = float(sum(len(doc.chapter_text(c).replace("\n", "")) for c in PROBLEM_CHAPTERS))
+    f["length_chars"] = float(chars)
+    return Prepared(copy_sentences=copy_sentences, features=f, chapters=chapters, gaps=gaps, missing=missing, duplicated=duplicated,
+                    keys=keys, signature=sig)
+
+
+def finish(prepared: Prepared, ctx: ScreeningContext, index: CorpusIndex | None) -> Screening:
+    """The copy features of a prepared text against the stored reports."""
+    f, keys, sig = dict(prepared.features), prepared.keys, prepared.signature
+    chapters = {k: dict(v) for k, v in prepared.chapters.items()}
+    copy_sentences = prepared.copy_sentences
+    n = len(copy_sentences)
+    passages: list[dict[str, Any]] = []
+    most_similar = None
+    near: list[dict[str, Any]] = []
     if index is not None and len(index) and n:
         matches = index.lookup([s.key for s in copy_sentences], kind=ctx.kind, firm_id=ctx.firm_id,
                                engagement_id=ctx.engagement_id, object_key=ctx.object_key, year=ctx.year)
@@ -203,53 +302,44 @@ def compute(text: str | None, ctx: ScreeningContext, index: CorpusIndex | None) 
         for key in ("copy_same_firm", "copy_other_firms", "copy_previous", "boilerplate_share", "max_similarity",
                     "near_duplicate"):
             f[key] = 0.0
-    f["unit_voice_share"] = round(sum(1 for s in doc.sentences if _UNIT_VOICE.search(s.text)) / len(doc.sentences), 4) \
-        if doc.sentences else None
-
-    # --- specificity -------------------------------------------------------------------------------
-    f["numbers_per_1k"] = _per_1k(len(_NUMBER.findall(masked)), chars)
-    f["amounts_per_1k"] = _per_1k(len(_AMOUNT.findall(body)), chars)
-    f["percentages_per_1k"] = _per_1k(len(_PERCENT.findall(body)), chars)
-    f["dates_per_1k"] = _per_1k(len(_DATE.findall(body)), chars)
-    f["entities_per_1k"] = _per_1k(len(set(_ENTITY.findall(masked))), chars)
-    gaps: list[str] = []
-    amounts = _amounts_wan(body)
-    percents = [Decimal(p) for p in re.findall(r"(\d+(?:\.\d+)?)\s*%", body)]
-    stated = {
-        "预算": _states(amounts, ctx.budget_wan, Decimal("0.001")),
-        "实际支出": _states(amounts, ctx.spent_wan, Decimal("0.001")),
-        "预算执行率": _states(percents, ctx.execution_rate, Decimal("0.002")),
-    }
-    known = {k: v for k, v in stated.items() if v is not None}
-    if known:
-        f["facts_stated"] = round(sum(1 for v in known.values() if v) / len(known), 4)
-        recorded = {"预算": f"{ctx.budget_wan} 万元", "实际支出": f"{ctx.spent_wan} 万元",
-                    "预算执行率": f"{ctx.execution_rate}%"}
-        gaps += [f"未写明{k}（系统记录为 {recorded[k]}）" for k, v in known.items() if not v]
-    problem_sentences = [s for s in doc.sentences if s.chapter in PROBLEM_CHAPTERS and len(s.text) >= 6]
-    if problem_sentences:
-        generic = [s for s in problem_sentences if is_generic(s.text)]
-        f["generic_advice_share"] = round(len(generic) / len(problem_sentences), 4)
-        if generic:
-            gaps.append(f"问题和建议共 {len(problem_sentences)} 句，其中 {len(generic)} 句没有数字、责任主体或时限，"
-                        f"如“{generic[0].text[:40]}”")
-
-    # --- structure -----------------------------------------------------------------------------------
-    missing: list[str] = []
-    duplicated: list[str] = []
-    if ctx.chapters and any(doc.heading_counts.values()):
-        missing = [c for c, k in doc.heading_counts.items() if k == 0]
-        duplicated = [c for c, k in doc.heading_counts.items() if k > 1]
-        f["missing_chapters"] = float(len(missing))
-        f["duplicated_chapters"] = float(len(duplicated))
-        if ANALYSIS_CHAPTER in doc.heading_counts:
-            f["analysis_chars"] = float(len(doc.chapter_text(ANALYSIS_CHAPTER).replace("\n", "")))
-        if any(c in doc.heading_counts for c in PROBLEM_CHAPTERS):
-            f["problems_chars"] = float(sum(len(doc.chapter_text(c).replace("\n", "")) for c in PROBLEM_CHAPTERS))
-    f["length_chars"] = float(chars)
     return Screening(features=f, chapters={k: v for k, v in chapters.items() if k}, passages=passages,
-                     most_similar=most_similar, near_duplicates=near, gaps=gaps, missing=missing,
-                     duplicated=duplicated, keys=keys, signature=sig)
+                     most_similar=most_similar, near_duplicates=near, gaps=prepared.gaps, missing=prepared.missing,
+                     duplicated=prepared.duplicated, keys=keys, signature=sig)
+
+
+def compute(text: str | None, ctx: ScreeningContext, index: CorpusIndex | None) -> Screening:
+    """All the features of one text against the index (the index is not changed)."""
+    return finish(prepare(text, ctx), ctx, index)
+
+
+def _prepare_item(item: tuple[str | None, ScreeningContext]) -> Prepared:
+    return prepare(*item)
+
+
+def screen_in_order(items: Iterable[tuple[str | None, ScreeningContext, int, str]], index: CorpusIndex, *,
+                    workers: int = 0, chunk: int = 64) -> Iterator[Screening]:
+    """Screen many texts in order, each against the texts before it, adding each to the index: (text,
+    context, doc_id, label) in, Screening out. With ``workers`` > 0 the text-only work runs in that many
+    helper processes while this one does the lookups in order (on 2 cores: 1 helper)."""
+    items = list(items)
+    pairs = ((text, ctx) for text, ctx, _doc_id, _label in items)
+    pool = None
+    if workers > 0 and len(items) > chunk:
+        import multiprocessing
+
+        pool = multiprocessing.get_context("fork").Pool(workers)
+        prepared: Iterator[Prepared] = pool.imap(_prepare_item, pairs, chunksize=max(1, chunk // workers))
+    else:
+        prepared = map(_prepare_item, pairs)
+    try:
+        for (_text, ctx, doc_id, label), ready in zip(items, prepared):
+            screening = finish(ready, ctx, index)
+            index.add(screening.stored(doc_id, ctx, label))
+            yield screening
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
 
 
 def _passages(sentences: list[textproc.Sentence], matches: list, threshold: int, best: int | None,

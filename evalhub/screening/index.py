@@ -12,22 +12,27 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-from datasketch import LeanMinHash, MinHash, MinHashLSH
+from datasketch import LeanMinHash, MinHashLSH
 
 NUM_PERM = 64
 LSH_THRESHOLD = 0.5
 NEAR_DUPLICATE_JACCARD = 0.5  # verified on the exact sentence keys
 SEED = 20261123
-SCHEME = "affine32"  # datasketch's 32-bit permutation scheme; signatures are stored as uint32
-_TEMPLATE = MinHash(num_perm=NUM_PERM, seed=SEED, hashfunc=int, scheme=SCHEME)
+SCHEME = "affine32"  # the scheme label datasketch's LSH checks; signatures are uint32 minima
+_rng = np.random.default_rng(SEED)
+# Multiply-shift hashing (Dietzfelbinger): odd 64-bit multipliers, 64-bit wrap-around, top 32 bits.
+_A = _rng.integers(1, 2 ** 63, NUM_PERM, dtype=np.uint64) | np.uint64(1)
+_B = _rng.integers(0, 2 ** 63, NUM_PERM, dtype=np.uint64)
 
 
 def signature(shingles: np.ndarray) -> np.ndarray:
-    """The MinHash signature of a set of 32-bit shingle hashes."""
-    m = _TEMPLATE.copy()
-    if len(shingles):
-        m.update_batch(shingles.tolist())
-    return np.asarray(m.hashvalues, dtype=np.uint32)
+    """The MinHash signature of a set of 32-bit shingle hashes: for each of NUM_PERM hash functions, the
+    minimum over the set — vectorised with numpy (datasketch's update_batch loops in Python per item)."""
+    if not len(shingles):
+        return np.full(NUM_PERM, 0xFFFFFFFF, dtype=np.uint32)
+    with np.errstate(over="ignore"):
+        permuted = (shingles.astype(np.uint64)[None, :] * _A[:, None] + _B[:, None]) >> np.uint64(32)
+    return permuted.min(axis=1).astype(np.uint32)
 
 
 def _lean(sig: np.ndarray) -> LeanMinHash:
@@ -130,6 +135,8 @@ class CorpusIndex:
         obj = self._object_ids.get(object_key, -3) if object_key else -3
         year = year or 0
         columns = None
+        alive, kinds, engagements, firms, objects, years = (self._alive, self._kind, self._engagement, self._firm,
+                                                            self._object, self._year)
         for key in keys:
             bucket = self.postings.get(key) if key else None
             if not bucket:
@@ -150,15 +157,11 @@ class CorpusIndex:
             else:
                 match = Match()
                 for number in bucket:
-                    if (not self._alive[number] or self._kind[number] != kind_id
-                            or self._engagement[number] == engagement):
+                    if not alive[number] or kinds[number] != kind_id or engagements[number] == engagement:
                         continue
                     match.frequency += 1
-                    if self._firm[number] == firm:
-                        match.same_firm.append(number)
-                    else:
-                        match.other_firms.append(number)
-                    if self._object[number] == obj and 0 < self._year[number] < year:
+                    (match.same_firm if firms[number] == firm else match.other_firms).append(number)
+                    if objects[number] == obj and 0 < years[number] < year:
                         match.previous.append(number)
             results.append(match if match.frequency else None)
         return results

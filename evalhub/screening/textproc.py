@@ -22,7 +22,12 @@ _PAGE_FURNITURE = re.compile(r"^(第\s*\d+\s*页(\s*[/，,]?\s*共\s*\d+\s*页)?
 _TOC_LINE = re.compile(r"(\.{4,}|…{2,}|·{4,}|-{6,})\s*\d+\s*$")
 _TOC_TITLE = re.compile(r"^目\s*录$")
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
-_SENTENCE_END = re.compile(r"(?<=[。!?;])|\n")
+_SENTENCE_END = re.compile(r"(?<=[。！？；!?;])|\n")
+_CJK = r"\u3000-\u303f\u4e00-\u9fff\uff08\uff09\u201c\u201d"
+# NFKC turns the Chinese comma, colon and brackets into ASCII; put them back beside Chinese text so
+# passages read as the firm wrote them.
+_WIDE = {",": "，", ";": "；", ":": "：", "!": "！", "?": "？", "(": "（", ")": "）"}
+_NARROWED = re.compile(rf"(?<=[{_CJK}])[,;:!?()]|[,;:!?(](?=[{_CJK}])")
 _DIGITS = re.compile(r"\d+(?:[.,]\d+)*")
 _NOT_CONTENT = re.compile(r"[\s\W_]+")
 NAME_MASK = "〔名〕"
@@ -30,11 +35,30 @@ MIN_COPY_CHARS = 12  # shorter sentences ("无。", table cells) say nothing abo
 SHINGLE = 5
 
 
+_KEPT_WIDE = "，；：！？（）"
+_FULL_WIDTH = re.compile(r"[\u3000\uff02-\uff07\uff0a\uff0b\uff0d-\uff19\uff1c-\uff1e\uff20-\uff5e]")
+_KEPT = re.compile(f"[{_KEPT_WIDE}]")
+
+
+def _half(match: re.Match) -> str:
+    ch = match.group(0)
+    return " " if ch == "\u3000" else chr(ord(ch) - 0xFEE0)
+
+
+def _nfkc(text: str) -> str:
+    """NFKC with the Chinese punctuation kept. Fast path: full-width digits, letters and signs are mapped
+    directly; the full normalisation (about 1 ms for a report) runs only when anything else needs it."""
+    text = _FULL_WIDTH.sub(_half, text)
+    if unicodedata.is_normalized("NFKC", _KEPT.sub("", text)):
+        return text
+    return _NARROWED.sub(lambda m: _WIDE[m.group(0)], unicodedata.normalize("NFKC", text))
+
+
 def normalise(text: str | None) -> str:
-    """NFKC (full-width digits and punctuation to half-width), one space between words, page headers,
+    """NFKC (full-width digits, letters and % to half-width; Chinese punctuation kept), one space between words, page headers,
     footers and the table of contents dropped; table rows (one per line from the extractor) kept."""
-    text = unicodedata.normalize("NFKC", text or "").replace("\r\n", "\n").replace("\r", "\n")
-    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    text = _nfkc(text or "").replace("\r\n", "\n").replace("\r", "\n")
+    lines = [line.strip() for line in _SPACES.sub(" ", text).split("\n")]
     lines = [line for line in lines if line]
     # A short line that repeats on many pages is a running header or footer, unless it is a heading.
     repeated = {line for line, n in Counter(lines).items() if n >= 3 and len(line) <= 30 and not heading_numeral(line)}
@@ -77,7 +101,7 @@ def heading_title(line: str, chapters: Sequence[str]) -> str | None:
     return None
 
 
-@dataclass
+@dataclass(slots=True)
 class Sentence:
     text: str
     chapter: str | None
@@ -108,43 +132,75 @@ class Document:
         return "\n".join(c.text for c in self.chapters if c.title == title)
 
 
+class NameMask:
+    """Replaces the report's own names (region, project, budget unit, firm) so a template with the names
+    swapped still matches; longest name first, so a unit name is not half-masked by its region's name."""
+
+    def __init__(self, names: Iterable[str]):
+        self.names = sorted({n.strip() for n in names if n and len(n.strip()) >= 2}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for name in self.names:  # a handful of names: plain replace beats compiling a pattern per report
+            text = text.replace(name, NAME_MASK)
+        return text
+
+
 def mask_names(text: str, names: Iterable[str]) -> str:
-    """Replace the report's own names (region, project, budget unit, firm) so a template with the names
-    swapped still matches; longest first, so a unit name is not half-masked by its region."""
-    for name in sorted({n.strip() for n in names if n and len(n.strip()) >= 2}, key=len, reverse=True):
-        text = text.replace(name, NAME_MASK)
-    return text
+    return NameMask(names)(text)
+
+
+_NOT_CONTENT_KEEP_ENDS = re.compile(r"[^\w。！？；!?;\n]+|_")
+_ENDS = "。！？；!?;"
+_MASK_CORE = NAME_MASK.strip("〔〕")
+
+
+def _key(content: str) -> int:
+    """``content``: a masked sentence with numbers collapsed and only its end punctuation left."""
+    content = content.rstrip(_ENDS)
+    if len(content) - content.count("0") - 2 * content.count(_MASK_CORE) < MIN_COPY_CHARS:
+        return 0
+    return int.from_bytes(blake2b(content.encode("utf-8"), digest_size=8).digest(), "little") >> 1 or 1
+
+
+def _content(masked: str) -> str:
+    return _NOT_CONTENT_KEEP_ENDS.sub("", _DIGITS.sub("0", masked))
 
 
 def copy_key(sentence: str, names: Iterable[str] = ()) -> int:
     """A 63-bit key of the sentence with names masked, every number collapsed and punctuation removed."""
-    masked = _DIGITS.sub("0", mask_names(sentence, names))
-    content = _NOT_CONTENT.sub("", masked)
-    if len(content.replace("0", "").replace(NAME_MASK, "")) < MIN_COPY_CHARS:
-        return 0
-    return int.from_bytes(blake2b(content.encode("utf-8"), digest_size=8).digest(), "little") >> 1 or 1
+    return _key(_content(mask_names(sentence, names)))
 
 
 def parse(text: str | None, chapters: Sequence[str], names: Iterable[str] = ()) -> Document:
     """Normalise, then split into chapters (text before the first heading is the title block) and into
     sentences carrying their chapter and copy key."""
-    names = [n for n in names if n]
+    mask = NameMask(names)
     normalised = normalise(text)
     parts: list[Chapter] = [Chapter(title="")]
     counts = {c: 0 for c in chapters}
+    lines: list[str] = []
     for line in normalised.split("\n"):
         title = heading_title(line, chapters) if line else None
         if title is not None:
+            parts[-1].text = "\n".join(lines) + ("\n" if lines else "")
+            lines = []
             counts[title] += 1
             parts.append(Chapter(title=title))
             continue
-        parts[-1].text += line + "\n"
+        lines.append(line)
+    parts[-1].text = "\n".join(lines) + ("\n" if lines else "")
     sentences: list[Sentence] = []
     for part in parts:
-        for piece in _SENTENCE_END.split(part.text):
+        pieces = _SENTENCE_END.split(part.text)
+        # Mask, collapse numbers and drop punctuation once per chapter, not per sentence; none of it touches
+        # the sentence ends, so the pieces line up with the original ones.
+        masked = _SENTENCE_END.split(_content(mask(part.text)))
+        if len(masked) != len(pieces):
+            masked = [_content(mask(p)) for p in pieces]
+        for piece, masked_piece in zip(pieces, masked):
             piece = piece.strip()
             if piece:
-                sentences.append(Sentence(piece, part.title or None, len(sentences), copy_key(piece, names)))
+                sentences.append(Sentence(piece, part.title or None, len(sentences), _key(masked_piece)))
     return Document(text=normalised, chapters=[p for p in parts if p.title or p.text.strip()],
                     heading_counts=counts, sentences=sentences)
 
@@ -154,10 +210,10 @@ def parse(text: str | None, chapters: Sequence[str], names: Iterable[str] = ()) 
 _P = np.uint64(1_000_003)
 
 
-def shingle_hashes(text: str, names: Iterable[str] = (), k: int = SHINGLE) -> np.ndarray:
+def shingle_hashes(text: str, names: "Iterable[str] | NameMask" = (), k: int = SHINGLE) -> np.ndarray:
     """32-bit hashes of the character k-grams of the masked text (digits collapsed, spaces and
     punctuation removed), computed as one vectorised polynomial hash."""
-    masked = _NOT_CONTENT.sub("", _DIGITS.sub("0", mask_names(text, names)))
+    masked = _NOT_CONTENT.sub("", _DIGITS.sub("0", names(text) if isinstance(names, NameMask) else mask_names(text, names)))
     codes = np.frombuffer(masked.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     if len(codes) < k:
         return np.zeros(0, dtype=np.uint64)
@@ -168,4 +224,4 @@ def shingle_hashes(text: str, names: Iterable[str] = (), k: int = SHINGLE) -> np
         h ^= h >> np.uint64(29)
         h *= np.uint64(0xBF58476D1CE4E5B9)
         h ^= h >> np.uint64(32)
-    return np.unique(h & np.uint64(0xFFFFFFFF))
+    return h & np.uint64(0xFFFFFFFF)  # repeats are harmless: MinHash keeps minima
