@@ -217,3 +217,18 @@ def test_a_firm_never_sees_a_score(world):
     assert db.session.execute(permissions.scope(world.firm_user, sa.select(ReportScreening), ReportScreening)).all() == []
     with pytest.raises(PermissionDenied):
         S.screen_text("进一步加强管理。", world.firm_user)
+
+
+def test_cli_train_prints_the_metrics_and_rescreen_counts(world, app, monkeypatch):
+    _template_pair(world)
+    db.session.commit()
+    runner = app.test_cli_runner()
+    refused = runner.invoke(args=["evalhub", "screening", "train"])
+    assert refused.exit_code == 2 and "规则评分" in refused.output
+    monkeypatch.setattr(S, "labelled_frame", lambda: _synthetic_frame())
+    result = runner.invoke(args=["evalhub", "screening", "train"])
+    assert result.exit_code == 0, result.output
+    assert "待启用" in result.output and "ROC-AUC" in result.output and "最佳单一特征" in result.output
+    assert S.active_model() == (None, None)  # training never activates
+    result = runner.invoke(args=["evalhub", "screening", "rescreen", "--year", "2025"])
+    assert result.exit_code == 0 and "已重新筛查 2 份" in result.output
