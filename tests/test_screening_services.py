@@ -232,3 +232,24 @@ def test_cli_train_prints_the_metrics_and_rescreen_counts(world, app, monkeypatc
     assert S.active_model() == (None, None)  # training never activates
     result = runner.invoke(args=["evalhub", "screening", "rescreen", "--year", "2025"])
     assert result.exit_code == 0 and "已重新筛查 2 份" in result.output
+
+
+def test_the_app_refuses_an_incompatible_active_model_at_start_and_says_why(world, app, monkeypatch, caplog):
+    from pathlib import Path
+
+    monkeypatch.setattr(S, "labelled_frame", lambda: _synthetic_frame())
+    model = S.train_model(world.region_admin)
+    S.promote(model, world.region_admin)
+    db.session.commit()
+    path = Path(app.config["MODELS_DIR"]) / model.artefact.replace(".joblib", ".json")
+    card = json.loads(path.read_text(encoding="utf-8"))
+    card["versions"]["scikit-learn"] = "1.0.2"
+    path.write_text(json.dumps(card), encoding="utf-8")
+    S.forget_cache()  # a new process
+    with caplog.at_level("ERROR"):
+        S.load_active_model_at_start(app)
+    assert "报告筛查模型不可用" in caplog.text and "scikit-learn 1.0.2" in caplog.text
+    model_obj, problem = S.active_model()
+    assert model_obj is None and "重新训练" in problem
+    _e, s = upload_report(world, report_text("饮水安全工程", "巴州统计局", world.firm.name), name="饮水安全工程")
+    assert S.screening_for(s).method == RiskMethod.RULE  # uploads fall back to the rule score

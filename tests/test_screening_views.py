@@ -198,6 +198,12 @@ def test_a_flag_becomes_a_targeted_case_once(client, login, world):
     card = text(client.get(f"/screening/{c.id}"))
     assert 'data-testid="case-link"' in card and 'data-testid="open-case"' not in card
 
+    # The inspected firm sees the case and its trigger, never the risk, the rank or the reasons.
+    login(world.firm_user)
+    firm_page = text(client.get(f"/inspections/{inspection.id}"))
+    assert "根据报告质量筛查提示立案" in firm_page
+    assert "风险" not in firm_page and "筛查#" not in firm_page and c.reasons[0]["text"] not in firm_page
+
 
 # --- who is refused -------------------------------------------------------------------------------
 
