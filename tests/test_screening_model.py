@@ -63,3 +63,37 @@ def test_copy_features_separate_template_reuse_from_specific_reports():
     assert means.loc["unit_summary", "unit_voice_share"] > means.loc["specific", "unit_voice_share"] + 0.05
     assert means.loc["specific", "numbers_per_1k"] > means.loc["generic", "numbers_per_1k"]
     assert set(by_quality.groups) >= {"specific", "template", "generic", "missing_chapters", "unit_summary", "recycled"}
+
+
+def test_stock_phrase_summaries_agree_with_scanning_the_postings():
+    """Sentences found in many reports are answered from running counts; the answer must be the one a
+    full scan gives (with discarded reports and other versions of the same engagement left out)."""
+    from evalhub.screening.index import COMMON
+
+    corpus = sorted(generate_corpus(420, seed=21), key=lambda r: r.submitted_on)
+    index = CorpusIndex()
+    contexts = []
+    for number, report in enumerate(corpus, start=1):
+        facts = report.facts
+        ctx = ScreeningContext(names=[facts.object_name, facts.unit, facts.firm, facts.region], firm_id=report.firm_key,
+                               engagement_id=number % 400, object_key=report.object_key, year=facts.year,
+                               chapters=REPORT_CHAPTERS)
+        index.add(compute(report.text, ctx, None).stored(number, ctx, facts.firm))
+        contexts.append(ctx)
+    for doc_id in range(3, 60, 7):
+        index.discard(doc_id)
+    assert any(len(bucket) >= COMMON for bucket in index.postings.values())
+    compared = 0
+    for number in range(380, 420):
+        ctx, keys = contexts[number], index.reports[index.slot[number + 1]].keys.tolist()
+        args = dict(kind="report", firm_id=ctx.firm_id, engagement_id=ctx.engagement_id, object_key=ctx.object_key,
+                    year=ctx.year)
+        fast = index.lookup(keys, list_limit=5, **args)
+        exact = index.lookup(keys, **args)
+        for a, b in zip(fast, exact):
+            assert (a is None) == (b is None)
+            if a is not None:
+                assert (a.frequency, bool(a.same_firm), bool(a.other_firms), bool(a.previous)) == \
+                    (b.frequency, bool(b.same_firm), bool(b.other_firms), bool(b.previous))
+                compared += a.frequency >= COMMON
+    assert compared > 50  # the summaries were really used

@@ -262,9 +262,10 @@ def finish(prepared: Prepared, ctx: ScreeningContext, index: CorpusIndex | None)
     most_similar = None
     near: list[dict[str, Any]] = []
     if index is not None and len(index) and n:
-        matches = index.lookup([s.key for s in copy_sentences], kind=ctx.kind, firm_id=ctx.firm_id,
-                               engagement_id=ctx.engagement_id, object_key=ctx.object_key, year=ctx.year)
         threshold = index.boilerplate_threshold(ctx.kind)
+        matches = index.lookup([s.key for s in copy_sentences], kind=ctx.kind, firm_id=ctx.firm_id,
+                               engagement_id=ctx.engagement_id, object_key=ctx.object_key, year=ctx.year,
+                               list_limit=threshold)
         same = other = previous = boiler = 0
         per_report: Counter[int] = Counter()
         for s, m in zip(copy_sentences, matches):

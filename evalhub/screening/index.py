@@ -62,6 +62,27 @@ class Match:
     frequency: int = 0
 
 
+COMMON = 64  # a sentence in this many reports gets a running summary, so lookups need not scan its postings
+
+
+class _Common:
+    """Running counts for a sentence found in many reports of one kind: how many, by which firms, and the
+    budget years per evaluated object."""
+
+    __slots__ = ("count", "firms", "objects")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.firms: Counter[int] = Counter()
+        self.objects: dict[int, Counter[int]] = {}
+
+    def change(self, firm: int, obj: int, year: int, step: int) -> None:
+        self.count += step
+        self.firms[firm] += step
+        if obj >= 0:
+            self.objects.setdefault(obj, Counter())[year] += step
+
+
 class CorpusIndex:
     def __init__(self) -> None:
         self.reports: list[StoredReport | None] = []
@@ -75,7 +96,10 @@ class CorpusIndex:
         self._kind = array("i")
         self._alive = array("b")
         self._object_ids: dict[str, int] = {}
+        self._signatures = np.empty((0, NUM_PERM), dtype=np.uint32)  # row = dense number, grown by doubling
         self._kind_ids: dict[str, int] = {}
+        self._common: dict[tuple[int, int], _Common] = {}  # (kind id, key) → summary, for keys in COMMON+ reports
+        self._by_engagement: dict[int, list[int]] = {}
         self.lsh: dict[str, MinHashLSH] = {}
         self.generation = 0
         self.count_by_kind: Counter[str] = Counter()
@@ -95,16 +119,33 @@ class CorpusIndex:
         self._year.append(report.year or 0)
         self._kind.append(self._kind_ids.setdefault(report.kind, len(self._kind_ids)))
         self._alive.append(1)
+        self._by_engagement.setdefault(report.engagement_id or -1, []).append(number)
+        kind_id, firm, obj, year = self._kind[number], self._firm[number], self._object[number], self._year[number]
         for key in report.keys.tolist():
             bucket = self.postings.get(key)
             if bucket is None:
                 self.postings[key] = array("i", (number,))
-            else:
-                bucket.append(number)
+                continue
+            bucket.append(number)
+            if len(bucket) > COMMON:
+                common = self._common.get((kind_id, key))
+                if common is None:
+                    common = self._common[(kind_id, key)] = _Common()
+                common.change(firm, obj, year, 1)
+            elif len(bucket) == COMMON:
+                for n in bucket:  # the summary starts from everything stored so far
+                    if self._alive[n]:
+                        self._common.setdefault((self._kind[n], key), _Common()).change(
+                            self._firm[n], self._object[n], self._year[n], 1)
         lsh = self.lsh.get(report.kind)
         if lsh is None:
             lsh = self.lsh[report.kind] = MinHashLSH(threshold=LSH_THRESHOLD, num_perm=NUM_PERM)
         lsh.insert(number, _lean(report.signature))
+        if number >= len(self._signatures):
+            grown = np.empty((max(1024, 2 * len(self._signatures)), NUM_PERM), dtype=np.uint32)
+            grown[:len(self._signatures)] = self._signatures
+            self._signatures = grown
+        self._signatures[number] = report.signature
         self.count_by_kind[report.kind] += 1
         self.generation += 1
 
@@ -117,6 +158,11 @@ class CorpusIndex:
         self.reports[number] = None
         self._alive[number] = 0
         if report is not None:
+            for key in report.keys.tolist():
+                common = self._common.get((self._kind[number], key))
+                if common is not None:
+                    common.change(self._firm[number], self._object[number], self._year[number], -1)
+            self._by_engagement.get(report.engagement_id or -1, []).remove(number)
             self.lsh[report.kind].remove(number)
             self.count_by_kind[report.kind] -= 1
         self.generation += 1
@@ -126,8 +172,9 @@ class CorpusIndex:
         return max(5, self.count_by_kind[kind] // 200)
 
     def lookup(self, keys: list[int], *, kind: str, firm_id: int | None, engagement_id: int | None,
-               object_key: str | None, year: int | None) -> list[Match | None]:
-        """For each key, where else it occurs (other versions of the same engagement excluded)."""
+               object_key: str | None, year: int | None, list_limit: int = 1 << 30) -> list[Match | None]:
+        """For each key, where else it occurs (other versions of the same engagement excluded). Keys found
+        in ``list_limit`` reports or more list only a few of them (their frequency is exact)."""
         results: list[Match | None] = []
         kind_id = self._kind_ids.get(kind, -3)
         firm = firm_id if firm_id is not None else -2
@@ -142,6 +189,11 @@ class CorpusIndex:
             if not bucket:
                 results.append(None)
                 continue
+            if len(bucket) >= COMMON and len(bucket) >= list_limit:
+                match = self._summary(key, kind_id, firm, engagement, obj, year, list_limit)
+                if match is not False:
+                    results.append(match)
+                    continue
             if len(bucket) > 24:
                 if columns is None:
                     columns = [np.frombuffer(c, dtype=t) for c, t in (
@@ -152,8 +204,11 @@ class CorpusIndex:
                 numbers = numbers[(a[numbers] == 1) & (k[numbers] == kind_id) & (e[numbers] != engagement)]
                 same = f[numbers] == firm
                 previous = (o[numbers] == obj) & (y[numbers] < year) & (y[numbers] > 0)
-                match = Match(same_firm=numbers[same].tolist(), other_firms=numbers[~same].tolist(),
-                              previous=numbers[previous].tolist(), frequency=len(numbers))
+                # A stock phrase can sit in thousands of reports: callers need whether it occurs in each
+                # group and how often, and the reports themselves only for rarer sentences.
+                cap = None if len(numbers) < list_limit else 8
+                match = Match(same_firm=numbers[same][:cap].tolist(), other_firms=numbers[~same][:cap].tolist(),
+                              previous=numbers[previous][:cap].tolist(), frequency=len(numbers))
             else:
                 match = Match()
                 for number in bucket:
@@ -166,17 +221,46 @@ class CorpusIndex:
             results.append(match if match.frequency else None)
         return results
 
-    def near_duplicates(self, keys: np.ndarray, sig: np.ndarray, *, kind: str,
-                        engagement_id: int | None) -> list[tuple[int, float]]:
-        """LSH candidates verified by the exact Jaccard similarity of their sentence keys."""
+    def _summary(self, key: int, kind_id: int, firm: int, engagement: int, obj: int, year: int,
+                 list_limit: int) -> "Match | None | bool":
+        """A stock phrase's match from its running summary (constant time); False when, after leaving out
+        the engagement's own versions, it is rarer than ``list_limit`` and needs the exact lookup."""
+        common = self._common.get((kind_id, key))
+        if common is None:
+            return None
+        own = 0
+        for number in self._by_engagement.get(engagement, ()):
+            keys = self.reports[number].keys
+            at = int(np.searchsorted(keys, np.uint64(key)))
+            own += at < len(keys) and int(keys[at]) == key and self._kind[number] == kind_id
+        frequency = common.count - own
+        if frequency < list_limit:
+            return False
+        same = common.firms.get(firm, 0) - own
+        years = common.objects.get(obj) if obj >= 0 else None
+        previous = bool(years) and any(0 < y < year and c > 0 for y, c in years.items())
+        # Only whether each group has the phrase matters for a stock phrase: one placeholder stands for it.
+        return Match(same_firm=[-1] if same > 0 else [], other_firms=[-1] if frequency - same > 0 else [],
+                     previous=[-1] if previous else [], frequency=frequency)
+
+    def near_duplicates(self, keys: np.ndarray, sig: np.ndarray, *, kind: str, engagement_id: int | None,
+                        verify: int = 10) -> list[tuple[int, float]]:
+        """LSH candidates verified by the exact Jaccard similarity of their sentence keys. Stock-phrase
+        reports can make thousands of candidates: they are ranked by the Jaccard their signatures estimate
+        (one vectorised comparison) and only the ``verify`` most similar are checked exactly."""
         lsh = self.lsh.get(kind)
         if lsh is None or not len(keys):
             return []
+        candidates = [n for n in lsh.query(_lean(sig)) if self.reports[n] is not None
+                      and (engagement_id is None or self.reports[n].engagement_id != engagement_id)]
+        if not candidates:
+            return []
+        numbers = np.asarray(candidates, dtype=np.int64)
+        estimated = (self._signatures[numbers] == sig).mean(axis=1)
+        keep = numbers[np.argsort(-estimated, kind="stable")[:verify]]
         found = []
-        for number in lsh.query(_lean(sig)):
+        for number in keep.tolist():
             report = self.reports[number]
-            if report is None or (engagement_id is not None and report.engagement_id == engagement_id):
-                continue
             inter = len(np.intersect1d(keys, report.keys, assume_unique=True))
             union = len(keys) + len(report.keys) - inter
             jaccard = inter / union if union else 0.0
