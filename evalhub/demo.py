@@ -647,6 +647,10 @@ def load_demo(echo: Callable[[str], object] = print) -> str:
         from evalhub.demo_engagements import load_engagements
 
         loader.created += load_engagements(echo)
+        from evalhub.demo_screening import load_screening_archive
+
+        # before credit and supervision: the 2023–2025 ratings and the random campaign include the archive
+        loader.created += load_screening_archive(echo)
         from evalhub.demo_supervision import load_credit_and_supervision
 
         loader.created += load_credit_and_supervision(echo)

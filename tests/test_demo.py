@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from evalhub.core.audit import verify_chain
 from evalhub.core.enums import Role
 from evalhub.core.models import AuditEvent, Bureau, BudgetUnit, User
+from evalhub.core.timeutil import utcnow
 from evalhub.demo import ACCOUNT_NAMES, DEMO_PASSWORD, load_demo
 from evalhub.extensions import db
 from evalhub.registry import services as registry
@@ -98,6 +99,52 @@ def test_demo_loads_is_idempotent_and_keeps_the_audit_chain(app, app_ctx):
     assert campaign.status == CampaignStatus.RESULTS_PUBLISHED and campaign.inspections
     triggers = set(db.session.execute(sa.select(Inspection.trigger)).scalars())
     assert {Trigger.RANDOM, Trigger.COMPLAINT, Trigger.LOW_SCORE} <= triggers
+
+    # the migrated archive: a realistic screening queue, flag cards, labels and an active model
+    from evalhub.review.models import EvaluationResult, ReviewPanel, Submission, SubmissionKind
+    from evalhub.screening import services as screening
+    from evalhub.screening.models import ModelStatus, ScreeningModel
+    from evalhub.supervision.models import InspectionStatus
+
+    archived = db.session.execute(sa.select(Engagement).where(Engagement.reference.like("%-A%"))).scalars().all()
+    assert 200 <= len(archived) <= 280 and all(e.state == EngagementState.ARCHIVED for e in archived)
+    assert {e.bureau.code for e in archived} == {"650000", "652800", "652801", "652822", "653227"}
+    assert {e.year for e in archived} == {2023, 2024, 2025}
+    archived_ids = [e.id for e in archived]
+    assert db.session.execute(sa.select(sa.func.count(EvaluationResult.id)).where(
+        EvaluationResult.engagement_id.in_(archived_ids))).scalar_one() == len(archived)
+    first_rounds = db.session.execute(sa.select(ReviewPanel).where(
+        ReviewPanel.engagement_id.in_(archived_ids), ReviewPanel.round == 1)).scalars().all()
+    assert len(first_rounds) == len(archived) and {p.passed for p in first_rounds} == {True, False}
+    assert all(len(p.invitations) == 5 and all(i.review.total is not None for i in p.invitations) for p in first_rounds[:20])
+    oldest, newest = db.session.execute(sa.select(sa.func.min(Submission.submitted_at), sa.func.max(Submission.submitted_at))
+                                        .where(Submission.engagement_id.in_(archived_ids))).one()
+    assert oldest.year == 2024 and newest.year == 2026 and newest < utcnow()
+
+    staff = users["bz.staff"]
+    entries = screening.queue(staff, year=2025)
+    assert len(entries) >= 60
+    top = entries[0]
+    assert top.flagged and top.screening.reasons
+    cards = [screening.flag_card(e.screening, staff) for e in entries[:10]]
+    assert any(card["passages"] for card in cards)
+    assert all(card["model_problem"] is None for card in cards)
+    model = db.session.execute(sa.select(ScreeningModel).where(ScreeningModel.status == ModelStatus.ACTIVE)).scalar_one()
+    metrics = model.card["metrics"]
+    assert metrics["average_precision"] is not None and metrics["roc_auc"] is not None
+    assert metrics["precision_at_budget"] is not None and model.card["labels"]["from_inspections"] >= 4
+    top_report = next(e.screening for e in entries if e.screening.kind == SubmissionKind.REPORT)
+    assert top_report.method.value == "model" and top_report.model_version == model.version
+    frame = screening.labelled_frame()
+    assert len(frame) >= 150 and 0 < frame["label"].sum() < len(frame)
+    flags = db.session.execute(sa.select(Inspection).where(Inspection.trigger == Trigger.SCREENING_FLAG)).scalars().all()
+    answers = [(i.checklist or {}).get("report_original", {}).get("ok") for i in flags if i.status == InspectionStatus.CLOSED]
+    assert sorted(answers) == [False, False, False, True]
+    assert any(i.status != InspectionStatus.CLOSED for i in flags)
+    assert db.session.execute(sa.select(sa.func.count()).select_from(Submission).where(
+        Submission.kind == SubmissionKind.REPORT)).scalar_one() == db.session.execute(
+        sa.select(sa.func.count()).select_from(screening.ReportScreening).where(
+            screening.ReportScreening.kind == SubmissionKind.REPORT)).scalar_one()
 
     report = verify_chain()
     assert report.ok, report.problem
