@@ -47,7 +47,6 @@ from xml.sax.saxutils import escape
 
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
-from threadpoolctl import threadpool_limits
 
 from evalhub.core import audit, draws, files
 from evalhub.core.enums import Field, Role
@@ -756,15 +755,12 @@ def load_screening_archive(echo: Callable[[str], object] = print) -> int:
     copied, found_ok = _inspect([(s, False) for s in flagged] + [(clean, True)], quality_of, firm_users, staff)
     labels = len(S.labelled_frame())
     model = None
-    # One thread: a few hundred rows train in half a second; with two OpenMP threads on a busy two-core
-    # machine the gradient boosting's thread barriers make it take tens of seconds.
-    with threadpool_limits(1):
-        try:
-            model = S.train_model(region_admin)
-        except learning.NotEnoughLabels as exc:
-            echo(f"演示数据：未训练模型，继续使用规则评分：{exc}")
-        if model is not None:
-            S.promote(model, region_admin)
+    try:  # learning.train runs on one thread (see there)
+        model = S.train_model(region_admin)
+    except learning.NotEnoughLabels as exc:
+        echo(f"演示数据：未训练模型，继续使用规则评分：{exc}")
+    if model is not None:
+        S.promote(model, region_admin)
     if model is not None:
         m = model.card["metrics"]
         echo(f"演示数据：已启用报告筛查模型 {model.version}（{model.card['algorithm_label']}；标注 {labels} 份；"

@@ -27,6 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from evalhub.screening.features import BY_KEY, FEATURE_KEYS, FEATURES
 
@@ -139,6 +140,14 @@ def train(frame: pd.DataFrame, *, budget: float = DEFAULT_BUDGET,
           progress: Callable[[int, int, str], None] | None = None) -> TrainingResult:
     """``frame``: FEATURE_KEYS columns plus ``label`` (0/1), ``at`` (when submitted), ``source``
     (panel / inspection) and ``random`` (labelled by a random inspection)."""
+    # One thread: the data are small, and OpenMP threads fighting the web server or the worker for two cores
+    # made a half-second fit take half a minute.
+    with threadpool_limits(limits=1):
+        return _train(frame, budget=budget, progress=progress)
+
+
+def _train(frame: pd.DataFrame, *, budget: float,
+           progress: Callable[[int, int, str], None] | None) -> TrainingResult:
     step = (lambda done, msg: progress(done, 6, msg)) if progress else (lambda done, msg: None)
     frame = frame.sort_values("at", kind="stable").reset_index(drop=True)
     y_all = frame["label"].astype(int).to_numpy()
