@@ -1,6 +1,6 @@
 """Benchmark: report screening at a province's scale.
 
-Generates a synthetic corpus (``evalhub.screening.corpus``, long reports of about 8,000 characters), then
+Generates a synthetic corpus (``evalhub.demo.corpus``, long reports of about 8,000 characters), then
 prints, on this machine:
 
 1. corpus generation time (not part of screening, for reference);
@@ -39,7 +39,7 @@ import pandas as pd  # noqa: E402
 
 from evalhub.review.services import REPORT_CHAPTERS  # noqa: E402
 from evalhub.screening import learning  # noqa: E402
-from evalhub.screening.corpus import generate_corpus  # noqa: E402
+from evalhub.demo.corpus import generate_corpus  # noqa: E402
 from evalhub.screening.features import FEATURE_KEYS, ScreeningContext, compute, screen_in_order  # noqa: E402
 from evalhub.screening.index import CorpusIndex  # noqa: E402
 

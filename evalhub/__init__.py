@@ -84,13 +84,6 @@ def _register_blueprints(app: Flask) -> None:
     from evalhub.screening.views import bp as screening_bp
     from evalhub.supervision.views import bp as supervision_bp
 
-    import evalhub.credit.api  # noqa: F401  (adds the credit rating routes to the API blueprint)
-    import evalhub.procurement.api  # noqa: F401  (adds the procurement routes to the API blueprint)
-    import evalhub.registry.api  # noqa: F401  (adds the registry routes to the API blueprint)
-    import evalhub.review.api  # noqa: F401  (adds the review routes to the API blueprint)
-    import evalhub.screening.api  # noqa: F401  (adds the screening routes to the API blueprint)
-    import evalhub.supervision.api  # noqa: F401  (adds the supervision routes to the API blueprint)
-
     app.register_blueprint(core_bp)
     app.register_blueprint(registry_bp)
     app.register_blueprint(procurement_bp)
@@ -128,7 +121,7 @@ def _wants_json() -> bool:
 
 
 def _register_error_handlers(app: Flask) -> None:
-    from evalhub.api import api_error
+    from evalhub.core.api import api_error
 
     @app.errorhandler(DomainError)
     def domain_error(err: DomainError):

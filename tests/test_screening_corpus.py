@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 
 from evalhub.review.services import REPORT_CHAPTERS, find_chapters
-from evalhub.screening import corpus as C
+from evalhub.demo import corpus as C
 from evalhub.screening.textproc import heading_title
 
 SPLIT = re.compile(r"[。！？\n]")
@@ -262,7 +262,7 @@ def test_docx_carries_text_and_indicator_table(by_quality):
 
 
 def test_demo_report_uses_the_corpus_generator():
-    from evalhub.demo_documents import report
+    from evalhub.demo.documents import report
 
     kwargs = dict(object_name="巴州水利局水库除险加固政府采购项目", unit="巴州水利局", firm="新疆天衡会计师事务所有限公司",
                   year=2024, amount_wan=Decimal("5300.00"))

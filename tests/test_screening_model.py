@@ -9,7 +9,7 @@ import pandas as pd
 
 from evalhub.review.services import REPORT_CHAPTERS
 from evalhub.screening import learning
-from evalhub.screening.corpus import generate_corpus
+from evalhub.demo.corpus import generate_corpus
 from evalhub.screening.features import FEATURE_KEYS, ScreeningContext, compute
 from evalhub.screening.index import CorpusIndex
 

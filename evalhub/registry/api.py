@@ -14,8 +14,8 @@ from flask import jsonify, request
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from evalhub.api import api_user, json_body, list_schema, operation, page_args, schema
-from evalhub.api.common import (
+from evalhub.core.api import api_user, json_body, list_schema, operation, page_args, schema
+from evalhub.core.apiutil import (
     BUREAU_REF, NULLABLE_DATE, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, bureau_arg, bureau_ref,
     choice_description, date_str, datetime_str, enum_arg, labeled, labeled_schema, listing, paginate, query, raise_if,
     text_field,

@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from flask import jsonify, request
 from sqlalchemy.orm import selectinload
 
-from evalhub.api import api_user, json_body, list_schema, operation, page_args, schema
-from evalhub.api.common import (
+from evalhub.core.api import api_user, json_body, list_schema, operation, page_args, schema
+from evalhub.core.apiutil import (
     INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, bureau_arg, datetime_str, enum_arg, labeled,
     labeled_definition, labeled_schema, listing, nullable, number, paginate, query, raise_if,
 )

@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import jsonify, request
 
-from evalhub.api import api_user, json_body, list_schema, operation, page_args, schema
-from evalhub.api.common import (
+from evalhub.core.api import api_user, json_body, list_schema, operation, page_args, schema
+from evalhub.core.apiutil import (
     INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, datetime_str, listing, query, raise_if,
     text_field,
 )

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from flask import jsonify, request
 from sqlalchemy.orm import selectinload
 
-from evalhub.api import api_user, list_schema, operation, page_args, schema
-from evalhub.api.common import (
+from evalhub.core.api import api_user, list_schema, operation, page_args, schema
+from evalhub.core.apiutil import (
     BUREAU_REF, INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, bureau_arg, bureau_ref,
     choice_description, datetime_str, enum_arg, labeled, labeled_definition, labeled_schema, listing, nullable,
     paginate, query,

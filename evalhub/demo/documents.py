@@ -1,6 +1,6 @@
 """Generated Chinese work plans and evaluation reports for the demo data.
 
-The reports come from the one report generator, ``evalhub.screening.corpus`` (the 财预〔2020〕10号 outline,
+The reports come from the one report generator, ``evalhub.demo.corpus`` (the 财预〔2020〕10号 outline,
 an indicator table whose arithmetic holds, and a quality: *specific* — numbers, dates, actors, findings tied
 to the object — or the generic "进一步加强…" prose bureaus complain about, seed 001, among others).
 Deterministic for a given seed. All content is invented.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from evalhub.review.services import IndicatorInput
-from evalhub.screening.corpus import (  # noqa: F401  (re-exported: other modules import them from here)
+from evalhub.demo.corpus import (  # noqa: F401  (re-exported: other modules import them from here)
     GENERIC_ADVICE as BOILERPLATE_ADVICE,
     GENERIC_PROBLEMS as BOILERPLATE_PROBLEMS,
     _docx,

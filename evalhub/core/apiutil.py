@@ -12,7 +12,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from flask import jsonify, request
 
-from evalhub.api import schema
+from evalhub.core.api import schema
 from evalhub.core.enums import LabeledEnum
 from evalhub.core.errors import ValidationFailed
 from evalhub.core.models import Bureau

@@ -6,7 +6,7 @@ system: about 230 engagements of budget years 2023–2025 at 巴州 (most), 库�
 自治区, each with its report(s), expert panels, result and the commissioner's rating of the firm — so the
 screening queue, the flag cards and the model pages have realistic years of reports on `make run`.
 
-- Every report comes from the one report generator (``evalhub.screening.corpus``). Each firm has a quality
+- Every report comes from the one report generator (``evalhub.demo.corpus``). Each firm has a quality
   propensity (careful, template-heavy, sloppy or average), so the queue shows a firm's template reused
   across its reports; objects evaluated in consecutive years let ``recycled`` reports copy last year's.
   Firms are chosen as the eligibility rules would allow (usable library, field, recusal, yearly cap,
@@ -67,7 +67,7 @@ from evalhub.review.models import (
     CommissionerRating, EvaluationResult, Grade, IndicatorCategory, InvitationStatus, PanelInvitation, PanelStatus, ReportIndicator,
     Review, ReviewPanel, ReviewScore, ReviewStatus, RubricKind, Submission, SubmissionKind,
 )
-from evalhub.screening.corpus import QUALITIES, SyntheticReport, generate_report, make_facts
+from evalhub.demo.corpus import QUALITIES, SyntheticReport, generate_report, make_facts
 
 SEED = 20260301
 PASSWORD = "evalhub-demo"

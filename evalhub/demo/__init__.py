@@ -644,14 +644,14 @@ def load_demo(echo: Callable[[str], object] = print) -> str:
         experts = loader.experts(plan.experts)
         loader.member_accounts(experts)
         db.session.commit()
-        from evalhub.demo_engagements import load_engagements
+        from evalhub.demo.engagements import load_engagements
 
         loader.created += load_engagements(echo)
-        from evalhub.demo_screening import load_screening_archive
+        from evalhub.demo.screening import load_screening_archive
 
         # before credit and supervision: the 2023–2025 ratings and the random campaign include the archive
         loader.created += load_screening_archive(echo)
-        from evalhub.demo_supervision import load_credit_and_supervision
+        from evalhub.demo.supervision import load_credit_and_supervision
 
         loader.created += load_credit_and_supervision(echo)
         if loader.created:

@@ -21,7 +21,7 @@ from evalhub.core.enums import Field, Role
 from evalhub.core.models import Bureau, BudgetUnit, User
 from evalhub.core.services import create_user
 from evalhub.core.timeutil import utcnow
-from evalhub.demo_documents import report as make_report, work_plan as make_work_plan
+from evalhub.demo.documents import report as make_report, work_plan as make_work_plan
 from evalhub.extensions import db
 from evalhub.procurement import eligibility, services as P, workflow
 from evalhub.procurement.models import (

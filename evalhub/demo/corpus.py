@@ -1,6 +1,6 @@
 """A deterministic synthetic corpus of Chinese performance-evaluation reports (绩效评价报告) at varying quality.
 
-One report generator for the code base: the demo data (``evalhub.demo_documents.report``), the tests of the
+One report generator for the code base: the demo data (``evalhub.demo.documents.report``), the tests of the
 report-screening model and its benchmark all draw from here. Every report follows the 财预〔2020〕10号
 outline (the eight ``REPORT_CHAPTERS``, headed "一、基本情况" …) and carries an indicator table whose
 arithmetic holds (weights sum to 100, outputs + benefits ≥ 60, scores within weights, total = sum, grade band).
