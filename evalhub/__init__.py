@@ -58,22 +58,28 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     return app
 
 
+# Each domain, in level order. Importing a domain's modules registers what it adds to the spines below it:
+# its models (so metadata and Alembic see the whole schema), its rows and actions in core.permissions, its
+# job kinds and hourly tasks in core.jobs, its state-machine requirements and hooks in procurement.workflow,
+# its eligibility checks and upload hooks. A lower module never imports a higher one (tests/test_layers.py).
+DOMAINS = ("registry", "procurement", "review", "supervision", "credit", "screening")
+
+
 def _import_models() -> None:
-    # Every model module, so metadata (and Alembic) sees the whole schema.
+    import importlib
+
     import evalhub.core.models  # noqa: F401
-    import evalhub.registry.models  # noqa: F401
-    import evalhub.registry.imports  # noqa: F401  (registers the import job kinds)
-    import evalhub.procurement.models  # noqa: F401
-    import evalhub.procurement.imports  # noqa: F401  (registers the plan import job kind)
-    import evalhub.review.models  # noqa: F401
-    import evalhub.credit.models  # noqa: F401
-    import evalhub.credit.services  # noqa: F401  (registers the credit.compute job kind)
-    import evalhub.supervision.models  # noqa: F401
-    import evalhub.screening.models  # noqa: F401
-    import evalhub.screening.services  # noqa: F401  (registers the screening.train job kind)
+    for domain in DOMAINS:
+        for module in ("models", "permissions", "services", "imports"):
+            try:
+                importlib.import_module(f"evalhub.{domain}.{module}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"evalhub.{domain}.{module}":
+                    raise
 
 
 def _register_blueprints(app: Flask) -> None:
+    import evalhub.dashboard  # noqa: F401  (adds the dashboard route to the core blueprint)
     from evalhub.api import bp as api_bp
     from evalhub.core.views import bp as core_bp
     from evalhub.credit.views import bp as credit_bp

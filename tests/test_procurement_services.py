@@ -123,7 +123,9 @@ def test_credit_grades_bar_d_and_limit_c_to_open_tender(world, monkeypatch):
     e = factories.engagement(world)
     firm_c, firm_d = factories.firm(world.bz), factories.firm(world.bz)
     grades = {firm_c.id: CreditGrade.C, firm_d.id: CreditGrade.D}
-    monkeypatch.setattr(eligibility, "final_grade", lambda firm, bureau, year: grades.get(firm.id))
+    import evalhub.credit.services as credit_services
+
+    monkeypatch.setattr(credit_services, "final_grade", lambda firm, bureau, year: grades.get(firm.id))
     assert eligibility.exclusion_reasons(firm_c, e, M.OPEN_TENDER) == []
     assert "C 级" in eligibility.exclusion_reasons(firm_c, e, M.COMPETITIVE_CONSULTATION)[0]
     assert "D 级" in eligibility.exclusion_reasons(firm_d, e, M.OPEN_TENDER)[0]

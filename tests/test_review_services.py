@@ -20,8 +20,9 @@ from evalhub.extensions import db
 from evalhub.procurement import workflow
 from evalhub.procurement.models import EngagementState as S
 from evalhub.review import services as R
+from evalhub.core.models import Notification
 from evalhub.review.models import (
-    Grade, IndicatorCategory, InvitationStatus, Notification, PanelStatus, ReportIndicator, ReviewStatus,
+    Grade, IndicatorCategory, InvitationStatus, PanelStatus, ReportIndicator, ReviewStatus,
     RubricKind, SubmissionKind,
 )
 from evalhub.registry.services import add_expert_tie

@@ -20,11 +20,11 @@ from evalhub.extensions import db
 from evalhub.procurement import workflow
 from evalhub.procurement.models import Engagement, EngagementState as S
 from evalhub.review import services as R
+from evalhub.core.models import Notification
 from evalhub.review.models import (
     CommissionerRating,
     EvaluationResult,
     InvitationStatus,
-    Notification,
     PanelInvitation,
     Publication,
     ReportIndicator,

@@ -15,7 +15,7 @@ import pytest
 
 from evalhub.review.services import REPORT_CHAPTERS, find_chapters
 from evalhub.demo import corpus as C
-from evalhub.screening.textproc import heading_title
+from evalhub.core.outline import heading_title
 
 SPLIT = re.compile(r"[。！？\n]")
 DIGITS = re.compile(r"\d+(?:\.\d+)?")

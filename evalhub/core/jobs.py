@@ -21,6 +21,7 @@ from evalhub.extensions import db
 
 JobFunction = Callable[[Job, Callable[[int, int, str], None]], dict]
 _KINDS: dict[str, JobFunction] = {}
+_PERIODIC: list[tuple[str, str, Callable[[], object]]] = []
 
 # Configured by create_app; the consumer (`huey_consumer evalhub.tasks.huey`) imports the same object.
 huey: Huey | None = None
@@ -34,6 +35,28 @@ def job_kind(name: str) -> Callable[[JobFunction], JobFunction]:
         return fn
 
     return register
+
+
+def periodic(name: str, *, minute: str) -> Callable[[Callable[[], object]], Callable[[], object]]:
+    """Register a task the worker runs every hour at ``minute`` (in an app context, then commits).
+
+    The module that owns the rule registers it (review: reminders; screening: score refresh), so the
+    queue knows no domain."""
+    def register(fn: Callable[[], object]) -> Callable[[], object]:
+        _PERIODIC.append((name, minute, fn))
+        return fn
+
+    return register
+
+
+def _in_app_context(fn: Callable[[], object]) -> Callable[[], None]:
+    def run() -> None:
+        with _flask_app.app_context():
+            fn()
+            db.session.commit()
+
+    run.__name__ = fn.__name__
+    return run
 
 
 def configure(app: Flask) -> Huey:
@@ -52,26 +75,8 @@ def configure(app: Flask) -> Huey:
 
     _run_job_task = huey.task(name="evalhub.run_job")(run_job_task)
 
-    def hourly_reminders() -> None:
-        # Reminders before and after due dates, and replacements for experts who never answered: the
-        # worker does this every hour, so nobody has to remember a cron job.
-        from evalhub.review.services import send_reminders
-
-        with _flask_app.app_context():
-            send_reminders()
-            db.session.commit()
-
-    huey.periodic_task(crontab(minute="7"), name="evalhub.reminders")(hourly_reminders)
-
-    def hourly_screening_scores() -> None:
-        # Rule scores are percentiles among the year's texts: refresh them as the year's uploads arrive.
-        from evalhub.screening.services import rescore
-
-        with _flask_app.app_context():
-            rescore()
-            db.session.commit()
-
-    huey.periodic_task(crontab(minute="37"), name="evalhub.screening_scores")(hourly_screening_scores)
+    for name, minute, fn in _PERIODIC:
+        huey.periodic_task(crontab(minute=minute), name=name)(_in_app_context(fn))
     return huey
 
 

@@ -60,87 +60,11 @@ def logout():
     return redirect(url_for("core.login"))
 
 
-@bp.route("/")
-@login_required
-def dashboard():
-    from evalhub.registry.models import Expert, Firm, FirmStatus
-
-    context: dict = {}
-    if current_user.role == Role.FIRM_USER:
-        return redirect(url_for("procurement.workspace"))
-    if current_user.role == Role.EXPERT:
-        return redirect(url_for("registry.expert_detail", expert_id=current_user.expert_id))
-    firms = permissions.scope(current_user, sa.select(Firm.status, sa.func.count()).group_by(Firm.status), Firm)
-    context["firm_counts"] = {status: count for status, count in db.session.execute(firms).all()}
-    context["pending"] = db.session.execute(
-        permissions.scope(current_user, sa.select(Firm).where(Firm.status == FirmStatus.PENDING)
-                          .order_by(Firm.applied_at), Firm).limit(10)
-    ).scalars().all()
-    context["expert_count"] = db.session.execute(
-        permissions.scope(current_user, sa.select(sa.func.count(Expert.id)), Expert)).scalar_one()
-    context["jobs"] = db.session.execute(
-        permissions.scope(current_user, sa.select(Job).order_by(Job.id.desc()), Job).limit(5)).scalars().all()
-    context["overdue"] = _overdue_engagements()
-    context["overdue_reviews"] = _overdue_reviews()
-    from evalhub.credit.views import dashboard_cards
-
-    context.update(dashboard_cards(current_user))
-    from evalhub.supervision.views import dashboard_summary  # the 监督检查 card
-
-    context["supervision"] = dashboard_summary(current_user)
-    if permissions.can(current_user, "audit.view"):
-        context["events"] = db.session.execute(
-            _hide_sealed_bids(permissions.scope(current_user, sa.select(AuditEvent), AuditEvent))
-            .order_by(AuditEvent.id.desc()).limit(8)).scalars().all()
-    return render_template("core/dashboard.html", FirmStatus=FirmStatus, **context)
-
-
-def _overdue_engagements() -> list:
-    """Scoped engagements that ``workflow.overdue_reason`` calls overdue, as (engagement, reason)."""
-    from evalhub.procurement import workflow
-    from evalhub.procurement.models import Engagement
-    from sqlalchemy.orm import selectinload
-
-    pending = workflow.PLAN_PENDING + workflow.REPORT_PENDING
-    stmt = permissions.scope(current_user, sa.select(Engagement).where(Engagement.state.in_(pending))
-                             .options(selectinload(Engagement.contract)), Engagement)
-    rows = [(e, workflow.overdue_reason(e)) for e in db.session.execute(stmt.order_by(Engagement.reference)).scalars()]
-    return [(e, reason) for e, reason in rows if reason]
-
-
-def _overdue_reviews() -> list:
-    """Open expert panels of scoped engagements past their review deadline, as (panel, members still owing).
-    ``permissions.scope`` has no rule for panels: they are scoped through their engagement."""
-    from evalhub.procurement.models import Engagement
-    from evalhub.review.models import ReviewPanel
-    from evalhub.review.services import overdue_reviews
-    from sqlalchemy.orm import selectinload
-
-    engagements = permissions.scope(current_user, sa.select(Engagement.id), Engagement)
-    stmt = (sa.select(ReviewPanel).where(ReviewPanel.engagement_id.in_(engagements))
-            .options(selectinload(ReviewPanel.engagement), selectinload(ReviewPanel.invitations))
-            .order_by(ReviewPanel.review_due, ReviewPanel.id))
-    return overdue_reviews(stmt)
-
-
-# --- audit log -------------------------------------------------------------------------------------
-
-def _hide_sealed_bids(stmt):
-    """Leave out bid events (who bid, changed or withdrew) of procurements not yet opened: until the bids
-    are opened not even the purchasing bureau may learn which firms have bid (the procurement page hides
-    them too). They reappear once the procurement is opened."""
-    from evalhub.procurement.models import Procurement
-
-    sealed = sa.select(Procurement.id).where(Procurement.opened_at.is_(None))
-    return stmt.where(sa.not_(sa.and_(AuditEvent.object_type == "procurement", AuditEvent.action.startswith("bid."),
-                                      AuditEvent.object_id.in_(sealed))))
-
-
 @bp.route("/audit")
 @login_required
 def audit_list():
     require("audit.view")
-    stmt = _hide_sealed_bids(permissions.scope(current_user, sa.select(AuditEvent), AuditEvent))
+    stmt = permissions.scope(current_user, sa.select(AuditEvent), AuditEvent)
     action = request.args.get("action", "").strip()
     object_type = request.args.get("object_type", "").strip()
     actor = request.args.get("actor", "").strip()

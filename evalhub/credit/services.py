@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from evalhub.core import audit, files, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
+from evalhub.core.notifications import notify_firm
 from evalhub.core.models import Bureau, User
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import beijing_today, utcnow
@@ -21,7 +22,8 @@ from evalhub.credit.models import (
     ObjectionDecision, RatingStatus,
 )
 from evalhub.extensions import db
-from evalhub.procurement.models import Contract, Engagement, EngagementState as S
+from evalhub.procurement.eligibility import eligibility_check
+from evalhub.procurement.models import Contract, Engagement, EngagementState as S, ProcurementMethod
 from evalhub.registry.models import Firm, FirmStatus
 
 __all__ = ["CreditGrade", "final_grade", "compute", "publish", "object_to", "answer", "finalise"]
@@ -397,14 +399,10 @@ def publish(bureau: Bureau, year: int, actor: User, *, today: date | None = None
         rating.objection_deadline = deadline
     audit.record("credit.published", bureau, actor=actor, bureau_id=bureau.id,
                  summary=f"{bureau.short_name}公示 {year} 年度机构信用评价 {len(drafts)} 家，异议截止 {deadline:%Y-%m-%d}")
-    from evalhub.core.models import User as UserModel
-    from evalhub.review.services import notify
-
     for rating in drafts:
-        for user in db.session.execute(sa.select(UserModel).where(UserModel.firm_id == rating.firm_id)).scalars():
-            notify(user, f"{year} 年度信用评价结果公示",
-                   f"贵机构 {year} 年度信用评价为 {rating.grade.label if rating.grade else '不予评级'}，"
-                   f"如有异议请于 {deadline:%Y-%m-%d} 前提出。", f"/credit/ratings/{rating.id}")
+        notify_firm(rating.firm_id, f"{year} 年度信用评价结果公示",
+                    f"贵机构 {year} 年度信用评价为 {rating.grade.label if rating.grade else '不予评级'}，"
+                    f"如有异议请于 {deadline:%Y-%m-%d} 前提出。", f"/credit/ratings/{rating.id}")
     return len(drafts)
 
 
@@ -530,6 +528,17 @@ def final_grade(firm, bureau, year: int) -> CreditGrade | None:
         CreditRating.rated.is_(True), CreditRating.bureau_id.in_(bureaus))).scalars().all()
     grades = [g for g in grades if g is not None]
     return max(grades, key=_ORDER.index) if grades else None
+
+
+@eligibility_check
+def grade_exclusions(firm, engagement, method) -> list[str]:
+    """Last year's final grade decides who may take part this year (D: nobody; C: open tender only)."""
+    grade = final_grade(firm, engagement.bureau, engagement.year - 1)
+    if grade == CreditGrade.D:
+        return [f"{engagement.year - 1} 年度信用评价为 D 级，暂停参与本年度评价业务"]
+    if grade == CreditGrade.C and method != ProcurementMethod.OPEN_TENDER:
+        return [f"{engagement.year - 1} 年度信用评价为 C 级，只能通过公开招标参与"]
+    return []
 
 
 # === the background job and the CLI use the same function ==========================================

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Callable
 
 import sqlalchemy as sa
 
 from evalhub.core.enums import Field
 from evalhub.core.models import Bureau
 from evalhub.core.settings import get_setting
-from evalhub.credit.services import CreditGrade, final_grade
 from evalhub.extensions import db
 from evalhub.procurement.models import Engagement, EngagementState, ProcurementMethod
 from evalhub.registry.models import Firm, FirmStatus
@@ -37,6 +37,17 @@ def field_mismatch(fields: list[Field], wanted: Field) -> list[str]:
     return [f"业务领域不含{both}"]
 
 
+# Checks that belong to a higher module (the credit rating's grade rules), registered by that module so
+# that procurement need not know it: ``fn(firm, engagement, method) -> reasons``.
+EligibilityCheck = Callable[[Firm, Engagement, ProcurementMethod], list[str]]
+_CHECKS: list[EligibilityCheck] = []
+
+
+def eligibility_check(fn: EligibilityCheck) -> EligibilityCheck:
+    _CHECKS.append(fn)
+    return fn
+
+
 def library_bureau_ids(bureau: Bureau) -> set[int]:
     """An engagement may use its own bureau's library and every upper bureau's."""
     return {bureau.id} | {b.id for b in bureau.ancestors()}
@@ -50,11 +61,8 @@ def exclusion_reasons(firm: Firm, engagement: Engagement, method: ProcurementMet
         reasons.append(f"不在{bureau.short_name}或其上级财政局的第三方机构库中")
     elif firm.status != FirmStatus.ADMITTED:
         reasons.append(f"机构库状态为“{firm.status.label}”")
-    grade = final_grade(firm, bureau, engagement.year - 1)
-    if grade == CreditGrade.D:
-        reasons.append(f"{engagement.year - 1} 年度信用评价为 D 级，暂停参与本年度评价业务")
-    elif grade == CreditGrade.C and method != ProcurementMethod.OPEN_TENDER:
-        reasons.append(f"{engagement.year - 1} 年度信用评价为 C 级，只能通过公开招标参与")
+    for check in _CHECKS:
+        reasons.extend(check(firm, engagement, method))
     reasons.extend(field_mismatch(firm.fields, engagement.field))
     parties = {engagement.budget_unit_id} | ({engagement.commissioner_unit_id} if engagement.commissioner_unit_id else set())
     reasons.extend(firm_recusal_reasons(firm, bureau_ids=[] if engagement.commissioner_unit_id else [bureau.id],

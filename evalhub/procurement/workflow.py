@@ -70,17 +70,33 @@ def _has_firm(e: Engagement) -> Optional[str]:
     return None if e.firm_id is not None else "尚未确定承担机构"
 
 
-def _rounds_left(e: Engagement) -> Optional[str]:
-    from evalhub.review.services import rounds_exhausted  # the review module counts the rounds
-
-    return rounds_exhausted(e)
-
-
-REQUIREMENTS: dict[str, Callable[[Engagement], Optional[str]]] = {
+# A requirement answers "why not" (a sentence) or None. The table above names them; procurement's own are
+# here, the rest are registered by the module that knows the fact (review: rounds left, submissions,
+# outcomes), so the table stays the one place that says what each step needs.
+Requirement = Callable[[Engagement], Optional[str]]
+REQUIREMENTS: dict[str, Requirement] = {
     "contract": _has_contract,
     "firm": _has_firm,
-    "rounds_left": _rounds_left,
 }
+
+
+def requirement(name: str) -> Callable[[Requirement], Requirement]:
+    def register(fn: Requirement) -> Requirement:
+        if name in REQUIREMENTS:
+            raise RuntimeError(f"state-machine requirement {name!r} registered twice")
+        REQUIREMENTS[name] = fn
+        return fn
+
+    return register
+
+
+# The date a returned plan or report is due again, set by the review module when it returns one.
+_resubmission_due: list[Callable[[Engagement], Optional[date]]] = []
+
+
+def resubmission_deadline(fn: Callable[[Engagement], Optional[date]]) -> Callable[[Engagement], Optional[date]]:
+    _resubmission_due.append(fn)
+    return fn
 
 
 def actor_may(user: User | None, transition: Transition, engagement: Engagement) -> bool:
@@ -158,9 +174,7 @@ def overdue_reason(engagement: Engagement, today: date | None = None) -> Optiona
     if contract is None:
         return None
     if engagement.state in (S.PLAN_RETURNED, S.REPORT_RETURNED):
-        from evalhub.review.services import resubmission_due  # the review module sets that deadline
-
-        due = resubmission_due(engagement)
+        due = next((d for d in (fn(engagement) for fn in _resubmission_due) if d is not None), None)
         if due is not None:  # the rectification deadline replaces the contract's
             return f"整改稿应于 {due:%Y-%m-%d} 前重新提交，已逾期 {(today - due).days} 天" if today > due else None
     if engagement.state in PLAN_PENDING and today > contract.plan_due:

@@ -287,23 +287,3 @@ class Publication(db.Model):
 
     engagement: Mapped[Engagement] = relationship()
     redacted_file: Mapped[Optional[StoredFile]] = relationship()
-
-
-class Notification(db.Model):
-    """An in-app message (the inbox); e-mailed too when an SMTP server is configured."""
-
-    __tablename__ = "notification"
-    __table_args__ = (sa.UniqueConstraint("user_id", "dedupe_key"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id"), index=True)
-    title: Mapped[str] = mapped_column(sa.String(200))
-    body: Mapped[str] = mapped_column(sa.Text)
-    link: Mapped[Optional[str]] = mapped_column(sa.String(300))
-    # Reminders are idempotent: the same reminder for the same thing is stored once.
-    dedupe_key: Mapped[Optional[str]] = mapped_column(sa.String(120))
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
-    read_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
-    emailed_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
-
-    user: Mapped[User] = relationship()

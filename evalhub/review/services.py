@@ -6,17 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import sqlalchemy as sa
 from flask import current_app
 
-from evalhub.core import audit, draws, files, permissions
+from evalhub.core import audit, draws, files, jobs, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.models import Bureau, Draw, User
 from evalhub.core.settings import SETTINGS, get_setting
 from evalhub.core.timeutil import format_beijing, to_beijing, utcnow
+from evalhub.core.outline import heading_title
+from evalhub.core.notifications import notify, notify_bureau, notify_firm, send_pending_email
 from evalhub.extensions import db
 from evalhub.procurement import workflow
 from evalhub.procurement.models import Engagement, EngagementState as S
@@ -29,7 +31,6 @@ from evalhub.review.models import (
     Grade,
     IndicatorCategory,
     InvitationStatus,
-    Notification,
     PanelInvitation,
     PanelStatus,
     Publication,
@@ -140,8 +141,6 @@ class IndicatorInput:
 
 def find_chapters(text: str, chapters: list[str] | None = None) -> dict[str, int]:
     """How often each outline chapter appears as a heading line (一、基本情况 / 第一章 基本情况 / 1. 基本情况)."""
-    from evalhub.screening.textproc import heading_title
-
     chapters = chapters or REPORT_CHAPTERS
     counts = {c: 0 for c in chapters}
     for line in (text or "").splitlines():
@@ -310,24 +309,46 @@ def submit(engagement: Engagement, kind: SubmissionKind, filename: str, data: by
     workflow.perform(engagement, action, actor, note=f"{kind.label}第 {version} 版：{stored.original_name}")
     audit.record("submission.uploaded", submission, actor=actor, bureau_id=engagement.bureau_id,
                  summary=f"{engagement.reference} 上传{kind.label}第 {version} 版", payload={"sha256": stored.sha256})
-    _notify_bureau(engagement, f"{engagement.reference} 收到{kind.label}第 {version} 版",
+    notify_bureau(engagement.bureau_id, f"{engagement.reference} 收到{kind.label}第 {version} 版",
                    f"{engagement.firm.name} 提交了{kind.label}，请组织专家评审。", f"/engagements/{engagement.id}")
     return submission
 
 
-def _screen(submission: Submission) -> None:
-    """Screen the upload for the bureau's queue (the firm never sees the result). A screening failure must
-    not cost the firm its upload: it is logged, nothing of it is kept, and `flask evalhub screening rescreen`
-    catches the submission up later."""
-    from evalhub.screening.services import screen_upload
+# Higher modules act on every stored upload (screening screens it for the bureau's queue) and add to what an
+# expert sees beside a submission (screening: its risk, when the bureau shows it). They register here, so
+# review need not know them.
+_upload_hooks: list[Callable[[Submission], None]] = []
+_expert_context: list[Callable[[Submission], dict]] = []
 
-    try:
-        with db.session.begin_nested():
-            screen_upload(submission)
-    except Exception:  # noqa: BLE001 — any screening bug; the upload itself is valid
-        current_app.logger.exception("报告筛查失败：submission %s", submission.id)
-        if current_app.config.get("TESTING"):
-            raise  # the suite must see screening bugs, not have them logged away
+
+def after_upload(fn: Callable[[Submission], None]) -> Callable[[Submission], None]:
+    _upload_hooks.append(fn)
+    return fn
+
+
+def expert_context(fn: Callable[[Submission], dict]) -> Callable[[Submission], dict]:
+    _expert_context.append(fn)
+    return fn
+
+
+def expert_context_for(submission: Submission) -> dict:
+    context: dict = {}
+    for fn in _expert_context:
+        context.update(fn(submission))
+    return context
+
+
+def _screen(submission: Submission) -> None:
+    """Run the upload hooks. A hook's failure (e.g. a screening bug) must not cost the firm its upload: it is
+    logged, nothing of it is kept, and `flask evalhub screening rescreen` catches the submission up later."""
+    for hook in _upload_hooks:
+        try:
+            with db.session.begin_nested():
+                hook(submission)
+        except Exception:  # noqa: BLE001 — any bug in a hook; the upload itself is valid
+            current_app.logger.exception("上传后处理失败（%s）：submission %s", hook.__name__, submission.id)
+            if current_app.config.get("TESTING"):
+                raise  # the suite must see such bugs, not have them logged away
 
 
 def submissions(engagement: Engagement, kind: SubmissionKind | None = None) -> list[Submission]:
@@ -347,6 +368,7 @@ def rounds_used(engagement: Engagement, kind: SubmissionKind) -> int:
         ReviewPanel.engagement_id == engagement.id, ReviewPanel.kind == kind)).scalar_one()
 
 
+@workflow.requirement("rounds_left")
 def rounds_exhausted(engagement: Engagement) -> Optional[str]:
     """Why the firm may not resubmit its report (the round limit is used up), or None."""
     limit = get_setting(engagement.bureau, "review.max_rounds")
@@ -651,11 +673,11 @@ def maybe_decide(panel: ReviewPanel, actor: User | None) -> bool:
         panel.status = PanelStatus.CLOSED
         if panel.kind == SubmissionKind.REPORT:
             record_result(engagement, panel.submission, None)
-        _notify_firm(engagement, f"{engagement.reference} {panel.kind.label}评审通过",
+        notify_firm(engagement.firm_id, f"{engagement.reference} {panel.kind.label}评审通过",
                      f"专家评审得分 {panel.score} 分。", f"/engagements/{engagement.id}")
     else:
         panel.letter = consolidated_letter(panel, reviews)  # bureau staff edit it before it is sent
-        _notify_bureau(engagement, f"{engagement.reference} {panel.kind.label}评审未通过",
+        notify_bureau(engagement.bureau_id, f"{engagement.reference} {panel.kind.label}评审未通过",
                        f"专家评审得分 {panel.score} 分，低于 {panel.pass_mark} 分。请审核汇总意见后退回机构。",
                        f"/reviews/panels/{panel.id}")
     return True
@@ -696,9 +718,10 @@ def send_letter(panel: ReviewPanel, actor: User, letter: str) -> None:
     panel.status = PanelStatus.CLOSED
     workflow.perform(engagement, "return_plan" if panel.kind == SubmissionKind.WORK_PLAN else "return_report", actor,
                      note=f"第 {panel.round} 轮评审 {panel.score} 分，退回整改；请于 {format_beijing(panel.resubmit_due, '%Y-%m-%d')} 前重新提交")
-    _notify_firm(engagement, f"{engagement.reference} {panel.kind.label}退回整改", letter[:500], f"/engagements/{engagement.id}")
+    notify_firm(engagement.firm_id, f"{engagement.reference} {panel.kind.label}退回整改", letter[:500], f"/engagements/{engagement.id}")
 
 
+@workflow.resubmission_deadline
 def resubmission_due(engagement: Engagement) -> Optional[date]:
     """The date (Beijing) by which the firm must resubmit after the last returned review, if any."""
     panel = db.session.execute(sa.select(ReviewPanel).where(
@@ -856,33 +879,7 @@ def published_condition():
                    Publication.published_at.is_not(None), Engagement.state.in_([S.PUBLISHED, S.ARCHIVED]))
 
 
-# === notifications =================================================================================
-
-def notify(user: User, title: str, body: str, link: str | None = None, *, dedupe_key: str | None = None) -> Optional[Notification]:
-    if dedupe_key and db.session.execute(sa.select(Notification.id).where(
-            Notification.user_id == user.id, Notification.dedupe_key == dedupe_key)).first():
-        return None
-    note = Notification(user_id=user.id, title=title[:200], body=body, link=link, dedupe_key=dedupe_key)
-    db.session.add(note)
-    return note
-
-
-def _bureau_users(engagement: Engagement) -> list[User]:
-    return db.session.execute(sa.select(User).where(User.bureau_id == engagement.bureau_id,
-                                                    User.is_enabled.is_(True))).scalars().all()
-
-
-def _notify_bureau(engagement: Engagement, title: str, body: str, link: str) -> None:
-    for user in _bureau_users(engagement):
-        notify(user, title, body, link)
-
-
-def _notify_firm(engagement: Engagement, title: str, body: str, link: str) -> None:
-    if engagement.firm_id is None:
-        return
-    for user in db.session.execute(sa.select(User).where(User.firm_id == engagement.firm_id)).scalars():
-        notify(user, title, body, link)
-
+# === reminders =====================================================================================
 
 def send_reminders(now: datetime | None = None) -> dict[str, int]:
     """Reminders before and after each due date (idempotent), expiring late invitations, and e-mail."""
@@ -920,28 +917,6 @@ def send_reminders(now: datetime | None = None) -> dict[str, int]:
     return counts
 
 
-def send_pending_email() -> int:
-    """E-mail unsent notifications when EVALHUB_SMTP_HOST is configured; otherwise the inbox is enough."""
-
-    host = current_app.config.get("MAIL_SERVER")
-    if not host:
-        return 0
-    import smtplib
-    from email.message import EmailMessage
-
-    pending = db.session.execute(sa.select(Notification).join(User).where(
-        Notification.emailed_at.is_(None), User.email.is_not(None))).scalars().all()
-    if not pending:
-        return 0
-    sent = 0
-    with smtplib.SMTP(host, int(current_app.config.get("MAIL_PORT", 25)), timeout=10) as smtp:
-        for note in pending:
-            message = EmailMessage()
-            message["Subject"] = note.title
-            message["From"] = current_app.config.get("MAIL_FROM", "evalhub@localhost")
-            message["To"] = note.user.email
-            message.set_content(note.body)
-            smtp.send_message(message)
-            note.emailed_at = utcnow()
-            sent += 1
-    return sent
+# Reminders before and after due dates, and replacements for experts who never answered: the worker does
+# this every hour, so nobody has to remember a cron job.
+jobs.periodic("evalhub.reminders", minute="7")(send_reminders)

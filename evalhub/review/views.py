@@ -30,7 +30,7 @@ from evalhub.core import files, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.exports import to_xlsx
-from evalhub.core.models import Bureau, Draw
+from evalhub.core.models import Bureau, Draw, Notification
 from evalhub.core.timeutil import utcnow
 from evalhub.core.web import load, paginate, submit_form, xlsx_response
 from evalhub.extensions import db
@@ -59,7 +59,6 @@ from evalhub.review.models import (
     CommissionerRating,
     EvaluationResult,
     InvitationStatus,
-    Notification,
     PanelInvitation,
     PanelStatus,
     Publication,
@@ -708,17 +707,7 @@ def review_form(review_id: int):
         "review/review_form.html", review=review, panel=panel, e=panel.engagement, rubric=rubric, form=form,
         submission=submission, earlier=earlier, letter_panel=_sent_letter_before(submission), others=others,
         labels=labels, editable=review.status == ReviewStatus.DRAFT and panel.status == PanelStatus.REVIEWING,
-        ReviewStatus=ReviewStatus, screening=_screening_for_experts(submission)), status
-
-
-def _screening_for_experts(submission: Submission):
-    """The submission's screening result, only when its bureau shows the risk to experts (off by default:
-    experts see the machine checks, not the risk score, so as not to sway their own scoring)."""
-    from evalhub.screening import services as screening
-
-    if not screening.risk_visible_to_experts(submission.engagement):
-        return None
-    return screening.screening_for(submission)
+        ReviewStatus=ReviewStatus, **{"screening": None, **services.expert_context_for(submission)}), status
 
 
 # --- everyone: the inbox ---------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from evalhub.core.timeutil import format_beijing, utcnow
 from evalhub.extensions import db
 from evalhub.procurement.models import Engagement
 from evalhub.registry.models import Firm
+from evalhub.review import services as review_services
 from evalhub.review.models import ReviewPanel, Submission, SubmissionKind
 from evalhub.screening import learning, textproc
 from evalhub.screening.features import BY_KEY, FEATURE_KEYS, Screening, ScreeningContext, compute
@@ -252,6 +253,7 @@ def screen_submission(submission: Submission) -> ReportScreening:
     return row
 
 
+@review_services.after_upload
 def screen_upload(submission: Submission, related_limit: int = 5) -> ReportScreening:
     """Screen a new upload, then re-screen the stored texts it copies from: copying is evidence against
     both sides, and the earlier text could not see the later one when it was screened."""
@@ -564,8 +566,22 @@ def rescore() -> int:
     return len(rows)
 
 
+# Rule scores are percentiles among the year's texts: the worker refreshes them as the year's uploads arrive.
+jobs.periodic("evalhub.screening_scores", minute="37")(rescore)
+
+
 def risk_visible_to_experts(engagement: Engagement) -> bool:
     return get_setting(engagement.bureau, "screening.show_risk_to_experts") == "on"
+
+
+@review_services.expert_context
+def expert_view(submission: Submission) -> dict:
+    """The submission's screening result for the expert's review page, only when its bureau shows the risk to
+    experts (off by default: experts see the machine checks, not the risk score, so as not to sway their own
+    scoring)."""
+    if not risk_visible_to_experts(submission.engagement):
+        return {}
+    return {"screening": screening_for(submission)}
 
 
 def screening_for(submission: Submission) -> ReportScreening | None:

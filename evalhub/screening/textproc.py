@@ -15,8 +15,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-NUMERAL = r"第[一二三四五六七八九十]+[章部分节]|[一二三四五六七八九十]+[、.．]|\d+[、.．]|[（(][一二三四五六七八九十]+[)）]"
-_HEADING = re.compile(rf"^\s*({NUMERAL})?\s*(.+?)\s*$")
+from evalhub.core.outline import heading_numeral, heading_title  # noqa: F401  (chapters)
+
 _PAGE_FURNITURE = re.compile(r"^(第\s*\d+\s*页(\s*[/，,]?\s*共\s*\d+\s*页)?|[-—–]\s*\d+\s*[-—–]|\d+\s*/\s*\d+|page\s*\d+.*)$",
                              re.IGNORECASE)
 _TOC_LINE = re.compile(r"(\.{4,}|…{2,}|·{4,}|-{6,})\s*\d+\s*$")
@@ -80,25 +80,6 @@ def normalise(text: str | None) -> str:
             continue
         kept.append(line)
     return "\n".join(kept)
-
-
-def heading_numeral(line: str) -> str | None:
-    match = _HEADING.match(line)
-    return match.group(1) if match else None
-
-
-def heading_title(line: str, chapters: Sequence[str]) -> str | None:
-    """The outline chapter a heading line names (一、基本情况 / 第一章 基本情况 / 1. 基本情况), else None."""
-    if len(line.strip()) > 40:
-        return None
-    match = _HEADING.match(line)
-    if not match:
-        return None
-    title = match.group(2)
-    for chapter in chapters:
-        if title.startswith(chapter) and (match.group(1) or title == chapter):
-            return chapter
-    return None
 
 
 @dataclass(slots=True)

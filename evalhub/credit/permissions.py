@@ -1,0 +1,20 @@
+"""Who may see and manage annual credit ratings (declared with core.permissions)."""
+from __future__ import annotations
+
+from sqlalchemy.sql import Select
+
+from evalhub.core.enums import Role
+from evalhub.core.models import User
+from evalhub.core.permissions import bureau_rows, is_admin, own_bureau, row_scope, rules, visible
+from evalhub.credit.models import CreditRating
+
+
+@row_scope(CreditRating)
+def _ratings(user: User, stmt: Select, model: type) -> Select:
+    return bureau_rows(user, stmt, model, firm_column=CreditRating.firm_id)
+
+
+rules({
+    "credit.manage": lambda u, b: own_bureau(u, b.id) and is_admin(u),
+    "credit.view": lambda u, r: visible(u, r) or (u.role == Role.FIRM_USER and r.firm_id == u.firm_id),
+})

@@ -1,0 +1,71 @@
+"""The bureau's dashboard (工作台): one page drawing on every domain, so it sits at the top level beside the
+public pages and the API. Its route stays on the core blueprint (endpoint ``core.dashboard``), where sign-in
+sends everyone."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import redirect, render_template, url_for
+from flask_login import current_user, login_required
+from sqlalchemy.orm import selectinload
+
+from evalhub.core import permissions
+from evalhub.core.enums import Role
+from evalhub.core.models import AuditEvent, Job
+from evalhub.core.views import bp
+from evalhub.credit.views import dashboard_cards
+from evalhub.extensions import db
+from evalhub.procurement import workflow
+from evalhub.procurement.models import Engagement
+from evalhub.registry.models import Expert, Firm, FirmStatus
+from evalhub.review.models import ReviewPanel
+from evalhub.review.services import overdue_reviews
+from evalhub.supervision.views import dashboard_summary
+
+
+@bp.route("/")
+@login_required
+def dashboard():
+    context: dict = {}
+    if current_user.role == Role.FIRM_USER:
+        return redirect(url_for("procurement.workspace"))
+    if current_user.role == Role.EXPERT:
+        return redirect(url_for("registry.expert_detail", expert_id=current_user.expert_id))
+    firms = permissions.scope(current_user, sa.select(Firm.status, sa.func.count()).group_by(Firm.status), Firm)
+    context["firm_counts"] = {status: count for status, count in db.session.execute(firms).all()}
+    context["pending"] = db.session.execute(
+        permissions.scope(current_user, sa.select(Firm).where(Firm.status == FirmStatus.PENDING)
+                          .order_by(Firm.applied_at), Firm).limit(10)
+    ).scalars().all()
+    context["expert_count"] = db.session.execute(
+        permissions.scope(current_user, sa.select(sa.func.count(Expert.id)), Expert)).scalar_one()
+    context["jobs"] = db.session.execute(
+        permissions.scope(current_user, sa.select(Job).order_by(Job.id.desc()), Job).limit(5)).scalars().all()
+    context["overdue"] = _overdue_engagements()
+    context["overdue_reviews"] = _overdue_reviews()
+    context.update(dashboard_cards(current_user))
+    # the 监督检查 card
+    context["supervision"] = dashboard_summary(current_user)
+    if permissions.can(current_user, "audit.view"):
+        context["events"] = db.session.execute(
+            permissions.scope(current_user, sa.select(AuditEvent), AuditEvent)
+            .order_by(AuditEvent.id.desc()).limit(8)).scalars().all()
+    return render_template("core/dashboard.html", FirmStatus=FirmStatus, **context)
+
+
+def _overdue_engagements() -> list:
+    """Scoped engagements that ``workflow.overdue_reason`` calls overdue, as (engagement, reason)."""
+    pending = workflow.PLAN_PENDING + workflow.REPORT_PENDING
+    stmt = permissions.scope(current_user, sa.select(Engagement).where(Engagement.state.in_(pending))
+                             .options(selectinload(Engagement.contract)), Engagement)
+    rows = [(e, workflow.overdue_reason(e)) for e in db.session.execute(stmt.order_by(Engagement.reference)).scalars()]
+    return [(e, reason) for e, reason in rows if reason]
+
+
+def _overdue_reviews() -> list:
+    """Open expert panels of scoped engagements past their review deadline, as (panel, members still owing).
+    ``permissions.scope`` has no rule for panels: they are scoped through their engagement."""
+    engagements = permissions.scope(current_user, sa.select(Engagement.id), Engagement)
+    stmt = (sa.select(ReviewPanel).where(ReviewPanel.engagement_id.in_(engagements))
+            .options(selectinload(ReviewPanel.engagement), selectinload(ReviewPanel.invitations))
+            .order_by(ReviewPanel.review_due, ReviewPanel.id))
+    return overdue_reviews(stmt)

@@ -1,0 +1,77 @@
+"""Who may see and change plans, engagements, procurements and bids (declared with core.permissions)."""
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql import Select
+
+from evalhub.core.enums import Role
+from evalhub.core.models import AuditEvent, User
+from evalhub.core.permissions import (
+    BUREAU_ROLES, is_admin, is_bureau_user, own_bureau, restrict, row_scope, rules, visible, visible_bureau_ids,
+)
+from evalhub.procurement.eligibility import library_bureau_ids
+from evalhub.procurement.models import Bid, Engagement, EvaluationPlan, Procurement
+
+
+@row_scope(EvaluationPlan, Engagement, Procurement)
+def _bureau_work(user: User, stmt: Select, model: type) -> Select:
+    if user.role == Role.SYSTEM_ADMIN:
+        return stmt
+    if model is Engagement and user.role == Role.FIRM_USER:
+        return stmt.where(Engagement.firm_id == user.firm_id)
+    if user.role not in BUREAU_ROLES:
+        return stmt.where(sa.false())
+    return stmt.where(model.bureau_id.in_(visible_bureau_ids(user) or {-1}))
+
+
+@row_scope(Bid)
+def _bids(user: User, stmt: Select, model: type) -> Select:
+    if user.role == Role.SYSTEM_ADMIN:
+        # Sealed bids are sealed for the platform's own administrators too.
+        return stmt.where(Bid.procurement_id.in_(sa.select(Procurement.id).where(Procurement.opened_at.is_not(None))))
+    if user.role == Role.FIRM_USER:
+        return stmt.where(Bid.firm_id == user.firm_id)
+    if user.role not in BUREAU_ROLES:
+        return stmt.where(sa.false())
+    # Sealed: a bureau sees bids only once they have been opened after the deadline.
+    opened = sa.select(Procurement.id).where(Procurement.opened_at.is_not(None),
+                                             Procurement.bureau_id.in_(visible_bureau_ids(user) or {-1}))
+    return stmt.where(Bid.procurement_id.in_(opened))
+
+
+def hide_sealed_bid_events(stmt: Select) -> Select:
+    """Leave out bid events (who bid, changed or withdrew) of procurements not yet opened: until the bids
+    are opened not even the purchasing bureau may learn which firms have bid (the procurement page hides
+    them too). They reappear once the procurement is opened."""
+    sealed = sa.select(Procurement.id).where(Procurement.opened_at.is_(None))
+    return stmt.where(sa.not_(sa.and_(AuditEvent.object_type == "procurement", AuditEvent.action.startswith("bid."),
+                                      AuditEvent.object_id.in_(sealed))))
+
+
+restrict(AuditEvent, hide_sealed_bid_events)
+
+
+def _marketplace_visible(user: User, procurement: Any) -> bool:
+    """A firm sees a procurement notice of any library it belongs to, and any procurement it bid in."""
+    if user.role != Role.FIRM_USER or user.firm is None:
+        return False
+    return (user.firm.bureau_id in library_bureau_ids(procurement.bureau)
+            or any(b.firm_id == user.firm_id for b in procurement.bids))
+
+
+rules({
+    "plan.list": lambda u, o: is_bureau_user(u) or u.role == Role.SYSTEM_ADMIN,
+    "plan.edit_bureau": lambda u, b: own_bureau(u, b.id),
+    "plan.view": lambda u, p: visible(u, p),
+    "plan.edit": lambda u, p: own_bureau(u, p.bureau_id),
+    "plan.approve": lambda u, p: is_admin(u) and own_bureau(u, p.bureau_id),
+    "engagement.list": lambda u, o: is_bureau_user(u) or u.role in (Role.SYSTEM_ADMIN, Role.FIRM_USER),
+    "engagement.view": lambda u, e: visible(u, e),
+    "procurement.manage": lambda u, e: own_bureau(u, e.bureau_id),
+    "procurement.approve": lambda u, p: is_admin(u) and own_bureau(u, p.bureau_id),
+    "procurement.view": lambda u, p: visible(u, p) or _marketplace_visible(u, p),
+    "bid.view": lambda u, b: visible(u, b),
+    "marketplace.use": lambda u, o: u.role == Role.FIRM_USER,
+})

@@ -1,0 +1,25 @@
+"""Who may see and run inspections, campaigns and complaints (declared with core.permissions)."""
+from __future__ import annotations
+
+from sqlalchemy.sql import Select
+
+from evalhub.core.enums import Role
+from evalhub.core.models import User
+from evalhub.core.permissions import bureau_rows, own_bureau, row_scope, rules, visible
+from evalhub.supervision.models import Complaint, Inspection, InspectionCampaign
+
+
+@row_scope(Inspection)
+def _inspections(user: User, stmt: Select, model: type) -> Select:
+    return bureau_rows(user, stmt, model, firm_column=Inspection.firm_id)
+
+
+@row_scope(InspectionCampaign, Complaint)
+def _bureau_only(user: User, stmt: Select, model: type) -> Select:
+    return bureau_rows(user, stmt, model)
+
+
+rules({
+    "supervision.manage": lambda u, b: own_bureau(u, b.id),
+    "inspection.view": lambda u, i: visible(u, i) or (u.role == Role.FIRM_USER and i.firm_id == u.firm_id),
+})
