@@ -1,0 +1,264 @@
+"""One list, one way: a permission-scoped SELECT, the filters the query string asks for, ordering,
+pagination and the Excel export — for the HTML list pages and the JSON list endpoints alike.
+
+A list declares its filters once (``enum_filter``, ``int_filter``, ``year_filter``, ``text_filter``,
+``choice_filter`` or a plain ``Filter``); ``Listing`` reads them from ``request.args`` and narrows the
+statement. Query strings are typed by people and by robots, so nothing a URL carries may raise a 500:
+
+- on an HTML page (``strict=False``) a value that is not one (``?year=abc``, ``?status=nope``, an integer
+  out of range such as ``?bureau=963728318727131540488192``) is ignored, and the page number is clamped;
+- on the API (``strict=True``) it is refused with 422 naming the argument (``ValidationFailed``).
+
+Integers are bounded to what every database's INTEGER holds, so a huge one never reaches the driver.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Optional
+
+import sqlalchemy as sa
+from flask import current_app, request, send_file
+from flask_login import current_user
+from flask_sqlalchemy.pagination import Pagination
+from sqlalchemy.sql import Select
+
+from evalhub.core import permissions
+from evalhub.core.enums import LabeledEnum
+from evalhub.core.errors import ValidationFailed
+from evalhub.core.exports import XLSX_MIMETYPE, to_xlsx
+from evalhub.core.models import Bureau
+from evalhub.extensions import db
+
+INT_MAX = 2**31 - 1  # PostgreSQL INTEGER; SQLite refuses anything past 2**63 - 1
+MAX_PAGE = 100_000  # beyond any list we hold; the offset stays far below INT_MAX rows
+MAX_PER_PAGE = 200
+
+
+# --- reading one value ------------------------------------------------------------------------------
+
+def parse_int(raw: str, lo: int = 1, hi: int = INT_MAX) -> int:
+    """ASCII digits (an optional leading minus) between ``lo`` and ``hi``; ValueError otherwise
+    (full-width digits, "2025.0", "1e3" and numbers too large for the database are not integers here)."""
+    raw = (raw or "").strip()
+    if not (raw.isascii() and raw.lstrip("-").isdigit()) or len(raw) > 12:
+        raise ValueError(raw)
+    value = int(raw)
+    if not lo <= value <= hi:
+        raise ValueError(raw)
+    return value
+
+
+def as_int(raw: str | None, lo: int = 1, hi: int = INT_MAX) -> Optional[int]:
+    """``parse_int``, or None for anything that is not an integer in range (an id typed into a form, say)."""
+    try:
+        return parse_int(raw or "", lo, hi)
+    except ValueError:
+        return None
+
+
+def int_arg(name: str, lo: int = 1, hi: int = INT_MAX) -> Optional[int]:
+    """The query argument ``name`` as an integer in range; absent or anything else → None."""
+    return as_int(request.args.get(name), lo, hi)
+
+
+def enum_value(enum_cls: type[LabeledEnum], raw: str | None, default: Any = None) -> Any:
+    """The member of ``enum_cls`` named by ``raw`` (value or Chinese label); ``default`` when it names none."""
+    try:
+        return enum_cls.from_label(raw or "")
+    except ValueError:
+        return default
+
+
+def page_number(args: Mapping[str, str] | None = None) -> int:
+    """``?page=``: garbage → 1, below 1 → 1, past ``MAX_PAGE`` → ``MAX_PAGE`` (an empty page, not a 500)."""
+    raw = ((request.args if args is None else args).get("page") or "").strip()
+    if raw.isascii() and raw.isdigit():
+        return max(1, min(int(raw) if len(raw) <= 12 else MAX_PAGE, MAX_PAGE))
+    return 1
+
+
+def wants_export() -> bool:
+    return request.args.get("export") == "xlsx"
+
+
+def xlsx_response(data: bytes, filename: str):
+    return send_file(io.BytesIO(data), mimetype=XLSX_MIMETYPE, as_attachment=True, download_name=filename)
+
+
+def paginate(stmt: Select, per_page: int | None = None) -> Pagination:
+    """One page of ``stmt`` for an HTML list (``?page=``, clamped)."""
+    return db.paginate(stmt, page=page_number(), per_page=per_page or current_app.config["PAGE_SIZE"],
+                       error_out=False, max_per_page=MAX_PER_PAGE)
+
+
+class ListPage(Pagination):
+    """A page object like ``paginate``'s over a list already in memory (e.g. a queue a service ranked)."""
+
+    def _query_items(self) -> list[Any]:
+        start = (self.page - 1) * self.per_page
+        return self._query_args["items"][start:start + self.per_page]
+
+    def _query_count(self) -> int:
+        return len(self._query_args["items"])
+
+
+def paginate_list(items: list[Any], per_page: int | None = None) -> ListPage:
+    return ListPage(page=page_number(), per_page=per_page or current_app.config["PAGE_SIZE"],
+                    max_per_page=MAX_PER_PAGE, error_out=False, items=items)
+
+
+def scoped(model: type, stmt: Select | None = None, user: Any = None) -> Select:
+    """``stmt`` (default ``select(model)``) narrowed to the rows the user (default: signed in) may see."""
+    return permissions.scope(current_user if user is None else user,
+                             sa.select(model) if stmt is None else stmt, model)
+
+
+# --- filters ---------------------------------------------------------------------------------------
+
+Apply = Callable[[Select, Any], Select]
+
+
+@dataclass(frozen=True)
+class Filter:
+    """One query argument that narrows a list.
+
+    ``parse`` turns the stripped, non-empty text into a value or raises ValueError (or LookupError);
+    ``apply`` narrows the statement with that value; ``hint`` is said beside the argument when a strict
+    list (the API) refuses it.
+    """
+
+    name: str
+    parse: Callable[[str], Any]
+    apply: Optional[Apply] = None
+    hint: str = "无效"
+
+
+def _equals(target: Any) -> Optional[Apply]:
+    """A column compares for equality; a function is used as it is; None only parses."""
+    if target is None or not hasattr(target, "__clause_element__") and not isinstance(target, sa.ColumnElement):
+        return target
+    return lambda stmt, value: stmt.where(target == value)
+
+
+def enum_options(enum_cls: type[LabeledEnum]) -> str:
+    return "可选值：" + "、".join(f"{m.value}（{m.label}）" for m in enum_cls)
+
+
+def enum_filter(name: str, enum_cls: type[LabeledEnum], target: Any = None, *, hint: str | None = None) -> Filter:
+    """A member of ``enum_cls`` by value or Chinese label; ``target`` a column (``==``) or ``fn(stmt, member)``."""
+    return Filter(name, enum_cls.from_label, _equals(target), hint or enum_options(enum_cls))
+
+
+def int_filter(name: str, target: Any = None, *, lo: int = 1, hi: int = INT_MAX, hint: str = "必须是整数") -> Filter:
+    """An integer (an id, by default) in ``lo``–``hi``."""
+    return Filter(name, lambda raw: parse_int(raw, lo, hi), _equals(target), hint)
+
+
+def parse_year(raw: str, lo: int = 1000, hi: int = 9999) -> int:
+    """Four ASCII digits, ``lo``–``hi``."""
+    if len(raw) != 4:
+        raise ValueError(raw)
+    return parse_int(raw, lo, hi)
+
+
+def year_filter(target: Any = None, name: str = "year", *, lo: int = 1000, hi: int = 9999,
+                hint: str = "应为四位年份") -> Filter:
+    return Filter(name, lambda raw: parse_year(raw, lo, hi), _equals(target), hint)
+
+
+def text_filter(name: str, *columns: Any, ignore_case: bool = False) -> Filter:
+    """Any of ``columns`` contains the text (LIKE wildcards in it are taken literally)."""
+    def apply(stmt: Select, text: str) -> Select:
+        matches = [(c.icontains if ignore_case else c.contains)(text, autoescape=True) for c in columns]
+        return stmt.where(sa.or_(*matches))
+    return Filter(name, str, apply)
+
+
+def choice_filter(name: str, conditions: Mapping[str, Any]) -> Filter:
+    """One of a few fixed words, each a WHERE condition (e.g. ``kind=random`` / ``kind=targeted``)."""
+    return Filter(name, lambda raw: conditions[raw], lambda stmt, condition: stmt.where(condition),
+                  "可选值：" + "、".join(conditions))
+
+
+def bureau_filter(target: Any, name: str = "bureau") -> Filter:
+    """A bureau by its region code (the API's way of naming one); ``target`` its id column."""
+    def parse(code: str) -> int:
+        bureau_id = db.session.execute(sa.select(Bureau.id).where(Bureau.code == code)).scalar_one_or_none()
+        if bureau_id is None:
+            raise LookupError(code)
+        return bureau_id
+    return Filter(name, parse, _equals(target), "没有这个区划代码的财政局")
+
+
+def read_args(filters: Iterable[Filter], *, strict: bool = False,
+              args: Mapping[str, str] | None = None) -> tuple[dict[str, str], dict[str, Any]]:
+    """(the stripped text of each filter, its parsed value or None). A value that does not parse is
+    ignored, or with ``strict`` refused: ``ValidationFailed`` naming every such argument."""
+    args = request.args if args is None else args
+    raw: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    messages: list[str] = []
+    for f in filters:
+        text = raw[f.name] = (args.get(f.name) or "").strip()
+        values[f.name] = None
+        if not text:
+            continue
+        try:
+            values[f.name] = f.parse(text)
+        except (ValueError, LookupError):
+            errors[f.name] = f.hint
+            messages.append(f"参数 {f.name} 无效：{text}。")
+    if strict and errors:
+        raise ValidationFailed("".join(messages), errors)
+    return raw, values
+
+
+# --- the list --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Export:
+    """How a list reads in Excel: the sheet, its columns, and ``rows(items) -> [{column: value}]``."""
+
+    sheet: str
+    columns: list[str]
+    rows: Callable[[list], Iterable[Mapping[str, Any]]]
+    filename: str | None = None
+
+
+class Listing:
+    """A SELECT narrowed by the request's filters, then ordered: one page of it, all of it, or its Excel.
+
+    ``filters`` is what the template echoes back into the filter form (the text as typed); ``values`` what
+    was understood (``listing["year"]``). ``where`` is the narrowed statement before ordering (for
+    ``with_only_columns`` subqueries); ``stmt`` the ordered one.
+    """
+
+    def __init__(self, stmt: Select, *filters: Filter, order_by: Iterable[Any] = (), options: Iterable[Any] = (),
+                 strict: bool = False, args: Mapping[str, str] | None = None):
+        self.filters, self.values = read_args(filters, strict=strict, args=args)
+        for f in filters:
+            if f.apply is not None and self.values[f.name] is not None:
+                stmt = f.apply(stmt, self.values[f.name])
+        self.where = stmt
+        self.stmt = stmt.options(*options).order_by(*order_by)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values.get(name)
+
+    def all(self) -> list:
+        return list(db.session.execute(self.stmt).scalars())
+
+    def page(self, per_page: int | None = None) -> Pagination:
+        return paginate(self.stmt, per_page)
+
+    def export(self, spec: Export):
+        """The whole list (every page) as an .xlsx download."""
+        return export(spec, self.all())
+
+
+def export(spec: Export, items: list):
+    """``items`` as an .xlsx download, as ``spec`` says (for a list already in memory)."""
+    rows = list(spec.rows(items))
+    return xlsx_response(to_xlsx(rows, spec.sheet, columns=spec.columns), spec.filename or f"{spec.sheet}.xlsx")
