@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import Any, Iterator
 
 import sqlalchemy as sa
 
@@ -66,6 +66,13 @@ def event_digest(event: AuditEvent) -> str:
                    event.object_type, event.object_id, event.bureau_id, event.summary, event.payload or {})
 
 
+def lock_chain() -> None:
+    """Serialise with every other writer of the chain until this transaction ends (PostgreSQL; SQLite
+    serialises writers anyway). Appends take it; so does a checkpoint reading the head."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+
+
 def record(action: str, obj: Any | None = None, *, summary: str, actor: User | None = None,
            bureau_id: int | None = None, payload: dict | None = None,
            object_type: str | None = None, object_id: int | None = None) -> AuditEvent:
@@ -76,8 +83,7 @@ def record(action: str, obj: Any | None = None, *, summary: str, actor: User | N
         object_id = object_id if object_id is not None else obj.id
         if bureau_id is None:
             bureau_id = getattr(obj, "bureau_id", None)
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+    lock_chain()
     prev = db.session.execute(
         sa.select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
     ).scalar_one_or_none() or GENESIS_HASH
@@ -111,27 +117,41 @@ class ChainReport:
     problem: str = ""
 
 
-def verify_chain(batch_size: int = 2000) -> ChainReport:
-    """Walk the chain in order and report the first event whose link or content does not match."""
-    expected_prev = GENESIS_HASH
-    checked = 0
-    last_id = 0
+def iter_events(batch_size: int = 2000, after_id: int = 0) -> Iterator[AuditEvent]:
+    """The events after ``after_id`` in chain order, read ``batch_size`` at a time; the session is expired
+    after each batch, so a walk over the whole chain holds one batch in memory."""
+    last_id = after_id
     while True:
         events = db.session.execute(
             sa.select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id).limit(batch_size)
         ).scalars().all()
         if not events:
-            return ChainReport(ok=True, checked=checked)
-        for event in events:
-            if event.prev_hash != expected_prev:
-                return ChainReport(False, checked, event.id,
-                                   f"事件 #{event.id} 的前序哈希与上一事件不符（可能有事件被删除或插入）")
-            if event_digest(event) != event.hash:
-                return ChainReport(False, checked, event.id, f"事件 #{event.id} 的内容已被改动（哈希不符）")
-            expected_prev = event.hash
-            checked += 1
-            last_id = event.id
+            return
+        yield from events
+        last_id = events[-1].id
         db.session.expire_all()
+
+
+def link_problem(event: AuditEvent, expected_prev: str) -> str | None:
+    """Why ``event`` breaks the chain after a link whose hash is ``expected_prev``; None when it holds."""
+    if event.prev_hash != expected_prev:
+        return f"事件 #{event.id} 的前序哈希与上一事件不符（可能有事件被删除或插入）"
+    if event_digest(event) != event.hash:
+        return f"事件 #{event.id} 的内容已被改动（哈希不符）"
+    return None
+
+
+def verify_chain(batch_size: int = 2000) -> ChainReport:
+    """Walk the chain in order and report the first event whose link or content does not match."""
+    expected_prev = GENESIS_HASH
+    checked = 0
+    for event in iter_events(batch_size):
+        problem = link_problem(event, expected_prev)
+        if problem:
+            return ChainReport(False, checked, event.id, problem)
+        expected_prev = event.hash
+        checked += 1
+    return ChainReport(ok=True, checked=checked)
 
 
 def history(object_type: str, object_id: int) -> list[AuditEvent]:
