@@ -1,0 +1,280 @@
+"""Text extraction from stored documents, bounded in time and memory.
+
+python-docx and pdfplumber read a whole document into memory and can take minutes on a document built
+to be slow (a 0.5 MB .docx of 100,000 tiny paragraphs: ~12 s; a 20 MB document.xml: ~50 s and +400 MB).
+Neither library can be interrupted or capped from inside, so the parsing runs in a child process: the
+child caps its own address space with ``resource.setrlimit(RLIMIT_AS)`` and the caller kills it when the
+time limit passes. The web worker's own memory never grows with the document.
+
+The child is this file loaded by a fresh interpreter with the caller's import path: it imports only the
+parsers — not the application, not the caller's ``__main__`` (which ``multiprocessing``'s spawn and
+forkserver would re-run), and it is not forked from a threaded worker (which can deadlock). Starting one
+costs about half a second, so a couple of idle children are kept per worker process and reused: an
+extraction then costs about a millisecond more than in-process. A child that ran out of time or memory,
+crashed, or grew large is discarded; the next extraction starts a fresh one. A child that cannot start
+at all (the parsers not importable) is a server error, never blamed on the uploaded file.
+
+Only the parsing is here; what is accepted (type, size, zip limits) is decided by ``core.files`` before.
+This module imports nothing from the application.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import select
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+IDLE_CHILDREN = 2           # kept for reuse per worker process
+START_SECONDS = 60          # for a child to import the parsers and say it is ready
+RECYCLE_RSS_MB = 300        # a child whose peak grew beyond this is not reused (CPython rarely gives memory back)
+_HEADER = struct.Struct("<I")
+
+
+class ExtractionError(Exception):
+    """The text could not be extracted; ``reason`` is "timeout", "memory" or "corrupt"."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+# --- the parsers (run in the child, or in-process when isolation is off) ---------------------------------
+
+def docx_text(data: bytes) -> str:
+    import docx
+
+    document = docx.Document(io.BytesIO(data))
+    lines = [p.text for p in document.paragraphs]
+    for table in document.tables:  # tables kept as rows of tab-separated cells
+        for row in table.rows:
+            lines.append("\t".join(cell.text.strip() for cell in row.cells))
+    return "\n".join(lines)
+
+
+def pdf_text(data: bytes) -> str:
+    import pdfplumber
+
+    with pdfplumber.open(io.BytesIO(data)) as pdf:
+        return "\n".join((page.extract_text() or "") for page in pdf.pages)
+
+
+PARSERS = {"docx": docx_text, "pdf": pdf_text}
+
+
+def _parse(kind: str, path: str) -> str:
+    with open(path, "rb") as fh:
+        data = fh.read()
+    return PARSERS[kind](data)
+
+
+# --- framing: a 4-byte length, then the bytes ----------------------------------------------------------------
+
+def _write_frame(fd: int, payload: bytes) -> None:
+    view = memoryview(_HEADER.pack(len(payload)) + payload)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _read_exactly(fd: int, size: int, deadline: float | None) -> bytes:
+    chunks, missing = [], size
+    while missing:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError
+        chunk = os.read(fd, min(missing, 1 << 20))
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        missing -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_frame(fd: int, deadline: float | None = None) -> bytes:
+    (size,) = _HEADER.unpack(_read_exactly(fd, _HEADER.size, deadline))
+    return _read_exactly(fd, size, deadline)
+
+
+# --- the child ---------------------------------------------------------------------------------------------
+
+def _limit_memory(extra_bytes: int) -> None:
+    """Cap the child's address space at what it already maps (the interpreter and the parsers) plus
+    ``extra_bytes``: beyond that an allocation fails with MemoryError instead of growing the machine's."""
+    import resource
+
+    with open("/proc/self/statm") as fh:
+        base = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = base + extra_bytes
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _serve(extra_bytes: int) -> None:
+    """The child's loop: receive kind and path, answer status, whether it stays, and the text (or what
+    went wrong), until its input closes. Replies go to a private copy of stdout; anything a library
+    prints goes to stderr."""
+    requests, replies = 0, os.dup(1)
+    os.dup2(2, 1)
+    import docx  # noqa: F401 — loaded before the limit, once for every document
+    import pdfplumber  # noqa: F401
+
+    try:
+        _limit_memory(extra_bytes)
+    except (OSError, ValueError, IndexError):
+        print("evalhub extract: could not limit the child's memory", file=sys.stderr)
+    start_rss_mb = _peak_rss_mb()
+    _write_frame(replies, b"ready")
+    while True:
+        try:
+            kind, _, path = _read_frame(requests).decode().partition("\0")
+        except (EOFError, OSError, KeyboardInterrupt):
+            return
+        try:
+            status, payload = "ok", _parse(kind, path)
+        except MemoryError:
+            status, payload = "memory", ""
+        except Exception as exc:  # noqa: BLE001 — a document that cannot be read, said as such
+            # libxml2 reports a failed allocation as a syntax error ("unknown error", "Memory allocation
+            # failed"); a child that grew to half its allowance before failing is taken to have run out
+            grew = (_peak_rss_mb() - start_rss_mb) * 1024 * 1024 > extra_bytes / 2
+            message = str(exc).lower()
+            memory = grew or "memory" in message or "unknown error" in message
+            status, payload = ("memory", "") if memory else ("corrupt", type(exc).__name__)
+        stays = status == "ok" and _peak_rss_mb() <= RECYCLE_RSS_MB
+        try:
+            _write_frame(replies, f"{status}\0{int(stays)}\0".encode() + payload.encode("utf-8", "surrogatepass"))
+        except (MemoryError, OSError):
+            return  # the parent sees the pipe close
+        payload = ""
+        if not stays:
+            return
+
+
+# --- the parent's side --------------------------------------------------------------------------------------
+
+# Run by ``python -c``: drop the current directory from the path first, then take the caller's path.
+_BOOT = ("import sys; del sys.path[0]; import json, importlib.util as u; sys.path[:] = json.loads(sys.argv[3]); "
+         "spec = u.spec_from_file_location('evalhub_extract_child', sys.argv[1]); m = u.module_from_spec(spec); "
+         "sys.modules[spec.name] = m; spec.loader.exec_module(m); m._serve(int(sys.argv[2]))")
+
+
+class _Child:
+    def __init__(self, extra_bytes: int) -> None:
+        self.extra_bytes = extra_bytes
+        self.owner = os.getpid()
+        path = json.dumps([os.path.abspath(p) for p in sys.path])
+        self.process = subprocess.Popen(
+            [sys.executable, "-E", "-s", "-c", _BOOT, os.path.abspath(__file__), str(extra_bytes), path],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+        try:
+            ready = _read_frame(self.process.stdout.fileno(), time.monotonic() + START_SECONDS)
+        except (TimeoutError, EOFError, OSError) as exc:
+            self.close()
+            raise RuntimeError("the text extraction child process did not start (are python-docx and "
+                               "pdfplumber importable?)") from exc
+        if ready != b"ready":
+            self.close()
+            raise RuntimeError(f"the text extraction child process answered {ready[:50]!r} at start")
+
+    def usable(self, extra_bytes: int) -> bool:
+        return self.owner == os.getpid() and self.extra_bytes == extra_bytes and self.process.poll() is None
+
+    def send(self, kind: str, path: str) -> None:
+        _write_frame(self.process.stdin.fileno(), f"{kind}\0{path}".encode())
+
+    def answer(self, seconds: float) -> tuple[str, bool, str]:
+        reply = _read_frame(self.process.stdout.fileno(), time.monotonic() + seconds)
+        status, stays, payload = reply.split(b"\0", 2)
+        return status.decode(), stays == b"1", payload.decode("utf-8", "surrogatepass")
+
+    def close(self) -> None:
+        if self.owner != os.getpid():
+            return  # inherited through a fork: not ours
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        if self.process.poll() is None:
+            self.process.kill()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+_pool_lock = threading.Lock()
+_idle: list[_Child] = []
+
+
+def _take(extra_bytes: int) -> _Child:
+    with _pool_lock:
+        while _idle:
+            child = _idle.pop()
+            if child.usable(extra_bytes):
+                return child
+            child.close()
+    return _Child(extra_bytes)
+
+
+def _give_back(child: _Child) -> None:
+    with _pool_lock:
+        if len(_idle) < IDLE_CHILDREN and child.owner == os.getpid():
+            _idle.append(child)
+            return
+    child.close()
+
+
+def shutdown() -> None:
+    """Stop the idle children (they also stop by themselves when this process exits: their input closes)."""
+    with _pool_lock:
+        children, _idle[:] = list(_idle), []
+    for child in children:
+        child.close()
+
+
+def extract(kind: str, path: str, *, seconds: float, memory_mb: int, isolated: bool = True) -> str:
+    """The text of the document at ``path`` (``kind`` "docx" or "pdf"), or ExtractionError."""
+    if not isolated:
+        try:
+            return _parse(kind, path)
+        except MemoryError as exc:
+            raise ExtractionError("memory") from exc
+        except Exception as exc:  # noqa: BLE001
+            raise ExtractionError("corrupt", type(exc).__name__) from exc
+    child = _take(memory_mb * 1024 * 1024)
+    try:
+        child.send(kind, str(path))
+    except OSError:  # an idle child that died meanwhile (killed from outside): the document never reached it
+        child.close()
+        child = _Child(memory_mb * 1024 * 1024)
+        child.send(kind, str(path))
+    try:
+        status, stays, payload = child.answer(seconds)
+    except TimeoutError as exc:
+        child.close()
+        raise ExtractionError("timeout") from exc
+    except (EOFError, OSError, ValueError) as exc:  # the child died: killed at its memory limit, or crashed
+        child.close()
+        raise ExtractionError("memory", "the child exited") from exc
+    if stays:
+        _give_back(child)
+    else:
+        child.close()
+    if status != "ok":
+        raise ExtractionError(status, payload)
+    return payload
