@@ -1,0 +1,567 @@
+"""Accounts (issue 12): the first administrator from the command line, who creates whom, role changes with a
+reason, one-time activation and reset links, "忘记密码", the password policy (length, classes, history,
+expiry) and the optional TOTP second factor, enforced by a bureau setting."""
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from datetime import timedelta
+
+import pyotp
+import pytest
+import sqlalchemy as sa
+
+from evalhub.core import accounts, audit, passwords
+from evalhub.core import notifications
+from evalhub.core.accounts import LinkPurpose
+from evalhub.core.enums import Role
+from evalhub.core.errors import ValidationFailed
+from evalhub.core.models import AccountLink, AuditEvent, PasswordHistory, User
+from evalhub.core.personal import decrypt_field
+from evalhub.core.services import authenticate, change_password
+from evalhub.core.settings import set_setting
+from evalhub.core.timeutil import utcnow
+from evalhub.extensions import db
+from tests import factories
+from tests.test_sessions import Browser, _browser, _refused
+
+STRONG = "Tianshan-2025!"  # 14 characters, four classes
+STRONG2 = "Kunlun#Peak2026"
+
+
+def _actions(user) -> list[str]:
+    return [e.action for e in audit.history("user_account", user.id)]
+
+
+def _user(username: str) -> User | None:
+    db.session.expire_all()
+    return db.session.execute(sa.select(User).where(User.username == username)).scalar_one_or_none()
+
+
+def _link_from(response) -> str:
+    html = response.get_data(as_text=True)
+    match = re.search(r'value="(http[^"]+/account/(?:activate|reset)/[^"]+)"', html)
+    assert match, html[:2000]
+    return match.group(1)
+
+
+def _path(url: str) -> str:
+    return "/" + url.split("/", 3)[3]
+
+
+def _create(browser, bureau, **fields):
+    data = {"username": "new.user", "display_name": "新用户", "role": "bureau_staff", "email": "", "phone": ""}
+    data.update(fields)
+    return browser.post(f"/bureaus/{bureau.id}/users", data=data)
+
+
+# === the first administrator ========================================================================
+
+def test_create_admin_refuses_a_weak_password_and_a_taken_name_and_is_audited(app, app_ctx):
+    runner = app.test_cli_runner()
+    weak = runner.invoke(args=["evalhub", "users", "create-admin", "--username", "root", "--password", "password12"])
+    assert weak.exit_code == 1 and "至少 3 类" in weak.output
+    short = runner.invoke(args=["evalhub", "users", "create-admin", "--username", "root", "--password", "Ab1!"])
+    assert short.exit_code == 1 and "至少需要 10 位" in short.output
+    assert _user("root") is None
+
+    done = runner.invoke(args=["evalhub", "users", "create-admin", "--username", "root", "--password", STRONG])
+    assert done.exit_code == 0, done.output
+    root = _user("root")
+    assert root.role == Role.SYSTEM_ADMIN and root.bureau_id is None and not root.awaiting_activation
+    event = db.session.execute(sa.select(AuditEvent).where(AuditEvent.action == "user.created")).scalar_one()
+    assert event.object_id == root.id and event.actor_id is None and "命令行创建系统管理员 root" in event.summary
+    assert authenticate("root", STRONG).user is not None
+
+    again = runner.invoke(args=["evalhub", "users", "create-admin", "--username", "root", "--password", STRONG2])
+    assert again.exit_code == 1 and "已被使用" in again.output
+    assert db.session.execute(sa.select(sa.func.count(User.id))).scalar_one() == 1
+
+
+def test_create_admin_prompts_for_a_hidden_confirmed_password(app, app_ctx):
+    runner = app.test_cli_runner()
+    mismatch = runner.invoke(args=["evalhub", "users", "create-admin"],
+                             input=f"chief\n{STRONG}\nsomething-else\n{STRONG}\n{STRONG}\n")
+    assert mismatch.exit_code == 0, mismatch.output
+    assert STRONG not in mismatch.output  # never echoed
+    assert "密码要求" in mismatch.output  # the policy is said before asking
+    assert _user("chief").role == Role.SYSTEM_ADMIN
+
+
+# === who creates whom ===============================================================================
+
+def test_the_system_admin_creates_a_bureau_admin_who_activates_and_signs_in(app, world):
+    admin = _browser(app, world.sysadmin)
+    response = _create(admin, world.bz, username="bz.chief", display_name="巴州管理员", role="bureau_admin")
+    assert response.status_code == 200
+    url = _link_from(response)
+    assert "只显示这一次" in response.get_data(as_text=True)
+    chief = _user("bz.chief")
+    assert chief.role == Role.BUREAU_ADMIN and chief.bureau_id == world.bz.id and chief.awaiting_activation
+    assert accounts.status_label(chief) == "待激活"
+    assert {"user.created", "user.link_issued"} <= set(_actions(chief))
+    # the raw token is stored nowhere
+    token = url.rsplit("/", 1)[1]
+    assert db.session.execute(sa.select(AccountLink.token_hash)).scalar_one() != token
+    # nobody can sign in before activation, not even with an empty or a guessed password
+    assert authenticate("bz.chief", "").user is None and authenticate("bz.chief", "!").user is None
+
+    person = Browser(app)
+    page = person.get(_path(url))
+    assert page.status_code == 200 and "bz.chief" in page.get_data(as_text=True)
+    weak = person.post(_path(url), data={"new_password": "short", "confirm": "short"})
+    assert weak.status_code == 422 and "至少需要 10 位" in weak.get_data(as_text=True)
+    assert _user("bz.chief").awaiting_activation  # a refused password does not spend the link
+    done = person.post(_path(url), data={"new_password": STRONG, "confirm": STRONG})
+    assert done.status_code == 302 and "/login" in done.headers["Location"]
+    assert "user.activated" in _actions(chief)
+    assert not _user("bz.chief").awaiting_activation
+    assert not _refused(_browser(app, _user("bz.chief"), STRONG))
+
+
+def test_a_bureau_admin_creates_its_own_staff_and_the_admins_below_only(app, world):
+    admin = _browser(app, world.bz_admin)
+    assert _create(admin, world.bz, username="bz.clerk", role="bureau_staff").status_code == 200
+    assert _user("bz.clerk").role == Role.BUREAU_STAFF
+    # not another administrator of its own bureau …
+    assert _create(admin, world.bz, username="bz.second", role="bureau_admin").status_code == 403
+    # … nor anyone of a bureau beside or above it
+    assert _create(admin, world.kz, username="kz.clerk", role="bureau_staff").status_code == 403
+    assert _create(admin, world.region, username="region.x", role="bureau_staff").status_code == 403
+    # the administrator of a county below it, yes; that county's staff, no (the county's admin does that)
+    assert _create(admin, world.lt, username="lt.chief", role="bureau_admin").status_code == 200
+    assert _create(admin, world.lt, username="lt.clerk", role="bureau_staff").status_code == 403
+    assert [u for u in ("bz.second", "kz.clerk", "region.x", "lt.clerk") if _user(u) is not None] == []
+    # bureau staff and the county's administrator for the prefecture: refused
+    staff = _browser(app, world.bz_staff)
+    assert staff.get(f"/bureaus/{world.bz.id}/users").status_code == 403
+    assert _create(staff, world.bz, username="sneaky", role="bureau_staff").status_code == 403
+    county = _browser(app, world.lt_admin)
+    assert _create(county, world.bz, username="up.clerk", role="bureau_staff").status_code == 403
+    assert _user("sneaky") is None and _user("up.clerk") is None
+
+
+def test_bad_input_is_refused_in_chinese_with_nothing_written(app, world):
+    admin = _browser(app, world.bz_admin)
+    before = db.session.execute(sa.select(sa.func.count(User.id))).scalar_one()
+    for fields, message in [({"username": "bz.staff"}, "已被使用"), ({"username": "BZ.STAFF"}, "已被使用"),
+                            ({"username": "中文名"}, "英文字母"), ({"display_name": ""}, "请填写姓名"),
+                            ({"email": "not-an-email"}, "电子邮箱格式不正确"), ({"role": "expert"}, "角色")]:
+        response = _create(admin, world.bz, **fields)
+        assert response.status_code in (422, 403) and message in response.get_data(as_text=True), fields
+    assert db.session.execute(sa.select(sa.func.count(User.id))).scalar_one() == before
+
+
+def test_a_system_admin_creates_another_system_admin_from_the_directory(app, world):
+    admin = _browser(app, world.sysadmin)
+    response = admin.post("/users", data={"username": "ops2", "display_name": "运维", "role": "system_admin"})
+    assert response.status_code == 200 and "/account/activate/" in response.get_data(as_text=True)
+    assert _user("ops2").role == Role.SYSTEM_ADMIN
+    bureau_admin = _browser(app, world.region_admin)
+    assert bureau_admin.post("/users", data={"username": "ops3", "display_name": "x", "role": "system_admin"}).status_code == 403
+
+
+# === roles ==========================================================================================
+
+def test_a_role_change_needs_a_reason_is_audited_and_ends_the_sessions(app, world):
+    target = world.lt_staff
+    target_browser = _browser(app, target)
+    admin = _browser(app, world.bz_admin)  # the prefecture above 轮台县
+    refused = admin.post(f"/users/{target.id}/role", data={"role": "bureau_admin", "reason": ""})
+    assert refused.status_code == 422 and "原因" in refused.get_data(as_text=True)
+    assert _user(target.username).role == Role.BUREAU_STAFF
+    done = admin.post(f"/users/{target.id}/role", data={"role": "bureau_admin", "reason": "原管理员调离"})
+    assert done.status_code == 302
+    assert _user(target.username).role == Role.BUREAU_ADMIN
+    event = db.session.execute(sa.select(AuditEvent).where(AuditEvent.action == "user.role_changed")).scalar_one()
+    assert event.actor_id == world.bz_admin.id and "原管理员调离" in event.summary
+    assert event.payload == {"old": "bureau_staff", "new": "bureau_admin", "reason": "原管理员调离"}
+    assert _refused(target_browser)
+
+
+def test_who_may_change_a_role(app, world):
+    own = _browser(app, world.bz_admin)
+    # a bureau admin cannot promote its own staff to administrator (only the bureau above can)
+    assert own.post(f"/users/{world.bz_staff.id}/role", data={"role": "bureau_admin", "reason": "x"}).status_code == 403
+    # nor change its own role
+    assert own.post(f"/users/{world.bz_admin.id}/role", data={"role": "bureau_staff", "reason": "x"}).status_code == 403
+    # another prefecture does not even see the account
+    other = _browser(app, world.kz_admin)
+    assert other.post(f"/users/{world.lt_staff.id}/role", data={"role": "bureau_admin", "reason": "x"}).status_code == 404
+    # the system admin may; a firm user or an expert has no bureau role to change
+    sysadmin = _browser(app, world.sysadmin)
+    assert sysadmin.post(f"/users/{world.bz_staff.id}/role", data={"role": "bureau_admin", "reason": "任命"}).status_code == 302
+    assert sysadmin.post(f"/users/{world.firm_user.id}/role", data={"role": "bureau_admin", "reason": "x"}).status_code == 403
+    assert _user("firm1").role == Role.FIRM_USER
+
+
+# === one-time links =================================================================================
+
+def test_an_admin_reset_link_works_once_and_ends_everything(app, world):
+    user = world.bz_staff
+    user_browser = _browser(app, user)
+    admin = _browser(app, world.bz_admin)
+    outsider = _browser(app, world.kz_admin)
+    assert outsider.post(f"/users/{user.id}/reset-link").status_code == 404
+    assert _browser(app, world.bz_staff).post(f"/users/{world.bz_admin.id}/reset-link").status_code == 404
+    response = admin.post(f"/users/{user.id}/reset-link")
+    assert response.status_code == 200
+    url = _link_from(response)
+    assert "/account/reset/" in url
+    # the old password keeps working until the link is used
+    assert authenticate(user.username, factories.PASSWORD).user is not None
+
+    person = Browser(app)
+    assert person.post(_path(url), data={"new_password": STRONG, "confirm": STRONG}).status_code == 302
+    assert _refused(user_browser)
+    assert authenticate(user.username, factories.PASSWORD).user is None
+    assert authenticate(user.username, STRONG).user is not None
+    assert {"user.link_issued", "user.password_reset"} <= set(_actions(user))
+
+    again = person.get(_path(url))
+    assert again.status_code == 410 and "使用过" in again.get_data(as_text=True)
+    assert person.post(_path(url), data={"new_password": STRONG2, "confirm": STRONG2}).status_code == 410
+    assert authenticate(user.username, STRONG).user is not None
+    assert person.get("/account/reset/not-a-real-token-at-all-000000").status_code == 404
+
+
+def test_links_expire_and_a_new_one_replaces_the_old(app, world):
+    user = world.bz_staff
+    first = accounts.issue_link(user, LinkPurpose.RESET, world.bz_admin)
+    second = accounts.issue_link(user, LinkPurpose.RESET, world.bz_admin)
+    db.session.commit()
+    person = Browser(app)
+    replaced = person.get(f"/account/reset/{first}")
+    assert replaced.status_code == 410 and "新的链接" in replaced.get_data(as_text=True)
+    link = accounts.find_link(second)
+    link.expires_at = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+    expired = person.get(f"/account/reset/{second}")
+    assert expired.status_code == 410 and "过期" in expired.get_data(as_text=True)
+    assert person.post(f"/account/reset/{second}", data={"new_password": STRONG, "confirm": STRONG}).status_code == 410
+    # a reset link is not an activation link, and the reverse
+    third = accounts.issue_link(user, LinkPurpose.RESET, world.bz_admin)
+    db.session.commit()
+    assert person.get(f"/account/activate/{third}").status_code == 404
+    assert accounts.link_lifetime(LinkPurpose.RESET) == timedelta(hours=24)
+    assert accounts.link_lifetime(LinkPurpose.ACTIVATION) == timedelta(days=7)
+
+
+def test_create_account_with_activation_for_other_modules(app, world, monkeypatch):
+    sent = []
+    monkeypatch.setattr(notifications, "send_mail", lambda to, subject, body: sent.append((to, subject, body)) or True)
+    user, token = accounts.create_account_with_activation(
+        username="zj9001", display_name="王专家", role=Role.EXPERT, actor=world.bz_admin,
+        expert_id=factories.expert(world.bz).id, email="wang@example.cn")
+    db.session.commit()
+    assert user.awaiting_activation and accounts.pending_expiry(user) is not None
+    with app.test_request_context():
+        assert accounts.email_link(user, token, LinkPurpose.ACTIVATION)
+    assert sent[0][0] == "wang@example.cn" and f"/account/activate/{token}" in sent[0][2]
+    with app.test_request_context():
+        accounts.use_link(token, LinkPurpose.ACTIVATION, STRONG)
+    db.session.commit()
+    assert authenticate("zj9001", STRONG).user is not None
+
+
+# === 忘记密码 ========================================================================================
+
+def test_forgot_password_answers_the_same_for_unknown_users(app, world, monkeypatch):
+    sent = []
+    monkeypatch.setattr(notifications, "send_mail", lambda to, subject, body: sent.append((to, body)) or True)
+    monkeypatch.setitem(app.config, "MAIL_SERVER", "smtp.example.cn")
+    world.bz_staff.email = "bz.staff@example.cn"
+    db.session.commit()
+    answers = {}
+    for name in ("bz.staff", "nobody-here", "bz.admin", "bz.staff@example.cn"):  # bz.admin has no e-mail
+        response = Browser(app).post("/account/forgot", data={"identifier": name},
+                                     environ_base={"REMOTE_ADDR": f"10.0.0.{len(answers) + 1}"})
+        assert response.status_code == 200
+        answers[name] = response.get_data(as_text=True)
+    assert len(set(answers.values())) == 1
+    assert "如果该账户存在并登记了电子邮箱" in answers["nobody-here"]
+    assert [to for to, _ in sent] == ["bz.staff@example.cn", "bz.staff@example.cn"]
+    url = re.search(r"http\S+/account/reset/\S+", sent[-1][1]).group(0)
+    person = Browser(app)
+    assert person.post(_path(url), data={"new_password": STRONG, "confirm": STRONG}).status_code == 302
+    assert authenticate("bz.staff", STRONG).user is not None
+    links = db.session.execute(sa.select(AccountLink).where(AccountLink.user_id == world.bz_staff.id)).scalars().all()
+    assert all(link.created_by_id is None for link in links)
+
+
+def test_forgot_password_is_rate_limited_per_address_and_per_account(app, world, monkeypatch):
+    sent = []
+    monkeypatch.setattr(notifications, "send_mail", lambda to, subject, body: sent.append(to) or True)
+    monkeypatch.setitem(app.config, "MAIL_SERVER", "smtp.example.cn")
+    world.bz_staff.email = "bz.staff@example.cn"
+    db.session.commit()
+    browser = Browser(app)
+    limit = app.config["RESET_REQUESTS_PER_HOUR"]
+    for n in range(limit):
+        assert browser.post("/account/forgot", data={"identifier": "nobody"},
+                            environ_base={"REMOTE_ADDR": "10.1.1.1"}).status_code == 200
+    blocked = browser.post("/account/forgot", data={"identifier": "bz.staff"}, environ_base={"REMOTE_ADDR": "10.1.1.1"})
+    assert blocked.status_code == 429 and "请求过于频繁" in blocked.get_data(as_text=True)
+    assert sent == []
+    # per account: the same answer, but no more than the limit of links an hour
+    for n in range(5):
+        assert browser.post("/account/forgot", data={"identifier": "bz.staff"},
+                            environ_base={"REMOTE_ADDR": f"10.2.0.{n}"}).status_code == 200
+    assert len(sent) == app.config["RESET_LINKS_PER_ACCOUNT_HOUR"]
+
+
+# === the password policy ============================================================================
+
+@pytest.mark.parametrize("password, message", [
+    ("Ab1!xyz", "至少需要 10 位"),
+    ("alllowercase1", "至少 3 类"),
+    ("ALLUPPER-ONLY", "至少 3 类"),
+    ("bz.staff-Is-Mine1", "不能包含用户名"),
+    (" Leading-space1", "空格"),
+])
+def test_the_policy_refuses_weak_passwords(world, password, message):
+    with pytest.raises(ValidationFailed) as caught:
+        change_password(world.bz_staff, factories.PASSWORD, password)
+    assert message in caught.value.message
+
+
+def test_the_policy_accepts_three_classes_of_four(world):
+    for good in ("lowercase-and-1", "UPPER-and-lower", "Upper1lower2x", "中文密码Abc123"):
+        assert passwords.problems(good) == [], good
+
+
+def test_the_last_five_passwords_cannot_be_reused(world):
+    user = world.bz_staff
+    used = [factories.PASSWORD] + [f"Rotation-{n}-pass" for n in range(1, 6)]
+    for old, new in zip(used, used[1:]):
+        change_password(user, old, new)
+    db.session.commit()
+    # the current one and the four before it are refused; the one before those is allowed again
+    for again in used[1:5]:
+        with pytest.raises(ValidationFailed) as caught:
+            change_password(user, used[-1], again)
+        assert "最近 5 次" in caught.value.message
+    assert db.session.execute(sa.select(sa.func.count(PasswordHistory.id))
+                              .where(PasswordHistory.user_id == user.id)).scalar_one() == 5
+    change_password(user, used[-1], used[0])  # the factory's password, six passwords ago: out of the history
+    db.session.commit()
+    with pytest.raises(ValidationFailed):  # and a reset link obeys the history too
+        token = accounts.issue_link(user, LinkPurpose.RESET, world.bz_admin)
+        accounts.use_link(token, LinkPurpose.RESET, used[3])
+
+
+def test_an_expired_password_must_be_changed_before_anything_else(app, world, monkeypatch):
+    monkeypatch.setitem(app.config, "PASSWORD_MAX_AGE_DAYS", 90)
+    user = world.bz_staff
+    user.password_changed_at = utcnow() - timedelta(days=91)
+    db.session.commit()
+    browser = Browser(app)
+    assert browser.post("/login", data={"username": user.username, "password": factories.PASSWORD}).status_code == 302
+    for path in ("/", "/firms", f"/bureaus/{world.bz.id}"):
+        response = browser.get(path)
+        assert response.status_code == 302 and response.headers["Location"].endswith("/account"), path
+    page = browser.get("/account").get_data(as_text=True)
+    assert "密码已过期" in page and "至少 10 位" in page
+    assert Browser(app).post("/api/v1/tokens", json={"username": user.username, "password": factories.PASSWORD}).status_code == 403
+    response = browser.post("/account/password", data={"current_password": factories.PASSWORD,
+                                                       "new_password": STRONG, "confirm": STRONG})
+    assert response.status_code == 302
+    assert browser.get("/").status_code == 200
+    assert not passwords.expired(_user(user.username))
+
+
+def test_the_demo_waiver_is_off_in_production(app, app_ctx, monkeypatch):
+    with passwords.policy_waived("test"):
+        assert passwords.problems("evalhub-demo") == []
+    monkeypatch.setitem(app.config, "ENV_NAME", "production")
+    with passwords.policy_waived("test"):
+        assert passwords.problems("evalhub-demo") != []
+
+
+# === the TOTP second factor =========================================================================
+
+def _enrol(browser, user) -> pyotp.TOTP:
+    assert browser.post("/account/totp/setup").status_code == 302
+    page = browser.get("/account/totp").get_data(as_text=True)
+    assert 'src="data:image/svg+xml' in page
+    secret = decrypt_field(_user(user.username).totp_secret_encrypted)
+    assert secret in page and _user(user.username).totp_secret_encrypted != secret  # encrypted at rest
+    totp = pyotp.TOTP(secret)
+    assert browser.post("/account/totp/confirm", data={"code": "000000" if totp.now() != "000000" else "111111"}).status_code == 422
+    assert browser.post("/account/totp/confirm", data={"code": totp.now()}).status_code == 302
+    assert _user(user.username).totp_enabled
+    return totp
+
+
+def _next_code(totp: pyotp.TOTP, steps: int = 1) -> str:
+    return totp.at(int(time.time()) + 30 * steps)
+
+
+def test_totp_enrolment_then_login_needs_the_code(app, world):
+    user = world.bz_admin
+    totp = _enrol(_browser(app, user), user)
+    assert "user.totp_enabled" in _actions(user)
+
+    browser = Browser(app)
+    step_one = browser.post("/login", data={"username": user.username, "password": factories.PASSWORD})
+    assert step_one.status_code == 302 and "/login/totp" in step_one.headers["Location"]
+    assert _refused(browser)  # not signed in until the code is right
+    wrong = browser.post("/login/totp", data={"code": "12345x"})
+    assert wrong.status_code == 401 and "验证码不正确" in wrong.get_data(as_text=True)
+    code = _next_code(totp)
+    assert browser.post("/login/totp", data={"code": code}).status_code == 302
+    assert not _refused(browser)
+    # the same code is not accepted twice
+    other = Browser(app)
+    other.post("/login", data={"username": user.username, "password": factories.PASSWORD})
+    assert other.post("/login/totp", data={"code": code}).status_code == 401
+    # the API asks for the code too
+    api = app.test_client()
+    no_code = api.post("/api/v1/tokens", json={"username": user.username, "password": factories.PASSWORD})
+    assert no_code.status_code == 401 and no_code.json["error"]["code"] == "totp_required"
+    db.session.execute(sa.update(User).where(User.id == user.id).values(totp_last_step=None))
+    db.session.commit()
+    with_code = api.post("/api/v1/tokens", json={"username": user.username, "password": factories.PASSWORD,
+                                                  "totp": totp.now()})
+    assert with_code.status_code == 201 and with_code.json["token"]
+    # a stale pending step (older than five minutes) starts again
+    stale = Browser(app)
+    stale.post("/login", data={"username": user.username, "password": factories.PASSWORD})
+    with stale.app.app_context(), stale.client.session_transaction() as session:
+        pending = dict(session["totp_pending"])
+        pending["at"] -= accounts.PENDING_SECONDS + 1
+        session["totp_pending"] = pending
+    assert "/login" in stale.post("/login/totp", data={"code": "000000"}).headers["Location"]
+
+
+def test_totp_failures_count_toward_the_lock(app, world):
+    user = world.bz_admin
+    _enrol(_browser(app, user), user)
+    browser = Browser(app)
+    browser.post("/login", data={"username": user.username, "password": factories.PASSWORD})
+    limit = app.config["LOGIN_MAX_FAILURES"]
+    for _ in range(limit - 1):
+        assert browser.post("/login/totp", data={"code": "000001"}).status_code == 401
+    locked = browser.post("/login/totp", data={"code": "000001"})
+    assert locked.status_code == 302 and "/login" in locked.headers["Location"]
+    assert _user(user.username).locked_until is not None
+    assert "锁定" in (authenticate(user.username, factories.PASSWORD).error or "")
+    # and a right password does not reset the count of wrong codes
+    user2 = world.kz_admin
+    _enrol(_browser(app, user2), user2)
+    for _ in range(limit - 1):
+        assert authenticate(user2.username, factories.PASSWORD).pending is not None
+        assert accounts.verify_totp_login(_user(user2.username), "000001").user is None
+    assert _user(user2.username).failed_logins == limit - 1
+
+
+def test_the_bureau_setting_forces_admins_to_enrol(app, world):
+    set_setting(world.bz, "security.require_totp_admins", "on", world.bz_admin)
+    db.session.commit()
+    # a county below inherits it; staff are not concerned
+    assert accounts.totp_required(world.lt_admin) and not accounts.totp_required(world.kz_admin)
+    assert accounts.gate(world.bz_staff) is None
+    browser = _browser(app, world.lt_admin)
+    for path in ("/", "/account", f"/bureaus/{world.lt.id}/users"):
+        response = browser.get(path)
+        assert response.status_code == 302 and response.headers["Location"].endswith("/account/totp"), path
+    assert "绑定验证器之后才能继续" in browser.get("/account/totp").get_data(as_text=True)
+    totp = _enrol(browser, world.lt_admin)
+    assert browser.get("/").status_code == 200
+    # required: it cannot be switched off
+    refused = browser.post("/account/totp/disable", data={"password": factories.PASSWORD})
+    assert refused.status_code == 409
+    assert _user("lt.admin").totp_enabled
+    # the system admin follows the region's (top-level) value
+    assert not accounts.totp_required(world.sysadmin)
+    set_setting(world.region, "security.require_totp_admins", "on", world.sysadmin)
+    db.session.commit()
+    assert accounts.totp_required(world.sysadmin)
+    assert totp.now()
+
+
+def test_an_admin_resets_a_lost_second_factor(app, world):
+    user = world.lt_admin
+    _enrol(_browser(app, user), user)
+    assert _browser(app, world.kz_admin).post(f"/users/{user.id}/totp-reset", data={"reason": "丢失手机"}).status_code == 404
+    admin = _browser(app, world.bz_admin)
+    assert admin.post(f"/users/{user.id}/totp-reset", data={"reason": ""}).status_code == 422
+    assert admin.post(f"/users/{user.id}/totp-reset", data={"reason": "丢失手机"}).status_code == 302
+    assert not _user("lt.admin").totp_enabled and "user.totp_reset" in _actions(user)
+    assert authenticate("lt.admin", factories.PASSWORD).user is not None
+
+
+def test_totp_is_for_administrators(app, world):
+    staff = _browser(app, world.bz_staff)
+    assert staff.get("/account/totp").status_code == 403
+    assert staff.post("/account/totp/setup").status_code == 403
+
+
+# === the directory ==================================================================================
+
+def test_the_directory_lists_filters_and_exports_within_scope(app, world):
+    sysadmin = _browser(app, world.sysadmin)
+    page = sysadmin.get("/users").get_data(as_text=True)
+    assert "firm1" in page and "kz.staff" in page
+    filtered = sysadmin.get("/users?role=bureau_admin&q=bz").get_data(as_text=True)
+    assert "bz.admin" in filtered and "bz.staff" not in filtered and "kz.admin" not in filtered
+    assert sysadmin.get("/users?bureau=abc&status=nope&page=99999999999").status_code == 200
+    export = sysadmin.get("/users?export=xlsx")
+    assert export.status_code == 200 and export.mimetype.endswith("spreadsheetml.sheet")
+    prefecture = _browser(app, world.bz_admin).get("/users").get_data(as_text=True)
+    assert "lt.staff" in prefecture and "kz.staff" not in prefecture and "firm1" not in prefecture
+    assert _browser(app, world.bz_staff).get("/users").status_code == 403
+    assert _browser(app, world.firm_user).get("/users").status_code == 403
+
+
+def test_the_operator_recovers_an_administrator_from_the_command_line(app, world):
+    """The only administrator lost their password and their phone: a reset link and a cleared second factor,
+    from the server's command line, both audited."""
+    user = world.sysadmin
+    user.totp_secret_encrypted, user.totp_enabled_at = "x", utcnow()
+    db.session.commit()
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["evalhub", "users", "reset-link", "nobody"]).exit_code == 2
+    result = runner.invoke(args=["evalhub", "users", "reset-link", "admin"])
+    assert result.exit_code == 0, result.output
+    url = re.search(r"\S+/account/reset/\S+", result.output).group(0)
+    assert url.startswith("http://localhost:8000/")  # EVALHUB_PUBLIC_URL when set
+    assert runner.invoke(args=["evalhub", "users", "reset-totp", "admin"]).exit_code == 2  # --reason is required
+    result = runner.invoke(args=["evalhub", "users", "reset-totp", "admin", "--reason", "手机丢失"])
+    assert result.exit_code == 0, result.output
+    assert not _user("admin").totp_enabled
+    assert {"user.link_issued", "user.totp_reset"} <= set(_actions(user))
+    assert Browser(app).post(_path(url), data={"new_password": STRONG, "confirm": STRONG}).status_code == 302
+    assert authenticate("admin", STRONG).user is not None
+
+
+@pytest.mark.skipif(not os.environ.get("EVALHUB_TEST_DATABASE_URL"), reason="concurrency is tested against PostgreSQL")
+def test_a_link_used_twice_at_once_sets_one_password(app, world):
+    token = accounts.issue_link(world.bz_staff, LinkPurpose.RESET, world.bz_admin)
+    db.session.commit()
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def use(password: str) -> None:
+        with app.app_context(), app.test_request_context():
+            try:
+                barrier.wait(10)
+                accounts.use_link(token, LinkPurpose.RESET, password)
+                db.session.commit()
+                outcomes.append("ok")
+            except Exception as exc:  # the loser: the link is spent
+                db.session.rollback()
+                outcomes.append(type(exc).__name__)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=use, args=(p,)) for p in (STRONG, STRONG2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["Conflict", "ok"]
+    assert db.session.execute(sa.select(sa.func.count(AuditEvent.id))
+                              .where(AuditEvent.action == "user.password_reset")).scalar_one() == 1
