@@ -1,6 +1,7 @@
 """evalhub — third-party performance-evaluation market and supervision for finance bureaus."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +19,32 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         template_folder=str(PROJECT_ROOT / "templates"),
         static_folder="static",
         instance_relative_config=True,
+        # Production keeps its data outside the code (deploy/evalhub.env.example): /var/lib/evalhub.
+        instance_path=os.environ.get("EVALHUB_INSTANCE_PATH") or None,
     )
     instance = Path(app.instance_path)
     app.config.update(Config(instance).as_dict())
     if overrides:
         app.config.update(overrides)
+    if app.config.get("PROXY_HOPS"):
+        # Behind nginx (deploy/nginx-evalhub.conf): trust its X-Forwarded-For/-Proto for the client address and https.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = int(app.config["PROXY_HOPS"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
+    from evalhub.core import security
+
+    security.init_app(app)  # CSP, X-Frame-Options, nosniff, Referrer-Policy on every response; HSTS in production
+    from evalhub.core import ops
+
+    ops.init_app(app)  # GET /healthz; JSON request log lines when EVALHUB_LOG_JSON=1
+    from evalhub.core import inputs
+
+    inputs.init_app(app)  # bounded <int:…> ids on every route, no control characters in query strings
     login_manager.init_app(app)
     login_manager.login_view = "core.login"
     login_manager.login_message = "请先登录。"
@@ -69,6 +87,7 @@ def _import_models() -> None:
     import importlib
 
     import evalhub.core.models  # noqa: F401
+    import evalhub.core.anchoring  # noqa: F401  (registers the daily audit checkpoint)
     for domain in DOMAINS:
         for module in ("models", "permissions", "services", "imports"):
             try:
@@ -79,6 +98,9 @@ def _import_models() -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    import evalhub.core.account_views  # noqa: F401  (我的账号 and the accounts page, on the core blueprint)
+    import evalhub.core.auth_views  # noqa: F401  (TOTP step, 忘记密码, one-time links, the account gate)
+    import evalhub.core.audit_views  # noqa: F401  (audit checkpoints, on the core blueprint)
     import evalhub.dashboard  # noqa: F401  (adds the dashboard route to the core blueprint)
     from evalhub.api import bp as api_bp
     from evalhub.core.views import bp as core_bp
@@ -127,7 +149,10 @@ def _wants_json() -> bool:
 
 
 def _register_error_handlers(app: Flask) -> None:
+    from evalhub.core import concurrency
     from evalhub.core.api import api_error
+
+    concurrency.init_app(app, _wants_json, api_error)  # a unique violation (two requests at once) → 409, not 500
 
     @app.errorhandler(DomainError)
     def domain_error(err: DomainError):
@@ -158,9 +183,13 @@ def _register_error_handlers(app: Flask) -> None:
     def http_error(err):
         status = getattr(err, "code", 500) or 500
         message = messages.get(status, "服务器内部错误。")
+        # The exception's own headers (Allow on a 405, as RFC 9110 requires; WWW-Authenticate …).
+        headers = [(k, v) for k, v in err.get_headers() if k.lower() != "content-type"] \
+            if hasattr(err, "get_headers") else []
         if _wants_json():
-            return api_error(status, codes.get(status, "error"), message)
-        return render_template("error.html", status=status, message=message), status
+            body, _ = api_error(status, codes.get(status, "error"), message)
+            return body, status, headers
+        return render_template("error.html", status=status, message=message), status, headers
 
     for status in messages:
         app.register_error_handler(status, http_error)

@@ -13,16 +13,69 @@ draws_cli = AppGroup("draws", help="随机抽取记录")
 
 
 @audit_cli.command("verify")
-def audit_verify() -> None:
-    """Walk the audit chain and report the first broken link (exit 1 if broken)."""
-    from evalhub.core.audit import verify_chain
+@click.option("--checkpoint", "checkpoint_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="检查点文件（可多次给出）：核对检查点之前的事件未被改写或删除")
+@click.option("--ignore-signature", is_flag=True,
+              help="签名密钥已更换时，仍按检查点文件的内容核对")
+def audit_verify(checkpoint_files: tuple[str, ...], ignore_signature: bool) -> None:
+    """Walk the audit chain and report the first broken link (exit 1 if broken, 2 if a file is unreadable).
 
-    report = verify_chain()
+    Also checks the chain against every checkpoint given with --checkpoint and the signed checkpoints
+    stored in the database: an event rewritten (with every later hash recomputed) or deleted before a
+    checkpoint shows there, and nowhere else."""
+    from pathlib import Path
+
+    from evalhub.core import anchoring
+
+    files = []
+    for name in checkpoint_files:
+        try:
+            files.append(anchoring.parse(Path(name).read_text(encoding="utf-8"), Path(name).name))
+        except (anchoring.CheckpointFileError, UnicodeDecodeError) as exc:
+            click.echo(getattr(exc, "message", f"{name} 不是 UTF-8 文本的检查点文件。"), err=True)
+            raise SystemExit(2)
+    report = anchoring.verify_all(files, ignore_signature=ignore_signature)
+    for note in report.notes:
+        click.echo(f"说明：{note}")
     if report.ok:
-        click.echo(f"审计链完整：已校验 {report.checked} 个事件。")
+        anchored = f"；与 {report.checkpoints} 个检查点相符" if report.checkpoints else ""
+        click.echo(f"审计链完整：已校验 {report.checked} 个事件{anchored}。")
+        if not files:
+            click.echo("提示：数据库内的哈希链只能发现未重算哈希的改动；请用 --checkpoint 指定保存在库外的检查点文件核对。")
         return
-    click.echo(f"审计链断裂：{report.problem}（此前 {report.checked} 个事件完好）", err=True)
+    if report.broken_id is not None and report.by_checkpoint:
+        click.echo(f"审计链与检查点不符：{report.problem}", err=True)
+    elif report.broken_id is not None:
+        click.echo(f"审计链断裂：{report.problem}（此前 {report.checked} 个事件完好）", err=True)
+    for problem in report.problems[1 if report.broken_id is not None else 0:]:
+        click.echo(f"检查点问题：{problem}", err=True)
     raise SystemExit(1)
+
+
+@audit_cli.command("checkpoint")
+@click.option("--out", "out", type=click.Path(file_okay=True, dir_okay=True), default=".",
+              help="检查点文件保存到此目录（或文件名），默认当前目录")
+def audit_checkpoint(out: str) -> None:
+    """Note the chain's head now: sign it, write it to the log and to a JSON file to keep outside."""
+    from pathlib import Path
+
+    from evalhub.core import anchoring
+
+    try:
+        checkpoint, created = anchoring.create_checkpoint(source="cli")
+    except anchoring.ChainBroken as exc:
+        db.session.rollback()
+        click.echo(exc.message, err=True)
+        raise SystemExit(1)
+    db.session.commit()
+    target = Path(out)
+    if target.is_dir():
+        target = target / anchoring.filename(checkpoint)
+    target.write_text(anchoring.dumps(anchoring.document(checkpoint)), encoding="utf-8")
+    verb = "已生成" if created else "自上次检查点以来没有新事件，沿用"
+    click.echo(f"{verb}检查点 #{checkpoint.id}：截至事件 #{checkpoint.last_event_id}，共 {checkpoint.event_count} 个事件，"
+               f"头部哈希 {checkpoint.head_hash}")
+    click.echo(f"检查点文件：{target}（请保存在本系统之外）")
 
 
 @draws_cli.command("verify")
@@ -40,10 +93,17 @@ def draws_verify(draw_id: int) -> None:
     click.echo(f"抽取 #{record.id}（{record.purpose}）算法 {record.algorithm} 种子 {record.seed}")
     click.echo(f"记录结果：{check.recorded}")
     click.echo(f"复算结果：{check.recomputed}")
+    if check.event_id is not None:
+        click.echo(f"对照审计事件 #{check.event_id}（抽取时写入的种子、候选、排除、结果与算法版本）")
+    for note in check.notes:
+        click.echo(f"说明：{note}")
     if not check.ok:
-        click.echo("不一致！", err=True)
+        if not check.rerun_ok:
+            click.echo("不一致！按记录的种子复算，结果与记录不同。", err=True)
+        for mismatch in check.mismatches:
+            click.echo(f"不一致！{mismatch}", err=True)
         raise SystemExit(1)
-    click.echo("一致。")
+    click.echo("一致。（审计事件本身的完整性请用 flask evalhub audit verify --checkpoint 核对）")
 
 
 @evalhub_cli.command("demo")
@@ -58,6 +118,76 @@ def demo() -> None:
         raise SystemExit(1)
     summary = load_demo(echo=click.echo)
     click.echo(summary)
+
+
+def _backup_step(step, path: str):
+    """Run backup or restore on ``path``, echoing its progress; a BackupError ends the command with status 1."""
+    from pathlib import Path
+
+    from evalhub.core.backup import BackupError
+
+    try:
+        return step(Path(path), progress=lambda line: click.echo(f"  {line}"))
+    except BackupError as exc:
+        click.echo(exc.message, err=True)
+        raise SystemExit(1)
+
+
+@evalhub_cli.command("backup")
+@click.option("--out", "out", type=click.Path(), default=".", show_default=True,
+              help="备份文件名，或保存备份的目录（自动命名 evalhub-backup-<时间>.tar.gz）")
+def backup_command(out: str) -> None:
+    """Back up the database and the file store together into one archive."""
+    from evalhub.core.backup import backup
+
+    summary = _backup_step(backup, out)
+    click.echo(f"已备份：{summary.path}（{len(summary.tables)} 张表 {summary.rows} 行，文件 {summary.files} 个，"
+               f"数据库版本 {summary.revision}）")
+
+
+@evalhub_cli.command("restore")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False))
+def restore_command(archive: str) -> None:
+    """Restore a backup into an empty database that `flask db upgrade` has just created (all or nothing)."""
+    from evalhub.core.backup import restore
+
+    summary = _backup_step(restore, archive)
+    click.echo(f"已恢复：{len(summary.tables)} 张表 {summary.rows} 行，文件 {summary.files} 个。"
+               "请运行 flask evalhub audit verify 核对审计链。")
+
+
+orgs_cli = AppGroup("orgs", help="财政局与预算单位")
+
+
+@orgs_cli.command("import")
+@click.argument("workbook", type=click.Path(exists=True, dir_okay=False))
+def orgs_import(workbook: str) -> None:
+    """Import bureaus and budget units from Excel (sheets 财政局 and 预算单位); nothing when any row is bad."""
+    from pathlib import Path
+
+    from evalhub.core.errors import ValidationFailed
+    from evalhub.core.organisations import import_workbook
+
+    try:
+        result = import_workbook(Path(workbook).read_bytes(), actor=None, source="命令行导入")
+    except ValidationFailed as exc:
+        db.session.rollback()
+        click.echo(exc.message, err=True)
+        raise SystemExit(1)
+    db.session.commit()
+    click.echo(result.summary)
+
+
+@orgs_cli.command("template")
+@click.argument("out", type=click.Path(dir_okay=False), default="组织机构导入模板.xlsx")
+def orgs_template(out: str) -> None:
+    """Write the import template (both sheets, their columns and an example row)."""
+    from pathlib import Path
+
+    from evalhub.core.organisations import template
+
+    Path(out).write_bytes(template())
+    click.echo(f"已生成导入模板：{out}")
 
 
 @evalhub_cli.command("reminders")
@@ -160,10 +290,93 @@ def screening_rescreen(year: int | None) -> None:
     click.echo(f"已重新筛查 {count} 份。")
 
 
+users_cli = AppGroup("users", help="账户")
+
+
+@users_cli.command("create-admin")
+@click.option("--username", default=None, help="用户名（不给出时交互输入）")
+@click.option("--password", default=None, help="密码（不给出时交互输入，不回显）；须符合密码策略")
+@click.option("--display-name", "display_name", default=None, help="姓名，默认“系统管理员”")
+@click.option("--email", default=None, help="电子邮箱（可选，用于找回密码）")
+def users_create_admin(username: str | None, password: str | None, display_name: str | None, email: str | None) -> None:
+    """Create a system administrator (the first one on an empty database); audited."""
+    from evalhub.core import accounts, passwords
+    from evalhub.core.errors import ValidationFailed
+
+    if username is None:
+        username = click.prompt("用户名")
+    if password is None:
+        click.echo(f"密码要求：{passwords.policy().describe()}")
+        password = click.prompt("密码", hide_input=True, confirmation_prompt="再次输入密码")
+    try:
+        user = accounts.create_first_admin(username=username, password=password, display_name=display_name,
+                                           email=email)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        click.echo(f"未创建：{exc.message}", err=True)
+        raise SystemExit(1)
+    db.session.commit()
+    click.echo(f"已创建系统管理员 {user.username}（账户 #{user.id}）。请用该账户登录网页，在“账户”与各财政局的“账户管理”中创建其他账户。")
+
+
+@users_cli.command("reset-link")
+@click.argument("username")
+def users_reset_link(username: str) -> None:
+    """Print a one-time password-reset link for USERNAME (e.g. the only administrator lost their password);
+    audited. A second factor, if any, is kept (see reset-totp)."""
+    import sqlalchemy as sa
+
+    from evalhub.core import accounts
+    from evalhub.core.errors import Conflict
+    from evalhub.core.models import User
+
+    user = db.session.execute(sa.select(User).where(User.username == username)).scalar_one_or_none()
+    if user is None:
+        click.echo(f"没有用户名为 {username} 的账户。", err=True)
+        raise SystemExit(2)
+    purpose = accounts.LinkPurpose.ACTIVATION if user.awaiting_activation else accounts.LinkPurpose.RESET
+    try:
+        token = accounts.issue_link(user, purpose, None)
+    except Conflict as exc:
+        db.session.rollback()
+        click.echo(exc.message, err=True)
+        raise SystemExit(1)
+    db.session.commit()
+    click.echo(f"{purpose.label}链接（{accounts.lifetime_text(purpose)}内有效，只能使用一次）：")
+    click.echo(accounts.link_url(token, purpose))
+
+
+@users_cli.command("reset-totp")
+@click.argument("username")
+@click.option("--reason", required=True, help="原因（记入审计日志）")
+def users_reset_totp(username: str, reason: str) -> None:
+    """Clear USERNAME's second factor (a lost phone, and nobody above to reset it); audited."""
+    import sqlalchemy as sa
+
+    from evalhub.core import accounts
+    from evalhub.core.errors import DomainError
+    from evalhub.core.models import User
+
+    user = db.session.execute(sa.select(User).where(User.username == username)).scalar_one_or_none()
+    if user is None:
+        click.echo(f"没有用户名为 {username} 的账户。", err=True)
+        raise SystemExit(2)
+    try:
+        accounts.totp_reset(user, None, reason)
+    except DomainError as exc:
+        db.session.rollback()
+        click.echo(exc.message, err=True)
+        raise SystemExit(1)
+    db.session.commit()
+    click.echo(f"已重置 {username} 的两步验证；下次登录时如本局要求，须重新绑定验证器。")
+
+
+evalhub_cli.add_command(users_cli)
 evalhub_cli.add_command(screening_cli)
 evalhub_cli.add_command(credit_cli)
 evalhub_cli.add_command(audit_cli)
 evalhub_cli.add_command(draws_cli)
+evalhub_cli.add_command(orgs_cli)
 
 
 def register_cli(app: Flask) -> None:

@@ -72,12 +72,36 @@ class Config:
         # werkzeug's default (scrypt) in production; tests lower it to keep the suite fast.
         self.PASSWORD_HASH_METHOD = _env("PASSWORD_HASH_METHOD", "scrypt")
         self.API_TOKEN_DAYS = _env_int("API_TOKEN_DAYS", 30)
+        # Password policy (等级保护 2.0 身份鉴别): one policy for the whole system, set by its operator — it holds
+        # before any bureau exists (`users create-admin`) and for accounts that belong to no bureau (core/passwords.py).
+        self.PASSWORD_MIN_LENGTH = _env_int("PASSWORD_MIN_LENGTH", 10)
+        self.PASSWORD_MIN_CLASSES = _env_int("PASSWORD_MIN_CLASSES", 3)  # of upper, lower, digit, symbol
+        self.PASSWORD_HISTORY = _env_int("PASSWORD_HISTORY", 5)  # a new password differs from the last N
+        self.PASSWORD_MAX_AGE_DAYS = _env_int("PASSWORD_MAX_AGE_DAYS", 0)  # 0: passwords do not expire
+        # One-time links (core/accounts.py): activation of an account created without a password, password reset.
+        self.ACTIVATION_LINK_DAYS = _env_int("ACTIVATION_LINK_DAYS", 7)
+        self.RESET_LINK_HOURS = _env_int("RESET_LINK_HOURS", 24)
+        # "忘记密码": requests per source address per hour, and reset links per account per hour.
+        self.RESET_REQUESTS_PER_HOUR = _env_int("RESET_REQUESTS_PER_HOUR", 5)
+        self.RESET_LINKS_PER_ACCOUNT_HOUR = _env_int("RESET_LINKS_PER_ACCOUNT_HOUR", 3)
+        # How links in e-mails start when no request is at hand (a job, the CLI): https://evalhub.example.gov.cn
+        self.PUBLIC_URL = _env("PUBLIC_URL")
+        self.TOTP_ISSUER = _env("TOTP_ISSUER", "evalhub 绩效评价平台")
 
         self.FILE_STORE = Path(_env("FILE_STORE", str(instance_path / "files")))
         self.MAX_UPLOAD_MB = _env_int("MAX_UPLOAD_MB", 50)
         # Flask refuses bigger request bodies before our code sees them (413); a little headroom
         # for the other form fields of a multipart request.
         self.MAX_CONTENT_LENGTH = (self.MAX_UPLOAD_MB + 1) * 1024 * 1024
+        # What an uploaded zip (.docx, .xlsx) may unpack to, in total and per compressed byte, and how many
+        # parts it may have: beyond these it is refused as a zip bomb before anything reads it (core/files.py).
+        self.FILE_UNZIPPED_MAX_MB = _env_int("FILE_UNZIPPED_MAX_MB", 200)
+        self.FILE_ZIP_MAX_ENTRIES = _env_int("FILE_ZIP_MAX_ENTRIES", 2000)
+        self.FILE_ZIP_MAX_RATIO = _env_int("FILE_ZIP_MAX_RATIO", 100)
+        # Text extraction (python-docx, pdfplumber) runs in a child process with these limits (core/extract.py).
+        self.FILE_EXTRACT_SECONDS = _env_int("FILE_EXTRACT_SECONDS", 20)
+        self.FILE_EXTRACT_MEMORY_MB = _env_int("FILE_EXTRACT_MEMORY_MB", 1024)
+        self.FILE_EXTRACT_ISOLATED = _env_bool("FILE_EXTRACT_ISOLATED", True)
 
         # Trained screening models (joblib + model card); the repository's models_ml/ unless set.
         self.MODELS_DIR = Path(_env("MODELS_DIR", str(Path(__file__).resolve().parent.parent / "models_ml")))
@@ -91,6 +115,12 @@ class Config:
         self.MAIL_SERVER = _env("SMTP_HOST")
         self.MAIL_PORT = _env_int("SMTP_PORT", 25)
         self.MAIL_FROM = _env("MAIL_FROM", "evalhub@localhost")
+        # One JSON line per request on stdout (user id, route, status, duration) for log collection.
+        self.LOG_JSON = _env_bool("LOG_JSON", False)
+        # Signs audit checkpoints (default: derived from SECRET_KEY); changing it makes old files "other key".
+        self.AUDIT_CHECKPOINT_KEY = _env("AUDIT_CHECKPOINT_KEY")
+        # How many reverse proxies (nginx) sit in front and may set X-Forwarded-*; 0 when serving directly.
+        self.PROXY_HOPS = _env_int("PROXY_HOPS", 0)
         self.TESTING = False
 
     def as_dict(self) -> dict:

@@ -22,11 +22,14 @@ from evalhub.review.services import overdue_reviews
 from evalhub.supervision.views import dashboard_summary
 
 
+
 @bp.route("/")
 @login_required
 def dashboard():
     context: dict = {}
     if current_user.role == Role.FIRM_USER:
+        if permissions.limited_to(current_user) is not None:  # a firm not yet admitted: its application
+            return redirect(url_for("registry.firm_detail", firm_id=current_user.firm_id))
         return redirect(url_for("procurement.workspace"))
     if current_user.role == Role.EXPERT:
         return redirect(url_for("registry.expert_detail", expert_id=current_user.expert_id))

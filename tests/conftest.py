@@ -5,6 +5,7 @@ The schema is built once per session; every test starts from empty tables.
 from __future__ import annotations
 
 import os
+import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -89,6 +90,21 @@ def client(app, app_ctx):
 
 
 @pytest.fixture()
+def auth(client):
+    """auth(username) → headers carrying a Bearer token for that user (one token per user and test)."""
+    cache: dict[str, dict] = {}
+
+    def do(username: str) -> dict:
+        if username not in cache:
+            response = client.post("/api/v1/tokens", json={"username": username, "password": factories.PASSWORD})
+            assert response.status_code == 201, response.get_data(as_text=True)
+            cache[username] = {"Authorization": f"Bearer {response.json['token']}"}
+        return cache[username]
+
+    return do
+
+
+@pytest.fixture()
 def login(client):
     """login(user) signs the test client in as that user (password from the factories)."""
 
@@ -99,3 +115,24 @@ def login(client):
         return client
 
     return do
+
+
+# A brand-new empty database (a temporary SQLite file, or a fresh PostgreSQL database dropped afterwards) for
+# tests that migrate, restore or install from nothing.
+@pytest.fixture()
+def empty_database_url(tmp_path):
+    base = os.environ.get("EVALHUB_TEST_DATABASE_URL")
+    if not base:
+        yield f"sqlite:///{tmp_path / 'migrations.sqlite3'}"
+        return
+    url = sa.engine.make_url(base)
+    name = f"{url.database}_mig_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -148,3 +148,159 @@ def contracted(w, firm=None, **kw):
         plan_due=date(2025, 4, 1), report_due=date(2025, 10, 31), deliverables="实施方案、评价报告"), staff)
     db.session.flush()
     return e
+
+
+# --- review: walking an engagement through real submissions and panels -------------------------------
+# The state machine refuses a plan approved without a decided panel, a report accepted without a passed
+# outcome and a recorded result: fixtures walk the real flow (upload, draw, every expert reviews).
+
+def docx_bytes(text: str) -> bytes:
+    import io
+
+    import docx
+
+    document = docx.Document()
+    for line in text.splitlines():
+        document.add_paragraph(line)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def report_text() -> str:
+    from evalhub.review.services import REPORT_CHAPTERS
+
+    return "\n".join(f"{n}、{c}\n本章内容。" for n, c in zip("一二三四五六七八", REPORT_CHAPTERS))
+
+
+def report_indicators():
+    from evalhub.review.services import IndicatorInput
+
+    return [IndicatorInput("决策", "立项依据充分性", "10", "9"), IndicatorInput("过程", "资金到位率", "20", "18"),
+            IndicatorInput("产出", "完成数量", "35", "33"), IndicatorInput("效益", "群众满意度", "35", "32")]
+
+
+def _firm_user_of(e) -> User:
+    import sqlalchemy as sa
+
+    return db.session.execute(sa.select(User).where(User.firm_id == e.firm_id).order_by(User.id)).scalars().first()
+
+
+def _staff_of(e) -> User:
+    import sqlalchemy as sa
+
+    return db.session.execute(sa.select(User).where(User.bureau_id == e.bureau_id, User.role == Role.BUREAU_STAFF)
+                              .order_by(User.id)).scalars().first()
+
+
+def expert_user(expert_id: int) -> User:
+    """The account of an expert, created when the expert has none."""
+    import sqlalchemy as sa
+
+    found = db.session.execute(sa.select(User).where(User.expert_id == expert_id)).scalar_one_or_none()
+    return found or user(f"reviewer-{expert_id}", Role.EXPERT, expert_id=expert_id)
+
+
+def panel_experts(e, n: int) -> list:
+    """n more experts in the engagement's bureau, of its field, with accounts (so a panel can be drawn)."""
+    out = []
+    for _ in range(n):
+        x = expert(e.bureau, name=f"方案评审专家{next(_seq)}", employer=f"新疆某研究院{next(_seq)}", fields=[e.field])
+        expert_user(x.id)
+        out.append(x)
+    return out
+
+
+def review_panel(panel, fraction: str = "0.9", opinion: str = "总体符合要求") -> None:
+    """Every drawn expert accepts (signing the declaration) and submits ``fraction`` of each item's points."""
+    from decimal import Decimal
+
+    from evalhub.review import services as R
+    from evalhub.review.models import InvitationStatus, ReviewStatus
+
+    for invitation in list(panel.invitations):
+        if invitation.status == InvitationStatus.INVITED:
+            R.respond(invitation, expert_user(invitation.expert_id), accept=True, declaration_signed=True)
+    for invitation in list(panel.invitations):
+        review = invitation.review
+        if invitation.status != InvitationStatus.ACCEPTED or review is None or review.status == ReviewStatus.SUBMITTED:
+            continue
+        member = expert_user(invitation.expert_id)
+        items = review.rubric.items
+        R.save_review(review, member, scores={i.id: (i.max_points * Decimal(fraction)).quantize(Decimal("0.5"))
+                                              for i in items},
+                      comments={i.id: f"关于{i.name}的意见" for i in items}, opinion=opinion)
+        R.submit_review(review, member)
+
+
+def own_panel(e, staff: User | None = None, n: int = 3):
+    """Draw a panel of n reviewers created for it: the rest of the pool sits this one draw out (marked
+    unavailable for the draw, then restored) and the new reviewers leave the pool once drawn, so a test's
+    own panels later draw from exactly the experts the test set up."""
+    import sqlalchemy as sa
+
+    from evalhub.procurement.eligibility import library_bureau_ids
+    from evalhub.registry.models import Expert
+    from evalhub.review import services as R
+
+    reviewers = panel_experts(e, n)
+    others = [x for x in db.session.execute(sa.select(Expert).where(
+        Expert.bureau_id.in_(library_bureau_ids(e.bureau)), Expert.available.is_(True))).scalars()
+        if x not in reviewers]
+    for x in others:
+        x.available = False
+    db.session.flush()
+    panel = R.form_panel(e, staff or _staff_of(e), size=n)
+    for x in others:
+        x.available = True
+    for x in reviewers:
+        x.available = False
+    db.session.flush()
+    return panel
+
+
+def submit_plan(e, firm_user: User | None = None):
+    """The contracted firm uploads its work plan (the upload moves the engagement: plan submitted)."""
+    from evalhub.review import services as R
+    from evalhub.review.models import SubmissionKind
+
+    return R.submit(e, SubmissionKind.WORK_PLAN, "实施方案.docx", docx_bytes("实施方案\n评价思路与指标体系"),
+                    firm_user or _firm_user_of(e))
+
+
+def approve_plan(e, firm_user: User | None = None, staff: User | None = None):
+    """A contracted engagement through a real work-plan review that passes: state fieldwork."""
+    from evalhub.procurement.models import EngagementState
+
+    submit_plan(e, firm_user)
+    review_panel(own_panel(e, staff), "0.9")
+    assert e.state == EngagementState.FIELDWORK, e.state
+    return e
+
+
+def in_fieldwork(w, *, firm_user: User | None = None, staff: User | None = None, **kw):
+    """contracted(w, **kw) whose work plan an expert panel approved: the firm may upload its report."""
+    return approve_plan(contracted(w, **kw), firm_user, staff)
+
+
+def submit_report(e, firm_user: User | None = None, *, total: str = "92", grade: str = "优"):
+    from evalhub.review import services as R
+    from evalhub.review.models import SubmissionKind
+
+    return R.submit(e, SubmissionKind.REPORT, "评价报告.docx", docx_bytes(report_text()), firm_user or _firm_user_of(e),
+                    indicators=report_indicators(), concluded_total=total, concluded_grade=grade)
+
+
+def accept_report(e, firm_user: User | None = None, staff: User | None = None, *, fraction: str = "0.95"):
+    """An engagement in fieldwork through a report review that passes: state accepted, result recorded."""
+    from evalhub.procurement.models import EngagementState
+
+    submit_report(e, firm_user)
+    review_panel(own_panel(e, staff), fraction)
+    assert e.state == EngagementState.ACCEPTED, e.state
+    return e
+
+
+def accepted(w, **kw):
+    """contracted(w, **kw) walked through both reviews: state accepted."""
+    return accept_report(in_fieldwork(w, **kw))

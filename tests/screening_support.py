@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 
-from evalhub.procurement import workflow
 from evalhub.review import services as R
 from evalhub.review.models import SubmissionKind
 from tests import factories
@@ -36,9 +35,7 @@ def in_fieldwork(world, *, other_firm: bool = False, **kw):
     else:
         e = factories.contracted(world, **kw)
         firm_user, staff = world.firm_user, world.bz_staff
-    workflow.perform(e, "submit_plan", firm_user)
-    workflow.perform(e, "start_plan_review", staff)
-    workflow.perform(e, "approve_plan", staff)
+    factories.approve_plan(e, firm_user, staff)  # the work plan through a real panel
     return e, firm_user
 
 

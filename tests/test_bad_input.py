@@ -28,20 +28,6 @@ HUGE_PAGE = "963728318727131540488192"
 HUGE_ID = "99999999999999999999"  # past 2**63: even SQLite's driver cannot bind it
 
 
-@pytest.fixture()
-def auth(client):
-    cache: dict[str, dict] = {}
-
-    def do(username: str) -> dict:
-        if username not in cache:
-            response = client.post("/api/v1/tokens", json={"username": username, "password": factories.PASSWORD})
-            assert response.status_code == 201, response.get_data(as_text=True)
-            cache[username] = {"Authorization": f"Bearer {response.json['token']}"}
-        return cache[username]
-
-    return do
-
-
 def text(response) -> str:
     return response.get_data(as_text=True)
 

@@ -24,21 +24,6 @@ from tests.test_credit_supervision_services import _completed
 from tests.test_review_services import _experts
 
 
-@pytest.fixture()
-def auth(client):
-    """auth(username) → headers carrying a Bearer token for that user (one token per user and test)."""
-    cache: dict[str, dict] = {}
-
-    def do(username: str) -> dict:
-        if username not in cache:
-            response = client.post("/api/v1/tokens", json={"username": username, "password": factories.PASSWORD})
-            assert response.status_code == 201, response.get_data(as_text=True)
-            cache[username] = {"Authorization": f"Bearer {response.json['token']}"}
-        return cache[username]
-
-    return do
-
-
 def ok(response, status: int = 200) -> dict:
     assert response.status_code == status, response.get_data(as_text=True)
     return response.json

@@ -22,6 +22,7 @@ from evalhub.registry.models import Firm, FirmStatus
 from evalhub.review import services as R
 from evalhub.review.models import InvitationStatus, PanelInvitation, Review, ReviewPanel, ReviewStatus
 from tests import factories
+from tests.browsers import Browser
 
 NEW_PASSWORD = "Zhuanjia2026x"
 LINK = re.compile(r"/account/(activate|reset)/([A-Za-z0-9_-]{20,})")
@@ -48,33 +49,6 @@ def refused(client, login, users, method, url, data=None):
         response = client.open(url, method=method, data=data or {})
         assert response.status_code == 403, (user.username, method, url, response.status_code)
 
-
-class Browser:
-    """A separate browser: each request in an app context of its own, as in production (tests/test_sessions.py)."""
-
-    def __init__(self, app):
-        self.app, self.client = app, app.test_client()
-
-    def _call(self, method: str, *args, **kwargs):
-        with self.app.app_context():
-            response = getattr(self.client, method)(*args, **kwargs)
-            db.session.remove()
-        return response
-
-    def get(self, *args, **kwargs):
-        return self._call("get", *args, **kwargs)
-
-    def post(self, *args, **kwargs):
-        return self._call("post", *args, **kwargs)
-
-    def sign_in(self, username: str, password: str = factories.PASSWORD) -> "Browser":
-        response = self.post("/login", data={"username": username, "password": password})
-        assert response.status_code == 302 and "/login" not in response.headers["Location"], text(response)[:500]
-        return self
-
-    def signed_out(self) -> bool:
-        response = self.get("/")
-        return response.status_code == 302 and "/login" in response.headers["Location"]
 
 
 # --- expert accounts ---------------------------------------------------------------------------------

@@ -42,20 +42,6 @@ def fresh_screening_cache(app_ctx):
     S.forget_cache()
 
 
-@pytest.fixture()
-def auth(client):
-    cache: dict[str, dict] = {}
-
-    def do(username: str) -> dict:
-        if username not in cache:
-            response = client.post("/api/v1/tokens", json={"username": username, "password": factories.PASSWORD})
-            assert response.status_code == 201, response.get_data(as_text=True)
-            cache[username] = {"Authorization": f"Bearer {response.json['token']}"}
-        return cache[username]
-
-    return do
-
-
 def text(response) -> str:
     return response.get_data(as_text=True)
 

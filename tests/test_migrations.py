@@ -1,10 +1,7 @@
 """`flask db upgrade` on an empty database gives exactly the models' schema (and downgrade undoes it)."""
 from __future__ import annotations
 
-import os
-import uuid
 
-import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -13,25 +10,6 @@ from flask_migrate import downgrade, upgrade
 from evalhub import create_app
 from evalhub.config import PROJECT_ROOT
 from evalhub.extensions import db
-
-
-@pytest.fixture()
-def empty_database_url(tmp_path):
-    base = os.environ.get("EVALHUB_TEST_DATABASE_URL")
-    if not base:
-        yield f"sqlite:///{tmp_path / 'migrations.sqlite3'}"
-        return
-    url = sa.engine.make_url(base)
-    name = f"{url.database}_mig_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_upgrade_from_empty_matches_the_models_and_downgrade_empties(empty_database_url, tmp_path):

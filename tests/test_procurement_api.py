@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from openapi_spec_validator import validate
 
 from evalhub.extensions import db
-from evalhub.procurement import services as P, workflow
+from evalhub.procurement import services as P
 from evalhub.procurement.models import (
     Engagement,
     EngagementState as S,
@@ -30,21 +30,6 @@ from tests.test_procurement_services import (
     _past_deadline,
     _score_all,
 )
-
-
-@pytest.fixture()
-def auth(client):
-    """auth(username) → headers carrying a fresh Bearer token for that user."""
-    cache: dict[str, dict] = {}
-
-    def do(username: str) -> dict:
-        if username not in cache:
-            response = client.post("/api/v1/tokens", json={"username": username, "password": factories.PASSWORD})
-            assert response.status_code == 201, response.get_data(as_text=True)
-            cache[username] = {"Authorization": f"Bearer {response.json['token']}"}
-        return cache[username]
-
-    return do
 
 
 def ok(response, status: int = 200) -> dict:
@@ -310,41 +295,93 @@ def test_engagement_detail_for_the_bureau(client, world, auth, engagements):
 
 
 def test_firm_reads_its_timeline_without_names(client, world, auth, engagements):
+    from evalhub.core.models import User
+    from evalhub.registry.models import Expert
+
     engagement = db.session.get(Engagement, engagements["bz_firm1"])
-    workflow.perform(engagement, "submit_plan", world.firm_user)
-    workflow.perform(engagement, "start_plan_review", world.bz_staff)
-    workflow.perform(engagement, "approve_plan", world.expert_user, system=True, note="专家评审通过")  # panel outcome
+    factories.approve_plan(engagement)  # uploaded by firm1, panel drawn by bz.staff, the panel's outcome
     db.session.commit()
     response = client.get(f"/api/v1/engagements/{engagement.id}", headers=auth("firm1"))
     body = ok(response)
     text = response.get_data(as_text=True)
-    for secret in ("expert1", "王专家", "bz.staff", "bz.admin"):
+    experts = db.session.execute(sa.select(Expert)).scalars().all()
+    reviewers = db.session.execute(sa.select(User).where(User.expert_id.is_not(None))).scalars().all()
+    assert len(experts) >= 4
+    for secret in ["bz.staff", "bz.admin"] + [x.name for x in experts] + [u.username for u in reviewers]:
         assert secret not in text
     actors = [t["actor"] for t in body["timeline"]]
-    assert all(a["username"] is None and a["display_name"] is None for a in actors)
+    assert [t["action"] for t in body["timeline"]] == ["start_procurement", "sign_contract", "submit_plan",
+                                                       "start_plan_review", "approve_plan"]
+    assert all(a is None or (a["username"] is None and a["display_name"] is None) for a in actors)
     assert actors[0]["role"]["value"] == "bureau_staff" and actors[0]["organisation"] == "巴音郭楞蒙古自治州财政局"
     assert actors[2] == {"username": None, "display_name": None, "role": {"value": "firm_user", "label": "第三方机构用户"},
                          "organisation": "巴州示范评价咨询有限公司"}
-    assert actors[4] == {"username": None, "display_name": None, "role": {"value": "expert", "label": "评审专家"},
-                         "organisation": None}
+    assert actors[4] is None  # the panel's outcome, recorded without a person
+    assert "专家评审" in body["timeline"][4]["note"] and "通过线" in body["timeline"][4]["note"]
     assert body["state"]["value"] == "fieldwork"
-    assert [a["action"] for a in body["available_actions"]] == ["submit_report"]
-    # the bureau sees who acted, the expert included
+    assert [(a["action"], a["unmet"]) for a in body["available_actions"]] == [
+        ("submit_report", "尚未上传评价报告第 1 版（须上传文件，提交后状态随之变更）")]
+    # the bureau sees who acted
     bureau_view = ok(client.get(f"/api/v1/engagements/{engagement.id}", headers=auth("bz.staff")))
-    assert bureau_view["timeline"][4]["actor"]["username"] == "expert1"
+    assert bureau_view["timeline"][3]["actor"]["username"] == "bz.staff"
 
 
 # --- transitions -----------------------------------------------------------------------------------
 
 def test_allowed_role_moves_the_engagement(client, world, auth, engagements):
     url = f"/api/v1/engagements/{engagements['bz_firm1']}/transitions"
-    body = ok(client.post(url, json={"action": "submit_plan", "note": "实施方案第一稿"}, headers=auth("firm1")))
-    assert body["state"] == {"value": "plan_submitted", "label": "实施方案已提交"}
-    assert body["timeline"][-1]["action"] == "submit_plan" and body["timeline"][-1]["note"] == "实施方案第一稿"
-    assert committed(Engagement, engagements["bz_firm1"]).state == S.PLAN_SUBMITTED
-    body = ok(client.post(url, json={"action": "start_plan_review"}, headers=auth("bz.staff")))
-    assert body["state"]["value"] == "plan_in_review"
-    assert {a["action"] for a in body["available_actions"]} == {"return_plan", "approve_plan"}
+    body = ok(client.post(url, json={"action": "cancel", "note": "项目资金调整"}, headers=auth("bz.admin")))
+    assert body["state"] == {"value": "cancelled", "label": "已终止"}
+    assert body["timeline"][-1]["action"] == "cancel" and body["timeline"][-1]["note"] == "项目资金调整"
+    assert committed(Engagement, engagements["bz_firm1"]).state == S.CANCELLED
+
+
+def test_the_api_walks_around_no_review_gate(client, world, auth, engagements):
+    """submit_plan → approve_plan → submit_report → accept_report → publish with no file, no panel and no
+    result: every bare step is a 409 saying what is missing; the upload is the way to hand a plan in."""
+    import io
+
+    eid = engagements["bz_firm1"]
+    url = f"/api/v1/engagements/{eid}/transitions"
+    firm, staff, admin = auth("firm1"), auth("bz.staff"), auth("bz.admin")
+
+    def refused(body, headers, missing):
+        error = assert_error(client.post(url, json=body, headers=headers), 409, "conflict")
+        assert missing in error["message"], error["message"]
+        return error
+
+    detail = ok(client.get(f"/api/v1/engagements/{eid}", headers=firm))
+    assert detail["available_actions"][0]["action"] == "submit_plan"
+    assert "尚未上传实施方案第 1 版" in detail["available_actions"][0]["unmet"]
+    refused({"action": "submit_plan", "note": "没有文件"}, firm, "尚未上传实施方案第 1 版")
+    assert committed(Engagement, eid).state == S.CONTRACTED
+    upload = client.post(f"/api/v1/engagements/{eid}/submissions", headers=firm, content_type="multipart/form-data",
+                         data={"kind": "work_plan", "file": (io.BytesIO(factories.docx_bytes("实施方案")), "实施方案.docx")})
+    assert upload.status_code == 201, upload.get_data(as_text=True)
+    assert committed(Engagement, eid).state == S.PLAN_SUBMITTED
+    refused({"action": "start_plan_review"}, staff, "尚未为实施方案第 1 版抽取评审专家")
+    # put it in review the only way there is (a drawn panel), then try to approve before the panel decides
+    engagement = db.session.get(Engagement, eid)
+    factories.panel_experts(engagement, 3)
+    from evalhub.review import services as R
+
+    R.form_panel(engagement, world.bz_staff, size=3)
+    db.session.commit()
+    refused({"action": "approve_plan", "note": "直接通过"}, admin, "实施方案第 1 版尚无达到通过线的专家评审结果")
+    refused({"action": "return_plan", "note": "直接退回"}, staff, "尚无未通过且已发出整改意见的专家评审结果")
+    assert committed(Engagement, eid).state == S.PLAN_IN_REVIEW
+    n = db.session.execute(sa.select(sa.func.count(EngagementTransition.id))
+                           .where(EngagementTransition.engagement_id == eid)).scalar_one()
+    assert n == 4  # start_procurement, sign_contract, submit_plan (the upload), start_plan_review (the panel)
+
+
+def test_an_accepted_report_is_published_only_with_a_redacted_file(client, world, auth):
+    e = factories.accepted(world)
+    db.session.commit()
+    url = f"/api/v1/engagements/{e.id}/transitions"
+    error = assert_error(client.post(url, json={"action": "publish"}, headers=auth("bz.admin")), 409)
+    assert "尚未上传脱密后的报告" in error["message"]
+    assert committed(Engagement, e.id).state == S.ACCEPTED
 
 
 def test_wrong_role_is_403_and_changes_nothing(client, world, auth, engagements):
@@ -384,17 +421,23 @@ def test_transitions_owned_by_procurement_services_are_refused(client, world, au
 
 
 def test_missing_note_is_422(client, world, auth, engagements):
+    from evalhub.review import services as R
+
     engagement = db.session.get(Engagement, engagements["bz_firm1"])
-    workflow.perform(engagement, "submit_plan", world.firm_user)
-    workflow.perform(engagement, "start_plan_review", world.bz_staff)
+    factories.submit_plan(engagement)
+    factories.panel_experts(engagement, 3)
+    R.form_panel(engagement, world.bz_staff, size=3)
     db.session.commit()
     url = f"/api/v1/engagements/{engagement.id}/transitions"
     for body in ({"action": "return_plan"}, {"action": "return_plan", "note": "   "}):
         error = assert_error(client.post(url, json=body, headers=auth("bz.staff")), 422, "validation_failed")
         assert error["fields"] == {"note": "必填"}
     assert committed(Engagement, engagement.id).state == S.PLAN_IN_REVIEW
-    body = ok(client.post(url, json={"action": "return_plan", "note": "指标体系不完整"}, headers=auth("bz.staff")))
-    assert body["state"]["value"] == "plan_returned" and body["timeline"][-1]["note"] == "指标体系不完整"
+    # with a note, returning still needs the panel's failed outcome and its letter (sent by the letter service)
+    error = assert_error(client.post(url, json={"action": "return_plan", "note": "指标体系不完整"},
+                                     headers=auth("bz.staff")), 409)
+    assert "已发出整改意见" in error["message"]
+    assert committed(Engagement, engagement.id).state == S.PLAN_IN_REVIEW
 
 
 @pytest.mark.parametrize("payload", [{}, {"action": ""}, {"action": 3}, {"action": "cancel", "note": 5}])
@@ -460,7 +503,7 @@ def test_a_firm_sees_only_its_own_bid(client, world, auth, tender):
         assert other not in {b["id"] for b in bids["items"]}
     own = listing(client, auth(user_a), f"/api/v1/procurements/{tender['procurement']}/bids")["items"][0]
     assert own["price"] == "400000.00" and own["price_wan"] == 40 and own["status"]["value"] == "submitted"
-    assert own["team"][0]["is_lead"] is True and own["technical_file"]["name"] == "方案.txt"
+    assert own["team"][0]["is_lead"] is True and own["technical_file"]["name"] == "方案.docx"
     # 乙's price never reaches 甲, even after opening
     _open(world, tender["procurement"])
     response = client.get(f"/api/v1/procurements/{tender['procurement']}/bids", headers=auth(user_a))

@@ -150,6 +150,27 @@ def test_cap_per_bureau_and_year(world):
     assert eligibility.exclusion_reasons(world.firm, other_year, M.OPEN_TENDER) == []
 
 
+def test_the_cap_holds_at_the_award_too(world):
+    """Proposed for two engagements while under the cap, a firm is awarded only as many as the cap allows:
+    the award checks again (the state-machine property test found three awards against a cap of two)."""
+    from evalhub.core.settings import set_setting
+
+    set_setting(world.bz, "firm.max_key_evaluations", 2, world.bz_admin)
+    factories.contracted(world)
+    justification = "该评价须沿用上一期的指标口径，只有原机构掌握基础数据。"
+    proposals = []
+    for unit in ("巴州民政局", "巴州统计局"):
+        e = factories.engagement(world, unit=unit)
+        proposals.append(P.open_procurement(e, P.ProcurementInput(
+            method=M.SINGLE_SOURCE, title="", ceiling_price_wan="10", single_source_firm_id=world.firm.id,
+            justification=justification), world.bz_staff))  # holds 1 of 2: both proposals are allowed
+    P.approve_single_source(proposals[0], world.bz_admin, "9")
+    with pytest.raises(Conflict) as caught:
+        P.approve_single_source(proposals[1], world.bz_admin, "9")
+    assert "达到上限 2 项" in caught.value.message and world.firm.name in caught.value.message
+    assert proposals[1].award is None
+
+
 def test_rotation_forbids_the_same_budget_unit_two_years_running(world):
     factories.contracted(world, year=2024, unit="巴州民政局")
     next_year = factories.engagement(world, year=2025, unit="巴州民政局")
@@ -192,8 +213,8 @@ def _bidder(world, name):
 
 def _bid(procurement, user, staff, price):
     return P.submit_bid(procurement, P.BidInput(price_wan=price, team_staff_ids=[staff.id], lead_staff_id=staff.id,
-                                                technical_filename="方案.txt",
-                                                technical_data=f"技术方案 {user.username}".encode()), user)
+                                                technical_filename="方案.docx",
+                                                technical_data=factories.docx_bytes(f"技术方案 {user.username}")), user)
 
 
 def _past_deadline(procurement):

@@ -17,7 +17,7 @@ from evalhub.extensions import db
 from evalhub.procurement import workflow
 from evalhub.procurement.models import Engagement, EngagementState as S
 from evalhub.review import services as R
-from evalhub.review.models import Review, ReviewStatus, Submission
+from evalhub.review.models import Review, ReviewStatus, Submission, SubmissionKind
 from tests import factories
 from tests.test_api import assert_error
 from tests.test_review_services import CHAPTERS, _docx, _experts, _panel, _review
@@ -32,21 +32,6 @@ CHECK_CODES = {"weights_sum", "output_benefit_share", "scores_within_weights", "
                "grade_matches_band", "chapters_present", "chapters_unique"}
 
 
-@pytest.fixture()
-def auth(client):
-    """auth(username) → headers carrying a Bearer token for that user (one token per user and test)."""
-    cache: dict[str, dict] = {}
-
-    def do(username: str) -> dict:
-        if username not in cache:
-            response = client.post("/api/v1/tokens", json={"username": username, "password": factories.PASSWORD})
-            assert response.status_code == 201, response.get_data(as_text=True)
-            cache[username] = {"Authorization": f"Bearer {response.json['token']}"}
-        return cache[username]
-
-    return do
-
-
 def ok(response, status: int = 200) -> dict:
     assert response.status_code == status, response.get_data(as_text=True)
     return response.json
@@ -54,10 +39,7 @@ def ok(response, status: int = 200) -> dict:
 
 def _fieldwork(world, **kw) -> Engagement:
     """An engagement whose work plan has been approved: the firm may now upload its report."""
-    e = factories.contracted(world, **kw)
-    workflow.perform(e, "submit_plan", world.firm_user)
-    workflow.perform(e, "start_plan_review", world.bz_staff)
-    workflow.perform(e, "approve_plan", world.bz_staff)
+    e = factories.in_fieldwork(world, **kw)  # the work plan through a real panel
     db.session.commit()
     return e
 
@@ -80,10 +62,13 @@ def _state(engagement_id: int) -> S:
     return db.session.get(Engagement, engagement_id).state
 
 
-def _submission_count(engagement_id: int) -> int:
+def _submission_count(engagement_id: int, kind: SubmissionKind | None = None) -> int:
+    """Submissions of the engagement; the report tests count reports (the approved work plan is one too)."""
     db.session.rollback()
-    return db.session.execute(sa.select(sa.func.count(Submission.id))
-                              .where(Submission.engagement_id == engagement_id)).scalar_one()
+    stmt = sa.select(sa.func.count(Submission.id)).where(Submission.engagement_id == engagement_id)
+    if kind is not None:
+        stmt = stmt.where(Submission.kind == kind)
+    return db.session.execute(stmt).scalar_one()
 
 
 def _username(expert_id: int) -> str:
@@ -151,7 +136,7 @@ def test_another_firm_and_bureau_users_may_not_upload(client, world, auth):
                                                       "file": (io.BytesIO(_docx("x")), "x.docx")}), 403)
     assert_error(_upload(client, 999999, auth("firm1"), _report_form()), 404, "not_found")
     assert_error(_upload(client, e.id, {}, _report_form()), 401, "unauthorized")
-    assert _submission_count(e.id) == 0 and _state(e.id) == S.FIELDWORK
+    assert _submission_count(e.id, SubmissionKind.REPORT) == 0 and _state(e.id) == S.FIELDWORK
 
 
 def test_a_txt_upload_is_422_and_writes_nothing(client, world, auth):
@@ -159,7 +144,7 @@ def test_a_txt_upload_is_422_and_writes_nothing(client, world, auth):
     response = _upload(client, e.id, auth("firm1"), _report_form("一、基本情况\n纯文本报告".encode(), filename="报告.txt"))
     error = assert_error(response, 422, "validation_failed")
     assert "file" in error["fields"] and "只接受" in error["message"]
-    assert _submission_count(e.id) == 0 and _state(e.id) == S.FIELDWORK
+    assert _submission_count(e.id, SubmissionKind.REPORT) == 0 and _state(e.id) == S.FIELDWORK
 
 
 def test_bad_report_input_is_422_with_every_field(client, world, auth):
@@ -184,7 +169,7 @@ def test_bad_report_input_is_422_with_every_field(client, world, auth):
     assert "file" in assert_error(_upload(client, e.id, headers, _report_form(file=None)), 422)["fields"]
     # not multipart at all
     assert_error(client.post(f"/api/v1/engagements/{e.id}/submissions", json={"kind": "report"}, headers=headers), 400)
-    assert _submission_count(e.id) == 0
+    assert _submission_count(e.id, SubmissionKind.REPORT) == 0
 
 
 def test_wrong_state_is_409(client, world, auth):
@@ -201,11 +186,13 @@ def test_wrong_state_is_409(client, world, auth):
 def test_submission_list_by_role(client, world, auth):
     e, panel = _panel_committed(world)
     firm = ok(client.get(f"/api/v1/engagements/{e.id}/submissions", headers=auth("firm1")))
-    assert firm["total"] == 1 and firm["items"][0]["version"] == 1
-    assert firm["items"][0]["panel"]["round"] == 1 and firm["items"][0]["panel"]["status"]["value"] == "reviewing"
+    assert firm["total"] == 2 and [i["kind"]["value"] for i in firm["items"]] == ["work_plan", "report"]
+    report = firm["items"][1]
+    assert report["version"] == 1
+    assert report["panel"]["round"] == 1 and report["panel"]["status"]["value"] == "reviewing"
     text = json.dumps(firm, ensure_ascii=False)
     assert not any(name in text for name in _expert_names(panel))
-    assert ok(client.get(f"/api/v1/engagements/{e.id}/submissions?kind=work_plan", headers=auth("bz.staff")))["total"] == 0
+    assert ok(client.get(f"/api/v1/engagements/{e.id}/submissions?kind=work_plan", headers=auth("bz.staff")))["total"] == 1
     assert ok(client.get(f"/api/v1/engagements/{e.id}/submissions?kind=report", headers=auth("bz.staff")))["total"] == 1
     assert "kind" in assert_error(client.get(f"/api/v1/engagements/{e.id}/submissions?kind=x",
                                              headers=auth("bz.staff")), 422)["fields"]
@@ -286,7 +273,9 @@ def test_save_draft_then_submit_then_409(client, world, auth):
     db.session.rollback()
     assert db.session.get(Review, invitation.review.id).status == ReviewStatus.SUBMITTED
 
-    assert_error(client.post(url + "/submit", headers=headers), 409, "conflict")
+    # a repeated submit is idempotent: the review as submitted (issue 11); a change afterwards is a 409
+    again = ok(client.post(url + "/submit", headers=headers))
+    assert again["status"]["value"] == "submitted" and again["total"] == 89.5
     assert_error(client.put(url, headers=headers, json={"opinion": "改"}), 409, "conflict")
 
 
@@ -335,30 +324,31 @@ def test_outcomes_hide_expert_names_and_scores_from_the_firm(client, world, auth
 
     # decided, letter not yet sent: the firm learns nothing of the result yet
     firm = ok(client.get(url, headers=auth("firm1")))
-    (round1,) = firm["items"]
+    plan_round, round1 = firm["items"]  # the work plan's panel passed before the report's
+    assert plan_round["kind"]["value"] == "work_plan" and plan_round["passed"] is True
     assert round1["round"] == 1 and round1["kind"]["value"] == "report" and round1["communicated"] is False
     assert round1["score"] is None and round1["passed"] is None and round1["letter"] is None
     assert "experts" not in round1
 
-    bureau = ok(client.get(url, headers=auth("bz.staff")))["items"][0]
+    bureau = ok(client.get(url, headers=auth("bz.staff")))["items"][-1]
     assert bureau["score"] == 85 and bureau["passed"] is False and bureau["pass_mark"] == 90
     assert bureau["spread"] == 10 and bureau["spread_flagged"] is False and bureau["decided_at"]
     assert bureau["letter"] and bureau["letter_sent_at"] is None
     assert sorted(x["total"] for x in bureau["experts"]) == [80, 85, 90]
     assert {x["expert"]["name"] for x in bureau["experts"]} == set(names)
-    assert ok(client.get(url, headers=auth("bz.admin")))["items"][0]["experts"]  # whoever in the bureau reads it
+    assert ok(client.get(url, headers=auth("bz.admin")))["items"][-1]["experts"]  # whoever in the bureau reads it
 
     R.send_letter(panel, world.bz_staff, panel.letter + "\n请于十五日内完成整改。")
     db.session.commit()
     response = client.get(url, headers=auth("firm1"))
-    round1 = ok(response)["items"][0]
+    round1 = ok(response)["items"][-1]
     assert round1["communicated"] is True and round1["score"] == 85 and round1["passed"] is False
     assert round1["pass_mark"] == 90 and round1["spread"] == 10 and round1["decided_at"]
     assert "问题分析不够具体" in round1["letter"] and round1["letter_sent_at"] and round1["resubmit_due"]
     assert "experts" not in round1
     text = response.get_data(as_text=True)
     assert not any(name in text for name in names)
-    assert "80.0" not in text and '"total"' not in text  # no individual totals
+    assert "80.0" not in json.dumps(round1) and '"total"' not in text  # no individual totals (80 is the plan's pass mark)
 
     for outsider in ("firm2", "kz.admin", _username(panel.invitations[0].expert_id)):
         assert_error(client.get(url, headers=auth(outsider)), 404)
@@ -370,7 +360,7 @@ def test_a_passed_outcome_is_shown_to_the_firm_at_once(client, world, auth):
         _review(invitation, world, [19] * 5)
     db.session.commit()
     response = client.get(f"/api/v1/engagements/{e.id}/outcomes", headers=auth("firm1"))
-    round1 = ok(response)["items"][0]
+    round1 = ok(response)["items"][-1]
     assert round1["passed"] is True and round1["score"] == 95 and round1["communicated"] is True
     assert round1["letter"] and not any(name in response.get_data(as_text=True) for name in _expert_names(panel))
 

@@ -55,10 +55,7 @@ def _experts(world, n=7, bureau=None):
 
 
 def _report_submitted(world, **kw):
-    e = factories.contracted(world, **kw)
-    workflow.perform(e, "submit_plan", world.firm_user)
-    workflow.perform(e, "start_plan_review", world.bz_staff)
-    workflow.perform(e, "approve_plan", world.bz_staff)
+    e = factories.in_fieldwork(world, **kw)  # the work plan through a real panel
     R.submit(e, SubmissionKind.REPORT, "报告.docx", _docx(CHAPTERS), world.firm_user, indicators=INDICATORS,
              concluded_total="92", concluded_grade="优")
     return e
@@ -418,7 +415,10 @@ def test_the_outcome_fires_exactly_once_when_two_experts_submit_together(app, wo
     db.session.expire_all()
     from evalhub.core.models import AuditEvent
 
-    decided = db.session.execute(sa.select(sa.func.count(AuditEvent.id)).where(AuditEvent.action == "panel.decided")).scalar_one()
+    # This panel's decision (the work plan's panel, walked before fieldwork, decided once already).
+    decided = db.session.execute(sa.select(sa.func.count(AuditEvent.id)).where(
+        AuditEvent.action == "panel.decided", AuditEvent.object_type == "review_panel",
+        AuditEvent.object_id == panel.id)).scalar_one()
     accepted = db.session.execute(sa.select(sa.func.count(AuditEvent.id)).where(
         AuditEvent.action == "engagement.accept_report")).scalar_one()
     assert decided == 1 and accepted == 1

@@ -49,11 +49,23 @@ def text(response) -> str:
     return response.get_data(as_text=True)
 
 
+# Rows the work plan's real review left behind (its file, submission, panel, reviews): count() without a
+# condition counts what the test itself made after fieldwork began.
+_PLAN_ROWS: dict = {}
+
+
+@pytest.fixture(autouse=True)
+def _forget_plan_rows():
+    _PLAN_ROWS.clear()
+    yield
+    _PLAN_ROWS.clear()
+
+
 def count(model, *where) -> int:
     stmt = sa.select(sa.func.count()).select_from(model)
     for clause in where:
         stmt = stmt.where(clause)
-    return db.session.execute(stmt).scalar_one()
+    return db.session.execute(stmt).scalar_one() - (0 if where else _PLAN_ROWS.get(model, 0))
 
 
 def _docx(content: str) -> bytes:
@@ -79,11 +91,10 @@ def report_data(*, rows=ROWS, total="92", grade="excellent", content: bytes | No
 
 
 def _fieldwork(world, **kw) -> Engagement:
-    e = factories.contracted(world, **kw)
-    workflow.perform(e, "submit_plan", world.firm_user)
-    workflow.perform(e, "start_plan_review", world.bz_staff)
-    workflow.perform(e, "approve_plan", world.bz_staff)
+    e = factories.in_fieldwork(world, **kw)  # the work plan through a real panel
     db.session.commit()
+    for model in (Submission, ReportIndicator, StoredFile, ReviewPanel, PanelInvitation, Review, ReviewScore):
+        _PLAN_ROWS[model] = db.session.execute(sa.select(sa.func.count()).select_from(model)).scalar_one()
     return e
 
 
@@ -190,7 +201,7 @@ def test_the_firm_uploads_a_report_with_its_scoring_table(client, login, world):
     response = client.post(f"/engagements/{e.id}/submissions/new?kind=report", data=report_data(),
                            content_type="multipart/form-data")
     assert response.status_code == 302, text(response)[:2000]
-    submission = db.session.execute(sa.select(Submission)).scalar_one()
+    submission = db.session.execute(sa.select(Submission).where(Submission.kind == SubmissionKind.REPORT)).scalar_one()
     assert response.headers["Location"].endswith(f"/submissions/{submission.id}")
     assert [i.name for i in submission.indicators] == [r[1] for r in ROWS]  # blank rows ignored
     assert e.state == S.REPORT_SUBMITTED
@@ -219,7 +230,7 @@ def test_failed_machine_checks_are_shown_with_details(client, login, world):
     rows = ROWS[:3] + [("benefit", "群众满意度", "30", "27")]
     client.post(f"/engagements/{e.id}/submissions/new?kind=report", data=report_data(rows=rows, total="88"),
                 content_type="multipart/form-data")
-    submission = db.session.execute(sa.select(Submission)).scalar_one()
+    submission = db.session.execute(sa.select(Submission).where(Submission.kind == SubmissionKind.REPORT)).scalar_one()
     html = text(client.get(f"/submissions/{submission.id}"))
     assert 'data-testid="check-weights_sum" data-ok="false"' in html and "权重合计 95" in html
     assert 'data-testid="check-grade_matches_band" data-ok="false"' in html
@@ -309,7 +320,7 @@ def test_the_bureau_forms_a_panel_and_sees_the_experts(app, client, login, world
     assert 'data-testid="form-panel"' in text(client.get(url))
     response = client.post(url, data={"size": "3"})
     assert response.status_code == 302
-    panel = db.session.execute(sa.select(ReviewPanel)).scalar_one()
+    panel = db.session.execute(sa.select(ReviewPanel).where(ReviewPanel.kind == SubmissionKind.REPORT)).scalar_one()
     assert response.headers["Location"].endswith(f"/reviews/panels/{panel.id}")
     assert e.state == S.REPORT_IN_REVIEW and len(panel.invitations) == 3
     html = text(client.get(f"/reviews/panels/{panel.id}"))
@@ -580,6 +591,36 @@ def test_publication_refuses_bad_files_and_classification_needs_an_admin_and_a_r
     assert client.post(url, data={"form": "nonsense"}).status_code == 400
 
 
+def test_an_open_inspection_holds_publication_until_an_admin_waives_it_with_a_reason(client, login, world):
+    from evalhub.core.models import AuditEvent
+    from evalhub.supervision import services as V
+
+    e = _accepted(world)
+    inspection = V.open_case(world.bz, world.bz_admin, trigger="other", detail="群众反映问卷数据存疑", engagement=e)
+    db.session.commit()
+    url = f"/engagements/{e.id}/result"
+    upload = {"form": "publish", "file": (io.BytesIO(_docx("脱密后的报告全文")), "脱密版.docx")}
+    login(world.bz_staff)
+    page = text(client.get(url))
+    assert 'data-testid="publish-blocked"' in page and f"未办结的检查（#{inspection.id}）" in page
+    assert "须由本级财政局管理员说明理由后豁免" in page and 'name="override"' not in page
+    refused = client.post(url, data=dict(upload), content_type="multipart/form-data")
+    assert refused.status_code == 409 and "未办结的检查" in text(refused)
+    waived = dict(upload, override="领导要求", file=(io.BytesIO(_docx("脱密后的报告全文")), "脱密版.docx"))
+    assert client.post(url, data=waived, content_type="multipart/form-data").status_code == 403  # staff may not waive
+    assert count(Publication) == 0 and db.session.get(Engagement, e.id).state == S.ACCEPTED
+    login(world.bz_admin)
+    assert 'name="override"' in text(client.get(url))
+    waived["file"] = (io.BytesIO(_docx("脱密后的报告全文")), "脱密版.docx")
+    waived["override"] = "检查只涉及问卷归档，不影响报告结论"
+    assert client.post(url, data=waived, content_type="multipart/form-data").status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Engagement, e.id).state == S.PUBLISHED
+    event = db.session.execute(sa.select(AuditEvent).where(AuditEvent.action == "engagement.publish")).scalar_one()
+    assert event.payload["waived"][0]["reason"] == "检查只涉及问卷归档，不影响报告结论"
+    assert "管理员豁免" in text(client.get(f"/engagements/{e.id}"))  # on the timeline
+
+
 def test_accept_with_deduction_after_the_last_round(client, login, world):
     set_setting(world.bz, "review.max_rounds", 1, world.bz_admin)
     e, panel = _failed_panel(world)
@@ -644,12 +685,14 @@ def test_review_exports_are_for_the_bureau(app, client, login, world):
     response = client.get("/reviews/export?year=2025")
     assert response.status_code == 200 and response.mimetype.endswith("sheet")
     frame = pd.read_excel(io.BytesIO(response.data))
+    assert set(frame["评审类型"]) == {"实施方案", "评价报告"}  # the work plan's review is in the year too
+    frame = frame[frame["评审类型"] == "评价报告"]
     assert set(frame["评审专家"]) == {i.expert.name for i in panel.invitations}
     assert "结构与格式（20）" in frame.columns and set(frame["专家合计"]) == {81.5, 84.5, 88.5}
     assert set(frame["评审组得分（均值）"]) == {84.83}
     assert pd.read_excel(io.BytesIO(client.get("/reviews/export?year=2024").data)).empty
     one = client.get(f"/engagements/{e.id}/reviews.xlsx")
-    assert one.status_code == 200 and len(pd.read_excel(io.BytesIO(one.data))) == 3
+    assert one.status_code == 200 and len(pd.read_excel(io.BytesIO(one.data))) == 3 + 3  # plan and report panels
     login(world.kz_admin)
     assert pd.read_excel(io.BytesIO(client.get("/reviews/export").data)).empty  # nothing of 巴州
     _assert_refused(client, login, [world.kz_admin, world.firm_user, world.expert_user], "GET",

@@ -31,21 +31,6 @@ def _fresh_screening_cache(app_ctx):
     S.forget_cache()
 
 
-@pytest.fixture()
-def auth(client):
-    """auth(username) → headers carrying a Bearer token for that user (one token per user and test)."""
-    cache: dict[str, dict] = {}
-
-    def do(username: str) -> dict:
-        if username not in cache:
-            response = client.post("/api/v1/tokens", json={"username": username, "password": factories.PASSWORD})
-            assert response.status_code == 201, response.get_data(as_text=True)
-            cache[username] = {"Authorization": f"Bearer {response.json['token']}"}
-        return cache[username]
-
-    return do
-
-
 def ok(response, status: int = 200) -> dict:
     assert response.status_code == status, response.get_data(as_text=True)
     return response.json
@@ -203,8 +188,8 @@ def test_queue_is_ranked_by_risk(client, world, uploaded, auth):
     assert _queue(client, auth("bz.staff"), f"year=2025&kind=评价报告&bureau_id={world.bz.id}")["total"] == 3
     assert _queue(client, auth("bz.staff"), f"year=2025&kind=report&firm_id={world.other_firm.id}")["total"] == 0
     assert _queue(client, auth("bz.staff"), f"year=2025&kind=report&firm_id={world.firm.id}")["total"] == 3
-    assert _queue(client, auth("bz.staff"), "year=2025&kind=work_plan")["total"] == 0  # no plan file was uploaded
-    assert _queue(client, auth("bz.staff"))["total"] == 3
+    assert _queue(client, auth("bz.staff"), "year=2025&kind=work_plan")["total"] == 3  # the approved work plans
+    assert _queue(client, auth("bz.staff"))["total"] == 6
 
 
 def test_queue_arguments_are_validated(client, world, auth):

@@ -38,7 +38,7 @@ def test_queue_ranks_by_risk_and_the_firm_sees_nothing(world):
     upload_report(world, report_text("饮水安全工程", "巴州统计局", world.firm.name, specific=True), name="饮水安全工程")
     upload_report(world, report_text("高标准农田", "巴州民政局", world.firm.name, specific=False), name="高标准农田",
                   unit="巴州民政局")
-    entries = S.queue(world.bz_staff, year=2025)
+    entries = S.queue(world.bz_staff, year=2025, kind=SubmissionKind.REPORT)  # the work plans rank apart
     assert len(entries) == 2 and entries[0].screening.risk >= entries[1].screening.risk
     assert entries[0].rank == 1 and entries[0].flagged
     with pytest.raises(PermissionDenied):
@@ -173,8 +173,8 @@ def test_training_registers_a_candidate_with_its_card_and_promotion_activates_it
     with pytest.raises(PermissionDenied):
         S.promote(model, world.bz_admin)
     rescored = S.promote(model, world.region_admin)
-    assert rescored == 2 and model.status == ModelStatus.ACTIVE  # both reports (no work plans uploaded)
-    rows = db.session.execute(sa.select(ReportScreening)).scalars().all()
+    assert rescored == 4 and model.status == ModelStatus.ACTIVE  # both reports and their approved work plans
+    rows = db.session.execute(sa.select(ReportScreening).where(ReportScreening.kind == SubmissionKind.REPORT)).scalars().all()
     assert all(r.method == RiskMethod.MODEL and r.model_version == model.version for r in rows)
     with pytest.raises(Conflict):
         S.promote(model, world.region_admin)
@@ -231,7 +231,7 @@ def test_cli_train_prints_the_metrics_and_rescreen_counts(world, app, monkeypatc
     assert "待启用" in result.output and "ROC-AUC" in result.output and "最佳单一特征" in result.output
     assert S.active_model() == (None, None)  # training never activates
     result = runner.invoke(args=["evalhub", "screening", "rescreen", "--year", "2025"])
-    assert result.exit_code == 0 and "已重新筛查 2 份" in result.output
+    assert result.exit_code == 0 and "已重新筛查 4 份" in result.output  # two reports, two work plans
 
 
 def test_the_app_refuses_an_incompatible_active_model_at_start_and_says_why(world, app, monkeypatch, caplog):

@@ -108,7 +108,7 @@ def _trained_model(app, version: str = "20250102-1") -> ScreeningModel:
 def test_the_queue_ranks_riskier_reports_first_within_the_users_scope(client, login, world):
     rows = _corpus(world)
     login(world.bz_staff)
-    response = client.get("/screening/queue")
+    response = client.get("/screening/queue?kind=report")  # the approved work plans are ranked apart
     assert response.status_code == 200
     html = text(response)
     assert "2025 年度" in html  # the latest year with screenings, without asking
@@ -129,15 +129,17 @@ def test_the_queue_ranks_riskier_reports_first_within_the_users_scope(client, lo
 def test_the_queue_filters_and_exports(client, login, world):
     rows = _corpus(world)
     login(world.region_staff)
-    assert set(row_ids(text(client.get("/screening/queue?year=2025")))) == {s.id for s in rows.values()}
-    assert row_ids(text(client.get(f"/screening/queue?year=2025&firm_id={world.other_firm.id}"))) == [rows["d"].id]
-    assert row_ids(text(client.get(f"/screening/queue?year=2025&bureau_id={world.kz.id}"))) == [rows["d"].id]
+    assert set(row_ids(text(client.get("/screening/queue?year=2025&kind=report")))) == {s.id for s in rows.values()}
+    assert row_ids(text(client.get(f"/screening/queue?year=2025&kind=report&firm_id={world.other_firm.id}"))) \
+        == [rows["d"].id]
+    assert row_ids(text(client.get(f"/screening/queue?year=2025&kind=report&bureau_id={world.kz.id}"))) == [rows["d"].id]
+    assert len(row_ids(text(client.get("/screening/queue?year=2025")))) == 8  # and the 4 approved work plans
     assert len(row_ids(text(client.get("/screening/queue?year=2025&kind=report")))) == 4
     plans = {e.screening.id for e in S.queue(world.region_staff, year=2025, kind=SubmissionKind.WORK_PLAN)}
     assert set(row_ids(text(client.get("/screening/queue?year=2025&kind=work_plan")))) == plans
     assert "没有可见的筛查结果" in text(client.get("/screening/queue?year=2019"))
 
-    export = client.get(f"/screening/queue?year=2025&bureau_id={world.bz.id}&export=xlsx")
+    export = client.get(f"/screening/queue?year=2025&kind=report&bureau_id={world.bz.id}&export=xlsx")
     assert export.status_code == 200 and export.mimetype.endswith("spreadsheetml.sheet")
     sheet = pd.read_excel(io.BytesIO(export.data))
     # Ranks are over everything the user supervises (4 reports in the region); a filter does not renumber.
@@ -274,7 +276,7 @@ def test_a_region_admin_promotes_a_trained_model_and_reports_are_rescored(app, c
     rescored = db.session.execute(sa.select(sa.func.count(ReportScreening.id))).scalar_one()
     assert f"已启用模型 {model.version}，已重新计算 {rescored} 份筛查结果的风险分" in page
     assert db.session.get(ScreeningModel, model.id).status == ModelStatus.ACTIVE
-    row = db.session.execute(sa.select(ReportScreening)).scalar_one()
+    row = db.session.execute(sa.select(ReportScreening).where(ReportScreening.kind == SubmissionKind.REPORT)).scalar_one()
     assert row.method == RiskMethod.MODEL and row.model_version == model.version
     assert f"评价报告按模型 {model.version} 评分" in text(client.get("/screening/queue"))
     assert model.version in text(client.get("/screening/models"))
@@ -288,7 +290,7 @@ def test_an_unloadable_active_model_is_shown_as_a_warning(client, login, world):
     login(world.bz_staff)
     html = text(client.get("/screening/queue"))
     assert 'data-testid="model-problem"' in html and "找不到模型文件" in html
-    row = db.session.execute(sa.select(ReportScreening)).scalar_one()
+    row = db.session.execute(sa.select(ReportScreening).where(ReportScreening.kind == SubmissionKind.REPORT)).scalar_one()
     assert 'data-testid="model-problem"' in text(client.get(f"/screening/{row.id}"))
 
 

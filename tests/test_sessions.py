@@ -17,32 +17,10 @@ from evalhub.core.models import ApiToken, AuditEvent, User
 from evalhub.core.services import authenticate
 from evalhub.extensions import db
 from tests import factories
+from tests.browsers import Browser
 
 NEW_PASSWORD = "battery-staple-2"
 
-
-class Browser:
-    """A test client whose every request runs in an app context of its own, as in production. (Inside the
-    test's app context, requests would share its ``g`` — where Flask-Login caches the signed-in user — and
-    one browser would see another's user.)"""
-
-    def __init__(self, app):
-        self.app, self.client = app, app.test_client()
-
-    def _call(self, method: str, *args, **kwargs):
-        with self.app.app_context():
-            response = getattr(self.client, method)(*args, **kwargs)
-            db.session.remove()
-        return response
-
-    def get(self, *args, **kwargs):
-        return self._call("get", *args, **kwargs)
-
-    def post(self, *args, **kwargs):
-        return self._call("post", *args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        return self._call("delete", *args, **kwargs)
 
 
 def _browser(app, user, password: str = factories.PASSWORD) -> Browser:

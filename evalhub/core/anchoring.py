@@ -388,8 +388,10 @@ def _anchors(last_id: int) -> list[list[Any]]:
     happened."""
     out: list[list[Any]] = []
     seen: set[int] = set()
+    # Spread over the ids the chain really has (they need not start at 1: a restored or trimmed database).
+    first_id = db.session.execute(sa.select(sa.func.min(AuditEvent.id))).scalar() or 1
     for j in range(1, ANCHOR_COUNT + 1):
-        target = max(1, last_id * j // (ANCHOR_COUNT + 1))
+        target = first_id + (last_id - first_id) * j // (ANCHOR_COUNT + 1)
         row = db.session.execute(
             sa.select(AuditEvent.id, AuditEvent.hash)
             .where(AuditEvent.id >= target, AuditEvent.id < last_id).order_by(AuditEvent.id).limit(1)

@@ -8,6 +8,8 @@ and gathers the domains' modules.
 """
 from __future__ import annotations
 
+import math
+import re
 from functools import wraps
 from typing import Any, Callable
 
@@ -15,7 +17,10 @@ from apispec import APISpec
 from flask import Blueprint, g, jsonify, request
 from flask_login import current_user
 
+from evalhub.core.concurrency import IDEMPOTENCY_HEADER, IDEMPOTENCY_PARAMETER, run_once
 from evalhub.core.errors import DomainError
+from evalhub.core.inputs import NAME_MESSAGE, NAME_PATTERN, control_errors, refuse
+from evalhub.core.listing import INT_MAX, MAX_PAGE, MAX_PER_PAGE
 from evalhub.core.services import user_for_token
 from evalhub.extensions import csrf, db
 
@@ -59,11 +64,12 @@ def _error_responses(codes: tuple[int, ...]) -> dict:
 def operation(rule: str, method: str, *, summary: str, tag: str, response: dict | None = None,
               status: int = 200, body: dict | None = None, params: list[dict] | None = None,
               errors: tuple[int, ...] = (401, 403, 404), auth: bool = True,
-              body_content_type: str = "application/json") -> Callable:
+              body_content_type: str = "application/json", also: tuple[int, ...] = ()) -> Callable:
     """Register an API route and its OpenAPI description.
 
     ``body`` is the request body's schema, declared for ``body_content_type`` (e.g. ``multipart/form-data``
-    for file uploads)."""
+    for file uploads). ``also``: other success statuses answered with the same ``response`` (e.g. 200 when a
+    POST finds the record it would have created)."""
 
     def decorate(fn: Callable) -> Callable:
         @wraps(fn)
@@ -73,17 +79,29 @@ def operation(rule: str, method: str, *, summary: str, tag: str, response: dict 
                 if user is None:
                     return api_error(401, "unauthorized", "缺少或无效的访问令牌（Authorization: Bearer …）。")
                 g.api_user = user
+            if body:
+                check_body(body, body_content_type)  # control characters, maxLength, minimum/maximum … (422)
+            if auth and method == "POST" and request.headers.get(IDEMPOTENCY_HEADER) is not None:
+                # A repeated POST with the same key gets the first one's answer (core.concurrency).
+                return run_once(g.api_user.id, lambda: fn(*args, **kwargs))
             return fn(*args, **kwargs)
 
         bp.add_url_rule(rule, endpoint=fn.__name__, view_func=wrapper, methods=[method])
         openapi_path = rule.replace("<int:", "{").replace("<", "{").replace(">", "}")
         path_params = [{"name": p.split(":")[-1].rstrip(">"), "in": "path", "required": True,
-                        "schema": {"type": "integer"}} for p in rule.split("/") if p.startswith("<")]
+                        "schema": dict(ID)} for p in rule.split("/") if p.startswith("<")]
+        # Every operation refuses control characters in its query string with 422 (core.inputs); one with a
+        # body also refuses a body out of its schema's bounds (422) or one that is not a JSON object (400).
+        documented = set(errors) | ({401} if auth else set()) | {422} | ({400} if body else set())
+        if method == "POST" and auth:  # the optional Idempotency-Key: a reused key answers 409 (running) or 422 (other body)
+            path_params.append(dict(IDEMPOTENCY_PARAMETER))
+            documented |= {409, 422}
         op: dict[str, Any] = {
             "summary": summary, "tags": [tag], "operationId": fn.__name__,
             "parameters": path_params + (params or []),
-            "responses": {str(status): {"description": "成功", **({"content": {"application/json": {"schema": response}}} if response else {})},
-                          **_error_responses(tuple(sorted(set(errors) | ({401} if auth else set()))))},
+            "responses": {**{str(s): {"description": "成功", **({"content": {"application/json": {"schema": response}}} if response else {})}
+                             for s in (status, *also)},
+                          **_error_responses(tuple(sorted(documented)))},
         }
         if body:
             op["requestBody"] = {"required": True, "content": {body_content_type: {"schema": body}}}
@@ -95,11 +113,19 @@ def operation(rule: str, method: str, *, summary: str, tag: str, response: dict 
     return decorate
 
 
-def _bearer_user():
+def bearer_token() -> str | None:
+    """The token of this request's ``Authorization: Bearer …`` header, if any."""
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         return None
-    user = user_for_token(header[7:].strip())
+    return header[7:].strip()
+
+
+def _bearer_user():
+    token = bearer_token()
+    if token is None:
+        return None
+    user = user_for_token(token)
     if user is not None:
         db.session.commit()  # last_used_at
     return user
@@ -109,19 +135,117 @@ def api_user():
     return g.api_user
 
 
+def request_json() -> Any:
+    """The request's JSON, or None when it has none or it is not JSON. JSON nested deeper than the parser's
+    recursion limit (``[[[[…``) is a 400, not a RecursionError and a 500."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        raise DomainError("请求体 JSON 嵌套层数过多。") from None
+
+
 def json_body() -> dict:
-    data = request.get_json(silent=True)
+    data = request_json()
     if not isinstance(data, dict):
         raise DomainError("请求体必须是 JSON 对象。")
     return data
 
 
-def page_args() -> tuple[int, int]:
-    try:
-        page = max(1, int(request.args.get("page", 1)))
-        per_page = min(200, max(1, int(request.args.get("per_page", 20))))
-    except ValueError:
+# --- the request body at the edge: the schema's bounds are the ones enforced --------------------------------
+
+ID = {"type": "integer", "minimum": 1, "maximum": INT_MAX}  # what an id path segment or id field may be
+
+
+def check_body(body_schema: dict, content_type: str) -> None:
+    """Refuse (422, naming each field) a body whose strings carry control characters (``core.inputs``) or whose
+    values break the bounds its OpenAPI schema declares: ``maxLength``, ``pattern``, ``minimum``/``maximum``,
+    ``maxItems``, at any depth. Types, required fields and choices are left to the operation, which says more
+    precisely what it expected; a body that is not JSON is left to ``json_body`` (400)."""
+    if content_type == "application/json":
+        data = request_json()
+    else:  # a form with files: its fields, and the files' names (stored with the file)
+        data = request.form.to_dict(flat=True) if request.form else None
+        names = {key: f.filename for key, f in request.files.items(multi=True) if f.filename}
+        if names:
+            data = {**names, **(data or {})}
+    if data is None:
+        return
+    errors = control_errors(data)
+    _bound_errors(data, body_schema, "", errors)
+    refuse(errors)
+
+
+def _resolve(definition: dict) -> dict:
+    while "$ref" in definition:
+        definition = _SCHEMAS[definition["$ref"].rsplit("/", 1)[-1]]
+    return definition
+
+
+_JSON_TYPES = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,), "array": (list,),
+               "object": (dict,)}
+
+
+def _is_type(value: Any, type_: str | None) -> bool:
+    if type_ is None:
+        return True
+    if isinstance(value, bool) and type_ != "boolean":
+        return False
+    return isinstance(value, _JSON_TYPES.get(type_, ()))
+
+
+def _shown(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)
+
+
+def _bound_errors(value: Any, definition: dict, path: str, errors: dict[str, str]) -> None:
+    definition = _resolve(definition)
+    field = path or "body"
+    for part in definition.get("allOf", ()):
+        _bound_errors(value, part, path, errors)
+    for key in ("oneOf", "anyOf"):
+        matching = [d for d in map(_resolve, definition.get(key, ())) if _is_type(value, d.get("type"))]
+        if matching:
+            _bound_errors(value, matching[0], path, errors)
+    if field in errors:
+        return
+    if isinstance(value, str):
+        if "maxLength" in definition and len(value) > definition["maxLength"]:
+            errors[field] = f"不能超过 {definition['maxLength']} 个字符"
+        elif "pattern" in definition and not re.search(definition["pattern"], value):
+            errors[field] = NAME_MESSAGE if definition["pattern"] == NAME_PATTERN else "格式不正确"
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
+            errors[field] = "必须是有限的数字"
+        elif "minimum" in definition and value < definition["minimum"]:
+            errors[field] = f"不能小于 {_shown(definition['minimum'])}"
+        elif "maximum" in definition and value > definition["maximum"]:
+            errors[field] = f"不能大于 {_shown(definition['maximum'])}"
+    elif isinstance(value, list):
+        if "maxItems" in definition and len(value) > definition["maxItems"]:
+            errors[field] = f"最多 {definition['maxItems']} 项"
+        elif isinstance(definition.get("items"), dict):
+            for item in value:
+                _bound_errors(item, definition["items"], path, errors)
+    elif isinstance(value, dict):
+        properties = definition.get("properties", {})
+        extra = definition.get("additionalProperties")
+        for key, item in value.items():
+            sub = properties.get(key, extra if isinstance(extra, dict) else None)
+            if sub is not None:
+                _bound_errors(item, sub, f"{path}.{key}" if path else str(key), errors)
+
+
+def _whole_number(name: str, default: int) -> int:
+    raw = request.args.get(name, "").strip() or str(default)
+    if not (raw.isascii() and raw.removeprefix("-").isdigit()):
         raise DomainError("page 和 per_page 必须是整数。")
+    return int(raw) if len(raw) <= 12 else MAX_PAGE  # a number too long to mean anything: the far end
+
+
+def page_args() -> tuple[int, int]:
+    """(page, per_page): not integers → 400; out of range → clamped (a page past the end is empty)."""
+    page = min(MAX_PAGE, max(1, _whole_number("page", 1)))
+    per_page = min(MAX_PER_PAGE, max(1, _whole_number("per_page", 20)))
     return page, per_page
 
 

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 from decimal import Decimal
+from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
-from flask import jsonify, request
+from flask import jsonify
 
-from evalhub.core.api import schema
+from evalhub.core import permissions
+from evalhub.core.api import api_user, json_body, page_args, schema
 from evalhub.core.enums import LabeledEnum
-from evalhub.core.errors import ValidationFailed
+from evalhub.core.errors import NotFound, ValidationFailed
+from evalhub.core.inputs import NAME_PATTERN, money_schema
+from evalhub.core.listing import INT_MAX, MAX_PAGE, MAX_PER_PAGE, Filter, Listing
 from evalhub.core.models import Bureau
 from evalhub.extensions import db
 
@@ -53,9 +57,30 @@ def paginate(stmt: sa.Select, page: int, per_page: int) -> tuple[list, int]:
     return list(rows), total
 
 
+def visible(model: type, object_id: int, action: str, missing: str) -> Any:
+    """The row the token's user may ``action``; ``NotFound(missing)`` (404) when it does not exist *or* the
+    user may not see it — the API does not reveal what exists elsewhere."""
+    obj = db.session.get(model, object_id)
+    if obj is None or not permissions.can(api_user(), action, obj):
+        raise NotFound(missing)
+    return obj
+
+
 def listing(items: list[dict], total: int, page: int, per_page: int):
     """The JSON response for one page of a list (the shape of ``list_schema``)."""
     return jsonify({"items": items, "total": total, "page": page, "per_page": per_page})
+
+
+def list_response(stmt: sa.Select, *filters: Filter, item: Callable[[Any], dict] | None = None,
+                  items: Callable[[list], list[dict]] | None = None, order_by: Iterable[Any] = (),
+                  options: Iterable[Any] = ()):
+    """A list endpoint's whole answer: ``page_args`` (400 when not integers), the filters read strictly
+    (422 naming each bad argument), one page of ``stmt`` ordered, each row as ``item(row)`` (or the page at
+    once as ``items(rows)``, to batch look-ups)."""
+    page, per_page = page_args()
+    rows, total = paginate(Listing(stmt, *filters, order_by=order_by, options=options, strict=True).stmt,
+                           page, per_page)
+    return listing(items(rows) if items is not None else [item(r) for r in rows], total, page, per_page)
 
 
 # --- request bodies and query arguments ------------------------------------------------------------
@@ -76,27 +101,11 @@ def text_field(data: dict, name: str, errors: dict[str, str]) -> str | None:
     return None
 
 
-def enum_arg(name: str, enum_cls: type[LabeledEnum]) -> LabeledEnum | None:
-    """A query argument naming an enum member by value or Chinese label; absent → None."""
-    raw = request.args.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        return enum_cls.from_label(raw)
-    except ValueError:
-        allowed = "、".join(f"{m.value}（{m.label}）" for m in enum_cls)
-        raise ValidationFailed(f"参数 {name} 无效：{raw}。", {name: f"可选值：{allowed}"})
-
-
-def bureau_arg() -> Bureau | None:
-    """The bureau named by the ``bureau`` query argument (its region code); absent → None."""
-    code = request.args.get("bureau", "").strip()
-    if not code:
-        return None
-    bureau = db.session.execute(sa.select(Bureau).where(Bureau.code == code)).scalar_one_or_none()
-    if bureau is None:
-        raise ValidationFailed(f"参数 bureau 无效：{code}。", {"bureau": "没有这个区划代码的财政局"})
-    return bureau
+def read_body(*texts: str) -> tuple[dict, dict[str, str], dict[str, str | None]]:
+    """The request's JSON object (400 if it is not one), the field errors found so far, and its string
+    fields ``texts`` (``text_field``): read every field, then ``raise_if(errors)`` once."""
+    data, errors = json_body(), {}
+    return data, errors, {name: text_field(data, name, errors) for name in texts}
 
 
 # --- OpenAPI fragments -----------------------------------------------------------------------------
@@ -126,9 +135,63 @@ def choice_description(enum_cls: type[LabeledEnum]) -> str:
     return "值或中文名称：" + "、".join(f"{m.value}（{m.label}）" for m in enum_cls)
 
 
-def query(name: str, description: str, type_: str = "string") -> dict:
-    """An optional query parameter."""
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": {"type": type_}}
+def query(name: str, description: str, type_: str = "string", **bounds: Any) -> dict:
+    """An optional query parameter; ``bounds`` (minimum, maximum, enum, maxLength …) go into its schema."""
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": {"type": type_, **bounds}}
+
+
+# --- bounded request fields: what the API accepts, in the document; core.api.check_body enforces them ---------
+
+def max_length(column: Any) -> int:
+    """The length of a String column (``Firm.name`` → 120): a field's maxLength is its column's."""
+    return column.property.columns[0].type.length
+
+
+def text(limit: Any, description: str | None = None, *, name: bool = False, nullable: bool = False) -> dict:
+    """A string request field of at most ``limit`` characters (a number, or a String column whose length it
+    takes). ``name``: a name or identifier, which also refuses invisible formatting characters
+    (``core.inputs.NAME_PATTERN``: direction overrides, zero-width characters, line breaks)."""
+    out: dict[str, Any] = {"type": "string", "maxLength": limit if isinstance(limit, int) else max_length(limit)}
+    if name:
+        out["pattern"] = NAME_PATTERN
+    if nullable:
+        out["nullable"] = True
+    if description:
+        out["description"] = description
+    return out
+
+
+def choice(enum_cls: type[LabeledEnum], description: str | None = None, *, nullable: bool = False) -> dict:
+    """A request field naming an enum member by value or Chinese label: both are listed in ``enum``."""
+    values = [m.value for m in enum_cls] + [m.label for m in enum_cls if m.label != m.value]
+    if nullable:
+        values.append(None)
+    return {"type": "string", "enum": values, **({"nullable": True} if nullable else {}),
+            "description": (description + "；" if description else "") + choice_description(enum_cls)}
+
+
+def integer(minimum: int, maximum: int, description: str | None = None, *, nullable: bool = False) -> dict:
+    return {"type": "integer", "minimum": minimum, "maximum": maximum, **({"nullable": True} if nullable else {}),
+            **({"description": description} if description else {})}
+
+
+def id_field(description: str | None = None, *, nullable: bool = False) -> dict:
+    """An id in a request body: 1–2147483647 (PostgreSQL INTEGER)."""
+    return integer(1, INT_MAX, description, nullable=nullable)
+
+
+def money(description: str, *, allow_zero: bool = False) -> dict:
+    """An amount in 万元 (number or string such as "1,234.56"): one fen to 1e12 元 (``core.inputs``)."""
+    return money_schema(description, allow_zero=allow_zero)
+
+
+def choice_query(name: str, enum_cls: type[LabeledEnum]) -> dict:
+    """An optional query parameter naming an enum member by value or Chinese label (both in ``enum``)."""
+    return query(name, choice_description(enum_cls), enum=choice(enum_cls)["enum"])
+
+
+YEAR_QUERY = query("year", "年度（四位年份）", "integer", minimum=1000, maximum=9999)
 
 
 STRING = {"type": "string"}
@@ -136,7 +199,9 @@ INTEGER = {"type": "integer"}
 NULLABLE_STRING = {"type": "string", "nullable": True}
 NULLABLE_DATE = {"type": "string", "format": "date", "nullable": True}
 NULLABLE_DATETIME = {"type": "string", "format": "date-time", "nullable": True}
-PAGE_PARAMS = [query("page", "页码，从 1 开始", "integer"), query("per_page", "每页条数（1–200，默认 20）", "integer")]
+PAGE_PARAMS = [query("page", f"页码，从 1 开始（超出 1–{MAX_PAGE} 按边界处理）", "integer", minimum=1, maximum=MAX_PAGE),
+               query("per_page", f"每页条数（1–{MAX_PER_PAGE}，默认 20；超出按边界处理）", "integer",
+                     minimum=1, maximum=MAX_PER_PAGE)]
 
 BUREAU_REF = schema("BureauRef", {"type": "object", "required": ["id", "code", "name"], "properties": {
     "id": INTEGER, "code": {"type": "string", "description": "行政区划代码"},

@@ -24,6 +24,11 @@ class LabeledEnum(str, enum.Enum):
     def choices(cls) -> list[tuple[str, str]]:
         return [(m.value, m.label) for m in cls]
 
+    @property
+    def rank(self) -> int:
+        """The member's place in the declaration (for enums declared lowest first, e.g. degrees, titles)."""
+        return list(type(self)).index(self)
+
     @classmethod
     def from_label(cls, label: str):
         label = (label or "").strip()
@@ -57,6 +62,10 @@ class Role(LabeledEnum):
     BUREAU_STAFF = ("bureau_staff", "财政局工作人员")
     FIRM_USER = ("firm_user", "第三方机构用户")
     EXPERT = ("expert", "评审专家")
+
+
+# Who works on the bureaus' side (their pages, inspectors' names, expert names): never a firm or an expert.
+BUREAU_SIDE = (Role.SYSTEM_ADMIN, Role.BUREAU_ADMIN, Role.BUREAU_STAFF)
 
 
 class Field(LabeledEnum):

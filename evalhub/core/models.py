@@ -52,9 +52,13 @@ class BudgetUnit(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
     name: Mapped[str] = mapped_column(sa.String(100))
-    code: Mapped[Optional[str]] = mapped_column(sa.String(30))
+    code: Mapped[Optional[str]] = mapped_column(sa.String(30))  # 统一社会信用代码, when the unit has one
+    # 主管部门 → 所属单位 (e.g. 巴州统计局 → 巴州统计局普查中心): conflict checks look up and down this tree.
+    parent_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("budget_unit.id"), index=True)
 
     bureau: Mapped[Bureau] = relationship(back_populates="budget_units")
+    parent: Mapped[Optional["BudgetUnit"]] = relationship(remote_side=[id], back_populates="children")
+    children: Mapped[list["BudgetUnit"]] = relationship(back_populates="parent")
 
 
 class User(UserMixin, db.Model):
@@ -81,10 +85,23 @@ class User(UserMixin, db.Model):
     email: Mapped[Optional[str]] = mapped_column(sa.String(120))
     phone: Mapped[Optional[str]] = mapped_column(sa.String(30))
     is_enabled: Mapped[bool] = mapped_column(default=True)
+    # A firm's own administrator (机构管理员): adds and removes the firm's accounts (firm users only; the
+    # contact who registered the firm is the first).
+    is_firm_admin: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     last_login_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+    # Every browser session carries the generation it was signed in under (see ``get_id``); logout, a
+    # password change, deactivation and "sign out everywhere" add one, which ends all of them at once.
+    session_generation: Mapped[int] = mapped_column(default=1, server_default="1")
+    # When the password was last set; drives the optional expiry (config PASSWORD_MAX_AGE_DAYS).
+    password_changed_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime, default=utcnow)
+    # Optional TOTP second factor (core/accounts.py): the secret encrypted like identity numbers; set but not
+    # yet enabled during enrolment; the last accepted time step, so that a code is never accepted twice.
+    totp_secret_encrypted: Mapped[Optional[str]] = mapped_column(sa.String(255))
+    totp_enabled_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    totp_last_step: Mapped[Optional[int]] = mapped_column(sa.BigInteger)
 
     bureau: Mapped[Optional[Bureau]] = relationship()
     firm: Mapped[Optional["Firm"]] = relationship(foreign_keys=[firm_id])  # noqa: F821
@@ -93,6 +110,20 @@ class User(UserMixin, db.Model):
     @property
     def is_active(self) -> bool:  # Flask-Login: disabled accounts cannot hold a session
         return self.is_enabled
+
+    def get_id(self) -> str:
+        """What Flask-Login keeps in the session: "id:generation" (``services.session_user`` checks both)."""
+        return f"{self.id}:{self.session_generation}"
+
+    @property
+    def awaiting_activation(self) -> bool:
+        """Created without a password (its hash is the unusable "!", core/passwords.py); the person sets one
+        through an activation link."""
+        return self.password_hash == "!"
+
+    @property
+    def totp_enabled(self) -> bool:
+        return self.totp_enabled_at is not None
 
     @property
     def is_bureau_user(self) -> bool:
@@ -252,3 +283,98 @@ class Notification(db.Model):
     emailed_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
 
     user: Mapped[User] = relationship()
+
+
+class AuditCheckpoint(db.Model):
+    """A signed note of the audit chain's head at one moment (core.anchoring). The row is only the
+    platform's own copy: what anchors the chain are the copies outside the database — the application
+    log and the files upper bureaus and auditors download and keep."""
+
+    __tablename__ = "audit_checkpoint"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+    source: Mapped[str] = mapped_column(sa.String(10))  # daily / manual / cli
+    last_event_id: Mapped[int] = mapped_column()
+    head_hash: Mapped[str] = mapped_column(sa.String(64))
+    event_count: Mapped[int] = mapped_column()
+    anchors: Mapped[list[list[Any]]] = mapped_column(sa.JSON)  # [[event id, hash], …] spread over the chain
+    key_id: Mapped[str] = mapped_column(sa.String(16))
+    signature: Mapped[str] = mapped_column(sa.String(64))
+    created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+
+    created_by: Mapped[Optional[User]] = relationship()
+
+
+class NamedLock(db.Model):
+    """A row per named lock (core.concurrency.serialise): taking it is an UPDATE of the row, held until the
+    transaction ends. Rows nobody took for a day are pruned."""
+
+    __tablename__ = "named_lock"
+
+    name: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    locked_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+
+class IdempotencyKey(db.Model):
+    """An API client's Idempotency-Key and the answer its first request got (core.concurrency.run_once).
+    ``status`` is empty while that request runs; kept for 24 hours."""
+
+    __tablename__ = "idempotency_key"
+    __table_args__ = (sa.UniqueConstraint("user_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(sa.String(100))
+    fingerprint: Mapped[str] = mapped_column(sa.String(64))  # sha256 of method, path, query and body
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow, index=True)
+    status: Mapped[Optional[int]] = mapped_column()
+    content_type: Mapped[Optional[str]] = mapped_column(sa.String(100))
+    body: Mapped[Optional[str]] = mapped_column(sa.Text)
+
+
+class PasswordHistory(db.Model):
+    """The hashes of a user's recent passwords (the current one included): a new password may not repeat
+    any of the last ``PASSWORD_HISTORY`` (core/passwords.py). Older rows are deleted."""
+
+    __tablename__ = "password_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+
+class AccountLink(db.Model):
+    """A one-time link that lets a person set their password: activation of an account created without one,
+    or a password reset. Only the token's sha256 is stored; the link is shown once (and e-mailed)."""
+
+    __tablename__ = "account_link"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(sa.String(20))  # activation / reset (core.accounts.LinkPurpose)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow, index=True)
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    used_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    # A newer link for the same purpose replaces this one.
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    # Empty for a link the person asked for themselves ("忘记密码").
+    created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id", ondelete="SET NULL"))
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+    created_by: Mapped[Optional[User]] = relationship(foreign_keys=[created_by_id])
+
+
+class RateLimitHit(db.Model):
+    """One counted request for a rate limit kept in the database (so several workers share it): a bucket
+    (e.g. "password_reset") and a keyed digest of who asked (their address). Rows older than a day are pruned."""
+
+    __tablename__ = "rate_limit_hit"
+    __table_args__ = (sa.Index("ix_rate_limit_hit_bucket_digest", "bucket", "digest", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bucket: Mapped[str] = mapped_column(sa.String(40))
+    digest: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)

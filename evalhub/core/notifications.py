@@ -65,3 +65,27 @@ def send_pending_email() -> int:
             note.emailed_at = utcnow()
             sent += 1
     return sent
+
+
+def send_mail(to: str, subject: str, body: str) -> bool:
+    """Send one e-mail now, when an SMTP server is configured (EVALHUB_SMTP_HOST); False when it is not, or
+    when sending failed (logged). For messages that must not wait in the inbox or be stored, such as a
+    one-time link (core/accounts.py): the caller sends after its transaction committed."""
+    host = current_app.config.get("MAIL_SERVER")
+    if not host or not to:
+        return False
+    import smtplib
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = current_app.config.get("MAIL_FROM", "evalhub@localhost")
+    message["To"] = to
+    message.set_content(body)
+    try:
+        with smtplib.SMTP(host, int(current_app.config.get("MAIL_PORT", 25)), timeout=10) as smtp:
+            smtp.send_message(message)
+    except (OSError, smtplib.SMTPException) as exc:
+        current_app.logger.warning("e-mail to %s not sent: %s", to, exc)
+        return False
+    return True

@@ -10,12 +10,12 @@ Views and the API call ``require`` / ``scope`` and never filter by hand.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.sql import Select
 
-from evalhub.core.enums import Role
+from evalhub.core.enums import BureauLevel, Role
 from evalhub.core.errors import PermissionDenied
 from evalhub.core.models import AuditEvent, Bureau, BudgetUnit, Draw, Job, User
 from evalhub.extensions import db
@@ -163,7 +163,32 @@ def can(user: User | None, action: str, obj: Any = None) -> bool:
     rule = _RULES.get(action)
     if rule is None:
         raise KeyError(f"undeclared permission action {action!r}")
+    allowed = limited_to(user)
+    if allowed is not None and action not in allowed:
+        return False
     return bool(rule(user, obj))
+
+
+# --- accounts confined to a few actions ---------------------------------------------------------------
+# A higher module may confine some accounts to a handful of actions (registry: the contact of a firm that is
+# not yet admitted may only see and complete its application). ``can`` refuses every other action to them, on
+# every path (pages, API, services); ``limited_to`` lets a page gate refuse the routes that check no action.
+
+_LIMITS: list[Callable[[User], Optional[frozenset[str]]]] = []
+
+
+def account_limit(fn: Callable[[User], Optional[frozenset[str]]]) -> Callable[[User], Optional[frozenset[str]]]:
+    """Register ``fn(user) -> the only actions still allowed to user, or None (not confined)``."""
+    _LIMITS.append(fn)
+    return fn
+
+
+def limited_to(user: User) -> Optional[frozenset[str]]:
+    for fn in _LIMITS:
+        allowed = fn(user)
+        if allowed is not None:
+            return allowed
+    return None
 
 
 def require(user: User | None, action: str, obj: Any = None) -> None:
@@ -196,12 +221,80 @@ rules({
     "bureau.view": lambda u, b: in_subtree(u, b.id),
     "bureau.settings": lambda u, b: u.role == Role.SYSTEM_ADMIN or (u.role == Role.BUREAU_ADMIN and u.bureau_id == b.id),
     "budget_unit.manage": lambda u, b: own_bureau(u, b.id),
+    # Bureaus are created and renamed by the system admin, or by a bureau's admin for the bureaus below it.
+    "bureau.manage": lambda u, b: u.role == Role.SYSTEM_ADMIN or (u.role == Role.BUREAU_ADMIN and in_subtree(u, b.id)),
+    "organisations.import": lambda u, o: u.role in (Role.SYSTEM_ADMIN, Role.BUREAU_ADMIN),
     "user.manage": lambda u, b: u.role == Role.SYSTEM_ADMIN or (u.role == Role.BUREAU_ADMIN and b is not None and u.bureau_id == b.id),
     "audit.view": lambda u, o: is_admin(u),
     "audit.verify": lambda u, o: u.role == Role.SYSTEM_ADMIN,
+    # The chain's checkpoints are for the upper bureaus (region, prefecture) and the platform to keep.
+    "audit.checkpoints": lambda u, o: u.role == Role.SYSTEM_ADMIN or (
+        u.role == Role.BUREAU_ADMIN and u.bureau is not None and u.bureau.level != BureauLevel.COUNTY),
     "draw.view": lambda u, d: (is_bureau_user(u) or u.role == Role.SYSTEM_ADMIN) and (d is None or visible(u, d)),
     "job.view": lambda u, j: visible(u, j),
 })
+
+
+# --- accounts (core/accounts.py) -------------------------------------------------------------------
+# Who creates whom: the system administrator creates any bureau's administrators and staff (and other system
+# administrators); a bureau administrator creates its own bureau's staff, and the administrators of the
+# bureaus below it — never another administrator of its own bureau, nor anyone of a bureau above or beside.
+# Changing a role between staff and administrator is the same right as creating that bureau's administrator.
+
+def _strictly_below(user: User, bureau: Bureau | None) -> bool:
+    return (bureau is not None and user.role == Role.BUREAU_ADMIN and user.bureau is not None
+            and bureau.id != user.bureau_id and bureau.path.startswith(user.bureau.path))
+
+
+def may_create_staff(user: User, bureau: Bureau | None) -> bool:
+    return bureau is not None and (user.role == Role.SYSTEM_ADMIN
+                                   or (user.role == Role.BUREAU_ADMIN and user.bureau_id == bureau.id))
+
+
+def may_create_admin(user: User, bureau: Bureau | None) -> bool:
+    return bureau is not None and (user.role == Role.SYSTEM_ADMIN or _strictly_below(user, bureau))
+
+
+def administers(user: User, target: User | None) -> bool:
+    """``user`` may look after ``target``'s account (a password-reset link, resetting the second factor): the
+    system administrator any account but their own; a bureau administrator its own bureau's accounts and the
+    administrators of the bureaus below it."""
+    if target is None or target.id == user.id:
+        return False
+    if user.role == Role.SYSTEM_ADMIN:
+        return True
+    if user.role != Role.BUREAU_ADMIN or target.role not in BUREAU_ROLES:
+        return False
+    return target.bureau_id == user.bureau_id or (target.role == Role.BUREAU_ADMIN and _strictly_below(user, target.bureau))
+
+
+rules({
+    "user.directory": lambda u, o: is_admin(u),
+    "user.create_staff": may_create_staff,
+    "user.create_admin": may_create_admin,
+    "user.create_system_admin": lambda u, o: u.role == Role.SYSTEM_ADMIN,
+    "user.administer": administers,
+    "user.change_role": lambda u, t: (t is not None and t.id != u.id and t.role in BUREAU_ROLES
+                                      and may_create_admin(u, t.bureau)),
+    # A bureau's accounts page: whoever manages its accounts or may create any of them.
+    "bureau.users": lambda u, b: b is not None and (
+        (u.role == Role.SYSTEM_ADMIN) or (u.role == Role.BUREAU_ADMIN and u.bureau_id == b.id) or _strictly_below(u, b)),
+})
+
+
+def manages_account(user: User, target: User | None) -> bool:
+    """``user`` may disable, re-enable or sign out ``target``'s account ("user.account"): whoever manages the
+    accounts of the target's bureau ("user.manage"; the system administrator any); for a firm's account,
+    also that firm's own administrator (a firm user with ``is_firm_admin``) — never their own account."""
+    if target is None:
+        return False
+    if can(user, "user.manage", target.bureau):
+        return True
+    return (user.role == Role.FIRM_USER and user.is_firm_admin and target.role == Role.FIRM_USER
+            and target.firm_id is not None and target.firm_id == user.firm_id and target.id != user.id)
+
+
+rules({"user.account": manages_account})
 
 
 def declared_actions() -> list[str]:

@@ -48,3 +48,12 @@ def id_number_digest(number: str) -> str:
 
 def reveal_id_number(encrypted: str) -> str:
     return _fernet().decrypt(encrypted.encode()).decode()
+
+
+def encrypt_field(text: str) -> str:
+    """Any other secret kept at rest (a TOTP secret): encrypted with the same field key as identity numbers."""
+    return _fernet().encrypt(text.encode()).decode()
+
+
+def decrypt_field(encrypted: str) -> str:
+    return _fernet().decrypt(encrypted.encode()).decode()

@@ -4,84 +4,241 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import check_password_hash
 
-from evalhub.core import audit
+from evalhub.core import audit, passwords, permissions
 from evalhub.core.enums import Role
-from evalhub.core.errors import ValidationFailed
+from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.models import ApiToken, User
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
 
-MIN_PASSWORD_LENGTH = 8
+hash_password = passwords.hash_password  # (the name other modules and the test factories use)
 
 
-def hash_password(password: str) -> str:
-    return generate_password_hash(password, method=current_app.config.get("PASSWORD_HASH_METHOD", "scrypt"))
-
-
-def check_password_strength(password: str) -> None:
-    if len(password or "") < MIN_PASSWORD_LENGTH:
-        raise ValidationFailed(f"密码至少需要 {MIN_PASSWORD_LENGTH} 位。", {"password": "密码太短"})
+def check_password_strength(password: str, *, user: User | None = None, username: str | None = None,
+                            field: str = "password") -> None:
+    """The system's password policy (core/passwords.py): length, character classes and, for an existing
+    ``user``, the history of their last passwords."""
+    passwords.check(password, user=user, username=username, field=field)
 
 
 @dataclass
 class LoginResult:
+    """``user``: signed in. ``pending``: the password was right but the account has a second factor — the
+    caller asks for the TOTP code (core.accounts.verify_totp_login) before anyone is signed in; ``user`` is
+    then None, so a caller that knows nothing of second factors signs nobody in."""
+
     user: User | None
     error: str | None = None
+    pending: User | None = None
+
+
+GENERIC_LOGIN_ERROR = "用户名或密码错误。"
+# A hash of a random password made with the configured method, so that refusing an unknown, locked or
+# disabled account costs exactly what checking a real password costs (timing must not tell them apart).
+_dummy_hash = passwords.dummy_hash
+
+
+def _password_matches(stored_hash: str, password: str) -> bool:
+    # An account awaiting activation holds an unusable hash: nothing matches it, at the cost of one hash.
+    if not stored_hash or stored_hash == passwords.UNUSABLE:
+        check_password_hash(_dummy_hash(), password or "")
+        return False
+    return check_password_hash(stored_hash, password or "")
+
+
+def _locked_message(user_id: int) -> str:
+    locked_until = db.session.execute(sa.select(User.locked_until).where(User.id == user_id)).scalar_one()
+    now = utcnow()
+    if locked_until is not None and locked_until > now:
+        minutes = int((locked_until - now).total_seconds() // 60) + 1
+        return f"连续登录失败次数过多，账户已锁定，请 {minutes} 分钟后再试。"
+    return "连续登录失败次数过多，账户已锁定，请稍后再试。"
+
+
+def _lock(user_id: int, now: datetime, what: str = "") -> LoginResult:
+    """The last allowed attempt failed: lock the account for the configured minutes (the count starts again),
+    note it in the audit log and commit. ``what`` says what else was counted ("（含两步验证码）")."""
+    max_failures = max(1, current_app.config["LOGIN_MAX_FAILURES"])
+    lock_minutes = current_app.config["LOGIN_LOCK_MINUTES"]
+    db.session.execute(sa.update(User).where(User.id == user_id)
+                       .values(failed_logins=0, locked_until=now + timedelta(minutes=lock_minutes))
+                       .execution_options(synchronize_session=False))
+    user = db.session.get(User, user_id, populate_existing=True)
+    audit.record("user.locked", user, actor=None, bureau_id=user.bureau_id,
+                 summary=f"账户 {user.username} 连续 {max_failures} 次登录失败{what}，锁定 {lock_minutes} 分钟")
+    db.session.commit()
+    return LoginResult(None, f"连续登录失败 {max_failures} 次，账户已锁定 {lock_minutes} 分钟。")
 
 
 def authenticate(username: str, password: str) -> LoginResult:
-    """Check a password, counting failures; lock the account after too many (both limits are settings)."""
-    max_failures = current_app.config["LOGIN_MAX_FAILURES"]
-    lock_minutes = current_app.config["LOGIN_LOCK_MINUTES"]
-    generic = "用户名或密码错误。"
-    user = db.session.execute(sa.select(User).where(User.username == (username or "").strip())).scalar_one_or_none()
+    """Check a password, counting failures; lock the account after too many (both limits are settings).
+
+    Every call hashes exactly once — against the account's hash, or against a dummy for unknown, locked and
+    over-limit accounts — so the answer takes as long whether or not the account exists. The attempt is
+    counted *before* the password is looked at, by one conditional UPDATE that claims a slot
+    (``failed_logins < limit``, not locked): PostgreSQL re-checks that condition on the row each concurrent
+    UPDATE waited for, so however many requests arrive together, at most ``limit`` passwords are checked
+    before the lock. A right password gives the slot back (the count returns to 0)."""
+    max_failures = max(1, current_app.config["LOGIN_MAX_FAILURES"])
+    user = db.session.execute(sa.select(User).where(User.username == (username or "").strip())
+                              .execution_options(populate_existing=True)).scalar_one_or_none()
     if user is None:
-        return LoginResult(None, generic)
+        _password_matches(_dummy_hash(), password)
+        return LoginResult(None, GENERIC_LOGIN_ERROR)
+    user_id, stored_hash = user.id, user.password_hash
     now = utcnow()
-    if user.locked_until and user.locked_until > now:
-        minutes = int((user.locked_until - now).total_seconds() // 60) + 1
-        return LoginResult(None, f"连续登录失败次数过多，账户已锁定，请 {minutes} 分钟后再试。")
-    if not user.is_enabled:
-        return LoginResult(None, "该账户已停用，请联系管理员。")
-    if not check_password_hash(user.password_hash, password or ""):
-        user.failed_logins += 1
-        if user.failed_logins >= max_failures:
-            user.locked_until = now + timedelta(minutes=lock_minutes)
-            user.failed_logins = 0
-            audit.record("user.locked", user, actor=None, bureau_id=user.bureau_id,
-                         summary=f"账户 {user.username} 连续 {max_failures} 次登录失败，锁定 {lock_minutes} 分钟")
+    claimed = db.session.execute(
+        sa.update(User)
+        .where(User.id == user_id, User.failed_logins < max_failures,
+               sa.or_(User.locked_until.is_(None), User.locked_until <= now))
+        .values(failed_logins=User.failed_logins + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    if not claimed:
+        db.session.rollback()
+        _password_matches(_dummy_hash(), password)
+        return LoginResult(None, _locked_message(user_id))
+    # Our UPDATE holds the row until commit, so this reads our own count.
+    attempt = db.session.execute(sa.select(User.failed_logins).where(User.id == user_id)).scalar_one()
+    db.session.commit()  # the attempt counts before the (slow) hash, so that concurrent ones see it
+    if not _password_matches(stored_hash, password):
+        if attempt >= max_failures:
+            return _lock(user_id, now)
+        return LoginResult(None, GENERIC_LOGIN_ERROR)
+    user = db.session.get(User, user_id, populate_existing=True)
+    if user.totp_enabled:
+        # Half-way: give the slot back, but keep the earlier failures — the code is checked next and counts
+        # toward the same lock, so a known password does not buy unlimited guesses of the code.
+        db.session.execute(sa.update(User).where(User.id == user_id, User.failed_logins > 0)
+                           .values(failed_logins=User.failed_logins - 1)
+                           .execution_options(synchronize_session=False))
+        db.session.refresh(user, ["failed_logins"])
+        if not user.is_enabled:
             db.session.commit()
-            return LoginResult(None, f"连续登录失败 {max_failures} 次，账户已锁定 {lock_minutes} 分钟。")
+            return LoginResult(None, "该账户已停用，请联系管理员。")
         db.session.commit()
-        return LoginResult(None, generic)
+        return LoginResult(None, pending=user)
     user.failed_logins = 0
+    if not user.is_enabled:  # said only to someone who knows the password
+        db.session.commit()
+        return LoginResult(None, "该账户已停用，请联系管理员。")
     user.locked_until = None
     user.last_login_at = now
     db.session.commit()
     return LoginResult(user)
 
 
-def create_user(*, username: str, password: str, display_name: str, role: Role, actor: User | None,
+# --- sessions: a per-user generation ---------------------------------------------------------------
+
+def session_user(session_id: str) -> User | None:
+    """The user a browser session ("id:generation", see ``User.get_id``) belongs to, if it is still valid:
+    the account is enabled and its sessions have not been ended since."""
+    ident, _, generation = (session_id or "").partition(":")
+    if not (ident.isascii() and ident.isdigit() and generation.isascii() and generation.isdigit()) \
+            or len(ident) > 12 or len(generation) > 12:
+        return None
+    user = db.session.get(User, int(ident), populate_existing=True)
+    if user is None or not user.is_enabled or user.session_generation != int(generation):
+        return None
+    return user
+
+
+def _bump_generation(user: User) -> None:
+    db.session.execute(sa.update(User).where(User.id == user.id)
+                       .values(session_generation=User.session_generation + 1)
+                       .execution_options(synchronize_session=False))
+    db.session.refresh(user, ["session_generation"])
+
+
+def _revoke_all_tokens(user: User) -> int:
+    return db.session.execute(
+        sa.update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow()).execution_options(synchronize_session=False)
+    ).rowcount
+
+
+def end_session(user: User) -> None:
+    """Logout: every browser session of the user ends (a copied cookie no longer works); API tokens stay."""
+    _bump_generation(user)
+
+
+def sign_out_everywhere(user: User, actor: User) -> int:
+    """退出所有登录: end every browser session and revoke every API token of ``user``. The user may do it
+    for themselves; an administrator for an account they manage. Returns the number of tokens revoked."""
+    if actor.id != user.id:
+        permissions.require(actor, "user.account", user)
+    _bump_generation(user)
+    revoked = _revoke_all_tokens(user)
+    by = "本人" if actor.id == user.id else f"管理员 {actor.username}"
+    audit.record("user.signed_out_everywhere", user, actor=actor, bureau_id=user.bureau_id,
+                 summary=f"{by}退出账户 {user.username} 的所有登录（撤销 API 令牌 {revoked} 个）",
+                 payload={"tokens_revoked": revoked})
+    return revoked
+
+
+def change_password(user: User, current_password: str, new_password: str) -> None:
+    """The user changes their own password: every other session ends and every API token is revoked (the
+    view signs the current browser in again under the new generation)."""
+    if not _password_matches(user.password_hash, current_password):
+        raise ValidationFailed("当前密码不正确。", {"current_password": "当前密码不正确"})
+    if _password_matches(user.password_hash, new_password):
+        raise ValidationFailed("新密码不能与当前密码相同。", {"new_password": "与当前密码相同"})
+    check_password_strength(new_password, user=user, field="new_password")
+    passwords.record(user, hash_password(new_password))
+    _bump_generation(user)
+    revoked = _revoke_all_tokens(user)
+    audit.record("user.password_changed", user, actor=user, bureau_id=user.bureau_id,
+                 summary=f"{user.username} 修改密码；其他登录已退出，撤销 API 令牌 {revoked} 个",
+                 payload={"tokens_revoked": revoked})
+
+
+def set_enabled(user: User, enabled: bool, actor: User, reason: str = "") -> None:
+    """停用 / 启用 an account. Deactivation ends every session and revokes every API token."""
+    permissions.require(actor, "user.account", user)
+    if user.id == actor.id:
+        raise Conflict("不能停用或启用自己的账户。")
+    if user.is_enabled == enabled:
+        raise Conflict("该账户已经是启用状态。" if enabled else "该账户已经停用。")
+    reason = (reason or "").strip()
+    if not enabled and not reason:
+        raise ValidationFailed("请填写停用原因。", {"reason": "必填"})
+    user.is_enabled = enabled
+    revoked = 0
+    if not enabled:
+        _bump_generation(user)
+        revoked = _revoke_all_tokens(user)
+    audit.record("user.enabled" if enabled else "user.disabled", user, actor=actor, bureau_id=user.bureau_id,
+                 summary=(f"启用账户 {user.username}" if enabled else
+                          f"停用账户 {user.username}：{reason}（撤销 API 令牌 {revoked} 个）"),
+                 payload={"reason": reason, "tokens_revoked": revoked})
+
+
+def create_user(*, username: str, password: str | None, display_name: str, role: Role, actor: User | None,
                 bureau_id: int | None = None, firm_id: int | None = None, expert_id: int | None = None,
-                email: str | None = None) -> User:
+                email: str | None = None, phone: str | None = None, summary: str | None = None) -> User:
+    """Create an account. ``password=None`` creates one awaiting activation: nobody can sign in to it until
+    the person sets a password through a one-time link (``core.accounts.issue_link``)."""
     username = (username or "").strip()
     if not username:
         raise ValidationFailed("请填写用户名。", {"username": "必填"})
     if db.session.execute(sa.select(User.id).where(User.username == username)).first():
         raise ValidationFailed("该用户名已被使用。", {"username": "用户名已被使用"})
-    check_password_strength(password)
-    user = User(username=username, password_hash=hash_password(password), display_name=display_name,
-                role=role, bureau_id=bureau_id, firm_id=firm_id, expert_id=expert_id, email=email)
+    if password is not None:
+        check_password_strength(password, username=username)
+    user = User(username=username, password_hash=passwords.UNUSABLE, display_name=display_name,
+                role=role, bureau_id=bureau_id, firm_id=firm_id, expert_id=expert_id, email=email, phone=phone)
     db.session.add(user)
     db.session.flush()
+    if password is not None:
+        passwords.record(user, hash_password(password))
     audit.record("user.created", user, actor=actor, bureau_id=bureau_id,
-                 summary=f"创建账户 {username}（{role.label}）")
+                 summary=summary or (f"创建账户 {username}（{role.label}）" + ("" if password is not None else "，待激活")))
     return user
 
 
@@ -98,12 +255,39 @@ def issue_token(user: User) -> str:
     return token
 
 
-def user_for_token(token: str) -> User | None:
-    row = db.session.execute(
+def token_row(token: str) -> ApiToken | None:
+    return db.session.execute(
         sa.select(ApiToken).where(ApiToken.token_hash == _token_digest(token or ""))
+        .execution_options(populate_existing=True)  # revocation is checked against the row as it is now
     ).scalar_one_or_none()
+
+
+def user_for_token(token: str) -> User | None:
+    row = token_row(token)
     now = utcnow()
     if row is None or row.revoked_at is not None or row.expires_at <= now or not row.user.is_enabled:
         return None
     row.last_used_at = now
     return row.user
+
+
+def active_tokens(user: User) -> list[ApiToken]:
+    """The user's tokens that still work, newest first."""
+    return list(db.session.execute(
+        sa.select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None),
+                                  ApiToken.expires_at > utcnow()).order_by(ApiToken.id.desc())
+    ).scalars())
+
+
+def revoke_token(row: ApiToken, actor: User) -> None:
+    """Revoke one API token: its owner may; so may an administrator of the owner's account."""
+    if row.user_id != actor.id:
+        permissions.require(actor, "user.manage", row.user.bureau)
+    done = db.session.execute(  # conditional, so two revocations at once write one event
+        sa.update(ApiToken).where(ApiToken.id == row.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+    if not done:
+        raise Conflict("该令牌已撤销。")
+    db.session.refresh(row, ["revoked_at"])
+    audit.record("token.revoked", row.user, actor=actor, bureau_id=row.user.bureau_id,
+                 summary=f"撤销 {row.user.username} 的 API 令牌 #{row.id}", payload={"token_id": row.id})

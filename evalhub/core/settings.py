@@ -113,6 +113,10 @@ SETTINGS: dict[str, SettingDef] = {
         SettingDef("credit.answer_days", "异议答复期限（工作日）", "信用评价", 10, minimum=1, maximum=60),
         SettingDef("supervision.random_ratio", "不定向抽查比例（%）", "监督检查", 10, minimum=10, maximum=100,
                    help="不低于 10%（自治州要求）。"),
+        SettingDef("security.require_totp_admins", "管理员必须使用两步验证（TOTP）", "账户安全", "off", kind="choice",
+                   choices=(("off", "不强制（默认）"), ("on", "强制")),
+                   help="开启后，本局及下级财政局的管理员下次登录时须先绑定验证器（如手机上的身份验证器应用），"
+                        "此后每次登录须输入动态验证码；自治区财政厅的设置也适用于系统管理员。"),
         SettingDef("supervision.complaints_per_hour", "同一来源每小时最多投诉件数", "监督检查", 5, minimum=1, maximum=100),
     ]
 }

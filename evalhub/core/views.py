@@ -1,22 +1,24 @@
 """Sign-in, the dashboard, and the spines' pages: audit log, draws, jobs, bureaus and their settings."""
 from __future__ import annotations
 
+import time
 from urllib.parse import urlparse
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy.orm import selectinload
 
-from evalhub.core import audit, draws, permissions
+from evalhub.core import anchoring, audit, draws, organisations, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import ValidationFailed
 from evalhub.core.exports import to_xlsx
-from evalhub.core.forms import ActionForm, LoginForm
+from evalhub.core.forms import ActionForm, LoginForm, OrganisationImportForm
 from evalhub.core.models import AuditEvent, Bureau, BudgetUnit, Draw, Job, User
-from evalhub.core.services import authenticate
+from evalhub.core.services import authenticate, end_session, session_user
 from evalhub.core.settings import SETTINGS, effective_settings, set_setting
 from evalhub.core.timeutil import format_beijing
-from evalhub.core.web import load, paginate, require, wants_export, xlsx_response
+from evalhub.core.web import button, load, paginate, require, submit_form, wants_export, xlsx_response
 from evalhub.extensions import db, login_manager
 
 bp = Blueprint("core", __name__)
@@ -24,7 +26,9 @@ bp = Blueprint("core", __name__)
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id))
+    # "id:generation": a session from before a logout, password change, deactivation or "sign out
+    # everywhere" no longer loads (its cookie is refused and the browser is sent to the login page).
+    return session_user(user_id)
 
 
 def _safe_next(target: str | None) -> str:
@@ -41,6 +45,11 @@ def login():
     status = 200
     if form.validate_on_submit():
         result = authenticate(form.username.data, form.password.data)
+        if result.pending is not None:
+            # Password right, second factor next (core/auth_views.py): nobody is signed in yet.
+            session["totp_pending"] = {"id": result.pending.get_id(), "at": int(time.time()),
+                                       "next": _safe_next(request.args.get("next"))}
+            return redirect(url_for("core.login_totp"))
         if result.user is not None:
             login_user(result.user)
             return redirect(_safe_next(request.args.get("next")))
@@ -54,6 +63,8 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
+    end_session(current_user)  # on the server: a copy of this cookie must not keep working
+    db.session.commit()
     logout_user()
     session.clear()  # the next person at this browser must not see the previous one's messages
     flash("您已退出登录。", "info")
@@ -88,14 +99,10 @@ def audit_list():
 @login_required
 def audit_verify():
     require("audit.verify")
-    if not ActionForm().validate_on_submit():
-        abort(400)
-    result = audit.verify_chain()
-    if result.ok:
-        flash(f"审计链完整：已校验 {result.checked} 个事件。", "success")
-    else:
-        flash(f"审计链断裂：{result.problem}", "danger")
-    return redirect(url_for("core.audit_list"))
+    return button(lambda: anchoring.verify_all([]),  # the chain, and the signed checkpoints stored beside it
+                  to=url_for("core.audit_list"), form=ActionForm(),
+                  message=lambda result: (f"审计链完整：已校验 {result.checked} 个事件。", "success") if result.ok
+                  else (f"审计链断裂：{result.problem}", "danger"))
 
 
 # --- draws -----------------------------------------------------------------------------------------
@@ -140,12 +147,38 @@ def bureau_list():
     return render_template("core/bureau_list.html", bureaus=bureaus)
 
 
+@bp.route("/organisations/import", methods=["GET", "POST"])
+@login_required
+def organisations_import():
+    """Bureaus and budget units from Excel (core.organisations): checked whole, nothing written on any error."""
+    require("organisations.import")
+    form = OrganisationImportForm()
+    result = None
+
+    def run():
+        data = form.file.data.read(current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024 + 1)
+        return organisations.import_workbook(data, actor=current_user)
+
+    done, result, status = submit_form(form, run)
+    if done:
+        flash(f"导入完成：{result.summary}", "success")
+        return redirect(url_for("core.bureau_list"))
+    return render_template("core/organisations_import.html", form=form), status
+
+
+@bp.route("/organisations/import/template.xlsx")
+@login_required
+def organisations_template():
+    require("organisations.import")
+    return xlsx_response(organisations.template(), "组织机构导入模板.xlsx")
+
+
 @bp.route("/bureaus/<int:bureau_id>")
 @login_required
 def bureau_detail(bureau_id: int):
     bureau = load(Bureau, bureau_id, "bureau.view")
     units = db.session.execute(sa.select(BudgetUnit).where(BudgetUnit.bureau_id == bureau.id)
-                               .order_by(BudgetUnit.name)).scalars().all()
+                               .options(selectinload(BudgetUnit.parent)).order_by(BudgetUnit.name)).scalars().all()
     return render_template("core/bureau_detail.html", bureau=bureau, units=units)
 
 

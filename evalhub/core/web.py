@@ -1,18 +1,26 @@
-"""Small helpers shared by the HTML views: load-and-authorise, form errors, Excel responses, pagination."""
+"""What every HTML view does, written once, so that a view reads as: check, call the service, answer.
+
+- load and authorise: ``load``, ``load_child``, ``require``, ``own_bureau``, ``can_in_own_bureau``;
+- forms: ``handle_form`` (validate, call the service, commit, flash and redirect — or show the page again
+  with the errors and 422), ``form_page`` (the page of a form of its own), ``button`` (a POST that is only a
+  CSRF token), and ``submit_form`` beneath them for the few views that need the steps apart;
+- downloads: ``send_stored``;
+- lists: ``evalhub.core.listing`` (``Listing``; ``paginate``, ``scoped``, ``wants_export`` and
+  ``xlsx_response`` are importable from here too).
+"""
 from __future__ import annotations
 
-from typing import Any
+import io
+from typing import Any, Callable, Union
 
-from flask import abort, current_app, request, send_file
+from flask import abort, flash, redirect, render_template, request, send_file
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy.sql import Select
 
-import io
-
-from evalhub.core import permissions
+from evalhub.core import files, permissions
+from evalhub.core.enums import BUREAU_SIDE
 from evalhub.core.errors import ValidationFailed
-from evalhub.core.exports import XLSX_MIMETYPE
+from evalhub.core.listing import paginate, scoped, wants_export, xlsx_response  # noqa: F401  (the views' names)
 from evalhub.extensions import db
 
 
@@ -31,6 +39,26 @@ def require(action: str, obj: Any = None) -> None:
         abort(403)
 
 
+def bureau_side() -> bool:
+    """The signed-in user works on the bureaus' side (a bureau user or the system administrator)."""
+    return current_user.role in BUREAU_SIDE
+
+
+def own_bureau(action: str):
+    """The signed-in user's own bureau, when ``action`` is allowed on it: 403 for users without one."""
+    bureau = current_user.bureau
+    if bureau is None:
+        abort(403)
+    require(action, bureau)
+    return bureau
+
+
+def can_in_own_bureau(action: str) -> bool:
+    """Whether the user may do ``action`` in their own bureau (a button to show); False without one."""
+    bureau = current_user.bureau
+    return bureau is not None and permissions.can(current_user, action, bureau)
+
+
 def apply_errors(form: FlaskForm, exc: ValidationFailed) -> None:
     """Show a service's field errors next to the form fields; the rest at the top of the form."""
     leftovers = []
@@ -41,19 +69,6 @@ def apply_errors(form: FlaskForm, exc: ValidationFailed) -> None:
         else:
             leftovers.append(message)
     form.form_errors = list(getattr(form, "form_errors", []) or []) + (leftovers or ([] if exc.fields else [exc.message]))
-
-
-def paginate(stmt: Select, per_page: int | None = None):
-    return db.paginate(stmt, page=request.args.get("page", 1, type=int),
-                       per_page=per_page or current_app.config["PAGE_SIZE"], error_out=False, max_per_page=200)
-
-
-def xlsx_response(data: bytes, filename: str):
-    return send_file(io.BytesIO(data), mimetype=XLSX_MIMETYPE, as_attachment=True, download_name=filename)
-
-
-def wants_export() -> bool:
-    return request.args.get("export") == "xlsx"
 
 
 def show_errors(form: FlaskForm, exc: ValidationFailed) -> None:
@@ -90,3 +105,65 @@ def submit_form(form: FlaskForm, call) -> tuple[bool, Any, int]:
         return False, None, 422
     db.session.commit()
     return True, result, 200
+
+
+OrFromResult = Union[str, None, Callable[[Any], Any]]
+
+
+def handle_form(form: FlaskForm, call: Callable[[], Any], *, failed: Callable[[int], Any], to: OrFromResult,
+                message: OrFromResult = None, category: str = "success"):
+    """A form's whole round trip: ``submit_form``; when done, flash ``message`` and redirect to ``to`` (each a
+    value, or a function of the service's result; a message may be ``(text, category)``); otherwise
+    ``failed(status)`` shows the page again with the form and its errors (a GET shows it the first time, 200)."""
+    done, result, status = submit_form(form, call)
+    if not done:
+        return failed(status)
+    return _done(result, to, message, category)
+
+
+def form_page(template: str, **context: Any) -> Callable[[int], Any]:
+    """``failed`` for a form with a page of its own: render ``template`` with ``context`` and the status."""
+    return lambda status: (render_template(template, **context), status)
+
+
+def load_child(model: type, object_id: int, **parent: Any) -> Any:
+    """A row that belongs to one already loaded and authorised (``firm_id=firm.id``): 404 when missing or
+    when it belongs to another."""
+    obj = db.session.get(model, object_id)
+    if obj is None or any(getattr(obj, key) != value for key, value in parent.items()):
+        abort(404)
+    return obj
+
+
+def button(call: Callable[[], Any], *, to: OrFromResult, message: OrFromResult = None, category: str = "success",
+           form: FlaskForm | None = None):
+    """A button's POST (a form carrying only its CSRF token): 400 unless the token is good; then run the
+    service ``call``, commit, flash ``message`` and redirect to ``to`` (each a value or a function of the
+    result). Conflicts and refusals propagate to the error handlers (409, 403), nothing committed."""
+    if not (form if form is not None else FlaskForm()).validate_on_submit():
+        abort(400)
+    result = call()
+    db.session.commit()
+    return _done(result, to, message, category)
+
+
+def _done(result: Any, to: OrFromResult, message: OrFromResult, category: str):
+    text = message(result) if callable(message) else message
+    if isinstance(text, tuple):  # (message, category) when the outcome decides how it reads
+        text, category = text
+    if text:
+        flash(text, category)
+    return redirect(to(result) if callable(to) else to)
+
+
+def send_stored(record: Any, *, inline: bool = False):
+    """A stored file (``core.files``) as a download under its original name and type: 404 when there is
+    no file, or when its bytes are missing from the store."""
+    if record is None:
+        abort(404)
+    try:
+        data = files.read(record)
+    except FileNotFoundError:
+        abort(404)
+    return send_file(io.BytesIO(data), mimetype=record.content_type, as_attachment=not inline,
+                     download_name=record.original_name)

@@ -17,23 +17,25 @@ from __future__ import annotations
 from decimal import Decimal
 
 import sqlalchemy as sa
-from flask import jsonify, request
+from flask import jsonify
 from sqlalchemy.orm import selectinload
 
-from evalhub.core.api import api_user, json_body, list_schema, operation, page_args, schema
+from evalhub.core.api import api_user, json_body, list_schema, operation, schema
 from evalhub.core.apiutil import (
-    BUREAU_REF, INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, bureau_arg,
-    bureau_ref, choice_description, date_str, datetime_str, enum_arg, labeled, labeled_schema, listing, nullable,
-    number, paginate, query, raise_if, text_field,
+    BUREAU_REF, INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, YEAR_QUERY, bureau_ref, choice,
+    choice_query, date_str, datetime_str, labeled, labeled_schema, list_response, nullable, number, query, raise_if,
+    read_body, text, text_field,
 )
 from evalhub.core import permissions
 from evalhub.core.enums import Role
-from evalhub.core.errors import NotFound, PermissionDenied, ValidationFailed
+from evalhub.core.errors import NotFound, PermissionDenied
+from evalhub.core.listing import bureau_filter, enum_filter, year_filter
 from evalhub.core.models import StoredFile, User
 from evalhub.core.timeutil import beijing_today
 from evalhub.credit import services
 from evalhub.credit.models import CreditGrade, CreditObjection, CreditRating, ObjectionDecision, RatingStatus
 from evalhub.extensions import db
+from evalhub.registry.forms import firm_name_filter
 from evalhub.registry.models import Firm
 
 TAG_CREDIT = "信用评价"
@@ -71,7 +73,8 @@ RATING_LIST = schema("CreditRatingList", list_schema(RATING))
 RATING_RECORD = schema("CreditRecordRef", {"type": "object", "required": ["type", "id", "label"], "properties": {
     "type": {"type": "string", "description": "panel（评审组）、engagement（评价任务）、complaint（投诉）、"
                                               "inspection（检查）、external（外部信用记录）"},
-    "id": INTEGER, "label": STRING}})
+    "id": {"type": "integer", "nullable": True,
+           "description": "记录编号；被评价机构看到的投诉记录为空（投诉编号和内容依规保密）"}, "label": STRING}})
 
 RATING_COMPONENT = schema("CreditComponent", {"type": "object", "required": [
     "code", "label", "max", "points", "detail", "records"], "properties": {
@@ -114,11 +117,10 @@ RATING_DETAIL = schema("CreditRatingDetail", {"allOf": [RATING, {"type": "object
     "can_object": {"type": "boolean", "description": "令牌用户现在是否可以对此结果提出异议"}}}]})
 
 OBJECTION_REQUEST = schema("CreditObjectionRequest", {"type": "object", "required": ["text"], "properties": {
-    "text": {"type": "string", "description": "异议的事实和理由（不少于 10 字）"}}})
+    "text": text(5000, "异议的事实和理由（不少于 10 字）")}})
 
 ANSWER_REQUEST = schema("CreditObjectionAnswer", {"type": "object", "required": ["decision", "answer"], "properties": {
-    "decision": {"type": "string", "description": choice_description(ObjectionDecision)},
-    "answer": {"type": "string", "description": "答复意见（不少于 10 字）"},
+    "decision": choice(ObjectionDecision), "answer": text(5000, "答复意见（不少于 10 字）"),
     "recompute": {"type": "boolean", "default": False,
                   "description": "答复后按现有记录重新计算本局该年度的评价（已确定的结果不变）"}}})
 
@@ -196,7 +198,7 @@ def rating_detail_json(rating: CreditRating, user: User) -> dict:
     before = {c["code"]: c["points"] for c in (previous.components or [])} if previous is not None else {}
     components = [{
         "code": c["code"], "label": c["label"], "max": number(Decimal(c["max"])), "points": number(Decimal(c["points"])),
-        "detail": list(c.get("detail") or []), "records": list(c.get("records") or []),
+        "detail": list(c.get("detail") or []), "records": [services.record_shown_to(r, user) for r in c.get("records") or []],
         "previous_points": number(Decimal(before[c["code"]])) if c["code"] in before else None,
     } for c in rating.components or []]
     total_change = (number(rating.total - previous.total)
@@ -233,14 +235,9 @@ def _visible_rating(rating_id: int) -> CreditRating:
     return rating
 
 
-def _year_arg() -> int | None:
-    raw = request.args.get("year", "").strip()
-    if not raw:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValidationFailed(f"参数 year 无效：{raw}。", {"year": "应为四位年份"})
+# Filters both rating lists take (the public one adds the firm's name).
+RATING_FILTERS = (year_filter(CreditRating.year), bureau_filter(CreditRating.bureau_id),
+                  enum_filter("grade", CreditGrade, CreditRating.grade))
 
 
 # --- ratings ---------------------------------------------------------------------------------------
@@ -248,34 +245,20 @@ def _year_arg() -> int | None:
 @operation("/ratings", "GET",
            summary="机构年度信用评价结果（财政局按可见范围；第三方机构只看到本机构已公示和已确定的结果）",
            tag=TAG_CREDIT, response=RATING_LIST,
-           params=[query("year", "年度", "integer"), query("grade", choice_description(CreditGrade)),
-                   query("status", choice_description(RatingStatus)), query("bureau", "评价财政局的行政区划代码"),
+           params=[YEAR_QUERY, choice_query("grade", CreditGrade),
+                   choice_query("status", RatingStatus), query("bureau", "评价财政局的行政区划代码"),
                    *PAGE_PARAMS],
            errors=(400, 403, 422))
 def list_ratings():
     user = api_user()
     if user.role == Role.EXPERT:
         raise PermissionDenied("评审专家不能查看机构信用评价。")
-    page, per_page = page_args()
-    stmt = _shown_to(user, sa.select(CreditRating))
-    year = _year_arg()
-    if year is not None:
-        stmt = stmt.where(CreditRating.year == year)
-    grade = enum_arg("grade", CreditGrade)
-    if grade is not None:
-        stmt = stmt.where(CreditRating.grade == grade)
-    status = enum_arg("status", RatingStatus)
-    if status is not None:
-        stmt = stmt.where(CreditRating.status == status)
-    bureau = bureau_arg()
-    if bureau is not None:
-        stmt = stmt.where(CreditRating.bureau_id == bureau.id)
-    stmt = stmt.options(selectinload(CreditRating.bureau), selectinload(CreditRating.firm),
-                        selectinload(CreditRating.objections)
-                        ).order_by(CreditRating.year.desc(), CreditRating.bureau_id, CreditRating.rated.desc(),
-                                   CreditRating.total.desc(), CreditRating.id)
-    rows, total = paginate(stmt, page, per_page)
-    return listing([rating_json(r) for r in rows], total, page, per_page)
+    return list_response(_shown_to(user, sa.select(CreditRating)), *RATING_FILTERS,
+                         enum_filter("status", RatingStatus, CreditRating.status),
+                         options=[selectinload(CreditRating.bureau), selectinload(CreditRating.firm),
+                                  selectinload(CreditRating.objections)],
+                         order_by=[CreditRating.year.desc(), CreditRating.bureau_id, CreditRating.rated.desc(),
+                                   CreditRating.total.desc(), CreditRating.id], item=rating_json)
 
 
 @operation("/ratings/<int:rating_id>", "GET",
@@ -291,11 +274,9 @@ def get_rating(rating_id: int):
 def create_objection(rating_id: int):
     user = api_user()
     rating = _visible_rating(rating_id)
-    data = json_body()
-    errors: dict[str, str] = {}
-    text = text_field(data, "text", errors)
+    _, errors, body = read_body("text")
     raise_if(errors)
-    objection = services.object_to(rating, user, text or "")
+    objection = services.object_to(rating, user, body["text"] or "")
     db.session.commit()
     return jsonify(objection_json(objection, user)), 201
 
@@ -337,28 +318,14 @@ def public_rating_json(rating: CreditRating) -> dict:
 @operation("/public/ratings", "GET",
            summary="已确定的机构信用评价等级（无需登录；公示中和草稿结果不在此列，不予评级的机构不列出）",
            tag=TAG_PUBLIC, response=PUBLIC_RATING_LIST, auth=False,
-           params=[query("year", "年度", "integer"), query("bureau", "评价财政局的行政区划代码"),
-                   query("grade", choice_description(CreditGrade)), query("firm", "按第三方机构名称模糊查找"),
+           params=[YEAR_QUERY, query("bureau", "评价财政局的行政区划代码"),
+                   choice_query("grade", CreditGrade), query("firm", "按第三方机构名称模糊查找"),
                    *PAGE_PARAMS],
            errors=(400, 422))
 def list_public_ratings():
-    page, per_page = page_args()
     stmt = sa.select(CreditRating).where(CreditRating.status == RatingStatus.FINAL, CreditRating.rated.is_(True),
                                          CreditRating.grade.is_not(None))
-    year = _year_arg()
-    if year is not None:
-        stmt = stmt.where(CreditRating.year == year)
-    bureau = bureau_arg()
-    if bureau is not None:
-        stmt = stmt.where(CreditRating.bureau_id == bureau.id)
-    grade = enum_arg("grade", CreditGrade)
-    if grade is not None:
-        stmt = stmt.where(CreditRating.grade == grade)
-    firm = request.args.get("firm", "").strip()
-    if firm:
-        stmt = stmt.where(CreditRating.firm_id.in_(sa.select(Firm.id).where(Firm.name.icontains(firm, autoescape=True))))
-    stmt = stmt.options(selectinload(CreditRating.bureau), selectinload(CreditRating.firm)
-                        ).order_by(CreditRating.year.desc(), CreditRating.bureau_id, CreditRating.total.desc(),
-                                   CreditRating.id)
-    rows, total = paginate(stmt, page, per_page)
-    return listing([public_rating_json(r) for r in rows], total, page, per_page)
+    return list_response(stmt, *RATING_FILTERS, firm_name_filter(CreditRating.firm_id),
+                         options=[selectinload(CreditRating.bureau), selectinload(CreditRating.firm)],
+                         order_by=[CreditRating.year.desc(), CreditRating.bureau_id, CreditRating.total.desc(),
+                                   CreditRating.id], item=public_rating_json)

@@ -10,10 +10,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from evalhub.core.enums import LabeledEnum, enum_column
-from evalhub.core.models import Bureau, StoredFile
+from evalhub.core.models import StoredFile
+from evalhub.core.mixins import Created, InBureau
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
-from evalhub.registry.models import Firm
+from evalhub.registry.models import OfFirm
 
 Points = sa.Numeric(6, 2)
 
@@ -43,7 +44,7 @@ class ExternalRecordKind(LabeledEnum):
     OTHER = ("other", "其他不良信用记录")
 
 
-class CreditRating(db.Model):
+class CreditRating(InBureau, OfFirm, db.Model):
     """One firm's rating by one bureau for one year. Recomputing a draft or published rating replaces its
     components (version + 1); a final rating is history."""
 
@@ -51,8 +52,6 @@ class CreditRating(db.Model):
     __table_args__ = (sa.UniqueConstraint("bureau_id", "firm_id", "year"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
-    firm_id: Mapped[int] = mapped_column(sa.ForeignKey("firm.id"), index=True)
     year: Mapped[int] = mapped_column(index=True)
     status: Mapped[RatingStatus] = mapped_column(enum_column(RatingStatus), default=RatingStatus.DRAFT)
     rated: Mapped[bool] = mapped_column(default=True)  # False: "not rated" (no completed engagement)
@@ -67,8 +66,6 @@ class CreditRating(db.Model):
     objection_deadline: Mapped[Optional[date]] = mapped_column(sa.Date)
     finalised_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
 
-    bureau: Mapped[Bureau] = relationship()
-    firm: Mapped[Firm] = relationship()
     objections: Mapped[list["CreditObjection"]] = relationship(back_populates="rating", order_by="CreditObjection.id")
 
 
@@ -90,23 +87,20 @@ class CreditObjection(db.Model):
     rating: Mapped[CreditRating] = relationship(back_populates="objections")
 
 
-class ExternalCreditRecord(db.Model):
+class ExternalCreditRecord(OfFirm, Created, db.Model):
     """An administrative penalty or public credit record, entered by bureau staff with its source document."""
 
     __tablename__ = "external_credit_record"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
-    firm_id: Mapped[int] = mapped_column(sa.ForeignKey("firm.id"), index=True)
     kind: Mapped[ExternalRecordKind] = mapped_column(enum_column(ExternalRecordKind))
     occurred_on: Mapped[date] = mapped_column(sa.Date)
     description: Mapped[str] = mapped_column(sa.Text)
     deduction: Mapped[Decimal] = mapped_column(Points)
     source_file_id: Mapped[int] = mapped_column(sa.ForeignKey("stored_file.id"))
     entered_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
-    firm: Mapped[Firm] = relationship()
     source_file: Mapped[StoredFile] = relationship()
 
 

@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
 
-from evalhub.core import audit, files, permissions
+from evalhub.core import audit, concurrency, files, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.notifications import notify_firm
@@ -221,30 +221,29 @@ def _year_records(bureau: Bureau, year: int, firm_id: int | None = None) -> dict
         of(firm_of[engagement_id]).ratings.append(total)
     # Complaints and findings count for the year of the work they concern (an inspection of 2025's
     # engagements happens in 2026), or the year they were made when no engagement is named.
-    for row in db.session.execute(
-            sa.select(Complaint.id, Complaint.firm_id, Complaint.reference).outerjoin(
-                Engagement, Engagement.reference == Complaint.engagement_reference).where(
-                firm_filter(Complaint.firm_id), Complaint.substantiated.is_(True),
-                sa.func.coalesce(Engagement.year, sa.extract("year", Complaint.created_at)) == year)
-            .order_by(Complaint.id)):
-        if row.firm_id in out:
-            out[row.firm_id].complaints.append(row)
-    for row in db.session.execute(
-            sa.select(Finding.firm_id, Finding.inspection_id, Finding.severity, Finding.description)
-            .join(Inspection, Inspection.id == Finding.inspection_id).outerjoin(
-                Engagement, Engagement.id == Inspection.engagement_id).where(
-                firm_filter(Finding.firm_id), Inspection.bureau_id.in_(subtree),
-                sa.func.coalesce(Engagement.year, sa.extract("year", Finding.created_at)) == year)
-            .order_by(Finding.id)):
-        if row.firm_id in out:
-            out[row.firm_id].findings.append(row)
-    for row in db.session.execute(
-            sa.select(ExternalCreditRecord.id, ExternalCreditRecord.firm_id, ExternalCreditRecord.kind,
-                      ExternalCreditRecord.description, ExternalCreditRecord.deduction).where(
-                firm_filter(ExternalCreditRecord.firm_id), ExternalCreditRecord.bureau_id.in_(subtree),
-                sa.extract("year", ExternalCreditRecord.occurred_on) == year).order_by(ExternalCreditRecord.id)):
-        if row.firm_id in out:
-            out[row.firm_id].external.append(row)
+    def gather(stmt, into: str) -> None:
+        """Append each row of ``stmt`` to the ``into`` list of its firm, for firms that worked in the year."""
+        for row in db.session.execute(stmt):
+            if row.firm_id in out:
+                getattr(out[row.firm_id], into).append(row)
+
+    def of_work_year(created_at):
+        return sa.func.coalesce(Engagement.year, sa.extract("year", created_at)) == year
+
+    gather(sa.select(Complaint.id, Complaint.firm_id, Complaint.reference).outerjoin(
+               Engagement, Engagement.reference == Complaint.engagement_reference).where(
+               firm_filter(Complaint.firm_id), Complaint.substantiated.is_(True), of_work_year(Complaint.created_at))
+           .order_by(Complaint.id), "complaints")
+    gather(sa.select(Finding.firm_id, Finding.inspection_id, Finding.severity, Finding.description)
+           .join(Inspection, Inspection.id == Finding.inspection_id).outerjoin(
+               Engagement, Engagement.id == Inspection.engagement_id).where(
+               firm_filter(Finding.firm_id), Inspection.bureau_id.in_(subtree), of_work_year(Finding.created_at))
+           .order_by(Finding.id), "findings")
+    gather(sa.select(ExternalCreditRecord.id, ExternalCreditRecord.firm_id, ExternalCreditRecord.kind,
+                     ExternalCreditRecord.description, ExternalCreditRecord.deduction).where(
+               firm_filter(ExternalCreditRecord.firm_id), ExternalCreditRecord.bureau_id.in_(subtree),
+               sa.extract("year", ExternalCreditRecord.occurred_on) == year).order_by(ExternalCreditRecord.id),
+           "external")
     return out
 
 
@@ -417,7 +416,20 @@ def object_to(rating: CreditRating, actor: User, text: str, evidence: Iterable[t
         raise Conflict(f"异议期已于 {rating.objection_deadline:%Y-%m-%d} 截止。")
     if len((text or "").strip()) < 10:
         raise ValidationFailed("请写明异议的事实和理由（不少于 10 字）。", {"text": "内容过短"})
-    stored = [files.store(name, data, allowed=files.DOCUMENT_KINDS + ("png", "jpg"), actor=actor) for name, data in evidence if data]
+    # One objection per click storm: the same unanswered objection to this rating is the one already filed.
+    # Serialised per rating, so simultaneous presses (several workers) see each other's objection.
+    concurrency.serialise(f"credit.objection:{rating.id}")
+    filed = db.session.execute(sa.select(CreditObjection).where(
+        CreditObjection.rating_id == rating.id, CreditObjection.decision.is_(None),
+        CreditObjection.text == text.strip()).order_by(CreditObjection.id)).scalars().first()
+    if filed is not None:
+        return filed
+    stored = []
+    for name, data in evidence:  # every file chosen is checked: an empty one is refused, not dropped
+        try:
+            stored.append(files.store(name, data, allowed=files.DOCUMENT_KINDS + ("png", "jpg"), actor=actor))
+        except ValidationFailed as exc:
+            raise ValidationFailed(f"证明材料：{exc.message}", {"evidence": exc.message}) from exc
     objection = CreditObjection(text=text.strip(), evidence_file_ids=[s.id for s in stored], submitted_by_id=actor.id,
                                 answer_due=add_working_days(rating.bureau, today, get_setting(rating.bureau, "credit.answer_days")))
     rating.objections.append(objection)
@@ -493,7 +505,7 @@ def add_external_record(bureau: Bureau, firm: Firm, actor: User, *, kind: Any, o
         errors["deduction"] = "扣分应为 0–100 的数字"
         value = Decimal("0")
     stored = None
-    if not data:
+    if not data and not filename:
         errors["file"] = "请上传来源文件（处罚决定书、信用中国截图等）"
     else:
         try:
@@ -559,3 +571,12 @@ def compute_job(job, report) -> dict:
     graded = [r for r in ratings if r.rated]
     return {"message": f"{bureau.short_name} {year} 年度：评价 {len(graded)} 家，不予评级 {len(ratings) - len(graded)} 家。",
             "ratings": [r.id for r in ratings]}
+
+
+def record_shown_to(record: dict[str, Any], reader: User) -> dict[str, Any]:
+    """A record a rating component counted, as ``reader`` may see it (web pages and API alike). The rated firm
+    reads that a substantiated complaint counted, never which one: like its content and the complainant, a
+    complaint's reference stays with the bureaus (as on the inspection pages and in the supervision API)."""
+    if record.get("type") == "complaint" and reader.role not in (*permissions.BUREAU_ROLES, Role.SYSTEM_ADMIN):
+        return {"type": "complaint", "id": None, "label": "查实投诉"}
+    return dict(record)

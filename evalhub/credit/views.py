@@ -19,23 +19,24 @@ Who sees what:
 """
 from __future__ import annotations
 
-import io
 from datetime import date
 from decimal import Decimal
 from typing import Any, Optional
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy.orm import selectinload
 
-from evalhub.core import files, jobs, permissions
+from evalhub.core import jobs, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import PermissionDenied, ValidationFailed
-from evalhub.core.exports import to_xlsx
+from evalhub.core.listing import (
+    Export, Filter, Listing, as_int, choice_filter, int_arg, int_filter, parse_year, text_filter, year_filter,
+)
 from evalhub.core.models import Bureau, StoredFile, User
 from evalhub.core.timeutil import beijing_today, format_beijing
-from evalhub.core.web import load, paginate, require, show_errors, wants_export, xlsx_response
+from evalhub.core.web import form_page, handle_form, load, require, scoped, send_stored, wants_export
 from evalhub.credit import services
 from evalhub.credit.forms import AnswerForm, CalendarForm, ExternalRecordForm, ObjectionForm, YearActionForm
 from evalhub.credit.models import (
@@ -67,15 +68,11 @@ def _bureau_side() -> bool:
 
 
 def _year_arg(raw: str) -> Optional[int]:
-    raw = (raw or "").strip()
-    if raw.isdigit() and 2000 <= int(raw) <= 2100:
-        return int(raw)
-    return None
-
-
-def _int_arg(raw: str) -> Optional[int]:
-    raw = (raw or "").strip()
-    return int(raw) if raw.isdigit() else None
+    """A rating year, 2000–2100; anything else None."""
+    try:
+        return parse_year((raw or "").strip(), 2000, 2100)
+    except ValueError:
+        return None
 
 
 def _managed_bureau() -> Bureau:
@@ -100,15 +97,6 @@ def _user_name(user_id: Optional[int]) -> str:
     return user.display_name if user else ""
 
 
-def _send(record: StoredFile):
-    try:
-        data = files.read(record)
-    except FileNotFoundError:
-        abort(404)
-    return send_file(io.BytesIO(data), mimetype=record.content_type, as_attachment=True,
-                     download_name=record.original_name)
-
-
 def _objection_counts(rating_ids: list[int]) -> dict[int, tuple[int, int]]:
     """rating id → (objections, unanswered)."""
     rows = db.session.execute(
@@ -126,6 +114,28 @@ def _grade_label(rating: CreditRating) -> str:
 
 # --- the bureau's list -----------------------------------------------------------------------------
 
+def _grade_condition(raw: str):
+    return CreditRating.rated.is_(False) if raw == "none" else CreditRating.grade == CreditGrade(raw)
+
+
+GRADE = Filter("grade", _grade_condition, lambda stmt, condition: stmt.where(condition))
+FIRM_NAME = text_filter("firm", Firm.name)  # the statement joins Firm
+RATING_FILTERS = (int_filter("bureau", CreditRating.bureau_id), GRADE,
+                  Filter("status", RatingStatus, lambda stmt, status: stmt.where(CreditRating.status == status)),
+                  choice_filter("watch", {"1": CreditRating.watch_list.is_(True)}),
+                  FIRM_NAME)
+
+
+def _rating_rows(ratings: list[CreditRating]) -> list[dict]:
+    counts = _objection_counts([r.id for r in ratings])
+    return [{"年度": r.year, "财政局": r.bureau.name, "第三方机构": r.firm.name, "统一社会信用代码": r.firm.uscc,
+             "总分": float(r.total) if r.total is not None else None, "等级": _grade_label(r),
+             "重点关注": "是" if r.watch_list else "", "关注原因": r.watch_reason or "", "状态": r.status.label,
+             "异议": counts.get(r.id, (0, 0))[0], "未答复异议": counts.get(r.id, (0, 0))[1],
+             "公示异议截止": r.objection_deadline.isoformat() if r.objection_deadline else "",
+             "计算时间（北京）": format_beijing(r.computed_at), "版本": r.version} for r in ratings]
+
+
 EXPORT_COLUMNS = ["年度", "财政局", "第三方机构", "统一社会信用代码", "总分", "等级", "重点关注", "关注原因", "状态",
                   "异议", "未答复异议", "公示异议截止", "计算时间（北京）", "版本"]
 
@@ -134,51 +144,22 @@ EXPORT_COLUMNS = ["年度", "财政局", "第三方机构", "统一社会信用�
 @login_required
 def index():
     require("dashboard.bureau")
-    filters = {k: request.args.get(k, "").strip() for k in ("year", "bureau", "grade", "status", "watch", "firm")}
-    years = db.session.execute(permissions.scope(
-        current_user, sa.select(CreditRating.year).distinct(), CreditRating)).scalars().all()
-    years = sorted(set(years), reverse=True)
-    year = _year_arg(filters["year"]) or (years[0] if years else beijing_today().year - 1)
-    filters["year"] = str(year)
-
-    stmt = (permissions.scope(current_user, sa.select(CreditRating), CreditRating)
-            .join(Firm, Firm.id == CreditRating.firm_id).where(CreditRating.year == year))
-    if (bureau_id := _int_arg(filters["bureau"])) is not None:
-        stmt = stmt.where(CreditRating.bureau_id == bureau_id)
-    if filters["grade"] == "none":
-        stmt = stmt.where(CreditRating.rated.is_(False))
-    elif filters["grade"] in {g.value for g in CreditGrade}:
-        stmt = stmt.where(CreditRating.grade == CreditGrade(filters["grade"]))
-    if filters["status"] in {s.value for s in RatingStatus}:
-        stmt = stmt.where(CreditRating.status == RatingStatus(filters["status"]))
-    if filters["watch"] == "1":
-        stmt = stmt.where(CreditRating.watch_list.is_(True))
-    if filters["firm"]:
-        stmt = stmt.where(Firm.name.contains(filters["firm"], autoescape=True))
-    stmt = (stmt.options(selectinload(CreditRating.firm), selectinload(CreditRating.bureau))
-            .order_by(CreditRating.rated.desc(), CreditRating.total.desc(), Firm.name, CreditRating.id))
-
+    years = sorted(set(db.session.execute(scoped(CreditRating, sa.select(CreditRating.year).distinct())).scalars()),
+                   reverse=True)
+    year = _year_arg(request.args.get("year", "")) or (years[0] if years else beijing_today().year - 1)
+    ratings = Listing(scoped(CreditRating).join(Firm, Firm.id == CreditRating.firm_id).where(CreditRating.year == year),
+                      *RATING_FILTERS, options=[selectinload(CreditRating.firm), selectinload(CreditRating.bureau)],
+                      order_by=[CreditRating.rated.desc(), CreditRating.total.desc(), Firm.name, CreditRating.id])
     if wants_export():
-        ratings = db.session.execute(stmt).scalars().all()
-        counts = _objection_counts([r.id for r in ratings])
-        rows = [{"年度": r.year, "财政局": r.bureau.name, "第三方机构": r.firm.name, "统一社会信用代码": r.firm.uscc,
-                 "总分": float(r.total) if r.total is not None else None, "等级": _grade_label(r),
-                 "重点关注": "是" if r.watch_list else "", "关注原因": r.watch_reason or "", "状态": r.status.label,
-                 "异议": counts.get(r.id, (0, 0))[0], "未答复异议": counts.get(r.id, (0, 0))[1],
-                 "公示异议截止": r.objection_deadline.isoformat() if r.objection_deadline else "",
-                 "计算时间（北京）": format_beijing(r.computed_at), "版本": r.version} for r in ratings]
-        return xlsx_response(to_xlsx(rows, f"{year}年度信用评价", columns=EXPORT_COLUMNS), f"机构信用评价{year}.xlsx")
-
-    page = paginate(stmt)
-    bureaus = db.session.execute(permissions.scope(
-        current_user, sa.select(Bureau).order_by(Bureau.path), Bureau)).scalars().all()
+        return ratings.export(Export(f"{year}年度信用评价", EXPORT_COLUMNS, _rating_rows, f"机构信用评价{year}.xlsx"))
+    page = ratings.page()
     own = current_user.bureau
-    manage = own is not None and permissions.can(current_user, "credit.manage", own)
-    summary = _own_summary(own, year) if own is not None else None
-    return render_template("credit/index.html", page=page, filters=filters, year=year,
+    return render_template("credit/index.html", page=page, filters={**ratings.filters, "year": str(year)}, year=year,
                            years=sorted(set(years) | {year, beijing_today().year - 1}, reverse=True),
-                           bureaus=bureaus, counts=_objection_counts([r.id for r in page.items]),
-                           manage=manage, own=own, summary=summary, form=YearActionForm(),
+                           bureaus=db.session.execute(scoped(Bureau).order_by(Bureau.path)).scalars().all(),
+                           counts=_objection_counts([r.id for r in page.items]),
+                           manage=own is not None and permissions.can(current_user, "credit.manage", own), own=own,
+                           summary=_own_summary(own, year) if own is not None else None, form=YearActionForm(),
                            CreditGrade=CreditGrade, RatingStatus=RatingStatus, grade_label=_grade_label)
 
 
@@ -262,7 +243,8 @@ def _render_rating(rating: CreditRating, status: int = 200, *, objection_form: O
     for c in rating.components or []:
         points, maximum = Decimal(str(c.get("points") or 0)), Decimal(str(c.get("max") or 0))
         components.append({**c, "percent": int(points / maximum * 100) if maximum else 0,
-                           "links": [(r.get("label", ""), _record_link(r), r.get("type")) for r in c.get("records", [])]})
+                           "links": [(r.get("label", ""), _record_link(r), r.get("type"))
+                                     for r in (services.record_shown_to(x, current_user) for x in c.get("records", []))]})
 
     previous = db.session.execute(sa.select(CreditRating).where(
         CreditRating.bureau_id == rating.bureau_id, CreditRating.firm_id == rating.firm_id,
@@ -317,18 +299,11 @@ def objection_new(rating_id: int):
     if not (_is_firm_user() and current_user.firm_id == rating.firm_id):
         abort(403)
     form = ObjectionForm()
-    if not form.validate_on_submit():
-        return _render_rating(rating, 422, objection_form=form)
-    evidence = [(f.filename, f.read()) for f in (form.evidence.data or []) if f is not None and f.filename]
-    try:
-        objection = services.object_to(rating, current_user, form.text.data, evidence)
-    except ValidationFailed as exc:
-        db.session.rollback()
-        show_errors(form, exc)
-        return _render_rating(rating, 422, objection_form=form)
-    db.session.commit()
-    flash(f"异议已提交，财政部门将于 {objection.answer_due:%Y-%m-%d} 前答复。", "success")
-    return redirect(url_for(".rating_detail", rating_id=rating.id) + "#objections")
+    return handle_form(form, lambda: services.object_to(rating, current_user, form.text.data, [
+        (f.filename, f.read()) for f in (form.evidence.data or []) if f is not None and f.filename]),
+        message=lambda objection: f"异议已提交，财政部门将于 {objection.answer_due:%Y-%m-%d} 前答复。",
+        to=url_for(".rating_detail", rating_id=rating.id) + "#objections",
+        failed=lambda status: _render_rating(rating, status, objection_form=form))
 
 
 @bp.route("/credit/objections/<int:objection_id>/answer", methods=["POST"])
@@ -340,19 +315,13 @@ def objection_answer(objection_id: int):
     rating = _rating(objection.rating_id)
     require("credit.manage", rating.bureau)
     form = AnswerForm(prefix=f"a{objection.id}")
-    if not form.validate_on_submit():
-        return _render_rating(rating, 422, answer_forms={objection.id: form})
     recompute = bool(form.recompute.data)
-    try:
-        services.answer(objection, current_user, form.decision.data, form.answer.data, recompute=recompute)
-    except ValidationFailed as exc:
-        db.session.rollback()
-        show_errors(form, exc)
-        return _render_rating(rating, 422, answer_forms={objection.id: form})
-    db.session.commit()
-    flash(f"已答复异议：{objection.decision.label}" + (f"；已重新计算，现为 {_grade_label(rating)}（{rating.total} 分）。"
-                                                      if recompute else "。"), "success")
-    return redirect(url_for(".rating_detail", rating_id=rating.id) + "#objections")
+    return handle_form(form, lambda: services.answer(objection, current_user, form.decision.data, form.answer.data,
+                                                     recompute=recompute),
+                       message=lambda _: f"已答复异议：{objection.decision.label}" + (
+                           f"；已重新计算，现为 {_grade_label(rating)}（{rating.total} 分）。" if recompute else "。"),
+                       to=url_for(".rating_detail", rating_id=rating.id) + "#objections",
+                       failed=lambda status: _render_rating(rating, status, answer_forms={objection.id: form}))
 
 
 @bp.route("/credit/objections/<int:objection_id>/files/<int:file_id>")
@@ -367,7 +336,7 @@ def objection_file(objection_id: int, file_id: int):
     record = db.session.get(StoredFile, file_id)
     if record is None:
         abort(404)
-    return _send(record)
+    return send_stored(record)
 
 
 @bp.route("/credit/mine")
@@ -394,27 +363,17 @@ def calendar():
         abort(403)
     can_manage = permissions.can(current_user, "credit.manage", bureau)
     form = CalendarForm()
-    status = 200
-    if request.method == "POST":
-        if not can_manage:
-            abort(403)
-        if form.validate_on_submit():
-            try:
-                row = services.set_calendar_day(bureau, form.day.data, form.kind.data == "workday", form.note.data,
-                                                current_user)
-            except ValidationFailed as exc:
-                db.session.rollback()
-                show_errors(form, exc)
-                status = 422
-            else:
-                db.session.commit()
-                flash(f"已将 {row.day:%Y-%m-%d} 设为{'工作日' if row.is_workday else '休息日'}（{row.note}）。", "success")
-                return redirect(url_for(".calendar"))
-        else:
-            status = 422
-    elif services.ensure_national_calendar():
+    if request.method == "POST" and not can_manage:
+        abort(403)
+    if request.method == "GET" and services.ensure_national_calendar():
         db.session.commit()  # the national holidays are seeded on first use, as the rubrics are
+    return handle_form(form, lambda: services.set_calendar_day(bureau, form.day.data, form.kind.data == "workday",
+                                                               form.note.data, current_user),
+                       message=lambda row: f"已将 {row.day:%Y-%m-%d} 设为{'工作日' if row.is_workday else '休息日'}（{row.note}）。",
+                       to=url_for(".calendar"), failed=lambda status: _render_calendar(bureau, form, can_manage, status))
 
+
+def _render_calendar(bureau: Bureau, form: CalendarForm, can_manage: bool, status: int):
     today = beijing_today()
     chain = [bureau.id] + [b.id for b in bureau.ancestors()]
     rank = {b: i for i, b in enumerate(chain)}
@@ -440,43 +399,38 @@ def calendar():
 @login_required
 def external_new():
     bureau = _managed_bureau()
-    firms = db.session.execute(permissions.scope(current_user, sa.select(Firm).order_by(Firm.name), Firm)).scalars().all()
+    firms = db.session.execute(scoped(Firm).order_by(Firm.name)).scalars().all()
     by_id = {f.id: f for f in firms}
     form = ExternalRecordForm()
     form.firm_id.choices = [BLANK] + [choice(str(f.id), f"{f.name}（{f.status.label}）") for f in firms]
-    if request.method == "GET":
-        wanted = _int_arg(request.args.get("firm_id", ""))
-        if wanted in by_id:
-            form.firm_id.data = str(wanted)
-    status = 200
-    if request.method == "POST":
-        status = 422
-        if form.validate_on_submit():
-            firm = by_id.get(_int_arg(form.firm_id.data or "") or -1)
-            upload = form.file.data
-            filename, data = (upload.filename, upload.read()) if upload is not None and upload.filename else ("", b"")
-            try:
-                if firm is None:
-                    raise ValidationFailed("请选择第三方机构。", {"firm_id": "请选择第三方机构"})
-                record = services.add_external_record(
-                    bureau, firm, current_user, kind=form.kind.data, occurred_on=form.occurred_on.data,
-                    description=form.description.data, deduction=(form.deduction.data or "").strip(),
-                    filename=filename, data=data)
-            except ValidationFailed as exc:
-                db.session.rollback()
-                show_errors(form, exc)
-            else:
-                db.session.commit()
-                year = record.occurred_on.year
-                flash(f"已录入 {firm.name} 的外部信用记录（{record.kind.label}，扣 {record.deduction} 分）；"
-                      f"重新计算 {year} 年度评价后计入得分。", "success")
-                rating = db.session.execute(sa.select(CreditRating).where(
-                    CreditRating.bureau_id == bureau.id, CreditRating.firm_id == firm.id,
-                    CreditRating.year == year)).scalar_one_or_none()
-                if rating is not None:
-                    return redirect(url_for(".rating_detail", rating_id=rating.id) + "#external")
-                return redirect(url_for(".index", year=year))
-    return render_template("credit/external_new.html", form=form, bureau=bureau), status
+    if request.method == "GET" and int_arg("firm_id") in by_id:
+        form.firm_id.data = str(int_arg("firm_id"))
+
+    def add():
+        firm = by_id.get(as_int(form.firm_id.data))
+        if firm is None:
+            raise ValidationFailed("请选择第三方机构。", {"firm_id": "请选择第三方机构"})
+        upload = form.file.data
+        filename, data = (upload.filename, upload.read()) if upload is not None and upload.filename else ("", b"")
+        return services.add_external_record(
+            bureau, firm, current_user, kind=form.kind.data, occurred_on=form.occurred_on.data,
+            description=form.description.data, deduction=(form.deduction.data or "").strip(), filename=filename,
+            data=data)
+
+    return handle_form(form, add, message=lambda record: (
+        f"已录入 {record.firm.name} 的外部信用记录（{record.kind.label}，扣 {record.deduction} 分）；"
+        f"重新计算 {record.occurred_on.year} 年度评价后计入得分。"), to=_after_external,
+        failed=form_page("credit/external_new.html", form=form, bureau=bureau))
+
+
+def _after_external(record: ExternalCreditRecord) -> str:
+    """The firm's rating of that year, where the record will count; the year's list when there is none yet."""
+    rating = db.session.execute(sa.select(CreditRating).where(
+        CreditRating.bureau_id == record.bureau_id, CreditRating.firm_id == record.firm_id,
+        CreditRating.year == record.occurred_on.year)).scalar_one_or_none()
+    if rating is not None:
+        return url_for(".rating_detail", rating_id=rating.id) + "#external"
+    return url_for(".index", year=record.occurred_on.year)
 
 
 @bp.route("/credit/external/<int:record_id>/file")
@@ -490,7 +444,7 @@ def external_file(record_id: int):
     firm_reader = _is_firm_user() and current_user.firm_id == record.firm_id
     if not (bureau_reader or firm_reader):
         abort(403)
-    return _send(record.source_file)
+    return send_stored(record.source_file)
 
 
 # --- public: FINAL ratings only --------------------------------------------------------------------
@@ -502,24 +456,17 @@ def _public_stmt():
 
 @bp.route("/public/ratings")
 def public_ratings():
-    filters = {k: request.args.get(k, "").strip() for k in ("year", "bureau", "grade", "firm")}
-    stmt = (_public_stmt().join(Firm, Firm.id == CreditRating.firm_id)
-            .join(Bureau, Bureau.id == CreditRating.bureau_id))
-    if (year := _year_arg(filters["year"])) is not None:
-        stmt = stmt.where(CreditRating.year == year)
-    if (bureau_id := _int_arg(filters["bureau"])) is not None:
-        stmt = stmt.where(CreditRating.bureau_id == bureau_id)
-    if filters["grade"] in {g.value for g in CreditGrade}:
-        stmt = stmt.where(CreditRating.grade == CreditGrade(filters["grade"]))
-    if filters["firm"]:
-        stmt = stmt.where(Firm.name.contains(filters["firm"], autoescape=True))
-    stmt = (stmt.options(selectinload(CreditRating.firm), selectinload(CreditRating.bureau))
-            .order_by(CreditRating.year.desc(), Bureau.path, CreditRating.total.desc(), Firm.name))
+    ratings = Listing(
+        _public_stmt().join(Firm, Firm.id == CreditRating.firm_id).join(Bureau, Bureau.id == CreditRating.bureau_id),
+        year_filter(CreditRating.year, lo=2000, hi=2100), int_filter("bureau", CreditRating.bureau_id),
+        Filter("grade", CreditGrade, lambda stmt, grade: stmt.where(CreditRating.grade == grade)), FIRM_NAME,
+        options=[selectinload(CreditRating.firm), selectinload(CreditRating.bureau)],
+        order_by=[CreditRating.year.desc(), Bureau.path, CreditRating.total.desc(), Firm.name])
     public_ids = _public_stmt().with_only_columns(CreditRating.bureau_id)
     bureaus = db.session.execute(sa.select(Bureau).where(Bureau.id.in_(public_ids)).order_by(Bureau.path)).scalars().all()
     years = db.session.execute(_public_stmt().with_only_columns(CreditRating.year).distinct()
                                .order_by(CreditRating.year.desc())).scalars().all()
-    return render_template("credit/public_list.html", page=paginate(stmt), filters=filters, bureaus=bureaus,
+    return render_template("credit/public_list.html", page=ratings.page(), filters=ratings.filters, bureaus=bureaus,
                            years=years, CreditGrade=CreditGrade)
 
 

@@ -25,6 +25,8 @@ from stdnum.cn import ric
 from evalhub.core import audit
 from evalhub.core.enums import BureauLevel, Field, Role
 from evalhub.core.models import Bureau, BudgetUnit, User
+from evalhub.core.organisations import import_organisations
+from evalhub.core.passwords import policy_waived
 from evalhub.core.personal import id_number_digest
 from evalhub.core.services import create_user
 from evalhub.core.timeutil import beijing_today
@@ -70,7 +72,7 @@ BUREAUS: list[tuple[str, str, str, BureauLevel, str | None]] = [
 BUDGET_UNITS: dict[str, list[str]] = {
     "650000": ["新疆维吾尔自治区教育厅", "新疆维吾尔自治区卫生健康委员会", "新疆维吾尔自治区水利厅"],
     # seed 002: the eleven objects of 巴州's 2024 key evaluations
-    "652800": ["巴州统计局", "巴州农业科学研究院", "巴州民政局", "巴州医疗保障局",
+    "652800": ["巴州统计局", "巴州统计局普查中心", "巴州农业科学研究院", "巴州民政局", "巴州医疗保障局",
                "巴州红旗高级技工学校（巴州红旗中等职业学校）", "巴州博斯腾湖科学研究所", "巴州水利局",
                "库尔勒经济技术开发区市场监督管理局", "库尔勒经济技术开发区人才服务中心",
                "库尔勒经济技术开发区管理委员会经济发展局"],
@@ -83,6 +85,9 @@ BUDGET_UNITS: dict[str, list[str]] = {
     "653227": ["民丰县民政局", "民丰县住房和城乡建设局", "民丰县文化体育广播电视和旅游局",
                "民丰县农业农村和水利局", "民丰县尼雅镇人民政府", "民丰县财政局-彩票公益金"],
 }
+
+# 主管部门 → 所属单位: conflict checks look up and down this tree.
+UNIT_PARENTS = {"巴州统计局普查中心": "巴州统计局", "库尔勒经济技术开发区人才服务中心": "库尔勒经济技术开发区管理委员会经济发展局"}
 
 # username, display name, role, bureau code (bureau users only)
 BUREAU_ACCOUNTS: list[tuple[str, str, Role, str | None]] = [
@@ -489,29 +494,16 @@ class _Loader:
 
     # organisations
     def bureaus_and_units(self) -> None:
-        for code, name, short, level, parent_code in BUREAUS:
-            bureau = self.one(sa.select(Bureau).where(Bureau.code == code))
-            if bureau is None:
-                parent = self.bureaus.get(parent_code) if parent_code else None
-                bureau = Bureau(code=code, name=name, short_name=short, level=level, parent=parent,
-                                path=(parent.path if parent else "") + code + "/")
-                db.session.add(bureau)
-                db.session.flush()
-                audit.record("bureau.created", bureau, bureau_id=bureau.id,
-                             summary=f"演示数据：新建{level.label}财政局 {name}（{code}）", payload={"code": code})
-                self.created += 1
-            self.bureaus[code] = bureau
-        for code, names in BUDGET_UNITS.items():
-            bureau = self.bureaus[code]
-            for name in names:
-                unit = self.one(sa.select(BudgetUnit).where(BudgetUnit.bureau_id == bureau.id, BudgetUnit.name == name))
-                if unit is None:
-                    unit = BudgetUnit(bureau_id=bureau.id, name=name)
-                    db.session.add(unit)
-                    db.session.flush()
-                    audit.record("budget_unit.created", unit, bureau_id=bureau.id,
-                                 summary=f"演示数据：{bureau.short_name}新增预算单位 {name}")
-                    self.created += 1
+        # Through the same import as a bureau's Excel file (core.organisations): checked whole, audited.
+        result = import_organisations(
+            [{"code": code, "name": name, "short_name": short, "level": level.label, "parent_code": parent or ""}
+             for code, name, short, level, parent in BUREAUS],
+            [{"bureau_code": code, "name": name, "code": "", "parent_name": UNIT_PARENTS.get(name, "")}
+             for code, names in BUDGET_UNITS.items() for name in names],
+            actor=None, source="演示数据")
+        self.created += result.bureaus_created + result.units_created
+        for code, *_ in BUREAUS:
+            self.bureaus[code] = self.one(sa.select(Bureau).where(Bureau.code == code))
 
     def unit(self, name: str) -> BudgetUnit:
         return self.one(sa.select(BudgetUnit).where(BudgetUnit.name == name))
@@ -626,6 +618,7 @@ class _Loader:
         self.account(EXPERT_ACCOUNT, expert.name, Role.EXPERT, expert_id=expert.id)
 
 
+@policy_waived("演示账户共用 README 中公布的演示密码")  # the strength rules are for real accounts
 def load_demo(echo: Callable[[str], object] = print) -> str:
     """Load (or complete) the demo data set and return a one-paragraph Chinese summary with counts."""
     plan = build_plan()

@@ -28,7 +28,7 @@ from evalhub.procurement.models import (
     BidStatus, Engagement, EngagementState as S, EvaluationPlan, FrameworkAgreement, FrameworkMember, ObjectType,
     ProcurementMethod as M,
 )
-from evalhub.registry.models import Firm, FirmStatus
+from evalhub.registry.models import Expert, ExpertStatus, Firm, FirmStatus
 from evalhub.registry.services import StaffInput, add_staff
 from evalhub.review import services as R
 from evalhub.review.models import InvitationStatus, RubricKind, SubmissionKind
@@ -105,6 +105,18 @@ class _Demo:
             add_staff(firm, StaffInput(name=f"{firm.name[:2]}项目负责人", role="项目负责人", years_experience=12,
                                        id_number=compose_id_number("652801", "19800101", 100 + firm.id % 800)), user)
         return user
+
+    def expert_logins(self, *bureaus: Bureau) -> None:
+        """The demo's experts review online, and a panel drawn for online review takes only experts who can
+        sign in (review.services.NO_LOGIN): every active expert of these bureaus' pools gets an activated
+        login (zj<id>, the demo password) before the first draw."""
+        ids: set[int] = set()
+        for bureau in bureaus:
+            ids.update(db.session.execute(sa.select(Expert.id).where(
+                Expert.bureau_id.in_(eligibility.library_bureau_ids(bureau)),
+                Expert.status == ExpertStatus.ACTIVE)).scalars())
+        for expert_id in sorted(ids):
+            self.expert_user(expert_id)
 
     def expert_user(self, expert_id: int) -> User:
         user = db.session.execute(sa.select(User).where(User.expert_id == expert_id)).scalar_one_or_none()
@@ -279,6 +291,7 @@ class _Demo:
 
     def run(self) -> int:
         admin, staff = self.users["bz.admin"], self.users["bz.staff"]
+        self.expert_logins(self.bz, self.mf)
         agreement = self.framework()
         methods = [M.OPEN_TENDER, M.COMPETITIVE_CONSULTATION, M.FRAMEWORK_ROTATION, M.RANDOM_DRAW, M.SINGLE_SOURCE]
         self.echo("演示数据：巴州 2023 年度 4 项重点评价 …")

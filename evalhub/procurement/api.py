@@ -13,37 +13,24 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import jsonify, request
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from evalhub.core.api import api_user, json_body, list_schema, operation, page_args, schema
+from evalhub.core.api import api_user, json_body, list_schema, operation, schema
 from evalhub.core.apiutil import (
-    BUREAU_REF, INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, bureau_arg, bureau_ref,
-    choice_description, date_str, datetime_str, enum_arg, labeled, labeled_schema, listing, nullable, number, paginate,
-    query, raise_if, text_field,
+    BUREAU_REF, INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, YEAR_QUERY, bureau_ref, choice,
+    choice_query, date_str, datetime_str, id_field, integer, labeled, labeled_schema, list_response, money,
+    nullable, number, query, raise_if, read_body, text, text_field, visible,
 )
 from evalhub.core import permissions
 from evalhub.core.enums import Field, Role
-from evalhub.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
+from evalhub.core.listing import INT_MAX, as_int, bureau_filter, enum_filter, scoped, text_filter, year_filter
 from evalhub.core.models import Bureau, BudgetUnit, User
 from evalhub.extensions import db
 from evalhub.procurement import ocds, services, workflow
 from evalhub.procurement.models import (
-    Bid,
-    BidStatus,
-    BudgetKind,
-    Engagement,
-    EngagementState,
-    EngagementTransition,
-    EvaluationPlan,
-    JustificationDecision,
-    ObjectType,
-    PlanItem,
-    PlanStatus,
-    Procurement,
-    ProcurementMethod,
-    ProcurementStatus,
-    ServiceKind,
+    Bid, BidStatus, BudgetKind, Engagement, EngagementState, EngagementTransition, EvaluationPlan, JustificationDecision,
+    ObjectType, PlanItem, PlanStatus, Procurement, ProcurementMethod, ProcurementStatus, ServiceKind,
 )
 from evalhub.registry.models import StaffRole
 
@@ -91,9 +78,9 @@ def _integer_value(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
+        return value if -INT_MAX <= value <= INT_MAX else None
+    if isinstance(value, str):
+        return as_int(value, -INT_MAX, INT_MAX)  # digits the database can hold; "99999999999" is not an id
     return None
 
 
@@ -113,16 +100,6 @@ def _number_or_text(data: dict, name: str, errors: dict[str, str]) -> Any:
         errors[name] = "必须是数字或数字字符串"
         return None
     return value
-
-
-def _int_arg(name: str) -> int | None:
-    raw = request.args.get(name, "").strip()
-    if not raw:
-        return None
-    number = _integer_value(raw)
-    if number is None:
-        raise ValidationFailed(f"参数 {name} 无效：{raw}。", {name: "必须是整数"})
-    return number
 
 
 # --- schemas ---------------------------------------------------------------------------------------
@@ -188,21 +165,17 @@ PLAN_DETAIL = schema("PlanDetail", {"allOf": [PLAN, {"type": "object", "required
     "may_approve": {"type": "boolean", "description": "当前用户此刻可以批准计划"}}}]})
 
 PLAN_REQUEST = schema("PlanRequest", {"type": "object", "required": ["year"], "properties": {
-    "year": {"type": "integer", "description": "年度；计划属于令牌用户所在的财政局，已存在则返回已有计划"}}})
+    "year": integer(2000, 2100, "年度；计划属于令牌用户所在的财政局，已存在则返回已有计划")}})
 
 PLAN_ITEM_INPUT = schema("PlanItemInput", {"type": "object", "required": [
     "name", "object_type", "budget_kind", "field", "amount_wan", "budget_unit_id", "reason"], "properties": {
-    "name": {"type": "string", "maxLength": 200, "description": "评价对象名称"},
-    "object_type": {"type": "string", "description": choice_description(ObjectType)},
-    "budget_kind": {"type": "string", "description": choice_description(BudgetKind)},
-    "field": {"type": "string", "description": choice_description(Field)},
-    "service_kind": {"type": "string", "description": "默认重点绩效评价；" + choice_description(ServiceKind)},
-    "amount_wan": {"oneOf": [{"type": "number"}, {"type": "string"}],
-                   "description": "涉及资金（万元），可为数字或如 \"1,234.56\" 的字符串"},
-    "budget_unit_id": {"type": "integer", "description": "被评价单位（本局或下级的预算单位）"},
-    "commissioner_unit_id": {"type": "integer", "nullable": True,
-                             "description": "委托方预算单位；空表示由财政局委托。不得与被评价单位相同（主体分离）"},
-    "reason": {"type": "string", "description": "选取理由"}}})
+    "name": text(PlanItem.name, "评价对象名称", name=True),
+    "object_type": choice(ObjectType), "budget_kind": choice(BudgetKind), "field": choice(Field),
+    "service_kind": choice(ServiceKind, "默认重点绩效评价"),
+    "amount_wan": money("涉及资金（万元），可为数字或如 \"1,234.56\" 的字符串"),
+    "budget_unit_id": id_field("被评价单位（本局或下级的预算单位）"),
+    "commissioner_unit_id": id_field("委托方预算单位；空表示由财政局委托。不得与被评价单位相同（主体分离）", nullable=True),
+    "reason": text(2000, "选取理由")}})
 
 APPROVE_REQUEST = schema("PlanApproveRequest", {"type": "object", "properties": {
     "acknowledge_warnings": {"type": "boolean", "default": False,
@@ -253,10 +226,11 @@ ENGAGEMENT_DETAIL = schema("EngagementDetail", {"allOf": [ENGAGEMENT, {"type": "
                           "description": "当前用户此刻可以执行的状态变更"}}}]})
 
 TRANSITION_REQUEST = schema("TransitionRequest", {"type": "object", "required": ["action"], "properties": {
-    "action": {"type": "string", "description": "；".join(
+    "action": {"type": "string", "enum": list(workflow.TRANSITIONS), "description": "；".join(
         f"{t.action} = {t.label}（{'、'.join(s.label for s in t.sources)} → {t.target.label}）"
-        for t in workflow.TRANSITIONS.values() if t.action not in SERVICE_ACTIONS)},
-    "note": {"type": "string", "nullable": True, "description": "说明；退回、终止等操作必填"}}})
+        for t in workflow.TRANSITIONS.values() if t.action not in SERVICE_ACTIONS) +
+        "。" + "、".join(SERVICE_ACTIONS) + " 由采购和合同接口办理，此处返回 409"},
+    "note": text(1000, "说明；退回、终止等操作必填", nullable=True)}})
 
 RUBRIC_ITEM = schema("BidRubricItem", {"type": "object", "required": ["position", "name", "max_points"], "properties": {
     "id": INTEGER, "position": INTEGER, "name": STRING, "max_points": {"type": "number"}}})
@@ -357,46 +331,34 @@ def plan_detail_json(plan: EvaluationPlan, user: User) -> dict:
 
 
 def _visible_plan(plan_id: int) -> EvaluationPlan:
-    plan = db.session.get(EvaluationPlan, plan_id)
-    if plan is None or not permissions.can(api_user(), "plan.view", plan):
-        raise NotFound("未找到该年度评价计划。")
-    return plan
+    return visible(EvaluationPlan, plan_id, "plan.view", "未找到该年度评价计划。")
 
 
 @operation("/plans", "GET", summary="年度重点绩效评价计划列表（按当前用户可见范围）", tag=TAG_PLANS, response=PLAN_LIST,
-           params=[query("year", "年度", "integer"), query("bureau", "编制计划的财政局的行政区划代码"),
-                   query("status", choice_description(PlanStatus)), *PAGE_PARAMS],
+           params=[YEAR_QUERY, query("bureau", "编制计划的财政局的行政区划代码"),
+                   choice_query("status", PlanStatus), *PAGE_PARAMS],
            errors=(400, 403, 422))
 def list_plans():
     user = api_user()
     permissions.require(user, "plan.list")
-    page, per_page = page_args()
-    stmt = permissions.scope(user, sa.select(EvaluationPlan), EvaluationPlan)
-    year = _int_arg("year")
-    if year is not None:
-        stmt = stmt.where(EvaluationPlan.year == year)
-    bureau = bureau_arg()
-    if bureau is not None:
-        stmt = stmt.where(EvaluationPlan.bureau_id == bureau.id)
-    status = enum_arg("status", PlanStatus)
-    if status is not None:
-        stmt = stmt.where(EvaluationPlan.status == status)
-    stmt = (stmt.join(Bureau, Bureau.id == EvaluationPlan.bureau_id)
-            .options(selectinload(EvaluationPlan.bureau))
-            .order_by(EvaluationPlan.year.desc(), Bureau.path, EvaluationPlan.id))
-    plans, total = paginate(stmt, page, per_page)
-    sums: dict[int, tuple[int, Decimal]] = {}
-    if plans:
-        rows = db.session.execute(
-            sa.select(PlanItem.plan_id, sa.func.count(PlanItem.id), sa.func.sum(PlanItem.amount))
-            .where(PlanItem.plan_id.in_([p.id for p in plans])).group_by(PlanItem.plan_id))
-        sums = {plan_id: (count, Decimal(str(amount or 0))) for plan_id, count, amount in rows}
-    items = [plan_json(p, *sums.get(p.id, (0, Decimal("0")))) for p in plans]
-    return listing(items, total, page, per_page)
+    return list_response(scoped(EvaluationPlan, user=user).join(Bureau, Bureau.id == EvaluationPlan.bureau_id),
+                         year_filter(EvaluationPlan.year), bureau_filter(EvaluationPlan.bureau_id),
+                         enum_filter("status", PlanStatus, EvaluationPlan.status),
+                         options=[selectinload(EvaluationPlan.bureau)],
+                         order_by=[EvaluationPlan.year.desc(), Bureau.path, EvaluationPlan.id], items=_plans_json)
+
+
+def _plans_json(plans: list[EvaluationPlan]) -> list[dict]:
+    """A page of plans with their item counts and sums in one query."""
+    rows = db.session.execute(
+        sa.select(PlanItem.plan_id, sa.func.count(PlanItem.id), sa.func.sum(PlanItem.amount))
+        .where(PlanItem.plan_id.in_([p.id for p in plans] or [-1])).group_by(PlanItem.plan_id))
+    sums = {plan_id: (count, Decimal(str(amount or 0))) for plan_id, count, amount in rows}
+    return [plan_json(p, *sums.get(p.id, (0, Decimal("0")))) for p in plans]
 
 
 @operation("/plans", "POST", summary="编制（或取得）本局某年度的评价计划", tag=TAG_PLANS, response=PLAN_DETAIL,
-           status=201, body=PLAN_REQUEST, errors=(400, 403, 409, 422))
+           status=201, also=(200,), body=PLAN_REQUEST, errors=(400, 403, 409, 422))
 def create_plan():
     user = api_user()
     if user.bureau is None:
@@ -405,17 +367,10 @@ def create_plan():
     year = _integer_value(data.get("year"))
     if year is None:
         raise ValidationFailed("请填写年度（整数）。", {"year": "必须是整数"})
-    existed = db.session.execute(
-        sa.select(EvaluationPlan.id).where(EvaluationPlan.bureau_id == user.bureau_id, EvaluationPlan.year == year)
-    ).first() is not None
-    try:
-        plan = services.get_or_create_plan(user.bureau, year, user)
-        db.session.commit()
-    except IntegrityError:
-        # Another request created the same bureau's plan for that year between our check and our write.
-        db.session.rollback()
-        raise Conflict("该年度计划已被他人同时创建，请刷新后重试。")
-    return jsonify(plan_detail_json(plan, user)), 200 if existed else 201
+    # 201 only for the request that created it; simultaneous twins get the same plan with 200.
+    plan, created = services.ensure_plan(user.bureau, year, user)
+    db.session.commit()
+    return jsonify(plan_detail_json(plan, user)), 201 if created else 200
 
 
 @operation("/plans/<int:plan_id>", "GET", summary="计划详情：评价对象和计划核对结果", tag=TAG_PLANS,
@@ -543,41 +498,24 @@ def engagement_detail_json(engagement: Engagement, user: User) -> dict:
 
 
 def _visible_engagement(engagement_id: int) -> Engagement:
-    engagement = db.session.get(Engagement, engagement_id)
-    if engagement is None or not permissions.can(api_user(), "engagement.view", engagement):
-        raise NotFound("未找到该评价任务。")
-    return engagement
+    return visible(Engagement, engagement_id, "engagement.view", "未找到该评价任务。")
 
 
 @operation("/engagements", "GET", summary="评价任务列表（财政局按可见范围；第三方机构只看到本机构承担的任务）",
            tag=TAG_ENGAGEMENTS, response=ENGAGEMENT_LIST,
-           params=[query("year", "年度", "integer"), query("state", choice_description(EngagementState)),
+           params=[YEAR_QUERY, choice_query("state", EngagementState),
                    query("bureau", "所属财政局的行政区划代码"), query("q", "按任务名称或编号模糊查找"), *PAGE_PARAMS],
            errors=(400, 403, 422))
 def list_engagements():
     user = api_user()
     permissions.require(user, "engagement.list")
-    page, per_page = page_args()
-    stmt = permissions.scope(user, sa.select(Engagement), Engagement)
-    year = _int_arg("year")
-    if year is not None:
-        stmt = stmt.where(Engagement.year == year)
-    state = enum_arg("state", EngagementState)
-    if state is not None:
-        stmt = stmt.where(Engagement.state == state)
-    bureau = bureau_arg()
-    if bureau is not None:
-        stmt = stmt.where(Engagement.bureau_id == bureau.id)
-    q = request.args.get("q", "").strip()
-    if q:
-        stmt = stmt.where(sa.or_(Engagement.name.icontains(q, autoescape=True),
-                                 Engagement.reference.icontains(q, autoescape=True)))
-    stmt = stmt.options(selectinload(Engagement.bureau), selectinload(Engagement.firm),
-                        selectinload(Engagement.contract), selectinload(Engagement.budget_unit),
-                        selectinload(Engagement.commissioner_unit)
-                        ).order_by(Engagement.year.desc(), Engagement.reference, Engagement.id)
-    engagements, total = paginate(stmt, page, per_page)
-    return listing([engagement_json(e) for e in engagements], total, page, per_page)
+    return list_response(scoped(Engagement, user=user), year_filter(Engagement.year),
+                         enum_filter("state", EngagementState, Engagement.state), bureau_filter(Engagement.bureau_id),
+                         text_filter("q", Engagement.name, Engagement.reference, ignore_case=True),
+                         options=[selectinload(Engagement.bureau), selectinload(Engagement.firm),
+                                  selectinload(Engagement.contract), selectinload(Engagement.budget_unit),
+                                  selectinload(Engagement.commissioner_unit)],
+                         order_by=[Engagement.year.desc(), Engagement.reference, Engagement.id], item=engagement_json)
 
 
 @operation("/engagements/<int:engagement_id>", "GET", summary="评价任务详情：时间线、合同、逾期情况、可执行的操作",
@@ -592,10 +530,8 @@ def get_engagement(engagement_id: int):
 def create_transition(engagement_id: int):
     user = api_user()
     engagement = _visible_engagement(engagement_id)
-    data = json_body()
-    errors: dict[str, str] = {}
-    action = text_field(data, "action", errors)
-    note = text_field(data, "note", errors)
+    _, errors, body = read_body("action", "note")
+    action, note = body["action"], body["note"]
     if not (action or "").strip() and "action" not in errors:
         errors["action"] = "请填写 action（见 available_actions）"
     raise_if(errors)
@@ -661,10 +597,7 @@ def procurement_json(procurement: Procurement) -> dict:
 
 
 def _visible_procurement(procurement_id: int) -> Procurement:
-    procurement = db.session.get(Procurement, procurement_id)
-    if procurement is None or not permissions.can(api_user(), "procurement.view", procurement):
-        raise NotFound("未找到该采购项目。")
-    return procurement
+    return visible(Procurement, procurement_id, "procurement.view", "未找到该采购项目。")
 
 
 @operation("/procurements/<int:procurement_id>", "GET", summary="采购项目详情：方式、状态、截止时间、评分项、成交结果和可见的投标",
@@ -678,9 +611,7 @@ def get_procurement(procurement_id: int):
            response=BID_LIST, params=PAGE_PARAMS, errors=(400, 404))
 def list_bids(procurement_id: int):
     procurement = _visible_procurement(procurement_id)
-    page, per_page = page_args()
-    bids, total = paginate(_visible_bids_stmt(procurement), page, per_page)
-    return listing([bid_json(b) for b in bids], total, page, per_page)
+    return list_response(_visible_bids_stmt(procurement), item=bid_json)
 
 
 # --- OCDS ------------------------------------------------------------------------------------------

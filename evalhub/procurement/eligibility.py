@@ -53,6 +53,21 @@ def library_bureau_ids(bureau: Bureau) -> set[int]:
     return {bureau.id} | {b.id for b in bureau.ancestors()}
 
 
+def cap_reached(firm: Firm, engagement: Engagement) -> list[str]:
+    """The yearly cap on key evaluations a firm takes from one bureau (setting firm.max_key_evaluations):
+    checked when a firm may take part and again when it is awarded (awards made later than the bid)."""
+    bureau = engagement.bureau
+    cap = get_setting(bureau, "firm.max_key_evaluations")
+    held = db.session.execute(
+        sa.select(sa.func.count(Engagement.id)).where(
+            Engagement.firm_id == firm.id, Engagement.bureau_id == bureau.id, Engagement.year == engagement.year,
+            Engagement.id != engagement.id, Engagement.state != EngagementState.CANCELLED)
+    ).scalar_one()
+    if held >= cap:
+        return [f"{engagement.year} 年已承接{bureau.short_name} {held} 项评价，达到上限 {cap} 项"]
+    return []
+
+
 def exclusion_reasons(firm: Firm, engagement: Engagement, method: ProcurementMethod, *,
                       on: date | None = None) -> list[str]:
     reasons: list[str] = []
@@ -67,14 +82,7 @@ def exclusion_reasons(firm: Firm, engagement: Engagement, method: ProcurementMet
     parties = {engagement.budget_unit_id} | ({engagement.commissioner_unit_id} if engagement.commissioner_unit_id else set())
     reasons.extend(firm_recusal_reasons(firm, bureau_ids=[] if engagement.commissioner_unit_id else [bureau.id],
                                         budget_unit_ids=parties, on=on))
-    cap = get_setting(bureau, "firm.max_key_evaluations")
-    held = db.session.execute(
-        sa.select(sa.func.count(Engagement.id)).where(
-            Engagement.firm_id == firm.id, Engagement.bureau_id == bureau.id, Engagement.year == engagement.year,
-            Engagement.id != engagement.id, Engagement.state != EngagementState.CANCELLED)
-    ).scalar_one()
-    if held >= cap:
-        reasons.append(f"{engagement.year} 年已承接{bureau.short_name} {held} 项评价，达到上限 {cap} 项")
+    reasons.extend(cap_reached(firm, engagement))
     years = get_setting(bureau, "firm.rotation_years")
     if years:
         previous = db.session.execute(

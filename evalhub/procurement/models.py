@@ -6,13 +6,14 @@ from decimal import Decimal
 from typing import Optional
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from evalhub.core.enums import Field, LabeledEnum, enum_column
-from evalhub.core.models import Bureau, BudgetUnit, Draw, StoredFile, User
+from evalhub.core.mixins import Acted, Created, CreatedBy, InBureau
+from evalhub.core.models import BudgetUnit, Draw, StoredFile, User
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
-from evalhub.registry.models import Expert, Firm, FirmStaff
+from evalhub.registry.models import Expert, Firm, FirmStaff, OfFirm
 
 Money = sa.Numeric(18, 2)
 
@@ -97,22 +98,19 @@ class JustificationDecision(LabeledEnum):
     REJECTED = ("rejected", "说明不合理，按无效投标处理")
 
 
-class EvaluationPlan(db.Model):
+class EvaluationPlan(InBureau, Created, db.Model):
     """A bureau's plan of key evaluations for one year."""
 
     __tablename__ = "evaluation_plan"
     __table_args__ = (sa.UniqueConstraint("bureau_id", "year"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
     year: Mapped[int] = mapped_column()
     status: Mapped[PlanStatus] = mapped_column(enum_column(PlanStatus), default=PlanStatus.DRAFT)
     note: Mapped[Optional[str]] = mapped_column(sa.Text)
     approved_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     approved_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
-    bureau: Mapped[Bureau] = relationship()
     approved_by: Mapped[Optional[User]] = relationship()
     items: Mapped[list["PlanItem"]] = relationship(back_populates="plan", order_by="PlanItem.position",
                                                    cascade="all, delete-orphan")
@@ -151,7 +149,7 @@ class PlanItem(db.Model):
         return self.commissioner_unit.name if self.commissioner_unit else self.plan.bureau.name
 
 
-class Engagement(db.Model):
+class Engagement(InBureau, Created, db.Model):
     """One evaluation object assigned (eventually) to one firm. Its state changes only through
     ``evalhub.procurement.workflow``."""
 
@@ -159,7 +157,6 @@ class Engagement(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     plan_item_id: Mapped[int] = mapped_column(sa.ForeignKey("plan_item.id"), unique=True)
-    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
     year: Mapped[int] = mapped_column(index=True)
     reference: Mapped[str] = mapped_column(sa.String(40), unique=True)  # e.g. 652800-2025-003
     name: Mapped[str] = mapped_column(sa.String(200))
@@ -175,10 +172,8 @@ class Engagement(db.Model):
                                                    default=EngagementState.PLANNED)
     state_changed_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
     firm_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("firm.id"), index=True)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
     plan_item: Mapped[PlanItem] = relationship(back_populates="engagement")
-    bureau: Mapped[Bureau] = relationship()
     budget_unit: Mapped[BudgetUnit] = relationship(foreign_keys=[budget_unit_id])
     commissioner_unit: Mapped[Optional[BudgetUnit]] = relationship(foreign_keys=[commissioner_unit_id])
     firm: Mapped[Optional[Firm]] = relationship()
@@ -197,7 +192,17 @@ class Engagement(db.Model):
         return self.procurements[-1] if self.procurements else None
 
 
-class EngagementTransition(db.Model):
+class OfEngagement:
+    """A row about one engagement: ``engagement_id`` (required, indexed) and ``engagement``."""
+
+    engagement_id: Mapped[int] = mapped_column(sa.ForeignKey("engagement.id"), index=True)
+
+    @declared_attr
+    def engagement(cls) -> Mapped[Engagement]:
+        return relationship(Engagement, foreign_keys=lambda: [cls.engagement_id])
+
+
+class EngagementTransition(Acted, db.Model):
     """One step of an engagement's timeline (the audit log holds the same event, hash-chained)."""
 
     __tablename__ = "engagement_transition"
@@ -208,27 +213,21 @@ class EngagementTransition(db.Model):
     from_state: Mapped[EngagementState] = mapped_column(enum_column(EngagementState))
     to_state: Mapped[EngagementState] = mapped_column(enum_column(EngagementState))
     note: Mapped[Optional[str]] = mapped_column(sa.String(1000))
-    actor_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
     engagement: Mapped[Engagement] = relationship(back_populates="transitions")
-    actor: Mapped[Optional[User]] = relationship()
 
 
-class FrameworkAgreement(db.Model):
+class FrameworkAgreement(InBureau, Created, db.Model):
     """A framework agreement's shortlist, served in a persisted order (顺序轮候)."""
 
     __tablename__ = "framework_agreement"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
     name: Mapped[str] = mapped_column(sa.String(200))
     valid_from: Mapped[date] = mapped_column(sa.Date)
     valid_until: Mapped[date] = mapped_column(sa.Date)
     next_position: Mapped[int] = mapped_column(default=1)  # whose turn it is
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
-    bureau: Mapped[Bureau] = relationship()
     members: Mapped[list["FrameworkMember"]] = relationship(back_populates="agreement",
                                                             order_by="FrameworkMember.position",
                                                             cascade="all, delete-orphan")
@@ -247,14 +246,13 @@ class FrameworkMember(db.Model):
     firm: Mapped[Firm] = relationship()
 
 
-class Procurement(db.Model):
+class Procurement(InBureau, CreatedBy, db.Model):
     """One procurement round for an engagement; a failed round is kept and a new one opened."""
 
     __tablename__ = "procurement"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     engagement_id: Mapped[int] = mapped_column(sa.ForeignKey("engagement.id"), index=True)
-    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
     method: Mapped[ProcurementMethod] = mapped_column(enum_column(ProcurementMethod))
     status: Mapped[ProcurementStatus] = mapped_column(enum_column(ProcurementStatus))
     title: Mapped[str] = mapped_column(sa.String(200))
@@ -274,11 +272,8 @@ class Procurement(db.Model):
     failure_reason: Mapped[Optional[str]] = mapped_column(sa.String(500))
     previous_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("procurement.id"))
     rerun_reason: Mapped[Optional[str]] = mapped_column(sa.String(500))
-    created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
     engagement: Mapped[Engagement] = relationship(back_populates="procurements")
-    bureau: Mapped[Bureau] = relationship()
     single_source_firm: Mapped[Optional[Firm]] = relationship(foreign_keys=[single_source_firm_id])
     framework_agreement: Mapped[Optional[FrameworkAgreement]] = relationship()
     draw: Mapped[Optional[Draw]] = relationship(foreign_keys=[draw_id])
@@ -311,7 +306,7 @@ class BidRubricItem(db.Model):
     procurement: Mapped[Procurement] = relationship(back_populates="rubric")
 
 
-class Bid(db.Model):
+class Bid(OfFirm, db.Model):
     """A sealed bid. Nobody but its firm reads it before the deadline."""
 
     __tablename__ = "bid"
@@ -319,7 +314,6 @@ class Bid(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     procurement_id: Mapped[int] = mapped_column(sa.ForeignKey("procurement.id"), index=True)
-    firm_id: Mapped[int] = mapped_column(sa.ForeignKey("firm.id"), index=True)
     price: Mapped[Decimal] = mapped_column(Money)
     technical_file_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("stored_file.id"))
     status: Mapped[BidStatus] = mapped_column(enum_column(BidStatus), default=BidStatus.SUBMITTED)
@@ -331,7 +325,6 @@ class Bid(db.Model):
     withdrawn_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
 
     procurement: Mapped[Procurement] = relationship(back_populates="bids")
-    firm: Mapped[Firm] = relationship()
     technical_file: Mapped[Optional[StoredFile]] = relationship()
     team: Mapped[list["BidTeamMember"]] = relationship(back_populates="bid", cascade="all, delete-orphan")
 
@@ -374,7 +367,7 @@ class TechnicalScore(db.Model):
     points: Mapped[Decimal] = mapped_column(sa.Numeric(6, 2))
 
 
-class Award(db.Model):
+class Award(OfFirm, db.Model):
     """The award decision. Unique per procurement AND per engagement: the database refuses a second one."""
 
     __tablename__ = "award"
@@ -383,7 +376,6 @@ class Award(db.Model):
     procurement_id: Mapped[int] = mapped_column(sa.ForeignKey("procurement.id"), unique=True)
     engagement_id: Mapped[int] = mapped_column(sa.ForeignKey("engagement.id"), unique=True)
     bid_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("bid.id"))
-    firm_id: Mapped[int] = mapped_column(sa.ForeignKey("firm.id"), index=True)
     amount: Mapped[Decimal] = mapped_column(Money)
     score: Mapped[Optional[Decimal]] = mapped_column(sa.Numeric(6, 2))
     reasons: Mapped[str] = mapped_column(sa.Text)
@@ -392,17 +384,15 @@ class Award(db.Model):
     awarded_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
     procurement: Mapped[Procurement] = relationship(back_populates="award")
-    firm: Mapped[Firm] = relationship()
     bid: Mapped[Optional[Bid]] = relationship()
 
 
-class Contract(db.Model):
+class Contract(OfFirm, Created, db.Model):
     __tablename__ = "contract"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     engagement_id: Mapped[int] = mapped_column(sa.ForeignKey("engagement.id"), unique=True)
     award_id: Mapped[int] = mapped_column(sa.ForeignKey("award.id"), unique=True)
-    firm_id: Mapped[int] = mapped_column(sa.ForeignKey("firm.id"), index=True)
     amount: Mapped[Decimal] = mapped_column(Money)
     signed_on: Mapped[date] = mapped_column(sa.Date)
     start_date: Mapped[date] = mapped_column(sa.Date)
@@ -410,8 +400,6 @@ class Contract(db.Model):
     plan_due: Mapped[date] = mapped_column(sa.Date)  # work plan (实施方案) due
     report_due: Mapped[date] = mapped_column(sa.Date)
     deliverables: Mapped[str] = mapped_column(sa.Text)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
     engagement: Mapped[Engagement] = relationship(back_populates="contract")
     award: Mapped[Award] = relationship()
-    firm: Mapped[Firm] = relationship()

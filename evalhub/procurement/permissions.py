@@ -9,7 +9,8 @@ from sqlalchemy.sql import Select
 from evalhub.core.enums import Role
 from evalhub.core.models import AuditEvent, User
 from evalhub.core.permissions import (
-    BUREAU_ROLES, is_admin, is_bureau_user, own_bureau, restrict, row_scope, rules, visible, visible_bureau_ids,
+    BUREAU_ROLES, bureau_rows, is_admin, is_bureau_user, own_bureau, restrict, row_scope, rules, visible,
+    visible_bureau_ids,
 )
 from evalhub.procurement.eligibility import library_bureau_ids
 from evalhub.procurement.models import Bid, Engagement, EvaluationPlan, Procurement
@@ -17,13 +18,7 @@ from evalhub.procurement.models import Bid, Engagement, EvaluationPlan, Procurem
 
 @row_scope(EvaluationPlan, Engagement, Procurement)
 def _bureau_work(user: User, stmt: Select, model: type) -> Select:
-    if user.role == Role.SYSTEM_ADMIN:
-        return stmt
-    if model is Engagement and user.role == Role.FIRM_USER:
-        return stmt.where(Engagement.firm_id == user.firm_id)
-    if user.role not in BUREAU_ROLES:
-        return stmt.where(sa.false())
-    return stmt.where(model.bureau_id.in_(visible_bureau_ids(user) or {-1}))
+    return bureau_rows(user, stmt, model, firm_column=Engagement.firm_id if model is Engagement else None)
 
 
 @row_scope(Bid)

@@ -13,9 +13,11 @@ from typing import Any, Optional
 
 import sqlalchemy as sa
 
-from evalhub.core import audit, draws, files, permissions
+from evalhub.core import audit, concurrency, draws, files, permissions
 from evalhub.core.enums import BureauLevel, Field, Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
+from evalhub.core.inputs import check_name, money_error
+from evalhub.core.listing import as_int
 from evalhub.core.models import Bureau, BudgetUnit, User
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import beijing_today, format_beijing, utcnow
@@ -45,7 +47,7 @@ from evalhub.procurement.models import (
     TechnicalScore,
 )
 from evalhub.registry.models import Expert, Firm
-from evalhub.registry.services import expert_avoidance_reasons, expert_is_drawable
+from evalhub.registry.services import expert_avoidance_reasons, expert_is_drawable, parse_enum
 
 TEN_THOUSAND = Decimal("10000")
 CENT = Decimal("0.01")
@@ -54,16 +56,6 @@ CENT = Decimal("0.01")
 def _raise_if(errors: dict[str, str]) -> None:
     if errors:
         raise ValidationFailed("；".join(v.rstrip("。") for v in errors.values()) + "。", errors)
-
-
-def _enum(errors, name, enum_cls, value, label):
-    if isinstance(value, enum_cls):
-        return value
-    try:
-        return enum_cls.from_label(str(value or ""))
-    except ValueError:
-        errors[name] = f"{label}无效：{value}" if value not in (None, "") else f"请选择{label}"
-        return None
 
 
 def _decimal(errors, name, value, label, *, positive=True) -> Optional[Decimal]:
@@ -78,6 +70,17 @@ def _decimal(errors, name, value, label, *, positive=True) -> Optional[Decimal]:
     return number
 
 
+def _wan(errors, name, value, label, *, allow_zero=False) -> Optional[Decimal]:
+    """An amount in 万元 within the bounds every amount has (``core.inputs``: one fen to 1e12 元): below one
+    fen it would be stored as 0.00 元, above the maximum the column overflows."""
+    number = _decimal(errors, name, value, label, positive=not allow_zero)
+    problem = money_error(number, label, allow_zero=allow_zero) if number is not None else None
+    if problem:
+        errors[name] = problem
+        return None
+    return number
+
+
 def wan_to_yuan(wan: Decimal) -> Decimal:
     return (wan * TEN_THOUSAND).quantize(CENT, ROUND_HALF_UP)
 
@@ -85,18 +88,27 @@ def wan_to_yuan(wan: Decimal) -> Decimal:
 # === annual plan ==================================================================================
 
 def get_or_create_plan(bureau: Bureau, year: int, actor: User) -> EvaluationPlan:
+    return ensure_plan(bureau, year, actor)[0]
+
+
+def ensure_plan(bureau: Bureau, year: int, actor: User) -> tuple[EvaluationPlan, bool]:
+    """The bureau's plan for ``year`` and whether this call created it. One plan per bureau and year, even
+    when several requests ask at once: they are serialised on that (bureau, year), so exactly one creates
+    it (one audit event) and the others find it."""
     permissions.require(actor, "plan.edit_bureau", bureau)
     if not 2000 <= int(year) <= 2100:
         raise ValidationFailed("年度不合理。", {"year": "年度不合理"})
+    concurrency.serialise(f"plan:{bureau.id}:{int(year)}")
     plan = db.session.execute(
         sa.select(EvaluationPlan).where(EvaluationPlan.bureau_id == bureau.id, EvaluationPlan.year == year)
     ).scalar_one_or_none()
-    if plan is None:
-        plan = EvaluationPlan(bureau_id=bureau.id, year=year, status=PlanStatus.DRAFT)
-        db.session.add(plan)
-        db.session.flush()
-        audit.record("plan.created", plan, actor=actor, summary=f"{bureau.short_name}编制 {year} 年度重点绩效评价计划")
-    return plan
+    if plan is not None:
+        return plan, False
+    plan = EvaluationPlan(bureau_id=bureau.id, year=year, status=PlanStatus.DRAFT)
+    db.session.add(plan)
+    db.session.flush()
+    audit.record("plan.created", plan, actor=actor, summary=f"{bureau.short_name}编制 {year} 年度重点绩效评价计划")
+    return plan, True
 
 
 @dataclass
@@ -113,10 +125,8 @@ class PlanItemInput:
 
 
 def _unit_in(bureau: Bureau, unit_id: Any, errors: dict, name: str, label: str) -> Optional[BudgetUnit]:
-    try:
-        unit = db.session.get(BudgetUnit, int(unit_id))
-    except (TypeError, ValueError):
-        unit = None
+    unit_id = as_int(str(unit_id if unit_id is not None else ""))  # an id the database can hold, else none
+    unit = db.session.get(BudgetUnit, unit_id) if unit_id is not None else None
     if unit is None:
         errors[name] = f"请选择{label}"
         return None
@@ -133,17 +143,19 @@ def clean_plan_item(plan: EvaluationPlan, data: PlanItemInput) -> dict[str, Any]
         errors["name"] = "请填写评价对象名称"
     elif len(name) > 200:
         errors["name"] = "名称不能超过 200 个字符"
+    else:
+        check_name(errors, "name", name, "评价对象名称")
     values: dict[str, Any] = {
         "name": name,
-        "object_type": _enum(errors, "object_type", ObjectType, data.object_type, "评价类型"),
-        "budget_kind": _enum(errors, "budget_kind", BudgetKind, data.budget_kind, "预算类别"),
-        "field": _enum(errors, "field", Field, data.field, "业务领域"),
-        "service_kind": _enum(errors, "service_kind", ServiceKind, data.service_kind or ServiceKind.KEY_EVALUATION, "委托事项"),
+        "object_type": parse_enum(errors, "object_type", ObjectType, data.object_type, "评价类型"),
+        "budget_kind": parse_enum(errors, "budget_kind", BudgetKind, data.budget_kind, "预算类别"),
+        "field": parse_enum(errors, "field", Field, data.field, "业务领域"),
+        "service_kind": parse_enum(errors, "service_kind", ServiceKind, data.service_kind or ServiceKind.KEY_EVALUATION, "委托事项"),
         "reason": (data.reason or "").strip(),
     }
     if not values["reason"]:
         errors["reason"] = "请填写选取理由"
-    amount = _decimal(errors, "amount_wan", data.amount_wan, "金额（万元）")
+    amount = _wan(errors, "amount_wan", data.amount_wan, "金额（万元）")
     if amount is not None:
         values["amount"] = wan_to_yuan(amount)
     unit = _unit_in(plan.bureau, data.budget_unit_id, errors, "budget_unit_id", "被评价单位")
@@ -296,9 +308,9 @@ class ProcurementInput:
 def open_procurement(engagement: Engagement, data: ProcurementInput, actor: User) -> Procurement:
     permissions.require(actor, "procurement.manage", engagement)
     errors: dict[str, str] = {}
-    method = _enum(errors, "method", ProcurementMethod, data.method, "采购方式")
+    method = parse_enum(errors, "method", ProcurementMethod, data.method, "采购方式")
     title = (data.title or "").strip() or f"{engagement.name}绩效评价服务"
-    ceiling = _decimal(errors, "ceiling_price_wan", data.ceiling_price_wan, "最高限价（万元）")
+    ceiling = _wan(errors, "ceiling_price_wan", data.ceiling_price_wan, "最高限价（万元）")
     weight = _decimal(errors, "price_weight", data.price_weight, "价格分权重", positive=False) or Decimal("0")
     if engagement.state == EngagementState.FAILED_PROCUREMENT and not (data.rerun_reason or "").strip():
         errors["rerun_reason"] = "重新采购（或改用其他采购方式）须说明原因"
@@ -330,7 +342,8 @@ def open_procurement(engagement: Engagement, data: ProcurementInput, actor: User
     if method == ProcurementMethod.SINGLE_SOURCE:
         if len((data.justification or "").strip()) < 20:
             errors["justification"] = "单一来源采购须书面说明理由（不少于 20 字）"
-        single_firm = db.session.get(Firm, int(data.single_source_firm_id)) if str(data.single_source_firm_id or "").isdigit() else None
+        firm_id = as_int(str(data.single_source_firm_id or ""))
+        single_firm = db.session.get(Firm, firm_id) if firm_id is not None else None
         if single_firm is None:
             errors["single_source_firm_id"] = "请选择单一来源供应商"
         else:
@@ -339,8 +352,8 @@ def open_procurement(engagement: Engagement, data: ProcurementInput, actor: User
                 errors["single_source_firm_id"] = f"{single_firm.name}不符合条件：" + "；".join(reasons)
     agreement = None
     if method == ProcurementMethod.FRAMEWORK_ROTATION:
-        agreement = db.session.get(FrameworkAgreement, int(data.framework_agreement_id)) \
-            if str(data.framework_agreement_id or "").isdigit() else None
+        agreement_id = as_int(str(data.framework_agreement_id or ""))
+        agreement = db.session.get(FrameworkAgreement, agreement_id) if agreement_id is not None else None
         if agreement is None or agreement.bureau_id not in eligibility.library_bureau_ids(engagement.bureau):
             errors["framework_agreement_id"] = "请选择本级或上级财政局的框架协议"
         elif not agreement.valid_from <= beijing_today() <= agreement.valid_until:
@@ -425,7 +438,7 @@ def approve_single_source(procurement: Procurement, actor: User, price_wan: Any)
     if procurement.created_by_id == actor.id:
         raise PermissionDenied("单一来源采购须由发起人以外的财政局管理员审批。")
     errors: dict[str, str] = {}
-    price = _decimal(errors, "price_wan", price_wan, "成交价格（万元）")
+    price = _wan(errors, "price_wan", price_wan, "成交价格（万元）")
     if price is not None and wan_to_yuan(price) > procurement.ceiling_price:
         errors["price_wan"] = "成交价格不能超过最高限价"
     _raise_if(errors)
@@ -464,7 +477,7 @@ def submit_bid(procurement: Procurement, data: BidInput, actor: User) -> Bid:
     if reasons:
         raise PermissionDenied("贵机构不符合本项目的参与条件：" + "；".join(reasons) + "。")
     errors: dict[str, str] = {}
-    price = _decimal(errors, "price_wan", data.price_wan, "投标报价（万元）")
+    price = _wan(errors, "price_wan", data.price_wan, "投标报价（万元）")
     if price is not None and wan_to_yuan(price) > procurement.ceiling_price:
         errors["price_wan"] = f"投标报价超过最高限价 {procurement.ceiling_price / TEN_THOUSAND:.2f} 万元"
     staff_ids = {int(i) for i in data.team_staff_ids if str(i).isdigit()}
@@ -480,10 +493,10 @@ def submit_bid(procurement: Procurement, data: BidInput, actor: User) -> Bid:
         sa.select(Bid).where(Bid.procurement_id == procurement.id, Bid.firm_id == firm.id)
     ).scalar_one_or_none()
     stored = None
-    if data.technical_data:
+    if data.technical_data is not None or data.technical_filename:  # a chosen file, even a 0-byte one
         try:
-            stored = files.store(data.technical_filename or "技术方案", data.technical_data,
-                                 allowed=files.DOCUMENT_KINDS, actor=actor)
+            stored = files.store(data.technical_filename or "技术方案", data.technical_data or b"",
+                                 allowed=("docx", "pdf"), actor=actor)
         except ValidationFailed as exc:
             errors["technical_file"] = exc.message
     elif bid is None or bid.technical_file_id is None:
@@ -799,6 +812,12 @@ def award_procurement(procurement: Procurement, actor: User, reasons: str) -> Aw
 def _create_award(procurement: Procurement, firm: Firm, bid: Optional[Bid], amount: Decimal,
                   score: Optional[Decimal], actor: User, reasons: str) -> Award:
     engagement = procurement.engagement
+    # The yearly cap holds at the award, not only at the bid: a firm may have bid on (or been proposed
+    # for) several at once. The firm row is locked so two awards at the same moment count each other.
+    db.session.execute(sa.select(Firm.id).where(Firm.id == firm.id).with_for_update())
+    full = eligibility.cap_reached(firm, engagement)
+    if full:
+        raise Conflict(f"不能授予{firm.name}：{full[0]}。")
     notice = (f"{engagement.bureau.name}{procurement.title}（{engagement.reference}）采用{procurement.method.label}方式，"
               f"成交供应商：{firm.name}（统一社会信用代码 {firm.uscc}），成交金额：{amount / TEN_THOUSAND:.2f} 万元"
               + (f"，综合得分 {score}" if score is not None else "") + f"。公告日期：{beijing_today():%Y-%m-%d}。")
@@ -831,7 +850,7 @@ def record_spending(engagement: Engagement, spent_wan: Any, actor: User) -> Enga
     screening can check that the report states the spending and execution rate on record."""
     permissions.require(actor, "procurement.manage", engagement)
     errors: dict[str, str] = {}
-    spent = _decimal(errors, "spent_wan", spent_wan, "实际支出（万元）", positive=False)
+    spent = _wan(errors, "spent_wan", spent_wan, "实际支出（万元）", allow_zero=True)
     if spent is not None and spent < 0:
         errors["spent_wan"] = "实际支出不能为负数"
     elif spent is not None and wan_to_yuan(spent) > engagement.amount * 2:
@@ -855,7 +874,7 @@ def sign_contract(engagement: Engagement, data: ContractInput, actor: User) -> C
     if engagement.contract is not None:
         raise Conflict("该任务已签订合同。")
     errors: dict[str, str] = {}
-    amount = _decimal(errors, "amount_wan", data.amount_wan, "合同金额（万元）")
+    amount = _wan(errors, "amount_wan", data.amount_wan, "合同金额（万元）")
     if amount is not None and wan_to_yuan(amount) > award.amount:
         errors["amount_wan"] = "合同金额不能超过成交金额"
     dates_missing = False
@@ -917,8 +936,9 @@ def create_framework_agreement(bureau: Bureau, actor: User, *, name: str, valid_
         errors["valid_until"] = "有效期截止日不能早于开始日"
     ids = []
     for raw in firm_ids:
-        if str(raw).strip().isdigit() and int(raw) not in ids:
-            ids.append(int(raw))
+        firm_id = as_int(str(raw))
+        if firm_id is not None and firm_id not in ids:
+            ids.append(firm_id)
     firms = [db.session.get(Firm, i) for i in ids]
     usable = eligibility.library_bureau_ids(bureau)
     bad = [str(i) for i, f in zip(ids, firms) if f is None or f.bureau_id not in usable]

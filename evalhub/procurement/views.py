@@ -11,24 +11,36 @@ procurement page (committee names, other firms' bids); they are sent to their ow
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Optional
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy.orm import selectinload
 
 from evalhub.core import audit, files, jobs, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, DomainError, ValidationFailed
-from evalhub.core.exports import to_xlsx
+from evalhub.core.listing import Export, Filter, Listing, enum_filter, enum_value, text_filter, year_filter
 from evalhub.core.models import Bureau, BudgetUnit, User
 from evalhub.core.timeutil import BEIJING, beijing_today, format_beijing, utcnow
-from evalhub.core.web import load, paginate, require, submit_form, wants_export, xlsx_response
+from evalhub.core.web import (
+    button,
+    can_in_own_bureau,
+    form_page,
+    handle_form,
+    load,
+    load_child,
+    own_bureau,
+    require,
+    scoped,
+    send_stored,
+    wants_export,
+    xlsx_response,
+)
 from evalhub.extensions import db
 from evalhub.procurement import eligibility, services, workflow
 from evalhub.procurement.forms import (
@@ -125,14 +137,6 @@ def num(value) -> str:
     return f"{Decimal(value).normalize():f}"
 
 
-def _own_bureau(action: str) -> Bureau:
-    bureau = current_user.bureau
-    if bureau is None:
-        abort(403)
-    require(action, bureau)
-    return bureau
-
-
 def _wan(value: Optional[Decimal]) -> str:
     if value is None:
         return ""
@@ -148,20 +152,6 @@ def _to_utc(value: Optional[datetime]) -> Optional[datetime]:
     return value.astimezone(timezone.utc).replace(tzinfo=None)
 
 
-def _int_arg(value: str) -> int | None:
-    try:
-        return int(value) if value else None
-    except ValueError:
-        return None
-
-
-def _enum_arg(enum_cls, value: str):
-    try:
-        return enum_cls(value) if value else None
-    except ValueError:
-        return None
-
-
 def _date(value) -> str:
     return value.strftime("%Y-%m-%d") if value else ""
 
@@ -172,7 +162,7 @@ def _is_firm() -> bool:
 
 def _scoped_bids(procurement: Procurement) -> list[Bid]:
     stmt = sa.select(Bid).where(Bid.procurement_id == procurement.id).order_by(Bid.id)
-    return db.session.execute(permissions.scope(current_user, stmt, Bid)).scalars().all()
+    return db.session.execute(scoped(Bid, stmt)).scalars().all()
 
 
 def _user_name(user_id: Optional[int]) -> str:
@@ -182,37 +172,31 @@ def _user_name(user_id: Optional[int]) -> str:
 
 # --- plans -----------------------------------------------------------------------------------------
 
-PLAN_EXPORT_COLUMNS = ["财政局", "年度", "状态", "评价对象数", "金额合计（万元）", "批准时间（北京）"]
+PLAN_FILTERS = (year_filter(EvaluationPlan.year), enum_filter("status", PlanStatus, EvaluationPlan.status))
+
+PLAN_EXPORT = Export("评价计划", ["财政局", "年度", "状态", "评价对象数", "金额合计（万元）", "批准时间（北京）"], lambda plans: [
+    {"财政局": p.bureau.name, "年度": p.year, "状态": p.status.label, "评价对象数": len(p.items),
+     "金额合计（万元）": float(p.total_amount / TEN_THOUSAND), "批准时间（北京）": format_beijing(p.approved_at)}
+    for p in plans])
 
 
 @bp.route("/plans")
 @login_required
 def plan_list():
     require("plan.list")
-    filters = {k: request.args.get(k, "").strip() for k in ("year", "status")}
-    stmt = permissions.scope(current_user, sa.select(EvaluationPlan), EvaluationPlan)
-    if (year := _int_arg(filters["year"])) is not None:
-        stmt = stmt.where(EvaluationPlan.year == year)
-    if (status := _enum_arg(PlanStatus, filters["status"])) is not None:
-        stmt = stmt.where(EvaluationPlan.status == status)
-    stmt = (stmt.join(Bureau, Bureau.id == EvaluationPlan.bureau_id)
-            .options(selectinload(EvaluationPlan.bureau), selectinload(EvaluationPlan.items))
-            .order_by(EvaluationPlan.year.desc(), Bureau.path))
+    plans = Listing(scoped(EvaluationPlan).join(Bureau, Bureau.id == EvaluationPlan.bureau_id), *PLAN_FILTERS,
+                    options=[selectinload(EvaluationPlan.bureau), selectinload(EvaluationPlan.items)],
+                    order_by=[EvaluationPlan.year.desc(), Bureau.path])
     if wants_export():
-        rows = [{"财政局": p.bureau.name, "年度": p.year, "状态": p.status.label, "评价对象数": len(p.items),
-                 "金额合计（万元）": float(p.total_amount / TEN_THOUSAND),
-                 "批准时间（北京）": format_beijing(p.approved_at)}
-                for p in db.session.execute(stmt).scalars()]
-        return xlsx_response(to_xlsx(rows, "评价计划", columns=PLAN_EXPORT_COLUMNS), "评价计划.xlsx")
-    own = current_user.bureau
-    return render_template("procurement/plan_list.html", page=paginate(stmt), filters=filters, PlanStatus=PlanStatus,
-                           can_create=own is not None and permissions.can(current_user, "plan.edit_bureau", own))
+        return plans.export(PLAN_EXPORT)
+    return render_template("procurement/plan_list.html", page=plans.page(), filters=plans.filters,
+                           PlanStatus=PlanStatus, can_create=can_in_own_bureau("plan.edit_bureau"))
 
 
 @bp.route("/plans/new", methods=["GET", "POST"])
 @login_required
 def plan_new():
-    bureau = _own_bureau("plan.edit_bureau")
+    bureau = own_bureau("plan.edit_bureau")
     form = PlanNewForm(data={"year": str(beijing_today().year + 1)} if request.method == "GET" else None)
 
     def create():
@@ -220,17 +204,13 @@ def plan_new():
             year = int((form.year.data or "").strip())
         except ValueError:
             raise ValidationFailed("年度必须是 4 位数字。", {"year": "年度必须是 4 位数字"})
-        existing = db.session.execute(sa.select(EvaluationPlan.id).where(
-            EvaluationPlan.bureau_id == bureau.id, EvaluationPlan.year == year)).scalar_one_or_none()
-        return services.get_or_create_plan(bureau, year, current_user), existing is not None
+        plan, created = services.ensure_plan(bureau, year, current_user)
+        return plan, not created
 
-    done, result, status = submit_form(form, create)
-    if done:
-        plan, existed = result
-        flash(f"{plan.year} 年度计划已存在，已为您打开。" if existed else f"已创建 {plan.year} 年度重点绩效评价计划。",
-              "info" if existed else "success")
-        return redirect(url_for(".plan_detail", plan_id=plan.id))
-    return render_template("procurement/plan_new.html", form=form, bureau=bureau), status
+    return handle_form(form, create, to=lambda result: url_for(".plan_detail", plan_id=result[0].id),
+                       message=lambda result: (f"{result[0].year} 年度计划已存在，已为您打开。", "info") if result[1]
+                       else f"已创建 {result[0].year} 年度重点绩效评价计划。",
+                       failed=form_page("procurement/plan_new.html", form=form, bureau=bureau))
 
 
 def _unit_choices(bureau: Bureau) -> list:
@@ -290,47 +270,33 @@ def plan_item_add(plan_id: int):
         return redirect(url_for(".plan_detail", plan_id=load(EvaluationPlan, plan_id, "plan.view").id))
     plan = load(EvaluationPlan, plan_id, "plan.edit")
     form = _item_form(plan)
-    done, item, status = submit_form(form, lambda: services.add_plan_item(plan, _item_input(form), current_user))
-    if not done:
-        return _render_plan(plan, status, item_form=form)
-    flash(f"已添加评价对象：{item.name}。", "success")
-    return redirect(url_for(".plan_detail", plan_id=plan.id) + "#items")
-
-
-def _plan_item(plan: EvaluationPlan, item_id: int) -> PlanItem:
-    item = db.session.get(PlanItem, item_id)
-    if item is None or item.plan_id != plan.id:
-        abort(404)
-    return item
+    return handle_form(form, lambda: services.add_plan_item(plan, _item_input(form), current_user),
+                       message=lambda item: f"已添加评价对象：{item.name}。",
+                       to=url_for(".plan_detail", plan_id=plan.id) + "#items",
+                       failed=lambda status: _render_plan(plan, status, item_form=form))
 
 
 @bp.route("/plans/<int:plan_id>/items/<int:item_id>/edit", methods=["GET", "POST"])
 @login_required
 def plan_item_edit(plan_id: int, item_id: int):
     plan = load(EvaluationPlan, plan_id, "plan.edit")
-    item = _plan_item(plan, item_id)
+    item = load_child(PlanItem, item_id, plan_id=plan.id)
     if plan.status != PlanStatus.DRAFT:
         raise Conflict(f"{plan.year} 年度计划已批准，不能再修改评价对象。")
     form = _item_form(plan, item)
-    done, _, status = submit_form(form, lambda: services.update_plan_item(item, _item_input(form), current_user))
-    if done:
-        flash(f"已保存评价对象：{item.name}。", "success")
-        return redirect(url_for(".plan_detail", plan_id=plan.id) + "#items")
-    return render_template("procurement/plan_item_form.html", form=form, plan=plan, item=item), status
+    return handle_form(form, lambda: services.update_plan_item(item, _item_input(form), current_user),
+                       message=lambda _: f"已保存评价对象：{item.name}。",
+                       to=url_for(".plan_detail", plan_id=plan.id) + "#items",
+                       failed=form_page("procurement/plan_item_form.html", form=form, plan=plan, item=item))
 
 
 @bp.route("/plans/<int:plan_id>/items/<int:item_id>/delete", methods=["POST"])
 @login_required
 def plan_item_delete(plan_id: int, item_id: int):
     plan = load(EvaluationPlan, plan_id, "plan.edit")
-    item = _plan_item(plan, item_id)
-    if not OpenBidsForm().validate_on_submit():
-        abort(400)
-    name = item.name
-    services.delete_plan_item(item, current_user)
-    db.session.commit()
-    flash(f"已删除评价对象：{name}。", "success")
-    return redirect(url_for(".plan_detail", plan_id=plan.id) + "#items")
+    item = load_child(PlanItem, item_id, plan_id=plan.id)
+    return button(lambda: services.delete_plan_item(item, current_user), form=OpenBidsForm(),
+                  message=f"已删除评价对象：{item.name}。", to=url_for(".plan_detail", plan_id=plan.id) + "#items")
 
 
 @bp.route("/plans/<int:plan_id>/approve", methods=["POST"])
@@ -338,12 +304,10 @@ def plan_item_delete(plan_id: int, item_id: int):
 def plan_approve(plan_id: int):
     plan = load(EvaluationPlan, plan_id, "plan.approve")
     form = PlanApproveForm()
-    done, engagements, status = submit_form(form, lambda: services.approve_plan(
-        plan, current_user, acknowledge_warnings=bool(form.acknowledge_warnings.data)))
-    if not done:
-        return _render_plan(plan, status, approve_form=form)
-    flash(f"{plan.year} 年度计划已批准，生成 {len(engagements)} 个评价任务。", "success")
-    return redirect(url_for(".plan_detail", plan_id=plan.id))
+    return handle_form(form, lambda: services.approve_plan(
+        plan, current_user, acknowledge_warnings=bool(form.acknowledge_warnings.data)),
+        message=lambda engagements: f"{plan.year} 年度计划已批准，生成 {len(engagements)} 个评价任务。",
+        to=url_for(".plan_detail", plan_id=plan.id), failed=lambda status: _render_plan(plan, status, approve_form=form))
 
 
 @bp.route("/plans/<int:plan_id>/import", methods=["GET", "POST"])
@@ -359,10 +323,8 @@ def plan_import(plan_id: int):
         return jobs.submit("import.plan_items", f"导入{plan.bureau.short_name} {plan.year} 年度计划：{stored.original_name}",
                            {"file_id": stored.id, "plan_id": plan.id}, actor=current_user, bureau_id=plan.bureau_id)
 
-    done, job, status = submit_form(form, upload)
-    if done:
-        return redirect(url_for("core.job_detail", job_id=job.id))
-    return render_template("procurement/plan_import.html", form=form, plan=plan), status
+    return handle_form(form, upload, to=lambda job: url_for("core.job_detail", job_id=job.id),
+                       failed=form_page("procurement/plan_import.html", form=form, plan=plan))
 
 
 @bp.route("/plans/template.xlsx")
@@ -374,10 +336,6 @@ def plan_template():
 
 # --- engagements -----------------------------------------------------------------------------------
 
-ENGAGEMENT_EXPORT_COLUMNS = ["任务编号", "评价对象", "年度", "委托事项", "业务领域", "财政局", "被评价单位", "委托方",
-                             "金额（万元）", "状态", "承担机构", "合同金额（万元）", "实施方案期限", "评价报告期限", "逾期情况"]
-
-
 def _overdue_ids(stmt) -> list[int]:
     """Ids among ``stmt``'s engagements that ``workflow.overdue_reason`` calls overdue. Only engagements
     waiting for a deliverable can be; the rule itself (contract dates, rectification deadlines) stays in
@@ -388,40 +346,40 @@ def _overdue_ids(stmt) -> list[int]:
     return [e.id for e in candidates if workflow.overdue_reason(e)]
 
 
+ENGAGEMENT_FILTERS = (
+    year_filter(Engagement.year), enum_filter("state", EngagementState, Engagement.state),
+    text_filter("q", Engagement.name, Engagement.reference),
+    Filter("overdue", bool, lambda stmt, _: stmt.where(Engagement.id.in_(_overdue_ids(stmt) or [-1]))),
+)
+
+
+def _engagement_row(e: Engagement) -> dict:
+    c = e.contract
+    return {"任务编号": e.reference, "评价对象": e.name, "年度": e.year, "委托事项": e.service_kind.label,
+            "业务领域": e.field.label, "财政局": e.bureau.name, "被评价单位": e.budget_unit.name,
+            "委托方": e.commissioner_name, "金额（万元）": float(e.amount / TEN_THOUSAND), "状态": e.state.label,
+            "承担机构": e.firm.name if e.firm else "", "合同金额（万元）": float(c.amount / TEN_THOUSAND) if c else None,
+            "实施方案期限": _date(c.plan_due) if c else "", "评价报告期限": _date(c.report_due) if c else "",
+            "逾期情况": workflow.overdue_reason(e) or ""}
+
+
+ENGAGEMENT_EXPORT = Export("评价任务", [
+    "任务编号", "评价对象", "年度", "委托事项", "业务领域", "财政局", "被评价单位", "委托方", "金额（万元）", "状态",
+    "承担机构", "合同金额（万元）", "实施方案期限", "评价报告期限", "逾期情况"], lambda rows: map(_engagement_row, rows))
+
+
 @bp.route("/engagements")
 @login_required
 def engagement_list():
     require("engagement.list")
-    filters = {k: request.args.get(k, "").strip() for k in ("year", "state", "overdue", "q")}
-    stmt = permissions.scope(current_user, sa.select(Engagement), Engagement)
-    if (year := _int_arg(filters["year"])) is not None:
-        stmt = stmt.where(Engagement.year == year)
-    if (state := _enum_arg(EngagementState, filters["state"])) is not None:
-        stmt = stmt.where(Engagement.state == state)
-    if filters["q"]:
-        q = filters["q"]
-        stmt = stmt.where(sa.or_(Engagement.name.contains(q, autoescape=True),
-                                 Engagement.reference.contains(q, autoescape=True)))
-    if filters["overdue"]:
-        stmt = stmt.where(Engagement.id.in_(_overdue_ids(stmt) or [-1]))
-    stmt = stmt.options(selectinload(Engagement.bureau), selectinload(Engagement.budget_unit),
-                        selectinload(Engagement.firm), selectinload(Engagement.contract),
-                        selectinload(Engagement.commissioner_unit)).order_by(Engagement.year.desc(), Engagement.reference)
+    engagements = Listing(scoped(Engagement), *ENGAGEMENT_FILTERS, options=[
+        selectinload(Engagement.bureau), selectinload(Engagement.budget_unit), selectinload(Engagement.firm),
+        selectinload(Engagement.contract), selectinload(Engagement.commissioner_unit)],
+        order_by=[Engagement.year.desc(), Engagement.reference])
     if wants_export():
-        rows = []
-        for e in db.session.execute(stmt).scalars():
-            c = e.contract
-            rows.append({
-                "任务编号": e.reference, "评价对象": e.name, "年度": e.year, "委托事项": e.service_kind.label,
-                "业务领域": e.field.label, "财政局": e.bureau.name, "被评价单位": e.budget_unit.name,
-                "委托方": e.commissioner_name, "金额（万元）": float(e.amount / TEN_THOUSAND), "状态": e.state.label,
-                "承担机构": e.firm.name if e.firm else "",
-                "合同金额（万元）": float(c.amount / TEN_THOUSAND) if c else None,
-                "实施方案期限": _date(c.plan_due) if c else "", "评价报告期限": _date(c.report_due) if c else "",
-                "逾期情况": workflow.overdue_reason(e) or ""})
-        return xlsx_response(to_xlsx(rows, "评价任务", columns=ENGAGEMENT_EXPORT_COLUMNS), "评价任务.xlsx")
-    page = paginate(stmt)
-    return render_template("procurement/engagement_list.html", page=page, filters=filters,
+        return engagements.export(ENGAGEMENT_EXPORT)
+    page = engagements.page()
+    return render_template("procurement/engagement_list.html", page=page, filters=engagements.filters,
                            EngagementState=EngagementState,
                            overdue={e.id: workflow.overdue_reason(e) for e in page.items})
 
@@ -536,6 +494,13 @@ def _render_engagement(engagement: Engagement, status: int = 200, transition_for
     ), status
 
 
+def _engagement_form(engagement: Engagement, form, call, form_key: str, *, message: Any):
+    """``handle_form`` for a form on the engagement page: done, back to that page; otherwise the page again
+    with the form (as ``form_key``) and its errors."""
+    return handle_form(form, call, message=message, to=url_for(".engagement_detail", engagement_id=engagement.id),
+                       failed=lambda status: _render_engagement(engagement, status, **{form_key: form}))
+
+
 @bp.route("/engagements/<int:engagement_id>")
 @login_required
 def engagement_detail(engagement_id: int):
@@ -551,11 +516,9 @@ def engagement_transition(engagement_id: int):
     if _elsewhere_url(engagement, action) is not None:
         label = workflow.TRANSITIONS[action].label
         raise Conflict(f"“{label}”须在相应的办理页面完成（同时记录采购、合同、提交材料或评审信息），不能直接变更状态。")
-    done, row, status = submit_form(form, lambda: workflow.perform(engagement, action, current_user, note=form.note.data))
-    if not done:
-        return _render_engagement(engagement, status, transition_form=form)
-    flash(f"{engagement.reference}：{row.from_state.label} → {row.to_state.label}。", "success")
-    return redirect(url_for(".engagement_detail", engagement_id=engagement.id))
+    return _engagement_form(engagement, form, lambda: workflow.perform(engagement, action, current_user, note=form.note.data),
+                            "transition_form",
+                            message=lambda row: f"{engagement.reference}：{row.from_state.label} → {row.to_state.label}。")
 
 
 @bp.route("/engagements/<int:engagement_id>/spending", methods=["POST"])
@@ -563,11 +526,9 @@ def engagement_transition(engagement_id: int):
 def engagement_spending(engagement_id: int):
     engagement = load(Engagement, engagement_id, "procurement.manage")
     form = SpendingForm()
-    done, _row, status = submit_form(form, lambda: services.record_spending(engagement, form.spent_wan.data, current_user))
-    if not done:
-        return _render_engagement(engagement, status, spending_form=form)
-    flash(f"{engagement.reference}：已记录实际支出 {form.spent_wan.data} 万元。", "success")
-    return redirect(url_for(".engagement_detail", engagement_id=engagement.id))
+    return _engagement_form(engagement, form, lambda: services.record_spending(engagement, form.spent_wan.data, current_user),
+                            "spending_form",
+                            message=lambda _: f"{engagement.reference}：已记录实际支出 {form.spent_wan.data} 万元。")
 
 
 # --- procurement: opening a round -------------------------------------------------------------------
@@ -618,17 +579,22 @@ def procure(engagement_id: int):
     if engagement.state not in (EngagementState.PLANNED, EngagementState.FAILED_PROCUREMENT):
         raise Conflict(f"评价任务当前状态为“{engagement.state.label}”，不能发起采购。")
     form = _procure_form(engagement)
-    done, procurement, status = submit_form(form, lambda: services.open_procurement(
-        engagement, _procurement_input(form), current_user))
-    if done:
-        if procurement.status == ProcurementStatus.AWARDED:
-            flash(f"已发起{procurement.method.label}并确定承担机构：{procurement.award.firm.name}。", "success")
-        elif procurement.status == ProcurementStatus.PENDING_APPROVAL:
-            flash("单一来源采购已提交，须由另一位财政局管理员审批。", "success")
-        else:
-            flash(f"已发布{procurement.method.label}公告：{procurement.title}。", "success")
-        return redirect(url_for(".procurement_detail", procurement_id=procurement.id))
-    method = _enum_arg(ProcurementMethod, form.method.data or "") or ProcurementMethod.COMPETITIVE_CONSULTATION
+    return handle_form(form, lambda: services.open_procurement(engagement, _procurement_input(form), current_user),
+                       message=_opened, to=lambda p: url_for(".procurement_detail", procurement_id=p.id),
+                       failed=lambda status: _render_procure(engagement, form, status))
+
+
+def _opened(procurement: Procurement) -> str:
+    if procurement.status == ProcurementStatus.AWARDED:
+        return f"已发起{procurement.method.label}并确定承担机构：{procurement.award.firm.name}。"
+    if procurement.status == ProcurementStatus.PENDING_APPROVAL:
+        return "单一来源采购已提交，须由另一位财政局管理员审批。"
+    return f"已发布{procurement.method.label}公告：{procurement.title}。"
+
+
+def _render_procure(engagement: Engagement, form: ProcurementForm, status: int):
+    """The procurement form with who is eligible (and who is excluded, why) for the method chosen."""
+    method = enum_value(ProcurementMethod, form.method.data, ProcurementMethod.COMPETITIVE_CONSULTATION)
     assessment = eligibility.assess(engagement, method)
     excluded_firms = {f.id: f for f in db.session.execute(
         sa.select(Firm).where(Firm.id.in_(list(assessment.excluded) or [-1])).order_by(Firm.id)).scalars()}
@@ -674,6 +640,15 @@ def _render_procurement(p: Procurement, status: int = 200, **forms: Any):
     ), status
 
 
+def _procurement_form(p: Procurement, form, call, form_key: str, *, message: Any, anchor: str = "",
+                      to: Any = None, category: str = "success", **context: Any):
+    """``handle_form`` for a form on the procurement page: done, to ``to`` (by default back to that page, at
+    ``anchor``); otherwise the page again with the form (as ``form_key``, with ``context``) and its errors."""
+    return handle_form(form, call, message=message, category=category,
+                       to=to if to is not None else url_for(".procurement_detail", procurement_id=p.id) + anchor,
+                       failed=lambda status: _render_procurement(p, status, **{form_key: form}, **context))
+
+
 def _manageable(procurement_id: int) -> Procurement:
     p = load(Procurement, procurement_id, "procurement.view")
     require("procurement.manage", p.engagement)
@@ -693,15 +668,9 @@ def procurement_detail(procurement_id: int):
 @login_required
 def procurement_open(procurement_id: int):
     p = _manageable(procurement_id)
-    if not OpenBidsForm().validate_on_submit():
-        abort(400)
-    services.open_bids(p, current_user)
-    db.session.commit()
-    if p.status == ProcurementStatus.FAILED:
-        flash(f"已开标：{p.failure_reason}。", "warning")
-    else:
-        flash("已开标，请组建评审委员会并录入评分。", "success")
-    return redirect(url_for(".procurement_detail", procurement_id=p.id))
+    return button(lambda: services.open_bids(p, current_user), form=OpenBidsForm(),
+                  message=lambda _: (f"已开标：{p.failure_reason}。", "warning") if p.status == ProcurementStatus.FAILED
+                  else "已开标，请组建评审委员会并录入评分。", to=url_for(".procurement_detail", procurement_id=p.id))
 
 
 @bp.route("/procurements/<int:procurement_id>/bids/<int:bid_id>/decision", methods=["POST"])
@@ -712,12 +681,10 @@ def justification_decide(procurement_id: int, bid_id: int):
     if bid.procurement_id != p.id:
         abort(404)
     form = JustificationDecisionForm()
-    done, _, status = submit_form(form, lambda: services.decide_justification(
-        bid, current_user, form.decision.data == "accept", form.note.data))
-    if not done:
-        return _render_procurement(p, status, decision_form=form, decision_target=bid.id)
-    flash(f"已认定 {bid.firm.name} 的低价说明：{bid.justification_decision.label}。", "success")
-    return redirect(url_for(".procurement_detail", procurement_id=p.id) + "#bids")
+    return _procurement_form(p, form, lambda: services.decide_justification(
+        bid, current_user, form.decision.data == "accept", form.note.data), "decision_form",
+        message=lambda _: f"已认定 {bid.firm.name} 的低价说明：{bid.justification_decision.label}。",
+        anchor="#bids", decision_target=bid.id)
 
 
 @bp.route("/procurements/<int:procurement_id>/committee/draw", methods=["POST"])
@@ -738,11 +705,8 @@ def committee_draw(procurement_id: int):
         except DomainError as exc:  # e.g. too few drawable experts: said beside the form
             raise ValidationFailed(exc.message, {"size": exc.message})
 
-    done, members, status = submit_form(form, draw)
-    if not done:
-        return _render_procurement(p, status, draw_form=form)
-    flash(f"已从专家库随机抽取评审委员会 {len(members)} 人。", "success")
-    return redirect(url_for(".procurement_detail", procurement_id=p.id) + "#committee")
+    return _procurement_form(p, form, draw, "draw_form", anchor="#committee",
+                             message=lambda members: f"已从专家库随机抽取评审委员会 {len(members)} 人。")
 
 
 @bp.route("/procurements/<int:procurement_id>/committee/enter", methods=["POST"])
@@ -751,20 +715,15 @@ def committee_enter(procurement_id: int):
     p = _manageable(procurement_id)
     form = EnterCommitteeForm()
     names = [n.strip() for n in (form.names.data or "").replace("，", "\n").replace(",", "\n").replace("、", "\n").splitlines()]
-    done, members, status = submit_form(form, lambda: services.enter_committee(p, names, current_user))
-    if not done:
-        return _render_procurement(p, status, enter_form=form)
-    flash(f"已录入评审委员会 {len(members)} 人。", "success")
-    return redirect(url_for(".procurement_detail", procurement_id=p.id) + "#committee")
+    return _procurement_form(p, form, lambda: services.enter_committee(p, names, current_user), "enter_form",
+                             message=lambda members: f"已录入评审委员会 {len(members)} 人。", anchor="#committee")
 
 
 @bp.route("/procurements/<int:procurement_id>/scores/<int:member_id>", methods=["GET", "POST"])
 @login_required
 def scores(procurement_id: int, member_id: int):
     p = _manageable(procurement_id)
-    member = db.session.get(CommitteeMember, member_id)
-    if member is None or member.procurement_id != p.id:
-        abort(404)
+    member = load_child(CommitteeMember, member_id, procurement_id=p.id)
     bids = [b for b in _scoped_bids(p) if b.status == BidStatus.SUBMITTED]
     form = ScoreForm()
     errors: dict[str, str] = {}
@@ -797,11 +756,9 @@ def scores(procurement_id: int, member_id: int):
 def award(procurement_id: int):
     p = _manageable(procurement_id)
     form = AwardForm()
-    done, result, status = submit_form(form, lambda: services.award_procurement(p, current_user, form.reasons.data or ""))
-    if not done:
-        return _render_procurement(p, status, award_form=form)
-    flash(f"已定标：{result.firm.name}，{_wan(result.amount)} 万元。请签订合同。", "success")
-    return redirect(url_for(".procurement_detail", procurement_id=p.id))
+    return _procurement_form(p, form, lambda: services.award_procurement(p, current_user, form.reasons.data or ""),
+                             "award_form",
+                             message=lambda award: f"已定标：{award.firm.name}，{_wan(award.amount)} 万元。请签订合同。")
 
 
 @bp.route("/procurements/<int:procurement_id>/fail", methods=["POST"])
@@ -809,11 +766,9 @@ def award(procurement_id: int):
 def procurement_fail(procurement_id: int):
     p = _manageable(procurement_id)
     form = FailForm()
-    done, _, status = submit_form(form, lambda: services.fail_procurement(p, current_user, (form.reason.data or "").strip()))
-    if not done:
-        return _render_procurement(p, status, fail_form=form)
-    flash("已按流标处理，可重新发起采购。", "warning")
-    return redirect(url_for(".engagement_detail", engagement_id=p.engagement_id))
+    return _procurement_form(p, form, lambda: services.fail_procurement(p, current_user, (form.reason.data or "").strip()),
+                             "fail_form", message="已按流标处理，可重新发起采购。", category="warning",
+                             to=url_for(".engagement_detail", engagement_id=p.engagement_id))
 
 
 @bp.route("/procurements/<int:procurement_id>/approve", methods=["POST"])
@@ -821,11 +776,9 @@ def procurement_fail(procurement_id: int):
 def single_source_approve(procurement_id: int):
     p = load(Procurement, procurement_id, "procurement.approve")
     form = SingleSourceApprovalForm()
-    done, result, status = submit_form(form, lambda: services.approve_single_source(p, current_user, form.price_wan.data))
-    if not done:
-        return _render_procurement(p, status, approve_form=form)
-    flash(f"单一来源采购已审批：{result.firm.name}，{_wan(result.amount)} 万元。", "success")
-    return redirect(url_for(".procurement_detail", procurement_id=p.id))
+    return _procurement_form(p, form, lambda: services.approve_single_source(p, current_user, form.price_wan.data),
+                             "approve_form",
+                             message=lambda award: f"单一来源采购已审批：{award.firm.name}，{_wan(award.amount)} 万元。")
 
 
 # --- contract --------------------------------------------------------------------------------------
@@ -834,25 +787,20 @@ def single_source_approve(procurement_id: int):
 @login_required
 def contract(engagement_id: int):
     engagement = load(Engagement, engagement_id, "procurement.manage")
-    p = engagement.current_procurement
-    award_row = p.award if p else None
-    if award_row is None:
-        raise Conflict("尚未定标，不能签订合同。")
-    if engagement.contract is not None:
-        raise Conflict("该任务已签订合同。")
+    award_row = getattr(engagement.current_procurement, "award", None)
+    if award_row is None or engagement.contract is not None:  # refused on the GET already, as the service would
+        raise Conflict("尚未定标，不能签订合同。" if award_row is None else "该任务已签订合同。")
     data = None
     if request.method == "GET":
         today = beijing_today()
         data = {"amount_wan": _wan(award_row.amount), "signed_on": today, "start_date": today}
     form = ContractForm(data=data)
-    done, _, status = submit_form(form, lambda: services.sign_contract(engagement, services.ContractInput(
+    return handle_form(form, lambda: services.sign_contract(engagement, services.ContractInput(
         amount_wan=form.amount_wan.data, signed_on=form.signed_on.data, start_date=form.start_date.data,
         end_date=form.end_date.data, plan_due=form.plan_due.data, report_due=form.report_due.data,
-        deliverables=form.deliverables.data or ""), current_user))
-    if done:
-        flash(f"{engagement.reference} 已签订合同。", "success")
-        return redirect(url_for(".engagement_detail", engagement_id=engagement.id))
-    return render_template("procurement/contract.html", form=form, e=engagement, award=award_row), status
+        deliverables=form.deliverables.data or ""), current_user),
+        message=f"{engagement.reference} 已签订合同。", to=url_for(".engagement_detail", engagement_id=engagement.id),
+        failed=form_page("procurement/contract.html", form=form, e=engagement, award=award_row))
 
 
 # --- framework agreements --------------------------------------------------------------------------
@@ -879,7 +827,7 @@ def framework_list():
         .order_by(FrameworkAgreement.valid_until.desc(), Bureau.path, FrameworkAgreement.id.desc())).scalars().all()
     return render_template("procurement/framework_list.html", agreements=agreements, today=beijing_today(),
                            next_member={a.id: _next_member(a) for a in agreements},
-                           can_create=own is not None and permissions.can(current_user, "plan.edit_bureau", own))
+                           can_create=can_in_own_bureau("plan.edit_bureau"))
 
 
 def _framework_candidates(bureau: Bureau) -> list[Firm]:
@@ -887,7 +835,7 @@ def _framework_candidates(bureau: Bureau) -> list[Firm]:
     stmt = sa.select(Firm).where(Firm.status == FirmStatus.ADMITTED,
                                  Firm.bureau_id.in_(eligibility.library_bureau_ids(bureau)))
     return db.session.execute(
-        permissions.scope(current_user, stmt, Firm).join(Bureau, Bureau.id == Firm.bureau_id)
+        scoped(Firm, stmt).join(Bureau, Bureau.id == Firm.bureau_id)
         .options(selectinload(Firm.bureau)).order_by(Bureau.path, Firm.id)).scalars().all()
 
 
@@ -919,7 +867,7 @@ def _framework_order(candidates: list[Firm], errors: dict[str, str]) -> list[int
 @bp.route("/frameworks/new", methods=["GET", "POST"])
 @login_required
 def framework_new():
-    bureau = _own_bureau("plan.edit_bureau")
+    bureau = own_bureau("plan.edit_bureau")
     form = FrameworkForm()
     candidates = _framework_candidates(bureau)
     order_errors: dict[str, str] = {}
@@ -939,12 +887,11 @@ def framework_new():
             raise ValidationFailed("；".join(order_errors.values()) + "。", dict(order_errors))
         return agreement
 
-    done, agreement, status = submit_form(form, create)
-    if done:
-        flash(f"已登记框架协议“{agreement.name}”，入围机构 {len(agreement.members)} 家，按顺序轮候。", "success")
-        return redirect(url_for(".framework_list") + f"#framework-{agreement.id}")
-    return render_template("procurement/framework_new.html", form=form, bureau=bureau, candidates=candidates,
-                           errors=order_errors), status
+    return handle_form(
+        form, create, message=lambda a: f"已登记框架协议“{a.name}”，入围机构 {len(a.members)} 家，按顺序轮候。",
+        to=lambda a: url_for(".framework_list") + f"#framework-{a.id}",
+        failed=form_page("procurement/framework_new.html", form=form, bureau=bureau, candidates=candidates,
+                         errors=order_errors))
 
 
 # --- firms: marketplace, bids, workspace -----------------------------------------------------------
@@ -956,7 +903,7 @@ def market():
     firm = current_user.firm
     opportunities = services.open_opportunities(firm)
     own = {b.procurement_id: b for b in db.session.execute(
-        permissions.scope(current_user, sa.select(Bid), Bid)).scalars()}
+        scoped(Bid)).scalars()}
     return render_template("procurement/market.html", opportunities=opportunities, own=own, firm=firm,
                            BidStatus=BidStatus)
 
@@ -1014,11 +961,8 @@ def bid(procurement_id: int):
             technical_filename=upload.filename if has_file else None,
             technical_data=upload.read() if has_file else None), current_user)
 
-    done, _, status = submit_form(form, submit)
-    if not done:
-        return _render_bid(p, status, form=form)
-    flash("投标已提交（密封），截止前可修改或撤回。", "success")
-    return redirect(url_for(".bid", procurement_id=p.id))
+    return handle_form(form, submit, message="投标已提交（密封），截止前可修改或撤回。",
+                       to=url_for(".bid", procurement_id=p.id), failed=lambda status: _render_bid(p, status, form=form))
 
 
 @bp.route("/procurements/<int:procurement_id>/bid/withdraw", methods=["POST"])
@@ -1028,12 +972,8 @@ def bid_withdraw(procurement_id: int):
     own = next(iter(_scoped_bids(p)), None)
     if own is None:
         abort(404)
-    if not WithdrawForm().validate_on_submit():
-        abort(400)
-    services.withdraw_bid(own, current_user)
-    db.session.commit()
-    flash("投标已撤回；截止前可重新提交。", "info")
-    return redirect(url_for(".bid", procurement_id=p.id))
+    return button(lambda: services.withdraw_bid(own, current_user), form=WithdrawForm(), category="info",
+                  message="投标已撤回；截止前可重新提交。", to=url_for(".bid", procurement_id=p.id))
 
 
 @bp.route("/procurements/<int:procurement_id>/bid/explain", methods=["POST"])
@@ -1044,25 +984,15 @@ def bid_explain(procurement_id: int):
     if own is None:
         abort(404)
     form = ExplanationForm()
-    done, _, status = submit_form(form, lambda: services.explain_low_bid(own, current_user, form.explanation.data or ""))
-    if not done:
-        return _render_bid(p, status, explain_form=form)
-    flash("报价说明已提交，等待评审委员会认定。", "success")
-    return redirect(url_for(".bid", procurement_id=p.id))
+    return handle_form(form, lambda: services.explain_low_bid(own, current_user, form.explanation.data or ""),
+                       message="报价说明已提交，等待评审委员会认定。", to=url_for(".bid", procurement_id=p.id),
+                       failed=lambda status: _render_bid(p, status, explain_form=form))
 
 
 @bp.route("/bids/<int:bid_id>/technical")
 @login_required
 def bid_file(bid_id: int):
-    record = load(Bid, bid_id, "bid.view")
-    if record.technical_file is None:
-        abort(404)
-    try:
-        data = files.read(record.technical_file)
-    except FileNotFoundError:
-        abort(404)
-    return send_file(io.BytesIO(data), mimetype=record.technical_file.content_type, as_attachment=True,
-                     download_name=record.technical_file.original_name)
+    return send_stored(load(Bid, bid_id, "bid.view").technical_file)
 
 
 @bp.route("/workspace")
@@ -1070,11 +1000,11 @@ def bid_file(bid_id: int):
 def workspace():
     require("marketplace.use")
     engagements = db.session.execute(
-        permissions.scope(current_user, sa.select(Engagement), Engagement)
+        scoped(Engagement)
         .options(selectinload(Engagement.bureau), selectinload(Engagement.contract))
         .order_by(Engagement.year.desc(), Engagement.reference)).scalars().all()
     bids = db.session.execute(
-        permissions.scope(current_user, sa.select(Bid), Bid).options(selectinload(Bid.procurement))
+        scoped(Bid).options(selectinload(Bid.procurement))
         .order_by(Bid.id.desc())).scalars().all()
     return render_template("procurement/workspace.html", engagements=engagements, bids=bids, firm=current_user.firm,
                            overdue={e.id: workflow.overdue_reason(e) for e in engagements},

@@ -32,29 +32,44 @@ class Transition:
     actor: str
     requires: tuple[str, ...] = ()
     needs_note: bool = False
+    # Requirements (among ``requires``) that an admin of the engagement's bureau may waive, with a reason
+    # that goes into the timeline and the audit event. Everything else is never waived.
+    waivable: tuple[str, ...] = ()
 
 
 _ACTIVE = (S.CONTRACTED, S.PLAN_SUBMITTED, S.PLAN_IN_REVIEW, S.PLAN_RETURNED, S.FIELDWORK,
            S.REPORT_SUBMITTED, S.REPORT_IN_REVIEW, S.REPORT_RETURNED)
 
+# What each step needs (``requires``) is named here; procurement's own are defined below, the others are
+# registered by the module that knows the fact: review (submissions, panels, outcomes, results, the
+# redacted file), supervision (open inspections). A step the table names but nobody registered is refused.
 TRANSITIONS: dict[str, Transition] = {t.action: t for t in [
     Transition("start_procurement", "启动采购", (S.PLANNED,), S.PROCURING, BUREAU),
     Transition("fail_procurement", "采购失败（流标）", (S.PROCURING,), S.FAILED_PROCUREMENT, BUREAU, needs_note=True),
     Transition("rerun_procurement", "重新采购", (S.FAILED_PROCUREMENT,), S.PROCURING, BUREAU, needs_note=True),
     Transition("sign_contract", "签订合同", (S.PROCURING,), S.CONTRACTED, BUREAU, requires=("contract",)),
-    Transition("submit_plan", "提交实施方案", (S.CONTRACTED,), S.PLAN_SUBMITTED, FIRM, requires=("firm",)),
-    Transition("start_plan_review", "组织方案评审", (S.PLAN_SUBMITTED,), S.PLAN_IN_REVIEW, BUREAU),
-    Transition("return_plan", "退回实施方案", (S.PLAN_IN_REVIEW,), S.PLAN_RETURNED, BUREAU, needs_note=True),
-    Transition("resubmit_plan", "重新提交实施方案", (S.PLAN_RETURNED,), S.PLAN_SUBMITTED, FIRM, requires=("firm",)),
-    Transition("approve_plan", "方案评审通过", (S.PLAN_IN_REVIEW,), S.FIELDWORK, BUREAU),
-    Transition("submit_report", "提交评价报告", (S.FIELDWORK,), S.REPORT_SUBMITTED, FIRM, requires=("firm",)),
-    Transition("start_report_review", "组织报告评审", (S.REPORT_SUBMITTED,), S.REPORT_IN_REVIEW, BUREAU),
-    Transition("return_report", "退回整改", (S.REPORT_IN_REVIEW,), S.REPORT_RETURNED, BUREAU, needs_note=True),
+    Transition("submit_plan", "提交实施方案", (S.CONTRACTED,), S.PLAN_SUBMITTED, FIRM,
+               requires=("firm", "plan_uploaded")),
+    Transition("start_plan_review", "组织方案评审", (S.PLAN_SUBMITTED,), S.PLAN_IN_REVIEW, BUREAU,
+               requires=("plan_panel_drawn",)),
+    Transition("return_plan", "退回实施方案", (S.PLAN_IN_REVIEW,), S.PLAN_RETURNED, BUREAU, needs_note=True,
+               requires=("plan_failed",)),
+    Transition("resubmit_plan", "重新提交实施方案", (S.PLAN_RETURNED,), S.PLAN_SUBMITTED, FIRM,
+               requires=("firm", "plan_uploaded")),
+    Transition("approve_plan", "方案评审通过", (S.PLAN_IN_REVIEW,), S.FIELDWORK, BUREAU, requires=("plan_passed",)),
+    Transition("submit_report", "提交评价报告", (S.FIELDWORK,), S.REPORT_SUBMITTED, FIRM,
+               requires=("firm", "report_uploaded")),
+    Transition("start_report_review", "组织报告评审", (S.REPORT_SUBMITTED,), S.REPORT_IN_REVIEW, BUREAU,
+               requires=("report_panel_drawn",)),
+    Transition("return_report", "退回整改", (S.REPORT_IN_REVIEW,), S.REPORT_RETURNED, BUREAU, needs_note=True,
+               requires=("report_failed",)),
     Transition("resubmit_report", "提交整改后报告", (S.REPORT_RETURNED,), S.REPORT_SUBMITTED, FIRM,
-               requires=("firm", "rounds_left")),
-    Transition("accept_report", "报告验收通过", (S.REPORT_IN_REVIEW,), S.ACCEPTED, BUREAU),
-    Transition("accept_with_deduction", "扣分后验收", (S.REPORT_RETURNED,), S.ACCEPTED, BUREAU_ADMIN, needs_note=True),
-    Transition("publish", "公开报告", (S.ACCEPTED,), S.PUBLISHED, BUREAU),
+               requires=("firm", "rounds_left", "report_uploaded")),
+    Transition("accept_report", "报告验收通过", (S.REPORT_IN_REVIEW,), S.ACCEPTED, BUREAU, requires=("report_passed",)),
+    Transition("accept_with_deduction", "扣分后验收", (S.REPORT_RETURNED,), S.ACCEPTED, BUREAU_ADMIN, needs_note=True,
+               requires=("rounds_used_up", "deduction_recorded")),
+    Transition("publish", "公开报告", (S.ACCEPTED,), S.PUBLISHED, BUREAU,
+               requires=("redacted_file", "no_open_inspection"), waivable=("no_open_inspection",)),
     Transition("withhold", "不予公开并归档", (S.ACCEPTED,), S.ARCHIVED, BUREAU_ADMIN, needs_note=True),
     Transition("archive", "归档", (S.PUBLISHED,), S.ARCHIVED, BUREAU),
     Transition("cancel", "终止", (S.PLANNED, S.PROCURING, S.FAILED_PROCUREMENT) + _ACTIVE, S.CANCELLED, BUREAU_ADMIN,
@@ -71,8 +86,9 @@ def _has_firm(e: Engagement) -> Optional[str]:
 
 
 # A requirement answers "why not" (a sentence) or None. The table above names them; procurement's own are
-# here, the rest are registered by the module that knows the fact (review: rounds left, submissions,
-# outcomes), so the table stays the one place that says what each step needs.
+# here, the rest are registered by the module that knows the fact (review: submissions, panels, outcomes,
+# results, rounds left, the redacted file; supervision: open inspections), so the table stays the one place
+# that says what each step needs, and no path (web, API, CLI, jobs, the demo) can step around it.
 Requirement = Callable[[Engagement], Optional[str]]
 REQUIREMENTS: dict[str, Requirement] = {
     "contract": _has_contract,
@@ -116,11 +132,43 @@ def available(engagement: Engagement, user: User | None) -> list[Transition]:
     return [t for t in TRANSITIONS.values() if engagement.state in t.sources and actor_may(user, t, engagement)]
 
 
-def perform(engagement: Engagement, action: str, actor: User | None, *, note: str | None = None,
-            system: bool = False) -> EngagementTransition:
-    """Move ``engagement`` by ``action``. ``system=True`` is for consequences computed by the system
-    (e.g. the review outcome when the last expert submits); the role check is then skipped but the
-    actor, if any, is still recorded."""
+@dataclass(frozen=True)
+class Unmet:
+    """A requirement of a step that the engagement does not meet now, with the sentence saying why."""
+    requirement: str
+    problem: str
+    waivable: bool
+
+
+def unmet(engagement: Engagement, action: str, *, skip: tuple[str, ...] = ()) -> list[Unmet]:
+    """The requirements of ``action`` that ``engagement`` does not meet (those in ``skip`` not asked)."""
+    transition = TRANSITIONS[action]
+    out = []
+    for name in transition.requires:
+        if name in skip:
+            continue
+        check_fn = REQUIREMENTS.get(name)
+        if check_fn is None:  # a wiring bug, never a user's mistake
+            raise RuntimeError(f"state-machine requirement {name!r} is named in TRANSITIONS but nobody registered it")
+        problem = check_fn(engagement)
+        if problem:
+            out.append(Unmet(name, problem, name in transition.waivable))
+    return out
+
+
+def may_waive(user: User | None, engagement: Engagement) -> bool:
+    """An admin of the engagement's own bureau (or the system admin) may waive a waivable requirement."""
+    if user is None:
+        return False
+    return user.role == Role.SYSTEM_ADMIN or (user.role == Role.BUREAU_ADMIN and user.bureau_id == engagement.bureau_id)
+
+
+def check(engagement: Engagement, action: str, actor: User | None, *, note: str | None = None,
+          system: bool = False, override: str | None = None, skip: tuple[str, ...] = ()) -> list[dict]:
+    """Everything ``perform`` checks before it moves, in its order: the step exists, the state allows it,
+    the actor may take it, the note is there, every requirement is met or (waivable, with ``override``
+    as the reason, by an admin) waived. Raises the refusal; returns the waivers granted. A service calls it
+    first when it must not store anything for a refused step (``skip``: what it is about to provide)."""
     transition = TRANSITIONS.get(action)
     if transition is None:
         raise Conflict(f"未定义的操作“{action}”：状态机中没有这一步。")
@@ -131,13 +179,34 @@ def perform(engagement: Engagement, action: str, actor: User | None, *, note: st
     if not system and not actor_may(actor, transition, engagement):
         who = {BUREAU: "本级财政局工作人员", BUREAU_ADMIN: "本级财政局管理员", FIRM: "承担任务的第三方机构"}[transition.actor]
         raise PermissionDenied(f"“{transition.label}”只能由{who}执行。")
-    note = (note or "").strip()
-    if transition.needs_note and not note:
+    if transition.needs_note and not (note or "").strip():
         raise ValidationFailed(f"“{transition.label}”必须填写说明。", {"note": "必填"})
-    for requirement in transition.requires:
-        problem = REQUIREMENTS[requirement](engagement)
-        if problem:
-            raise Conflict(f"不能执行“{transition.label}”：{problem}。")
+    override = (override or "").strip()
+    problems = unmet(engagement, action, skip=skip)
+    blocking = [u for u in problems if not (u.waivable and override)]
+    if blocking:
+        hint = "（本级财政局管理员可说明理由后豁免）" if any(u.waivable for u in blocking) else ""
+        raise Conflict(f"不能执行“{transition.label}”：{'；'.join(u.problem for u in blocking)}{hint}。")
+    waived = [u for u in problems if u.waivable and override]
+    if waived and not may_waive(actor, engagement):
+        raise PermissionDenied(f"豁免“{transition.label}”的前提（{'；'.join(u.problem for u in waived)}）"
+                               "只能由本级财政局管理员执行。")
+    return [{"requirement": u.requirement, "problem": u.problem, "reason": override} for u in waived]
+
+
+def perform(engagement: Engagement, action: str, actor: User | None, *, note: str | None = None,
+            system: bool = False, override: str | None = None) -> EngagementTransition:
+    """Move ``engagement`` by ``action``. ``system=True`` is for consequences computed by the system
+    (e.g. the review outcome when the last expert submits); the role check is then skipped but the
+    actor, if any, is still recorded, and every requirement still holds. ``override`` is an admin's
+    reason for waiving the step's waivable requirements (e.g. publishing while an inspection is open);
+    each waiver is written into the timeline note and the audit event."""
+    waivers = check(engagement, action, actor, note=note, system=system, override=override)
+    transition = TRANSITIONS[action]
+    note = (note or "").strip()
+    if waivers:
+        note = (note + "；" if note else "") + "；".join(
+            f"管理员豁免：{w['problem']}（理由：{w['reason']}）" for w in waivers)
     old = engagement.state
     if action == "cancel":
         # A cancelled engagement takes its unfinished procurement with it (out of the marketplace).
@@ -151,13 +220,14 @@ def perform(engagement: Engagement, action: str, actor: User | None, *, note: st
     engagement.state = transition.target
     engagement.state_changed_at = utcnow()
     row = EngagementTransition(engagement_id=engagement.id, action=action, from_state=old,
-                               to_state=transition.target, note=note or None,
+                               to_state=transition.target, note=note[:1000] or None,  # the audit keeps it all
                                actor_id=actor.id if actor is not None else None)
     db.session.add(row)
     audit.record(f"engagement.{action}", engagement, actor=actor,
                  summary=f"{engagement.reference} {engagement.name}：{old.label} → {transition.target.label}"
                          + (f"（{note}）" if note else ""),
-                 payload={"from": old, "to": transition.target, "note": note, "system": system})
+                 payload={"from": old, "to": transition.target, "note": note, "system": system,
+                          **({"waived": waivers} if waivers else {})})
     return row
 
 

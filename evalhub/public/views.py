@@ -1,16 +1,14 @@
 """What anyone may read without logging in: the home page and the published (redacted) evaluation reports."""
 from __future__ import annotations
 
-import io
-
 import sqlalchemy as sa
-from flask import Blueprint, abort, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
-from evalhub.core import files
 from evalhub.core.models import Bureau
-from evalhub.core.web import paginate
+from evalhub.core.listing import Filter, Listing, int_filter, text_filter, year_filter
+from evalhub.core.web import send_stored
 from evalhub.extensions import db
 from evalhub.procurement.models import Engagement, ObjectType, PlanItem
 from evalhub.registry.models import Firm
@@ -38,18 +36,11 @@ def _published_stmt():
 
 @bp.route("/reports")
 def reports():
-    filters = {k: request.args.get(k, "").strip() for k in ("year", "bureau", "object_type", "firm")}
-    stmt = _published_stmt()
-    if filters["year"].isdigit():
-        stmt = stmt.where(Engagement.year == int(filters["year"]))
-    if filters["bureau"].isdigit():
-        stmt = stmt.where(Engagement.bureau_id == int(filters["bureau"]))
-    if filters["object_type"] in {t.value for t in ObjectType}:
-        stmt = stmt.where(PlanItem.object_type == ObjectType(filters["object_type"]))
-    if filters["firm"]:
-        stmt = stmt.where(Firm.name.contains(filters["firm"], autoescape=True))
-    stmt = stmt.options(selectinload(Publication.engagement)).order_by(Publication.published_at.desc(), Publication.id.desc())
-    page = paginate(stmt)
+    reports = Listing(_published_stmt(), year_filter(Engagement.year), int_filter("bureau", Engagement.bureau_id),
+                      Filter("object_type", ObjectType, lambda stmt, kind: stmt.where(PlanItem.object_type == kind)),
+                      text_filter("firm", Firm.name), options=[selectinload(Publication.engagement)],
+                      order_by=[Publication.published_at.desc(), Publication.id.desc()])
+    page = reports.page()
     ids = [p.engagement_id for p in page.items]
     grades = {r.engagement_id: r for r in db.session.execute(
         sa.select(EvaluationResult).where(EvaluationResult.engagement_id.in_(ids or [-1]))).scalars()}
@@ -60,19 +51,13 @@ def reports():
     years = db.session.execute(
         sa.select(Engagement.year).join(Publication, Publication.engagement_id == Engagement.id)
         .where(published_condition()).distinct().order_by(Engagement.year.desc())).scalars().all()
-    return render_template("public/reports.html", page=page, filters=filters, bureaus=bureaus, years=years,
+    return render_template("public/reports.html", page=page, filters=reports.filters, bureaus=bureaus, years=years,
                            grades=grades, ObjectType=ObjectType)
 
 
 @bp.route("/reports/<int:publication_id>/file")
 def report_file(publication_id: int):
     publication = db.session.execute(_published_stmt().where(Publication.id == publication_id)).scalar_one_or_none()
-    if publication is None or publication.redacted_file is None:
+    if publication is None:
         abort(404)
-    record = publication.redacted_file
-    try:
-        data = files.read(record)
-    except FileNotFoundError:
-        abort(404)
-    return send_file(io.BytesIO(data), mimetype=record.content_type, as_attachment=True,
-                     download_name=record.original_name)
+    return send_stored(publication.redacted_file)

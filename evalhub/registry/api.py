@@ -10,22 +10,23 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
-from flask import jsonify, request
-from sqlalchemy.exc import IntegrityError
+from flask import jsonify
 from sqlalchemy.orm import selectinload
 
-from evalhub.core.api import api_user, json_body, list_schema, operation, page_args, schema
+from evalhub.core.api import api_user, list_schema, operation, schema
 from evalhub.core.apiutil import (
-    BUREAU_REF, NULLABLE_DATE, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, bureau_arg, bureau_ref,
-    choice_description, date_str, datetime_str, enum_arg, labeled, labeled_schema, listing, paginate, query, raise_if,
-    text_field,
+    BUREAU_REF, NULLABLE_DATE, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, bureau_ref, choice,
+    choice_query, date_str, datetime_str, integer, labeled, labeled_schema, list_response, query, raise_if,
+    read_body, text, visible,
 )
 from evalhub.core import permissions
 from evalhub.core.enums import Field, Role
-from evalhub.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from evalhub.core.errors import PermissionDenied, ValidationFailed
+from evalhub.core.listing import bureau_filter, enum_filter, scoped, text_filter
 from evalhub.core.models import Bureau, User
 from evalhub.extensions import db
 from evalhub.registry import services
+from evalhub.registry.forms import field_filter
 from evalhub.registry.models import (
     Degree,
     Expert,
@@ -34,28 +35,37 @@ from evalhub.registry.models import (
     FirmKind,
     FirmStaff,
     FirmStatus,
+    HasFields,
     LegalForm,
     ProfessionalTitle,
     TieKind,
-    expert_field,
-    firm_field,
 )
 
 TAG_FIRMS = "第三方机构库"
 TAG_EXPERTS = "专家库"
 
 
-# --- serialisation helpers -------------------------------------------------------------------------
+# --- lists -----------------------------------------------------------------------------------------
 
-def _fields_by_owner(table: sa.Table, key: str, ids: list[int]) -> dict[int, list[Field]]:
-    """Fields for a page of firms or experts in one query (instead of one per row)."""
-    out: dict[int, list[Field]] = {i: [] for i in ids}
-    if ids:
-        owner = table.c[key]
-        for owner_id, f in db.session.execute(sa.select(owner, table.c.field).where(owner.in_(ids))):
-            out[owner_id].append(f)
-    order = list(Field)
-    return {k: sorted(v, key=order.index) for k, v in out.items()}
+# The firm library and the expert pool list alike: by status, library (bureau), field and a text search.
+
+def _pool_params(status_enum: type, search: str) -> list[dict]:
+    return [choice_query("status", status_enum), query("q", search),
+            query("bureau", "所属财政局的行政区划代码"), choice_query("field", Field), *PAGE_PARAMS]
+
+
+def _pool_list(model: type[HasFields], action: str, status_enum: type, to_json, *searched):
+    user = api_user()
+    permissions.require(user, action)
+
+    def page_json(rows: list) -> list[dict]:  # the page's fields in one query, not one a row
+        fields = model.fields_of(r.id for r in rows)
+        return [to_json(r, fields[r.id]) for r in rows]
+
+    return list_response(scoped(model, user=user), enum_filter("status", status_enum, model.status),
+                         bureau_filter(model.bureau_id), field_filter(model),
+                         text_filter("q", *searched, ignore_case=True), options=[selectinload(model.bureau)],
+                         order_by=[model.name, model.id], items=page_json)
 
 
 # --- request parsing helpers -----------------------------------------------------------------------
@@ -100,12 +110,9 @@ def _own_bureau_for_create(user: User, action: str) -> Bureau:
 
 
 def _commit() -> None:
-    try:
-        db.session.commit()
-    except IntegrityError:
-        # A concurrent request registered the same code or number between our check and our write.
-        db.session.rollback()
-        raise Conflict("记录已被他人同时登记，请刷新后重试。")
+    # A concurrent request that registered the same code or number between our check and our write makes
+    # this (or the service's flush) a unique violation: the app's one handler answers it 409 (core.concurrency).
+    db.session.commit()
 
 
 # --- schemas ---------------------------------------------------------------------------------------
@@ -144,23 +151,25 @@ FIRM_DETAIL = schema("FirmDetail", {"allOf": [FIRM, {"type": "object", "properti
     "available_actions": {"type": "array", "items": STRING,
                           "description": "当前用户此刻可以执行的状态操作（POST /firms/{id}/status 的 action）"}}}]})
 
+FIELDS_INPUT = {"type": "array", "minItems": 1, "maxItems": 2 * len(Field), "items": choice(Field)}
+
 FIRM_INPUT = schema("FirmInput", {"type": "object", "required": [
     "name", "uscc", "legal_form", "kind", "address", "legal_representative", "contact_name", "contact_phone", "fields"],
     "properties": {
-    "name": STRING, "uscc": {"type": "string", "description": "18 位统一社会信用代码（GB 32100）"},
-    "legal_form": {"type": "string", "description": choice_description(LegalForm)},
-    "kind": {"type": "string", "description": choice_description(FirmKind)},
-    "address": STRING, "legal_representative": STRING, "contact_name": STRING, "contact_phone": STRING,
-    "contact_email": NULLABLE_STRING, "founded_on": NULLABLE_DATE, "description": NULLABLE_STRING,
-    "declares_no_major_violation": {"type": "boolean"},
-    "fields": {"type": "array", "minItems": 1, "items": {"type": "string", "description": choice_description(Field)}}}})
+    "name": text(Firm.name, "机构名称", name=True), "uscc": text(32, "18 位统一社会信用代码（GB 32100）"),
+    "legal_form": choice(LegalForm), "kind": choice(FirmKind),
+    "address": text(Firm.address), "legal_representative": text(Firm.legal_representative, name=True),
+    "contact_name": text(Firm.contact_name, name=True), "contact_phone": text(Firm.contact_phone),
+    "contact_email": text(Firm.contact_email, nullable=True), "founded_on": NULLABLE_DATE,
+    "description": text(5000, nullable=True), "declares_no_major_violation": {"type": "boolean"},
+    "fields": FIELDS_INPUT}})
 
 STATUS_ACTIONS = list(services.FIRM_STATUS_ACTIONS)
 FIRM_STATUS_REQUEST = schema("FirmStatusRequest", {"type": "object", "required": ["action"], "properties": {
     "action": {"type": "string", "enum": STATUS_ACTIONS,
                "description": "；".join(f"{a.name} = {a.label}（{'、'.join(s.label for s in a.sources)} → {a.target.label}）"
                                        for a in services.FIRM_STATUS_ACTIONS.values())},
-    "reason": {"type": "string", "description": "除准予入库外必填"},
+    "reason": text(500, "除准予入库外必填"),
     "effective_from": NULLABLE_DATE,
     "effective_until": {"type": "string", "format": "date", "nullable": True, "description": "仅暂停和列入黑名单"}}})
 
@@ -186,13 +195,13 @@ EXPERT_DETAIL = schema("ExpertDetail", {"allOf": [EXPERT, {"type": "object", "pr
 
 EXPERT_INPUT = schema("ExpertInput", {"type": "object", "required": [
     "name", "id_number", "employer", "title", "degree", "years_in_field", "birth_year", "fields"], "properties": {
-    "name": STRING, "id_number": {"type": "string", "description": "18 位居民身份证号码（只加密保存，响应中仅返回脱敏形式）"},
-    "employer": STRING,
-    "title": {"type": "string", "description": choice_description(ProfessionalTitle)},
-    "degree": {"type": "string", "description": choice_description(Degree)},
-    "years_in_field": {"type": "integer"}, "birth_year": {"type": "integer"},
-    "phone": NULLABLE_STRING, "email": NULLABLE_STRING,
-    "fields": {"type": "array", "minItems": 1, "items": {"type": "string", "description": choice_description(Field)}}}})
+    "name": text(Expert.name, "姓名", name=True),
+    "id_number": text(32, "18 位居民身份证号码（只加密保存，响应中仅返回脱敏形式）"),
+    "employer": text(Expert.employer, "工作单位", name=True),
+    "title": choice(ProfessionalTitle), "degree": choice(Degree),
+    "years_in_field": integer(0, 60, "从业年限"), "birth_year": integer(1900, 2100, "出生年份（年满 18 岁、不超过 100 岁）"),
+    "phone": text(Expert.phone, nullable=True), "email": text(Expert.email, nullable=True),
+    "fields": FIELDS_INPUT}})
 
 FIRM_LIST = schema("FirmList", list_schema(FIRM))
 EXPERT_LIST = schema("ExpertList", list_schema(EXPERT))
@@ -236,40 +245,13 @@ def firm_detail_json(firm: Firm, user: User) -> dict:
 
 
 def _visible_firm(firm_id: int) -> Firm:
-    firm = db.session.get(Firm, firm_id)
-    if firm is None or not permissions.can(api_user(), "firm.view", firm):
-        raise NotFound("未找到该机构。")
-    return firm
+    return visible(Firm, firm_id, "firm.view", "未找到该机构。")
 
 
 @operation("/firms", "GET", summary="第三方机构库列表（按当前用户可见范围）", tag=TAG_FIRMS, response=FIRM_LIST,
-           params=[query("status", choice_description(FirmStatus)),
-                   query("q", "按机构名称或统一社会信用代码模糊查找"),
-                   query("bureau", "所属财政局的行政区划代码"),
-                   query("field", choice_description(Field)),
-                   *PAGE_PARAMS],
-           errors=(400, 403, 422))
+           params=_pool_params(FirmStatus, "按机构名称或统一社会信用代码模糊查找"), errors=(400, 403, 422))
 def list_firms():
-    user = api_user()
-    permissions.require(user, "firm.list")
-    page, per_page = page_args()
-    stmt = permissions.scope(user, sa.select(Firm), Firm)
-    status = enum_arg("status", FirmStatus)
-    if status is not None:
-        stmt = stmt.where(Firm.status == status)
-    bureau = bureau_arg()
-    if bureau is not None:
-        stmt = stmt.where(Firm.bureau_id == bureau.id)
-    field = enum_arg("field", Field)
-    if field is not None:
-        stmt = stmt.where(Firm.id.in_(sa.select(firm_field.c.firm_id).where(firm_field.c.field == field)))
-    q = request.args.get("q", "").strip()
-    if q:
-        stmt = stmt.where(sa.or_(Firm.name.icontains(q, autoescape=True), Firm.uscc.icontains(q, autoescape=True)))
-    stmt = stmt.options(selectinload(Firm.bureau)).order_by(Firm.name, Firm.id)
-    firms, total = paginate(stmt, page, per_page)
-    fields = _fields_by_owner(firm_field, "firm_id", [f.id for f in firms])
-    return listing([firm_json(f, fields[f.id]) for f in firms], total, page, per_page)
+    return _pool_list(Firm, "firm.list", FirmStatus, firm_json, Firm.name, Firm.uscc)
 
 
 @operation("/firms", "POST", summary="录入第三方机构（进入本局机构库，状态为待审核）", tag=TAG_FIRMS,
@@ -277,11 +259,8 @@ def list_firms():
 def create_firm():
     user = api_user()
     bureau = _own_bureau_for_create(user, "firm.create")
-    data = json_body()
-    errors: dict[str, str] = {}
-    text = {name: text_field(data, name, errors) for name in (
-        "name", "uscc", "legal_form", "kind", "address", "legal_representative", "contact_name", "contact_phone",
-        "contact_email", "description")}
+    data, errors, text = read_body("name", "uscc", "legal_form", "kind", "address", "legal_representative",
+                                   "contact_name", "contact_phone", "contact_email", "description")
     declaration = data.get("declares_no_major_violation", False)
     if not isinstance(declaration, bool):
         errors["declares_no_major_violation"] = "必须是 true 或 false"
@@ -315,10 +294,8 @@ def get_firm(firm_id: int):
 def change_firm_status(firm_id: int):
     user = api_user()
     firm = _visible_firm(firm_id)
-    data = json_body()
-    errors: dict[str, str] = {}
-    action = text_field(data, "action", errors)
-    reason = text_field(data, "reason", errors)
+    data, errors, text = read_body("action", "reason")
+    action, reason = text["action"], text["reason"]
     effective_from = _iso_date(data, "effective_from", errors)
     effective_until = _iso_date(data, "effective_until", errors)
     if not action and "action" not in errors:
@@ -358,34 +335,9 @@ def expert_detail_json(expert: Expert) -> dict:
 
 
 @operation("/experts", "GET", summary="专家库列表（按当前用户可见范围）", tag=TAG_EXPERTS, response=EXPERT_LIST,
-           params=[query("status", choice_description(ExpertStatus)),
-                   query("q", "按姓名或工作单位模糊查找"),
-                   query("bureau", "所属财政局的行政区划代码"),
-                   query("field", choice_description(Field)),
-                   *PAGE_PARAMS],
-           errors=(400, 403, 422))
+           params=_pool_params(ExpertStatus, "按姓名或工作单位模糊查找"), errors=(400, 403, 422))
 def list_experts():
-    user = api_user()
-    permissions.require(user, "expert.list")
-    page, per_page = page_args()
-    stmt = permissions.scope(user, sa.select(Expert), Expert)
-    status = enum_arg("status", ExpertStatus)
-    if status is not None:
-        stmt = stmt.where(Expert.status == status)
-    bureau = bureau_arg()
-    if bureau is not None:
-        stmt = stmt.where(Expert.bureau_id == bureau.id)
-    field = enum_arg("field", Field)
-    if field is not None:
-        stmt = stmt.where(Expert.id.in_(sa.select(expert_field.c.expert_id).where(expert_field.c.field == field)))
-    q = request.args.get("q", "").strip()
-    if q:
-        stmt = stmt.where(sa.or_(Expert.name.icontains(q, autoescape=True),
-                                 Expert.employer.icontains(q, autoescape=True)))
-    stmt = stmt.options(selectinload(Expert.bureau)).order_by(Expert.name, Expert.id)
-    experts, total = paginate(stmt, page, per_page)
-    fields = _fields_by_owner(expert_field, "expert_id", [e.id for e in experts])
-    return listing([expert_json(e, fields[e.id]) for e in experts], total, page, per_page)
+    return _pool_list(Expert, "expert.list", ExpertStatus, expert_json, Expert.name, Expert.employer)
 
 
 @operation("/experts", "POST", summary="录入专家（进入本局专家库）", tag=TAG_EXPERTS, response=EXPERT_DETAIL,
@@ -393,9 +345,7 @@ def list_experts():
 def create_expert():
     user = api_user()
     bureau = _own_bureau_for_create(user, "expert.create")
-    data = json_body()
-    errors: dict[str, str] = {}
-    text = {name: text_field(data, name, errors) for name in ("name", "id_number", "employer", "title", "degree", "phone", "email")}
+    data, errors, text = read_body("name", "id_number", "employer", "title", "degree", "phone", "email")
     expert_input = services.ExpertInput(
         name=text["name"] or "", id_number=text["id_number"] or "", employer=text["employer"] or "",
         title=text["title"] or "", degree=text["degree"] or "",
@@ -415,7 +365,4 @@ def create_expert():
 @operation("/experts/<int:expert_id>", "GET", summary="专家详情：准入条件核对、申报的关系（身份证号码仅脱敏）",
            tag=TAG_EXPERTS, response=EXPERT_DETAIL, errors=(404,))
 def get_expert(expert_id: int):
-    expert = db.session.get(Expert, expert_id)
-    if expert is None or not permissions.can(api_user(), "expert.view", expert):
-        raise NotFound("未找到该专家。")
-    return jsonify(expert_detail_json(expert))
+    return jsonify(expert_detail_json(visible(Expert, expert_id, "expert.view", "未找到该专家。")))

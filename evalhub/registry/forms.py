@@ -6,7 +6,9 @@ report every problem at once in Chinese, and the views show those messages besid
 """
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
+from typing import Any
+
+import sqlalchemy as sa
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
@@ -27,12 +29,16 @@ from wtforms.validators import DataRequired, EqualTo, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from evalhub.core.enums import Field
+from evalhub.core.forms import BaseForm
+from evalhub.core.listing import Filter, enum_filter
 from evalhub.registry.models import (
     CertificateKind,
     CounterpartType,
     Degree,
+    Firm,
     FirmDocumentKind,
     FirmKind,
+    HasFields,
     LegalForm,
     ProfessionalTitle,
     RelationKind,
@@ -68,7 +74,7 @@ class _ChineseMeta:
         return DefaultMeta.get_translations(self, form)
 
 
-class ChineseForm(FlaskForm):
+class ChineseForm(BaseForm):
     class Meta(_ChineseMeta):
         pass
 
@@ -164,6 +170,18 @@ class ReasonForm(ChineseForm):
     reason = TextAreaField("原因", validators=[Length(max=500, message="原因不能超过 500 个字符")])
 
 
+class FirmUserForm(ChineseForm):
+    """A firm administrator adds an account of the firm (it is activated through a one-time link)."""
+
+    username = StringField("用户名", validators=[Length(max=64, message="用户名不能超过 64 位")],
+                           description="英文字母、数字和 . _ - @")
+    display_name = StringField("姓名", validators=[Length(max=64, message="姓名不能超过 64 个字")])
+    email = StringField("电子邮箱", validators=[Length(max=120, message="电子邮箱不能超过 120 个字符")],
+                        description="填写后激活链接将发送到该邮箱（已配置邮件服务时）")
+    phone = StringField("联系电话", validators=[Length(max=30, message="联系电话不能超过 30 个字符")])
+    firm_admin = BooleanField("设为本机构管理员（可添加和移除本机构账户）")
+
+
 class RelationForm(ChineseForm):
     kind = SelectField("关系类型", choices=_choices(RelationKind), validate_choice=False)
     bureau_id = SelectField("关联财政局", coerce=optional_int, validate_choice=False)
@@ -221,3 +239,16 @@ class TieForm(ChineseForm):
 class ImportForm(ChineseForm):
     file = FileField("Excel 文件（.xlsx）", validators=[FileRequired("请选择要上传的 Excel 文件")])
 
+
+
+# --- list filters (the query string of list pages and API lists; see evalhub.core.listing) --------------
+
+def field_filter(model: type[HasFields]) -> Filter:
+    """``?field=``: firms or experts working in a business field."""
+    return enum_filter("field", Field, lambda stmt, field: stmt.where(model.with_field(field)))
+
+
+def firm_name_filter(firm_id: Any, name: str = "firm") -> Filter:
+    """``?firm=``: rows whose firm's name contains the text (``firm_id``: the rows' firm column)."""
+    return Filter(name, str, lambda stmt, text: stmt.where(firm_id.in_(
+        sa.select(Firm.id).where(Firm.name.icontains(text, autoescape=True)))))

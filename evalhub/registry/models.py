@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Optional
+from typing import ClassVar, Iterable, Optional
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from evalhub.core.enums import Field, LabeledEnum, enum_column
+from evalhub.core.mixins import Acted, Created, CreatedBy, InBureau
 from evalhub.core.models import Bureau, BudgetUnit, StoredFile, User
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
@@ -84,21 +85,15 @@ class Degree(LabeledEnum):
     MASTER = ("master", "硕士")
     DOCTOR = ("doctor", "博士")
 
-    @property
-    def rank(self) -> int:
-        return list(Degree).index(self)
-
 
 class ProfessionalTitle(LabeledEnum):
+    """Ordered lowest to highest; eligibility compares ranks."""
+
     NONE = ("none", "无")
     JUNIOR = ("junior", "初级")
     INTERMEDIATE = ("intermediate", "中级")
     ASSOCIATE_SENIOR = ("associate_senior", "副高级")
     SENIOR = ("senior", "正高级")
-
-    @property
-    def rank(self) -> int:
-        return list(ProfessionalTitle).index(self)
 
 
 class ExpertStatus(LabeledEnum):
@@ -137,10 +132,45 @@ expert_field = sa.Table(
 )
 
 
-class Firm(db.Model):
+class HasFields:
+    """Business fields (业务领域) kept in an association table: ``fields_table``, keyed by ``fields_key``."""
+
+    fields_table: ClassVar[sa.Table]
+    fields_key: ClassVar[str]
+
+    @classmethod
+    def with_field(cls, field: Field) -> sa.ColumnElement[bool]:
+        """A WHERE condition: the row lists ``field``."""
+        table = cls.fields_table
+        return cls.id.in_(sa.select(table.c[cls.fields_key]).where(table.c.field == field))
+
+    @classmethod
+    def fields_of(cls, ids: Iterable[int]) -> dict[int, list[Field]]:
+        """Each id's fields in the enum's order, for a page or a whole export (a few queries, not one a row)."""
+        ids = list(ids)
+        table, out = cls.fields_table, {i: [] for i in ids}
+        owner = table.c[cls.fields_key]
+        for start in range(0, len(ids), 500):  # bounded IN lists, whatever the export's size
+            rows = db.session.execute(sa.select(owner, table.c.field).where(owner.in_(ids[start:start + 500])))
+            for owner_id, field in rows:
+                out[owner_id].append(field)
+        order = list(Field)
+        return {k: sorted(v, key=order.index) for k, v in out.items()}
+
+    @property
+    def fields(self) -> list[Field]:
+        return self.fields_of([self.id])[self.id]
+
+    @property
+    def fields_label(self) -> str:
+        return "、".join(f.label for f in self.fields)
+
+
+class Firm(InBureau, HasFields, db.Model):
     """A third-party firm and its place in one bureau's library."""
 
     __tablename__ = "firm"
+    fields_table, fields_key = firm_field, "firm_id"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(120))
@@ -157,7 +187,6 @@ class Firm(db.Model):
     # Declared in the application: no major violation in evaluation work in the last 3 years.
     declares_no_major_violation: Mapped[bool] = mapped_column(default=False)
 
-    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
     status: Mapped[FirmStatus] = mapped_column(enum_column(FirmStatus), index=True)
     status_reason: Mapped[Optional[str]] = mapped_column(sa.String(500))
     status_since: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
@@ -167,7 +196,6 @@ class Firm(db.Model):
     # use_alter: user_account also points at firm, so this key is added after both tables exist.
     created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id", use_alter=True))
 
-    bureau: Mapped[Bureau] = relationship()
     created_by: Mapped[Optional[User]] = relationship(foreign_keys=[created_by_id])
     documents: Mapped[list["FirmDocument"]] = relationship(back_populates="firm", cascade="all, delete-orphan")
     staff: Mapped[list["FirmStaff"]] = relationship(back_populates="firm", cascade="all, delete-orphan")
@@ -176,14 +204,15 @@ class Firm(db.Model):
         back_populates="firm", order_by="FirmStatusChange.id", cascade="all, delete-orphan"
     )
 
-    @property
-    def fields(self) -> list[Field]:
-        rows = db.session.execute(sa.select(firm_field.c.field).where(firm_field.c.firm_id == self.id))
-        return sorted((r[0] for r in rows), key=lambda f: list(Field).index(f))
 
-    @property
-    def fields_label(self) -> str:
-        return "、".join(f.label for f in self.fields)
+class OfFirm:
+    """A row about one firm: ``firm_id`` (required, indexed) and ``firm`` (see ``evalhub.core.mixins``)."""
+
+    firm_id: Mapped[int] = mapped_column(sa.ForeignKey("firm.id"), index=True)
+
+    @declared_attr
+    def firm(cls) -> Mapped[Firm]:
+        return relationship(Firm, foreign_keys=lambda: [cls.firm_id])
 
 
 class FirmDocument(db.Model):
@@ -199,7 +228,7 @@ class FirmDocument(db.Model):
     file: Mapped[StoredFile] = relationship()
 
 
-class FirmStatusChange(db.Model):
+class FirmStatusChange(Acted, db.Model):
     """History of a firm's library status: who changed it, why, from when until when."""
 
     __tablename__ = "firm_status_change"
@@ -211,14 +240,11 @@ class FirmStatusChange(db.Model):
     reason: Mapped[str] = mapped_column(sa.String(500))
     effective_from: Mapped[date] = mapped_column(sa.Date)
     effective_until: Mapped[Optional[date]] = mapped_column(sa.Date)
-    actor_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
     firm: Mapped[Firm] = relationship(back_populates="status_history")
-    actor: Mapped[Optional[User]] = relationship()
 
 
-class FirmStaff(db.Model):
+class FirmStaff(Created, db.Model):
     """A member of a firm's roster. The identity number is stored encrypted and shown masked."""
 
     __tablename__ = "firm_staff"
@@ -235,7 +261,6 @@ class FirmStaff(db.Model):
     years_experience: Mapped[int] = mapped_column(default=0)
     phone: Mapped[Optional[str]] = mapped_column(sa.String(30))
     active: Mapped[bool] = mapped_column(default=True)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
     firm: Mapped[Firm] = relationship(back_populates="staff")
     certificates: Mapped[list["StaffCertificate"]] = relationship(
@@ -255,7 +280,7 @@ class StaffCertificate(db.Model):
     staff: Mapped[FirmStaff] = relationship(back_populates="certificates")
 
 
-class FirmRelation(db.Model):
+class FirmRelation(CreatedBy, db.Model):
     """Recusal register (回避): an economic relation between a firm and a bureau or budget unit."""
 
     __tablename__ = "firm_relation"
@@ -274,8 +299,6 @@ class FirmRelation(db.Model):
     start_date: Mapped[date] = mapped_column(sa.Date)
     end_date: Mapped[Optional[date]] = mapped_column(sa.Date)
     note: Mapped[Optional[str]] = mapped_column(sa.String(300))
-    created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
     firm: Mapped[Firm] = relationship(back_populates="relations")
     bureau: Mapped[Optional[Bureau]] = relationship()
@@ -289,13 +312,13 @@ class FirmRelation(db.Model):
         return self.start_date <= day and (self.end_date is None or self.end_date >= day)
 
 
-class Expert(db.Model):
+class Expert(InBureau, Created, HasFields, db.Model):
     """A member of a bureau's expert pool."""
 
     __tablename__ = "expert"
+    fields_table, fields_key = expert_field, "expert_id"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
     name: Mapped[str] = mapped_column(sa.String(50))
     id_number_encrypted: Mapped[str] = mapped_column(sa.String(300))
     id_number_masked: Mapped[str] = mapped_column(sa.String(18))
@@ -312,22 +335,11 @@ class Expert(db.Model):
     available: Mapped[bool] = mapped_column(default=True)
     unavailable_until: Mapped[Optional[date]] = mapped_column(sa.Date)
     availability_note: Mapped[Optional[str]] = mapped_column(sa.String(200))
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
-    bureau: Mapped[Bureau] = relationship()
     ties: Mapped[list["ExpertTie"]] = relationship(back_populates="expert", cascade="all, delete-orphan")
 
-    @property
-    def fields(self) -> list[Field]:
-        rows = db.session.execute(sa.select(expert_field.c.field).where(expert_field.c.expert_id == self.id))
-        return sorted((r[0] for r in rows), key=lambda f: list(Field).index(f))
 
-    @property
-    def fields_label(self) -> str:
-        return "、".join(f.label for f in self.fields)
-
-
-class ExpertTie(db.Model):
+class ExpertTie(Created, db.Model):
     """A declared relationship used for avoidance: employment, directorship, shareholding, kinship, interest."""
 
     __tablename__ = "expert_tie"
@@ -343,7 +355,6 @@ class ExpertTie(db.Model):
     start_date: Mapped[date] = mapped_column(sa.Date)
     end_date: Mapped[Optional[date]] = mapped_column(sa.Date)  # None: still current
     note: Mapped[Optional[str]] = mapped_column(sa.String(300))
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
     expert: Mapped[Expert] = relationship(back_populates="ties")
     firm: Mapped[Optional[Firm]] = relationship()

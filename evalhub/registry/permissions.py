@@ -9,7 +9,7 @@ from sqlalchemy.sql import Select
 from evalhub.core.enums import Role
 from evalhub.core.models import User
 from evalhub.core.permissions import (
-    is_admin, is_bureau_user, library_bureau_ids_for, own_bureau, row_scope, rules, visible,
+    account_limit, is_admin, is_bureau_user, library_bureau_ids_for, own_bureau, row_scope, rules, visible,
 )
 from evalhub.registry.models import Expert, ExpertStatus, Firm, FirmStatus
 
@@ -17,30 +17,29 @@ from evalhub.registry.models import Expert, ExpertStatus, Firm, FirmStatus
 IN_LIBRARY = [FirmStatus.ADMITTED, FirmStatus.SUSPENDED, FirmStatus.REMOVED, FirmStatus.BLACKLISTED]
 
 
-@row_scope(Firm)
-def _firms(user: User, stmt: Select, model: type) -> Select:
+def _library_scope(user: User, stmt: Select, model: type, own_role: Role, own_id: int | None,
+                   in_library: Any) -> Select:
+    """A firm or expert library: the administrator sees every row, the firm user or expert its own, a
+    bureau user the whole library of its own bureaus and the rows still in the library of those it may use."""
     if user.role == Role.SYSTEM_ADMIN:
         return stmt
-    if user.role == Role.FIRM_USER:
-        return stmt.where(Firm.id == user.firm_id)
+    if user.role == own_role:
+        return stmt.where(model.id == own_id)
     whole, usable = library_bureau_ids_for(user)
     if not (whole or usable):
         return stmt.where(sa.false())
-    return stmt.where(sa.or_(Firm.bureau_id.in_(whole),
-                             sa.and_(Firm.bureau_id.in_(usable or {-1}), Firm.status.in_(IN_LIBRARY))))
+    return stmt.where(sa.or_(model.bureau_id.in_(whole),
+                             sa.and_(model.bureau_id.in_(usable or {-1}), in_library)))
+
+
+@row_scope(Firm)
+def _firms(user: User, stmt: Select, model: type) -> Select:
+    return _library_scope(user, stmt, Firm, Role.FIRM_USER, user.firm_id, Firm.status.in_(IN_LIBRARY))
 
 
 @row_scope(Expert)
 def _experts(user: User, stmt: Select, model: type) -> Select:
-    if user.role == Role.SYSTEM_ADMIN:
-        return stmt
-    if user.role == Role.EXPERT:
-        return stmt.where(Expert.id == user.expert_id)
-    whole, usable = library_bureau_ids_for(user)
-    if not (whole or usable):
-        return stmt.where(sa.false())
-    return stmt.where(sa.or_(Expert.bureau_id.in_(whole),
-                             sa.and_(Expert.bureau_id.in_(usable or {-1}), Expert.status != ExpertStatus.REMOVED)))
+    return _library_scope(user, stmt, Expert, Role.EXPERT, user.expert_id, Expert.status != ExpertStatus.REMOVED)
 
 
 def firm_member(user: User, firm: Any) -> bool:
@@ -77,4 +76,31 @@ rules({
     "expert.edit": lambda u, e: own_bureau(u, e.bureau_id),
     "expert.status": lambda u, e: is_admin(u) and own_bureau(u, e.bureau_id),
     "expert.self": lambda u, e: _expert_self(u, e) or own_bureau(u, e.bureau_id),  # availability and ties
+    # 开通账号 / 重新签发激活链接: the expert's own bureau (staff or admin); a password-reset link for an
+    # account already activated is an administrator's (whoever holds the link can sign in as the expert).
+    "expert.account": lambda u, e: own_bureau(u, e.bureau_id),
+    "expert.account_reset": lambda u, e: is_admin(u) and own_bureau(u, e.bureau_id),
+    # the firm's own accounts (机构账号管理): the firm's administrator, and the system administrator
+    "firm.users.manage": lambda u, f: u.role == Role.SYSTEM_ADMIN or (firm_member(u, f) and u.is_firm_admin),
 })
+
+
+# --- a firm not yet admitted: its accounts serve the application only ---------------------------------
+# Until the bureau admits the firm (and after it rejects it), the firm's users may see and complete the
+# application — the firm's details, documents, staff roster and recusal relations — and nothing else:
+# no procurement notices, bids, tasks, credit or API work, no account management.
+
+APPLICATION_ACTIONS = frozenset({
+    "firm.view", "firm.edit", "firm.document.view", "firm.staff.manage", "firm.relation.manage",
+})
+APPLICANT_STATUSES = (FirmStatus.PENDING, FirmStatus.REJECTED)
+
+
+@account_limit
+def _applicant_only(user: User) -> frozenset[str] | None:
+    if user.role != Role.FIRM_USER or user.firm_id is None:
+        return None
+    firm = user.firm
+    if firm is not None and firm.status in APPLICANT_STATUSES:
+        return APPLICATION_ACTIONS
+    return None

@@ -7,12 +7,13 @@ from typing import Any, Iterable
 
 import sqlalchemy as sa
 
-from evalhub.core import audit, files, permissions
+from evalhub.core import accounts, audit, concurrency, files, passwords, permissions
 from evalhub.core.enums import Field, Role
-from evalhub.core.errors import Conflict, ValidationFailed
+from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
+from evalhub.core.inputs import check_name, name_error
 from evalhub.core.models import Bureau, BudgetUnit, User
 from evalhub.core.personal import protect_id_number, validate_id_number
-from evalhub.core.services import create_user
+from evalhub.core.services import create_user, set_enabled
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import beijing_today, utcnow
 from evalhub.core.validators import validate_uscc
@@ -43,12 +44,23 @@ from evalhub.registry.models import (
 )
 
 
-def _require_text(errors: dict[str, str], name: str, value: str | None, label: str, max_len: int) -> str:
+# Two requests registering the same firm or expert at the same moment: the second's unique violation
+# answers 409 with these words (core.concurrency), not 500.
+concurrency.unique_message("firm", "该统一社会信用代码的机构已经登记（可能是同时提交的另一请求刚刚录入），请刷新后查看，不要重复录入。")
+concurrency.unique_message("expert", "该身份证号码的专家已在专家库中（可能是同时提交的另一请求刚刚录入），请刷新后查看，不要重复录入。")
+
+
+def _require_text(errors: dict[str, str], name: str, value: str | None, label: str, max_len: int, *,
+                  identifier: bool = False) -> str:
+    """Stripped, present, at most ``max_len``; an ``identifier`` (a firm's or a person's name) also free of
+    direction overrides and zero-width characters (``core.inputs``)."""
     value = (value or "").strip()
     if not value:
         errors[name] = f"请填写{label}"
     elif len(value) > max_len:
         errors[name] = f"{label}不能超过 {max_len} 个字符"
+    elif identifier:
+        check_name(errors, name, value, label)
     return value
 
 
@@ -57,7 +69,7 @@ def _raise_if(errors: dict[str, str]) -> None:
         raise ValidationFailed("；".join(v.rstrip("。") for v in errors.values()) + "。", errors)
 
 
-def _enum(errors: dict[str, str], name: str, enum_cls, value: Any, label: str):
+def parse_enum(errors: dict[str, str], name: str, enum_cls, value: Any, label: str):
     if isinstance(value, enum_cls):
         return value
     try:
@@ -111,17 +123,18 @@ def clean_firm(data: FirmInput, *, existing: Firm | None = None, require_declara
     """Validate every field at once, so the user sees all problems together."""
     errors: dict[str, str] = {}
     values: dict[str, Any] = {
-        "name": _require_text(errors, "name", data.name, "机构名称", 120),
+        "name": _require_text(errors, "name", data.name, "机构名称", 120, identifier=True),
         "address": _require_text(errors, "address", data.address, "住所地址", 200),
-        "legal_representative": _require_text(errors, "legal_representative", data.legal_representative, "法定代表人（负责人）", 50),
-        "contact_name": _require_text(errors, "contact_name", data.contact_name, "联系人", 50),
+        "legal_representative": _require_text(errors, "legal_representative", data.legal_representative, "法定代表人（负责人）", 50,
+                                              identifier=True),
+        "contact_name": _require_text(errors, "contact_name", data.contact_name, "联系人", 50, identifier=True),
         "contact_phone": _require_text(errors, "contact_phone", data.contact_phone, "联系电话", 30),
         "contact_email": (data.contact_email or "").strip() or None,
         "founded_on": data.founded_on,
         "description": (data.description or "").strip() or None,
         "declares_no_major_violation": bool(data.declares_no_major_violation),
-        "legal_form": _enum(errors, "legal_form", LegalForm, data.legal_form, "组织形式"),
-        "kind": _enum(errors, "kind", FirmKind, data.kind, "机构类型"),
+        "legal_form": parse_enum(errors, "legal_form", LegalForm, data.legal_form, "组织形式"),
+        "kind": parse_enum(errors, "kind", FirmKind, data.kind, "机构类型"),
     }
     try:
         values["uscc"] = validate_uscc(data.uscc)
@@ -141,10 +154,15 @@ def clean_firm(data: FirmInput, *, existing: Firm | None = None, require_declara
     return CleanFirm(values, fields)
 
 
-def _set_firm_fields(firm: Firm, fields: list[Field]) -> None:
-    db.session.execute(firm_field.delete().where(firm_field.c.firm_id == firm.id))
+def _set_fields(table: sa.Table, key: str, owner_id: int, fields: list[Field]) -> None:
+    """Replace the fields of a firm or expert in its association table (``key`` is its id column)."""
+    db.session.execute(table.delete().where(table.c[key] == owner_id))
     if fields:
-        db.session.execute(firm_field.insert(), [{"firm_id": firm.id, "field": f} for f in fields])
+        db.session.execute(table.insert(), [{key: owner_id, "field": f} for f in fields])
+
+
+def _set_firm_fields(firm: Firm, fields: list[Field]) -> None:
+    _set_fields(firm_field, "firm_id", firm.id, fields)
 
 
 def create_firm(data: FirmInput, bureau: Bureau, actor: User | None, *, via: str = "staff",
@@ -179,6 +197,8 @@ def register_firm_application(data: FirmInput, bureau: Bureau, *, username: str,
         errors.update(exc.fields)
     if not (username or "").strip():
         errors["username"] = "请填写登录用户名"
+    elif name_error(username):
+        check_name(errors, "username", username, "登录用户名")
     elif db.session.execute(sa.select(User.id).where(User.username == username.strip())).first():
         errors["username"] = "该用户名已被使用"
     if len(password or "") < 8:
@@ -187,6 +207,9 @@ def register_firm_application(data: FirmInput, bureau: Bureau, *, username: str,
     firm = create_firm(data, bureau, None, via="self", clean=clean)
     user = create_user(username=username, password=password, display_name=display_name or data.contact_name,
                        role=Role.FIRM_USER, actor=None, firm_id=firm.id, email=data.contact_email)
+    # The contact is the firm's first administrator. Until the firm is admitted the account serves the
+    # application only (registry/permissions.py, APPLICATION_ACTIONS).
+    user.is_firm_admin = True
     firm.created_by_id = user.id
     return firm, user
 
@@ -275,7 +298,7 @@ def change_firm_status(firm: Firm, action: str, actor: User, *, reason: str | No
 
 def attach_firm_document(firm: Firm, kind: Any, filename: str, data: bytes, actor: User) -> FirmDocument:
     errors: dict[str, str] = {}
-    kind = _enum(errors, "kind", FirmDocumentKind, kind, "材料类型")
+    kind = parse_enum(errors, "kind", FirmDocumentKind, kind, "材料类型")
     _raise_if(errors)
     allowed = files.LICENCE_KINDS if kind == FirmDocumentKind.LICENCE else files.DOCUMENT_KINDS + ("png", "jpg")
     stored = files.store(filename, data, allowed=allowed, actor=actor)
@@ -302,8 +325,8 @@ class StaffInput:
 def add_staff(firm: Firm, data: StaffInput, actor: User) -> FirmStaff:
     permissions.require(actor, "firm.staff.manage", firm)
     errors: dict[str, str] = {}
-    name = _require_text(errors, "name", data.name, "姓名", 50)
-    role = _enum(errors, "role", StaffRole, data.role, "岗位")
+    name = _require_text(errors, "name", data.name, "姓名", 50, identifier=True)
+    role = parse_enum(errors, "role", StaffRole, data.role, "岗位")
     try:
         years = int(data.years_experience)
         if not 0 <= years <= 60:
@@ -328,7 +351,7 @@ def add_staff(firm: Firm, data: StaffInput, actor: User) -> FirmStaff:
     for kind, number in data.certificates:
         if not kind:
             continue
-        cert_kind = _enum(errors, "certificates", CertificateKind, kind, "证书类型")
+        cert_kind = parse_enum(errors, "certificates", CertificateKind, kind, "证书类型")
         certificates.append(StaffCertificate(kind=cert_kind, number=(number or "").strip() or None))
     _raise_if(errors)
     staff = FirmStaff(firm_id=firm.id, name=name, role=role, years_experience=years,
@@ -358,7 +381,7 @@ def add_relation(firm: Firm, *, kind: Any, bureau_id: int | None, budget_unit_id
                  start_date: date | None, end_date: date | None, note: str | None, actor: User) -> FirmRelation:
     permissions.require(actor, "firm.relation.manage", firm)
     errors: dict[str, str] = {}
-    kind = _enum(errors, "kind", RelationKind, kind, "关系类型")
+    kind = parse_enum(errors, "kind", RelationKind, kind, "关系类型")
     if bool(bureau_id) == bool(budget_unit_id):
         errors["counterpart"] = "请选择一个关联方：财政局或预算单位（只能选一个）"
     elif bureau_id and db.session.get(Bureau, bureau_id) is None:
@@ -431,10 +454,10 @@ class CleanExpert:
 def clean_expert(data: ExpertInput, *, existing: Expert | None = None) -> CleanExpert:
     errors: dict[str, str] = {}
     values: dict[str, Any] = {
-        "name": _require_text(errors, "name", data.name, "姓名", 50),
-        "employer": _require_text(errors, "employer", data.employer, "工作单位", 120),
-        "title": _enum(errors, "title", ProfessionalTitle, data.title, "职称"),
-        "degree": _enum(errors, "degree", Degree, data.degree, "学历"),
+        "name": _require_text(errors, "name", data.name, "姓名", 50, identifier=True),
+        "employer": _require_text(errors, "employer", data.employer, "工作单位", 120, identifier=True),
+        "title": parse_enum(errors, "title", ProfessionalTitle, data.title, "职称"),
+        "degree": parse_enum(errors, "degree", Degree, data.degree, "学历"),
         "phone": (data.phone or "").strip() or None,
         "email": (data.email or "").strip() or None,
     }
@@ -471,9 +494,7 @@ def clean_expert(data: ExpertInput, *, existing: Expert | None = None) -> CleanE
 
 
 def _set_expert_fields(expert: Expert, fields: list[Field]) -> None:
-    db.session.execute(expert_field.delete().where(expert_field.c.expert_id == expert.id))
-    if fields:
-        db.session.execute(expert_field.insert(), [{"expert_id": expert.id, "field": f} for f in fields])
+    _set_fields(expert_field, "expert_id", expert.id, fields)
 
 
 def create_expert(data: ExpertInput, bureau: Bureau, actor: User | None, *, clean: CleanExpert | None = None) -> Expert:
@@ -585,8 +606,8 @@ def add_expert_tie(expert: Expert, *, kind: Any, counterpart_type: Any, counterp
                    start_date: date | None, end_date: date | None, note: str | None, actor: User) -> ExpertTie:
     permissions.require(actor, "expert.self", expert)
     errors: dict[str, str] = {}
-    kind = _enum(errors, "kind", TieKind, kind, "关系类型")
-    ctype = _enum(errors, "counterpart_type", CounterpartType, counterpart_type, "关联方类型")
+    kind = parse_enum(errors, "kind", TieKind, kind, "关系类型")
+    ctype = parse_enum(errors, "counterpart_type", CounterpartType, counterpart_type, "关联方类型")
     name = (counterpart_name or "").strip()
     target = None
     if ctype == CounterpartType.FIRM:
@@ -638,3 +659,120 @@ def expert_avoidance_reasons(expert: Expert, *, firm_ids: Iterable[int] = (), bu
             when = "至今" if tie.end_date is None else f"至 {tie.end_date:%Y-%m-%d}"
             reasons.append(f"与{tie.counterpart_name}存在{tie.kind.label}关系（{tie.start_date:%Y-%m-%d} {when}）")
     return reasons
+
+
+# --- accounts: experts' logins, a firm's own users ----------------------------------------------------
+# Accounts are created without a password and with a one-time activation link (core/accounts.py): the link
+# is shown once to whoever created the account and e-mailed when SMTP is set; the person sets a password
+# through it. Who may: "expert.account" / "expert.account_reset" and "firm.users.manage" (permissions.py).
+
+def expert_account(expert: Expert) -> User | None:
+    """The expert's login, if one was opened."""
+    return db.session.execute(sa.select(User).where(User.expert_id == expert.id).order_by(User.id)).scalars().first()
+
+
+def expert_ids_with_login(expert_ids: Iterable[int]) -> set[int]:
+    """Of these experts, those who can sign in: an enabled account whose password has been set (activated).
+    No account, an account awaiting activation or a disabled one cannot review online."""
+    ids = sorted({int(i) for i in expert_ids})
+    out: set[int] = set()
+    for start in range(0, len(ids), 500):
+        out.update(db.session.execute(sa.select(User.expert_id).where(
+            User.expert_id.in_(ids[start:start + 500]), User.role == Role.EXPERT, User.is_enabled.is_(True),
+            User.password_hash != passwords.UNUSABLE)).scalars())
+    return out
+
+
+def _expert_username(expert: Expert) -> str:
+    """zj<id> (zj0020), with a suffix in the rare case that name is taken."""
+    base = f"zj{expert.id:04d}"
+    name, n = base, 1
+    while db.session.execute(sa.select(User.id).where(sa.func.lower(User.username) == name.lower())).first():
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+def open_expert_account(expert: Expert, actor: User) -> tuple[User, str]:
+    """开通账号: the expert's login (role expert, username zj<id>) without a password, and the raw token of its
+    activation link — show ``accounts.link_url(token, "activation")`` once; e-mail it after commit. Until the
+    expert sets a password through the link, they cannot sign in and are not drawn for online review."""
+    permissions.require(actor, "expert.account", expert)
+    concurrency.serialise(f"expert-account:{expert.id}")
+    if expert.status == ExpertStatus.REMOVED:
+        raise Conflict("该专家已移出专家库，不能开通账号。")
+    existing = expert_account(expert)
+    if existing is not None:
+        raise Conflict(f"该专家已有账号（用户名 {existing.username}），不能重复开通。如需重新激活，请重新签发链接。")
+    username = _expert_username(expert)
+    user, token = accounts.create_account_with_activation(
+        username=username, display_name=expert.name, role=Role.EXPERT, actor=actor, expert_id=expert.id,
+        email=expert.email, summary=f"{actor.username} 为专家 {expert.name} 开通账号 {username}（待激活）")
+    audit.record("expert.account_opened", expert, actor=actor,
+                 summary=f"为专家 {expert.name} 开通账号 {username}，签发激活链接（{accounts.lifetime_text(accounts.LinkPurpose.ACTIVATION)}内有效）",
+                 payload={"user_id": user.id, "username": username})
+    return user, token
+
+
+def reissue_expert_link(expert: Expert, actor: User) -> tuple[User, str, Any]:
+    """A new link for the expert's account, replacing any unused one: an activation link while the account
+    awaits activation ("expert.account"); a password-reset link once it is active ("expert.account_reset",
+    administrators only). Returns (user, raw token, purpose)."""
+    user = expert_account(expert)
+    if user is None:
+        permissions.require(actor, "expert.account", expert)
+        raise Conflict("该专家尚未开通账号。")
+    if user.awaiting_activation:
+        permissions.require(actor, "expert.account", expert)
+        purpose = accounts.LinkPurpose.ACTIVATION
+    else:
+        permissions.require(actor, "expert.account_reset", expert)
+        purpose = accounts.LinkPurpose.RESET
+    token = accounts.issue_link(user, purpose, actor)  # Conflict when the account is disabled
+    audit.record("expert.account_link", expert, actor=actor,
+                 summary=f"为专家 {expert.name} 的账号 {user.username} 重新签发{purpose.label}链接",
+                 payload={"user_id": user.id, "purpose": purpose.value})
+    return user, token, purpose
+
+
+def firm_users(firm: Firm) -> list[User]:
+    return list(db.session.execute(sa.select(User).where(User.firm_id == firm.id, User.role == Role.FIRM_USER)
+                                   .order_by(User.is_enabled.desc(), User.id)).scalars())
+
+
+def add_firm_user(firm: Firm, actor: User, *, username: str, display_name: str, email: str | None = None,
+                  phone: str | None = None, firm_admin: bool = False) -> tuple[User, str]:
+    """The firm's administrator adds an account of the firm, without a password: (user, raw activation token)."""
+    permissions.require(actor, "firm.users.manage", firm)
+    if firm.status not in (FirmStatus.ADMITTED, FirmStatus.SUSPENDED):
+        raise Conflict(f"机构当前状态为“{firm.status.label}”，不能添加账户。")
+    user, token = accounts.create_account_with_activation(
+        username=username, display_name=display_name, role=Role.FIRM_USER, actor=actor, firm_id=firm.id,
+        email=email, phone=phone,
+        summary=f"{actor.username} 为 {firm.name} 添加账户 {(username or '').strip()[:64]}（待激活）")
+    user.is_firm_admin = bool(firm_admin)
+    audit.record("firm.user_added", firm, actor=actor,
+                 summary=f"{firm.name} 添加账户 {user.username}（{user.display_name}）" + ("，机构管理员" if firm_admin else ""),
+                 payload={"user_id": user.id, "username": user.username, "firm_admin": bool(firm_admin)})
+    return user, token
+
+
+def remove_firm_user(firm: Firm, target: User, actor: User, reason: str) -> None:
+    """The firm's administrator removes one of its accounts: the account is disabled (kept for the record),
+    every session of it ends and every API token and link stops working."""
+    permissions.require(actor, "firm.users.manage", firm)
+    if target.role != Role.FIRM_USER or target.firm_id != firm.id:
+        raise PermissionDenied()
+    if target.id == actor.id:
+        raise Conflict("不能移除自己的账户。")
+    if not target.is_enabled:
+        raise Conflict("该账户已经移除。")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed("请填写移除原因。", {"reason": "请填写移除原因"})
+    if len(reason) > 500:
+        raise ValidationFailed("移除原因不能超过 500 个字符。", {"reason": "不能超过 500 个字符"})
+    set_enabled(target, False, actor, reason)
+    target.is_firm_admin = False
+    audit.record("firm.user_removed", firm, actor=actor, summary=f"{firm.name} 移除账户 {target.username}：{reason}",
+                 payload={"user_id": target.id, "username": target.username, "reason": reason})

@@ -7,21 +7,33 @@ Thin routes: check permission (``load`` / ``require``), call a service, render o
 """
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user
 from sqlalchemy.orm import selectinload
 
-from evalhub.core import files, jobs, permissions
+from evalhub.core import accounts, files, jobs, permissions
 from evalhub.core.enums import Field
 from evalhub.core.errors import ValidationFailed
-from evalhub.core.exports import to_xlsx
-from evalhub.core.models import Bureau, BudgetUnit
+from evalhub.core.listing import Export, Filter, Listing, enum_filter, int_filter
+from evalhub.core.models import Bureau, BudgetUnit, User
 from evalhub.core.timeutil import beijing_today, format_beijing
-from evalhub.core.web import load, paginate, require, submit_form, wants_export, xlsx_response
+from evalhub.core.web import (
+    can_in_own_bureau,
+    form_page,
+    handle_form,
+    load,
+    load_child,
+    own_bureau,
+    require,
+    scoped,
+    send_stored,
+    submit_form,
+    wants_export,
+    xlsx_response,
+)
 from evalhub.extensions import db
 from evalhub.registry import services
 from evalhub.registry.forms import (
@@ -34,12 +46,14 @@ from evalhub.registry.forms import (
     FirmForm,
     FirmRegisterForm,
     FirmStatusForm,
+    FirmUserForm,
     ImportForm,
     ReasonForm,
     RelationForm,
     StaffForm,
     TieForm,
     choice,
+    field_filter,
 )
 from evalhub.registry.imports import template_xlsx
 from evalhub.registry.models import (
@@ -52,8 +66,6 @@ from evalhub.registry.models import (
     FirmStaff,
     FirmStatus,
     ProfessionalTitle,
-    expert_field,
-    firm_field,
 )
 
 bp = Blueprint("registry", __name__)
@@ -65,29 +77,6 @@ IMPORT_KINDS = {
 
 
 # --- small helpers ---------------------------------------------------------------------------------
-
-def _own_bureau(action: str) -> Bureau:
-    """The signed-in user's own bureau, when ``action`` is allowed on it (bureau users only)."""
-    bureau = current_user.bureau
-    if bureau is None:
-        abort(403)
-    require(action, bureau)
-    return bureau
-
-
-def _enum_arg(enum_cls, value: str):
-    try:
-        return enum_cls(value) if value else None
-    except ValueError:
-        return None
-
-
-def _int_arg(value: str) -> int | None:
-    try:
-        return int(value) if value else None
-    except ValueError:
-        return None
-
 
 def _all_bureaus() -> list[Bureau]:
     # Bureau names are public: any firm or expert may name one as a commissioner or counterpart.
@@ -104,15 +93,6 @@ def _budget_unit_choices() -> list:
     return [BLANK] + [choice(u.id, f"{u.bureau.short_name} · {u.name}") for u in units]
 
 
-def _fields_by(table: sa.Table, key: str, ids) -> dict[int, list[Field]]:
-    out: dict[int, list[Field]] = {}
-    order = list(Field)
-    rows = db.session.execute(sa.select(table.c[key], table.c.field).where(table.c[key].in_(ids))).all()
-    for owner, value in rows:
-        out.setdefault(owner, []).append(value)
-    return {k: sorted(v, key=order.index) for k, v in out.items()}
-
-
 def _labels(fields: list[Field]) -> str:
     return "、".join(f.label for f in fields)
 
@@ -123,57 +103,48 @@ def _date(value) -> str:
 
 # --- firms: list -----------------------------------------------------------------------------------
 
-FIRM_EXPORT_COLUMNS = ["机构名称", "统一社会信用代码", "组织形式", "机构类型", "所属机构库", "状态", "状态原因",
-                       "状态截止日期", "业务领域", "法定代表人（负责人）", "联系人", "联系电话", "电子邮箱", "住所地址",
-                       "申请日期", "入库日期"]
+FIRM_FILTERS = (
+    Filter("q", str, lambda stmt, q: stmt.where(sa.or_(Firm.name.contains(q, autoescape=True),
+                                                       Firm.uscc.contains(q.upper(), autoescape=True)))),
+    enum_filter("status", FirmStatus, Firm.status),
+    enum_filter("kind", FirmKind, Firm.kind),
+    field_filter(Firm),
+    int_filter("bureau", Firm.bureau_id),
+)
+
+
+def _firm_rows(firms: list[Firm]) -> list[dict]:
+    fields = Firm.fields_of(f.id for f in firms)
+    return [{
+        "机构名称": f.name, "统一社会信用代码": f.uscc, "组织形式": f.legal_form.label, "机构类型": f.kind.label,
+        "所属机构库": f.bureau.name, "状态": f.status.label, "状态原因": f.status_reason or "",
+        "状态截止日期": _date(f.status_until), "业务领域": _labels(fields[f.id]),
+        "法定代表人（负责人）": f.legal_representative, "联系人": f.contact_name, "联系电话": f.contact_phone,
+        "电子邮箱": f.contact_email or "", "住所地址": f.address,
+        "申请日期": format_beijing(f.applied_at, "%Y-%m-%d"), "入库日期": format_beijing(f.admitted_at, "%Y-%m-%d"),
+    } for f in firms]
+
+
+FIRM_EXPORT = Export("第三方机构库", [
+    "机构名称", "统一社会信用代码", "组织形式", "机构类型", "所属机构库", "状态", "状态原因", "状态截止日期", "业务领域",
+    "法定代表人（负责人）", "联系人", "联系电话", "电子邮箱", "住所地址", "申请日期", "入库日期"], _firm_rows)
 
 
 @bp.route("/firms")
 @login_required
 def firm_list():
     require("firm.list")
-    filters = {k: request.args.get(k, "").strip() for k in ("q", "status", "kind", "field", "bureau")}
-    stmt = permissions.scope(current_user, sa.select(Firm), Firm)
-    if filters["q"]:
-        q = filters["q"]
-        stmt = stmt.where(sa.or_(Firm.name.contains(q, autoescape=True),
-                                 Firm.uscc.contains(q.upper(), autoescape=True)))
-    if (status := _enum_arg(FirmStatus, filters["status"])) is not None:
-        stmt = stmt.where(Firm.status == status)
-    if (kind := _enum_arg(FirmKind, filters["kind"])) is not None:
-        stmt = stmt.where(Firm.kind == kind)
-    if (field := _enum_arg(Field, filters["field"])) is not None:
-        stmt = stmt.where(Firm.id.in_(sa.select(firm_field.c.firm_id).where(firm_field.c.field == field)))
-    if (bureau_id := _int_arg(filters["bureau"])) is not None:
-        stmt = stmt.where(Firm.bureau_id == bureau_id)
-    ids = stmt.with_only_columns(Firm.id)
-    stmt = stmt.options(selectinload(Firm.bureau)).order_by(Firm.applied_at.desc(), Firm.id.desc())
-
+    firms = Listing(scoped(Firm), *FIRM_FILTERS, options=[selectinload(Firm.bureau)],
+                    order_by=[Firm.applied_at.desc(), Firm.id.desc()])
     if wants_export():
-        firms = db.session.execute(stmt).scalars().all()
-        fields = _fields_by(firm_field, "firm_id", ids)
-        rows = [{
-            "机构名称": f.name, "统一社会信用代码": f.uscc, "组织形式": f.legal_form.label, "机构类型": f.kind.label,
-            "所属机构库": f.bureau.name, "状态": f.status.label, "状态原因": f.status_reason or "",
-            "状态截止日期": _date(f.status_until), "业务领域": _labels(fields.get(f.id, [])),
-            "法定代表人（负责人）": f.legal_representative, "联系人": f.contact_name, "联系电话": f.contact_phone,
-            "电子邮箱": f.contact_email or "", "住所地址": f.address,
-            "申请日期": format_beijing(f.applied_at, "%Y-%m-%d"), "入库日期": format_beijing(f.admitted_at, "%Y-%m-%d"),
-        } for f in firms]
-        return xlsx_response(to_xlsx(rows, "第三方机构库", columns=FIRM_EXPORT_COLUMNS), "第三方机构库.xlsx")
-
-    page = paginate(stmt)
-    library_bureaus = db.session.execute(
-        sa.select(Bureau).where(Bureau.id.in_(permissions.scope(current_user, sa.select(Firm.bureau_id), Firm)))
-        .order_by(Bureau.path)).scalars().all()
-    own = current_user.bureau
+        return firms.export(FIRM_EXPORT)
+    page = firms.page()
+    library_bureaus = db.session.execute(sa.select(Bureau).where(Bureau.id.in_(scoped(Firm, sa.select(Firm.bureau_id))))
+                                         .order_by(Bureau.path)).scalars().all()
     return render_template(
-        "registry/firm_list.html", page=page, filters=filters,
-        fields=_fields_by(firm_field, "firm_id", [f.id for f in page.items]),
+        "registry/firm_list.html", page=page, filters=firms.filters, fields=Firm.fields_of(f.id for f in page.items),
         library_bureaus=library_bureaus, FirmStatus=FirmStatus, FirmKind=FirmKind, Field=Field,
-        can_create=own is not None and permissions.can(current_user, "firm.create", own),
-        can_import=own is not None and permissions.can(current_user, "registry.import", own),
-    )
+        can_create=can_in_own_bureau("firm.create"), can_import=can_in_own_bureau("registry.import"))
 
 
 # --- firms: entry, registration, edit --------------------------------------------------------------
@@ -197,14 +168,13 @@ def _firm_data(firm: Firm) -> dict[str, Any]:
 @bp.route("/firms/new", methods=["GET", "POST"])
 @login_required
 def firm_new():
-    bureau = _own_bureau("firm.create")
+    bureau = own_bureau("firm.create")
     form = FirmForm()
-    done, firm, status = submit_form(form, lambda: services.create_firm(_firm_input(form), bureau, current_user, via="staff"))
-    if done:
-        flash(f"已录入 {firm.name}，状态为“待审核”。", "success")
-        return redirect(url_for(".firm_detail", firm_id=firm.id))
-    return render_template("registry/firm_form.html", form=form, bureau=bureau, firm=None,
-                           title="录入第三方机构"), status
+    return handle_form(form, lambda: services.create_firm(_firm_input(form), bureau, current_user, via="staff"),
+                       message=lambda firm: f"已录入 {firm.name}，状态为“待审核”。",
+                       to=lambda firm: url_for(".firm_detail", firm_id=firm.id),
+                       failed=form_page("registry/firm_form.html", form=form, bureau=bureau, firm=None,
+                                        title="录入第三方机构"))
 
 
 @bp.route("/register/firm", methods=["GET", "POST"])
@@ -236,12 +206,10 @@ def firm_register():
 def firm_edit(firm_id: int):
     firm = load(Firm, firm_id, "firm.edit")
     form = FirmForm(data=_firm_data(firm) if request.method == "GET" else None)
-    done, _, status = submit_form(form, lambda: services.update_firm(firm, _firm_input(form), current_user))
-    if done:
-        flash("机构信息已保存。", "success")
-        return redirect(url_for(".firm_detail", firm_id=firm.id))
-    return render_template("registry/firm_form.html", form=form, bureau=firm.bureau, firm=firm,
-                           title=f"修改机构信息：{firm.name}"), status
+    return handle_form(form, lambda: services.update_firm(firm, _firm_input(form), current_user),
+                       message="机构信息已保存。", to=url_for(".firm_detail", firm_id=firm.id),
+                       failed=form_page("registry/firm_form.html", form=form, bureau=firm.bureau, firm=firm,
+                                        title=f"修改机构信息：{firm.name}"))
 
 
 # --- firms: detail and status ----------------------------------------------------------------------
@@ -261,6 +229,13 @@ def _render_firm(firm: Firm, status: int = 200, **forms: Any):
     ), status
 
 
+def _firm_form(firm: Firm, form, call, form_key: str, *, message: Any, anchor: str = "", **context: Any):
+    """``handle_form`` for a form on the firm page: done, back to that page (at ``anchor``); otherwise the
+    page again with the form (as ``form_key``, with ``context``) and its errors."""
+    return handle_form(form, call, message=message, to=url_for(".firm_detail", firm_id=firm.id) + anchor,
+                       failed=lambda status: _render_firm(firm, status, **{form_key: form}, **context))
+
+
 @bp.route("/firms/<int:firm_id>")
 @login_required
 def firm_detail(firm_id: int):
@@ -272,12 +247,9 @@ def firm_detail(firm_id: int):
 def firm_status(firm_id: int):
     firm = load(Firm, firm_id, "firm.view")
     form = FirmStatusForm()
-    done, change, status = submit_form(form, lambda: services.change_firm_status(
-        firm, form.action.data, current_user, reason=form.reason.data, effective_until=form.effective_until.data))
-    if not done:
-        return _render_firm(firm, status, status_form=form)
-    flash(f"{firm.name}：{change.from_status.label} → {change.to_status.label}。", "success")
-    return redirect(url_for(".firm_detail", firm_id=firm.id))
+    return _firm_form(firm, form, lambda: services.change_firm_status(
+        firm, form.action.data, current_user, reason=form.reason.data, effective_until=form.effective_until.data),
+        "status_form", message=lambda change: f"{firm.name}：{change.from_status.label} → {change.to_status.label}。")
 
 
 # --- firms: documents ------------------------------------------------------------------------------
@@ -292,26 +264,15 @@ def firm_document_upload(firm_id: int):
         upload = form.file.data
         return services.attach_firm_document(firm, form.kind.data, upload.filename, upload.read(), current_user)
 
-    done, document, status = submit_form(form, attach)
-    if not done:
-        return _render_firm(firm, status, doc_form=form)
-    flash(f"已上传{document.kind.label}：{document.file.original_name}。", "success")
-    return redirect(url_for(".firm_detail", firm_id=firm.id) + "#documents")
+    return _firm_form(firm, form, attach, "doc_form", anchor="#documents",
+                      message=lambda doc: f"已上传{doc.kind.label}：{doc.file.original_name}。")
 
 
 @bp.route("/firms/<int:firm_id>/documents/<int:doc_id>")
 @login_required
 def firm_document(firm_id: int, doc_id: int):
     firm = load(Firm, firm_id, "firm.document.view")
-    document = db.session.get(FirmDocument, doc_id)
-    if document is None or document.firm_id != firm.id:
-        abort(404)
-    try:
-        data = files.read(document.file)
-    except FileNotFoundError:
-        abort(404)
-    return send_file(io.BytesIO(data), mimetype=document.file.content_type, as_attachment=True,
-                     download_name=document.file.original_name)
+    return send_stored(load_child(FirmDocument, doc_id, firm_id=firm.id).file)
 
 
 # --- firms: staff roster ---------------------------------------------------------------------------
@@ -329,26 +290,19 @@ def staff_new(firm_id: int):
             certificates=[(entry.kind.data, entry.number.data) for entry in form.certificates])
         return services.add_staff(firm, data, current_user)
 
-    done, staff, status = submit_form(form, add)
-    if done:
-        flash(f"已将 {staff.name} 加入人员名册。", "success")
-        return redirect(url_for(".firm_detail", firm_id=firm.id) + "#staff")
-    return render_template("registry/staff_form.html", form=form, firm=firm), status
+    return handle_form(form, add, message=lambda staff: f"已将 {staff.name} 加入人员名册。",
+                       to=url_for(".firm_detail", firm_id=firm.id) + "#staff",
+                       failed=form_page("registry/staff_form.html", form=form, firm=firm))
 
 
 @bp.route("/firms/<int:firm_id>/staff/<int:staff_id>/deactivate", methods=["POST"])
 @login_required
 def staff_deactivate(firm_id: int, staff_id: int):
     firm = load(Firm, firm_id, "firm.staff.manage")
-    staff = db.session.get(FirmStaff, staff_id)
-    if staff is None or staff.firm_id != firm.id:
-        abort(404)
+    staff = load_child(FirmStaff, staff_id, firm_id=firm.id)
     form = ReasonForm()
-    done, _, status = submit_form(form, lambda: services.deactivate_staff(staff, current_user, form.reason.data))
-    if not done:
-        return _render_firm(firm, status, staff_form=form, staff_target=staff_id)
-    flash(f"已将 {staff.name} 移出人员名册。", "success")
-    return redirect(url_for(".firm_detail", firm_id=firm.id) + "#staff")
+    return _firm_form(firm, form, lambda: services.deactivate_staff(staff, current_user, form.reason.data), "staff_form",
+                      message=f"已将 {staff.name} 移出人员名册。", anchor="#staff", staff_target=staff_id)
 
 
 # --- firms: recusal relations ----------------------------------------------------------------------
@@ -360,34 +314,99 @@ def relation_new(firm_id: int):
     form = RelationForm()
     form.bureau_id.choices = _bureau_choices()
     form.budget_unit_id.choices = _budget_unit_choices()
-    done, _, status = submit_form(form, lambda: services.add_relation(
+    return handle_form(form, lambda: services.add_relation(
         firm, kind=form.kind.data, bureau_id=form.bureau_id.data, budget_unit_id=form.budget_unit_id.data,
-        start_date=form.start_date.data, end_date=form.end_date.data, note=form.note.data, actor=current_user))
-    if done:
-        flash("回避关系已登记。", "success")
-        return redirect(url_for(".firm_detail", firm_id=firm.id) + "#relations")
-    return render_template("registry/relation_form.html", form=form, firm=firm), status
+        start_date=form.start_date.data, end_date=form.end_date.data, note=form.note.data, actor=current_user),
+        message="回避关系已登记。", to=url_for(".firm_detail", firm_id=firm.id) + "#relations",
+        failed=form_page("registry/relation_form.html", form=form, firm=firm))
 
 
 @bp.route("/firms/<int:firm_id>/relations/<int:relation_id>/end", methods=["POST"])
 @login_required
 def relation_end(firm_id: int, relation_id: int):
     firm = load(Firm, firm_id, "firm.relation.manage")
-    relation = db.session.get(FirmRelation, relation_id)
-    if relation is None or relation.firm_id != firm.id:
-        abort(404)
+    relation = load_child(FirmRelation, relation_id, firm_id=firm.id)
     form = EndRelationForm()
-    done, _, status = submit_form(form, lambda: services.end_relation(relation, form.end_date.data, current_user))
+    return _firm_form(firm, form, lambda: services.end_relation(relation, form.end_date.data, current_user),
+                      "relation_form", message="回避关系已结束。", anchor="#relations", relation_target=relation_id)
+
+
+# --- firms: the firm's own accounts (机构账号管理) ------------------------------------------------------
+
+def _render_firm_users(firm: Firm, status: int = 200, *, form: FirmUserForm | None = None,
+                       remove_form: ReasonForm | None = None, remove_target: int | None = None,
+                       new_link: dict | None = None):
+    return render_template(
+        "registry/firm_users.html", firm=firm, users=services.firm_users(firm),
+        form=form or FirmUserForm(formdata=None), remove_form=remove_form or ReasonForm(formdata=None),
+        remove_target=remove_target, new_link=new_link, status_label=accounts.status_label,
+        link_days=accounts.lifetime_text(accounts.LinkPurpose.ACTIVATION)), status
+
+
+@bp.route("/firms/<int:firm_id>/users", methods=["GET", "POST"])
+@login_required
+def firm_users(firm_id: int):
+    """The firm administrator's page: the firm's accounts; add one (its activation link is shown once)."""
+    firm = load(Firm, firm_id, "firm.users.manage")
+    if request.method == "GET":
+        return _render_firm_users(firm)
+    form = FirmUserForm()
+    done, result, status = submit_form(form, lambda: services.add_firm_user(
+        firm, current_user, username=form.username.data, display_name=form.display_name.data,
+        email=form.email.data, phone=form.phone.data, firm_admin=bool(form.firm_admin.data)))
     if not done:
-        return _render_firm(firm, status, relation_form=form, relation_target=relation_id)
-    flash("回避关系已结束。", "success")
-    return redirect(url_for(".firm_detail", firm_id=firm.id) + "#relations")
+        return _render_firm_users(firm, status, form=form)
+    user, token = result
+    flash(f"已添加账户 {user.username}。请把下方激活链接交给本人。", "success")
+    return _render_firm_users(firm, new_link=_shown_once(user, token, accounts.LinkPurpose.ACTIVATION))
+
+
+@bp.route("/firms/<int:firm_id>/users/<int:user_id>/remove", methods=["POST"])
+@login_required
+def firm_user_remove(firm_id: int, user_id: int):
+    """Remove (disable) one of the firm's accounts: its sessions end, its API tokens and links stop working."""
+    firm = load(Firm, firm_id, "firm.users.manage")
+    target = load_child(User, user_id, firm_id=firm.id)
+    form = ReasonForm()
+    return handle_form(form, lambda: services.remove_firm_user(firm, target, current_user, form.reason.data or ""),
+                       message=f"已移除账户 {target.username}：其所有登录已退出，API 令牌已撤销。",
+                       to=url_for(".firm_users", firm_id=firm.id),
+                       failed=lambda status: _render_firm_users(firm, status, remove_form=form, remove_target=target.id))
+
+
+# --- a firm not yet admitted: its accounts reach the application only --------------------------------
+# The permission rules refuse such accounts every action but the application's (permissions.py); this gate
+# refuses, as well, the pages that check no action (lists scoped to the firm's rows, the firm's credit page).
+
+APPLICANT_ENDPOINTS = frozenset({
+    "registry.firm_detail", "registry.firm_edit", "registry.firm_document_upload", "registry.firm_document",
+    "registry.staff_new", "registry.staff_deactivate", "registry.relation_new", "registry.relation_end",
+    "registry.firm_register", "core.dashboard", "core.login", "core.logout", "static",
+    "review.inbox", "review.inbox_read", "review.inbox_read_all",
+})
+
+
+@bp.before_app_request
+def _applicants_reach_the_application_only():
+    if not current_user.is_authenticated or permissions.limited_to(current_user) is None:
+        return None
+    endpoint = request.endpoint or ""
+    # their own account pages (password, sign-out, links) and the public pages stay open
+    if (endpoint in APPLICANT_ENDPOINTS or endpoint.startswith(("public.", "api."))
+            or request.path.startswith(("/account", "/login"))):
+        return None
+    abort(403)
 
 
 # --- experts: list ---------------------------------------------------------------------------------
 
-EXPERT_EXPORT_COLUMNS = ["姓名", "身份证号码（掩码）", "工作单位", "职称", "学历", "从业年限", "出生年份", "业务领域",
-                         "所属专家库", "状态", "可用状态", "入库条件", "联系电话", "电子邮箱"]
+EXPERT_FILTERS = (
+    Filter("q", str, lambda stmt, q: stmt.where(sa.or_(Expert.name.contains(q, autoescape=True),
+                                                       Expert.employer.contains(q, autoescape=True)))),
+    field_filter(Expert),
+    enum_filter("status", ExpertStatus, Expert.status),
+    enum_filter("title", ProfessionalTitle, Expert.title),
+)
 
 
 def _eligibility_text(reasons: list[str]) -> str:
@@ -400,47 +419,37 @@ def _availability_text(expert: Expert) -> str:
     return "暂不可用" + (f"（至 {expert.unavailable_until:%Y-%m-%d}）" if expert.unavailable_until else "")
 
 
+def _expert_rows(experts: list[Expert]) -> list[dict]:
+    fields = Expert.fields_of(e.id for e in experts)
+    return [{
+        "姓名": e.name, "身份证号码（掩码）": e.id_number_masked, "工作单位": e.employer, "职称": e.title.label,
+        "学历": e.degree.label, "从业年限": e.years_in_field, "出生年份": e.birth_year,
+        "业务领域": _labels(fields[e.id]), "所属专家库": e.bureau.name, "状态": e.status.label,
+        "可用状态": _availability_text(e), "入库条件": _eligibility_text(services.expert_eligibility(e)),
+        "联系电话": e.phone or "", "电子邮箱": e.email or "",
+    } for e in experts]
+
+
+EXPERT_EXPORT = Export("专家库", ["姓名", "身份证号码（掩码）", "工作单位", "职称", "学历", "从业年限", "出生年份",
+                                "业务领域", "所属专家库", "状态", "可用状态", "入库条件", "联系电话", "电子邮箱"], _expert_rows)
+
+
 @bp.route("/experts")
 @login_required
 def expert_list():
     require("expert.list")
-    filters = {k: request.args.get(k, "").strip() for k in ("q", "field", "status", "title")}
-    stmt = permissions.scope(current_user, sa.select(Expert), Expert)
-    if filters["q"]:
-        q = filters["q"]
-        stmt = stmt.where(sa.or_(Expert.name.contains(q, autoescape=True), Expert.employer.contains(q, autoescape=True)))
-    if (field := _enum_arg(Field, filters["field"])) is not None:
-        stmt = stmt.where(Expert.id.in_(sa.select(expert_field.c.expert_id).where(expert_field.c.field == field)))
-    if (status := _enum_arg(ExpertStatus, filters["status"])) is not None:
-        stmt = stmt.where(Expert.status == status)
-    if (title := _enum_arg(ProfessionalTitle, filters["title"])) is not None:
-        stmt = stmt.where(Expert.title == title)
-    ids = stmt.with_only_columns(Expert.id)
-    stmt = stmt.options(selectinload(Expert.bureau)).order_by(Expert.id.desc())
-
+    experts = Listing(scoped(Expert), *EXPERT_FILTERS, options=[selectinload(Expert.bureau)],
+                      order_by=[Expert.id.desc()])
     if wants_export():
-        experts = db.session.execute(stmt).scalars().all()
-        fields = _fields_by(expert_field, "expert_id", ids)
-        rows = [{
-            "姓名": e.name, "身份证号码（掩码）": e.id_number_masked, "工作单位": e.employer, "职称": e.title.label,
-            "学历": e.degree.label, "从业年限": e.years_in_field, "出生年份": e.birth_year,
-            "业务领域": _labels(fields.get(e.id, [])), "所属专家库": e.bureau.name, "状态": e.status.label,
-            "可用状态": _availability_text(e), "入库条件": _eligibility_text(services.expert_eligibility(e)),
-            "联系电话": e.phone or "", "电子邮箱": e.email or "",
-        } for e in experts]
-        return xlsx_response(to_xlsx(rows, "专家库", columns=EXPERT_EXPORT_COLUMNS), "专家库.xlsx")
-
-    page = paginate(stmt)
-    own = current_user.bureau
+        return experts.export(EXPERT_EXPORT)
+    page = experts.page()
     return render_template(
-        "registry/expert_list.html", page=page, filters=filters,
-        fields=_fields_by(expert_field, "expert_id", [e.id for e in page.items]),
+        "registry/expert_list.html", page=page, filters=experts.filters,
+        fields=Expert.fields_of(e.id for e in page.items),
         eligibility={e.id: services.expert_eligibility(e) for e in page.items},
         availability={e.id: _availability_text(e) for e in page.items},
         ExpertStatus=ExpertStatus, ProfessionalTitle=ProfessionalTitle, Field=Field,
-        can_create=own is not None and permissions.can(current_user, "expert.create", own),
-        can_import=own is not None and permissions.can(current_user, "registry.import", own),
-    )
+        can_create=can_in_own_bureau("expert.create"), can_import=can_in_own_bureau("registry.import"))
 
 
 # --- experts: entry, detail, edit ------------------------------------------------------------------
@@ -455,14 +464,13 @@ def _expert_input(form: ExpertForm) -> services.ExpertInput:
 @bp.route("/experts/new", methods=["GET", "POST"])
 @login_required
 def expert_new():
-    bureau = _own_bureau("expert.create")
+    bureau = own_bureau("expert.create")
     form = ExpertForm()
-    done, expert, status = submit_form(form, lambda: services.create_expert(_expert_input(form), bureau, current_user))
-    if done:
-        flash(f"已将 {expert.name} 录入专家库。", "success")
-        return redirect(url_for(".expert_detail", expert_id=expert.id))
-    return render_template("registry/expert_form.html", form=form, bureau=bureau, expert=None,
-                           title="录入专家"), status
+    return handle_form(form, lambda: services.create_expert(_expert_input(form), bureau, current_user),
+                       message=lambda expert: f"已将 {expert.name} 录入专家库。",
+                       to=lambda expert: url_for(".expert_detail", expert_id=expert.id),
+                       failed=form_page("registry/expert_form.html", form=form, bureau=bureau, expert=None,
+                                        title="录入专家"))
 
 
 def _expert_actions(expert: Expert) -> list[tuple[str, str]]:
@@ -482,13 +490,77 @@ def _render_expert(expert: Expert, status: int = 200, **forms: Any):
         eligibility=services.expert_eligibility(expert), drawable=services.expert_is_drawable(expert),
         actions=_expert_actions(expert), status_form=forms.get("status_form"),
         availability_form=availability_form, availability_text=_availability_text(expert),
+        **_expert_account_context(expert, forms.get("new_link")),
     ), status
+
+
+def _expert_account_context(expert: Expert, new_link: dict | None) -> dict[str, Any]:
+    """The 账号 card: shown to the expert's bureau (who may open it), not to the expert or other bureaus."""
+    if not permissions.can(current_user, "expert.account", expert):
+        return {"account_card": False}
+    account = services.expert_account(expert)
+    return {
+        "account_card": True, "account": account,
+        "account_status": accounts.status_label(account) if account else None,
+        "account_expiry": accounts.pending_expiry(account) if account is not None and account.awaiting_activation else None,
+        "can_reset": account is not None and permissions.can(current_user, "expert.account_reset", expert),
+        "link_days": accounts.lifetime_text(accounts.LinkPurpose.ACTIVATION),
+        "account_form": ReasonForm(formdata=None), "new_link": new_link,
+    }
+
+
+def _shown_once(user, token: str, purpose) -> dict[str, Any]:
+    """The link to show on this one page (never stored, never flashed), e-mailed too when possible. Called
+    after the commit, so a mail failure cannot undo the account."""
+    emailed = accounts.email_link(user, token, purpose)
+    return {"url": accounts.link_url(token, purpose), "purpose": accounts.LinkPurpose(purpose).label,
+            "username": user.username, "emailed_to": user.email if emailed else None,
+            "lifetime": accounts.lifetime_text(accounts.LinkPurpose(purpose))}
 
 
 @bp.route("/experts/<int:expert_id>")
 @login_required
 def expert_detail(expert_id: int):
     return _render_expert(load(Expert, expert_id, "expert.view"))
+
+
+def _account_button(call) -> tuple[bool, Any, int]:
+    """A CSRF-protected button running ``call``: 400 for a bad token; a refused input (422) is flashed in
+    Chinese above the page it came from."""
+    form = ReasonForm()
+    done, result, status = submit_form(form, call)
+    if not done:
+        if not form.form_errors:
+            abort(400)
+        for message in form.form_errors:
+            flash(message, "danger")
+    return done, result, status
+
+
+@bp.route("/experts/<int:expert_id>/account", methods=["POST"])
+@login_required
+def expert_account_open(expert_id: int):
+    """开通账号: the page answers with the activation link itself, once (200, no redirect)."""
+    expert = load(Expert, expert_id, "expert.account")
+    done, result, status = _account_button(lambda: services.open_expert_account(expert, current_user))
+    if not done:
+        return _render_expert(expert, status)
+    user, token = result
+    flash(f"已为专家 {expert.name} 开通账号，用户名 {user.username}。请把下方激活链接交给专家本人。", "success")
+    return _render_expert(expert, new_link=_shown_once(user, token, accounts.LinkPurpose.ACTIVATION))
+
+
+@bp.route("/experts/<int:expert_id>/account/link", methods=["POST"])
+@login_required
+def expert_account_link(expert_id: int):
+    """重新签发链接: a new activation link (or, once activated, a password-reset link), shown once."""
+    expert = load(Expert, expert_id, "expert.account")
+    done, result, status = _account_button(lambda: services.reissue_expert_link(expert, current_user))
+    if not done:
+        return _render_expert(expert, status)
+    user, token, purpose = result
+    flash(f"已为账号 {user.username} 重新签发{purpose.label}链接，此前未使用的链接已失效。", "success")
+    return _render_expert(expert, new_link=_shown_once(user, token, purpose))
 
 
 @bp.route("/experts/<int:expert_id>/edit", methods=["GET", "POST"])
@@ -502,12 +574,17 @@ def expert_edit(expert_id: int):
                 "birth_year": str(expert.birth_year), "fields": [f.value for f in expert.fields],
                 "phone": expert.phone, "email": expert.email}
     form = ExpertForm(data=data)
-    done, _, status = submit_form(form, lambda: services.update_expert(expert, _expert_input(form), current_user))
-    if done:
-        flash("专家信息已保存。", "success")
-        return redirect(url_for(".expert_detail", expert_id=expert.id))
-    return render_template("registry/expert_form.html", form=form, bureau=expert.bureau, expert=expert,
-                           title=f"修改专家信息：{expert.name}"), status
+    return handle_form(form, lambda: services.update_expert(expert, _expert_input(form), current_user),
+                       message="专家信息已保存。", to=url_for(".expert_detail", expert_id=expert.id),
+                       failed=form_page("registry/expert_form.html", form=form, bureau=expert.bureau, expert=expert,
+                                        title=f"修改专家信息：{expert.name}"))
+
+
+def _expert_form(expert: Expert, form, call, form_key: str, *, message: Any):
+    """``handle_form`` for a form on the expert page: done, back to that page; otherwise the page again with
+    the form (as ``form_key``) and its errors."""
+    return handle_form(form, call, message=message, to=url_for(".expert_detail", expert_id=expert.id),
+                       failed=lambda status: _render_expert(expert, status, **{form_key: form}))
 
 
 @bp.route("/experts/<int:expert_id>/status", methods=["POST"])
@@ -515,12 +592,9 @@ def expert_edit(expert_id: int):
 def expert_status(expert_id: int):
     expert = load(Expert, expert_id, "expert.view")
     form = ExpertStatusForm()
-    done, _, status = submit_form(form, lambda: services.change_expert_status(
-        expert, form.action.data, form.reason.data, current_user))
-    if not done:
-        return _render_expert(expert, status, status_form=form)
-    flash(f"专家 {expert.name} 现为“{expert.status.label}”。", "success")
-    return redirect(url_for(".expert_detail", expert_id=expert.id))
+    return _expert_form(expert, form, lambda: services.change_expert_status(
+        expert, form.action.data, form.reason.data, current_user), "status_form",
+        message=lambda _: f"专家 {expert.name} 现为“{expert.status.label}”。")
 
 
 @bp.route("/experts/<int:expert_id>/availability", methods=["POST"])
@@ -528,13 +602,9 @@ def expert_status(expert_id: int):
 def expert_availability(expert_id: int):
     expert = load(Expert, expert_id, "expert.self")
     form = AvailabilityForm()
-    done, _, status = submit_form(form, lambda: services.set_expert_availability(
-        expert, available=form.available.data == "1", until=form.until.data, note=form.note.data,
-        actor=current_user))
-    if not done:
-        return _render_expert(expert, status, availability_form=form)
-    flash("可用状态已更新。", "success")
-    return redirect(url_for(".expert_detail", expert_id=expert.id))
+    return _expert_form(expert, form, lambda: services.set_expert_availability(
+        expert, available=form.available.data == "1", until=form.until.data, note=form.note.data, actor=current_user),
+        "availability_form", message="可用状态已更新。")
 
 
 @bp.route("/experts/<int:expert_id>/ties/new", methods=["GET", "POST"])
@@ -542,19 +612,17 @@ def expert_availability(expert_id: int):
 def tie_new(expert_id: int):
     expert = load(Expert, expert_id, "expert.self")
     form = TieForm()
-    firms = db.session.execute(permissions.scope(current_user, sa.select(Firm), Firm).order_by(Firm.name)).scalars()
+    firms = db.session.execute(scoped(Firm).order_by(Firm.name)).scalars()
     form.firm_id.choices = [BLANK] + [choice(f.id, f.name) for f in firms]
     form.bureau_id.choices = _bureau_choices()
     form.budget_unit_id.choices = _budget_unit_choices()
-    done, _, status = submit_form(form, lambda: services.add_expert_tie(
+    return handle_form(form, lambda: services.add_expert_tie(
         expert, kind=form.kind.data, counterpart_type=form.counterpart_type.data,
         counterpart_name=form.counterpart_name.data, firm_id=form.firm_id.data, bureau_id=form.bureau_id.data,
         budget_unit_id=form.budget_unit_id.data, start_date=form.start_date.data, end_date=form.end_date.data,
-        note=form.note.data, actor=current_user))
-    if done:
-        flash("关联关系已申报。", "success")
-        return redirect(url_for(".expert_detail", expert_id=expert.id) + "#ties")
-    return render_template("registry/tie_form.html", form=form, expert=expert), status
+        note=form.note.data, actor=current_user),
+        message="关联关系已申报。", to=url_for(".expert_detail", expert_id=expert.id) + "#ties",
+        failed=form_page("registry/tie_form.html", form=form, expert=expert))
 
 
 # --- Excel import ----------------------------------------------------------------------------------
@@ -570,7 +638,7 @@ def _import_kind(kind: str) -> dict[str, str]:
 @login_required
 def registry_import(kind: str):
     spec = _import_kind(kind)
-    bureau = _own_bureau("registry.import")
+    bureau = own_bureau("registry.import")
     form = ImportForm()
 
     def upload():
@@ -578,15 +646,13 @@ def registry_import(kind: str):
         return jobs.submit(spec["job"], f"批量导入{spec['noun']}：{stored.original_name}",
                            {"file_id": stored.id, "bureau_id": bureau.id}, actor=current_user, bureau_id=bureau.id)
 
-    done, job, status = submit_form(form, upload)
-    if done:
-        return redirect(url_for("core.job_detail", job_id=job.id))
-    return render_template("registry/import.html", form=form, kind=kind, spec=spec, bureau=bureau), status
+    return handle_form(form, upload, to=lambda job: url_for("core.job_detail", job_id=job.id),
+                       failed=form_page("registry/import.html", form=form, kind=kind, spec=spec, bureau=bureau))
 
 
 @bp.route("/imports/<kind>/template")
 @login_required
 def import_template(kind: str):
     spec = _import_kind(kind)
-    _own_bureau("registry.import")
+    own_bureau("registry.import")
     return xlsx_response(template_xlsx(kind), f"{spec['noun']}导入模板.xlsx")

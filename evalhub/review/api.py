@@ -19,38 +19,29 @@ import sqlalchemy as sa
 from flask import jsonify, request
 from sqlalchemy.orm import selectinload
 
-from evalhub.core.api import api_user, json_body, list_schema, operation, page_args, schema
+from evalhub.core.api import api_user, json_body, list_schema, operation, schema
 from evalhub.core.apiutil import (
-    INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, bureau_arg, datetime_str, enum_arg, labeled,
-    labeled_definition, labeled_schema, listing, nullable, number, paginate, query, raise_if,
+    INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, YEAR_QUERY, choice, datetime_str, labeled,
+    labeled_definition, labeled_schema, list_response, nullable, number, query, raise_if, text, visible,
 )
 from evalhub.core import permissions
-from evalhub.core.enums import Role
+from evalhub.core.enums import BUREAU_SIDE, Role
 from evalhub.core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
+from evalhub.core.inputs import control_errors
+from evalhub.core.listing import bureau_filter, enum_filter, year_filter
 from evalhub.core.models import StoredFile, User
 from evalhub.extensions import db
 from evalhub.procurement.models import Engagement, EngagementState, ObjectType, PlanItem
-from evalhub.registry.models import Firm
+from evalhub.registry.forms import firm_name_filter
 from evalhub.review import services
 from evalhub.review.models import (
-    Grade,
-    IndicatorCategory,
-    InvitationStatus,
-    PanelInvitation,
-    PanelStatus,
-    Publication,
-    Review,
-    ReviewPanel,
-    ReviewStatus,
-    Submission,
-    SubmissionKind,
+    Grade, IndicatorCategory, InvitationStatus, PanelInvitation, PanelStatus, Publication, Review, ReviewPanel,
+    ReviewStatus, Submission, SubmissionKind,
 )
 
 TAG_SUBMISSIONS = "方案与报告提交"
 TAG_REVIEWS = "专家评审"
 TAG_PUBLIC = "信息公开"
-
-BUREAU_SIDE = (Role.SYSTEM_ADMIN, Role.BUREAU_ADMIN, Role.BUREAU_STAFF)
 
 
 # --- serialisation helpers -------------------------------------------------------------------------
@@ -116,13 +107,12 @@ SUBMISSION_UPLOAD = schema("SubmissionUpload", {"type": "object", "required": ["
     "kind": {"type": "string", "enum": ["work_plan", "report", "实施方案", "评价报告"],
              "description": "work_plan（实施方案）或 report（评价报告）"},
     "file": {"type": "string", "format": "binary", "description": "Word (.docx) 或 PDF"},
-    "indicators": {"type": "string", "description": "仅评价报告：指标评分表，JSON 数组字符串，每行 "
-                                                     '{"category": "决策|过程|产出|效益（或 decision…）", "name": "…", '
-                                                     '"weight": 10, "score": 9}'},
-    "concluded_total": {"type": "string", "description": "仅评价报告：报告结论总分（0–100）"},
-    "concluded_grade": {"type": "string", "description": "仅评价报告：报告结论等级，" +
-                                                         "、".join(f"{g.value}（{g.label}）" for g in Grade)},
-    "note": {"type": "string", "description": "说明（可选）"}}})
+    "indicators": text(100000, "仅评价报告：指标评分表，JSON 数组字符串，每行 "
+                               '{"category": "决策|过程|产出|效益（或 decision…）", "name": "…", "weight": 10, "score": 9}'
+                               "（权重、得分 0–100）"),
+    "concluded_total": text(12, "仅评价报告：报告结论总分（0–100）"),
+    "concluded_grade": choice(Grade, "仅评价报告：报告结论等级"),
+    "note": text(2000, "说明（可选）")}})
 
 SUBMISSION_LIST = schema("SubmissionList", list_schema(SUBMISSION))
 
@@ -164,11 +154,12 @@ REVIEW_DETAIL = schema("ReviewDetail", {"type": "object", "required": ["id", "st
                "description": "本人提交后才可见：同组其他专家已提交的评审意见（匿名）"}}})
 
 REVIEW_DRAFT = schema("ReviewDraft", {"type": "object", "properties": {
-    "scores": {"type": "object", "additionalProperties": {"oneOf": [NUMBER, STRING]},
+    "scores": {"type": "object", "additionalProperties": {"oneOf": [{"type": "number", "minimum": 0, "maximum": 100},
+                                                                     text(12)]},
                "description": "评分项编号 → 得分（0–该项分值）；未给出的评分项保持不变"},
-    "comments": {"type": "object", "additionalProperties": STRING,
+    "comments": {"type": "object", "additionalProperties": text(5000),
                  "description": "评分项编号 → 评分理由；只能给已打分（本次或此前）的评分项"},
-    "opinion": {"type": "string", "nullable": True, "description": "总体评审意见；不给出则保持不变"}}})
+    "opinion": text(10000, "总体评审意见；不给出则保持不变", nullable=True)}})
 
 EXPERT_TOTAL = schema("PanelExpertTotal", {"type": "object", "required": ["expert", "status"], "properties": {
     "expert": {"type": "object", "properties": {"id": INTEGER, "name": STRING}},
@@ -235,10 +226,7 @@ def _engagement_or_404(engagement_id: int) -> Engagement:
 
 
 def _visible_engagement(engagement_id: int) -> Engagement:
-    engagement = _engagement_or_404(engagement_id)
-    if not permissions.can(api_user(), "engagement.view", engagement):
-        raise NotFound("未找到该评价任务。")
-    return engagement
+    return visible(Engagement, engagement_id, "engagement.view", "未找到该评价任务。")
 
 
 def _parse_indicators(raw: str | None, errors: dict[str, str]) -> list[services.IndicatorInput]:
@@ -253,6 +241,10 @@ def _parse_indicators(raw: str | None, errors: dict[str, str]) -> list[services.
         return []
     if not isinstance(rows, list):
         errors["indicators"] = "指标评分表应为 JSON 数组"
+        return []
+    bad_text = control_errors(rows, "indicators")  # the JSON inside the form field: "\u0000" is a NUL here
+    if bad_text:
+        errors.update(bad_text)
         return []
     out = []
     for position, row in enumerate(rows, start=1):
@@ -322,7 +314,6 @@ def create_submission(engagement_id: int):
 def list_submissions(engagement_id: int):
     user = api_user()
     engagement = _engagement_or_404(engagement_id)
-    page, per_page = page_args()
     stmt = sa.select(Submission).where(Submission.engagement_id == engagement.id)
     if not permissions.can(user, "engagement.view", engagement):
         if user.role != Role.EXPERT or user.expert_id is None:
@@ -334,16 +325,10 @@ def list_submissions(engagement_id: int):
         stmt = stmt.where(Submission.id.in_(accepted))
         if not db.session.execute(stmt.limit(1)).first():
             raise NotFound("未找到该评价任务。")
-    raw_kind = request.args.get("kind", "").strip()
-    if raw_kind:
-        try:
-            stmt = stmt.where(Submission.kind == SubmissionKind.from_label(raw_kind))
-        except ValueError:
-            raise ValidationFailed(f"参数 kind 无效：{raw_kind}。", {"kind": "可选值：work_plan、report"})
-    stmt = stmt.options(selectinload(Submission.file), selectinload(Submission.indicators),
-                        selectinload(Submission.panel)).order_by(Submission.submitted_at, Submission.id)
-    rows, total = paginate(stmt, page, per_page)
-    return listing([submission_json(s) for s in rows], total, page, per_page)
+    return list_response(stmt, enum_filter("kind", SubmissionKind, Submission.kind, hint="可选值：work_plan、report"),
+                         options=[selectinload(Submission.file), selectinload(Submission.indicators),
+                                  selectinload(Submission.panel)],
+                         order_by=[Submission.submitted_at, Submission.id], item=submission_json)
 
 
 # --- an expert's reviews ---------------------------------------------------------------------------
@@ -416,21 +401,13 @@ def review_detail_json(review: Review, user: User) -> dict:
 def list_reviews():
     user = api_user()
     _require_expert(user)
-    page, per_page = page_args()
     stmt = (sa.select(PanelInvitation).join(ReviewPanel, ReviewPanel.id == PanelInvitation.panel_id)
             .where(PanelInvitation.expert_id == user.expert_id))
-    raw = request.args.get("status", "").strip()
-    if raw:
-        try:
-            stmt = stmt.where(PanelInvitation.status == InvitationStatus.from_label(raw))
-        except ValueError:
-            raise ValidationFailed(f"参数 status 无效：{raw}。", {"status": "可选值：" + "、".join(s.value for s in InvitationStatus)})
-    stmt = stmt.options(selectinload(PanelInvitation.review),
-                        selectinload(PanelInvitation.panel).selectinload(ReviewPanel.engagement),
-                        selectinload(PanelInvitation.panel).selectinload(ReviewPanel.submission),
-                        ).order_by(ReviewPanel.review_due.desc(), PanelInvitation.id.desc())
-    rows, total = paginate(stmt, page, per_page)
-    return listing([review_list_json(i) for i in rows], total, page, per_page)
+    return list_response(stmt, enum_filter("status", InvitationStatus, PanelInvitation.status),
+                         options=[selectinload(PanelInvitation.review),
+                                  selectinload(PanelInvitation.panel).selectinload(ReviewPanel.engagement),
+                                  selectinload(PanelInvitation.panel).selectinload(ReviewPanel.submission)],
+                         order_by=[ReviewPanel.review_due.desc(), PanelInvitation.id.desc()], item=review_list_json)
 
 
 @operation("/reviews/<int:review_id>", "GET",
@@ -571,34 +548,21 @@ def public_report_json(publication: Publication) -> dict:
 
 @operation("/public/reports", "GET", summary="已公开的评价报告（脱密版本；无需登录）", tag=TAG_PUBLIC,
            response=PUBLIC_REPORT_LIST, auth=False,
-           params=[query("year", "年度", "integer"), query("bureau", "财政局的行政区划代码"),
+           params=[YEAR_QUERY, query("bureau", "财政局的行政区划代码"),
                    query("object_type", "评价对象类型：" + "、".join(f"{t.value}（{t.label}）" for t in ObjectType)),
                    query("firm", "按第三方机构名称模糊查找"), *PAGE_PARAMS],
            errors=(400, 422))
 def list_public_reports():
-    page, per_page = page_args()
     stmt = (sa.select(Publication).join(Engagement, Engagement.id == Publication.engagement_id)
             .where(Publication.classified.is_(False), Publication.redacted_file_id.is_not(None),
                    Publication.published_at.is_not(None),
                    Engagement.state.in_([EngagementState.PUBLISHED, EngagementState.ARCHIVED])))
-    raw_year = request.args.get("year", "").strip()
-    if raw_year:
-        try:
-            stmt = stmt.where(Engagement.year == int(raw_year))
-        except ValueError:
-            raise ValidationFailed(f"参数 year 无效：{raw_year}。", {"year": "应为四位年份"})
-    bureau = bureau_arg()
-    if bureau is not None:
-        stmt = stmt.where(Engagement.bureau_id == bureau.id)
-    object_type = enum_arg("object_type", ObjectType)
-    if object_type is not None:
-        stmt = stmt.where(Engagement.plan_item_id.in_(sa.select(PlanItem.id).where(PlanItem.object_type == object_type)))
-    firm = request.args.get("firm", "").strip()
-    if firm:
-        stmt = stmt.where(Engagement.firm_id.in_(sa.select(Firm.id).where(Firm.name.icontains(firm, autoescape=True))))
-    stmt = stmt.options(selectinload(Publication.engagement).selectinload(Engagement.bureau),
-                        selectinload(Publication.engagement).selectinload(Engagement.firm),
-                        selectinload(Publication.engagement).selectinload(Engagement.plan_item),
-                        ).order_by(Publication.published_at.desc(), Publication.id.desc())
-    rows, total = paginate(stmt, page, per_page)
-    return listing([public_report_json(p) for p in rows], total, page, per_page)
+    return list_response(
+        stmt, year_filter(Engagement.year), bureau_filter(Engagement.bureau_id),
+        enum_filter("object_type", ObjectType, lambda stmt, kind: stmt.where(
+            Engagement.plan_item_id.in_(sa.select(PlanItem.id).where(PlanItem.object_type == kind)))),
+        firm_name_filter(Engagement.firm_id),
+        options=[selectinload(Publication.engagement).selectinload(Engagement.bureau),
+                 selectinload(Publication.engagement).selectinload(Engagement.firm),
+                 selectinload(Publication.engagement).selectinload(Engagement.plan_item)],
+        order_by=[Publication.published_at.desc(), Publication.id.desc()], item=public_report_json)

@@ -67,6 +67,8 @@ class ReportSubmissionForm(SubmissionForm):
 
 class PanelForm(ChineseForm):
     size = _text("评审专家人数", 3, description="单数，不少于 3 人；不填则按本局设置")
+    offline = BooleanField("线下评审（专家不在系统中评审，由工作人员代为登记答复、录入评分）",
+                           description="在线评审只抽取已开通并激活账号的专家；选择线下评审时，未开通账号的专家也可被抽取。")
 
 
 class LetterForm(ChineseForm):
@@ -88,23 +90,38 @@ class DeclineForm(ChineseForm):
     reason = _area("拒绝原因", 500)
 
 
+class OfflineAnswerForm(ChineseForm):
+    """线下评审: staff record the expert's answer received off-line (``action`` accept / decline)."""
+
+    action = HiddenField()
+    declaration = BooleanField("已收到专家本人签署的纸质无利益冲突声明")
+    reason = _area("拒绝原因", 500)
+
+
 class ReviewForm(ChineseForm):
     opinion = _area("总体评审意见", 10000)
     action = HiddenField()
 
 
-def review_form_for(rubric: Rubric, **kw) -> ReviewForm:
-    """The review form of one rubric version: points and a comment per item, then the overall opinion."""
+def _scored(base: type, rubric: Rubric, score_label: str, too_long: str, *, comments: bool = False) -> type:
+    """``base`` with a points field per rubric item (``score_<item id>``) and, with ``comments``, a reason
+    per item (``comment_<item id>``): the rubric is versioned, so the fields are made for the version used."""
 
-    class _Form(ReviewForm):
+    class _Form(base):
         pass
 
     for item in rubric.items:
-        setattr(_Form, f"score_{item.id}", StringField(f"{item.name}得分（满分 {item.max_points.normalize():f}）",
-                                                       validators=[Length(max=12, message="得分过长")]))
-        setattr(_Form, f"comment_{item.id}", TextAreaField(f"{item.name}评分理由",
-                                                           validators=[Length(max=5000, message="评分理由过长")]))
-    return _Form(**kw)
+        setattr(_Form, f"score_{item.id}", StringField(f"{item.name}{score_label}（满分 {item.max_points.normalize():f}）",
+                                                       validators=[Length(max=12, message=too_long)]))
+        if comments:
+            setattr(_Form, f"comment_{item.id}", TextAreaField(
+                f"{item.name}评分理由", validators=[Length(max=5000, message="评分理由过长")]))
+    return _Form
+
+
+def review_form_for(rubric: Rubric, **kw) -> ReviewForm:
+    """The review form of one rubric version: points and a comment per item, then the overall opinion."""
+    return _scored(ReviewForm, rubric, "得分", "得分过长", comments=True)(**kw)
 
 
 # --- after acceptance ------------------------------------------------------------------------------
@@ -118,13 +135,8 @@ class RatingForm(ChineseForm):
 
 
 def rating_form_for(rubric: Rubric, **kw) -> RatingForm:
-    class _Form(RatingForm):
-        pass
-
-    for item in rubric.items:
-        setattr(_Form, f"score_{item.id}", StringField(f"{item.name}（满分 {item.max_points.normalize():f}）",
-                                                       validators=[Length(max=12, message="分值过长")]))
-    return _Form(**kw)
+    """The commissioner's rating of the firm: points per item of the bureau's commissioner rubric."""
+    return _scored(RatingForm, rubric, "", "分值过长")(**kw)
 
 
 class DeductionForm(ChineseForm):
@@ -135,6 +147,9 @@ class DeductionForm(ChineseForm):
 
 class PublishForm(ChineseForm):
     file = FileField("脱密后的报告（Word .docx 或 PDF）", validators=[FileRequired("请上传脱密后的报告文件")])
+    # Only shown to an admin while something waivable blocks publication (an open inspection); the state
+    # machine decides whether the reason may waive it and records it.
+    override = _area("豁免理由（管理员：检查尚未办结仍须公开时填写）", 500)
 
 
 class ClassifyForm(ChineseForm):

@@ -10,10 +10,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from evalhub.core.enums import LabeledEnum, enum_column
-from evalhub.core.models import Bureau, Draw, StoredFile, User
+from evalhub.core.models import Bureau, Draw, StoredFile
+from evalhub.core.mixins import Created, CreatedBy
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
-from evalhub.procurement.models import Engagement
+from evalhub.procurement.models import Engagement, OfEngagement
 from evalhub.registry.models import Expert
 
 Points = sa.Numeric(6, 2)
@@ -64,14 +65,13 @@ class ReviewStatus(LabeledEnum):
     SUBMITTED = ("submitted", "已提交")
 
 
-class Submission(db.Model):
+class Submission(OfEngagement, db.Model):
     """One uploaded version of a work plan or report. Earlier versions and their reviews stay readable."""
 
     __tablename__ = "submission"
     __table_args__ = (sa.UniqueConstraint("engagement_id", "kind", "version"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    engagement_id: Mapped[int] = mapped_column(sa.ForeignKey("engagement.id"), index=True)
     kind: Mapped[SubmissionKind] = mapped_column(enum_column(SubmissionKind))
     version: Mapped[int] = mapped_column()
     file_id: Mapped[int] = mapped_column(sa.ForeignKey("stored_file.id"))
@@ -83,7 +83,6 @@ class Submission(db.Model):
     submitted_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
     submitted_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
-    engagement: Mapped[Engagement] = relationship()
     file: Mapped[StoredFile] = relationship()
     indicators: Mapped[list["ReportIndicator"]] = relationship(back_populates="submission",
                                                                order_by="ReportIndicator.position",
@@ -107,7 +106,7 @@ class ReportIndicator(db.Model):
     submission: Mapped[Submission] = relationship(back_populates="indicators")
 
 
-class Rubric(db.Model):
+class Rubric(CreatedBy, db.Model):
     """A versioned review rubric. bureau_id None: the system default seeded from DOMAIN.md §5."""
 
     __tablename__ = "rubric"
@@ -119,8 +118,6 @@ class Rubric(db.Model):
     version: Mapped[int] = mapped_column()
     title: Mapped[str] = mapped_column(sa.String(100))
     is_current: Mapped[bool] = mapped_column(default=True)
-    created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
     bureau: Mapped[Optional[Bureau]] = relationship()
     items: Mapped[list["RubricItem"]] = relationship(back_populates="rubric", order_by="RubricItem.position",
@@ -144,13 +141,12 @@ class RubricItem(db.Model):
     rubric: Mapped[Rubric] = relationship(back_populates="items")
 
 
-class ReviewPanel(db.Model):
+class ReviewPanel(OfEngagement, CreatedBy, db.Model):
     """The expert panel for one submission version. Its outcome is decided exactly once."""
 
     __tablename__ = "review_panel"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    engagement_id: Mapped[int] = mapped_column(sa.ForeignKey("engagement.id"), index=True)
     submission_id: Mapped[int] = mapped_column(sa.ForeignKey("submission.id"), unique=True)
     bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
     kind: Mapped[SubmissionKind] = mapped_column(enum_column(SubmissionKind))
@@ -170,10 +166,10 @@ class ReviewPanel(db.Model):
     letter: Mapped[Optional[str]] = mapped_column(sa.Text)
     letter_sent_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     resubmit_due: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
-    created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+    # 线下评审: chosen by the bureau when forming the panel. The draw then also takes experts who cannot sign
+    # in, and bureau staff enter the experts' answers and scores on their behalf, recorded as such.
+    offline: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
-    engagement: Mapped[Engagement] = relationship()
     submission: Mapped[Submission] = relationship(back_populates="panel")
     rubric: Mapped[Rubric] = relationship()
     draw: Mapped[Draw] = relationship()
@@ -181,7 +177,7 @@ class ReviewPanel(db.Model):
                                                                 cascade="all, delete-orphan")
 
 
-class PanelInvitation(db.Model):
+class PanelInvitation(Created, db.Model):
     """An expert's seat on a panel: invited, then accepted (with a signed declaration) or declined."""
 
     __tablename__ = "panel_invitation"
@@ -196,10 +192,12 @@ class PanelInvitation(db.Model):
     responded_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     decline_reason: Mapped[Optional[str]] = mapped_column(sa.String(500))
     declaration: Mapped[Optional[str]] = mapped_column(sa.Text)  # the no-conflict declaration as signed
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+    # Offline review: the bureau user who recorded the expert's answer (and the paper declaration) for them.
+    recorded_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
 
     panel: Mapped[ReviewPanel] = relationship(back_populates="invitations")
     expert: Mapped[Expert] = relationship()
+    recorded_by: Mapped[Optional["User"]] = relationship(foreign_keys=[recorded_by_id])  # noqa: F821
     review: Mapped[Optional["Review"]] = relationship(back_populates="invitation", uselist=False)
 
 
@@ -216,8 +214,13 @@ class Review(db.Model):
     opinion: Mapped[Optional[str]] = mapped_column(sa.Text)
     submitted_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+    # Offline review: the bureau user who entered the expert's scores for them, when, and the note saying so.
+    entered_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    entered_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    offline_note: Mapped[Optional[str]] = mapped_column(sa.String(300))
 
     invitation: Mapped[PanelInvitation] = relationship(back_populates="review")
+    entered_by: Mapped[Optional["User"]] = relationship(foreign_keys=[entered_by_id])  # noqa: F821
     rubric: Mapped[Rubric] = relationship()
     scores: Mapped[list["ReviewScore"]] = relationship(back_populates="review", cascade="all, delete-orphan")
 

@@ -21,10 +21,10 @@ from evalhub.core.outline import heading_title
 from evalhub.core.notifications import notify, notify_bureau, notify_firm, send_pending_email
 from evalhub.extensions import db
 from evalhub.procurement import workflow
-from evalhub.procurement.models import Engagement, EngagementState as S
+from evalhub.procurement.models import Engagement, EngagementState as S, EngagementTransition
 from evalhub.procurement.eligibility import field_mismatch, library_bureau_ids
 from evalhub.registry.models import Expert
-from evalhub.registry.services import expert_avoidance_reasons, expert_is_drawable
+from evalhub.registry.services import expert_avoidance_reasons, expert_ids_with_login, expert_is_drawable
 from evalhub.review.models import (
     CommissionerRating,
     EvaluationResult,
@@ -92,10 +92,13 @@ def _decimal(errors: dict, key: str, raw: Any, label: str) -> Optional[Decimal]:
         value = Decimal(str(raw).strip())
         if not value.is_finite():
             raise InvalidOperation
-        return value
     except (InvalidOperation, AttributeError, TypeError):
         errors[key] = f"{label}必须是数字"
         return None
+    if not -HUNDRED <= value <= HUNDRED:  # every point, weight and score here is within 0–100 (Numeric(6, 2))
+        errors[key] = f"{label}应在 0–100 之间"
+        return None
+    return value
 
 
 # === grades ========================================================================================
@@ -377,6 +380,119 @@ def rounds_exhausted(engagement: Engagement) -> Optional[str]:
     return None
 
 
+# --- what the state machine needs from review (the table in procurement/workflow.py names them) ----------
+# Each answers "why not" about the latest version of the kind; the services below create the fact first
+# (the submission, the panel, the decided outcome, the result, the redacted file) and then move the
+# engagement, so a bare transition — from the API, a form or a script — finds nothing and is refused.
+
+_HAND_IN_STEPS = {SubmissionKind.WORK_PLAN: ("submit_plan", "resubmit_plan"),
+                  SubmissionKind.REPORT: ("submit_report", "resubmit_report")}
+
+
+def _latest_panel(engagement: Engagement, kind: SubmissionKind) -> tuple[Optional[Submission], Optional[ReviewPanel]]:
+    submission = latest_submission(engagement, kind)
+    if submission is None:
+        return None, None
+    panel = db.session.execute(sa.select(ReviewPanel).where(ReviewPanel.submission_id == submission.id)
+                               .order_by(ReviewPanel.id.desc())).scalars().first()
+    return submission, panel
+
+
+def _uploaded(engagement: Engagement, kind: SubmissionKind) -> Optional[str]:
+    """A stored submission of the version this (re)submission hands in: one more than the versions
+    already handed in through the state machine, and on no panel yet."""
+    handed_in = db.session.execute(sa.select(sa.func.count(EngagementTransition.id)).where(
+        EngagementTransition.engagement_id == engagement.id,
+        EngagementTransition.action.in_(_HAND_IN_STEPS[kind]))).scalar_one()
+    submission, panel = _latest_panel(engagement, kind)
+    if submission is None or submission.version != handed_in + 1 or panel is not None:
+        return f"尚未上传{kind.label}第 {handed_in + 1} 版（须上传文件，提交后状态随之变更）"
+    return None
+
+
+def _panel_drawn(engagement: Engagement, kind: SubmissionKind) -> Optional[str]:
+    submission, panel = _latest_panel(engagement, kind)
+    if submission is None:
+        return f"尚未收到{kind.label}"
+    if panel is None or panel.status != PanelStatus.REVIEWING or panel.decided_at is not None:
+        return f"尚未为{kind.label}第 {submission.version} 版抽取评审专家"
+    return None
+
+
+def _panel_passed(engagement: Engagement, kind: SubmissionKind) -> Optional[str]:
+    submission, panel = _latest_panel(engagement, kind)
+    if submission is None:
+        return f"尚未收到{kind.label}，没有达到通过线的专家评审结果"
+    if (panel is None or panel.decided_at is None or not panel.passed or panel.score is None
+            or panel.pass_mark is None or panel.score < panel.pass_mark):
+        return f"{kind.label}第 {submission.version} 版尚无达到通过线的专家评审结果"
+    return None
+
+
+def _panel_failed(engagement: Engagement, kind: SubmissionKind) -> Optional[str]:
+    submission, panel = _latest_panel(engagement, kind)
+    if submission is None:
+        return f"尚未收到{kind.label}"
+    if panel is None or panel.decided_at is None or panel.passed or panel.letter_sent_at is None:
+        return f"{kind.label}第 {submission.version} 版尚无未通过且已发出整改意见的专家评审结果"
+    return None
+
+
+def _result_of_latest_report(engagement: Engagement) -> Optional[EvaluationResult]:
+    submission = latest_submission(engagement, SubmissionKind.REPORT)
+    if submission is None:
+        return None
+    return db.session.execute(sa.select(EvaluationResult).where(
+        EvaluationResult.engagement_id == engagement.id,
+        EvaluationResult.submission_id == submission.id)).scalar_one_or_none()
+
+
+workflow.requirement("plan_uploaded")(lambda e: _uploaded(e, SubmissionKind.WORK_PLAN))
+workflow.requirement("report_uploaded")(lambda e: _uploaded(e, SubmissionKind.REPORT))
+workflow.requirement("plan_panel_drawn")(lambda e: _panel_drawn(e, SubmissionKind.WORK_PLAN))
+workflow.requirement("report_panel_drawn")(lambda e: _panel_drawn(e, SubmissionKind.REPORT))
+workflow.requirement("plan_passed")(lambda e: _panel_passed(e, SubmissionKind.WORK_PLAN))
+workflow.requirement("plan_failed")(lambda e: _panel_failed(e, SubmissionKind.WORK_PLAN))
+workflow.requirement("report_failed")(lambda e: _panel_failed(e, SubmissionKind.REPORT))
+
+
+@workflow.requirement("report_passed")
+def _report_passed(engagement: Engagement) -> Optional[str]:
+    """accept_report: the latest report's panel passed it (score at or above the pass mark) and its
+    evaluation result is recorded."""
+    problem = _panel_passed(engagement, SubmissionKind.REPORT)
+    if problem:
+        return problem
+    if _result_of_latest_report(engagement) is None:
+        return "尚未记录评价结果"
+    return None
+
+
+@workflow.requirement("rounds_used_up")
+def _rounds_used_up(engagement: Engagement) -> Optional[str]:
+    """accept_with_deduction: only once the report has used every round."""
+    if rounds_exhausted(engagement) is None:
+        limit = get_setting(engagement.bureau, "review.max_rounds")
+        return f"报告整改轮次尚未用完（已评审 {rounds_used(engagement, SubmissionKind.REPORT)} 轮，上限 {limit} 轮）"
+    return None
+
+
+@workflow.requirement("deduction_recorded")
+def _deduction_recorded(engagement: Engagement) -> Optional[str]:
+    result = _result_of_latest_report(engagement)
+    if result is None or result.deduction is None or not result.deduction_reason:
+        return "尚未记录扣分和扣分理由"
+    return None
+
+
+@workflow.requirement("redacted_file")
+def _redacted_file(engagement: Engagement) -> Optional[str]:
+    found = db.session.execute(sa.select(Publication.id).where(
+        Publication.engagement_id == engagement.id, Publication.classified.is_(False),
+        Publication.redacted_file_id.is_not(None))).first()
+    return None if found else "尚未上传脱密后的报告"
+
+
 # === panels ========================================================================================
 
 PANEL_ACTIONS = {SubmissionKind.WORK_PLAN: ("start_plan_review", S.PLAN_SUBMITTED),
@@ -403,8 +519,14 @@ def reviews_of_firm_this_year(expert_id: int, firm_id: int, year: int) -> int:
                PanelInvitation.status.in_([InvitationStatus.INVITED, InvitationStatus.ACCEPTED]))).scalar_one()
 
 
-def panel_exclusions(engagement: Engagement, experts: list[Expert], *, already: Iterable[int] = ()) -> dict[int, list[str]]:
-    """Every expert who may not sit on this engagement's panel, with the reasons."""
+NO_LOGIN = "未开通账号或未激活，不能在线评审"
+
+
+def panel_exclusions(engagement: Engagement, experts: list[Expert], *, already: Iterable[int] = (),
+                     offline: bool = False) -> dict[int, list[str]]:
+    """Every expert who may not sit on this engagement's panel, with the reasons. An online panel also
+    excludes the experts who cannot sign in (no enabled, activated account); an offline one (线下评审) does not."""
+    with_login = set() if offline else expert_ids_with_login(e.id for e in experts)
     bureau = engagement.bureau
     cap = get_setting(bureau, "review.load_cap")
     per_firm = get_setting(bureau, "review.same_firm_per_year")
@@ -419,6 +541,8 @@ def panel_exclusions(engagement: Engagement, experts: list[Expert], *, already: 
         if expert.id in already:
             reasons.append("已在本评审组中（或已拒绝/逾期）")
         reasons += expert_is_drawable(expert)
+        if not offline and expert.id not in with_login:
+            reasons.append(NO_LOGIN)
         reasons += field_mismatch(expert.fields, engagement.field)
         reasons += expert_avoidance_reasons(expert, firm_ids=[firm.id], budget_unit_ids=parties,
                                             bureau_ids=[] if engagement.commissioner_unit_id else [bureau.id], names=names)
@@ -438,8 +562,9 @@ def _pool(engagement: Engagement) -> list[Expert]:
                               .order_by(Expert.id)).scalars().all()
 
 
-def form_panel(engagement: Engagement, actor: User, *, size: int | None = None) -> ReviewPanel:
-    """Draw the panel for the latest submission and move the engagement into review."""
+def form_panel(engagement: Engagement, actor: User, *, size: int | None = None, offline: bool = False) -> ReviewPanel:
+    """Draw the panel for the latest submission and move the engagement into review. ``offline`` (线下评审):
+    experts who cannot sign in may be drawn, and bureau staff enter their answers and scores for them."""
     permissions.require(actor, "review.manage", engagement)
     entry = next(((k, a) for k, (a, state) in PANEL_ACTIONS.items() if state == engagement.state), None)
     if entry is None:
@@ -453,15 +578,16 @@ def form_panel(engagement: Engagement, actor: User, *, size: int | None = None) 
     if size < 3 or size % 2 == 0:
         raise ValidationFailed("评审专家人数应为不少于 3 的单数。", {"size": "应为不少于 3 的单数"})
     pool = _pool(engagement)
-    exclusions = panel_exclusions(engagement, pool)
-    record = draws.draw(f"{engagement.reference} {kind.label}第 {submission.version} 版评审专家（{size} 人）",
+    exclusions = panel_exclusions(engagement, pool, offline=offline)
+    record = draws.draw(f"{engagement.reference} {kind.label}第 {submission.version} 版评审专家（{size} 人"
+                        + ("，线下评审）" if offline else "）"),
                         [e.id for e in pool], size, exclusions, actor=actor, bureau_id=engagement.bureau_id,
                         context=("engagement", engagement.id))
     rubric = current_rubric(bureau, RubricKind.WORK_PLAN if kind == SubmissionKind.WORK_PLAN else RubricKind.REPORT)
     now = utcnow()
     panel = ReviewPanel(engagement_id=engagement.id, submission_id=submission.id, bureau_id=engagement.bureau_id,
                         kind=kind, round=rounds_used(engagement, kind) + 1, size=size, rubric_id=rubric.id,
-                        draw_id=record.id, created_by_id=actor.id,
+                        draw_id=record.id, created_by_id=actor.id, offline=offline,
                         review_due=now + timedelta(days=get_setting(bureau, "review.review_days")))
     db.session.add(panel)
     db.session.flush()
@@ -469,7 +595,8 @@ def form_panel(engagement: Engagement, actor: User, *, size: int | None = None) 
         _invite(panel, expert_id, record.id)
     workflow.perform(engagement, action, actor, note=f"抽取评审专家 {size} 人（抽取记录 #{record.id}）")
     audit.record("panel.formed", panel, actor=actor, bureau_id=engagement.bureau_id,
-                 summary=f"{engagement.reference} {kind.label}第 {panel.round} 轮评审组成立", payload={"draw": record.id})
+                 summary=f"{engagement.reference} {kind.label}第 {panel.round} 轮评审组成立" + ("（线下评审）" if offline else ""),
+                 payload={"draw": record.id, "offline": offline})
     return panel
 
 
@@ -517,12 +644,53 @@ def respond(invitation: PanelInvitation, actor: User, *, accept: bool, declarati
     return replace_member(invitation, f"专家拒绝邀请（{reason.strip()}）", actor)
 
 
+def respond_offline(invitation: PanelInvitation, actor: User, *, accept: bool, declaration_received: bool = False,
+                    reason: str | None = None) -> Optional[PanelInvitation]:
+    """线下评审: bureau staff record the answer an expert gave off-line — acceptance, with the expert's signed
+    paper declaration of no conflict received, or a decline with its reason (then a replacement is drawn, as
+    online). Recorded as such: who recorded it and when, on the invitation and in the audit log."""
+    panel = invitation.panel
+    permissions.require(actor, "review.manage", panel.engagement)
+    if not panel.offline:
+        raise Conflict("该评审组为在线评审，须由专家本人登录答复邀请。")
+    if invitation.status != InvitationStatus.INVITED:
+        raise Conflict(f"该邀请当前状态为“{invitation.status.label}”，不能再答复。")
+    if panel.status != PanelStatus.REVIEWING:
+        raise Conflict("该评审已结束。")
+    reason = (reason or "").strip()
+    if accept and not declaration_received:
+        raise ValidationFailed("登记接受前须收到专家本人签署的纸质无利益冲突声明。",
+                               {"declaration": "请确认已收到专家签署的纸质声明"})
+    if not accept and not reason:
+        raise ValidationFailed("请填写专家拒绝的原因。", {"reason": "必填"})
+    if len(reason) > 500:
+        raise ValidationFailed("原因不能超过 500 个字符。", {"reason": "不能超过 500 个字符"})
+    now = utcnow()
+    invitation.responded_at = now
+    invitation.recorded_by_id = actor.id
+    if accept:
+        invitation.status = InvitationStatus.ACCEPTED
+        invitation.declaration = (DECLARATION + f"\n（线下评审：专家签署的纸质声明由{actor.display_name}（{actor.username}）"
+                                  f"于北京时间 {format_beijing(now)} 登记收到。）")
+        db.session.add(Review(invitation=invitation, rubric_id=panel.rubric_id))
+        audit.record("panel.invitation_accepted", panel, actor=actor, bureau_id=panel.bureau_id,
+                     summary=f"线下评审：{actor.username} 登记专家接受评审邀请，已收到专家签署的纸质无利益冲突声明",
+                     payload={"invitation": invitation.id, "offline": True, "paper_declaration": True})
+        return None
+    invitation.status = InvitationStatus.DECLINED
+    invitation.decline_reason = reason
+    audit.record("panel.invitation_declined", panel, actor=actor, bureau_id=panel.bureau_id,
+                 summary=f"线下评审：{actor.username} 登记专家拒绝评审邀请：{reason}",
+                 payload={"invitation": invitation.id, "offline": True})
+    return replace_member(invitation, f"专家拒绝邀请（{reason}；线下登记）", actor)
+
+
 def replace_member(invitation: PanelInvitation, reason: str, actor: User | None) -> PanelInvitation:
     """A replacement draw that cites the decline or the missed deadline; the original draw stays."""
     panel = invitation.panel
     engagement = panel.engagement
     pool = _pool(engagement)
-    exclusions = panel_exclusions(engagement, pool, already=[i.expert_id for i in panel.invitations])
+    exclusions = panel_exclusions(engagement, pool, already=[i.expert_id for i in panel.invitations], offline=panel.offline)
     original = db.session.get(Draw, invitation.draw_id)
     record = draws.draw(f"{engagement.reference} 评审组补抽 1 人", [e.id for e in pool], 1, exclusions, actor=actor,
                         bureau_id=panel.bureau_id, context=("engagement", engagement.id),
@@ -545,16 +713,51 @@ def expire_invitations(now: datetime | None = None) -> int:
 # === reviews =======================================================================================
 
 def _own_review(review: Review, actor: User) -> None:
-    if actor.role != Role.EXPERT or actor.expert_id != review.invitation.expert_id:
-        raise PermissionDenied("只能填写本人的评审意见。")
+    if actor.role == Role.EXPERT and actor.expert_id == review.invitation.expert_id:
+        return
+    if enters_for_expert(review.invitation, actor):
+        return
+    raise PermissionDenied("只能填写本人的评审意见。")
+
+
+def enters_for_expert(invitation: PanelInvitation, actor: User) -> bool:
+    """线下评审: the panel is offline and ``actor`` manages its review, so may record the expert's answer and
+    enter their scores for them (recorded as entered on the expert's behalf)."""
+    return (invitation.panel.offline and actor.role != Role.EXPERT
+            and permissions.can(actor, "review.manage", invitation.panel.engagement))
+
+
+class AlreadySubmitted(Conflict):
+    """The review has been submitted — by an earlier request or by this one's twin (a double click, a second
+    worker): it no longer changes."""
+
+
+SUBMITTED_MESSAGE = "评审意见已提交，不能再修改。如需修改，请联系组织评审的财政部门退回。"
+
+
+def _hold_draft(review: Review) -> bool:
+    """Take the review's row until this transaction ends, if it is still a draft; False once it is submitted.
+
+    A compare-and-set UPDATE (``… WHERE status = 'draft'``), the same on both databases: on PostgreSQL the
+    row lock makes a save and a submit of one review wait for each other, and the WHERE is checked again
+    after the wait; on SQLite the UPDATE takes the database's write lock. Whatever this session read of the
+    review and its scores before the lock is read again, so a submit totals the scores as saved."""
+    held = db.session.execute(
+        sa.update(Review).where(Review.id == review.id, Review.status == ReviewStatus.DRAFT)
+        .values(updated_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+    db.session.expire(review)
+    db.session.execute(sa.select(ReviewScore).where(ReviewScore.review_id == review.id)
+                       .execution_options(populate_existing=True)).scalars().all()
+    return held == 1
 
 
 def save_review(review: Review, actor: User, *, scores: dict[int, Any], comments: dict[int, str],
                 opinion: str | None) -> Review:
-    """Save a draft: points and a comment per rubric item, and the overall opinion."""
+    """Save a draft: points and a comment per rubric item, and the overall opinion. A submitted review is
+    immutable: saving it raises ``AlreadySubmitted`` (409), even when the submit is a moment ahead."""
     _own_review(review, actor)
-    if review.status == ReviewStatus.SUBMITTED:
-        raise Conflict("评审意见已提交，不能修改。")
+    if review.status == ReviewStatus.SUBMITTED or not _hold_draft(review):
+        raise AlreadySubmitted(SUBMITTED_MESSAGE)
     if review.invitation.panel.status != PanelStatus.REVIEWING:
         raise Conflict("该评审已结束。")
     errors: dict[str, str] = {}
@@ -580,15 +783,36 @@ def save_review(review: Review, actor: User, *, scores: dict[int, Any], comments
     return review
 
 
+def matches_submitted(review: Review, *, scores: dict[int, Any], comments: dict[int, str], opinion: str | None) -> bool:
+    """Whether posted values are exactly the submitted review (the same form sent twice), so a repeated
+    submit can answer "already submitted" instead of refusing a change."""
+    if review.status != ReviewStatus.SUBMITTED or (opinion or "").strip() != (review.opinion or ""):
+        return False
+    saved = {s.rubric_item_id: s for s in review.scores}
+    for item in review.rubric.items:
+        row = saved.get(item.id)
+        try:
+            points = Decimal(str(scores.get(item.id)).strip())
+        except (InvalidOperation, ValueError):
+            return False
+        if row is None or points != row.points or (comments.get(item.id) or "").strip() != row.comment:
+            return False
+    return True
+
+
 def submit_review(review: Review, actor: User) -> Review:
-    """Submit once; the outcome is computed when the last member submits — exactly once."""
+    """Submit once; the outcome is computed when the last member submits — exactly once.
+
+    Idempotent: submitting a review that is already submitted (a double click, a retried request) changes
+    nothing, records nothing and returns it as it was submitted."""
     _own_review(review, actor)
     panel = review.invitation.panel
     # Serialise the members of one panel: the panel row is locked until this transaction ends, so the
     # last of two simultaneous submissions sees the other and decides the outcome.
     db.session.execute(sa.select(ReviewPanel.id).where(ReviewPanel.id == panel.id).with_for_update())
-    if review.status == ReviewStatus.SUBMITTED:
-        raise Conflict("评审意见已提交。")
+    # Then the review's own row: a draft save in flight finishes first, and the total below is of its scores.
+    if not _hold_draft(review):
+        return review  # already submitted
     errors: dict[str, str] = {}
     by_item = {s.rubric_item_id: s for s in review.scores}
     for item in review.rubric.items:
@@ -603,8 +827,16 @@ def submit_review(review: Review, actor: User) -> Review:
     review.total = sum((s.points for s in review.scores), Decimal("0"))
     review.status = ReviewStatus.SUBMITTED
     review.submitted_at = utcnow()
+    on_behalf = actor.role != Role.EXPERT  # 线下评审: entered by bureau staff (``_own_review`` allowed it)
+    if on_behalf:
+        review.entered_by_id, review.entered_at = actor.id, review.submitted_at
+        review.offline_note = f"专家线下评审，评审意见由{actor.display_name}（{actor.username}）代为录入"
+    else:
+        review.entered_by_id = review.entered_at = review.offline_note = None
     audit.record("review.submitted", panel, actor=actor, bureau_id=panel.bureau_id,
-                 summary=f"{panel.engagement.reference} 一位专家提交评审意见", payload={"review": review.id})
+                 summary=f"{panel.engagement.reference} " + (f"{actor.username} 代一位专家录入线下评审意见（专家线下评审）"
+                                                              if on_behalf else "一位专家提交评审意见"),
+                 payload={"review": review.id, **({"offline": True, "entered_by": actor.id} if on_behalf else {})})
     db.session.flush()
     # The outcome is the panel's, not the last expert's: recorded without a person (a firm reads the timeline).
     maybe_decide(panel, None)
@@ -667,12 +899,12 @@ def maybe_decide(panel: ReviewPanel, actor: User | None) -> bool:
                          + ("通过" if panel.passed else f"低于 {panel.pass_mark} 分"),
                  payload={"score": panel.score, "spread": panel.spread, "flag": panel.spread_flagged})
     if panel.passed:
+        if panel.kind == SubmissionKind.REPORT:
+            record_result(engagement, panel.submission, None)  # accept_report requires the recorded result
         workflow.perform(engagement, "approve_plan" if panel.kind == SubmissionKind.WORK_PLAN else "accept_report",
                          actor, note=f"专家评审 {panel.score} 分（通过线 {panel.pass_mark}）", system=True)
         panel.letter = consolidated_letter(panel, reviews)
         panel.status = PanelStatus.CLOSED
-        if panel.kind == SubmissionKind.REPORT:
-            record_result(engagement, panel.submission, None)
         notify_firm(engagement.firm_id, f"{engagement.reference} {panel.kind.label}评审通过",
                      f"专家评审得分 {panel.score} 分。", f"/engagements/{engagement.id}")
     else:
@@ -801,12 +1033,18 @@ def record_result(engagement: Engagement, submission: Submission, actor: User | 
 
 
 def accept_with_deduction(engagement: Engagement, actor: User, deduction: Any, reason: str) -> EvaluationResult:
-    """After the round limit the bureau accepts the report with a recorded deduction (or cancels)."""
+    """After the round limit the bureau accepts the report with a recorded deduction (or cancels).
+    The result with its deduction is recorded first: the state machine accepts only what it finds recorded."""
     if rounds_exhausted(engagement) is None:
         raise Conflict("报告整改轮次尚未用完，不能扣分验收。")
-    workflow.perform(engagement, "accept_with_deduction", actor, note=f"扣 {deduction} 分：{reason}")
-    return record_result(engagement, latest_submission(engagement, SubmissionKind.REPORT), actor,
-                         deduction=deduction, deduction_reason=reason)
+    note = f"扣 {deduction} 分：{(reason or '').strip()}"
+    workflow.check(engagement, "accept_with_deduction", actor, note=reason, skip=("deduction_recorded",))
+    if deduction in (None, "") or isinstance(deduction, str) and not deduction.strip():
+        raise ValidationFailed("扣分验收须填写扣分。", {"deduction": "必填"})
+    result = record_result(engagement, latest_submission(engagement, SubmissionKind.REPORT), actor,
+                           deduction=deduction, deduction_reason=reason)
+    workflow.perform(engagement, "accept_with_deduction", actor, note=note)
+    return result
 
 
 def set_caps(engagement: Engagement, actor: User, caps: Iterable[str]) -> EvaluationResult:
@@ -847,8 +1085,10 @@ def rate_firm(engagement: Engagement, actor: User, scores: dict[int, Any], comme
 
 
 def publish(engagement: Engagement, actor: User, *, filename: str | None = None, data: bytes | None = None,
-            classified: bool = False, reason: str | None = None) -> Publication:
-    """Publish a redacted version, or mark the report classified (not published, archived)."""
+            classified: bool = False, reason: str | None = None, override: str | None = None) -> Publication:
+    """Publish a redacted version, or mark the report classified (not published, archived). ``override``:
+    an admin's reason to publish although a waivable requirement is unmet (an inspection of the report is
+    still open); the state machine checks who may waive and records the waiver in the timeline and audit."""
     permissions.require(actor, "review.manage", engagement)
     if engagement.state != S.ACCEPTED:
         raise Conflict(f"评价任务当前状态为“{engagement.state.label}”，不能公开或归档。")
@@ -861,13 +1101,15 @@ def publish(engagement: Engagement, actor: User, *, filename: str | None = None,
         db.session.add(publication)
         workflow.perform(engagement, "withhold", actor, note=f"涉密或敏感，不予公开：{reason.strip()}")
         return publication
-    if not data:
+    if not data and not filename:
         raise ValidationFailed("请上传脱密后的报告文件。", {"file": "必填"})
+    # Everything but the file we are about to store is checked first, so a refusal stores nothing.
+    workflow.check(engagement, "publish", actor, override=override, skip=("redacted_file",))
     stored = files.store(filename or "报告.pdf", data, allowed=("pdf", "docx"), actor=actor)
     publication.redacted_file_id = stored.id
     publication.published_at = utcnow()
     db.session.add(publication)
-    workflow.perform(engagement, "publish", actor, note=f"公开脱密版本：{stored.original_name}")
+    workflow.perform(engagement, "publish", actor, note=f"公开脱密版本：{stored.original_name}", override=override)
     return publication
 
 

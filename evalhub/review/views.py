@@ -16,24 +16,35 @@ Who sees what (DESIGN.md "Permissions"):
 """
 from __future__ import annotations
 
-import io
 from decimal import Decimal
 from typing import Any, Callable, Optional
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import selectinload
 
-from evalhub.core import files, permissions
+from evalhub.core import permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.exports import to_xlsx
 from evalhub.core.models import Bureau, Draw, Notification
 from evalhub.core.timeutil import utcnow
-from evalhub.core.web import load, paginate, submit_form, xlsx_response
+from evalhub.core.listing import Filter, Listing, year_filter
+from evalhub.core.web import (
+    bureau_side,
+    form_page,
+    handle_form,
+    load,
+    paginate,
+    scoped,
+    send_stored,
+    submit_form,
+    xlsx_response,
+)
 from evalhub.extensions import db
+from evalhub.procurement import workflow
 from evalhub.procurement.models import Engagement, EngagementState as S
 from evalhub.review import services
 from evalhub.review.forms import (
@@ -46,6 +57,7 @@ from evalhub.review.forms import (
     DeclineForm,
     DeductionForm,
     LetterForm,
+    OfflineAnswerForm,
     PanelForm,
     PublishForm,
     ReopenForm,
@@ -73,14 +85,8 @@ from evalhub.review.models import (
 
 bp = Blueprint("review", __name__)
 
-BUREAU_SIDE = (Role.SYSTEM_ADMIN, Role.BUREAU_ADMIN, Role.BUREAU_STAFF)
-
 
 # --- small helpers ---------------------------------------------------------------------------------
-
-def _bureau_side() -> bool:
-    return current_user.role in BUREAU_SIDE
-
 
 def _is_firm_of(engagement: Engagement) -> bool:
     return current_user.role == Role.FIRM_USER and engagement.firm_id is not None \
@@ -96,15 +102,6 @@ def _get(model: type, object_id: int) -> Any:
 
 def _points(value: Optional[Decimal]) -> str:
     return "" if value is None else f"{value.normalize():f}"
-
-
-def _file_response(record, *, inline: bool = False):
-    try:
-        data = files.read(record)
-    except FileNotFoundError:
-        abort(404)
-    return send_file(io.BytesIO(data), mimetype=record.content_type, as_attachment=not inline,
-                     download_name=record.original_name)
 
 
 # --- who may read a submission ---------------------------------------------------------------------
@@ -246,14 +243,12 @@ def submission_new(engagement_id: int):
             row_errors.update({int(k.split("_")[1]): v for k, v in exc.fields.items() if k.startswith("indicator_")})
             raise
 
-    done, submission, status = submit_form(form, submit)
-    if done:
-        flash(f"已提交{kind.label}第 {submission.version} 版。", "success")
-        return redirect(url_for(".submission_detail", submission_id=submission.id))
-    return render_template("review/submission_new.html", e=engagement, kind=kind, form=form, previous=previous,
-                           row_errors=row_errors, SubmissionKind=SubmissionKind,
-                           letter_panel=previous.panel if previous and previous.panel and previous.panel.letter_sent_at else None
-                           ), status
+    return handle_form(form, submit, message=lambda submission: f"已提交{kind.label}第 {submission.version} 版。",
+                       to=lambda submission: url_for(".submission_detail", submission_id=submission.id),
+                       failed=form_page("review/submission_new.html", e=engagement, kind=kind, form=form,
+                                        previous=previous, row_errors=row_errors, SubmissionKind=SubmissionKind,
+                                        letter_panel=previous.panel if previous and previous.panel
+                                        and previous.panel.letter_sent_at else None))
 
 
 @bp.route("/submissions/<int:submission_id>")
@@ -281,7 +276,7 @@ def submission_detail(submission_id: int):
 @login_required
 def submission_file(submission_id: int):
     submission = _readable_submission(submission_id)
-    return _file_response(submission.file)
+    return send_stored(submission.file)
 
 
 # --- the bureau: panels ----------------------------------------------------------------------------
@@ -306,24 +301,22 @@ def panel_new(engagement_id: int):
     engagement = load(Engagement, engagement_id, "review.manage")
     pending = _pending_submission(engagement)
     form = PanelForm()
-    status = 200
-    if request.method == "POST":
-        def draw():
-            raw = (form.size.data or "").strip()
-            size = None
-            if raw:
-                try:
-                    size = int(raw)
-                except ValueError:
-                    raise ValidationFailed("评审专家人数必须是整数。", {"size": "人数必须是整数"})
-            return services.form_panel(engagement, current_user, size=size)
 
-        done, panel, status = submit_form(form, draw)
-        if done:
-            flash(f"已随机抽取评审专家 {panel.size} 人并发出邀请。", "success")
-            return redirect(url_for(".panel_detail", panel_id=panel.id))
-    return render_template("review/panel_new.html", e=engagement, pending=pending, form=form,
-                           panels=_engagement_panels(engagement)), status
+    def draw():
+        raw = (form.size.data or "").strip()
+        size = None
+        if raw:
+            try:
+                size = int(raw)
+            except ValueError:
+                raise ValidationFailed("评审专家人数必须是整数。", {"size": "人数必须是整数"})
+        return services.form_panel(engagement, current_user, size=size, offline=bool(form.offline.data))
+
+    return handle_form(form, draw, message=lambda panel: f"已随机抽取评审专家 {panel.size} 人并发出邀请。"
+                       + ("线下评审：请登记专家的答复和纸质声明，并代为录入评审意见。" if panel.offline else ""),
+                       to=lambda panel: url_for(".panel_detail", panel_id=panel.id),
+                       failed=lambda status: (render_template("review/panel_new.html", e=engagement, pending=pending,
+                                                              form=form, panels=_engagement_panels(engagement)), status))
 
 
 def _manageable_panel(panel_id: int) -> ReviewPanel:
@@ -334,7 +327,8 @@ def _manageable_panel(panel_id: int) -> ReviewPanel:
 
 
 def _render_panel(panel: ReviewPanel, status: int = 200, letter_form: LetterForm | None = None,
-                  reopen_form: ReopenForm | None = None):
+                  reopen_form: ReopenForm | None = None, offline_form: OfflineAnswerForm | None = None,
+                  offline_target: int | None = None):
     engagement = panel.engagement
     reviews = {r.invitation_id: r for r in services.visible_reviews(panel, current_user)}
     can_manage = permissions.can(current_user, "review.manage", engagement)
@@ -348,6 +342,8 @@ def _render_panel(panel: ReviewPanel, status: int = 200, letter_form: LetterForm
         letter_form=letter_form, reopen_form=reopen_form or ReopenForm(), ReviewStatus=ReviewStatus,
         PanelStatus=PanelStatus, InvitationStatus=InvitationStatus,
         can_send=can_manage and panel.status == PanelStatus.DECIDED and panel.passed is False,
+        can_enter=can_manage and panel.offline and panel.status == PanelStatus.REVIEWING,
+        offline_form=offline_form or OfflineAnswerForm(formdata=None), offline_target=offline_target,
         can_reopen=can_manage and panel.decided_at is None), status
 
 
@@ -355,7 +351,7 @@ def _render_panel(panel: ReviewPanel, status: int = 200, letter_form: LetterForm
 @login_required
 def panel_detail(panel_id: int):
     panel = _get(ReviewPanel, panel_id)
-    if not _bureau_side() or not permissions.can(current_user, "engagement.view", panel.engagement):
+    if not bureau_side() or not permissions.can(current_user, "engagement.view", panel.engagement):
         abort(403)
     return _render_panel(panel)
 
@@ -365,11 +361,10 @@ def panel_detail(panel_id: int):
 def panel_letter(panel_id: int):
     panel = _manageable_panel(panel_id)
     form = LetterForm()
-    done, _, status = submit_form(form, lambda: services.send_letter(panel, current_user, form.letter.data or ""))
-    if not done:
-        return _render_panel(panel, status, letter_form=form)
-    flash(f"整改意见已发送，{panel.kind.label}已退回 {panel.engagement.firm.name} 整改。", "success")
-    return redirect(url_for(".panel_detail", panel_id=panel.id))
+    return handle_form(form, lambda: services.send_letter(panel, current_user, form.letter.data or ""),
+                       message=f"整改意见已发送，{panel.kind.label}已退回 {panel.engagement.firm.name} 整改。",
+                       to=url_for(".panel_detail", panel_id=panel.id),
+                       failed=lambda status: _render_panel(panel, status, letter_form=form))
 
 
 @bp.route("/reviews/<int:review_id>/reopen", methods=["POST"])
@@ -378,12 +373,14 @@ def review_reopen(review_id: int):
     review = _get(Review, review_id)
     panel = _manageable_panel(review.invitation.panel_id)
     form = ReopenForm()
-    done, _, status = submit_form(form, lambda: services.reopen_review(review, current_user, form.reason.data or ""))
-    if not done:
-        form.review_id.data = str(review.id)
+
+    def refused(status: int):
+        form.review_id.data = str(review.id)  # the page opens this review's form again
         return _render_panel(panel, status, reopen_form=form)
-    flash("已退回该评审意见，专家可修改后重新提交。", "success")
-    return redirect(url_for(".panel_detail", panel_id=panel.id))
+
+    return handle_form(form, lambda: services.reopen_review(review, current_user, form.reason.data or ""),
+                       message="已退回该评审意见，专家可修改后重新提交。", to=url_for(".panel_detail", panel_id=panel.id),
+                       failed=refused)
 
 
 # --- the bureau: result, rating, publication --------------------------------------------------------
@@ -419,8 +416,12 @@ def _render_result(engagement: Engagement, forms: dict, status: int = 200):
     is_admin = can_manage and current_user.role in (Role.SYSTEM_ADMIN, Role.BUREAU_ADMIN)
     exhausted = services.rounds_exhausted(engagement) if engagement.state == S.REPORT_RETURNED else None
     report = services.latest_submission(engagement, SubmissionKind.REPORT)
+    # What stops publication besides the file the form uploads (e.g. an open inspection), from the state machine.
+    publish_blocked = workflow.unmet(engagement, "publish", skip=("redacted_file",)) \
+        if engagement.state == S.ACCEPTED and can_manage else []
     return render_template(
         "review/result.html", e=engagement, result=result, rating=rating, rating_rubric=rating_rubric,
+        publish_blocked=publish_blocked,
         publication=publication, forms=forms, can_manage=can_manage, is_admin=is_admin, exhausted=exhausted,
         report=report, CAPS=services.CAPS, S=S, panels=_engagement_panels(engagement),
         rated=rating is not None, can_rate=can_manage and rating is None and engagement.state in (S.ACCEPTED, S.PUBLISHED, S.ARCHIVED),
@@ -431,7 +432,7 @@ def _render_result(engagement: Engagement, forms: dict, status: int = 200):
 @login_required
 def result(engagement_id: int):
     engagement = load(Engagement, engagement_id, "engagement.view")
-    if not _bureau_side():
+    if not bureau_side():
         abort(403)
     existing = db.session.execute(sa.select(EvaluationResult).where(
         EvaluationResult.engagement_id == engagement.id)).scalar_one_or_none()
@@ -459,17 +460,14 @@ def result(engagement_id: int):
         done_message = "报告已扣分验收。"
     elif which == "publish":
         call = lambda: services.publish(engagement, current_user, filename=form.file.data.filename,  # noqa: E731
-                                        data=form.file.data.read())
+                                        data=form.file.data.read(), override=form.override.data)
         done_message = "已公开脱密后的评价报告。"
     else:
         call = lambda: services.publish(engagement, current_user, classified=True,  # noqa: E731
                                         reason=form.reason.data)
         done_message = "已标记为不予公开并归档。"
-    done, _, status = submit_form(form, call)
-    if not done:
-        return _render_result(engagement, forms, status)
-    flash(done_message, "success")
-    return redirect(url_for(".result", engagement_id=engagement.id))
+    return handle_form(form, call, message=done_message, to=url_for(".result", engagement_id=engagement.id),
+                       failed=lambda status: _render_result(engagement, forms, status))
 
 
 # --- the bureau: rubrics ---------------------------------------------------------------------------
@@ -558,38 +556,32 @@ def _export_rows(panels: list[ReviewPanel]) -> tuple[list[dict], list[str]]:
     return rows, EXPORT_FIXED + item_columns + EXPORT_TAIL
 
 
-def _panels_stmt(year: Optional[int] = None):
-    stmt = sa.select(ReviewPanel).join(Engagement, Engagement.id == ReviewPanel.engagement_id)
-    stmt = permissions.scope(current_user, stmt, Engagement)
-    if year is not None:
-        stmt = stmt.where(Engagement.year == year)
-    return stmt
+def _panels_stmt():
+    """Panels of the engagements the user sees (the engagement carries the scope)."""
+    return scoped(Engagement, sa.select(ReviewPanel).join(Engagement, Engagement.id == ReviewPanel.engagement_id))
 
 
-def _int_arg(name: str) -> Optional[int]:
-    try:
-        return int(request.args.get(name, "").strip())
-    except ValueError:
-        return None
+PANEL_FILTERS = (year_filter(Engagement.year),
+                 Filter("kind", SubmissionKind, lambda stmt, kind: stmt.where(ReviewPanel.kind == kind)),
+                 Filter("status", PanelStatus, lambda stmt, status: stmt.where(ReviewPanel.status == status)))
 
 
 @bp.route("/reviews/export")
 @login_required
 def review_export():
-    if not _bureau_side():
+    if not bureau_side():
         abort(403)
-    year = _int_arg("year")
-    panels = db.session.execute(_panels_stmt(year).order_by(Engagement.reference, ReviewPanel.kind, ReviewPanel.round)
-                                ).scalars().all()
-    rows, columns = _export_rows(panels)
-    return xlsx_response(to_xlsx(rows, "专家评审", columns=columns), f"专家评审{year or ''}.xlsx")
+    panels = Listing(_panels_stmt(), year_filter(Engagement.year),
+                     order_by=[Engagement.reference, ReviewPanel.kind, ReviewPanel.round])
+    rows, columns = _export_rows(panels.all())
+    return xlsx_response(to_xlsx(rows, "专家评审", columns=columns), f"专家评审{panels['year'] or ''}.xlsx")
 
 
 @bp.route("/engagements/<int:engagement_id>/reviews.xlsx")
 @login_required
 def engagement_reviews_export(engagement_id: int):
     engagement = load(Engagement, engagement_id, "engagement.view")
-    if not _bureau_side():
+    if not bureau_side():
         abort(403)
     rows, columns = _export_rows(_engagement_panels(engagement))
     return xlsx_response(to_xlsx(rows, "专家评审", columns=columns), f"{engagement.reference}专家评审.xlsx")
@@ -607,17 +599,11 @@ def workspace():
             .order_by(PanelInvitation.id.desc())).scalars().all()
         return render_template("review/workspace.html", invitations=invitations, now=utcnow(),
                                InvitationStatus=InvitationStatus, ReviewStatus=ReviewStatus)
-    if not _bureau_side():
+    if not bureau_side():
         abort(403)
-    filters = {k: request.args.get(k, "").strip() for k in ("year", "kind", "status")}
-    stmt = _panels_stmt(_int_arg("year"))
-    if filters["kind"] in {k.value for k in SubmissionKind}:
-        stmt = stmt.where(ReviewPanel.kind == SubmissionKind(filters["kind"]))
-    if filters["status"] in {k.value for k in PanelStatus}:
-        stmt = stmt.where(ReviewPanel.status == PanelStatus(filters["status"]))
-    page = paginate(stmt.order_by(ReviewPanel.id.desc()))
-    return render_template("review/panel_list.html", page=page, filters=filters, SubmissionKind=SubmissionKind,
-                           PanelStatus=PanelStatus)
+    panels = Listing(_panels_stmt(), *PANEL_FILTERS, order_by=[ReviewPanel.id.desc()])
+    return render_template("review/panel_list.html", page=panels.page(), filters=panels.filters,
+                           SubmissionKind=SubmissionKind, PanelStatus=PanelStatus)
 
 
 def _own_invitation(invitation_id: int) -> PanelInvitation:
@@ -654,10 +640,35 @@ def invitation(invitation_id: int):
 
 
 def _own_review(review_id: int) -> Review:
+    """The expert's own review — or, on an offline panel (线下评审), one the bureau enters for the expert."""
     review = _get(Review, review_id)
-    if current_user.role != Role.EXPERT or current_user.expert_id != review.invitation.expert_id:
-        abort(403)
-    return review
+    if current_user.role == Role.EXPERT and current_user.expert_id == review.invitation.expert_id:
+        return review
+    if services.enters_for_expert(review.invitation, current_user):
+        return review
+    abort(403)
+
+
+@bp.route("/reviews/invitations/<int:invitation_id>/offline", methods=["POST"])
+@login_required
+def invitation_offline(invitation_id: int):
+    """线下评审: bureau staff record the answer the expert gave off-line (and the paper declaration)."""
+    inv = _get(PanelInvitation, invitation_id)
+    panel = _manageable_panel(inv.panel_id)
+    form = OfflineAnswerForm()
+    actions = request.form.getlist("action")
+    if "accept" in actions:
+        accept = True
+    elif "decline" in actions:
+        accept = False
+    else:
+        abort(400)
+    return handle_form(form, lambda: services.respond_offline(
+        inv, current_user, accept=accept, declaration_received=bool(form.declaration.data), reason=form.reason.data),
+        message=(f"已登记：{inv.expert.name} 接受邀请，纸质无利益冲突声明已收到。" if accept
+                 else f"已登记：{inv.expert.name} 拒绝邀请，已另行抽取专家。"),
+        to=url_for(".panel_detail", panel_id=panel.id),
+        failed=lambda status: _render_panel(panel, status, offline_form=form, offline_target=inv.id))
 
 
 def _review_form_data(review: Review) -> dict:
@@ -682,14 +693,25 @@ def review_form(review_id: int):
         submitting = "submit" in request.form.getlist("action")
 
         def save():
-            services.save_review(review, current_user,
-                                 scores={i.id: getattr(form, f"score_{i.id}").data for i in rubric.items},
-                                 comments={i.id: getattr(form, f"comment_{i.id}").data for i in rubric.items},
-                                 opinion=form.opinion.data)
+            posted = dict(scores={i.id: getattr(form, f"score_{i.id}").data for i in rubric.items},
+                          comments={i.id: getattr(form, f"comment_{i.id}").data for i in rubric.items},
+                          opinion=form.opinion.data)
+            try:
+                services.save_review(review, current_user, **posted)
+            except services.AlreadySubmitted:
+                db.session.rollback()
+                # The same form submitted again (a double click, a resent request): it went in with the first
+                # press, nothing more happens. Anything else after the submit is a change: 409.
+                if submitting and services.matches_submitted(review, **posted):
+                    return "already submitted"
+                raise
             if submitting:
                 services.submit_review(review, current_user)
 
-        done, _, status = submit_form(form, save)
+        done, outcome, status = submit_form(form, save)
+        if done and outcome == "already submitted":
+            flash("评审意见此前已经提交，本次未重复提交，内容保持提交时的样子。", "info")
+            return redirect(url_for(".review_form", review_id=review.id))
         if done:
             if submitting:
                 decided = panel.decided_at is not None
@@ -702,11 +724,13 @@ def review_form(review_id: int):
     submission = panel.submission
     earlier = [s for s in services.submissions(panel.engagement, submission.kind) if s.version < submission.version]
     labels = {i.id: f"专家 {n}" for n, i in enumerate(panel.invitations, start=1)}
-    others = [r for r in services.visible_reviews(panel, current_user) if r.id != review.id]
+    others = [r for r in services.visible_reviews(panel, current_user)
+              if r.id != review.id and r.status == ReviewStatus.SUBMITTED]
     return render_template(
         "review/review_form.html", review=review, panel=panel, e=panel.engagement, rubric=rubric, form=form,
         submission=submission, earlier=earlier, letter_panel=_sent_letter_before(submission), others=others,
         labels=labels, editable=review.status == ReviewStatus.DRAFT and panel.status == PanelStatus.REVIEWING,
+        on_behalf=review.invitation.expert if current_user.role != Role.EXPERT else None,
         ReviewStatus=ReviewStatus, **{"screening": None, **services.expert_context_for(submission)}), status
 
 

@@ -1,27 +1,31 @@
 """Report screening API (bureau users): score a text, the ranked queue, the model cards.
 
 A risk score is the bureaus' own working material: firm users and experts are refused all three endpoints
-(403), whatever they ask. The rules live in ``screening.services``; this module reads the request, checks
+(403), whatever they ask. A copied passage or a near-duplicate names its source only when the caller may read
+that submission (``services.shown_to``; a report withheld as classified only inside its own bureau); otherwise
+it reads "另一地区报告（无权查看原文）" with the share, and no text, chapter or id. The rules live in ``screening.services``; this module reads the request, checks
 its shape (wrong types are 422 with the field named, a body that is not a JSON object is 400) and writes the
 answer.
 """
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import jsonify, request
+from flask import jsonify
 
 from evalhub.core.api import api_user, json_body, list_schema, operation, page_args, schema
 from evalhub.core.apiutil import (
-    INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, datetime_str, listing, query, raise_if,
-    text_field,
+    INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, YEAR_QUERY, datetime_str, id_field, listing,
+    query, raise_if, text, text_field,
 )
 from evalhub.core.errors import ValidationFailed
+from evalhub.core.listing import INT_MAX, read_args
 from evalhub.core.models import Bureau
 from evalhub.extensions import db
 from evalhub.registry.models import Firm
 from evalhub.review.models import SubmissionKind
 from evalhub.screening import services
 from evalhub.screening.features import FEATURES
+from evalhub.screening.forms import QUEUE_FILTERS
 from evalhub.screening.models import ModelStatus, ReportScreening, RiskMethod, ScreeningModel
 
 TAG = "报告筛查"
@@ -41,19 +45,23 @@ FEATURE_VALUES = schema("ScreeningFeatures", {
     "additionalProperties": {"type": "number", "nullable": True}})
 
 COPIED_PASSAGE = schema("CopiedPassage", {"type": "object", "required": [
-    "text", "chapter", "relation", "source_submission_id", "source"], "properties": {
-    "text": {"type": "string", "description": "本文中与已存报告重复的连续句子"},
-    "chapter": NULLABLE_STRING,
+    "text", "chapter", "relation", "source_submission_id", "source", "share"], "properties": {
+    "text": {"type": "string", "nullable": True,
+             "description": "本文中与已存报告重复的连续句子；来源报告无权查看时为空"},
+    "chapter": {"type": "string", "nullable": True, "description": "所在章节；来源报告无权查看时为空"},
     "relation": {"type": "string", "enum": ["same_firm", "other_firms", "previous"],
                  "description": "same_firm（本机构其他报告）、other_firms（其他机构报告）、previous（同一对象以往评价报告）"},
-    "source_submission_id": {"type": "integer", "description": "来源报告的提交编号"},
-    "source": {"type": "string", "description": "来源：机构 · 任务编号 · 提交日期"}}})
+    "source_submission_id": {"type": "integer", "nullable": True,
+                             "description": "来源报告的提交编号；无权查看来源报告时为空"},
+    "source": {"type": "string", "description": "来源：机构 · 任务编号 · 提交日期；无权查看来源报告"
+                                                "（其他地区的报告，或其他财政局不予公开的涉密报告）时为“另一地区报告（无权查看原文）”"},
+    "share": {"type": "number", "nullable": True, "minimum": 0, "maximum": 1,
+              "description": "这段重复句子占本文句子的比例"}}})
 
 SCORE_REQUEST = schema("ScreeningScoreRequest", {"type": "object", "required": ["text"], "properties": {
-    "text": {"type": "string", "description": "要筛查的文本：整篇报告或片段（不超过 50 万字）"},
-    "firm_id": {"type": "integer", "description": "撰写机构（用于区分本机构和其他机构的重复）"},
-    "engagement_id": {"type": "integer",
-                      "description": "所属评价任务：按其备案预算、章节设置和以往报告比对（指定后 firm_id 不再使用）"},
+    "text": text(500_000, "要筛查的文本：整篇报告或片段（不超过 50 万字）"),
+    "firm_id": id_field("撰写机构（用于区分本机构和其他机构的重复）"),
+    "engagement_id": id_field("所属评价任务：按其备案预算、章节设置和以往报告比对（指定后 firm_id 不再使用）"),
     "kind": {"type": "string", "enum": _KINDS, "default": "report", "description": _KIND_TEXT}}})
 
 SCORE = schema("ScreeningScore", {"type": "object", "required": [
@@ -107,35 +115,6 @@ def _int_field(data: dict, name: str, errors: dict[str, str]) -> int | None:
     return value
 
 
-def _int_arg(name: str, message: str) -> int | None:
-    raw = request.args.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValidationFailed(f"参数 {name} 无效：{raw}。", {name: message})
-
-
-def _year_arg() -> int:
-    raw = request.args.get("year", "").strip()
-    if not raw:
-        raise ValidationFailed("请指定年度（参数 year）。", {"year": "必填，四位年份"})
-    if not (raw.isascii() and raw.isdigit() and len(raw) == 4):
-        raise ValidationFailed(f"参数 year 无效：{raw}。", {"year": "应为四位年份"})
-    return int(raw)
-
-
-def _kind_arg() -> SubmissionKind | None:
-    raw = request.args.get("kind", "").strip()
-    if not raw:
-        return None
-    try:
-        return SubmissionKind.from_label(raw)
-    except ValueError:
-        raise ValidationFailed(f"参数 kind 无效：{raw}。", {"kind": f"可选值：{_KIND_TEXT}"})
-
-
 # --- serialisation ---------------------------------------------------------------------------------
 
 def queue_item_json(entry: services.QueueEntry) -> dict:
@@ -151,7 +130,7 @@ def queue_item_json(entry: services.QueueEntry) -> dict:
         "firm": {"id": firm.id, "name": firm.name} if firm is not None else None,
         "bureau": {"id": bureau.id, "name": bureau.name},
         "submitted_at": datetime_str(s.submitted_at),
-        "reasons": [r["text"] for r in s.reasons or []],
+        "reasons": entry.reasons,  # as this user may read them: no other report they may not read is named
     }
 
 
@@ -185,21 +164,20 @@ def screening_score():
            summary="某年度已筛查的方案和报告按风险从高到低排列（每个任务每类只排最新一版），"
                    "重点抽查比例之内的标记 flagged；仅财政局用户，按可见范围",
            tag=TAG, response=QUEUE,
-           params=[{"name": "year", "in": "query", "required": True, "description": "年度（四位年份）",
-                    "schema": {"type": "integer"}},
-                   query("bureau_id", "只看这个财政局的任务", "integer"),
-                   query("firm_id", "只看这家机构的报告", "integer"),
+           params=[{**YEAR_QUERY, "required": True},
+                   query("bureau_id", "只看这个财政局的任务", "integer", minimum=1, maximum=INT_MAX),
+                   query("firm_id", "只看这家机构的报告", "integer", minimum=1, maximum=INT_MAX),
                    query("kind", _KIND_TEXT), *PAGE_PARAMS],
            errors=(400, 403, 422))
 def screening_queue():
     user = api_user()
     services.require_screening(user)
     page, per_page = page_args()
-    year = _year_arg()
-    bureau_id = _int_arg("bureau_id", "必须是整数")
-    firm_id = _int_arg("firm_id", "必须是整数")
-    kind = _kind_arg()
-    entries = services.queue(user, year=year, bureau_id=bureau_id, firm_id=firm_id, kind=kind)
+    _, args = read_args(QUEUE_FILTERS, strict=True)
+    if args["year"] is None:
+        raise ValidationFailed("请指定年度（参数 year）。", {"year": "必填，四位年份"})
+    entries = services.queue(user, year=args["year"], bureau_id=args["bureau_id"], firm_id=args["firm_id"],
+                             kind=args["kind"])
     shown = entries[(page - 1) * per_page:page * per_page]
     return listing([queue_item_json(e) for e in shown], len(entries), page, per_page)
 

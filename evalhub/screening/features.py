@@ -369,6 +369,7 @@ def _passages(sentences: list[textproc.Sentence], matches: list, threshold: int,
         source = index.reports[run.pop("source_number")]
         run["source_doc_id"] = source.doc_id
         run["source_label"] = source.label
+        run["share"] = round(len(run["positions"]) / len(sentences), 4) if sentences else 0.0
         run["keys"] = [str(k) for k in run["keys"]]  # JSON has no 64-bit integers everywhere
         out.append(run)
     return out

@@ -9,9 +9,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from evalhub.core.enums import LabeledEnum, enum_column
 from evalhub.core.models import User
+from evalhub.core.mixins import CreatedBy
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
-from evalhub.procurement.models import Engagement
+from evalhub.procurement.models import OfEngagement
 from evalhub.review.models import Submission, SubmissionKind
 
 
@@ -26,7 +27,7 @@ class ModelStatus(LabeledEnum):
     RETIRED = ("retired", "已停用")
 
 
-class ReportScreening(db.Model):
+class ReportScreening(OfEngagement, db.Model):
     """One screened submission: its index entry (sentence keys, MinHash signature), its features and the
     latest risk. Bureau users see it; the firm never does."""
 
@@ -35,7 +36,6 @@ class ReportScreening(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     submission_id: Mapped[int] = mapped_column(sa.ForeignKey("submission.id", ondelete="CASCADE"), unique=True)
-    engagement_id: Mapped[int] = mapped_column(sa.ForeignKey("engagement.id"), index=True)
     bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
     firm_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("firm.id"), index=True)
     kind: Mapped[SubmissionKind] = mapped_column(enum_column(SubmissionKind))
@@ -54,10 +54,9 @@ class ReportScreening(db.Model):
     screened_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
     submission: Mapped[Submission] = relationship()
-    engagement: Mapped[Engagement] = relationship()
 
 
-class ScreeningModel(db.Model):
+class ScreeningModel(CreatedBy, db.Model):
     """A trained model: the joblib file and model card in models_ml/, and whether it is the active one."""
 
     __tablename__ = "screening_model"
@@ -68,10 +67,8 @@ class ScreeningModel(db.Model):
     artefact: Mapped[str] = mapped_column(sa.String(200))  # file name inside the models directory
     card: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     status: Mapped[ModelStatus] = mapped_column(enum_column(ModelStatus), default=ModelStatus.CANDIDATE)
-    created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
     promoted_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
     promoted_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
 
-    created_by: Mapped[Optional[User]] = relationship(foreign_keys=[created_by_id])
+    created_by: Mapped[Optional[User]] = relationship(foreign_keys="ScreeningModel.created_by_id")
     promoted_by: Mapped[Optional[User]] = relationship(foreign_keys=[promoted_by_id])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -26,6 +26,7 @@ from evalhub.procurement.models import Engagement
 from evalhub.registry.models import Firm
 from evalhub.review import services as review_services
 from evalhub.review.models import ReviewPanel, Submission, SubmissionKind
+from evalhub.review.permissions import quotable_submission_ids
 from evalhub.screening import learning, textproc
 from evalhub.screening.features import BY_KEY, FEATURE_KEYS, Screening, ScreeningContext, compute
 from evalhub.screening.index import CorpusIndex, StoredReport
@@ -202,8 +203,9 @@ def assess(screening: Screening, ctx: ScreeningContext) -> dict[str, Any]:
         risk, method, version = reference.rule_score(screening.features), RiskMethod.RULE, None
     reasons: list[dict[str, Any]] = []
     for dup in screening.near_duplicates[:1]:
-        reasons.append({"feature": "near_duplicate", "percentile": 1.0,
-                        "text": f"与 {dup['label']} 的报告近似重复（句子重合 {dup['jaccard']:.0%}）"})
+        # The text names the other report; who may read that name is decided when it is shown (shown_to).
+        reasons.append({"feature": "near_duplicate", "percentile": 1.0, "doc_id": dup["doc_id"], "jaccard": dup["jaccard"],
+                        "text": _near_duplicate_text(dup["label"], dup["jaccard"])})
     if screening.missing:
         reasons.append({"feature": "missing_chapters", "percentile": 1.0, "text": "缺少章节：" + "、".join(screening.missing)})
     if screening.duplicated:
@@ -311,11 +313,18 @@ def screen_text(text: str, actor: User, *, firm_id: int | None = None, engagemen
             ctx.names = [firm.name]
     screening = compute(text, ctx, current_index())
     verdict = assess(screening, ctx)
+    shown = _shown(actor, verdict["reasons"], _details(screening), screening.passages)
+    copied = []
+    for p in shown.passages:
+        if p.get("hidden"):  # copied from a text the caller may not read: the share only
+            copied.append({"text": None, "chapter": None, "relation": p["relation"], "source_submission_id": None,
+                           "source": HIDDEN_SOURCE, "share": p["share"]})
+        else:
+            copied.append({"text": p["text"], "chapter": p["chapter"], "relation": p["relation"],
+                           "source_submission_id": p["source_doc_id"], "source": p["source_label"], "share": p.get("share")})
     return {"risk": verdict["risk"], "method": verdict["method"].value, "model_version": verdict["model_version"],
-            "features": screening.features, "reasons": [r["text"] for r in verdict["reasons"]],
-            "gaps": screening.gaps, "copied_passages": [
-                {"text": p["text"], "chapter": p["chapter"], "relation": p["relation"], "source_submission_id": p["source_doc_id"],
-                 "source": p["source_label"]} for p in screening.passages]}
+            "features": screening.features, "reasons": shown.reason_texts, "gaps": screening.gaps,
+            "copied_passages": copied}
 
 
 # === who sees what ==================================================================================
@@ -328,6 +337,108 @@ def visible_screenings(actor: User):
     return permissions.scope(actor, sa.select(ReportScreening), ReportScreening)
 
 
+# === what a reader may see of the other stored texts ================================================
+# A screening compares a text with every stored text (the copy features and the risk count them all), but
+# it shows another text — its words, firm, reference, chapter, a link to its card — only to a reader who may
+# quote it: the rule is review.permissions.quotable_submission_ids ("submission.quote"); a report withheld
+# as classified is quoted only inside the bureau that holds it. Everything that shows a screening's sources
+# or reasons (the flag card, the queue and its export, the API, a case opened from a flag, the expert's view)
+# reads them through ``shown_to`` / ``shown_to_many`` / ``_shown`` below; the others read HIDDEN_SOURCE and
+# the share, with no id.
+
+HIDDEN_SOURCE = "另一地区报告（无权查看原文）"
+RELATION_LABELS = {"same_firm": "本机构其他报告", "other_firms": "其他机构报告", "previous": "同一对象以往评价报告"}
+
+
+def _near_duplicate_text(label: str, jaccard: float) -> str:
+    return f"与 {label} 的报告近似重复（句子重合 {jaccard:.0%}）"
+
+
+def _hidden_near_duplicate_text(jaccard: float | None) -> str:
+    return f"与{HIDDEN_SOURCE}近似重复" + (f"（句子重合 {jaccard:.0%}）" if jaccard is not None else "")
+
+
+@dataclass
+class Shown:
+    """A screening's references to other stored texts, as one reader may see them."""
+
+    reasons: list[dict[str, Any]]  # {"feature", "percentile", "text"}
+    most_similar: dict[str, Any] | None  # {"doc_id" (None when hidden), "share", "label", "hidden"}
+    near_duplicates: list[dict[str, Any]]  # {"doc_id" (None when hidden), "jaccard", "label", "hidden"}
+    passages: list[dict[str, Any]]  # the stored passage, or {"hidden", "relation", "sentences", "share"}
+
+    @property
+    def reason_texts(self) -> list[str]:
+        return [r["text"] for r in self.reasons]
+
+
+def _referenced(reasons: Iterable[dict] | None, details: dict | None, passages: Iterable[dict] | None) -> set[int]:
+    details = details or {}
+    ids = {p.get("source_doc_id") for p in passages or []}
+    ids |= {d.get("doc_id") for d in details.get("near_duplicates") or []}
+    ids |= {(details.get("most_similar") or {}).get("doc_id")}
+    ids |= {r.get("doc_id") for r in reasons or []}
+    return {int(i) for i in ids if i is not None}
+
+
+def _redact(reasons: Iterable[dict] | None, details: dict | None, passages: Iterable[dict] | None,
+            allowed: set[int]) -> Shown:
+    details = details or {}
+    near = details.get("near_duplicates") or []
+    shown_reasons = []
+    for reason in reasons or []:
+        text = reason["text"]
+        if reason.get("feature") == "near_duplicate":
+            doc_id, jaccard = reason.get("doc_id"), reason.get("jaccard")
+            if doc_id is None and near:  # screened before a reason kept its source
+                doc_id, jaccard = near[0].get("doc_id"), near[0].get("jaccard")
+            if doc_id not in allowed:
+                text = _hidden_near_duplicate_text(jaccard)
+        shown_reasons.append({"feature": reason.get("feature"), "percentile": reason.get("percentile"), "text": text})
+
+    def similar(item: dict | None, measure: str) -> dict | None:
+        if item is None:
+            return None
+        if item.get("doc_id") in allowed:
+            return {**item, "hidden": False}
+        return {"doc_id": None, measure: item.get(measure), "label": HIDDEN_SOURCE, "hidden": True}
+
+    total = sum(int(c.get("sentences") or 0) for c in (details.get("chapters") or {}).values())
+    shown_passages = []
+    for passage in passages or []:
+        if passage.get("source_doc_id") in allowed:
+            shown_passages.append(passage)
+            continue
+        n = len(passage.get("positions") or [])
+        share = passage.get("share")
+        if share is None:  # screened before passages kept their share
+            share = round(n / total, 4) if total else None
+        shown_passages.append({"hidden": True, "relation": passage.get("relation"), "sentences": n, "share": share})
+    return Shown(reasons=shown_reasons, most_similar=similar(details.get("most_similar"), "share"),
+                 near_duplicates=[similar(d, "jaccard") for d in near], passages=shown_passages)
+
+
+def _shown(reader: User | Bureau | None, reasons, details, passages) -> Shown:
+    allowed = quotable_submission_ids(reader, _referenced(reasons, details, passages)) if reader is not None else set()
+    return _redact(reasons, details, passages, allowed)
+
+
+def shown_to_many(reader: User | Bureau | None, screenings: Iterable[ReportScreening]) -> dict[int, Shown]:
+    """``shown_to`` for many screenings at once (one permission query). ``reader``: a user; a bureau, meaning
+    everyone who reads that bureau's records; or None, someone who may quote nothing (an expert)."""
+    screenings = list(screenings)
+    referenced: set[int] = set()
+    for row in screenings:
+        referenced |= _referenced(row.reasons, row.details, row.passages)
+    allowed = quotable_submission_ids(reader, referenced) if reader is not None else set()
+    return {row.id: _redact(row.reasons, row.details, row.passages, allowed) for row in screenings}
+
+
+def shown_to(reader: User | Bureau | None, screening: ReportScreening) -> Shown:
+    """What ``reader`` may see of the stored texts ``screening`` refers to (see the section's note)."""
+    return shown_to_many(reader, [screening])[screening.id]
+
+
 # === the queue =====================================================================================
 
 @dataclass
@@ -335,6 +446,7 @@ class QueueEntry:
     rank: int
     screening: ReportScreening
     flagged: bool
+    reasons: list[str] = field(default_factory=list)  # as the reader may see them (shown_to)
 
 
 def _ranked(actor: User, year: int, kind: SubmissionKind) -> list[ReportScreening]:
@@ -366,6 +478,9 @@ def queue(actor: User, *, year: int, bureau_id: int | None = None, firm_id: int 
     entries = [e for e in entries if (bureau_id is None or e.screening.bureau_id == bureau_id)
                and (firm_id is None or e.screening.firm_id == firm_id)]
     entries.sort(key=lambda e: (-e.screening.risk, e.rank, e.screening.id))
+    shown = shown_to_many(actor, [e.screening for e in entries])
+    for entry in entries:
+        entry.reasons = shown[entry.screening.id].reason_texts
     return entries
 
 
@@ -391,9 +506,13 @@ def flag_card(screening: ReportScreening, actor: User) -> dict[str, Any]:
     rank, total = rank_of(screening, actor)
     reference = peer_reference(screening.kind.value, screening.year)
     own_names = [n for n in context_for(screening.engagement, screening.kind).names if n]
+    shown = shown_to(actor, screening)
     sources: dict[int, tuple[Submission, list[textproc.Sentence], list[str]]] = {}
     passages = []
-    for passage in screening.passages or []:
+    hidden = [p for p in shown.passages if p.get("hidden")]
+    for passage in shown.passages:
+        if passage.get("hidden"):
+            continue
         source_id = passage["source_doc_id"]
         if source_id not in sources:
             source = db.session.get(Submission, source_id)
@@ -406,13 +525,16 @@ def flag_card(screening: ReportScreening, actor: User) -> dict[str, Any]:
         matched = [s for s in sentences if s.key in wanted]
         passages.append({**passage, "source": source, "source_text": "".join(s.text for s in matched),
                          "source_chapter": matched[0].chapter if matched else None, "source_names": names,
-                         "relation_label": {"same_firm": "本机构其他报告", "other_firms": "其他机构报告",
-                                            "previous": "同一对象以往评价报告"}[passage["relation"]]})
+                         "relation_label": RELATION_LABELS[passage["relation"]]})
     features = [{"key": k, "label": BY_KEY[k].label, "value": BY_KEY[k].show(screening.features.get(k)),
                  "median": BY_KEY[k].show(reference.median(k)),
                  "percentile": reference.percentile(k, screening.features.get(k))} for k in FEATURE_KEYS]
-    return {"rank": rank, "total": total, "passages": passages, "own_names": own_names, "features": features,
-            "peers": reference.size, "model_problem": active_model()[1]}
+    # Passages copied from texts the reader may not read: how many and what share of this text, nothing else.
+    hidden_summary = {"passages": len(hidden), "sentences": sum(p["sentences"] for p in hidden),
+                      "share": sum(p["share"] or 0 for p in hidden), "label": HIDDEN_SOURCE} if hidden else None
+    return {"rank": rank, "total": total, "passages": passages, "hidden": hidden_summary, "own_names": own_names,
+            "features": features, "peers": reference.size, "model_problem": active_model()[1],
+            "reasons": shown.reasons, "most_similar": shown.most_similar, "near_duplicates": shown.near_duplicates}
 
 
 def open_case(screening: ReportScreening, actor: User):
@@ -428,7 +550,8 @@ def open_case(screening: ReportScreening, actor: User):
     if existing is not None:
         raise Conflict(f"该报告已因筛查提示立案（检查 #{existing.id}）。")
     rank, total = rank_of(screening, actor)
-    reasons = "；".join(r["text"] for r in (screening.reasons or [])[:4]) or "风险排名靠前"
+    # The case is read by the engagement's bureau and every bureau above it: name only what all of them may read.
+    reasons = "；".join(shown_to(engagement.bureau, screening).reason_texts[:4]) or "风险排名靠前"
     detail = (f"报告质量筛查提示（筛查#{screening.id}，{screening.submission.kind.label}第 {screening.submission.version} 版）："
               f"风险 {screening.risk:.2f}，{screening.year} 年第 {rank}/{total} 名。{reasons}")
     inspection = flag_for_inspection(engagement, detail, actor)
@@ -581,7 +704,22 @@ def expert_view(submission: Submission) -> dict:
     scoring)."""
     if not risk_visible_to_experts(submission.engagement):
         return {}
-    return {"screening": screening_for(submission)}
+    row = screening_for(submission)
+    if row is None:
+        return {"screening": None}
+    # An expert may quote no other stored text: reasons naming one read HIDDEN_SOURCE.
+    return {"screening": ExpertScreening(risk=row.risk, method=row.method, model_version=row.model_version,
+                                         reasons=shown_to(None, row).reasons)}
+
+
+@dataclass
+class ExpertScreening:
+    """What an expert's review page shows of a screening (when the bureau shows it): the risk and the reasons."""
+
+    risk: float
+    method: RiskMethod
+    model_version: str | None
+    reasons: list[dict[str, Any]]
 
 
 def screening_for(submission: Submission) -> ReportScreening | None:

@@ -9,6 +9,9 @@ Who sees what:
   page and only when the bureau turns ``screening.show_risk_to_experts`` on (see ``review.views``);
 - queue rows are read through ``services.queue`` (``permissions.scope``); a flag card through
   ``load(..., "screening.card")`` — a report outside the user's bureau subtree answers 403;
+- another stored text (a copied passage's source, a similar report, a near-duplicate reason) is shown — text,
+  firm, reference, chapter, link — only to a user who may read it (``services.shown_to``; a report withheld as
+  classified only inside its bureau); otherwise the card reads "另一地区报告（无权查看原文）" and the share;
 - 立案检查 from a card needs ``supervision.manage`` on the engagement's bureau;
 - models are the region's: everyone on the bureau side reads their cards, only the region's
   administrators (``screening.models.manage``) train and promote.
@@ -17,60 +20,30 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any, Iterable, Optional
+from typing import Iterable, Optional
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, render_template, url_for
 from flask_login import current_user, login_required
-from flask_sqlalchemy.pagination import Pagination
 from markupsafe import Markup, escape
 
 from evalhub.core import permissions
-from evalhub.core.exports import to_xlsx
+from evalhub.core.listing import Export, export, paginate_list, read_args
 from evalhub.core.models import Bureau, Job
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import beijing_today, format_beijing
-from evalhub.core.web import load, require, wants_export, xlsx_response
+from evalhub.core.web import button, load, require, scoped, wants_export
 from evalhub.extensions import db
 from evalhub.registry.models import Firm
 from evalhub.review.models import SubmissionKind
 from evalhub.screening import services as S
-from evalhub.screening.forms import OpenCaseForm, PromoteForm, TrainForm
+from evalhub.screening.forms import QUEUE_FILTERS, OpenCaseForm, PromoteForm, TrainForm
 from evalhub.screening.models import ModelStatus, ReportScreening, RiskMethod, ScreeningModel
 
 bp = Blueprint("screening", __name__)
 
 
 # --- small helpers ---------------------------------------------------------------------------------
-
-def _int_arg(name: str) -> Optional[int]:
-    raw = (request.args.get(name) or "").strip()
-    return int(raw) if raw.isdigit() else None
-
-
-def _kind_arg() -> Optional[SubmissionKind]:
-    try:
-        return SubmissionKind(request.args.get("kind", "").strip()) if request.args.get("kind") else None
-    except ValueError:
-        return None
-
-
-class _ListPage(Pagination):
-    """``db.paginate``'s page object over a list already in memory (the queue is ranked by the service)."""
-
-    def _query_items(self) -> list[Any]:
-        items = self._query_args["items"]
-        start = (self.page - 1) * self.per_page
-        return items[start:start + self.per_page]
-
-    def _query_count(self) -> int:
-        return len(self._query_args["items"])
-
-
-def _paginate_list(items: list[Any]) -> _ListPage:
-    return _ListPage(page=request.args.get("page", 1, type=int), per_page=current_app.config["PAGE_SIZE"],
-                     max_per_page=200, error_out=False, items=items)
-
 
 def highlight_names(text: Optional[str], names: Iterable[str] | None) -> Markup:
     """``text`` escaped, with each occurrence of ``names`` (longest first, as written and NFKC-normalised,
@@ -137,6 +110,16 @@ def _cases_opened_from(screening: ReportScreening) -> list:
 
 # --- the queue ------------------------------------------------------------------------------------
 
+def _queue_row(entry) -> dict:
+    s, e = entry.screening, entry.screening.engagement
+    return {"排名": entry.rank, "风险分": round(s.risk, 4), "建议抽查": "是" if entry.flagged else "",
+            "评价任务编号": e.reference, "评价任务": e.name, "承担机构": e.firm.name if e.firm else "",
+            "财政局": e.bureau.name, "类型": s.kind.label, "版本": s.submission.version,
+            "提交时间": format_beijing(s.submitted_at),
+            "评分方法": s.method.label + (f" {s.model_version}" if s.model_version else ""),
+            "主要原因": "；".join(entry.reasons[:3])}  # as this user may read them (services.shown_to)
+
+
 QUEUE_EXPORT_COLUMNS = ["排名", "风险分", "建议抽查", "评价任务编号", "评价任务", "承担机构", "财政局", "类型", "版本",
                         "提交时间", "评分方法", "主要原因"]
 
@@ -147,30 +130,20 @@ def queue():
     require("screening.view")
     years = _visible_years()
     this_year = beijing_today().year
-    year = _int_arg("year") or (years[0] if years else this_year)
-    filters = {"year": str(year), "bureau_id": request.args.get("bureau_id", "").strip(),
-               "firm_id": request.args.get("firm_id", "").strip(), "kind": request.args.get("kind", "").strip()}
-    entries = S.queue(current_user, year=year, bureau_id=_int_arg("bureau_id"), firm_id=_int_arg("firm_id"),
-                      kind=_kind_arg())
+    filters, values = read_args(QUEUE_FILTERS)
+    year = values["year"] or (years[0] if years else this_year)
+    filters["year"] = str(year)
+    entries = S.queue(current_user, year=year, bureau_id=values["bureau_id"], firm_id=values["firm_id"],
+                      kind=values["kind"])
     if wants_export():
-        rows = []
-        for entry in entries:
-            s = entry.screening
-            e = s.engagement
-            rows.append({"排名": entry.rank, "风险分": round(s.risk, 4), "建议抽查": "是" if entry.flagged else "",
-                         "评价任务编号": e.reference, "评价任务": e.name, "承担机构": e.firm.name if e.firm else "",
-                         "财政局": e.bureau.name, "类型": s.kind.label, "版本": s.submission.version,
-                         "提交时间": format_beijing(s.submitted_at),
-                         "评分方法": s.method.label + (f" {s.model_version}" if s.model_version else ""),
-                         "主要原因": "；".join(r["text"] for r in (s.reasons or [])[:3])})
-        return xlsx_response(to_xlsx(rows, "报告筛查", columns=QUEUE_EXPORT_COLUMNS), f"报告筛查队列-{year}.xlsx")
-    bureaus = db.session.execute(permissions.scope(current_user, sa.select(Bureau).order_by(Bureau.path), Bureau)).scalars().all()
-    firm_ids = permissions.scope(current_user, sa.select(ReportScreening.firm_id).where(ReportScreening.year == year),
-                                 ReportScreening)
+        return export(Export("报告筛查", QUEUE_EXPORT_COLUMNS, lambda rows: map(_queue_row, rows),
+                             f"报告筛查队列-{year}.xlsx"), entries)
+    bureaus = db.session.execute(scoped(Bureau).order_by(Bureau.path)).scalars().all()
+    firm_ids = scoped(ReportScreening, sa.select(ReportScreening.firm_id).where(ReportScreening.year == year))
     firms = db.session.execute(sa.select(Firm).where(Firm.id.in_(firm_ids)).order_by(Firm.name)).scalars().all()
     method, problem = _method_note()
     flagged = sum(1 for entry in entries if entry.flagged)
-    return render_template("screening/queue.html", page=_paginate_list(entries), filters=filters,
+    return render_template("screening/queue.html", page=paginate_list(entries), filters=filters,
                            years=sorted(set(years) | {this_year, year}, reverse=True), bureaus=bureaus, firms=firms,
                            kinds=SubmissionKind.choices(), method=method, problem=problem, flagged=flagged,
                            total=len(entries), share=_spot_check_share())
@@ -182,12 +155,12 @@ def queue():
 @login_required
 def card(screening_id: int):
     screening = load(ReportScreening, screening_id, "screening.card")
-    data = S.flag_card(screening, current_user)
+    data = S.flag_card(screening, current_user)  # other texts only as far as this user may read them
     details = screening.details or {}
     linked = [p["source"].id for p in data["passages"]]
-    linked += [d.get("doc_id") for d in details.get("near_duplicates") or []]
-    if details.get("most_similar"):
-        linked.append(details["most_similar"].get("doc_id"))
+    linked += [d.get("doc_id") for d in data["near_duplicates"]]
+    if data["most_similar"]:
+        linked.append(data["most_similar"].get("doc_id"))
     engagement = screening.engagement
     may_open = permissions.can(current_user, "supervision.manage", engagement.bureau)
     return render_template("screening/card.html", s=screening, e=engagement, card=data, details=details,
@@ -200,12 +173,9 @@ def card(screening_id: int):
 def open_case(screening_id: int):
     screening = load(ReportScreening, screening_id, "screening.card")
     require("supervision.manage", screening.engagement.bureau)
-    if not OpenCaseForm().validate_on_submit():
-        abort(400)
-    inspection = S.open_case(screening, current_user)
-    db.session.commit()
-    flash(f"已依据筛查提示立案定向检查 #{inspection.id}：{inspection.firm.name}。", "success")
-    return redirect(url_for("supervision.inspection_detail", inspection_id=inspection.id))
+    return button(lambda: S.open_case(screening, current_user), form=OpenCaseForm(),
+                  message=lambda inspection: f"已依据筛查提示立案定向检查 #{inspection.id}：{inspection.firm.name}。",
+                  to=lambda inspection: url_for("supervision.inspection_detail", inspection_id=inspection.id))
 
 
 # --- models ----------------------------------------------------------------------------------------
@@ -250,10 +220,8 @@ def model_detail(model_id: int):
 @login_required
 def train():
     require("screening.models.manage")
-    if not TrainForm().validate_on_submit():
-        abort(400)
-    job = S.start_training(current_user)
-    return redirect(url_for("core.job_detail", job_id=job.id))
+    return button(lambda: S.start_training(current_user), form=TrainForm(),
+                  to=lambda job: url_for("core.job_detail", job_id=job.id))
 
 
 @bp.route("/screening/models/<int:model_id>/promote", methods=["POST"])
@@ -261,9 +229,6 @@ def train():
 def promote(model_id: int):
     require("screening.models.manage")
     model = _model(model_id)
-    if not PromoteForm().validate_on_submit():
-        abort(400)
-    rescored = S.promote(model, current_user)
-    db.session.commit()
-    flash(f"已启用模型 {model.version}，已重新计算 {rescored} 份筛查结果的风险分。", "success")
-    return redirect(url_for(".model_detail", model_id=model.id))
+    return button(lambda: S.promote(model, current_user), form=PromoteForm(),
+                  message=lambda rescored: f"已启用模型 {model.version}，已重新计算 {rescored} 份筛查结果的风险分。",
+                  to=url_for(".model_detail", model_id=model.id))

@@ -8,25 +8,26 @@ may not see is 404), and domain errors become the one error shape. Who sees what
 - a firm user sees the inspections of its own firm (as on the web pages): trigger, status, checklist,
   findings with their measures, its own response and the conclusion; of the inspectors only their kind
   (财政检查人员 / 专家), never names; never the complaint's reference, and no lead detail when the case
-  came from a complaint (its content and the complainant are confidential).
+  came from a complaint (its content and the complainant are confidential) or from a screening flag (risk,
+  rank and reasons are the bureaus' own) — ``services.lead_for`` decides, for the web pages too.
 """
 from __future__ import annotations
 
-import sqlalchemy as sa
-from flask import jsonify, request
+from flask import jsonify
 from sqlalchemy.orm import selectinload
 
-from evalhub.core.api import api_user, list_schema, operation, page_args, schema
+from evalhub.core.api import api_user, list_schema, operation, schema
 from evalhub.core.apiutil import (
-    BUREAU_REF, INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, bureau_arg, bureau_ref,
-    choice_description, datetime_str, enum_arg, labeled, labeled_definition, labeled_schema, listing, nullable,
-    paginate, query,
+    BUREAU_REF, INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, bureau_ref, choice_query,
+    datetime_str, labeled, labeled_definition, labeled_schema, list_response, nullable, query,
 )
 from evalhub.core import permissions
 from evalhub.core.enums import Role
-from evalhub.core.errors import NotFound, PermissionDenied, ValidationFailed
+from evalhub.core.errors import NotFound, PermissionDenied
+from evalhub.core.listing import INT_MAX, bureau_filter, enum_filter, int_filter, scoped
 from evalhub.core.models import Bureau, User
 from evalhub.extensions import db
+from evalhub.supervision import services
 from evalhub.supervision.models import (
     CHECKLIST, CampaignStatus, Finding, Inspection, InspectionStatus, Inspector, Measure, Severity, Trigger,
 )
@@ -89,7 +90,8 @@ INSPECTION_DETAIL = schema("InspectionDetail", {"allOf": [INSPECTION, {"type": "
     "firm_response": {"type": "string", "nullable": True, "description": "机构的整改回复"},
     "responded_at": NULLABLE_DATETIME, "conclusion": NULLABLE_STRING,
     "trigger_detail": {"type": "string", "nullable": True,
-                       "description": "线索内容；投诉举报立案的，被检查机构看到的是空值（投诉内容依规保密）"},
+                       "description": "线索内容；投诉举报和报告质量筛查提示立案的，被检查机构看到的是空值"
+                                      "（投诉内容依规保密，筛查结果仅供财政部门内部使用）"},
     "complaint": {"type": "object", "nullable": True, "description": "关联的投诉；仅财政局用户可见",
                   "properties": {"id": INTEGER, "reference": STRING}},
     "inspectors": {"type": "array", "items": INSPECTOR,
@@ -160,8 +162,8 @@ def inspection_detail_json(inspection: Inspection, user: User) -> dict:
     complaint = inspection.complaint
     out = {
         **inspection_json(inspection),
-        # A complaint's content (and so the bureau's note of the lead) is confidential to the bureau.
-        "trigger_detail": inspection.trigger_detail if bureau_side or inspection.trigger != Trigger.COMPLAINT else None,
+        # A complaint's content and a screening flag's risk, rank and reasons are the bureau's alone.
+        "trigger_detail": services.lead_for(inspection, user),
         "findings": [finding_json(f, user) for f in inspection.findings],
         "checklist": [{"code": code, "label": label, "done": code in checklist,
                        "ok": checklist[code].get("ok") if code in checklist else None,
@@ -198,35 +200,19 @@ def _visible_inspection(inspection_id: int) -> Inspection:
 @operation("/inspections", "GET",
            summary="监督检查（不定向抽查和定向检查）列表：财政局按可见范围；第三方机构只看到对本机构的检查",
            tag=TAG_SUPERVISION, response=INSPECTION_LIST,
-           params=[query("status", choice_description(InspectionStatus)), query("trigger", choice_description(Trigger)),
-                   query("bureau", "检查财政局的行政区划代码"), query("campaign", "不定向抽查批次编号", "integer"),
+           params=[choice_query("status", InspectionStatus), choice_query("trigger", Trigger),
+                   query("bureau", "检查财政局的行政区划代码"), query("campaign", "不定向抽查批次编号", "integer", minimum=1, maximum=INT_MAX),
                    *PAGE_PARAMS],
            errors=(400, 403, 422))
 def list_inspections():
     user = api_user()
     _require_reader(user)
-    page, per_page = page_args()
-    stmt = permissions.scope(user, sa.select(Inspection), Inspection)
-    status = enum_arg("status", InspectionStatus)
-    if status is not None:
-        stmt = stmt.where(Inspection.status == status)
-    trigger = enum_arg("trigger", Trigger)
-    if trigger is not None:
-        stmt = stmt.where(Inspection.trigger == trigger)
-    bureau = bureau_arg()
-    if bureau is not None:
-        stmt = stmt.where(Inspection.bureau_id == bureau.id)
-    raw = request.args.get("campaign", "").strip()
-    if raw:
-        try:
-            stmt = stmt.where(Inspection.campaign_id == int(raw))
-        except ValueError:
-            raise ValidationFailed(f"参数 campaign 无效：{raw}。", {"campaign": "必须是整数"})
-    stmt = stmt.options(selectinload(Inspection.firm), selectinload(Inspection.engagement),
-                        selectinload(Inspection.campaign), selectinload(Inspection.findings)
-                        ).order_by(Inspection.opened_at.desc(), Inspection.id.desc())
-    rows, total = paginate(stmt, page, per_page)
-    return listing([inspection_json(i) for i in rows], total, page, per_page)
+    return list_response(scoped(Inspection, user=user), enum_filter("status", InspectionStatus, Inspection.status),
+                         enum_filter("trigger", Trigger, Inspection.trigger), bureau_filter(Inspection.bureau_id),
+                         int_filter("campaign", Inspection.campaign_id),
+                         options=[selectinload(Inspection.firm), selectinload(Inspection.engagement),
+                                  selectinload(Inspection.campaign), selectinload(Inspection.findings)],
+                         order_by=[Inspection.opened_at.desc(), Inspection.id.desc()], item=inspection_json)
 
 
 @operation("/inspections/<int:inspection_id>", "GET",

@@ -10,7 +10,9 @@ As elsewhere, a form checks only what a form can know (lengths, the shape of a n
 """
 from __future__ import annotations
 
-from wtforms import SelectField, StringField, TextAreaField
+import secrets
+
+from wtforms import HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import Length
 
 from evalhub.registry.forms import BLANK, ChineseForm, MultiCheckboxField, choice, options
@@ -37,6 +39,8 @@ class ComplaintForm(ChineseForm):
     text = _area("投诉事项", 5000, description="请具体说明时间、事项和依据，不少于 20 字")
     complainant_name = _text("您的姓名（选填）", 50)
     complainant_contact = _text("联系方式（选填）", 100, description="仅财政部门可见，用于核实情况和反馈结果")
+    # A fresh token each time the form is shown: the same form sent twice is one complaint (services).
+    form_token = HiddenField(default=lambda: secrets.token_urlsafe(24))
 
 
 # --- targeted cases and campaigns ------------------------------------------------------------------

@@ -9,11 +9,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from evalhub.core.enums import LabeledEnum, enum_column
-from evalhub.core.models import Bureau, Draw, User
+from evalhub.core.models import Draw, User
+from evalhub.core.mixins import CreatedBy, InBureau
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
 from evalhub.procurement.models import Engagement
-from evalhub.registry.models import Expert, Firm
+from evalhub.registry.models import Expert, Firm, OfFirm
 
 
 class Severity(LabeledEnum):
@@ -70,14 +71,13 @@ CHECKLIST = [
 ]
 
 
-class Complaint(db.Model):
+class Complaint(InBureau, db.Model):
     """A complaint or tip-off from the public form. The complainant's contact is private to the bureau."""
 
     __tablename__ = "complaint"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(sa.String(30), unique=True)
-    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
     firm_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("firm.id"), index=True)
     firm_name: Mapped[str] = mapped_column(sa.String(120))
     engagement_reference: Mapped[Optional[str]] = mapped_column(sa.String(40))
@@ -85,21 +85,21 @@ class Complaint(db.Model):
     complainant_name: Mapped[Optional[str]] = mapped_column(sa.String(50))
     complainant_contact: Mapped[Optional[str]] = mapped_column(sa.String(100))
     client_digest: Mapped[str] = mapped_column(sa.String(64), index=True)  # keyed hash of the address, for rate limits
+    # The public form's one-time token: the same form sent twice (a double click) is one complaint.
+    form_token: Mapped[Optional[str]] = mapped_column(sa.String(64))
     status: Mapped[ComplaintStatus] = mapped_column(enum_column(ComplaintStatus), default=ComplaintStatus.RECEIVED)
     substantiated: Mapped[Optional[bool]] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow, index=True)
 
-    bureau: Mapped[Bureau] = relationship()
     firm: Mapped[Optional[Firm]] = relationship()
 
 
-class InspectionCampaign(db.Model):
+class InspectionCampaign(InBureau, CreatedBy, db.Model):
     """A random inspection campaign: draws of engagements and of inspectors, a published list, results."""
 
     __tablename__ = "inspection_campaign"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
     year: Mapped[int] = mapped_column()
     ratio: Mapped[int] = mapped_column()  # percent
     population_size: Mapped[int] = mapped_column()
@@ -107,15 +107,12 @@ class InspectionCampaign(db.Model):
     status: Mapped[CampaignStatus] = mapped_column(enum_column(CampaignStatus), default=CampaignStatus.DRAWN)
     list_published_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     results_published_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
-    created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
-    bureau: Mapped[Bureau] = relationship()
     engagement_draw: Mapped[Draw] = relationship()
     inspections: Mapped[list["Inspection"]] = relationship(back_populates="campaign", order_by="Inspection.id")
 
 
-class Inspection(db.Model):
+class Inspection(OfFirm, db.Model):
     """One inspection: from a random campaign or a targeted case (its trigger recorded with it)."""
 
     __tablename__ = "inspection"
@@ -124,7 +121,6 @@ class Inspection(db.Model):
     bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
     campaign_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("inspection_campaign.id"), index=True)
     engagement_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("engagement.id"), index=True)
-    firm_id: Mapped[int] = mapped_column(sa.ForeignKey("firm.id"), index=True)
     trigger: Mapped[Trigger] = mapped_column(enum_column(Trigger))
     trigger_detail: Mapped[str] = mapped_column(sa.Text)
     complaint_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("complaint.id"))
@@ -139,7 +135,6 @@ class Inspection(db.Model):
 
     campaign: Mapped[Optional[InspectionCampaign]] = relationship(back_populates="inspections")
     engagement: Mapped[Optional[Engagement]] = relationship()
-    firm: Mapped[Firm] = relationship()
     complaint: Mapped[Optional[Complaint]] = relationship()
     inspectors: Mapped[list["Inspector"]] = relationship(back_populates="inspection", cascade="all, delete-orphan")
     findings: Mapped[list["Finding"]] = relationship(back_populates="inspection", order_by="Finding.id",
@@ -167,7 +162,7 @@ class Inspector(db.Model):
         return self.user.display_name if self.user else self.expert.name
 
 
-class Finding(db.Model):
+class Finding(CreatedBy, db.Model):
     __tablename__ = "finding"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -177,7 +172,5 @@ class Finding(db.Model):
     description: Mapped[str] = mapped_column(sa.Text)
     measures: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
     rectified: Mapped[bool] = mapped_column(default=False)
-    created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
     inspection: Mapped[Inspection] = relationship(back_populates="findings")

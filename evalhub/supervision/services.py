@@ -12,13 +12,15 @@ from typing import Any, Iterable, Optional
 import sqlalchemy as sa
 from flask import current_app
 
-from evalhub.core import audit, draws, permissions
+from evalhub.core import audit, concurrency, draws, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
+from evalhub.core.listing import as_int
 from evalhub.core.models import Bureau, User
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import beijing_today, utcnow
 from evalhub.extensions import db
+from evalhub.procurement import workflow
 from evalhub.procurement.eligibility import library_bureau_ids
 from evalhub.procurement.models import Engagement, EngagementState as S
 from evalhub.registry.models import Expert, Firm, FirmStatus
@@ -45,12 +47,30 @@ def client_digest(address: str) -> str:
 
 
 def file_complaint(*, bureau_id: Any, firm_name: str, text: str, engagement_reference: str | None,
-                   complainant_name: str | None, complainant_contact: str | None, address: str) -> Complaint:
-    """The public complaint form: no login; a reference number; at most N per source per hour."""
+                   complainant_name: str | None, complainant_contact: str | None, address: str,
+                   form_token: str | None = None) -> Complaint:
+    """The public complaint form: no login; a reference number; at most N per source per hour.
+
+    The limit holds under simultaneous requests (several workers): each source's complaints are counted and
+    written under one lock per source. A form sent twice (a double click: the same ``form_token``) is one
+    complaint — the second answer is the first's reference — and counts once."""
     digest = client_digest(address)
+    concurrency.serialise(f"complaint.source:{digest}")
+    token = (form_token or "").strip()
+    if 16 <= len(token) <= 64:
+        # The same form with the same content (not one brought back with Back and changed).
+        sent = db.session.execute(sa.select(Complaint).where(
+            Complaint.client_digest == digest, Complaint.form_token == token,
+            Complaint.firm_name == (firm_name or "").strip(), Complaint.text == (text or "").strip())
+            .order_by(Complaint.id)).scalars().first()
+        if sent is not None:
+            return sent
+    else:
+        token = ""
     limit = 5
     errors: dict[str, str] = {}
-    bureau = db.session.get(Bureau, int(bureau_id)) if str(bureau_id or "").isdigit() else None
+    bureau_id = as_int(str(bureau_id or ""))  # a public form: "99999999999" is no bureau, not a database error
+    bureau = db.session.get(Bureau, bureau_id) if bureau_id is not None else None
     if bureau is None:
         errors["bureau_id"] = "请选择受理的财政局"
     else:
@@ -76,7 +96,7 @@ def file_complaint(*, bureau_id: Any, firm_name: str, text: str, engagement_refe
     complaint = Complaint(reference=reference, bureau_id=bureau.id, firm_id=firm.id if firm else None,
                           firm_name=firm_name, engagement_reference=(engagement_reference or "").strip() or None,
                           text=text, complainant_name=(complainant_name or "").strip() or None,
-                          complainant_contact=contact or None, client_digest=digest)
+                          complainant_contact=contact or None, client_digest=digest, form_token=token or None)
     db.session.add(complaint)
     db.session.flush()
     audit.record("complaint.received", complaint, actor=None, bureau_id=bureau.id,
@@ -193,6 +213,27 @@ def publish_campaign_results(campaign: InspectionCampaign, actor: User) -> None:
                  summary=f"公开 {campaign.year} 年度不定向抽查结果")
 
 
+# === what a reader sees of a case's lead ===========================================================
+
+# Leads the inspected firm never reads, and what its pages say instead.
+WITHHELD_LEADS = {
+    Trigger.COMPLAINT: "根据投诉举报线索立案（投诉内容及投诉人信息依规保密）。",
+    Trigger.SCREENING_FLAG: "根据报告质量筛查提示立案（筛查结果仅供财政部门内部使用）。",
+}
+
+
+def lead_for(inspection: Inspection, reader: User) -> Optional[str]:
+    """The one place that decides what ``reader`` sees of a case's lead (``trigger_detail``), for the web pages,
+    the API and anything else that shows a case: bureau users and the system administrator read it in full;
+    anyone else (the inspected firm) reads None for a lead it must not read — a complaint's content, a
+    screening flag's risk, rank and reasons — and the page says why (WITHHELD_LEADS)."""
+    if reader.role in permissions.BUREAU_ROLES or reader.role == Role.SYSTEM_ADMIN:
+        return inspection.trigger_detail
+    if inspection.trigger in WITHHELD_LEADS:
+        return None
+    return inspection.trigger_detail
+
+
 # === targeted cases ================================================================================
 
 def open_case(bureau: Bureau, actor: User | None, *, trigger: Any, detail: str, firm: Firm | None = None,
@@ -232,6 +273,18 @@ def flag_for_inspection(engagement: Engagement, reason: str, actor: User | None 
     """The entry point of report screening: a flag card (opened by a bureau user, or a system flag when
     actor is None) becomes a targeted case with the flag recorded as its trigger."""
     return open_case(engagement.bureau, actor, trigger=Trigger.SCREENING_FLAG, detail=reason, engagement=engagement)
+
+
+@workflow.requirement("no_open_inspection")
+def open_inspection_of_report(engagement: Engagement) -> Optional[str]:
+    """publish: no inspection of this engagement's work (random or targeted) may still be open — the public
+    would read a report whose check is unfinished. The state machine lets an admin waive it with a reason."""
+    open_ids = db.session.execute(sa.select(Inspection.id).where(
+        Inspection.engagement_id == engagement.id, Inspection.status != InspectionStatus.CLOSED)
+        .order_by(Inspection.id)).scalars().all()
+    if open_ids:
+        return f"该报告有未办结的检查（{'、'.join(f'#{i}' for i in open_ids)}），办结前不能公开"
+    return None
 
 
 # === inspection work ===============================================================================

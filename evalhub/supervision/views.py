@@ -21,19 +21,31 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, render_template, request, url_for
 from flask_login import current_user, login_required
-from flask_wtf import FlaskForm
 from sqlalchemy.orm import selectinload
 
 from evalhub.core import permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, ValidationFailed
-from evalhub.core.exports import to_xlsx
+from evalhub.core.listing import Export, Listing, choice_filter, enum_filter, int_filter
 from evalhub.core.models import Bureau
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import BEIJING, beijing_today, format_beijing
-from evalhub.core.web import load, paginate, require, submit_form, wants_export, xlsx_response
+from evalhub.core.web import (
+    bureau_side,
+    button,
+    can_in_own_bureau,
+    form_page,
+    handle_form,
+    load,
+    own_bureau,
+    paginate,
+    require,
+    scoped,
+    submit_form,
+    wants_export,
+)
 from evalhub.extensions import db
 from evalhub.procurement.models import Engagement
 from evalhub.registry.forms import BLANK, choice
@@ -65,19 +77,14 @@ from evalhub.supervision.models import (
 
 bp = Blueprint("supervision", __name__)
 
-BUREAU_SIDE = (Role.SYSTEM_ADMIN, Role.BUREAU_ADMIN, Role.BUREAU_STAFF)
 PUBLISHED = (CampaignStatus.LIST_PUBLISHED, CampaignStatus.RESULTS_PUBLISHED)
 MEASURE_LABELS = {m.value: m.label for m in Measure}
 
 
 # --- small helpers ---------------------------------------------------------------------------------
 
-def _bureau_side() -> bool:
-    return current_user.role in BUREAU_SIDE
-
-
 def _require_bureau_side() -> None:
-    if not _bureau_side():
+    if not bureau_side():
         abort(403)
 
 
@@ -86,39 +93,17 @@ def _scoped_load(model: type, object_id: int) -> Any:
     obj = db.session.get(model, object_id)
     if obj is None:
         abort(404)
-    if not _bureau_side() or not permissions.visible(current_user, obj):
+    if not bureau_side() or not permissions.visible(current_user, obj):
         abort(403)
     return obj
-
-
-def _own_bureau() -> Bureau:
-    """The signed-in user's own bureau, where they may open cases and campaigns."""
-    bureau = current_user.bureau
-    if bureau is None:
-        abort(403)
-    require("supervision.manage", bureau)
-    return bureau
 
 
 def _bureau_of(inspection: Inspection) -> Bureau:
     return db.session.get(Bureau, inspection.bureau_id)
 
 
-def _enum_arg(enum_cls, value: str):
-    try:
-        return enum_cls(value) if value else None
-    except ValueError:
-        return None
-
-
-def _int(value: Any) -> Optional[int]:
-    value = str(value or "").strip()
-    return int(value) if value.isdigit() else None
-
-
 def _visible_firms() -> list[Firm]:
-    stmt = permissions.scope(current_user, sa.select(Firm).order_by(Firm.name), Firm)
-    return db.session.execute(stmt).scalars().all()
+    return db.session.execute(scoped(Firm).order_by(Firm.name)).scalars().all()
 
 
 def _firm_choices(firms: list[Firm]) -> list:
@@ -138,8 +123,7 @@ def _engagement_by_reference(reference: str, errors: dict[str, str]) -> Optional
     reference = (reference or "").strip()
     if not reference:
         return None
-    stmt = permissions.scope(current_user, sa.select(Engagement).where(Engagement.reference == reference), Engagement)
-    engagement = db.session.execute(stmt).scalar_one_or_none()
+    engagement = db.session.execute(scoped(Engagement).where(Engagement.reference == reference)).scalar_one_or_none()
     if engagement is None:
         errors["engagement_reference"] = f"未找到评价任务 {reference}（或不在本局可见范围内）"
     return engagement
@@ -182,57 +166,48 @@ def dashboard_summary(user) -> dict:
 
 # --- inspections -----------------------------------------------------------------------------------
 
-INSPECTION_EXPORT_COLUMNS = ["检查编号", "类型", "线索来源", "财政局", "被检查机构", "评价任务", "状态", "发现问题数",
-                             "最高严重程度", "立案时间", "办结时间", "检查结论"]
+INSPECTION_FILTERS = (
+    choice_filter("kind", {"random": Inspection.campaign_id.is_not(None), "targeted": Inspection.campaign_id.is_(None)}),
+    enum_filter("status", InspectionStatus, Inspection.status), enum_filter("trigger", Trigger, Inspection.trigger),
+    int_filter("firm", Inspection.firm_id),
+)
+
+
+def _inspection_export(bureaus: dict[int, Bureau]) -> Export:
+    def row(i: Inspection) -> dict:
+        worst = _worst(i.findings)
+        return {"检查编号": i.id, "类型": _kind_label(i), "线索来源": i.trigger.label,
+                "财政局": (bureaus.get(i.bureau_id) or _bureau_of(i)).name, "被检查机构": i.firm.name,
+                "评价任务": i.engagement.reference if i.engagement else "", "状态": i.status.label,
+                "发现问题数": len(i.findings), "最高严重程度": worst.label if worst else "",
+                "立案时间": format_beijing(i.opened_at), "办结时间": format_beijing(i.closed_at),
+                "检查结论": i.conclusion or ""}
+    return Export("监督检查", ["检查编号", "类型", "线索来源", "财政局", "被检查机构", "评价任务", "状态", "发现问题数",
+                           "最高严重程度", "立案时间", "办结时间", "检查结论"], lambda rows: map(row, rows))
 
 
 @bp.route("/inspections")
 @login_required
 def inspection_list():
-    if not (_bureau_side() or current_user.role == Role.FIRM_USER):
+    if not (bureau_side() or current_user.role == Role.FIRM_USER):
         abort(403)
-    filters = {k: request.args.get(k, "").strip() for k in ("kind", "status", "trigger", "firm")}
-    stmt = permissions.scope(current_user, sa.select(Inspection), Inspection)
-    if filters["kind"] == "random":
-        stmt = stmt.where(Inspection.campaign_id.is_not(None))
-    elif filters["kind"] == "targeted":
-        stmt = stmt.where(Inspection.campaign_id.is_(None))
-    if (status := _enum_arg(InspectionStatus, filters["status"])) is not None:
-        stmt = stmt.where(Inspection.status == status)
-    if (trigger := _enum_arg(Trigger, filters["trigger"])) is not None:
-        stmt = stmt.where(Inspection.trigger == trigger)
-    if (firm_id := _int(filters["firm"])) is not None:
-        stmt = stmt.where(Inspection.firm_id == firm_id)
-    stmt = stmt.options(selectinload(Inspection.firm), selectinload(Inspection.engagement),
-                        selectinload(Inspection.findings)).order_by(Inspection.id.desc())
-    bureau_side = _bureau_side()
-    bureaus = {b.id: b for b in db.session.execute(permissions.scope(current_user, sa.select(Bureau), Bureau)).scalars()} \
-        if bureau_side else {}
+    inspections = Listing(scoped(Inspection), *INSPECTION_FILTERS, order_by=[Inspection.id.desc()], options=[
+        selectinload(Inspection.firm), selectinload(Inspection.engagement), selectinload(Inspection.findings)])
+    staff = bureau_side()
+    bureaus = {b.id: b for b in db.session.execute(scoped(Bureau)).scalars()} if staff else {}
     if wants_export():
-        rows = []
-        for i in db.session.execute(stmt).scalars():
-            worst = _worst(i.findings)
-            bureau = bureaus.get(i.bureau_id) or _bureau_of(i)
-            rows.append({
-                "检查编号": i.id, "类型": _kind_label(i), "线索来源": i.trigger.label, "财政局": bureau.name,
-                "被检查机构": i.firm.name, "评价任务": i.engagement.reference if i.engagement else "",
-                "状态": i.status.label, "发现问题数": len(i.findings), "最高严重程度": worst.label if worst else "",
-                "立案时间": format_beijing(i.opened_at), "办结时间": format_beijing(i.closed_at),
-                "检查结论": i.conclusion or ""})
-        return xlsx_response(to_xlsx(rows, "监督检查", columns=INSPECTION_EXPORT_COLUMNS), "监督检查.xlsx")
-    page = paginate(stmt)
+        return inspections.export(_inspection_export(bureaus))
+    page = inspections.page()
     firms = []
-    if bureau_side:
-        firm_ids = permissions.scope(current_user, sa.select(Inspection.firm_id), Inspection)
+    if staff:
+        firm_ids = scoped(Inspection, sa.select(Inspection.firm_id))
         firms = db.session.execute(sa.select(Firm).where(Firm.id.in_(firm_ids)).order_by(Firm.name)).scalars().all()
-    missing = {i.bureau_id for i in page.items} - set(bureaus)
-    for bureau_id in missing:
+    for bureau_id in {i.bureau_id for i in page.items} - set(bureaus):
         bureaus[bureau_id] = db.session.get(Bureau, bureau_id)
-    return render_template("supervision/inspection_list.html", page=page, filters=filters, firms=firms,
-                           bureaus=bureaus, bureau_side=bureau_side, kind_label=_kind_label, worst=_worst,
+    return render_template("supervision/inspection_list.html", page=page, filters=inspections.filters, firms=firms,
+                           bureaus=bureaus, bureau_side=staff, kind_label=_kind_label, worst=_worst,
                            InspectionStatus=InspectionStatus, Trigger=Trigger,
-                           may_open=bool(current_user.bureau and permissions.can(current_user, "supervision.manage",
-                                                                                  current_user.bureau)))
+                           may_open=can_in_own_bureau("supervision.manage"))
 
 
 def _render_inspection(inspection: Inspection, status: int = 200, **forms):
@@ -254,7 +229,8 @@ def _render_inspection(inspection: Inspection, status: int = 200, **forms):
     show_response = is_firm and inspection.status == InspectionStatus.AWAITING_RESPONSE
     return render_template(
         "supervision/inspection_detail.html", i=inspection, bureau=bureau, manage=manage, is_firm=is_firm,
-        bureau_side=_bureau_side(), kind_label=_kind_label(inspection), CHECKLIST=CHECKLIST,
+        lead=services.lead_for(inspection, current_user), withheld_leads=services.WITHHELD_LEADS,
+        bureau_side=bureau_side(), kind_label=_kind_label(inspection), CHECKLIST=CHECKLIST,
         MEASURE_LABELS=MEASURE_LABELS, Trigger=Trigger, InspectionStatus=InspectionStatus,
         checklist_form=checklist_form,
         finding_form=forms.get("finding_form") or (FindingForm(formdata=None) if show_finding else None),
@@ -267,6 +243,13 @@ def _render_inspection(inspection: Inspection, status: int = 200, **forms):
 @login_required
 def inspection_detail(inspection_id: int):
     return _render_inspection(load(Inspection, inspection_id, "inspection.view"))
+
+
+def _inspection_form(inspection: Inspection, form, call, form_key: str, *, message: Any, anchor: str = ""):
+    """``handle_form`` for a form on the inspection page: done, back to that page (at ``anchor``); otherwise
+    the page again with the form (as ``form_key``) and its errors."""
+    return handle_form(form, call, message=message, to=url_for(".inspection_detail", inspection_id=inspection.id) + anchor,
+                       failed=lambda status: _render_inspection(inspection, status, **{form_key: form}))
 
 
 def _managed_inspection(inspection_id: int) -> Inspection:
@@ -297,11 +280,7 @@ def inspection_checklist(inspection_id: int):
         _raise_if(errors)
         services.record_checklist(inspection, current_user, answers)
 
-    done, _result, status = submit_form(form, call)
-    if not done:
-        return _render_inspection(inspection, status, checklist_form=form)
-    flash("检查清单已保存。", "success")
-    return redirect(url_for(".inspection_detail", inspection_id=inspection.id))
+    return _inspection_form(inspection, form, call, "checklist_form", message="检查清单已保存。")
 
 
 @bp.route("/inspections/<int:inspection_id>/findings", methods=["POST"])
@@ -309,13 +288,10 @@ def inspection_checklist(inspection_id: int):
 def inspection_finding(inspection_id: int):
     inspection = _managed_inspection(inspection_id)
     form = FindingForm()
-    done, finding, status = submit_form(form, lambda: services.add_finding(
+    return _inspection_form(inspection, form, lambda: services.add_finding(
         inspection, current_user, severity=form.severity.data, description=form.description.data or "",
-        measures=form.measures.data or []))
-    if not done:
-        return _render_inspection(inspection, status, finding_form=form)
-    flash(f"已记录{finding.severity.label}问题。", "success")
-    return redirect(url_for(".inspection_detail", inspection_id=inspection.id) + "#findings")
+        measures=form.measures.data or []), "finding_form",
+        message=lambda finding: f"已记录{finding.severity.label}问题。", anchor="#findings")
 
 
 @bp.route("/inspections/<int:inspection_id>/close", methods=["POST"])
@@ -324,12 +300,9 @@ def inspection_close(inspection_id: int):
     inspection = _managed_inspection(inspection_id)
     form = CloseForm()
     substantiated = {"yes": True, "no": False}.get(form.substantiated.data or "")
-    done, _result, status = submit_form(form, lambda: services.close(
-        inspection, current_user, form.conclusion.data or "", substantiated=substantiated))
-    if not done:
-        return _render_inspection(inspection, status, close_form=form)
-    flash("检查已办结。", "success")
-    return redirect(url_for(".inspection_detail", inspection_id=inspection.id))
+    return _inspection_form(inspection, form, lambda: services.close(
+        inspection, current_user, form.conclusion.data or "", substantiated=substantiated),
+        "close_form", message="检查已办结。")
 
 
 @bp.route("/inspections/<int:inspection_id>/response", methods=["POST"])
@@ -337,17 +310,14 @@ def inspection_close(inspection_id: int):
 def inspection_response(inspection_id: int):
     inspection = load(Inspection, inspection_id, "inspection.view")
     form = ResponseForm()
-    done, _result, status = submit_form(form, lambda: services.respond(inspection, current_user, form.text.data or ""))
-    if not done:
-        return _render_inspection(inspection, status, response_form=form)
-    flash("整改回复已提交。", "success")
-    return redirect(url_for(".inspection_detail", inspection_id=inspection.id))
+    return _inspection_form(inspection, form, lambda: services.respond(inspection, current_user, form.text.data or ""),
+                            "response_form", message="整改回复已提交。")
 
 
 @bp.route("/inspections/new", methods=["GET", "POST"])
 @login_required
 def inspection_new():
-    bureau = _own_bureau()
+    bureau = own_bureau("supervision.manage")
     firms = _visible_firms()
     form = CaseForm()
     form.firm_id.choices = _firm_choices(firms)
@@ -361,8 +331,8 @@ def inspection_new():
         complaint = None
         reference = (form.complaint_reference.data or "").strip()
         if reference:
-            complaint = db.session.execute(permissions.scope(
-                current_user, sa.select(Complaint).where(Complaint.reference == reference), Complaint)).scalar_one_or_none()
+            complaint = db.session.execute(
+                scoped(Complaint).where(Complaint.reference == reference)).scalar_one_or_none()
             if complaint is None:
                 errors["complaint_reference"] = f"未找到投诉 {reference}（或不在本局可见范围内）"
         _check_firm_matches(firm, engagement, errors)
@@ -372,11 +342,9 @@ def inspection_new():
         return services.open_case(bureau, current_user, trigger=form.trigger.data, detail=form.detail.data or "",
                                   firm=firm, engagement=engagement, complaint=complaint)
 
-    done, inspection, status = submit_form(form, call)
-    if done:
-        flash(f"已立案定向检查 #{inspection.id}：{inspection.firm.name}。", "success")
-        return redirect(url_for(".inspection_detail", inspection_id=inspection.id))
-    return render_template("supervision/inspection_new.html", form=form, bureau=bureau), status
+    return handle_form(form, call, message=lambda i: f"已立案定向检查 #{i.id}：{i.firm.name}。",
+                       to=lambda i: url_for(".inspection_detail", inspection_id=i.id),
+                       failed=form_page("supervision/inspection_new.html", form=form, bureau=bureau))
 
 
 # --- campaigns -------------------------------------------------------------------------------------
@@ -385,17 +353,16 @@ def inspection_new():
 @login_required
 def campaign_list():
     _require_bureau_side()
-    stmt = permissions.scope(current_user, sa.select(InspectionCampaign), InspectionCampaign)
-    stmt = stmt.options(selectinload(InspectionCampaign.bureau), selectinload(InspectionCampaign.inspections)) \
-        .order_by(InspectionCampaign.year.desc(), InspectionCampaign.id.desc())
-    may_start = bool(current_user.bureau and permissions.can(current_user, "supervision.manage", current_user.bureau))
-    return render_template("supervision/campaign_list.html", page=paginate(stmt), may_start=may_start)
+    stmt = scoped(InspectionCampaign).options(selectinload(InspectionCampaign.bureau),
+                                              selectinload(InspectionCampaign.inspections))
+    return render_template("supervision/campaign_list.html", may_start=can_in_own_bureau("supervision.manage"),
+                           page=paginate(stmt.order_by(InspectionCampaign.year.desc(), InspectionCampaign.id.desc())))
 
 
 @bp.route("/campaigns/new", methods=["GET", "POST"])
 @login_required
 def campaign_new():
-    bureau = _own_bureau()
+    bureau = own_bureau("supervision.manage")
     minimum = get_setting(bureau, "supervision.random_ratio")
     form = CampaignForm(data=None if request.method == "POST" else
                         {"year": str(beijing_today().year), "ratio": str(minimum)})
@@ -406,11 +373,9 @@ def campaign_new():
             raise ValidationFailed("年度应为 4 位数字。", {"year": "年度应为 4 位数字，例如 2025"})
         return services.start_campaign(bureau, int(year), current_user, ratio=(form.ratio.data or "").strip())
 
-    done, campaign, status = submit_form(form, call)
-    if done:
-        flash(f"已抽取 {campaign.year} 年度不定向抽查：{len(campaign.inspections)} 项。", "success")
-        return redirect(url_for(".campaign_detail", campaign_id=campaign.id))
-    return render_template("supervision/campaign_new.html", form=form, bureau=bureau, minimum=minimum), status
+    return handle_form(form, call, message=lambda c: f"已抽取 {c.year} 年度不定向抽查：{len(c.inspections)} 项。",
+                       to=lambda c: url_for(".campaign_detail", campaign_id=c.id),
+                       failed=form_page("supervision/campaign_new.html", form=form, bureau=bureau, minimum=minimum))
 
 
 @bp.route("/campaigns/<int:campaign_id>")
@@ -427,24 +392,16 @@ def campaign_detail(campaign_id: int):
 @login_required
 def campaign_publish_list(campaign_id: int):
     campaign = _scoped_load(InspectionCampaign, campaign_id)
-    if not FlaskForm().validate_on_submit():
-        abort(400)
-    services.publish_campaign_list(campaign, current_user)
-    db.session.commit()
-    flash("抽查名单已向社会公开。", "success")
-    return redirect(url_for(".campaign_detail", campaign_id=campaign.id))
+    return button(lambda: services.publish_campaign_list(campaign, current_user), message="抽查名单已向社会公开。",
+                  to=url_for(".campaign_detail", campaign_id=campaign.id))
 
 
 @bp.route("/campaigns/<int:campaign_id>/publish-results", methods=["POST"])
 @login_required
 def campaign_publish_results(campaign_id: int):
     campaign = _scoped_load(InspectionCampaign, campaign_id)
-    if not FlaskForm().validate_on_submit():
-        abort(400)
-    services.publish_campaign_results(campaign, current_user)
-    db.session.commit()
-    flash("抽查结果已向社会公开。", "success")
-    return redirect(url_for(".campaign_detail", campaign_id=campaign.id))
+    return button(lambda: services.publish_campaign_results(campaign, current_user), message="抽查结果已向社会公开。",
+                  to=url_for(".campaign_detail", campaign_id=campaign.id))
 
 
 # --- complaints (bureau) ---------------------------------------------------------------------------
@@ -453,12 +410,10 @@ def campaign_publish_results(campaign_id: int):
 @login_required
 def complaint_list():
     _require_bureau_side()
-    status_filter = request.args.get("status", "").strip()
-    stmt = permissions.scope(current_user, sa.select(Complaint), Complaint)
-    if (status := _enum_arg(ComplaintStatus, status_filter)) is not None:
-        stmt = stmt.where(Complaint.status == status)
-    stmt = stmt.options(selectinload(Complaint.bureau)).order_by(Complaint.created_at.desc(), Complaint.id.desc())
-    return render_template("supervision/complaint_list.html", page=paginate(stmt), filters={"status": status_filter},
+    complaints = Listing(scoped(Complaint), enum_filter("status", ComplaintStatus, Complaint.status),
+                         options=[selectinload(Complaint.bureau)],
+                         order_by=[Complaint.created_at.desc(), Complaint.id.desc()])
+    return render_template("supervision/complaint_list.html", page=complaints.page(), filters=complaints.filters,
                            ComplaintStatus=ComplaintStatus)
 
 
@@ -505,11 +460,9 @@ def complaint_case(complaint_id: int):
         return services.open_case(complaint.bureau, current_user, trigger=Trigger.COMPLAINT,
                                   detail=form.detail.data or "", firm=firm, engagement=engagement, complaint=complaint)
 
-    done, inspection, status = submit_form(form, call)
-    if not done:
-        return _render_complaint(complaint, status, form)
-    flash(f"已立案检查 #{inspection.id}。", "success")
-    return redirect(url_for(".inspection_detail", inspection_id=inspection.id))
+    return handle_form(form, call, message=lambda i: f"已立案检查 #{i.id}。",
+                       to=lambda i: url_for(".inspection_detail", inspection_id=i.id),
+                       failed=lambda status: _render_complaint(complaint, status, form))
 
 
 # --- public pages (no login) -----------------------------------------------------------------------
@@ -527,7 +480,8 @@ def public_complaint():
     done, complaint, status = submit_form(form, lambda: services.file_complaint(
         bureau_id=form.bureau_id.data, firm_name=form.firm_name.data or "", text=form.text.data or "",
         engagement_reference=form.engagement_reference.data, complainant_name=form.complainant_name.data,
-        complainant_contact=form.complainant_contact.data, address=request.remote_addr or ""))
+        complainant_contact=form.complainant_contact.data, address=request.remote_addr or "",
+        form_token=form.form_token.data))
     if done:
         # Shown once, to the sender only: never on a page anyone can open by its address.
         return render_template("supervision/public_complaint_done.html", reference=complaint.reference,

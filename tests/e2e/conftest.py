@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
+from tests.e2e.helpers import BROWSER_PROBLEMS, watch
+
 CHROMIUM = Path(os.environ.get("EVALHUB_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
@@ -70,8 +72,18 @@ def page(browser, live_server):
     context = browser.new_context(base_url=live_server, locale="zh-CN", viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
     page = context.new_page()
+    watch(page)
     page.on("dialog", lambda dialog: dialog.accept())  # confirm() prompts on status buttons
     try:
         yield page
     finally:
         context.close()
+
+
+@pytest.fixture(autouse=True)
+def no_browser_problems():
+    """Every browser test fails on a Content-Security-Policy violation or an uncaught JavaScript error."""
+    BROWSER_PROBLEMS.clear()
+    yield
+    problems, BROWSER_PROBLEMS[:] = list(BROWSER_PROBLEMS), []
+    assert not problems, "the browser reported:\n" + "\n".join(problems)

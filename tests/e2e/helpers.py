@@ -7,6 +7,22 @@ from tests import factories
 
 VIEWPORT = {"width": 1280, "height": 900}
 
+# What the browser reported during the current test: Content-Security-Policy violations and uncaught
+# JavaScript errors. tests/e2e/conftest.py empties it before each test and fails the test if it is not
+# empty afterwards, so a page that only works with inline script or style cannot come back.
+BROWSER_PROBLEMS: list[str] = []
+
+
+def watch(page) -> None:
+    """Record CSP violations (Chromium logs them as console errors) and uncaught errors of ``page``."""
+
+    def on_console(message) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            BROWSER_PROBLEMS.append(f"CSP violation on {page.url}: {message.text}")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: BROWSER_PROBLEMS.append(f"JavaScript error on {page.url}: {error}"))
+
 
 def log_in(page, username: str, password: str = factories.PASSWORD) -> None:
     page.goto("/login")
@@ -27,6 +43,7 @@ class Sessions:
         context.set_default_timeout(10_000)
         self.contexts.append(context)
         page = context.new_page()
+        watch(page)
         page.on("dialog", lambda dialog: dialog.accept())  # confirm() prompts on submit buttons
         if username:
             log_in(page, username)

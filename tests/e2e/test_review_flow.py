@@ -6,8 +6,8 @@ bz.admin edits and sends the consolidated letter; firm1 uploads the rectified re
 drawn and reviews it above the pass mark; the report is accepted; bz.admin publishes a redacted version,
 and an anonymous visitor finds it on /public/reports.
 
-Shortcuts outside the browser: the contract and the work-plan steps before fieldwork (factories and the
-workflow service), the bureau setting review.report_panel_size = 3, and the experts' accounts.
+Shortcuts outside the browser: the contract and the work-plan steps before fieldwork (factories, through a
+real work-plan panel), the bureau setting review.report_panel_size = 3, and the experts' accounts.
 """
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ from evalhub.core.enums import Role
 from evalhub.core.models import User
 from evalhub.core.settings import set_setting
 from evalhub.extensions import db
-from evalhub.procurement import workflow
 from evalhub.procurement.models import Engagement, EngagementState
 from evalhub.review import services as R
 from evalhub.review.models import (
     EvaluationResult, Grade, InvitationStatus, PanelInvitation, Publication, ReviewPanel, ReviewStatus, Submission,
+    SubmissionKind,
 )
 from tests import factories
 from tests.e2e.helpers import Sessions, docx_bytes, upload
@@ -46,11 +46,7 @@ ENGAGEMENT_NAME = "巴州统计局基层统计能力提升项目"
 
 def _in_fieldwork(world):
     """An engagement contracted to firm1 whose work plan has been approved (state fieldwork)."""
-    e = factories.contracted(world, name=ENGAGEMENT_NAME)
-    workflow.perform(e, "submit_plan", world.firm_user)
-    workflow.perform(e, "start_plan_review", world.bz_staff)
-    workflow.perform(e, "approve_plan", world.bz_staff)
-    return e
+    return factories.in_fieldwork(world, name=ENGAGEMENT_NAME)  # the work plan through a real panel
 
 
 def _experts(world, n):
@@ -218,14 +214,17 @@ def test_report_is_returned_resubmitted_accepted_and_published(world, browser, l
     db.session.expire_all()
     engagement = db.session.get(Engagement, engagement_id)
     assert engagement.state == EngagementState.PUBLISHED
-    panels = db.session.execute(sa.select(ReviewPanel).where(ReviewPanel.engagement_id == engagement_id)
+    # The report's panels (the work plan went through its own panel before fieldwork).
+    panels = db.session.execute(sa.select(ReviewPanel).where(ReviewPanel.engagement_id == engagement_id,
+                                                             ReviewPanel.kind == SubmissionKind.REPORT)
                                 .order_by(ReviewPanel.round)).scalars().all()
     assert [(p.round, p.score, p.passed) for p in panels] == [(1, Decimal("85.00"), False), (2, Decimal("95.00"), True)]
     assert LETTER_ADDITION in panels[0].letter and panels[0].letter_sent_at is not None
     for panel in panels:
         assert {i.status for i in panel.invitations} == {InvitationStatus.ACCEPTED}
         assert {i.review.status for i in panel.invitations} == {ReviewStatus.SUBMITTED}
-    versions = db.session.execute(sa.select(Submission.version).where(Submission.engagement_id == engagement_id)
+    versions = db.session.execute(sa.select(Submission.version).where(Submission.engagement_id == engagement_id,
+                                                                      Submission.kind == SubmissionKind.REPORT)
                                   .order_by(Submission.version)).scalars().all()
     assert versions == [1, 2]
     result = db.session.execute(sa.select(EvaluationResult).where(
@@ -234,4 +233,5 @@ def test_report_is_returned_resubmitted_accepted_and_published(world, browser, l
     publication = db.session.execute(sa.select(Publication).where(
         Publication.engagement_id == engagement_id)).scalar_one()
     assert not publication.classified and publication.redacted_file.original_name == "评价报告（脱密版）.docx"
-    assert db.session.execute(sa.select(sa.func.count(PanelInvitation.id))).scalar_one() == 2 * PANEL_SIZE
+    assert db.session.execute(sa.select(sa.func.count(PanelInvitation.id)).where(
+        PanelInvitation.panel_id.in_([p.id for p in panels]))).scalar_one() == 2 * PANEL_SIZE

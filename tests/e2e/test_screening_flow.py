@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from playwright.sync_api import expect
 
 from evalhub.extensions import db
+from evalhub.review.models import SubmissionKind
 from evalhub.screening import services as S
 from evalhub.screening.models import ReportScreening
 from evalhub.supervision.models import Inspection, Trigger
@@ -58,7 +59,8 @@ def _reports(world) -> dict[str, ReportScreening]:
 
 def test_a_bureau_user_opens_the_top_flag_and_a_targeted_case_from_it(world, browser, live_server, tmp_path):
     rows = _reports(world)
-    ranked = [entry.screening for entry in S.queue(world.bz_staff, year=YEAR)]
+    # The reports' queue (each engagement's work plan was uploaded and screened too, in its own queue).
+    ranked = [entry.screening for entry in S.queue(world.bz_staff, year=YEAR, kind=SubmissionKind.REPORT)]
     assert {s.id for s in ranked} == {s.id for s in rows.values()}
     top = ranked[0]
     by_id = {s.id: key for key, s in rows.items()}
@@ -86,6 +88,8 @@ def test_a_bureau_user_opens_the_top_flag_and_a_targeted_case_from_it(world, bro
             bureau.get_by_test_id("nav-screening").click()
         assert "/screening/queue" in bureau.url, bureau.url
         expect(bureau.locator("h1")).to_contain_text(f"{YEAR} 年度")
+        # Work plans are screened too: filter the queue to the reports.
+        bureau.goto(f"/screening/queue?year={YEAR}&kind=report")
         queue_rows = bureau.get_by_test_id("queue").locator("tbody tr")
         expect(queue_rows).to_have_count(3)
         row_ids = [int(t.removeprefix("queue-row-")) for t in
