@@ -2,26 +2,15 @@
 submit path (which screens them)."""
 from __future__ import annotations
 
-import io
 
 from evalhub.review import services as R
 from evalhub.review.models import SubmissionKind
 from tests import factories
+from tests.factories import docx_bytes
 
 CHAPTERS = R.REPORT_CHAPTERS
 INDICATORS = [R.IndicatorInput("决策", "立项依据充分性", "10", "9"), R.IndicatorInput("过程", "资金到位率", "20", "18"),
               R.IndicatorInput("产出", "完成数量", "35", "33"), R.IndicatorInput("效益", "群众满意度", "35", "32")]
-
-
-def docx_bytes(text: str) -> bytes:
-    import docx
-
-    document = docx.Document()
-    for line in text.splitlines():
-        document.add_paragraph(line)
-    buffer = io.BytesIO()
-    document.save(buffer)
-    return buffer.getvalue()
 
 
 def in_fieldwork(world, *, other_firm: bool = False, **kw):

@@ -36,7 +36,7 @@ from evalhub.review.models import Submission, SubmissionKind
 from tests.test_api import assert_error
 from tests.test_credit_views import _published
 from tests.test_procurement_views import _consultation, _staff
-from tests.test_review_api import _fieldwork, _report_form, _state, _upload, auth  # noqa: F401 — auth is a fixture
+from tests.test_review_api import _fieldwork, _report_form, _state, _upload
 
 BOMB_MB = 200
 SECONDS = 3.0                  # generous for a busy 2-core machine: the refusals take milliseconds

@@ -2,7 +2,6 @@
 (exactly once), rectification rounds, grade caps, publication."""
 from __future__ import annotations
 
-import io
 import os
 import threading
 from datetime import timedelta
@@ -27,19 +26,9 @@ from evalhub.review.models import (
 )
 from evalhub.registry.services import add_expert_tie
 from tests import factories
+from tests.factories import docx_bytes as _docx
 
 CHAPTERS = "\n".join(f"{n}、{c}\n本章内容。" for n, c in zip("一二三四五六七八", R.REPORT_CHAPTERS))
-
-
-def _docx(text: str) -> bytes:
-    import docx
-
-    document = docx.Document()
-    for line in text.splitlines():
-        document.add_paragraph(line)
-    buffer = io.BytesIO()
-    document.save(buffer)
-    return buffer.getvalue()
 
 
 INDICATORS = [R.IndicatorInput("决策", "立项依据充分性", "10", "9"), R.IndicatorInput("过程", "资金到位率", "20", "18"),

@@ -1,9 +1,8 @@
 """Small helpers shared by the browser tests: logging in, one browser context per user, .docx bytes."""
 from __future__ import annotations
 
-import io
-
 from tests import factories
+from tests.factories import docx_bytes
 
 VIEWPORT = {"width": 1280, "height": 900}
 
@@ -56,17 +55,6 @@ class Sessions:
             except Exception:  # pragma: no cover - already closed with the browser
                 pass
         self.contexts.clear()
-
-
-def docx_bytes(text: str) -> bytes:
-    import docx
-
-    document = docx.Document()
-    for line in text.splitlines():
-        document.add_paragraph(line)
-    buffer = io.BytesIO()
-    document.save(buffer)
-    return buffer.getvalue()
 
 
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
