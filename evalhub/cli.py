@@ -1,6 +1,9 @@
 """`flask evalhub …` commands."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import NoReturn
+
 import click
 from flask import Flask
 from flask.cli import AppGroup
@@ -10,6 +13,32 @@ from evalhub.extensions import db
 evalhub_cli = AppGroup("evalhub", help="evalhub 管理命令")
 audit_cli = AppGroup("audit", help="审计日志")
 draws_cli = AppGroup("draws", help="随机抽取记录")
+
+
+def _stop(message: str, status: int = 1) -> NoReturn:
+    """End the command: the reason on stderr, and the exit status scripts test (1 refused, 2 not found)."""
+    click.echo(message, err=True)
+    raise SystemExit(status)
+
+
+@contextmanager
+def _committed(refusals: type[Exception] | tuple[type[Exception], ...], prefix: str = ""):
+    """Run a service: commit what it wrote, or — when it refuses — write nothing and stop with status 1."""
+    try:
+        yield
+    except refusals as exc:
+        db.session.rollback()
+        _stop(f"{prefix}{exc.message}")
+    db.session.commit()
+
+
+def _user_named(username: str):
+    import sqlalchemy as sa
+
+    from evalhub.core.models import User
+
+    user = db.session.execute(sa.select(User).where(User.username == username)).scalar_one_or_none()
+    return user if user is not None else _stop(f"没有用户名为 {username} 的账户。", 2)
 
 
 @audit_cli.command("verify")
@@ -32,8 +61,7 @@ def audit_verify(checkpoint_files: tuple[str, ...], ignore_signature: bool) -> N
         try:
             files.append(anchoring.parse(Path(name).read_text(encoding="utf-8"), Path(name).name))
         except (anchoring.CheckpointFileError, UnicodeDecodeError) as exc:
-            click.echo(getattr(exc, "message", f"{name} 不是 UTF-8 文本的检查点文件。"), err=True)
-            raise SystemExit(2)
+            _stop(getattr(exc, "message", f"{name} 不是 UTF-8 文本的检查点文件。"), 2)
     report = anchoring.verify_all(files, ignore_signature=ignore_signature)
     for note in report.notes:
         click.echo(f"说明：{note}")
@@ -61,13 +89,8 @@ def audit_checkpoint(out: str) -> None:
 
     from evalhub.core import anchoring
 
-    try:
+    with _committed(anchoring.ChainBroken):
         checkpoint, created = anchoring.create_checkpoint(source="cli")
-    except anchoring.ChainBroken as exc:
-        db.session.rollback()
-        click.echo(exc.message, err=True)
-        raise SystemExit(1)
-    db.session.commit()
     target = Path(out)
     if target.is_dir():
         target = target / anchoring.filename(checkpoint)
@@ -87,8 +110,7 @@ def draws_verify(draw_id: int) -> None:
 
     record = db.session.get(Draw, draw_id)
     if record is None:
-        click.echo(f"抽取记录 #{draw_id} 不存在。", err=True)
-        raise SystemExit(2)
+        _stop(f"抽取记录 #{draw_id} 不存在。", 2)
     check = verify(record)
     click.echo(f"抽取 #{record.id}（{record.purpose}）算法 {record.algorithm} 种子 {record.seed}")
     click.echo(f"记录结果：{check.recorded}")
@@ -114,8 +136,7 @@ def demo() -> None:
     from evalhub.demo import load_demo
 
     if current_app.config["ENV_NAME"] == "production":
-        click.echo("生产环境（EVALHUB_ENV=production）不能加载演示数据。", err=True)
-        raise SystemExit(1)
+        _stop("生产环境（EVALHUB_ENV=production）不能加载演示数据。")
     summary = load_demo(echo=click.echo)
     click.echo(summary)
 
@@ -129,8 +150,7 @@ def _backup_step(step, path: str):
     try:
         return step(Path(path), progress=lambda line: click.echo(f"  {line}"))
     except BackupError as exc:
-        click.echo(exc.message, err=True)
-        raise SystemExit(1)
+        _stop(exc.message)
 
 
 @evalhub_cli.command("backup")
@@ -168,13 +188,8 @@ def orgs_import(workbook: str) -> None:
     from evalhub.core.errors import ValidationFailed
     from evalhub.core.organisations import import_workbook
 
-    try:
+    with _committed(ValidationFailed):
         result = import_workbook(Path(workbook).read_bytes(), actor=None, source="命令行导入")
-    except ValidationFailed as exc:
-        db.session.rollback()
-        click.echo(exc.message, err=True)
-        raise SystemExit(1)
-    db.session.commit()
     click.echo(result.summary)
 
 
@@ -216,8 +231,7 @@ def credit_compute(bureau_code: str, year: int) -> None:
 
     bureau = db.session.execute(sa.select(Bureau).where(Bureau.code == bureau_code)).scalar_one_or_none()
     if bureau is None:
-        click.echo(f"没有区划代码为 {bureau_code} 的财政局。", err=True)
-        raise SystemExit(2)
+        _stop(f"没有区划代码为 {bureau_code} 的财政局。", 2)
     total = len(rated_firm_ids(bureau, year))
     with click.progressbar(length=total, label=f"{bureau.short_name} {year} 年度信用评价") as bar:
         ratings = compute(bureau, year, None, progress=lambda done, _total: bar.update(1))
@@ -263,8 +277,7 @@ def screening_train() -> None:
         model = train_model(None, progress=bar)
     except learning.NotEnoughLabels as exc:
         bar.close()
-        click.echo(str(exc), err=True)
-        raise SystemExit(2)
+        _stop(str(exc), 2)
     bar.close()
     db.session.commit()
     card = model.card
@@ -308,14 +321,9 @@ def users_create_admin(username: str | None, password: str | None, display_name:
     if password is None:
         click.echo(f"密码要求：{passwords.policy().describe()}")
         password = click.prompt("密码", hide_input=True, confirmation_prompt="再次输入密码")
-    try:
+    with _committed(ValidationFailed, "未创建："):
         user = accounts.create_first_admin(username=username, password=password, display_name=display_name,
                                            email=email)
-    except ValidationFailed as exc:
-        db.session.rollback()
-        click.echo(f"未创建：{exc.message}", err=True)
-        raise SystemExit(1)
-    db.session.commit()
     click.echo(f"已创建系统管理员 {user.username}（账户 #{user.id}）。请用该账户登录网页，在“账户”与各财政局的“账户管理”中创建其他账户。")
 
 
@@ -324,24 +332,13 @@ def users_create_admin(username: str | None, password: str | None, display_name:
 def users_reset_link(username: str) -> None:
     """Print a one-time password-reset link for USERNAME (e.g. the only administrator lost their password);
     audited. A second factor, if any, is kept (see reset-totp)."""
-    import sqlalchemy as sa
-
     from evalhub.core import accounts
     from evalhub.core.errors import Conflict
-    from evalhub.core.models import User
 
-    user = db.session.execute(sa.select(User).where(User.username == username)).scalar_one_or_none()
-    if user is None:
-        click.echo(f"没有用户名为 {username} 的账户。", err=True)
-        raise SystemExit(2)
+    user = _user_named(username)
     purpose = accounts.LinkPurpose.ACTIVATION if user.awaiting_activation else accounts.LinkPurpose.RESET
-    try:
+    with _committed(Conflict):
         token = accounts.issue_link(user, purpose, None)
-    except Conflict as exc:
-        db.session.rollback()
-        click.echo(exc.message, err=True)
-        raise SystemExit(1)
-    db.session.commit()
     click.echo(f"{purpose.label}链接（{accounts.lifetime_text(purpose)}内有效，只能使用一次）：")
     click.echo(accounts.link_url(token, purpose))
 
@@ -351,23 +348,12 @@ def users_reset_link(username: str) -> None:
 @click.option("--reason", required=True, help="原因（记入审计日志）")
 def users_reset_totp(username: str, reason: str) -> None:
     """Clear USERNAME's second factor (a lost phone, and nobody above to reset it); audited."""
-    import sqlalchemy as sa
-
     from evalhub.core import accounts
     from evalhub.core.errors import DomainError
-    from evalhub.core.models import User
 
-    user = db.session.execute(sa.select(User).where(User.username == username)).scalar_one_or_none()
-    if user is None:
-        click.echo(f"没有用户名为 {username} 的账户。", err=True)
-        raise SystemExit(2)
-    try:
+    user = _user_named(username)
+    with _committed(DomainError):
         accounts.totp_reset(user, None, reason)
-    except DomainError as exc:
-        db.session.rollback()
-        click.echo(exc.message, err=True)
-        raise SystemExit(1)
-    db.session.commit()
     click.echo(f"已重置 {username} 的两步验证；下次登录时如本局要求，须重新绑定验证器。")
 
 

@@ -15,11 +15,10 @@ import pandas as pd
 import sqlalchemy as sa
 
 from evalhub.core.enums import JobStatus
-from evalhub.core.models import Job
+from evalhub.core.models import CalendarDay, Job
 from evalhub.core.timeutil import beijing_today
 from evalhub.credit import services as C
 from evalhub.credit.models import (
-    CalendarDay,
     CreditGrade,
     CreditObjection,
     CreditRating,

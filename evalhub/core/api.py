@@ -126,8 +126,8 @@ def _bearer_user():
     if token is None:
         return None
     user = user_for_token(token)
-    if user is not None:
-        db.session.commit()  # last_used_at
+    if user is not None and db.session.dirty:
+        db.session.commit()  # last_used_at, when it moved
     return user
 
 

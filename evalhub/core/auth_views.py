@@ -180,21 +180,19 @@ def account_totp_setup():
 @bp.route("/account/totp/confirm", methods=["POST"])
 @login_required
 def account_totp_confirm():
-    form = TotpConfirmForm()
-    return _totp_submit(form, lambda: accounts.totp_confirm(current_user, form.code.data), "confirm_form",
-                        "两步验证已启用：此后每次登录须输入验证器显示的动态验证码。")
+    return _totp_submit(TotpConfirmForm(), lambda form: accounts.totp_confirm(current_user, form.code.data),
+                        "confirm_form", "两步验证已启用：此后每次登录须输入验证器显示的动态验证码。")
 
 
 @bp.route("/account/totp/disable", methods=["POST"])
 @login_required
 def account_totp_disable():
-    form = TotpDisableForm()
-    return _totp_submit(form, lambda: accounts.totp_disable(current_user, form.password.data), "disable_form",
-                        "两步验证已停用。")
+    return _totp_submit(TotpDisableForm(), lambda form: accounts.totp_disable(current_user, form.password.data),
+                        "disable_form", "两步验证已停用。")
 
 
 def _totp_submit(form, call, which: str, message: str):
-    """One of the second-factor page's forms (``which``: its argument to ``_totp_page``): run the service, then
-    back to 我的账号 with ``message``; or the page again with the form's errors."""
-    return handle_form(form, call, failed=lambda status: _totp_page(**{which: form}, status=status),
+    """One of the second-factor page's forms (``which``: its argument to ``_totp_page``): run the service
+    (``call(form)``), then back to 我的账号 with ``message``; or the page again with the form's errors."""
+    return handle_form(form, lambda: call(form), failed=lambda status: _totp_page(**{which: form}, status=status),
                        to=url_for("core.account"), message=message)

@@ -62,6 +62,7 @@ class Role(LabeledEnum):
     BUREAU_STAFF = ("bureau_staff", "财政局工作人员")
     FIRM_USER = ("firm_user", "第三方机构用户")
     EXPERT = ("expert", "评审专家")
+    BUDGET_UNIT = ("budget_unit", "预算单位用户")  # 被评价单位 / 主管部门 (evalhub/results)
 
 
 # Who works on the bureaus' side (their pages, inspectors' names, expert names): never a firm or an expert.

@@ -16,6 +16,12 @@ class ValidationFailed(DomainError):
     status = 422
     code = "validation_failed"
 
+    @classmethod
+    def raise_if(cls, errors: dict[str, str]) -> None:
+        """Refuse once, naming every problem found (each message beside its field), when there is any."""
+        if errors:
+            raise cls("；".join(v.rstrip("。") for v in errors.values()) + "。", errors)
+
 
 class PermissionDenied(DomainError):
     status = 403

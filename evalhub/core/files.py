@@ -36,6 +36,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import sqlalchemy as sa
 from flask import current_app, has_app_context
@@ -475,6 +476,22 @@ def store(filename: str, data: bytes, *, allowed: tuple[str, ...], actor: User |
         raise
     _keep_until_commit(sha, path, record)
     return record
+
+
+EVIDENCE_KINDS = DOCUMENT_KINDS + ("png", "jpg")
+
+
+def store_evidence(uploads: Iterable[tuple[str, bytes]], *, actor: User | None, field: str = "evidence",
+                   allowed: tuple[str, ...] = EVIDENCE_KINDS) -> list[StoredFile]:
+    """Store every file of a set of supporting documents (证明材料: an objection's, a challenge's). Each file
+    chosen is checked — an empty one is refused, not dropped — and a refusal names the set under ``field``."""
+    stored = []
+    for name, data in uploads:
+        try:
+            stored.append(store(name, data, allowed=allowed, actor=actor))
+        except ValidationFailed as exc:
+            raise ValidationFailed(f"证明材料：{exc.message}", {field: exc.message}) from exc
+    return stored
 
 
 def read(record: StoredFile) -> bytes:

@@ -108,6 +108,19 @@ def check_name(errors: dict[str, str], field: str, text: Optional[str], label: s
         errors[field] = f"{label}{message}"
 
 
+def check_text(errors: dict[str, str], field: str, text: Optional[str], *, short: str, label: str,
+               minimum: int = 1, maximum: int = 5000) -> str:
+    """A free text a service stores (grounds, an answer, a complaint): stripped; shorter than ``minimum`` →
+    ``short`` (what to write, in the service's words), longer than ``maximum`` → "``label``不能超过 N 个字符";
+    each beside ``field`` in ``errors``."""
+    text = (text or "").strip()
+    if len(text) < minimum:
+        errors[field] = short
+    elif len(text) > maximum:
+        errors[field] = f"{label}不能超过 {maximum} 个字符"
+    return text
+
+
 def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
     """(path, text) for every string in a JSON value, keys included."""
     if isinstance(value, str):

@@ -1,7 +1,7 @@
 """Organisations, people, and the cross-module spines: audit log, draws, stored files, jobs, settings."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Optional
 
 import sqlalchemy as sa
@@ -69,7 +69,10 @@ class User(UserMixin, db.Model):
             "(role IN ('bureau_admin','bureau_staff') AND bureau_id IS NOT NULL AND firm_id IS NULL AND expert_id IS NULL)"
             " OR (role = 'firm_user' AND firm_id IS NOT NULL AND bureau_id IS NULL AND expert_id IS NULL)"
             " OR (role = 'expert' AND expert_id IS NOT NULL AND bureau_id IS NULL AND firm_id IS NULL)"
-            " OR (role = 'system_admin' AND firm_id IS NULL AND expert_id IS NULL)",
+            " OR (role = 'system_admin' AND firm_id IS NULL AND expert_id IS NULL)"
+            # A budget unit's account (evalhub/results): no bureau, firm or expert; its unit is budget_unit_id
+            # (set by results.services right after core.services.create_user, which does not take it).
+            " OR (role = 'budget_unit' AND bureau_id IS NULL AND firm_id IS NULL AND expert_id IS NULL)",
             name="one_organisation",
         ),
     )
@@ -82,6 +85,8 @@ class User(UserMixin, db.Model):
     bureau_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
     firm_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("firm.id"), index=True)
     expert_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("expert.id"), index=True)
+    # A budget-unit user's unit (role budget_unit): sees that unit and the units under it (evalhub/results).
+    budget_unit_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("budget_unit.id"), index=True)
     email: Mapped[Optional[str]] = mapped_column(sa.String(120))
     phone: Mapped[Optional[str]] = mapped_column(sa.String(30))
     is_enabled: Mapped[bool] = mapped_column(default=True)
@@ -106,6 +111,7 @@ class User(UserMixin, db.Model):
     bureau: Mapped[Optional[Bureau]] = relationship()
     firm: Mapped[Optional["Firm"]] = relationship(foreign_keys=[firm_id])  # noqa: F821
     expert: Mapped[Optional["Expert"]] = relationship(foreign_keys=[expert_id])  # noqa: F821
+    budget_unit: Mapped[Optional[BudgetUnit]] = relationship(foreign_keys=[budget_unit_id])
 
     @property
     def is_active(self) -> bool:  # Flask-Login: disabled accounts cannot hold a session
@@ -137,6 +143,8 @@ class User(UserMixin, db.Model):
             return self.firm.name
         if self.expert:
             return f"评审专家 · {self.expert.employer}"
+        if self.budget_unit:
+            return self.budget_unit.name
         return "系统"
 
 
@@ -378,3 +386,17 @@ class RateLimitHit(db.Model):
     bucket: Mapped[str] = mapped_column(sa.String(40))
     digest: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+
+class CalendarDay(db.Model):
+    """An exception to "Monday–Friday are working days": a holiday on a weekday, or a make-up working day
+    (调休) at a weekend. bureau_id None: the national calendar; a bureau's own rows override it."""
+
+    __tablename__ = "calendar_day"
+    __table_args__ = (sa.UniqueConstraint("bureau_id", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bureau_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
+    day: Mapped[date] = mapped_column(sa.Date, index=True)
+    is_workday: Mapped[bool] = mapped_column()
+    note: Mapped[str] = mapped_column(sa.String(100))

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 from evalhub.core.enums import BureauLevel, Role
@@ -25,9 +26,25 @@ BUREAU_ROLES = (Role.BUREAU_ADMIN, Role.BUREAU_STAFF)
 
 # --- organisation scope ----------------------------------------------------------------------------
 
+_SUBTREES = "evalhub.subtrees"
+
+
+@sa.event.listens_for(Session, "after_commit")
+@sa.event.listens_for(Session, "after_rollback")
+def _forget_subtrees(session: Session) -> None:
+    session.info.pop(_SUBTREES, None)
+
+
 def subtree_ids(bureau: Bureau) -> set[int]:
-    """The bureau and every bureau below it."""
-    return set(db.session.execute(sa.select(Bureau.id).where(Bureau.path.startswith(bureau.path))).scalars())
+    """The bureau and every bureau below it. Read once per bureau and database transaction: a page scopes
+    several queries and checks several rows, and the tree does not change under it (a commit or rollback
+    forgets the copy, so a bureau created by an import is seen at once)."""
+    cache = db.session.info.setdefault(_SUBTREES, {})
+    key = (bureau.id, bureau.path)
+    if key not in cache:
+        cache[key] = frozenset(db.session.execute(
+            sa.select(Bureau.id).where(Bureau.path.startswith(bureau.path))).scalars())
+    return set(cache[key])
 
 
 def ancestor_ids(bureau: Bureau) -> set[int]:
@@ -145,7 +162,10 @@ def _users(user: User, stmt: Select, model: type) -> Select:
     if user.role == Role.SYSTEM_ADMIN:
         return stmt
     if user.role == Role.BUREAU_ADMIN:
-        return stmt.where(User.bureau_id.in_(visible_bureau_ids(user) or {-1}))
+        bureaus = visible_bureau_ids(user) or {-1}
+        # the bureau's own staff, and the accounts of the budget units under its bureaus (it opened them)
+        return stmt.where(sa.or_(User.bureau_id.in_(bureaus), User.budget_unit_id.in_(
+            sa.select(BudgetUnit.id).where(BudgetUnit.bureau_id.in_(bureaus)))))
     return stmt.where(User.id == user.id)
 
 
@@ -226,6 +246,8 @@ rules({
     "organisations.import": lambda u, o: u.role in (Role.SYSTEM_ADMIN, Role.BUREAU_ADMIN),
     "user.manage": lambda u, b: u.role == Role.SYSTEM_ADMIN or (u.role == Role.BUREAU_ADMIN and b is not None and u.bureau_id == b.id),
     "audit.view": lambda u, o: is_admin(u),
+    # Who hears what (core/notifications.py MATRIX): for the people who configure and answer for a bureau.
+    "notifications.matrix": lambda u, o: is_admin(u),
     "audit.verify": lambda u, o: u.role == Role.SYSTEM_ADMIN,
     # The chain's checkpoints are for the upper bureaus (region, prefecture) and the platform to keep.
     "audit.checkpoints": lambda u, o: u.role == Role.SYSTEM_ADMIN or (
@@ -284,12 +306,15 @@ rules({
 
 def manages_account(user: User, target: User | None) -> bool:
     """``user`` may disable, re-enable or sign out ``target``'s account ("user.account"): whoever manages the
-    accounts of the target's bureau ("user.manage"; the system administrator any); for a firm's account,
+    accounts of the target's bureau ("user.manage"; the system administrator any) — for a budget unit's
+    account, of the unit's bureau; for a firm's account,
     also that firm's own administrator (a firm user with ``is_firm_admin``) — never their own account."""
     if target is None:
         return False
     if can(user, "user.manage", target.bureau):
         return True
+    if target.role == Role.BUDGET_UNIT and target.budget_unit is not None:  # a unit's account: its bureau's
+        return can(user, "user.manage", target.budget_unit.bureau)
     return (user.role == Role.FIRM_USER and user.is_firm_admin and target.role == Role.FIRM_USER
             and target.firm_id is not None and target.firm_id == user.firm_id and target.id != user.id)
 

@@ -255,6 +255,9 @@ def issue_token(user: User) -> str:
     return token
 
 
+TOKEN_TOUCH_EVERY = timedelta(minutes=5)
+
+
 def token_row(token: str) -> ApiToken | None:
     return db.session.execute(
         sa.select(ApiToken).where(ApiToken.token_hash == _token_digest(token or ""))
@@ -267,7 +270,9 @@ def user_for_token(token: str) -> User | None:
     now = utcnow()
     if row is None or row.revoked_at is not None or row.expires_at <= now or not row.user.is_enabled:
         return None
-    row.last_used_at = now
+    # Record use at most every few minutes: an API read must not turn into a write (and a commit) each time.
+    if row.last_used_at is None or now - row.last_used_at >= TOKEN_TOUCH_EVERY:
+        row.last_used_at = now
     return row.user
 
 

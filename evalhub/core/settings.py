@@ -1,7 +1,8 @@
 """Bureau settings: rule parameters that DOMAIN.md marks as defaults.
 
 A bureau's own value wins; otherwise its parent's, up to the region; otherwise the default here.
-Later modules add their settings to ``SETTINGS`` in the same way.
+A domain declares its own settings beside its rules with ``register(SettingDef(...), ...)`` at import;
+the settings page lists them all, grouped by section.
 """
 from __future__ import annotations
 
@@ -120,6 +121,14 @@ SETTINGS: dict[str, SettingDef] = {
         SettingDef("supervision.complaints_per_hour", "同一来源每小时最多投诉件数", "监督检查", 5, minimum=1, maximum=100),
     ]
 }
+
+
+def register(*defs: SettingDef) -> None:
+    """Add a domain's settings (called at import; a key is declared once)."""
+    for d in defs:
+        if d.key in SETTINGS and SETTINGS[d.key] != d:
+            raise RuntimeError(f"setting {d.key} declared twice")
+        SETTINGS[d.key] = d
 
 
 _CACHE = "evalhub.settings"

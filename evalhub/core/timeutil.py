@@ -1,13 +1,51 @@
-"""Timestamps are naive UTC in the database (portable across SQLite and PostgreSQL) and Beijing time on screen."""
+"""Timestamps are naive UTC in the database (portable across SQLite and PostgreSQL) and Beijing time on screen.
+
+Every service reads the time here (``utcnow``, ``beijing_today``), so the demo can run its 2023–2025 history
+on the days it happened through ``simulated_clock`` — off unless a caller opens it, refused in production."""
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
+from typing import Iterator
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 
+# (simulated UTC instant, perf_counter() when it was set): the simulated clock runs on from there, so events
+# recorded one after another stay in order. None: the real clock (always, outside ``simulated_clock``).
+_simulated: tuple[datetime, float] | None = None
+
 
 def utcnow() -> datetime:
+    if _simulated is not None:
+        at, since = _simulated
+        return at + timedelta(seconds=time.perf_counter() - since)
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def set_simulated_now(at: datetime) -> None:
+    """Move the simulated clock to ``at`` (naive UTC). Only inside ``simulated_clock``."""
+    global _simulated
+    if _simulated is None:
+        raise RuntimeError("simulated time is only set inside timeutil.simulated_clock()")
+    _simulated = (at, time.perf_counter())
+
+
+@contextmanager
+def simulated_clock(at: datetime) -> Iterator[None]:
+    """Run the block as if it were ``at`` (naive UTC), the clock moving on from there; the real clock returns
+    afterwards. For the demo loader only: refused when the application runs in production."""
+    global _simulated
+    from flask import current_app, has_app_context
+
+    if has_app_context() and current_app.config.get("ENV_NAME") == "production":
+        raise RuntimeError("生产环境不能使用模拟时钟。")
+    saved = _simulated
+    _simulated = (at, time.perf_counter())
+    try:
+        yield
+    finally:
+        _simulated = saved
 
 
 def to_beijing(value: datetime | None) -> datetime | None:
@@ -17,7 +55,7 @@ def to_beijing(value: datetime | None) -> datetime | None:
 
 
 def beijing_today() -> date:
-    return datetime.now(BEIJING).date()
+    return utcnow().replace(tzinfo=timezone.utc).astimezone(BEIJING).date()
 
 
 def format_beijing(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:

@@ -15,6 +15,7 @@ from evalhub.core.errors import ValidationFailed
 from evalhub.core.exports import to_xlsx
 from evalhub.core.forms import ActionForm, LoginForm, OrganisationImportForm
 from evalhub.core.models import AuditEvent, Bureau, BudgetUnit, Draw, Job, User
+from evalhub.core.notifications import AUDIENCE_LABELS, MATRIX
 from evalhub.core.services import authenticate, end_session, session_user
 from evalhub.core.settings import SETTINGS, effective_settings, set_setting
 from evalhub.core.timeutil import format_beijing
@@ -180,6 +181,14 @@ def bureau_detail(bureau_id: int):
     units = db.session.execute(sa.select(BudgetUnit).where(BudgetUnit.bureau_id == bureau.id)
                                .options(selectinload(BudgetUnit.parent)).order_by(BudgetUnit.name)).scalars().all()
     return render_template("core/bureau_detail.html", bureau=bureau, units=units)
+
+
+@bp.route("/admin/notifications")
+@login_required
+def notification_matrix():
+    """The notification matrix as the code holds it (event → who → text): what each party is told, and when."""
+    require("notifications.matrix")
+    return render_template("core/notification_matrix.html", events=list(MATRIX.values()), audiences=AUDIENCE_LABELS)
 
 
 @bp.route("/bureaus/<int:bureau_id>/settings", methods=["GET", "POST"])

@@ -121,6 +121,15 @@ def handle_form(form: FlaskForm, call: Callable[[], Any], *, failed: Callable[[i
     return _done(result, to, message, category)
 
 
+def detail_form(form: FlaskForm, call: Callable[[], Any], form_key: str, *, render: Callable[..., Any], to: str,
+                message: OrFromResult = None, **context: Any):
+    """``handle_form`` for one of the forms on a detail page (a firm's, an engagement's): done, back to that
+    page (``to``); otherwise ``render(status, **{form_key: form}, **context)`` shows the page again with this
+    form and its errors."""
+    return handle_form(form, call, message=message, to=to,
+                       failed=lambda status: render(status, **{form_key: form}, **context))
+
+
 def form_page(template: str, **context: Any) -> Callable[[int], Any]:
     """``failed`` for a form with a page of its own: render ``template`` with ``context`` and the status."""
     return lambda status: (render_template(template, **context), status)

@@ -102,17 +102,3 @@ class ExternalCreditRecord(OfFirm, Created, db.Model):
     entered_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
 
     source_file: Mapped[StoredFile] = relationship()
-
-
-class CalendarDay(db.Model):
-    """An exception to "Monday–Friday are working days": a holiday on a weekday, or a make-up working day
-    (调休) at a weekend. bureau_id None: the national calendar; a bureau's own rows override it."""
-
-    __tablename__ = "calendar_day"
-    __table_args__ = (sa.UniqueConstraint("bureau_id", "day"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    bureau_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
-    day: Mapped[date] = mapped_column(sa.Date, index=True)
-    is_workday: Mapped[bool] = mapped_column()
-    note: Mapped[str] = mapped_column(sa.String(100))

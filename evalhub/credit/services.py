@@ -13,12 +13,15 @@ import sqlalchemy as sa
 from evalhub.core import audit, concurrency, files, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
-from evalhub.core.notifications import notify_firm
-from evalhub.core.models import Bureau, User
+from evalhub.core.notifications import emit
+from evalhub.core.calendar import (  # noqa: F401 — the calendar is core's; credit keeps its names
+    NATIONAL_CALENDAR, add_working_days, ensure_national_calendar, is_workday, working_days_between,
+)
+from evalhub.core.models import Bureau, CalendarDay, User
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import beijing_today, utcnow
 from evalhub.credit.models import (
-    CalendarDay, CreditGrade, CreditObjection, CreditRating, ExternalCreditRecord, ExternalRecordKind,
+    CreditGrade, CreditObjection, CreditRating, ExternalCreditRecord, ExternalRecordKind,
     ObjectionDecision, RatingStatus,
 )
 from evalhub.extensions import db
@@ -36,37 +39,7 @@ def _q(value: Decimal) -> Decimal:
     return value.quantize(CENT, ROUND_HALF_UP)
 
 
-# === working-day calendar ==========================================================================
-
-def _calendar(bureau: Bureau, start: date, end: date) -> dict[date, bool]:
-    """Exceptions to Monday–Friday in [start, end]: the bureau's own rows win over upper bureaus' over national."""
-    chain = [bureau.id] + [b.id for b in bureau.ancestors()]
-    rows = db.session.execute(sa.select(CalendarDay).where(
-        CalendarDay.day.between(start, end),
-        sa.or_(CalendarDay.bureau_id.is_(None), CalendarDay.bureau_id.in_(chain)))).scalars().all()
-    rank = {b: i for i, b in enumerate(chain)}
-    best: dict[date, tuple[int, bool]] = {}
-    for row in rows:
-        priority = rank.get(row.bureau_id, len(chain))
-        if row.day not in best or priority < best[row.day][0]:
-            best[row.day] = (priority, row.is_workday)
-    return {d: w for d, (_, w) in best.items()}
-
-
-def is_workday(bureau: Bureau, day: date) -> bool:
-    return _calendar(bureau, day, day).get(day, day.weekday() < 5)
-
-
-def add_working_days(bureau: Bureau, start: date, days: int) -> date:
-    """The date ``days`` working days after ``start`` (start itself not counted)."""
-    exceptions = _calendar(bureau, start, start + timedelta(days=days * 3 + 30))
-    day, left = start, days
-    while left > 0:
-        day += timedelta(days=1)
-        if exceptions.get(day, day.weekday() < 5):
-            left -= 1
-    return day
-
+# === working-day calendar (the calendar itself is core's; a bureau edits its own days here) =======================
 
 def set_calendar_day(bureau: Bureau, day: date, is_workday_: bool, note: str, actor: User) -> CalendarDay:
     permissions.require(actor, "credit.manage", bureau)
@@ -82,36 +55,6 @@ def set_calendar_day(bureau: Bureau, day: date, is_workday_: bool, note: str, ac
                  summary=f"{bureau.short_name}工作日历：{day:%Y-%m-%d} 设为{'工作日' if is_workday_ else '休息日'}（{note.strip()}）")
     return row
 
-
-# National holidays and make-up working days (国务院办公厅 notices) for 2025–2026; bureaus correct them.
-NATIONAL_CALENDAR: list[tuple[str, bool, str]] = (
-    [("2025-01-01", False, "元旦")]
-    + [(f"2025-01-{d}", False, "春节") for d in (28, 29, 30, 31)] + [(f"2025-02-0{d}", False, "春节") for d in (1, 2, 3, 4)]
-    + [("2025-01-26", True, "春节调休"), ("2025-02-08", True, "春节调休")]
-    + [("2025-04-04", False, "清明节"), ("2025-04-05", False, "清明节"), ("2025-04-06", False, "清明节")]
-    + [(f"2025-05-0{d}", False, "劳动节") for d in range(1, 6)] + [("2025-04-27", True, "劳动节调休")]
-    + [("2025-05-31", False, "端午节"), ("2025-06-01", False, "端午节"), ("2025-06-02", False, "端午节")]
-    + [(f"2025-10-0{d}", False, "国庆节、中秋节") for d in range(1, 9)]
-    + [("2025-09-28", True, "国庆节调休"), ("2025-10-11", True, "国庆节调休")]
-    + [("2026-01-01", False, "元旦"), ("2026-01-02", False, "元旦"), ("2026-01-03", False, "元旦")]
-    + [(f"2026-02-{d}", False, "春节") for d in range(15, 24)]
-    + [("2026-04-04", False, "清明节"), ("2026-04-05", False, "清明节"), ("2026-04-06", False, "清明节")]
-    + [(f"2026-05-0{d}", False, "劳动节") for d in range(1, 6)]
-    + [("2026-06-19", False, "端午节"), ("2026-06-20", False, "端午节"), ("2026-06-21", False, "端午节")]
-    + [(f"2026-10-0{d}", False, "国庆节、中秋节") for d in range(1, 8)]
-)
-
-
-def ensure_national_calendar() -> int:
-    existing = set(db.session.execute(sa.select(CalendarDay.day).where(CalendarDay.bureau_id.is_(None))).scalars())
-    added = 0
-    for text, workday, note in NATIONAL_CALENDAR:
-        day = date.fromisoformat(text)
-        if day not in existing:
-            db.session.add(CalendarDay(bureau_id=None, day=day, is_workday=workday, note=note))
-            added += 1
-    db.session.flush()
-    return added
 
 
 # === computing =====================================================================================
@@ -399,9 +342,9 @@ def publish(bureau: Bureau, year: int, actor: User, *, today: date | None = None
     audit.record("credit.published", bureau, actor=actor, bureau_id=bureau.id,
                  summary=f"{bureau.short_name}公示 {year} 年度机构信用评价 {len(drafts)} 家，异议截止 {deadline:%Y-%m-%d}")
     for rating in drafts:
-        notify_firm(rating.firm_id, f"{year} 年度信用评价结果公示",
-                    f"贵机构 {year} 年度信用评价为 {rating.grade.label if rating.grade else '不予评级'}，"
-                    f"如有异议请于 {deadline:%Y-%m-%d} 前提出。", f"/credit/ratings/{rating.id}")
+        emit("rating_publicised", link=f"/credit/ratings/{rating.id}", firm_id=rating.firm_id, year=year,
+             detail=f"贵机构 {year} 年度信用评价为 {rating.grade.label if rating.grade else '不予评级'}，"
+                    f"如有异议请于 {deadline:%Y-%m-%d} 前提出。")
     return len(drafts)
 
 
@@ -424,12 +367,7 @@ def object_to(rating: CreditRating, actor: User, text: str, evidence: Iterable[t
         CreditObjection.text == text.strip()).order_by(CreditObjection.id)).scalars().first()
     if filed is not None:
         return filed
-    stored = []
-    for name, data in evidence:  # every file chosen is checked: an empty one is refused, not dropped
-        try:
-            stored.append(files.store(name, data, allowed=files.DOCUMENT_KINDS + ("png", "jpg"), actor=actor))
-        except ValidationFailed as exc:
-            raise ValidationFailed(f"证明材料：{exc.message}", {"evidence": exc.message}) from exc
+    stored = files.store_evidence(evidence, actor=actor)
     objection = CreditObjection(text=text.strip(), evidence_file_ids=[s.id for s in stored], submitted_by_id=actor.id,
                                 answer_due=add_working_days(rating.bureau, today, get_setting(rating.bureau, "credit.answer_days")))
     rating.objections.append(objection)
@@ -456,6 +394,8 @@ def answer(objection: CreditObjection, actor: User, decision: Any, text: str, *,
     objection.answered_by_id, objection.answered_at = actor.id, utcnow()
     audit.record("credit.objection_answered", rating, actor=actor, bureau_id=rating.bureau_id,
                  summary=f"答复 {rating.firm.name} 的异议：{decision.label}", payload={"objection": objection.id})
+    emit("objection_answered", link=f"/credit/ratings/{rating.id}", firm_id=rating.firm_id, year=rating.year,
+         outcome=decision.label, answer=objection.answer)
     if recompute:
         before = (rating.total, rating.grade)
         compute(rating.bureau, rating.year, actor)
@@ -542,15 +482,79 @@ def final_grade(firm, bureau, year: int) -> CreditGrade | None:
     return max(grades, key=_ORDER.index) if grades else None
 
 
-@eligibility_check
+def _rating_bureau_ids(firm, bureau) -> set[int]:
+    """Whose ratings of the firm count for an engagement of ``bureau``: its own, its upper bureaus', and the
+    firm's library bureau's (as in ``final_grade``)."""
+    return {bureau.id} | {b.id for b in bureau.ancestors()} | {firm.bureau_id}
+
+
+def grade_in_force(firm, bureau, year: int) -> tuple[CreditGrade | None, int]:
+    """The final grade that governs engagements of ``year``, and the rating year it comes from: last year's
+    final grade; while last year's rating is still a draft or under publicity (objections open), the year
+    before's final grade stays in force — otherwise a C or D firm would be free to win in the weeks between
+    the new year's engagements and its rating becoming final."""
+    last = year - 1
+    bureaus = _rating_bureau_ids(firm, bureau)
+    statuses = set(db.session.execute(sa.select(CreditRating.status).where(
+        CreditRating.firm_id == firm.id, CreditRating.year == last, CreditRating.bureau_id.in_(bureaus))).scalars())
+    if statuses and RatingStatus.FINAL not in statuses:
+        return final_grade(firm, bureau, last - 1), last - 1
+    return final_grade(firm, bureau, last), last
+
+
+GRADE_RULE = "上一年度信用评价（最终结果）为 D 级的机构暂停参与评价业务；为 C 级的机构只能通过公开招标参与，竞争性磋商、机构库随机抽取、框架协议轮候和单一来源均不得选定"
+
+
+@eligibility_check(rule=lambda bureau: GRADE_RULE)
 def grade_exclusions(firm, engagement, method) -> list[str]:
-    """Last year's final grade decides who may take part this year (D: nobody; C: open tender only)."""
-    grade = final_grade(firm, engagement.bureau, engagement.year - 1)
+    """Last year's final grade decides who may take part this year (D: nobody; C: open tender only, in
+    every other method alike)."""
+    grade, year = grade_in_force(firm, engagement.bureau, engagement.year)
     if grade == CreditGrade.D:
-        return [f"{engagement.year - 1} 年度信用评价为 D 级，暂停参与本年度评价业务"]
+        return [f"{year} 年度信用评价为 D 级，暂停参与本年度评价业务"]
     if grade == CreditGrade.C and method != ProcurementMethod.OPEN_TENDER:
-        return [f"{engagement.year - 1} 年度信用评价为 C 级，只能通过公开招标参与"]
+        return [f"{year} 年度信用评价为 C 级，只能通过公开招标参与（不能通过{method.label}选定）"]
     return []
+
+
+from evalhub.core.settings import SettingDef, register as register_settings  # noqa: E402  (beside the rule it sets)
+
+register_settings(SettingDef(
+    "credit.dishonest_years", "失信记录排除年限（年）", "信用评价", 3, minimum=1, maximum=10,
+    help="录入“失信被执行人/严重失信名单”记录的机构，自记录发生之日起该年限内不得参与评价业务。"))
+
+
+def watch_rule(bureau) -> str:
+    years = get_setting(bureau, "credit.dishonest_years")
+    return (f"列入重点关注名单（检查发现故意违规）的机构，在该年度及下一年度不得参与；"
+            f"有失信被执行人/严重失信名单记录的机构，{years} 年内不得参与")
+
+
+@eligibility_check(rule=watch_rule)
+def watch_list_exclusions(firm, engagement, method) -> list[str]:
+    """The watch list (an intentional violation found on inspection, recorded on the year's rating) and
+    the dishonesty lists (财库〔2016〕125号: suppliers on them are refused in government procurement) exclude
+    in every method, with the reason."""
+    bureau = engagement.bureau
+    bureaus = _rating_bureau_ids(firm, bureau)
+    reasons = []
+    watched = db.session.execute(sa.select(CreditRating).where(
+        CreditRating.firm_id == firm.id, CreditRating.watch_list.is_(True),
+        CreditRating.year.in_((engagement.year - 1, engagement.year)), CreditRating.bureau_id.in_(bureaus))
+        .order_by(CreditRating.year, CreditRating.id)).scalars().all()
+    for rating in watched:
+        reasons.append(f"{rating.year} 年度被{rating.bureau.short_name}列入重点关注名单："
+                       f"{rating.watch_reason or '检查发现故意违规'}")
+    years = get_setting(bureau, "credit.dishonest_years")
+    today = beijing_today()
+    since = date(today.year - years, today.month, min(today.day, 28 if today.month == 2 else 31))
+    dishonest = db.session.execute(sa.select(ExternalCreditRecord).where(
+        ExternalCreditRecord.firm_id == firm.id, ExternalCreditRecord.kind == ExternalRecordKind.DISHONEST_LIST,
+        ExternalCreditRecord.occurred_on > since).order_by(ExternalCreditRecord.occurred_on)).scalars().all()
+    for record in dishonest:
+        reasons.append(f"{record.occurred_on:%Y-%m-%d} 列入{ExternalRecordKind.DISHONEST_LIST.label}："
+                       f"{record.description[:60]}")
+    return reasons
 
 
 # === the background job and the CLI use the same function ==========================================

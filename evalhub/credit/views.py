@@ -39,8 +39,8 @@ from evalhub.core.timeutil import beijing_today, format_beijing
 from evalhub.core.web import form_page, handle_form, load, require, scoped, send_stored, wants_export
 from evalhub.credit import services
 from evalhub.credit.forms import AnswerForm, CalendarForm, ExternalRecordForm, ObjectionForm, YearActionForm
+from evalhub.core.models import CalendarDay
 from evalhub.credit.models import (
-    CalendarDay,
     CreditGrade,
     CreditObjection,
     CreditRating,

@@ -15,6 +15,7 @@ import secrets
 from wtforms import HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import Length
 
+from evalhub.core.errors import ValidationFailed
 from evalhub.registry.forms import BLANK, ChineseForm, MultiCheckboxField, choice, options
 from evalhub.supervision.models import CHECKLIST, Measure, Severity, Trigger
 
@@ -77,6 +78,24 @@ class ChecklistForm(ChineseForm):
 
     def items(self):
         return [(key, label, self[f"ok_{key}"], self[f"note_{key}"]) for key, label in CHECKLIST]
+
+    def answers(self) -> dict[str, tuple[bool, str]]:
+        """The items answered, as ``services.record_checklist`` takes them; a note without a result, a result
+        that is not one of the choices, or nothing answered at all is refused beside the field."""
+        answers, errors = {}, {}
+        for key, label in CHECKLIST:
+            value = (self[f"ok_{key}"].data or "").strip()
+            note = self[f"note_{key}"].data or ""
+            if value not in ("", "0", "1"):
+                errors[f"ok_{key}"] = f"“{label}”的检查结果无效"
+            elif value:
+                answers[key] = (value == "1", note)
+            elif note.strip():
+                errors[f"ok_{key}"] = f"请选择“{label}”的检查结果"
+        if not answers and not errors:
+            errors["checklist"] = "请至少填写一项检查结果"
+        ValidationFailed.raise_if(errors)
+        return answers
 
 
 for _key, _label in CHECKLIST:

@@ -137,8 +137,9 @@ class Inspection(OfFirm, db.Model):
     engagement: Mapped[Optional[Engagement]] = relationship()
     complaint: Mapped[Optional[Complaint]] = relationship()
     inspectors: Mapped[list["Inspector"]] = relationship(back_populates="inspection", cascade="all, delete-orphan")
-    findings: Mapped[list["Finding"]] = relationship(back_populates="inspection", order_by="Finding.id",
-                                                     cascade="all, delete-orphan")
+    # Named with its module: results.models has a Finding of its own (a report's findings, not an inspection's).
+    findings: Mapped[list["Finding"]] = relationship("evalhub.supervision.models.Finding", back_populates="inspection",
+                                                     order_by=lambda: Finding.id, cascade="all, delete-orphan")
 
 
 class Inspector(db.Model):

@@ -15,8 +15,10 @@ from flask import current_app
 from evalhub.core import audit, concurrency, draws, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
+from evalhub.core.inputs import check_text
 from evalhub.core.listing import as_int
 from evalhub.core.models import Bureau, User
+from evalhub.core.notifications import emit
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import beijing_today, utcnow
 from evalhub.extensions import db
@@ -31,11 +33,6 @@ from evalhub.supervision.models import (
 )
 
 COMPLETED = (S.ACCEPTED, S.PUBLISHED, S.ARCHIVED)
-
-
-def _raise_if(errors: dict[str, str]) -> None:
-    if errors:
-        raise ValidationFailed("；".join(v.rstrip("。") for v in errors.values()) + "。", errors)
 
 
 # === complaints ====================================================================================
@@ -82,15 +79,11 @@ def file_complaint(*, bureau_id: Any, firm_name: str, text: str, engagement_refe
     firm_name = (firm_name or "").strip()
     if not firm_name:
         errors["firm_name"] = "请填写被投诉的第三方机构名称"
-    text = (text or "").strip()
-    if len(text) < 20:
-        errors["text"] = "请具体说明投诉事项（不少于 20 字）"
-    elif len(text) > 5000:
-        errors["text"] = "投诉内容不能超过 5000 字"
+    text = check_text(errors, "text", text, short="请具体说明投诉事项（不少于 20 字）", label="投诉事项", minimum=20)
     contact = (complainant_contact or "").strip()
     if len(contact) > 100:
         errors["complainant_contact"] = "联系方式过长"
-    _raise_if(errors)
+    ValidationFailed.raise_if(errors)
     firm = db.session.execute(sa.select(Firm).where(Firm.name == firm_name)).scalar_one_or_none()
     reference = f"TS{beijing_today():%Y%m%d}{secrets.randbelow(10**6):06d}"
     complaint = Complaint(reference=reference, bureau_id=bureau.id, firm_id=firm.id if firm else None,
@@ -256,7 +249,7 @@ def open_case(bureau: Bureau, actor: User | None, *, trigger: Any, detail: str, 
         errors["detail"] = "请写明线索内容"
     if trigger == Trigger.COMPLAINT and complaint is None:
         errors["complaint_id"] = "投诉线索须关联投诉编号"
-    _raise_if(errors)
+    ValidationFailed.raise_if(errors)
     inspection = Inspection(bureau_id=bureau.id, engagement_id=engagement.id if engagement else None, firm_id=firm.id,
                             trigger=trigger, trigger_detail=detail.strip(), complaint_id=complaint.id if complaint else None,
                             opened_by_id=actor.id if actor else None)
@@ -321,7 +314,7 @@ def add_finding(inspection: Inspection, actor: User, *, severity: Any, descripti
             chosen.append(m if isinstance(m, Measure) else Measure.from_label(str(m)))
         except ValueError:
             errors["measures"] = f"未知的处理措施：{m}"
-    _raise_if(errors)
+    ValidationFailed.raise_if(errors)
     finding = Finding(firm_id=inspection.firm_id, severity=severity, description=description.strip(),
                       measures=[m.value for m in chosen], created_by_id=actor.id)
     inspection.findings.append(finding)
@@ -340,6 +333,10 @@ def add_finding(inspection: Inspection, actor: User, *, severity: Any, descripti
                  payload={"finding": finding.id, "applied": applied})
     if chosen or severity != Severity.MINOR:
         inspection.status = InspectionStatus.AWAITING_RESPONSE
+        # The firm is asked to explain and rectify: it hears the finding (never the case's lead) on its page.
+        emit("inspection_response_requested", link=f"/inspections/{inspection.id}", firm_id=inspection.firm_id,
+             reference=inspection.engagement.reference if inspection.engagement else f"检查 #{inspection.id}",
+             question=f"检查发现{severity.label}问题：{description.strip()[:300]}")
     return finding
 
 

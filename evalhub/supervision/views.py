@@ -134,11 +134,6 @@ def _check_firm_matches(firm: Optional[Firm], engagement: Optional[Engagement], 
         errors["firm_id"] = f"所选机构不是评价任务 {engagement.reference} 的承担机构"
 
 
-def _raise_if(errors: dict[str, str]) -> None:
-    if errors:
-        raise ValidationFailed("；".join(errors.values()) + "。", errors)
-
-
 def _kind_label(inspection: Inspection) -> str:
     return "不定向抽查" if inspection.campaign_id else "定向检查"
 
@@ -261,26 +256,9 @@ def _managed_inspection(inspection_id: int) -> Inspection:
 @bp.route("/inspections/<int:inspection_id>/checklist", methods=["POST"])
 @login_required
 def inspection_checklist(inspection_id: int):
-    inspection = _managed_inspection(inspection_id)
-    form = ChecklistForm()
-
-    def call():
-        answers, errors = {}, {}
-        for key, label in CHECKLIST:
-            value = (form[f"ok_{key}"].data or "").strip()
-            note = form[f"note_{key}"].data or ""
-            if value not in ("", "0", "1"):
-                errors[f"ok_{key}"] = f"“{label}”的检查结果无效"
-            elif value:
-                answers[key] = (value == "1", note)
-            elif note.strip():
-                errors[f"ok_{key}"] = f"请选择“{label}”的检查结果"
-        if not answers and not errors:
-            errors["checklist"] = "请至少填写一项检查结果"
-        _raise_if(errors)
-        services.record_checklist(inspection, current_user, answers)
-
-    return _inspection_form(inspection, form, call, "checklist_form", message="检查清单已保存。")
+    inspection, form = _managed_inspection(inspection_id), ChecklistForm()
+    return _inspection_form(inspection, form, lambda: services.record_checklist(inspection, current_user, form.answers()),
+                            "checklist_form", message="检查清单已保存。")
 
 
 @bp.route("/inspections/<int:inspection_id>/findings", methods=["POST"])
@@ -338,7 +316,7 @@ def inspection_new():
         _check_firm_matches(firm, engagement, errors)
         if form.trigger.data == Trigger.COMPLAINT.value and not reference:
             errors["complaint_reference"] = "投诉线索须关联投诉编号"
-        _raise_if(errors)
+        ValidationFailed.raise_if(errors)
         return services.open_case(bureau, current_user, trigger=form.trigger.data, detail=form.detail.data or "",
                                   firm=firm, engagement=engagement, complaint=complaint)
 
@@ -388,20 +366,23 @@ def campaign_detail(campaign_id: int):
                            CampaignStatus=CampaignStatus, InspectionStatus=InspectionStatus, worst=_worst)
 
 
+def _campaign_step(campaign_id: int, step, message: str):
+    """A button on the campaign page (publish the list, publish the results): run ``step``, back to the page."""
+    campaign = _scoped_load(InspectionCampaign, campaign_id)
+    return button(lambda: step(campaign, current_user), message=message,
+                  to=url_for(".campaign_detail", campaign_id=campaign.id))
+
+
 @bp.route("/campaigns/<int:campaign_id>/publish-list", methods=["POST"])
 @login_required
 def campaign_publish_list(campaign_id: int):
-    campaign = _scoped_load(InspectionCampaign, campaign_id)
-    return button(lambda: services.publish_campaign_list(campaign, current_user), message="抽查名单已向社会公开。",
-                  to=url_for(".campaign_detail", campaign_id=campaign.id))
+    return _campaign_step(campaign_id, services.publish_campaign_list, "抽查名单已向社会公开。")
 
 
 @bp.route("/campaigns/<int:campaign_id>/publish-results", methods=["POST"])
 @login_required
 def campaign_publish_results(campaign_id: int):
-    campaign = _scoped_load(InspectionCampaign, campaign_id)
-    return button(lambda: services.publish_campaign_results(campaign, current_user), message="抽查结果已向社会公开。",
-                  to=url_for(".campaign_detail", campaign_id=campaign.id))
+    return _campaign_step(campaign_id, services.publish_campaign_results, "抽查结果已向社会公开。")
 
 
 # --- complaints (bureau) ---------------------------------------------------------------------------
@@ -456,7 +437,7 @@ def complaint_case(complaint_id: int):
         firm = _chosen_firm(form.firm_id.data, firms, errors)
         engagement = _engagement_by_reference(form.engagement_reference.data, errors)
         _check_firm_matches(firm, engagement, errors)
-        _raise_if(errors)
+        ValidationFailed.raise_if(errors)
         return services.open_case(complaint.bureau, current_user, trigger=Trigger.COMPLAINT,
                                   detail=form.detail.data or "", firm=firm, engagement=engagement, complaint=complaint)
 

@@ -1,0 +1,105 @@
+"""The working-day calendar: Monday–Friday, less national holidays, plus make-up working days (调休), with a
+bureau's own corrections inherited down the bureau tree. Legal periods count working days (政府采购法 第五十二、
+五十三条; objections to credit ratings), so every level uses this one calendar."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+
+from evalhub.core.models import Bureau, CalendarDay
+from evalhub.extensions import db
+
+__all__ = ["is_workday", "add_working_days", "working_days_between", "ensure_national_calendar", "NATIONAL_CALENDAR"]
+
+
+def _calendar(bureau: Bureau, start: date, end: date) -> dict[date, bool]:
+    """Exceptions to Monday–Friday in [start, end]: the bureau's own rows win over upper bureaus' over national."""
+    chain = [bureau.id] + [b.id for b in bureau.ancestors()]
+    rows = db.session.execute(sa.select(CalendarDay).where(
+        CalendarDay.day.between(start, end),
+        sa.or_(CalendarDay.bureau_id.is_(None), CalendarDay.bureau_id.in_(chain)))).scalars().all()
+    rank = {b: i for i, b in enumerate(chain)}
+    best: dict[date, tuple[int, bool]] = {}
+    for row in rows:
+        priority = rank.get(row.bureau_id, len(chain))
+        if row.day not in best or priority < best[row.day][0]:
+            best[row.day] = (priority, row.is_workday)
+    return {d: w for d, (_, w) in best.items()}
+
+
+def is_workday(bureau: Bureau, day: date) -> bool:
+    return _calendar(bureau, day, day).get(day, day.weekday() < 5)
+
+
+def add_working_days(bureau: Bureau, start: date, days: int) -> date:
+    """The date ``days`` working days after ``start`` (start itself not counted)."""
+    exceptions = _calendar(bureau, start, start + timedelta(days=days * 3 + 30))
+    day, left = start, days
+    while left > 0:
+        day += timedelta(days=1)
+        if exceptions.get(day, day.weekday() < 5):
+            left -= 1
+    return day
+
+
+def working_days_between(bureau: Bureau, start: date, end: date) -> int:
+    """How many working days fall after ``start`` up to and including ``end`` (0 when end <= start)."""
+    if end <= start:
+        return 0
+    exceptions = _calendar(bureau, start, end)
+    day, count = start, 0
+    while day < end:
+        day += timedelta(days=1)
+        if exceptions.get(day, day.weekday() < 5):
+            count += 1
+    return count
+
+
+# National holidays and make-up working days (国务院办公厅 notices) for 2023–2026; bureaus correct them.
+NATIONAL_CALENDAR: list[tuple[str, bool, str]] = (
+    [("2023-01-01", False, "元旦"), ("2023-01-02", False, "元旦")]
+    + [(f"2023-01-{d}", False, "春节") for d in range(21, 28)] + [("2023-01-28", True, "春节调休"), ("2023-01-29", True, "春节调休")]
+    + [("2023-04-05", False, "清明节")]
+    + [("2023-04-29", False, "劳动节"), ("2023-04-30", False, "劳动节")] + [(f"2023-05-0{d}", False, "劳动节") for d in (1, 2, 3)]
+    + [("2023-04-23", True, "劳动节调休"), ("2023-05-06", True, "劳动节调休")]
+    + [(f"2023-06-{d}", False, "端午节") for d in (22, 23, 24)] + [("2023-06-25", True, "端午节调休")]
+    + [("2023-09-29", False, "中秋节、国庆节"), ("2023-09-30", False, "中秋节、国庆节")]
+    + [(f"2023-10-0{d}", False, "中秋节、国庆节") for d in range(1, 7)]
+    + [("2023-10-07", True, "国庆节调休"), ("2023-10-08", True, "国庆节调休")]
+    + [("2024-01-01", False, "元旦")]
+    + [(f"2024-02-{d}", False, "春节") for d in range(10, 18)] + [("2024-02-04", True, "春节调休"), ("2024-02-18", True, "春节调休")]
+    + [(f"2024-04-0{d}", False, "清明节") for d in (4, 5, 6)] + [("2024-04-07", True, "清明节调休")]
+    + [(f"2024-05-0{d}", False, "劳动节") for d in range(1, 6)] + [("2024-04-28", True, "劳动节调休"), ("2024-05-11", True, "劳动节调休")]
+    + [("2024-06-10", False, "端午节")]
+    + [(f"2024-09-{d}", False, "中秋节") for d in (15, 16, 17)] + [("2024-09-14", True, "中秋节调休")]
+    + [(f"2024-10-0{d}", False, "国庆节") for d in range(1, 8)] + [("2024-09-29", True, "国庆节调休"), ("2024-10-12", True, "国庆节调休")]
+    +     [("2025-01-01", False, "元旦")]
+    + [(f"2025-01-{d}", False, "春节") for d in (28, 29, 30, 31)] + [(f"2025-02-0{d}", False, "春节") for d in (1, 2, 3, 4)]
+    + [("2025-01-26", True, "春节调休"), ("2025-02-08", True, "春节调休")]
+    + [("2025-04-04", False, "清明节"), ("2025-04-05", False, "清明节"), ("2025-04-06", False, "清明节")]
+    + [(f"2025-05-0{d}", False, "劳动节") for d in range(1, 6)] + [("2025-04-27", True, "劳动节调休")]
+    + [("2025-05-31", False, "端午节"), ("2025-06-01", False, "端午节"), ("2025-06-02", False, "端午节")]
+    + [(f"2025-10-0{d}", False, "国庆节、中秋节") for d in range(1, 9)]
+    + [("2025-09-28", True, "国庆节调休"), ("2025-10-11", True, "国庆节调休")]
+    + [("2026-01-01", False, "元旦"), ("2026-01-02", False, "元旦"), ("2026-01-03", False, "元旦")]
+    + [(f"2026-02-{d}", False, "春节") for d in range(15, 24)]
+    + [("2026-04-04", False, "清明节"), ("2026-04-05", False, "清明节"), ("2026-04-06", False, "清明节")]
+    + [(f"2026-05-0{d}", False, "劳动节") for d in range(1, 6)]
+    + [("2026-06-19", False, "端午节"), ("2026-06-20", False, "端午节"), ("2026-06-21", False, "端午节")]
+    + [(f"2026-10-0{d}", False, "国庆节、中秋节") for d in range(1, 8)]
+)
+
+
+def ensure_national_calendar() -> int:
+    existing = set(db.session.execute(sa.select(CalendarDay.day).where(CalendarDay.bureau_id.is_(None))).scalars())
+    added = 0
+    for text, workday, note in NATIONAL_CALENDAR:
+        day = date.fromisoformat(text)
+        if day not in existing:
+            db.session.add(CalendarDay(bureau_id=None, day=day, is_workday=workday, note=note))
+            added += 1
+    db.session.flush()
+    return added
+
+
