@@ -218,7 +218,7 @@ def test_firm_json_shape(client, library, auth):
 
 def test_firm_detail_has_staff_count_fields_and_history(client, world, auth):
     firm = factories.firm(world.bz, FirmStatus.PENDING)
-    registry.change_firm_status(firm, "admit", world.bz_admin)
+    registry.change_firm_status(firm, "admit", world.bz_admin, reason="材料齐全", documents=factories.admission_papers())
     registry.add_staff(firm, registry.StaffInput(name="孙八", id_number=factories.id_number(), role="项目负责人",
                                                  years_experience=6), world.bz_admin)
     registry.add_staff(firm, registry.StaffInput(name="周九", id_number=factories.id_number(), role="评价人员",
@@ -311,17 +311,19 @@ def test_non_bureau_users_cannot_create_firms(client, world, auth, username):
 
 def test_admit_then_second_admit_is_409(client, world, auth):
     firm = factories.firm(world.bz, FirmStatus.PENDING)
+    for kind, name, data in factories.admission_papers():
+        registry.attach_firm_document(firm, kind, name, data, world.bz_admin)
     db.session.commit()
     headers = auth("bz.admin")
     url = f"/api/v1/firms/{firm.id}/status"
 
-    response = client.post(url, json={"action": "admit"}, headers=headers)
+    response = client.post(url, json={"action": "admit", "reason": "材料齐全"}, headers=headers)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.json["status"]["value"] == "admitted"
     assert response.json["admitted_at"] is not None
     assert response.json["status_history"][-1]["to_status"]["value"] == "admitted"
 
-    assert_error(client.post(url, json={"action": "admit"}, headers=headers), 409, "conflict")
+    assert_error(client.post(url, json={"action": "admit", "reason": "材料齐全"}, headers=headers), 409, "conflict")
     db.session.rollback()
     assert db.session.get(Firm, firm.id).status == FirmStatus.ADMITTED
     assert len(db.session.get(Firm, firm.id).status_history) == 2

@@ -324,7 +324,7 @@ def test_a_self_registered_contact_sees_only_the_application_until_admitted(app,
     assert browser.get("/api/v1/engagements", headers=headers).status_code == 403
 
     # admitted: the account is a firm's account like any other
-    registry.change_firm_status(firm, "admit", world.lt_admin)
+    registry.change_firm_status(firm, "admit", world.lt_admin, reason="材料齐全", documents=factories.admission_papers())
     db.session.commit()
     for url in CLOSED_TO_APPLICANTS[:4] + [f"/firms/{firm.id}/users"]:
         assert browser.get(url).status_code == 200, url

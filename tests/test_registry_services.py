@@ -18,6 +18,7 @@ from evalhub.registry.models import (
     Degree, Expert, Firm, FirmStaff, FirmStatus, FirmStatusChange, ProfessionalTitle, RelationKind, TieKind,
 )
 from tests import factories
+from tests.test_admission import admission_papers
 
 
 def _count(model):
@@ -71,7 +72,7 @@ def test_labels_and_values_are_both_accepted_for_enums(world):
 
 def test_admission_and_later_status_changes_keep_a_history(world):
     firm = factories.firm(world.bz, FirmStatus.PENDING)
-    services.change_firm_status(firm, "admit", world.bz_staff)
+    services.change_firm_status(firm, "admit", world.bz_staff, reason="材料齐全", documents=admission_papers())
     until = beijing_today() + timedelta(days=90)
     services.change_firm_status(firm, "suspend", world.bz_admin, reason="年度信用评价为 D", effective_until=until)
     services.change_firm_status(firm, "reinstate", world.bz_admin, reason="整改完成")
@@ -83,7 +84,7 @@ def test_admission_and_later_status_changes_keep_a_history(world):
                        (FirmStatus.ADMITTED, FirmStatus.BLACKLISTED)]
     assert firm.status_history[2].effective_until == until
     assert firm.admitted_at is not None
-    actions = [e.action for e in audit.history("firm", firm.id)]
+    actions = [e.action for e in audit.history("firm", firm.id) if e.action != "firm.document_added"]
     assert actions == ["firm.applied", "firm.admit", "firm.suspend", "firm.reinstate", "firm.blacklist"]
     assert audit.verify_chain().ok
 
@@ -116,7 +117,7 @@ def test_staff_may_review_but_only_admins_suspend_and_only_in_their_own_bureau(w
         services.change_firm_status(firm, "admit", world.kz_admin)
     with pytest.raises(PermissionDenied):
         services.change_firm_status(firm, "admit", world.region_admin)  # supervises, does not run 巴州's library
-    services.change_firm_status(firm, "admit", world.bz_staff)
+    services.change_firm_status(firm, "admit", world.bz_staff, reason="材料齐全", documents=admission_papers())
     with pytest.raises(PermissionDenied):
         services.change_firm_status(firm, "suspend", world.bz_staff, reason="x")
 

@@ -28,6 +28,7 @@ from evalhub.registry.models import (
     StaffCertificate,
 )
 from tests import factories
+from tests.test_admission import admission_papers
 
 ROLES = ["sysadmin", "region_admin", "region_staff", "bz_admin", "bz_staff", "kz_admin", "kz_staff",
          "krl_admin", "krl_staff", "lt_staff", "ats_staff", "firm_user", "other_firm_user", "expert_user"]
@@ -263,6 +264,9 @@ def test_firm_page_shows_actions_only_to_those_who_may_take_them(world, login):
 
 def test_admit_flow_writes_history_and_audit(world, login):
     firm = pending_firm(world, name="巴州待审评价咨询有限公司")
+    for kind, name, data in admission_papers():
+        services.attach_firm_document(firm, kind, name, data, world.bz_staff)
+    db.session.commit()
     changes, events = count(FirmStatusChange), count(AuditEvent)
     client = login(world.bz_admin)
     response = client.post(f"/firms/{firm.id}/status", data={"action": "admit", "reason": "申请材料齐全，符合入库条件"})

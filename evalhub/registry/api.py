@@ -10,7 +10,7 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
-from flask import jsonify
+from flask import jsonify, request
 from sqlalchemy.orm import selectinload
 
 from evalhub.core.api import api_user, list_schema, operation, schema
@@ -32,6 +32,8 @@ from evalhub.registry.models import (
     Expert,
     ExpertStatus,
     Firm,
+    FirmDocument,
+    FirmDocumentKind,
     FirmKind,
     FirmStaff,
     FirmStatus,
@@ -142,6 +144,13 @@ FIRM_STATUS_CHANGE = schema("FirmStatusChange", {"type": "object", "required": [
     "actor": {"type": "string", "nullable": True, "description": "操作人（机构用户看不到）"},
     "created_at": NULLABLE_DATETIME}})
 
+FIRM_DOCUMENT_KIND = labeled_schema(FirmDocumentKind)
+FIRM_DOCUMENT = schema("FirmDocument", {"type": "object", "required": ["id", "kind", "filename"], "properties": {
+    "id": {"type": "integer"}, "kind": FIRM_DOCUMENT_KIND, "filename": STRING,
+    "size": {"type": "integer", "description": "字节"}, "sha256": STRING, "uploaded_at": NULLABLE_DATETIME}})
+FIRM_DOCUMENT_UPLOAD = {"type": "object", "required": ["kind", "file"], "properties": {
+    "kind": choice(FirmDocumentKind), "file": {"type": "string", "format": "binary"}}}
+
 FIRM_DETAIL = schema("FirmDetail", {"allOf": [FIRM, {"type": "object", "properties": {
     "founded_on": NULLABLE_DATE, "description": NULLABLE_STRING,
     "declares_no_major_violation": {"type": "boolean"},
@@ -149,7 +158,10 @@ FIRM_DETAIL = schema("FirmDetail", {"allOf": [FIRM, {"type": "object", "properti
     "staff_count": {"type": "integer", "description": "名册在岗人数"},
     "status_history": {"type": "array", "items": FIRM_STATUS_CHANGE},
     "available_actions": {"type": "array", "items": STRING,
-                          "description": "当前用户此刻可以执行的状态操作（POST /firms/{id}/status 的 action）"}}}]})
+                          "description": "当前用户此刻可以执行的状态操作（POST /firms/{id}/status 的 action）"},
+    "documents": {"type": "array", "items": FIRM_DOCUMENT},
+    "missing_admission_documents": {"type": "array", "items": FIRM_DOCUMENT_KIND,
+                                    "description": "准予入库前尚缺的材料（财预〔2021〕6号）；为空时材料齐全"}}}]})
 
 FIELDS_INPUT = {"type": "array", "minItems": 1, "maxItems": 2 * len(Field), "items": choice(Field)}
 
@@ -241,7 +253,15 @@ def firm_detail_json(firm: Firm, user: User) -> dict:
             "created_at": datetime_str(c.created_at),
         } for c in firm.status_history],
         "available_actions": [a.name for a in services.available_status_actions(firm, user)],
+        "documents": [document_json(d) for d in sorted(firm.documents, key=lambda d: d.id)],
+        "missing_admission_documents": [labeled(k) for k in services.missing_admission_documents(firm)],
     }
+
+
+def document_json(document: FirmDocument) -> dict:
+    return {"id": document.id, "kind": labeled(document.kind), "filename": document.file.original_name,
+            "size": document.file.size, "sha256": document.file.sha256,
+            "uploaded_at": datetime_str(document.uploaded_at)}
 
 
 def _visible_firm(firm_id: int) -> Firm:
@@ -305,6 +325,24 @@ def change_firm_status(firm_id: int):
                                 effective_until=effective_until)
     db.session.commit()
     return jsonify(firm_detail_json(firm, user))
+
+
+@operation("/firms/<int:firm_id>/documents", "POST",
+           summary="上传机构的入库申请材料（营业执照、信用记录、从业人员资格证明、各项制度、无重大违法违规声明等）",
+           tag=TAG_FIRMS, response=FIRM_DOCUMENT, status=201, body=FIRM_DOCUMENT_UPLOAD,
+           body_content_type="multipart/form-data", errors=(400, 403, 404, 422))
+def upload_firm_document(firm_id: int):
+    user = api_user()
+    firm = _visible_firm(firm_id)
+    permissions.require(user, "firm.edit", firm)
+    if request.mimetype != "multipart/form-data":
+        raise ValidationFailed("请求体必须是 multipart/form-data（字段 kind、file）。", {"file": "请上传文件"})
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise ValidationFailed("请选择要上传的文件。", {"file": "请选择要上传的文件"})
+    document = services.attach_firm_document(firm, request.form.get("kind", ""), upload.filename, upload.read(), user)
+    db.session.commit()
+    return jsonify(document_json(document)), 201
 
 
 # --- experts ---------------------------------------------------------------------------------------

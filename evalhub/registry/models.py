@@ -47,6 +47,8 @@ class FirmDocumentKind(LabeledEnum):
     CONFIDENTIALITY = ("confidentiality", "保密制度")
     TRAINING = ("training", "培训制度")
     CREDIT_RECORD = ("credit_record", "信用记录")
+    STAFF_QUALIFICATIONS = ("staff_qualifications", "从业人员资格证明")
+    NO_VIOLATION = ("no_violation", "近三年无重大违法违规声明")
     OTHER = ("other", "其他")
 
 

@@ -82,6 +82,8 @@ rules({
     "expert.account_reset": lambda u, e: is_admin(u) and own_bureau(u, e.bureau_id),
     # the firm's own accounts (机构账号管理): the firm's administrator, and the system administrator
     "firm.users.manage": lambda u, f: u.role == Role.SYSTEM_ADMIN or (firm_member(u, f) and u.is_firm_admin),
+    # 开通账号 for a firm with no login yet (entered or imported by the bureau): the bureau whose library it is
+    "firm.account": lambda u, f: own_bureau(u, f.bureau_id),
 })
 
 

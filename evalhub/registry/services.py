@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
 
@@ -11,6 +11,7 @@ from evalhub.core import accounts, audit, concurrency, files, passwords, permiss
 from evalhub.core.enums import Field, Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.inputs import check_name, name_error
+from evalhub.core.notifications import emit
 from evalhub.core.models import Bureau, BudgetUnit, User
 from evalhub.core.personal import protect_id_number, validate_id_number
 from evalhub.core.services import create_user, set_enabled
@@ -64,9 +65,7 @@ def _require_text(errors: dict[str, str], name: str, value: str | None, label: s
     return value
 
 
-def _raise_if(errors: dict[str, str]) -> None:
-    if errors:
-        raise ValidationFailed("；".join(v.rstrip("。") for v in errors.values()) + "。", errors)
+_raise_if = ValidationFailed.raise_if  # refuse once, naming every problem found
 
 
 def parse_enum(errors: dict[str, str], name: str, enum_cls, value: Any, label: str):
@@ -242,7 +241,7 @@ class StatusAction:
 FIRM_STATUS_ACTIONS: dict[str, StatusAction] = {
     a.name: a
     for a in [
-        StatusAction("admit", "准予入库", (FirmStatus.PENDING,), FirmStatus.ADMITTED, "firm.review", needs_reason=False),
+        StatusAction("admit", "准予入库", (FirmStatus.PENDING,), FirmStatus.ADMITTED, "firm.review"),
         StatusAction("reject", "不予入库", (FirmStatus.PENDING,), FirmStatus.REJECTED, "firm.review"),
         StatusAction("suspend", "暂停", (FirmStatus.ADMITTED,), FirmStatus.SUSPENDED, "firm.status"),
         StatusAction("reinstate", "恢复", (FirmStatus.SUSPENDED,), FirmStatus.ADMITTED, "firm.status"),
@@ -253,19 +252,57 @@ FIRM_STATUS_ACTIONS: dict[str, StatusAction] = {
 }
 
 
+# What an application must carry before the bureau may admit it: 财预〔2021〕6号 (第三方机构预算绩效评价业务
+# 监督管理暂行办法) as summarised in DOMAIN §3 — business licence, credit record, staff qualifications, quality
+# control, confidentiality and training rules, and a declaration of no major violation in the last 3 years.
+ADMISSION_DOCUMENTS: tuple[FirmDocumentKind, ...] = (
+    FirmDocumentKind.LICENCE, FirmDocumentKind.CREDIT_RECORD, FirmDocumentKind.STAFF_QUALIFICATIONS,
+    FirmDocumentKind.QUALITY_CONTROL, FirmDocumentKind.CONFIDENTIALITY, FirmDocumentKind.TRAINING,
+    FirmDocumentKind.NO_VIOLATION,
+)
+
+
+def missing_admission_documents(firm: Firm) -> list[FirmDocumentKind]:
+    """The admission documents this firm has not uploaded yet, in the order of ``ADMISSION_DOCUMENTS``."""
+    have = set(db.session.execute(sa.select(FirmDocument.kind).where(FirmDocument.firm_id == firm.id)).scalars())
+    return [kind for kind in ADMISSION_DOCUMENTS if kind not in have]
+
+
+def _admission_errors(firm: Firm, errors: dict[str, str]) -> None:
+    missing = missing_admission_documents(firm)
+    if missing:
+        errors["documents"] = "缺少入库材料：" + "、".join(k.label for k in missing) + "。请机构上传后再准予入库。"
+
+
+def _tell_firm(firm: Firm, spec: StatusAction, reason: str) -> None:
+    """The firm hears of every library decision about it (notification matrix)."""
+    link, bureau = f"/firms/{firm.id}", firm.bureau.short_name
+    if spec.target == FirmStatus.ADMITTED and spec.name == "admit":
+        emit("firm_admitted", link=link, firm_id=firm.id, bureau=bureau, reason=f"理由：{reason}" if reason else "")
+    elif spec.target == FirmStatus.REJECTED:
+        emit("firm_refused", link=link, firm_id=firm.id, bureau=bureau, reason=reason)
+    elif spec.target in (FirmStatus.SUSPENDED, FirmStatus.REMOVED, FirmStatus.BLACKLISTED):
+        emit("firm_suspended", link=link, firm_id=firm.id, bureau=bureau, status=spec.target.label, reason=reason)
+
+
 def available_status_actions(firm: Firm, user: User) -> list[StatusAction]:
     return [a for a in FIRM_STATUS_ACTIONS.values()
             if firm.status in a.sources and permissions.can(user, a.permission, firm)]
 
 
 def change_firm_status(firm: Firm, action: str, actor: User, *, reason: str | None = None,
-                       effective_from: date | None = None, effective_until: date | None = None) -> FirmStatusChange:
+                       effective_from: date | None = None, effective_until: date | None = None,
+                       documents: Iterable[tuple[Any, str, bytes]] = ()) -> FirmStatusChange:
+    """Move the firm in the library. ``documents`` — (kind, filename, bytes) — are attached first, in the same
+    transaction (a bureau receiving the application on paper, the demo); admission then checks they are all there."""
     spec = FIRM_STATUS_ACTIONS.get(action)
     if spec is None:
         raise ValidationFailed(f"未知的操作：{action}", {"action": "未知的操作"})
     permissions.require(actor, spec.permission, firm)
     if firm.status not in spec.sources:
         raise Conflict(f"机构当前状态为“{firm.status.label}”，不能执行“{spec.label}”。")
+    for kind, filename, data in documents:
+        attach_firm_document(firm, kind, filename, data, actor)
     reason = (reason or "").strip()
     errors: dict[str, str] = {}
     if spec.needs_reason and not reason:
@@ -277,6 +314,8 @@ def change_firm_status(firm: Firm, action: str, actor: User, *, reason: str | No
         errors["effective_until"] = "截止日期不能早于生效日期"
     if effective_until and spec.target not in (FirmStatus.SUSPENDED, FirmStatus.BLACKLISTED):
         errors["effective_until"] = "只有暂停和列入黑名单可以设置截止日期"
+    if spec.name == "admit":
+        _admission_errors(firm, errors)
     _raise_if(errors)
     change = FirmStatusChange(firm_id=firm.id, from_status=firm.status, to_status=spec.target,
                               reason=reason or spec.label, effective_from=start, effective_until=effective_until,
@@ -293,6 +332,7 @@ def change_firm_status(firm: Firm, action: str, actor: User, *, reason: str | No
                  summary=f"{firm.name}：{old.label} → {spec.target.label}" + (f"（{reason}）" if reason else ""),
                  payload={"from": old, "to": spec.target, "reason": reason,
                           "from_date": start, "until": effective_until})
+    _tell_firm(firm, spec, reason)
     return change
 
 
@@ -565,6 +605,35 @@ def expert_is_drawable(expert: Expert, on: date | None = None) -> list[str]:
     return reasons
 
 
+# --- experts becoming unavailable ---------------------------------------------------------------------
+# Higher levels (review: release the expert's pending invitations) register here; registry never imports
+# them. Handlers run inside the caller's transaction, so a refusal anywhere rolls everything back.
+_expert_unavailable_hooks: list[Callable[[Expert, User | None, str], None]] = []
+
+
+def on_expert_unavailable(fn: Callable[[Expert, User | None, str], None]) -> Callable[[Expert, User | None, str], None]:
+    """Decorator: call ``fn(expert, actor, reason)`` whenever an expert is suspended, removed from the pool or
+    their login is disabled (``actor`` is None for the last: core disables accounts without naming the expert)."""
+    if fn not in _expert_unavailable_hooks:
+        _expert_unavailable_hooks.append(fn)
+    return fn
+
+
+def _expert_became_unavailable(expert: Expert, actor: User | None, reason: str) -> None:
+    for hook in list(_expert_unavailable_hooks):
+        hook(expert, actor, reason)
+
+
+@sa.event.listens_for(User.is_enabled, "set", active_history=True)  # the old value even when expired
+def _expert_login_disabled(user: User, value: Any, oldvalue: Any, initiator: Any) -> None:
+    """An expert's login switched off (core.services.set_enabled, any path) makes the expert unavailable."""
+    if value is False and oldvalue is True and user.expert_id:
+        with db.session.no_autoflush:  # mid-attribute-set: nothing may flush yet
+            expert = db.session.get(Expert, user.expert_id)
+            if expert is not None:
+                _expert_became_unavailable(expert, None, "专家账号已停用")
+
+
 EXPERT_STATUS_ACTIONS = {
     "suspend": ("暂停", (ExpertStatus.ACTIVE,), ExpertStatus.SUSPENDED),
     "reinstate": ("恢复", (ExpertStatus.SUSPENDED,), ExpertStatus.ACTIVE),
@@ -584,6 +653,8 @@ def change_expert_status(expert: Expert, action: str, reason: str, actor: User) 
     old = expert.status
     expert.status = target
     expert.status_reason = reason.strip()
+    if target in (ExpertStatus.SUSPENDED, ExpertStatus.REMOVED):
+        _expert_became_unavailable(expert, actor, reason.strip())
     audit.record(f"expert.{action}", expert, actor=actor, summary=f"专家 {expert.name}：{old.label} → {target.label}（{reason.strip()}）",
                  payload={"from": old, "to": target, "reason": reason.strip()})
 
@@ -685,7 +756,11 @@ def expert_ids_with_login(expert_ids: Iterable[int]) -> set[int]:
 
 def _expert_username(expert: Expert) -> str:
     """zj<id> (zj0020), with a suffix in the rare case that name is taken."""
-    base = f"zj{expert.id:04d}"
+    return _free_username(f"zj{expert.id:04d}")
+
+
+def _free_username(base: str) -> str:
+    """``base``, or ``base-2``, ``base-3``… when it is taken."""
     name, n = base, 1
     while db.session.execute(sa.select(User.id).where(sa.func.lower(User.username) == name.lower())).first():
         n += 1
@@ -755,6 +830,52 @@ def add_firm_user(firm: Firm, actor: User, *, username: str, display_name: str, 
                  summary=f"{firm.name} 添加账户 {user.username}（{user.display_name}）" + ("，机构管理员" if firm_admin else ""),
                  payload={"user_id": user.id, "username": user.username, "firm_admin": bool(firm_admin)})
     return user, token
+
+
+def firm_has_account(firm: Firm) -> bool:
+    return db.session.execute(sa.select(User.id).where(User.firm_id == firm.id, User.role == Role.FIRM_USER)).first() is not None
+
+
+def firm_first_account(firm: Firm) -> User | None:
+    """The account bureau staff opened for the firm (its first), while it still awaits activation."""
+    users = firm_users(firm)
+    return users[0] if len(users) == 1 and users[0].is_firm_admin and users[0].awaiting_activation else None
+
+
+def open_firm_account(firm: Firm, actor: User) -> tuple[User, str]:
+    """开通账号 for a firm the bureau entered or imported (no login yet): its administrator login (jg<id>,
+    the firm's contact person) without a password, and the raw activation token — the same one-time link
+    as experts' (core/accounts.py). From then on the firm's administrator manages its own accounts."""
+    permissions.require(actor, "firm.account", firm)
+    concurrency.serialise(f"firm-account:{firm.id}")
+    if firm.status not in (FirmStatus.PENDING, FirmStatus.ADMITTED, FirmStatus.SUSPENDED):
+        raise Conflict(f"机构当前状态为“{firm.status.label}”，不能开通账号。")
+    if firm_has_account(firm):
+        raise Conflict("该机构已有账号，不能由财政局再次开通；新增账户请由机构管理员在“机构账号管理”中添加。")
+    username = _free_username(f"jg{firm.id:04d}")
+    user, token = accounts.create_account_with_activation(
+        username=username, display_name=firm.contact_name, role=Role.FIRM_USER, actor=actor, firm_id=firm.id,
+        email=firm.contact_email, phone=firm.contact_phone,
+        summary=f"{actor.username} 为机构 {firm.name} 开通管理员账号 {username}（待激活）")
+    user.is_firm_admin = True
+    audit.record("firm.account_opened", firm, actor=actor,
+                 summary=f"为机构 {firm.name} 开通管理员账号 {username}，签发激活链接（{accounts.lifetime_text(accounts.LinkPurpose.ACTIVATION)}内有效）",
+                 payload={"user_id": user.id, "username": username})
+    return user, token
+
+
+def reissue_firm_link(firm: Firm, actor: User) -> tuple[User, str, Any]:
+    """A new activation link for the firm's first account while it still awaits activation (the old one is
+    void). Once active, the firm resets its own passwords."""
+    permissions.require(actor, "firm.account", firm)
+    user = firm_first_account(firm)
+    if user is None:
+        raise Conflict("该机构没有待激活的管理员账号。")
+    token = accounts.issue_link(user, accounts.LinkPurpose.ACTIVATION, actor)
+    audit.record("firm.account_link", firm, actor=actor,
+                 summary=f"为机构 {firm.name} 的账号 {user.username} 重新签发激活链接",
+                 payload={"user_id": user.id, "purpose": accounts.LinkPurpose.ACTIVATION.value})
+    return user, token, accounts.LinkPurpose.ACTIVATION
 
 
 def remove_firm_user(firm: Firm, target: User, actor: User, reason: str) -> None:

@@ -7,6 +7,7 @@ Thin routes: check permission (``load`` / ``require``), call a service, render o
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,6 +23,7 @@ from evalhub.core.models import Bureau, BudgetUnit, User
 from evalhub.core.timeutil import beijing_today, format_beijing
 from evalhub.core.web import (
     can_in_own_bureau,
+    detail_form,
     form_page,
     handle_form,
     load,
@@ -198,7 +200,8 @@ def firm_register():
         login_user(user)
         flash("申请已提交，等待财政局审核", "success")
         return redirect(url_for(".firm_detail", firm_id=firm.id))
-    return render_template("registry/firm_register.html", form=form), status
+    return render_template("registry/firm_register.html", form=form,
+                           admission_documents=services.ADMISSION_DOCUMENTS), status
 
 
 @bp.route("/firms/<int:firm_id>/edit", methods=["GET", "POST"])
@@ -226,14 +229,26 @@ def _render_firm(firm: Firm, status: int = 200, **forms: Any):
         status_form=forms.get("status_form"), staff_form=forms.get("staff_form"),
         staff_target=forms.get("staff_target"), relation_form=forms.get("relation_form"),
         relation_target=forms.get("relation_target"), FirmStatus=FirmStatus, today=beijing_today(),
+        admission_documents=services.ADMISSION_DOCUMENTS, admission_missing=services.missing_admission_documents(firm),
+        **_firm_account_context(firm, forms.get("new_link")),
     ), status
+
+
+def _firm_account_context(firm: Firm, new_link: dict | None) -> dict[str, Any]:
+    """The 机构登录账号 card: shown to the bureau whose library holds the firm (who may open its first account)."""
+    if not permissions.can(current_user, "firm.account", firm):
+        return {"account_card": False}
+    return {"account_card": True, "account_users": services.firm_users(firm),
+            "first_account": services.firm_first_account(firm), "new_link": new_link,
+            "account_form": ReasonForm(formdata=None),
+            "link_days": accounts.lifetime_text(accounts.LinkPurpose.ACTIVATION)}
 
 
 def _firm_form(firm: Firm, form, call, form_key: str, *, message: Any, anchor: str = "", **context: Any):
     """``handle_form`` for a form on the firm page: done, back to that page (at ``anchor``); otherwise the
     page again with the form (as ``form_key``, with ``context``) and its errors."""
-    return handle_form(form, call, message=message, to=url_for(".firm_detail", firm_id=firm.id) + anchor,
-                       failed=lambda status: _render_firm(firm, status, **{form_key: form}, **context))
+    return detail_form(form, call, form_key, message=message, render=partial(_render_firm, firm),
+                       to=url_for(".firm_detail", firm_id=firm.id) + anchor, **context)
 
 
 @bp.route("/firms/<int:firm_id>")
@@ -250,6 +265,21 @@ def firm_status(firm_id: int):
     return _firm_form(firm, form, lambda: services.change_firm_status(
         firm, form.action.data, current_user, reason=form.reason.data, effective_until=form.effective_until.data),
         "status_form", message=lambda change: f"{firm.name}：{change.from_status.label} → {change.to_status.label}。")
+
+
+@bp.route("/firms/<int:firm_id>/account", methods=["POST"], endpoint="firm_account_open", defaults={"reissue": False})
+@bp.route("/firms/<int:firm_id>/account/link", methods=["POST"], endpoint="firm_account_link", defaults={"reissue": True})
+@login_required
+def firm_account(firm_id: int, reissue: bool):
+    """开通账号 for a firm with no login, or 重新签发激活链接 while that account awaits activation: the page
+    answers with the link itself, once."""
+    firm = load(Firm, firm_id, "firm.account")
+    render = lambda status=200, **forms: _render_firm(firm, status, **forms)  # noqa: E731
+    if reissue:
+        return _account_action(lambda: services.reissue_firm_link(firm, current_user), render, _reissued)
+    return _account_action(lambda: services.open_firm_account(firm, current_user), render,
+                           lambda user, _purpose: f"已为 {firm.name} 开通机构管理员账号，用户名 {user.username}。"
+                                                  "请把下方激活链接交给机构联系人本人。")
 
 
 # --- firms: documents ------------------------------------------------------------------------------
@@ -473,6 +503,20 @@ def expert_new():
                                         title="录入专家"))
 
 
+# --- upload progress (static/upload_progress.js) ----------------------------------------------------
+# A form marked data-upload-progress is sent by XMLHttpRequest, which follows the answer's redirect with
+# this header. That GET gets an empty 204 instead of the page, so the flash messages stay in the session
+# for the real navigation the script then makes to the same URL. (App-wide; it belongs in core/web.py.)
+UPLOAD_PROBE_HEADER = "X-Upload-Progress"
+
+
+@bp.before_app_request
+def _upload_progress_landing():
+    if request.method == "GET" and request.headers.get(UPLOAD_PROBE_HEADER):
+        return "", 204, {"X-Upload-Landing": "1", "Cache-Control": "no-store"}
+    return None
+
+
 def _expert_actions(expert: Expert) -> list[tuple[str, str]]:
     if not permissions.can(current_user, "expert.status", expert):
         return []
@@ -537,30 +581,36 @@ def _account_button(call) -> tuple[bool, Any, int]:
     return done, result, status
 
 
-@bp.route("/experts/<int:expert_id>/account", methods=["POST"])
-@login_required
-def expert_account_open(expert_id: int):
-    """开通账号: the page answers with the activation link itself, once (200, no redirect)."""
-    expert = load(Expert, expert_id, "expert.account")
-    done, result, status = _account_button(lambda: services.open_expert_account(expert, current_user))
+def _account_action(call, render, message):
+    """开通账号 / 重新签发链接 (experts and firms alike): ``call`` returns (user, token[, purpose]); refused,
+    the page again with the reason flashed; done, the page with the link shown once (200, no redirect)."""
+    done, result, status = _account_button(call)
     if not done:
-        return _render_expert(expert, status)
-    user, token = result
-    flash(f"已为专家 {expert.name} 开通账号，用户名 {user.username}。请把下方激活链接交给专家本人。", "success")
-    return _render_expert(expert, new_link=_shown_once(user, token, accounts.LinkPurpose.ACTIVATION))
+        return render(status)
+    user, token, purpose = result if len(result) == 3 else (*result, accounts.LinkPurpose.ACTIVATION)
+    flash(message(user, purpose), "success")
+    return render(new_link=_shown_once(user, token, purpose))
 
 
-@bp.route("/experts/<int:expert_id>/account/link", methods=["POST"])
+def _reissued(user, purpose) -> str:
+    return f"已为账号 {user.username} 重新签发{purpose.label}链接，此前未使用的链接已失效。"
+
+
+@bp.route("/experts/<int:expert_id>/account", methods=["POST"], endpoint="expert_account_open",
+          defaults={"reissue": False})
+@bp.route("/experts/<int:expert_id>/account/link", methods=["POST"], endpoint="expert_account_link",
+          defaults={"reissue": True})
 @login_required
-def expert_account_link(expert_id: int):
-    """重新签发链接: a new activation link (or, once activated, a password-reset link), shown once."""
+def expert_account(expert_id: int, reissue: bool):
+    """开通账号, or 重新签发链接 (a new activation link, or once activated a password-reset link): the page
+    answers with the link itself, once (200, no redirect)."""
     expert = load(Expert, expert_id, "expert.account")
-    done, result, status = _account_button(lambda: services.reissue_expert_link(expert, current_user))
-    if not done:
-        return _render_expert(expert, status)
-    user, token, purpose = result
-    flash(f"已为账号 {user.username} 重新签发{purpose.label}链接，此前未使用的链接已失效。", "success")
-    return _render_expert(expert, new_link=_shown_once(user, token, purpose))
+    render = lambda status=200, **forms: _render_expert(expert, status, **forms)  # noqa: E731
+    if reissue:
+        return _account_action(lambda: services.reissue_expert_link(expert, current_user), render, _reissued)
+    return _account_action(lambda: services.open_expert_account(expert, current_user), render,
+                           lambda user, _purpose: f"已为专家 {expert.name} 开通账号，用户名 {user.username}。"
+                                                  "请把下方激活链接交给专家本人。")
 
 
 @bp.route("/experts/<int:expert_id>/edit", methods=["GET", "POST"])

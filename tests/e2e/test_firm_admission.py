@@ -7,6 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from evalhub.extensions import db
+from evalhub.registry import services as registry
 from evalhub.registry.models import Firm, FirmStatus
 from tests import factories
 
@@ -25,7 +26,10 @@ def log_in(page, username: str, password: str = factories.PASSWORD) -> None:
 
 
 def test_bureau_admin_admits_pending_firm(world, page):
-    firm_id = factories.firm(world.bz, FirmStatus.PENDING, name="巴州待审评价咨询有限公司").id
+    firm = factories.firm(world.bz, FirmStatus.PENDING, name="巴州待审评价咨询有限公司")
+    for kind, name, data in factories.admission_papers():  # the application's papers, as the firm uploaded them
+        registry.attach_firm_document(firm, kind, name, data, world.bz_admin)
+    firm_id = firm.id
     db.session.commit()  # the server thread reads through its own connection
     try:
         log_in(page, "bz.admin")
