@@ -10,7 +10,7 @@ from evalhub.core.services import hash_password
 from evalhub.core.validators import compose_id_number, compose_uscc
 from evalhub.extensions import db
 from evalhub.registry import services as registry
-from evalhub.registry.models import Degree, FirmStatus, ProfessionalTitle
+from evalhub.registry.models import Degree, FirmDocumentKind, FirmStatus, ProfessionalTitle
 
 PASSWORD = "correct-horse-1"
 _seq = itertools.count(1)
@@ -128,6 +128,72 @@ def engagement(w, *, bureau_key: str = "bz", unit: str = "巴州统计局", fiel
     return e
 
 
+def bidder(w, name: str, *, bureau_key: str = "bz"):
+    """An admitted firm of ``bureau_key``'s library with a firm user and one roster member: (firm, user, staff)."""
+    from evalhub.registry.services import StaffInput, add_staff
+
+    firm_obj = firm(getattr(w, bureau_key), name=name)
+    firm_user = user(f"u{firm_obj.id}", Role.FIRM_USER, firm_id=firm_obj.id)
+    staff = add_staff(firm_obj, StaffInput(name=f"{name[:4]}负责人", id_number=id_number(), role="项目负责人",
+                                           years_experience=10), firm_user)
+    return firm_obj, firm_user, staff
+
+
+def bid(procurement_obj, firm_user: User, staff, price: str):
+    """The firm's sealed bid at ``price`` 万元, its one roster member leading, with a technical plan."""
+    from evalhub.procurement import services as procurement
+
+    return procurement.submit_bid(procurement_obj, procurement.BidInput(
+        price_wan=price, team_staff_ids=[staff.id], lead_staff_id=staff.id, technical_filename="方案.docx",
+        technical_data=docx_bytes(f"技术方案 {firm_user.username}")), firm_user)
+
+
+def at_once(app, *calls) -> list[str]:
+    """Run each ``call()`` in its own thread, app context and session at the same moment (two clicks at once),
+    committing each; the sorted outcomes: "done", or the name of the Conflict / IntegrityError it met."""
+    import threading
+
+    import sqlalchemy as sa
+
+    from evalhub.core.errors import Conflict
+
+    barrier, outcomes = threading.Barrier(len(calls)), []
+
+    def run(call):
+        with app.app_context():
+            barrier.wait()
+            try:
+                call()
+                db.session.commit()
+                outcomes.append("done")
+            except (Conflict, sa.exc.IntegrityError) as exc:
+                db.session.rollback()
+                outcomes.append(type(exc).__name__)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return sorted(outcomes)
+
+
+def past_challenge_period(procurement_obj) -> None:
+    """Fast-forward the challenge period (质疑期) of the procurement's standing result notice: back-date the
+    notice so that its period ended yesterday, as if seven working days had passed."""
+    from datetime import timedelta
+
+    from evalhub.core.timeutil import beijing_today, utcnow
+
+    notice = procurement_obj.notice
+    assert notice is not None, "no result notice: award the procurement first"
+    notice.published_at = utcnow() - timedelta(days=14)
+    notice.challenge_until = beijing_today() - timedelta(days=1)
+    db.session.flush()
+
+
 def contracted(w, firm=None, **kw):
     """An engagement contracted to ``firm`` (default the world's 巴州 firm) through single-source approval."""
     from datetime import date
@@ -143,6 +209,7 @@ def contracted(w, firm=None, **kw):
         method=ProcurementMethod.SINGLE_SOURCE, title="", ceiling_price_wan="20", single_source_firm_id=firm.id,
         justification="该项目为上一期评价的延续，需由原机构承担以保证口径一致。"), staff)
     procurement.approve_single_source(p, admin, "18")
+    past_challenge_period(p)
     procurement.sign_contract(e, procurement.ContractInput(
         amount_wan="18", signed_on=date(2025, 3, 1), start_date=date(2025, 3, 1), end_date=date(2025, 12, 31),
         plan_due=date(2025, 4, 1), report_due=date(2025, 10, 31), deliverables="实施方案、评价报告"), staff)
@@ -304,3 +371,38 @@ def accept_report(e, firm_user: User | None = None, staff: User | None = None, *
 def accepted(w, **kw):
     """contracted(w, **kw) walked through both reviews: state accepted."""
     return accept_report(in_fieldwork(w, **kw))
+
+
+# --- results (issue 15): budget-unit accounts and findings --------------------------------------------
+
+def unit_user(w, unit: str, username: str | None = None, *, parent: str | None = None) -> User:
+    """A budget-unit account of ``w.units[unit]`` (created, if missing, under ``parent``'s bureau and below it)."""
+    if unit not in w.units:
+        base = w.units[parent]
+        w.units[unit] = BudgetUnit(bureau_id=base.bureau_id, name=unit, parent_id=base.id)
+        db.session.add(w.units[unit])
+        db.session.flush()
+    return user(username or f"unit{next(_seq)}", Role.BUDGET_UNIT, budget_unit_id=w.units[unit].id)
+
+
+def confirmed_findings(w, e, *, n: int = 2, staff: User | None = None, deadline=None):
+    """n problems entered by the engagement's firm and confirmed by its bureau (deadline: the bureau's default)."""
+    from evalhub.results import services as S
+
+    firm_user = _firm_user_of(e)
+    for i in range(n):
+        S.add_finding(e, firm_user, S.FindingInput(kind="问题", text=f"资金支付进度滞后，问题{i + 1}", category="过程",
+                                                   indicator="资金到位率", deadline=deadline))
+    return S.confirm_findings(e, staff or _staff_of(e))
+
+
+# --- registry: the papers admission needs (issue 13) -------------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def admission_papers(skip: tuple[FirmDocumentKind, ...] = ()) -> list:
+    """One acceptable file per admission document (the licence as an image, the rules as text)."""
+    return [(kind, f"{kind.label}.png", PNG) if kind == FirmDocumentKind.LICENCE
+            else (kind, f"{kind.label}.txt", f"{kind.label}：本机构已建立并执行。".encode())
+            for kind in registry.ADMISSION_DOCUMENTS if kind not in skip]

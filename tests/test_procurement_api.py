@@ -559,6 +559,7 @@ def test_procurement_ocds_validates_sealed_and_awarded(client, world, auth, tend
     p = _open(world, tender["procurement"])
     _score_all(world, p, {"甲": 90, "乙": 80})
     P.award_procurement(p, world.bz_staff, "第一")
+    factories.past_challenge_period(p)
     P.sign_contract(p.engagement, P.ContractInput(
         amount_wan="40", signed_on=date(2025, 3, 1), start_date=date(2025, 3, 1), end_date=date(2025, 12, 31),
         plan_due=date(2025, 4, 1), report_due=date(2025, 11, 1), deliverables="报告"), world.bz_staff)

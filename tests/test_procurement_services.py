@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -20,7 +19,7 @@ from evalhub.procurement.models import (
     Award, BidStatus, EngagementState as S, ObjectType, PlanStatus, ProcurementMethod as M, ProcurementStatus,
 )
 from evalhub.registry.models import FirmStatus
-from evalhub.registry.services import StaffInput, add_relation, add_staff
+from evalhub.registry.services import add_relation
 from tests import factories
 
 # --- plans -----------------------------------------------------------------------------------------
@@ -198,23 +197,16 @@ def _consultation(world, engagement=None, *, weight="20", method=M.COMPETITIVE_C
     engagement = engagement or factories.engagement(world)
     return P.open_procurement(engagement, P.ProcurementInput(
         method=method, title="", ceiling_price_wan="50", price_weight=weight,
-        bid_deadline=utcnow() + timedelta(days=7)), world.bz_staff)
+        # the law's minimum period: 20 days for an open tender, 10 for a consultation
+        bid_deadline=utcnow() + timedelta(days=20 if method == M.OPEN_TENDER else 10)), world.bz_staff)
 
 
 def _bidder(world, name):
-    from evalhub.core.enums import Role
-
-    firm = factories.firm(world.bz, name=name)
-    user = factories.user(f"u{firm.id}", Role.FIRM_USER, firm_id=firm.id)
-    staff = add_staff(firm, StaffInput(name=f"{name}负责人", id_number=factories.id_number(), role="项目负责人",
-                                       years_experience=10), user)
-    return firm, user, staff
+    return factories.bidder(world, name)
 
 
 def _bid(procurement, user, staff, price):
-    return P.submit_bid(procurement, P.BidInput(price_wan=price, team_staff_ids=[staff.id], lead_staff_id=staff.id,
-                                                technical_filename="方案.docx",
-                                                technical_data=factories.docx_bytes(f"技术方案 {user.username}")), user)
+    return factories.bid(procurement, user, staff, price)
 
 
 def _past_deadline(procurement):
@@ -465,7 +457,8 @@ def test_single_source_needs_justification_and_another_admins_approval(world):
 
 def test_contract_dates_are_checked_and_the_engagement_becomes_contracted(world):
     e = factories.engagement(world)
-    P.open_procurement(e, P.ProcurementInput(method=M.RANDOM_DRAW, title="", ceiling_price_wan="15"), world.bz_staff)
+    p = P.open_procurement(e, P.ProcurementInput(method=M.RANDOM_DRAW, title="", ceiling_price_wan="15"), world.bz_staff)
+    factories.past_challenge_period(p)
     bad = P.ContractInput(amount_wan="16", signed_on=date(2025, 3, 1), start_date=date(2025, 3, 1),
                           end_date=date(2025, 2, 1), plan_due=date(2025, 12, 1), report_due=date(2025, 11, 1),
                           deliverables="")
@@ -505,33 +498,15 @@ def test_two_concurrent_awards_produce_exactly_one(app, world):
     _score_all(world, p, {"甲": 90, "乙": 80})
     db.session.commit()
     procurement_id, user_ids = p.id, [world.bz_staff.id, world.bz_admin.id]
-    barrier = threading.Barrier(2)
-    outcomes = []
 
     def click(user_id):
-        with app.app_context():
-            from evalhub.core.models import User
-            from evalhub.procurement.models import Procurement
+        from evalhub.core.models import User
+        from evalhub.procurement.models import Procurement
 
-            procurement = db.session.get(Procurement, procurement_id)
-            user = db.session.get(User, user_id)
-            barrier.wait()
-            try:
-                P.award_procurement(procurement, user, "并发定标")
-                db.session.commit()
-                outcomes.append("awarded")
-            except (Conflict, sa.exc.IntegrityError) as exc:
-                db.session.rollback()
-                outcomes.append(type(exc).__name__)
-            finally:
-                db.session.remove()
+        return lambda: P.award_procurement(db.session.get(Procurement, procurement_id), db.session.get(User, user_id),
+                                           "并发定标")
 
-    threads = [threading.Thread(target=click, args=(uid,)) for uid in user_ids]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert sorted(outcomes) == ["Conflict", "awarded"] or sorted(outcomes) == ["IntegrityError", "awarded"]
+    assert factories.at_once(app, *(click(u) for u in user_ids)) in (["Conflict", "done"], ["IntegrityError", "done"])
     db.session.expire_all()
     assert db.session.execute(sa.select(sa.func.count(Award.id))).scalar_one() == 1
 
@@ -567,6 +542,7 @@ def test_ocds_export_validates_against_the_local_schema(world):
     P.open_bids(p, world.bz_staff)
     _score_all(world, p, {"甲": 90, "乙": 80, "丙": 70})
     P.award_procurement(p, world.bz_staff, "第一")
+    factories.past_challenge_period(p)
     P.sign_contract(p.engagement, P.ContractInput(amount_wan="40", signed_on=date(2025, 3, 1), start_date=date(2025, 3, 1),
                                                   end_date=date(2025, 12, 31), plan_due=date(2025, 4, 1),
                                                   report_due=date(2025, 11, 1), deliverables="报告"), world.bz_staff)

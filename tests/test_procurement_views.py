@@ -81,7 +81,7 @@ def _item_data(world, **overrides) -> dict:
     return data
 
 
-def _consultation(world, engagement=None, *, days: int = 7) -> Procurement:
+def _consultation(world, engagement=None, *, days: int = 10) -> Procurement:
     engagement = engagement or factories.engagement(world)
     p = P.open_procurement(engagement, P.ProcurementInput(
         method=M.COMPETITIVE_CONSULTATION, title="", ceiling_price_wan="50", price_weight="20",
@@ -451,7 +451,7 @@ def test_state_machine_buttons_and_the_timeline(app, world, login):
 
 def _procure_form(**overrides) -> dict:
     data = {"method": "competitive_consultation", "title": "", "ceiling_price_wan": "50", "price_weight": "20",
-            "bid_deadline": (datetime.now() + timedelta(days=10)).strftime("%Y-%m-%dT%H:%M"), "description": "",
+            "bid_deadline": (datetime.now() + timedelta(days=11)).strftime("%Y-%m-%dT%H:%M"), "description": "",
             "framework_agreement_id": "", "single_source_firm_id": "", "justification": "", "rerun_reason": ""}
     for i, (name, points) in enumerate(P.DEFAULT_BID_RUBRIC):
         data[f"rubric-{i}-name"] = name
@@ -516,7 +516,11 @@ def test_a_random_draw_awards_at_once_and_links_its_draw(world, login):
     p = db.session.execute(sa.select(Procurement)).scalar_one()
     assert p.status == ProcurementStatus.AWARDED and p.draw_id
     body = text(client.get(f"/procurements/{p.id}"))
-    assert f"/draws/{p.draw_id}" in body and 'data-testid="to-contract"' in body
+    # the contract waits for the challenge period after the result notice
+    assert f"/draws/{p.draw_id}" in body and 'data-testid="contract-block"' in body and 'data-testid="to-contract"' not in body
+    factories.past_challenge_period(p)
+    db.session.commit()
+    assert 'data-testid="to-contract"' in text(client.get(f"/procurements/{p.id}"))
     body = text(client.get(f"/engagements/{engagement.id}"))
     assert f"/draws/{p.draw_id}" in body
     # the firm that won sees the engagement but not the draw
@@ -799,6 +803,9 @@ def test_plan_to_contract_through_the_pages(world, login):
     assert staff_client.post(f"/procurements/{p.id}/award", data={"reasons": "综合得分第一"}).status_code == 302
     award = db.session.execute(sa.select(Award)).scalar_one()
     assert award.firm_id == world.firm.id and award.amount == Decimal("420000.00") and award.score == Decimal("92.00")
+    assert staff_client.get(f"/engagements/{engagement.id}/contract").status_code == 409  # the challenge period
+    factories.past_challenge_period(db.session.get(Procurement, p.id))
+    db.session.commit()
     body = text(staff_client.get(f"/engagements/{engagement.id}/contract"))
     assert 'data-testid="sign-contract"' in body and 'value="42.00"' in body
     response = staff_client.post(f"/engagements/{engagement.id}/contract", data=_contract_form(

@@ -303,6 +303,8 @@ class Rules(RuleBasedStateMachine):
 
     def _sign(self, user: User, e: Engagement):
         day = date(2025, 3, 1)
+        if e.current_procurement is not None and e.current_procurement.notice is not None:
+            factories.past_challenge_period(e.current_procurement)  # the contract waits for the challenge period
         return P.sign_contract(e, P.ContractInput(
             amount_wan="18", signed_on=day, start_date=day, end_date=day + timedelta(days=300),
             plan_due=day + timedelta(days=30), report_due=day + timedelta(days=240), deliverables="实施方案、评价报告"), user)

@@ -29,8 +29,8 @@ from evalhub.core.models import Bureau, BudgetUnit, User
 from evalhub.extensions import db
 from evalhub.procurement import ocds, services, workflow
 from evalhub.procurement.models import (
-    Bid, BidStatus, BudgetKind, Engagement, EngagementState, EngagementTransition, EvaluationPlan, JustificationDecision,
-    ObjectType, PlanItem, PlanStatus, Procurement, ProcurementMethod, ProcurementStatus, ServiceKind,
+    Bid, BidStatus, BudgetKind, Challenge, ChallengeRemedy, ChallengeStatus, Engagement, EngagementState, EngagementTransition, EvaluationPlan, JustificationDecision,
+    ObjectType, PlanItem, PlanStatus, Procurement, ProcurementMethod, ProcurementStatus, ResultNotice, ServiceKind,
 )
 from evalhub.registry.models import StaffRole
 
@@ -255,6 +255,14 @@ BID = schema("Bid", {"type": "object", "required": ["id", "procurement_id", "fir
         "id": INTEGER, "name": STRING, "kind": STRING, "size": INTEGER, "sha256": STRING}},
     "team": {"type": "array", "items": TEAM_MEMBER}}})
 
+RESULT_NOTICE = schema("ResultNotice", {"type": "object", "required": ["id", "published_at", "challenge_until", "revoked_at"],
+                                         "description": "中标/成交结果公告；质疑期自发布起 7 个工作日（政府采购法第五十二条）",
+                                         "properties": {
+    "id": INTEGER, "text": STRING, "firm": FIRM_REF, **_money_properties("amount", "成交金额"),
+    "published_at": {"type": "string", "format": "date-time"},
+    "challenge_until": {"type": "string", "format": "date", "description": "可提出质疑的最后一日（北京时间）"},
+    "revoked_at": NULLABLE_DATETIME, "revoked_reason": NULLABLE_STRING}})
+
 PROCUREMENT = schema("Procurement", {"type": "object", "required": [
     "id", "title", "method", "status", "engagement", "bureau", "ceiling_price", "bids"], "properties": {
     "id": INTEGER, "title": STRING, "description": NULLABLE_STRING,
@@ -270,7 +278,31 @@ PROCUREMENT = schema("Procurement", {"type": "object", "required": [
     "created_at": NULLABLE_DATETIME,
     "rubric": {"type": "array", "items": RUBRIC_ITEM, "description": "技术评分项"},
     "award": nullable(AWARD),
+    "notices": {"type": "array", "items": RESULT_NOTICE, "description": "结果公告（含已撤销的）"},
+    "contract_block": {"type": "string", "nullable": True, "description": "定标后暂不能签订合同的原因（质疑期未满、质疑未答复）"},
     "bids": {"type": "array", "items": BID, "description": "当前用户可见的投标（密封规则见 Bid）"}}})
+
+CHALLENGE = schema("ProcurementChallenge", {"type": "object", "required": ["id", "procurement_id", "notice_id", "status"],
+                                            "description": "质疑：财政局看到本局采购的全部质疑，机构只看到本机构的质疑",
+                                            "properties": {
+    "id": INTEGER, "procurement_id": INTEGER, "notice_id": INTEGER, "firm": FIRM_REF, "grounds": STRING,
+    "evidence": {"type": "array", "items": {"type": "object", "properties": {"id": INTEGER, "name": STRING}}},
+    "filed_at": {"type": "string", "format": "date-time"}, "answer_due": {"type": "string", "format": "date"},
+    "status": labeled_schema(ChallengeStatus), "remedy": nullable(labeled_schema(ChallengeRemedy)),
+    "answer": NULLABLE_STRING, "answered_at": NULLABLE_DATETIME}})
+CHALLENGE_LIST = schema("ProcurementChallengeList", {"type": "array", "items": CHALLENGE})
+
+CHALLENGE_REQUEST = schema("ProcurementChallengeRequest", {"type": "object", "required": ["grounds", "evidence"], "properties": {
+    "grounds": text(5000, "质疑事项、事实依据和请求（不少于 10 字）"),
+    "evidence": {"type": "array", "minItems": 1, "maxItems": 10, "description": "证明材料（PDF、Word、文本或图片）",
+                 "items": {"type": "object", "required": ["name", "content_base64"], "properties": {
+                     "name": text(255, "文件名", name=True),
+                     "content_base64": {"type": "string", "maxLength": 28_000_000, "description": "文件内容（Base64）"}}}}}})
+
+CHALLENGE_ANSWER = schema("ProcurementChallengeAnswer", {"type": "object", "required": ["outcome", "answer"], "properties": {
+    "outcome": choice(ChallengeStatus, "dismissed（驳回）或 upheld（成立）"),
+    "answer": text(5000, "答复意见（不少于 10 字）"),
+    "remedy": choice(ChallengeRemedy, "质疑成立时：reevaluate（重新评审，仅竞争性方式）或 rerun（重新采购）", nullable=True)}})
 
 OCDS_PACKAGE = schema("OcdsReleasePackage", {
     "type": "object", "required": ["uri", "version", "publishedDate", "publisher", "releases"],
@@ -428,7 +460,8 @@ def _firm_ref(firm) -> dict | None:
     return {"id": firm.id, "name": firm.name, "uscc": firm.uscc} if firm is not None else None
 
 
-def engagement_json(engagement: Engagement) -> dict:
+def engagement_json(engagement: Engagement, overdue: dict[int, str] | None = None) -> dict:
+    """One engagement; ``overdue`` (from ``workflow.overdue_reasons``) when a list has worded a page at once."""
     return {
         "id": engagement.id, "reference": engagement.reference, "name": engagement.name, "year": engagement.year,
         "bureau": bureau_ref(engagement.bureau), "state": labeled(engagement.state),
@@ -437,8 +470,13 @@ def engagement_json(engagement: Engagement) -> dict:
         **_money("amount", engagement.amount),
         "budget_unit": _unit_ref(engagement.budget_unit), "commissioner_name": engagement.commissioner_name,
         "firm": _firm_ref(engagement.firm),
-        "overdue_reason": workflow.overdue_reason(engagement),
+        "overdue_reason": (overdue.get(engagement.id) if overdue is not None else workflow.overdue_reason(engagement)),
     }
+
+
+def engagements_json(engagements: list[Engagement]) -> list[dict]:
+    overdue = workflow.overdue_reasons(engagements)
+    return [engagement_json(e, overdue) for e in engagements]
 
 
 def _actor_json(actor: User | None, viewer: User) -> dict | None:
@@ -515,7 +553,7 @@ def list_engagements():
                          options=[selectinload(Engagement.bureau), selectinload(Engagement.firm),
                                   selectinload(Engagement.contract), selectinload(Engagement.budget_unit),
                                   selectinload(Engagement.commissioner_unit)],
-                         order_by=[Engagement.year.desc(), Engagement.reference, Engagement.id], item=engagement_json)
+                         order_by=[Engagement.year.desc(), Engagement.reference, Engagement.id], items=engagements_json)
 
 
 @operation("/engagements/<int:engagement_id>", "GET", summary="评价任务详情：时间线、合同、逾期情况、可执行的操作",
@@ -592,8 +630,23 @@ def procurement_json(procurement: Procurement) -> dict:
         "award": {"id": award.id, "firm": _firm_ref(award.firm), **_money("amount", award.amount),
                   "score": number(award.score), "reasons": award.reasons, "notice": award.notice,
                   "awarded_at": datetime_str(award.awarded_at)} if award is not None else None,
+        "notices": [notice_json(n) for n in procurement.notices],
+        "contract_block": services.contract_block(procurement) if award is not None else None,
         "bids": [bid_json(b) for b in bids],
     }
+
+
+def notice_json(notice: ResultNotice) -> dict:
+    return {"id": notice.id, "text": notice.text, "firm": _firm_ref(notice.firm), **_money("amount", notice.amount),
+            "published_at": datetime_str(notice.published_at), "challenge_until": date_str(notice.challenge_until),
+            "revoked_at": datetime_str(notice.revoked_at), "revoked_reason": notice.revoked_reason}
+
+
+def challenge_json(c: Challenge) -> dict:
+    return {"id": c.id, "procurement_id": c.procurement_id, "notice_id": c.notice_id, "firm": _firm_ref(c.firm),
+            "grounds": c.grounds, "evidence": [{"id": e.file_id, "name": e.file.original_name} for e in c.evidence],
+            "filed_at": datetime_str(c.filed_at), "answer_due": date_str(c.answer_due), "status": labeled(c.status),
+            "remedy": labeled(c.remedy), "answer": c.answer, "answered_at": datetime_str(c.answered_at)}
 
 
 def _visible_procurement(procurement_id: int) -> Procurement:
@@ -612,6 +665,65 @@ def get_procurement(procurement_id: int):
 def list_bids(procurement_id: int):
     procurement = _visible_procurement(procurement_id)
     return list_response(_visible_bids_stmt(procurement), item=bid_json)
+
+
+# --- challenges (质疑) -------------------------------------------------------------------------------
+
+def _visible_challenges(procurement: Procurement) -> list[Challenge]:
+    rows = db.session.execute(sa.select(Challenge).where(Challenge.procurement_id == procurement.id)
+                              .order_by(Challenge.id)).scalars().all()
+    return [c for c in rows if permissions.can(api_user(), "challenge.view", c)]
+
+
+@operation("/procurements/<int:procurement_id>/challenges", "GET",
+           summary="采购项目的质疑（财政局看全部，机构只看本机构的）", tag=TAG_PROCUREMENTS,
+           response=CHALLENGE_LIST, errors=(404,))
+def list_challenges(procurement_id: int):
+    return jsonify([challenge_json(c) for c in _visible_challenges(_visible_procurement(procurement_id))])
+
+
+@operation("/procurements/<int:procurement_id>/challenges", "POST",
+           summary="参与采购的机构在质疑期内对结果提出质疑（附证明材料）", tag=TAG_PROCUREMENTS,
+           response=CHALLENGE, status=201, body=CHALLENGE_REQUEST, errors=(400, 403, 404, 409, 422))
+def create_challenge(procurement_id: int):
+    import base64
+    import binascii
+
+    user = api_user()
+    procurement = _visible_procurement(procurement_id)
+    data, errors, body = read_body("grounds")
+    evidence = []
+    items = data.get("evidence")
+    if not isinstance(items, list):
+        errors["evidence"] = "请上传证明材料"
+    else:
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str) \
+                    or not isinstance(item.get("content_base64"), str):
+                errors["evidence"] = "每份证明材料须有 name 和 content_base64"
+                break
+            try:
+                evidence.append((item["name"], base64.b64decode(item["content_base64"], validate=True)))
+            except (binascii.Error, ValueError):
+                errors["evidence"] = f"“{item['name']}”的内容不是有效的 Base64"
+                break
+    raise_if(errors)
+    challenge = services.file_challenge(procurement, user, body["grounds"] or "", evidence)
+    db.session.commit()
+    return jsonify(challenge_json(challenge)), 201
+
+
+@operation("/challenges/<int:challenge_id>/answer", "POST",
+           summary="采购财政局答复质疑：驳回，或成立并重新评审/重新采购", tag=TAG_PROCUREMENTS,
+           response=CHALLENGE, body=CHALLENGE_ANSWER, errors=(400, 403, 404, 409, 422))
+def answer_challenge(challenge_id: int):
+    user = api_user()
+    challenge = visible(Challenge, challenge_id, "challenge.view", "未找到该质疑。")
+    _, errors, body = read_body("outcome", "answer", "remedy")
+    raise_if(errors)
+    services.answer_challenge(challenge, user, body["outcome"] or "", body["answer"] or "", body["remedy"])
+    db.session.commit()
+    return jsonify(challenge_json(challenge))
 
 
 # --- OCDS ------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """The eligibility engine: which firms may be hired for an engagement, with a reason for every exclusion.
 
-One function, ``assess``, used by the marketplace, bidding, random draws and framework rotation alike.
+One rule set, ``exclusion_reasons``: ``assess`` sorts a library with it for the marketplace, random draws
+and framework rotation; ``assert_eligible`` applies it to one firm at the bid, and again at the award and the
+contract (a firm's standing can change in between).
 """
 from __future__ import annotations
 
@@ -10,11 +12,15 @@ from typing import Callable
 
 import sqlalchemy as sa
 
+from evalhub.core.concurrency import serialise
 from evalhub.core.enums import Field
+from evalhub.core.errors import Conflict
 from evalhub.core.models import Bureau
 from evalhub.core.settings import get_setting
 from evalhub.extensions import db
-from evalhub.procurement.models import Engagement, EngagementState, ProcurementMethod
+from evalhub.procurement.models import (
+    Award, Contract, Engagement, EngagementState, Procurement, ProcurementMethod, ProcurementStatus,
+)
 from evalhub.registry.models import Firm, FirmStatus
 from evalhub.registry.services import firm_recusal_reasons
 
@@ -41,11 +47,35 @@ def field_mismatch(fields: list[Field], wanted: Field) -> list[str]:
 # that procurement need not know it: ``fn(firm, engagement, method) -> reasons``.
 EligibilityCheck = Callable[[Firm, Engagement, ProcurementMethod], list[str]]
 _CHECKS: list[EligibilityCheck] = []
+# The rule each registered check applies, in words, so pages show the rule the check enforces (one text).
+_RULES: dict[EligibilityCheck, Callable[[Bureau], str]] = {}
 
 
-def eligibility_check(fn: EligibilityCheck) -> EligibilityCheck:
-    _CHECKS.append(fn)
-    return fn
+def eligibility_check(fn: EligibilityCheck | None = None, *, rule: Callable[[Bureau], str] | None = None):
+    """Register ``fn``; ``rule(bureau)`` states it for the rule list on procurement pages. Usable bare
+    (``@eligibility_check``) or with the rule (``@eligibility_check(rule=...)``)."""
+    def register(check: EligibilityCheck) -> EligibilityCheck:
+        if check not in _CHECKS:
+            _CHECKS.append(check)
+        if rule is not None:
+            _RULES[check] = rule
+        return check
+    return register(fn) if fn is not None else register
+
+
+def rules(bureau: Bureau) -> list[str]:
+    """Every rule ``exclusion_reasons`` applies, in Chinese, with the bureau's own numbers — for the pages
+    that explain who may take part (the procurement form, the marketplace)."""
+    cap = get_setting(bureau, "firm.max_key_evaluations")
+    years = get_setting(bureau, "firm.rotation_years")
+    out = [f"须为{bureau.short_name}或其上级财政局第三方机构库中状态为“已入库”的机构（定标、签订合同时再次核对）",
+           f"业务领域须含评价对象所属领域或“{Field.FINANCE.label}”",
+           "与委托方或被评价单位存在回避关系的机构不得参与",
+           f"每家机构每年承接{bureau.short_name}的评价不超过 {cap} 项（已中标尚未签约的计入）"]
+    if years:
+        out.append(f"前 {years} 年内评价过同一预算单位的机构不得再评价该单位（不得连续评价）")
+    out.extend(rule(bureau) for check, rule in _RULES.items() if check in _CHECKS)
+    return out
 
 
 def library_bureau_ids(bureau: Bureau) -> set[int]:
@@ -53,18 +83,37 @@ def library_bureau_ids(bureau: Bureau) -> set[int]:
     return {bureau.id} | {b.id for b in bureau.ancestors()}
 
 
+# Engagements whose firm is settled: contracted or further on (state not before the contract).
+_UNSETTLED = (EngagementState.PLANNED, EngagementState.PROCURING, EngagementState.FAILED_PROCUREMENT,
+              EngagementState.CANCELLED)
+
+
+def held_engagements(firm: Firm, bureau_id: int, year: int, *, besides: int | None = None) -> sa.Select:
+    """The ids of the bureau's engagements of ``year`` the firm holds or is about to hold: contracted ones,
+    and those where it is the winner of a standing award whose contract is not yet signed (a pending award
+    counts, or a firm could collect awards in several procurements at once past the cap). ``besides`` is
+    left out, so the engagement being awarded counts once, whether or not its award is written yet."""
+    standing_award = sa.select(Award.engagement_id).join(Procurement, Procurement.id == Award.procurement_id).where(
+        Award.firm_id == firm.id, Procurement.status == ProcurementStatus.AWARDED)
+    signed = sa.select(Contract.engagement_id).where(Contract.firm_id == firm.id)
+    stmt = sa.select(Engagement.id).where(
+        Engagement.bureau_id == bureau_id, Engagement.year == year, Engagement.state != EngagementState.CANCELLED,
+        sa.or_(Engagement.id.in_(standing_award), Engagement.id.in_(signed),
+               sa.and_(Engagement.firm_id == firm.id, Engagement.state.not_in(_UNSETTLED))))
+    if besides is not None:
+        stmt = stmt.where(Engagement.id != besides)
+    return stmt
+
+
 def cap_reached(firm: Firm, engagement: Engagement) -> list[str]:
-    """The yearly cap on key evaluations a firm takes from one bureau (setting firm.max_key_evaluations):
-    checked when a firm may take part and again when it is awarded (awards made later than the bid)."""
+    """The yearly cap on evaluations a firm takes from one bureau (setting firm.max_key_evaluations):
+    checked when a firm may take part and again at award and contract, counting awards made and pending."""
     bureau = engagement.bureau
     cap = get_setting(bureau, "firm.max_key_evaluations")
-    held = db.session.execute(
-        sa.select(sa.func.count(Engagement.id)).where(
-            Engagement.firm_id == firm.id, Engagement.bureau_id == bureau.id, Engagement.year == engagement.year,
-            Engagement.id != engagement.id, Engagement.state != EngagementState.CANCELLED)
-    ).scalar_one()
+    held = db.session.execute(sa.select(sa.func.count()).select_from(
+        held_engagements(firm, bureau.id, engagement.year, besides=engagement.id).subquery())).scalar_one()
     if held >= cap:
-        return [f"{engagement.year} 年已承接{bureau.short_name} {held} 项评价，达到上限 {cap} 项"]
+        return [f"{engagement.year} 年已承接或已中标{bureau.short_name} {held} 项评价（含尚未签约的），达到上限 {cap} 项"]
     return []
 
 
@@ -83,17 +132,27 @@ def exclusion_reasons(firm: Firm, engagement: Engagement, method: ProcurementMet
     reasons.extend(firm_recusal_reasons(firm, bureau_ids=[] if engagement.commissioner_unit_id else [bureau.id],
                                         budget_unit_ids=parties, on=on))
     reasons.extend(cap_reached(firm, engagement))
-    years = get_setting(bureau, "firm.rotation_years")
-    if years:
-        previous = db.session.execute(
-            sa.select(Engagement.year).where(
-                Engagement.firm_id == firm.id, Engagement.budget_unit_id == engagement.budget_unit_id,
-                Engagement.year >= engagement.year - years, Engagement.year < engagement.year,
-                Engagement.state != EngagementState.CANCELLED).order_by(Engagement.year.desc())
-        ).scalars().first()
-        if previous is not None:
-            reasons.append(f"{previous} 年已评价{engagement.budget_unit.name}，不得连续评价同一预算单位")
+    reasons.extend(rotation_reasons(firm, engagement))
     return reasons
+
+
+def rotation_reasons(firm: Firm, engagement: Engagement) -> list[str]:
+    """No firm evaluates the same budget unit in consecutive years (setting firm.rotation_years). Both
+    directions count: an engagement procured late (last year's, awarded this year) must not sit next to
+    the year the firm already holds."""
+    years = get_setting(engagement.bureau, "firm.rotation_years")
+    if not years:
+        return []
+    near = db.session.execute(
+        sa.select(Engagement.year).where(
+            Engagement.firm_id == firm.id, Engagement.budget_unit_id == engagement.budget_unit_id,
+            Engagement.year.between(engagement.year - years, engagement.year + years),
+            Engagement.year != engagement.year, Engagement.state != EngagementState.CANCELLED)
+        .order_by(Engagement.year.desc())
+    ).scalars().first()
+    if near is None:
+        return []
+    return [f"{near} 年已评价{engagement.budget_unit.name}，不得连续评价同一预算单位"]
 
 
 def assess(engagement: Engagement, method: ProcurementMethod, *, on: date | None = None) -> Assessment:
@@ -109,3 +168,21 @@ def assess(engagement: Engagement, method: ProcurementMethod, *, on: date | None
         else:
             result.eligible.append(firm)
     return result
+
+
+STAGES = {"bid": "投标", "award": "定标", "contract": "签订合同"}
+
+
+def assert_eligible(procurement: Procurement, firm: Firm, stage: str) -> None:
+    """Raise ``Conflict`` with every reason when ``firm`` may not take part in ``procurement`` at ``stage``
+    ("bid", "award" or "contract"): the same rules as the bid-time assessment, checked again because a
+    firm's standing can change between its bid and the award or contract."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown eligibility stage {stage!r}")
+    engagement = procurement.engagement
+    if stage == "award":
+        # Two awards to one firm at the same moment must count each other against the yearly cap.
+        serialise(f"eligibility.cap:{firm.id}:{engagement.bureau_id}:{engagement.year}")
+    reasons = exclusion_reasons(firm, engagement, procurement.method)
+    if reasons:
+        raise Conflict(f"{firm.name}不符合{STAGES[stage]}条件：" + "；".join(reasons) + "。")

@@ -9,14 +9,14 @@ Money is entered in 万元 (``*_wan``); the deadline is entered as Beijing local
 """
 from __future__ import annotations
 
-from flask_wtf.file import FileAllowed, FileField, FileRequired
+from flask_wtf.file import FileAllowed, FileField, FileRequired, MultipleFileField
 from wtforms import BooleanField, FieldList, FormField, HiddenField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields import DateField, DateTimeLocalField
 from wtforms.validators import DataRequired, Length, Optional
 
 from evalhub.core.enums import Field
 from evalhub.core.timeutil import BEIJING
-from evalhub.procurement.models import BudgetKind, ObjectType, ProcurementMethod, ServiceKind
+from evalhub.procurement.models import BudgetKind, ChallengeRemedy, ObjectType, ProcurementMethod, ServiceKind
 from evalhub.registry.forms import (
     BLANK,
     ChineseForm,
@@ -187,3 +187,19 @@ class ExplanationForm(ChineseForm):
 
 
 __all__ = [name for name in dir() if name.endswith("Form")] + ["choice", "BLANK"]
+
+
+# --- challenges (质疑) ------------------------------------------------------------------------------
+
+class ChallengeForm(ChineseForm):
+    grounds = _area("质疑事项、事实依据和请求", 5000, description="请一次性写明全部质疑事项（不少于 10 字）")
+    evidence = MultipleFileField("证明材料（PDF、Word、文本或图片，可多选）")
+
+
+class ChallengeAnswerForm(ChineseForm):
+    """One per open challenge on the procurement page (prefixed ``c<challenge id>``)."""
+
+    outcome = SelectField("答复结论", choices=[BLANK] + options([("dismissed", "驳回"), ("upheld", "成立")]),
+                          validate_choice=False)
+    remedy = SelectField("质疑成立时的处理", choices=_choices(ChallengeRemedy), validate_choice=False)
+    answer = _area("答复意见", 5000)

@@ -286,6 +286,12 @@ class Procurement(InBureau, CreatedBy, db.Model):
                                                              order_by="CommitteeMember.id",
                                                              cascade="all, delete-orphan")
     award: Mapped[Optional["Award"]] = relationship(back_populates="procurement", uselist=False)
+    notices: Mapped[list["ResultNotice"]] = relationship(back_populates="procurement", order_by="ResultNotice.id")
+
+    @property
+    def notice(self) -> Optional["ResultNotice"]:
+        """The standing result notice (the latest not revoked), if any."""
+        return next((n for n in reversed(self.notices) if n.revoked_at is None), None)
 
     @property
     def is_competitive(self) -> bool:
@@ -403,3 +409,81 @@ class Contract(OfFirm, Created, db.Model):
 
     engagement: Mapped[Engagement] = relationship(back_populates="contract")
     award: Mapped[Award] = relationship()
+
+
+class ChallengeStatus(LabeledEnum):
+    OPEN = ("open", "待答复")
+    DISMISSED = ("dismissed", "驳回")
+    UPHELD = ("upheld", "成立")
+
+
+class ChallengeRemedy(LabeledEnum):
+    """What an upheld challenge does to the procurement (财政部令第94号 第十六条)."""
+
+    REEVALUATE = ("reevaluate", "撤销成交结果，重新评审")
+    RERUN = ("rerun", "撤销成交结果，重新开展采购")
+
+
+class ResultNotice(InBureau, db.Model):
+    """The public result notice (中标/成交结果公告) of an award. Published at the award; the challenge period
+    (质疑期) runs from its publication. An upheld challenge revokes it (the text stays, marked revoked)."""
+
+    __tablename__ = "result_notice"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    procurement_id: Mapped[int] = mapped_column(sa.ForeignKey("procurement.id"), index=True)
+    # None once the award it announced has been revoked (the award row is deleted so a new one may be made).
+    award_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("award.id"))
+    firm_id: Mapped[int] = mapped_column(sa.ForeignKey("firm.id"))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    text: Mapped[str] = mapped_column(sa.Text)
+    published_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+    challenge_until: Mapped[date] = mapped_column(sa.Date)  # last day a challenge may be filed (Beijing)
+    contract_ready_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)  # told once
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    revoked_reason: Mapped[Optional[str]] = mapped_column(sa.String(500))
+
+    procurement: Mapped[Procurement] = relationship(back_populates="notices")
+    firm: Mapped[Firm] = relationship()
+    challenges: Mapped[list["Challenge"]] = relationship(back_populates="notice", order_by="Challenge.id")
+
+    @property
+    def open_challenges(self) -> list["Challenge"]:
+        return [c for c in self.challenges if c.status == ChallengeStatus.OPEN]
+
+
+class Challenge(OfFirm, db.Model):
+    """A supplier's challenge (质疑) of a result notice: one per firm and notice — 财政部令第94号 第十条 asks
+    for all grounds against one step at once."""
+
+    __tablename__ = "procurement_challenge"
+    __table_args__ = (sa.UniqueConstraint("notice_id", "firm_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    procurement_id: Mapped[int] = mapped_column(sa.ForeignKey("procurement.id"), index=True)
+    notice_id: Mapped[int] = mapped_column(sa.ForeignKey("result_notice.id"), index=True)
+    grounds: Mapped[str] = mapped_column(sa.Text)
+    filed_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    filed_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+    answer_due: Mapped[date] = mapped_column(sa.Date)
+    status: Mapped[ChallengeStatus] = mapped_column(enum_column(ChallengeStatus), default=ChallengeStatus.OPEN)
+    answer: Mapped[Optional[str]] = mapped_column(sa.Text)
+    remedy: Mapped[Optional[ChallengeRemedy]] = mapped_column(enum_column(ChallengeRemedy))
+    answered_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    answered_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+
+    procurement: Mapped[Procurement] = relationship()
+    notice: Mapped[ResultNotice] = relationship(back_populates="challenges")
+    evidence: Mapped[list["ChallengeEvidence"]] = relationship(back_populates="challenge", order_by="ChallengeEvidence.id",
+                                                               cascade="all, delete-orphan")
+
+
+class ChallengeEvidence(db.Model):
+    __tablename__ = "procurement_challenge_evidence"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    challenge_id: Mapped[int] = mapped_column(sa.ForeignKey("procurement_challenge.id"), index=True)
+    file_id: Mapped[int] = mapped_column(sa.ForeignKey("stored_file.id"))
+
+    challenge: Mapped[Challenge] = relationship(back_populates="evidence")
+    file: Mapped[StoredFile] = relationship()

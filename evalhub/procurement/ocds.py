@@ -4,7 +4,7 @@ Sealed bids stay sealed here too: bid details appear only after the bids were op
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Iterable
 
@@ -55,7 +55,9 @@ def _org_id(uscc_or_code: str, scheme: str) -> str:
     return f"{scheme}-{uscc_or_code}"
 
 
-def release(procurement: Procurement) -> dict:
+def release(procurement: Procurement, *, public: bool = False) -> dict:
+    """``public``: the package anyone may download — the bids' prices and the tenderers' names stay out (the
+    number of tenderers and the award are published; the bids were read out only to those at the opening)."""
     engagement: Engagement = procurement.engagement
     bureau = engagement.bureau
     parties: dict[str, dict] = {}
@@ -72,7 +74,7 @@ def release(procurement: Procurement) -> dict:
     opened = procurement.opened_at is not None or not procurement.is_competitive
     tenderers = []
     bid_details = []
-    if opened:
+    if opened and not public:
         for bid in procurement.bids:
             if bid.status == BidStatus.WITHDRAWN:
                 continue
@@ -100,19 +102,38 @@ def release(procurement: Procurement) -> dict:
                    "classification": {"scheme": "CPV", "id": "79419000", "description": "Evaluation consultancy services"}}],
     }
     if procurement.bid_deadline:
-        tender["tenderPeriod"] = {"endDate": _iso(procurement.bid_deadline)}
+        # The documents are issued when the procurement is opened: the period the law's minimum is counted on.
+        tender["tenderPeriod"] = {"startDate": _iso(procurement.created_at), "endDate": _iso(procurement.bid_deadline)}
     if opened and procurement.is_competitive:
-        tender["numberOfTenderers"] = len(tenderers)
-        tender["tenderers"] = tenderers
+        tender["numberOfTenderers"] = (len(tenderers) if not public else
+                                       sum(1 for b in procurement.bids if b.status != BidStatus.WITHDRAWN))
+        if not public:
+            tender["tenderers"] = tenderers
     tags = ["tender"]
     awards, contracts = [], []
     award = procurement.award
+    # Awards revoked on an upheld challenge: their notices remain, and OCDS says "cancelled".
+    for notice in procurement.notices:
+        if notice.revoked_at is None:
+            continue
+        supplier = party(_org_id(notice.firm.uscc, "CN-USCC"), notice.firm.name, ["supplier"],
+                         {"scheme": "CN-USCC", "id": notice.firm.uscc, "legalName": notice.firm.name})
+        awards.append({"id": f"N{notice.id}", "title": f"{procurement.title} 成交结果（已撤销）",
+                       "description": notice.revoked_reason, "status": "cancelled", "date": _iso(notice.published_at),
+                       "value": _money(notice.amount), "suppliers": [supplier],
+                       "documents": [_notice_document(notice)]})
     if award is not None:
         supplier = party(_org_id(award.firm.uscc, "CN-USCC"), award.firm.name, ["supplier"],
                          {"scheme": "CN-USCC", "id": award.firm.uscc, "legalName": award.firm.name})
-        awards.append({"id": str(award.id), "title": f"{procurement.title} 成交结果", "description": award.reasons,
-                       "status": "active", "date": _iso(award.awarded_at), "value": _money(award.amount),
-                       "suppliers": [supplier]})
+        entry = {"id": str(award.id), "title": f"{procurement.title} 成交结果", "description": award.reasons,
+                 "status": "active", "date": _iso(award.awarded_at), "value": _money(award.amount),
+                 "suppliers": [supplier]}
+        notice = procurement.notice
+        if notice is not None and notice.award_id == award.id:
+            entry["documents"] = [_notice_document(notice)]
+            # The contract may not be signed before the challenge period ends (政府采购法第五十二条).
+            entry["contractPeriod"] = {"startDate": _date(notice.challenge_until + timedelta(days=1))}
+        awards.append(entry)
         tags.append("award")
         contract = engagement.contract
         if contract is not None and contract.award_id == award.id:
@@ -141,8 +162,13 @@ def release(procurement: Procurement) -> dict:
     return data
 
 
-def package(procurements: Iterable[Procurement], *, uri: str, publisher: str) -> dict:
-    releases = [release(p) for p in procurements]
+def _notice_document(notice) -> dict:
+    return {"id": f"notice-{notice.id}", "documentType": "awardNotice", "title": "中标/成交结果公告",
+            "description": notice.text, "datePublished": _iso(notice.published_at), "language": "zh"}
+
+
+def package(procurements: Iterable[Procurement], *, uri: str, publisher: str, public: bool = False) -> dict:
+    releases = [release(p, public=public) for p in procurements]
     return {
         "uri": uri,
         "version": "1.1",

@@ -68,5 +68,8 @@ rules({
     "procurement.approve": lambda u, p: is_admin(u) and own_bureau(u, p.bureau_id),
     "procurement.view": lambda u, p: visible(u, p) or _marketplace_visible(u, p),
     "bid.view": lambda u, b: visible(u, b),
+    # A challenge (grounds, evidence) is read by the purchasing bureau and by the firm that filed it only.
+    "challenge.view": lambda u, c: visible(u, c.procurement) if u.role != Role.FIRM_USER else u.firm_id == c.firm_id,
+    "challenge.file": lambda u, p: u.role == Role.FIRM_USER and _marketplace_visible(u, p),
     "marketplace.use": lambda u, o: u.role == Role.FIRM_USER,
 })

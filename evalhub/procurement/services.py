@@ -13,14 +13,16 @@ from typing import Any, Optional
 
 import sqlalchemy as sa
 
-from evalhub.core import audit, concurrency, draws, files, permissions
+from evalhub.core import audit, concurrency, draws, files, jobs, permissions
+from evalhub.core.calendar import add_working_days, working_days_between
 from evalhub.core.enums import BureauLevel, Field, Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
-from evalhub.core.inputs import check_name, money_error
+from evalhub.core.inputs import check_text, check_name, money_error
 from evalhub.core.listing import as_int
 from evalhub.core.models import Bureau, BudgetUnit, User
-from evalhub.core.settings import get_setting
-from evalhub.core.timeutil import beijing_today, format_beijing, utcnow
+from evalhub.core.notifications import emit
+from evalhub.core.settings import SettingDef, get_setting, register
+from evalhub.core.timeutil import beijing_today, format_beijing, to_beijing, utcnow
 from evalhub.extensions import db
 from evalhub.procurement import eligibility, workflow
 from evalhub.procurement.models import (
@@ -30,6 +32,10 @@ from evalhub.procurement.models import (
     BidStatus,
     BidTeamMember,
     BudgetKind,
+    Challenge,
+    ChallengeEvidence,
+    ChallengeRemedy,
+    ChallengeStatus,
     CommitteeMember,
     Contract,
     Engagement,
@@ -43,6 +49,7 @@ from evalhub.procurement.models import (
     Procurement,
     ProcurementMethod,
     ProcurementStatus,
+    ResultNotice,
     ServiceKind,
     TechnicalScore,
 )
@@ -52,10 +59,98 @@ from evalhub.registry.services import expert_avoidance_reasons, expert_is_drawab
 TEN_THOUSAND = Decimal("10000")
 CENT = Decimal("0.01")
 
+# The law's numbers. Statutory minimums are the settings' floors: a bureau may lengthen a period or raise a
+# threshold, never go below the law.
+register(
+    SettingDef("procurement.open_tender_threshold_wan", "公开招标数额标准（万元）", "采购", 200, minimum=200, maximum=100000,
+               help="最高限价达到该数额的服务项目只能公开招标（政府采购法第二十七条）。地方不得低于 200 万元（财库〔2019〕69号）。"),
+    SettingDef("procurement.decentralised_limit_wan", "分散采购限额标准（万元）", "采购", 50, minimum=30, maximum=100000,
+               help="达到该限额的项目须依法采用政府采购方式，机构库随机抽取仅用于限额以下（财库〔2019〕69号：省级不低于 50 万元、市县级不低于 30 万元）。"),
+    SettingDef("procurement.min_days_open_tender", "公开招标：招标文件发出至投标截止不少于（日）", "采购", 20, minimum=20, maximum=90,
+               help="政府采购法第三十五条。"),
+    SettingDef("procurement.min_days_consultation", "竞争性磋商：磋商文件发出至首次响应截止不少于（日）", "采购", 10, minimum=10, maximum=90,
+               help="财库〔2014〕214号 第十条。"),
+    SettingDef("procurement.min_workdays_negotiation", "竞争性谈判/询价：文件发出至首次响应截止不少于（工作日）", "采购", 3,
+               minimum=3, maximum=30, help="财政部令第74号 第二十九条、第四十五条。"),
+    SettingDef("procurement.challenge_days", "质疑期：结果公告发布后（工作日）", "采购", 7, minimum=7, maximum=30,
+               help="政府采购法第五十二条：供应商应知其权益受到损害之日起七个工作日内提出质疑；期满且无未决质疑方可签订合同。"),
+    SettingDef("procurement.challenge_answer_days", "质疑答复期限（工作日）", "采购", 7, minimum=1, maximum=7,
+               help="政府采购法第五十三条：收到质疑后七个工作日内作出答复。"),
+)
 
-def _raise_if(errors: dict[str, str]) -> None:
-    if errors:
-        raise ValidationFailed("；".join(v.rstrip("。") for v in errors.values()) + "。", errors)
+
+concurrency.unique_message("procurement_challenge", "贵机构已对本结果公告提出质疑（可能是同时提交的另一请求），请刷新后查看，不要重复提交。")
+
+
+@dataclass(frozen=True)
+class PeriodRule:
+    """A minimum period from issuing the documents to the (first) response deadline."""
+    setting: str
+    working_days: bool
+    what: str
+    source: str
+
+
+OPEN_TENDER_PERIOD = PeriodRule("procurement.min_days_open_tender", False, "自招标文件发出之日至投标截止之日",
+                                "政府采购法第三十五条")
+CONSULTATION_PERIOD = PeriodRule("procurement.min_days_consultation", False, "自磋商文件发出之日至首次响应文件提交截止之日",
+                                 "财库〔2014〕214号 第十条")
+# 竞争性谈判/询价 are not among evalhub's methods; the rule is here so that adding one is one line below.
+NEGOTIATION_PERIOD = PeriodRule("procurement.min_workdays_negotiation", True, "自谈判/询价通知书发出之日至首次响应文件提交截止之日",
+                                "财政部令第74号 第二十九条、第四十五条")
+# The draw, the framework rotation and single source have no response period: the draw and the rotation
+# award at once among firms already admitted (the competition happened at admission / when the framework
+# agreement was made, 财政部令第110号), and single source negotiates with one named firm after approval.
+PERIODS: dict[ProcurementMethod, PeriodRule] = {
+    ProcurementMethod.OPEN_TENDER: OPEN_TENDER_PERIOD,
+    ProcurementMethod.COMPETITIVE_CONSULTATION: CONSULTATION_PERIOD,
+}
+
+
+def period_problem(bureau: Bureau, rule: PeriodRule, issued: datetime, deadline: datetime) -> Optional[str]:
+    """Why ``deadline`` (UTC) is too soon after ``issued`` (UTC) under ``rule``, or None. Days are counted in
+    Beijing dates, the day of issue not counted; working days by the one calendar."""
+    start, end = to_beijing(issued).date(), to_beijing(deadline).date()
+    need = int(get_setting(bureau, rule.setting))
+    have = working_days_between(bureau, start, end) if rule.working_days else max((end - start).days, 0)
+    if have >= need:
+        return None
+    unit = "个工作日" if rule.working_days else "日"
+    return f"{rule.what}不得少于 {need} {unit}（{rule.source}），当前仅 {have} {unit}"
+
+
+def threshold_yuan(bureau: Bureau, key: str) -> Decimal:
+    return wan_to_yuan(Decimal(str(get_setting(bureau, key))))
+
+
+def method_rules(bureau: Bureau) -> list[str]:
+    """The law's numbers as they apply to ``bureau``, one sentence each, for the page where a method is chosen."""
+    days = {key: get_setting(bureau, key) for key in (OPEN_TENDER_PERIOD.setting, CONSULTATION_PERIOD.setting,
+                                                      "procurement.challenge_days")}
+    return [f"最高限价达到公开招标数额标准 {get_setting(bureau, 'procurement.open_tender_threshold_wan')} 万元的，只能公开招标",
+            f"机构库随机抽取仅限分散采购限额标准 {get_setting(bureau, 'procurement.decentralised_limit_wan')} 万元以下",
+            f"公开招标自发布至投标截止不少于 {days[OPEN_TENDER_PERIOD.setting]} 日；竞争性磋商至首次响应截止不少于 "
+            f"{days[CONSULTATION_PERIOD.setting]} 日",
+            f"定标即发布结果公告；公告后 {days['procurement.challenge_days']} 个工作日质疑期满且无未决质疑，方可签订合同"]
+
+
+def method_problem(bureau: Bureau, method: ProcurementMethod, ceiling: Decimal) -> Optional[str]:
+    """Why ``method`` may not buy a service with this ceiling (yuan), or None. At or above the open-tender
+    threshold only open tender (政府采购法第二十七条: another method needs the financial department's prior
+    approval, which evalhub does not record, so it is refused); a library draw only below the
+    decentralised-procurement limit, where the procurement law's methods are not required."""
+    open_tender = threshold_yuan(bureau, "procurement.open_tender_threshold_wan")
+    if method != ProcurementMethod.OPEN_TENDER and ceiling >= open_tender:
+        return (f"最高限价 {ceiling / TEN_THOUSAND:.2f} 万元已达到公开招标数额标准（{open_tender / TEN_THOUSAND:.2f} 万元），"
+                f"应当采用公开招标；改用{method.label}须事先经财政部门批准（政府采购法第二十七条）")
+    limit = threshold_yuan(bureau, "procurement.decentralised_limit_wan")
+    if method == ProcurementMethod.RANDOM_DRAW and ceiling >= limit:
+        return (f"最高限价 {ceiling / TEN_THOUSAND:.2f} 万元已达到分散采购限额标准（{limit / TEN_THOUSAND:.2f} 万元），"
+                "须依法采用政府采购方式，不能从机构库随机抽取")
+    return None
+
+
+_raise_if = ValidationFailed.raise_if  # refuse once, naming every problem found
 
 
 def _decimal(errors, name, value, label, *, positive=True) -> Optional[Decimal]:
@@ -325,6 +420,10 @@ def open_procurement(engagement: Engagement, data: ProcurementInput, actor: User
             errors["bid_deadline"] = "请设置投标截止时间"
         elif data.bid_deadline <= utcnow():
             errors["bid_deadline"] = "投标截止时间必须晚于现在"
+        else:  # the documents are issued now, when the procurement is opened
+            problem = period_problem(engagement.bureau, PERIODS[method], utcnow(), data.bid_deadline)
+            if problem:
+                errors["bid_deadline"] = problem
         total = Decimal("0")
         for position, (name, points) in enumerate(data.rubric, start=1):
             name = (name or "").strip()
@@ -338,6 +437,10 @@ def open_procurement(engagement: Engagement, data: ProcurementInput, actor: User
             errors["rubric"] = "请设置技术评分项"
         elif total != Decimal("100") and "rubric" not in errors:
             errors["rubric"] = f"技术评分项分值合计应为 100，当前为 {total}"
+    if method is not None and ceiling is not None and "method" not in errors:
+        problem = method_problem(engagement.bureau, method, wan_to_yuan(ceiling))
+        if problem:
+            errors["method"] = problem
     single_firm = None
     if method == ProcurementMethod.SINGLE_SOURCE:
         if len((data.justification or "").strip()) < 20:
@@ -384,6 +487,10 @@ def open_procurement(engagement: Engagement, data: ProcurementInput, actor: User
                  summary=f"{engagement.reference} 发起{method.label}：{title}，最高限价 {ceiling} 万元",
                  payload={"method": method, "engagement_id": engagement.id, "price_weight": weight,
                           "deadline": procurement.bid_deadline})
+    if procurement.status == ProcurementStatus.OPEN:  # the notice goes to every firm that may respond
+        for firm in eligibility.assess(engagement, method).eligible:
+            emit("procurement_opened", link=f"/procurements/{procurement.id}/bid", firm_id=firm.id,
+                 **_fields(procurement, method=method.label, deadline=format_beijing(procurement.bid_deadline)))
     if method == ProcurementMethod.RANDOM_DRAW:
         _award_by_draw(procurement, actor)
     elif method == ProcurementMethod.FRAMEWORK_ROTATION:
@@ -582,6 +689,8 @@ def fail_procurement(procurement: Procurement, actor: User, reason: str) -> None
     procurement.failure_reason = reason
     workflow.perform(procurement.engagement, "fail_procurement", actor, note=reason, system=True)
     audit.record("procurement.failed", procurement, actor=actor, summary=f"{procurement.title}：{reason}")
+    emit("procurement_failed", link=f"/procurements/{procurement.id}", bureau_id=procurement.bureau_id,
+         **_fields(procurement, reason=reason))
 
 
 def valid_bids(procurement: Procurement) -> list[Bid]:
@@ -815,9 +924,7 @@ def _create_award(procurement: Procurement, firm: Firm, bid: Optional[Bid], amou
     # The yearly cap holds at the award, not only at the bid: a firm may have bid on (or been proposed
     # for) several at once. The firm row is locked so two awards at the same moment count each other.
     db.session.execute(sa.select(Firm.id).where(Firm.id == firm.id).with_for_update())
-    full = eligibility.cap_reached(firm, engagement)
-    if full:
-        raise Conflict(f"不能授予{firm.name}：{full[0]}。")
+    eligibility.assert_eligible(procurement, firm, "award")  # every rule again, the cap counting pending awards
     notice = (f"{engagement.bureau.name}{procurement.title}（{engagement.reference}）采用{procurement.method.label}方式，"
               f"成交供应商：{firm.name}（统一社会信用代码 {firm.uscc}），成交金额：{amount / TEN_THOUSAND:.2f} 万元"
               + (f"，综合得分 {score}" if score is not None else "") + f"。公告日期：{beijing_today():%Y-%m-%d}。")
@@ -831,7 +938,226 @@ def _create_award(procurement: Procurement, firm: Firm, bid: Optional[Bid], amou
     audit.record("procurement.awarded", procurement, actor=actor,
                  summary=f"{engagement.reference} 定标：{firm.name}，{amount / TEN_THOUSAND:.2f} 万元",
                  payload={"firm_id": firm.id, "amount": amount, "score": score, "reasons": reasons})
+    _publish_result_notice(procurement, award, actor)
     return award
+
+
+# --- result notice, challenge period, challenges ----------------------------------------------------
+
+def _fields(procurement: Procurement, **more: Any) -> dict[str, Any]:
+    engagement = procurement.engagement
+    return {"reference": engagement.reference, "name": procurement.title, **more}
+
+
+def _publish_result_notice(procurement: Procurement, award: Award, actor: User) -> ResultNotice:
+    """Publish the result notice at the award (the law allows 2 working days; publishing at once leaves no
+    notice overdue) and start the challenge period; tell the winner, every other bidder and the bureau."""
+    bureau = procurement.bureau
+    today = beijing_today()
+    notice = ResultNotice(procurement_id=procurement.id, bureau_id=procurement.bureau_id, award_id=award.id,
+                          firm_id=award.firm_id, amount=award.amount, text=award.notice, published_at=utcnow(),
+                          challenge_until=add_working_days(bureau, today, int(get_setting(bureau, "procurement.challenge_days"))))
+    procurement.notices.append(notice)
+    db.session.flush()
+    audit.record("procurement.notice_published", procurement, actor=actor,
+                 summary=f"{procurement.engagement.reference} 发布结果公告，质疑期至 {notice.challenge_until:%Y-%m-%d}",
+                 payload={"notice_id": notice.id, "challenge_until": notice.challenge_until})
+    link = f"/procurements/{procurement.id}"
+    emit("bid_won", link=f"{link}/bid", firm_id=award.firm_id, **_fields(procurement, amount=f"{award.amount:,.2f}"))
+    for firm_id in sorted(_bidder_ids(procurement) - {award.firm_id}):
+        emit("bid_lost", link=f"{link}/bid", firm_id=firm_id, **_fields(procurement))
+    emit("result_notice_published", link=link, bureau_id=procurement.bureau_id,
+         **_fields(procurement, published=format_beijing(notice.published_at), challenge_until=f"{notice.challenge_until:%Y-%m-%d}"))
+    return notice
+
+
+def _bidder_ids(procurement: Procurement) -> set[int]:
+    return {b.firm_id for b in procurement.bids if b.status != BidStatus.WITHDRAWN}
+
+
+def participant_ids(procurement: Procurement) -> set[int]:
+    """The firms that took part and so may challenge the result: every bidder (not withdrawn), the firms a
+    library draw drew among, the framework agreement's members — never the firm awarded."""
+    ids = _bidder_ids(procurement)
+    if procurement.draw is not None:
+        ids |= set(procurement.draw.candidate_ids) - {e["id"] for e in procurement.draw.exclusions}
+    if procurement.framework_agreement is not None:
+        ids |= {m.firm_id for m in procurement.framework_agreement.members}
+    notice = procurement.notice
+    return ids - ({notice.firm_id} if notice else set())
+
+
+def challenge_window_open(notice: ResultNotice, today: date | None = None) -> bool:
+    return (today or beijing_today()) <= notice.challenge_until
+
+
+def contract_block(procurement: Procurement, today: date | None = None) -> Optional[str]:
+    """Why the contract cannot be signed yet because of the notice and challenges, or None."""
+    notice = procurement.notice
+    if notice is None:
+        return "结果公告尚未发布"
+    if challenge_window_open(notice, today):
+        return (f"质疑期至 {notice.challenge_until:%Y-%m-%d}（结果公告后 {get_setting(procurement.bureau, 'procurement.challenge_days')} "
+                "个工作日，政府采购法第五十二条），期满后方可签订合同")
+    if notice.open_challenges:
+        return f"尚有 {len(notice.open_challenges)} 件质疑未答复，答复后方可签订合同"
+    return None
+
+
+def _written(errors: dict[str, str], name: str, value: Optional[str], ask: str, what: str) -> str:
+    """A written statement of 10 to 5000 characters (a challenge's grounds, the bureau's answer)."""
+    return check_text(errors, name, value, short=f"{ask}（不少于 10 字）", label=what, minimum=10)
+
+
+def file_challenge(procurement: Procurement, actor: User, grounds: str,
+                   evidence: list[tuple[str, bytes]], *, today: date | None = None) -> Challenge:
+    """A firm that took part challenges the result (质疑) within the period, with grounds and evidence."""
+    if actor.role != Role.FIRM_USER or actor.firm is None:
+        raise PermissionDenied("只有参与采购的第三方机构可以提出质疑。")
+    firm = actor.firm
+    notice = procurement.notice
+    if notice is None:
+        raise Conflict("该采购尚未发布结果公告，不能提出质疑。")
+    if firm.id not in participant_ids(procurement):
+        raise PermissionDenied("只有参与本项目采购的供应商（成交供应商除外）可以提出质疑。")
+    today = today or beijing_today()
+    if not challenge_window_open(notice, today):
+        raise Conflict(f"质疑期已于 {notice.challenge_until:%Y-%m-%d} 届满，不能再提出质疑（政府采购法第五十二条）。")
+    errors: dict[str, str] = {}
+    grounds = _written(errors, "grounds", grounds, "请写明质疑事项、事实依据和请求", "质疑内容")
+    if not evidence:
+        errors["evidence"] = "请上传证明材料（财政部令第94号 第十二条）"
+    _raise_if(errors)
+    # One challenge per firm and notice, even when the button is pressed twice on two workers.
+    concurrency.serialise(f"procurement.challenge:{notice.id}:{firm.id}")
+    if db.session.execute(sa.select(Challenge.id).where(Challenge.notice_id == notice.id,
+                                                       Challenge.firm_id == firm.id)).first():
+        raise Conflict("贵机构已对本结果公告提出质疑，请一次性提出全部质疑事项并等待答复。")
+    stored = files.store_evidence(evidence, actor=actor)  # every file chosen is checked, none dropped
+    bureau = procurement.bureau
+    challenge = Challenge(procurement_id=procurement.id, notice_id=notice.id, firm_id=firm.id, grounds=grounds,
+                          filed_by_id=actor.id, filed_at=utcnow(), status=ChallengeStatus.OPEN,
+                          answer_due=add_working_days(bureau, today, int(get_setting(bureau, "procurement.challenge_answer_days"))),
+                          evidence=[ChallengeEvidence(file_id=f.id) for f in stored])
+    db.session.add(challenge)
+    db.session.flush()
+    audit.record("procurement.challenge_filed", procurement, actor=actor,
+                 summary=f"{firm.name} 对 {procurement.engagement.reference} 的结果提出质疑",
+                 payload={"challenge_id": challenge.id, "files": [f.id for f in stored]})
+    emit("challenge_filed", link=f"/procurements/{procurement.id}#challenges", bureau_id=procurement.bureau_id,
+         **_fields(procurement, firm=firm.name, answer_due=f"{challenge.answer_due:%Y-%m-%d}"))
+    return challenge
+
+
+def answer_challenge(challenge: Challenge, actor: User, outcome: Any, answer: str, remedy: Any = None) -> Challenge:
+    """The bureau answers a challenge: dismissed, or upheld — which revokes the award and either reopens the
+    evaluation (competitive methods) or reruns the procurement (财政部令第94号 第三十二条)."""
+    procurement = challenge.procurement
+    permissions.require(actor, "procurement.manage", procurement.engagement)
+    errors: dict[str, str] = {}
+    status = parse_enum(errors, "outcome", ChallengeStatus, outcome, "答复结论")
+    if status == ChallengeStatus.OPEN:
+        errors["outcome"] = "请选择“驳回”或“成立”"
+    answer = _written(errors, "answer", answer, "请书面答复质疑事项及理由", "答复")
+    how = None
+    if status == ChallengeStatus.UPHELD:
+        how = parse_enum(errors, "remedy", ChallengeRemedy, remedy, "处理方式") if remedy not in (None, "") else None
+        if how is None:
+            errors.setdefault("remedy", "质疑成立时请选择处理方式：重新评审或重新采购")
+        elif how == ChallengeRemedy.REEVALUATE and not procurement.is_competitive:
+            errors["remedy"] = f"{procurement.method.label}没有评审环节，质疑成立只能重新开展采购"
+    _raise_if(errors)
+    # Compare-and-set: of two answers at the same moment exactly one lands; the other is told it is done.
+    done = db.session.execute(sa.update(Challenge).where(Challenge.id == challenge.id, Challenge.status == ChallengeStatus.OPEN)
+                              .values(status=status, answer=answer, remedy=how, answered_by_id=actor.id,
+                                      answered_at=utcnow()).execution_options(synchronize_session=False))
+    if done.rowcount != 1:
+        raise Conflict("该质疑已经答复。")
+    db.session.refresh(challenge)
+    audit.record("procurement.challenge_answered", procurement, actor=actor,
+                 summary=f"答复 {challenge.firm.name} 的质疑：{status.label}" + (f"，{how.label}" if how else ""),
+                 payload={"challenge_id": challenge.id, "outcome": status, "remedy": how, "answer": answer})
+    if status == ChallengeStatus.UPHELD and challenge.notice.revoked_at is None:
+        _revoke_award(procurement, challenge.notice, actor, how, f"质疑成立（{challenge.firm.name}）：{answer}")
+    emit("challenge_answered", link=f"/procurements/{procurement.id}/bid", firm_id=challenge.firm_id,
+         **_fields(procurement, outcome=status.label + (f"，{how.label}" if how else ""), answer=answer))
+    if status == ChallengeStatus.DISMISSED:
+        announce_contract_ready(challenge.notice)
+    return challenge
+
+
+def _revoke_award(procurement: Procurement, notice: ResultNotice, actor: User, remedy: ChallengeRemedy, reason: str) -> None:
+    engagement = procurement.engagement
+    award = procurement.award
+    if engagement.contract is not None:  # the contract waits for the period, so this is a wiring bug
+        raise Conflict("合同已签订，不能撤销成交结果。")
+    notice.revoked_at = utcnow()
+    notice.revoked_reason = reason[:500]
+    notice.award_id = None
+    db.session.flush()  # the notice lets go of the award before the award row goes
+    revoked = {"firm_id": award.firm_id, "amount": award.amount, "score": award.score, "awarded_at": award.awarded_at} if award else {}
+    if award is not None:
+        procurement.award = None
+        db.session.delete(award)  # the unique keys allow one award per engagement: the revoked one goes
+    engagement.firm = None
+    db.session.flush()
+    audit.record("procurement.award_revoked", procurement, actor=actor,
+                 summary=f"{engagement.reference} 撤销成交结果：{remedy.label}", payload={"award": revoked, "reason": reason})
+    emit("award_revoked", link=f"/procurements/{procurement.id}/bid", firm_id=notice.firm_id,
+         **_fields(procurement, remedy=remedy.label))
+    if remedy == ChallengeRemedy.REEVALUATE:
+        procurement.status = ProcurementStatus.EVALUATING
+    else:
+        procurement.status = ProcurementStatus.FAILED
+        procurement.failure_reason = reason[:500]
+        workflow.perform(engagement, "fail_procurement", actor, note=reason)
+
+
+def announce_contract_ready(notice: ResultNotice, today: date | None = None) -> bool:
+    """Tell the bureau and the winner, once, that the period ended with no open challenge."""
+    procurement = notice.procurement
+    if (notice.revoked_at is not None or notice.contract_ready_at is not None or procurement.engagement.contract is not None
+            or contract_block(procurement, today) is not None):
+        return False
+    notice.contract_ready_at = utcnow()
+    emit("contract_ready", link=f"/engagements/{procurement.engagement_id}", bureau_id=procurement.bureau_id,
+         firm_id=notice.firm_id, **_fields(procurement))
+    return True
+
+
+@jobs.periodic("procurement.contract_ready", minute="7")
+def announce_contracts_ready() -> int:
+    """Hourly: every notice whose challenge period has just ended without an open challenge."""
+    today = beijing_today()
+    notices = db.session.execute(sa.select(ResultNotice).where(
+        ResultNotice.revoked_at.is_(None), ResultNotice.contract_ready_at.is_(None),
+        ResultNotice.challenge_until < today)).scalars().all()
+    return sum(announce_contract_ready(n, today) for n in notices)
+
+
+def change_deadline(procurement: Procurement, deadline: Optional[datetime], actor: User, reason: str) -> Procurement:
+    """Move the bid deadline of an open procurement; the minimum period still counts from the documents' issue."""
+    permissions.require(actor, "procurement.manage", procurement.engagement)
+    if procurement.status != ProcurementStatus.OPEN or _deadline_passed(procurement):
+        raise Conflict("只有投标截止前的采购可以变更截止时间。")
+    errors: dict[str, str] = {}
+    if deadline is None:
+        errors["bid_deadline"] = "请设置投标截止时间"
+    elif deadline <= utcnow():
+        errors["bid_deadline"] = "投标截止时间必须晚于现在"
+    else:
+        problem = period_problem(procurement.bureau, PERIODS[procurement.method], procurement.created_at, deadline)
+        if problem:
+            errors["bid_deadline"] = problem
+    if not (reason or "").strip():
+        errors["reason"] = "请说明变更原因"
+    _raise_if(errors)
+    old = procurement.bid_deadline
+    procurement.bid_deadline = deadline
+    audit.record("procurement.deadline_changed", procurement, actor=actor,
+                 summary=f"{procurement.title}：投标截止时间由 {format_beijing(old)} 变更为 {format_beijing(deadline)}（{reason.strip()}）",
+                 payload={"old": old, "new": deadline, "reason": reason.strip()})
+    return procurement
 
 
 @dataclass
@@ -873,6 +1199,10 @@ def sign_contract(engagement: Engagement, data: ContractInput, actor: User) -> C
         raise Conflict("尚未定标，不能签订合同。")
     if engagement.contract is not None:
         raise Conflict("该任务已签订合同。")
+    blocked = contract_block(procurement)
+    if blocked:
+        raise Conflict(f"不能签订合同：{blocked}。")
+    eligibility.assert_eligible(procurement, award.firm, "contract")
     errors: dict[str, str] = {}
     amount = _wan(errors, "amount_wan", data.amount_wan, "合同金额（万元）")
     if amount is not None and wan_to_yuan(amount) > award.amount:
@@ -901,6 +1231,7 @@ def sign_contract(engagement: Engagement, data: ContractInput, actor: User) -> C
     db.session.flush()
     workflow.perform(engagement, "sign_contract", actor,
                      note=f"合同金额 {amount} 万元；方案 {data.plan_due:%Y-%m-%d}、报告 {data.report_due:%Y-%m-%d} 前提交")
+    emit("contract_signed", link=f"/engagements/{engagement.id}", firm_id=award.firm_id, **_fields(procurement))
     return contract
 
 

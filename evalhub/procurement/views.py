@@ -11,10 +11,11 @@ procurement page (committee names, other firms' bids); they are sent to their ow
 """
 from __future__ import annotations
 
+from functools import partial
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -30,6 +31,7 @@ from evalhub.core.timeutil import BEIJING, beijing_today, format_beijing, utcnow
 from evalhub.core.web import (
     button,
     can_in_own_bureau,
+    detail_form,
     form_page,
     handle_form,
     load,
@@ -47,6 +49,8 @@ from evalhub.procurement.forms import (
     BLANK,
     AwardForm,
     BidForm,
+    ChallengeAnswerForm,
+    ChallengeForm,
     ContractForm,
     DrawCommitteeForm,
     EnterCommitteeForm,
@@ -71,6 +75,8 @@ from evalhub.procurement.imports import plan_template_xlsx, plan_xlsx
 from evalhub.procurement.models import (
     Bid,
     BidStatus,
+    Challenge,
+    ChallengeStatus,
     CommitteeMember,
     Engagement,
     EngagementState,
@@ -242,10 +248,31 @@ def _item_input(form: PlanItemForm) -> services.PlanItemInput:
         service_kind=form.service_kind.data or None)
 
 
+# Registration point for the plan page: a higher level adds a line under each plan item without procurement
+# importing it — results registers last year's confirmed results application for the same unit and project
+# (闭环), so a bureau sees it when planning. fn(items) -> {item_id: text}.
+PLAN_ITEM_CONTEXT: list[Callable[[list[PlanItem]], dict[int, str]]] = []
+
+
+def plan_item_context(fn: Callable[[list[PlanItem]], dict[int, str]]) -> Callable[[list[PlanItem]], dict[int, str]]:
+    PLAN_ITEM_CONTEXT.append(fn)
+    return fn
+
+
+def _item_contexts(items: list[PlanItem]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for fn in PLAN_ITEM_CONTEXT:
+        for item_id, text in (fn(items) or {}).items():
+            if text:
+                out.setdefault(item_id, []).append(text)
+    return out
+
+
 def _render_plan(plan: EvaluationPlan, status: int = 200, **forms: Any):
     draft = plan.status == PlanStatus.DRAFT
     return render_template(
         "procurement/plan_detail.html", plan=plan, items=plan.items, PlanStatus=PlanStatus,
+        item_contexts=_item_contexts(list(plan.items)),
         checks=services.plan_checks(plan) if draft else [],
         item_form=forms.get("item_form") or (_item_form(plan) if draft else None),
         approve_form=forms.get("approve_form") or PlanApproveForm(),
@@ -336,36 +363,39 @@ def plan_template():
 
 # --- engagements -----------------------------------------------------------------------------------
 
-def _overdue_ids(stmt) -> list[int]:
-    """Ids among ``stmt``'s engagements that ``workflow.overdue_reason`` calls overdue. Only engagements
-    waiting for a deliverable can be; the rule itself (contract dates, rectification deadlines) stays in
-    the workflow module, so the list, the dashboard and the engagement page always agree."""
-    pending = workflow.PLAN_PENDING + workflow.REPORT_PENDING
-    candidates = db.session.execute(
-        stmt.where(Engagement.state.in_(pending)).options(selectinload(Engagement.contract))).scalars().all()
-    return [e.id for e in candidates if workflow.overdue_reason(e)]
-
-
 ENGAGEMENT_FILTERS = (
     year_filter(Engagement.year), enum_filter("state", EngagementState, Engagement.state),
     text_filter("q", Engagement.name, Engagement.reference),
-    Filter("overdue", bool, lambda stmt, _: stmt.where(Engagement.id.in_(_overdue_ids(stmt) or [-1]))),
+    # the rule itself (contract dates, rectification deadlines) is the workflow's, in SQL: the list, the
+    # dashboard and the engagement page always agree
+    Filter("overdue", bool, lambda stmt, _: stmt.where(workflow.overdue_clause())),
 )
 
 
-def _engagement_row(e: Engagement) -> dict:
+def _engagement_rows(engagements) -> Iterator[dict]:
+    chunk: list[Engagement] = []
+    for e in [*engagements, None]:  # the overdue reasons of every 500 rows in two queries
+        if e is not None:
+            chunk.append(e)
+        if chunk and (e is None or len(chunk) == 500):
+            reasons = workflow.overdue_reasons(chunk)
+            yield from (_engagement_row(row, reasons.get(row.id)) for row in chunk)
+            chunk = []
+
+
+def _engagement_row(e: Engagement, overdue: str | None) -> dict:
     c = e.contract
     return {"任务编号": e.reference, "评价对象": e.name, "年度": e.year, "委托事项": e.service_kind.label,
             "业务领域": e.field.label, "财政局": e.bureau.name, "被评价单位": e.budget_unit.name,
             "委托方": e.commissioner_name, "金额（万元）": float(e.amount / TEN_THOUSAND), "状态": e.state.label,
             "承担机构": e.firm.name if e.firm else "", "合同金额（万元）": float(c.amount / TEN_THOUSAND) if c else None,
             "实施方案期限": _date(c.plan_due) if c else "", "评价报告期限": _date(c.report_due) if c else "",
-            "逾期情况": workflow.overdue_reason(e) or ""}
+            "逾期情况": overdue or ""}
 
 
 ENGAGEMENT_EXPORT = Export("评价任务", [
     "任务编号", "评价对象", "年度", "委托事项", "业务领域", "财政局", "被评价单位", "委托方", "金额（万元）", "状态",
-    "承担机构", "合同金额（万元）", "实施方案期限", "评价报告期限", "逾期情况"], lambda rows: map(_engagement_row, rows))
+    "承担机构", "合同金额（万元）", "实施方案期限", "评价报告期限", "逾期情况"], _engagement_rows)
 
 
 @bp.route("/engagements")
@@ -381,7 +411,7 @@ def engagement_list():
     page = engagements.page()
     return render_template("procurement/engagement_list.html", page=page, filters=engagements.filters,
                            EngagementState=EngagementState,
-                           overdue={e.id: workflow.overdue_reason(e) for e in page.items})
+                           overdue=workflow.overdue_reasons(page.items))
 
 
 @dataclass
@@ -462,8 +492,9 @@ def _links(engagement: Engagement, actions: list) -> list[StepLink]:
         url = _elsewhere_url(engagement, t.action)
         if url is None:
             continue
-        if t.action == "sign_contract" and not (engagement.current_procurement and engagement.current_procurement.award):
-            continue  # a contract follows the award
+        current = engagement.current_procurement
+        if t.action == "sign_contract" and not (current and current.award and services.contract_block(current) is None):
+            continue  # a contract follows the award and its challenge period (the procurement page says why not)
         if url in links:
             links[url].labels.append(t.label)
         else:
@@ -497,8 +528,8 @@ def _render_engagement(engagement: Engagement, status: int = 200, transition_for
 def _engagement_form(engagement: Engagement, form, call, form_key: str, *, message: Any):
     """``handle_form`` for a form on the engagement page: done, back to that page; otherwise the page again
     with the form (as ``form_key``) and its errors."""
-    return handle_form(form, call, message=message, to=url_for(".engagement_detail", engagement_id=engagement.id),
-                       failed=lambda status: _render_engagement(engagement, status, **{form_key: form}))
+    return detail_form(form, call, form_key, message=message, render=partial(_render_engagement, engagement),
+                       to=url_for(".engagement_detail", engagement_id=engagement.id))
 
 
 @bp.route("/engagements/<int:engagement_id>")
@@ -534,7 +565,8 @@ def engagement_spending(engagement_id: int):
 # --- procurement: opening a round -------------------------------------------------------------------
 
 def _default_deadline() -> datetime:
-    day = (datetime.now(BEIJING) + timedelta(days=10)).date()
+    # 20 days: the open tender's legal minimum, so the suggestion suits every method with a deadline
+    day = (datetime.now(BEIJING) + timedelta(days=20)).date()
     return datetime.combine(day, time(17, 0), tzinfo=BEIJING)
 
 
@@ -602,6 +634,7 @@ def _render_procure(engagement: Engagement, form: ProcurementForm, status: int):
         "procurement/procure.html", form=form, e=engagement, assessment=assessment, method=method,
         excluded=[(excluded_firms[i], reasons) for i, reasons in assessment.excluded.items()],
         previous=engagement.current_procurement, ProcurementMethod=ProcurementMethod,
+        rules=services.method_rules(engagement.bureau), eligibility_rules=eligibility.rules(engagement.bureau),
     ), status
 
 
@@ -637,7 +670,21 @@ def _render_procurement(p: Procurement, status: int = 200, **forms: Any):
         ProcurementStatus=ProcurementStatus, BidStatus=BidStatus, JustificationDecision=JustificationDecision,
         minimum=services.minimum_valid_bids(p) if p.is_competitive else None,
         floor=services.committee_size_floor(p),
+        **_challenge_context(p, forms.get("answer_forms")),
     ), status
+
+
+def _challenge_context(p: Procurement, answer_forms: dict | None = None) -> dict:
+    """The result notices, the challenge period and the challenges, as both sides' pages show them."""
+    challenges = db.session.execute(sa.select(Challenge).where(Challenge.procurement_id == p.id)
+                                    .order_by(Challenge.id)).scalars().all()
+    forms = dict(answer_forms or {})
+    for c in challenges:
+        if c.status == ChallengeStatus.OPEN and c.id not in forms:
+            forms[c.id] = ChallengeAnswerForm(prefix=f"c{c.id}")
+    return {"notice": p.notice, "notices": p.notices, "challenges": challenges, "answer_forms": forms,
+            "contract_block": services.contract_block(p) if p.award is not None else None,
+            "today": beijing_today(), "ChallengeStatus": ChallengeStatus}
 
 
 def _procurement_form(p: Procurement, form, call, form_key: str, *, message: Any, anchor: str = "",
@@ -781,6 +828,44 @@ def single_source_approve(procurement_id: int):
                              message=lambda award: f"单一来源采购已审批：{award.firm.name}，{_wan(award.amount)} 万元。")
 
 
+# --- challenges (质疑) -------------------------------------------------------------------------------
+
+@bp.route("/procurements/<int:procurement_id>/challenges/<int:challenge_id>/answer", methods=["POST"])
+@login_required
+def challenge_answer(procurement_id: int, challenge_id: int):
+    p = _manageable(procurement_id)
+    challenge = load_child(Challenge, challenge_id, procurement_id=p.id)
+    form = ChallengeAnswerForm(prefix=f"c{challenge.id}")
+    return handle_form(
+        form, lambda: services.answer_challenge(challenge, current_user, form.outcome.data, form.answer.data or "",
+                                                form.remedy.data),
+        to=url_for(".procurement_detail", procurement_id=p.id) + "#challenges",
+        failed=lambda status: _render_procurement(p, status, answer_forms={challenge.id: form}),
+        message=lambda c: f"已答复 {c.firm.name} 的质疑：{c.status.label}" + (f"，{c.remedy.label}" if c.remedy else "") + "。")
+
+
+@bp.route("/procurements/<int:procurement_id>/challenge", methods=["POST"])
+@login_required
+def challenge_file(procurement_id: int):
+    p = _firm_procurement(procurement_id)
+    require("challenge.file", p)
+    form = ChallengeForm()
+    return handle_form(form, lambda: services.file_challenge(p, current_user, form.grounds.data or "", [
+        (f.filename, f.read()) for f in (form.evidence.data or []) if f is not None and getattr(f, "filename", "")]),
+        message=lambda c: f"质疑已提交，财政局应于 {c.answer_due:%Y-%m-%d} 前书面答复。", to=url_for(".bid", procurement_id=p.id) + "#challenge",
+        failed=lambda status: _render_bid(p, status, challenge_form=form))
+
+
+@bp.route("/challenges/<int:challenge_id>/evidence/<int:file_id>")
+@login_required
+def challenge_evidence(challenge_id: int, file_id: int):
+    challenge = load(Challenge, challenge_id, "challenge.view")
+    item = next((e for e in challenge.evidence if e.file_id == file_id), None)
+    if item is None:
+        abort(404)
+    return send_stored(item.file)
+
+
 # --- contract --------------------------------------------------------------------------------------
 
 @bp.route("/engagements/<int:engagement_id>/contract", methods=["GET", "POST"])
@@ -790,6 +875,9 @@ def contract(engagement_id: int):
     award_row = getattr(engagement.current_procurement, "award", None)
     if award_row is None or engagement.contract is not None:  # refused on the GET already, as the service would
         raise Conflict("尚未定标，不能签订合同。" if award_row is None else "该任务已签订合同。")
+    blocked = services.contract_block(engagement.current_procurement)
+    if blocked:
+        raise Conflict(f"不能签订合同：{blocked}。")
     data = None
     if request.method == "GET":
         today = beijing_today()
@@ -935,7 +1023,20 @@ def _render_bid(p: Procurement, status: int = 200, **forms: Any):
             data={"explanation": bid.low_price_explanation} if bid is not None else None),
         BidStatus=BidStatus, ProcurementStatus=ProcurementStatus,
         award=p.award if p.status == ProcurementStatus.AWARDED else None,
+        may_challenge=firm.id in services.participant_ids(p),
+        challenge_form=forms.get("challenge_form") or ChallengeForm(),
+        **_own_challenges(p, firm),
     ), status
+
+
+def _own_challenges(p: Procurement, firm: Firm) -> dict:
+    """The firm sees the notices and its own challenges only (never another firm's grounds)."""
+    mine = db.session.execute(sa.select(Challenge).where(Challenge.procurement_id == p.id, Challenge.firm_id == firm.id)
+                              .order_by(Challenge.id)).scalars().all()
+    notice = p.notice
+    return {"notice": notice, "notices": p.notices, "my_challenges": mine, "today": beijing_today(),
+            "window_open": notice is not None and services.challenge_window_open(notice),
+            "filed_on_notice": notice is not None and any(c.notice_id == notice.id for c in mine)}
 
 
 def _firm_procurement(procurement_id: int) -> Procurement:
@@ -1007,5 +1108,5 @@ def workspace():
         scoped(Bid).options(selectinload(Bid.procurement))
         .order_by(Bid.id.desc())).scalars().all()
     return render_template("procurement/workspace.html", engagements=engagements, bids=bids, firm=current_user.firm,
-                           overdue={e.id: workflow.overdue_reason(e) for e in engagements},
+                           overdue=workflow.overdue_reasons(engagements),
                            BidStatus=BidStatus, ProcurementStatus=ProcurementStatus)

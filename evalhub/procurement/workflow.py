@@ -6,16 +6,18 @@ timeline row and one audit event; anything the table does not allow is a Conflic
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
-from typing import Callable, Optional
+from datetime import date, datetime, time, timedelta
+from typing import Callable, Iterable, Optional
+
+import sqlalchemy as sa
 
 from evalhub.core import audit
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.models import User
-from evalhub.core.timeutil import beijing_today, utcnow
+from evalhub.core.timeutil import beijing_today, to_beijing, utcnow
 from evalhub.extensions import db
-from evalhub.procurement.models import Engagement, EngagementState as S, EngagementTransition
+from evalhub.procurement.models import Contract, Engagement, EngagementState as S, EngagementTransition
 
 # Who may trigger a transition.
 BUREAU = "bureau"              # staff or admin of the engagement's own bureau
@@ -106,13 +108,22 @@ def requirement(name: str) -> Callable[[Requirement], Requirement]:
     return register
 
 
-# The date a returned plan or report is due again, set by the review module when it returns one.
-_resubmission_due: list[Callable[[Engagement], Optional[date]]] = []
+# When a returned plan or report is due again (UTC), set by the review module when it returns one. It is
+# registered as a SQL expression correlated to ``Engagement`` (a scalar subquery, NULL when nothing was
+# returned), so the overdue rule runs in the database for lists and counts, and in one query for a page.
+_resubmission_due: list[Callable[[], sa.ColumnElement]] = []
 
 
-def resubmission_deadline(fn: Callable[[Engagement], Optional[date]]) -> Callable[[Engagement], Optional[date]]:
+def resubmission_deadline(fn: Callable[[], sa.ColumnElement]) -> Callable[[], sa.ColumnElement]:
     _resubmission_due.append(fn)
     return fn
+
+
+def _resubmission_due_expr() -> sa.ColumnElement:
+    exprs = [fn() for fn in _resubmission_due]
+    if not exprs:
+        return sa.null()
+    return exprs[0] if len(exprs) == 1 else sa.func.coalesce(*exprs)
 
 
 def actor_may(user: User | None, transition: Transition, engagement: Engagement) -> bool:
@@ -237,12 +248,62 @@ PLAN_PENDING = (S.CONTRACTED, S.PLAN_RETURNED)
 REPORT_PENDING = (S.FIELDWORK, S.REPORT_RETURNED)
 
 
+def overdue_clause(today: date | None = None) -> sa.ColumnElement[bool]:
+    """The overdue rule as a SQL condition on ``Engagement`` (for filters and counts); ``overdue_reasons``
+    words the same rule for the rows shown. A test holds the two to the same answers."""
+    today = today or beijing_today()
+    # A Beijing date is past when its moment is before today's Beijing midnight, in UTC 16:00 the day before.
+    midnight_utc = datetime.combine(today, time()) - timedelta(hours=8)
+    plan_due = sa.select(Contract.plan_due).where(Contract.engagement_id == Engagement.id).scalar_subquery()
+    report_due = sa.select(Contract.report_due).where(Contract.engagement_id == Engagement.id).scalar_subquery()
+    resubmit = _resubmission_due_expr()
+
+    def returned(contract_due):  # the rectification deadline replaces the contract's
+        return sa.or_(sa.and_(resubmit.is_not(None), resubmit < midnight_utc),
+                      sa.and_(resubmit.is_(None), contract_due < today))
+
+    # The state test first, on its own: the database narrows to the few waiting engagements by the state
+    # index before it evaluates the deadlines (an OR alone makes it visit the whole history).
+    return sa.and_(Engagement.state.in_(PLAN_PENDING + REPORT_PENDING), sa.or_(
+        sa.and_(Engagement.state == S.CONTRACTED, plan_due < today),
+        sa.and_(Engagement.state == S.FIELDWORK, report_due < today),
+        sa.and_(Engagement.state == S.PLAN_RETURNED, returned(plan_due)),
+        sa.and_(Engagement.state == S.REPORT_RETURNED, returned(report_due)),
+    ))
+
+
+def overdue_reasons(engagements: Iterable[Engagement], today: date | None = None) -> dict[int, str]:
+    """Why each of ``engagements`` is overdue today (only those that are): two queries for any number."""
+    today = today or beijing_today()
+    waiting = [e for e in engagements if e.state in PLAN_PENDING + REPORT_PENDING]
+    if not waiting:
+        return {}
+    ids = [e.id for e in waiting]
+    contracts = {c.engagement_id: c for c in db.session.execute(
+        sa.select(Contract).where(Contract.engagement_id.in_(ids))).scalars()}
+    returned_ids = [e.id for e in waiting if e.state in (S.PLAN_RETURNED, S.REPORT_RETURNED)]
+    resubmit = dict(db.session.execute(sa.select(Engagement.id, _resubmission_due_expr()).where(
+        Engagement.id.in_(returned_ids))).all()) if returned_ids and _resubmission_due else {}
+    out = {}
+    for e in waiting:
+        contract = contracts.get(e.id)
+        if contract is None:
+            continue
+        if resubmit.get(e.id) is not None:
+            due = to_beijing(resubmit[e.id]).date()
+            if today > due:
+                out[e.id] = f"整改稿应于 {due:%Y-%m-%d} 前重新提交，已逾期 {(today - due).days} 天"
+            continue
+        if e.state in PLAN_PENDING and today > contract.plan_due:
+            out[e.id] = f"实施方案应于 {contract.plan_due:%Y-%m-%d} 前提交，已逾期 {(today - contract.plan_due).days} 天"
+        elif e.state in REPORT_PENDING and today > contract.report_due:
+            out[e.id] = f"评价报告应于 {contract.report_due:%Y-%m-%d} 前提交，已逾期 {(today - contract.report_due).days} 天"
+    return out
+
+
 def overdue_reason(engagement: Engagement, today: date | None = None) -> Optional[str]:
     """Why the engagement is overdue today, or None."""
-    today = today or beijing_today()
-    contract = engagement.contract
-    if contract is None:
-        return None
+    return overdue_reasons([engagement], today).get(engagement.id)
     if engagement.state in (S.PLAN_RETURNED, S.REPORT_RETURNED):
         due = next((d for d in (fn(engagement) for fn in _resubmission_due) if d is not None), None)
         if due is not None:  # the rectification deadline replaces the contract's

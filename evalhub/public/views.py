@@ -1,17 +1,23 @@
-"""What anyone may read without logging in: the home page and the published (redacted) evaluation reports."""
+"""What anyone may read without logging in: the home page, the published (redacted) evaluation reports, the
+procurement notices (采购公告) and result notices (结果公告) with each procurement's OCDS package, and each
+bureau's library of admitted firms. Only what was published: no procurement awaiting approval or
+cancelled, no sealed bid, no expert's name."""
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, redirect, render_template, url_for
+from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
 from evalhub.core.models import Bureau
 from evalhub.core.listing import Filter, Listing, int_filter, text_filter, year_filter
+from evalhub.core.timeutil import beijing_today
 from evalhub.core.web import send_stored
 from evalhub.extensions import db
-from evalhub.procurement.models import Engagement, ObjectType, PlanItem
-from evalhub.registry.models import Firm
+from evalhub.procurement import ocds
+from evalhub.procurement.models import Engagement, ObjectType, PlanItem, Procurement, ProcurementMethod, ProcurementStatus, ResultNotice
+from evalhub.registry.models import Firm, FirmStatus
+from evalhub.results.models import UnitPublication
 from evalhub.review.models import EvaluationResult, Publication
 from evalhub.review.services import published_condition
 
@@ -51,8 +57,11 @@ def reports():
     years = db.session.execute(
         sa.select(Engagement.year).join(Publication, Publication.engagement_id == Engagement.id)
         .where(published_condition()).distinct().order_by(Engagement.year.desc())).scalars().all()
+    # 双公开: the unit's half, shown beside the bureau's (results.services.unit_publication, one query per page)
+    unit_publications = {u.engagement_id: u for u in db.session.execute(
+        sa.select(UnitPublication).where(UnitPublication.engagement_id.in_(ids or [-1]))).scalars()}
     return render_template("public/reports.html", page=page, filters=reports.filters, bureaus=bureaus, years=years,
-                           grades=grades, ObjectType=ObjectType)
+                           grades=grades, unit_publications=unit_publications, ObjectType=ObjectType)
 
 
 @bp.route("/reports/<int:publication_id>/file")
@@ -61,3 +70,80 @@ def report_file(publication_id: int):
     if publication is None:
         abort(404)
     return send_stored(publication.redacted_file)
+
+
+# --- procurement notices, result notices, OCDS -----------------------------------------------------
+
+# A procurement is public once announced: not while a single source awaits approval, never once cancelled.
+PUBLIC_PROCUREMENT = Procurement.status.not_in([ProcurementStatus.PENDING_APPROVAL, ProcurementStatus.CANCELLED])
+ANNOUNCED = (ProcurementMethod.OPEN_TENDER, ProcurementMethod.COMPETITIVE_CONSULTATION)
+
+
+def _public_bureaus(stmt) -> list[Bureau]:
+    return db.session.execute(sa.select(Bureau).where(Bureau.id.in_(stmt)).order_by(Bureau.path)).scalars().all()
+
+
+def _public_procurement(procurement_id: int) -> Procurement:
+    procurement = db.session.execute(sa.select(Procurement).where(Procurement.id == procurement_id, PUBLIC_PROCUREMENT)
+                                     ).scalar_one_or_none()
+    if procurement is None:
+        abort(404)
+    return procurement
+
+
+@bp.route("/procurements")
+def procurements():
+    """采购公告: the competitive procurements announced to the market."""
+    stmt = sa.select(Procurement).where(PUBLIC_PROCUREMENT, Procurement.method.in_(ANNOUNCED))
+    listing = Listing(stmt, int_filter("bureau", Procurement.bureau_id), text_filter("q", Procurement.title),
+                      options=[selectinload(Procurement.engagement)],
+                      order_by=[Procurement.created_at.desc(), Procurement.id.desc()])
+    return render_template("public/procurements.html", page=listing.page(), filters=listing.filters,
+                           bureaus=_public_bureaus(sa.select(Procurement.bureau_id).where(PUBLIC_PROCUREMENT)),
+                           ProcurementStatus=ProcurementStatus)
+
+
+@bp.route("/procurements/<int:procurement_id>")
+def procurement(procurement_id: int):
+    p = _public_procurement(procurement_id)
+    return render_template("public/procurement.html", p=p, e=p.engagement, notices=list(reversed(p.notices)),
+                           ProcurementStatus=ProcurementStatus)
+
+
+@bp.route("/procurements/<int:procurement_id>/ocds.json")
+def procurement_ocds(procurement_id: int):
+    p = _public_procurement(procurement_id)
+    response = jsonify(ocds.package([p], uri=request.url, publisher=p.bureau.name, public=True))
+    response.headers["Content-Disposition"] = f"attachment; filename=ocds-{p.engagement.reference}-P{p.id}.json"
+    return response
+
+
+@bp.route("/notices")
+def notices():
+    """结果公告: every published result notice (a revoked one stays, marked as revoked)."""
+    stmt = sa.select(ResultNotice).join(Procurement, Procurement.id == ResultNotice.procurement_id)
+    listing = Listing(stmt, int_filter("bureau", ResultNotice.bureau_id), text_filter("q", Procurement.title),
+                      options=[selectinload(ResultNotice.procurement)],
+                      order_by=[ResultNotice.published_at.desc(), ResultNotice.id.desc()])
+    return render_template("public/notices.html", page=listing.page(), filters=listing.filters, today=beijing_today(),
+                           bureaus=_public_bureaus(sa.select(ResultNotice.bureau_id)))
+
+
+@bp.route("/notices/<int:notice_id>")
+def result_notice(notice_id: int):
+    notice = db.session.get(ResultNotice, notice_id)
+    if notice is None:
+        abort(404)
+    return render_template("public/notice.html", n=notice, p=notice.procurement, today=beijing_today())
+
+
+# --- the admitted-firm libraries -------------------------------------------------------------------
+
+@bp.route("/firms")
+def firms():
+    """Each bureau's library of admitted firms (第三方机构库)."""
+    stmt = sa.select(Firm).where(Firm.status == FirmStatus.ADMITTED)
+    listing = Listing(stmt, int_filter("bureau", Firm.bureau_id), text_filter("q", Firm.name),
+                      options=[selectinload(Firm.bureau)], order_by=[Firm.bureau_id, Firm.name, Firm.id])
+    return render_template("public/firms.html", page=listing.page(), filters=listing.filters,
+                           bureaus=_public_bureaus(sa.select(Firm.bureau_id).where(Firm.status == FirmStatus.ADMITTED)))

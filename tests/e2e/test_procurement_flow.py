@@ -144,6 +144,12 @@ def test_competitive_consultation_from_procure_form_to_signed_contract(world, br
         with bureau.expect_navigation():
             bureau.get_by_test_id("award").click()
         expect(bureau.get_by_test_id("award-result")).to_contain_text(world.firm.name)
+        expect(bureau.get_by_test_id("contract-block")).to_contain_text("质疑期")
+        # the test's shortcut: the 7-working-day challenge period passes with no challenge
+        db.session.expire_all()
+        factories.past_challenge_period(db.session.get(Procurement, procurement_id))
+        db.session.commit()
+        bureau.reload()
         bureau.get_by_test_id("to-contract").click()
         today = beijing_today()
         expect(bureau.get_by_label("合同金额（万元）")).to_have_value("40.00")
