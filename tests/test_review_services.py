@@ -328,8 +328,8 @@ def test_a_report_at_the_pass_mark_is_accepted_and_graded(world):
 
     result = db.session.execute(sa.select(EvaluationResult)).scalar_one()
     assert result.score == Decimal("92.00") and result.grade == Grade.EXCELLENT
-    capped = R.set_caps(e, world.bz_staff, ["audit_problems"])
-    assert capped.grade == Grade.FAIR and capped.band_grade == Grade.EXCELLENT
+    R.add_cap(e, world.bz_staff, "audit_problems", "审计发现资金拨付滞后", link="/supervision/inspections/1")
+    assert result.grade == Grade.FAIR and result.band_grade == Grade.EXCELLENT
 
 
 def test_spread_above_the_setting_is_flagged(world):
@@ -481,3 +481,28 @@ def test_overdue_reviews_list_the_members_still_owing(world):
     assert R.overdue_reviews(stmt) == []
     late = R.overdue_reviews(stmt, now=panel.review_due + timedelta(hours=1))
     assert late[0][0].id == panel.id and len(late[0][1]) == 2
+
+
+def test_the_sql_overdue_rule_and_the_worded_one_agree(world):
+    """``workflow.overdue_clause`` (lists, counts) and ``workflow.overdue_reasons`` (the words on the rows)
+    are one rule: on every day around each deadline they pick the same engagements."""
+    from datetime import date
+
+    from evalhub.procurement.models import Engagement
+
+    plan_late = factories.contracted(world)                       # plan due 2025-04-01
+    in_field = factories.in_fieldwork(world)                      # report due 2025-10-31
+    returned, panel = _panel(world)                               # a report returned with a rectification deadline
+    for invitation in panel.invitations:
+        _review(invitation, world, [15] * 5)
+    R.send_letter(panel, world.bz_staff, panel.letter)
+    due = R.resubmission_due(returned)
+    engagements = [plan_late, in_field, returned]
+    days = [date(2025, 3, 31), date(2025, 4, 1), date(2025, 4, 2), date(2025, 10, 31), date(2025, 11, 1),
+            due - timedelta(days=1), due, due + timedelta(days=1)]
+    for day in days:
+        in_sql = set(db.session.execute(sa.select(Engagement.id).where(
+            Engagement.id.in_([e.id for e in engagements]), workflow.overdue_clause(day))).scalars())
+        assert in_sql == set(workflow.overdue_reasons(engagements, day)), day
+    assert returned.id in workflow.overdue_reasons(engagements, due + timedelta(days=1))
+    assert returned.id not in workflow.overdue_reasons(engagements, due)

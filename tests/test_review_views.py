@@ -21,6 +21,7 @@ from evalhub.procurement import workflow
 from evalhub.procurement.models import Engagement, EngagementState as S
 from evalhub.review import services as R
 from evalhub.core.models import Notification
+from evalhub.core.notifications import notify
 from evalhub.review.models import (
     CommissionerRating,
     EvaluationResult,
@@ -545,7 +546,7 @@ def test_result_page_caps_and_commissioner_rating(app, client, login, world):
     url = f"/engagements/{e.id}/result"
     _assert_refused(client, login, [world.firm_user, world.expert_user, world.kz_admin], "GET", url)
     _assert_refused(client, login, [world.region_admin, world.kz_admin, world.firm_user], "POST", url,
-                    {"form": "caps", "caps": ["audit_problems"]})
+                    {"form": "cap_add", "code": "audit_problems", "reason": "审计发现问题", "link": "/x"})
     _assert_login_required(client, "GET", url)
     login(world.region_admin)
     assert client.get(url).status_code == 200  # an upper bureau reads
@@ -553,7 +554,9 @@ def test_result_page_caps_and_commissioner_rating(app, client, login, world):
     html = text(client.get(url))
     assert "优" in html and 'data-testid="publish"' in html and 'data-testid="rate-firm"' in html
     assert 'data-testid="classify"' not in html  # withholding is for admins
-    assert client.post(url, data={"form": "caps", "caps": ["audit_problems"]}).status_code == 302
+    assert client.post(url, data={"form": "cap_add", "code": "audit_problems", "reason": "审计发现问题"}).status_code == 422
+    assert client.post(url, data={"form": "cap_add", "code": "audit_problems", "reason": "审计发现问题",
+                                  "link": "/supervision/inspections/1"}).status_code == 302
     result = db.session.execute(sa.select(EvaluationResult)).scalar_one()
     assert result.grade.label == "中" and result.band_grade.label == "优"
 
@@ -719,7 +722,7 @@ def test_workspace_lists_for_experts_and_panels_for_bureaus(app, client, login, 
 def test_the_inbox_shows_notifications_newest_first_and_marks_them_read(app, client, login, world):
     e, panel = _panel(world, accept=False)
     expert = _user_of(panel.invitations[0])
-    R.notify(expert, "较新的消息", "正文", "/reviews")
+    notify(expert, "较新的消息", "正文", "/reviews")
     db.session.commit()
     login(expert)
     html = text(client.get("/inbox"))

@@ -16,7 +16,7 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, FieldList, FormField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from evalhub.registry.forms import BLANK, ChineseForm, ChineseSubForm, MultiCheckboxField, choice, options
+from evalhub.registry.forms import BLANK, ChineseForm, ChineseSubForm, choice, options
 from evalhub.review.models import Grade, IndicatorCategory, Rubric
 from evalhub.review.services import CAPS
 
@@ -126,8 +126,22 @@ def review_form_for(rubric: Rubric, **kw) -> ReviewForm:
 
 # --- after acceptance ------------------------------------------------------------------------------
 
-class CapsForm(ChineseForm):
-    caps = MultiCheckboxField("等级限制情形", choices=[choice(k, v[0]) for k, v in CAPS.items()], validate_choice=False)
+class CapForm(ChineseForm):
+    """One cap with its evidence: a document and/or a link to the record that found the problem."""
+    code = SelectField("等级限制情形", choices=[BLANK] + [choice(k, v[0]) for k, v in CAPS.items()], validate_choice=False)
+    reason = _area("理由（发现的问题、来源）", 1000)
+    link = _text("依据记录链接（如本系统内的检查、审计记录地址）", 300)
+    file = FileField("依据文件（PDF、Word、Excel 或图片）")
+
+
+class LiftCapForm(ChineseForm):
+    cap_id = HiddenField()
+    reason = _area("撤销理由", 1000)
+
+
+class WithdrawForm(ChineseForm):
+    invitation_id = HiddenField()
+    reason = _area("撤回原因", 300)
 
 
 class RatingForm(ChineseForm):

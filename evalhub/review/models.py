@@ -58,6 +58,7 @@ class InvitationStatus(LabeledEnum):
     ACCEPTED = ("accepted", "已接受")
     DECLINED = ("declined", "已拒绝")
     EXPIRED = ("expired", "逾期未答复")
+    WITHDRAWN = ("withdrawn", "已撤回")  # by the bureau, or released when the expert became unavailable
 
 
 class ReviewStatus(LabeledEnum):
@@ -145,6 +146,9 @@ class ReviewPanel(OfEngagement, CreatedBy, db.Model):
     """The expert panel for one submission version. Its outcome is decided exactly once."""
 
     __tablename__ = "review_panel"
+    # An engagement's latest panel (the resubmission deadline in the overdue rule) by index, without walking
+    # every panel of every engagement backwards.
+    __table_args__ = (sa.Index("ix_review_panel_engagement_latest", "engagement_id", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     submission_id: Mapped[int] = mapped_column(sa.ForeignKey("submission.id"), unique=True)
@@ -194,6 +198,10 @@ class PanelInvitation(Created, db.Model):
     declaration: Mapped[Optional[str]] = mapped_column(sa.Text)  # the no-conflict declaration as signed
     # Offline review: the bureau user who recorded the expert's answer (and the paper declaration) for them.
     recorded_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    # Withdrawn by the bureau (or released because the expert was suspended/removed/disabled): why, by whom.
+    withdrawn_reason: Mapped[Optional[str]] = mapped_column(sa.String(500))
+    withdrawn_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    withdrawn_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
 
     panel: Mapped[ReviewPanel] = relationship(back_populates="invitations")
     expert: Mapped[Expert] = relationship()
@@ -257,6 +265,34 @@ class EvaluationResult(db.Model):
     decided_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
     engagement: Mapped[Engagement] = relationship()
+    cap_records: Mapped[list["ResultCap"]] = relationship(back_populates="result", order_by="ResultCap.id",
+                                                          cascade="all, delete-orphan")
+
+
+class ResultCap(CreatedBy, db.Model):
+    """One grade cap applied to a result (seed 000), with its evidence (an uploaded document and/or a link to
+    the record that found the problem) and the reason. Never deleted: lifting a cap stamps ``lifted_*``, so
+    the rows are the cap history. ``after_publication``: added or lifted by a bureau admin after the report
+    was published (the caps are frozen then)."""
+
+    __tablename__ = "result_cap"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    result_id: Mapped[int] = mapped_column(sa.ForeignKey("evaluation_result.id"), index=True)
+    code: Mapped[str] = mapped_column(sa.String(40))
+    reason: Mapped[str] = mapped_column(sa.Text)
+    evidence_file_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("stored_file.id"))
+    evidence_link: Mapped[Optional[str]] = mapped_column(sa.String(300))
+    after_publication: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    lifted_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    lifted_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    lifted_reason: Mapped[Optional[str]] = mapped_column(sa.Text)
+    lifted_after_publication: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+
+    result: Mapped[EvaluationResult] = relationship(back_populates="cap_records")
+    evidence_file: Mapped[Optional[StoredFile]] = relationship()
+    created_by: Mapped[Optional["User"]] = relationship(foreign_keys="ResultCap.created_by_id")  # noqa: F821
+    lifted_by: Mapped[Optional["User"]] = relationship(foreign_keys=[lifted_by_id])  # noqa: F821
 
 
 class CommissionerRating(db.Model):

@@ -13,18 +13,24 @@ from flask import current_app
 
 from evalhub.core import audit, draws, files, jobs, permissions
 from evalhub.core.enums import Role
-from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
-from evalhub.core.models import Bureau, Draw, User
+from evalhub.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
+from evalhub.core.models import Bureau, BudgetUnit, Draw, User
 from evalhub.core.settings import SETTINGS, get_setting
 from evalhub.core.timeutil import format_beijing, to_beijing, utcnow
+from evalhub.core.organisations import unit_ancestor_ids, unit_subtree_ids
 from evalhub.core.outline import heading_title
-from evalhub.core.notifications import notify, notify_bureau, notify_firm, send_pending_email
+from evalhub.core.notifications import emit, send_pending_email
 from evalhub.extensions import db
 from evalhub.procurement import workflow
 from evalhub.procurement.models import Engagement, EngagementState as S, EngagementTransition
 from evalhub.procurement.eligibility import field_mismatch, library_bureau_ids
 from evalhub.registry.models import Expert
-from evalhub.registry.services import expert_avoidance_reasons, expert_ids_with_login, expert_is_drawable
+from evalhub.registry.services import (
+    expert_avoidance_reasons,
+    expert_ids_with_login,
+    expert_is_drawable,
+    on_expert_unavailable,
+)
 from evalhub.review.models import (
     CommissionerRating,
     EvaluationResult,
@@ -35,6 +41,7 @@ from evalhub.review.models import (
     PanelStatus,
     Publication,
     ReportIndicator,
+    ResultCap,
     Review,
     ReviewPanel,
     ReviewScore,
@@ -82,9 +89,7 @@ def _q(value: Decimal) -> Decimal:
     return value.quantize(CENT, ROUND_HALF_UP)
 
 
-def _raise_if(errors: dict[str, str]) -> None:
-    if errors:
-        raise ValidationFailed("；".join(v.rstrip("。") for v in errors.values()) + "。", errors)
+_raise_if = ValidationFailed.raise_if  # refuse once, naming every problem found
 
 
 def _decimal(errors: dict, key: str, raw: Any, label: str) -> Optional[Decimal]:
@@ -121,6 +126,12 @@ CAPS = {
     "failed_authenticity": ("真实性核查不通过（一票否决）", Grade.POOR),
 }
 _ORDER = [Grade.EXCELLENT, Grade.GOOD, Grade.FAIR, Grade.POOR]
+
+
+def capped_grade_possible(band: Grade, concluded: Grade) -> bool:
+    """Whether a grade below the score's band is what some cap gives (seed 000: 中 for "not 优/良", 差 for
+    major problems or a failed authenticity check) — a firm that applied a cap concluded consistently."""
+    return concluded != band and any(apply_caps(band, [code]) == concluded for code in CAPS)
 
 
 def apply_caps(grade: Grade, caps: Iterable[str]) -> Grade:
@@ -174,9 +185,13 @@ def machine_checks(text: str | None, indicators: list[ReportIndicator], conclude
           concluded_total is not None and total == concluded_total,
           f"指标得分合计 {total}，报告结论 {concluded_total if concluded_total is not None else '未填写'}")
     expected = grade_for(concluded_total) if concluded_total is not None else None
-    check("grade_matches_band", "评价等级与得分区间一致（优≥90，良80–90，中60–80，差<60）",
-          expected is not None and concluded_grade == expected,
-          f"得分 {concluded_total} 应为“{expected.label if expected else '—'}”，报告结论为“{concluded_grade.label if concluded_grade else '未填写'}”")
+    capped = expected is not None and concluded_grade is not None and capped_grade_possible(expected, concluded_grade)
+    detail = (f"得分 {concluded_total} 应为“{expected.label if expected else '—'}”，"
+              f"报告结论为“{concluded_grade.label if concluded_grade else '未填写'}”")
+    if capped:
+        detail += f"（按等级限制降档：{'、'.join(v[0] for v in CAPS.values() if v[1] == concluded_grade)}，须在结果中记录限制依据）"
+    check("grade_matches_band", "评价等级与得分区间一致（优≥90，良80–90，中60–80，差<60；适用等级限制的按限制降档）",
+          expected is not None and (concluded_grade == expected or capped), detail)
     counts = find_chapters(text or "", chapters)
     missing = [c for c, n in counts.items() if n == 0]
     duplicated = [c for c, n in counts.items() if n > 1]
@@ -312,8 +327,8 @@ def submit(engagement: Engagement, kind: SubmissionKind, filename: str, data: by
     workflow.perform(engagement, action, actor, note=f"{kind.label}第 {version} 版：{stored.original_name}")
     audit.record("submission.uploaded", submission, actor=actor, bureau_id=engagement.bureau_id,
                  summary=f"{engagement.reference} 上传{kind.label}第 {version} 版", payload={"sha256": stored.sha256})
-    notify_bureau(engagement.bureau_id, f"{engagement.reference} 收到{kind.label}第 {version} 版",
-                   f"{engagement.firm.name} 提交了{kind.label}，请组织专家评审。", f"/engagements/{engagement.id}")
+    emit("submission_received", link=f"/engagements/{engagement.id}", bureau_id=engagement.bureau_id,
+         reference=engagement.reference, kind=kind.label, version=version, firm=engagement.firm.name)
     return submission
 
 
@@ -533,8 +548,9 @@ def panel_exclusions(engagement: Engagement, experts: list[Expert], *, already: 
     year = utcnow().year
     already = set(already)
     firm = engagement.firm
-    parties = [engagement.budget_unit_id] + ([engagement.commissioner_unit_id] if engagement.commissioner_unit_id else [])
-    names = [firm.name, engagement.budget_unit.name] + ([engagement.commissioner_unit.name] if engagement.commissioner_unit else [bureau.name])
+    units = _party_units(engagement)
+    parties = [u.id for u in units]
+    names = [firm.name] + [u.name for u in units] + ([] if engagement.commissioner_unit else [bureau.name])
     out: dict[int, list[str]] = {}
     for expert in experts:
         reasons = []
@@ -555,6 +571,16 @@ def panel_exclusions(engagement: Engagement, experts: list[Expert], *, already: 
         if reasons:
             out[expert.id] = reasons
     return out
+
+
+def _party_units(engagement: Engagement) -> list[BudgetUnit]:
+    """The evaluated unit and the commissioning unit with the BudgetUnit tree up and down: an expert who works
+    for a 所属单位 of the evaluated 主管部门 (or for the 主管部门 above an evaluated unit) must avoid it too."""
+    roots = [u for u in (engagement.budget_unit, engagement.commissioner_unit) if u is not None]
+    ids: set[int] = set()
+    for unit in roots:
+        ids |= unit_subtree_ids(unit) | unit_ancestor_ids(unit)
+    return db.session.execute(sa.select(BudgetUnit).where(BudgetUnit.id.in_(ids)).order_by(BudgetUnit.id)).scalars().all()
 
 
 def _pool(engagement: Engagement) -> list[Expert]:
@@ -606,10 +632,22 @@ def _invite(panel: ReviewPanel, expert_id: int, draw_id: int) -> PanelInvitation
     panel.invitations.append(invitation)
     db.session.flush()
     expert_user = db.session.execute(sa.select(User).where(User.expert_id == expert_id)).scalar_one_or_none()
-    if expert_user is not None:
-        notify(expert_user, f"评审邀请：{panel.engagement.name}{panel.kind.label}",
-               f"请在北京时间 {format_beijing(invitation.respond_by)} 前答复是否参加评审。", f"/reviews/invitations/{invitation.id}")
+    emit("panel_invitation", link=f"/reviews/invitations/{invitation.id}", users=[expert_user],
+         name=panel.engagement.name, kind=panel.kind.label, respond_due=f"北京时间 {format_beijing(invitation.respond_by)}")
     return invitation
+
+
+def _move(invitation: PanelInvitation, status: InvitationStatus,
+          from_: tuple[InvitationStatus, ...] = (InvitationStatus.INVITED,)) -> None:
+    """Compare-and-set the invitation's status: an expert answering while the bureau withdraws the same seat
+    (two requests, two workers) — the second to arrive finds it moved and is answered 409, not overwritten."""
+    moved = db.session.execute(sa.update(PanelInvitation).where(
+        PanelInvitation.id == invitation.id, PanelInvitation.status.in_(from_)).values(status=status)
+        .execution_options(synchronize_session=False)).rowcount
+    if moved != 1:
+        db.session.refresh(invitation, ["status"])
+        raise Conflict(f"该邀请当前状态为“{invitation.status.label}”，已被答复或撤回，请刷新后查看。")
+    invitation.status = status
 
 
 DECLARATION = ("本人承诺：与该评价任务的承担机构、委托方和被评价单位不存在任职、股权、近亲属或其他利害关系，"
@@ -629,7 +667,7 @@ def respond(invitation: PanelInvitation, actor: User, *, accept: bool, declarati
     if accept:
         if not declaration_signed:
             raise ValidationFailed("接受邀请前须签署无利益冲突声明。", {"declaration": "请勾选并签署声明"})
-        invitation.status = InvitationStatus.ACCEPTED
+        _move(invitation, InvitationStatus.ACCEPTED)
         invitation.declaration = DECLARATION
         db.session.add(Review(invitation=invitation, rubric_id=invitation.panel.rubric_id))
         audit.record("panel.invitation_accepted", invitation.panel, actor=actor, bureau_id=invitation.panel.bureau_id,
@@ -637,7 +675,7 @@ def respond(invitation: PanelInvitation, actor: User, *, accept: bool, declarati
         return None
     if not (reason or "").strip():
         raise ValidationFailed("请说明拒绝的原因。", {"reason": "必填"})
-    invitation.status = InvitationStatus.DECLINED
+    _move(invitation, InvitationStatus.DECLINED)
     invitation.decline_reason = reason.strip()
     audit.record("panel.invitation_declined", invitation.panel, actor=actor, bureau_id=invitation.panel.bureau_id,
                  summary=f"专家拒绝评审邀请：{reason.strip()}", payload={"invitation": invitation.id})
@@ -669,7 +707,7 @@ def respond_offline(invitation: PanelInvitation, actor: User, *, accept: bool, d
     invitation.responded_at = now
     invitation.recorded_by_id = actor.id
     if accept:
-        invitation.status = InvitationStatus.ACCEPTED
+        _move(invitation, InvitationStatus.ACCEPTED)
         invitation.declaration = (DECLARATION + f"\n（线下评审：专家签署的纸质声明由{actor.display_name}（{actor.username}）"
                                   f"于北京时间 {format_beijing(now)} 登记收到。）")
         db.session.add(Review(invitation=invitation, rubric_id=panel.rubric_id))
@@ -677,7 +715,7 @@ def respond_offline(invitation: PanelInvitation, actor: User, *, accept: bool, d
                      summary=f"线下评审：{actor.username} 登记专家接受评审邀请，已收到专家签署的纸质无利益冲突声明",
                      payload={"invitation": invitation.id, "offline": True, "paper_declaration": True})
         return None
-    invitation.status = InvitationStatus.DECLINED
+    _move(invitation, InvitationStatus.DECLINED)
     invitation.decline_reason = reason
     audit.record("panel.invitation_declined", panel, actor=actor, bureau_id=panel.bureau_id,
                  summary=f"线下评审：{actor.username} 登记专家拒绝评审邀请：{reason}",
@@ -686,16 +724,88 @@ def respond_offline(invitation: PanelInvitation, actor: User, *, accept: bool, d
 
 
 def replace_member(invitation: PanelInvitation, reason: str, actor: User | None) -> PanelInvitation:
-    """A replacement draw that cites the decline or the missed deadline; the original draw stays."""
+    """A replacement draw that cites the decline, the missed deadline or the withdrawal; the original draw
+    stays. It draws from the SAME recorded pool as the panel's draw, keeps that draw's exclusions with their
+    reasons, excludes everyone already drawn for the panel, and re-checks who may still sit today (someone
+    suspended, at their load cap or without a login since the first draw)."""
     panel = invitation.panel
     engagement = panel.engagement
-    pool = _pool(engagement)
+    first = panel.draw
+    recorded = {int(e["id"]): list(e["reasons"]) for e in first.exclusions}
+    pool = db.session.execute(sa.select(Expert).where(Expert.id.in_(first.candidate_ids)).order_by(Expert.id)).scalars().all()
     exclusions = panel_exclusions(engagement, pool, already=[i.expert_id for i in panel.invitations], offline=panel.offline)
+    for expert_id, reasons in recorded.items():
+        exclusions[expert_id] = reasons + [r for r in exclusions.get(expert_id, []) if r not in reasons]
     original = db.session.get(Draw, invitation.draw_id)
-    record = draws.draw(f"{engagement.reference} 评审组补抽 1 人", [e.id for e in pool], 1, exclusions, actor=actor,
+    record = draws.draw(f"{engagement.reference} 评审组补抽 1 人", first.candidate_ids, 1, exclusions, actor=actor,
                         bureau_id=panel.bureau_id, context=("engagement", engagement.id),
                         redraw_of=original, redraw_reason=reason)
     return _invite(panel, record.result_ids[0], record.id)
+
+
+PENDING = (InvitationStatus.INVITED, InvitationStatus.ACCEPTED)
+
+
+def _withdraw(invitation: PanelInvitation, actor: User | None, reason: str,
+              from_: tuple[InvitationStatus, ...] = (InvitationStatus.INVITED,)) -> None:
+    """Take the seat back (recorded, audited, the expert told); the caller draws the replacement."""
+    panel = invitation.panel
+    _move(invitation, InvitationStatus.WITHDRAWN, from_=from_)
+    invitation.withdrawn_reason = reason[:500]
+    invitation.withdrawn_by_id = actor.id if actor else None
+    invitation.withdrawn_at = utcnow()
+    audit.record("panel.invitation_withdrawn", panel, actor=actor, bureau_id=panel.bureau_id,
+                 summary=f"{panel.engagement.reference} 撤回一位专家的评审邀请：{reason}",
+                 payload={"invitation": invitation.id, "expert": invitation.expert_id, "reason": reason})
+    expert_user = db.session.execute(sa.select(User).where(User.expert_id == invitation.expert_id,
+                                                           User.is_enabled.is_(True))).scalar_one_or_none()
+    emit("invitation_withdrawn", link="/reviews", users=[expert_user], name=panel.engagement.name,
+         kind=panel.kind.label, reason=f"您在该评审组的邀请已撤回，无需再参加本次评审。原因：{reason}")
+
+
+def withdraw_invitation(invitation: PanelInvitation, actor: User, reason: str) -> PanelInvitation:
+    """The bureau withdraws a pending (not yet answered) invitation with a reason; the replacement is drawn
+    at once from the panel's recorded pool. Returns the replacement's invitation. A draw that finds nobody
+    refuses the whole withdrawal (nothing written)."""
+    panel = invitation.panel
+    permissions.require(actor, "review.manage", panel.engagement)
+    if invitation.status != InvitationStatus.INVITED:
+        raise Conflict(f"该邀请当前状态为“{invitation.status.label}”，只能撤回尚未答复的邀请。")
+    if panel.status != PanelStatus.REVIEWING:
+        raise Conflict("该评审已结束，不能撤回邀请。")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed("撤回邀请须说明原因。", {"reason": "必填"})
+    if len(reason) > 300:
+        raise ValidationFailed("原因不能超过 300 个字符。", {"reason": "不能超过 300 个字符"})
+    _withdraw(invitation, actor, reason)
+    try:
+        return replace_member(invitation, f"财政局撤回邀请（{reason}）", actor)
+    except DomainError as exc:
+        raise Conflict(f"无法补抽专家：{exc.message}") from exc
+
+
+@on_expert_unavailable
+def _release_invitations(expert: Expert, actor: User | None, reason: str) -> None:
+    """An expert suspended, removed or with their login disabled: every seat they hold on a panel still
+    reviewing (invited, or accepted without a submitted review) is released and a replacement drawn. A panel
+    whose pool has nobody left stays short, recorded in the audit log for the bureau to act on; the
+    suspension itself goes through."""
+    seats = db.session.execute(sa.select(PanelInvitation).join(ReviewPanel).outerjoin(
+        Review, Review.invitation_id == PanelInvitation.id).where(
+        PanelInvitation.expert_id == expert.id, PanelInvitation.status.in_(PENDING),
+        ReviewPanel.status == PanelStatus.REVIEWING,
+        sa.or_(Review.id.is_(None), Review.status != ReviewStatus.SUBMITTED))).scalars().all()
+    for invitation in seats:
+        _withdraw(invitation, actor, f"专家不再可用（{reason}）", from_=PENDING)
+        try:
+            with db.session.begin_nested():
+                replace_member(invitation, f"专家不再可用（{reason}）", actor)
+        except DomainError as exc:
+            panel = invitation.panel
+            audit.record("panel.replacement_failed", panel, actor=actor, bureau_id=panel.bureau_id,
+                         summary=f"{panel.engagement.reference} 评审组补抽失败，需另行组织：{exc.message}",
+                         payload={"invitation": invitation.id})
 
 
 def expire_invitations(now: datetime | None = None) -> int:
@@ -713,11 +823,11 @@ def expire_invitations(now: datetime | None = None) -> int:
 # === reviews =======================================================================================
 
 def _own_review(review: Review, actor: User) -> None:
-    if actor.role == Role.EXPERT and actor.expert_id == review.invitation.expert_id:
-        return
-    if enters_for_expert(review.invitation, actor):
-        return
-    raise PermissionDenied("只能填写本人的评审意见。")
+    if not (actor.role == Role.EXPERT and actor.expert_id == review.invitation.expert_id
+            or enters_for_expert(review.invitation, actor)):
+        raise PermissionDenied("只能填写本人的评审意见。")
+    if review.invitation.status == InvitationStatus.WITHDRAWN:  # a released seat no longer counts, nor writes
+        raise Conflict(f"该评审邀请已撤回（{review.invitation.withdrawn_reason or '财政局撤回'}），不能再填写或提交评审意见。")
 
 
 def enters_for_expert(invitation: PanelInvitation, actor: User) -> bool:
@@ -858,12 +968,30 @@ def reopen_review(review: Review, actor: User, reason: str) -> None:
                  summary=f"财政局退回一份评审意见供专家修改：{reason.strip()}", payload={"review": review.id})
 
 
-def panel_score(totals: list[Decimal], trimmed_from: int) -> Decimal:
-    """Mean of the experts' totals; trimmed (drop the highest and the lowest) from ``trimmed_from`` experts."""
+def exact_panel_score(totals: list[Decimal], trimmed_from: int) -> Decimal:
+    """Mean of the experts' totals, unrounded; trimmed (drop the highest and the lowest) from ``trimmed_from``
+    experts. The pass decision is made on this: 90, 90, 89.99 → 89.9967 fails a pass mark of 90."""
     values = sorted(totals)
     if len(values) >= trimmed_from and len(values) >= 3:
         values = values[1:-1]
-    return _q(sum(values, Decimal("0")) / len(values))
+    return sum(values, Decimal("0")) / len(values)
+
+
+def panel_score(totals: list[Decimal], trimmed_from: int) -> Decimal:
+    """The panel score as shown and stored (two places)."""
+    return _q(exact_panel_score(totals, trimmed_from))
+
+
+def passes(exact: Decimal, pass_mark: Decimal) -> bool:
+    """THE pass decision: the unrounded score against the pass mark (display rounding never lifts a fail)."""
+    return exact >= pass_mark
+
+
+def _score_words(panel: ReviewPanel, exact: Decimal) -> str:
+    """The score as read in letters and messages; the unrounded figure too when rounding would hide a fail."""
+    if panel.score is not None and panel.score != exact and panel.score >= (panel.pass_mark or 0) and not panel.passed:
+        return f"{panel.score} 分（未经四舍五入为 {exact.quantize(Decimal('0.0001'), ROUND_HALF_UP)} 分）"
+    return f"{panel.score} 分"
 
 
 def maybe_decide(panel: ReviewPanel, actor: User | None) -> bool:
@@ -886,52 +1014,64 @@ def maybe_decide(panel: ReviewPanel, actor: User | None) -> bool:
     db.session.refresh(panel)
     bureau = panel.engagement.bureau
     totals = [r.total for r in reviews]
-    panel.score = panel_score(totals, get_setting(bureau, "review.trimmed_mean_from"))
+    exact = exact_panel_score(totals, get_setting(bureau, "review.trimmed_mean_from"))
+    panel.score = _q(exact)
     panel.spread = max(totals) - min(totals)
     panel.spread_flagged = panel.spread > get_setting(bureau, "review.spread_flag")
     key = "review.plan_pass_mark" if panel.kind == SubmissionKind.WORK_PLAN else "review.report_pass_mark"
     panel.pass_mark = Decimal(str(get_setting(bureau, key)))
-    panel.passed = panel.score >= panel.pass_mark
+    panel.passed = passes(exact, panel.pass_mark)
     panel.status = PanelStatus.DECIDED
     engagement = panel.engagement
+    words = _score_words(panel, exact)
     audit.record("panel.decided", panel, actor=actor, bureau_id=panel.bureau_id,
-                 summary=f"{engagement.reference} {panel.kind.label}第 {panel.round} 轮评审结果：{panel.score} 分，"
+                 summary=f"{engagement.reference} {panel.kind.label}第 {panel.round} 轮评审结果：{words}，"
                          + ("通过" if panel.passed else f"低于 {panel.pass_mark} 分"),
-                 payload={"score": panel.score, "spread": panel.spread, "flag": panel.spread_flagged})
+                 payload={"score": panel.score, "exact": str(exact), "spread": panel.spread, "flag": panel.spread_flagged})
     if panel.passed:
         if panel.kind == SubmissionKind.REPORT:
             record_result(engagement, panel.submission, None)  # accept_report requires the recorded result
         workflow.perform(engagement, "approve_plan" if panel.kind == SubmissionKind.WORK_PLAN else "accept_report",
                          actor, note=f"专家评审 {panel.score} 分（通过线 {panel.pass_mark}）", system=True)
-        panel.letter = consolidated_letter(panel, reviews)
+        panel.letter = consolidated_letter(panel, reviews, words)
         panel.status = PanelStatus.CLOSED
-        notify_firm(engagement.firm_id, f"{engagement.reference} {panel.kind.label}评审通过",
-                     f"专家评审得分 {panel.score} 分。", f"/engagements/{engagement.id}")
+        emit("review_passed", link=f"/engagements/{engagement.id}", firm_id=engagement.firm_id,
+             reference=engagement.reference, kind=panel.kind.label, detail=f"专家评审得分 {panel.score} 分。")
     else:
-        panel.letter = consolidated_letter(panel, reviews)  # bureau staff edit it before it is sent
-        notify_bureau(engagement.bureau_id, f"{engagement.reference} {panel.kind.label}评审未通过",
-                       f"专家评审得分 {panel.score} 分，低于 {panel.pass_mark} 分。请审核汇总意见后退回机构。",
-                       f"/reviews/panels/{panel.id}")
+        panel.letter = consolidated_letter(panel, reviews, words)  # bureau staff edit it before it is sent
+        emit("review_failed", link=f"/reviews/panels/{panel.id}", bureau_id=engagement.bureau_id,
+             reference=engagement.reference, kind=panel.kind.label,
+             detail=f"专家评审得分 {words}，低于 {panel.pass_mark} 分。请审核汇总意见后退回机构。")
     return True
 
 
-def consolidated_letter(panel: ReviewPanel, reviews: list[Review]) -> str:
+_CLAUSE_END = "。；;，,、.！!？? \u3000\t\r\n"
+
+
+def join_clauses(parts: Iterable[str]) -> str:
+    """The experts' comments as one sentence: each stripped of its own closing punctuation, joined with "；",
+    ended with "。" — never "。；", "；。" or "。。" (the comments often end with a full stop already)."""
+    clauses = [c.strip().rstrip(_CLAUSE_END).strip() for c in parts if c and c.strip()]
+    clauses = [c for c in dict.fromkeys(clauses) if c]
+    return "；".join(clauses) + "。" if clauses else ""
+
+
+def consolidated_letter(panel: ReviewPanel, reviews: list[Review], score_words: str | None = None) -> str:
     """The opinion letter drafted from the experts' comments — no names, no individual scores."""
     engagement = panel.engagement
     lines = [f"{engagement.firm.name}：", "",
              f"贵机构提交的《{engagement.name}》{panel.kind.label}（第 {panel.submission.version} 版）经专家评审，"
-             f"综合得分 {panel.score} 分，" + ("达到通过线。" if panel.passed else f"低于 {panel.pass_mark} 分的通过线，请按以下意见整改后重新提交。"),
+             f"综合得分 {score_words or f'{panel.score} 分'}，"
+             + ("达到通过线。" if panel.passed else f"低于 {panel.pass_mark} 分的通过线，请按以下意见整改后重新提交。"),
              ""]
-    items = {i.id: i for i in panel.rubric.items}
     for number, item in enumerate(panel.rubric.items, start=1):
-        comments = [s.comment for r in reviews for s in r.scores if s.rubric_item_id == item.id and s.comment]
-        if comments:
-            lines.append(f"{number}. {item.name}：" + "；".join(dict.fromkeys(comments)))
-    opinions = [r.opinion for r in reviews if r.opinion]
+        text = join_clauses(s.comment for r in reviews for s in r.scores if s.rubric_item_id == item.id)
+        if text:
+            lines.append(f"{number}. {item.name}：{text}")
+    opinions = join_clauses(r.opinion or "" for r in reviews)
     if opinions:
-        lines += ["", "总体意见：" + "；".join(dict.fromkeys(opinions))]
+        lines += ["", f"总体意见：{opinions}"]
     lines += ["", f"{engagement.bureau.name}"]
-    del items
     return "\n".join(lines)
 
 
@@ -950,16 +1090,27 @@ def send_letter(panel: ReviewPanel, actor: User, letter: str) -> None:
     panel.status = PanelStatus.CLOSED
     workflow.perform(engagement, "return_plan" if panel.kind == SubmissionKind.WORK_PLAN else "return_report", actor,
                      note=f"第 {panel.round} 轮评审 {panel.score} 分，退回整改；请于 {format_beijing(panel.resubmit_due, '%Y-%m-%d')} 前重新提交")
-    notify_firm(engagement.firm_id, f"{engagement.reference} {panel.kind.label}退回整改", letter[:500], f"/engagements/{engagement.id}")
+    emit("returned_for_rectification", link=f"/engagements/{engagement.id}", firm_id=engagement.firm_id,
+         reference=engagement.reference, kind=panel.kind.label, letter=letter[:500])
 
 
 @workflow.resubmission_deadline
+def _resubmit_due_sql() -> sa.ColumnElement:
+    """When (UTC) the firm must resubmit after the engagement's last returned review: NULL if none."""
+    # The latest such panel by max(id) over the engagement's own panels (the engagement_id index), not
+    # ORDER BY id DESC LIMIT 1, which PostgreSQL answers by walking the whole panel table backwards.
+    latest = (sa.select(sa.func.max(ReviewPanel.id))
+              .where(ReviewPanel.engagement_id == Engagement.id, ReviewPanel.resubmit_due.is_not(None))
+              .correlate(Engagement).scalar_subquery())
+    panel = sa.orm.aliased(ReviewPanel)
+    return sa.select(panel.resubmit_due).where(panel.id == latest).correlate(Engagement).scalar_subquery()
+
+
 def resubmission_due(engagement: Engagement) -> Optional[date]:
     """The date (Beijing) by which the firm must resubmit after the last returned review, if any."""
-    panel = db.session.execute(sa.select(ReviewPanel).where(
-        ReviewPanel.engagement_id == engagement.id, ReviewPanel.resubmit_due.is_not(None))
-        .order_by(ReviewPanel.id.desc())).scalars().first()
-    return to_beijing(panel.resubmit_due).date() if panel else None
+    due = db.session.execute(sa.select(_resubmit_due_sql()).select_from(Engagement)
+                             .where(Engagement.id == engagement.id)).scalar()
+    return to_beijing(due).date() if due else None
 
 
 def overdue_reviews(panels_stmt: sa.Select, now: datetime | None = None) -> list[tuple[ReviewPanel, list[PanelInvitation]]]:
@@ -996,8 +1147,17 @@ def visible_reviews(panel: ReviewPanel, user: User) -> list[Review]:
 
 # === after acceptance ==============================================================================
 
+def active_caps(result: EvaluationResult) -> list[str]:
+    """The caps in force: those recorded with evidence and not lifted (a result recorded before caps carried
+    evidence keeps the codes it was recorded with)."""
+    if not result.cap_records:
+        return list(result.caps or [])
+    return list(dict.fromkeys(c.code for c in result.cap_records if c.lifted_at is None))
+
+
 def record_result(engagement: Engagement, submission: Submission, actor: User | None, *,
-                  caps: Iterable[str] = (), deduction: Any = None, deduction_reason: str | None = None) -> EvaluationResult:
+                  caps: Iterable[str] | None = None, deduction: Any = None,
+                  deduction_reason: str | None = None) -> EvaluationResult:
     score = submission.concluded_total or Decimal("0")
     errors: dict[str, str] = {}
     deduction_value = None
@@ -1005,13 +1165,13 @@ def record_result(engagement: Engagement, submission: Submission, actor: User | 
         deduction_value = _decimal(errors, "deduction", deduction, "扣分")
         if deduction_value is not None and not Decimal("0") <= deduction_value <= HUNDRED:
             errors["deduction"] = "扣分应在 0–100 之间"
-    caps = [c for c in caps if c]
+    result = db.session.execute(sa.select(EvaluationResult).where(EvaluationResult.engagement_id == engagement.id)).scalar_one_or_none()
+    caps = [c for c in (caps if caps is not None else (active_caps(result) if result else [])) if c]
     unknown = [c for c in caps if c not in CAPS]
     if unknown:
         errors["caps"] = "未知的等级限制：" + "、".join(unknown)
     _raise_if(errors)
-    band = grade_for(score)
-    result = db.session.execute(sa.select(EvaluationResult).where(EvaluationResult.engagement_id == engagement.id)).scalar_one_or_none()
+    band = grade_for(score)  # the band from the score, then the caps lower it
     if result is None:
         result = EvaluationResult(engagement_id=engagement.id, submission_id=submission.id, score=score,
                                   band_grade=band, grade=band)
@@ -1047,14 +1207,96 @@ def accept_with_deduction(engagement: Engagement, actor: User, deduction: Any, r
     return result
 
 
-def set_caps(engagement: Engagement, actor: User, caps: Iterable[str]) -> EvaluationResult:
+# --- caps: recorded with evidence and reason, frozen at publication ---------------------------------
+
+def caps_frozen(engagement: Engagement) -> bool:
+    """Once the report is published or withheld (a Publication decided), the caps are frozen."""
+    return db.session.execute(sa.select(Publication.id).where(
+        Publication.engagement_id == engagement.id,
+        sa.or_(Publication.published_at.is_not(None), Publication.classified.is_(True)))).first() is not None
+
+
+def _cap_change_allowed(engagement: Engagement, actor: User) -> bool:
+    """Who may change caps now; True when the change comes after publication (an admin's, recorded as such)."""
     permissions.require(actor, "review.manage", engagement)
+    if not caps_frozen(engagement):
+        return False
+    if actor.role != Role.BUREAU_ADMIN:
+        raise PermissionDenied("评价报告已公开（或已不予公开归档），等级限制已冻结；如需变更，须由本局管理员填写理由办理。")
+    return True
+
+
+def _result_for_caps(engagement: Engagement) -> EvaluationResult:
     result = db.session.execute(sa.select(EvaluationResult).where(EvaluationResult.engagement_id == engagement.id)).scalar_one_or_none()
     if result is None:
         raise Conflict("报告验收后才有评价结果。")
-    submission = db.session.get(Submission, result.submission_id)
-    return record_result(engagement, submission, actor, caps=caps, deduction=result.deduction,
-                         deduction_reason=result.deduction_reason)
+    return result
+
+
+def _rerecord(engagement: Engagement, result: EvaluationResult, actor: User) -> EvaluationResult:
+    db.session.flush()
+    db.session.refresh(result, ["cap_records"])
+    return record_result(engagement, db.session.get(Submission, result.submission_id), actor,
+                         deduction=result.deduction, deduction_reason=result.deduction_reason)
+
+
+def _cap_reason(errors: dict[str, str], reason: str | None, key: str = "reason") -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        errors[key] = "请说明理由"
+    elif len(reason) > 1000:
+        errors[key] = "理由不能超过 1000 个字符"
+    return reason
+
+
+def add_cap(engagement: Engagement, actor: User, code: str, reason: str | None, *, filename: str | None = None,
+            data: bytes | None = None, link: str | None = None) -> ResultCap:
+    """Apply a cap (seed 000) to the result with its evidence — an uploaded document (audit report, inspection
+    finding…) and/or a link to the record in evalhub — and the reason; the grade is recomputed from the band."""
+    after = _cap_change_allowed(engagement, actor)
+    result = _result_for_caps(engagement)
+    errors: dict[str, str] = {}
+    if code not in CAPS:
+        errors["code"] = "请选择等级限制情形"
+    elif code in active_caps(result):
+        errors["code"] = f"已记录“{CAPS[code][0]}”"
+    reason = _cap_reason(errors, reason)
+    link = (link or "").strip() or None
+    if link and (len(link) > 300 or not (link.startswith("/") and not link.startswith("//")
+                                         or link.startswith(("https://", "http://")))):
+        errors["link"] = "依据链接应为本系统内的记录地址（以 / 开头）或 http(s) 网址，不超过 300 个字符"
+    if not link and not data:
+        errors["evidence"] = "请上传依据文件或填写依据记录的链接"
+    _raise_if(errors)
+    stored = files.store(filename or "依据.pdf", data, allowed=("pdf", "docx", "xlsx", "jpg", "png"), actor=actor) if data else None
+    cap = ResultCap(result_id=result.id, code=code, reason=reason, evidence_file_id=stored.id if stored else None,
+                    evidence_link=link, after_publication=after, created_by_id=actor.id)
+    db.session.add(cap)
+    db.session.flush()
+    audit.record("result.cap_added_after_publication" if after else "result.cap_added", engagement, actor=actor,
+                 summary=f"{engagement.reference} 记录等级限制：{CAPS[code][0]}（{reason}）" + ("；公开后由管理员变更" if after else ""),
+                 payload={"cap": cap.id, "code": code, "evidence_file": cap.evidence_file_id, "link": link,
+                          "after_publication": after})
+    _rerecord(engagement, result, actor)
+    return cap
+
+
+def lift_cap(cap: ResultCap, actor: User, reason: str | None) -> ResultCap:
+    """Lift a cap recorded in error, with the reason; the row stays as history."""
+    result = cap.result
+    engagement = result.engagement
+    after = _cap_change_allowed(engagement, actor)
+    if cap.lifted_at is not None:
+        raise Conflict("该等级限制已撤销。")
+    errors: dict[str, str] = {}
+    reason = _cap_reason(errors, reason)
+    _raise_if(errors)
+    cap.lifted_at, cap.lifted_by_id, cap.lifted_reason, cap.lifted_after_publication = utcnow(), actor.id, reason, after
+    audit.record("result.cap_lifted_after_publication" if after else "result.cap_lifted", engagement, actor=actor,
+                 summary=f"{engagement.reference} 撤销等级限制：{CAPS[cap.code][0]}（{reason}）" + ("；公开后由管理员变更" if after else ""),
+                 payload={"cap": cap.id, "code": cap.code, "after_publication": after})
+    _rerecord(engagement, result, actor)
+    return cap
 
 
 def rate_firm(engagement: Engagement, actor: User, scores: dict[int, Any], comment: str | None) -> CommissionerRating:
@@ -1143,17 +1385,19 @@ def send_reminders(now: datetime | None = None) -> dict[str, int]:
                 key, title = f"review-due-{review.id}", "评审即将到期"
             else:
                 continue
-            if notify(user, f"{title}：{panel.engagement.name}", f"评审截止时间：北京时间 {format_beijing(panel.review_due)}。",
-                      f"/reviews/{review.id}", dedupe_key=key):
+            if emit("review_reminder", link=f"/reviews/{review.id}", users=[user], dedupe_key=key, title=title,
+                    name=panel.engagement.name, due=format_beijing(panel.review_due)):
                 counts["reminders"] += 1
-    for engagement in db.session.execute(sa.select(Engagement).where(Engagement.state.in_(
-            [S.CONTRACTED, S.PLAN_RETURNED, S.FIELDWORK, S.REPORT_RETURNED]))).scalars():
-        reason = workflow.overdue_reason(engagement)
+    late = db.session.execute(sa.select(Engagement).where(workflow.overdue_clause())).scalars().all()
+    reasons = workflow.overdue_reasons(late)
+    for engagement in late:
+        reason = reasons.get(engagement.id)
         if reason:
-            for user in db.session.execute(sa.select(User).where(User.firm_id == engagement.firm_id)).scalars():
-                if notify(user, f"{engagement.reference} 已逾期", reason, f"/engagements/{engagement.id}",
-                          dedupe_key=f"overdue-{engagement.id}-{engagement.state.value}"):
-                    counts["reminders"] += 1
+            firm_users = db.session.execute(sa.select(User).where(User.firm_id == engagement.firm_id,
+                                                                  User.is_enabled.is_(True))).scalars().all()
+            counts["reminders"] += len(emit("engagement_overdue", link=f"/engagements/{engagement.id}", users=firm_users,
+                                            dedupe_key=f"overdue-{engagement.id}-{engagement.state.value}",
+                                            reference=engagement.reference, reason=reason))
     db.session.flush()
     counts["emailed"] = send_pending_email()
     return counts

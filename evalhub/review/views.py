@@ -51,12 +51,13 @@ from evalhub.review.forms import (
     INDICATOR_ROWS,
     RUBRIC_ROWS,
     AcceptForm,
-    CapsForm,
+    CapForm,
     ClassifyForm,
     ConfirmForm,
     DeclineForm,
     DeductionForm,
     LetterForm,
+    LiftCapForm,
     OfflineAnswerForm,
     PanelForm,
     PublishForm,
@@ -64,6 +65,7 @@ from evalhub.review.forms import (
     ReportSubmissionForm,
     RubricForm,
     SubmissionForm,
+    WithdrawForm,
     rating_form_for,
     review_form_for,
 )
@@ -74,6 +76,7 @@ from evalhub.review.models import (
     PanelInvitation,
     PanelStatus,
     Publication,
+    ResultCap,
     Review,
     ReviewPanel,
     ReviewStatus,
@@ -168,6 +171,18 @@ def _sent_letter_before(submission: Submission) -> Optional[ReviewPanel]:
     if previous is None or previous.panel is None or previous.panel.letter_sent_at is None:
         return None
     return previous.panel
+
+
+# --- the engagement page: submissions, letters and outcomes ----------------------------------------
+
+@bp.app_template_global("review_submissions")
+def _review_submissions(engagement: Engagement) -> list[dict]:
+    """For the engagement page (templates/review/_engagement_submissions.html): every version the firm handed
+    in, each with what the firm may read of its panel — the outcome and the return letter once sent. The
+    firm of the engagement and the bureau side see it; nobody else (experts read through their panels)."""
+    if not (_is_firm_of(engagement) or (bureau_side() and permissions.can(current_user, "engagement.view", engagement))):
+        return []
+    return [{"submission": s, "outcome": _firm_outcome(s.panel)} for s in services.submissions(engagement)]
 
 
 # --- the navbar's unread badge ---------------------------------------------------------------------
@@ -328,7 +343,8 @@ def _manageable_panel(panel_id: int) -> ReviewPanel:
 
 def _render_panel(panel: ReviewPanel, status: int = 200, letter_form: LetterForm | None = None,
                   reopen_form: ReopenForm | None = None, offline_form: OfflineAnswerForm | None = None,
-                  offline_target: int | None = None):
+                  offline_target: int | None = None, withdraw_form: WithdrawForm | None = None,
+                  withdraw_target: int | None = None):
     engagement = panel.engagement
     reviews = {r.invitation_id: r for r in services.visible_reviews(panel, current_user)}
     can_manage = permissions.can(current_user, "review.manage", engagement)
@@ -344,6 +360,8 @@ def _render_panel(panel: ReviewPanel, status: int = 200, letter_form: LetterForm
         can_send=can_manage and panel.status == PanelStatus.DECIDED and panel.passed is False,
         can_enter=can_manage and panel.offline and panel.status == PanelStatus.REVIEWING,
         offline_form=offline_form or OfflineAnswerForm(formdata=None), offline_target=offline_target,
+        withdraw_form=withdraw_form or WithdrawForm(formdata=None), withdraw_target=withdraw_target,
+        can_withdraw=can_manage and panel.status == PanelStatus.REVIEWING,
         can_reopen=can_manage and panel.decided_at is None), status
 
 
@@ -385,7 +403,7 @@ def review_reopen(review_id: int):
 
 # --- the bureau: result, rating, publication --------------------------------------------------------
 
-RESULT_FORMS = ("caps", "rating", "deduction", "publish", "classify")
+RESULT_FORMS = ("cap_add", "cap_lift", "rating", "deduction", "publish", "classify")
 
 
 def _result_forms(engagement: Engagement, result: Optional[EvaluationResult], posted: Optional[str]) -> dict:
@@ -395,7 +413,8 @@ def _result_forms(engagement: Engagement, result: Optional[EvaluationResult], po
         return factory() if posted == name else factory(formdata=None, **defaults)
 
     return {
-        "caps": make("caps", CapsForm, data={"caps": list(result.caps) if result else []}),
+        "cap_add": make("cap_add", CapForm),
+        "cap_lift": make("cap_lift", LiftCapForm),
         "rating": make("rating", lambda **kw: rating_form_for(rubric, **kw)),
         "deduction": make("deduction", DeductionForm),
         "publish": make("publish", PublishForm),
@@ -424,6 +443,8 @@ def _render_result(engagement: Engagement, forms: dict, status: int = 200):
         publish_blocked=publish_blocked,
         publication=publication, forms=forms, can_manage=can_manage, is_admin=is_admin, exhausted=exhausted,
         report=report, CAPS=services.CAPS, S=S, panels=_engagement_panels(engagement),
+        caps_frozen=services.caps_frozen(engagement),
+        may_change_caps=can_manage and (not services.caps_frozen(engagement) or current_user.role == Role.BUREAU_ADMIN),
         rated=rating is not None, can_rate=can_manage and rating is None and engagement.state in (S.ACCEPTED, S.PUBLISHED, S.ARCHIVED),
     ), status
 
@@ -445,9 +466,16 @@ def result(engagement_id: int):
         abort(400)
     forms = _result_forms(engagement, existing, which)
     form = forms[which]
-    if which == "caps":
-        call = lambda: services.set_caps(engagement, current_user, form.caps.data or [])  # noqa: E731
-        done_message = "已更新等级限制情形。"
+    if which == "cap_add":
+        upload = form.file.data
+        call = lambda: services.add_cap(  # noqa: E731
+            engagement, current_user, form.code.data or "", form.reason.data, link=form.link.data,
+            filename=getattr(upload, "filename", None), data=upload.read() if upload else None)
+        done_message = "已记录等级限制及其依据，最终等级已按限制重新确定。"
+    elif which == "cap_lift":
+        cap = _cap_of(engagement, form.cap_id.data)
+        call = lambda: services.lift_cap(cap, current_user, form.reason.data)  # noqa: E731
+        done_message = "已撤销该等级限制，最终等级已重新确定。"
     elif which == "rating":
         rubric = forms["rubric"]
         call = lambda: services.rate_firm(engagement, current_user,  # noqa: E731
@@ -468,6 +496,29 @@ def result(engagement_id: int):
         done_message = "已标记为不予公开并归档。"
     return handle_form(form, call, message=done_message, to=url_for(".result", engagement_id=engagement.id),
                        failed=lambda status: _render_result(engagement, forms, status))
+
+
+def _cap_of(engagement: Engagement, raw: Any) -> ResultCap:
+    try:
+        cap = db.session.get(ResultCap, int(raw or 0))
+    except (TypeError, ValueError):
+        cap = None
+    if cap is None or cap.result.engagement_id != engagement.id:
+        abort(404)
+    return cap
+
+
+@bp.route("/engagements/<int:engagement_id>/caps/<int:cap_id>/evidence")
+@login_required
+def cap_evidence(engagement_id: int, cap_id: int):
+    """The document a cap was recorded with: bureau side, engagements the user may see."""
+    engagement = load(Engagement, engagement_id, "engagement.view")
+    if not bureau_side():
+        abort(403)
+    cap = _cap_of(engagement, cap_id)
+    if cap.evidence_file is None:
+        abort(404)
+    return send_stored(cap.evidence_file)
 
 
 # --- the bureau: rubrics ---------------------------------------------------------------------------
@@ -598,12 +649,42 @@ def workspace():
             .options(selectinload(PanelInvitation.review), selectinload(PanelInvitation.panel))
             .order_by(PanelInvitation.id.desc())).scalars().all()
         return render_template("review/workspace.html", invitations=invitations, now=utcnow(),
+                               tasks=_tasks_pending_first(invitations),
                                InvitationStatus=InvitationStatus, ReviewStatus=ReviewStatus)
     if not bureau_side():
         abort(403)
-    panels = Listing(_panels_stmt(), *PANEL_FILTERS, order_by=[ReviewPanel.id.desc()])
+    panels = Listing(_panels_stmt(), *PANEL_FILTERS, order_by=[ReviewPanel.id.desc()], options=[
+        selectinload(ReviewPanel.engagement).selectinload(Engagement.firm), selectinload(ReviewPanel.submission)])
     return render_template("review/panel_list.html", page=panels.page(), filters=panels.filters,
                            SubmissionKind=SubmissionKind, PanelStatus=PanelStatus)
+
+
+def _tasks_pending_first(invitations: list[PanelInvitation]) -> list[PanelInvitation]:
+    """The expert's accepted reviews: those still to fill in (draft, panel reviewing) first, the nearest
+    deadline on top; then the finished ones, newest first."""
+    seated = [i for i in invitations if i.review is not None and i.status == InvitationStatus.ACCEPTED]
+
+    def pending(i: PanelInvitation) -> bool:
+        return i.review.status == ReviewStatus.DRAFT and i.panel.status == PanelStatus.REVIEWING
+
+    todo = sorted((i for i in seated if pending(i)), key=lambda i: (i.panel.review_due, i.id))
+    return todo + [i for i in seated if not pending(i)]
+
+
+@bp.app_template_global("review_pending_tasks")
+def _review_pending_tasks() -> dict:
+    """For an expert's home page (templates/review/_expert_tasks.html): invitations to answer and reviews to
+    fill in, nearest deadline first. Empty for everyone but a signed-in expert."""
+    if not getattr(current_user, "is_authenticated", False) or current_user.role != Role.EXPERT:
+        return {"invited": [], "todo": []}
+    invitations = db.session.execute(
+        sa.select(PanelInvitation).join(ReviewPanel, ReviewPanel.id == PanelInvitation.panel_id)
+        .where(PanelInvitation.expert_id == current_user.expert_id, ReviewPanel.status == PanelStatus.REVIEWING,
+               PanelInvitation.status.in_([InvitationStatus.INVITED, InvitationStatus.ACCEPTED]))
+        .options(selectinload(PanelInvitation.review), selectinload(PanelInvitation.panel))).scalars().all()
+    invited = sorted((i for i in invitations if i.status == InvitationStatus.INVITED), key=lambda i: (i.respond_by, i.id))
+    todo = [i for i in _tasks_pending_first(invitations) if i.review.status == ReviewStatus.DRAFT]
+    return {"invited": invited, "todo": todo}
 
 
 def _own_invitation(invitation_id: int) -> PanelInvitation:
@@ -649,12 +730,17 @@ def _own_review(review_id: int) -> Review:
     abort(403)
 
 
+def _managed_invitation(invitation_id: int) -> tuple[PanelInvitation, ReviewPanel]:
+    """An invitation on a panel the user manages (404 / 403 otherwise), with its panel."""
+    inv = _get(PanelInvitation, invitation_id)
+    return inv, _manageable_panel(inv.panel_id)
+
+
 @bp.route("/reviews/invitations/<int:invitation_id>/offline", methods=["POST"])
 @login_required
 def invitation_offline(invitation_id: int):
     """线下评审: bureau staff record the answer the expert gave off-line (and the paper declaration)."""
-    inv = _get(PanelInvitation, invitation_id)
-    panel = _manageable_panel(inv.panel_id)
+    inv, panel = _managed_invitation(invitation_id)
     form = OfflineAnswerForm()
     actions = request.form.getlist("action")
     if "accept" in actions:
@@ -669,6 +755,18 @@ def invitation_offline(invitation_id: int):
                  else f"已登记：{inv.expert.name} 拒绝邀请，已另行抽取专家。"),
         to=url_for(".panel_detail", panel_id=panel.id),
         failed=lambda status: _render_panel(panel, status, offline_form=form, offline_target=inv.id))
+
+
+@bp.route("/reviews/invitations/<int:invitation_id>/withdraw", methods=["POST"])
+@login_required
+def invitation_withdraw(invitation_id: int):
+    """The bureau withdraws a pending invitation with a reason; the replacement is drawn from the same pool."""
+    inv, panel = _managed_invitation(invitation_id)
+    form = WithdrawForm()
+    return handle_form(form, lambda: services.withdraw_invitation(inv, current_user, form.reason.data or ""),
+                       message=lambda new: f"已撤回 {inv.expert.name} 的邀请，并从原抽取名单中补抽 {new.expert.name}。",
+                       to=url_for(".panel_detail", panel_id=panel.id),
+                       failed=lambda status: _render_panel(panel, status, withdraw_form=form, withdraw_target=inv.id))
 
 
 def _review_form_data(review: Review) -> dict:
@@ -729,7 +827,9 @@ def review_form(review_id: int):
     return render_template(
         "review/review_form.html", review=review, panel=panel, e=panel.engagement, rubric=rubric, form=form,
         submission=submission, earlier=earlier, letter_panel=_sent_letter_before(submission), others=others,
-        labels=labels, editable=review.status == ReviewStatus.DRAFT and panel.status == PanelStatus.REVIEWING,
+        labels=labels, editable=review.status == ReviewStatus.DRAFT and panel.status == PanelStatus.REVIEWING
+        and review.invitation.status == InvitationStatus.ACCEPTED,
+        saved_total=sum((s.points for s in review.scores), Decimal("0")),
         on_behalf=review.invitation.expert if current_user.role != Role.EXPERT else None,
         ReviewStatus=ReviewStatus, **{"screening": None, **services.expert_context_for(submission)}), status
 
