@@ -80,7 +80,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 # its models (so metadata and Alembic see the whole schema), its rows and actions in core.permissions, its
 # job kinds and hourly tasks in core.jobs, its state-machine requirements and hooks in procurement.workflow,
 # its eligibility checks and upload hooks. A lower module never imports a higher one (tests/test_layers.py).
-DOMAINS = ("registry", "procurement", "review", "supervision", "credit", "screening")
+DOMAINS = ("registry", "procurement", "review", "results", "supervision", "credit", "screening")
 
 
 def _import_models() -> None:
@@ -108,6 +108,7 @@ def _register_blueprints(app: Flask) -> None:
     from evalhub.procurement.views import bp as procurement_bp
     from evalhub.public.views import bp as public_bp
     from evalhub.registry.views import bp as registry_bp
+    from evalhub.results.views import bp as results_bp
     from evalhub.review.views import bp as review_bp
     from evalhub.screening.views import bp as screening_bp
     from evalhub.supervision.views import bp as supervision_bp
@@ -116,6 +117,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(registry_bp)
     app.register_blueprint(procurement_bp)
     app.register_blueprint(review_bp)
+    app.register_blueprint(results_bp)
     app.register_blueprint(credit_bp)
     app.register_blueprint(supervision_bp)
     app.register_blueprint(screening_bp)

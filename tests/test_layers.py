@@ -15,6 +15,7 @@ LEVELS = {
     "registry": 1,
     "procurement": 2,
     "review": 3,
+    "results": 3.5,    # the 闭环: findings, rectification and the results application read accepted reviews
     "supervision": 4,  # inspections read engagements and reviews
     "credit": 5,       # the annual rating counts what supervision found
     "screening": 6,    # screens uploads (a review hook) and opens inspections

@@ -16,6 +16,7 @@ import evalhub.credit.api  # noqa: E402,F401  (each adds its routes to the API b
 import evalhub.procurement.api  # noqa: E402,F401
 import evalhub.registry.api  # noqa: E402,F401
 import evalhub.review.api  # noqa: E402,F401
+import evalhub.results.api  # noqa: E402,F401
 import evalhub.screening.api  # noqa: E402,F401
 import evalhub.supervision.api  # noqa: E402,F401
 

@@ -1,0 +1,1 @@
+"""Results application (闭环): findings, rectification and the results-application list."""

@@ -1,0 +1,122 @@
+"""Who sees and does what in the results loop (declared with core.permissions).
+
+- A budget-unit user (Role.BUDGET_UNIT) sees its unit and the units under it (organisations.unit_subtree_ids):
+  the engagements evaluating them (timeline, firm, lead evaluator — never the experts) and the confirmed
+  findings they must rectify; it answers those findings.
+- The contracted firm enters the findings of its accepted report; the bureau that owns the engagement
+  confirms and verifies them; bureaus above read (they supervise, they do not edit).
+- The results-application list: read by the bureau and the bureaus above it (a prefecture sees its counties'
+  lists; a sibling county does not), built and confirmed by the bureau's own staff, filed by its admin.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql import Select
+
+from evalhub.core.enums import Role
+from evalhub.core.models import BudgetUnit, User
+from evalhub.core.organisations import unit_subtree_ids
+from evalhub.core.permissions import (
+    BUREAU_ROLES, bureau_rows, in_subtree, is_admin, is_bureau_user, own_bureau, row_scope, rules, visible,
+)
+from evalhub.extensions import db
+from evalhub.procurement.models import Engagement, EngagementState
+from evalhub.results.models import (
+    ApplicationEntry, ApplicationFiling, ResultFinding, FindingStatus, RectificationReport,
+)
+
+# Findings exist from acceptance on: before that the report is still the firm's and the panel's.
+RESULT_STATES = (EngagementState.ACCEPTED, EngagementState.PUBLISHED, EngagementState.ARCHIVED)
+
+
+def unit_ids(user: User) -> set[int]:
+    """The budget units a budget-unit user acts for: its own and every unit under it."""
+    if user.role != Role.BUDGET_UNIT or user.budget_unit_id is None:
+        return set()
+    unit = db.session.get(BudgetUnit, user.budget_unit_id)
+    return unit_subtree_ids(unit) if unit is not None else set()
+
+
+def is_unit_user(user: User) -> bool:
+    return user.role == Role.BUDGET_UNIT and user.budget_unit_id is not None
+
+
+def unit_engagement(user: User, engagement: Any) -> bool:
+    return engagement is not None and is_unit_user(user) and engagement.budget_unit_id in unit_ids(user)
+
+
+def _firm_engagements(user: User):
+    return sa.select(Engagement.id).where(Engagement.firm_id == user.firm_id)
+
+
+@row_scope(ResultFinding)
+def _findings(user: User, stmt: Select, model: type) -> Select:
+    if user.role == Role.BUDGET_UNIT:
+        ids = unit_ids(user) or {-1}
+        # A unit sees what the bureau confirmed, about itself or about an engagement evaluating it.
+        units = sa.or_(ResultFinding.responsible_unit_id.in_(ids),
+                       ResultFinding.engagement_id.in_(sa.select(Engagement.id).where(Engagement.budget_unit_id.in_(ids))))
+        return stmt.where(ResultFinding.status != FindingStatus.DRAFT, units)
+    if user.role == Role.FIRM_USER:
+        return stmt.where(ResultFinding.engagement_id.in_(_firm_engagements(user)))
+    return bureau_rows(user, stmt, model)
+
+
+@row_scope(RectificationReport)
+def _reports(user: User, stmt: Select, model: type) -> Select:
+    if user.role == Role.BUDGET_UNIT:
+        ids = unit_ids(user) or {-1}
+        return stmt.where(RectificationReport.engagement_id.in_(
+            sa.select(Engagement.id).where(Engagement.budget_unit_id.in_(ids))))
+    if user.role in BUREAU_ROLES or user.role == Role.SYSTEM_ADMIN:
+        return stmt.where(RectificationReport.engagement_id.in_(bureau_rows(user, sa.select(Engagement.id), Engagement)))
+    return stmt.where(sa.false())
+
+
+@row_scope(ApplicationEntry, ApplicationFiling)
+def _application(user: User, stmt: Select, model: type) -> Select:
+    return bureau_rows(user, stmt, model)
+
+
+def _enters(user: User, engagement: Any) -> bool:
+    """The contracted firm (its own report) or the engagement's own bureau."""
+    if engagement is None:
+        return False
+    if user.role == Role.FIRM_USER:
+        return engagement.firm_id is not None and engagement.firm_id == user.firm_id
+    return own_bureau(user, engagement.bureau_id)
+
+
+def _answers(user: User, finding: Any) -> bool:
+    return finding is not None and is_unit_user(user) and finding.responsible_unit_id in unit_ids(user)
+
+
+rules({
+    "results.unit_home": lambda u, o: is_unit_user(u),
+    "results.unit_engagement": unit_engagement,
+    "finding.view": lambda u, f: visible(u, f),
+    "finding.enter": _enters,
+    "finding.confirm": lambda u, e: e is not None and own_bureau(u, e.bureau_id),
+    "finding.answer": _answers,
+    "finding.verify": lambda u, f: f is not None and own_bureau(u, f.bureau_id),
+    "rectification.report": lambda u, e: e is not None and (unit_engagement(u, e) or (
+        (is_bureau_user(u) or u.role == Role.SYSTEM_ADMIN) and in_subtree(u, e.bureau_id))),
+    "rectification.sign": unit_engagement,
+    "publication.unit_record": unit_engagement,
+    "fact.send": lambda u, e: e is not None and u.role == Role.FIRM_USER and e.firm_id is not None
+    and e.firm_id == u.firm_id,
+    "fact.answer": unit_engagement,
+    "fact.row_answer": lambda u, r: r is not None and unit_engagement(u, r.engagement),
+    "fact.row_send": lambda u, r: r is not None and u.role == Role.FIRM_USER and r.engagement.firm_id == u.firm_id,
+    "fact.view": lambda u, e: e is not None and (unit_engagement(u, e) or visible(u, e)),
+    "results.list": lambda u, o: is_bureau_user(u) or u.role == Role.SYSTEM_ADMIN,
+    "results.view_bureau": lambda u, b: b is not None and (is_bureau_user(u) or u.role == Role.SYSTEM_ADMIN)
+    and in_subtree(u, b.id),
+    "results.manage": lambda u, b: b is not None and is_bureau_user(u) and own_bureau(u, b.id),
+    "application.confirm": lambda u, e: e is not None and is_bureau_user(u) and own_bureau(u, e.bureau_id),
+    "results.file": lambda u, b: b is not None and is_admin(u) and own_bureau(u, b.id),
+    # A bureau's admin creates the accounts of its own budget units (as it creates its staff's).
+    "unit_account.create": lambda u, unit: unit is not None and is_admin(u) and own_bureau(u, unit.bureau_id),
+})

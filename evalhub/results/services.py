@@ -1,0 +1,858 @@
+"""The rules of the results loop: budget-unit accounts, findings → rectification → verification →
+escalation, the results-application list (proposal by bureau rules, confirmation, 备案 upward).
+
+Plain functions, no request objects: the pages, the API and the hourly job call the same ones. Each state
+change is audited (core.audit) and people are told through core.notifications.emit.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, Iterable, Optional
+
+import sqlalchemy as sa
+
+from evalhub.core import accounts, audit, files, jobs, notifications, permissions
+from evalhub.core.calendar import add_working_days, working_days_between
+from evalhub.core.enums import BureauLevel, Role
+from evalhub.core.errors import Conflict, ValidationFailed
+from evalhub.core.models import Bureau, BudgetUnit, User
+from evalhub.core.outline import heading_numeral, heading_title
+from evalhub.core.settings import SettingDef, get_setting, register
+from evalhub.core.timeutil import beijing_today, utcnow
+from evalhub.extensions import db
+from evalhub.procurement.models import Award, Engagement, EngagementState, EngagementTransition
+from evalhub.results.models import (
+    OPEN_STATUSES, ApplicationEntry, ApplicationFiling, EscalationLevel, ResultFinding, FindingEscalation,
+    FactConfirmation, FindingEvidence, FindingKind, FindingStatus, Measure, RectificationReport, UnitPublication,
+    Verification,
+)
+from evalhub.results.permissions import RESULT_STATES, unit_ids
+from evalhub.review import services as review_services
+from evalhub.review.models import EvaluationResult, Grade, IndicatorCategory, Submission, SubmissionKind
+
+SECTION = "结果应用"
+register(
+    SettingDef("results.rectification_days", "整改期限（自确认问题之日起，天）", SECTION, 90, minimum=7, maximum=365,
+               help="财政局确认问题时未逐条填写期限的，按此天数确定整改期限。依据：轮台县（seed 004）“明确整改要求和时限”。"),
+    SettingDef("results.interview_after_days", "整改逾期多少个工作日约谈", SECTION, 10, minimum=1, maximum=120,
+               help="逾期即催办；逾期达到此工作日数记录约谈。依据：克州（seed 000）“通报批评、约谈等多种方式”。"),
+    SettingDef("results.notice_after_days", "整改逾期多少个工作日通报", SECTION, 20, minimum=1, maximum=240,
+               help="逾期达到此工作日数记录通报。依据：克州（seed 000）；轮台县（seed 004）“整改和问责机制”。"),
+    SettingDef("results.dual_publication_days", "双公开：一方公开后另一方须在多少天内公开", SECTION, 20, minimum=1,
+               maximum=180, help="财政部门和被评价单位都应公开脱密后的评价报告；一方公开超过此天数另一方仍未公开的，"
+                                  "列入逾期清单。依据：克州（seed 000）“由财政部门、被评价单位……进行‘双公开’”。"),
+    SettingDef("results.fact_confirmation_days", "征求意见：被评价单位答复期限（工作日）", SECTION, 5, minimum=1, maximum=30,
+               help="第三方机构在报告送专家评审前将初稿送被评价单位征求意见，单位在此期限内答复无异议或提出异议。"
+                    "依据：issue 15（“财政部门+预算单位+第三方机构”联动）；期限由各局确定。"),
+    SettingDef("results.cut_percent", "评价结果为中/差或低于分数线的项目预算调减比例（%）", SECTION, 10, kind="decimal",
+               minimum=0, maximum=100,
+               help="依据：克州（seed 000）“对上一年度绩效评价结果为‘中’‘差’的项目，按比例扣减部门单位项目支出预算安排”。"),
+    SettingDef("results.cut_below_score", "低于此分数的项目调减预算", SECTION, 80, kind="decimal", minimum=0, maximum=100,
+               help="依据：自治区（seed 001）“对本级绩效评价打分低于 80 分的项目，相应调减项目预算”。"),
+    SettingDef("results.good_action", "评价结果为“良”的项目", SECTION, "none", kind="choice",
+               choices=(("none", "不调整（默认）"), ("reduce", "调减预算"), ("cancel", "取消安排")),
+               help="依据：民丰县（seed 003）“对绩效评价结果为良的项目……予以调减或取消”。"),
+    SettingDef("results.excellent_priority", "评价结果为“优”的项目优先安排", SECTION, "on", kind="choice",
+               choices=(("on", "优先安排（默认）"), ("off", "不提示")),
+               help="依据：民丰县（seed 003）“对绩效评价结果为优的，在下一预算年度的同类项目中优先予以安排”。"),
+)
+
+TEXT_LIMIT = 2000
+NOTE_LIMIT = 5000
+EVIDENCE_KINDS = ("pdf", "docx", "xlsx", "txt", "png", "jpg")
+
+
+def _text(value: Any, field: str, label: str, errors: dict[str, str], *, limit: int = TEXT_LIMIT,
+          required: bool = True) -> Optional[str]:
+    text = (value or "").strip() if isinstance(value, str) or value is None else str(value).strip()
+    if not text:
+        if required:
+            errors[field] = f"请填写{label}"
+        return None
+    if len(text) > limit:
+        errors[field] = f"{label}不能超过 {limit} 个字"
+    return text
+
+
+def _raise_if(errors: dict[str, str]) -> None:
+    if errors:
+        raise ValidationFailed("；".join(errors.values()) + "。", errors)
+
+
+def _enum(enum_cls, raw: Any, field: str, label: str, errors: dict[str, str]):
+    if isinstance(raw, enum_cls):
+        return raw
+    try:
+        return enum_cls.from_label(str(raw or ""))
+    except ValueError:
+        errors[field] = f"请选择{label}"
+        return None
+
+
+# === budget-unit accounts ===========================================================================
+
+def create_unit_account(actor: User, unit: BudgetUnit, *, username: str, display_name: str,
+                        email: str | None = None, phone: str | None = None) -> tuple[User, str]:
+    """The bureau's admin creates an account for one of its budget units, through the one account
+    machinery (an activation link, no password): (user, raw token)."""
+    permissions.require(actor, "unit_account.create", unit)
+    user, token = accounts.create_account_with_activation(
+        username=username, display_name=display_name, role=Role.BUDGET_UNIT, actor=actor, email=email, phone=phone,
+        summary=f"{actor.username} 创建预算单位 {unit.name} 的账户 {(username or '').strip()[:64]}（待激活）")
+    user.budget_unit_id = unit.id  # create_user does not take it; same transaction, before anyone can sign in
+    db.session.flush()
+    audit.record("unit_account.created", user, actor=actor, bureau_id=unit.bureau_id,
+                 summary=f"预算单位 {unit.name} 的账户 {user.username}", payload={"budget_unit_id": unit.id})
+    return user, token
+
+
+def unit_accounts(unit: BudgetUnit) -> list[User]:
+    return list(db.session.execute(sa.select(User).where(User.budget_unit_id == unit.id, User.role == Role.BUDGET_UNIT)
+                                   .order_by(User.id)).scalars())
+
+
+def unit_users(unit_id: int) -> list[User]:
+    """The enabled accounts of a unit and of the 主管部门 above it: who is told about the unit's findings."""
+    unit = db.session.get(BudgetUnit, unit_id)
+    chain, node = [], unit
+    while node is not None and node.id not in chain:
+        chain.append(node.id)
+        node = node.parent
+    return list(db.session.execute(sa.select(User).where(
+        User.budget_unit_id.in_(chain or [-1]), User.role == Role.BUDGET_UNIT, User.is_enabled.is_(True))).scalars())
+
+
+def unit_engagements(user: User) -> list[Engagement]:
+    ids = unit_ids(user)
+    if not ids:
+        return []
+    return list(db.session.execute(sa.select(Engagement).where(Engagement.budget_unit_id.in_(ids))
+                                   .order_by(Engagement.year.desc(), Engagement.id.desc())).scalars())
+
+
+def lead_evaluator(engagement: Engagement) -> Optional[str]:
+    """The firm's 项目负责人 named in the winning bid, if the procurement had bids."""
+    award = db.session.execute(sa.select(Award).where(Award.engagement_id == engagement.id)).scalar_one_or_none()
+    if award is None or award.bid is None:
+        return None
+    lead = next((m for m in award.bid.team if m.is_lead), None)
+    return lead.staff.name if lead is not None else None
+
+
+def timeline(engagement: Engagement) -> list[dict]:
+    """The engagement's steps for the unit: dates and states only (a transition's actor or note may name an
+    expert, and a unit never learns who reviewed)."""
+    rows = db.session.execute(sa.select(EngagementTransition).where(EngagementTransition.engagement_id == engagement.id)
+                              .order_by(EngagementTransition.id)).scalars()
+    return [{"at": t.created_at, "from": t.from_state, "to": t.to_state} for t in rows]
+
+
+# === findings =======================================================================================
+
+@dataclass
+class FindingInput:
+    kind: Any = FindingKind.PROBLEM
+    text: str = ""
+    category: Any = ""
+    indicator: str = ""
+    responsible_unit_id: Any = None
+    deadline: Optional[date] = None
+
+
+def _check_state(engagement: Engagement) -> None:
+    if engagement.state not in RESULT_STATES:
+        raise Conflict(f"评价任务当前状态为“{engagement.state.label}”，报告验收后才能录入问题和建议。")
+
+
+def _checked(engagement: Engagement, data: FindingInput) -> dict:
+    errors: dict[str, str] = {}
+    kind = _enum(FindingKind, data.kind, "kind", "类型（问题/建议）", errors)
+    text = _text(data.text, "text", "内容", errors)
+    category = _enum(IndicatorCategory, data.category, "category", "指标类别（决策/过程/产出/效益）", errors)
+    indicator = _text(data.indicator, "indicator", "相关指标", errors, limit=200, required=False)
+    unit_id = data.responsible_unit_id
+    try:
+        unit_id = int(unit_id) if unit_id not in (None, "") else engagement.budget_unit_id
+    except (TypeError, ValueError):
+        unit_id = None
+    unit = db.session.get(BudgetUnit, unit_id) if unit_id else None
+    if unit is None or unit.bureau_id != engagement.budget_unit.bureau_id:
+        errors["responsible_unit_id"] = "责任单位应为本局的预算单位"
+    if data.deadline is not None and data.deadline < beijing_today():
+        errors["deadline"] = "整改期限不能早于今天"
+    _raise_if(errors)
+    return dict(kind=kind, text=text, category=category, indicator=indicator, responsible_unit_id=unit.id,
+                deadline=data.deadline)
+
+
+def add_finding(engagement: Engagement, actor: User, data: FindingInput) -> ResultFinding:
+    permissions.require(actor, "finding.enter", engagement)
+    _check_state(engagement)
+    values = _checked(engagement, data)
+    position = db.session.execute(sa.select(sa.func.count(ResultFinding.id)).where(
+        ResultFinding.engagement_id == engagement.id)).scalar_one() + 1
+    finding = ResultFinding(engagement_id=engagement.id, bureau_id=engagement.bureau_id, position=position,
+                      status=FindingStatus.DRAFT, created_by_id=actor.id, **values)
+    db.session.add(finding)
+    db.session.flush()
+    audit.record("finding.added", finding, actor=actor,
+                 summary=f"{engagement.reference} 录入{values['kind'].label}：{values['text'][:60]}")
+    return finding
+
+
+def _draft(finding: ResultFinding) -> None:
+    if finding.status != FindingStatus.DRAFT:
+        raise Conflict("该条已由财政局确认，不能再修改或删除。")
+
+
+def edit_finding(finding: ResultFinding, actor: User, data: FindingInput) -> ResultFinding:
+    permissions.require(actor, "finding.enter", finding.engagement)
+    _draft(finding)
+    values = _checked(finding.engagement, data)
+    for key, value in values.items():
+        setattr(finding, key, value)
+    audit.record("finding.edited", finding, actor=actor, summary=f"{finding.engagement.reference} 修改第 {finding.position} 条")
+    return finding
+
+
+def delete_finding(finding: ResultFinding, actor: User) -> None:
+    permissions.require(actor, "finding.enter", finding.engagement)
+    _draft(finding)
+    audit.record("finding.deleted", finding, actor=actor, summary=f"{finding.engagement.reference} 删除第 {finding.position} 条",
+                 payload={"text": finding.text})
+    db.session.delete(finding)
+    db.session.flush()
+
+
+PROBLEM_CHAPTER, ADVICE_CHAPTER = "存在的问题及原因分析", "有关建议"
+_CATEGORY_WORDS = [(IndicatorCategory.DECISION, ("立项", "决策", "目标", "论证", "依据")),
+                   (IndicatorCategory.PROCESS, ("资金", "管理", "制度", "执行", "支付", "到位", "财务", "程序")),
+                   (IndicatorCategory.OUTPUT, ("产出", "完成", "数量", "质量", "进度", "时效")),
+                   (IndicatorCategory.BENEFIT, ("效益", "满意", "效果", "社会", "经济", "可持续"))]
+
+
+def _guess_category(text: str) -> IndicatorCategory:
+    for category, words in _CATEGORY_WORDS:
+        if any(w in text for w in words):
+            return category
+    return IndicatorCategory.PROCESS
+
+
+def report_sections(text: str, chapters: list[str]) -> dict[str, list[str]]:
+    """The paragraphs under the report's 问题 and 建议 chapters (the firm's starting point, which it corrects)."""
+    out: dict[str, list[str]] = {PROBLEM_CHAPTER: [], ADVICE_CHAPTER: []}
+    current = None
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        chapter = heading_title(line, chapters)
+        if chapter is not None:
+            current = chapter if chapter in out else None
+            continue
+        if current is None:
+            continue
+        numeral = heading_numeral(line)
+        item = line[len(numeral):].strip() if numeral and line.startswith(numeral) else line
+        item = re.sub(r"^[（(]?\d+[)）.、]\s*", "", item)
+        if len(item) >= 4 and item not in ("本章内容。",):
+            out[current].append(item[:TEXT_LIMIT])
+    return out
+
+
+def draft_from_report(engagement: Engagement, actor: User) -> list[ResultFinding]:
+    """Draft rows from the accepted report's 问题/建议 chapters; only while the engagement has no rows."""
+    from evalhub.review.services import latest_submission
+
+    permissions.require(actor, "finding.enter", engagement)
+    _check_state(engagement)
+    if db.session.execute(sa.select(ResultFinding.id).where(ResultFinding.engagement_id == engagement.id)).first():
+        raise Conflict("已有问题和建议记录，不能再次从报告导入。")
+    submission = latest_submission(engagement, SubmissionKind.REPORT)
+    text = submission.file.text if submission is not None and submission.file is not None else ""
+    sections = report_sections(text or "", list(get_setting(engagement.bureau, "review.report_chapters")))
+    created = []
+    for chapter, kind in ((PROBLEM_CHAPTER, FindingKind.PROBLEM), (ADVICE_CHAPTER, FindingKind.RECOMMENDATION)):
+        for item in sections[chapter]:
+            created.append(add_finding(engagement, actor, FindingInput(kind=kind, text=item, category=_guess_category(item))))
+    if not created:
+        raise ValidationFailed("报告中未找到“存在的问题及原因分析”或“有关建议”章节的内容，请逐条录入。", {"text": "未找到可导入的内容"})
+    return created
+
+
+def confirm_findings(engagement: Engagement, actor: User, today: date | None = None) -> list[ResultFinding]:
+    """The bureau confirms every draft row; a row without a deadline gets the bureau's default. The units
+    responsible are told."""
+    permissions.require(actor, "finding.confirm", engagement)
+    _check_state(engagement)
+    today = today or beijing_today()
+    drafts = list(db.session.execute(sa.select(ResultFinding).where(
+        ResultFinding.engagement_id == engagement.id, ResultFinding.status == FindingStatus.DRAFT).order_by(ResultFinding.position)).scalars())
+    if not drafts:
+        raise Conflict("没有待确认的问题和建议。")
+    default = today + timedelta(days=int(get_setting(engagement.bureau, "results.rectification_days")))
+    now = utcnow()
+    changed = db.session.execute(sa.update(ResultFinding).where(
+        ResultFinding.id.in_([f.id for f in drafts]), ResultFinding.status == FindingStatus.DRAFT).values(
+        status=FindingStatus.CONFIRMED, confirmed_at=now, confirmed_by_id=actor.id).execution_options(
+        synchronize_session=False)).rowcount
+    if changed != len(drafts):  # someone confirmed at the same moment
+        raise Conflict("问题和建议已被确认，请刷新页面。")
+    for f in drafts:
+        db.session.refresh(f)
+        if f.deadline is None:
+            f.deadline = default
+    audit.record("findings.confirmed", engagement, actor=actor,
+                 summary=f"{engagement.reference} 确认问题和建议 {len(drafts)} 条", payload={"ids": [f.id for f in drafts]})
+    for unit_id in sorted({f.responsible_unit_id for f in drafts}):
+        mine = [f for f in drafts if f.responsible_unit_id == unit_id]
+        notifications.emit("findings_confirmed", link=f"/results/unit/engagements/{engagement.id}",
+                           users=unit_users(unit_id), reference=engagement.reference, name=engagement.name,
+                           count=len(mine), deadline=min(f.deadline for f in mine).isoformat())
+    return drafts
+
+
+def _answering(finding: ResultFinding, actor: User, allowed: tuple[FindingStatus, ...]) -> None:
+    permissions.require(actor, "finding.answer", finding)
+    if finding.status not in allowed:
+        raise Conflict(f"该条当前状态为“{finding.status.label}”，不能进行此操作。")
+
+
+def submit_plan(finding: ResultFinding, actor: User, plan: str) -> ResultFinding:
+    _answering(finding, actor, (FindingStatus.CONFIRMED, FindingStatus.PLANNED, FindingStatus.RETURNED))
+    errors: dict[str, str] = {}
+    plan = _text(plan, "plan", "整改计划", errors, limit=NOTE_LIMIT)
+    _raise_if(errors)
+    finding.plan, finding.planned_at = plan, utcnow()
+    if finding.status == FindingStatus.CONFIRMED:
+        finding.status = FindingStatus.PLANNED
+    audit.record("finding.planned", finding, actor=actor, summary=f"{finding.engagement.reference} 第 {finding.position} 条提交整改计划")
+    return finding
+
+
+def submit_evidence(finding: ResultFinding, actor: User, note: str, uploads: Iterable[files.Upload]) -> ResultFinding:
+    """The unit reports what it did, with evidence files; the bureau then verifies."""
+    _answering(finding, actor, (FindingStatus.PLANNED, FindingStatus.RETURNED))
+    errors: dict[str, str] = {}
+    note = _text(note, "note", "整改情况说明", errors, limit=NOTE_LIMIT)
+    uploads = [u for u in uploads if u.data]
+    if not uploads and not finding.evidence:
+        errors["files"] = "请上传整改佐证材料"
+    _raise_if(errors)
+    for upload in uploads:
+        stored = files.store(upload.filename, upload.data, allowed=EVIDENCE_KINDS, actor=actor)
+        finding.evidence.append(FindingEvidence(file_id=stored.id, uploaded_by_id=actor.id))
+    finding.unit_note, finding.submitted_at, finding.status = note, utcnow(), FindingStatus.SUBMITTED
+    db.session.flush()
+    audit.record("finding.evidence", finding, actor=actor,
+                 summary=f"{finding.engagement.reference} 第 {finding.position} 条提交整改材料 {len(uploads)} 份")
+    return finding
+
+
+def verify(finding: ResultFinding, actor: User, verification: Any, note: str, new_deadline: date | None = None) -> ResultFinding:
+    """整改到位 closes the row; 部分整改 / 未整改 send it back to the unit (with a note, and optionally a new
+    deadline)."""
+    permissions.require(actor, "finding.verify", finding)
+    errors: dict[str, str] = {}
+    verification = _enum(Verification, verification, "verification", "核验结论", errors)
+    note = _text(note, "note", "核验意见", errors, limit=NOTE_LIMIT, required=verification not in (None, Verification.DONE))
+    if new_deadline is not None and new_deadline < beijing_today():
+        errors["deadline"] = "新的整改期限不能早于今天"
+    _raise_if(errors)
+    changed = db.session.execute(sa.update(ResultFinding).where(
+        ResultFinding.id == finding.id, ResultFinding.status == FindingStatus.SUBMITTED).values(
+        status=FindingStatus.CLOSED if verification == Verification.DONE else FindingStatus.RETURNED,
+        verification=verification, verification_note=note, verified_at=utcnow(), verified_by_id=actor.id,
+    ).execution_options(synchronize_session=False)).rowcount
+    if not changed:
+        raise Conflict(f"该条当前状态为“{finding.status.label}”，只有待核验的事项可以核验。")
+    db.session.refresh(finding)
+    if new_deadline is not None and verification != Verification.DONE:
+        finding.deadline = new_deadline
+    audit.record("finding.verified", finding, actor=actor,
+                 summary=f"{finding.engagement.reference} 第 {finding.position} 条核验：{verification.label}",
+                 payload={"verification": verification, "note": note})
+    return finding
+
+
+def escalate_overdue(today: date | None = None) -> list[FindingEscalation]:
+    """Every open finding past its deadline: 催办 at once, 约谈 and 通报 after the bureau's working-day
+    thresholds — each level recorded once, dated ``today`` (a frozen clock passes ``today``)."""
+    today = today or beijing_today()
+    # Waiting for the bureau's verification (SUBMITTED) is not the unit's delay: not escalated.
+    owed = [s for s in OPEN_STATUSES if s != FindingStatus.SUBMITTED]
+    overdue = db.session.execute(sa.select(ResultFinding).where(
+        ResultFinding.status.in_(owed), ResultFinding.deadline.is_not(None), ResultFinding.deadline < today)
+        .order_by(ResultFinding.id)).scalars().all()
+    created = []
+    for finding in overdue:
+        bureau = finding.bureau
+        days = working_days_between(bureau, finding.deadline, today)
+        have = set(db.session.execute(sa.select(FindingEscalation.level).where(
+            FindingEscalation.finding_id == finding.id)).scalars())
+        due = [EscalationLevel.REMINDER]
+        if days >= int(get_setting(bureau, "results.interview_after_days")):
+            due.append(EscalationLevel.INTERVIEW)
+        if days >= int(get_setting(bureau, "results.notice_after_days")):
+            due.append(EscalationLevel.NOTICE)
+        engagement, unit = finding.engagement, finding.responsible_unit
+        for level in due:
+            if level in have:
+                continue
+            row = FindingEscalation(level=level, on_date=today, overdue_days=days,
+                                    note=f"{unit.name}：整改期限 {finding.deadline.isoformat()}，已逾期 {days} 个工作日")
+            finding.escalations.append(row)
+            db.session.flush()
+            created.append(row)
+            audit.record("finding.escalated", finding, actor=None,
+                         summary=f"{engagement.reference} 第 {finding.position} 条逾期{level.label}（{days} 个工作日）",
+                         payload={"level": level, "on": today})
+            link = f"/results/unit/engagements/{engagement.id}"
+            if level == EscalationLevel.REMINDER:
+                notifications.emit("rectification_due", link=link, users=unit_users(unit.id),
+                                   dedupe_key=f"rect-due-{finding.id}", reference=engagement.reference,
+                                   text=finding.text[:80], deadline=finding.deadline.isoformat())
+            else:
+                notifications.emit("rectification_escalated", link=f"/results/engagements/{engagement.id}/findings",
+                                   bureau_id=finding.bureau_id, users=unit_users(unit.id),
+                                   dedupe_key=f"rect-{level.value}-{finding.id}", reference=engagement.reference,
+                                   unit=unit.name, text=finding.text[:80], days=days, level=level.label)
+    return created
+
+
+jobs.periodic("evalhub.rectification_escalation", minute="41")(escalate_overdue)
+
+
+def overdue_findings(user: User, limit: int = 20) -> list[ResultFinding]:
+    """Open findings past their deadline that ``user`` may see (the bureau's dashboard card)."""
+    stmt = permissions.scope(user, sa.select(ResultFinding).where(
+        ResultFinding.status.in_(OPEN_STATUSES), ResultFinding.deadline < beijing_today()), ResultFinding)
+    return list(db.session.execute(stmt.order_by(ResultFinding.deadline).limit(limit)).scalars())
+
+
+def findings_of(engagement: Engagement, user: User) -> list[ResultFinding]:
+    stmt = permissions.scope(user, sa.select(ResultFinding).where(ResultFinding.engagement_id == engagement.id), ResultFinding)
+    return list(db.session.execute(stmt.order_by(ResultFinding.position, ResultFinding.id)).scalars())
+
+
+def upload_signed_report(engagement: Engagement, actor: User, upload: files.Upload) -> RectificationReport:
+    permissions.require(actor, "rectification.sign", engagement)
+    if not upload.data:
+        raise ValidationFailed("请选择已签章的整改报告文件。", {"file": "请选择文件"})
+    stored = files.store(upload.filename, upload.data, allowed=("pdf", "docx", "png", "jpg"), actor=actor)
+    report = RectificationReport(engagement_id=engagement.id, file_id=stored.id, uploaded_by_id=actor.id)
+    db.session.add(report)
+    db.session.flush()
+    audit.record("rectification.signed", report, actor=actor, bureau_id=engagement.bureau_id,
+                 summary=f"{engagement.reference} 上传签章的整改报告")
+    return report
+
+
+def signed_reports(engagement: Engagement) -> list[RectificationReport]:
+    return list(db.session.execute(sa.select(RectificationReport).where(
+        RectificationReport.engagement_id == engagement.id).order_by(RectificationReport.id.desc())).scalars())
+
+
+# === 征求意见: fact confirmation before the panel =====================================================
+
+# Before the report goes to the panel: during fieldwork, or when a returned report is being reworked.
+FACT_STATES = (EngagementState.FIELDWORK, EngagementState.REPORT_RETURNED)
+
+
+def send_for_confirmation(engagement: Engagement, actor: User, upload: files.Upload,
+                          today: date | None = None) -> FactConfirmation:
+    """The contracted firm sends its draft report to the evaluated unit; the unit answers by the due date."""
+    permissions.require(actor, "fact.send", engagement)
+    if engagement.state not in FACT_STATES:
+        raise Conflict(f"评价任务当前状态为“{engagement.state.label}”，只能在报告送审前征求意见。")
+    if not upload.data:
+        raise ValidationFailed("请选择评价报告初稿。", {"file": "请选择文件"})
+    today = today or beijing_today()
+    if db.session.execute(sa.select(FactConfirmation.id).where(
+            FactConfirmation.engagement_id == engagement.id, FactConfirmation.answered_at.is_(None),
+            FactConfirmation.due_on >= today)).first():
+        raise Conflict("上一稿的征求意见尚在答复期内，请等待单位答复。")
+    stored = files.store(upload.filename, upload.data, allowed=("docx", "pdf"), actor=actor)
+    due = add_working_days(engagement.bureau, today, int(get_setting(engagement.bureau, "results.fact_confirmation_days")))
+    row = FactConfirmation(engagement_id=engagement.id, draft_file_id=stored.id, sent_by_id=actor.id, due_on=due)
+    db.session.add(row)
+    db.session.flush()
+    audit.record("fact.sent", row, actor=actor, bureau_id=engagement.bureau_id,
+                 summary=f"{engagement.reference} 报告初稿征求被评价单位意见，答复期限 {due}")
+    notifications.emit("fact_confirmation_requested", link=f"/results/unit/engagements/{engagement.id}",
+                       users=unit_users(engagement.budget_unit_id), reference=engagement.reference,
+                       firm=engagement.firm.name if engagement.firm else "第三方机构", name=engagement.name,
+                       due=due.isoformat())
+    return row
+
+
+def answer_confirmation(row: FactConfirmation, actor: User, agreed: Any, text: str,
+                        today: date | None = None) -> FactConfirmation:
+    """The unit answers once, by the due date: no objection, or its objections (one per line)."""
+    permissions.require(actor, "fact.answer", row.engagement)
+    today = today or beijing_today()
+    if row.answered_at is not None:
+        raise Conflict("已答复，不能重复答复。")
+    if today > row.due_on:
+        raise Conflict(f"答复期限（{row.due_on}）已过，视为无异议。")
+    errors: dict[str, str] = {}
+    if agreed in ("yes", "true", True, "1"):
+        agreed = True
+    elif agreed in ("no", "false", False, "0"):
+        agreed = False
+    else:
+        errors["agreed"] = "请选择无异议或有异议"
+    text = _text(text, "text", "异议内容", errors, limit=NOTE_LIMIT, required=agreed is False)
+    _raise_if(errors)
+    row.agreed, row.unit_text, row.answered_at, row.answered_by_id = agreed, text, utcnow(), actor.id
+    engagement = row.engagement
+    audit.record("fact.answered", row, actor=actor, bureau_id=engagement.bureau_id,
+                 summary=f"{engagement.reference} 被评价单位答复征求意见：{'无异议' if agreed else '有异议'}")
+    notifications.emit("fact_confirmation_answered", link=f"/results/engagements/{engagement.id}/fact-confirmation",
+                       firm_id=engagement.firm_id, reference=engagement.reference, unit=engagement.budget_unit.name,
+                       answer="无异议。" if agreed else f"有异议：{text}")
+    return row
+
+
+def respond_to_confirmation(row: FactConfirmation, actor: User, text: str) -> FactConfirmation:
+    """The firm answers the unit's objections (once), before the report goes to the panel."""
+    permissions.require(actor, "fact.send", row.engagement)
+    if row.answered_at is None or row.agreed:
+        raise Conflict("单位尚未提出异议，无需回应。")
+    if row.responded_at is not None:
+        raise Conflict("已回应。")
+    errors: dict[str, str] = {}
+    text = _text(text, "text", "对异议的回应", errors, limit=NOTE_LIMIT)
+    _raise_if(errors)
+    row.firm_response, row.responded_at = text, utcnow()
+    audit.record("fact.responded", row, actor=actor, bureau_id=row.engagement.bureau_id,
+                 summary=f"{row.engagement.reference} 第三方机构回应被评价单位的异议")
+    return row
+
+
+def confirmations(engagement: Engagement) -> list[FactConfirmation]:
+    return list(db.session.execute(sa.select(FactConfirmation).where(
+        FactConfirmation.engagement_id == engagement.id).order_by(FactConfirmation.id.desc())).scalars())
+
+
+@review_services.after_upload
+def attach_confirmation(submission: Submission) -> None:
+    """A report upload carries the exchanges not yet attached to an earlier version, so its panel sees them."""
+    if submission.kind != SubmissionKind.REPORT:
+        return
+    db.session.execute(sa.update(FactConfirmation).where(
+        FactConfirmation.engagement_id == submission.engagement_id, FactConfirmation.submission_id.is_(None))
+        .values(submission_id=submission.id).execution_options(synchronize_session=False))
+
+
+@review_services.expert_context
+def confirmation_for_panel(submission: Submission) -> dict:
+    """The panel's review page: the unit's answers and the firm's responses attached to this version."""
+    rows = list(db.session.execute(sa.select(FactConfirmation).where(
+        FactConfirmation.submission_id == submission.id).order_by(FactConfirmation.id)).scalars())
+    return {"fact_confirmations": rows} if rows else {}
+
+
+# === 双公开: the unit's half ==========================================================================
+
+def record_unit_publication(engagement: Engagement, actor: User, url: str, published_on: Any) -> UnitPublication:
+    """The unit records where and when it published the redacted report (once; a correction replaces it)."""
+    permissions.require(actor, "publication.unit_record", engagement)
+    _check_state(engagement)
+    errors: dict[str, str] = {}
+    url = _text(url, "url", "公开网址", errors, limit=300)
+    if url and not re.match(r"^https?://[^\s/]+\.[^\s]+$", url):
+        errors["url"] = "公开网址应以 http:// 或 https:// 开头"
+    if not isinstance(published_on, date):
+        try:
+            published_on = date.fromisoformat(str(published_on or ""))
+        except ValueError:
+            errors["published_on"] = "请填写公开日期（如 2025-09-30）"
+            published_on = None
+    if published_on is not None and not date(2000, 1, 1) <= published_on <= beijing_today():
+        errors["published_on"] = "公开日期不能晚于今天"
+    _raise_if(errors)
+    row = db.session.execute(sa.select(UnitPublication).where(
+        UnitPublication.engagement_id == engagement.id)).scalar_one_or_none()
+    if row is None:
+        row = UnitPublication(engagement_id=engagement.id, url=url, published_on=published_on, recorded_by_id=actor.id)
+        db.session.add(row)
+    else:
+        row.url, row.published_on, row.recorded_by_id = url, published_on, actor.id
+    db.session.flush()
+    audit.record("publication.unit_recorded", row, actor=actor, bureau_id=engagement.bureau_id,
+                 summary=f"{engagement.reference} 被评价单位公开评价报告：{published_on}", payload={"url": url})
+    return row
+
+
+def unit_publication(engagement: Engagement) -> Optional[UnitPublication]:
+    return db.session.execute(sa.select(UnitPublication).where(
+        UnitPublication.engagement_id == engagement.id)).scalar_one_or_none()
+
+
+def one_sided_publications(user: User, today: date | None = None) -> list[tuple[Engagement, str]]:
+    """Engagements ``user`` may see whose report only one side published more than the bureau's days ago:
+    (engagement, who has not published yet)."""
+    from evalhub.review.models import Publication
+
+    today = today or beijing_today()
+    stmt = permissions.scope(user, sa.select(Engagement, Publication, UnitPublication).outerjoin(
+        Publication, Publication.engagement_id == Engagement.id).outerjoin(
+        UnitPublication, UnitPublication.engagement_id == Engagement.id).where(
+        Engagement.state.in_(RESULT_STATES), sa.or_(Publication.published_at.is_not(None), UnitPublication.id.is_not(None)),
+        sa.or_(Publication.classified.is_(None), Publication.classified.is_(False))), Engagement)
+    out = []
+    for engagement, bureau_side, unit_side in db.session.execute(stmt.order_by(Engagement.id)).all():
+        days = int(get_setting(engagement.bureau, "results.dual_publication_days"))
+        bureau_on = bureau_side.published_at.date() if bureau_side is not None and bureau_side.published_at else None
+        unit_on = unit_side.published_on if unit_side is not None else None
+        if bureau_on and not unit_on and (today - bureau_on).days > days:
+            out.append((engagement, f"被评价单位（{engagement.budget_unit.name}）未公开；财政部门已于 {bureau_on} 公开"))
+        elif unit_on and not bureau_on and (today - unit_on).days > days:
+            out.append((engagement, f"财政部门未公开；被评价单位已于 {unit_on} 公开"))
+    return out
+
+
+# === the results-application list ===================================================================
+
+@dataclass
+class Proposal:
+    measures: list[Measure]
+    percent: Optional[Decimal]
+    basis: list[str]
+
+
+def propose(bureau: Bureau, score: Decimal, grade: Grade, open_findings: int) -> Proposal:
+    """What the bureau's rules propose for one evaluated object."""
+    measures: list[Measure] = []
+    basis: list[str] = []
+    percent = Decimal(str(get_setting(bureau, "results.cut_percent")))
+    below = Decimal(str(get_setting(bureau, "results.cut_below_score")))
+    if grade in (Grade.FAIR, Grade.POOR):
+        measures.append(Measure.REDUCE)
+        basis.append(f"评价结果为“{grade.label}”，按比例调减")
+    if score < below:
+        if Measure.REDUCE not in measures:
+            measures.append(Measure.REDUCE)
+        basis.append(f"得分 {score} 低于 {below:g} 分，调减预算")
+    if grade == Grade.GOOD:
+        action = get_setting(bureau, "results.good_action")
+        if action == "reduce" and Measure.REDUCE not in measures:
+            measures.append(Measure.REDUCE)
+            basis.append("评价结果为“良”，按本局规则调减")
+        elif action == "cancel":
+            measures.append(Measure.CANCEL)
+            basis.append("评价结果为“良”，按本局规则取消安排")
+    if grade == Grade.POOR:
+        measures.append(Measure.NOTICE)
+        basis.append("评价结果为“差”，通报批评")
+    if grade == Grade.EXCELLENT and get_setting(bureau, "results.excellent_priority") == "on":
+        measures.append(Measure.PRIORITY)
+        basis.append("评价结果为“优”，下一年度同类项目优先安排")
+    if open_findings:
+        measures.append(Measure.RECTIFY)
+        basis.append(f"尚有 {open_findings} 条问题未整改到位")
+    return Proposal(measures, percent if Measure.REDUCE in measures else None, basis)
+
+
+def _finding_counts(engagement_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """engagement id → (confirmed findings, closed)."""
+    rows = db.session.execute(sa.select(ResultFinding.engagement_id, ResultFinding.status, sa.func.count()).where(
+        ResultFinding.engagement_id.in_(engagement_ids or [-1]), ResultFinding.status != FindingStatus.DRAFT)
+        .group_by(ResultFinding.engagement_id, ResultFinding.status)).all()
+    out: dict[int, list[int]] = {}
+    for eid, status, count in rows:
+        pair = out.setdefault(eid, [0, 0])
+        pair[0] += count
+        if status == FindingStatus.CLOSED:
+            pair[1] += count
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def build_list(bureau: Bureau, year: int, actor: User) -> list[ApplicationEntry]:
+    """One row per evaluated object of the bureau's year with a recorded result; proposals of rows not yet
+    confirmed are refreshed (a finding closed since, a setting changed)."""
+    permissions.require(actor, "results.manage", bureau)
+    if _filed(bureau, year):
+        raise Conflict(f"{year} 年度结果应用清单已备案，不能再修改。")
+    results = db.session.execute(sa.select(EvaluationResult, Engagement).join(
+        Engagement, Engagement.id == EvaluationResult.engagement_id).where(
+        Engagement.bureau_id == bureau.id, Engagement.year == year, Engagement.state.in_(RESULT_STATES))
+        .order_by(Engagement.id)).all()
+    existing = {e.engagement_id: e for e in db.session.execute(sa.select(ApplicationEntry).where(
+        ApplicationEntry.bureau_id == bureau.id, ApplicationEntry.year == year)).scalars()}
+    counts = _finding_counts([e.id for _, e in results])
+    for result, engagement in results:
+        total, closed = counts.get(engagement.id, (0, 0))
+        proposal = propose(bureau, result.score, result.grade, total - closed)
+        entry = existing.get(engagement.id)
+        if entry is None:
+            entry = ApplicationEntry(bureau_id=bureau.id, year=year, engagement_id=engagement.id)
+            db.session.add(entry)
+            existing[engagement.id] = entry
+        if entry.confirmed_at is None:
+            entry.score, entry.grade = result.score, result.grade
+            entry.proposed = [m.value for m in proposal.measures]
+            entry.proposed_percent = proposal.percent
+            entry.proposed_basis = "；".join(proposal.basis)[:500]
+    db.session.flush()
+    audit.record("application.built", bureau, actor=actor, bureau_id=bureau.id,
+                 summary=f"{bureau.short_name} 生成 {year} 年度结果应用清单（{len(results)} 项）")
+    return sorted(existing.values(), key=lambda e: e.engagement_id)
+
+
+def _money(raw: Any, field: str, label: str, errors: dict[str, str], *, high: Decimal) -> Optional[Decimal]:
+    if raw in (None, ""):
+        return None
+    try:
+        value = Decimal(str(raw).strip())
+    except InvalidOperation:
+        errors[field] = f"{label}必须是数字"
+        return None
+    if not value.is_finite() or value < 0 or value > high:
+        errors[field] = f"{label}应在 0 到 {high:g} 之间"
+        return None
+    return value.quantize(Decimal("0.01"))
+
+
+def confirm_entry(entry: ApplicationEntry, actor: User, *, measures: Iterable[Any], cut_percent: Any = None,
+                  cut_amount_wan: Any = None, reason: str = "") -> ApplicationEntry:
+    """The bureau decides the row. A departure from the proposal (other measures, another percentage, an
+    amount instead of it) needs a reason."""
+    permissions.require(actor, "results.manage", entry.bureau)
+    if _filed(entry.bureau, entry.year):
+        raise Conflict(f"{entry.year} 年度结果应用清单已备案，不能再修改。")
+    errors: dict[str, str] = {}
+    chosen: list[Measure] = []
+    for raw in measures or []:
+        m = _enum(Measure, raw, "measures", "应用方式", errors)
+        if m is not None and m not in chosen:
+            chosen.append(m)
+    if Measure.REDUCE in chosen and Measure.CANCEL in chosen:
+        errors["measures"] = "“预算调减”与“取消”不能同时选择"
+    percent = _money(cut_percent, "cut_percent", "调减比例", errors, high=Decimal("100"))
+    amount_wan = _money(cut_amount_wan, "cut_amount_wan", "调减金额（万元）", errors, high=Decimal("100000000"))
+    if Measure.REDUCE in chosen and percent is None and amount_wan is None:
+        errors["cut_percent"] = "预算调减须填写调减比例或调减金额"
+    if Measure.REDUCE not in chosen and (percent or amount_wan):
+        errors["cut_percent"] = "未选择“预算调减”时不填写调减比例或金额"
+    reason = _text(reason, "reason", "理由", errors, limit=NOTE_LIMIT, required=False)
+    ordered = [m.value for m in Measure if m in chosen]
+    departs = ordered != [m.value for m in Measure if m.value in (entry.proposed or [])] or (
+        Measure.REDUCE in chosen and (amount_wan is not None or percent != entry.proposed_percent))
+    if departs and not reason and "reason" not in errors:
+        errors["reason"] = "与规则建议不一致，请说明理由"
+    _raise_if(errors)
+    entry.measures, entry.reason = ordered, reason
+    entry.cut_percent = percent if Measure.REDUCE in chosen else None
+    entry.cut_amount = (amount_wan * 10000 if amount_wan is not None else
+                        (entry.engagement.amount * percent / 100).quantize(Decimal("0.01")) if percent is not None else None)
+    entry.confirmed_at, entry.confirmed_by_id = utcnow(), actor.id
+    audit.record("application.confirmed", entry, actor=actor,
+                 summary=f"{entry.engagement.reference} 结果应用：{entry.labels(ordered)}" + ("（与建议不同）" if departs else ""),
+                 payload={"measures": ordered, "proposed": entry.proposed, "percent": percent, "reason": reason})
+    return entry
+
+
+def entries(bureau: Bureau, year: int) -> list[ApplicationEntry]:
+    return list(db.session.execute(sa.select(ApplicationEntry).where(
+        ApplicationEntry.bureau_id == bureau.id, ApplicationEntry.year == year).order_by(ApplicationEntry.engagement_id)).scalars())
+
+
+def _filed(bureau: Bureau, year: int) -> Optional[ApplicationFiling]:
+    return db.session.execute(sa.select(ApplicationFiling).where(
+        ApplicationFiling.bureau_id == bureau.id, ApplicationFiling.year == year)).scalar_one_or_none()
+
+
+def figures(bureau: Bureau, year: int) -> dict:
+    """The completion figures of one bureau's year: objects, confirmed rows, findings and how many are
+    closed (the rectification rate), the budget reduced (yuan) and the funds evaluated."""
+    rows = entries(bureau, year)
+    engagement_ids = list(db.session.execute(sa.select(Engagement.id).where(
+        Engagement.bureau_id == bureau.id, Engagement.year == year, Engagement.state.in_(RESULT_STATES))).scalars())
+    counts = _finding_counts(engagement_ids)
+    total = sum(c[0] for c in counts.values())
+    closed = sum(c[1] for c in counts.values())
+    reduced = sum((e.cut_amount or Decimal("0") for e in rows if e.confirmed_at), Decimal("0"))
+    funds = db.session.execute(sa.select(sa.func.coalesce(sa.func.sum(Engagement.amount), 0)).where(
+        Engagement.id.in_(engagement_ids or [-1]))).scalar_one()
+    return {"objects": len(engagement_ids), "entries": len(rows), "confirmed": sum(1 for e in rows if e.confirmed_at),
+            "findings": total, "closed": closed,
+            "rate": (Decimal(closed * 100) / total).quantize(Decimal("0.1")) if total else None,
+            "reduced": Decimal(reduced).quantize(Decimal("0.01")), "funds": Decimal(funds)}
+
+
+def file_list(bureau: Bureau, year: int, actor: User) -> ApplicationFiling:
+    """A county files its confirmed list with the bureau above it (备案); once, and then it is frozen."""
+    permissions.require(actor, "results.file", bureau)
+    if bureau.level != BureauLevel.COUNTY or bureau.parent_id is None:
+        raise ValidationFailed("只有县（市）财政局向上级财政局备案结果应用清单。", {"year": "本级无需备案"})
+    rows = entries(bureau, year)
+    if not rows:
+        raise ValidationFailed(f"{year} 年度结果应用清单为空，请先生成清单。", {"year": "清单为空"})
+    pending = [e for e in rows if e.confirmed_at is None]
+    if pending:
+        raise ValidationFailed(f"还有 {len(pending)} 项未确认，全部确认后才能备案。", {"year": "有未确认的项目"})
+    if _filed(bureau, year):
+        raise Conflict(f"{year} 年度结果应用清单已备案。")
+    summary = {k: (str(v) if isinstance(v, Decimal) else v) for k, v in figures(bureau, year).items()}
+    filing = ApplicationFiling(bureau_id=bureau.id, year=year, filed_with_id=bureau.parent_id, filed_at=utcnow(),
+                               filed_by_id=actor.id, summary=summary)
+    db.session.add(filing)
+    db.session.flush()
+    audit.record("application.filed", filing, actor=actor,
+                 summary=f"{bureau.short_name} 向 {bureau.parent.short_name} 备案 {year} 年度结果应用清单", payload=summary)
+    return filing
+
+
+def filing_of(bureau: Bureau, year: int) -> Optional[ApplicationFiling]:
+    return _filed(bureau, year)
+
+
+def county_table(bureau: Bureau, year: int, actor: User) -> list[dict]:
+    """The prefecture's one table: each county below it, its filing and its completion figures."""
+    permissions.require(actor, "results.view_bureau", bureau)
+    out = []
+    for child in sorted(bureau.children, key=lambda b: b.code):
+        if not permissions.can(actor, "results.view_bureau", child):
+            continue
+        out.append({"bureau": child, "filing": _filed(child, year), **figures(child, year)})
+    return out
+
+
+def previous_application(budget_unit_id: int, name: str, year: int) -> Optional[ApplicationEntry]:
+    """Last year's confirmed application for the same unit and project, for next year's plan page (the plan
+    module shows it through a hook it offers; see the issue 15 report)."""
+    return db.session.execute(sa.select(ApplicationEntry).join(Engagement, Engagement.id == ApplicationEntry.engagement_id)
+                              .where(Engagement.budget_unit_id == budget_unit_id, Engagement.name == name,
+                                     ApplicationEntry.year == year - 1, ApplicationEntry.confirmed_at.is_not(None))
+                              ).scalars().first()
+
+
+EXPORT_COLUMNS = ["序号", "预算单位", "项目名称", "评价对象类型", "预算金额（万元）", "评价得分", "评价等级", "等级限制",
+                  "问题总数", "已整改", "规则建议", "应用方式", "调减比例（%）", "调减金额（万元）", "理由", "确认时间"]
+
+
+def export_rows(rows: list[ApplicationEntry]) -> list[dict]:
+    """The list in the columns a budget office works with."""
+    from evalhub.core.timeutil import format_beijing
+
+    counts = _finding_counts([e.engagement_id for e in rows])
+    caps = {r.engagement_id: r.caps for r in db.session.execute(sa.select(EvaluationResult).where(
+        EvaluationResult.engagement_id.in_([e.engagement_id for e in rows] or [-1]))).scalars()}
+    out = []
+    for n, e in enumerate(rows, start=1):
+        g = e.engagement
+        total, closed = counts.get(g.id, (0, 0))
+        out.append({"序号": n, "预算单位": g.budget_unit.name, "项目名称": g.name,
+                    "评价对象类型": g.plan_item.object_type.label, "预算金额（万元）": float(g.amount / 10000),
+                    "评价得分": float(e.score), "评价等级": e.grade.label, "等级限制": "、".join(caps.get(g.id) or []),
+                    "问题总数": total, "已整改": closed, "规则建议": e.labels(e.proposed),
+                    "应用方式": e.labels(e.measures) if e.confirmed_at else "（未确认）",
+                    "调减比例（%）": float(e.cut_percent) if e.cut_percent is not None else None,
+                    "调减金额（万元）": float(e.cut_amount / 10000) if e.cut_amount is not None else None,
+                    "理由": e.reason or "", "确认时间": format_beijing(e.confirmed_at)})
+    return out

@@ -1,0 +1,441 @@
+"""Pages of the results loop: the budget unit's engagements and rectification, the findings of an accepted
+report (firm enters, bureau confirms and verifies), the results-application list with its Excel, filing and
+county table, the 人大 summary, and the unit accounts a bureau creates.
+
+Thin routes: ``load``/``require`` through core.permissions, then a service of ``evalhub.results.services``.
+"""
+from __future__ import annotations
+
+import io
+from typing import Optional
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, redirect, render_template, request, send_file, url_for
+from flask_login import current_user, login_required
+
+from evalhub.core import accounts, files
+from evalhub.core.listing import Export, export, parse_year
+from evalhub.core.models import Bureau, BudgetUnit
+from evalhub.core.timeutil import beijing_today
+from evalhub.core.web import button, handle_form, load, require, send_stored, submit_form, wants_export
+from evalhub.extensions import db
+from evalhub.procurement.models import Engagement
+from evalhub.procurement.views import plan_item_context
+from evalhub.registry.forms import choice
+from evalhub.results import documents, services
+from evalhub.results.forms import (
+    DraftForm, EntryForm, EvidenceForm, FactAnswerForm, FactResponseForm, FindingForm, PlanForm, SignedReportForm, UnitAccountForm, UnitPublicationForm, VerifyForm,
+    YearForm,
+)
+from evalhub.results.models import (
+    ApplicationEntry, FactConfirmation, FindingEvidence, FindingStatus, Measure, RectificationReport, ResultFinding,
+)
+from evalhub.results.permissions import RESULT_STATES, is_unit_user
+
+bp = Blueprint("results", __name__, url_prefix="/results")
+
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+def _docx(data: bytes, name: str):
+    return send_file(io.BytesIO(data), mimetype=DOCX, as_attachment=True, download_name=name)
+
+
+def _uploads(field) -> list[files.Upload]:
+    return [files.Upload(f.filename or "", f.read()) for f in (field.data or []) if getattr(f, "filename", "")]
+
+
+def _year(default: Optional[int] = None) -> int:
+    try:
+        return parse_year((request.values.get("year") or "").strip(), 2000, 2100)
+    except ValueError:
+        return default or beijing_today().year - 1
+
+
+@bp.route("/")
+@login_required
+def home():
+    if is_unit_user(current_user):
+        return redirect(url_for("results.unit_home"))
+    require("results.list")
+    return redirect(url_for("results.application"))
+
+
+# --- the budget unit -------------------------------------------------------------------------------
+
+@bp.route("/unit")
+@login_required
+def unit_home():
+    require("results.unit_home")
+    engagements = services.unit_engagements(current_user)
+    open_counts = dict(db.session.execute(sa.select(ResultFinding.engagement_id, sa.func.count()).where(
+        ResultFinding.engagement_id.in_([e.id for e in engagements] or [-1]), ResultFinding.status.in_(
+            [s for s in FindingStatus if s not in (FindingStatus.DRAFT, FindingStatus.CLOSED)]))
+        .group_by(ResultFinding.engagement_id)).all())
+    return render_template("results/unit_home.html", engagements=engagements, open_counts=open_counts)
+
+
+def _unit_page(engagement: Engagement, status: int = 200, forms: dict | None = None):
+    findings = services.findings_of(engagement, current_user)
+    forms = forms or {}
+    plan_forms = {f.id: forms.get(("plan", f.id)) or PlanForm(prefix=f"p{f.id}", plan=f.plan) for f in findings}
+    evidence_forms = {f.id: forms.get(("evidence", f.id)) or EvidenceForm(prefix=f"e{f.id}") for f in findings}
+    return render_template("results/unit_engagement.html", e=engagement, findings=findings,
+                           timeline=services.timeline(engagement), lead=services.lead_evaluator(engagement),
+                           plan_forms=plan_forms, evidence_forms=evidence_forms,
+                           signed=services.signed_reports(engagement), sign_form=SignedReportForm(),
+                           publication=services.unit_publication(engagement), accepted=engagement.state in RESULT_STATES,
+                           publication_form=forms.get("publication") or UnitPublicationForm(),
+                           confirmations=services.confirmations(engagement),
+                           answer_form=forms.get("answer") or FactAnswerForm()), status
+
+
+@bp.route("/unit/engagements/<int:engagement_id>")
+@login_required
+def unit_engagement(engagement_id: int):
+    return _unit_page(load(Engagement, engagement_id, "results.unit_engagement"))
+
+
+def _finding(finding_id: int, action: str) -> ResultFinding:
+    return load(ResultFinding, finding_id, action)
+
+
+@bp.route("/findings/<int:finding_id>/plan", methods=["POST"])
+@login_required
+def finding_plan(finding_id: int):
+    finding = _finding(finding_id, "finding.answer")
+    form = PlanForm(prefix=f"p{finding.id}")
+    return handle_form(form, lambda: services.submit_plan(finding, current_user, form.plan.data),
+                       failed=lambda s: _unit_page(finding.engagement, s, {("plan", finding.id): form}),
+                       to=url_for("results.unit_engagement", engagement_id=finding.engagement_id) + f"#f{finding.id}",
+                       message="整改计划已提交。")
+
+
+@bp.route("/findings/<int:finding_id>/evidence", methods=["POST"])
+@login_required
+def finding_evidence(finding_id: int):
+    finding = _finding(finding_id, "finding.answer")
+    form = EvidenceForm(prefix=f"e{finding.id}")
+    return handle_form(form, lambda: services.submit_evidence(finding, current_user, form.note.data, _uploads(form.files)),
+                       failed=lambda s: _unit_page(finding.engagement, s, {("evidence", finding.id): form}),
+                       to=url_for("results.unit_engagement", engagement_id=finding.engagement_id) + f"#f{finding.id}",
+                       message="整改材料已提交，等待财政局核验。")
+
+
+def _download(model: type, row_id: int, parent: type, parent_id: str, action: str, file_attr: str = "file"):
+    """A stored file hanging off a row: 404 when missing, then the parent's permission decides."""
+    row = db.session.get(model, row_id)
+    if row is None:
+        abort(404)
+    load(parent, getattr(row, parent_id), action)
+    return send_stored(getattr(row, file_attr))
+
+
+@bp.route("/evidence/<int:evidence_id>")
+@login_required
+def evidence_file(evidence_id: int):
+    return _download(FindingEvidence, evidence_id, ResultFinding, "finding_id", "finding.view")
+
+
+@bp.route("/engagements/<int:engagement_id>/rectification.docx")
+@login_required
+def rectification_docx(engagement_id: int):
+    engagement = load(Engagement, engagement_id, "rectification.report")
+    return _docx(documents.rectification_report(engagement), f"{engagement.reference}-整改报告.docx")
+
+
+@bp.route("/engagements/<int:engagement_id>/rectification/signed", methods=["POST"])
+@login_required
+def rectification_signed(engagement_id: int):
+    engagement = load(Engagement, engagement_id, "rectification.sign")
+    form = SignedReportForm()
+    upload = _upload(form.file)
+    return handle_form(form, lambda: services.upload_signed_report(engagement, current_user, upload),
+                       failed=lambda s: _unit_page(engagement, s),
+                       to=url_for("results.unit_engagement", engagement_id=engagement.id), message="已上传签章的整改报告。")
+
+
+@bp.route("/engagements/<int:engagement_id>/unit-publication", methods=["POST"])
+@login_required
+def unit_publication(engagement_id: int):
+    engagement = load(Engagement, engagement_id, "publication.unit_record")
+    form = UnitPublicationForm()
+    return handle_form(form, lambda: services.record_unit_publication(engagement, current_user, form.url.data,
+                                                                      form.published_on.data),
+                       failed=lambda s: _unit_page(engagement, s, {"publication": form}),
+                       to=url_for("results.unit_engagement", engagement_id=engagement.id), message="已记录本单位的公开情况。")
+
+
+def _upload(field) -> files.Upload:
+    return files.Upload(field.data.filename, field.data.read()) if field.data else files.Upload("", b"")
+
+
+def _fact_page(engagement: Engagement, status: int = 200, draft_form: DraftForm | None = None,
+               response_form: FactResponseForm | None = None):
+    return render_template("results/fact_confirmation.html", e=engagement, rows=services.confirmations(engagement),
+                           draft_form=draft_form or DraftForm(), response_form=response_form or FactResponseForm(),
+                           open_state=engagement.state in services.FACT_STATES), status
+
+
+@bp.route("/engagements/<int:engagement_id>/fact-confirmation", methods=["GET", "POST"])
+@login_required
+def fact_confirmation(engagement_id: int):
+    engagement = load(Engagement, engagement_id, "fact.view")
+    if request.method == "GET":
+        return _fact_page(engagement)
+    require("fact.send", engagement)
+    form = DraftForm()
+    upload = _upload(form.file)
+    return handle_form(form, lambda: services.send_for_confirmation(engagement, current_user, upload),
+                       failed=lambda s: _fact_page(engagement, s, draft_form=form),
+                       to=url_for("results.fact_confirmation", engagement_id=engagement.id),
+                       message="已将报告初稿送被评价单位征求意见。")
+
+
+@bp.route("/fact/<int:row_id>/answer", methods=["POST"])
+@login_required
+def fact_answer(row_id: int):
+    row = load(FactConfirmation, row_id, "fact.row_answer")
+    form = FactAnswerForm()
+    return handle_form(form, lambda: services.answer_confirmation(row, current_user, form.agreed.data, form.text.data),
+                       failed=lambda s: _unit_page(row.engagement, s, {"answer": form}),
+                       to=url_for("results.unit_engagement", engagement_id=row.engagement_id), message="已答复。")
+
+
+@bp.route("/fact/<int:row_id>/respond", methods=["POST"])
+@login_required
+def fact_respond(row_id: int):
+    row = load(FactConfirmation, row_id, "fact.row_send")
+    form = FactResponseForm()
+    return handle_form(form, lambda: services.respond_to_confirmation(row, current_user, form.text.data),
+                       failed=lambda s: _fact_page(row.engagement, s, response_form=form),
+                       to=url_for("results.fact_confirmation", engagement_id=row.engagement_id), message="已回应。")
+
+
+@bp.route("/fact/<int:row_id>/draft")
+@login_required
+def fact_draft(row_id: int):
+    return _download(FactConfirmation, row_id, Engagement, "engagement_id", "fact.view", "draft_file")
+
+
+@bp.route("/rectification/<int:report_id>")
+@login_required
+def signed_file(report_id: int):
+    return _download(RectificationReport, report_id, Engagement, "engagement_id", "rectification.report")
+
+
+# --- findings of an accepted report (firm and bureau) ----------------------------------------------
+
+def _unit_choices(engagement: Engagement) -> list:
+    units = db.session.execute(sa.select(BudgetUnit).where(BudgetUnit.bureau_id == engagement.budget_unit.bureau_id)
+                               .order_by(BudgetUnit.name)).scalars()
+    return [choice(u.id, u.name) for u in units]
+
+
+def _findings_page(engagement: Engagement, form: FindingForm | None = None, status: int = 200,
+                   verify_forms: dict | None = None):
+    findings = services.findings_of(engagement, current_user)
+    if form is None:
+        form = FindingForm()
+    form.responsible_unit_id.choices = _unit_choices(engagement)
+    if form.responsible_unit_id.data is None:
+        form.responsible_unit_id.data = engagement.budget_unit_id
+    verify_forms = verify_forms or {}
+    verify_forms = {f.id: verify_forms.get(f.id) or VerifyForm(prefix=f"v{f.id}") for f in findings
+                    if f.status == FindingStatus.SUBMITTED}
+    return render_template("results/findings.html", e=engagement, findings=findings, form=form,
+                           verify_forms=verify_forms, accepted=engagement.state in RESULT_STATES,
+                           has_drafts=any(f.status == FindingStatus.DRAFT for f in findings)), status
+
+
+@bp.route("/engagements/<int:engagement_id>/findings", methods=["GET", "POST"])
+@login_required
+def findings(engagement_id: int):
+    engagement = load(Engagement, engagement_id, "engagement.view")
+    form = FindingForm()
+    form.responsible_unit_id.choices = _unit_choices(engagement)
+    if request.method == "GET":
+        return _findings_page(engagement, form)
+    require("finding.enter", engagement)
+    data = lambda: services.FindingInput(kind=form.kind.data, text=form.text.data, category=form.category.data,  # noqa: E731
+                                         indicator=form.indicator.data, responsible_unit_id=form.responsible_unit_id.data,
+                                         deadline=form.deadline.data)
+    return handle_form(form, lambda: services.add_finding(engagement, current_user, data()),
+                       failed=lambda s: _findings_page(engagement, form, s),
+                       to=url_for("results.findings", engagement_id=engagement.id), message="已录入。")
+
+
+def _engagement_button(engagement_id: int, action: str, call, message):
+    """A findings-page button on one engagement: check ``action``, run ``call(engagement, user)``, back."""
+    engagement = load(Engagement, engagement_id, action)
+    return button(lambda: call(engagement, current_user),
+                  to=url_for("results.findings", engagement_id=engagement.id), message=message)
+
+
+# The two buttons over an engagement's findings: (permission, service, message).
+_FINDINGS_STEPS = {
+    "import": ("finding.enter", services.draft_from_report,
+               lambda rows: f"已从报告导入 {len(rows)} 条草稿，请逐条核对、修改后提交财政局确认。"),
+    "confirm": ("finding.confirm", services.confirm_findings, lambda rows: f"已确认 {len(rows)} 条，已通知责任单位。"),
+}
+
+
+@bp.route("/engagements/<int:engagement_id>/findings/import", methods=["POST"], endpoint="findings_import",
+          defaults={"step": "import"})
+@bp.route("/engagements/<int:engagement_id>/findings/confirm", methods=["POST"], endpoint="findings_confirm",
+          defaults={"step": "confirm"})
+@login_required
+def findings_step(engagement_id: int, step: str):
+    return _engagement_button(engagement_id, *_FINDINGS_STEPS[step])
+
+
+@bp.route("/findings/<int:finding_id>/delete", methods=["POST"])
+@login_required
+def finding_delete(finding_id: int):
+    finding = _finding(finding_id, "finding.view")
+    engagement_id = finding.engagement_id
+    return button(lambda: services.delete_finding(finding, current_user),
+                  to=url_for("results.findings", engagement_id=engagement_id), message="已删除。")
+
+
+
+
+@bp.route("/findings/<int:finding_id>/verify", methods=["POST"])
+@login_required
+def finding_verify(finding_id: int):
+    finding = _finding(finding_id, "finding.verify")
+    form = VerifyForm(prefix=f"v{finding.id}")
+    return handle_form(form, lambda: services.verify(finding, current_user, form.verification.data, form.note.data,
+                                                     form.deadline.data),
+                       failed=lambda s: _findings_page(finding.engagement, None, s, {finding.id: form}),
+                       to=url_for("results.findings", engagement_id=finding.engagement_id), message="已核验。")
+
+
+@bp.route("/overdue")
+@login_required
+def overdue():
+    require("results.list")
+    return render_template("results/overdue.html", findings=services.overdue_findings(current_user, limit=200),
+                           one_sided=services.one_sided_publications(current_user))
+
+
+# --- the results-application list ------------------------------------------------------------------
+
+def _bureau() -> Bureau:
+    """The bureau whose list is shown: ``?bureau=<code>`` within the user's scope, else their own."""
+    code = (request.values.get("bureau") or "").strip()
+    bureau = None
+    if code:
+        bureau = db.session.execute(sa.select(Bureau).where(Bureau.code == code[:12])).scalar_one_or_none()
+    bureau = bureau or current_user.bureau
+    if bureau is None:
+        abort(403)
+    require("results.view_bureau", bureau)
+    return bureau
+
+
+EXPORT = Export("结果应用清单", services.EXPORT_COLUMNS, services.export_rows)
+
+
+def _application_page(bureau: Bureau, year: int, status: int = 200, entry_forms: dict | None = None):
+    rows = services.entries(bureau, year)
+    entry_forms = entry_forms or {}
+    forms = {}
+    for e in rows:
+        forms[e.id] = entry_forms.get(e.id) or EntryForm(
+            prefix=f"a{e.id}", measures=e.measures if e.confirmed_at else e.proposed,
+            cut_percent=str(e.cut_percent if e.confirmed_at else (e.proposed_percent or "")) if (
+                e.cut_percent or e.proposed_percent) else "")
+    return render_template("results/application.html", bureau=bureau, year=year, rows=rows, forms=forms,
+                           figures=services.figures(bureau, year), filing=services.filing_of(bureau, year),
+                           counties=services.county_table(bureau, year, current_user) if bureau.children else [],
+                           Measure=Measure), status
+
+
+@bp.route("/application")
+@login_required
+def application():
+    bureau, year = _bureau(), _year()
+    if wants_export():
+        return export(Export(EXPORT.sheet, EXPORT.columns, EXPORT.rows, f"{bureau.short_name}{year}年度结果应用清单.xlsx"),
+                      services.entries(bureau, year))
+    return _application_page(bureau, year)
+
+
+@bp.route("/application/build", methods=["POST"])
+@login_required
+def application_build():
+    bureau, year = _bureau(), _year()
+    return button(lambda: services.build_list(bureau, year, current_user),
+                  to=url_for("results.application", bureau=bureau.code, year=year),
+                  message=lambda rows: f"已生成 {year} 年度结果应用清单，共 {len(rows)} 项。")
+
+
+@bp.route("/application/entries/<int:entry_id>", methods=["POST"])
+@login_required
+def application_confirm(entry_id: int):
+    entry = load(ApplicationEntry, entry_id, "application.confirm")
+    form = EntryForm(prefix=f"a{entry.id}")
+    return handle_form(form, lambda: services.confirm_entry(
+        entry, current_user, measures=form.measures.data, cut_percent=form.cut_percent.data,
+        cut_amount_wan=form.cut_amount_wan.data, reason=form.reason.data),
+        failed=lambda s: _application_page(entry.bureau, entry.year, s, {entry.id: form}),
+        to=url_for("results.application", bureau=entry.bureau.code, year=entry.year) + f"#a{entry.id}",
+        message="已确认。")
+
+
+@bp.route("/application/file", methods=["POST"])
+@login_required
+def application_file():
+    bureau, year = _bureau(), _year()
+    form = YearForm()
+    return handle_form(form, lambda: services.file_list(bureau, year, current_user),
+                       failed=lambda s: _application_page(bureau, year, s),
+                       to=url_for("results.application", bureau=bureau.code, year=year),
+                       message=f"已向上级财政局备案 {year} 年度结果应用清单。")
+
+
+@bp.route("/summary.docx")
+@login_required
+def summary_docx():
+    bureau, year = _bureau(), _year()
+    return _docx(documents.people_congress_summary(bureau, year), f"{bureau.short_name}{year}年度重点绩效评价情况.docx")
+
+
+# --- budget-unit accounts --------------------------------------------------------------------------
+
+def _accounts_page(unit: BudgetUnit, form: UnitAccountForm | None = None, status: int = 200, link: str | None = None):
+    return render_template("results/unit_accounts.html", unit=unit, users=services.unit_accounts(unit),
+                           form=form or UnitAccountForm(), link=link), status
+
+
+@bp.route("/units/<int:unit_id>/accounts", methods=["GET", "POST"])
+@login_required
+def unit_accounts(unit_id: int):
+    unit = load(BudgetUnit, unit_id, "unit_account.create")
+    form = UnitAccountForm()
+    if request.method == "GET":
+        return _accounts_page(unit, form)
+    done, result, status = submit_form(form, lambda: services.create_unit_account(
+        current_user, unit, username=form.username.data, display_name=form.display_name.data,
+        email=form.email.data, phone=form.phone.data))
+    if not done:
+        return _accounts_page(unit, form, status)
+    user, token = result
+    accounts.email_link(user, token, accounts.LinkPurpose.ACTIVATION)
+    # The link is shown once, here, as for every account an administrator creates.
+    return _accounts_page(unit, UnitAccountForm(formdata=None), 201,
+                          link=accounts.link_url(token, accounts.LinkPurpose.ACTIVATION))
+
+
+# --- 闭环 on next year's plan: last year's confirmed application for the same unit and project ----------------
+
+@plan_item_context
+def last_year_application(items) -> dict[int, str]:
+    out = {}
+    for item in items:
+        entry = services.previous_application(item.budget_unit_id, item.name, item.plan.year)
+        if entry is not None:
+            out[item.id] = (f"{entry.year} 年度评价：{entry.grade.label}（{entry.score} 分），"
+                            f"结果应用：{entry.labels(entry.measures)}")
+    return out

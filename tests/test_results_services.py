@@ -1,0 +1,334 @@
+"""Issue 15, the results loop at its service boundary: budget-unit accounts and their scope, findings →
+rectification → verification → escalation on a frozen clock, the application proposal at its boundaries,
+the list's confirmation and 备案, and the 人大 summary."""
+from __future__ import annotations
+
+import io
+from datetime import date
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from evalhub.core import files, permissions
+from evalhub.core.enums import Role
+from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
+from evalhub.core.models import Notification
+from evalhub.core.settings import set_setting
+from evalhub.extensions import db
+from evalhub.procurement.models import EngagementState
+from evalhub.results import documents
+from evalhub.results import services as S
+from evalhub.results.models import (
+    EscalationLevel, FindingEscalation, FindingStatus, Measure, Verification,
+)
+from evalhub.review.models import Grade
+from tests import factories
+
+
+def _inbox(user) -> list[Notification]:
+    return db.session.execute(sa.select(Notification).where(Notification.user_id == user.id)
+                              .order_by(Notification.id)).scalars().all()
+
+
+# --- 1. budget-unit users ----------------------------------------------------------------------------
+
+def test_a_bureau_admin_creates_a_unit_account_with_an_activation_link(world):
+    unit = world.units["巴州统计局"]
+    user, token = S.create_unit_account(world.bz_admin, unit, username="tjj.zhang", display_name="张科长")
+    assert user.role == Role.BUDGET_UNIT and user.budget_unit_id == unit.id and user.bureau_id is None
+    assert user.awaiting_activation and token  # the one account machinery: no password, a one-time link
+    from evalhub.core import accounts
+
+    assert accounts.check_link(token, accounts.LinkPurpose.ACTIVATION).ok
+    with pytest.raises(PermissionDenied):  # staff, another bureau's admin: refused
+        S.create_unit_account(world.bz_staff, unit, username="x1", display_name="甲")
+    with pytest.raises(PermissionDenied):
+        S.create_unit_account(world.kz_admin, unit, username="x2", display_name="乙")
+    with pytest.raises(ValidationFailed):
+        S.create_unit_account(world.bz_admin, unit, username="tjj.zhang", display_name="重名")
+
+
+def test_a_unit_sees_its_subtree_not_a_sibling_nor_another_unit(world):
+    top = factories.unit_user(world, "巴州统计局", "tjj")
+    child = factories.unit_user(world, "巴州统计局普查中心", "pczx", parent="巴州统计局")
+    sibling = factories.unit_user(world, "巴州民政局", "mzj")
+    e_top = factories.contracted(world, unit="巴州统计局")
+    e_child = factories.contracted(world, unit="巴州统计局普查中心")
+    assert {e.id for e in S.unit_engagements(top)} == {e_top.id, e_child.id}  # 主管部门 sees its 所属单位
+    assert {e.id for e in S.unit_engagements(child)} == {e_child.id}  # not the unit above it
+    assert S.unit_engagements(sibling) == []
+    assert permissions.can(top, "results.unit_engagement", e_child)
+    assert not permissions.can(child, "results.unit_engagement", e_top)
+    assert not permissions.can(sibling, "results.unit_engagement", e_top)
+    # the procurement side stays closed to a unit: no engagement list, no bureau pages
+    assert not permissions.can(top, "engagement.view", e_top) and not permissions.can(top, "results.list")
+
+
+# --- 2. findings and rectification -------------------------------------------------------------------
+
+def test_findings_are_entered_only_after_acceptance_by_the_contracted_firm(world):
+    e = factories.contracted(world)
+    with pytest.raises(Conflict):
+        S.add_finding(e, world.firm_user, S.FindingInput(text="预算编制不细化", category="决策"))
+    e.state = EngagementState.ACCEPTED  # fixture shortcut; the full walk is in the view and browser tests
+    with pytest.raises(PermissionDenied):
+        S.add_finding(e, world.other_firm_user, S.FindingInput(text="预算编制不细化", category="决策"))
+    with pytest.raises(ValidationFailed) as bad:
+        S.add_finding(e, world.firm_user, S.FindingInput(text="", category="无"))
+    assert set(bad.value.fields) == {"text", "category"}
+    f = S.add_finding(e, world.firm_user, S.FindingInput(kind="建议", text="细化绩效目标", category="决策", indicator="绩效目标"))
+    assert f.status == FindingStatus.DRAFT and f.responsible_unit_id == e.budget_unit_id
+
+
+def test_report_sections_give_the_firm_a_starting_point():
+    text = "\n".join(["一、基本情况", "项目概况。", "六、存在的问题及原因分析", "（一）资金拨付进度滞后，年末结余较大。",
+                      "（二）绩效目标设置不够细化。", "七、有关建议", "1. 加快资金拨付。", "八、其他需要说明的问题", "无。"])
+    chapters = ["基本情况", "存在的问题及原因分析", "有关建议", "其他需要说明的问题"]
+    sections = S.report_sections(text, chapters)
+    assert sections[S.PROBLEM_CHAPTER] == ["资金拨付进度滞后，年末结余较大。", "绩效目标设置不够细化。"]
+    assert sections[S.ADVICE_CHAPTER] == ["加快资金拨付。"]
+
+
+def test_the_loop_from_confirmation_to_verification(world):
+    e = factories.contracted(world)
+    e.state = EngagementState.ACCEPTED
+    unit = factories.unit_user(world, "巴州统计局", "tjj")
+    sibling = factories.unit_user(world, "巴州民政局", "mzj")
+    with pytest.raises(PermissionDenied):  # the firm does not confirm its own findings
+        S.confirm_findings(e, world.firm_user)
+    rows = factories.confirmed_findings(world, e, n=2)
+    assert all(f.status == FindingStatus.CONFIRMED and f.deadline for f in rows)
+    assert [n.title for n in _inbox(unit)] == [f"{e.reference} 评价发现的问题已确认"]
+    assert not _inbox(sibling)
+    f = rows[0]
+    with pytest.raises(PermissionDenied):
+        S.submit_plan(f, sibling, "不是我的")
+    with pytest.raises(Conflict):  # confirmed rows are frozen for the firm
+        S.edit_finding(f, world.firm_user, S.FindingInput(text="改", category="过程"))
+    S.submit_plan(f, unit, "由财务科负责，9 月底前完成支付。")
+    assert f.status == FindingStatus.PLANNED
+    with pytest.raises(ValidationFailed):  # evidence needs a file
+        S.submit_evidence(f, unit, "已完成支付", [])
+    S.submit_evidence(f, unit, "已完成支付", [files.Upload("支付凭证.txt", "支付凭证 2025-09-20".encode())])
+    assert f.status == FindingStatus.SUBMITTED and len(f.evidence) == 1
+    with pytest.raises(ValidationFailed):  # a partial verdict needs a note
+        S.verify(f, world.bz_staff, "部分整改", "")
+    with pytest.raises(PermissionDenied):  # the upper bureau supervises, it does not verify
+        S.verify(f, world.region_admin, "整改到位", "")
+    S.verify(f, world.bz_staff, "部分整改", "尚有一笔未支付")
+    assert f.status == FindingStatus.RETURNED and f.verification == Verification.PARTIAL
+    S.submit_evidence(f, unit, "剩余款项已支付", [files.Upload("补充凭证.txt", "补充凭证".encode())])
+    S.verify(f, world.bz_staff, "整改到位", "")
+    assert f.status == FindingStatus.CLOSED and not f.is_open
+    with pytest.raises(Conflict):  # verified once
+        S.verify(f, world.bz_staff, "整改到位", "")
+    docx_bytes = documents.rectification_report(e)
+    import docx
+
+    text = "\n".join(p.text for p in docx.Document(io.BytesIO(docx_bytes)).paragraphs)
+    assert "已整改到位 1 条" in text and "剩余款项已支付" in text and "（盖章）" in text
+
+
+def test_overdue_items_escalate_reminder_then_interview_then_notice_on_a_frozen_clock(world):
+    from evalhub.core.calendar import ensure_national_calendar
+
+    ensure_national_calendar()
+    e = factories.contracted(world)
+    e.state = EngagementState.ACCEPTED
+    unit = factories.unit_user(world, "巴州统计局", "tjj")
+    f = factories.confirmed_findings(world, e, n=1)[0]
+    f.deadline = date(2025, 6, 2)  # a Monday
+    db.session.flush()
+    assert S.escalate_overdue(today=date(2025, 6, 2)) == []  # due today: not overdue yet
+    first = S.escalate_overdue(today=date(2025, 6, 3))
+    assert [x.level for x in first] == [EscalationLevel.REMINDER] and first[0].on_date == date(2025, 6, 3)
+    assert S.escalate_overdue(today=date(2025, 6, 4)) == []  # each level once
+    # 10 working days after 2 June 2025 is 16 June (no holiday in between): 约谈
+    assert S.escalate_overdue(today=date(2025, 6, 13)) == []
+    assert [x.level for x in S.escalate_overdue(today=date(2025, 6, 16))] == [EscalationLevel.INTERVIEW]
+    set_setting(world.bz, "results.notice_after_days", 15, world.bz_admin)
+    assert [x.level for x in S.escalate_overdue(today=date(2025, 6, 23))] == [EscalationLevel.NOTICE]
+    rows = db.session.execute(sa.select(FindingEscalation).order_by(FindingEscalation.id)).scalars().all()
+    assert [(r.level, r.on_date, r.overdue_days) for r in rows] == [
+        (EscalationLevel.REMINDER, date(2025, 6, 3), 1), (EscalationLevel.INTERVIEW, date(2025, 6, 16), 10),
+        (EscalationLevel.NOTICE, date(2025, 6, 23), 15)]
+    titles = [n.title for n in _inbox(unit)]
+    assert f"{e.reference} 整改事项已逾期" in titles and f"{e.reference} 整改逾期：约谈" in titles
+    assert f"{e.reference} 整改逾期：通报" in [n.title for n in _inbox(world.bz_staff)]
+    assert not [n for n in _inbox(world.firm_user) if "整改" in n.title]  # the unit's rectification is not the firm's
+
+
+@pytest.mark.parametrize("status", [FindingStatus.CLOSED, FindingStatus.SUBMITTED, FindingStatus.DRAFT])
+def test_a_closed_or_awaiting_verification_finding_is_never_escalated(world, status):
+    e = factories.contracted(world)
+    e.state = EngagementState.ACCEPTED
+    f = factories.confirmed_findings(world, e, n=1)[0]
+    f.deadline, f.status = date(2025, 6, 2), status
+    db.session.flush()
+    assert S.escalate_overdue(today=date(2025, 9, 1)) == []
+
+
+# --- 3. the results-application list ------------------------------------------------------------------
+
+@pytest.mark.parametrize("score,grade,expected", [
+    ("79.99", Grade.GOOD, [Measure.REDUCE]),  # under 80 (自治区): reduced, even when the grade is 良
+    ("80", Grade.GOOD, []),
+    ("80.00", Grade.FAIR, [Measure.REDUCE]),  # 中 (克州): deducted by the percentage
+    ("50", Grade.POOR, [Measure.REDUCE, Measure.NOTICE]),
+    ("95", Grade.EXCELLENT, [Measure.PRIORITY]),
+])
+def test_the_proposal_follows_each_rule_at_its_boundary(world, score, grade, expected):
+    proposal = S.propose(world.bz, Decimal(score), grade, open_findings=0)
+    assert proposal.measures == expected
+    assert proposal.percent == (Decimal("10") if Measure.REDUCE in expected else None)
+
+
+def test_a_bureau_changes_the_rules_by_its_settings(world):
+    set_setting(world.lt, "results.good_action", "cancel", world.lt_admin)  # 民丰县-style: 良 cancelled
+    set_setting(world.lt, "results.cut_below_score", 85, world.lt_admin)
+    set_setting(world.lt, "results.cut_percent", "15", world.lt_admin)
+    assert S.propose(world.lt, Decimal("86"), Grade.GOOD, 0).measures == [Measure.CANCEL]
+    p = S.propose(world.lt, Decimal("84.99"), Grade.GOOD, 2)
+    assert p.measures == [Measure.REDUCE, Measure.CANCEL, Measure.RECTIFY] and p.percent == Decimal("15")
+    assert S.propose(world.bz, Decimal("86"), Grade.GOOD, 0).measures == []  # a sibling keeps its own rules
+
+
+def _accepted_with_result(w, *, bureau_key="bz", unit="巴州统计局", score="85", grade=Grade.GOOD, amount_wan="300"):
+    """An engagement accepted with a recorded result (fixture shortcut: the real walk is in factories.accepted)."""
+    from evalhub.review.models import EvaluationResult, SubmissionKind, Submission
+
+    e = factories.contracted(w, bureau_key=bureau_key, unit=unit, amount_wan=amount_wan)
+    stored = files.store("评价报告.docx", factories.docx_bytes(factories.report_text() + f"\n{e.id}"), allowed=("docx",))
+    submission = Submission(engagement_id=e.id, kind=SubmissionKind.REPORT, version=1, file_id=stored.id)
+    db.session.add(submission)
+    db.session.flush()
+    db.session.add(EvaluationResult(engagement_id=e.id, submission_id=submission.id, score=Decimal(score),
+                                    band_grade=grade, grade=grade, caps=[]))
+    e.state = EngagementState.ACCEPTED
+    db.session.flush()
+    return e
+
+
+def test_build_confirm_with_a_reason_when_departing_and_file_with_the_prefecture(world):
+    low = _accepted_with_result(world, bureau_key="lt", unit="轮台县医疗保障局", score="79.99", grade=Grade.FAIR)
+    good = _accepted_with_result(world, bureau_key="lt", unit="轮台县医疗保障局", score="92", grade=Grade.EXCELLENT)
+    factories.confirmed_findings(world, low, n=2, staff=world.lt_staff)
+    with pytest.raises(PermissionDenied):
+        S.build_list(world.lt, 2025, world.bz_staff)  # the prefecture reads, it does not build a county's list
+    rows = S.build_list(world.lt, 2025, world.lt_staff)
+    by = {r.engagement_id: r for r in rows}
+    assert by[low.id].proposed == ["reduce", "rectify"] and by[low.id].proposed_percent == Decimal("10")
+    assert by[good.id].proposed == ["priority"]
+    with pytest.raises(ValidationFailed) as no_reason:
+        S.confirm_entry(by[low.id], world.lt_staff, measures=["reduce", "rectify"], cut_percent="20")
+    assert "reason" in no_reason.value.fields
+    S.confirm_entry(by[low.id], world.lt_staff, measures=["reduce", "rectify"], cut_percent="20", reason="连续两年为中")
+    assert by[low.id].cut_amount == Decimal("600000.00")  # 20% of 300 万元
+    S.confirm_entry(by[good.id], world.lt_staff, measures=["priority"])  # as proposed: no reason needed
+    with pytest.raises(PermissionDenied):
+        S.file_list(world.lt, 2025, world.lt_staff)  # filing is the admin's
+    filing = S.file_list(world.lt, 2025, world.lt_admin)
+    assert filing.filed_with_id == world.bz.id and filing.summary["reduced"] == "600000.00"
+    with pytest.raises(Conflict):
+        S.confirm_entry(by[good.id], world.lt_staff, measures=[])  # frozen once filed
+    table = S.county_table(world.bz, 2025, world.bz_staff)
+    lt = next(r for r in table if r["bureau"].id == world.lt.id)
+    assert lt["filing"] is not None and lt["findings"] == 2 and lt["closed"] == 0 and lt["rate"] == Decimal("0.0")
+    assert lt["reduced"] == Decimal("600000.00")
+    assert S.previous_application(low.budget_unit_id, low.name, 2026) is by[low.id]  # next year's plan sees it
+    assert S.previous_application(low.budget_unit_id, low.name, 2025) is None
+    # a sibling county (库尔勒市) sees none of it
+    assert not permissions.can(world.krl_admin, "results.view_bureau", world.lt)
+    with pytest.raises(PermissionDenied):
+        S.county_table(world.lt, 2025, world.krl_admin)
+
+
+def test_a_list_with_unconfirmed_rows_is_not_filed(world):
+    _accepted_with_result(world, bureau_key="lt", unit="轮台县医疗保障局")
+    S.build_list(world.lt, 2025, world.lt_staff)
+    with pytest.raises(ValidationFailed):
+        S.file_list(world.lt, 2025, world.lt_admin)
+    with pytest.raises(ValidationFailed):  # the prefecture itself files with nobody here
+        S.file_list(world.bz, 2025, world.bz_admin)
+
+
+# --- 4. the 人大 summary -------------------------------------------------------------------------------
+
+def test_the_peoples_congress_summary_opens_and_its_totals_are_right(world):
+    import docx
+
+    a = _accepted_with_result(world, score="79.99", grade=Grade.FAIR, amount_wan="300")
+    b = _accepted_with_result(world, score="93", grade=Grade.EXCELLENT, amount_wan="200")
+    rows = factories.confirmed_findings(world, a, n=3)
+    rows[0].status = FindingStatus.CLOSED
+    db.session.flush()
+    entries = {r.engagement_id: r for r in S.build_list(world.bz, 2025, world.bz_staff)}
+    S.confirm_entry(entries[a.id], world.bz_staff, measures=["reduce", "rectify"], cut_percent="10")
+    document = docx.Document(io.BytesIO(documents.people_congress_summary(world.bz, 2025)))
+    text = "\n".join(p.text for p in document.paragraphs)
+    assert "对 2 个评价对象" in text and "涉及资金 500.00 万元" in text
+    assert "问题和建议 3 条，已整改到位 1 条，整改率 33.3%" in text and "调减预算 30.00 万元" in text
+    cells = [[c.text for c in row.cells] for t in document.tables for row in t.rows]
+    assert ["过程", "3"] in cells and ["优", "1"] in cells and ["中", "1"] in cells
+    assert len(document.inline_shapes) == 2  # the two charts
+    assert b.name in text or any(b.name in row for row in cells)
+
+
+# --- 5. 双公开: the unit's half ---------------------------------------------------------------------------
+
+def test_a_report_published_by_one_side_only_is_overdue_after_the_bureaus_days(world):
+    from datetime import datetime
+
+    from evalhub.review.models import Publication
+
+    e = factories.contracted(world)
+    e.state = EngagementState.ACCEPTED
+    unit = factories.unit_user(world, "巴州统计局", "tjj")
+    db.session.add(Publication(engagement_id=e.id, classified=False, published_at=datetime(2025, 9, 1, 4, 0)))
+    db.session.flush()
+    assert S.one_sided_publications(world.bz_staff, today=date(2025, 9, 21)) == []  # 20 days: not yet
+    late = S.one_sided_publications(world.bz_staff, today=date(2025, 9, 22))
+    assert [x[0].id for x in late] == [e.id] and "被评价单位" in late[0][1]
+    assert S.one_sided_publications(world.kz_staff, today=date(2025, 9, 22)) == []  # another prefecture's
+    with pytest.raises(PermissionDenied):
+        S.record_unit_publication(e, factories.unit_user(world, "巴州民政局", "mzj"), "https://x.gov.cn/a", "2025-09-10")
+    with pytest.raises(ValidationFailed) as bad:
+        S.record_unit_publication(e, unit, "javascript:alert(1)", "2099-01-01")
+    assert set(bad.value.fields) == {"url", "published_on"}
+    S.record_unit_publication(e, unit, "https://www.xjbz.gov.cn/tjj/2025/report.html", "2025-09-10")
+    assert S.one_sided_publications(world.bz_staff, today=date(2025, 9, 22)) == []  # both halves now
+
+
+# --- 6. 征求意见: fact confirmation before the panel --------------------------------------------------------
+
+def test_fact_confirmation_is_answered_in_time_responded_to_and_attached_to_the_report(world):
+    from evalhub.core.calendar import ensure_national_calendar
+
+    ensure_national_calendar()
+    e = factories.in_fieldwork(world)
+    unit = factories.unit_user(world, "巴州统计局", "tjj")
+    draft = files.Upload("报告初稿.docx", factories.docx_bytes("评价报告初稿\n存在的问题：资金支付滞后"))
+    with pytest.raises(PermissionDenied):  # only the contracted firm sends its draft
+        S.send_for_confirmation(e, world.other_firm_user, draft)
+    row = S.send_for_confirmation(e, world.firm_user, draft, today=date(2025, 9, 26))  # a Friday before 国庆
+    assert row.due_on == date(2025, 10, 10)  # 28 Sep (a make-up Sunday), 29, 30 Sep, then 1–8 Oct off: 9, 10 Oct
+    assert [n.title for n in _inbox(unit)] == [f"{e.reference} 评价报告征求意见"]
+    with pytest.raises(Conflict):  # one draft at a time while the unit may still answer
+        S.send_for_confirmation(e, world.firm_user, draft, today=date(2025, 9, 29))
+    with pytest.raises(PermissionDenied):
+        S.answer_confirmation(row, factories.unit_user(world, "巴州民政局", "mzj"), "no", "不同意", today=date(2025, 9, 29))
+    with pytest.raises(ValidationFailed):  # an objection says what
+        S.answer_confirmation(row, unit, "no", "", today=date(2025, 9, 29))
+    with pytest.raises(Conflict):  # too late
+        S.answer_confirmation(row, unit, "no", "资金到位率计算口径有误", today=date(2025, 10, 11))
+    S.answer_confirmation(row, unit, "no", "资金到位率计算口径有误", today=date(2025, 10, 10))
+    assert [n.title for n in _inbox(world.firm_user)][-1] == f"{e.reference} 被评价单位已答复征求意见"
+    S.respond_to_confirmation(row, world.firm_user, "已按单位提供的拨付凭证重新计算。")
+    assert row.state == "机构已回应"
+    submission = factories.submit_report(e)
+    db.session.refresh(row)
+    assert row.submission_id == submission.id  # attached: the panel sees the exchange
+    from evalhub.review.services import expert_context_for
+
+    assert expert_context_for(submission)["fact_confirmations"] == [row]
