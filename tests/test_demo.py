@@ -1,6 +1,7 @@
 """The demo data set: loads, is idempotent, keeps the audit chain whole, and is refused in production."""
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from evalhub.core.audit import verify_chain
@@ -146,6 +147,39 @@ def test_demo_loads_is_idempotent_and_keeps_the_audit_chain(app, app_ctx):
         sa.select(sa.func.count()).select_from(screening.ReportScreening).where(
             screening.ReportScreening.kind == SubmissionKind.REPORT)).scalar_one()
 
+    # results application (issue 15): units with accounts, findings in every state, the 2025 lists
+    from evalhub.demo.results import UNIT_ACCOUNTS
+    from evalhub.results.models import (
+        ApplicationEntry, ApplicationFiling, EscalationLevel, FindingEscalation, FindingStatus, ResultFinding, Verification,
+    )
+
+    for username, _, unit_name, _ in UNIT_ACCOUNTS:
+        assert users[username].role == Role.BUDGET_UNIT and users[username].budget_unit.name == unit_name
+    assert {users[u].budget_unit.bureau.code for u, *_ in UNIT_ACCOUNTS} >= {"652800", "653227"}  # and a county's
+    findings = db.session.execute(sa.select(ResultFinding)).scalars().all()
+    assert {f.status for f in findings} >= {FindingStatus.CONFIRMED, FindingStatus.PLANNED, FindingStatus.SUBMITTED,
+                                            FindingStatus.RETURNED, FindingStatus.CLOSED}
+    assert {f.verification for f in findings} >= set(Verification)
+    assert {f.engagement.year for f in findings} == {2024, 2025}
+    from evalhub.procurement.models import EngagementTransition
+
+    accepted_at = dict(db.session.execute(sa.select(EngagementTransition.engagement_id, EngagementTransition.created_at)
+                                          .where(EngagementTransition.to_state == EngagementState.ACCEPTED)).all())
+    assert all(f.confirmed_at > accepted_at[f.engagement_id] for f in findings)  # after the report's acceptance
+    escalations = db.session.execute(sa.select(FindingEscalation)).scalars().all()
+    assert {x.level for x in escalations} == set(EscalationLevel)
+    assert all(x.on_date > x.finding.deadline and x.on_date <= utcnow().date() for x in escalations)
+    open_now = [f for f in findings if f.engagement.year == 2025]
+    assert open_now and all(f.deadline > utcnow().date() and not f.escalations for f in open_now)
+    bz_2025 = db.session.execute(sa.select(ApplicationEntry).where(
+        ApplicationEntry.bureau_id == bureaus["652800"].id, ApplicationEntry.year == 2025)).scalars().all()
+    assert len(bz_2025) >= 10 and all(e.confirmed_at for e in bz_2025)
+    assert sum(1 for e in bz_2025 if e.reason) >= 1  # a departure from the rules' proposal, with its reason
+    filing = db.session.execute(sa.select(ApplicationFiling).where(ApplicationFiling.year == 2025)).scalar_one()
+    assert filing.bureau_id == bureaus["652822"].id and filing.filed_with_id == bureaus["652800"].id
+
+    _dated_like_a_year(users)
+
     report = verify_chain()
     assert report.ok, report.problem
     assert report.checked == first["AuditEvent"]
@@ -159,11 +193,130 @@ def test_demo_loads_is_idempotent_and_keeps_the_audit_chain(app, app_ctx):
 
     # every demo account logs in with the documented password
     client = app.test_client()
-    for username in ACCOUNT_NAMES:
+    for username in ACCOUNT_NAMES + [u for u, *_ in UNIT_ACCOUNTS]:
         response = client.post("/login", data={"username": username, "password": DEMO_PASSWORD})
         assert response.status_code == 302, response.get_data(as_text=True)[:300]
         client.post("/logout")
     assert client.post("/login", data={"username": "bz.admin", "password": "wrong-password"}).status_code == 401
+
+
+MAX_OVERDUE_DAYS = 60
+
+
+def _dated_like_a_year(users: dict) -> None:
+    """The demo reads like a bureau's real record: history on its own days in 2023–today, each engagement's
+    events after their causes, overdue items overdue by days, `expert1` with work to do, mostly punctual firms."""
+    import re
+    from datetime import datetime, timedelta
+
+    from evalhub.credit.models import CreditRating
+    from evalhub.procurement import workflow
+    from evalhub.procurement.models import Engagement, EngagementTransition
+    from evalhub.review.models import InvitationStatus, PanelInvitation, PanelStatus, ReviewPanel, ReviewStatus, Submission
+
+    now, start = utcnow(), datetime(2023, 1, 1)
+    story = db.session.execute(sa.select(Engagement).where(~Engagement.reference.like("%-A%"))).scalars().all()
+
+    # overdue, by days, not by years; and some are (a real bureau always has a few)
+    overdue = [(e.reference, workflow.overdue_reason(e)) for e in story if workflow.overdue_reason(e)]
+    days = {ref: int(re.search(r"已逾期 (\d+) 天", reason).group(1)) for ref, reason in overdue}
+    assert days and max(days.values()) <= MAX_OVERDUE_DAYS, days
+
+    # every timestamp between 2023 and now; the audit log too
+    first_event, last_event = db.session.execute(sa.select(sa.func.min(AuditEvent.occurred_at),
+                                                           sa.func.max(AuditEvent.occurred_at))).one()
+    assert start <= first_event and last_event <= now
+    years = set()
+    for engagement in story:
+        steps = db.session.execute(sa.select(EngagementTransition).where(
+            EngagementTransition.engagement_id == engagement.id).order_by(EngagementTransition.id)).scalars().all()
+        times = [t.created_at for t in steps]
+        assert all(start <= t <= now for t in times), engagement.reference
+        assert times == sorted(times), f"{engagement.reference}: timeline out of order"
+        years.update(t.year for t in times)
+        contract = engagement.contract
+        for submission in db.session.execute(sa.select(Submission).where(
+                Submission.engagement_id == engagement.id).order_by(Submission.id)).scalars():
+            assert contract is not None and submission.submitted_at.date() >= contract.signed_on
+            panel = db.session.execute(sa.select(ReviewPanel).where(ReviewPanel.submission_id == submission.id)).scalar_one_or_none()
+            if panel is None:
+                continue
+            assert panel.created_at >= submission.submitted_at
+            for invitation in panel.invitations:
+                review = invitation.review
+                if invitation.responded_at is not None:
+                    assert invitation.responded_at >= panel.created_at
+                if review is not None and review.submitted_at is not None:
+                    assert review.submitted_at >= invitation.responded_at
+                    assert panel.decided_at is None or panel.decided_at >= review.submitted_at
+    assert {2023, 2024, 2025} <= years  # history on its own days, not all at load time
+    applications = db.session.execute(sa.select(Firm.applied_at)).scalars().all()
+    assert sum(1 for at in applications if at.year == 2023) >= 30 and sum(1 for at in applications if now - at < timedelta(days=14)) >= 4
+
+    # expert1: an invitation to answer within days, and an accepted review not yet scored
+    expert_id = users["expert1"].expert_id
+    invitations = db.session.execute(sa.select(PanelInvitation).where(PanelInvitation.expert_id == expert_id)).scalars().all()
+    waiting = [i for i in invitations if i.status == InvitationStatus.INVITED and i.panel.status == PanelStatus.REVIEWING]
+    assert waiting and all(now < i.respond_by < now + timedelta(days=4) for i in waiting)
+    assert any(i.status == InvitationStatus.ACCEPTED and i.panel.status == PanelStatus.REVIEWING
+               and i.review is not None and i.review.status != ReviewStatus.SUBMITTED for i in invitations)
+
+    # contract performance (timeliness) of the rated firms: most high, a few late; grades a mix
+    ratings = db.session.execute(sa.select(CreditRating).where(CreditRating.year.in_([2023, 2024]),
+                                                               CreditRating.rated.is_(True))).scalars().all()
+    performance = [next(c for c in r.components if c["code"] == "performance") for r in ratings]
+    high = [p for p in performance if float(p["points"]) >= 0.6 * float(p["max"])]
+    assert len(high) >= 0.6 * len(performance), [p["points"] for p in performance]
+    assert any(p["records"] for p in performance)  # someone handed in late, and it shows
+    assert len({r.grade for r in ratings}) >= 3
+
+    # result notices: every award published one; a challenge filed and dismissed before that contract;
+    # one award of the current cycle still in its challenge period, its contract waiting
+    from evalhub.core.timeutil import beijing_today
+    from evalhub.procurement.models import Challenge, ChallengeStatus, Procurement, ResultNotice
+
+    notices = db.session.execute(sa.select(ResultNotice)).scalars().all()
+    assert len(notices) >= 20 and all(n.published_at <= now for n in notices)
+    challenge = db.session.execute(sa.select(Challenge)).scalar_one()
+    assert challenge.status == ChallengeStatus.DISMISSED and challenge.answered_at > challenge.filed_at
+    contract = challenge.procurement.engagement.contract
+    assert contract is not None and contract.signed_on > challenge.notice.challenge_until
+    waiting = [n for n in notices if n.challenge_until >= beijing_today() and n.revoked_at is None]
+    assert waiting and all(db.session.get(Procurement, n.procurement_id).engagement.contract is None for n in waiting)
+
+
+def test_simulated_clock_is_off_by_default_and_moves_on_from_the_time_set(app, app_ctx):
+    from datetime import datetime, timedelta
+
+    from evalhub.core import timeutil
+
+    real = timeutil.utcnow()
+    assert abs(real - datetime.utcnow()) < timedelta(seconds=5)  # noqa: DTZ003  (the real clock, naive UTC)
+    with pytest.raises(RuntimeError):
+        timeutil.set_simulated_now(datetime(2024, 1, 1))  # only inside simulated_clock
+    with timeutil.simulated_clock(datetime(2024, 3, 31, 17, 0)):
+        first = timeutil.utcnow()
+        assert datetime(2024, 3, 31, 17, 0) <= first < datetime(2024, 3, 31, 17, 1)
+        assert timeutil.beijing_today().isoformat() == "2024-04-01"  # 01:00 in Beijing
+        assert timeutil.utcnow() >= first  # the clock runs on
+        timeutil.set_simulated_now(datetime(2025, 6, 1, 2, 0))
+        assert timeutil.utcnow().date().isoformat() == "2025-06-01"
+    assert abs(timeutil.utcnow() - datetime.utcnow()) < timedelta(seconds=5)  # noqa: DTZ003
+
+
+def test_simulated_clock_refused_in_production(app, app_ctx):
+    from datetime import datetime
+
+    from evalhub.core import timeutil
+
+    saved = app.config["ENV_NAME"]
+    app.config["ENV_NAME"] = "production"
+    try:
+        with pytest.raises(RuntimeError), timeutil.simulated_clock(datetime(2024, 1, 1)):
+            pass
+    finally:
+        app.config["ENV_NAME"] = saved
+    assert timeutil.utcnow().year >= 2026 or timeutil.utcnow() > datetime(2025, 1, 1)
 
 
 def test_demo_command_refused_in_production(app, app_ctx):

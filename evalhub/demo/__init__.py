@@ -9,6 +9,13 @@ firm library and expert pool, and one account per role.
   rows and an audit event for each.
 - Deterministic: the whole plan (names, codes, identity numbers, qualifications) is built from
   ``random.Random(2025)`` before the database is touched, and is the same on every run and machine.
+- Dated like a bureau's real year (``demo.clock``, the services' clock simulated while the demo loads):
+  organisations, firms and experts enter the system in January–February 2023, the 2023–2024 plans run on
+  their real days, the current cycle and the registry's recent decisions (suspensions, new applications) lie
+  days to months before the load date. Two jumps back in the audit log's times: the results loop
+  (``demo.results``) returns to summer 2025 for the findings of the 2024 reports after the current cycle;
+  the migrated archive (``demo.screening``) is imported at the load time with its rows dated in their years,
+  and the credit ratings of 2023 and 2024 that count it follow on their own dates.
 - All firms, people and numbers are invented; the bureaus and budget units are real names taken from the
   user's seed documents.
 """
@@ -16,7 +23,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Callable
 
 import sqlalchemy as sa
@@ -29,28 +36,15 @@ from evalhub.core.organisations import import_organisations
 from evalhub.core.passwords import policy_waived
 from evalhub.core.personal import id_number_digest
 from evalhub.core.services import create_user
-from evalhub.core.timeutil import beijing_today
+from evalhub.core.timeutil import simulated_clock
 from evalhub.core.validators import compose_id_number, compose_uscc
 from evalhub.extensions import db
 from evalhub.registry import services as registry
 from evalhub.registry.models import (
-    CertificateKind,
-    CounterpartType,
-    Degree,
-    Expert,
-    ExpertStatus,
-    ExpertTie,
-    Firm,
-    FirmKind,
-    FirmRelation,
-    FirmStaff,
-    FirmStatus,
-    LegalForm,
-    ProfessionalTitle,
-    RelationKind,
-    StaffRole,
-    TieKind,
+    CertificateKind, CounterpartType, Degree, Expert, ExpertStatus, ExpertTie, Firm, FirmKind, FirmRelation,
+    FirmStaff, FirmStatus, LegalForm, ProfessionalTitle, RelationKind, StaffRole, TieKind,
 )
+from evalhub.demo import clock
 
 DEMO_PASSWORD = "evalhub-demo"
 SEED = 2025
@@ -190,8 +184,8 @@ def _add_years(day: date, years: int) -> date:
 
 
 def stories(today: date) -> dict[str, list[tuple[str, str, date | None]]]:
-    """story → [(action, reason, effective_until)]. A firm's application is dated the day it is entered
-    (the service dates it), so its later steps take effect that day too; only their ends lie ahead."""
+    """story → [(action, reason, effective_until)]. The first step (admission or refusal) is decided in
+    February 2023, the later ones on the days of ``LATER_STEPS`` before the load date ``today``."""
     y = today.year
     return {
         "pending": [],
@@ -205,7 +199,7 @@ def stories(today: date) -> dict[str, list[tuple[str, str, date | None]]]:
         "rejected": [("reject", "从业人员名册中具备注册会计师、资产评估师等专业资格的人员不足 3 人，且未提交质量控制制度", None)],
         "suspended": [
             ("admit", ADMIT_REASON, None),
-            ("suspend", f"{y - 1} 年度信用评价为 D 级，暂停参与下一年度选聘", _add_years(today, 1)),
+            ("suspend", f"{y - 2} 年度信用评价为 D 级，暂停参与下一年度选聘", _add_years(today, 1)),
         ],
         "removed": [
             ("admit", ADMIT_REASON, None),
@@ -219,6 +213,11 @@ def stories(today: date) -> dict[str, list[tuple[str, str, date | None]]]:
         ],
     }
 
+
+# The later steps of a firm's story, in days before the load date (one per step after the first).
+LATER_STEPS = {"reinstated": [150, 40], "suspended": [75], "removed": [120], "blacklisted": [95, 60]}
+# New applications waiting for a decision were filed these many days before the load date (in plan order).
+PENDING_DAYS = [9, 6, 4, 3, 2, 2]
 
 # Recusal register: firm name, relation kind, counterpart (budget unit name, or "bureau:CODE"), start, end, note
 RELATIONS: list[tuple[str, RelationKind, str, date, date | None, str]] = [
@@ -272,7 +271,7 @@ EXPERT_POOLS = {"650000": 30, "652800": 40, "653000": 25, "653200": 15, "652801"
 INELIGIBLE = {"650000": ["young", "old", "title"], "652800": ["young", "young", "old", "title", "degree"],
               "653000": ["young", "title"], "653200": ["old"], "652801": ["degree"], "652822": ["young"]}
 EXPERT_STATUS_STORIES = [  # (pool, index within the pool, action, reason)
-    ("652800", 7, "suspend", "2024 年度专家考评为“不称职”：评审意见空泛、套话多，暂停抽取一年"),
+    ("652800", 7, "suspend", "2022 年度专家考评为“不称职”：评审意见空泛、套话多，暂停抽取一年"),
     ("652800", 12, "remove", "本人书面申请退出专家库"),
     ("650000", 5, "suspend", "连续三次被抽中后无故不参加评审"),
     ("653000", 4, "remove", "已调离原工作岗位，且连续两年未参加评审"),
@@ -479,12 +478,14 @@ def build_plan() -> Plan:
 # --- loading -----------------------------------------------------------------------------------------
 
 class _Loader:
-    def __init__(self) -> None:
+    def __init__(self, load_time: datetime) -> None:
         self.created = 0
         self.bureaus: dict[str, Bureau] = {}
         self.users: dict[str, User] = {}
-        self.today = beijing_today()
+        self.load_time = load_time  # Beijing, naive: the real time of the load
+        self.today = load_time.date()
         self.stories = stories(self.today)
+        self.new_firms: list[tuple[FirmPlan, Firm]] = []  # created by this run: their stories are told
 
     def one(self, stmt):
         return db.session.execute(stmt).scalars().first()
@@ -525,12 +526,21 @@ class _Loader:
             self.account(username, display_name, role, bureau_id=self.bureaus[code].id if code else None)
 
     # firms
-    def firms(self, plans: list[FirmPlan]) -> None:
-        for plan in plans:
+    def firms(self, plans: list[FirmPlan], *, first_day: date | None = None) -> None:
+        """Applications, one to three a working day from ``first_day``; or, without it, the applications
+        still waiting, filed ``PENDING_DAYS`` before the load date."""
+        day = first_day
+        for index, plan in enumerate(plans):
             firm = self.one(sa.select(Firm).where(Firm.uscc == plan.input.uscc))
             new = firm is None
             actor = self.actor_for(plan.bureau)
             if new:
+                if first_day is not None:
+                    day = clock.workdays_after(day, 1) if index % 3 == 0 and index else day
+                    clock.at(day, 9 + 2 * (index % 3), 15 + index % 40, forward_only=True)
+                else:
+                    clock.at(self.load_time - timedelta(days=PENDING_DAYS[index % len(PENDING_DAYS)], hours=5 - index % 4),
+                             forward_only=True)
                 via, by = ("self", None) if plan.story == "pending_self" else ("staff", actor)
                 if plan.bureau == "652800" and via == "staff":
                     by = self.users["bz.staff"]  # 巴州's applications are entered by its staff member
@@ -546,8 +556,32 @@ class _Loader:
                         title=staff.title, phone=staff.phone, certificates=staff.certificates), actor)
                     self.created += 1
             if new:  # a firm's story is told once; later changes made in the app are left alone
-                for action, reason, until in self.stories[plan.story]:
-                    registry.change_firm_status(firm, action, actor, reason=reason, effective_until=until)
+                self.new_firms.append((plan, firm))
+
+    def firm_decisions(self, first_day: date) -> None:
+        """The bureau decides the applications of January in February, with the documents it received."""
+        from evalhub.demo.documents import admission_documents  # the report generator behind it loads late
+
+        day = first_day
+        for index, (plan, firm) in enumerate(self.new_firms):
+            steps = self.stories[plan.story]
+            if not steps:
+                continue
+            day = clock.workdays_after(day, 1) if index % 4 == 0 and index else day
+            clock.at(day, 10 + index % 4 * 2, index % 50, forward_only=True)
+            action, reason, until = steps[0]
+            actor = self.actor_for(plan.bureau)
+            docs = admission_documents(firm.name, date(2023, 1, 3)) if action == "admit" else ()
+            registry.change_firm_status(firm, action, actor, reason=reason, effective_until=until, documents=docs)
+
+    def firm_later_steps(self) -> None:
+        """Suspensions, removals, blacklisting and a reinstatement, in the months before the load date."""
+        steps = sorted((days, order, plan, firm, step)
+                       for order, (plan, firm) in enumerate(self.new_firms)
+                       for days, step in zip(LATER_STEPS.get(plan.story, []), self.stories[plan.story][1:]))
+        for days, _, plan, firm, (action, reason, until) in sorted(steps, key=lambda row: (-row[0], row[1])):
+            clock.at(self.load_time - timedelta(days=days, hours=3), forward_only=True)
+            registry.change_firm_status(firm, action, self.actor_for(plan.bureau), reason=reason, effective_until=until)
 
     def relations(self) -> None:
         for firm_name, kind, counterpart, start, end, note in RELATIONS:
@@ -614,40 +648,65 @@ class _Loader:
     def member_accounts(self, experts: dict[tuple[str, int], Expert]) -> None:
         firm = self.firm_by_name(FIRM1_NAME)
         self.account(FIRM_ACCOUNT[0], FIRM_ACCOUNT[1], Role.FIRM_USER, firm_id=firm.id)
-        expert = experts[("652800", 0)]  # eligible, active, in 巴州's pool
+        # the first eligible, active 巴州 expert in 财政经济 with no story of their own: such an expert fits
+        # every object (procurement.eligibility.field_mismatch), so `expert1` can be drawn for the demo's panels
+        told = {(c, i) for c, i, *_ in EXPERT_STATUS_STORIES + UNAVAILABLE + EXPERT_TIES}
+        expert = next(e for (code, index), e in sorted(experts.items(), key=lambda kv: kv[0][1])
+                      if code == "652800" and (code, index) not in told and F.FINANCE in e.fields
+                      and not registry.expert_eligibility(e))
         self.account(EXPERT_ACCOUNT, expert.name, Role.EXPERT, expert_id=expert.id)
 
 
 @policy_waived("演示账户共用 README 中公布的演示密码")  # the strength rules are for real accounts
 def load_demo(echo: Callable[[str], object] = print) -> str:
     """Load (or complete) the demo data set and return a one-paragraph Chinese summary with counts."""
-    plan = build_plan()
-    loader = _Loader()
+    load_time = clock.now_local()  # the real time: the current cycle is placed against it
+    with simulated_clock(clock.to_utc(datetime(2023, 1, 3, 9, 0))):
+        return _load(build_plan(), _Loader(load_time), echo)
+
+
+def _load(plan: Plan, loader: _Loader, echo: Callable[[str], object]) -> str:
+    waiting = {"pending", "pending_self"}
     try:
         echo("演示数据：财政局与预算单位 …")
         loader.bureaus_and_units()
         echo("演示数据：演示账户 …")
+        clock.at(date(2023, 1, 3), 11, forward_only=True)
         loader.bureau_accounts()
         db.session.commit()
-        echo(f"演示数据：第三方机构 {len(plan.firms)} 家及其从业人员、回避关系 …")
-        loader.firms(plan.firms)
+        echo(f"演示数据：第三方机构 {len(plan.firms)} 家及其从业人员、回避关系（2023 年 1—2 月入库）…")
+        loader.firms([p for p in plan.firms if p.story not in waiting], first_day=date(2023, 1, 4))
+        clock.at(date(2023, 1, 30), 10, forward_only=True)
         loader.relations()
+        loader.firm_decisions(date(2023, 2, 1))
         db.session.commit()
         echo(f"演示数据：专家 {len(plan.experts)} 名及其申报关系 …")
+        clock.at(date(2023, 2, 13), 9, forward_only=True)
         experts = loader.experts(plan.experts)
+        clock.at(date(2023, 2, 15), 10, forward_only=True)
         loader.member_accounts(experts)
         db.session.commit()
         from evalhub.demo.engagements import load_engagements
 
-        loader.created += load_engagements(echo)
+        loader.created += load_engagements(echo, load_time=loader.load_time)
+        from evalhub.demo.results import load_applications, load_rectification
+
+        # the 2024 reports' findings on their 2025 days (a jump back from the current cycle), then the report
+        # accepted in the current cycle
+        loader.created += load_rectification(echo, load_time=loader.load_time)
         from evalhub.demo.screening import load_screening_archive
 
-        # before credit and supervision: the 2023–2025 ratings and the random campaign include the archive
+        # before credit and supervision: the 2023–2025 ratings and the random campaign include the archive,
+        # imported (migrated) at the load time with its rows dated in their years
+        clock.at(loader.load_time - timedelta(minutes=30), forward_only=True)
         loader.created += load_screening_archive(echo)
         from evalhub.demo.supervision import load_credit_and_supervision
 
-        loader.created += load_credit_and_supervision(echo)
+        loader.created += load_credit_and_supervision(echo, load_time=loader.load_time, registry_news=lambda: (
+            loader.firm_later_steps(), loader.firms([p for p in plan.firms if p.story in waiting])))
+        loader.created += load_applications(echo, load_time=loader.load_time)
         if loader.created:
+            clock.at(loader.load_time, forward_only=True)
             audit.record("demo.loaded", actor=loader.users.get("admin"),
                          summary=f"加载演示数据：新增 {loader.created} 条记录")
         db.session.commit()

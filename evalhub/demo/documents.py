@@ -57,3 +57,31 @@ def work_plan(rng: random.Random, *, object_name: str, unit: str, firm: str, yea
              "五、组织与进度", "3 月完成资料收集，4 月现场评价，5 月提交报告初稿。",
              "六、质量控制与保密", "实行项目负责人、质控部、合伙人三级复核；评价资料专人保管。"]
     return _docx(f"{object_name}绩效评价实施方案", lines)
+
+
+def _png(width: int = 8, height: int = 8) -> bytes:
+    """A small grey PNG: the scanned business licence of the demo (stored by content type like any upload)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    rows = b"".join(b"\x00" + b"\xc8" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def admission_documents(firm: str, day) -> list[tuple[str, str, bytes]]:
+    """The seven documents an application must carry before admission (registry.services.ADMISSION_DOCUMENTS),
+    as (kind, filename, bytes): the licence as a scan, the rest as short texts naming the firm."""
+    texts = [
+        ("credit_record", "信用记录", f"信用记录查询结果（信用中国、国家企业信用信息公示系统），查询日期 {day:%Y-%m-%d}：无不良记录。"),
+        ("staff_qualifications", "从业人员资格证明", "注册会计师、资产评估师、高级职称人员证书复印件清单。"),
+        ("quality_control", "质量控制制度", "项目负责人、质控部、合伙人三级复核；底稿归档与抽查。"),
+        ("confidentiality", "保密制度", "评价资料专人保管，涉密信息不出单位，离职人员签署保密承诺。"),
+        ("training", "培训制度", "每年预算绩效管理业务培训不少于 40 学时，新入职人员岗前培训。"),
+        ("no_violation", "近三年无重大违法违规声明", "本机构近三年在经营活动中无重大违法违规记录。"),
+    ]
+    return [("licence", f"{firm}营业执照.png", _png())] + [
+        (kind, f"{firm}{name}.txt", f"{firm}{name}\n{text}\n".encode("utf-8")) for kind, name, text in texts]

@@ -4,8 +4,10 @@
 classified); 民丰县's are the five of seed 003. 2025 plans hold engagements in every state of the state
 machine and procurements of every method with bids. Everything goes through the services, so the
 timelines, draws and audit chain are real. Idempotent: nothing happens when 巴州's 2024 plan exists.
-Past deadlines are reached the only way the services allow: bids are sealed while the deadline is in
-the future, then the deadline is moved back before opening (a demo shortcut, recorded nowhere else).
+Dates (``demo.clock``): the 2023 and 2024 plans run on the days they would have (approved in March, procured
+in spring, work plans a month after the contract, reports by the end of May of the next year, a few firms
+late), their engagements interleaved in time order; the 2025 plan — the current cycle — is placed relative to
+the load date, so its deadlines are days or weeks away and the few overdue items are overdue by days.
 """
 from __future__ import annotations
 
@@ -19,13 +21,16 @@ import sqlalchemy as sa
 from evalhub.core import draws as draws_module
 from evalhub.core.enums import Field, Role
 from evalhub.core.models import Bureau, BudgetUnit, User
+from evalhub.core.calendar import add_working_days, ensure_national_calendar, is_workday
 from evalhub.core.services import create_user
-from evalhub.core.timeutil import utcnow
+from evalhub.core.settings import get_setting
+from evalhub.demo import clock
+from evalhub.demo.clock import Story
 from evalhub.demo.documents import report as make_report, work_plan as make_work_plan
 from evalhub.extensions import db
 from evalhub.procurement import eligibility, services as P, workflow
 from evalhub.procurement.models import (
-    BidStatus, Engagement, EngagementState as S, EvaluationPlan, FrameworkAgreement, FrameworkMember, ObjectType,
+    BidStatus, ChallengeStatus, Engagement, EngagementState as S, EvaluationPlan, FrameworkAgreement, FrameworkMember, ObjectType,
     ProcurementMethod as M,
 )
 from evalhub.registry.models import Expert, ExpertStatus, Firm, FirmStatus
@@ -75,7 +80,11 @@ BZ_2025 = [
     ("巴州博斯腾湖科学研究所湖泊生态监测项目", T.PROJECT, Field.ENVIRONMENT, "1200", "巴州博斯腾湖科学研究所", S.REPORT_RETURNED),
     ("库尔勒经济技术开发区人才服务中心就业服务项目", T.SERVICE_PURCHASE, Field.SOCIAL, "900", "库尔勒经济技术开发区人才服务中心", S.ACCEPTED),
     ("库尔勒经济技术开发区市场监督管理局食品安全抽检项目", T.GOVERNMENT_PROCUREMENT, Field.HEALTH, "760", "库尔勒经济技术开发区市场监督管理局", S.CANCELLED),
+    # awarded by a draw from the library three days before the load date: its result notice is in the
+    # challenge period, the contract waits
+    ("巴州统计局统计执法检查专项经费", T.PROJECT, Field.STATISTICS, "620", "巴州统计局", S.PROCURING),
 ]
+IN_CHALLENGE_PERIOD = BZ_2025[-1][0]
 
 
 class _Demo:
@@ -85,6 +94,7 @@ class _Demo:
         self.users = {u.username: u for u in db.session.execute(sa.select(User)).scalars()}
         self.bz = self._bureau("652800")
         self.mf = self._bureau("653227")
+        self.engagements: dict[tuple[str, int], list[Engagement]] = {}  # (bureau code, year) → the approved plan's
 
     def _bureau(self, code: str) -> Bureau:
         return db.session.execute(sa.select(Bureau).where(Bureau.code == code)).scalar_one()
@@ -127,14 +137,32 @@ class _Demo:
 
     # --- plans -------------------------------------------------------------------------------------
 
-    def plan(self, bureau: Bureau, year: int, rows, admin: str, staff: str) -> list[Engagement]:
+    def plan(self, bureau: Bureau, year: int, rows, admin: str, staff: str, *, drafted: datetime,
+             approved: datetime) -> Story:
+        """Drafted, then approved some days later; yields its steps' times and leaves the engagements in
+        ``self.engagements[(bureau.code, year)]``."""
+        yield drafted
         plan = P.get_or_create_plan(bureau, year, self.users[staff])
         for row in rows:
             name, kind, budget, field, amount, unit = row[:6]
             P.add_plan_item(plan, P.PlanItemInput(
                 name=name, object_type=kind, budget_kind=budget, field=field, amount_wan=amount,
                 budget_unit_id=self._unit(unit).id, reason="资金量大、涉及面广、社会关注度高，列入年度重点绩效评价"), self.users[staff])
-        return P.approve_plan(plan, self.users[admin], acknowledge_warnings=True)
+        yield approved
+        self.engagements[(bureau.code, year)] = P.approve_plan(plan, self.users[admin], acknowledge_warnings=True)
+
+    # --- time ----------------------------------------------------------------------------------------
+
+    def after(self, days: float = 0, *, hour: int | None = None, workday: bool = False) -> datetime:
+        """A Beijing time ``days`` after the clock's; ``hour``: at that hour (a random minute); ``workday``:
+        moved to the next working day of the national calendar (bureau staff do not work on rest days)."""
+        when = clock.now_local() + timedelta(days=days)
+        if workday:
+            while not is_workday(self.bz, when.date()):
+                when += timedelta(days=1)
+        if hour is not None:
+            when = when.replace(hour=hour, minute=self.rng.randint(0, 50))
+        return when
 
     # --- procurement -------------------------------------------------------------------------------
 
@@ -142,13 +170,23 @@ class _Demo:
         return eligibility.assess(engagement, method).eligible
 
     def competitive(self, engagement: Engagement, method: M, staff: User, *, bidders: int, award: bool = True,
-                    low_bid: bool = False) -> None:
-        firms = self.eligible(engagement, method)[:bidders]
-        p = P.open_procurement(engagement, P.ProcurementInput(
-            method=method, title="", ceiling_price_wan=str(self._ceiling(engagement)), price_weight="20" if method == M.COMPETITIVE_CONSULTATION else "30",
-            bid_deadline=utcnow() + timedelta(days=10)), staff)
+                    low_bid: bool = False, bid_gap: float = 2) -> Story:
+        """Opened now with a 20-day bid window; bids come in over the window (``bid_gap`` days apart), the
+        bids are opened after the deadline, the committee scores them and the best is awarded."""
+        opened = clock.now_local()
+        deadline = (opened + timedelta(days=20)).replace(hour=17, minute=0)
         ceiling = self._ceiling(engagement)
-        for index, firm in enumerate(firms):
+        p = P.open_procurement(engagement, P.ProcurementInput(
+            method=method, title="", ceiling_price_wan=str(ceiling), price_weight="20" if method == M.COMPETITIVE_CONSULTATION else "30",
+            bid_deadline=clock.to_utc(deadline)), staff)
+        done: set[int] = set()
+        for index in range(bidders):
+            yield opened + timedelta(days=1 + index * bid_gap, hours=self.rng.randint(0, 6))
+            # who may still bid is decided at the bid (another award may have used up a firm's yearly cap)
+            firm = next((f for f in self.eligible(engagement, method) if f.id not in done), None)
+            if firm is None:
+                break
+            done.add(firm.id)
             user = self.firm_user(firm)
             staff_ids = [s.id for s in firm.staff if s.active][:3]
             factor = Decimal("0.5") if (low_bid and index == 0) else Decimal(str(round(self.rng.uniform(0.82, 0.98), 2)))
@@ -159,10 +197,11 @@ class _Demo:
                                                                      year=engagement.year)), user)
         if not award:
             return
-        p.bid_deadline = utcnow() - timedelta(minutes=1)
+        yield deadline + timedelta(minutes=30)
         P.open_bids(p, staff)
         if engagement.state == S.FAILED_PROCUREMENT:
             return
+        yield self.after(1, hour=9, workday=True)  # the committee meets the next working day
         members = P.enter_committee(p, ["王建国", "李慧", "阿依古丽", "张海涛", "刘强"][:P.committee_size_floor(p)], staff)
         for member in members:
             scores = {}
@@ -174,24 +213,52 @@ class _Demo:
             P.record_technical_scores(p, member, scores, staff)
         for bid in p.bids:
             if P.needs_justification(bid):
+                yield self.after(0.1)
                 P.explain_low_bid(bid, self.firm_user(bid.firm), "本机构在当地设有常驻团队，可节约差旅和人工成本，报价构成见附件。")
+                yield self.after(0.2)
                 P.decide_justification(bid, staff, False, "成本测算依据不足")
+        yield self.after(0.1)
         P.award_procurement(p, staff, "综合得分排名第一，推荐为成交供应商")
 
     def _ceiling(self, engagement: Engagement) -> Decimal:
         return max(Decimal("8"), (engagement.amount / 10000 * Decimal("0.006")).quantize(Decimal("0.01")))
 
-    def contract(self, engagement: Engagement, staff: User) -> None:
-        award = engagement.current_procurement.award
+    def contract(self, engagement: Engagement, staff: User, *, plan_due: date | None = None,
+                 report_due: date | None = None, challenged: bool = False) -> Story:
+        """Signed in the first working days after the result notice's challenge period (and after the answer
+        to a challenge, ``challenged``: a losing bidder challenges, the bureau dismisses it); the work plan is
+        due a month later, the report by the end of May of the next year (or the dates given)."""
+        procurement = engagement.current_procurement
+        notice = procurement.notice
+        if challenged:
+            loser = next(b.firm for b in procurement.bids if b.firm_id != procurement.award.firm_id)
+            yield self.after(2, hour=16, workday=True)
+            grounds = ("对成交结果提出质疑：成交供应商项目团队中两名成员同期承担其他评价项目，"
+                       "技术评分中“团队配置”一项得分偏高，请求复核评审委员会的评分。")
+            challenge = P.file_challenge(procurement, self.firm_user(loser), grounds,
+                                         [("质疑函.txt", f"{loser.name}质疑函\n{grounds}\n".encode("utf-8"))])
+            yield self.after(4, hour=11, workday=True)
+            P.answer_challenge(challenge, staff, ChallengeStatus.DISMISSED,
+                               "经复核评审委员会评分记录及成交供应商投标文件，团队成员的在岗承诺和工作量安排符合采购文件要求，"
+                               "“团队配置”评分依据充分，质疑事项不成立，予以驳回。")
+        if notice is not None:  # the contract waits for the challenge period (政府采购法第五十二条)
+            yield clock.beijing(add_working_days(engagement.bureau, notice.challenge_until, self.rng.randint(1, 3)), 15)
+        else:
+            yield self.after(12, hour=15, workday=True)
+        signed = clock.now_local().date()
         y = engagement.year
+        plan_due = plan_due or signed + timedelta(days=30)
+        report_due = report_due or date(y + 1, 5, 31)
+        award = engagement.current_procurement.award
         P.sign_contract(engagement, P.ContractInput(
-            amount_wan=str((award.amount / 10000).quantize(Decimal("0.01"))), signed_on=date(y, 3, 1),
-            start_date=date(y, 3, 1), end_date=date(y + 1, 6, 30), plan_due=date(y, 4, 15),
-            report_due=date(y + 1, 5, 31), deliverables="实施方案、评价报告（含指标评分表）、工作底稿"), staff)
+            amount_wan=str((award.amount / 10000).quantize(Decimal("0.01"))), signed_on=signed,
+            start_date=signed, end_date=max(report_due + timedelta(days=30), date(y + 1, 6, 30)), plan_due=plan_due,
+            report_due=report_due, deliverables="实施方案、评价报告（含指标评分表）、工作底稿"), staff)
 
-    def procure(self, engagement: Engagement, method: M, admin: User, staff: User, **kw) -> None:
+    def procure(self, engagement: Engagement, method: M, admin: User, staff: User, *, sign: bool = True,
+                plan_due: date | None = None, report_due: date | None = None, **kw) -> Story:
         if method in (M.OPEN_TENDER, M.COMPETITIVE_CONSULTATION):
-            self.competitive(engagement, method, staff, bidders=kw.get("bidders", 4), low_bid=kw.get("low_bid", False))
+            yield from self.competitive(engagement, method, staff, bidders=kw.get("bidders", 4), low_bid=kw.get("low_bid", False))
         elif method == M.RANDOM_DRAW:
             P.open_procurement(engagement, P.ProcurementInput(method=method, title="", ceiling_price_wan="12"), staff)
         elif method == M.FRAMEWORK_ROTATION:
@@ -202,38 +269,55 @@ class _Demo:
             p = P.open_procurement(engagement, P.ProcurementInput(
                 method=method, title="", ceiling_price_wan="10", single_source_firm_id=firm.id,
                 justification="该项目为上一周期评价的延续，需沿用原指标体系和基础数据，仅原机构具备条件。"), staff)
+            yield self.after(2, hour=11, workday=True)  # the bureau's approval of the single source
             P.approve_single_source(p, admin, "9.5")
         if engagement.state == S.FAILED_PROCUREMENT and kw.get("rerun", True):
+            yield self.after(5, hour=10, workday=True)
             P.open_procurement(engagement, P.ProcurementInput(
                 method=M.RANDOM_DRAW, title="", ceiling_price_wan="12",
                 rerun_reason=f"{method.label}有效投标不足，金额较小，改为从机构库随机抽取"), staff)
-        if engagement.state == S.PROCURING and engagement.current_procurement.award is not None:
-            self.contract(engagement, staff)
+        if sign and engagement.state == S.PROCURING and engagement.current_procurement.award is not None:
+            yield from self.contract(engagement, staff, plan_due=plan_due, report_due=report_due,
+                                     challenged=kw.get("challenged", False))
 
     # --- review ------------------------------------------------------------------------------------
 
-    def plan_review(self, engagement: Engagement, staff: User, passing: bool = True) -> None:
-        firm_user = self.firm_user(engagement.firm)
+    def submission_time(self, due: date, *, late: bool, earliest: datetime) -> datetime:
+        """Most firms hand in a few days to weeks before the due date; a late one 2–12 days after it."""
+        day = due + timedelta(days=self.rng.randint(2, 12)) if late else due - timedelta(days=self.rng.randint(2, 20))
+        return max(clock.beijing(day, self.rng.randint(10, 17)), earliest + timedelta(days=1))
+
+    def submit_plan(self, engagement: Engagement) -> None:
         R.submit(engagement, SubmissionKind.WORK_PLAN, "实施方案.docx",
                  make_work_plan(self.rng, object_name=engagement.name, unit=engagement.budget_unit.name,
-                                firm=engagement.firm.name, year=engagement.year), firm_user)
+                                firm=engagement.firm.name, year=engagement.year), self.firm_user(engagement.firm))
+
+    def plan_review(self, engagement: Engagement, staff: User, *, late: bool = False, passing: bool = True) -> Story:
+        yield self.submission_time(engagement.contract.plan_due, late=late, earliest=clock.now_local())
+        self.submit_plan(engagement)
+        yield self.after(1, hour=10, workday=True)
         panel = R.form_panel(engagement, staff)
-        self.review_panel(panel, 0.9 if passing else 0.7)
+        yield from self.review_panel(panel, 0.9 if passing else 0.7)
 
-    def backdate(self, panel) -> None:
-        """Demo panels are formed in the year the work happened (the per-year caps count by that year)."""
-        year = panel.engagement.year + (1 if panel.kind == SubmissionKind.REPORT else 0)
-        panel.created_at = min(panel.created_at, datetime(year, 4, 1) + timedelta(days=panel.id))
-
-    def review_panel(self, panel, quality: float, *, complete: bool = True) -> None:
-        self.backdate(panel)
+    def review_panel(self, panel, quality: float, *, complete: bool = True, pending: int | None = None,
+                     invited: int | None = None, until: datetime | None = None) -> Story:
+        """Members accept within a day and score within a week (the panel decides at the last score).
+        ``complete=False``: the last member has not scored yet; ``pending``: this expert has accepted and not
+        scored; ``invited``: this expert has not answered the invitation yet; ``until``: nobody scores later."""
+        formed = clock.now_local()
+        yield formed + timedelta(hours=self.rng.randint(1, 4))
         for invitation in list(panel.invitations):
-            if invitation.status == InvitationStatus.INVITED:
+            if invitation.status == InvitationStatus.INVITED and invitation.expert_id != invited:
+                clock.at(self.after(self.rng.randint(5, 40) / 1440))
                 R.respond(invitation, self.expert_user(invitation.expert_id), accept=True, declaration_signed=True)
         reviews = [i.review for i in panel.invitations if i.review is not None]
-        for index, review in enumerate(reviews):
-            if not complete and index == len(reviews) - 1:
-                break
+        if pending is None and not complete:
+            pending = reviews[-1].invitation.expert_id
+        offsets = sorted(self.rng.uniform(1.5, 6.5) for _ in reviews)
+        for offset, review in zip(offsets, reviews):
+            if review.invitation.expert_id == pending or (until and formed + timedelta(days=offset) > until):
+                continue
+            yield formed + timedelta(days=offset)
             user = self.expert_user(review.invitation.expert_id)
             scores, comments = {}, {}
             for item in review.rubric.items:
@@ -245,6 +329,45 @@ class _Demo:
                           opinion="报告结构完整，结论基本可信。" if quality >= 0.9 else "问题和建议过于笼统，缺少针对本项目的具体分析，建议退回整改。")
             R.submit_review(review, user)
 
+    def panel_with(self, engagement: Engagement, staff: User, expert_id: int):
+        """Form the panel so that ``expert_id`` is on it (the demo's `expert1` needs work to do). The demo
+        already feeds the draw service its seeds from a fixed generator (``load_engagements``); here it takes
+        the next seed of that stream under which the service's own ranking of the drawable experts seats this
+        expert — the draw is recorded and verifies as usual. The exclusions are the service's: an expert it
+        would not draw is an error in the demo data."""
+        problems = R.panel_exclusions(engagement, [db.session.get(Expert, expert_id)]).get(expert_id)
+        if problems:
+            raise RuntimeError(f"演示数据：专家 {expert_id} 不能进入 {engagement.reference} 的评审组：{problems}")
+        kind = SubmissionKind.WORK_PLAN if engagement.state == S.PLAN_SUBMITTED else SubmissionKind.REPORT
+        size = get_setting(engagement.bureau, "review.plan_panel_size" if kind == SubmissionKind.WORK_PLAN
+                           else "review.report_panel_size")
+        pool = [e.id for e in R._pool(engagement)]
+        excluded = R.panel_exclusions(engagement, R._pool(engagement))
+        eligible = sorted(i for i in pool if i not in excluded)
+        stream = draws_module.secrets.token_hex
+        seed = next(seed for seed in (stream(16) for _ in range(10_000))
+                    if expert_id in draws_module.rank(seed, eligible)[:size])
+        draws_module.secrets.token_hex = lambda n=16: seed
+        try:
+            panel = R.form_panel(engagement, staff)
+        finally:
+            draws_module.secrets.token_hex = stream
+        self.seat(panel, expert_id)  # only if the service's exclusions have moved on from the ones read above
+        return panel
+
+    def seat(self, panel, expert_id: int) -> None:
+        """Members who have not answered yet decline for a stated reason and the service draws replacements
+        until ``expert_id`` is drawn."""
+        for _ in range(80):
+            if any(i.expert_id == expert_id for i in panel.invitations):
+                return
+            invitation = next(i for i in panel.invitations if i.status == InvitationStatus.INVITED)
+            clock.at(self.after(self.rng.randint(2, 10) / 1440))
+            R.respond(invitation, self.expert_user(invitation.expert_id), accept=False,
+                      reason=self.rng.choice(["评审期间在外地出差，无法按期完成", "近期承担本单位年度决算工作，时间冲突",
+                                              "身体原因，近期不能参加评审"]))
+        raise RuntimeError(f"演示数据：补抽 80 次仍未抽到专家 {expert_id}")
+
     def report(self, engagement: Engagement, *, specific: bool, version_note: str = ""):
         firm_user = self.firm_user(engagement.firm)
         generated = make_report(self.rng, object_name=engagement.name, unit=engagement.budget_unit.name,
@@ -254,20 +377,32 @@ class _Demo:
                         firm_user, indicators=generated.indicators, concluded_total=str(generated.total),
                         concluded_grade=generated.grade_label)
 
-    def report_cycle(self, engagement: Engagement, staff: User, *, returned_first: bool, publish: str | None) -> None:
+    def report_cycle(self, engagement: Engagement, staff: User, *, returned_first: bool, publish: str | None,
+                     late: bool = False) -> Story:
+        """Report in by its due date (or late), reviewed; a returned one is rectified within the deadline and
+        reviewed again; then the commissioner rates the firm and the bureau publishes within about 20 days."""
+        yield self.submission_time(engagement.contract.report_due, late=late, earliest=clock.now_local())
         self.report(engagement, specific=not returned_first)
+        yield self.after(1, hour=10, workday=True)
         panel = R.form_panel(engagement, staff)
-        self.review_panel(panel, 0.8 if returned_first else 0.95)
+        yield from self.review_panel(panel, 0.8 if returned_first else 0.95)
         if returned_first:
+            yield self.after(1, hour=11, workday=True)
             R.send_letter(panel, staff, panel.letter + "\n请于十五个工作日内完成整改并重新提交。")
+            yield self.after(self.rng.randint(7, 12), hour=16)
             self.report(engagement, specific=True, version_note="（整改稿）")
+            yield self.after(1, hour=10, workday=True)
             panel = R.form_panel(engagement, staff)
-            self.review_panel(panel, 0.95)
+            yield from self.review_panel(panel, 0.95)
         if engagement.state != S.ACCEPTED:
             return
+        yield self.after(self.rng.randint(3, 8), hour=15, workday=True)
         rubric = R.current_rubric(engagement.bureau, RubricKind.COMMISSIONER)
         R.rate_firm(engagement, staff, {i.id: (i.max_points * Decimal(str(round(self.rng.uniform(0.75, 0.98), 2)))).quantize(Decimal("0.5"))
                                         for i in rubric.items}, "按合同完成评价工作。")
+        if publish is None:
+            return
+        yield self.after(self.rng.randint(8, 16), hour=10, workday=True)
         if publish == "publish":
             latest = R.latest_submission(engagement, SubmissionKind.REPORT)
             from evalhub.core import files
@@ -289,86 +424,156 @@ class _Demo:
         db.session.flush()
         return agreement
 
-    def run(self) -> int:
+    def engagement(self, engagement: Engagement, index: int, method: M, admin: User, staff: User, *, returned_first: bool,
+                   publish: str, late_plan: bool = False, late_report: bool = False, **kw) -> Story:
+        """One past engagement from procurement to publication, its first step a few working days after the
+        plan's approval (the engagements of a plan are procured one after another)."""
+        yield self.after(2 + 3 * index, hour=10, workday=True)
+        yield from self.procure(engagement, method, admin, staff, **kw)
+        yield from self.plan_review(engagement, staff, late=late_plan)
+        yield from self.report_cycle(engagement, staff, returned_first=returned_first, publish=publish, late=late_report)
+
+    def history(self, bureau: Bureau, year: int, rows, admin: User, staff: User, each: Callable[[int], dict], *,
+                drafter: User | None = None) -> Story:
+        """A past plan: drafted in February, approved in early March, then its engagements run."""
+        yield from self.plan(bureau, year, rows, admin.username, (drafter or staff).username,
+                             drafted=datetime(year, 2, 20, 9, 30), approved=datetime(year, 3, 6, 10, 0))
+        for index, engagement in enumerate(self.engagements[(bureau.code, year)]):
+            clock.spawn(self.engagement(engagement, index, admin=admin, staff=staff, **each(index)))
+
+    def run(self, load_time: datetime) -> int:
         admin, staff = self.users["bz.admin"], self.users["bz.staff"]
+        clock.at(datetime(2023, 2, 16, 10), forward_only=True)
+        ensure_national_calendar()  # working days (challenge periods, answers) count the national holidays
         self.expert_logins(self.bz, self.mf)
         agreement = self.framework()
         methods = [M.OPEN_TENDER, M.COMPETITIVE_CONSULTATION, M.FRAMEWORK_ROTATION, M.RANDOM_DRAW, M.SINGLE_SOURCE]
-        self.echo("演示数据：巴州 2023 年度 4 项重点评价 …")
-        for index, engagement in enumerate(self.plan(self.bz, 2023, BZ_2023, "bz.admin", "bz.staff")):
-            self.procure(engagement, [M.RANDOM_DRAW, M.FRAMEWORK_ROTATION][index % 2], admin, staff, agreement=agreement)
-            self.plan_review(engagement, staff)
-            self.report_cycle(engagement, staff, returned_first=index == 2, publish="publish")
-            db.session.flush()
-        self.echo("演示数据：巴州 2024 年度 11 项重点评价（采购、评审、公开）…")
-        engagements = self.plan(self.bz, 2024, BZ_2024, "bz.admin", "bz.staff")
-        for index, engagement in enumerate(engagements):
-            self.procure(engagement, methods[index % len(methods)], admin, staff, agreement=agreement, low_bid=index == 1)
-            self.plan_review(engagement, staff)
-            self.report_cycle(engagement, staff, returned_first=index in (2, 5, 8),
-                              publish="classified" if index in (4, 9) else "publish")
-            db.session.flush()
-        self.echo("演示数据：民丰县 2024 年度 5 项重点评价 …")
         mf_admin = self.users["mf.admin"]
         mf_staff = self.users.get("mf.staff") or create_user(username="mf.staff", password=PASSWORD, display_name="民丰县财政局工作人员",
                                                              role=Role.BUREAU_STAFF, actor=self.users["admin"], bureau_id=self.mf.id)
-        for index, engagement in enumerate(self.plan(self.mf, 2024, MF_2024, "mf.admin", "mf.admin")):
-            self.procure(engagement, [M.RANDOM_DRAW, M.COMPETITIVE_CONSULTATION][index % 2], mf_admin, mf_staff, bidders=3)
-            self.plan_review(engagement, mf_staff)
-            self.report_cycle(engagement, mf_staff, returned_first=index == 1, publish="publish")
-            db.session.flush()
-        self.echo("演示数据：巴州 2025 年度计划，评价任务处于各个环节 …")
-        rows = [(n, k, "一般公共预算", f, a, u) for n, k, f, a, u, _ in BZ_2025]
-        targets = [t[-1] for t in BZ_2025]
-        for index, (engagement, target) in enumerate(zip(self.plan(self.bz, 2025, rows, "bz.admin", "bz.staff"), targets)):
-            self.advance(engagement, target, index, admin, staff, agreement)
-            db.session.flush()
+        # A few firms hand in late (their credit rating's contract-performance part shows it), most on time.
+        self.echo("演示数据：巴州 2023、2024 年度及民丰县 2024 年度重点评价（按实际日期：采购、评审、公开）…")
+        clock.run_stories([
+            self.history(self.bz, 2023, BZ_2023, admin, staff, lambda i: dict(
+                method=[M.RANDOM_DRAW, M.FRAMEWORK_ROTATION][i % 2], agreement=agreement, returned_first=i == 2,
+                publish="publish", late_report=i == 1)),
+            self.history(self.bz, 2024, BZ_2024, admin, staff, lambda i: dict(
+                method=methods[i % len(methods)], agreement=agreement, low_bid=i == 1, challenged=i == 0,
+                returned_first=i in (2, 5, 8),
+                publish="classified" if i in (4, 9) else "publish", late_plan=i in (3, 8), late_report=i == 6)),
+            self.history(self.mf, 2024, MF_2024, mf_admin, mf_staff, lambda i: dict(
+                method=[M.RANDOM_DRAW, M.COMPETITIVE_CONSULTATION][i % 2], bidders=3,
+                returned_first=i == 1, publish="publish", late_plan=i == 2, late_report=i == 4), drafter=mf_admin),
+        ])
+        self.echo("演示数据：巴州 2025 年度计划（当前周期，相对加载日期：在办、临期、个别逾期）…")
+        self.current(load_time, admin, staff, agreement)
         return db.session.execute(sa.select(sa.func.count(Engagement.id))).scalar_one()
 
-    def advance(self, engagement: Engagement, target: S, index: int, admin: User, staff: User, agreement) -> None:
-        if target == S.PLANNED:
-            return
-        if target == S.PROCURING:
-            self.competitive(engagement, M.COMPETITIVE_CONSULTATION, staff, bidders=3, award=False)
-            return
-        if target == S.FAILED_PROCUREMENT:
-            self.competitive(engagement, M.OPEN_TENDER, staff, bidders=2)
-            return
-        if target == S.CANCELLED:
-            self.procure(engagement, M.RANDOM_DRAW, admin, staff)
-            workflow.perform(engagement, "cancel", admin, note="项目资金调整，本年度不再开展评价")
-            return
-        self.procure(engagement, [M.OPEN_TENDER, M.COMPETITIVE_CONSULTATION, M.FRAMEWORK_ROTATION, M.RANDOM_DRAW][index % 4],
-                     admin, staff, agreement=agreement)
-        if target == S.CONTRACTED:
-            return
-        firm_user = self.firm_user(engagement.firm)
-        if target == S.PLAN_IN_REVIEW:
-            R.submit(engagement, SubmissionKind.WORK_PLAN, "实施方案.docx",
-                     make_work_plan(self.rng, object_name=engagement.name, unit=engagement.budget_unit.name,
-                                    firm=engagement.firm.name, year=engagement.year), firm_user)
-            panel = R.form_panel(engagement, staff)
-            self.review_panel(panel, 0.9, complete=False)
-            return
-        self.plan_review(engagement, staff)
-        if target == S.FIELDWORK:
-            return
-        if target == S.REPORT_IN_REVIEW:
-            self.report(engagement, specific=False)
-            self.review_panel(R.form_panel(engagement, staff), 0.85, complete=False)
-            return
-        if target == S.REPORT_RETURNED:
-            self.report(engagement, specific=False)
-            panel = R.form_panel(engagement, staff)
-            self.review_panel(panel, 0.78)
-            R.send_letter(panel, staff, panel.letter + "\n请于十五个工作日内完成整改并重新提交。")
-            return
-        if target == S.ACCEPTED:
-            self.report_cycle(engagement, staff, returned_first=False, publish=None)
+    def current(self, now: datetime, admin: User, staff: User, agreement) -> None:
+        """巴州's 2025 plan, approved about seven months before the load date, its engagements in every state
+        of the state machine as of the load date: a procurement open for bids, a contract whose work plan is
+        three days overdue, a plan review where `expert1` has an invitation to answer, fieldwork with the
+        report due in three weeks, a report review where `expert1` has accepted and not scored yet, a
+        rectification some days past its deadline."""
+        rows = [(n, k, "一般公共预算", f, a, u) for n, k, f, a, u, _ in BZ_2025]
+        targets = [t[-1] for t in BZ_2025]
+        expert1 = self.users["expert1"].expert_id
+        today = now.date()
+
+        def day(days: int, hour: int = 10) -> datetime:
+            """``days`` before the load date at ``hour``; for bureau steps (hour 9–11) the working day before
+            if that day is a rest day."""
+            when = today - timedelta(days=days)
+            while hour < 12 and not is_workday(self.bz, when):
+                when -= timedelta(days=1)
+            return clock.beijing(when, hour)
+
+        def drawn_lately() -> datetime:
+            """The latest office hour before the load (at most 2½ days back, so the invitation is still open)."""
+            when = now - timedelta(hours=3)
+            while not (is_workday(self.bz, when.date()) and 9 <= when.hour < 18) and now - when < timedelta(days=2.5):
+                when = when.replace(hour=17, minute=0) if when.hour >= 18 else (when - timedelta(days=1)).replace(hour=17, minute=0)
+            return when if now - when < timedelta(days=2.5) else now - timedelta(hours=3)
+
+        stories = []
+
+        def story(index: int, engagement: Engagement, target: S) -> Story:
+            method = [M.OPEN_TENDER, M.COMPETITIVE_CONSULTATION, M.FRAMEWORK_ROTATION, M.RANDOM_DRAW][index % 4]
+            if engagement.name == IN_CHALLENGE_PERIOD:
+                yield day(3)
+                yield from self.procure(engagement, M.RANDOM_DRAW, admin, staff, sign=False)
+                return
+            if target == S.PROCURING:
+                yield day(6)
+                yield from self.competitive(engagement, M.COMPETITIVE_CONSULTATION, staff, bidders=3, award=False, bid_gap=1.5)
+                return
+            if target == S.FAILED_PROCUREMENT:
+                yield day(50)
+                yield from self.competitive(engagement, M.OPEN_TENDER, staff, bidders=2)
+                return
+            if target == S.CANCELLED:
+                yield day(80)
+                yield from self.procure(engagement, M.RANDOM_DRAW, admin, staff, report_due=today + timedelta(days=120))
+                yield day(60, 16)
+                workflow.perform(engagement, "cancel", admin, note="项目资金调整，本年度不再开展评价")
+                return
+            # when the engagement starts, and its contract's dates, by how far it has come
+            start, plan_due, report_due = {
+                S.CONTRACTED: (40, today - timedelta(days=3), today + timedelta(days=160)),
+                S.PLAN_IN_REVIEW: (60, today + timedelta(days=2), today + timedelta(days=150)),
+                S.FIELDWORK: (170, today - timedelta(days=100), today + timedelta(days=21)),
+                S.REPORT_IN_REVIEW: (190, today - timedelta(days=130), today + timedelta(days=8)),
+                S.REPORT_RETURNED: (200, today - timedelta(days=140), today - timedelta(days=35)),
+                S.ACCEPTED: (205, today - timedelta(days=150), today - timedelta(days=40)),
+            }[target]
+            yield day(start)
+            yield from self.procure(engagement, method, admin, staff, agreement=agreement, plan_due=plan_due,
+                                    report_due=report_due)
+            if target == S.CONTRACTED:
+                return
+            if target == S.PLAN_IN_REVIEW:
+                yield day(1, 16)
+                self.submit_plan(engagement)
+                yield drawn_lately()  # expert1 answers within the 3 days the invitation gives
+                panel = self.panel_with(engagement, staff, expert1)
+                yield from self.review_panel(panel, 0.9, invited=expert1, until=now)
+                return
+            yield from self.plan_review(engagement, staff)
+            if target == S.FIELDWORK:
+                return
+            if target == S.REPORT_IN_REVIEW:
+                yield day(6, 15)
+                self.report(engagement, specific=False)
+                yield day(5)
+                panel = self.panel_with(engagement, staff, expert1)
+                yield from self.review_panel(panel, 0.85, pending=expert1, until=now - timedelta(hours=2))
+                return
+            if target == S.REPORT_RETURNED:
+                yield day(40, 15)
+                self.report(engagement, specific=False)
+                yield day(38)
+                panel = R.form_panel(engagement, staff)
+                yield from self.review_panel(panel, 0.78)
+                yield day(30, 11)  # the rectification was due 15 days after this letter: overdue by some days
+                R.send_letter(panel, staff, panel.letter + "\n请于十五个工作日内完成整改并重新提交。")
+                return
+            if target == S.ACCEPTED:
+                yield from self.report_cycle(engagement, staff, returned_first=False, publish=None)
+
+        def plan_then_engagements() -> Story:
+            yield from self.plan(self.bz, 2025, rows, "bz.admin", "bz.staff", drafted=day(230, 9), approved=day(215))
+            for index, (engagement, target) in enumerate(zip(self.engagements[("652800", 2025)], targets)):
+                if target != S.PLANNED:
+                    clock.spawn(story(index, engagement, target))
+
+        stories.append(plan_then_engagements())
+        clock.run_stories(stories)
 
 
-def load_engagements(echo: Callable[[str], object] = print) -> int:
-    """Returns how many engagements were created (0 when the demo plans already exist)."""
+def load_engagements(echo: Callable[[str], object] = print, *, load_time: datetime | None = None) -> int:
+    """Returns how many engagements were created (0 when the demo plans already exist). Runs inside the
+    simulated clock; ``load_time``: the real Beijing time of the load, which the current cycle is placed
+    against (default: the clock's time)."""
     exists = db.session.execute(sa.select(EvaluationPlan.id).join(Bureau).where(
         Bureau.code == "652800", EvaluationPlan.year == 2024)).first()
     if exists:
@@ -380,6 +585,6 @@ def load_engagements(echo: Callable[[str], object] = print) -> int:
     original = draws_module.secrets.token_hex
     draws_module.secrets.token_hex = lambda n=16: "%0*x" % (2 * n, seeds.getrandbits(8 * n))
     try:
-        return _Demo(echo).run()
+        return _Demo(echo).run(load_time or clock.now_local())
     finally:
         draws_module.secrets.token_hex = original

@@ -24,7 +24,7 @@ screening queue, the flag cards and the model pages have realistic years of repo
   draws (audited), file storage and extraction, the screening (each report screened in submission order, so
   the index grows as it would have, then everything re-screened so early texts are compared with later ones
   too), the inspections, training and promotion. One audit event summarises the import.
-- Labels beyond the panels: four targeted cases opened from the top of 巴州's 2024 queue and closed (three
+- Labels beyond the panels: four targeted cases opened from the top of 巴州's 2024 (then 2023) queue and closed (three
   reports found copied or templated, one not); then the region administrator trains and promotes a model
   (with too few labels the rule score stays); one 2025 case is left open.
 - Deterministic: ``random.Random(SEED)`` (the draw seeds come from it too). Idempotent: nothing happens
@@ -748,10 +748,16 @@ def load_screening_archive(echo: Callable[[str], object] = print) -> int:
     echo("演示数据：筛查提示转定向检查，训练并启用筛查模型 …")
     staff, region_admin = archive.users["bz.staff"], archive.users["xj.admin"]
     bz = archive.bureaus["652800"]
-    top = [e.screening for e in S.queue(staff, year=2024, kind=SubmissionKind.REPORT) if e.screening.bureau_id == bz.id]
+    # 巴州's 2024 queue first, then its 2023 queue: which archive reports are templated depends on the firms
+    # the archive could choose, so 2024 alone may show fewer than three
+    top = [e.screening for year in (2024, 2023) for e in S.queue(staff, year=year, kind=SubmissionKind.REPORT)
+           if e.screening.bureau_id == bz.id]
     flagged = [s for s in top if quality_of.get(s.submission_id) not in (None, "specific")][:3]
-    clean = next((s for s in top[:20] if quality_of.get(s.submission_id) == "specific"), None) or \
-        next(s for s in top if s not in flagged)
+    # the clean case is another engagement's: a label belongs to an engagement's latest report, so a
+    # rectified version of a flagged report would share (and overwrite) that report's label
+    taken = {s.engagement_id for s in flagged}
+    clean = next((s for s in top[:20] if quality_of.get(s.submission_id) == "specific" and s.engagement_id not in taken),
+                 None) or next(s for s in top if s.engagement_id not in taken)
     copied, found_ok = _inspect([(s, False) for s in flagged] + [(clean, True)], quality_of, firm_users, staff)
     labels = len(S.labelled_frame())
     model = None
