@@ -17,7 +17,8 @@ from evalhub.extensions import db
 from evalhub.procurement import workflow
 from evalhub.procurement.models import Engagement
 from evalhub.registry.models import Expert, Firm, FirmStatus
-from evalhub.review.models import ReviewPanel
+from evalhub.review.models import PanelInvitation, ReviewPanel
+from evalhub.results.services import overdue_findings
 from evalhub.review.services import overdue_reviews
 from evalhub.supervision.views import dashboard_summary
 
@@ -33,6 +34,8 @@ def dashboard():
         return redirect(url_for("procurement.workspace"))
     if current_user.role == Role.EXPERT:
         return redirect(url_for("registry.expert_detail", expert_id=current_user.expert_id))
+    if current_user.role == Role.BUDGET_UNIT:  # an evaluated unit: its engagements and rectification
+        return redirect(url_for("results.unit_home"))
     firms = permissions.scope(current_user, sa.select(Firm.status, sa.func.count()).group_by(Firm.status), Firm)
     context["firm_counts"] = {status: count for status, count in db.session.execute(firms).all()}
     context["pending"] = db.session.execute(
@@ -43,8 +46,9 @@ def dashboard():
         permissions.scope(current_user, sa.select(sa.func.count(Expert.id)), Expert)).scalar_one()
     context["jobs"] = db.session.execute(
         permissions.scope(current_user, sa.select(Job).order_by(Job.id.desc()), Job).limit(5)).scalars().all()
-    context["overdue"] = _overdue_engagements()
+    context["overdue_count"], context["overdue"] = _overdue_engagements()
     context["overdue_reviews"] = _overdue_reviews()
+    context["overdue_findings"] = overdue_findings(current_user, limit=10)
     context.update(dashboard_cards(current_user))
     # the 监督检查 card
     context["supervision"] = dashboard_summary(current_user)
@@ -55,13 +59,15 @@ def dashboard():
     return render_template("core/dashboard.html", FirmStatus=FirmStatus, **context)
 
 
-def _overdue_engagements() -> list:
-    """Scoped engagements that ``workflow.overdue_reason`` calls overdue, as (engagement, reason)."""
-    pending = workflow.PLAN_PENDING + workflow.REPORT_PENDING
-    stmt = permissions.scope(current_user, sa.select(Engagement).where(Engagement.state.in_(pending))
-                             .options(selectinload(Engagement.contract)), Engagement)
-    rows = [(e, workflow.overdue_reason(e)) for e in db.session.execute(stmt.order_by(Engagement.reference)).scalars()]
-    return [(e, reason) for e, reason in rows if reason]
+def _overdue_engagements() -> tuple[int, list]:
+    """How many scoped engagements are overdue, and the ten longest in their state as (engagement, reason): a count
+    and one page in SQL (``workflow.overdue_clause``), whatever the history in scope."""
+    stmt = permissions.scope(current_user, sa.select(Engagement).where(workflow.overdue_clause()), Engagement)
+    count = db.session.execute(sa.select(sa.func.count()).select_from(stmt.subquery())).scalar_one()
+    shown = db.session.execute(stmt.options(selectinload(Engagement.firm))
+                               .order_by(Engagement.state_changed_at, Engagement.id).limit(10)).scalars().all()
+    reasons = workflow.overdue_reasons(shown)
+    return count, [(e, reasons[e.id]) for e in shown if e.id in reasons]
 
 
 def _overdue_reviews() -> list:
@@ -69,6 +75,7 @@ def _overdue_reviews() -> list:
     ``permissions.scope`` has no rule for panels: they are scoped through their engagement."""
     engagements = permissions.scope(current_user, sa.select(Engagement.id), Engagement)
     stmt = (sa.select(ReviewPanel).where(ReviewPanel.engagement_id.in_(engagements))
-            .options(selectinload(ReviewPanel.engagement), selectinload(ReviewPanel.invitations))
+            .options(selectinload(ReviewPanel.engagement),
+                     selectinload(ReviewPanel.invitations).selectinload(PanelInvitation.review))
             .order_by(ReviewPanel.review_due, ReviewPanel.id))
     return overdue_reviews(stmt)

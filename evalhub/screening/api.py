@@ -177,8 +177,8 @@ def screening_queue():
     if args["year"] is None:
         raise ValidationFailed("请指定年度（参数 year）。", {"year": "必填，四位年份"})
     entries = services.queue(user, year=args["year"], bureau_id=args["bureau_id"], firm_id=args["firm_id"],
-                             kind=args["kind"])
-    shown = entries[(page - 1) * per_page:page * per_page]
+                             kind=args["kind"], fill=False)
+    shown = services.fill_entries(user, entries[(page - 1) * per_page:page * per_page])
     return listing([queue_item_json(e) for e in shown], len(entries), page, per_page)
 
 

@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.orm import defer, selectinload
 from flask import current_app
 
 from evalhub.core import audit, jobs, permissions
@@ -444,19 +445,25 @@ def shown_to(reader: User | Bureau | None, screening: ReportScreening) -> Shown:
 @dataclass
 class QueueEntry:
     rank: int
-    screening: ReportScreening
+    screening_id: int
+    risk: float
     flagged: bool
+    bureau_id: int
+    firm_id: Optional[int]
+    screening: Optional[ReportScreening] = None  # loaded for the entries shown (``fill_entries``)
     reasons: list[str] = field(default_factory=list)  # as the reader may see them (shown_to)
 
 
-def _ranked(actor: User, year: int, kind: SubmissionKind) -> list[ReportScreening]:
+def _ranked(actor: User, year: int, kind: SubmissionKind) -> list[sa.Row]:
     """The year's latest version of each engagement's text of this kind that the user may see, riskiest
-    first. Work plans and reports are scored apart, so each kind has its own ranking."""
+    first, as (id, bureau_id, firm_id, risk): ranking reads four columns, not the stored texts' fingerprints.
+    Work plans and reports are scored apart, so each kind has its own ranking."""
     latest = (sa.select(sa.func.max(ReportScreening.submission_id))
               .where(ReportScreening.year == year, ReportScreening.kind == kind)
               .group_by(ReportScreening.engagement_id))
-    stmt = visible_screenings(actor).where(ReportScreening.submission_id.in_(latest))
-    return db.session.execute(stmt.order_by(ReportScreening.risk.desc(), ReportScreening.id)).scalars().all()
+    stmt = visible_screenings(actor).where(ReportScreening.submission_id.in_(latest)).with_only_columns(
+        ReportScreening.id, ReportScreening.bureau_id, ReportScreening.firm_id, ReportScreening.risk)
+    return db.session.execute(stmt.order_by(ReportScreening.risk.desc(), ReportScreening.id)).all()
 
 
 def _budget(actor: User, count: int) -> int:
@@ -465,29 +472,45 @@ def _budget(actor: User, count: int) -> int:
 
 
 def queue(actor: User, *, year: int, bureau_id: int | None = None, firm_id: int | None = None,
-          kind: SubmissionKind | None = None) -> list[QueueEntry]:
+          kind: SubmissionKind | None = None, fill: bool = True) -> list[QueueEntry]:
     """The year's screened texts the user may see, riskiest first. Ranks and the spot-check budget (the top
     share marked for inspection) are per kind over everything the user supervises; the bureau and firm
-    filters then narrow the list without renumbering it."""
+    filters then narrow the list without renumbering it. ``fill=False`` leaves the rows to ``fill_entries``
+    for the page shown, so a queue of any length costs the same few queries."""
     require_screening(actor)
     entries: list[QueueEntry] = []
     for each in ([kind] if kind is not None else [SubmissionKind.REPORT, SubmissionKind.WORK_PLAN]):
         rows = _ranked(actor, year, each)
         budget = _budget(actor, len(rows))
-        entries += [QueueEntry(rank=n, screening=row, flagged=n <= budget) for n, row in enumerate(rows, start=1)]
-    entries = [e for e in entries if (bureau_id is None or e.screening.bureau_id == bureau_id)
-               and (firm_id is None or e.screening.firm_id == firm_id)]
-    entries.sort(key=lambda e: (-e.screening.risk, e.rank, e.screening.id))
-    shown = shown_to_many(actor, [e.screening for e in entries])
+        entries += [QueueEntry(rank=n, screening_id=row.id, risk=row.risk, flagged=n <= budget,
+                               bureau_id=row.bureau_id, firm_id=row.firm_id) for n, row in enumerate(rows, start=1)]
+    entries = [e for e in entries if (bureau_id is None or e.bureau_id == bureau_id)
+               and (firm_id is None or e.firm_id == firm_id)]
+    entries.sort(key=lambda e: (-e.risk, e.rank, e.screening_id))
+    return fill_entries(actor, entries) if fill else entries
+
+
+def fill_entries(actor: User, entries: list[QueueEntry]) -> list[QueueEntry]:
+    """Load the screenings of ``entries`` (with their engagement, firm, bureau and submission) and the reasons
+    as ``actor`` may read them: three queries however many entries."""
+    if not entries:
+        return entries
+    rows = {row.id: row for row in db.session.execute(
+        sa.select(ReportScreening).where(ReportScreening.id.in_([e.screening_id for e in entries])).options(
+            defer(ReportScreening.sentence_keys), defer(ReportScreening.signature),
+            selectinload(ReportScreening.submission),
+            selectinload(ReportScreening.engagement).selectinload(Engagement.firm),
+            selectinload(ReportScreening.engagement).selectinload(Engagement.bureau))).scalars()}
+    shown = shown_to_many(actor, rows.values())
     for entry in entries:
-        entry.reasons = shown[entry.screening.id].reason_texts
+        entry.screening = rows[entry.screening_id]
+        entry.reasons = shown[entry.screening_id].reason_texts
     return entries
 
 
 def rank_of(screening: ReportScreening, actor: User) -> tuple[int, int]:
     """(rank, out of) of the text among the same year's texts of its kind that the user may see."""
-    rows = _ranked(actor, screening.year, screening.kind)
-    ids = [r.id for r in rows]
+    ids = [r.id for r in _ranked(actor, screening.year, screening.kind)]
     return (ids.index(screening.id) + 1 if screening.id in ids else len(ids) + 1), len(ids)
 
 

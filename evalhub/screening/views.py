@@ -134,16 +134,19 @@ def queue():
     year = values["year"] or (years[0] if years else this_year)
     filters["year"] = str(year)
     entries = S.queue(current_user, year=year, bureau_id=values["bureau_id"], firm_id=values["firm_id"],
-                      kind=values["kind"])
+                      kind=values["kind"], fill=False)
     if wants_export():
         return export(Export("报告筛查", QUEUE_EXPORT_COLUMNS, lambda rows: map(_queue_row, rows),
-                             f"报告筛查队列-{year}.xlsx"), entries)
+                             f"报告筛查队列-{year}.xlsx"), S.fill_entries(current_user, entries))
     bureaus = db.session.execute(scoped(Bureau).order_by(Bureau.path)).scalars().all()
     firm_ids = scoped(ReportScreening, sa.select(ReportScreening.firm_id).where(ReportScreening.year == year))
-    firms = db.session.execute(sa.select(Firm).where(Firm.id.in_(firm_ids)).order_by(Firm.name)).scalars().all()
+    # the filter's choices: names only (a region's queue names hundreds of firms)
+    firms = db.session.execute(sa.select(Firm.id, Firm.name).where(Firm.id.in_(firm_ids)).order_by(Firm.name)).all()
     method, problem = _method_note()
     flagged = sum(1 for entry in entries if entry.flagged)
-    return render_template("screening/queue.html", page=paginate_list(entries), filters=filters,
+    page = paginate_list(entries)
+    S.fill_entries(current_user, page.items)  # only the rows shown are read whole
+    return render_template("screening/queue.html", page=page, filters=filters,
                            years=sorted(set(years) | {this_year, year}, reverse=True), bureaus=bureaus, firms=firms,
                            kinds=SubmissionKind.choices(), method=method, problem=problem, flagged=flagged,
                            total=len(entries), share=_spot_check_share())

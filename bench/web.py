@@ -1,0 +1,264 @@
+"""Page speed at province scale, side by side with a bare one-row page (issue 18).
+
+    .venv/bin/python bench/web.py postgresql+psycopg://postgres@127.0.0.1:5432/evalhub_bench \
+        [--scales 1 2] [--seconds 12] [--users 16] [--workers 4]
+
+For each scale it creates a fresh database ``<name>_<scale>x`` (dropped first if present), migrates it with
+``flask db upgrade``, fills it with ``bench/province.py`` (scale 1: ~500 firms, 3,000 experts, 20,000
+engagements over ten years), then:
+
+1. counts the SQL statements of each page (in-process test client, after one warm request);
+2. serves evalhub with gunicorn (``--workers`` sync workers) and the bare page (bench/bare.py) with the same
+   number of workers, both on this machine;
+3. for each page and user, alternates short bursts against the bare page and the page (``--users``
+   concurrent keep-alive connections from client threads; half the ``--seconds`` each, in four rounds), so
+   both see the same machine at the same moments, and prints req/s, p50 and p95, the statements, and the
+   page's share of the bare page's throughput.
+
+The client runs on the same two cores as the servers; it costs both sides alike, so the ratios are the
+figures to compare, the absolute times only indicative. Finally it prints each page's change in req/s from
+the first scale to the last (the growth).
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PAGES = [
+    ("dashboard", "/"),
+    ("screening queue", "/screening/queue?year=2025"),
+    ("credit ratings", "/credit"),
+    ("engagement list", "/engagements"),
+    ("engagement list, page 5", "/engagements?page=5"),
+    ("engagement list, overdue", "/engagements?overdue=1"),
+    ("firm list", "/firms"),
+    ("expert list", "/experts"),
+    ("engagement detail", "/engagements/{engagement}"),
+    ("API engagements", "/api/v1/engagements"),
+    ("API screening queue", "/api/v1/screening/queue?year=2025"),
+]
+USERS = [("bz.admin", "prefecture admin (巴州)"), ("region.admin", "region admin (自治区)")]
+
+
+def fresh_database(base_url: str, scale: float) -> str:
+    url = sa.engine.make_url(base_url)
+    name = f"{url.database}_{str(scale).replace('.', '_')}x"
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def _env(url: str) -> dict[str, str]:
+    return {**os.environ, "EVALHUB_DATABASE_URL": url, "EVALHUB_SECRET_KEY": "bench-secret-key-0123456789",
+            "EVALHUB_COOKIE_SECURE": "0", "EVALHUB_LOG_JSON": "0", "PYTHONPATH": str(ROOT)}
+
+
+def build(url: str, scale: float) -> tuple[dict[str, int], float, int]:
+    """Migrate and fill; returns rows per table, seconds, and a 巴州 engagement of the current year."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=_env(url),
+                   check=True, capture_output=True)
+    os.environ.update(_env(url))
+    from evalhub import create_app
+    from evalhub.extensions import db
+    from bench import province
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "WTF_CSRF_ENABLED": False})
+    with app.app_context():
+        written = province.build(scale)
+        from evalhub.procurement.models import Engagement
+        engagement = db.session.execute(sa.select(Engagement.id).where(
+            Engagement.reference.like("652800-2025-%"), Engagement.firm_id.is_not(None)).limit(1)).scalar_one()
+        db.session.remove()
+        db.engine.dispose()
+    return written, time.perf_counter() - started, engagement
+
+
+def statements(url: str, engagement: int) -> dict[tuple[str, str], int]:
+    from evalhub import create_app
+    from evalhub.extensions import db
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "WTF_CSRF_ENABLED": False})
+    out = {}
+    with app.app_context():
+        for username, _ in USERS:
+            client = app.test_client()
+            assert client.post("/login", data={"username": username, "password": "Bench-password-1"}).status_code == 302
+            token = client.post("/api/v1/tokens", json={"username": username, "password": "Bench-password-1"}).json["token"]
+            for _, path in PAGES:
+                path = path.format(engagement=engagement)
+                headers = {"Authorization": f"Bearer {token}"} if path.startswith("/api/") else {}
+                client.get(path, headers=headers)
+                seen = []
+                listener = lambda *a: seen.append(1)  # noqa: E731
+                sa.event.listen(db.engine, "before_cursor_execute", listener)
+                response = client.get(path, headers=headers)
+                sa.event.remove(db.engine, "before_cursor_execute", listener)
+                assert response.status_code == 200, (username, path, response.status_code)
+                out[(username, path)] = len(seen)
+        db.session.remove()
+        db.engine.dispose()
+    return out
+
+
+def serve(url: str, workers: int) -> list[subprocess.Popen]:
+    procs = []
+    for module, port in (("wsgi:app", 5101), ("bench.bare:app", 5102)):
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", "--keep-alive", "30",
+             "--log-level", "warning", module], cwd=ROOT, env=_env(url)))
+    for port, path in ((5101, "/healthz"), (5102, "/")):
+        for _ in range(120):
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", path)
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise SystemExit(f"server on {port} did not start")
+    return procs
+
+
+def login(username: str) -> tuple[str, str]:
+    """(session cookie, API token) for the user, through the real login form."""
+    conn = http.client.HTTPConnection("127.0.0.1", 5101, timeout=30)
+    conn.request("GET", "/login")
+    response = conn.getresponse()
+    page = response.read().decode()
+    cookie = response.getheader("Set-Cookie", "").split(";")[0]
+    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    body = urlencode({"username": username, "password": "Bench-password-1", **({"csrf_token": csrf.group(1)} if csrf else {})})
+    conn.request("POST", "/login", body, {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
+    response = conn.getresponse()
+    response.read()
+    assert response.status == 302, f"login as {username}: {response.status}"
+    cookie = response.getheader("Set-Cookie", "").split(";")[0]
+    conn.request("POST", "/api/v1/tokens", f'{{"username": "{username}", "password": "Bench-password-1"}}',
+                 {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    token = re.search(r'"token":\s*"([^"]+)"', response.read().decode()).group(1)
+    return cookie, token
+
+
+def burst(port: int, path: str, headers: dict, users: int, seconds: float) -> tuple[int, list[float], int]:
+    """``users`` keep-alive connections requesting ``path`` for ``seconds``: (requests, latencies, errors)."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+
+    def run():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        mine, bad = [], 0
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            try:
+                conn.request("GET", path, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                if response.status != 200:
+                    bad += 1
+            except (OSError, http.client.HTTPException):
+                bad += 1
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                continue
+            mine.append(time.perf_counter() - start)
+        with lock:
+            latencies.extend(mine)
+            errors[0] += bad
+
+    threads = [threading.Thread(target=run) for _ in range(users)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return len(latencies), latencies, errors[0]
+
+
+def _pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[q - 1] if len(values) >= 2 else (values[0] if values else float("nan"))
+
+
+def measure(args, scale: float) -> dict:
+    url = fresh_database(args.database_url, scale)
+    written, seconds, engagement = build(url, scale)
+    print(f"\n## scale {scale}×: {written.get('firm', 0):,} firms, {written.get('expert', 0):,} experts, "
+          f"{written.get('engagement', 0):,} engagements, {sum(written.values()):,} rows in {seconds:.0f} s ({url.rsplit('/', 1)[1]})")
+    counts = statements(url, engagement)
+    procs = serve(url, args.workers)
+    results = {}
+    try:
+        for username, label in USERS:
+            cookie, token = login(username)
+            print(f"\n### {label}, {args.users} concurrent connections, {args.workers} gunicorn workers each side\n")
+            print("| page | SQL statements | req/s | p50 ms | p95 ms | bare req/s | share of bare | errors |")
+            print("|---|---|---|---|---|---|---|---|")
+            for name, path in PAGES:
+                path = path.format(engagement=engagement)
+                headers = {"Authorization": f"Bearer {token}"} if path.startswith("/api/") else {"Cookie": cookie}
+                burst(5101, path, headers, args.users, 1.0)  # warm every worker (screening index, settings)
+                page_n, page_lat, page_err, bare_n, bare_time, page_time = 0, [], 0, 0, 0.0, 0.0
+                for _ in range(4):
+                    slot = args.seconds / 8
+                    t0 = time.perf_counter()
+                    n, _, _ = burst(5102, "/", {}, args.users, slot)
+                    bare_n, bare_time = bare_n + n, bare_time + time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    n, lat, err = burst(5101, path, headers, args.users, slot)
+                    page_n, page_lat, page_err = page_n + n, page_lat + lat, page_err + err
+                    page_time += time.perf_counter() - t0
+                rps, bare_rps = page_n / page_time, bare_n / bare_time
+                results[(username, name)] = rps
+                print(f"| {name} | {counts[(username, path)]} | {rps:.1f} | {_pct(page_lat, 50) * 1000:.0f} | "
+                      f"{_pct(page_lat, 95) * 1000:.0f} | {bare_rps:.0f} | {rps / bare_rps:.1%} | {page_err} |", flush=True)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("database_url", help="a PostgreSQL URL; databases <name>_<scale>x are created beside it")
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0])
+    parser.add_argument("--seconds", type=float, default=12.0, help="per page: half on the bare page, half on the page")
+    parser.add_argument("--users", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=4)
+    args = parser.parse_args()
+    if not args.database_url.startswith("postgresql"):
+        raise SystemExit("bench/web.py measures on PostgreSQL (the production database)")
+    runs = {scale: measure(args, scale) for scale in args.scales}
+    if len(runs) > 1:
+        first, last = args.scales[0], args.scales[-1]
+        print(f"\n### growth: req/s at {last:g}× against {first:g}×\n")
+        print("| user | page | req/s " + f"{first:g}× | req/s {last:g}× | change |")
+        print("|---|---|---|---|---|")
+        for key, rps in runs[first].items():
+            after = runs[last][key]
+            print(f"| {key[0]} | {key[1]} | {rps:.1f} | {after:.1f} | {(after - rps) / rps:+.0%} |")
+
+
+if __name__ == "__main__":
+    main()

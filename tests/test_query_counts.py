@@ -1,0 +1,91 @@
+"""Flat cost: the SQL statements a page runs do not grow with the data in scope (issue 18).
+
+Each page is requested at two data sizes (one round of firms, experts and engagements in every stage, then
+three) as a prefecture admin and as the region's admin; a page whose statement count grows loads rows one
+by one (a lazy load per row, a rule computed per row in Python). The province-scale timings are measured by
+``bench/web.py``; this test keeps the statement counts flat on every run of the suite.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+import sqlalchemy as sa
+
+from evalhub.extensions import db
+from evalhub.core.enums import Role
+from tests import factories
+
+# Pages a bureau user opens every day: lists, dashboards, queues (with their common filters) and the
+# detail pages of one fixed row, whose cost must not depend on how many other rows exist.
+PAGES = [
+    "/", "/engagements", "/engagements?overdue=1", "/engagements?state=contracted", "/firms", "/experts",
+    "/plans", "/reviews", "/inbox", "/credit", "/inspections", "/complaints", "/campaigns", "/draws", "/audit",
+    "/screening/queue", "/users", "/bureaus", "/frameworks",
+    "/engagements/{engagement}", "/firms/{firm}", "/experts/{expert}",
+    "/api/v1/engagements", "/api/v1/firms", "/api/v1/experts", "/api/v1/ratings",
+    "/api/v1/inspections", "/api/v1/plans", "/api/v1/screening/queue?year=2025", "/screening/queue?year=2025",
+]
+
+
+@contextlib.contextmanager
+def counting():
+    seen: list[str] = []
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", before)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", before)
+
+
+def _grow(w, rounds: int) -> None:
+    """One round: a new admitted firm with a user and an expert; an engagement whose work plan is overdue,
+    one in fieldwork and one accepted through both reviews (panels, reviews, screening rows)."""
+    from evalhub.registry.models import FirmStatus
+
+    for _ in range(rounds):
+        n = next(factories._seq)
+        firm = factories.firm(w.bz, FirmStatus.ADMITTED, name=f"巴州第{n}评价咨询有限公司")
+        firm_user = factories.user(f"scale{n}", Role.FIRM_USER, firm_id=firm.id)
+        factories.expert(w.bz, name=f"规模专家{n}")
+        factories.contracted(w, firm=firm)
+        factories.in_fieldwork(w, firm=firm, firm_user=firm_user)
+        factories.accepted(w, firm=firm)
+        db.session.commit()
+
+
+def _counts(client, username, api_headers, fixed) -> dict[str, int]:
+    out = {}
+    for page in PAGES:
+        url = page.format(**fixed)
+        headers = api_headers if url.startswith("/api/") else {}
+        # Each request in an app context of its own: an empty session and ``g``, as on a server (the test's
+        # context would otherwise lend the page the rows the test already loaded).
+        with client.application.app_context(), counting() as seen:
+            response = client.get(url, headers=headers)
+        assert response.status_code == 200, (username, url, response.status_code)
+        out[url] = len(seen)
+    return out
+
+
+@pytest.mark.parametrize("who", ["bz_admin", "region_admin"])
+def test_statements_per_page_do_not_grow_with_the_data(world, client, login, auth, who):
+    user = getattr(world, who)
+    fixed_engagement = factories.accepted(world)
+    db.session.commit()
+    fixed = {"engagement": fixed_engagement.id, "firm": world.firm.id, "expert": world.expert.id}
+    _grow(world, 1)
+    login(user)
+    username = user.username
+    headers = auth(username)
+    _counts(client, username, headers, fixed)  # warm caches (settings, the screening index) once
+    small = _counts(client, username, headers, fixed)
+    _grow(world, 2)
+    large = _counts(client, username, headers, fixed)
+    grown = {url: (small[url], large[url]) for url in small if large[url] > small[url]}
+    assert not grown, "statements per request grew with the data (url: small → large): " + ", ".join(
+        f"{url}: {a} → {b}" for url, (a, b) in sorted(grown.items()))
