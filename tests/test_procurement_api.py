@@ -189,23 +189,26 @@ def test_approve_plan(client, world, auth):
                     world.lt_staff)
     db.session.commit()
     url = f"/api/v1/plans/{plan.id}/approve"
-    assert_error(client.post(url, json={"acknowledge_warnings": True}, headers=auth("lt.staff")), 403)  # admins approve
-    assert_error(client.post(url, json={"acknowledge_warnings": True}, headers=auth("bz.admin")), 403)  # own bureau only
-    assert_error(client.post(url, json={"acknowledge_warnings": True}, headers=auth("kz.admin")), 404)
+    assert_error(client.post(url, json={"warnings_reason": "本县医保基金规模大，今年集中评价一项，部门整体支出评价列入明年计划。"}, headers=auth("lt.staff")), 403)  # admins approve
+    assert_error(client.post(url, json={"warnings_reason": "本县医保基金规模大，今年集中评价一项，部门整体支出评价列入明年计划。"}, headers=auth("bz.admin")), 403)  # own bureau only
+    assert_error(client.post(url, json={"warnings_reason": "本县医保基金规模大，今年集中评价一项，部门整体支出评价列入明年计划。"}, headers=auth("kz.admin")), 404)
     unconfirmed = assert_error(client.post(url, json={}, headers=auth("lt.admin")), 422)
-    assert "acknowledge_warnings" in unconfirmed["fields"] and "部门整体支出" in unconfirmed["message"]
-    assert "acknowledge_warnings" in assert_error(
-        client.post(url, json={"acknowledge_warnings": "yes"}, headers=auth("lt.admin")), 422)["fields"]
+    assert "warnings_reason" in unconfirmed["fields"] and "部门整体支出" in unconfirmed["message"]
+    assert "warnings_reason" in assert_error(
+        client.post(url, json={"warnings_reason": True}, headers=auth("lt.admin")), 422)["fields"]
+    assert "warnings_reason" in assert_error(
+        client.post(url, json={"warnings_reason": "同意。"}, headers=auth("lt.admin")), 422)["fields"]
     assert committed(EvaluationPlan, plan.id).status == PlanStatus.DRAFT
 
-    body = ok(client.post(url, json={"acknowledge_warnings": True}, headers=auth("lt.admin")))
+    body = ok(client.post(url, json={"warnings_reason": "本县医保基金规模大，今年集中评价一项，部门整体支出评价列入明年计划。"}, headers=auth("lt.admin")))
     assert body["status"]["value"] == "approved" and body["approved_by"] == "lt.admin" and body["approved_at"]
+    assert body["approval_reason"] == "本县医保基金规模大，今年集中评价一项，部门整体支出评价列入明年计划。" and body["approval_warnings"]
     assert body["may_edit"] is False and body["may_approve"] is False
     engagement = body["items"][0]["engagement"]
     assert engagement["reference"] == "652822-2025-001" and engagement["state"]["value"] == "planned"
     assert committed(Engagement, engagement["id"]).state == S.PLANNED
     # approved: no second approval, no more items
-    assert_error(client.post(url, json={"acknowledge_warnings": True}, headers=auth("lt.admin")), 409, "conflict")
+    assert_error(client.post(url, json={"warnings_reason": "本县医保基金规模大，今年集中评价一项，部门整体支出评价列入明年计划。"}, headers=auth("lt.admin")), 409, "conflict")
     assert_error(client.post(f"/api/v1/plans/{plan.id}/items", headers=auth("lt.staff"),
                              json=item_payload(world, budget_unit_id=world.units["轮台县医疗保障局"].id)), 409)
 
@@ -213,7 +216,7 @@ def test_approve_plan(client, world, auth):
 def test_a_plan_with_errors_cannot_be_approved(client, world, auth):
     plan = P.get_or_create_plan(world.bz, 2025, world.bz_staff)
     db.session.commit()
-    error = assert_error(client.post(f"/api/v1/plans/{plan.id}/approve", json={"acknowledge_warnings": True},
+    error = assert_error(client.post(f"/api/v1/plans/{plan.id}/approve", json={"warnings_reason": "本县医保基金规模大，今年集中评价一项，部门整体支出评价列入明年计划。"},
                                      headers=auth("bz.admin")), 422)
     assert "还没有评价对象" in error["message"]
 

@@ -61,11 +61,20 @@ def test_plan_checks_warn_about_counts_and_types_and_approval_creates_engagement
     messages = [c.message for c in P.plan_checks(plan)]
     assert any("不少于 5 项" in m for m in messages) and any("部门整体支出" in m for m in messages)
     with pytest.raises(PermissionDenied):
-        P.approve_plan(plan, world.lt_staff, acknowledge_warnings=True)  # admins approve
+        P.approve_plan(plan, world.lt_staff, warnings_reason="本县医保基金规模大，今年集中评价一项，部门整体支出评价列入明年计划。")  # admins approve
+    with pytest.raises(ValidationFailed) as caught:
+        P.approve_plan(plan, world.lt_admin)  # past the warnings only with a written reason
+    assert "warnings_reason" in caught.value.fields and "部门整体支出" in caught.value.message
     with pytest.raises(ValidationFailed):
-        P.approve_plan(plan, world.lt_admin)  # warnings must be acknowledged
-    engagements = P.approve_plan(plan, world.lt_admin, acknowledge_warnings=True)
+        P.approve_plan(plan, world.lt_admin, warnings_reason="  同意批准。  ")  # 5 characters: not a reason
+    engagements = P.approve_plan(plan, world.lt_admin, warnings_reason="  本县医保基金规模大，今年集中评价一项，部门整体支出评价列入明年计划。  ")
     assert plan.status == PlanStatus.APPROVED and len(engagements) == 1
+    assert plan.approval_reason == "本县医保基金规模大，今年集中评价一项，部门整体支出评价列入明年计划。" and any("不少于 5 项" in w for w in plan.approval_warnings)
+    from evalhub.procurement.imports import plan_xlsx
+    import io, openpyxl
+    book = openpyxl.load_workbook(io.BytesIO(plan_xlsx(plan)))
+    notes = [c.value for c in book["批准说明"]["A"]]
+    assert f"仍予批准的理由：本县医保基金规模大，今年集中评价一项，部门整体支出评价列入明年计划。" in notes and any("不少于 5 项" in (n or "") for n in notes)  # the export carries it
     assert engagements[0].state == S.PLANNED and engagements[0].reference == "652822-2025-001"
     with pytest.raises(Conflict):
         P.add_plan_item(plan, _item(world, budget_unit_id=world.units["轮台县医疗保障局"].id), world.lt_staff)

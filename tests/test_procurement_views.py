@@ -196,7 +196,7 @@ def test_other_bureaus_firms_and_anonymous_users_cannot_post(world, scene, login
 def test_the_region_supervises_but_does_not_edit_a_prefecture_plan(world, scene, login):
     client = login(world.region_admin)
     assert client.post(f"/plans/{scene['plan']}/items", data=_item_data(world)).status_code == 403
-    assert client.post(f"/plans/{scene['plan']}/approve", data={"acknowledge_warnings": "y"}).status_code == 403
+    assert client.post(f"/plans/{scene['plan']}/approve", data={"warnings_reason": "本县医保基金规模大，今年集中评价一项，部门整体支出评价列入明年计划。"}).status_code == 403
     assert client.get(f"/engagements/{scene['planned']}/procure").status_code == 403
     body = text(client.get(f"/procurements/{scene['procurement']}"))
     assert "开标" not in body or 'data-testid="open-bids"' not in body
@@ -271,14 +271,14 @@ def test_a_plan_is_created_filled_and_approved_through_the_pages(world, login):
                            data=_item_data(world, budget_unit_id=str(unit), amount_wan="100", name="轮台县医保基金"))
     assert response.status_code == 302 and db.session.get(PlanItem, item.id).amount == Decimal("1000000.00")
 
-    assert client.post(f"/plans/{plan.id}/approve", data={"acknowledge_warnings": "y"}).status_code == 403  # staff
+    assert client.post(f"/plans/{plan.id}/approve", data={"warnings_reason": "本县医保基金规模大，今年集中评价一项，部门整体支出评价列入明年计划。"}).status_code == 403  # staff
     admin = login(world.lt_admin)
     body = text(admin.get(f"/plans/{plan.id}"))
-    assert 'data-testid="approve-plan"' in body and "我已阅读上述提示事项" in body
+    assert 'data-testid="approve-plan"' in body and "仍予批准的理由" in body
     response = admin.post(f"/plans/{plan.id}/approve", data={})
-    assert response.status_code == 422 and "请确认" in text(response)
+    assert response.status_code == 422 and "请写明仍予批准的理由" in text(response)
     assert db.session.get(EvaluationPlan, plan.id).status == PlanStatus.DRAFT and count(Engagement) == 0
-    response = admin.post(f"/plans/{plan.id}/approve", data={"acknowledge_warnings": "y"})
+    response = admin.post(f"/plans/{plan.id}/approve", data={"warnings_reason": "本县医保基金规模大，今年集中评价一项，部门整体支出评价列入明年计划。"})
     assert response.status_code == 302
     db.session.expire_all()
     assert db.session.get(EvaluationPlan, plan.id).status == PlanStatus.APPROVED
@@ -286,6 +286,7 @@ def test_a_plan_is_created_filled_and_approved_through_the_pages(world, login):
     assert engagement.reference == "652822-2026-001" and engagement.state == S.PLANNED
     body = text(admin.get(f"/plans/{plan.id}"))
     assert engagement.reference in body and 'data-testid="add-plan-item"' not in body
+    assert 'data-testid="approval-reason"' in body and "本县医保基金规模大，今年集中评价一项，部门整体支出评价列入明年计划。" in body  # the reason shows on the plan
     # an approved plan is closed for editing
     assert client.post(f"/plans/{plan.id}/items", data=_item_data(world, budget_unit_id=str(unit))).status_code == 409
     assert client.post(f"/plans/{plan.id}/items/{item.id}/delete").status_code == 409
@@ -311,7 +312,7 @@ def test_plan_item_errors_are_shown_and_nothing_is_written(world, login):
 def test_a_plan_with_an_error_cannot_be_approved_even_when_warnings_are_acknowledged(world, login):
     plan = P.get_or_create_plan(world.bz, 2026, world.bz_staff)
     db.session.commit()
-    response = login(world.bz_admin).post(f"/plans/{plan.id}/approve", data={"acknowledge_warnings": "y"})
+    response = login(world.bz_admin).post(f"/plans/{plan.id}/approve", data={"warnings_reason": "本县医保基金规模大，今年集中评价一项，部门整体支出评价列入明年计划。"})
     assert response.status_code == 422 and "计划中还没有评价对象" in text(response)
     assert db.session.get(EvaluationPlan, plan.id).status == PlanStatus.DRAFT
 
@@ -752,7 +753,7 @@ def test_plan_to_contract_through_the_pages(world, login):
         world, name="巴州统计局经济普查专项", amount_wan="300", commissioner_unit_id=str(world.units["巴州民政局"].id)))
     assert response.status_code == 302
     admin = login(world.bz_admin)
-    assert admin.post(f"/plans/{plan.id}/approve", data={"acknowledge_warnings": "y"}).status_code == 302
+    assert admin.post(f"/plans/{plan.id}/approve", data={"warnings_reason": "本县医保基金规模大，今年集中评价一项，部门整体支出评价列入明年计划。"}).status_code == 302
     engagement = db.session.execute(sa.select(Engagement)).scalar_one()
     body = text(admin.get(f"/engagements/{engagement.id}"))
     assert 'data-testid="engagement-state">已列入计划<' in body and 'data-testid="action-start_procurement"' in body

@@ -149,7 +149,9 @@ class _Demo:
                 name=name, object_type=kind, budget_kind=budget, field=field, amount_wan=amount,
                 budget_unit_id=self._unit(unit).id, reason="资金量大、涉及面广、社会关注度高，列入年度重点绩效评价"), self.users[staff])
         yield approved
-        self.engagements[(bureau.code, year)] = P.approve_plan(plan, self.users[admin], acknowledge_warnings=True)
+        self.engagements[(bureau.code, year)] = P.approve_plan(
+            plan, self.users[admin], warnings_reason="本年度预算规模较上年压减，重点评价对象按资金量和关注度择优确定，"
+                                                    "其余项目纳入部门评价和财政运行监控，次年补足。")
 
     # --- time ----------------------------------------------------------------------------------------
 

@@ -132,7 +132,7 @@ FIRM_REF = schema("FirmRef", {"type": "object", "required": ["id", "name"], "pro
 
 PLAN_CHECK = schema("PlanCheck", {"type": "object", "required": ["level", "message"], "properties": {
     "level": {"type": "string", "enum": ["error", "warning"],
-              "description": "error：不能批准；warning：批准时须确认（acknowledge_warnings）"},
+              "description": "error：不能批准；warning：批准时须写明理由（warnings_reason）"},
     "message": STRING}})
 
 PLAN = schema("Plan", {"type": "object", "required": ["id", "year", "bureau", "status", "item_count", "total_amount"],
@@ -140,7 +140,9 @@ PLAN = schema("Plan", {"type": "object", "required": ["id", "year", "bureau", "s
     "id": INTEGER, "year": INTEGER, "bureau": BUREAU_REF, "status": PLAN_STATUS,
     "item_count": {"type": "integer", "description": "评价对象个数"},
     **_money_properties("total_amount", "评价对象涉及资金合计"),
-    "note": NULLABLE_STRING, "approved_at": NULLABLE_DATETIME, "created_at": NULLABLE_DATETIME}})
+    "note": NULLABLE_STRING, "approved_at": NULLABLE_DATETIME, "created_at": NULLABLE_DATETIME,
+    "approval_warnings": {"type": "array", "items": {"type": "string"}, "description": "批准时计划核对的提示事项"},
+    "approval_reason": {**NULLABLE_STRING, "description": "在提示事项下仍予批准的理由"}}})
 
 ENGAGEMENT_REF = schema("EngagementRef", {"type": "object", "required": ["id", "reference", "state"], "properties": {
     "id": INTEGER, "reference": {"type": "string", "description": "任务编号，如 652800-2025-001"},
@@ -178,8 +180,8 @@ PLAN_ITEM_INPUT = schema("PlanItemInput", {"type": "object", "required": [
     "reason": text(2000, "选取理由")}})
 
 APPROVE_REQUEST = schema("PlanApproveRequest", {"type": "object", "properties": {
-    "acknowledge_warnings": {"type": "boolean", "default": False,
-                             "description": "确认计划核对的提示事项（warning）；有错误（error）时仍不能批准"}}})
+    "warnings_reason": text(2000, "计划核对有提示事项（warning）时仍予批准的理由（不少于 10 字），显示在计划和导出表中；"
+                                  "有错误（error）时仍不能批准", nullable=True)}})
 
 CONTRACT = schema("Contract", {"type": "object", "required": [
     "id", "amount", "amount_wan", "signed_on", "start_date", "end_date", "plan_due", "report_due"], "properties": {
@@ -335,6 +337,7 @@ def plan_json(plan: EvaluationPlan, item_count: int | None = None, total: Decima
         "id": plan.id, "year": plan.year, "bureau": bureau_ref(plan.bureau), "status": labeled(plan.status),
         "item_count": item_count, **_money("total_amount", total or Decimal("0")),
         "note": plan.note, "approved_at": datetime_str(plan.approved_at), "created_at": datetime_str(plan.created_at),
+        "approval_warnings": plan.approval_warnings or [], "approval_reason": plan.approval_reason,
     }
 
 
@@ -446,10 +449,10 @@ def approve_plan(plan_id: int):
     user = api_user()
     plan = _visible_plan(plan_id)
     data = json_body()
-    acknowledge = data.get("acknowledge_warnings", False)
-    if not isinstance(acknowledge, bool):
-        raise ValidationFailed("acknowledge_warnings 必须是 true 或 false。", {"acknowledge_warnings": "必须是 true 或 false"})
-    services.approve_plan(plan, user, acknowledge_warnings=acknowledge)
+    errors: dict[str, str] = {}
+    reason = text_field(data, "warnings_reason", errors)
+    raise_if(errors)
+    services.approve_plan(plan, user, warnings_reason=reason)
     db.session.commit()
     return jsonify(plan_detail_json(plan, user))
 

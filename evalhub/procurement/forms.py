@@ -10,7 +10,7 @@ Money is entered in 万元 (``*_wan``); the deadline is entered as Beijing local
 from __future__ import annotations
 
 from flask_wtf.file import FileAllowed, FileField, FileRequired, MultipleFileField
-from wtforms import BooleanField, FieldList, FormField, HiddenField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import FieldList, FormField, HiddenField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields import DateField, DateTimeLocalField
 from wtforms.validators import DataRequired, Length, Optional
 
@@ -68,7 +68,7 @@ class PlanItemForm(ChineseForm):
 
 
 class PlanApproveForm(ChineseForm):
-    acknowledge_warnings = BooleanField("我已阅读上述提示事项，确认批准本计划")
+    warnings_reason = _area("仍予批准的理由（计划存在提示事项时必填，将显示在计划和导出表中）", 2000)
 
 
 class ImportForm(ChineseForm):

@@ -91,7 +91,10 @@ def plan_rows(plan: EvaluationPlan) -> list[dict]:
 
 
 def plan_xlsx(plan: EvaluationPlan) -> bytes:
-    return to_xlsx(plan_rows(plan), f"{plan.year}年度重点绩效评价计划")
+    notes = None
+    if plan.approval_reason:  # approved past the plan checks' warnings: the reason travels with the plan
+        notes = {"批准说明": [f"提示事项：{w}" for w in plan.approval_warnings or []] + [f"仍予批准的理由：{plan.approval_reason}"]}
+    return to_xlsx(plan_rows(plan), f"{plan.year}年度重点绩效评价计划", notes=notes)
 
 
 def plan_template_xlsx() -> bytes:

@@ -110,6 +110,10 @@ class EvaluationPlan(InBureau, Created, db.Model):
     note: Mapped[Optional[str]] = mapped_column(sa.Text)
     approved_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     approved_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    # Approving past the plan checks' warnings (the 州 ≥ 10 / 县 ≥ 5 minimum, the type mix) takes a written
+    # reason: the warnings as they stood and the reason are kept, shown on the plan and in its export.
+    approval_warnings: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    approval_reason: Mapped[Optional[str]] = mapped_column(sa.Text)
 
     approved_by: Mapped[Optional[User]] = relationship()
     items: Mapped[list["PlanItem"]] = relationship(back_populates="plan", order_by="PlanItem.position",

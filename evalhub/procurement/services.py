@@ -334,8 +334,9 @@ def plan_checks(plan: EvaluationPlan) -> list[PlanCheck]:
     return checks
 
 
-def approve_plan(plan: EvaluationPlan, actor: User, *, acknowledge_warnings: bool = False) -> list[Engagement]:
-    """Approve the plan: every evaluation object becomes an engagement in state "planned"."""
+def approve_plan(plan: EvaluationPlan, actor: User, *, warnings_reason: str | None = None) -> list[Engagement]:
+    """Approve the plan: every evaluation object becomes an engagement in state "planned". Past a warning of
+    the plan checks (minimum count, type mix) only with a written reason, kept with the warnings."""
     permissions.require(actor, "plan.approve", plan)
     _require_draft(plan)
     checks = plan_checks(plan)
@@ -343,9 +344,13 @@ def approve_plan(plan: EvaluationPlan, actor: User, *, acknowledge_warnings: boo
     if errors:
         raise ValidationFailed("计划存在错误，不能批准：" + "；".join(errors) + "。", {"plan": "；".join(errors)})
     warnings = [c.message for c in checks if c.level == "warning"]
-    if warnings and not acknowledge_warnings:
-        raise ValidationFailed("计划存在提示事项，请确认后再批准：" + "；".join(warnings) + "。",
-                               {"acknowledge_warnings": "请确认提示事项"})
+    reason = None
+    if warnings:
+        problems: dict[str, str] = {}
+        reason = check_text(problems, "warnings_reason", warnings_reason, label="批准理由", minimum=10, maximum=2000,
+                            short="计划存在提示事项（" + "；".join(warnings) + "），请写明仍予批准的理由（不少于 10 字）")
+        _raise_if(problems)
+    plan.approval_warnings, plan.approval_reason = warnings, reason
     plan.status = PlanStatus.APPROVED
     plan.approved_at = utcnow()
     plan.approved_by_id = actor.id
@@ -362,7 +367,7 @@ def approve_plan(plan: EvaluationPlan, actor: User, *, acknowledge_warnings: boo
     db.session.flush()
     audit.record("plan.approved", plan, actor=actor,
                  summary=f"批准{plan.bureau.short_name} {plan.year} 年度计划：{len(engagements)} 个评价对象",
-                 payload={"warnings": warnings, "engagements": [e.id for e in engagements]})
+                 payload={"warnings": warnings, "reason": reason, "engagements": [e.id for e in engagements]})
     for engagement in engagements:
         audit.record("engagement.created", engagement, actor=actor,
                      summary=f"{engagement.reference} {engagement.name} 列入计划")

@@ -332,7 +332,7 @@ def plan_approve(plan_id: int):
     plan = load(EvaluationPlan, plan_id, "plan.approve")
     form = PlanApproveForm()
     return handle_form(form, lambda: services.approve_plan(
-        plan, current_user, acknowledge_warnings=bool(form.acknowledge_warnings.data)),
+        plan, current_user, warnings_reason=form.warnings_reason.data),
         message=lambda engagements: f"{plan.year} 年度计划已批准，生成 {len(engagements)} 个评价任务。",
         to=url_for(".plan_detail", plan_id=plan.id), failed=lambda status: _render_plan(plan, status, approve_form=form))
 
