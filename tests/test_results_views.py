@@ -222,3 +222,17 @@ def test_a_bureau_admin_manages_its_units_accounts_and_no_other_bureau_does(worl
     assert permissions.manages_account(world.lt_admin, unit_account)
     assert not permissions.manages_account(world.krl_admin, unit_account)
     assert not permissions.manages_account(world.lt_staff, unit_account)
+
+
+def test_a_unit_account_is_refused_every_bureau_and_firm_page(world, client, login):
+    """An evaluated unit reads its own engagements on its own pages; the bureau's lists, the expert pool,
+    panels, screening, credit, audit and the firms' workspace are closed to it (403), never showing an expert."""
+    unit = factories.unit_user(world, "巴州统计局", "refused.unit")
+    db.session.commit()
+    login(unit)
+    for url in ["/engagements", "/firms", "/experts", f"/experts/{world.expert.id}", "/reviews", "/credit",
+                "/inspections", "/screening/queue", "/users", "/audit", "/draws", "/plans", "/complaints",
+                "/market", "/workspace", "/results/application", "/results/overdue"]:
+        response = client.get(url)
+        assert response.status_code == 403, url
+        assert world.expert.name not in response.get_data(as_text=True), url
