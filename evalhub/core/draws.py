@@ -1,22 +1,49 @@
-"""Verifiable random draws: firm lotteries, expert panels and inspection samples all come through here.
+"""Verifiable random draws nobody can steer: firm lotteries, expert panels and inspection samples all come
+through here.
 
-Algorithm ``sha256-rank-v1``: every eligible candidate id is ranked by sha256("<seed>:<id>") and the
-first k are drawn. Anyone holding the recorded seed and candidate list can redo it with a pocket
-calculator's worth of code, in any language; it does not depend on Python's random module.
+Every draw is two-phase and witnessed (issue 14):
+
+1. ``announce``: the candidates (with names) and the exclusions (with reasons) are frozen in a canonical JSON
+   text whose sha256 is the ``candidate_hash``; a server secret is generated and only its sha256, the
+   ``commitment``, is shown. The bureau names one or more witnesses (监督人, ``name_witnesses``).
+2. ``enter_number``: each witness, signed in as themselves, enters a number of their own.
+3. ``reveal``: once every witness has entered theirs, the operator reveals: seed =
+   sha256("<secret>|<candidate hash>|<n1>|<n2>…", numbers in the witnesses' named order); the result is the
+   first k eligible ids ranked by sha256("<seed>:<id>") (``sha256-rank-v1``, unchanged). The caller's
+   effect (seats, sample, award…) is applied by the handler the caller registered for the draw's kind
+   (``@on_drawn("review_panel")``): core never imports a higher module.
+
+Nobody alone steers the result: the operator is committed to the secret before any witness's number
+exists and may not be a witness; a witness does not know the secret. A draw is revealed once
+(compare-and-set). Draws made while another draw is being revealed (a campaign's inspectors, drawn for
+each sampled engagement) are ``derive``d: their seed is sha256("<parent seed>|<candidate hash>"), fixed
+as soon as the parent's is.
+
+Automatic draws (a replacement after an expert declines or misses the deadline, a tie-break at award) are
+announced by the service that needs them and wait on the bureau's draw page until it names witnesses and
+reveals: nobody bypasses the witnesses.
 """
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import secrets
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
-from evalhub.core import audit
-from evalhub.core.errors import DomainError
-from evalhub.core.models import Draw, User
+import sqlalchemy as sa
+
+from evalhub.core import audit, permissions
+from evalhub.core.enums import BUREAU_SIDE, Role
+from evalhub.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
+from evalhub.core.models import Draw, DrawStatus, DrawWitness, User
+from evalhub.core.notifications import emit
+from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
 
 ALGORITHM = "sha256-rank-v1"
+NUMBER_PATTERN = re.compile(r"^[0-9]{1,18}$")
 
 
 def rank(seed: str, ids: Iterable[int]) -> list[int]:
@@ -29,18 +56,125 @@ def _run(algorithm: str, seed: str, eligible: Sequence[int], k: int) -> list[int
     return rank(seed, eligible)[:k]
 
 
-def draw(purpose: str, candidates: Iterable[int], k: int,
-         exclusions: Mapping[int, Sequence[str]] | None = None, *,
-         actor: User | None = None, bureau_id: int | None = None,
-         context: tuple[str, int] | None = None, seed: str | None = None,
-         redraw_of: Draw | None = None, redraw_reason: str | None = None) -> Draw:
-    """Draw k of the candidates not excluded; record everything needed to re-run it.
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
-    ``exclusions`` maps a candidate id to the reasons it may not be drawn. Excluded ids that were
-    not among the candidates are added to the candidate list, so the record shows everyone considered.
-    """
-    exclusions = {int(i): list(reasons) for i, reasons in (exclusions or {}).items() if reasons}
-    candidate_ids = sorted({int(i) for i in candidates} | set(exclusions))
+
+def seed_of(secret: str, candidate_hash: str, numbers: Sequence[str]) -> str:
+    return sha256("|".join([secret, candidate_hash, *numbers]))
+
+
+def canonical(record: Draw) -> str:
+    """The frozen announcement as one text: what the candidate hash is taken of, published on the draw page
+    so anyone can hash it again (compact JSON, UTF-8, fields in this order)."""
+    names = record.candidate_names or {}
+    return json.dumps({
+        "purpose": record.purpose,
+        "algorithm": record.algorithm,
+        "k": record.k,
+        "candidates": [[i, names.get(str(i), f"编号 {i}")] for i in record.candidate_ids],
+        "exclusions": [[e["id"], list(e["reasons"])] for e in record.exclusions],
+    }, ensure_ascii=False, separators=(",", ":"))
+
+
+def eligible_ids(record: Draw) -> list[int]:
+    excluded = {e["id"] for e in record.exclusions}
+    return [i for i in record.candidate_ids if i not in excluded]
+
+
+# --- what the callers register ----------------------------------------------------------------------
+
+@dataclass
+class Kind:
+    handler: Callable[[Draw, Optional[User]], Any]
+    public: bool = False  # published to anyone once drawn (firm lotteries, inspection draws)
+    released: Optional[Callable[[Draw], bool]] = None  # a confidential draw becomes public when this says so
+
+
+_KINDS: dict[str, Kind] = {}
+
+
+def on_drawn(kind: str, *, public: bool = False, released: Optional[Callable[[Draw], bool]] = None):
+    """Register the effect of a drawn ``kind`` (``fn(draw, operator) -> effect``), applied in the reveal's
+    transaction. ``public``: anyone may read and recompute the draw once drawn; otherwise only the bureau, its
+    upper bureaus and the draw's witnesses, until ``released(draw)`` (e.g. the review has ended)."""
+    def register(fn):
+        if kind in _KINDS and _KINDS[kind].handler is not fn:
+            raise RuntimeError(f"draw kind {kind!r} registered twice")
+        _KINDS[kind] = Kind(fn, public, released)
+        return fn
+    return register
+
+
+# Derived kinds whose result stays confidential after the parent is public, until ``released(draw)`` (the
+# inspectors of a campaign: the inspected firm must not learn their names while the inspection runs).
+_DERIVED_RELEASED: dict[str, Callable[[Draw], bool]] = {}
+
+
+def on_derived(kind: str, *, released: Callable[[Draw], bool]) -> None:
+    _DERIVED_RELEASED[kind] = released
+
+
+def is_public(record: Draw) -> bool:
+    """Anyone may read and recompute this draw (no sign-in): a drawn draw of a public kind, or a confidential
+    one its kind has released."""
+    if record.derived_from_id is not None:
+        released = _DERIVED_RELEASED.get(record.kind)
+        return (record.derived_from is not None and is_public(record.derived_from)
+                and (released is None or bool(released(record))))
+    if record.status != DrawStatus.DRAWN or record.legacy or record.kind not in _KINDS:
+        return False
+    kind = _KINDS[record.kind]
+    return kind.public or bool(kind.released and kind.released(record))
+
+
+def is_witness(user: User | None, record: Draw) -> bool:
+    return user is not None and getattr(user, "is_authenticated", False) and any(
+        w.user_id == user.id for w in record.witnesses)
+
+
+def may_manage(user: User, record: Draw) -> bool:
+    """The operator side: the system admin or a user of the draw's own bureau (names witnesses, reveals)."""
+    return record is None or permissions.own_bureau(user, record.bureau_id)
+
+
+permissions.rules({
+    "draw.manage": lambda u, d: (permissions.is_bureau_user(u) or u.role == Role.SYSTEM_ADMIN) and may_manage(u, d),
+})
+
+
+# --- 1. announce ------------------------------------------------------------------------------------
+
+def _names(candidates: Mapping[int, str] | Iterable[tuple[int, str]] | Iterable[int]) -> dict[int, str]:
+    if isinstance(candidates, Mapping):
+        return {int(i): str(n) for i, n in candidates.items()}
+    out: dict[int, str] = {}
+    for c in candidates:
+        if isinstance(c, tuple):
+            out[int(c[0])] = str(c[1])
+        else:
+            out[int(c)] = f"编号 {int(c)}"
+    return out
+
+
+def announce(kind: str, purpose: str, candidates: Mapping[int, str] | Iterable[tuple[int, str]] | Iterable[int],
+             k: int, exclusions: Mapping[int, Sequence[str]] | None = None, *,
+             actor: User | None = None, bureau_id: int | None = None, context: tuple[str, int] | None = None,
+             params: dict[str, Any] | None = None, witnesses: Sequence[User] = (),
+             names: Mapping[int, str] | None = None, secret: str | None = None,
+             redraw_of: Draw | None = None, redraw_reason: str | None = None) -> Draw:
+    """Freeze the candidates and exclusions, commit to a secret, and wait for the witnesses.
+
+    ``candidates`` maps ids to names (what the record shows); ``exclusions`` maps an id to the reasons it may
+    not be drawn (excluded ids that were not among the candidates are added, so the record shows everyone
+    considered). ``params`` is kept for the kind's handler. ``secret`` (the demo's reproducible data) may be
+    given: whoever chooses it is committed to it before any witness's number exists, which is all that counts."""
+    if kind not in _KINDS:
+        raise RuntimeError(f"no handler registered for draw kind {kind!r}")
+    named = _names(candidates)
+    named.update({int(i): str(n) for i, n in (names or {}).items()})
+    exclusions = {int(i): [str(r) for r in reasons] for i, reasons in (exclusions or {}).items() if reasons}
+    candidate_ids = sorted(set(named) | set(exclusions))
     eligible = [i for i in candidate_ids if i not in exclusions]
     if k < 1:
         raise DomainError("抽取人数必须至少为 1。")
@@ -48,47 +182,255 @@ def draw(purpose: str, candidates: Iterable[int], k: int,
         raise DomainError(f"符合条件的候选不足：需要 {k} 个，仅有 {len(eligible)} 个（已回避或排除 {len(exclusions)} 个）。")
     if redraw_of is not None and not (redraw_reason or "").strip():
         raise DomainError("重新抽取必须说明原因。")
-    seed = seed or secrets.token_hex(16)
+    secret = secret or secrets.token_hex(32)
     record = Draw(
-        purpose=purpose,
-        context_type=context[0] if context else None,
-        context_id=context[1] if context else None,
-        bureau_id=bureau_id,
-        candidate_ids=candidate_ids,
+        purpose=purpose[:200], kind=kind, status=DrawStatus.ANNOUNCED,
+        context_type=context[0] if context else None, context_id=context[1] if context else None,
+        bureau_id=bureau_id, candidate_ids=candidate_ids,
+        candidate_names={str(i): named.get(i, f"编号 {i}") for i in candidate_ids},
         exclusions=[{"id": i, "reasons": exclusions[i]} for i in sorted(exclusions)],
-        k=k,
-        seed=seed,
-        algorithm=ALGORITHM,
-        result_ids=_run(ALGORITHM, seed, eligible, k),
-        redraw_of_id=redraw_of.id if redraw_of else None,
-        redraw_reason=(redraw_reason or "").strip() or None,
+        k=k, algorithm=ALGORITHM, result_ids=[], secret=secret, commitment=sha256(secret), params=params or {},
+        redraw_of_id=redraw_of.id if redraw_of else None, redraw_reason=(redraw_reason or "").strip() or None,
         created_by_id=actor.id if actor else None,
     )
+    record.candidate_hash = sha256(canonical(record))
     db.session.add(record)
     db.session.flush()
     audit.record(
-        "draw.performed", record, actor=actor, bureau_id=bureau_id,
-        summary=f"随机抽取：{purpose}（{len(eligible)} 选 {k}）" + (f"；重抽原因：{record.redraw_reason}" if redraw_of else ""),
-        # Everything needed to re-run the draw, so the draw row can be checked against its audit event.
-        payload={"seed": seed, "algorithm": ALGORITHM, "result": record.result_ids, "k": k,
-                 "candidates": record.candidate_ids, "exclusions": record.exclusions,
-                 "excluded": len(exclusions), "redraw_of": record.redraw_of_id},
+        "draw.announced", record, actor=actor, bureau_id=bureau_id,
+        summary=f"公告随机抽取：{record.purpose}（{len(eligible)} 选 {k}），候选名单及承诺值已固定"
+        + (f"；重抽原因：{record.redraw_reason}" if redraw_of else ""),
+        # Written before any witness's number exists: the proof that the commitment came first.
+        payload={"kind": kind, "commitment": record.commitment, "candidate_hash": record.candidate_hash,
+                 "algorithm": ALGORITHM, "k": k, "candidates": candidate_ids, "exclusions": record.exclusions,
+                 "redraw_of": record.redraw_of_id},
     )
+    if witnesses:
+        name_witnesses(record, witnesses, actor, check=False)
+    elif (actor is None or redraw_of is not None) and bureau_id is not None:  # automatic: tell the bureau it waits
+        emit("draw_awaiting_witnesses", link=f"/draws/{record.id}", bureau_id=bureau_id, purpose=record.purpose,
+             draw=record.id, reason=record.redraw_reason or "自动发起")
     return record
 
 
+def name_witnesses(record: Draw, users: Sequence[User], actor: User | None, *, check: bool = True,
+                   notify: bool = True) -> list[DrawWitness]:
+    """The bureau names the witnesses (in this order: the order of their numbers in the seed). Allowed until the
+    first number is entered. Rules: at least one; enabled bureau-side accounts (an auditor sent to watch has one);
+    never the operator naming them — the operator reveals, the witnesses enter numbers, and ``reveal`` refuses a
+    witness as operator, so the two sides are always different people."""
+    if check:
+        permissions.require(actor, "draw.manage", record)
+    if record.status != DrawStatus.ANNOUNCED:
+        raise Conflict("该抽取已经揭晓，不能再更换监督人。")
+    if any(w.number is not None for w in record.witnesses):
+        raise Conflict("已有监督人输入了数字，监督人名单不能再更改。")
+    unique: list[User] = []
+    for u in users:
+        if u is not None and u.id not in {x.id for x in unique}:
+            unique.append(u)
+    if not unique:
+        raise ValidationFailed("请至少指定一名监督人。", {"witnesses": "至少一名监督人"})
+    problems = []
+    for u in unique:
+        if actor is not None and u.id == actor.id:
+            problems.append("操作人不能担任本次抽取的监督人")
+        elif u.role not in BUREAU_SIDE or not u.is_enabled:
+            problems.append(f"{u.display_name or u.username} 不是可用的财政部门（或审计）人员账号")
+    if problems:
+        raise ValidationFailed("；".join(problems) + "。", {"witnesses": "；".join(problems)})
+    for w in list(record.witnesses):
+        record.witnesses.remove(w)
+    db.session.flush()
+    made = [DrawWitness(user_id=u.id, position=n, named_by_id=actor.id if actor else None)
+            for n, u in enumerate(unique, start=1)]
+    record.witnesses.extend(made)
+    db.session.flush()
+    if notify:  # (run_witnessed's witnesses act at once: nothing to tell them)
+        emit("draw_witness_named", link=f"/draws/{record.id}", users=unique, purpose=record.purpose, draw=record.id)
+    audit.record("draw.witnesses_named", record, actor=actor, bureau_id=record.bureau_id,
+                 summary=f"随机抽取 #{record.id} 指定监督人：" + "、".join(u.display_name or u.username for u in unique),
+                 payload={"witnesses": [u.id for u in unique]})
+    return made
+
+
+# --- 2. the witnesses' numbers -------------------------------------------------------------------------
+
+def enter_number(record: Draw, user: User, number: Any) -> DrawWitness:
+    """A witness, signed in as themselves, enters a number of their own (1–18 digits), once."""
+    witness = next((w for w in record.witnesses if w.user_id == user.id), None)
+    if witness is None:
+        raise PermissionDenied("只有本次抽取指定的监督人本人才能输入数字。")
+    if record.status != DrawStatus.ANNOUNCED:
+        raise Conflict("该抽取已经揭晓。")
+    text = re.sub(r"\s+", "", str(number if number is not None else ""))
+    if not NUMBER_PATTERN.match(text):
+        raise ValidationFailed("请输入 1 至 18 位数字。", {"number": "请输入 1 至 18 位数字"})
+    text = str(int(text))
+    # Compare-and-set: a number once entered is never replaced (two tabs, two workers).
+    moved = db.session.execute(sa.update(DrawWitness).where(DrawWitness.id == witness.id, DrawWitness.number.is_(None))
+                               .values(number=text, entered_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+    if moved != 1:
+        db.session.refresh(witness)
+        raise Conflict("您已经输入过数字，不能更改。")
+    db.session.refresh(witness)
+    audit.record("draw.number_entered", record, actor=user, bureau_id=record.bureau_id,
+                 summary=f"监督人 {user.display_name or user.username} 为随机抽取 #{record.id} 输入了数字",
+                 payload={"witness": user.id, "position": witness.position})
+    return witness
+
+
+# --- 3. reveal --------------------------------------------------------------------------------------
+
+def missing_numbers(record: Draw) -> list[DrawWitness]:
+    return [w for w in record.witnesses if w.number is None]
+
+
+def reveal(record: Draw, actor: User | None, *, check: bool = True) -> Draw:
+    """Reveal the secret, compute the seed and the result, and apply the kind's effect. Once only: a second
+    reveal (a double click, another worker) is answered 409."""
+    if check:
+        permissions.require(actor, "draw.manage", record)
+    if record.status != DrawStatus.ANNOUNCED:
+        raise Conflict("该抽取已经揭晓，结果不能重新计算。")
+    if not record.witnesses:
+        raise Conflict("尚未指定监督人，不能揭晓。")
+    if actor is not None and is_witness(actor, record):
+        raise PermissionDenied("监督人不能揭晓本人监督的抽取，请由操作人揭晓。")
+    waiting = missing_numbers(record)
+    if waiting:
+        raise Conflict(f"还有 {len(waiting)} 名监督人未输入数字，不能揭晓：" + "、".join(
+            w.user.display_name or w.user.username for w in waiting) + "。")
+    moved = db.session.execute(sa.update(Draw).where(Draw.id == record.id, Draw.status == DrawStatus.ANNOUNCED)
+                               .values(status=DrawStatus.DRAWN).execution_options(synchronize_session=False)).rowcount
+    if moved != 1:
+        db.session.refresh(record, ["status"])
+        raise Conflict("该抽取已经揭晓，结果不能重新计算。")
+    numbers = [w.number for w in record.witnesses]
+    record.status = DrawStatus.DRAWN
+    record.seed = seed_of(record.secret, record.candidate_hash, numbers)
+    record.result_ids = _run(ALGORITHM, record.seed, eligible_ids(record), record.k)
+    record.drawn_at = utcnow()
+    record.drawn_by_id = actor.id if actor else None
+    db.session.flush()
+    _performed(record, actor, {"secret": record.secret, "commitment": record.commitment,
+                               "candidate_hash": record.candidate_hash, "numbers": numbers,
+                               "witnesses": [w.user_id for w in record.witnesses]})
+    record.effect = _KINDS[record.kind].handler(record, actor)
+    return record
+
+
+def _performed(record: Draw, actor: User | None, extra: dict[str, Any]) -> None:
+    eligible = eligible_ids(record)
+    audit.record(
+        "draw.performed", record, actor=actor, bureau_id=record.bureau_id,
+        summary=f"随机抽取：{record.purpose}（{len(eligible)} 选 {record.k}）"
+        + (f"；重抽原因：{record.redraw_reason}" if record.redraw_of_id else ""),
+        # Everything needed to re-run the draw, so the draw row can be checked against its audit event.
+        payload={"seed": record.seed, "algorithm": record.algorithm, "result": record.result_ids, "k": record.k,
+                 "candidates": record.candidate_ids, "exclusions": record.exclusions,
+                 "excluded": len(record.exclusions), "redraw_of": record.redraw_of_id, **extra},
+    )
+
+
+def derive(parent: Draw, kind: str, purpose: str,
+           candidates: Mapping[int, str] | Iterable[tuple[int, str]] | Iterable[int], k: int,
+           exclusions: Mapping[int, Sequence[str]] | None = None, *, actor: User | None = None,
+           context: tuple[str, int] | None = None) -> Draw:
+    """A draw made while ``parent`` is being revealed, for what the parent's result decides (the inspectors of
+    each sampled engagement). Its seed is sha256("<parent seed>|<candidate hash>"): fixed once the parent's
+    is, so it is as unsteerable as the parent. Drawn at once; no handler runs (the caller uses the result)."""
+    if parent.status != DrawStatus.DRAWN or parent.seed is None:
+        raise DomainError("只能在已揭晓的抽取中派生抽取。")
+    named = _names(candidates)
+    exclusions = {int(i): [str(r) for r in reasons] for i, reasons in (exclusions or {}).items() if reasons}
+    candidate_ids = sorted(set(named) | set(exclusions))
+    eligible = [i for i in candidate_ids if i not in exclusions]
+    if k < 1:
+        raise DomainError("抽取人数必须至少为 1。")
+    if len(eligible) < k:
+        raise DomainError(f"符合条件的候选不足：需要 {k} 个，仅有 {len(eligible)} 个（已回避或排除 {len(exclusions)} 个）。")
+    record = Draw(
+        purpose=purpose[:200], kind=kind, status=DrawStatus.DRAWN,
+        context_type=context[0] if context else None, context_id=context[1] if context else None,
+        bureau_id=parent.bureau_id, candidate_ids=candidate_ids,
+        candidate_names={str(i): named.get(i, f"编号 {i}") for i in candidate_ids},
+        exclusions=[{"id": i, "reasons": exclusions[i]} for i in sorted(exclusions)],
+        k=k, algorithm=ALGORITHM, derived_from_id=parent.id, params={},
+        created_by_id=actor.id if actor else None, drawn_by_id=actor.id if actor else None, drawn_at=utcnow(),
+    )
+    record.candidate_hash = sha256(canonical(record))
+    record.seed = sha256(f"{parent.seed}|{record.candidate_hash}")
+    record.result_ids = _run(ALGORITHM, record.seed, eligible, k)
+    db.session.add(record)
+    db.session.flush()
+    _performed(record, actor, {"candidate_hash": record.candidate_hash, "derived_from": parent.id})
+    return record
+
+
+# --- the helper for tests and the demo ------------------------------------------------------------------
+
+def _default_operator(record: Draw) -> Optional[User]:
+    if record.created_by is not None and record.created_by.role in BUREAU_SIDE:
+        return record.created_by
+    return db.session.execute(sa.select(User).where(
+        User.bureau_id == record.bureau_id, User.role.in_(BUREAU_SIDE), User.is_enabled.is_(True))
+        .order_by(User.id)).scalars().first()
+
+
+def run_witnessed(record: Any, *, operator: User | None = None, witnesses: Sequence[User] = (),
+                  numbers: Sequence[Any] = ()) -> Any:
+    """Announce → witnesses' numbers → reveal in one go, for tests and the demo (the real thing happens on the
+    draw page, each witness signed in as themselves). Names ``witnesses`` (default: the draw's named ones, or
+    the first enabled account of the draw's bureau that is not the operator), enters ``numbers`` (default:
+    random), reveals as ``operator`` and returns what the kind's handler returned. Anything that is not a draw
+    (None, an award made without a tie) passes through unchanged, so a caller's result can be wrapped as is."""
+    if not isinstance(record, Draw):
+        return record
+    if record.status == DrawStatus.DRAWN:
+        return getattr(record, "effect", None)
+    operator = operator or _default_operator(record)
+    if witnesses or not record.witnesses:
+        if not witnesses:
+            pick = db.session.execute(sa.select(User).where(  # someone of the bureau, else anyone bureau-side
+                User.role.in_(BUREAU_SIDE), User.is_enabled.is_(True), User.id != (operator.id if operator else -1))
+                .order_by(sa.case((User.bureau_id == record.bureau_id, 0), else_=1), User.id)).scalars().first()
+            if pick is None:
+                raise DomainError("找不到可担任监督人的账号。")
+            witnesses = [pick]
+        name_witnesses(record, witnesses, operator, check=False, notify=False)
+    for n, w in enumerate(record.witnesses):
+        if w.number is None:
+            # token_hex, not randbelow: the demo seeds token_hex, so its draws come out the same each time
+            value = numbers[n] if n < len(numbers) else int(secrets.token_hex(4), 16)
+            enter_number(record, w.user, value)
+    reveal(record, operator, check=False)
+    return record.effect
+
+
+def pending(bureau_ids: Iterable[int] | None = None) -> sa.Select:
+    """Announced draws still waiting for their witnesses or their reveal."""
+    stmt = sa.select(Draw).where(Draw.status == DrawStatus.ANNOUNCED)
+    if bureau_ids is not None:
+        stmt = stmt.where(Draw.bureau_id.in_(list(bureau_ids)))
+    return stmt.order_by(Draw.id)
+
+
+# --- verification -----------------------------------------------------------------------------------
+
 @dataclass
 class DrawCheck:
-    """``ok`` only when the recorded result re-runs from the recorded seed AND the draw row still says
-    what the audit event written at the time of the draw says (a replaced seed with a matching result
-    re-runs fine; it does not match the event)."""
+    """``ok`` only when the recorded result re-runs from the recorded seed, the seed follows from the revealed
+    secret, the candidate hash and the witnesses' numbers, the secret matches the commitment published at the
+    announcement, the frozen list matches its hash, AND the draw row still says what the audit events written
+    at the time say (a replaced seed with a matching result re-runs fine; it does not match the event)."""
 
     ok: bool
     recorded: list[int]
     recomputed: list[int]
     rerun_ok: bool = True
     event_id: int | None = None
-    mismatches: list[str] = field(default_factory=list)  # draw row vs. audit event, in Chinese
+    mismatches: list[str] = field(default_factory=list)  # in Chinese
     notes: list[str] = field(default_factory=list)
 
 
@@ -110,20 +452,14 @@ def _difference(key: str, row_value, event_value) -> str:
     return text if len(text) <= 300 else text[:300] + "…"
 
 
-def _compare_with_event(record: Draw) -> tuple[int | None, list[str], list[str]]:
-    events = [e for e in audit.history("draw", record.id) if e.action == "draw.performed"]
-    if not events:
-        return None, [f"找不到记录此次抽取的审计事件（draw.performed，抽取 #{record.id}）。"], []
-    event = events[0]
-    mismatches: list[str] = []
-    notes: list[str] = []
+def _event(record: Draw, action: str):
+    return next((e for e in audit.history("draw", record.id) if e.action == action), None)
+
+
+def _compare(event, fields, mismatches: list[str], notes: list[str]) -> None:
     if audit.event_digest(event) != event.hash:
         mismatches.append(f"记录此次抽取的审计事件 #{event.id} 本身被改动过（哈希不符）。")
     payload = event.payload or {}
-    fields = [("seed", "种子", record.seed), ("algorithm", "算法版本", record.algorithm),
-              ("result", "抽取结果", list(record.result_ids)), ("k", "抽取人数", record.k),
-              ("candidates", "候选名单", list(record.candidate_ids)), ("exclusions", "排除及原因", list(record.exclusions)),
-              ("redraw_of", "重抽来源", record.redraw_of_id)]
     missing = []
     for key, label, value in fields:
         if key not in payload:
@@ -131,23 +467,71 @@ def _compare_with_event(record: Draw) -> tuple[int | None, list[str], list[str]]
             continue
         if payload[key] != value:
             mismatches.append(f"{label}与审计事件 #{event.id} 记录的不同（{_difference(key, value, payload[key])}）。")
-    if "excluded" in payload and "exclusions" not in payload and payload["excluded"] != len(record.exclusions):
-        mismatches.append(f"排除人数与审计事件 #{event.id} 记录的不同（抽取记录：{len(record.exclusions)}；"
-                          f"审计事件：{payload['excluded']}）。")
     if missing:
         notes.append(f"审计事件 #{event.id} 为旧格式，未记录{'、'.join(missing)}，这几项无法对照。")
+
+
+def _compare_with_event(record: Draw) -> tuple[int | None, list[str], list[str]]:
+    mismatches: list[str] = []
+    notes: list[str] = []
+    announced = None
+    base = [("algorithm", "算法版本", record.algorithm), ("k", "抽取人数", record.k),
+            ("candidates", "候选名单", list(record.candidate_ids)), ("exclusions", "排除及原因", list(record.exclusions)),
+            ("redraw_of", "重抽来源", record.redraw_of_id)]
+    if not record.legacy:
+        announced = _event(record, "draw.announced")
+        if announced is None:
+            mismatches.append(f"找不到公告此次抽取的审计事件（draw.announced，抽取 #{record.id}）。")
+        else:
+            _compare(announced, base + [("commitment", "承诺值", record.commitment),
+                                        ("candidate_hash", "候选名单哈希", record.candidate_hash)], mismatches, notes)
+    if record.status != DrawStatus.DRAWN:
+        return (announced.id if announced is not None else None), mismatches, notes
+    event = _event(record, "draw.performed")
+    if event is None:
+        return None, mismatches + [f"找不到记录此次抽取的审计事件（draw.performed，抽取 #{record.id}）。"], notes
+    fields = base + [("seed", "种子", record.seed), ("result", "抽取结果", list(record.result_ids))]
+    if record.derived_from_id is not None:
+        fields += [("candidate_hash", "候选名单哈希", record.candidate_hash), ("derived_from", "派生来源", record.derived_from_id)]
+    elif record.commitment is not None:
+        fields += [("secret", "秘密值", record.secret), ("commitment", "承诺值", record.commitment),
+                   ("candidate_hash", "候选名单哈希", record.candidate_hash),
+                   ("numbers", "监督人数字", [w.number for w in record.witnesses]),
+                   ("witnesses", "监督人", [w.user_id for w in record.witnesses])]
+    _compare(event, fields, mismatches, notes)
     return event.id, mismatches, notes
 
 
 def verify(record: Draw) -> DrawCheck:
-    excluded = {e["id"] for e in record.exclusions}
-    eligible = [i for i in record.candidate_ids if i not in excluded]
     event_id, mismatches, notes = _compare_with_event(record)
+    if not record.legacy and record.candidate_hash != sha256(canonical(record)):
+        mismatches.insert(0, "候选名单（含姓名、排除及原因）与公告时的候选名单哈希不符。")
+    if record.commitment is not None and record.secret is not None and sha256(record.secret) != record.commitment:
+        mismatches.insert(0, "揭晓的秘密值与公告时的承诺值不符。")
+    if record.status != DrawStatus.DRAWN:
+        return DrawCheck(ok=not mismatches, recorded=[], recomputed=[], rerun_ok=True, event_id=event_id,
+                         mismatches=mismatches, notes=notes + ["尚未揭晓：已核对承诺值与候选名单哈希。"])
+    if record.derived_from_id is not None:
+        parent = record.derived_from
+        if parent is None or parent.seed is None or record.seed != sha256(f"{parent.seed}|{record.candidate_hash}"):
+            mismatches.insert(0, f"种子不是由来源抽取 #{record.derived_from_id} 的种子与候选名单哈希计算得出。")
+        elif not verify(parent).ok:
+            mismatches.insert(0, f"来源抽取 #{record.derived_from_id} 核验不通过。")
+    elif record.commitment is not None:
+        numbers = [w.number for w in record.witnesses]
+        if not record.witnesses or any(n is None for n in numbers):
+            mismatches.insert(0, "监督人数字不全。")
+        elif record.seed != seed_of(record.secret or "", record.candidate_hash or "", numbers):
+            mismatches.insert(0, "种子不是由秘密值、候选名单哈希和监督人数字计算得出。")
     try:
-        recomputed = _run(record.algorithm, record.seed, eligible, record.k)
+        recomputed = _run(record.algorithm, record.seed or "", eligible_ids(record), record.k)
     except DomainError as exc:  # an algorithm name nobody knows: nothing to re-run
         recomputed = []
         mismatches.insert(0, exc.message)
     rerun_ok = recomputed == list(record.result_ids)
     return DrawCheck(ok=rerun_ok and not mismatches, recorded=list(record.result_ids), recomputed=recomputed,
                      rerun_ok=rerun_ok, event_id=event_id, mismatches=mismatches, notes=notes)
+
+
+def draw(*args, **kwargs):
+    raise RuntimeError("draws.draw() was replaced by announce → witnesses' numbers → reveal (issue 14).")

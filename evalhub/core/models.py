@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from evalhub.core.enums import BureauLevel, JobStatus, Role, enum_column
+from evalhub.core.enums import BureauLevel, JobStatus, LabeledEnum, Role, enum_column
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
 
@@ -188,29 +188,76 @@ class AuditEvent(db.Model):
     actor: Mapped[Optional[User]] = relationship()
 
 
+class DrawStatus(LabeledEnum):
+    ANNOUNCED = ("announced", "已公告，待监督人输入数字")
+    DRAWN = ("drawn", "已抽取")
+
+
 class Draw(db.Model):
-    """A recorded, reproducible random draw (firm lottery, expert panel, inspection sample)."""
+    """A recorded, reproducible random draw (firm lottery, expert panel, inspection sample).
+
+    Two-phase (core/draws.py): announced with its candidate list frozen (``candidate_hash``) and a
+    commitment to a server secret (``commitment`` = sha256(secret)); drawn once every witness has entered
+    a number, with seed = sha256(secret | candidate hash | witnesses' numbers). ``secret`` is shown only
+    once drawn. Rows written before witnessed draws have no commitment (``legacy``)."""
 
     __tablename__ = "draw"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     purpose: Mapped[str] = mapped_column(sa.String(200))
+    kind: Mapped[Optional[str]] = mapped_column(sa.String(40))  # the caller's handler (draws.on_drawn)
+    status: Mapped[DrawStatus] = mapped_column(enum_column(DrawStatus), default=DrawStatus.DRAWN, index=True)
     context_type: Mapped[Optional[str]] = mapped_column(sa.String(40))
     context_id: Mapped[Optional[int]] = mapped_column()
     bureau_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
     candidate_ids: Mapped[list[int]] = mapped_column(sa.JSON)  # everyone considered, sorted
+    candidate_names: Mapped[Optional[dict[str, str]]] = mapped_column(sa.JSON)  # {"<id>": name}
     exclusions: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON)  # [{"id", "reasons": [...]}]
     k: Mapped[int] = mapped_column()
-    seed: Mapped[str] = mapped_column(sa.String(64))
+    candidate_hash: Mapped[Optional[str]] = mapped_column(sa.String(64))
+    commitment: Mapped[Optional[str]] = mapped_column(sa.String(64))
+    secret: Mapped[Optional[str]] = mapped_column(sa.String(64))  # never shown before the draw
+    params: Mapped[Optional[dict[str, Any]]] = mapped_column(sa.JSON)  # what the caller's handler needs
+    seed: Mapped[Optional[str]] = mapped_column(sa.String(64))
     algorithm: Mapped[str] = mapped_column(sa.String(40))
     result_ids: Mapped[list[int]] = mapped_column(sa.JSON)
     redraw_of_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("draw.id"))
     redraw_reason: Mapped[Optional[str]] = mapped_column(sa.String(300))
+    # A draw made inside another draw's reveal (a campaign's inspectors): its seed derives from that seed.
+    derived_from_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("draw.id"))
     created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+    drawn_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    drawn_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
 
-    redraw_of: Mapped[Optional["Draw"]] = relationship(remote_side=[id])
-    created_by: Mapped[Optional[User]] = relationship()
+    redraw_of: Mapped[Optional["Draw"]] = relationship(remote_side=[id], foreign_keys=[redraw_of_id])
+    derived_from: Mapped[Optional["Draw"]] = relationship(remote_side=[id], foreign_keys=[derived_from_id])
+    created_by: Mapped[Optional[User]] = relationship(foreign_keys=[created_by_id])
+    drawn_by: Mapped[Optional[User]] = relationship(foreign_keys=[drawn_by_id])
+    witnesses: Mapped[list["DrawWitness"]] = relationship(back_populates="draw", order_by="DrawWitness.position",
+                                                          cascade="all, delete-orphan")
+
+    @property
+    def legacy(self) -> bool:
+        return self.commitment is None
+
+
+class DrawWitness(db.Model):
+    """A witness (监督人) named by the bureau for one draw, and the number they entered."""
+
+    __tablename__ = "draw_witness"
+    __table_args__ = (sa.UniqueConstraint("draw_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    draw_id: Mapped[int] = mapped_column(sa.ForeignKey("draw.id"), index=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id"), index=True)
+    position: Mapped[int] = mapped_column()  # the fixed order of the numbers in the seed
+    number: Mapped[Optional[str]] = mapped_column(sa.String(20))
+    entered_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    named_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+
+    draw: Mapped[Draw] = relationship(back_populates="witnesses")
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
 
 
 class StoredFile(db.Model):

@@ -8,13 +8,16 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy.orm import selectinload
+from wtforms import SelectMultipleField, StringField
+from wtforms.validators import DataRequired, Length, ValidationError
 
 from evalhub.core import anchoring, audit, draws, organisations, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import ValidationFailed
 from evalhub.core.exports import to_xlsx
 from evalhub.core.forms import ActionForm, LoginForm, OrganisationImportForm
-from evalhub.core.models import AuditEvent, Bureau, BudgetUnit, Draw, Job, User
+from evalhub.core.forms import BaseForm
+from evalhub.core.models import AuditEvent, Bureau, BudgetUnit, Draw, DrawWitness, Job, User
 from evalhub.core.notifications import AUDIENCE_LABELS, MATRIX
 from evalhub.core.services import authenticate, end_session, session_user
 from evalhub.core.settings import SETTINGS, effective_settings, set_setting
@@ -107,21 +110,149 @@ def audit_verify():
 
 
 # --- draws -----------------------------------------------------------------------------------------
+# Two-phase witnessed draws (core/draws.py): the bureau's page names the witnesses and reveals; each witness,
+# signed in as themselves, enters a number on the same page; anyone may recompute a drawn draw in the browser.
+
+class _WitnessChoices(SelectMultipleField):
+    def pre_validate(self, form) -> None:
+        allowed = {value for value, _ in self.choices or []}
+        if any(value not in allowed for value in self.data or []):
+            raise ValidationError("所选监督人不在可选名单中。")
+
+
+class WitnessesForm(BaseForm):
+    witnesses = _WitnessChoices("监督人", coerce=int)
+
+
+class NumberForm(BaseForm):
+    number = StringField("您的数字", validators=[DataRequired("请输入数字"), Length(max=30, message="不能超过 18 位数字")])
+
+
+def _witness_choices(record: Draw) -> list[tuple[int, str]]:
+    """Enabled bureau-side accounts of the draw's bureau and the bureaus above it (an upper bureau's or the
+    audit office's people, who watch in person), never the operator."""
+    bureau = db.session.get(Bureau, record.bureau_id) if record.bureau_id else None
+    bureau_ids = ({bureau.id} | permissions.ancestor_ids(bureau)) if bureau else set()
+    users = db.session.execute(sa.select(User).where(
+        User.is_enabled.is_(True), User.role.in_([Role.BUREAU_ADMIN, Role.BUREAU_STAFF]),
+        User.bureau_id.in_(bureau_ids or {-1}), User.id != current_user.id).order_by(User.bureau_id, User.id)).scalars()
+    return [(u.id, f"{u.display_name or u.username}（{u.username}，{u.bureau.short_name if u.bureau else ''}）") for u in users]
+
+
+def _viewable(record: Draw) -> bool:
+    return permissions.can(current_user, "draw.view", record) or draws.is_witness(current_user, record)
+
+
+def _record_json(record: Draw) -> dict:
+    """What the browser recomputes from: only published values (the secret only once drawn)."""
+    drawn = record.status == draws.DrawStatus.DRAWN
+    parent = record.derived_from
+    return {"id": record.id, "canonical": None if record.legacy else draws.canonical(record),
+            "candidate_hash": record.candidate_hash, "commitment": record.commitment,
+            "secret": record.secret if drawn and record.commitment else None,
+            "numbers": [w.number for w in record.witnesses] if drawn else [],
+            "parent_seed": parent.seed if parent is not None else None,
+            "seed": record.seed if drawn else None, "k": record.k, "result": list(record.result_ids) if drawn else [],
+            "candidates": list(record.candidate_ids), "excluded": [e["id"] for e in record.exclusions]}
+
+
+def _render_draw(record: Draw, status: int = 200, *, public: bool = False, **forms):
+    manage = not public and record.status == draws.DrawStatus.ANNOUNCED and permissions.can(current_user, "draw.manage", record)
+    mine = None if public else next((w for w in record.witnesses if w.user_id == current_user.id), None)
+    witnesses_form = forms.get("witnesses_form")
+    if manage and witnesses_form is None:
+        witnesses_form = WitnessesForm(data={"witnesses": [w.user_id for w in record.witnesses]})
+    if witnesses_form is not None:
+        witnesses_form.witnesses.choices = _witness_choices(record)
+    return render_template(
+        "core/draw_detail.html", draw=record, check=draws.verify(record), public=public, manage=manage, mine=mine,
+        witnesses_form=witnesses_form, number_form=forms.get("number_form") or NumberForm(), action_form=ActionForm(),
+        record_json=_record_json(record), is_public=draws.is_public(record),
+        names=record.candidate_names or {},
+        redraws=db.session.execute(sa.select(Draw).where(Draw.redraw_of_id == record.id)).scalars().all(),
+        derived=[d for d in db.session.execute(sa.select(Draw).where(Draw.derived_from_id == record.id)).scalars()
+                 if not public or draws.is_public(d)],  # a public page links only what is public
+    ), status
+
 
 @bp.route("/draws")
 @login_required
 def draw_list():
     require("draw.view")
     stmt = permissions.scope(current_user, sa.select(Draw), Draw)
-    return render_template("core/draw_list.html", page=paginate(stmt.order_by(Draw.id.desc())))
+    status = request.args.get("status")
+    if status == draws.DrawStatus.ANNOUNCED.value:
+        stmt = stmt.where(Draw.status == draws.DrawStatus.ANNOUNCED)
+    waiting = db.session.execute(sa.select(Draw).join(DrawWitness).where(
+        DrawWitness.user_id == current_user.id, DrawWitness.number.is_(None),
+        Draw.status == draws.DrawStatus.ANNOUNCED).order_by(Draw.id)).scalars().all()
+    return render_template("core/draw_list.html", page=paginate(stmt.options(selectinload(Draw.witnesses))
+                                                                .order_by(Draw.id.desc())), waiting=waiting,
+                           status=status)
 
 
-@bp.route("/draws/<int:draw_id>")
+@bp.route("/draws/<int:draw_id>", methods=["GET"])
 @login_required
 def draw_detail(draw_id: int):
-    record = load(Draw, draw_id, "draw.view")
-    return render_template("core/draw_detail.html", draw=record, check=draws.verify(record),
-                           redraws=db.session.execute(sa.select(Draw).where(Draw.redraw_of_id == record.id)).scalars().all())
+    record = db.session.get(Draw, draw_id)
+    if record is None:
+        abort(404)
+    if not _viewable(record):
+        abort(403)
+    return _render_draw(record)
+
+
+@bp.route("/draws/<int:draw_id>/witnesses", methods=["POST"])
+@login_required
+def draw_witnesses(draw_id: int):
+    record = load(Draw, draw_id, "draw.manage")
+    form = WitnessesForm()
+    form.witnesses.choices = _witness_choices(record)
+
+    def call():
+        users = [db.session.get(User, i) for i in (form.witnesses.data or [])]
+        return draws.name_witnesses(record, [u for u in users if u is not None], current_user)
+
+    done, _, status = submit_form(form, call)
+    if not done:
+        return _render_draw(record, status, witnesses_form=form)
+    flash("已指定监督人：请各监督人登录后在本页输入自己的数字。", "success")
+    return redirect(url_for("core.draw_detail", draw_id=record.id))
+
+
+@bp.route("/draws/<int:draw_id>/number", methods=["POST"])
+@login_required
+def draw_number(draw_id: int):
+    record = db.session.get(Draw, draw_id)
+    if record is None:
+        abort(404)
+    if not draws.is_witness(current_user, record):
+        abort(403)
+    form = NumberForm()
+    done, _, status = submit_form(form, lambda: draws.enter_number(record, current_user, form.number.data))
+    if not done:
+        return _render_draw(record, status, number_form=form)
+    flash("已记录您的数字。全部监督人输入后，由操作人揭晓。", "success")
+    return redirect(url_for("core.draw_detail", draw_id=record.id))
+
+
+@bp.route("/draws/<int:draw_id>/reveal", methods=["POST"])
+@login_required
+def draw_reveal(draw_id: int):
+    record = load(Draw, draw_id, "draw.manage")
+    return button(lambda: draws.reveal(record, current_user), form=ActionForm(),
+                  to=url_for("core.draw_detail", draw_id=record.id),
+                  message=lambda r: (f"已揭晓：抽中 {'、'.join((r.candidate_names or {}).get(str(i), str(i)) for i in r.result_ids)}。", "success"))
+
+
+@bp.route("/public/draws/<int:draw_id>")
+def draw_public(draw_id: int):
+    """Anyone, signed in or not, reads and recomputes a published draw (firm lotteries, inspection draws once
+    their list is public, expert panels once the review has ended); anything else is 404."""
+    record = db.session.get(Draw, draw_id)
+    if record is None or not draws.is_public(record):
+        abort(404)
+    return _render_draw(record, public=True)
 
 
 # --- jobs ------------------------------------------------------------------------------------------

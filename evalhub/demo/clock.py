@@ -10,10 +10,12 @@ while they run and each engagement's events follow their causes.
 from __future__ import annotations
 
 import heapq
+import random
+from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterator
 
-from evalhub.core import timeutil
+from evalhub.core import draws, timeutil
 from evalhub.core.timeutil import BEIJING
 
 Story = Iterator[datetime]
@@ -89,3 +91,16 @@ def workdays_after(day: date, n: int) -> date:
         if day.weekday() < 5:
             n -= 1
     return day
+
+
+@contextmanager
+def seeded_draw_secrets(seed: int) -> Iterator[None]:
+    """The demo is the same on every load: draw secrets (and the witnesses' default numbers) come from a fixed
+    generator instead of the secrets module. They are recorded as usual, so every demo draw still verifies."""
+    stream = random.Random(seed)
+    original = draws.secrets.token_hex
+    draws.secrets.token_hex = lambda n=16: "%0*x" % (2 * n, stream.getrandbits(8 * n))
+    try:
+        yield
+    finally:
+        draws.secrets.token_hex = original

@@ -77,14 +77,25 @@ def _upload_report(page, engagement_id, filename, text, *, fill_table):
     expect(page.get_by_test_id("indicator-table")).to_contain_text("群众满意度")
 
 
-def _form_panel(page, engagement_id) -> int:
+def _form_panel(page, engagement_id, sessions, number) -> int:
+    """The draw is announced, witnessed by bz.staff in their own session and revealed (issue 14); the panel is
+    formed at the reveal."""
+    from tests.e2e.test_witnessed_draw import witness_in_browser
+
     page.goto(f"/engagements/{engagement_id}/panel")
     with page.expect_navigation():
         page.get_by_test_id("form-panel").click()
-    match = re.search(r"/reviews/panels/(\d+)$", page.url)
+    match = re.search(r"/draws/(\d+)$", page.url)
     assert match, page.url
+    draw_id = int(match.group(1))
+    staff_id = db.session.execute(sa.select(User.id).where(User.username == "bz.staff")).scalar_one()
+    db.session.rollback()
+    witness_in_browser(sessions, page, draw_id, "bz.staff", staff_id, number)
+    panel_id = db.session.execute(sa.select(ReviewPanel.id).where(ReviewPanel.draw_id == draw_id)).scalar_one()
+    db.session.rollback()
+    page.goto(f"/reviews/panels/{panel_id}")
     expect(page.get_by_test_id("invitations").locator("tbody tr")).to_have_count(PANEL_SIZE)
-    return int(match.group(1))
+    return panel_id
 
 
 def _seats(panel_id):
@@ -136,7 +147,7 @@ def test_report_is_returned_resubmitted_accepted_and_published(world, browser, l
         expect(firm.get_by_test_id("machine-checks").locator("[data-ok=false]")).to_have_count(0)
 
         bureau = current = sessions.page("bz.admin")
-        first_panel = _form_panel(bureau, engagement_id)
+        first_panel = _form_panel(bureau, engagement_id, sessions, "1111")
         seats, items = _seats(first_panel)
 
         # --- each drawn expert accepts and reviews in the browser: 17 × 5 = 85 < 90 -----------------------
@@ -170,7 +181,7 @@ def test_report_is_returned_resubmitted_accepted_and_published(world, browser, l
 
         # --- round 2: a new panel reviews the rectified report: 19 × 5 = 95 ≥ 90 -----------------------
         current = bureau
-        second_panel = _form_panel(bureau, engagement_id)
+        second_panel = _form_panel(bureau, engagement_id, sessions, "2222")
         assert second_panel != first_panel
         seats, items = _seats(second_panel)
         for invitation_id, username in seats:
