@@ -192,7 +192,7 @@ def inspections(world):
     complaint, and a 克州 case against firm2's firm."""
     e = _completed(world)
     _experts(world, 2)
-    campaign = V.start_campaign(world.bz, 2025, world.bz_staff, ratio=100)
+    campaign = factories.witnessed(V.start_campaign(world.bz, 2025, world.bz_staff, ratio=100))
     random_case = campaign.inspections[0]
     V.record_checklist(random_case, world.bz_staff, {"working_papers": (False, "缺少访谈记录")})
     V.add_finding(random_case, world.bz_staff, severity=Severity.GENERAL, description="工作底稿缺少访谈记录",

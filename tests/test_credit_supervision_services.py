@@ -80,7 +80,7 @@ def test_rectification_rounds_cost_contract_points(world):
 
     R.submit(e, SubmissionKind.REPORT, "整改.docx", _docx(CHAPTERS), world.firm_user, indicators=INDICATORS,
              concluded_total="92", concluded_grade="优")
-    second = R.form_panel(e, world.bz_staff, size=3)
+    second = factories.witnessed(R.form_panel(e, world.bz_staff, size=3))
     from tests.test_review_services import _accept_all
 
     _accept_all(second, world)
@@ -257,8 +257,8 @@ def test_a_random_campaign_respects_the_ratio_draws_twice_and_verifies(world):
     engagements = _completed_year(world, 12)
     _experts(world, 4)
     with pytest.raises(ValidationFailed):
-        V.start_campaign(world.bz, 2025, world.bz_admin, ratio=5)   # below the 10% floor
-    campaign = V.start_campaign(world.bz, 2025, world.bz_staff, ratio=20)
+        factories.witnessed(V.start_campaign(world.bz, 2025, world.bz_admin, ratio=5))   # below the 10% floor
+    campaign = factories.witnessed(V.start_campaign(world.bz, 2025, world.bz_staff, ratio=20))
     assert campaign.population_size == 12 and len(campaign.inspections) == 3    # ceil(12 × 20%)
     assert len({i.engagement_id for i in campaign.inspections}) == 3
     assert draws.verify(campaign.engagement_draw).ok
@@ -268,7 +268,7 @@ def test_a_random_campaign_respects_the_ratio_draws_twice_and_verifies(world):
     for inspection in campaign.inspections:
         for inspector in inspection.inspectors:
             assert draws.verify(db.session.get(draws.Draw, inspector.draw_id)).ok
-    second = V.start_campaign(world.bz, 2025, world.bz_staff, ratio=20)
+    second = factories.witnessed(V.start_campaign(world.bz, 2025, world.bz_staff, ratio=20))
     assert not {i.engagement_id for i in second.inspections} & {i.engagement_id for i in campaign.inspections}
 
 
@@ -281,7 +281,7 @@ def test_inspectors_avoid_ties_with_the_firm(world):
     add_expert_tie(tied, kind="任职", counterpart_type="第三方机构", counterpart_name=None, firm_id=world.firm.id,
                    bureau_id=None, budget_unit_id=None, start_date=date(2023, 1, 1), end_date=None, note=None,
                    actor=world.bz_staff)
-    campaign = V.start_campaign(world.bz, 2025, world.bz_staff, ratio=100)
+    campaign = factories.witnessed(V.start_campaign(world.bz, 2025, world.bz_staff, ratio=100))
     expert_draw = db.session.get(draws.Draw, next(p.draw_id for p in campaign.inspections[0].inspectors if p.expert_id))
     assert tied.id in {x["id"] for x in expert_draw.exclusions}
 
@@ -289,7 +289,7 @@ def test_inspectors_avoid_ties_with_the_firm(world):
 def test_campaign_publication_order(world):
     e = _completed(world)
     _experts(world, 2)
-    campaign = V.start_campaign(world.bz, 2025, world.bz_staff, ratio=100)
+    campaign = factories.witnessed(V.start_campaign(world.bz, 2025, world.bz_staff, ratio=100))
     with pytest.raises(Conflict):
         V.publish_campaign_results(campaign, world.bz_staff)
     V.publish_campaign_list(campaign, world.bz_staff)

@@ -74,7 +74,9 @@ RATING_RECORD = schema("CreditRecordRef", {"type": "object", "required": ["type"
     "type": {"type": "string", "description": "panel（评审组）、engagement（评价任务）、complaint（投诉）、"
                                               "inspection（检查）、external（外部信用记录）"},
     "id": {"type": "integer", "nullable": True,
-           "description": "记录编号；被评价机构看到的投诉记录为空（投诉编号和内容依规保密）"}, "label": STRING}})
+           "description": "记录编号；被评价机构看到的投诉记录为空（投诉编号和内容依规保密）"}, "label": STRING,
+    "ref": {"type": "string", "description": "异议可以指明的记录（如 submission:12 逾期提交、finding:3 检查发现的问题、"
+                                             "external:5 外部信用记录）；提出异议时放入 records"}}})
 
 RATING_COMPONENT = schema("CreditComponent", {"type": "object", "required": [
     "code", "label", "max", "points", "detail", "records"], "properties": {
@@ -95,7 +97,16 @@ OBJECTION = schema("CreditObjection", {"type": "object", "required": [
     "answer_due": {"type": "string", "format": "date", "description": "答复期限（工作日）"},
     "decision": nullable(OBJECTION_DECISION), "answer": NULLABLE_STRING, "answered_at": NULLABLE_DATETIME,
     "answered_by": {"type": "object", "nullable": True, "description": "仅财政局用户可见",
-                    "properties": {"id": INTEGER, "name": STRING}}}})
+                    "properties": {"id": INTEGER, "name": STRING}},
+    "component": {"type": "string", "nullable": True, "description": "异议针对的评分项代码（为空：针对评价整体）"},
+    "contested": {"type": "array", "items": {"type": "object", "properties": {"ref": STRING, "label": STRING}},
+                  "description": "异议指明的记录"},
+    "corrections": {"type": "array", "description": "异议成立时逐条更正的记录（原始记录保留不变）", "items": {
+        "type": "object", "properties": {"ref": STRING, "label": STRING, "original": STRING, "corrected": STRING,
+                                         "evidence": {"type": "object", "properties": {"id": INTEGER, "name": STRING}}}}},
+    "total_before": {"type": "number", "nullable": True, "description": "答复时重新计算前的总分"},
+    "total_after": {"type": "number", "nullable": True, "description": "答复时重新计算后的总分"},
+    "grade_before": nullable(CREDIT_GRADE), "grade_after": nullable(CREDIT_GRADE)}})
 
 PREVIOUS_RATING = schema("PreviousCreditRating", {"type": "object", "required": ["id", "year", "status", "total", "grade"],
                                                   "properties": {
@@ -117,12 +128,20 @@ RATING_DETAIL = schema("CreditRatingDetail", {"allOf": [RATING, {"type": "object
     "can_object": {"type": "boolean", "description": "令牌用户现在是否可以对此结果提出异议"}}}]})
 
 OBJECTION_REQUEST = schema("CreditObjectionRequest", {"type": "object", "required": ["text"], "properties": {
-    "text": text(5000, "异议的事实和理由（不少于 10 字）")}})
+    "text": text(5000, "异议的事实和理由（不少于 10 字）"),
+    "component": {"type": "string", "maxLength": 20, "nullable": True,
+                  "description": "异议针对的评分项代码（见评价结果 components[].code）"},
+    "records": {"type": "array", "maxItems": 50, "items": {"type": "string", "maxLength": 40},
+                "description": "有异议的记录（该评分项 records[].ref），财政部门逐条核实更正"}}})
 
 ANSWER_REQUEST = schema("CreditObjectionAnswer", {"type": "object", "required": ["decision", "answer"], "properties": {
     "decision": choice(ObjectionDecision), "answer": text(5000, "答复意见（不少于 10 字）"),
     "recompute": {"type": "boolean", "default": False,
-                  "description": "答复后按现有记录重新计算本局该年度的评价（已确定的结果不变）"}}})
+                  "description": "异议成立但未指明记录时：按现有记录重新计算该机构的评价（只重算该机构）"},
+    "corrections": {"type": "object", "maxProperties": 50,
+                    "additionalProperties": {"type": "string", "maxLength": 20},
+                    "description": "异议成立时每条被指明记录的核实结果：submission 记录为实际提交日期（YYYY-MM-DD）；"
+                                   "其他记录成立即不计入。证明材料采用机构提交的材料"}}})
 
 PUBLIC_RATING = schema("PublicCreditRating", {"type": "object", "required": ["year", "bureau", "firm", "grade", "total"],
                                               "properties": {
@@ -168,6 +187,13 @@ def objection_json(objection: CreditObjection, user: User) -> dict:
         "answered_at": datetime_str(objection.answered_at),
         "answered_by": ({"id": answered_by.id, "name": answered_by.display_name}
                         if answered_by is not None and _bureau_side(user) else None),
+        "component": objection.component, "contested": list(objection.contested or []),
+        "corrections": [{"ref": f"{c.record_type}:{c.record_id}", "label": c.label, "original": c.original,
+                         "corrected": c.corrected, "evidence": {"id": c.evidence_file_id,
+                                                                "name": c.evidence_file.original_name}}
+                        for c in objection.corrections],
+        "total_before": number(objection.total_before), "total_after": number(objection.total_after),
+        "grade_before": labeled(objection.grade_before), "grade_after": labeled(objection.grade_after),
     }
 
 
@@ -274,9 +300,15 @@ def get_rating(rating_id: int):
 def create_objection(rating_id: int):
     user = api_user()
     rating = _visible_rating(rating_id)
-    _, errors, body = read_body("text")
+    data, errors, body = read_body("text")
+    component = data.get("component")
+    if component is not None and not isinstance(component, str):
+        errors["component"] = "必须是字符串"
+    records = data.get("records") or []
+    if not isinstance(records, list) or not all(isinstance(r, str) for r in records):
+        errors["records"] = "必须是字符串数组"
     raise_if(errors)
-    objection = services.object_to(rating, user, body["text"] or "")
+    objection = services.object_to(rating, user, body["text"] or "", component=component, records=records)
     db.session.commit()
     return jsonify(objection_json(objection, user)), 201
 
@@ -297,8 +329,11 @@ def answer_objection(objection_id: int):
     recompute = data.get("recompute", False)
     if not isinstance(recompute, bool):
         errors["recompute"] = "必须是 true 或 false"
+    corrections = data.get("corrections") or {}
+    if not isinstance(corrections, dict) or not all(isinstance(v, str) for v in corrections.values()):
+        errors["corrections"] = "必须是“记录 → 核实结果”的对象"
     raise_if(errors)
-    services.answer(objection, user, decision or "", answer or "", recompute=recompute)
+    services.answer(objection, user, decision or "", answer or "", recompute=recompute, corrections=corrections)
     db.session.commit()
     return jsonify(rating_detail_json(objection.rating, user))
 

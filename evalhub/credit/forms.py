@@ -9,7 +9,7 @@ which reports every problem in Chinese under the field names used here (``text``
 from __future__ import annotations
 
 from flask_wtf.file import FileField, MultipleFileField
-from wtforms import BooleanField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.fields import DateField
 from wtforms.validators import DataRequired, Length, Optional
 
@@ -24,6 +24,9 @@ class YearActionForm(ChineseForm):
 
 
 class ObjectionForm(ChineseForm):
+    # Choices are the rating's own components and their records (set by the view); the service checks them.
+    component = SelectField("异议针对的评分项", choices=[BLANK], validate_choice=False)
+    records = SelectMultipleField("有异议的记录（可多选）", choices=[], validate_choice=False)
     text = TextAreaField("异议事实和理由", validators=[Length(max=5000, message="异议内容不能超过 5000 个字符")],
                          description="请写明对哪一项得分有异议、事实依据是什么（不少于 10 字）")
     evidence = MultipleFileField("证明材料（PDF、Word、文本或图片，可多选）")
@@ -34,7 +37,8 @@ class AnswerForm(ChineseForm):
 
     decision = SelectField("处理结论", choices=[BLANK] + options(ObjectionDecision.choices()), validate_choice=False)
     answer = TextAreaField("答复意见", validators=[Length(max=5000, message="答复意见不能超过 5000 个字符")])
-    recompute = BooleanField("重新计算（按现有记录重新计算本年度评价，例如已更正数据或补录记录后）")
+    recompute = BooleanField("重新计算（异议未指明记录时：按现有记录重新计算该机构本年度评价）")
+    evidence = FileField("更正依据的证明材料（不上传则采用机构提交的证明材料）")
 
 
 CALENDAR_KINDS = [choice("holiday", "休息日（节假日）"), choice("workday", "工作日（调休上班）")]

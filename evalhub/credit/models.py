@@ -65,6 +65,9 @@ class CreditRating(InBureau, OfFirm, db.Model):
     published_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     objection_deadline: Mapped[Optional[date]] = mapped_column(sa.Date)
     finalised_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    # The library suspension this rating's intentional violation imposed (once: a later reinstatement by the
+    # library's bureau is a decision of its own, not undone by the next recompute).
+    suspension_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("firm_status_change.id"))
 
     objections: Mapped[list["CreditObjection"]] = relationship(back_populates="rating", order_by="CreditObjection.id")
 
@@ -83,8 +86,43 @@ class CreditObjection(db.Model):
     answer: Mapped[Optional[str]] = mapped_column(sa.Text)
     answered_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
     answered_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    # What the objection contests: a component code and the records of it (``[{"ref", "label"}]``, refs as
+    # the component lists them, e.g. "submission:12"); None for an objection to the rating as a whole.
+    component: Mapped[Optional[str]] = mapped_column(sa.String(20))
+    contested: Mapped[Optional[list[dict[str, Any]]]] = mapped_column(sa.JSON)
+    # The rating before and after the answer's recomputation (an upheld objection shows what it changed).
+    total_before: Mapped[Optional[Decimal]] = mapped_column(Points)
+    total_after: Mapped[Optional[Decimal]] = mapped_column(Points)
+    grade_before: Mapped[Optional[CreditGrade]] = mapped_column(enum_column(CreditGrade))
+    grade_after: Mapped[Optional[CreditGrade]] = mapped_column(enum_column(CreditGrade))
 
     rating: Mapped[CreditRating] = relationship(back_populates="objections")
+    corrections: Mapped[list["CreditCorrection"]] = relationship(back_populates="objection",
+                                                                 order_by="CreditCorrection.id")
+
+
+class CreditCorrection(Created, db.Model):
+    """A correction of one record a rating counted, decided on an upheld objection. The record itself (the
+    submission, the finding) stays as it was; the rating reads the corrected fact from here."""
+
+    __tablename__ = "credit_correction"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    objection_id: Mapped[int] = mapped_column(sa.ForeignKey("credit_objection.id"), index=True)
+    rating_id: Mapped[int] = mapped_column(sa.ForeignKey("credit_rating.id"), index=True)
+    component: Mapped[str] = mapped_column(sa.String(20))
+    record_type: Mapped[str] = mapped_column(sa.String(20))   # submission, finding, external
+    record_id: Mapped[int] = mapped_column()
+    label: Mapped[str] = mapped_column(sa.String(200))
+    original: Mapped[str] = mapped_column(sa.String(200))     # the fact as recorded, e.g. "2025-06-01 提交"
+    corrected: Mapped[str] = mapped_column(sa.String(200))    # the fact as corrected, e.g. "2025-04-10 提交"
+    corrected_on: Mapped[Optional[date]] = mapped_column(sa.Date)  # a submission's real date
+    excluded: Mapped[bool] = mapped_column(default=False)     # a finding or record that must not count
+    evidence_file_id: Mapped[int] = mapped_column(sa.ForeignKey("stored_file.id"))
+    decided_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+
+    objection: Mapped[CreditObjection] = relationship(back_populates="corrections")
+    evidence_file: Mapped[StoredFile] = relationship()
 
 
 class ExternalCreditRecord(OfFirm, Created, db.Model):

@@ -3,7 +3,7 @@ draft → published for objection (working days) → objections answered → fin
 only through ``final_grade``."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Callable, Iterable
@@ -21,7 +21,7 @@ from evalhub.core.models import Bureau, CalendarDay, User
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import beijing_today, utcnow
 from evalhub.credit.models import (
-    CreditGrade, CreditObjection, CreditRating, ExternalCreditRecord, ExternalRecordKind,
+    CreditCorrection, CreditGrade, CreditObjection, CreditRating, ExternalCreditRecord, ExternalRecordKind,
     ObjectionDecision, RatingStatus,
 )
 from evalhub.extensions import db
@@ -103,12 +103,13 @@ class _FirmYear:
     """What the rating reads about one firm's year, as plain rows (see ``_year_records``)."""
     engagements: list[Any]                 # rows: id, firm_id, state, reference, name, plan_due, report_due (no contract: None)
     first_rounds: list[Any]                # first-round report panels with a score: id, engagement_id, score, passed
-    first_submitted: dict[tuple[int, Any], datetime]  # (engagement id, submission kind) → version 1's submitted_at
+    first_submitted: dict[tuple[int, Any], tuple[int, datetime]]  # (engagement id, kind) → version 1's (id, submitted_at)
     extra_rounds: int                      # report panels after round 1
     ratings: list[Decimal]                 # commissioner ratings' totals
     complaints: list[Any]                  # substantiated complaints: id, firm_id, reference
     findings: list[Any]                    # firm_id, inspection_id, severity, description
     external: list[Any]                    # id, firm_id, kind, description, deduction
+    corrections: dict[str, Any] = field(default_factory=dict)  # "submission:12" → its latest CreditCorrection
 
 
 def _year_records(bureau: Bureau, year: int, firm_id: int | None = None) -> dict[int, _FirmYear]:
@@ -129,7 +130,7 @@ def _year_records(bureau: Bureau, year: int, firm_id: int | None = None) -> dict
 
     def of(fid: int) -> _FirmYear:
         if fid not in out:
-            out[fid] = _FirmYear([], [], {}, 0, [], [], [], [])
+            out[fid] = _FirmYear([], [], {}, 0, [], [], [], [], {})
         return out[fid]
 
     def firm_filter(column):
@@ -149,10 +150,10 @@ def _year_records(bureau: Bureau, year: int, firm_id: int | None = None) -> dict
                 ReviewPanel.engagement_id.in_(engagement_ids), ReviewPanel.kind == SubmissionKind.REPORT,
                 ReviewPanel.round == 1, ReviewPanel.score.is_not(None)).order_by(ReviewPanel.id)):
         of(firm_of[row.engagement_id]).first_rounds.append(row)
-    for engagement_id, kind, submitted_at in db.session.execute(
-            sa.select(Submission.engagement_id, Submission.kind, Submission.submitted_at).where(
+    for submission_id, engagement_id, kind, submitted_at in db.session.execute(
+            sa.select(Submission.id, Submission.engagement_id, Submission.kind, Submission.submitted_at).where(
                 Submission.engagement_id.in_(engagement_ids), Submission.version == 1)):
-        of(firm_of[engagement_id]).first_submitted[(engagement_id, kind)] = submitted_at
+        of(firm_of[engagement_id]).first_submitted[(engagement_id, kind)] = (submission_id, submitted_at)
     for engagement_id, count in db.session.execute(
             sa.select(ReviewPanel.engagement_id, sa.func.count(ReviewPanel.id)).where(
                 ReviewPanel.engagement_id.in_(engagement_ids), ReviewPanel.kind == SubmissionKind.REPORT,
@@ -177,7 +178,7 @@ def _year_records(bureau: Bureau, year: int, firm_id: int | None = None) -> dict
                Engagement, Engagement.reference == Complaint.engagement_reference).where(
                firm_filter(Complaint.firm_id), Complaint.substantiated.is_(True), of_work_year(Complaint.created_at))
            .order_by(Complaint.id), "complaints")
-    gather(sa.select(Finding.firm_id, Finding.inspection_id, Finding.severity, Finding.description)
+    gather(sa.select(Finding.id, Finding.firm_id, Finding.inspection_id, Finding.severity, Finding.description)
            .join(Inspection, Inspection.id == Finding.inspection_id).outerjoin(
                Engagement, Engagement.id == Inspection.engagement_id).where(
                firm_filter(Finding.firm_id), Inspection.bureau_id.in_(subtree), of_work_year(Finding.created_at))
@@ -187,6 +188,15 @@ def _year_records(bureau: Bureau, year: int, firm_id: int | None = None) -> dict
                firm_filter(ExternalCreditRecord.firm_id), ExternalCreditRecord.bureau_id.in_(subtree),
                sa.extract("year", ExternalCreditRecord.occurred_on) == year).order_by(ExternalCreditRecord.id),
            "external")
+    # Corrections decided on upheld objections to this bureau's rating of the year: the rating reads the
+    # corrected fact instead of the record (which stays as it was); the latest correction of a record wins.
+    stmt = sa.select(CreditCorrection, CreditRating.firm_id).join(CreditRating, CreditRating.id == CreditCorrection.rating_id).where(
+        CreditRating.bureau_id == bureau.id, CreditRating.year == year).order_by(CreditCorrection.id)
+    if firm_id is not None:
+        stmt = stmt.where(CreditRating.firm_id == firm_id)
+    for correction, fid in db.session.execute(stmt):
+        if fid in out:
+            out[fid].corrections[f"{correction.record_type}:{correction.record_id}"] = correction
     return out
 
 
@@ -194,6 +204,11 @@ def firm_components(bureau: Bureau, firm: Firm, year: int) -> tuple[bool, list[C
     """(rated, components, intentional violations) for one firm, from recorded data only."""
     records = _year_records(bureau, year, firm.id).get(firm.id)
     return _components(bureau, records) if records is not None else (False, [], [])
+
+
+def _excluded(records: _FirmYear, ref: str) -> bool:
+    correction = records.corrections.get(ref)
+    return correction is not None and correction.excluded
 
 
 def _components(bureau: Bureau, records: _FirmYear) -> tuple[bool, list[Component], list[str]]:
@@ -224,23 +239,34 @@ def _components(bureau: Bureau, records: _FirmYear) -> tuple[bool, list[Componen
 
     # contract performance: on time, and rounds of rectification
     weight = _weight(bureau, "performance")
-    checks, late, late_records = 0, 0, []
+    checks, late, late_records, corrected = 0, 0, [], []
     for e in engagements:
         if e.plan_due is None:  # no contract
             continue
         for kind, due in ((SubmissionKind.WORK_PLAN, e.plan_due), (SubmissionKind.REPORT, e.report_due)):
-            submitted_at = records.first_submitted.get((e.id, kind))
-            if submitted_at is None:
+            first = records.first_submitted.get((e.id, kind))
+            if first is None:
                 continue
+            submission_id, submitted_at = first
             checks += 1
-            if submitted_at.date() > due:
+            day = submitted_at.date()
+            correction = records.corrections.get(f"submission:{submission_id}")
+            if correction is not None and correction.corrected_on is not None:
+                day = correction.corrected_on  # the fact established on an upheld objection
+                corrected.append(f"{e.reference} {kind.label}：按异议核实的实际提交日期 {day:%Y-%m-%d} 计")
+            if day > due:
                 late += 1
-                late_records.append({**ref(e), "label": f"{e.reference} {kind.label}逾期提交"})
+                # A record an objection can name: the submission, with the dates the rating compared.
+                late_records.append({**ref(e), "ref": f"submission:{submission_id}", "submission": submission_id,
+                                     "submitted_on": day.isoformat(), "due": due.isoformat(),
+                                     "label": f"{e.reference} {kind.label}逾期提交（约定 {due:%Y-%m-%d}，"
+                                              f"记录 {day:%Y-%m-%d}）"})
     extra_rounds = records.extra_rounds
     on_time = weight * Decimal("0.6") * (Decimal(checks - late) / checks if checks else Decimal(1))
     rounds_part = max(Decimal("0"), weight * Decimal("0.4") - _setting_decimal(bureau, "credit.deduct_round") * extra_rounds)
     components.append(Component("performance", "合同履行", weight, _q(on_time + rounds_part),
-                                [f"按期提交 {checks - late}/{checks}", f"整改轮次 {extra_rounds} 次"], late_records))
+                                [f"按期提交 {checks - late}/{checks}", f"整改轮次 {extra_rounds} 次"] + corrected,
+                                late_records))
 
     # commissioner feedback and complaints
     weight = _weight(bureau, "feedback")
@@ -255,30 +281,37 @@ def _components(bureau: Bureau, records: _FirmYear) -> tuple[bool, list[Componen
 
     # supervision: deductions by severity; an intentional violation zeroes it and puts the firm on watch
     weight = _weight(bureau, "supervision")
-    findings = records.findings
+    # a finding an upheld objection showed must not count is left out, and the detail says so
+    excluded = [f for f in records.findings if _excluded(records, f"finding:{f.id}")]
+    findings = [f for f in records.findings if f not in excluded]
     deductions = {Severity.MINOR: "credit.deduct_minor", Severity.GENERAL: "credit.deduct_general",
                   Severity.SERIOUS: "credit.deduct_serious"}
     intentional = [f.description for f in findings if f.severity == Severity.INTENTIONAL]
     lost = sum((_setting_decimal(bureau, deductions[f.severity]) for f in findings if f.severity in deductions), Decimal("0"))
     supervision = Decimal("0") if intentional else max(Decimal("0"), weight - lost)
     components.append(Component("supervision", "监督检查", weight, _q(supervision),
-                                [f"检查发现问题 {len(findings)} 个"] + [f"故意违规：{d}" for d in intentional],
-                                [{"type": "inspection", "id": f.inspection_id, "label": f"{f.severity.label}：{f.description[:30]}"} for f in findings]))
+                                [f"检查发现问题 {len(findings)} 个"] + [f"故意违规：{d}" for d in intentional]
+                                + [f"经异议核实不计入：{f.description[:30]}" for f in excluded],
+                                [{"type": "inspection", "id": f.inspection_id, "ref": f"finding:{f.id}",
+                                  "label": f"{f.severity.label}：{f.description[:30]}"} for f in findings]))
 
     # external credit records entered by the bureau
     weight = _weight(bureau, "external")
-    external = records.external
+    dropped = [r for r in records.external if _excluded(records, f"external:{r.id}")]
+    external = [r for r in records.external if r not in dropped]
     components.append(Component("external", "外部信用", weight,
                                 _q(max(Decimal("0"), weight - sum((r.deduction for r in external), Decimal("0")))),
-                                [f"不良信用记录 {len(external)} 条"],
-                                [{"type": "external", "id": r.id, "label": f"{r.kind.label}：{r.description[:30]}"} for r in external]))
+                                [f"不良信用记录 {len(external)} 条"]
+                                + [f"经异议核实不计入：{r.kind.label} {r.description[:30]}" for r in dropped],
+                                [{"type": "external", "id": r.id, "ref": f"external:{r.id}",
+                                  "label": f"{r.kind.label}：{r.description[:30]}"} for r in external]))
     return True, components, intentional
 
 
 def compute(bureau: Bureau, year: int, actor: User | None, *,
-            progress: Callable[[int, int], None] | None = None) -> list[CreditRating]:
+            progress: Callable[[int, int], None] | None = None, today: date | None = None) -> list[CreditRating]:
     """Rate every firm that worked for the bureau in the year. Drafts and published ratings are
-    recomputed in place; final ratings are never changed."""
+    recomputed in place; final ratings are never changed. ``actor`` None: the system (the CLI, a job)."""
     if actor is not None:
         permissions.require(actor, "credit.manage", bureau)
     firm_ids = sorted(rated_firm_ids(bureau, year))
@@ -291,30 +324,8 @@ def compute(bureau: Bureau, year: int, actor: User | None, *,
             Bureau.path.startswith(bureau.path))), Engagement.year == year)))).scalars()}
     out = []
     for index, firm_id in enumerate(firm_ids, start=1):
-        firm = firms[firm_id]
-        rating = existing.get(firm_id)
-        if rating is not None and rating.status == RatingStatus.FINAL:
-            out.append(rating)
-            continue
-        rated, components, intentional = (_components(bureau, records[firm_id]) if firm_id in records
-                                          else (False, [], []))
-        if rating is None:
-            rating = CreditRating(bureau_id=bureau.id, firm_id=firm_id, year=year, status=RatingStatus.DRAFT, version=0)
-            db.session.add(rating)
-        rating.version += 1
-        rating.rated = rated
-        rating.components = [c.as_dict() for c in components]
-        rating.total = _q(sum((c.points for c in components), Decimal("0"))) if rated else None
-        rating.grade = grade_for(bureau, rating.total) if rated else None
-        rating.watch_list = bool(intentional)
-        rating.watch_reason = "；".join(intentional)[:500] or None
-        rating.computed_at = utcnow()
-        if intentional and firm.status == FirmStatus.ADMITTED and actor is not None and \
-                permissions.can(actor, "firm.status", firm):
-            from evalhub.registry.services import change_firm_status
-
-            change_firm_status(firm, "suspend", actor, reason=f"{year} 年度检查发现故意违规，列入重点关注名单：{rating.watch_reason}")
-        out.append(rating)
+        out.append(_rate(bureau, year, firms[firm_id], existing.get(firm_id), records.get(firm_id), today=today,
+                         actor=actor))
         if progress:
             progress(index, len(firm_ids))
     db.session.flush()
@@ -322,6 +333,78 @@ def compute(bureau: Bureau, year: int, actor: User | None, *,
                  summary=f"{bureau.short_name}计算 {year} 年度机构信用评价：{len(out)} 家",
                  payload={"year": year, "firms": len(out)})
     return out
+
+
+def compute_firm(rating: CreditRating, *, today: date | None = None, actor: User | None = None) -> CreditRating:
+    """Recompute one firm's rating (after an upheld objection): that firm only, never the others'."""
+    records = _year_records(rating.bureau, rating.year, rating.firm_id).get(rating.firm_id)
+    return _rate(rating.bureau, rating.year, rating.firm, rating, records, today=today, actor=actor)
+
+
+def _snapshot(rating: CreditRating) -> tuple:
+    """What a published rating says to the firm: a change here re-opens the objection window (a reworded
+    explanation with the same points does not)."""
+    return (rating.rated, rating.total, rating.grade, rating.watch_list,
+            tuple((c.get("code"), str(c.get("points"))) for c in rating.components or []))
+
+
+def _rate(bureau: Bureau, year: int, firm: Firm, rating: CreditRating | None, records: _FirmYear | None, *,
+          today: date | None = None, actor: User | None = None) -> CreditRating:
+    """Write one firm's rating from its records. A changed rating under publicity is published again with a
+    new objection window and the firm is told; an unchanged one keeps its window."""
+    if rating is not None and rating.status == RatingStatus.FINAL:
+        return rating
+    rated, components, intentional = _components(bureau, records) if records is not None else (False, [], [])
+    if rating is None:
+        rating = CreditRating(bureau_id=bureau.id, firm_id=firm.id, year=year, status=RatingStatus.DRAFT, version=0,
+                              components=[])
+        db.session.add(rating)
+    before = _snapshot(rating) if rating.version else None
+    total = _q(sum((c.points for c in components), Decimal("0"))) if rated else None
+    rating.rated = rated
+    rating.components = [c.as_dict() for c in components]
+    rating.total = total
+    rating.grade = grade_for(bureau, total) if rated else None
+    rating.watch_list = bool(intentional)
+    rating.watch_reason = "；".join(intentional)[:500] or None
+    rating.version += 1  # every computation is a version; only a change re-opens the objection window
+    rating.computed_at = utcnow()
+    if before is not None and before != _snapshot(rating) and rating.status == RatingStatus.PUBLISHED:
+        _republish(rating, before, today=today, actor=actor)
+    if intentional and rating.suspension_id is None:
+        _suspend_for(rating, firm, bureau)
+    return rating
+
+
+def _republish(rating: CreditRating, before: tuple, *, today: date | None = None, actor: User | None = None) -> None:
+    """A published rating changed: publish it again with a new objection window, and tell the firm."""
+    bureau = rating.bureau
+    today = today or beijing_today()
+    deadline = add_working_days(bureau, today, get_setting(bureau, "credit.republish_days"))
+    old_total, old_grade = before[1], before[2]
+    rating.published_at = utcnow()
+    rating.objection_deadline = deadline
+    was = f"{old_grade.label if old_grade else '不予评级'}（{old_total if old_total is not None else '—'} 分）"
+    now = f"{rating.grade.label if rating.grade else '不予评级'}（{rating.total if rating.total is not None else '—'} 分）"
+    db.session.flush()
+    audit.record("credit.republished", rating, actor=actor, bureau_id=rating.bureau_id,
+                 summary=f"{rating.firm.name} {rating.year} 年度信用评价重新计算后变更：{was} → {now}，"
+                         f"重新公示至 {deadline:%Y-%m-%d}",
+                 payload={"before": str(old_total), "after": str(rating.total), "deadline": deadline})
+    emit("rating_republished", link=f"/credit/ratings/{rating.id}", firm_id=rating.firm_id, year=rating.year,
+         before=was, after=now, deadline=f"{deadline:%Y-%m-%d}")
+
+
+def _suspend_for(rating: CreditRating, firm: Firm, bureau: Bureau) -> None:
+    """An intentional violation suspends the firm whatever its score: a system action with the rating as its
+    reason, taken by the firm's library bureau (which may be above the rating bureau), audited, told to the firm."""
+    from evalhub.registry.services import impose_suspension
+
+    change = impose_suspension(firm, f"{rating.year} 年度信用评价（{bureau.short_name}）检查发现故意违规，"
+                                     f"列入重点关注名单：{rating.watch_reason}")
+    if change is not None:
+        db.session.flush()
+        rating.suspension_id = change.id
 
 
 # === lifecycle =====================================================================================
@@ -348,8 +431,18 @@ def publish(bureau: Bureau, year: int, actor: User, *, today: date | None = None
     return len(drafts)
 
 
+def contestable(rating: CreditRating) -> dict[str, list[dict[str, Any]]]:
+    """component code → the records of it an objection may name (those the rating counted as facts: late
+    submissions, inspection findings, external records), each ``{"ref", "label"}``."""
+    return {c["code"]: [{"ref": r["ref"], "label": r.get("label", "")} for r in c.get("records", []) if r.get("ref")]
+            for c in rating.components or []}
+
+
 def object_to(rating: CreditRating, actor: User, text: str, evidence: Iterable[tuple[str, bytes]] = (),
-              *, today: date | None = None) -> CreditObjection:
+              *, component: str | None = None, records: Iterable[str] = (),
+              today: date | None = None) -> CreditObjection:
+    """The rated firm objects during publicity. It names the component it contests and the records of it (a
+    correction can then be decided record by record); without a component the objection is to the whole."""
     if actor.role != Role.FIRM_USER or actor.firm_id != rating.firm_id:
         raise PermissionDenied("只有被评价机构可以提出异议。")
     today = today or beijing_today()
@@ -357,8 +450,25 @@ def object_to(rating: CreditRating, actor: User, text: str, evidence: Iterable[t
         raise Conflict("该评价结果不在公示期内。")
     if today > rating.objection_deadline:
         raise Conflict(f"异议期已于 {rating.objection_deadline:%Y-%m-%d} 截止。")
+    errors: dict[str, str] = {}
     if len((text or "").strip()) < 10:
-        raise ValidationFailed("请写明异议的事实和理由（不少于 10 字）。", {"text": "内容过短"})
+        errors["text"] = "请写明异议的事实和理由（不少于 10 字）"
+    component = (component or "").strip() or None
+    refs = list(dict.fromkeys(str(r).strip() for r in records or () if str(r).strip()))
+    labels = {c["code"]: c.get("label", c["code"]) for c in rating.components or []}
+    offered = contestable(rating)
+    if component is not None and component not in labels:
+        errors["component"] = "请选择本评价中的评分项"
+    elif refs and component is None:
+        errors["component"] = "请先选择异议针对的评分项"
+    elif refs:
+        known = {r["ref"]: r["label"] for r in offered.get(component, [])}
+        unknown = [r for r in refs if r not in known]
+        if unknown:
+            errors["records"] = f"所选记录不属于“{labels[component]}”的计分依据"
+    if errors:
+        raise ValidationFailed("；".join(errors.values()) + "。", errors)
+    contested = [{"ref": r, "label": {x["ref"]: x["label"] for x in offered.get(component, [])}[r]} for r in refs]
     # One objection per click storm: the same unanswered objection to this rating is the one already filed.
     # Serialised per rating, so simultaneous presses (several workers) see each other's objection.
     concurrency.serialise(f"credit.objection:{rating.id}")
@@ -369,38 +479,136 @@ def object_to(rating: CreditRating, actor: User, text: str, evidence: Iterable[t
         return filed
     stored = files.store_evidence(evidence, actor=actor)
     objection = CreditObjection(text=text.strip(), evidence_file_ids=[s.id for s in stored], submitted_by_id=actor.id,
+                                component=component, contested=contested or None,
                                 answer_due=add_working_days(rating.bureau, today, get_setting(rating.bureau, "credit.answer_days")))
     rating.objections.append(objection)
     db.session.flush()
+    what = f"“{labels[component]}”" + (f"（{len(contested)} 条记录）" if contested else "") if component else ""
     audit.record("credit.objection", rating, actor=actor, bureau_id=rating.bureau_id,
-                 summary=f"{rating.firm.name} 对 {rating.year} 年度信用评价提出异议", payload={"objection": objection.id})
+                 summary=f"{rating.firm.name} 对 {rating.year} 年度信用评价{what}提出异议",
+                 payload={"objection": objection.id, "component": component, "records": refs})
     return objection
 
 
-def answer(objection: CreditObjection, actor: User, decision: Any, text: str, *, recompute: bool = False) -> None:
+def _parse_day(raw: Any) -> date | None:
+    if isinstance(raw, date):
+        return raw
+    try:
+        return date.fromisoformat(str(raw or "").strip())
+    except ValueError:
+        return None
+
+
+def _corrections(objection: CreditObjection, rating: CreditRating, actor: User, fixes: dict[str, Any],
+                 evidence_id: int, today: date) -> list[CreditCorrection]:
+    """One correction per contested record, from the bureau's ``fixes`` (ref → the corrected fact: a
+    submission's real date; for a finding or external record, that it must not count)."""
+    from evalhub.review.models import Submission
+
+    errors: dict[str, str] = {}
+    out = []
+    for item in objection.contested or []:
+        ref = item["ref"]
+        record_type, _, raw_id = ref.partition(":")
+        record_id = int(raw_id)
+        if record_type == "submission":
+            submission = db.session.get(Submission, record_id)
+            day = _parse_day(fixes.get(ref))
+            if submission is None:
+                errors[f"fix-{ref}"] = "该提交记录已不存在"
+                continue
+            recorded = submission.submitted_at.date()
+            if day is None:
+                errors[f"fix-{ref}"] = f"请填写“{item['label']}”经核实的实际提交日期"
+                continue
+            if day > recorded or day > today:
+                errors[f"fix-{ref}"] = f"实际提交日期不能晚于系统记录的 {recorded:%Y-%m-%d}，也不能晚于今天"
+                continue
+            out.append(CreditCorrection(
+                objection_id=objection.id, rating_id=rating.id, component=objection.component, record_type=record_type,
+                record_id=record_id, label=item["label"][:200], original=f"系统记录 {recorded:%Y-%m-%d} 提交",
+                corrected=f"经核实 {day:%Y-%m-%d} 提交", corrected_on=day, excluded=False,
+                evidence_file_id=evidence_id, decided_by_id=actor.id))
+        else:  # a finding or an external record the objection shows must not count
+            out.append(CreditCorrection(
+                objection_id=objection.id, rating_id=rating.id, component=objection.component, record_type=record_type,
+                record_id=record_id, label=item["label"][:200], original="计入评价", corrected="经核实不计入",
+                excluded=True, evidence_file_id=evidence_id, decided_by_id=actor.id))
+    if errors:
+        raise ValidationFailed("；".join(errors.values()) + "。", errors)
+    return out
+
+
+def answer(objection: CreditObjection, actor: User, decision: Any, text: str, *, recompute: bool = False,
+           corrections: dict[str, Any] | None = None, evidence: Iterable[tuple[str, bytes]] = (),
+           today: date | None = None) -> None:
+    """Answer an objection. Rejecting needs a reason. Upholding one that names records corrects each of them
+    (the fact, the evidence, who decided; the records themselves are kept as they were) and recomputes that
+    firm's rating only; the answer keeps the score before and after. ``recompute`` (an upheld objection
+    naming no records) recomputes that firm only too, e.g. after the bureau corrected data elsewhere."""
     rating = objection.rating
     permissions.require(actor, "credit.manage", rating.bureau)
+    today = today or beijing_today()
     if objection.decision is not None:
         raise Conflict("该异议已经答复。")
     if rating.status != RatingStatus.PUBLISHED:
         raise Conflict("该评价结果已确定。")
+    errors: dict[str, str] = {}
     try:
         decision = decision if isinstance(decision, ObjectionDecision) else ObjectionDecision.from_label(str(decision))
     except ValueError:
-        raise ValidationFailed("请选择异议是否成立。", {"decision": "必选"})
+        errors["decision"] = "请选择异议是否成立"
+        decision = None
     if len((text or "").strip()) < 10:
-        raise ValidationFailed("请写明答复意见（不少于 10 字）。", {"answer": "内容过短"})
+        errors["answer"] = ("请写明不成立的理由（不少于 10 字）" if decision == ObjectionDecision.REJECTED
+                            else "请写明答复意见（不少于 10 字）")
+    if errors:
+        raise ValidationFailed("；".join(errors.values()) + "。", errors)
+    upheld = decision == ObjectionDecision.UPHELD
+    rows: list[CreditCorrection] = []
+    if upheld and objection.contested:
+        uploads = [e for e in evidence or () if e and e[0]]
+        if uploads:
+            evidence_id = files.store_evidence(uploads, actor=actor)[0].id
+        elif objection.evidence_file_ids:
+            evidence_id = objection.evidence_file_ids[0]  # the firm's own proof, which the bureau accepted
+        else:
+            raise ValidationFailed("请上传更正所依据的证明材料（如邮寄回执）。", {"evidence": "请上传证明材料"})
+        rows = _corrections(objection, rating, actor, corrections or {}, evidence_id, today)
+    # One answer per objection, whatever the clicks: compare-and-set on the open objection.
+    answered_at = utcnow()
+    claimed = db.session.execute(sa.update(CreditObjection).where(
+        CreditObjection.id == objection.id, CreditObjection.decision.is_(None)).values(
+        decision=decision, answer=text.strip(), answered_by_id=actor.id, answered_at=answered_at)
+        .execution_options(synchronize_session=False)).rowcount
+    if not claimed:
+        raise Conflict("该异议已经答复。")
     objection.decision, objection.answer = decision, text.strip()
-    objection.answered_by_id, objection.answered_at = actor.id, utcnow()
+    objection.answered_by_id, objection.answered_at = actor.id, answered_at
+    objection.total_before, objection.grade_before = rating.total, rating.grade
+    objection.corrections.extend(rows)  # loaded first, then appended: each row once
+    db.session.flush()
+    for row in rows:
+        audit.record("credit.corrected", rating, actor=actor, bureau_id=rating.bureau_id,
+                     summary=f"更正 {rating.firm.name} {rating.year} 年度信用评价依据：{row.label}：{row.original} → {row.corrected}",
+                     payload={"objection": objection.id, "record": f"{row.record_type}:{row.record_id}",
+                              "original": row.original, "corrected": row.corrected, "evidence": row.evidence_file_id})
+    outcome = decision.label
+    if upheld and (rows or recompute):
+        compute_firm(rating, today=today, actor=actor)
+        objection.total_after, objection.grade_after = rating.total, rating.grade
+        outcome += f"；重新计算后 {_score(objection.total_before, objection.grade_before)} → " \
+                   f"{_score(rating.total, rating.grade)}"
     audit.record("credit.objection_answered", rating, actor=actor, bureau_id=rating.bureau_id,
-                 summary=f"答复 {rating.firm.name} 的异议：{decision.label}", payload={"objection": objection.id})
+                 summary=f"答复 {rating.firm.name} 的异议：{outcome}",
+                 payload={"objection": objection.id, "corrections": len(rows),
+                          "before": str(objection.total_before), "after": str(objection.total_after)})
     emit("objection_answered", link=f"/credit/ratings/{rating.id}", firm_id=rating.firm_id, year=rating.year,
-         outcome=decision.label, answer=objection.answer)
-    if recompute:
-        before = (rating.total, rating.grade)
-        compute(rating.bureau, rating.year, actor)
-        audit.record("credit.recomputed", rating, actor=actor, bureau_id=rating.bureau_id,
-                     summary=f"异议处理后重新计算：{before[0]} → {rating.total}")
+         outcome=outcome, answer=objection.answer)
+
+
+def _score(total: Decimal | None, grade: CreditGrade | None) -> str:
+    return f"{total if total is not None else '—'} 分（{grade.label if grade else '不予评级'}）"
 
 
 def finalise(bureau: Bureau, year: int, actor: User, *, today: date | None = None) -> int:
@@ -469,23 +677,55 @@ def add_external_record(bureau: Bureau, firm: Firm, actor: User, *, kind: Any, o
 _ORDER = [CreditGrade.A, CreditGrade.B, CreditGrade.C, CreditGrade.D]
 
 
+def _root(bureau: Bureau) -> Bureau:
+    chain = bureau.ancestors()
+    return chain[-1] if chain else bureau
+
+
+REACH_CHOICES = (("region", "全区：区内任一财政局的最终评价在全区各级适用"),
+                 ("prefecture", "本州（地区）：州（地区）及所属县市的最终评价在本州（地区）内适用"),
+                 ("chain", "本级和上级：只适用本级、上级财政局和机构所属库财政局的评价"))
+_REACH_WORDS = {"region": "全区", "prefecture": "本州（地区）", "chain": "本级及上级财政局"}
+
+
+def grade_reach(bureau: Bureau) -> str:
+    """How far a final grade and the watch list reach: a setting of the region (read at the root bureau, so
+    one county cannot opt out of what its neighbours decided)."""
+    return get_setting(_root(bureau), "credit.grade_reach")
+
+
+def _rating_bureau_ids(firm, bureau):
+    """Whose ratings of the firm count for an engagement of ``bureau``: always its own, its upper bureaus' and
+    the firm's library bureau's; by default (``credit.grade_reach`` = region) every bureau of the region, so
+    a D from 轮台县 bars the firm at 巴州 and at 库尔勒市 alike. A set of ids, or a subquery (for ``in_``: no
+    extra round trip per firm when a library is assessed)."""
+    ids = {bureau.id} | {b.id for b in bureau.ancestors()} | {firm.bureau_id}
+    reach = grade_reach(bureau)
+    if reach == "chain":
+        return ids
+    chain = [bureau] + bureau.ancestors()
+    top = chain[-1] if reach == "region" else (chain[-2] if len(chain) > 1 else chain[-1])
+    return sa.select(Bureau.id).where(sa.or_(Bureau.id.in_(ids), Bureau.path.startswith(top.path)))
+
+
 def final_grade(firm, bureau, year: int) -> CreditGrade | None:
-    """The firm's worst FINAL grade for ``year`` from the bureaus whose libraries the engagement's bureau
-    uses (its own and upper bureaus) or the firm's own library bureau; None when not rated."""
+    """The firm's worst FINAL grade for ``year`` from the bureaus whose ratings reach an engagement of
+    ``bureau`` (``_rating_bureau_ids``); None when not rated."""
     if firm is None or bureau is None:
         return None
-    bureaus = {bureau.id} | {b.id for b in bureau.ancestors()} | {firm.bureau_id}
     grades = db.session.execute(sa.select(CreditRating.grade).where(
         CreditRating.firm_id == firm.id, CreditRating.year == year, CreditRating.status == RatingStatus.FINAL,
-        CreditRating.rated.is_(True), CreditRating.bureau_id.in_(bureaus))).scalars().all()
+        CreditRating.rated.is_(True), CreditRating.bureau_id.in_(_rating_bureau_ids(firm, bureau)))).scalars().all()
     grades = [g for g in grades if g is not None]
     return max(grades, key=_ORDER.index) if grades else None
 
 
-def _rating_bureau_ids(firm, bureau) -> set[int]:
-    """Whose ratings of the firm count for an engagement of ``bureau``: its own, its upper bureaus', and the
-    firm's library bureau's (as in ``final_grade``)."""
-    return {bureau.id} | {b.id for b in bureau.ancestors()} | {firm.bureau_id}
+def graded_by(firm, bureau, year: int, grade: CreditGrade) -> list[Bureau]:
+    """The bureaus whose final ``grade`` of the firm for ``year`` reaches ``bureau`` (named in the reason)."""
+    return db.session.execute(sa.select(Bureau).join(CreditRating, CreditRating.bureau_id == Bureau.id).where(
+        CreditRating.firm_id == firm.id, CreditRating.year == year, CreditRating.status == RatingStatus.FINAL,
+        CreditRating.grade == grade, CreditRating.bureau_id.in_(_rating_bureau_ids(firm, bureau)))
+        .order_by(Bureau.path)).scalars().all()
 
 
 def grade_in_force(firm, bureau, year: int) -> tuple[CreditGrade | None, int]:
@@ -502,18 +742,36 @@ def grade_in_force(firm, bureau, year: int) -> tuple[CreditGrade | None, int]:
     return final_grade(firm, bureau, last), last
 
 
+def in_force_note(rating: CreditRating) -> str | None:
+    """What the rating page says while the rating is not final: eligibility still follows the last final grade."""
+    if rating.status == RatingStatus.FINAL:
+        return None
+    grade = final_grade(rating.firm, rating.bureau, rating.year - 1)
+    held = f"{rating.year - 1} 年度最终评价（{grade.label}）" if grade else f"{rating.year - 1} 年度最终评价（无等级限制）"
+    return (f"本评价尚未确定（{rating.status.label}）。确定之前，该机构参与评价业务的资格仍按{held}执行；"
+            f"本评价确定后按本评价执行。")
+
+
+def _reach_words(bureau) -> str:
+    return _REACH_WORDS.get(grade_reach(bureau), "")
+
+
 GRADE_RULE = "上一年度信用评价（最终结果）为 D 级的机构暂停参与评价业务；为 C 级的机构只能通过公开招标参与，竞争性磋商、机构库随机抽取、框架协议轮候和单一来源均不得选定"
 
 
 @eligibility_check(rule=lambda bureau: GRADE_RULE)
 def grade_exclusions(firm, engagement, method) -> list[str]:
     """Last year's final grade decides who may take part this year (D: nobody; C: open tender only, in
-    every other method alike)."""
+    every other method alike), from any bureau the reach setting lets it reach; the reason names that bureau."""
     grade, year = grade_in_force(firm, engagement.bureau, engagement.year)
+    if grade not in (CreditGrade.C, CreditGrade.D):
+        return []
+    names = "、".join(b.short_name for b in graded_by(firm, engagement.bureau, year, grade))
+    by = f"；{names}评定，{_reach_words(engagement.bureau)}范围适用" if names else ""
     if grade == CreditGrade.D:
-        return [f"{year} 年度信用评价为 D 级，暂停参与本年度评价业务"]
-    if grade == CreditGrade.C and method != ProcurementMethod.OPEN_TENDER:
-        return [f"{year} 年度信用评价为 C 级，只能通过公开招标参与（不能通过{method.label}选定）"]
+        return [f"{year} 年度信用评价为 D 级，暂停参与本年度评价业务（最终结果{by}）"]
+    if method != ProcurementMethod.OPEN_TENDER:
+        return [f"{year} 年度信用评价为 C 级，只能通过公开招标参与（不能通过{method.label}选定{by}）"]
     return []
 
 
@@ -522,19 +780,29 @@ from evalhub.core.settings import SettingDef, register as register_settings  # n
 register_settings(SettingDef(
     "credit.dishonest_years", "失信记录排除年限（年）", "信用评价", 3, minimum=1, maximum=10,
     help="录入“失信被执行人/严重失信名单”记录的机构，自记录发生之日起该年限内不得参与评价业务。"))
+register_settings(SettingDef(
+    "credit.grade_reach", "信用等级和重点关注名单的适用范围", "信用评价", "region", kind="choice",
+    choices=REACH_CHOICES,
+    help="按自治区（最上级财政局）的设置执行：默认区内任一财政局评定的最终 D 级在全区暂停、C 级在全区只能公开招标，"
+         "重点关注名单同样全区适用。"))
+register_settings(SettingDef(
+    "credit.republish_days", "评价结果变更后重新公示期（工作日）", "信用评价", 5, minimum=1, maximum=30,
+    help="公示期内重新计算使某家机构的得分或等级发生变化的，该机构的结果重新公示，异议期自变更之日起按此计算；"
+         "未变化的结果保持原异议期。"))
 
 
 def watch_rule(bureau) -> str:
     years = get_setting(bureau, "credit.dishonest_years")
     return (f"列入重点关注名单（检查发现故意违规）的机构，在该年度及下一年度不得参与；"
-            f"有失信被执行人/严重失信名单记录的机构，{years} 年内不得参与")
+            f"有失信被执行人/严重失信名单记录的机构，{years} 年内不得参与；"
+            f"信用等级和重点关注名单适用于{_reach_words(bureau)}范围内任一财政局作出的评价")
 
 
 @eligibility_check(rule=watch_rule)
 def watch_list_exclusions(firm, engagement, method) -> list[str]:
-    """The watch list (an intentional violation found on inspection, recorded on the year's rating) and
-    the dishonesty lists (财库〔2016〕125号: suppliers on them are refused in government procurement) exclude
-    in every method, with the reason."""
+    """The watch list (an intentional violation found on inspection, recorded on the year's rating, by any
+    bureau the reach setting lets it reach) and the dishonesty lists (财库〔2016〕125号: suppliers on them are
+    refused in government procurement) exclude in every method, with the reason and the bureau."""
     bureau = engagement.bureau
     bureaus = _rating_bureau_ids(firm, bureau)
     reasons = []

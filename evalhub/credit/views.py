@@ -41,6 +41,7 @@ from evalhub.credit import services
 from evalhub.credit.forms import AnswerForm, CalendarForm, ExternalRecordForm, ObjectionForm, YearActionForm
 from evalhub.core.models import CalendarDay
 from evalhub.credit.models import (
+    CreditCorrection,
     CreditGrade,
     CreditObjection,
     CreditRating,
@@ -276,10 +277,18 @@ def _render_rating(rating: CreditRating, status: int = 200, *, objection_form: O
         .order_by(ExternalCreditRecord.occurred_on.desc(), ExternalCreditRecord.id.desc())).scalars().all()
     own = current_user.bureau if not _is_firm_user() else None
     can_add_external = own is not None and permissions.can(current_user, "credit.manage", own)
+    offered = services.contestable(rating)
+    labels = {c["code"]: c["label"] for c in rating.components or []}
+    if objection_form is None and can_object:
+        objection_form = ObjectionForm(formdata=None)
+    record_choices = [(r["ref"], f"{labels[code]}：{r['label']}") for code, records in offered.items() for r in records]
+    if objection_form is not None:
+        objection_form.component.choices = [BLANK] + [choice(code, label) for code, label in labels.items()]
+        objection_form.records.choices = [choice(value, label) for value, label in record_choices]
     return render_template(
         "credit/rating_detail.html", rating=rating, components=components, previous=previous, delta=delta,
         today=today, can_object=can_object, is_rated_firm=is_rated_firm, can_manage=can_manage,
-        objection_form=objection_form or (ObjectionForm(formdata=None) if can_object else None),
+        objection_form=objection_form, component_labels=labels, record_choices=record_choices, in_force_note=services.in_force_note(rating),
         answer_forms=answer_forms, evidence=evidence, external=external, can_add_external=can_add_external,
         bureau_side=_bureau_side(), user_name=_user_name, grade_label=_grade_label, RatingStatus=RatingStatus,
         form=YearActionForm(),
@@ -300,7 +309,8 @@ def objection_new(rating_id: int):
         abort(403)
     form = ObjectionForm()
     return handle_form(form, lambda: services.object_to(rating, current_user, form.text.data, [
-        (f.filename, f.read()) for f in (form.evidence.data or []) if f is not None and f.filename]),
+        (f.filename, f.read()) for f in (form.evidence.data or []) if f is not None and f.filename],
+        component=form.component.data or None, records=form.records.data or []),
         message=lambda objection: f"异议已提交，财政部门将于 {objection.answer_due:%Y-%m-%d} 前答复。",
         to=url_for(".rating_detail", rating_id=rating.id) + "#objections",
         failed=lambda status: _render_rating(rating, status, objection_form=form))
@@ -316,10 +326,16 @@ def objection_answer(objection_id: int):
     require("credit.manage", rating.bureau)
     form = AnswerForm(prefix=f"a{objection.id}")
     recompute = bool(form.recompute.data)
+    # The corrected fact of each contested record, posted beside the form as "a<id>-fix-<ref>".
+    fixes = {item["ref"]: request.form.get(f"a{objection.id}-fix-{item['ref']}", "")
+             for item in objection.contested or []}
+    upload = form.evidence.data
+    evidence = [(upload.filename, upload.read())] if upload is not None and getattr(upload, "filename", "") else []
     return handle_form(form, lambda: services.answer(objection, current_user, form.decision.data, form.answer.data,
-                                                     recompute=recompute),
+                                                     recompute=recompute, corrections=fixes, evidence=evidence),
                        message=lambda _: f"已答复异议：{objection.decision.label}" + (
-                           f"；已重新计算，现为 {_grade_label(rating)}（{rating.total} 分）。" if recompute else "。"),
+                           f"；已重新计算：{objection.total_before} 分 → {objection.total_after} 分"
+                           f"（现为 {_grade_label(rating)}）。" if objection.total_after is not None else "。"),
                        to=url_for(".rating_detail", rating_id=rating.id) + "#objections",
                        failed=lambda status: _render_rating(rating, status, answer_forms={objection.id: form}))
 
@@ -337,6 +353,17 @@ def objection_file(objection_id: int, file_id: int):
     if record is None:
         abort(404)
     return send_stored(record)
+
+
+@bp.route("/credit/corrections/<int:correction_id>/file")
+@login_required
+def correction_file(correction_id: int):
+    """The evidence a correction rests on: for whoever may read the rating (its bureaus, the rated firm)."""
+    correction = db.session.get(CreditCorrection, correction_id)
+    if correction is None:
+        abort(404)
+    _rating(correction.rating_id)
+    return send_stored(correction.evidence_file)
 
 
 @bp.route("/credit/mine")
