@@ -68,7 +68,7 @@ def _complaint(world, address="10.0.0.1", bureau=None, **kw):
 def _campaign(world, n=1):
     engagements = [_completed(world, unit=u) for u in (["巴州统计局", "巴州民政局"] * n)[:n]]
     _experts(world, n + 1)
-    campaign = V.start_campaign(world.bz, 2025, world.bz_staff, ratio=100)
+    campaign = factories.witnessed(V.start_campaign(world.bz, 2025, world.bz_staff, ratio=100))
     db.session.commit()
     return campaign, engagements
 
@@ -461,10 +461,12 @@ def test_a_campaign_through_the_web_to_the_public_page(client, login, world):
     assert 'data-testid="new-campaign"' in text(client.get("/campaigns"))
     response = client.post("/campaigns/new", data={"year": "2025", "ratio": "50"})
     assert response.status_code == 302
+    assert "/draws/" in response.headers["Location"]  # announced: witnessed and revealed on the draw page
+    factories.witness_pending()
+    db.session.commit()
     campaign = db.session.execute(sa.select(InspectionCampaign)).scalar_one()
     assert campaign.population_size == 3 and campaign.ratio == 50 and len(campaign.inspections) == 2
     url = f"/campaigns/{campaign.id}"
-    assert response.headers["Location"].endswith(url)
     page = text(client.get(url))
     assert 'data-testid="population">3<' in page and 'data-testid="ratio">50%<' in page
     assert f"/draws/{campaign.engagement_draw_id}" in page

@@ -17,6 +17,7 @@ from typing import Callable
 
 import sqlalchemy as sa
 
+from evalhub.core import draws
 from evalhub.core.models import Bureau, User
 from evalhub.core.timeutil import to_beijing
 from evalhub.credit import services as C
@@ -72,7 +73,9 @@ def load_credit_and_supervision(echo: Callable[[str], object] = print, *, load_t
 
     echo("演示数据：不定向抽查（双随机、一公开）…")
     clock.at(date(2025, 9, 22), 10)  # the archive's 2024 reports are all in by mid-September 2025
-    campaign = V.start_campaign(bz, 2024, staff, ratio=20)
+    # A witnessed draw (issue 14): announced by the staff member, the bureau admin witnesses and enters a number.
+    campaign = draws.run_witnessed(V.start_campaign(bz, 2024, staff, ratio=20), operator=staff, witnesses=[admin],
+                                   numbers=["20250922"])
     clock.at(date(2025, 9, 23), 10)
     V.publish_campaign_list(campaign, staff)
     for index, inspection in enumerate(campaign.inspections):

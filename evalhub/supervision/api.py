@@ -19,17 +19,19 @@ from sqlalchemy.orm import selectinload
 from evalhub.core.api import api_user, list_schema, operation, schema
 from evalhub.core.apiutil import (
     BUREAU_REF, INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, bureau_ref, choice_query,
-    datetime_str, labeled, labeled_definition, labeled_schema, list_response, nullable, query,
+    datetime_str, id_field, labeled, labeled_definition, labeled_schema, list_response, nullable, query, raise_if,
+    read_body, text,
 )
 from evalhub.core import permissions
-from evalhub.core.enums import Role
+from evalhub.core.enums import BUREAU_SIDE, Role
 from evalhub.core.errors import NotFound, PermissionDenied
 from evalhub.core.listing import INT_MAX, bureau_filter, enum_filter, int_filter, scoped
 from evalhub.core.models import Bureau, User
 from evalhub.extensions import db
 from evalhub.supervision import services
 from evalhub.supervision.models import (
-    CHECKLIST, CampaignStatus, Finding, Inspection, InspectionStatus, Inspector, Measure, Severity, Trigger,
+    CHECKLIST, CampaignStatus, Complaint, ComplaintStatus, Finding, Inspection, InspectionStatus, Inspector, Measure,
+    Severity, Trigger,
 )
 
 TAG_SUPERVISION = "监督检查"
@@ -231,3 +233,67 @@ def list_findings(inspection_id: int):
     inspection = _visible_inspection(inspection_id)
     return jsonify({"inspection": inspection_json(inspection),
                     "items": [finding_json(f, user) for f in inspection.findings]})
+
+
+# --- decisions: 不予立案 and 指定检查人员 (the same services as the pages) -----------------------------------
+
+COMPLAINT_DECISION = schema("ComplaintDecision", {"type": "object", "required": ["id", "reference", "status"],
+                                                  "properties": {
+    "id": INTEGER, "reference": STRING, "status": labeled_schema(ComplaintStatus),
+    "decision_reason": {"type": "string", "nullable": True, "description": "不予立案的理由（投诉人凭编号和查询码可查询）"},
+    "decided_at": NULLABLE_DATETIME}})
+
+COMPLAINT_DECLINE = schema("ComplaintDecline", {"type": "object", "required": ["reason"], "properties": {
+    "reason": text(2000, "不予立案的理由，10–2000 字；投诉人可查询到")}})
+
+INSPECTOR_NAMING = schema("InspectorNaming", {"type": "object", "properties": {
+    "user_id": id_field("财政检查人员（本局或上级财政局在用的工作人员）的用户编号；与 expert_id 二选一", nullable=True),
+    "expert_id": id_field("本局或上级财政局专家库中专家的编号；与 user_id 二选一", nullable=True),
+    "reason": text(500, "指定理由（可选，记入审计日志）", nullable=True)}})
+
+
+def _require_bureau_side(user: User) -> None:
+    if user.role not in BUREAU_SIDE:
+        raise PermissionDenied("只有财政局工作人员可以办理。")
+
+
+def _id_value(data: dict, name: str, errors: dict[str, str]):
+    """An id field of the body as given (the service reads it); anything but an integer or null is refused here."""
+    value = data.get(name)
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    errors[name] = "必须是整数编号"
+    return None
+
+
+@operation("/complaints/<int:complaint_id>/decline", "POST",
+           summary="投诉不予立案：写明理由（不少于 10 字，投诉人凭编号和查询码可查询）；仅受理投诉的财政局可办理，且只能决定一次",
+           tag=TAG_SUPERVISION, response=COMPLAINT_DECISION, body=COMPLAINT_DECLINE, errors=(400, 403, 404, 409, 422))
+def decline_complaint(complaint_id: int):
+    user = api_user()
+    _require_bureau_side(user)
+    complaint = db.session.get(Complaint, complaint_id)
+    if complaint is None or not permissions.visible(user, complaint):
+        raise NotFound("未找到该投诉。")
+    _data, errors, texts = read_body("reason")
+    raise_if(errors)
+    services.decline_complaint(complaint, user, texts["reason"] or "")
+    db.session.commit()
+    return jsonify({"id": complaint.id, "reference": complaint.reference, "status": labeled(complaint.status),
+                    "decision_reason": complaint.decision_reason, "decided_at": datetime_str(complaint.decided_at)})
+
+
+@operation("/inspections/<int:inspection_id>/inspectors", "POST",
+           summary="指定检查人员：一名财政检查人员（user_id）或一名专家（expert_id）；与被检查事项不独立的（经办过该项目采购或评审、"
+                   "评审过该项目、与机构有关联等）予以拒绝并说明理由（422）",
+           tag=TAG_SUPERVISION, response=INSPECTION_DETAIL, status=201, body=INSPECTOR_NAMING,
+           errors=(400, 403, 404, 409, 422))
+def name_inspector(inspection_id: int):
+    user = api_user()
+    inspection = _visible_inspection(inspection_id)
+    data, errors, texts = read_body("reason")
+    user_id, expert_id = _id_value(data, "user_id", errors), _id_value(data, "expert_id", errors)
+    raise_if(errors)
+    services.name_inspector(inspection, user, user_id=user_id, expert_id=expert_id, reason=texts["reason"])
+    db.session.commit()
+    return jsonify(inspection_detail_json(inspection, user)), 201

@@ -117,3 +117,24 @@ class CloseForm(ChineseForm):
 
 class ResponseForm(ChineseForm):
     text = _area("整改情况", 5000, description="说明对每个问题的整改措施和结果，不少于 10 字")
+
+
+# --- complaints: 不予立案, the complainant's lookup; inspectors named for a case (issue 14) ----------------
+
+class DeclineForm(ChineseForm):
+    reason = _area("不予立案理由", 2000, description="投诉人凭投诉编号和查询码可查询到该理由，请写明依据，不少于 10 字")
+
+
+class LookupForm(ChineseForm):
+    reference = _text("投诉编号", 30)
+    code = _text("查询码", 16, description="提交投诉时与编号一同显示的 8 位查询码")
+
+
+class InspectorForm(ChineseForm):
+    user_id = SelectField("财政检查人员", validate_choice=False)
+    expert_id = SelectField("检查专家", validate_choice=False)
+    reason = _text("指定理由（选填）", 200)
+
+
+class RecusalForm(ChineseForm):
+    reason = _area("利害关系说明", 500, description="如：曾在该机构任职、与项目负责人系近亲属、参与过该评价任务")

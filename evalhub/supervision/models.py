@@ -58,6 +58,7 @@ class ComplaintStatus(LabeledEnum):
     RECEIVED = ("received", "已受理")
     CASE_OPENED = ("case_opened", "已立案检查")
     CLOSED = ("closed", "已办结")
+    DECLINED = ("declined", "不予立案")
 
 
 CHECKLIST = [
@@ -90,8 +91,16 @@ class Complaint(InBureau, db.Model):
     status: Mapped[ComplaintStatus] = mapped_column(enum_column(ComplaintStatus), default=ComplaintStatus.RECEIVED)
     substantiated: Mapped[Optional[bool]] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow, index=True)
+    # 不予立案: the reason is written for the complainant, who reads it on the public lookup page.
+    decision_reason: Mapped[Optional[str]] = mapped_column(sa.Text)
+    decided_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    decided_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    # The complainant's 查询码 (shown once, with the reference), kept as a keyed hash: the reference alone is
+    # guessable, so the public lookup needs both.
+    lookup_digest: Mapped[Optional[str]] = mapped_column(sa.String(64))
 
     firm: Mapped[Optional[Firm]] = relationship()
+    decided_by: Mapped[Optional[User]] = relationship(foreign_keys=[decided_by_id])
 
 
 class InspectionCampaign(InBureau, CreatedBy, db.Model):
@@ -161,6 +170,23 @@ class Inspector(db.Model):
     @property
     def name(self) -> str:
         return self.user.display_name if self.user else self.expert.name
+
+
+class StaffTie(db.Model):
+    """A bureau officer's declared tie with a firm (申报回避, issue 14): kept, so that the officer is never drawn
+    or named to inspect that firm again. (An expert's declaration is an ExpertTie of the registry.)"""
+
+    __tablename__ = "staff_tie"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id"), index=True)
+    firm_id: Mapped[int] = mapped_column(sa.ForeignKey("firm.id"), index=True)
+    reason: Mapped[str] = mapped_column(sa.Text)
+    inspection_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("inspection.id"))
+    declared_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+    user: Mapped[User] = relationship()
+    firm: Mapped[Firm] = relationship()
 
 
 class Finding(CreatedBy, db.Model):

@@ -17,19 +17,19 @@ from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.inputs import check_text
 from evalhub.core.listing import as_int
-from evalhub.core.models import Bureau, User
+from evalhub.core.models import Bureau, Draw, User
 from evalhub.core.notifications import emit
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import beijing_today, utcnow
 from evalhub.extensions import db
 from evalhub.procurement import workflow
-from evalhub.procurement.eligibility import library_bureau_ids
+from evalhub.procurement.eligibility import engagement_parties, library_bureau_ids
 from evalhub.procurement.models import Engagement, EngagementState as S
 from evalhub.registry.models import Expert, Firm, FirmStatus
 from evalhub.registry.services import expert_avoidance_reasons, expert_is_drawable
 from evalhub.supervision.models import (
     CHECKLIST, CampaignStatus, Complaint, ComplaintStatus, Finding, Inspection, InspectionCampaign,
-    InspectionStatus, Inspector, Measure, Severity, Trigger,
+    InspectionStatus, Inspector, Measure, Severity, StaffTie, Trigger,
 )
 
 COMPLETED = (S.ACCEPTED, S.PUBLISHED, S.ARCHIVED)
@@ -61,6 +61,7 @@ def file_complaint(*, bureau_id: Any, firm_name: str, text: str, engagement_refe
             Complaint.firm_name == (firm_name or "").strip(), Complaint.text == (text or "").strip())
             .order_by(Complaint.id)).scalars().first()
         if sent is not None:
+            _issue_lookup_code(sent)  # the sender sees only this answer: a fresh code replaces the first
             return sent
     else:
         token = ""
@@ -90,10 +91,78 @@ def file_complaint(*, bureau_id: Any, firm_name: str, text: str, engagement_refe
                           firm_name=firm_name, engagement_reference=(engagement_reference or "").strip() or None,
                           text=text, complainant_name=(complainant_name or "").strip() or None,
                           complainant_contact=contact or None, client_digest=digest, form_token=token or None)
+    _issue_lookup_code(complaint)
     db.session.add(complaint)
     db.session.flush()
     audit.record("complaint.received", complaint, actor=None, bureau_id=bureau.id,
                  summary=f"收到对 {firm_name} 的投诉（{reference}）")
+    return complaint
+
+
+# The 查询码 alphabet: no 0/O, 1/I/L, so that a code read aloud or copied by hand is not mistaken.
+_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+
+
+def _lookup_digest(reference: str, code: str) -> str:
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"complaint-lookup|{reference}|{code.strip().upper()}".encode(), hashlib.sha256).hexdigest()
+
+
+def _issue_lookup_code(complaint: Complaint) -> str:
+    """A new 查询码 for the complainant (8 characters, about 40 bits), shown once with the reference; only its
+    keyed hash is kept. ``complaint.lookup_code`` holds it for the page that shows it, never stored."""
+    code = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(8))
+    complaint.lookup_digest = _lookup_digest(complaint.reference, code)
+    complaint.lookup_code = code
+    return code
+
+
+def lookup_complaint(reference: str, code: str) -> Optional[Complaint]:
+    """The complainant's own lookup (no login): the complaint with this reference and 查询码, else None — the
+    same answer for a wrong reference and a wrong code, so neither can be probed alone."""
+    reference, code = (reference or "").strip().upper(), (code or "").strip().upper()
+    if not reference or not code or len(reference) > 30 or len(code) > 16:
+        return None
+    complaint = db.session.execute(sa.select(Complaint).where(Complaint.reference == reference)).scalar_one_or_none()
+    if complaint is None or not complaint.lookup_digest:
+        return None
+    if not hmac.compare_digest(complaint.lookup_digest, _lookup_digest(reference, code)):
+        return None
+    return complaint
+
+
+def complaint_progress(complaint: Complaint) -> str:
+    """What the complainant reads of the handling, in one sentence (never the bureau's notes or the firm's answer)."""
+    if complaint.status == ComplaintStatus.DECLINED:
+        return f"不予立案。理由：{complaint.decision_reason}"
+    if complaint.status == ComplaintStatus.CASE_OPENED:
+        return "已立案检查，检查办结后可在此查询办理结果。"
+    if complaint.status == ComplaintStatus.CLOSED:
+        found = {True: "经检查，投诉反映的问题属实，已依规处理。", False: "经检查，投诉反映的问题不属实。"}
+        return "已办结。" + found.get(complaint.substantiated, "")
+    return "已受理，正在审查是否立案。"
+
+
+def decline_complaint(complaint: Complaint, actor: User, reason: str) -> Complaint:
+    """不予立案 with a reason the complainant reads on the lookup page. Only a complaint still awaiting the
+    decision (compare-and-set: two officers deciding at once, the second is told it was decided)."""
+    permissions.require(actor, "supervision.manage", complaint.bureau)
+    reason = (reason or "").strip()
+    if len(reason) < 10:
+        raise ValidationFailed("请写明不予立案的理由（不少于 10 字，投诉人可查询到）。", {"reason": "不少于 10 字"})
+    if len(reason) > 2000:
+        raise ValidationFailed("不予立案的理由不能超过 2000 字。", {"reason": "不能超过 2000 字"})
+    now = utcnow()
+    moved = db.session.execute(sa.update(Complaint).where(
+        Complaint.id == complaint.id, Complaint.status == ComplaintStatus.RECEIVED).values(
+        status=ComplaintStatus.DECLINED, decision_reason=reason, decided_at=now, decided_by_id=actor.id)
+        .execution_options(synchronize_session=False)).rowcount
+    if moved != 1:
+        db.session.refresh(complaint)
+        raise Conflict(f"该投诉当前状态为“{complaint.status.label}”，已作出处理，不能不予立案。")
+    db.session.refresh(complaint)
+    audit.record("complaint.declined", complaint, actor=actor, bureau_id=complaint.bureau_id,
+                 summary=f"投诉 {complaint.reference} 不予立案：{reason[:100]}", payload={"reason": reason})
     return complaint
 
 
@@ -111,9 +180,10 @@ def campaign_population(bureau: Bureau, year: int) -> list[Engagement]:
         .order_by(Engagement.id)).scalars().all()
 
 
-def start_campaign(bureau: Bureau, year: int, actor: User, *, ratio: Any = None) -> InspectionCampaign:
-    """Draw ≥ ratio of the year's completed engagements, then one bureau inspector and one expert for
-    each, with avoidance, and nobody twice in the campaign."""
+def start_campaign(bureau: Bureau, year: int, actor: User, *, ratio: Any = None) -> Draw:
+    """Announce the draw of ≥ ratio of the year's completed engagements (witnessed, issue 14). At its reveal
+    (``_open_campaign``) the campaign opens and one bureau inspector and one expert are drawn for each, with
+    avoidance, and nobody twice in the campaign."""
     permissions.require(actor, "supervision.manage", bureau)
     minimum = get_setting(bureau, "supervision.random_ratio")
     try:
@@ -129,11 +199,44 @@ def start_campaign(bureau: Bureau, year: int, actor: User, *, ratio: Any = None)
         raise ValidationFailed(f"{year} 年度没有已完成的评价任务可供抽查。", {"year": "没有可抽查的任务"})
     k = max(1, math.ceil(len(population) * ratio / 100))
     exclusions = {e.id: ["本年度已被抽查"] for e in population if e.id in already}
-    record = draws.draw(f"{bureau.short_name} {year} 年度不定向抽查：从 {len(population)} 项中抽取 {k} 项（{ratio}%）",
-                        [e.id for e in population], k, exclusions, actor=actor, bureau_id=bureau.id,
-                        context=("bureau", bureau.id))
-    campaign = InspectionCampaign(bureau_id=bureau.id, year=year, ratio=ratio, population_size=len(population),
-                                  engagement_draw_id=record.id, created_by_id=actor.id)
+    waiting = [d for d in db.session.execute(draws.pending().where(
+        Draw.kind == "inspection_sample", Draw.context_type == "bureau", Draw.context_id == bureau.id)).scalars()
+        if (d.params or {}).get("year") == year]
+    if waiting:
+        raise Conflict(f"{year} 年度不定向抽查的抽取已公告（抽取 #{waiting[0].id}），请监督人输入数字后揭晓。")
+    # Issue 14: announced and witnessed; the campaign, its inspections and their inspectors follow the reveal.
+    return draws.announce("inspection_sample",
+                          f"{bureau.short_name} {year} 年度不定向抽查：从 {len(population)} 项中抽取 {k} 项（{ratio}%）",
+                          {e.id: f"{e.reference} {e.name}" for e in population}, k, exclusions, actor=actor,
+                          bureau_id=bureau.id, context=("bureau", bureau.id),
+                          params={"bureau": bureau.id, "year": year, "ratio": ratio, "population": len(population)})
+
+
+def _campaign_listed(record: Draw) -> bool:
+    """Inspection draws are public once the campaign's list is published."""
+    campaign = db.session.execute(sa.select(InspectionCampaign).where(InspectionCampaign.engagement_draw_id == (
+        record.derived_from_id or record.id))).scalars().first()
+    return campaign is not None and campaign.status != CampaignStatus.DRAWN
+
+
+def _campaign_results_out(record: Draw) -> bool:
+    """A campaign's inspectors are public only with its results: the inspected firm never reads their names
+    while the inspection runs (its pages and the API show "财政检查人员" / "专家")."""
+    campaign = db.session.execute(sa.select(InspectionCampaign).where(
+        InspectionCampaign.engagement_draw_id == record.derived_from_id)).scalars().first()
+    return campaign is not None and campaign.status == CampaignStatus.RESULTS_PUBLISHED
+
+
+draws.on_derived("inspection_staff", released=_campaign_results_out)
+draws.on_derived("inspection_expert", released=_campaign_results_out)
+
+
+@draws.on_drawn("inspection_sample", released=_campaign_listed)
+def _open_campaign(record: Draw, actor: User) -> InspectionCampaign:
+    bureau = db.session.get(Bureau, record.params["bureau"])
+    year, ratio, k = record.params["year"], record.params["ratio"], record.k
+    campaign = InspectionCampaign(bureau_id=bureau.id, year=year, ratio=ratio, population_size=record.params["population"],
+                                  engagement_draw_id=record.id, created_by_id=record.created_by_id or actor.id)
     db.session.add(campaign)
     db.session.flush()
     used_users: set[int] = set()
@@ -141,46 +244,326 @@ def start_campaign(bureau: Bureau, year: int, actor: User, *, ratio: Any = None)
     for engagement_id in record.result_ids:
         engagement = db.session.get(Engagement, engagement_id)
         inspection = Inspection(bureau_id=bureau.id, campaign_id=campaign.id, engagement_id=engagement.id,
-                                firm_id=engagement.firm_id, trigger=Trigger.RANDOM, opened_by_id=actor.id,
+                                firm_id=engagement.firm_id, trigger=Trigger.RANDOM, opened_by_id=campaign.created_by_id,
                                 trigger_detail=f"{year} 年度不定向抽查（抽取记录 #{record.id}）")
         campaign.inspections.append(inspection)
         db.session.flush()
-        _draw_inspectors(inspection, engagement, actor, used_users, used_experts)
+        _draw_inspectors(inspection, engagement, actor, used_users, used_experts, parent=record)
     audit.record("campaign.drawn", campaign, actor=actor, bureau_id=bureau.id,
                  summary=f"{bureau.short_name} {year} 年度不定向抽查：抽取 {k} 项，检查人员随机确定")
     return campaign
 
 
 def _draw_inspectors(inspection: Inspection, engagement: Engagement, actor: User,
-                     used_users: set[int], used_experts: set[int]) -> None:
+                     used_users: set[int], used_experts: set[int], *, parent: Draw) -> None:
+    """Inspectors are drawn inside the sample's reveal, their seeds derived from its witnessed seed."""
     bureau = db.session.get(Bureau, inspection.bureau_id)
-    staff = db.session.execute(sa.select(User).where(User.bureau_id == bureau.id, User.is_enabled.is_(True),
-                                                     User.role.in_([Role.BUREAU_ADMIN, Role.BUREAU_STAFF]))
-                               .order_by(User.id)).scalars().all()
-    staff_exclusions = {u.id: ["本次抽查已分配检查任务"] for u in staff if u.id in used_users}
-    if len(staff) - len(staff_exclusions) < 1:
-        staff_exclusions = {}  # fewer staff than inspections: the bureau's people serve again
-    staff_draw = draws.draw(f"检查 #{inspection.id}：抽取财政检查人员", [u.id for u in staff], 1, staff_exclusions,
-                            actor=actor, bureau_id=bureau.id, context=("inspection", inspection.id))
-    pool = db.session.execute(sa.select(Expert).where(Expert.bureau_id.in_(library_bureau_ids(bureau)))
-                              .order_by(Expert.id)).scalars().all()
-    firm = engagement.firm
-    exclusions = {}
-    for expert in pool:
-        reasons = []
-        if expert.id in used_experts:
-            reasons.append("本次抽查已分配检查任务")
-        reasons += expert_is_drawable(expert)
-        reasons += expert_avoidance_reasons(expert, firm_ids=[firm.id], budget_unit_ids=[engagement.budget_unit_id],
-                                            names=[firm.name, engagement.budget_unit.name])
-        if reasons:
-            exclusions[expert.id] = reasons
-    expert_draw = draws.draw(f"检查 #{inspection.id}：抽取检查专家", [e.id for e in pool], 1, exclusions,
-                             actor=actor, bureau_id=bureau.id, context=("inspection", inspection.id))
+    # Independent of the engagement (not who ran its procurement or panels); see inspector_staff_candidates.
+    staff, staff_exclusions = inspector_staff_candidates(bureau, engagement, used_users)
+    staff_draw = draws.derive(parent, "inspection_staff", f"检查 #{inspection.id}：抽取财政检查人员",
+                              {u.id: u.display_name or u.username for u in staff}, 1, staff_exclusions,
+                              actor=actor, context=("inspection", inspection.id))
+    # Not its reviewers or committee, no tie with the firm or the engagement's parties (inspector_expert_candidates).
+    pool, exclusions = inspector_expert_candidates(bureau, engagement, engagement.firm, used_experts)
+    expert_draw = draws.derive(parent, "inspection_expert", f"检查 #{inspection.id}：抽取检查专家",
+                               {e.id: e.name for e in pool}, 1, exclusions, actor=actor, context=("inspection", inspection.id))
     used_users.update(staff_draw.result_ids)
     used_experts.update(expert_draw.result_ids)
     inspection.inspectors = [Inspector(user_id=staff_draw.result_ids[0], draw_id=staff_draw.id),
                              Inspector(expert_id=expert_draw.result_ids[0], draw_id=expert_draw.id)]
+    db.session.flush()
+    for inspector in inspection.inspectors:  # each inspector hears of the task (issue 14)
+        _assigned(inspection, inspector, actor, "随机抽取")
+
+
+# === inspectors independent of what they inspect (issue 14) =========================================
+# Candidates and exclusions are computed here, apart from the draws themselves, so that the draw (announce,
+# derive) and the rules of who may inspect change independently. The same rules hold for drawn and named
+# inspectors, for campaigns and targeted cases.
+
+def _bureau_staff(bureau_ids: Iterable[int]) -> list[User]:
+    return db.session.execute(sa.select(User).where(
+        User.bureau_id.in_(list(bureau_ids)), User.is_enabled.is_(True), User.role.in_(permissions.BUREAU_ROLES))
+        .order_by(User.id)).scalars().all()
+
+
+_RAN = {"engagement": "经办过该评价任务", "contract": "经办过该评价任务的合同", "procurement": "经办过该评价任务的采购",
+        "review_panel": "经办过该评价任务的专家评审"}
+
+
+def staff_independence(engagement: Optional[Engagement], users: Iterable[User],
+                       firm: Optional[Firm] = None) -> dict[int, list[str]]:
+    """Bureau staff who may not inspect this engagement's work: those who ran its procurement, its contract or
+    its expert panels (any recorded action of theirs on them, from the audit log, or a panel they formed), and
+    those who declared a tie with the firm (申报回避, ``StaffTie``)."""
+    users = list(users)
+    firm = firm or (engagement.firm if engagement is not None else None)
+    if not users:
+        return {}
+    out: dict[int, list[str]] = {}
+    if firm is not None:
+        for user_id, reason, declared_at in db.session.execute(
+                sa.select(StaffTie.user_id, StaffTie.reason, StaffTie.declared_at).where(
+                    StaffTie.firm_id == firm.id, StaffTie.user_id.in_([u.id for u in users])).order_by(StaffTie.id)).all():
+            out.setdefault(user_id, []).append(f"申报与{firm.name}存在利害关系（{declared_at:%Y-%m-%d}）：{reason[:100]}")
+    if engagement is None:
+        return out
+    from evalhub.core.models import AuditEvent
+    from evalhub.procurement.models import Contract, Procurement
+    from evalhub.review.models import ReviewPanel
+
+    objects = {"engagement": [engagement.id],
+               "procurement": list(db.session.execute(sa.select(Procurement.id).where(
+                   Procurement.engagement_id == engagement.id)).scalars()),
+               "contract": list(db.session.execute(sa.select(Contract.id).where(
+                   Contract.engagement_id == engagement.id)).scalars()),
+               "review_panel": list(db.session.execute(sa.select(ReviewPanel.id).where(
+                   ReviewPanel.engagement_id == engagement.id)).scalars())}
+    clauses = [sa.and_(AuditEvent.object_type == kind, AuditEvent.object_id.in_(ids)) for kind, ids in objects.items() if ids]
+    # Approving the plan that created the engagement is not running it: that event does not count.
+    ran = db.session.execute(sa.select(AuditEvent.actor_id, AuditEvent.object_type).where(
+        AuditEvent.actor_id.in_([u.id for u in users]), sa.or_(*clauses), AuditEvent.action != "engagement.created")
+        .distinct()).all()
+    formed = db.session.execute(sa.select(ReviewPanel.created_by_id).where(
+        ReviewPanel.engagement_id == engagement.id)).scalars().all()
+    for actor_id, kind in sorted(ran, key=lambda r: (r[0], list(_RAN).index(r[1]) if r[1] in _RAN else 9)):
+        reason = f"{_RAN.get(kind, '经办过该评价任务')}（{engagement.reference}）"
+        if reason not in out.setdefault(actor_id, []):
+            out[actor_id].append(reason)
+    for actor_id in formed:
+        reason = f"{_RAN['review_panel']}（{engagement.reference}）"
+        if actor_id is not None and reason not in out.setdefault(actor_id, []):
+            out[actor_id].append(reason)
+    return {k: v for k, v in out.items() if v}
+
+
+def expert_independence(engagement: Optional[Engagement], firm: Firm, experts: Iterable[Expert]) -> dict[int, list[str]]:
+    """Experts who may not inspect: those who scored this engagement's work plan or report (an accepted seat on
+    any of its panels), sat on its bid evaluation committee, or have a tie with the firm or any party of the
+    engagement (the unit tree, a lower government: ``engagement_parties``)."""
+    from evalhub.procurement.models import CommitteeMember, Procurement
+    from evalhub.review.models import InvitationStatus, PanelInvitation, ReviewPanel
+
+    experts = list(experts)
+    scored: dict[int, list[str]] = {}
+    committee: set[int] = set()
+    parties = None
+    if engagement is not None:
+        for expert_id, kind, round_ in db.session.execute(
+                sa.select(PanelInvitation.expert_id, ReviewPanel.kind, ReviewPanel.round)
+                .join(ReviewPanel, ReviewPanel.id == PanelInvitation.panel_id)
+                .where(ReviewPanel.engagement_id == engagement.id, PanelInvitation.status == InvitationStatus.ACCEPTED)
+                .order_by(ReviewPanel.id)).all():
+            scored.setdefault(expert_id, []).append(f"评审过该评价任务的{kind.label}（第 {round_} 轮）")
+        committee = set(db.session.execute(sa.select(CommitteeMember.expert_id).join(
+            Procurement, Procurement.id == CommitteeMember.procurement_id).where(
+            Procurement.engagement_id == engagement.id, CommitteeMember.expert_id.is_not(None))).scalars())
+        parties = engagement_parties(engagement)
+    out: dict[int, list[str]] = {}
+    for expert in experts:
+        reasons = list(scored.get(expert.id, []))
+        if expert.id in committee:
+            reasons.append("担任过该评价任务的采购评审委员会成员")
+        reasons += expert_avoidance_reasons(expert, firm_ids=[firm.id], names=[firm.name], parties=parties)
+        if reasons:
+            out[expert.id] = reasons
+    return out
+
+
+def inspector_staff_candidates(bureau: Bureau, engagement: Optional[Engagement], used: Iterable[int] = (),
+                               taken: Iterable[int] = (), firm: Optional[Firm] = None) -> tuple[list[User], dict[int, list[str]]]:
+    """The staff a bureau inspector is drawn from, with exclusions: the bureau's own enabled staff; when none of
+    them is independent of the engagement (or free: ``taken`` are this case's inspectors already), the upper
+    bureau's staff join (上级财政部门). Staff already given an inspection in the same campaign (``used``) sit
+    out while others are free."""
+    taken = set(taken)
+
+    def hard(staff: list[User]) -> dict[int, list[str]]:
+        out = staff_independence(engagement, staff, firm)
+        for u in staff:
+            if u.id in taken:
+                out.setdefault(u.id, []).append("已是本检查的检查人员")
+        return out
+
+    staff = _bureau_staff([bureau.id])
+    exclusions = hard(staff)
+    if bureau.parent_id and len(staff) == len(exclusions):
+        staff = staff + _bureau_staff([bureau.parent_id])
+        exclusions = hard(staff)
+    used = set(used)
+    busy = {u.id: ["本次抽查已分配检查任务"] for u in staff if u.id in used and u.id not in exclusions}
+    if len(staff) - len(exclusions) - len(busy) >= 1:  # fewer staff than inspections: the free serve again
+        exclusions = {**exclusions, **busy}
+    return staff, exclusions
+
+
+def inspector_expert_candidates(bureau: Bureau, engagement: Optional[Engagement], firm: Firm,
+                                used: Iterable[int] = (), taken: Iterable[int] = ()) -> tuple[list[Expert], dict[int, list[str]]]:
+    """The experts an inspector is drawn from (the bureau's and upper bureaus' pools), with exclusions: not
+    drawable, already inspecting in this campaign or this case, or not independent (``expert_independence``)."""
+    pool = db.session.execute(sa.select(Expert).where(Expert.bureau_id.in_(library_bureau_ids(bureau)))
+                              .order_by(Expert.id)).scalars().all()
+    used, taken = set(used), set(taken)
+    independence = expert_independence(engagement, firm, pool)
+    exclusions: dict[int, list[str]] = {}
+    for expert in pool:
+        reasons = ["本次抽查已分配检查任务"] if expert.id in used else []
+        if expert.id in taken:
+            reasons.append("已是本检查的检查人员")
+        reasons += expert_is_drawable(expert)
+        reasons += independence.get(expert.id, [])
+        if reasons:
+            exclusions[expert.id] = reasons
+    return pool, exclusions
+
+
+def other_cases(inspection: Inspection) -> list[Inspection]:
+    """Every other inspection (random or targeted) of the same engagement: a second case warns and links them."""
+    if inspection.engagement_id is None:
+        return []
+    return db.session.execute(sa.select(Inspection).where(
+        Inspection.engagement_id == inspection.engagement_id, Inspection.id != inspection.id)
+        .order_by(Inspection.id)).scalars().all()
+
+
+def _assigned(inspection: Inspection, inspector: Inspector, actor: Optional[User], how: str) -> None:
+    person = inspector.user or (db.session.execute(sa.select(User).where(
+        User.expert_id == inspector.expert_id, User.role == Role.EXPERT)).scalars().first())
+    reference = inspection.engagement.reference if inspection.engagement else f"检查 #{inspection.id}"
+    emit("inspection_assigned", link=f"/inspections/{inspection.id}", users=[person], reference=reference,
+         firm=inspection.firm.name, how=how, kind="不定向抽查" if inspection.campaign_id else "定向检查")
+
+
+def name_inspector(inspection: Inspection, actor: User, *, user_id: Any = None, expert_id: Any = None,
+                   reason: str | None = None) -> Inspector:
+    """指定检查人员: a bureau staff member (of the inspecting bureau or an upper one) or an expert of the usable
+    pools, refused with every reason when not independent of what is inspected (the same rules as a draw)."""
+    bureau = db.session.get(Bureau, inspection.bureau_id)
+    permissions.require(actor, "supervision.manage", bureau)
+    if inspection.status == InspectionStatus.CLOSED:
+        raise Conflict("检查已办结，不能再指定检查人员。")
+    user_id, expert_id = as_int(str(user_id or "")), as_int(str(expert_id or ""))
+    if (user_id is None) == (expert_id is None):
+        raise ValidationFailed("请选择一名财政检查人员或一名专家（只能选一个）。", {"person": "请选择一名检查人员"})
+    engagement = inspection.engagement
+    current = {(i.user_id, i.expert_id) for i in inspection.inspectors}
+    if user_id is not None:
+        person = db.session.get(User, user_id)
+        allowed = {bureau.id} | {b.id for b in bureau.ancestors()}
+        if (person is None or person.bureau_id not in allowed or person.role not in permissions.BUREAU_ROLES
+                or not person.is_enabled):
+            raise ValidationFailed("所选人员不是本局或上级财政局在用的工作人员。", {"user_id": "人员无效"})
+        if (person.id, None) in current:
+            raise Conflict(f"{person.display_name} 已是本检查的检查人员。")
+        reasons = staff_independence(engagement, [person], inspection.firm).get(person.id, [])
+        name = person.display_name
+    else:
+        person = db.session.get(Expert, expert_id)
+        if person is None or person.bureau_id not in library_bureau_ids(bureau):
+            raise ValidationFailed("所选专家不在本局或上级财政局的专家库中。", {"expert_id": "专家无效"})
+        if (None, person.id) in current:
+            raise Conflict(f"{person.name} 已是本检查的检查人员。")
+        reasons = expert_is_drawable(person) + expert_independence(engagement, inspection.firm, [person]).get(person.id, [])
+        name = person.name
+    if reasons:
+        field_name = "user_id" if user_id is not None else "expert_id"
+        raise ValidationFailed(f"不能指定{name}为检查人员：" + "；".join(reasons) + "。", {field_name: "；".join(reasons)})
+    inspector = Inspector(user_id=user_id, expert_id=expert_id)
+    inspection.inspectors.append(inspector)
+    db.session.flush()
+    note = (reason or "").strip()
+    audit.record("inspection.inspector_named", inspection, actor=actor, bureau_id=inspection.bureau_id,
+                 summary=f"检查 #{inspection.id} 指定检查人员：{name}" + (f"（{note[:100]}）" if note else ""),
+                 payload={"user_id": user_id, "expert_id": expert_id, "reason": note})
+    _assigned(inspection, inspector, actor, "指定")
+    return inspector
+
+
+def draw_case_inspectors(inspection: Inspection, actor: User) -> Draw:
+    """Announce the draw of a targeted case's inspectors (one bureau staff member; at the reveal, one expert by
+    a derived draw) with the same independence rules as a campaign, witnessed like every draw."""
+    bureau = db.session.get(Bureau, inspection.bureau_id)
+    permissions.require(actor, "supervision.manage", bureau)
+    if inspection.campaign_id is not None:
+        raise Conflict("不定向抽查的检查人员随抽查名单一并抽取。")
+    if inspection.status == InspectionStatus.CLOSED:
+        raise Conflict("检查已办结。")
+    if any(i.draw_id for i in inspection.inspectors):
+        raise Conflict("本检查已抽取检查人员。")
+    waiting = db.session.execute(draws.pending().where(
+        Draw.kind == "case_inspectors", Draw.context_type == "inspection", Draw.context_id == inspection.id)).scalars().first()
+    if waiting is not None:
+        raise Conflict(f"检查人员的抽取已公告（抽取 #{waiting.id}），请监督人输入数字后揭晓。")
+    engagement = inspection.engagement
+    staff, exclusions = inspector_staff_candidates(bureau, engagement, taken=[i.user_id for i in inspection.inspectors if i.user_id],
+                                                   firm=inspection.firm)
+    return draws.announce("case_inspectors", f"检查 #{inspection.id}（定向检查 {inspection.firm.name}）：抽取财政检查人员",
+                          {u.id: u.display_name or u.username for u in staff}, 1, exclusions, actor=actor,
+                          bureau_id=bureau.id, context=("inspection", inspection.id),
+                          params={"inspection": inspection.id})
+
+
+@draws.on_drawn("case_inspectors")
+def _case_inspectors_drawn(record: Draw, actor: Optional[User]) -> Inspection:
+    inspection = db.session.get(Inspection, record.params["inspection"])
+    bureau = db.session.get(Bureau, inspection.bureau_id)
+    pool, exclusions = inspector_expert_candidates(bureau, inspection.engagement, inspection.firm,
+                                                   taken=[i.expert_id for i in inspection.inspectors if i.expert_id])
+    expert_draw = draws.derive(record, "case_inspector_expert", f"检查 #{inspection.id}：抽取检查专家",
+                               {e.id: e.name for e in pool}, 1, exclusions, actor=actor,
+                               context=("inspection", inspection.id))
+    drawn = [Inspector(user_id=record.result_ids[0], draw_id=record.id),
+             Inspector(expert_id=expert_draw.result_ids[0], draw_id=expert_draw.id)]
+    inspection.inspectors.extend(drawn)
+    db.session.flush()
+    audit.record("inspection.inspectors_drawn", inspection, actor=actor, bureau_id=inspection.bureau_id,
+                 summary=f"检查 #{inspection.id} 随机抽取检查人员（抽取 #{record.id}、#{expert_draw.id}）",
+                 payload={"draws": [record.id, expert_draw.id]})
+    for inspector in drawn:
+        _assigned(inspection, inspector, actor, "随机抽取")
+    return inspection
+
+
+
+def inspector_of(inspection: Inspection, user: User) -> Optional[Inspector]:
+    """The user's seat among the inspection's inspectors (an officer, or an expert through their account)."""
+    for p in inspection.inspectors:
+        if (p.user_id and p.user_id == user.id) or (p.expert_id and user.role == Role.EXPERT and p.expert_id == user.expert_id):
+            return p
+    return None
+
+
+def declare_conflict(inspection: Inspection, actor: User, reason: str) -> None:
+    """申报回避: an inspector declares a tie with the inspected firm or the engagement and leaves the case. The
+    declaration is kept (an officer's as a StaffTie, an expert's as an ExpertTie with the firm), so neither is
+    drawn or named for that firm again; the bureau is told to name or draw a replacement."""
+    seat = inspector_of(inspection, actor)
+    if seat is None:
+        raise PermissionDenied("只有本检查的检查人员可以申报回避。")
+    if inspection.status == InspectionStatus.CLOSED:
+        raise Conflict("检查已办结。")
+    reason = (reason or "").strip()
+    if not 5 <= len(reason) <= 500:
+        raise ValidationFailed("请说明利害关系（5–500 字）。", {"reason": "5–500 字"})
+    firm = inspection.firm
+    name = seat.name
+    if seat.user_id:
+        db.session.add(StaffTie(user_id=seat.user_id, firm_id=firm.id, reason=reason, inspection_id=inspection.id))
+    else:
+        from evalhub.registry.models import CounterpartType, ExpertTie, TieKind
+
+        # Through the collection, so an expert already loaded sees the new tie at once.
+        db.session.get(Expert, seat.expert_id).ties.append(ExpertTie(
+            counterpart_type=CounterpartType.FIRM, firm_id=firm.id, counterpart_name=firm.name, kind=TieKind.INTEREST,
+            start_date=beijing_today(), note=f"检查 #{inspection.id} 申报回避：{reason[:250]}"))
+    inspection.inspectors.remove(seat)
+    db.session.flush()
+    audit.record("inspection.inspector_recused", inspection, actor=actor, bureau_id=inspection.bureau_id,
+                 summary=f"检查 #{inspection.id}：{name} 申报回避（{reason[:100]}）",
+                 payload={"user_id": seat.user_id, "expert_id": seat.expert_id, "reason": reason})
+    reference = inspection.engagement.reference if inspection.engagement else f"检查 #{inspection.id}"
+    emit("inspector_recused", link=f"/inspections/{inspection.id}", bureau_id=inspection.bureau_id,
+         reference=reference, name=name, reason=reason)
 
 
 def publish_campaign_list(campaign: InspectionCampaign, actor: User) -> None:
@@ -250,6 +633,14 @@ def open_case(bureau: Bureau, actor: User | None, *, trigger: Any, detail: str, 
     if trigger == Trigger.COMPLAINT and complaint is None:
         errors["complaint_id"] = "投诉线索须关联投诉编号"
     ValidationFailed.raise_if(errors)
+    if complaint is not None:
+        # Compare-and-set: a decline made meanwhile by another officer is never overwritten by "已立案".
+        moved = db.session.execute(sa.update(Complaint).where(
+            Complaint.id == complaint.id, Complaint.status != ComplaintStatus.DECLINED).values(
+            status=ComplaintStatus.CASE_OPENED).execution_options(synchronize_session=False)).rowcount
+        if moved != 1:
+            db.session.refresh(complaint)
+            raise Conflict(f"投诉 {complaint.reference} 已不予立案，不能再据此立案。")
     inspection = Inspection(bureau_id=bureau.id, engagement_id=engagement.id if engagement else None, firm_id=firm.id,
                             trigger=trigger, trigger_detail=detail.strip(), complaint_id=complaint.id if complaint else None,
                             opened_by_id=actor.id if actor else None)
@@ -257,9 +648,22 @@ def open_case(bureau: Bureau, actor: User | None, *, trigger: Any, detail: str, 
     if complaint is not None:
         complaint.status = ComplaintStatus.CASE_OPENED
     db.session.flush()
+    # A second case on the same engagement is allowed, with a warning linking the others (other_cases).
+    others = [i.id for i in other_cases(inspection)]
     audit.record("inspection.opened", inspection, actor=actor, bureau_id=bureau.id,
-                 summary=f"定向检查立案：{firm.name}（{trigger.label}）", payload={"trigger": trigger, "detail": detail.strip()})
+                 summary=f"定向检查立案：{firm.name}（{trigger.label}）"
+                         + (f"；同一评价任务已有检查 {'、'.join(f'#{i}' for i in others)}" if others else ""),
+                 payload={"trigger": trigger, "detail": detail.strip(), "other_cases": others})
     return inspection
+
+
+def same_engagement_warning(inspection: Inspection) -> Optional[str]:
+    """The warning shown when a case is opened (and on its page): the other inspections of the same engagement."""
+    others = other_cases(inspection)
+    if not others:
+        return None
+    listed = "、".join(f"#{i.id}（{'不定向抽查' if i.campaign_id else '定向检查'}，{i.status.label}）" for i in others)
+    return f"注意：评价任务 {inspection.engagement.reference} 已有其他检查 {listed}，请核对是否重复立案。"
 
 
 def flag_for_inspection(engagement: Engagement, reason: str, actor: User | None = None) -> Inspection:
@@ -331,6 +735,14 @@ def add_finding(inspection: Inspection, actor: User, *, severity: Any, descripti
     audit.record("inspection.finding", inspection, actor=actor, bureau_id=inspection.bureau_id,
                  summary=f"检查发现{severity.label}问题：{description.strip()[:80]}；措施：{'、'.join(m.label for m in chosen) or '无'}",
                  payload={"finding": finding.id, "applied": applied})
+    if inspection.engagement is not None:  # points to the people responsible, by the bureau's table (issue 14)
+        from evalhub.procurement import team
+        from evalhub.registry.models import PointKind
+
+        team.charge(inspection.engagement, PointKind("finding_" + severity.value), bureau=bureau,
+                    source_type="finding", source_id=finding.id, actor=actor, link=f"/inspections/{inspection.id}",
+                    at=inspection.opened_at,  # the team when the case opened, not one swapped in since
+                    note=f"检查 #{inspection.id} 发现{severity.label}问题：{description.strip()[:200]}")
     if chosen or severity != Severity.MINOR:
         inspection.status = InspectionStatus.AWAITING_RESPONSE
         # The firm is asked to explain and rectify: it hears the finding (never the case's lead) on its page.

@@ -13,7 +13,10 @@ Who sees what:
 - a complaint's text and complainant are bureau-only: the firm reads only that a case came from a
   complaint (not its reference, not the bureau's note of it), and the public pages show neither;
 - the public pages show random campaigns only, once their list is published, and each inspection's
-  conclusion and findings' severities only once the results are published.
+  conclusion and findings' severities only once the results are published;
+- the complainant's lookup (reference and 查询码) shows the status, a 不予立案 reason and the outcome only;
+- an inspector (an upper bureau's officer, an expert) reads the case they inspect and may declare a tie
+  (申报回避); inspectors are named or drawn under the same independence rules (services).
 """
 from __future__ import annotations
 
@@ -58,7 +61,11 @@ from evalhub.supervision.forms import (
     CloseForm,
     ComplaintCaseForm,
     ComplaintForm,
+    DeclineForm,
     FindingForm,
+    InspectorForm,
+    LookupForm,
+    RecusalForm,
     ResponseForm,
 )
 from evalhub.supervision.models import (
@@ -222,8 +229,18 @@ def _render_inspection(inspection: Inspection, status: int = 200, **forms):
     show_finding = manage and is_open
     show_close = manage and inspection.status == InspectionStatus.OPEN
     show_response = is_firm and inspection.status == InspectionStatus.AWAITING_RESPONSE
+    inspector_form = forms.get("inspector_form")
+    if inspector_form is None and manage and is_open:
+        inspector_form = InspectorForm(formdata=None)
+    if inspector_form is not None:
+        _inspector_choices(inspector_form, bureau)
     return render_template(
         "supervision/inspection_detail.html", i=inspection, bureau=bureau, manage=manage, is_firm=is_firm,
+        inspector_form=inspector_form, other_cases=services.other_cases(inspection) if bureau_side() else [],
+        recusal_form=forms.get("recusal_form") or (RecusalForm(formdata=None) if is_open and services.inspector_of(
+            inspection, current_user) is not None else None),
+        may_draw_inspectors=manage and is_open and inspection.campaign_id is None
+        and not any(p.draw_id for p in inspection.inspectors),
         lead=services.lead_for(inspection, current_user), withheld_leads=services.WITHHELD_LEADS,
         bureau_side=bureau_side(), kind_label=_kind_label(inspection), CHECKLIST=CHECKLIST,
         MEASURE_LABELS=MEASURE_LABELS, Trigger=Trigger, InspectionStatus=InspectionStatus,
@@ -292,6 +309,51 @@ def inspection_response(inspection_id: int):
                             "response_form", message="整改回复已提交。")
 
 
+def _inspector_choices(form: InspectorForm, bureau: Bureau) -> None:
+    """Who may be named: the staff of the inspecting bureau and the bureaus above it, the experts of the usable
+    pools (the service refuses, with the reasons, anyone not independent of what is inspected)."""
+    from evalhub.core.models import User
+    from evalhub.procurement.eligibility import library_bureau_ids
+    from evalhub.registry.models import Expert
+
+    ids = library_bureau_ids(bureau)
+    staff = db.session.execute(sa.select(User).where(User.bureau_id.in_(ids), User.is_enabled.is_(True),
+                                                     User.role.in_(permissions.BUREAU_ROLES)).order_by(User.id)).scalars()
+    experts = db.session.execute(sa.select(Expert).where(Expert.bureau_id.in_(ids)).order_by(Expert.id)).scalars()
+    form.user_id.choices = [BLANK] + [choice(str(u.id), f"{u.display_name}（{u.username}）") for u in staff]
+    form.expert_id.choices = [BLANK] + [choice(str(x.id), f"{x.name}（{x.employer}）") for x in experts]
+
+
+@bp.route("/inspections/<int:inspection_id>/inspectors", methods=["POST"])
+@login_required
+def inspection_name_inspector(inspection_id: int):
+    inspection = _managed_inspection(inspection_id)
+    form = InspectorForm()
+    _inspector_choices(form, _bureau_of(inspection))
+    return _inspection_form(inspection, form, lambda: services.name_inspector(
+        inspection, current_user, user_id=form.user_id.data, expert_id=form.expert_id.data, reason=form.reason.data),
+        "inspector_form", message=lambda p: f"已指定检查人员：{p.name}。", anchor="#inspectors")
+
+
+@bp.route("/inspections/<int:inspection_id>/recuse", methods=["POST"])
+@login_required
+def inspection_recuse(inspection_id: int):
+    """申报回避 by one of the inspection's inspectors (the service refuses anyone else, 403)."""
+    inspection = load(Inspection, inspection_id, "inspection.view")
+    form = RecusalForm()
+    return _inspection_form(inspection, form, lambda: services.declare_conflict(inspection, current_user, form.reason.data or ""),
+                            "recusal_form", message="已申报回避，本局将另行指定检查人员。")
+
+
+@bp.route("/inspections/<int:inspection_id>/draw-inspectors", methods=["POST"])
+@login_required
+def inspection_draw_inspectors(inspection_id: int):
+    inspection = _managed_inspection(inspection_id)
+    return button(lambda: services.draw_case_inspectors(inspection, current_user),
+                  message=lambda d: f"已公告检查人员的抽取 #{d.id}：请指定监督人，监督人输入数字后揭晓。",
+                  to=lambda d: url_for("core.draw_detail", draw_id=d.id))
+
+
 @bp.route("/inspections/new", methods=["GET", "POST"])
 @login_required
 def inspection_new():
@@ -320,9 +382,17 @@ def inspection_new():
         return services.open_case(bureau, current_user, trigger=form.trigger.data, detail=form.detail.data or "",
                                   firm=firm, engagement=engagement, complaint=complaint)
 
-    return handle_form(form, call, message=lambda i: f"已立案定向检查 #{i.id}：{i.firm.name}。",
+    return handle_form(form, call, message=_opened_message,
                        to=lambda i: url_for(".inspection_detail", inspection_id=i.id),
                        failed=form_page("supervision/inspection_new.html", form=form, bureau=bureau))
+
+
+def _opened_message(inspection: Inspection):
+    """Opened; with a warning (and the other cases on the page) when the engagement already has one."""
+    warning = services.same_engagement_warning(inspection)
+    if warning:
+        return f"已立案定向检查 #{inspection.id}：{inspection.firm.name}。{warning}", "warning"
+    return f"已立案定向检查 #{inspection.id}：{inspection.firm.name}。"
 
 
 # --- campaigns -------------------------------------------------------------------------------------
@@ -351,8 +421,9 @@ def campaign_new():
             raise ValidationFailed("年度应为 4 位数字。", {"year": "年度应为 4 位数字，例如 2025"})
         return services.start_campaign(bureau, int(year), current_user, ratio=(form.ratio.data or "").strip())
 
-    return handle_form(form, call, message=lambda c: f"已抽取 {c.year} 年度不定向抽查：{len(c.inspections)} 项。",
-                       to=lambda c: url_for(".campaign_detail", campaign_id=c.id),
+    return handle_form(form, call, message=lambda d: f"已公告不定向抽查的抽取 #{d.id}（候选名单与承诺值已固定）："
+                       "请指定监督人，监督人输入数字后揭晓，抽查名单与检查人员随即确定。",
+                       to=lambda d: url_for("core.draw_detail", draw_id=d.id),
                        failed=form_page("supervision/campaign_new.html", form=form, bureau=bureau, minimum=minimum))
 
 
@@ -403,8 +474,11 @@ def _complaint_cases(complaint: Complaint) -> list[Inspection]:
                               .order_by(Inspection.id)).scalars().all()
 
 
-def _render_complaint(complaint: Complaint, status: int = 200, form: Optional[ComplaintCaseForm] = None):
+def _render_complaint(complaint: Complaint, status: int = 200, form: Optional[ComplaintCaseForm] = None,
+                      decline_form: Optional[DeclineForm] = None):
     manage = permissions.can(current_user, "supervision.manage", complaint.bureau)
+    if decline_form is None and manage and complaint.status == ComplaintStatus.RECEIVED:
+        decline_form = DeclineForm(formdata=None)
     if form is None and manage and complaint.status == ComplaintStatus.RECEIVED:
         form = ComplaintCaseForm(formdata=None, data={
             "firm_id": str(complaint.firm_id or ""), "engagement_reference": complaint.engagement_reference or "",
@@ -412,7 +486,7 @@ def _render_complaint(complaint: Complaint, status: int = 200, form: Optional[Co
     if form is not None:
         form.firm_id.choices = _firm_choices(_visible_firms())
     return render_template("supervision/complaint_detail.html", c=complaint, manage=manage, form=form,
-                           cases=_complaint_cases(complaint)), status
+                           decline_form=decline_form, cases=_complaint_cases(complaint)), status
 
 
 @bp.route("/complaints/<int:complaint_id>")
@@ -441,9 +515,22 @@ def complaint_case(complaint_id: int):
         return services.open_case(complaint.bureau, current_user, trigger=Trigger.COMPLAINT,
                                   detail=form.detail.data or "", firm=firm, engagement=engagement, complaint=complaint)
 
-    return handle_form(form, call, message=lambda i: f"已立案检查 #{i.id}。",
+    return handle_form(form, call, message=_opened_message,
                        to=lambda i: url_for(".inspection_detail", inspection_id=i.id),
                        failed=lambda status: _render_complaint(complaint, status, form))
+
+
+@bp.route("/complaints/<int:complaint_id>/decline", methods=["POST"])
+@login_required
+def complaint_decline(complaint_id: int):
+    """不予立案, with the reason the complainant reads on the lookup page."""
+    complaint = _scoped_load(Complaint, complaint_id)
+    require("supervision.manage", complaint.bureau)
+    form = DeclineForm()
+    return handle_form(form, lambda: services.decline_complaint(complaint, current_user, form.reason.data or ""),
+                       message=lambda c: f"投诉 {c.reference} 已不予立案，投诉人可凭编号和查询码查询理由。",
+                       to=url_for(".complaint_detail", complaint_id=complaint.id),
+                       failed=lambda status: _render_complaint(complaint, status, decline_form=form))
 
 
 # --- public pages (no login) -----------------------------------------------------------------------
@@ -466,8 +553,25 @@ def public_complaint():
     if done:
         # Shown once, to the sender only: never on a page anyone can open by its address.
         return render_template("supervision/public_complaint_done.html", reference=complaint.reference,
-                               bureau=complaint.bureau)
+                               code=getattr(complaint, "lookup_code", None), bureau=complaint.bureau)
     return render_template("supervision/public_complaint.html", form=form), status
+
+
+@bp.route("/public/complaints/lookup", methods=["GET", "POST"])
+def public_complaint_lookup():
+    """The complainant's lookup by reference and 查询码 (POST, so neither lands in an address or a log): the
+    status, a 不予立案 reason, the outcome — never the text, the complainant or the firm's answers."""
+    form = LookupForm()
+    if request.method == "GET":
+        return render_template("supervision/public_complaint_lookup.html", form=form, complaint=None)
+    if not form.validate_on_submit():
+        return render_template("supervision/public_complaint_lookup.html", form=form, complaint=None), 422
+    complaint = services.lookup_complaint(form.reference.data or "", form.code.data or "")
+    if complaint is None:
+        return render_template("supervision/public_complaint_lookup.html", form=form, complaint=None,
+                               not_found=True), 404
+    return render_template("supervision/public_complaint_lookup.html", form=form, complaint=complaint,
+                           progress=services.complaint_progress(complaint))
 
 
 @bp.route("/public/inspections")
