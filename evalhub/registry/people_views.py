@@ -1,0 +1,31 @@
+"""A person's record page (registry/people.py) and the people's records on the firm page, on the registry
+blueprint (issue 14)."""
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+from flask_login import current_user, login_required
+
+from evalhub.core import permissions
+from evalhub.core.web import load
+from evalhub.registry import people
+from evalhub.registry.models import Firm, FirmStaff
+
+
+def staff_records(firm: Firm) -> list:
+    """(person, standing) for the firm page's 人员记分 card; empty unless the reader may see the records."""
+    if not permissions.can(current_user, "firm.view", firm) or not people.records_visible(current_user, firm):
+        return []
+    return people.firm_records(firm)
+
+
+@login_required
+def person_record(staff_id: int):
+    staff = load(FirmStaff, staff_id, "staff.record.view")
+    return render_template("registry/person.html", staff=staff, standing=people.standing(staff, staff.firm.bureau),
+                           points=people.person_points(staff))
+
+
+def register(bp: Blueprint) -> None:
+    """Called by ``registry.views`` with its blueprint (this module does not import it: no import circle)."""
+    bp.add_app_template_global(staff_records, "staff_records")
+    bp.add_url_rule("/people/<int:staff_id>", view_func=person_record)
