@@ -171,8 +171,8 @@ def load_rectification(echo: Callable[[str], object] = print, *, load_time: date
     bz = _bureau("652800")
     _confirm_list(bz, 2024, users["bz.admin"], departure=False)
 
+    created = len(stories) + load_self_evaluations(echo, units, users, load_time=load_time)
     accepted = _engagement(ACCEPTED_2025)
-    created = len(stories)
     if accepted is not None and accepted.state in RS.RESULT_STATES:
         echo("演示数据：2025 年度验收报告的问题和建议（整改期内）…")
         at = min(to_beijing(accepted.state_changed_at).replace(tzinfo=None) + timedelta(hours=2),
@@ -232,3 +232,102 @@ def load_applications(echo: Callable[[str], object] = print, *, load_time: datet
     summary = documents.people_congress_summary(bz, 2025)  # what 巴州 sends with its final accounts
     echo(f"演示数据：已生成巴州 2025 年度重点绩效评价情况报告（{len(summary) // 1024} KB）")
     return len(rows) + len(county)
+
+
+# --- self-evaluation reviews (克州's plan, item 7; shown here for 巴州) ---------------------------------------
+# unit, central transfer, funds (元), how well the first version is scored (share of each item's points), story
+SELF_EVALUATIONS = [
+    ("巴州统计局", "中央财政统计能力建设补助资金", "1860000", 0.84, "returned"),  # under 90: returned, resubmitted
+    ("巴州民政局", "中央财政困难群众救助补助资金", "12500000", 0.95, "passed"),
+]
+
+
+def _self_evaluation_docx(unit: str, name: str, year: int, version: int) -> bytes:
+    import io
+
+    from docx import Document
+
+    document = Document()
+    document.add_heading(f"{unit}{year}年度{name}绩效自评报告", level=1)
+    for title, text in [
+        ("一、基本情况", f"{name}由中央财政下达，{unit}负责组织实施，资金全部纳入预算管理。"),
+        ("二、绩效目标完成情况", "产出指标和效益指标逐项列示目标值、完成值和佐证材料。"),
+        ("三、存在的问题及原因", "部分指标完成值缺少佐证，资金支付进度前慢后快。"),
+        ("四、整改措施和结果应用", "建立资金支付月调度机制，自评结果用于下一年度预算安排。"
+         + ("（整改后版本：已补充佐证材料和指标测算过程。）" if version > 1 else "")),
+    ]:
+        document.add_heading(title, level=2)
+        document.add_paragraph(text)
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def _score_panel(panel, quality: float) -> None:
+    """Members accept and score: each item at ``quality`` of its points (a little spread between members)."""
+    from decimal import Decimal
+
+    from evalhub.review import services as R
+    from evalhub.review.models import InvitationStatus
+
+    def member(expert_id: int) -> User:
+        return _one(sa.select(User).where(User.expert_id == expert_id))
+
+    for invitation in list(panel.invitations):
+        if invitation.status == InvitationStatus.INVITED:
+            R.respond(invitation, member(invitation.expert_id), accept=True, declaration_signed=True)
+    clock.at(clock.now_local() + timedelta(days=2), forward_only=True)
+    for n, invitation in enumerate(panel.invitations):
+        review = invitation.review
+        if review is None:
+            continue
+        ratio = Decimal(str(quality)) + Decimal("0.01") * (n - 1)
+        scores = {i.id: min(i.max_points, (i.max_points * ratio).quantize(Decimal("0.5"))) for i in review.rubric.items}
+        comments = {i.id: (f"{i.name}基本符合要求。" if ratio >= Decimal("0.9") else
+                           f"{i.name}不够充分：指标完成值缺少佐证，需补充数据来源。") for i in review.rubric.items}
+        R.save_review(review, member(invitation.expert_id), scores=scores, comments=comments,
+                      opinion="自评报告结构完整，结论可信。" if ratio >= Decimal("0.9") else "自评结论依据不足，建议退回整改。")
+        R.submit_review(review, member(invitation.expert_id))
+
+
+def load_self_evaluations(echo: Callable[[str], object], units: dict[str, User], users: dict[str, User], *,
+                          load_time: datetime) -> int:
+    """Two 主管部门 hand in their self-evaluation reports; 巴州's panels score them; 巴州统计局's (under 90) is
+    returned with the letter and handed in again, waiting for its second panel."""
+    from evalhub.core import draws
+    from evalhub.core.errors import DomainError
+    from evalhub.review import services as R
+
+    echo("演示数据：部门自评报告评审（低于 90 分退回整改）…")
+    staff = users["bz.staff"]
+    latest = load_time - timedelta(days=2)
+
+    def later(days: int, hour: int) -> None:
+        clock.at(min(clock.beijing(clock.workdays_after(clock.now_local().date(), days), hour), latest), forward_only=True)
+
+    made = 0
+    for unit_name, name, funds, quality, story in SELF_EVALUATIONS:
+        user = units.get(unit_name)
+        if user is None:
+            continue
+        unit = db.session.get(BudgetUnit, user.budget_unit_id)
+        year = clock.now_local().year - 1
+        later(1, 10)
+        se = RS.submit_self_evaluation(user, unit, year=year, name=name, funds=funds, upload=files.Upload(
+            f"{name}绩效自评报告.docx", _self_evaluation_docx(unit_name, name, year, 1)))
+        made += 1
+        later(2, 10)
+        try:
+            panel = draws.run_witnessed(R.form_panel(se, staff))
+        except DomainError as exc:  # a library without enough free experts: the report waits for its panel
+            echo(f"  {se.reference} 未能抽取评审专家：{exc.message}")
+            continue
+        _score_panel(panel, quality)
+        if story == "returned" and panel.passed is False:
+            later(1, 15)
+            R.send_letter(panel, staff, panel.letter)
+            later(8, 11)
+            RS.resubmit_self_evaluation(se, user, files.Upload(f"{name}绩效自评报告（整改后）.docx",
+                                                                _self_evaluation_docx(unit_name, name, year, 2)),
+                                        note="已按评审意见补充指标完成值佐证和资金支付进度说明。")
+    return made

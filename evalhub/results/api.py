@@ -6,15 +6,19 @@ from __future__ import annotations
 
 from flask import jsonify, request
 
+import sqlalchemy as sa
+
 from evalhub.core.api import api_user, list_schema, operation, schema
 from evalhub.core.apiutil import (
     INTEGER, NULLABLE_DATE, NULLABLE_STRING, STRING, YEAR_QUERY, choice, date_str, datetime_str, id_field, labeled,
-    labeled_schema, number, query, raise_if, read_body, text, visible,
+    labeled_schema, number, query, raise_if, read_body, text, visible, PAGE_PARAMS, list_response,
 )
+from evalhub.core.listing import year_filter
+from evalhub.review.models import SelfEvaluation, SelfEvaluationStatus
 from evalhub.core import files, permissions
 from evalhub.core.errors import DomainError, NotFound, ValidationFailed
 from evalhub.core.listing import parse_year
-from evalhub.core.models import Bureau
+from evalhub.core.models import Bureau, BudgetUnit
 from evalhub.core.timeutil import beijing_today
 from evalhub.extensions import db
 from evalhub.procurement.models import Engagement, EngagementState
@@ -246,3 +250,131 @@ def results_unit_publication(engagement_id: int):
     row = services.record_unit_publication(engagement, api_user(), body["url"] or "", published_on)
     db.session.commit()
     return jsonify({"engagement_id": row.engagement_id, "url": row.url, "published_on": row.published_on.isoformat()})
+
+
+# --- budget-unit accounts and the signed 整改报告 (issue 15) --------------------------------------------
+
+UNIT_ACCOUNT_REQUEST = schema("UnitAccountRequest", {"type": "object", "required": ["username", "display_name"], "properties": {
+    "username": text(64, "登录名", name=True), "display_name": text(100, "姓名", name=True),
+    "email": text(200, "电子邮箱", nullable=True), "phone": text(30, "电话", nullable=True)}})
+UNIT_ACCOUNT = schema("UnitAccount", {"type": "object", "required": ["id", "username", "budget_unit_id"], "properties": {
+    "id": INTEGER, "username": STRING, "display_name": STRING, "budget_unit_id": INTEGER, "budget_unit": STRING,
+    "activation_url": {"type": "string", "description": "一次性激活链接（只在创建时返回一次）"}}})
+SIGNED_UPLOAD = schema("SignedRectificationUpload", {"type": "object", "required": ["file"], "properties": {
+    "file": {"type": "string", "format": "binary", "description": "已签章的整改报告（PDF、Word 或图片）"}}})
+SIGNED_REPORT = schema("SignedRectificationReport", {"type": "object", "required": ["id", "engagement_id"], "properties": {
+    "id": INTEGER, "engagement_id": INTEGER, "file": STRING, "uploaded_at": STRING}})
+
+
+@operation("/results/units/<int:unit_id>/accounts", "POST",
+           summary="本局管理员为本局预算单位开通账户（返回一次性激活链接）", tag=TAG, response=UNIT_ACCOUNT,
+           body=UNIT_ACCOUNT_REQUEST, errors=(400, 403, 404, 409, 422), status=201)
+def results_create_unit_account(unit_id: int):
+    from evalhub.core import accounts
+
+    user = api_user()
+    unit = db.session.get(BudgetUnit, unit_id)
+    if unit is None or not permissions.can(user, "unit_account.create", unit):
+        raise NotFound("未找到该预算单位。")
+    _, errors, body = read_body("username", "display_name", "email", "phone")
+    raise_if(errors)
+    account, token = services.create_unit_account(user, unit, username=body["username"] or "",
+                                                  display_name=body["display_name"] or "", email=body["email"],
+                                                  phone=body["phone"])
+    db.session.commit()
+    accounts.email_link(account, token, accounts.LinkPurpose.ACTIVATION)
+    return jsonify({"id": account.id, "username": account.username, "display_name": account.display_name,
+                    "budget_unit_id": unit.id, "budget_unit": unit.name,
+                    "activation_url": accounts.link_url(token, accounts.LinkPurpose.ACTIVATION)}), 201
+
+
+@operation("/results/engagements/<int:engagement_id>/rectification/signed", "POST",
+           summary="被评价单位上传签章的整改报告（multipart，字段 file）", tag=TAG, response=SIGNED_REPORT,
+           body=SIGNED_UPLOAD, body_content_type="multipart/form-data", errors=(400, 403, 404, 422), status=201)
+def results_upload_signed_report(engagement_id: int):
+    engagement = _engagement(engagement_id)
+    if request.mimetype != "multipart/form-data":
+        raise DomainError("请求体必须是 multipart/form-data（字段 file）。")
+    upload = request.files.get("file")
+    report = services.upload_signed_report(engagement, api_user(), files.Upload(
+        (upload.filename or "") if upload else "", upload.read() if upload else b""))
+    db.session.commit()
+    return jsonify({"id": report.id, "engagement_id": engagement.id, "file": report.file.original_name,
+                    "uploaded_at": datetime_str(report.created_at)}), 201
+
+
+# --- self-evaluation reviews (克州 item 7) ------------------------------------------------------------
+
+SELF_EVALUATION = schema("SelfEvaluation", {"type": "object", "required": ["id", "reference", "name", "status"], "properties": {
+    "id": INTEGER, "reference": STRING, "year": INTEGER, "name": STRING, "budget_unit": STRING,
+    "funds": NUMBER, "status": labeled_schema(SelfEvaluationStatus, "SelfEvaluationStatus"), "score": NUMBER,
+    "versions": {"type": "array", "items": {"type": "object", "properties": {
+        "version": INTEGER, "file": STRING, "submitted_at": STRING, "outcome": NULLABLE_STRING, "score": NUMBER,
+        "letter": NULLABLE_STRING}}}}})
+SELF_EVALUATION_UPLOAD = schema("SelfEvaluationUpload", {"type": "object", "required": ["year", "name", "file"], "properties": {
+    "unit_id": {"type": "integer", "minimum": 1, "maximum": 2147483647, "description": "自评单位（默认本单位）"},
+    "year": {"type": "integer", "minimum": 2000, "maximum": 2100}, "name": text(200, "项目（资金）名称"),
+    "funds": {"type": "string", "maxLength": 20, "description": "资金金额（元）"}, "note": text(1000, "说明"),
+    "file": {"type": "string", "format": "binary", "description": "自评报告（Word 或 PDF）"}}})
+RESUBMIT_UPLOAD = schema("SelfEvaluationResubmit", {"type": "object", "required": ["file"], "properties": {
+    "note": text(1000, "整改说明"), "file": {"type": "string", "format": "binary", "description": "整改后的自评报告"}}})
+
+
+def self_evaluation_json(se: SelfEvaluation) -> dict:
+    """What the unit and the bureaus read: versions with the outcome as the unit reads it (never a reviewer)."""
+    panels = {p.submission_id: p for p in services.self_evaluation_panels(se)}
+    versions = []
+    for s in se.submissions:
+        outcome = services.unit_outcome(panels[s.id]) if s.id in panels else None
+        versions.append({"version": s.version, "file": s.file.original_name, "submitted_at": datetime_str(s.submitted_at),
+                         "outcome": outcome["label"] if outcome else None,
+                         "score": number(outcome["score"]) if outcome else None,
+                         "letter": outcome["letter"] if outcome else None})
+    return {"id": se.id, "reference": se.reference, "year": se.year, "name": se.name, "budget_unit": se.budget_unit.name,
+            "funds": number(se.funds), "status": labeled(se.status), "score": number(se.score), "versions": versions}
+
+
+def _multipart() -> None:
+    if request.mimetype != "multipart/form-data":
+        raise DomainError("请求体必须是 multipart/form-data。")
+
+
+def _file() -> files.Upload:
+    upload = request.files.get("file")
+    return files.Upload((upload.filename or "") if upload else "", upload.read() if upload else b"")
+
+
+@operation("/results/self-evaluations", "GET", summary="部门自评报告评审结果（本单位及下属单位，或本局及下级财政局）",
+           tag=TAG, response=list_schema(SELF_EVALUATION), params=[YEAR_QUERY, *PAGE_PARAMS], errors=(400, 403, 422))
+def results_list_self_evaluations():
+    user = api_user()
+    permissions.require(user, "self_evaluation.list")
+    return list_response(permissions.scope(user, sa.select(SelfEvaluation), SelfEvaluation), year_filter(SelfEvaluation.year),
+                         item=self_evaluation_json, order_by=[SelfEvaluation.year.desc(), SelfEvaluation.id.desc()])
+
+
+@operation("/results/self-evaluations", "POST", summary="预算单位提交中央转移支付项目自评报告（multipart）", tag=TAG,
+           response=SELF_EVALUATION, body=SELF_EVALUATION_UPLOAD, body_content_type="multipart/form-data",
+           errors=(400, 403, 404, 422), status=201)
+def results_create_self_evaluation():
+    user = api_user()
+    _multipart()
+    raw = (request.form.get("unit_id") or "").strip() or str(user.budget_unit_id or "")
+    unit = db.session.get(BudgetUnit, int(raw)) if raw.isdigit() and len(raw) <= 10 and int(raw) <= 2147483647 else None
+    if unit is None:
+        raise NotFound("未找到该预算单位。")
+    se = services.submit_self_evaluation(user, unit, year=request.form.get("year"), name=request.form.get("name", ""),
+                                         funds=request.form.get("funds"), upload=_file(), note=request.form.get("note"))
+    db.session.commit()
+    return jsonify(self_evaluation_json(se)), 201
+
+
+@operation("/results/self-evaluations/<int:se_id>/resubmit", "POST", summary="退回整改后重新提交自评报告（multipart）",
+           tag=TAG, response=SELF_EVALUATION, body=RESUBMIT_UPLOAD, body_content_type="multipart/form-data",
+           errors=(400, 403, 404, 409, 422), status=201)
+def results_resubmit_self_evaluation(se_id: int):
+    se = visible(SelfEvaluation, se_id, "self_evaluation.view", "未找到该自评报告。")
+    _multipart()
+    services.resubmit_self_evaluation(se, api_user(), _file(), request.form.get("note"))
+    db.session.commit()
+    return jsonify(self_evaluation_json(se)), 201

@@ -80,3 +80,47 @@ class FactAnswerForm(ChineseForm):
 
 class FactResponseForm(ChineseForm):
     text = _area("对异议的回应", 5000)
+
+
+class SelfEvaluationForm(ChineseForm):
+    """A 主管部门's self-evaluation report of a central transfer (克州 item 7)."""
+
+    unit_id = SelectField("自评单位", coerce=optional_int, validate_choice=False)
+    year = StringField("年度", validators=[Length(max=4, message="年度应为 4 位数字")])
+    name = StringField("项目（资金）名称", validators=[Length(max=200, message="名称不能超过 200 个字")],
+                       description="如：中央财政统计能力建设补助资金")
+    funds = StringField("资金金额（元）", validators=[Length(max=20, message="金额过长")])
+    file = FileField("自评报告（Word 或 PDF）")
+    note = _area("说明", 1000)
+
+
+class ResubmitForm(ChineseForm):
+    file = FileField("整改后的自评报告（Word 或 PDF）")
+    note = _area("整改说明", 1000)
+
+
+class PanelSizeForm(ChineseForm):
+    size = StringField("评审专家人数", validators=[Length(max=2, message="人数过长")], description="留空按本局设置")
+
+
+class MaterialListForm(ChineseForm):
+    """Up to five lines of the 资料清单 at a time (blank lines are skipped)."""
+
+    title_1 = StringField("资料名称", validators=[Length(max=200, message="资料名称不能超过 200 个字")])
+    due_1 = DateField("提供期限", validators=[Optional()], description=DATE_HELP)
+    note_1 = StringField("说明", validators=[Length(max=1000, message="说明不能超过 1000 个字")])
+    title_2 = StringField("资料名称", validators=[Length(max=200, message="资料名称不能超过 200 个字")])
+    due_2 = DateField("提供期限", validators=[Optional()], description=DATE_HELP)
+    note_2 = StringField("说明", validators=[Length(max=1000, message="说明不能超过 1000 个字")])
+    title_3 = StringField("资料名称", validators=[Length(max=200, message="资料名称不能超过 200 个字")])
+    due_3 = DateField("提供期限", validators=[Optional()], description=DATE_HELP)
+    note_3 = StringField("说明", validators=[Length(max=1000, message="说明不能超过 1000 个字")])
+
+    def items(self) -> list[tuple]:
+        return [(getattr(self, f"title_{n}").data, getattr(self, f"due_{n}").data, getattr(self, f"note_{n}").data)
+                for n in (1, 2, 3)]
+
+
+class MaterialUploadForm(ChineseForm):
+    file = FileField("资料文件")
+    note = StringField("说明", validators=[Length(max=1000, message="说明不能超过 1000 个字")])

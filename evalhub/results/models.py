@@ -219,3 +219,24 @@ class FactConfirmation(Created, db.Model):
         if self.agreed:
             return "单位无异议"
         return "机构已回应" if self.responded_at else "单位有异议，待机构回应"
+
+
+class MaterialRequest(OfEngagement, CreatedBy, db.Model):
+    """One line of the firm's 资料清单 during fieldwork: what it needs from the evaluated unit, by when; the
+    unit answers with the file (core.files), and an unanswered line past its date is overdue on the unit's page."""
+
+    __tablename__ = "material_request"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(sa.String(200))
+    note: Mapped[Optional[str]] = mapped_column(sa.String(1000))
+    due_on: Mapped[date] = mapped_column(sa.Date)
+    file_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("stored_file.id"))
+    unit_note: Mapped[Optional[str]] = mapped_column(sa.String(1000))
+    uploaded_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    uploaded_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+
+    file: Mapped[Optional[StoredFile]] = relationship()
+
+    def overdue_on(self, today: date) -> bool:
+        return self.uploaded_at is None and self.due_on < today

@@ -24,8 +24,9 @@ from evalhub.core.permissions import (
 from evalhub.extensions import db
 from evalhub.procurement.models import Engagement, EngagementState
 from evalhub.results.models import (
-    ApplicationEntry, ApplicationFiling, ResultFinding, FindingStatus, RectificationReport,
+    ApplicationEntry, ApplicationFiling, MaterialRequest, ResultFinding, FindingStatus, RectificationReport,
 )
+from evalhub.review.models import SelfEvaluation
 
 # Findings exist from acceptance on: before that the report is still the firm's and the panel's.
 RESULT_STATES = (EngagementState.ACCEPTED, EngagementState.PUBLISHED, EngagementState.ARCHIVED)
@@ -91,6 +92,53 @@ def _enters(user: User, engagement: Any) -> bool:
 
 def _answers(user: User, finding: Any) -> bool:
     return finding is not None and is_unit_user(user) and finding.responsible_unit_id in unit_ids(user)
+
+
+@row_scope(SelfEvaluation)
+def _self_evaluations(user: User, stmt: Select, model: type) -> Select:
+    """A unit's own (and its subtree's) self-evaluations; its bureau and the bureaus above; nobody else."""
+    if user.role == Role.BUDGET_UNIT:
+        return stmt.where(SelfEvaluation.budget_unit_id.in_(unit_ids(user) or {-1}))
+    if user.role in BUREAU_ROLES or user.role == Role.SYSTEM_ADMIN:
+        return bureau_rows(user, stmt, model)
+    return stmt.where(sa.false())
+
+
+@row_scope(MaterialRequest)
+def _materials(user: User, stmt: Select, model: type) -> Select:
+    """The 资料清单: the firm that asked, the unit asked, the bureaus that read the engagement."""
+    if user.role == Role.BUDGET_UNIT:
+        return stmt.where(MaterialRequest.engagement_id.in_(
+            sa.select(Engagement.id).where(Engagement.budget_unit_id.in_(unit_ids(user) or {-1}))))
+    if user.role == Role.FIRM_USER:
+        return stmt.where(MaterialRequest.engagement_id.in_(_firm_engagements(user)))
+    if user.role in BUREAU_ROLES or user.role == Role.SYSTEM_ADMIN:
+        return stmt.where(MaterialRequest.engagement_id.in_(bureau_rows(user, sa.select(Engagement.id), Engagement)))
+    return stmt.where(sa.false())
+
+
+def _unit_self_evaluation(user: User, se: Any) -> bool:
+    return se is not None and is_unit_user(user) and se.budget_unit_id in unit_ids(user)
+
+
+def _firm_of(user: User, engagement: Any) -> bool:
+    return (engagement is not None and user.role == Role.FIRM_USER and engagement.firm_id is not None
+            and engagement.firm_id == user.firm_id)
+
+
+rules({
+    # self-evaluation reviews: the unit hands in (for itself or a unit under it) and resubmits; its bureau
+    # manages the panel ("review.manage"), the bureaus above read.
+    "self_evaluation.submit": lambda u, unit: unit is not None and is_unit_user(u) and unit.id in unit_ids(u),
+    "self_evaluation.resubmit": _unit_self_evaluation,
+    "self_evaluation.view": lambda u, se: se is not None and (_unit_self_evaluation(u, se) or (
+        (is_bureau_user(u) or u.role == Role.SYSTEM_ADMIN) and in_subtree(u, se.bureau_id))),
+    "self_evaluation.list": lambda u, o: is_unit_user(u) or is_bureau_user(u) or u.role == Role.SYSTEM_ADMIN,
+    # 资料清单 during fieldwork: the contracted firm lists, the evaluated unit uploads
+    "material.request": _firm_of,
+    "material.upload": lambda u, m: m is not None and unit_engagement(u, m.engagement),
+    "material.view": lambda u, e: e is not None and (unit_engagement(u, e) or _firm_of(u, e) or visible(u, e)),
+})
 
 
 rules({

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from evalhub.core import accounts, audit, files, jobs, notifications, permissions
 from evalhub.core.calendar import add_working_days, working_days_between
+from evalhub.core.inputs import check_name
 from evalhub.core.enums import BureauLevel, Role
 from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.models import Bureau, BudgetUnit, User
@@ -25,13 +26,16 @@ from evalhub.core.timeutil import beijing_today, utcnow
 from evalhub.extensions import db
 from evalhub.procurement.models import Award, Engagement, EngagementState, EngagementTransition
 from evalhub.results.models import (
-    OPEN_STATUSES, ApplicationEntry, ApplicationFiling, EscalationLevel, ResultFinding, FindingEscalation,
+    MaterialRequest, OPEN_STATUSES, ApplicationEntry, ApplicationFiling, EscalationLevel, ResultFinding, FindingEscalation,
     FactConfirmation, FindingEvidence, FindingKind, FindingStatus, Measure, RectificationReport, UnitPublication,
     Verification,
 )
 from evalhub.results.permissions import RESULT_STATES, unit_ids
 from evalhub.review import services as review_services
-from evalhub.review.models import EvaluationResult, Grade, IndicatorCategory, Submission, SubmissionKind
+from evalhub.review.models import (
+    EvaluationResult, Grade, IndicatorCategory, PanelStatus, ReviewPanel, SelfEvaluation, SelfEvaluationStatus, Submission,
+    SubmissionKind,
+)
 
 SECTION = "结果应用"
 register(
@@ -134,7 +138,13 @@ def unit_engagements(user: User) -> list[Engagement]:
 
 
 def lead_evaluator(engagement: Engagement) -> Optional[str]:
-    """The firm's 项目负责人 named in the winning bid, if the procurement had bids."""
+    """The lead evaluator (主评人) the firm named on the engagement (procurement/team.py); before it names one,
+    the 项目负责人 of the winning bid, if the procurement had bids."""
+    from evalhub.procurement import team
+
+    named = team.lead(engagement)
+    if named is not None:
+        return named.name
     award = db.session.execute(sa.select(Award).where(Award.engagement_id == engagement.id)).scalar_one_or_none()
     if award is None or award.bid is None:
         return None
@@ -856,3 +866,174 @@ def export_rows(rows: list[ApplicationEntry]) -> list[dict]:
                     "调减金额（万元）": float(e.cut_amount / 10000) if e.cut_amount is not None else None,
                     "理由": e.reason or "", "确认时间": format_beijing(e.confirmed_at)})
     return out
+
+
+# === self-evaluation reviews (克州 item 7) ==============================================================
+# The unit hands in its 自评报告; the bureau's panel is review's own (review.services.form_panel with the
+# self-evaluation as subject: the same draw with avoidance, the bureau's editable rubric, the outcome decided
+# once); under the pass mark the bureau sends the letter back and the unit hands in a new version.
+
+SELF_EVALUATION_FILES = ("docx", "pdf")
+
+
+def _self_evaluation_version(se: SelfEvaluation, actor: User, upload: files.Upload, note: str | None) -> Submission:
+    errors: dict[str, str] = {}
+    note = _text(note, "note", "说明", errors, required=False, limit=1000)
+    stored = None
+    if not upload.data:
+        errors["file"] = "请选择自评报告文件（docx 或 pdf）"
+    else:
+        try:
+            stored = files.store(upload.filename, upload.data, allowed=SELF_EVALUATION_FILES, actor=actor)
+        except ValidationFailed as exc:
+            errors["file"] = exc.message
+    _raise_if(errors)
+    version = (db.session.execute(sa.select(sa.func.max(Submission.version)).where(
+        Submission.self_evaluation_id == se.id)).scalar_one() or 0) + 1
+    submission = Submission(self_evaluation_id=se.id, kind=SubmissionKind.SELF_EVALUATION, version=version,
+                            file_id=stored.id, note=note or None, submitted_by_id=actor.id)
+    db.session.add(submission)
+    db.session.flush()
+    audit.record("self_evaluation.uploaded", se, actor=actor, bureau_id=se.bureau_id,
+                 summary=f"{se.reference} {se.budget_unit.name} 提交部门自评报告第 {version} 版",
+                 payload={"sha256": stored.sha256, "version": version})
+    notifications.emit("self_evaluation_received", link=f"/results/self-evaluations/{se.id}", bureau_id=se.bureau_id,
+                       reference=se.reference, version=version, unit=se.budget_unit.name, name=se.name)
+    return submission
+
+
+def submit_self_evaluation(actor: User, unit: BudgetUnit, *, year: Any, name: str, funds: Any = None,
+                           upload: files.Upload, note: str | None = None) -> SelfEvaluation:
+    """A 主管部门 (or a unit under it) hands its self-evaluation report of a central transfer to its bureau."""
+    permissions.require(actor, "self_evaluation.submit", unit)
+    errors: dict[str, str] = {}
+    name = _text(name, "name", "项目（资金）名称", errors, limit=200)
+    check_name(errors, "name", name, "项目（资金）名称")
+    try:
+        year_value = int(str(year).strip())
+        if not 2000 <= year_value <= 2100:
+            raise ValueError
+    except (TypeError, ValueError):
+        errors["year"] = "年度应为 2000–2100 之间的整数"
+        year_value = 0
+    amount = None
+    if funds not in (None, ""):
+        amount = _money(funds, "funds", "资金金额", errors, high=Decimal("1e12"))
+        if amount is not None and amount < Decimal("0.01"):
+            errors["funds"] = "资金金额必须大于 0"
+    _raise_if(errors)
+    se = SelfEvaluation(bureau_id=unit.bureau_id, budget_unit_id=unit.id, year=year_value, name=name, funds=amount,
+                        status=SelfEvaluationStatus.SUBMITTED, created_by_id=actor.id)
+    db.session.add(se)
+    db.session.flush()
+    _self_evaluation_version(se, actor, upload, note)
+    return se
+
+
+def resubmit_self_evaluation(se: SelfEvaluation, actor: User, upload: files.Upload, note: str | None = None) -> Submission:
+    """After the bureau returned it (under the pass mark), the unit hands in the rectified version."""
+    permissions.require(actor, "self_evaluation.resubmit", se)
+    if se.status != SelfEvaluationStatus.RETURNED:
+        raise Conflict(f"该自评报告当前状态为“{se.status.label}”，只有退回整改的自评报告可以重新提交。")
+    submission = _self_evaluation_version(se, actor, upload, note)
+    review_services.move_self_evaluation(se, SelfEvaluationStatus.RETURNED, SelfEvaluationStatus.SUBMITTED)
+    return submission
+
+
+def self_evaluation_panels(se: SelfEvaluation) -> list[ReviewPanel]:
+    return list(db.session.execute(sa.select(ReviewPanel).where(ReviewPanel.self_evaluation_id == se.id)
+                                   .order_by(ReviewPanel.round)).scalars())
+
+
+def unit_outcome(panel: ReviewPanel) -> Optional[dict]:
+    """What the unit reads of a panel: the outcome once decided and, under the pass mark, the letter once
+    sent — never who reviewed nor an individual score."""
+    if panel.letter_sent_at is not None:
+        return {"label": "退回整改", "score": panel.score, "letter": panel.letter, "due": panel.resubmit_due}
+    if panel.passed and panel.status == PanelStatus.CLOSED:
+        return {"label": "评审通过", "score": panel.score, "letter": None, "due": None}
+    return {"label": "专家评审中", "score": None, "letter": None, "due": None}
+
+
+# === 资料清单: what the firm needs from the evaluated unit during fieldwork =============================
+
+MATERIAL_FILES = ("pdf", "docx", "xlsx", "txt", "png", "jpg", "zip")
+
+
+def request_materials(engagement: Engagement, actor: User, items: Iterable[tuple[str, Any, str | None]]) -> list[MaterialRequest]:
+    """The contracted firm lists the materials it needs (title, due date, note); the unit is told once."""
+    permissions.require(actor, "material.request", engagement)
+    if engagement.state not in (EngagementState.CONTRACTED, EngagementState.PLAN_SUBMITTED, EngagementState.PLAN_IN_REVIEW,
+                                EngagementState.PLAN_RETURNED, EngagementState.FIELDWORK, EngagementState.REPORT_RETURNED):
+        raise Conflict(f"评价任务当前状态为“{engagement.state.label}”，不在实地评价阶段，不能列资料清单。")
+    errors: dict[str, str] = {}
+    rows: list[MaterialRequest] = []
+    today = beijing_today()
+    for n, (title, due, note) in enumerate(items, start=1):
+        if not (title or "").strip() and due in (None, ""):
+            continue
+        title_clean = _text(title, f"title_{n}", f"第 {n} 项资料名称", errors, limit=200)
+        check_name(errors, f"title_{n}", title_clean, f"第 {n} 项资料名称")
+        note_clean = _text(note, f"note_{n}", f"第 {n} 项说明", errors, required=False, limit=1000)
+        due_value = due if isinstance(due, date) else None
+        if due_value is None:
+            try:
+                due_value = date.fromisoformat(str(due or "").strip())
+            except ValueError:
+                errors[f"due_{n}"] = f"第 {n} 项提供期限应为日期（如 2025-06-30）"
+        if due_value is not None and due_value < today:
+            errors[f"due_{n}"] = f"第 {n} 项提供期限不能早于今天"
+        if title_clean and due_value is not None and f"due_{n}" not in errors:
+            rows.append(MaterialRequest(engagement_id=engagement.id, title=title_clean, note=note_clean or None,
+                                        due_on=due_value, created_by_id=actor.id))
+    if not rows and not errors:
+        errors["items"] = "请至少列出一项资料及其提供期限"
+    _raise_if(errors)
+    db.session.add_all(rows)
+    db.session.flush()
+    audit.record("materials.requested", engagement, actor=actor, bureau_id=engagement.bureau_id,
+                 summary=f"{engagement.reference} 机构列出资料清单 {len(rows)} 项",
+                 payload={"items": [(r.title, r.due_on.isoformat()) for r in rows]})
+    notifications.emit("materials_requested", link=f"/results/unit/engagements/{engagement.id}",
+                       users=unit_users(engagement.budget_unit_id), reference=engagement.reference,
+                       firm=engagement.firm.name if engagement.firm else "", name=engagement.name, count=len(rows),
+                       due=min(r.due_on for r in rows).isoformat())
+    return rows
+
+
+def upload_material(item: MaterialRequest, actor: User, upload: files.Upload, note: str | None = None) -> MaterialRequest:
+    """The unit answers one line with its file (a later upload replaces the file; the audit log keeps each)."""
+    permissions.require(actor, "material.upload", item)
+    errors: dict[str, str] = {}
+    note_clean = _text(note, "unit_note", "说明", errors, required=False, limit=1000)
+    stored = None
+    if not upload.data:
+        errors["file"] = "请选择要上传的资料文件"
+    else:
+        try:
+            stored = files.store_evidence([(upload.filename, upload.data)], actor=actor, field="file",
+                                          allowed=MATERIAL_FILES)[0]
+        except ValidationFailed as exc:
+            errors["file"] = exc.fields.get("file") or exc.message
+    _raise_if(errors)
+    item.file_id = stored.id
+    item.unit_note = note_clean or None
+    item.uploaded_at = utcnow()
+    item.uploaded_by_id = actor.id
+    db.session.flush()
+    audit.record("materials.uploaded", item.engagement, actor=actor, bureau_id=item.engagement.bureau_id,
+                 summary=f"{item.engagement.reference} 被评价单位提供资料：{item.title}", payload={"item": item.id,
+                                                                                                  "sha256": stored.sha256})
+    return item
+
+
+def materials_of(engagement: Engagement) -> list[MaterialRequest]:
+    return list(db.session.execute(sa.select(MaterialRequest).where(MaterialRequest.engagement_id == engagement.id)
+                                   .order_by(MaterialRequest.due_on, MaterialRequest.id)).scalars())
+
+
+def overdue_materials(user: User) -> list[MaterialRequest]:
+    """Lines past their date and not yet answered, of the engagements the user sees (the unit's home page)."""
+    stmt = permissions.scope(user, sa.select(MaterialRequest).where(
+        MaterialRequest.uploaded_at.is_(None), MaterialRequest.due_on < beijing_today()), MaterialRequest)
+    return list(db.session.execute(stmt.order_by(MaterialRequest.due_on, MaterialRequest.id)).scalars())

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, redirect, render_template, request, send_file, url_for
 from flask_login import current_user, login_required
 
-from evalhub.core import accounts, files
+from evalhub.core import accounts, files, permissions
 from evalhub.core.listing import Export, export, parse_year
 from evalhub.core.models import Bureau, BudgetUnit
 from evalhub.core.timeutil import beijing_today
@@ -25,12 +25,18 @@ from evalhub.registry.forms import choice
 from evalhub.results import documents, services
 from evalhub.results.forms import (
     DraftForm, EntryForm, EvidenceForm, FactAnswerForm, FactResponseForm, FindingForm, PlanForm, SignedReportForm, UnitAccountForm, UnitPublicationForm, VerifyForm,
-    YearForm,
+    YearForm, MaterialListForm, MaterialUploadForm, PanelSizeForm, ResubmitForm, SelfEvaluationForm,
 )
 from evalhub.results.models import (
-    ApplicationEntry, FactConfirmation, FindingEvidence, FindingStatus, Measure, RectificationReport, ResultFinding,
+    MaterialRequest, ApplicationEntry, FactConfirmation, FindingEvidence, FindingStatus, Measure, RectificationReport, ResultFinding,
 )
-from evalhub.results.permissions import RESULT_STATES, is_unit_user
+from evalhub.results.permissions import RESULT_STATES, is_unit_user, unit_ids
+from evalhub.results import charts
+from evalhub.core.errors import ValidationFailed
+from evalhub.core.listing import Filter, Listing, scoped, year_filter
+from evalhub.core.organisations import unit_subtree_ids
+from evalhub.review import services as review_services
+from evalhub.review.models import ReviewPanel, SelfEvaluation, SelfEvaluationStatus
 
 bp = Blueprint("results", __name__, url_prefix="/results")
 
@@ -72,7 +78,8 @@ def unit_home():
         ResultFinding.engagement_id.in_([e.id for e in engagements] or [-1]), ResultFinding.status.in_(
             [s for s in FindingStatus if s not in (FindingStatus.DRAFT, FindingStatus.CLOSED)]))
         .group_by(ResultFinding.engagement_id)).all())
-    return render_template("results/unit_home.html", engagements=engagements, open_counts=open_counts)
+    return render_template("results/unit_home.html", engagements=engagements, open_counts=open_counts,
+                           overdue_materials=services.overdue_materials(current_user))
 
 
 def _unit_page(engagement: Engagement, status: int = 200, forms: dict | None = None):
@@ -87,7 +94,9 @@ def _unit_page(engagement: Engagement, status: int = 200, forms: dict | None = N
                            publication=services.unit_publication(engagement), accepted=engagement.state in RESULT_STATES,
                            publication_form=forms.get("publication") or UnitPublicationForm(),
                            confirmations=services.confirmations(engagement),
-                           answer_form=forms.get("answer") or FactAnswerForm()), status
+                           answer_form=forms.get("answer") or FactAnswerForm(), items=services.materials_of(engagement),
+                           upload_forms={m.id: MaterialUploadForm(prefix=f"m{m.id}") for m in services.materials_of(engagement)},
+                           today=beijing_today()), status
 
 
 @bp.route("/unit/engagements/<int:engagement_id>")
@@ -346,9 +355,10 @@ def _application_page(bureau: Bureau, year: int, status: int = 200, entry_forms:
             prefix=f"a{e.id}", measures=e.measures if e.confirmed_at else e.proposed,
             cut_percent=str(e.cut_percent if e.confirmed_at else (e.proposed_percent or "")) if (
                 e.cut_percent or e.proposed_percent) else "")
+    counties = services.county_table(bureau, year, current_user) if bureau.children else []
     return render_template("results/application.html", bureau=bureau, year=year, rows=rows, forms=forms,
                            figures=services.figures(bureau, year), filing=services.filing_of(bureau, year),
-                           counties=services.county_table(bureau, year, current_user) if bureau.children else [],
+                           counties=counties, county_chart=charts.county_chart_svg(counties),
                            Measure=Measure), status
 
 
@@ -439,3 +449,174 @@ def last_year_application(items) -> dict[int, str]:
             out[item.id] = (f"{entry.year} 年度评价：{entry.grade.label}（{entry.score} 分），"
                             f"结果应用：{entry.labels(entry.measures)}")
     return out
+
+
+# --- self-evaluation reviews (克州 item 7) ------------------------------------------------------------
+
+def _own_units() -> list[BudgetUnit]:
+    ids = unit_ids(current_user)
+    return list(db.session.execute(sa.select(BudgetUnit).where(BudgetUnit.id.in_(ids or {-1}))
+                                   .order_by(BudgetUnit.id)).scalars())
+
+
+SELF_EVALUATION_FILTERS = (year_filter(SelfEvaluation.year),
+                           Filter("status", SelfEvaluationStatus,
+                                  lambda stmt, status: stmt.where(SelfEvaluation.status == status)))
+SELF_EVALUATION_EXPORT = Export("部门自评报告评审", ["编号", "年度", "自评单位", "项目（资金）名称", "资金（万元）", "状态", "评审得分", "评审轮次"],
+                                lambda rows: [{"编号": se.reference, "年度": se.year, "自评单位": se.budget_unit.name,
+                                               "项目（资金）名称": se.name,
+                                               "资金（万元）": float(se.funds / 10000) if se.funds is not None else None,
+                                               "状态": se.status.label,
+                                               "评审得分": float(se.score) if se.score is not None else None,
+                                               "评审轮次": len(services.self_evaluation_panels(se))} for se in rows],
+                                "部门自评报告评审结果.xlsx")
+
+
+@bp.route("/self-evaluations")
+@login_required
+def self_evaluations():
+    """The results list: the unit's own (and its units'), or the bureau's and the bureaus' below."""
+    require("self_evaluation.list")
+    listing = Listing(scoped(SelfEvaluation), *SELF_EVALUATION_FILTERS,
+                      order_by=[SelfEvaluation.year.desc(), SelfEvaluation.id.desc()])
+    if wants_export():
+        return listing.export(SELF_EVALUATION_EXPORT)
+    return render_template("results/self_evaluations.html", page=listing.page(), filters=listing.filters,
+                           Status=SelfEvaluationStatus, unit_side=is_unit_user(current_user))
+
+
+def _self_evaluation_form(form: SelfEvaluationForm) -> SelfEvaluationForm:
+    form.unit_id.choices = [(u.id, u.name) for u in _own_units()]
+    return form
+
+
+@bp.route("/self-evaluations/new", methods=["GET", "POST"])
+@login_required
+def self_evaluation_new():
+    require("results.unit_home")
+    form = _self_evaluation_form(SelfEvaluationForm())
+
+    def call():
+        unit = db.session.get(BudgetUnit, form.unit_id.data or current_user.budget_unit_id)
+        if unit is None:
+            raise ValidationFailed("请选择自评单位。", {"unit_id": "请选择自评单位"})
+        return services.submit_self_evaluation(current_user, unit, year=form.year.data, name=form.name.data,
+                                               funds=form.funds.data, upload=_upload(form.file), note=form.note.data)
+
+    if request.method == "GET":
+        form.unit_id.data = current_user.budget_unit_id
+        return render_template("results/self_evaluation_new.html", form=form)
+    return handle_form(form, call, message=lambda se: f"已提交部门自评报告（{se.reference}），财政局将组织专家评审。",
+                       to=lambda se: url_for("results.self_evaluation", se_id=se.id),
+                       failed=lambda status: (render_template("results/self_evaluation_new.html", form=form), status))
+
+
+def _self_evaluation_page(se: SelfEvaluation, status: int = 200, resubmit_form: ResubmitForm | None = None,
+                          panel_form: PanelSizeForm | None = None):
+    panels = {p.submission_id: p for p in services.self_evaluation_panels(se)}
+    unit_side = is_unit_user(current_user)
+    versions = [{"submission": s, "panel": panels.get(s.id),
+                 "outcome": services.unit_outcome(panels[s.id]) if s.id in panels else None}
+                for s in review_services.submissions(se)]
+    latest = versions[-1]["submission"] if versions else None
+    pending = review_services.pending_panel_draw(latest) if latest is not None and latest.id not in panels else None
+    return render_template("results/self_evaluation.html", se=se, versions=versions, unit_side=unit_side,
+                           can_manage=permissions.can(current_user, "review.manage", se), pending=pending,
+                           resubmit_form=resubmit_form or ResubmitForm(), panel_form=panel_form or PanelSizeForm(),
+                           Status=SelfEvaluationStatus), status
+
+
+@bp.route("/self-evaluations/<int:se_id>")
+@login_required
+def self_evaluation(se_id: int):
+    return _self_evaluation_page(load(SelfEvaluation, se_id, "self_evaluation.view"))
+
+
+@bp.route("/self-evaluations/<int:se_id>/file/<int:submission_id>")
+@login_required
+def self_evaluation_file(se_id: int, submission_id: int):
+    se = load(SelfEvaluation, se_id, "self_evaluation.view")
+    submission = next((s for s in review_services.submissions(se) if s.id == submission_id), None)
+    if submission is None:
+        abort(404)
+    return send_stored(submission.file)
+
+
+@bp.route("/self-evaluations/<int:se_id>/resubmit", methods=["POST"])
+@login_required
+def self_evaluation_resubmit(se_id: int):
+    se = load(SelfEvaluation, se_id, "self_evaluation.resubmit")
+    form = ResubmitForm()
+    return handle_form(form, lambda: services.resubmit_self_evaluation(se, current_user, _upload(form.file), form.note.data),
+                       message=lambda s: f"已重新提交自评报告第 {s.version} 版。",
+                       to=url_for("results.self_evaluation", se_id=se.id),
+                       failed=lambda status: _self_evaluation_page(se, status, resubmit_form=form))
+
+
+@bp.route("/self-evaluations/<int:se_id>/panel", methods=["POST"])
+@login_required
+def self_evaluation_panel(se_id: int):
+    """The bureau draws the panel: the review module's own draw (announced, witnessed, revealed)."""
+    se = load(SelfEvaluation, se_id, "review.manage")
+    form = PanelSizeForm()
+
+    def call():
+        raw = (form.size.data or "").strip()
+        if raw and not raw.isdigit():
+            raise ValidationFailed("评审专家人数必须是整数。", {"size": "人数必须是整数"})
+        return review_services.form_panel(se, current_user, size=int(raw) if raw else None)
+
+    def to(result):
+        if isinstance(result, ReviewPanel):
+            return url_for("review.panel_detail", panel_id=result.id)
+        return url_for("core.draw_detail", draw_id=result.id)
+
+    return handle_form(form, call, to=to,
+                       message=lambda r: (f"已公告评审专家抽取 #{r.id}：请指定监督人，待监督人输入数字后揭晓，评审组随即成立。"
+                                          if not isinstance(r, ReviewPanel) else "已抽取评审专家并发出邀请。"),
+                       failed=lambda status: _self_evaluation_page(se, status, panel_form=form))
+
+
+# --- 资料清单 during fieldwork ------------------------------------------------------------------------
+
+def _materials_page(engagement: Engagement, status: int = 200, form: MaterialListForm | None = None):
+    return render_template("results/materials.html", e=engagement, items=services.materials_of(engagement),
+                           form=form or MaterialListForm(), today=beijing_today(),
+                           upload_forms={m.id: MaterialUploadForm(prefix=f"m{m.id}") for m in services.materials_of(engagement)}
+                           ), status
+
+
+@bp.route("/engagements/<int:engagement_id>/materials", methods=["GET", "POST"])
+@login_required
+def materials(engagement_id: int):
+    """The firm lists what it needs and sees what the unit uploaded; the unit and the bureau read it."""
+    engagement = load(Engagement, engagement_id, "material.view")
+    form = MaterialListForm()
+    if request.method == "GET":
+        return _materials_page(engagement)
+    require("material.request", engagement)
+    return handle_form(form, lambda: services.request_materials(engagement, current_user, form.items()),
+                       message=lambda rows: f"已列出资料 {len(rows)} 项，并通知被评价单位。",
+                       to=url_for("results.materials", engagement_id=engagement.id),
+                       failed=lambda status: _materials_page(engagement, status, form))
+
+
+@bp.route("/materials/<int:item_id>/upload", methods=["POST"])
+@login_required
+def material_upload(item_id: int):
+    item = load(MaterialRequest, item_id, "material.upload")
+    form = MaterialUploadForm(prefix=f"m{item.id}")
+    back = url_for("results.unit_engagement", engagement_id=item.engagement_id) + "#materials"
+    return handle_form(form, lambda: services.upload_material(item, current_user, _upload(form.file), form.note.data),
+                       message=f"已上传“{item.title}”。", to=back,
+                       failed=lambda status: _materials_page(item.engagement, status))
+
+
+@bp.route("/materials/<int:item_id>/file")
+@login_required
+def material_file(item_id: int):
+    item = db.session.get(MaterialRequest, item_id)
+    if item is None:
+        abort(404)
+    require("material.view", item.engagement)
+    return send_stored(item.file)

@@ -33,7 +33,8 @@ from evalhub.core.models import StoredFile, User
 from evalhub.extensions import db
 from evalhub.procurement.models import Engagement, EngagementState, ObjectType, PlanItem
 from evalhub.registry.forms import firm_name_filter
-from evalhub.review import services
+from evalhub.registry.models import Expert
+from evalhub.review import ratings, services
 from evalhub.review.models import (
     Grade, IndicatorCategory, InvitationStatus, PanelInvitation, PanelStatus, Publication, Review, ReviewPanel,
     ReviewStatus, Submission, SubmissionKind,
@@ -202,7 +203,7 @@ def _file_json(stored: StoredFile) -> dict:
 
 def submission_json(submission: Submission, *, with_panel: bool = True) -> dict:
     out = {
-        "id": submission.id, "engagement": _engagement_ref(submission.engagement),
+        "id": submission.id, "engagement": _engagement_ref(submission.engagement or submission.self_evaluation),
         "kind": labeled(submission.kind), "version": submission.version, "file": _file_json(submission.file),
         "note": submission.note, "concluded_total": number(submission.concluded_total),
         "concluded_grade": labeled(submission.concluded_grade),
@@ -353,7 +354,7 @@ def review_list_json(invitation: PanelInvitation) -> dict:
         "id": review.id if review else None,
         "invitation": {"id": invitation.id, "status": labeled(invitation.status),
                        "respond_by": datetime_str(invitation.respond_by), "responded_at": datetime_str(invitation.responded_at)},
-        "engagement": _engagement_ref(panel.engagement), "kind": labeled(panel.kind), "round": panel.round,
+        "engagement": _engagement_ref(panel.subject), "kind": labeled(panel.kind), "round": panel.round,
         "version": panel.submission.version, "panel_status": labeled(panel.status),
         "due": datetime_str(panel.review_due),
         "status": labeled(review.status) if review else None, "total": number(review.total) if review else None,
@@ -382,7 +383,7 @@ def review_detail_json(review: Review, user: User) -> dict:
     return {
         "id": review.id, "status": labeled(review.status), "total": number(review.total), "opinion": review.opinion,
         "submitted_at": datetime_str(review.submitted_at), "updated_at": datetime_str(review.updated_at),
-        "engagement": _engagement_ref(panel.engagement),
+        "engagement": _engagement_ref(panel.subject),
         "panel": {"round": panel.round, "status": labeled(panel.status), "due": datetime_str(panel.review_due),
                   "size": panel.size, "score": number(panel.score), "passed": panel.passed},
         "submission": submission_json(panel.submission, with_panel=False),
@@ -566,3 +567,91 @@ def list_public_reports():
                  selectinload(Publication.engagement).selectinload(Engagement.firm),
                  selectinload(Publication.engagement).selectinload(Engagement.plan_item)],
         order_by=[Publication.published_at.desc(), Publication.id.desc()], item=public_report_json)
+
+
+# --- expert ratings (issue 14): the bureau rates each seated expert after a panel; the expert's record ---------
+
+TAG_RATINGS = "专家评价"
+
+EXPERT_RATING = schema("ExpertRating", {"type": "object", "required": [
+    "id", "panel", "expert", "timeliness", "quality", "rated_at"], "properties": {
+    "id": INTEGER,
+    "panel": {"type": "object", "description": "所评价的评审组（评价任务的方案或报告评审，或预算单位自评报告评审）",
+              "properties": {"id": INTEGER, "kind": SUBMISSION_KIND, "round": INTEGER,
+                             "subject_reference": STRING}},
+    "expert": {"type": "object", "properties": {"id": INTEGER, "name": STRING}},
+    "bureau": {"type": "object", "description": "作出评价的财政局", "properties": {"id": INTEGER, "name": STRING}},
+    "timeliness": {"type": "integer", "minimum": 1, "maximum": 5, "description": ratings.CRITERIA["timeliness"]},
+    "quality": {"type": "integer", "minimum": 1, "maximum": 5, "description": ratings.CRITERIA["quality"]},
+    "note": NULLABLE_STRING, "rated_at": {"type": "string", "format": "date-time"}}})
+
+EXPERT_RATING_INPUT = schema("ExpertRatingInput", {"type": "object", "required": ["expert_id", "timeliness", "quality"],
+                                                   "properties": {
+    "expert_id": {"type": "integer", "minimum": 1, "maximum": 2147483647, "description": "参加本评审组（已接受邀请）的专家编号"},
+    "timeliness": {"type": "integer", "minimum": 1, "maximum": 5, "description": ratings.CRITERIA["timeliness"] + "，1–5 分"},
+    "quality": {"type": "integer", "minimum": 1, "maximum": 5, "description": ratings.CRITERIA["quality"] + "，1–5 分"},
+    "note": text(500, "说明；任一项不高于“不佳”线时必填（不少于 5 字）", nullable=True)}})
+
+EXPERT_RATING_RECORD = schema("ExpertRatingRecord", {"type": "object", "required": ["expert", "excluded", "items"],
+                                                     "properties": {
+    "expert": {"type": "object", "properties": {"id": INTEGER, "name": STRING}},
+    "excluded": {"type": "boolean", "description": "是否因持续评价不佳暂停参加随机抽取"},
+    "exclusion": {"type": "array", "items": STRING, "description": "暂停抽取的理由（含预计恢复日期）"},
+    "items": {"type": "array", "items": EXPERT_RATING}}})
+
+
+def rating_json(rating: ratings.ExpertRating) -> dict:
+    panel = rating.panel
+    return {"id": rating.id,
+            "panel": {"id": panel.id, "kind": labeled(panel.kind), "round": panel.round,
+                      "subject_reference": panel.subject.reference},
+            "expert": {"id": rating.expert.id, "name": rating.expert.name},
+            "bureau": {"id": rating.bureau.id, "name": rating.bureau.name},
+            "timeliness": rating.timeliness, "quality": rating.quality, "note": rating.note,
+            "rated_at": datetime_str(rating.rated_at)}
+
+
+@operation("/panels/<int:panel_id>/ratings", "POST",
+           summary="评价专家：评审结束（已出结果）后，组织评审的财政局对参加评审组的专家按时性和意见质量各打 1–5 分"
+                   "（每名专家一次；评分偏低须写明情况）；持续评价不佳的专家暂停参加随机抽取",
+           tag=TAG_RATINGS, response=EXPERT_RATING, status=201, body=EXPERT_RATING_INPUT,
+           errors=(400, 403, 404, 409, 422))
+def rate_expert(panel_id: int):
+    user = api_user()
+    if user.role not in BUREAU_SIDE:
+        raise PermissionDenied("只有组织评审的财政局可以评价专家。")
+    panel = db.session.get(ReviewPanel, panel_id)
+    if panel is None or not permissions.in_subtree(user, panel.bureau_id):
+        raise NotFound("未找到该评审组。")
+    data = json_body()
+    errors: dict[str, str] = {}
+    for name in ("expert_id", "timeliness", "quality"):
+        value = data.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            errors[name] = "必须是整数"
+    note = data.get("note")
+    if note is not None and not isinstance(note, str):
+        errors["note"] = "必须是字符串"
+    raise_if(errors)
+    rating = ratings.rate_expert(panel, data.get("expert_id"), user, timeliness=data.get("timeliness"),
+                                 quality=data.get("quality"), note=note)
+    db.session.commit()
+    return jsonify(rating_json(rating)), 201
+
+
+@operation("/experts/<int:expert_id>/ratings", "GET",
+           summary="专家的评价记录：每次评审后的评分和说明，以及是否因持续评价不佳暂停抽取；"
+                   "财政局（可见该专家的）和专家本人可查看，第三方机构不可查看",
+           tag=TAG_RATINGS, response=EXPERT_RATING_RECORD, errors=(403, 404))
+def expert_ratings(expert_id: int):
+    user = api_user()
+    if user.role not in BUREAU_SIDE and user.role != Role.EXPERT:
+        raise PermissionDenied("第三方机构和预算单位不能查看专家评价记录。")
+    expert = db.session.get(Expert, expert_id)
+    if user.role == Role.EXPERT and (expert is None or user.expert_id != expert.id):
+        raise PermissionDenied("专家只能查看本人的评价记录。")
+    if expert is None or not permissions.can(user, "expert.ratings", expert):
+        raise NotFound("未找到该专家。")
+    exclusion = ratings.poor_rating_reasons(expert)
+    return jsonify({"expert": {"id": expert.id, "name": expert.name}, "excluded": bool(exclusion),
+                    "exclusion": exclusion, "items": [rating_json(r) for r in ratings.ratings_of(expert)]})

@@ -10,11 +10,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from evalhub.core.enums import LabeledEnum, enum_column
-from evalhub.core.models import Bureau, Draw, StoredFile
+from evalhub.core.models import Bureau, BudgetUnit, Draw, StoredFile
 from evalhub.core.mixins import Created, CreatedBy
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
-from evalhub.procurement.models import Engagement, OfEngagement
+from evalhub.procurement.models import Engagement, ObjectType
 from evalhub.registry.models import Expert
 
 Points = sa.Numeric(6, 2)
@@ -23,6 +23,8 @@ Points = sa.Numeric(6, 2)
 class SubmissionKind(LabeledEnum):
     WORK_PLAN = ("work_plan", "实施方案")
     REPORT = ("report", "评价报告")
+    # A 主管部门's self-evaluation report of a central transfer, reviewed by the bureau's panel (克州 item 7).
+    SELF_EVALUATION = ("self_evaluation", "部门自评报告")
 
 
 class IndicatorCategory(LabeledEnum):
@@ -45,6 +47,7 @@ class RubricKind(LabeledEnum):
     WORK_PLAN = ("work_plan", "实施方案评审")
     REPORT = ("report", "评价报告评审")
     COMMISSIONER = ("commissioner", "委托方对机构的评价")
+    SELF_EVALUATION = ("self_evaluation", "部门自评报告评审")
 
 
 class PanelStatus(LabeledEnum):
@@ -66,13 +69,70 @@ class ReviewStatus(LabeledEnum):
     SUBMITTED = ("submitted", "已提交")
 
 
-class Submission(OfEngagement, db.Model):
-    """One uploaded version of a work plan or report. Earlier versions and their reviews stay readable."""
+class SelfEvaluationStatus(LabeledEnum):
+    SUBMITTED = ("submitted", "待组织评审")
+    REVIEWING = ("reviewing", "评审中")
+    RETURNED = ("returned", "退回整改")
+    PASSED = ("passed", "评审通过")
 
-    __tablename__ = "submission"
-    __table_args__ = (sa.UniqueConstraint("engagement_id", "kind", "version"),)
+
+class SelfEvaluation(CreatedBy, db.Model):
+    """A 主管部门's self-evaluation of one central transfer, handed to its bureau for review (克州's plan, item 7:
+    the bureau has experts score the self-evaluation reports and returns those under 90). It is what a panel
+    reviews in place of an engagement: its versions are ``Submission`` rows, its panels ``ReviewPanel`` rows,
+    decided by the same review code. It offers the few names that code reads of an engagement."""
+
+    __tablename__ = "self_evaluation"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
+    budget_unit_id: Mapped[int] = mapped_column(sa.ForeignKey("budget_unit.id"), index=True)
+    year: Mapped[int] = mapped_column()
+    name: Mapped[str] = mapped_column(sa.String(200))
+    funds: Mapped[Optional[Decimal]] = mapped_column(sa.Numeric(18, 2))
+    status: Mapped[SelfEvaluationStatus] = mapped_column(enum_column(SelfEvaluationStatus),
+                                                         default=SelfEvaluationStatus.SUBMITTED)
+    score: Mapped[Optional[Decimal]] = mapped_column(Points)  # the latest decided panel's score
+
+    bureau: Mapped[Bureau] = relationship()
+    budget_unit: Mapped[BudgetUnit] = relationship()
+    submissions: Mapped[list["Submission"]] = relationship(back_populates="self_evaluation",
+                                                           order_by="Submission.version")
+
+    # What the shared panel code reads of its subject (an engagement has these too): no firm is evaluated,
+    # nobody commissions it, no field narrows the expert pool.
+    firm = None
+    firm_id = None
+    commissioner_unit = None
+    commissioner_unit_id = None
+    field = None
+    object_type = ObjectType.PROJECT  # a transfer's project spending, never a lower government's evaluation
+
+    @property
+    def plan_item(self) -> "SelfEvaluation":
+        return self  # what avoidance reads of an engagement's plan item (its object type) is the self-evaluation's
+
+    @property
+    def reference(self) -> str:
+        return f"ZP{self.year}-{self.id:04d}"
+
+    @property
+    def commissioner_name(self) -> str:
+        return self.bureau.name  # the bureau organises the review
+
+
+class Submission(db.Model):
+    """One uploaded version of a work plan or report (an engagement's), or of a self-evaluation report (a
+    budget unit's). Earlier versions and their reviews stay readable."""
+
+    __tablename__ = "submission"
+    __table_args__ = (sa.UniqueConstraint("engagement_id", "kind", "version"),
+                      sa.UniqueConstraint("self_evaluation_id", "version"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Exactly one of the two: the engagement's document, or the self-evaluation's.
+    engagement_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("engagement.id"), index=True)
+    self_evaluation_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("self_evaluation.id"), index=True)
     kind: Mapped[SubmissionKind] = mapped_column(enum_column(SubmissionKind))
     version: Mapped[int] = mapped_column()
     file_id: Mapped[int] = mapped_column(sa.ForeignKey("stored_file.id"))
@@ -84,6 +144,8 @@ class Submission(OfEngagement, db.Model):
     submitted_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
     submitted_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
+    engagement: Mapped[Optional[Engagement]] = relationship(foreign_keys=[engagement_id])
+    self_evaluation: Mapped[Optional[SelfEvaluation]] = relationship(back_populates="submissions")
     file: Mapped[StoredFile] = relationship()
     indicators: Mapped[list["ReportIndicator"]] = relationship(back_populates="submission",
                                                                order_by="ReportIndicator.position",
@@ -142,8 +204,9 @@ class RubricItem(db.Model):
     rubric: Mapped[Rubric] = relationship(back_populates="items")
 
 
-class ReviewPanel(OfEngagement, CreatedBy, db.Model):
-    """The expert panel for one submission version. Its outcome is decided exactly once."""
+class ReviewPanel(CreatedBy, db.Model):
+    """The expert panel for one submission version. Its outcome is decided exactly once. Its subject is the
+    engagement whose document it reviews, or the self-evaluation (``subject``)."""
 
     __tablename__ = "review_panel"
     # An engagement's latest panel (the resubmission deadline in the overdue rule) by index, without walking
@@ -151,6 +214,8 @@ class ReviewPanel(OfEngagement, CreatedBy, db.Model):
     __table_args__ = (sa.Index("ix_review_panel_engagement_latest", "engagement_id", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    engagement_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("engagement.id"), index=True)
+    self_evaluation_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("self_evaluation.id"), index=True)
     submission_id: Mapped[int] = mapped_column(sa.ForeignKey("submission.id"), unique=True)
     bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
     kind: Mapped[SubmissionKind] = mapped_column(enum_column(SubmissionKind))
@@ -174,11 +239,18 @@ class ReviewPanel(OfEngagement, CreatedBy, db.Model):
     # in, and bureau staff enter the experts' answers and scores on their behalf, recorded as such.
     offline: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
+    engagement: Mapped[Optional[Engagement]] = relationship(foreign_keys=[engagement_id])
+    self_evaluation: Mapped[Optional[SelfEvaluation]] = relationship()
     submission: Mapped[Submission] = relationship(back_populates="panel")
     rubric: Mapped[Rubric] = relationship()
     draw: Mapped[Draw] = relationship()
     invitations: Mapped[list["PanelInvitation"]] = relationship(back_populates="panel", order_by="PanelInvitation.id",
                                                                 cascade="all, delete-orphan")
+
+    @property
+    def subject(self) -> Any:
+        """What the panel reviews: the engagement, or the self-evaluation (each has bureau, reference, name)."""
+        return self.engagement if self.engagement_id is not None else self.self_evaluation
 
 
 class PanelInvitation(Created, db.Model):

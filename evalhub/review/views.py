@@ -123,6 +123,17 @@ def _seated_max_version(user, engagement_id: int, kind: SubmissionKind) -> Optio
 
 
 def _may_read(submission: Submission) -> bool:
+    if submission.self_evaluation_id is not None:  # a budget unit's self-evaluation (克州 item 7)
+        if current_user.role == Role.EXPERT:
+            seated = db.session.execute(
+                sa.select(sa.func.max(Submission.version))
+                .join(ReviewPanel, ReviewPanel.submission_id == Submission.id)
+                .join(PanelInvitation, PanelInvitation.panel_id == ReviewPanel.id)
+                .where(Submission.self_evaluation_id == submission.self_evaluation_id,
+                       PanelInvitation.expert_id == current_user.expert_id,
+                       PanelInvitation.status == InvitationStatus.ACCEPTED)).scalar_one_or_none()
+            return seated is not None and submission.version <= seated
+        return permissions.can(current_user, "self_evaluation.view", submission.self_evaluation)
     if current_user.role == Role.EXPERT:
         seated = _seated_max_version(current_user, submission.engagement_id, submission.kind)
         return seated is not None and submission.version <= seated
@@ -165,8 +176,10 @@ def _sent_letter_before(submission: Submission) -> Optional[ReviewPanel]:
     """The panel whose letter sent the previous version of this document back, if any."""
     if submission.version <= 1:
         return None
+    owner = (Submission.self_evaluation_id == submission.self_evaluation_id if submission.self_evaluation_id is not None
+             else Submission.engagement_id == submission.engagement_id)
     previous = db.session.execute(sa.select(Submission).where(
-        Submission.engagement_id == submission.engagement_id, Submission.kind == submission.kind,
+        owner, Submission.kind == submission.kind,
         Submission.version == submission.version - 1)).scalar_one_or_none()
     if previous is None or previous.panel is None or previous.panel.letter_sent_at is None:
         return None
@@ -270,6 +283,10 @@ def submission_new(engagement_id: int):
 @login_required
 def submission_detail(submission_id: int):
     submission = _readable_submission(submission_id)
+    if submission.self_evaluation_id is not None:  # its page is the self-evaluation's (experts: the file)
+        if current_user.role == Role.EXPERT:
+            return redirect(url_for(".submission_file", submission_id=submission.id))
+        return redirect(url_for("results.self_evaluation", se_id=submission.self_evaluation_id))
     engagement = submission.engagement
     versions = services.submissions(engagement, submission.kind)
     role = "firm" if current_user.role == Role.FIRM_USER else "expert" if current_user.role == Role.EXPERT else "bureau"
@@ -327,16 +344,16 @@ def panel_new(engagement_id: int):
                 raise ValidationFailed("评审专家人数必须是整数。", {"size": "人数必须是整数"})
         return services.form_panel(engagement, current_user, size=size, offline=bool(form.offline.data))
 
-    return handle_form(form, draw, message=lambda panel: f"已随机抽取评审专家 {panel.size} 人并发出邀请。"
-                       + ("线下评审：请登记专家的答复和纸质声明，并代为录入评审意见。" if panel.offline else ""),
-                       to=lambda panel: url_for(".panel_detail", panel_id=panel.id),
+    return handle_form(form, draw, message=lambda record: f"已公告评审专家抽取 #{record.id}（候选名单与承诺值已固定）："
+                       "请指定监督人，待监督人输入数字后揭晓，评审组随即成立并发出邀请。",
+                       to=lambda record: url_for("core.draw_detail", draw_id=record.id),
                        failed=lambda status: (render_template("review/panel_new.html", e=engagement, pending=pending,
                                                               form=form, panels=_engagement_panels(engagement)), status))
 
 
 def _manageable_panel(panel_id: int) -> ReviewPanel:
     panel = _get(ReviewPanel, panel_id)
-    if not permissions.can(current_user, "review.manage", panel.engagement):
+    if not permissions.can(current_user, "review.manage", panel.subject):
         abort(403)
     return panel
 
@@ -345,7 +362,7 @@ def _render_panel(panel: ReviewPanel, status: int = 200, letter_form: LetterForm
                   reopen_form: ReopenForm | None = None, offline_form: OfflineAnswerForm | None = None,
                   offline_target: int | None = None, withdraw_form: WithdrawForm | None = None,
                   withdraw_target: int | None = None):
-    engagement = panel.engagement
+    engagement = panel.subject  # the engagement, or a budget unit's self-evaluation
     reviews = {r.invitation_id: r for r in services.visible_reviews(panel, current_user)}
     can_manage = permissions.can(current_user, "review.manage", engagement)
     draw_ids = [panel.draw_id] + sorted({i.draw_id for i in panel.invitations if i.draw_id != panel.draw_id})
@@ -369,7 +386,7 @@ def _render_panel(panel: ReviewPanel, status: int = 200, letter_form: LetterForm
 @login_required
 def panel_detail(panel_id: int):
     panel = _get(ReviewPanel, panel_id)
-    if not bureau_side() or not permissions.can(current_user, "engagement.view", panel.engagement):
+    if not bureau_side() or not services.may_view_subject(current_user, panel):
         abort(403)
     return _render_panel(panel)
 
@@ -380,7 +397,8 @@ def panel_letter(panel_id: int):
     panel = _manageable_panel(panel_id)
     form = LetterForm()
     return handle_form(form, lambda: services.send_letter(panel, current_user, form.letter.data or ""),
-                       message=f"整改意见已发送，{panel.kind.label}已退回 {panel.engagement.firm.name} 整改。",
+                       message=f"整改意见已发送，{panel.kind.label}已退回 "
+                               f"{panel.engagement.firm.name if panel.engagement_id else panel.subject.budget_unit.name} 整改。",
                        to=url_for(".panel_detail", panel_id=panel.id),
                        failed=lambda status: _render_panel(panel, status, letter_form=form))
 
@@ -711,11 +729,11 @@ def invitation(invitation_id: int):
             done, _, status = submit_form(decline_form, lambda: services.respond(
                 inv, current_user, accept=False, reason=decline_form.reason.data))
             if done:
-                flash("已拒绝邀请，系统将另行抽取专家。", "success")
+                flash("已拒绝邀请，财政局将另行抽取专家。", "success")
                 return redirect(url_for(".workspace"))
         else:
             abort(400)
-    return render_template("review/invitation.html", inv=inv, panel=inv.panel, e=inv.panel.engagement,
+    return render_template("review/invitation.html", inv=inv, panel=inv.panel, e=inv.panel.subject,
                            accept_form=accept_form, decline_form=decline_form, declaration=services.DECLARATION,
                            InvitationStatus=InvitationStatus, PanelStatus=PanelStatus), status
 
@@ -752,7 +770,7 @@ def invitation_offline(invitation_id: int):
     return handle_form(form, lambda: services.respond_offline(
         inv, current_user, accept=accept, declaration_received=bool(form.declaration.data), reason=form.reason.data),
         message=(f"已登记：{inv.expert.name} 接受邀请，纸质无利益冲突声明已收到。" if accept
-                 else f"已登记：{inv.expert.name} 拒绝邀请，已另行抽取专家。"),
+                 else f"已登记：{inv.expert.name} 拒绝邀请，已公告补抽，请在抽取页面指定监督人并揭晓。"),
         to=url_for(".panel_detail", panel_id=panel.id),
         failed=lambda status: _render_panel(panel, status, offline_form=form, offline_target=inv.id))
 
@@ -764,7 +782,8 @@ def invitation_withdraw(invitation_id: int):
     inv, panel = _managed_invitation(invitation_id)
     form = WithdrawForm()
     return handle_form(form, lambda: services.withdraw_invitation(inv, current_user, form.reason.data or ""),
-                       message=lambda new: f"已撤回 {inv.expert.name} 的邀请，并从原抽取名单中补抽 {new.expert.name}。",
+                       message=lambda new: f"已撤回 {inv.expert.name} 的邀请；" + (
+                           f"已公告从原抽取名单补抽（抽取 #{new.id}），请指定监督人并揭晓。" if new else "补抽已在等待揭晓的抽取中。"),
                        to=url_for(".panel_detail", panel_id=panel.id),
                        failed=lambda status: _render_panel(panel, status, withdraw_form=form, withdraw_target=inv.id))
 
@@ -820,12 +839,12 @@ def review_form(review_id: int):
     else:
         form = review_form_for(rubric, formdata=None, data=_review_form_data(review))
     submission = panel.submission
-    earlier = [s for s in services.submissions(panel.engagement, submission.kind) if s.version < submission.version]
+    earlier = [s for s in services.submissions(panel.subject, submission.kind) if s.version < submission.version]
     labels = {i.id: f"专家 {n}" for n, i in enumerate(panel.invitations, start=1)}
     others = [r for r in services.visible_reviews(panel, current_user)
               if r.id != review.id and r.status == ReviewStatus.SUBMITTED]
     return render_template(
-        "review/review_form.html", review=review, panel=panel, e=panel.engagement, rubric=rubric, form=form,
+        "review/review_form.html", review=review, panel=panel, e=panel.subject, rubric=rubric, form=form,
         submission=submission, earlier=earlier, letter_panel=_sent_letter_before(submission), others=others,
         labels=labels, editable=review.status == ReviewStatus.DRAFT and panel.status == PanelStatus.REVIEWING
         and review.invitation.status == InvitationStatus.ACCEPTED,
@@ -881,3 +900,9 @@ def inbox_read_all():
 @bp.app_template_filter("pts")
 def _pts_filter(value) -> str:
     return _points(value)
+
+
+# Experts rated after each panel (issue 14): the pages live beside their rule in review.ratings.
+from evalhub.review import ratings as _ratings  # noqa: E402
+
+_ratings.register_routes(bp)
