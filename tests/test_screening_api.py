@@ -17,7 +17,7 @@ from tests import factories
 from tests.screening_support import report_text, upload_report
 from tests.test_api import assert_error
 
-SCORE_FIELDS = {"risk", "method", "model_version", "features", "reasons", "gaps", "copied_passages"}
+SCORE_FIELDS = {"risk", "method", "model_version", "kind", "features", "reasons", "gaps", "copied_passages"}
 QUEUE_FIELDS = {"rank", "flagged", "risk", "method", "model_version", "submission_id", "version", "kind", "engagement",
                 "firm", "bureau", "submitted_at", "reasons"}
 FRAGMENT = "进一步加强管理。"
@@ -47,9 +47,9 @@ def _has_chinese(text: str) -> bool:
 # --- scoring ---------------------------------------------------------------------------------------
 
 def test_scores_a_whole_report_and_a_fragment(client, world, auth):
-    whole = ok(_score(client, auth("bz.staff"),
+    whole = ok(_score(client, auth("bz.staff"), kind="report",
                       text=report_text("饮水安全工程", "巴州统计局", world.firm.name, specific=False)))
-    assert set(whole) == SCORE_FIELDS
+    assert set(whole) == SCORE_FIELDS and whole["kind"] == "report"
     assert 0.0 <= whole["risk"] <= 1.0 and whole["method"] == "rule" and whole["model_version"] is None
     assert set(whole["features"]) >= set(FEATURE_KEYS)
     assert whole["features"]["missing_chapters"] == 0 and whole["features"]["length_chars"] > 200
@@ -60,10 +60,25 @@ def test_scores_a_whole_report_and_a_fragment(client, world, auth):
 
     fragment = ok(_score(client, auth("bz.admin"), text=FRAGMENT, kind="report"))
     assert set(fragment) == SCORE_FIELDS and 0.0 <= fragment["risk"] <= 1.0
+    assert fragment["features"]["missing_chapters"] is None  # "report" is believed only with an outline
     assert fragment["features"]["length_chars"] == len(FRAGMENT)
     plan = ok(_score(client, auth("region.admin"), text=FRAGMENT, kind="work_plan"))
     assert 0.0 <= plan["risk"] <= 1.0 and plan["features"]["missing_chapters"] is None  # a plan has no report chapters
     assert ok(_score(client, auth("admin"), text=FRAGMENT))["method"] == "rule"  # the platform's own administrator
+
+
+def test_kind_defaults_to_detection_and_fragments_get_no_chapter_features(client, world, auth):
+    headers = auth("bz.staff")
+    excerpt = "一、基本情况\n项目资金已全部到位，严格管理，做到专款专用。\n五、存在的问题\n暂无问题。"
+    detected = ok(_score(client, headers, text=excerpt))
+    assert detected["kind"] == "fragment" and detected["features"]["missing_chapters"] is None
+    declared = ok(_score(client, headers, text=excerpt, kind="self_evaluation"))
+    assert declared["kind"] == "self_evaluation" and declared["features"]["missing_chapters"] is None
+    assert ok(_score(client, headers, text=excerpt, kind="fragment"))["kind"] == "fragment"
+    short_report = report_text("饮水安全工程", "巴州统计局", world.firm.name, specific=True)
+    assert ok(_score(client, headers, text=short_report, kind="report"))["features"]["missing_chapters"] == 0
+    long_report = short_report + "\n" + "评价组于2025年3月抽查了东风村等12个实施点，回收有效问卷300份。" * 60
+    assert ok(_score(client, headers, text=long_report))["kind"] == "report"  # long, with the outline: a report
 
 
 def test_with_an_engagement_a_copy_from_the_same_firm_is_found(client, world, auth):

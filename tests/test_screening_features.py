@@ -35,7 +35,9 @@ NAMES = ["饮水工程", "水利局", "天衡评价公司"]
 
 
 def ctx(**kw) -> ScreeningContext:
-    base = dict(names=NAMES, firm_id=1, engagement_id=1, object_key="7:饮水工程", year=2024, chapters=REPORT_CHAPTERS)
+    # These short hand-written texts are declared whole reports (as an upload is); see test_screening_signals for detection.
+    base = dict(names=NAMES, firm_id=1, engagement_id=1, object_key="7:饮水工程", year=2024, chapters=REPORT_CHAPTERS,
+                text_kind="report")
     base.update(kw)
     return ScreeningContext(**base)
 

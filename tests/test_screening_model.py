@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 import pandas as pd
 
 from evalhub.review.services import REPORT_CHAPTERS
@@ -97,3 +99,86 @@ def test_stock_phrase_summaries_agree_with_scanning_the_postings():
                     (b.frequency, bool(b.same_firm), bool(b.other_firms), bool(b.previous))
                 compared += a.frequency >= COMMON
     assert compared > 50  # the summaries were really used
+
+
+# --- the promotion rule (issue 16): the rule score stays the default until a model beats it ----------------
+
+def test_a_model_must_beat_the_rule_score_on_its_own_held_out_labels():
+    rule = {"roc_auc": 0.80, "average_precision": 0.70}
+    assert learning.promotion_verdict({"roc_auc": 0.85, "average_precision": 0.75}, rule)["allowed"]
+    for worse in ({"roc_auc": 0.85, "average_precision": 0.70}, {"roc_auc": 0.79, "average_precision": 0.90},
+                  {"roc_auc": None, "average_precision": None}):
+        verdict = learning.promotion_verdict(worse, rule)
+        assert not verdict["allowed"] and "规则评分" in verdict["reason"]
+    with pytest.raises(learning.NotPromotable, match="规则评分"):
+        learning.check_promotable({"metrics": {"roc_auc": 0.7, "average_precision": 0.6},
+                                   "baselines": {"rule_score": rule}})  # a card from before the rule: judged too
+    learning.check_promotable({"promotion": {"allowed": True, "reason": ""}})
+
+
+def _frame_the_rule_score_ranks_perfectly(n: int = 120) -> pd.DataFrame:
+    import numpy as np
+
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame(np.zeros((n, len(FEATURE_KEYS))), columns=FEATURE_KEYS)
+    frame["quantities_per_1k"] = rng.uniform(0, 30, n)
+    frame["slogan_share"] = rng.uniform(0, 0.5, n)
+    scores = np.array([learning.rule_score(row) for row in frame.to_dict("records")])
+    frame["label"] = (scores > np.median(scores)).astype(int)
+    frame["at"] = pd.date_range("2023-01-01", periods=n, freq="5D")
+    frame["source"] = "panel"
+    frame["random"] = False
+    return frame
+
+
+def test_a_candidate_that_does_not_beat_the_rule_score_cannot_be_promoted_and_the_page_says_why(
+        app, client, login, world):
+    from pathlib import Path
+
+    import sqlalchemy as sa
+
+    from evalhub.core.errors import Conflict
+    from evalhub.extensions import db
+    from evalhub.screening import services as S
+    from evalhub.screening.models import ModelStatus, ScreeningModel
+
+    result = learning.train(_frame_the_rule_score_ranks_perfectly())
+    card = result.card
+    assert card["baselines"]["rule_score"]["average_precision"] == 1.0
+    assert not card["promotion"]["allowed"] and "规则评分" in card["promotion"]["reason"]
+    artefact = learning.save(result, Path(app.config["MODELS_DIR"]), "20250301-1")
+    model = ScreeningModel(version="20250301-1", algorithm=card["algorithm"], artefact=artefact, card=result.card,
+                           status=ModelStatus.CANDIDATE)
+    db.session.add(model)
+    db.session.commit()
+    with pytest.raises(Conflict, match="规则评分"):
+        S.promote(model, world.region_admin)
+    assert model.status == ModelStatus.CANDIDATE and S.active_model() == (None, None)
+
+    login(world.region_admin)
+    page = client.get(f"/screening/models/{model.id}").get_data(as_text=True)
+    assert 'data-testid="promotion"' in page and "不能启用" in page and 'data-testid="promote"' not in page
+    listing = client.get("/screening/models").get_data(as_text=True)
+    assert f'data-testid="not-promotable-{model.id}"' in listing and f'data-testid="promote-{model.id}"' not in listing
+    refused = client.post(f"/screening/models/{model.id}/promote")
+    assert refused.status_code == 409 and "规则评分" in refused.get_data(as_text=True)
+    assert db.session.execute(sa.select(ScreeningModel.status).where(ScreeningModel.id == model.id)).scalar_one() \
+        == ModelStatus.CANDIDATE
+
+
+def test_a_demo_trained_model_is_marked_synthetic_on_its_card(app, client, login, world):
+    from pathlib import Path
+
+    from evalhub.extensions import db
+    from evalhub.screening.models import ModelStatus, ScreeningModel
+
+    result = learning.train(_frame_the_rule_score_ranks_perfectly())
+    artefact = learning.save(result, Path(app.config["MODELS_DIR"]), "20250302-1")
+    model = ScreeningModel(version="20250302-1", algorithm=result.card["algorithm"], artefact=artefact,
+                           card={**result.card, "synthetic": True, "synthetic_note": "合成报告和合成标注"},
+                           status=ModelStatus.CANDIDATE)
+    db.session.add(model)
+    db.session.commit()
+    login(world.region_admin)
+    assert 'data-testid="synthetic"' in client.get(f"/screening/models/{model.id}").get_data(as_text=True)
+    assert f'data-testid="synthetic-{model.id}"' in client.get("/screening/models").get_data(as_text=True)

@@ -14,6 +14,7 @@ from evalhub.review.models import SubmissionKind
 from evalhub.screening import learning
 from evalhub.screening import services as S
 from evalhub.screening.models import ModelStatus, ReportScreening, RiskMethod
+from tests import factories
 from tests.screening_support import report_text, upload_report
 
 
@@ -98,7 +99,7 @@ def _decide_first_round(world, engagement, fraction: float):
         expert = factories.expert(world.bz, name=f"筛查专家{engagement.id}{i}", employer=f"某大学{engagement.id}{i}")
         experts.append(factories.user(f"se{expert.id}", Role.EXPERT, expert_id=expert.id))
     users = {u.expert_id: u for u in experts + [world.expert_user]}
-    panel = R.form_panel(engagement, world.bz_staff, size=3)
+    panel = factories.witnessed(R.form_panel(engagement, world.bz_staff, size=3))
     for invitation in list(panel.invitations):
         if invitation.status == InvitationStatus.INVITED:
             R.respond(invitation, users[invitation.expert_id], accept=True, declaration_signed=True)
@@ -253,3 +254,85 @@ def test_the_app_refuses_an_incompatible_active_model_at_start_and_says_why(worl
     assert model_obj is None and "重新训练" in problem
     _e, s = upload_report(world, report_text("饮水安全工程", "巴州统计局", world.firm.name), name="饮水安全工程")
     assert S.screening_for(s).method == RiskMethod.RULE  # uploads fall back to the rule score
+
+
+# --- screening in the background worker (issue 16) --------------------------------------------------
+
+@pytest.fixture()
+def in_worker(app, monkeypatch):
+    """Uploads are screened by the worker after they commit (as in production), not inside the upload."""
+    monkeypatch.setitem(app.config, "SCREENING_IN_WORKER", True)
+
+
+def test_an_upload_returns_before_screening_and_the_worker_screens_it_after_commit(world, in_worker):
+    from evalhub.core.enums import JobStatus
+    from evalhub.core.models import Job
+
+    first = report_text("饮水安全工程", "巴州统计局", world.firm.name, specific=False)
+    _e1, s1 = upload_report(world, first, name="饮水安全工程")
+    # inside the upload's transaction: nothing screened yet, one job queued for the worker (no actor: the
+    # firm never learns its upload is screened)
+    assert S.screening_for(s1) is None
+    job = S.pending_screening(s1)
+    assert job is not None and job.status == JobStatus.QUEUED and job.created_by_id is None
+    db.session.commit()  # the upload commits → the job runs (immediate mode: now, in its own session)
+    db.session.expire_all()
+    row1 = S.screening_for(s1)
+    assert row1 is not None and S.pending_screening(s1) is None
+    assert db.session.get(Job, job.id).status == JobStatus.SUCCEEDED
+
+    swapped = first.replace("饮水安全工程", "高标准农田建设").replace("巴州统计局", "巴州民政局")
+    _e2, s2 = upload_report(world, swapped, name="高标准农田建设", unit="巴州民政局")
+    db.session.commit()
+    row2 = S.screening_for(s2)
+    assert row2.features["near_duplicate"] == 1.0 and row2.details["most_similar"]["doc_id"] == s1.id
+
+
+def test_a_rolled_back_upload_queues_nothing(world, in_worker):
+    from evalhub.core.models import Job
+
+    _e, submission = upload_report(world, report_text("饮水安全工程", "巴州统计局", world.firm.name), name="饮水安全工程")
+    db.session.rollback()
+    db.session.commit()
+    assert db.session.execute(sa.select(Job).where(Job.kind == S.SCREEN_JOB)).first() is None
+
+
+def test_the_status_page_shows_screening_then_the_card(world, in_worker, login, monkeypatch):
+    from evalhub.core import jobs
+
+    ran = []
+    monkeypatch.setattr(jobs, "_run_job_task", ran.append)  # the worker has not picked the job up yet
+    _e, submission = upload_report(world, report_text("饮水安全工程", "巴州统计局", world.firm.name), name="饮水安全工程")
+    db.session.commit()
+    assert len(ran) == 2  # the work plan's and the report's screenings, queued as each upload committed
+    page = login(world.bz_staff).get(f"/screening/submission/{submission.id}")
+    assert page.status_code == 200 and "筛查中" in page.get_data(as_text=True)
+    assert '<meta http-equiv="refresh"' in page.get_data(as_text=True)
+    queue = login(world.bz_staff).get("/screening/queue").get_data(as_text=True)
+    assert 'data-testid="screening-pending"' in queue and f"/screening/submission/{submission.id}" in queue
+    assert f"/screening/submission/{submission.id}" not in login(world.kz_staff).get("/screening/queue").get_data(as_text=True)
+    # the firm, and another prefecture's bureau, may not ask
+    assert login(world.firm_user).get(f"/screening/submission/{submission.id}").status_code == 403
+    assert login(world.kz_staff).get(f"/screening/submission/{submission.id}").status_code == 403
+    for job_id in ran:  # the worker runs them
+        jobs.run_job(job_id)
+    done = login(world.bz_staff).get(f"/screening/submission/{submission.id}")
+    assert done.status_code == 302 and f"/screening/{S.screening_for(submission).id}" in done.headers["Location"]
+
+
+def test_rescreen_in_bulk_writes_the_shared_index_once_per_text(world, app):
+    from evalhub.screening.models import IndexBand, IndexedDocument, IndexKeyCount, IndexPosting
+
+    for n in range(3):
+        upload_report(world, report_text(f"项目{n}", "巴州统计局", world.firm.name, specific=bool(n % 2)), name=f"项目{n}")
+    db.session.commit()
+    for table in (IndexedDocument, IndexPosting, IndexKeyCount, IndexBand):  # as after the upgrade: index empty
+        db.session.execute(sa.delete(table))
+    stored = db.session.execute(sa.select(sa.func.count()).select_from(ReportScreening)).scalar_one()
+    assert stored == 6  # three work plans and three reports
+    result = app.test_cli_runner().invoke(args=["evalhub", "screening", "index"])
+    assert result.exit_code == 0 and "已写入共享索引 6 份" in result.output, result.output
+    assert S.index_missing() == 0
+    assert S.rescreen() == 6
+    ids = db.session.execute(sa.select(IndexedDocument.doc_id)).scalars().all()
+    assert sorted(ids) == sorted(db.session.execute(sa.select(ReportScreening.submission_id)).scalars().all())

@@ -174,6 +174,9 @@ def test_the_card_shows_copied_passages_beside_their_source_escaped_and_highligh
     assert "与本机构其他报告重复的句子" in html and "同类中位数" in html
     assert 'data-testid="gaps"' in html and "没有数字、责任主体或时限" in html
     assert 'data-testid="chapters"' in html and 'data-testid="open-case"' in html
+    # Per chapter group: c's findings are the same firm's text on another object (b), not its in-house template.
+    assert 'data-testid="section-findings"' in html
+    assert c.details["sections"]["findings"]["same_firm_content"] > 0
 
     login(world.region_staff)  # reads every card in the region, but opens cases only in its own bureau
     page = text(client.get(f"/screening/{c.id}"))
@@ -303,7 +306,7 @@ def test_experts_see_the_risk_only_when_the_bureau_shows_it(client, login, world
     for n in range(3):
         expert = factories.expert(world.bz, name=f"评审专家{n}")
         factories.user(f"screening-expert{n}", Role.EXPERT, expert_id=expert.id)
-    panel = R.form_panel(e, world.bz_staff, size=3)
+    panel = factories.witnessed(R.form_panel(e, world.bz_staff, size=3))
     invitation = panel.invitations[0]
     expert_user = db.session.execute(sa.select(User).where(User.expert_id == invitation.expert_id)).scalar_one()
     R.respond(invitation, expert_user, accept=True, declaration_signed=True)

@@ -12,6 +12,8 @@ from typing import Callable
 from flask import Flask
 from huey import RedisHuey, SqliteHuey, crontab
 from huey.api import Huey
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session
 
 from evalhub.core import audit
 from evalhub.core.enums import JobStatus
@@ -94,6 +96,38 @@ def submit(kind: str, title: str, params: dict, *, actor: User | None, bureau_id
     _run_job_task(job_id)  # in immediate mode this runs now, in a nested app context
     db.session.expire_all()
     return db.session.get(Job, job_id)
+
+
+_AFTER_COMMIT = "evalhub.jobs_after_commit"
+
+
+def submit_after_commit(kind: str, title: str, params: dict, *, actor: User | None, bureau_id: int | None) -> Job:
+    """Record a job in the caller's transaction and queue it only once that transaction commits: for work on
+    rows the caller is still writing (an upload screened in the worker), which the worker must be able to
+    read. Nothing is queued when the transaction rolls back."""
+    if kind not in _KINDS:
+        raise KeyError(kind)
+    job = Job(kind=kind, title=title, params=params, bureau_id=bureau_id,
+              created_by_id=actor.id if actor else None, status=JobStatus.QUEUED)
+    db.session.add(job)
+    db.session.flush()
+    audit.record("job.submitted", job, actor=actor, bureau_id=bureau_id, summary=f"提交后台任务：{title}")
+    db.session.info.setdefault(_AFTER_COMMIT, []).append(job.id)
+    return job
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _queue_committed_jobs(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint released: nothing is visible to the worker yet
+        return
+    for job_id in session.info.pop(_AFTER_COMMIT, None) or ():
+        _run_job_task(job_id)  # immediate mode: runs now, in a nested app context with its own session
+
+
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back_jobs(session: Session, previous_transaction) -> None:
+    if not previous_transaction.nested:
+        session.info.pop(_AFTER_COMMIT, None)
 
 
 def run_job(job_id: int) -> None:

@@ -2657,3 +2657,81 @@ def to_docx(report: SyntheticReport) -> bytes:
     table = [["一级指标", "二级指标", "权重", "得分"]] + [[str(i.category), i.name, str(i.weight), str(i.score)]
                                                   for i in report.indicators]
     return _docx(lines[0], lines[1:], table)
+
+
+# --- work plans (issue 16): several templates per firm, edited per object ------------------------------------
+# Real firms keep plan templates of their own and edit each for the object (its outputs, towns, sample sizes,
+# schedule). Before this, every demo plan came from one fixed text, so "copied from other firms" was 100% for
+# every plan and a wholesale copy looked normal. A firm's wordings are chosen by its name (stable across
+# seeds); which one an object gets, and the edits, come from the generator's random state.
+
+# Sections of a plan, each with several wordings; a firm's house style keeps two wordings per section (chosen
+# by its name), an object gets one of them with its own outputs, towns, samples and schedule.
+_PLAN_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("评价目的与范围", (
+        "本次评价对{year}年度{object}的资金投入、管理和产出效益进行全面评价，范围覆盖{unit}及{towns}等实施乡镇。",
+        "通过评价，摸清{object}{year}年度资金使用和{output}完成情况，为{unit}改进管理和下年度预算安排提供依据。",
+        "评价对象为{unit}实施的{object}，时段为{year}年1月至12月，重点是{towns}的建设点位。",
+        "受委托对{object}开展重点绩效评价，回答资金是否到位、{output}是否建成、{benefit}是否达到目标三个问题。")),
+    ("评价指标体系", (
+        "按决策、过程、产出、效益四类设置{n2}项二级指标、{n3}项三级指标，产出和效益合计{weight}分。",
+        "核心产出指标为{output}（目标{target}{ounit}），效益指标突出{benefit}，指标值取自批复的绩效目标表。",
+        "共设一级指标4项、二级指标{n2}项、三级指标{n3}项；{output}按完成比例计分，{benefit}按实测值计分。",
+        "指标体系以{unit}申报的绩效目标为基础，补充{benefit}等{n_added}项效益指标，满分100分。")),
+    ("评价方法", (
+        "采用目标比较法和因素分析法，以批复的绩效目标为标准值；{benefit}以{unit}台账和抽样核实数据为准。",
+        "以资料核查和现场核实为主，辅以问卷调查；{output}逐点位丈量或清点，不以报表数代替。",
+        "围绕“钱花到哪里、事办成没有、群众满意不满意”组织评价，重点核实{output}的数量和质量。",
+        "采用公众评判法了解受益群众意见，采用成本效益分析比较{output}的单位造价。")),
+    ("抽样与数据采集", (
+        "资料清单{docs}项，现场抽取{sites}个实施点（{towns}），问卷样本{sample}份，访谈{interviews}人。",
+        "按分层抽样确定样本：实施点{sites}个、受益对象问卷{sample}份，样本覆盖{towns}。",
+        "抽查{sites}个点位并拍照留存，问卷{sample}份按乡镇人口比例分配，召开座谈会{meetings}场。",
+        "调取{unit}会计凭证和合同{docs}份，实地走访{towns}等{sites}个点位，问卷不少于{sample}份。")),
+    ("组织与进度", (
+        "{m1}月完成资料收集，{m2}月开展现场核查，{m3}月提交报告初稿。",
+        "评价组{staff}人（项目负责人1人、财务{fin}人、{field}专家1人），{m1}月至{m2}月现场工作，{m3}月出具报告。",
+        "第一阶段（{m1}月）资料审核，第二阶段（{m2}月）现场评价，第三阶段（{m3}月）形成报告并征求{unit}意见。",
+        "{m1}月召开进场会，{m2}月完成{sites}个点位核查，{m3}月提交报告并归档底稿。")),
+    ("质量控制", (
+        "实行项目负责人、质控部、合伙人三级复核，现场记录当日整理入底稿。",
+        "如遇资料缺失，以财务凭证和验收记录交叉核对；现场发现的问题当场请{unit}确认。",
+        "报告初稿经{field}专家和质控部复核后，再与{unit}交换意见。",
+        "评价资料专人保管，问卷原件与录入数据逐份核对，抽样结果留存备查。")),
+)
+
+
+def _firm_families(firm: str) -> tuple[tuple[int, int], ...]:
+    """The firm's house style: two of the wordings of each section, stable across runs."""
+    h = sum(ord(ch) * (i + 3) for i, ch in enumerate(firm))
+    out = []
+    for index, (_heading, wordings) in enumerate(_PLAN_SECTIONS):
+        first = (h // (index + 1)) % len(wordings)
+        second = (first + 1 + (h // (index + 7)) % (len(wordings) - 1)) % len(wordings)
+        out.append((first, second))
+    return tuple(out)
+
+
+def generate_work_plan(rng: random.Random, *, object_name: str, unit: str, firm: str, year: int,
+                       budget_wan: Decimal | None = None) -> list[str]:
+    """The lines of an evaluation work plan: one of the firm's templates, edited for the object (its outputs,
+    benefits, towns, samples, schedule)."""
+    field = FIELDS.get(_infer_field(object_name + unit) or "", None) or rng.choice(list(FIELDS.values()))
+    region = _infer_region(object_name + unit) or rng.choice(REGIONS)
+    towns = rng.sample(_towns_for(region), k=min(2, len(_towns_for(region))))
+    output, ounit, low, high, decimals = rng.choice(field.outputs)
+    benefit = rng.choice(field.benefits)[0]
+    target = round(rng.uniform(low, high), decimals) if decimals else rng.randint(low, high)
+    m1 = rng.randint(2, 5)
+    slots = {"object": re.sub(r"^\s*\d{4}\s*年度?", "", object_name) or object_name, "unit": unit, "year": year, "towns": "、".join(towns), "output": output,
+             "ounit": ounit, "target": target, "benefit": benefit, "field": field.name,
+             "budget": budget_wan if budget_wan is not None else round(rng.uniform(80, 3000), 2),
+             "n2": rng.randint(9, 16), "n3": rng.randint(18, 32), "weight": rng.choice((60, 65, 70)),
+             "docs": rng.randint(18, 45), "sites": rng.randint(6, 24), "sample": rng.randint(150, 600),
+             "interviews": rng.randint(8, 30), "meetings": rng.randint(2, 6), "staff": rng.randint(4, 8),
+             "fin": rng.randint(1, 3), "n_added": rng.randint(2, 5), "m1": m1, "m2": m1 + 1, "m3": m1 + 2}
+    lines = [f"评价对象：{object_name}（{unit}）", f"评价机构：{firm}"]
+    for number, (heading, wordings), own in zip(NUMERALS, _PLAN_SECTIONS, _firm_families(firm)):
+        lines.append(f"{number}、{heading}")
+        lines.append(wordings[rng.choice(own)].format(**slots))
+    return lines

@@ -49,13 +49,10 @@ def report(rng: random.Random, *, object_name: str, unit: str, firm: str, year: 
 
 
 def work_plan(rng: random.Random, *, object_name: str, unit: str, firm: str, year: int) -> bytes:
-    lines = [f"评价对象：{object_name}（{unit}）", f"评价机构：{firm}",
-             "一、评价目的与范围", f"评价 {year} 年度项目资金的决策、过程、产出和效益情况。",
-             "二、评价指标体系", "按决策、过程、产出、效益四类设置 13 项二级指标，产出和效益权重合计 60%。",
-             "三、评价方法与标准", "采用比较法、因素分析法和公众评判法；评分标准见附件。",
-             "四、数据采集与调查设计", f"资料清单 {rng.randint(20, 40)} 项；抽取实施点 {rng.randint(8, 20)} 个；问卷样本 {rng.randint(200, 500)} 份。",
-             "五、组织与进度", "3 月完成资料收集，4 月现场评价，5 月提交报告初稿。",
-             "六、质量控制与保密", "实行项目负责人、质控部、合伙人三级复核；评价资料专人保管。"]
+    # Several templates per firm, edited per object (corpus.generate_work_plan, issue 16).
+    from evalhub.demo.corpus import generate_work_plan
+
+    lines = generate_work_plan(rng, object_name=object_name, unit=unit, firm=firm, year=year)
     return _docx(f"{object_name}绩效评价实施方案", lines)
 
 

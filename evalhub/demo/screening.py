@@ -14,7 +14,7 @@ screening queue, the flag cards and the model pages have realistic years of repo
 - Per engagement: a plan item in the bureau-year's approved plan; an ARCHIVED engagement whose amount and
   actual spending are the report's facts; the report as an uploaded .docx (stored and text-extracted by
   ``core.files.store``, as a real upload) with its indicator table; a first-round panel of five drawn by a
-  real, recorded and verifiable ``core.draws.draw`` over the bureau's usable expert pool (with the usual
+  real, recorded, witnessed and verifiable ``core.draws`` draw over the bureau's usable expert pool (with the usual
   exclusions), whose reviews scatter around the report's expected first-round score; after a failed first
   round, a rectified version and a passing second round; then the result and the commissioner's rating.
 - Loaded in bulk: the rows are written directly and backdated into their years (indicator lines, seats,
@@ -70,6 +70,11 @@ from evalhub.review.models import (
 from evalhub.demo.corpus import QUALITIES, SyntheticReport, generate_report, make_facts
 
 SEED = 20260301
+
+# The archive's panels are long closed: their draws are witnessed and verifiable like any, but public, and the
+# rows the reveal would seat are bulk-loaded below, so the kind's effect is nothing.
+ARCHIVE_PANEL = "archive_review_panel"
+draws.on_drawn(ARCHIVE_PANEL, released=lambda record: True)(lambda record, actor: None)
 PASSWORD = "evalhub-demo"
 YEARS = (2023, 2024, 2025)
 # engagements per budget year (2023, 2024, 2025). 巴州 and its two counties make the 2025 queue of 巴州's
@@ -491,10 +496,12 @@ class _Archive:
         if len(pool) - len(merged) < 5:  # a small pool: the yearly limit gives way before the rules do
             merged = reasons
         actor = self.users.get(STAFF.get(bureau.code, ""))
-        record = draws.draw(f"{engagement.reference} 评价报告第 {number} 版评审专家（5 人）", [e.id for e in pool], 5,
-                            merged, actor=actor, bureau_id=bureau.id, context=("engagement", engagement.id),
-                            seed="%032x" % self.rng.getrandbits(128))
-        record.created_at = version.panel_at
+        # Witnessed like every draw (issue 14): announced, a second account of the bureau witnesses, revealed.
+        record = draws.announce(ARCHIVE_PANEL, f"{engagement.reference} 评价报告第 {number} 版评审专家（5 人）",
+                                {e.id: e.name for e in pool}, 5, merged, actor=actor, bureau_id=bureau.id,
+                                context=("engagement", engagement.id), secret="%064x" % self.rng.getrandbits(256))
+        draws.run_witnessed(record, operator=actor, numbers=[str(self.rng.getrandbits(30))])
+        record.created_at = record.drawn_at = version.panel_at
         for expert_id in record.result_ids:
             self._seats[(expert_id, firm.id, on.year)] += 1
         return record, actor
@@ -766,11 +773,19 @@ def load_screening_archive(echo: Callable[[str], object] = print) -> int:
     except learning.NotEnoughLabels as exc:
         echo(f"演示数据：未训练模型，继续使用规则评分：{exc}")
     if model is not None:
-        S.promote(model, region_admin)
-    if model is not None:
+        # The demo's reports and labels are generated: the model card says so, and its figures say nothing about
+        # real reports (bench/screening_real.py measures those).
+        model.card = {**model.card, "synthetic": True,
+                      "synthetic_note": "此模型由演示用的合成报告和合成标注（合成专家评分、演示检查结论）训练；"
+                                        "其指标只说明它在合成数据上的表现，不代表真实报告。"}
         m = model.card["metrics"]
-        echo(f"演示数据：已启用报告筛查模型 {model.version}（{model.card['algorithm_label']}；标注 {labels} 份；"
-             f"检验集平均精度 {m['average_precision']}，ROC-AUC {m['roc_auc']}，抽查比例内精确率 {m['precision_at_budget']}）")
+        if model.card.get("promotion", {}).get("allowed"):
+            S.promote(model, region_admin)
+            echo(f"演示数据：已启用报告筛查模型 {model.version}（{model.card['algorithm_label']}，合成数据；标注 {labels} 份；"
+                 f"检验集平均精度 {m['average_precision']}，ROC-AUC {m['roc_auc']}，抽查比例内精确率 {m['precision_at_budget']}）")
+        else:
+            echo(f"演示数据：模型 {model.version} 未超过规则评分，未启用，继续使用规则评分："
+                 f"{model.card.get('promotion', {}).get('reason', '')}")
     open_top = next(e.screening for e in S.queue(staff, year=2025, kind=SubmissionKind.REPORT)
                     if e.screening.bureau_id == bz.id)
     S.open_case(open_top, staff)

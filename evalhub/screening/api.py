@@ -62,12 +62,17 @@ SCORE_REQUEST = schema("ScreeningScoreRequest", {"type": "object", "required": [
     "text": text(500_000, "要筛查的文本：整篇报告或片段（不超过 50 万字）"),
     "firm_id": id_field("撰写机构（用于区分本机构和其他机构的重复）"),
     "engagement_id": id_field("所属评价任务：按其备案预算、章节设置和以往报告比对（指定后 firm_id 不再使用）"),
-    "kind": {"type": "string", "enum": _KINDS, "default": "report", "description": _KIND_TEXT}}})
+    "kind": {"type": "string", "enum": list(services.TEXT_KINDS),
+             "description": "文本类别：" + "；".join(f"{k}（{v}）" for k, v in services.TEXT_KINDS.items())
+                            + "。不填时按篇幅和章节标题判断是整篇报告还是片段；片段不计算章节特征"}}})
 
 SCORE = schema("ScreeningScore", {"type": "object", "required": [
-    "risk", "method", "model_version", "features", "reasons", "gaps", "copied_passages"], "properties": {
-    "risk": _RISK, "method": _METHOD, "model_version": _MODEL_VERSION, "features": FEATURE_VALUES,
-    "reasons": {"type": "array", "items": STRING, "description": "提示理由（与同类报告相比最突出的几项）"},
+    "risk", "method", "model_version", "kind", "features", "reasons", "gaps", "copied_passages"], "properties": {
+    "risk": _RISK, "method": _METHOD, "model_version": _MODEL_VERSION,
+    "kind": {"type": "string", "enum": list(services.TEXT_KINDS), "description": "按哪一类文本评分（请求未指定时为判断结果）"},
+    "features": FEATURE_VALUES,
+    "reasons": {"type": "array", "items": STRING,
+                "description": "提示理由：使本文风险升高的特征，按对风险的实际贡献从大到小，每条写明贡献（“使风险 +0.12”）"},
     "gaps": {"type": "array", "items": STRING, "description": "具体性不足之处"},
     "copied_passages": {"type": "array", "items": COPIED_PASSAGE}}})
 
@@ -155,8 +160,7 @@ def screening_score():
     firm_id = _int_field(data, "firm_id", errors)
     engagement_id = _int_field(data, "engagement_id", errors)
     raise_if(errors)
-    result = services.screen_text(text or "", user, firm_id=firm_id, engagement_id=engagement_id,
-                                  kind=kind or SubmissionKind.REPORT.value)
+    result = services.screen_text(text or "", user, firm_id=firm_id, engagement_id=engagement_id, kind=kind or None)
     return jsonify(result)
 
 

@@ -60,6 +60,14 @@ FEATURES: list[FeatureDef] = [
     FeatureDef("problems_chars", "问题和建议章节字数", False, "int", "structure"),
     FeatureDef("length_chars", "全文字数", False, "int", "structure"),
     FeatureDef("internal_repetition", "报告内部重复的句子", True, "pct", "structure"),
+    # Vacuous specificity (issue 16): figures and claims that look like content but say nothing checkable.
+    FeatureDef("quantities_per_1k", "每千字带计量单位的实际数量（金额、人数、里程、面积等，不含年份、文号和100%）", False,
+               "num", "specificity"),
+    FeatureDef("restated_targets_per_1k", "每千字“实际值照抄目标值”的指标", True, "num", "specificity"),
+    FeatureDef("blanket_claims_per_1k", "每千字笼统表述（“均已完成”“100%”“暂无”“效果明显”）", True, "num", "specificity"),
+    FeatureDef("unsupported_outcome_share", "没有数字佐证的成效表述", True, "pct", "specificity"),
+    FeatureDef("slogan_share", "政策套话和文件依据句子", True, "pct", "specificity"),
+    FeatureDef("placeholders", "模板占位符或填写说明（××、XX、20xx、***、“100字以内”）", True, "int", "specificity"),
 ]
 FEATURE_KEYS = [f.key for f in FEATURES]
 BY_KEY = {f.key: f for f in FEATURES}
@@ -81,8 +89,11 @@ _WAN = {"亿元": Decimal(10000), "万元": Decimal(1), "元": Decimal("0.0001")
 class ScreeningContext:
     """What evalhub knows about the text's engagement; every field optional (the API scores bare text)."""
 
-    kind: str = "report"
+    kind: str = "report"  # the index kind compared with: report or work_plan
     names: list[str] = field(default_factory=list)
+    # What the text is: report, work_plan, self_evaluation or fragment; None: decided from the text
+    # (textproc.detect_kind). Chapter features are computed only for a whole report.
+    text_kind: str | None = None
     firm_id: int | None = None
     engagement_id: int | None = None
     object_key: str | None = None
@@ -105,6 +116,7 @@ class Screening:
     duplicated: list[str]
     keys: np.ndarray
     signature: np.ndarray
+    text_kind: str = "report"
 
     def stored(self, doc_id: int, ctx: ScreeningContext, label: str = "") -> StoredReport:
         return StoredReport(doc_id=doc_id, firm_id=ctx.firm_id, engagement_id=ctx.engagement_id,
@@ -164,10 +176,84 @@ def _states(values: list[Decimal], recorded: Decimal | None, tolerance: Decimal)
     return any(abs(v - recorded) <= max(tolerance * abs(recorded), Decimal("0.01")) for v in values)
 
 
+_LIST_NUMERAL = re.compile(r"^\s*(?:\d+[、.．)）]|[（(]\d+[)）]|[一二三四五六七八九十]+是|[（(]?[一二三四五六七八九十]+[)）、])\s*")
+
+
 def is_generic(sentence: str) -> bool:
-    """A problem or recommendation with stock wording and no number, actor or deadline."""
+    """A problem or recommendation with stock wording and no number, actor or deadline (a list numeral such as
+    "1." or "一是" is not a number)."""
+    sentence = _LIST_NUMERAL.sub("", sentence)
     return bool(_GENERIC.search(sentence)) and not any(ch.isdigit() for ch in sentence) \
         and not _ACTOR.search(sentence) and not _DEADLINE.search(sentence)
+
+
+# --- vacuous specificity ---------------------------------------------------------------------------------
+
+_UNIT = (r"亿元|万元|元|万亩|亩|公顷|平方公里|平方米|㎡|m2|m³|立方米|公里|千米|km|米|m|吨|万人次|人次|万人|人|户|家|个|座|所|处|台|套|"
+         r"辆|盏|株|棵|张|床|件|批次|批|份|项|条|次|场|篇|册|卷|页|学时|课时|小时|天|吨/年|%")
+_QUANTITY = re.compile(rf"(?<![\d.,])(\d+(?:,\d{{3}})*(?:\.\d+)?)\s*({_UNIT})")
+_TABLE_PAIR = re.compile(r"(?<![\d.])[≥≤=><]?\s*(\d+(?:\.\d+)?)\s*([%a-zA-Z\u4e00-\u9fff]{0,3})\s+[≥≤=><]?\s*(\d+(?:\.\d+)?)\s*\2(?![\d.])")
+_PROSE_PAIR = re.compile(r"(?:目标|指标)值?[^。；，\n\d]{0,12}?(\d+(?:\.\d+)?)[^。；\n]{0,24}?(?:实际|完成)值?[^。；，\n\d]{0,12}?(\d+(?:\.\d+)?)")
+_BLANKET = re.compile(r"均已完成|全部完成|全面完成|圆满完成|均已到位|全部到位|均达到|均已达到|均能按时|按时按量|已完成100%|100%完成|"
+                      r"完成率(?:为|达到?)?100|均为100|暂无|无问题|达成预期指标|效果明显|成效显著|成效明显|较好地完成|良好的社会效益|"
+                      r"明显改善|显著提升|不断提升|不断提高|(?<![\d.])100(?:\.0+)?%")
+_OUTCOME = re.compile(r"效益|成效|效果|改善|提升|提高|促进|增强|满意|保障了|推动|发挥了")
+_SLOGAN = re.compile(r"贯彻落实|习近平|党中央|十八大|十九大|二十大|高质量发展|高度重视|为进一步|根据《|按照《|依据《|文件精神|文件要求|"
+                     r"决策部署|重要讲话|指示精神|报告如下|治理体系和治理能力|以人民为中心|新发展理念|重要举措|重要组成部分|"
+                     r"重要意义|内在要求|关键举措|民生工程|德政工程")
+_PLACEHOLDER = re.compile(r"[×✕]{2,}|(?<![A-Za-z])[Xx]{2,}(?![A-Za-z])|20[xX]{2}|[xX]{2}\.[xX]{2}|\*{2,}(?:\.\*+)?|【\s*】|此处填写|请填写|"
+                          r"\d+字以内|\[[^\]]{0,20}(?:填写|名称)[^\]]{0,10}\]|年\s+月\s+日")
+_PROBLEM_HEADING = re.compile(r"问题|不足|建议|措施|改进|下一步")
+
+
+def quantities(text: str) -> int:
+    """Measured quantities (an amount, a count, a length … with its unit), leaving out 100% (see blanket claims)."""
+    return sum(1 for number, unit in _QUANTITY.findall(text)
+               if not (unit == "%" and number.replace(",", "").rstrip("0").rstrip(".") == "1"))
+
+
+def restated_targets(text: str) -> int:
+    """Target/actual pairs where the actual value is the target written again (“≥150 150”, “目标值90%，实际值90%”)."""
+    count = 0
+    for line in text.split("\n"):
+        for a, _unit, b in _TABLE_PAIR.findall(line):
+            count += float(a) == float(b)
+        for a, b in _PROSE_PAIR.findall(line):
+            count += float(a) == float(b)
+    return count
+
+
+def blanket_claims(text: str) -> int:
+    return len(_BLANKET.findall(text))
+
+
+_HUNDRED = re.compile(r"(?<![\d.])100(?:\.0+)?%")
+
+
+def _has_figure(sentence: str) -> bool:
+    """A figure that could support a claim: any number but a blanket 100%."""
+    return any(ch.isdigit() for ch in _HUNDRED.sub("", sentence))
+
+
+def placeholders(text: str) -> int:
+    """Template placeholders and filling instructions left in the text."""
+    return len(_PLACEHOLDER.findall(text))
+
+
+def _problem_sentences(doc: textproc.Document, whole: bool) -> list[textproc.Sentence]:
+    """Problems and recommendations: their chapters in a whole report; in a fragment, the sentences under a
+    heading that names problems, recommendations or measures."""
+    if whole:
+        return [s for s in doc.sentences if s.chapter in PROBLEM_CHAPTERS and len(s.text) >= 6]
+    out: list[textproc.Sentence] = []
+    inside = False
+    for s in doc.sentences:
+        if textproc.heading_numeral(s.text) and len(s.text) <= 40:
+            inside = bool(_PROBLEM_HEADING.search(s.text))
+            continue
+        if (inside or s.chapter in PROBLEM_CHAPTERS) and len(s.text) >= 6:
+            out.append(s)
+    return out
 
 
 @dataclass
@@ -183,6 +269,7 @@ class Prepared:
     duplicated: list[str]
     keys: np.ndarray
     signature: np.ndarray
+    text_kind: str = "report"
 
 
 def prepare(text: str | None, ctx: ScreeningContext) -> Prepared:
@@ -227,7 +314,19 @@ def prepare(text: str | None, ctx: ScreeningContext) -> Prepared:
         recorded = {"预算": f"{ctx.budget_wan} 万元", "实际支出": f"{ctx.spent_wan} 万元",
                     "预算执行率": f"{ctx.execution_rate}%"}
         gaps += [f"未写明{k}（系统记录为 {recorded[k]}）" for k, v in known.items() if not v]
-    problem_sentences = [s for s in doc.sentences if s.chapter in PROBLEM_CHAPTERS and len(s.text) >= 6]
+    whole = _is_whole(doc, ctx)
+    text_kind = ctx.text_kind or ("work_plan" if ctx.kind == "work_plan" else "report" if whole else "fragment")
+    sentences = [s for s in doc.sentences if len(s.text) >= 6]
+    per_1k = max(chars, 300)  # short fragments: one hit in 80 characters is not twelve per thousand
+    f["quantities_per_1k"] = round(quantities(masked) * 1000 / per_1k, 2) if chars else 0.0
+    f["restated_targets_per_1k"] = round(restated_targets(body) * 1000 / per_1k, 2) if chars else 0.0
+    f["blanket_claims_per_1k"] = round(blanket_claims(body) * 1000 / per_1k, 2) if chars else 0.0
+    f["placeholders"] = float(placeholders(body))
+    if sentences:
+        f["unsupported_outcome_share"] = round(sum(1 for s in sentences if _OUTCOME.search(s.text)
+                                                   and not _has_figure(s.text)) / len(sentences), 4)
+        f["slogan_share"] = round(sum(1 for s in sentences if _SLOGAN.search(s.text)) / len(sentences), 4)
+    problem_sentences = _problem_sentences(doc, whole)
     if problem_sentences:
         generic = [s for s in problem_sentences if is_generic(s.text)]
         f["generic_advice_share"] = round(len(generic) / len(problem_sentences), 4)
@@ -238,7 +337,7 @@ def prepare(text: str | None, ctx: ScreeningContext) -> Prepared:
     # --- structure -----------------------------------------------------------------------------------
     missing: list[str] = []
     duplicated: list[str] = []
-    if ctx.chapters and any(doc.heading_counts.values()):
+    if whole and ctx.chapters:
         missing = [c for c, k in doc.heading_counts.items() if k == 0]
         duplicated = [c for c, k in doc.heading_counts.items() if k > 1]
         f["missing_chapters"] = float(len(missing))
@@ -249,7 +348,18 @@ def prepare(text: str | None, ctx: ScreeningContext) -> Prepared:
             f["problems_chars"] = float(sum(len(doc.chapter_text(c).replace("\n", "")) for c in PROBLEM_CHAPTERS))
     f["length_chars"] = float(chars)
     return Prepared(copy_sentences=copy_sentences, features=f, chapters=chapters, gaps=gaps, missing=missing, duplicated=duplicated,
-                    keys=keys, signature=sig)
+                    keys=keys, signature=sig, text_kind=text_kind)
+
+
+def _is_whole(doc: textproc.Document, ctx: ScreeningContext) -> bool:
+    """Whether the chapter features apply. A caller who says "report" is believed when the text has at least
+    three of the outline's chapters (an upload is a whole document); otherwise the text decides (length and
+    headings, ``textproc.detect_kind``). Self-evaluations and fragments have no outline to check."""
+    if ctx.text_kind in ("fragment", "self_evaluation", "work_plan") or ctx.kind == "work_plan":
+        return False
+    if ctx.text_kind == "report":
+        return sum(1 for n in doc.heading_counts.values() if n) >= textproc.WHOLE_MIN_CHAPTERS
+    return textproc.detect_kind(doc) == "report"
 
 
 def finish(prepared: Prepared, ctx: ScreeningContext, index: CorpusIndex | None) -> Screening:
@@ -305,7 +415,7 @@ def finish(prepared: Prepared, ctx: ScreeningContext, index: CorpusIndex | None)
             f[key] = 0.0
     return Screening(features=f, chapters={k: v for k, v in chapters.items() if k}, passages=passages,
                      most_similar=most_similar, near_duplicates=near, gaps=prepared.gaps, missing=prepared.missing,
-                     duplicated=prepared.duplicated, keys=keys, signature=sig)
+                     duplicated=prepared.duplicated, keys=keys, signature=sig, text_kind=prepared.text_kind)
 
 
 def compute(text: str | None, ctx: ScreeningContext, index: CorpusIndex | None) -> Screening:

@@ -1,17 +1,22 @@
 """The stored-report index the copy features look things up in: masked sentence keys → reports, and a
 MinHash LSH over character shingles for near-duplicates.
 
-One implementation serves the app (loaded from ``report_screening`` rows and kept per process), the
-training command and the benchmark. Postings are compact ``array('i')`` lists of dense report numbers, so
-20,000 reports of 8,000 characters fit in a few hundred MB.
+Three classes with one interface (``features`` uses any of them): ``SharedIndex``, the app's one index in
+the database that every web worker and the background worker read and write (no copy per process);
+``CorpusIndex``, the same index in memory (training, tests, the benchmark's baseline), with postings as
+compact ``array('i')`` lists of dense report numbers; ``BufferedIndex``, a batch job's in-memory copy of the
+shared index whose new texts are written back in bulk.
 """
 from __future__ import annotations
 
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
+from hashlib import blake2b
+from typing import Iterable, Iterator
 
 import numpy as np
+import sqlalchemy as sa
 from datasketch import LeanMinHash, MinHashLSH
 
 NUM_PERM = 64
@@ -267,3 +272,468 @@ class CorpusIndex:
             if jaccard >= NEAR_DUPLICATE_JACCARD:
                 found.append((number, jaccard))
         return sorted(found, key=lambda x: -x[1])
+
+
+# === the shared index: one copy in the database for every process ====================================
+# Chosen over one screening process that web workers call (see bench/screening.py for the figures): the
+# database already is the one thing every gunicorn worker, app server and the background worker share, it
+# survives restarts without a warm-up, and a report stored through one worker is found through any other as
+# soon as its transaction commits. A lookup is a handful of indexed queries (key counts, the rarer keys'
+# postings, the firm's own uses of the stock phrases, the LSH buckets), so a worker holds no index at all.
+
+KIND_CODES = {"report": 1, "work_plan": 2, "self_evaluation": 3, "fragment": 4}
+REFERENCE_BASE = 1 << 40  # an outside reference report's doc_id is -(REFERENCE_BASE + its id)
+
+
+def kind_code(kind: str) -> int:
+    return KIND_CODES.get(kind, 9)
+
+
+def reference_doc_id(reference_id: int) -> int:
+    return -(REFERENCE_BASE + reference_id)
+
+
+def reference_id_of(doc_id: int | None) -> int | None:
+    """The reference document's id when ``doc_id`` names one, else None (a submission)."""
+    return -doc_id - REFERENCE_BASE if doc_id is not None and doc_id <= -REFERENCE_BASE else None
+
+
+def _hash63(data: bytes) -> int:
+    return int.from_bytes(blake2b(data, digest_size=8).digest(), "little") >> 1
+
+
+def object_hash(object_key: str | None) -> int | None:
+    return _hash63(object_key.encode("utf-8")) if object_key else None
+
+
+def _lsh_shape() -> tuple[int, int]:
+    lsh = MinHashLSH(threshold=LSH_THRESHOLD, num_perm=NUM_PERM)  # the same banding as the in-memory index
+    return lsh.b, lsh.r
+
+
+BANDS, ROWS = _lsh_shape()
+
+
+def band_buckets(sig: np.ndarray) -> list[int]:
+    """One 63-bit bucket per LSH band: the band number and its ``ROWS`` minima hashed together."""
+    sig = np.asarray(sig, dtype=np.uint32)
+    return [_hash63(bytes((band,)) + sig[band * ROWS:(band + 1) * ROWS].tobytes()) for band in range(BANDS)]
+
+
+def _chunks(values: list, size: int = 900) -> Iterator[list]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+class _Documents:
+    """``index.reports[doc_id]`` for the shared index: the stored document, read when asked (a lookup names
+    a few) and kept for the index object's life (one screening)."""
+
+    def __init__(self, index: "SharedIndex") -> None:
+        self._index = index
+        self._cache: dict[int, StoredReport | None] = {}
+
+    def __getitem__(self, doc_id: int) -> StoredReport | None:
+        if doc_id not in self._cache:
+            self.load([doc_id])
+        return self._cache.get(doc_id)
+
+    def load(self, doc_ids: Iterable[int]) -> None:
+        from evalhub.screening.models import IndexedDocument as D
+
+        wanted = [int(d) for d in set(doc_ids) if d not in self._cache]
+        for part in _chunks(wanted):
+            for row in self._index.session.execute(sa.select(D).where(D.doc_id.in_(part))).scalars():
+                self._cache[row.doc_id] = _stored(row)
+        for doc_id in wanted:
+            self._cache.setdefault(doc_id, None)
+
+
+def _stored(row) -> StoredReport:
+    return StoredReport(doc_id=row.doc_id, firm_id=row.firm_id, engagement_id=row.engagement_id, object_key=None,
+                        year=row.year, kind=row.kind, keys=np.frombuffer(row.sentence_keys, dtype=np.uint64),
+                        signature=np.frombuffer(row.signature, dtype=np.uint32), label=row.label)
+
+
+class SharedIndex:
+    """The index in the database, with CorpusIndex's interface (``features`` uses either): ``reports`` is
+    indexed by doc_id, and the numbers in a Match are doc_ids. Writes go through the caller's session and
+    are seen by every other process once it commits."""
+
+    def __init__(self, session=None) -> None:
+        from evalhub.extensions import db
+
+        self.session = session if session is not None else db.session
+        self.reports = _Documents(self)
+        self._counts: Counter[str] | None = None
+
+    # --- size ---------------------------------------------------------------------------------------
+    @property
+    def count_by_kind(self) -> Counter[str]:
+        from evalhub.screening.models import IndexedDocument as D
+
+        if self._counts is None:
+            self._counts = Counter(dict(self.session.execute(
+                sa.select(D.kind, sa.func.count()).group_by(D.kind)).all()))
+        return self._counts
+
+    def __len__(self) -> int:
+        return sum(self.count_by_kind.values())
+
+    def boilerplate_threshold(self, kind: str) -> int:
+        return max(5, self.count_by_kind[kind] // 200)
+
+    # --- writes -------------------------------------------------------------------------------------
+    def add(self, report: StoredReport) -> None:
+        from evalhub.screening.models import IndexBand, IndexedDocument, IndexKeyCount, IndexPosting
+
+        self.discard(report.doc_id)
+        code = kind_code(report.kind)
+        keys = sorted({int(k) for k in np.asarray(report.keys, dtype=np.uint64).tolist() if k})
+        firm = report.firm_id if report.firm_id is not None else -1
+        s = self.session
+        s.execute(sa.insert(IndexedDocument), [{
+            "doc_id": report.doc_id, "kind": report.kind, "firm_id": report.firm_id,
+            "engagement_id": report.engagement_id, "object_hash": object_hash(report.object_key),
+            "year": report.year, "label": (report.label or "")[:300],
+            "sentence_keys": np.asarray(keys, dtype=np.uint64).tobytes(),
+            "signature": np.asarray(report.signature, dtype=np.uint32).tobytes()}])
+        if keys:
+            s.execute(sa.insert(IndexPosting), [{"kind": code, "key": k, "firm_id": firm, "doc_id": report.doc_id}
+                                                for k in keys])
+            _bump(s, IndexKeyCount, code, keys, 1)
+        s.execute(sa.insert(IndexBand), [{"kind": code, "bucket": b, "doc_id": report.doc_id}
+                                         for b in sorted(set(band_buckets(report.signature)))])
+        self._forget()
+
+    def add_many(self, reports: list[StoredReport]) -> None:
+        """Many texts at once (a batch): one write per table — COPY on PostgreSQL — and each key's count
+        raised once by the number of texts holding it."""
+        from evalhub.screening.models import IndexBand, IndexedDocument, IndexKeyCount, IndexPosting
+
+        if not reports:
+            return
+        s = self.session
+        ids = [r.doc_id for r in reports]
+        existing = set()
+        for part in _chunks(ids):
+            existing |= set(s.execute(sa.select(IndexedDocument.doc_id).where(IndexedDocument.doc_id.in_(part))).scalars())
+        for doc_id in existing:
+            self.discard(doc_id)
+        docs, postings, bands = [], [], []
+        counts: Counter[tuple[int, int]] = Counter()
+        for report in reports:
+            code = kind_code(report.kind)
+            keys = sorted({int(k) for k in np.asarray(report.keys, dtype=np.uint64).tolist() if k})
+            firm = report.firm_id if report.firm_id is not None else -1
+            docs.append({"doc_id": report.doc_id, "kind": report.kind, "firm_id": report.firm_id,
+                         "engagement_id": report.engagement_id, "object_hash": object_hash(report.object_key),
+                         "year": report.year, "label": (report.label or "")[:300],
+                         "sentence_keys": np.asarray(keys, dtype=np.uint64).tobytes(),
+                         "signature": np.asarray(report.signature, dtype=np.uint32).tobytes()})
+            postings += [(k, code, firm, report.doc_id) for k in keys]
+            counts.update((code, k) for k in keys)
+            bands += [(b, code, report.doc_id) for b in sorted(set(band_buckets(report.signature)))]
+        s.execute(sa.insert(IndexedDocument), docs)
+        _copy(s, IndexPosting.__table__, ("key", "kind", "firm_id", "doc_id"), postings)
+        _copy(s, IndexBand.__table__, ("bucket", "kind", "doc_id"), bands)
+        for code in sorted({c for c, _k in counts}):
+            by_step: dict[int, list[int]] = {}
+            for (c, key), n in counts.items():
+                if c == code:
+                    by_step.setdefault(n, []).append(key)
+            for step, keys in by_step.items():
+                _bump(s, IndexKeyCount, code, sorted(keys), step)
+        self._forget()
+
+    def discard(self, doc_id: int) -> None:
+        from evalhub.screening.models import IndexBand, IndexedDocument, IndexKeyCount, IndexPosting
+
+        s = self.session
+        row = s.execute(sa.select(IndexedDocument.kind, IndexedDocument.sentence_keys, IndexedDocument.signature)
+                        .where(IndexedDocument.doc_id == doc_id)).first()
+        if row is None:
+            return
+        code = kind_code(row.kind)
+        keys = sorted(np.frombuffer(row.sentence_keys, dtype=np.uint64).tolist())
+        for part in _chunks(keys):
+            s.execute(sa.delete(IndexPosting).where(IndexPosting.kind == code, IndexPosting.key.in_(part),
+                                                    IndexPosting.doc_id == doc_id))
+        _bump(s, IndexKeyCount, code, keys, -1)
+        buckets = band_buckets(np.frombuffer(row.signature, dtype=np.uint32))
+        s.execute(sa.delete(IndexBand).where(IndexBand.kind == code, IndexBand.bucket.in_(buckets),
+                                             IndexBand.doc_id == doc_id))
+        s.execute(sa.delete(IndexedDocument).where(IndexedDocument.doc_id == doc_id))
+        self._forget()
+
+    def _forget(self) -> None:
+        self._counts = None
+        self.reports = _Documents(self)
+
+    # --- reads --------------------------------------------------------------------------------------
+    def _documents(self, column, value, kind: str) -> list:
+        from evalhub.screening.models import IndexedDocument as D
+
+        if value is None:
+            return []
+        return self.session.execute(sa.select(D.doc_id, D.firm_id, D.year, D.sentence_keys)
+                                    .where(column(D) == value, D.kind == kind)).all()
+
+    def lookup(self, keys: list[int], *, kind: str, firm_id: int | None, engagement_id: int | None,
+               object_key: str | None, year: int | None, list_limit: int = 1 << 30) -> list[Match | None]:
+        """As CorpusIndex.lookup, in a few queries: the keys' counts; the postings of the keys rarer than
+        ``list_limit``; for the stock phrases, how often the firm itself uses them; the engagement's other
+        versions (left out) and the object's earlier reports (``previous``) read whole, as they are few."""
+        from evalhub.screening.models import IndexedDocument as D, IndexKeyCount as K, IndexPosting as P
+
+        code = kind_code(kind)
+        firm = firm_id if firm_id is not None else -2
+        year = year or 0
+        wanted = sorted({int(k) for k in keys if k})
+        if not wanted:
+            return [None] * len(keys)
+        s = self.session
+        own = self._documents(lambda d: d.engagement_id, engagement_id, kind)
+        own_ids = {r.doc_id for r in own}
+        own_count: Counter[int] = Counter()
+        own_same: Counter[int] = Counter()
+        wanted_array = np.asarray(wanted, dtype=np.uint64)
+        for r in own:
+            hit = wanted_array[np.isin(wanted_array, np.frombuffer(r.sentence_keys, dtype=np.uint64))].tolist()
+            own_count.update(hit)
+            if r.firm_id == firm_id and firm_id is not None:
+                own_same.update(hit)
+        earlier = [r for r in self._documents(lambda d: d.object_hash, object_hash(object_key), kind)
+                   if r.year and 0 < r.year < year and r.doc_id not in own_ids]
+        previous: dict[int, list[int]] = {}
+        for r in earlier:
+            for k in wanted_array[np.isin(wanted_array, np.frombuffer(r.sentence_keys, dtype=np.uint64))].tolist():
+                previous.setdefault(k, []).append(r.doc_id)
+        counts: dict[int, int] = {}
+        for part in _chunks(wanted):
+            counts.update(s.execute(sa.select(K.key, K.count).where(K.kind == code, K.key.in_(part))).all())
+        rare = [k for k, c in counts.items() if 0 < c - own_count[k] < list_limit]
+        common = [k for k, c in counts.items() if c - own_count[k] >= list_limit]
+        found: dict[int, Match] = {}
+        if rare:
+            rows = []
+            for part in _chunks(rare):
+                rows += s.execute(sa.select(P.key, P.doc_id, P.firm_id)
+                                  .where(P.kind == code, P.key.in_(part))).all()
+            for key, doc_id, doc_firm in rows:
+                if doc_id in own_ids:
+                    continue
+                match = found.setdefault(key, Match())
+                match.frequency += 1
+                (match.same_firm if doc_firm == firm else match.other_firms).append(doc_id)
+            for key, match in found.items():
+                match.previous = [d for d in previous.get(key, ()) if d in set(match.same_firm) | set(match.other_firms)]
+        if common:
+            firm_uses: dict[int, int] = {}
+            if firm_id is not None:
+                for part in _chunks(common):
+                    firm_uses.update(s.execute(sa.select(P.key, sa.func.count()).where(
+                        P.kind == code, P.key.in_(part), P.firm_id == firm_id).group_by(P.key)).all())
+            for key in common:
+                frequency = counts[key] - own_count[key]
+                same = firm_uses.get(key, 0) - own_same[key]
+                # Only whether each group has the phrase matters for a stock phrase: one placeholder stands for it.
+                found[key] = Match(same_firm=[-1] if same > 0 else [], other_firms=[-1] if frequency - same > 0 else [],
+                                   previous=[-1] if previous.get(key) else [], frequency=frequency)
+        return [found.get(int(k)) if k else None for k in keys]
+
+    def near_duplicates(self, keys: np.ndarray, sig: np.ndarray, *, kind: str, engagement_id: int | None,
+                        verify: int = 10) -> list[tuple[int, float]]:
+        """As CorpusIndex.near_duplicates: candidates sharing an LSH band bucket, ranked by the Jaccard their
+        signatures estimate, the ``verify`` best checked on their exact sentence keys."""
+        from evalhub.screening.models import IndexBand as B, IndexedDocument as D
+
+        if not len(keys):
+            return []
+        s = self.session
+        code = kind_code(kind)
+        candidates = set(s.execute(sa.select(B.doc_id).where(B.kind == code, B.bucket.in_(band_buckets(sig))))
+                         .scalars())
+        if not candidates:
+            return []
+        rows = []
+        for part in _chunks(sorted(candidates)):
+            rows += s.execute(sa.select(D.doc_id, D.engagement_id, D.signature).where(D.doc_id.in_(part))).all()
+        rows = [r for r in rows if engagement_id is None or r.engagement_id != engagement_id]
+        if not rows:
+            return []
+        signatures = np.stack([np.frombuffer(r.signature, dtype=np.uint32) for r in rows])
+        estimated = (signatures == np.asarray(sig, dtype=np.uint32)).mean(axis=1)
+        keep = [rows[i].doc_id for i in np.argsort(-estimated, kind="stable")[:verify]]
+        self.reports.load(keep)
+        found = []
+        for doc_id in keep:
+            report = self.reports[doc_id]
+            if report is None:
+                continue
+            inter = len(np.intersect1d(keys, report.keys, assume_unique=True))
+            union = len(keys) + len(report.keys) - inter
+            jaccard = inter / union if union else 0.0
+            if jaccard >= NEAR_DUPLICATE_JACCARD:
+                found.append((doc_id, jaccard))
+        return sorted(found, key=lambda x: -x[1])
+
+
+def _copy(session, table: sa.Table, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Insert many rows: COPY on PostgreSQL (several times faster than INSERTs), else executemany."""
+    if not rows:
+        return
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        with connection.connection.driver_connection.cursor() as cursor:
+            with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return
+    connection.execute(sa.insert(table), [dict(zip(columns, row)) for row in rows])
+
+
+class BufferedIndex:
+    """Batch screening (a bulk import, re-screening a year) in the one process that runs it: lookups in an
+    in-memory copy of the shared index loaded once, new texts written to the shared index in bulk every
+    ``flush_every`` texts (``flush`` at the end). Web workers never build one; the batch job's copy lives as
+    long as the job."""
+
+    def __init__(self, session=None, *, flush_every: int = 500, load: bool = True) -> None:
+        from evalhub.screening.models import IndexedDocument
+
+        self.shared = SharedIndex(session)
+        self.memory = CorpusIndex()
+        self.pending: list[StoredReport] = []
+        self.flush_every = flush_every
+        if load:
+            rows = self.shared.session.execute(sa.select(IndexedDocument).execution_options(yield_per=1000)).scalars()
+            for row in rows:
+                self.memory.add(_with_object(_stored(row), row.object_hash))
+                self.shared.session.expunge(row)
+
+    @property
+    def reports(self):
+        return self.memory.reports
+
+    @property
+    def count_by_kind(self) -> Counter[str]:
+        return self.memory.count_by_kind
+
+    def __len__(self) -> int:
+        return len(self.memory)
+
+    def boilerplate_threshold(self, kind: str) -> int:
+        return self.memory.boilerplate_threshold(kind)
+
+    def lookup(self, keys: list[int], *, object_key: str | None, **kw) -> list[Match | None]:
+        return self.memory.lookup(keys, object_key=_object_id(object_key), **kw)
+
+    def near_duplicates(self, keys: np.ndarray, sig: np.ndarray, **kw) -> list[tuple[int, float]]:
+        return self.memory.near_duplicates(keys, sig, **kw)
+
+    def add(self, report: StoredReport) -> None:
+        self.memory.add(_with_object(report, object_hash(report.object_key)))
+        self.pending.append(report)
+        if len(self.pending) >= self.flush_every:
+            self.flush()
+
+    def discard(self, doc_id: int) -> None:
+        self.flush()
+        self.memory.discard(doc_id)
+        self.shared.discard(doc_id)
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, []
+        self.shared.add_many(pending)
+
+
+def _object_id(object_key: str | None) -> str | None:
+    """The in-memory copy names evaluated objects by their hash, as the shared index stores them."""
+    hashed = object_hash(object_key)
+    return str(hashed) if hashed is not None else None
+
+
+def _with_object(report: StoredReport, hashed: int | None) -> StoredReport:
+    from dataclasses import replace
+
+    return replace(report, object_key=str(hashed) if hashed is not None else None)
+
+
+def _bump(session, table, code: int, keys: list[int], step: int) -> None:
+    """Add ``step`` to each key's document count (keys in ascending order, so two workers adding texts at
+    once take the rows' locks in the same order and cannot deadlock)."""
+    if not keys:
+        return
+    if step > 0:
+        dialect = session.get_bind().dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        stmt = insert(table)
+        stmt = stmt.on_conflict_do_update(index_elements=[table.kind, table.key],
+                                          set_={"count": table.count + stmt.excluded["count"]})
+        for part in _chunks(keys, 2000):
+            session.execute(stmt, [{"kind": code, "key": k, "count": step} for k in part])
+        return
+    for part in _chunks(keys):
+        session.execute(sa.update(table).where(table.kind == code, table.key.in_(part))
+                        .values(count=table.count + step))
+    session.execute(sa.delete(table).where(table.kind == code, table.count <= 0))
+
+
+# === section by section: whose text each chapter reuses =============================================
+# The same firm reusing its own indicator system is normal; reusing its findings (or another firm's) is
+# not. So copied sentences are split per chapter group, and a firm's in-house template — a sentence it has
+# used in several of its own reports — is told apart from content lifted from one other report.
+
+SECTION_GROUPS = {
+    "indicators": ("绩效评价指标分析", "绩效评价工作开展情况"),           # the indicator system and how it was applied
+    "findings": ("存在的问题及原因分析", "综合评价情况及评价结论"),         # what the evaluation found
+    "recommendations": ("有关建议",),
+}
+IN_HOUSE_MIN = 3  # a sentence in this many of the firm's own other reports is its template, not a copy
+SECTION_SHARES = ("in_house", "same_firm_content", "other_firms", "previous", "stock")
+
+
+def section_copy(sentences: Iterable, matches: Iterable[Match | None], threshold: int) -> dict[str, dict[str, float]]:
+    """Per chapter group, the share of its sentences that are: ``in_house`` (the firm's own template: in at
+    least IN_HOUSE_MIN of its other reports), ``same_firm_content`` (in one or two of the firm's reports on
+    other objects: content reused), ``other_firms`` (another firm's text), ``previous`` (this object's earlier
+    report), ``stock`` (a phrase in ``threshold`` or more reports of every firm). ``sentences`` carry
+    ``.chapter``; ``matches`` are ``lookup``'s, in the same order. Groups the text lacks are left out."""
+    group_of = {chapter: group for group, chapters in SECTION_GROUPS.items() for chapter in chapters}
+    counts: dict[str, Counter[str]] = {}
+    for sentence, match in zip(sentences, matches):
+        group = group_of.get(sentence.chapter or "")
+        if group is None:
+            continue
+        row = counts.setdefault(group, Counter())
+        row["sentences"] += 1
+        if match is None:
+            continue
+        if match.frequency >= threshold:
+            row["stock"] += 1
+        elif len(match.same_firm) >= IN_HOUSE_MIN:  # the firm's own habit, even if another firm has it too
+            row["in_house"] += 1
+        elif match.other_firms:
+            row["other_firms"] += 1
+        elif match.previous:
+            row["previous"] += 1
+        elif match.same_firm:
+            row["same_firm_content"] += 1
+    return {group: {"sentences": row["sentences"], **{k: round(row[k] / row["sentences"], 4) for k in SECTION_SHARES}}
+            for group, row in counts.items() if row["sentences"]}
+
+
+def section_features(sections: dict[str, dict[str, float]]) -> dict[str, float | None]:
+    """Flat per-group figures for the feature set: ``section_<group>_copied`` (content from another firm,
+    or from one other report of the same firm) and ``section_<group>_in_house`` (its own template); None for
+    a group the text does not have (a fragment, a work plan)."""
+    out: dict[str, float | None] = {}
+    for group in SECTION_GROUPS:
+        row = sections.get(group)
+        out[f"section_{group}_copied"] = round(row["other_firms"] + row["same_firm_content"], 4) if row else None
+        out[f"section_{group}_in_house"] = row["in_house"] if row else None
+    return out

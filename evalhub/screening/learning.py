@@ -29,7 +29,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from evalhub.screening import explain
 from evalhub.screening.features import BY_KEY, FEATURE_KEYS, FEATURES
+from evalhub.screening.rules import RULE_BIAS, RULE_BY_KEY, RULE_TERMS, RuleTerm, rule_score, rule_terms  # noqa: F401
 
 MIN_LABELS = 60
 MIN_POSITIVES = 15
@@ -45,7 +47,36 @@ class NotEnoughLabels(Exception):
     pass
 
 
-# --- the rule score ---------------------------------------------------------------------------------
+class NotPromotable(Exception):
+    """The candidate does not beat the rule score on its own held-out (time-split) labels."""
+
+
+def promotion_verdict(candidate: dict[str, Any], rule: dict[str, Any]) -> dict[str, Any]:
+    """A model may replace the rule score only when, on the same later-in-time held-out labels, its average
+    precision is higher and its ROC-AUC is not lower. Otherwise the rule score stays the default."""
+    ap, rule_ap = candidate.get("average_precision"), rule.get("average_precision")
+    auc, rule_auc = candidate.get("roc_auc"), rule.get("roc_auc")
+    if None in (ap, rule_ap, auc, rule_auc):
+        return {"allowed": False, "reason": "检验集只有一类标注，无法与规则评分比较；不能启用。"}
+    if ap > rule_ap and auc >= rule_auc:
+        return {"allowed": True, "reason": f"检验集上平均精度 {ap:.3f} 高于规则评分 {rule_ap:.3f}，ROC-AUC {auc:.3f} 不低于规则评分 {rule_auc:.3f}。"}
+    return {"allowed": False,
+            "reason": f"检验集（按时间划分的较晚标注）上平均精度 {ap:.3f}、ROC-AUC {auc:.3f}，"
+                      f"未超过规则评分（平均精度 {rule_ap:.3f}、ROC-AUC {rule_auc:.3f}）；规则评分继续作为默认，此模型不能启用。"}
+
+
+def check_promotable(card: dict[str, Any]) -> None:
+    """Raise NotPromotable unless the card records that the model beat the rule score (cards from before this
+    rule have no verdict and are judged from their metrics)."""
+    verdict = card.get("promotion")
+    if verdict is None:
+        rule = (card.get("baselines") or {}).get("rule_score")
+        verdict = promotion_verdict(card.get("metrics") or {}, rule or {})
+    if not verdict.get("allowed"):
+        raise NotPromotable(verdict.get("reason") or "模型未超过规则评分，不能启用。")
+
+
+# --- the rule score: screening/rules.py ----------------------------------------------------------------
 
 class Reference:
     """Sorted peer values per feature, for percentiles, medians and the rule score."""
@@ -76,27 +107,12 @@ class Reference:
         return float(np.median(peers)) if peers else None
 
     def rule_score(self, features: dict[str, Any]) -> float:
-        """The mean of the features' risk percentiles (rank average); 0.5 with no peers."""
-        shares = [p for p in (self.percentile(k, features.get(k)) for k in FEATURE_KEYS) if p is not None]
-        return round(sum(shares) / len(shares), 4) if shares else 0.5
+        """The published rule score (``rule_score``); peers only supply the medians shown beside it."""
+        return rule_score(features)
 
-    def reasons(self, features: dict[str, Any], limit: int = 5, at_least: float = 0.75) -> list[dict[str, Any]]:
-        """The features where this text is riskier than most peers, in plain Chinese."""
-        out = []
-        for key in FEATURE_KEYS:
-            value = features.get(key)
-            share = self.percentile(key, value)
-            if share is None or share < at_least:
-                continue
-            definition = BY_KEY[key]
-            median = self.median(key)
-            if median is not None and (value == median or (definition.fmt == "bool" and not value)):
-                continue
-            word = "占" if definition.fmt == "pct" else "为"
-            out.append({"feature": key, "percentile": round(share, 3), "value": value, "median": median,
-                        "text": f"{definition.label}{word} {definition.show(value)}，同类报告中位数 {definition.show(median)}"})
-        out.sort(key=lambda r: -r["percentile"])
-        return out[:limit]
+    def reasons(self, features: dict[str, Any], limit: int = 5) -> list[dict[str, Any]]:
+        """The rule score's reasons: the terms that moved this score, by exact contribution (screening.explain)."""
+        return explain.reasons(features, None, reference=self, limit=limit)
 
 
 # --- metrics ----------------------------------------------------------------------------------------
@@ -198,8 +214,13 @@ def _train(frame: pd.DataFrame, *, budget: float,
     if len(random_test):
         scores = fitted[winner].predict_proba(_matrix(random_test))[:, 1]
         random_estimate = evaluate(random_test["label"].astype(int).to_numpy(), scores, budget)
+    promotion = promotion_verdict(results[winner], baselines["rule_score"])
+    # Neutral values for the explanations: the training means, where a standardised value is 0.
+    neutral_values = {k: (None if math.isnan(v) else round(float(v), 6)) for k, v in _matrix(frame).mean().items()}
     card = {
         "algorithm": winner,
+        "promotion": promotion,
+        "neutral_values": neutral_values,
         "algorithm_label": ALGORITHM_LABELS[winner],
         "trained_at": datetime.now().astimezone().isoformat(timespec="seconds"),
         "data_window": {"from": str(frame["at"].min()), "to": str(frame["at"].max()),
@@ -291,6 +312,9 @@ def card_markdown(card: dict[str, Any]) -> str:
     rows += [(names[k] + (f"（{v.get('label')}）" if v.get("label") else ""), v) for k, v in card["baselines"].items()]
     for name, m in rows:
         lines.append(f"| {name} | {_pct(m['roc_auc'])} | {_pct(m['average_precision'])} | {_pct(m['precision_at_budget'])} |")
+    verdict = card.get("promotion")
+    if verdict:
+        lines += ["", "## 能否启用", "", ("可以启用：" if verdict.get("allowed") else "不能启用：") + verdict.get("reason", "")]
     lines += ["", "## 特征", ""] + [f"- {f['label']}（{'越高' if f['riskier_when_higher'] else '越低'}风险越大）"
                                    for f in card["features"]]
     lines += ["", "## 软件版本", ""] + [f"- {k} {v}" for k, v in card["versions"].items()]

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from evalhub.core.enums import LabeledEnum, enum_column
-from evalhub.core.models import User
+from evalhub.core.models import Bureau, User
 from evalhub.core.mixins import CreatedBy
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
@@ -17,7 +17,7 @@ from evalhub.review.models import Submission, SubmissionKind
 
 
 class RiskMethod(LabeledEnum):
-    RULE = ("rule", "规则评分（各特征百分位的平均）")
+    RULE = ("rule", "规则评分（公开的各特征加权和）")
     MODEL = ("model", "模型评分")
 
 
@@ -72,3 +72,92 @@ class ScreeningModel(CreatedBy, db.Model):
 
     created_by: Mapped[Optional[User]] = relationship(foreign_keys="ScreeningModel.created_by_id")
     promoted_by: Mapped[Optional[User]] = relationship(foreign_keys=[promoted_by_id])
+
+
+# === the shared index ===============================================================================
+# Every web worker and the background worker read one index in the database instead of each building its
+# own copy in memory (about 2 GB at 20,000 reports, per process). A document is a screened submission
+# (doc_id = submission id) or an outside reference report (doc_id = -(REFERENCE_BASE + its id)).
+# ``kind`` in the three key tables is a small code (screening.index.KIND_CODES), to keep their rows narrow.
+
+class IndexedDocument(db.Model):
+    """One text in the shared index: what a lookup needs to place a match (firm, engagement, evaluated
+    object, year) and, for the few candidates that are verified or shown, its keys and signature."""
+
+    __tablename__ = "screening_doc"
+    __table_args__ = (sa.Index("ix_screening_doc_engagement", "engagement_id", "kind"),
+                      sa.Index("ix_screening_doc_object", "object_hash", "kind"))
+
+    doc_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    firm_id: Mapped[Optional[int]] = mapped_column()
+    engagement_id: Mapped[Optional[int]] = mapped_column()
+    object_hash: Mapped[Optional[int]] = mapped_column(sa.BigInteger)
+    year: Mapped[Optional[int]] = mapped_column()
+    label: Mapped[str] = mapped_column(sa.String(300), default="")
+    sentence_keys: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    signature: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+
+class IndexPosting(db.Model):
+    """A masked sentence key → a document containing it. The key's own firm comes first after the key so
+    "how often does this firm use the sentence" is one index range."""
+
+    __tablename__ = "screening_posting"
+
+    # The key leads every primary key here: lookups ask for a few hundred keys at once, and with the key
+    # first the index is the plan even before the planner has statistics.
+    key: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True, autoincrement=False)
+    firm_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)  # -1: no firm known
+    doc_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+
+
+class IndexKeyCount(db.Model):
+    """How many documents of a kind hold a key: a stock phrase is answered from here without reading its
+    thousands of postings."""
+
+    __tablename__ = "screening_key"
+
+    key: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True, autoincrement=False)
+    count: Mapped[int] = mapped_column()
+
+
+class IndexBand(db.Model):
+    """One LSH band of a document's MinHash signature (the band number is mixed into the hash)."""
+
+    __tablename__ = "screening_band"
+
+    bucket: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True, autoincrement=False)
+    doc_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+
+
+# === outside reference reports =======================================================================
+
+class ReferenceDocument(db.Model):
+    """A published report a bureau imported to compare uploads against (外部公开报告): indexed for the copy
+    features, never an evalhub submission, never ranked in the queue."""
+
+    __tablename__ = "reference_document"
+    __table_args__ = (sa.UniqueConstraint("bureau_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
+    kind: Mapped[SubmissionKind] = mapped_column(enum_column(SubmissionKind))
+    title: Mapped[str] = mapped_column(sa.String(300))
+    filename: Mapped[str] = mapped_column(sa.String(300))
+    region: Mapped[Optional[str]] = mapped_column(sa.String(100))
+    year: Mapped[Optional[int]] = mapped_column()
+    firm_name: Mapped[Optional[str]] = mapped_column(sa.String(200))
+    firm_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("firm.id"))  # when the name is a registered firm
+    url: Mapped[Optional[str]] = mapped_column(sa.String(1000))
+    sha256: Mapped[str] = mapped_column(sa.String(64))  # of the extracted text without whitespace
+    text: Mapped[str] = mapped_column(sa.Text)
+    chars: Mapped[int] = mapped_column()
+    imported_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    imported_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+    bureau: Mapped[Bureau] = relationship()
+    imported_by: Mapped[Optional[User]] = relationship()

@@ -7,7 +7,7 @@ from sqlalchemy.sql import Select
 from evalhub.core.enums import Role
 from evalhub.core.models import User
 from evalhub.core.permissions import bureau_rows, is_bureau_user, row_scope, rules, visible
-from evalhub.screening.models import ReportScreening
+from evalhub.screening.models import ReferenceDocument, ReportScreening
 
 
 @row_scope(ReportScreening)
@@ -16,7 +16,19 @@ def _screenings(user: User, stmt: Select, model: type) -> Select:
     return bureau_rows(user, stmt, model)
 
 
+@row_scope(ReferenceDocument)
+def _references(user: User, stmt: Select, model: type) -> Select:
+    # Outside reference reports: listed to the bureau that imported them and the bureaus above it (every
+    # bureau's uploads are compared with all of them: they are published reports).
+    return bureau_rows(user, stmt, model)
+
+
 rules({
+    "screening.references.manage": lambda u, o: is_bureau_user(u),
+    "screening.references.delete": lambda u, r: is_bureau_user(u) and visible(u, r),
+    # Whether an upload is still being screened: the bureau side, for an engagement it supervises.
+    "screening.pending": lambda u, s: (is_bureau_user(u) or u.role == Role.SYSTEM_ADMIN) and s.engagement is not None
+    and visible(u, s.engagement),
     "screening.view": lambda u, o: is_bureau_user(u) or u.role == Role.SYSTEM_ADMIN,
     "screening.card": lambda u, s: visible(u, s),
     # Models are shared by the whole region: the region's administrators train and promote them.

@@ -19,7 +19,7 @@ from flask import current_app
 from evalhub.core import audit, jobs, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
-from evalhub.core.models import Bureau, User
+from evalhub.core.models import Bureau, Job, User
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import format_beijing, utcnow
 from evalhub.extensions import db
@@ -28,10 +28,11 @@ from evalhub.registry.models import Firm
 from evalhub.review import services as review_services
 from evalhub.review.models import ReviewPanel, Submission, SubmissionKind
 from evalhub.review.permissions import quotable_submission_ids
-from evalhub.screening import learning, textproc
+from evalhub.screening import explain, learning, references, textproc
 from evalhub.screening.features import BY_KEY, FEATURE_KEYS, Screening, ScreeningContext, compute
-from evalhub.screening.index import CorpusIndex, StoredReport
-from evalhub.screening.models import ModelStatus, ReportScreening, RiskMethod, ScreeningModel
+from evalhub.screening.index import BufferedIndex, SharedIndex, StoredReport, reference_id_of, section_copy
+from evalhub.screening.models import (IndexedDocument, ModelStatus, ReferenceDocument, ReportScreening, RiskMethod,
+                                      ScreeningModel)
 
 _YEAR_IN_NAME = re.compile(r"^\s*\d{4}\s*年度?|\d{4}\s*年度?")
 PEER_MINIMUM = 30  # fewer peers than this in the year: compare with every year's reports of the kind
@@ -60,76 +61,52 @@ def context_for(engagement: Engagement, kind: SubmissionKind) -> ScreeningContex
                             spent_wan=spent, execution_rate=rate, chapters=list(chapters))
 
 
-# === the per-process index and model ================================================================
-
-@dataclass
-class _IndexState:
-    url: str
-    index: CorpusIndex
-    token: tuple  # (count, max id, latest screened_at, sum of submission ids) of the rows loaded
-
-
-_state: _IndexState | None = None
-_lock = threading.Lock()
-
+# === the shared index and the per-process model ====================================================
 
 def forget_cache() -> None:
-    """Drop this process's index and model (tests, and after a bulk delete)."""
-    global _state
+    """Drop this process's loaded models and peer references (tests, and after a bulk delete). The index
+    itself lives in the database (``index.SharedIndex``): no process keeps a copy to forget."""
     with _lock:
-        _state = None
         _models.clear()
         _references.clear()
+
+
+_lock = threading.Lock()
 
 
 def _label(firm_name: str | None, reference: str, submitted_at: datetime) -> str:
     return f"{firm_name or '—'} · {reference} · {format_beijing(submitted_at, '%Y-%m-%d')}"
 
 
-def _rows_stmt():
-    return (sa.select(ReportScreening.id, ReportScreening.submission_id, ReportScreening.firm_id,
-                      ReportScreening.engagement_id, ReportScreening.object_key, ReportScreening.year,
-                      ReportScreening.kind, ReportScreening.sentence_keys, ReportScreening.signature,
-                      ReportScreening.submitted_at, ReportScreening.screened_at, Firm.name, Engagement.reference)
+def current_index() -> SharedIndex:
+    """The one index every worker shares (postings, key counts and LSH buckets in the database), read
+    through this request's session: a text stored through any worker is found as soon as it commits."""
+    return SharedIndex(db.session)
+
+
+def index_missing(progress: Callable[[int, int, str], None] | None = None) -> int:
+    """Put into the shared index every screened submission it lacks (screenings stored before the index
+    moved into the database, or a bulk load): their stored keys and signatures, nothing re-read."""
+    indexed = sa.select(IndexedDocument.doc_id).where(IndexedDocument.doc_id > 0)
+    ids = db.session.execute(sa.select(ReportScreening.id).where(ReportScreening.submission_id.not_in(indexed))
+                             .order_by(ReportScreening.id)).scalars().all()
+    index = current_index()
+    for n, screening_id in enumerate(ids, start=1):
+        row = db.session.execute(
+            sa.select(ReportScreening.submission_id, ReportScreening.firm_id, ReportScreening.engagement_id,
+                      ReportScreening.object_key, ReportScreening.year, ReportScreening.kind,
+                      ReportScreening.sentence_keys, ReportScreening.signature, ReportScreening.submitted_at,
+                      Firm.name, Engagement.reference)
             .join(Engagement, Engagement.id == ReportScreening.engagement_id)
-            .outerjoin(Firm, Firm.id == ReportScreening.firm_id))
-
-
-def _add_rows(index: CorpusIndex, rows: Iterable[Any]) -> None:
-    for row in rows:
+            .outerjoin(Firm, Firm.id == ReportScreening.firm_id).where(ReportScreening.id == screening_id)).one()
         index.add(StoredReport(doc_id=row.submission_id, firm_id=row.firm_id, engagement_id=row.engagement_id,
                                object_key=row.object_key, year=row.year, kind=row.kind.value,
                                keys=np.frombuffer(row.sentence_keys, dtype=np.uint64),
                                signature=np.frombuffer(row.signature, dtype=np.uint32),
                                label=_label(row.name, row.reference, row.submitted_at)))
-
-
-def current_index() -> CorpusIndex:
-    """Every screened submission, loaded once per process and topped up with what was added or re-screened
-    since (by this or another process); rebuilt from scratch when rows have gone."""
-    global _state
-    url = str(db.engine.url)
-    count, max_id, max_screened, id_sum = db.session.execute(
-        sa.select(sa.func.count(ReportScreening.id), sa.func.max(ReportScreening.id),
-                  sa.func.max(ReportScreening.screened_at), sa.func.sum(ReportScreening.submission_id))).one()
-    token = (count, max_id or 0, max_screened, int(id_sum or 0))
-    with _lock:
-        state = _state
-        if state is not None and state.url == url and state.token == token:
-            return state.index
-        if state is not None and state.url == url and token[1] >= state.token[1]:
-            newer = db.session.execute(_rows_stmt().where(sa.or_(
-                ReportScreening.id > state.token[1],
-                ReportScreening.screened_at > (state.token[2] or datetime.min)))).all()
-            added = [r for r in newer if r.id > state.token[1]]
-            if (state.token[0] + len(added), state.token[3] + sum(r.submission_id for r in added)) == (token[0], token[3]):
-                _add_rows(state.index, newer)
-                state.token = token
-                return state.index
-        index = CorpusIndex()
-        _add_rows(index, db.session.execute(_rows_stmt().order_by(ReportScreening.id)).all())
-        _state = _IndexState(url, index, token)
-        return index
+        if progress and (n % 200 == 0 or n == len(ids)):
+            progress(n, len(ids), f"已写入共享索引 {n}/{len(ids)}")
+    return len(ids)
 
 
 _models: dict[str, Any] = {}
@@ -178,8 +155,10 @@ _references: dict[tuple, learning.Reference] = {}
 
 def peer_reference(kind: str, year: int | None) -> learning.Reference:
     """The year's screened texts of the same kind (all years while a year has fewer than 30)."""
-    current_index()  # brings the token up to date
-    token = (kind, year, _state.token if _state else None, str(db.engine.url))
+    # The cache is valid while no screening was added or re-screened (by any process) since it was built.
+    stamp = tuple(db.session.execute(sa.select(sa.func.count(ReportScreening.id), sa.func.max(ReportScreening.id),
+                                               sa.func.max(ReportScreening.screened_at))).one())
+    token = (kind, year, stamp, str(db.engine.url))
     cached = _references.get(token)
     if cached is not None:
         return cached
@@ -202,17 +181,11 @@ def assess(screening: Screening, ctx: ScreeningContext) -> dict[str, Any]:
         risk, method, version = float(model.predict([screening.features])[0]), RiskMethod.MODEL, model.version
     else:
         risk, method, version = reference.rule_score(screening.features), RiskMethod.RULE, None
-    reasons: list[dict[str, Any]] = []
-    for dup in screening.near_duplicates[:1]:
-        # The text names the other report; who may read that name is decided when it is shown (shown_to).
-        reasons.append({"feature": "near_duplicate", "percentile": 1.0, "doc_id": dup["doc_id"], "jaccard": dup["jaccard"],
-                        "text": _near_duplicate_text(dup["label"], dup["jaccard"])})
-    if screening.missing:
-        reasons.append({"feature": "missing_chapters", "percentile": 1.0, "text": "缺少章节：" + "、".join(screening.missing)})
-    if screening.duplicated:
-        reasons.append({"feature": "duplicated_chapters", "percentile": 1.0, "text": "章节重复：" + "、".join(screening.duplicated)})
-    shown = {r["feature"] for r in reasons}
-    reasons += [r for r in reference.reasons(screening.features) if r["feature"] not in shown]
+    # The reasons are the features that moved this risk, by their exact contribution (screening.explain, H6a).
+    # A near-duplicate names the other report; who may read that name is decided when it is shown (shown_to).
+    dup = screening.near_duplicates[0] if screening.near_duplicates else None
+    reasons = explain.for_screening(screening, model, reference=reference, near_duplicate=None if dup is None else {
+        "doc_id": dup["doc_id"], "jaccard": dup["jaccard"], "text": _near_duplicate_text(dup["label"], dup["jaccard"])})
     return {"risk": round(risk, 4), "method": method, "model_version": version, "reasons": reasons[:6],
             "peers": reference.size}
 
@@ -225,12 +198,17 @@ def _details(screening: Screening) -> dict[str, Any]:
 
 # === screening submissions ==========================================================================
 
-def screen_submission(submission: Submission) -> ReportScreening:
-    """Screen an uploaded version against every stored text and keep the result (the firm never sees it)."""
+def screen_submission(submission: Submission, index: SharedIndex | BufferedIndex | None = None) -> ReportScreening:
+    """Screen an uploaded version against every stored text and keep the result (the firm never sees it).
+    ``index``: a batch's BufferedIndex; by default the shared index."""
     engagement = submission.engagement
     ctx = context_for(engagement, submission.kind)
-    screening = compute(submission.file.text or "", ctx, current_index())
+    index = index if index is not None else current_index()
+    screening = compute(submission.file.text or "", ctx, index)
     verdict = assess(screening, ctx)
+    # before the row exists: the shared index is read from the database, and an autoflush of a half-filled row
+    # would fail on its NOT NULL risk (H6a)
+    sections = sections_for(submission.file.text or "", ctx, index)
     row = db.session.execute(sa.select(ReportScreening).where(ReportScreening.submission_id == submission.id)).scalar_one_or_none()
     if row is None:
         row = ReportScreening(submission_id=submission.id)
@@ -245,7 +223,7 @@ def screen_submission(submission: Submission) -> ReportScreening:
     row.sentence_keys = screening.keys.astype(np.uint64).tobytes()
     row.signature = screening.signature.astype(np.uint32).tobytes()
     row.features = screening.features
-    row.details = _details(screening)
+    row.details = {**_details(screening), "sections": sections}
     row.passages = screening.passages
     row.reasons = verdict["reasons"]
     row.risk = verdict["risk"]
@@ -253,18 +231,80 @@ def screen_submission(submission: Submission) -> ReportScreening:
     row.model_version = verdict["model_version"]
     row.screened_at = utcnow()
     db.session.flush()
+    # Into the one shared index (replacing an earlier screening of this version): every worker finds it
+    # once this transaction commits.
+    index.add(screening.stored(submission.id, ctx, _label(engagement.firm.name if engagement.firm else None,
+                                                         engagement.reference, row.submitted_at)))
     return row
 
 
+def sections_for(text: str, ctx: ScreeningContext, index) -> dict[str, dict[str, float]]:
+    """Copying per chapter group (indicator system, findings, recommendations), the firm's in-house template
+    told apart from content taken from one other report or another firm (``index.section_copy``)."""
+    sentences = textproc.parse(text, ctx.chapters, ctx.names).copy_sentences
+    if not sentences or not ctx.chapters or not len(index):
+        return {}
+    threshold = index.boilerplate_threshold(ctx.kind)
+    matches = index.lookup([s.key for s in sentences], kind=ctx.kind, firm_id=ctx.firm_id,
+                           engagement_id=ctx.engagement_id, object_key=ctx.object_key, year=ctx.year,
+                           list_limit=threshold)
+    return section_copy(sentences, matches, threshold)
+
+
+SCREEN_JOB = "screening.screen_upload"
+
+
+def screens_in_worker() -> bool:
+    """Uploads are screened by the background worker after the upload commits, so the upload answers at
+    once. With ``JOBS_IMMEDIATE`` (no worker: tests, a laptop) the job would run in this process anyway, so
+    the upload is screened inline unless ``SCREENING_IN_WORKER`` asks for the queued path."""
+    config = current_app.config
+    return bool(config.get("SCREENING_IN_WORKER", not config.get("JOBS_IMMEDIATE")))
+
+
 @review_services.after_upload
+def on_upload(submission: Submission) -> None:
+    """The upload hook: queue the screening for the worker (it runs once the upload commits; the bureau's
+    pages show "筛查中" until then), or screen inline when there is no worker."""
+    if submission.engagement is None:  # a budget unit's self-evaluation: no engagement, no firm to compare
+        return
+    if not screens_in_worker():
+        screen_upload(submission)
+        return
+    engagement = submission.engagement
+    # A system job (no actor): the firm never sees that its upload is screened.
+    jobs.submit_after_commit(SCREEN_JOB, f"报告质量筛查：{engagement.reference} {submission.kind.label}第 {submission.version} 版",
+                             {"submission_id": submission.id}, actor=None, bureau_id=engagement.bureau_id)
+
+
+@jobs.job_kind(SCREEN_JOB)
+def _screen_job(job, report) -> dict:
+    submission = db.session.get(Submission, int(job.params.get("submission_id") or 0))
+    if submission is None:
+        return {"failed": True, "message": "提交的文件已不存在"}
+    row = screen_upload(submission)
+    db.session.commit()
+    return {"message": f"已筛查，风险分 {row.risk:.2f}", "screening_id": row.id, "submission_id": submission.id}
+
+
+def pending_screening(submission: Submission) -> Job | None:
+    """The queued or running screening job of a submission not screened yet (None once it is screened)."""
+    if screening_for(submission) is not None:
+        return None
+    rows = db.session.execute(sa.select(Job).where(Job.kind == SCREEN_JOB, Job.bureau_id == submission.engagement.bureau_id)
+                              .order_by(Job.id.desc()).limit(500)).scalars()
+    return next((job for job in rows if (job.params or {}).get("submission_id") == submission.id), None)
+
+
 def screen_upload(submission: Submission, related_limit: int = 5) -> ReportScreening:
     """Screen a new upload, then re-screen the stored texts it copies from: copying is evidence against
     both sides, and the earlier text could not see the later one when it was screened."""
     row = screen_submission(submission)
-    related = [p["source_doc_id"] for p in row.passages or []]
+    related = [p["source_doc_id"] for p in row.passages or [] if reference_id_of(p["source_doc_id"]) is None]
     related += [d["doc_id"] for d in (row.details or {}).get("near_duplicates", [])]
     if (row.details or {}).get("most_similar"):
         related.append(row.details["most_similar"]["doc_id"])
+    related = [i for i in related if reference_id_of(i) is None]  # an outside report is never re-screened
     for source_id in list(dict.fromkeys(related))[:related_limit]:
         source = db.session.get(Submission, source_id)
         if source is not None and source.id != submission.id:
@@ -279,25 +319,34 @@ def rescreen(*, year: int | None = None, progress: Callable[[int, int, str], Non
     if year is not None:
         stmt = stmt.where(ReportScreening.year == year)
     submissions = db.session.execute(stmt.order_by(Submission.id)).scalars().all()
+    index_missing()
+    # One in-memory copy of the index for the batch, written back to the shared index in bulk.
+    index = BufferedIndex(db.session) if len(submissions) > 50 else current_index()
     for n, submission in enumerate(submissions, start=1):
-        screen_submission(submission)
+        screen_submission(submission, index)
         if progress and (n % 20 == 0 or n == len(submissions)):
             progress(n, len(submissions), f"已筛查 {n}/{len(submissions)}")
+    if isinstance(index, BufferedIndex):
+        index.flush()
     return len(submissions)
 
 
+TEXT_KINDS = {"report": "整篇评价报告", "work_plan": "实施方案", "self_evaluation": "绩效自评报告", "fragment": "片段"}
+
+
 def screen_text(text: str, actor: User, *, firm_id: int | None = None, engagement_id: int | None = None,
-                kind: str = "report") -> dict[str, Any]:
-    """Score any text — a whole report or a fragment — computing what the context allows. Nothing is stored."""
+                kind: str | None = None) -> dict[str, Any]:
+    """Score any text — a whole report or a fragment — computing what the context allows. Nothing is stored.
+    ``kind``: report, work_plan, self_evaluation or fragment; None decides report/fragment from the text (H6a)."""
     require_screening(actor)
     if not (text or "").strip():
         raise ValidationFailed("请提供要筛查的文本。", {"text": "不能为空"})
     if len(text) > 500_000:
         raise ValidationFailed("文本过长（超过 50 万字）。", {"text": "过长"})
-    try:
-        submission_kind = SubmissionKind(kind)
-    except ValueError:
-        raise ValidationFailed("kind 应为 report 或 work_plan。", {"kind": "取值无效"})
+    if kind is not None and kind not in TEXT_KINDS:
+        raise ValidationFailed("kind 应为 report、work_plan、self_evaluation 或 fragment。", {"kind": "取值无效"})
+    # Work plans are compared with work plans; reports, self-evaluations and fragments with reports.
+    submission_kind = SubmissionKind.WORK_PLAN if kind == "work_plan" else SubmissionKind.REPORT
     if engagement_id is not None:
         engagement = db.session.get(Engagement, engagement_id)
         if engagement is None or not permissions.can(actor, "engagement.view", engagement):
@@ -312,6 +361,7 @@ def screen_text(text: str, actor: User, *, firm_id: int | None = None, engagemen
                 raise ValidationFailed("找不到该机构或无权查看。", {"firm_id": "无效"})
             ctx.firm_id = firm.id
             ctx.names = [firm.name]
+    ctx.text_kind = kind
     screening = compute(text, ctx, current_index())
     verdict = assess(screening, ctx)
     shown = _shown(actor, verdict["reasons"], _details(screening), screening.passages)
@@ -321,9 +371,12 @@ def screen_text(text: str, actor: User, *, firm_id: int | None = None, engagemen
             copied.append({"text": None, "chapter": None, "relation": p["relation"], "source_submission_id": None,
                            "source": HIDDEN_SOURCE, "share": p["share"]})
         else:
-            copied.append({"text": p["text"], "chapter": p["chapter"], "relation": p["relation"],
-                           "source_submission_id": p["source_doc_id"], "source": p["source_label"], "share": p.get("share")})
+            outside = reference_id_of(p["source_doc_id"]) is not None  # an outside published report
+            copied.append({"text": p["text"], "chapter": p["chapter"], "relation": "reference" if outside else p["relation"],
+                           "source_submission_id": None if outside else p["source_doc_id"], "source": p["source_label"],
+                           "share": p.get("share")})
     return {"risk": verdict["risk"], "method": verdict["method"].value, "model_version": verdict["model_version"],
+            "kind": screening.text_kind,
             "features": screening.features, "reasons": shown.reason_texts, "gaps": screening.gaps,
             "copied_passages": copied}
 
@@ -419,9 +472,16 @@ def _redact(reasons: Iterable[dict] | None, details: dict | None, passages: Iter
                  near_duplicates=[similar(d, "jaccard") for d in near], passages=shown_passages)
 
 
+def _quotable(reader: User | Bureau | None, ids: set[int]) -> set[int]:
+    """The referenced texts ``reader`` may see: outside reference reports are published, so everyone; a
+    stored submission by review's rule (``quotable_submission_ids``)."""
+    references = {i for i in ids if reference_id_of(i) is not None}
+    submissions = ids - references
+    return references | (quotable_submission_ids(reader, submissions) if reader is not None and submissions else set())
+
+
 def _shown(reader: User | Bureau | None, reasons, details, passages) -> Shown:
-    allowed = quotable_submission_ids(reader, _referenced(reasons, details, passages)) if reader is not None else set()
-    return _redact(reasons, details, passages, allowed)
+    return _redact(reasons, details, passages, _quotable(reader, _referenced(reasons, details, passages)))
 
 
 def shown_to_many(reader: User | Bureau | None, screenings: Iterable[ReportScreening]) -> dict[int, Shown]:
@@ -431,7 +491,7 @@ def shown_to_many(reader: User | Bureau | None, screenings: Iterable[ReportScree
     referenced: set[int] = set()
     for row in screenings:
         referenced |= _referenced(row.reasons, row.details, row.passages)
-    allowed = quotable_submission_ids(reader, referenced) if reader is not None else set()
+    allowed = _quotable(reader, referenced)
     return {row.id: _redact(row.reasons, row.details, row.passages, allowed) for row in screenings}
 
 
@@ -538,17 +598,25 @@ def flag_card(screening: ReportScreening, actor: User) -> dict[str, Any]:
             continue
         source_id = passage["source_doc_id"]
         if source_id not in sources:
-            source = db.session.get(Submission, source_id)
-            if source is None:
-                continue
-            sentences, names = _sentences_by_key(source)
-            sources[source_id] = (source, sentences, names)
+            outside = references.reference_for(source_id)
+            if outside is not None:  # an outside published report (外部公开报告)
+                sources[source_id] = (outside, references.source_sentences(outside),
+                                      [n for n in (outside.firm_name, outside.region) if n])
+            else:
+                source = db.session.get(Submission, source_id)
+                if source is None:
+                    continue
+                sentences, names = _sentences_by_key(source)
+                sources[source_id] = (source, sentences, names)
         source, sentences, names = sources[source_id]
         wanted = {int(k) for k in passage["keys"]}
         matched = [s for s in sentences if s.key in wanted]
-        passages.append({**passage, "source": source, "source_text": "".join(s.text for s in matched),
+        is_reference = isinstance(source, ReferenceDocument)
+        passages.append({**passage, "source": None if is_reference else source,
+                         "reference": source if is_reference else None,
+                         "source_text": "".join(s.text for s in matched),
                          "source_chapter": matched[0].chapter if matched else None, "source_names": names,
-                         "relation_label": RELATION_LABELS[passage["relation"]]})
+                         "relation_label": references.REFERENCE_LABEL if is_reference else RELATION_LABELS[passage["relation"]]})
     features = [{"key": k, "label": BY_KEY[k].label, "value": BY_KEY[k].show(screening.features.get(k)),
                  "median": BY_KEY[k].show(reference.median(k)),
                  "percentile": reference.percentile(k, screening.features.get(k))} for k in FEATURE_KEYS]
@@ -557,7 +625,8 @@ def flag_card(screening: ReportScreening, actor: User) -> dict[str, Any]:
                       "share": sum(p["share"] or 0 for p in hidden), "label": HIDDEN_SOURCE} if hidden else None
     return {"rank": rank, "total": total, "passages": passages, "hidden": hidden_summary, "own_names": own_names,
             "features": features, "peers": reference.size, "model_problem": active_model()[1],
-            "reasons": shown.reasons, "most_similar": shown.most_similar, "near_duplicates": shown.near_duplicates}
+            "reasons": shown.reasons, "most_similar": shown.most_similar, "near_duplicates": shown.near_duplicates,
+            "sections": (screening.details or {}).get("sections") or {}}
 
 
 def open_case(screening: ReportScreening, actor: User):
@@ -678,8 +747,9 @@ def promote(model: ScreeningModel, actor: User) -> int:
     if model.status == ModelStatus.ACTIVE:
         raise Conflict(f"模型 {model.version} 已在使用中。")
     try:
+        learning.check_promotable(model.card or {})  # the rule score stays until a model beats it (H6a)
         loaded = learning.load(models_dir(), model.artefact)
-    except (learning.IncompatibleModel, FileNotFoundError) as exc:
+    except (learning.NotPromotable, learning.IncompatibleModel, FileNotFoundError) as exc:
         raise Conflict(str(exc))
     previous = active_model_row()
     if previous is not None:

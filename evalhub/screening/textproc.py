@@ -54,12 +54,37 @@ def _nfkc(text: str) -> str:
     return _NARROWED.sub(lambda m: _WIDE[m.group(0)], unicodedata.normalize("NFKC", text))
 
 
+# Web-page chrome around a published report (索引号, 发布机构, 浏览量 …): metadata lines, not the report's
+# words. Left in, they count as "numbers" and "entities" and make every copied page look specific.
+_CHROME = re.compile(r"索\s*引\s*号|发布机构|浏览量|浏览次数|阅读次数|点击数|访问量|访问次数|【\s*字\s*体|选择阅读字号|打印本页|"
+                     r"关闭本页|关闭窗口|当前位置|现在的位置|组配分类|体裁分类|统一登记号|无障碍|适老化|长者模式|分享到|"
+                     r"加入收藏|政府信箱|今天是[:：]|归档时间|上传时间|下载积分|文档编号|版权说明|本文档由用户|我要投稿|责任编辑|"
+                     # field labels that are ordinary words inside a sentence: chrome only as "label:" or "label |"
+                     r"(?:发布日期|发布时间|时效性|主题分类|信息分类|内容分类|公开目录|公开方式|公开范围|公开形式|公开责任部门|"
+                     r"有效性|成文日期|生效日期|废止日期|废止时间|发文字号|发文编号|信息来源|文章来源|(?<![金据])来源|字号)"
+                     r"\s*(?:[:：|\]】]|$)")
+_CHROME_BULLET = re.compile(r"^[•·\-|\[\]【】\s]+$")
+
+
+def is_chrome(line: str) -> bool:
+    """A line of page chrome: short, names a metadata field and is not a sentence of the report."""
+    if _CHROME_BULLET.match(line):
+        return True
+    return len(line) <= 160 and "。" not in line and bool(_CHROME.search(line))
+
+
+def strip_chrome(text: str | None) -> str:
+    """The text without its page-chrome lines (see ``is_chrome``)."""
+    return "\n".join(line for line in (text or "").split("\n") if not is_chrome(line.strip()))
+
+
 def normalise(text: str | None) -> str:
     """NFKC (full-width digits, letters and % to half-width; Chinese punctuation kept), one space between words, page headers,
-    footers and the table of contents dropped; table rows (one per line from the extractor) kept."""
+    footers, page chrome (索引号, 发布机构, 浏览量 …) and the table of contents dropped; table rows (one per line from the
+    extractor) kept."""
     text = _nfkc(text or "").replace("\r\n", "\n").replace("\r", "\n")
     lines = [line.strip() for line in _SPACES.sub(" ", text).split("\n")]
-    lines = [line for line in lines if line]
+    lines = [line for line in lines if line and not is_chrome(line)]
     # A short line that repeats on many pages is a running header or footer, unless it is a heading.
     repeated = {line for line, n in Counter(lines).items() if n >= 3 and len(line) <= 30 and not heading_numeral(line)}
     kept: list[str] = []
@@ -206,3 +231,37 @@ def shingle_hashes(text: str, names: "Iterable[str] | NameMask" = (), k: int = S
         h *= np.uint64(0xBF58476D1CE4E5B9)
         h ^= h >> np.uint64(32)
     return h & np.uint64(0xFFFFFFFF)  # repeats are harmless: MinHash keeps minima
+
+
+# --- whole report or fragment --------------------------------------------------------------------------
+
+TOP_HEADING = re.compile(r"^\s*(第[一二三四五六七八九十]+[章部分]|[一二三四五六七八九十]+[、.．])\s*(\S.{0,38})$")
+WHOLE_MIN_CHARS = 1500  # a whole report is thousands of characters; a conclusion or a problems section is hundreds
+WHOLE_MIN_CHAPTERS = 3  # of the bureau's configured outline chapters
+WHOLE_MIN_TOP_HEADINGS = 4  # any top-level headings (一、二、三、四、) when the outline is not the bureau's
+
+
+def content_chars(text: str) -> int:
+    return len(re.sub(r"\s", "", text))
+
+
+def top_headings(text: str) -> list[str]:
+    """Distinct top-level headings (一、… / 第一章 …) in order of first appearance."""
+    seen: dict[str, None] = {}
+    for line in text.split("\n"):
+        match = TOP_HEADING.match(line)
+        if match:
+            seen.setdefault(match.group(2).strip(), None)
+    return list(seen)
+
+
+def detect_kind(doc: "Document") -> str:
+    """"report" when the text looks like a whole report (long enough, with most of an outline), else "fragment".
+    Decided from the text alone, so an excerpt quoting "一、基本情况" is not judged as a report missing seven
+    chapters."""
+    if content_chars(doc.text) < WHOLE_MIN_CHARS:
+        return "fragment"
+    matched = sum(1 for n in doc.heading_counts.values() if n)
+    if matched >= WHOLE_MIN_CHAPTERS or len(top_headings(doc.text)) >= WHOLE_MIN_TOP_HEADINGS:
+        return "report"
+    return "fragment"

@@ -23,22 +23,25 @@ import unicodedata
 from typing import Iterable, Optional
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, render_template, url_for
+from flask import Blueprint, abort, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from markupsafe import Markup, escape
 
 from evalhub.core import permissions
-from evalhub.core.listing import Export, export, paginate_list, read_args
+from evalhub.core.listing import Export, export, paginate, paginate_list, read_args
 from evalhub.core.models import Bureau, Job
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import beijing_today, format_beijing
-from evalhub.core.web import button, load, require, scoped, wants_export
+from evalhub.core.web import button, form_page, handle_form, load, require, scoped, wants_export
 from evalhub.extensions import db
 from evalhub.registry.models import Firm
 from evalhub.review.models import SubmissionKind
 from evalhub.screening import services as S
-from evalhub.screening.forms import QUEUE_FILTERS, OpenCaseForm, PromoteForm, TrainForm
-from evalhub.screening.models import ModelStatus, ReportScreening, RiskMethod, ScreeningModel
+from evalhub.screening import references as refs
+from evalhub.screening.forms import (QUEUE_FILTERS, OpenCaseForm, PromoteForm, ReferenceDeleteForm, ReferenceImportForm,
+                                     TrainForm)
+from evalhub.screening.models import ModelStatus, ReferenceDocument, ReportScreening, RiskMethod, ScreeningModel
+from evalhub.review.models import Submission
 
 bp = Blueprint("screening", __name__)
 
@@ -89,7 +92,7 @@ def _visible_years() -> list[int]:
 
 def _screening_ids_for(submission_ids: Iterable[int]) -> dict[int, int]:
     """submission id → screening id, for the screenings this user may open (to link sources to their cards)."""
-    ids = [i for i in set(submission_ids) if i is not None]
+    ids = [i for i in set(submission_ids) if i is not None and i > 0]  # an outside report (< 0) has no card
     if not ids:
         return {}
     stmt = permissions.scope(current_user, sa.select(ReportScreening.submission_id, ReportScreening.id)
@@ -146,10 +149,22 @@ def queue():
     flagged = sum(1 for entry in entries if entry.flagged)
     page = paginate_list(entries)
     S.fill_entries(current_user, page.items)  # only the rows shown are read whole
-    return render_template("screening/queue.html", page=page, filters=filters,
+    return render_template("screening/queue.html", page=page, filters=filters, pending=_pending_screenings(),
                            years=sorted(set(years) | {this_year, year}, reverse=True), bureaus=bureaus, firms=firms,
                            kinds=SubmissionKind.choices(), method=method, problem=problem, flagged=flagged,
                            total=len(entries), share=_spot_check_share())
+
+
+def _pending_screenings() -> list:
+    """Uploads the worker has not screened yet (queued or running), newest first, as far as the user sees."""
+    from evalhub.core.enums import JobStatus
+
+    # A system job (no creator): scoped like the queue itself, by the engagement's bureau.
+    stmt = sa.select(Job).where(Job.kind == S.SCREEN_JOB, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+    bureaus = permissions.visible_bureau_ids(current_user)
+    if bureaus is not None:
+        stmt = stmt.where(Job.bureau_id.in_(bureaus or {-1}))
+    return db.session.execute(stmt.order_by(Job.id.desc()).limit(20)).scalars().all()
 
 
 # --- the flag card ---------------------------------------------------------------------------------
@@ -160,7 +175,7 @@ def card(screening_id: int):
     screening = load(ReportScreening, screening_id, "screening.card")
     data = S.flag_card(screening, current_user)  # other texts only as far as this user may read them
     details = screening.details or {}
-    linked = [p["source"].id for p in data["passages"]]
+    linked = [p["source"].id for p in data["passages"] if p["source"] is not None]
     linked += [d.get("doc_id") for d in data["near_duplicates"]]
     if data["most_similar"]:
         linked.append(data["most_similar"].get("doc_id"))
@@ -235,3 +250,55 @@ def promote(model_id: int):
     return button(lambda: S.promote(model, current_user), form=PromoteForm(),
                   message=lambda rescored: f"已启用模型 {model.version}，已重新计算 {rescored} 份筛查结果的风险分。",
                   to=url_for(".model_detail", model_id=model.id))
+
+
+# --- an upload being screened in the worker --------------------------------------------------------
+
+@bp.route("/screening/submission/<int:submission_id>")
+@login_required
+def submission_status(submission_id: int):
+    """The screening of one upload: its card once the worker has screened it; until then "筛查中", and the
+    page reloads itself every few seconds."""
+    submission = load(Submission, submission_id, "screening.pending")
+    screening = S.screening_for(submission)
+    if screening is not None and permissions.can(current_user, "screening.card", screening):
+        return redirect(url_for(".card", screening_id=screening.id))
+    return render_template("screening/reference_pending.html", submission=submission, e=submission.engagement,
+                           job=S.pending_screening(submission))
+
+
+# --- outside reference reports (外部公开报告) -----------------------------------------------------------
+
+def _reference_page(form: ReferenceImportForm | None):
+    page = paginate(refs.visible_references(current_user).order_by(ReferenceDocument.imported_at.desc(),
+                                                                   ReferenceDocument.id.desc()))
+    return render_template("screening/references.html", page=page, form=form, label=refs.REFERENCE_LABEL,
+                           delete_form=ReferenceDeleteForm(formdata=None),
+                           may_delete=lambda r: permissions.can(current_user, "screening.references.delete", r))
+
+
+@bp.route("/screening/references", methods=["GET", "POST"])
+@login_required
+def references():
+    require("screening.view")
+    manage = permissions.can(current_user, "screening.references.manage")
+    form = ReferenceImportForm() if manage else None
+    if form is None:
+        return _reference_page(None)
+
+    def run():
+        archive, metadata = form.archive.data, form.metadata.data
+        return refs.import_references(current_user, archive.filename or "", archive.read(),
+                                      metadata.read() if metadata else None)
+
+    return handle_form(form, run, message=lambda result: result.message, to=url_for(".references"),
+                       failed=lambda status: (_reference_page(form), status))
+
+
+@bp.route("/screening/references/<int:reference_id>/delete", methods=["POST"])
+@login_required
+def reference_delete(reference_id: int):
+    reference = load(ReferenceDocument, reference_id, "screening.references.delete")
+    title = reference.title
+    return button(lambda: refs.delete_reference(reference, current_user), form=ReferenceDeleteForm(),
+                  message=f"已删除外部公开报告：{title}。", to=url_for(".references"))
