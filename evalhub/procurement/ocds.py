@@ -37,6 +37,16 @@ TENDER_STATUS = {
 }
 
 
+# A higher module adds what OCDS has a place for (integrity: the committee's decisions on collusion flags as
+# an evaluation-report document of the tender): ``fn(procurement, release) -> None``, bureau packages only.
+_RELEASE_EXTENSIONS: list = []
+
+
+def release_extension(fn):
+    _RELEASE_EXTENSIONS.append(fn)
+    return fn
+
+
 def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None
@@ -125,7 +135,10 @@ def release(procurement: Procurement, *, public: bool = False) -> dict:
     if award is not None:
         supplier = party(_org_id(award.firm.uscc, "CN-USCC"), award.firm.name, ["supplier"],
                          {"scheme": "CN-USCC", "id": award.firm.uscc, "legalName": award.firm.name})
-        entry = {"id": str(award.id), "title": f"{procurement.title} 成交结果", "description": award.reasons,
+        from evalhub.procurement.services import award_reasons_for  # services does not import ocds
+
+        entry = {"id": str(award.id), "title": f"{procurement.title} 成交结果",
+                 "description": award.reasons if not public else award_reasons_for(award, None),
                  "status": "active", "date": _iso(award.awarded_at), "value": _money(award.amount),
                  "suppliers": [supplier]}
         notice = procurement.notice
@@ -159,6 +172,9 @@ def release(procurement: Procurement, *, public: bool = False) -> dict:
         data["awards"] = awards
     if contracts:
         data["contracts"] = contracts
+    if not public:
+        for fn in _RELEASE_EXTENSIONS:
+            fn(procurement, data)
     return data
 
 
