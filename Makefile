@@ -15,7 +15,7 @@ STAMP  := $(VENV)/.evalhub-installed
 
 help:
 	@echo "make run     create .venv if needed, migrate, load the demo data, start the worker and serve http://$(HOST):$(PORT)"
-	@echo "make test    run the tests on SQLite, then on PostgreSQL when EVALHUB_TEST_DATABASE_URL is set"
+	@echo "make test    run the tests on SQLite, and at the same time on PostgreSQL when EVALHUB_TEST_DATABASE_URL is set"
 	@echo "make worker  run the background-job worker (huey) in the foreground"
 	@echo "make venv    create .venv and install evalhub with its dev dependencies"
 	@echo "make clean   remove .venv and caches (the instance/ folder with your data is kept)"
@@ -49,13 +49,21 @@ worker: venv
 # Both runs always happen; the target fails if either failed (pytest's exit 5, "no tests ran", too). On success
 # pytest's own summary line is the last line printed, as CI expects.
 test: venv
-	@status=0; pg_url="$${EVALHUB_TEST_DATABASE_URL:-}"; \
+	@# With a PostgreSQL URL, both databases run at once (one per core), each in its own temporary folder;
+	@# the PostgreSQL run's output is printed when it ends.
+	@status=0; pg_url="$${EVALHUB_TEST_DATABASE_URL:-}"; mkdir -p test-results; \
 	if [ -z "$$pg_url" ]; then echo "== EVALHUB_TEST_DATABASE_URL is not set: tests run on SQLite only"; fi; \
-	echo "== evalhub tests on SQLite (temporary file database)"; \
-	env -u EVALHUB_TEST_DATABASE_URL $(BIN)/python -m pytest -q || status=1; \
 	if [ -n "$$pg_url" ]; then \
-		echo "== evalhub tests on PostgreSQL: $$(sed -E 's#(//[^:@/]*):[^@/]*@#\1:***@#' <<< "$$pg_url")"; \
-		$(BIN)/python -m pytest -q || status=1; \
+		echo "== evalhub tests on PostgreSQL, in parallel: $$(sed -E 's#(//[^:@/]*):[^@/]*@#\1:***@#' <<< "$$pg_url")"; \
+		$(BIN)/python -m pytest -q -p no:cacheprovider --basetemp=test-results/tmp-postgresql \
+			> test-results/postgresql.log 2>&1 & pg_pid=$$!; \
+	fi; \
+	echo "== evalhub tests on SQLite (temporary file database)"; \
+	env -u EVALHUB_TEST_DATABASE_URL $(BIN)/python -m pytest -q -p no:cacheprovider --basetemp=test-results/tmp-sqlite \
+		|| status=1; \
+	if [ -n "$$pg_url" ]; then \
+		wait $$pg_pid || status=1; \
+		echo "== evalhub tests on PostgreSQL: output"; cat test-results/postgresql.log; \
 	fi; \
 	if [ $$status -ne 0 ]; then echo "== make test: FAILED (see the runs above)"; fi; \
 	exit $$status

@@ -80,7 +80,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 # its models (so metadata and Alembic see the whole schema), its rows and actions in core.permissions, its
 # job kinds and hourly tasks in core.jobs, its state-machine requirements and hooks in procurement.workflow,
 # its eligibility checks and upload hooks. A lower module never imports a higher one (tests/test_layers.py).
-DOMAINS = ("registry", "procurement", "review", "results", "supervision", "credit", "screening")
+DOMAINS = ("registry", "procurement", "review", "results", "supervision", "credit", "screening", "integrity")
 
 
 def _import_models() -> None:
@@ -105,6 +105,7 @@ def _register_blueprints(app: Flask) -> None:
     from evalhub.api import bp as api_bp
     from evalhub.core.views import bp as core_bp
     from evalhub.credit.views import bp as credit_bp
+    from evalhub.integrity.views import bp as integrity_bp
     from evalhub.procurement.views import bp as procurement_bp
     from evalhub.public.views import bp as public_bp
     from evalhub.registry.views import bp as registry_bp
@@ -121,6 +122,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(credit_bp)
     app.register_blueprint(supervision_bp)
     app.register_blueprint(screening_bp)
+    app.register_blueprint(integrity_bp)
     app.register_blueprint(public_bp)
     app.register_blueprint(api_bp)
 

@@ -104,7 +104,9 @@ def audit_checkpoint(out: str) -> None:
 @draws_cli.command("verify")
 @click.argument("draw_id", type=int)
 def draws_verify(draw_id: int) -> None:
-    """Re-run a recorded draw from its seed and compare with the stored result (exit 1 if different)."""
+    """Re-check a recorded draw (exit 1 if anything differs): the revealed secret against the commitment published
+    at the announcement, the candidate list against its hash, the seed against secret, hash and the witnesses'
+    numbers, the result against the seed, and all of it against the audit events written at the time."""
     from evalhub.core.draws import verify
     from evalhub.core.models import Draw
 
@@ -112,7 +114,15 @@ def draws_verify(draw_id: int) -> None:
     if record is None:
         _stop(f"抽取记录 #{draw_id} 不存在。", 2)
     check = verify(record)
-    click.echo(f"抽取 #{record.id}（{record.purpose}）算法 {record.algorithm} 种子 {record.seed}")
+    click.echo(f"抽取 #{record.id}（{record.purpose}）算法 {record.algorithm} 状态 {record.status.label} 种子 {record.seed or '（未揭晓）'}")
+    if record.commitment:
+        click.echo(f"承诺值 {record.commitment}；候选名单哈希 {record.candidate_hash}")
+        click.echo("监督人数字：" + "；".join(f"{w.user.display_name or w.user.username} {w.number or '（未输入）'}"
+                                         for w in record.witnesses))
+    elif record.derived_from_id:
+        click.echo(f"派生自抽取 #{record.derived_from_id}：种子 = sha256(来源种子|候选名单哈希 {record.candidate_hash})")
+    else:
+        click.echo("说明：旧格式抽取（无监督人与承诺值），只能核对种子与结果。")
     click.echo(f"记录结果：{check.recorded}")
     click.echo(f"复算结果：{check.recomputed}")
     if check.event_id is not None:
@@ -240,6 +250,11 @@ def credit_compute(bureau_code: str, year: int) -> None:
     click.echo(f"完成：{len(graded)} 家评级，{len(ratings) - len(graded)} 家不予评级（无已完成的评价任务）。")
     for grade in ("A", "B", "C", "D"):
         click.echo(f"  {grade} 级：{sum(1 for r in graded if r.grade and r.grade.value == grade)} 家")
+    # No actor from the command line: the rules still apply (an intentional violation suspends the firm,
+    # as a system action of its library bureau), and the operator reads what they did.
+    for rating in (r for r in ratings if r.watch_list):
+        suspended = "，已暂停入库资格（系统按规则执行）" if rating.suspension_id else ""
+        click.echo(f"  重点关注：{rating.firm.name}（{rating.watch_reason}）{suspended}")
 
 
 screening_cli = AppGroup("screening", help="报告质量筛查")
@@ -301,6 +316,18 @@ def screening_rescreen(year: int | None) -> None:
     bar.close()
     db.session.commit()
     click.echo(f"已重新筛查 {count} 份。")
+
+
+@screening_cli.command("index")
+def screening_index() -> None:
+    """Put stored screenings the shared index lacks into it (once, after upgrading to the shared index)."""
+    from evalhub.screening.services import index_missing
+
+    bar = _Bar("写入共享索引")
+    count = index_missing(progress=bar)
+    bar.close()
+    db.session.commit()
+    click.echo(f"已写入共享索引 {count} 份。")
 
 
 users_cli = AppGroup("users", help="账户")

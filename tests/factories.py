@@ -43,8 +43,8 @@ def id_number(division: str = "652801", birth: str = "19700101") -> str:
 def firm_input(**overrides) -> registry.FirmInput:
     n = next(_seq)
     values = dict(name=f"测试评价咨询有限公司{n}", uscc=uscc(), legal_form="有限责任公司", kind="咨询公司",
-                  address="新疆库尔勒市人民东路 1 号", legal_representative="张三", contact_name="李四",
-                  contact_phone="0996-2000000", fields=[Field.FINANCE], declares_no_major_violation=True)
+                  address=f"新疆库尔勒市人民东路 {n} 号", legal_representative="张三", contact_name="李四",
+                  contact_phone=f"0996-2{n:06d}", fields=[Field.FINANCE], declares_no_major_violation=True)
     values.update(overrides)
     return registry.FirmInput(**values)
 
@@ -146,6 +146,16 @@ def bid(procurement_obj, firm_user: User, staff, price: str):
     return procurement.submit_bid(procurement_obj, procurement.BidInput(
         price_wan=price, team_staff_ids=[staff.id], lead_staff_id=staff.id, technical_filename="方案.docx",
         technical_data=docx_bytes(f"技术方案 {firm_user.username}")), firm_user)
+
+
+def committee_clears_flags(procurement_obj, actor: User) -> None:
+    """The committee decides every open collusion flag of the procurement as 不构成 (integrity's scoring gate),
+    for tests whose bids are alike on purpose (equal prices for a tie)."""
+    from evalhub.integrity import services as integrity
+    from evalhub.integrity.models import FlagDecision
+
+    for flag in integrity.open_flags(procurement_obj):
+        integrity.decide(flag, actor, FlagDecision.NOT_COLLUSION, "测试数据中的相同报价为有意构造，不构成串通投标。")
 
 
 def at_once(app, *calls) -> list[str]:
@@ -317,13 +327,57 @@ def own_panel(e, staff: User | None = None, n: int = 3):
     for x in others:
         x.available = False
     db.session.flush()
-    panel = R.form_panel(e, staff or _staff_of(e), size=n)
+    panel = witnessed(R.form_panel(e, staff or _staff_of(e), size=n))
     for x in others:
         x.available = True
     for x in reviewers:
         x.available = False
     db.session.flush()
     return panel
+
+
+# --- witnessed draws (issue 14): announce → witnesses' numbers → reveal ------------------------------------
+
+def witnessed(result, **kw):
+    """What a service returned, with any draw it announced witnessed and revealed (core.draws.run_witnessed):
+    the handler's effect (a panel, an award, a campaign…); anything else passes through."""
+    from evalhub.core import draws
+    from evalhub.core.models import Draw, DrawStatus
+
+    pending = getattr(result, "draw", None)  # a procurement whose firm lottery waits for its witnesses
+    if not isinstance(result, Draw) and isinstance(pending, Draw) and pending.status == DrawStatus.ANNOUNCED:
+        draws.run_witnessed(pending, **kw)
+        return result
+    return draws.run_witnessed(result, **kw)
+
+
+def witness_pending() -> list:
+    """Witness and reveal every announced draw (a replacement waits on the bureau's page until then), including
+    the ones a reveal announces in turn; returns the reveals' effects."""
+    from evalhub.core import draws
+
+    effects = []
+    for _ in range(20):
+        record = db.session.execute(draws.pending()).scalars().first()
+        if record is None:
+            return effects
+        effects.append(draws.run_witnessed(record))
+    raise AssertionError("announced draws keep coming")
+
+
+def _no_effect(record, actor):
+    return None
+
+
+def witnessed_draw(purpose: str, candidates, k: int, exclusions=None, *, actor: User | None = None,
+                   bureau_id: int | None = None, numbers=(), witnesses=(), **kw):
+    """A plain witnessed draw of the kind "test" (no effect), announced by ``actor`` and revealed."""
+    from evalhub.core import draws
+
+    draws.on_drawn("test", public=True)(_no_effect)
+    record = draws.announce("test", purpose, candidates, k, exclusions, actor=actor, bureau_id=bureau_id, **kw)
+    draws.run_witnessed(record, operator=actor, numbers=numbers, witnesses=witnesses)
+    return record
 
 
 def submit_plan(e, firm_user: User | None = None):

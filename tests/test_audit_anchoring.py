@@ -19,6 +19,7 @@ import evalhub.core.audit_views  # noqa: F401  (registers the checkpoint pages o
 from evalhub.core import anchoring, audit, draws, jobs
 from evalhub.core.models import AuditCheckpoint, AuditEvent
 from evalhub.extensions import db
+from tests import factories
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -139,7 +140,7 @@ def test_deleting_an_event_in_the_middle_and_relinking_is_caught(app, world, tmp
 
 
 def test_a_replaced_seed_with_a_matching_result_fails_draws_verify(app, world):
-    record = draws.draw("抽取专家", range(1, 30), 3, {5: ["回避：同一单位"]}, actor=world.bz_admin, bureau_id=world.bz.id)
+    record = factories.witnessed_draw("抽取专家", range(1, 30), 3, {5: ["回避：同一单位"]}, actor=world.bz_admin, bureau_id=world.bz.id)
     db.session.commit()
     runner = app.test_cli_runner()
     result = runner.invoke(args=["evalhub", "draws", "verify", str(record.id)])
@@ -162,7 +163,7 @@ def test_a_replaced_seed_with_a_matching_result_fails_draws_verify(app, world):
 
 @pytest.mark.parametrize("change", ["candidates", "exclusions", "algorithm"])
 def test_draws_verify_compares_candidates_exclusions_and_algorithm(world, change):
-    record = draws.draw("抽取机构", range(1, 12), 2, {3: ["信用等级 C"]}, actor=world.bz_admin)
+    record = factories.witnessed_draw("抽取机构", range(1, 12), 2, {3: ["信用等级 C"]}, actor=world.bz_admin)
     db.session.commit()
     if change == "candidates":  # slip an extra candidate in, keep the result
         record.candidate_ids = sorted(record.candidate_ids + [99])
@@ -181,7 +182,7 @@ def test_draws_verify_compares_candidates_exclusions_and_algorithm(world, change
 
 
 def test_draws_verify_notices_an_edited_audit_event(world):
-    record = draws.draw("抽取", range(1, 20), 2, actor=world.bz_admin)
+    record = factories.witnessed_draw("抽取", range(1, 20), 2, actor=world.bz_admin)
     db.session.commit()
     event = audit.history("draw", record.id)[0]
     event.payload = {**event.payload, "seed": "forged"}
@@ -194,7 +195,7 @@ def test_draws_verify_notices_an_edited_audit_event(world):
 
 
 def test_draw_without_its_audit_event_fails(world):
-    record = draws.draw("抽取", range(1, 20), 2, actor=world.bz_admin)
+    record = factories.witnessed_draw("抽取", range(1, 20), 2, actor=world.bz_admin)
     db.session.commit()
     db.session.execute(sa.delete(AuditEvent).where(AuditEvent.object_type == "draw"))
     db.session.commit()
@@ -371,7 +372,7 @@ def test_an_admin_takes_a_checkpoint_from_the_page(world, login):
 
 
 def test_the_draw_page_shows_a_mismatch_with_the_audit_event(world, login):
-    record = draws.draw("抽取", range(1, 20), 2, actor=world.bz_admin, bureau_id=world.bz.id)
+    record = factories.witnessed_draw("抽取", range(1, 20), 2, actor=world.bz_admin, bureau_id=world.bz.id)
     db.session.commit()
     record.seed = "forged"
     record.result_ids = draws.rank("forged", list(record.candidate_ids))[:2]

@@ -128,38 +128,40 @@ def test_cli_audit_verify_passes_then_fails_after_tampering(app, world):
 
 # --- draws -----------------------------------------------------------------------------------------
 
-def test_draw_is_deterministic_from_its_seed(world):
-    a = draws.draw("测试抽取", range(1, 21), 3, seed="abc", actor=world.bz_admin, bureau_id=world.bz.id)
-    b = draws.draw("测试抽取", reversed(range(1, 21)), 3, seed="abc", actor=world.bz_admin, bureau_id=world.bz.id)
-    assert a.result_ids == b.result_ids
+def test_draw_is_deterministic_from_its_secret_candidates_and_numbers(world):
+    W = factories.witnessed_draw
+    a = W("测试抽取", range(1, 21), 3, secret="abc", numbers=["7"], actor=world.bz_admin, bureau_id=world.bz.id)
+    b = W("测试抽取", reversed(range(1, 21)), 3, secret="abc", numbers=["7"], actor=world.bz_admin, bureau_id=world.bz.id)
+    assert a.result_ids == b.result_ids and a.seed == b.seed
     assert a.candidate_ids == list(range(1, 21))  # recorded sorted whatever the input order
-    assert draws.rank("abc", range(1, 21))[:3] == a.result_ids
-    c = draws.draw("测试抽取", range(1, 21), 3, seed="another", actor=world.bz_admin)
-    assert c.result_ids != a.result_ids or c.seed != a.seed
+    assert a.seed == draws.seed_of("abc", a.candidate_hash, ["7"])
+    assert draws.rank(a.seed, range(1, 21))[:3] == a.result_ids
+    c = W("测试抽取", range(1, 21), 3, secret="abc", numbers=["8"], actor=world.bz_admin)
+    assert c.seed != a.seed
 
 
 def test_draw_never_returns_an_excluded_candidate_and_records_why(world):
     exclusions = {i: ["与委托方存在回避关系"] for i in range(1, 16)}
-    record = draws.draw("专家抽取", range(1, 21), 5, exclusions, actor=world.bz_admin, bureau_id=world.bz.id)
+    record = factories.witnessed_draw("专家抽取", range(1, 21), 5, exclusions, actor=world.bz_admin, bureau_id=world.bz.id)
     assert sorted(record.result_ids) == [16, 17, 18, 19, 20]
     assert {e["id"] for e in record.exclusions} == set(range(1, 16))
     assert record.exclusions[0]["reasons"] == ["与委托方存在回避关系"]
-    assert record.algorithm == draws.ALGORITHM and len(record.seed) == 32
+    assert record.algorithm == draws.ALGORITHM and len(record.seed) == 64
 
 
 def test_draw_refuses_when_too_few_eligible(world):
     with pytest.raises(DomainError) as caught:
-        draws.draw("抽取", [1, 2, 3], 3, {2: ["回避"]}, actor=world.bz_admin)
+        factories.witnessed_draw("抽取", [1, 2, 3], 3, {2: ["回避"]}, actor=world.bz_admin)
     assert "不足" in caught.value.message
     assert db.session.execute(sa.select(sa.func.count(Draw.id))).scalar_one() == 0
 
 
 def test_redraw_must_cite_a_reason_and_keeps_the_original(world):
-    first = draws.draw("抽取", range(1, 10), 2, actor=world.bz_admin)
+    first = factories.witnessed_draw("抽取", range(1, 10), 2, actor=world.bz_admin)
     with pytest.raises(DomainError):
-        draws.draw("抽取", range(1, 10), 2, actor=world.bz_admin, redraw_of=first)
-    second = draws.draw("抽取", range(1, 10), 2, {first.result_ids[0]: ["拒绝邀请"]}, actor=world.bz_admin,
-                        redraw_of=first, redraw_reason="专家拒绝邀请")
+        factories.witnessed_draw("抽取", range(1, 10), 2, actor=world.bz_admin, redraw_of=first)
+    second = factories.witnessed_draw("抽取", range(1, 10), 2, {first.result_ids[0]: ["拒绝邀请"]}, actor=world.bz_admin,
+                                      redraw_of=first, redraw_reason="专家拒绝邀请")
     db.session.commit()
     assert second.redraw_of_id == first.id and second.redraw_reason == "专家拒绝邀请"
     assert first.result_ids[0] not in second.result_ids
@@ -167,7 +169,7 @@ def test_redraw_must_cite_a_reason_and_keeps_the_original(world):
 
 
 def test_draw_verification_detects_a_changed_result(app, world):
-    record = draws.draw("抽取", range(1, 30), 4, actor=world.bz_admin)
+    record = factories.witnessed_draw("抽取", range(1, 30), 4, actor=world.bz_admin)
     db.session.commit()
     assert draws.verify(record).ok
     runner = app.test_cli_runner()
@@ -179,10 +181,12 @@ def test_draw_verification_detects_a_changed_result(app, world):
     assert runner.invoke(args=["evalhub", "draws", "verify", "99999"]).exit_code == 2
 
 
-def test_every_draw_writes_an_audit_event(world):
-    record = draws.draw("抽取", range(1, 5), 1, actor=world.bz_admin, bureau_id=world.bz.id)
-    events = audit.history("draw", record.id)
-    assert len(events) == 1 and events[0].payload["seed"] == record.seed
+def test_every_draw_writes_its_announcement_and_its_result_to_the_audit_log(world):
+    record = factories.witnessed_draw("抽取", range(1, 5), 1, actor=world.bz_admin, bureau_id=world.bz.id)
+    events = {e.action: e for e in audit.history("draw", record.id)}
+    assert events["draw.announced"].payload["commitment"] == record.commitment
+    assert "secret" not in events["draw.announced"].payload
+    assert events["draw.performed"].payload["seed"] == record.seed
 
 
 # --- stored files ----------------------------------------------------------------------------------

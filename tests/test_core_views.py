@@ -85,7 +85,7 @@ def test_only_the_system_admin_verifies_the_chain_from_the_page(world, login):
 
 
 def test_draw_pages_are_scoped(world, login):
-    record = draws.draw("测试", range(1, 10), 2, actor=world.krl_admin, bureau_id=world.krl.id)
+    record = factories.witnessed_draw("测试", range(1, 10), 2, actor=world.krl_admin, bureau_id=world.krl.id)
     db.session.commit()
     for username, status in [("krl_staff", 200), ("bz_admin", 200), ("region_staff", 200), ("lt_admin", 403),
                              ("kz_admin", 403), ("firm_user", 403), ("expert_user", 403)]:

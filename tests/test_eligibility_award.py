@@ -303,9 +303,9 @@ def _competition(world, e=None, method=M.COMPETITIVE_CONSULTATION):
     from evalhub.core.timeutil import utcnow
     from evalhub.procurement import services as P
 
-    return P.open_procurement(e or factories.engagement(world), P.ProcurementInput(
+    return factories.witnessed(P.open_procurement(e or factories.engagement(world), P.ProcurementInput(
         method=method, title="", ceiling_price_wan="50", price_weight="20",
-        bid_deadline=utcnow() + timedelta(days=30)), world.bz_staff)
+        bid_deadline=utcnow() + timedelta(days=30)), world.bz_staff))
 
 
 def _evaluated(world, p, bidders, points):
@@ -335,11 +335,11 @@ def test_award_procurement_refuses_past_the_cap_counting_a_pending_award(world):
     first = _evaluated(world, _competition(world), bidders, {"甲": 90, "乙": 80})
     second = _evaluated(world, _competition(world, factories.engagement(world, unit="巴州民政局")),
                         bidders, {"甲": 90, "乙": 80})
-    P.award_procurement(first, world.bz_admin, "综合得分第一")  # 甲 wins; the contract waits for the challenge period
+    factories.witnessed(P.award_procurement(first, world.bz_admin, "综合得分第一"))  # 甲 wins; the contract waits for the challenge period
     assert first.engagement.contract is None
     db.session.commit()
     with pytest.raises(Conflict) as caught:
-        P.award_procurement(second, world.bz_admin, "综合得分第一")
+        factories.witnessed(P.award_procurement(second, world.bz_admin, "综合得分第一"))
     assert "甲不符合定标条件" in caught.value.message and "达到上限 1 项" in caught.value.message
     db.session.rollback()
     second = db.session.get(Procurement, second.id)
@@ -354,7 +354,7 @@ def test_award_procurement_refuses_a_firm_suspended_after_bidding(world):
     bidders["甲"][0].status = FirmStatus.SUSPENDED
     db.session.flush()
     with pytest.raises(Conflict) as caught:
-        P.award_procurement(p, world.bz_admin, "综合得分第一")
+        factories.witnessed(P.award_procurement(p, world.bz_admin, "综合得分第一"))
     assert "机构库状态为“暂停”" in caught.value.message
 
 
@@ -363,7 +363,7 @@ def test_sign_contract_refuses_a_winner_suspended_after_the_award(world):
 
     bidders = _bidders(world, "甲", "乙")
     p = _evaluated(world, _competition(world), bidders, {"甲": 90, "乙": 80})
-    P.award_procurement(p, world.bz_admin, "综合得分第一")
+    factories.witnessed(P.award_procurement(p, world.bz_admin, "综合得分第一"))
     p.notice.challenge_until = beijing_today() - timedelta(days=1)  # the challenge period has passed
     bidders["甲"][0].status = FirmStatus.SUSPENDED
     db.session.flush()
@@ -384,14 +384,14 @@ def test_a_c_firm_is_left_out_of_the_library_draw_and_single_source(world):
     c_firm = factories.firm(world.bz, name="C级机构")
     _rating(world, c_firm, 2024, CreditGrade.C)
     e = factories.engagement(world)
-    p = P.open_procurement(e, P.ProcurementInput(method=M.RANDOM_DRAW, title="", ceiling_price_wan="20"), world.bz_staff)
+    p = factories.witnessed(P.open_procurement(e, P.ProcurementInput(method=M.RANDOM_DRAW, title="", ceiling_price_wan="20"), world.bz_staff))
     assert p.award.firm_id == world.firm.id
     excluded = {x["id"]: x for x in p.draw.exclusions}
     assert "C 级" in str(excluded[c_firm.id])
     with pytest.raises(ValidationFailed) as caught:
-        P.open_procurement(factories.engagement(world, unit="巴州民政局"), P.ProcurementInput(
+        factories.witnessed(P.open_procurement(factories.engagement(world, unit="巴州民政局"), P.ProcurementInput(
             method=M.SINGLE_SOURCE, title="", ceiling_price_wan="20", single_source_firm_id=c_firm.id,
-            justification="该项目为上一期评价的延续，需由原机构承担以保证口径一致。"), world.bz_staff)
+            justification="该项目为上一期评价的延续，需由原机构承担以保证口径一致。"), world.bz_staff))
     assert "C 级" in caught.value.fields["single_source_firm_id"]
 
 
@@ -404,9 +404,9 @@ def test_a_c_firm_is_skipped_in_framework_rotation(world):
                                              valid_from=beijing_today() - timedelta(days=30),
                                              valid_until=beijing_today() + timedelta(days=300),
                                              firm_ids=[c_firm.id, world.firm.id])
-    p = P.open_procurement(factories.engagement(world), P.ProcurementInput(
+    p = factories.witnessed(P.open_procurement(factories.engagement(world), P.ProcurementInput(
         method=M.FRAMEWORK_ROTATION, title="", ceiling_price_wan="20", framework_agreement_id=agreement.id),
-        world.bz_staff)
+        world.bz_staff))
     assert p.award.firm_id == world.firm.id
     assert "C级机构" in p.award.reasons and "C 级" in p.award.reasons
 
@@ -414,9 +414,9 @@ def test_a_c_firm_is_skipped_in_framework_rotation(world):
 def test_single_source_approval_rechecks_the_firm(world):
     from evalhub.procurement import services as P
 
-    p = P.open_procurement(factories.engagement(world), P.ProcurementInput(
+    p = factories.witnessed(P.open_procurement(factories.engagement(world), P.ProcurementInput(
         method=M.SINGLE_SOURCE, title="", ceiling_price_wan="20", single_source_firm_id=world.firm.id,
-        justification="该项目为上一期评价的延续，需由原机构承担以保证口径一致。"), world.bz_staff)
+        justification="该项目为上一期评价的延续，需由原机构承担以保证口径一致。"), world.bz_staff))
     _rating(world, world.firm, 2024, CreditGrade.C)  # last year's grade became final while awaiting approval
     with pytest.raises(Conflict) as caught:
         P.approve_single_source(p, world.bz_admin, "18")

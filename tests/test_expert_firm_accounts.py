@@ -155,7 +155,7 @@ def test_an_online_draw_excludes_experts_who_cannot_sign_in_with_the_reason(worl
     e = _plan_submitted(world)
     able = factories.panel_experts(e, 3)
     cannot = _no_login_experts(world, e)
-    panel = R.form_panel(e, world.bz_staff, size=3)
+    panel = factories.witnessed(R.form_panel(e, world.bz_staff, size=3))
     assert not panel.offline
     reasons = {x["id"]: x["reasons"] for x in panel.draw.exclusions}
     for expert in cannot:
@@ -166,7 +166,8 @@ def test_an_online_draw_excludes_experts_who_cannot_sign_in_with_the_reason(worl
     assert draws.verify(panel.draw).ok
     # a replacement draw (an expert declines) leaves them out as well
     invitation = panel.invitations[0]
-    replacement = R.respond(invitation, factories.expert_user(invitation.expert_id), accept=False, reason="出差")
+    replacement = factories.witnessed(R.respond(invitation, factories.expert_user(invitation.expert_id), accept=False,
+                                                reason="出差"))[0]
     redraw = db.session.get(Draw, replacement.draw_id)
     redraw_reasons = {x["id"]: x["reasons"] for x in redraw.exclusions}
     assert all(R.NO_LOGIN in redraw_reasons[x.id] for x in cannot)
@@ -219,6 +220,8 @@ def test_an_offline_panel_draws_experts_without_accounts_and_staff_enter_their_s
     login(world.bz_staff)
     response = client.post(url, data={"size": "3", "offline": "y"})
     assert response.status_code == 302
+    factories.witness_pending()  # the announced draw, witnessed and revealed
+    db.session.commit()
     panel = db.session.execute(sa.select(ReviewPanel)).scalar_one()
     assert panel.offline and sorted(panel.draw.result_ids) == sorted(x.id for x in offline_experts)
     assert all(R.NO_LOGIN not in x["reasons"] for x in panel.draw.exclusions)

@@ -19,6 +19,7 @@ LEVELS = {
     "supervision": 4,  # inspections read engagements and reviews
     "credit": 5,       # the annual rating counts what supervision found
     "screening": 6,    # screens uploads (a review hook) and opens inspections
+    "integrity": 6.5,  # collusion checks and red flags read procurement, review, supervision, credit and screening
     # the entry points: they gather every domain
     "public": 7, "api": 7, "cli": 7, "dashboard": 7, "demo": 7, "tasks": 7, "": 7,
 }

@@ -25,7 +25,7 @@ from evalhub.core.timeutil import utcnow
 from evalhub.credit.models import CreditRating
 from evalhub.extensions import db
 from evalhub.procurement.models import Engagement, EngagementState, EvaluationPlan, Procurement
-from evalhub.registry.models import Expert, Firm
+from evalhub.registry.models import Expert, Firm, FirmStaff
 from evalhub.review.models import Publication, Review, Submission, SubmissionKind
 from evalhub.screening import services as S
 from evalhub.supervision.models import Inspection, Trigger
@@ -274,7 +274,8 @@ def test_the_inspected_firm_never_reads_the_screening_detail_of_its_case(client,
 # Path arguments of the API's GET routes and the rows whose ids fill them. A new argument fails the walk
 # until it is added here, so a new endpoint is walked too.
 ARG_MODELS = {"engagement_id": Engagement, "plan_id": EvaluationPlan, "procurement_id": Procurement, "firm_id": Firm,
-              "expert_id": Expert, "review_id": Review, "inspection_id": Inspection, "rating_id": CreditRating}
+              "expert_id": Expert, "review_id": Review, "inspection_id": Inspection, "rating_id": CreditRating,
+              "staff_id": FirmStaff}
 QUERIES = ("", "?per_page=200", "?year=2025")
 
 

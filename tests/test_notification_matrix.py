@@ -247,7 +247,7 @@ def test_a_random_inspection_asks_the_firm_without_naming_its_expert_inspector(c
     e = factories.contracted(crowd)
     e.state = EngagementState.ACCEPTED
     db.session.flush()
-    campaign = V.start_campaign(crowd.bz, 2025, crowd.bz_admin, ratio=100)
+    campaign = factories.witnessed(V.start_campaign(crowd.bz, 2025, crowd.bz_admin, ratio=100))
     [inspection] = campaign.inspections
     assert any(i.expert is not None for i in inspection.inspectors)  # an expert was drawn to inspect
     V.add_finding(inspection, crowd.bz_staff, severity=Severity.SERIOUS, description="抽样记录不完整，无法支持评分")

@@ -368,7 +368,7 @@ def test_the_api_walks_around_no_review_gate(client, world, auth, engagements):
     factories.panel_experts(engagement, 3)
     from evalhub.review import services as R
 
-    R.form_panel(engagement, world.bz_staff, size=3)
+    factories.witnessed(R.form_panel(engagement, world.bz_staff, size=3))
     db.session.commit()
     refused({"action": "approve_plan", "note": "直接通过"}, admin, "实施方案第 1 版尚无达到通过线的专家评审结果")
     refused({"action": "return_plan", "note": "直接退回"}, staff, "尚无未通过且已发出整改意见的专家评审结果")
@@ -429,7 +429,7 @@ def test_missing_note_is_422(client, world, auth, engagements):
     engagement = db.session.get(Engagement, engagements["bz_firm1"])
     factories.submit_plan(engagement)
     factories.panel_experts(engagement, 3)
-    R.form_panel(engagement, world.bz_staff, size=3)
+    factories.witnessed(R.form_panel(engagement, world.bz_staff, size=3))
     db.session.commit()
     url = f"/api/v1/engagements/{engagement.id}/transitions"
     for body in ({"action": "return_plan"}, {"action": "return_plan", "note": "   "}):
@@ -536,7 +536,7 @@ def test_the_bureau_sees_no_bid_before_opening_and_all_after(client, world, auth
 def test_award_shows_on_the_procurement(client, world, auth, tender):
     p = _open(world, tender["procurement"])
     _score_all(world, p, {"甲": 90, "乙": 80})
-    P.award_procurement(p, world.bz_staff, "综合得分第一")
+    factories.witnessed(P.award_procurement(p, world.bz_staff, "综合得分第一"))
     db.session.commit()
     body = ok(client.get(f"/api/v1/procurements/{p.id}", headers=auth("bz.staff")))
     award = body["award"]
@@ -561,7 +561,7 @@ def test_procurement_ocds_validates_sealed_and_awarded(client, world, auth, tend
 
     p = _open(world, tender["procurement"])
     _score_all(world, p, {"甲": 90, "乙": 80})
-    P.award_procurement(p, world.bz_staff, "第一")
+    factories.witnessed(P.award_procurement(p, world.bz_staff, "第一"))
     factories.past_challenge_period(p)
     P.sign_contract(p.engagement, P.ContractInput(
         amount_wan="40", signed_on=date(2025, 3, 1), start_date=date(2025, 3, 1), end_date=date(2025, 12, 31),

@@ -27,9 +27,9 @@ FRIDAY = datetime(2025, 3, 7, 2, 0)  # 10:00 Beijing, Friday 7 March 2025 (no ho
 
 def _open(world, method=M.COMPETITIVE_CONSULTATION, *, days=10, ceiling="50", engagement=None, **kw):
     engagement = engagement or factories.engagement(world)
-    return P.open_procurement(engagement, P.ProcurementInput(
+    return factories.witnessed(P.open_procurement(engagement, P.ProcurementInput(
         method=method, title="", ceiling_price_wan=ceiling, price_weight="20" if method != M.OPEN_TENDER else "30",
-        bid_deadline=utcnow() + timedelta(days=days) if days is not None else None, **kw), world.bz_staff)
+        bid_deadline=utcnow() + timedelta(days=days) if days is not None else None, **kw), world.bz_staff))
 
 
 _bidder, _bid = factories.bidder, factories.bid
@@ -48,7 +48,7 @@ def _awarded(world):
     for member in members:
         P.record_technical_scores(p, member, {b.id: {i.id: Decimal(points[b.firm.name]) * i.max_points / 100 for i in p.rubric}
                                               for b in p.bids if b.status == BidStatus.SUBMITTED}, world.bz_staff)
-    P.award_procurement(p, world.bz_staff, "综合得分第一")
+    factories.witnessed(P.award_procurement(p, world.bz_staff, "综合得分第一"))
     db.session.commit()
     return p, bidders
 
@@ -87,9 +87,9 @@ def test_consultation_needs_10_days_to_first_responses(world):
 
 def test_a_deadline_minutes_away_is_refused(world):
     with pytest.raises(ValidationFailed) as caught:
-        P.open_procurement(factories.engagement(world), P.ProcurementInput(
+        factories.witnessed(P.open_procurement(factories.engagement(world), P.ProcurementInput(
             method=M.COMPETITIVE_CONSULTATION, title="", ceiling_price_wan="50", price_weight="20",
-            bid_deadline=utcnow() + timedelta(minutes=9)), world.bz_staff)
+            bid_deadline=utcnow() + timedelta(minutes=9)), world.bz_staff))
     assert "仅 0 日" in caught.value.fields["bid_deadline"]
 
 
@@ -144,7 +144,7 @@ def test_a_draw_stops_at_the_decentralised_limit(world):
 def test_a_900_wan_draw_is_refused_on_opening_with_the_reason(world):
     e = factories.engagement(world)
     with pytest.raises(ValidationFailed) as caught:
-        P.open_procurement(e, P.ProcurementInput(method=M.RANDOM_DRAW, title="", ceiling_price_wan="900"), world.bz_staff)
+        factories.witnessed(P.open_procurement(e, P.ProcurementInput(method=M.RANDOM_DRAW, title="", ceiling_price_wan="900"), world.bz_staff))
     assert "公开招标数额标准" in caught.value.fields["method"]
     assert e.state == S.PLANNED and not e.procurements
     with pytest.raises(ValidationFailed) as caught:
@@ -266,7 +266,7 @@ def test_an_upheld_challenge_reopens_the_evaluation(world):
         points = {"甲": 70, "乙": 90, "丙": 60}
         P.record_technical_scores(p, member, {b.id: {i.id: Decimal(points[b.firm.name]) * i.max_points / 100 for i in p.rubric}
                                               for b in p.bids if b.status == BidStatus.SUBMITTED}, world.bz_staff)
-    award = P.award_procurement(p, world.bz_staff, "重新评审后综合得分第一")
+    award = factories.witnessed(P.award_procurement(p, world.bz_staff, "重新评审后综合得分第一"))
     assert award.firm_id == bidders["乙"][0].id and p.notice.firm_id == award.firm_id and len(p.notices) == 2
 
 
@@ -282,7 +282,7 @@ def test_an_upheld_challenge_may_rerun_the_procurement(world):
 def test_a_draw_may_only_be_rerun(world):
     e = factories.engagement(world)
     other, user, _ = _bidder(world, "乙")
-    p = P.open_procurement(e, P.ProcurementInput(method=M.RANDOM_DRAW, title="", ceiling_price_wan="15"), world.bz_staff)
+    p = factories.witnessed(P.open_procurement(e, P.ProcurementInput(method=M.RANDOM_DRAW, title="", ceiling_price_wan="15"), world.bz_staff))
     loser = user if p.award.firm_id != other.id else world.firm_user
     challenge = P.file_challenge(p, loser, "抽取范围不当，请求重新抽取。", EVIDENCE)
     with pytest.raises(ValidationFailed) as caught:

@@ -169,9 +169,9 @@ def test_the_cap_holds_at_the_award_too(world):
     proposals = []
     for unit in ("巴州民政局", "巴州统计局"):
         e = factories.engagement(world, unit=unit)
-        proposals.append(P.open_procurement(e, P.ProcurementInput(
+        proposals.append(factories.witnessed(P.open_procurement(e, P.ProcurementInput(
             method=M.SINGLE_SOURCE, title="", ceiling_price_wan="10", single_source_firm_id=world.firm.id,
-            justification=justification), world.bz_staff))  # holds 1 of 2: both proposals are allowed
+            justification=justification), world.bz_staff)))  # holds 1 of 2: both proposals are allowed
     P.approve_single_source(proposals[0], world.bz_admin, "9")
     with pytest.raises(Conflict) as caught:
         P.approve_single_source(proposals[1], world.bz_admin, "9")
@@ -204,10 +204,10 @@ def test_reasons_combine(world):
 
 def _consultation(world, engagement=None, *, weight="20", method=M.COMPETITIVE_CONSULTATION):
     engagement = engagement or factories.engagement(world)
-    return P.open_procurement(engagement, P.ProcurementInput(
+    return factories.witnessed(P.open_procurement(engagement, P.ProcurementInput(
         method=method, title="", ceiling_price_wan="50", price_weight=weight,
         # the law's minimum period: 20 days for an open tender, 10 for a consultation
-        bid_deadline=utcnow() + timedelta(days=20 if method == M.OPEN_TENDER else 10)), world.bz_staff)
+        bid_deadline=utcnow() + timedelta(days=20 if method == M.OPEN_TENDER else 10)), world.bz_staff))
 
 
 def _bidder(world, name):
@@ -234,9 +234,9 @@ def test_price_weight_validation():
 def test_a_consultation_with_a_bad_weight_or_rubric_is_refused_and_the_engagement_stays_planned(world):
     e = factories.engagement(world)
     with pytest.raises(ValidationFailed) as caught:
-        P.open_procurement(e, P.ProcurementInput(method=M.COMPETITIVE_CONSULTATION, title="", ceiling_price_wan="50",
+        factories.witnessed(P.open_procurement(e, P.ProcurementInput(method=M.COMPETITIVE_CONSULTATION, title="", ceiling_price_wan="50",
                                                  price_weight="35", bid_deadline=utcnow() - timedelta(days=1),
-                                                 rubric=[("方案", "60")]), world.bz_staff)
+                                                 rubric=[("方案", "60")]), world.bz_staff))
     assert {"price_weight", "bid_deadline", "rubric"} <= set(caught.value.fields)
     assert e.state == S.PLANNED
 
@@ -301,6 +301,7 @@ def test_ineligible_firms_are_told_why_they_cannot_bid(world):
 
 def _score_all(world, p, points_by_firm):
     members = P.enter_committee(p, ["评委甲", "评委乙", "评委丙"], world.bz_staff)
+    factories.committee_clears_flags(p, world.bz_staff)  # equal prices here are the point of the test (integrity gate)
     for member in members:
         scores = {}
         for bid in p.bids:
@@ -329,7 +330,7 @@ def test_comprehensive_scoring_price_formula_and_weights(world):
     assert results["乙"].total == Decimal("92.00")           # 0.2 × 80 + 0.8 × 95
     assert results["丙"].total == Decimal("81.78")
     assert [results[n].rank for n in "乙丙甲"] == [1, 2, 3]
-    award = P.award_procurement(p, world.bz_staff, "综合得分第一")
+    award = factories.witnessed(P.award_procurement(p, world.bz_staff, "综合得分第一"))
     assert award.firm.name == "乙" and award.amount == Decimal("500000.00") and award.score == Decimal("92.00")
     assert p.status == ProcurementStatus.AWARDED and p.engagement.firm_id == award.firm_id
     assert "乙" in award.notice and "50.00 万元" in award.notice
@@ -345,7 +346,7 @@ def test_ties_go_to_the_lower_price_then_the_better_technical_score(world):
     _score_all(world, p, {"甲": 80, "乙": 80, "丙": 80})
     results = P.evaluate(p)
     assert results[0].tied and results[1].tied and results[0].total == results[1].total
-    award = P.award_procurement(p, world.bz_staff, "并列")
+    award = factories.witnessed(P.award_procurement(p, world.bz_staff, "并列"))
     assert award.firm.name in ("甲", "乙") and "随机抽取" in award.reasons
 
 
@@ -360,7 +361,7 @@ def test_a_very_low_bid_must_be_justified_before_it_can_win(world):
     assert P.needs_justification(low)  # 20 < 70% × mean(20, 45, 48) = 26.37
     _score_all(world, p, {"甲": 90, "乙": 80, "丙": 80})
     with pytest.raises(Conflict) as caught:
-        P.award_procurement(p, world.bz_staff, "第一")
+        factories.witnessed(P.award_procurement(p, world.bz_staff, "第一"))
     assert "异常偏低" in caught.value.message
     with pytest.raises(Conflict):
         P.decide_justification(low, world.bz_staff, True)  # nothing to decide yet
@@ -371,7 +372,7 @@ def test_a_very_low_bid_must_be_justified_before_it_can_win(world):
     results = {r.bid.firm.name: r for r in P.evaluate(p)}
     assert not results["甲"].valid and results["甲"].rank is None
     assert results["乙"].price_score == Decimal("100.00")  # the rejected bid no longer sets the lowest price
-    award = P.award_procurement(p, world.bz_staff, "甲报价说明不被接受，乙综合得分第一")
+    award = factories.witnessed(P.award_procurement(p, world.bz_staff, "甲报价说明不被接受，乙综合得分第一"))
     assert award.firm.name == "乙"
 
 
@@ -386,7 +387,7 @@ def test_an_accepted_justification_lets_the_low_bid_win(world):
     _score_all(world, p, {"甲": 90, "乙": 80, "丙": 80})
     P.explain_low_bid(low, bidders["甲"][1], "本机构在当地已有同类项目团队，差旅成本很低。")
     P.decide_justification(low, world.bz_staff, True)
-    assert P.award_procurement(p, world.bz_staff, "说明合理，综合得分第一").firm.name == "甲"
+    assert factories.witnessed(P.award_procurement(p, world.bz_staff, "说明合理，综合得分第一")).firm.name == "甲"
 
 
 def test_an_open_tender_with_fewer_than_three_valid_bids_fails_and_can_be_rerun(world):
@@ -400,10 +401,10 @@ def test_an_open_tender_with_fewer_than_three_valid_bids_fails_and_can_be_rerun(
     assert p.status == ProcurementStatus.FAILED and "不足 3 家" in p.failure_reason
     assert e.state == S.FAILED_PROCUREMENT
     with pytest.raises(ValidationFailed):  # a re-run must say why
-        P.open_procurement(e, P.ProcurementInput(method=M.RANDOM_DRAW, title="", ceiling_price_wan="20"), world.bz_staff)
-    rerun = P.open_procurement(e, P.ProcurementInput(method=M.RANDOM_DRAW, title="", ceiling_price_wan="20",
+        factories.witnessed(P.open_procurement(e, P.ProcurementInput(method=M.RANDOM_DRAW, title="", ceiling_price_wan="20"), world.bz_staff))
+    rerun = factories.witnessed(P.open_procurement(e, P.ProcurementInput(method=M.RANDOM_DRAW, title="", ceiling_price_wan="20",
                                                      rerun_reason="公开招标流标，金额较小，改为机构库随机抽取"),
-                               world.bz_staff)
+                               world.bz_staff))
     assert rerun.previous_id == p.id and rerun.status == ProcurementStatus.AWARDED
     assert [t.action for t in e.transitions] == ["start_procurement", "fail_procurement", "rerun_procurement"]
 
@@ -413,7 +414,7 @@ def test_random_draw_picks_an_eligible_firm_and_is_verifiable(world):
 
     e = factories.engagement(world)
     blocked = factories.firm(world.bz, FirmStatus.SUSPENDED)
-    p = P.open_procurement(e, P.ProcurementInput(method=M.RANDOM_DRAW, title="", ceiling_price_wan="15"), world.bz_staff)
+    p = factories.witnessed(P.open_procurement(e, P.ProcurementInput(method=M.RANDOM_DRAW, title="", ceiling_price_wan="15"), world.bz_staff))
     record = p.draw
     assert draws.verify(record).ok
     assert p.award.firm_id in record.result_ids and blocked.id in {x["id"] for x in record.exclusions}
@@ -433,8 +434,8 @@ def test_framework_rotation_serves_firms_in_order_and_skips_the_ineligible(world
     firms[1].status = FirmStatus.SUSPENDED
     for _ in range(3):
         e = factories.engagement(world)
-        p = P.open_procurement(e, P.ProcurementInput(method=M.FRAMEWORK_ROTATION, title="", ceiling_price_wan="10",
-                                                     framework_agreement_id=agreement.id), world.bz_staff)
+        p = factories.witnessed(P.open_procurement(e, P.ProcurementInput(method=M.FRAMEWORK_ROTATION, title="", ceiling_price_wan="10",
+                                                     framework_agreement_id=agreement.id), world.bz_staff))
         winners.append(p.award.firm.name)
     assert winners == ["入围1", "入围3", "入围1"]
     assert "跳过" in db.session.execute(sa.select(Award).order_by(Award.id.desc())).scalars().first().reasons \
@@ -444,13 +445,13 @@ def test_framework_rotation_serves_firms_in_order_and_skips_the_ineligible(world
 def test_single_source_needs_justification_and_another_admins_approval(world):
     e = factories.engagement(world)
     with pytest.raises(ValidationFailed) as caught:
-        P.open_procurement(e, P.ProcurementInput(method=M.SINGLE_SOURCE, title="", ceiling_price_wan="10",
-                                                 single_source_firm_id=world.firm.id, justification="短"), world.bz_admin)
+        factories.witnessed(P.open_procurement(e, P.ProcurementInput(method=M.SINGLE_SOURCE, title="", ceiling_price_wan="10",
+                                                 single_source_firm_id=world.firm.id, justification="短"), world.bz_admin))
     assert "justification" in caught.value.fields
-    p = P.open_procurement(e, P.ProcurementInput(method=M.SINGLE_SOURCE, title="", ceiling_price_wan="10",
+    p = factories.witnessed(P.open_procurement(e, P.ProcurementInput(method=M.SINGLE_SOURCE, title="", ceiling_price_wan="10",
                                                  single_source_firm_id=world.firm.id,
                                                  justification="该评价须沿用上一期的指标口径，只有原机构掌握基础数据。"),
-                           world.bz_admin)
+                           world.bz_admin))
     assert p.status == ProcurementStatus.PENDING_APPROVAL
     with pytest.raises(PermissionDenied):
         P.approve_single_source(p, world.bz_admin, "9")  # not the proposer
@@ -466,7 +467,7 @@ def test_single_source_needs_justification_and_another_admins_approval(world):
 
 def test_contract_dates_are_checked_and_the_engagement_becomes_contracted(world):
     e = factories.engagement(world)
-    p = P.open_procurement(e, P.ProcurementInput(method=M.RANDOM_DRAW, title="", ceiling_price_wan="15"), world.bz_staff)
+    p = factories.witnessed(P.open_procurement(e, P.ProcurementInput(method=M.RANDOM_DRAW, title="", ceiling_price_wan="15"), world.bz_staff))
     factories.past_challenge_period(p)
     bad = P.ContractInput(amount_wan="16", signed_on=date(2025, 3, 1), start_date=date(2025, 3, 1),
                           end_date=date(2025, 2, 1), plan_due=date(2025, 12, 1), report_due=date(2025, 11, 1),
@@ -490,9 +491,9 @@ def test_an_award_happens_once(world):
     _past_deadline(p)
     P.open_bids(p, world.bz_staff)
     _score_all(world, p, {"甲": 90, "乙": 80})
-    P.award_procurement(p, world.bz_staff, "第一")
+    factories.witnessed(P.award_procurement(p, world.bz_staff, "第一"))
     with pytest.raises(Conflict):
-        P.award_procurement(p, world.bz_staff, "再来一次")
+        factories.witnessed(P.award_procurement(p, world.bz_staff, "再来一次"))
     assert db.session.execute(sa.select(sa.func.count(Award.id))).scalar_one() == 1
 
 
@@ -512,8 +513,8 @@ def test_two_concurrent_awards_produce_exactly_one(app, world):
         from evalhub.core.models import User
         from evalhub.procurement.models import Procurement
 
-        return lambda: P.award_procurement(db.session.get(Procurement, procurement_id), db.session.get(User, user_id),
-                                           "并发定标")
+        return lambda: factories.witnessed(P.award_procurement(db.session.get(Procurement, procurement_id), db.session.get(User, user_id),
+                                           "并发定标"))
 
     assert factories.at_once(app, *(click(u) for u in user_ids)) in (["Conflict", "done"], ["IntegrityError", "done"])
     db.session.expire_all()
@@ -550,7 +551,7 @@ def test_ocds_export_validates_against_the_local_schema(world):
     _past_deadline(p)
     P.open_bids(p, world.bz_staff)
     _score_all(world, p, {"甲": 90, "乙": 80, "丙": 70})
-    P.award_procurement(p, world.bz_staff, "第一")
+    factories.witnessed(P.award_procurement(p, world.bz_staff, "第一"))
     factories.past_challenge_period(p)
     P.sign_contract(p.engagement, P.ContractInput(amount_wan="40", signed_on=date(2025, 3, 1), start_date=date(2025, 3, 1),
                                                   end_date=date(2025, 12, 31), plan_due=date(2025, 4, 1),

@@ -83,9 +83,9 @@ def _item_data(world, **overrides) -> dict:
 
 def _consultation(world, engagement=None, *, days: int = 10) -> Procurement:
     engagement = engagement or factories.engagement(world)
-    p = P.open_procurement(engagement, P.ProcurementInput(
+    p = factories.witnessed(P.open_procurement(engagement, P.ProcurementInput(
         method=M.COMPETITIVE_CONSULTATION, title="", ceiling_price_wan="50", price_weight="20",
-        bid_deadline=utcnow() + timedelta(days=days)), world.bz_staff)
+        bid_deadline=utcnow() + timedelta(days=days)), world.bz_staff))
     db.session.commit()
     return p
 
@@ -507,7 +507,7 @@ def test_the_deadline_is_entered_in_beijing_time_and_stored_in_utc(world, login)
     assert "2030-06-01 17:00" in body
 
 
-def test_a_random_draw_awards_at_once_and_links_its_draw(world, login):
+def test_a_random_draw_awards_at_its_witnessed_reveal_and_links_its_draw(world, login):
     engagement = factories.engagement(world)
     db.session.commit()
     client = login(world.bz_staff)
@@ -515,7 +515,10 @@ def test_a_random_draw_awards_at_once_and_links_its_draw(world, login):
         method="random_draw", ceiling_price_wan="15", price_weight="", bid_deadline=""))
     assert response.status_code == 302
     p = db.session.execute(sa.select(Procurement)).scalar_one()
-    assert p.status == ProcurementStatus.AWARDED and p.draw_id
+    assert p.status == ProcurementStatus.EVALUATING and p.draw_id and response.headers["Location"].endswith(f"/procurements/{p.id}")
+    factories.witnessed(p)  # announced; the award follows the witnessed reveal
+    db.session.commit()
+    assert p.status == ProcurementStatus.AWARDED
     body = text(client.get(f"/procurements/{p.id}"))
     # the contract waits for the challenge period after the result notice
     assert f"/draws/{p.draw_id}" in body and 'data-testid="contract-block"' in body and 'data-testid="to-contract"' not in body
@@ -625,6 +628,9 @@ def test_firm_users_never_see_experts_or_other_firms_bids(world, login):
     assert response.status_code == 422 and "单数" in text(response) and count(CommitteeMember) == 0
     assert bureau.post(f"/procurements/{p.id}/committee/draw", data={"size": "3"}).status_code == 302
     p = db.session.get(Procurement, p.id)
+    assert not p.committee and p.committee_draw.status.value == "announced"  # seated at the witnessed reveal
+    factories.witnessed(p.committee_draw)
+    db.session.commit()
     names = {m.name for m in p.committee}
     assert names == {"王专家", "李专家", "赵专家"}
     body = text(bureau.get(f"/procurements/{p.id}"))

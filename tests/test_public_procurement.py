@@ -42,9 +42,9 @@ def test_an_open_consultation_is_announced_without_its_bids(client, world):
 
 def test_pending_and_cancelled_procurements_are_not_shown(client, world):
     e = factories.engagement(world)
-    pending = P.open_procurement(e, P.ProcurementInput(
+    pending = factories.witnessed(P.open_procurement(e, P.ProcurementInput(
         method=M.SINGLE_SOURCE, title="待审批的单一来源", ceiling_price_wan="10", single_source_firm_id=world.firm.id,
-        justification="该项目为上一期评价的延续，需由原机构承担以保证口径一致。"), world.bz_staff)
+        justification="该项目为上一期评价的延续，需由原机构承担以保证口径一致。"), world.bz_staff))
     cancelled = _open(world)
     cancelled.title = "已取消的磋商"
     cancelled.status = ProcurementStatus.CANCELLED

@@ -62,7 +62,7 @@ def _report_panel(world, *, pool: int = 4, size: int = 3, offline: bool = False)
     e = factories.in_fieldwork(world)
     factories.submit_report(e)
     experts = _fresh_pool(e, pool)
-    panel = R.form_panel(e, world.bz_staff, size=size, offline=offline)
+    panel = factories.witnessed(R.form_panel(e, world.bz_staff, size=size, offline=offline))
     return e, panel, experts
 
 
@@ -239,7 +239,7 @@ def test_a_withdrawn_invitation_is_replaced_from_the_same_recorded_pool(world):
     _user(newcomer.id)
     target = panel.invitations[0]
     target_user = _user(target.expert_id)
-    replacement = R.withdraw_invitation(target, world.bz_staff, "专家电话确认出差，无法参加")
+    replacement = factories.witnessed(R.withdraw_invitation(target, world.bz_staff, "专家电话确认出差，无法参加"))[0]
     assert target.status == InvitationStatus.WITHDRAWN and target.withdrawn_by_id == world.bz_staff.id
     assert target.withdrawn_reason == "专家电话确认出差，无法参加"
     spare = next(x for x in experts if x.id not in {i.expert_id for i in panel.invitations[:3]})
@@ -255,20 +255,20 @@ def test_a_withdrawn_invitation_is_replaced_from_the_same_recorded_pool(world):
     assert _events("panel.invitation_withdrawn")
     # The pool is used up: the next withdrawal is refused as a whole.
     with pytest.raises(Conflict):
-        R.withdraw_invitation(replacement, world.bz_staff, "也联系不上")
+        factories.witnessed(R.withdraw_invitation(replacement, world.bz_staff, "也联系不上"))
 
 
 def test_only_a_pending_invitation_is_withdrawn_with_a_reason_by_its_bureau(world):
     e, panel, _ = _report_panel(world, pool=5)
     invitation = panel.invitations[0]
     with pytest.raises(ValidationFailed):
-        R.withdraw_invitation(invitation, world.bz_staff, "   ")
+        factories.witnessed(R.withdraw_invitation(invitation, world.bz_staff, "   "))
     for outsider in (world.kz_admin, world.firm_user, _user(panel.invitations[1].expert_id)):
         with pytest.raises(PermissionDenied):
-            R.withdraw_invitation(invitation, outsider, "越权撤回")
+            factories.witnessed(R.withdraw_invitation(invitation, outsider, "越权撤回"))
     _accept(invitation)
     with pytest.raises(Conflict):
-        R.withdraw_invitation(invitation, world.bz_staff, "已接受的不能撤回")
+        factories.witnessed(R.withdraw_invitation(invitation, world.bz_staff, "已接受的不能撤回"))
 
 
 def _panel_beside_an_expert_without_login(world, *, offline: bool):
@@ -278,7 +278,7 @@ def _panel_beside_an_expert_without_login(world, *, offline: bool):
     _fresh_pool(e, 3)
     no_login = factories.expert(e.bureau, name="无账号专家", employer="新疆某无账号单位", fields=[e.field])
     db.session.flush()
-    return R.form_panel(e, world.bz_staff, size=3, offline=offline), no_login
+    return factories.witnessed(R.form_panel(e, world.bz_staff, size=3, offline=offline)), no_login
 
 
 def test_a_replacement_never_draws_an_expert_without_a_login_unless_offline(world):
@@ -286,14 +286,14 @@ def test_a_replacement_never_draws_an_expert_without_a_login_unless_offline(worl
     # In the recorded pool, excluded for having no login; the online replacement finds nobody else.
     assert any(x["id"] == no_login.id and R.NO_LOGIN in x["reasons"] for x in panel.draw.exclusions)
     with pytest.raises(Conflict) as caught:
-        R.withdraw_invitation(panel.invitations[0], world.bz_staff, "联系不上")
+        factories.witnessed(R.withdraw_invitation(panel.invitations[0], world.bz_staff, "联系不上"))
     assert "候选不足" in caught.value.message
 
 
 def test_an_offline_panel_may_draw_an_expert_without_a_login(world):
     panel, spare = _panel_beside_an_expert_without_login(world, offline=True)
     target = next(i for i in panel.invitations if i.expert_id != spare.id)
-    R.withdraw_invitation(target, world.bz_staff, "联系不上")
+    factories.witnessed(R.withdraw_invitation(target, world.bz_staff, "联系不上"))
     assert spare.id in {i.expert_id for i in panel.invitations}
 
 
@@ -338,6 +338,7 @@ def test_suspending_or_removing_an_expert_releases_their_seats(world, action):
         change_expert_status(change, action, "违反评审纪律", world.bz_admin)
     assert invited.status == accepted.status == InvitationStatus.WITHDRAWN
     assert "违反评审纪律" in invited.withdrawn_reason
+    factories.witness_pending()  # one replacement draw for both open seats, witnessed in turn
     seated = [i for i in panel.invitations if i.status in R.PENDING]
     assert len(seated) == 3 and not {invited.expert_id, accepted.expert_id} & {i.expert_id for i in seated}
 
@@ -349,6 +350,7 @@ def test_disabling_an_experts_login_releases_their_seat(world):
     user.is_enabled = False
     db.session.flush()
     assert invitation.status == InvitationStatus.WITHDRAWN
+    factories.witness_pending()
     assert len([i for i in panel.invitations if i.status in R.PENDING]) == 3
 
 
@@ -378,7 +380,7 @@ def test_a_withdrawal_racing_an_acceptance_loses_cleanly(world):
                        .values(status=InvitationStatus.ACCEPTED).execution_options(synchronize_session=False))
     assert invitation.status == InvitationStatus.INVITED  # this request's stale view
     with pytest.raises(Conflict):
-        R.withdraw_invitation(invitation, world.bz_staff, "联系不上")
+        factories.witnessed(R.withdraw_invitation(invitation, world.bz_staff, "联系不上"))
     assert invitation.status == InvitationStatus.ACCEPTED
 
 

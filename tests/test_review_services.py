@@ -192,7 +192,7 @@ def test_panel_draw_applies_every_avoidance_reason(world):
     assert "业务领域不含" in exclusions[wrong_field.id][0]
     assert old_tie.id not in exclusions  # ended more than 3 years ago
     # load cap: seat the busy expert on another open panel first
-    panel = R.form_panel(other, world.bz_staff, size=3)
+    panel = factories.witnessed(R.form_panel(other, world.bz_staff, size=3))
     seated = {i.expert_id for i in panel.invitations}
     reasons = R.panel_exclusions(e, R._pool(e))
     assert all("上限" in " ".join(reasons[x]) for x in seated)
@@ -203,7 +203,7 @@ def test_same_firm_cap_per_year(world):
     set_setting(world.bz, "review.same_firm_per_year", 1, world.bz_admin)
     set_setting(world.bz, "review.report_panel_size", 3, world.bz_admin)
     pool = _experts(world, 6)
-    first = R.form_panel(_report_submitted(world), world.bz_staff)
+    first = factories.witnessed(R.form_panel(_report_submitted(world), world.bz_staff))
     second = _report_submitted(world, unit="巴州民政局")
     reasons = R.panel_exclusions(second, R._pool(second))
     for invitation in first.invitations:
@@ -214,9 +214,9 @@ def test_panel_size_must_be_odd_and_enough_experts_must_be_eligible(world):
     e = _report_submitted(world)
     _experts(world, 3)
     with pytest.raises(ValidationFailed):
-        R.form_panel(e, world.bz_staff, size=4)
+        factories.witnessed(R.form_panel(e, world.bz_staff, size=4))
     with pytest.raises(Exception) as caught:
-        R.form_panel(e, world.bz_staff, size=7)
+        factories.witnessed(R.form_panel(e, world.bz_staff, size=7))
     assert "不足" in str(caught.value)
     assert e.state == S.REPORT_SUBMITTED
 
@@ -224,14 +224,16 @@ def test_panel_size_must_be_odd_and_enough_experts_must_be_eligible(world):
 def test_decline_triggers_a_replacement_draw_that_cites_it(world):
     e = _report_submitted(world)
     _experts(world, 6)
-    panel = R.form_panel(e, world.bz_staff, size=3)
+    panel = factories.witnessed(R.form_panel(e, world.bz_staff, size=3))
     users = _expert_users(world)
     first = panel.invitations[0]
     with pytest.raises(ValidationFailed):
         R.respond(first, users[first.expert_id], accept=False, reason="")
     with pytest.raises(ValidationFailed):
         R.respond(first, users[first.expert_id], accept=True, declaration_signed=False)
-    replacement = R.respond(first, users[first.expert_id], accept=False, reason="出差")
+    announced = R.respond(first, users[first.expert_id], accept=False, reason="出差")
+    assert announced.status.value == "announced" and len(panel.invitations) == 3  # waits for its witnesses
+    replacement = factories.witnessed(announced)[0]
     assert first.status == InvitationStatus.DECLINED and replacement.expert_id != first.expert_id
     redraw = db.session.get(draws.Draw, replacement.draw_id)
     assert redraw.redraw_of_id == panel.draw_id and "出差" in redraw.redraw_reason
@@ -242,11 +244,12 @@ def test_decline_triggers_a_replacement_draw_that_cites_it(world):
 def test_a_missed_response_deadline_expires_and_is_replaced(world):
     e = _report_submitted(world)
     _experts(world, 6)
-    panel = R.form_panel(e, world.bz_staff, size=3)
+    panel = factories.witnessed(R.form_panel(e, world.bz_staff, size=3))
     late = panel.invitations[0]
     late.respond_by = utcnow() - timedelta(minutes=1)
     counts = R.send_reminders()
     assert counts["expired"] == 1 and late.status == InvitationStatus.EXPIRED
+    factories.witness_pending()
     assert len(panel.invitations) == 4 and "未在" in db.session.get(draws.Draw, panel.invitations[-1].draw_id).redraw_reason
 
 
@@ -255,7 +258,7 @@ def test_a_missed_response_deadline_expires_and_is_replaced(world):
 def _panel(world, size=3):
     e = _report_submitted(world)
     _experts(world, size + 2)
-    panel = R.form_panel(e, world.bz_staff, size=size)
+    panel = factories.witnessed(R.form_panel(e, world.bz_staff, size=size))
     _accept_all(panel, world)
     return e, panel
 
@@ -344,7 +347,7 @@ def test_after_three_failed_rounds_the_bureau_decides(world):
     e = _report_submitted(world)
     _experts(world, 12)
     for round_number in range(1, 4):
-        panel = R.form_panel(e, world.bz_staff)
+        panel = factories.witnessed(R.form_panel(e, world.bz_staff))
         _accept_all(panel, world)
         for invitation in panel.invitations:
             if invitation.status == InvitationStatus.ACCEPTED:

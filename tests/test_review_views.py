@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from evalhub.core.enums import Role
-from evalhub.core.models import StoredFile, User
+from evalhub.core.models import Draw, StoredFile, User
 from evalhub.core.settings import set_setting
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
@@ -135,7 +135,7 @@ def _outsider(world) -> User:
 def _panel(world, size=3, accept=True) -> tuple[Engagement, ReviewPanel]:
     e = _report_submitted(world)
     _experts(world)
-    panel = R.form_panel(e, world.bz_staff, size=size)
+    panel = factories.witnessed(R.form_panel(e, world.bz_staff, size=size))
     if accept:
         for invitation in panel.invitations:
             R.respond(invitation, _user_of(invitation), accept=True, declaration_signed=True)
@@ -321,8 +321,12 @@ def test_the_bureau_forms_a_panel_and_sees_the_experts(app, client, login, world
     assert 'data-testid="form-panel"' in text(client.get(url))
     response = client.post(url, data={"size": "3"})
     assert response.status_code == 302
+    announced = db.session.execute(sa.select(Draw).where(Draw.kind == "review_panel")
+                                   .order_by(Draw.id.desc())).scalars().first()
+    assert response.headers["Location"].endswith(f"/draws/{announced.id}")  # witnessed, then revealed
+    factories.witnessed(announced)
+    db.session.commit()
     panel = db.session.execute(sa.select(ReviewPanel).where(ReviewPanel.kind == SubmissionKind.REPORT)).scalar_one()
-    assert response.headers["Location"].endswith(f"/reviews/panels/{panel.id}")
     assert e.state == S.REPORT_IN_REVIEW and len(panel.invitations) == 3
     html = text(client.get(f"/reviews/panels/{panel.id}"))
     for invitation in panel.invitations:
@@ -385,7 +389,9 @@ def test_an_expert_accepts_with_the_declaration_or_declines_with_a_reason(app, c
     assert len(panel.invitations) == 3
     assert client.post(url, data={"action": "decline", "reason": "近期出差"}).status_code == 302
     db.session.expire_all()
-    assert second.status == InvitationStatus.DECLINED and len(panel.invitations) == 4
+    assert second.status == InvitationStatus.DECLINED and len(panel.invitations) == 3  # the replacement is announced
+    factories.witness_pending()
+    assert len(panel.invitations) == 4
 
 
 def test_the_review_form_saves_drafts_refuses_bad_scores_and_submits_once(client, login, world):
@@ -823,6 +829,9 @@ def test_the_whole_road_from_report_to_public_through_the_pages(app, client, log
     login(world.bz_staff)
     response = client.post(f"/engagements/{e.id}/panel", data={"size": ""})
     assert response.status_code == 302
+    factories.witness_pending()  # the announced draw: witnessed and revealed
+    db.session.commit()
+    db.session.expire_all()
     panel = first.panel
     assert panel.size == 3
 
@@ -856,6 +865,9 @@ def test_the_whole_road_from_report_to_public_through_the_pages(app, client, log
     # 6. the second panel accepts and passes it
     login(world.bz_staff)
     assert client.post(f"/engagements/{e.id}/panel", data={"size": "3"}).status_code == 302
+    factories.witness_pending()
+    db.session.commit()
+    db.session.expire_all()
     panel2 = second.panel
     assert panel2.round == 2
     for invitation in list(panel2.invitations):

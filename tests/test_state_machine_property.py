@@ -296,10 +296,10 @@ class Rules(RuleBasedStateMachine):
                                   .order_by(ReviewPanel.id.desc())).scalars().first()
 
     def _propose(self, user: User, e: Engagement, firm: str):
-        return P.open_procurement(e, P.ProcurementInput(
+        return factories.witnessed(P.open_procurement(e, P.ProcurementInput(
             method=ProcurementMethod.SINGLE_SOURCE, title="", ceiling_price_wan="20", single_source_firm_id=self.w.firms[firm],
             justification="该项目为上一期评价的延续，需由原机构承担以保证口径一致。",
-            rerun_reason="上一轮采购未能成交" if e.state == S.FAILED_PROCUREMENT else None), user)
+            rerun_reason="上一轮采购未能成交" if e.state == S.FAILED_PROCUREMENT else None), user))
 
     def _sign(self, user: User, e: Engagement):
         day = date(2025, 3, 1)
@@ -330,7 +330,7 @@ class Rules(RuleBasedStateMachine):
             else:
                 self._upload("firm1" if e.firm_id == self.w.firms["firm1"] else "firm3", which, "report")
         elif state in (S.PLAN_SUBMITTED, S.REPORT_SUBMITTED):
-            self._service("svc: form panel", lambda: R.form_panel(e, staff, size=3))
+            self._service("svc: form panel", lambda: factories.witnessed(R.form_panel(e, staff, size=3)))
         elif state in (S.PLAN_IN_REVIEW, S.REPORT_IN_REVIEW):
             panel = self._latest_panel(e)
             if panel is None:  # only if something let the engagement into review without a panel
@@ -492,9 +492,9 @@ class Rules(RuleBasedStateMachine):
             if procurement is not None:
                 self._service("svc: approve single source", lambda: P.approve_single_source(procurement, user, "18"))
         elif step == "draw":
-            self._service("svc: random draw", lambda: P.open_procurement(e, P.ProcurementInput(
+            self._service("svc: random draw", lambda: factories.witnessed(P.open_procurement(e, P.ProcurementInput(
                 method=ProcurementMethod.RANDOM_DRAW, title="", ceiling_price_wan="20",
-                rerun_reason="上一轮采购未能成交" if e.state == S.FAILED_PROCUREMENT else None), user))
+                rerun_reason="上一轮采购未能成交" if e.state == S.FAILED_PROCUREMENT else None), user)))
         else:
             self._service("svc: sign contract", lambda: self._sign(user, e))
 

@@ -137,13 +137,13 @@ def test_the_whole_happy_path_leaves_a_complete_timeline(world):
     e = factories.contracted(world)
     factories.submit_plan(e)
     factories.panel_experts(e, 3)
-    panel = R.form_panel(e, world.bz_staff, size=3)
+    panel = factories.witnessed(R.form_panel(e, world.bz_staff, size=3))
     factories.review_panel(panel, "0.5")  # 50 < 80: decided, not passed
     R.send_letter(panel, world.bz_staff, panel.letter)
     factories.approve_plan(e)  # version 2, a new panel that passes
     factories.submit_report(e)
     factories.panel_experts(e, 3)
-    panel = R.form_panel(e, world.bz_staff, size=3)
+    panel = factories.witnessed(R.form_panel(e, world.bz_staff, size=3))
     factories.review_panel(panel, "0.5")
     R.send_letter(panel, world.bz_staff, panel.letter)
     factories.accept_report(e)
@@ -214,7 +214,7 @@ def test_a_plan_needs_a_fresh_upload_and_a_panel_that_passed(world):
         workflow.perform(e, "start_plan_review", world.bz_staff)
     assert "尚未为实施方案第 1 版抽取评审专家" in caught.value.message
     factories.panel_experts(e, 3)
-    panel = R.form_panel(e, world.bz_staff, size=3)
+    panel = factories.witnessed(R.form_panel(e, world.bz_staff, size=3))
     for action in ("approve_plan", "return_plan"):  # the panel has not decided yet
         with pytest.raises(Conflict) as caught:
             workflow.perform(e, action, world.bz_admin, note="直接变更")
@@ -252,7 +252,7 @@ def test_the_deduction_path_records_its_deduction_before_accepting(world):
     e = factories.in_fieldwork(world)
     factories.submit_report(e)
     factories.panel_experts(e, 3)
-    panel = R.form_panel(e, world.bz_staff, size=3)
+    panel = factories.witnessed(R.form_panel(e, world.bz_staff, size=3))
     factories.review_panel(panel, "0.5")
     R.send_letter(panel, world.bz_staff, panel.letter)
     with pytest.raises(Conflict) as caught:  # the bare step: no deduction recorded

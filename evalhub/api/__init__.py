@@ -13,6 +13,7 @@ from evalhub.core.services import authenticate, issue_token, revoke_token, token
 from evalhub.extensions import db
 
 import evalhub.credit.api  # noqa: E402,F401  (each adds its routes to the API blueprint)
+import evalhub.integrity.api  # noqa: E402,F401
 import evalhub.procurement.api  # noqa: E402,F401
 import evalhub.registry.api  # noqa: E402,F401
 import evalhub.review.api  # noqa: E402,F401

@@ -66,6 +66,16 @@ MATRIX: dict[str, Event] = {e.key: e for e in [
     Event("firm_admitted", "入库", (FIRM,), "准予入库：{bureau}", "贵机构已列入 {bureau} 第三方机构库。{reason}"),
     Event("firm_refused", "不予入库", (FIRM,), "不予入库：{bureau}", "{reason}"),
     Event("firm_suspended", "暂停/移出机构库", (FIRM,), "机构库资格变更：{bureau}", "{status}。理由：{reason}"),
+    # people (issue 14): a person's points go to their firm; the team a firm names goes to the bureau
+    Event("staff_points_recorded", "从业人员记分", (FIRM,), "{name} 记分 {points} 分",
+          "{bureau}：{kind}（{reference}），{name} 记 {points} 分；近 {days} 天在本区域累计 {total} 分。{status}"),
+    Event("engagement_team_named", "主评人及团队确定/变更", (BUREAU,), "{reference} 主评人及团队{verb}",
+          "{firm}：主评人 {lead}；团队成员 {members}。{reason}"),
+    # witnessed draws (issue 14)
+    Event("draw_witness_named", "担任抽取监督人", (NAMED,), "请担任随机抽取监督人：{purpose}",
+          "您被指定为随机抽取 #{draw} 的监督人。请登录后在抽取页面核对候选名单哈希与承诺值，再输入您自己的数字。"),
+    Event("draw_awaiting_witnesses", "抽取待指定监督人", (BUREAU,), "随机抽取待揭晓：{purpose}",
+          "系统已公告随机抽取 #{draw}（{reason}），请指定监督人，监督人输入数字后揭晓。"),
     # review
     Event("submission_received", "收到提交", (BUREAU,), "{reference} 收到{kind}第 {version} 版",
           "{firm} 提交了{kind}，请组织评审。"),
@@ -88,12 +98,29 @@ MATRIX: dict[str, Event] = {e.key: e for e in [
           "{firm} 就 {name} 的评价报告初稿征求贵单位意见，请在 {due} 前答复（无异议或逐条提出异议）。"),
     Event("fact_confirmation_answered", "被评价单位已答复征求意见", (FIRM,), "{reference} 被评价单位已答复征求意见",
           "{unit}：{answer}"),
+    # results: self-evaluation reviews (克州 item 7) and the firm's 资料清单
+    Event("self_evaluation_received", "收到部门自评报告", (BUREAU,), "{reference} 收到部门自评报告第 {version} 版",
+          "{unit} 提交了《{name}》自评报告，请组织专家评审。"),
+    Event("self_evaluation_passed", "部门自评报告评审通过", (NAMED,), "{reference} 部门自评报告评审通过",
+          "《{name}》自评报告经专家评审得分 {score} 分，评审通过。"),
+    Event("self_evaluation_returned", "部门自评报告退回整改", (NAMED,), "{reference} 部门自评报告退回整改",
+          "《{name}》自评报告经专家评审得分 {score} 分，低于 {pass_mark} 分，请按意见整改后于 {due} 前重新提交。{letter}"),
+    Event("materials_requested", "评价资料清单", (NAMED,), "{reference} 第三方机构请贵单位提供资料",
+          "{firm} 为 {name} 的评价列出资料 {count} 项，最早 {due} 前提供，请登录系统上传。"),
     # credit
     Event("rating_publicised", "信用评价公示", (FIRM,), "{year} 年度信用评价结果公示", "{detail}"),
     Event("objection_answered", "异议已答复", (FIRM,), "{year} 年度信用评价异议答复", "{outcome}。{answer}"),
+    Event("rating_republished", "信用评价变更重新公示", (FIRM,), "{year} 年度信用评价结果变更，重新公示",
+          "贵机构 {year} 年度信用评价经重新计算由 {before} 变更为 {after}，现重新公示，如有异议请于 {deadline} 前提出。"),
     # supervision
     Event("inspection_response_requested", "检查要求说明", (FIRM,), "{reference} 监督检查：请说明",
           "{question}。请登录系统提交说明及整改情况。"),
+    Event("inspection_assigned", "检查人员确定", (NAMED,), "检查任务：{reference}",
+          "您被{how}为 {firm} 的检查人员（{kind}）。请登录系统查看；如与被检查机构或评价任务存在利害关系，请立即申报回避。"),
+    Event("inspector_recused", "检查人员申报回避", (BUREAU,), "{reference} 检查人员申报回避",
+          "{name} 申报与被检查事项存在利害关系：{reason}。请重新指定或抽取检查人员。"),
+    Event("expert_rating_exclusion", "专家因评价不佳暂停抽取", (NAMED,), "评审质量评价：暂停参加随机抽取",
+          "{reason}。期满或评价改善后自动恢复；如有异议，请与{bureau}联系。"),
 ]}
 
 

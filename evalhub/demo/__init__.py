@@ -661,7 +661,7 @@ class _Loader:
 def load_demo(echo: Callable[[str], object] = print) -> str:
     """Load (or complete) the demo data set and return a one-paragraph Chinese summary with counts."""
     load_time = clock.now_local()  # the real time: the current cycle is placed against it
-    with simulated_clock(clock.to_utc(datetime(2023, 1, 3, 9, 0))):
+    with simulated_clock(clock.to_utc(datetime(2023, 1, 3, 9, 0))), clock.seeded_draw_secrets(20230103):
         return _load(build_plan(), _Loader(load_time), echo)
 
 
@@ -705,6 +705,18 @@ def _load(plan: Plan, loader: _Loader, echo: Callable[[str], object]) -> str:
         loader.created += load_credit_and_supervision(echo, load_time=loader.load_time, registry_news=lambda: (
             loader.firm_later_steps(), loader.firms([p for p in plan.firms if p.story in waiting])))
         loader.created += load_applications(echo, load_time=loader.load_time)
+        from evalhub.demo.people import load_people
+
+        loader.created += load_people(echo, load_time=loader.load_time)  # 主评人, a lead with points (issue 14)
+        from evalhub.demo.credit_fairness import load_corrected_objection
+
+        loader.created += load_corrected_objection(echo, load_time=loader.load_time)  # an objection that corrects (issue 14)
+        from evalhub.demo.fairness_conflicts import load_fairness
+
+        loader.created += load_fairness(echo, load_time=loader.load_time)  # rated experts, a declined complaint (issue 14)
+        from evalhub.demo.integrity import load_integrity
+
+        loader.created += load_integrity(echo, load_time=loader.load_time)  # a flagged pair decided; red flags (issue 17)
         if loader.created:
             clock.at(loader.load_time, forward_only=True)
             audit.record("demo.loaded", actor=loader.users.get("admin"),

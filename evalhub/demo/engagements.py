@@ -23,15 +23,14 @@ from evalhub.core.enums import Field, Role
 from evalhub.core.models import Bureau, BudgetUnit, User
 from evalhub.core.calendar import add_working_days, ensure_national_calendar, is_workday
 from evalhub.core.services import create_user
-from evalhub.core.settings import get_setting
 from evalhub.demo import clock
 from evalhub.demo.clock import Story
 from evalhub.demo.documents import report as make_report, work_plan as make_work_plan
 from evalhub.extensions import db
 from evalhub.procurement import eligibility, services as P, workflow
 from evalhub.procurement.models import (
-    BidStatus, ChallengeStatus, Engagement, EngagementState as S, EvaluationPlan, FrameworkAgreement, FrameworkMember, ObjectType,
-    ProcurementMethod as M,
+    Award, BidStatus, ChallengeStatus, Engagement, EngagementState as S, EvaluationPlan, FrameworkAgreement, FrameworkMember, ObjectType,
+    Procurement, ProcurementMethod as M,
 )
 from evalhub.registry.models import Expert, ExpertStatus, Firm, FirmStatus
 from evalhub.registry.services import StaffInput, add_staff
@@ -205,6 +204,9 @@ class _Demo:
             return
         yield self.after(1, hour=9, workday=True)  # the committee meets the next working day
         members = P.enter_committee(p, ["王建国", "李慧", "阿依古丽", "张海涛", "刘强"][:P.committee_size_floor(p)], staff)
+        from evalhub.demo.integrity import committee_decides  # the committee first decides any collusion flag
+
+        committee_decides(p, staff)
         for member in members:
             scores = {}
             for bid in p.bids:
@@ -220,7 +222,7 @@ class _Demo:
                 yield self.after(0.2)
                 P.decide_justification(bid, staff, False, "成本测算依据不足")
         yield self.after(0.1)
-        P.award_procurement(p, staff, "综合得分排名第一，推荐为成交供应商")
+        draws_module.run_witnessed(P.award_procurement(p, staff, "综合得分排名第一，推荐为成交供应商"))
 
     def _ceiling(self, engagement: Engagement) -> Decimal:
         return max(Decimal("8"), (engagement.amount / 10000 * Decimal("0.006")).quantize(Decimal("0.01")))
@@ -261,8 +263,9 @@ class _Demo:
                 plan_due: date | None = None, report_due: date | None = None, **kw) -> Story:
         if method in (M.OPEN_TENDER, M.COMPETITIVE_CONSULTATION):
             yield from self.competitive(engagement, method, staff, bidders=kw.get("bidders", 4), low_bid=kw.get("low_bid", False))
-        elif method == M.RANDOM_DRAW:
-            P.open_procurement(engagement, P.ProcurementInput(method=method, title="", ceiling_price_wan="12"), staff)
+        elif method == M.RANDOM_DRAW:  # announced, then witnessed and revealed (issue 14)
+            self.lottery(P.open_procurement(engagement, P.ProcurementInput(method=method, title="", ceiling_price_wan="12"),
+                                            staff).draw)
         elif method == M.FRAMEWORK_ROTATION:
             P.open_procurement(engagement, P.ProcurementInput(method=method, title="", ceiling_price_wan="15",
                                                               framework_agreement_id=kw["agreement"].id), staff)
@@ -275,9 +278,9 @@ class _Demo:
             P.approve_single_source(p, admin, "9.5")
         if engagement.state == S.FAILED_PROCUREMENT and kw.get("rerun", True):
             yield self.after(5, hour=10, workday=True)
-            P.open_procurement(engagement, P.ProcurementInput(
+            self.lottery(P.open_procurement(engagement, P.ProcurementInput(
                 method=M.RANDOM_DRAW, title="", ceiling_price_wan="12",
-                rerun_reason=f"{method.label}有效投标不足，金额较小，改为从机构库随机抽取"), staff)
+                rerun_reason=f"{method.label}有效投标不足，金额较小，改为从机构库随机抽取"), staff).draw)
         if sign and engagement.state == S.PROCURING and engagement.current_procurement.award is not None:
             yield from self.contract(engagement, staff, plan_due=plan_due, report_due=report_due,
                                      challenged=kw.get("challenged", False))
@@ -298,7 +301,7 @@ class _Demo:
         yield self.submission_time(engagement.contract.plan_due, late=late, earliest=clock.now_local())
         self.submit_plan(engagement)
         yield self.after(1, hour=10, workday=True)
-        panel = R.form_panel(engagement, staff)
+        panel = draws_module.run_witnessed(R.form_panel(engagement, staff))
         yield from self.review_panel(panel, 0.9 if passing else 0.7)
 
     def review_panel(self, panel, quality: float, *, complete: bool = True, pending: int | None = None,
@@ -332,30 +335,49 @@ class _Demo:
             R.submit_review(review, user)
 
     def panel_with(self, engagement: Engagement, staff: User, expert_id: int):
-        """Form the panel so that ``expert_id`` is on it (the demo's `expert1` needs work to do). The demo
-        already feeds the draw service its seeds from a fixed generator (``load_engagements``); here it takes
-        the next seed of that stream under which the service's own ranking of the drawable experts seats this
-        expert — the draw is recorded and verifies as usual. The exclusions are the service's: an expert it
-        would not draw is an error in the demo data."""
+        """Form the panel so that ``expert_id`` is on it (the demo's `expert1` needs work to do): the service
+        announces the draw and the demo's witness enters a number under which it seats this expert
+        (``witness_for``) — the draw is recorded and verifies as usual. The exclusions are the service's: an
+        expert it would not draw is an error in the demo data."""
         problems = R.panel_exclusions(engagement, [db.session.get(Expert, expert_id)]).get(expert_id)
         if problems:
             raise RuntimeError(f"演示数据：专家 {expert_id} 不能进入 {engagement.reference} 的评审组：{problems}")
-        kind = SubmissionKind.WORK_PLAN if engagement.state == S.PLAN_SUBMITTED else SubmissionKind.REPORT
-        size = get_setting(engagement.bureau, "review.plan_panel_size" if kind == SubmissionKind.WORK_PLAN
-                           else "review.report_panel_size")
-        pool = [e.id for e in R._pool(engagement)]
-        excluded = R.panel_exclusions(engagement, R._pool(engagement))
-        eligible = sorted(i for i in pool if i not in excluded)
-        stream = draws_module.secrets.token_hex
-        seed = next(seed for seed in (stream(16) for _ in range(10_000))
-                    if expert_id in draws_module.rank(seed, eligible)[:size])
-        draws_module.secrets.token_hex = lambda n=16: seed
-        try:
-            panel = R.form_panel(engagement, staff)
-        finally:
-            draws_module.secrets.token_hex = stream
+        record = R.form_panel(engagement, staff)
+        panel = self.witness_for(record, expert_id)
         self.seat(panel, expert_id)  # only if the service's exclusions have moved on from the ones read above
         return panel
+
+    def lottery(self, record):
+        """Witness and reveal a firm lottery. The demo's witness (who, unlike a real one, can know the secret)
+        enters the first of a few numbers of the demo's stream that draws a firm with the fewest awards this
+        year: the demo's competitive procurements that run meanwhile then do not find their best bidder at the
+        yearly cap (the demo's data, not a rule)."""
+        year = db.session.get(Procurement, record.params["procurement"]).engagement.year
+        loads = dict(db.session.execute(sa.select(Award.firm_id, sa.func.count(Award.id)).join(
+            Engagement, Engagement.id == Award.engagement_id).where(Engagement.year == year)
+            .group_by(Award.firm_id)).all())
+        eligible = draws_module.eligible_ids(record)
+        options = [str(self.rng.randint(1, 10 ** 9)) for _ in range(32)]
+        chosen = min(options, key=lambda n: loads.get(draws_module.rank(
+            draws_module.seed_of(record.secret, record.candidate_hash, [n]), eligible)[0], 0))
+        return draws_module.run_witnessed(record, numbers=[chosen])
+
+    def witness_for(self, record, expert_id: int):
+        """Witness and reveal ``record`` (announced by the service); the demo's witness enters the first number
+        of the demo's stream under which the draw seats ``expert_id``, if any (the demo knows the secret, which
+        no real witness does; the draw is recorded and verifies as usual)."""
+        if record is None:
+            return None
+        eligible = draws_module.eligible_ids(record)
+        chosen = first = str(self.rng.randint(1, 10 ** 9))
+        for _ in range(2_000):
+            if expert_id in draws_module.rank(draws_module.seed_of(record.secret, record.candidate_hash, [chosen]),
+                                              eligible)[:record.k]:
+                break
+            chosen = str(self.rng.randint(1, 10 ** 9))
+        else:
+            chosen = first
+        return draws_module.run_witnessed(record, numbers=[chosen])
 
     def seat(self, panel, expert_id: int) -> None:
         """Members who have not answered yet decline for a stated reason and the service draws replacements
@@ -365,9 +387,10 @@ class _Demo:
                 return
             invitation = next(i for i in panel.invitations if i.status == InvitationStatus.INVITED)
             clock.at(self.after(self.rng.randint(2, 10) / 1440))
-            R.respond(invitation, self.expert_user(invitation.expert_id), accept=False,
-                      reason=self.rng.choice(["评审期间在外地出差，无法按期完成", "近期承担本单位年度决算工作，时间冲突",
-                                              "身体原因，近期不能参加评审"]))
+            replacement = R.respond(invitation, self.expert_user(invitation.expert_id), accept=False,
+                                    reason=self.rng.choice(["评审期间在外地出差，无法按期完成", "近期承担本单位年度决算工作，时间冲突",
+                                                            "身体原因，近期不能参加评审"]))
+            self.witness_for(replacement, expert_id)
         raise RuntimeError(f"演示数据：补抽 80 次仍未抽到专家 {expert_id}")
 
     def report(self, engagement: Engagement, *, specific: bool, version_note: str = ""):
@@ -386,7 +409,7 @@ class _Demo:
         yield self.submission_time(engagement.contract.report_due, late=late, earliest=clock.now_local())
         self.report(engagement, specific=not returned_first)
         yield self.after(1, hour=10, workday=True)
-        panel = R.form_panel(engagement, staff)
+        panel = draws_module.run_witnessed(R.form_panel(engagement, staff))
         yield from self.review_panel(panel, 0.8 if returned_first else 0.95)
         if returned_first:
             yield self.after(1, hour=11, workday=True)
@@ -394,7 +417,7 @@ class _Demo:
             yield self.after(self.rng.randint(7, 12), hour=16)
             self.report(engagement, specific=True, version_note="（整改稿）")
             yield self.after(1, hour=10, workday=True)
-            panel = R.form_panel(engagement, staff)
+            panel = draws_module.run_witnessed(R.form_panel(engagement, staff))
             yield from self.review_panel(panel, 0.95)
         if engagement.state != S.ACCEPTED:
             return
@@ -554,7 +577,7 @@ class _Demo:
                 yield day(40, 15)
                 self.report(engagement, specific=False)
                 yield day(38)
-                panel = R.form_panel(engagement, staff)
+                panel = draws_module.run_witnessed(R.form_panel(engagement, staff))
                 yield from self.review_panel(panel, 0.78)
                 yield day(30, 11)  # the rectification was due 15 days after this letter: overdue by some days
                 R.send_letter(panel, staff, panel.letter + "\n请于十五个工作日内完成整改并重新提交。")
@@ -581,12 +604,5 @@ def load_engagements(echo: Callable[[str], object] = print, *, load_time: dateti
     if exists:
         return 0
     R.ensure_default_rubrics()
-    # Deterministic demo: the draw seeds come from a fixed generator (they are recorded as usual, so every
-    # demo draw still verifies); the real service draws its seeds from the secrets module.
-    seeds = random.Random(20240301)
-    original = draws_module.secrets.token_hex
-    draws_module.secrets.token_hex = lambda n=16: "%0*x" % (2 * n, seeds.getrandbits(8 * n))
-    try:
+    with clock.seeded_draw_secrets(20240301):
         return _Demo(echo).run(load_time or clock.now_local())
-    finally:
-        draws_module.secrets.token_hex = original

@@ -631,7 +631,7 @@ def procurement_json(procurement: Procurement) -> dict:
         "rubric": [{"id": r.id, "position": r.position, "name": r.name, "max_points": number(r.max_points)}
                    for r in procurement.rubric],
         "award": {"id": award.id, "firm": _firm_ref(award.firm), **_money("amount", award.amount),
-                  "score": number(award.score), "reasons": award.reasons, "notice": award.notice,
+                  "score": number(award.score), "reasons": services.award_reasons_for(award, api_user()), "notice": award.notice,
                   "awarded_at": datetime_str(award.awarded_at)} if award is not None else None,
         "notices": [notice_json(n) for n in procurement.notices],
         "contract_block": services.contract_block(procurement) if award is not None else None,
@@ -754,3 +754,6 @@ def plan_ocds(plan_id: int):
         raise Conflict(f"{plan.bureau.short_name} {plan.year} 年度计划尚未发起任何采购，无法生成 OCDS 数据包"
                        "（数据包至少须包含 1 个发布）。")
     return jsonify(ocds.package(procurements, uri=request.url, publisher=plan.bureau.name))
+
+
+from evalhub.procurement import team_api  # noqa: E402,F401  (主评人及团队、人员记分, issue 14)

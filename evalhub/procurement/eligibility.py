@@ -19,10 +19,10 @@ from evalhub.core.models import Bureau
 from evalhub.core.settings import get_setting
 from evalhub.extensions import db
 from evalhub.procurement.models import (
-    Award, Contract, Engagement, EngagementState, Procurement, ProcurementMethod, ProcurementStatus,
+    Award, Contract, Engagement, EngagementState, ObjectType, Procurement, ProcurementMethod, ProcurementStatus,
 )
 from evalhub.registry.models import Firm, FirmStatus
-from evalhub.registry.services import firm_recusal_reasons
+from evalhub.registry.services import Parties, conflict_parties, firm_recusal_reasons
 
 
 @dataclass
@@ -128,12 +128,29 @@ def exclusion_reasons(firm: Firm, engagement: Engagement, method: ProcurementMet
     for check in _CHECKS:
         reasons.extend(check(firm, engagement, method))
     reasons.extend(field_mismatch(firm.fields, engagement.field))
-    parties = {engagement.budget_unit_id} | ({engagement.commissioner_unit_id} if engagement.commissioner_unit_id else set())
-    reasons.extend(firm_recusal_reasons(firm, bureau_ids=[] if engagement.commissioner_unit_id else [bureau.id],
-                                        budget_unit_ids=parties, on=on))
+    reasons.extend(firm_recusal_reasons(firm, parties=engagement_parties(engagement), on=on))
     reasons.extend(cap_reached(firm, engagement))
     reasons.extend(rotation_reasons(firm, engagement))
     return reasons
+
+
+def evaluated_government(engagement: Engagement) -> Bureau | None:
+    """The lower government a 下级政府财政运行评价 evaluates: the bureau of its evaluated budget unit, when that
+    bureau is below the engagement's own (a plan item may name a unit of a lower bureau); else None."""
+    unit = engagement.budget_unit
+    if engagement.plan_item.object_type != ObjectType.LOWER_GOVERNMENT or unit.bureau_id == engagement.bureau_id:
+        return None
+    return unit.bureau
+
+
+def engagement_parties(engagement: Engagement) -> Parties:
+    """Everyone a firm, an expert or an inspector of this engagement must be independent of (H3, issue 14):
+    the evaluated unit and the commissioner (a unit, or the bureau itself) with the budget-unit tree up and
+    down, and for a lower-government evaluation that government's finance bureau and all its units."""
+    return conflict_parties(evaluated_units=[engagement.budget_unit],
+                            commissioner_units=[engagement.commissioner_unit] if engagement.commissioner_unit else [],
+                            commissioner_bureaus=[] if engagement.commissioner_unit_id else [engagement.bureau],
+                            evaluated_governments=[g for g in [evaluated_government(engagement)] if g is not None])
 
 
 def rotation_reasons(firm: Firm, engagement: Engagement) -> list[str]:

@@ -491,3 +491,22 @@ class ChallengeEvidence(db.Model):
 
     challenge: Mapped[Challenge] = relationship(back_populates="evidence")
     file: Mapped[StoredFile] = relationship()
+
+
+class EngagementMember(OfEngagement, db.Model):
+    """A person of the firm's roster named on an engagement's team (procurement/team.py); ``is_lead``: the lead
+    evaluator (主评人). A change closes the row (``removed_at``) instead of deleting it, so that the points of a
+    later finding go to whoever was responsible, and the history shows who was named when."""
+
+    __tablename__ = "engagement_member"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(sa.ForeignKey("firm_staff.id"), index=True)
+    is_lead: Mapped[bool] = mapped_column(default=False)
+    named_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+    named_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    removed_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    removed_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    removed_reason: Mapped[Optional[str]] = mapped_column(sa.String(300))
+
+    staff: Mapped[FirmStaff] = relationship()

@@ -19,7 +19,7 @@ from evalhub.core.enums import BureauLevel, Field, Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.inputs import check_text, check_name, money_error
 from evalhub.core.listing import as_int
-from evalhub.core.models import Bureau, BudgetUnit, User
+from evalhub.core.models import Bureau, BudgetUnit, Draw, DrawStatus, User
 from evalhub.core.notifications import emit
 from evalhub.core.settings import SettingDef, get_setting, register
 from evalhub.core.timeutil import beijing_today, format_beijing, to_beijing, utcnow
@@ -503,18 +503,31 @@ def open_procurement(engagement: Engagement, data: ProcurementInput, actor: User
     return procurement
 
 
-def _award_by_draw(procurement: Procurement, actor: User) -> Award:
+def _award_by_draw(procurement: Procurement, actor: User) -> Draw:
+    """Announce the firm lottery (issue 14: witnessed); the award follows its reveal (``_award_drawn_firm``)."""
     engagement = procurement.engagement
     result = eligibility.assess(engagement, procurement.method)
     if not result.eligible:
         raise ValidationFailed("机构库中没有符合条件的机构，不能随机抽取。", {"method": "没有符合条件的机构"})
-    record = draws.draw(f"{engagement.reference} {engagement.name}：从机构库随机抽取评价机构",
-                        [f.id for f in result.eligible], 1, result.excluded, actor=actor,
-                        bureau_id=engagement.bureau_id, context=("procurement", procurement.id))
+    names = {f.id: f.name for f in result.eligible}
+    names.update({f.id: f.name for f in db.session.execute(sa.select(Firm).where(Firm.id.in_(list(result.excluded)))).scalars()})
+    record = draws.announce("firm_lottery", f"{engagement.reference} {engagement.name}：从机构库随机抽取评价机构",
+                            {f.id: f.name for f in result.eligible}, 1, result.excluded, names=names, actor=actor,
+                            bureau_id=engagement.bureau_id, context=("procurement", procurement.id),
+                            params={"procurement": procurement.id})
     procurement.draw_id = record.id
+    return record
+
+
+@draws.on_drawn("firm_lottery", public=True)
+def _award_drawn_firm(record: Draw, actor: User) -> Award:
+    procurement = db.session.get(Procurement, record.params["procurement"])
+    if procurement.award is not None or procurement.status != ProcurementStatus.EVALUATING:
+        raise Conflict(f"该采购当前状态为“{procurement.status.label}”，抽取结果不能再授予。")
     firm = db.session.get(Firm, record.result_ids[0])
+    eligible = len(record.candidate_ids) - len(record.exclusions)
     return _create_award(procurement, firm, None, procurement.ceiling_price, None, actor,
-                         f"从机构库符合条件的 {len(result.eligible)} 家机构中随机抽取（抽取记录 #{record.id}，可复算核验）")
+                         f"从机构库符合条件的 {eligible} 家机构中随机抽取（抽取记录 #{record.id}，监督人见证，可复算核验）")
 
 
 def _award_by_rotation(procurement: Procurement, agreement: FrameworkAgreement, actor: User) -> Award:
@@ -654,6 +667,51 @@ def withdraw_bid(bid: Bid, actor: User) -> None:
                  payload={"bid_id": bid.id})
 
 
+# Registration points for a higher module's rules at the opening, before scoring and at the award (integrity:
+# the collusion checks run at the opening; the committee decides every flag before any score is entered; the
+# reasons for continuing despite a flag go into the award's record).
+_AFTER_OPENING: list = []
+_BEFORE_SCORING: list = []
+_AWARD_NOTES: list = []
+
+
+def after_bids_opened(fn):
+    """``fn(procurement, actor)`` runs when the bids are opened (and enough remain valid)."""
+    _AFTER_OPENING.append(fn)
+    return fn
+
+
+def before_scoring(fn):
+    """``fn(procurement) -> why scores may not be entered yet, or None``."""
+    _BEFORE_SCORING.append(fn)
+    return fn
+
+
+def award_note(fn):
+    """``fn(procurement) -> text to add to the award's recorded reasons, or None``."""
+    _AWARD_NOTES.append(fn)
+    return fn
+
+
+def award_reasons_for(award: Award, user: Optional[User]) -> str:
+    """The award's reasons as ``user`` reads them: whole for the bureau side; for a firm, a budget unit or the
+    public (``user`` None) without the notes higher modules add for the bureau (integrity: the committee's
+    reasons on collusion flags name other bidders and what was found about them)."""
+    reasons = award.reasons or ""
+    if user is not None and user.role in (Role.SYSTEM_ADMIN, Role.BUREAU_ADMIN, Role.BUREAU_STAFF):
+        return reasons
+    procurement = db.session.get(Procurement, award.procurement_id)
+    for fn in _AWARD_NOTES:
+        note = fn(procurement)
+        if note:
+            reasons = reasons.replace("；" + note, "")
+    return reasons
+
+
+def scoring_block(procurement: Procurement) -> Optional[str]:
+    return next((why for why in (fn(procurement) for fn in _BEFORE_SCORING) if why), None)
+
+
 def open_bids(procurement: Procurement, actor: User, *, now: datetime | None = None) -> Procurement:
     """Unseal the bids after the deadline (开标). Before it, nobody at the bureau can read them."""
     permissions.require(actor, "procurement.manage", procurement.engagement)
@@ -667,7 +725,9 @@ def open_bids(procurement: Procurement, actor: User, *, now: datetime | None = N
     audit.record("procurement.bids_opened", procurement, actor=actor,
                  summary=f"{procurement.title} 开标：有效投标 {len(valid)} 家",
                  payload={"bids": [{"firm": b.firm.name, "price": b.price} for b in valid]})
-    _fail_if_too_few(procurement, actor)
+    if not _fail_if_too_few(procurement, actor):
+        for fn in _AFTER_OPENING:
+            fn(procurement, actor)
     return procurement
 
 
@@ -754,32 +814,48 @@ def _check_committee_size(procurement: Procurement, size: int) -> None:
         raise ValidationFailed(f"评审委员会应为不少于 {floor} 人的单数。", {"size": f"应为不少于 {floor} 的单数"})
 
 
-def draw_committee(procurement: Procurement, size: int, actor: User) -> list[CommitteeMember]:
-    """Draw the bid evaluation committee from the expert pool, with avoidance against every bidder,
-    the commissioner and the evaluated unit."""
+def draw_committee(procurement: Procurement, size: int, actor: User) -> Draw:
+    """Announce the draw of the bid evaluation committee from the expert pool, with avoidance against every
+    bidder, the commissioner and the evaluated unit; the committee is seated when it is revealed."""
     permissions.require(actor, "procurement.manage", procurement.engagement)
     _check_committee_size(procurement, size)
     if procurement.status != ProcurementStatus.EVALUATING:
         raise Conflict("开标后才能组建评审委员会。")
     if procurement.committee:
         raise Conflict("评审委员会已经组建。")
+    if procurement.committee_draw_id is not None and procurement.committee_draw.status == DrawStatus.ANNOUNCED:
+        raise Conflict(f"评审委员会抽取已公告（抽取 #{procurement.committee_draw_id}），请监督人输入数字后揭晓。")
     engagement = procurement.engagement
     pool = db.session.execute(
         sa.select(Expert).where(Expert.bureau_id.in_(eligibility.library_bureau_ids(engagement.bureau)))
         .order_by(Expert.id)).scalars().all()
     bidders = [b.firm_id for b in procurement.bids if b.status == BidStatus.SUBMITTED]
-    parties = [engagement.budget_unit_id] + ([engagement.commissioner_unit_id] if engagement.commissioner_unit_id else [])
+    parties = eligibility.engagement_parties(engagement)  # the unit tree both ways; a lower government
     exclusions = {}
     for expert in pool:
         reasons = expert_is_drawable(expert)
-        reasons += expert_avoidance_reasons(expert, firm_ids=bidders, budget_unit_ids=parties,
-                                            bureau_ids=[] if engagement.commissioner_unit_id else [engagement.bureau_id],
-                                            names=[b.firm.name for b in procurement.bids] + [engagement.budget_unit.name])
+        reasons += expert_avoidance_reasons(expert, firm_ids=bidders, names=[b.firm.name for b in procurement.bids],
+                                            parties=parties)
         if reasons:
             exclusions[expert.id] = reasons
-    record = draws.draw(f"{procurement.title}：抽取评审委员会 {size} 人", [e.id for e in pool], size, exclusions,
-                        actor=actor, bureau_id=engagement.bureau_id, context=("procurement", procurement.id))
+    record = draws.announce("procurement_committee", f"{procurement.title}：抽取评审委员会 {size} 人",
+                            {e.id: e.name for e in pool}, size, exclusions, actor=actor, bureau_id=engagement.bureau_id,
+                            context=("procurement", procurement.id), params={"procurement": procurement.id})
     procurement.committee_draw_id = record.id
+    return record
+
+
+def _committee_released(record: Draw) -> bool:
+    """The committee's names are confidential until the result is published (the award)."""
+    procurement = db.session.get(Procurement, (record.params or {}).get("procurement"))
+    return procurement is not None and procurement.award is not None
+
+
+@draws.on_drawn("procurement_committee", released=_committee_released)
+def _seat_committee(record: Draw, actor: User) -> list[CommitteeMember]:
+    procurement = db.session.get(Procurement, record.params["procurement"])
+    if procurement.committee or procurement.status != ProcurementStatus.EVALUATING:
+        raise Conflict("评审委员会已经组建或采购状态已改变，抽取结果不能再组成委员会。")
     members = []
     for expert_id in record.result_ids:
         expert = db.session.get(Expert, expert_id)
@@ -814,6 +890,9 @@ def record_technical_scores(procurement: Procurement, member: CommitteeMember,
         raise Conflict("该采购不在评审阶段。")
     if member.procurement_id != procurement.id:
         raise ValidationFailed("该评委不属于本项目评审委员会。")
+    blocked = scoring_block(procurement)
+    if blocked:
+        raise Conflict(blocked)
     items = {i.id: i for i in procurement.rubric}
     bids = {b.id: b for b in procurement.bids if b.status == BidStatus.SUBMITTED}
     errors: dict[str, str] = {}
@@ -891,8 +970,9 @@ def evaluate(procurement: Procurement) -> list[BidResult]:
     return sorted(results, key=lambda r: (r.rank is None, r.rank or 0, r.bid.id))
 
 
-def award_procurement(procurement: Procurement, actor: User, reasons: str) -> Award:
-    """Award to the best-ranked bid. Exactly once per engagement, even under concurrent clicks: the
+def award_procurement(procurement: Procurement, actor: User, reasons: str) -> Award | Draw:
+    """Award to the best-ranked bid (a tie for first: the tie-break draw is announced and returned; the award
+    follows its reveal). Exactly once per engagement, even under concurrent clicks: the
     procurement row is locked (SELECT … FOR UPDATE on PostgreSQL; SQLite serialises writers) and the
     award table has unique keys on procurement and engagement."""
     permissions.require(actor, "procurement.manage", procurement.engagement)
@@ -904,6 +984,9 @@ def award_procurement(procurement: Procurement, actor: User, reasons: str) -> Aw
         raise Conflict(f"该采购当前状态为“{procurement.status.label}”，不能定标。")
     if not (reasons or "").strip():
         raise ValidationFailed("请填写定标理由。", {"reasons": "必填"})
+    blocked = scoring_block(procurement)  # scores entered while a gate was off do not carry an award past it
+    if blocked:
+        raise Conflict(blocked)
     if _fail_if_too_few(procurement, actor):
         raise Conflict(f"有效投标不足 {minimum_valid_bids(procurement)} 家，已按流标处理。")
     results = evaluate(procurement)
@@ -915,12 +998,28 @@ def award_procurement(procurement: Procurement, actor: User, reasons: str) -> Aw
         raise Conflict(f"排名第一的 {winner.bid.firm.name} 报价异常偏低，须先由投标人说明、评审委员会认定后才能定标。")
     note = reasons.strip()
     if winner.tied:
-        tied_ids = [r.bid.id for r in ranked if r.tied and r.total == winner.total]
-        record = draws.draw(f"{procurement.title}：得分与报价均相同，随机确定成交人", tied_ids, 1,
-                            actor=actor, bureau_id=procurement.bureau_id, context=("procurement", procurement.id))
-        winner = next(r for r in ranked if r.bid.id == record.result_ids[0])
-        note += f"（并列第一，经随机抽取 #{record.id} 确定）"
+        # A tie-break is a witnessed draw like any other: announced here, the award follows its reveal.
+        waiting = db.session.execute(draws.pending().where(
+            Draw.kind == "procurement_tiebreak", Draw.context_type == "procurement",
+            Draw.context_id == procurement.id)).scalars().first()
+        if waiting is not None:
+            raise Conflict(f"并列第一的随机确定已公告（抽取 #{waiting.id}），请监督人输入数字后揭晓。")
+        tied = [r for r in ranked if r.tied and r.total == winner.total]
+        return draws.announce("procurement_tiebreak", f"{procurement.title}：得分与报价均相同，随机确定成交人",
+                              {r.bid.id: f"{r.bid.firm.name}的投标" for r in tied}, 1, actor=actor,
+                              bureau_id=procurement.bureau_id, context=("procurement", procurement.id),
+                              params={"procurement": procurement.id, "reasons": note})
     return _create_award(procurement, winner.bid.firm, winner.bid, winner.bid.price, winner.total, actor, note)
+
+
+@draws.on_drawn("procurement_tiebreak", public=True)
+def _award_tie_winner(record: Draw, actor: User) -> Award:
+    procurement = db.session.get(Procurement, record.params["procurement"])
+    if procurement.award is not None or procurement.status != ProcurementStatus.EVALUATING:
+        raise Conflict(f"该采购当前状态为“{procurement.status.label}”，抽取结果不能再授予。")
+    winner = next(r for r in evaluate(procurement) if r.bid.id == record.result_ids[0])
+    return _create_award(procurement, winner.bid.firm, winner.bid, winner.bid.price, winner.total, actor,
+                         record.params["reasons"] + f"（并列第一，经随机抽取 #{record.id} 确定，监督人见证）")
 
 
 def _create_award(procurement: Procurement, firm: Firm, bid: Optional[Bid], amount: Decimal,
@@ -930,6 +1029,7 @@ def _create_award(procurement: Procurement, firm: Firm, bid: Optional[Bid], amou
     # for) several at once. The firm row is locked so two awards at the same moment count each other.
     db.session.execute(sa.select(Firm.id).where(Firm.id == firm.id).with_for_update())
     eligibility.assert_eligible(procurement, firm, "award")  # every rule again, the cap counting pending awards
+    reasons = "；".join([reasons] + [n for n in (fn(procurement) for fn in _AWARD_NOTES) if n])
     notice = (f"{engagement.bureau.name}{procurement.title}（{engagement.reference}）采用{procurement.method.label}方式，"
               f"成交供应商：{firm.name}（统一社会信用代码 {firm.uscc}），成交金额：{amount / TEN_THOUSAND:.2f} 万元"
               + (f"，综合得分 {score}" if score is not None else "") + f"。公告日期：{beijing_today():%Y-%m-%d}。")

@@ -73,6 +73,7 @@ from evalhub.procurement.forms import (
 )
 from evalhub.procurement.imports import plan_template_xlsx, plan_xlsx
 from evalhub.procurement.models import (
+    Award,
     Bid,
     BidStatus,
     Challenge,
@@ -470,7 +471,7 @@ def _timeline(engagement: Engagement) -> list[TimelineEvent]:
         if p.award:
             a = p.award
             events.append(TimelineEvent(a.awarded_at, "定标", f"{a.firm.name}，{_wan(a.amount)} 万元",
-                                        _timeline_user(a.awarded_by_id), a.reasons, "award"))
+                                        _timeline_user(a.awarded_by_id), services.award_reasons_for(a, current_user), "award"))
     if engagement.contract:
         c = engagement.contract
         events.append(TimelineEvent(c.created_at, "合同登记",
@@ -621,6 +622,9 @@ def _opened(procurement: Procurement) -> str:
         return f"已发起{procurement.method.label}并确定承担机构：{procurement.award.firm.name}。"
     if procurement.status == ProcurementStatus.PENDING_APPROVAL:
         return "单一来源采购已提交，须由另一位财政局管理员审批。"
+    if procurement.method == ProcurementMethod.RANDOM_DRAW and procurement.draw_id:
+        return (f"已公告从机构库随机抽取评价机构（抽取 #{procurement.draw_id}）：请在抽取页面指定监督人，"
+                "监督人输入数字后揭晓，随即定标。")
     return f"已发布{procurement.method.label}公告：{procurement.title}。"
 
 
@@ -752,8 +756,8 @@ def committee_draw(procurement_id: int):
         except DomainError as exc:  # e.g. too few drawable experts: said beside the form
             raise ValidationFailed(exc.message, {"size": exc.message})
 
-    return _procurement_form(p, form, draw, "draw_form", anchor="#committee",
-                             message=lambda members: f"已从专家库随机抽取评审委员会 {len(members)} 人。")
+    return _procurement_form(p, form, draw, "draw_form", to=lambda record: url_for("core.draw_detail", draw_id=record.id),
+                             message=lambda record: f"已公告评审委员会抽取 #{record.id}：请指定监督人，监督人输入数字后揭晓。")
 
 
 @bp.route("/procurements/<int:procurement_id>/committee/enter", methods=["POST"])
@@ -805,7 +809,9 @@ def award(procurement_id: int):
     form = AwardForm()
     return _procurement_form(p, form, lambda: services.award_procurement(p, current_user, form.reasons.data or ""),
                              "award_form",
-                             message=lambda award: f"已定标：{award.firm.name}，{_wan(award.amount)} 万元。请签订合同。")
+                             message=lambda award: f"已定标：{award.firm.name}，{_wan(award.amount)} 万元。请签订合同。"
+                             if isinstance(award, Award) else f"得分与报价并列第一：已公告随机确定成交人的抽取 #{award.id}，"
+                             "请指定监督人，监督人输入数字后揭晓并定标。")
 
 
 @bp.route("/procurements/<int:procurement_id>/fail", methods=["POST"])
@@ -1110,3 +1116,8 @@ def workspace():
     return render_template("procurement/workspace.html", engagements=engagements, bids=bids, firm=current_user.firm,
                            overdue=workflow.overdue_reasons(engagements),
                            BidStatus=BidStatus, ProcurementStatus=ProcurementStatus)
+
+
+from evalhub.procurement import team_views  # noqa: E402  (主评人及团队: routes on this blueprint, issue 14)
+
+team_views.register(bp)

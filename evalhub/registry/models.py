@@ -360,3 +360,42 @@ class ExpertTie(Created, db.Model):
 
     expert: Mapped[Expert] = relationship(back_populates="ties")
     firm: Mapped[Optional[Firm]] = relationship()
+
+
+class PointKind(LabeledEnum):
+    """What a person's points (失信记分) were given for; each kind's points are a bureau setting."""
+
+    REPORT_RETURNED = ("report_returned", "评价报告评审未通过退回整改")
+    FINDING_MINOR = ("finding_minor", "监督检查发现轻微问题")
+    FINDING_GENERAL = ("finding_general", "监督检查发现一般问题")
+    FINDING_SERIOUS = ("finding_serious", "监督检查发现严重问题")
+    FINDING_INTENTIONAL = ("finding_intentional", "监督检查发现故意违规")
+
+
+class StaffPoint(Acted, db.Model):
+    """Points (失信记分) against one person of a firm's roster, by the bureau that decided, from one source
+    (a returned report's panel, an inspection finding). The person is ``person_digest`` (the keyed hash of the
+    identity number): the record follows them to another firm's roster."""
+
+    __tablename__ = "staff_point"
+    # One source charges one person once, however often the deciding service is called.
+    __table_args__ = (sa.UniqueConstraint("staff_id", "source_type", "source_id", name="uq_staff_point_source"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(sa.ForeignKey("firm_staff.id"), index=True)
+    firm_id: Mapped[int] = mapped_column(sa.ForeignKey("firm.id"), index=True)  # the firm they were with then
+    person_digest: Mapped[str] = mapped_column(sa.String(64), index=True)
+    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)  # who decided
+    kind: Mapped[PointKind] = mapped_column(enum_column(PointKind))
+    points: Mapped[int] = mapped_column()
+    occurred_on: Mapped[date] = mapped_column(sa.Date)  # Beijing date of the decision; the window counts from it
+    as_lead: Mapped[bool] = mapped_column(default=False)  # as the lead evaluator (主评人), or a team member
+    reference: Mapped[Optional[str]] = mapped_column(sa.String(40))  # the engagement's reference
+    source_type: Mapped[str] = mapped_column(sa.String(40))
+    source_id: Mapped[int] = mapped_column()
+    link: Mapped[Optional[str]] = mapped_column(sa.String(200))
+    note: Mapped[str] = mapped_column(sa.String(500))
+
+    staff: Mapped[FirmStaff] = relationship()
+    firm: Mapped[Firm] = relationship()
+    bureau: Mapped[Bureau] = relationship()

@@ -336,6 +336,26 @@ def change_firm_status(firm: Firm, action: str, actor: User, *, reason: str | No
     return change
 
 
+def impose_suspension(firm: Firm, reason: str) -> FirmStatusChange | None:
+    """A suspension the rules impose (credit: an intentional violation, whatever the score): a system action
+    with no user, in the name of the firm's library bureau (its owner) whichever bureau found the cause;
+    audited and told to the firm like any suspension. None when the firm is not admitted."""
+    spec = FIRM_STATUS_ACTIONS["suspend"]
+    if firm.status not in spec.sources:
+        return None
+    reason = reason.strip()[:500]
+    change = FirmStatusChange(firm_id=firm.id, from_status=firm.status, to_status=spec.target, reason=reason,
+                              effective_from=beijing_today(), actor_id=None)
+    db.session.add(change)
+    old, firm.status, firm.status_reason, firm.status_since = firm.status, spec.target, reason, utcnow()
+    firm.status_until = None
+    audit.record("firm.suspend", firm, actor=None, bureau_id=firm.bureau_id,
+                 summary=f"{firm.name}：{old.label} → {spec.target.label}（系统按规则执行：{reason}）",
+                 payload={"from": old, "to": spec.target, "reason": reason, "system": True})
+    _tell_firm(firm, spec, reason)
+    return change
+
+
 def attach_firm_document(firm: Firm, kind: Any, filename: str, data: bytes, actor: User) -> FirmDocument:
     errors: dict[str, str] = {}
     kind = parse_enum(errors, "kind", FirmDocumentKind, kind, "材料类型")
@@ -455,17 +475,125 @@ def end_relation(relation: FirmRelation, end_date: date, actor: User) -> None:
                  payload={"relation_id": relation.id, "end": end_date})
 
 
+# --- conflicts of interest up and down the tree -------------------------------------------------------
+# One description of "who a piece of work must be independent of", used for firms (recusal relations) and
+# experts (declared ties, employers) alike. Each party carries the words saying why it is one, so that an
+# exclusion names the tie and the party ("巴州统计局普查中心（被评价单位巴州统计局的所属单位）").
+
+@dataclass
+class Parties:
+    """Who a piece of work must be independent of, each with the words saying what it is to the work."""
+
+    bureaus: dict[int, str] = field(default_factory=dict)  # bureau id → what it is to the work ("委托方" …)
+    units: dict[int, str] = field(default_factory=dict)    # budget unit id → what it is
+    names: dict[str, str] = field(default_factory=dict)    # organisation name → what it is (free-text employers)
+
+    def add_bureau(self, bureau: Bureau, role: str) -> None:
+        self.bureaus.setdefault(bureau.id, role)
+        self.names.setdefault(bureau.name, role)
+
+    def add_unit(self, unit_id: int, name: str, role: str) -> None:
+        self.units.setdefault(unit_id, role)
+        self.names.setdefault(name, role)
+
+
+def _unit_tree(unit: BudgetUnit) -> tuple[dict[int, str], dict[int, str]]:
+    """The units below ``unit`` and the units above it, id → name, read from the columns (one query for the
+    bureau's units; a relationship loaded earlier may be stale after a parent was changed)."""
+    rows = {uid: (parent_id, name) for uid, parent_id, name in db.session.execute(
+        sa.select(BudgetUnit.id, BudgetUnit.parent_id, BudgetUnit.name).where(BudgetUnit.bureau_id == unit.bureau_id))}
+    children: dict[int, list[int]] = {}
+    for uid, (parent_id, _name) in rows.items():
+        children.setdefault(parent_id, []).append(uid)
+    below: dict[int, str] = {}
+    stack = list(children.get(unit.id, []))
+    while stack:
+        node = stack.pop()
+        if node in below or node == unit.id:
+            continue
+        below[node] = rows[node][1]
+        stack.extend(children.get(node, []))
+    above: dict[int, str] = {}
+    node = rows.get(unit.id, (unit.parent_id, unit.name))[0]
+    while node is not None and node not in above and node != unit.id:
+        if node not in rows:  # a 主管部门 kept under another bureau
+            found = db.session.execute(sa.select(BudgetUnit.parent_id, BudgetUnit.name).where(BudgetUnit.id == node)).first()
+            if found is None:
+                break
+            rows[node] = (found[0], found[1])
+        above[node] = rows[node][1]
+        node = rows[node][0]
+    return below, above
+
+
+def conflict_parties(*, evaluated_units: Iterable[BudgetUnit] = (), commissioner_units: Iterable[BudgetUnit] = (),
+                     commissioner_bureaus: Iterable[Bureau] = (), evaluated_governments: Iterable[Bureau] = ()) -> Parties:
+    """The parties of an evaluation with the budget-unit tree walked both ways: a 所属单位 of the evaluated
+    主管部门 and the 主管部门 above an evaluated unit are parties too (the same for the commissioning unit).
+    An evaluated lower government (下级政府财政运行评价) brings its finance bureau and every budget unit of it."""
+    parties = Parties()
+    for label, units in (("被评价单位", evaluated_units), ("委托方", commissioner_units)):
+        for unit in units:
+            if unit is None:
+                continue
+            parties.add_unit(unit.id, unit.name, label)
+            below, above = _unit_tree(unit)
+            for uid, name in sorted(below.items()):
+                parties.add_unit(uid, name, f"{label}{unit.name}的所属单位")
+            for uid, name in above.items():
+                parties.add_unit(uid, name, f"{label}{unit.name}的主管部门")
+    for bureau in commissioner_bureaus:
+        if bureau is not None:
+            parties.add_bureau(bureau, "委托方")
+    for government in evaluated_governments:
+        if government is None:
+            continue
+        parties.add_bureau(government, f"被评价的下级政府（{government.short_name}）财政部门")
+        for uid, name in db.session.execute(sa.select(BudgetUnit.id, BudgetUnit.name)
+                                            .where(BudgetUnit.bureau_id == government.id).order_by(BudgetUnit.id)).all():
+            parties.add_unit(uid, name, f"被评价的下级政府（{government.short_name}）所属预算单位")
+    return parties
+
+
+def _merge_parties(parties: Parties | None, bureau_ids: Iterable[int], unit_ids: Iterable[int],
+                   names: Iterable[str] = ()) -> Parties:
+    """Bare ids and names (callers that name parties without saying what they are) merged into ``parties``."""
+    out = Parties(dict(parties.bureaus), dict(parties.units), dict(parties.names)) if parties else Parties()
+    for i in bureau_ids:
+        if i:
+            out.bureaus.setdefault(i, "")
+    for i in unit_ids:
+        if i:
+            out.units.setdefault(i, "")
+    for n in names:
+        if n and n.strip():
+            out.names.setdefault(n.strip(), "")
+    return out
+
+
+def _party(name: str, role: str) -> str:
+    """"巴州统计局普查中心（被评价单位巴州统计局的所属单位）"; the bare name when the role is the name itself."""
+    if not role:
+        return name
+    if role in ("被评价单位", "委托方"):
+        return f"{role}{name}"
+    return f"{name}（{role}）"
+
+
 def firm_recusal_reasons(firm: Firm, *, bureau_ids: Iterable[int] = (), budget_unit_ids: Iterable[int] = (),
-                         on: date | None = None) -> list[str]:
-    """Why this firm must recuse itself from work involving these bureaus or budget units (empty: none)."""
+                         on: date | None = None, parties: Parties | None = None) -> list[str]:
+    """Why this firm must recuse itself from work involving these parties (empty: none): a recusal relation
+    (代理记账, 税务代理 …) in force with any of them. ``parties`` (``conflict_parties``) carries the tree."""
     on = on or beijing_today()
-    bureau_ids, budget_unit_ids = set(bureau_ids), set(budget_unit_ids)
+    parties = _merge_parties(parties, bureau_ids, budget_unit_ids)
     reasons = []
     for rel in firm.relations:
         if not rel.active_on(on):
             continue
-        if (rel.bureau_id and rel.bureau_id in bureau_ids) or (rel.budget_unit_id and rel.budget_unit_id in budget_unit_ids):
-            reasons.append(f"与{rel.counterpart_name}存在{rel.kind.label}关系（自 {rel.start_date:%Y-%m-%d}）")
+        role = (parties.bureaus.get(rel.bureau_id) if rel.bureau_id else parties.units.get(rel.budget_unit_id)
+                if rel.budget_unit_id else None)
+        if role is not None:
+            reasons.append(f"与{_party(rel.counterpart_name, role)}存在{rel.kind.label}关系（自 {rel.start_date:%Y-%m-%d}）")
     return reasons
 
 
@@ -592,8 +720,20 @@ def expert_eligibility(expert: Expert, bureau: Bureau | None = None, *, on: date
     return reasons
 
 
+# Reasons from a higher module that take an expert out of every draw (review: persistent poor ratings),
+# registered there: ``fn(expert, on) -> reasons``. Registry never imports them.
+_drawable_checks: list[Callable[[Expert, date], list[str]]] = []
+
+
+def drawable_check(fn: Callable[[Expert, date], list[str]]) -> Callable[[Expert, date], list[str]]:
+    """Decorator: ``fn(expert, on)`` adds its reasons to ``expert_is_drawable`` (panels, committees, inspectors)."""
+    if fn not in _drawable_checks:
+        _drawable_checks.append(fn)
+    return fn
+
+
 def expert_is_drawable(expert: Expert, on: date | None = None) -> list[str]:
-    """Reasons this expert cannot be drawn today (status, availability, eligibility)."""
+    """Reasons this expert cannot be drawn today (status, availability, eligibility, registered checks)."""
     on = on or beijing_today()
     reasons = []
     if expert.status != ExpertStatus.ACTIVE:
@@ -602,6 +742,8 @@ def expert_is_drawable(expert: Expert, on: date | None = None) -> list[str]:
         until = f"至 {expert.unavailable_until:%Y-%m-%d}" if expert.unavailable_until else ""
         reasons.append(f"专家声明暂不可用{until}")
     reasons.extend(expert_eligibility(expert, on=on))
+    for check in _drawable_checks:
+        reasons.extend(check(expert, on))
     return reasons
 
 
@@ -712,23 +854,32 @@ def add_expert_tie(expert: Expert, *, kind: Any, counterpart_type: Any, counterp
 
 def expert_avoidance_reasons(expert: Expert, *, firm_ids: Iterable[int] = (), bureau_ids: Iterable[int] = (),
                              budget_unit_ids: Iterable[int] = (), names: Iterable[str] = (),
-                             on: date | None = None) -> list[str]:
+                             on: date | None = None, parties: Parties | None = None) -> list[str]:
     """Why this expert must avoid work involving these parties: a tie still current or ended within
-    the look-back window (default 3 years, a setting). Names match free-text employers."""
+    the look-back window (default 3 years, a setting). Names match free-text employers. ``parties``
+    (``conflict_parties``) carries the budget-unit tree and an evaluated lower government, with the words
+    saying what each party is."""
     on = on or beijing_today()
     years = get_setting(expert.bureau, "expert.tie_years")
     horizon = date(on.year - years, on.month, min(on.day, 28))
-    firm_ids, bureau_ids, unit_ids = set(firm_ids), set(bureau_ids), set(budget_unit_ids)
-    names = {n.strip() for n in names if n}
+    firm_ids = set(firm_ids)
+    parties = _merge_parties(parties, bureau_ids, budget_unit_ids, names)
     reasons = []
     for tie in expert.ties:
         if tie.end_date is not None and tie.end_date < horizon:
             continue
-        hit = ((tie.firm_id and tie.firm_id in firm_ids) or (tie.bureau_id and tie.bureau_id in bureau_ids)
-               or (tie.budget_unit_id and tie.budget_unit_id in unit_ids) or tie.counterpart_name in names)
-        if hit:
+        role = None
+        if tie.firm_id and tie.firm_id in firm_ids:
+            role = ""
+        elif tie.bureau_id and tie.bureau_id in parties.bureaus:
+            role = parties.bureaus[tie.bureau_id]
+        elif tie.budget_unit_id and tie.budget_unit_id in parties.units:
+            role = parties.units[tie.budget_unit_id]
+        elif tie.counterpart_name in parties.names:
+            role = parties.names[tie.counterpart_name]
+        if role is not None:
             when = "至今" if tie.end_date is None else f"至 {tie.end_date:%Y-%m-%d}"
-            reasons.append(f"与{tie.counterpart_name}存在{tie.kind.label}关系（{tie.start_date:%Y-%m-%d} {when}）")
+            reasons.append(f"与{_party(tie.counterpart_name, role)}存在{tie.kind.label}关系（{tie.start_date:%Y-%m-%d} {when}）")
     return reasons
 
 

@@ -706,3 +706,8 @@ def import_template(kind: str):
     spec = _import_kind(kind)
     own_bureau("registry.import")
     return xlsx_response(template_xlsx(kind), f"{spec['noun']}导入模板.xlsx")
+
+
+from evalhub.registry import people_views  # noqa: E402  (a person's record page, issue 14)
+
+people_views.register(bp)

@@ -15,15 +15,14 @@ from evalhub.core import audit, draws, files, jobs, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
 from evalhub.core.models import Bureau, BudgetUnit, Draw, User
-from evalhub.core.settings import SETTINGS, get_setting
+from evalhub.core.settings import SETTINGS, SettingDef, get_setting, register
 from evalhub.core.timeutil import format_beijing, to_beijing, utcnow
-from evalhub.core.organisations import unit_ancestor_ids, unit_subtree_ids
 from evalhub.core.outline import heading_title
 from evalhub.core.notifications import emit, send_pending_email
 from evalhub.extensions import db
 from evalhub.procurement import workflow
 from evalhub.procurement.models import Engagement, EngagementState as S, EngagementTransition
-from evalhub.procurement.eligibility import field_mismatch, library_bureau_ids
+from evalhub.procurement.eligibility import engagement_parties, field_mismatch, library_bureau_ids
 from evalhub.registry.models import Expert
 from evalhub.registry.services import (
     expert_avoidance_reasons,
@@ -49,8 +48,22 @@ from evalhub.review.models import (
     Rubric,
     RubricItem,
     RubricKind,
+    SelfEvaluation,
+    SelfEvaluationStatus,
     Submission,
     SubmissionKind,
+)
+
+# Self-evaluation reviews (克州's plan, item 7): the bureau's panel scores a 主管部门's self-evaluation report of a
+# central transfer and returns it under the pass mark. The numbers are the bureau's.
+register(
+    SettingDef("review.self_evaluation_pass_mark", "部门自评报告评审通过分（低于此分退回单位整改）", "专家评审", 90,
+               minimum=0, maximum=100,
+               help="依据：克州 2024 年计划第 7 项，对主管部门中央转移支付自评报告组织专家和第三方机构评分，"
+                    "“对低于 90 分的退回整改”。"),
+    SettingDef("review.self_evaluation_panel_size", "部门自评报告评审专家人数（单数）", "专家评审", 3, minimum=3, maximum=9),
+    SettingDef("review.self_evaluation_resubmit_days", "部门自评报告退回后重新提交期限（天）", "专家评审", 30,
+               minimum=1, maximum=180),
 )
 
 CENT = Decimal("0.01")
@@ -74,6 +87,13 @@ DEFAULT_RUBRICS: dict[RubricKind, tuple[str, list[tuple[str, str, int]]]] = {
         ("数据采集与调查设计", "资料清单、抽样与问卷设计合理", 15),
         ("组织与进度", "人员分工和时间安排可行", 10),
         ("质量控制与保密", "有复核机制和保密措施", 10),
+    ]),
+    RubricKind.SELF_EVALUATION: ("部门自评报告评审表", [
+        ("自评组织与范围", "自评覆盖项目资金全部，组织有序，时间节点清楚", 15),
+        ("绩效目标与指标", "绩效目标明确，指标完整、可衡量，与资金用途相符", 20),
+        ("自评结果真实准确", "指标完成值有数据和佐证，评分依据充分，不虚报", 30),
+        ("问题查找与原因分析", "如实反映存在的问题并分析原因", 20),
+        ("整改措施与结果应用", "整改措施具体可行，说明结果应用情况", 15),
     ]),
     RubricKind.COMMISSIONER: ("委托方评价表", [
         ("团队能力", "项目团队的专业能力", 15),
@@ -351,6 +371,8 @@ def expert_context(fn: Callable[[Submission], dict]) -> Callable[[Submission], d
 
 def expert_context_for(submission: Submission) -> dict:
     context: dict = {}
+    if submission.engagement_id is None:  # a unit's self-evaluation: the hooks (screening) read firms' reports
+        return context
     for fn in _expert_context:
         context.update(fn(submission))
     return context
@@ -369,21 +391,26 @@ def _screen(submission: Submission) -> None:
                 raise  # the suite must see such bugs, not have them logged away
 
 
-def submissions(engagement: Engagement, kind: SubmissionKind | None = None) -> list[Submission]:
-    stmt = sa.select(Submission).where(Submission.engagement_id == engagement.id)
+def submissions(engagement: Engagement | SelfEvaluation, kind: SubmissionKind | None = None) -> list[Submission]:
+    """The versions handed in, of an engagement's documents or of a self-evaluation."""
+    if isinstance(engagement, SelfEvaluation):
+        stmt = sa.select(Submission).where(Submission.self_evaluation_id == engagement.id)
+    else:
+        stmt = sa.select(Submission).where(Submission.engagement_id == engagement.id)
     if kind is not None:
         stmt = stmt.where(Submission.kind == kind)
     return db.session.execute(stmt.order_by(Submission.kind, Submission.version)).scalars().all()
 
 
-def latest_submission(engagement: Engagement, kind: SubmissionKind) -> Optional[Submission]:
+def latest_submission(engagement: Engagement | SelfEvaluation, kind: SubmissionKind) -> Optional[Submission]:
     rows = submissions(engagement, kind)
     return rows[-1] if rows else None
 
 
-def rounds_used(engagement: Engagement, kind: SubmissionKind) -> int:
+def rounds_used(engagement: Engagement | SelfEvaluation, kind: SubmissionKind) -> int:
+    owner = ReviewPanel.self_evaluation_id if isinstance(engagement, SelfEvaluation) else ReviewPanel.engagement_id
     return db.session.execute(sa.select(sa.func.count(ReviewPanel.id)).where(
-        ReviewPanel.engagement_id == engagement.id, ReviewPanel.kind == kind)).scalar_one()
+        owner == engagement.id, ReviewPanel.kind == kind)).scalar_one()
 
 
 @workflow.requirement("rounds_left")
@@ -547,10 +574,8 @@ def panel_exclusions(engagement: Engagement, experts: list[Expert], *, already: 
     per_firm = get_setting(bureau, "review.same_firm_per_year")
     year = utcnow().year
     already = set(already)
-    firm = engagement.firm
-    units = _party_units(engagement)
-    parties = [u.id for u in units]
-    names = [firm.name] + [u.name for u in units] + ([] if engagement.commissioner_unit else [bureau.name])
+    firm = engagement.firm  # None for a self-evaluation: its unit tree and its bureau are the parties
+    parties = engagement_parties(engagement)  # the unit tree both ways, a lower government's bureau and units
     out: dict[int, list[str]] = {}
     for expert in experts:
         reasons = []
@@ -559,13 +584,14 @@ def panel_exclusions(engagement: Engagement, experts: list[Expert], *, already: 
         reasons += expert_is_drawable(expert)
         if not offline and expert.id not in with_login:
             reasons.append(NO_LOGIN)
-        reasons += field_mismatch(expert.fields, engagement.field)
-        reasons += expert_avoidance_reasons(expert, firm_ids=[firm.id], budget_unit_ids=parties,
-                                            bureau_ids=[] if engagement.commissioner_unit_id else [bureau.id], names=names)
+        if engagement.field is not None:
+            reasons += field_mismatch(expert.fields, engagement.field)
+        reasons += expert_avoidance_reasons(expert, firm_ids=[firm.id] if firm else [], names=[firm.name] if firm else [],
+                                            parties=parties)
         load = open_review_load(expert.id)
         if load >= cap:
             reasons.append(f"在审任务 {load} 项，已达上限 {cap} 项")
-        count = reviews_of_firm_this_year(expert.id, firm.id, year)
+        count = reviews_of_firm_this_year(expert.id, firm.id, year) if firm else 0
         if count >= per_firm:
             reasons.append(f"今年已评审该机构 {count} 次，达到上限 {per_firm} 次")
         if reasons:
@@ -573,53 +599,145 @@ def panel_exclusions(engagement: Engagement, experts: list[Expert], *, already: 
     return out
 
 
-def _party_units(engagement: Engagement) -> list[BudgetUnit]:
-    """The evaluated unit and the commissioning unit with the BudgetUnit tree up and down: an expert who works
-    for a 所属单位 of the evaluated 主管部门 (or for the 主管部门 above an evaluated unit) must avoid it too."""
-    roots = [u for u in (engagement.budget_unit, engagement.commissioner_unit) if u is not None]
-    ids: set[int] = set()
-    for unit in roots:
-        ids |= unit_subtree_ids(unit) | unit_ancestor_ids(unit)
-    return db.session.execute(sa.select(BudgetUnit).where(BudgetUnit.id.in_(ids)).order_by(BudgetUnit.id)).scalars().all()
-
-
 def _pool(engagement: Engagement) -> list[Expert]:
     return db.session.execute(sa.select(Expert).where(Expert.bureau_id.in_(library_bureau_ids(engagement.bureau)))
                               .order_by(Expert.id)).scalars().all()
 
 
-def form_panel(engagement: Engagement, actor: User, *, size: int | None = None, offline: bool = False) -> ReviewPanel:
-    """Draw the panel for the latest submission and move the engagement into review. ``offline`` (线下评审):
-    experts who cannot sign in may be drawn, and bureau staff enter their answers and scores for them."""
+PANEL_SIZE_SETTING = {SubmissionKind.WORK_PLAN: "review.plan_panel_size", SubmissionKind.REPORT: "review.report_panel_size",
+                      SubmissionKind.SELF_EVALUATION: "review.self_evaluation_panel_size"}
+PASS_MARK_SETTING = {SubmissionKind.WORK_PLAN: "review.plan_pass_mark", SubmissionKind.REPORT: "review.report_pass_mark",
+                     SubmissionKind.SELF_EVALUATION: "review.self_evaluation_pass_mark"}
+RUBRIC_OF = {SubmissionKind.WORK_PLAN: RubricKind.WORK_PLAN, SubmissionKind.REPORT: RubricKind.REPORT,
+             SubmissionKind.SELF_EVALUATION: RubricKind.SELF_EVALUATION}
+
+
+# --- a panel's subject: an engagement (its state machine moves) or a budget unit's self-evaluation ---------
+
+def _panel_entry(subject: Engagement | SelfEvaluation) -> Optional[tuple[SubmissionKind, Optional[str]]]:
+    """What a new panel would review now, and the state-machine action it takes (None for a self-evaluation)."""
+    if isinstance(subject, SelfEvaluation):
+        return (SubmissionKind.SELF_EVALUATION, None) if subject.status == SelfEvaluationStatus.SUBMITTED else None
+    return next(((k, a) for k, (a, state) in PANEL_ACTIONS.items() if state == subject.state), None)
+
+
+def _subject_word(subject: Engagement | SelfEvaluation) -> str:
+    return "部门自评报告" if isinstance(subject, SelfEvaluation) else "评价任务"
+
+
+def _subject_state(subject: Engagement | SelfEvaluation):
+    return subject.status if isinstance(subject, SelfEvaluation) else subject.state
+
+
+def _subject_columns(subject: Engagement | SelfEvaluation) -> dict:
+    if isinstance(subject, SelfEvaluation):
+        return {"self_evaluation_id": subject.id}
+    return {"engagement_id": subject.id}
+
+
+def _subject_key(subject: Engagement | SelfEvaluation) -> str:
+    """How a panel draw's parameters name its subject."""
+    return "self_evaluation" if isinstance(subject, SelfEvaluation) else "engagement"
+
+
+def _subject_of(params: dict) -> Engagement | SelfEvaluation:
+    if "self_evaluation" in params:
+        return db.session.get(SelfEvaluation, params["self_evaluation"])
+    return db.session.get(Engagement, params["engagement"])
+
+
+def _advance(subject: Engagement | SelfEvaluation, action: Optional[str], actor: User | None, note: str) -> None:
+    """Move the engagement through its state machine; a self-evaluation's status moves by compare-and-set."""
+    if not isinstance(subject, SelfEvaluation):
+        workflow.perform(subject, action, actor, note=note)
+        return
+    move_self_evaluation(subject, SelfEvaluationStatus.SUBMITTED, SelfEvaluationStatus.REVIEWING)
+
+
+def move_self_evaluation(se: SelfEvaluation, from_: SelfEvaluationStatus, to: SelfEvaluationStatus) -> None:
+    """Compare-and-set a self-evaluation's status (two requests at once: the second is answered 409)."""
+    moved = db.session.execute(sa.update(SelfEvaluation).where(
+        SelfEvaluation.id == se.id, SelfEvaluation.status == from_).values(status=to)
+        .execution_options(synchronize_session=False)).rowcount
+    if moved != 1:
+        db.session.refresh(se, ["status"])
+        raise Conflict(f"该部门自评报告当前状态为“{se.status.label}”，请刷新后查看。")
+    se.status = to
+
+
+def unit_accounts_of(unit_id: int) -> list[User]:
+    """The enabled accounts of a budget unit (told about its self-evaluation's outcome)."""
+    return db.session.execute(sa.select(User).where(User.budget_unit_id == unit_id, User.role == Role.BUDGET_UNIT,
+                                                    User.is_enabled.is_(True)).order_by(User.id)).scalars().all()
+
+
+def pending_panel_draw(submission: Submission) -> Optional[Draw]:
+    """The announced panel draw of this submission still waiting for its witnesses, if any."""
+    return db.session.execute(draws.pending().where(Draw.kind == "review_panel", Draw.context_type == "submission",
+                                                    Draw.context_id == submission.id)).scalars().first()
+
+
+def form_panel(engagement: Engagement, actor: User, *, size: int | None = None, offline: bool = False,
+               witnesses: Iterable[User] = ()) -> Draw:
+    """Announce the draw of the panel for the latest submission (issue 14: witnessed draws). When the draw is
+    revealed, ``_seat_panel`` forms the panel, invites the drawn experts and moves the engagement into review.
+    ``offline`` (线下评审): experts who cannot sign in may be drawn, and bureau staff enter their answers and
+    scores for them."""
     permissions.require(actor, "review.manage", engagement)
-    entry = next(((k, a) for k, (a, state) in PANEL_ACTIONS.items() if state == engagement.state), None)
+    entry = _panel_entry(engagement)
     if entry is None:
-        raise Conflict(f"评价任务当前状态为“{engagement.state.label}”，没有待评审的提交。")
+        raise Conflict(f"{_subject_word(engagement)}当前状态为“{_subject_state(engagement).label}”，没有待评审的提交。")
     kind, action = entry
     submission = latest_submission(engagement, kind)
     if submission is None or submission.panel is not None:
         raise Conflict("没有待评审的新版本。")
+    waiting = pending_panel_draw(submission)
+    if waiting is not None:
+        raise Conflict(f"该版本的评审专家抽取已公告（抽取 #{waiting.id}），请监督人输入数字后揭晓。")
     bureau = engagement.bureau
-    size = size or get_setting(bureau, "review.plan_panel_size" if kind == SubmissionKind.WORK_PLAN else "review.report_panel_size")
+    size = size or get_setting(bureau, PANEL_SIZE_SETTING[kind])
     if size < 3 or size % 2 == 0:
         raise ValidationFailed("评审专家人数应为不少于 3 的单数。", {"size": "应为不少于 3 的单数"})
     pool = _pool(engagement)
     exclusions = panel_exclusions(engagement, pool, offline=offline)
-    record = draws.draw(f"{engagement.reference} {kind.label}第 {submission.version} 版评审专家（{size} 人"
-                        + ("，线下评审）" if offline else "）"),
-                        [e.id for e in pool], size, exclusions, actor=actor, bureau_id=engagement.bureau_id,
-                        context=("engagement", engagement.id))
-    rubric = current_rubric(bureau, RubricKind.WORK_PLAN if kind == SubmissionKind.WORK_PLAN else RubricKind.REPORT)
+    return draws.announce("review_panel", f"{engagement.reference} {kind.label}第 {submission.version} 版评审专家（{size} 人"
+                          + ("，线下评审）" if offline else "）"),
+                          {e.id: e.name for e in pool}, size, exclusions, actor=actor, bureau_id=engagement.bureau_id,
+                          context=("submission", submission.id), witnesses=list(witnesses),
+                          params={_subject_key(engagement): engagement.id, "submission": submission.id, "size": size,
+                                  "offline": offline})
+
+
+def _review_over(record: Draw) -> bool:
+    """An expert-panel draw stays confidential to the bureau and its witnesses until that review has ended."""
+    panel = db.session.execute(sa.select(ReviewPanel).where(ReviewPanel.draw_id == (record.redraw_of_id or record.id))
+                               ).scalars().first()
+    if panel is None and record.kind == "review_replacement":
+        panel = db.session.get(ReviewPanel, (record.params or {}).get("panel"))
+    return panel is not None and panel.status != PanelStatus.REVIEWING
+
+
+@draws.on_drawn("review_panel", released=_review_over)
+def _seat_panel(record: Draw, actor: User | None) -> ReviewPanel:
+    engagement = _subject_of(record.params)
+    submission = db.session.get(Submission, record.params["submission"])
+    entry = _panel_entry(engagement)
+    if entry is None or entry[0] != submission.kind or submission.panel is not None:
+        raise Conflict("评价任务的状态已经改变，该评审专家抽取不能再组成评审组。")
+    kind, action = entry
+    size, offline = record.params["size"], bool(record.params.get("offline"))
+    bureau = engagement.bureau
+    rubric = current_rubric(bureau, RUBRIC_OF[kind])
     now = utcnow()
-    panel = ReviewPanel(engagement_id=engagement.id, submission_id=submission.id, bureau_id=engagement.bureau_id,
+    panel = ReviewPanel(**_subject_columns(engagement), submission_id=submission.id, bureau_id=engagement.bureau_id,
                         kind=kind, round=rounds_used(engagement, kind) + 1, size=size, rubric_id=rubric.id,
-                        draw_id=record.id, created_by_id=actor.id, offline=offline,
-                        review_due=now + timedelta(days=get_setting(bureau, "review.review_days")))
+                        draw_id=record.id, created_by_id=record.created_by_id or (actor.id if actor else None),
+                        offline=offline, review_due=now + timedelta(days=get_setting(bureau, "review.review_days")))
     db.session.add(panel)
     db.session.flush()
     for expert_id in record.result_ids:
         _invite(panel, expert_id, record.id)
-    workflow.perform(engagement, action, actor, note=f"抽取评审专家 {size} 人（抽取记录 #{record.id}）")
+    _advance(engagement, action, actor, note=f"抽取评审专家 {size} 人（抽取记录 #{record.id}，监督人见证）")
     audit.record("panel.formed", panel, actor=actor, bureau_id=engagement.bureau_id,
                  summary=f"{engagement.reference} {kind.label}第 {panel.round} 轮评审组成立" + ("（线下评审）" if offline else ""),
                  payload={"draw": record.id, "offline": offline})
@@ -627,13 +745,13 @@ def form_panel(engagement: Engagement, actor: User, *, size: int | None = None, 
 
 
 def _invite(panel: ReviewPanel, expert_id: int, draw_id: int) -> PanelInvitation:
-    respond_days = get_setting(panel.engagement.bureau, "review.respond_days")
+    respond_days = get_setting(panel.subject.bureau, "review.respond_days")
     invitation = PanelInvitation(expert_id=expert_id, draw_id=draw_id, respond_by=utcnow() + timedelta(days=respond_days))
     panel.invitations.append(invitation)
     db.session.flush()
     expert_user = db.session.execute(sa.select(User).where(User.expert_id == expert_id)).scalar_one_or_none()
     emit("panel_invitation", link=f"/reviews/invitations/{invitation.id}", users=[expert_user],
-         name=panel.engagement.name, kind=panel.kind.label, respond_due=f"北京时间 {format_beijing(invitation.respond_by)}")
+         name=panel.subject.name, kind=panel.kind.label, respond_due=f"北京时间 {format_beijing(invitation.respond_by)}")
     return invitation
 
 
@@ -655,8 +773,9 @@ DECLARATION = ("本人承诺：与该评价任务的承担机构、委托方和�
 
 
 def respond(invitation: PanelInvitation, actor: User, *, accept: bool, declaration_signed: bool = False,
-            reason: str | None = None) -> Optional[PanelInvitation]:
-    """Accept (with the signed no-conflict declaration) or decline (with a reason, then a replacement is drawn)."""
+            reason: str | None = None) -> Optional[Draw]:
+    """Accept (with the signed no-conflict declaration) or decline (with a reason, then a replacement draw is
+    announced: returned)."""
     if actor.role != Role.EXPERT or actor.expert_id != invitation.expert_id:
         raise PermissionDenied("只能答复发给本人的邀请。")
     if invitation.status != InvitationStatus.INVITED:
@@ -683,12 +802,12 @@ def respond(invitation: PanelInvitation, actor: User, *, accept: bool, declarati
 
 
 def respond_offline(invitation: PanelInvitation, actor: User, *, accept: bool, declaration_received: bool = False,
-                    reason: str | None = None) -> Optional[PanelInvitation]:
+                    reason: str | None = None) -> Optional[Draw]:
     """线下评审: bureau staff record the answer an expert gave off-line — acceptance, with the expert's signed
     paper declaration of no conflict received, or a decline with its reason (then a replacement is drawn, as
     online). Recorded as such: who recorded it and when, on the invitation and in the audit log."""
     panel = invitation.panel
-    permissions.require(actor, "review.manage", panel.engagement)
+    permissions.require(actor, "review.manage", panel.subject)
     if not panel.offline:
         raise Conflict("该评审组为在线评审，须由专家本人登录答复邀请。")
     if invitation.status != InvitationStatus.INVITED:
@@ -723,24 +842,59 @@ def respond_offline(invitation: PanelInvitation, actor: User, *, accept: bool, d
     return replace_member(invitation, f"专家拒绝邀请（{reason}；线下登记）", actor)
 
 
-def replace_member(invitation: PanelInvitation, reason: str, actor: User | None) -> PanelInvitation:
-    """A replacement draw that cites the decline, the missed deadline or the withdrawal; the original draw
-    stays. It draws from the SAME recorded pool as the panel's draw, keeps that draw's exclusions with their
-    reasons, excludes everyone already drawn for the panel, and re-checks who may still sit today (someone
-    suspended, at their load cap or without a login since the first draw)."""
+def _vacancies(panel: ReviewPanel) -> int:
+    return panel.size - sum(1 for i in panel.invitations if i.status in (InvitationStatus.INVITED, InvitationStatus.ACCEPTED))
+
+
+def replace_member(invitation: PanelInvitation, reason: str, actor: User | None) -> Optional[Draw]:
+    """Announce the replacement draw that cites the decline, the missed deadline or the withdrawal (issue 14:
+    it waits on the bureau's draw page for witnesses and the reveal, like any draw); the original draw stays.
+    One replacement draw per panel at a time, for every open seat: a second vacancy while one is announced
+    waits, and ``_seat_replacements`` announces the next when short. It draws from the SAME recorded pool as
+    the panel's draw, keeps that draw's exclusions with their reasons, excludes everyone already drawn for the
+    panel, and re-checks who may still sit today (someone suspended, at their load cap or without a login since
+    the first draw). Returns the announced draw, or None when one is already waiting."""
     panel = invitation.panel
-    engagement = panel.engagement
+    if db.session.execute(draws.pending().where(Draw.kind == "review_replacement", Draw.context_type == "review_panel",
+                                                Draw.context_id == panel.id)).scalars().first() is not None:
+        return None
+    return _announce_replacement(panel, db.session.get(Draw, invitation.draw_id), reason, actor)
+
+
+def _announce_replacement(panel: ReviewPanel, original: Draw, reason: str, actor: User | None) -> Optional[Draw]:
+    open_seats = _vacancies(panel)
+    if open_seats < 1:
+        return None
+    engagement = panel.subject
     first = panel.draw
     recorded = {int(e["id"]): list(e["reasons"]) for e in first.exclusions}
     pool = db.session.execute(sa.select(Expert).where(Expert.id.in_(first.candidate_ids)).order_by(Expert.id)).scalars().all()
     exclusions = panel_exclusions(engagement, pool, already=[i.expert_id for i in panel.invitations], offline=panel.offline)
     for expert_id, reasons in recorded.items():
         exclusions[expert_id] = reasons + [r for r in exclusions.get(expert_id, []) if r not in reasons]
-    original = db.session.get(Draw, invitation.draw_id)
-    record = draws.draw(f"{engagement.reference} 评审组补抽 1 人", first.candidate_ids, 1, exclusions, actor=actor,
-                        bureau_id=panel.bureau_id, context=("engagement", engagement.id),
-                        redraw_of=original, redraw_reason=reason)
-    return _invite(panel, record.result_ids[0], record.id)
+    return draws.announce("review_replacement", f"{engagement.reference} 评审组补抽 {open_seats} 人",
+                          {e.id: e.name for e in pool}, open_seats, exclusions,
+                          actor=actor if actor is not None and actor.role != Role.EXPERT else None,
+                          bureau_id=panel.bureau_id, context=("review_panel", panel.id), params={"panel": panel.id},
+                          redraw_of=original, redraw_reason=reason)
+
+
+@draws.on_drawn("review_replacement", released=_review_over)
+def _seat_replacements(record: Draw, actor: User | None) -> list[PanelInvitation]:
+    panel = db.session.get(ReviewPanel, record.params["panel"])
+    if panel.status != PanelStatus.REVIEWING:
+        raise Conflict("该评审已结束，补抽结果不再发出邀请。")
+    seated = {i.expert_id for i in panel.invitations}
+    made = [_invite(panel, expert_id, record.id) for expert_id in record.result_ids if expert_id not in seated]
+    # a seat that opened while this draw waited gets the next announced draw
+    try:
+        with db.session.begin_nested():
+            _announce_replacement(panel, record, f"补抽 #{record.id} 揭晓后仍有空缺", actor)
+    except DomainError as exc:
+        audit.record("panel.replacement_failed", panel, actor=actor, bureau_id=panel.bureau_id,
+                     summary=f"{panel.subject.reference} 评审组补抽失败，需另行组织：{exc.message}",
+                     payload={"draw": record.id})
+    return made
 
 
 PENDING = (InvitationStatus.INVITED, InvitationStatus.ACCEPTED)
@@ -755,20 +909,20 @@ def _withdraw(invitation: PanelInvitation, actor: User | None, reason: str,
     invitation.withdrawn_by_id = actor.id if actor else None
     invitation.withdrawn_at = utcnow()
     audit.record("panel.invitation_withdrawn", panel, actor=actor, bureau_id=panel.bureau_id,
-                 summary=f"{panel.engagement.reference} 撤回一位专家的评审邀请：{reason}",
+                 summary=f"{panel.subject.reference} 撤回一位专家的评审邀请：{reason}",
                  payload={"invitation": invitation.id, "expert": invitation.expert_id, "reason": reason})
     expert_user = db.session.execute(sa.select(User).where(User.expert_id == invitation.expert_id,
                                                            User.is_enabled.is_(True))).scalar_one_or_none()
-    emit("invitation_withdrawn", link="/reviews", users=[expert_user], name=panel.engagement.name,
+    emit("invitation_withdrawn", link="/reviews", users=[expert_user], name=panel.subject.name,
          kind=panel.kind.label, reason=f"您在该评审组的邀请已撤回，无需再参加本次评审。原因：{reason}")
 
 
-def withdraw_invitation(invitation: PanelInvitation, actor: User, reason: str) -> PanelInvitation:
-    """The bureau withdraws a pending (not yet answered) invitation with a reason; the replacement is drawn
-    at once from the panel's recorded pool. Returns the replacement's invitation. A draw that finds nobody
+def withdraw_invitation(invitation: PanelInvitation, actor: User, reason: str) -> Optional[Draw]:
+    """The bureau withdraws a pending (not yet answered) invitation with a reason; the replacement draw is
+    announced from the panel's recorded pool (returned; None when one already waits). A draw that finds nobody
     refuses the whole withdrawal (nothing written)."""
     panel = invitation.panel
-    permissions.require(actor, "review.manage", panel.engagement)
+    permissions.require(actor, "review.manage", panel.subject)
     if invitation.status != InvitationStatus.INVITED:
         raise Conflict(f"该邀请当前状态为“{invitation.status.label}”，只能撤回尚未答复的邀请。")
     if panel.status != PanelStatus.REVIEWING:
@@ -804,7 +958,7 @@ def _release_invitations(expert: Expert, actor: User | None, reason: str) -> Non
         except DomainError as exc:
             panel = invitation.panel
             audit.record("panel.replacement_failed", panel, actor=actor, bureau_id=panel.bureau_id,
-                         summary=f"{panel.engagement.reference} 评审组补抽失败，需另行组织：{exc.message}",
+                         summary=f"{panel.subject.reference} 评审组补抽失败，需另行组织：{exc.message}",
                          payload={"invitation": invitation.id})
 
 
@@ -834,7 +988,7 @@ def enters_for_expert(invitation: PanelInvitation, actor: User) -> bool:
     """线下评审: the panel is offline and ``actor`` manages its review, so may record the expert's answer and
     enter their scores for them (recorded as entered on the expert's behalf)."""
     return (invitation.panel.offline and actor.role != Role.EXPERT
-            and permissions.can(actor, "review.manage", invitation.panel.engagement))
+            and permissions.can(actor, "review.manage", invitation.panel.subject))
 
 
 class AlreadySubmitted(Conflict):
@@ -944,7 +1098,7 @@ def submit_review(review: Review, actor: User) -> Review:
     else:
         review.entered_by_id = review.entered_at = review.offline_note = None
     audit.record("review.submitted", panel, actor=actor, bureau_id=panel.bureau_id,
-                 summary=f"{panel.engagement.reference} " + (f"{actor.username} 代一位专家录入线下评审意见（专家线下评审）"
+                 summary=f"{panel.subject.reference} " + (f"{actor.username} 代一位专家录入线下评审意见（专家线下评审）"
                                                               if on_behalf else "一位专家提交评审意见"),
                  payload={"review": review.id, **({"offline": True, "entered_by": actor.id} if on_behalf else {})})
     db.session.flush()
@@ -955,7 +1109,7 @@ def submit_review(review: Review, actor: User) -> Review:
 
 def reopen_review(review: Review, actor: User, reason: str) -> None:
     panel = review.invitation.panel
-    permissions.require(actor, "review.manage", panel.engagement)
+    permissions.require(actor, "review.manage", panel.subject)
     if review.status != ReviewStatus.SUBMITTED:
         raise Conflict("该评审意见尚未提交。")
     if panel.decided_at is not None:
@@ -1012,23 +1166,24 @@ def maybe_decide(panel: ReviewPanel, actor: User | None) -> bool:
     if claimed != 1:
         return False
     db.session.refresh(panel)
-    bureau = panel.engagement.bureau
+    bureau = panel.subject.bureau
     totals = [r.total for r in reviews]
     exact = exact_panel_score(totals, get_setting(bureau, "review.trimmed_mean_from"))
     panel.score = _q(exact)
     panel.spread = max(totals) - min(totals)
     panel.spread_flagged = panel.spread > get_setting(bureau, "review.spread_flag")
-    key = "review.plan_pass_mark" if panel.kind == SubmissionKind.WORK_PLAN else "review.report_pass_mark"
-    panel.pass_mark = Decimal(str(get_setting(bureau, key)))
+    panel.pass_mark = Decimal(str(get_setting(bureau, PASS_MARK_SETTING[panel.kind])))
     panel.passed = passes(exact, panel.pass_mark)
     panel.status = PanelStatus.DECIDED
-    engagement = panel.engagement
+    engagement = panel.subject
     words = _score_words(panel, exact)
     audit.record("panel.decided", panel, actor=actor, bureau_id=panel.bureau_id,
                  summary=f"{engagement.reference} {panel.kind.label}第 {panel.round} 轮评审结果：{words}，"
                          + ("通过" if panel.passed else f"低于 {panel.pass_mark} 分"),
                  payload={"score": panel.score, "exact": str(exact), "spread": panel.spread, "flag": panel.spread_flagged})
-    if panel.passed:
+    if isinstance(engagement, SelfEvaluation):
+        _decide_self_evaluation(panel, engagement, reviews, words)
+    elif panel.passed:
         if panel.kind == SubmissionKind.REPORT:
             record_result(engagement, panel.submission, None)  # accept_report requires the recorded result
         workflow.perform(engagement, "approve_plan" if panel.kind == SubmissionKind.WORK_PLAN else "accept_report",
@@ -1045,6 +1200,21 @@ def maybe_decide(panel: ReviewPanel, actor: User | None) -> bool:
     return True
 
 
+def _decide_self_evaluation(panel: ReviewPanel, se: SelfEvaluation, reviews: list[Review], words: str) -> None:
+    """The decided outcome of a self-evaluation's panel: passed closes it and tells the unit; under the pass
+    mark the bureau edits the drafted letter and sends it back (``send_letter``)."""
+    se.score = panel.score
+    panel.letter = consolidated_letter(panel, reviews, words)
+    if panel.passed:
+        move_self_evaluation(se, SelfEvaluationStatus.REVIEWING, SelfEvaluationStatus.PASSED)
+        panel.status = PanelStatus.CLOSED
+        emit("self_evaluation_passed", link=f"/results/self-evaluations/{se.id}", users=unit_accounts_of(se.budget_unit_id),
+             reference=se.reference, name=se.name, score=panel.score)
+    else:
+        emit("review_failed", link=f"/reviews/panels/{panel.id}", bureau_id=se.bureau_id, reference=se.reference,
+             kind=panel.kind.label, detail=f"专家评审得分 {words}，低于 {panel.pass_mark} 分。请审核汇总意见后退回单位整改。")
+
+
 _CLAUSE_END = "。；;，,、.！!？? \u3000\t\r\n"
 
 
@@ -1058,9 +1228,11 @@ def join_clauses(parts: Iterable[str]) -> str:
 
 def consolidated_letter(panel: ReviewPanel, reviews: list[Review], score_words: str | None = None) -> str:
     """The opinion letter drafted from the experts' comments — no names, no individual scores."""
-    engagement = panel.engagement
-    lines = [f"{engagement.firm.name}：", "",
-             f"贵机构提交的《{engagement.name}》{panel.kind.label}（第 {panel.submission.version} 版）经专家评审，"
+    # the panel's subject (read as two attributes: the demo archive drafts letters for stand-in panels)
+    engagement = panel.engagement or panel.self_evaluation
+    own = isinstance(engagement, SelfEvaluation)  # addressed to the budget unit, not to a firm
+    lines = [f"{engagement.budget_unit.name if own else engagement.firm.name}：", "",
+             f"{'贵单位' if own else '贵机构'}提交的《{engagement.name}》{panel.kind.label}（第 {panel.submission.version} 版）经专家评审，"
              f"综合得分 {score_words or f'{panel.score} 分'}，"
              + ("达到通过线。" if panel.passed else f"低于 {panel.pass_mark} 分的通过线，请按以下意见整改后重新提交。"),
              ""]
@@ -1077,12 +1249,15 @@ def consolidated_letter(panel: ReviewPanel, reviews: list[Review], score_words: 
 
 def send_letter(panel: ReviewPanel, actor: User, letter: str) -> None:
     """Bureau staff send the (edited) letter: the submission goes back for rectification."""
-    permissions.require(actor, "review.manage", panel.engagement)
+    permissions.require(actor, "review.manage", panel.subject)
     if panel.status != PanelStatus.DECIDED or panel.passed:
         raise Conflict("只有未通过、尚未退回的评审可以发送整改意见。")
     letter = (letter or "").strip()
     if len(letter) < 20:
         raise ValidationFailed("整改意见过短，请完善后发送。", {"letter": "整改意见过短"})
+    if isinstance(panel.subject, SelfEvaluation):
+        _return_self_evaluation(panel, panel.subject, actor, letter)
+        return
     engagement = panel.engagement
     panel.letter = letter
     panel.letter_sent_at = utcnow()
@@ -1092,6 +1267,33 @@ def send_letter(panel: ReviewPanel, actor: User, letter: str) -> None:
                      note=f"第 {panel.round} 轮评审 {panel.score} 分，退回整改；请于 {format_beijing(panel.resubmit_due, '%Y-%m-%d')} 前重新提交")
     emit("returned_for_rectification", link=f"/engagements/{engagement.id}", firm_id=engagement.firm_id,
          reference=engagement.reference, kind=panel.kind.label, letter=letter[:500])
+    if panel.kind == SubmissionKind.REPORT:  # a returned report: points to the people responsible (issue 14)
+        from evalhub.procurement import team
+        from evalhub.registry.models import PointKind
+
+        team.charge(engagement, PointKind.REPORT_RETURNED, bureau=engagement.bureau, source_type="review_panel",
+                    source_id=panel.id, actor=actor, link=f"/engagements/{engagement.id}",
+                    note=f"第 {panel.round} 轮评审 {panel.score} 分，低于通过线 {panel.pass_mark} 分，退回整改")
+
+
+def _return_self_evaluation(panel: ReviewPanel, se: SelfEvaluation, actor: User, letter: str) -> None:
+    """Under the pass mark: the letter goes to the unit, which rectifies and hands in a new version."""
+    claimed = db.session.execute(sa.update(ReviewPanel).where(
+        ReviewPanel.id == panel.id, ReviewPanel.status == PanelStatus.DECIDED, ReviewPanel.letter_sent_at.is_(None))
+        .values(letter_sent_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+    if claimed != 1:
+        raise Conflict("整改意见已经发送。")
+    db.session.refresh(panel)
+    panel.letter = letter
+    panel.resubmit_due = utcnow() + timedelta(days=get_setting(se.bureau, "review.self_evaluation_resubmit_days"))
+    panel.status = PanelStatus.CLOSED
+    move_self_evaluation(se, SelfEvaluationStatus.REVIEWING, SelfEvaluationStatus.RETURNED)
+    audit.record("self_evaluation.returned", se, actor=actor, bureau_id=se.bureau_id,
+                 summary=f"{se.reference} 部门自评报告第 {panel.round} 轮评审 {panel.score} 分，低于 {panel.pass_mark} 分，退回单位整改",
+                 payload={"panel": panel.id, "score": panel.score})
+    emit("self_evaluation_returned", link=f"/results/self-evaluations/{se.id}", users=unit_accounts_of(se.budget_unit_id),
+         reference=se.reference, name=se.name, score=panel.score, pass_mark=panel.pass_mark,
+         due=format_beijing(panel.resubmit_due, "%Y-%m-%d"), letter=letter[:500])
 
 
 @workflow.resubmission_deadline
@@ -1128,12 +1330,20 @@ def overdue_reviews(panels_stmt: sa.Select, now: datetime | None = None) -> list
 
 # === visibility ====================================================================================
 
+def may_view_subject(user: User, panel: ReviewPanel) -> bool:
+    """Whether the user reads the panel's subject: the engagement, or the self-evaluation (its rule is
+    declared by results, which owns the budget units' side)."""
+    if panel.engagement_id is not None:
+        return permissions.can(user, "engagement.view", panel.engagement)
+    return permissions.can(user, "self_evaluation.view", panel.self_evaluation)
+
+
 def visible_reviews(panel: ReviewPanel, user: User) -> list[Review]:
     """Individual reviews: the bureau sees all; an expert sees others' only after submitting their own;
     a firm sees none (it reads the consolidated letter)."""
     reviews = [i.review for i in panel.invitations if i.review is not None]
     if user.role == Role.SYSTEM_ADMIN or (user.role in (Role.BUREAU_ADMIN, Role.BUREAU_STAFF) and
-                                          permissions.can(user, "engagement.view", panel.engagement)):
+                                          may_view_subject(user, panel)):
         return reviews
     if user.role == Role.EXPERT:
         own = next((r for r in reviews if r.invitation.expert_id == user.expert_id), None)
@@ -1371,7 +1581,7 @@ def send_reminders(now: datetime | None = None) -> dict[str, int]:
     counts = {"expired": expire_invitations(now), "reminders": 0}
     panels = db.session.execute(sa.select(ReviewPanel).where(ReviewPanel.status == PanelStatus.REVIEWING)).scalars().all()
     for panel in panels:
-        before = timedelta(days=get_setting(panel.engagement.bureau, "review.remind_days_before"))
+        before = timedelta(days=get_setting(panel.subject.bureau, "review.remind_days_before"))
         for invitation in panel.invitations:
             review = invitation.review
             if invitation.status != InvitationStatus.ACCEPTED or review is None or review.status == ReviewStatus.SUBMITTED:
@@ -1386,7 +1596,7 @@ def send_reminders(now: datetime | None = None) -> dict[str, int]:
             else:
                 continue
             if emit("review_reminder", link=f"/reviews/{review.id}", users=[user], dedupe_key=key, title=title,
-                    name=panel.engagement.name, due=format_beijing(panel.review_due)):
+                    name=panel.subject.name, due=format_beijing(panel.review_due)):
                 counts["reminders"] += 1
     late = db.session.execute(sa.select(Engagement).where(workflow.overdue_clause())).scalars().all()
     reasons = workflow.overdue_reasons(late)

@@ -634,13 +634,14 @@ def open_case(bureau: Bureau, actor: User | None, *, trigger: Any, detail: str, 
         errors["complaint_id"] = "投诉线索须关联投诉编号"
     ValidationFailed.raise_if(errors)
     if complaint is not None:
-        # Compare-and-set: a decline made meanwhile by another officer is never overwritten by "已立案".
+        # Compare-and-set from 已受理: a decline made meanwhile by another officer is never overwritten by
+        # "已立案", and a double click (or two officers at once) opens one case, not two.
         moved = db.session.execute(sa.update(Complaint).where(
-            Complaint.id == complaint.id, Complaint.status != ComplaintStatus.DECLINED).values(
+            Complaint.id == complaint.id, Complaint.status == ComplaintStatus.RECEIVED).values(
             status=ComplaintStatus.CASE_OPENED).execution_options(synchronize_session=False)).rowcount
         if moved != 1:
             db.session.refresh(complaint)
-            raise Conflict(f"投诉 {complaint.reference} 已不予立案，不能再据此立案。")
+            raise Conflict(f"投诉 {complaint.reference} 已{complaint.status.label}，不能再据此立案。")
     inspection = Inspection(bureau_id=bureau.id, engagement_id=engagement.id if engagement else None, firm_id=firm.id,
                             trigger=trigger, trigger_detail=detail.strip(), complaint_id=complaint.id if complaint else None,
                             opened_by_id=actor.id if actor else None)
