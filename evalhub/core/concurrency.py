@@ -89,9 +89,10 @@ def _fingerprint() -> str:
     digest = hashlib.sha256()
     digest.update(f"{request.method} {request.path}?{request.query_string.decode('latin-1')}\n".encode())
     if request.mimetype == "multipart/form-data":
-        for name, value in sorted(request.form.items(multi=True)):
+        # a malformed part may come without a name (werkzeug gives None): order by name, then value, as text
+        for name, value in sorted(request.form.items(multi=True), key=lambda item: (item[0] or "", item[1] or "")):
             digest.update(f"{name}={value}\n".encode())
-        for name, upload in sorted(request.files.items(multi=True), key=lambda item: (item[0], item[1].filename or "")):
+        for name, upload in sorted(request.files.items(multi=True), key=lambda item: (item[0] or "", item[1].filename or "")):
             digest.update(f"{name}:{upload.filename}\n".encode())
             for chunk in iter(lambda: upload.stream.read(65536), b""):
                 digest.update(chunk)
