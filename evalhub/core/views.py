@@ -213,10 +213,15 @@ def draw_witnesses(draw_id: int):
         users = [db.session.get(User, i) for i in (form.witnesses.data or [])]
         return draws.name_witnesses(record, [u for u in users if u is not None], current_user)
 
+    return _draw_step(record, form, call, "witnesses_form", "已指定监督人：请各监督人登录后在本页输入自己的数字。")
+
+
+def _draw_step(record: Draw, form, call, form_name: str, message: str):
+    """One step of a witnessed draw from its page: run it, or show the page again with the form's messages."""
     done, _, status = submit_form(form, call)
     if not done:
-        return _render_draw(record, status, witnesses_form=form)
-    flash("已指定监督人：请各监督人登录后在本页输入自己的数字。", "success")
+        return _render_draw(record, status, **{form_name: form})
+    flash(message, "success")
     return redirect(url_for("core.draw_detail", draw_id=record.id))
 
 
@@ -229,11 +234,8 @@ def draw_number(draw_id: int):
     if not draws.is_witness(current_user, record):
         abort(403)
     form = NumberForm()
-    done, _, status = submit_form(form, lambda: draws.enter_number(record, current_user, form.number.data))
-    if not done:
-        return _render_draw(record, status, number_form=form)
-    flash("已记录您的数字。全部监督人输入后，由操作人揭晓。", "success")
-    return redirect(url_for("core.draw_detail", draw_id=record.id))
+    return _draw_step(record, form, lambda: draws.enter_number(record, current_user, form.number.data), "number_form",
+                      "已记录您的数字。全部监督人输入后，由操作人揭晓。")
 
 
 @bp.route("/draws/<int:draw_id>/reveal", methods=["POST"])
