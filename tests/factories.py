@@ -399,15 +399,38 @@ def approve_plan(e, firm_user: User | None = None, staff: User | None = None):
     return e
 
 
-def in_fieldwork(w, *, firm_user: User | None = None, staff: User | None = None, **kw):
-    """contracted(w, **kw) whose work plan an expert panel approved: the firm may upload its report."""
-    return approve_plan(contracted(w, **kw), firm_user, staff)
+def in_fieldwork(w, *, firm_user: User | None = None, staff: User | None = None, lead: bool = True, **kw):
+    """contracted(w, **kw) whose work plan an expert panel approved and (``lead``) whose firm named its 主评人:
+    the firm may upload its report."""
+    e = approve_plan(contracted(w, **kw), firm_user, staff)
+    if lead:
+        name_lead(e, firm_user)
+    return e
 
 
-def submit_report(e, firm_user: User | None = None, *, total: str = "92", grade: str = "优"):
+def name_lead(e, firm_user: User | None = None):
+    """The firm names its 主评人 (the first active person of its roster) unless one is named: a report is
+    handed in under a named lead (procurement/team.py, requirement ``lead_named``)."""
+    from evalhub.procurement import team
+
+    if team.lead(e) is None:
+        from evalhub.registry.services import StaffInput, add_staff
+
+        firm_user = firm_user or _firm_user_of(e)
+        staff = next((s for s in sorted(e.firm.staff, key=lambda s: s.id) if s.active), None) or add_staff(
+            e.firm, StaffInput(name=f"{e.firm.name[:4]}主评人", id_number=id_number(), role="项目负责人",
+                               years_experience=10), firm_user)
+        team.name_team(e, team.TeamInput(lead_staff_id=staff.id), firm_user)
+    return team.lead(e)
+
+
+def submit_report(e, firm_user: User | None = None, *, total: str = "92", grade: str = "优", lead: bool = True):
+    """The firm hands in its report (naming its 主评人 first unless ``lead=False``)."""
     from evalhub.review import services as R
     from evalhub.review.models import SubmissionKind
 
+    if lead:
+        name_lead(e, firm_user)
     return R.submit(e, SubmissionKind.REPORT, "评价报告.docx", docx_bytes(report_text()), firm_user or _firm_user_of(e),
                     indicators=report_indicators(), concluded_total=total, concluded_grade=grade)
 

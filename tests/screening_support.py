@@ -25,6 +25,7 @@ def in_fieldwork(world, *, other_firm: bool = False, **kw):
         e = factories.contracted(world, **kw)
         firm_user, staff = world.firm_user, world.bz_staff
     factories.approve_plan(e, firm_user, staff)  # the work plan through a real panel
+    factories.name_lead(e, firm_user)
     return e, firm_user
 
 

@@ -323,7 +323,8 @@ def test_firm_reads_its_timeline_without_names(client, world, auth, engagements)
     assert "专家评审" in body["timeline"][4]["note"] and "通过线" in body["timeline"][4]["note"]
     assert body["state"]["value"] == "fieldwork"
     assert [(a["action"], a["unmet"]) for a in body["available_actions"]] == [
-        ("submit_report", "尚未上传评价报告第 1 版（须上传文件，提交后状态随之变更）")]
+        ("submit_report", "尚未指定主评人：请先在“项目团队”中从本机构名册指定主评人，再提交评价报告；"
+                          "尚未上传评价报告第 1 版（须上传文件，提交后状态随之变更）")]
     # the bureau sees who acted
     bureau_view = ok(client.get(f"/api/v1/engagements/{engagement.id}", headers=auth("bz.staff")))
     assert bureau_view["timeline"][3]["actor"]["username"] == "bz.staff"

@@ -28,7 +28,7 @@ def test_the_lead_cannot_be_swapped_while_the_report_is_under_review_so_a_return
     """Hole: the firm submitted a weak report under lead A, then (during review) named a sacrificial B as lead
     with any reason; the returned report's points went to B, A's record stayed clean."""
     set_setting(world.bz, "people.points_report_returned", 4, world.bz_admin)
-    e = factories.in_fieldwork(world)
+    e = factories.in_fieldwork(world, lead=False)
     author, scapegoat = _person(world, "甲主评"), _person(world, "乙替身")
     team.name_team(e, team.TeamInput(lead_staff_id=author.id), world.firm_user)
     factories.submit_report(e)
@@ -96,16 +96,59 @@ def test_a_lead_swapped_after_a_case_opened_does_not_take_the_findings_points(wo
     assert _points(author) == [(PointKind.FINDING_SERIOUS, 10, True)] and _points(scapegoat) == []
 
 
-@pytest.mark.xfail(reason="not fixed: requiring a named 主评人 before the report is submitted changes the review "
-                          "flow and every test/demo path that submits a report without a team", strict=True)
 def test_a_firm_that_never_names_a_lead_cannot_escape_points_by_submitting_without_one(world):
-    """Hole (open): points go to the named team only, and nothing requires one, so a firm that never names a
-    主评人 hands in reports whose return (or a finding) charges nobody."""
-    from evalhub.core.errors import ValidationFailed
+    """Hole: points go to the named team only, and nothing required one, so a firm that never named a 主评人
+    handed in reports whose return (or a finding) charged nobody. Now the report step needs a named lead, and
+    the refusal comes before anything is stored."""
+    from evalhub.core.models import StoredFile
+    from evalhub.review.models import Submission
 
-    e = factories.in_fieldwork(world)
-    with pytest.raises(ValidationFailed):
-        factories.submit_report(e)
+    e = factories.in_fieldwork(world, lead=False)
+    files_before = db.session.execute(sa.select(sa.func.count(StoredFile.id))).scalar_one()
+    reports_before = db.session.execute(sa.select(sa.func.count(Submission.id))).scalar_one()
+    with pytest.raises(Conflict, match="尚未指定主评人"):
+        factories.submit_report(e, lead=False)
+    assert e.state == EngagementState.FIELDWORK
+    assert db.session.execute(sa.select(sa.func.count(StoredFile.id))).scalar_one() == files_before
+    assert db.session.execute(sa.select(sa.func.count(Submission.id))).scalar_one() == reports_before
+    lead = factories.name_lead(e)
+    factories.submit_report(e)
+    assert e.state == EngagementState.REPORT_SUBMITTED and team.lead(e) == lead
+
+
+def test_a_bid_cannot_propose_a_person_over_the_points_limit(world):
+    """Hole: the limit held when the firm named its team after the award, but a bid could still win on a
+    项目负责人 who could never be named — the bid's promised team must be nameable too."""
+    from datetime import timedelta
+
+    from evalhub.core.errors import ValidationFailed
+    from evalhub.core.timeutil import utcnow
+    from evalhub.procurement import services as P
+    from evalhub.procurement.models import ProcurementMethod
+    from evalhub.registry import people
+
+    _firm, user, staff = factories.bidder(world, "记分测试机构")
+    people.add_points(staff, PointKind.FINDING_SERIOUS, bureau=world.bz, source_type="test", source_id=1,
+                      note="检查发现重大问题", actor=world.bz_staff, as_lead=True)
+    people.add_points(staff, PointKind.FINDING_SERIOUS, bureau=world.bz, source_type="test", source_id=2,
+                      note="检查发现重大问题", actor=world.bz_staff, as_lead=True)
+    assert people.naming_block(staff, world.bz)  # 2 × 10 points: at the limit of 20
+    p = factories.witnessed(P.open_procurement(factories.engagement(world), P.ProcurementInput(
+        method=ProcurementMethod.COMPETITIVE_CONSULTATION, title="", ceiling_price_wan="50", price_weight="20",
+        bid_deadline=utcnow() + timedelta(days=10)), world.bz_staff))
+    with pytest.raises(ValidationFailed) as refused:
+        factories.bid(p, user, staff, "40")
+    assert "不得被指定为主评人" in refused.value.fields["lead_staff_id"]
+    assert not p.bids
+    other = _person_of(_firm, user, "丁在岗")
+    bid = P.submit_bid(p, P.BidInput(price_wan="40", team_staff_ids=[other.id], lead_staff_id=other.id,
+                                     technical_filename="方案.docx", technical_data=factories.docx_bytes("方案")), user)
+    assert [m.staff_id for m in bid.team] == [other.id]
+
+
+def _person_of(firm, user, name):
+    return add_staff(firm, StaffInput(name=name, id_number=factories.id_number(), role="评价人员", years_experience=8),
+                     user)
 
 
 def test_a_case_opened_on_a_stale_complaint_does_not_overwrite_another_officers_decline(world):

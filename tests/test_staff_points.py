@@ -86,7 +86,7 @@ def test_a_finding_on_an_engagement_without_a_named_team_charges_nobody(world):
 
 def test_a_returned_report_adds_points_to_the_lead(world):
     set_setting(world.bz, "people.points_report_returned", 4, world.bz_admin)
-    e = factories.in_fieldwork(world)
+    e = factories.in_fieldwork(world, lead=False)
     lead = person(world.firm, world.firm_user, "王主评")
     team.name_team(e, team.TeamInput(lead_staff_id=lead.id), world.firm_user)
     factories.submit_report(e)

@@ -163,7 +163,7 @@ def test_the_whole_happy_path_leaves_a_complete_timeline(world):
 # --- the review gates: requirements registered by the modules that know the facts -------------------
 
 OWNERS = {"contract": "evalhub.procurement.workflow", "firm": "evalhub.procurement.workflow",
-          "no_open_inspection": "evalhub.supervision.services"}
+          "no_open_inspection": "evalhub.supervision.services", "lead_named": "evalhub.procurement.team"}
 
 
 def test_every_requirement_the_table_names_is_registered_by_the_module_that_knows_it(app):

@@ -27,7 +27,7 @@ from evalhub.demo import clock
 from evalhub.demo.clock import Story
 from evalhub.demo.documents import report as make_report, work_plan as make_work_plan
 from evalhub.extensions import db
-from evalhub.procurement import eligibility, services as P, workflow
+from evalhub.procurement import eligibility, services as P, team, workflow
 from evalhub.procurement.models import (
     Award, BidStatus, ChallengeStatus, Engagement, EngagementState as S, EvaluationPlan, FrameworkAgreement, FrameworkMember, ObjectType,
     Procurement, ProcurementMethod as M,
@@ -258,6 +258,17 @@ class _Demo:
             amount_wan=str((award.amount / 10000).quantize(Decimal("0.01"))), signed_on=signed,
             start_date=signed, end_date=max(report_due + timedelta(days=30), date(y + 1, 6, 30)), plan_due=plan_due,
             report_due=report_due, deliverables="实施方案、评价报告（含指标评分表）、工作底稿"), staff)
+        self.name_team(engagement)  # at the signing: the team the bid promised becomes the engagement's
+
+    def name_team(self, engagement: Engagement) -> None:
+        """The firm confirms the team its bid proposed (its first roster people when it bid none) as the
+        engagement's 主评人 and team: reports are handed in under a named lead (procurement/team.py)."""
+        lead_id, member_ids = team.proposed(engagement)
+        if lead_id is None:
+            roster = [s.id for s in engagement.firm.staff if s.active]
+            lead_id, member_ids = roster[0], roster[:3]
+        team.name_team(engagement, team.TeamInput(lead_staff_id=lead_id, member_staff_ids=member_ids),
+                       self.firm_user(engagement.firm))
 
     def procure(self, engagement: Engagement, method: M, admin: User, staff: User, *, sign: bool = True,
                 plan_due: date | None = None, report_due: date | None = None, **kw) -> Story:

@@ -1,11 +1,11 @@
 """Demo lead evaluators (主评人) and a person with points (`flask evalhub demo`, last; issue 14).
 
-- Every engagement of the current cycle that a firm is working on gets its lead evaluator and team, named by
-  the firm from its roster (procurement/team.py), shortly before the load time.
+- Every engagement a firm is working on has its lead evaluator and team, named by the firm from its roster
+  (procurement/team.py): the stories name them after the contract; any still without one is named here.
 - 巴州 opens a targeted case on one of them (工作底稿抽查) and records a general and a serious finding: the
   lead evaluator is charged 3 + 10 = 13 points by 巴州's table (registry/people.py) — 警示 on the firm's page
   and the person's record, under the limit of 20.
-Idempotent: nothing happens once any engagement has a named team.
+Idempotent: nothing happens once any person has points.
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from evalhub.core.enums import Role
 from evalhub.core.models import Bureau, User
 from evalhub.extensions import db
 from evalhub.procurement import team
-from evalhub.procurement.models import Engagement, EngagementMember
-from evalhub.registry.models import StaffRole
+from evalhub.procurement.models import Engagement
+from evalhub.registry.models import StaffPoint, StaffRole
 from evalhub.supervision import services as V
 from evalhub.supervision.models import Trigger
 from evalhub.demo import clock
@@ -31,7 +31,7 @@ def _firm_user(firm_id: int) -> User | None:
 
 
 def load_people(echo: Callable[[str], object] = print, *, load_time: datetime | None = None) -> int:
-    if db.session.execute(sa.select(EngagementMember.id)).first():
+    if db.session.execute(sa.select(StaffPoint.id)).first():
         return 0
     echo("演示数据：主评人及项目团队、人员记分 …")
     load_time = load_time or clock.now_local()
@@ -46,10 +46,11 @@ def load_people(echo: Callable[[str], object] = print, *, load_time: datetime | 
                         key=lambda s: (s.role != StaffRole.PROJECT_LEAD, s.id))
         if user is None or not roster:
             continue
-        lead, others = roster[0], roster[1:3]
-        team.name_team(engagement, team.TeamInput(lead_staff_id=lead.id, member_staff_ids=[s.id for s in others]),
-                       user)
-        created += 1 + len(others)
+        if team.lead(engagement) is None:
+            lead, others = roster[0], roster[1:3]
+            team.name_team(engagement, team.TeamInput(lead_staff_id=lead.id,
+                                                      member_staff_ids=[s.id for s in others]), user)
+            created += 1 + len(others)
         if charged is None and engagement.bureau.code == "652800":
             charged = engagement
     db.session.commit()

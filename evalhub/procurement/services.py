@@ -24,7 +24,7 @@ from evalhub.core.notifications import emit
 from evalhub.core.settings import SettingDef, get_setting, register
 from evalhub.core.timeutil import beijing_today, format_beijing, to_beijing, utcnow
 from evalhub.extensions import db
-from evalhub.procurement import eligibility, workflow
+from evalhub.procurement import eligibility, team, workflow  # noqa: F401  (team registers lead_named)
 from evalhub.procurement.models import (
     Award,
     Bid,
@@ -53,6 +53,7 @@ from evalhub.procurement.models import (
     ServiceKind,
     TechnicalScore,
 )
+from evalhub.registry import people
 from evalhub.registry.models import Expert, Firm
 from evalhub.registry.services import expert_avoidance_reasons, expert_is_drawable, parse_enum
 
@@ -614,6 +615,12 @@ def submit_bid(procurement: Procurement, data: BidInput, actor: User) -> Bid:
     lead = int(data.lead_staff_id) if str(data.lead_staff_id or "").isdigit() else None
     if lead is not None and lead not in staff_ids:
         errors["lead_staff_id"] = "项目负责人必须是团队成员"
+    elif staff_ids <= set(roster):
+        # A person over the points limit could not be named on the engagement (procurement/team.py), so a bid
+        # must not win on them either.
+        blocked = {sid: why for sid in sorted(staff_ids) if (why := people.naming_block(roster[sid], procurement.bureau))}
+        if blocked:
+            errors["lead_staff_id" if lead in blocked else "team_staff_ids"] = "；".join(blocked.values())
     bid = db.session.execute(
         sa.select(Bid).where(Bid.procurement_id == procurement.id, Bid.firm_id == firm.id)
     ).scalar_one_or_none()

@@ -23,6 +23,7 @@ from evalhub.core.permissions import rules, visible
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
+from evalhub.procurement import workflow
 from evalhub.procurement.models import Engagement, EngagementMember, EngagementState as S
 from evalhub.registry import people
 from evalhub.registry.models import FirmStaff, PointKind, StaffPoint
@@ -72,6 +73,15 @@ def history(engagement: Engagement) -> list[EngagementMember]:
 
 def lead(engagement: Engagement) -> Optional[FirmStaff]:
     return next((m.staff for m in members(engagement) if m.is_lead), None)
+
+
+@workflow.requirement("lead_named")
+def _lead_named(engagement: Engagement) -> Optional[str]:
+    """A report is handed in under a named 主评人: returned reports and inspection findings charge the people
+    responsible, so a firm that never named one would answer for nothing (reviewer R1)."""
+    if lead(engagement) is None:
+        return "尚未指定主评人：请先在“项目团队”中从本机构名册指定主评人，再提交评价报告"
+    return None
 
 
 def proposed(engagement: Engagement) -> tuple[Optional[int], list[int]]:

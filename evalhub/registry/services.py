@@ -414,7 +414,7 @@ def add_staff(firm: Firm, data: StaffInput, actor: User) -> FirmStaff:
         cert_kind = parse_enum(errors, "certificates", CertificateKind, kind, "证书类型")
         certificates.append(StaffCertificate(kind=cert_kind, number=(number or "").strip() or None))
     _raise_if(errors)
-    staff = FirmStaff(firm_id=firm.id, name=name, role=role, years_experience=years,
+    staff = FirmStaff(firm=firm, name=name, role=role, years_experience=years,  # firm=: joins a loaded roster
                       title=(data.title or "").strip() or None, phone=(data.phone or "").strip() or None,
                       certificates=certificates, **protected)
     db.session.add(staff)

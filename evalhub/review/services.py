@@ -300,6 +300,8 @@ def submit(engagement: Engagement, kind: SubmissionKind, filename: str, data: by
         raise Conflict(f"评价任务当前状态为“{engagement.state.label}”，不能提交{kind.label}。")
     if actor.role != Role.FIRM_USER or actor.firm_id != engagement.firm_id:
         raise PermissionDenied("只有承担该任务的第三方机构可以提交。")
+    # Refuse a step the engagement is not ready for (no 主评人 named, no rounds left) before storing anything.
+    workflow.check(engagement, action, actor, skip=("plan_uploaded", "report_uploaded"))
     errors: dict[str, str] = {}
     rows: list[ReportIndicator] = []
     total = None

@@ -44,7 +44,7 @@ from evalhub.core.web import (
     xlsx_response,
 )
 from evalhub.extensions import db
-from evalhub.procurement import workflow
+from evalhub.procurement import team, workflow
 from evalhub.procurement.models import Engagement, EngagementState as S
 from evalhub.review import services
 from evalhub.review.forms import (
@@ -96,13 +96,6 @@ def _is_firm_of(engagement: Engagement) -> bool:
         and current_user.firm_id == engagement.firm_id
 
 
-def _get(model: type, object_id: int) -> Any:
-    obj = db.session.get(model, object_id)
-    if obj is None:
-        abort(404)
-    return obj
-
-
 def _points(value: Optional[Decimal]) -> str:
     return "" if value is None else f"{value.normalize():f}"
 
@@ -141,7 +134,7 @@ def _may_read(submission: Submission) -> bool:
 
 
 def _readable_submission(submission_id: int) -> Submission:
-    submission = _get(Submission, submission_id)
+    submission = db.get_or_404(Submission, submission_id)
     if not _may_read(submission):
         abort(403)
     return submission
@@ -275,6 +268,7 @@ def submission_new(engagement_id: int):
                        to=lambda submission: url_for(".submission_detail", submission_id=submission.id),
                        failed=form_page("review/submission_new.html", e=engagement, kind=kind, form=form,
                                         previous=previous, row_errors=row_errors, SubmissionKind=SubmissionKind,
+                                        lead_missing=kind == SubmissionKind.REPORT and team.lead(engagement) is None,
                                         letter_panel=previous.panel if previous and previous.panel
                                         and previous.panel.letter_sent_at else None))
 
@@ -352,7 +346,7 @@ def panel_new(engagement_id: int):
 
 
 def _manageable_panel(panel_id: int) -> ReviewPanel:
-    panel = _get(ReviewPanel, panel_id)
+    panel = db.get_or_404(ReviewPanel, panel_id)
     if not permissions.can(current_user, "review.manage", panel.subject):
         abort(403)
     return panel
@@ -385,7 +379,7 @@ def _render_panel(panel: ReviewPanel, status: int = 200, letter_form: LetterForm
 @bp.route("/reviews/panels/<int:panel_id>")
 @login_required
 def panel_detail(panel_id: int):
-    panel = _get(ReviewPanel, panel_id)
+    panel = db.get_or_404(ReviewPanel, panel_id)
     if not bureau_side() or not services.may_view_subject(current_user, panel):
         abort(403)
     return _render_panel(panel)
@@ -406,7 +400,7 @@ def panel_letter(panel_id: int):
 @bp.route("/reviews/<int:review_id>/reopen", methods=["POST"])
 @login_required
 def review_reopen(review_id: int):
-    review = _get(Review, review_id)
+    review = db.get_or_404(Review, review_id)
     panel = _manageable_panel(review.invitation.panel_id)
     form = ReopenForm()
 
@@ -706,7 +700,7 @@ def _review_pending_tasks() -> dict:
 
 
 def _own_invitation(invitation_id: int) -> PanelInvitation:
-    invitation = _get(PanelInvitation, invitation_id)
+    invitation = db.get_or_404(PanelInvitation, invitation_id)
     if current_user.role != Role.EXPERT or current_user.expert_id != invitation.expert_id:
         abort(403)
     return invitation
@@ -740,7 +734,7 @@ def invitation(invitation_id: int):
 
 def _own_review(review_id: int) -> Review:
     """The expert's own review — or, on an offline panel (线下评审), one the bureau enters for the expert."""
-    review = _get(Review, review_id)
+    review = db.get_or_404(Review, review_id)
     if current_user.role == Role.EXPERT and current_user.expert_id == review.invitation.expert_id:
         return review
     if services.enters_for_expert(review.invitation, current_user):
@@ -750,7 +744,7 @@ def _own_review(review_id: int) -> Review:
 
 def _managed_invitation(invitation_id: int) -> tuple[PanelInvitation, ReviewPanel]:
     """An invitation on a panel the user manages (404 / 403 otherwise), with its panel."""
-    inv = _get(PanelInvitation, invitation_id)
+    inv = db.get_or_404(PanelInvitation, invitation_id)
     return inv, _manageable_panel(inv.panel_id)
 
 
@@ -872,7 +866,7 @@ def _safe_link(link: Optional[str]) -> Optional[str]:
 @bp.route("/inbox/<int:note_id>/read", methods=["POST"])
 @login_required
 def inbox_read(note_id: int):
-    note = _get(Notification, note_id)
+    note = db.get_or_404(Notification, note_id)
     if note.user_id != current_user.id:
         abort(404)
     if not ConfirmForm().validate_on_submit():

@@ -44,9 +44,28 @@ LETTER_ADDITION = "请于十五日内完成整改，并在提交说明中逐条�
 ENGAGEMENT_NAME = "巴州统计局基层统计能力提升项目"
 
 
+LEAD = "赵主评"
+
+
 def _in_fieldwork(world):
-    """An engagement contracted to firm1 whose work plan has been approved (state fieldwork)."""
-    return factories.in_fieldwork(world, name=ENGAGEMENT_NAME)  # the work plan through a real panel
+    """An engagement contracted to firm1 whose work plan has been approved (state fieldwork); firm1's roster has
+    赵主评, whom the firm names as 主评人 in the browser before it hands in the report."""
+    from evalhub.registry.services import StaffInput, add_staff
+
+    add_staff(world.firm, StaffInput(name=LEAD, id_number=factories.id_number(), role="项目负责人",
+                                     years_experience=10), world.firm_user)
+    return factories.in_fieldwork(world, name=ENGAGEMENT_NAME, lead=False)  # the work plan through a real panel
+
+
+def _name_lead(page, engagement_id):
+    """The upload page says a 主评人 must be named first and links to the team page, where firm1 names one."""
+    page.goto(f"/engagements/{engagement_id}/submissions/new")
+    expect(page.get_by_test_id("lead-missing")).to_be_visible()
+    page.get_by_role("link", name="指定主评人及项目团队").click()
+    page.get_by_label("主评人").select_option(label=f"{LEAD}（项目负责人）")
+    with page.expect_navigation():
+        page.get_by_role("button", name="保存").click()
+    expect(page.get_by_test_id("team-members")).to_contain_text(LEAD)
 
 
 def _experts(world, n):
@@ -143,6 +162,7 @@ def test_report_is_returned_resubmitted_accepted_and_published(world, browser, l
     try:
         # --- round 1: firm1 uploads the report; bz.admin draws the panel --------------------------------
         firm = current = sessions.page("firm1")
+        _name_lead(firm, engagement_id)
         _upload_report(firm, engagement_id, "评价报告.docx", CHAPTERS, fill_table=True)
         expect(firm.get_by_test_id("machine-checks").locator("[data-ok=false]")).to_have_count(0)
 
