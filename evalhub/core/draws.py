@@ -157,6 +157,20 @@ def _names(candidates: Mapping[int, str] | Iterable[tuple[int, str]] | Iterable[
     return out
 
 
+def _candidate_list(named: dict[int, str], exclusions: Mapping[int, Sequence[str]] | None,
+                    k: int) -> tuple[dict[int, list[str]], list[int], list[int]]:
+    """The exclusions that give reasons (id → reasons), every candidate (named or excluded, sorted) and the
+    eligible ones; refuses a draw of fewer than one or of more than are eligible."""
+    exclusions = {int(i): [str(r) for r in reasons] for i, reasons in (exclusions or {}).items() if reasons}
+    candidate_ids = sorted(set(named) | set(exclusions))
+    eligible = [i for i in candidate_ids if i not in exclusions]
+    if k < 1:
+        raise DomainError("抽取人数必须至少为 1。")
+    if len(eligible) < k:
+        raise DomainError(f"符合条件的候选不足：需要 {k} 个，仅有 {len(eligible)} 个（已回避或排除 {len(exclusions)} 个）。")
+    return exclusions, candidate_ids, eligible
+
+
 def announce(kind: str, purpose: str, candidates: Mapping[int, str] | Iterable[tuple[int, str]] | Iterable[int],
              k: int, exclusions: Mapping[int, Sequence[str]] | None = None, *,
              actor: User | None = None, bureau_id: int | None = None, context: tuple[str, int] | None = None,
@@ -173,13 +187,7 @@ def announce(kind: str, purpose: str, candidates: Mapping[int, str] | Iterable[t
         raise RuntimeError(f"no handler registered for draw kind {kind!r}")
     named = _names(candidates)
     named.update({int(i): str(n) for i, n in (names or {}).items()})
-    exclusions = {int(i): [str(r) for r in reasons] for i, reasons in (exclusions or {}).items() if reasons}
-    candidate_ids = sorted(set(named) | set(exclusions))
-    eligible = [i for i in candidate_ids if i not in exclusions]
-    if k < 1:
-        raise DomainError("抽取人数必须至少为 1。")
-    if len(eligible) < k:
-        raise DomainError(f"符合条件的候选不足：需要 {k} 个，仅有 {len(eligible)} 个（已回避或排除 {len(exclusions)} 个）。")
+    exclusions, candidate_ids, eligible = _candidate_list(named, exclusions, k)
     if redraw_of is not None and not (redraw_reason or "").strip():
         raise DomainError("重新抽取必须说明原因。")
     secret = secret or secrets.token_hex(32)
@@ -343,13 +351,7 @@ def derive(parent: Draw, kind: str, purpose: str,
     if parent.status != DrawStatus.DRAWN or parent.seed is None:
         raise DomainError("只能在已揭晓的抽取中派生抽取。")
     named = _names(candidates)
-    exclusions = {int(i): [str(r) for r in reasons] for i, reasons in (exclusions or {}).items() if reasons}
-    candidate_ids = sorted(set(named) | set(exclusions))
-    eligible = [i for i in candidate_ids if i not in exclusions]
-    if k < 1:
-        raise DomainError("抽取人数必须至少为 1。")
-    if len(eligible) < k:
-        raise DomainError(f"符合条件的候选不足：需要 {k} 个，仅有 {len(eligible)} 个（已回避或排除 {len(exclusions)} 个）。")
+    exclusions, candidate_ids, eligible = _candidate_list(named, exclusions, k)
     record = Draw(
         purpose=purpose[:200], kind=kind, status=DrawStatus.DRAWN,
         context_type=context[0] if context else None, context_id=context[1] if context else None,

@@ -82,8 +82,8 @@ def configure(app: Flask) -> Huey:
     return huey
 
 
-def submit(kind: str, title: str, params: dict, *, actor: User | None, bureau_id: int | None) -> Job:
-    """Record a job and queue it. Commits: the worker runs in another process and must see the row."""
+def _record(kind: str, title: str, params: dict, *, actor: User | None, bureau_id: int | None) -> Job:
+    """The queued job's row (flushed, audited); the callers decide when the worker may see it."""
     if kind not in _KINDS:
         raise KeyError(kind)
     job = Job(kind=kind, title=title, params=params, bureau_id=bureau_id,
@@ -91,6 +91,12 @@ def submit(kind: str, title: str, params: dict, *, actor: User | None, bureau_id
     db.session.add(job)
     db.session.flush()
     audit.record("job.submitted", job, actor=actor, bureau_id=bureau_id, summary=f"提交后台任务：{title}")
+    return job
+
+
+def submit(kind: str, title: str, params: dict, *, actor: User | None, bureau_id: int | None) -> Job:
+    """Record a job and queue it. Commits: the worker runs in another process and must see the row."""
+    job = _record(kind, title, params, actor=actor, bureau_id=bureau_id)
     db.session.commit()
     job_id = job.id
     _run_job_task(job_id)  # in immediate mode this runs now, in a nested app context
@@ -105,13 +111,7 @@ def submit_after_commit(kind: str, title: str, params: dict, *, actor: User | No
     """Record a job in the caller's transaction and queue it only once that transaction commits: for work on
     rows the caller is still writing (an upload screened in the worker), which the worker must be able to
     read. Nothing is queued when the transaction rolls back."""
-    if kind not in _KINDS:
-        raise KeyError(kind)
-    job = Job(kind=kind, title=title, params=params, bureau_id=bureau_id,
-              created_by_id=actor.id if actor else None, status=JobStatus.QUEUED)
-    db.session.add(job)
-    db.session.flush()
-    audit.record("job.submitted", job, actor=actor, bureau_id=bureau_id, summary=f"提交后台任务：{title}")
+    job = _record(kind, title, params, actor=actor, bureau_id=bureau_id)
     db.session.info.setdefault(_AFTER_COMMIT, []).append(job.id)
     return job
 

@@ -194,9 +194,7 @@ def draw_list():
 @bp.route("/draws/<int:draw_id>", methods=["GET"])
 @login_required
 def draw_detail(draw_id: int):
-    record = db.session.get(Draw, draw_id)
-    if record is None:
-        abort(404)
+    record = db.get_or_404(Draw, draw_id)
     if not _viewable(record):
         abort(403)
     return _render_draw(record)
@@ -228,9 +226,7 @@ def _draw_step(record: Draw, form, call, form_name: str, message: str):
 @bp.route("/draws/<int:draw_id>/number", methods=["POST"])
 @login_required
 def draw_number(draw_id: int):
-    record = db.session.get(Draw, draw_id)
-    if record is None:
-        abort(404)
+    record = db.get_or_404(Draw, draw_id)
     if not draws.is_witness(current_user, record):
         abort(403)
     form = NumberForm()

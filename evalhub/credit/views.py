@@ -26,7 +26,7 @@ from typing import Any, Optional
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from evalhub.core import jobs, permissions
 from evalhub.core.enums import Role
@@ -149,7 +149,7 @@ def index():
                    reverse=True)
     year = _year_arg(request.args.get("year", "")) or (years[0] if years else beijing_today().year - 1)
     ratings = Listing(scoped(CreditRating).join(Firm, Firm.id == CreditRating.firm_id).where(CreditRating.year == year),
-                      *RATING_FILTERS, options=[selectinload(CreditRating.firm), selectinload(CreditRating.bureau)],
+                      *RATING_FILTERS, options=[joinedload(CreditRating.firm), joinedload(CreditRating.bureau)],
                       order_by=[CreditRating.rated.desc(), CreditRating.total.desc(), Firm.name, CreditRating.id])
     if wants_export():
         return ratings.export(Export(f"{year}年度信用评价", EXPORT_COLUMNS, _rating_rows, f"机构信用评价{year}.xlsx"))
@@ -319,9 +319,7 @@ def objection_new(rating_id: int):
 @bp.route("/credit/objections/<int:objection_id>/answer", methods=["POST"])
 @login_required
 def objection_answer(objection_id: int):
-    objection = db.session.get(CreditObjection, objection_id)
-    if objection is None:
-        abort(404)
+    objection = db.get_or_404(CreditObjection, objection_id)
     rating = _rating(objection.rating_id)
     require("credit.manage", rating.bureau)
     form = AnswerForm(prefix=f"a{objection.id}")
@@ -343,15 +341,11 @@ def objection_answer(objection_id: int):
 @bp.route("/credit/objections/<int:objection_id>/files/<int:file_id>")
 @login_required
 def objection_file(objection_id: int, file_id: int):
-    objection = db.session.get(CreditObjection, objection_id)
-    if objection is None:
-        abort(404)
+    objection = db.get_or_404(CreditObjection, objection_id)
     _rating(objection.rating_id)
     if file_id not in (objection.evidence_file_ids or []):
         abort(404)
-    record = db.session.get(StoredFile, file_id)
-    if record is None:
-        abort(404)
+    record = db.get_or_404(StoredFile, file_id)
     return send_stored(record)
 
 
@@ -359,9 +353,7 @@ def objection_file(objection_id: int, file_id: int):
 @login_required
 def correction_file(correction_id: int):
     """The evidence a correction rests on: for whoever may read the rating (its bureaus, the rated firm)."""
-    correction = db.session.get(CreditCorrection, correction_id)
-    if correction is None:
-        abort(404)
+    correction = db.get_or_404(CreditCorrection, correction_id)
     _rating(correction.rating_id)
     return send_stored(correction.evidence_file)
 
@@ -463,9 +455,7 @@ def _after_external(record: ExternalCreditRecord) -> str:
 @bp.route("/credit/external/<int:record_id>/file")
 @login_required
 def external_file(record_id: int):
-    record = db.session.get(ExternalCreditRecord, record_id)
-    if record is None:
-        abort(404)
+    record = db.get_or_404(ExternalCreditRecord, record_id)
     visible = permissions.visible_bureau_ids(current_user)
     bureau_reader = _bureau_side() and (visible is None or record.bureau_id in visible)
     firm_reader = _is_firm_user() and current_user.firm_id == record.firm_id

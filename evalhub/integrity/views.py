@@ -74,9 +74,7 @@ def _scope_args():
     bureau = None
     bureau_id = int_arg("bureau")
     if bureau_id is not None:
-        bureau = db.session.get(Bureau, bureau_id)
-        if bureau is None:
-            abort(404)
+        bureau = db.get_or_404(Bureau, bureau_id)
     elif current_user.bureau is not None:
         bureau = current_user.bureau
     require("redflags.view", bureau)
@@ -87,9 +85,7 @@ def _scope_args():
     firm = None
     firm_id = int_arg("firm")
     if firm_id is not None:
-        firm = db.session.get(Firm, firm_id)
-        if firm is None:
-            abort(404)
+        firm = db.get_or_404(Firm, firm_id)
     try:
         indicator = Indicator.from_label(request.args.get("indicator") or "") if request.args.get("indicator") else None
     except ValueError:

@@ -19,7 +19,7 @@ from evalhub.core.calendar import add_working_days, working_days_between
 from evalhub.core.inputs import check_name
 from evalhub.core.enums import BureauLevel, Role
 from evalhub.core.errors import Conflict, ValidationFailed
-from evalhub.core.models import Bureau, BudgetUnit, User
+from evalhub.core.models import Bureau, BudgetUnit, StoredFile, User
 from evalhub.core.outline import heading_numeral, heading_title
 from evalhub.core.settings import SettingDef, get_setting, register
 from evalhub.core.timeutil import beijing_today, utcnow
@@ -876,17 +876,23 @@ def export_rows(rows: list[ApplicationEntry]) -> list[dict]:
 SELF_EVALUATION_FILES = ("docx", "pdf")
 
 
+def _stored_upload(upload: files.Upload, allowed: tuple[str, ...], actor: User, errors: dict[str, str], *,
+                   missing: str) -> StoredFile | None:
+    """The chosen file, stored; None, with ``errors["file"]`` saying why, when none was chosen or it is refused."""
+    if not upload.data:
+        errors["file"] = missing
+        return None
+    try:
+        return files.store(upload.filename, upload.data, allowed=allowed, actor=actor)
+    except ValidationFailed as exc:
+        errors["file"] = exc.message
+        return None
+
+
 def _self_evaluation_version(se: SelfEvaluation, actor: User, upload: files.Upload, note: str | None) -> Submission:
     errors: dict[str, str] = {}
     note = _text(note, "note", "说明", errors, required=False, limit=1000)
-    stored = None
-    if not upload.data:
-        errors["file"] = "请选择自评报告文件（docx 或 pdf）"
-    else:
-        try:
-            stored = files.store(upload.filename, upload.data, allowed=SELF_EVALUATION_FILES, actor=actor)
-        except ValidationFailed as exc:
-            errors["file"] = exc.message
+    stored = _stored_upload(upload, SELF_EVALUATION_FILES, actor, errors, missing="请选择自评报告文件（docx 或 pdf）")
     _raise_if(errors)
     version = (db.session.execute(sa.select(sa.func.max(Submission.version)).where(
         Submission.self_evaluation_id == se.id)).scalar_one() or 0) + 1
@@ -1006,15 +1012,7 @@ def upload_material(item: MaterialRequest, actor: User, upload: files.Upload, no
     permissions.require(actor, "material.upload", item)
     errors: dict[str, str] = {}
     note_clean = _text(note, "unit_note", "说明", errors, required=False, limit=1000)
-    stored = None
-    if not upload.data:
-        errors["file"] = "请选择要上传的资料文件"
-    else:
-        try:
-            stored = files.store_evidence([(upload.filename, upload.data)], actor=actor, field="file",
-                                          allowed=MATERIAL_FILES)[0]
-        except ValidationFailed as exc:
-            errors["file"] = exc.fields.get("file") or exc.message
+    stored = _stored_upload(upload, MATERIAL_FILES, actor, errors, missing="请选择要上传的资料文件")
     _raise_if(errors)
     item.file_id = stored.id
     item.unit_note = note_clean or None

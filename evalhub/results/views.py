@@ -133,9 +133,7 @@ def finding_evidence(finding_id: int):
 
 def _download(model: type, row_id: int, parent: type, parent_id: str, action: str, file_attr: str = "file"):
     """A stored file hanging off a row: 404 when missing, then the parent's permission decides."""
-    row = db.session.get(model, row_id)
-    if row is None:
-        abort(404)
+    row = db.get_or_404(model, row_id)
     load(parent, getattr(row, parent_id), action)
     return send_stored(getattr(row, file_attr))
 
@@ -615,8 +613,6 @@ def material_upload(item_id: int):
 @bp.route("/materials/<int:item_id>/file")
 @login_required
 def material_file(item_id: int):
-    item = db.session.get(MaterialRequest, item_id)
-    if item is None:
-        abort(404)
+    item = db.get_or_404(MaterialRequest, item_id)
     require("material.view", item.engagement)
     return send_stored(item.file)

@@ -263,15 +263,7 @@ class CorpusIndex:
         numbers = np.asarray(candidates, dtype=np.int64)
         estimated = (self._signatures[numbers] == sig).mean(axis=1)
         keep = numbers[np.argsort(-estimated, kind="stable")[:verify]]
-        found = []
-        for number in keep.tolist():
-            report = self.reports[number]
-            inter = len(np.intersect1d(keys, report.keys, assume_unique=True))
-            union = len(keys) + len(report.keys) - inter
-            jaccard = inter / union if union else 0.0
-            if jaccard >= NEAR_DUPLICATE_JACCARD:
-                found.append((number, jaccard))
-        return sorted(found, key=lambda x: -x[1])
+        return _near_duplicates(keys, ((number, self.reports[number]) for number in keep.tolist()))
 
 
 # === the shared index: one copy in the database for every process ====================================
@@ -283,6 +275,21 @@ class CorpusIndex:
 
 KIND_CODES = {"report": 1, "work_plan": 2, "self_evaluation": 3, "fragment": 4}
 REFERENCE_BASE = 1 << 40  # an outside reference report's doc_id is -(REFERENCE_BASE + its id)
+
+
+def _near_duplicates(keys: np.ndarray, reports: Iterable[tuple[int, StoredReport | None]]) -> list[tuple[int, float]]:
+    """The reports whose exact Jaccard similarity to ``keys`` reaches ``NEAR_DUPLICATE_JACCARD`` (a report no
+    longer stored is passed over), as (number, similarity), most similar first."""
+    found = []
+    for number, report in reports:
+        if report is None:
+            continue
+        inter = len(np.intersect1d(keys, report.keys, assume_unique=True))
+        union = len(keys) + len(report.keys) - inter
+        jaccard = inter / union if union else 0.0
+        if jaccard >= NEAR_DUPLICATE_JACCARD:
+            found.append((number, jaccard))
+    return sorted(found, key=lambda x: -x[1])
 
 
 def kind_code(kind: str) -> int:
@@ -566,17 +573,7 @@ class SharedIndex:
         estimated = (signatures == np.asarray(sig, dtype=np.uint32)).mean(axis=1)
         keep = [rows[i].doc_id for i in np.argsort(-estimated, kind="stable")[:verify]]
         self.reports.load(keep)
-        found = []
-        for doc_id in keep:
-            report = self.reports[doc_id]
-            if report is None:
-                continue
-            inter = len(np.intersect1d(keys, report.keys, assume_unique=True))
-            union = len(keys) + len(report.keys) - inter
-            jaccard = inter / union if union else 0.0
-            if jaccard >= NEAR_DUPLICATE_JACCARD:
-                found.append((doc_id, jaccard))
-        return sorted(found, key=lambda x: -x[1])
+        return _near_duplicates(keys, ((doc_id, self.reports[doc_id]) for doc_id in keep))
 
 
 def _copy(session, table: sa.Table, columns: tuple[str, ...], rows: list[tuple]) -> None:

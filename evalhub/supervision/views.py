@@ -97,9 +97,7 @@ def _require_bureau_side() -> None:
 
 def _scoped_load(model: type, object_id: int) -> Any:
     """A campaign or complaint: 404 when missing, 403 unless a bureau-side user whose scope holds it."""
-    obj = db.session.get(model, object_id)
-    if obj is None:
-        abort(404)
+    obj = db.get_or_404(model, object_id)
     if not bureau_side() or not permissions.visible(current_user, obj):
         abort(403)
     return obj
