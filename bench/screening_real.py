@@ -4,6 +4,7 @@
     python bench/screening_real.py --final         # the held-aside third (look once, at the end)
     python bench/screening_real.py --import-raw    # rebuild the cache and index from bench/data/cache/raw_*.txt
     python bench/screening_real.py --model         # also a model trained on the synthetic demo corpus
+    python bench/screening_real.py --sections      # do per-chapter copy shares help the model? (synthetic corpus)
 
 The set is described in docs/screening_devset.md. Only its index is committed (bench/data/screening_real.csv:
 url, kind, label, reason, sha256, length, split); the texts sit in the git-ignored bench/data/cache/<sha256>.txt
@@ -17,6 +18,16 @@ source URLs, since passages of one page are not independent), for
 - baselines: length (shorter = riskier) and digits per 1,000 characters (fewer = riskier), directions fixed
   in advance.
 Positive class: "generic".
+
+--sections answers a different question on the synthetic demo corpus (the real set has no stored reports to copy
+from and no whole reports, so copy shares per chapter are empty there): whether ``index.section_features`` (copied
+and in-house shares of the indicator, findings and recommendation chapters) add anything to the model's features.
+The corpus is screened in time order as evalhub does; the later quarter is learning.train's held-out split and is
+not used (``--final`` scores it once); inside the earlier three quarters, forward-chaining folds (train on all
+before a chunk, predict the chunk) compare the same candidate models with and without those six features, with a
+paired bootstrap interval of the difference. Two ways of sorting a copied sentence are tried: ``section_copy`` as
+it stands, and a variant that calls a sentence stock only when three or more other firms use it (the firm's own
+template, however often reused, is in-house).
 """
 from __future__ import annotations
 
@@ -96,7 +107,10 @@ def load(split: str | None) -> list[dict]:
             problems.append(f"hash mismatch {path.name} ({row['url']})")
         row["text"] = text
     if problems:
-        raise SystemExit("The cache does not match the index; refusing to score:\n  " + "\n  ".join(problems))
+        shown = problems if len(problems) <= 12 else problems[:10] + [f"… and {len(problems) - 10} more"]
+        raise SystemExit(f"The cache does not match the index ({len(problems)} of {len(rows)} texts); refusing to score.\n"
+                         "The texts are not committed and do not survive a new work tree: collect them again as "
+                         "docs/screening_devset.md says.\n  " + "\n  ".join(shown))
     return [r for r in rows if split is None or r["split"] == split]
 
 
@@ -136,6 +150,130 @@ def synthetic_model():
     frame[FEATURE_KEYS] = frame[FEATURE_KEYS].astype(float)
     result = learning.train(frame)
     return learning.LoadedModel(version="synthetic", estimator=result.estimator, card=result.card)
+
+
+# --- per-chapter copy shares as model features (synthetic corpus) ----------------------------------------
+
+def section_copy_by_firms(sentences, matches, index, stock_firms: int = 3) -> dict[str, dict[str, float]]:
+    """``index.section_copy`` with stock decided by how many *other firms* use a sentence (>= ``stock_firms``)
+    instead of how many reports: a firm's own template stays in-house however often the firm reuses it.
+    ``matches``: ``lookup`` without a list limit (full lists of report numbers)."""
+    from collections import Counter
+
+    from evalhub.screening.index import IN_HOUSE_MIN, SECTION_GROUPS, SECTION_SHARES
+
+    group_of = {chapter: group for group, chapters in SECTION_GROUPS.items() for chapter in chapters}
+    counts: dict[str, Counter] = {}
+    for sentence, match in zip(sentences, matches):
+        group = group_of.get(sentence.chapter or "")
+        if group is None:
+            continue
+        row = counts.setdefault(group, Counter())
+        row["sentences"] += 1
+        if match is None:
+            continue
+        if len({index.reports[n].firm_id for n in match.other_firms}) >= stock_firms:
+            row["stock"] += 1
+        elif len(match.same_firm) >= IN_HOUSE_MIN:
+            row["in_house"] += 1
+        elif match.other_firms:
+            row["other_firms"] += 1
+        elif match.previous:
+            row["previous"] += 1
+        elif match.same_firm:
+            row["same_firm_content"] += 1
+    return {group: {"sentences": row["sentences"], **{k: round(row[k] / row["sentences"], 4) for k in SECTION_SHARES}}
+            for group, row in counts.items() if row["sentences"]}
+
+
+def synthetic_frame(n: int, seed: int):
+    """The synthetic demo corpus screened in time order (each report against those before it), with the model's
+    features, both versions of the per-chapter shares and the demo's label (first-round score below 90)."""
+    import pandas as pd
+
+    from evalhub.demo.corpus import generate_corpus
+    from evalhub.review.services import REPORT_CHAPTERS
+    from evalhub.screening.features import FEATURE_KEYS, ScreeningContext, finish, prepare
+    from evalhub.screening.index import CorpusIndex, section_copy, section_features
+
+    corpus = sorted(generate_corpus(n, seed=seed), key=lambda r: r.submitted_on)
+    index, rows = CorpusIndex(), []
+    for number, report in enumerate(corpus, start=1):
+        f = report.facts
+        ctx = ScreeningContext(names=[f.object_name, f.unit, f.firm, f.region], firm_id=report.firm_key, engagement_id=number,
+                               object_key=report.object_key, year=f.year, budget_wan=f.budget_wan, spent_wan=f.spent_wan,
+                               execution_rate=f.execution_rate, chapters=REPORT_CHAPTERS)
+        prepared = prepare(report.text, ctx)
+        screening = finish(prepared, ctx, index)
+        as_is: dict = {}
+        by_firms: dict = {}
+        sentences = prepared.copy_sentences
+        if len(index) and sentences:
+            threshold = index.boilerplate_threshold(ctx.kind)
+            where = dict(kind=ctx.kind, firm_id=ctx.firm_id, engagement_id=ctx.engagement_id, object_key=ctx.object_key,
+                         year=ctx.year)
+            keys = [s.key for s in sentences]
+            as_is = section_copy(sentences, index.lookup(keys, list_limit=threshold, **where), threshold)
+            by_firms = section_copy_by_firms(sentences, index.lookup(keys, **where), index)
+        index.add(screening.stored(number, ctx, f.firm))
+        rows.append({**screening.features, **section_features(as_is),
+                     **{f"{k}~firms": v for k, v in section_features(by_firms).items()},
+                     "label": int(report.first_round_score < 90), "at": report.submitted_on, "source": "panel",
+                     "random": False})
+    frame = pd.DataFrame(rows)
+    extra = [c for c in frame.columns if c.startswith("section_")]
+    frame[FEATURE_KEYS + extra] = frame[FEATURE_KEYS + extra].astype(float)
+    return frame
+
+
+def sections_report(n: int, seeds: list[int], final: bool) -> None:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+    from threadpoolctl import threadpool_limits
+
+    from evalhub.screening import learning
+    from evalhub.screening.features import FEATURE_KEYS
+
+    for seed in seeds:
+        frame = synthetic_frame(n, seed)
+        y = frame["label"].to_numpy()
+        cut = int(len(frame) * (1 - learning.TEST_SHARE))
+        plain = [c for c in frame.columns if c.startswith("section_") and not c.endswith("~firms")]
+        variants = {"+ section_copy": plain, "+ by other firms": [c + "~firms" for c in plain]}
+        part = "held-out later quarter" if final else "dev (earlier three quarters), forward-chaining folds"
+        print(f"\n== synthetic corpus n={n} seed={seed}: {part} ==")
+        for name, columns in variants.items():
+            shares = frame.iloc[:cut][columns[3]]  # the findings chapter's in-house share, as a sign of life
+            print(f"   {name}: findings in-house share mean {shares.mean():.3f}, non-zero in {int((shares > 0).sum())} of {cut}")
+        for algo in learning.candidates():
+            predictions: dict[str, np.ndarray] = {}
+            for name, columns in {"base": [], **variants}.items():
+                keys = FEATURE_KEYS + columns
+                out = np.full(len(frame), np.nan)
+                if final:
+                    chunks = [(cut, len(frame))]
+                else:
+                    edges = np.linspace(cut // 5, cut, 5).astype(int)
+                    chunks = list(zip(edges[:-1], edges[1:]))
+                for start, end in chunks:
+                    estimator = learning.candidates()[algo]
+                    with threadpool_limits(limits=1):
+                        estimator.fit(frame.iloc[:start][keys], y[:start])
+                        out[start:end] = estimator.predict_proba(frame.iloc[start:end][keys])[:, 1]
+                predictions[name] = out
+            scored = ~np.isnan(predictions["base"])
+            yy = y[scored]
+            groups = [str(i) for i in range(int(scored.sum()))]
+            for name, pred in predictions.items():
+                auc, ap = auc_ap(yy, pred[scored])
+                line = f"   {algo:<20} {name:<18} n={len(yy)} ({int(yy.sum())} below 90)  ROC-AUC {auc:.3f}  AP {ap:.3f}"
+                if name != "base":
+                    low, high = paired_difference(yy, pred[scored], predictions["base"][scored], groups)
+                    line += f"   ΔAUC {auc - auc_ap(yy, predictions['base'][scored])[0]:+.3f} [{low:+.3f}, {high:+.3f}]"
+                print(line)
+        rows = frame.iloc[(cut if final else cut // 5):(None if final else cut)]
+        rule = np.array([learning.rule_score(r) for r in rows[FEATURE_KEYS].to_dict("records")])
+        auc, ap = auc_ap(rows["label"].to_numpy(), rule)
+        print(f"   {'rule score':<39} ROC-AUC {auc:.3f}  AP {ap:.3f}")
 
 
 def scores(rows: list[dict], with_model: bool) -> dict[str, np.ndarray]:
@@ -253,7 +391,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--import-raw", action="store_true", help="rebuild cache and index from raw_*.txt")
     parser.add_argument("--model", action="store_true", help="also a model trained on the synthetic demo corpus")
     parser.add_argument("--features", action="store_true", help="print each feature's ROC-AUC on the split")
+    parser.add_argument("--sections", action="store_true",
+                        help="per-chapter copy shares as model features, on the synthetic demo corpus (with --final: its held-out quarter)")
+    parser.add_argument("--n", type=int, default=1600, help="--sections: synthetic reports per seed")
+    parser.add_argument("--seeds", default="11,7,23", help="--sections: corpus seeds")
     args = parser.parse_args(argv)
+    if args.sections:
+        sections_report(args.n, [int(x) for x in args.seeds.split(",")], args.final)
+        return 0
     if args.import_raw:
         import_raw()
         return 0
