@@ -195,3 +195,134 @@ def test_a_second_case_on_the_same_complaint_is_refused_so_a_double_click_opens_
     db.session.rollback()
     assert db.session.get(Complaint, complaint.id).status == ComplaintStatus.CASE_OPENED
     assert db.session.execute(sa.select(sa.func.count(Inspection.id))).scalar_one() == 1
+
+
+def _counts():
+    from evalhub.core.models import StoredFile
+    from evalhub.review.models import Submission
+
+    return tuple(db.session.execute(sa.select(sa.func.count(model.id))).scalar_one()
+                 for model in (StoredFile, Submission))
+
+
+def test_a_report_is_not_handed_in_under_a_lead_who_has_left_the_roster(world):
+    """Hole: ``lead_named`` asked only that a lead row existed. The firm named A, took A off its roster (离岗, or A
+    went to another firm) and handed in the report — and after a return, the rework — under the name of someone
+    no longer on its roster. Now the lead must still be on the firm's roster when a report is handed in."""
+    from evalhub.registry.services import deactivate_staff
+    from evalhub.review import services as R
+
+    e = factories.in_fieldwork(world, lead=False)
+    number = factories.id_number()
+    departed = add_staff(world.firm, StaffInput(name="甲离岗", id_number=number, role="项目负责人", years_experience=9),
+                         world.firm_user)
+    stays = _person(world, "乙在岗")
+    team.name_team(e, team.TeamInput(lead_staff_id=departed.id, member_staff_ids=[stays.id]), world.firm_user)
+    deactivate_staff(departed, world.firm_user, "离职")
+    add_staff(world.other_firm, StaffInput(name="甲离岗", id_number=number, role="项目负责人", years_experience=9),
+              world.other_firm_user)  # and is now on another firm's roster
+    before = _counts()
+    with pytest.raises(Conflict, match="甲离岗已不在本机构名册"):
+        factories.submit_report(e, lead=False)
+    assert e.state == EngagementState.FIELDWORK and _counts() == before
+    team.name_team(e, team.TeamInput(lead_staff_id=stays.id, reason="原主评人离职，改由乙主持"), world.firm_user)
+    factories.submit_report(e, lead=False)
+    assert e.state == EngagementState.REPORT_SUBMITTED
+    # Returned: the firm swaps in C for the rework, then takes C off the roster before handing it in.
+    panel = factories.own_panel(e)
+    factories.review_panel(panel, "0.6", opinion="报告结构不完整，需补充分析")
+    R.send_letter(panel, world.bz_staff, panel.letter)
+    assert e.state == EngagementState.REPORT_RETURNED
+    rework = _person(world, "丙整改")
+    team.name_team(e, team.TeamInput(lead_staff_id=rework.id, reason="改由丙主持整改"), world.firm_user)
+    deactivate_staff(rework, world.firm_user, "离职")
+    before = _counts()
+    with pytest.raises(Conflict, match="丙整改已不在本机构名册"):
+        factories.submit_report(e, lead=False)
+    assert e.state == EngagementState.REPORT_RETURNED and _counts() == before
+    team.name_team(e, team.TeamInput(lead_staff_id=stays.id, reason="丙离职，仍由乙主持"), world.firm_user)
+    factories.submit_report(e, lead=False)
+    assert e.state == EngagementState.REPORT_SUBMITTED and team.lead(e) == stays
+
+
+def test_the_departed_lead_refusal_is_a_409_in_chinese_on_the_web_and_the_api_with_nothing_stored(world, client,
+                                                                                                   login, auth):
+    """Hole (the web and API side of the one above): both upload paths took the report under a departed lead."""
+    from evalhub.registry.services import deactivate_staff
+    from tests.test_review_api import _report_form, _upload
+    from tests.test_review_views import report_data
+
+    e = factories.in_fieldwork(world, lead=False)
+    departed = _person(world, "甲离岗")
+    team.name_team(e, team.TeamInput(lead_staff_id=departed.id), world.firm_user)
+    deactivate_staff(departed, world.firm_user, "离职")
+    db.session.commit()
+    before = _counts()
+    api = _upload(client, e.id, auth("firm1"), _report_form())
+    assert api.status_code == 409 and "甲离岗已不在本机构名册" in api.json["error"]["message"]
+    transition = client.post(f"/api/v1/engagements/{e.id}/transitions", json={"action": "submit_report"},
+                             headers=auth("firm1"))
+    assert transition.status_code == 409
+    web = login(world.firm_user).post(f"/engagements/{e.id}/submissions/new?kind=report", data=report_data(),
+                                      content_type="multipart/form-data")
+    assert web.status_code == 409 and "甲离岗已不在本机构名册" in web.get_data(as_text=True)
+    db.session.rollback()
+    assert _counts() == before
+    assert db.session.get(type(e), e.id).state == EngagementState.FIELDWORK
+
+
+@pytest.mark.parametrize("value", ["²", "³⁴"])
+def test_a_crafted_staff_id_on_the_team_form_or_api_is_a_422_not_a_500(world, login, client, auth, value):
+    """Hole: the team's id parser took any Unicode digit ("²".isdigit() is True) and then int() failed: a crafted
+    post to /engagements/<id>/team or its API answered 500 instead of saying which field is wrong."""
+    e = factories.contracted(world)
+    person = _person(world, "甲主评")
+    db.session.commit()
+    page = login(world.firm_user)
+    web = page.post(f"/engagements/{e.id}/team", data={"lead_staff_id": value})
+    assert web.status_code == 422 and "请从本机构名册中选择主评人" in web.get_data(as_text=True)
+    web = page.post(f"/engagements/{e.id}/team", data={"lead_staff_id": str(person.id), "member_staff_ids": [value]})
+    assert web.status_code == 422 and "团队成员应为本机构名册中的人员" in web.get_data(as_text=True)
+    url = f"/api/v1/engagements/{e.id}/team"
+    api = client.post(url, json={"lead_staff_id": value}, headers=auth("firm1"))
+    assert api.status_code == 422, api.get_data(as_text=True)
+    api = client.post(url, json={"lead_staff_id": person.id, "member_staff_ids": [value]}, headers=auth("firm1"))
+    assert api.status_code == 422, api.get_data(as_text=True)
+    db.session.rollback()
+    assert team.members(e) == []
+
+
+def test_after_the_last_round_the_team_cannot_be_swapped_so_a_later_finding_charges_who_wrote_the_report(world,
+                                                                                                          login):
+    """Hole: a report returned with no round left is not handed in again (the bureau accepts it with a deduction
+    or ends the engagement), yet the firm could still swap its lead in that state, with any reason. The swapped-in
+    person wrote nothing, and an inspection of the accepted report charged them, not the author."""
+    from evalhub.review import services as R
+    from evalhub.supervision import services as V
+    from evalhub.supervision.models import Severity, Trigger
+
+    set_setting(world.bz, "review.max_rounds", 1, world.bz_admin)
+    e = factories.in_fieldwork(world, lead=False)
+    author, scapegoat = _person(world, "甲主评"), _person(world, "乙替身")
+    team.name_team(e, team.TeamInput(lead_staff_id=author.id), world.firm_user)
+    factories.submit_report(e)
+    panel = factories.own_panel(e)
+    factories.review_panel(panel, "0.6", opinion="报告结构不完整，需补充分析")
+    R.send_letter(panel, world.bz_staff, panel.letter)
+    assert e.state == EngagementState.REPORT_RETURNED and R.rounds_exhausted(e)
+    with pytest.raises(Conflict, match="整改轮次已用完"):
+        team.name_team(e, team.TeamInput(lead_staff_id=scapegoat.id, reason="原主评人调岗，改由乙负责"),
+                       world.firm_user)
+    assert team.lead(e) == author
+    case = V.open_case(world.bz, world.bz_staff, trigger=Trigger.OTHER, detail="线索：底稿不全", engagement=e)
+    V.add_finding(case, world.bz_staff, severity=Severity.SERIOUS, description="工作底稿缺少访谈记录")
+    assert _points(scapegoat) == []
+    assert (PointKind.FINDING_SERIOUS, 10, True) in _points(author)
+    db.session.commit()
+    browser = login(world.firm_user)  # the page offers no form to refuse; a crafted post is a 409 in Chinese
+    page = browser.get(f"/engagements/{e.id}/team").get_data(as_text=True)
+    assert "主评人和团队不能再变更" in page and 'name="lead_staff_id"' not in page
+    refused = browser.post(f"/engagements/{e.id}/team", data={"lead_staff_id": str(scapegoat.id), "reason": "改由乙负责"})
+    assert refused.status_code == 409 and "整改轮次已用完" in refused.get_data(as_text=True)
+    db.session.rollback()
+    assert team.lead(e) == author

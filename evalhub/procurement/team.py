@@ -33,7 +33,7 @@ from evalhub.registry.permissions import firm_member
 OPEN_STATES = (S.PROCURING, S.CONTRACTED, S.PLAN_SUBMITTED, S.PLAN_IN_REVIEW, S.PLAN_RETURNED, S.FIELDWORK,
                S.REPORT_SUBMITTED, S.REPORT_IN_REVIEW, S.REPORT_RETURNED)
 MAX_MEMBERS = 30
-UNDER_REVIEW = (S.REPORT_SUBMITTED, S.REPORT_IN_REVIEW)  # frozen until the outcome: see name_team
+UNDER_REVIEW = (S.REPORT_SUBMITTED, S.REPORT_IN_REVIEW)  # frozen until the outcome: see change_block
 
 
 def _names(user: User, engagement: Any) -> bool:
@@ -79,8 +79,13 @@ def lead(engagement: Engagement) -> Optional[FirmStaff]:
 def _lead_named(engagement: Engagement) -> Optional[str]:
     """A report is handed in under a named 主评人: returned reports and inspection findings charge the people
     responsible, so a firm that never named one would answer for nothing (reviewer R1)."""
-    if lead(engagement) is None:
+    named = lead(engagement)
+    if named is None:
         return "尚未指定主评人：请先在“项目团队”中从本机构名册指定主评人，再提交评价报告"
+    if not named.active:
+        # A lead taken off the roster (离岗, or gone to another firm) answers for nothing the firm hands in now.
+        return (f"主评人{named.name}已不在本机构名册中（已离岗）：请先在“项目团队”中改由本机构在岗人员担任主评人，"
+                "再提交评价报告")
     return None
 
 
@@ -94,6 +99,25 @@ def proposed(engagement: Engagement) -> tuple[Optional[int], list[int]]:
     active = {s.id for s in engagement.firm.staff if s.active} if engagement.firm else set()
     ids = [m.staff_id for m in bid.team if m.staff_id in active]
     return next((m.staff_id for m in bid.team if m.is_lead and m.staff_id in active), None), ids
+
+
+def _no_round_left(engagement: Engagement) -> Optional[str]:
+    """Why a returned report cannot be handed in again (the round limit, review's ``rounds_left``), or None."""
+    return next((u.problem for u in workflow.unmet(engagement, "resubmit_report", skip=("firm", "lead_named",
+                 "report_uploaded")) if u.requirement == "rounds_left"), None)
+
+
+def change_block(engagement: Engagement) -> Optional[str]:
+    """Why a named team may not be changed now, though the engagement is open (None: it may) — reviewer R1:
+    - under review, the team that handed the report in answers for it: a lead swapped in would take the returned
+      report's points in place of the person who wrote it;
+    - returned with no round left, nothing more is handed in: the report the bureau accepts (or not) is the
+      current team's, and a lead swapped in would take a later finding's points for work they never did."""
+    if engagement.state in UNDER_REVIEW:
+        return f"评价报告评审中（{engagement.state.label}），评审结束前不能变更主评人和团队。"
+    if engagement.state == S.REPORT_RETURNED and (last := _no_round_left(engagement)):
+        return f"{last}；整改轮次已用完，不再提交整改后报告，不能变更主评人和团队。"
+    return None
 
 
 # --- naming ----------------------------------------------------------------------------------------
@@ -111,7 +135,8 @@ def _as_id(value: Any) -> Optional[int]:
     if isinstance(value, int):
         return value
     text = str(value or "").strip()
-    return int(text) if text.isdigit() and len(text) <= 10 else None
+    # ASCII digits only: "²".isdigit() is True, yet int("²") fails (a crafted post answered 500).
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 10 else None
 
 
 def name_team(engagement: Engagement, data: TeamInput, actor: User) -> list[EngagementMember]:
@@ -142,10 +167,8 @@ def name_team(engagement: Engagement, data: TeamInput, actor: User) -> list[Enga
     now_roles = {m.staff_id: m.is_lead for m in current}
     if now_roles == wanted:
         return current  # the same team again: already done
-    if current and engagement.state in UNDER_REVIEW:
-        # The team that submitted the report answers for it: a lead swapped in during review would take the
-        # returned report's points in place of the person who wrote it (reviewer R1). A first naming stays open.
-        raise Conflict(f"评价报告评审中（{engagement.state.label}），评审结束前不能变更主评人和团队。")
+    if current and (frozen := change_block(engagement)):
+        raise Conflict(frozen)  # a first naming stays open
     reason = (data.reason or "").strip()
     if current and not reason:
         errors["reason"] = "变更主评人或团队成员须填写变更理由"

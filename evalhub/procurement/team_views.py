@@ -55,7 +55,9 @@ def _render(engagement: Engagement, form: TeamForm | None = None, status: int = 
     return render_template(
         "procurement/engagement_team.html", e=engagement, members=current, history=team.history(engagement),
         form=(form or _form(engagement)) if may_name else None, may_name=may_name,
-        open_state=engagement.state in team.OPEN_STATES, standing=standing, roster=roster,
+        # Open, and not frozen for a named team (under review, or returned with no round left): no form to refuse.
+        open_state=engagement.state in team.OPEN_STATES and not (current and team.change_block(engagement)),
+        standing=standing, roster=roster,
     ), status
 
 

@@ -44,7 +44,7 @@ from evalhub.core.web import (
     xlsx_response,
 )
 from evalhub.extensions import db
-from evalhub.procurement import team, workflow
+from evalhub.procurement import workflow
 from evalhub.procurement.models import Engagement, EngagementState as S
 from evalhub.review import services
 from evalhub.review.forms import (
@@ -268,7 +268,7 @@ def submission_new(engagement_id: int):
                        to=lambda submission: url_for(".submission_detail", submission_id=submission.id),
                        failed=form_page("review/submission_new.html", e=engagement, kind=kind, form=form,
                                         previous=previous, row_errors=row_errors, SubmissionKind=SubmissionKind,
-                                        lead_missing=kind == SubmissionKind.REPORT and team.lead(engagement) is None,
+                                        lead_problem=workflow.REQUIREMENTS["lead_named"](engagement) if kind == SubmissionKind.REPORT else None,
                                         letter_panel=previous.panel if previous and previous.panel
                                         and previous.panel.letter_sent_at else None))
 
