@@ -17,7 +17,8 @@ engagements over ten years), then:
 
 The client runs on the same two cores as the servers; it costs both sides alike, so the ratios are the
 figures to compare, the absolute times only indicative. Finally it prints each page's change in req/s from
-the first scale to the last (the growth).
+the first scale to the last (the growth). The machine's load average is printed before each user's table:
+other work on the same cores lowers both sides' absolute numbers.
 """
 from __future__ import annotations
 
@@ -97,23 +98,26 @@ def statements(url: str, engagement: int) -> dict[tuple[str, str], int]:
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "WTF_CSRF_ENABLED": False})
     out = {}
+    # No application context around the requests: each request gets its own (an empty session, as on a
+    # server), so what a page reads on every request (the user, the bureau tree, settings) is counted too.
+    for username, _ in USERS:
+        client = app.test_client()
+        assert client.post("/login", data={"username": username, "password": "Bench-password-1"}).status_code == 302
+        token = client.post("/api/v1/tokens", json={"username": username, "password": "Bench-password-1"}).json["token"]
+        for _, path in PAGES:
+            path = path.format(engagement=engagement)
+            headers = {"Authorization": f"Bearer {token}"} if path.startswith("/api/") else {}
+            client.get(path, headers=headers)
+            seen = []
+            listener = lambda *a: seen.append(1)  # noqa: E731
+            with app.app_context():
+                engine = db.engine
+            sa.event.listen(engine, "before_cursor_execute", listener)
+            response = client.get(path, headers=headers)
+            sa.event.remove(engine, "before_cursor_execute", listener)
+            assert response.status_code == 200, (username, path, response.status_code)
+            out[(username, path)] = len(seen)
     with app.app_context():
-        for username, _ in USERS:
-            client = app.test_client()
-            assert client.post("/login", data={"username": username, "password": "Bench-password-1"}).status_code == 302
-            token = client.post("/api/v1/tokens", json={"username": username, "password": "Bench-password-1"}).json["token"]
-            for _, path in PAGES:
-                path = path.format(engagement=engagement)
-                headers = {"Authorization": f"Bearer {token}"} if path.startswith("/api/") else {}
-                client.get(path, headers=headers)
-                seen = []
-                listener = lambda *a: seen.append(1)  # noqa: E731
-                sa.event.listen(db.engine, "before_cursor_execute", listener)
-                response = client.get(path, headers=headers)
-                sa.event.remove(db.engine, "before_cursor_execute", listener)
-                assert response.status_code == 200, (username, path, response.status_code)
-                out[(username, path)] = len(seen)
-        db.session.remove()
         db.engine.dispose()
     return out
 
@@ -210,7 +214,9 @@ def measure(args, scale: float) -> dict:
     try:
         for username, label in USERS:
             cookie, token = login(username)
-            print(f"\n### {label}, {args.users} concurrent connections, {args.workers} gunicorn workers each side\n")
+            load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+            print(f"\n### {label}, {args.users} concurrent connections, {args.workers} gunicorn workers each side "
+                  f"(load average before: {load} on {os.cpu_count()} cores)\n")
             print("| page | SQL statements | req/s | p50 ms | p95 ms | bare req/s | share of bare | errors |")
             print("|---|---|---|---|---|---|---|---|")
             for name, path in PAGES:

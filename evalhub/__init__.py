@@ -54,6 +54,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from evalhub.core import jobs
 
     jobs.configure(app)
+    _register_preload(app)  # before the blueprints' hooks (the account gate reads the bureau's settings)
     _register_blueprints(app)
     _register_template_helpers(app)
     _register_error_handlers(app)
@@ -95,6 +96,22 @@ def _import_models() -> None:
             except ModuleNotFoundError as exc:
                 if exc.name != f"evalhub.{domain}.{module}":
                     raise
+
+
+def _register_preload(app: Flask) -> None:
+    from flask_login import current_user
+
+    from evalhub.core import permissions
+
+    @app.before_request
+    def preload_scope():
+        # A signed-in bureau user's pages all read the bureau, its ancestors (inherited settings) and its
+        # subtree (every scoped query): one statement here instead of three lazy loads later.
+        if request.endpoint in (None, "static") or request.path.startswith("/api/"):
+            return None
+        if current_user.is_authenticated:
+            permissions.preload(current_user._get_current_object())
+        return None
 
 
 def _register_blueprints(app: Flask) -> None:

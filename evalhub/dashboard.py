@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import redirect, render_template, url_for
 from flask_login import current_user, login_required
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from evalhub.core import permissions
 from evalhub.core.enums import Role
@@ -62,10 +62,13 @@ def dashboard():
 def _overdue_engagements() -> tuple[int, list]:
     """How many scoped engagements are overdue, and the ten longest in their state as (engagement, reason): a count
     and one page in SQL (``workflow.overdue_clause``), whatever the history in scope."""
-    stmt = permissions.scope(current_user, sa.select(Engagement).where(workflow.overdue_clause()), Engagement)
-    count = db.session.execute(sa.select(sa.func.count()).select_from(stmt.subquery())).scalar_one()
-    shown = db.session.execute(stmt.options(selectinload(Engagement.firm))
-                               .order_by(Engagement.state_changed_at, Engagement.id).limit(10)).scalars().all()
+    # the count rides along the page as a window over every matching row (evaluated before the LIMIT)
+    stmt = permissions.scope(current_user, sa.select(Engagement, sa.func.count().over().label("total"))
+                             .where(workflow.overdue_clause()), Engagement)
+    rows = db.session.execute(stmt.options(joinedload(Engagement.firm))
+                              .order_by(Engagement.state_changed_at, Engagement.id).limit(10)).all()
+    count = rows[0].total if rows else 0
+    shown = [row.Engagement for row in rows]
     reasons = workflow.overdue_reasons(shown)
     return count, [(e, reasons[e.id]) for e in shown if e.id in reasons]
 

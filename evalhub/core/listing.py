@@ -108,6 +108,28 @@ def paginate_list(items: list[Any], per_page: int | None = None) -> ListPage:
                     max_per_page=MAX_PER_PAGE, error_out=False, items=items)
 
 
+def page_request(per_page: int | None = None) -> tuple[int, int]:
+    """(page, per page) the request asks for, clamped as ``paginate`` clamps them: for a service that reads
+    one page itself (``counted_page``)."""
+    return page_number(), max(1, min(per_page or current_app.config["PAGE_SIZE"], MAX_PER_PAGE))
+
+
+class CountedPage(Pagination):
+    """A page object like ``paginate``'s over one page of rows and a count a service already read (e.g. a
+    queue ranked and counted by the database)."""
+
+    def _query_items(self) -> list[Any]:
+        return list(self._query_args["items"])
+
+    def _query_count(self) -> int:
+        return self._query_args["total"]
+
+
+def counted_page(items: list[Any], total: int, page: int, per_page: int) -> CountedPage:
+    return CountedPage(page=page, per_page=per_page, max_per_page=MAX_PER_PAGE, error_out=False,
+                       items=items, total=total)
+
+
 def scoped(model: type, stmt: Select | None = None, user: Any = None) -> Select:
     """``stmt`` (default ``select(model)``) narrowed to the rows the user (default: signed in) may see."""
     return permissions.scope(current_user if user is None else user,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import Select
 
 from evalhub.core.enums import BureauLevel, Role
@@ -27,12 +27,14 @@ BUREAU_ROLES = (Role.BUREAU_ADMIN, Role.BUREAU_STAFF)
 # --- organisation scope ----------------------------------------------------------------------------
 
 _SUBTREES = "evalhub.subtrees"
+_TREE_ROWS = "evalhub.tree_rows"  # the bureaus ``load_tree`` read, held so the session's weak identity map keeps them
 
 
 @sa.event.listens_for(Session, "after_commit")
 @sa.event.listens_for(Session, "after_rollback")
 def _forget_subtrees(session: Session) -> None:
     session.info.pop(_SUBTREES, None)
+    session.info.pop(_TREE_ROWS, None)
 
 
 def subtree_ids(bureau: Bureau) -> set[int]:
@@ -41,10 +43,35 @@ def subtree_ids(bureau: Bureau) -> set[int]:
     forgets the copy, so a bureau created by an import is seen at once)."""
     cache = db.session.info.setdefault(_SUBTREES, {})
     key = (bureau.id, bureau.path)
-    if key not in cache:
+    if key not in cache and bureau.id is not None:
+        load_tree(bureau.id)
+    if key not in cache:  # a bureau not stored yet, or moved in this transaction: by its own path
         cache[key] = frozenset(db.session.execute(
             sa.select(Bureau.id).where(Bureau.path.startswith(bureau.path))).scalars())
     return set(cache[key])
+
+
+def load_tree(bureau_id: int) -> Bureau | None:
+    """One statement for what a bureau user's request reads of the tree: the bureau, the bureaus above it
+    (into the session, so ``bureau.parent`` and the settings' inheritance walk read no more rows) and the ids
+    of its subtree (``subtree_ids``'s copy for this transaction). Returns the bureau (None if there is none)."""
+    me = aliased(Bureau)
+    rows = db.session.execute(sa.select(Bureau).join(me, sa.or_(
+        Bureau.path.startswith(me.path), me.path.startswith(Bureau.path))).where(me.id == bureau_id)).scalars().all()
+    db.session.info.setdefault(_TREE_ROWS, []).extend(rows)
+    mine = next((b for b in rows if b.id == bureau_id), None)
+    if mine is not None:
+        db.session.info.setdefault(_SUBTREES, {})[(mine.id, mine.path)] = frozenset(
+            b.id for b in rows if b.path.startswith(mine.path))
+    return mine
+
+
+def preload(user: User) -> None:
+    """Before a page: a bureau user's bureau, its ancestors and its subtree in one statement (``load_tree``)
+    instead of one each, read lazily by the navigation, the account gate and the first scoped query."""
+    if user.role in BUREAU_ROLES and user.bureau_id is not None \
+            and not any(key[0] == user.bureau_id for key in db.session.info.get(_SUBTREES, {})):
+        load_tree(user.bureau_id)
 
 
 def ancestor_ids(bureau: Bureau) -> set[int]:

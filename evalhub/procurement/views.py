@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, Optional
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from evalhub.core import audit, files, jobs, permissions
 from evalhub.core.enums import Role
@@ -403,9 +403,9 @@ ENGAGEMENT_EXPORT = Export("评价任务", [
 @login_required
 def engagement_list():
     require("engagement.list")
-    engagements = Listing(scoped(Engagement), *ENGAGEMENT_FILTERS, options=[
-        selectinload(Engagement.bureau), selectinload(Engagement.budget_unit), selectinload(Engagement.firm),
-        selectinload(Engagement.contract), selectinload(Engagement.commissioner_unit)],
+    engagements = Listing(scoped(Engagement), *ENGAGEMENT_FILTERS, options=[  # one row each: joined, one query
+        joinedload(Engagement.bureau), joinedload(Engagement.budget_unit), joinedload(Engagement.firm),
+        joinedload(Engagement.contract), joinedload(Engagement.commissioner_unit)],
         order_by=[Engagement.year.desc(), Engagement.reference])
     if wants_export():
         return engagements.export(ENGAGEMENT_EXPORT)
@@ -1050,6 +1050,15 @@ def _firm_procurement(procurement_id: int) -> Procurement:
     return load(Procurement, procurement_id, "procurement.view")
 
 
+def _own_bid(procurement_id: int) -> tuple[Procurement, Bid]:
+    """The firm's procurement and the firm's own bid on it (404 when it has none)."""
+    p = _firm_procurement(procurement_id)
+    own = next(iter(_scoped_bids(p)), None)
+    if own is None:
+        abort(404)
+    return p, own
+
+
 @bp.route("/procurements/<int:procurement_id>/bid", methods=["GET", "POST"])
 @login_required
 def bid(procurement_id: int):
@@ -1075,10 +1084,7 @@ def bid(procurement_id: int):
 @bp.route("/procurements/<int:procurement_id>/bid/withdraw", methods=["POST"])
 @login_required
 def bid_withdraw(procurement_id: int):
-    p = _firm_procurement(procurement_id)
-    own = next(iter(_scoped_bids(p)), None)
-    if own is None:
-        abort(404)
+    p, own = _own_bid(procurement_id)
     return button(lambda: services.withdraw_bid(own, current_user), form=WithdrawForm(), category="info",
                   message="投标已撤回；截止前可重新提交。", to=url_for(".bid", procurement_id=p.id))
 
@@ -1086,10 +1092,7 @@ def bid_withdraw(procurement_id: int):
 @bp.route("/procurements/<int:procurement_id>/bid/explain", methods=["POST"])
 @login_required
 def bid_explain(procurement_id: int):
-    p = _firm_procurement(procurement_id)
-    own = next(iter(_scoped_bids(p)), None)
-    if own is None:
-        abort(404)
+    p, own = _own_bid(procurement_id)
     form = ExplanationForm()
     return handle_form(form, lambda: services.explain_low_bid(own, current_user, form.explanation.data or ""),
                        message="报价说明已提交，等待评审委员会认定。", to=url_for(".bid", procurement_id=p.id),

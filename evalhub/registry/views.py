@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from evalhub.core import accounts, files, jobs, permissions
 from evalhub.core.enums import Field
@@ -136,7 +136,7 @@ FIRM_EXPORT = Export("第三方机构库", [
 @login_required
 def firm_list():
     require("firm.list")
-    firms = Listing(scoped(Firm), *FIRM_FILTERS, options=[selectinload(Firm.bureau)],
+    firms = Listing(scoped(Firm), *FIRM_FILTERS, options=[joinedload(Firm.bureau)],
                     order_by=[Firm.applied_at.desc(), Firm.id.desc()])
     if wants_export():
         return firms.export(FIRM_EXPORT)
@@ -468,7 +468,7 @@ EXPERT_EXPORT = Export("专家库", ["姓名", "身份证号码（掩码）", "�
 @login_required
 def expert_list():
     require("expert.list")
-    experts = Listing(scoped(Expert), *EXPERT_FILTERS, options=[selectinload(Expert.bureau)],
+    experts = Listing(scoped(Expert), *EXPERT_FILTERS, options=[joinedload(Expert.bureau)],
                       order_by=[Expert.id.desc()])
     if wants_export():
         return experts.export(EXPERT_EXPORT)

@@ -180,10 +180,9 @@ def screening_queue():
     _, args = read_args(QUEUE_FILTERS, strict=True)
     if args["year"] is None:
         raise ValidationFailed("请指定年度（参数 year）。", {"year": "必填，四位年份"})
-    entries = services.queue(user, year=args["year"], bureau_id=args["bureau_id"], firm_id=args["firm_id"],
-                             kind=args["kind"], fill=False)
-    shown = services.fill_entries(user, entries[(page - 1) * per_page:page * per_page])
-    return listing([queue_item_json(e) for e in shown], len(entries), page, per_page)
+    queued = services.queue_page(user, year=args["year"], bureau_id=args["bureau_id"], firm_id=args["firm_id"],
+                                 kind=args["kind"], page=page, per_page=per_page)
+    return listing([queue_item_json(e) for e in queued.entries], queued.total, page, per_page)
 
 
 @operation("/screening/models", "GET",

@@ -514,40 +514,95 @@ class QueueEntry:
     reasons: list[str] = field(default_factory=list)  # as the reader may see them (shown_to)
 
 
+def _ranking(actor: User, year: int, kinds: Iterable[SubmissionKind]) -> sa.Subquery:
+    """The year's latest version of each engagement's text of each kind that the user may see, ranked in SQL
+    per kind (riskiest first; ties by id) with its kind's count: columns id, bureau_id, firm_id, risk, kind,
+    rank, of. Work plans and reports are scored apart, so each kind has its own ranking. The database reads
+    four columns of the rows in scope and hands back only the rows asked for."""
+    kinds = list(kinds)
+    latest = (sa.select(sa.func.max(ReportScreening.submission_id).label("submission_id"))
+              .where(ReportScreening.year == year, ReportScreening.kind.in_(kinds))
+              .group_by(ReportScreening.engagement_id, ReportScreening.kind)).subquery("latest")
+    # a join on the aggregate, not ``IN (subquery)``: PostgreSQL then groups once instead of once per row
+    stmt = visible_screenings(actor).join(latest, latest.c.submission_id == ReportScreening.submission_id).where(
+        ReportScreening.year == year, ReportScreening.kind.in_(kinds)).with_only_columns(
+        ReportScreening.id, ReportScreening.bureau_id, ReportScreening.firm_id, ReportScreening.risk,
+        ReportScreening.kind,
+        sa.func.row_number().over(partition_by=ReportScreening.kind,
+                                  order_by=(ReportScreening.risk.desc(), ReportScreening.id)).label("rank"),
+        sa.func.count().over(partition_by=ReportScreening.kind).label("of"))
+    return stmt.subquery("ranked")
+
+
 def _ranked(actor: User, year: int, kind: SubmissionKind) -> list[sa.Row]:
-    """The year's latest version of each engagement's text of this kind that the user may see, riskiest
-    first, as (id, bureau_id, firm_id, risk): ranking reads four columns, not the stored texts' fingerprints.
-    Work plans and reports are scored apart, so each kind has its own ranking."""
-    latest = (sa.select(sa.func.max(ReportScreening.submission_id))
-              .where(ReportScreening.year == year, ReportScreening.kind == kind)
-              .group_by(ReportScreening.engagement_id))
-    stmt = visible_screenings(actor).where(ReportScreening.submission_id.in_(latest)).with_only_columns(
-        ReportScreening.id, ReportScreening.bureau_id, ReportScreening.firm_id, ReportScreening.risk)
-    return db.session.execute(stmt.order_by(ReportScreening.risk.desc(), ReportScreening.id)).all()
+    """(id, bureau_id, firm_id, risk) of the year's texts of ``kind`` the user may see, riskiest first."""
+    ranked = _ranking(actor, year, [kind])
+    return db.session.execute(sa.select(ranked.c.id, ranked.c.bureau_id, ranked.c.firm_id, ranked.c.risk)
+                              .order_by(ranked.c.rank)).all()
 
 
-def _budget(actor: User, count: int) -> int:
-    share = int(get_setting(actor.bureau, "screening.spot_check_share")) if actor.bureau else 10
-    return max(1, -(-count * share // 100)) if count else 0
+def _share(actor: User) -> int:
+    return int(get_setting(actor.bureau, "screening.spot_check_share")) if actor.bureau else 10
+
+
+def _queue_stmt(actor: User, year: int, bureau_id: int | None, firm_id: int | None,
+                kind: SubmissionKind | None) -> sa.Select:
+    """The queue as a statement, one row per entry: id, risk, rank, bureau_id, firm_id, flagged. The
+    spot-check budget of each kind is the top ⌈count × share / 100⌉ of its ranking, and at least the first
+    (``flagged``: rank ≤ that, in integers)."""
+    ranked = _ranking(actor, year, [kind] if kind is not None else [SubmissionKind.REPORT, SubmissionKind.WORK_PLAN])
+    flagged = sa.or_(ranked.c.rank == 1, ranked.c.rank * 100 <= ranked.c.of * _share(actor) + 99)
+    stmt = sa.select(ranked.c.id, ranked.c.risk, ranked.c.rank, ranked.c.bureau_id, ranked.c.firm_id,
+                     flagged.label("flagged"))
+    if bureau_id is not None:
+        stmt = stmt.where(ranked.c.bureau_id == bureau_id)
+    if firm_id is not None:
+        stmt = stmt.where(ranked.c.firm_id == firm_id)
+    return stmt
+
+
+def _entries(stmt: sa.Select) -> list[QueueEntry]:
+    return [QueueEntry(rank=row.rank, screening_id=row.id, risk=row.risk, flagged=bool(row.flagged),
+                       bureau_id=row.bureau_id, firm_id=row.firm_id) for row in db.session.execute(stmt)]
+
+
+def _queue_order(stmt: sa.Select) -> sa.Select:
+    ranked = stmt.selected_columns
+    return stmt.order_by(ranked.risk.desc(), ranked.rank, ranked.id)
 
 
 def queue(actor: User, *, year: int, bureau_id: int | None = None, firm_id: int | None = None,
           kind: SubmissionKind | None = None, fill: bool = True) -> list[QueueEntry]:
     """The year's screened texts the user may see, riskiest first. Ranks and the spot-check budget (the top
     share marked for inspection) are per kind over everything the user supervises; the bureau and firm
-    filters then narrow the list without renumbering it. ``fill=False`` leaves the rows to ``fill_entries``
-    for the page shown, so a queue of any length costs the same few queries."""
+    filters then narrow the list without renumbering it. ``fill=False`` leaves the rows to ``fill_entries``.
+    A page of the queue: ``queue_page``, which reads only the rows shown."""
     require_screening(actor)
-    entries: list[QueueEntry] = []
-    for each in ([kind] if kind is not None else [SubmissionKind.REPORT, SubmissionKind.WORK_PLAN]):
-        rows = _ranked(actor, year, each)
-        budget = _budget(actor, len(rows))
-        entries += [QueueEntry(rank=n, screening_id=row.id, risk=row.risk, flagged=n <= budget,
-                               bureau_id=row.bureau_id, firm_id=row.firm_id) for n, row in enumerate(rows, start=1)]
-    entries = [e for e in entries if (bureau_id is None or e.bureau_id == bureau_id)
-               and (firm_id is None or e.firm_id == firm_id)]
-    entries.sort(key=lambda e: (-e.risk, e.rank, e.screening_id))
+    stmt = _queue_stmt(actor, year, bureau_id, firm_id, kind)
+    entries = _entries(_queue_order(stmt))
     return fill_entries(actor, entries) if fill else entries
+
+
+@dataclass
+class QueuePage:
+    entries: list[QueueEntry]  # the rows of the page, filled (``fill_entries``)
+    total: int  # entries in the (filtered) queue
+    flagged: int  # of which marked for a spot check
+
+
+def queue_page(actor: User, *, year: int, page: int, per_page: int, bureau_id: int | None = None,
+               firm_id: int | None = None, kind: SubmissionKind | None = None) -> QueuePage:
+    """One page of ``queue``: the ranks, counts and budget are computed by the database, which returns the
+    page's rows and two numbers (the queue's length and how many of it are marked), so a queue of any
+    length costs the same few queries and reads only the rows shown."""
+    require_screening(actor)
+    stmt = _queue_stmt(actor, year, bureau_id, firm_id, kind)
+    listed = stmt.subquery("listed")
+    total, marked = db.session.execute(sa.select(
+        sa.func.count(), sa.func.coalesce(sa.func.sum(sa.case((listed.c.flagged, 1), else_=0)), 0))
+        .select_from(listed)).one()
+    entries = _entries(_queue_order(stmt).limit(per_page).offset((page - 1) * per_page)) if total else []
+    return QueuePage(fill_entries(actor, entries), int(total), int(marked))
 
 
 def fill_entries(actor: User, entries: list[QueueEntry]) -> list[QueueEntry]:
