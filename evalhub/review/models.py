@@ -211,7 +211,9 @@ class ReviewPanel(CreatedBy, db.Model):
     __tablename__ = "review_panel"
     # An engagement's latest panel (the resubmission deadline in the overdue rule) by index, without walking
     # every panel of every engagement backwards.
-    __table_args__ = (sa.Index("ix_review_panel_engagement_latest", "engagement_id", "id"),)
+    # Open panels past their deadline (the dashboards' overdue reviews) by index, not a scan of every panel.
+    __table_args__ = (sa.Index("ix_review_panel_engagement_latest", "engagement_id", "id"),
+                      sa.Index("ix_review_panel_status_due", "status", "review_due"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     engagement_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("engagement.id"), index=True)

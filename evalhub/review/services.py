@@ -3,6 +3,7 @@ data, panels drawn with avoidance, reviews, the outcome (exactly once), rectific
 with caps, the commissioner's rating, publication, and notifications."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -1299,6 +1300,7 @@ def _return_self_evaluation(panel: ReviewPanel, se: SelfEvaluation, actor: User,
 
 
 @workflow.resubmission_deadline
+@functools.cache  # built once: lists and dashboards call it per request, the expression never changes
 def _resubmit_due_sql() -> sa.ColumnElement:
     """When (UTC) the firm must resubmit after the engagement's last returned review: NULL if none."""
     # The latest such panel by max(id) over the engagement's own panels (the engagement_id index), not
