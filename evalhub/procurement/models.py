@@ -250,6 +250,11 @@ class FrameworkMember(db.Model):
     firm: Mapped[Firm] = relationship()
 
 
+# The engagement lists' order (newest year first, then by reference), so a page reads its 20 rows by index
+# instead of joining and sorting a whole year of engagements first (issue 18, EXPLAIN at province scale).
+sa.Index("ix_engagement_list_order", Engagement.year.desc(), Engagement.reference)
+
+
 class Procurement(InBureau, CreatedBy, db.Model):
     """One procurement round for an engagement; a failed round is kept and a new one opened."""
 
