@@ -130,18 +130,15 @@ def synthetic_model():
     import pandas as pd
 
     from evalhub.demo.corpus import generate_corpus
-    from evalhub.review.services import REPORT_CHAPTERS
     from evalhub.screening import learning
-    from evalhub.screening.features import FEATURE_KEYS, ScreeningContext, compute
+    from evalhub.screening.features import FEATURE_KEYS, compute
     from evalhub.screening.index import CorpusIndex
 
     corpus = sorted(generate_corpus(500, seed=11), key=lambda r: r.submitted_on)
     index, rows = CorpusIndex(), []
     for number, report in enumerate(corpus, start=1):
         f = report.facts
-        ctx = ScreeningContext(names=[f.object_name, f.unit, f.firm, f.region], firm_id=report.firm_key, engagement_id=number,
-                               object_key=report.object_key, year=f.year, budget_wan=f.budget_wan, spent_wan=f.spent_wan,
-                               execution_rate=f.execution_rate, chapters=REPORT_CHAPTERS)
+        ctx = _context(report, number)
         screening = compute(report.text, ctx, index)
         index.add(screening.stored(number, ctx, f.firm))
         rows.append({**screening.features, "label": int(report.first_round_score < 90), "at": report.submitted_on,
@@ -158,32 +155,21 @@ def section_copy_by_firms(sentences, matches, index, stock_firms: int = 3) -> di
     """``index.section_copy`` with stock decided by how many *other firms* use a sentence (>= ``stock_firms``)
     instead of how many reports: a firm's own template stays in-house however often the firm reuses it.
     ``matches``: ``lookup`` without a list limit (full lists of report numbers)."""
-    from collections import Counter
+    from evalhub.screening.index import section_copy
 
-    from evalhub.screening.index import IN_HOUSE_MIN, SECTION_GROUPS, SECTION_SHARES
+    return section_copy(sentences, matches, 0, is_stock=lambda match: len(
+        {index.reports[n].firm_id for n in match.other_firms}) >= stock_firms)
 
-    group_of = {chapter: group for group, chapters in SECTION_GROUPS.items() for chapter in chapters}
-    counts: dict[str, Counter] = {}
-    for sentence, match in zip(sentences, matches):
-        group = group_of.get(sentence.chapter or "")
-        if group is None:
-            continue
-        row = counts.setdefault(group, Counter())
-        row["sentences"] += 1
-        if match is None:
-            continue
-        if len({index.reports[n].firm_id for n in match.other_firms}) >= stock_firms:
-            row["stock"] += 1
-        elif len(match.same_firm) >= IN_HOUSE_MIN:
-            row["in_house"] += 1
-        elif match.other_firms:
-            row["other_firms"] += 1
-        elif match.previous:
-            row["previous"] += 1
-        elif match.same_firm:
-            row["same_firm_content"] += 1
-    return {group: {"sentences": row["sentences"], **{k: round(row[k] / row["sentences"], 4) for k in SECTION_SHARES}}
-            for group, row in counts.items() if row["sentences"]}
+
+def _context(report, number: int):
+    """The screening context of one synthetic report (its facts), screened as engagement ``number``."""
+    from evalhub.review.services import REPORT_CHAPTERS
+    from evalhub.screening.features import ScreeningContext
+
+    f = report.facts
+    return ScreeningContext(names=[f.object_name, f.unit, f.firm, f.region], firm_id=report.firm_key, engagement_id=number,
+                            object_key=report.object_key, year=f.year, budget_wan=f.budget_wan, spent_wan=f.spent_wan,
+                            execution_rate=f.execution_rate, chapters=REPORT_CHAPTERS)
 
 
 def synthetic_frame(n: int, seed: int):
@@ -192,17 +178,14 @@ def synthetic_frame(n: int, seed: int):
     import pandas as pd
 
     from evalhub.demo.corpus import generate_corpus
-    from evalhub.review.services import REPORT_CHAPTERS
-    from evalhub.screening.features import FEATURE_KEYS, ScreeningContext, finish, prepare
+    from evalhub.screening.features import FEATURE_KEYS, finish, prepare
     from evalhub.screening.index import CorpusIndex, section_copy, section_features
 
     corpus = sorted(generate_corpus(n, seed=seed), key=lambda r: r.submitted_on)
     index, rows = CorpusIndex(), []
     for number, report in enumerate(corpus, start=1):
         f = report.facts
-        ctx = ScreeningContext(names=[f.object_name, f.unit, f.firm, f.region], firm_id=report.firm_key, engagement_id=number,
-                               object_key=report.object_key, year=f.year, budget_wan=f.budget_wan, spent_wan=f.spent_wan,
-                               execution_rate=f.execution_rate, chapters=REPORT_CHAPTERS)
+        ctx = _context(report, number)
         prepared = prepare(report.text, ctx)
         screening = finish(prepared, ctx, index)
         as_is: dict = {}

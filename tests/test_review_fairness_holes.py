@@ -205,6 +205,17 @@ def _counts():
                  for model in (StoredFile, Submission))
 
 
+def _refused_until_renamed(world, e, departed: str, stays, reason: str) -> None:
+    """The report under a departed lead is refused with nothing stored and the state unchanged; named anew, it goes."""
+    state, before = e.state, _counts()
+    with pytest.raises(Conflict, match=f"{departed}已不在本机构名册"):
+        factories.submit_report(e, lead=False)
+    assert e.state == state and _counts() == before
+    team.name_team(e, team.TeamInput(lead_staff_id=stays.id, reason=reason), world.firm_user)
+    factories.submit_report(e, lead=False)
+    assert e.state == EngagementState.REPORT_SUBMITTED and team.lead(e) == stays
+
+
 def test_a_report_is_not_handed_in_under_a_lead_who_has_left_the_roster(world):
     """Hole: ``lead_named`` asked only that a lead row existed. The firm named A, took A off its roster (离岗, or A
     went to another firm) and handed in the report — and after a return, the rework — under the name of someone
@@ -221,13 +232,7 @@ def test_a_report_is_not_handed_in_under_a_lead_who_has_left_the_roster(world):
     deactivate_staff(departed, world.firm_user, "离职")
     add_staff(world.other_firm, StaffInput(name="甲离岗", id_number=number, role="项目负责人", years_experience=9),
               world.other_firm_user)  # and is now on another firm's roster
-    before = _counts()
-    with pytest.raises(Conflict, match="甲离岗已不在本机构名册"):
-        factories.submit_report(e, lead=False)
-    assert e.state == EngagementState.FIELDWORK and _counts() == before
-    team.name_team(e, team.TeamInput(lead_staff_id=stays.id, reason="原主评人离职，改由乙主持"), world.firm_user)
-    factories.submit_report(e, lead=False)
-    assert e.state == EngagementState.REPORT_SUBMITTED
+    _refused_until_renamed(world, e, "甲离岗", stays, "原主评人离职，改由乙主持")
     # Returned: the firm swaps in C for the rework, then takes C off the roster before handing it in.
     panel = factories.own_panel(e)
     factories.review_panel(panel, "0.6", opinion="报告结构不完整，需补充分析")
@@ -236,13 +241,7 @@ def test_a_report_is_not_handed_in_under_a_lead_who_has_left_the_roster(world):
     rework = _person(world, "丙整改")
     team.name_team(e, team.TeamInput(lead_staff_id=rework.id, reason="改由丙主持整改"), world.firm_user)
     deactivate_staff(rework, world.firm_user, "离职")
-    before = _counts()
-    with pytest.raises(Conflict, match="丙整改已不在本机构名册"):
-        factories.submit_report(e, lead=False)
-    assert e.state == EngagementState.REPORT_RETURNED and _counts() == before
-    team.name_team(e, team.TeamInput(lead_staff_id=stays.id, reason="丙离职，仍由乙主持"), world.firm_user)
-    factories.submit_report(e, lead=False)
-    assert e.state == EngagementState.REPORT_SUBMITTED and team.lead(e) == stays
+    _refused_until_renamed(world, e, "丙整改", stays, "丙离职，仍由乙主持")
 
 
 def test_the_departed_lead_refusal_is_a_409_in_chinese_on_the_web_and_the_api_with_nothing_stored(world, client,

@@ -13,7 +13,7 @@ from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from hashlib import blake2b
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import sqlalchemy as sa
@@ -694,12 +694,15 @@ IN_HOUSE_MIN = 3  # a sentence in this many of the firm's own other reports is i
 SECTION_SHARES = ("in_house", "same_firm_content", "other_firms", "previous", "stock")
 
 
-def section_copy(sentences: Iterable, matches: Iterable[Match | None], threshold: int) -> dict[str, dict[str, float]]:
+def section_copy(sentences: Iterable, matches: Iterable[Match | None], threshold: int, *,
+                 is_stock: Callable[[Match], bool] | None = None) -> dict[str, dict[str, float]]:
     """Per chapter group, the share of its sentences that are: ``in_house`` (the firm's own template: in at
     least IN_HOUSE_MIN of its other reports), ``same_firm_content`` (in one or two of the firm's reports on
     other objects: content reused), ``other_firms`` (another firm's text), ``previous`` (this object's earlier
     report), ``stock`` (a phrase in ``threshold`` or more reports of every firm). ``sentences`` carry
-    ``.chapter``; ``matches`` are ``lookup``'s, in the same order. Groups the text lacks are left out."""
+    ``.chapter``; ``matches`` are ``lookup``'s, in the same order. Groups the text lacks are left out.
+    ``is_stock``: another test of "stock" (bench/screening_real.py measures one by the number of other firms)."""
+    is_stock = is_stock or (lambda match: match.frequency >= threshold)
     group_of = {chapter: group for group, chapters in SECTION_GROUPS.items() for chapter in chapters}
     counts: dict[str, Counter[str]] = {}
     for sentence, match in zip(sentences, matches):
@@ -710,7 +713,7 @@ def section_copy(sentences: Iterable, matches: Iterable[Match | None], threshold
         row["sentences"] += 1
         if match is None:
             continue
-        if match.frequency >= threshold:
+        if is_stock(match):
             row["stock"] += 1
         elif len(match.same_firm) >= IN_HOUSE_MIN:  # the firm's own habit, even if another firm has it too
             row["in_house"] += 1
