@@ -16,18 +16,34 @@ PASSWORD = "correct-horse-1"
 _seq = itertools.count(1)
 
 
-def bureau(code: str, name: str, short: str, level: BureauLevel, parent: Bureau | None = None) -> Bureau:
+def bureau(code: str, name: str, short: str, level: BureauLevel, parent: Bureau | None = None, *,
+           flush: bool = True) -> Bureau:
     b = Bureau(code=code, name=name, short_name=short, level=level, parent=parent,
                path=(parent.path if parent else "") + code + "/")
     db.session.add(b)
-    db.session.flush()
+    if flush:
+        db.session.flush()
     return b
 
 
-def user(username: str, role: Role, **org) -> User:
-    u = User(username=username, password_hash=hash_password(PASSWORD), display_name=username, role=role, **org)
+_HASHES: dict[str, str] = {}
+
+
+def _password_hash() -> str:
+    """PASSWORD hashed once per method (a salted hash verifies for every account that carries it)."""
+    from flask import current_app
+
+    method = current_app.config.get("PASSWORD_HASH_METHOD", "")
+    if method not in _HASHES:
+        _HASHES[method] = hash_password(PASSWORD)
+    return _HASHES[method]
+
+
+def user(username: str, role: Role, *, flush: bool = True, **org) -> User:
+    u = User(username=username, password_hash=_password_hash(), display_name=username, role=role, **org)
     db.session.add(u)
-    db.session.flush()
+    if flush:
+        db.session.flush()
     return u
 
 
@@ -72,12 +88,14 @@ def expert(bureau: Bureau, **overrides):
 
 
 def make_world() -> SimpleNamespace:
-    region = bureau("650000", "新疆维吾尔自治区财政厅", "自治区", BureauLevel.REGION)
-    bz = bureau("652800", "巴音郭楞蒙古自治州财政局", "巴州", BureauLevel.PREFECTURE, region)
-    kz = bureau("653000", "克孜勒苏柯尔克孜自治州财政局", "克州", BureauLevel.PREFECTURE, region)
-    krl = bureau("652801", "库尔勒市财政局", "库尔勒市", BureauLevel.COUNTY, bz)
-    lt = bureau("652822", "轮台县财政局", "轮台县", BureauLevel.COUNTY, bz)
-    ats = bureau("653001", "阿图什市财政局", "阿图什市", BureauLevel.COUNTY, kz)
+    # Added together and written in one flush each (most tests start here: round trips count).
+    region = bureau("650000", "新疆维吾尔自治区财政厅", "自治区", BureauLevel.REGION, flush=False)
+    bz = bureau("652800", "巴音郭楞蒙古自治州财政局", "巴州", BureauLevel.PREFECTURE, region, flush=False)
+    kz = bureau("653000", "克孜勒苏柯尔克孜自治州财政局", "克州", BureauLevel.PREFECTURE, region, flush=False)
+    krl = bureau("652801", "库尔勒市财政局", "库尔勒市", BureauLevel.COUNTY, bz, flush=False)
+    lt = bureau("652822", "轮台县财政局", "轮台县", BureauLevel.COUNTY, bz, flush=False)
+    ats = bureau("653001", "阿图什市财政局", "阿图什市", BureauLevel.COUNTY, kz, flush=False)
+    db.session.flush()
     units = {}
     for b, name in [(bz, "巴州统计局"), (bz, "巴州民政局"), (lt, "轮台县医疗保障局"), (kz, "克州农业农村局")]:
         u = BudgetUnit(bureau_id=b.id, name=name)
@@ -85,10 +103,11 @@ def make_world() -> SimpleNamespace:
         units[name] = u
     db.session.flush()
     w = SimpleNamespace(region=region, bz=bz, kz=kz, krl=krl, lt=lt, ats=ats, units=units)
-    w.sysadmin = user("admin", Role.SYSTEM_ADMIN)
+    w.sysadmin = user("admin", Role.SYSTEM_ADMIN, flush=False)
     for key, b in [("region", region), ("bz", bz), ("kz", kz), ("krl", krl), ("lt", lt), ("ats", ats)]:
-        setattr(w, f"{key}_admin", user(f"{key}.admin", Role.BUREAU_ADMIN, bureau_id=b.id))
-        setattr(w, f"{key}_staff", user(f"{key}.staff", Role.BUREAU_STAFF, bureau_id=b.id))
+        setattr(w, f"{key}_admin", user(f"{key}.admin", Role.BUREAU_ADMIN, bureau_id=b.id, flush=False))
+        setattr(w, f"{key}_staff", user(f"{key}.staff", Role.BUREAU_STAFF, bureau_id=b.id, flush=False))
+    db.session.flush()
     w.firm = firm(bz, FirmStatus.ADMITTED, name="巴州示范评价咨询有限公司")
     w.firm_user = user("firm1", Role.FIRM_USER, firm_id=w.firm.id)
     w.other_firm = firm(kz, FirmStatus.ADMITTED, name="克州另一家评价有限公司")
