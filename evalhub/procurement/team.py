@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from evalhub.core import audit, concurrency, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
+from evalhub.core.listing import as_int
 from evalhub.core.models import Bureau, User
 from evalhub.core.notifications import emit
 from evalhub.core.permissions import rules, visible
@@ -103,8 +104,7 @@ def proposed(engagement: Engagement) -> tuple[Optional[int], list[int]]:
 
 def _no_round_left(engagement: Engagement) -> Optional[str]:
     """Why a returned report cannot be handed in again (the round limit, review's ``rounds_left``), or None."""
-    return next((u.problem for u in workflow.unmet(engagement, "resubmit_report", skip=("firm", "lead_named",
-                 "report_uploaded")) if u.requirement == "rounds_left"), None)
+    return workflow.REQUIREMENTS["rounds_left"](engagement)
 
 
 def change_block(engagement: Engagement) -> Optional[str]:
@@ -134,9 +134,7 @@ def _as_id(value: Any) -> Optional[int]:
         return None
     if isinstance(value, int):
         return value
-    text = str(value or "").strip()
-    # ASCII digits only: "²".isdigit() is True, yet int("²") fails (a crafted post answered 500).
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 10 else None
+    return as_int(str(value or ""))  # the project's one id parser: ASCII digits in range ("²" is no id)
 
 
 def name_team(engagement: Engagement, data: TeamInput, actor: User) -> list[EngagementMember]:
