@@ -215,11 +215,11 @@ def test_the_complainant_looks_it_up_by_reference_and_code(world):
     complaint, code = _complaint(world)
     other, other_code = _complaint(world, address="10.9.9.10")
     assert len(code) == 8 and complaint.lookup_digest and code not in complaint.lookup_digest
-    assert V.lookup_complaint(complaint.reference, code) is complaint
-    assert V.lookup_complaint(complaint.reference.lower(), code.lower()) is complaint
-    assert V.lookup_complaint(complaint.reference, other_code) is None        # another complaint's code
-    assert V.lookup_complaint("TS20250101000000", code) is None
-    assert V.lookup_complaint(complaint.reference, "") is None
+    assert V.lookup_complaint(complaint.reference, code, address="192.0.2.1") is complaint
+    assert V.lookup_complaint(complaint.reference.lower(), code.lower(), address="192.0.2.1") is complaint
+    assert V.lookup_complaint(complaint.reference, other_code, address="192.0.2.1") is None        # another complaint's code
+    assert V.lookup_complaint("TS20250101000000", code, address="192.0.2.1") is None
+    assert V.lookup_complaint(complaint.reference, "", address="192.0.2.1") is None
     assert "正在审查" in V.complaint_progress(complaint)
     V.decline_complaint(complaint, world.bz_staff, "投诉事项不属于第三方机构评价业务，不予立案。")
     assert V.complaint_progress(complaint) == "不予立案。理由：投诉事项不属于第三方机构评价业务，不予立案。"
@@ -247,7 +247,7 @@ def test_the_public_form_shows_the_code_once(client, world):
     complaint = db.session.execute(sa.select(Complaint)).scalar_one()
     assert response.status_code == 200 and complaint.reference in page and 'data-testid="complaint-code"' in page
     code = page.split('data-testid="complaint-code">')[1].split("<")[0]
-    assert V.lookup_complaint(complaint.reference, code) is not None
+    assert V.lookup_complaint(complaint.reference, code, address="192.0.2.1") is not None
 
 
 def test_declining_on_the_web_needs_a_manager_of_the_own_bureau(client, login, world):
@@ -325,3 +325,21 @@ def test_a_campaign_draws_inspectors_independent_of_each_sampled_engagement(worl
     assert expert.expert_id not in set(_scored(e)) | {world.tied.id, world.unit_expert.id}
     assert db.session.execute(sa.select(Notification.id).where(
         Notification.user_id == world.fresh.id, Notification.link == f"/inspections/{inspection.id}")).first()
+
+
+def test_lookups_are_limited_per_requester(client, world):
+    """References are predictable (date + six digits): guesses of reference and 查询码 are counted per requester
+    and refused past the hourly limit, found or not — and another requester is not affected."""
+    complaint, code = _complaint(world)
+    db.session.commit()
+    guess = {"reference": complaint.reference, "code": "AAAAAAAA"}
+    for _ in range(V.LOOKUPS_PER_HOUR):
+        assert client.post("/public/complaints/lookup", data=guess,
+                           environ_base={"REMOTE_ADDR": "203.0.113.9"}).status_code == 404
+    refused = client.post("/public/complaints/lookup", data={"reference": complaint.reference, "code": code},
+                          environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert refused.status_code == 429 and "请求过于频繁" in refused.get_data(as_text=True)
+    assert "lookup-result" not in refused.get_data(as_text=True)   # not even the right code gets through
+    other = client.post("/public/complaints/lookup", data={"reference": complaint.reference, "code": code},
+                        environ_base={"REMOTE_ADDR": "203.0.113.10"})
+    assert other.status_code == 200 and 'data-testid="lookup-result"' in other.get_data(as_text=True)

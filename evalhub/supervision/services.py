@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from evalhub.core import audit, concurrency, draws, permissions
+from evalhub.core.accounts import RateLimited, client_digest, count_hit
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.inputs import check_text
@@ -36,12 +37,6 @@ COMPLETED = (S.ACCEPTED, S.PUBLISHED, S.ARCHIVED)
 
 
 # === complaints ====================================================================================
-
-def client_digest(address: str) -> str:
-    """A keyed hash of the sender's address: enough to rate-limit, useless to identify anyone."""
-    key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(key, (address or "unknown").encode(), hashlib.sha256).hexdigest()
-
 
 def file_complaint(*, bureau_id: Any, firm_name: str, text: str, engagement_reference: str | None,
                    complainant_name: str | None, complainant_contact: str | None, address: str,
@@ -117,9 +112,16 @@ def _issue_lookup_code(complaint: Complaint) -> str:
     return code
 
 
-def lookup_complaint(reference: str, code: str) -> Optional[Complaint]:
+# Lookups per requester per hour: a complainant checks a few times; guessing a 查询码 takes billions of tries,
+# and the references are predictable (date + six digits), so the limit keeps both guesses out of reach.
+LOOKUPS_PER_HOUR = 20
+
+
+def lookup_complaint(reference: str, code: str, *, address: str | None) -> Optional[Complaint]:
     """The complainant's own lookup (no login): the complaint with this reference and 查询码, else None — the
-    same answer for a wrong reference and a wrong code, so neither can be probed alone."""
+    same answer for a wrong reference and a wrong code, so neither can be probed alone. Every lookup counts
+    against the requester's hourly limit (RateLimited, 429); the caller commits even when nothing is found."""
+    count_hit("complaint_lookup", address, LOOKUPS_PER_HOUR)
     reference, code = (reference or "").strip().upper(), (code or "").strip().upper()
     if not reference or not code or len(reference) > 30 or len(code) > 16:
         return None
@@ -164,11 +166,6 @@ def decline_complaint(complaint: Complaint, actor: User, reason: str) -> Complai
     audit.record("complaint.declined", complaint, actor=actor, bureau_id=complaint.bureau_id,
                  summary=f"投诉 {complaint.reference} 不予立案：{reason[:100]}", payload={"reason": reason})
     return complaint
-
-
-class RateLimited(ValidationFailed):
-    status = 429
-    code = "too_many_requests"
 
 
 # === random campaigns ==============================================================================

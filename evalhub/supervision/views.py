@@ -564,7 +564,14 @@ def public_complaint_lookup():
         return render_template("supervision/public_complaint_lookup.html", form=form, complaint=None)
     if not form.validate_on_submit():
         return render_template("supervision/public_complaint_lookup.html", form=form, complaint=None), 422
-    complaint = services.lookup_complaint(form.reference.data or "", form.code.data or "")
+    try:
+        complaint = services.lookup_complaint(form.reference.data or "", form.code.data or "",
+                                              address=request.remote_addr)
+    except services.RateLimited as exc:
+        db.session.rollback()
+        return render_template("supervision/public_complaint_lookup.html", form=form, complaint=None,
+                               limited=exc.message), exc.status
+    db.session.commit()  # the lookup counted against the hourly limit, found or not
     if complaint is None:
         return render_template("supervision/public_complaint_lookup.html", form=form, complaint=None,
                                not_found=True), 404
