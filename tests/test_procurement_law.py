@@ -270,6 +270,28 @@ def test_an_upheld_challenge_reopens_the_evaluation(world):
     assert award.firm_id == bidders["乙"][0].id and p.notice.firm_id == award.firm_id and len(p.notices) == 2
 
 
+def test_a_firm_that_wins_again_after_a_revoked_award_names_its_team_afresh(world):
+    """The team named under the revoked award is history: the same firm winning the re-evaluation does not get
+    those rows back unchecked (a person may have crossed the points limit meanwhile) — it names a team again."""
+    from evalhub.procurement import team
+
+    p, bidders = _awarded(world)
+    firm, firm_user, staff = bidders["甲"]
+    team.name_team(p.engagement, team.TeamInput(lead_staff_id=staff.id), firm_user)
+    assert team.lead(p.engagement) == staff
+    challenge = P.file_challenge(p, bidders["乙"][1], "技术分计算有误，请求重新评审。", EVIDENCE)
+    P.answer_challenge(challenge, world.bz_staff, "upheld", "经核查，技术分计算确有错误。", "reevaluate")
+    for member in p.committee:  # re-scored: 甲 wins again
+        P.record_technical_scores(p, member, {b.id: {i.id: Decimal({"甲": 95, "乙": 80, "丙": 70}[b.firm.name])
+                                                     * i.max_points / 100 for i in p.rubric}
+                                              for b in p.bids if b.status == BidStatus.SUBMITTED}, world.bz_staff)
+    factories.witnessed(P.award_procurement(p, world.bz_staff, "重新评审后综合得分第一"))
+    assert p.engagement.firm_id == firm.id
+    assert team.members(p.engagement) == [] and team.lead(p.engagement) is None
+    [closed] = team.history(p.engagement)
+    assert closed.removed_at is not None and closed.removed_reason.startswith("成交结果已撤销")
+
+
 def test_an_upheld_challenge_may_rerun_the_procurement(world):
     p, bidders = _awarded(world)
     challenge = P.file_challenge(p, bidders["丙"][1], "采购文件存在倾向性条款，请求重新采购。", EVIDENCE)

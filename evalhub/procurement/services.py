@@ -1212,6 +1212,7 @@ def _revoke_award(procurement: Procurement, notice: ResultNotice, actor: User, r
         procurement.award = None
         db.session.delete(award)  # the unique keys allow one award per engagement: the revoked one goes
     engagement.firm = None
+    team.close_team(engagement, actor, f"成交结果已撤销：{remedy.label}")
     db.session.flush()
     audit.record("procurement.award_revoked", procurement, actor=actor,
                  summary=f"{engagement.reference} 撤销成交结果：{remedy.label}", payload={"award": revoked, "reason": reason})

@@ -205,6 +205,18 @@ def name_team(engagement: Engagement, data: TeamInput, actor: User) -> list[Enga
     return team
 
 
+def close_team(engagement: Engagement, actor: User | None, reason: str) -> int:
+    """Close every open row of the engagement's team (an award revoked): whoever wins it next — even the same
+    firm again — names its team afresh, each person checked against the points limit as it is then, instead of
+    getting the former rows back unchecked. Returns how many rows were closed; the history keeps them."""
+    open_rows = db.session.execute(sa.select(EngagementMember).where(
+        EngagementMember.engagement_id == engagement.id, EngagementMember.removed_at.is_(None))).scalars().all()
+    now = utcnow()
+    for row in open_rows:
+        row.removed_at, row.removed_by_id, row.removed_reason = now, actor.id if actor else None, reason[:300]
+    return len(open_rows)
+
+
 # --- points to the people responsible --------------------------------------------------------------
 
 def members_at(engagement: Engagement, at: datetime) -> list[EngagementMember]:
