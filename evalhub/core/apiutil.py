@@ -196,7 +196,13 @@ YEAR_QUERY = query("year", "年度（四位年份）", "integer", minimum=1000, 
 
 STRING = {"type": "string"}
 INTEGER = {"type": "integer"}
+NUMBER = {"type": "number"}
+BOOLEAN = {"type": "boolean"}
+DATE = {"type": "string", "format": "date"}
+DATETIME = {"type": "string", "format": "date-time"}
 NULLABLE_STRING = {"type": "string", "nullable": True}
+NULLABLE_NUMBER = {"type": "number", "nullable": True}
+NULLABLE_BOOLEAN = {"type": "boolean", "nullable": True}
 NULLABLE_DATE = {"type": "string", "format": "date", "nullable": True}
 NULLABLE_DATETIME = {"type": "string", "format": "date-time", "nullable": True}
 PAGE_PARAMS = [query("page", f"页码，从 1 开始（超出 1–{MAX_PAGE} 按边界处理）", "integer", minimum=1, maximum=MAX_PAGE),

@@ -22,9 +22,9 @@ from sqlalchemy.orm import selectinload
 
 from evalhub.core.api import api_user, json_body, list_schema, operation, schema
 from evalhub.core.apiutil import (
-    BUREAU_REF, INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, YEAR_QUERY, bureau_ref, choice,
-    choice_query, date_str, datetime_str, labeled, labeled_schema, list_response, nullable, number, query, raise_if,
-    read_body, text, text_field,
+    BOOLEAN, BUREAU_REF, INTEGER, NULLABLE_DATETIME, NULLABLE_NUMBER, NULLABLE_STRING, NUMBER, PAGE_PARAMS, STRING,
+    YEAR_QUERY, bureau_ref, choice, choice_query, date_str, datetime_str, labeled, labeled_schema, list_response,
+    nullable, number, query, raise_if, read_body, text, text_field,
 )
 from evalhub.core import permissions
 from evalhub.core.enums import Role
@@ -42,10 +42,6 @@ TAG_CREDIT = "信用评价"
 TAG_PUBLIC = "信息公开"
 
 # --- schemas ---------------------------------------------------------------------------------------
-
-NUMBER = {"type": "number"}
-BOOLEAN = {"type": "boolean"}
-NULLABLE_NUMBER = {"type": "number", "nullable": True}
 
 CREDIT_GRADE = labeled_schema(CreditGrade)
 RATING_STATUS = labeled_schema(RatingStatus)

@@ -9,7 +9,7 @@ from flask import jsonify
 from evalhub.core import permissions
 from evalhub.core.api import api_user, list_schema, operation, schema
 from evalhub.core.apiutil import (
-    INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, YEAR_QUERY, choice_query, datetime_str, labeled,
+    INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, NUMBER, PAGE_PARAMS, STRING, YEAR_QUERY, choice_query, datetime_str, labeled,
     labeled_schema, list_response, query, visible,
 )
 from evalhub.core.errors import PermissionDenied
@@ -21,7 +21,6 @@ from evalhub.integrity.models import CollusionFlag, CollusionRule, FlagDecision,
 from evalhub.procurement.models import Procurement
 
 TAG = "采购诚信"
-NUMBER = {"type": "number"}
 
 COLLUSION_FLAG = schema("CollusionFlag", {"type": "object", "required": ["id", "rule", "clause", "bids", "summary"], "properties": {
     "id": INTEGER, "rule": labeled_schema(CollusionRule), "clause": {"type": "string", "description": "所对应的财政部令第87号第三十七条情形"},

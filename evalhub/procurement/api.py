@@ -17,7 +17,7 @@ from sqlalchemy.orm import selectinload
 
 from evalhub.core.api import api_user, json_body, list_schema, operation, schema
 from evalhub.core.apiutil import (
-    BUREAU_REF, INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, YEAR_QUERY, bureau_ref, choice,
+    BUREAU_REF, DATE, INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, YEAR_QUERY, bureau_ref, choice,
     choice_query, date_str, datetime_str, id_field, integer, labeled, labeled_schema, list_response, money,
     nullable, number, query, raise_if, read_body, text, text_field, visible,
 )
@@ -109,8 +109,6 @@ def _money_properties(prefix: str, label: str, nullable: bool = False) -> dict:
                      "example": "3000000.00"},
             f"{prefix}_wan": {"type": "number", "nullable": nullable, "description": f"{label}（万元）"}}
 
-
-DATE = {"type": "string", "format": "date"}
 
 PLAN_STATUS = labeled_schema(PlanStatus)
 OBJECT_TYPE = labeled_schema(ObjectType)

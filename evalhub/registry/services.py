@@ -437,6 +437,14 @@ def deactivate_staff(staff: FirmStaff, actor: User, reason: str) -> None:
 
 # --- recusal register ------------------------------------------------------------------------------
 
+def _check_period(errors: dict[str, str], start_date: date | None, end_date: date | None) -> None:
+    """A relation's or a tie's period: a start, and an end (if any) not before it."""
+    if start_date is None:
+        errors["start_date"] = "请填写关系开始日期"
+    elif end_date and end_date < start_date:
+        errors["end_date"] = "结束日期不能早于开始日期"
+
+
 def add_relation(firm: Firm, *, kind: Any, bureau_id: int | None, budget_unit_id: int | None,
                  start_date: date | None, end_date: date | None, note: str | None, actor: User) -> FirmRelation:
     permissions.require(actor, "firm.relation.manage", firm)
@@ -448,10 +456,7 @@ def add_relation(firm: Firm, *, kind: Any, bureau_id: int | None, budget_unit_id
         errors["counterpart"] = "关联的财政局不存在"
     elif budget_unit_id and db.session.get(BudgetUnit, budget_unit_id) is None:
         errors["counterpart"] = "关联的预算单位不存在"
-    if start_date is None:
-        errors["start_date"] = "请填写关系开始日期"
-    elif end_date and end_date < start_date:
-        errors["end_date"] = "结束日期不能早于开始日期"
+    _check_period(errors, start_date, end_date)
     _raise_if(errors)
     relation = FirmRelation(firm_id=firm.id, kind=kind, bureau_id=bureau_id or None,
                             budget_unit_id=budget_unit_id or None, start_date=start_date, end_date=end_date,
@@ -833,10 +838,7 @@ def add_expert_tie(expert: Expert, *, kind: Any, counterpart_type: Any, counterp
         errors["counterpart"] = f"请选择关联的{ctype.label}"
     if ctype == CounterpartType.OTHER and not name:
         errors["counterpart_name"] = "请填写关联单位名称"
-    if start_date is None:
-        errors["start_date"] = "请填写关系开始日期"
-    elif end_date and end_date < start_date:
-        errors["end_date"] = "结束日期不能早于开始日期"
+    _check_period(errors, start_date, end_date)
     _raise_if(errors)
     tie = ExpertTie(expert_id=expert.id, counterpart_type=ctype, kind=kind,
                     firm_id=target.id if ctype == CounterpartType.FIRM else None,

@@ -274,12 +274,11 @@ def firm_account(firm_id: int, reissue: bool):
     """开通账号 for a firm with no login, or 重新签发激活链接 while that account awaits activation: the page
     answers with the link itself, once."""
     firm = load(Firm, firm_id, "firm.account")
-    render = lambda status=200, **forms: _render_firm(firm, status, **forms)  # noqa: E731
-    if reissue:
-        return _account_action(lambda: services.reissue_firm_link(firm, current_user), render, _reissued)
-    return _account_action(lambda: services.open_firm_account(firm, current_user), render,
-                           lambda user, _purpose: f"已为 {firm.name} 开通机构管理员账号，用户名 {user.username}。"
-                                                  "请把下方激活链接交给机构联系人本人。")
+    return _account_action(partial(_render_firm, firm), reissue,
+                           open_account=lambda: services.open_firm_account(firm, current_user),
+                           reissue_link=lambda: services.reissue_firm_link(firm, current_user),
+                           opened=lambda user: f"已为 {firm.name} 开通机构管理员账号，用户名 {user.username}。"
+                                               "请把下方激活链接交给机构联系人本人。")
 
 
 # --- firms: documents ------------------------------------------------------------------------------
@@ -581,19 +580,17 @@ def _account_button(call) -> tuple[bool, Any, int]:
     return done, result, status
 
 
-def _account_action(call, render, message):
-    """开通账号 / 重新签发链接 (experts and firms alike): ``call`` returns (user, token[, purpose]); refused,
-    the page again with the reason flashed; done, the page with the link shown once (200, no redirect)."""
-    done, result, status = _account_button(call)
+def _account_action(render, reissue: bool, *, open_account, reissue_link, opened):
+    """开通账号, or when ``reissue`` 重新签发链接 (experts and firms alike): ``open_account`` / ``reissue_link``
+    return (user, token[, purpose]); refused, the page (``render``) again with the reason flashed; done, the
+    page with the link shown once (200, no redirect) and ``opened(user)`` or the reissue sentence flashed."""
+    done, result, status = _account_button(reissue_link if reissue else open_account)
     if not done:
         return render(status)
     user, token, purpose = result if len(result) == 3 else (*result, accounts.LinkPurpose.ACTIVATION)
-    flash(message(user, purpose), "success")
+    flash(f"已为账号 {user.username} 重新签发{purpose.label}链接，此前未使用的链接已失效。" if reissue
+          else opened(user), "success")
     return render(new_link=_shown_once(user, token, purpose))
-
-
-def _reissued(user, purpose) -> str:
-    return f"已为账号 {user.username} 重新签发{purpose.label}链接，此前未使用的链接已失效。"
 
 
 @bp.route("/experts/<int:expert_id>/account", methods=["POST"], endpoint="expert_account_open",
@@ -605,12 +602,11 @@ def expert_account(expert_id: int, reissue: bool):
     """开通账号, or 重新签发链接 (a new activation link, or once activated a password-reset link): the page
     answers with the link itself, once (200, no redirect)."""
     expert = load(Expert, expert_id, "expert.account")
-    render = lambda status=200, **forms: _render_expert(expert, status, **forms)  # noqa: E731
-    if reissue:
-        return _account_action(lambda: services.reissue_expert_link(expert, current_user), render, _reissued)
-    return _account_action(lambda: services.open_expert_account(expert, current_user), render,
-                           lambda user, _purpose: f"已为专家 {expert.name} 开通账号，用户名 {user.username}。"
-                                                  "请把下方激活链接交给专家本人。")
+    return _account_action(partial(_render_expert, expert), reissue,
+                           open_account=lambda: services.open_expert_account(expert, current_user),
+                           reissue_link=lambda: services.reissue_expert_link(expert, current_user),
+                           opened=lambda user: f"已为专家 {expert.name} 开通账号，用户名 {user.username}。"
+                                               "请把下方激活链接交给专家本人。")
 
 
 @bp.route("/experts/<int:expert_id>/edit", methods=["GET", "POST"])
@@ -633,8 +629,8 @@ def expert_edit(expert_id: int):
 def _expert_form(expert: Expert, form, call, form_key: str, *, message: Any):
     """``handle_form`` for a form on the expert page: done, back to that page; otherwise the page again with
     the form (as ``form_key``) and its errors."""
-    return handle_form(form, call, message=message, to=url_for(".expert_detail", expert_id=expert.id),
-                       failed=lambda status: _render_expert(expert, status, **{form_key: form}))
+    return detail_form(form, call, form_key, message=message, render=partial(_render_expert, expert),
+                       to=url_for(".expert_detail", expert_id=expert.id))
 
 
 @bp.route("/experts/<int:expert_id>/status", methods=["POST"])

@@ -99,6 +99,14 @@ def _unit_page(engagement: Engagement, status: int = 200, forms: dict | None = N
                            today=beijing_today()), status
 
 
+def _unit_form(engagement: Engagement, form, call, form_key=None, *, message: str, anchor: str = ""):
+    """``handle_form`` for a form on the unit's engagement page: done, back to that page (at ``anchor``);
+    otherwise the page again with the form (under ``form_key`` in ``_unit_page``'s forms) and its errors."""
+    return handle_form(form, call, message=message,
+                       failed=lambda s: _unit_page(engagement, s, {form_key: form} if form_key is not None else None),
+                       to=url_for("results.unit_engagement", engagement_id=engagement.id) + anchor)
+
+
 @bp.route("/unit/engagements/<int:engagement_id>")
 @login_required
 def unit_engagement(engagement_id: int):
@@ -114,10 +122,8 @@ def _finding(finding_id: int, action: str) -> ResultFinding:
 def finding_plan(finding_id: int):
     finding = _finding(finding_id, "finding.answer")
     form = PlanForm(prefix=f"p{finding.id}")
-    return handle_form(form, lambda: services.submit_plan(finding, current_user, form.plan.data),
-                       failed=lambda s: _unit_page(finding.engagement, s, {("plan", finding.id): form}),
-                       to=url_for("results.unit_engagement", engagement_id=finding.engagement_id) + f"#f{finding.id}",
-                       message="整改计划已提交。")
+    return _unit_form(finding.engagement, form, lambda: services.submit_plan(finding, current_user, form.plan.data),
+                      ("plan", finding.id), anchor=f"#f{finding.id}", message="整改计划已提交。")
 
 
 @bp.route("/findings/<int:finding_id>/evidence", methods=["POST"])
@@ -125,10 +131,9 @@ def finding_plan(finding_id: int):
 def finding_evidence(finding_id: int):
     finding = _finding(finding_id, "finding.answer")
     form = EvidenceForm(prefix=f"e{finding.id}")
-    return handle_form(form, lambda: services.submit_evidence(finding, current_user, form.note.data, _uploads(form.files)),
-                       failed=lambda s: _unit_page(finding.engagement, s, {("evidence", finding.id): form}),
-                       to=url_for("results.unit_engagement", engagement_id=finding.engagement_id) + f"#f{finding.id}",
-                       message="整改材料已提交，等待财政局核验。")
+    return _unit_form(finding.engagement, form,
+                      lambda: services.submit_evidence(finding, current_user, form.note.data, _uploads(form.files)),
+                      ("evidence", finding.id), anchor=f"#f{finding.id}", message="整改材料已提交，等待财政局核验。")
 
 
 def _download(model: type, row_id: int, parent: type, parent_id: str, action: str, file_attr: str = "file"):
@@ -157,9 +162,8 @@ def rectification_signed(engagement_id: int):
     engagement = load(Engagement, engagement_id, "rectification.sign")
     form = SignedReportForm()
     upload = _upload(form.file)
-    return handle_form(form, lambda: services.upload_signed_report(engagement, current_user, upload),
-                       failed=lambda s: _unit_page(engagement, s),
-                       to=url_for("results.unit_engagement", engagement_id=engagement.id), message="已上传签章的整改报告。")
+    return _unit_form(engagement, form, lambda: services.upload_signed_report(engagement, current_user, upload),
+                      message="已上传签章的整改报告。")
 
 
 @bp.route("/engagements/<int:engagement_id>/unit-publication", methods=["POST"])
@@ -167,10 +171,8 @@ def rectification_signed(engagement_id: int):
 def unit_publication(engagement_id: int):
     engagement = load(Engagement, engagement_id, "publication.unit_record")
     form = UnitPublicationForm()
-    return handle_form(form, lambda: services.record_unit_publication(engagement, current_user, form.url.data,
-                                                                      form.published_on.data),
-                       failed=lambda s: _unit_page(engagement, s, {"publication": form}),
-                       to=url_for("results.unit_engagement", engagement_id=engagement.id), message="已记录本单位的公开情况。")
+    return _unit_form(engagement, form, lambda: services.record_unit_publication(
+        engagement, current_user, form.url.data, form.published_on.data), "publication", message="已记录本单位的公开情况。")
 
 
 def _upload(field) -> files.Upload:
@@ -204,9 +206,8 @@ def fact_confirmation(engagement_id: int):
 def fact_answer(row_id: int):
     row = load(FactConfirmation, row_id, "fact.row_answer")
     form = FactAnswerForm()
-    return handle_form(form, lambda: services.answer_confirmation(row, current_user, form.agreed.data, form.text.data),
-                       failed=lambda s: _unit_page(row.engagement, s, {"answer": form}),
-                       to=url_for("results.unit_engagement", engagement_id=row.engagement_id), message="已答复。")
+    return _unit_form(row.engagement, form, lambda: services.answer_confirmation(
+        row, current_user, form.agreed.data, form.text.data), "answer", message="已答复。")
 
 
 @bp.route("/fact/<int:row_id>/respond", methods=["POST"])

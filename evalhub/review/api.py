@@ -21,8 +21,9 @@ from sqlalchemy.orm import selectinload
 
 from evalhub.core.api import api_user, json_body, list_schema, operation, schema
 from evalhub.core.apiutil import (
-    INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, YEAR_QUERY, choice, datetime_str, labeled,
-    labeled_definition, labeled_schema, list_response, nullable, number, query, raise_if, text, visible,
+    BOOLEAN, DATETIME, INTEGER, NULLABLE_BOOLEAN, NULLABLE_DATETIME, NULLABLE_NUMBER, NULLABLE_STRING, NUMBER,
+    PAGE_PARAMS, STRING, YEAR_QUERY, choice, datetime_str, labeled, labeled_definition, labeled_schema, list_response,
+    nullable, number, query, raise_if, text, visible,
 )
 from evalhub.core import permissions
 from evalhub.core.enums import BUREAU_SIDE, Role
@@ -56,12 +57,6 @@ def _expert_label(index: int) -> str:
 
 
 # --- schemas ---------------------------------------------------------------------------------------
-
-NUMBER = {"type": "number"}
-BOOLEAN = {"type": "boolean"}
-NULLABLE_NUMBER = {"type": "number", "nullable": True}
-NULLABLE_BOOLEAN = {"type": "boolean", "nullable": True}
-DATETIME = {"type": "string", "format": "date-time"}
 
 SUBMISSION_KIND = labeled_schema(SubmissionKind)
 GRADE = labeled_schema(Grade)

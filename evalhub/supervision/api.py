@@ -18,9 +18,9 @@ from sqlalchemy.orm import selectinload
 
 from evalhub.core.api import api_user, list_schema, operation, schema
 from evalhub.core.apiutil import (
-    BUREAU_REF, INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, bureau_ref, choice_query,
-    datetime_str, id_field, labeled, labeled_definition, labeled_schema, list_response, nullable, query, raise_if,
-    read_body, text,
+    BOOLEAN, BUREAU_REF, DATETIME, INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, bureau_ref,
+    choice_query, datetime_str, id_field, labeled, labeled_definition, labeled_schema, list_response, nullable, query,
+    raise_if, read_body, text, visible,
 )
 from evalhub.core import permissions
 from evalhub.core.enums import BUREAU_SIDE, Role
@@ -37,9 +37,6 @@ from evalhub.supervision.models import (
 TAG_SUPERVISION = "监督检查"
 
 # --- schemas ---------------------------------------------------------------------------------------
-
-BOOLEAN = {"type": "boolean"}
-DATETIME = {"type": "string", "format": "date-time"}
 
 SEVERITY = labeled_schema(Severity)
 MEASURE = labeled_schema(Measure)
@@ -189,12 +186,8 @@ def _require_reader(user: User) -> None:
 
 
 def _visible_inspection(inspection_id: int) -> Inspection:
-    user = api_user()
-    _require_reader(user)
-    inspection = db.session.get(Inspection, inspection_id)
-    if inspection is None or not permissions.can(user, "inspection.view", inspection):
-        raise NotFound("未找到该检查。")
-    return inspection
+    _require_reader(api_user())
+    return visible(Inspection, inspection_id, "inspection.view", "未找到该检查。")
 
 
 # --- inspections -----------------------------------------------------------------------------------
