@@ -283,12 +283,14 @@ def build(scale: float = 1.0, *, seed: int = 2025, today: date | None = None) ->
 
 
 def _analyze() -> None:
-    """Planner statistics for the bulk-loaded tables, as after any bulk load (PostgreSQL's autovacuum would
-    gather them some minutes later; a benchmark started at once would otherwise be planned on empty tables)."""
+    """Planner statistics and visibility maps for the bulk-loaded tables, as after any bulk load (PostgreSQL's
+    autovacuum would do both some minutes later; a benchmark started at once would otherwise be planned on
+    empty tables, and without the visibility map no count is answered from an index alone: the region's
+    count of its 20,000 engagements took 3.6 ms by a scan of the table, 1.7 ms from the index)."""
     if db.engine.dialect.name != "postgresql":
         return
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text("ANALYZE"))
+        conn.execute(sa.text("VACUUM ANALYZE"))
 
 
 def _move_sequences(tables: dict[str, int]) -> None:

@@ -1,11 +1,12 @@
 """evalhub — third-party performance-evaluation market and supervision for finance bureaus."""
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, has_request_context, jsonify, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 
 from evalhub.config import PROJECT_ROOT, Config
@@ -160,9 +161,24 @@ def _register_template_helpers(app: Flask) -> None:
 
     app.jinja_env.filters["wan"] = wan
 
+    @functools.lru_cache(maxsize=256)
+    def _url(script_root: str, endpoint: str, filename: str | None) -> str:
+        return url_for(endpoint, filename=filename) if filename else url_for(endpoint)
+
+    def nav_url(endpoint: str, filename: str | None = None) -> str:
+        """``url_for`` for a link without arguments (the navigation, static files), built once per process:
+        base.html has thirty of them on every page. The path depends only on where the app is mounted."""
+        if not has_request_context():  # a page rendered by a job or the CLI: as url_for builds it there
+            return url_for(endpoint, filename=filename) if filename else url_for(endpoint)
+        return _url(request.script_root, endpoint, filename)
+
+    app.jinja_env.globals["nav_url"] = nav_url
+
     @app.context_processor
     def inject() -> dict:
-        return {"can": lambda action, obj=None: permissions.can(current_user, action, obj)}
+        # The user behind the proxy, read once: the navigation alone asks ``can`` a dozen times per page.
+        user = current_user._get_current_object()
+        return {"can": lambda action, obj=None: permissions.can(user, action, obj)}
 
 
 def _wants_json() -> bool:

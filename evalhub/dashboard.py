@@ -36,14 +36,18 @@ def dashboard():
         return redirect(url_for("registry.expert_detail", expert_id=current_user.expert_id))
     if current_user.role == Role.BUDGET_UNIT:  # an evaluated unit: its engagements and rectification
         return redirect(url_for("results.unit_home"))
-    firms = permissions.scope(current_user, sa.select(Firm.status, sa.func.count()).group_by(Firm.status), Firm)
-    context["firm_counts"] = {status: count for status, count in db.session.execute(firms).all()}
+    # the expert count rides along the firm counts (one statement less on every dashboard); a scope without
+    # firms returns no group to carry it, and then it is read alone
+    experts = permissions.scope(current_user, sa.select(sa.func.count(Expert.id)), Expert)
+    firms = permissions.scope(current_user, sa.select(Firm.status, sa.func.count(), experts.scalar_subquery())
+                              .group_by(Firm.status), Firm)
+    rows = db.session.execute(firms).all()
+    context["firm_counts"] = {status: count for status, count, _ in rows}
+    context["expert_count"] = rows[0][2] if rows else db.session.execute(experts).scalar_one()
     context["pending"] = db.session.execute(
         permissions.scope(current_user, sa.select(Firm).where(Firm.status == FirmStatus.PENDING)
                           .order_by(Firm.applied_at), Firm).limit(10)
     ).scalars().all()
-    context["expert_count"] = db.session.execute(
-        permissions.scope(current_user, sa.select(sa.func.count(Expert.id)), Expert)).scalar_one()
     context["jobs"] = db.session.execute(
         permissions.scope(current_user, sa.select(Job).order_by(Job.id.desc()), Job).limit(5)).scalars().all()
     context["overdue_count"], context["overdue"] = _overdue_engagements()

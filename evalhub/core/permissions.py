@@ -10,6 +10,7 @@ Views and the API call ``require`` / ``scope`` and never filter by hand.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Optional
 
 import sqlalchemy as sa
@@ -51,13 +52,20 @@ def subtree_ids(bureau: Bureau) -> set[int]:
     return set(cache[key])
 
 
+@functools.cache
+def _tree_statement() -> Select:
+    """``load_tree``'s statement, built once: it runs on every page of a bureau user, and building the aliased
+    join anew cost more than running it (SQLAlchemy adapts each aliased column per build)."""
+    me = aliased(Bureau)
+    return sa.select(Bureau).join(me, sa.or_(Bureau.path.startswith(me.path), me.path.startswith(Bureau.path))) \
+        .where(me.id == sa.bindparam("tree_bureau_id"))
+
+
 def load_tree(bureau_id: int) -> Bureau | None:
     """One statement for what a bureau user's request reads of the tree: the bureau, the bureaus above it
     (into the session, so ``bureau.parent`` and the settings' inheritance walk read no more rows) and the ids
     of its subtree (``subtree_ids``'s copy for this transaction). Returns the bureau (None if there is none)."""
-    me = aliased(Bureau)
-    rows = db.session.execute(sa.select(Bureau).join(me, sa.or_(
-        Bureau.path.startswith(me.path), me.path.startswith(Bureau.path))).where(me.id == bureau_id)).scalars().all()
+    rows = db.session.execute(_tree_statement(), {"tree_bureau_id": bureau_id}).scalars().all()
     db.session.info.setdefault(_TREE_ROWS, []).extend(rows)
     mine = next((b for b in rows if b.id == bureau_id), None)
     if mine is not None:
@@ -85,6 +93,17 @@ def visible_bureau_ids(user: User) -> set[int] | None:
     if user.role in BUREAU_ROLES and user.bureau is not None:
         return subtree_ids(user.bureau)
     return set()
+
+
+def visible_bureaus(user: User) -> list[Bureau]:
+    """The bureaus the user may read, in tree order (a filter's choices): for a bureau user the rows ``load_tree``
+    already read for this request, so no statement; otherwise read."""
+    ids = visible_bureau_ids(user)
+    if ids is not None:
+        held = {b.id: b for b in db.session.info.get(_TREE_ROWS, ()) if b.id in ids}
+        if len(held) == len(ids):
+            return sorted(held.values(), key=lambda b: b.path)
+    return list(db.session.execute(scope(user, sa.select(Bureau), Bureau).order_by(Bureau.path)).scalars())
 
 
 def in_subtree(user: User, bureau_id: int | None) -> bool:
@@ -154,14 +173,24 @@ def bureau_rows(user: User, stmt: Select, model: type, *, firm_column: Any = Non
         return stmt.where(firm_column == user.firm_id)
     if user.role not in BUREAU_ROLES:
         return stmt.where(sa.false())
-    return stmt.where(model.bureau_id.in_(visible_bureau_ids(user) or {-1}))
+    return stmt.where(in_bureaus(model.bureau_id, visible_bureau_ids(user)))
+
+
+def in_bureaus(column: Any, bureau_ids: set[int] | frozenset[int]) -> sa.ColumnElement[bool]:
+    """``column IN bureau_ids`` (none: no row). On PostgreSQL as ``column = ANY(array)``, one parameter: bound as
+    a list, the region's 99 bureaus cost 0.4 ms of Python per statement (0.1 ms as one array), and the planner
+    reads both the same."""
+    ids = sorted(bureau_ids) or [-1]
+    if db.engine.dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, ids, type_=sa.ARRAY(sa.Integer)))
+    return column.in_(ids)
 
 
 @row_scope(Bureau)
 def _bureaus(user: User, stmt: Select, model: type) -> Select:
     if user.role == Role.SYSTEM_ADMIN:
         return stmt
-    return stmt.where(Bureau.id.in_(visible_bureau_ids(user) or {-1}))
+    return stmt.where(in_bureaus(Bureau.id, visible_bureau_ids(user)))
 
 
 @row_scope(BudgetUnit)
@@ -180,7 +209,7 @@ def _jobs(user: User, stmt: Select, model: type) -> Select:
     if user.role == Role.SYSTEM_ADMIN:
         return stmt
     if user.role == Role.BUREAU_ADMIN:
-        return stmt.where(sa.or_(Job.created_by_id == user.id, Job.bureau_id.in_(visible_bureau_ids(user) or {-1})))
+        return stmt.where(sa.or_(Job.created_by_id == user.id, in_bureaus(Job.bureau_id, visible_bureau_ids(user))))
     return stmt.where(Job.created_by_id == user.id)
 
 
@@ -189,10 +218,10 @@ def _users(user: User, stmt: Select, model: type) -> Select:
     if user.role == Role.SYSTEM_ADMIN:
         return stmt
     if user.role == Role.BUREAU_ADMIN:
-        bureaus = visible_bureau_ids(user) or {-1}
+        bureaus = visible_bureau_ids(user)
         # the bureau's own staff, and the accounts of the budget units under its bureaus (it opened them)
-        return stmt.where(sa.or_(User.bureau_id.in_(bureaus), User.budget_unit_id.in_(
-            sa.select(BudgetUnit.id).where(BudgetUnit.bureau_id.in_(bureaus)))))
+        return stmt.where(sa.or_(in_bureaus(User.bureau_id, bureaus), User.budget_unit_id.in_(
+            sa.select(BudgetUnit.id).where(in_bureaus(BudgetUnit.bureau_id, bureaus)))))
     return stmt.where(User.id == user.id)
 
 

@@ -29,7 +29,7 @@ from markupsafe import Markup, escape
 
 from evalhub.core import permissions
 from evalhub.core.listing import Export, counted_page, export, page_request, paginate, read_args
-from evalhub.core.models import Bureau, Job
+from evalhub.core.models import Job
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import beijing_today, format_beijing
 from evalhub.core.web import button, form_page, handle_form, load, require, scoped, wants_export
@@ -148,7 +148,7 @@ def queue():
     if wants_export():
         return export(Export("报告筛查", QUEUE_EXPORT_COLUMNS, lambda rows: map(_queue_row, rows),
                              f"报告筛查队列-{year}.xlsx"), S.queue(current_user, **chosen))
-    bureaus = db.session.execute(scoped(Bureau).order_by(Bureau.path)).scalars().all()
+    bureaus = permissions.visible_bureaus(current_user)
     firm_ids = scoped(ReportScreening, sa.select(ReportScreening.firm_id).where(ReportScreening.year == year))
     # the filter's choices: names only (a region's queue names hundreds of firms)
     firms = db.session.execute(sa.select(Firm.id, Firm.name).where(Firm.id.in_(firm_ids)).order_by(Firm.name)).all()
@@ -171,7 +171,7 @@ def _pending_screenings() -> list:
     stmt = sa.select(Job).where(Job.kind == S.SCREEN_JOB, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
     bureaus = permissions.visible_bureau_ids(current_user)
     if bureaus is not None:
-        stmt = stmt.where(Job.bureau_id.in_(bureaus or {-1}))
+        stmt = stmt.where(permissions.in_bureaus(Job.bureau_id, bureaus))
     return db.session.execute(stmt.order_by(Job.id.desc()).limit(20)).scalars().all()
 
 
