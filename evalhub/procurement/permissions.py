@@ -9,7 +9,7 @@ from sqlalchemy.sql import Select
 from evalhub.core.enums import Role
 from evalhub.core.models import AuditEvent, User
 from evalhub.core.permissions import (
-    BUREAU_ROLES, bureau_rows, is_admin, is_bureau_user, own_bureau, restrict, row_scope, rules, visible,
+    BUREAU_ROLES, bureau_rows, in_bureaus, is_admin, is_bureau_user, own_bureau, restrict, row_scope, rules, visible,
     visible_bureau_ids,
 )
 from evalhub.procurement.eligibility import library_bureau_ids
@@ -32,7 +32,7 @@ def _bids(user: User, stmt: Select, model: type) -> Select:
         return stmt.where(sa.false())
     # Sealed: a bureau sees bids only once they have been opened after the deadline.
     opened = sa.select(Procurement.id).where(Procurement.opened_at.is_not(None),
-                                             Procurement.bureau_id.in_(visible_bureau_ids(user) or {-1}))
+                                             in_bureaus(Procurement.bureau_id, visible_bureau_ids(user)))
     return stmt.where(Bid.procurement_id.in_(opened))
 
 

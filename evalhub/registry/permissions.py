@@ -9,7 +9,8 @@ from sqlalchemy.sql import Select
 from evalhub.core.enums import Role
 from evalhub.core.models import User
 from evalhub.core.permissions import (
-    account_limit, is_admin, is_bureau_user, library_bureau_ids_for, own_bureau, row_scope, rules, visible,
+    account_limit, in_bureaus, is_admin, is_bureau_user, library_bureau_ids_for, own_bureau, row_scope, rules,
+    visible,
 )
 from evalhub.registry.models import Expert, ExpertStatus, Firm, FirmStatus
 
@@ -28,8 +29,8 @@ def _library_scope(user: User, stmt: Select, model: type, own_role: Role, own_id
     whole, usable = library_bureau_ids_for(user)
     if not (whole or usable):
         return stmt.where(sa.false())
-    return stmt.where(sa.or_(model.bureau_id.in_(whole),
-                             sa.and_(model.bureau_id.in_(usable or {-1}), in_library)))
+    return stmt.where(sa.or_(in_bureaus(model.bureau_id, whole),
+                             sa.and_(in_bureaus(model.bureau_id, usable), in_library)))
 
 
 @row_scope(Firm)
