@@ -66,11 +66,14 @@ def dashboard():
 def _overdue_engagements() -> tuple[int, list]:
     """How many scoped engagements are overdue, and the ten longest in their state as (engagement, reason): a count
     and one page in SQL (``workflow.overdue_clause``), whatever the history in scope."""
-    # the count rides along the page as a window over every matching row (evaluated before the LIMIT)
-    stmt = permissions.scope(current_user, sa.select(Engagement, sa.func.count().over().label("total"))
-                             .where(workflow.overdue_clause()), Engagement)
-    rows = db.session.execute(stmt.options(joinedload(Engagement.firm))
-                              .order_by(Engagement.state_changed_at, Engagement.id).limit(10)).all()
+    # the count rides along the page as a window over every matching row (evaluated before the LIMIT); the
+    # window runs over ids only, and the rows shown (with their firms) are read for the ten it keeps
+    ten = permissions.scope(current_user, sa.select(Engagement.id, sa.func.count().over().label("total"))
+                            .where(workflow.overdue_clause()), Engagement) \
+        .order_by(Engagement.state_changed_at, Engagement.id).limit(10).subquery()
+    rows = db.session.execute(sa.select(Engagement, ten.c.total).join(ten, ten.c.id == Engagement.id)
+                              .options(joinedload(Engagement.firm))
+                              .order_by(Engagement.state_changed_at, Engagement.id)).all()
     count = rows[0].total if rows else 0
     shown = [row.Engagement for row in rows]
     reasons = workflow.overdue_reasons(shown)

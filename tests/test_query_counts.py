@@ -89,3 +89,22 @@ def test_statements_per_page_do_not_grow_with_the_data(world, client, login, aut
     grown = {url: (small[url], large[url]) for url in small if large[url] > small[url]}
     assert not grown, "statements per request grew with the data (url: small → large): " + ", ".join(
         f"{url}: {a} → {b}" for url, (a, b) in sorted(grown.items()))
+
+
+@pytest.mark.parametrize("who", ["bz_admin", "lt_admin", "region_admin"])
+def test_a_signed_in_page_reads_the_account_and_its_tree_once(world, client, login, who):
+    """The common path of every signed-in page: the account (re-read, so a deactivation counts at once), its
+    bureau's tree and the second-factor setting in one statement; the account gate reads no other setting."""
+    from evalhub.core.settings import set_setting
+
+    user = getattr(world, who)
+    set_setting(world.bz, "security.require_totp_admins", "off", world.bz_admin)  # a value held, inherited below
+    db.session.commit()
+    login(user)
+    with client.application.app_context(), counting() as seen:
+        assert client.get("/firms").status_code == 200
+    flat = [" ".join(s.split()) for s in seen]
+    loaders = [s for s in flat if s.startswith("SELECT user_account.id")]
+    assert len(loaders) == 1 and "JOIN bureau AS" in loaders[0] and "bureau_setting" in loaders[0], loaders
+    assert not any("FROM bureau_setting" in s for s in flat if s not in loaders), flat
+    assert not any(s.startswith("SELECT bureau.id") and "JOIN bureau AS" in s for s in flat), flat  # tree once

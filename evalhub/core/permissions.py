@@ -17,9 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import Select
 
+from evalhub.core import settings
 from evalhub.core.enums import BureauLevel, Role
 from evalhub.core.errors import PermissionDenied
-from evalhub.core.models import AuditEvent, Bureau, BudgetUnit, Draw, Job, User
+from evalhub.core.models import AuditEvent, Bureau, BudgetUnit, BureauSetting, Draw, Job, User
 from evalhub.extensions import db
 
 BUREAU_ROLES = (Role.BUREAU_ADMIN, Role.BUREAU_STAFF)
@@ -72,6 +73,45 @@ def load_tree(bureau_id: int) -> Bureau | None:
         db.session.info.setdefault(_SUBTREES, {})[(mine.id, mine.path)] = frozenset(
             b.id for b in rows if b.path.startswith(mine.path))
     return mine
+
+
+# The one setting every bureau administrator's page reads (the account gate's "管理员必须使用两步验证"): read
+# with the tree, each bureau's own value, so the gate does not read every bureau's settings.
+TREE_SETTING = "security.require_totp_admins"
+
+
+@functools.cache
+def _user_tree_statement() -> Select:
+    """``load_user``'s statement: the account with its bureau's tree and each tree bureau's own value of
+    ``TREE_SETTING`` (one row per bureau; one row with no bureau for an account without one)."""
+    me = aliased(Bureau)
+    return sa.select(User, Bureau, BureauSetting.value) \
+        .outerjoin(me, sa.and_(me.id == User.bureau_id, User.role.in_(BUREAU_ROLES))) \
+        .outerjoin(Bureau, sa.or_(Bureau.path.startswith(me.path), me.path.startswith(Bureau.path))) \
+        .outerjoin(BureauSetting, sa.and_(BureauSetting.bureau_id == Bureau.id, BureauSetting.key == TREE_SETTING)) \
+        .where(User.id == sa.bindparam("tree_user_id"))
+
+
+def load_user(user_id: int) -> User | None:
+    """The account re-read from the database (a deactivation or a new session generation counts at once)
+    and, for a bureau user, what ``load_tree`` reads, in the same statement: a page then reads neither again."""
+    # expired rather than ``populate_existing``, which would fill the account again from each bureau's row
+    held = db.session.identity_map.get(db.session.identity_key(User, user_id))
+    if held is not None:
+        db.session.expire(held)
+    rows = db.session.execute(_user_tree_statement(), {"tree_user_id": user_id}).all()
+    if not rows:
+        return None
+    user = rows[0][0]
+    tree = [b for _, b, _ in rows if b is not None]
+    if tree and user.role in BUREAU_ROLES:
+        settings.hold(TREE_SETTING, {b.id: value for _, b, value in rows if b is not None})
+        db.session.info.setdefault(_TREE_ROWS, []).extend(tree)
+        mine = next((b for b in tree if b.id == user.bureau_id), None)
+        if mine is not None:
+            db.session.info.setdefault(_SUBTREES, {})[(mine.id, mine.path)] = frozenset(
+                b.id for b in tree if b.path.startswith(mine.path))
+    return user
 
 
 def preload(user: User) -> None:

@@ -143,7 +143,7 @@ def session_user(session_id: str) -> User | None:
     if not (ident.isascii() and ident.isdigit() and generation.isascii() and generation.isdigit()) \
             or len(ident) > 12 or len(generation) > 12:
         return None
-    user = db.session.get(User, int(ident), populate_existing=True)
+    user = permissions.load_user(int(ident))  # with its bureau's tree, which every signed-in page reads
     if user is None or not user.is_enabled or user.session_generation != int(generation):
         return None
     return user

@@ -134,9 +134,19 @@ def register(*defs: SettingDef) -> None:
 _CACHE = "evalhub.settings"
 
 
+_HELD = "evalhub.settings.held"  # {key: {bureau_id: own value or None}}: one key read for some bureaus
+
+
 @sa.event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: Session) -> None:
     session.info.pop(_CACHE, None)
+    session.info.pop(_HELD, None)
+
+
+def hold(key: str, values: dict[int, Any]) -> None:
+    """Keep one key's own values (None: not set) of the given bureaus, read alongside something else (the
+    signed-in user's tree), so that ``get_setting`` answers it without reading every bureau's values."""
+    db.session.info.setdefault(_HELD, {}).setdefault(key, {}).update(values)
 
 
 def _overrides() -> dict[tuple[int, str], Any]:
@@ -152,6 +162,15 @@ def _overrides() -> dict[tuple[int, str], Any]:
 
 def get_setting(bureau: Bureau | None, key: str) -> Any:
     definition = SETTINGS[key]
+    held = db.session.info.get(_HELD, {}).get(key) if _CACHE not in db.session.info else None
+    if held is not None:  # answered from the held values when they cover the whole walk up
+        node = bureau
+        while node is not None and node.id in held:
+            if held[node.id] is not None:
+                return held[node.id]
+            node = node.parent
+        if node is None:
+            return definition.default
     overrides = _overrides()
     node = bureau
     while node is not None:
@@ -187,6 +206,7 @@ def set_setting(bureau: Bureau, key: str, raw: Any, actor: User) -> Any:
         row.updated_by_id = actor.id
     db.session.flush()
     db.session.info.pop(_CACHE, None)
+    db.session.info.pop(_HELD, None)
     audit.record("setting.changed", bureau, actor=actor, bureau_id=bureau.id,
                  summary=f"{bureau.short_name} 修改设置“{definition.label}”：{old} → {value}",
                  payload={"key": key, "old": old, "new": value})
