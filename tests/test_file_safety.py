@@ -280,6 +280,31 @@ def test_text_extraction_is_stopped_at_its_memory_limit(app, world):
     assert_nothing_stored(app, slow)
 
 
+def test_a_large_worker_reuses_its_extraction_child(tmp_path):
+    """A worker far above the child's recycle limit (a busy gunicorn worker, a test run) must still reuse its
+    child: Linux carries the parent's peak memory into a child's ``ru_maxrss``, so measured that way every
+    document started a fresh child (0.13 s each). Run in its own process, made large on purpose."""
+    import subprocess
+    import sys
+
+    from evalhub.core import extract
+
+    document = tmp_path / "a.docx"
+    document.write_bytes(_docx("同一个子进程"))
+    script = (
+        "import sys; from evalhub.core import extract\n"
+        f"ballast = b'x' * ({extract.RECYCLE_RSS_MB} + 100) * 2**20  # this process's peak, written\n"
+        "pids = []\n"
+        "for _ in range(3):\n"
+        "    assert '同一个子进程' in extract.extract('docx', sys.argv[1], seconds=20, memory_mb=200)\n"
+        "    pids.append(extract._idle[0].process.pid if extract._idle else None)\n"
+        "print(pids)\n")
+    done = subprocess.run([sys.executable, "-c", script, str(document)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    pids = eval(done.stdout.strip())  # noqa: S307 — our own script's list of ints
+    assert pids[0] is not None and pids == [pids[0]] * 3, pids
+
+
 # --- type by content -----------------------------------------------------------------------------------
 
 def test_a_text_file_renamed_docx_is_no_bid_technical_file(app, world, login):

@@ -118,6 +118,15 @@ def _limit_memory(extra_bytes: int) -> None:
 
 
 def _peak_rss_mb() -> float:
+    """This process's own peak resident memory. Not ``ru_maxrss``: Linux carries the parent's peak across
+    fork and exec into it, so a child started by a large worker would look large from its first request."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
