@@ -1,6 +1,7 @@
 """Test fixtures. SQLite by default; PostgreSQL when EVALHUB_TEST_DATABASE_URL is set.
 
-The schema is built once per session; every test starts from empty tables.
+The schema is built once per session; every test starts from empty tables. The ``world`` is built through
+the factories once, then put back from its saved rows before each test that asks for it.
 """
 from __future__ import annotations
 
@@ -48,6 +49,9 @@ def app(tmp_path_factory):
         db.create_all()
     yield app
     with app.app_context():
+        for saved, _ids in _WORLDS.values():
+            drop_saved_database(saved)
+        _WORLDS.clear()
         db.session.remove()
         db.drop_all()
         db.engine.dispose()
@@ -119,6 +123,67 @@ def _empty_all_tables() -> None:
     forget_cache()  # the per-process screening index and models belong to the data just deleted
 
 
+def save_database(name: str) -> str:
+    """Keep the rows every table holds now, to be put back by ``restore_database`` (a world built once and
+    restored before each of many runs): SQLite copies its file, PostgreSQL copies the tables holding rows
+    into the schema ``snapshot_<name>``. Ids are kept; new rows take the ids after the restored ones."""
+    db.session.commit()
+    if db.engine.dialect.name == "sqlite":
+        import shutil
+
+        db.session.remove()
+        db.engine.dispose()
+        path = f"{db.engine.url.database}.{name}"
+        shutil.copyfile(db.engine.url.database, path)
+        return path
+    schema = f"snapshot_{name}"
+    holding = _holding_tables()  # parents first, the order the rows go back in
+    connection = db.session.connection()
+    connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE; CREATE SCHEMA "{schema}"')
+    for t in holding:
+        connection.exec_driver_sql(f'CREATE TABLE "{schema}"."{t}" AS SELECT * FROM "{t}"')
+    db.session.commit()
+    return schema + ":" + ",".join(holding)
+
+
+def restore_database(saved: str, *, emptied: bool = False) -> None:
+    """Every table as ``save_database`` found it (other rows deleted; ``emptied``: there are none)."""
+    from evalhub.screening.services import forget_cache
+
+    db.session.remove()
+    if db.engine.dialect.name == "sqlite":
+        import shutil
+
+        db.engine.dispose()
+        shutil.copyfile(saved, db.engine.url.database)
+    else:
+        if not emptied:
+            _empty_all_tables()
+        schema, _, names = saved.partition(":")
+        tables = [t for t in names.split(",") if t]
+        # One round trip; the rows were consistent when saved, so the foreign-key triggers are skipped (as a
+        # superuser) like in _pg_empty_sql. The ids of new rows follow the restored ones, as on SQLite (an
+        # audit chain without a gap of ids, as a test that builds its world would have).
+        inserts = "".join(f'INSERT INTO "{t}" SELECT * FROM "{schema}"."{t}"; ' for t in tables)
+        counters = "".join(f"""SELECT setval(pg_get_serial_sequence('"{t}"', 'id'), max(id)) FROM "{t}"; """
+                           for t in tables if "id" in db.metadata.tables[t].c)
+        connection = db.session.connection()
+        connection.exec_driver_sql(
+            "DO $$ BEGIN IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN "
+            "SET LOCAL session_replication_role = replica; END IF; END $$; " + inserts + counters)
+        db.session.commit()
+    forget_cache()
+
+
+def drop_saved_database(saved: str) -> None:
+    db.session.remove()
+    if db.engine.dialect.name == "sqlite":
+        os.remove(saved)
+    else:
+        with db.engine.begin() as connection:
+            connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{saved.partition(":")[0]}" CASCADE')
+
+
 @pytest.fixture()
 def app_ctx(app):
     from evalhub.core import jobs
@@ -134,8 +199,55 @@ def app_ctx(app):
 
 @pytest.fixture()
 def world(app_ctx):
-    """Bureaus at every level, budget units, and one user of every role."""
-    return factories.make_world()
+    """Bureaus at every level, budget units, and one user of every role: built by ``factories.make_world``
+    for the first test, then put back from its saved rows (same ids, same audit chain) for every later one."""
+    key = str(db.engine.url)
+    saved = _WORLDS.get(key)
+    if saved is not None and not _holding_tables():
+        restore_database(saved[0], emptied=True)
+        return _load_world(saved[1])
+    empty = saved is None and not _holding_tables()
+    w = factories.make_world()
+    if empty:  # nothing but the world in the tables: safe to keep as the world's rows
+        ids = _world_ids(w)
+        _WORLDS[key] = (save_database("world"), ids)
+        w = _load_world(ids)
+    return w
+
+
+_WORLDS: dict[str, tuple[str, dict]] = {}  # database URL → (save_database's answer, attribute → (model, id))
+
+
+def _holding_tables() -> list[str]:
+    """The names of the tables holding any row, parents first; one statement."""
+    tables, connection = db.metadata.sorted_tables, db.session.connection()
+    quote = connection.dialect.identifier_preparer.quote
+    probe = " UNION ALL ".join(f"SELECT {i} FROM (SELECT 1 FROM {quote(t.name)} LIMIT 1) AS t{i}"
+                               for i, t in enumerate(tables))
+    return [tables[i].name for i in sorted(i for (i,) in connection.exec_driver_sql(probe))]
+
+
+def _world_ids(w) -> dict:
+    def ref(obj):
+        return (type(obj), obj.id)
+
+    return {name: ({k: ref(v) for k, v in value.items()} if isinstance(value, dict) else ref(value))
+            for name, value in vars(w).items()}
+
+
+def _load_world(ids: dict):
+    """The world's objects by id, expired and out of any transaction, as make_world leaves them."""
+    from types import SimpleNamespace
+
+    wanted: dict[type, set[int]] = {}
+    for value in ids.values():
+        for model, id_ in (value.values() if isinstance(value, dict) else [value]):
+            wanted.setdefault(model, set()).add(id_)
+    loaded = {(model, o.id): o for model, id_set in wanted.items()
+              for o in db.session.execute(sa.select(model).where(model.id.in_(id_set))).scalars()}
+    db.session.commit()
+    return SimpleNamespace(**{name: ({k: loaded[v] for k, v in value.items()} if isinstance(value, dict)
+                                     else loaded[value]) for name, value in ids.items()})
 
 
 @pytest.fixture()

@@ -52,8 +52,15 @@ def uscc(division: str = "652800") -> str:
     return compose_uscc(division, f"MA{n:06d}X")
 
 
-def id_number(division: str = "652801", birth: str = "19700101") -> str:
-    return compose_id_number(division, birth, next(_seq) % 1000)
+def id_number(division: str = "652801", birth: str | None = None) -> str:
+    """A valid identity number, never repeated in a session unless ``birth`` is given (the three-digit
+    sequence code wraps at 1000, so the default birth day moves on by a day every 1000 numbers, in 1970)."""
+    n = next(_seq)
+    if birth is None:
+        from datetime import date, timedelta
+
+        birth = (date(1970, 1, 1) + timedelta(days=n // 1000 % 365)).strftime("%Y%m%d")
+    return compose_id_number(division, birth, n % 1000)
 
 
 def firm_input(**overrides) -> registry.FirmInput:

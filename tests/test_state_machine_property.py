@@ -23,8 +23,9 @@ enough to matter); every other rule is a random role trying a random thing.
 The world: 巴州 with three engagements (one contracted to firm1, two planned), firm1 and firm3 in 巴州's
 library, firm2 in 克州's; 巴州's admin and staff, 克州's admin; six experts; one report round (so a failed
 report reaches the deduction path within a sequence), panels of three, the cap at two. Bounded for CI: 60 sequences of
-up to 30 steps, the database restored to the world between sequences (a file copy on SQLite, a rebuild on
-PostgreSQL); what was explored is printed. EVALHUB_PROPERTY_SEQUENCES / _STEPS hunt longer locally.
+up to 30 steps, the database restored to the world between sequences (tests/conftest.py ``save_database``: a
+file copy on SQLite, a copy of the tables on PostgreSQL); what was explored is printed.
+EVALHUB_PROPERTY_SEQUENCES / _STEPS hunt longer locally.
 """
 from __future__ import annotations
 
@@ -32,7 +33,6 @@ import io
 import json
 import os
 import re
-import shutil
 import time
 from collections import Counter
 from datetime import date, timedelta
@@ -61,7 +61,7 @@ from evalhub.review.models import (
 from evalhub.supervision import services as V
 from evalhub.supervision.models import CHECKLIST, Inspection, InspectionStatus
 from tests import factories
-from tests.conftest import _empty_all_tables
+from tests.conftest import _empty_all_tables, drop_saved_database, restore_database, save_database
 
 SEQUENCES = int(os.environ.get("EVALHUB_PROPERTY_SEQUENCES", "60"))
 STEPS = int(os.environ.get("EVALHUB_PROPERTY_STEPS", "30"))
@@ -136,22 +136,13 @@ def _build_world() -> SimpleNamespace:
 
 
 def _fresh_world() -> SimpleNamespace:
-    from evalhub.screening.services import forget_cache
-
-    db.session.remove()
-    if _RUN.snapshot is not None:  # SQLite: put the file back as it was right after the world was built
-        db.engine.dispose()
-        shutil.copyfile(_RUN.snapshot, db.engine.url.database)
-        forget_cache()
+    if _RUN.snapshot is not None:  # the database put back as it was right after the world was built
+        restore_database(_RUN.snapshot)
         return _RUN.world
+    db.session.remove()
     _empty_all_tables()
     world = _build_world()
-    if db.engine.url.get_backend_name() == "sqlite" and db.engine.url.database:
-        db.session.remove()
-        db.engine.dispose()
-        _RUN.snapshot = db.engine.url.database + ".property-world"
-        shutil.copyfile(db.engine.url.database, _RUN.snapshot)
-        _RUN.world = world
+    _RUN.snapshot, _RUN.world = save_database("property_world"), world
     return world
 
 
@@ -593,7 +584,7 @@ def test_no_sequence_of_calls_walks_around_the_rules(app, capsys):
                 db.engine.dispose()
                 sa.event.remove(db.engine, "connect", _unsynchronised)
             if _RUN.snapshot:
-                os.remove(_RUN.snapshot)
+                drop_saved_database(_RUN.snapshot)
             _empty_all_tables()
     elapsed, cpu = time.monotonic() - started, time.process_time() - cpu
     with capsys.disabled():

@@ -729,6 +729,7 @@ def load_screening_archive(echo: Callable[[str], object] = print) -> int:
     """Load the archive, screen everything, label, train and promote. Returns the engagements created
     (0 when the archive exists)."""
     from evalhub.screening import learning, services as S
+    from evalhub.screening.index import BufferedIndex
 
     if db.session.execute(sa.select(Engagement.id).where(Engagement.reference.like("%-A001"))).first():
         return 0
@@ -748,8 +749,12 @@ def load_screening_archive(echo: Callable[[str], object] = print) -> int:
         quality_of[in_db.id] = "specific" if in_db.version > 1 else item.quality
 
     echo(f"演示数据：报告筛查（按提交顺序筛查 {len(submissions)} 份报告，再与全部文本重新比对）…")
+    # In submission order against an in-memory copy of the shared index that grows as it goes (what the
+    # shared index would answer, without its round trips per text), written back in bulk before the rescreen.
+    index = BufferedIndex(db.session)
     for submission in sorted(submissions, key=lambda s: (s.submitted_at, s.id)):
-        S.screen_submission(submission)
+        S.screen_submission(submission, index)
+    index.flush()
     rescreened = S.rescreen()
 
     echo("演示数据：筛查提示转定向检查，训练并启用筛查模型 …")

@@ -104,19 +104,27 @@ class ScreeningContext:
     chapters: Sequence[str] = ()
 
 
-@dataclass
-class Screening:
+@dataclass(kw_only=True)
+class _TextFindings:
+    """What the text alone shows: its features so far, chapters, sentence keys and signature."""
+
     features: dict[str, float | None]
     chapters: dict[str, dict[str, Any]]
-    passages: list[dict[str, Any]]
-    most_similar: dict[str, Any] | None
-    near_duplicates: list[dict[str, Any]]
     gaps: list[str]
     missing: list[str]
     duplicated: list[str]
     keys: np.ndarray
     signature: np.ndarray
     text_kind: str = "report"
+
+
+@dataclass(kw_only=True)
+class Screening(_TextFindings):
+    """A text's screening: what the text shows, and what the index says it shares with stored texts."""
+
+    passages: list[dict[str, Any]]
+    most_similar: dict[str, Any] | None
+    near_duplicates: list[dict[str, Any]]
 
     def stored(self, doc_id: int, ctx: ScreeningContext, label: str = "") -> StoredReport:
         return StoredReport(doc_id=doc_id, firm_id=ctx.firm_id, engagement_id=ctx.engagement_id,
@@ -256,20 +264,12 @@ def _problem_sentences(doc: textproc.Document, whole: bool) -> list[textproc.Sen
     return out
 
 
-@dataclass
-class Prepared:
+@dataclass(kw_only=True)
+class Prepared(_TextFindings):
     """Everything that needs only the text and its context (the expensive part, run in worker processes
     by ``screen_in_order``); the copy features need the index and come after."""
 
     copy_sentences: list[textproc.Sentence]
-    features: dict[str, float | None]
-    chapters: dict[str, dict[str, Any]]
-    gaps: list[str]
-    missing: list[str]
-    duplicated: list[str]
-    keys: np.ndarray
-    signature: np.ndarray
-    text_kind: str = "report"
 
 
 def prepare(text: str | None, ctx: ScreeningContext) -> Prepared:
