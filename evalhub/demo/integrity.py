@@ -67,7 +67,7 @@ def load_integrity(echo: Callable[[str], object] = print, *, load_time: datetime
     load_time = load_time or clock.now_local()
     rng = random.Random(17)
     created = 0
-    clock.at(load_time - timedelta(days=16), 9)  # a jump back: the consultation ran over the last two weeks
+    clock.at((load_time - timedelta(days=16)).date(), 9)  # a jump back: the consultation ran over the last two weeks
     plan = P.get_or_create_plan(lt, clock.now_local().year, admin)
     if plan.status == PlanStatus.DRAFT:
         P.add_plan_item(plan, P.PlanItemInput(
@@ -76,7 +76,7 @@ def load_integrity(echo: Callable[[str], object] = print, *, load_time: datetime
             reason="覆盖全县农村供水站点，资金量大、群众关注度高"), admin)
         engagement = P.approve_plan(plan, admin, warnings_reason=(
             "本县本年度仅将农村饮水工程补助列入重点评价，其余项目纳入部门评价，次年按要求补足。"))[0]
-        clock.at(load_time - timedelta(days=15), 10)
+        clock.at((load_time - timedelta(days=15)).date(), 10)
         procurement = P.open_procurement(engagement, P.ProcurementInput(
             method=ProcurementMethod.COMPETITIVE_CONSULTATION, title=TITLE, ceiling_price_wan="60", price_weight="20",
             bid_deadline=clock.to_utc((load_time - timedelta(days=3)).replace(hour=17, minute=0, second=0, microsecond=0))),
@@ -84,7 +84,7 @@ def load_integrity(echo: Callable[[str], object] = print, *, load_time: datetime
         bidders = _bidders(engagement, 4)
         copied = None
         for index, ((firm, user, staff), price) in enumerate(zip(bidders, ["52.80", "54.30", "55.90", "57.10"])):
-            clock.at(load_time - timedelta(days=12 - 2 * index), 15)
+            clock.at((load_time - timedelta(days=12 - 2 * index)).date(), 15)
             data = work_plan(rng, object_name=engagement.name, unit=unit.name, firm=firm.name, year=engagement.year)
             if index == 0:
                 copied = data
@@ -93,9 +93,9 @@ def load_integrity(echo: Callable[[str], object] = print, *, load_time: datetime
             P.submit_bid(procurement, P.BidInput(price_wan=price, team_staff_ids=staff, lead_staff_id=staff[0],
                                                  technical_filename="技术响应文件.docx", technical_data=data), user)
             created += 1
-        clock.at(load_time - timedelta(days=3), 17, 30)
+        clock.at((load_time - timedelta(days=3)).date(), 17, 30)
         P.open_bids(procurement, admin)
-        clock.at(load_time - timedelta(days=2), 10)
+        clock.at((load_time - timedelta(days=2)).date(), 10)
         for flag in integrity.open_flags(procurement):
             if flag.rule == CollusionRule.SAME_FILE:
                 decision, reason = ((FlagDecision.EXCLUDE, "两家供应商上传的技术响应文件完全相同（同一文件），属于投标文件异常一致，"
