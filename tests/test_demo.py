@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from evalhub.core.audit import verify_chain
 from evalhub.core.enums import Role
 from evalhub.core.models import AuditEvent, Bureau, BudgetUnit, User
-from evalhub.core.timeutil import utcnow
+from evalhub.core.timeutil import beijing_today, utcnow
 from evalhub.demo import ACCOUNT_NAMES, DEMO_PASSWORD, load_demo
 from evalhub.extensions import db
 from evalhub.registry import services as registry
@@ -176,9 +176,9 @@ def test_demo_loads_is_idempotent_and_keeps_the_audit_chain(app, app_ctx):
     assert all(f.confirmed_at > accepted_at[f.engagement_id] for f in findings)  # after the report's acceptance
     escalations = db.session.execute(sa.select(FindingEscalation)).scalars().all()
     assert {x.level for x in escalations} == set(EscalationLevel)
-    assert all(x.on_date > x.finding.deadline and x.on_date <= utcnow().date() for x in escalations)
+    assert all(x.on_date > x.finding.deadline and x.on_date <= beijing_today() for x in escalations)
     open_now = [f for f in findings if f.engagement.year == 2025]
-    assert open_now and all(f.deadline > utcnow().date() and not f.escalations for f in open_now)
+    assert open_now and all(f.deadline > beijing_today() and not f.escalations for f in open_now)
     bz_2025 = db.session.execute(sa.select(ApplicationEntry).where(
         ApplicationEntry.bureau_id == bureaus["652800"].id, ApplicationEntry.year == 2025)).scalars().all()
     assert len(bz_2025) >= 10 and all(e.confirmed_at for e in bz_2025)
