@@ -312,6 +312,22 @@ def test_simulated_clock_is_off_by_default_and_moves_on_from_the_time_set(app, a
     assert abs(timeutil.utcnow() - datetime.utcnow()) < timedelta(seconds=5)  # noqa: DTZ003
 
 
+def test_the_demo_clock_takes_an_hour_only_with_a_date(app, app_ctx):
+    """``clock.at(datetime, hour)`` used to ignore the hour silently (the demo's integrity story then opened bids
+    before their deadline on a Chinese morning); now a date takes the hour and a datetime refuses one."""
+    from datetime import date, datetime
+
+    from evalhub.core import timeutil
+    from evalhub.demo import clock
+
+    with timeutil.simulated_clock(datetime(2025, 6, 1, 2, 0)):
+        assert clock.at(date(2025, 6, 3), 17, 30) == datetime(2025, 6, 3, 17, 30)
+        assert clock.now_local().replace(second=0, microsecond=0) == datetime(2025, 6, 3, 17, 30)
+        assert clock.at(datetime(2025, 6, 4, 9, 15)) == datetime(2025, 6, 4, 9, 15)
+        with pytest.raises(TypeError):
+            clock.at(datetime(2025, 6, 5, 0, 8), 17, 30)
+
+
 def test_simulated_clock_refused_in_production(app, app_ctx):
     from datetime import datetime
 

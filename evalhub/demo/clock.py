@@ -37,10 +37,16 @@ def now_local() -> datetime:
     return timeutil.to_beijing(timeutil.utcnow()).replace(tzinfo=None)
 
 
-def at(when: date | datetime, hour: int = 10, minute: int = 0, *, forward_only: bool = False) -> datetime:
-    """Set the simulated clock to ``when`` (Beijing). ``forward_only``: never move it back (a story step
-    scheduled for a moment the previous steps have already run past happens right after them)."""
-    local = beijing(when, hour, minute)
+def at(when: date | datetime, hour: int | None = None, minute: int | None = None, *,
+       forward_only: bool = False) -> datetime:
+    """Set the simulated clock to ``when`` (Beijing): a datetime as it is, or a date at ``hour:minute`` (10:00 by
+    default). ``forward_only``: never move it back (a story step scheduled for a moment the previous steps have
+    already run past happens right after them)."""
+    if isinstance(when, datetime) and (hour is not None or minute is not None):
+        # a datetime keeps its own time: an hour given with it would be silently ignored (the integrity story
+        # opened its bids before their deadline whenever the demo was loaded before 17:00)
+        raise TypeError("clock.at: give a date with an hour, or a datetime alone")
+    local = beijing(when, 10 if hour is None else hour, minute or 0)
     if forward_only and local <= now_local():
         return now_local()
     timeutil.set_simulated_now(to_utc(local))

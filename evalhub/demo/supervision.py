@@ -59,16 +59,16 @@ def load_credit_and_supervision(echo: Callable[[str], object] = print, *, load_t
     complaint = V.file_complaint(bureau_id=bz.id, firm_name=target.firm.name, engagement_reference=target.reference,
                                  text="该机构出具的评价报告“存在问题”一章与其他项目报告几乎相同，建议核查是否套用模板。",
                                  complainant_name="王先生", complainant_contact="13899990000", address="demo")
-    clock.at(clock.now_local() + timedelta(days=2), 10)
+    clock.at((clock.now_local() + timedelta(days=2)).date(), 10)
     case = V.open_case(bz, staff, trigger=Trigger.COMPLAINT, detail="群众投诉报告套用模板", complaint=complaint, engagement=target)
-    clock.at(clock.now_local() + timedelta(days=9), 16)
+    clock.at((clock.now_local() + timedelta(days=9)).date(), 16)
     V.record_checklist(case, staff, {key: (key != "evidence", "部分问题描述缺少证据" if key == "evidence" else "") for key, _ in CHECKLIST})
     V.add_finding(case, staff, severity="一般", description="“存在的问题”一章与该机构另一份报告重复率较高，缺少本项目证据",
                   measures=["责令整改", "约谈"])
     firm_user = db.session.execute(sa.select(User).where(User.firm_id == target.firm_id)).scalars().first()
-    clock.at(clock.now_local() + timedelta(days=12), 11)
+    clock.at((clock.now_local() + timedelta(days=12)).date(), 11)
     V.respond(case, firm_user, "已重新核实问题并补充证据，修订报告已报送财政局。")
-    clock.at(clock.now_local() + timedelta(days=5), 15)
+    clock.at((clock.now_local() + timedelta(days=5)).date(), 15)
     V.close(case, staff, "投诉部分属实，机构已整改。")
 
     echo("演示数据：不定向抽查（双随机、一公开）…")
@@ -79,7 +79,7 @@ def load_credit_and_supervision(echo: Callable[[str], object] = print, *, load_t
     clock.at(date(2025, 9, 23), 10)
     V.publish_campaign_list(campaign, staff)
     for index, inspection in enumerate(campaign.inspections):
-        clock.at(clock.now_local() + timedelta(days=2), 10 + index % 6)
+        clock.at((clock.now_local() + timedelta(days=2)).date(), 10 + index % 6)
         V.record_checklist(inspection, staff, {key: (not (index == 0 and key == "sampling"),
                                                      "抽样记录与实施方案不一致" if index == 0 and key == "sampling" else "")
                                                for key, _ in CHECKLIST})
@@ -87,9 +87,9 @@ def load_credit_and_supervision(echo: Callable[[str], object] = print, *, load_t
             V.add_finding(inspection, staff, severity="一般", description="问卷样本量少于实施方案约定的 300 份",
                           measures=["责令整改"])
             firm_user = db.session.execute(sa.select(User).where(User.firm_id == inspection.firm_id)).scalars().first()
-            clock.at(clock.now_local() + timedelta(days=10), 11)
+            clock.at((clock.now_local() + timedelta(days=10)).date(), 11)
             V.respond(inspection, firm_user, "已补充发放问卷 120 份，并修订抽样复核流程。")
-        clock.at(clock.now_local() + timedelta(days=1), 15)
+        clock.at((clock.now_local() + timedelta(days=1)).date(), 15)
         V.close(inspection, staff, "底稿基本完整，评分依据充分。" if index else "抽样不足，已责令整改并完成整改。")
     clock.at(max(date(2025, 11, 20), clock.now_local().date() + timedelta(days=3)), 10)
     V.publish_campaign_results(campaign, staff)
@@ -104,7 +104,7 @@ def load_credit_and_supervision(echo: Callable[[str], object] = print, *, load_t
     objections = []
     for rating, text in zip(rated[:2], ["合同履行得分有误：实施方案实际于约定日期前以纸质方式报送。",
                                         "委托方评价偏低，与实际服务情况不符，请求复核。"]):
-        clock.at(clock.now_local() + timedelta(days=1), 16)
+        clock.at((clock.now_local() + timedelta(days=1)).date(), 16)
         user = db.session.execute(sa.select(User).where(User.firm_id == rating.firm_id)).scalars().first()
         objections.append(C.object_to(rating, user, text, [("说明.txt", text.encode("utf-8"))]))
     clock.at(date(2025, 12, 9), 10)
@@ -127,7 +127,7 @@ def load_credit_and_supervision(echo: Callable[[str], object] = print, *, load_t
                     detail=f"{low.engagement.reference} 报告首轮评审仅 {low.score} 分，低于通过线 {low.pass_mark} 分")
     created += 2
     echo("演示数据：机构年度信用评价 2025（公示中）…")
-    clock.at(load_time - timedelta(days=1), 10, forward_only=True)
+    clock.at((load_time - timedelta(days=1)).date(), 10, forward_only=True)
     C.compute(bz, 2025, admin)
     C.publish(bz, 2025, admin)
     created += db.session.execute(sa.select(sa.func.count(CreditRating.id))).scalar_one()
