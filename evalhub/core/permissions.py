@@ -66,7 +66,12 @@ def load_tree(bureau_id: int) -> Bureau | None:
     """One statement for what a bureau user's request reads of the tree: the bureau, the bureaus above it
     (into the session, so ``bureau.parent`` and the settings' inheritance walk read no more rows) and the ids
     of its subtree (``subtree_ids``'s copy for this transaction). Returns the bureau (None if there is none)."""
-    rows = db.session.execute(_tree_statement(), {"tree_bureau_id": bureau_id}).scalars().all()
+    return _hold_tree(db.session.execute(_tree_statement(), {"tree_bureau_id": bureau_id}).scalars().all(), bureau_id)
+
+
+def _hold_tree(rows: list[Bureau], bureau_id: int) -> Bureau | None:
+    """Keep a bureau's tree rows for this transaction (``visible_bureaus``) and its subtree's ids
+    (``subtree_ids``); returns the bureau itself, if among them."""
     db.session.info.setdefault(_TREE_ROWS, []).extend(rows)
     mine = next((b for b in rows if b.id == bureau_id), None)
     if mine is not None:
@@ -106,11 +111,7 @@ def load_user(user_id: int) -> User | None:
     tree = [b for _, b, _ in rows if b is not None]
     if tree and user.role in BUREAU_ROLES:
         settings.hold(TREE_SETTING, {b.id: value for _, b, value in rows if b is not None})
-        db.session.info.setdefault(_TREE_ROWS, []).extend(tree)
-        mine = next((b for b in tree if b.id == user.bureau_id), None)
-        if mine is not None:
-            db.session.info.setdefault(_SUBTREES, {})[(mine.id, mine.path)] = frozenset(
-                b.id for b in tree if b.path.startswith(mine.path))
+        _hold_tree(tree, user.bureau_id)
     return user
 
 

@@ -135,7 +135,7 @@ def _witness_choices(record: Draw) -> list[tuple[int, str]]:
     bureau_ids = ({bureau.id} | permissions.ancestor_ids(bureau)) if bureau else set()
     users = db.session.execute(sa.select(User).where(
         User.is_enabled.is_(True), User.role.in_([Role.BUREAU_ADMIN, Role.BUREAU_STAFF]),
-        User.bureau_id.in_(bureau_ids or {-1}), User.id != current_user.id).order_by(User.bureau_id, User.id)).scalars()
+        permissions.in_bureaus(User.bureau_id, bureau_ids), User.id != current_user.id).order_by(User.bureau_id, User.id)).scalars()
     return [(u.id, f"{u.display_name or u.username}（{u.username}，{u.bureau.short_name if u.bureau else ''}）") for u in users]
 
 
