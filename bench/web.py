@@ -7,7 +7,8 @@ For each scale it creates a fresh database ``<name>_<scale>x`` (dropped first if
 ``flask db upgrade``, fills it with ``bench/province.py`` (scale 1: ~500 firms, 3,000 experts, 20,000
 engagements over ten years), then:
 
-1. counts the SQL statements of each page (in-process test client, after one warm request);
+1. counts the SQL statements of each page and times it in-process against the bare page (Flask's test
+   client, after one warm request; ``--rounds`` alternations, medians);
 2. serves evalhub with gunicorn (``--workers`` sync workers) and the bare page (bench/bare.py) with the same
    number of workers, both on this machine;
 3. for each page and user, alternates short bursts against the bare page and the page (``--users``
@@ -15,10 +16,12 @@ engagements over ten years), then:
    both see the same machine at the same moments, and prints req/s, p50 and p95, the statements, and the
    page's share of the bare page's throughput.
 
-The client runs on the same two cores as the servers; it costs both sides alike, so the ratios are the
-figures to compare, the absolute times only indicative. Finally it prints each page's change in req/s from
-the first scale to the last (the growth). The machine's load average is printed before each user's table:
-other work on the same cores lowers both sides' absolute numbers.
+The client runs on the same two cores as the servers. Its cost per request is the same on both sides, so
+it lowers both sides' absolute numbers alike but pulls each share towards 100 %: a share printed here is
+somewhat higher than the page's share of server time alone, which the in-process columns give. Finally it
+prints each page's growth from the first scale to the last: the change in req/s, and the change in its
+share of the bare page (each share measured interleaved, so what else the machine did between the two
+scales cancels out). The machine's load average is printed before each user's table.
 """
 from __future__ import annotations
 
@@ -92,11 +95,17 @@ def build(url: str, scale: float) -> tuple[dict[str, int], float, int]:
     return written, time.perf_counter() - started, engagement
 
 
-def statements(url: str, engagement: int) -> dict[tuple[str, str], int]:
+def in_process(url: str, engagement: int, rounds: int) -> dict[tuple[str, str], tuple[int, float, float]]:
+    """Per (user, page): SQL statements, and the median milliseconds of the page and of the bare page served
+    in this process by Flask's test client, alternating one request of each ``rounds`` times — the server's
+    own cost without the HTTP client and gunicorn, a second view on the share."""
+    from bench.bare import make_app
     from evalhub import create_app
     from evalhub.extensions import db
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "WTF_CSRF_ENABLED": False})
+    bare = make_app(url)
+    bare_client = bare.test_client()
     out = {}
     # No application context around the requests: each request gets its own (an empty session, as on a
     # server), so what a page reads on every request (the user, the bureau tree, settings) is counted too.
@@ -116,9 +125,19 @@ def statements(url: str, engagement: int) -> dict[tuple[str, str], int]:
             response = client.get(path, headers=headers)
             sa.event.remove(engine, "before_cursor_execute", listener)
             assert response.status_code == 200, (username, path, response.status_code)
-            out[(username, path)] = len(seen)
+            page_ms, bare_ms = [], []
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                bare_client.get("/")
+                t1 = time.perf_counter()
+                client.get(path, headers=headers)
+                bare_ms.append(t1 - t0)
+                page_ms.append(time.perf_counter() - t1)
+            out[(username, path)] = (len(seen), statistics.median(page_ms) * 1000, statistics.median(bare_ms) * 1000)
     with app.app_context():
         db.engine.dispose()
+    with bare.app_context():
+        bare.extensions["bare_db"].engine.dispose()
     return out
 
 
@@ -208,7 +227,7 @@ def measure(args, scale: float) -> dict:
     written, seconds, engagement = build(url, scale)
     print(f"\n## scale {scale}×: {written.get('firm', 0):,} firms, {written.get('expert', 0):,} experts, "
           f"{written.get('engagement', 0):,} engagements, {sum(written.values()):,} rows in {seconds:.0f} s ({url.rsplit('/', 1)[1]})")
-    counts = statements(url, engagement)
+    counts = in_process(url, engagement, args.rounds)
     procs = serve(url, args.workers)
     results = {}
     try:
@@ -217,8 +236,9 @@ def measure(args, scale: float) -> dict:
             load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
             print(f"\n### {label}, {args.users} concurrent connections, {args.workers} gunicorn workers each side "
                   f"(load average before: {load} on {os.cpu_count()} cores)\n")
-            print("| page | SQL statements | req/s | p50 ms | p95 ms | bare req/s | share of bare | errors |")
-            print("|---|---|---|---|---|---|---|---|")
+            print("| page | SQL statements | req/s | p50 ms | p95 ms | bare req/s | share of bare | errors "
+                  "| in-process ms (bare) | in-process share |")
+            print("|---|---|---|---|---|---|---|---|---|---|")
             for name, path in PAGES:
                 path = path.format(engagement=engagement)
                 headers = {"Authorization": f"Bearer {token}"} if path.startswith("/api/") else {"Cookie": cookie}
@@ -234,9 +254,11 @@ def measure(args, scale: float) -> dict:
                     page_n, page_lat, page_err = page_n + n, page_lat + lat, page_err + err
                     page_time += time.perf_counter() - t0
                 rps, bare_rps = page_n / page_time, bare_n / bare_time
-                results[(username, name)] = rps
-                print(f"| {name} | {counts[(username, path)]} | {rps:.1f} | {_pct(page_lat, 50) * 1000:.0f} | "
-                      f"{_pct(page_lat, 95) * 1000:.0f} | {bare_rps:.0f} | {rps / bare_rps:.1%} | {page_err} |", flush=True)
+                statements_n, page_ms, bare_ms = counts[(username, path)]
+                results[(username, name)] = (rps, rps / bare_rps, bare_ms / page_ms)
+                print(f"| {name} | {statements_n} | {rps:.1f} | {_pct(page_lat, 50) * 1000:.0f} | "
+                      f"{_pct(page_lat, 95) * 1000:.0f} | {bare_rps:.0f} | {rps / bare_rps:.1%} | {page_err} | "
+                      f"{page_ms:.1f} ({bare_ms:.1f}) | {bare_ms / page_ms:.1%} |", flush=True)
     finally:
         for p in procs:
             p.terminate()
@@ -252,18 +274,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=12.0, help="per page: half on the bare page, half on the page")
     parser.add_argument("--users", type=int, default=16)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=30, help="in-process requests per page and user")
     args = parser.parse_args()
     if not args.database_url.startswith("postgresql"):
         raise SystemExit("bench/web.py measures on PostgreSQL (the production database)")
     runs = {scale: measure(args, scale) for scale in args.scales}
     if len(runs) > 1:
         first, last = args.scales[0], args.scales[-1]
-        print(f"\n### growth: req/s at {last:g}× against {first:g}×\n")
-        print("| user | page | req/s " + f"{first:g}× | req/s {last:g}× | change |")
-        print("|---|---|---|---|---|")
-        for key, rps in runs[first].items():
-            after = runs[last][key]
-            print(f"| {key[0]} | {key[1]} | {rps:.1f} | {after:.1f} | {(after - rps) / rps:+.0%} |")
+        # Two figures per page. The change in req/s compares two moments minutes apart, so whatever else the
+        # machine did in between moves it (the bare page's own req/s moves ±20 % between rounds); the
+        # change in the share of the bare page compares two ratios each measured interleaved with the same
+        # bare page (whose cost does not depend on the data size), so it is the growth the page itself adds.
+        print(f"\n### growth: {last:g}× against {first:g}× (a page that slows down has a negative change)\n")
+        print(f"| user | page | req/s {first:g}× | req/s {last:g}× | change | share {first:g}× | share {last:g}× "
+              "| change in share | change in in-process share |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for key, (rps, share, inner) in runs[first].items():
+            after, after_share, after_inner = runs[last][key]
+            print(f"| {key[0]} | {key[1]} | {rps:.1f} | {after:.1f} | {(after - rps) / rps:+.0%} | {share:.1%} | "
+                  f"{after_share:.1%} | {(after_share - share) / share:+.0%} | {(after_inner - inner) / inner:+.0%} |")
 
 
 if __name__ == "__main__":
