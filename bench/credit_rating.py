@@ -69,6 +69,7 @@ def generate(args: argparse.Namespace) -> dict:
     from evalhub.core.models import Bureau, BudgetUnit, Draw, StoredFile
     from evalhub.credit.models import ExternalCreditRecord, ExternalRecordKind
     from evalhub.extensions import db
+    from evalhub.procurement import workflow
     from evalhub.procurement.models import (
         Award, BudgetKind, Contract, Engagement, EngagementState as S, EvaluationPlan, ObjectType, PlanItem,
         PlanStatus, Procurement, ProcurementMethod, ProcurementStatus, ServiceKind,
@@ -155,10 +156,12 @@ def generate(args: argparse.Namespace) -> dict:
                 done_share = 0.80 if year == args.year else 0.95
                 state = rng.choice(completed_states) if rng.random() < done_share else rng.choice(unfinished_states)
                 signed = date(year, 3, 1) + timedelta(days=rng.randint(0, 60))
+                plan_due, report_due = signed + timedelta(days=30), signed + timedelta(days=200)
                 engagement = add(Engagement, plan_item_id=item, bureau_id=b, year=year, reference=reference,
                                  name=f"{reference} 项目支出绩效评价", service_kind=ServiceKind.KEY_EVALUATION,
                                  field=Field.FINANCE, amount=amount, budget_unit_id=unit, commissioner_unit_id=None,
-                                 state=state, state_changed_at=now, firm_id=firm_id, created_at=datetime(year, 1, 10))
+                                 state=state, state_changed_at=now, firm_id=firm_id, created_at=datetime(year, 1, 10),
+                                 due_on=workflow.due_date(state, plan_due, report_due))
                 procurement = add(Procurement, engagement_id=engagement, bureau_id=b,
                                   method=ProcurementMethod.RANDOM_DRAW, status=ProcurementStatus.AWARDED,
                                   title=f"{reference} 第三方评价机构选聘", ceiling_price=Decimal("200000"),
@@ -169,7 +172,6 @@ def generate(args: argparse.Namespace) -> dict:
                 award = add(Award, procurement_id=procurement, engagement_id=engagement, bid_id=None, firm_id=firm_id,
                             amount=fee, score=None, reasons="随机抽取确定", notice="成交公告",
                             awarded_at=datetime.combine(signed, datetime.min.time()))
-                plan_due, report_due = signed + timedelta(days=30), signed + timedelta(days=200)
                 add(Contract, engagement_id=engagement, award_id=award, firm_id=firm_id, amount=fee, signed_on=signed,
                     start_date=signed, end_date=date(year, 12, 31), plan_due=plan_due, report_due=report_due,
                     deliverables="实施方案、评价报告", created_at=datetime.combine(signed, datetime.min.time()))

@@ -27,6 +27,7 @@ from evalhub.core.passwords import hash_password
 from evalhub.core.personal import protect_id_number
 from evalhub.core.validators import compose_id_number, compose_uscc
 from evalhub.extensions import db
+from evalhub.procurement import workflow
 from evalhub.procurement.models import (
     Award, BudgetKind, Contract, Engagement, EngagementState as S, EvaluationPlan, ObjectType, PlanItem, PlanStatus, Procurement,
     ProcurementMethod, ProcurementStatus, ServiceKind,
@@ -195,10 +196,17 @@ def build(scale: float = 1.0, *, seed: int = 2025, today: date | None = None) ->
             state = rng.choice(OPEN_STATES) if current else (S.ARCHIVED if rng.random() < 0.7 else S.PUBLISHED)
             firm = rng.choice(admitted) if state not in (S.PLANNED, S.PROCURING) else None
             signed = date(year, 4, 1) + timedelta(days=rng.randrange(60))
+            if firm is not None:  # the contract's dates (drawn here, in the same order: the data stays the same)
+                plan_due = signed + timedelta(days=30)
+                report_due = signed + timedelta(days=180)
+                if current:  # a share of the open work is late, by days or weeks
+                    plan_due = today + timedelta(days=rng.randrange(-40, 60))
+                    report_due = today + timedelta(days=rng.randrange(-30, 120))
             eid = w.add(Engagement, plan_item_id=item, year=year, reference=f"{code}-{year}-{n:05d}",
                         name=f"{code}单位项目{year}-{n}", service_kind=ServiceKind.KEY_EVALUATION, field=Field.FINANCE,
                         amount=amount, budget_unit_id=unit, state=state, firm_id=firm[0] if firm else None,
-                        bureau_id=bid, state_changed_at=_beijing_noon(signed), created_at=_beijing_noon(date(year, 3, 15)))
+                        bureau_id=bid, state_changed_at=_beijing_noon(signed), created_at=_beijing_noon(date(year, 3, 15)),
+                        due_on=workflow.due_date(state, plan_due, report_due) if firm is not None else None)
             if firm is None:
                 continue
             proc = w.add(Procurement, engagement_id=eid, method=ProcurementMethod.COMPETITIVE_CONSULTATION,
@@ -206,11 +214,6 @@ def build(scale: float = 1.0, *, seed: int = 2025, today: date | None = None) ->
                          price_weight=Decimal("20"), low_bid_ratio=Decimal("70"), bureau_id=bid)
             award = w.add(Award, procurement_id=proc, engagement_id=eid, amount=Decimal("250000"), reasons="综合得分最高",
                           notice="成交公告", firm_id=firm[0], awarded_at=_beijing_noon(signed - timedelta(days=10)))
-            plan_due = signed + timedelta(days=30)
-            report_due = signed + timedelta(days=180)
-            if current:  # a share of the open work is late, by days or weeks
-                plan_due = today + timedelta(days=rng.randrange(-40, 60))
-                report_due = today + timedelta(days=rng.randrange(-30, 120))
             w.add(Contract, engagement_id=eid, award_id=award, amount=Decimal("250000"), signed_on=signed,
                   start_date=signed, end_date=signed + timedelta(days=240), plan_due=plan_due, report_due=report_due,
                   deliverables="实施方案、评价报告", firm_id=firm[0])
