@@ -122,6 +122,34 @@ def test_pages_and_the_export_is_the_whole_filtered_list(app, world):
         app.config["PAGE_SIZE"] = size
 
 
+def test_a_page_its_count_and_its_extra_columns_are_one_statement(app, world):
+    """The count rides on the page's statement (issue 18), as do ``extra`` columns (here each expert's fields,
+    in the enum's order); a page past the end counts apart, an empty first page counts nothing."""
+    from evalhub.core.enums import Field
+    from evalhub.core.listing import page_rows
+
+    for i, fields in enumerate([[Field.FINANCE], [Field.LAW], [Field.LAW, Field.FINANCE]]):
+        factories.expert(world.bz, name=f"计数专家{i}", fields=fields)
+    db.session.commit()
+    stmt = scoped(Expert, sa.select(Expert).where(Expert.name.startswith("计数专家")), world.bz_admin).order_by(Expert.id)
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        items, total, extra = page_rows(stmt, 2, 2, [Expert.fields_column()])
+        assert [e.name for e in items] == ["计数专家2"] and total == 3 and len(seen) == 1
+        assert Expert.parse_fields(extra[0]["fields"]) == [Field.FINANCE, Field.LAW]
+        seen.clear()
+        assert page_rows(stmt, 5, 2) == ([], 3, []) and len(seen) == 2  # past the end: the count apart
+        seen.clear()
+        assert page_rows(stmt.where(Expert.id < 0), 1, 2) == ([], 0, []) and len(seen) == 1
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
+
+
 # --- through the pages and the API -----------------------------------------------------------------
 
 @pytest.mark.parametrize("query", [f"page={HUGE}", f"bureau={HUGE}&status=nope", "year=abc", "year=²", f"year={HUGE}",

@@ -18,7 +18,7 @@ from evalhub.core.api import api_user, json_body, page_args, schema
 from evalhub.core.enums import LabeledEnum
 from evalhub.core.errors import NotFound, ValidationFailed
 from evalhub.core.inputs import NAME_PATTERN, money_schema
-from evalhub.core.listing import INT_MAX, MAX_PAGE, MAX_PER_PAGE, Filter, Listing
+from evalhub.core.listing import INT_MAX, MAX_PAGE, MAX_PER_PAGE, Filter, Listing, page_rows
 from evalhub.core.models import Bureau
 from evalhub.extensions import db
 
@@ -51,10 +51,9 @@ def bureau_ref(bureau: Bureau) -> dict:
 
 
 def paginate(stmt: sa.Select, page: int, per_page: int) -> tuple[list, int]:
-    """One page of the statement's rows, and how many rows there are in all."""
-    total = db.session.execute(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())).scalar_one()
-    rows = db.session.execute(stmt.limit(per_page).offset((page - 1) * per_page)).scalars().all()
-    return list(rows), total
+    """One page of the statement's rows, and how many rows there are in all (one statement: ``page_rows``)."""
+    items, total, _ = page_rows(stmt, page, per_page)
+    return items, total
 
 
 def visible(model: type, object_id: int, action: str, missing: str) -> Any:
@@ -72,14 +71,18 @@ def listing(items: list[dict], total: int, page: int, per_page: int):
 
 
 def list_response(stmt: sa.Select, *filters: Filter, item: Callable[[Any], dict] | None = None,
-                  items: Callable[[list], list[dict]] | None = None, order_by: Iterable[Any] = (),
-                  options: Iterable[Any] = ()):
+                  items: Callable[..., list[dict]] | None = None, order_by: Iterable[Any] = (),
+                  options: Iterable[Any] = (), extra: Iterable[Any] = ()):
     """A list endpoint's whole answer: ``page_args`` (400 when not integers), the filters read strictly
     (422 naming each bad argument), one page of ``stmt`` ordered, each row as ``item(row)`` (or the page at
-    once as ``items(rows)``, to batch look-ups)."""
+    once as ``items(rows)``, to batch look-ups; with ``extra`` columns read along, ``items(rows, extras)``,
+    see ``listing.page_rows``)."""
     page, per_page = page_args()
-    rows, total = paginate(Listing(stmt, *filters, order_by=order_by, options=options, strict=True).stmt,
-                           page, per_page)
+    stmt = Listing(stmt, *filters, order_by=order_by, options=options, strict=True).stmt
+    if extra:
+        rows, total, extras = page_rows(stmt, page, per_page, extra)
+        return listing(items(rows, extras), total, page, per_page)
+    rows, total = paginate(stmt, page, per_page)
     return listing(items(rows) if items is not None else [item(r) for r in rows], total, page, per_page)
 
 

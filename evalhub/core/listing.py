@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from flask import current_app, request, send_file
 from flask_login import current_user
 from flask_sqlalchemy.pagination import Pagination
+from sqlalchemy.orm import lazyload
 from sqlalchemy.sql import Select
 
 from evalhub.core import permissions
@@ -86,10 +87,56 @@ def xlsx_response(data: bytes, filename: str):
     return send_file(io.BytesIO(data), mimetype=XLSX_MIMETYPE, as_attachment=True, download_name=filename)
 
 
-def paginate(stmt: Select, per_page: int | None = None) -> Pagination:
-    """One page of ``stmt`` for an HTML list (``?page=``, clamped)."""
-    return db.paginate(stmt, page=page_number(), per_page=per_page or current_app.config["PAGE_SIZE"],
-                       error_out=False, max_per_page=MAX_PER_PAGE)
+def page_rows(stmt: Select, page: int, per_page: int, extra: Iterable[Any] = ()) -> tuple[list[Any], int, list[Any]]:
+    """One page of ``stmt`` (the first column of each row, as ``scalars``), how many rows it has in all, and
+    for each item the values of the ``extra`` labelled columns (a dict by label; e.g. a correlated
+    subquery for what each row shows, instead of a statement of its own).
+
+    One round trip: the count rides on the page's rows as an uncorrelated scalar subquery, which the
+    database runs once on its own plan (PostgreSQL: an InitPlan, an index-only count), while the page still
+    stops after its rows. Not ``count(*) OVER ()``: the window makes the database join and read every row in
+    scope before LIMIT (the region's engagement list: 55 ms instead of 3 ms). A page past the end has no row
+    to carry the count, so only then is it read apart; an empty first page is 0.
+    """
+    extra = list(extra)
+    counted = stmt.add_columns(*extra, _count_of(stmt).scalar_subquery().label("rows_in_all"))
+    rows = db.session.execute(counted.limit(per_page).offset((page - 1) * per_page)).unique().all()
+    if not rows:
+        return [], 0 if page == 1 else db.session.execute(_count_of(stmt)).scalar_one(), []
+    names = [column.name for column in extra]
+    return [row[0] for row in rows], rows[0][-1], [dict(zip(names, row[1:-1])) for row in rows] if extra else []
+
+
+def _count_of(stmt: Select) -> Select:
+    """SELECT count(*) over ``stmt`` without its ordering or eager loads (as flask-sqlalchemy counts)."""
+    return sa.select(sa.func.count()).select_from(stmt.options(lazyload("*")).order_by(None).subquery())
+
+
+def text_list(column: Any) -> sa.ColumnElement[str]:
+    """The aggregate joining ``column``'s values with commas (order unspecified; NULL when there are none):
+    string_agg on PostgreSQL, group_concat on SQLite."""
+    if db.engine.dialect.name == "postgresql":
+        return sa.func.string_agg(column, sa.literal_column("','"), type_=sa.String)
+    return sa.func.group_concat(column, ",", type_=sa.String)
+
+
+class SelectPage(Pagination):
+    """``paginate``'s page object: items, count and ``extra`` values from ``page_rows`` (one statement).
+    ``page.extra`` lines up with ``page.items``."""
+
+    def _query_items(self) -> list[Any]:
+        items, self._total, self.extra = page_rows(self._query_args["select"], self.page, self.per_page,
+                                                   self._query_args["extra"])
+        return items
+
+    def _query_count(self) -> int:
+        return self._total
+
+
+def paginate(stmt: Select, per_page: int | None = None, extra: Iterable[Any] = ()) -> SelectPage:
+    """One page of ``stmt`` for an HTML list (``?page=``, clamped); ``extra``: see ``page_rows``."""
+    return SelectPage(page=page_number(), per_page=per_page or current_app.config["PAGE_SIZE"],
+                      error_out=False, max_per_page=MAX_PER_PAGE, select=stmt, extra=extra)
 
 
 class ListPage(Pagination):
@@ -272,8 +319,8 @@ class Listing:
     def all(self) -> list:
         return list(db.session.execute(self.stmt).scalars())
 
-    def page(self, per_page: int | None = None) -> Pagination:
-        return paginate(self.stmt, per_page)
+    def page(self, per_page: int | None = None, extra: Iterable[Any] = ()) -> SelectPage:
+        return paginate(self.stmt, per_page, extra)
 
     def export(self, spec: Export):
         """The whole list (every page) as an .xlsx download."""

@@ -26,7 +26,7 @@ from typing import Any, Optional
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import contains_eager, defer, joinedload, selectinload
 
 from evalhub.core import jobs, permissions
 from evalhub.core.enums import Role
@@ -149,34 +149,63 @@ def index():
                    reverse=True)
     year = _year_arg(request.args.get("year", "")) or (years[0] if years else beijing_today().year - 1)
     ratings = Listing(scoped(CreditRating).join(Firm, Firm.id == CreditRating.firm_id).where(CreditRating.year == year),
-                      *RATING_FILTERS, options=[joinedload(CreditRating.firm), joinedload(CreditRating.bureau)],
+                      *RATING_FILTERS, options=[joinedload(CreditRating.bureau)],
                       order_by=[CreditRating.rated.desc(), CreditRating.total.desc(), Firm.name, CreditRating.id])
     if wants_export():
+        ratings.stmt = ratings.stmt.options(joinedload(CreditRating.firm))
         return ratings.export(Export(f"{year}年度信用评价", EXPORT_COLUMNS, _rating_rows, f"机构信用评价{year}.xlsx"))
-    page = ratings.page()
+    # The page reads what it shows: the firm's name from the join already there, not the components (JSON);
+    # its count and each rating's objection counts ride on the same statement.
+    ratings.stmt = ratings.stmt.options(contains_eager(CreditRating.firm).load_only(Firm.name),
+                                        defer(CreditRating.components))
     own = current_user.bureau
+    summary = _summary_columns(own, year) if own is not None else {}  # the boxes ride along too
+    page = ratings.page(extra=[_objections_column().label("objections"),
+                               _objections_column(CreditObjection.decision.is_(None)).label("unanswered"),
+                               *(column.label(name) for name, column in summary.items())])
     return render_template("credit/index.html", page=page, filters={**ratings.filters, "year": str(year)}, year=year,
                            years=sorted(set(years) | {year, beijing_today().year - 1}, reverse=True),
-                           bureaus=db.session.execute(scoped(Bureau).order_by(Bureau.path)).scalars().all(),
-                           counts=_objection_counts([r.id for r in page.items]),
+                           bureaus=permissions.visible_bureaus(current_user),
+                           counts={r.id: (row["objections"], row["unanswered"]) for r, row in zip(page.items, page.extra)},
                            manage=own is not None and permissions.can(current_user, "credit.manage", own), own=own,
-                           summary=_own_summary(own, year) if own is not None else None, form=YearActionForm(),
+                           summary=_summary(page.extra[0] if page.extra else _own_summary(own, year))
+                           if own is not None else None, form=YearActionForm(),
                            CreditGrade=CreditGrade, RatingStatus=RatingStatus, grade_label=_grade_label)
 
 
+def _objections_column(*conditions: Any) -> Any:
+    """Each listed rating's objections (meeting ``conditions``), read with the page."""
+    return sa.select(sa.func.count(CreditObjection.id)).where(
+        CreditObjection.rating_id == CreditRating.id, *conditions).correlate(CreditRating).scalar_subquery()
+
+
+def _summary_columns(bureau: Bureau, year: int) -> dict[str, Any]:
+    """How far the bureau's own ratings of the year have come, a scalar subquery per box (read with the
+    ratings' page, or on their own by ``_own_summary``): counts by status, the deadline, open objections."""
+    of_year = sa.and_(CreditRating.bureau_id == bureau.id, CreditRating.year == year)
+
+    def ratings(value: Any, *conditions: Any) -> Any:
+        return sa.select(value).where(of_year, *conditions).correlate(None).scalar_subquery()
+
+    published = CreditRating.status == RatingStatus.PUBLISHED
+    return {"summary_draft": ratings(sa.func.count(), CreditRating.status == RatingStatus.DRAFT),
+            "summary_published": ratings(sa.func.count(), published),
+            "summary_final": ratings(sa.func.count(), CreditRating.status == RatingStatus.FINAL),
+            "summary_deadline": ratings(sa.func.max(CreditRating.objection_deadline), published),
+            "summary_unanswered": sa.select(sa.func.count(CreditObjection.id)).join(CreditRating).where(
+                of_year, CreditObjection.decision.is_(None)).correlate(None).scalar_subquery()}
+
+
 def _own_summary(bureau: Bureau, year: int) -> dict:
-    """How far the bureau's own ratings of the year have come: counts by status, deadline, open objections."""
-    rows = db.session.execute(sa.select(CreditRating.status, sa.func.count()).where(
-        CreditRating.bureau_id == bureau.id, CreditRating.year == year).group_by(CreditRating.status)).all()
-    by_status = {status: n for status, n in rows}
-    deadline = db.session.execute(sa.select(sa.func.max(CreditRating.objection_deadline)).where(
-        CreditRating.bureau_id == bureau.id, CreditRating.year == year,
-        CreditRating.status == RatingStatus.PUBLISHED)).scalar_one_or_none()
-    unanswered = db.session.execute(sa.select(sa.func.count(CreditObjection.id)).join(CreditRating).where(
-        CreditRating.bureau_id == bureau.id, CreditRating.year == year,
-        CreditObjection.decision.is_(None))).scalar_one()
-    return {"draft": by_status.get(RatingStatus.DRAFT, 0), "published": by_status.get(RatingStatus.PUBLISHED, 0),
-            "final": by_status.get(RatingStatus.FINAL, 0), "deadline": deadline, "unanswered": unanswered,
+    """``_summary_columns`` in one statement of their own (a page without rows carries none)."""
+    columns = _summary_columns(bureau, year)
+    return dict(db.session.execute(sa.select(*(c.label(name) for name, c in columns.items()))).one()._mapping)
+
+
+def _summary(values: dict) -> dict:
+    deadline = values["summary_deadline"]
+    return {"draft": values["summary_draft"], "published": values["summary_published"],
+            "final": values["summary_final"], "deadline": deadline, "unanswered": values["summary_unanswered"],
             "period_over": deadline is not None and beijing_today() > deadline}
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import jsonify, request
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from evalhub.core.api import api_user, json_body, list_schema, operation, schema
 from evalhub.core.apiutil import (
@@ -551,9 +551,10 @@ def list_engagements():
     return list_response(scoped(Engagement, user=user), year_filter(Engagement.year),
                          enum_filter("state", EngagementState, Engagement.state), bureau_filter(Engagement.bureau_id),
                          text_filter("q", Engagement.name, Engagement.reference, ignore_case=True),
-                         options=[selectinload(Engagement.bureau), selectinload(Engagement.firm),
-                                  selectinload(Engagement.contract), selectinload(Engagement.budget_unit),
-                                  selectinload(Engagement.commissioner_unit)],
+                         # what engagement_json shows, joined into the page's statement (the overdue words
+                         # come from the engagement's own due date); the few commissioning units apart
+                         options=[joinedload(Engagement.bureau), joinedload(Engagement.firm),
+                                  joinedload(Engagement.budget_unit), selectinload(Engagement.commissioner_unit)],
                          order_by=[Engagement.year.desc(), Engagement.reference, Engagement.id], items=engagements_json)
 
 

@@ -404,7 +404,8 @@ ENGAGEMENT_EXPORT = Export("评价任务", [
 def engagement_list():
     require("engagement.list")
     engagements = Listing(scoped(Engagement), *ENGAGEMENT_FILTERS, options=[  # one row each: joined, one query
-        joinedload(Engagement.bureau), joinedload(Engagement.budget_unit), joinedload(Engagement.firm)],
+        joinedload(Engagement.bureau), joinedload(Engagement.budget_unit).load_only(BudgetUnit.name),
+        joinedload(Engagement.firm).load_only(Firm.name)],  # the names shown (the sheet too), not whole rows
         order_by=[Engagement.year.desc(), Engagement.reference])
     if wants_export():  # the sheet also has the contract and the commissioning unit
         engagements.stmt = engagements.stmt.options(joinedload(Engagement.contract),
@@ -510,8 +511,15 @@ def _render_engagement(engagement: Engagement, status: int = 200, transition_for
                        spending_form: SpendingForm | None = None):
     actions = workflow.available(engagement, current_user)
     procurement_rows = []
+    # The bids the page shows (a firm its own; the bureau the count once opened) of every procurement at once.
+    scoped_bids: dict[int, list[Bid]] = {p.id: [] for p in engagement.procurements}
+    wanted = [p.id for p in engagement.procurements if _is_firm() or p.opened_at]
+    if wanted:
+        for b in db.session.execute(scoped(Bid, sa.select(Bid).where(Bid.procurement_id.in_(wanted))
+                                           .order_by(Bid.id))).scalars():
+            scoped_bids[b.procurement_id].append(b)
     for p in engagement.procurements:
-        bids = _scoped_bids(p)
+        bids = scoped_bids[p.id]
         procurement_rows.append({
             "procurement": p, "own_bids": bids if _is_firm() else [],
             "valid_count": sum(1 for b in bids if b.status == BidStatus.SUBMITTED) if p.opened_at and not _is_firm() else None,
@@ -536,9 +544,23 @@ def _engagement_form(engagement: Engagement, form, call, form_key: str, *, messa
                        to=url_for(".engagement_detail", engagement_id=engagement.id))
 
 
+# What the engagement page shows of the engagement, read in two statements instead of one per relation: the
+# engagement with what it has one of and its timeline, then its procurements with their awards and draws.
+ENGAGEMENT_PAGE = (
+    joinedload(Engagement.plan_item), joinedload(Engagement.budget_unit), joinedload(Engagement.contract),
+    joinedload(Engagement.transitions),
+    selectinload(Engagement.procurements).options(joinedload(Procurement.award).joinedload(Award.firm),
+                                                  joinedload(Procurement.draw), joinedload(Procurement.committee_draw)),
+)
+
+
 @bp.route("/engagements/<int:engagement_id>")
 @login_required
 def engagement_detail(engagement_id: int):
+    # Read into the session first (and held: the identity map is weak), so that ``load`` (404/403 as ever)
+    # finds it there without a statement of its own.
+    held = db.session.execute(sa.select(Engagement).where(Engagement.id == engagement_id)  # noqa: F841
+                              .options(*ENGAGEMENT_PAGE)).unique().scalar_one_or_none()
     return _render_engagement(load(Engagement, engagement_id, "engagement.view"))
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import jsonify, request
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from evalhub.core.api import api_user, list_schema, operation, schema
 from evalhub.core.apiutil import (
@@ -60,14 +60,14 @@ def _pool_list(model: type[HasFields], action: str, status_enum: type, to_json, 
     user = api_user()
     permissions.require(user, action)
 
-    def page_json(rows: list) -> list[dict]:  # the page's fields in one query, not one a row
-        fields = model.fields_of(r.id for r in rows)
-        return [to_json(r, fields[r.id]) for r in rows]
+    def page_json(rows: list, extras: list[dict]) -> list[dict]:  # the fields read with the page
+        return [to_json(r, model.parse_fields(x["fields"])) for r, x in zip(rows, extras)]
 
+    # one statement: the page, its count, each row's library and fields
     return list_response(scoped(model, user=user), enum_filter("status", status_enum, model.status),
                          bureau_filter(model.bureau_id), field_filter(model),
-                         text_filter("q", *searched, ignore_case=True), options=[selectinload(model.bureau)],
-                         order_by=[model.name, model.id], items=page_json)
+                         text_filter("q", *searched, ignore_case=True), options=[joinedload(model.bureau)],
+                         order_by=[model.name, model.id], items=page_json, extra=[model.fields_column()])
 
 
 # --- request parsing helpers -----------------------------------------------------------------------

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from evalhub.core.enums import Field, LabeledEnum, enum_column
+from evalhub.core.listing import text_list
 from evalhub.core.mixins import Acted, Created, CreatedBy, InBureau
 from evalhub.core.models import Bureau, BudgetUnit, StoredFile, User
 from evalhub.core.timeutil import utcnow
@@ -134,6 +135,9 @@ expert_field = sa.Table(
 )
 
 
+_FIELD_ORDER = {f.value: i for i, f in enumerate(Field)}
+
+
 class HasFields:
     """Business fields (业务领域) kept in an association table: ``fields_table``, keyed by ``fields_key``."""
 
@@ -158,6 +162,18 @@ class HasFields:
                 out[owner_id].append(field)
         order = list(Field)
         return {k: sorted(v, key=order.index) for k, v in out.items()}
+
+    @classmethod
+    def fields_column(cls) -> sa.Label:
+        """Each listed row's fields as one text column, to read with a page instead of apart (``parse_fields``)."""
+        table = cls.fields_table
+        return sa.select(text_list(table.c.field)).where(table.c[cls.fields_key] == cls.id).correlate(
+            cls).scalar_subquery().label("fields")
+
+    @staticmethod
+    def parse_fields(text: str | None) -> list[Field]:
+        """``fields_column``'s text → the fields in the enum's order (as ``fields_of`` gives them)."""
+        return [Field(v) for v in sorted(text.split(","), key=_FIELD_ORDER.__getitem__)] if text else []
 
     @property
     def fields(self) -> list[Field]:

@@ -13,12 +13,12 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload, load_only, selectinload
 
 from evalhub.core import accounts, files, jobs, permissions
 from evalhub.core.enums import Field
 from evalhub.core.errors import ValidationFailed
-from evalhub.core.listing import Export, Filter, Listing, enum_filter, int_filter
+from evalhub.core.listing import Export, Filter, Listing, enum_filter, int_filter, text_list
 from evalhub.core.models import Bureau, BudgetUnit, User
 from evalhub.core.timeutil import beijing_today, format_beijing
 from evalhub.core.web import (
@@ -103,6 +103,16 @@ def _date(value) -> str:
     return value.strftime("%Y-%m-%d") if value else ""
 
 
+def _bureaus(ids: list[int]) -> list[Bureau]:
+    """The bureaus ``ids`` in tree order: those this request already holds (its tree) without a statement."""
+    mapper = sa.inspect(Bureau)
+    held = {i: db.session.identity_map.get(mapper.identity_key_from_primary_key((i,))) for i in ids}
+    missing = [i for i, b in held.items() if b is None]
+    if missing:
+        held.update((b.id, b) for b in db.session.execute(sa.select(Bureau).where(Bureau.id.in_(missing))).scalars())
+    return sorted(held.values(), key=lambda b: b.path)
+
+
 # --- firms: list -----------------------------------------------------------------------------------
 
 FIRM_FILTERS = (
@@ -140,12 +150,21 @@ def firm_list():
                     order_by=[Firm.applied_at.desc(), Firm.id.desc()])
     if wants_export():
         return firms.export(FIRM_EXPORT)
-    page = firms.page()
-    library_bureaus = db.session.execute(sa.select(Bureau).where(Bureau.id.in_(scoped(Firm, sa.select(Firm.bureau_id))))
-                                         .order_by(Bureau.path)).scalars().all()
+    # The page, its count, each firm's fields and the libraries in scope (the filter's choices): one statement,
+    # of the columns shown (the sheet has them all).
+    firms.stmt = firms.stmt.options(load_only(Firm.name, Firm.uscc, Firm.kind, Firm.status, Firm.status_until,
+                                              Firm.applied_at, Firm.bureau_id))
+    in_scope = scoped(Firm, sa.select(Firm.bureau_id).distinct()).subquery()
+    libraries = sa.select(text_list(sa.cast(in_scope.c.bureau_id, sa.String))).scalar_subquery().label("libraries")
+    page = firms.page(extra=[Firm.fields_column(), libraries])
+    if page.extra:
+        library_ids = [int(i) for i in (page.extra[0]["libraries"] or "").split(",") if i]
+    else:  # an empty page carries nothing
+        library_ids = list(db.session.execute(sa.select(in_scope.c.bureau_id)).scalars())
     return render_template(
-        "registry/firm_list.html", page=page, filters=firms.filters, fields=Firm.fields_of(f.id for f in page.items),
-        library_bureaus=library_bureaus, FirmStatus=FirmStatus, FirmKind=FirmKind, Field=Field,
+        "registry/firm_list.html", page=page, filters=firms.filters,
+        fields={f.id: Firm.parse_fields(row["fields"]) for f, row in zip(page.items, page.extra)},
+        library_bureaus=_bureaus(library_ids), FirmStatus=FirmStatus, FirmKind=FirmKind, Field=Field,
         can_create=can_in_own_bureau("firm.create"), can_import=can_in_own_bureau("registry.import"))
 
 
@@ -471,10 +490,10 @@ def expert_list():
                       order_by=[Expert.id.desc()])
     if wants_export():
         return experts.export(EXPERT_EXPORT)
-    page = experts.page()
+    page = experts.page(extra=[Expert.fields_column()])  # the page, its count and each expert's fields at once
     return render_template(
         "registry/expert_list.html", page=page, filters=experts.filters,
-        fields=Expert.fields_of(e.id for e in page.items),
+        fields={e.id: Expert.parse_fields(row["fields"]) for e, row in zip(page.items, page.extra)},
         eligibility={e.id: services.expert_eligibility(e) for e in page.items},
         availability={e.id: _availability_text(e) for e in page.items},
         ExpertStatus=ExpertStatus, ProfessionalTitle=ProfessionalTitle, Field=Field,
