@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask, has_request_context, jsonify, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
+from markupsafe import Markup
 
 from evalhub.config import PROJECT_ROOT, Config
 from evalhub.core.errors import DomainError
@@ -56,6 +57,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     jobs.configure(app)
     _register_preload(app)  # before the blueprints' hooks (the account gate reads the bureau's settings)
+    _end_reads_with_commit(app)
     _register_blueprints(app)
     _register_template_helpers(app)
     _register_error_handlers(app)
@@ -113,6 +115,52 @@ def _register_preload(app: Flask) -> None:
         if current_user.is_authenticated:
             permissions.preload(current_user._get_current_object())
         return None
+
+
+_WROTE = "evalhub.wrote"  # on a connection: its transaction ran a statement other than a SELECT
+
+
+def _end_reads_with_commit(app: Flask) -> None:
+    """End a PostgreSQL transaction that only read with COMMIT rather than ROLLBACK (the same for the data).
+    psycopg forgets its prepared statements at every ROLLBACK, so every page planned each of its statements
+    anew; after a COMMIT a statement run five times on a connection is prepared and later pages skip parsing
+    and planning it. A transaction that ran anything else (a write, a SAVEPOINT, a CTE), failed, or leaves ORM
+    changes unflushed ends as before, rolled back. No ORM after_commit hook runs: only the connection commits."""
+    import sqlalchemy as sa
+
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != "postgresql":
+        return
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn) -> None:
+        conn.info[_WROTE] = False
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _note_write(conn, cursor, statement, parameters, context, executemany) -> None:
+        if not statement.lstrip()[:7].upper().startswith("SELECT "):
+            conn.info[_WROTE] = True
+
+    # Registered after Flask-SQLAlchemy's teardown, so it runs first (Flask calls them in reverse), just before
+    # the session is removed: nothing uses the session after it.
+    @app.teardown_appcontext
+    def _commit_reads(exc) -> None:
+        from psycopg.pq import TransactionStatus
+
+        if exc is not None or not db.session.registry.has():
+            return
+        session = db.session()
+        if not session.in_transaction() or session.new or session.dirty or session.deleted:
+            return
+        conn = session.connection()
+        if conn.info.get(_WROTE, True) or conn.in_nested_transaction():
+            return
+        if conn.connection.dbapi_connection.info.transaction_status == TransactionStatus.INTRANS:
+            try:
+                conn.commit()
+            except Exception:  # noqa: BLE001  (a broken connection: the session's close discards it, as before)
+                app.logger.warning("read-only transaction: COMMIT failed", exc_info=True)
 
 
 def _register_blueprints(app: Flask) -> None:
@@ -174,11 +222,39 @@ def _register_template_helpers(app: Flask) -> None:
 
     app.jinja_env.globals["nav_url"] = nav_url
 
+    def strict(allowed: frozenset[str]):
+        def can(action: str) -> bool:
+            if action not in NAV_ACTIONS:  # the cache key would not know it: add it to NAV_ACTIONS
+                raise KeyError(f"navigation action {action!r} not in NAV_ACTIONS")
+            return action in allowed
+        return can
+
+    @functools.lru_cache(maxsize=128)
+    def _nav_links(script_root: str, allowed: frozenset[str], unit: bool) -> Markup:
+        return Markup(app.jinja_env.get_template("macros/nav_links.html").render(can=strict(allowed), unit=unit))
+
+    def nav_links() -> Markup:
+        """base.html's links for what the signed-in user may do: the same HTML for every user with the same
+        answers to NAV_ACTIONS, so rendered once per process for each combination (the ``can`` calls, about a
+        dozen, still run on every page: the answers are the cache key, so a rule change shows at once)."""
+        user = current_user._get_current_object()
+        allowed = frozenset(action for action in NAV_ACTIONS if permissions.can(user, action))
+        script_root = request.script_root if has_request_context() else ""
+        return _nav_links(script_root, allowed, bool(getattr(user, "budget_unit_id", None)))
+
+    app.jinja_env.globals["nav_links"] = nav_links
+
     @app.context_processor
     def inject() -> dict:
         # The user behind the proxy, read once: the navigation alone asks ``can`` a dozen times per page.
         user = current_user._get_current_object()
         return {"can": lambda action, obj=None: permissions.can(user, action, obj)}
+
+
+# What templates/macros/nav_links.html asks ``can``: its cache key (``nav_links``).
+NAV_ACTIONS = ("firm.list", "expert.list", "plan.list", "marketplace.use", "results.list", "results.unit_home",
+               "dashboard.bureau", "screening.view", "redflags.view", "audit.view", "notifications.matrix",
+               "user.directory")
 
 
 def _wants_json() -> bool:

@@ -20,7 +20,7 @@ from sqlalchemy.sql import Select
 from evalhub.core import settings
 from evalhub.core.enums import BureauLevel, Role
 from evalhub.core.errors import PermissionDenied
-from evalhub.core.models import AuditEvent, Bureau, BudgetUnit, BureauSetting, Draw, Job, User
+from evalhub.core.models import AuditEvent, Bureau, BudgetUnit, BureauSetting, Draw, Job, Notification, User
 from evalhub.extensions import db
 
 BUREAU_ROLES = (Role.BUREAU_ADMIN, Role.BUREAU_STAFF)
@@ -30,6 +30,7 @@ BUREAU_ROLES = (Role.BUREAU_ADMIN, Role.BUREAU_STAFF)
 
 _SUBTREES = "evalhub.subtrees"
 _TREE_ROWS = "evalhub.tree_rows"  # the bureaus ``load_tree`` read, held so the session's weak identity map keeps them
+_UNREAD = "evalhub.unread"  # {user id: unread notifications}, read by ``load_user`` with the account
 
 
 @sa.event.listens_for(Session, "after_commit")
@@ -37,6 +38,18 @@ _TREE_ROWS = "evalhub.tree_rows"  # the bureaus ``load_tree`` read, held so the 
 def _forget_subtrees(session: Session) -> None:
     session.info.pop(_SUBTREES, None)
     session.info.pop(_TREE_ROWS, None)
+    session.info.pop(_UNREAD, None)
+
+
+_writes = [0]  # statements other than a SELECT this process has run: a held count holds while this stays put
+
+
+@sa.event.listens_for(sa.engine.Engine, "before_cursor_execute")
+def _count_writes(conn, cursor, statement, parameters, context, executemany) -> None:
+    # Any write (a flush storing a notification, 全部标为已读's bulk UPDATE) makes the held unread count stale.
+    # An engine event, not the ORM's do_orm_execute, which costs every statement several times as much.
+    if not statement.lstrip()[:7].upper().startswith("SELECT "):
+        _writes[0] += 1
 
 
 def subtree_ids(bureau: Bureau) -> set[int]:
@@ -88,9 +101,12 @@ TREE_SETTING = "security.require_totp_admins"
 @functools.cache
 def _user_tree_statement() -> Select:
     """``load_user``'s statement: the account with its bureau's tree and each tree bureau's own value of
-    ``TREE_SETTING`` (one row per bureau; one row with no bureau for an account without one)."""
+    ``TREE_SETTING`` (one row per bureau; one row with no bureau for an account without one), and the account's
+    unread notifications (the navigation's badge on every page) in each row."""
     me = aliased(Bureau)
-    return sa.select(User, Bureau, BureauSetting.value) \
+    unread = sa.select(sa.func.count(Notification.id)).where(
+        Notification.user_id == User.id, Notification.read_at.is_(None)).scalar_subquery()
+    return sa.select(User, Bureau, BureauSetting.value, unread) \
         .outerjoin(me, sa.and_(me.id == User.bureau_id, User.role.in_(BUREAU_ROLES))) \
         .outerjoin(Bureau, sa.or_(Bureau.path.startswith(me.path), me.path.startswith(Bureau.path))) \
         .outerjoin(BureauSetting, sa.and_(BureauSetting.bureau_id == Bureau.id, BureauSetting.key == TREE_SETTING)) \
@@ -99,7 +115,8 @@ def _user_tree_statement() -> Select:
 
 def load_user(user_id: int) -> User | None:
     """The account re-read from the database (a deactivation or a new session generation counts at once)
-    and, for a bureau user, what ``load_tree`` reads, in the same statement: a page then reads neither again."""
+    and, for a bureau user, what ``load_tree`` reads, and the unread count (``unread_notifications``), in the
+    same statement: a page then reads none of them again."""
     # expired rather than ``populate_existing``, which would fill the account again from each bureau's row
     held = db.session.identity_map.get(db.session.identity_key(User, user_id))
     if held is not None:
@@ -108,11 +125,23 @@ def load_user(user_id: int) -> User | None:
     if not rows:
         return None
     user = rows[0][0]
-    tree = [b for _, b, _ in rows if b is not None]
+    db.session.info[_UNREAD] = {user_id: (rows[0][3], _writes[0])}
+    tree = [b for _, b, _, _ in rows if b is not None]
     if tree and user.role in BUREAU_ROLES:
-        settings.hold(TREE_SETTING, {b.id: value for _, b, value in rows if b is not None})
+        settings.hold(TREE_SETTING, {b.id: value for _, b, value, _ in rows if b is not None})
         _hold_tree(tree, user.bureau_id)
     return user
+
+
+def unread_notifications(user: User) -> int:
+    """The user's unread notifications: as ``load_user`` read them with the account in this transaction, unless
+    anything was written since (a commit or rollback forgets the copy; objects added but not yet flushed are
+    counted by reading, which flushes them first)."""
+    held = db.session.info.get(_UNREAD, {}).get(user.id)
+    if held is not None and held[1] == _writes[0] and not (db.session.new or db.session.dirty or db.session.deleted):
+        return held[0]
+    return db.session.execute(sa.select(sa.func.count(Notification.id)).where(
+        Notification.user_id == user.id, Notification.read_at.is_(None))).scalar_one()
 
 
 def preload(user: User) -> None:

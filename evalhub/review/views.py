@@ -193,15 +193,17 @@ def _review_submissions(engagement: Engagement) -> list[dict]:
 
 # --- the navbar's unread badge ---------------------------------------------------------------------
 
+def _unread_count() -> int:
+    # Read with the account by ``permissions.load_user`` (one statement less on every page).
+    user = current_user._get_current_object()
+    if not getattr(user, "is_authenticated", False):
+        return 0
+    return permissions.unread_notifications(user)
+
+
 @bp.app_context_processor
 def _inbox_badge() -> dict:
-    def unread_count() -> int:
-        if not getattr(current_user, "is_authenticated", False):
-            return 0
-        return db.session.execute(sa.select(sa.func.count(Notification.id)).where(
-            Notification.user_id == current_user.id, Notification.read_at.is_(None))).scalar_one()
-
-    return {"unread_count": unread_count}
+    return {"unread_count": _unread_count}
 
 
 # --- the firm: submissions -------------------------------------------------------------------------
