@@ -94,7 +94,7 @@ def test_statements_per_page_do_not_grow_with_the_data(world, client, login, aut
 @pytest.mark.parametrize("who", ["bz_admin", "lt_admin", "region_admin"])
 def test_a_signed_in_page_reads_the_account_and_its_tree_once(world, client, login, who):
     """The common path of every signed-in page: the account (re-read, so a deactivation counts at once), its
-    bureau's tree and the second-factor setting in one statement; the account gate reads no other setting."""
+    bureau's tree and the tree's own settings in one statement; the account gate reads no other setting."""
     from evalhub.core.settings import set_setting
 
     user = getattr(world, who)

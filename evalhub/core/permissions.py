@@ -11,16 +11,20 @@ Views and the API call ``require`` / ``scope`` and never filter by hand.
 from __future__ import annotations
 
 import functools
+import weakref
 from typing import Any, Callable, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql import Select
 
 from evalhub.core import settings
 from evalhub.core.enums import BureauLevel, Role
 from evalhub.core.errors import PermissionDenied
-from evalhub.core.models import AuditEvent, Bureau, BudgetUnit, BureauSetting, Draw, Job, Notification, User
+from evalhub.core.models import (
+    ApiToken, AuditEvent, Bureau, BudgetUnit, BureauSetting, Draw, Job, Notification, User,
+)
 from evalhub.extensions import db
 
 BUREAU_ROLES = (Role.BUREAU_ADMIN, Role.BUREAU_STAFF)
@@ -93,44 +97,93 @@ def _hold_tree(rows: list[Bureau], bureau_id: int) -> Bureau | None:
     return mine
 
 
-# The one setting every bureau administrator's page reads (the account gate's "管理员必须使用两步验证"): read
-# with the tree, each bureau's own value, so the gate does not read every bureau's settings.
-TREE_SETTING = "security.require_totp_admins"
+def _own_settings(dialect: str) -> sa.ScalarSelect:
+    """Each tree bureau's own settings as one JSON object ({key: value}; NULL when it set none), correlated to
+    ``Bureau``: a page's settings then read no rows of their own, and a bureau adds one column to its row,
+    not one row per setting (the region's 99 bureaus × up to 50 settings)."""
+    if dialect == "postgresql":
+        agg = sa.func.json_object_agg(BureauSetting.key, BureauSetting.value)
+    else:  # SQLite keeps JSON as text: json() so a list stays a list, not a quoted string
+        agg = sa.func.json_group_object(BureauSetting.key, sa.func.json(BureauSetting.value))
+    return sa.select(sa.type_coerce(agg, sa.JSON)).where(BureauSetting.bureau_id == Bureau.id).scalar_subquery()
+
+
+def _with_tree(stmt: Select, dialect: str) -> Select:
+    """``stmt`` (which selects ``User``) with the account's bureau tree — the bureaus above and below its own,
+    one row each, with each one's own settings; one row with no bureau for an account without one."""
+    me = aliased(Bureau)
+    return stmt.add_columns(Bureau, _own_settings(dialect)) \
+        .outerjoin(me, sa.and_(me.id == User.bureau_id, User.role.in_(BUREAU_ROLES))) \
+        .outerjoin(Bureau, sa.or_(Bureau.path.startswith(me.path), me.path.startswith(Bureau.path)))
 
 
 @functools.cache
-def _user_tree_statement() -> Select:
-    """``load_user``'s statement: the account with its bureau's tree and each tree bureau's own value of
-    ``TREE_SETTING`` (one row per bureau; one row with no bureau for an account without one), and the account's
-    unread notifications (the navigation's badge on every page) in each row."""
-    me = aliased(Bureau)
+def _user_tree_statement(dialect: str) -> Select:
+    """``load_user``'s statement, built once per dialect: the account with its tree (``_with_tree``), and the
+    account's unread notifications (the navigation's badge on every page) in each row."""
     unread = sa.select(sa.func.count(Notification.id)).where(
         Notification.user_id == User.id, Notification.read_at.is_(None)).scalar_subquery()
-    return sa.select(User, Bureau, BureauSetting.value, unread) \
-        .outerjoin(me, sa.and_(me.id == User.bureau_id, User.role.in_(BUREAU_ROLES))) \
-        .outerjoin(Bureau, sa.or_(Bureau.path.startswith(me.path), me.path.startswith(Bureau.path))) \
-        .outerjoin(BureauSetting, sa.and_(BureauSetting.bureau_id == Bureau.id, BureauSetting.key == TREE_SETTING)) \
-        .where(User.id == sa.bindparam("tree_user_id"))
+    return _with_tree(sa.select(User, unread), dialect).where(User.id == sa.bindparam("tree_user_id"))
+
+
+@functools.cache
+def _token_tree_statement(dialect: str) -> Select:
+    """``load_token``'s statement: an API token with its account and the account's tree (no unread count: the
+    API shows no badge)."""
+    return _with_tree(sa.select(ApiToken, User).join(User, User.id == ApiToken.user_id), dialect) \
+        .where(ApiToken.token_hash == sa.bindparam("tree_token_hash"))
+
+
+def _hold_account(user: User, rows: list[tuple[Bureau | None, Any]]) -> None:
+    """Keep what ``_with_tree`` read with ``user`` — (bureau, its own settings) per row — for this transaction:
+    the tree (``load_tree``'s copy) and every tree bureau's own settings (``settings.get_setting``)."""
+    tree = [b for b, _ in rows if b is not None]
+    if tree and user.role in BUREAU_ROLES:
+        settings.hold_bureaus({b.id: own or {} for b, own in rows if b is not None})
+        _hold_tree(tree, user.bureau_id)
+
+
+def _expire_held(*models: type, key: Any = None) -> None:
+    """Expire the objects of ``models`` this session already holds (all of them, or the one with primary key
+    ``key``), so the next statement fills them from their rows as they are now — rather than
+    ``populate_existing``, which would fill the account again from each bureau's row. (A request's session holds
+    none yet; a test's may.)"""
+    identity_map = db.session.identity_map
+    if key is not None:
+        held = [identity_map.get(db.session.identity_key(model, key)) for model in models]
+    else:
+        held = [obj for ident, obj in identity_map.items() if ident[0] in models] if len(identity_map) else []
+    for obj in held:
+        if obj is not None:
+            db.session.expire(obj)
 
 
 def load_user(user_id: int) -> User | None:
     """The account re-read from the database (a deactivation or a new session generation counts at once)
-    and, for a bureau user, what ``load_tree`` reads, and the unread count (``unread_notifications``), in the
-    same statement: a page then reads none of them again."""
-    # expired rather than ``populate_existing``, which would fill the account again from each bureau's row
-    held = db.session.identity_map.get(db.session.identity_key(User, user_id))
-    if held is not None:
-        db.session.expire(held)
-    rows = db.session.execute(_user_tree_statement(), {"tree_user_id": user_id}).all()
+    and, for a bureau user, what ``load_tree`` reads and its bureaus' own settings, and the unread count
+    (``unread_notifications``), in the same statement: a page then reads none of them again."""
+    _expire_held(User, key=user_id)
+    rows = db.session.execute(_user_tree_statement(db.engine.dialect.name), {"tree_user_id": user_id}).all()
     if not rows:
         return None
     user = rows[0][0]
-    db.session.info[_UNREAD] = {user_id: (rows[0][3], _writes[0])}
-    tree = [b for _, b, _, _ in rows if b is not None]
-    if tree and user.role in BUREAU_ROLES:
-        settings.hold(TREE_SETTING, {b.id: value for _, b, value, _ in rows if b is not None})
-        _hold_tree(tree, user.bureau_id)
+    db.session.info[_UNREAD] = {user_id: (rows[0][1], _writes[0])}
+    _hold_account(user, [(b, own) for _, _, b, own in rows])
     return user
+
+
+def load_token(token_hash: str) -> ApiToken | None:
+    """An API token by its digest, with its account (re-read, like ``load_user``'s) and the account's tree and
+    settings, in one statement. The token and account are checked against their rows as they are now (a
+    revocation, expiry or deactivation counts at once, even in a session that held them)."""
+    _expire_held(ApiToken, User)  # its account unknown until read
+    rows = db.session.execute(_token_tree_statement(db.engine.dialect.name), {"tree_token_hash": token_hash}).all()
+    if not rows:
+        return None
+    token, user = rows[0][0], rows[0][1]
+    set_committed_value(token, "user", user)  # ``token.user`` without a lookup (the session holds it weakly)
+    _hold_account(user, [(b, own) for _, _, b, own in rows])
+    return token
 
 
 def unread_notifications(user: User) -> int:
@@ -243,7 +296,12 @@ def bureau_rows(user: User, stmt: Select, model: type, *, firm_column: Any = Non
         return stmt.where(firm_column == user.firm_id)
     if user.role not in BUREAU_ROLES:
         return stmt.where(sa.false())
-    return stmt.where(in_bureaus(model.bureau_id, visible_bureau_ids(user)))
+    ids = visible_bureau_ids(user)
+    scoped = stmt.where(in_bureaus(model.bureau_id, ids))
+    # for ``visible``: this rule alone, on that statement (weak references: a statement derived from this one
+    # copies the attribute, but is neither of them)
+    scoped._tree_rule = (weakref.ref(stmt), weakref.ref(scoped), model, ids)
+    return scoped
 
 
 def in_bureaus(column: Any, bureau_ids: set[int] | frozenset[int]) -> sa.ColumnElement[bool]:
@@ -296,9 +354,34 @@ def _users(user: User, stmt: Select, model: type) -> Select:
 
 
 def visible(user: User, obj: Any) -> bool:
+    """Whether ``user`` may see the row ``obj`` (its model's row scope). Decided without a statement when the
+    scope adds nothing (every row) or only ``bureau_rows``' "bureau in the user's tree" — the row is loaded, its
+    ``bureau_id`` known and the tree held; any other rule (a firm's, an expert's, a unit's, a restriction) asks
+    the database."""
     model = type(obj)
-    stmt = scope(user, sa.select(model.id).where(model.id == obj.id), model)
+    probe = sa.select(model.id).where(model.id == obj.id)
+    stmt = scope(user, probe, model)
+    decided = _decided_here(probe, stmt, obj)
+    if decided is not None:
+        return decided
     return db.session.execute(stmt).first() is not None
+
+
+def _decided_here(probe: Select, stmt: Select, obj: Any) -> bool | None:
+    """``visible``'s answer without the database, or None. Only for a row as stored: nothing of the session is
+    waiting to be flushed (the statement would flush it first, and could see it differently)."""
+    session = db.session
+    if session.new or session.dirty or session.deleted:
+        return None
+    state = sa.inspect(obj)
+    if not state.persistent or state.session_id != session().hash_key:
+        return None
+    if stmt is probe:  # the scope adds nothing: every stored row
+        return True
+    rule = getattr(stmt, "_tree_rule", None)
+    if rule is not None and rule[0]() is probe and rule[1]() is stmt and rule[2] is type(obj):
+        return obj.bureau_id in rule[3]
+    return None
 
 
 # --- actions ---------------------------------------------------------------------------------------

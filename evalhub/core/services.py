@@ -266,7 +266,9 @@ def token_row(token: str) -> ApiToken | None:
 
 
 def user_for_token(token: str) -> User | None:
-    row = token_row(token)
+    """The account an API token signs in, if the token is live (not revoked, not expired) and the account is
+    enabled; read with the account's bureau tree and settings, which the API's scoped reads use."""
+    row = permissions.load_token(_token_digest(token or ""))
     now = utcnow()
     if row is None or row.revoked_at is not None or row.expires_at <= now or not row.user.is_enabled:
         return None

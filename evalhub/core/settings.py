@@ -135,18 +135,27 @@ _CACHE = "evalhub.settings"
 
 
 _HELD = "evalhub.settings.held"  # {key: {bureau_id: own value or None}}: one key read for some bureaus
+_BUREAUS = "evalhub.settings.bureaus"  # {bureau_id: {key: own value}}: every own value of these bureaus
 
 
 @sa.event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: Session) -> None:
     session.info.pop(_CACHE, None)
     session.info.pop(_HELD, None)
+    session.info.pop(_BUREAUS, None)
 
 
 def hold(key: str, values: dict[int, Any]) -> None:
-    """Keep one key's own values (None: not set) of the given bureaus, read alongside something else (the
-    signed-in user's tree), so that ``get_setting`` answers it without reading every bureau's values."""
+    """Keep one key's own values (None: not set) of the given bureaus, read alongside something else, so that
+    ``get_setting`` answers it without reading every bureau's values."""
     db.session.info.setdefault(_HELD, {}).setdefault(key, {}).update(values)
+
+
+def hold_bureaus(values: dict[int, dict[str, Any]]) -> None:
+    """Keep every own value of the given bureaus ({bureau id: {key: value}}, a bureau that set none: {}), read
+    alongside something else (the signed-in user's tree, ``permissions.load_user``), so that ``get_setting``
+    answers any key along their walk up without a statement."""
+    db.session.info.setdefault(_BUREAUS, {}).update(values)
 
 
 def _overrides() -> dict[tuple[int, str], Any]:
@@ -162,12 +171,21 @@ def _overrides() -> dict[tuple[int, str], Any]:
 
 def get_setting(bureau: Bureau | None, key: str) -> Any:
     definition = SETTINGS[key]
-    held = db.session.info.get(_HELD, {}).get(key) if _CACHE not in db.session.info else None
-    if held is not None:  # answered from the held values when they cover the whole walk up
+    info = db.session.info
+    if _CACHE not in info and (_BUREAUS in info or _HELD in info):
+        # answered from the held values when they cover the whole walk up; otherwise every bureau's are read
+        whole, held = info.get(_BUREAUS, {}), info.get(_HELD, {}).get(key, {})
         node = bureau
-        while node is not None and node.id in held:
-            if held[node.id] is not None:
-                return held[node.id]
+        while node is not None:
+            own = whole.get(node.id)
+            if own is not None:
+                value = own.get(key)
+            elif node.id in held:
+                value = held[node.id]
+            else:
+                break
+            if value is not None:
+                return value
             node = node.parent
         if node is None:
             return definition.default
@@ -207,6 +225,7 @@ def set_setting(bureau: Bureau, key: str, raw: Any, actor: User) -> Any:
     db.session.flush()
     db.session.info.pop(_CACHE, None)
     db.session.info.pop(_HELD, None)
+    db.session.info.pop(_BUREAUS, None)
     audit.record("setting.changed", bureau, actor=actor, bureau_id=bureau.id,
                  summary=f"{bureau.short_name} 修改设置“{definition.label}”：{old} → {value}",
                  payload={"key": key, "old": old, "new": value})
