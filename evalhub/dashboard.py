@@ -3,25 +3,28 @@ public pages and the API. Its route stays on the core blueprint (endpoint ``core
 sends everyone."""
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from flask import redirect, render_template, url_for
 from flask_login import current_user, login_required
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload
 
 from evalhub.core import permissions
-from evalhub.core.enums import Role
-from evalhub.core.models import AuditEvent, Job
+from evalhub.core.enums import JobStatus, Role
+from evalhub.core.models import AuditEvent, Bureau, Job
+from evalhub.core.timeutil import beijing_today
 from evalhub.core.views import bp
-from evalhub.credit.views import dashboard_cards
+from evalhub.credit.views import dashboard_cards, dashboard_counts as credit_counts
 from evalhub.extensions import db
 from evalhub.procurement import workflow
 from evalhub.procurement.models import Engagement
 from evalhub.registry.models import Expert, Firm, FirmStatus
-from evalhub.review.models import PanelInvitation, ReviewPanel
-from evalhub.results.services import overdue_findings
-from evalhub.review.services import overdue_reviews
-from evalhub.supervision.views import dashboard_summary
-
+from evalhub.results.models import ResultFinding
+from evalhub.results.services import overdue_findings_query
+from evalhub.review.models import ReviewPanel
+from evalhub.review.services import overdue_reviews, overdue_reviews_query
+from evalhub.supervision.views import dashboard_counts as supervision_counts, dashboard_summary
 
 
 @bp.route("/")
@@ -36,43 +39,101 @@ def dashboard():
         return redirect(url_for("registry.expert_detail", expert_id=current_user.expert_id))
     if current_user.role == Role.BUDGET_UNIT:  # an evaluated unit: its engagements and rectification
         return redirect(url_for("results.unit_home"))
-    # the expert count rides along the firm counts (one statement less on every dashboard); a scope without
-    # firms returns no group to carry it, and then it is read alone
-    experts = permissions.scope(current_user, sa.select(sa.func.count(Expert.id)), Expert)
-    firms = permissions.scope(current_user, sa.select(Firm.status, sa.func.count(), experts.scalar_subquery())
-                              .group_by(Firm.status), Firm)
-    rows = db.session.execute(firms).all()
-    context["firm_counts"] = {status: count for status, count, _ in rows}
-    context["expert_count"] = rows[0][2] if rows else db.session.execute(experts).scalar_one()
-    context["pending"] = db.session.execute(
-        permissions.scope(current_user, sa.select(Firm).where(Firm.status == FirmStatus.PENDING)
-                          .order_by(Firm.applied_at), Firm).limit(10)
-    ).scalars().all()
-    context["jobs"] = db.session.execute(
-        permissions.scope(current_user, sa.select(Job).order_by(Job.id.desc()), Job).limit(5)).scalars().all()
-    context["overdue_count"], context["overdue"] = _overdue_engagements()
-    context["overdue_reviews"] = _overdue_reviews()
-    context["overdue_findings"] = overdue_findings(current_user, limit=10)
-    context.update(dashboard_cards(current_user))
-    # the 监督检查 card
-    context["supervision"] = dashboard_summary(current_user)
+    year = beijing_today().year  # the 监督检查 card counts this year's findings
+    findings = overdue_findings_query(current_user)
+    reviews = overdue_reviews_query(_scoped_panels())
+    # every number on the page, and whether the lists that are usually empty have anything, in one statement
+    counted = _count(dict(
+        firms=permissions.scope(current_user, sa.select(Firm.status, sa.func.count()).group_by(Firm.status), Firm),
+        experts=permissions.scope(current_user, sa.select(sa.func.count(Expert.id)), Expert),
+        overdue_findings=_any(findings), overdue_reviews=_any(reviews),
+        **supervision_counts(current_user, year), **credit_counts(current_user)))
+    context["firm_counts"] = {FirmStatus(status): n for status, n in counted["firms"].items()}
+    context["expert_count"] = counted["experts"]
+    # the short lists in one statement, each with only the columns it shows
+    lists = {"jobs": (permissions.scope(current_user, sa.select(
+        Job.id, Job.title, sa.type_coerce(Job.status, sa.String), sa.cast(sa.null(), sa.DateTime)), Job),
+        Job.id.desc(), 5)}
+    if context["firm_counts"].get(FirmStatus.PENDING):
+        lists["pending"] = (permissions.scope(current_user, sa.select(
+            Firm.id, Firm.name, Bureau.short_name, Firm.applied_at).join(Bureau, Bureau.id == Firm.bureau_id)
+            .where(Firm.status == FirmStatus.PENDING), Firm), Firm.applied_at, 10)
     if permissions.can(current_user, "audit.view"):
-        context["events"] = db.session.execute(
-            permissions.scope(current_user, sa.select(AuditEvent), AuditEvent)
-            .order_by(AuditEvent.id.desc()).limit(8)).scalars().all()
+        lists["events"] = (permissions.scope(current_user, sa.select(
+            AuditEvent.id, AuditEvent.actor_name, AuditEvent.summary, AuditEvent.occurred_at), AuditEvent),
+            AuditEvent.id.desc(), 8)
+    listed = _short_lists(lists)
+    context["pending"] = [dict(id=i, name=name, bureau_short_name=short, applied_at=at)
+                          for i, name, short, at in listed.get("pending", [])]
+    context["jobs"] = [dict(id=i, title=title, status=JobStatus(status)) for i, title, status, _ in listed["jobs"]]
+    if "events" in lists:
+        context["events"] = [dict(actor_name=actor, summary=summary, occurred_at=at)
+                             for _, actor, summary, at in listed["events"]]
+    context["overdue_count"], context["overdue"] = _overdue_engagements()
+    context["overdue_reviews_count"], context["overdue_reviews"] = \
+        _overdue_reviews() if counted["overdue_reviews"] else (0, [])
+    context["overdue_findings"] = db.session.execute(findings.with_only_columns(
+        ResultFinding.id, ResultFinding.engagement_id, ResultFinding.text, ResultFinding.deadline)
+        .limit(10)).all() if counted["overdue_findings"] else []
+    context.update(dashboard_cards(current_user, counted))
+    # the 监督检查 card
+    context["supervision"] = dashboard_summary(counted, year)
     return render_template("core/dashboard.html", FirmStatus=FirmStatus, **context)
+
+
+def _any(stmt: sa.Select) -> sa.Select:
+    """1 if ``stmt`` has a row, else 0 (a count part of ``_count`` that stops at the first row)."""
+    first = next(iter(stmt.selected_columns))
+    return sa.select(sa.func.count()).select_from(stmt.with_only_columns(first).order_by(None).limit(1).subquery())
+
+
+def _count(parts: dict[str, sa.Select]) -> dict:
+    """Run the grouped counts ``parts`` as one statement (a UNION ALL of them, each row tagged with its part).
+    A part selects zero, one or two keys and then a count; it reads back as the count, {key: n} or
+    {(key, key2): n}. A first key is read as its stored text (an enum's value), a second as an integer."""
+    shapes, selects = {}, []
+    for name, stmt in parts.items():
+        *keys, n = stmt.selected_columns
+        shapes[name] = len(keys)
+        first = sa.type_coerce(keys[0], sa.String) if keys else sa.cast(sa.null(), sa.String)
+        second = keys[1] if len(keys) > 1 else sa.cast(sa.null(), sa.Integer)
+        selects.append(stmt.with_only_columns(sa.literal(name, sa.String).label("part"), first.label("key"),
+                                              second.label("key2"), n.label("n")))
+    out: dict = {name: {} if shape else 0 for name, shape in shapes.items()}
+    for part, key, key2, n in db.session.execute(sa.union_all(*selects)):
+        if shapes[part] == 0:
+            out[part] = n
+        else:
+            out[part][key if shapes[part] == 1 else (key, key2)] = n
+    return out
+
+
+def _short_lists(parts: dict[str, tuple[sa.Select, Any, int]]) -> dict[str, list[tuple]]:
+    """Run several short lists as one statement: each part (a SELECT of four columns — an integer, two texts and
+    a time —, its order, its length) is cut to its length in its order in SQL and numbered, and the parts are
+    joined by UNION ALL; each list reads back as its rows, in order."""
+    selects = []
+    for name, (stmt, order, limit) in parts.items():
+        part = stmt.add_columns(sa.func.row_number().over(order_by=order).label("pos")).order_by(order) \
+            .limit(limit).subquery(name)
+        selects.append(sa.select(sa.literal(name, sa.String).label("part"), *part.c))
+    out: dict[str, list[tuple]] = {name: [] for name in parts}
+    union = sa.union_all(*selects).subquery("lists")
+    for row in db.session.execute(sa.select(union).order_by(union.c.part, union.c.pos)):
+        out[row[0]].append(tuple(row[1:5]))
+    return out
 
 
 def _overdue_engagements() -> tuple[int, list]:
     """How many scoped engagements are overdue, and the ten longest in their state as (engagement, reason): a count
     and one page in SQL (``workflow.overdue_clause``), whatever the history in scope."""
     # the count rides along the page as a window over every matching row (evaluated before the LIMIT); the
-    # window runs over ids only, and the rows shown (with their firms) are read for the ten it keeps
+    # window runs over ids only, and the rows shown (with their firms' names) are read for the ten it keeps
     ten = permissions.scope(current_user, sa.select(Engagement.id, sa.func.count().over().label("total"))
                             .where(workflow.overdue_clause()), Engagement) \
         .order_by(Engagement.state_changed_at, Engagement.id).limit(10).subquery()
     rows = db.session.execute(sa.select(Engagement, ten.c.total).join(ten, ten.c.id == Engagement.id)
-                              .options(joinedload(Engagement.firm))
+                              .options(joinedload(Engagement.firm).load_only(Firm.name))
                               .order_by(Engagement.state_changed_at, Engagement.id)).all()
     count = rows[0].total if rows else 0
     shown = [row.Engagement for row in rows]
@@ -80,12 +141,14 @@ def _overdue_engagements() -> tuple[int, list]:
     return count, [(e, reasons[e.id]) for e in shown if e.id in reasons]
 
 
-def _overdue_reviews() -> list:
-    """Open expert panels of scoped engagements past their review deadline, as (panel, members still owing).
-    ``permissions.scope`` has no rule for panels: they are scoped through their engagement."""
+def _scoped_panels() -> sa.Select:
+    """Expert panels of scoped engagements: ``permissions.scope`` has no rule for panels, so they are scoped
+    through their engagement."""
     engagements = permissions.scope(current_user, sa.select(Engagement.id), Engagement)
-    stmt = (sa.select(ReviewPanel).where(ReviewPanel.engagement_id.in_(engagements))
-            .options(selectinload(ReviewPanel.engagement),
-                     selectinload(ReviewPanel.invitations).selectinload(PanelInvitation.review))
-            .order_by(ReviewPanel.review_due, ReviewPanel.id))
-    return overdue_reviews(stmt)
+    return sa.select(ReviewPanel).where(ReviewPanel.engagement_id.in_(engagements))
+
+
+def _overdue_reviews() -> tuple[int, list]:
+    """Open expert panels of scoped engagements past their review deadline with members still owing: how many,
+    and the first ten (``review.services.overdue_reviews``)."""
+    return overdue_reviews(_scoped_panels())

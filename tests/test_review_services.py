@@ -481,9 +481,9 @@ def test_overdue_reviews_list_the_members_still_owing(world):
     from evalhub.review.models import ReviewPanel
 
     stmt = sa.select(ReviewPanel)
-    assert R.overdue_reviews(stmt) == []
-    late = R.overdue_reviews(stmt, now=panel.review_due + timedelta(hours=1))
-    assert late[0][0].id == panel.id and len(late[0][1]) == 2
+    assert R.overdue_reviews(stmt) == (0, [])
+    total, late = R.overdue_reviews(stmt, now=panel.review_due + timedelta(hours=1))
+    assert total == 1 and late[0].id == panel.id and late[0].late == 2
 
 
 def test_the_sql_overdue_rule_and_the_worded_one_agree(world):

@@ -533,20 +533,35 @@ def public_firm(firm_id: int):
 
 # --- dashboard cards -------------------------------------------------------------------------------
 
-def dashboard_cards(user) -> dict[str, Any]:
+def dashboard_counts(user) -> dict[str, sa.Select]:
+    """The credit cards' numbers as grouped counts, read by the dashboard with its other counts in one
+    statement: published or final ratings in scope by (grade, year), and whether any is on the watch list."""
+    watched = permissions.scope(user, sa.select(CreditRating.id).where(CreditRating.watch_list.is_(True)),
+                                CreditRating).limit(1).subquery()
+    return {
+        "credit_grades": permissions.scope(user, sa.select(
+            CreditRating.grade, CreditRating.year, sa.func.count(CreditRating.id)).where(
+            CreditRating.status.in_([RatingStatus.PUBLISHED, RatingStatus.FINAL]), CreditRating.rated.is_(True),
+            CreditRating.grade.is_not(None)).group_by(CreditRating.year, CreditRating.grade), CreditRating),
+        "credit_watched": sa.select(sa.func.count()).select_from(watched),
+    }
+
+
+def dashboard_cards(user, counted: dict[str, Any]) -> dict[str, Any]:
     """The dashboard's "信用评价等级分布" chart (A–D counts by year of published or final ratings in the
-    user's scope) and "重点关注名单" (watch-list ratings in scope)."""
-    rows = db.session.execute(permissions.scope(user, sa.select(
-        CreditRating.year, CreditRating.grade, sa.func.count(CreditRating.id)).where(
-        CreditRating.status.in_([RatingStatus.PUBLISHED, RatingStatus.FINAL]), CreditRating.rated.is_(True),
-        CreditRating.grade.is_not(None)).group_by(CreditRating.year, CreditRating.grade), CreditRating)).all()
-    years = sorted({year for year, _, _ in rows})
-    counts = {(year, grade): n for year, grade, n in rows}
+    user's scope) and "重点关注名单" (watch-list ratings in scope), from the counts of ``dashboard_counts``;
+    the list is read only when there is one, and only the columns it shows."""
+    counts = counted.get("credit_grades", {})  # (grade value, year) → n
+    years = sorted({year for _, year in counts})
     chart = {"labels": [str(y) for y in years],
-             "datasets": [{"label": g.label, "grade": g.value, "data": [counts.get((y, g), 0) for y in years]}
+             "datasets": [{"label": g.label, "grade": g.value, "data": [counts.get((g.value, y), 0) for y in years]}
                           for g in GRADES]}
-    watch = db.session.execute(permissions.scope(user, sa.select(CreditRating).where(
-        CreditRating.watch_list.is_(True)), CreditRating)
-        .options(selectinload(CreditRating.firm), selectinload(CreditRating.bureau))
-        .order_by(CreditRating.year.desc(), CreditRating.id.desc()).limit(10)).scalars().all()
+    watch = []
+    if counted.get("credit_watched"):
+        watch = db.session.execute(permissions.scope(user, sa.select(
+            CreditRating.id, CreditRating.year, CreditRating.watch_reason, Firm.name.label("firm_name"),
+            Bureau.short_name.label("bureau_short_name"))
+            .join(Firm, Firm.id == CreditRating.firm_id).join(Bureau, Bureau.id == CreditRating.bureau_id)
+            .where(CreditRating.watch_list.is_(True)), CreditRating)
+            .order_by(CreditRating.year.desc(), CreditRating.id.desc()).limit(10)).all()
     return {"credit_chart": chart, "credit_watch": watch}

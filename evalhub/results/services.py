@@ -436,11 +436,17 @@ def escalate_overdue(today: date | None = None) -> list[FindingEscalation]:
 jobs.periodic("evalhub.rectification_escalation", minute="41")(escalate_overdue)
 
 
+def overdue_findings_query(user: User) -> sa.Select:
+    """Open findings past their deadline that ``user`` may see, most overdue first, as a statement (the
+    dashboard asks first whether there are any, with its other counts, and reads only the columns it shows)."""
+    return permissions.scope(user, sa.select(ResultFinding).where(
+        ResultFinding.status.in_(OPEN_STATUSES), ResultFinding.deadline < beijing_today()), ResultFinding) \
+        .order_by(ResultFinding.deadline)
+
+
 def overdue_findings(user: User, limit: int = 20) -> list[ResultFinding]:
-    """Open findings past their deadline that ``user`` may see (the bureau's dashboard card)."""
-    stmt = permissions.scope(user, sa.select(ResultFinding).where(
-        ResultFinding.status.in_(OPEN_STATUSES), ResultFinding.deadline < beijing_today()), ResultFinding)
-    return list(db.session.execute(stmt.order_by(ResultFinding.deadline).limit(limit)).scalars())
+    """Open findings past their deadline that ``user`` may see (the 整改逾期 page)."""
+    return list(db.session.execute(overdue_findings_query(user).limit(limit)).scalars())
 
 
 def findings_of(engagement: Engagement, user: User) -> list[ResultFinding]:

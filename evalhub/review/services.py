@@ -1319,17 +1319,35 @@ def resubmission_due(engagement: Engagement) -> Optional[date]:
     return to_beijing(due).date() if due else None
 
 
-def overdue_reviews(panels_stmt: sa.Select, now: datetime | None = None) -> list[tuple[ReviewPanel, list[PanelInvitation]]]:
-    """Open panels past their review deadline, with the members still owing a review."""
+def overdue_reviews_query(panels_stmt: sa.Select, now: datetime | None = None) -> sa.Select:
+    """Open panels past their review deadline with members still owing a review (invited or accepted, review
+    not submitted), as a statement of (id, review_due, engagement_id, late — how many members owe), by deadline.
+    ``panels_stmt``: a SELECT of ``ReviewPanel`` narrowed by the caller. Counted in SQL: no panel, invitation
+    or review is loaded (the dashboard also asks it first whether there are any, with its other counts)."""
     now = now or utcnow()
-    out = []
-    for panel in db.session.execute(panels_stmt.where(ReviewPanel.status == PanelStatus.REVIEWING,
-                                                      ReviewPanel.review_due < now)).scalars():
-        late = [i for i in panel.invitations if i.status in (InvitationStatus.INVITED, InvitationStatus.ACCEPTED)
-                and (i.review is None or i.review.status != ReviewStatus.SUBMITTED)]
-        if late:
-            out.append((panel, late))
-    return out
+    late = (sa.select(sa.func.count(PanelInvitation.id))
+            .outerjoin(Review, Review.invitation_id == PanelInvitation.id)
+            .where(PanelInvitation.panel_id == ReviewPanel.id,
+                   PanelInvitation.status.in_([InvitationStatus.INVITED, InvitationStatus.ACCEPTED]),
+                   sa.or_(Review.id.is_(None), Review.status != ReviewStatus.SUBMITTED))
+            .correlate(ReviewPanel).scalar_subquery())
+    due = panels_stmt.with_only_columns(ReviewPanel.id, ReviewPanel.review_due, ReviewPanel.engagement_id,
+                                        late.label("late")).order_by(None).where(
+        ReviewPanel.status == PanelStatus.REVIEWING, ReviewPanel.review_due < now).subquery("due")
+    return sa.select(due).where(due.c.late > 0).order_by(due.c.review_due, due.c.id)
+
+
+def overdue_reviews(panels_stmt: sa.Select, now: datetime | None = None,
+                    limit: int = 10) -> tuple[int, list[sa.Row]]:
+    """``overdue_reviews_query``: how many, and the first ``limit`` as rows (id, review_due, engagement_id, late,
+    reference, name)."""
+    due = overdue_reviews_query(panels_stmt, now).subquery("late")
+    # the count rides along the rows shown as a window over every late panel (evaluated before the LIMIT)
+    rows = db.session.execute(
+        sa.select(due, Engagement.reference, Engagement.name, sa.func.count().over().label("total"))
+        .outerjoin(Engagement, Engagement.id == due.c.engagement_id)
+        .order_by(due.c.review_due, due.c.id).limit(limit)).all()
+    return (rows[0].total if rows else 0), rows
 
 
 # === visibility ====================================================================================

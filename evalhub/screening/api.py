@@ -19,14 +19,12 @@ from evalhub.core.apiutil import (
 )
 from evalhub.core.errors import ValidationFailed
 from evalhub.core.listing import INT_MAX, read_args
-from evalhub.core.models import Bureau
 from evalhub.extensions import db
-from evalhub.registry.models import Firm
 from evalhub.review.models import SubmissionKind
 from evalhub.screening import services
 from evalhub.screening.features import FEATURES
 from evalhub.screening.forms import QUEUE_FILTERS
-from evalhub.screening.models import ModelStatus, ReportScreening, RiskMethod, ScreeningModel
+from evalhub.screening.models import ModelStatus, RiskMethod, ScreeningModel
 
 TAG = "报告筛查"
 
@@ -123,17 +121,14 @@ def _int_field(data: dict, name: str, errors: dict[str, str]) -> int | None:
 # --- serialisation ---------------------------------------------------------------------------------
 
 def queue_item_json(entry: services.QueueEntry) -> dict:
-    s: ReportScreening = entry.screening
-    engagement = s.engagement
-    firm = db.session.get(Firm, s.firm_id) if s.firm_id is not None else None
-    bureau = db.session.get(Bureau, s.bureau_id)
+    s = entry.shown  # a page row (``services.queue_page``): the columns shown, no screening loaded
     return {
         "rank": entry.rank, "flagged": entry.flagged, "risk": s.risk, "method": s.method.value,
-        "model_version": s.model_version, "submission_id": s.submission_id, "version": s.submission.version,
+        "model_version": s.model_version, "submission_id": s.submission_id, "version": s.version,
         "kind": s.kind.value,
-        "engagement": {"id": engagement.id, "reference": engagement.reference, "name": engagement.name},
-        "firm": {"id": firm.id, "name": firm.name} if firm is not None else None,
-        "bureau": {"id": bureau.id, "name": bureau.name},
+        "engagement": {"id": s.engagement_id, "reference": s.reference, "name": s.name},
+        "firm": {"id": s.firm_id, "name": s.screening_firm_name} if s.firm_id is not None else None,
+        "bureau": {"id": s.bureau_id, "name": s.screening_bureau_name},
         "submitted_at": datetime_str(s.submitted_at),
         "reasons": entry.reasons,  # as this user may read them: no other report they may not read is named
     }

@@ -85,19 +85,6 @@ def _method_note() -> tuple[str, Optional[str]]:
     return RiskMethod.RULE.label, problem
 
 
-def _visible_years() -> list[int]:
-    """The years with screenings the user may see, newest first. A skip scan (each step the next year above
-    the last, by the year index): about one probe per year, instead of reading every screening in scope."""
-    rs = ReportScreening
-    years = permissions.scope(current_user, sa.select(sa.func.min(rs.year).label("year")), rs).cte(
-        "years", recursive=True)
-    following = permissions.scope(current_user, sa.select(sa.func.min(rs.year)).where(rs.year > years.c.year),
-                                  rs).scalar_subquery()
-    years = years.union_all(sa.select(following).where(years.c.year.is_not(None)))
-    found = db.session.execute(sa.select(years.c.year).where(years.c.year.is_not(None))).scalars()
-    return sorted(found, reverse=True)
-
-
 def _screening_ids_for(submission_ids: Iterable[int]) -> dict[int, int]:
     """submission id → screening id, for the screenings this user may open (to link sources to their cards)."""
     ids = [i for i in set(submission_ids) if i is not None and i > 0]  # an outside report (< 0) has no card
@@ -139,46 +126,82 @@ QUEUE_EXPORT_COLUMNS = ["排名", "风险分", "建议抽查", "评价任务编�
 @login_required
 def queue():
     require("screening.view")
-    years = _visible_years()
     this_year = beijing_today().year
     filters, values = read_args(QUEUE_FILTERS)
+    if wants_export():
+        years = _choices(None, this_year)[0] if values["year"] is None else []
+        year = values["year"] or (years[0] if years else this_year)
+        chosen = dict(year=year, bureau_id=values["bureau_id"], firm_id=values["firm_id"], kind=values["kind"])
+        return export(Export("报告筛查", QUEUE_EXPORT_COLUMNS, lambda rows: map(_queue_row, rows),
+                             f"报告筛查队列-{year}.xlsx"), S.queue(current_user, **chosen))
+    years, firms, pending = _choices(values["year"], this_year)
     year = values["year"] or (years[0] if years else this_year)
     filters["year"] = str(year)
     chosen = dict(year=year, bureau_id=values["bureau_id"], firm_id=values["firm_id"], kind=values["kind"])
-    if wants_export():
-        return export(Export("报告筛查", QUEUE_EXPORT_COLUMNS, lambda rows: map(_queue_row, rows),
-                             f"报告筛查队列-{year}.xlsx"), S.queue(current_user, **chosen))
-    bureaus = permissions.visible_bureaus(current_user)
-    firm_ids = scoped(ReportScreening, sa.select(ReportScreening.firm_id).where(ReportScreening.year == year))
-    # the filter's choices: names only (a region's queue names hundreds of firms)
-    firms = db.session.execute(sa.select(Firm.id, Firm.name).where(Firm.id.in_(firm_ids)).order_by(Firm.name)).all()
-    # built here, not by a template loop: a region's ~500 options cost 3 ms of Jinja, a quarter of that here
-    chosen_firm = filters.get("firm_id") or ""
+    # built here, not by a template loop: a region's ~500 options cost 3 ms of Jinja, a quarter of that here;
+    # the same for its 99 bureaus
+    chosen_firm, chosen_bureau = filters.get("firm_id") or "", filters.get("bureau_id") or ""
     firm_options = Markup("".join(
         f'<option value="{firm_id}"{" selected" if str(firm_id) == chosen_firm else ""}>{escape(name)}</option>'
         for firm_id, name in firms))
+    bureau_options = Markup("".join(
+        f'<option value="{b.id}" {"selected" if str(b.id) == chosen_bureau else ""}>{escape(b.short_name or b.name)}</option>'
+        for b in permissions.visible_bureaus(current_user)))
     method, problem = _method_note()
     number, per_page = page_request()
     # ranked, counted and cut to the page by the database: only the rows shown are read
     queued = S.queue_page(current_user, page=number, per_page=per_page, **chosen)
     page = counted_page(queued.entries, queued.total, number, per_page)
-    return render_template("screening/queue.html", page=page, filters=filters, pending=_pending_screenings(),
-                           years=sorted(set(years) | {this_year, year}, reverse=True), bureaus=bureaus,
-                           firm_options=firm_options,
+    return render_template("screening/queue.html", page=page, filters=filters, pending=pending,
+                           years=sorted(set(years) | {this_year, year}, reverse=True),
+                           bureau_options=bureau_options, firm_options=firm_options,
                            kinds=SubmissionKind.choices(), method=method, problem=problem, flagged=queued.flagged,
                            total=queued.total, share=_spot_check_share())
 
 
-def _pending_screenings() -> list:
-    """Uploads the worker has not screened yet (queued or running), newest first, as far as the user sees."""
+def _choices(year: int | None, this_year: int) -> tuple[list[int], list[tuple[int, str]], list[dict]]:
+    """What the queue page offers besides the ranking, in one statement (a UNION ALL of three parts, each row
+    (part, position, number, text)): the years with screenings the user may see, newest first; the firms of the
+    chosen year's screenings (``year``, or else the newest of those years), names only, by name; and the
+    uploads the worker has not screened yet (queued or running), newest first, as far as the user sees."""
     from evalhub.core.enums import JobStatus
 
-    # A system job (no creator): scoped like the queue itself, by the engagement's bureau.
-    stmt = sa.select(Job).where(Job.kind == S.SCREEN_JOB, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+    rs = ReportScreening
+    # the years: a skip scan (each step the next year above the last, by the year index), about one probe per
+    # year instead of reading every screening in scope
+    years = permissions.scope(current_user, sa.select(sa.func.min(rs.year).label("year")), rs).cte(
+        "years", recursive=True)
+    following = permissions.scope(current_user, sa.select(sa.func.min(rs.year)).where(rs.year > years.c.year),
+                                  rs).scalar_subquery()
+    years = years.union_all(sa.select(following).where(years.c.year.is_not(None)))
+    chosen = sa.literal(year) if year is not None else sa.func.coalesce(
+        sa.select(sa.func.max(years.c.year)).scalar_subquery(), this_year)
+    firm_ids = scoped(rs, sa.select(rs.firm_id).where(rs.year == chosen))
+    # a system job (no creator) is scoped like the queue itself, by the engagement's bureau
+    jobs = sa.select(Job.id, Job.title, Job.params["submission_id"].as_integer().label("submission_id")).where(
+        Job.kind == S.SCREEN_JOB, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
     bureaus = permissions.visible_bureau_ids(current_user)
     if bureaus is not None:
-        stmt = stmt.where(permissions.in_bureaus(Job.bureau_id, bureaus))
-    return db.session.execute(stmt.order_by(Job.id.desc()).limit(20)).scalars().all()
+        jobs = jobs.where(permissions.in_bureaus(Job.bureau_id, bureaus))
+    jobs = jobs.order_by(Job.id.desc()).limit(20).subquery("pending")
+    text = sa.cast(sa.null(), sa.String)
+    # the parts numbered 0 (years), 1 (firms, by name) and 2 (uploads, newest first), and sorted once; the
+    # years' WITH sits inside the statement, which so begins with SELECT: a page that only read ends its
+    # transaction with COMMIT and keeps its prepared statements (``evalhub._end_reads_with_commit`` takes a
+    # statement beginning with WITH for a write; a WITH inside a subquery cannot write)
+    parts = sa.union_all(
+        sa.select(sa.literal(0).label("part"), years.c.year.label("pos"), years.c.year.label("number"),
+                  text.label("text")).where(years.c.year.is_not(None)),
+        sa.select(sa.literal(1), sa.cast(sa.null(), sa.Integer), Firm.id, Firm.name).where(Firm.id.in_(firm_ids)),
+        sa.select(sa.literal(2), -jobs.c.id, jobs.c.submission_id, jobs.c.title)
+    ).add_cte(years, nest_here=True).subquery("choices")
+    found: list[list] = [[], [], []]
+    for part, _, number, label in db.session.execute(sa.select(parts).order_by(parts.c.part, parts.c.pos,
+                                                                               parts.c.text)):
+        found[part].append((number, label))
+    years_found, firms_found, jobs_found = found
+    return (sorted((year for year, _ in years_found), reverse=True), firms_found,
+            [{"title": title, "params": {"submission_id": submission_id}} for submission_id, title in jobs_found])
 
 
 # --- the flag card ---------------------------------------------------------------------------------

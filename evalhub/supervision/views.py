@@ -150,18 +150,27 @@ def _worst(findings: list[Finding]) -> Optional[Severity]:
 
 # --- the dashboard card ----------------------------------------------------------------------------
 
-def dashboard_summary(user) -> dict:
-    """For the bureau dashboard: inspections open / closed in scope, this year's findings by severity."""
-    counts = dict(db.session.execute(permissions.scope(
-        user, sa.select(Inspection.status, sa.func.count(Inspection.id)).group_by(Inspection.status), Inspection)).all())
-    year = beijing_today().year
+def dashboard_counts(user, year: int) -> dict[str, sa.Select]:
+    """The 监督检查 card's numbers as grouped counts, each a SELECT of (key, n): the inspections in scope by
+    status, and ``year``'s findings by severity. The dashboard reads them with every other card's counts in
+    one statement and hands the rows to ``dashboard_summary``."""
     start_utc = datetime(year, 1, 1, tzinfo=BEIJING).astimezone(timezone.utc).replace(tzinfo=None)  # stored as naive UTC
-    severities = dict(db.session.execute(permissions.scope(
-        user, sa.select(Finding.severity, sa.func.count(Finding.id)).join(Inspection, Inspection.id == Finding.inspection_id)
-        .where(Finding.created_at >= start_utc).group_by(Finding.severity), Inspection)).all())
-    closed = counts.get(InspectionStatus.CLOSED, 0)
-    return {"open": sum(counts.values()) - closed, "closed": closed, "year": year,
-            "severities": [(s, severities.get(s, 0)) for s in Severity]}
+    return {
+        "inspections": permissions.scope(user, sa.select(Inspection.status, sa.func.count(Inspection.id))
+                                         .group_by(Inspection.status), Inspection),
+        "severities": permissions.scope(user, sa.select(Finding.severity, sa.func.count(Finding.id))
+                                        .join(Inspection, Inspection.id == Finding.inspection_id)
+                                        .where(Finding.created_at >= start_utc).group_by(Finding.severity), Inspection),
+    }
+
+
+def dashboard_summary(counted: dict[str, dict[str, int]], year: int) -> dict:
+    """For the bureau dashboard: inspections open / closed in scope, ``year``'s findings by severity, from the
+    counts of ``dashboard_counts`` (keyed by the stored values)."""
+    statuses, severities = counted.get("inspections", {}), counted.get("severities", {})
+    closed = statuses.get(InspectionStatus.CLOSED.value, 0)
+    return {"open": sum(statuses.values()) - closed, "closed": closed, "year": year,
+            "severities": [(s, severities.get(s.value, 0)) for s in Severity]}
 
 
 # --- inspections -----------------------------------------------------------------------------------
