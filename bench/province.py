@@ -270,6 +270,8 @@ def build(scale: float = 1.0, *, seed: int = 2025, today: date | None = None) ->
         db.session.commit()
 
     # --- credit ratings: every firm, every past year, at its home bureau --------------------------------
+    # (the dashboard's credit_grade_count is recounted from these rows at the commit: credit.services notes the
+    # (bureau, year) of the rows of these executemany INSERTs, which run through the session)
     for year in YEARS[:-1]:
         for fid, home, status in firms:
             total = Decimal(rng.randrange(5500, 9900)) / 100

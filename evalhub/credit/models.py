@@ -72,6 +72,28 @@ class CreditRating(InBureau, OfFirm, db.Model):
     objections: Mapped[list["CreditObjection"]] = relationship(back_populates="rating", order_by="CreditObjection.id")
 
 
+# The dashboard asks whether any rating in scope is on the watch list: without this a scan of every rating in
+# scope when none is (1.8 ms at province scale 2x, 0.1 ms with it).
+_WATCHED = CreditRating.watch_list.is_(True)
+sa.Index("ix_credit_rating_watched", CreditRating.bureau_id, postgresql_where=_WATCHED, sqlite_where=_WATCHED)
+
+
+class CreditGradeCount(db.Model):
+    """How many of a bureau's ratings of a year stand at each grade (published or final, rated): the dashboard's
+    grade chart reads these few rows instead of counting the whole history (issue 18). Recounted from
+    ``credit_rating`` for each (bureau, year) a transaction touched, just before it commits
+    (``services.recount_grades``); no row for a count of 0."""
+
+    __tablename__ = "credit_grade_count"
+    __table_args__ = (sa.UniqueConstraint("bureau_id", "year", "grade"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"))  # led by the unique key's index
+    year: Mapped[int] = mapped_column()
+    grade: Mapped[CreditGrade] = mapped_column(enum_column(CreditGrade))
+    n: Mapped[int] = mapped_column()
+
+
 class CreditObjection(db.Model):
     __tablename__ = "credit_objection"
 

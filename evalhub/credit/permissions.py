@@ -6,12 +6,18 @@ from sqlalchemy.sql import Select
 from evalhub.core.enums import Role
 from evalhub.core.models import User
 from evalhub.core.permissions import bureau_rows, is_admin, own_bureau, row_scope, rules, visible
-from evalhub.credit.models import CreditRating
+from evalhub.credit.models import CreditGradeCount, CreditRating
 
 
 @row_scope(CreditRating)
 def _ratings(user: User, stmt: Select, model: type) -> Select:
     return bureau_rows(user, stmt, model, firm_column=CreditRating.firm_id)
+
+
+@row_scope(CreditGradeCount)
+def _grade_counts(user: User, stmt: Select, model: type) -> Select:
+    # counts over every firm a bureau rated: the bureaus' (their subtree's), never a firm's
+    return bureau_rows(user, stmt, model)
 
 
 rules({

@@ -43,6 +43,7 @@ from evalhub.core.models import CalendarDay
 from evalhub.credit.models import (
     CreditCorrection,
     CreditGrade,
+    CreditGradeCount,
     CreditObjection,
     CreditRating,
     ExternalCreditRecord,
@@ -535,14 +536,16 @@ def public_firm(firm_id: int):
 
 def dashboard_counts(user) -> dict[str, sa.Select]:
     """The credit cards' numbers as grouped counts, read by the dashboard with its other counts in one
-    statement: published or final ratings in scope by (grade, year), and whether any is on the watch list."""
+    statement: published or final ratings in scope by (grade, year), summed from the bureaus' kept counts
+    (``CreditGradeCount``: a few rows per bureau and year, not every rating of the history), and whether any
+    rating in scope is on the watch list (a partial index: no scan when none is)."""
+    services.recount_grades()  # this transaction's own rating changes, if any (none: no statement)
     watched = permissions.scope(user, sa.select(CreditRating.id).where(CreditRating.watch_list.is_(True)),
                                 CreditRating).limit(1).subquery()
     return {
         "credit_grades": permissions.scope(user, sa.select(
-            CreditRating.grade, CreditRating.year, sa.func.count(CreditRating.id)).where(
-            CreditRating.status.in_([RatingStatus.PUBLISHED, RatingStatus.FINAL]), CreditRating.rated.is_(True),
-            CreditRating.grade.is_not(None)).group_by(CreditRating.year, CreditRating.grade), CreditRating),
+            CreditGradeCount.grade, CreditGradeCount.year, sa.func.sum(CreditGradeCount.n))
+            .group_by(CreditGradeCount.year, CreditGradeCount.grade), CreditGradeCount),
         "credit_watched": sa.select(sa.func.count()).select_from(watched),
     }
 
