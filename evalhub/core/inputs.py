@@ -121,6 +121,19 @@ def check_text(errors: dict[str, str], field: str, text: Optional[str], *, short
     return text
 
 
+def required_reason(text: Optional[str], *, missing: str, label: str, maximum: int,
+                    missing_field: str = "必填") -> str:
+    """The reason a service refuses to act without (withdrawing an invitation, removing an account):
+    stripped; empty → ``missing`` (the field says ``missing_field``), longer than ``maximum`` →
+    "``label``不能超过 N 个字符。"; each refused at once (422) beside the field ``reason``."""
+    text = (text or "").strip()
+    if not text:
+        raise ValidationFailed(missing, {"reason": missing_field})
+    if len(text) > maximum:
+        raise ValidationFailed(f"{label}不能超过 {maximum} 个字符。", {"reason": f"不能超过 {maximum} 个字符"})
+    return text
+
+
 def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
     """(path, text) for every string in a JSON value, keys included."""
     if isinstance(value, str):

@@ -4,7 +4,7 @@
 - forms: ``handle_form`` (validate, call the service, commit, flash and redirect — or show the page again
   with the errors and 422), ``form_page`` (the page of a form of its own), ``button`` (a POST that is only a
   CSRF token), and ``submit_form`` beneath them for the few views that need the steps apart;
-- downloads: ``send_stored``;
+- downloads: ``send_stored``; Excel imports run as jobs: ``xlsx_import``;
 - lists: ``evalhub.core.listing`` (``Listing``; ``paginate``, ``scoped``, ``wants_export`` and
   ``xlsx_response`` are importable from here too).
 """
@@ -13,11 +13,11 @@ from __future__ import annotations
 import io
 from typing import Any, Callable, Union
 
-from flask import abort, flash, redirect, render_template, request, send_file
+from flask import abort, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
-from evalhub.core import files, permissions
+from evalhub.core import files, jobs, permissions
 from evalhub.core.enums import BUREAU_SIDE
 from evalhub.core.errors import ValidationFailed
 from evalhub.core.listing import paginate, scoped, wants_export, xlsx_response  # noqa: F401  (the views' names)
@@ -133,6 +133,21 @@ def detail_form(form: FlaskForm, call: Callable[[], Any], form_key: str, *, rend
 def form_page(template: str, **context: Any) -> Callable[[int], Any]:
     """``failed`` for a form with a page of its own: render ``template`` with ``context`` and the status."""
     return lambda status: (render_template(template, **context), status)
+
+
+def xlsx_import(form: FlaskForm, job: str, title: str, params: dict[str, Any], *, bureau_id: int | None,
+                template: str, **context: Any):
+    """An Excel import's page (``form.file``): the upload is stored (.xlsx only) and ``job`` queued on it, named
+    "``title``：<file name>" with ``params`` and the file's id, then on to the job's page; otherwise ``template``
+    again (with ``context``) and the form's errors. The job, not the request, reads the workbook."""
+    def queue():
+        upload = form.file.data
+        stored = files.store(upload.filename, upload.read(), allowed=("xlsx",), actor=current_user)
+        return jobs.submit(job, f"{title}：{stored.original_name}", {"file_id": stored.id, **params},
+                           actor=current_user, bureau_id=bureau_id)
+
+    return handle_form(form, queue, to=lambda queued: url_for("core.job_detail", job_id=queued.id),
+                       failed=form_page(template, form=form, **context))
 
 
 def load_child(model: type, object_id: int, **parent: Any) -> Any:

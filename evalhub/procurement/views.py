@@ -22,7 +22,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user, login_required
 from sqlalchemy.orm import joinedload, selectinload
 
-from evalhub.core import audit, files, jobs, permissions
+from evalhub.core import audit, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, DomainError, ValidationFailed
 from evalhub.core.listing import Export, Filter, Listing, enum_filter, enum_value, text_filter, year_filter
@@ -41,6 +41,7 @@ from evalhub.core.web import (
     scoped,
     send_stored,
     wants_export,
+    xlsx_import,
     xlsx_response,
 )
 from evalhub.extensions import db
@@ -344,15 +345,8 @@ def plan_import(plan_id: int):
     plan = load(EvaluationPlan, plan_id, "plan.edit")
     if plan.status != PlanStatus.DRAFT:
         raise Conflict(f"{plan.year} 年度计划已批准，不能再导入评价对象。")
-    form = ImportForm()
-
-    def upload():
-        stored = files.store(form.file.data.filename, form.file.data.read(), allowed=("xlsx",), actor=current_user)
-        return jobs.submit("import.plan_items", f"导入{plan.bureau.short_name} {plan.year} 年度计划：{stored.original_name}",
-                           {"file_id": stored.id, "plan_id": plan.id}, actor=current_user, bureau_id=plan.bureau_id)
-
-    return handle_form(form, upload, to=lambda job: url_for("core.job_detail", job_id=job.id),
-                       failed=form_page("procurement/plan_import.html", form=form, plan=plan))
+    return xlsx_import(ImportForm(), "import.plan_items", f"导入{plan.bureau.short_name} {plan.year} 年度计划",
+                       {"plan_id": plan.id}, bureau_id=plan.bureau_id, template="procurement/plan_import.html", plan=plan)
 
 
 @bp.route("/plans/template.xlsx")

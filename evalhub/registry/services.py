@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from evalhub.core import accounts, audit, concurrency, files, passwords, permissions
 from evalhub.core.enums import Field, Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
-from evalhub.core.inputs import check_name, name_error
+from evalhub.core.inputs import check_name, name_error, required_reason
 from evalhub.core.notifications import emit
 from evalhub.core.models import Bureau, BudgetUnit, User
 from evalhub.core.personal import protect_id_number, validate_id_number
@@ -93,6 +93,13 @@ def parse_fields(errors: dict[str, str], values: Iterable[Any], name: str = "fie
     return list(dict.fromkeys(out))
 
 
+@dataclass
+class Cleaned:
+    """A firm's or an expert's input once every field is valid: the row's column values and its 业务领域."""
+    values: dict[str, Any]
+    fields: list[Field]
+
+
 # --- firms -----------------------------------------------------------------------------------------
 
 @dataclass
@@ -112,13 +119,7 @@ class FirmInput:
     declares_no_major_violation: bool = False
 
 
-@dataclass
-class CleanFirm:
-    values: dict[str, Any]
-    fields: list[Field]
-
-
-def clean_firm(data: FirmInput, *, existing: Firm | None = None, require_declaration: bool = False) -> CleanFirm:
+def clean_firm(data: FirmInput, *, existing: Firm | None = None, require_declaration: bool = False) -> Cleaned:
     """Validate every field at once, so the user sees all problems together."""
     errors: dict[str, str] = {}
     values: dict[str, Any] = {
@@ -150,7 +151,7 @@ def clean_firm(data: FirmInput, *, existing: Firm | None = None, require_declara
         errors["declares_no_major_violation"] = "申请入库须承诺近三年在评价工作中无重大违法违规记录"
     fields = parse_fields(errors, data.fields)
     _raise_if(errors)
-    return CleanFirm(values, fields)
+    return Cleaned(values, fields)
 
 
 def _set_fields(table: sa.Table, key: str, owner_id: int, fields: list[Field]) -> None:
@@ -165,7 +166,7 @@ def _set_firm_fields(firm: Firm, fields: list[Field]) -> None:
 
 
 def create_firm(data: FirmInput, bureau: Bureau, actor: User | None, *, via: str = "staff",
-                clean: CleanFirm | None = None) -> Firm:
+                clean: Cleaned | None = None) -> Firm:
     """Enter a firm into a bureau's library as a pending application.
 
     ``via`` is "staff" (entered by bureau staff), "self" (the firm's own application) or "import".
@@ -618,13 +619,7 @@ class ExpertInput:
     email: str | None = None
 
 
-@dataclass
-class CleanExpert:
-    values: dict[str, Any]
-    fields: list[Field]
-
-
-def clean_expert(data: ExpertInput, *, existing: Expert | None = None) -> CleanExpert:
+def clean_expert(data: ExpertInput, *, existing: Expert | None = None) -> Cleaned:
     errors: dict[str, str] = {}
     values: dict[str, Any] = {
         "name": _require_text(errors, "name", data.name, "姓名", 50, identifier=True),
@@ -663,14 +658,14 @@ def clean_expert(data: ExpertInput, *, existing: Expert | None = None) -> CleanE
             errors.update(exc.fields)
     fields = parse_fields(errors, data.fields)
     _raise_if(errors)
-    return CleanExpert(values, fields)
+    return Cleaned(values, fields)
 
 
 def _set_expert_fields(expert: Expert, fields: list[Field]) -> None:
     _set_fields(expert_field, "expert_id", expert.id, fields)
 
 
-def create_expert(data: ExpertInput, bureau: Bureau, actor: User | None, *, clean: CleanExpert | None = None) -> Expert:
+def create_expert(data: ExpertInput, bureau: Bureau, actor: User | None, *, clean: Cleaned | None = None) -> Expert:
     clean = clean or clean_expert(data)
     expert = Expert(**clean.values, bureau_id=bureau.id, status=ExpertStatus.ACTIVE)
     db.session.add(expert)
@@ -1041,11 +1036,8 @@ def remove_firm_user(firm: Firm, target: User, actor: User, reason: str) -> None
         raise Conflict("不能移除自己的账户。")
     if not target.is_enabled:
         raise Conflict("该账户已经移除。")
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationFailed("请填写移除原因。", {"reason": "请填写移除原因"})
-    if len(reason) > 500:
-        raise ValidationFailed("移除原因不能超过 500 个字符。", {"reason": "不能超过 500 个字符"})
+    reason = required_reason(reason, missing="请填写移除原因。", missing_field="请填写移除原因", label="移除原因",
+                             maximum=500)
     set_enabled(target, False, actor, reason)
     target.is_firm_admin = False
     audit.record("firm.user_removed", firm, actor=actor, summary=f"{firm.name} 移除账户 {target.username}：{reason}",

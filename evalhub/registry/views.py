@@ -15,7 +15,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user, login_required, login_user
 from sqlalchemy.orm import joinedload, load_only, selectinload
 
-from evalhub.core import accounts, files, jobs, permissions
+from evalhub.core import accounts, permissions
 from evalhub.core.enums import Field
 from evalhub.core.errors import ValidationFailed
 from evalhub.core.listing import Export, Filter, Listing, enum_filter, int_filter, text_list
@@ -34,6 +34,7 @@ from evalhub.core.web import (
     send_stored,
     submit_form,
     wants_export,
+    xlsx_import,
     xlsx_response,
 )
 from evalhub.extensions import db
@@ -704,15 +705,8 @@ def _import_kind(kind: str) -> dict[str, str]:
 def registry_import(kind: str):
     spec = _import_kind(kind)
     bureau = own_bureau("registry.import")
-    form = ImportForm()
-
-    def upload():
-        stored = files.store(form.file.data.filename, form.file.data.read(), allowed=("xlsx",), actor=current_user)
-        return jobs.submit(spec["job"], f"批量导入{spec['noun']}：{stored.original_name}",
-                           {"file_id": stored.id, "bureau_id": bureau.id}, actor=current_user, bureau_id=bureau.id)
-
-    return handle_form(form, upload, to=lambda job: url_for("core.job_detail", job_id=job.id),
-                       failed=form_page("registry/import.html", form=form, kind=kind, spec=spec, bureau=bureau))
+    return xlsx_import(ImportForm(), spec["job"], f"批量导入{spec['noun']}", {"bureau_id": bureau.id},
+                       bureau_id=bureau.id, template="registry/import.html", kind=kind, spec=spec, bureau=bureau)
 
 
 @bp.route("/imports/<kind>/template")

@@ -15,6 +15,7 @@ from flask import current_app
 from evalhub.core import audit, draws, files, jobs, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
+from evalhub.core.inputs import check_text, required_reason
 from evalhub.core.models import Bureau, BudgetUnit, Draw, User
 from evalhub.core.settings import SETTINGS, SettingDef, get_setting, register
 from evalhub.core.timeutil import format_beijing, to_beijing, utcnow
@@ -455,32 +456,30 @@ def _uploaded(engagement: Engagement, kind: SubmissionKind) -> Optional[str]:
     return None
 
 
-def _panel_drawn(engagement: Engagement, kind: SubmissionKind) -> Optional[str]:
-    submission, panel = _latest_panel(engagement, kind)
-    if submission is None:
-        return f"尚未收到{kind.label}"
-    if panel is None or panel.status != PanelStatus.REVIEWING or panel.decided_at is not None:
-        return f"尚未为{kind.label}第 {submission.version} 版抽取评审专家"
-    return None
+def _panel_requirement(ready: Callable[[ReviewPanel], bool], unreceived: str,
+                       not_ready: str) -> Callable[[Engagement, SubmissionKind], Optional[str]]:
+    """A requirement on the latest panel of a kind: None when it exists and is ``ready``; else why not —
+    ``unreceived`` (nothing of the kind handed in) or ``not_ready``, templates over ``kind`` and ``version``."""
+    def check(engagement: Engagement, kind: SubmissionKind) -> Optional[str]:
+        submission, panel = _latest_panel(engagement, kind)
+        if submission is None:
+            return unreceived.format(kind=kind.label)
+        if panel is None or not ready(panel):
+            return not_ready.format(kind=kind.label, version=submission.version)
+        return None
+    return check
 
 
-def _panel_passed(engagement: Engagement, kind: SubmissionKind) -> Optional[str]:
-    submission, panel = _latest_panel(engagement, kind)
-    if submission is None:
-        return f"尚未收到{kind.label}，没有达到通过线的专家评审结果"
-    if (panel is None or panel.decided_at is None or not panel.passed or panel.score is None
-            or panel.pass_mark is None or panel.score < panel.pass_mark):
-        return f"{kind.label}第 {submission.version} 版尚无达到通过线的专家评审结果"
-    return None
-
-
-def _panel_failed(engagement: Engagement, kind: SubmissionKind) -> Optional[str]:
-    submission, panel = _latest_panel(engagement, kind)
-    if submission is None:
-        return f"尚未收到{kind.label}"
-    if panel is None or panel.decided_at is None or panel.passed or panel.letter_sent_at is None:
-        return f"{kind.label}第 {submission.version} 版尚无未通过且已发出整改意见的专家评审结果"
-    return None
+_panel_drawn = _panel_requirement(
+    lambda p: p.status == PanelStatus.REVIEWING and p.decided_at is None,
+    "尚未收到{kind}", "尚未为{kind}第 {version} 版抽取评审专家")
+_panel_passed = _panel_requirement(
+    lambda p: (p.decided_at is not None and bool(p.passed) and p.score is not None and p.pass_mark is not None
+               and p.score >= p.pass_mark),
+    "尚未收到{kind}，没有达到通过线的专家评审结果", "{kind}第 {version} 版尚无达到通过线的专家评审结果")
+_panel_failed = _panel_requirement(
+    lambda p: p.decided_at is not None and not p.passed and p.letter_sent_at is not None,
+    "尚未收到{kind}", "{kind}第 {version} 版尚无未通过且已发出整改意见的专家评审结果")
 
 
 def _result_of_latest_report(engagement: Engagement) -> Optional[EvaluationResult]:
@@ -930,11 +929,7 @@ def withdraw_invitation(invitation: PanelInvitation, actor: User, reason: str) -
         raise Conflict(f"该邀请当前状态为“{invitation.status.label}”，只能撤回尚未答复的邀请。")
     if panel.status != PanelStatus.REVIEWING:
         raise Conflict("该评审已结束，不能撤回邀请。")
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationFailed("撤回邀请须说明原因。", {"reason": "必填"})
-    if len(reason) > 300:
-        raise ValidationFailed("原因不能超过 300 个字符。", {"reason": "不能超过 300 个字符"})
+    reason = required_reason(reason, missing="撤回邀请须说明原因。", label="原因", maximum=300)
     _withdraw(invitation, actor, reason)
     try:
         return replace_member(invitation, f"财政局撤回邀请（{reason}）", actor)
@@ -1473,12 +1468,7 @@ def _rerecord(engagement: Engagement, result: EvaluationResult, actor: User) -> 
 
 
 def _cap_reason(errors: dict[str, str], reason: str | None, key: str = "reason") -> str:
-    reason = (reason or "").strip()
-    if not reason:
-        errors[key] = "请说明理由"
-    elif len(reason) > 1000:
-        errors[key] = "理由不能超过 1000 个字符"
-    return reason
+    return check_text(errors, key, reason, short="请说明理由", label="理由", maximum=1000)
 
 
 def add_cap(engagement: Engagement, actor: User, code: str, reason: str | None, *, filename: str | None = None,
