@@ -8,6 +8,9 @@ indexed, a ``back_populates``) declares it itself instead.
     class Complaint(InBureau, CreatedBy, db.Model): ...
 
 Domain packages add their own on top (``registry.models.OfFirm``, ``procurement.models.OfEngagement``).
+The relationships name their targets ("Bureau", "User") instead of importing them: ``core.models`` itself
+uses these mixins, and importing it back here would be a circle (tests/test_layers.py). SQLAlchemy finds the
+classes by name in its registry when the mappers are configured.
 """
 from __future__ import annotations
 
@@ -17,7 +20,6 @@ from typing import Optional
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
-from evalhub.core.models import Bureau, User
 from evalhub.core.timeutil import utcnow
 
 
@@ -39,8 +41,8 @@ class Acted(Created):
     actor_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
 
     @declared_attr
-    def actor(cls) -> Mapped[Optional[User]]:
-        return relationship(User, foreign_keys=lambda: [cls.actor_id])
+    def actor(cls) -> Mapped[Optional["User"]]:
+        return relationship("User", foreign_keys=lambda: [cls.actor_id])
 
 
 class InBureau:
@@ -50,5 +52,15 @@ class InBureau:
     bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
 
     @declared_attr
-    def bureau(cls) -> Mapped[Bureau]:
-        return relationship(Bureau, foreign_keys=lambda: [cls.bureau_id])
+    def bureau(cls) -> Mapped["Bureau"]:
+        return relationship("Bureau", foreign_keys=lambda: [cls.bureau_id])
+
+
+class OfUser:
+    """A row that belongs to one account: ``user_id`` (required, indexed) and ``user``."""
+
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id"), index=True)
+
+    @declared_attr
+    def user(cls) -> Mapped["User"]:
+        return relationship("User", foreign_keys=lambda: [cls.user_id])

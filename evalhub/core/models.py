@@ -9,6 +9,7 @@ from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from evalhub.core.enums import BureauLevel, JobStatus, LabeledEnum, Role, enum_column
+from evalhub.core.mixins import Created, CreatedBy, OfUser
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
 
@@ -61,7 +62,7 @@ class BudgetUnit(db.Model):
     children: Mapped[list["BudgetUnit"]] = relationship(back_populates="parent")
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Created, db.Model):
     __tablename__ = "user_account"
     __table_args__ = (
         # A user belongs to exactly the organisation its role implies.
@@ -96,7 +97,6 @@ class User(UserMixin, db.Model):
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     last_login_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
     # Every browser session carries the generation it was signed in under (see ``get_id``); logout, a
     # password change, deactivation and "sign out everywhere" add one, which ends all of them at once.
     session_generation: Mapped[int] = mapped_column(default=1, server_default="1")
@@ -148,20 +148,16 @@ class User(UserMixin, db.Model):
         return "系统"
 
 
-class ApiToken(db.Model):
+class ApiToken(OfUser, Created, db.Model):
     """A Bearer token for the API; only its sha256 is stored."""
 
     __tablename__ = "api_token"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id"), index=True)
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(sa.DateTime)
     last_used_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     revoked_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
-
-    user: Mapped[User] = relationship()
 
 
 class AuditEvent(db.Model):
@@ -193,7 +189,7 @@ class DrawStatus(LabeledEnum):
     DRAWN = ("drawn", "已抽取")
 
 
-class Draw(db.Model):
+class Draw(CreatedBy, db.Model):
     """A recorded, reproducible random draw (firm lottery, expert panel, inspection sample).
 
     Two-phase (core/draws.py): announced with its candidate list frozen (``candidate_hash``) and a
@@ -225,14 +221,12 @@ class Draw(db.Model):
     redraw_reason: Mapped[Optional[str]] = mapped_column(sa.String(300))
     # A draw made inside another draw's reveal (a campaign's inspectors): its seed derives from that seed.
     derived_from_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("draw.id"))
-    created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
     drawn_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
     drawn_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
 
     redraw_of: Mapped[Optional["Draw"]] = relationship(remote_side=[id], foreign_keys=[redraw_of_id])
     derived_from: Mapped[Optional["Draw"]] = relationship(remote_side=[id], foreign_keys=[derived_from_id])
-    created_by: Mapped[Optional[User]] = relationship(foreign_keys=[created_by_id])
+    created_by: Mapped[Optional[User]] = relationship(foreign_keys="Draw.created_by_id")
     drawn_by: Mapped[Optional[User]] = relationship(foreign_keys=[drawn_by_id])
     witnesses: Mapped[list["DrawWitness"]] = relationship(back_populates="draw", order_by="DrawWitness.position",
                                                           cascade="all, delete-orphan")
@@ -242,7 +236,7 @@ class Draw(db.Model):
         return self.commitment is None
 
 
-class DrawWitness(db.Model):
+class DrawWitness(OfUser, db.Model):
     """A witness (监督人) named by the bureau for one draw, and the number they entered."""
 
     __tablename__ = "draw_witness"
@@ -250,17 +244,15 @@ class DrawWitness(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     draw_id: Mapped[int] = mapped_column(sa.ForeignKey("draw.id"), index=True)
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id"), index=True)
     position: Mapped[int] = mapped_column()  # the fixed order of the numbers in the seed
     number: Mapped[Optional[str]] = mapped_column(sa.String(20))
     entered_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     named_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
 
     draw: Mapped[Draw] = relationship(back_populates="witnesses")
-    user: Mapped[User] = relationship(foreign_keys=[user_id])
 
 
-class StoredFile(db.Model):
+class StoredFile(Created, db.Model):
     """An uploaded document, stored once by content hash, with its text extracted once."""
 
     __tablename__ = "stored_file"
@@ -274,10 +266,9 @@ class StoredFile(db.Model):
     text: Mapped[Optional[str]] = mapped_column(sa.Text)
     text_encoding: Mapped[Optional[str]] = mapped_column(sa.String(20))
     uploaded_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
 
-class Job(db.Model):
+class Job(Created, db.Model):
     """A background job's record: progress lives here so any worker and any page can read it."""
 
     __tablename__ = "job"
@@ -293,7 +284,6 @@ class Job(db.Model):
     result: Mapped[Optional[dict[str, Any]]] = mapped_column(sa.JSON)
     bureau_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
     created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"), index=True)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
     started_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     finished_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
 
@@ -320,27 +310,23 @@ class BureauSetting(db.Model):
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow, onupdate=utcnow)
 
 
-class Notification(db.Model):
+class Notification(OfUser, Created, db.Model):
     """An in-app message (the inbox); e-mailed too when an SMTP server is configured."""
 
     __tablename__ = "notification"
     __table_args__ = (sa.UniqueConstraint("user_id", "dedupe_key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id"), index=True)
     title: Mapped[str] = mapped_column(sa.String(200))
     body: Mapped[str] = mapped_column(sa.Text)
     link: Mapped[Optional[str]] = mapped_column(sa.String(300))
     # Reminders are idempotent: the same reminder for the same thing is stored once.
     dedupe_key: Mapped[Optional[str]] = mapped_column(sa.String(120))
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
     read_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     emailed_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
 
-    user: Mapped[User] = relationship()
 
-
-class AuditCheckpoint(db.Model):
+class AuditCheckpoint(CreatedBy, db.Model):
     """A signed note of the audit chain's head at one moment (core.anchoring). The row is only the
     platform's own copy: what anchors the chain are the copies outside the database — the application
     log and the files upper bureaus and auditors download and keep."""
@@ -348,7 +334,6 @@ class AuditCheckpoint(db.Model):
     __tablename__ = "audit_checkpoint"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
     source: Mapped[str] = mapped_column(sa.String(10))  # daily / manual / cli
     last_event_id: Mapped[int] = mapped_column()
     head_hash: Mapped[str] = mapped_column(sa.String(64))
@@ -356,7 +341,6 @@ class AuditCheckpoint(db.Model):
     anchors: Mapped[list[list[Any]]] = mapped_column(sa.JSON)  # [[event id, hash], …] spread over the chain
     key_id: Mapped[str] = mapped_column(sa.String(16))
     signature: Mapped[str] = mapped_column(sa.String(64))
-    created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
 
     created_by: Mapped[Optional[User]] = relationship()
 
@@ -388,7 +372,7 @@ class IdempotencyKey(db.Model):
     body: Mapped[Optional[str]] = mapped_column(sa.Text)
 
 
-class PasswordHistory(db.Model):
+class PasswordHistory(Created, db.Model):
     """The hashes of a user's recent passwords (the current one included): a new password may not repeat
     any of the last ``PASSWORD_HISTORY`` (core/passwords.py). Older rows are deleted."""
 
@@ -397,7 +381,6 @@ class PasswordHistory(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
     password_hash: Mapped[str] = mapped_column(sa.String(255))
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
 
 class AccountLink(db.Model):
@@ -422,7 +405,7 @@ class AccountLink(db.Model):
     created_by: Mapped[Optional[User]] = relationship(foreign_keys=[created_by_id])
 
 
-class RateLimitHit(db.Model):
+class RateLimitHit(Created, db.Model):
     """One counted request for a rate limit kept in the database (so several workers share it): a bucket
     (e.g. "password_reset") and a keyed digest of who asked (their address). Rows older than a day are pruned."""
 
@@ -432,7 +415,6 @@ class RateLimitHit(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     bucket: Mapped[str] = mapped_column(sa.String(40))
     digest: Mapped[str] = mapped_column(sa.String(64))
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
 
 class CalendarDay(db.Model):

@@ -147,13 +147,12 @@ class CreditCorrection(Created, db.Model):
     evidence_file: Mapped[StoredFile] = relationship()
 
 
-class ExternalCreditRecord(OfFirm, Created, db.Model):
+class ExternalCreditRecord(OfFirm, InBureau, Created, db.Model):
     """An administrative penalty or public credit record, entered by bureau staff with its source document."""
 
     __tablename__ = "external_credit_record"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
     kind: Mapped[ExternalRecordKind] = mapped_column(enum_column(ExternalRecordKind))
     occurred_on: Mapped[date] = mapped_column(sa.Date)
     description: Mapped[str] = mapped_column(sa.Text)

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from evalhub.core.enums import LabeledEnum, enum_column
+from evalhub.core.mixins import Created, InBureau
 from evalhub.core.models import User
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
@@ -59,7 +60,7 @@ class IntegrityCheck(db.Model):
     procurement: Mapped[Procurement] = relationship()
 
 
-class CollusionFlag(db.Model):
+class CollusionFlag(Created, db.Model):
     """One sign found between bids of one procurement: the rule, the bids, what was compared, and the
     committee's decision with its reason."""
 
@@ -77,7 +78,6 @@ class CollusionFlag(db.Model):
     reason: Mapped[Optional[str]] = mapped_column(sa.Text)
     decided_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
     decided_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
     procurement: Mapped[Procurement] = relationship()
     decided_by: Mapped[Optional[User]] = relationship()
@@ -137,14 +137,13 @@ class RedFlagRefresh(db.Model):
     fences: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
 
 
-class RedFlagCase(db.Model):
+class RedFlagCase(InBureau, db.Model):
     """A targeted inspection opened from a red flag: the flag's words are its trigger; the inspection's
     outcome is the label the flag earned."""
 
     __tablename__ = "red_flag_case"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
     indicator: Mapped[Indicator] = mapped_column(enum_column(Indicator))
     procurement_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("procurement.id"))
     firm_id: Mapped[int] = mapped_column(sa.ForeignKey("firm.id"))

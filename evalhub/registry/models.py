@@ -388,10 +388,11 @@ class PointKind(LabeledEnum):
     FINDING_INTENTIONAL = ("finding_intentional", "监督检查发现故意违规")
 
 
-class StaffPoint(Acted, db.Model):
+class StaffPoint(OfFirm, InBureau, Acted, db.Model):
     """Points (失信记分) against one person of a firm's roster, by the bureau that decided, from one source
     (a returned report's panel, an inspection finding). The person is ``person_digest`` (the keyed hash of the
-    identity number): the record follows them to another firm's roster."""
+    identity number): the record follows them to another firm's roster. ``firm``: the firm they were with then;
+    ``bureau``: the bureau that decided."""
 
     __tablename__ = "staff_point"
     # One source charges one person once, however often the deciding service is called.
@@ -399,9 +400,7 @@ class StaffPoint(Acted, db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     staff_id: Mapped[int] = mapped_column(sa.ForeignKey("firm_staff.id"), index=True)
-    firm_id: Mapped[int] = mapped_column(sa.ForeignKey("firm.id"), index=True)  # the firm they were with then
     person_digest: Mapped[str] = mapped_column(sa.String(64), index=True)
-    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)  # who decided
     kind: Mapped[PointKind] = mapped_column(enum_column(PointKind))
     points: Mapped[int] = mapped_column()
     occurred_on: Mapped[date] = mapped_column(sa.Date)  # Beijing date of the decision; the window counts from it
@@ -413,5 +412,3 @@ class StaffPoint(Acted, db.Model):
     note: Mapped[str] = mapped_column(sa.String(500))
 
     staff: Mapped[FirmStaff] = relationship()
-    firm: Mapped[Firm] = relationship()
-    bureau: Mapped[Bureau] = relationship()

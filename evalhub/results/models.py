@@ -189,7 +189,7 @@ class UnitPublication(Created, db.Model):
     engagement: Mapped[Engagement] = relationship()
 
 
-class FactConfirmation(Created, db.Model):
+class FactConfirmation(OfEngagement, Created, db.Model):
     """征求意见: the firm sends its draft report to the evaluated unit before the panel; the unit answers within
     the bureau's working days (agreement, or its objections); the firm responds. Attached to the report
     submission that follows, so the panel sees the exchange."""
@@ -197,7 +197,6 @@ class FactConfirmation(Created, db.Model):
     __tablename__ = "fact_confirmation"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    engagement_id: Mapped[int] = mapped_column(sa.ForeignKey("engagement.id"), index=True)
     submission_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("submission.id"), index=True)
     draft_file_id: Mapped[int] = mapped_column(sa.ForeignKey("stored_file.id"))
     sent_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
@@ -209,7 +208,6 @@ class FactConfirmation(Created, db.Model):
     firm_response: Mapped[Optional[str]] = mapped_column(sa.Text)
     responded_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
 
-    engagement: Mapped[Engagement] = relationship()
     draft_file: Mapped[StoredFile] = relationship()
 
     @property

@@ -11,11 +11,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from evalhub.core.enums import LabeledEnum, enum_column
 from evalhub.core.models import Bureau, BudgetUnit, Draw, StoredFile
-from evalhub.core.mixins import Created, CreatedBy
+from evalhub.core.mixins import Created, CreatedBy, InBureau
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
 from evalhub.procurement.models import Engagement, ObjectType
-from evalhub.registry.models import Expert
+from evalhub.registry.models import Expert, OfFirm
 
 Points = sa.Numeric(6, 2)
 
@@ -76,7 +76,7 @@ class SelfEvaluationStatus(LabeledEnum):
     PASSED = ("passed", "评审通过")
 
 
-class SelfEvaluation(CreatedBy, db.Model):
+class SelfEvaluation(InBureau, CreatedBy, db.Model):
     """A 主管部门's self-evaluation of one central transfer, handed to its bureau for review (克州's plan, item 7:
     the bureau has experts score the self-evaluation reports and returns those under 90). It is what a panel
     reviews in place of an engagement: its versions are ``Submission`` rows, its panels ``ReviewPanel`` rows,
@@ -85,7 +85,6 @@ class SelfEvaluation(CreatedBy, db.Model):
     __tablename__ = "self_evaluation"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
     budget_unit_id: Mapped[int] = mapped_column(sa.ForeignKey("budget_unit.id"), index=True)
     year: Mapped[int] = mapped_column()
     name: Mapped[str] = mapped_column(sa.String(200))
@@ -94,7 +93,6 @@ class SelfEvaluation(CreatedBy, db.Model):
                                                          default=SelfEvaluationStatus.SUBMITTED)
     score: Mapped[Optional[Decimal]] = mapped_column(Points)  # the latest decided panel's score
 
-    bureau: Mapped[Bureau] = relationship()
     budget_unit: Mapped[BudgetUnit] = relationship()
     submissions: Mapped[list["Submission"]] = relationship(back_populates="self_evaluation",
                                                            order_by="Submission.version")
@@ -204,7 +202,7 @@ class RubricItem(db.Model):
     rubric: Mapped[Rubric] = relationship(back_populates="items")
 
 
-class ReviewPanel(CreatedBy, db.Model):
+class ReviewPanel(InBureau, CreatedBy, db.Model):
     """The expert panel for one submission version. Its outcome is decided exactly once. Its subject is the
     engagement whose document it reviews, or the self-evaluation (``subject``)."""
 
@@ -219,7 +217,6 @@ class ReviewPanel(CreatedBy, db.Model):
     engagement_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("engagement.id"), index=True)
     self_evaluation_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("self_evaluation.id"), index=True)
     submission_id: Mapped[int] = mapped_column(sa.ForeignKey("submission.id"), unique=True)
-    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
     kind: Mapped[SubmissionKind] = mapped_column(enum_column(SubmissionKind))
     round: Mapped[int] = mapped_column()
     size: Mapped[int] = mapped_column()
@@ -369,14 +366,13 @@ class ResultCap(CreatedBy, db.Model):
     lifted_by: Mapped[Optional["User"]] = relationship(foreign_keys=[lifted_by_id])  # noqa: F821
 
 
-class CommissionerRating(db.Model):
+class CommissionerRating(OfFirm, db.Model):
     """The commissioner's rating of the firm after the engagement (DOMAIN.md §5; feeds the credit rating)."""
 
     __tablename__ = "commissioner_rating"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     engagement_id: Mapped[int] = mapped_column(sa.ForeignKey("engagement.id"), unique=True)
-    firm_id: Mapped[int] = mapped_column(sa.ForeignKey("firm.id"), index=True)
     rubric_id: Mapped[int] = mapped_column(sa.ForeignKey("rubric.id"))
     scores: Mapped[dict[str, Any]] = mapped_column(sa.JSON)  # rubric item id → points
     total: Mapped[Decimal] = mapped_column(Points)

@@ -24,7 +24,8 @@ from evalhub.core import audit, concurrency, permissions
 from evalhub.core.enums import BUREAU_SIDE, Role
 from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.listing import as_int
-from evalhub.core.models import Bureau, User
+from evalhub.core.mixins import InBureau
+from evalhub.core.models import User
 from evalhub.core.notifications import emit
 from evalhub.core.settings import SettingDef, get_setting, register
 from evalhub.core.timeutil import utcnow
@@ -47,8 +48,9 @@ SCALE = {1: "1 分（差）", 2: "2 分（较差）", 3: "3 分（一般）", 4:
 CRITERIA = {"timeliness": "按时完成（答复邀请、提交意见）", "quality": "意见质量（具体、有依据、不套话）"}
 
 
-class ExpertRating(db.Model):
-    """The bureau's rating of one expert's work on one panel (at most one per panel and expert)."""
+class ExpertRating(InBureau, db.Model):
+    """The bureau's rating of one expert's work on one panel (at most one per panel and expert); ``bureau``: the
+    rating bureau."""
 
     __tablename__ = "expert_rating"
     __table_args__ = (sa.UniqueConstraint("panel_id", "expert_id"),)
@@ -56,7 +58,6 @@ class ExpertRating(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     panel_id: Mapped[int] = mapped_column(sa.ForeignKey("review_panel.id"), index=True)
     expert_id: Mapped[int] = mapped_column(sa.ForeignKey("expert.id"), index=True)
-    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)  # the rating bureau
     timeliness: Mapped[int] = mapped_column()
     quality: Mapped[int] = mapped_column()
     note: Mapped[Optional[str]] = mapped_column(sa.Text)
@@ -65,7 +66,6 @@ class ExpertRating(db.Model):
 
     panel: Mapped[ReviewPanel] = relationship()
     expert: Mapped[Expert] = relationship()
-    bureau: Mapped[Bureau] = relationship()
     rated_by: Mapped[Optional[User]] = relationship()
 
     @property

@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from evalhub.core.enums import LabeledEnum, enum_column
-from evalhub.core.models import Bureau, User
-from evalhub.core.mixins import CreatedBy
+from evalhub.core.models import User
+from evalhub.core.mixins import CreatedBy, InBureau
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
 from evalhub.procurement.models import OfEngagement
@@ -27,7 +27,7 @@ class ModelStatus(LabeledEnum):
     RETIRED = ("retired", "已停用")
 
 
-class ReportScreening(OfEngagement, db.Model):
+class ReportScreening(OfEngagement, InBureau, db.Model):
     """One screened submission: its index entry (sentence keys, MinHash signature), its features and the
     latest risk. Bureau users see it; the firm never does."""
 
@@ -36,7 +36,6 @@ class ReportScreening(OfEngagement, db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     submission_id: Mapped[int] = mapped_column(sa.ForeignKey("submission.id", ondelete="CASCADE"), unique=True)
-    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
     firm_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("firm.id"), index=True)
     kind: Mapped[SubmissionKind] = mapped_column(enum_column(SubmissionKind))
     year: Mapped[int] = mapped_column()
@@ -136,7 +135,7 @@ class IndexBand(db.Model):
 
 # === outside reference reports =======================================================================
 
-class ReferenceDocument(db.Model):
+class ReferenceDocument(InBureau, db.Model):
     """A published report a bureau imported to compare uploads against (外部公开报告): indexed for the copy
     features, never an evalhub submission, never ranked in the queue."""
 
@@ -144,7 +143,6 @@ class ReferenceDocument(db.Model):
     __table_args__ = (sa.UniqueConstraint("bureau_id", "sha256"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
     kind: Mapped[SubmissionKind] = mapped_column(enum_column(SubmissionKind))
     title: Mapped[str] = mapped_column(sa.String(300))
     filename: Mapped[str] = mapped_column(sa.String(300))
@@ -159,5 +157,4 @@ class ReferenceDocument(db.Model):
     imported_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
     imported_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
-    bureau: Mapped[Bureau] = relationship()
     imported_by: Mapped[Optional[User]] = relationship()

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from evalhub.core.enums import LabeledEnum, enum_column
 from evalhub.core.models import Draw, User
-from evalhub.core.mixins import CreatedBy, InBureau
+from evalhub.core.mixins import CreatedBy, InBureau, OfUser
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
 from evalhub.procurement.models import Engagement
@@ -121,13 +121,12 @@ class InspectionCampaign(InBureau, CreatedBy, db.Model):
     inspections: Mapped[list["Inspection"]] = relationship(back_populates="campaign", order_by="Inspection.id")
 
 
-class Inspection(OfFirm, db.Model):
+class Inspection(OfFirm, InBureau, db.Model):
     """One inspection: from a random campaign or a targeted case (its trigger recorded with it)."""
 
     __tablename__ = "inspection"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
     campaign_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("inspection_campaign.id"), index=True)
     engagement_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("engagement.id"), index=True)
     trigger: Mapped[Trigger] = mapped_column(enum_column(Trigger))
@@ -172,29 +171,23 @@ class Inspector(db.Model):
         return self.user.display_name if self.user else self.expert.name
 
 
-class StaffTie(db.Model):
+class StaffTie(OfUser, OfFirm, db.Model):
     """A bureau officer's declared tie with a firm (申报回避, issue 14): kept, so that the officer is never drawn
     or named to inspect that firm again. (An expert's declaration is an ExpertTie of the registry.)"""
 
     __tablename__ = "staff_tie"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id"), index=True)
-    firm_id: Mapped[int] = mapped_column(sa.ForeignKey("firm.id"), index=True)
     reason: Mapped[str] = mapped_column(sa.Text)
     inspection_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("inspection.id"))
     declared_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
 
-    user: Mapped[User] = relationship()
-    firm: Mapped[Firm] = relationship()
 
-
-class Finding(CreatedBy, db.Model):
+class Finding(OfFirm, CreatedBy, db.Model):
     __tablename__ = "finding"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     inspection_id: Mapped[int] = mapped_column(sa.ForeignKey("inspection.id"), index=True)
-    firm_id: Mapped[int] = mapped_column(sa.ForeignKey("firm.id"), index=True)
     severity: Mapped[Severity] = mapped_column(enum_column(Severity))
     description: Mapped[str] = mapped_column(sa.Text)
     measures: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
