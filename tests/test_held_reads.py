@@ -199,3 +199,27 @@ def test_the_engagement_page_checks_its_row_without_a_statement(world, client, l
     login(world.kz_admin)
     assert client.get(f"/engagements/{mine.id}").status_code == 403
     assert client.get(f"/engagements/{theirs.id}").status_code == 200
+
+
+# --- a tree bound as one parameter ------------------------------------------------------------------
+
+@pytest.mark.parametrize("ids", [set(), {1}, "all", "all+missing"])
+def test_in_bureaus_selects_exactly_its_bureaus(world, ids):
+    """``in_bureaus`` binds a tree as one ``integer[]`` (on PostgreSQL in its text form): the rows it selects are
+    those of the set, for an empty set none, and a statement may bind several trees."""
+    every = set(db.session.execute(sa.select(Bureau.id)).scalars())
+    wanted = {"all": every, "all+missing": every | {10**6}}.get(ids, ids) if isinstance(ids, str) else ids
+    got = set(db.session.execute(sa.select(Bureau.id).where(permissions.in_bureaus(Bureau.id, wanted))).scalars())
+    assert got == wanted & every
+    some = sorted(every)[: len(every) // 2]
+    both = db.session.execute(sa.select(Bureau.id).where(
+        permissions.in_bureaus(Bureau.id, wanted), ~permissions.in_bureaus(Bureau.id, set(some)))).scalars()
+    assert set(both) == (wanted & every) - set(some)
+
+
+def test_a_bound_tree_reads_as_its_ids_in_logs(world):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("the text-form array is PostgreSQL's")
+    clause = permissions.in_bureaus(Bureau.id, {3, 1, 2})
+    value = clause.compile(dialect=db.engine.dialect).params
+    assert [repr(v) for v in value.values()] == ["[1, 2, 3]"]
