@@ -150,6 +150,43 @@ def test_a_page_its_count_and_its_extra_columns_are_one_statement(app, world):
         sa.event.remove(db.engine, "before_cursor_execute", count)
 
 
+def test_a_late_page_is_the_same_page(app, world):
+    """``late``: the page chosen over the key alone, then only its rows joined — the same items, order, total
+    and extra columns as the plain page, on every page and past the end, for users with different scopes."""
+    from evalhub.core.enums import Field
+    from evalhub.core.listing import page_rows
+
+    for i in range(7):  # ties in the order (two per name) so the key decides between them
+        factories.expert(world.bz if i % 3 else world.region, name=f"后取专家{i // 2}",
+                         fields=[Field.FINANCE] if i % 2 else [Field.LAW, Field.FINANCE])
+    db.session.commit()
+    for user in (world.bz_admin, world.region_admin, world.sysadmin):
+        stmt = scoped(Expert, sa.select(Expert).where(Expert.name.startswith("后取专家")), user) \
+            .order_by(Expert.name.desc(), Expert.id)
+        for page in (1, 2, 3, 9):
+            plain = page_rows(stmt, page, 3, [Expert.fields_column()])
+            late = page_rows(stmt, page, 3, [Expert.fields_column()], late=Expert.id)
+            assert [e.id for e in late[0]] == [e.id for e in plain[0]] and late[1:] == plain[1:], (user, page)
+        assert page_rows(stmt, 1, 3)[1] > 0
+
+
+def test_distinct_values_read_a_probe_per_value(app, world):
+    """``read_distinct`` (a skip scan) gives what SELECT DISTINCT gives, in order, for each user's scope."""
+    from evalhub.core.listing import read_distinct
+    from evalhub.procurement.models import Engagement
+
+    for year in (2019, 2021, 2021, 2024):
+        factories.engagement(world, year=year)
+    db.session.commit()
+    for user in (world.bz_admin, world.region_admin, world.kz_admin, world.sysadmin, world.firm_user):
+        def scope(stmt, user=user):
+            return scoped(Engagement, stmt, user)
+        expected = sorted(set(db.session.execute(scope(sa.select(Engagement.year).distinct())).scalars()))
+        assert read_distinct(Engagement.year, scope) == expected, user.username
+    assert read_distinct(Engagement.year, lambda stmt: scoped(Engagement, stmt, world.region_admin))[-3:] == [2019, 2021, 2024]
+    assert read_distinct(Engagement.year, lambda stmt: scoped(Engagement, stmt, world.kz_admin)) == []
+
+
 # --- through the pages and the API -----------------------------------------------------------------
 
 @pytest.mark.parametrize("query", [f"page={HUGE}", f"bureau={HUGE}&status=nope", "year=abc", "year=²", f"year={HUGE}",

@@ -87,7 +87,8 @@ def xlsx_response(data: bytes, filename: str):
     return send_file(io.BytesIO(data), mimetype=XLSX_MIMETYPE, as_attachment=True, download_name=filename)
 
 
-def page_rows(stmt: Select, page: int, per_page: int, extra: Iterable[Any] = ()) -> tuple[list[Any], int, list[Any]]:
+def page_rows(stmt: Select, page: int, per_page: int, extra: Iterable[Any] = (),
+              late: Any = None) -> tuple[list[Any], int, list[Any]]:
     """One page of ``stmt`` (the first column of each row, as ``scalars``), how many rows it has in all, and
     for each item the values of the ``extra`` labelled columns (a dict by label; e.g. a correlated
     subquery for what each row shows, instead of a statement of its own).
@@ -97,10 +98,20 @@ def page_rows(stmt: Select, page: int, per_page: int, extra: Iterable[Any] = ())
     stops after its rows. Not ``count(*) OVER ()``: the window makes the database join and read every row in
     scope before LIMIT (the region's engagement list: 55 ms instead of 3 ms). A page past the end has no row
     to carry the count, so only then is it read apart; an empty first page is 0.
+
+    ``late`` (the listed model's key column): the page is chosen first over the key alone, in order, and only
+    its rows are then joined, loaded and given their ``extra`` columns — for a list whose order no index
+    gives (so the database sorts every row in scope): it then sorts narrow rows, not every row's joins and
+    correlated subqueries.
     """
     extra = list(extra)
     counted = stmt.add_columns(*extra, _count_of(stmt).scalar_subquery().label("rows_in_all"))
-    rows = db.session.execute(counted.limit(per_page).offset((page - 1) * per_page)).unique().all()
+    if late is not None:
+        chosen = stmt.options(lazyload("*")).with_only_columns(late).limit(per_page).offset((page - 1) * per_page)
+        counted = counted.where(late.in_(chosen.scalar_subquery()))
+    else:
+        counted = counted.limit(per_page).offset((page - 1) * per_page)
+    rows = db.session.execute(counted).unique().all()
     if not rows:
         return [], 0 if page == 1 else db.session.execute(_count_of(stmt)).scalar_one(), []
     names = [column.name for column in extra]
@@ -110,6 +121,24 @@ def page_rows(stmt: Select, page: int, per_page: int, extra: Iterable[Any] = ())
 def _count_of(stmt: Select) -> Select:
     """SELECT count(*) over ``stmt`` without its ordering or eager loads (as flask-sqlalchemy counts)."""
     return sa.select(sa.func.count()).select_from(stmt.options(lazyload("*")).order_by(None).subquery())
+
+
+def distinct_values(column: Any, scope: Callable[[Select], Select], name: str = "distinct_values") -> sa.CTE:
+    """The distinct values of an indexed ``column`` among the rows ``scope`` keeps (a year filter's choices), as
+    a recursive CTE with one column ``value`` (a last row of NULL ends it): a skip scan — each step asks the
+    index for the next value above the last — so about one probe per value instead of reading every row in
+    scope, however long the history."""
+    values = scope(sa.select(sa.func.min(column).label("value"))).cte(name, recursive=True)
+    following = scope(sa.select(sa.func.min(column)).where(column > values.c.value)).scalar_subquery()
+    return values.union_all(sa.select(following).where(values.c.value.is_not(None)))
+
+
+def read_distinct(column: Any, scope: Callable[[Select], Select]) -> list[Any]:
+    """``distinct_values`` read in ascending order. The WITH sits inside a subquery, so the statement begins
+    with SELECT and a page that only read still ends its transaction with COMMIT (``evalhub/__init__.py``)."""
+    values = distinct_values(column, scope)
+    inner = sa.select(values.c.value).where(values.c.value.is_not(None)).add_cte(values, nest_here=True).subquery()
+    return list(db.session.execute(sa.select(inner.c.value).order_by(inner.c.value)).scalars())
 
 
 def text_list(column: Any) -> sa.ColumnElement[str]:
@@ -126,17 +155,17 @@ class SelectPage(Pagination):
 
     def _query_items(self) -> list[Any]:
         items, self._total, self.extra = page_rows(self._query_args["select"], self.page, self.per_page,
-                                                   self._query_args["extra"])
+                                                   self._query_args["extra"], self._query_args.get("late"))
         return items
 
     def _query_count(self) -> int:
         return self._total
 
 
-def paginate(stmt: Select, per_page: int | None = None, extra: Iterable[Any] = ()) -> SelectPage:
-    """One page of ``stmt`` for an HTML list (``?page=``, clamped); ``extra``: see ``page_rows``."""
+def paginate(stmt: Select, per_page: int | None = None, extra: Iterable[Any] = (), late: Any = None) -> SelectPage:
+    """One page of ``stmt`` for an HTML list (``?page=``, clamped); ``extra``, ``late``: see ``page_rows``."""
     return SelectPage(page=page_number(), per_page=per_page or current_app.config["PAGE_SIZE"],
-                      error_out=False, max_per_page=MAX_PER_PAGE, select=stmt, extra=extra)
+                      error_out=False, max_per_page=MAX_PER_PAGE, select=stmt, extra=extra, late=late)
 
 
 class ListPage(Pagination):
@@ -319,8 +348,8 @@ class Listing:
     def all(self) -> list:
         return list(db.session.execute(self.stmt).scalars())
 
-    def page(self, per_page: int | None = None, extra: Iterable[Any] = ()) -> SelectPage:
-        return paginate(self.stmt, per_page, extra)
+    def page(self, per_page: int | None = None, extra: Iterable[Any] = (), late: Any = None) -> SelectPage:
+        return paginate(self.stmt, per_page, extra, late)
 
     def export(self, spec: Export):
         """The whole list (every page) as an .xlsx download."""
