@@ -21,7 +21,9 @@ it lowers both sides' absolute numbers alike but pulls each share towards 100 %:
 somewhat higher than the page's share of server time alone, which the in-process columns give. Finally it
 prints each page's growth from the first scale to the last: the change in req/s, and the change in its
 share of the bare page (each share measured interleaved, so what else the machine did between the two
-scales cancels out). The machine's load average is printed before each user's table.
+scales cancels out); and, the figure for the growth target, each page served in one process from both
+databases at once and timed on each alternately (``--growth-rounds`` requests each, medians). The machine's
+load average is printed before each user's table.
 """
 from __future__ import annotations
 
@@ -75,7 +77,7 @@ def _env(url: str) -> dict[str, str]:
 
 
 def build(url: str, scale: float) -> tuple[dict[str, int], float, int]:
-    """Migrate and fill; returns rows per table, seconds, and a 巴州 engagement of the current year."""
+    """Migrate and fill; returns rows per table, seconds, and a 巴州 engagement of 2025 (the detail page's)."""
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=_env(url),
                    check=True, capture_output=True)
@@ -87,9 +89,12 @@ def build(url: str, scale: float) -> tuple[dict[str, int], float, int]:
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "WTF_CSRF_ENABLED": False})
     with app.app_context():
         written = province.build(scale)
-        from evalhub.procurement.models import Engagement
+        from evalhub.procurement.models import Engagement, EngagementState
+        # the detail page's engagement: the same kind at every scale (a report sent back, so with its contract,
+        # panels, reviews and letters), the first by reference
         engagement = db.session.execute(sa.select(Engagement.id).where(
-            Engagement.reference.like("652800-2025-%"), Engagement.firm_id.is_not(None)).limit(1)).scalar_one()
+            Engagement.reference.like("652800-2025-%"), Engagement.firm_id.is_not(None),
+            Engagement.state == EngagementState.REPORT_RETURNED).order_by(Engagement.reference).limit(1)).scalar_one()
         db.session.remove()
         db.engine.dispose()
     return written, time.perf_counter() - started, engagement
@@ -138,6 +143,45 @@ def in_process(url: str, engagement: int, rounds: int) -> dict[tuple[str, str], 
         db.engine.dispose()
     with bare.app_context():
         bare.extensions["bare_db"].engine.dispose()
+    return out
+
+
+def growth_in_process(first: tuple[str, int], last: tuple[str, int], rounds: int) -> dict[tuple[str, str], tuple[float, float]]:
+    """Per (user, page): the median milliseconds of the page on the first scale's database and on the last's,
+    served in this process and timed alternately (``rounds`` requests each, the order swapped every round), so
+    that whatever else the machine does falls on both alike: the growth the data adds, without the minutes
+    between the two scales' HTTP runs and without the client."""
+    from evalhub import create_app
+    from evalhub.extensions import db
+
+    apps = [create_app({"SQLALCHEMY_DATABASE_URI": url, "WTF_CSRF_ENABLED": False}) for url, _ in (first, last)]
+    engagements = [first[1], last[1]]
+    out = {}
+    for username, _ in USERS:
+        clients, headers = [], []
+        for app in apps:
+            client = app.test_client()
+            assert client.post("/login", data={"username": username, "password": "Bench-password-1"}).status_code == 302
+            token = client.post("/api/v1/tokens", json={"username": username, "password": "Bench-password-1"}).json["token"]
+            clients.append(client)
+            headers.append({"Authorization": f"Bearer {token}"})
+        for name, template in PAGES:
+            paths = [template.format(engagement=e) for e in engagements]
+            def get(i: int) -> float:
+                t0 = time.perf_counter()
+                response = clients[i].get(paths[i], headers=headers[i] if paths[i].startswith("/api/") else {})
+                assert response.status_code == 200, (username, paths[i], response.status_code)
+                return time.perf_counter() - t0
+            for i in (0, 1, 0, 1):
+                get(i)
+            times: list[list[float]] = [[], []]
+            for r in range(rounds):
+                for i in ((0, 1) if r % 2 else (1, 0)):
+                    times[i].append(get(i))
+            out[(username, name)] = (statistics.median(times[0]) * 1000, statistics.median(times[1]) * 1000)
+    for app in apps:
+        with app.app_context():
+            db.engine.dispose()
     return out
 
 
@@ -229,7 +273,7 @@ def measure(args, scale: float) -> dict:
           f"{written.get('engagement', 0):,} engagements, {sum(written.values()):,} rows in {seconds:.0f} s ({url.rsplit('/', 1)[1]})")
     counts = in_process(url, engagement, args.rounds)
     procs = serve(url, args.workers)
-    results = {}
+    results = {"_db": (url, engagement)}
     try:
         for username, label in USERS:
             cookie, token = login(username)
@@ -275,6 +319,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=16)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=30, help="in-process requests per page and user")
+    parser.add_argument("--growth-rounds", type=int, default=60,
+                        help="in-process requests per page, user and scale for the interleaved growth table")
     args = parser.parse_args()
     if not args.database_url.startswith("postgresql"):
         raise SystemExit("bench/web.py measures on PostgreSQL (the production database)")
@@ -290,9 +336,20 @@ def main() -> None:
               "| change in share | change in in-process share |")
         print("|---|---|---|---|---|---|---|---|---|")
         for key, (rps, share, inner) in runs[first].items():
+            if key == "_db":
+                continue
             after, after_share, after_inner = runs[last][key]
             print(f"| {key[0]} | {key[1]} | {rps:.1f} | {after:.1f} | {(after - rps) / rps:+.0%} | {share:.1%} | "
                   f"{after_share:.1%} | {(after_share - share) / share:+.0%} | {(after_inner - inner) / inner:+.0%} |")
+        # The figure for the growth target: both databases served by one process, each page timed on each
+        # alternately, many times — no minutes between the two, no client, no shares of shares.
+        timed = growth_in_process(runs[first]["_db"], runs[last]["_db"], args.growth_rounds)
+        print(f"\n### growth in-process, interleaved: {last:g}× against {first:g}×, median of {args.growth_rounds} "
+              "requests each, alternating (a page that slows down has a positive change)\n")
+        print(f"| user | page | ms {first:g}× | ms {last:g}× | change |")
+        print("|---|---|---|---|---|")
+        for (user, page), (before, after) in timed.items():
+            print(f"| {user} | {page} | {before:.1f} | {after:.1f} | {(after - before) / before:+.1%} |")
 
 
 if __name__ == "__main__":
