@@ -108,7 +108,7 @@ def test_the_counts_follow_a_ratings_life_and_a_deleted_rating(world):
     rating.grade = CreditGrade.D
     db.session.flush()
     db.session.rollback()
-    assert not db.session.info.get("evalhub.credit_grade_pairs")
+    assert not C.GRADE_COUNTS.pending(db.session)
     assert _committed_equal() == {(bz, 2025, CreditGrade.B): 2, (kz, 2025, CreditGrade.C): 1}
 
 
@@ -182,7 +182,7 @@ def test_bulk_statements_through_the_session_are_counted(world):
 
     # a statement that moves no counted column (a deadline) recounts nothing
     db.session.execute(sa.update(CreditRating).values(objection_deadline=date(2025, 1, 1)))
-    assert not db.session.info.get("evalhub.credit_grade_pairs")
+    assert not C.GRADE_COUNTS.pending(db.session)
     _committed_equal()
 
 

@@ -20,6 +20,7 @@ from evalhub.core.calendar import (  # noqa: F401 — the calendar is core's; cr
 )
 from evalhub.core.models import Bureau, CalendarDay, User
 from evalhub.core.settings import get_setting
+from evalhub.core.summaries import KeptCount
 from evalhub.core.timeutil import beijing_today, utcnow
 from evalhub.credit.models import (
     CreditCorrection, CreditGrade, CreditGradeCount, CreditObjection, CreditRating, ExternalCreditRecord,
@@ -674,140 +675,26 @@ def add_external_record(bureau: Bureau, firm: Firm, actor: User, *, kind: Any, o
 
 
 # === the dashboard's grade counts (CreditGradeCount), kept on write ===============================
-# One mechanism for every writer, so none can forget it: session events note the (bureau, year) of every
-# rating row a transaction writes in a way that can change the counts — ORM flushes (the services, tests and
-# demo) and Core/ORM INSERT, UPDATE or DELETE statements on credit_rating run through the session (the
-# province bench's bulk inserts) — and those pairs are recounted from credit_rating just before the commit
-# (not +1/−1: a recount cannot drift). Only SQL run on a bare connection (a migration) escapes: the migration
-# that made the table fills it itself. Recounting at the commit, not at each flush, keeps a compute of 500
-# firms (or one republishing firm by firm) at one recount; a reader in the same transaction calls
-# ``recount_grades`` first.
-
-_PENDING_COUNTS = "evalhub.credit_grade_pairs"  # session.info: {(bureau_id, year)}, or ALL
-ALL = "all"
-_COUNTED_KEYS = ("bureau_id", "year", "status", "rated", "grade")
-_UNKNOWN = object()
-
+# Recounted for each (bureau, year) a transaction wrote, just before it commits (``core.summaries``). A rating
+# counts when published or final, rated and graded; a write to one counted neither before nor after (a draft
+# recomputed, a deadline moved) costs no recount. A reader in the same transaction calls ``recount_grades``.
 
 def _counts(status: Any, rated: Any, grade: Any) -> bool:
-    """Whether a rating with these values is counted (as ``recount_grades`` selects); unknown values may be."""
-    if _UNKNOWN in (status, rated, grade):
-        return True
+    """Whether a rating with these values is counted (as the recount selects)."""
     return status in (RatingStatus.PUBLISHED, RatingStatus.FINAL, "published", "final") and bool(rated) \
         and grade is not None
 
 
-def _note(session: Session, pairs: Iterable[tuple[int, int]] | str) -> None:
-    pending = session.info.get(_PENDING_COUNTS)
-    if pending == ALL:
-        return
-    if pairs == ALL:
-        session.info[_PENDING_COUNTS] = ALL
-    else:
-        session.info.setdefault(_PENDING_COUNTS, set()).update(pairs)
-
-
-@sa.event.listens_for(Session, "after_flush")
-def _note_flushed_ratings(session: Session, flush_context) -> None:
-    """The pairs of ratings inserted, deleted, or changed in a counted column where the row is counted before
-    or after (a draft recomputed, or a deadline moved, changes no count and costs no recount)."""
-    pairs: set[tuple[int, int]] = set()
-    for obj in session.new:
-        if isinstance(obj, CreditRating) and _counts(obj.status, obj.rated, obj.grade):
-            pairs.add((obj.bureau_id, obj.year))
-    for obj in session.deleted:
-        if isinstance(obj, CreditRating):
-            held = sa.inspect(obj).dict  # the row is gone: read only what was loaded
-            if not _counts(*(held.get(key, _UNKNOWN) for key in ("status", "rated", "grade"))):
-                continue
-            if "bureau_id" not in held or "year" not in held:
-                return _note(session, ALL)
-            pairs.add((held["bureau_id"], held["year"]))
-    for obj in session.dirty:
-        if not isinstance(obj, CreditRating):
-            continue
-        state = sa.inspect(obj)
-        histories = {key: state.attrs[key].history for key in _COUNTED_KEYS}
-        if not any(h.has_changes() for h in histories.values()):
-            continue
-        now = {key: state.attrs[key].value for key in _COUNTED_KEYS}
-        was = {key: (h.deleted[0] if h.deleted else _UNKNOWN if h.added else now[key]) for key, h in histories.items()}
-        if _counts(now["status"], now["rated"], now["grade"]):
-            pairs.add((now["bureau_id"], now["year"]))
-        if _counts(was["status"], was["rated"], was["grade"]):
-            if _UNKNOWN in (was["bureau_id"], was["year"]):
-                return _note(session, ALL)
-            pairs.add((was["bureau_id"], was["year"]))
-    if pairs:
-        _note(session, pairs)
-
-
-@sa.event.listens_for(Session, "do_orm_execute")
-def _note_statements_on_ratings(state) -> None:
-    """INSERT, UPDATE or DELETE statements on credit_rating run through the session (bulk loads, ``sa.update``):
-    the pairs of the rows inserted or matched; every pair when that cannot be told."""
-    if not (state.is_insert or state.is_update or state.is_delete):
-        return
-    stmt = state.statement
-    if getattr(getattr(stmt, "table", None), "name", None) != CreditRating.__tablename__:
-        return
-    rows = state.parameters if isinstance(state.parameters, (list, tuple)) else \
-        [state.parameters] if state.parameters else []
-    if state.is_insert:
-        if rows and stmt.select is None and not getattr(stmt, "_values", None) \
-                and all("bureau_id" in r and "year" in r for r in rows):
-            _note(state.session, {(r["bureau_id"], r["year"]) for r in rows})
-        else:
-            _note(state.session, ALL)
-        return
-    if state.is_update:
-        # the columns set (``_values``: SQLAlchemy keeps .values() there; executemany rows name theirs)
-        keys = {getattr(k, "key", k) for k in (getattr(stmt, "_values", None) or {})} | {k for r in rows for k in r}
-        if not keys & set(_COUNTED_KEYS):
-            return  # a deadline moved: no count changes
-        if keys & {"bureau_id", "year"} or rows or stmt.whereclause is None:
-            return _note(state.session, ALL)
-    if stmt.whereclause is None:
-        return _note(state.session, ALL)
-    _note(state.session, {(b, y) for b, y in state.session.execute(
-        sa.select(CreditRating.bureau_id, CreditRating.year).where(stmt.whereclause).distinct())})
+GRADE_COUNTS = KeptCount(
+    "credit.grade_counts", CreditRating, ("bureau_id", "year"), CreditGradeCount.__table__, by=("grade",),
+    where=lambda: sa.and_(CreditRating.status.in_([RatingStatus.PUBLISHED, RatingStatus.FINAL]),
+                          CreditRating.rated.is_(True), CreditRating.grade.is_not(None)),
+    watched=("status", "rated", "grade"), counted=lambda v: _counts(v["status"], v["rated"], v["grade"]))
 
 
 def recount_grades(session: Session | None = None) -> None:
-    """Recount the grade counts of the pairs this transaction touched (none: no statement). Serialised by one
-    named lock, held from here to the commit: two transactions recounting the same pair one after the other
-    (READ COMMITTED: the second's statements see what the first committed), never interleaved."""
-    session = session or db.session()
-    pending = session.info.pop(_PENDING_COUNTS, None)
-    if not pending:
-        return
-    concurrency.serialise("credit.grade_counts")
-    table = CreditGradeCount.__table__
-    counted = sa.select(CreditRating.bureau_id, CreditRating.year, CreditRating.grade, sa.func.count()).where(
-        CreditRating.status.in_([RatingStatus.PUBLISHED, RatingStatus.FINAL]), CreditRating.rated.is_(True),
-        CreditRating.grade.is_not(None)).group_by(CreditRating.bureau_id, CreditRating.year, CreditRating.grade)
-    gone = sa.delete(table)
-    if pending != ALL:
-        pairs = sorted(pending)
-        gone = gone.where(sa.tuple_(table.c.bureau_id, table.c.year).in_(pairs))
-        counted = counted.where(sa.tuple_(CreditRating.bureau_id, CreditRating.year).in_(pairs))
-    session.execute(gone)
-    session.execute(sa.insert(table).from_select(["bureau_id", "year", "grade", "n"], counted))
-
-
-@sa.event.listens_for(Session, "before_commit")
-def _recount_before_commit(session: Session) -> None:
-    if session.in_nested_transaction():
-        return
-    if any(isinstance(o, CreditRating) for o in (*session.new, *session.dirty, *session.deleted)):
-        session.flush()  # the commit would flush them only after this hook
-    recount_grades(session)
-
-
-@sa.event.listens_for(Session, "after_transaction_end")
-def _forget_pairs(session: Session, transaction) -> None:
-    if transaction.parent is None:  # the outermost transaction ended (committed, or rolled back: nothing to count)
-        session.info.pop(_PENDING_COUNTS, None)
+    """Recount the grade counts of the (bureau, year) pairs this transaction wrote (none: no statement)."""
+    GRADE_COUNTS.recount(session)
 
 
 # === the effect on procurement ====================================================================
