@@ -72,18 +72,20 @@ def listing(items: list[dict], total: int, page: int, per_page: int):
 
 def list_response(stmt: sa.Select, *filters: Filter, item: Callable[[Any], dict] | None = None,
                   items: Callable[..., list[dict]] | None = None, order_by: Iterable[Any] = (),
-                  options: Iterable[Any] = (), extra: Iterable[Any] = ()):
+                  options: Iterable[Any] = (), extra: Iterable[Any] = (),
+                  total: Callable[[Listing], Any] | None = None):
     """A list endpoint's whole answer: ``page_args`` (400 when not integers), the filters read strictly
     (422 naming each bad argument), one page of ``stmt`` ordered, each row as ``item(row)`` (or the page at
     once as ``items(rows)``, to batch look-ups; with ``extra`` columns read along, ``items(rows, extras)``,
-    see ``listing.page_rows``)."""
+    see ``listing.page_rows``). ``total(listing)``: the list's total when the caller knows it without counting
+    (``page_rows(total=…)``), or None."""
     page, per_page = page_args()
-    stmt = Listing(stmt, *filters, order_by=order_by, options=options, strict=True).stmt
+    listed = Listing(stmt, *filters, order_by=order_by, options=options, strict=True)
+    rows, count, extras = page_rows(listed.stmt, page, per_page, extra,
+                                    total=total(listed) if total is not None else None)
     if extra:
-        rows, total, extras = page_rows(stmt, page, per_page, extra)
-        return listing(items(rows, extras), total, page, per_page)
-    rows, total = paginate(stmt, page, per_page)
-    return listing(items(rows) if items is not None else [item(r) for r in rows], total, page, per_page)
+        return listing(items(rows, extras), count, page, per_page)
+    return listing(items(rows) if items is not None else [item(r) for r in rows], count, page, per_page)
 
 
 # --- request bodies and query arguments ------------------------------------------------------------

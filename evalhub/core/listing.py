@@ -88,7 +88,7 @@ def xlsx_response(data: bytes, filename: str):
 
 
 def page_rows(stmt: Select, page: int, per_page: int, extra: Iterable[Any] = (),
-              late: Any = None) -> tuple[list[Any], int, list[Any]]:
+              late: Any = None, total: Any = None) -> tuple[list[Any], int, list[Any]]:
     """One page of ``stmt`` (the first column of each row, as ``scalars``), how many rows it has in all, and
     for each item the values of the ``extra`` labelled columns (a dict by label; e.g. a correlated
     subquery for what each row shows, instead of a statement of its own).
@@ -103,9 +103,16 @@ def page_rows(stmt: Select, page: int, per_page: int, extra: Iterable[Any] = (),
     its rows are then joined, loaded and given their ``extra`` columns — for a list whose order no index
     gives (so the database sorts every row in scope): it then sorts narrow rows, not every row's joins and
     correlated subqueries.
+
+    ``total``: how many rows ``stmt`` has, when the caller knows it better than by counting them (e.g. from counts
+    kept on write) — a number, or a scalar subquery that rides on the page's rows instead of the count.
     """
     extra = list(extra)
-    counted = stmt.add_columns(*extra, _count_of(stmt).scalar_subquery().label("rows_in_all"))
+    if isinstance(total, int):
+        count = None
+    else:
+        count = _count_of(stmt).scalar_subquery() if total is None else total
+    counted = stmt.add_columns(*extra, *([] if count is None else [count.label("rows_in_all")]))
     if late is not None:
         chosen = stmt.options(lazyload("*")).with_only_columns(late).limit(per_page).offset((page - 1) * per_page)
         counted = counted.where(late.in_(chosen.scalar_subquery()))
@@ -113,9 +120,15 @@ def page_rows(stmt: Select, page: int, per_page: int, extra: Iterable[Any] = (),
         counted = counted.limit(per_page).offset((page - 1) * per_page)
     rows = db.session.execute(counted).unique().all()
     if not rows:
+        if count is None:
+            return [], total, []
+        if total is not None:
+            return [], db.session.execute(sa.select(total)).scalar_one(), []
         return [], 0 if page == 1 else db.session.execute(_count_of(stmt)).scalar_one(), []
     names = [column.name for column in extra]
-    return [row[0] for row in rows], rows[0][-1], [dict(zip(names, row[1:-1])) for row in rows] if extra else []
+    end = len(extra) + 1
+    return [row[0] for row in rows], total if count is None else rows[0][-1], \
+        [dict(zip(names, row[1:end])) for row in rows] if extra else []
 
 
 def _count_of(stmt: Select) -> Select:
@@ -155,17 +168,20 @@ class SelectPage(Pagination):
 
     def _query_items(self) -> list[Any]:
         items, self._total, self.extra = page_rows(self._query_args["select"], self.page, self.per_page,
-                                                   self._query_args["extra"], self._query_args.get("late"))
+                                                   self._query_args["extra"], self._query_args.get("late"),
+                                                   self._query_args.get("total"))
         return items
 
     def _query_count(self) -> int:
         return self._total
 
 
-def paginate(stmt: Select, per_page: int | None = None, extra: Iterable[Any] = (), late: Any = None) -> SelectPage:
-    """One page of ``stmt`` for an HTML list (``?page=``, clamped); ``extra``, ``late``: see ``page_rows``."""
+def paginate(stmt: Select, per_page: int | None = None, extra: Iterable[Any] = (), late: Any = None,
+             total: Any = None) -> SelectPage:
+    """One page of ``stmt`` for an HTML list (``?page=``, clamped); ``extra``, ``late``, ``total``: see
+    ``page_rows``."""
     return SelectPage(page=page_number(), per_page=per_page or current_app.config["PAGE_SIZE"],
-                      error_out=False, max_per_page=MAX_PER_PAGE, select=stmt, extra=extra, late=late)
+                      error_out=False, max_per_page=MAX_PER_PAGE, select=stmt, extra=extra, late=late, total=total)
 
 
 class ListPage(Pagination):
@@ -348,8 +364,9 @@ class Listing:
     def all(self) -> list:
         return list(db.session.execute(self.stmt).scalars())
 
-    def page(self, per_page: int | None = None, extra: Iterable[Any] = (), late: Any = None) -> SelectPage:
-        return paginate(self.stmt, per_page, extra, late)
+    def page(self, per_page: int | None = None, extra: Iterable[Any] = (), late: Any = None,
+             total: Any = None) -> SelectPage:
+        return paginate(self.stmt, per_page, extra, late, total)
 
     def export(self, spec: Export):
         """The whole list (every page) as an .xlsx download."""

@@ -27,7 +27,7 @@ from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.listing import INT_MAX, as_int, bureau_filter, enum_filter, scoped, text_filter, year_filter
 from evalhub.core.models import Bureau, BudgetUnit, User
 from evalhub.extensions import db
-from evalhub.procurement import ocds, services, workflow
+from evalhub.procurement import counts, ocds, services, workflow
 from evalhub.procurement.models import (
     Bid, BidStatus, BudgetKind, Challenge, ChallengeRemedy, ChallengeStatus, Engagement, EngagementState, EngagementTransition, EvaluationPlan, JustificationDecision,
     ObjectType, PlanItem, PlanStatus, Procurement, ProcurementMethod, ProcurementStatus, ResultNotice, ServiceKind,
@@ -555,7 +555,9 @@ def list_engagements():
                          # come from the engagement's own due date); the few commissioning units apart
                          options=[joinedload(Engagement.bureau), joinedload(Engagement.firm),
                                   joinedload(Engagement.budget_unit), selectinload(Engagement.commissioner_unit)],
-                         order_by=[Engagement.year.desc(), Engagement.reference, Engagement.id], items=engagements_json)
+                         order_by=[Engagement.year.desc(), Engagement.reference, Engagement.id], items=engagements_json,
+                         # unfiltered: the total kept on write
+                         total=lambda listed: counts.list_total(user, listed))
 
 
 @operation("/engagements/<int:engagement_id>", "GET", summary="评价任务详情：时间线、合同、逾期情况、可执行的操作",

@@ -200,6 +200,18 @@ class Engagement(InBureau, Created, db.Model):
         return self.procurements[-1] if self.procurements else None
 
 
+class EngagementCount(db.Model):
+    """How many engagements each bureau holds: the unfiltered engagement list's total (web and API) sums these
+    few rows over the user's tree instead of counting every engagement in scope (issue 18). Recounted from
+    ``engagement`` for each bureau a transaction touched, just before it commits (``procurement.counts``); no
+    row for a count of 0."""
+
+    __tablename__ = "engagement_count"
+
+    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), primary_key=True)
+    n: Mapped[int] = mapped_column()
+
+
 class OfEngagement:
     """A row about one engagement: ``engagement_id`` (required, indexed) and ``engagement``."""
 

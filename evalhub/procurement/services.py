@@ -24,7 +24,8 @@ from evalhub.core.notifications import emit
 from evalhub.core.settings import SettingDef, get_setting, register
 from evalhub.core.timeutil import beijing_today, format_beijing, to_beijing, utcnow
 from evalhub.extensions import db
-from evalhub.procurement import eligibility, team, workflow  # noqa: F401  (team registers lead_named)
+# team registers lead_named; counts keeps the list totals (engagement_count) on write
+from evalhub.procurement import counts, eligibility, team, workflow  # noqa: F401
 from evalhub.procurement.models import (
     Award,
     Bid,
