@@ -187,9 +187,11 @@ def _note_statements(state) -> None:
 def _recount_before_commit(session: Session) -> None:
     if session.in_nested_transaction():
         return
-    sources = tuple(count.source for count in _COUNTS)
+    # the sources' rows, and rows whose deletion cascades into them, waiting to be flushed: the commit would
+    # flush them only after this hook
+    sources = tuple({m for count in _COUNTS for m in (count.source, *count.cascaded_from)})
     if any(isinstance(o, sources) for o in (*session.new, *session.dirty, *session.deleted)):
-        session.flush()  # the commit would flush them only after this hook
+        session.flush()
     recount_all(session)
 
 

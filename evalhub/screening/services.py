@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Optional
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.orm import defer, joinedload, selectinload
+from sqlalchemy.orm import aliased, defer, joinedload, selectinload
 from flask import current_app
 
 from evalhub.core import audit, jobs, permissions
@@ -21,6 +21,7 @@ from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.models import Bureau, Job, User
 from evalhub.core.settings import get_setting
+from evalhub.core.summaries import KeptCount
 from evalhub.core.timeutil import format_beijing, utcnow
 from evalhub.extensions import db
 from evalhub.procurement.models import Engagement
@@ -32,7 +33,7 @@ from evalhub.screening import explain, learning, references, textproc
 from evalhub.screening.features import BY_KEY, FEATURE_KEYS, Screening, ScreeningContext, compute
 from evalhub.screening.index import BufferedIndex, SharedIndex, StoredReport, reference_id_of, section_copy
 from evalhub.screening.models import (IndexedDocument, ModelStatus, ReferenceDocument, ReportScreening, RiskMethod,
-                                      ScreeningModel)
+                                      ScreeningModel, ScreeningQueueCount)
 
 _YEAR_IN_NAME = re.compile(r"^\s*\d{4}\s*年度?|\d{4}\s*年度?")
 PEER_MINIMUM = 30  # fewer peers than this in the year: compare with every year's reports of the kind
@@ -535,13 +536,6 @@ def _ranking(actor: User, year: int, kinds: Iterable[SubmissionKind]) -> sa.Subq
     return stmt.subquery("ranked")
 
 
-def _ranked(actor: User, year: int, kind: SubmissionKind) -> list[sa.Row]:
-    """(id, bureau_id, firm_id, risk) of the year's texts of ``kind`` the user may see, riskiest first."""
-    ranked = _ranking(actor, year, [kind])
-    return db.session.execute(sa.select(ranked.c.id, ranked.c.bureau_id, ranked.c.firm_id, ranked.c.risk)
-                              .order_by(ranked.c.rank)).all()
-
-
 def _share(actor: User) -> int:
     return int(get_setting(actor.bureau, "screening.spot_check_share")) if actor.bureau else 10
 
@@ -614,12 +608,93 @@ def _page_columns() -> list:
 
 def queue_page(actor: User, *, year: int, page: int, per_page: int, bureau_id: int | None = None,
                firm_id: int | None = None, kind: SubmissionKind | None = None) -> QueuePage:
-    """One page of ``queue`` in one statement: the database ranks the queue, counts it and cuts the page, and
-    returns the page's rows with the columns they show (``_page_columns``: no screening, engagement or firm is
-    loaded, and the texts' hashes, features, details and passages are not read — a row shows its reasons
-    only, ``_reason_texts``) and two numbers (the queue's length and how many of it are marked), so a queue
-    of any length costs the same and only the rows shown are read."""
+    """One page of ``queue``: the page's rows with the columns they show (``_page_columns``: no screening,
+    engagement or firm is loaded, and the texts' hashes, features, details and passages are not read — a row
+    shows its reasons only, ``_reason_texts``), the queue's length and how many of it are marked.
+
+    The whole queue (no bureau or firm filter) costs the same however long the year's queue is (issue 18): the
+    database walks each kind's ranking down ``ix_report_screening_ranking`` and stops at the page's last row, and
+    the lengths come from ``ScreeningQueueCount``. A bureau or firm filter keeps the ranks of the whole queue, so
+    that page ranks the year's queue in one statement (``_filtered_page``)."""
     require_screening(actor)
+    if bureau_id is not None or firm_id is not None:
+        return _filtered_page(actor, year=year, page=page, per_page=per_page, bureau_id=bureau_id, firm_id=firm_id,
+                              kind=kind)
+    kinds = [kind] if kind is not None else [SubmissionKind.REPORT, SubmissionKind.WORK_PLAN]
+    counts = queue_counts(actor, year, kinds)
+    share = _share(actor)
+    # a kind's rank r is marked when r = 1 or r × 100 ≤ count × share + 99 (``_queue_stmt``): its first
+    # ⌈count × share / 100⌉, at least one
+    total = sum(counts.values())
+    marked = sum(min(n, max(1, (n * share + 99) // 100)) for n in counts.values() if n)
+    rows = []
+    if (page - 1) * per_page < total:
+        # each kind's first (page × per_page) by rank hold every row of the merged page: a row's kind-mates
+        # ranked above it come before it in the queue's order (riskier, or as risky with a smaller rank)
+        walks = [_walk(actor, year, k, page * per_page) for k in kinds if counts.get(k)]
+        walked = walks[0] if len(walks) == 1 else sa.union_all(*(sa.select(*w.c) for w in walks)).subquery("walked")
+        shown = (sa.select(walked.c.id, walked.c.risk, walked.c.rank)
+                 .order_by(walked.c.risk.desc(), walked.c.rank, walked.c.id)
+                 .limit(per_page).offset((page - 1) * per_page).subquery("shown"))
+        rows = db.session.execute(
+            sa.select(*_page_columns(), shown.c.rank)
+            .join(shown, shown.c.id == ReportScreening.id)
+            .join(Engagement, Engagement.id == ReportScreening.engagement_id)
+            .order_by(shown.c.risk.desc(), shown.c.rank, shown.c.id)).all()
+    reasons = _reason_texts(actor, rows)
+    entries = [QueueEntry(rank=row.rank, screening_id=row.id, risk=row.risk,
+                          flagged=row.rank == 1 or row.rank * 100 <= counts.get(row.kind, 0) * share + 99,
+                          bureau_id=row.bureau_id, firm_id=row.firm_id, reasons=reasons[row.id], shown=row)
+               for row in rows]
+    return QueuePage(entries, total, marked)
+
+
+def _walk(actor: User, year: int, kind: SubmissionKind, limit: int) -> sa.Subquery:
+    """The first ``limit`` of the year's ranking of ``kind`` as the user sees it (id, risk, rank), read down
+    ``ix_report_screening_ranking`` in its order: the latest version of each engagement's text (no later
+    screened version of the same kind and year), in the user's scope, numbered as read. The LIMIT belongs to
+    this statement, so the database stops at the row it needs instead of ranking the year."""
+    rs = ReportScreening
+    stmt = visible_screenings(actor).where(rs.year == year, rs.kind == kind, ~_superseded(rs)).with_only_columns(
+        rs.id, rs.risk, sa.func.row_number().over(order_by=(rs.risk.desc(), rs.id)).label("rank"))
+    return stmt.order_by(rs.risk.desc(), rs.id).limit(limit).subquery(f"walk_{kind.value}")
+
+
+def _superseded(rs: type[ReportScreening]) -> sa.Exists:
+    """Whether a later version of the engagement's text of the same kind and year was screened: the queue
+    holds the latest only (one probe of the engagement's few screenings)."""
+    later = aliased(ReportScreening)
+    return sa.exists().where(later.engagement_id == rs.engagement_id, later.kind == rs.kind, later.year == rs.year,
+                             later.submission_id > rs.submission_id)
+
+
+# The queue's length per (year, kind, bureau), kept by ``core.summaries``: recounted for each (year, kind) a
+# transaction wrote, just before it commits. A (year, kind) is recounted whole: a new version takes the
+# engagement's earlier one out of the queue, whichever bureau that one was filed under. A rescore moves risks
+# only and recounts nothing; a deleted submission takes its screening with it in the database (ON DELETE
+# CASCADE): everything is recounted.
+QUEUE_COUNTS = KeptCount("screening.queue_counts", ReportScreening, ("year", "kind"), ScreeningQueueCount.__table__,
+                         by=("bureau_id",), where=lambda: ~_superseded(ReportScreening),
+                         watched=("engagement_id", "submission_id"), cascaded_from=(Submission,))
+
+
+def queue_counts(actor: User, year: int, kinds: Iterable[SubmissionKind]) -> dict[SubmissionKind, int]:
+    """How many texts of each kind the user's queue of ``year`` holds (kinds with none left out), from the
+    counts kept on write: a few rows per bureau in scope, however many screenings the year has."""
+    session = db.session()
+    session.flush()  # this transaction's own screenings, counted before they are read
+    QUEUE_COUNTS.recount(session)
+    qc = ScreeningQueueCount
+    # the screenings' own row scope (``screening.permissions``: the bureau subtree, all for the system admin)
+    stmt = permissions.bureau_rows(actor, sa.select(qc.kind, sa.func.sum(qc.n)), qc).where(
+        qc.year == year, qc.kind.in_(list(kinds))).group_by(qc.kind)
+    return {k: int(n) for k, n in db.session.execute(stmt) if n}
+
+
+def _filtered_page(actor: User, *, year: int, page: int, per_page: int, bureau_id: int | None,
+                   firm_id: int | None, kind: SubmissionKind | None) -> QueuePage:
+    """A page of the queue narrowed to a bureau or a firm, in one statement: the database ranks the user's
+    whole queue (the ranks and marks are the whole queue's), filters, counts and cuts the page."""
     stmt = _queue_stmt(actor, year, bureau_id, firm_id, kind)
     # the two numbers ride along each row as windows over the filtered queue (evaluated before the LIMIT)
     listed = stmt.selected_columns
@@ -683,9 +758,19 @@ def fill_entries(actor: User, entries: list[QueueEntry]) -> list[QueueEntry]:
 
 
 def rank_of(screening: ReportScreening, actor: User) -> tuple[int, int]:
-    """(rank, out of) of the text among the same year's texts of its kind that the user may see."""
-    ids = [r.id for r in _ranked(actor, screening.year, screening.kind)]
-    return (ids.index(screening.id) + 1 if screening.id in ids else len(ids) + 1), len(ids)
+    """(rank, out of) of the text among the same year's texts of its kind that the user may see (a text not in
+    that queue — an earlier version, or outside the user's scope — after the last): the texts ranked above it
+    counted down ``ix_report_screening_ranking``, the queue's length from the counts kept on write."""
+    rs = ReportScreening
+    queued = visible_screenings(actor).where(rs.year == screening.year, rs.kind == screening.kind,
+                                             ~_superseded(rs))
+    # riskier, or as risky with a smaller id: an index range from the top down to this text's risk
+    above = queued.where(rs.risk >= screening.risk, sa.or_(rs.risk > screening.risk, rs.id < screening.id))
+    ahead, listed = db.session.execute(sa.select(
+        above.with_only_columns(sa.func.count()).scalar_subquery(),
+        queued.where(rs.id == screening.id).with_only_columns(rs.id).exists())).one()
+    total = queue_counts(actor, screening.year, [screening.kind]).get(screening.kind, 0)
+    return (ahead + 1 if listed else total + 1), total
 
 
 # === the flag card ==================================================================================
