@@ -3,12 +3,10 @@ aggregate of ``credit_rating`` it replaces — after every step of a rating's li
 statements and the migration's fill — and the chart shows the numbers it showed before, in every scope."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -20,9 +18,9 @@ from evalhub.core import permissions
 from evalhub.dashboard import _count
 from evalhub.extensions import db
 from evalhub.procurement.models import EngagementState as S
-from tests import factories
+from tests import factories, migration_files
 
-MIGRATION = Path(__file__).resolve().parent.parent / "migrations" / "versions" / "d7f1a3c5e8b2_credit_grade_count.py"
+MIGRATION = "d7f1a3c5e8b2_credit_grade_count.py"
 
 
 def _live() -> dict:
@@ -190,9 +188,7 @@ def test_the_migrations_fill_counts_the_same(world):
     _grid(world)
     kept = _kept()
     db.session.execute(sa.delete(CreditGradeCount))
-    spec = importlib.util.spec_from_file_location("grade_count_migration", MIGRATION)
-    migration = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(migration)
+    migration = migration_files.load(MIGRATION)
     db.session.execute(sa.text(migration.FILL_SQL))
     assert _kept() == kept == _live()
     db.session.commit()

@@ -4,10 +4,8 @@ migration's fill — and the list (web and API) shows the total it showed before
 without filters."""
 from __future__ import annotations
 
-import importlib.util
 import re
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -21,9 +19,9 @@ from evalhub.procurement.models import (
     BudgetKind, Engagement, EngagementCount, EngagementState, EvaluationPlan, ObjectType, PlanItem, ServiceKind,
 )
 from evalhub.procurement.views import ENGAGEMENT_FILTERS
-from tests import factories
+from tests import factories, migration_files
 
-MIGRATION = Path(__file__).resolve().parent.parent / "migrations" / "versions" / "f5c8a1d3b7e2_engagement_count.py"
+MIGRATION = "f5c8a1d3b7e2_engagement_count.py"
 
 
 def _live() -> dict[int, int]:
@@ -212,9 +210,7 @@ def test_the_migrations_fill_counts_the_same(spread):
     kept = _kept()
     assert kept == _live() and kept
     db.session.execute(sa.delete(EngagementCount))
-    spec = importlib.util.spec_from_file_location("engagement_count_migration", MIGRATION)
-    migration = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(migration)
+    migration = migration_files.load(MIGRATION)
     db.session.execute(sa.text(migration.FILL_SQL))
     assert _kept() == kept == _live()
     db.session.commit()

@@ -3,9 +3,7 @@ sources — the contract's plan or report date, or the latest returned panel's r
 every step an engagement can take; the migration's backfill derives the same dates; the overdue list follows."""
 from __future__ import annotations
 
-import importlib.util
 from datetime import date, timedelta
-from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -14,9 +12,9 @@ from evalhub.extensions import db
 from evalhub.procurement import workflow
 from evalhub.procurement.models import Contract, Engagement, EngagementState as S
 from evalhub.review import services as R
-from tests import factories
+from tests import factories, migration_files
 
-MIGRATION = Path(__file__).parent.parent / "migrations" / "versions" / "c4e8a2f6d1b3_engagement_due_on.py"
+MIGRATION = "c4e8a2f6d1b3_engagement_due_on.py"
 
 
 def derived() -> dict[int, date | None]:
@@ -104,9 +102,7 @@ def test_the_stored_date_follows_every_step(world):
 
     # the migration's backfill derives the same dates for rows written before the column existed
     db.session.execute(sa.update(Engagement).values(due_on=None))
-    spec = importlib.util.spec_from_file_location("due_on_migration", MIGRATION)
-    migration = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(migration)
+    migration = migration_files.load(MIGRATION)
     db.session.execute(sa.text(migration.backfill_sql(db.engine.dialect.name)))
     db.session.expire_all()
     assert stored() == now

@@ -15,7 +15,7 @@ from evalhub.extensions import db
 from evalhub.review.models import Submission, SubmissionKind
 from evalhub.screening import services as S
 from evalhub.screening.models import ReportScreening, RiskMethod, ScreeningQueueCount
-from tests import factories
+from tests import factories, migration_files
 
 REPORT, PLAN = SubmissionKind.REPORT, SubmissionKind.WORK_PLAN
 _n = itertools.count(1)
@@ -165,3 +165,15 @@ def test_a_cards_rank_is_its_place_in_the_whole_ranking(world):
             # a superseded version or one outside the user's scope: after the last
             expected = ranked.index(row.id) + 1 if row.id in ranked else len(ranked) + 1
             assert S.rank_of(row, user) == (expected, len(ranked)), (user.username, row.id)
+
+
+def test_the_migrations_fill_counts_the_same(world):
+    """The migration fills the counts of screenings written before the table existed as the code keeps them."""
+    _queue_of_ties(world)
+    kept = _counts()
+    assert kept == _recounted() and kept
+    db.session.execute(sa.delete(ScreeningQueueCount))
+    db.session.execute(sa.text(migration_files.load("e4b7d2a9c6f3_screening_queue_count.py").FILL_SQL))
+    assert _counts() == kept
+    db.session.commit()
+    assert _counts() == kept
