@@ -420,12 +420,32 @@ def _decided_here(probe: Select, stmt: Select, obj: Any) -> bool | None:
     state = sa.inspect(obj)
     if not state.persistent or state.session_id != session().hash_key:
         return None
-    if stmt is probe:  # the scope adds nothing: every stored row
+    kind, ids = _scope_shape(probe, stmt, type(obj))
+    if kind == "all":  # the scope adds nothing: every stored row
         return True
-    rule = getattr(stmt, "_tree_rule", None)
-    if rule is not None and rule[0]() is probe and rule[1]() is stmt and rule[2] is type(obj):
-        return obj.bureau_id in rule[3]
+    if kind == "tree":
+        return obj.bureau_id in ids
     return None
+
+
+def _scope_shape(probe: Select, stmt: Select, model: type) -> tuple[str, Any]:
+    """What ``scope`` made of ``probe``: ("all", None) when it added nothing, ("tree", ids) when it added
+    exactly ``bureau_rows``' "bureau in the user's tree" (weak references on the statement tell), else
+    ("other", None)."""
+    if stmt is probe:
+        return "all", None
+    rule = getattr(stmt, "_tree_rule", None)
+    if rule is not None and rule[0]() is probe and rule[1]() is stmt and rule[2] is model:
+        return "tree", rule[3]
+    return "other", None
+
+
+def tree_scope(user: User, model: type) -> tuple[str, Any]:
+    """Whether the user's row scope of ``model`` is every row ("all", None), exactly the bureaus of the user's
+    tree ("tree", ids) or anything else ("other", None): a count kept per bureau can stand for a count of the
+    scoped rows in the first two cases only."""
+    probe = sa.select(model.id)
+    return _scope_shape(probe, scope(user, probe, model), model)
 
 
 # --- actions ---------------------------------------------------------------------------------------

@@ -31,15 +31,9 @@ def list_total(user: User, listing: Listing) -> Any:
     engagements; any restriction a higher module registers)."""
     if any(value is not None for value in listing.values.values()):
         return None
-    probe = sa.select(Engagement.id)
-    stmt = permissions.scope(user, probe, Engagement)
-    bureaus = None  # every bureau
-    if stmt is not probe:
-        # ``bureau_rows``' tree rule alone, on this very statement (as ``permissions.visible`` tells it)
-        rule = getattr(stmt, "_tree_rule", None)
-        if rule is None or rule[0]() is not probe or rule[1]() is not stmt or rule[2] is not Engagement:
-            return None
-        bureaus = rule[3]
+    shape, bureaus = permissions.tree_scope(user, Engagement)  # bureaus None: every bureau
+    if shape == "other":
+        return None
     session = db.session()
     session.flush()  # this transaction's own engagements, counted before they are read
     ENGAGEMENTS.recount(session)
