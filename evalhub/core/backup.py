@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import sqlalchemy as sa
-from evalhub.core import files
+from evalhub.core import files, summaries
 from evalhub.core.errors import DomainError
 from evalhub.core.models import StoredFile
 from evalhub.core.timeutil import utcnow
@@ -222,6 +222,9 @@ def restore(source: Path, progress: Callable[[str], None] | None = None) -> Summ
                 db.session.execute(table.update().where(*[table.c[k] == v for k, v in key.items()]).values(**values))
             _reset_sequences(order)
             summary.files = _restore_files(archive, manifest)
+            # the kept counts came with their tables, as they were: no recount (it would rewrite them, and take
+            # its named lock, so the restored database would no longer back up to the same bytes)
+            summaries.discard(db.session)
             db.session.commit()
         except BaseException:
             db.session.rollback()

@@ -160,6 +160,12 @@ class KeptCount:
         session.execute(sa.insert(table).from_select([*self.key, *self.by, "n"], counted))
 
 
+def discard(session: Session) -> None:
+    """Forget what this transaction wrote without recounting: for a writer that writes the summary tables
+    themselves as they were (a restore from a backup), whose recount would only rewrite the same counts."""
+    session.info.pop(_PENDING, None)
+
+
 def recount_all(session: Session) -> None:
     for count in _COUNTS:
         count.recount(session)
