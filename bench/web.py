@@ -335,10 +335,10 @@ def main() -> None:
         print(f"| user | page | req/s {first:g}× | req/s {last:g}× | change | share {first:g}× | share {last:g}× "
               "| change in share | change in in-process share |")
         print("|---|---|---|---|---|---|---|---|---|")
-        for key, (rps, share, inner) in runs[first].items():
-            if key == "_db":
+        for key, figures in runs[first].items():
+            if key == "_db":  # the database and engagement, for the interleaved table below
                 continue
-            after, after_share, after_inner = runs[last][key]
+            (rps, share, inner), (after, after_share, after_inner) = figures, runs[last][key]
             print(f"| {key[0]} | {key[1]} | {rps:.1f} | {after:.1f} | {(after - rps) / rps:+.0%} | {share:.1%} | "
                   f"{after_share:.1%} | {(after_share - share) / share:+.0%} | {(after_inner - inner) / inner:+.0%} |")
         # The figure for the growth target: both databases served by one process, each page timed on each
