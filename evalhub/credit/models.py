@@ -79,6 +79,11 @@ sa.Index("ix_credit_rating_watched", CreditRating.bureau_id, postgresql_where=_W
 # A bureau's ratings of a year, by status (the credit page's progress boxes, its own list): without this the
 # year's index was read for every bureau's ratings and filtered (500 rows at province scale, 1,000 at 2x).
 sa.Index("ix_credit_rating_bureau_year", CreditRating.bureau_id, CreditRating.year, CreditRating.status)
+# The credit page's order within a year (rated first, highest score first): a page of a large scope (the region's)
+# is read in this order and stops after its rows, instead of sorting the year's ratings (firm name and id
+# break ties, sorted within the few rows of a tie).
+sa.Index("ix_credit_rating_ranking", CreditRating.year, CreditRating.rated.desc(), CreditRating.total.desc(),
+         CreditRating.id)
 
 
 class CreditGradeCount(db.Model):
