@@ -50,12 +50,6 @@ def bureau_ref(bureau: Bureau) -> dict:
     return {"id": bureau.id, "code": bureau.code, "name": bureau.name, "short_name": bureau.short_name}
 
 
-def paginate(stmt: sa.Select, page: int, per_page: int) -> tuple[list, int]:
-    """One page of the statement's rows, and how many rows there are in all (one statement: ``page_rows``)."""
-    items, total, _ = page_rows(stmt, page, per_page)
-    return items, total
-
-
 def visible(model: type, object_id: int, action: str, missing: str) -> Any:
     """The row the token's user may ``action``; ``NotFound(missing)`` (404) when it does not exist *or* the
     user may not see it — the API does not reveal what exists elsewhere."""
