@@ -137,7 +137,7 @@ def test_a_page_reads_the_settings_of_the_tree_with_the_account(world, client, l
         page = client.get("/experts")
     assert page.status_code == 200
     flat = _flat(seen)
-    loader = [s for s in flat if s.startswith("SELECT user_account")]
+    loader = [s for s in flat if "FROM user_account LEFT OUTER JOIN bureau" in s]  # load_user's
     assert len(loader) == 1 and "bureau_setting" in loader[0]
     assert not any("FROM bureau_setting" in s for s in flat if s not in loader), flat
 
