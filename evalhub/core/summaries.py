@@ -13,6 +13,9 @@ batch (a compute of 500 ratings, a bulk load) at one recount; a reader in the sa
 ``recount`` first. Each count's recounts are serialised by a named lock held to the commit, so two
 transactions recount the same key one after the other (READ COMMITTED: the second sees what the first
 committed), never interleaved.
+
+A list's total over the user's tree reads a count through ``KeptCount.scope_total`` (the engagement list, the
+credit page): the one place that turns a user's scope into a sum of kept counts.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from typing import Any, Callable, Iterable, Optional
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from evalhub.core import concurrency
+from evalhub.core import concurrency, permissions
 from evalhub.extensions import db
 
 ALL = "all"  # every key: what was written cannot be told (a statement without WHERE, a key moved by UPDATE)
@@ -158,6 +161,32 @@ class KeptCount:
                 counted = counted.where(sa.tuple_(*(getattr(self.source, c) for c in self.key)).in_(chosen))
         session.execute(gone)
         session.execute(sa.insert(table).from_select([*self.key, *self.by, "n"], counted))
+
+    # --- reading --------------------------------------------------------------------------------------
+
+    def scope_total(self, user: Any, model: type | None = None, **key_values: Any) -> Any:
+        """How many rows of ``scope(user, select(model))`` (default: the source) have these key values
+        (e.g. ``year=2025``) and meet ``where``, as a scalar subquery ``coalesce(sum(n), 0)`` over the summary
+        rows of the user's tree (for ``page_rows(total=…)``); None when the user's scope of ``model`` is neither
+        every row nor exactly the bureaus of the user's tree (a firm's rows, a restriction a higher module
+        registers), which kept counts cannot say. The caller decides that its list asks for nothing else (no
+        filter beyond ``key_values``). This transaction's own writes are flushed and recounted first, so the
+        total counts them as a count of the rows would."""
+        unknown = set(key_values) - {*self.key, *self.by}
+        if unknown:
+            raise ValueError(f"{self.name}: not a key of the count: {sorted(unknown)}")
+        shape, bureaus = permissions.tree_scope(user, model or self.source)  # bureaus None: every bureau
+        if shape == "other":
+            return None
+        table = self.summary
+        session = db.session()
+        session.flush()  # this transaction's own rows, counted before they are read
+        self.recount(session)
+        total = sa.select(sa.func.coalesce(sa.func.sum(table.c.n), 0)).where(
+            *(table.c[name] == value for name, value in key_values.items()))
+        if bureaus is not None:
+            total = total.where(permissions.in_bureaus(table.c.bureau_id, bureaus))
+        return total.scalar_subquery()
 
 
 def discard(session: Session) -> None:

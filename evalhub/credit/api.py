@@ -15,6 +15,7 @@ Who sees what:
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from flask import jsonify
@@ -29,7 +30,7 @@ from evalhub.core.apiutil import (
 from evalhub.core import permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import NotFound, PermissionDenied
-from evalhub.core.listing import bureau_filter, enum_filter, year_filter
+from evalhub.core.listing import Listing, bureau_filter, enum_filter, year_filter
 from evalhub.core.models import StoredFile, User
 from evalhub.core.timeutil import beijing_today
 from evalhub.credit import services
@@ -280,7 +281,16 @@ def list_ratings():
                          options=[selectinload(CreditRating.bureau), selectinload(CreditRating.firm),
                                   selectinload(CreditRating.objections)],
                          order_by=[CreditRating.year.desc(), CreditRating.bureau_id, CreditRating.rated.desc(),
-                                   CreditRating.total.desc(), CreditRating.id], item=rating_json)
+                                   CreditRating.total.desc(), CreditRating.id], item=rating_json,
+                         total=lambda listed: _kept_total(user, listed))
+
+
+def _kept_total(user: User, listed: Listing) -> Any:
+    """The list's total from the kept counts when nothing but the year narrows it; None (counted as before)
+    with any other filter, and for a firm, whose list ``_shown_to`` narrows beyond its scope (no drafts)."""
+    if user.role == Role.FIRM_USER or any(value is not None for name, value in listed.values.items() if name != "year"):
+        return None
+    return services.rating_total(user, listed["year"])
 
 
 @operation("/ratings/<int:rating_id>", "GET",

@@ -102,6 +102,19 @@ class CreditGradeCount(db.Model):
     n: Mapped[int] = mapped_column()
 
 
+class CreditRatingCount(db.Model):
+    """How many ratings each bureau holds for each year (every status, rated or not): the credit page's total
+    (a year's ratings in the user's tree) sums these few rows instead of counting the year's ratings, which
+    grow with the data (issue 18). Recounted from ``credit_rating`` for each (bureau, year) a transaction
+    touched, just before it commits (``services.RATING_COUNTS``); no row for a count of 0."""
+
+    __tablename__ = "credit_rating_count"
+
+    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), primary_key=True)
+    year: Mapped[int] = mapped_column(primary_key=True)
+    n: Mapped[int] = mapped_column()
+
+
 class CreditObjection(db.Model):
     __tablename__ = "credit_objection"
 

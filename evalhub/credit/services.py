@@ -23,8 +23,8 @@ from evalhub.core.settings import get_setting
 from evalhub.core.summaries import KeptCount
 from evalhub.core.timeutil import beijing_today, utcnow
 from evalhub.credit.models import (
-    CreditCorrection, CreditGrade, CreditGradeCount, CreditObjection, CreditRating, ExternalCreditRecord,
-    ExternalRecordKind, ObjectionDecision, RatingStatus,
+    CreditCorrection, CreditGrade, CreditGradeCount, CreditObjection, CreditRating, CreditRatingCount,
+    ExternalCreditRecord, ExternalRecordKind, ObjectionDecision, RatingStatus,
 )
 from evalhub.extensions import db
 from evalhub.procurement.eligibility import eligibility_check
@@ -695,6 +695,19 @@ GRADE_COUNTS = KeptCount(
 def recount_grades(session: Session | None = None) -> None:
     """Recount the grade counts of the (bureau, year) pairs this transaction wrote (none: no statement)."""
     GRADE_COUNTS.recount(session)
+
+
+# The credit page's total (a year's ratings in the user's tree, every status): only a rating's bureau and year
+# move it, so a recompute, a publication or a decision costs nothing. No table deletes ratings by a database
+# cascade (every foreign key to or from credit_rating is plain), so no ``cascaded_from``.
+RATING_COUNTS = KeptCount("credit.rating_counts", CreditRating, ("bureau_id", "year"), CreditRatingCount.__table__)
+
+
+def rating_total(user: User, year: int | None) -> Any:
+    """How many ratings of ``year`` (None: of every year) the user's scope holds, as a scalar subquery over
+    ``credit_rating_count`` (``page_rows(total=…)``); None when the kept counts cannot say it (a firm's scope).
+    For a list with no other filter."""
+    return RATING_COUNTS.scope_total(user, CreditRating, **({} if year is None else {"year": year}))
 
 
 # === the effect on procurement ====================================================================

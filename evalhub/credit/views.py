@@ -162,10 +162,14 @@ def index():
     own = current_user.bureau
     summary = _summary_columns(own, year) if own is not None else {}  # the boxes ride along too
     # a year's ratings are sorted by score (no index gives that order): the page is chosen over narrow rows,
-    # then only its rows are joined and counted (``late``), so the cost stays that of twenty rows
+    # then only its rows are joined and counted (``late``), so the cost stays that of twenty rows. Its total,
+    # with no filter but the year, sums the kept counts of the user's tree instead of counting the year's ratings
+    # (every rating has its firm: the join keeps them all); a filter counts as before.
+    unfiltered = all(value is None for value in ratings.values.values())
     page = ratings.page(extra=[_objections_column().label("objections"),
                                _objections_column(CreditObjection.decision.is_(None)).label("unanswered"),
-                               *(column.label(name) for name, column in summary.items())], late=CreditRating.id)
+                               *(column.label(name) for name, column in summary.items())], late=CreditRating.id,
+                        total=services.rating_total(current_user, year) if unfiltered else None)
     return render_template("credit/index.html", page=page, filters={**ratings.filters, "year": str(year)}, year=year,
                            years=sorted(set(years) | {year, beijing_today().year - 1}, reverse=True),
                            bureaus=permissions.visible_bureaus(current_user),

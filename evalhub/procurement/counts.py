@@ -11,13 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-
-from evalhub.core import permissions
 from evalhub.core.listing import Listing
 from evalhub.core.models import User
 from evalhub.core.summaries import KeptCount
-from evalhub.extensions import db
 from evalhub.procurement.models import Engagement, EngagementCount
 
 # a state change or a due date moves no count: only the bureau (the key) matters
@@ -28,16 +24,7 @@ def list_total(user: User, listing: Listing) -> Any:
     """The number of rows of an engagement list over ``scoped(Engagement)`` as a scalar subquery over
     ``engagement_count`` (for ``page_rows(total=…)``), or None when the kept counts cannot say it: the list is
     filtered, or the user's scope is other than every row or the bureaus of the user's tree (a firm's
-    engagements; any restriction a higher module registers)."""
+    engagements; any restriction a higher module registers: ``KeptCount.scope_total``)."""
     if any(value is not None for value in listing.values.values()):
         return None
-    shape, bureaus = permissions.tree_scope(user, Engagement)  # bureaus None: every bureau
-    if shape == "other":
-        return None
-    session = db.session()
-    session.flush()  # this transaction's own engagements, counted before they are read
-    ENGAGEMENTS.recount(session)
-    total = sa.select(sa.func.coalesce(sa.func.sum(EngagementCount.n), 0))
-    if bureaus is not None:
-        total = total.where(permissions.in_bureaus(EngagementCount.bureau_id, bureaus))
-    return total.scalar_subquery()
+    return ENGAGEMENTS.scope_total(user, Engagement)
