@@ -170,6 +170,29 @@ def test_a_late_page_is_the_same_page(app, world):
         assert page_rows(stmt, 1, 3)[1] > 0
 
 
+def test_a_page_of_rows_has_the_items_and_extra_columns_of_the_page_of_objects(app, world):
+    """``rows``: a page selecting the columns it shows reads whole rows — the same items, order, total and
+    ``extra`` values (after the row's own columns) as the page of objects, plain and ``late``."""
+    from evalhub.core.enums import Field
+    from evalhub.core.listing import page_rows
+
+    for i in range(5):
+        factories.expert(world.bz, name=f"列页专家{i}", fields=[Field.LAW] if i % 2 else [Field.FINANCE])
+    db.session.commit()
+    where = Expert.name.startswith("列页专家")
+    objects = scoped(Expert, sa.select(Expert).where(where), world.bz_admin).order_by(Expert.name.desc())
+    columns = scoped(Expert, sa.select(Expert.id, Expert.name, Expert.bureau_id).where(where), world.bz_admin) \
+        .order_by(Expert.name.desc())
+    for page in (1, 2, 3, 4):
+        for late in (None, Expert.id):
+            items, total, extra = page_rows(objects, page, 2, [Expert.fields_column()], late=late)
+            rows, row_total, row_extra = page_rows(columns, page, 2, [Expert.fields_column()], late=late, rows=True)
+            assert [(r.id, r.name, r.bureau_id) for r in rows] == [(e.id, e.name, e.bureau_id) for e in items]
+            assert row_total == total == 5 and row_extra == extra, (page, late)
+    assert [r.fields for r in page_rows(columns, 1, 2, [Expert.fields_column()], rows=True)[0]] == \
+        [row["fields"] for row in page_rows(objects, 1, 2, [Expert.fields_column()])[2]]
+
+
 def test_distinct_values_read_a_probe_per_value(app, world):
     """``read_distinct`` (a skip scan) gives what SELECT DISTINCT gives, in order, for each user's scope."""
     from evalhub.core.listing import read_distinct

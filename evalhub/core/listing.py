@@ -88,8 +88,9 @@ def xlsx_response(data: bytes, filename: str):
 
 
 def page_rows(stmt: Select, page: int, per_page: int, extra: Iterable[Any] = (),
-              late: Any = None, total: Any = None) -> tuple[list[Any], int, list[Any]]:
-    """One page of ``stmt`` (the first column of each row, as ``scalars``), how many rows it has in all, and
+              late: Any = None, total: Any = None, rows: bool = False) -> tuple[list[Any], int, list[Any]]:
+    """One page of ``stmt`` (the first column of each row, as ``scalars``; with ``rows``, each whole row, for a
+    page that selects the columns it shows), how many rows it has in all, and
     for each item the values of the ``extra`` labelled columns (a dict by label; e.g. a correlated
     subquery for what each row shows, instead of a statement of its own).
 
@@ -118,17 +119,17 @@ def page_rows(stmt: Select, page: int, per_page: int, extra: Iterable[Any] = (),
         counted = counted.where(late.in_(chosen.scalar_subquery()))
     else:
         counted = counted.limit(per_page).offset((page - 1) * per_page)
-    rows = db.session.execute(counted).unique().all()
-    if not rows:
+    found = db.session.execute(counted).unique().all()
+    if not found:
         if count is None:
             return [], total, []
         if total is not None:
             return [], db.session.execute(sa.select(total)).scalar_one(), []
         return [], 0 if page == 1 else db.session.execute(_count_of(stmt)).scalar_one(), []
     names = [column.name for column in extra]
-    end = len(extra) + 1
-    return [row[0] for row in rows], total if count is None else rows[0][-1], \
-        [dict(zip(names, row[1:end])) for row in rows] if extra else []
+    start = len(stmt.column_descriptions)  # an entity is one column of the row
+    return found if rows else [row[0] for row in found], total if count is None else found[0][-1], \
+        [dict(zip(names, row[start:start + len(extra)])) for row in found] if extra else []
 
 
 def _count_of(stmt: Select) -> Select:
@@ -169,7 +170,7 @@ class SelectPage(Pagination):
     def _query_items(self) -> list[Any]:
         items, self._total, self.extra = page_rows(self._query_args["select"], self.page, self.per_page,
                                                    self._query_args["extra"], self._query_args.get("late"),
-                                                   self._query_args.get("total"))
+                                                   self._query_args.get("total"), self._query_args.get("rows", False))
         return items
 
     def _query_count(self) -> int:
@@ -177,11 +178,12 @@ class SelectPage(Pagination):
 
 
 def paginate(stmt: Select, per_page: int | None = None, extra: Iterable[Any] = (), late: Any = None,
-             total: Any = None) -> SelectPage:
-    """One page of ``stmt`` for an HTML list (``?page=``, clamped); ``extra``, ``late``, ``total``: see
+             total: Any = None, rows: bool = False) -> SelectPage:
+    """One page of ``stmt`` for an HTML list (``?page=``, clamped); ``extra``, ``late``, ``total``, ``rows``: see
     ``page_rows``."""
     return SelectPage(page=page_number(), per_page=per_page or current_app.config["PAGE_SIZE"],
-                      error_out=False, max_per_page=MAX_PER_PAGE, select=stmt, extra=extra, late=late, total=total)
+                      error_out=False, max_per_page=MAX_PER_PAGE, select=stmt, extra=extra, late=late, total=total,
+                      rows=rows)
 
 
 class ListPage(Pagination):
@@ -365,8 +367,8 @@ class Listing:
         return list(db.session.execute(self.stmt).scalars())
 
     def page(self, per_page: int | None = None, extra: Iterable[Any] = (), late: Any = None,
-             total: Any = None) -> SelectPage:
-        return paginate(self.stmt, per_page, extra, late, total)
+             total: Any = None, rows: bool = False) -> SelectPage:
+        return paginate(self.stmt, per_page, extra, late, total, rows)
 
     def export(self, spec: Export):
         """The whole list (every page) as an .xlsx download."""

@@ -393,21 +393,35 @@ ENGAGEMENT_EXPORT = Export("评价任务", [
     "承担机构", "合同金额（万元）", "实施方案期限", "评价报告期限", "逾期情况"], _engagement_rows)
 
 
+ENGAGEMENT_ORDER = (Engagement.year.desc(), Engagement.reference)
+
+
+def _engagement_list_columns() -> sa.Select:
+    """What the engagement list shows, as plain columns: ``overdue_reasons`` reads ``id``, ``state`` and
+    ``due_on`` from the rows as from engagements. Each further outer join multiplies PostgreSQL's planning of
+    the ordered page (5 ms at five joins, 0.3 ms at three)."""
+    return sa.select(Engagement.id, Engagement.reference, Engagement.name, Engagement.amount, Engagement.state,
+                     Engagement.due_on, Bureau.short_name.label("bureau_short_name"),
+                     BudgetUnit.name.label("unit_name"), Firm.name.label("firm_name")) \
+        .join(Bureau, Bureau.id == Engagement.bureau_id).join(BudgetUnit, BudgetUnit.id == Engagement.budget_unit_id) \
+        .outerjoin(Firm, Firm.id == Engagement.firm_id)
+
+
 @bp.route("/engagements")
 @login_required
 def engagement_list():
     require("engagement.list")
-    engagements = Listing(scoped(Engagement), *ENGAGEMENT_FILTERS, options=[  # one row each: joined, one query
-        joinedload(Engagement.bureau), joinedload(Engagement.budget_unit).load_only(BudgetUnit.name),
-        joinedload(Engagement.firm).load_only(Firm.name)],  # the names shown (the sheet too), not whole rows
-        order_by=[Engagement.year.desc(), Engagement.reference])
-    if wants_export():  # the sheet also has the contract and the commissioning unit
-        engagements.stmt = engagements.stmt.options(joinedload(Engagement.contract),
-                                                    joinedload(Engagement.commissioner_unit))
-        return engagements.export(ENGAGEMENT_EXPORT)
-    # The page shows only these three (overdue_reasons reads the contracts itself): every further outer join
-    # multiplies PostgreSQL's planning of the ordered page (5 ms at five joins, 0.3 ms at three).
-    page = engagements.page(total=counts.list_total(current_user, engagements))
+    if wants_export():  # whole engagements: the sheet also has the contract and the commissioning unit
+        return Listing(scoped(Engagement), *ENGAGEMENT_FILTERS, options=[
+            joinedload(Engagement.bureau), joinedload(Engagement.budget_unit).load_only(BudgetUnit.name),
+            joinedload(Engagement.firm).load_only(Firm.name), joinedload(Engagement.contract),
+            joinedload(Engagement.commissioner_unit)], order_by=ENGAGEMENT_ORDER).export(ENGAGEMENT_EXPORT)
+    # The page reads the columns it shows as rows, not engagements with their bureau, unit and firm as ORM
+    # objects: building those was a fifth of the page (PostgreSQL, province scale: 巴州's admin 2.5 -> 1.7 ms
+    # for the statement and its rows).
+    engagements = Listing(scoped(Engagement, _engagement_list_columns()), *ENGAGEMENT_FILTERS,
+                          order_by=ENGAGEMENT_ORDER)
+    page = engagements.page(total=counts.list_total(current_user, engagements), rows=True)
     return render_template("procurement/engagement_list.html", page=page, filters=engagements.filters,
                            EngagementState=EngagementState,
                            overdue=workflow.overdue_reasons(page.items))
