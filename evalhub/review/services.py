@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterable, Optional
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import joinedload
 
 from evalhub.core import audit, draws, files, jobs, permissions
 from evalhub.core.enums import Role
@@ -395,14 +396,18 @@ def _screen(submission: Submission) -> None:
                 raise  # the suite must see such bugs, not have them logged away
 
 
-def submissions(engagement: Engagement | SelfEvaluation, kind: SubmissionKind | None = None) -> list[Submission]:
-    """The versions handed in, of an engagement's documents or of a self-evaluation."""
+def submissions(engagement: Engagement | SelfEvaluation, kind: SubmissionKind | None = None, *,
+                with_panels: bool = False) -> list[Submission]:
+    """The versions handed in, of an engagement's documents or of a self-evaluation; ``with_panels``: each with
+    its panel, read in the same statement (a page showing every version's outcome)."""
     if isinstance(engagement, SelfEvaluation):
         stmt = sa.select(Submission).where(Submission.self_evaluation_id == engagement.id)
     else:
         stmt = sa.select(Submission).where(Submission.engagement_id == engagement.id)
     if kind is not None:
         stmt = stmt.where(Submission.kind == kind)
+    if with_panels:
+        stmt = stmt.options(joinedload(Submission.panel))
     return db.session.execute(stmt.order_by(Submission.kind, Submission.version)).scalars().all()
 
 

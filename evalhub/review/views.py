@@ -188,7 +188,8 @@ def _review_submissions(engagement: Engagement) -> list[dict]:
     firm of the engagement and the bureau side see it; nobody else (experts read through their panels)."""
     if not (_is_firm_of(engagement) or (bureau_side() and permissions.can(current_user, "engagement.view", engagement))):
         return []
-    return [{"submission": s, "outcome": _firm_outcome(s.panel)} for s in services.submissions(engagement)]
+    return [{"submission": s, "outcome": _firm_outcome(s.panel)}
+            for s in services.submissions(engagement, with_panels=True)]
 
 
 # --- the navbar's unread badge ---------------------------------------------------------------------
