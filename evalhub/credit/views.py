@@ -26,7 +26,7 @@ from typing import Any, Optional
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy.orm import contains_eager, defer, joinedload, selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from evalhub.core import jobs, permissions
 from evalhub.core.enums import Role
@@ -149,16 +149,23 @@ def index():
     require("dashboard.bureau")
     years = read_distinct(CreditRating.year, lambda stmt: scoped(CreditRating, stmt))[::-1]  # a probe per year
     year = _year_arg(request.args.get("year", "")) or (years[0] if years else beijing_today().year - 1)
-    ratings = Listing(scoped(CreditRating).join(Firm, Firm.id == CreditRating.firm_id).where(CreditRating.year == year),
-                      *RATING_FILTERS, options=[joinedload(CreditRating.bureau)],
-                      order_by=[CreditRating.rated.desc(), CreditRating.total.desc(), Firm.name, CreditRating.id])
+    order = [CreditRating.rated.desc(), CreditRating.total.desc(), Firm.name, CreditRating.id]
+
+    def of_year(stmt: sa.Select) -> sa.Select:
+        return scoped(CreditRating, stmt).join(Firm, Firm.id == CreditRating.firm_id).where(CreditRating.year == year)
+
     if wants_export():
-        ratings.stmt = ratings.stmt.options(joinedload(CreditRating.firm))
-        return ratings.export(Export(f"{year}年度信用评价", EXPORT_COLUMNS, _rating_rows, f"机构信用评价{year}.xlsx"))
-    # The page reads what it shows: the firm's name from the join already there, not the components (JSON);
-    # its count and each rating's objection counts ride on the same statement.
-    ratings.stmt = ratings.stmt.options(contains_eager(CreditRating.firm).load_only(Firm.name),
-                                        defer(CreditRating.components))
+        return Listing(of_year(sa.select(CreditRating)), *RATING_FILTERS, order_by=order,
+                       options=[joinedload(CreditRating.bureau), joinedload(CreditRating.firm)]) \
+            .export(Export(f"{year}年度信用评价", EXPORT_COLUMNS, _rating_rows, f"机构信用评价{year}.xlsx"))
+    # The page reads what it shows, as rows (not ratings, firms and bureaus as ORM objects): the firm's name from
+    # the join already there, not the components (JSON); its count, each rating's bureau and objection counts
+    # ride on the same statement.
+    ratings = Listing(of_year(sa.select(
+        CreditRating.id, CreditRating.rated, CreditRating.total, CreditRating.grade, CreditRating.watch_list,
+        CreditRating.watch_reason, CreditRating.status, CreditRating.objection_deadline, CreditRating.computed_at,
+        CreditRating.version, Firm.name.label("firm_name"))), *RATING_FILTERS, order_by=order)
+    bureau_name = sa.select(Bureau.short_name).where(Bureau.id == CreditRating.bureau_id).scalar_subquery()
     own = current_user.bureau
     summary = _summary_columns(own, year) if own is not None else {}  # the boxes ride along too
     # a year's ratings are sorted by score (no index gives that order): the page is chosen over narrow rows,
@@ -168,8 +175,9 @@ def index():
     unfiltered = all(value is None for value in ratings.values.values())
     page = ratings.page(extra=[_objections_column().label("objections"),
                                _objections_column(CreditObjection.decision.is_(None)).label("unanswered"),
+                               bureau_name.label("bureau_short_name"),
                                *(column.label(name) for name, column in summary.items())], late=CreditRating.id,
-                        total=services.rating_total(current_user, year) if unfiltered else None)
+                        total=services.rating_total(current_user, year) if unfiltered else None, rows=True)
     return render_template("credit/index.html", page=page, filters={**ratings.filters, "year": str(year)}, year=year,
                            years=sorted(set(years) | {year, beijing_today().year - 1}, reverse=True),
                            bureaus=permissions.visible_bureaus(current_user),
