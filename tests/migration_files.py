@@ -6,6 +6,10 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+import sqlalchemy as sa
+
+from evalhub.extensions import db
+
 VERSIONS = Path(__file__).resolve().parent.parent / "migrations" / "versions"
 
 
@@ -15,3 +19,9 @@ def load(filename: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def refill(filename: str, summary: type) -> None:
+    """Empty a summary table and fill it again with the migration's ``FILL_SQL``, as an upgrade fills it."""
+    db.session.execute(sa.delete(summary))
+    db.session.execute(sa.text(load(filename).FILL_SQL))

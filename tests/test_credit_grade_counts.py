@@ -187,8 +187,6 @@ def test_bulk_statements_through_the_session_are_counted(world):
 def test_the_migrations_fill_counts_the_same(world):
     _grid(world)
     kept = _kept()
-    db.session.execute(sa.delete(CreditGradeCount))
-    migration = migration_files.load(MIGRATION)
-    db.session.execute(sa.text(migration.FILL_SQL))
+    migration_files.refill(MIGRATION, CreditGradeCount)
     assert _kept() == kept == _live()
     db.session.commit()

@@ -366,8 +366,6 @@ def test_the_pages_statements_do_not_grow_and_read_the_kept_counts(spread, clien
 def test_the_migrations_fill_counts_the_same(spread):
     kept = _kept()
     assert kept == _live() and kept
-    db.session.execute(sa.delete(CreditRatingCount))
-    migration = migration_files.load(MIGRATION)
-    db.session.execute(sa.text(migration.FILL_SQL))
+    migration_files.refill(MIGRATION, CreditRatingCount)
     assert _kept() == kept == _live()
     db.session.commit()

@@ -209,8 +209,6 @@ def test_the_pages_show_the_count_on_the_web_and_the_api(spread, login, auth):
 def test_the_migrations_fill_counts_the_same(spread):
     kept = _kept()
     assert kept == _live() and kept
-    db.session.execute(sa.delete(EngagementCount))
-    migration = migration_files.load(MIGRATION)
-    db.session.execute(sa.text(migration.FILL_SQL))
+    migration_files.refill(MIGRATION, EngagementCount)
     assert _kept() == kept == _live()
     db.session.commit()

@@ -172,8 +172,7 @@ def test_the_migrations_fill_counts_the_same(world):
     _queue_of_ties(world)
     kept = _counts()
     assert kept == _recounted() and kept
-    db.session.execute(sa.delete(ScreeningQueueCount))
-    db.session.execute(sa.text(migration_files.load("e4b7d2a9c6f3_screening_queue_count.py").FILL_SQL))
+    migration_files.refill("e4b7d2a9c6f3_screening_queue_count.py", ScreeningQueueCount)
     assert _counts() == kept
     db.session.commit()
     assert _counts() == kept
