@@ -167,8 +167,8 @@ def _hold_account(user: User, rows: list) -> None:
 def _expire_held(*models: type, key: Any = None) -> None:
     """Expire the objects of ``models`` this session already holds (all of them, or the one with primary key
     ``key``), so the next statement fills them from their rows as they are now — rather than
-    ``populate_existing``, which would fill the account again from each bureau's row. (A request's session holds
-    none yet; a test's may.)"""
+    ``populate_existing``, which would also fill every bureau of the tree again. (A request's session holds none
+    yet; a test's may.)"""
     identity_map = db.session.identity_map
     if key is not None:
         held = [identity_map.get(db.session.identity_key(model, key)) for model in models]
