@@ -363,6 +363,11 @@ class Listing:
     def __getitem__(self, name: str) -> Any:
         return self.values.get(name)
 
+    def narrowed(self, *besides: str) -> bool:
+        """Whether a filter other than ``besides`` narrowed the list (a total kept on write stands only for a
+        list no filter narrowed)."""
+        return any(value is not None for name, value in self.values.items() if name not in besides)
+
     def all(self) -> list:
         return list(db.session.execute(self.stmt).scalars())
 

@@ -288,7 +288,7 @@ def list_ratings():
 def _kept_total(user: User, listed: Listing) -> Any:
     """The list's total from the kept counts when nothing but the year narrows it; None (counted as before)
     with any other filter, and for a firm, whose list ``_shown_to`` narrows beyond its scope (no drafts)."""
-    if user.role == Role.FIRM_USER or any(value is not None for name, value in listed.values.items() if name != "year"):
+    if user.role == Role.FIRM_USER or listed.narrowed("year"):
         return None
     return services.rating_total(user, listed["year"])
 

@@ -172,12 +172,11 @@ def index():
     # then only its rows are joined and counted (``late``), so the cost stays that of twenty rows. Its total,
     # with no filter but the year, sums the kept counts of the user's tree instead of counting the year's ratings
     # (every rating has its firm: the join keeps them all); a filter counts as before.
-    unfiltered = all(value is None for value in ratings.values.values())
     page = ratings.page(extra=[_objections_column().label("objections"),
                                _objections_column(CreditObjection.decision.is_(None)).label("unanswered"),
                                bureau_name.label("bureau_short_name"),
                                *(column.label(name) for name, column in summary.items())], late=CreditRating.id,
-                        total=services.rating_total(current_user, year) if unfiltered else None, rows=True)
+                        total=None if ratings.narrowed() else services.rating_total(current_user, year), rows=True)
     return render_template("credit/index.html", page=page, filters={**ratings.filters, "year": str(year)}, year=year,
                            years=sorted(set(years) | {year, beijing_today().year - 1}, reverse=True),
                            bureaus=permissions.visible_bureaus(current_user),

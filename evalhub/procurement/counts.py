@@ -25,6 +25,6 @@ def list_total(user: User, listing: Listing) -> Any:
     ``engagement_count`` (for ``page_rows(total=…)``), or None when the kept counts cannot say it: the list is
     filtered, or the user's scope is other than every row or the bureaus of the user's tree (a firm's
     engagements; any restriction a higher module registers: ``KeptCount.scope_total``)."""
-    if any(value is not None for value in listing.values.values()):
+    if listing.narrowed():
         return None
     return ENGAGEMENTS.scope_total(user, Engagement)
