@@ -3,7 +3,8 @@ public pages and the API. Its route stays on the core blueprint (endpoint ``core
 sends everyone."""
 from __future__ import annotations
 
-from typing import Any
+from datetime import date
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from flask import redirect, render_template, url_for
@@ -13,8 +14,9 @@ from sqlalchemy.orm import joinedload
 from evalhub.core import permissions
 from evalhub.core.enums import JobStatus, Role
 from evalhub.core.models import AuditEvent, Bureau, Job
-from evalhub.core.timeutil import beijing_today
+from evalhub.core.timeutil import beijing_today, utcnow
 from evalhub.core.views import bp
+from evalhub.credit import services as credit_services
 from evalhub.credit.views import dashboard_cards, dashboard_counts as credit_counts
 from evalhub.extensions import db
 from evalhub.procurement import workflow
@@ -23,7 +25,7 @@ from evalhub.registry.models import Expert, Firm, FirmStatus
 from evalhub.results.models import ResultFinding
 from evalhub.results.services import overdue_findings_query
 from evalhub.review.models import ReviewPanel
-from evalhub.review.services import overdue_reviews, overdue_reviews_query
+from evalhub.review.services import overdue_reviews_page, overdue_reviews_query
 from evalhub.supervision.views import dashboard_counts as supervision_counts, dashboard_summary
 
 
@@ -39,46 +41,91 @@ def dashboard():
         return redirect(url_for("registry.expert_detail", expert_id=current_user.expert_id))
     if current_user.role == Role.BUDGET_UNIT:  # an evaluated unit: its engagements and rectification
         return redirect(url_for("results.unit_home"))
-    year = beijing_today().year  # the 监督检查 card counts this year's findings
-    findings = overdue_findings_query(current_user)
-    reviews = overdue_reviews_query(_scoped_panels())
+    today = beijing_today()
+    year = today.year  # the 监督检查 card counts this year's findings
+    built = _statements(current_user, today, permissions.can(current_user, "audit.view"))
+    at = {NOW.key: utcnow()}
+    credit_services.recount_grades()  # this transaction's own rating changes, if any (none: no statement)
     # every number on the page, and whether the lists that are usually empty have anything, in one statement
-    counted = _count(dict(
-        firms=permissions.scope(current_user, sa.select(Firm.status, sa.func.count()).group_by(Firm.status), Firm),
-        experts=permissions.scope(current_user, sa.select(sa.func.count(Expert.id)), Expert),
-        overdue_findings=_any(findings), overdue_reviews=_any(reviews),
-        **supervision_counts(current_user, year), **credit_counts(current_user)))
+    counted = _read_counts(built.counts, built.shapes, at)
     context["firm_counts"] = {FirmStatus(status): n for status, n in counted["firms"].items()}
     context["expert_count"] = counted["experts"]
     # the short lists in one statement, each with only the columns it shows
-    lists = {"jobs": (permissions.scope(current_user, sa.select(
-        Job.id, Job.title, sa.type_coerce(Job.status, sa.String), sa.cast(sa.null(), sa.DateTime)), Job),
-        Job.id.desc(), 5)}
-    if context["firm_counts"].get(FirmStatus.PENDING):
-        lists["pending"] = (permissions.scope(current_user, sa.select(
-            Firm.id, Firm.name, Bureau.short_name, Firm.applied_at).join(Bureau, Bureau.id == Firm.bureau_id)
-            .where(Firm.status == FirmStatus.PENDING), Firm), Firm.applied_at, 10)
-    if permissions.can(current_user, "audit.view"):
-        lists["events"] = (permissions.scope(current_user, sa.select(
-            AuditEvent.id, AuditEvent.actor_name, AuditEvent.summary, AuditEvent.occurred_at), AuditEvent),
-            AuditEvent.id.desc(), 8)
-    listed = _short_lists(lists)
+    listed = _read_lists(*built.lists[bool(context["firm_counts"].get(FirmStatus.PENDING))])
     context["pending"] = [dict(id=i, name=name, bureau_short_name=short, applied_at=at)
                           for i, name, short, at in listed.get("pending", [])]
     context["jobs"] = [dict(id=i, title=title, status=JobStatus(status)) for i, title, status, _ in listed["jobs"]]
-    if "events" in lists:
+    if "events" in listed:
         context["events"] = [dict(actor_name=actor, summary=summary, occurred_at=at)
                              for _, actor, summary, at in listed["events"]]
-    context["overdue_count"], context["overdue"] = _overdue_engagements()
-    context["overdue_reviews_count"], context["overdue_reviews"] = \
-        _overdue_reviews() if counted["overdue_reviews"] else (0, [])
-    context["overdue_findings"] = db.session.execute(findings.with_only_columns(
-        ResultFinding.id, ResultFinding.engagement_id, ResultFinding.text, ResultFinding.deadline)
-        .limit(10)).all() if counted["overdue_findings"] else []
+    context["overdue_count"], context["overdue"] = _overdue_engagements(built.overdue, today)
+    rows = db.session.execute(built.reviews, at).all() if counted["overdue_reviews"] else []
+    context["overdue_reviews_count"], context["overdue_reviews"] = (rows[0].total if rows else 0), rows
+    context["overdue_findings"] = db.session.execute(built.findings).all() if counted["overdue_findings"] else []
     context.update(dashboard_cards(current_user, counted))
     # the 监督检查 card
     context["supervision"] = dashboard_summary(counted, year)
     return render_template("core/dashboard.html", FirmStatus=FirmStatus, **context)
+
+
+# The present time in the statements built once (``_statements``): bound on each request.
+NOW = sa.bindparam("dashboard_now")
+
+
+class _Built(NamedTuple):
+    counts: sa.Select  # ``_count_statement``'s
+    shapes: dict[str, int]
+    lists: dict[bool, tuple[sa.Select, tuple[str, ...]]]  # with the pending applications or not → ``_list_statement``'s
+    overdue: sa.Select
+    reviews: sa.Select
+    findings: sa.Select
+
+
+_BUILT: dict[tuple, _Built] = {}
+_KEEP = 512  # users' statements kept per process (a few KB each); all are dropped when it fills
+
+
+def _statements(user: Any, today: date, audit: bool) -> _Built:
+    """The page's statements for ``user`` on ``today``, built once per process for the same scope
+    (``permissions.scope_key``), day and audit permission: building them — some fifteen scoped statements, a
+    nine-part UNION, the lists' windows — cost the page several times what running them does, and a statement
+    object run again also skips SQLAlchemy's cache key. What changes within a day is a bound parameter (``NOW``);
+    the rest is a row the statements read."""
+    key = permissions.scope_key(user)
+    if key is None:
+        return _build(user, today, audit)
+    key = (db.engine.dialect.name, *key, today, audit)  # the scope's SQL differs by dialect (``in_bureaus``)
+    built = _BUILT.get(key)
+    if built is None:
+        if len(_BUILT) >= _KEEP:
+            _BUILT.clear()
+        built = _BUILT[key] = _build(user, today, audit)
+    return built
+
+
+def _build(user: Any, today: date, audit: bool) -> _Built:
+    findings = overdue_findings_query(user, today)
+    panels = _scoped_panels(user)
+    counts, shapes = _count_statement(dict(
+        firms=permissions.scope(user, sa.select(Firm.status, sa.func.count()).group_by(Firm.status), Firm),
+        experts=permissions.scope(user, sa.select(sa.func.count(Expert.id)), Expert),
+        overdue_findings=_any(findings), overdue_reviews=_any(overdue_reviews_query(panels, NOW)),
+        **supervision_counts(user, today.year), **credit_counts(user)))
+    lists = {"jobs": (permissions.scope(user, sa.select(
+        Job.id, Job.title, sa.type_coerce(Job.status, sa.String), sa.cast(sa.null(), sa.DateTime)), Job),
+        Job.id.desc(), 5)}
+    with_pending = {**lists, "pending": (permissions.scope(user, sa.select(
+        Firm.id, Firm.name, Bureau.short_name, Firm.applied_at).join(Bureau, Bureau.id == Firm.bureau_id)
+        .where(Firm.status == FirmStatus.PENDING), Firm), Firm.applied_at, 10)}
+    if audit:
+        events = (permissions.scope(user, sa.select(
+            AuditEvent.id, AuditEvent.actor_name, AuditEvent.summary, AuditEvent.occurred_at), AuditEvent),
+            AuditEvent.id.desc(), 8)
+        lists, with_pending = {**lists, "events": events}, {**with_pending, "events": events}
+    return _Built(counts, shapes, {False: _list_statement(lists), True: _list_statement(with_pending)},
+                  _overdue_statement(user, today), overdue_reviews_page(panels, NOW),
+                  findings.with_only_columns(ResultFinding.id, ResultFinding.engagement_id, ResultFinding.text,
+                                             ResultFinding.deadline).limit(10))
 
 
 def _any(stmt: sa.Select) -> sa.Select:
@@ -87,10 +134,11 @@ def _any(stmt: sa.Select) -> sa.Select:
     return sa.select(sa.func.count()).select_from(stmt.with_only_columns(first).order_by(None).limit(1).subquery())
 
 
-def _count(parts: dict[str, sa.Select]) -> dict:
-    """Run the grouped counts ``parts`` as one statement (a UNION ALL of them, each row tagged with its part).
-    A part selects zero, one or two keys and then a count; it reads back as the count, {key: n} or
-    {(key, key2): n}. A first key is read as its stored text (an enum's value), a second as an integer."""
+def _count_statement(parts: dict[str, sa.Select]) -> tuple[sa.Select, dict[str, int]]:
+    """The grouped counts ``parts`` as one statement (a UNION ALL of them, each row tagged with its part), and
+    each part's shape for ``_read_counts``. A part selects zero, one or two keys and then a count; it reads back as
+    the count, {key: n} or {(key, key2): n}. A first key is read as its stored text (an enum's value), a second as
+    an integer."""
     shapes, selects = {}, []
     for name, stmt in parts.items():
         *keys, n = stmt.selected_columns
@@ -99,8 +147,12 @@ def _count(parts: dict[str, sa.Select]) -> dict:
         second = keys[1] if len(keys) > 1 else sa.cast(sa.null(), sa.Integer)
         selects.append(stmt.with_only_columns(sa.literal(name, sa.String).label("part"), first.label("key"),
                                               second.label("key2"), n.label("n")))
+    return sa.union_all(*selects), shapes
+
+
+def _read_counts(stmt: sa.Select, shapes: dict[str, int], params: dict) -> dict:
     out: dict = {name: {} if shape else 0 for name, shape in shapes.items()}
-    for part, key, key2, n in db.session.execute(sa.union_all(*selects)):
+    for part, key, key2, n in db.session.execute(stmt, params):
         if shapes[part] == 0:
             out[part] = n
         else:
@@ -108,47 +160,50 @@ def _count(parts: dict[str, sa.Select]) -> dict:
     return out
 
 
-def _short_lists(parts: dict[str, tuple[sa.Select, Any, int]]) -> dict[str, list[tuple]]:
-    """Run several short lists as one statement: each part (a SELECT of four columns — an integer, two texts and
-    a time —, its order, its length) is cut to its length in its order in SQL and numbered, and the parts are
-    joined by UNION ALL; each list reads back as its rows, in order."""
+def _list_statement(parts: dict[str, tuple[sa.Select, Any, int]]) -> tuple[sa.Select, tuple[str, ...]]:
+    """Several short lists as one statement: each part (a SELECT of four columns — an integer, two texts and a
+    time —, its order, its length) is cut to its length in its order in SQL and numbered, and the parts are
+    joined by UNION ALL. With the parts' names, for ``_read_lists``."""
     selects = []
     for name, (stmt, order, limit) in parts.items():
         part = stmt.add_columns(sa.func.row_number().over(order_by=order).label("pos")).order_by(order) \
             .limit(limit).subquery(name)
         selects.append(sa.select(sa.literal(name, sa.String).label("part"), *part.c))
-    out: dict[str, list[tuple]] = {name: [] for name in parts}
     union = sa.union_all(*selects).subquery("lists")
-    for row in db.session.execute(sa.select(union).order_by(union.c.part, union.c.pos)):
+    return sa.select(union).order_by(union.c.part, union.c.pos), tuple(parts)
+
+
+def _read_lists(stmt: sa.Select, names: tuple[str, ...]) -> dict[str, list[tuple]]:
+    """Each list of ``_list_statement``'s as its rows, in order."""
+    out: dict[str, list[tuple]] = {name: [] for name in names}
+    for row in db.session.execute(stmt):
         out[row[0]].append(tuple(row[1:5]))
     return out
 
 
-def _overdue_engagements() -> tuple[int, list]:
-    """How many scoped engagements are overdue, and the ten longest in their state as (engagement, reason): a count
-    and one page in SQL (``workflow.overdue_clause``), whatever the history in scope."""
-    # the count rides along the page as a window over every matching row (evaluated before the LIMIT); the
-    # window runs over ids only, and the rows shown (with their firms' names) are read for the ten it keeps
-    ten = permissions.scope(current_user, sa.select(Engagement.id, sa.func.count().over().label("total"))
-                            .where(workflow.overdue_clause()), Engagement) \
+def _overdue_statement(user: Any, today: date) -> sa.Select:
+    """How many scoped engagements are overdue, and the ten longest in their state: a count and one page in SQL
+    (``workflow.overdue_clause``), whatever the history in scope. The count rides along the page as a window
+    over every matching row (evaluated before the LIMIT); the window runs over ids only, and the rows shown (with
+    their firms' names) are read for the ten it keeps."""
+    ten = permissions.scope(user, sa.select(Engagement.id, sa.func.count().over().label("total"))
+                            .where(workflow.overdue_clause(today)), Engagement) \
         .order_by(Engagement.state_changed_at, Engagement.id).limit(10).subquery()
-    rows = db.session.execute(sa.select(Engagement, ten.c.total).join(ten, ten.c.id == Engagement.id)
-                              .options(joinedload(Engagement.firm).load_only(Firm.name))
-                              .order_by(Engagement.state_changed_at, Engagement.id)).all()
+    return sa.select(Engagement, ten.c.total).join(ten, ten.c.id == Engagement.id) \
+        .options(joinedload(Engagement.firm).load_only(Firm.name)).order_by(Engagement.state_changed_at, Engagement.id)
+
+
+def _overdue_engagements(stmt: sa.Select, today: date) -> tuple[int, list]:
+    """``_overdue_statement`` read: how many, and the ten as (engagement, reason)."""
+    rows = db.session.execute(stmt).all()
     count = rows[0].total if rows else 0
     shown = [row.Engagement for row in rows]
-    reasons = workflow.overdue_reasons(shown)
+    reasons = workflow.overdue_reasons(shown, today)
     return count, [(e, reasons[e.id]) for e in shown if e.id in reasons]
 
 
-def _scoped_panels() -> sa.Select:
+def _scoped_panels(user: Any) -> sa.Select:
     """Expert panels of scoped engagements: ``permissions.scope`` has no rule for panels, so they are scoped
     through their engagement."""
-    engagements = permissions.scope(current_user, sa.select(Engagement.id), Engagement)
+    engagements = permissions.scope(user, sa.select(Engagement.id), Engagement)
     return sa.select(ReviewPanel).where(ReviewPanel.engagement_id.in_(engagements))
-
-
-def _overdue_reviews() -> tuple[int, list]:
-    """Open expert panels of scoped engagements past their review deadline with members still owing: how many,
-    and the first ten (``review.services.overdue_reviews``)."""
-    return overdue_reviews(_scoped_panels())

@@ -15,12 +15,17 @@ from evalhub.credit import services as C
 from evalhub.credit.models import CreditGrade, CreditGradeCount, CreditRating, RatingStatus
 from evalhub.credit.views import dashboard_counts
 from evalhub.core import permissions
-from evalhub.dashboard import _count
+from evalhub.dashboard import _count_statement, _read_counts
 from evalhub.extensions import db
 from evalhub.procurement.models import EngagementState as S
 from tests import factories, migration_files
 
 MIGRATION = "d7f1a3c5e8b2_credit_grade_count.py"
+
+
+def _count(parts: dict) -> dict:
+    """The dashboard's counts of ``parts``, as it reads them."""
+    return _read_counts(*_count_statement(parts), {})
 
 
 def _live() -> dict:

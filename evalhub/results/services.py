@@ -436,11 +436,12 @@ def escalate_overdue(today: date | None = None) -> list[FindingEscalation]:
 jobs.periodic("evalhub.rectification_escalation", minute="41")(escalate_overdue)
 
 
-def overdue_findings_query(user: User) -> sa.Select:
-    """Open findings past their deadline that ``user`` may see, most overdue first, as a statement (the
-    dashboard asks first whether there are any, with its other counts, and reads only the columns it shows)."""
+def overdue_findings_query(user: User, today: date | None = None) -> sa.Select:
+    """Open findings past their deadline (``today``: Beijing's date if None) that ``user`` may see, most overdue
+    first, as a statement (the dashboard asks first whether there are any, with its other counts, and reads only
+    the columns it shows)."""
     return permissions.scope(user, sa.select(ResultFinding).where(
-        ResultFinding.status.in_(OPEN_STATUSES), ResultFinding.deadline < beijing_today()), ResultFinding) \
+        ResultFinding.status.in_(OPEN_STATUSES), ResultFinding.deadline < (today or beijing_today())), ResultFinding) \
         .order_by(ResultFinding.deadline)
 
 

@@ -1319,12 +1319,13 @@ def resubmission_due(engagement: Engagement) -> Optional[date]:
     return to_beijing(due).date() if due else None
 
 
-def overdue_reviews_query(panels_stmt: sa.Select, now: datetime | None = None) -> sa.Select:
+def overdue_reviews_query(panels_stmt: sa.Select, now: Any = None) -> sa.Select:
     """Open panels past their review deadline with members still owing a review (invited or accepted, review
     not submitted), as a statement of (id, review_due, engagement_id, late — how many members owe), by deadline.
-    ``panels_stmt``: a SELECT of ``ReviewPanel`` narrowed by the caller. Counted in SQL: no panel, invitation
+    ``panels_stmt``: a SELECT of ``ReviewPanel`` narrowed by the caller; ``now``: a time (the present if None) or
+    a bound parameter standing for it. Counted in SQL: no panel, invitation
     or review is loaded (the dashboard also asks it first whether there are any, with its other counts)."""
-    now = now or utcnow()
+    now = utcnow() if now is None else now
     late = (sa.select(sa.func.count(PanelInvitation.id))
             .outerjoin(Review, Review.invitation_id == PanelInvitation.id)
             .where(PanelInvitation.panel_id == ReviewPanel.id,
@@ -1337,16 +1338,19 @@ def overdue_reviews_query(panels_stmt: sa.Select, now: datetime | None = None) -
     return sa.select(due).where(due.c.late > 0).order_by(due.c.review_due, due.c.id)
 
 
+def overdue_reviews_page(panels_stmt: sa.Select, now: Any = None, limit: int = 10) -> sa.Select:
+    """``overdue_reviews_query``'s first ``limit`` as rows (id, review_due, engagement_id, late, reference, name,
+    total — how many there are, a window over every late panel evaluated before the LIMIT). ``now`` may be a bound
+    parameter, for a statement built once and run at later times."""
+    due = overdue_reviews_query(panels_stmt, now).subquery("late")
+    return sa.select(due, Engagement.reference, Engagement.name, sa.func.count().over().label("total")) \
+        .outerjoin(Engagement, Engagement.id == due.c.engagement_id).order_by(due.c.review_due, due.c.id).limit(limit)
+
+
 def overdue_reviews(panels_stmt: sa.Select, now: datetime | None = None,
                     limit: int = 10) -> tuple[int, list[sa.Row]]:
-    """``overdue_reviews_query``: how many, and the first ``limit`` as rows (id, review_due, engagement_id, late,
-    reference, name)."""
-    due = overdue_reviews_query(panels_stmt, now).subquery("late")
-    # the count rides along the rows shown as a window over every late panel (evaluated before the LIMIT)
-    rows = db.session.execute(
-        sa.select(due, Engagement.reference, Engagement.name, sa.func.count().over().label("total"))
-        .outerjoin(Engagement, Engagement.id == due.c.engagement_id)
-        .order_by(due.c.review_due, due.c.id).limit(limit)).all()
+    """``overdue_reviews_page`` read: how many, and the first ``limit``."""
+    rows = db.session.execute(overdue_reviews_page(panels_stmt, now, limit)).all()
     return (rows[0].total if rows else 0), rows
 
 
