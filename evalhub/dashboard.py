@@ -81,26 +81,11 @@ class _Built(NamedTuple):
     findings: sa.Select
 
 
-_BUILT: dict[tuple, _Built] = {}
-_KEEP = 512  # users' statements kept per process (a few KB each); all are dropped when it fills
-
-
 def _statements(user: Any, today: date, audit: bool) -> _Built:
-    """The page's statements for ``user`` on ``today``, built once per process for the same scope
-    (``permissions.scope_key``), day and audit permission: building them — some fifteen scoped statements, a
-    nine-part UNION, the lists' windows — cost the page several times what running them does, and a statement
-    object run again also skips SQLAlchemy's cache key. What changes within a day is a bound parameter (``NOW``);
-    the rest is a row the statements read."""
-    key = permissions.scope_key(user)
-    if key is None:
-        return _build(user, today, audit)
-    key = (db.engine.dialect.name, *key, today, audit)  # the scope's SQL differs by dialect (``in_bureaus``)
-    built = _BUILT.get(key)
-    if built is None:
-        if len(_BUILT) >= _KEEP:
-            _BUILT.clear()
-        built = _BUILT[key] = _build(user, today, audit)
-    return built
+    """The page's statements for ``user`` on ``today``, built once per process for the same scope, day and audit
+    permission (``permissions.kept``): some fifteen scoped statements, a nine-part UNION and the lists' windows
+    cost the page several times what running them does. What changes within a day is a bound parameter (``NOW``)."""
+    return permissions.kept(user, "dashboard", lambda: _build(user, today, audit), today, audit)
 
 
 def _build(user: Any, today: date, audit: bool) -> _Built:

@@ -1,11 +1,10 @@
-"""The dashboard builds its statements once per scope and day (``dashboard._statements``, issue 18): what it
+"""The dashboard builds its statements once per scope and day (``permissions.kept``, issue 18): what it
 shows must still be what is true at each request — a deadline passing later the same day, a county added below
 the bureau, another account of the same bureau."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from evalhub import dashboard
 from evalhub.core import permissions
 from evalhub.core.enums import BureauLevel, JobStatus, Role
 from evalhub.core.models import Job
@@ -26,12 +25,12 @@ def test_a_review_falling_due_later_the_same_day_is_overdue_on_the_next_request(
         db.session.commit()
         client = login(world.bz_staff)
         assert f"/reviews/panels/{panel.id}" not in client.get("/").get_data(as_text=True)
-        kept = {key: built for key, built in dashboard._BUILT.items()}
+        kept = {key: built for key, built in permissions._KEPT.items()}
         set_simulated_now(NOON + timedelta(minutes=20))
         body = client.get("/").get_data(as_text=True)
         assert f"/reviews/panels/{panel.id}" in body and e.reference in body
         # the same statements ran again (the same key, nothing rebuilt): the present came in as a parameter
-        assert dashboard._BUILT.keys() == kept.keys() and all(dashboard._BUILT[k] is kept[k] for k in kept)
+        assert permissions._KEPT.keys() == kept.keys() and all(permissions._KEPT[k] is kept[k] for k in kept)
 
 
 def test_a_county_added_below_the_prefecture_shows_on_its_dashboard_at_once(world, login):

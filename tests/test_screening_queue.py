@@ -81,6 +81,20 @@ def test_a_queue_page_is_the_page_of_the_whole_ranking(world, share):
     assert 0.99 not in {e.risk for e in region.entries}  # the superseded versions are not queued
 
 
+def test_a_page_built_once_reads_the_queue_as_it_is_at_each_request(world):
+    # the page's statements are kept per scope, year, kinds and page (``permissions.kept``): a screening written
+    # after the first request is on the next one, in its place
+    _queue_of_ties(world)
+    first = S.queue_page(world.bz_staff, year=2025, kind=REPORT, page=1, per_page=3)
+    riskiest = _screening(factories.engagement(world), REPORT, 0.97)
+    db.session.commit()
+    again = S.queue_page(world.bz_staff, year=2025, kind=REPORT, page=1, per_page=3)
+    assert again.entries[0].screening_id == riskiest.id and again.total == first.total + 1
+    assert [e.screening_id for e in again.entries[1:]] == [e.screening_id for e in first.entries[:2]]
+    assert ([(e.rank, e.screening_id, e.flagged) for e in again.entries], again.total) \
+        == _expected(world.bz_staff, REPORT, 1, 3)[:2]
+
+
 def _counts() -> dict[tuple[int, str, int], int]:
     qc = ScreeningQueueCount
     return {(y, k.value, b): n for y, k, b, n in db.session.execute(sa.select(qc.year, qc.kind, qc.bureau_id, qc.n))}

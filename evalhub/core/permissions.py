@@ -263,12 +263,35 @@ def scope_key(user: User) -> tuple | None:
     """Everything the row scopes read of a bureau user — the account, its role, its bureau and that bureau's tree
     (``subtree_ids``, ``ancestor_ids``) — as a key: a statement scoped for the user stands for any later
     request with the same key, so a page may keep what it built by it (the dashboard builds some fifteen
-    scoped statements, which cost more than running them). None for any other user: not to be kept. A row scope
-    that comes to read anything else of a bureau user must add it here."""
+    scoped statements, which cost more than running them: ``kept``). None for any other user: not to be kept. A
+    row scope that comes to read anything else of a bureau user must add it here."""
     if user.role not in BUREAU_ROLES or user.bureau is None:
         return None
     return (user.id, user.role, user.bureau_id, tuple(sorted(subtree_ids(user.bureau))),
             tuple(sorted(ancestor_ids(user.bureau))))
+
+
+_KEPT: dict[tuple, Any] = {}
+_KEEP = 1024  # statements kept per process (a few KB each); all are dropped when it fills
+
+
+def kept(user: User, name: str, build: Callable[[], Any], *key: Any) -> Any:
+    """What ``build()`` returns — statements scoped for ``user`` — built once per process for the same scope
+    (``scope_key``), dialect (``in_bureaus`` differs), ``name`` and ``key`` (everything else the build reads: a
+    day, a year, a page), and the same objects on later requests: building a page's scoped statements can cost
+    more than running them, and a statement run again also skips SQLAlchemy's cache key. A value that changes
+    between requests of the same key (the present time) goes in as a bound parameter, not into the build; what
+    the statements read is read when they run. Built each time for a user without a scope key."""
+    scope = scope_key(user)
+    if scope is None:
+        return build()
+    full = (db.engine.dialect.name, scope, name, *key)
+    found = _KEPT.get(full)
+    if found is None:
+        if len(_KEPT) >= _KEEP:
+            _KEPT.clear()
+        found = _KEPT[full] = build()
+    return found
 
 
 def library_bureau_ids_for(user: User) -> tuple[set[int], set[int]] | None:

@@ -629,24 +629,30 @@ def queue_page(actor: User, *, year: int, page: int, per_page: int, bureau_id: i
     marked = sum(min(n, max(1, (n * share + 99) // 100)) for n in counts.values() if n)
     rows = []
     if (page - 1) * per_page < total:
-        # each kind's first (page × per_page) by rank hold every row of the merged page: a row's kind-mates
-        # ranked above it come before it in the queue's order (riskier, or as risky with a smaller rank)
-        walks = [_walk(actor, year, k, page * per_page) for k in kinds if counts.get(k)]
-        walked = walks[0] if len(walks) == 1 else sa.union_all(*(sa.select(*w.c) for w in walks)).subquery("walked")
-        shown = (sa.select(walked.c.id, walked.c.risk, walked.c.rank)
-                 .order_by(walked.c.risk.desc(), walked.c.rank, walked.c.id)
-                 .limit(per_page).offset((page - 1) * per_page).subquery("shown"))
-        rows = db.session.execute(
-            sa.select(*_page_columns(), shown.c.rank)
-            .join(shown, shown.c.id == ReportScreening.id)
-            .join(Engagement, Engagement.id == ReportScreening.engagement_id)
-            .order_by(shown.c.risk.desc(), shown.c.rank, shown.c.id)).all()
+        listed = tuple(k for k in kinds if counts.get(k))
+        # built once per scope, year, kinds and page (``permissions.kept``): the walks cost more to build than to run
+        rows = db.session.execute(permissions.kept(actor, "screening.queue_page", lambda: _page_stmt(
+            actor, year, listed, page, per_page), year, listed, page, per_page)).all()
     reasons = _reason_texts(actor, rows)
     entries = [QueueEntry(rank=row.rank, screening_id=row.id, risk=row.risk,
                           flagged=row.rank == 1 or row.rank * 100 <= counts.get(row.kind, 0) * share + 99,
                           bureau_id=row.bureau_id, firm_id=row.firm_id, reasons=reasons[row.id], shown=row)
                for row in rows]
     return QueuePage(entries, total, marked)
+
+
+def _page_stmt(actor: User, year: int, kinds: tuple[SubmissionKind, ...], page: int, per_page: int) -> sa.Select:
+    """``queue_page``'s rows: each kind's first (page × per_page) by rank hold every row of the merged page (a
+    row's kind-mates ranked above it come before it in the queue's order: riskier, or as risky with a smaller
+    rank)."""
+    walks = [_walk(actor, year, k, page * per_page) for k in kinds]
+    walked = walks[0] if len(walks) == 1 else sa.union_all(*(sa.select(*w.c) for w in walks)).subquery("walked")
+    shown = (sa.select(walked.c.id, walked.c.risk, walked.c.rank)
+             .order_by(walked.c.risk.desc(), walked.c.rank, walked.c.id)
+             .limit(per_page).offset((page - 1) * per_page).subquery("shown"))
+    return sa.select(*_page_columns(), shown.c.rank).join(shown, shown.c.id == ReportScreening.id) \
+        .join(Engagement, Engagement.id == ReportScreening.engagement_id) \
+        .order_by(shown.c.risk.desc(), shown.c.rank, shown.c.id)
 
 
 def _walk(actor: User, year: int, kind: SubmissionKind, limit: int) -> sa.Subquery:
@@ -684,10 +690,11 @@ def queue_counts(actor: User, year: int, kinds: Iterable[SubmissionKind]) -> dic
     session = db.session()
     session.flush()  # this transaction's own screenings, counted before they are read
     QUEUE_COUNTS.recount(session)
-    qc = ScreeningQueueCount
+    qc, kinds = ScreeningQueueCount, tuple(kinds)
     # the screenings' own row scope (``screening.permissions``: the bureau subtree, all for the system admin)
-    stmt = permissions.bureau_rows(actor, sa.select(qc.kind, sa.func.sum(qc.n)), qc).where(
-        qc.year == year, qc.kind.in_(list(kinds))).group_by(qc.kind)
+    stmt = permissions.kept(actor, "screening.queue_counts", lambda: permissions.bureau_rows(
+        actor, sa.select(qc.kind, sa.func.sum(qc.n)), qc).where(
+        qc.year == year, qc.kind.in_(kinds)).group_by(qc.kind), year, kinds)
     return {k: int(n) for k, n in db.session.execute(stmt) if n}
 
 

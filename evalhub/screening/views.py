@@ -166,38 +166,43 @@ def _choices(year: int | None, this_year: int) -> tuple[list[int], list[tuple[in
     uploads the worker has not screened yet (queued or running), newest first, as far as the user sees."""
     from evalhub.core.enums import JobStatus
 
-    rs = ReportScreening
-    # the years: a skip scan (each step the next year above the last, by the year index), about one probe per
-    # year instead of reading every screening in scope
-    years = permissions.scope(current_user, sa.select(sa.func.min(rs.year).label("year")), rs).cte(
-        "years", recursive=True)
-    following = permissions.scope(current_user, sa.select(sa.func.min(rs.year)).where(rs.year > years.c.year),
-                                  rs).scalar_subquery()
-    years = years.union_all(sa.select(following).where(years.c.year.is_not(None)))
-    chosen = sa.literal(year) if year is not None else sa.func.coalesce(
-        sa.select(sa.func.max(years.c.year)).scalar_subquery(), this_year)
-    firm_ids = scoped(rs, sa.select(rs.firm_id).where(rs.year == chosen))
-    # a system job (no creator) is scoped like the queue itself, by the engagement's bureau
-    jobs = sa.select(Job.id, Job.title, Job.params["submission_id"].as_integer().label("submission_id")).where(
-        Job.kind == S.SCREEN_JOB, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
-    bureaus = permissions.visible_bureau_ids(current_user)
-    if bureaus is not None:
-        jobs = jobs.where(permissions.in_bureaus(Job.bureau_id, bureaus))
-    jobs = jobs.order_by(Job.id.desc()).limit(20).subquery("pending")
-    text = sa.cast(sa.null(), sa.String)
-    # the parts numbered 0 (years), 1 (firms, by name) and 2 (uploads, newest first), and sorted once; the
-    # years' WITH sits inside the statement, which so begins with SELECT: a page that only read ends its
-    # transaction with COMMIT and keeps its prepared statements (``evalhub._end_reads_with_commit`` takes a
-    # statement beginning with WITH for a write; a WITH inside a subquery cannot write)
-    parts = sa.union_all(
-        sa.select(sa.literal(0).label("part"), years.c.year.label("pos"), years.c.year.label("number"),
-                  text.label("text")).where(years.c.year.is_not(None)),
-        sa.select(sa.literal(1), sa.cast(sa.null(), sa.Integer), Firm.id, Firm.name).where(Firm.id.in_(firm_ids)),
-        sa.select(sa.literal(2), -jobs.c.id, jobs.c.submission_id, jobs.c.title)
-    ).add_cte(years, nest_here=True).subquery("choices")
+    def build() -> sa.Select:
+        rs = ReportScreening
+        # the years: a skip scan (each step the next year above the last, by the year index), about one probe per
+        # year instead of reading every screening in scope
+        years = permissions.scope(current_user, sa.select(sa.func.min(rs.year).label("year")), rs).cte(
+            "years", recursive=True)
+        following = permissions.scope(current_user, sa.select(sa.func.min(rs.year)).where(rs.year > years.c.year),
+                                      rs).scalar_subquery()
+        years = years.union_all(sa.select(following).where(years.c.year.is_not(None)))
+        chosen = sa.literal(year) if year is not None else sa.func.coalesce(
+            sa.select(sa.func.max(years.c.year)).scalar_subquery(), this_year)
+        firm_ids = scoped(rs, sa.select(rs.firm_id).where(rs.year == chosen))
+        # a system job (no creator) is scoped like the queue itself, by the engagement's bureau
+        jobs = sa.select(Job.id, Job.title, Job.params["submission_id"].as_integer().label("submission_id")).where(
+            Job.kind == S.SCREEN_JOB, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+        bureaus = permissions.visible_bureau_ids(current_user)
+        if bureaus is not None:
+            jobs = jobs.where(permissions.in_bureaus(Job.bureau_id, bureaus))
+        jobs = jobs.order_by(Job.id.desc()).limit(20).subquery("pending")
+        text = sa.cast(sa.null(), sa.String)
+        # the parts numbered 0 (years), 1 (firms, by name) and 2 (uploads, newest first), and sorted once; the
+        # years' WITH sits inside the statement, which so begins with SELECT: a page that only read ends its
+        # transaction with COMMIT and keeps its prepared statements (``evalhub._end_reads_with_commit`` takes a
+        # statement beginning with WITH for a write; a WITH inside a subquery cannot write)
+        parts = sa.union_all(
+            sa.select(sa.literal(0).label("part"), years.c.year.label("pos"), years.c.year.label("number"),
+                      text.label("text")).where(years.c.year.is_not(None)),
+            sa.select(sa.literal(1), sa.cast(sa.null(), sa.Integer), Firm.id, Firm.name).where(Firm.id.in_(firm_ids)),
+            sa.select(sa.literal(2), -jobs.c.id, jobs.c.submission_id, jobs.c.title)
+        ).add_cte(years, nest_here=True).subquery("choices")
+        return sa.select(parts).order_by(parts.c.part, parts.c.pos, parts.c.text)
+
+    # built once per scope, year and current year (``permissions.kept``): the recursive years, the firms and the
+    # uploads cost more to build than to run
+    stmt = permissions.kept(current_user, "screening.choices", build, year, this_year)
     found: list[list] = [[], [], []]
-    for part, _, number, label in db.session.execute(sa.select(parts).order_by(parts.c.part, parts.c.pos,
-                                                                               parts.c.text)):
+    for part, _, number, label in db.session.execute(stmt):
         found[part].append((number, label))
     years_found, firms_found, jobs_found = found
     return (sorted((year for year, _ in years_found), reverse=True), firms_found,
