@@ -242,9 +242,7 @@ def other_shape(spread):
     try:
         yield spread
     finally:
-        permissions._RESTRICTIONS[CreditRating].remove(hide)
-        if not permissions._RESTRICTIONS[CreditRating]:
-            del permissions._RESTRICTIONS[CreditRating]
+        permissions.unrestrict(CreditRating, hide)
 
 
 def _shown(html: str) -> int:

@@ -193,6 +193,40 @@ def test_a_page_of_rows_has_the_items_and_extra_columns_of_the_page_of_objects(a
         [row["fields"] for row in page_rows(objects, 1, 2, [Expert.fields_column()])[2]]
 
 
+def test_a_kept_list_reads_its_rows_as_they_are_for_each_filter_and_page(world, login, auth):
+    """``Listing(keep=...)`` builds the engagement list's statements once per scope, filters and page (web and
+    API): a later request still shows the rows as they are then, each filter and page its own, each user's scope
+    its own."""
+    from evalhub.procurement.models import EngagementState
+
+    made = [factories.engagement(world, unit="巴州统计局") for _ in range(3)]
+    made.append(factories.engagement(world, bureau_key="kz", unit="克州农业农村局"))
+    db.session.commit()
+    headers = auth("bz.admin")  # the API as 巴州's admin; the pages as whoever ``login`` signed in last
+
+    def shown(user, query=""):
+        body = login(user).get("/engagements" + query).get_data(as_text=True)
+        return {e.reference for e in made if e.reference in body}
+
+    def listed(query=""):
+        return {item["reference"] for item in login(world.bz_admin).get(
+            "/api/v1/engagements" + query, headers=headers).json["items"]}
+
+    bz = {e.reference for e in made[:3]}
+    assert shown(world.bz_admin) == bz and listed() == bz and shown(world.kz_admin) == {made[3].reference}
+    made.append(factories.engagement(world, unit="巴州民政局"))  # written after the statements were built
+    db.session.commit()
+    bz.add(made[-1].reference)
+    assert shown(world.bz_admin) == bz and listed() == bz and shown(world.kz_admin) == {made[3].reference}
+    assert shown(world.bz_admin, "?q=" + made[-1].reference) == listed("?q=" + made[-1].reference) == {made[-1].reference}
+    assert shown(world.bz_admin, "?state=contracted") == set()
+    assert listed("?state=" + EngagementState.PLANNED.value) == bz
+    pages = [login(world.bz_admin).get(f"/api/v1/engagements?per_page=2&page={n}", headers=headers).json
+             for n in (1, 2, 3)]
+    assert [len(p["items"]) for p in pages] == [2, 2, 0] and {p["total"] for p in pages} == {4}
+    assert {i["reference"] for p in pages for i in p["items"]} == bz
+
+
 def test_distinct_values_read_a_probe_per_value(app, world):
     """``read_distinct`` (a skip scan) gives what SELECT DISTINCT gives, in order, for each user's scope."""
     from evalhub.core.listing import read_distinct

@@ -64,17 +64,18 @@ def listing(items: list[dict], total: int, page: int, per_page: int):
     return jsonify({"items": items, "total": total, "page": page, "per_page": per_page})
 
 
-def list_response(stmt: sa.Select, *filters: Filter, item: Callable[[Any], dict] | None = None,
-                  items: Callable[..., list[dict]] | None = None, order_by: Iterable[Any] = (),
-                  options: Iterable[Any] = (), extra: Iterable[Any] = (),
-                  total: Callable[[Listing], Any] | None = None):
+def list_response(stmt: sa.Select | Callable[[], sa.Select], *filters: Filter,
+                  item: Callable[[Any], dict] | None = None, items: Callable[..., list[dict]] | None = None,
+                  order_by: Iterable[Any] = (), options: Iterable[Any] = (), extra: Iterable[Any] = (),
+                  total: Callable[[Listing], Any] | None = None, keep: str | None = None):
     """A list endpoint's whole answer: ``page_args`` (400 when not integers), the filters read strictly
     (422 naming each bad argument), one page of ``stmt`` ordered, each row as ``item(row)`` (or the page at
     once as ``items(rows)``, to batch look-ups; with ``extra`` columns read along, ``items(rows, extras)``,
     see ``listing.page_rows``). ``total(listing)``: the list's total when the caller knows it without counting
-    (``page_rows(total=…)``), or None."""
+    (``page_rows(total=…)``), or None. ``keep``: the list's statements built once per scope (``Listing``'s)."""
     page, per_page = page_args()
-    listed = Listing(stmt, *filters, order_by=order_by, options=options, strict=True)
+    listed = Listing(stmt, *filters, order_by=order_by, options=options, strict=True, keep=keep,
+                     user=api_user() if keep else None)
     rows, count, extras = page_rows(listed.stmt, page, per_page, extra,
                                     total=total(listed) if total is not None else None)
     if extra:

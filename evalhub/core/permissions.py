@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Hashable, Optional
 
 import psycopg
 import psycopg.adapt
@@ -271,11 +271,7 @@ def scope_key(user: User) -> tuple | None:
             tuple(sorted(ancestor_ids(user.bureau))))
 
 
-_KEPT: dict[tuple, Any] = {}
-_KEEP = 1024  # statements kept per process (a few KB each); all are dropped when it fills
-
-
-def kept(user: User, name: str, build: Callable[[], Any], *key: Any) -> Any:
+def kept(user: User, name: Hashable, build: Callable[[], Any], *key: Hashable) -> Any:
     """What ``build()`` returns — statements scoped for ``user`` — built once per process for the same scope
     (``scope_key``), dialect (``in_bureaus`` differs), ``name`` and ``key`` (everything else the build reads: a
     day, a year, a page), and the same objects on later requests: building a page's scoped statements can cost
@@ -311,6 +307,9 @@ def library_bureau_ids_for(user: User) -> tuple[set[int], set[int]] | None:
 ScopeFn = Callable[[User, Select, type], Select]
 _SCOPES: dict[type, ScopeFn] = {}
 _RESTRICTIONS: dict[type, list[Callable[[Select], Select]]] = {}
+# Statements built for a scope (``kept``), by dialect, scope key, name and key; emptied when a rule above changes
+_KEPT: dict[tuple, Any] = {}
+_KEEP = 1024  # statements kept per process (a few KB each); all are dropped when it fills
 
 
 def row_scope(*models: type) -> Callable[[ScopeFn], ScopeFn]:
@@ -320,6 +319,7 @@ def row_scope(*models: type) -> Callable[[ScopeFn], ScopeFn]:
             if model in _SCOPES:
                 raise RuntimeError(f"row scope for {model.__name__} declared twice")
             _SCOPES[model] = fn
+        _KEPT.clear()  # statements kept under the rules before (``kept``)
         return fn
 
     return register
@@ -329,6 +329,15 @@ def restrict(model: type, fn: Callable[[Select], Select]) -> None:
     """A higher module hides some rows of a lower module's model from everyone (e.g. procurement hides the
     audit events of sealed bids); applied after the row scope, for every user."""
     _RESTRICTIONS.setdefault(model, []).append(fn)
+    _KEPT.clear()
+
+
+def unrestrict(model: type, fn: Callable[[Select], Select]) -> None:
+    """Take back ``restrict(model, fn)`` (a test's passing restriction)."""
+    _RESTRICTIONS[model].remove(fn)
+    if not _RESTRICTIONS[model]:
+        del _RESTRICTIONS[model]
+    _KEPT.clear()
 
 
 def scope(user: User, stmt: Select, model: type) -> Select:

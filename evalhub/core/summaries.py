@@ -182,11 +182,16 @@ class KeptCount:
         session = db.session()
         session.flush()  # this transaction's own rows, counted before they are read
         self.recount(session)
-        total = sa.select(sa.func.coalesce(sa.func.sum(table.c.n), 0)).where(
-            *(table.c[name] == value for name, value in key_values.items()))
-        if bureaus is not None:
-            total = total.where(permissions.in_bureaus(table.c.bureau_id, bureaus))
-        return total.scalar_subquery()
+
+        def build() -> Any:
+            total = sa.select(sa.func.coalesce(sa.func.sum(table.c.n), 0)).where(
+                *(table.c[name] == value for name, value in key_values.items()))
+            if bureaus is not None:
+                total = total.where(permissions.in_bureaus(table.c.bureau_id, bureaus))
+            return total.scalar_subquery()
+
+        # the same object for the same scope and keys (``permissions.kept``), so a list kept with it is cut once
+        return permissions.kept(user, f"count.{self.name}", build, model or self.source, *sorted(key_values.items()))
 
 
 def discard(session: Session) -> None:

@@ -147,7 +147,8 @@ EXPORT_COLUMNS = ["年度", "财政局", "第三方机构", "统一社会信用�
 @login_required
 def index():
     require("dashboard.bureau")
-    years = read_distinct(CreditRating.year, lambda stmt: scoped(CreditRating, stmt))[::-1]  # a probe per year
+    # a probe per year; this page's statements are built once per scope, year and filters (``permissions.kept``)
+    years = read_distinct(CreditRating.year, lambda stmt: scoped(CreditRating, stmt), keep="credit.years")[::-1]
     year = _year_arg(request.args.get("year", "")) or (years[0] if years else beijing_today().year - 1)
     order = [CreditRating.rated.desc(), CreditRating.total.desc(), Firm.name, CreditRating.id]
 
@@ -161,22 +162,19 @@ def index():
     # The page reads what it shows, as rows (not ratings, firms and bureaus as ORM objects): the firm's name from
     # the join already there, not the components (JSON); its count, each rating's bureau and objection counts
     # ride on the same statement.
-    ratings = Listing(of_year(sa.select(
+    ratings = Listing(lambda: of_year(sa.select(
         CreditRating.id, CreditRating.rated, CreditRating.total, CreditRating.grade, CreditRating.watch_list,
         CreditRating.watch_reason, CreditRating.status, CreditRating.objection_deadline, CreditRating.computed_at,
-        CreditRating.version, Firm.name.label("firm_name"))), *RATING_FILTERS, order_by=order)
-    bureau_name = sa.select(Bureau.short_name).where(Bureau.id == CreditRating.bureau_id).scalar_subquery()
+        CreditRating.version, Firm.name.label("firm_name"))), *RATING_FILTERS, order_by=order,
+        keep=("credit.ratings", year))
     own = current_user.bureau
-    summary = _summary_columns(own, year) if own is not None else {}  # the boxes ride along too
     # a year's ratings are sorted by score (no index gives that order): the page is chosen over narrow rows,
     # then only its rows are joined and counted (``late``), so the cost stays that of twenty rows. Its total,
     # with no filter but the year, sums the kept counts of the user's tree instead of counting the year's ratings
     # (every rating has its firm: the join keeps them all); a filter counts as before.
-    page = ratings.page(extra=[_objections_column().label("objections"),
-                               _objections_column(CreditObjection.decision.is_(None)).label("unanswered"),
-                               bureau_name.label("bureau_short_name"),
-                               *(column.label(name) for name, column in summary.items())], late=CreditRating.id,
-                        total=None if ratings.narrowed() else services.rating_total(current_user, year), rows=True)
+    page = ratings.page(extra=permissions.kept(current_user, "credit.extra", lambda: _rating_extra(own, year), year),
+                        late=CreditRating.id, rows=True,
+                        total=None if ratings.narrowed() else services.rating_total(current_user, year))
     return render_template("credit/index.html", page=page, filters={**ratings.filters, "year": str(year)}, year=year,
                            years=sorted(set(years) | {year, beijing_today().year - 1}, reverse=True),
                            bureaus=permissions.visible_bureaus(current_user),
@@ -185,6 +183,16 @@ def index():
                            summary=_summary(page.extra[0] if page.extra else _own_summary(own, year))
                            if own is not None else None, form=YearActionForm(),
                            CreditGrade=CreditGrade, RatingStatus=RatingStatus, grade_label=_grade_label)
+
+
+def _rating_extra(own: Bureau | None, year: int) -> list:
+    """The credit page's columns beside each rating's own: its objections (all, unanswered), its bureau's name,
+    and the boxes of how far ``own``'s ratings of ``year`` have come (``_summary_columns``)."""
+    bureau_name = sa.select(Bureau.short_name).where(Bureau.id == CreditRating.bureau_id).scalar_subquery()
+    summary = _summary_columns(own, year) if own is not None else {}
+    return [_objections_column().label("objections"),
+            _objections_column(CreditObjection.decision.is_(None)).label("unanswered"),
+            bureau_name.label("bureau_short_name"), *(column.label(name) for name, column in summary.items())]
 
 
 def _objections_column(*conditions: Any) -> Any:

@@ -548,7 +548,7 @@ def _visible_engagement(engagement_id: int) -> Engagement:
 def list_engagements():
     user = api_user()
     permissions.require(user, "engagement.list")
-    return list_response(scoped(Engagement, user=user), year_filter(Engagement.year),
+    return list_response(lambda: scoped(Engagement, user=user), year_filter(Engagement.year),
                          enum_filter("state", EngagementState, Engagement.state), bureau_filter(Engagement.bureau_id),
                          text_filter("q", Engagement.name, Engagement.reference, ignore_case=True),
                          # what engagement_json shows, joined into the page's statement (the overdue words
@@ -557,7 +557,7 @@ def list_engagements():
                                   joinedload(Engagement.budget_unit), selectinload(Engagement.commissioner_unit)],
                          order_by=[Engagement.year.desc(), Engagement.reference, Engagement.id], items=engagements_json,
                          # unfiltered: the total kept on write
-                         total=lambda listed: counts.list_total(user, listed))
+                         total=lambda listed: counts.list_total(user, listed), keep="api.engagements")
 
 
 @operation("/engagements/<int:engagement_id>", "GET", summary="评价任务详情：时间线、合同、逾期情况、可执行的操作",

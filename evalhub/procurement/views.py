@@ -419,8 +419,8 @@ def engagement_list():
     # The page reads the columns it shows as rows, not engagements with their bureau, unit and firm as ORM
     # objects: building those was a fifth of the page (PostgreSQL, province scale: 巴州's admin 2.5 -> 1.7 ms
     # for the statement and its rows).
-    engagements = Listing(scoped(Engagement, _engagement_list_columns()), *ENGAGEMENT_FILTERS,
-                          order_by=ENGAGEMENT_ORDER)
+    engagements = Listing(lambda: scoped(Engagement, _engagement_list_columns()), *ENGAGEMENT_FILTERS,
+                          order_by=ENGAGEMENT_ORDER, keep="engagements")
     page = engagements.page(total=counts.list_total(current_user, engagements), rows=True)
     return render_template("procurement/engagement_list.html", page=page, filters=engagements.filters,
                            EngagementState=EngagementState,

@@ -155,13 +155,12 @@ def firm_list():
     # statement, of the columns shown (the sheet has them all), read as rows rather than firms and bureaus (ORM
     # objects); the page's firms are chosen first (``late``), so each one's fields and library are read for
     # twenty firms, not for every firm in scope before the sort.
-    firms = Listing(scoped(Firm, sa.select(Firm.id, Firm.name, Firm.uscc, Firm.kind, Firm.status, Firm.status_until,
-                                           Firm.applied_at)), *FIRM_FILTERS, order_by=order)
-    library = sa.select(Bureau.short_name).where(Bureau.id == Firm.bureau_id).scalar_subquery()
-    in_scope = scoped(Firm, sa.select(Firm.bureau_id).distinct()).subquery()
-    libraries = sa.select(text_list(sa.cast(in_scope.c.bureau_id, sa.String))).scalar_subquery().label("libraries")
-    page = firms.page(extra=[Firm.fields_column(), libraries, library.label("bureau_short_name")], rows=True,
-                      late=Firm.id)
+    # Its statements are built once per scope and filters (``Listing(keep=…)``, ``permissions.kept``).
+    firms = Listing(lambda: scoped(Firm, sa.select(Firm.id, Firm.name, Firm.uscc, Firm.kind, Firm.status,
+                                                   Firm.status_until, Firm.applied_at)),
+                    *FIRM_FILTERS, order_by=order, keep="firms")
+    in_scope, extra = permissions.kept(current_user, "firms.extra", _firm_list_extra)
+    page = firms.page(extra=extra, rows=True, late=Firm.id)
     if page.extra:
         library_ids = [int(i) for i in (page.extra[0]["libraries"] or "").split(",") if i]
     else:  # an empty page carries nothing
@@ -171,6 +170,15 @@ def firm_list():
         fields={f.id: Firm.parse_fields(row["fields"]) for f, row in zip(page.items, page.extra)},
         library_bureaus=_bureaus(library_ids), FirmStatus=FirmStatus, FirmKind=FirmKind, Field=Field,
         can_create=can_in_own_bureau("firm.create"), can_import=can_in_own_bureau("registry.import"))
+
+
+def _firm_list_extra() -> tuple[sa.Subquery, list]:
+    """The bureaus of the firms in the signed-in user's scope, and the firm list's columns beside each firm's
+    own: its fields, the libraries in scope (the filter's choices) and its library's name."""
+    library = sa.select(Bureau.short_name).where(Bureau.id == Firm.bureau_id).scalar_subquery()
+    in_scope = scoped(Firm, sa.select(Firm.bureau_id).distinct()).subquery()
+    libraries = sa.select(text_list(sa.cast(in_scope.c.bureau_id, sa.String))).scalar_subquery().label("libraries")
+    return in_scope, [Firm.fields_column(), libraries, library.label("bureau_short_name")]
 
 
 # --- firms: entry, registration, edit --------------------------------------------------------------
@@ -491,11 +499,12 @@ EXPERT_EXPORT = Export("专家库", ["姓名", "身份证号码（掩码）", "�
 @login_required
 def expert_list():
     require("expert.list")
-    experts = Listing(scoped(Expert), *EXPERT_FILTERS, options=[joinedload(Expert.bureau)],
-                      order_by=[Expert.id.desc()])
+    experts = Listing(lambda: scoped(Expert), *EXPERT_FILTERS, options=[joinedload(Expert.bureau)],
+                      order_by=[Expert.id.desc()], keep="experts")
     if wants_export():
         return experts.export(EXPERT_EXPORT)
-    page = experts.page(extra=[Expert.fields_column()])  # the page, its count and each expert's fields at once
+    # the page, its count and each expert's fields at once; built once per scope and filters, like the list
+    page = experts.page(extra=permissions.kept(current_user, "experts.extra", lambda: [Expert.fields_column()]))
     return render_template(
         "registry/expert_list.html", page=page, filters=experts.filters,
         fields={e.id: Expert.parse_fields(row["fields"]) for e, row in zip(page.items, page.extra)},
