@@ -374,11 +374,12 @@ def _visible_plan(plan_id: int) -> EvaluationPlan:
 def list_plans():
     user = api_user()
     permissions.require(user, "plan.list")
-    return list_response(scoped(EvaluationPlan, user=user).join(Bureau, Bureau.id == EvaluationPlan.bureau_id),
+    return list_response(lambda: scoped(EvaluationPlan, user=user).join(Bureau, Bureau.id == EvaluationPlan.bureau_id),
                          year_filter(EvaluationPlan.year), bureau_filter(EvaluationPlan.bureau_id),
                          enum_filter("status", PlanStatus, EvaluationPlan.status),
                          options=[selectinload(EvaluationPlan.bureau)],
-                         order_by=[EvaluationPlan.year.desc(), Bureau.path, EvaluationPlan.id], items=_plans_json)
+                         order_by=[EvaluationPlan.year.desc(), Bureau.path, EvaluationPlan.id], items=_plans_json,
+                         keep="api.plans")
 
 
 def _plans_json(plans: list[EvaluationPlan]) -> list[dict]:

@@ -192,9 +192,9 @@ PLAN_EXPORT = Export("评价计划", ["财政局", "年度", "状态", "评价�
 @login_required
 def plan_list():
     require("plan.list")
-    plans = Listing(scoped(EvaluationPlan).join(Bureau, Bureau.id == EvaluationPlan.bureau_id), *PLAN_FILTERS,
+    plans = Listing(lambda: scoped(EvaluationPlan).join(Bureau, Bureau.id == EvaluationPlan.bureau_id), *PLAN_FILTERS,
                     options=[selectinload(EvaluationPlan.bureau), selectinload(EvaluationPlan.items)],
-                    order_by=[EvaluationPlan.year.desc(), Bureau.path])
+                    order_by=[EvaluationPlan.year.desc(), Bureau.path], keep="plans")
     if wants_export():
         return plans.export(PLAN_EXPORT)
     return render_template("procurement/plan_list.html", page=plans.page(), filters=plans.filters,

@@ -64,10 +64,13 @@ def _pool_list(model: type[HasFields], action: str, status_enum: type, to_json, 
         return [to_json(r, model.parse_fields(x["fields"])) for r, x in zip(rows, extras)]
 
     # one statement: the page, its count, each row's library and fields
-    return list_response(scoped(model, user=user), enum_filter("status", status_enum, model.status),
+    # built once per scope and filters (``permissions.kept``)
+    extra = permissions.kept(user, f"api.{model.__tablename__}.extra", lambda: [model.fields_column()])
+    return list_response(lambda: scoped(model, user=user), enum_filter("status", status_enum, model.status),
                          bureau_filter(model.bureau_id), field_filter(model),
                          text_filter("q", *searched, ignore_case=True), options=[joinedload(model.bureau)],
-                         order_by=[model.name, model.id], items=page_json, extra=[model.fields_column()])
+                         order_by=[model.name, model.id], items=page_json, keep=f"api.{model.__tablename__}",
+                         extra=extra)
 
 
 # --- request parsing helpers -----------------------------------------------------------------------

@@ -668,8 +668,9 @@ def workspace():
                                InvitationStatus=InvitationStatus, ReviewStatus=ReviewStatus)
     if not bureau_side():
         abort(403)
-    panels = Listing(_panels_stmt(), *PANEL_FILTERS, order_by=[ReviewPanel.id.desc()], options=[
-        selectinload(ReviewPanel.engagement).selectinload(Engagement.firm), selectinload(ReviewPanel.submission)])
+    panels = Listing(_panels_stmt, *PANEL_FILTERS, order_by=[ReviewPanel.id.desc()], options=[
+        selectinload(ReviewPanel.engagement).selectinload(Engagement.firm), selectinload(ReviewPanel.submission)],
+        keep="review.panels")
     return render_template("review/panel_list.html", page=panels.page(), filters=panels.filters,
                            SubmissionKind=SubmissionKind, PanelStatus=PanelStatus)
 

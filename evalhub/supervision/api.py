@@ -202,12 +202,14 @@ def _visible_inspection(inspection_id: int) -> Inspection:
 def list_inspections():
     user = api_user()
     _require_reader(user)
-    return list_response(scoped(Inspection, user=user), enum_filter("status", InspectionStatus, Inspection.status),
+    return list_response(lambda: scoped(Inspection, user=user),
+                         enum_filter("status", InspectionStatus, Inspection.status),
                          enum_filter("trigger", Trigger, Inspection.trigger), bureau_filter(Inspection.bureau_id),
                          int_filter("campaign", Inspection.campaign_id),
                          options=[selectinload(Inspection.firm), selectinload(Inspection.engagement),
                                   selectinload(Inspection.campaign), selectinload(Inspection.findings)],
-                         order_by=[Inspection.opened_at.desc(), Inspection.id.desc()], item=inspection_json)
+                         order_by=[Inspection.opened_at.desc(), Inspection.id.desc()], item=inspection_json,
+                         keep="api.inspections")
 
 
 @operation("/inspections/<int:inspection_id>", "GET",

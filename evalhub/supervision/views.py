@@ -200,8 +200,9 @@ def _inspection_export(bureaus: dict[int, Bureau]) -> Export:
 def inspection_list():
     if not (bureau_side() or current_user.role == Role.FIRM_USER):
         abort(403)
-    inspections = Listing(scoped(Inspection), *INSPECTION_FILTERS, order_by=[Inspection.id.desc()], options=[
-        selectinload(Inspection.firm), selectinload(Inspection.engagement), selectinload(Inspection.findings)])
+    inspections = Listing(lambda: scoped(Inspection), *INSPECTION_FILTERS, order_by=[Inspection.id.desc()], options=[
+        selectinload(Inspection.firm), selectinload(Inspection.engagement), selectinload(Inspection.findings)],
+        keep="inspections")
     staff = bureau_side()
     bureaus = {b.id: b for b in db.session.execute(scoped(Bureau)).scalars()} if staff else {}
     if wants_export():
@@ -469,9 +470,9 @@ def campaign_publish_results(campaign_id: int):
 @login_required
 def complaint_list():
     _require_bureau_side()
-    complaints = Listing(scoped(Complaint), enum_filter("status", ComplaintStatus, Complaint.status),
+    complaints = Listing(lambda: scoped(Complaint), enum_filter("status", ComplaintStatus, Complaint.status),
                          options=[selectinload(Complaint.bureau)],
-                         order_by=[Complaint.created_at.desc(), Complaint.id.desc()])
+                         order_by=[Complaint.created_at.desc(), Complaint.id.desc()], keep="complaints")
     return render_template("supervision/complaint_list.html", page=complaints.page(), filters=complaints.filters,
                            ComplaintStatus=ComplaintStatus)
 
