@@ -44,10 +44,10 @@ def dashboard():
     today = beijing_today()
     year = today.year  # the 监督检查 card counts this year's findings
     built = _statements(current_user, today, permissions.can(current_user, "audit.view"))
-    at = {NOW.key: utcnow()}
+    bound = {NOW.key: utcnow()}
     credit_services.recount_grades()  # this transaction's own rating changes, if any (none: no statement)
     # every number on the page, and whether the lists that are usually empty have anything, in one statement
-    counted = _read_counts(built.counts, built.shapes, at)
+    counted = _read_counts(built.counts, built.shapes, bound)
     context["firm_counts"] = {FirmStatus(status): n for status, n in counted["firms"].items()}
     context["expert_count"] = counted["experts"]
     # the short lists in one statement, each with only the columns it shows
@@ -59,7 +59,7 @@ def dashboard():
         context["events"] = [dict(actor_name=actor, summary=summary, occurred_at=at)
                              for _, actor, summary, at in listed["events"]]
     context["overdue_count"], context["overdue"] = _overdue_engagements(built.overdue, today)
-    rows = db.session.execute(built.reviews, at).all() if counted["overdue_reviews"] else []
+    rows = db.session.execute(built.reviews, bound).all() if counted["overdue_reviews"] else []
     context["overdue_reviews_count"], context["overdue_reviews"] = (rows[0].total if rows else 0), rows
     context["overdue_findings"] = db.session.execute(built.findings).all() if counted["overdue_findings"] else []
     context.update(dashboard_cards(current_user, counted))
@@ -75,7 +75,7 @@ NOW = sa.bindparam("dashboard_now")
 class _Built(NamedTuple):
     counts: sa.Select  # ``_count_statement``'s
     shapes: dict[str, int]
-    lists: dict[bool, tuple[sa.Select, tuple[str, ...]]]  # with the pending applications or not → ``_list_statement``'s
+    lists: dict[bool, tuple[sa.Select, tuple[str, ...]]]  # with pending applications or not: ``_list_statement``'s
     overdue: sa.Select
     reviews: sa.Select
     findings: sa.Select
@@ -114,7 +114,7 @@ def _build(user: Any, today: date, audit: bool) -> _Built:
 
 
 def _any(stmt: sa.Select) -> sa.Select:
-    """1 if ``stmt`` has a row, else 0 (a count part of ``_count`` that stops at the first row)."""
+    """1 if ``stmt`` has a row, else 0 (a count part of ``_count_statement`` that stops at the first row)."""
     first = next(iter(stmt.selected_columns))
     return sa.select(sa.func.count()).select_from(stmt.with_only_columns(first).order_by(None).limit(1).subquery())
 

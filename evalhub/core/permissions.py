@@ -309,7 +309,9 @@ _SCOPES: dict[type, ScopeFn] = {}
 _RESTRICTIONS: dict[type, list[Callable[[Select], Select]]] = {}
 # Statements built for a scope (``kept``), by dialect, scope key, name and key; emptied when a rule above changes
 _KEPT: dict[tuple, Any] = {}
-_KEEP = 1024  # statements kept per process (a few KB each); all are dropped when it fills
+# Entries kept per process, all dropped when it fills: ~50 KB an entry (measured on the bench's pages: a user who
+# opens the dashboard, the queue, the credit page and three lists fills 14 entries, ~0.75 MB), so ≤ ~50 MB a worker
+_KEEP = 1024
 
 
 def row_scope(*models: type) -> Callable[[ScopeFn], ScopeFn]:
