@@ -1,5 +1,5 @@
 """Province-scale data for the page benchmark (bench/web.py): a region, its prefectures and counties, ~500
-firms, ~3,000 experts and ~20,000 engagements over ten years with plans, procurements, contracts,
+firms, ~3,000 experts and ~20,000 engagements over ten years with plans, their timelines, procurements, contracts,
 submissions, expert panels and reviews, results, credit ratings, inspections and screening rows — times
 ``scale``.
 
@@ -29,8 +29,8 @@ from evalhub.core.validators import compose_id_number, compose_uscc
 from evalhub.extensions import db
 from evalhub.procurement import workflow
 from evalhub.procurement.models import (
-    Award, BudgetKind, Contract, Engagement, EngagementState as S, EvaluationPlan, ObjectType, PlanItem, PlanStatus, Procurement,
-    ProcurementMethod, ProcurementStatus, ServiceKind,
+    Award, BudgetKind, Contract, Engagement, EngagementState as S, EngagementTransition, EvaluationPlan, ObjectType,
+    PlanItem, PlanStatus, Procurement, ProcurementMethod, ProcurementStatus, ServiceKind,
 )
 from evalhub.registry.models import Degree, Expert, ExpertStatus, Firm, FirmKind, FirmStatus, LegalForm, ProfessionalTitle
 from evalhub.review.models import (
@@ -47,6 +47,30 @@ BATCH = 2000
 YEARS = list(range(2016, 2026))
 OPEN_STATES = [S.CONTRACTED, S.PLAN_SUBMITTED, S.PLAN_IN_REVIEW, S.FIELDWORK, S.REPORT_SUBMITTED,
                S.REPORT_IN_REVIEW, S.REPORT_RETURNED, S.PLANNED, S.PROCURING]
+
+
+# The way to each state, as the workflow records it (action, from, to); a returned report leaves the way at
+# REPORT_IN_REVIEW, a withheld one at ACCEPTED. Who acted: the bureau's staff (BUREAU), its admin (ADMIN), the firm
+# or a panel's decision (None: the bench has no firm accounts; the timeline shows a panel's outcome as the panel).
+BUREAU, ADMIN = "staff", "admin"
+_WAY = [("start_procurement", S.PLANNED, S.PROCURING, BUREAU), ("sign_contract", S.PROCURING, S.CONTRACTED, BUREAU),
+        ("submit_plan", S.CONTRACTED, S.PLAN_SUBMITTED, None),
+        ("start_plan_review", S.PLAN_SUBMITTED, S.PLAN_IN_REVIEW, BUREAU),
+        ("approve_plan", S.PLAN_IN_REVIEW, S.FIELDWORK, None), ("submit_report", S.FIELDWORK, S.REPORT_SUBMITTED, None),
+        ("start_report_review", S.REPORT_SUBMITTED, S.REPORT_IN_REVIEW, BUREAU),
+        ("accept_report", S.REPORT_IN_REVIEW, S.ACCEPTED, None), ("publish", S.ACCEPTED, S.PUBLISHED, ADMIN),
+        ("archive", S.PUBLISHED, S.ARCHIVED, BUREAU)]
+_RETURNED = ("return_report", S.REPORT_IN_REVIEW, S.REPORT_RETURNED, ADMIN)
+
+
+def way_to(state: S) -> list[tuple[str, S, S, str | None]]:
+    """The transitions that bring a planned engagement to ``state`` (the detail page's timeline)."""
+    if state == S.REPORT_RETURNED:
+        return way_to(S.REPORT_IN_REVIEW) + [_RETURNED]
+    starts = [step[1] for step in _WAY] + [_WAY[-1][2]]
+    if state not in starts:
+        raise ValueError(f"the bench builds no engagement in state {state}")
+    return _WAY[:starts.index(state)]
 
 
 @dataclass
@@ -207,6 +231,10 @@ def build(scale: float = 1.0, *, seed: int = 2025, today: date | None = None) ->
                         amount=amount, budget_unit_id=unit, state=state, firm_id=firm[0] if firm else None,
                         bureau_id=bid, state_changed_at=_beijing_noon(signed), created_at=_beijing_noon(date(year, 3, 15)),
                         due_on=workflow.due_date(state, plan_due, report_due) if firm is not None else None)
+            for k, (action, old, new, who) in enumerate(way_to(state)):
+                w.add(EngagementTransition, engagement_id=eid, action=action, from_state=old, to_state=new,
+                      actor_id=users[(bid, who)] if who else None,
+                      created_at=_beijing_noon(date(year, 3, 20) + timedelta(days=20 * k)))
             if firm is None:
                 continue
             proc = w.add(Procurement, engagement_id=eid, method=ProcurementMethod.COMPETITIVE_CONSULTATION,
@@ -265,7 +293,7 @@ def build(scale: float = 1.0, *, seed: int = 2025, today: date | None = None) ->
                 w.add(Inspection, bureau_id=bid, engagement_id=eid, trigger=Trigger.RANDOM, trigger_detail="抽查",
                       status=InspectionStatus.CLOSED, checklist={}, firm_id=firm[0],
                       opened_at=_beijing_noon(date(year + 1, 3, 1)))
-        w.flush(EvaluationPlan, PlanItem, Engagement, Procurement, Award, Contract, Submission, ReviewPanel,
+        w.flush(EvaluationPlan, PlanItem, Engagement, EngagementTransition, Procurement, Award, Contract, Submission, ReviewPanel,
                 PanelInvitation, Review, EvaluationResult, ReportScreening, Inspection)
         db.session.commit()
 

@@ -108,3 +108,31 @@ def test_a_signed_in_page_reads_the_account_and_its_tree_once(world, client, log
     assert len(loaders) == 1 and "JOIN bureau AS" in loaders[0] and "bureau_setting" in loaders[0], loaders
     assert not any("FROM bureau_setting" in s for s in flat if s not in loaders), flat
     assert not any(s.startswith("SELECT bureau.id") and "JOIN bureau AS" in s for s in flat if s not in loaders), flat  # tree once
+
+
+def test_the_engagement_page_reads_its_timeline_with_who_acted_in_its_own_statement(world, client, login):
+    """The timeline names who acted on each step: read with the engagement (one statement), not a lookup per
+    person — steps by more people leave the page's statement count as it was."""
+    from evalhub.procurement.models import EngagementTransition
+
+    engagement = factories.accepted(world)
+    db.session.commit()
+    login(world.bz_admin)
+    url = f"/engagements/{engagement.id}"
+
+    def statements() -> int:
+        with client.application.app_context(), counting() as seen:
+            assert client.get(url).status_code == 200
+        return len(seen)
+
+    statements()  # warm the settings and kept statements
+    before = statements()
+    for n in range(3):  # three more steps, each by someone who has not acted on it yet
+        actor = factories.user(f"timeline{n}", Role.BUREAU_STAFF, bureau_id=world.bz.id)
+        db.session.add(EngagementTransition(engagement_id=engagement.id, action="note", from_state=engagement.state,
+                                            to_state=engagement.state, actor_id=actor.id, note=f"记录{n}"))
+    db.session.commit()
+    assert statements() == before
+    with client.application.app_context():
+        page = client.get(url).get_data(as_text=True)
+    assert all(f"timeline{n}" in page for n in range(3))  # each step shows its own person

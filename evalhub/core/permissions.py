@@ -474,31 +474,27 @@ def visible(user: User, obj: Any) -> bool:
     """Whether ``user`` may see the row ``obj`` (its model's row scope). Decided without a statement when the
     scope adds nothing (every row) or only ``bureau_rows``' "bureau in the user's tree" — the row is loaded, its
     ``bureau_id`` known and the tree held; any other rule (a firm's, an expert's, a unit's, a restriction) asks
-    the database."""
+    the database. The scope's shape is kept per scope and model (``kept``): a page asks about several rows, and
+    building the scoped probe cost more than the answer."""
     model = type(obj)
+    if _stored_as_is(obj):
+        kind, ids = kept(user, "visible.shape", lambda: tree_scope(user, model), model)
+        if kind == "all":  # the scope adds nothing: every stored row
+            return True
+        if kind == "tree":
+            return obj.bureau_id in ids
     probe = sa.select(model.id).where(model.id == obj.id)
-    stmt = scope(user, probe, model)
-    decided = _decided_here(probe, stmt, obj)
-    if decided is not None:
-        return decided
-    return db.session.execute(stmt).first() is not None
+    return db.session.execute(scope(user, probe, model)).first() is not None
 
 
-def _decided_here(probe: Select, stmt: Select, obj: Any) -> bool | None:
-    """``visible``'s answer without the database, or None. Only for a row as stored: nothing of the session is
-    waiting to be flushed (the statement would flush it first, and could see it differently)."""
+def _stored_as_is(obj: Any) -> bool:
+    """Whether ``obj`` is a row of this session as stored: nothing of the session is waiting to be flushed (a
+    statement would flush it first, and could see it differently), so ``visible`` may answer from the row."""
     session = db.session
     if session.new or session.dirty or session.deleted:
-        return None
+        return False
     state = sa.inspect(obj)
-    if not state.persistent or state.session_id != session().hash_key:
-        return None
-    kind, ids = _scope_shape(probe, stmt, type(obj))
-    if kind == "all":  # the scope adds nothing: every stored row
-        return True
-    if kind == "tree":
-        return obj.bureau_id in ids
-    return None
+    return state.persistent and state.session_id == session().hash_key
 
 
 def _scope_shape(probe: Select, stmt: Select, model: type) -> tuple[str, Any]:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Iterable, Optional
 
 import sqlalchemy as sa
+from sqlalchemy.orm import contains_eager
 
 from evalhub.core import audit, concurrency, permissions
 from evalhub.core.enums import Role
@@ -57,9 +58,11 @@ rules({
 
 def members(engagement: Engagement) -> list[EngagementMember]:
     """The team now: the lead first, then in the order named. Only the people of the engagement's firm: after
-    an award revoked (a challenge upheld) the former winner's team is history, not the team."""
+    an award revoked (a challenge upheld) the former winner's team is history, not the team. Each with its person
+    (from the join already there: the pages name them)."""
     rows = db.session.execute(
         sa.select(EngagementMember).join(FirmStaff, FirmStaff.id == EngagementMember.staff_id)
+        .options(contains_eager(EngagementMember.staff))
         .where(EngagementMember.engagement_id == engagement.id, EngagementMember.removed_at.is_(None),
                FirmStaff.firm_id == engagement.firm_id)
         .order_by(EngagementMember.is_lead.desc(), EngagementMember.id)).scalars().all()
