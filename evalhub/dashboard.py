@@ -11,16 +11,16 @@ from flask import redirect, render_template, url_for
 from flask_login import current_user, login_required
 from sqlalchemy.orm import joinedload
 
-from evalhub.core import permissions
+from evalhub.core import permissions, summaries
 from evalhub.core.enums import JobStatus, Role
 from evalhub.core.models import AuditEvent, Bureau, Job
 from evalhub.core.timeutil import beijing_today, utcnow
 from evalhub.core.views import bp
-from evalhub.credit import services as credit_services
 from evalhub.credit.views import dashboard_cards, dashboard_counts as credit_counts
 from evalhub.extensions import db
 from evalhub.procurement import workflow
 from evalhub.procurement.models import Engagement
+from evalhub.registry import counts as registry_counts
 from evalhub.registry.models import Expert, Firm, FirmStatus
 from evalhub.results.models import ResultFinding
 from evalhub.results.services import overdue_findings_query
@@ -45,7 +45,8 @@ def dashboard():
     year = today.year  # the 监督检查 card counts this year's findings
     built = _statements(current_user, today, permissions.can(current_user, "audit.view"))
     bound = {NOW.key: utcnow()}
-    credit_services.recount_grades()  # this transaction's own rating changes, if any (none: no statement)
+    # the counts kept on write that this transaction's own writes moved, if any (none: no statement)
+    summaries.recount_all(db.session())
     # every number on the page, and whether the lists that are usually empty have anything, in one statement
     counted = _read_counts(built.counts, built.shapes, bound)
     context["firm_counts"] = {FirmStatus(status): n for status, n in counted["firms"].items()}
@@ -91,9 +92,12 @@ def _statements(user: Any, today: date, audit: bool) -> _Built:
 def _build(user: Any, today: date, audit: bool) -> _Built:
     findings = overdue_findings_query(user, today)
     panels = _scoped_panels(user)
+    # the library's firms and experts from the counts kept per bureau (a bureau user's), else counted
+    firms, experts = registry_counts.firms_by_status(user), registry_counts.experts_total(user)
     counts, shapes = _count_statement(dict(
-        firms=permissions.scope(user, sa.select(Firm.status, sa.func.count()).group_by(Firm.status), Firm),
-        experts=permissions.scope(user, sa.select(sa.func.count(Expert.id)), Expert),
+        firms=firms if firms is not None else permissions.scope(
+            user, sa.select(Firm.status, sa.func.count()).group_by(Firm.status), Firm),
+        experts=experts if experts is not None else permissions.scope(user, sa.select(sa.func.count(Expert.id)), Expert),
         overdue_findings=_any(findings), overdue_reviews=_any(overdue_reviews_query(panels, NOW)),
         **supervision_counts(user, today.year), **credit_counts(user)))
     lists = {"jobs": (permissions.scope(user, sa.select(

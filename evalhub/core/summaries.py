@@ -1,6 +1,7 @@
 """Counts kept on write: a small table that holds how many rows of a large one there are per key, so a page
 reads a few rows instead of counting the history (issue 18) — the engagement list's total per bureau, the
-dashboard's credit grades per bureau and year, the screening queue's flagged reports per bureau and year.
+dashboard's credit grades per bureau and year, its firms, experts and inspections per bureau and status, the
+screening queue's flagged reports per bureau and year.
 
 One mechanism for every writer, so none can forget it. A domain declares its count once (``KeptCount``: the
 source model, the key columns, optional further grouping columns and a condition on the counted rows, the
@@ -192,6 +193,26 @@ class KeptCount:
 
         # the same object for the same scope and keys (``permissions.kept``), so a list kept with it is cut once
         return permissions.kept(user, f"count.{self.name}", build, model or self.source, *sorted(key_values.items()))
+
+
+    def scope_counts(self, user: Any, model: type | None = None) -> Any:
+        """The rows of ``scope(user, select(model))`` (default: the source) that meet ``where``, counted by ``by``:
+        a SELECT of (each ``by`` column, n) over the summary rows of the user's tree — what grouping the scoped
+        rows by ``by`` would count — or None when the user's scope of ``model`` is neither every row nor exactly
+        the bureaus of the user's tree (``scope_total``'s rule). A transaction that wrote source rows recounts
+        (``recount``) before it reads."""
+        shape, bureaus = permissions.tree_scope(user, model or self.source)
+        if shape == "other":
+            return None
+
+        def build() -> Any:
+            by = [self.summary.c[c] for c in self.by]
+            counted = sa.select(*by, sa.func.sum(self.summary.c.n)).group_by(*by)
+            if bureaus is not None:
+                counted = counted.where(permissions.in_bureaus(self.summary.c.bureau_id, bureaus))
+            return counted
+
+        return permissions.kept(user, f"counts.{self.name}", build, model or self.source)
 
 
 def discard(session: Session) -> None:

@@ -18,6 +18,25 @@ from evalhub.registry.models import Expert, ExpertStatus, Firm, FirmStatus
 IN_LIBRARY = [FirmStatus.ADMITTED, FirmStatus.SUSPENDED, FirmStatus.REMOVED, FirmStatus.BLACKLISTED]
 
 
+def library_where(user: User, bureau_column: Any, in_library: Any) -> Any:
+    """What a bureau user's library lets through, on rows with ``bureau_column`` and ``in_library`` (whether the
+    row is still in the library): every row of its own bureaus, and the rows still in the library of the bureaus
+    above that it may use. The row scope below and the dashboard's kept counts (``registry.counts``) both ask
+    this, so the two cannot count differently."""
+    whole, usable = library_bureau_ids_for(user)
+    if not (whole or usable):
+        return sa.false()
+    return sa.or_(in_bureaus(bureau_column, whole), sa.and_(in_bureaus(bureau_column, usable), in_library))
+
+
+def firm_in_library(status: Any) -> Any:
+    return status.in_(IN_LIBRARY)
+
+
+def expert_in_library(status: Any) -> Any:
+    return status != ExpertStatus.REMOVED
+
+
 def _library_scope(user: User, stmt: Select, model: type, own_role: Role, own_id: int | None,
                    in_library: Any) -> Select:
     """A firm or expert library: the administrator sees every row, the firm user or expert its own, a
@@ -26,21 +45,17 @@ def _library_scope(user: User, stmt: Select, model: type, own_role: Role, own_id
         return stmt
     if user.role == own_role:
         return stmt.where(model.id == own_id)
-    whole, usable = library_bureau_ids_for(user)
-    if not (whole or usable):
-        return stmt.where(sa.false())
-    return stmt.where(sa.or_(in_bureaus(model.bureau_id, whole),
-                             sa.and_(in_bureaus(model.bureau_id, usable), in_library)))
+    return stmt.where(library_where(user, model.bureau_id, in_library))
 
 
 @row_scope(Firm)
 def _firms(user: User, stmt: Select, model: type) -> Select:
-    return _library_scope(user, stmt, Firm, Role.FIRM_USER, user.firm_id, Firm.status.in_(IN_LIBRARY))
+    return _library_scope(user, stmt, Firm, Role.FIRM_USER, user.firm_id, firm_in_library(Firm.status))
 
 
 @row_scope(Expert)
 def _experts(user: User, stmt: Select, model: type) -> Select:
-    return _library_scope(user, stmt, Expert, Role.EXPERT, user.expert_id, Expert.status != ExpertStatus.REMOVED)
+    return _library_scope(user, stmt, Expert, Role.EXPERT, user.expert_id, expert_in_library(Expert.status))
 
 
 def firm_member(user: User, firm: Any) -> bool:

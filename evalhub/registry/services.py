@@ -19,6 +19,7 @@ from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import beijing_today, utcnow
 from evalhub.core.validators import validate_uscc
 from evalhub.extensions import db
+from evalhub.registry import counts  # noqa: F401  (firm and expert counts kept on every write: registered here)
 from evalhub.registry.models import (
     CertificateKind,
     CounterpartType,

@@ -150,6 +150,19 @@ class Inspection(OfFirm, InBureau, db.Model):
                                                      order_by=lambda: Finding.id, cascade="all, delete-orphan")
 
 
+class InspectionCount(db.Model):
+    """How many inspections each bureau holds at each status: the dashboard's 监督检查 card sums these few rows
+    over the user's tree instead of counting the inspections, which grow with the history (issue 18).
+    Recounted from ``inspection`` for each bureau a transaction touched, just before it commits
+    (``services.INSPECTIONS``); no row for a count of 0."""
+
+    __tablename__ = "inspection_count"
+
+    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), primary_key=True)
+    status: Mapped[InspectionStatus] = mapped_column(enum_column(InspectionStatus), primary_key=True)
+    n: Mapped[int] = mapped_column()
+
+
 class Inspector(db.Model):
     """A drawn inspector: a bureau staff member or an expert."""
 

@@ -21,6 +21,7 @@ from evalhub.core.listing import as_int
 from evalhub.core.models import Bureau, Draw, User
 from evalhub.core.notifications import emit
 from evalhub.core.settings import get_setting
+from evalhub.core.summaries import KeptCount
 from evalhub.core.timeutil import beijing_today, utcnow
 from evalhub.extensions import db
 from evalhub.procurement import workflow
@@ -29,11 +30,15 @@ from evalhub.procurement.models import Engagement, EngagementState as S
 from evalhub.registry.models import Expert, Firm, FirmStatus
 from evalhub.registry.services import expert_avoidance_reasons, expert_is_drawable
 from evalhub.supervision.models import (
-    CHECKLIST, CampaignStatus, Complaint, ComplaintStatus, Finding, Inspection, InspectionCampaign,
+    CHECKLIST, CampaignStatus, Complaint, ComplaintStatus, Finding, Inspection, InspectionCampaign, InspectionCount,
     InspectionStatus, Inspector, Measure, Severity, StaffTie, Trigger,
 )
 
 COMPLETED = (S.ACCEPTED, S.PUBLISHED, S.ARCHIVED)
+
+# The dashboard's 监督检查 card: inspections per bureau and status, kept on write (``core.summaries``; issue 18).
+INSPECTIONS = KeptCount("supervision.inspection_counts", Inspection, ("bureau_id",), InspectionCount.__table__,
+                        by=("status",))
 
 
 # === complaints ====================================================================================

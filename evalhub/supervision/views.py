@@ -152,12 +152,14 @@ def _worst(findings: list[Finding]) -> Optional[Severity]:
 
 def dashboard_counts(user, year: int) -> dict[str, sa.Select]:
     """The 监督检查 card's numbers as grouped counts, each a SELECT of (key, n): the inspections in scope by
-    status, and ``year``'s findings by severity. The dashboard reads them with every other card's counts in
-    one statement and hands the rows to ``dashboard_summary``."""
+    status (from the counts kept per bureau, when the user's scope is its tree or everything), and ``year``'s
+    findings by severity. The dashboard reads them with every other card's counts in one statement and hands the
+    rows to ``dashboard_summary``."""
     start_utc = datetime(year, 1, 1, tzinfo=BEIJING).astimezone(timezone.utc).replace(tzinfo=None)  # stored as naive UTC
+    kept = services.INSPECTIONS.scope_counts(user, Inspection)
     return {
-        "inspections": permissions.scope(user, sa.select(Inspection.status, sa.func.count(Inspection.id))
-                                         .group_by(Inspection.status), Inspection),
+        "inspections": kept if kept is not None else permissions.scope(
+            user, sa.select(Inspection.status, sa.func.count(Inspection.id)).group_by(Inspection.status), Inspection),
         "severities": permissions.scope(user, sa.select(Finding.severity, sa.func.count(Finding.id))
                                         .join(Inspection, Inspection.id == Finding.inspection_id)
                                         .where(Finding.created_at >= start_utc).group_by(Finding.severity), Inspection),
