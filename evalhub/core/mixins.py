@@ -64,3 +64,11 @@ class OfUser:
     @declared_attr
     def user(cls) -> Mapped["User"]:
         return relationship("User", foreign_keys=lambda: [cls.user_id])
+
+
+class CountedPerBureau:
+    """A summary table of ``core.summaries``: how many rows each bureau holds per the key its class declares
+    beside (a ``status``), ``bureau_id`` first in the primary key, and ``n`` (no row for a count of 0)."""
+
+    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), primary_key=True, sort_order=-1)
+    n: Mapped[int] = mapped_column(sort_order=1)

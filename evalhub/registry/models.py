@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from evalhub.core.enums import Field, LabeledEnum, enum_column
 from evalhub.core.listing import text_list
-from evalhub.core.mixins import Acted, Created, CreatedBy, InBureau
+from evalhub.core.mixins import Acted, CountedPerBureau, Created, CreatedBy, InBureau
 from evalhub.core.models import Bureau, BudgetUnit, StoredFile, User
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
@@ -330,7 +330,7 @@ class FirmRelation(CreatedBy, db.Model):
         return self.start_date <= day and (self.end_date is None or self.end_date >= day)
 
 
-class FirmCount(db.Model):
+class FirmCount(CountedPerBureau, db.Model):
     """How many firms each bureau's library holds at each status: the dashboard's firm card sums these few rows
     over the user's library (``registry.counts``) instead of counting the firms, which grow with the province
     (issue 18). Recounted from ``firm`` for each bureau a transaction touched, just before it commits; no row
@@ -338,19 +338,15 @@ class FirmCount(db.Model):
 
     __tablename__ = "firm_count"
 
-    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), primary_key=True)
     status: Mapped[FirmStatus] = mapped_column(enum_column(FirmStatus), primary_key=True)
-    n: Mapped[int] = mapped_column()
 
 
-class ExpertCount(db.Model):
+class ExpertCount(CountedPerBureau, db.Model):
     """How many experts each bureau's pool holds at each status (the dashboard's expert card, as ``FirmCount``)."""
 
     __tablename__ = "expert_count"
 
-    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), primary_key=True)
     status: Mapped[ExpertStatus] = mapped_column(enum_column(ExpertStatus), primary_key=True)
-    n: Mapped[int] = mapped_column()
 
 
 class Expert(InBureau, Created, HasFields, db.Model):

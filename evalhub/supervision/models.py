@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from evalhub.core.enums import LabeledEnum, enum_column
 from evalhub.core.models import Draw, User
-from evalhub.core.mixins import CreatedBy, InBureau, OfUser
+from evalhub.core.mixins import CountedPerBureau, CreatedBy, InBureau, OfUser
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
 from evalhub.procurement.models import Engagement
@@ -150,7 +150,7 @@ class Inspection(OfFirm, InBureau, db.Model):
                                                      order_by=lambda: Finding.id, cascade="all, delete-orphan")
 
 
-class InspectionCount(db.Model):
+class InspectionCount(CountedPerBureau, db.Model):
     """How many inspections each bureau holds at each status: the dashboard's 监督检查 card sums these few rows
     over the user's tree instead of counting the inspections, which grow with the history (issue 18).
     Recounted from ``inspection`` for each bureau a transaction touched, just before it commits
@@ -158,9 +158,7 @@ class InspectionCount(db.Model):
 
     __tablename__ = "inspection_count"
 
-    bureau_id: Mapped[int] = mapped_column(sa.ForeignKey("bureau.id"), primary_key=True)
     status: Mapped[InspectionStatus] = mapped_column(enum_column(InspectionStatus), primary_key=True)
-    n: Mapped[int] = mapped_column()
 
 
 class Inspector(db.Model):
