@@ -4,7 +4,7 @@ The dashboard counted the firms of the user's library by status and the experts 
 admin a scan of every firm and expert (6,000 experts at twice province scale: 1.2 ms of the page's 3.4 ms count
 statement), growing with the province. ``firm_count`` and ``expert_count`` hold each bureau's number per status,
 kept by ``core.summaries`` (recounted for each bureau a transaction wrote, just before it commits); the cards
-sum them under the same library rule as the rows' own scope (``permissions.library_where``), and say None for a
+sum them under the same library rule as the rows' own scope (``registry.permissions.library_where``), and say None for a
 user who is not a bureau's (whose scope is every row or one firm or expert: the dashboard counts as before).
 """
 from __future__ import annotations
