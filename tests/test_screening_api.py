@@ -203,6 +203,8 @@ def test_queue_is_ranked_by_risk(client, world, uploaded, auth):
     assert _queue(client, auth("bz.staff"), f"year=2025&kind=评价报告&bureau_id={world.bz.id}")["total"] == 3
     assert _queue(client, auth("bz.staff"), f"year=2025&kind=report&firm_id={world.other_firm.id}")["total"] == 0
     assert _queue(client, auth("bz.staff"), f"year=2025&kind=report&firm_id={world.firm.id}")["total"] == 3
+    assert _queue(client, auth("bz.staff"), f"year=2025&kind=report&firm={world.firm.name[1:-1]}")["total"] == 3
+    assert _queue(client, auth("bz.staff"), f"year=2025&kind=report&firm={world.other_firm.name}")["total"] == 0
     assert _queue(client, auth("bz.staff"), "year=2025&kind=work_plan")["total"] == 3  # the approved work plans
     assert _queue(client, auth("bz.staff"))["total"] == 6
 
@@ -217,6 +219,8 @@ def test_queue_arguments_are_validated(client, world, auth):
     for name in ("bureau_id", "firm_id", "kind"):
         assert name in assert_error(client.get(f"/api/v1/screening/queue?year=2025&{name}=x", headers=headers),
                                     422)["fields"]
+    assert "firm" in assert_error(client.get("/api/v1/screening/queue?year=2025&firm=" + "机" * 101, headers=headers),
+                                  422)["fields"]
     assert_error(client.get("/api/v1/screening/queue?year=2025&page=x", headers=headers), 400)
     assert _queue(client, headers)["items"] == []
 

@@ -119,8 +119,10 @@ def test_the_queue_ranks_riskier_reports_first_within_the_users_scope(client, lo
     assert ids.index(rows["c"].id) < ids.index(rows["a"].id)  # the copied, generic report above the specific one
     assert html.count('data-testid="flagged"') == 1 and "建议抽查" in html  # 10% of 3, rounded up
     assert "规则评分" in html and "前 10%" in html
-    firm_select = html.split('name="firm_id"')[1].split("</select>")[0]
-    assert world.firm.name in firm_select and world.other_firm.name not in firm_select  # firms in the rows seen
+    # the firm box suggests the firms of the rows the user sees, as JSON, and lists none on the page
+    assert world.firm.name not in html.split('name="firm"')[1].split("</datalist>")[0]
+    suggested = client.get("/screening/queue/firms?year=2025").get_json()["firms"]
+    assert [f["name"] for f in suggested] == [world.firm.name]  # not 克州's firm
     top = db.session.get(ReportScreening, ids[0])
     assert top.engagement.reference in html and top.reasons[0]["text"] in html
     assert f'href="/screening/{top.id}"' in html
@@ -133,6 +135,19 @@ def test_the_queue_filters_and_exports(client, login, world):
     assert row_ids(text(client.get(f"/screening/queue?year=2025&kind=report&firm_id={world.other_firm.id}"))) \
         == [rows["d"].id]
     assert row_ids(text(client.get(f"/screening/queue?year=2025&kind=report&bureau_id={world.kz.id}"))) == [rows["d"].id]
+    # the firm box: text in the firm's name; a link's firm_id shows as its name there
+    part = world.other_firm.name[1:-1]
+    assert world.firm.name.find(part) < 0
+    assert row_ids(text(client.get(f"/screening/queue?year=2025&kind=report&firm={part}"))) == [rows["d"].id]
+    assert row_ids(text(client.get("/screening/queue?year=2025&kind=report&firm=无此机构"))) == []
+    assert row_ids(text(client.get("/screening/queue?year=2025&kind=report&firm=%25"))) == []  # a LIKE wildcard is text
+    shown = text(client.get(f"/screening/queue?year=2025&kind=report&firm_id={world.other_firm.id}"))
+    assert f'name="firm" value="{world.other_firm.name}"' in shown
+    assert {f["name"] for f in client.get("/screening/queue/firms?year=2025").get_json()["firms"]} \
+        == {world.firm.name, world.other_firm.name}
+    assert client.get(f"/screening/queue/firms?year=2025&q={part}").get_json()["firms"] \
+        == [{"id": world.other_firm.id, "name": world.other_firm.name}]
+    assert client.get("/screening/queue/firms?year=2019").get_json()["firms"] == []
     assert len(row_ids(text(client.get("/screening/queue?year=2025")))) == 8  # and the 4 approved work plans
     assert len(row_ids(text(client.get("/screening/queue?year=2025&kind=report")))) == 4
     plans = {e.screening.id for e in S.queue(world.region_staff, year=2025, kind=SubmissionKind.WORK_PLAN)}
@@ -215,7 +230,7 @@ def test_a_flag_becomes_a_targeted_case_once(client, login, world):
 def test_firms_experts_and_other_bureaus_are_refused(client, login, world):
     a = _corpus(world, other_prefecture=False)["a"]
     model = _model_row()
-    pages = [("GET", "/screening/queue"), ("GET", f"/screening/{a.id}"), ("POST", f"/screening/{a.id}/case"),
+    pages = [("GET", "/screening/queue"), ("GET", "/screening/queue/firms?year=2025"), ("GET", f"/screening/{a.id}"), ("POST", f"/screening/{a.id}/case"),
              ("GET", "/screening/models"), ("GET", f"/screening/models/{model.id}"),
              ("POST", "/screening/models/train"), ("POST", f"/screening/models/{model.id}/promote")]
     for user in (world.firm_user, world.expert_user):

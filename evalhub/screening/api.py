@@ -166,6 +166,7 @@ def screening_score():
            params=[{**YEAR_QUERY, "required": True},
                    query("bureau_id", "只看这个财政局的任务", "integer", minimum=1, maximum=INT_MAX),
                    query("firm_id", "只看这家机构的报告", "integer", minimum=1, maximum=INT_MAX),
+                   query("firm", "只看名称含这段文字的机构的报告（不超过 100 字）", "string", maxLength=100),
                    query("kind", _KIND_TEXT), *PAGE_PARAMS],
            errors=(400, 403, 422))
 def screening_queue():
@@ -176,7 +177,7 @@ def screening_queue():
     if args["year"] is None:
         raise ValidationFailed("请指定年度（参数 year）。", {"year": "必填，四位年份"})
     queued = services.queue_page(user, year=args["year"], bureau_id=args["bureau_id"], firm_id=args["firm_id"],
-                                 kind=args["kind"], page=page, per_page=per_page)
+                                 firm_name=args["firm"], kind=args["kind"], page=page, per_page=per_page)
     return listing([queue_item_json(e) for e in queued.entries], queued.total, page, per_page)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask_wtf.file import FileField, FileRequired
 
-from evalhub.core.listing import enum_filter, int_filter, year_filter
+from evalhub.core.listing import Filter, enum_filter, int_filter, year_filter
 from evalhub.registry.forms import ChineseForm
 from evalhub.review.models import SubmissionKind
 
@@ -24,9 +24,18 @@ class PromoteForm(ChineseForm):
     """Make a candidate the active model and re-score the stored reports."""
 
 
+def firm_text(text: str) -> str:
+    """Text to look for in firms' names (the longest name is 120 characters; more is no name's part)."""
+    if len(text) > 100:
+        raise ValueError(text)
+    return text
+
+
 # The queue's query string (``/screening/queue`` and ``GET /api/v1/screening/queue``). The queue is ranked
-# by ``services.queue``, so the filters are only read, never applied to a statement here.
-QUEUE_FILTERS = (year_filter(), int_filter("bureau_id"), int_filter("firm_id"), enum_filter("kind", SubmissionKind))
+# by ``services.queue``, so the filters are only read, never applied to a statement here. ``firm``: text in
+# the firm's name (the page's filter, which suggests names as the user types); ``firm_id``: one firm (links, API).
+QUEUE_FILTERS = (year_filter(), int_filter("bureau_id"), int_filter("firm_id"), enum_filter("kind", SubmissionKind),
+                 Filter("firm", firm_text, hint="机构名称中的文字，不超过 100 字"))
 
 
 class ReferenceImportForm(ChineseForm):

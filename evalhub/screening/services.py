@@ -541,10 +541,10 @@ def _share(actor: User) -> int:
 
 
 def _queue_stmt(actor: User, year: int, bureau_id: int | None, firm_id: int | None,
-                kind: SubmissionKind | None) -> sa.Select:
+                kind: SubmissionKind | None, firm_name: str | None = None) -> sa.Select:
     """The queue as a statement, one row per entry: id, risk, rank, bureau_id, firm_id, flagged. The
     spot-check budget of each kind is the top ⌈count × share / 100⌉ of its ranking, and at least the first
-    (``flagged``: rank ≤ that, in integers)."""
+    (``flagged``: rank ≤ that, in integers). ``firm_name``: the firms whose name contains it."""
     ranked = _ranking(actor, year, [kind] if kind is not None else [SubmissionKind.REPORT, SubmissionKind.WORK_PLAN])
     flagged = sa.or_(ranked.c.rank == 1, ranked.c.rank * 100 <= ranked.c.of * _share(actor) + 99)
     stmt = sa.select(ranked.c.id, ranked.c.risk, ranked.c.rank, ranked.c.bureau_id, ranked.c.firm_id,
@@ -553,7 +553,22 @@ def _queue_stmt(actor: User, year: int, bureau_id: int | None, firm_id: int | No
         stmt = stmt.where(ranked.c.bureau_id == bureau_id)
     if firm_id is not None:
         stmt = stmt.where(ranked.c.firm_id == firm_id)
+    if firm_name:
+        stmt = stmt.where(ranked.c.firm_id.in_(sa.select(Firm.id).where(Firm.name.contains(firm_name, autoescape=True))))
     return stmt
+
+
+def queue_firms(actor: User, year: int, name: str = "", limit: int = 20) -> list[tuple[int, str]]:
+    """The firms of the year's screened texts the user may see whose name contains ``name``, by name, at most
+    ``limit``: what the queue page's firm filter suggests as the user types. Not listed on the page itself: a
+    region's year holds hundreds of firms (574 at twice province scale), and the list grew the page with them."""
+    require_screening(actor)
+    rs = ReportScreening
+    stmt = sa.select(Firm.id, Firm.name).where(
+        Firm.id.in_(visible_screenings(actor).where(rs.year == year).with_only_columns(rs.firm_id)))
+    if name:
+        stmt = stmt.where(Firm.name.contains(name, autoescape=True))
+    return [(row.id, row.name) for row in db.session.execute(stmt.order_by(Firm.name, Firm.id).limit(limit))]
 
 
 def _entries(stmt: sa.Select) -> list[QueueEntry]:
@@ -567,13 +582,13 @@ def _queue_order(stmt: sa.Select) -> sa.Select:
 
 
 def queue(actor: User, *, year: int, bureau_id: int | None = None, firm_id: int | None = None,
-          kind: SubmissionKind | None = None, fill: bool = True) -> list[QueueEntry]:
+          kind: SubmissionKind | None = None, firm_name: str | None = None, fill: bool = True) -> list[QueueEntry]:
     """The year's screened texts the user may see, riskiest first. Ranks and the spot-check budget (the top
     share marked for inspection) are per kind over everything the user supervises; the bureau and firm
     filters then narrow the list without renumbering it. ``fill=False`` leaves the rows to ``fill_entries``.
     A page of the queue: ``queue_page``, which reads only the rows shown."""
     require_screening(actor)
-    stmt = _queue_stmt(actor, year, bureau_id, firm_id, kind)
+    stmt = _queue_stmt(actor, year, bureau_id, firm_id, kind, firm_name)
     entries = _entries(_queue_order(stmt))
     return fill_entries(actor, entries) if fill else entries
 
@@ -607,7 +622,8 @@ def _page_columns() -> list:
 
 
 def queue_page(actor: User, *, year: int, page: int, per_page: int, bureau_id: int | None = None,
-               firm_id: int | None = None, kind: SubmissionKind | None = None) -> QueuePage:
+               firm_id: int | None = None, kind: SubmissionKind | None = None,
+               firm_name: str | None = None) -> QueuePage:
     """One page of ``queue``: the page's rows with the columns they show (``_page_columns``: no screening,
     engagement or firm is loaded, and the texts' hashes, features, details and passages are not read — a row
     shows its reasons only, ``_reason_texts``), the queue's length and how many of it are marked.
@@ -617,9 +633,9 @@ def queue_page(actor: User, *, year: int, page: int, per_page: int, bureau_id: i
     the lengths come from ``ScreeningQueueCount``. A bureau or firm filter keeps the ranks of the whole queue, so
     that page ranks the year's queue in one statement (``_filtered_page``)."""
     require_screening(actor)
-    if bureau_id is not None or firm_id is not None:
+    if bureau_id is not None or firm_id is not None or firm_name:
         return _filtered_page(actor, year=year, page=page, per_page=per_page, bureau_id=bureau_id, firm_id=firm_id,
-                              kind=kind)
+                              kind=kind, firm_name=firm_name)
     kinds = [kind] if kind is not None else [SubmissionKind.REPORT, SubmissionKind.WORK_PLAN]
     counts = queue_counts(actor, year, kinds)
     share = _share(actor)
@@ -699,10 +715,10 @@ def queue_counts(actor: User, year: int, kinds: Iterable[SubmissionKind]) -> dic
 
 
 def _filtered_page(actor: User, *, year: int, page: int, per_page: int, bureau_id: int | None,
-                   firm_id: int | None, kind: SubmissionKind | None) -> QueuePage:
-    """A page of the queue narrowed to a bureau or a firm, in one statement: the database ranks the user's
+                   firm_id: int | None, kind: SubmissionKind | None, firm_name: str | None) -> QueuePage:
+    """A page of the queue narrowed to a bureau or firms, in one statement: the database ranks the user's
     whole queue (the ranks and marks are the whole queue's), filters, counts and cuts the page."""
-    stmt = _queue_stmt(actor, year, bureau_id, firm_id, kind)
+    stmt = _queue_stmt(actor, year, bureau_id, firm_id, kind, firm_name)
     # the two numbers ride along each row as windows over the filtered queue (evaluated before the LIMIT)
     listed = stmt.selected_columns
     ranked = _queue_order(stmt.add_columns(

@@ -23,22 +23,23 @@ import unicodedata
 from typing import Iterable, Optional
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, redirect, render_template, url_for
+from flask import Blueprint, abort, jsonify, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from markupsafe import Markup, escape
 
 from evalhub.core import permissions
-from evalhub.core.listing import Export, counted_page, export, page_request, paginate, read_args
+from evalhub.core.listing import (Export, Filter, counted_page, export, page_request, paginate, read_args,
+                                  year_filter)
 from evalhub.core.models import Job
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import beijing_today, format_beijing
-from evalhub.core.web import button, form_page, handle_form, load, require, scoped, wants_export
+from evalhub.core.web import button, form_page, handle_form, load, require, wants_export
 from evalhub.extensions import db
 from evalhub.registry.models import Firm
 from evalhub.review.models import SubmissionKind
 from evalhub.screening import services as S
 from evalhub.screening import references as refs
-from evalhub.screening.forms import (QUEUE_FILTERS, OpenCaseForm, PromoteForm, ReferenceDeleteForm, ReferenceImportForm,
+from evalhub.screening.forms import (QUEUE_FILTERS, OpenCaseForm, firm_text, PromoteForm, ReferenceDeleteForm, ReferenceImportForm,
                                      TrainForm)
 from evalhub.screening.models import ModelStatus, ReferenceDocument, ReportScreening, RiskMethod, ScreeningModel
 from evalhub.review.models import Submission
@@ -129,21 +130,22 @@ def queue():
     this_year = beijing_today().year
     filters, values = read_args(QUEUE_FILTERS)
     if wants_export():
-        years = _choices(None, this_year)[0] if values["year"] is None else []
+        years = _choices()[0] if values["year"] is None else []
         year = values["year"] or (years[0] if years else this_year)
-        chosen = dict(year=year, bureau_id=values["bureau_id"], firm_id=values["firm_id"], kind=values["kind"])
+        chosen = dict(year=year, bureau_id=values["bureau_id"], firm_id=values["firm_id"], kind=values["kind"],
+                      firm_name=values["firm"])
         return export(Export("报告筛查", QUEUE_EXPORT_COLUMNS, lambda rows: map(_queue_row, rows),
                              f"报告筛查队列-{year}.xlsx"), S.queue(current_user, **chosen))
-    years, firms, pending = _choices(values["year"], this_year)
+    years, pending = _choices()
     year = values["year"] or (years[0] if years else this_year)
     filters["year"] = str(year)
-    chosen = dict(year=year, bureau_id=values["bureau_id"], firm_id=values["firm_id"], kind=values["kind"])
-    # built here, not by a template loop: a region's ~500 options cost 3 ms of Jinja, a quarter of that here;
-    # the same for its 99 bureaus
-    chosen_firm, chosen_bureau = filters.get("firm_id") or "", filters.get("bureau_id") or ""
-    firm_options = Markup("".join(
-        f'<option value="{firm_id}"{" selected" if str(firm_id) == chosen_firm else ""}>{escape(name)}</option>'
-        for firm_id, name in firms))
+    chosen = dict(year=year, bureau_id=values["bureau_id"], firm_id=values["firm_id"], kind=values["kind"],
+                  firm_name=values["firm"])
+    # a link's one firm (``firm_id``) shows as its name in the firm box
+    if values["firm_id"] is not None and not values["firm"]:
+        filters["firm"] = db.session.execute(sa.select(Firm.name).where(Firm.id == values["firm_id"])).scalar() or ""
+    # built here, not by a template loop: a region's 99 bureaus cost ~1 ms of Jinja, a quarter of that here
+    chosen_bureau = filters.get("bureau_id") or ""
     bureau_options = Markup("".join(
         f'<option value="{b.id}" {"selected" if str(b.id) == chosen_bureau else ""}>{escape(b.short_name or b.name)}</option>'
         for b in permissions.visible_bureaus(current_user)))
@@ -154,16 +156,16 @@ def queue():
     page = counted_page(queued.entries, queued.total, number, per_page)
     return render_template("screening/queue.html", page=page, filters=filters, pending=pending,
                            years=sorted(set(years) | {this_year, year}, reverse=True),
-                           bureau_options=bureau_options, firm_options=firm_options,
+                           bureau_options=bureau_options,
                            kinds=SubmissionKind.choices(), method=method, problem=problem, flagged=queued.flagged,
                            total=queued.total, share=_spot_check_share())
 
 
-def _choices(year: int | None, this_year: int) -> tuple[list[int], list[tuple[int, str]], list[dict]]:
-    """What the queue page offers besides the ranking, in one statement (a UNION ALL of three parts, each row
-    (part, position, number, text)): the years with screenings the user may see, newest first; the firms of the
-    chosen year's screenings (``year``, or else the newest of those years), names only, by name; and the
-    uploads the worker has not screened yet (queued or running), newest first, as far as the user sees."""
+def _choices() -> tuple[list[int], list[dict]]:
+    """What the queue page offers besides the ranking, in one statement (a UNION ALL of two parts, each row
+    (part, position, number, text)): the years with screenings the user may see, newest first; and the
+    uploads the worker has not screened yet (queued or running), newest first, as far as the user sees. The
+    firms of the year are not listed (hundreds for the region): the firm box asks ``queue_firms`` as one types."""
     from evalhub.core.enums import JobStatus
 
     def build() -> sa.Select:
@@ -175,9 +177,6 @@ def _choices(year: int | None, this_year: int) -> tuple[list[int], list[tuple[in
         following = permissions.scope(current_user, sa.select(sa.func.min(rs.year)).where(rs.year > years.c.year),
                                       rs).scalar_subquery()
         years = years.union_all(sa.select(following).where(years.c.year.is_not(None)))
-        chosen = sa.literal(year) if year is not None else sa.func.coalesce(
-            sa.select(sa.func.max(years.c.year)).scalar_subquery(), this_year)
-        firm_ids = scoped(rs, sa.select(rs.firm_id).where(rs.year == chosen))
         # a system job (no creator) is scoped like the queue itself, by the engagement's bureau
         jobs = sa.select(Job.id, Job.title, Job.params["submission_id"].as_integer().label("submission_id")).where(
             Job.kind == S.SCREEN_JOB, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
@@ -186,27 +185,38 @@ def _choices(year: int | None, this_year: int) -> tuple[list[int], list[tuple[in
             jobs = jobs.where(permissions.in_bureaus(Job.bureau_id, bureaus))
         jobs = jobs.order_by(Job.id.desc()).limit(20).subquery("pending")
         text = sa.cast(sa.null(), sa.String)
-        # the parts numbered 0 (years), 1 (firms, by name) and 2 (uploads, newest first), and sorted once; the
+        # the parts numbered 0 (years) and 1 (uploads, newest first), and sorted once; the
         # years' WITH sits inside the statement, which so begins with SELECT: a page that only read ends its
         # transaction with COMMIT and keeps its prepared statements (``evalhub._end_reads_with_commit`` takes a
         # statement beginning with WITH for a write; a WITH inside a subquery cannot write)
         parts = sa.union_all(
             sa.select(sa.literal(0).label("part"), years.c.year.label("pos"), years.c.year.label("number"),
                       text.label("text")).where(years.c.year.is_not(None)),
-            sa.select(sa.literal(1), sa.cast(sa.null(), sa.Integer), Firm.id, Firm.name).where(Firm.id.in_(firm_ids)),
-            sa.select(sa.literal(2), -jobs.c.id, jobs.c.submission_id, jobs.c.title)
+            sa.select(sa.literal(1), -jobs.c.id, jobs.c.submission_id, jobs.c.title)
         ).add_cte(years, nest_here=True).subquery("choices")
         return sa.select(parts).order_by(parts.c.part, parts.c.pos, parts.c.text)
 
-    # built once per scope, year and current year (``permissions.kept``): the recursive years, the firms and the
-    # uploads cost more to build than to run
-    stmt = permissions.kept(current_user, "screening.choices", build, year, this_year)
-    found: list[list] = [[], [], []]
+    # built once per scope (``permissions.kept``): the recursive years and the uploads cost more to build than
+    # to run
+    stmt = permissions.kept(current_user, "screening.choices", build)
+    found: list[list] = [[], []]
     for part, _, number, label in db.session.execute(stmt):
         found[part].append((number, label))
-    years_found, firms_found, jobs_found = found
-    return (sorted((year for year, _ in years_found), reverse=True), firms_found,
+    years_found, jobs_found = found
+    return (sorted((year for year, _ in years_found), reverse=True),
             [{"title": title, "params": {"submission_id": submission_id}} for submission_id, title in jobs_found])
+
+
+@bp.route("/screening/queue/firms")
+@login_required
+def queue_firms():
+    """The firm box's suggestions: up to 20 firms of the year's queue as the user sees it whose name holds the
+    text typed (``q``), as JSON."""
+    require("screening.view")
+    _, values = read_args((year_filter(), Filter("q", firm_text)))
+    year = values["year"] or beijing_today().year
+    return jsonify(firms=[{"id": firm_id, "name": name}
+                          for firm_id, name in S.queue_firms(current_user, year, values["q"] or "")])
 
 
 # --- the flag card ---------------------------------------------------------------------------------

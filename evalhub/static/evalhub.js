@@ -86,6 +86,32 @@
     });
   }
 
+  // <input list="…" data-suggest-url="…?year=…">: as one types (and on first focus), the names the server suggests
+  // for the text (JSON {firms: [{name}]}, ``&q=``) fill the input's <datalist>; the form sends the text itself.
+  document.querySelectorAll("input[data-suggest-url]").forEach(function (input) {
+    var timer = null, asked = null;
+    function suggest() {
+      var text = input.value.trim();
+      if (text === asked || !input.list) { return; }
+      asked = text;
+      fetch(input.getAttribute("data-suggest-url") + "&q=" + encodeURIComponent(text), {credentials: "same-origin"})
+        .then(function (r) { return r.ok ? r.json() : {firms: []}; }).then(function (j) {
+          if (text !== asked) { return; }  // a later text was asked meanwhile
+          var options = (j.firms || []).map(function (f) {
+            var option = document.createElement("option");
+            option.value = f.name;
+            return option;
+          });
+          input.list.replaceChildren.apply(input.list, options);
+        }).catch(function () { asked = null; });
+    }
+    input.addEventListener("focus", suggest);
+    input.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(suggest, 200);
+    });
+  });
+
   // Dashboard: credit grades per year, data from <script type="application/json" id="credit-chart-data">.
   var chartData = document.getElementById("credit-chart-data");
   var chartCanvas = document.getElementById("credit-grade-chart");

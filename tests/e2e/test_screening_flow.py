@@ -98,6 +98,16 @@ def test_a_bureau_user_opens_the_top_flag_and_a_targeted_case_from_it(world, bro
         first = queue_rows.first
         expect(first.get_by_test_id("flagged")).to_have_text("建议抽查")  # 10% of 3, rounded up
         expect(first.locator("td").first).to_have_text("1")
+        # The firm box suggests the firm's full name as one types part of it, and filters by what it holds.
+        firm_box = bureau.locator('input[name="firm"]')
+        firm_box.fill(firm_name[1:3])
+        expect(bureau.locator("#queue-firms option")).to_have_count(1)
+        assert bureau.locator("#queue-firms option").first.get_attribute("value") == firm_name
+        firm_box.fill(firm_name)
+        with bureau.expect_navigation():
+            firm_box.press("Enter")
+        expect(queue_rows).to_have_count(3)
+        expect(bureau.locator('input[name="firm"]')).to_have_value(firm_name)
 
         # --- the top row's flag card -----------------------------------------------------------------
         with bureau.expect_navigation():
