@@ -168,12 +168,15 @@ def index():
         CreditRating.version, Firm.name.label("firm_name"))), *RATING_FILTERS, order_by=order,
         keep=("credit.ratings", year))
     own = current_user.bureau
-    # a year's ratings are sorted by score (no index gives that order): the page is chosen over narrow rows,
-    # then only its rows are joined and counted (``late``), so the cost stays that of twenty rows. Its total,
+    # ``ix_credit_rating_ranking`` gives the year's ratings in score order: the database sorts only the ties by
+    # firm name (an incremental sort), stops after the page and counts objections for the rows it read. Not
+    # ``late`` (the page chosen over ids, then joined): that shape took PostgreSQL ~0.25 ms more to plan, and
+    # its plan cache kept the generic plan at province scale but planned every request at twice that (+15 %
+    # per request from data growth alone; this shape measured flat in ``bench/web.py``). Its total,
     # with no filter but the year, sums the kept counts of the user's tree instead of counting the year's ratings
     # (every rating has its firm: the join keeps them all); a filter counts as before.
     page = ratings.page(extra=permissions.kept(current_user, "credit.extra", lambda: _rating_extra(own, year), year),
-                        late=CreditRating.id, rows=True,
+                        rows=True,
                         total=None if ratings.narrowed() else services.rating_total(current_user, year))
     return render_template("credit/index.html", page=page, filters={**ratings.filters, "year": str(year)}, year=year,
                            years=sorted(set(years) | {year, beijing_today().year - 1}, reverse=True),
