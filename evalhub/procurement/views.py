@@ -399,13 +399,18 @@ ENGAGEMENT_ORDER = (Engagement.year.desc(), Engagement.reference)
 
 def _engagement_list_columns() -> sa.Select:
     """What the engagement list shows, as plain columns: ``overdue_reasons`` reads ``id``, ``state`` and
-    ``due_on`` from the rows as from engagements. Each further outer join multiplies PostgreSQL's planning of
-    the ordered page (5 ms at five joins, 0.3 ms at three)."""
+    ``due_on`` from the rows as from engagements. The names are scalar subqueries, not joins: run for the rows
+    shown only, and left out of the count. Joined, PostgreSQL spent more planning the page than running it,
+    counted the overdue list through every join, and hashed every firm and unit to name a page of a few dozen
+    overdue rows, so the page grew with the registry (2× province: 0.67 → 0.16 ms planning, 0.57 → 0.27 ms
+    running, in psql)."""
+    def name(column: Any, key: Any) -> Any:
+        return sa.select(column).where(column.table.c.id == key).scalar_subquery()
+
     return sa.select(Engagement.id, Engagement.reference, Engagement.name, Engagement.amount, Engagement.state,
-                     Engagement.due_on, Bureau.short_name.label("bureau_short_name"),
-                     BudgetUnit.name.label("unit_name"), Firm.name.label("firm_name")) \
-        .join(Bureau, Bureau.id == Engagement.bureau_id).join(BudgetUnit, BudgetUnit.id == Engagement.budget_unit_id) \
-        .outerjoin(Firm, Firm.id == Engagement.firm_id)
+                     Engagement.due_on, name(Bureau.short_name, Engagement.bureau_id).label("bureau_short_name"),
+                     name(BudgetUnit.name, Engagement.budget_unit_id).label("unit_name"),
+                     name(Firm.name, Engagement.firm_id).label("firm_name"))
 
 
 @bp.route("/engagements")
@@ -570,13 +575,17 @@ ENGAGEMENT_PAGE = (
 )
 
 
+_ENGAGEMENT_PAGE_STMT = sa.select(Engagement).where(Engagement.id == sa.bindparam("engagement_id")) \
+    .options(*ENGAGEMENT_PAGE)
+
+
 @bp.route("/engagements/<int:engagement_id>")
 @login_required
 def engagement_detail(engagement_id: int):
     # Read into the session first (and held: the identity map is weak), so that ``load`` (404/403 as ever)
     # finds it there without a statement of its own.
-    held = db.session.execute(sa.select(Engagement).where(Engagement.id == engagement_id)  # noqa: F841
-                              .options(*ENGAGEMENT_PAGE)).unique().scalar_one_or_none()
+    held = db.session.execute(_ENGAGEMENT_PAGE_STMT, {"engagement_id": engagement_id})  # noqa: F841
+    held = held.unique().scalar_one_or_none()
     return _render_engagement(load(Engagement, engagement_id, "engagement.view"))
 
 
