@@ -56,17 +56,22 @@ rules({
 
 # --- reading ---------------------------------------------------------------------------------------
 
+# built once: the engagement page asks on every request, and building it cost more than running it
+_MEMBERS = (sa.select(EngagementMember).join(FirmStaff, FirmStaff.id == EngagementMember.staff_id)
+            .options(contains_eager(EngagementMember.staff))
+            .where(EngagementMember.engagement_id == sa.bindparam("engagement_id"),
+                   EngagementMember.removed_at.is_(None), FirmStaff.firm_id == sa.bindparam("firm_id"))
+            .order_by(EngagementMember.is_lead.desc(), EngagementMember.id))
+
+
 def members(engagement: Engagement) -> list[EngagementMember]:
     """The team now: the lead first, then in the order named. Only the people of the engagement's firm: after
-    an award revoked (a challenge upheld) the former winner's team is history, not the team. Each with its person
-    (from the join already there: the pages name them)."""
-    rows = db.session.execute(
-        sa.select(EngagementMember).join(FirmStaff, FirmStaff.id == EngagementMember.staff_id)
-        .options(contains_eager(EngagementMember.staff))
-        .where(EngagementMember.engagement_id == engagement.id, EngagementMember.removed_at.is_(None),
-               FirmStaff.firm_id == engagement.firm_id)
-        .order_by(EngagementMember.is_lead.desc(), EngagementMember.id)).scalars().all()
-    return list(rows)
+    an award revoked (a challenge upheld) the former winner's team is history, not the team; before an award,
+    nobody. Each with its person (from the join already there: the pages name them)."""
+    if engagement.firm_id is None:
+        return []
+    return list(db.session.execute(_MEMBERS, {"engagement_id": engagement.id, "firm_id": engagement.firm_id})
+                .scalars().all())
 
 
 def history(engagement: Engagement) -> list[EngagementMember]:

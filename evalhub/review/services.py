@@ -400,15 +400,20 @@ def submissions(engagement: Engagement | SelfEvaluation, kind: SubmissionKind | 
                 with_panels: bool = False) -> list[Submission]:
     """The versions handed in, of an engagement's documents or of a self-evaluation; ``with_panels``: each with
     its panel, read in the same statement (a page showing every version's outcome)."""
-    if isinstance(engagement, SelfEvaluation):
-        stmt = sa.select(Submission).where(Submission.self_evaluation_id == engagement.id)
-    else:
-        stmt = sa.select(Submission).where(Submission.engagement_id == engagement.id)
-    if kind is not None:
-        stmt = stmt.where(Submission.kind == kind)
+    stmt = _submissions_stmt(isinstance(engagement, SelfEvaluation), kind is not None, with_panels)
+    return db.session.execute(stmt, {"owner_id": engagement.id, "kind": kind}).scalars().all()
+
+
+@functools.cache
+def _submissions_stmt(of_self_evaluation: bool, of_kind: bool, with_panels: bool) -> sa.Select:
+    """``submissions``'s statement, built once per shape (the engagement page asks on every request)."""
+    owner = Submission.self_evaluation_id if of_self_evaluation else Submission.engagement_id
+    stmt = sa.select(Submission).where(owner == sa.bindparam("owner_id"))
+    if of_kind:
+        stmt = stmt.where(Submission.kind == sa.bindparam("kind", type_=Submission.__table__.c.kind.type))
     if with_panels:
         stmt = stmt.options(joinedload(Submission.panel))
-    return db.session.execute(stmt.order_by(Submission.kind, Submission.version)).scalars().all()
+    return stmt.order_by(Submission.kind, Submission.version)
 
 
 def latest_submission(engagement: Engagement | SelfEvaluation, kind: SubmissionKind) -> Optional[Submission]:
