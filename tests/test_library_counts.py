@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from evalhub.core import permissions
+from evalhub.core.listing import Listing, text_filter
 from evalhub.extensions import db
 from evalhub.registry import counts
 from evalhub.registry.models import Expert, ExpertCount, ExpertStatus, Firm, FirmCount, FirmStatus
@@ -144,6 +145,46 @@ def test_the_dashboard_shows_the_kept_numbers(world, login):
             closed = db.session.execute(permissions.scope(user, sa.select(sa.func.count(Inspection.id)).where(
                 Inspection.status == InspectionStatus.CLOSED), Inspection)).scalar_one()
             assert context["supervision"]["closed"] == closed, user.username
+
+
+def test_the_firm_and_expert_lists_total_and_libraries_say_what_counting_the_rows_says(world, login):
+    """The two lists' pager totals (unfiltered, or by status) and the firm list's library choices come from the
+    kept counts for a bureau's users and from the rows for anyone else: the same numbers either way."""
+    from flask import template_rendered
+
+    _spread(world)
+    db.session.commit()
+    cases = [(Firm, "/firms", ""), (Firm, "/firms", f"?status={FirmStatus.ADMITTED.value}"),
+             (Expert, "/experts", ""), (Expert, "/experts", f"?status={ExpertStatus.REMOVED.value}")]
+    for user in _users(world):
+        client = login(user)
+        for model, path, query in cases:
+            seen = []
+            record = lambda sender, template, context, **extra: seen.append(context)  # noqa: E731
+            template_rendered.connect(record, client.application)
+            try:
+                assert client.get(path + query).status_code == 200, (user.username, path)
+            finally:
+                template_rendered.disconnect(record, client.application)
+            context = next(c for c in seen if "page" in c)
+            with client.application.app_context():
+                stmt = permissions.scope(user, sa.select(sa.func.count(model.id)), model)
+                if query:
+                    stmt = stmt.where(model.status == query.split("=")[1])
+                assert context["page"].total == db.session.execute(stmt).scalar_one(), (user.username, path + query)
+                if model is Firm and not query:
+                    libraries = set(db.session.execute(
+                        permissions.scope(user, sa.select(Firm.bureau_id).distinct(), Firm)).scalars())
+                    assert {b.id for b in context["library_bureaus"]} == libraries, user.username
+    # a firm added and not yet committed, in the same transaction, is in the total as in a count of the rows
+    factories.firm(world.bz, FirmStatus.ADMITTED, name="巴州新增评价有限公司")
+    listing = Listing(permissions.scope(world.bz_admin, sa.select(Firm), Firm), args={})
+    total = counts.list_total(world.bz_admin, listing, Firm)
+    assert db.session.execute(sa.select(total)).scalar_one() == db.session.execute(
+        permissions.scope(world.bz_admin, sa.select(sa.func.count(Firm.id)), Firm)).scalar_one()
+    # a filter the counts do not keep is counted from the rows
+    assert counts.list_total(world.bz_admin, Listing(sa.select(Firm), text_filter("q", Firm.name), args={"q": "巴州"}), Firm) \
+        is None
 
 
 def test_the_migration_fills_the_same(world):

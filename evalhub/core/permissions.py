@@ -342,6 +342,12 @@ def unrestrict(model: type, fn: Callable[[Select], Select]) -> None:
     _KEPT.clear()
 
 
+def restricted(model: type) -> bool:
+    """Whether a higher module hides some rows of ``model`` from everyone (``restrict``): a count kept per bureau
+    then no longer stands for the rows a user may see."""
+    return model in _RESTRICTIONS
+
+
 def scope(user: User, stmt: Select, model: type) -> Select:
     """Narrow a SELECT over ``model`` to the rows ``user`` may see."""
     fn = _SCOPES.get(model)

@@ -223,6 +223,11 @@ class Firm(InBureau, HasFields, db.Model):
     )
 
 
+# The firm list's order (newest application first): the page walks it and stops after its rows, instead of
+# sorting every firm in scope (issue 18).
+sa.Index("ix_firm_applied", Firm.applied_at, Firm.id)
+
+
 class OfFirm:
     """A row about one firm: ``firm_id`` (required, indexed) and ``firm`` (see ``evalhub.core.mixins``)."""
 

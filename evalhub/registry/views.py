@@ -38,7 +38,7 @@ from evalhub.core.web import (
     xlsx_response,
 )
 from evalhub.extensions import db
-from evalhub.registry import services
+from evalhub.registry import counts, services
 from evalhub.registry.forms import (
     BLANK,
     AvailabilityForm,
@@ -153,14 +153,15 @@ def firm_list():
             .export(FIRM_EXPORT)
     # The page, its count, each firm's fields and library and the libraries in scope (the filter's choices): one
     # statement, of the columns shown (the sheet has them all), read as rows rather than firms and bureaus (ORM
-    # objects); the page's firms are chosen first (``late``), so each one's fields and library are read for
-    # twenty firms, not for every firm in scope before the sort.
+    # objects). ``ix_firm_applied`` gives the order: the database walks it and stops after the page, so each
+    # firm's fields and library are read for the rows shown (chosen over ids first, ``late``, PostgreSQL still
+    # read every firm in scope to join the page back); the total and the libraries come from the kept counts.
     # Its statements are built once per scope and filters (``Listing(keep=…)``, ``permissions.kept``).
     firms = Listing(lambda: scoped(Firm, sa.select(Firm.id, Firm.name, Firm.uscc, Firm.kind, Firm.status,
                                                    Firm.status_until, Firm.applied_at)),
                     *FIRM_FILTERS, order_by=order, keep="firms")
     in_scope, extra = permissions.kept(current_user, "firms.extra", _firm_list_extra)
-    page = firms.page(extra=extra, rows=True, late=Firm.id)
+    page = firms.page(extra=extra, rows=True, total=counts.list_total(current_user, firms, Firm))
     if page.extra:
         library_ids = [int(i) for i in (page.extra[0]["libraries"] or "").split(",") if i]
     else:  # an empty page carries nothing
@@ -173,10 +174,12 @@ def firm_list():
 
 
 def _firm_list_extra() -> tuple[sa.Subquery, list]:
-    """The bureaus of the firms in the signed-in user's scope, and the firm list's columns beside each firm's
-    own: its fields, the libraries in scope (the filter's choices) and its library's name."""
+    """The bureaus of the firms in the signed-in user's scope (from the kept counts where they can say it, not
+    from every firm), and the firm list's columns beside each firm's own: its fields, the libraries in scope
+    (the filter's choices) and its library's name."""
     library = sa.select(Bureau.short_name).where(Bureau.id == Firm.bureau_id).scalar_subquery()
-    in_scope = scoped(Firm, sa.select(Firm.bureau_id).distinct()).subquery()
+    kept = counts.firm_libraries(current_user)
+    in_scope = (kept if kept is not None else scoped(Firm, sa.select(Firm.bureau_id).distinct())).subquery()
     libraries = sa.select(text_list(sa.cast(in_scope.c.bureau_id, sa.String))).scalar_subquery().label("libraries")
     return in_scope, [Firm.fields_column(), libraries, library.label("bureau_short_name")]
 
@@ -504,7 +507,8 @@ def expert_list():
     if wants_export():
         return experts.export(EXPERT_EXPORT)
     # the page, its count and each expert's fields at once; built once per scope and filters, like the list
-    page = experts.page(extra=permissions.kept(current_user, "experts.extra", lambda: [Expert.fields_column()]))
+    page = experts.page(extra=permissions.kept(current_user, "experts.extra", lambda: [Expert.fields_column()]),
+                        total=counts.list_total(current_user, experts, Expert))
     return render_template(
         "registry/expert_list.html", page=page, filters=experts.filters,
         fields={e.id: Expert.parse_fields(row["fields"]) for e, row in zip(page.items, page.extra)},
