@@ -212,3 +212,18 @@ def test_the_worker_sends_reminders_every_hour(app):
 
     periodic = [t.__name__ for t in jobs.huey._registry._periodic_tasks]
     assert "evalhub.reminders" in periodic
+
+
+def test_bureau_filters_options_are_escaped_and_keep_the_choice(app):
+    """``bureau_options`` (every bureau filter's choices, built in Python): names escaped, the chosen one
+    selected whether given as an id or as the text of the query string, a missing short name falls back."""
+    from types import SimpleNamespace as Bureau
+
+    options = app.jinja_env.globals["bureau_options"]
+    bureaus = [Bureau(id=1, name="甲<script>alert(1)</script>局", short_name=None), Bureau(id=2, name="乙局", short_name="乙")]
+    html = str(options(bureaus, "2"))
+    assert "<script>" not in html and "甲&lt;script&gt;alert(1)&lt;/script&gt;局" in html
+    assert '<option value="2" selected>乙</option>' in html and '<option value="1">' in html
+    assert '<option value="1" selected>' in str(options(bureaus, 1))
+    assert "selected" not in str(options(bureaus, None)) and "selected" not in str(options(bureaus, ""))
+    assert '<option value="2">乙局</option>' in str(options(bureaus, None, "name"))
