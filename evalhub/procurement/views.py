@@ -584,8 +584,8 @@ _ENGAGEMENT_PAGE_STMT = sa.select(Engagement).where(Engagement.id == sa.bindpara
 def engagement_detail(engagement_id: int):
     # Read into the session first (and held: the identity map is weak), so that ``load`` (404/403 as ever)
     # finds it there without a statement of its own.
-    held = db.session.execute(_ENGAGEMENT_PAGE_STMT, {"engagement_id": engagement_id})  # noqa: F841
-    held = held.unique().scalar_one_or_none()
+    held = db.session.execute(  # noqa: F841
+        _ENGAGEMENT_PAGE_STMT, {"engagement_id": engagement_id}).unique().scalar_one_or_none()
     return _render_engagement(load(Engagement, engagement_id, "engagement.view"))
 
 

@@ -401,7 +401,8 @@ def submissions(engagement: Engagement | SelfEvaluation, kind: SubmissionKind | 
     """The versions handed in, of an engagement's documents or of a self-evaluation; ``with_panels``: each with
     its panel, read in the same statement (a page showing every version's outcome)."""
     stmt = _submissions_stmt(isinstance(engagement, SelfEvaluation), kind is not None, with_panels)
-    return db.session.execute(stmt, {"owner_id": engagement.id, "kind": kind}).scalars().all()
+    values = {"owner_id": engagement.id} if kind is None else {"owner_id": engagement.id, "kind": kind}
+    return db.session.execute(stmt, values).scalars().all()
 
 
 @functools.cache
