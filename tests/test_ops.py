@@ -172,10 +172,15 @@ def test_json_request_log_has_one_line_per_request(app, world, tmp_path, capsys)
         client = logged.test_client()
         client.post("/login", data={"username": world.bz_admin.username, "password": factories.PASSWORD})
         client.get(f"/bureaus/{world.bz.id}")
+        token = client.post("/api/v1/tokens", json={"username": world.lt_admin.username,
+                                                    "password": factories.PASSWORD}).json["token"]
+        # signed in as 巴州's admin in this browser, calling the API with 轮台's token: the call is 轮台's
+        client.get("/api/v1/engagements", headers={"Authorization": f"Bearer {token}"})
     finally:
         logging.getLogger("evalhub.request").removeHandler(handler)
-    assert [r["method"] for r in records] == ["POST", "GET"]
-    last = records[-1]
+    assert [r["method"] for r in records] == ["POST", "GET", "POST", "GET"]
+    assert records[-1]["user_id"] == world.lt_admin.id and records[-1]["route"] == "/api/v1/engagements"
+    last = records[1]
     assert last["user_id"] == world.bz_admin.id
     assert last["route"] == "/bureaus/<int:bureau_id>"  # the rule, not the raw path
     assert isinstance(last["duration_ms"], float) and last["status"] in (200, 302, 404)

@@ -136,3 +136,25 @@ def test_the_engagement_page_reads_its_timeline_with_who_acted_in_its_own_statem
     with client.application.app_context():
         page = client.get(url).get_data(as_text=True)
     assert all(f"timeline{n}" in page for n in range(3))  # each step shows its own person
+
+
+def test_an_api_call_is_the_tokens_account_only_whatever_cookie_comes_with_it(world, client, login, auth):
+    """A browser signed in as one account may call the API with another's token: the call is the token's, and
+    the cookie's account is not even read (no second account-and-tree statement, no applicant gate)."""
+    headers = auth(world.lt_admin.username)  # 轮台's admin: sees 轮台's engagements only
+
+    def call() -> tuple[list[str], list[str]]:
+        with client.application.app_context(), counting() as seen:
+            response = client.get("/api/v1/engagements", headers=headers)
+        assert response.status_code == 200
+        return [e["bureau"]["id"] for e in response.json["items"]], seen
+
+    factories.contracted(world)  # one of 巴州's: not 轮台's
+    db.session.commit()
+    call()  # warm the kept statements
+    bureaus, without_cookie = call()
+    login(world.region_admin)
+    with_cookie_bureaus, with_cookie = call()
+    assert with_cookie_bureaus == bureaus and set(bureaus) <= {world.lt.id}
+    assert len(with_cookie) == len(without_cookie)
+    assert sum("FROM user_account LEFT OUTER JOIN bureau AS" in " ".join(s.split()) for s in with_cookie) == 0

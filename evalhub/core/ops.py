@@ -69,8 +69,11 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _log_request(response):
         started = g.get("request_started")
-        # The user's id (not the session id, which carries the session generation too).
-        user = current_user if current_user and current_user.is_authenticated else g.get("api_user")
+        # The user's id (not the session id, which carries the session generation too): for an API call the
+        # token's account, whatever session cookie came with it (the API does not read the cookie).
+        user = g.get("api_user")
+        if user is None and not request.path.startswith("/api/") and current_user.is_authenticated:
+            user = current_user
         request_log.info({
             "time": utcnow().isoformat(timespec="milliseconds") + "Z",
             "request_id": g.get("request_id"),

@@ -452,14 +452,15 @@ APPLICANT_ENDPOINTS = frozenset({
 
 @bp.before_app_request
 def _applicants_reach_the_application_only():
-    if not current_user.is_authenticated or permissions.limited_to(current_user) is None:
-        return None
     endpoint = request.endpoint or ""
-    # their own account pages (password, sign-out, links) and the public pages stay open
+    # their own account pages (password, sign-out, links) and the public pages stay open; the API is not a
+    # page: its caller is the bearer token's account, never the cookie's (which is not even read for it)
     if (endpoint in APPLICANT_ENDPOINTS or endpoint.startswith(("public.", "api."))
             or request.path.startswith(("/account", "/login"))):
         return None
-    abort(403)
+    if current_user.is_authenticated and permissions.limited_to(current_user) is not None:
+        abort(403)
+    return None
 
 
 # --- experts: list ---------------------------------------------------------------------------------
