@@ -35,6 +35,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         hops = int(app.config["PROXY_HOPS"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
+    from evalhub.core import driver  # noqa: F401  (PostgreSQL connections: psycopg's description made on use)
+
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
