@@ -119,13 +119,15 @@ def _with_tree(stmt: Select, dialect: str, account: Any, token: Any = None) -> S
     region's admin: 99 rows; statement, ORM and commit 3.17 -> 2.92 ms at province scale)."""
     me = aliased(Bureau)
     first = sa.or_(Bureau.id.is_(None), Bureau.id == me.id)
+    # The key is NULL on every other row, so PostgreSQL looks the account up once, not once per bureau of the
+    # tree (region: 98 index scans fewer, 0.85 -> 0.69 ms for the statement alone).
     stmt = stmt.with_only_columns(Bureau, _own_settings(dialect), account, *([token] if token is not None else []),
                                   maintain_column_froms=True) \
         .outerjoin(me, sa.and_(me.id == User.bureau_id, User.role.in_(BUREAU_ROLES))) \
         .outerjoin(Bureau, sa.or_(Bureau.path.startswith(me.path), me.path.startswith(Bureau.path))) \
-        .outerjoin(account, sa.and_(account.id == User.id, first))
+        .outerjoin(account, account.id == sa.case((first, User.id)))
     if token is not None:
-        stmt = stmt.outerjoin(token, sa.and_(token.id == ApiToken.id, first))
+        stmt = stmt.outerjoin(token, token.id == sa.case((first, ApiToken.id)))
     return stmt
 
 
