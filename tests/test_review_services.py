@@ -509,3 +509,24 @@ def test_the_sql_overdue_rule_and_the_worded_one_agree(world):
         assert in_sql == set(workflow.overdue_reasons(engagements, day)), day
     assert returned.id in workflow.overdue_reasons(engagements, due + timedelta(days=1))
     assert returned.id not in workflow.overdue_reasons(engagements, due)
+
+
+def test_checking_a_pool_reads_each_experts_load_and_firm_count_at_once(world):
+    """The load cap and the same-firm cap are read for the whole pool in one statement each, not per expert: a
+    region's pool has thousands of experts (checked on a pool of 4 and of 12: the same statements)."""
+    e = _report_submitted(world)
+    db.session.commit()
+
+    def statements(pool) -> list[str]:
+        seen: list[str] = []
+        listener = lambda *args: seen.append(args[2])  # noqa: E731
+        sa.event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            R.panel_exclusions(e, pool)
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", listener)
+        return [s for s in seen if "panel_invitation" in s]
+
+    small = [x for x, _ in _experts(world, 4)]
+    large = small + [x for x, _ in _experts(world, 8)]
+    assert len(statements(large)) == len(statements(small)) == 2

@@ -555,23 +555,38 @@ PANEL_ACTIONS = {SubmissionKind.WORK_PLAN: ("start_plan_review", S.PLAN_SUBMITTE
 OPEN_PANEL = (PanelStatus.REVIEWING,)
 
 
-def open_review_load(expert_id: int) -> int:
-    """Reviews the expert has accepted or been invited to and not yet finished."""
-    return db.session.execute(
-        sa.select(sa.func.count(PanelInvitation.id)).join(ReviewPanel, ReviewPanel.id == PanelInvitation.panel_id)
+def _per_expert(stmt: sa.Select, expert_ids: Iterable[int]) -> dict[int, int]:
+    """``stmt`` (expert id, count, grouped by expert) for these experts, 500 ids a statement: a panel is checked
+    against a whole pool (the region's: thousands of experts) in a few statements, not two per expert."""
+    ids = sorted({int(i) for i in expert_ids})
+    out: dict[int, int] = {}
+    for start in range(0, len(ids), 500):
+        out.update(db.session.execute(stmt.where(PanelInvitation.expert_id.in_(ids[start:start + 500]))).all())
+    return out
+
+
+def open_review_loads(expert_ids: Iterable[int]) -> dict[int, int]:
+    """Per expert, the reviews accepted or invited to and not yet finished (an expert with none is absent)."""
+    return _per_expert(
+        sa.select(PanelInvitation.expert_id, sa.func.count(PanelInvitation.id))
+        .join(ReviewPanel, ReviewPanel.id == PanelInvitation.panel_id)
         .outerjoin(Review, Review.invitation_id == PanelInvitation.id)
-        .where(PanelInvitation.expert_id == expert_id, ReviewPanel.status.in_(OPEN_PANEL),
+        .where(ReviewPanel.status.in_(OPEN_PANEL),
                PanelInvitation.status.in_([InvitationStatus.INVITED, InvitationStatus.ACCEPTED]),
-               sa.or_(Review.id.is_(None), Review.status != ReviewStatus.SUBMITTED))).scalar_one()
+               sa.or_(Review.id.is_(None), Review.status != ReviewStatus.SUBMITTED))
+        .group_by(PanelInvitation.expert_id), expert_ids)
 
 
-def reviews_of_firm_this_year(expert_id: int, firm_id: int, year: int) -> int:
-    return db.session.execute(
-        sa.select(sa.func.count(PanelInvitation.id)).join(ReviewPanel, ReviewPanel.id == PanelInvitation.panel_id)
+def reviews_of_firm_this_year(expert_ids: Iterable[int], firm_id: int, year: int) -> dict[int, int]:
+    """Per expert, the panels on the firm's engagements formed in ``year`` that invited them (invited or
+    accepted; an expert with none is absent)."""
+    return _per_expert(
+        sa.select(PanelInvitation.expert_id, sa.func.count(PanelInvitation.id))
+        .join(ReviewPanel, ReviewPanel.id == PanelInvitation.panel_id)
         .join(Engagement, Engagement.id == ReviewPanel.engagement_id)
-        .where(PanelInvitation.expert_id == expert_id, Engagement.firm_id == firm_id,
-               sa.extract("year", ReviewPanel.created_at) == year,
-               PanelInvitation.status.in_([InvitationStatus.INVITED, InvitationStatus.ACCEPTED]))).scalar_one()
+        .where(Engagement.firm_id == firm_id, sa.extract("year", ReviewPanel.created_at) == year,
+               PanelInvitation.status.in_([InvitationStatus.INVITED, InvitationStatus.ACCEPTED]))
+        .group_by(PanelInvitation.expert_id), expert_ids)
 
 
 NO_LOGIN = "未开通账号或未激活，不能在线评审"
@@ -589,6 +604,8 @@ def panel_exclusions(engagement: Engagement, experts: list[Expert], *, already: 
     already = set(already)
     firm = engagement.firm  # None for a self-evaluation: its unit tree and its bureau are the parties
     parties = engagement_parties(engagement)  # the unit tree both ways, a lower government's bureau and units
+    loads = open_review_loads(e.id for e in experts)
+    of_firm = reviews_of_firm_this_year((e.id for e in experts), firm.id, year) if firm else {}
     out: dict[int, list[str]] = {}
     for expert in experts:
         reasons = []
@@ -601,10 +618,10 @@ def panel_exclusions(engagement: Engagement, experts: list[Expert], *, already: 
             reasons += field_mismatch(expert.fields, engagement.field)
         reasons += expert_avoidance_reasons(expert, firm_ids=[firm.id] if firm else [], names=[firm.name] if firm else [],
                                             parties=parties)
-        load = open_review_load(expert.id)
+        load = loads.get(expert.id, 0)
         if load >= cap:
             reasons.append(f"在审任务 {load} 项，已达上限 {cap} 项")
-        count = reviews_of_firm_this_year(expert.id, firm.id, year) if firm else 0
+        count = of_firm.get(expert.id, 0)
         if count >= per_firm:
             reasons.append(f"今年已评审该机构 {count} 次，达到上限 {per_firm} 次")
         if reasons:
