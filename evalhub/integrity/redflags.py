@@ -20,6 +20,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from evalhub.core import audit, concurrency, jobs, permissions
+from evalhub.core.batches import batches
 from evalhub.core.errors import Conflict, NotFound, ValidationFailed
 from evalhub.core.models import Bureau, User
 from evalhub.core.settings import SettingDef, get_setting, register
@@ -357,8 +358,8 @@ def refresh() -> RedFlagRefresh:
                        "firm_id": f.firm_id, "value": float(f.value), "threshold": float(f.threshold),
                        "explanation": f.explanation[:1000], "procurement_ids": f.procurement_ids[:200], "quality": q,
                        "computed_at": now})
-    for start in range(0, len(values), 1000):
-        db.session.execute(sa.insert(RedFlag), values[start:start + 1000])
+    for part in batches(values, 1000):
+        db.session.execute(sa.insert(RedFlag), part)
     used["hit_rates"] = hit_rates()
     record = RedFlagRefresh(computed_at=now, procurements=len(rows), flags=len(flags),
                             duration_ms=int((time.perf_counter() - started) * 1000), medians=region, fences=used)

@@ -7,6 +7,7 @@ from typing import ClassVar, Iterable, Optional
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
+from evalhub.core.batches import batches
 from evalhub.core.enums import Field, LabeledEnum, enum_column
 from evalhub.core.listing import text_list
 from evalhub.core.mixins import Acted, CountedPerBureau, Created, CreatedBy, InBureau
@@ -156,8 +157,8 @@ class HasFields:
         ids = list(ids)
         table, out = cls.fields_table, {i: [] for i in ids}
         owner = table.c[cls.fields_key]
-        for start in range(0, len(ids), 500):  # bounded IN lists, whatever the export's size
-            rows = db.session.execute(sa.select(owner, table.c.field).where(owner.in_(ids[start:start + 500])))
+        for part in batches(ids):  # whatever the export's size
+            rows = db.session.execute(sa.select(owner, table.c.field).where(owner.in_(part)))
             for owner_id, field in rows:
                 out[owner_id].append(field)
         order = list(Field)

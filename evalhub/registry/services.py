@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterable
 import sqlalchemy as sa
 
 from evalhub.core import accounts, audit, concurrency, files, passwords, permissions
+from evalhub.core.batches import batches
 from evalhub.core.enums import Field, Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.inputs import check_name, name_error, required_reason
@@ -896,9 +897,9 @@ def expert_ids_with_login(expert_ids: Iterable[int]) -> set[int]:
     No account, an account awaiting activation or a disabled one cannot review online."""
     ids = sorted({int(i) for i in expert_ids})
     out: set[int] = set()
-    for start in range(0, len(ids), 500):
+    for part in batches(ids):
         out.update(db.session.execute(sa.select(User.expert_id).where(
-            User.expert_id.in_(ids[start:start + 500]), User.role == Role.EXPERT, User.is_enabled.is_(True),
+            User.expert_id.in_(part), User.role == Role.EXPERT, User.is_enabled.is_(True),
             User.password_hash != passwords.UNUSABLE)).scalars())
     return out
 

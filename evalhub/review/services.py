@@ -14,6 +14,7 @@ from flask import current_app
 from sqlalchemy.orm import joinedload
 
 from evalhub.core import audit, draws, files, jobs, permissions
+from evalhub.core.batches import batches
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
 from evalhub.core.inputs import check_text, required_reason
@@ -560,8 +561,8 @@ def _per_expert(stmt: sa.Select, expert_ids: Iterable[int]) -> dict[int, int]:
     against a whole pool (the region's: thousands of experts) in a few statements, not two per expert."""
     ids = sorted({int(i) for i in expert_ids})
     out: dict[int, int] = {}
-    for start in range(0, len(ids), 500):
-        out.update(db.session.execute(stmt.where(PanelInvitation.expert_id.in_(ids[start:start + 500]))).all())
+    for part in batches(ids):
+        out.update(db.session.execute(stmt.where(PanelInvitation.expert_id.in_(part))).all())
     return out
 
 

@@ -13,11 +13,13 @@ from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from hashlib import blake2b
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 import numpy as np
 import sqlalchemy as sa
 from datasketch import LeanMinHash, MinHashLSH
+
+from evalhub.core.batches import batches
 
 NUM_PERM = 64
 LSH_THRESHOLD = 0.5
@@ -319,17 +321,13 @@ def _lsh_shape() -> tuple[int, int]:
 
 
 BANDS, ROWS = _lsh_shape()
+_IN_LIST = 900  # ids a statement (core.batches)
 
 
 def band_buckets(sig: np.ndarray) -> list[int]:
     """One 63-bit bucket per LSH band: the band number and its ``ROWS`` minima hashed together."""
     sig = np.asarray(sig, dtype=np.uint32)
     return [_hash63(bytes((band,)) + sig[band * ROWS:(band + 1) * ROWS].tobytes()) for band in range(BANDS)]
-
-
-def _chunks(values: list, size: int = 900) -> Iterator[list]:
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
 
 
 class _Documents:
@@ -349,7 +347,7 @@ class _Documents:
         from evalhub.screening.models import IndexedDocument as D
 
         wanted = [int(d) for d in set(doc_ids) if d not in self._cache]
-        for part in _chunks(wanted):
+        for part in batches(wanted, _IN_LIST):
             for row in self._index.session.execute(sa.select(D).where(D.doc_id.in_(part))).scalars():
                 self._cache[row.doc_id] = _stored(row)
         for doc_id in wanted:
@@ -423,7 +421,7 @@ class SharedIndex:
         s = self.session
         ids = [r.doc_id for r in reports]
         existing = set()
-        for part in _chunks(ids):
+        for part in batches(ids, _IN_LIST):
             existing |= set(s.execute(sa.select(IndexedDocument.doc_id).where(IndexedDocument.doc_id.in_(part))).scalars())
         for doc_id in existing:
             self.discard(doc_id)
@@ -463,7 +461,7 @@ class SharedIndex:
             return
         code = kind_code(row.kind)
         keys = sorted(np.frombuffer(row.sentence_keys, dtype=np.uint64).tolist())
-        for part in _chunks(keys):
+        for part in batches(keys, _IN_LIST):
             s.execute(sa.delete(IndexPosting).where(IndexPosting.kind == code, IndexPosting.key.in_(part),
                                                     IndexPosting.doc_id == doc_id))
         _bump(s, IndexKeyCount, code, keys, -1)
@@ -517,14 +515,14 @@ class SharedIndex:
             for k in wanted_array[np.isin(wanted_array, np.frombuffer(r.sentence_keys, dtype=np.uint64))].tolist():
                 previous.setdefault(k, []).append(r.doc_id)
         counts: dict[int, int] = {}
-        for part in _chunks(wanted):
+        for part in batches(wanted, _IN_LIST):
             counts.update(s.execute(sa.select(K.key, K.count).where(K.kind == code, K.key.in_(part))).all())
         rare = [k for k, c in counts.items() if 0 < c - own_count[k] < list_limit]
         common = [k for k, c in counts.items() if c - own_count[k] >= list_limit]
         found: dict[int, Match] = {}
         if rare:
             rows = []
-            for part in _chunks(rare):
+            for part in batches(rare, _IN_LIST):
                 rows += s.execute(sa.select(P.key, P.doc_id, P.firm_id)
                                   .where(P.kind == code, P.key.in_(part))).all()
             for key, doc_id, doc_firm in rows:
@@ -538,7 +536,7 @@ class SharedIndex:
         if common:
             firm_uses: dict[int, int] = {}
             if firm_id is not None:
-                for part in _chunks(common):
+                for part in batches(common, _IN_LIST):
                     firm_uses.update(s.execute(sa.select(P.key, sa.func.count()).where(
                         P.kind == code, P.key.in_(part), P.firm_id == firm_id).group_by(P.key)).all())
             for key in common:
@@ -564,7 +562,7 @@ class SharedIndex:
         if not candidates:
             return []
         rows = []
-        for part in _chunks(sorted(candidates)):
+        for part in batches(sorted(candidates), _IN_LIST):
             rows += s.execute(sa.select(D.doc_id, D.engagement_id, D.signature).where(D.doc_id.in_(part))).all()
         rows = [r for r in rows if engagement_id is None or r.engagement_id != engagement_id]
         if not rows:
@@ -671,10 +669,10 @@ def _bump(session, table, code: int, keys: list[int], step: int) -> None:
         stmt = insert(table)
         stmt = stmt.on_conflict_do_update(index_elements=[table.kind, table.key],
                                           set_={"count": table.count + stmt.excluded["count"]})
-        for part in _chunks(keys, 2000):
+        for part in batches(keys, 2000):
             session.execute(stmt, [{"kind": code, "key": k, "count": step} for k in part])
         return
-    for part in _chunks(keys):
+    for part in batches(keys, _IN_LIST):
         session.execute(sa.update(table).where(table.kind == code, table.key.in_(part))
                         .values(count=table.count + step))
     session.execute(sa.delete(table).where(table.kind == code, table.count <= 0))
