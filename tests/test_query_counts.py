@@ -22,7 +22,8 @@ PAGES = [
     "/", "/engagements", "/engagements?overdue=1", "/engagements?state=contracted", "/firms", "/experts",
     "/plans", "/reviews", "/inbox", "/credit", "/inspections", "/complaints", "/campaigns", "/draws", "/audit",
     "/screening/queue", "/users", "/bureaus", "/frameworks",
-    "/engagements/{engagement}", "/firms/{firm}", "/experts/{expert}",
+    "/engagements/{engagement}", "/firms/{firm}", "/experts/{expert}", "/plans/{plan}", "/results/application",
+    "/frameworks/new", "/api/v1/plans/{plan}", "/api/v1/plans/{plan}/ocds",
     "/api/v1/engagements", "/api/v1/firms", "/api/v1/experts", "/api/v1/ratings",
     "/api/v1/inspections", "/api/v1/plans", "/api/v1/screening/queue?year=2025", "/screening/queue?year=2025",
 ]
@@ -77,7 +78,9 @@ def test_statements_per_page_do_not_grow_with_the_data(world, client, login, aut
     user = getattr(world, who)
     fixed_engagement = factories.accepted(world)
     db.session.commit()
-    fixed = {"engagement": fixed_engagement.id, "firm": world.firm.id, "expert": world.expert.id}
+    # the plan grows by an item with each engagement ``_grow`` adds (all of 巴州's 2025 plan)
+    fixed = {"engagement": fixed_engagement.id, "firm": world.firm.id, "expert": world.expert.id,
+             "plan": fixed_engagement.plan_item.plan_id}
     _grow(world, 1)
     login(user)
     username = user.username
@@ -158,3 +161,60 @@ def test_an_api_call_is_the_tokens_account_only_whatever_cookie_comes_with_it(wo
     assert with_cookie_bureaus == bureaus and set(bureaus) <= {world.lt.id}
     assert len(with_cookie) == len(without_cookie)
     assert sum("FROM user_account LEFT OUTER JOIN bureau AS" in " ".join(s.split()) for s in with_cookie) == 0
+
+
+@pytest.mark.parametrize("who", ["bz_admin", "region_admin"])
+def test_the_results_application_page_reads_the_bureaus_below_at_once(world, client, login, who):
+    """The results-application page tables every bureau directly below (a prefecture's counties, the region's
+    prefectures) with its filing and figures: read for all of them together, so a prefecture with ten counties
+    costs what one with two does."""
+    from evalhub.core.enums import BureauLevel
+
+    user = getattr(world, who)
+    parent = world.bz if who == "bz_admin" else world.region
+    login(user)
+
+    def statements() -> tuple[int, str]:
+        with client.application.app_context(), counting() as seen:
+            page = client.get("/results/application?year=2025")
+        assert page.status_code == 200
+        return len(seen), page.get_data(as_text=True)
+
+    statements()  # warm the settings and kept statements
+    before, _ = statements()
+    for n in range(3):
+        code = f"{parent.code[:4]}9{n}" if who == "bz_admin" else f"65{90 + n}00"
+        level = BureauLevel.COUNTY if who == "bz_admin" else BureauLevel.PREFECTURE
+        factories.bureau(code, f"新设第{n}财政局", f"新设{n}", level, parent)
+    db.session.commit()
+    after, page = statements()
+    assert after == before
+    assert all(f"新设{n}" in page for n in range(3))  # each new bureau has its row
+
+
+def test_a_panels_page_and_outcomes_read_its_members_at_once(world, client, login, auth):
+    """A review panel's page and the engagement's outcomes (API) list every member with their review: a panel
+    of five costs what a panel of three does."""
+    pages = []
+    for size in (3, 5):
+        e = factories.contracted(world)
+        factories.submit_plan(e)
+        panel = factories.own_panel(e, n=size)
+        factories.review_panel(panel)
+        db.session.commit()
+        pages.append((panel.id, e.id))
+    login(world.bz_admin)
+    headers = auth(world.bz_admin.username)
+
+    def statements(url: str, expected: int) -> int:
+        with client.application.app_context(), counting() as seen:
+            response = client.get(url, headers=headers if url.startswith("/api/") else {})
+        assert response.status_code == 200
+        body = str(response.json) if response.is_json else response.get_data(as_text=True)
+        assert body.count("方案评审专家") >= expected  # every member is shown
+        return len(seen)
+
+    for template in ("/reviews/panels/{panel}", "/api/v1/engagements/{engagement}/outcomes"):
+        statements(template.format(panel=pages[0][0], engagement=pages[0][1]), 3)  # warm
+        small, large = (statements(template.format(panel=p, engagement=e), n) for (p, e), n in zip(pages, (3, 5)))
+        assert large == small, (template, small, large)

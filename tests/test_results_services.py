@@ -236,8 +236,9 @@ def test_build_confirm_with_a_reason_when_departing_and_file_with_the_prefecture
     lt = next(r for r in table if r["bureau"].id == world.lt.id)
     assert lt["filing"] is not None and lt["findings"] == 2 and lt["closed"] == 0 and lt["rate"] == Decimal("0.0")
     assert lt["reduced"] == Decimal("600000.00")
-    assert S.previous_application(low.budget_unit_id, low.name, 2026) is by[low.id]  # next year's plan sees it
-    assert S.previous_application(low.budget_unit_id, low.name, 2025) is None
+    previous = S.previous_applications([(low.budget_unit_id, low.name, 2026), (low.budget_unit_id, low.name, 2025),
+                                        (good.budget_unit_id, "另一个项目", 2026)])
+    assert previous == {(low.budget_unit_id, low.name, 2026): by[low.id]}  # next year's plan sees it, nothing else
     # a sibling county (库尔勒市) sees none of it
     assert not permissions.can(world.krl_admin, "results.view_bureau", world.lt)
     with pytest.raises(PermissionDenied):

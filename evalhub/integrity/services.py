@@ -24,6 +24,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from evalhub.core import audit, files, permissions
+from evalhub.core.batches import batches
 from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.inputs import check_text
 from evalhub.core.models import User
@@ -436,11 +437,17 @@ def decide(flag: CollusionFlag, actor: User, decision: Any, reason: Optional[str
 # === OCDS: the committee's decisions belong in the tender's evaluation report ================================
 
 @ocds.release_extension
-def _ocds_evaluation_report(procurement: Procurement, release: dict) -> None:
-    decided = [f for f in flags_of(procurement) if f.decision is not None]
-    if not decided:
-        return
-    text = "；".join(f"{f.rule.label}：{f.decision.label.split('（')[0]}，理由：{f.reason}" for f in decided)
-    release["tender"].setdefault("documents", []).append({
-        "id": f"integrity-{procurement.id}", "documentType": "evaluationReports",
-        "title": "投标文件一致性检查及评审委员会处理意见", "description": text, "language": "zh"})
+def _ocds_evaluation_report(releases: list[tuple[Procurement, dict]]) -> None:
+    decided: dict[int, list[CollusionFlag]] = {}
+    for part in batches([p.id for p, _ in releases]):
+        for f in db.session.execute(sa.select(CollusionFlag).where(
+                CollusionFlag.procurement_id.in_(part), CollusionFlag.decision.is_not(None)).order_by(CollusionFlag.id)).scalars():
+            decided.setdefault(f.procurement_id, []).append(f)
+    for procurement, release in releases:
+        flags = decided.get(procurement.id)
+        if not flags:
+            continue
+        text = "；".join(f"{f.rule.label}：{f.decision.label.split('（')[0]}，理由：{f.reason}" for f in flags)
+        release["tender"].setdefault("documents", []).append({
+            "id": f"integrity-{procurement.id}", "documentType": "evaluationReports",
+            "title": "投标文件一致性检查及评审委员会处理意见", "description": text, "language": "zh"})

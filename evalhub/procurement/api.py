@@ -353,10 +353,11 @@ def plan_item_json(item: PlanItem) -> dict:
 
 def plan_detail_json(plan: EvaluationPlan, user: User) -> dict:
     draft = plan.status == PlanStatus.DRAFT
+    items = services.plan_items(plan)
     return {
         **plan_json(plan),
         "approved_by": plan.approved_by.username if plan.approved_by else None,
-        "items": [plan_item_json(i) for i in plan.items],
+        "items": [plan_item_json(i) for i in items],
         "checks": [{"level": c.level, "message": c.message} for c in services.plan_checks(plan)],
         "may_edit": draft and permissions.can(user, "plan.edit", plan),
         "may_approve": draft and permissions.can(user, "plan.approve", plan),

@@ -273,9 +273,10 @@ def _item_contexts(items: list[PlanItem]) -> dict[int, list[str]]:
 
 def _render_plan(plan: EvaluationPlan, status: int = 200, **forms: Any):
     draft = plan.status == PlanStatus.DRAFT
+    items = services.plan_items(plan)
     return render_template(
-        "procurement/plan_detail.html", plan=plan, items=plan.items, PlanStatus=PlanStatus,
-        item_contexts=_item_contexts(list(plan.items)),
+        "procurement/plan_detail.html", plan=plan, items=items, PlanStatus=PlanStatus,
+        item_contexts=_item_contexts(items),
         checks=services.plan_checks(plan) if draft else [],
         item_form=forms.get("item_form") or (_item_form(plan) if draft else None),
         approve_form=forms.get("approve_form") or PlanApproveForm(),
@@ -1034,8 +1035,9 @@ def framework_new():
     return handle_form(
         form, create, message=lambda a: f"已登记框架协议“{a.name}”，入围机构 {len(a.members)} 家，按顺序轮候。",
         to=lambda a: url_for(".framework_list") + f"#framework-{a.id}",
-        failed=form_page("procurement/framework_new.html", form=form, bureau=bureau, candidates=candidates,
-                         errors=order_errors))
+        failed=lambda status: form_page(  # the candidates' fields read only when the page is shown
+            "procurement/framework_new.html", form=form, bureau=bureau, candidates=candidates,
+            fields=Firm.fields_of(f.id for f in candidates), errors=order_errors)(status))
 
 
 # --- firms: marketplace, bids, workspace -----------------------------------------------------------

@@ -442,8 +442,9 @@ def unit_accounts(unit_id: int):
 @plan_item_context
 def last_year_application(items) -> dict[int, str]:
     out = {}
+    previous = services.previous_applications([(item.budget_unit_id, item.name, item.plan.year) for item in items])
     for item in items:
-        entry = services.previous_application(item.budget_unit_id, item.name, item.plan.year)
+        entry = previous.get((item.budget_unit_id, item.name, item.plan.year))
         if entry is not None:
             out[item.id] = (f"{entry.year} 年度评价：{entry.grade.label}（{entry.score} 分），"
                             f"结果应用：{entry.labels(entry.measures)}")

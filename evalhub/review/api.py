@@ -522,7 +522,8 @@ def list_outcomes(engagement_id: int):
     panels = db.session.execute(
         sa.select(ReviewPanel).where(ReviewPanel.engagement_id == engagement.id)
         .options(selectinload(ReviewPanel.submission),
-                 selectinload(ReviewPanel.invitations).selectinload(PanelInvitation.review))
+                 selectinload(ReviewPanel.invitations).options(selectinload(PanelInvitation.review),
+                                                               selectinload(PanelInvitation.expert)))
         .order_by(ReviewPanel.created_at, ReviewPanel.id)).scalars().all()
     return jsonify({"engagement": _engagement_ref(engagement), "items": [outcome_json(p, user) for p in panels]})
 

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from evalhub.core import permissions
 from evalhub.core.enums import Role
@@ -382,7 +382,14 @@ def _render_panel(panel: ReviewPanel, status: int = 200, letter_form: LetterForm
 @bp.route("/reviews/panels/<int:panel_id>")
 @login_required
 def panel_detail(panel_id: int):
-    panel = db.get_or_404(ReviewPanel, panel_id)
+    # The panel with each member's invitation, expert and review (scores too): a statement per kind, not three
+    # per member.
+    panel = db.session.execute(sa.select(ReviewPanel).where(ReviewPanel.id == panel_id).options(
+        selectinload(ReviewPanel.invitations).options(
+            joinedload(PanelInvitation.expert), joinedload(PanelInvitation.recorded_by),
+            joinedload(PanelInvitation.review).selectinload(Review.scores)))).scalar_one_or_none()
+    if panel is None:
+        abort(404)
     if not bureau_side() or not services.may_view_subject(current_user, panel):
         abort(403)
     return _render_panel(panel)
