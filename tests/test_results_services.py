@@ -301,6 +301,35 @@ def test_a_report_published_by_one_side_only_is_overdue_after_the_bureaus_days(w
     assert S.one_sided_publications(world.bz_staff, today=date(2025, 9, 22)) == []  # both halves now
 
 
+def test_a_unit_published_report_is_late_after_its_own_bureaus_days(world):
+    """The other way round (the unit published, the bureau did not), on a county whose own setting is shorter
+    than the prefecture's: each engagement is held to the days its own bureau set."""
+    from datetime import datetime
+
+    from evalhub.results.models import UnitPublication
+    from evalhub.review.models import Publication
+
+    set_setting(world.lt, "results.dual_publication_days", "5", world.lt_admin)
+    county = factories.contracted(world, bureau_key="lt", unit="轮台县医疗保障局")
+    prefecture = factories.contracted(world)
+    classified = factories.contracted(world)
+    for e in (county, prefecture, classified):
+        e.state = EngagementState.ACCEPTED
+    db.session.add_all([UnitPublication(engagement_id=county.id, url="https://x.gov.cn/a", published_on=date(2025, 9, 1)),
+                        UnitPublication(engagement_id=prefecture.id, url="https://x.gov.cn/b", published_on=date(2025, 9, 1)),
+                        UnitPublication(engagement_id=classified.id, url="https://x.gov.cn/c", published_on=date(2025, 9, 1)),
+                        Publication(engagement_id=classified.id, classified=True, published_at=None)])
+    db.session.flush()
+    assert S.one_sided_publications(world.bz_staff, today=date(2025, 9, 6)) == []  # 5 days: not yet
+    late = S.one_sided_publications(world.bz_staff, today=date(2025, 9, 7))
+    assert [(e.id, text) for e, text in late] == [(county.id, "财政部门未公开；被评价单位已于 2025-09-01 公开")]
+    assert [e.id for e, _ in S.one_sided_publications(world.bz_staff, today=date(2025, 9, 22))] == [county.id, prefecture.id]
+    assert [e.id for e, _ in S.one_sided_publications(world.lt_staff, today=date(2025, 9, 22))] == [county.id]
+    db.session.add(Publication(engagement_id=county.id, classified=False, published_at=datetime(2025, 9, 20, 2, 0)))
+    db.session.flush()
+    assert [e.id for e, _ in S.one_sided_publications(world.bz_staff, today=date(2025, 9, 22))] == [prefecture.id]
+
+
 # --- 6. 征求意见: fact confirmation before the panel --------------------------------------------------------
 
 def test_fact_confirmation_is_answered_in_time_responded_to_and_attached_to_the_report(world):

@@ -37,6 +37,7 @@ BUREAU_ROLES = (Role.BUREAU_ADMIN, Role.BUREAU_STAFF)
 _SUBTREES = "evalhub.subtrees"
 _TREE_ROWS = "evalhub.tree_rows"  # the bureaus ``load_tree`` read, held so the session's weak identity map keeps them
 _UNREAD = "evalhub.unread"  # {user id: unread notifications}, read by ``load_user`` with the account
+_VISIBLE = "evalhub.visible"  # {(user id, model, row id): (answer, writes)}: ``visible``'s answers from the database
 
 
 @sa.event.listens_for(Session, "after_commit")
@@ -45,6 +46,7 @@ def _forget_subtrees(session: Session) -> None:
     session.info.pop(_SUBTREES, None)
     session.info.pop(_TREE_ROWS, None)
     session.info.pop(_UNREAD, None)
+    session.info.pop(_VISIBLE, None)
 
 
 _writes = [0]  # statements other than a SELECT this process has run: a held count holds while this stays put
@@ -483,16 +485,25 @@ def visible(user: User, obj: Any) -> bool:
     scope adds nothing (every row) or only ``bureau_rows``' "bureau in the user's tree" — the row is loaded, its
     ``bureau_id`` known and the tree held; any other rule (a firm's, an expert's, a unit's, a restriction) asks
     the database. The scope's shape is kept per scope and model (``kept``): a page asks about several rows, and
-    building the scoped probe cost more than the answer."""
+    building the scoped probe cost more than the answer. The database's answer is kept for the transaction while
+    nothing is written (a firm's page asks it once per action it offers: ten probes of the same row)."""
     model = type(obj)
+    held = None
     if _stored_as_is(obj):
         kind, ids = kept(user, "visible.shape", lambda: tree_scope(user, model), model)
         if kind == "all":  # the scope adds nothing: every stored row
             return True
         if kind == "tree":
             return obj.bureau_id in ids
+        held = db.session.info.setdefault(_VISIBLE, {})
+        answer = held.get((user.id, model, obj.id))
+        if answer is not None and answer[1] == _writes[0]:
+            return answer[0]
     probe = sa.select(model.id).where(model.id == obj.id)
-    return db.session.execute(scope(user, probe, model)).first() is not None
+    seen = db.session.execute(scope(user, probe, model)).first() is not None
+    if held is not None:
+        held[(user.id, model, obj.id)] = (seen, _writes[0])
+    return seen
 
 
 def _stored_as_is(obj: Any) -> bool:

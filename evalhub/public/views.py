@@ -44,7 +44,10 @@ def _published_stmt():
 def reports():
     reports = Listing(_published_stmt(), year_filter(Engagement.year), int_filter("bureau", Engagement.bureau_id),
                       Filter("object_type", ObjectType, lambda stmt, kind: stmt.where(PlanItem.object_type == kind)),
-                      text_filter("firm", Firm.name), options=[selectinload(Publication.engagement)],
+                      text_filter("firm", Firm.name),
+                      options=[selectinload(Publication.engagement).options(  # what each row shows, not a read per row
+                          selectinload(Engagement.plan_item), selectinload(Engagement.budget_unit),
+                          selectinload(Engagement.firm))],
                       order_by=[Publication.published_at.desc(), Publication.id.desc()])
     page = reports.page()
     ids = [p.engagement_id for p in page.items]

@@ -237,6 +237,7 @@ def firm_json(firm: Firm, fields: list[Field] | None = None) -> dict:
 
 
 def firm_detail_json(firm: Firm, user: User) -> dict:
+    services.read_firm_details(firm)
     staff_count = db.session.execute(
         sa.select(sa.func.count(FirmStaff.id)).where(FirmStaff.firm_id == firm.id, FirmStaff.active.is_(True))
     ).scalar_one()

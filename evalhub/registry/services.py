@@ -6,6 +6,7 @@ from datetime import date
 from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
+from sqlalchemy.orm import joinedload, selectinload
 
 from evalhub.core import accounts, audit, concurrency, files, passwords, permissions
 from evalhub.core.batches import batches
@@ -890,6 +891,17 @@ def expert_avoidance_reasons(expert: Expert, *, firm_ids: Iterable[int] = (), bu
 def expert_account(expert: Expert) -> User | None:
     """The expert's login, if one was opened."""
     return db.session.execute(sa.select(User).where(User.expert_id == expert.id).order_by(User.id)).scalars().first()
+
+
+def read_firm_details(firm: Firm) -> None:
+    """Read what a firm's page shows of it — its roster with certificates, its documents with their files, its
+    recusal relations with their bureau and unit — into ``firm``'s collections: a statement per kind, not one per
+    person or document."""
+    db.session.execute(sa.select(Firm).where(Firm.id == firm.id).options(
+        selectinload(Firm.staff).selectinload(FirmStaff.certificates),
+        selectinload(Firm.documents).joinedload(FirmDocument.file),
+        selectinload(Firm.relations).options(joinedload(FirmRelation.bureau), joinedload(FirmRelation.budget_unit)))
+    ).scalar_one()
 
 
 def expert_ids_with_login(expert_ids: Iterable[int]) -> set[int]:

@@ -254,6 +254,7 @@ def firm_edit(firm_id: int):
 
 def _render_firm(firm: Firm, status: int = 200, **forms: Any):
     """The firm page; ``forms`` carries a failed form back to its place on the page."""
+    services.read_firm_details(firm)
     staff = sorted(firm.staff, key=lambda s: (not s.active, s.id))
     documents = sorted(firm.documents, key=lambda d: d.id, reverse=True)
     relations = sorted(firm.relations, key=lambda r: (r.end_date is not None, r.start_date), reverse=False)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import sqlalchemy as sa
+from sqlalchemy.orm import joinedload, selectinload
 
 from evalhub.core import accounts, audit, files, jobs, notifications, permissions
 from evalhub.core.batches import batches
@@ -447,8 +448,11 @@ def overdue_findings_query(user: User, today: date | None = None) -> sa.Select:
 
 
 def overdue_findings(user: User, limit: int = 20) -> list[ResultFinding]:
-    """Open findings past their deadline that ``user`` may see (the 整改逾期 page)."""
-    return list(db.session.execute(overdue_findings_query(user).limit(limit)).scalars())
+    """Open findings past their deadline that ``user`` may see (the 整改逾期 page), each with what its row shows
+    (engagement, responsible unit, escalations) read with the page, not a read per row."""
+    return list(db.session.execute(overdue_findings_query(user).limit(limit).options(
+        joinedload(ResultFinding.engagement), joinedload(ResultFinding.responsible_unit),
+        selectinload(ResultFinding.escalations))).unique().scalars())
 
 
 def findings_of(engagement: Engagement, user: User) -> list[ResultFinding]:
@@ -611,27 +615,47 @@ def unit_publication(engagement: Engagement) -> Optional[UnitPublication]:
         UnitPublication.engagement_id == engagement.id)).scalar_one_or_none()
 
 
-def one_sided_publications(user: User, today: date | None = None) -> list[tuple[Engagement, str]]:
+def one_sided_publications(user: User, today: date | None = None, limit: int | None = None) -> list[tuple[Engagement, str]]:
     """Engagements ``user`` may see whose report only one side published more than the bureau's days ago:
-    (engagement, who has not published yet)."""
+    (engagement, who has not published yet). The rule is asked of the database — the days per bureau, read from
+    the settings of the user's bureaus, become one cut-off date per distinct value — and each side is read from
+    its own publications (not from every engagement of the province's history), so only the late rows come back;
+    ``limit``: the first so many by engagement."""
     from evalhub.review.models import Publication
 
     today = today or beijing_today()
-    stmt = permissions.scope(user, sa.select(Engagement, Publication, UnitPublication).outerjoin(
-        Publication, Publication.engagement_id == Engagement.id).outerjoin(
+    by_days: dict[int, list[int]] = {}
+    for bureau in permissions.visible_bureaus(user):
+        by_days.setdefault(int(get_setting(bureau, "results.dual_publication_days")), []).append(bureau.id)
+    if not by_days:
+        return []
+
+    def late(published: Any, cutoff_of: Callable[[date], Any]) -> sa.ColumnElement[bool]:
+        # a side is late when it published before today minus its bureau's days
+        return sa.or_(*(sa.and_(permissions.in_bureaus(Engagement.bureau_id, set(ids)),
+                                published < cutoff_of(today - timedelta(days=days)))
+                        for days, ids in sorted(by_days.items())))
+
+    shown = sa.or_(Publication.classified.is_(None), Publication.classified.is_(False))
+    bureau_only = sa.select(Engagement, Publication).join(Publication, Publication.engagement_id == Engagement.id).where(
+        shown, late(Publication.published_at, lambda day: datetime.combine(day, time.min)),
+        ~sa.exists().where(UnitPublication.engagement_id == Engagement.id))
+    unit_only = sa.select(Engagement, UnitPublication).join(
         UnitPublication, UnitPublication.engagement_id == Engagement.id).where(
-        Engagement.state.in_(RESULT_STATES), sa.or_(Publication.published_at.is_not(None), UnitPublication.id.is_not(None)),
-        sa.or_(Publication.classified.is_(None), Publication.classified.is_(False))), Engagement)
+        late(UnitPublication.published_on, lambda day: day),
+        ~sa.exists().where(Publication.engagement_id == Engagement.id,  # published, or classified: not one-sided
+                           sa.or_(Publication.published_at.is_not(None), Publication.classified.is_(True))))
     out = []
-    for engagement, bureau_side, unit_side in db.session.execute(stmt.order_by(Engagement.id)).all():
-        days = int(get_setting(engagement.bureau, "results.dual_publication_days"))
-        bureau_on = bureau_side.published_at.date() if bureau_side is not None and bureau_side.published_at else None
-        unit_on = unit_side.published_on if unit_side is not None else None
-        if bureau_on and not unit_on and (today - bureau_on).days > days:
-            out.append((engagement, f"被评价单位（{engagement.budget_unit.name}）未公开；财政部门已于 {bureau_on} 公开"))
-        elif unit_on and not bureau_on and (today - unit_on).days > days:
-            out.append((engagement, f"财政部门未公开；被评价单位已于 {unit_on} 公开"))
-    return out
+    for stmt in (bureau_only, unit_only):
+        stmt = permissions.scope(user, stmt.where(Engagement.state.in_(RESULT_STATES)), Engagement) \
+            .order_by(Engagement.id).limit(limit).options(joinedload(Engagement.budget_unit))
+        for engagement, side in db.session.execute(stmt).all():
+            if isinstance(side, Publication):
+                text = f"被评价单位（{engagement.budget_unit.name}）未公开；财政部门已于 {side.published_at.date()} 公开"
+            else:
+                text = f"财政部门未公开；被评价单位已于 {side.published_on} 公开"
+            out.append((engagement, text))
+    return sorted(out, key=lambda pair: pair[0].id)[:limit]
 
 
 # === the results-application list ===================================================================
@@ -776,8 +800,10 @@ def confirm_entry(entry: ApplicationEntry, actor: User, *, measures: Iterable[An
 
 
 def entries(bureau: Bureau, year: int) -> list[ApplicationEntry]:
+    """The bureau's list for the year, each row with its engagement and unit (what the list shows) read with it."""
     return list(db.session.execute(sa.select(ApplicationEntry).where(
-        ApplicationEntry.bureau_id == bureau.id, ApplicationEntry.year == year).order_by(ApplicationEntry.engagement_id)).scalars())
+        ApplicationEntry.bureau_id == bureau.id, ApplicationEntry.year == year).order_by(ApplicationEntry.engagement_id)
+        .options(joinedload(ApplicationEntry.engagement).joinedload(Engagement.budget_unit))).scalars())
 
 
 def _filed(bureau: Bureau, year: int) -> Optional[ApplicationFiling]:

@@ -319,12 +319,16 @@ def finding_verify(finding_id: int):
                        to=url_for("results.findings", engagement_id=finding.engagement_id), message="已核验。")
 
 
+ONE_SIDED_SHOWN = 200  # as many as the findings above: a page, not the province's backlog
+
+
 @bp.route("/overdue")
 @login_required
 def overdue():
     require("results.list")
     return render_template("results/overdue.html", findings=services.overdue_findings(current_user, limit=200),
-                           one_sided=services.one_sided_publications(current_user))
+                           one_sided=services.one_sided_publications(current_user, limit=ONE_SIDED_SHOWN),
+                           one_sided_limit=ONE_SIDED_SHOWN)
 
 
 # --- the results-application list ------------------------------------------------------------------

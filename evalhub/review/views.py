@@ -668,7 +668,9 @@ def workspace():
     if current_user.role == Role.EXPERT:
         invitations = db.session.execute(
             sa.select(PanelInvitation).where(PanelInvitation.expert_id == current_user.expert_id)
-            .options(selectinload(PanelInvitation.review), selectinload(PanelInvitation.panel))
+            .options(selectinload(PanelInvitation.review), selectinload(PanelInvitation.panel).options(
+                selectinload(ReviewPanel.engagement), selectinload(ReviewPanel.self_evaluation),
+                selectinload(ReviewPanel.submission)))  # what each row names: a statement per kind, not per row
             .order_by(PanelInvitation.id.desc())).scalars().all()
         return render_template("review/workspace.html", invitations=invitations, now=utcnow(),
                                tasks=_tasks_pending_first(invitations),
