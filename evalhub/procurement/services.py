@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
@@ -1365,18 +1365,27 @@ def sign_contract(engagement: Engagement, data: ContractInput, actor: User) -> C
 
 # --- marketplace -----------------------------------------------------------------------------------
 
+def opportunities_stmt(firm: Firm) -> sa.Select:
+    """Every open competitive procurement still taking bids whose libraries include the firm's (an engagement
+    uses its own bureau's library and every upper bureau's: so the procurements of the firm's bureau and the
+    bureaus below it), soonest deadline first, with what a row shows of it — chosen by the database, not by
+    reading every open procurement of the region to drop most of them."""
+    return sa.select(Procurement).where(
+        Procurement.status == ProcurementStatus.OPEN, Procurement.bid_deadline > utcnow(),
+        permissions.in_bureaus(Procurement.bureau_id, permissions.subtree_ids(firm.bureau))) \
+        .order_by(Procurement.bid_deadline, Procurement.id) \
+        .options(joinedload(Procurement.engagement).options(joinedload(Engagement.bureau),
+                                                           joinedload(Engagement.budget_unit)))
+
+
+def with_exclusion_reasons(firm: Firm, procurements: Iterable[Procurement]) -> list[tuple[Procurement, list[str]]]:
+    """Each procurement with the firm's exclusion reasons (empty: may bid)."""
+    return [(p, eligibility.exclusion_reasons(firm, p.engagement, p.method)) for p in procurements]
+
+
 def open_opportunities(firm: Firm) -> list[tuple[Procurement, list[str]]]:
     """Every open competitive procurement the firm could see, with its exclusion reasons (empty: may bid)."""
-    procurements = db.session.execute(
-        sa.select(Procurement).where(Procurement.status == ProcurementStatus.OPEN,
-                                     Procurement.bid_deadline > utcnow()).order_by(Procurement.bid_deadline)
-    ).scalars().all()
-    out = []
-    for procurement in procurements:
-        if firm.bureau_id not in eligibility.library_bureau_ids(procurement.bureau):
-            continue  # not a library this procurement draws on: not shown at all
-        out.append((procurement, eligibility.exclusion_reasons(firm, procurement.engagement, procurement.method)))
-    return out
+    return with_exclusion_reasons(firm, db.session.execute(opportunities_stmt(firm)).unique().scalars())
 
 
 # --- framework agreements --------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from evalhub.core import audit, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, DomainError, ValidationFailed
-from evalhub.core.listing import Export, Filter, Listing, enum_filter, enum_value, text_filter, year_filter
+from evalhub.core.listing import Export, Filter, Listing, enum_filter, enum_value, paginate, text_filter, year_filter
 from evalhub.core.models import Bureau, BudgetUnit, Draw, User
 from evalhub.core.timeutil import BEIJING, beijing_today, format_beijing, utcnow
 from evalhub.core.web import (
@@ -1047,10 +1047,14 @@ def framework_new():
 def market():
     require("marketplace.use")
     firm = current_user.firm
-    opportunities = services.open_opportunities(firm)
+    # A page of the open procurements, each checked against the rules: the rules read per procurement, so the
+    # page, not the region's whole market, bounds what a request reads.
+    page = paginate(services.opportunities_stmt(firm))
+    shown = [p.id for p in page.items]
     own = {b.procurement_id: b for b in db.session.execute(
-        scoped(Bid)).scalars()}
-    return render_template("procurement/market.html", opportunities=opportunities, own=own, firm=firm,
+        scoped(Bid).where(Bid.procurement_id.in_(shown or [-1]))).scalars()}
+    return render_template("procurement/market.html", page=page,
+                           opportunities=services.with_exclusion_reasons(firm, page.items), own=own, firm=firm,
                            BidStatus=BidStatus)
 
 
