@@ -172,3 +172,45 @@ def test_the_market_reads_a_page_of_procurements_whatever_is_open(world, client,
         assert all(f"opportunity-{p.id}" in page for p in opened[-4:])  # the latest deadlines, on page 2
     finally:
         app.config["PAGE_SIZE"] = 20
+
+
+def test_lists_that_name_each_rows_bureau_or_organisation_read_them_with_the_page(world, client, login, auth):
+    """The system administrator holds no bureau tree, so a list that names each row's bureau, firm or unit
+    must read them with its rows: inspections (API), the account directory, the public result notices."""
+    from evalhub.core.enums import Role
+    from evalhub.supervision.models import Inspection, InspectionStatus, Trigger
+
+    bureaus = [world.bz, world.kz, world.lt, world.krl, world.ats, world.region]
+    n = iter(range(100))
+
+    def add_rows():
+        for bureau in bureaus[:3] if next(n) == 0 else bureaus[3:]:
+            firm = factories.firm(bureau, name=f"{bureau.short_name}名录评价有限公司{next(n)}")
+            db.session.add(Inspection(bureau_id=bureau.id, firm_id=firm.id, trigger=Trigger.RANDOM,
+                                      trigger_detail="抽查", status=InspectionStatus.OPEN, checklist={}))
+            factories.user(f"directory{next(n)}", Role.FIRM_USER, firm_id=firm.id)
+
+    add_rows()
+    db.session.commit()
+    login(world.sysadmin)
+    _flat(client, ["/users", "/api/v1/inspections"], add_rows, ["阿图什市", "阿图什市名录评价有限公司"],
+          auth(world.sysadmin.username))
+
+
+def test_public_result_notices_read_each_notices_firm_and_buyer_at_once(world, client):
+    from evalhub.procurement.models import ResultNotice
+
+    n = iter(range(100))
+
+    def award(count: int) -> None:  # each to a firm of its own, by 巴州 or 轮台县 in turn
+        for _ in range(count):
+            i = next(n)
+            firm, _, _ = factories.bidder(world, f"公告评价咨询有限公司{i}")
+            e = factories.contracted(world, firm=firm, **({"bureau_key": "lt", "unit": "轮台县医疗保障局"} if i % 2 else {}))
+            notice = db.session.execute(sa.select(ResultNotice).where(
+                ResultNotice.procurement_id.in_([p.id for p in e.procurements]))).scalars().first()
+            assert notice is not None
+
+    award(1)
+    db.session.commit()
+    _flat(client, ["/public/notices"], lambda: award(3), ["公告评价咨询有限公司3", "轮台县财政局"])

@@ -126,7 +126,8 @@ def notices():
     """结果公告: every published result notice (a revoked one stays, marked as revoked)."""
     stmt = sa.select(ResultNotice).join(Procurement, Procurement.id == ResultNotice.procurement_id)
     listing = Listing(stmt, int_filter("bureau", ResultNotice.bureau_id), text_filter("q", Procurement.title),
-                      options=[selectinload(ResultNotice.procurement)],
+                      options=[selectinload(ResultNotice.procurement).selectinload(Procurement.bureau),
+                               selectinload(ResultNotice.firm)],  # what each row names, not a read per row
                       order_by=[ResultNotice.published_at.desc(), ResultNotice.id.desc()])
     return render_template("public/notices.html", page=listing.page(), filters=listing.filters, today=beijing_today(),
                            bureaus=_public_bureaus(sa.select(ResultNotice.bureau_id)))

@@ -26,7 +26,7 @@ from evalhub.core import permissions
 from evalhub.core.enums import BUREAU_SIDE, Role
 from evalhub.core.errors import NotFound, PermissionDenied
 from evalhub.core.listing import INT_MAX, bureau_filter, enum_filter, int_filter, scoped
-from evalhub.core.models import Bureau, User
+from evalhub.core.models import User
 from evalhub.extensions import db
 from evalhub.supervision import services
 from evalhub.supervision.models import (
@@ -116,7 +116,7 @@ def _person(user: User | None) -> dict | None:
 def inspection_json(inspection: Inspection) -> dict:
     engagement, campaign, firm = inspection.engagement, inspection.campaign, inspection.firm
     return {
-        "id": inspection.id, "bureau": bureau_ref(db.session.get(Bureau, inspection.bureau_id)),
+        "id": inspection.id, "bureau": bureau_ref(inspection.bureau),
         "firm": {"id": firm.id, "name": firm.name, "uscc": firm.uscc},
         "engagement": {"id": engagement.id, "reference": engagement.reference, "name": engagement.name,
                        "year": engagement.year} if engagement is not None else None,
@@ -206,7 +206,8 @@ def list_inspections():
                          enum_filter("status", InspectionStatus, Inspection.status),
                          enum_filter("trigger", Trigger, Inspection.trigger), bureau_filter(Inspection.bureau_id),
                          int_filter("campaign", Inspection.campaign_id),
-                         options=[selectinload(Inspection.firm), selectinload(Inspection.engagement),
+                         options=[selectinload(Inspection.bureau), selectinload(Inspection.firm),
+                                  selectinload(Inspection.engagement),
                                   selectinload(Inspection.campaign), selectinload(Inspection.findings)],
                          order_by=[Inspection.opened_at.desc(), Inspection.id.desc()], item=inspection_json,
                          keep="api.inspections")
