@@ -214,3 +214,22 @@ def test_public_result_notices_read_each_notices_firm_and_buyer_at_once(world, c
     award(1)
     db.session.commit()
     _flat(client, ["/public/notices"], lambda: award(3), ["公告评价咨询有限公司3", "轮台县财政局"])
+
+
+def test_a_campaigns_page_reads_its_inspections_rows_at_once(world, client, login):
+    from evalhub.supervision.models import Inspection, InspectionStatus, Trigger
+    from tests.test_supervision_views import _campaign
+
+    campaign, _ = _campaign(world, 1)
+    n = iter(range(100))
+
+    def add_rows():  # more engagements on the campaign's list, each of a firm of its own
+        for _ in range(3):
+            firm, _, _ = factories.bidder(world, f"抽查评价咨询有限公司{next(n)}")
+            e = factories.contracted(world, firm=firm)
+            db.session.add(Inspection(bureau_id=world.bz.id, firm_id=firm.id, engagement_id=e.id, campaign_id=campaign.id,
+                                      trigger=Trigger.RANDOM, trigger_detail="抽查", status=InspectionStatus.OPEN,
+                                      checklist={}))
+
+    login(world.bz_staff)
+    _flat(client, [f"/campaigns/{campaign.id}"], add_rows, ["抽查评价咨询有限公司2"])

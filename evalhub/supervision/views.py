@@ -26,7 +26,7 @@ from typing import Any, Optional
 import sqlalchemy as sa
 from flask import Blueprint, abort, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from evalhub.core import permissions
 from evalhub.core.enums import Role
@@ -77,6 +77,7 @@ from evalhub.supervision.models import (
     Inspection,
     InspectionCampaign,
     InspectionStatus,
+    Inspector,
     Measure,
     Severity,
     Trigger,
@@ -441,6 +442,13 @@ def campaign_new():
 @login_required
 def campaign_detail(campaign_id: int):
     campaign = _scoped_load(InspectionCampaign, campaign_id)
+    # Its inspections with what each row shows (engagement, firm, findings, inspectors by name): a statement per
+    # kind, not five per inspection.
+    db.session.execute(sa.select(InspectionCampaign).where(InspectionCampaign.id == campaign.id).options(
+        selectinload(InspectionCampaign.inspections).options(
+            joinedload(Inspection.engagement), joinedload(Inspection.firm), selectinload(Inspection.findings),
+            selectinload(Inspection.inspectors).options(joinedload(Inspector.user), joinedload(Inspector.expert))))
+    ).scalar_one()
     manage = permissions.can(current_user, "supervision.manage", campaign.bureau)
     open_count = sum(1 for i in campaign.inspections if i.status != InspectionStatus.CLOSED)
     return render_template("supervision/campaign_detail.html", c=campaign, manage=manage, open_count=open_count,
