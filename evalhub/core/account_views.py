@@ -8,7 +8,7 @@ before registering that blueprint."""
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
@@ -283,7 +283,7 @@ def _directory_page(create_form: AccountCreateForm | None = None, status: int = 
                       int_filter("bureau", User.bureau_id),
                       choice_filter("status", _STATUS),
                       # each row names its organisation: read with the page, not a lookup per account
-                      options=[selectinload(User.bureau), selectinload(User.firm), selectinload(User.expert),
+                      options=[joinedload(User.bureau), selectinload(User.firm), selectinload(User.expert),
                                selectinload(User.budget_unit)],
                       order_by=[User.username])
     if request.args.get("export") == "xlsx" and status == 200:

@@ -14,7 +14,7 @@ may not see is 404), and domain errors become the one error shape. Who sees what
 from __future__ import annotations
 
 from flask import jsonify
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from evalhub.core.api import api_user, list_schema, operation, schema
 from evalhub.core.apiutil import (
@@ -206,7 +206,7 @@ def list_inspections():
                          enum_filter("status", InspectionStatus, Inspection.status),
                          enum_filter("trigger", Trigger, Inspection.trigger), bureau_filter(Inspection.bureau_id),
                          int_filter("campaign", Inspection.campaign_id),
-                         options=[selectinload(Inspection.bureau), selectinload(Inspection.firm),
+                         options=[joinedload(Inspection.bureau), selectinload(Inspection.firm),
                                   selectinload(Inspection.engagement),
                                   selectinload(Inspection.campaign), selectinload(Inspection.findings)],
                          order_by=[Inspection.opened_at.desc(), Inspection.id.desc()], item=inspection_json,
