@@ -125,19 +125,24 @@ def test_each_exclusion_reason_in_isolation(world, monkeypatch):
     assert "代理记账" in eligibility.exclusion_reasons(conflicted, e, M.OPEN_TENDER)[0]
 
 
-def test_credit_grades_bar_d_and_limit_c_to_open_tender(world, monkeypatch):
+def test_credit_grades_bar_d_and_limit_c_to_open_tender(world):
+    from evalhub.credit.models import CreditRating, RatingStatus
     from evalhub.credit.services import CreditGrade
 
     e = factories.engagement(world)
     firm_c, firm_d = factories.firm(world.bz), factories.firm(world.bz)
-    grades = {firm_c.id: CreditGrade.C, firm_d.id: CreditGrade.D}
-    import evalhub.credit.services as credit_services
-
-    monkeypatch.setattr(credit_services, "final_grade", lambda firm, bureau, year: grades.get(firm.id))
+    for firm, grade, bureau in ((firm_c, CreditGrade.C, world.bz), (firm_d, CreditGrade.D, world.lt)):
+        db.session.add(CreditRating(bureau_id=bureau.id, firm_id=firm.id, year=2024, status=RatingStatus.FINAL,
+                                    rated=True, grade=grade))  # 2024's final grades govern 2025's engagements
+    db.session.flush()
     assert eligibility.exclusion_reasons(firm_c, e, M.OPEN_TENDER) == []
     assert "C 级" in eligibility.exclusion_reasons(firm_c, e, M.COMPETITIVE_CONSULTATION)[0]
     assert "D 级" in eligibility.exclusion_reasons(firm_d, e, M.OPEN_TENDER)[0]
     assert "2024 年度" in eligibility.exclusion_reasons(firm_d, e, M.OPEN_TENDER)[0]
+    assert "轮台县评定" in eligibility.exclusion_reasons(firm_d, e, M.OPEN_TENDER)[0]  # a county's D reaches 巴州
+    assessed = eligibility.assess(e, M.COMPETITIVE_CONSULTATION)  # the same, for the library at once
+    assert "C 级" in assessed.reasons_for(firm_c)[0] and "D 级" in assessed.reasons_for(firm_d)[0]
+    assert world.firm in assessed.eligible
 
 
 def test_today_every_firm_is_not_rated():

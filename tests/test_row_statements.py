@@ -233,3 +233,32 @@ def test_a_campaigns_page_reads_its_inspections_rows_at_once(world, client, logi
 
     login(world.bz_staff)
     _flat(client, [f"/campaigns/{campaign.id}"], add_rows, ["抽查评价咨询有限公司2"])
+
+
+def test_the_procure_page_assesses_the_whole_library_at_once(world, client, login):
+    """The procure page sorts every firm of the usable libraries into eligible and excluded (status, fields,
+    credit grade, watch list, recusal relations, the yearly cap, rotation): each rule reads the library at
+    once, so a library of hundreds of firms costs what a library of two does."""
+    from datetime import date
+
+    from evalhub.credit.models import CreditRating, RatingStatus
+    from evalhub.credit.services import CreditGrade
+    from evalhub.registry.models import FirmRelation, RelationKind
+
+    e = factories.engagement(world)
+    n = iter(range(100))
+
+    def add_rows():
+        for grade in (CreditGrade.A, CreditGrade.C, CreditGrade.D, None):
+            firm = factories.firm(world.bz, name=f"库内评价咨询有限公司{next(n)}")
+            if grade is not None:
+                db.session.add(CreditRating(bureau_id=world.lt.id, firm_id=firm.id, year=2024,
+                                            status=RatingStatus.FINAL, rated=True, grade=grade,
+                                            watch_list=grade == CreditGrade.D, watch_reason="检查发现故意违规"))
+            db.session.add(FirmRelation(firm_id=firm.id, budget_unit_id=world.units["巴州民政局"].id,
+                                        kind=RelationKind.TAX_AGENT, start_date=date(2024, 1, 1)))
+
+    add_rows()
+    db.session.commit()
+    login(world.bz_admin)
+    _flat(client, [f"/engagements/{e.id}/procure"], add_rows, ["库内评价咨询有限公司4", "库内评价咨询有限公司6"])

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from evalhub.core import audit, concurrency, files, permissions
+from evalhub.core.batches import batches
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.notifications import emit
@@ -797,20 +798,59 @@ def _reach_words(bureau) -> str:
 GRADE_RULE = "上一年度信用评价（最终结果）为 D 级的机构暂停参与评价业务；为 C 级的机构只能通过公开招标参与，竞争性磋商、机构库随机抽取、框架协议轮候和单一来源均不得选定"
 
 
+def _ratings_reaching(firms: list, bureau, years: Iterable[int]) -> dict[int, list[CreditRating]]:
+    """Each firm's ratings of ``years`` from the bureaus whose ratings reach an engagement of ``bureau``
+    (``_rating_bureau_ids``, the same rule), read for all the firms at once, oldest first."""
+    base = {bureau.id} | {b.id for b in bureau.ancestors()}
+    reach = grade_reach(bureau)
+    reached: set[int] = set()
+    if reach != "chain":
+        chain = [bureau] + bureau.ancestors()
+        top = chain[-1] if reach == "region" else (chain[-2] if len(chain) > 1 else chain[-1])
+        reached = set(db.session.execute(sa.select(Bureau.id).where(Bureau.path.startswith(top.path))).scalars())
+    out: dict[int, list[CreditRating]] = {f.id: [] for f in firms}
+    own = {f.id: f.bureau_id for f in firms}
+    for part in batches(sorted(own)):
+        for rating in db.session.execute(sa.select(CreditRating).where(
+                CreditRating.firm_id.in_(part), CreditRating.year.in_(sorted(set(years))),
+                CreditRating.bureau_id.in_(sorted(base | reached | {own[i] for i in part})))
+                .order_by(CreditRating.year, CreditRating.id)).scalars():
+            if rating.bureau_id in base or rating.bureau_id in reached or rating.bureau_id == own[rating.firm_id]:
+                out[rating.firm_id].append(rating)
+    return out
+
+
+def _final_grade_among(ratings: list[CreditRating], year: int) -> CreditGrade | None:
+    """``final_grade`` from ratings already read."""
+    grades = [r.grade for r in ratings if r.year == year and r.status == RatingStatus.FINAL and r.rated
+              and r.grade is not None]
+    return max(grades, key=_ORDER.index) if grades else None
+
+
 @eligibility_check(rule=lambda bureau: GRADE_RULE)
-def grade_exclusions(firm, engagement, method) -> list[str]:
+def grade_exclusions(firms, engagement, method) -> dict[int, list[str]]:
     """Last year's final grade decides who may take part this year (D: nobody; C: open tender only, in
-    every other method alike), from any bureau the reach setting lets it reach; the reason names that bureau."""
-    grade, year = grade_in_force(firm, engagement.bureau, engagement.year)
-    if grade not in (CreditGrade.C, CreditGrade.D):
-        return []
-    names = "、".join(b.short_name for b in graded_by(firm, engagement.bureau, year, grade))
-    by = f"；{names}评定，{_reach_words(engagement.bureau)}范围适用" if names else ""
-    if grade == CreditGrade.D:
-        return [f"{year} 年度信用评价为 D 级，暂停参与本年度评价业务（最终结果{by}）"]
-    if method != ProcurementMethod.OPEN_TENDER:
-        return [f"{year} 年度信用评价为 C 级，只能通过公开招标参与（不能通过{method.label}选定{by}）"]
-    return []
+    every other method alike), from any bureau the reach setting lets it reach; the reason names that bureau.
+    The grade in force is ``grade_in_force``'s, from ratings read for every firm at once."""
+    last = engagement.year - 1
+    ratings = _ratings_reaching(firms, engagement.bureau, (last - 1, last))
+    out: dict[int, list[str]] = {}
+    for firm in firms:
+        mine = ratings[firm.id]
+        statuses = {r.status for r in mine if r.year == last}
+        year = last - 1 if statuses and RatingStatus.FINAL not in statuses else last
+        grade = _final_grade_among(mine, year)
+        if grade not in (CreditGrade.C, CreditGrade.D):
+            continue
+        by_bureaus = sorted((r.bureau for r in mine if r.year == year and r.status == RatingStatus.FINAL
+                             and r.grade == grade), key=lambda b: b.path)
+        names = "、".join(b.short_name for b in by_bureaus)
+        by = f"；{names}评定，{_reach_words(engagement.bureau)}范围适用" if names else ""
+        if grade == CreditGrade.D:
+            out[firm.id] = [f"{year} 年度信用评价为 D 级，暂停参与本年度评价业务（最终结果{by}）"]
+        elif method != ProcurementMethod.OPEN_TENDER:
+            out[firm.id] = [f"{year} 年度信用评价为 C 级，只能通过公开招标参与（不能通过{method.label}选定{by}）"]
+    return out
 
 
 from evalhub.core.settings import SettingDef, register as register_settings  # noqa: E402  (beside the rule it sets)
@@ -837,30 +877,30 @@ def watch_rule(bureau) -> str:
 
 
 @eligibility_check(rule=watch_rule)
-def watch_list_exclusions(firm, engagement, method) -> list[str]:
+def watch_list_exclusions(firms, engagement, method) -> dict[int, list[str]]:
     """The watch list (an intentional violation found on inspection, recorded on the year's rating, by any
     bureau the reach setting lets it reach) and the dishonesty lists (财库〔2016〕125号: suppliers on them are
-    refused in government procurement) exclude in every method, with the reason and the bureau."""
+    refused in government procurement) exclude in every method, with the reason and the bureau. Read for every
+    firm at once."""
     bureau = engagement.bureau
-    bureaus = _rating_bureau_ids(firm, bureau)
-    reasons = []
-    watched = db.session.execute(sa.select(CreditRating).where(
-        CreditRating.firm_id == firm.id, CreditRating.watch_list.is_(True),
-        CreditRating.year.in_((engagement.year - 1, engagement.year)), CreditRating.bureau_id.in_(bureaus))
-        .order_by(CreditRating.year, CreditRating.id)).scalars().all()
-    for rating in watched:
-        reasons.append(f"{rating.year} 年度被{rating.bureau.short_name}列入重点关注名单："
-                       f"{rating.watch_reason or '检查发现故意违规'}")
+    ratings = _ratings_reaching(firms, bureau, (engagement.year - 1, engagement.year))
+    reasons: dict[int, list[str]] = {f.id: [] for f in firms}
+    for firm in firms:
+        for rating in ratings[firm.id]:
+            if rating.watch_list:
+                reasons[firm.id].append(f"{rating.year} 年度被{rating.bureau.short_name}列入重点关注名单："
+                                        f"{rating.watch_reason or '检查发现故意违规'}")
     years = get_setting(bureau, "credit.dishonest_years")
     today = beijing_today()
     since = date(today.year - years, today.month, min(today.day, 28 if today.month == 2 else 31))
-    dishonest = db.session.execute(sa.select(ExternalCreditRecord).where(
-        ExternalCreditRecord.firm_id == firm.id, ExternalCreditRecord.kind == ExternalRecordKind.DISHONEST_LIST,
-        ExternalCreditRecord.occurred_on > since).order_by(ExternalCreditRecord.occurred_on)).scalars().all()
-    for record in dishonest:
-        reasons.append(f"{record.occurred_on:%Y-%m-%d} 列入{ExternalRecordKind.DISHONEST_LIST.label}："
-                       f"{record.description[:60]}")
-    return reasons
+    for part in batches(sorted(reasons)):
+        for record in db.session.execute(sa.select(ExternalCreditRecord).where(
+                ExternalCreditRecord.firm_id.in_(part), ExternalCreditRecord.kind == ExternalRecordKind.DISHONEST_LIST,
+                ExternalCreditRecord.occurred_on > since)
+                .order_by(ExternalCreditRecord.occurred_on, ExternalCreditRecord.id)).scalars():
+            reasons[record.firm_id].append(f"{record.occurred_on:%Y-%m-%d} 列入{ExternalRecordKind.DISHONEST_LIST.label}："
+                                           f"{record.description[:60]}")
+    return {firm_id: found for firm_id, found in reasons.items() if found}
 
 
 # === the background job and the CLI use the same function ==========================================

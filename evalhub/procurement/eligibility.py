@@ -11,7 +11,9 @@ from datetime import date
 from typing import Callable
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 
+from evalhub.core.batches import batches
 from evalhub.core.concurrency import serialise
 from evalhub.core.enums import Field
 from evalhub.core.errors import Conflict
@@ -21,7 +23,7 @@ from evalhub.extensions import db
 from evalhub.procurement.models import (
     Award, Contract, Engagement, EngagementState, ObjectType, Procurement, ProcurementMethod, ProcurementStatus,
 )
-from evalhub.registry.models import Firm, FirmStatus
+from evalhub.registry.models import Firm, FirmRelation, FirmStatus
 from evalhub.registry.services import Parties, conflict_parties, firm_recusal_reasons
 
 
@@ -44,8 +46,10 @@ def field_mismatch(fields: list[Field], wanted: Field) -> list[str]:
 
 
 # Checks that belong to a higher module (the credit rating's grade rules), registered by that module so
-# that procurement need not know it: ``fn(firm, engagement, method) -> reasons``.
-EligibilityCheck = Callable[[Firm, Engagement, ProcurementMethod], list[str]]
+# that procurement need not know it. A check answers for a set of firms at once — a library is assessed whole
+# (hundreds of firms at province scale), so a check reads what it needs for all of them in a few statements:
+# ``fn(firms, engagement, method) -> {firm id: reasons}`` (a firm with none may be left out).
+EligibilityCheck = Callable[[list[Firm], Engagement, ProcurementMethod], dict[int, list[str]]]
 _CHECKS: list[EligibilityCheck] = []
 # The rule each registered check applies, in words, so pages show the rule the check enforces (one text).
 _RULES: dict[EligibilityCheck, Callable[[Bureau], str]] = {}
@@ -105,33 +109,85 @@ def held_engagements(firm: Firm, bureau_id: int, year: int, *, besides: int | No
     return stmt
 
 
+def held_counts(firm_ids: list[int], bureau_id: int, year: int, *, besides: int | None = None) -> dict[int, int]:
+    """``held_engagements``' count for each of these firms (absent: none), in a statement per 500 firms."""
+    out: dict[int, int] = {}
+    for part in batches(sorted(set(firm_ids))):
+        # (firm, engagement) pairs the firm holds or is about to hold, each once, then counted on the bureau's year
+        pairs = sa.union(
+            sa.select(Award.firm_id.label("firm_id"), Award.engagement_id.label("engagement_id"))
+            .join(Procurement, Procurement.id == Award.procurement_id)
+            .where(Award.firm_id.in_(part), Procurement.status == ProcurementStatus.AWARDED),
+            sa.select(Contract.firm_id, Contract.engagement_id).where(Contract.firm_id.in_(part)),
+            sa.select(Engagement.firm_id, Engagement.id).where(Engagement.firm_id.in_(part),
+                                                               Engagement.state.not_in(_UNSETTLED))).subquery()
+        stmt = sa.select(pairs.c.firm_id, sa.func.count()).join(Engagement, Engagement.id == pairs.c.engagement_id).where(
+            Engagement.bureau_id == bureau_id, Engagement.year == year, Engagement.state != EngagementState.CANCELLED)
+        if besides is not None:
+            stmt = stmt.where(Engagement.id != besides)
+        out.update(db.session.execute(stmt.group_by(pairs.c.firm_id)).all())
+    return out
+
+
 def cap_reached(firm: Firm, engagement: Engagement) -> list[str]:
     """The yearly cap on evaluations a firm takes from one bureau (setting firm.max_key_evaluations):
     checked when a firm may take part and again at award and contract, counting awards made and pending."""
+    return caps_reached([firm], engagement).get(firm.id, [])
+
+
+def caps_reached(firms: list[Firm], engagement: Engagement) -> dict[int, list[str]]:
+    """``cap_reached`` for each of these firms, their holdings counted at once."""
     bureau = engagement.bureau
     cap = get_setting(bureau, "firm.max_key_evaluations")
-    held = db.session.execute(sa.select(sa.func.count()).select_from(
-        held_engagements(firm, bureau.id, engagement.year, besides=engagement.id).subquery())).scalar_one()
-    if held >= cap:
-        return [f"{engagement.year} 年已承接或已中标{bureau.short_name} {held} 项评价（含尚未签约的），达到上限 {cap} 项"]
-    return []
+    held = held_counts([f.id for f in firms], bureau.id, engagement.year, besides=engagement.id)
+    return {f.id: [f"{engagement.year} 年已承接或已中标{bureau.short_name} {held[f.id]} 项评价（含尚未签约的），"
+                   f"达到上限 {cap} 项"] for f in firms if held.get(f.id, 0) >= cap}
 
 
 def exclusion_reasons(firm: Firm, engagement: Engagement, method: ProcurementMethod, *,
                       on: date | None = None) -> list[str]:
-    reasons: list[str] = []
+    return exclusions([firm], engagement, method, on=on)[firm.id]
+
+
+def exclusions(firms: list[Firm], engagement: Engagement, method: ProcurementMethod, *,
+               on: date | None = None) -> dict[int, list[str]]:
+    """Each firm's reasons not to take part in ``engagement`` by ``method`` (empty: it may), every rule applied
+    to all the firms at once: a rule reads what it needs for the whole set, not a statement per firm."""
     bureau = engagement.bureau
-    if firm.bureau_id not in library_bureau_ids(bureau):
-        reasons.append(f"不在{bureau.short_name}或其上级财政局的第三方机构库中")
-    elif firm.status != FirmStatus.ADMITTED:
-        reasons.append(f"机构库状态为“{firm.status.label}”")
+    libraries = library_bureau_ids(bureau)
+    reasons: dict[int, list[str]] = {f.id: [] for f in firms}
+    for firm in firms:
+        if firm.bureau_id not in libraries:
+            reasons[firm.id].append(f"不在{bureau.short_name}或其上级财政局的第三方机构库中")
+        elif firm.status != FirmStatus.ADMITTED:
+            reasons[firm.id].append(f"机构库状态为“{firm.status.label}”")
     for check in _CHECKS:
-        reasons.extend(check(firm, engagement, method))
-    reasons.extend(field_mismatch(firm.fields, engagement.field))
-    reasons.extend(firm_recusal_reasons(firm, parties=engagement_parties(engagement), on=on))
-    reasons.extend(cap_reached(firm, engagement))
-    reasons.extend(rotation_reasons(firm, engagement))
+        for firm_id, found in check(firms, engagement, method).items():
+            reasons[firm_id].extend(found)
+    fields = Firm.fields_of(f.id for f in firms)
+    _hold_relations(firms)
+    parties = engagement_parties(engagement)
+    capped = caps_reached(firms, engagement)
+    rotated = rotations(firms, engagement)
+    for firm in firms:
+        reasons[firm.id].extend(field_mismatch(fields[firm.id], engagement.field))
+        reasons[firm.id].extend(firm_recusal_reasons(firm, parties=parties, on=on))
+        reasons[firm.id].extend(capped.get(firm.id, []))
+        reasons[firm.id].extend(rotated.get(firm.id, []))
     return reasons
+
+
+def _hold_relations(firms: list[Firm]) -> None:
+    """Read the recusal relations of the firms whose ``relations`` are not loaded yet, in a statement per 500,
+    into ``firm.relations`` (``firm_recusal_reasons`` reads them there)."""
+    wanted = [f for f in firms if "relations" not in f.__dict__]
+    found: dict[int, list[FirmRelation]] = {f.id: [] for f in wanted}
+    for part in batches([f.id for f in wanted]):
+        for relation in db.session.execute(sa.select(FirmRelation).where(FirmRelation.firm_id.in_(part))
+                                           .order_by(FirmRelation.id)).scalars():
+            found[relation.firm_id].append(relation)
+    for firm in wanted:
+        set_committed_value(firm, "relations", found[firm.id])
 
 
 def evaluated_government(engagement: Engagement) -> Bureau | None:
@@ -157,19 +213,25 @@ def rotation_reasons(firm: Firm, engagement: Engagement) -> list[str]:
     """No firm evaluates the same budget unit in consecutive years (setting firm.rotation_years). Both
     directions count: an engagement procured late (last year's, awarded this year) must not sit next to
     the year the firm already holds."""
+    return rotations([firm], engagement).get(firm.id, [])
+
+
+def rotations(firms: list[Firm], engagement: Engagement) -> dict[int, list[str]]:
+    """``rotation_reasons`` for each of these firms: the nearest year each evaluated the unit, read at once."""
     years = get_setting(engagement.bureau, "firm.rotation_years")
-    if not years:
-        return []
-    near = db.session.execute(
-        sa.select(Engagement.year).where(
-            Engagement.firm_id == firm.id, Engagement.budget_unit_id == engagement.budget_unit_id,
-            Engagement.year.between(engagement.year - years, engagement.year + years),
-            Engagement.year != engagement.year, Engagement.state != EngagementState.CANCELLED)
-        .order_by(Engagement.year.desc())
-    ).scalars().first()
-    if near is None:
-        return []
-    return [f"{near} 年已评价{engagement.budget_unit.name}，不得连续评价同一预算单位"]
+    if not years or not firms:
+        return {}
+    near: dict[int, int] = {}
+    for part in batches(sorted({f.id for f in firms})):
+        for firm_id, year in db.session.execute(
+                sa.select(Engagement.firm_id, sa.func.max(Engagement.year)).where(
+                    Engagement.firm_id.in_(part), Engagement.budget_unit_id == engagement.budget_unit_id,
+                    Engagement.year.between(engagement.year - years, engagement.year + years),
+                    Engagement.year != engagement.year, Engagement.state != EngagementState.CANCELLED)
+                .group_by(Engagement.firm_id)):
+            near[firm_id] = year
+    return {firm_id: [f"{year} 年已评价{engagement.budget_unit.name}，不得连续评价同一预算单位"]
+            for firm_id, year in near.items()}
 
 
 def assess(engagement: Engagement, method: ProcurementMethod, *, on: date | None = None) -> Assessment:
@@ -178,8 +240,9 @@ def assess(engagement: Engagement, method: ProcurementMethod, *, on: date | None
         sa.select(Firm).where(Firm.bureau_id.in_(library_bureau_ids(engagement.bureau))).order_by(Firm.id)
     ).scalars().all()
     result = Assessment()
+    found = exclusions(firms, engagement, method, on=on)
     for firm in firms:
-        reasons = exclusion_reasons(firm, engagement, method, on=on)
+        reasons = found[firm.id]
         if reasons:
             result.excluded[firm.id] = reasons
         else:
