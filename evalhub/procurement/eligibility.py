@@ -110,22 +110,25 @@ def held_engagements(firm: Firm, bureau_id: int, year: int, *, besides: int | No
 
 
 def held_counts(firm_ids: list[int], bureau_id: int, year: int, *, besides: int | None = None) -> dict[int, int]:
-    """``held_engagements``' count for each of these firms (absent: none), in a statement per 500 firms."""
+    """``held_engagements``' count for each of these firms (absent: none), in a statement per 500 firms. Each
+    way of holding one is read on the bureau's year only (the engagement joined in each), then counted once."""
+    def on_the_year(stmt: sa.Select) -> sa.Select:
+        stmt = stmt.where(Engagement.bureau_id == bureau_id, Engagement.year == year,
+                          Engagement.state != EngagementState.CANCELLED)
+        return stmt.where(Engagement.id != besides) if besides is not None else stmt
+
     out: dict[int, int] = {}
     for part in batches(sorted(set(firm_ids))):
-        # (firm, engagement) pairs the firm holds or is about to hold, each once, then counted on the bureau's year
-        pairs = sa.union(
-            sa.select(Award.firm_id.label("firm_id"), Award.engagement_id.label("engagement_id"))
-            .join(Procurement, Procurement.id == Award.procurement_id)
-            .where(Award.firm_id.in_(part), Procurement.status == ProcurementStatus.AWARDED),
-            sa.select(Contract.firm_id, Contract.engagement_id).where(Contract.firm_id.in_(part)),
-            sa.select(Engagement.firm_id, Engagement.id).where(Engagement.firm_id.in_(part),
-                                                               Engagement.state.not_in(_UNSETTLED))).subquery()
-        stmt = sa.select(pairs.c.firm_id, sa.func.count()).join(Engagement, Engagement.id == pairs.c.engagement_id).where(
-            Engagement.bureau_id == bureau_id, Engagement.year == year, Engagement.state != EngagementState.CANCELLED)
-        if besides is not None:
-            stmt = stmt.where(Engagement.id != besides)
-        out.update(db.session.execute(stmt.group_by(pairs.c.firm_id)).all())
+        pairs = sa.union(  # (firm, engagement), each once: a standing award, a signed contract, a settled firm
+            on_the_year(sa.select(Award.firm_id.label("firm_id"), Engagement.id.label("engagement_id"))
+                        .join(Procurement, Procurement.id == Award.procurement_id)
+                        .join(Engagement, Engagement.id == Award.engagement_id)
+                        .where(Award.firm_id.in_(part), Procurement.status == ProcurementStatus.AWARDED)),
+            on_the_year(sa.select(Contract.firm_id, Engagement.id).join(Engagement, Engagement.id == Contract.engagement_id)
+                        .where(Contract.firm_id.in_(part))),
+            on_the_year(sa.select(Engagement.firm_id, Engagement.id).where(Engagement.firm_id.in_(part),
+                                                                           Engagement.state.not_in(_UNSETTLED)))).subquery()
+        out.update(db.session.execute(sa.select(pairs.c.firm_id, sa.func.count()).group_by(pairs.c.firm_id)).all())
     return out
 
 
