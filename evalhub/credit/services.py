@@ -733,17 +733,25 @@ def grade_reach(bureau: Bureau) -> str:
     return get_setting(_root(bureau), "credit.grade_reach")
 
 
+def _reach(bureau) -> tuple[set[int], Any]:
+    """Whose ratings count for an engagement of ``bureau``, whatever the firm: its own and its upper bureaus'
+    ids, and the bureau whose whole subtree also counts (None when ``credit.grade_reach`` = chain)."""
+    chain = [bureau] + bureau.ancestors()
+    reach = grade_reach(bureau)
+    if reach == "chain":
+        return {b.id for b in chain}, None
+    return {b.id for b in chain}, chain[-1] if reach == "region" else (chain[-2] if len(chain) > 1 else chain[-1])
+
+
 def _rating_bureau_ids(firm, bureau):
     """Whose ratings of the firm count for an engagement of ``bureau``: always its own, its upper bureaus' and
     the firm's library bureau's; by default (``credit.grade_reach`` = region) every bureau of the region, so
     a D from 轮台县 bars the firm at 巴州 and at 库尔勒市 alike. A set of ids, or a subquery (for ``in_``: no
     extra round trip per firm when a library is assessed)."""
-    ids = {bureau.id} | {b.id for b in bureau.ancestors()} | {firm.bureau_id}
-    reach = grade_reach(bureau)
-    if reach == "chain":
+    base, top = _reach(bureau)
+    ids = base | {firm.bureau_id}
+    if top is None:
         return ids
-    chain = [bureau] + bureau.ancestors()
-    top = chain[-1] if reach == "region" else (chain[-2] if len(chain) > 1 else chain[-1])
     return sa.select(Bureau.id).where(sa.or_(Bureau.id.in_(ids), Bureau.path.startswith(top.path)))
 
 
@@ -801,13 +809,9 @@ GRADE_RULE = "上一年度信用评价（最终结果）为 D 级的机构暂停
 def _ratings_reaching(firms: list, bureau, years: Iterable[int]) -> dict[int, list[CreditRating]]:
     """Each firm's ratings of ``years`` from the bureaus whose ratings reach an engagement of ``bureau``
     (``_rating_bureau_ids``, the same rule), read for all the firms at once, oldest first."""
-    base = {bureau.id} | {b.id for b in bureau.ancestors()}
-    reach = grade_reach(bureau)
-    reached: set[int] = set()
-    if reach != "chain":
-        chain = [bureau] + bureau.ancestors()
-        top = chain[-1] if reach == "region" else (chain[-2] if len(chain) > 1 else chain[-1])
-        reached = set(db.session.execute(sa.select(Bureau.id).where(Bureau.path.startswith(top.path))).scalars())
+    base, top = _reach(bureau)
+    reached: set[int] = set() if top is None else set(db.session.execute(
+        sa.select(Bureau.id).where(Bureau.path.startswith(top.path))).scalars())
     out: dict[int, list[CreditRating]] = {f.id: [] for f in firms}
     own = {f.id: f.bureau_id for f in firms}
     for part in batches(sorted(own)):

@@ -92,26 +92,13 @@ _UNSETTLED = (EngagementState.PLANNED, EngagementState.PROCURING, EngagementStat
               EngagementState.CANCELLED)
 
 
-def held_engagements(firm: Firm, bureau_id: int, year: int, *, besides: int | None = None) -> sa.Select:
-    """The ids of the bureau's engagements of ``year`` the firm holds or is about to hold: contracted ones,
-    and those where it is the winner of a standing award whose contract is not yet signed (a pending award
-    counts, or a firm could collect awards in several procurements at once past the cap). ``besides`` is
-    left out, so the engagement being awarded counts once, whether or not its award is written yet."""
-    standing_award = sa.select(Award.engagement_id).join(Procurement, Procurement.id == Award.procurement_id).where(
-        Award.firm_id == firm.id, Procurement.status == ProcurementStatus.AWARDED)
-    signed = sa.select(Contract.engagement_id).where(Contract.firm_id == firm.id)
-    stmt = sa.select(Engagement.id).where(
-        Engagement.bureau_id == bureau_id, Engagement.year == year, Engagement.state != EngagementState.CANCELLED,
-        sa.or_(Engagement.id.in_(standing_award), Engagement.id.in_(signed),
-               sa.and_(Engagement.firm_id == firm.id, Engagement.state.not_in(_UNSETTLED))))
-    if besides is not None:
-        stmt = stmt.where(Engagement.id != besides)
-    return stmt
-
-
 def held_counts(firm_ids: list[int], bureau_id: int, year: int, *, besides: int | None = None) -> dict[int, int]:
-    """``held_engagements``' count for each of these firms (absent: none), in a statement per 500 firms. Each
-    way of holding one is read on the bureau's year only (the engagement joined in each), then counted once."""
+    """For each of these firms (absent: none), how many of the bureau's engagements of ``year`` it holds or is
+    about to hold: contracted ones, and those where it is the winner of a standing award whose contract is not
+    yet signed (a pending award counts, or a firm could collect awards in several procurements at once past the
+    cap). ``besides`` is left out, so the engagement being awarded counts once, whether or not its award is
+    written yet. A statement per 500 firms; each way of holding one is read on the bureau's year only (the
+    engagement joined in each), then counted once."""
     def on_the_year(stmt: sa.Select) -> sa.Select:
         stmt = stmt.where(Engagement.bureau_id == bureau_id, Engagement.year == year,
                           Engagement.state != EngagementState.CANCELLED)
@@ -132,14 +119,10 @@ def held_counts(firm_ids: list[int], bureau_id: int, year: int, *, besides: int 
     return out
 
 
-def cap_reached(firm: Firm, engagement: Engagement) -> list[str]:
-    """The yearly cap on evaluations a firm takes from one bureau (setting firm.max_key_evaluations):
-    checked when a firm may take part and again at award and contract, counting awards made and pending."""
-    return caps_reached([firm], engagement).get(firm.id, [])
-
-
 def caps_reached(firms: list[Firm], engagement: Engagement) -> dict[int, list[str]]:
-    """``cap_reached`` for each of these firms, their holdings counted at once."""
+    """The yearly cap on evaluations a firm takes from one bureau (setting firm.max_key_evaluations), for each
+    of these firms, their holdings counted at once: checked when a firm may take part and again at award and
+    contract, counting awards made and pending."""
     bureau = engagement.bureau
     cap = get_setting(bureau, "firm.max_key_evaluations")
     held = held_counts([f.id for f in firms], bureau.id, engagement.year, besides=engagement.id)
@@ -212,15 +195,10 @@ def engagement_parties(engagement: Engagement) -> Parties:
                             evaluated_governments=[g for g in [evaluated_government(engagement)] if g is not None])
 
 
-def rotation_reasons(firm: Firm, engagement: Engagement) -> list[str]:
-    """No firm evaluates the same budget unit in consecutive years (setting firm.rotation_years). Both
-    directions count: an engagement procured late (last year's, awarded this year) must not sit next to
-    the year the firm already holds."""
-    return rotations([firm], engagement).get(firm.id, [])
-
-
 def rotations(firms: list[Firm], engagement: Engagement) -> dict[int, list[str]]:
-    """``rotation_reasons`` for each of these firms: the nearest year each evaluated the unit, read at once."""
+    """No firm evaluates the same budget unit in consecutive years (setting firm.rotation_years), for each of
+    these firms: the nearest year each evaluated the unit, read at once. Both directions count: an engagement
+    procured late (last year's, awarded this year) must not sit next to the year the firm already holds."""
     years = get_setting(engagement.bureau, "firm.rotation_years")
     if not years or not firms:
         return {}
