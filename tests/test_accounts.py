@@ -380,6 +380,17 @@ def test_the_demo_waiver_is_off_in_production(app, app_ctx, monkeypatch):
         assert passwords.problems("evalhub-demo") != []
 
 
+def test_only_the_demo_waiver_shares_one_hash_of_a_password(app, app_ctx, monkeypatch):
+    with passwords.policy_waived("test"):
+        inside = {passwords.hash_password("evalhub-demo") for _ in range(3)}
+        assert len(inside) == 1 and passwords.matches(inside.pop(), "evalhub-demo")
+        assert passwords.hash_password("another-one") != passwords.hash_password("evalhub-demo")
+    assert passwords.hash_password("evalhub-demo") != passwords.hash_password("evalhub-demo")  # a salt each
+    monkeypatch.setitem(app.config, "ENV_NAME", "production")
+    with passwords.policy_waived("test"):
+        assert passwords.hash_password("evalhub-demo") != passwords.hash_password("evalhub-demo")
+
+
 # === the TOTP second factor =========================================================================
 
 def _enrol(browser, user) -> pyotp.TOTP:
