@@ -52,17 +52,19 @@ test: venv
 	@# With a PostgreSQL URL, both databases run at once (one per core), each in its own temporary folder;
 	@# the PostgreSQL run's output is printed when it ends. The state-machine property test explores 60 call
 	@# sequences on SQLite and 30 on PostgreSQL (its rules do not depend on the database; PostgreSQL's run is the
-	@# longer of the two), unless EVALHUB_PROPERTY_SEQUENCES says otherwise.
+	@# longer of the two), unless EVALHUB_PROPERTY_SEQUENCES says otherwise. The SQLite run is the shorter, and
+	@# runs at a lower priority (nice): when both want both cores, PostgreSQL's run goes first. The tests that reach
+	@# no database run in the SQLite run only (tests/conftest.py, EVALHUB_DATABASE_TESTS_ONLY).
 	@status=0; pg_url="$${EVALHUB_TEST_DATABASE_URL:-}"; mkdir -p test-results; \
 	if [ -z "$$pg_url" ]; then echo "== EVALHUB_TEST_DATABASE_URL is not set: tests run on SQLite only"; fi; \
 	if [ -n "$$pg_url" ]; then \
 		echo "== evalhub tests on PostgreSQL, in parallel: $$(sed -E 's#(//[^:@/]*):[^@/]*@#\1:***@#' <<< "$$pg_url")"; \
-		EVALHUB_PROPERTY_SEQUENCES=$${EVALHUB_PROPERTY_SEQUENCES:-30} \
+		EVALHUB_PROPERTY_SEQUENCES=$${EVALHUB_PROPERTY_SEQUENCES:-30} EVALHUB_DATABASE_TESTS_ONLY=1 \
 		$(BIN)/python -m pytest -q -p no:cacheprovider --basetemp=test-results/tmp-postgresql \
 			> test-results/postgresql.log 2>&1 & pg_pid=$$!; \
 	fi; \
 	echo "== evalhub tests on SQLite (temporary file database)"; \
-	env -u EVALHUB_TEST_DATABASE_URL $(BIN)/python -m pytest -q -p no:cacheprovider --basetemp=test-results/tmp-sqlite \
+	$$([ -n "$$pg_url" ] && echo nice -n 10) env -u EVALHUB_TEST_DATABASE_URL $(BIN)/python -m pytest -q -p no:cacheprovider --basetemp=test-results/tmp-sqlite \
 		|| status=1; \
 	if [ -n "$$pg_url" ]; then \
 		wait $$pg_pid || status=1; \
