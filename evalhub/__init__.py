@@ -49,6 +49,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from evalhub.core import inputs
 
     inputs.init_app(app)  # bounded <int:…> ids on every route, no control characters in query strings
+    from evalhub.core import assets
+
+    assets.init_app(app)  # static URLs carry their content's version; a versioned one is cached for a year
     login_manager.init_app(app)
     login_manager.login_view = "core.login"
     login_manager.login_message = "请先登录。"

@@ -219,3 +219,49 @@ def test_static_script_and_styles_are_linked_from_base():
     base = (TEMPLATES / "base.html").read_text(encoding="utf-8")
     assert "filename='evalhub.js'" in base and "filename='evalhub.css'" in base
     assert (Path(security.__file__).parent.parent / "static" / "evalhub.js").is_file()
+
+
+def test_static_urls_carry_their_version_and_a_versioned_file_is_kept_a_year(app, world, login):
+    import hashlib
+    import re
+    from pathlib import Path
+
+    page = login(world.bz_admin).get("/").get_data(as_text=True)
+    client = app.test_client()
+    content = (Path(app.static_folder) / "evalhub.js").read_bytes()
+    version = hashlib.sha256(content).hexdigest()[:12]
+    assert f'src="/static/evalhub.js?v={version}"' in page
+    for url in re.findall(r'(?:href|src)="(/static/[^"]+)"', page):
+        assert "?v=" in url, url  # every style sheet and script of the page
+    kept = client.get(f"/static/evalhub.js?v={version}")
+    assert kept.status_code == 200 and kept.data == content
+    assert kept.cache_control.max_age == 365 * 24 * 3600 and kept.cache_control.public
+    assert_security_headers(kept)
+    kept.close()
+    # without a version, or with another file's (a deployment since), asked again each time as before
+    for url in ["/static/evalhub.js", "/static/evalhub.js?v=0123456789ab"]:
+        response = client.get(url)
+        assert response.status_code == 200 and not response.cache_control.max_age, url
+        response.close()
+
+
+def test_a_changed_static_file_gets_a_new_url(tmp_path):
+    from flask import Flask, url_for
+
+    from evalhub.core import assets
+
+    folder = tmp_path / "static"
+    folder.mkdir()
+    (folder / "a.js").write_text("one")
+    urls = []
+    for text in ("one", "two"):  # a deployment: a new process reading the new file
+        (folder / "a.js").write_text(text)
+        app = Flask("x", static_folder=str(folder))
+        assets.init_app(app)
+        with app.test_request_context():
+            urls.append(url_for("static", filename="a.js"))
+            assert url_for("static", filename="missing.js") == "/static/missing.js"
+    assert urls[0] != urls[1] and all(u.startswith("/static/a.js?v=") for u in urls)
+    app.debug = True
+    with app.test_request_context():
+        assert url_for("static", filename="a.js") == "/static/a.js"  # development: files change under the server

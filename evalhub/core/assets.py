@@ -1,0 +1,47 @@
+"""Static files named with their content's version (``/static/evalhub.js?v=<sha256 prefix>``).
+
+Every ``url_for('static', …)`` carries the version, and a request whose ``v`` is the file's version as it is
+now is served with a year's ``max-age``: a browser asks for the style sheets, scripts and fonts once, not again
+on every page (seven conditional requests a page before), and a deployment that changes a file changes its URL,
+so nobody keeps last week's script (nginx kept them 7 days whatever changed, deploy/nginx-evalhub.conf). A
+request without ``v``, or with a stale one, is served as before (revalidated each time). In debug mode files
+change under a running server: no version, no long caching.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from flask import Flask, current_app, request
+from werkzeug.security import safe_join
+
+YEAR = 365 * 24 * 3600
+
+
+def init_app(app: Flask) -> None:
+    versions: dict[str, str | None] = {}
+
+    def version(filename: str) -> str | None:
+        if filename not in versions:
+            path = safe_join(str(app.static_folder), filename)
+            try:
+                versions[filename] = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12] if path else None
+            except OSError:  # no such file: its URL as ever (a 404 when asked)
+                versions[filename] = None
+        return versions[filename]
+
+    @app.url_defaults
+    def versioned(endpoint: str, values: dict) -> None:
+        if endpoint == "static" and "v" not in values and not current_app.debug:
+            v = version(values.get("filename") or "")
+            if v:
+                values["v"] = v
+
+    default_max_age = app.get_send_file_max_age
+
+    def max_age(filename: str | None) -> int | None:
+        if filename and not app.debug and request.args.get("v") and request.args.get("v") == version(filename):
+            return YEAR
+        return default_max_age(filename)
+
+    app.get_send_file_max_age = max_age  # type: ignore[method-assign]  # Flask's hook for send_static_file
