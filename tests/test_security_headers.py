@@ -243,6 +243,11 @@ def test_static_urls_carry_their_version_and_a_versioned_file_is_kept_a_year(app
         response = client.get(url)
         assert response.status_code == 200 and not response.cache_control.max_age, url
         response.close()
+    for n in range(3):  # names that are not files: refused, and not remembered (a request chooses them)
+        assert client.get(f"/static/no-such-{n}.js?v=1").status_code == 404
+        assert client.get(f"/static/../evalhub/__init__.py?v={n}").status_code == 404
+    remembered = app.extensions["evalhub_asset_versions"]
+    assert remembered["evalhub.js"] == version and not [name for name in remembered if "no-such" in name or ".." in name]
 
 
 def test_a_changed_static_file_gets_a_new_url(tmp_path):

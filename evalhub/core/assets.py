@@ -19,15 +19,19 @@ YEAR = 365 * 24 * 3600
 
 
 def init_app(app: Flask) -> None:
-    versions: dict[str, str | None] = {}
+    versions: dict[str, str] = {}  # only files that exist: a name asked for in a request is not kept otherwise
+    app.extensions["evalhub_asset_versions"] = versions
 
     def version(filename: str) -> str | None:
         if filename not in versions:
             path = safe_join(str(app.static_folder), filename)
             try:
-                versions[filename] = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12] if path else None
+                content = Path(path).read_bytes() if path else None
             except OSError:  # no such file: its URL as ever (a 404 when asked)
-                versions[filename] = None
+                content = None
+            if content is None:
+                return None
+            versions[filename] = hashlib.sha256(content).hexdigest()[:12]
         return versions[filename]
 
     @app.url_defaults
