@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from flask import Flask, current_app, request
+from flask import Flask, request
 from werkzeug.security import safe_join
 
 YEAR = 365 * 24 * 3600
@@ -36,7 +36,7 @@ def init_app(app: Flask) -> None:
 
     @app.url_defaults
     def versioned(endpoint: str, values: dict) -> None:
-        if endpoint == "static" and "v" not in values and not current_app.debug:
+        if endpoint == "static" and "v" not in values and not app.debug:
             v = version(values.get("filename") or "")
             if v:
                 values["v"] = v
@@ -44,7 +44,8 @@ def init_app(app: Flask) -> None:
     default_max_age = app.get_send_file_max_age
 
     def max_age(filename: str | None) -> int | None:
-        if filename and not app.debug and request.args.get("v") and request.args.get("v") == version(filename):
+        asked = request.args.get("v")
+        if filename and asked and not app.debug and asked == version(filename):
             return YEAR
         return default_max_age(filename)
 
