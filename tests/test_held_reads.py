@@ -106,13 +106,17 @@ def test_held_settings_answer_as_the_table_does(app, world, who):
         user = permissions.load_user(user_id)
         tree = permissions.visible_bureau_ids(user) or set()
         above = {b.id for b in user.bureau.ancestors()} if user.bureau is not None and tree else set()
-        with counting() as seen:  # the tree's bureaus: nothing read
-            inside = {(b, key): settings.get_setting(db.session.get(Bureau, b), key)
-                      for b in tree | above for key in settings.SETTINGS}
+        with counting() as seen:  # the tree's bureaus as the request holds them (those below as plain rows): nothing read
+            held = {b.id: b for b in permissions.visible_bureaus(user)} if tree else {}
+            held.update({b.id: b for b in user.bureau.ancestors()} if above else {})
+            inside = {(b, key): settings.get_setting(held[b], key) for b in tree | above for key in settings.SETTINGS}
         assert seen == [], _flat(seen)
+        # the same bureaus as ORM objects (a row's bureau, read with the row): the walk up is the held tree's
+        as_objects = {(b, key): settings.get_setting(db.session.get(Bureau, b), key)
+                      for b in tree | above for key in settings.SETTINGS}
         outside = {(b, key): settings.get_setting(db.session.get(Bureau, b), key)
                    for b in bureau_ids if b not in tree | above for key in settings.SETTINGS}
-        assert _typed({**inside, **outside}) == _typed(expected)
+        assert _typed({**inside, **outside}) == _typed(expected) == _typed({**as_objects, **outside})
     assert expected[(world.lt.id, "expert.min_years")] == 8 and expected[(world.krl.id, "expert.min_years")] == 12
     assert expected[(world.ats.id, "review.report_chapters")] == CHAPTERS
 

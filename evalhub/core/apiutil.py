@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 import sqlalchemy as sa
 from flask import jsonify
 
-from evalhub.core import permissions
+from evalhub.core import bureau_tree, permissions
 from evalhub.core.api import api_user, json_body, page_args, schema
 from evalhub.core.enums import LabeledEnum
 from evalhub.core.errors import NotFound, ValidationFailed
@@ -53,7 +53,7 @@ def bureau_ref(bureau: Bureau) -> dict:
 def visible(model: type, object_id: int, action: str, missing: str) -> Any:
     """The row the token's user may ``action``; ``NotFound(missing)`` (404) when it does not exist *or* the
     user may not see it — the API does not reveal what exists elsewhere."""
-    obj = db.session.get(model, object_id)
+    obj = db.session.get(model, object_id, options=bureau_tree.with_bureau(model))
     if obj is None or not permissions.can(api_user(), action, obj):
         raise NotFound(missing)
     return obj

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 
 import sqlalchemy as sa
 
+from evalhub.core import bureau_tree
 from evalhub.core.models import Bureau, CalendarDay
 from evalhub.extensions import db
 
@@ -15,7 +16,7 @@ __all__ = ["is_workday", "add_working_days", "working_days_between", "ensure_nat
 
 def _calendar(bureau: Bureau, start: date, end: date) -> dict[date, bool]:
     """Exceptions to Monday–Friday in [start, end]: the bureau's own rows win over upper bureaus' over national."""
-    chain = [bureau.id] + [b.id for b in bureau.ancestors()]
+    chain = bureau_tree.chain_ids(bureau)
     rows = db.session.execute(sa.select(CalendarDay).where(
         CalendarDay.day.between(start, end),
         sa.or_(CalendarDay.bureau_id.is_(None), CalendarDay.bureau_id.in_(chain)))).scalars().all()

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from evalhub.core import audit
+from evalhub.core import audit, bureau_tree
 from evalhub.core.errors import ValidationFailed
 from evalhub.core.models import Bureau, BureauSetting, User
 from evalhub.extensions import db
@@ -169,33 +169,34 @@ def _overrides() -> dict[tuple[int, str], Any]:
     return cache
 
 
-def get_setting(bureau: Bureau | None, key: str) -> Any:
+def get_setting(bureau: Any, key: str) -> Any:
+    """``key``'s value for ``bureau`` (a ``Bureau`` or a held ``TreeBureau``; None: the default): its own, else the
+    nearest upper bureau's, else the default."""
     definition = SETTINGS[key]
+    if bureau is None:
+        return definition.default
+    chain = bureau_tree.chain_ids(bureau)
     info = db.session.info
     if _CACHE not in info and (_BUREAUS in info or _HELD in info):
         # answered from the held values when they cover the whole walk up; otherwise every bureau's are read
         whole, held = info.get(_BUREAUS, {}), info.get(_HELD, {}).get(key, {})
-        node = bureau
-        while node is not None:
-            own = whole.get(node.id)
+        for bureau_id in chain:
+            own = whole.get(bureau_id)
             if own is not None:
                 value = own.get(key)
-            elif node.id in held:
-                value = held[node.id]
+            elif bureau_id in held:
+                value = held[bureau_id]
             else:
                 break
             if value is not None:
                 return value
-            node = node.parent
-        if node is None:
+        else:
             return definition.default
     overrides = _overrides()
-    node = bureau
-    while node is not None:
-        value = overrides.get((node.id, key))
+    for bureau_id in chain:
+        value = overrides.get((bureau_id, key))
         if value is not None:
             return value
-        node = node.parent
     return definition.default
 
 

@@ -17,7 +17,7 @@ from flask import abort, flash, redirect, render_template, request, send_file, u
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
-from evalhub.core import files, jobs, permissions
+from evalhub.core import bureau_tree, files, jobs, permissions
 from evalhub.core.enums import BUREAU_SIDE
 from evalhub.core.errors import ValidationFailed
 from evalhub.core.listing import paginate, scoped, wants_export, xlsx_response  # noqa: F401  (the views' names)
@@ -26,7 +26,7 @@ from evalhub.extensions import db
 
 def load(model: type, object_id: int, action: str) -> Any:
     """Fetch a row and check the user may do ``action`` to it: 404 when missing, 403 when refused."""
-    obj = db.session.get(model, object_id)
+    obj = db.session.get(model, object_id, options=bureau_tree.with_bureau(model))
     if obj is None:
         abort(404)
     if not permissions.can(current_user, action, obj):

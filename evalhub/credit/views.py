@@ -28,7 +28,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user, login_required
 from sqlalchemy.orm import joinedload, selectinload
 
-from evalhub.core import jobs, permissions
+from evalhub.core import bureau_tree, jobs, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import PermissionDenied, ValidationFailed
 from evalhub.core.listing import (
@@ -448,7 +448,7 @@ def calendar():
 
 def _render_calendar(bureau: Bureau, form: CalendarForm, can_manage: bool, status: int):
     today = beijing_today()
-    chain = [bureau.id] + [b.id for b in bureau.ancestors()]
+    chain = bureau_tree.chain_ids(bureau)
     rank = {b: i for i, b in enumerate(chain)}
     rows = db.session.execute(sa.select(CalendarDay).where(
         CalendarDay.day >= today, sa.or_(CalendarDay.bureau_id.is_(None), CalendarDay.bureau_id.in_(chain)))

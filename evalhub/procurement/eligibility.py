@@ -13,6 +13,7 @@ from typing import Callable
 import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
 
+from evalhub.core import bureau_tree
 from evalhub.core.batches import batches
 from evalhub.core.concurrency import serialise
 from evalhub.core.enums import Field
@@ -84,7 +85,7 @@ def rules(bureau: Bureau) -> list[str]:
 
 def library_bureau_ids(bureau: Bureau) -> set[int]:
     """An engagement may use its own bureau's library and every upper bureau's."""
-    return {bureau.id} | {b.id for b in bureau.ancestors()}
+    return set(bureau_tree.chain_ids(bureau))
 
 
 # Engagements whose firm is settled: contracted or further on (state not before the contract).

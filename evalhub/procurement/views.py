@@ -568,6 +568,7 @@ def _engagement_form(engagement: Engagement, form, call, form_key: str, *, messa
 # 136 columns a row, 43 of them the actors' and firm's unused ones (password hashes among them).
 ENGAGEMENT_PAGE = (
     joinedload(Engagement.plan_item), joinedload(Engagement.budget_unit), joinedload(Engagement.contract),
+    joinedload(Engagement.bureau),
     joinedload(Engagement.transitions).joinedload(EngagementTransition.actor).load_only(
         User.role, User.display_name, User.bureau_id, User.firm_id),
     joinedload(Engagement.procurements).options(

@@ -15,7 +15,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user, login_required, login_user
 from sqlalchemy.orm import joinedload, selectinload
 
-from evalhub.core import accounts, permissions
+from evalhub.core import accounts, bureau_tree, permissions
 from evalhub.core.enums import Field
 from evalhub.core.errors import ValidationFailed
 from evalhub.core.listing import Export, Filter, Listing, enum_filter, int_filter, text_list
@@ -104,10 +104,10 @@ def _date(value) -> str:
     return value.strftime("%Y-%m-%d") if value else ""
 
 
-def _bureaus(ids: list[int]) -> list[Bureau]:
+def _bureaus(ids: list[int]) -> list[Bureau | bureau_tree.TreeBureau]:
     """The bureaus ``ids`` in tree order: those this request already holds (its tree) without a statement."""
-    mapper = sa.inspect(Bureau)
-    held = {i: db.session.identity_map.get(mapper.identity_key_from_primary_key((i,))) for i in ids}
+    tree = bureau_tree.held()
+    held: dict[int, Any] = {i: tree.get(i) for i in ids}
     missing = [i for i, b in held.items() if b is None]
     if missing:
         held.update((b.id, b) for b in db.session.execute(sa.select(Bureau).where(Bureau.id.in_(missing))).scalars())

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Optional
 import sqlalchemy as sa
 from flask import current_app
 
-from evalhub.core import audit, concurrency, draws, permissions
+from evalhub.core import audit, bureau_tree, concurrency, draws, permissions
 from evalhub.core.accounts import RateLimited, client_digest, count_hit
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
@@ -451,7 +451,7 @@ def name_inspector(inspection: Inspection, actor: User, *, user_id: Any = None, 
     current = {(i.user_id, i.expert_id) for i in inspection.inspectors}
     if user_id is not None:
         person = db.session.get(User, user_id)
-        allowed = {bureau.id} | {b.id for b in bureau.ancestors()}
+        allowed = set(bureau_tree.chain_ids(bureau))
         if (person is None or person.bureau_id not in allowed or person.role not in permissions.BUREAU_ROLES
                 or not person.is_enabled):
             raise ValidationFailed("所选人员不是本局或上级财政局在用的工作人员。", {"user_id": "人员无效"})
