@@ -421,3 +421,63 @@ def test_single_source_approval_rechecks_the_firm(world):
     with pytest.raises(Conflict) as caught:
         P.approve_single_source(p, world.bz_admin, "18")
     assert "C 级" in caught.value.message and "单一来源" in caught.value.message
+
+
+# --- a page of cases at once (the market) ---------------------------------------------------------------
+
+def test_a_page_of_cases_answers_as_each_case_alone(world):
+    """``exclusion_matrix`` checks many firms against many engagements at once (a firm's market page): each
+    case's reasons are what that case alone gives, for every rule — nothing of one case leaks into another's
+    (bureau, year, unit, method and the settings of each case's bureau differ)."""
+    from evalhub.core.enums import Field
+    from evalhub.core.models import BudgetUnit
+    from evalhub.registry.models import FirmRelation, RelationKind
+
+    stored = files.store("说明.txt", "失信名单截图说明".encode(), allowed=files.DOCUMENT_KINDS)
+    c_graded, d_graded, watched, dishonest = (factories.firm(world.bz) for _ in range(4))
+    db.session.add_all([
+        CreditRating(bureau_id=world.lt.id, firm_id=c_graded.id, year=2024, status=RatingStatus.FINAL, rated=True,
+                     grade=CreditGrade.C, components=[]),
+        CreditRating(bureau_id=world.kz.id, firm_id=d_graded.id, year=2025, status=RatingStatus.FINAL, rated=True,
+                     grade=CreditGrade.D, components=[]),  # bars 2026's engagements only
+        CreditRating(bureau_id=world.bz.id, firm_id=watched.id, year=2024, status=RatingStatus.FINAL, rated=True,
+                     grade=CreditGrade.B, components=[], watch_list=True, watch_reason="伪造评价数据"),
+        ExternalCreditRecord(bureau_id=world.bz.id, firm_id=dishonest.id, kind=ExternalRecordKind.DISHONEST_LIST,
+                             occurred_on=beijing_today() - timedelta(days=400), description="列入失信被执行人名单",
+                             deduction=Decimal("10"), source_file_id=stored.id, entered_by_id=world.bz_staff.id)])
+    set_setting(world.lt, "credit.dishonest_years", 1, world.lt_admin)  # 400 days ago: counts in 巴州, not in 轮台
+    suspended = factories.firm(world.bz, FirmStatus.SUSPENDED)
+    elsewhere = factories.firm(world.kz)  # 克州's library: not usable by 巴州
+    narrow = factories.firm(world.bz, fields=[Field.EDUCATION])
+    related = factories.firm(world.bz)
+    db.session.add(FirmRelation(firm_id=related.id, budget_unit_id=world.units["巴州民政局"].id,
+                                kind=RelationKind.TAX_AGENT, start_date=date(2024, 1, 1)))
+    capped = factories.firm(world.bz)
+    set_setting(world.bz, "firm.max_key_evaluations", 1, world.bz_admin)
+    _awarded_elsewhere(world, capped, unit="巴州统计局")  # 巴州 2025: one held
+    rotated = factories.firm(world.bz)
+    _awarded_elsewhere(world, rotated, unit="巴州民政局", contract=True, year=2024)
+    education = BudgetUnit(bureau_id=world.bz.id, name="巴州教育局")
+    db.session.add(education)
+    db.session.flush()
+    world.units["巴州教育局"] = education
+    cases = [(factories.engagement(world), M.COMPETITIVE_CONSULTATION),
+             (factories.engagement(world, unit="巴州民政局"), M.OPEN_TENDER),
+             (factories.engagement(world, unit="巴州民政局", year=2026), M.RANDOM_DRAW),
+             (factories.engagement(world, unit="巴州教育局", field=Field.EDUCATION, year=2026), M.OPEN_TENDER),
+             (factories.engagement(world, bureau_key="lt", unit="轮台县医疗保障局"), M.SINGLE_SOURCE),
+             (factories.engagement(world, bureau_key="kz", unit="克州农业农村局"), M.COMPETITIVE_CONSULTATION)]
+    db.session.commit()
+    firms = [world.firm, world.other_firm, c_graded, d_graded, watched, dishonest, suspended, elsewhere, narrow,
+             related, capped, rotated]
+
+    matrix = eligibility.exclusion_matrix(firms, cases)
+    for i, (engagement, method) in enumerate(cases):
+        alone = eligibility.exclusions(firms, engagement, method)
+        assert {f.id: matrix[(f.id, i)] for f in firms} == alone, (engagement.bureau.short_name, engagement.year, method)
+    said = "\n".join(reason for reasons in matrix.values() for reason in reasons)
+    for rule in ("C 级，只能通过公开招标参与", "D 级，暂停参与", "重点关注名单：伪造评价数据", "列入失信被执行人名单",
+                 "机构库状态为“暂停”", "不在巴州或其上级财政局的第三方机构库中", "存在税务代理关系", "达到上限 1 项",
+                 "不得连续评价同一预算单位", "业务领域不含"):
+        assert rule in said, rule  # every rule excluded someone somewhere: the comparison is not vacuous
+    assert any(not reasons for reasons in matrix.values())  # and someone may take part somewhere

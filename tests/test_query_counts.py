@@ -218,3 +218,31 @@ def test_a_panels_page_and_outcomes_read_its_members_at_once(world, client, logi
         statements(template.format(panel=pages[0][0], engagement=pages[0][1]), 3)  # warm
         small, large = (statements(template.format(panel=p, engagement=e), n) for (p, e), n in zip(pages, (3, 5)))
         assert large == small, (template, small, large)
+
+
+def test_the_market_checks_a_page_of_procurements_at_once(world, client, login):
+    """A firm's market page lists the open procurements with why the firm may not bid on each: every rule is
+    applied to the whole page at once (``eligibility.exclusion_matrix``), so five procurements cost what one
+    does — each of a different budget unit, so no case's reads stand for another's."""
+    from evalhub.core.models import BudgetUnit
+    from tests.test_procurement_views import _consultation
+
+    def statements() -> tuple[int, str]:
+        with client.application.app_context(), counting() as seen:
+            page = client.get("/market")
+        assert page.status_code == 200
+        return len(seen), page.get_data(as_text=True)
+
+    titles = [_consultation(world, factories.engagement(world)).title]
+    login(world.firm_user)
+    statements()  # warm the settings and kept statements
+    one, _ = statements()
+    for name in ["巴州民政局", "巴州教育局", "巴州水利局", "巴州交通运输局"]:
+        unit = world.units.get(name) or BudgetUnit(bureau_id=world.bz.id, name=name)
+        db.session.add(unit)
+        db.session.flush()
+        world.units[name] = unit
+        titles.append(_consultation(world, factories.engagement(world, unit=name)).title)
+    five, page = statements()
+    assert five == one, (one, five)
+    assert all(title in page for title in titles)

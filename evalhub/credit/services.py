@@ -806,22 +806,27 @@ def _reach_words(bureau) -> str:
 GRADE_RULE = "上一年度信用评价（最终结果）为 D 级的机构暂停参与评价业务；为 C 级的机构只能通过公开招标参与，竞争性磋商、机构库随机抽取、框架协议轮候和单一来源均不得选定"
 
 
-def _ratings_reaching(firms: list, bureau, years: Iterable[int]) -> dict[int, list[CreditRating]]:
-    """Each firm's ratings of ``years`` from the bureaus whose ratings reach an engagement of ``bureau``
-    (``_rating_bureau_ids``, the same rule), read for all the firms at once, oldest first."""
-    base, top = _reach(bureau)
-    reached: set[int] = set() if top is None else set(db.session.execute(
-        sa.select(Bureau.id).where(Bureau.path.startswith(top.path))).scalars())
-    out: dict[int, list[CreditRating]] = {f.id: [] for f in firms}
+def _ratings_reaching(firms: list, wanted: list[tuple[Any, tuple[int, ...]]]) -> list[dict[int, list[CreditRating]]]:
+    """For each (bureau, years) of ``wanted``, each firm's ratings of those years from the bureaus whose ratings
+    reach an engagement of that bureau (``_rating_bureau_ids``, the same rule), oldest first: read for all the
+    firms and all of ``wanted`` at once (a library for one engagement, a firm for a page of procurements)."""
+    reach = []
+    for bureau, years in wanted:
+        base, top = _reach(bureau)
+        reach.append((base | (permissions.subtree_ids(top) if top is not None else set()), set(years)))
     own = {f.id: f.bureau_id for f in firms}
-    for part in batches(sorted(own)):
-        for rating in db.session.execute(sa.select(CreditRating).where(
-                CreditRating.firm_id.in_(part), CreditRating.year.in_(sorted(set(years))),
-                CreditRating.bureau_id.in_(sorted(base | reached | {own[i] for i in part})))
-                .order_by(CreditRating.year, CreditRating.id)).scalars():
-            if rating.bureau_id in base or rating.bureau_id in reached or rating.bureau_id == own[rating.firm_id]:
-                out[rating.firm_id].append(rating)
-    return out
+    found: dict[int, list[CreditRating]] = {f.id: [] for f in firms}
+    if wanted:
+        every_year = sorted(set().union(*(years for _, years in reach)))
+        every_bureau = set().union(*(bureaus for bureaus, _ in reach))
+        for part in batches(sorted(own)):
+            for rating in db.session.execute(sa.select(CreditRating).where(
+                    CreditRating.firm_id.in_(part), CreditRating.year.in_(every_year),
+                    CreditRating.bureau_id.in_(sorted(every_bureau | {own[i] for i in part})))
+                    .order_by(CreditRating.year, CreditRating.id)).scalars():
+                found[rating.firm_id].append(rating)
+    return [{firm_id: [r for r in ratings if r.year in years and (r.bureau_id in bureaus or r.bureau_id == own[firm_id])]
+             for firm_id, ratings in found.items()} for bureaus, years in reach]
 
 
 def _final_grade_among(ratings: list[CreditRating], year: int) -> CreditGrade | None:
@@ -832,28 +837,29 @@ def _final_grade_among(ratings: list[CreditRating], year: int) -> CreditGrade | 
 
 
 @eligibility_check(rule=lambda bureau: GRADE_RULE)
-def grade_exclusions(firms, engagement, method) -> dict[int, list[str]]:
+def grade_exclusions(firms, cases) -> dict[tuple[int, int], list[str]]:
     """Last year's final grade decides who may take part this year (D: nobody; C: open tender only, in
     every other method alike), from any bureau the reach setting lets it reach; the reason names that bureau.
-    The grade in force is ``grade_in_force``'s, from ratings read for every firm at once."""
-    last = engagement.year - 1
-    ratings = _ratings_reaching(firms, engagement.bureau, (last - 1, last))
-    out: dict[int, list[str]] = {}
-    for firm in firms:
-        mine = ratings[firm.id]
-        statuses = {r.status for r in mine if r.year == last}
-        year = last - 1 if statuses and RatingStatus.FINAL not in statuses else last
-        grade = _final_grade_among(mine, year)
-        if grade not in (CreditGrade.C, CreditGrade.D):
-            continue
-        by_bureaus = sorted((r.bureau for r in mine if r.year == year and r.status == RatingStatus.FINAL
-                             and r.grade == grade), key=lambda b: b.path)
-        names = "、".join(b.short_name for b in by_bureaus)
-        by = f"；{names}评定，{_reach_words(engagement.bureau)}范围适用" if names else ""
-        if grade == CreditGrade.D:
-            out[firm.id] = [f"{year} 年度信用评价为 D 级，暂停参与本年度评价业务（最终结果{by}）"]
-        elif method != ProcurementMethod.OPEN_TENDER:
-            out[firm.id] = [f"{year} 年度信用评价为 C 级，只能通过公开招标参与（不能通过{method.label}选定{by}）"]
+    The grade in force is ``grade_in_force``'s, from ratings read for every firm and case at once."""
+    ratings = _ratings_reaching(firms, [(e.bureau, (e.year - 2, e.year - 1)) for e, _ in cases])
+    out: dict[tuple[int, int], list[str]] = {}
+    for i, (engagement, method) in enumerate(cases):
+        last = engagement.year - 1
+        for firm in firms:
+            mine = ratings[i][firm.id]
+            statuses = {r.status for r in mine if r.year == last}
+            year = last - 1 if statuses and RatingStatus.FINAL not in statuses else last
+            grade = _final_grade_among(mine, year)
+            if grade not in (CreditGrade.C, CreditGrade.D):
+                continue
+            by_bureaus = sorted((r.bureau for r in mine if r.year == year and r.status == RatingStatus.FINAL
+                                 and r.grade == grade), key=lambda b: b.path)
+            names = "、".join(b.short_name for b in by_bureaus)
+            by = f"；{names}评定，{_reach_words(engagement.bureau)}范围适用" if names else ""
+            if grade == CreditGrade.D:
+                out[(firm.id, i)] = [f"{year} 年度信用评价为 D 级，暂停参与本年度评价业务（最终结果{by}）"]
+            elif method != ProcurementMethod.OPEN_TENDER:
+                out[(firm.id, i)] = [f"{year} 年度信用评价为 C 级，只能通过公开招标参与（不能通过{method.label}选定{by}）"]
     return out
 
 
@@ -881,30 +887,32 @@ def watch_rule(bureau) -> str:
 
 
 @eligibility_check(rule=watch_rule)
-def watch_list_exclusions(firms, engagement, method) -> dict[int, list[str]]:
+def watch_list_exclusions(firms, cases) -> dict[tuple[int, int], list[str]]:
     """The watch list (an intentional violation found on inspection, recorded on the year's rating, by any
     bureau the reach setting lets it reach) and the dishonesty lists (财库〔2016〕125号: suppliers on them are
     refused in government procurement) exclude in every method, with the reason and the bureau. Read for every
-    firm at once."""
-    bureau = engagement.bureau
-    ratings = _ratings_reaching(firms, bureau, (engagement.year - 1, engagement.year))
-    reasons: dict[int, list[str]] = {f.id: [] for f in firms}
-    for firm in firms:
-        for rating in ratings[firm.id]:
-            if rating.watch_list:
-                reasons[firm.id].append(f"{rating.year} 年度被{rating.bureau.short_name}列入重点关注名单："
-                                        f"{rating.watch_reason or '检查发现故意违规'}")
-    years = get_setting(bureau, "credit.dishonest_years")
+    firm and case at once."""
+    ratings = _ratings_reaching(firms, [(e.bureau, (e.year - 1, e.year)) for e, _ in cases])
+    reasons: dict[tuple[int, int], list[str]] = {(f.id, i): [] for i in range(len(cases)) for f in firms}
+    for i in range(len(cases)):
+        for firm in firms:
+            for rating in ratings[i][firm.id]:
+                if rating.watch_list:
+                    reasons[(firm.id, i)].append(f"{rating.year} 年度被{rating.bureau.short_name}列入重点关注名单："
+                                                 f"{rating.watch_reason or '检查发现故意违规'}")
     today = beijing_today()
-    since = date(today.year - years, today.month, min(today.day, 28 if today.month == 2 else 31))
-    for part in batches(sorted(reasons)):
+    since = [date(today.year - get_setting(e.bureau, "credit.dishonest_years"), today.month,
+                  min(today.day, 28 if today.month == 2 else 31)) for e, _ in cases]
+    for part in batches(sorted({f.id for f in firms}) if cases else []):
         for record in db.session.execute(sa.select(ExternalCreditRecord).where(
                 ExternalCreditRecord.firm_id.in_(part), ExternalCreditRecord.kind == ExternalRecordKind.DISHONEST_LIST,
-                ExternalCreditRecord.occurred_on > since)
+                ExternalCreditRecord.occurred_on > min(since))
                 .order_by(ExternalCreditRecord.occurred_on, ExternalCreditRecord.id)).scalars():
-            reasons[record.firm_id].append(f"{record.occurred_on:%Y-%m-%d} 列入{ExternalRecordKind.DISHONEST_LIST.label}："
-                                           f"{record.description[:60]}")
-    return {firm_id: found for firm_id, found in reasons.items() if found}
+            for i, after in enumerate(since):
+                if record.occurred_on > after:
+                    reasons[(record.firm_id, i)].append(f"{record.occurred_on:%Y-%m-%d} 列入{ExternalRecordKind.DISHONEST_LIST.label}："
+                                                        f"{record.description[:60]}")
+    return {key: found for key, found in reasons.items() if found}
 
 
 # === the background job and the CLI use the same function ==========================================

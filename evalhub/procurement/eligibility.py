@@ -25,7 +25,7 @@ from evalhub.procurement.models import (
     Award, Contract, Engagement, EngagementState, ObjectType, Procurement, ProcurementMethod, ProcurementStatus,
 )
 from evalhub.registry.models import Firm, FirmRelation, FirmStatus
-from evalhub.registry.services import Parties, conflict_parties, firm_recusal_reasons
+from evalhub.registry.services import Parties, conflict_parties, firm_recusal_reasons, unit_rows
 
 
 @dataclass
@@ -46,11 +46,15 @@ def field_mismatch(fields: list[Field], wanted: Field) -> list[str]:
     return [f"业务领域不含{both}"]
 
 
+# One engagement to be taken part in by one procurement method.
+Case = tuple[Engagement, ProcurementMethod]
+
 # Checks that belong to a higher module (the credit rating's grade rules), registered by that module so
-# that procurement need not know it. A check answers for a set of firms at once — a library is assessed whole
-# (hundreds of firms at province scale), so a check reads what it needs for all of them in a few statements:
-# ``fn(firms, engagement, method) -> {firm id: reasons}`` (a firm with none may be left out).
-EligibilityCheck = Callable[[list[Firm], Engagement, ProcurementMethod], dict[int, list[str]]]
+# that procurement need not know it. A check answers for a set of firms and a set of cases at once — a library
+# is assessed whole for one engagement (hundreds of firms at province scale), and a firm's market page checks
+# the firm against a page of procurements — so a check reads what it needs for all of them in a few statements:
+# ``fn(firms, cases) -> {(firm id, the case's index): reasons}`` (a pair with none may be left out).
+EligibilityCheck = Callable[[list[Firm], list[Case]], dict[tuple[int, int], list[str]]]
 _CHECKS: list[EligibilityCheck] = []
 # The rule each registered check applies, in words, so pages show the rule the check enforces (one text).
 _RULES: dict[EligibilityCheck, Callable[[Bureau], str]] = {}
@@ -93,42 +97,52 @@ _UNSETTLED = (EngagementState.PLANNED, EngagementState.PROCURING, EngagementStat
               EngagementState.CANCELLED)
 
 
-def held_counts(firm_ids: list[int], bureau_id: int, year: int, *, besides: int | None = None) -> dict[int, int]:
-    """For each of these firms (absent: none), how many of the bureau's engagements of ``year`` it holds or is
-    about to hold: contracted ones, and those where it is the winner of a standing award whose contract is not
-    yet signed (a pending award counts, or a firm could collect awards in several procurements at once past the
-    cap). ``besides`` is left out, so the engagement being awarded counts once, whether or not its award is
-    written yet. A statement per 500 firms; each way of holding one is read on the bureau's year only (the
-    engagement joined in each), then counted once."""
-    def on_the_year(stmt: sa.Select) -> sa.Select:
-        stmt = stmt.where(Engagement.bureau_id == bureau_id, Engagement.year == year,
+def held_engagements(firm_ids: list[int], keys: set[tuple[int, int]]) -> dict[tuple[int, int], dict[int, set[int]]]:
+    """For each (bureau id, year) of ``keys``, the engagements of that bureau and year each of these firms holds
+    or is about to hold (a firm holding none is absent): contracted ones, and those where it is the winner of a
+    standing award whose contract is not yet signed (a pending award counts, or a firm could collect awards in
+    several procurements at once past the cap). A statement per 500 firms, whatever the keys; each way of
+    holding one is read on the keys' bureaus and years only (the engagement joined in each)."""
+    def on_the_years(stmt: sa.Select) -> sa.Select:
+        return stmt.where(sa.or_(*(sa.and_(Engagement.bureau_id == bureau_id, Engagement.year == year)
+                                   for bureau_id, year in sorted(keys))),
                           Engagement.state != EngagementState.CANCELLED)
-        return stmt.where(Engagement.id != besides) if besides is not None else stmt
 
-    out: dict[int, int] = {}
+    out: dict[tuple[int, int], dict[int, set[int]]] = {}
+    if not keys:
+        return out
+    held = (Engagement.id, Engagement.bureau_id, Engagement.year)
     for part in batches(sorted(set(firm_ids))):
         pairs = sa.union(  # (firm, engagement), each once: a standing award, a signed contract, a settled firm
-            on_the_year(sa.select(Award.firm_id.label("firm_id"), Engagement.id.label("engagement_id"))
-                        .join(Procurement, Procurement.id == Award.procurement_id)
-                        .join(Engagement, Engagement.id == Award.engagement_id)
-                        .where(Award.firm_id.in_(part), Procurement.status == ProcurementStatus.AWARDED)),
-            on_the_year(sa.select(Contract.firm_id, Engagement.id).join(Engagement, Engagement.id == Contract.engagement_id)
-                        .where(Contract.firm_id.in_(part))),
-            on_the_year(sa.select(Engagement.firm_id, Engagement.id).where(Engagement.firm_id.in_(part),
-                                                                           Engagement.state.not_in(_UNSETTLED)))).subquery()
-        out.update(db.session.execute(sa.select(pairs.c.firm_id, sa.func.count()).group_by(pairs.c.firm_id)).all())
+            on_the_years(sa.select(Award.firm_id, *held).join(Procurement, Procurement.id == Award.procurement_id)
+                         .join(Engagement, Engagement.id == Award.engagement_id)
+                         .where(Award.firm_id.in_(part), Procurement.status == ProcurementStatus.AWARDED)),
+            on_the_years(sa.select(Contract.firm_id, *held).join(Engagement, Engagement.id == Contract.engagement_id)
+                         .where(Contract.firm_id.in_(part))),
+            on_the_years(sa.select(Engagement.firm_id, *held).where(Engagement.firm_id.in_(part),
+                                                                   Engagement.state.not_in(_UNSETTLED))))
+        for firm_id, engagement_id, bureau_id, year in db.session.execute(pairs):
+            out.setdefault((bureau_id, year), {}).setdefault(firm_id, set()).add(engagement_id)
     return out
 
 
-def caps_reached(firms: list[Firm], engagement: Engagement) -> dict[int, list[str]]:
+def caps_reached(firms: list[Firm], cases: list[Case]) -> dict[tuple[int, int], list[str]]:
     """The yearly cap on evaluations a firm takes from one bureau (setting firm.max_key_evaluations), for each
-    of these firms, their holdings counted at once: checked when a firm may take part and again at award and
-    contract, counting awards made and pending."""
-    bureau = engagement.bureau
-    cap = get_setting(bureau, "firm.max_key_evaluations")
-    held = held_counts([f.id for f in firms], bureau.id, engagement.year, besides=engagement.id)
-    return {f.id: [f"{engagement.year} 年已承接或已中标{bureau.short_name} {held[f.id]} 项评价（含尚未签约的），"
-                   f"达到上限 {cap} 项"] for f in firms if held.get(f.id, 0) >= cap}
+    of these firms and cases, their holdings read at once: checked when a firm may take part and again at award
+    and contract, counting awards made and pending. The case's own engagement is not counted, so it counts once
+    whether or not its award is written yet."""
+    held = held_engagements([f.id for f in firms], {(e.bureau_id, e.year) for e, _ in cases})
+    out: dict[tuple[int, int], list[str]] = {}
+    for i, (engagement, _method) in enumerate(cases):
+        bureau = engagement.bureau
+        cap = get_setting(bureau, "firm.max_key_evaluations")
+        holdings = held.get((engagement.bureau_id, engagement.year), {})
+        for firm in firms:
+            count = len(holdings.get(firm.id, set()) - {engagement.id})
+            if count >= cap:
+                out[(firm.id, i)] = [f"{engagement.year} 年已承接或已中标{bureau.short_name} {count} 项评价（含尚未签约的），"
+                                     f"达到上限 {cap} 项"]
+    return out
 
 
 def exclusion_reasons(firm: Firm, engagement: Engagement, method: ProcurementMethod, *,
@@ -138,29 +152,42 @@ def exclusion_reasons(firm: Firm, engagement: Engagement, method: ProcurementMet
 
 def exclusions(firms: list[Firm], engagement: Engagement, method: ProcurementMethod, *,
                on: date | None = None) -> dict[int, list[str]]:
-    """Each firm's reasons not to take part in ``engagement`` by ``method`` (empty: it may), every rule applied
-    to all the firms at once: a rule reads what it needs for the whole set, not a statement per firm."""
-    bureau = engagement.bureau
-    libraries = library_bureau_ids(bureau)
-    reasons: dict[int, list[str]] = {f.id: [] for f in firms}
-    for firm in firms:
-        if firm.bureau_id not in libraries:
-            reasons[firm.id].append(f"不在{bureau.short_name}或其上级财政局的第三方机构库中")
-        elif firm.status != FirmStatus.ADMITTED:
-            reasons[firm.id].append(f"机构库状态为“{firm.status.label}”")
+    """Each firm's reasons not to take part in ``engagement`` by ``method`` (empty: it may)."""
+    found = exclusion_matrix(firms, [(engagement, method)], on=on)
+    return {f.id: found[(f.id, 0)] for f in firms}
+
+
+def exclusion_matrix(firms: list[Firm], cases: list[Case], *, on: date | None = None) -> dict[tuple[int, int], list[str]]:
+    """Each firm's reasons not to take part in each case, by (firm id, the case's index) (empty: it may), every
+    rule applied to all the firms and cases at once: a rule reads what it needs for the whole set, not a
+    statement per firm (a library assessed whole) or per case (a firm's market page)."""
+    reasons: dict[tuple[int, int], list[str]] = {(f.id, i): [] for i in range(len(cases)) for f in firms}
+    for i, (engagement, _method) in enumerate(cases):
+        bureau = engagement.bureau
+        libraries = library_bureau_ids(bureau)
+        for firm in firms:
+            if firm.bureau_id not in libraries:
+                reasons[(firm.id, i)].append(f"不在{bureau.short_name}或其上级财政局的第三方机构库中")
+            elif firm.status != FirmStatus.ADMITTED:
+                reasons[(firm.id, i)].append(f"机构库状态为“{firm.status.label}”")
+    if not firms or not cases:
+        return reasons
     for check in _CHECKS:
-        for firm_id, found in check(firms, engagement, method).items():
-            reasons[firm_id].extend(found)
+        for key, found in check(firms, cases).items():
+            reasons[key].extend(found)
     fields = Firm.fields_of(f.id for f in firms)
     _hold_relations(firms)
-    parties = engagement_parties(engagement)
-    capped = caps_reached(firms, engagement)
-    rotated = rotations(firms, engagement)
-    for firm in firms:
-        reasons[firm.id].extend(field_mismatch(fields[firm.id], engagement.field))
-        reasons[firm.id].extend(firm_recusal_reasons(firm, parties=parties, on=on))
-        reasons[firm.id].extend(capped.get(firm.id, []))
-        reasons[firm.id].extend(rotated.get(firm.id, []))
+    units = unit_rows({u.bureau_id for e, _ in cases for u in (e.budget_unit, e.commissioner_unit) if u is not None})
+    capped = caps_reached(firms, cases)
+    rotated = rotations(firms, cases)
+    for i, (engagement, _method) in enumerate(cases):
+        parties = engagement_parties(engagement, units=units)
+        for firm in firms:
+            key = (firm.id, i)
+            reasons[key].extend(field_mismatch(fields[firm.id], engagement.field))
+            reasons[key].extend(firm_recusal_reasons(firm, parties=parties, on=on))
+            reasons[key].extend(capped.get(key, []))
+            reasons[key].extend(rotated.get(key, []))
     return reasons
 
 
@@ -186,34 +213,43 @@ def evaluated_government(engagement: Engagement) -> Bureau | None:
     return unit.bureau
 
 
-def engagement_parties(engagement: Engagement) -> Parties:
+def engagement_parties(engagement: Engagement, *, units: dict[int, dict] | None = None) -> Parties:
     """Everyone a firm, an expert or an inspector of this engagement must be independent of (H3, issue 14):
     the evaluated unit and the commissioner (a unit, or the bureau itself) with the budget-unit tree up and
-    down, and for a lower-government evaluation that government's finance bureau and all its units."""
-    return conflict_parties(evaluated_units=[engagement.budget_unit],
+    down, and for a lower-government evaluation that government's finance bureau and all its units. ``units``:
+    ``unit_rows`` already read for the units' bureaus (several engagements at once)."""
+    return conflict_parties(known_units=units, evaluated_units=[engagement.budget_unit],
                             commissioner_units=[engagement.commissioner_unit] if engagement.commissioner_unit else [],
                             commissioner_bureaus=[] if engagement.commissioner_unit_id else [engagement.bureau],
                             evaluated_governments=[g for g in [evaluated_government(engagement)] if g is not None])
 
 
-def rotations(firms: list[Firm], engagement: Engagement) -> dict[int, list[str]]:
+def rotations(firms: list[Firm], cases: list[Case]) -> dict[tuple[int, int], list[str]]:
     """No firm evaluates the same budget unit in consecutive years (setting firm.rotation_years), for each of
-    these firms: the nearest year each evaluated the unit, read at once. Both directions count: an engagement
-    procured late (last year's, awarded this year) must not sit next to the year the firm already holds."""
-    years = get_setting(engagement.bureau, "firm.rotation_years")
-    if not years or not firms:
+    these firms and cases: the years each firm evaluated the cases' units, read at once; for a case the nearest
+    other year within the setting counts. Both directions count: an engagement procured late (last year's,
+    awarded this year) must not sit next to the year the firm already holds."""
+    wanted = [(i, engagement, years) for i, (engagement, _method) in enumerate(cases)
+              if (years := get_setting(engagement.bureau, "firm.rotation_years"))]
+    if not wanted or not firms:
         return {}
-    near: dict[int, int] = {}
+    evaluated: dict[tuple[int, int], set[int]] = {}  # (firm, unit) → years
+    units = sorted({e.budget_unit_id for _, e, _ in wanted})
+    low, high = min(e.year - years for _, e, years in wanted), max(e.year + years for _, e, years in wanted)
     for part in batches(sorted({f.id for f in firms})):
-        for firm_id, year in db.session.execute(
-                sa.select(Engagement.firm_id, sa.func.max(Engagement.year)).where(
-                    Engagement.firm_id.in_(part), Engagement.budget_unit_id == engagement.budget_unit_id,
-                    Engagement.year.between(engagement.year - years, engagement.year + years),
-                    Engagement.year != engagement.year, Engagement.state != EngagementState.CANCELLED)
-                .group_by(Engagement.firm_id)):
-            near[firm_id] = year
-    return {firm_id: [f"{year} 年已评价{engagement.budget_unit.name}，不得连续评价同一预算单位"]
-            for firm_id, year in near.items()}
+        for firm_id, unit_id, year in db.session.execute(
+                sa.select(Engagement.firm_id, Engagement.budget_unit_id, Engagement.year).distinct().where(
+                    Engagement.firm_id.in_(part), Engagement.budget_unit_id.in_(units),
+                    Engagement.year.between(low, high), Engagement.state != EngagementState.CANCELLED)):
+            evaluated.setdefault((firm_id, unit_id), set()).add(year)
+    out: dict[tuple[int, int], list[str]] = {}
+    for i, engagement, years in wanted:
+        for firm in firms:
+            near = [year for year in evaluated.get((firm.id, engagement.budget_unit_id), ())
+                    if year != engagement.year and abs(year - engagement.year) <= years]
+            if near:
+                out[(firm.id, i)] = [f"{max(near)} 年已评价{engagement.budget_unit.name}，不得连续评价同一预算单位"]
+    return out
 
 
 def assess(engagement: Engagement, method: ProcurementMethod, *, on: date | None = None) -> Assessment:

@@ -1374,13 +1374,17 @@ def opportunities_stmt(firm: Firm) -> sa.Select:
         Procurement.status == ProcurementStatus.OPEN, Procurement.bid_deadline > utcnow(),
         permissions.in_bureaus(Procurement.bureau_id, permissions.subtree_ids(firm.bureau))) \
         .order_by(Procurement.bid_deadline, Procurement.id) \
-        .options(joinedload(Procurement.engagement).options(joinedload(Engagement.bureau),
-                                                           joinedload(Engagement.budget_unit)))
+        .options(joinedload(Procurement.engagement).options(
+            joinedload(Engagement.bureau), joinedload(Engagement.budget_unit), joinedload(Engagement.plan_item),
+            joinedload(Engagement.commissioner_unit)))  # what the rules read of each (``with_exclusion_reasons``)
 
 
 def with_exclusion_reasons(firm: Firm, procurements: Iterable[Procurement]) -> list[tuple[Procurement, list[str]]]:
-    """Each procurement with the firm's exclusion reasons (empty: may bid)."""
-    return [(p, eligibility.exclusion_reasons(firm, p.engagement, p.method)) for p in procurements]
+    """Each procurement with the firm's exclusion reasons (empty: may bid), every rule applied to the whole page
+    at once (``eligibility.exclusion_matrix``): the statements do not grow with the procurements shown."""
+    procurements = list(procurements)
+    found = eligibility.exclusion_matrix([firm], [(p.engagement, p.method) for p in procurements])
+    return [(p, found[(firm.id, i)]) for i, p in enumerate(procurements)]
 
 
 def open_opportunities(firm: Firm) -> list[tuple[Procurement, list[str]]]:

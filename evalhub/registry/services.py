@@ -506,11 +506,27 @@ class Parties:
         self.names.setdefault(name, role)
 
 
-def _unit_tree(unit: BudgetUnit) -> tuple[dict[int, str], dict[int, str]]:
+def unit_rows(bureau_ids: Iterable[int]) -> dict[int, dict[int, tuple[int | None, str]]]:
+    """The budget units of these bureaus, {bureau id: {unit id: (parent id, name)}}, in one statement: what
+    ``conflict_parties`` walks, read once for several engagements."""
+    ids = sorted(set(bureau_ids))
+    out: dict[int, dict[int, tuple[int | None, str]]] = {i: {} for i in ids}
+    for part in batches(ids):
+        for bureau_id, uid, parent_id, name in db.session.execute(
+                sa.select(BudgetUnit.bureau_id, BudgetUnit.id, BudgetUnit.parent_id, BudgetUnit.name)
+                .where(BudgetUnit.bureau_id.in_(part))):
+            out[bureau_id][uid] = (parent_id, name)
+    return out
+
+
+def _unit_tree(unit: BudgetUnit, units: dict[int, dict] | None = None) -> tuple[dict[int, str], dict[int, str]]:
     """The units below ``unit`` and the units above it, id → name, read from the columns (one query for the
-    bureau's units; a relationship loaded earlier may be stale after a parent was changed)."""
-    rows = {uid: (parent_id, name) for uid, parent_id, name in db.session.execute(
-        sa.select(BudgetUnit.id, BudgetUnit.parent_id, BudgetUnit.name).where(BudgetUnit.bureau_id == unit.bureau_id))}
+    bureau's units, unless ``units`` (``unit_rows``) has them; a relationship loaded earlier may be stale after a
+    parent was changed)."""
+    if units is not None and unit.bureau_id in units:
+        rows = dict(units[unit.bureau_id])  # a copy: a 主管部门 under another bureau is added below
+    else:
+        rows = unit_rows([unit.bureau_id])[unit.bureau_id]
     children: dict[int, list[int]] = {}
     for uid, (parent_id, _name) in rows.items():
         children.setdefault(parent_id, []).append(uid)
@@ -536,17 +552,19 @@ def _unit_tree(unit: BudgetUnit) -> tuple[dict[int, str], dict[int, str]]:
 
 
 def conflict_parties(*, evaluated_units: Iterable[BudgetUnit] = (), commissioner_units: Iterable[BudgetUnit] = (),
-                     commissioner_bureaus: Iterable[Bureau] = (), evaluated_governments: Iterable[Bureau] = ()) -> Parties:
+                     commissioner_bureaus: Iterable[Bureau] = (), evaluated_governments: Iterable[Bureau] = (),
+                     known_units: dict[int, dict] | None = None) -> Parties:
     """The parties of an evaluation with the budget-unit tree walked both ways: a 所属单位 of the evaluated
     主管部门 and the 主管部门 above an evaluated unit are parties too (the same for the commissioning unit).
-    An evaluated lower government (下级政府财政运行评价) brings its finance bureau and every budget unit of it."""
+    An evaluated lower government (下级政府财政运行评价) brings its finance bureau and every budget unit of it.
+    ``known_units``: ``unit_rows`` already read (several evaluations at once)."""
     parties = Parties()
     for label, units in (("被评价单位", evaluated_units), ("委托方", commissioner_units)):
         for unit in units:
             if unit is None:
                 continue
             parties.add_unit(unit.id, unit.name, label)
-            below, above = _unit_tree(unit)
+            below, above = _unit_tree(unit, known_units)
             for uid, name in sorted(below.items()):
                 parties.add_unit(uid, name, f"{label}{unit.name}的所属单位")
             for uid, name in above.items():
