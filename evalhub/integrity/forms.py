@@ -6,11 +6,12 @@ from wtforms import HiddenField, RadioField, TextAreaField
 from wtforms.validators import Length
 
 from evalhub.integrity.models import FlagDecision
-from evalhub.registry.forms import ChineseForm
+from evalhub.registry.forms import ChineseForm, choice
 
 
 class DecisionForm(ChineseForm):
     flag_id = HiddenField()
-    decision = RadioField("处理决定", choices=FlagDecision.choices(), validate_choice=False)
+    decision = RadioField("处理决定", choices=[choice(v, label) for v, label in FlagDecision.choices()],
+                          validate_choice=False)
     reason = TextAreaField("理由", validators=[Length(max=2000, message="理由不能超过 2000 个字符")],
                            description="写明核对了什么、为何作出该决定；继续评审的理由载入定标记录")
