@@ -177,11 +177,12 @@ def exclusion_matrix(firms: list[Firm], cases: list[Case], *, on: date | None = 
             reasons[key].extend(found)
     fields = Firm.fields_of(f.id for f in firms)
     _hold_relations(firms)
-    units = unit_rows({u.bureau_id for e, _ in cases for u in (e.budget_unit, e.commissioner_unit) if u is not None})
+    known_units = unit_rows({unit.bureau_id for e, _ in cases
+                             for unit in (e.budget_unit, e.commissioner_unit) if unit is not None})
     capped = caps_reached(firms, cases)
     rotated = rotations(firms, cases)
     for i, (engagement, _method) in enumerate(cases):
-        parties = engagement_parties(engagement, units=units)
+        parties = engagement_parties(engagement, known_units=known_units)
         for firm in firms:
             key = (firm.id, i)
             reasons[key].extend(field_mismatch(fields[firm.id], engagement.field))
@@ -213,12 +214,12 @@ def evaluated_government(engagement: Engagement) -> Bureau | None:
     return unit.bureau
 
 
-def engagement_parties(engagement: Engagement, *, units: dict[int, dict] | None = None) -> Parties:
+def engagement_parties(engagement: Engagement, *, known_units: dict[int, dict] | None = None) -> Parties:
     """Everyone a firm, an expert or an inspector of this engagement must be independent of (H3, issue 14):
     the evaluated unit and the commissioner (a unit, or the bureau itself) with the budget-unit tree up and
-    down, and for a lower-government evaluation that government's finance bureau and all its units. ``units``:
-    ``unit_rows`` already read for the units' bureaus (several engagements at once)."""
-    return conflict_parties(known_units=units, evaluated_units=[engagement.budget_unit],
+    down, and for a lower-government evaluation that government's finance bureau and all its units.
+    ``known_units``: ``unit_rows`` already read for the units' bureaus (several engagements at once)."""
+    return conflict_parties(known_units=known_units, evaluated_units=[engagement.budget_unit],
                             commissioner_units=[engagement.commissioner_unit] if engagement.commissioner_unit else [],
                             commissioner_bureaus=[] if engagement.commissioner_unit_id else [engagement.bureau],
                             evaluated_governments=[g for g in [evaluated_government(engagement)] if g is not None])

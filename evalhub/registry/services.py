@@ -519,12 +519,12 @@ def unit_rows(bureau_ids: Iterable[int]) -> dict[int, dict[int, tuple[int | None
     return out
 
 
-def _unit_tree(unit: BudgetUnit, units: dict[int, dict] | None = None) -> tuple[dict[int, str], dict[int, str]]:
+def _unit_tree(unit: BudgetUnit, known_units: dict[int, dict] | None = None) -> tuple[dict[int, str], dict[int, str]]:
     """The units below ``unit`` and the units above it, id → name, read from the columns (one query for the
-    bureau's units, unless ``units`` (``unit_rows``) has them; a relationship loaded earlier may be stale after a
-    parent was changed)."""
-    if units is not None and unit.bureau_id in units:
-        rows = dict(units[unit.bureau_id])  # a copy: a 主管部门 under another bureau is added below
+    bureau's units, unless ``known_units`` (``unit_rows``) has them; a relationship loaded earlier may be stale
+    after a parent was changed)."""
+    if known_units is not None and unit.bureau_id in known_units:
+        rows = dict(known_units[unit.bureau_id])  # a copy: a 主管部门 under another bureau is added below
     else:
         rows = unit_rows([unit.bureau_id])[unit.bureau_id]
     children: dict[int, list[int]] = {}
