@@ -150,6 +150,35 @@ def test_a_page_its_count_and_its_extra_columns_are_one_statement(app, world):
         sa.event.remove(db.engine, "before_cursor_execute", count)
 
 
+def test_a_pages_offset_is_written_into_its_statement(app, world):
+    """The offset is part of the SQL text, not a parameter beside the limit (PostgreSQL then keeps a generic
+    plan for a list instead of planning it at every request); each page still gets its own rows, plain and
+    ``late``."""
+    from evalhub.core.listing import page_rows
+
+    for i in range(5):
+        factories.expert(world.bz, name=f"偏移专家{i}")
+    db.session.commit()
+    stmt = scoped(Expert, sa.select(Expert).where(Expert.name.startswith("偏移专家")), world.bz_admin) \
+        .order_by(Expert.name)
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        for late in (None, Expert.id):
+            seen.clear()
+            pages = [[e.name for e in page_rows(stmt, page, 2, late=late)[0]] for page in (1, 2, 3)]
+            assert pages == [["偏移专家0", "偏移专家1"], ["偏移专家2", "偏移专家3"], ["偏移专家4"]]
+            assert len(seen) == 3
+            for statement, offset in zip(seen, (0, 2, 4)):
+                assert f"OFFSET {offset}" in statement, statement  # bound, it reads "OFFSET ?" / "OFFSET %(…)s"
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+
+
 def test_a_late_page_is_the_same_page(app, world):
     """``late``: the page chosen over the key alone, then only its rows joined — the same items, order, total
     and extra columns as the plain page, on every page and past the end, for users with different scopes."""

@@ -272,6 +272,23 @@ def test_engagement_filters(client, world, auth, engagements):
     assert page["total"] == 5 and len(page["items"]) == 2 and page["page"] == 2 and page["per_page"] == 2
 
 
+def test_a_listed_engagement_is_the_detail_s_engagement(client, world, auth, engagements):
+    """The list reads its rows as columns (names by subquery, bureaus from the held tree, or read for a firm's
+    token); each item is still the detail's engagement fields, field for field: with and without a firm, with
+    and without a commissioning unit, overdue or not, for a prefecture, the region and a firm."""
+    unit = world.units["巴州民政局"]
+    db.session.get(Engagement, engagements["bz_planned"]).commissioner_unit_id = unit.id
+    db.session.commit()
+    seen = set()
+    for username in ("bz.staff", "region.admin", "firm1", "firm2"):
+        headers = auth(username)
+        for item in listing(client, headers, "/api/v1/engagements")["items"]:
+            detail = ok(client.get(f"/api/v1/engagements/{item['id']}", headers=headers))
+            assert item == {key: detail[key] for key in item}, (username, item["id"])
+            seen.add((item["firm"] is None, item["commissioner_name"] == unit.name, item["overdue_reason"] is None))
+    assert {(True, True, True), (True, False, True), (False, False, False)} <= seen
+
+
 def test_engagement_detail_for_the_bureau(client, world, auth, engagements):
     body = ok(client.get(f"/api/v1/engagements/{engagements['bz_firm1']}", headers=auth("bz.admin")))
     assert body["state"] == {"value": "contracted", "label": "已签约"}

@@ -67,20 +67,21 @@ def listing(items: list[dict], total: int, page: int, per_page: int):
 def list_response(stmt: sa.Select | Callable[[], sa.Select], *filters: Filter,
                   item: Callable[[Any], dict] | None = None, items: Callable[..., list[dict]] | None = None,
                   order_by: Iterable[Any] = (), options: Iterable[Any] = (), extra: Iterable[Any] = (),
-                  total: Callable[[Listing], Any] | None = None, keep: str | None = None):
+                  total: Callable[[Listing], Any] | None = None, keep: str | None = None, rows: bool = False):
     """A list endpoint's whole answer: ``page_args`` (400 when not integers), the filters read strictly
     (422 naming each bad argument), one page of ``stmt`` ordered, each row as ``item(row)`` (or the page at
     once as ``items(rows)``, to batch look-ups; with ``extra`` columns read along, ``items(rows, extras)``,
     see ``listing.page_rows``). ``total(listing)``: the list's total when the caller knows it without counting
-    (``page_rows(total=…)``), or None. ``keep``: the list's statements built once per scope (``Listing``'s)."""
+    (``page_rows(total=…)``), or None. ``keep``: the list's statements built once per scope (``Listing``'s).
+    ``rows``: ``stmt`` selects columns, and each item is built from the whole row (``page_rows``'s)."""
     page, per_page = page_args()
     listed = Listing(stmt, *filters, order_by=order_by, options=options, strict=True, keep=keep,
                      user=api_user() if keep else None)
-    rows, count, extras = page_rows(listed.stmt, page, per_page, extra,
-                                    total=total(listed) if total is not None else None)
+    found, count, extras = page_rows(listed.stmt, page, per_page, extra,
+                                     total=total(listed) if total is not None else None, rows=rows)
     if extra:
-        return listing(items(rows, extras), count, page, per_page)
-    return listing(items(rows) if items is not None else [item(r) for r in rows], count, page, per_page)
+        return listing(items(found, extras), count, page, per_page)
+    return listing(items(found) if items is not None else [item(r) for r in found], count, page, per_page)
 
 
 # --- request bodies and query arguments ------------------------------------------------------------

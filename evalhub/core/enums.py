@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import enum
+import functools
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -48,6 +50,18 @@ def enum_column(enum_cls: type[LabeledEnum]) -> sa.Enum:
         values_callable=lambda cls: [m.value for m in cls],
         validate_strings=True,
     )
+
+
+def written(member: LabeledEnum) -> Any:
+    """``member`` as a constant of the statement, written into its SQL rather than bound (a count by status beside
+    a list): PostgreSQL's generic plan for the prepared statement then knows it, where with it bound the planner
+    may never trust the generic plan and plans the statement at every request."""
+    return sa.literal(member, _column_type(type(member)), literal_execute=True)
+
+
+@functools.cache
+def _column_type(enum_cls: type[LabeledEnum]) -> sa.Enum:
+    return enum_column(enum_cls)
 
 
 class BureauLevel(LabeledEnum):

@@ -142,10 +142,23 @@ def _cut(stmt: Select, page: int, per_page: int, extra: list[Any], late: Any, co
     """``page_rows``'s statement: ``stmt``'s page, with the ``extra`` columns and the ``count`` (a scalar subquery;
     None: not counted) riding along."""
     counted = stmt.add_columns(*extra, *([] if count is None else [count.label("rows_in_all")]))
+    # The page's limit and offset are written into the SQL, not bound: bound, PostgreSQL mostly never trusts a
+    # generic plan for a list and plans it at every request (the credit page: 0.45 ms of planning for 0.35 ms of
+    # running, in psql at province scale). The compiled statement is still cached; each page is its own text.
+    limit = sa.literal(per_page, literal_execute=True)
+    offset = sa.literal((page - 1) * per_page, literal_execute=True)
     if late is not None:
-        chosen = stmt.options(lazyload("*")).with_only_columns(late).limit(per_page).offset((page - 1) * per_page)
+        chosen = stmt.options(lazyload("*")).with_only_columns(late).limit(limit).offset(offset)
         return counted.where(late.in_(chosen.scalar_subquery()))
-    return counted.limit(per_page).offset((page - 1) * per_page)
+    return counted.limit(limit).offset(offset)
+
+
+def looked_up(column: Any, key: Any) -> Any:
+    """``column`` of the row whose id is ``key`` (a firm's name by ``engagement.firm_id``), as a scalar subquery
+    for a list's columns: a list that joins the tables it names things from makes PostgreSQL plan the page at
+    every request for longer than it runs it (each join ~0.2 ms), where a subquery is run for the rows shown
+    only and left out of the count."""
+    return sa.select(column).where(column.table.c.id == key).scalar_subquery()
 
 
 def _count_of(stmt: Select) -> Select:

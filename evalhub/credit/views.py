@@ -29,7 +29,7 @@ from flask_login import current_user, login_required
 from sqlalchemy.orm import joinedload, selectinload
 
 from evalhub.core import bureau_tree, jobs, permissions
-from evalhub.core.enums import Role
+from evalhub.core.enums import Role, written
 from evalhub.core.errors import PermissionDenied, ValidationFailed
 from evalhub.core.listing import (
     Export, Filter, Listing, as_int, choice_filter, int_arg, int_filter, parse_year, read_distinct, text_filter,
@@ -212,10 +212,12 @@ def _summary_columns(bureau: Bureau, year: int) -> dict[str, Any]:
     def ratings(value: Any, *conditions: Any) -> Any:
         return sa.select(value).where(of_year, *conditions).correlate(None).scalar_subquery()
 
-    published = CreditRating.status == RatingStatus.PUBLISHED
-    return {"summary_draft": ratings(sa.func.count(), CreditRating.status == RatingStatus.DRAFT),
+    # the statuses written into the SQL (``written``): bound, PostgreSQL planned the ratings page at every
+    # request (0.5 ms, in psql at province scale, for 巴州's and the region's admin)
+    published = CreditRating.status == written(RatingStatus.PUBLISHED)
+    return {"summary_draft": ratings(sa.func.count(), CreditRating.status == written(RatingStatus.DRAFT)),
             "summary_published": ratings(sa.func.count(), published),
-            "summary_final": ratings(sa.func.count(), CreditRating.status == RatingStatus.FINAL),
+            "summary_final": ratings(sa.func.count(), CreditRating.status == written(RatingStatus.FINAL)),
             "summary_deadline": ratings(sa.func.max(CreditRating.objection_deadline), published),
             "summary_unanswered": sa.select(sa.func.count(CreditObjection.id)).join(CreditRating).where(
                 of_year, CreditObjection.decision.is_(None)).correlate(None).scalar_subquery()}

@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import jsonify, request
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import selectinload
 
 from evalhub.core.api import api_user, json_body, list_schema, operation, schema
 from evalhub.core.apiutil import (
@@ -21,10 +21,12 @@ from evalhub.core.apiutil import (
     choice_query, date_str, datetime_str, id_field, integer, labeled, labeled_schema, list_response, money,
     nullable, number, query, raise_if, read_body, text, text_field, visible,
 )
-from evalhub.core import permissions
+from evalhub.core import bureau_tree, permissions
 from evalhub.core.enums import Field, Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
-from evalhub.core.listing import INT_MAX, as_int, bureau_filter, enum_filter, scoped, text_filter, year_filter
+from evalhub.core.listing import (
+    INT_MAX, as_int, bureau_filter, enum_filter, looked_up, scoped, text_filter, year_filter,
+)
 from evalhub.core.models import Bureau, BudgetUnit, User
 from evalhub.extensions import db
 from evalhub.procurement import counts, ocds, services, workflow
@@ -32,7 +34,7 @@ from evalhub.procurement.models import (
     Bid, BidStatus, BudgetKind, Challenge, ChallengeRemedy, ChallengeStatus, Engagement, EngagementState, EngagementTransition, EvaluationPlan, JustificationDecision,
     ObjectType, PlanItem, PlanStatus, Procurement, ProcurementMethod, ProcurementStatus, ResultNotice, ServiceKind,
 )
-from evalhub.registry.models import StaffRole
+from evalhub.registry.models import Firm, StaffRole
 
 TAG_PLANS = "年度评价计划"
 TAG_ENGAGEMENTS = "评价任务"
@@ -463,23 +465,52 @@ def _firm_ref(firm) -> dict | None:
     return {"id": firm.id, "name": firm.name, "uscc": firm.uscc} if firm is not None else None
 
 
-def engagement_json(engagement: Engagement, overdue: dict[int, str] | None = None) -> dict:
-    """One engagement; ``overdue`` (from ``workflow.overdue_reasons``) when a list has worded a page at once."""
+def _engagement_fields(e: Any, bureau: Any, unit: dict, commissioner_name: str, firm: dict | None,
+                       overdue: str | None) -> dict:
+    """The JSON of one engagement (``ENGAGEMENT``): ``e`` an engagement or a row of its columns, with what it
+    names read by the caller (the detail from the ORM, the list from its row)."""
     return {
-        "id": engagement.id, "reference": engagement.reference, "name": engagement.name, "year": engagement.year,
-        "bureau": bureau_ref(engagement.bureau), "state": labeled(engagement.state),
-        "state_changed_at": datetime_str(engagement.state_changed_at),
-        "service_kind": labeled(engagement.service_kind), "field": labeled(engagement.field),
-        **_money("amount", engagement.amount),
-        "budget_unit": _unit_ref(engagement.budget_unit), "commissioner_name": engagement.commissioner_name,
-        "firm": _firm_ref(engagement.firm),
-        "overdue_reason": (overdue.get(engagement.id) if overdue is not None else workflow.overdue_reason(engagement)),
+        "id": e.id, "reference": e.reference, "name": e.name, "year": e.year, "bureau": bureau_ref(bureau),
+        "state": labeled(e.state), "state_changed_at": datetime_str(e.state_changed_at),
+        "service_kind": labeled(e.service_kind), "field": labeled(e.field), **_money("amount", e.amount),
+        "budget_unit": unit, "commissioner_name": commissioner_name, "firm": firm, "overdue_reason": overdue,
     }
 
 
-def engagements_json(engagements: list[Engagement]) -> list[dict]:
-    overdue = workflow.overdue_reasons(engagements)
-    return [engagement_json(e, overdue) for e in engagements]
+def engagement_json(engagement: Engagement) -> dict:
+    return _engagement_fields(engagement, engagement.bureau, _unit_ref(engagement.budget_unit),
+                              engagement.commissioner_name, _firm_ref(engagement.firm),
+                              workflow.overdue_reason(engagement))
+
+
+def _engagement_list_columns() -> sa.Select:
+    """What the list shows of each engagement, as plain columns; its unit's, firm's and commissioning unit's
+    names as scalar subqueries rather than joined objects: joined, PostgreSQL planned the page at every request
+    for longer than it ran it (巴州's admin at province scale, in psql: 0.55 ms planning, 0.2 ms running)."""
+    return sa.select(
+        Engagement.id, Engagement.reference, Engagement.name, Engagement.year, Engagement.bureau_id,
+        Engagement.state, Engagement.state_changed_at, Engagement.service_kind, Engagement.field, Engagement.amount,
+        Engagement.due_on, Engagement.budget_unit_id, Engagement.firm_id,
+        looked_up(BudgetUnit.name, Engagement.budget_unit_id).label("unit_name"),
+        looked_up(BudgetUnit.name, Engagement.commissioner_unit_id).label("commissioner_unit_name"),
+        looked_up(Firm.name, Engagement.firm_id).label("firm_name"),
+        looked_up(Firm.uscc, Engagement.firm_id).label("firm_uscc"))
+
+
+def _engagement_rows_json(rows: list) -> list[dict]:
+    """``_engagement_fields`` of each row of ``_engagement_list_columns``. The bureaus are the tree the token's
+    bureau user already holds; a firm's token holds none, so its page's few bureaus are read in one statement."""
+    bureaus = dict(bureau_tree.held())
+    missing = {r.bureau_id for r in rows} - bureaus.keys()
+    if missing:
+        bureaus.update((b.id, b) for b in db.session.execute(
+            sa.select(Bureau.id, Bureau.code, Bureau.name, Bureau.short_name).where(Bureau.id.in_(missing))))
+    overdue = workflow.overdue_reasons(rows)
+    return [_engagement_fields(
+        r, bureaus[r.bureau_id], {"id": r.budget_unit_id, "name": r.unit_name},
+        r.commissioner_unit_name or bureaus[r.bureau_id].name,
+        {"id": r.firm_id, "name": r.firm_name, "uscc": r.firm_uscc} if r.firm_id is not None else None,
+        overdue.get(r.id)) for r in rows]
 
 
 def _actor_json(actor: User | None, viewer: User) -> dict | None:
@@ -550,14 +581,11 @@ def _visible_engagement(engagement_id: int) -> Engagement:
 def list_engagements():
     user = api_user()
     permissions.require(user, "engagement.list")
-    return list_response(lambda: scoped(Engagement, user=user), year_filter(Engagement.year),
+    return list_response(lambda: scoped(Engagement, _engagement_list_columns(), user=user), year_filter(Engagement.year),
                          enum_filter("state", EngagementState, Engagement.state), bureau_filter(Engagement.bureau_id),
                          text_filter("q", Engagement.name, Engagement.reference, ignore_case=True),
-                         # what engagement_json shows, joined into the page's statement (the overdue words
-                         # come from the engagement's own due date); the few commissioning units apart
-                         options=[joinedload(Engagement.bureau), joinedload(Engagement.firm),
-                                  joinedload(Engagement.budget_unit), selectinload(Engagement.commissioner_unit)],
-                         order_by=[Engagement.year.desc(), Engagement.reference, Engagement.id], items=engagements_json,
+                         order_by=[Engagement.year.desc(), Engagement.reference, Engagement.id],
+                         items=_engagement_rows_json, rows=True,
                          # unfiltered: the total kept on write
                          total=lambda listed: counts.list_total(user, listed), keep="api.engagements")
 

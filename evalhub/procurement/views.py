@@ -25,7 +25,17 @@ from sqlalchemy.orm import joinedload, selectinload
 from evalhub.core import audit, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, DomainError, ValidationFailed
-from evalhub.core.listing import Export, Filter, Listing, enum_filter, enum_value, paginate, text_filter, year_filter
+from evalhub.core.listing import (
+    Export,
+    Filter,
+    Listing,
+    enum_filter,
+    enum_value,
+    looked_up,
+    paginate,
+    text_filter,
+    year_filter,
+)
 from evalhub.core.models import Bureau, BudgetUnit, Draw, User
 from evalhub.core.timeutil import BEIJING, beijing_today, format_beijing, utcnow
 from evalhub.core.web import (
@@ -405,13 +415,10 @@ def _engagement_list_columns() -> sa.Select:
     counted the overdue list through every join, and hashed every firm and unit to name a page of a few dozen
     overdue rows, so the page grew with the registry (2× province: 0.67 → 0.16 ms planning, 0.57 → 0.27 ms
     running, in psql)."""
-    def name(column: Any, key: Any) -> Any:
-        return sa.select(column).where(column.table.c.id == key).scalar_subquery()
-
     return sa.select(Engagement.id, Engagement.reference, Engagement.name, Engagement.amount, Engagement.state,
-                     Engagement.due_on, name(Bureau.short_name, Engagement.bureau_id).label("bureau_short_name"),
-                     name(BudgetUnit.name, Engagement.budget_unit_id).label("unit_name"),
-                     name(Firm.name, Engagement.firm_id).label("firm_name"))
+                     Engagement.due_on, looked_up(Bureau.short_name, Engagement.bureau_id).label("bureau_short_name"),
+                     looked_up(BudgetUnit.name, Engagement.budget_unit_id).label("unit_name"),
+                     looked_up(Firm.name, Engagement.firm_id).label("firm_name"))
 
 
 @bp.route("/engagements")
