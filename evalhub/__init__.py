@@ -35,9 +35,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         hops = int(app.config["PROXY_HOPS"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
-    from evalhub.core import driver  # noqa: F401  (PostgreSQL connections: psycopg's description made on use)
+    from evalhub.core import driver  # psycopg's lazy description; pooled connections checked after idle
 
     db.init_app(app)
+    with app.app_context():
+        driver.ping_after_idle(db.engine, app.config["DB_PING_AFTER_IDLE_SECONDS"])
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     from evalhub.core import security

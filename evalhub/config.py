@@ -54,7 +54,10 @@ class Config:
         self.SQLALCHEMY_DATABASE_URI = _env(
             "DATABASE_URL", f"sqlite:///{instance_path / 'evalhub.sqlite3'}"
         )
-        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        self.SQLALCHEMY_ENGINE_OPTIONS = {}
+        # A pooled connection idle this long is checked before use (``driver.ping_after_idle``), not every one:
+        # SQLAlchemy's pool_pre_ping cost a round trip on every request.
+        self.DB_PING_AFTER_IDLE_SECONDS = float(_env("DB_PING_AFTER_IDLE_SECONDS", "2"))
         self.SQLALCHEMY_TRACK_MODIFICATIONS = False
 
         # Session cookies: HttpOnly and SameSite always; Secure unless explicitly serving plain HTTP.

@@ -72,3 +72,36 @@ def test_a_statement_sqlalchemy_knows_reads_no_columns(app_ctx, monkeypatch):
     # a textual statement is described by the cursor every time, and its columns are right
     assert db.session.execute(sa.text("SELECT 7 AS seven, 'x' AS ex")).mappings().one() == {"seven": 7, "ex": "x"}
     assert made == [0, 1]
+
+
+def test_a_pooled_connection_that_died_while_idle_is_replaced_before_use(app_ctx, monkeypatch):
+    """``ping_after_idle``: a connection that sat idle in the pool is checked before it is handed out, and one the
+    database dropped (a restart, a firewall) is replaced, unseen by the request; one just checked in is handed
+    out unchecked (no round trip per request) — which is why a connection dropped the moment it came back does
+    fail its next statement."""
+    engine = sa.create_engine(db.engine.url, pool_size=1, max_overflow=0)
+    driver.ping_after_idle(engine, 2)
+    plain = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    clock = [1000.0]
+    monkeypatch.setattr(driver, "monotonic", lambda: clock[0])
+
+    def backend() -> int:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+
+    def drop(pid: int) -> None:
+        with psycopg.connect(plain, autocommit=True) as other:
+            assert other.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone()[0]
+
+    try:
+        first = backend()
+        drop(first)
+        clock[0] += 2.5  # idle past the threshold: checked, found dead, replaced
+        second = backend()
+        assert second != first
+        drop(second)
+        clock[0] += 0.5  # just used: handed out as it is, and the dropped connection fails
+        with pytest.raises(sa.exc.OperationalError):
+            backend()
+    finally:
+        engine.dispose()
