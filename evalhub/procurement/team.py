@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Iterable, Optional
 
 import sqlalchemy as sa
-from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm import aliased, contains_eager
 
 from evalhub.core import audit, concurrency, permissions
 from evalhub.core.enums import Role
@@ -25,7 +25,7 @@ from evalhub.core.permissions import rules, visible
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
-from evalhub.procurement import workflow
+from evalhub.procurement import page, workflow
 from evalhub.procurement.models import Engagement, EngagementMember, EngagementState as S
 from evalhub.registry import people
 from evalhub.registry.models import FirmStaff, PointKind, StaffPoint
@@ -62,6 +62,17 @@ _MEMBERS = (sa.select(EngagementMember).join(FirmStaff, FirmStaff.id == Engageme
             .where(EngagementMember.engagement_id == sa.bindparam("engagement_id"),
                    EngagementMember.removed_at.is_(None), FirmStaff.firm_id == sa.bindparam("firm_id"))
             .order_by(EngagementMember.is_lead.desc(), EngagementMember.id))
+
+
+# The engagement page's 主评人 row: the team now as ``members`` gives it, lead first, each member's name; read with
+# the engagement by the page (``page.part``).
+_ON_PAGE = aliased(Engagement)
+PAGE_ROWS = page.part("team", sa.select(EngagementMember.id, EngagementMember.is_lead, FirmStaff.name)
+                      .join(FirmStaff, FirmStaff.id == EngagementMember.staff_id)
+                      .join(_ON_PAGE, _ON_PAGE.id == EngagementMember.engagement_id)
+                      .where(_ON_PAGE.id == page.ENGAGEMENT_ID, EngagementMember.removed_at.is_(None),
+                             FirmStaff.firm_id == _ON_PAGE.firm_id)
+                      .order_by(EngagementMember.is_lead.desc(), EngagementMember.id))
 
 
 def members(engagement: Engagement) -> list[EngagementMember]:

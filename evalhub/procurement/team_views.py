@@ -13,7 +13,7 @@ from wtforms.validators import Length
 
 from evalhub.core import permissions
 from evalhub.core.web import handle_form, load
-from evalhub.procurement import team
+from evalhub.procurement import page, team
 from evalhub.procurement.models import Engagement
 from evalhub.registry import people
 from evalhub.registry.forms import BLANK, ChineseForm, MultiCheckboxField
@@ -27,8 +27,9 @@ class TeamForm(ChineseForm):
 
 
 def engagement_team(engagement: Engagement) -> list:
-    """The team now, lead first (for pages that already checked they may show the engagement)."""
-    return team.members(engagement)
+    """The team now, lead first, as rows (id, is_lead, name): read with the engagement page (``team.PAGE_ROWS``),
+    which has already checked that it may show the engagement."""
+    return page.rows_of("team", engagement) if engagement.firm_id is not None else []
 
 
 def _form(engagement: Engagement, formdata=None) -> TeamForm:

@@ -36,7 +36,7 @@ from evalhub.core.listing import (
     text_filter,
     year_filter,
 )
-from evalhub.core.models import Bureau, BudgetUnit, Draw, User
+from evalhub.core.models import Bureau, BudgetUnit, User
 from evalhub.core.timeutil import BEIJING, beijing_today, format_beijing, utcnow
 from evalhub.core.web import (
     button,
@@ -55,7 +55,7 @@ from evalhub.core.web import (
     xlsx_response,
 )
 from evalhub.extensions import db
-from evalhub.procurement import counts, eligibility, services, workflow
+from evalhub.procurement import counts, eligibility, page, services, workflow
 from evalhub.procurement.forms import (
     BLANK,
     AwardForm,
@@ -92,7 +92,6 @@ from evalhub.procurement.models import (
     CommitteeMember,
     Engagement,
     EngagementState,
-    EngagementTransition,
     EvaluationPlan,
     FrameworkAgreement,
     FrameworkMember,
@@ -566,35 +565,12 @@ def _engagement_form(engagement: Engagement, form, call, form_key: str, *, messa
                        to=url_for(".engagement_detail", engagement_id=engagement.id))
 
 
-# What the engagement page shows of the engagement, in one statement: the engagement with what it has one of, its
-# timeline with who acted, and its procurements with their awards and draws. One statement, not a second
-# (selectin) for the procurements: an engagement has a procurement or two, so the join repeats the timeline's
-# few rows once or twice, which costs less than another statement's round trip and ORM setup (~1 ms). Of a draw
-# the page links its number and checks its bureau: its candidate lists (hundreds of names of a pool) stay unread.
-# Of who acted, what ``_transition_actor`` shows (role, name, bureau, firm); of the winner its name: the page read
-# 136 columns a row, 43 of them the actors' and firm's unused ones (password hashes among them).
-ENGAGEMENT_PAGE = (
-    joinedload(Engagement.plan_item), joinedload(Engagement.budget_unit), joinedload(Engagement.contract),
-    joinedload(Engagement.bureau),
-    joinedload(Engagement.transitions).joinedload(EngagementTransition.actor).load_only(
-        User.role, User.display_name, User.bureau_id, User.firm_id),
-    joinedload(Engagement.procurements).options(
-        joinedload(Procurement.award).joinedload(Award.firm).load_only(Firm.name),
-        joinedload(Procurement.draw).load_only(Draw.bureau_id), joinedload(Procurement.committee_draw).load_only(Draw.bureau_id)),
-)
-
-
-_ENGAGEMENT_PAGE_STMT = sa.select(Engagement).where(Engagement.id == sa.bindparam("engagement_id")) \
-    .options(*ENGAGEMENT_PAGE)
-
-
 @bp.route("/engagements/<int:engagement_id>")
 @login_required
 def engagement_detail(engagement_id: int):
     # Read into the session first (and held: the identity map is weak), so that ``load`` (404/403 as ever)
     # finds it there without a statement of its own.
-    held = db.session.execute(  # noqa: F841
-        _ENGAGEMENT_PAGE_STMT, {"engagement_id": engagement_id}).unique().scalar_one_or_none()
+    held = page.read(engagement_id)  # noqa: F841
     return _render_engagement(load(Engagement, engagement_id, "engagement.view"))
 
 

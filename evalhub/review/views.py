@@ -44,7 +44,7 @@ from evalhub.core.web import (
     xlsx_response,
 )
 from evalhub.extensions import db
-from evalhub.procurement import workflow
+from evalhub.procurement import page, workflow
 from evalhub.procurement.models import Engagement, EngagementState as S
 from evalhub.review import services
 from evalhub.review.forms import (
@@ -140,8 +140,9 @@ def _readable_submission(submission_id: int) -> Submission:
     return submission
 
 
-def _firm_outcome(panel: Optional[ReviewPanel]) -> Optional[dict]:
-    """What the firm may read of a panel: the consolidated outcome, and the letter once the bureau sent it.
+def _firm_outcome(panel: Optional[ReviewPanel] | Any) -> Optional[dict]:
+    """What the firm may read of a panel (or of a row with the panel's columns under their names): the
+    consolidated outcome, and the letter once the bureau sent it.
     A panel decided against the firm reads "under review" until the bureau has edited and sent its letter."""
     if panel is None:
         return None
@@ -181,6 +182,16 @@ def _sent_letter_before(submission: Submission) -> Optional[ReviewPanel]:
 
 # --- the engagement page: submissions, letters and outcomes ----------------------------------------
 
+# The engagement page's submissions: every version handed in (as ``services.submissions`` orders them), with what
+# ``_firm_outcome`` reads of its panel under the panel's own names; read with the engagement by the page.
+_PAGE_SUBMISSIONS = page.part("submissions", sa.select(
+    Submission.id, Submission.kind, Submission.version, Submission.concluded_total, Submission.concluded_grade,
+    Submission.submitted_at, ReviewPanel.id.label("panel_id"), ReviewPanel.status, ReviewPanel.passed,
+    ReviewPanel.score, ReviewPanel.decided_at, ReviewPanel.letter, ReviewPanel.letter_sent_at,
+    ReviewPanel.resubmit_due).outerjoin(ReviewPanel, ReviewPanel.submission_id == Submission.id)
+    .where(Submission.engagement_id == page.ENGAGEMENT_ID).order_by(Submission.kind, Submission.version))
+
+
 @bp.app_template_global("review_submissions")
 def _review_submissions(engagement: Engagement) -> list[dict]:
     """For the engagement page (templates/review/_engagement_submissions.html): every version the firm handed
@@ -188,8 +199,8 @@ def _review_submissions(engagement: Engagement) -> list[dict]:
     firm of the engagement and the bureau side see it; nobody else (experts read through their panels)."""
     if not (_is_firm_of(engagement) or (bureau_side() and permissions.can(current_user, "engagement.view", engagement))):
         return []
-    return [{"submission": s, "outcome": _firm_outcome(s.panel)}
-            for s in services.submissions(engagement, with_panels=True)]
+    return [{"submission": row, "outcome": _firm_outcome(row if row.panel_id is not None else None)}
+            for row in page.rows_of("submissions", engagement)]
 
 
 # --- the navbar's unread badge ---------------------------------------------------------------------
