@@ -321,10 +321,16 @@ class _Demo:
         ``complete=False``: the last member has not scored yet; ``pending``: this expert has accepted and not
         scored; ``invited``: this expert has not answered the invitation yet; ``until``: nobody scores later."""
         formed = clock.now_local()
-        yield formed + timedelta(hours=self.rng.randint(1, 4))
+
+        def by_until(when: datetime) -> datetime:
+            # nothing after ``until``: a panel drawn just before the load (a Monday dawn: three hours back) had
+            # its members accept up to 4 h 40 min later, after the load, in the future
+            return min(when, until) if until is not None else when
+
+        yield by_until(formed + timedelta(hours=self.rng.randint(1, 4)))
         for invitation in list(panel.invitations):
             if invitation.status == InvitationStatus.INVITED and invitation.expert_id != invited:
-                clock.at(self.after(self.rng.randint(5, 40) / 1440))
+                clock.at(by_until(self.after(self.rng.randint(5, 40) / 1440)))
                 R.respond(invitation, self.expert_user(invitation.expert_id), accept=True, declaration_signed=True)
         reviews = [i.review for i in panel.invitations if i.review is not None]
         if pending is None and not complete:
