@@ -186,11 +186,15 @@ def growth_in_process(first: tuple[str, int], last: tuple[str, int], rounds: int
 
 
 def serve(url: str, workers: int) -> list[subprocess.Popen]:
+    import gunicorn
+
+    # two servers at once: gunicorn 27's control socket (one default path) is not needed and would clash
+    control = ["--no-control-socket"] if int(gunicorn.__version__.split(".")[0]) >= 27 else []
     procs = []
     for module, port in (("wsgi:app", 5101), ("bench.bare:app", 5102)):
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", "--keep-alive", "30",
-             "--log-level", "warning", module], cwd=ROOT, env=_env(url)))
+             "--log-level", "warning", *control, module], cwd=ROOT, env=_env(url)))
     for port, path in ((5101, "/healthz"), (5102, "/")):
         for _ in range(120):
             try:

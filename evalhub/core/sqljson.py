@@ -24,6 +24,7 @@ def rows_value(stmt: sa.Select, dialect: str) -> sa.ColumnElement:
     Each row carries its place in ``stmt``'s order (``row_number``): the aggregate itself keeps no order. NULL
     when there is no row. Uncorrelated (its parameters bound), PostgreSQL runs it once per statement, however
     many rows the outer statement has."""
+    # Select keeps its ORDER BY here (SQLAlchemy has no public accessor); the window sorts by it instead
     position = sa.func.row_number().over(order_by=list(stmt._order_by_clauses)).label("position")
     inner = stmt.add_columns(position).order_by(None).subquery()
     columns = list(inner.c)

@@ -581,7 +581,8 @@ def _visible_engagement(engagement_id: int) -> Engagement:
 def list_engagements():
     user = api_user()
     permissions.require(user, "engagement.list")
-    return list_response(lambda: scoped(Engagement, _engagement_list_columns(), user=user), year_filter(Engagement.year),
+    return list_response(lambda: scoped(Engagement, _engagement_list_columns(), user=user),
+                         year_filter(Engagement.year),
                          enum_filter("state", EngagementState, Engagement.state), bureau_filter(Engagement.bureau_id),
                          text_filter("q", Engagement.name, Engagement.reference, ignore_case=True),
                          order_by=[Engagement.year.desc(), Engagement.reference, Engagement.id],

@@ -33,7 +33,8 @@ ENGAGEMENT_PAGE = (
         User.role, User.display_name, User.bureau_id, User.firm_id),
     joinedload(Engagement.procurements).options(
         joinedload(Procurement.award).joinedload(Award.firm).load_only(Firm.name),
-        joinedload(Procurement.draw).load_only(Draw.bureau_id), joinedload(Procurement.committee_draw).load_only(Draw.bureau_id)),
+        joinedload(Procurement.draw).load_only(Draw.bureau_id),
+        joinedload(Procurement.committee_draw).load_only(Draw.bureau_id)),
 )
 
 ENGAGEMENT_ID = sa.bindparam("engagement_id")  # the page's engagement, in the page's statement and its parts

@@ -11,7 +11,6 @@ from typing import Any, Callable, Iterable, Optional
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.orm import joinedload
 
 from evalhub.core import audit, draws, files, jobs, permissions
 from evalhub.core.batches import batches
@@ -397,24 +396,20 @@ def _screen(submission: Submission) -> None:
                 raise  # the suite must see such bugs, not have them logged away
 
 
-def submissions(engagement: Engagement | SelfEvaluation, kind: SubmissionKind | None = None, *,
-                with_panels: bool = False) -> list[Submission]:
-    """The versions handed in, of an engagement's documents or of a self-evaluation; ``with_panels``: each with
-    its panel, read in the same statement (a page showing every version's outcome)."""
-    stmt = _submissions_stmt(isinstance(engagement, SelfEvaluation), kind is not None, with_panels)
+def submissions(engagement: Engagement | SelfEvaluation, kind: SubmissionKind | None = None) -> list[Submission]:
+    """The versions handed in, of an engagement's documents or of a self-evaluation."""
+    stmt = _submissions_stmt(isinstance(engagement, SelfEvaluation), kind is not None)
     values = {"owner_id": engagement.id} if kind is None else {"owner_id": engagement.id, "kind": kind}
     return db.session.execute(stmt, values).scalars().all()
 
 
 @functools.cache
-def _submissions_stmt(of_self_evaluation: bool, of_kind: bool, with_panels: bool) -> sa.Select:
-    """``submissions``'s statement, built once per shape (the engagement page asks on every request)."""
+def _submissions_stmt(of_self_evaluation: bool, of_kind: bool) -> sa.Select:
+    """``submissions``'s statement, built once per shape."""
     owner = Submission.self_evaluation_id if of_self_evaluation else Submission.engagement_id
     stmt = sa.select(Submission).where(owner == sa.bindparam("owner_id"))
     if of_kind:
         stmt = stmt.where(Submission.kind == sa.bindparam("kind", type_=Submission.__table__.c.kind.type))
-    if with_panels:
-        stmt = stmt.options(joinedload(Submission.panel))
     return stmt.order_by(Submission.kind, Submission.version)
 
 
