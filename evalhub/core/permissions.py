@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql import Select
 
-from evalhub.core import bureau_tree, settings
+from evalhub.core import bureau_tree, settings, sqljson
 from evalhub.core.enums import BureauLevel, Role
 from evalhub.core.errors import PermissionDenied
 from evalhub.core.models import (
@@ -129,10 +129,9 @@ def _below(dialect: str, me: Any) -> sa.ColumnElement:
     PostgreSQL a little more than the rows did."""
     b = aliased(Bureau)
     columns = (b.id, b.code, b.name, b.short_name, b.level, b.parent_id, b.path)
-    if dialect == "postgresql":
-        agg = sa.func.json_agg(sa.func.json_build_array(*columns, _own_settings(dialect, b)))
-    else:  # the settings' text as JSON (json()), not as a quoted string
-        agg = sa.func.json_group_array(sa.func.json_array(*columns, sa.func.json(_own_settings(dialect, b))))
+    own = _own_settings(dialect, b)
+    # SQLite: the settings' text as JSON (json()), not as a quoted string
+    agg = sqljson.array_of_rows(dialect, *columns, own if dialect == "postgresql" else sa.func.json(own))
     below = sa.select(sa.type_coerce(agg, sa.JSON)).where(b.path.startswith(me.path), b.id != me.id).scalar_subquery()
     return sa.case((Bureau.id == me.id, below))
 

@@ -27,12 +27,14 @@ def rows_value(stmt: sa.Select, dialect: str) -> sa.ColumnElement:
     # Select keeps its ORDER BY here (SQLAlchemy has no public accessor); the window sorts by it instead
     position = sa.func.row_number().over(order_by=list(stmt._order_by_clauses)).label("position")
     inner = stmt.add_columns(position).order_by(None).subquery()
-    columns = list(inner.c)
+    return sa.cast(sa.select(array_of_rows(dialect, *inner.c)).select_from(inner).scalar_subquery(), sa.Text)
+
+
+def array_of_rows(dialect: str, *columns: Any) -> sa.ColumnElement:
+    """The aggregate that makes the rows' ``columns`` one JSON list of lists, in the dialect's words."""
     if dialect == "postgresql":
-        agg = sa.func.json_agg(sa.func.json_build_array(*columns))
-    else:
-        agg = sa.func.json_group_array(sa.func.json_array(*columns))
-    return sa.cast(sa.select(agg).select_from(inner).scalar_subquery(), sa.Text)
+        return sa.func.json_agg(sa.func.json_build_array(*columns))
+    return sa.func.json_group_array(sa.func.json_array(*columns))
 
 
 def read_rows(stmt: sa.Select, text: str | None) -> list[Any]:
