@@ -255,6 +255,23 @@ def test_unavailable_or_suspended_experts_cannot_be_drawn(world):
         services.change_expert_status(expert, "reinstate", "x", world.bz_staff)
 
 
+def test_the_library_machines_refuse_a_step_from_a_wrong_state_alike(world):
+    """The firm library and the expert pool share the engagement machine's step (core.steps): a step from a
+    state it does not leave from is a 409 naming the state now and the states it may be taken from."""
+    expert = _expert(world)
+    assert [a.action for a in services.available_expert_actions(expert, world.bz_admin)] == ["suspend", "remove"]
+    assert services.available_expert_actions(expert, world.bz_staff) == []  # expert.status is the admin's
+    services.change_expert_status(expert, "remove", "长期联系不上", world.bz_admin)
+    assert services.available_expert_actions(expert, world.bz_admin) == []
+    with pytest.raises(Conflict) as caught:
+        services.change_expert_status(expert, "reinstate", "已恢复联系", world.bz_admin)
+    assert caught.value.message == "专家当前状态为“已移出”，不能执行“恢复”（仅在“暂停”时可以）。"
+    firm = factories.firm(world.bz)
+    with pytest.raises(Conflict) as caught:
+        services.change_firm_status(firm, "reinstate", world.bz_admin, reason="已整改")
+    assert caught.value.message == f"机构当前状态为“{firm.status.label}”，不能执行“恢复”（仅在“暂停”时可以）。"
+
+
 def test_an_identity_number_enters_the_pool_once(world):
     number = factories.id_number()
     factories.expert(world.bz, id_number=number)

@@ -229,8 +229,7 @@ ENGAGEMENT_DETAIL = schema("EngagementDetail", {"allOf": [ENGAGEMENT, {"type": "
 
 TRANSITION_REQUEST = schema("TransitionRequest", {"type": "object", "required": ["action"], "properties": {
     "action": {"type": "string", "enum": list(workflow.TRANSITIONS), "description": "；".join(
-        f"{t.action} = {t.label}（{'、'.join(s.label for s in t.sources)} → {t.target.label}）"
-        for t in workflow.TRANSITIONS.values() if t.action not in SERVICE_ACTIONS) +
+        t.described for t in workflow.TRANSITIONS.values() if t.action not in SERVICE_ACTIONS) +
         "。" + "、".join(SERVICE_ACTIONS) + " 由采购和合同接口办理，此处返回 409"},
     "note": text(1000, "说明；退回、终止等操作必填", nullable=True)}})
 

@@ -15,6 +15,7 @@ from evalhub.core import audit
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.models import User
+from evalhub.core.steps import Step
 from evalhub.core.timeutil import beijing_today, to_beijing, utcnow
 from evalhub.extensions import db
 from evalhub.procurement.models import Engagement, EngagementState as S, EngagementTransition
@@ -26,11 +27,7 @@ FIRM = "firm"                  # a user of the contracted firm
 
 
 @dataclass(frozen=True)
-class Transition:
-    action: str
-    label: str
-    sources: tuple[S, ...]
-    target: S
+class Transition(Step[S]):
     actor: str
     requires: tuple[str, ...] = ()
     needs_note: bool = False
@@ -183,10 +180,7 @@ def check(engagement: Engagement, action: str, actor: User | None, *, note: str 
     transition = TRANSITIONS.get(action)
     if transition is None:
         raise Conflict(f"未定义的操作“{action}”：状态机中没有这一步。")
-    if engagement.state not in transition.sources:
-        allowed = "、".join(s.label for s in transition.sources)
-        raise Conflict(f"评价任务当前状态为“{engagement.state.label}”，不能执行“{transition.label}”"
-                       f"（仅在“{allowed}”时可以）。")
+    transition.refuse_unless_from(engagement.state, "评价任务")
     if not system and not actor_may(actor, transition, engagement):
         who = {BUREAU: "本级财政局工作人员", BUREAU_ADMIN: "本级财政局管理员", FIRM: "承担任务的第三方机构"}[transition.actor]
         raise PermissionDenied(f"“{transition.label}”只能由{who}执行。")

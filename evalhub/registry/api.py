@@ -182,8 +182,7 @@ FIRM_INPUT = schema("FirmInput", {"type": "object", "required": [
 STATUS_ACTIONS = list(services.FIRM_STATUS_ACTIONS)
 FIRM_STATUS_REQUEST = schema("FirmStatusRequest", {"type": "object", "required": ["action"], "properties": {
     "action": {"type": "string", "enum": STATUS_ACTIONS,
-               "description": "；".join(f"{a.name} = {a.label}（{'、'.join(s.label for s in a.sources)} → {a.target.label}）"
-                                       for a in services.FIRM_STATUS_ACTIONS.values())},
+               "description": "；".join(a.described for a in services.FIRM_STATUS_ACTIONS.values())},
     "reason": text(500, "除准予入库外必填"),
     "effective_from": NULLABLE_DATE,
     "effective_until": {"type": "string", "format": "date", "nullable": True, "description": "仅暂停和列入黑名单"}}})
@@ -256,7 +255,7 @@ def firm_detail_json(firm: Firm, user: User) -> dict:
             "actor": (c.actor.display_name if c.actor else None) if show_actor else None,
             "created_at": datetime_str(c.created_at),
         } for c in firm.status_history],
-        "available_actions": [a.name for a in services.available_status_actions(firm, user)],
+        "available_actions": [a.action for a in services.available_status_actions(firm, user)],
         "documents": [document_json(d) for d in sorted(firm.documents, key=lambda d: d.id)],
         "missing_admission_documents": [labeled(k) for k in services.missing_admission_documents(firm)],
     }

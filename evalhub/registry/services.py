@@ -18,6 +18,7 @@ from evalhub.core.models import Bureau, BudgetUnit, User
 from evalhub.core.personal import protect_id_number, validate_id_number
 from evalhub.core.services import create_user, set_enabled
 from evalhub.core.settings import get_setting
+from evalhub.core.steps import Step
 from evalhub.core.timeutil import beijing_today, utcnow
 from evalhub.core.validators import validate_uscc
 from evalhub.extensions import db
@@ -233,17 +234,13 @@ def update_firm(firm: Firm, data: FirmInput, actor: User) -> Firm:
 
 
 @dataclass(frozen=True)
-class StatusAction:
-    name: str
-    label: str
-    sources: tuple[FirmStatus, ...]
-    target: FirmStatus
+class StatusAction(Step[FirmStatus]):
     permission: str
     needs_reason: bool = True
 
 
 FIRM_STATUS_ACTIONS: dict[str, StatusAction] = {
-    a.name: a
+    a.action: a
     for a in [
         StatusAction("admit", "准予入库", (FirmStatus.PENDING,), FirmStatus.ADMITTED, "firm.review"),
         StatusAction("reject", "不予入库", (FirmStatus.PENDING,), FirmStatus.REJECTED, "firm.review"),
@@ -281,7 +278,7 @@ def _admission_errors(firm: Firm, errors: dict[str, str]) -> None:
 def _tell_firm(firm: Firm, spec: StatusAction, reason: str) -> None:
     """The firm hears of every library decision about it (notification matrix)."""
     link, bureau = f"/firms/{firm.id}", firm.bureau.short_name
-    if spec.target == FirmStatus.ADMITTED and spec.name == "admit":
+    if spec.target == FirmStatus.ADMITTED and spec.action == "admit":
         emit("firm_admitted", link=link, firm_id=firm.id, bureau=bureau, reason=f"理由：{reason}" if reason else "")
     elif spec.target == FirmStatus.REJECTED:
         emit("firm_refused", link=link, firm_id=firm.id, bureau=bureau, reason=reason)
@@ -303,8 +300,7 @@ def change_firm_status(firm: Firm, action: str, actor: User, *, reason: str | No
     if spec is None:
         raise ValidationFailed(f"未知的操作：{action}", {"action": "未知的操作"})
     permissions.require(actor, spec.permission, firm)
-    if firm.status not in spec.sources:
-        raise Conflict(f"机构当前状态为“{firm.status.label}”，不能执行“{spec.label}”。")
+    spec.refuse_unless_from(firm.status, "机构")
     for kind, filename, data in documents:
         attach_firm_document(firm, kind, filename, data, actor)
     reason = (reason or "").strip()
@@ -318,7 +314,7 @@ def change_firm_status(firm: Firm, action: str, actor: User, *, reason: str | No
         errors["effective_until"] = "截止日期不能早于生效日期"
     if effective_until and spec.target not in (FirmStatus.SUSPENDED, FirmStatus.BLACKLISTED):
         errors["effective_until"] = "只有暂停和列入黑名单可以设置截止日期"
-    if spec.name == "admit":
+    if spec.action == "admit":
         _admission_errors(firm, errors)
     _raise_if(errors)
     change = FirmStatusChange(firm_id=firm.id, from_status=firm.status, to_status=spec.target,
@@ -797,20 +793,29 @@ def _expert_login_disabled(user: User, value: Any, oldvalue: Any, initiator: Any
                 _expert_became_unavailable(expert, None, "专家账号已停用")
 
 
-EXPERT_STATUS_ACTIONS = {
-    "suspend": ("暂停", (ExpertStatus.ACTIVE,), ExpertStatus.SUSPENDED),
-    "reinstate": ("恢复", (ExpertStatus.SUSPENDED,), ExpertStatus.ACTIVE),
-    "remove": ("移出专家库", (ExpertStatus.ACTIVE, ExpertStatus.SUSPENDED), ExpertStatus.REMOVED),
+EXPERT_STATUS_ACTIONS: dict[str, Step[ExpertStatus]] = {
+    a.action: a
+    for a in [
+        Step("suspend", "暂停", (ExpertStatus.ACTIVE,), ExpertStatus.SUSPENDED),
+        Step("reinstate", "恢复", (ExpertStatus.SUSPENDED,), ExpertStatus.ACTIVE),
+        Step("remove", "移出专家库", (ExpertStatus.ACTIVE, ExpertStatus.SUSPENDED), ExpertStatus.REMOVED),
+    ]
 }
+
+
+def available_expert_actions(expert: Expert, user: User) -> list[Step[ExpertStatus]]:
+    if not permissions.can(user, "expert.status", expert):
+        return []
+    return [a for a in EXPERT_STATUS_ACTIONS.values() if expert.status in a.sources]
 
 
 def change_expert_status(expert: Expert, action: str, reason: str, actor: User) -> None:
     permissions.require(actor, "expert.status", expert)
-    if action not in EXPERT_STATUS_ACTIONS:
+    step = EXPERT_STATUS_ACTIONS.get(action)
+    if step is None:
         raise ValidationFailed(f"未知的操作：{action}", {"action": "未知的操作"})
-    label, sources, target = EXPERT_STATUS_ACTIONS[action]
-    if expert.status not in sources:
-        raise Conflict(f"专家当前状态为“{expert.status.label}”，不能执行“{label}”。")
+    step.refuse_unless_from(expert.status, "专家")
+    label, target = step.label, step.target
     if not (reason or "").strip():
         raise ValidationFailed(f"“{label}”必须填写原因。", {"reason": "必填"})
     old = expert.status

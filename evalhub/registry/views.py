@@ -556,10 +556,7 @@ def _upload_progress_landing():
 
 
 def _expert_actions(expert: Expert) -> list[tuple[str, str]]:
-    if not permissions.can(current_user, "expert.status", expert):
-        return []
-    return [(name, label) for name, (label, sources, _target) in services.EXPERT_STATUS_ACTIONS.items()
-            if expert.status in sources]
+    return [(a.action, a.label) for a in services.available_expert_actions(expert, current_user)]
 
 
 def _render_expert(expert: Expert, status: int = 200, **forms: Any):
