@@ -133,7 +133,7 @@ def test_the_cap_is_reached_by_a_pending_award(world):
     eligibility.assert_eligible(p, world.firm, "award")  # nothing held yet
     _awarded_elsewhere(world, world.firm)  # provisional winner of another consultation, no contract yet
     message = _refusal(p, world.firm, "award")
-    assert "2025 年已承接或已中标巴州 1 项评价" in message and "达到上限 1 项" in message
+    assert "2025 年已承接或已中标巴州 1 项重点绩效评价" in message and "达到上限 1 项" in message
     # the marketplace and the bid say the same
     assert "达到上限 1 项" in eligibility.exclusion_reasons(world.firm, e, p.method)[-1]
     assert "达到上限" in _refusal(p, world.firm, "bid")

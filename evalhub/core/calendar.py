@@ -3,6 +3,7 @@ bureau's own corrections inherited down the bureau tree. Legal periods count wor
 五十三条; objections to credit ratings), so every level uses this one calendar."""
 from __future__ import annotations
 
+import functools
 from datetime import date, timedelta
 
 import sqlalchemy as sa
@@ -15,7 +16,10 @@ __all__ = ["is_workday", "add_working_days", "working_days_between", "ensure_nat
 
 
 def _calendar(bureau: Bureau, start: date, end: date) -> dict[date, bool]:
-    """Exceptions to Monday–Friday in [start, end]: the bureau's own rows win over upper bureaus' over national."""
+    """Exceptions to Monday–Friday in [start, end]: the bureau's own rows win over upper bureaus' over national
+    rows; the national calendar written below holds wherever no row says otherwise, so a legal period counts
+    the holidays whether or not anything has copied them into the table yet."""
+    national = {day: workday for day, workday in _national_days().items() if start <= day <= end}
     chain = bureau_tree.chain_ids(bureau)
     rows = db.session.execute(sa.select(CalendarDay).where(
         CalendarDay.day.between(start, end),
@@ -26,7 +30,7 @@ def _calendar(bureau: Bureau, start: date, end: date) -> dict[date, bool]:
         priority = rank.get(row.bureau_id, len(chain))
         if row.day not in best or priority < best[row.day][0]:
             best[row.day] = (priority, row.is_workday)
-    return {d: w for d, (_, w) in best.items()}
+    return national | {d: w for d, (_, w) in best.items()}
 
 
 def is_workday(bureau: Bureau, day: date) -> bool:
@@ -83,16 +87,28 @@ NATIONAL_CALENDAR: list[tuple[str, bool, str]] = (
     + [("2025-05-31", False, "端午节"), ("2025-06-01", False, "端午节"), ("2025-06-02", False, "端午节")]
     + [(f"2025-10-0{d}", False, "国庆节、中秋节") for d in range(1, 9)]
     + [("2025-09-28", True, "国庆节调休"), ("2025-10-11", True, "国庆节调休")]
+    # 2026: 国务院办公厅关于2026年部分节假日安排的通知 (4 November 2025)
     + [("2026-01-01", False, "元旦"), ("2026-01-02", False, "元旦"), ("2026-01-03", False, "元旦")]
+    + [("2026-01-04", True, "元旦调休")]
     + [(f"2026-02-{d}", False, "春节") for d in range(15, 24)]
+    + [("2026-02-14", True, "春节调休"), ("2026-02-28", True, "春节调休")]
     + [("2026-04-04", False, "清明节"), ("2026-04-05", False, "清明节"), ("2026-04-06", False, "清明节")]
-    + [(f"2026-05-0{d}", False, "劳动节") for d in range(1, 6)]
+    + [(f"2026-05-0{d}", False, "劳动节") for d in range(1, 6)] + [("2026-05-09", True, "劳动节调休")]
     + [("2026-06-19", False, "端午节"), ("2026-06-20", False, "端午节"), ("2026-06-21", False, "端午节")]
-    + [(f"2026-10-0{d}", False, "国庆节、中秋节") for d in range(1, 8)]
+    + [("2026-09-25", False, "中秋节"), ("2026-09-26", False, "中秋节"), ("2026-09-27", False, "中秋节")]
+    + [(f"2026-10-0{d}", False, "国庆节") for d in range(1, 8)]
+    + [("2026-09-20", True, "国庆节调休"), ("2026-10-10", True, "国庆节调休")]
 )
 
 
+@functools.cache
+def _national_days() -> dict[date, bool]:
+    return {date.fromisoformat(text): workday for text, workday, _note in NATIONAL_CALENDAR}
+
+
 def ensure_national_calendar() -> int:
+    """Copy the national calendar into the table, for the calendar page that lists it beside the bureaus'
+    corrections. The working-day rules do not depend on it (``_calendar`` reads the list itself)."""
     existing = set(db.session.execute(sa.select(CalendarDay.day).where(CalendarDay.bureau_id.is_(None))).scalars())
     added = 0
     for text, workday, note in NATIONAL_CALENDAR:

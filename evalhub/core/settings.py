@@ -29,6 +29,7 @@ class SettingDef:
     maximum: float | None = None
     choices: tuple[tuple[str, str], ...] = ()
     help: str = ""
+    odd: bool = False  # an int that must be odd (a panel's size: its majority must be able to decide)
 
     def parse(self, raw: Any) -> Any:
         if self.kind == "lines":
@@ -52,6 +53,8 @@ class SettingDef:
             raise ValidationFailed(f"“{self.label}”不能小于 {self.minimum:g}。", {self.key: f"不能小于 {self.minimum:g}"})
         if self.maximum is not None and value > self.maximum:
             raise ValidationFailed(f"“{self.label}”不能大于 {self.maximum:g}。", {self.key: f"不能大于 {self.maximum:g}"})
+        if self.odd and value % 2 == 0:
+            raise ValidationFailed(f"“{self.label}”应为单数。", {self.key: "应为单数"})
         return value
 
 
@@ -86,8 +89,10 @@ SETTINGS: dict[str, SettingDef] = {
                    help="筛查队列中排名靠前的这一比例标为建议抽查，也是模型“抽查比例内精确率”的口径。"),
         SettingDef("review.plan_pass_mark", "实施方案评审通过分", "专家评审", 80, minimum=0, maximum=100),
         SettingDef("review.report_pass_mark", "评价报告评审通过分（低于此分退回整改）", "专家评审", 90, minimum=0, maximum=100),
-        SettingDef("review.plan_panel_size", "实施方案评审专家人数（单数）", "专家评审", 3, minimum=3, maximum=9),
-        SettingDef("review.report_panel_size", "评价报告评审专家人数（单数）", "专家评审", 5, minimum=3, maximum=9),
+        SettingDef("review.plan_panel_size", "实施方案评审专家人数（单数）", "专家评审", 3, minimum=3, maximum=9,
+                   odd=True),
+        SettingDef("review.report_panel_size", "评价报告评审专家人数（单数）", "专家评审", 5, minimum=3, maximum=9,
+                   odd=True),
         SettingDef("review.trimmed_mean_from", "专家人数达到多少时去掉最高分和最低分", "专家评审", 5, minimum=3, maximum=99),
         SettingDef("review.spread_flag", "专家评分极差超过多少分时提示分歧", "专家评审", 15, minimum=0, maximum=100),
         SettingDef("review.max_rounds", "报告最多整改轮次", "专家评审", 3, minimum=1, maximum=10),

@@ -54,6 +54,26 @@ def to_beijing(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=timezone.utc).astimezone(BEIJING)
 
 
+def beijing_date(value: datetime) -> date:
+    """The Beijing date of a stored (naive UTC) instant: what a deadline, a year or a page compares."""
+    return value.replace(tzinfo=timezone.utc).astimezone(BEIJING).date()
+
+
+def beijing_year_start(year: int) -> datetime:
+    """The naive-UTC instant at which ``year`` begins in Beijing. A stored instant is of Beijing's ``year`` when
+    ``beijing_year_start(year) <= t < beijing_year_start(year + 1)`` — a range, so SQL compares it on an index
+    and both databases agree (extracting the year would take the UTC year)."""
+    return datetime(year, 1, 1, tzinfo=BEIJING).astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def years_before(day: date, years: int) -> date:
+    """The same calendar day ``years`` earlier ("前3年内" looks back to it); 29 February gives 28 February."""
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:
+        return day.replace(year=day.year - years, day=28)
+
+
 def beijing_today() -> date:
     return utcnow().replace(tzinfo=timezone.utc).astimezone(BEIJING).date()
 

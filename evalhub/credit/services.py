@@ -22,7 +22,7 @@ from evalhub.core.calendar import (  # noqa: F401 — the calendar is core's; cr
 from evalhub.core.models import Bureau, CalendarDay, User
 from evalhub.core.settings import get_setting
 from evalhub.core.summaries import KeptCount
-from evalhub.core.timeutil import beijing_today, utcnow
+from evalhub.core.timeutil import beijing_date, beijing_today, beijing_year_start, utcnow, years_before
 from evalhub.credit.models import (
     CreditCorrection, CreditGrade, CreditGradeCount, CreditObjection, CreditRating, CreditRatingCount,
     ExternalCreditRecord, ExternalRecordKind, ObjectionDecision, RatingStatus,
@@ -166,8 +166,10 @@ def _year_records(bureau: Bureau, year: int, firm_id: int | None = None) -> dict
             sa.select(CommissionerRating.engagement_id, CommissionerRating.total).where(
                 CommissionerRating.engagement_id.in_(engagement_ids)).order_by(CommissionerRating.id)):
         of(firm_of[engagement_id]).ratings.append(total)
+    # Complaints and findings count in the rating of the bureau that received or found them (and of the
+    # bureaus above it), like external records: never in a sibling's, so one fact is not deducted twice.
     # Complaints and findings count for the year of the work they concern (an inspection of 2025's
-    # engagements happens in 2026), or the year they were made when no engagement is named.
+    # engagements happens in 2026), or the Beijing year they were made in when no engagement is named.
     def gather(stmt, into: str) -> None:
         """Append each row of ``stmt`` to the ``into`` list of its firm, for firms that worked in the year."""
         for row in db.session.execute(stmt):
@@ -175,11 +177,13 @@ def _year_records(bureau: Bureau, year: int, firm_id: int | None = None) -> dict
                 getattr(out[row.firm_id], into).append(row)
 
     def of_work_year(created_at):
-        return sa.func.coalesce(Engagement.year, sa.extract("year", created_at)) == year
+        made_in_year = sa.and_(created_at >= beijing_year_start(year), created_at < beijing_year_start(year + 1))
+        return sa.case((Engagement.id.is_not(None), Engagement.year == year), else_=made_in_year)
 
     gather(sa.select(Complaint.id, Complaint.firm_id, Complaint.reference).outerjoin(
                Engagement, Engagement.reference == Complaint.engagement_reference).where(
-               firm_filter(Complaint.firm_id), Complaint.substantiated.is_(True), of_work_year(Complaint.created_at))
+               firm_filter(Complaint.firm_id), Complaint.substantiated.is_(True), Complaint.bureau_id.in_(subtree),
+               of_work_year(Complaint.created_at))
            .order_by(Complaint.id), "complaints")
     gather(sa.select(Finding.id, Finding.firm_id, Finding.inspection_id, Finding.severity, Finding.description)
            .join(Inspection, Inspection.id == Finding.inspection_id).outerjoin(
@@ -252,7 +256,7 @@ def _components(bureau: Bureau, records: _FirmYear) -> tuple[bool, list[Componen
                 continue
             submission_id, submitted_at = first
             checks += 1
-            day = submitted_at.date()
+            day = beijing_date(submitted_at)  # the contract's dates are Beijing dates
             correction = records.corrections.get(f"submission:{submission_id}")
             if correction is not None and correction.corrected_on is not None:
                 day = correction.corrected_on  # the fact established on an upheld objection
@@ -520,7 +524,7 @@ def _corrections(objection: CreditObjection, rating: CreditRating, actor: User, 
             if submission is None:
                 errors[f"fix-{ref}"] = "该提交记录已不存在"
                 continue
-            recorded = submission.submitted_at.date()
+            recorded = beijing_date(submission.submitted_at)
             if day is None:
                 errors[f"fix-{ref}"] = f"请填写“{item['label']}”经核实的实际提交日期"
                 continue
@@ -901,8 +905,7 @@ def watch_list_exclusions(firms, cases) -> dict[tuple[int, int], list[str]]:
                     reasons[(firm.id, i)].append(f"{rating.year} 年度被{rating.bureau.short_name}列入重点关注名单："
                                                  f"{rating.watch_reason or '检查发现故意违规'}")
     today = beijing_today()
-    since = [date(today.year - get_setting(e.bureau, "credit.dishonest_years"), today.month,
-                  min(today.day, 28 if today.month == 2 else 31)) for e, _ in cases]
+    since = [years_before(today, get_setting(e.bureau, "credit.dishonest_years")) for e, _ in cases]
     for part in batches(sorted({f.id for f in firms}) if cases else []):
         for record in db.session.execute(sa.select(ExternalCreditRecord).where(
                 ExternalCreditRecord.firm_id.in_(part), ExternalCreditRecord.kind == ExternalRecordKind.DISHONEST_LIST,

@@ -23,6 +23,7 @@ from evalhub.core.settings import get_setting
 from evalhub.extensions import db
 from evalhub.procurement.models import (
     Award, Contract, Engagement, EngagementState, ObjectType, Procurement, ProcurementMethod, ProcurementStatus,
+    ServiceKind,
 )
 from evalhub.registry.models import Firm, FirmRelation, FirmStatus
 from evalhub.registry.services import Parties, conflict_parties, firm_recusal_reasons, unit_rows
@@ -80,7 +81,7 @@ def rules(bureau: Bureau) -> list[str]:
     out = [f"须为{bureau.short_name}或其上级财政局第三方机构库中状态为“已入库”的机构（定标、签订合同时再次核对）",
            f"业务领域须含评价对象所属领域或“{Field.FINANCE.label}”",
            "与委托方或被评价单位存在回避关系的机构不得参与",
-           f"每家机构每年承接{bureau.short_name}的评价不超过 {cap} 项（已中标尚未签约的计入）"]
+           f"每家机构每年承接{bureau.short_name}的重点绩效评价不超过 {cap} 项（已中标尚未签约的计入）"]
     if years:
         out.append(f"前 {years} 年内评价过同一预算单位的机构不得再评价该单位（不得连续评价）")
     out.extend(rule(bureau) for check, rule in _RULES.items() if check in _CHECKS)
@@ -98,7 +99,7 @@ _UNSETTLED = (EngagementState.PLANNED, EngagementState.PROCURING, EngagementStat
 
 
 def held_engagements(firm_ids: list[int], keys: set[tuple[int, int]]) -> dict[tuple[int, int], dict[int, set[int]]]:
-    """For each (bureau id, year) of ``keys``, the engagements of that bureau and year each of these firms holds
+    """For each (bureau id, year) of ``keys``, the key evaluations of that bureau and year each of these firms holds
     or is about to hold (a firm holding none is absent): contracted ones, and those where it is the winner of a
     standing award whose contract is not yet signed (a pending award counts, or a firm could collect awards in
     several procurements at once past the cap). A statement per 500 firms, whatever the keys; each way of
@@ -106,6 +107,7 @@ def held_engagements(firm_ids: list[int], keys: set[tuple[int, int]]) -> dict[tu
     def on_the_years(stmt: sa.Select) -> sa.Select:
         return stmt.where(sa.or_(*(sa.and_(Engagement.bureau_id == bureau_id, Engagement.year == year)
                                    for bureau_id, year in sorted(keys))),
+                          Engagement.service_kind == ServiceKind.KEY_EVALUATION,
                           Engagement.state != EngagementState.CANCELLED)
 
     out: dict[tuple[int, int], dict[int, set[int]]] = {}
@@ -127,20 +129,23 @@ def held_engagements(firm_ids: list[int], keys: set[tuple[int, int]]) -> dict[tu
 
 
 def caps_reached(firms: list[Firm], cases: list[Case]) -> dict[tuple[int, int], list[str]]:
-    """The yearly cap on evaluations a firm takes from one bureau (setting firm.max_key_evaluations), for each
-    of these firms and cases, their holdings read at once: checked when a firm may take part and again at award
-    and contract, counting awards made and pending. The case's own engagement is not counted, so it counts once
-    whether or not its award is written yet."""
-    held = held_engagements([f.id for f in firms], {(e.bureau_id, e.year) for e, _ in cases})
+    """The yearly cap on key evaluations (重点绩效评价) a firm takes from one bureau (setting
+    firm.max_key_evaluations), for each of these firms and cases, their holdings read at once: checked when a
+    firm may take part and again at award and contract, counting awards made and pending. The case's own
+    engagement is not counted, so it counts once whether or not its award is written yet. Other commissioned
+    work (目标审核, 再评估, …) neither counts nor is capped."""
+    keyed = [(i, engagement) for i, (engagement, _method) in enumerate(cases)
+             if engagement.service_kind == ServiceKind.KEY_EVALUATION]
+    held = held_engagements([f.id for f in firms], {(e.bureau_id, e.year) for _, e in keyed})
     out: dict[tuple[int, int], list[str]] = {}
-    for i, (engagement, _method) in enumerate(cases):
+    for i, engagement in keyed:
         bureau = engagement.bureau
         cap = get_setting(bureau, "firm.max_key_evaluations")
         holdings = held.get((engagement.bureau_id, engagement.year), {})
         for firm in firms:
             count = len(holdings.get(firm.id, set()) - {engagement.id})
             if count >= cap:
-                out[(firm.id, i)] = [f"{engagement.year} 年已承接或已中标{bureau.short_name} {count} 项评价（含尚未签约的），"
+                out[(firm.id, i)] = [f"{engagement.year} 年已承接或已中标{bureau.short_name} {count} 项重点绩效评价（含尚未签约的），"
                                      f"达到上限 {cap} 项"]
     return out
 

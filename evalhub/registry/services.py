@@ -19,7 +19,7 @@ from evalhub.core.personal import protect_id_number, validate_id_number
 from evalhub.core.services import create_user, set_enabled
 from evalhub.core.settings import get_setting
 from evalhub.core.steps import Step
-from evalhub.core.timeutil import beijing_today, utcnow
+from evalhub.core.timeutil import beijing_today, utcnow, years_before
 from evalhub.core.validators import validate_uscc
 from evalhub.extensions import db
 from evalhub.registry import counts  # noqa: F401  (firm and expert counts kept on every write: registered here)
@@ -884,7 +884,7 @@ def expert_avoidance_reasons(expert: Expert, *, firm_ids: Iterable[int] = (), bu
     saying what each party is."""
     on = on or beijing_today()
     years = get_setting(expert.bureau, "expert.tie_years")
-    horizon = date(on.year - years, on.month, min(on.day, 28))
+    horizon = years_before(on, years)
     firm_ids = set(firm_ids)
     parties = _merge_parties(parties, bureau_ids, budget_unit_ids, names)
     reasons = []

@@ -24,7 +24,7 @@ from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.models import Bureau, BudgetUnit, StoredFile, User
 from evalhub.core.outline import heading_numeral, heading_title
 from evalhub.core.settings import SettingDef, get_setting, register
-from evalhub.core.timeutil import beijing_today, utcnow
+from evalhub.core.timeutil import beijing_date, beijing_today, utcnow
 from evalhub.extensions import db
 from evalhub.procurement.models import Award, Engagement, EngagementState, EngagementTransition
 from evalhub.results.models import (
@@ -651,7 +651,7 @@ def one_sided_publications(user: User, today: date | None = None, limit: int | N
             .order_by(Engagement.id).limit(limit).options(joinedload(Engagement.budget_unit))
         for engagement, side in db.session.execute(stmt).all():
             if isinstance(side, Publication):
-                text = f"被评价单位（{engagement.budget_unit.name}）未公开；财政部门已于 {side.published_at.date()} 公开"
+                text = f"被评价单位（{engagement.budget_unit.name}）未公开；财政部门已于 {beijing_date(side.published_at)} 公开"
             else:
                 text = f"财政部门未公开；被评价单位已于 {side.published_on} 公开"
             out.append((engagement, text))

@@ -19,7 +19,7 @@ from evalhub.core.errors import Conflict, DomainError, PermissionDenied, Validat
 from evalhub.core.inputs import check_text, required_reason
 from evalhub.core.models import Bureau, BudgetUnit, Draw, User
 from evalhub.core.settings import SETTINGS, SettingDef, get_setting, register
-from evalhub.core.timeutil import format_beijing, to_beijing, utcnow
+from evalhub.core.timeutil import beijing_today, beijing_year_start, format_beijing, to_beijing, utcnow
 from evalhub.core.outline import heading_title
 from evalhub.core.notifications import emit, send_pending_email
 from evalhub.extensions import db
@@ -64,7 +64,8 @@ register(
                minimum=0, maximum=100,
                help="依据：克州 2024 年计划第 7 项，对主管部门中央转移支付自评报告组织专家和第三方机构评分，"
                     "“对低于 90 分的退回整改”。"),
-    SettingDef("review.self_evaluation_panel_size", "部门自评报告评审专家人数（单数）", "专家评审", 3, minimum=3, maximum=9),
+    SettingDef("review.self_evaluation_panel_size", "部门自评报告评审专家人数（单数）", "专家评审", 3, minimum=3, maximum=9,
+               odd=True),
     SettingDef("review.self_evaluation_resubmit_days", "部门自评报告退回后重新提交期限（天）", "专家评审", 30,
                minimum=1, maximum=180),
 )
@@ -574,13 +575,14 @@ def open_review_loads(expert_ids: Iterable[int]) -> dict[int, int]:
 
 
 def reviews_of_firm_this_year(expert_ids: Iterable[int], firm_id: int, year: int) -> dict[int, int]:
-    """Per expert, the panels on the firm's engagements formed in ``year`` that invited them (invited or
+    """Per expert, the panels on the firm's engagements formed in (Beijing's) ``year`` that invited them (invited or
     accepted; an expert with none is absent)."""
     return _per_expert(
         sa.select(PanelInvitation.expert_id, sa.func.count(PanelInvitation.id))
         .join(ReviewPanel, ReviewPanel.id == PanelInvitation.panel_id)
         .join(Engagement, Engagement.id == ReviewPanel.engagement_id)
-        .where(Engagement.firm_id == firm_id, sa.extract("year", ReviewPanel.created_at) == year,
+        .where(Engagement.firm_id == firm_id, ReviewPanel.created_at >= beijing_year_start(year),
+               ReviewPanel.created_at < beijing_year_start(year + 1),
                PanelInvitation.status.in_([InvitationStatus.INVITED, InvitationStatus.ACCEPTED]))
         .group_by(PanelInvitation.expert_id), expert_ids)
 
@@ -596,7 +598,7 @@ def panel_exclusions(engagement: Engagement, experts: list[Expert], *, already: 
     bureau = engagement.bureau
     cap = get_setting(bureau, "review.load_cap")
     per_firm = get_setting(bureau, "review.same_firm_per_year")
-    year = utcnow().year
+    year = beijing_today().year
     already = set(already)
     firm = engagement.firm  # None for a self-evaluation: its unit tree and its bureau are the parties
     parties = engagement_parties(engagement)  # the unit tree both ways, a lower government's bureau and units
