@@ -309,9 +309,14 @@ def change_firm_status(firm: Firm, action: str, actor: User, *, reason: str | No
         errors["reason"] = f"“{spec.label}”必须填写原因"
     if len(reason) > 500:
         errors["reason"] = "原因不能超过 500 个字符"
-    start = effective_from or beijing_today()
-    if effective_until and effective_until < start:
-        errors["effective_until"] = "截止日期不能早于生效日期"
+    today = beijing_today()
+    start = effective_from or today
+    # The status changes now: a decision taken earlier on paper may carry its own date, but not a later one,
+    # and a suspension cannot be recorded as already over.
+    if start > today:
+        errors["effective_from"] = "生效日期不能晚于今天（状态即时变更）"
+    if effective_until and effective_until < max(start, today):
+        errors["effective_until"] = "截止日期不能早于生效日期" if effective_until < start else "截止日期不能早于今天"
     if effective_until and spec.target not in (FirmStatus.SUSPENDED, FirmStatus.BLACKLISTED):
         errors["effective_until"] = "只有暂停和列入黑名单可以设置截止日期"
     if spec.action == "admit":

@@ -19,6 +19,7 @@ from evalhub.core import accounts, audit, files, jobs, notifications, permission
 from evalhub.core.batches import batches
 from evalhub.core.calendar import add_working_days, working_days_between
 from evalhub.core.inputs import check_name
+from evalhub.core.listing import as_int
 from evalhub.core.enums import BureauLevel, Role
 from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.models import Bureau, BudgetUnit, StoredFile, User
@@ -185,11 +186,11 @@ def _checked(engagement: Engagement, data: FindingInput) -> dict:
     text = _text(data.text, "text", "内容", errors)
     category = _enum(IndicatorCategory, data.category, "category", "指标类别（决策/过程/产出/效益）", errors)
     indicator = _text(data.indicator, "indicator", "相关指标", errors, limit=200, required=False)
-    unit_id = data.responsible_unit_id
-    try:
-        unit_id = int(unit_id) if unit_id not in (None, "") else engagement.budget_unit_id
-    except (TypeError, ValueError):
-        unit_id = None
+    raw = data.responsible_unit_id
+    if raw is None or raw == "":
+        unit_id = engagement.budget_unit_id
+    else:  # an id as a form posts it or JSON gives it; true, 1.5 or a number past any id names no unit
+        unit_id = as_int(str(raw)) if isinstance(raw, (int, str)) and not isinstance(raw, bool) else None
     unit = db.session.get(BudgetUnit, unit_id) if unit_id else None
     if unit is None or unit.bureau_id != engagement.budget_unit.bureau_id:
         errors["responsible_unit_id"] = "责任单位应为本局的预算单位"

@@ -124,7 +124,7 @@ def _decimal(errors: dict, key: str, raw: Any, label: str) -> Optional[Decimal]:
     except (InvalidOperation, AttributeError, TypeError):
         errors[key] = f"{label}必须是数字"
         return None
-    if not -HUNDRED <= value <= HUNDRED:  # every point, weight and score here is within 0–100 (Numeric(6, 2))
+    if not Decimal("0") <= value <= HUNDRED:  # every point, weight and score here is within 0–100 (Numeric(6, 2))
         errors[key] = f"{label}应在 0–100 之间"
         return None
     return value
@@ -543,6 +543,15 @@ def _redacted_file(engagement: Engagement) -> Optional[str]:
         Publication.engagement_id == engagement.id, Publication.classified.is_(False),
         Publication.redacted_file_id.is_not(None))).first()
     return None if found else "尚未上传脱密后的报告"
+
+
+@workflow.requirement("classified_publication")
+def _classified_publication(engagement: Engagement) -> Optional[str]:
+    """Withholding is the decision ``publish(classified=True)`` records with its reason: it freezes the grade
+    caps and keeps the report from being quoted, so a bare state change (API, script) must not stand in for it."""
+    found = db.session.execute(sa.select(Publication.id).where(
+        Publication.engagement_id == engagement.id, Publication.classified.is_(True))).first()
+    return None if found else "尚未在评价结果页标记为涉密不予公开并说明理由"
 
 
 # === panels ========================================================================================
