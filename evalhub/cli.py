@@ -15,6 +15,28 @@ audit_cli = AppGroup("audit", help="审计日志")
 draws_cli = AppGroup("draws", help="随机抽取记录")
 
 
+class _Bounded(click.ParamType):
+    """An integer within bounds the database can hold (an id, a year): anything else is refused in Chinese
+    before any query runs (a number past them would end in an OverflowError's traceback)."""
+
+    name = "integer"
+
+    def __init__(self, low: int, high: int, what: str):
+        self.low, self.high, self.what = low, high, what
+
+    def convert(self, value, param, ctx):
+        from evalhub.core.listing import parse_int
+
+        try:
+            return parse_int(str(value), self.low, self.high)
+        except ValueError:
+            self.fail(f"{value} 不是 {self.low}–{self.high} 之间的整数（{self.what}）。", param, ctx)
+
+
+_ID = _Bounded(1, 2147483647, "编号")
+_YEAR = _Bounded(2000, 9999, "年度")
+
+
 def _stop(message: str, status: int = 1) -> NoReturn:
     """End the command: the reason on stderr, and the exit status scripts test (1 refused, 2 not found)."""
     click.echo(message, err=True)
@@ -102,7 +124,7 @@ def audit_checkpoint(out: str) -> None:
 
 
 @draws_cli.command("verify")
-@click.argument("draw_id", type=int)
+@click.argument("draw_id", type=_ID)
 def draws_verify(draw_id: int) -> None:
     """Re-check a recorded draw (exit 1 if anything differs): the revealed secret against the commitment published
     at the announcement, the candidate list against its hash, the seed against secret, hash and the witnesses'
@@ -199,7 +221,7 @@ def orgs_import(workbook: str) -> None:
     from evalhub.core.organisations import import_workbook
 
     with _committed(ValidationFailed):
-        result = import_workbook(Path(workbook).read_bytes(), actor=None, source="命令行导入")
+        result = import_workbook(Path(workbook).read_bytes(), actor=None, source="命令行导入", filename=Path(workbook).name)
     click.echo(result.summary)
 
 
@@ -231,21 +253,23 @@ credit_cli = AppGroup("credit", help="机构年度信用评价")
 
 @credit_cli.command("compute")
 @click.option("--bureau", "bureau_code", required=True, help="财政局区划代码，如 652800")
-@click.option("--year", type=int, required=True)
+@click.option("--year", type=_YEAR, required=True)
 def credit_compute(bureau_code: str, year: int) -> None:
     """Compute (or recompute) the year's ratings of every firm that worked for the bureau."""
     import sqlalchemy as sa
 
+    from evalhub.core.errors import DomainError
     from evalhub.core.models import Bureau
-    from evalhub.credit.services import compute, rated_firm_ids
+    from evalhub.credit.services import check_year, compute, rated_firm_ids
 
     bureau = db.session.execute(sa.select(Bureau).where(Bureau.code == bureau_code)).scalar_one_or_none()
     if bureau is None:
         _stop(f"没有区划代码为 {bureau_code} 的财政局。", 2)
-    total = len(rated_firm_ids(bureau, year))
-    with click.progressbar(length=total, label=f"{bureau.short_name} {year} 年度信用评价") as bar:
-        ratings = compute(bureau, year, None, progress=lambda done, _total: bar.update(1))
-    db.session.commit()
+    with _committed(DomainError):
+        check_year(year)
+        total = len(rated_firm_ids(bureau, year))
+        with click.progressbar(length=total, label=f"{bureau.short_name} {year} 年度信用评价") as bar:
+            ratings = compute(bureau, year, None, progress=lambda done, _total: bar.update(1))
     graded = [r for r in ratings if r.rated]
     click.echo(f"完成：{len(graded)} 家评级，{len(ratings) - len(graded)} 家不予评级（无已完成的评价任务）。")
     for grade in ("A", "B", "C", "D"):
@@ -306,7 +330,7 @@ def screening_train() -> None:
 
 
 @screening_cli.command("rescreen")
-@click.option("--year", type=int, default=None, help="只重新筛查该年度（默认全部）")
+@click.option("--year", type=_YEAR, default=None, help="只重新筛查该年度（默认全部）")
 def screening_rescreen(year: int | None) -> None:
     """Screen stored submissions again against the whole corpus."""
     from evalhub.screening.services import rescreen

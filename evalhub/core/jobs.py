@@ -86,7 +86,7 @@ def _record(kind: str, title: str, params: dict, *, actor: User | None, bureau_i
     """The queued job's row (flushed, audited); the callers decide when the worker may see it."""
     if kind not in _KINDS:
         raise KeyError(kind)
-    job = Job(kind=kind, title=title, params=params, bureau_id=bureau_id,
+    job = Job(kind=kind, title=title[:200], params=params, bureau_id=bureau_id,  # a file name may be 255 long
               created_by_id=actor.id if actor else None, status=JobStatus.QUEUED)
     db.session.add(job)
     db.session.flush()

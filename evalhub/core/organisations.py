@@ -18,9 +18,10 @@ from typing import Any, Iterable
 
 import sqlalchemy as sa
 
-from evalhub.core import audit, permissions
+from evalhub.core import audit, files, permissions
 from evalhub.core.enums import BureauLevel, Role
 from evalhub.core.errors import PermissionDenied, ValidationFailed
+from evalhub.core.inputs import name_error
 from evalhub.core.models import Bureau, BudgetUnit, User
 from evalhub.core.validators import validate_uscc
 from evalhub.extensions import db
@@ -54,6 +55,12 @@ def _text(value: Any) -> str:
         value = int(value)  # Excel turns 652800 into 652800.0
     text = str(value).strip()
     return "" if text.lower() == "nan" else text
+
+
+def _name_problems(*names: tuple[str, str]) -> list[str]:
+    """What ``check_name`` refuses in every other name (controls, direction overrides, zero-width characters):
+    a unit's name is shown on plans, reports and public pages, and plan imports find units by it."""
+    return [f"{label}{message}" for label, text in names if text and (message := name_error(text))]
 
 
 def read_workbook(data: bytes) -> tuple[list[dict], list[dict]]:
@@ -115,6 +122,7 @@ def import_organisations(bureau_rows: Iterable[dict], unit_rows: Iterable[dict],
             problems.append("名称必填，不超过 100 字")
         if not short or len(short) > 30:
             problems.append("简称必填，不超过 30 字")
+        problems += _name_problems(("名称", name), ("简称", short))
         try:
             level = BureauLevel.from_label(row.get("level", ""))
         except ValueError:
@@ -175,6 +183,7 @@ def import_organisations(bureau_rows: Iterable[dict], unit_rows: Iterable[dict],
             problems.append(f"财政局区划代码 {bureau_code or '（空）'} 不存在")
         if not name or len(name) > 100:
             problems.append("单位名称必填，不超过 100 字")
+        problems += _name_problems(("单位名称", name), ("上级单位名称", parent_name))
         if code:
             try:
                 code = validate_uscc(code, "code")
@@ -278,9 +287,11 @@ def import_organisations(bureau_rows: Iterable[dict], unit_rows: Iterable[dict],
     return result
 
 
-def import_workbook(data: bytes, *, actor: User | None, source: str = "Excel 导入") -> ImportResult:
+def import_workbook(data: bytes, *, actor: User | None, source: str = "Excel 导入",
+                    filename: str = "组织机构.xlsx") -> ImportResult:
     if actor is not None and not permissions.can(actor, "organisations.import"):
         raise PermissionDenied("只有系统管理员和财政局管理员可以导入财政局和预算单位。")
+    files.check_upload(filename, data, allowed=("xlsx",))  # type by content and the zip-bomb limits, as every upload
     bureaus, units = read_workbook(data)
     return import_organisations(bureaus, units, actor=actor, source=source)
 

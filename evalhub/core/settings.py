@@ -6,6 +6,7 @@ the settings page lists them all, grouped by section.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from evalhub.core import audit, bureau_tree
 from evalhub.core.errors import ValidationFailed
+from evalhub.core.inputs import control_error, name_error
 from evalhub.core.models import Bureau, BureauSetting, User
 from evalhub.extensions import db
 
@@ -40,6 +42,9 @@ class SettingDef:
                 raise ValidationFailed(f"“{self.label}”应有 {low}–{high} 项，每行一项。", {self.key: f"应有 {low}–{high} 项"})
             if any(len(i) > 30 for i in items):
                 raise ValidationFailed(f"“{self.label}”每项不超过 30 个字。", {self.key: "每项不超过 30 个字"})
+            for item in items:  # names the checks match text against: no control or invisible characters
+                if message := control_error(item) or name_error(item):
+                    raise ValidationFailed(f"“{self.label}”{message}。", {self.key: message})
             return items
         if self.kind == "choice":
             if raw not in {c[0] for c in self.choices}:
@@ -47,7 +52,9 @@ class SettingDef:
             return raw
         try:
             value = int(raw) if self.kind == "int" else float(raw)
-        except (TypeError, ValueError):
+            if not math.isfinite(value):  # "nan" and "inf" parse as floats and pass any bound
+                raise ValueError(raw)
+        except (TypeError, ValueError, OverflowError):
             raise ValidationFailed(f"“{self.label}”必须是数字。", {self.key: "必须是数字"})
         if self.minimum is not None and value < self.minimum:
             raise ValidationFailed(f"“{self.label}”不能小于 {self.minimum:g}。", {self.key: f"不能小于 {self.minimum:g}"})

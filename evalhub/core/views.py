@@ -287,7 +287,7 @@ def organisations_import():
 
     def run():
         data = form.file.data.read(current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024 + 1)
-        return organisations.import_workbook(data, actor=current_user)
+        return organisations.import_workbook(data, actor=current_user, filename=form.file.data.filename or "")
 
     done, result, status = submit_form(form, run)
     if done:

@@ -315,12 +315,21 @@ def _components(bureau: Bureau, records: _FirmYear) -> tuple[bool, list[Componen
     return True, components, intentional
 
 
+def check_year(year: int | None, *, today: date | None = None) -> int:
+    """A year that can be rated: 2000 up to this year (Beijing); a year not yet begun has nothing to rate."""
+    this_year = (today or beijing_today()).year
+    if year is None or not 2000 <= year <= this_year:
+        raise ValidationFailed(f"年度应为 2000–{this_year} 之间的 4 位数字。", {"year": "年度无效"})
+    return year
+
+
 def compute(bureau: Bureau, year: int, actor: User | None, *,
             progress: Callable[[int, int], None] | None = None, today: date | None = None) -> list[CreditRating]:
     """Rate every firm that worked for the bureau in the year. Drafts and published ratings are
     recomputed in place; final ratings are never changed. ``actor`` None: the system (the CLI, a job)."""
     if actor is not None:
         permissions.require(actor, "credit.manage", bureau)
+    check_year(year, today=today)
     firm_ids = sorted(rated_firm_ids(bureau, year))
     existing = {r.firm_id: r for r in db.session.execute(sa.select(CreditRating).where(
         CreditRating.bureau_id == bureau.id, CreditRating.year == year)).scalars()}

@@ -89,10 +89,7 @@ def _managed_bureau() -> Bureau:
 
 def _posted_year() -> int:
     form = YearActionForm()
-    year = _year_arg(form.year.data or "") if form.validate_on_submit() else None
-    if year is None or year > beijing_today().year:
-        raise ValidationFailed(f"年度应为 2000–{beijing_today().year} 之间的 4 位数字。", {"year": "年度无效"})
-    return year
+    return services.check_year(_year_arg(form.year.data or "") if form.validate_on_submit() else None)
 
 
 def _user_name(user_id: Optional[int]) -> str:

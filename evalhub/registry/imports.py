@@ -15,6 +15,7 @@ import pandas as pd
 from evalhub.core import audit, files
 from evalhub.core.enums import Field
 from evalhub.core.errors import ValidationFailed
+from evalhub.core.inputs import control_error
 from evalhub.core.exports import to_xlsx
 from evalhub.core.jobs import job_kind
 from evalhub.core.models import Bureau, Job, StoredFile, User
@@ -81,11 +82,17 @@ def read_sheet(data: bytes, columns: dict[str, str], optional: set[str] = OPTION
     missing = [c for c, key in columns.items() if c not in frame.columns and key not in optional]
     if missing:
         raise ValidationFailed(f"表头缺少列：{'、'.join(missing)}。请使用导入模板。", {"file": "表头不符"})
-    rows = []
-    for _, row in frame.iterrows():
+    rows, problems = [], []
+    for number, (_, row) in enumerate(frame.iterrows(), start=2):  # row 1 is the header, as Excel numbers them
         record = {key: str(row.get(col, "")).strip() for col, key in columns.items()}
+        # A web form or an API body with a control character never reaches a service (core.inputs); a cell
+        # of a workbook (XML allows C1 controls) must not either.
+        problems += [f"第 {number} 行“{col}”{message}" for col, key in columns.items()
+                     if (message := control_error(record[key]))]
         if any(record.values()):
             rows.append(record)
+    if problems:
+        raise ValidationFailed("；".join(problems[:10]) + ("等" if len(problems) > 10 else "") + "。", {"file": "含控制字符"})
     if not rows:
         raise ValidationFailed("表格中没有数据行。", {"file": "没有数据"})
     return rows

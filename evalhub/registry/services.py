@@ -69,6 +69,14 @@ def _require_text(errors: dict[str, str], name: str, value: str | None, label: s
     return value
 
 
+def _optional_text(errors: dict[str, str], name: str, value: str | None, label: str, max_len: int) -> str | None:
+    """Stripped, None when empty, at most ``max_len`` (its column's length: an import has no form to bound it)."""
+    value = (value or "").strip()
+    if len(value) > max_len:
+        errors[name] = f"{label}不能超过 {max_len} 个字符"
+    return value or None
+
+
 _raise_if = ValidationFailed.raise_if  # refuse once, naming every problem found
 
 
@@ -133,7 +141,7 @@ def clean_firm(data: FirmInput, *, existing: Firm | None = None, require_declara
                                               identifier=True),
         "contact_name": _require_text(errors, "contact_name", data.contact_name, "联系人", 50, identifier=True),
         "contact_phone": _require_text(errors, "contact_phone", data.contact_phone, "联系电话", 30),
-        "contact_email": (data.contact_email or "").strip() or None,
+        "contact_email": _optional_text(errors, "contact_email", data.contact_email, "电子邮箱", 120),
         "founded_on": data.founded_on,
         "description": (data.description or "").strip() or None,
         "declares_no_major_violation": bool(data.declares_no_major_violation),
@@ -147,7 +155,7 @@ def clean_firm(data: FirmInput, *, existing: Firm | None = None, require_declara
             errors["uscc"] = f"该统一社会信用代码已登记（{clash.name}，{clash.bureau.short_name}，{clash.status.label}）"
     except ValidationFailed as exc:
         errors["uscc"] = exc.fields["uscc"]
-    if values["contact_email"] and "@" not in values["contact_email"]:
+    if values["contact_email"] and "@" not in values["contact_email"] and "contact_email" not in errors:
         errors["contact_email"] = "电子邮箱格式不正确"
     if data.founded_on and data.founded_on > beijing_today():
         errors["founded_on"] = "成立日期不能晚于今天"
@@ -648,8 +656,8 @@ def clean_expert(data: ExpertInput, *, existing: Expert | None = None) -> Cleane
         "employer": _require_text(errors, "employer", data.employer, "工作单位", 120, identifier=True),
         "title": parse_enum(errors, "title", ProfessionalTitle, data.title, "职称"),
         "degree": parse_enum(errors, "degree", Degree, data.degree, "学历"),
-        "phone": (data.phone or "").strip() or None,
-        "email": (data.email or "").strip() or None,
+        "phone": _optional_text(errors, "phone", data.phone, "联系电话", 30),
+        "email": _optional_text(errors, "email", data.email, "电子邮箱", 120),
     }
     this_year = beijing_today().year
     try:
