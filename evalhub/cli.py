@@ -25,7 +25,7 @@ class _Bounded(click.ParamType):
         self.low, self.high, self.what = low, high, what
 
     def convert(self, value, param, ctx):
-        from evalhub.core.listing import parse_int
+        from evalhub.core.listing import parse_int  # the bounds the web applies to a number typed in
 
         try:
             return parse_int(str(value), self.low, self.high)
@@ -33,7 +33,7 @@ class _Bounded(click.ParamType):
             self.fail(f"{value} 不是 {self.low}–{self.high} 之间的整数（{self.what}）。", param, ctx)
 
 
-_ID = _Bounded(1, 2147483647, "编号")
+_ID = _Bounded(1, 2**31 - 1, "编号")  # core.inputs.INT_MAX; the CLI imports the application only when a command runs
 _YEAR = _Bounded(2000, 9999, "年度")
 
 

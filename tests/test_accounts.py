@@ -372,6 +372,24 @@ def test_an_expired_password_must_be_changed_before_anything_else(app, world, mo
     assert not passwords.expired(_user(user.username))
 
 
+def test_a_token_issued_before_the_password_expired_stops_until_it_is_changed(app, world, monkeypatch):
+    """The web's account gate asks for a new password first; a token issued while the password was fresh is
+    refused (403) from the moment it expires, and works again once it is changed."""
+    monkeypatch.setitem(app.config, "PASSWORD_MAX_AGE_DAYS", 90)
+    user = world.bz_staff
+    client = Browser(app)
+    token = client.post("/api/v1/tokens", json={"username": user.username, "password": factories.PASSWORD}).json["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/engagements", headers=headers).status_code == 200
+    _user(user.username).password_changed_at = utcnow() - timedelta(days=91)
+    db.session.commit()
+    refused = client.get("/api/v1/engagements", headers=headers)
+    assert refused.status_code == 403 and "密码已过期" in refused.json["error"]["message"]
+    _user(user.username).password_changed_at = utcnow()
+    db.session.commit()
+    assert client.get("/api/v1/engagements", headers=headers).status_code == 200
+
+
 def test_the_demo_waiver_is_off_in_production(app, app_ctx, monkeypatch):
     with passwords.policy_waived("test"):
         assert passwords.problems("evalhub-demo") == []

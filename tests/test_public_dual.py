@@ -1,12 +1,17 @@
 """双公开 on the public report list: the bureau's publication and the evaluated unit's (issue 15)."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+
+import pytest
+import sqlalchemy as sa
 
 from evalhub.core import files
+from evalhub.core.errors import Conflict
 from evalhub.extensions import db
 from evalhub.procurement.models import EngagementState
 from evalhub.results import services as S
+from evalhub.results.models import UnitPublication
 from evalhub.review.models import Publication
 from tests import factories
 
@@ -42,8 +47,26 @@ def test_the_public_list_shows_both_publications(world, client):
 
 def test_a_classified_report_shows_neither_half(world, client):
     secret, _ = _published(world, "巴州统计局", classified=True)
-    S.record_unit_publication(secret, factories.unit_user(world, "巴州统计局", "tjj"),
-                              "https://www.xjbz.gov.cn/tjj/secret.html", "2025-09-10")
+    unit = factories.unit_user(world, "巴州统计局", "tjj")
+    # recorded before the bureau's decision (the service refuses it after, below)
+    db.session.add(UnitPublication(engagement_id=secret.id, url="https://www.xjbz.gov.cn/tjj/secret.html",
+                                   published_on=date(2025, 9, 10), recorded_by_id=unit.id))
     db.session.commit()
     html = client.get("/public/reports").get_data(as_text=True)
     assert "secret.html" not in html and secret.name not in html
+
+
+def test_the_unit_does_not_publish_a_report_the_bureau_withheld(world, login):
+    secret, _ = _published(world, "巴州统计局", classified=True)
+    unit = factories.unit_user(world, "巴州统计局", "tjj")
+    db.session.commit()
+    with pytest.raises(Conflict, match="不予公开"):
+        S.record_unit_publication(secret, unit, "https://www.xjbz.gov.cn/tjj/secret.html", "2025-09-10")
+    db.session.rollback()
+    client = login(unit)
+    page = client.get(f"/results/unit/engagements/{secret.id}").get_data(as_text=True)
+    assert 'data-testid="unit-publication-classified"' in page and 'data-testid="record-publication"' not in page
+    response = client.post(f"/results/engagements/{secret.id}/unit-publication",
+                           data={"url": "https://www.xjbz.gov.cn/tjj/secret.html", "published_on": "2025-09-10"})
+    assert response.status_code == 409
+    assert db.session.execute(sa.select(UnitPublication)).first() is None

@@ -43,7 +43,7 @@ def create_token():
     if result.user is None:
         return api_error(401, "unauthorized", result.error or "用户名或密码错误。")
     if accounts.gate(result.user) is not None:
-        return api_error(403, "forbidden", "请先登录网页：密码已过期须修改，或本局要求先绑定两步验证。")
+        return api_error(403, "forbidden", accounts.GATE_API_MESSAGE)
     token = issue_token(result.user)
     db.session.commit()
     return jsonify({"token": token}), 201

@@ -570,6 +570,9 @@ def verify_totp_login(user: User, code: str) -> LoginResult:
 
 PASSWORD_EXPIRED = "password_expired"
 TOTP_ENROLMENT = "totp_enrolment"
+# The API's answer (403) while the gate stands: at a token's issue and at each use of a token issued before
+# the password expired or the bureau began to require a second factor.
+GATE_API_MESSAGE = "请先登录网页：密码已过期须修改，或本局要求先绑定两步验证。"
 
 
 def gate(user: User) -> Optional[str]:

@@ -17,6 +17,7 @@ from apispec import APISpec
 from flask import Blueprint, g, jsonify, request
 from flask_login import current_user
 
+from evalhub.core import accounts
 from evalhub.core.concurrency import IDEMPOTENCY_HEADER, IDEMPOTENCY_PARAMETER, run_once
 from evalhub.core.errors import DomainError
 from evalhub.core.inputs import NAME_MESSAGE, NAME_PATTERN, control_errors, refuse
@@ -78,6 +79,8 @@ def operation(rule: str, method: str, *, summary: str, tag: str, response: dict 
                 user = _bearer_user()
                 if user is None:
                     return api_error(401, "unauthorized", "缺少或无效的访问令牌（Authorization: Bearer …）。")
+                if accounts.gate(user) is not None:  # what the web's account gate asks first, the API refuses
+                    return api_error(403, "forbidden", accounts.GATE_API_MESSAGE)
                 g.api_user = user
             if body:
                 check_body(body, body_content_type)  # control characters, maxLength, minimum/maximum … (422)

@@ -42,7 +42,8 @@ from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter
 
 from evalhub.core.errors import DomainError, ValidationFailed
-from evalhub.core.listing import INT_MAX
+
+INT_MAX = 2**31 - 1  # PostgreSQL INTEGER; SQLite refuses anything past 2**63 - 1
 
 # --- integers -------------------------------------------------------------------------------------
 

@@ -29,10 +29,10 @@ from evalhub.core import permissions
 from evalhub.core.enums import LabeledEnum
 from evalhub.core.errors import ValidationFailed
 from evalhub.core.exports import XLSX_MIMETYPE, to_xlsx
+from evalhub.core.inputs import INT_MAX
 from evalhub.core.models import Bureau
 from evalhub.extensions import db
 
-INT_MAX = 2**31 - 1  # PostgreSQL INTEGER; SQLite refuses anything past 2**63 - 1
 MAX_PAGE = 100_000  # beyond any list we hold; the offset stays far below INT_MAX rows
 MAX_PER_PAGE = 200
 

@@ -786,6 +786,8 @@ def valid_bids(procurement: Procurement) -> list[Bid]:
 
 
 def low_bid_threshold(procurement: Procurement) -> Optional[Decimal]:
+    # The mean of the bids as opened, a rejected justification's included: fixed at the opening, so rejecting
+    # one low bid never lowers the bar under the next (a cascade), and the order of decisions cannot matter.
     bids = [b for b in procurement.bids if b.status == BidStatus.SUBMITTED]
     if not bids:
         return None

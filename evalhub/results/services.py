@@ -585,6 +585,8 @@ def record_unit_publication(engagement: Engagement, actor: User, url: str, publi
     """The unit records where and when it published the redacted report (once; a correction replaces it)."""
     permissions.require(actor, "publication.unit_record", engagement)
     _check_state(engagement)
+    if review_services.is_classified(engagement):
+        raise Conflict("财政部门已将该评价报告标记为涉密或敏感、不予公开，被评价单位不得公开。")
     errors: dict[str, str] = {}
     url = _text(url, "url", "公开网址", errors, limit=300)
     if url and not re.match(r"^https?://[^\s/]+\.[^\s]+$", url):

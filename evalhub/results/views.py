@@ -92,6 +92,7 @@ def _unit_page(engagement: Engagement, status: int = 200, forms: dict | None = N
                            plan_forms=plan_forms, evidence_forms=evidence_forms,
                            signed=services.signed_reports(engagement), sign_form=SignedReportForm(),
                            publication=services.unit_publication(engagement), accepted=engagement.state in RESULT_STATES,
+                           classified=review_services.is_classified(engagement),
                            publication_form=forms.get("publication") or UnitPublicationForm(),
                            confirmations=services.confirmations(engagement),
                            answer_form=forms.get("answer") or FactAnswerForm(), items=services.materials_of(engagement),

@@ -545,13 +545,17 @@ def _redacted_file(engagement: Engagement) -> Optional[str]:
     return None if found else "尚未上传脱密后的报告"
 
 
+def is_classified(engagement: Engagement) -> bool:
+    """The bureau withheld the report as classified or sensitive (``publish(classified=True)``)."""
+    return db.session.execute(sa.select(Publication.id).where(
+        Publication.engagement_id == engagement.id, Publication.classified.is_(True))).first() is not None
+
+
 @workflow.requirement("classified_publication")
 def _classified_publication(engagement: Engagement) -> Optional[str]:
     """Withholding is the decision ``publish(classified=True)`` records with its reason: it freezes the grade
     caps and keeps the report from being quoted, so a bare state change (API, script) must not stand in for it."""
-    found = db.session.execute(sa.select(Publication.id).where(
-        Publication.engagement_id == engagement.id, Publication.classified.is_(True))).first()
-    return None if found else "尚未在评价结果页标记为涉密不予公开并说明理由"
+    return None if is_classified(engagement) else "尚未在评价结果页标记为涉密不予公开并说明理由"
 
 
 # === panels ========================================================================================
