@@ -22,14 +22,12 @@ def _finding_count() -> int:
     return db.session.execute(sa.select(sa.func.count(ResultFinding.id))).scalar_one()
 
 
-# --- 1. results: a finding's responsible_unit_id is not read as an integer id ---------------------------------
+# --- results: a finding's responsible unit is an integer id --------------------------------------------------
 
 @pytest.mark.parametrize("value", ["99999999999999999999", True, 1.5])
 def test_finding_responsible_unit_id_that_is_not_an_integer_id_is_a_422(world, client, auth, value):
-    """POST /api/v1/results/engagements/<id>/findings passes ``responsible_unit_id`` to
-    ``results.services._checked`` as given, which does ``int(value)``: a digit string beyond any id reaches the
-    database (SQLite OverflowError, PostgreSQL out-of-range: 500), ``true`` becomes unit 1 and ``1.5`` unit 1.
-    The schema says an integer id 1–2147483647; anything else should be refused with a Chinese 422."""
+    """A finding's ``responsible_unit_id`` is an integer id or a 422 naming the field, nothing written: a digit
+    string past any id once reached the database (a 500), and ``true`` or ``1.5`` once became unit 1."""
     e = factories.accepted(world)
     db.session.commit()
     before = _finding_count()
@@ -41,15 +39,12 @@ def test_finding_responsible_unit_id_that_is_not_an_integer_id_is_a_422(world, c
     assert _finding_count() == before
 
 
-# --- 2. procurement: the generic transitions endpoint withholds a report without classifying it -------------
+# --- procurement: withholding needs the classified decision --------------------------------------------------
 
 def test_api_withhold_does_not_skip_the_classified_publication_record(world, client, auth, login):
-    """The web refuses ``withhold`` on the bare transitions form (procurement.views.ELSEWHERE: it is done on the
-    result page by ``review.services.publish(classified=True)``, which records the classified Publication with its
-    reason). ``procurement.api.create_transition`` refuses only SERVICE_ACTIONS, so a bureau admin's token archives
-    the engagement as withheld with no classified Publication: the caps are not frozen (``caps_frozen`` stays
-    False, so staff may still change the grade caps without an admin) and the report is not treated as
-    classified (``review.permissions.quotable_submission_ids`` still quotes it to the bureaus above)."""
+    """Withholding a report is the decision the result page records (``review.services.publish(classified=True)``,
+    with its reason: it freezes the grade caps and keeps the report from being quoted). The state machine requires
+    it, so the API's bare transition is refused as the web's is; it once archived the report unclassified."""
     e = factories.accepted(world)
     db.session.commit()
     web = login(world.bz_admin).post(f"/engagements/{e.id}/transitions",
@@ -69,12 +64,11 @@ def test_api_withhold_does_not_skip_the_classified_publication_record(world, cli
         assert response.status_code == 409, response.get_data(as_text=True)
 
 
-# --- 3. review: negative indicator weights and scores pass, and make the weights "sum to 100" -----------------
+# --- review: indicator weights and scores are 0-100 ----------------------------------------------------------
 
 def test_a_report_with_negative_indicator_weight_and_score_is_refused(world, client, auth):
-    """``review.services._decimal`` says "应在 0–100 之间" but accepts −100…100, and ``submit`` only calls it for
-    indicator weights and scores (the API documents "权重、得分 0–100"). A firm uploads a table with weight −10 /
-    score −9; it is stored, and the machine check weights_sum reports OK because −10+40+35+35 = 100."""
+    """Indicator weights and scores are 0–100: a weight of −10 once passed, and made the weights "sum to 100"
+    (−10 + 40 + 35 + 35) for the machine check."""
     e = factories.in_fieldwork(world)
     db.session.commit()
     rows = [{"category": "决策", "name": "立项依据充分性", "weight": -10, "score": -9},
@@ -89,14 +83,12 @@ def test_a_report_with_negative_indicator_weight_and_score_is_refused(world, cli
     assert any(k.startswith("indicator") for k in response.json["error"]["fields"])
 
 
-# --- 4. registry: the API sets a status change's start date, so a suspension can end before it is made ------
+# --- registry: a status change neither starts later nor ends before today ------------------------------------
 
 def test_api_cannot_suspend_a_firm_until_a_date_already_past(world, client, auth):
-    """The web form (registry.forms.FirmStatusForm) has no effective_from: the service starts the change today,
-    so an effective_until must be today or later. ``registry.api.change_firm_status`` also reads
-    ``effective_from`` and passes it on, and ``services.change_firm_status`` only checks until ≥ from: a bureau
-    admin backdates the change to 2000 and "suspends until 2000-06-01". The firm is suspended now, its record
-    says the suspension began in 2000 and ended 25 years ago."""
+    """A status change takes effect now: the API may date it back (a decision taken on paper) but not forward, and a
+    suspension cannot end before today — one "from 2000 until 2000-06-01" was once accepted for a firm suspended
+    now."""
     response = client.post(f"/api/v1/firms/{world.firm.id}/status", headers=auth("bz.admin"),
                            json={"action": "suspend", "reason": "检查发现严重问题，暂停参与评价",
                                  "effective_from": "2000-01-01", "effective_until": "2000-06-01"})

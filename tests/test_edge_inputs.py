@@ -55,8 +55,8 @@ def _import(client, kind, columns, rows):
 
 
 def test_a_firm_import_refuses_an_e_mail_longer_than_its_column(world, login):
-    """Firm.contact_email is String(120): the web form and the API bound it, the import does not (stored on
-    SQLite; on PostgreSQL the job dies at the INSERT with a driver error instead of a row-numbered message)."""
+    """Firm.contact_email is String(120): the service bounds it, as the form and the API do, so an import names the
+    row (on PostgreSQL the job once died at the INSERT with a driver error)."""
     from evalhub.registry.imports import FIRM_COLUMNS
     from evalhub.registry.models import Firm
     from tests.test_registry_views import firm_row
@@ -70,7 +70,7 @@ def test_a_firm_import_refuses_an_e_mail_longer_than_its_column(world, login):
 
 
 def test_an_expert_import_refuses_a_phone_and_e_mail_longer_than_their_columns(world, login):
-    """Expert.phone is String(30), Expert.email String(120): the expert form bounds both, the import does not."""
+    """Expert.phone is String(30), Expert.email String(120): bounded by the service, for the import too."""
     from evalhub.registry.imports import EXPERT_COLUMNS
     from evalhub.registry.models import Expert
 
@@ -85,8 +85,8 @@ def test_an_expert_import_refuses_a_phone_and_e_mail_longer_than_their_columns(w
 
 
 def test_a_firm_import_refuses_control_characters_in_the_address(world, login):
-    """A C1 control (U+009B, the terminal's CSI) is legal in an .xlsx (XML 1.0) and is refused on every other
-    path (core.inputs.CONTROL: web form, API body); the import stores it."""
+    """A C1 control (U+009B, the terminal's CSI) is legal in an .xlsx (XML 1.0) and refused on every other path
+    (core.inputs); the import refuses it too, naming the row and the column."""
     from evalhub.registry.imports import FIRM_COLUMNS
     from evalhub.registry.models import Firm
     from tests.test_registry_views import firm_row
@@ -99,8 +99,8 @@ def test_a_firm_import_refuses_control_characters_in_the_address(world, login):
 
 
 def test_an_import_with_a_long_file_name_does_not_overflow_the_job_title(world, login):
-    """Job.title is String(200); the import names its job "批量导入机构：<file name>" with the stored name (up
-    to 255 characters, a Windows file name's limit). On PostgreSQL the INSERT fails: a 500 for a valid file."""
+    """Job.title is String(200); the import names its job "批量导入机构：<file name>", and a file name may be 255
+    characters: the title is cut to its column (on PostgreSQL the INSERT once failed: a 500 for a valid file)."""
     from evalhub.core.models import Job
     from evalhub.registry.imports import FIRM_COLUMNS
     from tests.test_registry_views import firm_row, xlsx
@@ -114,7 +114,7 @@ def test_an_import_with_a_long_file_name_does_not_overflow_the_job_title(world, 
         assert len(title) <= Job.__table__.c.title.type.length, len(title)
 
 
-# --- the organisations import reads the upload without core.files --------------------------------------
+# --- the organisations import: the upload checks and the name rules ------------------------------------------
 
 def _xlsx_bomb(megabytes: int) -> bytes:
     """A real workbook (sheet 预算单位, one good row) whose sheet XML carries ``megabytes`` MB of whitespace:
@@ -148,10 +148,9 @@ def _xlsx_bomb(megabytes: int) -> bytes:
 
 
 def test_an_xlsx_bomb_is_refused_by_the_organisations_import(world, login):
-    """core/files.py: "Every upload — web form, API, CLI, demo, job — goes through ``store``" (type by content,
-    zip-bomb checks before any library reads it). /organisations/import hands the raw bytes to pandas/openpyxl:
-    a 20 KB file inflates to 20 MB here (memory grows with it: a 50 MB upload could unpack to ~50 GB) and is
-    imported; the same file on the plan or registry import is refused as a 压缩炸弹."""
+    """core/files.py: "Every upload — web form, API, CLI, demo, job — goes through" the upload checks (type by
+    content, zip-bomb limits before any library reads it). The organisations import once handed the raw bytes to
+    pandas: a 20 KB file inflating to 20 MB was imported."""
     from evalhub.core.models import BudgetUnit
 
     bomb = _xlsx_bomb(20)
@@ -166,10 +165,9 @@ def test_an_xlsx_bomb_is_refused_by_the_organisations_import(world, login):
 
 @pytest.mark.parametrize("name", ["巴州\u202e心中查普局计统", "巴州统计局\u200b普查中心", "巴州统计局\x9b普查中心"])
 def test_the_organisations_import_refuses_invisible_and_control_characters_in_names(world, login, name):
-    """A budget unit's name is shown on plans, engagements, public reports and OCDS; the import (the only way
-    a unit is created) checks length only, so a U+202E makes the name display reversed, a zero-width space
-    makes a second "same" unit (plan imports match units by name), and a C1 control is stored — what
-    core.inputs refuses in every other name (firm, expert, plan item, account)."""
+    """A budget unit's name is shown on plans, engagements, public reports and OCDS, and plan imports find units by
+    it: the organisations import applies the name rules of every other name (no U+202E, no zero-width space, no
+    control character)."""
     from evalhub.core.models import BudgetUnit
     from tests.test_organisations import _workbook
 
@@ -185,9 +183,8 @@ def test_the_organisations_import_refuses_invisible_and_control_characters_in_na
 # --- the CLI -----------------------------------------------------------------------------------------
 
 def test_the_cli_credit_compute_refuses_a_year_the_web_refuses(app, world):
-    """The web (credit.views._posted_year) computes only 2000–this year: a year not yet over cannot be rated.
-    The rule lives in the view, not in credit.services.compute, so `flask evalhub credit compute --year <next
-    year>` writes draft ratings (and a credit.computed audit event) for a year that has not happened."""
+    """A year can be rated from 2000 to this year (credit.services.check_year, the web's rule too): the CLI once
+    wrote draft ratings and an audit event for next year."""
     from evalhub.core.models import AuditEvent
     from evalhub.core.timeutil import beijing_today
     from evalhub.credit.models import CreditRating
@@ -206,8 +203,7 @@ def test_the_cli_credit_compute_refuses_a_year_the_web_refuses(app, world):
 @pytest.mark.parametrize("args", [["draws", "verify", "99999999999999999999"],
                                   ["credit", "compute", "--bureau", "652800", "--year", "99999999999999999999"]])
 def test_the_cli_answers_a_huge_number_with_a_message_not_a_traceback(app, world, args):
-    """A number past what the database holds ends the command with OverflowError (a traceback) instead of the
-    command's own Chinese refusal (exit 2 "不存在" / exit 1), as the web answers 404/422 (core.inputs)."""
+    """A number past what the database holds is refused in Chinese (exit 2), not an OverflowError's traceback."""
     result = app.test_cli_runner().invoke(args=["evalhub", *args])
     assert not isinstance(result.exception, OverflowError), repr(result.exception)
     assert result.exit_code in (1, 2) and result.output.strip(), (result.exit_code, result.output)

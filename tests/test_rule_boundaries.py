@@ -31,13 +31,30 @@ def _rate(world, bureau=None, year=2025):
     return {r.firm_id: r for r in C.compute(bureau, year, getattr(world, "bz_admin"))}
 
 
-# --- credit: contract performance compares a UTC date with a Beijing due date -----------------------------
+def _accepted(world):
+    e = factories.contracted(world)
+    e.state = S.ACCEPTED
+    db.session.flush()
+    return e
+
+
+def _upheld_complaint(world, bureau, at: datetime):
+    """A complaint about the firm naming no engagement, received by ``bureau`` at ``at`` (UTC) and upheld."""
+    complaint = V.file_complaint(bureau_id=bureau.id, firm_name=world.firm.name,
+                                 text="评价人员未到现场即出具报告，数据照抄单位自评，请予核查。",
+                                 engagement_reference=None, complainant_name=None, complainant_contact=None,
+                                 address=f"10.0.0.{bureau.id}")
+    complaint.created_at = at
+    complaint.substantiated = True
+    return complaint
+
+
+# --- credit: a submission's Beijing date against the contract's ----------------------------------------------
 
 def test_credit_counts_a_work_plan_handed_in_the_beijing_morning_after_its_due_date_as_late(world):
-    """DOMAIN §6: contract performance = "plans and reports on time". The contract's plan_due is a Beijing
-    date (workflow.due_date / overdue_reasons read it so). A plan handed in at 07:00 Beijing on 11 April is a
-    day late for a 10 April due date — its timestamp is stored as naive UTC, 10 April 23:00, and the rating
-    takes ``submitted_at.date()`` (the UTC date), so it counts the plan on time."""
+    """DOMAIN §6: contract performance = "plans and reports on time". The contract's dates are Beijing dates and a
+    submission's time is stored in UTC: a plan handed in at 07:00 Beijing on 11 April is a day late for 10 April
+    (the UTC date, 10 April, once counted it on time)."""
     e = factories.contracted(world)
     e.contract.plan_due = date(2025, 4, 10)
     submission = factories.submit_plan(e)
@@ -49,25 +66,15 @@ def test_credit_counts_a_work_plan_handed_in_the_beijing_morning_after_its_due_d
     assert Decimal(performance["points"]) == Decimal("6.00")  # 15 × 0.6 × 0/1 + 15 × 0.4
 
 
-# --- credit: a complaint counts in every bureau's rating, a finding only in its own ----------------------
+# --- credit: a complaint counts where it was received, as a finding does -------------------------------------
 
 def test_a_complaint_substantiated_by_another_prefecture_does_not_cut_this_bureaus_rating(world):
-    """DOMAIN §6: commissioner feedback = "the commissioners' ratings and complaints"; supervision =
-    inspection findings. The rating reads the bureau's own subtree for findings and external records
-    (``Inspection.bureau_id.in_(subtree)``, ``ExternalCreditRecord.bureau_id.in_(subtree)``), but complaints
-    with no bureau filter: a complaint lodged with and substantiated by 克州 cuts 巴州's rating of the firm,
-    while a finding 克州 makes on the same firm does not. (With the region-wide grade reach the same
-    complaint then counts twice, once in each bureau's rating.)"""
-    e = factories.contracted(world)
-    e.state = S.ACCEPTED
-    db.session.flush()
-    # 克州 receives and substantiates a complaint about the firm (no engagement named) …
-    complaint = V.file_complaint(bureau_id=world.kz.id, firm_name=world.firm.name,
-                                 text="该机构在克州的评价工作中未到现场核查即出具报告，数据照抄单位自评。",
-                                 engagement_reference=None, complainant_name=None, complainant_contact=None,
-                                 address="10.0.0.9")
-    complaint.created_at = datetime(2025, 6, 1, 4, 0)
-    complaint.substantiated = True
+    """DOMAIN §6: commissioner feedback = "the commissioners' ratings and complaints"; supervision = inspection
+    findings. Like a finding (and an external record), a complaint counts in the rating of the bureau that received
+    it and of the bureaus above it, never a sibling's: 克州's complaint once cut 巴州's rating too, so one fact was
+    deducted twice under the region-wide reach of grades."""
+    e = _accepted(world)
+    _upheld_complaint(world, world.kz, datetime(2025, 6, 1, 4, 0))  # 克州 receives and upholds a complaint …
     # … and 克州 also finds a problem with the firm in a case of its own
     case = V.open_case(world.kz, world.kz_staff, trigger=Trigger.OTHER, detail="举报线索", firm=world.firm)
     V.add_finding(case, world.kz_staff, severity=Severity.GENERAL, description="底稿缺少抽样记录")
@@ -79,34 +86,24 @@ def test_a_complaint_substantiated_by_another_prefecture_does_not_cut_this_burea
     assert _component(rating, "feedback")["points"] == "16.00", _component(rating, "feedback")  # nor its complaint
 
 
-# --- credit: "the year they were made" is the UTC year ----------------------------------------------------
+# --- credit: "the year they were made" is Beijing's ----------------------------------------------------------
 
 def test_a_complaint_made_on_new_years_morning_beijing_counts_in_the_new_year(world):
-    """credit/services.py ``_year_records``: complaints naming no engagement "count for ... the year they were
-    made". A complaint filed at 03:00 Beijing on 1 January 2026 was made in 2026; the year is taken with
-    ``extract('year', created_at)`` on the naive-UTC timestamp (31 December 2025 19:00), so it cuts the
-    firm's 2025 rating instead."""
-    e = factories.contracted(world)
-    e.state = S.ACCEPTED
-    db.session.flush()
-    complaint = V.file_complaint(bureau_id=world.bz.id, firm_name=world.firm.name,
-                                 text="评价人员未到现场即出具报告，数据照抄单位自评，请予核查。",
-                                 engagement_reference=None, complainant_name=None, complainant_contact=None,
-                                 address="10.0.0.8")
-    complaint.created_at = datetime(2025, 12, 31, 19, 0)  # = 2026-01-01 03:00 Beijing
-    complaint.substantiated = True
+    """A complaint naming no engagement counts for the year it was made, in Beijing: one filed at 03:00 Beijing on
+    1 January 2026 is 2026's (its UTC year, 2025, once cut the 2025 rating)."""
+    e = _accepted(world)
+    _upheld_complaint(world, world.bz, datetime(2025, 12, 31, 19, 0))  # = 2026-01-01 03:00 Beijing
     db.session.flush()
     feedback = _component(_rate(world)[e.firm_id], "feedback")
     assert feedback["points"] == "16.00", feedback  # 20 × 80 % (no commissioner rating), no complaint of 2025
 
 
-# --- review: "same expert reviewing the same firm per year" counts UTC years -------------------------------
+# --- review: "same expert reviewing the same firm per year" counts Beijing years -----------------------------
 
 def test_the_same_firm_per_year_cap_counts_a_panel_formed_on_new_years_morning_beijing(world):
-    """docs/rules.md: "Same expert reviewing the same firm per year" (review.same_firm_per_year). The cap reads
-    ``utcnow().year`` and ``extract('year', ReviewPanel.created_at)`` on naive-UTC timestamps: a panel formed at
-    05:00 Beijing on 1 January 2026 is counted as 2025's, so on 2 January 2026 its experts may review the same
-    firm again past a cap of 1."""
+    """docs/rules.md: "Same expert reviewing the same firm per year" (review.same_firm_per_year) counts Beijing years:
+    a panel formed at 05:00 Beijing on 1 January 2026 is 2026's (by its UTC year it once fell in 2025, letting its
+    experts review the firm again past a cap of 1)."""
     from evalhub.review import services as R
     from tests.test_review_services import _experts, _report_submitted
 
@@ -123,13 +120,12 @@ def test_the_same_firm_per_year_cap_counts_a_panel_formed_on_new_years_morning_b
         assert any("今年已评审该机构" in r for r in reasons.get(invitation.expert_id, [])), reasons.get(invitation.expert_id)
 
 
-# --- registry (used by every draw): "within 3 years" reaches back up to 3 days further ----------------------
+# --- registry (used by every draw): "within 3 years" to the day ----------------------------------------------
 
 def test_an_employment_that_ended_more_than_three_years_ago_is_no_longer_a_conflict(world):
-    """DOMAIN §4 / rules.md: avoidance for employment "within 3 years" (财政部令第87号 第六十二条 "前3年内").
-    ``expert_avoidance_reasons`` sets its horizon to ``date(on.year - 3, on.month, min(on.day, 28))``: on
-    30 June 2025 the horizon is 28 June 2022, so a job that ended 29 June 2022 (3 years and a day before)
-    still excludes the expert from panels, committees and inspections."""
+    """DOMAIN §4 / rules.md: avoidance for employment "within 3 years" (财政部令第87号 第六十二条 "前3年内") reaches
+    back to the same day three years before: on 30 June 2025 a job that ended 29 June 2022 no longer excludes the
+    expert, one that ended 1 July 2022 still does (the horizon was once the 28th of the month)."""
     from evalhub.registry.services import add_expert_tie, expert_avoidance_reasons
 
     old = factories.expert(world.bz, name="离职专家", employer="新疆某大学")
@@ -144,27 +140,23 @@ def test_an_employment_that_ended_more_than_three_years_ago_is_no_longer_a_confl
     assert expert_avoidance_reasons(old, firm_ids=[world.firm.id], on=on) == []
 
 
-# --- review: a panel size the settings page accepts and every draw then refuses -----------------------------
+# --- review: an odd panel size, where it is set --------------------------------------------------------------
 
 @pytest.mark.parametrize("key", ["review.plan_panel_size", "review.report_panel_size",
                                  "review.self_evaluation_panel_size"])
 def test_an_even_panel_size_is_refused_where_it_is_set(world, key):
-    """DOMAIN §4 "Panels: odd, ≥ 3"; rules.md "Panel sizes (odd, ≥ 3)"; the settings are labelled "（单数）".
-    ``SettingDef.parse`` checks only 3–9, so a bureau can save 4; ``form_panel`` then refuses every panel drawn
-    at the bureau's size ("评审专家人数应为不少于 3 的单数")."""
+    """DOMAIN §4 "Panels: odd, ≥ 3": the settings page refuses an even panel size (once saved, every panel drawn at
+    the bureau's size was refused)."""
     with pytest.raises(ValidationFailed):
         set_setting(world.bz, key, 4, world.bz_admin)
 
 
-# --- procurement: the legal challenge period ignores national holidays until a credit page seeds them --------
+# --- procurement: the legal challenge period counts the national holidays ------------------------------------
 
 def test_the_challenge_period_counts_national_holidays_without_visiting_the_credit_pages_first(world):
-    """rules.md: "Legal periods count working days: Monday–Friday less national holidays plus 调休 working
-    days … default national holidays 2023–2026"; the challenge period is 7 working days (政府采购法 第五十二条).
-    The national holidays are written to ``calendar_day`` only by ``ensure_national_calendar``, which only the
-    credit web pages (publish, calendar page) and the demo call. An award made before anyone opened those pages
-    counts 国庆 2025 (1–8 October) as working days: 7 working days from 30 September end on 9 October instead of
-    16 October (9, 10, 11 (调休), 13, 14, 15, 16)."""
+    """rules.md: legal periods count working days, national holidays and 调休 excluded; the challenge period is 7
+    working days (政府采购法 第五十二条). The holidays hold without any page having copied them into the table: 7
+    working days from 30 September 2025 end on 16 October (9, 10, 11 (调休), 13, 14, 15, 16), not on 9 October."""
     from evalhub.procurement import services as procurement
     from evalhub.procurement.models import ProcurementMethod
 
@@ -178,14 +170,11 @@ def test_the_challenge_period_counts_national_holidays_without_visiting_the_cred
     assert p.notice.challenge_until == date(2025, 10, 16), p.notice.challenge_until
 
 
-# --- procurement: the yearly cap on KEY evaluations counts every kind of commissioned work ---------------------
+# --- procurement: the yearly cap counts key evaluations only -------------------------------------------------
 
 def test_the_yearly_cap_on_key_evaluations_does_not_count_other_commissioned_work(world):
-    """DOMAIN §3: "a firm may hold at most 5 key evaluations of one bureau a year"; rules.md "Yearly cap of key
-    evaluations per firm per bureau"; the setting is "每家机构每年承接本局重点评价上限". The plan check counts
-    key evaluations only (``service_kind == KEY_EVALUATION``), but ``eligibility.held_engagements`` /
-    ``caps_reached`` count every engagement of the bureau and year whatever its 委托事项: a firm holding five
-    绩效目标审核 jobs (and no key evaluation) is refused its first key evaluation."""
+    """DOMAIN §3: "a firm may hold at most 5 key evaluations of one bureau a year" (the setting
+    "每家机构每年承接本局重点评价上限"): five 绩效目标审核 jobs do not count against a firm's first key evaluation."""
     from evalhub.procurement import eligibility
     from evalhub.procurement.models import ProcurementMethod, ServiceKind
 
@@ -200,13 +189,10 @@ def test_the_yearly_cap_on_key_evaluations_does_not_count_other_commissioned_wor
     assert not any("达到上限" in r for r in reasons), reasons
 
 
-# --- core calendar: statutory holidays missing from the national calendar ------------------------------------
+# --- core calendar: the 2026 notice --------------------------------------------------------------------------
 
 def test_the_2026_national_calendar_has_the_mid_autumn_festival(world):
-    """rules.md: working days are "Monday–Friday less national holidays … national holidays 2023–2026"
-    (国务院办公厅 annual notices; 《全国年节及纪念日放假办法》: 中秋节 农历八月十五, a statutory holiday). 2023–2025
-    list their 中秋节; the 2026 list has none, so Friday 25 September 2026 counts as a working day in every
-    legal period (challenge periods, objection windows, fact confirmation, overdue rectification)."""
+    """国务院办公厅关于2026年部分节假日安排的通知 (4 November 2025): 中秋节 25–27 September 2026 is a holiday."""
     from evalhub.core.calendar import ensure_national_calendar, is_workday
 
     ensure_national_calendar()

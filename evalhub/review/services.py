@@ -64,8 +64,7 @@ register(
                minimum=0, maximum=100,
                help="依据：克州 2024 年计划第 7 项，对主管部门中央转移支付自评报告组织专家和第三方机构评分，"
                     "“对低于 90 分的退回整改”。"),
-    SettingDef("review.self_evaluation_panel_size", "部门自评报告评审专家人数（单数）", "专家评审", 3, minimum=3, maximum=9,
-               odd=True),
+    SettingDef("review.self_evaluation_panel_size", "部门自评报告评审专家人数（单数）", "专家评审", 3, minimum=3, maximum=9, odd=True),
     SettingDef("review.self_evaluation_resubmit_days", "部门自评报告退回后重新提交期限（天）", "专家评审", 30,
                minimum=1, maximum=180),
 )
