@@ -315,6 +315,12 @@ def _components(bureau: Bureau, records: _FirmYear) -> tuple[bool, list[Componen
     return True, components, intentional
 
 
+def _hold_year(bureau: Bureau, year: int) -> None:
+    """One computation or publication of a bureau's year at a time: two clicks (or a click and the CLI) must not
+    write a firm's rating twice, nor publish the drafts twice and tell each firm twice."""
+    concurrency.serialise(f"credit.year:{bureau.id}:{year}")
+
+
 def check_year(year: int | None, *, today: date | None = None) -> int:
     """A year that can be rated: 2000 up to this year (Beijing); a year not yet begun has nothing to rate."""
     this_year = (today or beijing_today()).year
@@ -330,9 +336,10 @@ def compute(bureau: Bureau, year: int, actor: User | None, *,
     if actor is not None:
         permissions.require(actor, "credit.manage", bureau)
     check_year(year, today=today)
+    _hold_year(bureau, year)
     firm_ids = sorted(rated_firm_ids(bureau, year))
     existing = {r.firm_id: r for r in db.session.execute(sa.select(CreditRating).where(
-        CreditRating.bureau_id == bureau.id, CreditRating.year == year)).scalars()}
+        CreditRating.bureau_id == bureau.id, CreditRating.year == year).execution_options(populate_existing=True)).scalars()}
     # The whole year's records in a few grouped queries (not a dozen queries per firm), and the firms at once.
     records = _year_records(bureau, year)
     firms = {f.id: f for f in db.session.execute(sa.select(Firm).where(Firm.id.in_(
@@ -428,8 +435,10 @@ def _suspend_for(rating: CreditRating, firm: Firm, bureau: Bureau) -> None:
 def publish(bureau: Bureau, year: int, actor: User, *, today: date | None = None) -> int:
     """Publish the year's drafts for objection; the deadline counts working days."""
     permissions.require(actor, "credit.manage", bureau)
-    drafts = db.session.execute(sa.select(CreditRating).where(
-        CreditRating.bureau_id == bureau.id, CreditRating.year == year, CreditRating.status == RatingStatus.DRAFT)).scalars().all()
+    _hold_year(bureau, year)
+    drafts = db.session.execute(sa.select(CreditRating).where(  # as the previous holder of the lock left them
+        CreditRating.bureau_id == bureau.id, CreditRating.year == year, CreditRating.status == RatingStatus.DRAFT)
+        .execution_options(populate_existing=True)).scalars().all()
     if not drafts:
         raise Conflict(f"{year} 年度没有待公示的评价结果，请先计算。")
     today = today or beijing_today()

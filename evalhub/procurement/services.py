@@ -549,6 +549,10 @@ def _award_drawn_firm(record: Draw, actor: User) -> Award:
 def _award_by_rotation(procurement: Procurement, agreement: FrameworkAgreement, actor: User) -> Award:
     """顺序轮候: the next shortlisted firm in the persisted order; ineligible firms are skipped with reasons."""
     engagement = procurement.engagement
+    # Two rotations at once must serve the next two firms, not the same one twice: the turn is read under a
+    # lock on the agreement, as the previous holder left it.
+    concurrency.serialise(f"framework.turn:{agreement.id}")
+    db.session.refresh(agreement, ["next_position"])
     members = agreement.members
     if not members:
         raise ValidationFailed("框架协议中没有入围机构。", {"framework_agreement_id": "没有入围机构"})

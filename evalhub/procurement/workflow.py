@@ -223,6 +223,14 @@ def perform(engagement: Engagement, action: str, actor: User | None, *, note: st
                                       ProcurementStatus.PENDING_APPROVAL):
                 procurement.status = ProcurementStatus.CANCELLED
                 procurement.failure_reason = f"评价任务终止：{note}"
+    # Claim the step: of two requests that read the engagement in the same state (a double click, two staff,
+    # a job), one moves it and the other is refused here, and its transaction — with whatever the service
+    # wrote before this step (a procurement, a letter) — rolls back.
+    claimed = db.session.execute(
+        sa.update(Engagement).where(Engagement.id == engagement.id, Engagement.state == old)
+        .values(state=transition.target).execution_options(synchronize_session=False)).rowcount
+    if not claimed:
+        raise Conflict(f"评价任务已被他人变更（不再是“{old.label}”），“{transition.label}”未执行。请刷新页面后查看。")
     engagement.state = transition.target
     engagement.state_changed_at = utcnow()
     refresh_due(engagement)  # what it waits on, and by when, changes with the state

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from evalhub.core import accounts, audit, files, jobs, notifications, permissions
 from evalhub.core.batches import batches
@@ -512,6 +513,17 @@ def send_for_confirmation(engagement: Engagement, actor: User, upload: files.Upl
     return row
 
 
+def _claim(row: FactConfirmation, once: Any, done: str, **values: Any) -> None:
+    """Write ``values`` only while the ``once`` column is still empty (compare-and-set): of two answers that
+    cross (a double click, two people of the unit), the second is refused with ``done``, not written over."""
+    claimed = db.session.execute(sa.update(FactConfirmation).where(FactConfirmation.id == row.id, once.is_(None))
+                                 .values(**values).execution_options(synchronize_session=False)).rowcount
+    if not claimed:
+        raise Conflict(done)
+    for name, value in values.items():
+        set_committed_value(row, name, value)
+
+
 def answer_confirmation(row: FactConfirmation, actor: User, agreed: Any, text: str,
                         today: date | None = None) -> FactConfirmation:
     """The unit answers once, by the due date: no objection, or its objections (one per line)."""
@@ -530,7 +542,9 @@ def answer_confirmation(row: FactConfirmation, actor: User, agreed: Any, text: s
         errors["agreed"] = "请选择无异议或有异议"
     text = _text(text, "text", "异议内容", errors, limit=NOTE_LIMIT, required=agreed is False)
     _raise_if(errors)
-    row.agreed, row.unit_text, row.answered_at, row.answered_by_id = agreed, text, utcnow(), actor.id
+    now = utcnow()
+    _claim(row, FactConfirmation.answered_at, "已答复，不能重复答复。",
+           agreed=agreed, unit_text=text, answered_at=now, answered_by_id=actor.id)
     engagement = row.engagement
     audit.record("fact.answered", row, actor=actor, bureau_id=engagement.bureau_id,
                  summary=f"{engagement.reference} 被评价单位答复征求意见：{'无异议' if agreed else '有异议'}")
@@ -550,7 +564,7 @@ def respond_to_confirmation(row: FactConfirmation, actor: User, text: str) -> Fa
     errors: dict[str, str] = {}
     text = _text(text, "text", "对异议的回应", errors, limit=NOTE_LIMIT)
     _raise_if(errors)
-    row.firm_response, row.responded_at = text, utcnow()
+    _claim(row, FactConfirmation.responded_at, "已回应。", firm_response=text, responded_at=utcnow())
     audit.record("fact.responded", row, actor=actor, bureau_id=row.engagement.bureau_id,
                  summary=f"{row.engagement.reference} 第三方机构回应被评价单位的异议")
     return row

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Optional
 import sqlalchemy as sa
 from flask import current_app
 
-from evalhub.core import audit, draws, files, jobs, permissions
+from evalhub.core import audit, concurrency, draws, files, jobs, permissions
 from evalhub.core.batches import batches
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
@@ -731,6 +731,7 @@ def form_panel(engagement: Engagement, actor: User, *, size: int | None = None, 
     submission = latest_submission(engagement, kind)
     if submission is None or submission.panel is not None:
         raise Conflict("没有待评审的新版本。")
+    concurrency.serialise(f"review.panel_draw:{submission.id}")  # two clicks announce one draw
     waiting = pending_panel_draw(submission)
     if waiting is not None:
         raise Conflict(f"该版本的评审专家抽取已公告（抽取 #{waiting.id}），请监督人输入数字后揭晓。")
@@ -775,13 +776,39 @@ def _seat_panel(record: Draw, actor: User | None) -> ReviewPanel:
                         offline=offline, review_due=now + timedelta(days=get_setting(bureau, "review.review_days")))
     db.session.add(panel)
     db.session.flush()
+    # The rules are asked again at the reveal, of the drawn only (the draw itself stands as recorded): an expert
+    # suspended while the draw waited for its witnesses, or seated meanwhile by another panel's reveal up to the
+    # load cap, is not invited; the seat is recorded as released and a replacement drawn, as for a decline.
+    drawn = db.session.execute(sa.select(Expert).where(Expert.id.in_(record.result_ids))).scalars().all()
+    lapsed = panel_exclusions(engagement, drawn, offline=offline)
     for expert_id in record.result_ids:
-        _invite(panel, expert_id, record.id)
+        if expert_id in lapsed:
+            panel.invitations.append(PanelInvitation(
+                expert_id=expert_id, draw_id=record.id, respond_by=now, status=InvitationStatus.WITHDRAWN,
+                withdrawn_at=now, withdrawn_reason=("揭晓时已不符合抽取条件：" + "；".join(lapsed[expert_id]))[:500]))
+        else:
+            _invite(panel, expert_id, record.id)
+    db.session.flush()
     _advance(engagement, action, actor, note=f"抽取评审专家 {size} 人（抽取记录 #{record.id}，监督人见证）")
     audit.record("panel.formed", panel, actor=actor, bureau_id=engagement.bureau_id,
-                 summary=f"{engagement.reference} {kind.label}第 {panel.round} 轮评审组成立" + ("（线下评审）" if offline else ""),
-                 payload={"draw": record.id, "offline": offline})
+                 summary=f"{engagement.reference} {kind.label}第 {panel.round} 轮评审组成立" + ("（线下评审）" if offline else "")
+                         + (f"；{len(lapsed)} 名被抽中的专家揭晓时已不符合抽取条件，补抽" if lapsed else ""),
+                 payload={"draw": record.id, "offline": offline, "lapsed": {str(k): v for k, v in lapsed.items()}})
+    if lapsed:
+        _replace_or_record(panel, record, f"揭晓时 {len(lapsed)} 名被抽中的专家已不符合抽取条件（暂停、在审任务已满等）", actor)
     return panel
+
+
+def _replace_or_record(panel: ReviewPanel, original: Draw, reason: str, actor: User | None) -> None:
+    """Announce the replacement draw; a pool with too few left keeps the panel short, recorded in the audit
+    log for the bureau to act on, and whatever else the caller does still goes through."""
+    try:
+        with db.session.begin_nested():
+            if not _replacement_waiting(panel):
+                _announce_replacement(panel, original, reason, actor)
+    except DomainError as exc:
+        audit.record("panel.replacement_failed", panel, actor=actor, bureau_id=panel.bureau_id,
+                     summary=f"{panel.subject.reference} 评审组补抽失败，需另行组织：{exc.message}", payload={"reason": reason})
 
 
 def _invite(panel: ReviewPanel, expert_id: int, draw_id: int) -> PanelInvitation:
@@ -895,10 +922,14 @@ def replace_member(invitation: PanelInvitation, reason: str, actor: User | None)
     panel, and re-checks who may still sit today (someone suspended, at their load cap or without a login since
     the first draw). Returns the announced draw, or None when one is already waiting."""
     panel = invitation.panel
-    if db.session.execute(draws.pending().where(Draw.kind == "review_replacement", Draw.context_type == "review_panel",
-                                                Draw.context_id == panel.id)).scalars().first() is not None:
+    if _replacement_waiting(panel):
         return None
     return _announce_replacement(panel, db.session.get(Draw, invitation.draw_id), reason, actor)
+
+
+def _replacement_waiting(panel: ReviewPanel) -> bool:
+    return db.session.execute(draws.pending().where(Draw.kind == "review_replacement", Draw.context_type == "review_panel",
+                                                    Draw.context_id == panel.id)).scalars().first() is not None
 
 
 def _announce_replacement(panel: ReviewPanel, original: Draw, reason: str, actor: User | None) -> Optional[Draw]:
@@ -988,14 +1019,7 @@ def _release_invitations(expert: Expert, actor: User | None, reason: str) -> Non
         sa.or_(Review.id.is_(None), Review.status != ReviewStatus.SUBMITTED))).scalars().all()
     for invitation in seats:
         _withdraw(invitation, actor, f"专家不再可用（{reason}）", from_=PENDING)
-        try:
-            with db.session.begin_nested():
-                replace_member(invitation, f"专家不再可用（{reason}）", actor)
-        except DomainError as exc:
-            panel = invitation.panel
-            audit.record("panel.replacement_failed", panel, actor=actor, bureau_id=panel.bureau_id,
-                         summary=f"{panel.subject.reference} 评审组补抽失败，需另行组织：{exc.message}",
-                         payload={"invitation": invitation.id})
+        _replace_or_record(invitation.panel, db.session.get(Draw, invitation.draw_id), f"专家不再可用（{reason}）", actor)
 
 
 def expire_invitations(now: datetime | None = None) -> int:
@@ -1004,10 +1028,15 @@ def expire_invitations(now: datetime | None = None) -> int:
     late = db.session.execute(sa.select(PanelInvitation).join(ReviewPanel).where(
         PanelInvitation.status == InvitationStatus.INVITED, PanelInvitation.respond_by < now,
         ReviewPanel.status == PanelStatus.REVIEWING)).scalars().all()
+    expired = 0
     for invitation in late:
-        invitation.status = InvitationStatus.EXPIRED
+        try:  # an answer committed since the read above stands: the seat is filled, nothing to replace
+            _move(invitation, InvitationStatus.EXPIRED)
+        except Conflict:
+            continue
         replace_member(invitation, f"专家未在 {invitation.respond_by:%Y-%m-%d %H:%M} 前答复邀请", None)
-    return len(late)
+        expired += 1
+    return expired
 
 
 # === reviews =======================================================================================
