@@ -129,11 +129,12 @@ def test_a_work_plan_needs_only_kind_and_file_and_versions_count_up(client, worl
 
 def test_another_firm_and_bureau_users_may_not_upload(client, world, auth):
     e = _fieldwork(world)
-    for username in ("firm2", "bz.staff", "expert1", "admin"):
-        assert_error(_upload(client, e.id, auth(username), _report_form()), 403, "forbidden")
-    # nor learn the state: another firm gets 403 even when the state would be wrong too
+    # who may see the engagement but not upload: 403; who may not see it: 404, as for an id that does not exist
+    for username, status in (("bz.staff", 403), ("admin", 403), ("firm2", 404), ("expert1", 404)):
+        assert_error(_upload(client, e.id, auth(username), _report_form()), status)
+    # nor learn the state: another firm gets 404 even when the state would be wrong too
     assert_error(_upload(client, e.id, auth("firm2"), {"kind": "work_plan",
-                                                      "file": (io.BytesIO(_docx("x")), "x.docx")}), 403)
+                                                      "file": (io.BytesIO(_docx("x")), "x.docx")}), 404)
     assert_error(_upload(client, 999999, auth("firm1"), _report_form()), 404, "not_found")
     assert_error(_upload(client, e.id, {}, _report_form()), 401, "unauthorized")
     assert _submission_count(e.id, SubmissionKind.REPORT) == 0 and _state(e.id) == S.FIELDWORK

@@ -144,14 +144,14 @@ def test_without_an_independent_officer_the_upper_bureau_serves(world, reviewed)
 def test_a_second_case_on_the_same_engagement_warns_and_links_the_first(world, reviewed):
     e = reviewed
     first = _case(world, e)
-    assert V.same_engagement_warning(first) is None
+    assert V.same_engagement_warning(first, world.bz_staff) is None
     second = _case(world, e, trigger=Trigger.OTHER)
-    warning = V.same_engagement_warning(second)
+    warning = V.same_engagement_warning(second, world.bz_staff)
     assert f"#{first.id}" in warning and e.reference in warning
     event = db.session.execute(sa.select(AuditEvent).where(
         AuditEvent.action == "inspection.opened", AuditEvent.object_id == second.id)).scalar_one()
     assert event.payload["other_cases"] == [first.id]
-    assert [i.id for i in V.other_cases(first)] == [second.id]
+    assert [i.id for i in V.other_cases(first, world.bz_staff)] == [second.id]
 
 
 def test_the_case_form_warns_and_the_page_links_the_other_case(client, login, world, reviewed):

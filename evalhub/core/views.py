@@ -143,11 +143,13 @@ def _viewable(record: Draw) -> bool:
     return permissions.can(current_user, "draw.view", record) or draws.is_witness(current_user, record)
 
 
-def _record_json(record: Draw) -> dict:
-    """What the browser recomputes from: only published values (the secret only once drawn)."""
+def _record_json(record: Draw, *, reasons: bool = True) -> dict:
+    """What the browser recomputes from: only published values (the secret only once drawn). Without ``reasons``
+    (a public page of a draw among people) the canonical text, which holds the exclusion reasons, is left out:
+    the result is still recomputed from the list, the seed and the excluded ids."""
     drawn = record.status == draws.DrawStatus.DRAWN
     parent = record.derived_from
-    return {"id": record.id, "canonical": None if record.legacy else draws.canonical(record),
+    return {"id": record.id, "canonical": None if record.legacy or not reasons else draws.canonical(record),
             "candidate_hash": record.candidate_hash, "commitment": record.commitment,
             "secret": record.secret if drawn and record.commitment else None,
             "numbers": [w.number for w in record.witnesses] if drawn else [],
@@ -164,10 +166,11 @@ def _render_draw(record: Draw, status: int = 200, *, public: bool = False, **for
         witnesses_form = WitnessesForm(data={"witnesses": [w.user_id for w in record.witnesses]})
     if witnesses_form is not None:
         witnesses_form.witnesses.choices = _witness_choices(record)
+    reasons = not public or draws.among_organisations(record)
     return render_template(
         "core/draw_detail.html", draw=record, check=draws.verify(record), public=public, manage=manage, mine=mine,
         witnesses_form=witnesses_form, number_form=forms.get("number_form") or NumberForm(), action_form=ActionForm(),
-        record_json=_record_json(record), is_public=draws.is_public(record),
+        record_json=_record_json(record, reasons=reasons), reasons=reasons, is_public=draws.is_public(record),
         names=record.candidate_names or {},
         redraws=db.session.execute(sa.select(Draw).where(Draw.redraw_of_id == record.id)).scalars().all(),
         derived=[d for d in db.session.execute(sa.select(Draw).where(Draw.derived_from_id == record.id)).scalars()

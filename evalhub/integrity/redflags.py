@@ -491,7 +491,7 @@ def open_inspection(flag: RedFlag, actor: User) -> Inspection:
     figures = "，".join(f"{QUALITY_LABELS[key]} {q[key]:.2f}" for key in worse if q.get(key) is not None)
     detail = (f"采购诚信红旗（红旗#{flag.id}，{flag.indicator.label}，{flag.year} 年）：{flag.explanation}。"
               f"相关成交项目交付质量低于全区中位数：{figures}。")
-    inspection = open_case(bureau, actor, trigger=Trigger.OTHER, detail=detail, firm=firm, engagement=engagement)
+    inspection = open_case(bureau, actor, trigger=Trigger.RED_FLAG, detail=detail, firm=firm, engagement=engagement)
     db.session.add(RedFlagCase(bureau_id=bureau.id, indicator=flag.indicator, procurement_id=flag.procurement_id,
                                firm_id=firm.id, inspection_id=inspection.id, opened_by_id=actor.id))
     audit.record("integrity.case_opened", inspection, actor=actor, bureau_id=bureau.id,

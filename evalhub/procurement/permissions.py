@@ -13,7 +13,7 @@ from evalhub.core.permissions import (
     visible_bureau_ids,
 )
 from evalhub.procurement.eligibility import library_bureau_ids
-from evalhub.procurement.models import Bid, Engagement, EvaluationPlan, Procurement
+from evalhub.procurement.models import Bid, Engagement, EvaluationPlan, Procurement, ProcurementStatus
 
 
 @row_scope(EvaluationPlan, Engagement, Procurement)
@@ -49,11 +49,16 @@ restrict(AuditEvent, hide_sealed_bid_events)
 
 
 def _marketplace_visible(user: User, procurement: Any) -> bool:
-    """A firm sees a procurement notice of any library it belongs to, and any procurement it bid in."""
+    """A firm sees a procurement notice of any library it belongs to, and any procurement it bid in. A single
+    source awaiting approval is not announced yet (the public pages do not show it either): of the firms, only
+    the one it names sees it."""
     if user.role != Role.FIRM_USER or user.firm is None:
         return False
-    return (user.firm.bureau_id in library_bureau_ids(procurement.bureau)
-            or any(b.firm_id == user.firm_id for b in procurement.bids))
+    if any(b.firm_id == user.firm_id for b in procurement.bids):
+        return True
+    if procurement.status == ProcurementStatus.PENDING_APPROVAL:
+        return procurement.single_source_firm_id == user.firm_id
+    return user.firm.bureau_id in library_bureau_ids(procurement.bureau)
 
 
 rules({

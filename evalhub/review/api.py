@@ -263,9 +263,9 @@ def _parse_indicators(raw: str | None, errors: dict[str, str]) -> list[services.
            body_content_type="multipart/form-data", errors=(400, 403, 404, 409, 422))
 def create_submission(engagement_id: int):
     user = api_user()
-    engagement = _engagement_or_404(engagement_id)
+    engagement = _visible_engagement(engagement_id)  # what the caller may not see does not exist (404)
     # Only the contracted firm uploads; anyone else is refused before the engagement's state is revealed.
-    if user.role != Role.FIRM_USER or not permissions.can(user, "engagement.view", engagement):
+    if user.role != Role.FIRM_USER:
         raise PermissionDenied("只有承担该任务的第三方机构可以提交。")
     if request.mimetype != "multipart/form-data":
         raise DomainError("请求体必须是 multipart/form-data（字段 kind、file 等）。")

@@ -57,13 +57,23 @@
   function recompute(record) {
     var lines = [];
     function check(label, ok, detail) { lines.push({label: label, ok: ok, detail: detail || ""}); return ok; }
-    var published = JSON.parse(record.canonical);
-    var hash = sha256(record.canonical);
-    check("候选名单哈希", hash === record.candidate_hash, hash);
-    var excluded = {};
-    published.exclusions.forEach(function (e) { excluded[e[0]] = true; });
-    var listed = published.candidates.map(function (c) { return c[0]; });
-    check("候选名单与记录一致", JSON.stringify(listed) === JSON.stringify(record.candidates) && published.k === record.k);
+    var hash, listed, k, excluded = {};
+    if (record.canonical) {
+      var published = JSON.parse(record.canonical);
+      hash = sha256(record.canonical);
+      check("候选名单哈希", hash === record.candidate_hash, hash);
+      published.exclusions.forEach(function (e) { excluded[e[0]] = true; });
+      listed = published.candidates.map(function (c) { return c[0]; });
+      k = published.k;
+      check("候选名单与记录一致", JSON.stringify(listed) === JSON.stringify(record.candidates) && k === record.k);
+    } else {
+      // A public page of a draw among people leaves out the canonical text (it holds the exclusion reasons):
+      // the seed and the result are recomputed from the published hash, list and excluded ids.
+      hash = record.candidate_hash;
+      listed = record.candidates;
+      k = record.k;
+      record.excluded.forEach(function (i) { excluded[i] = true; });
+    }
     var seed;
     if (record.parent_seed) {
       seed = sha256(record.parent_seed + "|" + hash);
@@ -73,7 +83,7 @@
     }
     check("种子", seed === record.seed, seed);
     var eligible = listed.filter(function (i) { return !excluded[i]; });
-    var result = rank(seed, eligible).slice(0, published.k);
+    var result = rank(seed, eligible).slice(0, k);
     check("抽取结果", JSON.stringify(result) === JSON.stringify(record.result), result.join(", "));
     return lines;
   }

@@ -39,6 +39,7 @@ class Trigger(LabeledEnum):
     LOW_SCORE = ("low_score", "评审得分偏低")
     REEVALUATION_GAP = ("reevaluation_gap", "再评价差异较大")
     SCREENING_FLAG = ("screening_flag", "报告质量筛查提示")
+    RED_FLAG = ("red_flag", "采购诚信核查提示")
     OTHER = ("other", "其他线索")
 
 

@@ -419,13 +419,14 @@ def inspector_expert_candidates(bureau: Bureau, engagement: Optional[Engagement]
     return pool, exclusions
 
 
-def other_cases(inspection: Inspection) -> list[Inspection]:
-    """Every other inspection (random or targeted) of the same engagement: a second case warns and links them."""
+def other_cases(inspection: Inspection, reader: User | None) -> list[Inspection]:
+    """The other inspections (random or targeted) of the same engagement that ``reader`` may read: a second case
+    warns and links them. An upper bureau's case on a county's engagement stays its own (None: the system)."""
     if inspection.engagement_id is None:
         return []
-    return db.session.execute(sa.select(Inspection).where(
-        Inspection.engagement_id == inspection.engagement_id, Inspection.id != inspection.id)
-        .order_by(Inspection.id)).scalars().all()
+    stmt = sa.select(Inspection).where(
+        Inspection.engagement_id == inspection.engagement_id, Inspection.id != inspection.id).order_by(Inspection.id)
+    return db.session.execute(permissions.scope(reader, stmt, Inspection) if reader is not None else stmt).scalars().all()
 
 
 def _assigned(inspection: Inspection, inspector: Inspector, actor: Optional[User], how: str) -> None:
@@ -597,6 +598,7 @@ def publish_campaign_results(campaign: InspectionCampaign, actor: User) -> None:
 WITHHELD_LEADS = {
     Trigger.COMPLAINT: "根据投诉举报线索立案（投诉内容及投诉人信息依规保密）。",
     Trigger.SCREENING_FLAG: "根据报告质量筛查提示立案（筛查结果仅供财政部门内部使用）。",
+    Trigger.RED_FLAG: "根据采购诚信核查提示立案（核查线索仅供财政部门内部使用）。",
 }
 
 
@@ -652,7 +654,7 @@ def open_case(bureau: Bureau, actor: User | None, *, trigger: Any, detail: str, 
         complaint.status = ComplaintStatus.CASE_OPENED
     db.session.flush()
     # A second case on the same engagement is allowed, with a warning linking the others (other_cases).
-    others = [i.id for i in other_cases(inspection)]
+    others = [i.id for i in other_cases(inspection, actor)]
     audit.record("inspection.opened", inspection, actor=actor, bureau_id=bureau.id,
                  summary=f"定向检查立案：{firm.name}（{trigger.label}）"
                          + (f"；同一评价任务已有检查 {'、'.join(f'#{i}' for i in others)}" if others else ""),
@@ -660,9 +662,10 @@ def open_case(bureau: Bureau, actor: User | None, *, trigger: Any, detail: str, 
     return inspection
 
 
-def same_engagement_warning(inspection: Inspection) -> Optional[str]:
-    """The warning shown when a case is opened (and on its page): the other inspections of the same engagement."""
-    others = other_cases(inspection)
+def same_engagement_warning(inspection: Inspection, reader: User) -> Optional[str]:
+    """The warning shown when a case is opened (and on its page): the other inspections of the same engagement
+    that ``reader`` may read."""
+    others = other_cases(inspection, reader)
     if not others:
         return None
     listed = "、".join(f"#{i.id}（{'不定向抽查' if i.campaign_id else '定向检查'}，{i.status.label}）" for i in others)

@@ -247,7 +247,7 @@ def _render_inspection(inspection: Inspection, status: int = 200, **forms):
         _inspector_choices(inspector_form, bureau)
     return render_template(
         "supervision/inspection_detail.html", i=inspection, bureau=bureau, manage=manage, is_firm=is_firm,
-        inspector_form=inspector_form, other_cases=services.other_cases(inspection) if bureau_side() else [],
+        inspector_form=inspector_form, other_cases=services.other_cases(inspection, current_user) if bureau_side() else [],
         recusal_form=forms.get("recusal_form") or (RecusalForm(formdata=None) if is_open and services.inspector_of(
             inspection, current_user) is not None else None),
         may_draw_inspectors=manage and is_open and inspection.campaign_id is None
@@ -400,7 +400,7 @@ def inspection_new():
 
 def _opened_message(inspection: Inspection):
     """Opened; with a warning (and the other cases on the page) when the engagement already has one."""
-    warning = services.same_engagement_warning(inspection)
+    warning = services.same_engagement_warning(inspection, current_user)
     if warning:
         return f"已立案定向检查 #{inspection.id}：{inspection.firm.name}。{warning}", "warning"
     return f"已立案定向检查 #{inspection.id}：{inspection.firm.name}。"

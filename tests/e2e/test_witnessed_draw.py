@@ -89,3 +89,30 @@ def test_a_witnessed_firm_lottery_is_revealed_and_recomputed_in_the_browser(worl
         raise
     finally:
         sessions.close()
+
+
+def test_the_public_page_of_a_panel_draw_recomputes_without_the_reasons(world, browser, live_server):
+    """A panel draw is public once its review is over, its exclusion reasons are not (they are about people):
+    the page leaves out the canonical text, and the browser still recomputes the seed and the result from the
+    published hash, candidate list and excluded ids."""
+    e = factories.in_fieldwork(world)
+    factories.submit_report(e)
+    panel = factories.own_panel(e, n=3)
+    factories.review_panel(panel, "0.95")
+    draw_id = panel.draw_id
+    db.session.commit()
+
+    sessions = Sessions(browser, live_server)
+    visitor = sessions.page()
+    try:
+        visitor.goto(f"/public/draws/{draw_id}")
+        expect(visitor.get_by_test_id("reasons-withheld")).to_be_visible()
+        expect(visitor.get_by_test_id("canonical")).to_have_count(0)
+        visitor.get_by_test_id("recompute").click()
+        expect(visitor.get_by_test_id("recompute-verdict")).to_have_text("浏览器复算一致")
+        expect(visitor.get_by_test_id("recompute-result")).to_contain_text("抽取结果一致")
+    except Exception:
+        visitor.screenshot(path=FAILURE_SCREENSHOT, full_page=True)
+        raise
+    finally:
+        sessions.close()
