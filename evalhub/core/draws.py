@@ -495,6 +495,10 @@ def _compare_with_event(record: Draw) -> tuple[int | None, list[str], list[str]]
         else:
             _compare(announced, base + [("commitment", "承诺值", record.commitment),
                                         ("candidate_hash", "候选名单哈希", record.candidate_hash)], mismatches, notes)
+    elif record.derived_from_id is None and _event(record, "draw.announced") is not None:
+        # A draw made before witnessed draws has no announcement; one that has was announced with a commitment,
+        # so a record without one has been changed to pass as old (skipping the witnesses' checks).
+        mismatches.append("记录中没有承诺值，但审计日志表明此次抽取公告时已固定承诺值：记录已被改动。")
     if record.status != DrawStatus.DRAWN:
         return (announced.id if announced is not None else None), mismatches, notes
     event = _event(record, "draw.performed")
@@ -512,9 +516,15 @@ def _compare_with_event(record: Draw) -> tuple[int | None, list[str], list[str]]
     return event.id, mismatches, notes
 
 
+def hashed(record: Draw) -> bool:
+    """The record's candidate list was frozen by a hash: every draw announced with a commitment, and every
+    derived draw (its seed is taken of the hash); only draws made before witnessed draws have none."""
+    return not record.legacy or record.derived_from_id is not None
+
+
 def verify(record: Draw) -> DrawCheck:
     event_id, mismatches, notes = _compare_with_event(record)
-    if not record.legacy and record.candidate_hash != sha256(canonical(record)):
+    if hashed(record) and record.candidate_hash != sha256(canonical(record)):
         mismatches.insert(0, "候选名单（含姓名、排除及原因）与公告时的候选名单哈希不符。")
     if record.commitment is not None and record.secret is not None and sha256(record.secret) != record.commitment:
         mismatches.insert(0, "揭晓的秘密值与公告时的承诺值不符。")

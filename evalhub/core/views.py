@@ -149,7 +149,7 @@ def _record_json(record: Draw, *, reasons: bool = True) -> dict:
     the result is still recomputed from the list, the seed and the excluded ids."""
     drawn = record.status == draws.DrawStatus.DRAWN
     parent = record.derived_from
-    return {"id": record.id, "canonical": None if record.legacy or not reasons else draws.canonical(record),
+    return {"id": record.id, "canonical": draws.canonical(record) if draws.hashed(record) and reasons else None,
             "candidate_hash": record.candidate_hash, "commitment": record.commitment,
             "secret": record.secret if drawn and record.commitment else None,
             "numbers": [w.number for w in record.witnesses] if drawn else [],

@@ -173,11 +173,16 @@ class _Prepared:
     shingles: np.ndarray
 
 
+# A copy passed off by swapping the Chinese full stop for a look-alike (．, ｡, or an ASCII dot after Chinese)
+# still splits into the same sentences; a decimal point (a digit after it) is left alone.
+_LOOKALIKE_STOP = re.compile(r"(?<=[\u4e00-\u9fff）”》])[.．｡](?!\d)")
+
+
 def _prepare(doc: BidDoc) -> _Prepared:
     if not doc.text:
         return _Prepared(doc, {}, np.zeros(0, dtype=np.uint64))
     mask = textproc.NameMask([doc.firm_name])  # a proposal copied with the firm's name swapped still matches
-    parsed = textproc.parse(doc.text, (), [doc.firm_name])
+    parsed = textproc.parse(_LOOKALIKE_STOP.sub("。", doc.text), (), [doc.firm_name])
     sentences: dict[int, str] = {}
     for s in parsed.copy_sentences:
         sentences.setdefault(s.key, s.text)
@@ -281,9 +286,9 @@ def price_flags(docs: list[BidDoc], tolerance_permille: float) -> list[Found]:
             members = ordered[start:end + 1]
             ids = tuple(d.bid_id for d in members)
             step = diffs[start]
-            if ids in seen or (len(members) == 3 and step % 10000 == 0 and kind == "difference"):
-                continue
-            if len(members) == 3 and kind == "ratio" and all(s % 10000 == 0 for s in diffs[start:end]):
+            # three bids stepping by whole 万元 every time are left out (round figures), by difference or ratio;
+            # one whose other step is uneven within the tolerance is not
+            if ids in seen or (len(members) == 3 and all(s % 10000 == 0 for s in diffs[start:end])):
                 continue
             seen.add(ids)
             what = (f"依次相差约 {_wan(step)} 万元" if kind == "difference"
