@@ -140,3 +140,27 @@ def test_three_prices_with_one_whole_and_one_uneven_step_are_a_regular_pattern()
         "the whole-万元 exemption looks at the first step only (price_flags: step = diffs[start]), so a second step "
         "off by up to the tolerance escapes; the ratio branch checks every step")
 
+
+# --- avoidance reads the firms' rosters, not only what an expert declared ------------------------------------
+
+def test_an_expert_on_the_firms_roster_is_neither_a_reviewer_nor_an_inspector_of_its_work(world):
+    from evalhub.procurement import team
+    from evalhub.supervision import services as V
+
+    number = factories.id_number()
+    # the firm's 主评人 — the person who writes the report
+    lead = registry.add_staff(world.firm, registry.StaffInput(name="赵主评", id_number=number, role="项目负责人",
+                                                              years_experience=12), world.firm_user)
+    e = factories.in_fieldwork(world)
+    assert team.lead(e).id == lead.id
+    factories.submit_report(e)
+    # the same person is also in the bureau's expert pool, giving a university as employer and declaring no tie
+    moonlighter = factories.expert(world.bz, name="赵主评", id_number=number, employer="新疆财经大学")
+    factories.expert_user(moonlighter.id)
+    assert moonlighter.id_number_digest == lead.id_number_digest  # the registry knows it is one person
+    panel = R.panel_exclusions(e, [moonlighter])
+    _pool, inspectors = V.inspector_expert_candidates(world.bz, e, e.firm)
+    assert moonlighter.id in panel, ("the firm's own 主评人, registered as an expert, may be drawn to review the report "
+                                     "he wrote (avoidance reads only declared ties, never the firm's roster)")
+    assert moonlighter.id in inspectors, "and may be drawn to inspect it"
+

@@ -916,6 +916,13 @@ def expert_avoidance_reasons(expert: Expert, *, firm_ids: Iterable[int] = (), bu
         if role is not None:
             when = "至今" if tie.end_date is None else f"至 {tie.end_date:%Y-%m-%d}"
             reasons.append(f"与{_party(tie.counterpart_name, role)}存在{tie.kind.label}关系（{tie.start_date:%Y-%m-%d} {when}）")
+    if firm_ids:
+        # What the expert did not declare, the firms' rosters say: the same person (by the keyed hash of the
+        # identity number) on the active roster of a party firm works for it (劳动关系, 87号令 第六十二条).
+        for name in db.session.execute(sa.select(Firm.name).join(FirmStaff, FirmStaff.firm_id == Firm.id).where(
+                FirmStaff.firm_id.in_(sorted(firm_ids)), FirmStaff.id_number_digest == expert.id_number_digest,
+                FirmStaff.active.is_(True)).order_by(Firm.name)).scalars():
+            reasons.append(f"为{name}在册从业人员")
     return reasons
 
 
