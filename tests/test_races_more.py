@@ -378,3 +378,31 @@ def test_two_panels_drawn_at_the_same_time_keep_each_expert_within_the_load_cap(
 
     loads = R.open_review_loads(db.session.execute(sa.select(R.Expert.id)).scalars())
     assert max(loads.values()) <= 1, f"open reviews per expert {sorted(loads.values())} under a load cap of 1"
+
+
+# === supervision: one campaign draw for a bureau's year ==========================================
+
+def test_starting_the_campaign_twice_at_once_announces_one_draw(app, world, monkeypatch):
+    """supervision.services.start_campaign refuses a second draw while one is announced for the bureau's year;
+    it takes a lock before it looks, so two presses (or two staff) announce one draw, not two."""
+    from evalhub.core import draws
+    from evalhub.core.draws import Draw, DrawStatus
+    from evalhub.core.models import Bureau
+    from evalhub.supervision import services as V
+    from tests.test_credit_supervision_services import _completed
+
+    for unit in ("巴州统计局", "巴州民政局"):
+        _completed(world, unit=unit)
+    db.session.commit()
+    bz_id, admin_id = world.bz.id, world.bz_admin.id
+
+    def start():
+        return V.start_campaign(db.session.get(Bureau, bz_id), 2025, db.session.get(User, admin_id), ratio=50)
+
+    raced = meanwhile(app, monkeypatch, draws, "announce", start)  # after every check, before the write
+    try:
+        in_context(app, start)
+    except Conflict:
+        pass
+    settle(raced)
+    assert count(Draw, Draw.kind == "inspection_sample", Draw.status == DrawStatus.ANNOUNCED) == 1

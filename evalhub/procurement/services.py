@@ -849,6 +849,8 @@ def draw_committee(procurement: Procurement, size: int, actor: User) -> Draw:
     _check_committee_size(procurement, size)
     if procurement.status != ProcurementStatus.EVALUATING:
         raise Conflict("开标后才能组建评审委员会。")
+    concurrency.serialise(f"procurement.committee:{procurement.id}")  # two clicks announce one draw
+    db.session.refresh(procurement, ["committee_draw_id", "committee_draw", "committee"])
     if procurement.committee:
         raise Conflict("评审委员会已经组建。")
     if procurement.committee_draw_id is not None and procurement.committee_draw.status == DrawStatus.ANNOUNCED:

@@ -194,6 +194,7 @@ def start_campaign(bureau: Bureau, year: int, actor: User, *, ratio: Any = None)
         raise ValidationFailed("抽查比例必须是整数。", {"ratio": "必须是整数"})
     if not minimum <= ratio <= 100:
         raise ValidationFailed(f"抽查比例应在 {minimum}%–100% 之间。", {"ratio": f"不低于 {minimum}%"})
+    concurrency.serialise(f"supervision.campaign:{bureau.id}:{year}")  # two clicks announce one draw
     already = set(db.session.execute(sa.select(Inspection.engagement_id).join(InspectionCampaign).where(
         InspectionCampaign.bureau_id == bureau.id, InspectionCampaign.year == year)).scalars())
     population = campaign_population(bureau, year)
@@ -491,6 +492,8 @@ def draw_case_inspectors(inspection: Inspection, actor: User) -> Draw:
         raise Conflict("不定向抽查的检查人员随抽查名单一并抽取。")
     if inspection.status == InspectionStatus.CLOSED:
         raise Conflict("检查已办结。")
+    concurrency.serialise(f"supervision.case_inspectors:{inspection.id}")  # two clicks announce one draw
+    db.session.refresh(inspection, ["inspectors"])
     if any(i.draw_id for i in inspection.inspectors):
         raise Conflict("本检查已抽取检查人员。")
     waiting = db.session.execute(draws.pending().where(
