@@ -37,9 +37,8 @@ def notifications(event_title_part: str, user_id: int) -> int:
 # === review: the consolidated letter sent twice ===================================================
 
 def test_send_letter_twice_at_once_returns_the_report_once(app, world):
-    """review.services.send_letter (an engagement's panel): a double click on “发送整改意见” — both requests read
-    the panel as DECIDED and the engagement as REPORT_IN_REVIEW. The self-evaluation path claims the panel with
-    a compare-and-set; the engagement path does not, so the second request returns the report a second time."""
+    """A double click on “发送整改意见” returns the report once: the second request, which read the panel as
+    decided too, is refused by the state machine's claim of the step (it once returned the report twice)."""
     e, panel = _panel(world)
     for invitation, points in zip(panel.invitations, ([17] * 5, [18] * 5, [16] * 5)):
         _review(invitation, world, points, opinion="问题分析不够具体")
@@ -75,21 +74,23 @@ def meanwhile(app, monkeypatch, module, name: str, other) -> list[threading.Thre
     (a refusal of B's is an answer, not an error)."""
     real, raced = getattr(module, name), []
 
-    def run_b():
-        try:
-            in_context(app, other)
-        except Conflict:
-            pass
-
     def hooked(*args, **kwargs):
         if not raced:
-            raced.append(threading.Thread(target=run_b))
+            raced.append(threading.Thread(target=done_or_refused, args=(app, other)))
             raced[0].start()
             raced[0].join(2.0)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(module, name, hooked)
     return raced
+
+
+def done_or_refused(app, fn) -> None:
+    """Request A: ``fn`` in its own app context, committed, or refused (409) and rolled back."""
+    try:
+        in_context(app, fn)
+    except Conflict:
+        pass
 
 
 def settle(raced: list[threading.Thread]) -> None:
@@ -101,9 +102,8 @@ def settle(raced: list[threading.Thread]) -> None:
 # === procurement: one engagement, one procurement =================================================
 
 def test_open_procurement_twice_at_once_opens_one_procurement(app, world):
-    """procurement.services.open_procurement reads the engagement's state (planned) and opens a procurement;
-    nothing claims the engagement, so a double click (or two staff at once) opens two procurements for one
-    engagement, with two 启动采购 steps on its timeline."""
+    """Opening the procurement twice at once (a double click, two staff) opens one: the second is refused at the
+    step's claim and its procurement rolls back with it (an engagement once got two procurements)."""
     from evalhub.procurement import services as P
     from evalhub.procurement.models import Engagement, Procurement, ProcurementMethod
     from tests import factories
@@ -139,9 +139,8 @@ def test_open_procurement_twice_at_once_opens_one_procurement(app, world):
 # === credit: the year's ratings published twice ===================================================
 
 def test_publishing_the_credit_ratings_twice_at_once_tells_each_firm_once(app, world, monkeypatch):
-    """credit.services.publish reads the year's drafts, then marks them published; two presses of “公示” that
-    both read the drafts before either commits publish the year twice: two credit.published events and each
-    firm told twice (with the objection deadline)."""
+    """Two presses of “公示” publish the year once and tell each firm once: publication takes the year's lock before
+    it reads the drafts (both once read them and published twice)."""
     from evalhub.core.models import Bureau
     from evalhub.credit import services as C
     from tests.test_credit_supervision_services import _completed
@@ -153,14 +152,7 @@ def test_publishing_the_credit_ratings_twice_at_once_tells_each_firm_once(app, w
     bz_id, admin_id, firm_user_id = world.bz.id, world.bz_admin.id, world.firm_user.id
     raced = meanwhile(app, monkeypatch, C, "add_working_days",
                       lambda: C.publish(db.session.get(Bureau, bz_id), 2025, db.session.get(User, admin_id)))
-    with app.app_context():
-        try:
-            C.publish(db.session.get(Bureau, bz_id), 2025, db.session.get(User, admin_id))
-            db.session.commit()
-        except Conflict:
-            db.session.rollback()
-        finally:
-            db.session.remove()
+    done_or_refused(app, lambda: C.publish(db.session.get(Bureau, bz_id), 2025, db.session.get(User, admin_id)))
     settle(raced)
 
     published = count(AuditEvent, AuditEvent.action == "credit.published")
@@ -171,9 +163,8 @@ def test_publishing_the_credit_ratings_twice_at_once_tells_each_firm_once(app, w
 # === review: one submission, one panel draw ======================================================
 
 def test_forming_the_panel_twice_at_once_announces_one_draw(app, world, monkeypatch):
-    """review.services.form_panel refuses a second draw while one is announced for the submission
-    (pending_panel_draw), but counts before it writes without serialising: two presses announce two draws of
-    the panel for one report version (two commitments the operator may choose between)."""
+    """Two presses announce one panel draw for a report version: form_panel takes the submission's lock before it
+    looks for an announced draw (two draws, two commitments to choose between, were once possible)."""
     from evalhub.core.draws import Draw, DrawStatus
     from evalhub.procurement.models import Engagement
     from tests.test_review_services import _experts, _report_submitted
@@ -184,14 +175,7 @@ def test_forming_the_panel_twice_at_once_announces_one_draw(app, world, monkeypa
     e_id, staff_id = e.id, world.bz_staff.id
     raced = meanwhile(app, monkeypatch, R, "panel_exclusions",
                       lambda: R.form_panel(db.session.get(Engagement, e_id), db.session.get(User, staff_id), size=3))
-    with app.app_context():
-        try:
-            R.form_panel(db.session.get(Engagement, e_id), db.session.get(User, staff_id), size=3)
-            db.session.commit()
-        except Conflict:
-            db.session.rollback()
-        finally:
-            db.session.remove()
+    done_or_refused(app, lambda: R.form_panel(db.session.get(Engagement, e_id), db.session.get(User, staff_id), size=3))
     settle(raced)
 
     announced = count(Draw, Draw.kind == "review_panel", Draw.status == DrawStatus.ANNOUNCED)
@@ -201,9 +185,8 @@ def test_forming_the_panel_twice_at_once_announces_one_draw(app, world, monkeypa
 # === procurement: framework rotation (顺序轮候) ===================================================
 
 def test_two_rotation_procurements_at_once_serve_the_next_two_firms(app, world, monkeypatch):
-    """procurement.services._award_by_rotation reads the agreement's next_position and moves it on, with no lock
-    on the agreement: two engagements procured by rotation at the same moment (two staff) both read position 1,
-    so the first firm is served twice and the second is skipped — the rotation order is broken."""
+    """Two engagements procured by rotation at the same moment are served by the next two firms: the agreement's
+    turn is read under its lock (both once read position 1, so the first firm was served twice)."""
     from datetime import date
 
     from evalhub.procurement import services as P, workflow
@@ -242,10 +225,8 @@ def test_two_rotation_procurements_at_once_serve_the_next_two_firms(app, world, 
 # === review: an invitation expired by the job while the expert accepts ============================
 
 def test_the_expiry_job_does_not_overwrite_an_acceptance_made_meanwhile(app, world, monkeypatch):
-    """review.services.expire_invitations reads the late invitations, then sets status = EXPIRED by a plain
-    attribute write (not the compare-and-set ``_move`` that respond and withdraw use): an expert whose
-    acceptance commits between the job's read and its write has the accepted seat overwritten to 已逾期 (their
-    review row stays), and a replacement is drawn for a seat that was filled."""
+    """The expiry job does not overwrite an acceptance committed after it read the invitation: it moves the seat by
+    compare-and-set and leaves an answered one (an accepted seat was once overwritten and redrawn)."""
     from evalhub.core.draws import Draw, DrawStatus
     from evalhub.core.timeutil import utcnow
     from evalhub.review.models import InvitationStatus, PanelInvitation
@@ -280,9 +261,8 @@ def test_the_expiry_job_does_not_overwrite_an_acceptance_made_meanwhile(app, wor
 # === the state machine itself ====================================================================
 
 def test_the_state_machine_moves_an_engagement_once_when_two_requests_read_it_at_once(app, world):
-    """procurement.workflow.perform checks the state it loaded and assigns the target (no
-    ``UPDATE … WHERE state = <from>``): two requests that loaded the engagement before either committed both
-    move it — the root of the doubled steps above. Here: 终止 pressed twice gives two 终止 steps, two events."""
+    """The state machine moves an engagement once: perform claims the step with UPDATE … WHERE state = <from>, so
+    终止 pressed twice is one step and one event (the root of the doubled steps above)."""
     from evalhub.procurement import workflow
     from evalhub.procurement.models import Engagement
     from tests import factories
@@ -311,10 +291,8 @@ def test_the_state_machine_moves_an_engagement_once_when_two_requests_read_it_at
 # === results: the unit answers the fact confirmation once =========================================
 
 def test_the_fact_confirmation_is_answered_once_when_two_answers_cross(app, world):
-    """results.services.answer_confirmation checks ``row.answered_at is None`` on the row it loaded and then
-    writes the answer: two answers from the unit that both loaded the open row (two of its accounts, or the
-    form sent twice) are both taken — the second overwrites the first (“无异议” becomes “有异议”) and the firm is
-    told twice. The unit answers once."""
+    """The unit answers the fact confirmation once: two answers that both read the open row (two of its accounts,
+    the form sent twice) — the second is refused by a compare-and-set, not written over the first."""
     from datetime import date
 
     from evalhub.core import files
@@ -355,11 +333,8 @@ def test_the_fact_confirmation_is_answered_once_when_two_answers_cross(app, worl
 # === review: an expert's load cap across two panels drawn at the same time ========================
 
 def test_two_panels_drawn_at_the_same_time_keep_each_expert_within_the_load_cap(world):
-    """review.services.form_panel counts each expert's open reviews (review.load_cap) when the draw is
-    announced, and _seat_panel seats the drawn experts at the reveal without counting again — nor does the
-    announce count the other panels' draws still waiting for their witnesses. Two panels formed at the same
-    time (both announced before either is revealed) seat the same experts on both: each ends with 2 open
-    reviews under a cap of 1."""
+    """Two panels announced before either is revealed do not seat an expert past the load cap: the reveal asks the
+    rules again of the drawn and draws replacements for those now at the cap (the same experts once sat on both)."""
     from evalhub.core.settings import set_setting
     from tests import factories
     from tests.test_review_services import _experts, _report_submitted
@@ -400,9 +375,6 @@ def test_starting_the_campaign_twice_at_once_announces_one_draw(app, world, monk
         return V.start_campaign(db.session.get(Bureau, bz_id), 2025, db.session.get(User, admin_id), ratio=50)
 
     raced = meanwhile(app, monkeypatch, draws, "announce", start)  # after every check, before the write
-    try:
-        in_context(app, start)
-    except Conflict:
-        pass
+    done_or_refused(app, start)
     settle(raced)
     assert count(Draw, Draw.kind == "inspection_sample", Draw.status == DrawStatus.ANNOUNCED) == 1
