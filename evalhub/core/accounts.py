@@ -585,6 +585,17 @@ def gate(user: User) -> Optional[str]:
     return None
 
 
+def token_gate(user: User) -> Optional[str]:
+    """``gate`` at each use of an API token, from what the token's statement already read: the password's age,
+    and a bureau administrator's bureau setting (held with the token). The system administrator's second factor
+    follows the top-level bureaus' settings, read when a token is issued, not at every request."""
+    if passwords.expired(user):
+        return PASSWORD_EXPIRED
+    if user.role == Role.BUREAU_ADMIN and not user.totp_enabled and totp_required(user):
+        return TOTP_ENROLMENT
+    return None
+
+
 def live_tokens(user: User) -> int:
     return db.session.execute(sa.select(sa.func.count(ApiToken.id)).where(
         ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None), ApiToken.expires_at > utcnow())).scalar_one()

@@ -79,7 +79,7 @@ def operation(rule: str, method: str, *, summary: str, tag: str, response: dict 
                 user = _bearer_user()
                 if user is None:
                     return api_error(401, "unauthorized", "缺少或无效的访问令牌（Authorization: Bearer …）。")
-                if accounts.gate(user) is not None:  # what the web's account gate asks first, the API refuses
+                if accounts.token_gate(user) is not None:  # what the web's account gate asks first, the API refuses
                     return api_error(403, "forbidden", accounts.GATE_API_MESSAGE)
                 g.api_user = user
             if body:
