@@ -84,6 +84,22 @@ def test_blanking_the_commitment_of_a_witnessed_draw_is_caught_by_verify(app, wo
     assert result.exit_code == 1, result.output
 
 
+# --- verification: the kind, which decides who may read a draw ----------------------------------------------------
+
+def test_changing_the_kind_of_a_witnessed_draw_is_caught_by_verify(world):
+    """A review panel's draw is confidential until the review ends; one rewritten as a firm lottery would be public.
+    The kind is compared with the announcement's audit event."""
+    e = factories.in_fieldwork(world)
+    factories.submit_report(e)
+    record = factories.own_panel(e, n=3).draw
+    db.session.commit()
+    assert draws.verify(record).ok and not draws.is_public(record)
+    record.kind = "firm_lottery"
+    db.session.commit()
+    check = draws.verify(record)
+    assert not check.ok and any("抽取类型" in m for m in check.mismatches), check
+
+
 # --- verification: a derived draw's list against its hash ----------------------------------------------------
 
 def test_renaming_the_drawn_inspector_of_a_derived_draw_is_caught_by_verify(world):

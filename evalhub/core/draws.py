@@ -493,7 +493,8 @@ def _compare_with_event(record: Draw) -> tuple[int | None, list[str], list[str]]
         if announced is None:
             mismatches.append(f"找不到公告此次抽取的审计事件（draw.announced，抽取 #{record.id}）。")
         else:
-            _compare(announced, base + [("commitment", "承诺值", record.commitment),
+            # the kind too: it decides who may read the draw (a panel's is confidential until the review ends)
+            _compare(announced, base + [("kind", "抽取类型", record.kind), ("commitment", "承诺值", record.commitment),
                                         ("candidate_hash", "候选名单哈希", record.candidate_hash)], mismatches, notes)
     elif record.derived_from_id is None and _event(record, "draw.announced") is not None:
         # A draw made before witnessed draws has no announcement; one that has was announced with a commitment,
