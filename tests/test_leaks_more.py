@@ -16,13 +16,12 @@ def text(response) -> str:
     return response.get_data(as_text=True)
 
 
-# --- 1. a case opened from a procurement red flag: the firm reads the screening risk and the flag ----------
+# --- a case opened from a procurement red flag: its lead stays the bureau's ----------------------------------
 
 def test_a_red_flag_case_shows_the_inspected_firm_neither_the_screening_risk_nor_the_flag(client, login, auth, world):
-    """integrity.redflags.open_inspection opens the case with trigger OTHER and a lead holding the red flag's
-    explanation and the delivered quality — including the report's screening risk ("筛查风险 0.91"). lead_for
-    withholds only COMPLAINT and SCREENING_FLAG leads, so the inspected firm reads it all (web page and API):
-    the bureaus' screening risk and the red flag, which no firm may read (integrity/permissions.py)."""
+    """A case opened from a procurement red flag has its own trigger (RED_FLAG), whose lead the inspected firm does
+    not read, on the page or through the API: the flag's explanation and the bureau's screening risk. (It was once
+    opened as OTHER, whose lead the firm reads.)"""
     from evalhub.integrity import redflags as R
     from evalhub.integrity.models import Indicator, RedFlag
     from tests.test_integrity_redflags import _history
@@ -46,13 +45,11 @@ def test_a_red_flag_case_shows_the_inspected_firm_neither_the_screening_risk_nor
         assert "采购诚信红旗" not in shown and "红旗#" not in shown, where
 
 
-# --- 2. a county's case page names its prefecture's case on the same engagement ---------------------------
+# --- the other cases of an engagement: those the reader may read ---------------------------------------------
 
 def test_a_countys_case_page_does_not_reveal_an_upper_bureaus_case_it_may_not_read(client, login, world):
-    """supervision.services.other_cases reads every other inspection of the engagement, unscoped, and the case
-    page (templates/supervision/inspection_detail.html, data-testid="other-cases"), the opening flash
-    (same_engagement_warning) and the audit payload name them: 轮台县 learns that 巴州 (above it) opened a case —
-    its number, kind and status — although the inspection row scope hides 巴州's cases from 轮台县."""
+    """The other cases of the same engagement are those the reader may read: 轮台县 does not learn of 巴州's case
+    from its own case page, nor from the warning when it opens one; 巴州 reads both. (They were once unscoped.)"""
     from evalhub.supervision import services as V
     from evalhub.supervision.models import Trigger
 
@@ -71,12 +68,11 @@ def test_a_countys_case_page_does_not_reveal_an_upper_bureaus_case_it_may_not_re
     assert [i.id for i in V.other_cases(own, world.bz_staff)] == [upper.id]  # the prefecture reads both
 
 
-# --- 3. the upload endpoint tells another firm or bureau which engagements exist --------------------------
+# --- the upload endpoint: what one cannot see does not exist -------------------------------------------------
 
 def test_uploading_to_an_engagement_one_cannot_see_answers_as_if_it_did_not_exist(client, auth, world):
-    """review.api.create_submission looks the engagement up (404 only when missing), then refuses anyone but the
-    contracted firm with 403: another firm or another prefecture's bureau tells 巴州's engagements from ids that
-    do not exist, contrary to the API's rule (core.apiutil.visible: "does not reveal what exists elsewhere")."""
+    """Uploading to an engagement one cannot see answers 404, as for an id that does not exist (core.apiutil.visible:
+    the API "does not reveal what exists elsewhere"); it once answered 403, which told the engagements apart."""
     e = factories.engagement(world, name="饮水安全工程")
     db.session.commit()
     for username in ("firm2", "kz.staff"):
@@ -88,14 +84,12 @@ def test_uploading_to_an_engagement_one_cannot_see_answers_as_if_it_did_not_exis
         assert existing.status_code == missing.status_code, (username, existing.status_code)
 
 
-# --- 4. a single source awaiting approval: not public, yet every firm of the library reads it in full -----
+# --- a single source awaiting approval: read by the firm it names only ---------------------------------------
 
 def test_a_single_source_awaiting_approval_is_not_read_by_the_other_firms_of_the_library(client, login, auth, world):
-    """public.views hides a procurement while a single source awaits approval (PUBLIC_PROCUREMENT), but the
-    rule "procurement.view" (procurement/permissions.py: _marketplace_visible) lets every firm whose library may
-    use the bureau read any of its procurements, whatever the status: another firm reads, through
-    GET /api/v1/procurements/<id> (procurement.api.procurement_json) and the bid page, the pending single source —
-    the firm it is meant for, the bureau's justification and the ceiling price — before the bureau decided."""
+    """A single source awaiting approval is not announced: the public pages hide it, and of the firms only the one it
+    names reads it; the others of the library once read, through the API, the intended firm, the justification
+    and the ceiling."""
     from evalhub.procurement import services as P
     from evalhub.procurement.models import ProcurementMethod, ProcurementStatus
 
@@ -118,14 +112,12 @@ def test_a_single_source_awaiting_approval_is_not_read_by_the_other_firms_of_the
     assert page.status_code in (403, 404)
 
 
-# --- 5. a released panel draw publishes the pool's confidential exclusion reasons -------------------------
+# --- a released panel draw: who was excluded, not why --------------------------------------------------------
 
 def test_the_public_page_of_a_panel_draw_does_not_publish_an_experts_poor_ratings(client, world):
-    """Once a review ends, its panel draw is public (review.services._review_over; core.views.draw_public) and
-    templates/core/draw_detail.html lists every candidate by name with the draw's exclusion reasons
-    (review.services.panel_exclusions → registry.services.expert_is_drawable → review.ratings.poor_rating_reasons):
-    an anonymous visitor reads that a named expert "近 365 天内评审表现评价不佳 1 次…" — an expert's ratings,
-    which the API refuses even to firms (review.api.expert_ratings) and the expert's bureau keeps to itself."""
+    """Once a review ends, its panel draw is public, its candidates by name; the reasons an expert was excluded (a
+    poor rating, a suspension, an availability note, a tie) are not — the page once published "近 365 天内评审表现
+    评价不佳"."""
     from evalhub.core.settings import set_setting
     from evalhub.registry.models import Expert
     from evalhub.review import ratings
