@@ -8,6 +8,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from evalhub.core.inputs import INT_MAX
 from evalhub.extensions import db
 
 evalhub_cli = AppGroup("evalhub", help="evalhub 管理命令")
@@ -33,7 +34,7 @@ class _Bounded(click.ParamType):
             self.fail(f"{value} 不是 {self.low}–{self.high} 之间的整数（{self.what}）。", param, ctx)
 
 
-_ID = _Bounded(1, 2**31 - 1, "编号")  # core.inputs.INT_MAX; the CLI imports the application only when a command runs
+_ID = _Bounded(1, INT_MAX, "编号")
 _YEAR = _Bounded(2000, 9999, "年度")
 
 

@@ -170,7 +170,8 @@ def _render_draw(record: Draw, status: int = 200, *, public: bool = False, **for
     return render_template(
         "core/draw_detail.html", draw=record, check=draws.verify(record), public=public, manage=manage, mine=mine,
         witnesses_form=witnesses_form, number_form=forms.get("number_form") or NumberForm(), action_form=ActionForm(),
-        record_json=_record_json(record, reasons=reasons), reasons=reasons, is_public=draws.is_public(record),
+        record_json=_record_json(record, reasons=reasons), reasons=reasons, hashed=draws.hashed(record),
+        is_public=draws.is_public(record),
         names=record.candidate_names or {},
         redraws=db.session.execute(sa.select(Draw).where(Draw.redraw_of_id == record.id)).scalars().all(),
         derived=[d for d in db.session.execute(sa.select(Draw).where(Draw.derived_from_id == record.id)).scalars()

@@ -542,9 +542,8 @@ def answer_confirmation(row: FactConfirmation, actor: User, agreed: Any, text: s
         errors["agreed"] = "请选择无异议或有异议"
     text = _text(text, "text", "异议内容", errors, limit=NOTE_LIMIT, required=agreed is False)
     _raise_if(errors)
-    now = utcnow()
     _claim(row, FactConfirmation.answered_at, "已答复，不能重复答复。",
-           agreed=agreed, unit_text=text, answered_at=now, answered_by_id=actor.id)
+           agreed=agreed, unit_text=text, answered_at=utcnow(), answered_by_id=actor.id)
     engagement = row.engagement
     audit.record("fact.answered", row, actor=actor, bureau_id=engagement.bureau_id,
                  summary=f"{engagement.reference} 被评价单位答复征求意见：{'无异议' if agreed else '有异议'}")
