@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from flask import redirect, render_template, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy.orm import joinedload
 
 from evalhub.core import permissions, summaries
@@ -30,7 +30,6 @@ from evalhub.supervision.views import dashboard_counts as supervision_counts, da
 
 
 @bp.route("/")
-@login_required
 def dashboard():
     context: dict = {}
     if current_user.role == Role.FIRM_USER:

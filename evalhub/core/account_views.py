@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload, selectinload
 from flask import abort, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 
 from evalhub.core import accounts, passwords, permissions, services
 from evalhub.core.enums import Role
@@ -37,13 +37,11 @@ def _account_page(password_form: PasswordChangeForm | None = None, status: int =
 
 
 @bp.route("/account")
-@login_required
 def account():
     return _account_page()
 
 
 @bp.route("/account/password", methods=["POST"])
-@login_required
 def account_password():
     form = PasswordChangeForm()
     done, _, status = submit_form(
@@ -56,7 +54,6 @@ def account_password():
 
 
 @bp.route("/account/tokens/<int:token_id>/revoke", methods=["POST"])
-@login_required
 def account_token_revoke(token_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
@@ -70,7 +67,6 @@ def account_token_revoke(token_id: int):
 
 
 @bp.route("/account/sign-out-everywhere", methods=["POST"])
-@login_required
 def account_sign_out_everywhere():
     if not ActionForm().validate_on_submit():
         abort(400)
@@ -98,7 +94,6 @@ def _users_page(bureau: Bureau, status: int = 200, create_form: AccountCreateFor
 
 
 @bp.route("/bureaus/<int:bureau_id>/users", methods=["GET", "POST"])
-@login_required
 def bureau_users(bureau_id: int):
     bureau = load(Bureau, bureau_id, "bureau.users")
     form = AccountCreateForm()  # a GET shows the page with the form empty (submit_form answers 200)
@@ -167,7 +162,6 @@ def _refused(user: User, exc: ValidationFailed, otherwise):
 
 
 @bp.route("/users/<int:user_id>/disable", methods=["POST"])
-@login_required
 def user_disable(user_id: int):
     user = _managed_user(user_id)
     form = ActionForm()
@@ -180,7 +174,6 @@ def user_disable(user_id: int):
 
 
 @bp.route("/users/<int:user_id>/enable", methods=["POST"])
-@login_required
 def user_enable(user_id: int):
     user = _managed_user(user_id)
     return button(lambda: services.set_enabled(user, True, current_user), form=ActionForm(),
@@ -188,7 +181,6 @@ def user_enable(user_id: int):
 
 
 @bp.route("/users/<int:user_id>/sign-out-everywhere", methods=["POST"])
-@login_required
 def user_sign_out_everywhere(user_id: int):
     user = _managed_user(user_id)
     if not ActionForm().validate_on_submit():
@@ -212,7 +204,6 @@ def _target(user_id: int, action: str) -> User:
 
 
 @bp.route("/users/<int:user_id>/role", methods=["POST"])
-@login_required
 def user_change_role(user_id: int):
     user = _target(user_id, "user.change_role")
     form = RoleChangeForm()
@@ -231,7 +222,6 @@ def user_change_role(user_id: int):
 
 
 @bp.route("/users/<int:user_id>/reset-link", methods=["POST"])
-@login_required
 def user_reset_link(user_id: int):
     user = _target(user_id, "user.administer")
     if not ActionForm().validate_on_submit():
@@ -243,7 +233,6 @@ def user_reset_link(user_id: int):
 
 
 @bp.route("/users/<int:user_id>/totp-reset", methods=["POST"])
-@login_required
 def user_totp_reset(user_id: int):
     user = _target(user_id, "user.administer")
     form = ActionForm()
@@ -300,7 +289,6 @@ def _directory_page(create_form: AccountCreateForm | None = None, status: int = 
 
 
 @bp.route("/users", methods=["GET", "POST"])
-@login_required
 def user_directory():
     if not permissions.can(current_user, "user.directory"):
         abort(403)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from flask import abort, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required, login_user
+from flask_login import current_user, login_user
 
 from evalhub.core import accounts, passwords
 from evalhub.core.accounts import LinkPurpose
@@ -19,7 +19,7 @@ from evalhub.core.forms import (ActionForm, ForgotPasswordForm, SetPasswordForm,
                                 TotpLoginForm)
 from evalhub.core.services import session_user
 from evalhub.core.views import bp
-from evalhub.core.web import button, handle_form, show_errors
+from evalhub.core.web import button, handle_form, public, show_errors
 from evalhub.extensions import db
 
 # --- the gate ---------------------------------------------------------------------------------------
@@ -59,6 +59,7 @@ def _pending_user():
 
 
 @bp.route("/login/totp", methods=["GET", "POST"])
+@public
 def login_totp():
     if current_user.is_authenticated:
         return redirect(url_for("core.dashboard"))
@@ -88,6 +89,7 @@ def login_totp():
 # --- 忘记密码 ----------------------------------------------------------------------------------------
 
 @bp.route("/account/forgot", methods=["GET", "POST"])
+@public
 def account_forgot():
     form = ForgotPasswordForm()
     status = 200
@@ -140,11 +142,13 @@ def _link_page(token: str, purpose: LinkPurpose):
 
 
 @bp.route("/account/activate/<token>", methods=["GET", "POST"])
+@public
 def account_activate(token: str):
     return _link_page(token, LinkPurpose.ACTIVATION)
 
 
 @bp.route("/account/reset/<token>", methods=["GET", "POST"])
+@public
 def account_reset(token: str):
     return _link_page(token, LinkPurpose.RESET)
 
@@ -166,26 +170,22 @@ def _totp_page(confirm_form: TotpConfirmForm | None = None, disable_form: TotpDi
 
 
 @bp.route("/account/totp")
-@login_required
 def account_totp():
     return _totp_page()
 
 
 @bp.route("/account/totp/setup", methods=["POST"])
-@login_required
 def account_totp_setup():
     return button(lambda: accounts.totp_begin(current_user), to=url_for("core.account_totp"), form=ActionForm())
 
 
 @bp.route("/account/totp/confirm", methods=["POST"])
-@login_required
 def account_totp_confirm():
     return _totp_submit(TotpConfirmForm(), lambda form: accounts.totp_confirm(current_user, form.code.data),
                         "confirm_form", "两步验证已启用：此后每次登录须输入验证器显示的动态验证码。")
 
 
 @bp.route("/account/totp/disable", methods=["POST"])
-@login_required
 def account_totp_disable():
     return _totp_submit(TotpDisableForm(), lambda form: accounts.totp_disable(current_user, form.password.data),
                         "disable_form", "两步验证已停用。")

@@ -6,7 +6,7 @@ from urllib.parse import urlparse
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 from sqlalchemy.orm import selectinload
 from wtforms import SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, ValidationError
@@ -22,10 +22,20 @@ from evalhub.core.notifications import AUDIENCE_LABELS, MATRIX
 from evalhub.core.services import authenticate, end_session, session_user
 from evalhub.core.settings import SETTINGS, effective_settings, set_setting
 from evalhub.core.timeutil import format_beijing
-from evalhub.core.web import button, load, paginate, require, submit_form, wants_export, xlsx_response
+from evalhub.core.web import (
+    button,
+    load,
+    paginate,
+    public,
+    require,
+    signed_in_only,
+    submit_form,
+    wants_export,
+    xlsx_response,
+)
 from evalhub.extensions import db, login_manager
 
-bp = Blueprint("core", __name__)
+bp = signed_in_only(Blueprint("core", __name__))
 
 
 @login_manager.user_loader
@@ -42,6 +52,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@public
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("core.dashboard"))
@@ -65,7 +76,6 @@ def login():
 
 
 @bp.route("/logout", methods=["POST"])
-@login_required
 def logout():
     end_session(current_user)  # on the server: a copy of this cookie must not keep working
     db.session.commit()
@@ -76,7 +86,6 @@ def logout():
 
 
 @bp.route("/audit")
-@login_required
 def audit_list():
     require("audit.view")
     stmt = permissions.scope(current_user, sa.select(AuditEvent), AuditEvent)
@@ -100,7 +109,6 @@ def audit_list():
 
 
 @bp.route("/audit/verify", methods=["POST"])
-@login_required
 def audit_verify():
     require("audit.verify")
     return button(lambda: anchoring.verify_all([]),  # the chain, and the signed checkpoints stored beside it
@@ -180,7 +188,6 @@ def _render_draw(record: Draw, status: int = 200, *, public: bool = False, **for
 
 
 @bp.route("/draws")
-@login_required
 def draw_list():
     require("draw.view")
     stmt = permissions.scope(current_user, sa.select(Draw), Draw)
@@ -196,7 +203,6 @@ def draw_list():
 
 
 @bp.route("/draws/<int:draw_id>", methods=["GET"])
-@login_required
 def draw_detail(draw_id: int):
     record = db.get_or_404(Draw, draw_id)
     if not _viewable(record):
@@ -205,7 +211,6 @@ def draw_detail(draw_id: int):
 
 
 @bp.route("/draws/<int:draw_id>/witnesses", methods=["POST"])
-@login_required
 def draw_witnesses(draw_id: int):
     record = load(Draw, draw_id, "draw.manage")
     form = WitnessesForm()
@@ -228,7 +233,6 @@ def _draw_step(record: Draw, form, call, form_name: str, message: str):
 
 
 @bp.route("/draws/<int:draw_id>/number", methods=["POST"])
-@login_required
 def draw_number(draw_id: int):
     record = db.get_or_404(Draw, draw_id)
     if not draws.is_witness(current_user, record):
@@ -239,7 +243,6 @@ def draw_number(draw_id: int):
 
 
 @bp.route("/draws/<int:draw_id>/reveal", methods=["POST"])
-@login_required
 def draw_reveal(draw_id: int):
     record = load(Draw, draw_id, "draw.manage")
     return button(lambda: draws.reveal(record, current_user), form=ActionForm(),
@@ -248,6 +251,7 @@ def draw_reveal(draw_id: int):
 
 
 @bp.route("/public/draws/<int:draw_id>")
+@public
 def draw_public(draw_id: int):
     """Anyone, signed in or not, reads and recomputes a published draw (firm lotteries, inspection draws once
     their list is public, expert panels once the review has ended); anything else is 404."""
@@ -260,7 +264,6 @@ def draw_public(draw_id: int):
 # --- jobs ------------------------------------------------------------------------------------------
 
 @bp.route("/jobs/<int:job_id>")
-@login_required
 def job_detail(job_id: int):
     job = load(Job, job_id, "job.view")
     if request.args.get("format") == "json":
@@ -273,7 +276,6 @@ def job_detail(job_id: int):
 # --- bureaus, budget units and settings ------------------------------------------------------------
 
 @bp.route("/bureaus")
-@login_required
 def bureau_list():
     require("dashboard.bureau")
     stmt = permissions.scope(current_user, sa.select(Bureau).order_by(Bureau.path), Bureau)
@@ -282,7 +284,6 @@ def bureau_list():
 
 
 @bp.route("/organisations/import", methods=["GET", "POST"])
-@login_required
 def organisations_import():
     """Bureaus and budget units from Excel (core.organisations): checked whole, nothing written on any error."""
     require("organisations.import")
@@ -301,14 +302,12 @@ def organisations_import():
 
 
 @bp.route("/organisations/import/template.xlsx")
-@login_required
 def organisations_template():
     require("organisations.import")
     return xlsx_response(organisations.template(), "组织机构导入模板.xlsx")
 
 
 @bp.route("/bureaus/<int:bureau_id>")
-@login_required
 def bureau_detail(bureau_id: int):
     bureau = load(Bureau, bureau_id, "bureau.view")
     units = db.session.execute(sa.select(BudgetUnit).where(BudgetUnit.bureau_id == bureau.id)
@@ -317,7 +316,6 @@ def bureau_detail(bureau_id: int):
 
 
 @bp.route("/admin/notifications")
-@login_required
 def notification_matrix():
     """The notification matrix as the code holds it (event → who → text): what each party is told, and when."""
     require("notifications.matrix")
@@ -325,7 +323,6 @@ def notification_matrix():
 
 
 @bp.route("/bureaus/<int:bureau_id>/settings", methods=["GET", "POST"])
-@login_required
 def bureau_settings(bureau_id: int):
     bureau = load(Bureau, bureau_id, "bureau.settings")
     form = ActionForm()

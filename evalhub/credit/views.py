@@ -25,7 +25,7 @@ from typing import Any, Optional
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy.orm import joinedload, selectinload
 
 from evalhub.core import bureau_tree, jobs, permissions
@@ -37,7 +37,17 @@ from evalhub.core.listing import (
 )
 from evalhub.core.models import Bureau, StoredFile, User
 from evalhub.core.timeutil import beijing_today, format_beijing
-from evalhub.core.web import form_page, handle_form, load, require, scoped, send_stored, wants_export
+from evalhub.core.web import (
+    form_page,
+    handle_form,
+    load,
+    public,
+    require,
+    scoped,
+    send_stored,
+    signed_in_only,
+    wants_export,
+)
 from evalhub.credit import services
 from evalhub.credit.forms import AnswerForm, CalendarForm, ExternalRecordForm, ObjectionForm, YearActionForm
 from evalhub.core.models import CalendarDay
@@ -54,7 +64,7 @@ from evalhub.extensions import db
 from evalhub.registry.forms import BLANK, choice
 from evalhub.registry.models import Firm
 
-bp = Blueprint("credit", __name__)
+bp = signed_in_only(Blueprint("credit", __name__))
 
 WEEKDAYS = "一二三四五六日"
 GRADES = [CreditGrade.A, CreditGrade.B, CreditGrade.C, CreditGrade.D]
@@ -141,7 +151,6 @@ EXPORT_COLUMNS = ["年度", "财政局", "第三方机构", "统一社会信用�
 
 
 @bp.route("/credit")
-@login_required
 def index():
     require("dashboard.bureau")
     # a probe per year; this page's statements are built once per scope, year and filters (``permissions.kept``)
@@ -234,7 +243,6 @@ def _summary(values: dict) -> dict:
 
 
 @bp.route("/credit/compute", methods=["POST"])
-@login_required
 def compute():
     bureau = _managed_bureau()
     year = _posted_year()
@@ -244,7 +252,6 @@ def compute():
 
 
 @bp.route("/credit/publish", methods=["POST"])
-@login_required
 def publish():
     bureau = _managed_bureau()
     year = _posted_year()
@@ -258,7 +265,6 @@ def publish():
 
 
 @bp.route("/credit/finalise", methods=["POST"])
-@login_required
 def finalise():
     bureau = _managed_bureau()
     year = _posted_year()
@@ -349,13 +355,11 @@ def _render_rating(rating: CreditRating, status: int = 200, *, objection_form: O
 
 
 @bp.route("/credit/ratings/<int:rating_id>")
-@login_required
 def rating_detail(rating_id: int):
     return _render_rating(_rating(rating_id))
 
 
 @bp.route("/credit/ratings/<int:rating_id>/objections", methods=["POST"])
-@login_required
 def objection_new(rating_id: int):
     rating = _rating(rating_id)
     if not (_is_firm_user() and current_user.firm_id == rating.firm_id):
@@ -370,7 +374,6 @@ def objection_new(rating_id: int):
 
 
 @bp.route("/credit/objections/<int:objection_id>/answer", methods=["POST"])
-@login_required
 def objection_answer(objection_id: int):
     objection = db.get_or_404(CreditObjection, objection_id)
     rating = _rating(objection.rating_id)
@@ -392,7 +395,6 @@ def objection_answer(objection_id: int):
 
 
 @bp.route("/credit/objections/<int:objection_id>/files/<int:file_id>")
-@login_required
 def objection_file(objection_id: int, file_id: int):
     objection = db.get_or_404(CreditObjection, objection_id)
     _rating(objection.rating_id)
@@ -403,7 +405,6 @@ def objection_file(objection_id: int, file_id: int):
 
 
 @bp.route("/credit/corrections/<int:correction_id>/file")
-@login_required
 def correction_file(correction_id: int):
     """The evidence a correction rests on: for whoever may read the rating (its bureaus, the rated firm)."""
     correction = db.get_or_404(CreditCorrection, correction_id)
@@ -412,7 +413,6 @@ def correction_file(correction_id: int):
 
 
 @bp.route("/credit/mine")
-@login_required
 def mine():
     if not _is_firm_user():
         abort(403)
@@ -428,7 +428,6 @@ def mine():
 # --- the working-day calendar ----------------------------------------------------------------------
 
 @bp.route("/credit/calendar", methods=["GET", "POST"])
-@login_required
 def calendar():
     bureau = current_user.bureau if current_user.role in permissions.BUREAU_ROLES else None
     if bureau is None:
@@ -468,7 +467,6 @@ def _render_calendar(bureau: Bureau, form: CalendarForm, can_manage: bool, statu
 # --- external credit records -----------------------------------------------------------------------
 
 @bp.route("/credit/external/new", methods=["GET", "POST"])
-@login_required
 def external_new():
     bureau = _managed_bureau()
     firms = db.session.execute(scoped(Firm).order_by(Firm.name)).scalars().all()
@@ -506,7 +504,6 @@ def _after_external(record: ExternalCreditRecord) -> str:
 
 
 @bp.route("/credit/external/<int:record_id>/file")
-@login_required
 def external_file(record_id: int):
     record = db.get_or_404(ExternalCreditRecord, record_id)
     visible = permissions.visible_bureau_ids(current_user)
@@ -525,6 +522,7 @@ def _public_stmt():
 
 
 @bp.route("/public/ratings")
+@public
 def public_ratings():
     ratings = Listing(
         _public_stmt().join(Firm, Firm.id == CreditRating.firm_id).join(Bureau, Bureau.id == CreditRating.bureau_id),
@@ -541,6 +539,7 @@ def public_ratings():
 
 
 @bp.route("/public/ratings/firm/<int:firm_id>")
+@public
 def public_firm(firm_id: int):
     ratings = db.session.execute(_public_stmt().where(CreditRating.firm_id == firm_id)
                                  .options(selectinload(CreditRating.bureau))

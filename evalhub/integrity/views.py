@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from evalhub.core import permissions
 from evalhub.core.listing import Export, export, int_arg, paginate, parse_year, scoped
 from evalhub.core.models import Bureau
-from evalhub.core.web import button, detail_form, load, require
+from evalhub.core.web import button, detail_form, load, require, signed_in_only
 from evalhub.extensions import db
 from evalhub.integrity import redflags, services
 from evalhub.integrity.forms import DecisionForm
@@ -20,7 +20,7 @@ from evalhub.integrity.models import CollusionFlag, Indicator, RedFlag
 from evalhub.procurement.models import Procurement
 from evalhub.registry.models import Firm
 
-bp = Blueprint("integrity", __name__)
+bp = signed_in_only(Blueprint("integrity", __name__))
 
 
 # --- the consistency panel ---------------------------------------------------------------------------
@@ -39,13 +39,11 @@ def _render_panel(p: Procurement, status: int = 200, form: DecisionForm | None =
 
 
 @bp.route("/procurements/<int:procurement_id>/integrity")
-@login_required
 def panel(procurement_id: int):
     return _render_panel(load(Procurement, procurement_id, "integrity.view"))
 
 
 @bp.route("/procurements/<int:procurement_id>/integrity/check", methods=["POST"])
-@login_required
 def run_check(procurement_id: int):
     p = load(Procurement, procurement_id, "integrity.view")
     require("integrity.decide", p)
@@ -54,7 +52,6 @@ def run_check(procurement_id: int):
 
 
 @bp.route("/procurements/<int:procurement_id>/integrity/flags/<int:flag_id>", methods=["POST"])
-@login_required
 def decide(procurement_id: int, flag_id: int):
     p = load(Procurement, procurement_id, "integrity.view")
     require("integrity.decide", p)
@@ -108,7 +105,6 @@ def _export_spec(medians: dict) -> Export:
 
 
 @bp.route("/integrity/red-flags")
-@login_required
 def red_flags():
     bureau, year, firm, indicator = _scope_args()
     stmt = redflags.flags_stmt(current_user, bureau=bureau, year=year, firm_id=firm.id if firm else None, indicator=indicator)
@@ -132,7 +128,6 @@ def red_flags():
 
 
 @bp.route("/integrity/red-flags/refresh", methods=["POST"])
-@login_required
 def refresh_red_flags():
     require("redflags.refresh")
     return button(lambda: redflags.start_refresh(current_user), to=url_for(".red_flags"),
@@ -140,7 +135,6 @@ def refresh_red_flags():
 
 
 @bp.route("/integrity/red-flags/<int:flag_id>/inspection", methods=["POST"])
-@login_required
 def open_inspection(flag_id: int):
     flag = db.session.get(RedFlag, flag_id)
     if flag is None or not permissions.visible(current_user, flag):

@@ -7,7 +7,7 @@ lead through ``results.services.lead_evaluator``.
 from __future__ import annotations
 
 from flask import Blueprint, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from wtforms import SelectField, StringField
 from wtforms.validators import Length
 
@@ -62,7 +62,6 @@ def _render(engagement: Engagement, form: TeamForm | None = None, status: int = 
     ), status
 
 
-@login_required
 def engagement_team_page(engagement_id: int):
     engagement = load(Engagement, engagement_id, "engagement.team.view")
     if request.method == "GET":

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy.orm import joinedload, selectinload
 
 from evalhub.core import audit, permissions
@@ -50,6 +50,7 @@ from evalhub.core.web import (
     require,
     scoped,
     send_stored,
+    signed_in_only,
     wants_export,
     xlsx_import,
     xlsx_response,
@@ -105,7 +106,7 @@ from evalhub.procurement.models import (
 )
 from evalhub.registry.models import Firm, FirmStatus
 
-bp = Blueprint("procurement", __name__)
+bp = signed_in_only(Blueprint("procurement", __name__))
 
 TEN_THOUSAND = Decimal("10000")
 
@@ -199,7 +200,6 @@ PLAN_EXPORT = Export("评价计划", ["财政局", "年度", "状态", "评价�
 
 
 @bp.route("/plans")
-@login_required
 def plan_list():
     require("plan.list")
     plans = Listing(lambda: scoped(EvaluationPlan).join(Bureau, Bureau.id == EvaluationPlan.bureau_id), *PLAN_FILTERS,
@@ -212,7 +212,6 @@ def plan_list():
 
 
 @bp.route("/plans/new", methods=["GET", "POST"])
-@login_required
 def plan_new():
     bureau = own_bureau("plan.edit_bureau")
     form = PlanNewForm(data={"year": str(beijing_today().year + 1)} if request.method == "GET" else None)
@@ -295,7 +294,6 @@ def _render_plan(plan: EvaluationPlan, status: int = 200, **forms: Any):
 
 
 @bp.route("/plans/<int:plan_id>")
-@login_required
 def plan_detail(plan_id: int):
     plan = load(EvaluationPlan, plan_id, "plan.view")
     if wants_export():
@@ -304,7 +302,6 @@ def plan_detail(plan_id: int):
 
 
 @bp.route("/plans/<int:plan_id>/items", methods=["GET", "POST"])
-@login_required
 def plan_item_add(plan_id: int):
     if request.method == "GET":  # a refresh after a refused form lands here: show the plan
         return redirect(url_for(".plan_detail", plan_id=load(EvaluationPlan, plan_id, "plan.view").id))
@@ -317,7 +314,6 @@ def plan_item_add(plan_id: int):
 
 
 @bp.route("/plans/<int:plan_id>/items/<int:item_id>/edit", methods=["GET", "POST"])
-@login_required
 def plan_item_edit(plan_id: int, item_id: int):
     plan = load(EvaluationPlan, plan_id, "plan.edit")
     item = load_child(PlanItem, item_id, plan_id=plan.id)
@@ -331,7 +327,6 @@ def plan_item_edit(plan_id: int, item_id: int):
 
 
 @bp.route("/plans/<int:plan_id>/items/<int:item_id>/delete", methods=["POST"])
-@login_required
 def plan_item_delete(plan_id: int, item_id: int):
     plan = load(EvaluationPlan, plan_id, "plan.edit")
     item = load_child(PlanItem, item_id, plan_id=plan.id)
@@ -340,7 +335,6 @@ def plan_item_delete(plan_id: int, item_id: int):
 
 
 @bp.route("/plans/<int:plan_id>/approve", methods=["POST"])
-@login_required
 def plan_approve(plan_id: int):
     plan = load(EvaluationPlan, plan_id, "plan.approve")
     form = PlanApproveForm()
@@ -351,7 +345,6 @@ def plan_approve(plan_id: int):
 
 
 @bp.route("/plans/<int:plan_id>/import", methods=["GET", "POST"])
-@login_required
 def plan_import(plan_id: int):
     plan = load(EvaluationPlan, plan_id, "plan.edit")
     if plan.status != PlanStatus.DRAFT:
@@ -361,7 +354,6 @@ def plan_import(plan_id: int):
 
 
 @bp.route("/plans/template.xlsx")
-@login_required
 def plan_template():
     require("plan.list")
     return xlsx_response(plan_template_xlsx(), "评价计划导入模板.xlsx")
@@ -421,7 +413,6 @@ def _engagement_list_columns() -> sa.Select:
 
 
 @bp.route("/engagements")
-@login_required
 def engagement_list():
     require("engagement.list")
     if wants_export():  # whole engagements: the sheet also has the contract and the commissioning unit
@@ -566,7 +557,6 @@ def _engagement_form(engagement: Engagement, form, call, form_key: str, *, messa
 
 
 @bp.route("/engagements/<int:engagement_id>")
-@login_required
 def engagement_detail(engagement_id: int):
     # Read into the session first (and held: the identity map is weak), so that ``load`` (404/403 as ever)
     # finds it there without a statement of its own.
@@ -575,7 +565,6 @@ def engagement_detail(engagement_id: int):
 
 
 @bp.route("/engagements/<int:engagement_id>/transitions", methods=["POST"])
-@login_required
 def engagement_transition(engagement_id: int):
     engagement = load(Engagement, engagement_id, "engagement.view")
     form = TransitionForm()
@@ -589,7 +578,6 @@ def engagement_transition(engagement_id: int):
 
 
 @bp.route("/engagements/<int:engagement_id>/spending", methods=["POST"])
-@login_required
 def engagement_spending(engagement_id: int):
     engagement = load(Engagement, engagement_id, "procurement.manage")
     form = SpendingForm()
@@ -641,7 +629,6 @@ def _procurement_input(form: ProcurementForm) -> services.ProcurementInput:
 
 
 @bp.route("/engagements/<int:engagement_id>/procure", methods=["GET", "POST"])
-@login_required
 def procure(engagement_id: int):
     engagement = load(Engagement, engagement_id, "procurement.manage")
     if engagement.state not in (EngagementState.PLANNED, EngagementState.FAILED_PROCUREMENT):
@@ -742,7 +729,6 @@ def _manageable(procurement_id: int) -> Procurement:
 
 
 @bp.route("/procurements/<int:procurement_id>")
-@login_required
 def procurement_detail(procurement_id: int):
     p = load(Procurement, procurement_id, "procurement.view")
     if _is_firm():
@@ -751,7 +737,6 @@ def procurement_detail(procurement_id: int):
 
 
 @bp.route("/procurements/<int:procurement_id>/open", methods=["POST"])
-@login_required
 def procurement_open(procurement_id: int):
     p = _manageable(procurement_id)
     return button(lambda: services.open_bids(p, current_user), form=OpenBidsForm(),
@@ -760,7 +745,6 @@ def procurement_open(procurement_id: int):
 
 
 @bp.route("/procurements/<int:procurement_id>/bids/<int:bid_id>/decision", methods=["POST"])
-@login_required
 def justification_decide(procurement_id: int, bid_id: int):
     p = _manageable(procurement_id)
     bid = load(Bid, bid_id, "bid.view")
@@ -774,7 +758,6 @@ def justification_decide(procurement_id: int, bid_id: int):
 
 
 @bp.route("/procurements/<int:procurement_id>/committee/draw", methods=["POST"])
-@login_required
 def committee_draw(procurement_id: int):
     p = _manageable(procurement_id)
     form = DrawCommitteeForm()
@@ -796,7 +779,6 @@ def committee_draw(procurement_id: int):
 
 
 @bp.route("/procurements/<int:procurement_id>/committee/enter", methods=["POST"])
-@login_required
 def committee_enter(procurement_id: int):
     p = _manageable(procurement_id)
     form = EnterCommitteeForm()
@@ -806,7 +788,6 @@ def committee_enter(procurement_id: int):
 
 
 @bp.route("/procurements/<int:procurement_id>/scores/<int:member_id>", methods=["GET", "POST"])
-@login_required
 def scores(procurement_id: int, member_id: int):
     p = _manageable(procurement_id)
     member = load_child(CommitteeMember, member_id, procurement_id=p.id)
@@ -838,7 +819,6 @@ def scores(procurement_id: int, member_id: int):
 
 
 @bp.route("/procurements/<int:procurement_id>/award", methods=["POST"])
-@login_required
 def award(procurement_id: int):
     p = _manageable(procurement_id)
     form = AwardForm()
@@ -850,7 +830,6 @@ def award(procurement_id: int):
 
 
 @bp.route("/procurements/<int:procurement_id>/fail", methods=["POST"])
-@login_required
 def procurement_fail(procurement_id: int):
     p = _manageable(procurement_id)
     form = FailForm()
@@ -860,7 +839,6 @@ def procurement_fail(procurement_id: int):
 
 
 @bp.route("/procurements/<int:procurement_id>/approve", methods=["POST"])
-@login_required
 def single_source_approve(procurement_id: int):
     p = load(Procurement, procurement_id, "procurement.approve")
     form = SingleSourceApprovalForm()
@@ -872,7 +850,6 @@ def single_source_approve(procurement_id: int):
 # --- challenges (质疑) -------------------------------------------------------------------------------
 
 @bp.route("/procurements/<int:procurement_id>/challenges/<int:challenge_id>/answer", methods=["POST"])
-@login_required
 def challenge_answer(procurement_id: int, challenge_id: int):
     p = _manageable(procurement_id)
     challenge = load_child(Challenge, challenge_id, procurement_id=p.id)
@@ -886,7 +863,6 @@ def challenge_answer(procurement_id: int, challenge_id: int):
 
 
 @bp.route("/procurements/<int:procurement_id>/challenge", methods=["POST"])
-@login_required
 def challenge_file(procurement_id: int):
     p = _firm_procurement(procurement_id)
     require("challenge.file", p)
@@ -898,7 +874,6 @@ def challenge_file(procurement_id: int):
 
 
 @bp.route("/challenges/<int:challenge_id>/evidence/<int:file_id>")
-@login_required
 def challenge_evidence(challenge_id: int, file_id: int):
     challenge = load(Challenge, challenge_id, "challenge.view")
     item = next((e for e in challenge.evidence if e.file_id == file_id), None)
@@ -910,7 +885,6 @@ def challenge_evidence(challenge_id: int, file_id: int):
 # --- contract --------------------------------------------------------------------------------------
 
 @bp.route("/engagements/<int:engagement_id>/contract", methods=["GET", "POST"])
-@login_required
 def contract(engagement_id: int):
     engagement = load(Engagement, engagement_id, "procurement.manage")
     award_row = getattr(engagement.current_procurement, "award", None)
@@ -942,7 +916,6 @@ def _next_member(agreement: FrameworkAgreement) -> Optional[FrameworkMember]:
 
 
 @bp.route("/frameworks")
-@login_required
 def framework_list():
     require("plan.list")
     stmt = sa.select(FrameworkAgreement)
@@ -994,7 +967,6 @@ def _framework_order(candidates: list[Firm], errors: dict[str, str]) -> list[int
 
 
 @bp.route("/frameworks/new", methods=["GET", "POST"])
-@login_required
 def framework_new():
     bureau = own_bureau("plan.edit_bureau")
     form = FrameworkForm()
@@ -1027,7 +999,6 @@ def framework_new():
 # --- firms: marketplace, bids, workspace -----------------------------------------------------------
 
 @bp.route("/market")
-@login_required
 def market():
     require("marketplace.use")
     firm = current_user.firm
@@ -1100,7 +1071,6 @@ def _own_bid(procurement_id: int) -> tuple[Procurement, Bid]:
 
 
 @bp.route("/procurements/<int:procurement_id>/bid", methods=["GET", "POST"])
-@login_required
 def bid(procurement_id: int):
     p = _firm_procurement(procurement_id)
     if request.method == "GET":
@@ -1122,7 +1092,6 @@ def bid(procurement_id: int):
 
 
 @bp.route("/procurements/<int:procurement_id>/bid/withdraw", methods=["POST"])
-@login_required
 def bid_withdraw(procurement_id: int):
     p, own = _own_bid(procurement_id)
     return button(lambda: services.withdraw_bid(own, current_user), form=WithdrawForm(), category="info",
@@ -1130,7 +1099,6 @@ def bid_withdraw(procurement_id: int):
 
 
 @bp.route("/procurements/<int:procurement_id>/bid/explain", methods=["POST"])
-@login_required
 def bid_explain(procurement_id: int):
     p, own = _own_bid(procurement_id)
     form = ExplanationForm()
@@ -1140,13 +1108,11 @@ def bid_explain(procurement_id: int):
 
 
 @bp.route("/bids/<int:bid_id>/technical")
-@login_required
 def bid_file(bid_id: int):
     return send_stored(load(Bid, bid_id, "bid.view").technical_file)
 
 
 @bp.route("/workspace")
-@login_required
 def workspace():
     require("marketplace.use")
     engagements = db.session.execute(

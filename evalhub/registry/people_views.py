@@ -3,7 +3,7 @@ blueprint (issue 14)."""
 from __future__ import annotations
 
 from flask import Blueprint, render_template
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from evalhub.core import permissions
 from evalhub.core.web import load
@@ -18,7 +18,6 @@ def staff_records(firm: Firm) -> list:
     return people.firm_records(firm)
 
 
-@login_required
 def person_record(staff_id: int):
     staff = load(FirmStaff, staff_id, "staff.record.view")
     return render_template("registry/person.html", staff=staff, standing=people.standing(staff, staff.firm.bureau),

@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user
+from flask_login import current_user, login_user
 from sqlalchemy.orm import joinedload, selectinload
 
 from evalhub.core import accounts, bureau_tree, permissions
@@ -29,9 +29,11 @@ from evalhub.core.web import (
     load,
     load_child,
     own_bureau,
+    public,
     require,
     scoped,
     send_stored,
+    signed_in_only,
     submit_form,
     wants_export,
     xlsx_import,
@@ -71,7 +73,7 @@ from evalhub.registry.models import (
     ProfessionalTitle,
 )
 
-bp = Blueprint("registry", __name__)
+bp = signed_in_only(Blueprint("registry", __name__))
 
 IMPORT_KINDS = {
     "firms": {"job": "import.firms", "noun": "第三方机构", "list": "registry.firm_list"},
@@ -144,7 +146,6 @@ FIRM_EXPORT = Export("第三方机构库", [
 
 
 @bp.route("/firms")
-@login_required
 def firm_list():
     require("firm.list")
     order = [Firm.applied_at.desc(), Firm.id.desc()]
@@ -203,7 +204,6 @@ def _firm_data(firm: Firm) -> dict[str, Any]:
 
 
 @bp.route("/firms/new", methods=["GET", "POST"])
-@login_required
 def firm_new():
     bureau = own_bureau("firm.create")
     form = FirmForm()
@@ -215,6 +215,7 @@ def firm_new():
 
 
 @bp.route("/register/firm", methods=["GET", "POST"])
+@public
 def firm_register():
     if current_user.is_authenticated:
         return redirect(url_for("core.dashboard"))
@@ -240,7 +241,6 @@ def firm_register():
 
 
 @bp.route("/firms/<int:firm_id>/edit", methods=["GET", "POST"])
-@login_required
 def firm_edit(firm_id: int):
     firm = load(Firm, firm_id, "firm.edit")
     form = FirmForm(data=_firm_data(firm) if request.method == "GET" else None)
@@ -288,13 +288,11 @@ def _firm_form(firm: Firm, form, call, form_key: str, *, message: Any, anchor: s
 
 
 @bp.route("/firms/<int:firm_id>")
-@login_required
 def firm_detail(firm_id: int):
     return _render_firm(load(Firm, firm_id, "firm.view"))
 
 
 @bp.route("/firms/<int:firm_id>/status", methods=["POST"])
-@login_required
 def firm_status(firm_id: int):
     firm = load(Firm, firm_id, "firm.view")
     form = FirmStatusForm()
@@ -305,7 +303,6 @@ def firm_status(firm_id: int):
 
 @bp.route("/firms/<int:firm_id>/account", methods=["POST"], endpoint="firm_account_open", defaults={"reissue": False})
 @bp.route("/firms/<int:firm_id>/account/link", methods=["POST"], endpoint="firm_account_link", defaults={"reissue": True})
-@login_required
 def firm_account(firm_id: int, reissue: bool):
     """开通账号 for a firm with no login, or 重新签发激活链接 while that account awaits activation: the page
     answers with the link itself, once."""
@@ -320,7 +317,6 @@ def firm_account(firm_id: int, reissue: bool):
 # --- firms: documents ------------------------------------------------------------------------------
 
 @bp.route("/firms/<int:firm_id>/documents", methods=["POST"])
-@login_required
 def firm_document_upload(firm_id: int):
     firm = load(Firm, firm_id, "firm.edit")
     form = FirmDocumentForm()
@@ -334,7 +330,6 @@ def firm_document_upload(firm_id: int):
 
 
 @bp.route("/firms/<int:firm_id>/documents/<int:doc_id>")
-@login_required
 def firm_document(firm_id: int, doc_id: int):
     firm = load(Firm, firm_id, "firm.document.view")
     return send_stored(load_child(FirmDocument, doc_id, firm_id=firm.id).file)
@@ -343,7 +338,6 @@ def firm_document(firm_id: int, doc_id: int):
 # --- firms: staff roster ---------------------------------------------------------------------------
 
 @bp.route("/firms/<int:firm_id>/staff/new", methods=["GET", "POST"])
-@login_required
 def staff_new(firm_id: int):
     firm = load(Firm, firm_id, "firm.staff.manage")
     form = StaffForm()
@@ -361,7 +355,6 @@ def staff_new(firm_id: int):
 
 
 @bp.route("/firms/<int:firm_id>/staff/<int:staff_id>/deactivate", methods=["POST"])
-@login_required
 def staff_deactivate(firm_id: int, staff_id: int):
     firm = load(Firm, firm_id, "firm.staff.manage")
     staff = load_child(FirmStaff, staff_id, firm_id=firm.id)
@@ -373,7 +366,6 @@ def staff_deactivate(firm_id: int, staff_id: int):
 # --- firms: recusal relations ----------------------------------------------------------------------
 
 @bp.route("/firms/<int:firm_id>/relations/new", methods=["GET", "POST"])
-@login_required
 def relation_new(firm_id: int):
     firm = load(Firm, firm_id, "firm.relation.manage")
     form = RelationForm()
@@ -387,7 +379,6 @@ def relation_new(firm_id: int):
 
 
 @bp.route("/firms/<int:firm_id>/relations/<int:relation_id>/end", methods=["POST"])
-@login_required
 def relation_end(firm_id: int, relation_id: int):
     firm = load(Firm, firm_id, "firm.relation.manage")
     relation = load_child(FirmRelation, relation_id, firm_id=firm.id)
@@ -409,7 +400,6 @@ def _render_firm_users(firm: Firm, status: int = 200, *, form: FirmUserForm | No
 
 
 @bp.route("/firms/<int:firm_id>/users", methods=["GET", "POST"])
-@login_required
 def firm_users(firm_id: int):
     """The firm administrator's page: the firm's accounts; add one (its activation link is shown once)."""
     firm = load(Firm, firm_id, "firm.users.manage")
@@ -427,7 +417,6 @@ def firm_users(firm_id: int):
 
 
 @bp.route("/firms/<int:firm_id>/users/<int:user_id>/remove", methods=["POST"])
-@login_required
 def firm_user_remove(firm_id: int, user_id: int):
     """Remove (disable) one of the firm's accounts: its sessions end, its API tokens and links stop working."""
     firm = load(Firm, firm_id, "firm.users.manage")
@@ -501,7 +490,6 @@ EXPERT_EXPORT = Export("专家库", ["姓名", "身份证号码（掩码）", "�
 
 
 @bp.route("/experts")
-@login_required
 def expert_list():
     require("expert.list")
     experts = Listing(lambda: scoped(Expert), *EXPERT_FILTERS, options=[joinedload(Expert.bureau)],
@@ -530,7 +518,6 @@ def _expert_input(form: ExpertForm) -> services.ExpertInput:
 
 
 @bp.route("/experts/new", methods=["GET", "POST"])
-@login_required
 def expert_new():
     bureau = own_bureau("expert.create")
     form = ExpertForm()
@@ -598,7 +585,6 @@ def _shown_once(user, token: str, purpose) -> dict[str, Any]:
 
 
 @bp.route("/experts/<int:expert_id>")
-@login_required
 def expert_detail(expert_id: int):
     return _render_expert(load(Expert, expert_id, "expert.view"))
 
@@ -633,7 +619,6 @@ def _account_action(render, reissue: bool, *, open_account, reissue_link, opened
           defaults={"reissue": False})
 @bp.route("/experts/<int:expert_id>/account/link", methods=["POST"], endpoint="expert_account_link",
           defaults={"reissue": True})
-@login_required
 def expert_account(expert_id: int, reissue: bool):
     """开通账号, or 重新签发链接 (a new activation link, or once activated a password-reset link): the page
     answers with the link itself, once (200, no redirect)."""
@@ -646,7 +631,6 @@ def expert_account(expert_id: int, reissue: bool):
 
 
 @bp.route("/experts/<int:expert_id>/edit", methods=["GET", "POST"])
-@login_required
 def expert_edit(expert_id: int):
     expert = load(Expert, expert_id, "expert.edit")
     data = None
@@ -670,7 +654,6 @@ def _expert_form(expert: Expert, form, call, form_key: str, *, message: Any):
 
 
 @bp.route("/experts/<int:expert_id>/status", methods=["POST"])
-@login_required
 def expert_status(expert_id: int):
     expert = load(Expert, expert_id, "expert.view")
     form = ExpertStatusForm()
@@ -680,7 +663,6 @@ def expert_status(expert_id: int):
 
 
 @bp.route("/experts/<int:expert_id>/availability", methods=["POST"])
-@login_required
 def expert_availability(expert_id: int):
     expert = load(Expert, expert_id, "expert.self")
     form = AvailabilityForm()
@@ -690,7 +672,6 @@ def expert_availability(expert_id: int):
 
 
 @bp.route("/experts/<int:expert_id>/ties/new", methods=["GET", "POST"])
-@login_required
 def tie_new(expert_id: int):
     expert = load(Expert, expert_id, "expert.self")
     form = TieForm()
@@ -717,7 +698,6 @@ def _import_kind(kind: str) -> dict[str, str]:
 
 
 @bp.route("/imports/<kind>", methods=["GET", "POST"])
-@login_required
 def registry_import(kind: str):
     spec = _import_kind(kind)
     bureau = own_bureau("registry.import")
@@ -726,7 +706,6 @@ def registry_import(kind: str):
 
 
 @bp.route("/imports/<kind>/template")
-@login_required
 def import_template(kind: str):
     spec = _import_kind(kind)
     own_bureau("registry.import")

@@ -11,13 +11,13 @@ from typing import Optional
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, redirect, render_template, request, send_file, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from evalhub.core import accounts, files, permissions
 from evalhub.core.listing import Export, export, parse_year
 from evalhub.core.models import Bureau, BudgetUnit
 from evalhub.core.timeutil import beijing_today
-from evalhub.core.web import button, handle_form, load, require, send_stored, submit_form, wants_export
+from evalhub.core.web import button, handle_form, load, require, send_stored, signed_in_only, submit_form, wants_export
 from evalhub.extensions import db
 from evalhub.procurement.models import Engagement
 from evalhub.procurement.views import plan_item_context
@@ -38,7 +38,7 @@ from evalhub.core.organisations import unit_subtree_ids
 from evalhub.review import services as review_services
 from evalhub.review.models import ReviewPanel, SelfEvaluation, SelfEvaluationStatus
 
-bp = Blueprint("results", __name__, url_prefix="/results")
+bp = signed_in_only(Blueprint("results", __name__, url_prefix="/results"))
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
@@ -59,7 +59,6 @@ def _year(default: Optional[int] = None) -> int:
 
 
 @bp.route("/")
-@login_required
 def home():
     if is_unit_user(current_user):
         return redirect(url_for("results.unit_home"))
@@ -70,7 +69,6 @@ def home():
 # --- the budget unit -------------------------------------------------------------------------------
 
 @bp.route("/unit")
-@login_required
 def unit_home():
     require("results.unit_home")
     engagements = services.unit_engagements(current_user)
@@ -109,7 +107,6 @@ def _unit_form(engagement: Engagement, form, call, form_key=None, *, message: st
 
 
 @bp.route("/unit/engagements/<int:engagement_id>")
-@login_required
 def unit_engagement(engagement_id: int):
     return _unit_page(load(Engagement, engagement_id, "results.unit_engagement"))
 
@@ -119,7 +116,6 @@ def _finding(finding_id: int, action: str) -> ResultFinding:
 
 
 @bp.route("/findings/<int:finding_id>/plan", methods=["POST"])
-@login_required
 def finding_plan(finding_id: int):
     finding = _finding(finding_id, "finding.answer")
     form = PlanForm(prefix=f"p{finding.id}")
@@ -128,7 +124,6 @@ def finding_plan(finding_id: int):
 
 
 @bp.route("/findings/<int:finding_id>/evidence", methods=["POST"])
-@login_required
 def finding_evidence(finding_id: int):
     finding = _finding(finding_id, "finding.answer")
     form = EvidenceForm(prefix=f"e{finding.id}")
@@ -145,20 +140,17 @@ def _download(model: type, row_id: int, parent: type, parent_id: str, action: st
 
 
 @bp.route("/evidence/<int:evidence_id>")
-@login_required
 def evidence_file(evidence_id: int):
     return _download(FindingEvidence, evidence_id, ResultFinding, "finding_id", "finding.view")
 
 
 @bp.route("/engagements/<int:engagement_id>/rectification.docx")
-@login_required
 def rectification_docx(engagement_id: int):
     engagement = load(Engagement, engagement_id, "rectification.report")
     return _docx(documents.rectification_report(engagement), f"{engagement.reference}-整改报告.docx")
 
 
 @bp.route("/engagements/<int:engagement_id>/rectification/signed", methods=["POST"])
-@login_required
 def rectification_signed(engagement_id: int):
     engagement = load(Engagement, engagement_id, "rectification.sign")
     form = SignedReportForm()
@@ -168,7 +160,6 @@ def rectification_signed(engagement_id: int):
 
 
 @bp.route("/engagements/<int:engagement_id>/unit-publication", methods=["POST"])
-@login_required
 def unit_publication(engagement_id: int):
     engagement = load(Engagement, engagement_id, "publication.unit_record")
     form = UnitPublicationForm()
@@ -188,7 +179,6 @@ def _fact_page(engagement: Engagement, status: int = 200, draft_form: DraftForm 
 
 
 @bp.route("/engagements/<int:engagement_id>/fact-confirmation", methods=["GET", "POST"])
-@login_required
 def fact_confirmation(engagement_id: int):
     engagement = load(Engagement, engagement_id, "fact.view")
     if request.method == "GET":
@@ -203,7 +193,6 @@ def fact_confirmation(engagement_id: int):
 
 
 @bp.route("/fact/<int:row_id>/answer", methods=["POST"])
-@login_required
 def fact_answer(row_id: int):
     row = load(FactConfirmation, row_id, "fact.row_answer")
     form = FactAnswerForm()
@@ -212,7 +201,6 @@ def fact_answer(row_id: int):
 
 
 @bp.route("/fact/<int:row_id>/respond", methods=["POST"])
-@login_required
 def fact_respond(row_id: int):
     row = load(FactConfirmation, row_id, "fact.row_send")
     form = FactResponseForm()
@@ -222,13 +210,11 @@ def fact_respond(row_id: int):
 
 
 @bp.route("/fact/<int:row_id>/draft")
-@login_required
 def fact_draft(row_id: int):
     return _download(FactConfirmation, row_id, Engagement, "engagement_id", "fact.view", "draft_file")
 
 
 @bp.route("/rectification/<int:report_id>")
-@login_required
 def signed_file(report_id: int):
     return _download(RectificationReport, report_id, Engagement, "engagement_id", "rectification.report")
 
@@ -258,7 +244,6 @@ def _findings_page(engagement: Engagement, form: FindingForm | None = None, stat
 
 
 @bp.route("/engagements/<int:engagement_id>/findings", methods=["GET", "POST"])
-@login_required
 def findings(engagement_id: int):
     engagement = load(Engagement, engagement_id, "engagement.view")
     form = FindingForm()
@@ -293,13 +278,11 @@ _FINDINGS_STEPS = {
           defaults={"step": "import"})
 @bp.route("/engagements/<int:engagement_id>/findings/confirm", methods=["POST"], endpoint="findings_confirm",
           defaults={"step": "confirm"})
-@login_required
 def findings_step(engagement_id: int, step: str):
     return _engagement_button(engagement_id, *_FINDINGS_STEPS[step])
 
 
 @bp.route("/findings/<int:finding_id>/delete", methods=["POST"])
-@login_required
 def finding_delete(finding_id: int):
     finding = _finding(finding_id, "finding.view")
     engagement_id = finding.engagement_id
@@ -310,7 +293,6 @@ def finding_delete(finding_id: int):
 
 
 @bp.route("/findings/<int:finding_id>/verify", methods=["POST"])
-@login_required
 def finding_verify(finding_id: int):
     finding = _finding(finding_id, "finding.verify")
     form = VerifyForm(prefix=f"v{finding.id}")
@@ -324,7 +306,6 @@ ONE_SIDED_SHOWN = 200  # as many as the findings above: a page, not the province
 
 
 @bp.route("/overdue")
-@login_required
 def overdue():
     require("results.list")
     return render_template("results/overdue.html", findings=services.overdue_findings(current_user, limit=200),
@@ -367,7 +348,6 @@ def _application_page(bureau: Bureau, year: int, status: int = 200, entry_forms:
 
 
 @bp.route("/application")
-@login_required
 def application():
     bureau, year = _bureau(), _year()
     if wants_export():
@@ -377,7 +357,6 @@ def application():
 
 
 @bp.route("/application/build", methods=["POST"])
-@login_required
 def application_build():
     bureau, year = _bureau(), _year()
     return button(lambda: services.build_list(bureau, year, current_user),
@@ -386,7 +365,6 @@ def application_build():
 
 
 @bp.route("/application/entries/<int:entry_id>", methods=["POST"])
-@login_required
 def application_confirm(entry_id: int):
     entry = load(ApplicationEntry, entry_id, "application.confirm")
     form = EntryForm(prefix=f"a{entry.id}")
@@ -399,7 +377,6 @@ def application_confirm(entry_id: int):
 
 
 @bp.route("/application/file", methods=["POST"])
-@login_required
 def application_file():
     bureau, year = _bureau(), _year()
     form = YearForm()
@@ -410,7 +387,6 @@ def application_file():
 
 
 @bp.route("/summary.docx")
-@login_required
 def summary_docx():
     bureau, year = _bureau(), _year()
     return _docx(documents.people_congress_summary(bureau, year), f"{bureau.short_name}{year}年度重点绩效评价情况.docx")
@@ -424,7 +400,6 @@ def _accounts_page(unit: BudgetUnit, form: UnitAccountForm | None = None, status
 
 
 @bp.route("/units/<int:unit_id>/accounts", methods=["GET", "POST"])
-@login_required
 def unit_accounts(unit_id: int):
     unit = load(BudgetUnit, unit_id, "unit_account.create")
     form = UnitAccountForm()
@@ -478,7 +453,6 @@ SELF_EVALUATION_EXPORT = Export("部门自评报告评审", ["编号", "年度",
 
 
 @bp.route("/self-evaluations")
-@login_required
 def self_evaluations():
     """The results list: the unit's own (and its units'), or the bureau's and the bureaus' below."""
     require("self_evaluation.list")
@@ -496,7 +470,6 @@ def _self_evaluation_form(form: SelfEvaluationForm) -> SelfEvaluationForm:
 
 
 @bp.route("/self-evaluations/new", methods=["GET", "POST"])
-@login_required
 def self_evaluation_new():
     require("results.unit_home")
     form = _self_evaluation_form(SelfEvaluationForm())
@@ -532,13 +505,11 @@ def _self_evaluation_page(se: SelfEvaluation, status: int = 200, resubmit_form: 
 
 
 @bp.route("/self-evaluations/<int:se_id>")
-@login_required
 def self_evaluation(se_id: int):
     return _self_evaluation_page(load(SelfEvaluation, se_id, "self_evaluation.view"))
 
 
 @bp.route("/self-evaluations/<int:se_id>/file/<int:submission_id>")
-@login_required
 def self_evaluation_file(se_id: int, submission_id: int):
     se = load(SelfEvaluation, se_id, "self_evaluation.view")
     submission = next((s for s in review_services.submissions(se) if s.id == submission_id), None)
@@ -548,7 +519,6 @@ def self_evaluation_file(se_id: int, submission_id: int):
 
 
 @bp.route("/self-evaluations/<int:se_id>/resubmit", methods=["POST"])
-@login_required
 def self_evaluation_resubmit(se_id: int):
     se = load(SelfEvaluation, se_id, "self_evaluation.resubmit")
     form = ResubmitForm()
@@ -559,7 +529,6 @@ def self_evaluation_resubmit(se_id: int):
 
 
 @bp.route("/self-evaluations/<int:se_id>/panel", methods=["POST"])
-@login_required
 def self_evaluation_panel(se_id: int):
     """The bureau draws the panel: the review module's own draw (announced, witnessed, revealed)."""
     se = load(SelfEvaluation, se_id, "review.manage")
@@ -592,7 +561,6 @@ def _materials_page(engagement: Engagement, status: int = 200, form: MaterialLis
 
 
 @bp.route("/engagements/<int:engagement_id>/materials", methods=["GET", "POST"])
-@login_required
 def materials(engagement_id: int):
     """The firm lists what it needs and sees what the unit uploaded; the unit and the bureau read it."""
     engagement = load(Engagement, engagement_id, "material.view")
@@ -607,7 +575,6 @@ def materials(engagement_id: int):
 
 
 @bp.route("/materials/<int:item_id>/upload", methods=["POST"])
-@login_required
 def material_upload(item_id: int):
     item = load(MaterialRequest, item_id, "material.upload")
     form = MaterialUploadForm(prefix=f"m{item.id}")
@@ -618,7 +585,6 @@ def material_upload(item_id: int):
 
 
 @bp.route("/materials/<int:item_id>/file")
-@login_required
 def material_file(item_id: int):
     item = db.get_or_404(MaterialRequest, item_id)
     require("material.view", item.engagement)

@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import sqlalchemy as sa
 from flask import abort, render_template, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from wtforms import SelectField, TextAreaField
 from wtforms.validators import Length
@@ -238,14 +238,12 @@ def _render_panel_ratings(panel: ReviewPanel, status: int = 200, form: RatingFor
                            poor_line=get_setting(_subject(panel).bureau, "expert.rating_poor_score")), status
 
 
-@login_required
 def panel_ratings(panel_id: int):
     """评价专家: the panel's experts with their ratings, and the form for those not yet rated."""
     panel = _panel_for_rating(panel_id)
     return _render_panel_ratings(panel)
 
 
-@login_required
 def panel_rate(panel_id: int):
     panel = _panel_for_rating(panel_id)
     form = RatingForm()
@@ -257,7 +255,6 @@ def panel_rate(panel_id: int):
                        failed=lambda status: _render_panel_ratings(panel, status, form))
 
 
-@login_required
 def expert_ratings(expert_id: int):
     """The expert's record: every rating with its panel, and whether it keeps the expert out of draws."""
     expert = db.session.get(Expert, expert_id)

@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -40,6 +40,7 @@ from evalhub.core.web import (
     paginate,
     scoped,
     send_stored,
+    signed_in_only,
     submit_form,
     xlsx_response,
 )
@@ -86,7 +87,7 @@ from evalhub.review.models import (
     SubmissionKind,
 )
 
-bp = Blueprint("review", __name__)
+bp = signed_in_only(Blueprint("review", __name__))
 
 
 # --- small helpers ---------------------------------------------------------------------------------
@@ -247,7 +248,6 @@ def _submission_form(kind: SubmissionKind, previous: Optional[Submission]) -> Su
 
 
 @bp.route("/engagements/<int:engagement_id>/submissions/new", methods=["GET", "POST"])
-@login_required
 def submission_new(engagement_id: int):
     engagement = load(Engagement, engagement_id, "engagement.view")
     if not _is_firm_of(engagement):
@@ -288,7 +288,6 @@ def submission_new(engagement_id: int):
 
 
 @bp.route("/submissions/<int:submission_id>")
-@login_required
 def submission_detail(submission_id: int):
     submission = _readable_submission(submission_id)
     if submission.self_evaluation_id is not None:  # its page is the self-evaluation's (experts: the file)
@@ -313,7 +312,6 @@ def submission_detail(submission_id: int):
 
 
 @bp.route("/submissions/<int:submission_id>/file")
-@login_required
 def submission_file(submission_id: int):
     submission = _readable_submission(submission_id)
     return send_stored(submission.file)
@@ -336,7 +334,6 @@ def _engagement_panels(engagement: Engagement) -> list[ReviewPanel]:
 
 
 @bp.route("/engagements/<int:engagement_id>/panel", methods=["GET", "POST"])
-@login_required
 def panel_new(engagement_id: int):
     engagement = load(Engagement, engagement_id, "review.manage")
     pending = _pending_submission(engagement)
@@ -391,7 +388,6 @@ def _render_panel(panel: ReviewPanel, status: int = 200, letter_form: LetterForm
 
 
 @bp.route("/reviews/panels/<int:panel_id>")
-@login_required
 def panel_detail(panel_id: int):
     # The panel with each member's invitation, expert and review (scores too): a statement per kind, not three
     # per member.
@@ -407,7 +403,6 @@ def panel_detail(panel_id: int):
 
 
 @bp.route("/reviews/panels/<int:panel_id>/letter", methods=["POST"])
-@login_required
 def panel_letter(panel_id: int):
     panel = _manageable_panel(panel_id)
     form = LetterForm()
@@ -419,7 +414,6 @@ def panel_letter(panel_id: int):
 
 
 @bp.route("/reviews/<int:review_id>/reopen", methods=["POST"])
-@login_required
 def review_reopen(review_id: int):
     review = db.get_or_404(Review, review_id)
     panel = _manageable_panel(review.invitation.panel_id)
@@ -483,7 +477,6 @@ def _render_result(engagement: Engagement, forms: dict, status: int = 200):
 
 
 @bp.route("/engagements/<int:engagement_id>/result", methods=["GET", "POST"])
-@login_required
 def result(engagement_id: int):
     engagement = load(Engagement, engagement_id, "engagement.view")
     if not bureau_side():
@@ -542,7 +535,6 @@ def _cap_of(engagement: Engagement, raw: Any) -> ResultCap:
 
 
 @bp.route("/engagements/<int:engagement_id>/caps/<int:cap_id>/evidence")
-@login_required
 def cap_evidence(engagement_id: int, cap_id: int):
     """The document a cap was recorded with: bureau side, engagements the user may see."""
     engagement = load(Engagement, engagement_id, "engagement.view")
@@ -564,7 +556,6 @@ def _rubric_kind(kind: str) -> RubricKind:
 
 
 @bp.route("/bureaus/<int:bureau_id>/rubrics/<kind>", methods=["GET", "POST"])
-@login_required
 def rubric_edit(bureau_id: int, kind: str):
     bureau = load(Bureau, bureau_id, "bureau.view")
     rubric_kind = _rubric_kind(kind)
@@ -651,7 +642,6 @@ PANEL_FILTERS = (year_filter(Engagement.year),
 
 
 @bp.route("/reviews/export")
-@login_required
 def review_export():
     if not bureau_side():
         abort(403)
@@ -662,7 +652,6 @@ def review_export():
 
 
 @bp.route("/engagements/<int:engagement_id>/reviews.xlsx")
-@login_required
 def engagement_reviews_export(engagement_id: int):
     engagement = load(Engagement, engagement_id, "engagement.view")
     if not bureau_side():
@@ -674,7 +663,6 @@ def engagement_reviews_export(engagement_id: int):
 # --- experts: workspace, invitations, reviews ------------------------------------------------------
 
 @bp.route("/reviews")
-@login_required
 def workspace():
     if current_user.role == Role.EXPERT:
         invitations = db.session.execute(
@@ -731,7 +719,6 @@ def _own_invitation(invitation_id: int) -> PanelInvitation:
 
 
 @bp.route("/reviews/invitations/<int:invitation_id>", methods=["GET", "POST"])
-@login_required
 def invitation(invitation_id: int):
     inv = _own_invitation(invitation_id)
     accept_form, decline_form = AcceptForm(), DeclineForm()
@@ -773,7 +760,6 @@ def _managed_invitation(invitation_id: int) -> tuple[PanelInvitation, ReviewPane
 
 
 @bp.route("/reviews/invitations/<int:invitation_id>/offline", methods=["POST"])
-@login_required
 def invitation_offline(invitation_id: int):
     """线下评审: bureau staff record the answer the expert gave off-line (and the paper declaration)."""
     inv, panel = _managed_invitation(invitation_id)
@@ -794,7 +780,6 @@ def invitation_offline(invitation_id: int):
 
 
 @bp.route("/reviews/invitations/<int:invitation_id>/withdraw", methods=["POST"])
-@login_required
 def invitation_withdraw(invitation_id: int):
     """The bureau withdraws a pending invitation with a reason; the replacement is drawn from the same pool."""
     inv, panel = _managed_invitation(invitation_id)
@@ -815,7 +800,6 @@ def _review_form_data(review: Review) -> dict:
 
 
 @bp.route("/reviews/<int:review_id>", methods=["GET", "POST"])
-@login_required
 def review_form(review_id: int):
     review = _own_review(review_id)
     panel = review.invitation.panel
@@ -874,7 +858,6 @@ def review_form(review_id: int):
 # --- everyone: the inbox ---------------------------------------------------------------------------
 
 @bp.route("/inbox")
-@login_required
 def inbox():
     stmt = (sa.select(Notification).where(Notification.user_id == current_user.id)
             .order_by(Notification.created_at.desc(), Notification.id.desc()))
@@ -888,7 +871,6 @@ def _safe_link(link: Optional[str]) -> Optional[str]:
 
 
 @bp.route("/inbox/<int:note_id>/read", methods=["POST"])
-@login_required
 def inbox_read(note_id: int):
     note = db.get_or_404(Notification, note_id)
     if note.user_id != current_user.id:
@@ -903,7 +885,6 @@ def inbox_read(note_id: int):
 
 
 @bp.route("/inbox/read-all", methods=["POST"])
-@login_required
 def inbox_read_all():
     if not ConfirmForm().validate_on_submit():
         abort(400)

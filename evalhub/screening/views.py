@@ -24,7 +24,7 @@ from typing import Iterable, Optional
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, jsonify, redirect, render_template, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from markupsafe import Markup, escape
 
 from evalhub.core import permissions
@@ -33,7 +33,7 @@ from evalhub.core.listing import (Export, Filter, counted_page, export, page_req
 from evalhub.core.models import Job
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import beijing_today, format_beijing
-from evalhub.core.web import button, form_page, handle_form, load, require, wants_export
+from evalhub.core.web import button, form_page, handle_form, load, require, signed_in_only, wants_export
 from evalhub.extensions import db
 from evalhub.registry.models import Firm
 from evalhub.review.models import SubmissionKind
@@ -44,7 +44,7 @@ from evalhub.screening.forms import (QUEUE_FILTERS, OpenCaseForm, firm_text, Pro
 from evalhub.screening.models import ModelStatus, ReferenceDocument, ReportScreening, RiskMethod, ScreeningModel
 from evalhub.review.models import Submission
 
-bp = Blueprint("screening", __name__)
+bp = signed_in_only(Blueprint("screening", __name__))
 
 
 # --- small helpers ---------------------------------------------------------------------------------
@@ -124,7 +124,6 @@ QUEUE_EXPORT_COLUMNS = ["排名", "风险分", "建议抽查", "评价任务编�
 
 
 @bp.route("/screening/queue")
-@login_required
 def queue():
     require("screening.view")
     this_year = beijing_today().year
@@ -203,7 +202,6 @@ def _choices() -> tuple[list[int], list[dict]]:
 
 
 @bp.route("/screening/queue/firms")
-@login_required
 def queue_firms():
     """The firm box's suggestions: up to 20 firms of the year's queue as the user sees it whose name holds the
     text typed (``q``), as JSON."""
@@ -217,7 +215,6 @@ def queue_firms():
 # --- the flag card ---------------------------------------------------------------------------------
 
 @bp.route("/screening/<int:screening_id>")
-@login_required
 def card(screening_id: int):
     screening = load(ReportScreening, screening_id, "screening.card")
     data = S.flag_card(screening, current_user)  # other texts only as far as this user may read them
@@ -234,7 +231,6 @@ def card(screening_id: int):
 
 
 @bp.route("/screening/<int:screening_id>/case", methods=["POST"])
-@login_required
 def open_case(screening_id: int):
     screening = load(ReportScreening, screening_id, "screening.card")
     require("supervision.manage", screening.engagement.bureau)
@@ -253,7 +249,6 @@ def _model(model_id: int) -> ScreeningModel:
 
 
 @bp.route("/screening/models")
-@login_required
 def model_list():
     require("screening.view")
     models = db.session.execute(sa.select(ScreeningModel)
@@ -270,7 +265,6 @@ def model_list():
 
 
 @bp.route("/screening/models/<int:model_id>")
-@login_required
 def model_detail(model_id: int):
     require("screening.view")
     model = _model(model_id)
@@ -282,7 +276,6 @@ def model_detail(model_id: int):
 
 
 @bp.route("/screening/models/train", methods=["POST"])
-@login_required
 def train():
     require("screening.models.manage")
     return button(lambda: S.start_training(current_user), form=TrainForm(),
@@ -290,7 +283,6 @@ def train():
 
 
 @bp.route("/screening/models/<int:model_id>/promote", methods=["POST"])
-@login_required
 def promote(model_id: int):
     require("screening.models.manage")
     model = _model(model_id)
@@ -302,7 +294,6 @@ def promote(model_id: int):
 # --- an upload being screened in the worker --------------------------------------------------------
 
 @bp.route("/screening/submission/<int:submission_id>")
-@login_required
 def submission_status(submission_id: int):
     """The screening of one upload: its card once the worker has screened it; until then "筛查中", and the
     page reloads itself every few seconds."""
@@ -325,7 +316,6 @@ def _reference_page(form: ReferenceImportForm | None):
 
 
 @bp.route("/screening/references", methods=["GET", "POST"])
-@login_required
 def references():
     require("screening.view")
     manage = permissions.can(current_user, "screening.references.manage")
@@ -343,7 +333,6 @@ def references():
 
 
 @bp.route("/screening/references/<int:reference_id>/delete", methods=["POST"])
-@login_required
 def reference_delete(reference_id: int):
     reference = load(ReferenceDocument, reference_id, "screening.references.delete")
     title = reference.title

@@ -25,7 +25,7 @@ from typing import Any, Optional
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy.orm import joinedload, selectinload
 
 from evalhub.core import permissions
@@ -44,8 +44,10 @@ from evalhub.core.web import (
     load,
     own_bureau,
     paginate,
+    public,
     require,
     scoped,
+    signed_in_only,
     submit_form,
     wants_export,
 )
@@ -83,7 +85,7 @@ from evalhub.supervision.models import (
     Trigger,
 )
 
-bp = Blueprint("supervision", __name__)
+bp = signed_in_only(Blueprint("supervision", __name__))
 
 PUBLISHED = (CampaignStatus.LIST_PUBLISHED, CampaignStatus.RESULTS_PUBLISHED)
 MEASURE_LABELS = {m.value: m.label for m in Measure}
@@ -199,7 +201,6 @@ def _inspection_export(bureaus: dict[int, Bureau]) -> Export:
 
 
 @bp.route("/inspections")
-@login_required
 def inspection_list():
     if not (bureau_side() or current_user.role == Role.FIRM_USER):
         abort(403)
@@ -263,7 +264,6 @@ def _render_inspection(inspection: Inspection, status: int = 200, **forms):
 
 
 @bp.route("/inspections/<int:inspection_id>")
-@login_required
 def inspection_detail(inspection_id: int):
     return _render_inspection(load(Inspection, inspection_id, "inspection.view"))
 
@@ -282,7 +282,6 @@ def _managed_inspection(inspection_id: int) -> Inspection:
 
 
 @bp.route("/inspections/<int:inspection_id>/checklist", methods=["POST"])
-@login_required
 def inspection_checklist(inspection_id: int):
     inspection, form = _managed_inspection(inspection_id), ChecklistForm()
     return _inspection_form(inspection, form, lambda: services.record_checklist(inspection, current_user, form.answers()),
@@ -290,7 +289,6 @@ def inspection_checklist(inspection_id: int):
 
 
 @bp.route("/inspections/<int:inspection_id>/findings", methods=["POST"])
-@login_required
 def inspection_finding(inspection_id: int):
     inspection = _managed_inspection(inspection_id)
     form = FindingForm()
@@ -301,7 +299,6 @@ def inspection_finding(inspection_id: int):
 
 
 @bp.route("/inspections/<int:inspection_id>/close", methods=["POST"])
-@login_required
 def inspection_close(inspection_id: int):
     inspection = _managed_inspection(inspection_id)
     form = CloseForm()
@@ -312,7 +309,6 @@ def inspection_close(inspection_id: int):
 
 
 @bp.route("/inspections/<int:inspection_id>/response", methods=["POST"])
-@login_required
 def inspection_response(inspection_id: int):
     inspection = load(Inspection, inspection_id, "inspection.view")
     form = ResponseForm()
@@ -336,7 +332,6 @@ def _inspector_choices(form: InspectorForm, bureau: Bureau) -> None:
 
 
 @bp.route("/inspections/<int:inspection_id>/inspectors", methods=["POST"])
-@login_required
 def inspection_name_inspector(inspection_id: int):
     inspection = _managed_inspection(inspection_id)
     form = InspectorForm()
@@ -347,7 +342,6 @@ def inspection_name_inspector(inspection_id: int):
 
 
 @bp.route("/inspections/<int:inspection_id>/recuse", methods=["POST"])
-@login_required
 def inspection_recuse(inspection_id: int):
     """申报回避 by one of the inspection's inspectors (the service refuses anyone else, 403)."""
     inspection = load(Inspection, inspection_id, "inspection.view")
@@ -357,7 +351,6 @@ def inspection_recuse(inspection_id: int):
 
 
 @bp.route("/inspections/<int:inspection_id>/draw-inspectors", methods=["POST"])
-@login_required
 def inspection_draw_inspectors(inspection_id: int):
     inspection = _managed_inspection(inspection_id)
     return button(lambda: services.draw_case_inspectors(inspection, current_user),
@@ -366,7 +359,6 @@ def inspection_draw_inspectors(inspection_id: int):
 
 
 @bp.route("/inspections/new", methods=["GET", "POST"])
-@login_required
 def inspection_new():
     bureau = own_bureau("supervision.manage")
     firms = _visible_firms()
@@ -409,7 +401,6 @@ def _opened_message(inspection: Inspection):
 # --- campaigns -------------------------------------------------------------------------------------
 
 @bp.route("/campaigns")
-@login_required
 def campaign_list():
     _require_bureau_side()
     stmt = scoped(InspectionCampaign).options(selectinload(InspectionCampaign.bureau),
@@ -419,7 +410,6 @@ def campaign_list():
 
 
 @bp.route("/campaigns/new", methods=["GET", "POST"])
-@login_required
 def campaign_new():
     bureau = own_bureau("supervision.manage")
     minimum = get_setting(bureau, "supervision.random_ratio")
@@ -439,7 +429,6 @@ def campaign_new():
 
 
 @bp.route("/campaigns/<int:campaign_id>")
-@login_required
 def campaign_detail(campaign_id: int):
     campaign = _scoped_load(InspectionCampaign, campaign_id)
     # Its inspections with what each row shows (engagement, firm, findings, inspectors by name): a statement per
@@ -463,13 +452,11 @@ def _campaign_step(campaign_id: int, step, message: str):
 
 
 @bp.route("/campaigns/<int:campaign_id>/publish-list", methods=["POST"])
-@login_required
 def campaign_publish_list(campaign_id: int):
     return _campaign_step(campaign_id, services.publish_campaign_list, "抽查名单已向社会公开。")
 
 
 @bp.route("/campaigns/<int:campaign_id>/publish-results", methods=["POST"])
-@login_required
 def campaign_publish_results(campaign_id: int):
     return _campaign_step(campaign_id, services.publish_campaign_results, "抽查结果已向社会公开。")
 
@@ -477,7 +464,6 @@ def campaign_publish_results(campaign_id: int):
 # --- complaints (bureau) ---------------------------------------------------------------------------
 
 @bp.route("/complaints")
-@login_required
 def complaint_list():
     _require_bureau_side()
     complaints = Listing(lambda: scoped(Complaint), enum_filter("status", ComplaintStatus, Complaint.status),
@@ -508,13 +494,11 @@ def _render_complaint(complaint: Complaint, status: int = 200, form: Optional[Co
 
 
 @bp.route("/complaints/<int:complaint_id>")
-@login_required
 def complaint_detail(complaint_id: int):
     return _render_complaint(_scoped_load(Complaint, complaint_id))
 
 
 @bp.route("/complaints/<int:complaint_id>/case", methods=["POST"])
-@login_required
 def complaint_case(complaint_id: int):
     complaint = _scoped_load(Complaint, complaint_id)
     require("supervision.manage", complaint.bureau)
@@ -539,7 +523,6 @@ def complaint_case(complaint_id: int):
 
 
 @bp.route("/complaints/<int:complaint_id>/decline", methods=["POST"])
-@login_required
 def complaint_decline(complaint_id: int):
     """不予立案, with the reason the complainant reads on the lookup page."""
     complaint = _scoped_load(Complaint, complaint_id)
@@ -561,6 +544,7 @@ def _complaint_form() -> ComplaintForm:
 
 
 @bp.route("/public/complaints", methods=["GET", "POST"])
+@public
 def public_complaint():
     form = _complaint_form()
     done, complaint, status = submit_form(form, lambda: services.file_complaint(
@@ -576,6 +560,7 @@ def public_complaint():
 
 
 @bp.route("/public/complaints/lookup", methods=["GET", "POST"])
+@public
 def public_complaint_lookup():
     """The complainant's lookup by reference and 查询码 (POST, so neither lands in an address or a log): the
     status, a 不予立案 reason, the outcome — never the text, the complainant or the firm's answers."""
@@ -600,6 +585,7 @@ def public_complaint_lookup():
 
 
 @bp.route("/public/inspections")
+@public
 def public_inspections():
     stmt = (sa.select(InspectionCampaign).where(InspectionCampaign.status.in_(PUBLISHED))
             .options(selectinload(InspectionCampaign.bureau),
