@@ -20,6 +20,7 @@ from evalhub.procurement.models import EngagementState as S
 from evalhub.supervision import services as V
 from evalhub.supervision.models import Severity, Trigger
 from tests import factories
+from tests.test_credit_views import text
 
 
 def _component(rating, code):
@@ -197,3 +198,39 @@ def test_the_2026_national_calendar_has_the_mid_autumn_festival(world):
 
     ensure_national_calendar()
     assert not is_workday(world.bz, date(2026, 9, 25))
+
+
+# --- core calendar: the years after the written notices -------------------------------------------------------
+
+def test_a_year_without_its_notice_counts_the_statutory_holidays(world):
+    """《全国年节及纪念日放假办法》 (国务院令第798号) fixes the holidays a year ahead; the 调休 notice only adds
+    around them. 2027's notice is not written in the code, so 元旦 (a Friday) and 春节 (除夕 5 February, 初一–初三
+    6–8 February) are holidays and nothing else changes until a bureau enters the notice."""
+    from evalhub.core.calendar import add_working_days, is_provisional, is_workday, working_days_between
+
+    assert is_provisional(2027) and not is_provisional(2026)
+    assert not is_workday(world.bz, date(2027, 1, 1))
+    assert [is_workday(world.bz, date(2027, 2, d)) for d in range(4, 10)] == [True, False, False, False, False, True]
+    assert not is_workday(world.bz, date(2027, 10, 1)) and is_workday(world.bz, date(2027, 10, 4))
+    # A challenge period over the new year: from 30 Dec 2026, seven working days skip 元旦 and the weekend.
+    assert add_working_days(world.bz, date(2026, 12, 30), 7) == date(2027, 1, 11)
+    assert working_days_between(world.bz, date(2027, 2, 1), date(2027, 2, 12)) == 7  # nine weekdays less 5 and 8 Feb
+
+    # The region enters the notice's make-up day; its prefectures and counties count it.
+    db.session.add(CalendarDay(bureau_id=world.region.id, day=date(2027, 2, 20), is_workday=True, note="春节调休"))
+    db.session.flush()
+    assert is_workday(world.lt, date(2027, 2, 20))
+
+
+def test_the_calendar_page_lists_next_years_statutory_holidays_and_says_they_lack_the_notice(world, login):
+    with simulated_clock(datetime(2026, 12, 7, 2, 0)):
+        page = text(login(world.bz_admin).get("/credit/calendar"))
+    assert 'data-testid="calendar-provisional"' in page and "2027 年的国务院办公厅放假安排尚未录入" in page
+    assert 'data-testid="day-2027-02-05"' in page and "农历除夕（法定节假日" in page
+    assert C.ensure_national_calendar(2027) == 0  # the page copied the year once; a second call adds nothing
+
+
+def test_a_year_with_its_notice_shows_no_warning(world, login):
+    with simulated_clock(datetime(2025, 12, 1, 2, 0)):
+        page = text(login(world.bz_admin).get("/credit/calendar"))
+    assert 'data-testid="calendar-provisional"' not in page

@@ -10,16 +10,18 @@ import sqlalchemy as sa
 
 from evalhub.core import bureau_tree
 from evalhub.core.models import Bureau, CalendarDay
+from evalhub.core.timeutil import beijing_today
 from evalhub.extensions import db
 
-__all__ = ["is_workday", "add_working_days", "working_days_between", "ensure_national_calendar", "NATIONAL_CALENDAR"]
+__all__ = ["is_workday", "add_working_days", "working_days_between", "ensure_national_calendar", "is_provisional",
+           "NATIONAL_CALENDAR"]
 
 
 def _calendar(bureau: Bureau, start: date, end: date) -> dict[date, bool]:
     """Exceptions to Monday–Friday in [start, end]: the bureau's own rows win over upper bureaus' over national
     rows; the national calendar written below holds wherever no row says otherwise, so a legal period counts
     the holidays whether or not anything has copied them into the table yet."""
-    national = {day: workday for day, workday in _national_days().items() if start <= day <= end}
+    national = _national_days(start, end)
     chain = bureau_tree.chain_ids(bureau)
     rows = db.session.execute(sa.select(CalendarDay).where(
         CalendarDay.day.between(start, end),
@@ -62,6 +64,7 @@ def working_days_between(bureau: Bureau, start: date, end: date) -> int:
 
 
 # National holidays and make-up working days (国务院办公厅 notices) for 2023–2026; bureaus correct them.
+# 2026: 国务院办公厅关于2026年部分节假日安排的通知 (2025-11-04).
 NATIONAL_CALENDAR: list[tuple[str, bool, str]] = (
     [("2023-01-01", False, "元旦"), ("2023-01-02", False, "元旦")]
     + [(f"2023-01-{d}", False, "春节") for d in range(21, 28)] + [("2023-01-28", True, "春节调休"), ("2023-01-29", True, "春节调休")]
@@ -101,22 +104,61 @@ NATIONAL_CALENDAR: list[tuple[str, bool, str]] = (
 )
 
 
+# The years written out above from their notice. A later year counts the statutory holidays of
+# 《全国年节及纪念日放假办法》 (国务院令第798号, 2025: 元旦 1 day, 春节 4, 清明 1, 劳动节 2, 端午 1, 中秋 1, 国庆 3)
+# until its notice is entered: the law fixes those days a year ahead, the notice only adds the 调休 around them.
+NOTICE_YEARS = range(2023, 2027)
+_PROVISIONAL_NOTE = "（法定节假日，当年放假安排未录入，暂不含调休）"
+
+
 @functools.cache
-def _national_days() -> dict[date, bool]:
-    return {date.fromisoformat(text): workday for text, workday, _note in NATIONAL_CALENDAR}
-
-
-def ensure_national_calendar() -> int:
-    """Copy the national calendar into the table, for the calendar page that lists it beside the bureaus'
-    corrections. The working-day rules do not depend on it (``_calendar`` reads the list itself)."""
-    existing = set(db.session.execute(sa.select(CalendarDay.day).where(CalendarDay.bureau_id.is_(None))).scalars())
-    added = 0
+def _listed_days() -> dict[int, dict[date, tuple[bool, str]]]:
+    years: dict[int, dict[date, tuple[bool, str]]] = {}
     for text, workday, note in NATIONAL_CALENDAR:
         day = date.fromisoformat(text)
-        if day not in existing:
-            db.session.add(CalendarDay(bureau_id=None, day=day, is_workday=workday, note=note))
-            added += 1
+        years.setdefault(day.year, {})[day] = (workday, note)
+    return years
+
+
+@functools.cache
+def _year_days(year: int) -> dict[date, tuple[bool, str]]:
+    """A year's national exceptions to Monday–Friday, with their notes: the notice as written above, else the
+    statutory holidays (the lunar dates from the ``holidays`` package) and the make-up days that package carries
+    once it has the year's notice."""
+    if year in NOTICE_YEARS:
+        return _listed_days().get(year, {})
+    import holidays  # imported here: only years after the written notices need it
+
+    named = holidays.China(years=year, observed=False, language="zh_CN")
+    notice = sorted(d for d in holidays.China(years=year).weekend_workdays if d.year == year)
+    note = "" if notice else _PROVISIONAL_NOTE
+    days = {day: (False, f"{name}{note}") for day, name in named.items()}
+    return days | {day: (True, "调休上班") for day in notice}
+
+
+def is_provisional(year: int) -> bool:
+    """Whether the year's working days count the statutory holidays only (its 调休 notice is not entered)."""
+    return year not in NOTICE_YEARS and not any(workday for workday, _note in _year_days(year).values())
+
+
+def _national_days(start: date, end: date) -> dict[date, bool]:
+    days: dict[date, bool] = {}
+    for year in range(start.year, end.year + 1):
+        days |= {day: workday for day, (workday, _note) in _year_days(year).items() if start <= day <= end}
+    return days
+
+
+def ensure_national_calendar(through_year: int | None = None) -> int:
+    """Copy the national calendar into the table, for the calendar page that lists it beside the bureaus'
+    corrections: the noticed years, and the statutory holidays of the years after them up to ``through_year``
+    (next year by default). The working-day rules do not depend on it (``_calendar`` reads the list itself)."""
+    last = through_year or beijing_today().year + 1
+    existing = set(db.session.execute(sa.select(CalendarDay.day).where(CalendarDay.bureau_id.is_(None))).scalars())
+    added = 0
+    for year in range(NOTICE_YEARS.start, last + 1):
+        for day, (workday, note) in sorted(_year_days(year).items()):
+            if day not in existing:
+                db.session.add(CalendarDay(bureau_id=None, day=day, is_workday=workday, note=note))
+                added += 1
     db.session.flush()
     return added
-
-

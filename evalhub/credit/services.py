@@ -17,7 +17,7 @@ from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.notifications import emit
 from evalhub.core.calendar import (  # noqa: F401 — the calendar is core's; credit keeps its names
-    NATIONAL_CALENDAR, add_working_days, ensure_national_calendar, is_workday, working_days_between,
+    NATIONAL_CALENDAR, add_working_days, ensure_national_calendar, is_provisional, is_workday, working_days_between,
 )
 from evalhub.core.models import Bureau, CalendarDay, User
 from evalhub.core.settings import get_setting
