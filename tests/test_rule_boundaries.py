@@ -234,3 +234,58 @@ def test_a_year_with_its_notice_shows_no_warning(world, login):
     with simulated_clock(datetime(2025, 12, 1, 2, 0)):
         page = text(login(world.bz_admin).get("/credit/calendar"))
     assert 'data-testid="calendar-provisional"' not in page
+
+
+# --- results: a rectification deadline the overdue rules can reach ---------------------------------------------
+
+def test_a_finding_deadline_past_the_longest_default_is_refused_on_entry_and_on_verification(world, auth, client):
+    from datetime import timedelta
+
+    from evalhub.core.timeutil import beijing_today
+    from evalhub.procurement.models import EngagementState
+    from evalhub.results import services as S
+    from evalhub.results.models import Verification
+
+    e = factories.contracted(world)
+    e.state = EngagementState.ACCEPTED
+    latest = beijing_today() + timedelta(days=365)
+    with pytest.raises(ValidationFailed) as far:
+        S.add_finding(e, world.firm_user, S.FindingInput(text="预算编制不细化", category="决策", deadline=date(9999, 12, 31)))
+    assert far.value.fields == {"deadline": f"整改期限不能晚于 {latest.isoformat()}（自今天起最长 365 天）"}
+    S.add_finding(e, world.firm_user, S.FindingInput(text="预算编制不细化", category="决策", deadline=latest))
+
+    response = client.post(f"/api/v1/results/engagements/{e.id}/findings", headers=auth(world.firm_user.username),
+                           json={"text": "绩效目标不细化", "category": "决策", "deadline": "9999-12-31"})
+    assert response.status_code == 422 and "deadline" in response.json["error"]["fields"]
+
+    [finding] = S.confirm_findings(e, world.bz_staff)
+    finding.status = S.FindingStatus.SUBMITTED  # the unit's evidence is in (the walk is in test_results_services)
+    with pytest.raises(ValidationFailed) as again:
+        S.verify(finding, world.bz_staff, Verification.PARTIAL, "佐证不全", new_deadline=date(9999, 12, 31))
+    assert "新的整改期限不能晚于" in again.value.fields["deadline"]
+
+
+# --- review: an invitation answered after its deadline -------------------------------------------------------
+
+def test_an_expert_cannot_answer_an_invitation_after_its_deadline_even_before_the_hourly_job(world):
+    from datetime import timedelta
+
+    from evalhub.core.errors import Conflict
+    from evalhub.review import services as R
+    from evalhub.review.models import InvitationStatus
+    from tests.test_review_services import _experts, _report_submitted
+
+    set_setting(world.bz, "review.report_panel_size", 3, world.bz_admin)
+    _experts(world, 6)
+    panel = factories.witnessed(R.form_panel(_report_submitted(world), world.bz_staff))
+    invitation, other = panel.invitations[0], panel.invitations[1]
+    with simulated_clock(other.respond_by - timedelta(minutes=1)):
+        R.respond(other, factories.expert_user(other.expert_id), accept=True, declaration_signed=True)
+    assert other.status == InvitationStatus.ACCEPTED
+    member = factories.expert_user(invitation.expert_id)
+    with simulated_clock(invitation.respond_by + timedelta(minutes=1)):
+        with pytest.raises(Conflict) as late:
+            R.respond(invitation, member, accept=True, declaration_signed=True)
+        assert "答复期限" in str(late.value) and invitation.status == InvitationStatus.INVITED
+        assert R.expire_invitations() >= 1  # the job then gives the seat to a replacement
+    assert invitation.status == InvitationStatus.EXPIRED and other.status == InvitationStatus.ACCEPTED

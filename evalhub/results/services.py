@@ -25,7 +25,7 @@ from evalhub.core.enums import BureauLevel, Role
 from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.models import Bureau, BudgetUnit, StoredFile, User
 from evalhub.core.outline import heading_numeral, heading_title
-from evalhub.core.settings import SettingDef, get_setting, register
+from evalhub.core.settings import SETTINGS, SettingDef, get_setting, register
 from evalhub.core.timeutil import beijing_date, beijing_today, utcnow
 from evalhub.extensions import db
 from evalhub.procurement.models import Award, Engagement, EngagementState, EngagementTransition
@@ -181,6 +181,19 @@ def _check_state(engagement: Engagement) -> None:
         raise Conflict(f"评价任务当前状态为“{engagement.state.label}”，报告验收后才能录入问题和建议。")
 
 
+def _check_deadline(deadline: date | None, label: str, errors: dict[str, str]) -> None:
+    """A deadline from today up to the longest the bureau may set as its default (results.rectification_days):
+    a row due in 9999 would never be escalated, so the overdue rules would never reach it."""
+    if deadline is None:
+        return
+    today = beijing_today()
+    latest = today + timedelta(days=SETTINGS["results.rectification_days"].maximum)
+    if deadline < today:
+        errors["deadline"] = f"{label}不能早于今天"
+    elif deadline > latest:
+        errors["deadline"] = f"{label}不能晚于 {latest.isoformat()}（自今天起最长 {(latest - today).days} 天）"
+
+
 def _checked(engagement: Engagement, data: FindingInput) -> dict:
     errors: dict[str, str] = {}
     kind = _enum(FindingKind, data.kind, "kind", "类型（问题/建议）", errors)
@@ -195,8 +208,7 @@ def _checked(engagement: Engagement, data: FindingInput) -> dict:
     unit = db.session.get(BudgetUnit, unit_id) if unit_id else None
     if unit is None or unit.bureau_id != engagement.budget_unit.bureau_id:
         errors["responsible_unit_id"] = "责任单位应为本局的预算单位"
-    if data.deadline is not None and data.deadline < beijing_today():
-        errors["deadline"] = "整改期限不能早于今天"
+    _check_deadline(data.deadline, "整改期限", errors)
     _raise_if(errors)
     return dict(kind=kind, text=text, category=category, indicator=indicator, responsible_unit_id=unit.id,
                 deadline=data.deadline)
@@ -373,8 +385,7 @@ def verify(finding: ResultFinding, actor: User, verification: Any, note: str, ne
     errors: dict[str, str] = {}
     verification = _enum(Verification, verification, "verification", "核验结论", errors)
     note = _text(note, "note", "核验意见", errors, limit=NOTE_LIMIT, required=verification not in (None, Verification.DONE))
-    if new_deadline is not None and new_deadline < beijing_today():
-        errors["deadline"] = "新的整改期限不能早于今天"
+    _check_deadline(new_deadline, "新的整改期限", errors)
     _raise_if(errors)
     changed = db.session.execute(sa.update(ResultFinding).where(
         ResultFinding.id == finding.id, ResultFinding.status == FindingStatus.SUBMITTED).values(

@@ -849,7 +849,12 @@ def respond(invitation: PanelInvitation, actor: User, *, accept: bool, declarati
         raise Conflict(f"该邀请当前状态为“{invitation.status.label}”，不能再答复。")
     if invitation.panel.status != PanelStatus.REVIEWING:
         raise Conflict("该评审已结束。")
-    invitation.responded_at = utcnow()
+    now = utcnow()
+    if invitation.respond_by is not None and now > invitation.respond_by:
+        # The seat is the replacement draw's once the time is up, whether or not the hourly job has run yet.
+        raise Conflict(f"答复期限（北京时间 {format_beijing(invitation.respond_by)}）已过，不能再答复；"
+                       "系统将按规则另行抽取替补专家。")
+    invitation.responded_at = now
     if accept:
         if not declaration_signed:
             raise ValidationFailed("接受邀请前须签署无利益冲突声明。", {"declaration": "请勾选并签署声明"})
