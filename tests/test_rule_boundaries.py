@@ -289,3 +289,48 @@ def test_an_expert_cannot_answer_an_invitation_after_its_deadline_even_before_th
         assert "答复期限" in str(late.value) and invitation.status == InvitationStatus.INVITED
         assert R.expire_invitations() >= 1  # the job then gives the seat to a replacement
     assert invitation.status == InvitationStatus.EXPIRED and other.status == InvitationStatus.ACCEPTED
+
+
+# --- registry: a member who left a party firm within the window still avoids it --------------------------------
+
+def test_an_expert_who_left_the_firm_within_three_years_still_avoids_it_and_not_after(world):
+    """87号令 第六十二条: 参加采购活动前三年内与供应商存在劳动关系 — a roster member taken off today still avoids
+    the firm; three years and a day later no longer."""
+    from datetime import timedelta
+
+    from evalhub.registry import services as registry
+    from evalhub.registry.services import expert_avoidance_reasons
+
+    number = factories.id_number()
+    member = registry.add_staff(world.firm, registry.StaffInput(name="钱前员工", id_number=number, role="评价人员",
+                                                                years_experience=6), world.firm_user)
+    expert = factories.expert(world.bz, name="钱前员工", id_number=number, employer="新疆财经大学")
+    assert expert_avoidance_reasons(expert, firm_ids=[world.firm.id]) == [f"为{world.firm.name}在册从业人员"]
+
+    registry.deactivate_staff(member, world.firm_user, "调离本机构")
+    left = member.left_on
+    assert left is not None
+    assert expert_avoidance_reasons(expert, firm_ids=[world.firm.id]) == [
+        f"曾为{world.firm.name}从业人员（{left:%Y-%m-%d} 离岗，未满 3 年）"]
+    assert expert_avoidance_reasons(expert, firm_ids=[world.firm.id], on=left.replace(year=left.year + 3)) != []
+    assert expert_avoidance_reasons(expert, firm_ids=[world.firm.id],
+                                    on=left.replace(year=left.year + 3) + timedelta(days=1)) == []
+    assert expert_avoidance_reasons(expert, firm_ids=[world.other_firm.id]) == []
+
+
+def test_the_migration_dates_the_members_already_off_their_rosters_from_the_audit_log(world):
+    from evalhub.registry import services as registry
+    from tests.migration_files import load
+
+    removed = registry.add_staff(world.firm, registry.StaffInput(name="孙离岗", id_number=factories.id_number(),
+                                                                 role="评价人员", years_experience=3), world.firm_user)
+    with simulated_clock(datetime(2025, 3, 31, 17, 0)):  # 2025-04-01 01:00 Beijing
+        registry.deactivate_staff(removed, world.firm_user, "离职")
+    unrecorded = registry.add_staff(world.firm, registry.StaffInput(name="李不详", id_number=factories.id_number(),
+                                                                    role="评价人员", years_experience=3), world.firm_user)
+    unrecorded.active = False  # taken off before the audit log recorded removals
+    removed.left_on = None
+    db.session.flush()
+    load("b8e2f4a6c0d1_firm_staff_left_on.py").backfill(db.session.connection(), today=date(2026, 12, 7))
+    db.session.expire_all()
+    assert removed.left_on == date(2025, 4, 1) and unrecorded.left_on == date(2026, 12, 7)

@@ -285,6 +285,9 @@ class FirmStaff(Created, db.Model):
     years_experience: Mapped[int] = mapped_column(default=0)
     phone: Mapped[Optional[str]] = mapped_column(sa.String(30))
     active: Mapped[bool] = mapped_column(default=True)
+    # The Beijing date the firm took the member off its roster (set with active=False): avoidance still counts a
+    # 劳动关系 that ended within the look-back window (expert.tie_years, 3 years by default).
+    left_on: Mapped[Optional[date]] = mapped_column(sa.Date)
 
     firm: Mapped[Firm] = relationship(back_populates="staff")
     certificates: Mapped[list["StaffCertificate"]] = relationship(

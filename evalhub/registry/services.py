@@ -443,7 +443,7 @@ def deactivate_staff(staff: FirmStaff, actor: User, reason: str) -> None:
         raise ValidationFailed("请填写人员离岗原因。", {"reason": "必填"})
     if not staff.active:
         raise Conflict("该人员已不在名册中。")
-    staff.active = False
+    staff.active, staff.left_on = False, beijing_today()
     audit.record("firm.staff_removed", staff.firm, actor=actor,
                  summary=f"{staff.firm.name} 名册移除 {staff.name}：{reason.strip()}", payload={"staff_id": staff.id})
 
@@ -918,11 +918,18 @@ def expert_avoidance_reasons(expert: Expert, *, firm_ids: Iterable[int] = (), bu
             reasons.append(f"与{_party(tie.counterpart_name, role)}存在{tie.kind.label}关系（{tie.start_date:%Y-%m-%d} {when}）")
     if firm_ids:
         # What the expert did not declare, the firms' rosters say: the same person (by the keyed hash of the
-        # identity number) on the active roster of a party firm works for it (劳动关系, 87号令 第六十二条).
-        for name in db.session.execute(sa.select(Firm.name).join(FirmStaff, FirmStaff.firm_id == Firm.id).where(
-                FirmStaff.firm_id.in_(sorted(firm_ids)), FirmStaff.id_number_digest == expert.id_number_digest,
-                FirmStaff.active.is_(True)).order_by(Firm.name)).scalars():
-            reasons.append(f"为{name}在册从业人员")
+        # identity number) on the roster of a party firm works for it, or did within the window (劳动关系,
+        # 87号令 第六十二条: "参加采购活动前三年内").
+        for name, active, left_on in db.session.execute(
+                sa.select(Firm.name, FirmStaff.active, FirmStaff.left_on).join(FirmStaff, FirmStaff.firm_id == Firm.id)
+                .where(FirmStaff.firm_id.in_(sorted(firm_ids)), FirmStaff.id_number_digest == expert.id_number_digest,
+                       sa.or_(FirmStaff.active.is_(True), FirmStaff.left_on.is_(None), FirmStaff.left_on >= horizon))
+                .order_by(Firm.name, FirmStaff.id)):
+            if active:
+                reasons.append(f"为{name}在册从业人员")
+            else:
+                when = f"{left_on:%Y-%m-%d} 离岗" if left_on else "离岗日期不详"
+                reasons.append(f"曾为{name}从业人员（{when}，未满 {years} 年）")
     return reasons
 
 
