@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+import sqlalchemy as sa
 
 from evalhub.core.models import BudgetUnit
 from evalhub.extensions import db
@@ -183,3 +184,57 @@ def test_the_bid_committee_avoids_the_subunit_and_the_lower_government(world):
     excluded = {x["id"]: x["reasons"] for x in record.exclusions}
     assert any("巴州统计局普查中心（被评价单位巴州统计局的所属单位）" in r for r in excluded[census.id])
     assert not any(x.id in excluded for x in clear)
+
+
+def test_a_committee_member_who_no_longer_qualifies_at_the_reveal_is_replaced_from_the_witnessed_seed(world):
+    """The committee draw stands as announced; an expert it picks who was suspended between the announcement and the
+    reveal does not sit, a draw derived from the witnessed seed fills the seat; with no one left to fill it, the
+    reveal is refused and nothing is seated."""
+    from datetime import timedelta
+
+    from evalhub.core import draws
+    from evalhub.core.errors import Conflict
+    from evalhub.core.models import Draw
+    from evalhub.core.timeutil import utcnow
+    from evalhub.procurement import services as P
+    from evalhub.registry.models import ExpertStatus
+
+    e = factories.engagement(world)
+    p = factories.witnessed(P.open_procurement(e, P.ProcurementInput(
+        method=ProcurementMethod.COMPETITIVE_CONSULTATION, title="", ceiling_price_wan="50", price_weight="20",
+        bid_deadline=utcnow() + timedelta(days=10)), world.bz_staff))
+    for name, price in (("甲", "40"), ("乙", "45")):
+        _firm, user, staff = factories.bidder(world, f"补抽测试机构{name}")
+        factories.bid(p, user, staff, price)
+    p.bid_deadline = utcnow() - timedelta(seconds=1)
+    P.open_bids(p, world.bz_staff)
+    for i in range(4):
+        factories.expert(world.bz, name=f"评委候选{i}", employer=f"新疆某学院{i}")
+    record = P.draw_committee(p, 3, world.bz_staff)
+    eligible = draws.eligible_ids(record)
+    draws.name_witnesses(record, [world.bz_admin], world.bz_staff, check=False, notify=False)
+    draws.enter_number(record, world.bz_admin, 5)
+    picked = draws.rank(draws.seed_of(record.secret, record.candidate_hash, ["5"]), eligible)[:3]
+    spare = sorted(set(eligible) - set(picked))
+    expert = lambda i: db.session.get(factories.registry.Expert, i)  # noqa: E731
+
+    db.session.commit()
+    for i in [picked[0], *spare]:  # with no spare who qualifies: refused, and the request writes nothing
+        expert(i).status = ExpertStatus.SUSPENDED
+    db.session.flush()
+    with pytest.raises(Conflict) as refused:
+        draws.reveal(record, world.bz_staff)
+    assert "可补抽的专家不足" in refused.value.message
+    db.session.rollback()
+    assert p.committee == [] and record.status.value == "announced"
+
+    expert(picked[0]).status = ExpertStatus.SUSPENDED  # suspended between the announcement and the reveal
+    db.session.flush()
+    draws.reveal(record, world.bz_staff)
+    assert record.result_ids == picked  # the witnessed result is what it was
+    seated = [m.expert_id for m in p.committee]
+    assert seated[:2] == picked[1:] and len(seated) == 3 and seated[2] in spare
+    replacement = db.session.execute(sa.select(Draw).where(Draw.derived_from_id == record.id)).scalar_one()
+    assert replacement.result_ids == [seated[2]] and draws.verify(replacement).ok
+    reasons = {x["id"]: " ".join(x["reasons"]) for x in replacement.exclusions}
+    assert "揭晓时已不符合条件" in reasons[picked[0]] and "已被本次抽取选中" in reasons[picked[1]]

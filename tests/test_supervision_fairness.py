@@ -327,6 +327,58 @@ def test_a_campaign_draws_inspectors_independent_of_each_sampled_engagement(worl
         Notification.user_id == world.fresh.id, Notification.link == f"/inspections/{inspection.id}")).first()
 
 
+def test_a_campaign_inspector_who_recuses_is_replaced_by_a_witnessed_draw_not_only_by_naming(world, reviewed):
+    """双随机: the seat a drawn inspector leaves by declaring a tie is filled by a draw of its own, among those who
+    qualify (not the one who recused, not the staff who ran the engagement)."""
+    e = reviewed
+    e.state = type(e.state)("accepted")
+    world.second = factories.user("bz.inspector2", Role.BUREAU_STAFF, bureau_id=world.bz.id)
+    db.session.flush()
+    campaign = factories.witnessed(V.start_campaign(world.bz, 2025, world.bz_admin, ratio=100))
+    inspection = campaign.inspections[0]
+    officer = next(p for p in inspection.inspectors if p.user_id)
+    gone = officer.user
+    assert V.seats_to_draw(inspection) == []
+    with pytest.raises(Conflict):
+        V.draw_case_inspectors(inspection, world.bz_admin)  # both seats filled
+    V.declare_conflict(inspection, gone, "本人曾在该机构兼职")
+    assert V.seats_to_draw(inspection) == ["staff"]
+    record = V.draw_case_inspectors(inspection, world.bz_admin)
+    assert record.params["seats"] == ["staff"] and "补抽" in record.purpose
+    excluded = {x["id"]: " ".join(x["reasons"]) for x in record.exclusions}
+    assert gone.id in excluded and "经办过该评价任务的采购" in excluded[world.bz_staff.id]
+    factories.witnessed(record, operator=world.bz_admin, witnesses=[world.region_staff])
+    officers = [p.user_id for p in inspection.inspectors if p.user_id]
+    assert len(officers) == 1 and officers[0] not in {gone.id, world.bz_staff.id, world.bz_admin.id}
+    assert len([p for p in inspection.inspectors if p.expert_id]) == 1  # the expert's seat untouched
+    assert V.seats_to_draw(inspection) == [] and draws.verify(record).ok
+
+
+def test_an_officer_drawn_for_a_case_who_no_longer_qualifies_at_the_reveal_is_replaced_from_the_witnessed_seed(
+        world, reviewed):
+    """The draw stands as announced; the rules are asked again of the one it picks, at the reveal: an officer who
+    declared a tie with the firm in the meantime is not seated, a draw derived from the witnessed seed is."""
+    case = _case(world, reviewed)
+    world.second = factories.user("bz.inspector2", Role.BUREAU_STAFF, bureau_id=world.bz.id)
+    db.session.flush()
+    record = V.draw_case_inspectors(case, world.bz_admin)
+    assert set(draws.eligible_ids(record)) == {world.fresh.id, world.second.id}
+    draws.name_witnesses(record, [world.region_staff], world.bz_admin, check=False, notify=False)
+    draws.enter_number(record, world.region_staff, 20261207)
+    seed = draws.seed_of(record.secret, record.candidate_hash, ["20261207"])
+    picked, other = draws.rank(seed, draws.eligible_ids(record))
+    db.session.add(V.StaffTie(user_id=picked, firm_id=world.firm.id, reason="揭晓前申报：亲属在该机构任职"))
+    db.session.flush()
+    draws.reveal(record, world.bz_admin)
+    assert record.result_ids == [picked]  # the witnessed result is what it was
+    officer = next(p for p in case.inspectors if p.user_id)
+    assert officer.user_id == other and officer.draw_id != record.id
+    derived = db.session.get(Draw, officer.draw_id)
+    assert derived.derived_from_id == record.id and draws.verify(derived).ok
+    assert any("揭晓时已不符合条件" in " ".join(x["reasons"]) for x in derived.exclusions if x["id"] == picked)
+    assert len([p for p in case.inspectors if p.expert_id]) == 1
+
+
 def test_lookups_are_limited_per_requester(client, world):
     """References are predictable (date + six digits): guesses of reference and 查询码 are counted per requester
     and refused past the hourly limit, found or not — and another requester is not affected."""

@@ -18,7 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from evalhub.core import audit, concurrency, draws, files, jobs, permissions
 from evalhub.core.calendar import add_working_days, working_days_between
 from evalhub.core.enums import BureauLevel, Field, Role
-from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
+from evalhub.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
 from evalhub.core.inputs import check_text, check_name, money_error
 from evalhub.core.listing import as_int
 from evalhub.core.models import Bureau, BudgetUnit, Draw, DrawStatus, User
@@ -856,11 +856,23 @@ def draw_committee(procurement: Procurement, size: int, actor: User) -> Draw:
     if procurement.committee_draw_id is not None and procurement.committee_draw.status == DrawStatus.ANNOUNCED:
         raise Conflict(f"评审委员会抽取已公告（抽取 #{procurement.committee_draw_id}），请监督人输入数字后揭晓。")
     engagement = procurement.engagement
+    pool, exclusions = _committee_pool(procurement)
+    record = draws.announce("procurement_committee", f"{procurement.title}：抽取评审委员会 {size} 人",
+                            {e.id: e.name for e in pool}, size, exclusions, actor=actor, bureau_id=engagement.bureau_id,
+                            context=("procurement", procurement.id), params={"procurement": procurement.id})
+    procurement.committee_draw_id = record.id
+    return record
+
+
+def _committee_pool(procurement: Procurement) -> tuple[list[Expert], dict[int, list[str]]]:
+    """The experts a committee is drawn from (the usable pools), with why each may not sit: not drawable, or a
+    tie with a bidder, the commissioner or the evaluated unit (both ways up the unit tree; a lower government)."""
+    engagement = procurement.engagement
     pool = db.session.execute(
         sa.select(Expert).where(Expert.bureau_id.in_(eligibility.library_bureau_ids(engagement.bureau)))
         .order_by(Expert.id)).scalars().all()
     bidders = [b.firm_id for b in procurement.bids if b.status == BidStatus.SUBMITTED]
-    parties = eligibility.engagement_parties(engagement)  # the unit tree both ways; a lower government
+    parties = eligibility.engagement_parties(engagement)
     exclusions = {}
     for expert in pool:
         reasons = expert_is_drawable(expert)
@@ -868,11 +880,7 @@ def draw_committee(procurement: Procurement, size: int, actor: User) -> Draw:
                                             parties=parties)
         if reasons:
             exclusions[expert.id] = reasons
-    record = draws.announce("procurement_committee", f"{procurement.title}：抽取评审委员会 {size} 人",
-                            {e.id: e.name for e in pool}, size, exclusions, actor=actor, bureau_id=engagement.bureau_id,
-                            context=("procurement", procurement.id), params={"procurement": procurement.id})
-    procurement.committee_draw_id = record.id
-    return record
+    return pool, exclusions
 
 
 def _committee_released(record: Draw) -> bool:
@@ -886,10 +894,31 @@ def _seat_committee(record: Draw, actor: User) -> list[CommitteeMember]:
     procurement = db.session.get(Procurement, record.params["procurement"])
     if procurement.committee or procurement.status != ProcurementStatus.EVALUATING:
         raise Conflict("评审委员会已经组建或采购状态已改变，抽取结果不能再组成委员会。")
-    members = []
-    for expert_id in record.result_ids:
-        expert = db.session.get(Expert, expert_id)
-        members.append(CommitteeMember(expert_id=expert.id, name=expert.name))
+    # The rules are asked again at the reveal, of the drawn (the draw stands as recorded): one suspended, or tied
+    # with a bidder since the announcement, does not sit; a draw derived from the witnessed seed fills the seat
+    # among those who qualify now. Too few left: the reveal is refused, and waits for the pool to grow.
+    pool, exclusions = _committee_pool(procurement)
+    lapsed = [i for i in record.result_ids if i in exclusions]
+    seated = [i for i in record.result_ids if i not in exclusions]
+    if lapsed:
+        for expert_id in set(record.result_ids):
+            reasons = exclusions.get(expert_id)
+            exclusions[expert_id] = (["揭晓时已不符合条件：" + "；".join(reasons)] if reasons
+                                     else ["已被本次抽取选中"])
+        try:
+            derived = draws.derive(record, "procurement_committee_replacement",
+                                   f"{procurement.title}：补抽评审委员会 {len(lapsed)} 人（被抽中的专家揭晓时已不符合条件）",
+                                   {e.id: e.name for e in pool}, len(lapsed), exclusions, actor=actor,
+                                   context=("procurement", procurement.id))
+        except DomainError as exc:
+            raise Conflict(f"被抽中的专家中有 {len(lapsed)} 名揭晓时已不符合条件，可补抽的专家不足：{exc.message}") from exc
+        seated += derived.result_ids
+        audit.record("procurement.committee_replaced", procurement, actor=actor, bureau_id=record.bureau_id,
+                     summary=f"{procurement.title}：{len(lapsed)} 名被抽中的专家揭晓时已不符合条件，补抽（抽取 #{derived.id}）",
+                     payload={"draw": record.id, "replacement": derived.id,
+                              "lapsed": {str(i): exclusions[i] for i in lapsed}})
+    experts = {e.id: e for e in pool}
+    members = [CommitteeMember(expert_id=i, name=experts[i].name) for i in seated]
     procurement.committee.extend(members)
     db.session.flush()
     return members

@@ -483,52 +483,103 @@ def name_inspector(inspection: Inspection, actor: User, *, user_id: Any = None, 
     return inspector
 
 
+SEATS = ("staff", "expert")  # an inspection's inspectors: one bureau officer and one expert
+
+
+def seats_to_draw(inspection: Inspection) -> list[str]:
+    """The seats a draw may still fill: an officer's and an expert's, less those filled (drawn or named). A
+    recusal empties its seat again, so a campaign's or a case's inspector who declared a tie is replaced by a
+    draw (双随机), not only by naming someone."""
+    if inspection.status == InspectionStatus.CLOSED:
+        return []
+    filled = {"staff" if i.user_id else "expert" for i in inspection.inspectors}
+    return [seat for seat in SEATS if seat not in filled]
+
+
+def _campaign_used(inspection: Inspection) -> tuple[set[int], set[int]]:
+    """Who inspects the campaign's other inspections (they sit out while others are free, as in the campaign)."""
+    if inspection.campaign_id is None:
+        return set(), set()
+    rows = db.session.execute(sa.select(Inspector.user_id, Inspector.expert_id).join(Inspection).where(
+        Inspection.campaign_id == inspection.campaign_id, Inspection.id != inspection.id)).all()
+    return {u for u, _ in rows if u}, {x for _, x in rows if x}
+
+
+def _seat_candidates(inspection: Inspection, seat: str) -> tuple[dict[int, str], dict[int, list[str]]]:
+    """The candidates for one seat, named, with their exclusions under the rules as they stand now."""
+    bureau = db.session.get(Bureau, inspection.bureau_id)
+    used_users, used_experts = _campaign_used(inspection)
+    if seat == "staff":
+        staff, exclusions = inspector_staff_candidates(
+            bureau, inspection.engagement, used_users, taken=[i.user_id for i in inspection.inspectors if i.user_id],
+            firm=inspection.firm)
+        return {u.id: u.display_name or u.username for u in staff}, exclusions
+    pool, exclusions = inspector_expert_candidates(bureau, inspection.engagement, inspection.firm, used_experts,
+                                                   taken=[i.expert_id for i in inspection.inspectors if i.expert_id])
+    return {e.id: e.name for e in pool}, exclusions
+
+
+_SEAT_LABEL = {"staff": "财政检查人员", "expert": "检查专家"}
+
+
 def draw_case_inspectors(inspection: Inspection, actor: User) -> Draw:
-    """Announce the draw of a targeted case's inspectors (one bureau staff member; at the reveal, one expert by
-    a derived draw) with the same independence rules as a campaign, witnessed like every draw."""
+    """Announce the draw of an inspection's empty seats — a targeted case's two, or the seat an inspector left by
+    declaring a tie — with the same independence rules as a campaign, witnessed like every draw. The first empty
+    seat is the witnessed draw; the second (an expert, when both are empty) is derived from it at the reveal."""
     bureau = db.session.get(Bureau, inspection.bureau_id)
     permissions.require(actor, "supervision.manage", bureau)
-    if inspection.campaign_id is not None:
-        raise Conflict("不定向抽查的检查人员随抽查名单一并抽取。")
     if inspection.status == InspectionStatus.CLOSED:
         raise Conflict("检查已办结。")
     concurrency.serialise(f"supervision.case_inspectors:{inspection.id}")  # two clicks announce one draw
     db.session.refresh(inspection, ["inspectors"])
-    if any(i.draw_id for i in inspection.inspectors):
-        raise Conflict("本检查已抽取检查人员。")
+    seats = seats_to_draw(inspection)
+    if not seats:
+        raise Conflict("本检查的财政检查人员和检查专家均已确定。")
     waiting = db.session.execute(draws.pending().where(
         Draw.kind == "case_inspectors", Draw.context_type == "inspection", Draw.context_id == inspection.id)).scalars().first()
     if waiting is not None:
         raise Conflict(f"检查人员的抽取已公告（抽取 #{waiting.id}），请监督人输入数字后揭晓。")
-    engagement = inspection.engagement
-    staff, exclusions = inspector_staff_candidates(bureau, engagement, taken=[i.user_id for i in inspection.inspectors if i.user_id],
-                                                   firm=inspection.firm)
-    return draws.announce("case_inspectors", f"检查 #{inspection.id}（定向检查 {inspection.firm.name}）：抽取财政检查人员",
-                          {u.id: u.display_name or u.username for u in staff}, 1, exclusions, actor=actor,
-                          bureau_id=bureau.id, context=("inspection", inspection.id),
-                          params={"inspection": inspection.id})
+    candidates, exclusions = _seat_candidates(inspection, seats[0])
+    what = "定向检查" if inspection.campaign_id is None else "不定向抽查，补抽"
+    return draws.announce("case_inspectors", f"检查 #{inspection.id}（{what} {inspection.firm.name}）：抽取{_SEAT_LABEL[seats[0]]}",
+                          candidates, 1, exclusions, actor=actor, bureau_id=bureau.id,
+                          context=("inspection", inspection.id), params={"inspection": inspection.id, "seats": seats})
 
 
 @draws.on_drawn("case_inspectors")
 def _case_inspectors_drawn(record: Draw, actor: Optional[User]) -> Inspection:
     inspection = db.session.get(Inspection, record.params["inspection"])
-    bureau = db.session.get(Bureau, inspection.bureau_id)
-    pool, exclusions = inspector_expert_candidates(bureau, inspection.engagement, inspection.firm,
-                                                   taken=[i.expert_id for i in inspection.inspectors if i.expert_id])
-    expert_draw = draws.derive(record, "case_inspector_expert", f"检查 #{inspection.id}：抽取检查专家",
-                               {e.id: e.name for e in pool}, 1, exclusions, actor=actor,
-                               context=("inspection", inspection.id))
-    drawn = [Inspector(user_id=record.result_ids[0], draw_id=record.id),
-             Inspector(expert_id=expert_draw.result_ids[0], draw_id=expert_draw.id)]
-    inspection.inspectors.extend(drawn)
-    db.session.flush()
+    seats = [s for s in record.params.get("seats", SEATS) if s in seats_to_draw(inspection)]  # older draws: both
+    if not seats:
+        raise Conflict("本检查的检查人员已经确定，该抽取不能再安排检查人员。")
+    first, chosen = record.params.get("seats", SEATS)[0], record.result_ids[0]
+    drawn: list[Inspector] = []
+    used = [record.id]
+    for seat in seats:
+        candidates, exclusions = _seat_candidates(inspection, seat)
+        if seat == first and chosen not in exclusions:
+            person, draw_id = chosen, record.id
+        else:
+            # The second seat, or the first when the drawn person no longer qualifies at the reveal (disabled,
+            # suspended, tied with the firm since the announcement): a draw derived from the witnessed seed,
+            # among those who qualify now.
+            if seat == first:
+                exclusions[chosen] = ["揭晓时已不符合条件：" + "；".join(exclusions[chosen])]
+            derived = draws.derive(record, f"case_inspector_{seat}", f"检查 #{inspection.id}：抽取{_SEAT_LABEL[seat]}"
+                                   + ("（被抽中的人员揭晓时已不符合条件，补抽）" if seat == first else ""),
+                                   candidates, 1, exclusions, actor=actor, context=("inspection", inspection.id))
+            person, draw_id = derived.result_ids[0], derived.id
+            used.append(derived.id)
+        seat_row = Inspector(user_id=person, draw_id=draw_id) if seat == "staff" else Inspector(expert_id=person, draw_id=draw_id)
+        inspection.inspectors.append(seat_row)
+        drawn.append(seat_row)
+        db.session.flush()
     audit.record("inspection.inspectors_drawn", inspection, actor=actor, bureau_id=inspection.bureau_id,
-                 summary=f"检查 #{inspection.id} 随机抽取检查人员（抽取 #{record.id}、#{expert_draw.id}）",
-                 payload={"draws": [record.id, expert_draw.id]})
+                 summary=f"检查 #{inspection.id} 随机抽取检查人员（抽取 " + "、".join(f"#{i}" for i in used) + "）",
+                 payload={"draws": used})
     for inspector in drawn:
         _assigned(inspection, inspector, actor, "随机抽取")
     return inspection
-
 
 
 def inspector_of(inspection: Inspection, user: User) -> Optional[Inspector]:
@@ -542,7 +593,8 @@ def inspector_of(inspection: Inspection, user: User) -> Optional[Inspector]:
 def declare_conflict(inspection: Inspection, actor: User, reason: str) -> None:
     """申报回避: an inspector declares a tie with the inspected firm or the engagement and leaves the case. The
     declaration is kept (an officer's as a StaffTie, an expert's as an ExpertTie with the firm), so neither is
-    drawn or named for that firm again; the bureau is told to name or draw a replacement."""
+    drawn or named for that firm again; the seat is empty again, and the bureau is told to draw
+    (``draw_case_inspectors``) or name a replacement."""
     seat = inspector_of(inspection, actor)
     if seat is None:
         raise PermissionDenied("只有本检查的检查人员可以申报回避。")

@@ -251,8 +251,7 @@ def _render_inspection(inspection: Inspection, status: int = 200, **forms):
         inspector_form=inspector_form, other_cases=services.other_cases(inspection, current_user) if bureau_side() else [],
         recusal_form=forms.get("recusal_form") or (RecusalForm(formdata=None) if is_open and services.inspector_of(
             inspection, current_user) is not None else None),
-        may_draw_inspectors=manage and is_open and inspection.campaign_id is None
-        and not any(p.draw_id for p in inspection.inspectors),
+        seats_to_draw=services.seats_to_draw(inspection) if manage and is_open else [],
         lead=services.lead_for(inspection, current_user), withheld_leads=services.WITHHELD_LEADS,
         bureau_side=bureau_side(), kind_label=_kind_label(inspection), CHECKLIST=CHECKLIST,
         MEASURE_LABELS=MEASURE_LABELS, Trigger=Trigger, InspectionStatus=InspectionStatus,
@@ -347,7 +346,7 @@ def inspection_recuse(inspection_id: int):
     inspection = load(Inspection, inspection_id, "inspection.view")
     form = RecusalForm()
     return _inspection_form(inspection, form, lambda: services.declare_conflict(inspection, current_user, form.reason.data or ""),
-                            "recusal_form", message="已申报回避，本局将另行指定检查人员。")
+                            "recusal_form", message="已申报回避，本局将另行抽取或指定检查人员。")
 
 
 @bp.route("/inspections/<int:inspection_id>/draw-inspectors", methods=["POST"])
