@@ -100,6 +100,44 @@ def test_changing_the_kind_of_a_witnessed_draw_is_caught_by_verify(world):
     assert not check.ok and any("抽取类型" in m for m in check.mismatches), check
 
 
+@pytest.mark.parametrize("field, label", [("params", "抽取用途参数"), ("bureau_id", "所属财政局"),
+                                          ("context_id", "抽取事由")])
+def test_pointing_a_witnessed_draw_elsewhere_is_caught_by_verify(world, field, label):
+    """What a draw is for lies outside its candidate hash: the submission its panel reviews (params), the bureau
+    that manages and reads it, what it is about (context). Each is compared with the audit events."""
+    e = factories.in_fieldwork(world)
+    factories.submit_report(e)
+    record = factories.own_panel(e, n=3).draw
+    db.session.commit()
+    assert draws.verify(record).ok
+    if field == "params":
+        record.params = {**record.params, "submission": record.params["submission"] + 1}
+    elif field == "bureau_id":
+        record.bureau_id = world.kz.id
+    else:
+        record.context_id = (record.context_id or 0) + 1
+    db.session.commit()
+    check = draws.verify(record)
+    assert not check.ok and any(label in m for m in check.mismatches), check
+
+
+def test_pointing_a_derived_draw_at_another_inspection_is_caught_by_verify(world):
+    from evalhub.supervision import services as V
+    from tests.test_credit_supervision_services import _completed
+
+    _completed(world)
+    campaign = factories.witnessed(V.start_campaign(world.bz, 2025, world.bz_staff, ratio=100))
+    db.session.commit()
+    staff_draw = next(db.session.get(Draw, i.draw_id) for i in campaign.inspections[0].inspectors if i.user_id)
+    assert draws.verify(staff_draw).ok
+    staff_draw.kind = "inspection_expert"
+    staff_draw.context_id += 1
+    db.session.commit()
+    check = draws.verify(staff_draw)
+    assert not check.ok and {"抽取类型", "抽取事由"} <= {label for label in ("抽取类型", "抽取事由")
+                                                       if any(label in m for m in check.mismatches)}, check
+
+
 # --- verification: a derived draw's list against its hash ----------------------------------------------------
 
 def test_renaming_the_drawn_inspector_of_a_derived_draw_is_caught_by_verify(world):

@@ -219,7 +219,7 @@ def announce(kind: str, purpose: str, candidates: Mapping[int, str] | Iterable[t
         # Written before any witness's number exists: the proof that the commitment came first.
         payload={"kind": kind, "commitment": record.commitment, "candidate_hash": record.candidate_hash,
                  "algorithm": ALGORITHM, "k": k, "candidates": candidate_ids, "exclusions": record.exclusions,
-                 "redraw_of": record.redraw_of_id},
+                 "redraw_of": record.redraw_of_id, **_bearing(record)},
     )
     if witnesses:
         name_witnesses(record, witnesses, actor, check=False)
@@ -336,6 +336,14 @@ def reveal(record: Draw, actor: User | None, *, check: bool = True) -> Draw:
     return record
 
 
+def _bearing(record: Draw) -> dict[str, Any]:
+    """What the draw is for, outside the candidate hash: the bureau (who manages and reads it), what it is about
+    (``context``) and what its effect acts on (``params``: the panel's submission, the committee's procurement).
+    Recorded in the audit events, so that a row rewritten to seat its result elsewhere fails ``verify``."""
+    return {"bureau_id": record.bureau_id, "context": [record.context_type, record.context_id],
+            "params": dict(record.params or {})}
+
+
 def _performed(record: Draw, actor: User | None, extra: dict[str, Any]) -> None:
     eligible = eligible_ids(record)
     audit.record(
@@ -345,7 +353,8 @@ def _performed(record: Draw, actor: User | None, extra: dict[str, Any]) -> None:
         # Everything needed to re-run the draw, so the draw row can be checked against its audit event.
         payload={"seed": record.seed, "algorithm": record.algorithm, "result": record.result_ids, "k": record.k,
                  "candidates": record.candidate_ids, "exclusions": record.exclusions,
-                 "excluded": len(record.exclusions), "redraw_of": record.redraw_of_id, **extra},
+                 "excluded": len(record.exclusions), "redraw_of": record.redraw_of_id, "kind": record.kind,
+                 **_bearing(record), **extra},
     )
 
 
@@ -488,14 +497,17 @@ def _compare_with_event(record: Draw) -> tuple[int | None, list[str], list[str]]
     base = [("algorithm", "算法版本", record.algorithm), ("k", "抽取人数", record.k),
             ("candidates", "候选名单", list(record.candidate_ids)), ("exclusions", "排除及原因", list(record.exclusions)),
             ("redraw_of", "重抽来源", record.redraw_of_id)]
+    current = _bearing(record)
+    bearing = [("bureau_id", "所属财政局", current["bureau_id"]), ("context", "抽取事由", current["context"]),
+               ("params", "抽取用途参数", current["params"])]
     if not record.legacy:
         announced = _event(record, "draw.announced")
         if announced is None:
             mismatches.append(f"找不到公告此次抽取的审计事件（draw.announced，抽取 #{record.id}）。")
         else:
             # the kind too: it decides who may read the draw (a panel's is confidential until the review ends)
-            _compare(announced, base + [("kind", "抽取类型", record.kind), ("commitment", "承诺值", record.commitment),
-                                        ("candidate_hash", "候选名单哈希", record.candidate_hash)], mismatches, notes)
+            _compare(announced, base + bearing + [("kind", "抽取类型", record.kind), ("commitment", "承诺值", record.commitment),
+                                                  ("candidate_hash", "候选名单哈希", record.candidate_hash)], mismatches, notes)
     elif record.derived_from_id is None and _event(record, "draw.announced") is not None:
         # A draw made before witnessed draws has no announcement; one that has was announced with a commitment,
         # so a record without one has been changed to pass as old (skipping the witnesses' checks).
@@ -506,8 +518,9 @@ def _compare_with_event(record: Draw) -> tuple[int | None, list[str], list[str]]
     if event is None:
         return None, mismatches + [f"找不到记录此次抽取的审计事件（draw.performed，抽取 #{record.id}）。"], notes
     fields = base + [("seed", "种子", record.seed), ("result", "抽取结果", list(record.result_ids))]
-    if record.derived_from_id is not None:
-        fields += [("candidate_hash", "候选名单哈希", record.candidate_hash), ("derived_from", "派生来源", record.derived_from_id)]
+    if record.derived_from_id is not None:  # a derived draw has no announcement: its performed event says all
+        fields += bearing + [("kind", "抽取类型", record.kind), ("candidate_hash", "候选名单哈希", record.candidate_hash),
+                             ("derived_from", "派生来源", record.derived_from_id)]
     elif record.commitment is not None:
         fields += [("secret", "秘密值", record.secret), ("commitment", "承诺值", record.commitment),
                    ("candidate_hash", "候选名单哈希", record.candidate_hash),
