@@ -162,22 +162,30 @@ def test_a_unit_of_the_own_bureau_is_never_a_lower_government(world, object_type
     assert eligibility.evaluated_government(e) is None
 
 
-def test_the_bid_committee_avoids_the_subunit_and_the_lower_government(world):
+def _opened(world, bidders: str):
+    """A consultation of 巴州 with two bids, opened: a committee may be drawn for it."""
     from datetime import timedelta
 
     from evalhub.core.timeutil import utcnow
     from evalhub.procurement import services as P
 
-    _top, _stats, _child = _tree(world)
     e = factories.engagement(world)
     p = factories.witnessed(P.open_procurement(e, P.ProcurementInput(
         method=ProcurementMethod.COMPETITIVE_CONSULTATION, title="", ceiling_price_wan="50", price_weight="20",
         bid_deadline=utcnow() + timedelta(days=10)), world.bz_staff))
     for name, price in (("甲", "40"), ("乙", "45")):
-        _firm, user, staff = factories.bidder(world, f"委员会测试机构{name}")
+        _firm, user, staff = factories.bidder(world, f"{bidders}{name}")
         factories.bid(p, user, staff, price)
     p.bid_deadline = utcnow() - timedelta(seconds=1)
     P.open_bids(p, world.bz_staff)
+    return p
+
+
+def test_the_bid_committee_avoids_the_subunit_and_the_lower_government(world):
+    from evalhub.procurement import services as P
+
+    _top, _stats, _child = _tree(world)
+    p = _opened(world, "委员会测试机构")
     census = factories.expert(world.bz, name="普查中心评委", employer="巴州统计局普查中心")
     clear = [factories.expert(world.bz, name=f"独立评委{i}", employer=f"新疆某学院{i}") for i in range(3)]
     record = P.draw_committee(p, 3, world.bz_staff)
@@ -190,24 +198,13 @@ def test_a_committee_member_who_no_longer_qualifies_at_the_reveal_is_replaced_fr
     """The committee draw stands as announced; an expert it picks who was suspended between the announcement and the
     reveal does not sit, a draw derived from the witnessed seed fills the seat; with no one left to fill it, the
     reveal is refused and nothing is seated."""
-    from datetime import timedelta
-
     from evalhub.core import draws
     from evalhub.core.errors import Conflict
     from evalhub.core.models import Draw
-    from evalhub.core.timeutil import utcnow
     from evalhub.procurement import services as P
     from evalhub.registry.models import ExpertStatus
 
-    e = factories.engagement(world)
-    p = factories.witnessed(P.open_procurement(e, P.ProcurementInput(
-        method=ProcurementMethod.COMPETITIVE_CONSULTATION, title="", ceiling_price_wan="50", price_weight="20",
-        bid_deadline=utcnow() + timedelta(days=10)), world.bz_staff))
-    for name, price in (("甲", "40"), ("乙", "45")):
-        _firm, user, staff = factories.bidder(world, f"补抽测试机构{name}")
-        factories.bid(p, user, staff, price)
-    p.bid_deadline = utcnow() - timedelta(seconds=1)
-    P.open_bids(p, world.bz_staff)
+    p = _opened(world, "补抽测试机构")
     for i in range(4):
         factories.expert(world.bz, name=f"评委候选{i}", employer=f"新疆某学院{i}")
     record = P.draw_committee(p, 3, world.bz_staff)
