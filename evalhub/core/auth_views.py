@@ -19,7 +19,7 @@ from evalhub.core.forms import (ActionForm, ForgotPasswordForm, SetPasswordForm,
                                 TotpLoginForm)
 from evalhub.core.services import session_user
 from evalhub.core.views import bp
-from evalhub.core.web import button, handle_form, public, show_errors
+from evalhub.core.web import button, handle_form, public, show_errors, visitors_only
 from evalhub.extensions import db
 
 # --- the gate ---------------------------------------------------------------------------------------
@@ -59,10 +59,8 @@ def _pending_user():
 
 
 @bp.route("/login/totp", methods=["GET", "POST"])
-@public
+@visitors_only
 def login_totp():
-    if current_user.is_authenticated:
-        return redirect(url_for("core.dashboard"))
     user, pending = _pending_user()
     if user is None:
         flash("登录已超时，请重新输入用户名和密码。", "warning")

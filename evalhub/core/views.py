@@ -30,6 +30,7 @@ from evalhub.core.web import (
     require,
     signed_in_only,
     submit_form,
+    visitors_only,
     wants_export,
     xlsx_response,
 )
@@ -52,10 +53,8 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@public
+@visitors_only
 def login():
-    if current_user.is_authenticated:
-        return redirect(url_for("core.dashboard"))
     form = LoginForm()
     status = 200
     if form.validate_on_submit():

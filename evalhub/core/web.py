@@ -1,6 +1,7 @@
 """What every HTML view does, written once, so that a view reads as: check, call the service, answer.
 
-- sign-in: ``signed_in_only`` closes a whole blueprint to anonymous visitors; ``public`` opens one route;
+- sign-in: ``signed_in_only`` closes a whole blueprint to anonymous visitors; ``public`` opens one route,
+  ``visitors_only`` one for those not signed in;
 - load and authorise: ``load``, ``load_child``, ``require``, ``own_bureau``, ``can_in_own_bureau``;
 - forms: ``handle_form`` (validate, call the service, commit, flash and redirect — or show the page again
   with the errors and 422), ``form_page`` (the page of a form of its own), ``button`` (a POST that is only a
@@ -11,6 +12,7 @@
 """
 from __future__ import annotations
 
+import functools
 import io
 from typing import Any, Callable, Union
 
@@ -30,6 +32,18 @@ def public(view: Callable) -> Callable:
     """Mark a route of a ``signed_in_only`` blueprint that anyone may open (the login page, a public notice)."""
     view.is_public = True  # type: ignore[attr-defined]
     return view
+
+
+def visitors_only(view: Callable) -> Callable:
+    """A page for visitors who have not signed in (the login, a firm's application, the public home): open to
+    anyone, and a signed-in user is sent to the dashboard instead."""
+    @functools.wraps(view)
+    def for_visitors(*args: Any, **kwargs: Any):
+        if current_user.is_authenticated:
+            return redirect(url_for("core.dashboard"))
+        return view(*args, **kwargs)
+
+    return public(for_visitors)
 
 
 def signed_in_only(bp: Blueprint) -> Blueprint:

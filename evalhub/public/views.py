@@ -5,14 +5,13 @@ cancelled, no sealed bid, no expert's name."""
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
-from flask_login import current_user
+from flask import Blueprint, abort, jsonify, render_template, request
 from sqlalchemy.orm import selectinload
 
 from evalhub.core.models import Bureau
 from evalhub.core.listing import Filter, Listing, int_filter, text_filter, year_filter
 from evalhub.core.timeutil import beijing_today
-from evalhub.core.web import send_stored
+from evalhub.core.web import send_stored, visitors_only
 from evalhub.extensions import db
 from evalhub.procurement import ocds
 from evalhub.procurement.models import Engagement, ObjectType, PlanItem, Procurement, ProcurementMethod, ProcurementStatus, ResultNotice
@@ -25,9 +24,8 @@ bp = Blueprint("public", __name__, url_prefix="/public")
 
 
 @bp.route("/")
+@visitors_only
 def home():
-    if current_user.is_authenticated:
-        return redirect(url_for("core.dashboard"))
     return render_template("public/home.html")
 
 

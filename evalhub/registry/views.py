@@ -29,12 +29,12 @@ from evalhub.core.web import (
     load,
     load_child,
     own_bureau,
-    public,
     require,
     scoped,
     send_stored,
     signed_in_only,
     submit_form,
+    visitors_only,
     wants_export,
     xlsx_import,
     xlsx_response,
@@ -215,10 +215,8 @@ def firm_new():
 
 
 @bp.route("/register/firm", methods=["GET", "POST"])
-@public
+@visitors_only
 def firm_register():
-    if current_user.is_authenticated:
-        return redirect(url_for("core.dashboard"))
     form = FirmRegisterForm()
     form.bureau_id.choices = _bureau_choices()
 
