@@ -61,8 +61,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     _import_models()
     from evalhub.core import jobs
+    from evalhub.core.web import close_to_visitors
 
     jobs.configure(app)
+    close_to_visitors(app)  # sign-in first, before any hook reads the account's scope
     _register_preload(app)  # before the blueprints' hooks (the account gate reads the bureau's settings)
     _end_reads_with_commit(app)
     _register_blueprints(app)

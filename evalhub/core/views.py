@@ -28,7 +28,6 @@ from evalhub.core.web import (
     paginate,
     public,
     require,
-    signed_in_only,
     submit_form,
     visitors_only,
     wants_export,
@@ -36,7 +35,7 @@ from evalhub.core.web import (
 )
 from evalhub.extensions import db, login_manager
 
-bp = signed_in_only(Blueprint("core", __name__))
+bp = Blueprint("core", __name__)
 
 
 @login_manager.user_loader

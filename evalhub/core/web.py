@@ -1,6 +1,6 @@
 """What every HTML view does, written once, so that a view reads as: check, call the service, answer.
 
-- sign-in: ``signed_in_only`` closes a whole blueprint to anonymous visitors; ``public`` opens one route,
+- sign-in: ``close_to_visitors`` closes every page to anonymous visitors; ``public`` opens one route,
   ``visitors_only`` one for those not signed in;
 - load and authorise: ``load``, ``load_child``, ``require``, ``own_bureau``, ``can_in_own_bureau``;
 - forms: ``handle_form`` (validate, call the service, commit, flash and redirect — or show the page again
@@ -16,7 +16,7 @@ import functools
 import io
 from typing import Any, Callable, Union
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import Flask, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 from flask_login.config import EXEMPT_METHODS
 from flask_wtf import FlaskForm
@@ -29,7 +29,7 @@ from evalhub.extensions import db
 
 
 def public(view: Callable) -> Callable:
-    """Mark a route of a ``signed_in_only`` blueprint that anyone may open (the login page, a public notice)."""
+    """Mark a route that anyone may open, signed in or not (the login page, a public notice): see close_to_visitors."""
     view.is_public = True  # type: ignore[attr-defined]
     return view
 
@@ -46,21 +46,27 @@ def visitors_only(view: Callable) -> Callable:
     return public(for_visitors)
 
 
-def signed_in_only(bp: Blueprint) -> Blueprint:
-    """Every route of ``bp`` sends an anonymous visitor to the login page unless it is marked ``@public``.
+# The blueprints with gates of their own: the public site (none), the API (a Bearer token), the health check.
+OPEN_BLUEPRINTS = ("public", "api", "ops")
 
-    Closed by default: a route added tomorrow without a thought for sign-in is closed, not open, and the
-    permission check inside the view is a second wall, not the only one (tests/test_signed_in.py walks them all).
-    """
-    @bp.before_request
-    def _sign_in_first():
-        view = current_app.view_functions.get(request.endpoint or "")
-        if (view is None or getattr(view, "is_public", False) or request.method in EXEMPT_METHODS
-                or current_user.is_authenticated):
+
+def close_to_visitors(app: Flask) -> None:
+    """Every page sends an anonymous visitor to the login page, unless its blueprint is one of ``OPEN_BLUEPRINTS``
+    or the route is marked ``@public``.
+
+    Closed by default: a route or a blueprint added tomorrow without a thought for sign-in is closed, not open,
+    and the permission check inside the view is a second wall, not the only one (tests/test_signed_in.py walks
+    every route)."""
+    @app.before_request
+    def sign_in_first():
+        if request.blueprint in OPEN_BLUEPRINTS or request.method in EXEMPT_METHODS:
             return None
-        return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
-
-    return bp
+        view = app.view_functions.get(request.endpoint or "")
+        if view is None or request.endpoint == "static" or getattr(view, "is_public", False):
+            return None
+        if current_user.is_authenticated:
+            return None
+        return app.login_manager.unauthorized()  # type: ignore[attr-defined]
 
 
 def load(model: type, object_id: int, action: str) -> Any:

@@ -37,17 +37,7 @@ from evalhub.core.listing import (
 )
 from evalhub.core.models import Bureau, StoredFile, User
 from evalhub.core.timeutil import beijing_today, format_beijing
-from evalhub.core.web import (
-    form_page,
-    handle_form,
-    load,
-    public,
-    require,
-    scoped,
-    send_stored,
-    signed_in_only,
-    wants_export,
-)
+from evalhub.core.web import form_page, handle_form, load, public, require, scoped, send_stored, wants_export
 from evalhub.credit import services
 from evalhub.credit.forms import AnswerForm, CalendarForm, ExternalRecordForm, ObjectionForm, YearActionForm
 from evalhub.core.models import CalendarDay
@@ -64,7 +54,7 @@ from evalhub.extensions import db
 from evalhub.registry.forms import BLANK, choice
 from evalhub.registry.models import Firm
 
-bp = signed_in_only(Blueprint("credit", __name__))
+bp = Blueprint("credit", __name__)
 
 WEEKDAYS = "一二三四五六日"
 GRADES = [CreditGrade.A, CreditGrade.B, CreditGrade.C, CreditGrade.D]

@@ -12,7 +12,7 @@ from flask_login import current_user
 from evalhub.core import permissions
 from evalhub.core.listing import Export, export, int_arg, paginate, parse_year, scoped
 from evalhub.core.models import Bureau
-from evalhub.core.web import button, detail_form, load, require, signed_in_only
+from evalhub.core.web import button, detail_form, load, require
 from evalhub.extensions import db
 from evalhub.integrity import redflags, services
 from evalhub.integrity.forms import DecisionForm
@@ -20,7 +20,7 @@ from evalhub.integrity.models import CollusionFlag, Indicator, RedFlag
 from evalhub.procurement.models import Procurement
 from evalhub.registry.models import Firm
 
-bp = signed_in_only(Blueprint("integrity", __name__))
+bp = Blueprint("integrity", __name__)
 
 
 # --- the consistency panel ---------------------------------------------------------------------------

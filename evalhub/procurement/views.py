@@ -50,7 +50,6 @@ from evalhub.core.web import (
     require,
     scoped,
     send_stored,
-    signed_in_only,
     wants_export,
     xlsx_import,
     xlsx_response,
@@ -106,7 +105,7 @@ from evalhub.procurement.models import (
 )
 from evalhub.registry.models import Firm, FirmStatus
 
-bp = signed_in_only(Blueprint("procurement", __name__))
+bp = Blueprint("procurement", __name__)
 
 TEN_THOUSAND = Decimal("10000")
 

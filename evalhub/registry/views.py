@@ -32,7 +32,6 @@ from evalhub.core.web import (
     require,
     scoped,
     send_stored,
-    signed_in_only,
     submit_form,
     visitors_only,
     wants_export,
@@ -73,7 +72,7 @@ from evalhub.registry.models import (
     ProfessionalTitle,
 )
 
-bp = signed_in_only(Blueprint("registry", __name__))
+bp = Blueprint("registry", __name__)
 
 IMPORT_KINDS = {
     "firms": {"job": "import.firms", "noun": "第三方机构", "list": "registry.firm_list"},

@@ -17,7 +17,7 @@ from evalhub.core import accounts, files, permissions
 from evalhub.core.listing import Export, export, parse_year
 from evalhub.core.models import Bureau, BudgetUnit
 from evalhub.core.timeutil import beijing_today
-from evalhub.core.web import button, handle_form, load, require, send_stored, signed_in_only, submit_form, wants_export
+from evalhub.core.web import button, handle_form, load, require, send_stored, submit_form, wants_export
 from evalhub.extensions import db
 from evalhub.procurement.models import Engagement
 from evalhub.procurement.views import plan_item_context
@@ -38,7 +38,7 @@ from evalhub.core.organisations import unit_subtree_ids
 from evalhub.review import services as review_services
 from evalhub.review.models import ReviewPanel, SelfEvaluation, SelfEvaluationStatus
 
-bp = signed_in_only(Blueprint("results", __name__, url_prefix="/results"))
+bp = Blueprint("results", __name__, url_prefix="/results")
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 

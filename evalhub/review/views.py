@@ -40,7 +40,6 @@ from evalhub.core.web import (
     paginate,
     scoped,
     send_stored,
-    signed_in_only,
     submit_form,
     xlsx_response,
 )
@@ -87,7 +86,7 @@ from evalhub.review.models import (
     SubmissionKind,
 )
 
-bp = signed_in_only(Blueprint("review", __name__))
+bp = Blueprint("review", __name__)
 
 
 # --- small helpers ---------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from evalhub.core.listing import (Export, Filter, counted_page, export, page_req
 from evalhub.core.models import Job
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import beijing_today, format_beijing
-from evalhub.core.web import button, form_page, handle_form, load, require, signed_in_only, wants_export
+from evalhub.core.web import button, form_page, handle_form, load, require, wants_export
 from evalhub.extensions import db
 from evalhub.registry.models import Firm
 from evalhub.review.models import SubmissionKind
@@ -44,7 +44,7 @@ from evalhub.screening.forms import (QUEUE_FILTERS, OpenCaseForm, firm_text, Pro
 from evalhub.screening.models import ModelStatus, ReferenceDocument, ReportScreening, RiskMethod, ScreeningModel
 from evalhub.review.models import Submission
 
-bp = signed_in_only(Blueprint("screening", __name__))
+bp = Blueprint("screening", __name__)
 
 
 # --- small helpers ---------------------------------------------------------------------------------

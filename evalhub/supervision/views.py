@@ -47,7 +47,6 @@ from evalhub.core.web import (
     public,
     require,
     scoped,
-    signed_in_only,
     submit_form,
     wants_export,
 )
@@ -85,7 +84,7 @@ from evalhub.supervision.models import (
     Trigger,
 )
 
-bp = signed_in_only(Blueprint("supervision", __name__))
+bp = Blueprint("supervision", __name__)
 
 PUBLISHED = (CampaignStatus.LIST_PUBLISHED, CampaignStatus.RESULTS_PUBLISHED)
 MEASURE_LABELS = {m.value: m.label for m in Measure}
