@@ -47,6 +47,16 @@ def user(username: str, role: Role, *, flush: bool = True, **org) -> User:
     return u
 
 
+def recorder(inspection) -> User:
+    """Who writes an inspection's record (supervision.services.recording_refusal): a manager of its bureau who never
+    touched the engagement (made once per bureau; a manager, so that a finding's suspension is applied at once)."""
+    import sqlalchemy as sa
+
+    name = f"recorder-{inspection.bureau_id}"
+    found = db.session.execute(sa.select(User).where(User.username == name)).scalar_one_or_none()
+    return found or user(name, Role.BUREAU_ADMIN, bureau_id=inspection.bureau_id)
+
+
 def uscc(division: str = "652800") -> str:
     n = next(_seq)
     return compose_uscc(division, f"MA{n:06d}X")

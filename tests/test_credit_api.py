@@ -194,8 +194,9 @@ def inspections(world):
     _experts(world, 2)
     campaign = factories.witnessed(V.start_campaign(world.bz, 2025, world.bz_staff, ratio=100))
     random_case = campaign.inspections[0]
-    V.record_checklist(random_case, world.bz_staff, {"working_papers": (False, "缺少访谈记录")})
-    V.add_finding(random_case, world.bz_staff, severity=Severity.GENERAL, description="工作底稿缺少访谈记录",
+    officer = next(p.user for p in random_case.inspectors if p.user_id)  # the drawn officer writes the record
+    V.record_checklist(random_case, officer, {"working_papers": (False, "缺少访谈记录")})
+    V.add_finding(random_case, officer, severity=Severity.GENERAL, description="工作底稿缺少访谈记录",
                   measures=["责令整改"])
     complaint = V.file_complaint(bureau_id=world.bz.id, firm_name=world.firm.name,
                                  text="评价报告照抄被评价单位自评报告，问题建议空泛，投诉人王某某。",
@@ -208,7 +209,7 @@ def inspections(world):
     db.session.commit()
     names = [p.name for p in random_case.inspectors]
     return {"random": random_case.id, "targeted": targeted.id, "kz": kz_case.id, "inspector_names": names,
-            "complaint": complaint.reference}
+            "complaint": complaint.reference, "officer": officer.display_name}
 
 
 def _inspection_ids(client, headers, query: str = "") -> set[int]:
@@ -246,7 +247,7 @@ def test_bureau_reads_an_inspection_in_full(client, world, inspections, auth):
     finding = body["findings"][0]
     assert finding["severity"] == {"value": "general", "label": "一般"}
     assert finding["measures"] == [{"value": "order_to_correct", "label": "责令整改"}]
-    assert finding["created_by"]["name"] == "bz.staff"
+    assert finding["created_by"]["name"] == inspections["officer"]
     assert body["checklist"][0] == {"code": "working_papers", "label": "工作底稿完整", "done": True, "ok": False,
                                     "note": "缺少访谈记录"}
     targeted = ok(client.get(f"/api/v1/inspections/{inspections['targeted']}", headers=auth("bz.admin")))

@@ -156,7 +156,7 @@ def test_a_finding_shown_wrong_is_left_out(world):
     e = factories.contracted(world)
     e.state = S.ACCEPTED
     case = V.open_case(world.bz, world.bz_staff, trigger=Trigger.OTHER, detail="线索", engagement=e)
-    V.add_finding(case, world.bz_staff, severity=Severity.SERIOUS, description="底稿缺少抽样记录")
+    V.add_finding(case, factories.recorder(case), severity=Severity.SERIOUS, description="底稿缺少抽样记录")
     rating = _published(world)[world.firm.id]
     assert _component(rating, "supervision")["points"] == "7.00"
     ref = C.contestable(rating)["supervision"][0]["ref"]
@@ -209,7 +209,7 @@ def _intentional(world, *, bureau_key="bz", unit="巴州统计局"):
     e.state = S.ACCEPTED
     bureau, staff = getattr(world, bureau_key), getattr(world, f"{bureau_key}_staff")
     case = V.open_case(bureau, staff, trigger=Trigger.OTHER, detail="举报线索", engagement=e)
-    V.add_finding(case, staff, severity=Severity.INTENTIONAL, description="伪造问卷数据")
+    V.add_finding(case, factories.recorder(case), severity=Severity.INTENTIONAL, description="伪造问卷数据")
     return e
 
 

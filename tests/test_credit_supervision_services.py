@@ -114,7 +114,7 @@ def test_commissioner_ratings_and_substantiated_complaints(world):
 def test_each_inspection_deduction_alone(world, severity, points):
     e = _completed(world)
     case = V.open_case(world.bz, world.bz_staff, trigger=Trigger.LOW_SCORE, detail="评审得分偏低", engagement=e)
-    V.add_finding(case, world.bz_staff, severity=severity, description="底稿缺少抽样记录")
+    V.add_finding(case, factories.recorder(case), severity=severity, description="底稿缺少抽样记录")
     rating = _rate(world)[e.firm_id]
     assert _component(rating, "supervision")["points"] == points
     assert rating.watch_list == (severity == Severity.INTENTIONAL)
@@ -123,7 +123,7 @@ def test_each_inspection_deduction_alone(world, severity, points):
 def test_an_intentional_violation_puts_the_firm_on_watch_and_suspends_it(world):
     e = _completed(world)
     case = V.open_case(world.bz, world.bz_staff, trigger="投诉举报" if False else Trigger.OTHER, detail="线索", engagement=e)
-    V.add_finding(case, world.bz_staff, severity=Severity.INTENTIONAL, description="伪造问卷数据")
+    V.add_finding(case, factories.recorder(case), severity=Severity.INTENTIONAL, description="伪造问卷数据")
     rating = _rate(world)[e.firm_id]
     assert rating.watch_list and "伪造" in rating.watch_reason
     assert world.firm.status == FirmStatus.SUSPENDED
@@ -296,8 +296,8 @@ def test_campaign_publication_order(world):
     with pytest.raises(Conflict):
         V.publish_campaign_results(campaign, world.bz_staff)   # an inspection is still open
     inspection = campaign.inspections[0]
-    V.record_checklist(inspection, world.bz_staff, {k: (True, "") for k, _ in V.CHECKLIST})
-    V.close(inspection, world.bz_staff, "底稿完整，评分有据，未发现问题。")
+    V.record_checklist(inspection, factories.recorder(inspection), {k: (True, "") for k, _ in V.CHECKLIST})
+    V.close(inspection, factories.recorder(inspection), "底稿完整，评分有据，未发现问题。")
     V.publish_campaign_results(campaign, world.bz_staff)
     assert campaign.status == CampaignStatus.RESULTS_PUBLISHED
 
@@ -312,17 +312,17 @@ def test_a_targeted_case_from_a_complaint_runs_to_closing(world):
     with pytest.raises(PermissionDenied):
         V.open_case(world.bz, world.kz_admin, trigger=Trigger.COMPLAINT, detail="投诉", complaint=complaint)
     case = V.open_case(world.bz, world.bz_staff, trigger=Trigger.COMPLAINT, detail="投诉线索", complaint=complaint, engagement=e)
-    V.record_checklist(case, world.bz_staff, {"working_papers": (False, "缺少访谈记录"), "evidence": (True, ""),
+    V.record_checklist(case, factories.recorder(case), {"working_papers": (False, "缺少访谈记录"), "evidence": (True, ""),
                                               "sampling": (True, ""), "independence": (True, ""),
                                               "report_original": (True, "")})
-    V.add_finding(case, world.bz_staff, severity="一般", description="工作底稿缺少访谈记录", measures=["责令整改"])
+    V.add_finding(case, factories.recorder(case), severity="一般", description="工作底稿缺少访谈记录", measures=["责令整改"])
     assert case.status == InspectionStatus.AWAITING_RESPONSE
     with pytest.raises(Conflict):
-        V.close(case, world.bz_staff, "等待机构整改回复后再办结")
+        V.close(case, factories.recorder(case), "等待机构整改回复后再办结")
     with pytest.raises(PermissionDenied):
         V.respond(case, world.other_firm_user, "不是我们的检查")
     V.respond(case, world.firm_user, "已补充访谈记录 12 份，并完善底稿复核制度。")
-    V.close(case, world.bz_staff, "机构已完成整改，问题属实，按一般问题扣分。")
+    V.close(case, factories.recorder(case), "机构已完成整改，问题属实，按一般问题扣分。")
     assert complaint.substantiated and case.findings[0].rectified
 
 

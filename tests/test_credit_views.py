@@ -196,7 +196,7 @@ def test_publish_then_finalise_with_their_conflicts(world, login):
 def test_the_explanation_page_shows_components_records_and_last_year(world, login):
     e = _accepted(world)   # a first-round report panel (95, passed): a practice-quality record
     case = V.open_case(world.bz, world.bz_staff, trigger=Trigger.OTHER, detail="线索", engagement=e)
-    V.add_finding(case, world.bz_staff, severity=Severity.GENERAL, description="底稿缺少抽样记录")
+    V.add_finding(case, factories.recorder(case), severity=Severity.GENERAL, description="底稿缺少抽样记录")
     C.add_external_record(world.bz, world.firm, world.bz_admin, kind="行政处罚", occurred_on=date(2025, 6, 1),
                           description="税务行政处罚", deduction="4", filename="决定书.txt", data=TXT)
     _final(world, world.firm, world.bz, 2024, CreditGrade.C, "70.00")

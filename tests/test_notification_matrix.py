@@ -183,9 +183,9 @@ def test_a_finding_that_needs_a_response_asks_the_firm(crowd, login):
     e = factories.contracted(crowd)
     case = V.open_case(crowd.bz, crowd.bz_staff, trigger=Trigger.OTHER,
                        detail="群众反映的保密线索内容", engagement=e)
-    V.add_finding(case, crowd.bz_staff, severity=Severity.MINOR, description="个别底稿页码缺失")
+    V.add_finding(case, factories.recorder(case), severity=Severity.MINOR, description="个别底稿页码缺失")
     assert not [n for n in _inbox(crowd.firm_user) if "监督检查" in n.title]  # nothing asked of the firm yet
-    V.add_finding(case, crowd.bz_staff, severity=Severity.GENERAL, description="工作底稿缺少访谈记录", measures=["责令整改"])
+    V.add_finding(case, factories.recorder(case), severity=Severity.GENERAL, description="工作底稿缺少访谈记录", measures=["责令整改"])
     asked = [n for n in _inbox(crowd.firm_user) if "监督检查" in n.title]
     assert len(asked) == 1 and asked[0].title.startswith(e.reference) and "工作底稿缺少访谈记录" in asked[0].body
     assert asked[0].link == f"/inspections/{case.id}" and "保密线索" not in asked[0].body
@@ -210,10 +210,10 @@ def test_a_firm_suspended_by_supervision_or_credit_is_told(crowd, path):
     db.session.flush()
     case = V.open_case(crowd.bz, crowd.bz_admin, trigger=Trigger.OTHER, detail="线索", engagement=e)
     if path == "supervision":
-        V.add_finding(case, crowd.bz_admin, severity=Severity.SERIOUS, description="多份报告数据失实",
+        V.add_finding(case, factories.recorder(case), severity=Severity.SERIOUS, description="多份报告数据失实",
                       measures=[Measure.SUSPENSION])
     else:
-        V.add_finding(case, crowd.bz_staff, severity=Severity.INTENTIONAL, description="伪造问卷数据")
+        V.add_finding(case, factories.recorder(case), severity=Severity.INTENTIONAL, description="伪造问卷数据")
         C.compute(crowd.bz, 2025, crowd.bz_admin)
     assert crowd.firm.status == FirmStatus.SUSPENDED
     told = [n for n in _inbox(crowd.firm_user2) if n.title.startswith("机构库资格变更")]
@@ -250,7 +250,7 @@ def test_a_random_inspection_asks_the_firm_without_naming_its_expert_inspector(c
     campaign = factories.witnessed(V.start_campaign(crowd.bz, 2025, crowd.bz_admin, ratio=100))
     [inspection] = campaign.inspections
     assert any(i.expert is not None for i in inspection.inspectors)  # an expert was drawn to inspect
-    V.add_finding(inspection, crowd.bz_staff, severity=Severity.SERIOUS, description="抽样记录不完整，无法支持评分")
+    V.add_finding(inspection, factories.recorder(inspection), severity=Severity.SERIOUS, description="抽样记录不完整，无法支持评分")
     asked = [n for n in _inbox(crowd.firm_user) if "监督检查" in n.title]
     assert len(asked) == 1 and asked[0].title.startswith(e.reference)
     assert not _expert_names_sent_to_firms()

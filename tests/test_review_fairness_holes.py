@@ -92,7 +92,7 @@ def test_a_lead_swapped_after_a_case_opened_does_not_take_the_findings_points(wo
     team.name_team(e, team.TeamInput(lead_staff_id=author.id), world.firm_user)
     case = V.open_case(world.bz, world.bz_staff, trigger=Trigger.OTHER, detail="线索：底稿不全", engagement=e)
     team.name_team(e, team.TeamInput(lead_staff_id=scapegoat.id, reason="原主评人调岗，改由乙主持"), world.firm_user)
-    V.add_finding(case, world.bz_staff, severity=Severity.SERIOUS, description="工作底稿缺少访谈记录")
+    V.add_finding(case, factories.recorder(case), severity=Severity.SERIOUS, description="工作底稿缺少访谈记录")
     assert _points(author) == [(PointKind.FINDING_SERIOUS, 10, True)] and _points(scapegoat) == []
 
 
@@ -314,7 +314,7 @@ def test_after_the_last_round_the_team_cannot_be_swapped_so_a_later_finding_char
                        world.firm_user)
     assert team.lead(e) == author
     case = V.open_case(world.bz, world.bz_staff, trigger=Trigger.OTHER, detail="线索：底稿不全", engagement=e)
-    V.add_finding(case, world.bz_staff, severity=Severity.SERIOUS, description="工作底稿缺少访谈记录")
+    V.add_finding(case, factories.recorder(case), severity=Severity.SERIOUS, description="工作底稿缺少访谈记录")
     assert _points(scapegoat) == []
     assert (PointKind.FINDING_SERIOUS, 10, True) in _points(author)
     db.session.commit()

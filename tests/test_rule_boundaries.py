@@ -78,7 +78,7 @@ def test_a_complaint_substantiated_by_another_prefecture_does_not_cut_this_burea
     _upheld_complaint(world, world.kz, datetime(2025, 6, 1, 4, 0))  # 克州 receives and upholds a complaint …
     # … and 克州 also finds a problem with the firm in a case of its own
     case = V.open_case(world.kz, world.kz_staff, trigger=Trigger.OTHER, detail="举报线索", firm=world.firm)
-    V.add_finding(case, world.kz_staff, severity=Severity.GENERAL, description="底稿缺少抽样记录")
+    V.add_finding(case, factories.recorder(case), severity=Severity.GENERAL, description="底稿缺少抽样记录")
     for finding in case.findings:
         finding.created_at = datetime(2025, 6, 1, 4, 0)
     db.session.flush()

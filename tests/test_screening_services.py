@@ -124,9 +124,9 @@ def test_labels_come_from_first_round_panels_and_inspections(world):
     assert list(frame["label"]) == [1] and list(frame["source"]) == ["panel"]
 
     case = S.open_case(S.screening_for(s2), world.bz_staff)
-    V.record_checklist(case, world.bz_staff, {k: (k != "report_original", "套用模板") for k, _ in V.CHECKLIST})
+    V.record_checklist(case, factories.recorder(case), {k: (k != "report_original", "套用模板") for k, _ in V.CHECKLIST})
     assert len(S.labelled_frame()) == 1  # an open case is not a label yet
-    V.close(case, world.bz_staff, "报告套用本机构其他报告的模板，已移交信用评价扣分。")
+    V.close(case, factories.recorder(case), "报告套用本机构其他报告的模板，已移交信用评价扣分。")
     frame = S.labelled_frame()
     assert dict(zip(frame["source"], frame["label"])) == {"panel": 1, "inspection": 1}
     assert not frame["random"].any()  # a targeted case is not an unbiased label

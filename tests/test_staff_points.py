@@ -43,7 +43,7 @@ def crew(world):
 def finding(world, e, severity: Severity, bureau=None, staff=None):
     case = V.open_case(bureau or world.bz, staff or world.bz_staff, trigger=Trigger.OTHER, detail="线索：底稿不全",
                        engagement=e)
-    return V.add_finding(case, staff or world.bz_staff, severity=severity, description="工作底稿缺少访谈记录")
+    return V.add_finding(case, factories.recorder(case), severity=severity, description="工作底稿缺少访谈记录")
 
 
 def points_of(staff) -> list[tuple[PointKind, int, bool]]:

@@ -468,9 +468,10 @@ class Rules(RuleBasedStateMachine):
             found = db.session.execute(sa.select(Inspection).where(Inspection.status != InspectionStatus.CLOSED)
                                        .order_by(Inspection.id)).scalars().first()
             if found is not None:
-                def close_it():
-                    V.record_checklist(found, user, {code: (True, "") for code, _ in CHECKLIST})
-                    V.close(found, user, "经核查，线索不实，予以办结。", substantiated=False)
+                def close_it():  # by the role's user when independent of the engagement, else by one who is
+                    who = user if V.recording_refusal(found, user) is None else factories.recorder(found)
+                    V.record_checklist(found, who, {code: (True, "") for code, _ in CHECKLIST})
+                    V.close(found, who, "经核查，线索不实，予以办结。", substantiated=False)
 
                 self._service("svc: close inspection", close_it)
             return

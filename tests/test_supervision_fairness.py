@@ -379,6 +379,30 @@ def test_an_officer_drawn_for_a_case_who_no_longer_qualifies_at_the_reveal_is_re
     assert len([p for p in case.inspectors if p.expert_id]) == 1
 
 
+def test_the_officer_who_ran_the_procurement_does_not_write_the_record_of_its_inspection(world, reviewed):
+    """The checklist, findings and conclusion are written by the inspection's officer inspector (of this bureau or
+    an upper one) or by a manager independent of what is inspected; the officer who ran the engagement's
+    procurement may open the case but not tick its checklist or close it as clean."""
+    from evalhub.supervision.models import CHECKLIST, Severity
+
+    case = _case(world, reviewed)
+    all_ok = {code: (True, "") for code, _ in CHECKLIST}
+    for who in (world.bz_staff, world.bz_admin):
+        with pytest.raises(PermissionDenied) as refused:
+            V.record_checklist(case, who, all_ok)
+        assert "经办过该评价任务的采购" in refused.value.message
+    with pytest.raises(PermissionDenied):
+        V.add_finding(case, world.bz_staff, severity=Severity.MINOR, description="个别底稿未签名")
+    with pytest.raises(PermissionDenied):
+        V.close(case, world.bz_staff, "底稿完整，评分有据，未发现问题。")
+    with pytest.raises(PermissionDenied):  # an upper bureau's officer who is not an inspector of the case
+        V.record_checklist(case, world.region_staff, all_ok)
+    V.name_inspector(case, world.bz_admin, user_id=world.region_staff.id)
+    V.record_checklist(case, world.region_staff, all_ok)  # as its inspector
+    V.close(case, world.fresh, "底稿完整，评分有据，未发现问题。")  # an independent officer of 巴州
+    assert case.status.value == "closed" and V.recording_refusal(case, world.fresh) is None
+
+
 def test_lookups_are_limited_per_requester(client, world):
     """References are predictable (date + six digits): guesses of reference and 查询码 are counted per requester
     and refused past the hourly limit, found or not — and another requester is not affected."""

@@ -245,8 +245,8 @@ def test_inspection_filters_and_export(client, login, world):
     targeted = _case(world, trigger=Trigger.SCREENING_FLAG, detail="重复句子占 71%")
     other_firm = factories.firm(world.bz, name="巴州第二评价有限公司")
     third = _case(world, firm=other_firm, trigger=Trigger.OTHER, detail="其他线索")
-    V.record_checklist(third, world.bz_staff, {k: (True, "") for k, _ in CHECKLIST})
-    V.close(third, world.bz_staff, "经检查未发现问题，予以办结。")
+    V.record_checklist(third, factories.recorder(third), {k: (True, "") for k, _ in CHECKLIST})
+    V.close(third, factories.recorder(third), "经检查未发现问题，予以办结。")
     db.session.commit()
 
     login(world.bz_staff)
@@ -294,6 +294,13 @@ def test_a_targeted_case_from_the_form_runs_to_closing(client, login, world):
     checklist = _all_ok()
     checklist["ok_working_papers"] = "0"
     checklist["note_working_papers"] = "缺少访谈记录"
+    # the officer who ran the engagement's procurement opens the case but does not write its record
+    assert 'data-testid="recording-refusal"' in page and "保存检查清单" not in page
+    refused = client.post(f"{url}/checklist", data=checklist)
+    assert refused.status_code == 403 and "经办过该评价任务的采购" in text(refused)
+    recorder = factories.recorder(inspection)
+    db.session.commit()
+    login(recorder)
     assert client.post(f"{url}/checklist", data=checklist).status_code == 302
     assert db.session.get(Inspection, inspection.id).checklist["working_papers"] == {"ok": False, "note": "缺少访谈记录"}
     response = client.post(f"{url}/findings", data={"severity": "general", "description": "工作底稿缺少访谈记录",
@@ -318,7 +325,8 @@ def test_a_targeted_case_from_the_form_runs_to_closing(client, login, world):
     for path in ("checklist", "findings", "close"):
         assert client.post(f"{url}/{path}", data={"conclusion": "机构自己办结检查是不允许的。"}).status_code == 403
 
-    login(world.bz_staff)
+    assert login(world.bz_staff).post(f"{url}/close", data={"conclusion": "经办人不能办结对本人经办事项的检查。"}).status_code == 403
+    login(recorder)
     assert "已补充访谈记录 12 份" in text(client.get(url))
     assert client.post(f"{url}/close", data={"conclusion": "机构已完成整改，按一般问题处理。"}).status_code == 302
     inspection = db.session.get(Inspection, inspection.id)
@@ -495,14 +503,16 @@ def test_a_campaign_through_the_web_to_the_public_page(client, login, world):
     assert not any(name in public for name in inspector_names)
 
     # the inspectors do the work: one clean, one with a minor finding and no measures
-    login(world.bz_staff)
     first, second = campaign.inspections
+    officer = {i.id: next(p.user for p in i.inspectors if p.user_id) for i in (first, second)}  # drawn, independent
     for inspection in (first, second):
+        login(officer[inspection.id])
         assert client.post(f"/inspections/{inspection.id}/checklist", data=_all_ok()).status_code == 302
     assert client.post(f"/inspections/{second.id}/findings",
                        data={"severity": "minor", "description": "个别底稿未签名"}).status_code == 302
     assert db.session.get(Inspection, second.id).status == InspectionStatus.OPEN
     for inspection, conclusion in ((first, "底稿完整，评分有据，未发现问题。"), (second, "存在轻微问题，已当场提醒，予以办结。")):
+        login(officer[inspection.id])
         assert client.post(f"/inspections/{inspection.id}/close", data={"conclusion": conclusion}).status_code == 302
 
     login(world.bz_admin)
@@ -516,8 +526,8 @@ def test_a_campaign_through_the_web_to_the_public_page(client, login, world):
     assert not any(name in public for name in inspector_names)
     # a targeted case is never on the public page
     case = _case(world, detail="定向检查的线索不公开")
-    V.record_checklist(case, world.bz_staff, {k: (True, "") for k, _ in CHECKLIST})
-    V.close(case, world.bz_staff, "定向检查的结论也不在抽查公示中。")
+    V.record_checklist(case, factories.recorder(case), {k: (True, "") for k, _ in CHECKLIST})
+    V.close(case, factories.recorder(case), "定向检查的结论也不在抽查公示中。")
     db.session.commit()
     public = text(client.get("/public/inspections"))
     assert "定向检查的线索不公开" not in public and "定向检查的结论也不在抽查公示中。" not in public
@@ -629,11 +639,11 @@ def test_the_complaint_list_filters_by_status(client, login, world):
 
 def test_the_dashboard_card_counts_inspections_and_findings_in_scope(client, login, world):
     open_case = _case(world)
-    V.add_finding(open_case, world.bz_staff, severity=Severity.SERIOUS, description="报告数据与底稿不符")
+    V.add_finding(open_case, factories.recorder(open_case), severity=Severity.SERIOUS, description="报告数据与底稿不符")
     closed_case = _case(world)
-    V.add_finding(closed_case, world.bz_staff, severity=Severity.MINOR, description="个别底稿未签名")
-    V.record_checklist(closed_case, world.bz_staff, {k: (True, "") for k, _ in CHECKLIST})
-    V.close(closed_case, world.bz_staff, "轻微问题已当场纠正，予以办结。")
+    V.add_finding(closed_case, factories.recorder(closed_case), severity=Severity.MINOR, description="个别底稿未签名")
+    V.record_checklist(closed_case, factories.recorder(closed_case), {k: (True, "") for k, _ in CHECKLIST})
+    V.close(closed_case, factories.recorder(closed_case), "轻微问题已当场纠正，予以办结。")
     _case(world, "kz", firm=world.other_firm, detail="克州线索")
     db.session.commit()
 

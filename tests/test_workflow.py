@@ -318,8 +318,8 @@ def test_a_closed_inspection_no_longer_blocks_and_nothing_is_waived(world):
     inspection = _open_inspection(world, e)
     from evalhub.supervision.models import CHECKLIST
 
-    V.record_checklist(inspection, world.bz_admin, {code: (True, "") for code, _ in CHECKLIST})
-    V.close(inspection, world.bz_admin, "经核查问卷数据真实，线索不实。", substantiated=False)
+    V.record_checklist(inspection, factories.recorder(inspection), {code: (True, "") for code, _ in CHECKLIST})
+    V.close(inspection, factories.recorder(inspection), "经核查问卷数据真实，线索不实。", substantiated=False)
     R.publish(e, world.bz_staff, filename="公开版.docx", data=factories.docx_bytes("脱密后的评价报告"),
               override="无须豁免")  # nothing unmet: the reason waives nothing and is not recorded
     assert e.state == S.PUBLISHED and "豁免" not in (e.transitions[-1].note or "")

@@ -23,6 +23,7 @@ from evalhub.registry.models import StaffPoint, StaffRole
 from evalhub.supervision import services as V
 from evalhub.supervision.models import Trigger
 from evalhub.demo import clock
+from evalhub.demo.supervision import recorder
 
 
 def _firm_user(firm_id: int) -> User | None:
@@ -61,8 +62,9 @@ def load_people(echo: Callable[[str], object] = print, *, load_time: datetime | 
     clock.at(load_time - timedelta(minutes=10), forward_only=True)
     case = V.open_case(bz, staff, trigger=Trigger.OTHER, engagement=charged,
                        detail="现场评价阶段工作底稿抽查：核对访谈记录和佐证材料")
-    V.add_finding(case, staff, severity="一般", description="部分访谈记录无被访谈人签字，工作底稿不完整")
-    V.add_finding(case, staff, severity="严重", description="满意度调查样本数据与原始问卷不符，存在数据处理错误",
+    officer = recorder(case, staff)
+    V.add_finding(case, officer, severity="一般", description="部分访谈记录无被访谈人签字，工作底稿不完整")
+    V.add_finding(case, officer, severity="严重", description="满意度调查样本数据与原始问卷不符，存在数据处理错误",
                   measures=["责令整改"])
     db.session.commit()
     return created + 3

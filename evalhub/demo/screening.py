@@ -705,22 +705,24 @@ def _inspect(screenings, quality_of: dict[int, str], firm_users: dict[int, User]
     from evalhub.screening import services as S
     from evalhub.supervision import services as V
     from evalhub.supervision.models import CHECKLIST
+    from evalhub.demo.supervision import recorder
 
     copied = found_ok = 0
     for screening, original in screenings:
         inspection = S.open_case(screening, staff)
         quality = quality_of.get(screening.submission_id, "generic")
         note = "" if original else FINDINGS.get(quality, FINDINGS["generic"])
-        V.record_checklist(inspection, staff, {key: (original or key != "report_original",
+        officer = recorder(inspection, staff)
+        V.record_checklist(inspection, officer, {key: (original or key != "report_original",
                                                      note if key == "report_original" else "") for key, _ in CHECKLIST})
         if original:
-            V.close(inspection, staff, "调阅工作底稿并核对账表，报告数据与被评价单位账表一致，问题和建议针对本项目；"
+            V.close(inspection, officer, "调阅工作底稿并核对账表，报告数据与被评价单位账表一致，问题和建议针对本项目；"
                                        "筛查提示的相似段落为政策依据等通用表述，不属于抄袭或套用模板。")
             found_ok += 1
             continue
-        V.add_finding(inspection, staff, severity="一般", description=note, measures=["责令整改"])
+        V.add_finding(inspection, officer, severity="一般", description=note, measures=["责令整改"])
         V.respond(inspection, firm_users[screening.firm_id], "已对该项目重新开展现场核查，补充证据后修订报告，并完善报告三级复核制度。")
-        V.close(inspection, staff, "筛查提示属实：报告未针对评价对象，已责令整改，整改报告已报送。")
+        V.close(inspection, officer, "筛查提示属实：报告未针对评价对象，已责令整改，整改报告已报送。")
         copied += 1
     return copied, found_ok
 

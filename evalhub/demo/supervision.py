@@ -30,6 +30,19 @@ from evalhub.supervision.models import CHECKLIST, InspectionCampaign, Trigger
 from evalhub.demo import clock
 
 
+def recorder(inspection, operator: User) -> User:
+    """Who writes an inspection's record (supervision.services.recording_refusal): its officer inspector; a targeted
+    case first gets one named by ``operator``, the first officer the independence rules allow (of the bureau, else
+    the bureau above: 巴州's two accounts ran the procurements they would inspect)."""
+    seat = next((p for p in inspection.inspectors if p.user_id), None)
+    if seat is None:
+        bureau = db.session.get(Bureau, inspection.bureau_id)
+        staff, exclusions = V.inspector_staff_candidates(bureau, inspection.engagement, firm=inspection.firm)
+        officer = next(u for u in staff if u.id not in exclusions)
+        seat = V.name_inspector(inspection, operator, user_id=officer.id, reason="独立于被检查事项，熟悉该机构业务")
+    return seat.user
+
+
 def load_credit_and_supervision(echo: Callable[[str], object] = print, *, load_time: datetime | None = None,
                                 registry_news: Callable[[], object] | None = None) -> int:
     """``load_time``: the real Beijing time of the load; ``registry_news``: the registry's recent decisions,
@@ -62,14 +75,15 @@ def load_credit_and_supervision(echo: Callable[[str], object] = print, *, load_t
     clock.at((clock.now_local() + timedelta(days=2)).date(), 10)
     case = V.open_case(bz, staff, trigger=Trigger.COMPLAINT, detail="群众投诉报告套用模板", complaint=complaint, engagement=target)
     clock.at((clock.now_local() + timedelta(days=9)).date(), 16)
-    V.record_checklist(case, staff, {key: (key != "evidence", "部分问题描述缺少证据" if key == "evidence" else "") for key, _ in CHECKLIST})
-    V.add_finding(case, staff, severity="一般", description="“存在的问题”一章与该机构另一份报告重复率较高，缺少本项目证据",
+    officer = recorder(case, staff)
+    V.record_checklist(case, officer, {key: (key != "evidence", "部分问题描述缺少证据" if key == "evidence" else "") for key, _ in CHECKLIST})
+    V.add_finding(case, officer, severity="一般", description="“存在的问题”一章与该机构另一份报告重复率较高，缺少本项目证据",
                   measures=["责令整改", "约谈"])
     firm_user = db.session.execute(sa.select(User).where(User.firm_id == target.firm_id)).scalars().first()
     clock.at((clock.now_local() + timedelta(days=12)).date(), 11)
     V.respond(case, firm_user, "已重新核实问题并补充证据，修订报告已报送财政局。")
     clock.at((clock.now_local() + timedelta(days=5)).date(), 15)
-    V.close(case, staff, "投诉部分属实，机构已整改。")
+    V.close(case, officer, "投诉部分属实，机构已整改。")
 
     echo("演示数据：不定向抽查（双随机、一公开）…")
     clock.at(date(2025, 9, 22), 10)  # the archive's 2024 reports are all in by mid-September 2025
@@ -80,17 +94,18 @@ def load_credit_and_supervision(echo: Callable[[str], object] = print, *, load_t
     V.publish_campaign_list(campaign, staff)
     for index, inspection in enumerate(campaign.inspections):
         clock.at((clock.now_local() + timedelta(days=2)).date(), 10 + index % 6)
-        V.record_checklist(inspection, staff, {key: (not (index == 0 and key == "sampling"),
+        officer = recorder(inspection, staff)  # the drawn officer
+        V.record_checklist(inspection, officer, {key: (not (index == 0 and key == "sampling"),
                                                      "抽样记录与实施方案不一致" if index == 0 and key == "sampling" else "")
                                                for key, _ in CHECKLIST})
         if index == 0:
-            V.add_finding(inspection, staff, severity="一般", description="问卷样本量少于实施方案约定的 300 份",
+            V.add_finding(inspection, officer, severity="一般", description="问卷样本量少于实施方案约定的 300 份",
                           measures=["责令整改"])
             firm_user = db.session.execute(sa.select(User).where(User.firm_id == inspection.firm_id)).scalars().first()
             clock.at((clock.now_local() + timedelta(days=10)).date(), 11)
             V.respond(inspection, firm_user, "已补充发放问卷 120 份，并修订抽样复核流程。")
         clock.at((clock.now_local() + timedelta(days=1)).date(), 15)
-        V.close(inspection, staff, "底稿基本完整，评分依据充分。" if index else "抽样不足，已责令整改并完成整改。")
+        V.close(inspection, officer, "底稿基本完整，评分依据充分。" if index else "抽样不足，已责令整改并完成整改。")
     clock.at(max(date(2025, 11, 20), clock.now_local().date() + timedelta(days=3)), 10)
     V.publish_campaign_results(campaign, staff)
     created += len(campaign.inspections)

@@ -747,8 +747,31 @@ def open_inspection_of_report(engagement: Engagement) -> Optional[str]:
 
 # === inspection work ===============================================================================
 
+def recording_refusal(inspection: Inspection, actor: User) -> Optional[str]:
+    """Why ``actor`` may not write the inspection's record (checklist, findings, conclusion), or None. Its officer
+    inspectors may: they were drawn or named as independent, of this bureau or an upper one. Otherwise a manager
+    of the inspecting bureau who is independent of what is inspected: the officer who ran the engagement's
+    procurement or panels does not tick its checklist or close its inspection as clean."""
+    seat = inspector_of(inspection, actor)
+    if seat is not None and seat.user_id == actor.id:
+        return None
+    if not permissions.can(actor, "supervision.manage", db.session.get(Bureau, inspection.bureau_id)):
+        return "只有本检查的检查人员或本局工作人员可以填写检查记录。"
+    reasons = staff_independence(inspection.engagement, [actor], inspection.firm).get(actor.id)
+    if reasons:
+        return ("检查记录须由独立于被检查事项的人员填写：您" + "；".join(reasons)
+                + "。请由本检查的检查人员或本局其他工作人员填写。")
+    return None
+
+
+def _require_recorder(inspection: Inspection, actor: User) -> None:
+    refusal = recording_refusal(inspection, actor)
+    if refusal is not None:
+        raise PermissionDenied(refusal)
+
+
 def record_checklist(inspection: Inspection, actor: User, answers: dict[str, tuple[bool, str]]) -> None:
-    permissions.require(actor, "supervision.manage", db.session.get(Bureau, inspection.bureau_id))
+    _require_recorder(inspection, actor)
     if inspection.status == InspectionStatus.CLOSED:
         raise Conflict("检查已办结。")
     known = {key for key, _ in CHECKLIST}
@@ -763,7 +786,7 @@ def record_checklist(inspection: Inspection, actor: User, answers: dict[str, tup
 def add_finding(inspection: Inspection, actor: User, *, severity: Any, description: str,
                 measures: Iterable[Any] = ()) -> Finding:
     bureau = db.session.get(Bureau, inspection.bureau_id)
-    permissions.require(actor, "supervision.manage", bureau)
+    _require_recorder(inspection, actor)
     if inspection.status == InspectionStatus.CLOSED:
         raise Conflict("检查已办结，不能再添加问题。")
     errors: dict[str, str] = {}
@@ -829,7 +852,7 @@ def respond(inspection: Inspection, actor: User, text: str) -> None:
 
 
 def close(inspection: Inspection, actor: User, conclusion: str, *, substantiated: Optional[bool] = None) -> None:
-    permissions.require(actor, "supervision.manage", db.session.get(Bureau, inspection.bureau_id))
+    _require_recorder(inspection, actor)
     if inspection.status == InspectionStatus.CLOSED:
         raise Conflict("检查已办结。")
     if inspection.status == InspectionStatus.AWAITING_RESPONSE:

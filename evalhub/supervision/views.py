@@ -30,7 +30,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from evalhub.core import permissions
 from evalhub.core.enums import Role
-from evalhub.core.errors import Conflict, ValidationFailed
+from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.listing import Export, Listing, choice_filter, enum_filter, int_filter
 from evalhub.core.models import Bureau
 from evalhub.core.settings import get_setting
@@ -228,8 +228,10 @@ def _render_inspection(inspection: Inspection, status: int = 200, **forms):
     manage = permissions.can(current_user, "supervision.manage", bureau)
     is_firm = current_user.role == Role.FIRM_USER and current_user.firm_id == inspection.firm_id
     is_open = inspection.status != InspectionStatus.CLOSED
+    refusal = services.recording_refusal(inspection, current_user) if bureau_side() and is_open else None
+    records = bureau_side() and is_open and refusal is None  # the checklist, findings and conclusion
     checklist_form = forms.get("checklist_form")
-    if checklist_form is None and manage and is_open:
+    if checklist_form is None and records:
         data = {}
         for key, _label in CHECKLIST:
             entry = (inspection.checklist or {}).get(key)
@@ -237,8 +239,8 @@ def _render_inspection(inspection: Inspection, status: int = 200, **forms):
                 data[f"ok_{key}"] = "1" if entry.get("ok") else "0"
                 data[f"note_{key}"] = entry.get("note", "")
         checklist_form = ChecklistForm(formdata=None, data=data)
-    show_finding = manage and is_open
-    show_close = manage and inspection.status == InspectionStatus.OPEN
+    show_finding = records
+    show_close = records and inspection.status == InspectionStatus.OPEN
     show_response = is_firm and inspection.status == InspectionStatus.AWAITING_RESPONSE
     inspector_form = forms.get("inspector_form")
     if inspector_form is None and manage and is_open:
@@ -247,6 +249,7 @@ def _render_inspection(inspection: Inspection, status: int = 200, **forms):
         _inspector_choices(inspector_form, bureau)
     return render_template(
         "supervision/inspection_detail.html", i=inspection, bureau=bureau, manage=manage, is_firm=is_firm,
+        recording_refusal=refusal if manage else None,
         inspector_form=inspector_form, other_cases=services.other_cases(inspection, current_user) if bureau_side() else [],
         recusal_form=forms.get("recusal_form") or (RecusalForm(formdata=None) if is_open and services.inspector_of(
             inspection, current_user) is not None else None),
@@ -273,6 +276,16 @@ def _inspection_form(inspection: Inspection, form, call, form_key: str, *, messa
                        failed=lambda status: _render_inspection(inspection, status, **{form_key: form}))
 
 
+def _recorded_inspection(inspection_id: int) -> Inspection:
+    """An inspection whose record (checklist, findings, conclusion) the user writes: its officer inspector, or an
+    independent manager of its bureau (the service's rule, asked before the form is read: a refusal is 403)."""
+    inspection = load(Inspection, inspection_id, "inspection.view")
+    refusal = services.recording_refusal(inspection, current_user)
+    if refusal is not None:
+        raise PermissionDenied(refusal)
+    return inspection
+
+
 def _managed_inspection(inspection_id: int) -> Inspection:
     inspection = load(Inspection, inspection_id, "inspection.view")
     require("supervision.manage", _bureau_of(inspection))
@@ -281,14 +294,14 @@ def _managed_inspection(inspection_id: int) -> Inspection:
 
 @bp.route("/inspections/<int:inspection_id>/checklist", methods=["POST"])
 def inspection_checklist(inspection_id: int):
-    inspection, form = _managed_inspection(inspection_id), ChecklistForm()
+    inspection, form = _recorded_inspection(inspection_id), ChecklistForm()
     return _inspection_form(inspection, form, lambda: services.record_checklist(inspection, current_user, form.answers()),
                             "checklist_form", message="检查清单已保存。")
 
 
 @bp.route("/inspections/<int:inspection_id>/findings", methods=["POST"])
 def inspection_finding(inspection_id: int):
-    inspection = _managed_inspection(inspection_id)
+    inspection = _recorded_inspection(inspection_id)
     form = FindingForm()
     return _inspection_form(inspection, form, lambda: services.add_finding(
         inspection, current_user, severity=form.severity.data, description=form.description.data or "",
@@ -298,7 +311,7 @@ def inspection_finding(inspection_id: int):
 
 @bp.route("/inspections/<int:inspection_id>/close", methods=["POST"])
 def inspection_close(inspection_id: int):
-    inspection = _managed_inspection(inspection_id)
+    inspection = _recorded_inspection(inspection_id)
     form = CloseForm()
     substantiated = {"yes": True, "no": False}.get(form.substantiated.data or "")
     return _inspection_form(inspection, form, lambda: services.close(
