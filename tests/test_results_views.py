@@ -117,7 +117,9 @@ def test_a_bureau_admin_creates_a_unit_account_on_its_page_and_the_link_shows_on
 
 
 def test_unit_answers_and_bureau_verifies_through_the_pages(loop, client, login, auth):
-    f = loop.findings[0]
+    from evalhub.core.timeutil import beijing_today
+
+    f, today = loop.findings[0], beijing_today().isoformat()
     login(loop.unit)
     bad = client.post(f"/results/findings/{f.id}/plan", data={f"p{f.id}-plan": ""})
     assert bad.status_code == 422 and "请填写整改计划" in bad.get_data(as_text=True)
@@ -126,8 +128,8 @@ def test_unit_answers_and_bureau_verifies_through_the_pages(loop, client, login,
     assert client.post(f"/results/findings/{f.id}/evidence", data=upload,
                        content_type="multipart/form-data").status_code == 302
     published = client.post(f"/api/v1/results/engagements/{loop.e.id}/unit-publication", headers=auth("tjj"),
-                            json={"url": "https://www.xjbz.gov.cn/tjj/report.html", "published_on": "2025-09-01"})
-    assert published.status_code == 200 and published.json["published_on"] == "2025-09-01"
+                            json={"url": "https://www.xjbz.gov.cn/tjj/report.html", "published_on": today})
+    assert published.status_code == 200 and published.json["published_on"] == today  # not before the acceptance
     assert "www.xjbz.gov.cn/tjj/report.html" in client.get(f"/results/unit/engagements/{loop.e.id}").get_data(as_text=True)
     login(loop.bz_staff)
     assert client.post(f"/results/findings/{f.id}/verify", data={f"v{f.id}-verification": "done"}).status_code == 302

@@ -82,7 +82,7 @@ def test_a_self_evaluation_returned_under_90_is_resubmitted_and_passes(unit):
     factories.review_panel(panel, fraction="0.85")  # 85 < 90
     db.session.refresh(panel)
     assert panel.decided_at is not None and panel.passed is False and panel.pass_mark == Decimal("90")
-    assert se.score == panel.score and panel.score < 90
+    assert se.score is None and panel.score < 90  # the unit reads the score with the letter, not before
     assert panel.letter.startswith("巴州统计局：") and "贵单位" in panel.letter
     # the outcome is decided exactly once: deciding again changes nothing
     assert R.maybe_decide(panel, None) is False
@@ -91,6 +91,7 @@ def test_a_self_evaluation_returned_under_90_is_resubmitted_and_passes(unit):
         R.send_letter(panel, w.kz_staff, panel.letter)
     R.send_letter(panel, w.bz_staff, panel.letter)
     assert se.status == SelfEvaluationStatus.RETURNED and panel.status == PanelStatus.CLOSED
+    assert se.score == panel.score
     assert panel.resubmit_due is not None
     assert any("退回整改" in t for t in _inbox(w.unit_user))
     with pytest.raises(Conflict):  # sent once

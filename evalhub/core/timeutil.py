@@ -59,11 +59,17 @@ def beijing_date(value: datetime) -> date:
     return value.replace(tzinfo=timezone.utc).astimezone(BEIJING).date()
 
 
+def beijing_day_start(day: date) -> datetime:
+    """The naive-UTC instant at which ``day`` begins in Beijing: a stored instant is on or after Beijing's ``day``
+    when it is at least this (compared in SQL as it is stored)."""
+    return datetime(day.year, day.month, day.day, tzinfo=BEIJING).astimezone(timezone.utc).replace(tzinfo=None)
+
+
 def beijing_year_start(year: int) -> datetime:
     """The naive-UTC instant at which ``year`` begins in Beijing. A stored instant is of Beijing's ``year`` when
     ``beijing_year_start(year) <= t < beijing_year_start(year + 1)`` — a range, so SQL compares it on an index
     and both databases agree (extracting the year would take the UTC year)."""
-    return datetime(year, 1, 1, tzinfo=BEIJING).astimezone(timezone.utc).replace(tzinfo=None)
+    return beijing_day_start(date(year, 1, 1))
 
 
 def years_before(day: date, years: int) -> date:

@@ -33,6 +33,8 @@ class FindingStatus(LabeledEnum):
 
 # Open for rectification: the unit still owes something (an escalation can follow while it does).
 OPEN_STATUSES = (FindingStatus.CONFIRMED, FindingStatus.PLANNED, FindingStatus.SUBMITTED, FindingStatus.RETURNED)
+# Open and waiting on the unit: a row handed in (SUBMITTED) waits on the bureau's verification, not the unit's delay.
+OWED_STATUSES = (FindingStatus.CONFIRMED, FindingStatus.PLANNED, FindingStatus.RETURNED)
 
 
 class Verification(LabeledEnum):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Optional
 
@@ -26,11 +26,11 @@ from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.models import Bureau, BudgetUnit, StoredFile, User
 from evalhub.core.outline import heading_numeral, heading_title
 from evalhub.core.settings import SETTINGS, SettingDef, get_setting, register
-from evalhub.core.timeutil import beijing_date, beijing_today, utcnow
+from evalhub.core.timeutil import beijing_date, beijing_day_start, beijing_today, utcnow
 from evalhub.extensions import db
 from evalhub.procurement.models import Award, Engagement, EngagementState, EngagementTransition
 from evalhub.results.models import (
-    MaterialRequest, OPEN_STATUSES, ApplicationEntry, ApplicationFiling, EscalationLevel, ResultFinding, FindingEscalation,
+    MaterialRequest, OPEN_STATUSES, OWED_STATUSES, ApplicationEntry, ApplicationFiling, EscalationLevel, ResultFinding, FindingEscalation,
     FactConfirmation, FindingEvidence, FindingKind, FindingStatus, Measure, RectificationReport, UnitPublication,
     Verification,
 )
@@ -319,6 +319,11 @@ def confirm_findings(engagement: Engagement, actor: User, today: date | None = N
         ResultFinding.engagement_id == engagement.id, ResultFinding.status == FindingStatus.DRAFT).order_by(ResultFinding.position)).scalars())
     if not drafts:
         raise Conflict("没有待确认的问题和建议。")
+    past = [f for f in drafts if f.deadline is not None and f.deadline < today]
+    if past:  # entered days ago with a deadline that has since passed: the unit would be overdue on arrival
+        raise ValidationFailed("以下各条的整改期限已早于今天，请修改期限（或清空，按本局默认期限）后再确认："
+                               + "；".join(f"第 {f.position} 条（{f.deadline.isoformat()}）" for f in past) + "。",
+                               {"deadline": "整改期限已过"})
     default = today + timedelta(days=int(get_setting(engagement.bureau, "results.rectification_days")))
     now = utcnow()
     changed = db.session.execute(sa.update(ResultFinding).where(
@@ -407,10 +412,8 @@ def escalate_overdue(today: date | None = None) -> list[FindingEscalation]:
     """Every open finding past its deadline: 催办 at once, 约谈 and 通报 after the bureau's working-day
     thresholds — each level recorded once, dated ``today`` (a frozen clock passes ``today``)."""
     today = today or beijing_today()
-    # Waiting for the bureau's verification (SUBMITTED) is not the unit's delay: not escalated.
-    owed = [s for s in OPEN_STATUSES if s != FindingStatus.SUBMITTED]
     overdue = db.session.execute(sa.select(ResultFinding).where(
-        ResultFinding.status.in_(owed), ResultFinding.deadline.is_not(None), ResultFinding.deadline < today)
+        ResultFinding.status.in_(OWED_STATUSES), ResultFinding.deadline.is_not(None), ResultFinding.deadline < today)
         .order_by(ResultFinding.id)).scalars().all()
     created = []
     for finding in overdue:
@@ -452,11 +455,11 @@ jobs.periodic("evalhub.rectification_escalation", minute="41")(escalate_overdue)
 
 
 def overdue_findings_query(user: User, today: date | None = None) -> sa.Select:
-    """Open findings past their deadline (``today``: Beijing's date if None) that ``user`` may see, most overdue
-    first, as a statement (the dashboard asks first whether there are any, with its other counts, and reads only
-    the columns it shows)."""
+    """Findings past their deadline and still owed by the unit (``today``: Beijing's date if None) that ``user``
+    may see, most overdue first, as a statement (the dashboard asks first whether there are any, with its other
+    counts, and reads only the columns it shows). One handed in and awaiting verification is the bureau's."""
     return permissions.scope(user, sa.select(ResultFinding).where(
-        ResultFinding.status.in_(OPEN_STATUSES), ResultFinding.deadline < (today or beijing_today())), ResultFinding) \
+        ResultFinding.status.in_(OWED_STATUSES), ResultFinding.deadline < (today or beijing_today())), ResultFinding) \
         .order_by(ResultFinding.deadline)
 
 
@@ -605,6 +608,14 @@ def confirmation_for_panel(submission: Submission) -> dict:
 
 # === 双公开: the unit's half ==========================================================================
 
+def _accepted_on(engagement: Engagement) -> Optional[date]:
+    """The Beijing date the report was accepted (the first step into 已验收)."""
+    at = db.session.execute(sa.select(sa.func.min(EngagementTransition.created_at)).where(
+        EngagementTransition.engagement_id == engagement.id,
+        EngagementTransition.to_state == EngagementState.ACCEPTED)).scalar()
+    return beijing_date(at) if at is not None else None
+
+
 def record_unit_publication(engagement: Engagement, actor: User, url: str, published_on: Any) -> UnitPublication:
     """The unit records where and when it published the redacted report (once; a correction replaces it)."""
     permissions.require(actor, "publication.unit_record", engagement)
@@ -621,8 +632,12 @@ def record_unit_publication(engagement: Engagement, actor: User, url: str, publi
         except ValueError:
             errors["published_on"] = "请填写公开日期（如 2025-09-30）"
             published_on = None
-    if published_on is not None and not date(2000, 1, 1) <= published_on <= beijing_today():
+    accepted = _accepted_on(engagement)
+    if published_on is not None and published_on > beijing_today():
         errors["published_on"] = "公开日期不能晚于今天"
+    elif published_on is not None and accepted is not None and published_on < accepted:
+        # 评价工作结束后……脱密后进行“双公开” (seed 000): the report is published once the evaluation has ended
+        errors["published_on"] = f"公开日期不能早于评价报告验收之日（{accepted.isoformat()}）"
     _raise_if(errors)
     row = db.session.execute(sa.select(UnitPublication).where(
         UnitPublication.engagement_id == engagement.id)).scalar_one_or_none()
@@ -665,7 +680,7 @@ def one_sided_publications(user: User, today: date | None = None, limit: int | N
 
     shown = sa.or_(Publication.classified.is_(None), Publication.classified.is_(False))
     bureau_only = sa.select(Engagement, Publication).join(Publication, Publication.engagement_id == Engagement.id).where(
-        shown, late(Publication.published_at, lambda day: datetime.combine(day, time.min)),
+        shown, late(Publication.published_at, beijing_day_start),  # a stored instant against Beijing's midnight
         ~sa.exists().where(UnitPublication.engagement_id == Engagement.id))
     unit_only = sa.select(Engagement, UnitPublication).join(
         UnitPublication, UnitPublication.engagement_id == Engagement.id).where(
@@ -713,6 +728,9 @@ def propose(bureau: Bureau, score: Decimal, grade: Grade, open_findings: int) ->
             measures.append(Measure.REDUCE)
             basis.append("评价结果为“良”，按本局规则调减")
         elif action == "cancel":
+            if Measure.REDUCE in measures:  # cancelling takes the whole item; a reduction beside it means nothing
+                measures.remove(Measure.REDUCE)
+                basis.append("取消安排已涵盖调减")
             measures.append(Measure.CANCEL)
             basis.append("评价结果为“良”，按本局规则取消安排")
     if grade == Grade.POOR:
@@ -741,16 +759,19 @@ def _finding_counts(engagement_ids: list[int]) -> dict[int, tuple[int, int]]:
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
+def _with_results(bureau: Bureau, year: int) -> sa.Select:
+    """The bureau's evaluated objects of the year with a recorded result: the rows its list must hold."""
+    return sa.select(EvaluationResult, Engagement).join(Engagement, Engagement.id == EvaluationResult.engagement_id).where(
+        Engagement.bureau_id == bureau.id, Engagement.year == year, Engagement.state.in_(RESULT_STATES))
+
+
 def build_list(bureau: Bureau, year: int, actor: User) -> list[ApplicationEntry]:
     """One row per evaluated object of the bureau's year with a recorded result; proposals of rows not yet
     confirmed are refreshed (a finding closed since, a setting changed)."""
     permissions.require(actor, "results.manage", bureau)
     if _filed(bureau, year):
         raise Conflict(f"{year} 年度结果应用清单已备案，不能再修改。")
-    results = db.session.execute(sa.select(EvaluationResult, Engagement).join(
-        Engagement, Engagement.id == EvaluationResult.engagement_id).where(
-        Engagement.bureau_id == bureau.id, Engagement.year == year, Engagement.state.in_(RESULT_STATES))
-        .order_by(Engagement.id)).all()
+    results = db.session.execute(_with_results(bureau, year).order_by(Engagement.id)).all()
     existing = {e.engagement_id: e for e in db.session.execute(sa.select(ApplicationEntry).where(
         ApplicationEntry.bureau_id == bureau.id, ApplicationEntry.year == year)).scalars()}
     counts = _finding_counts([e.id for _, e in results])
@@ -803,7 +824,9 @@ def confirm_entry(entry: ApplicationEntry, actor: User, *, measures: Iterable[An
     if Measure.REDUCE in chosen and Measure.CANCEL in chosen:
         errors["measures"] = "“预算调减”与“取消”不能同时选择"
     percent = _money(cut_percent, "cut_percent", "调减比例", errors, high=Decimal("100"))
-    amount_wan = _money(cut_amount_wan, "cut_amount_wan", "调减金额（万元）", errors, high=Decimal("100000000"))
+    # a reduction is a share of the item's budget: at most the whole of it
+    amount_wan = _money(cut_amount_wan, "cut_amount_wan", "调减金额（万元）", errors,
+                        high=(entry.engagement.amount / 10000).quantize(Decimal("0.01")))
     if Measure.REDUCE in chosen and percent is None and amount_wan is None:
         errors["cut_percent"] = "预算调减须填写调减比例或调减金额"
     if Measure.REDUCE not in chosen and (percent or amount_wan):
@@ -882,6 +905,12 @@ def file_list(bureau: Bureau, year: int, actor: User) -> ApplicationFiling:
     rows = entries(bureau, year)
     if not rows:
         raise ValidationFailed(f"{year} 年度结果应用清单为空，请先生成清单。", {"year": "清单为空"})
+    listed = {e.engagement_id for e in rows}
+    missing = [e.reference for _, e in db.session.execute(_with_results(bureau, year).order_by(Engagement.id))
+               if e.id not in listed]
+    if missing:  # accepted since the list was built: filed without them, their measures could never be recorded
+        raise ValidationFailed(f"清单生成后又有 {len(missing)} 项评价结果（{'、'.join(missing[:5])}"
+                               f"{'等' if len(missing) > 5 else ''}），请重新生成清单并确认后再备案。", {"year": "清单不完整"})
     pending = [e for e in rows if e.confirmed_at is None]
     if pending:
         raise ValidationFailed(f"还有 {len(pending)} 项未确认，全部确认后才能备案。", {"year": "有未确认的项目"})

@@ -839,6 +839,14 @@ DECLARATION = ("本人承诺：与该评价任务的承担机构、委托方和�
                "近三年未在上述单位任职；评审中独立、客观、公正，对评审内容保密。")
 
 
+def _answer_in_time(invitation: PanelInvitation) -> None:
+    """The seat is the replacement draw's once the time to answer is up, whether or not the hourly job has
+    expired the invitation yet (online, and an off-line answer recorded by staff alike)."""
+    if invitation.respond_by is not None and utcnow() > invitation.respond_by:
+        raise Conflict(f"答复期限（北京时间 {format_beijing(invitation.respond_by)}）已过，不能再答复；"
+                       "系统将按规则另行抽取替补专家。")
+
+
 def respond(invitation: PanelInvitation, actor: User, *, accept: bool, declaration_signed: bool = False,
             reason: str | None = None) -> Optional[Draw]:
     """Accept (with the signed no-conflict declaration) or decline (with a reason, then a replacement draw is
@@ -849,12 +857,8 @@ def respond(invitation: PanelInvitation, actor: User, *, accept: bool, declarati
         raise Conflict(f"该邀请当前状态为“{invitation.status.label}”，不能再答复。")
     if invitation.panel.status != PanelStatus.REVIEWING:
         raise Conflict("该评审已结束。")
-    now = utcnow()
-    if invitation.respond_by is not None and now > invitation.respond_by:
-        # The seat is the replacement draw's once the time is up, whether or not the hourly job has run yet.
-        raise Conflict(f"答复期限（北京时间 {format_beijing(invitation.respond_by)}）已过，不能再答复；"
-                       "系统将按规则另行抽取替补专家。")
-    invitation.responded_at = now
+    _answer_in_time(invitation)
+    invitation.responded_at = utcnow()
     if accept:
         if not declaration_signed:
             raise ValidationFailed("接受邀请前须签署无利益冲突声明。", {"declaration": "请勾选并签署声明"})
@@ -886,6 +890,7 @@ def respond_offline(invitation: PanelInvitation, actor: User, *, accept: bool, d
         raise Conflict(f"该邀请当前状态为“{invitation.status.label}”，不能再答复。")
     if panel.status != PanelStatus.REVIEWING:
         raise Conflict("该评审已结束。")
+    _answer_in_time(invitation)
     reason = (reason or "").strip()
     if accept and not declaration_received:
         raise ValidationFailed("登记接受前须收到专家本人签署的纸质无利益冲突声明。",
@@ -1272,10 +1277,11 @@ def maybe_decide(panel: ReviewPanel, actor: User | None) -> bool:
 
 def _decide_self_evaluation(panel: ReviewPanel, se: SelfEvaluation, reviews: list[Review], words: str) -> None:
     """The decided outcome of a self-evaluation's panel: passed closes it and tells the unit; under the pass
-    mark the bureau edits the drafted letter and sends it back (``send_letter``)."""
-    se.score = panel.score
+    mark the bureau edits the drafted letter and sends it back (``send_letter``). The unit reads the score with
+    the outcome: at once when passed, with the letter when returned (``se.score`` is what its pages show)."""
     panel.letter = consolidated_letter(panel, reviews, words)
     if panel.passed:
+        se.score = panel.score
         move_self_evaluation(se, SelfEvaluationStatus.REVIEWING, SelfEvaluationStatus.PASSED)
         panel.status = PanelStatus.CLOSED
         emit("self_evaluation_passed", link=f"/results/self-evaluations/{se.id}", users=unit_accounts_of(se.budget_unit_id),
@@ -1357,6 +1363,7 @@ def _return_self_evaluation(panel: ReviewPanel, se: SelfEvaluation, actor: User,
     panel.letter = letter
     panel.resubmit_due = utcnow() + timedelta(days=get_setting(se.bureau, "review.self_evaluation_resubmit_days"))
     panel.status = PanelStatus.CLOSED
+    se.score = panel.score  # read with the letter, not before
     move_self_evaluation(se, SelfEvaluationStatus.REVIEWING, SelfEvaluationStatus.RETURNED)
     audit.record("self_evaluation.returned", se, actor=actor, bureau_id=se.bureau_id,
                  summary=f"{se.reference} 部门自评报告第 {panel.round} 轮评审 {panel.score} 分，低于 {panel.pass_mark} 分，退回单位整改",
