@@ -223,9 +223,13 @@ def _components(bureau: Bureau, records: _FirmYear) -> tuple[bool, list[Componen
     from evalhub.supervision.models import Severity
 
     engagements = records.engagements
+    # a finding an upheld objection showed must not count is left out, and the detail says so
+    excluded = [f for f in records.findings if _excluded(records, f"finding:{f.id}")]
+    findings = [f for f in records.findings if f not in excluded]
+    intentional = [f.description for f in findings if f.severity == Severity.INTENTIONAL]
     completed = [e for e in engagements if e.state in COMPLETED]
-    if not completed:
-        return False, [], []
+    if not completed:  # not rated; an intentional violation still puts the firm on watch, whatever its score
+        return False, [], intentional
     references = {e.id: e.reference for e in engagements}
     ref = lambda e: {"type": "engagement", "id": e.id, "label": f"{e.reference} {e.name}"}  # noqa: E731
 
@@ -288,12 +292,8 @@ def _components(bureau: Bureau, records: _FirmYear) -> tuple[bool, list[Componen
 
     # supervision: deductions by severity; an intentional violation zeroes it and puts the firm on watch
     weight = _weight(bureau, "supervision")
-    # a finding an upheld objection showed must not count is left out, and the detail says so
-    excluded = [f for f in records.findings if _excluded(records, f"finding:{f.id}")]
-    findings = [f for f in records.findings if f not in excluded]
     deductions = {Severity.MINOR: "credit.deduct_minor", Severity.GENERAL: "credit.deduct_general",
                   Severity.SERIOUS: "credit.deduct_serious"}
-    intentional = [f.description for f in findings if f.severity == Severity.INTENTIONAL]
     lost = sum((_setting_decimal(bureau, deductions[f.severity]) for f in findings if f.severity in deductions), Decimal("0"))
     supervision = Decimal("0") if intentional else max(Decimal("0"), weight - lost)
     components.append(Component("supervision", "监督检查", weight, _q(supervision),
@@ -404,6 +404,8 @@ def _republish(rating: CreditRating, before: tuple, *, today: date | None = None
     bureau = rating.bureau
     today = today or beijing_today()
     deadline = add_working_days(bureau, today, get_setting(bureau, "credit.republish_days"))
+    if rating.objection_deadline is not None and rating.objection_deadline > deadline:
+        deadline = rating.objection_deadline  # a window already announced is never shortened
     old_total, old_grade = before[1], before[2]
     rating.published_at = utcnow()
     rating.objection_deadline = deadline
@@ -668,6 +670,8 @@ def add_external_record(bureau: Bureau, firm: Firm, actor: User, *, kind: Any, o
         errors["kind"] = "请选择记录类型"
     if occurred_on is None:
         errors["occurred_on"] = "请填写发生日期"
+    elif occurred_on > beijing_today():  # it would bar the firm from a day not yet come and count in a year not begun
+        errors["occurred_on"] = "发生日期不能晚于今天"
     if not (description or "").strip():
         errors["description"] = "请填写记录内容"
     try:
@@ -798,17 +802,10 @@ def graded_by(firm, bureau, year: int, grade: CreditGrade) -> list[Bureau]:
 
 
 def grade_in_force(firm, bureau, year: int) -> tuple[CreditGrade | None, int]:
-    """The final grade that governs engagements of ``year``, and the rating year it comes from: last year's
-    final grade; while last year's rating is still a draft or under publicity (objections open), the year
-    before's final grade stays in force — otherwise a C or D firm would be free to win in the weeks between
-    the new year's engagements and its rating becoming final."""
-    last = year - 1
-    bureaus = _rating_bureau_ids(firm, bureau)
-    statuses = set(db.session.execute(sa.select(CreditRating.status).where(
-        CreditRating.firm_id == firm.id, CreditRating.year == last, CreditRating.bureau_id.in_(bureaus))).scalars())
-    if statuses and RatingStatus.FINAL not in statuses:
-        return final_grade(firm, bureau, last - 1), last - 1
-    return final_grade(firm, bureau, last), last
+    """The final grade that governs engagements of ``year``, and the rating year it comes from (``_held_grade``)."""
+    ratings = _ratings_reaching([firm], [(bureau, (year - 2, year - 1))])[0][firm.id]
+    grade, held_year, _by = _held_grade(ratings, year - 1, _worked_in([firm.id], [year - 1]).get((firm.id, year - 1), []))
+    return grade, held_year
 
 
 def in_force_note(rating: CreditRating) -> str | None:
@@ -858,24 +855,58 @@ def _final_grade_among(ratings: list[CreditRating], year: int) -> CreditGrade | 
     return max(grades, key=_ORDER.index) if grades else None
 
 
+def _worked_in(firm_ids: list[int], years: list[int]) -> dict[tuple[int, int], list[str]]:
+    """(firm, year) → the paths of the bureaus it worked for that year (an awarded engagement): a bureau whose
+    subtree holds one of them rates the firm for that year (``rated_firm_ids``)."""
+    out: dict[tuple[int, int], list[str]] = {}
+    for part in batches(sorted(set(firm_ids))):
+        for firm_id, year, path in db.session.execute(sa.select(Engagement.firm_id, Engagement.year, Bureau.path).join(
+                Bureau, Bureau.id == Engagement.bureau_id).where(
+                Engagement.firm_id.in_(part), Engagement.year.in_(sorted(set(years)))).distinct()):
+            out.setdefault((firm_id, year), []).append(path)
+    return out
+
+
+def _held_grade(ratings: list[CreditRating], last: int, worked: list[str]) -> tuple[CreditGrade | None, int, list]:
+    """The grade in force from ratings already read (years ``last`` − 1 and ``last``, of the bureaus in reach),
+    asked of each rating bureau on its own: its final grade of ``last``; while its rating of ``last`` is a draft
+    or under publicity (objections open), or not computed yet though the firm worked for it that year
+    (``worked``: the paths of the bureaus it worked for), its final grade of the year before — otherwise a C or D
+    firm would be free to win in the weeks before its new rating is final, or because another bureau finalised
+    first. The worst of these, its year, and the bureaus that gave it (by path)."""
+    held: list[tuple[CreditGrade, int, CreditRating]] = []
+    for bureau_id in sorted({r.bureau_id for r in ratings}):
+        own = [r for r in ratings if r.bureau_id == bureau_id]
+        latest = [r for r in own if r.year == last]
+        if any(r.status == RatingStatus.FINAL for r in latest):
+            year = last
+        elif latest or (worked and any(path.startswith(own[0].bureau.path) for path in worked)):
+            year = last - 1
+        else:
+            continue  # no rating of last year to wait for: an older grade lapses
+        grade = _final_grade_among(own, year)
+        if grade is not None:
+            held.append((grade, year, own[0]))
+    if not held:
+        return None, last, []
+    grade, year, _ = max(held, key=lambda h: (_ORDER.index(h[0]), h[1]))
+    return grade, year, sorted((r.bureau for g, y, r in held if (g, y) == (grade, year)), key=lambda b: b.path)
+
+
 @eligibility_check(rule=lambda bureau: GRADE_RULE)
 def grade_exclusions(firms, cases) -> dict[tuple[int, int], list[str]]:
     """Last year's final grade decides who may take part this year (D: nobody; C: open tender only, in
     every other method alike), from any bureau the reach setting lets it reach; the reason names that bureau.
     The grade in force is ``grade_in_force``'s, from ratings read for every firm and case at once."""
     ratings = _ratings_reaching(firms, [(e.bureau, (e.year - 2, e.year - 1)) for e, _ in cases])
+    worked = _worked_in([f.id for f in firms], [e.year - 1 for e, _ in cases])
     out: dict[tuple[int, int], list[str]] = {}
     for i, (engagement, method) in enumerate(cases):
         last = engagement.year - 1
         for firm in firms:
-            mine = ratings[i][firm.id]
-            statuses = {r.status for r in mine if r.year == last}
-            year = last - 1 if statuses and RatingStatus.FINAL not in statuses else last
-            grade = _final_grade_among(mine, year)
+            grade, year, by_bureaus = _held_grade(ratings[i][firm.id], last, worked.get((firm.id, last), []))
             if grade not in (CreditGrade.C, CreditGrade.D):
                 continue
-            by_bureaus = sorted((r.bureau for r in mine if r.year == year and r.status == RatingStatus.FINAL
-                                 and r.grade == grade), key=lambda b: b.path)
             names = "、".join(b.short_name for b in by_bureaus)
             by = f"；{names}评定，{_reach_words(engagement.bureau)}范围适用" if names else ""
             if grade == CreditGrade.D:
@@ -908,6 +939,16 @@ def watch_rule(bureau) -> str:
             f"信用等级和重点关注名单适用于{_reach_words(bureau)}范围内任一财政局作出的评价")
 
 
+def _struck_out(record_type: str, ids: list[int]) -> set[int]:
+    """Of these records, those whose latest correction (an upheld objection) says they must not count."""
+    latest: dict[int, bool] = {}
+    for record_id, excluded in db.session.execute(sa.select(CreditCorrection.record_id, CreditCorrection.excluded).where(
+            CreditCorrection.record_type == record_type, CreditCorrection.record_id.in_(ids or [-1]))
+            .order_by(CreditCorrection.id)):
+        latest[record_id] = excluded
+    return {record_id for record_id, excluded in latest.items() if excluded}
+
+
 @eligibility_check(rule=watch_rule)
 def watch_list_exclusions(firms, cases) -> dict[tuple[int, int], list[str]]:
     """The watch list (an intentional violation found on inspection, recorded on the year's rating, by any
@@ -925,10 +966,14 @@ def watch_list_exclusions(firms, cases) -> dict[tuple[int, int], list[str]]:
     today = beijing_today()
     since = [years_before(today, get_setting(e.bureau, "credit.dishonest_years")) for e, _ in cases]
     for part in batches(sorted({f.id for f in firms}) if cases else []):
-        for record in db.session.execute(sa.select(ExternalCreditRecord).where(
-                ExternalCreditRecord.firm_id.in_(part), ExternalCreditRecord.kind == ExternalRecordKind.DISHONEST_LIST,
-                ExternalCreditRecord.occurred_on > min(since))
-                .order_by(ExternalCreditRecord.occurred_on, ExternalCreditRecord.id)).scalars():
+        records = db.session.execute(sa.select(ExternalCreditRecord).where(
+            ExternalCreditRecord.firm_id.in_(part), ExternalCreditRecord.kind == ExternalRecordKind.DISHONEST_LIST,
+            ExternalCreditRecord.occurred_on > min(since))
+            .order_by(ExternalCreditRecord.occurred_on, ExternalCreditRecord.id)).scalars().all()
+        struck = _struck_out("external", [r.id for r in records])
+        for record in records:
+            if record.id in struck:  # an upheld objection showed it must not count: not in the rating, nor here
+                continue
             for i, after in enumerate(since):
                 if record.occurred_on > after:
                     reasons[(record.firm_id, i)].append(f"{record.occurred_on:%Y-%m-%d} 列入{ExternalRecordKind.DISHONEST_LIST.label}："

@@ -450,7 +450,9 @@ def _render_calendar(bureau: Bureau, form: CalendarForm, can_manage: bool, statu
              "source": "全国" if row.bureau_id is None else names.get(row.bureau_id, ""),
              "own": row.bureau_id == bureau.id,
              "overridden": rank.get(row.bureau_id, len(chain)) != best[row.day]} for row in rows[:400]]
-    provisional = [year for year in (today.year, today.year + 1) if services.is_provisional(year)]
+    # a year still on the statutory holidays alone, unless this bureau or one above has entered its 调休 working days
+    entered = {row.day.year for row in rows if row.bureau_id is not None and row.is_workday}
+    provisional = [year for year in (today.year, today.year + 1) if services.is_provisional(year) and year not in entered]
     return render_template("credit/calendar.html", form=form, bureau=bureau, days=days, can_manage=can_manage,
                            today=today, provisional=provisional), status
 
