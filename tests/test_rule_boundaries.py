@@ -203,18 +203,19 @@ def test_the_2026_national_calendar_has_the_mid_autumn_festival(world):
 # --- core calendar: the years after the written notices -------------------------------------------------------
 
 def test_a_year_without_its_notice_counts_the_statutory_holidays(world):
-    """《全国年节及纪念日放假办法》 (国务院令第798号) fixes the holidays a year ahead; the 调休 notice only adds
-    around them. 2027's notice is not written in the code, so 元旦 (a Friday) and 春节 (除夕 5 February, 初一–初三
-    6–8 February) are holidays and nothing else changes until a bureau enters the notice."""
+    """《全国年节及纪念日放假办法》 (国务院令第798号) fixes the holidays a year ahead, and 第六条 makes up one that
+    falls on a weekend on a working day; the 调休 notice only adds around them. 2027's notice is not written in the
+    code, so 元旦 (a Friday), 春节 (除夕 5 February, 初一–初三 6–8 February, the weekend's two made up on 9–10
+    February) and 国庆 (1–3 October, made up on 4–5 October) are holidays until a bureau enters the notice."""
     from evalhub.core.calendar import add_working_days, is_provisional, is_workday, working_days_between
 
     assert is_provisional(2027) and not is_provisional(2026)
     assert not is_workday(world.bz, date(2027, 1, 1))
-    assert [is_workday(world.bz, date(2027, 2, d)) for d in range(4, 10)] == [True, False, False, False, False, True]
-    assert not is_workday(world.bz, date(2027, 10, 1)) and is_workday(world.bz, date(2027, 10, 4))
+    assert [is_workday(world.bz, date(2027, 2, d)) for d in range(4, 12)] == [True] + [False] * 6 + [True]
+    assert [is_workday(world.bz, date(2027, 10, d)) for d in (1, 4, 5, 6)] == [False, False, False, True]
     # A challenge period over the new year: from 30 Dec 2026, seven working days skip 元旦 and the weekend.
     assert add_working_days(world.bz, date(2026, 12, 30), 7) == date(2027, 1, 11)
-    assert working_days_between(world.bz, date(2027, 2, 1), date(2027, 2, 12)) == 7  # nine weekdays less 5 and 8 Feb
+    assert working_days_between(world.bz, date(2027, 2, 1), date(2027, 2, 12)) == 5  # nine weekdays less 5, 8–10 Feb
 
     # The region enters the notice's make-up day; its prefectures and counties count it.
     db.session.add(CalendarDay(bureau_id=world.region.id, day=date(2027, 2, 20), is_workday=True, note="春节调休"))
@@ -228,6 +229,11 @@ def test_the_calendar_page_lists_next_years_statutory_holidays_and_says_they_lac
     assert 'data-testid="calendar-provisional"' in page and "2027 年的国务院办公厅放假安排尚未录入" in page
     assert 'data-testid="day-2027-02-05"' in page and "农历除夕（法定节假日" in page
     assert C.ensure_national_calendar(2027) == 0  # the page copied the year once; a second call adds nothing
+    # once the region enters the notice's make-up working days, the page no longer warns
+    db.session.add(CalendarDay(bureau_id=world.region.id, day=date(2027, 2, 20), is_workday=True, note="春节调休"))
+    db.session.commit()
+    with simulated_clock(datetime(2026, 12, 7, 2, 0)):
+        assert 'data-testid="calendar-provisional"' not in text(login(world.bz_admin).get("/credit/calendar"))
 
 
 def test_a_year_with_its_notice_shows_no_warning(world, login):

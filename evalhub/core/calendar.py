@@ -105,8 +105,9 @@ NATIONAL_CALENDAR: list[tuple[str, bool, str]] = (
 
 
 # The years written out above from their notice. A later year counts the statutory holidays of
-# 《全国年节及纪念日放假办法》 (国务院令第798号, 2025: 元旦 1 day, 春节 4, 清明 1, 劳动节 2, 端午 1, 中秋 1, 国庆 3)
-# until its notice is entered: the law fixes those days a year ahead, the notice only adds the 调休 around them.
+# 《全国年节及纪念日放假办法》 (国务院令第798号, 2025: 元旦 1 day, 春节 4, 清明 1, 劳动节 2, 端午 1, 中秋 1, 国庆 3;
+# 第六条: one on a weekend is made up on a working day) until its notice is entered: the law fixes those days a year
+# ahead, the notice only adds the 调休 around them.
 NOTICE_YEARS = range(2023, 2027)
 _PROVISIONAL_NOTE = "（法定节假日，当年放假安排未录入，暂不含调休）"
 
@@ -129,7 +130,8 @@ def _year_days(year: int) -> dict[date, tuple[bool, str]]:
         return _listed_days().get(year, {})
     import holidays  # imported here: only years after the written notices need it
 
-    named = holidays.China(years=year, observed=False, language="zh_CN")
+    # observed: a statutory holiday on a weekend is made up on the next working day (国务院令第798号 第六条)
+    named = holidays.China(years=year, language="zh_CN")
     notice = sorted(d for d in holidays.China(years=year).weekend_workdays if d.year == year)
     note = "" if notice else _PROVISIONAL_NOTE
     days = {day: (False, f"{name}{note}") for day, name in named.items()}

@@ -911,7 +911,9 @@ def _seat_committee(record: Draw, actor: User) -> list[CommitteeMember]:
                                    {e.id: e.name for e in pool}, len(lapsed), exclusions, actor=actor,
                                    context=("procurement", procurement.id))
         except DomainError as exc:
-            raise Conflict(f"被抽中的专家中有 {len(lapsed)} 名揭晓时已不符合条件，可补抽的专家不足：{exc.message}") from exc
+            # not how many lapsed: the result stays unknown to the operator until the reveal succeeds
+            raise Conflict("被抽中的专家中有人揭晓时已不符合条件，专家库中可补抽的专家不足，暂不能揭晓；"
+                           "请待专家库补充或恢复专家后再揭晓。") from exc
         seated += derived.result_ids
         audit.record("procurement.committee_replaced", procurement, actor=actor, bureau_id=record.bureau_id,
                      summary=f"{procurement.title}：{len(lapsed)} 名被抽中的专家揭晓时已不符合条件，补抽（抽取 #{derived.id}）",

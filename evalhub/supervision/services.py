@@ -557,13 +557,13 @@ def _case_inspectors_drawn(record: Draw, actor: Optional[User]) -> Inspection:
     used = [record.id]
     for seat in seats:
         candidates, exclusions = _seat_candidates(inspection, seat)
-        if seat == first and chosen not in exclusions:
+        if seat == first and chosen in candidates and chosen not in exclusions:
             person, draw_id = chosen, record.id
         else:
             # The second seat, or the first when the drawn person no longer qualifies at the reveal (disabled,
             # suspended, tied with the firm since the announcement): a draw derived from the witnessed seed,
             # among those who qualify now.
-            if seat == first:
+            if seat == first and chosen in exclusions:
                 exclusions[chosen] = ["揭晓时已不符合条件：" + "；".join(exclusions[chosen])]
             derived = draws.derive(record, f"case_inspector_{seat}", f"检查 #{inspection.id}：抽取{_SEAT_LABEL[seat]}"
                                    + ("（被抽中的人员揭晓时已不符合条件，补抽）" if seat == first else ""),
@@ -753,10 +753,10 @@ def recording_refusal(inspection: Inspection, actor: User) -> Optional[str]:
     of the inspecting bureau who is independent of what is inspected: the officer who ran the engagement's
     procurement or panels does not tick its checklist or close its inspection as clean."""
     seat = inspector_of(inspection, actor)
-    if seat is not None and seat.user_id == actor.id:
-        return None
-    if not permissions.can(actor, "supervision.manage", db.session.get(Bureau, inspection.bureau_id)):
+    officer = seat is not None and seat.user_id == actor.id
+    if not officer and not permissions.can(actor, "supervision.manage", db.session.get(Bureau, inspection.bureau_id)):
         return "只有本检查的检查人员或本局工作人员可以填写检查记录。"
+    # an officer inspector too: one who has since declared a tie with the firm (on this case or another) is not
     reasons = staff_independence(inspection.engagement, [actor], inspection.firm).get(actor.id)
     if reasons:
         return ("检查记录须由独立于被检查事项的人员填写：您" + "；".join(reasons)
