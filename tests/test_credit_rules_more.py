@@ -1,6 +1,5 @@
-"""Audit of the annual credit rating (信用评价) and how last year's grade feeds eligibility: each test states a
-rule of docs/rules.md ("Credit rating of firms") / DOMAIN.md §6 that some path does not enforce. Each fails on
-the code as audited and passes once the rule holds."""
+"""Rules of the annual credit rating (信用评价) and how last year's grade feeds eligibility: each test states a rule
+of docs/rules.md ("Credit rating of firms") / DOMAIN.md §6 and sets up the case it holds on."""
 from __future__ import annotations
 
 from datetime import date
@@ -35,11 +34,9 @@ def _grade_reasons(firm, engagement, method=M.COMPETITIVE_CONSULTATION) -> list[
 
 def test_a_bureaus_last_final_grade_stays_in_force_while_its_newer_rating_is_under_publicity_even_if_another_bureau_finalised(world):
     """rules.md "While last year's rating is a draft or under publicity, the last final grade stays in force"
-    (DOMAIN §6: the rating governs once final; C = open tender only). 巴州 graded the firm C for 2023 (final);
-    its 2024 rating is still under publicity. 轮台县 happened to finalise its own 2024 rating (B) first. 巴州's
-    C must stay in force for 2025's engagements until 巴州's 2024 rating is final — the code takes any final
-    2024 rating in reach as "last year is final" and drops 巴州's C (credit/services.py grade_exclusions and
-    grade_in_force: one status set for all bureaus instead of per rating bureau)."""
+    (DOMAIN §6: the rating governs once final; C = open tender only), for each rating bureau. 巴州 graded the firm C
+    for 2023 (final) and its 2024 rating is under publicity; 轮台县 has finalised its own 2024 rating (B). 巴州's C
+    stays in force for 2025's engagements until 巴州's 2024 rating is final."""
     firm = factories.firm(world.bz)
     _rating(world.bz, firm, 2023, CreditGrade.C)
     _rating(world.bz, firm, 2024, CreditGrade.B, status=RatingStatus.PUBLISHED)
@@ -53,12 +50,9 @@ def test_a_bureaus_last_final_grade_stays_in_force_while_its_newer_rating_is_und
 
 def test_last_final_grade_stays_in_force_until_last_years_rating_of_a_firm_that_worked_is_computed(world):
     """rules.md "While last year's rating is a draft or under publicity, the last final grade stays in force"
-    (grade_in_force's own docstring: otherwise a C or D firm is free to win between the new year's engagements
-    and its rating becoming final). A firm graded C for 2024 (final) worked for 巴州 in 2025 (an accepted
-    engagement), so 2025 will be rated; in the weeks of 2026 before 巴州 even computes 2025, the code finds no
-    2025 rating and lets the C lapse: the firm can be chosen by consultation / single source for 2026's work.
-    (Unlike a firm with no work at all last year, which the existing tests leave unrestricted.)
-    Fix: credit/services.py grade_exclusions / grade_in_force."""
+    (grade_in_force: otherwise a C or D firm is free to win before its new rating is final). A firm graded C for
+    2024 (final) worked for 巴州 in 2025, so 2025 will be rated; before 巴州 computes 2025, the C stays in force
+    for 2026's work. (A firm with no work at all last year is unrestricted, as the existing tests hold.)"""
     firm = factories.firm(world.bz)
     worked = factories.contracted(world, firm=firm)  # a 2025 engagement of 巴州 (by open tender, in real life)
     worked.state = S.ACCEPTED
@@ -76,16 +70,14 @@ def test_an_intentional_violation_puts_the_firm_on_the_watch_list_even_without_a
     """DOMAIN §6 "An intentional violation (fabricated data, collusion, …) puts the firm on a watch list and
     suspends it, whatever its score"; rules.md rows "A firm on the watch list … is excluded in every method" and
     "An intentional violation suspends the firm whatever its score … (also from `flask evalhub credit compute`)".
-    The firm's only 2025 engagement is still in progress when an inspection finds fabricated data. compute()
-    makes it "not rated" (no completed engagement) and _components returns before reading the findings: no
-    watch list, no suspension, and the firm stays eligible for 2026. Fix: credit/services.py _components /
-    _rate (read intentional findings before the "not rated" return)."""
+    The firm's only 2025 engagement is in progress when an inspection finds fabricated data: compute() leaves it
+    "not rated", yet puts it on the watch list and suspends it, and it is excluded for 2026."""
     e = factories.contracted(world)  # contracted, not completed
     case = V.open_case(world.bz, world.bz_staff, trigger=Trigger.OTHER, detail="举报线索", engagement=e)
     V.add_finding(case, factories.recorder(case), severity=Severity.INTENTIONAL, description="伪造问卷数据")
     db.session.flush()
     rating = {r.firm_id: r for r in C.compute(world.bz, 2025, world.bz_admin)}[world.firm.id]
-    assert rating.rated is False  # not rated: correct, no completed engagement
+    assert rating.rated is False  # not rated: no completed engagement
     assert rating.watch_list and "伪造问卷数据" in (rating.watch_reason or "")
     assert world.firm.status == FirmStatus.SUSPENDED and rating.suspension_id is not None
     world.firm.status = FirmStatus.ADMITTED  # even reinstated, the watch list bars it next year
@@ -96,13 +88,10 @@ def test_an_intentional_violation_puts_the_firm_on_the_watch_list_even_without_a
 # --- an upheld objection corrects the fact everywhere the rule reads it -------------------------------
 
 def test_a_dishonesty_record_an_upheld_objection_struck_out_no_longer_bars_the_firm(world):
-    """rules.md "An objection names the component and the records it contests; upholding it records a
-    correction per record (the corrected fact …) and recomputes … from the corrected facts" with rules.md
-    "A supplier on the 失信被执行人 / 重大税收违法失信 lists (external credit record) is excluded for N years".
-    巴州 entered a 失信被执行人 record; the firm objected (wrongly listed, removed by the court) and 巴州 upheld
-    it: the record "经核实不计入". The rating drops the deduction, but watch_list_exclusions reads the raw
-    ExternalCreditRecord and keeps barring the firm from every procurement for three years.
-    Fix: credit/services.py watch_list_exclusions (skip records an upheld objection excluded)."""
+    """rules.md "An objection names the component and the records it contests; upholding it records a correction
+    per record … and recomputes … from the corrected facts", with "A supplier on the 失信被执行人 / 重大税收违法失信
+    lists (external credit record) is excluded for N years". 巴州 enters a 失信被执行人 record, the firm objects and
+    巴州 upholds it ("经核实不计入"): the rating drops the deduction and the record no longer bars the firm."""
     from evalhub.core.settings import set_setting
     from evalhub.credit.models import ExternalRecordKind
 
@@ -131,13 +120,10 @@ def test_a_dishonesty_record_an_upheld_objection_struck_out_no_longer_bars_the_f
 # --- re-publication -------------------------------------------------------------------------------------
 
 def test_a_republication_never_shortens_the_objection_window_already_announced(world):
-    """rules.md "A recompute that changes a rating under publicity publishes it again with a new objection
-    window and tells the firm; unchanged ratings keep their window" (`credit.republish_days`, "= the first
-    publicity period"); "Publicity period for objections (working days)" `credit.objection_days`.
-    巴州 publicises for 10 working days (to 2025-11-17). The next day an external record changes one firm's
-    rating: _republish sets its deadline to today + republish_days (5) = 2025-11-11, so the re-publication
-    takes six working days from the firm's announced objection period (its unchanged neighbours keep 11-17).
-    Fix: credit/services.py _republish (the new deadline is never earlier than the current one)."""
+    """rules.md "A recompute that changes a rating under publicity publishes it again with a new objection window
+    and tells the firm; unchanged ratings keep their window" (`credit.republish_days`) and "Publicity period for
+    objections (working days)" (`credit.objection_days`). 巴州 publicises for 10 working days (to 2025-11-17); the
+    next day an external record changes the firm's rating. The new deadline is never earlier than the announced one."""
     from evalhub.core.settings import set_setting
     from evalhub.credit.models import ExternalRecordKind
 
@@ -160,11 +146,9 @@ def test_a_republication_never_shortens_the_objection_window_already_announced(w
 
 def test_an_external_credit_record_cannot_be_dated_in_the_future(world):
     """rules.md "A supplier on the 失信被执行人 / 重大税收违法失信 lists (external credit record) is excluded for N
-    years" (`credit.dishonest_years`, counted from the record's date) and "External credit: administrative
-    penalties and public credit records, entered by the bureau" (DOMAIN §6). add_external_record takes any
-    发生日期: a record dated in the future (a typo 2052 for 2025) is stored, bars the firm from every procurement
-    now and for N years after that date, and lands in a rating year not yet begun. The registry already refuses
-    a founding date after today (registry/services.py). Fix: credit/services.py add_external_record."""
+    years" (`credit.dishonest_years`, from the record's date) and "External credit: administrative penalties and
+    public credit records, entered by the bureau" (DOMAIN §6). An external record dated 30 days in the future is
+    refused and nothing is stored, as the registry refuses a founding date after today."""
     from datetime import timedelta
 
     import pytest

@@ -1,9 +1,8 @@
-"""Audit of the results loop (结果应用 / 闭环): defects found against the seeds, DOMAIN.md and docs/rules.md.
-Each test states the rule it holds the code to; each fails on the code as audited."""
+"""Rules of the results loop (结果应用 / 闭环): each test states a rule of docs/rules.md ("结果应用"), with its source
+in the seeds or DOMAIN.md, and sets up the case it holds on."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
@@ -17,35 +16,18 @@ from evalhub.procurement.models import EngagementState
 from evalhub.results import services as S
 from evalhub.results.models import FindingStatus
 from evalhub.review import services as R
-from evalhub.review.models import (
-    EvaluationResult, Grade, Publication, ReviewPanel, Submission, SubmissionKind,
-)
+from evalhub.review.models import Grade, Publication, ReviewPanel
 from tests import factories
+from tests.test_results_services import _accepted_with_result
 
 
-def _accepted_with_result(w, *, bureau_key="bz", unit="巴州统计局", score="85", grade=Grade.GOOD, amount_wan="300"):
-    """An engagement accepted with a recorded result (the fixture shortcut test_results_services uses)."""
-    e = factories.contracted(w, bureau_key=bureau_key, unit=unit, amount_wan=amount_wan)
-    stored = files.store("评价报告.docx", factories.docx_bytes(factories.report_text() + f"\n{e.id}"), allowed=("docx",))
-    submission = Submission(engagement_id=e.id, kind=SubmissionKind.REPORT, version=1, file_id=stored.id)
-    db.session.add(submission)
-    db.session.flush()
-    db.session.add(EvaluationResult(engagement_id=e.id, submission_id=submission.id, score=Decimal(score),
-                                    band_grade=grade, grade=grade, caps=[]))
-    e.state = EngagementState.ACCEPTED
-    db.session.flush()
-    return e
-
-
-# --- 1. 双公开 on Beijing dates ----------------------------------------------------------------------------
+# --- 双公开 on Beijing dates ----------------------------------------------------------------------------
 
 def test_dual_publication_days_count_from_the_bureaus_beijing_publication_date(world):
     """rules.md 结果应用 row "双公开: the other side publishes within N days of the first" (seed 000 "双公开",
-    default 20 days). The bureau published at 04:00 Beijing on 1 September (stored naive UTC: 31 August 20:00);
-    the page itself says "财政部门已于 2025-09-01 公开". On 21 September (20 days later) the unit is not late yet,
-    exactly as when the bureau published at noon that day (test_results_services). The code compares the UTC
-    instant with midnight *UTC* of the cut-off day, so a publication between 00:00 and 08:00 Beijing counts as
-    the day before and the unit is listed late one day early."""
+    default 20 days). Days count from the bureau's Beijing publication date: published at 04:00 Beijing on
+    1 September (stored naive UTC: 31 August 20:00), the unit is not late on 21 September and is listed late on
+    22 September, with "2025-09-01" in the listing."""
     e = factories.contracted(world)
     e.state = EngagementState.ACCEPTED
     db.session.add(Publication(engagement_id=e.id, classified=False, published_at=datetime(2025, 8, 31, 20, 0)))
@@ -56,14 +38,13 @@ def test_dual_publication_days_count_from_the_bureaus_beijing_publication_date(w
     assert [x[0].id for x in late] == [e.id] and "2025-09-01" in late[0][1]
 
 
-# --- 2. a confirmed rectification deadline is never already past ------------------------------------------
+# --- a confirmed rectification deadline is never already past ------------------------------------------
 
 def test_confirmation_never_gives_a_rectification_deadline_already_past(world):
     """rules.md 结果应用 row "Rectification deadline from the confirmation of findings" (seed 004 轮台县:
-    "明确整改要求和时限，督促整改落到实处"). The firm proposes a deadline on the day it enters the row (checked:
-    not before today); the bureau confirms three days later. The confirmed row must not be due before the day
-    it is confirmed (the unit learns of it only then) — either the confirmation refuses it or the deadline is
-    moved. The code confirms it as is: overdue on arrival, and the hourly job sends 催办 at once."""
+    "明确整改要求和时限，督促整改落到实处"). A confirmed finding is never due before the day it is confirmed: the
+    firm enters today as the deadline, the bureau confirms three days later, and either the confirmation is refused
+    or every deadline is on or after the confirmation day — nothing is overdue and no 催办 is sent."""
     e = factories.contracted(world)
     e.state = EngagementState.ACCEPTED
     today = beijing_today()
@@ -77,18 +58,17 @@ def test_confirmation_never_gives_a_rectification_deadline_already_past(world):
         except (Conflict, ValidationFailed):
             return  # refused: the bureau sets a deadline first — the rule holds
         assert all(f.deadline >= confirm_day for f in rows), \
-            f"confirmed on {confirm_day} with deadline {[f.deadline for f in rows]}: overdue on arrival"
+            f"confirmed on {confirm_day}, no deadline may be earlier: {[f.deadline for f in rows]}"
     assert S.escalate_overdue(today=confirm_day) == []
 
 
-# --- 3. the rules' own proposal can be confirmed ---------------------------------------------------------
+# --- the rules' own proposal can be confirmed ---------------------------------------------------------
 
 def test_a_good_item_under_the_line_with_cancel_gets_a_proposal_the_bureau_can_confirm(world):
-    """rules.md 结果应用 rows: "What 良 proposes: nothing, reduce or cancel" (seed 003 民丰县: 良 "调减或取消" —
-    one or the other) and "A score under this line reduces the item" (seed 001). With 良 → 取消 and a line of 85,
-    a 良 item at 84 is proposed 预算调减 *and* 取消 together, a combination confirm_entry always refuses
-    ("“预算调减”与“取消”不能同时选择"): the bureau cannot confirm what its own rules propose, and is told its
-    confirmation "departs" from the proposal."""
+    """rules.md 结果应用 rows "What 良 proposes: nothing, reduce or cancel" (seed 003 民丰县: 良 "调减或取消" — one
+    or the other) and "A score under this line reduces the item" (seed 001). What the rules propose can be confirmed
+    as proposed: with 良 → 取消 and a line of 85, a 良 item at 84 gets a proposal that confirm_entry accepts
+    unchanged, with no reason owed."""
     set_setting(world.lt, "results.good_action", "cancel", world.lt_admin)
     set_setting(world.lt, "results.cut_below_score", 85, world.lt_admin)
     e = _accepted_with_result(world, bureau_key="lt", unit="轮台县医疗保障局", score="84", grade=Grade.GOOD)
@@ -98,13 +78,13 @@ def test_a_good_item_under_the_line_with_cancel_gets_a_proposal_the_bureau_can_c
     assert entry.confirmed_at is not None and entry.measures == entry.proposed
 
 
-# --- 4. a budget reduction is at most the item's budget ---------------------------------------------------
+# --- a budget reduction is at most the item's budget ---------------------------------------------------
 
 def test_a_budget_reduction_amount_cannot_exceed_the_items_funds(world):
     """Seed 000 (克州) "对上一年度绩效评价结果为‘中’‘差’的项目，按比例扣减部门单位项目支出预算安排"; rules.md
-    "Budget reduction for 中/差 … (percent)". A reduction is a share of the item's budget: the percentage is held
-    to 0–100, but the amount path (调减金额（万元）) accepts anything up to 1 亿万元 — a 300 万元 item is
-    "reduced" by 5,000 万元, and that figure flows into the filing (备案) and the 人大 summary."""
+    "Budget reduction for 中/差 … (percent)". A reduction is a share of the item's budget, by percentage (0–100) or
+    by amount (调减金额（万元）): a 300 万元 中 item cannot be reduced by 5,000 万元, and the year's reduced total
+    (备案, 人大 summary) stays within the item's funds."""
     e = _accepted_with_result(world, score="70", grade=Grade.FAIR, amount_wan="300")
     entry = next(x for x in S.build_list(world.bz, 2025, world.bz_staff) if x.engagement_id == e.id)
     with pytest.raises(ValidationFailed) as refused:
@@ -113,13 +93,13 @@ def test_a_budget_reduction_amount_cannot_exceed_the_items_funds(world):
     assert S.figures(world.bz, 2025)["reduced"] <= e.amount
 
 
-# --- 5. the unit's half of 双公开 is dated after the evaluation -------------------------------------------
+# --- the unit's half of 双公开 is dated after the evaluation -------------------------------------------
 
 def test_the_unit_cannot_record_publishing_the_report_before_it_was_accepted(world):
     """Seed 000 "财政重点项目绩效评价工作结束后，由财政部门、被评价单位负责按规定将第三方机构评价报告脱密后进行
-    ‘双公开’": the unit publishes the redacted report after the evaluation ends. The code only checks the date
-    lies between 2000-01-01 and today, so the unit records publishing this 2025 report on 1 June 2024 — before the
-    contract (1 March 2025) and the acceptance (today) — and the bureau is at once listed as 20 days late."""
+    ‘双公开’": the unit publishes the redacted report after the evaluation ends. A unit's publication dated
+    1 June 2024 — before this 2025 engagement was contracted (1 March 2025) and accepted (today) — is refused,
+    and the bureau is not listed late."""
     e = factories.accepted(world)
     unit = factories.unit_user(world, "巴州统计局", "tjj")
     with pytest.raises(ValidationFailed) as refused:
@@ -128,7 +108,7 @@ def test_the_unit_cannot_record_publishing_the_report_before_it_was_accepted(wor
     assert S.one_sided_publications(world.bz_staff) == []
 
 
-# --- 6. a unit does not read a failed self-evaluation score before the bureau's letter ----------------------
+# --- a unit does not read a failed self-evaluation score before the bureau's letter ----------------------
 
 def _reviewers(world, n: int = 3):
     from evalhub.registry.models import Expert
@@ -143,11 +123,10 @@ def _reviewers(world, n: int = 3):
 
 def test_a_unit_does_not_read_its_failed_self_evaluation_score_before_the_letter(world, client, login, auth):
     """rules.md 结果应用 row "Self-evaluation reviews … scored under this mark is returned to the unit for
-    rectification" (seed 000 克州 item 7: "对打分结果低于 90 分的报告退回整改"); results.services.unit_outcome:
-    "What the unit reads of a panel: the outcome once decided and, under the pass mark, the letter once sent"
-    (as a firm reads "专家评审中" until the bureau edits and sends its letter). Yet SelfEvaluation.score is set
-    at the decision and shown to the unit — the API's top-level "score" and the page's "（评审得分 85.00）" —
-    while the same response says the version is still "专家评审中"."""
+    rectification" (seed 000 克州 item 7: "对打分结果低于 90 分的报告退回整改"); results.services.unit_outcome: the
+    unit reads the outcome once decided and, under the pass mark, the letter once sent (as a firm reads "专家评审中").
+    A panel scores 85 and the letter is not yet sent: while the version reads "专家评审中", neither the API's "score"
+    nor the page ("评审得分") shows the score."""
     unit = factories.unit_user(world, "巴州统计局", "tjj.audit")
     _reviewers(world)
     se = S.submit_self_evaluation(unit, world.units["巴州统计局"], year=2025, name="中央财政统计能力建设补助资金",
@@ -173,17 +152,16 @@ def test_a_unit_does_not_read_its_failed_self_evaluation_score_before_the_letter
         leaks.append(f"API score {item['score']}")
     if "评审得分" in page or shown in page:
         leaks.append(f"page shows 评审得分 {shown}")
-    assert not leaks, f"the unit reads its score before the bureau sent the letter: {leaks}"
+    assert not leaks, f"the unit must not read its score before the bureau sends the letter: {leaks}"
 
 
-# --- 7. the 逾期未整改 page does not charge the unit with the bureau's verification ---------------------------
+# --- the 逾期未整改 page does not charge the unit with the bureau's verification ---------------------------
 
 def test_a_finding_awaiting_verification_is_not_listed_as_overdue_unrectified(world):
     """rules.md 结果应用 row "Overdue rectification: reminder, then 约谈 …, then 通报" (seed 000, seed 004), and
-    escalate_overdue's own rule: "Waiting for the bureau's verification (SUBMITTED) is not the unit's delay".
-    The unit handed in its plan and evidence before the deadline; the bureau has not verified yet. The
-    escalation job rightly leaves it alone, but the 逾期未整改事项 page (and the dashboard's count, same
-    query) lists it as overdue and unrectified against the unit."""
+    escalate_overdue's rule "Waiting for the bureau's verification (SUBMITTED) is not the unit's delay". The unit
+    hands in its plan and evidence, then the deadline passes before the bureau verifies: neither the escalation job
+    nor the 逾期未整改事项 page (and the dashboard's count, same query) lists the finding against the unit."""
     e = factories.contracted(world)
     e.state = EngagementState.ACCEPTED
     unit = factories.unit_user(world, "巴州统计局", "tjj")
@@ -194,17 +172,16 @@ def test_a_finding_awaiting_verification_is_not_listed_as_overdue_unrectified(wo
     f.deadline = beijing_today() - timedelta(days=30)  # the deadline passed while the bureau had not verified
     db.session.flush()
     assert S.escalate_overdue() == []  # the job agrees: not the unit's delay
-    assert [x.id for x in S.overdue_findings(world.bz_staff)] == [], "listed as 逾期未整改 while awaiting verification"
+    assert [x.id for x in S.overdue_findings(world.bz_staff)] == [], "not 逾期未整改 while awaiting verification"
 
 
-# --- 8. the filed (备案) list covers every evaluated object of the year -------------------------------------
+# --- the filed (备案) list covers every evaluated object of the year -------------------------------------
 
 def test_a_county_cannot_file_a_list_that_leaves_out_an_evaluated_object(world):
     """Seed 000 (克州) "各县（市）绩效评价结果应用情况，报自治州财政局备案"; rules.md 结果应用 rows (every 中/差 or
-    under-the-line item reduced, 差 通报). The list is built, its one row confirmed; then a second object of the
-    year is accepted with a 差 result. file_list checks only that the rows already in the list are confirmed, so
-    the county files without the 差 item — and the filed list is frozen (build_list refuses), so that item's
-    reduction and 通报 can never be recorded."""
+    under-the-line item reduced, 差 通报). The filed list covers every evaluated object of the year: the list is
+    built and its one row confirmed, then a second object is accepted with a 差 result; file_list either refuses
+    until the list is rebuilt and the new row confirmed, or the filed list includes the 差 object."""
     first = _accepted_with_result(world, bureau_key="lt", unit="轮台县医疗保障局", score="92", grade=Grade.EXCELLENT)
     rows = S.build_list(world.lt, 2025, world.lt_staff)
     S.confirm_entry(next(r for r in rows if r.engagement_id == first.id), world.lt_staff, measures=["priority"])
@@ -214,4 +191,4 @@ def test_a_county_cannot_file_a_list_that_leaves_out_an_evaluated_object(world):
     except (ValidationFailed, Conflict):
         return  # refused until the list is rebuilt and the new row confirmed: the rule holds
     filed = {e.engagement_id for e in S.entries(world.lt, 2025)}
-    assert poor.id in filed, "filed with the prefecture without the 差 object; the list is now frozen"
+    assert poor.id in filed, "the filed list must include the year's 差 object"

@@ -1,5 +1,6 @@
-"""Audit of the changes since 23c256c: each test states a rule the new code means to hold and shows a path where it
-does not. Each fails today and passes once the named function is fixed."""
+"""Rules of case inspection (reveal-time re-check, independent recording), offline answers to review invitations
+and the statutory holiday calendar: each test states a rule of docs/rules.md, of the code's own contract or of the
+law it cites, and sets up the case it holds on."""
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -21,13 +22,12 @@ def _fresh_officers(world, *names):
     return out
 
 
-# --- 5. reveal-time re-check of a case's drawn officer ----------------------------------------------------------
+# --- reveal-time re-check of a case's drawn officer ----------------------------------------------------------
 
 def test_a_case_officer_disabled_between_the_announcement_and_the_reveal_does_not_sit(world):
     """docs/rules.md: "a case's officer who no longer qualifies (suspended, disabled, tied since) does not sit" —
-    the seat goes to a draw derived from the witnessed seed. _case_inspectors_drawn only replaces the drawn person
-    when they are in the exclusions; a disabled account drops out of the candidates altogether (_bureau_staff reads
-    enabled accounts only), so it is in neither, and the disabled officer is seated."""
+    the seat goes to a draw derived from the witnessed seed. The drawn officer's account is disabled between the
+    announcement and the reveal; at the reveal that officer is not seated."""
     from evalhub.core import services as core_services
 
     e = factories.in_fieldwork(world)
@@ -45,16 +45,15 @@ def test_a_case_officer_disabled_between_the_announcement_and_the_reveal_does_no
     draws.reveal(record, world.bz_admin)
 
     officers = [p.user_id for p in case.inspectors if p.user_id]
-    assert officers and picked not in officers, "a disabled account was seated as the case's officer inspector"
+    assert officers and picked not in officers, "a disabled account must not sit as the case's officer inspector"
 
 
-# --- 7. the inspection record is written by an independent officer ----------------------------------------------
+# --- the inspection record is written by an independent officer ----------------------------------------------
 
 def test_an_officer_who_declared_a_tie_with_the_firm_does_not_write_another_of_its_inspections(world):
-    """申报回避 is kept as a StaffTie "so neither inspects that firm again" (docs/rules.md), and the record is written
-    by someone independent of what is inspected. recording_refusal lets any officer inspector of the case write,
-    without asking the independence rules: an officer who declared a tie with the firm on one case keeps writing
-    (and may close as clean) another open case of the same firm."""
+    """docs/rules.md: 申报回避 is kept as a StaffTie "so neither inspects that firm again", and the record is written
+    by someone independent of what is inspected. An officer named on two open cases of the same firm declares a tie
+    on one; recording_refusal refuses them on the other, and record_checklist raises PermissionDenied."""
     e = factories.in_fieldwork(world)
     [officer] = _fresh_officers(world, "audit.officer")
     first = V.open_case(world.bz, world.bz_admin, trigger=Trigger.OTHER, detail="线索一", firm=world.firm)
@@ -69,13 +68,13 @@ def test_an_officer_who_declared_a_tie_with_the_firm_does_not_write_another_of_i
         V.record_checklist(second, officer, {code: (True, "") for code, _ in CHECKLIST})
 
 
-# --- 3. an answer after the invitation's deadline ---------------------------------------------------------------
+# --- an answer after the invitation's deadline ---------------------------------------------------------------
 
 def test_staff_cannot_record_an_offline_acceptance_after_the_invitations_deadline(world):
-    """An answer after respond_by is refused "even before the hourly job expires it": the seat is the replacement
-    draw's once the time is up (review/services.py respond). respond_offline, the same answer recorded by the
-    bureau for an offline panel, has no such check: after the deadline and before the job runs, the expert is
-    seated; after the job, the same expert would have been replaced — the outcome hangs on the job's timing."""
+    """review/services.py respond: an answer after respond_by is refused "even before the hourly job expires it" —
+    the seat is the replacement draw's once the time is up. The same holds for respond_offline, the answer the
+    bureau records for an offline panel: a minute after the deadline, before the job runs, it raises Conflict and
+    the invitation stays INVITED."""
     from evalhub.core.timeutil import simulated_clock
     from evalhub.review import services as R
     from evalhub.review.models import InvitationStatus
@@ -90,15 +89,13 @@ def test_staff_cannot_record_an_offline_acceptance_after_the_invitations_deadlin
     assert invitation.status == InvitationStatus.INVITED
 
 
-# --- 2. the statutory holidays of a year without its notice ------------------------------------------------------
+# --- the statutory holidays of a year without its notice ------------------------------------------------------
 
 def test_a_statutory_holiday_on_a_weekend_is_made_up_on_a_working_day_in_a_year_without_its_notice(world):
     """《全国年节及纪念日放假办法》(国务院令第798号) 第六条: 全体公民放假的假日，如果适逢周六、周日，应当在工作日补假 —
-    the law gives these days, not the annual 调休 notice (the notices written out for 2023–2026 carry every one:
-    2023-01-02, 2025-06-02 端午, 2026-04-06 清明, 2026-05-04, 2026-10-05 …). In 2027 春节 初一–初二 (6–7 Feb),
-    劳动节 (1–2 May) and 国庆 2–3 Oct fall on a weekend, so 9–10 Feb, 3–4 May and 4–5 Oct are days off.
-    core/calendar.py _year_days asks the holidays package with observed=False, which drops the 补假: they count as
-    working days, and a legal period over them (an objection window, an overdue count) ends days early."""
+    the law gives these days, not the annual 调休 notice (the notices for 2023–2026 carry every one). In 2027, a
+    year without its notice, 春节 初一–初二 (6–7 Feb), 劳动节 (1–2 May) and 国庆 2–3 Oct fall on a weekend, so
+    9–10 Feb, 3–4 May and 4–5 Oct are days off, not working days."""
     from evalhub.core.calendar import is_provisional, is_workday
 
     assert is_provisional(2027)
