@@ -106,8 +106,10 @@ def load_rows() -> list[Row]:
             .join(Engagement, Engagement.id == Procurement.engagement_id)):
         rows[r.id] = Row(r.id, r.bureau_id, r.year, r.engagement_id, r.method, r.status, float(r.ceiling_price),
                          _period_days(r.created_at, r.bid_deadline))
+    # sealed until the opening: who bid on an unopened procurement is nobody's to read, not even the bureau's
     for r in db.session.execute(sa.select(Bid.procurement_id, Bid.firm_id, Bid.price, Bid.status,
-                                          Bid.justification_decision).where(Bid.status != BidStatus.WITHDRAWN)):
+                                          Bid.justification_decision).join(Procurement, Procurement.id == Bid.procurement_id)
+                                .where(Bid.status != BidStatus.WITHDRAWN, Procurement.opened_at.is_not(None))):
         valid = r.status == BidStatus.SUBMITTED and r.justification_decision != JustificationDecision.REJECTED
         rows[r.procurement_id].bids.append((r.firm_id, float(r.price), valid))
     for r in db.session.execute(sa.select(Award.procurement_id, Award.firm_id, Award.amount, Award.reasons)):

@@ -542,8 +542,25 @@ def _award_drawn_firm(record: Draw, actor: User) -> Award:
         raise Conflict(f"该采购当前状态为“{procurement.status.label}”，抽取结果不能再授予。")
     firm = db.session.get(Firm, record.result_ids[0])
     eligible = len(record.candidate_ids) - len(record.exclusions)
-    return _create_award(procurement, firm, None, procurement.ceiling_price, None, actor,
-                         f"从机构库符合条件的 {eligible} 家机构中随机抽取（抽取记录 #{record.id}，监督人见证，可复算核验）")
+    note = f"从机构库符合条件的 {eligible} 家机构中随机抽取（抽取记录 #{record.id}，监督人见证，可复算核验）"
+    lapsed = eligibility.exclusion_reasons(firm, procurement.engagement, procurement.method)
+    if lapsed:
+        # Suspended (or otherwise barred) since the announcement: not awarded; a draw derived from the witnessed
+        # seed picks among the candidates that qualify now. None left: the reveal is refused (nothing written).
+        candidates = db.session.execute(sa.select(Firm).where(Firm.id.in_(record.candidate_ids))).scalars().all()
+        now = eligibility.exclusions(candidates, procurement.engagement, procurement.method)
+        exclusions = {f.id: reasons for f, reasons in ((f, now[f.id]) for f in candidates) if reasons}
+        exclusions[firm.id] = ["揭晓时已不符合条件：" + "；".join(lapsed)]
+        try:
+            derived = draws.derive(record, "firm_lottery_replacement", f"{procurement.title}：被抽中的机构揭晓时已不符合条件，补抽",
+                                   {f.id: f.name for f in candidates}, 1, exclusions, actor=actor,
+                                   context=("procurement", procurement.id))
+        except DomainError as exc:
+            raise Conflict("被抽中的机构揭晓时已不符合条件，机构库中已无其他符合条件的机构，暂不能揭晓；"
+                           "请按流标处理或待机构库变化后再揭晓。") from exc
+        firm = db.session.get(Firm, derived.result_ids[0])
+        note += f"；被抽中的机构揭晓时已不符合条件（{'；'.join(lapsed)}），经派生抽取 #{derived.id} 补抽"
+    return _create_award(procurement, firm, None, procurement.ceiling_price, None, actor, note)
 
 
 def _award_by_rotation(procurement: Procurement, agreement: FrameworkAgreement, actor: User) -> Award:
@@ -817,23 +834,36 @@ def explain_low_bid(bid: Bid, actor: User, explanation: str) -> None:
 
 
 def decide_justification(bid: Bid, actor: User, accepted: bool, note: str | None = None) -> None:
-    permissions.require(actor, "procurement.manage", bid.procurement.engagement)
+    """The committee decides, once and during the evaluation (87号令 第六十条), whether a low price is explained;
+    a rejection that leaves too few valid bids fails the procurement (流标) there and then."""
+    procurement = bid.procurement
+    permissions.require(actor, "procurement.manage", procurement.engagement)
+    if procurement.status != ProcurementStatus.EVALUATING:
+        raise Conflict(f"该采购当前状态为“{procurement.status.label}”，评审阶段才能认定低价说明。")
     if not needs_justification(bid):
         raise Conflict("该投标不属于异常低价，无需认定。")
     if not bid.low_price_explanation:
         raise Conflict("投标人尚未提交书面说明。")
+    if bid.justification_decision is not None:
+        raise Conflict(f"评审委员会已认定该低价说明：{bid.justification_decision.label}。")
     bid.justification_decision = JustificationDecision.ACCEPTED if accepted else JustificationDecision.REJECTED
     if not accepted:
         bid.invalid_reason = "异常低价且说明不被评审委员会接受" + (f"：{note.strip()}" if note and note.strip() else "")
-    audit.record("bid.justification_decided", bid.procurement, actor=actor,
+    audit.record("bid.justification_decided", procurement, actor=actor,
                  summary=f"评审委员会认定 {bid.firm.name} 的低价说明：{bid.justification_decision.label}",
                  payload={"bid_id": bid.id, "accepted": accepted, "note": note})
+    if not accepted:
+        _fail_if_too_few(procurement, actor)
 
 
 # --- committee and scoring -------------------------------------------------------------------------
 
 def committee_size_floor(procurement: Procurement) -> int:
-    return 5 if procurement.method == ProcurementMethod.OPEN_TENDER else 3
+    """87号令 第四十七条: a tender's committee is 5 or more, 7 or more from a budget of 1000 万元; 214号: a
+    consultation's panel 3 or more (odd, both)."""
+    if procurement.method != ProcurementMethod.OPEN_TENDER:
+        return 3
+    return 7 if procurement.ceiling_price >= 1000 * TEN_THOUSAND else 5
 
 
 def _check_committee_size(procurement: Procurement, size: int) -> None:
@@ -931,6 +961,9 @@ def enter_committee(procurement: Procurement, names: list[str], actor: User) -> 
     permissions.require(actor, "procurement.manage", procurement.engagement)
     names = [n.strip() for n in names if n and n.strip()]
     _check_committee_size(procurement, len(names))
+    too_long = [n[:10] + "…" for n in names if len(n) > 50]
+    if too_long:  # committee_member.name holds 50 characters
+        raise ValidationFailed(f"评委姓名不超过 50 字：{'、'.join(too_long)}", {"names": "姓名过长"})
     if procurement.status != ProcurementStatus.EVALUATING:
         raise Conflict("开标后才能录入评审委员会。")
     if procurement.committee:
@@ -1048,15 +1081,17 @@ def award_procurement(procurement: Procurement, actor: User, reasons: str) -> Aw
     blocked = scoring_block(procurement)  # scores entered while a gate was off do not carry an award past it
     if blocked:
         raise Conflict(blocked)
-    if _fail_if_too_few(procurement, actor):
-        raise Conflict(f"有效投标不足 {minimum_valid_bids(procurement)} 家，已按流标处理。")
+    if len(valid_bids(procurement)) < minimum_valid_bids(procurement):  # a refusal writes nothing: fail it by hand
+        raise Conflict(f"有效投标不足 {minimum_valid_bids(procurement)} 家，不能定标，请按流标处理。")
     results = evaluate(procurement)
     ranked = [r for r in results if r.rank is not None]
     if not ranked or len(ranked) < len(valid_bids(procurement)):
         raise Conflict("评审委员会的技术评分尚未全部录入，不能定标。")
+    # every flagged bid decided first: an undecided low price would still set everyone's price score (第五十五条)
+    undecided = [r.bid.firm.name for r in results if r.needs_justification and r.bid.justification_decision is None]
+    if undecided:
+        raise Conflict(f"{'、'.join(undecided)} 报价异常偏低，须先由投标人说明、评审委员会认定后才能定标。")
     winner = ranked[0]
-    if winner.needs_justification and winner.bid.justification_decision != JustificationDecision.ACCEPTED:
-        raise Conflict(f"排名第一的 {winner.bid.firm.name} 报价异常偏低，须先由投标人说明、评审委员会认定后才能定标。")
     note = reasons.strip()
     if winner.tied:
         # A tie-break is a witnessed draw like any other: announced here, the award follows its reveal.
@@ -1065,7 +1100,8 @@ def award_procurement(procurement: Procurement, actor: User, reasons: str) -> Aw
             Draw.context_id == procurement.id)).scalars().first()
         if waiting is not None:
             raise Conflict(f"并列第一的随机确定已公告（抽取 #{waiting.id}），请监督人输入数字后揭晓。")
-        tied = [r for r in ranked if r.tied and r.total == winner.total]
+        key = (winner.total, winner.bid.price, winner.technical_score)  # tied with the winner, not any tie
+        tied = [r for r in ranked if (r.total, r.bid.price, r.technical_score) == key]
         return draws.announce("procurement_tiebreak", f"{procurement.title}：得分与报价均相同，随机确定成交人",
                               {r.bid.id: f"{r.bid.firm.name}的投标" for r in tied}, 1, actor=actor,
                               bureau_id=procurement.bureau_id, context=("procurement", procurement.id),
@@ -1165,8 +1201,10 @@ def contract_block(procurement: Procurement, today: date | None = None) -> Optio
     if challenge_window_open(notice, today):
         return (f"质疑期至 {notice.challenge_until:%Y-%m-%d}（结果公告后 {get_setting(procurement.bureau, 'procurement.challenge_days')} "
                 "个工作日，政府采购法第五十二条），期满后方可签订合同")
-    if notice.open_challenges:
-        return f"尚有 {len(notice.open_challenges)} 件质疑未答复，答复后方可签订合同"
+    # every notice's: a challenge filed in time against a notice revoked since is still owed its answer
+    waiting = [c for n in procurement.notices for c in n.open_challenges]
+    if waiting:
+        return f"尚有 {len(waiting)} 件质疑未答复，答复后方可签订合同"
     return None
 
 
