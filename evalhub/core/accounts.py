@@ -82,14 +82,23 @@ def _contact(email: str | None, phone: str | None) -> tuple[str | None, str | No
     return email, phone, errors
 
 
+def username_problem(username: str) -> str | None:
+    """What is wrong with a new login name, or None: every path that opens an account asks this (a bureau's
+    form, a firm's self-registration, the CLI). Unique whatever the case: "BZ.ADMIN" is "bz.admin"."""
+    if not username:
+        return "请填写用户名"
+    if len(username) > 64 or not all(c.isascii() and (c.isalnum() or c in "._-@") for c in username):
+        return "用户名只能使用英文字母、数字和 . _ - @，不超过 64 位"
+    if db.session.execute(sa.select(User.id).where(sa.func.lower(User.username) == username.lower())).first():
+        return "该用户名已被使用"
+    return None
+
+
 def _check_new_account(username: str, display_name: str) -> dict[str, str]:
     errors: dict[str, str] = {}
-    if not username:
-        errors["username"] = "请填写用户名"
-    elif len(username) > 64 or not all(c.isascii() and (c.isalnum() or c in "._-@") for c in username):
-        errors["username"] = "用户名只能使用英文字母、数字和 . _ - @，不超过 64 位"
-    elif db.session.execute(sa.select(User.id).where(sa.func.lower(User.username) == username.lower())).first():
-        errors["username"] = "该用户名已被使用"
+    problem = username_problem(username)
+    if problem:
+        errors["username"] = problem
     if not display_name:
         errors["display_name"] = "请填写姓名"
     elif len(display_name) > 64:

@@ -143,11 +143,22 @@ def import_organisations(bureau_rows: Iterable[dict], unit_rows: Iterable[dict],
             return planned[code]["level"]
         return existing[code].level if code in existing else None
 
+    children: dict[str, list[Bureau]] = {}
+    for b in existing.values():
+        if b.parent is not None:
+            children.setdefault(b.parent.code, []).append(b)
     for code, row in planned.items():
         parent_code = row["parent_code"]
+        # Levels strictly increase downwards, against the bureaus already below an existing one too.
+        for child in children.get(code, []):
+            if _LEVEL_ORDER[level_of(child.code)] <= _LEVEL_ORDER[row["level"]]:
+                errors.append(f"{row['where']}：下级 {child.code} {child.short_name}（{level_of(child.code).label}）"
+                              f"的层级不低于本级（{row['level'].label}），不能改为该层级。")
         if row["level"] == BureauLevel.REGION:
-            if parent_code:
-                errors.append(f"{row['where']}：自治区（省）级财政局不能有上级。")
+            if parent_code or (code in existing and existing[code].parent is not None):
+                errors.append(f"{row['where']}：自治区（省）级财政局不能有上级"
+                              + (f"（{code} 隶属于 {existing[code].parent.code}，不能通过导入改变隶属关系）"
+                                 if code in existing and existing[code].parent is not None else "") + "。")
             continue
         if not parent_code:
             errors.append(f"{row['where']}：{row['level'].label}级财政局必须填写上级区划代码。")
@@ -166,7 +177,7 @@ def import_organisations(bureau_rows: Iterable[dict], unit_rows: Iterable[dict],
                 errors.append(f"{row['where']}：您无权在 {parent_code} 之下新建财政局。")
     if actor is not None:
         for code, row in planned.items():
-            if code in existing and not permissions.can(actor, "bureau.manage", existing[code]):
+            if code in existing and not permissions.can(actor, "bureau.rename", existing[code]):
                 errors.append(f"{row['where']}：您无权修改 {code} 的信息。")
             if code not in existing and row["level"] == BureauLevel.REGION and actor.role != Role.SYSTEM_ADMIN:
                 errors.append(f"{row['where']}：只有系统管理员可以新建自治区（省）级财政局。")

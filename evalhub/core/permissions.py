@@ -633,8 +633,11 @@ rules({
     "bureau.view": lambda u, b: in_subtree(u, b.id),
     "bureau.settings": lambda u, b: u.role == Role.SYSTEM_ADMIN or (u.role == Role.BUREAU_ADMIN and u.bureau_id == b.id),
     "budget_unit.manage": lambda u, b: own_bureau(u, b.id),
-    # Bureaus are created and renamed by the system admin, or by a bureau's admin for the bureaus below it.
+    # Bureaus are created and renamed by the system admin, or by a bureau's admin for the bureaus below it: it
+    # creates under its own bureau or one below ("bureau.manage" of the parent), renames only those strictly below.
     "bureau.manage": lambda u, b: u.role == Role.SYSTEM_ADMIN or (u.role == Role.BUREAU_ADMIN and in_subtree(u, b.id)),
+    "bureau.rename": lambda u, b: u.role == Role.SYSTEM_ADMIN or (
+        u.role == Role.BUREAU_ADMIN and b.id != u.bureau_id and in_subtree(u, b.id)),
     "organisations.import": lambda u, o: u.role in (Role.SYSTEM_ADMIN, Role.BUREAU_ADMIN),
     "user.manage": lambda u, b: u.role == Role.SYSTEM_ADMIN or (u.role == Role.BUREAU_ADMIN and b is not None and u.bureau_id == b.id),
     "audit.view": lambda u, o: is_admin(u),

@@ -137,7 +137,7 @@ def _run_import(job: Job, report: Callable[[int, int, str], None], *, columns: d
             messages.extend(exc.fields.values() or [exc.message])
         except ValueError:
             messages.append("日期格式无法识别（应为 2020-01-31）")
-        key = row.get(unique_key, "").upper()
+        key = re.sub(r"\s+", "", row.get(unique_key, "")).upper()  # as stored: a space typed in is no new code
         if key and key in seen:
             messages.append(f"与第 {seen[key]} 行重复")
         seen.setdefault(key, index)

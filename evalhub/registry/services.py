@@ -12,10 +12,10 @@ from evalhub.core import accounts, audit, concurrency, files, passwords, permiss
 from evalhub.core.batches import batches
 from evalhub.core.enums import Field, Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
-from evalhub.core.inputs import check_name, name_error, required_reason
+from evalhub.core.inputs import check_name, required_reason
 from evalhub.core.notifications import emit
 from evalhub.core.models import Bureau, BudgetUnit, User
-from evalhub.core.personal import protect_id_number, validate_id_number
+from evalhub.core.personal import protect_id_number, reveal_id_number, validate_id_number
 from evalhub.core.services import create_user, set_enabled
 from evalhub.core.settings import get_setting
 from evalhub.core.steps import Step
@@ -207,12 +207,9 @@ def register_firm_application(data: FirmInput, bureau: Bureau, *, username: str,
         clean = clean_firm(data, require_declaration=True)
     except ValidationFailed as exc:
         errors.update(exc.fields)
-    if not (username or "").strip():
-        errors["username"] = "请填写登录用户名"
-    elif name_error(username):
-        check_name(errors, "username", username, "登录用户名")
-    elif db.session.execute(sa.select(User.id).where(User.username == username.strip())).first():
-        errors["username"] = "该用户名已被使用"
+    problem = accounts.username_problem((username or "").strip())  # the same rule as every other account
+    if problem:
+        errors["username"] = problem
     if len(password or "") < 8:
         errors["password"] = "密码至少需要 8 位"
     _raise_if(errors)
@@ -686,6 +683,11 @@ def clean_expert(data: ExpertInput, *, existing: Expert | None = None) -> Cleane
                 errors["birth_year"] = "出生年份与身份证号码不一致"
         except ValidationFailed as exc:
             errors.update(exc.fields)
+    elif "birth_year" in values:
+        # the edit form sends the number back masked: the birth year is checked against the number on record, so
+        # an edit cannot make an expert younger than the identity number says (and pass the age rule)
+        if int(reveal_id_number(existing.id_number_encrypted)[6:10]) != values["birth_year"]:
+            errors["birth_year"] = "出生年份与身份证号码不一致"
     fields = parse_fields(errors, data.fields)
     _raise_if(errors)
     return Cleaned(values, fields)
@@ -720,8 +722,8 @@ def update_expert(expert: Expert, data: ExpertInput, actor: User) -> Expert:
     _set_expert_fields(expert, clean.fields)
     if expert.employer != old_employer:
         today = beijing_today()
-        for tie in expert.ties:
-            if tie.kind == TieKind.EMPLOYMENT and tie.end_date is None:
+        for tie in expert.ties:  # the old employer's only: another declared employment (a firm's) goes on
+            if tie.kind == TieKind.EMPLOYMENT and tie.end_date is None and tie.counterpart_name == old_employer:
                 tie.end_date = today  # kept: a former employer still counts for 3 years
         expert.ties.append(ExpertTie(counterpart_type=CounterpartType.OTHER, counterpart_name=expert.employer,
                                      kind=TieKind.EMPLOYMENT, start_date=today, note="工作单位变更"))
@@ -864,6 +866,9 @@ def add_expert_tie(expert: Expert, *, kind: Any, counterpart_type: Any, counterp
     target = None
     if ctype == CounterpartType.FIRM:
         target = db.session.get(Firm, firm_id) if firm_id else None
+        if (target is not None and target.status in (FirmStatus.PENDING, FirmStatus.REJECTED)
+                and not permissions.visible(actor, target)):
+            target = None  # another bureau's application is that bureau's business, not the declarer's to name
     elif ctype == CounterpartType.BUREAU:
         target = db.session.get(Bureau, bureau_id) if bureau_id else None
     elif ctype == CounterpartType.BUDGET_UNIT:
@@ -1009,6 +1014,9 @@ def reissue_expert_link(expert: Expert, actor: User) -> tuple[User, str, Any]:
     if user is None:
         permissions.require(actor, "expert.account", expert)
         raise Conflict("该专家尚未开通账号。")
+    if expert.status == ExpertStatus.REMOVED:  # as for opening one: a removed expert gets no new way in
+        permissions.require(actor, "expert.account", expert)
+        raise Conflict("该专家已移出专家库，不能签发账号链接。")
     if user.awaiting_activation:
         permissions.require(actor, "expert.account", expert)
         purpose = accounts.LinkPurpose.ACTIVATION
@@ -1054,13 +1062,16 @@ def firm_first_account(firm: Firm) -> User | None:
     return users[0] if len(users) == 1 and users[0].is_firm_admin and users[0].awaiting_activation else None
 
 
+_ACCOUNT_STATUSES = (FirmStatus.PENDING, FirmStatus.ADMITTED, FirmStatus.SUSPENDED)  # a firm that may have a login
+
+
 def open_firm_account(firm: Firm, actor: User) -> tuple[User, str]:
     """开通账号 for a firm the bureau entered or imported (no login yet): its administrator login (jg<id>,
     the firm's contact person) without a password, and the raw activation token — the same one-time link
     as experts' (core/accounts.py). From then on the firm's administrator manages its own accounts."""
     permissions.require(actor, "firm.account", firm)
     concurrency.serialise(f"firm-account:{firm.id}")
-    if firm.status not in (FirmStatus.PENDING, FirmStatus.ADMITTED, FirmStatus.SUSPENDED):
+    if firm.status not in _ACCOUNT_STATUSES:
         raise Conflict(f"机构当前状态为“{firm.status.label}”，不能开通账号。")
     if firm_has_account(firm):
         raise Conflict("该机构已有账号，不能由财政局再次开通；新增账户请由机构管理员在“机构账号管理”中添加。")
@@ -1080,6 +1091,8 @@ def reissue_firm_link(firm: Firm, actor: User) -> tuple[User, str, Any]:
     """A new activation link for the firm's first account while it still awaits activation (the old one is
     void). Once active, the firm resets its own passwords."""
     permissions.require(actor, "firm.account", firm)
+    if firm.status not in _ACCOUNT_STATUSES:  # as for opening one
+        raise Conflict(f"机构当前状态为“{firm.status.label}”，不能签发账号链接。")
     user = firm_first_account(firm)
     if user is None:
         raise Conflict("该机构没有待激活的管理员账号。")
