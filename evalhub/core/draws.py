@@ -106,14 +106,6 @@ def on_drawn(kind: str, *, public: bool = False, released: Optional[Callable[[Dr
     return register
 
 
-def among_organisations(record: Draw) -> bool:
-    """A kind registered ``public`` draws among organisations (firms): its exclusion reasons may be shown to
-    anyone. Other kinds draw people (experts, inspectors), whose reasons (a suspension, a rating, an availability
-    note, a tie) stay off the public page even once the draw itself is public."""
-    kind = _KINDS.get(record.kind)
-    return bool(kind and kind.public)
-
-
 # Derived kinds whose result stays confidential after the parent is public, until ``released(draw)`` (the
 # inspectors of a campaign: the inspected firm must not learn their names while the inspection runs).
 _DERIVED_RELEASED: dict[str, Callable[[Draw], bool]] = {}

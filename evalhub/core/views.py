@@ -172,7 +172,9 @@ def _render_draw(record: Draw, status: int = 200, *, public: bool = False, **for
         witnesses_form = WitnessesForm(data={"witnesses": [w.user_id for w in record.witnesses]})
     if witnesses_form is not None:
         witnesses_form.witnesses.choices = _witness_choices(record)
-    reasons = not public or draws.among_organisations(record)
+    # the public page shows who was drawn from whom, never why anyone was left out: a person's reasons (a
+    # suspension, a tie) and a firm's (a draft rating's watch list, a recusal, a case) are not published facts
+    reasons = not public
     return render_template(
         "core/draw_detail.html", draw=record, check=draws.verify(record), public=public, manage=manage, mine=mine,
         witnesses_form=witnesses_form, number_form=forms.get("number_form") or NumberForm(), action_form=ActionForm(),

@@ -57,7 +57,7 @@ from evalhub.procurement.models import (
     TechnicalScore,
 )
 from evalhub.registry import people
-from evalhub.registry.models import Expert, Firm
+from evalhub.registry.models import Expert, Firm, FirmStatus
 from evalhub.registry.services import expert_avoidance_reasons, expert_is_drawable, parse_enum
 
 TEN_THOUSAND = Decimal("10000")
@@ -519,6 +519,9 @@ def open_procurement(engagement: Engagement, data: ProcurementInput, actor: User
     return procurement
 
 
+LIBRARY_MEMBERS = (FirmStatus.ADMITTED, FirmStatus.SUSPENDED)  # in the library, whether drawable today or not
+
+
 def _award_by_draw(procurement: Procurement, actor: User) -> Draw:
     """Announce the firm lottery (issue 14: witnessed); the award follows its reveal (``_award_drawn_firm``)."""
     engagement = procurement.engagement
@@ -526,9 +529,14 @@ def _award_by_draw(procurement: Procurement, actor: User) -> Draw:
     if not result.eligible:
         raise ValidationFailed("机构库中没有符合条件的机构，不能随机抽取。", {"method": "没有符合条件的机构"})
     names = {f.id: f.name for f in result.eligible}
-    names.update({f.id: f.name for f in db.session.execute(sa.select(Firm).where(Firm.id.in_(list(result.excluded)))).scalars()})
+    # the library's members only: an application (pending, rejected) or a firm out of the library (removed,
+    # blacklisted) is no candidate at all — the drawn list is public, and those are their bureau's business
+    members = db.session.execute(sa.select(Firm).where(Firm.id.in_(list(result.excluded)),
+                                                       Firm.status.in_(LIBRARY_MEMBERS))).scalars().all()
+    names.update({f.id: f.name for f in members})
+    excluded = {f.id: result.excluded[f.id] for f in members}
     record = draws.announce("firm_lottery", f"{engagement.reference} {engagement.name}：从机构库随机抽取评价机构",
-                            {f.id: f.name for f in result.eligible}, 1, result.excluded, names=names, actor=actor,
+                            {f.id: f.name for f in result.eligible}, 1, excluded, names=names, actor=actor,
                             bureau_id=engagement.bureau_id, context=("procurement", procurement.id),
                             params={"procurement": procurement.id})
     procurement.draw_id = record.id
@@ -586,7 +594,12 @@ def _award_by_rotation(procurement: Procurement, agreement: FrameworkAgreement, 
         agreement.next_position = following.position
         note = f"框架协议“{agreement.name}”顺序轮候，第 {member.position} 号入围机构承接"
         if skipped:
-            note += "；跳过：" + "；".join(skipped)
+            # the award's reasons are public (the notice, OCDS) and the winner's to read: who was passed over, not
+            # why (a rating, a watch list, a recusal); the reasons go to the audit log, for the bureau
+            note += "；跳过：" + "；".join(line.split("：", 1)[0] for line in skipped) + "（不符合本任务条件）"
+            audit.record("framework.skipped", agreement, actor=actor, bureau_id=agreement.bureau_id,
+                         summary=f"{engagement.reference} 顺序轮候跳过 {len(skipped)} 家入围机构",
+                         payload={"procurement": procurement.id, "skipped": skipped})
         return _create_award(procurement, member.firm, None, procurement.ceiling_price, None, actor, note)
     raise ValidationFailed("框架协议中的入围机构均不符合本任务条件：" + "；".join(skipped) + "。",
                            {"framework_agreement_id": "没有符合条件的入围机构"})
@@ -1282,7 +1295,9 @@ def answer_challenge(challenge: Challenge, actor: User, outcome: Any, answer: st
                  summary=f"答复 {challenge.firm.name} 的质疑：{status.label}" + (f"，{how.label}" if how else ""),
                  payload={"challenge_id": challenge.id, "outcome": status, "remedy": how, "answer": answer})
     if status == ChallengeStatus.UPHELD and challenge.notice.revoked_at is None:
-        _revoke_award(procurement, challenge.notice, actor, how, f"质疑成立（{challenge.firm.name}）：{answer}")
+        # the reason is public (the revoked notice, OCDS): not who challenged — a challenge is the challenger's and
+        # the bureau's business (challenge.view)
+        _revoke_award(procurement, challenge.notice, actor, how, f"质疑成立：{answer}")
     emit("challenge_answered", link=f"/procurements/{procurement.id}/bid", firm_id=challenge.firm_id,
          **_fields(procurement, outcome=status.label + (f"，{how.label}" if how else ""), answer=answer))
     if status == ChallengeStatus.DISMISSED:

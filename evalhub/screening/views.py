@@ -142,7 +142,9 @@ def queue():
                   firm_name=values["firm"])
     # a link's one firm (``firm_id``) shows as its name in the firm box
     if values["firm_id"] is not None and not values["firm"]:
-        filters["firm"] = db.session.execute(sa.select(Firm.name).where(Firm.id == values["firm_id"])).scalar() or ""
+        # scoped: an id typed into the address names only a firm the reader may see (not another bureau's application)
+        filters["firm"] = db.session.execute(permissions.scope(
+            current_user, sa.select(Firm.name).where(Firm.id == values["firm_id"]), Firm)).scalar() or ""
     method, problem = _method_note()
     number, per_page = page_request()
     # ranked, counted and cut to the page by the database: only the rows shown are read
