@@ -594,3 +594,27 @@ def test_a_link_used_twice_at_once_sets_one_password(app, world):
     assert sorted(outcomes) == ["Conflict", "ok"]
     assert db.session.execute(sa.select(sa.func.count(AuditEvent.id))
                               .where(AuditEvent.action == "user.password_reset")).scalar_one() == 1
+
+
+def test_a_password_change_or_a_deactivation_voids_the_links_issued_before(app, world):
+    """A reset link asked for before the user chose a new password, or issued before the account was disabled,
+    is no way back in: neither overrides the password nor wakes with the account re-enabled."""
+    from evalhub.core.services import set_enabled
+
+    user = world.bz_staff
+    from evalhub.core.errors import Conflict
+
+    earlier = accounts.issue_link(user, LinkPurpose.RESET, world.bz_admin)
+    assert accounts.check_link(earlier, LinkPurpose.RESET).ok
+    change_password(user, factories.PASSWORD, STRONG)
+    assert not accounts.check_link(earlier, LinkPurpose.RESET).ok
+    with pytest.raises(Conflict):
+        accounts.use_link(earlier, LinkPurpose.RESET, STRONG2, STRONG2)
+
+    before = accounts.issue_link(user, LinkPurpose.RESET, world.bz_admin)
+    set_enabled(user, False, world.bz_admin, "离职")
+    set_enabled(user, True, world.bz_admin)
+    assert not accounts.check_link(before, LinkPurpose.RESET).ok
+    with pytest.raises(Conflict):
+        accounts.use_link(before, LinkPurpose.RESET, STRONG2, STRONG2)
+    assert authenticate(user.username, STRONG).user is not None

@@ -1,4 +1,4 @@
-"""What leaves the system and must not: found by an audit of the public pages, exports, OCDS and downloads.
+"""Rules of what must not leave the system through the public pages, exports, OCDS and downloads.
 
 Each test states the rule it holds the product to and where the rule comes from."""
 from __future__ import annotations
@@ -18,12 +18,11 @@ def text(response) -> str:
 # --- the public page of a released panel draw: no reason about a person ----------------------------------
 
 def test_a_released_panel_draw_does_not_publish_why_a_drawn_expert_was_replaced(client, world):
-    """A draw among people is public once the review ends, but the reasons about a person (a suspension, a
-    decline, a tie) stay off the public page (core/draws.py ``among_organisations``: "Other kinds draw people …
-    whose reasons (a suspension, a rating, an availability note, a tie) stay off the public page even once the
-    draw itself is public"; the page itself says 排除原因涉及个人信息，公开页面不显示). The replacement draw's
-    ``redraw_reason`` carries the suspension reason of the expert it replaces, and the public page prints it
-    — on the released panel draw's page (后续补抽) and on the replacement draw's own page (重抽…原因)."""
+    """A draw among people is public once the review ends, but the reasons about a person stay off the public page
+    (core/draws.py ``among_organisations``: "Other kinds draw people … whose reasons (a suspension, a rating, an
+    availability note, a tie) stay off the public page even once the draw itself is public"; 排除原因涉及个人信息，
+    公开页面不显示). A drawn expert is suspended and replaced; the replacement's ``redraw_reason`` keeps the
+    reason, and neither the released panel draw's page (后续补抽) nor the replacement's own page prints it."""
     from evalhub.core.models import Draw
     from evalhub.registry import services as registry
     from evalhub.registry.models import Expert
@@ -61,12 +60,10 @@ def test_a_released_panel_draw_does_not_publish_why_a_drawn_expert_was_replaced(
 # --- the public OCDS package names no losing tenderer ------------------------------------------------------
 
 def test_the_public_ocds_package_of_a_revoked_award_names_no_losing_tenderer(client, world):
-    """The public OCDS package leaves the tenderers' names out — "the bids' prices and the tenderers' names stay
-    out (the number of tenderers and the award are published …)" (procurement/ocds.py ``release``), and the
-    public procurement pages publish "no sealed bid" (public/views.py). A challenge is read by the purchasing
-    bureau and the firm that filed it only (procurement/permissions.py "challenge.view"). When a challenge is
-    upheld, the revoked award's reason is written as "质疑成立（<challenger>）：…", and the public package and
-    the public pages print it: anyone learns that 乙, a losing bidder, bid and challenged."""
+    """The public OCDS package leaves the tenderers' names out ("the bids' prices and the tenderers' names stay
+    out …", procurement/ocds.py ``release``), the public procurement pages publish "no sealed bid" (public/views.py),
+    and a challenge is read by the bureau and its filer only (procurement/permissions.py "challenge.view"). When 乙,
+    a losing bidder, has a challenge upheld, neither the revoked award's public package nor the public pages name 乙."""
     from evalhub.procurement import services as P
     from tests.test_procurement_law import EVIDENCE, _awarded
 
@@ -81,7 +78,7 @@ def test_the_public_ocds_package_of_a_revoked_award_names_no_losing_tenderer(cli
     assert package.status_code == 200
     assert package.json["releases"][0]["awards"][0]["status"] == "cancelled"
     shown = json.dumps(package.json, ensure_ascii=False)
-    assert loser.name not in shown, "a losing tenderer is named in the public OCDS"
+    assert loser.name not in shown, "the public OCDS names no losing tenderer"
     notice_page = text(client.get(f"/public/notices/{p.notices[0].id}"))
     assert "技术分计算确有错误" in notice_page  # the answer is published with the revocation (by design)
     for url in (f"/public/procurements/{p.id}", f"/public/notices/{p.notices[0].id}"):
@@ -94,9 +91,8 @@ def test_a_public_firm_lottery_does_not_publish_a_draft_ratings_watch_list_or_a_
     """Only FINAL ratings are public (credit/views.py "public: FINAL ratings only"; DOMAIN §6: the draft rating
     is published for objection, to the firm, before it becomes final), and a targeted case's findings are not
     published (only a random campaign's results are, supervision ``public_inspections``). A firm lottery's page
-    is public with its exclusion reasons (draws among organisations). An intentional-violation finding puts the
-    firm on the watch list of the bureau's DRAFT rating; the lottery excludes it with the reason
-    "…列入重点关注名单：<the finding's text>", and /public/draws/<id> prints both to anyone."""
+    is public with its exclusion reasons, but a firm excluded for the watch list of a DRAFT rating (an
+    intentional-violation finding) shows neither the finding nor "重点关注名单" on /public/draws/<id>."""
     from evalhub.credit import services as C
     from evalhub.credit.models import RatingStatus
     from evalhub.procurement import services as P
@@ -131,9 +127,8 @@ def test_a_public_firm_lottery_does_not_publish_a_draft_ratings_watch_list_or_a_
 def test_a_public_firm_lottery_does_not_list_pending_or_rejected_applicants(client, world):
     """The public library lists admitted firms only (public/views.py ``firms``; tests/test_public_procurement.py
     "the firm library shows admitted firms only"), and applications and rejected firms are their library
-    bureau's business only (registry/permissions.py). A firm lottery's candidates are every firm registered
-    with the usable libraries, whatever its status: the application waiting for review and the one refused are
-    listed by name on the public draw page ("机构库状态为“未通过”")."""
+    bureau's business only (registry/permissions.py). A firm lottery's public draw page lists the admitted
+    library and names neither a pending nor a rejected applicant of it."""
     from evalhub.procurement import services as P
     from evalhub.procurement.models import ProcurementMethod as M
     from evalhub.registry.models import FirmStatus
@@ -155,13 +150,11 @@ def test_a_public_firm_lottery_does_not_list_pending_or_rejected_applicants(clie
     assert pending.name not in html and rejected.name not in html
 
 def test_a_framework_rotations_award_does_not_publish_why_a_member_was_skipped(client, auth, world):
-    """The same draft rating reaches the public through a framework rotation: the member skipped for the watch
-    list of a DRAFT rating is written into the award's reasons ("跳过：1号 <firm>：…列入重点关注名单：<finding>"),
-    and the award's reasons are the public OCDS package's award description (public/views.py
-    ``procurement_ocds``, ``award_reasons_for(award, None)``) and what the winning firm reads in the API. Rules:
-    only FINAL ratings are public and a firm reads no other firm's rating (credit/views.py: "a firm user reads
+    """Only FINAL ratings are public and a firm reads no other firm's rating (credit/views.py: "a firm user reads
     only their own firm's ratings, and only once published"; "anyone … reads FINAL ratings only"); a targeted
-    case's findings are not published."""
+    case's findings are not published. A framework rotation skips a member on a DRAFT rating's watch list: the
+    award's reasons (the public OCDS award description, public/views.py ``procurement_ocds``, and the winning
+    firm's API) say "跳过：1号" but not why; the finding stays in the bureau's audit log."""
     from datetime import timedelta
 
     from evalhub.core.timeutil import beijing_today
@@ -207,10 +200,9 @@ def test_a_framework_rotations_award_does_not_publish_why_a_member_was_skipped(c
 def test_the_screening_queues_firm_filter_does_not_name_a_firm_outside_the_readers_libraries(client, login, world):
     """Applications and rejected firms are their library bureau's business only (registry/permissions.py:
     "Applications and rejected firms of an upper bureau are that bureau's business only"; a bureau user sees the
-    firms of its own bureaus' libraries and the admitted ones above it, never a sibling prefecture's); the public
-    library lists admitted firms only. The screening queue echoes ``?firm_id=<any id>`` back as the firm's name
-    in its filter box, read without any scope: a county's staff walks the ids and reads the names of firms that
-    applied to another prefecture's library (and were rejected)."""
+    firms of its own bureaus' libraries and the admitted ones above it, never a sibling prefecture's). The
+    screening queue's ``?firm_id=`` filter is held to the same scope: a county's staff passing the id of a firm
+    克州 rejected does not read its name in the filter box."""
     from evalhub.core import permissions
     from evalhub.registry.models import Firm, FirmStatus
 

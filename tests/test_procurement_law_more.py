@@ -1,6 +1,6 @@
-"""Procurement by the law and procurement integrity: rules that some path does not enforce (an audit).
+"""Rules of procurement by the law and of procurement integrity.
 
-Each test states the rule and its source; each fails on the code as audited and passes once the rule holds.
+Each test states a rule and its source, and sets up a case the rule decides.
 """
 from __future__ import annotations
 
@@ -52,13 +52,13 @@ def _even(total: str) -> dict[str, str]:
     return {name: str((t * points / 100).quantize(Decimal("0.01"))) for name, points in P.DEFAULT_BID_RUBRIC}
 
 
-# --- 1. tie-breaking ---------------------------------------------------------------------------------
+# --- tie-breaking ------------------------------------------------------------------------------------
 
 def test_the_tie_break_draw_is_among_the_bids_tied_first_not_lower_ranked_ones(world):
     """财政部令第87号 第五十五条: equal scores rank by price, lower first; only bids equal in score AND price are
-    并列, and 第六十八条 lets the purchaser draw lots among the 并列 first-ranked candidates only. Two bids tied
-    for first (84.00 at 40 万元) and two tied with each other lower down (84.00 at 45 万元, ranked 3rd/4th) must
-    not all go into the draw: the 45 万元 bids could be drawn as the winner."""
+    并列, and 第六十八条 lets the purchaser draw lots among the 并列 first-ranked candidates only. With two bids
+    tied for first (84.00 at 40 万元) and two tied with each other lower down (84.00 at 45 万元, ranked 3rd/4th),
+    the draw holds the two first-ranked bids only."""
     p = _open(world)
     firms = {n: _bidder(world, n) for n in "甲乙丙丁"}
     for name, price in [("甲", "40"), ("乙", "40"), ("丙", "45"), ("丁", "45")]:
@@ -74,16 +74,16 @@ def test_the_tie_break_draw_is_among_the_bids_tied_first_not_lower_ranked_ones(w
     record = P.award_procurement(p, world.bz_staff, "综合得分第一（并列）")
     assert isinstance(record, draws.Draw)
     first = {results["甲"].bid.id, results["乙"].bid.id}
-    assert set(record.candidate_ids) == first, "the draw includes bids ranked 3rd and 4th (higher price)"
+    assert set(record.candidate_ids) == first, "the draw holds only the bids tied for first, not those ranked 3rd and 4th (higher price)"
 
 
-# --- 2. sealed bids and the red flags ----------------------------------------------------------------
+# --- sealed bids and the red flags -------------------------------------------------------------------
 
 def test_red_flags_do_not_read_sealed_bids_of_an_unopened_procurement(world):
     """Sealed bids (政府采购法 / 财政部令第87号 第四十条: bids are opened only at the opening; evalhub: "until the
     bids are opened not even the purchasing bureau may learn which firms have bid"). The red-flag refresh reads
-    every bid row, so a bureau user learns, before the deadline, that one named firm has bid and no other has
-    (SINGLE_BID on a procurement still taking bids)."""
+    no bid of a procurement still taking bids: one firm's bid before the deadline raises no flag (no SINGLE_BID)
+    about the procurement or the firm."""
     from evalhub.integrity import redflags as R
     from evalhub.integrity.models import RedFlag
 
@@ -98,7 +98,7 @@ def test_red_flags_do_not_read_sealed_bids_of_an_unopened_procurement(world):
     assert not db.session.execute(sa.select(RedFlag).where(RedFlag.firm_id == firm.id)).scalars().all()
 
 
-# --- 3. abnormally low bids --------------------------------------------------------------------------
+# --- abnormally low bids -----------------------------------------------------------------------------
 
 def _low_bid_consultation(world, prices, weight="30"):
     p = _open(world, weight=weight)
@@ -112,8 +112,8 @@ def _low_bid_consultation(world, prices, weight="30"):
 
 def test_the_committee_cannot_reverse_a_low_bid_decision_after_the_award(world):
     """财政部令第87号 第六十条: the committee decides, during the evaluation, whether an abnormally low price is
-    justified; the award (and its result notice) rests on that decision. decide_justification checks no state:
-    after the award it turns the winning bid into an invalid one while the award and notice stand."""
+    justified; the award (and its result notice) rests on that decision. Once the accepted low bid has won,
+    decide_justification refuses to reverse the decision (Conflict) and the acceptance stands."""
     p, firms = _low_bid_consultation(world, {"甲": "20", "乙": "45", "丙": "48"})
     low = next(b for b in p.bids if b.firm.name == "甲")
     _score(world, p, {"甲": _even("90"), "乙": _even("80"), "丙": _even("80")})
@@ -128,10 +128,10 @@ def test_the_committee_cannot_reverse_a_low_bid_decision_after_the_award(world):
 
 def test_an_undecided_abnormally_low_bid_does_not_set_the_base_price_of_an_award(world):
     """财政部令第87号 第六十条 (the committee 应当 ask for and decide on the written justification of an abnormally
-    low price) and docs/rules.md ("a bid below this share of the mean valid bid must be justified in writing and
-    accepted by the committee"); 第五十五条: the lowest VALID price is every bid's 评标基准价. Only the winner's
-    low price is checked: here 甲 (20 万元, below 70 % of the mean) has neither explained nor been decided, yet its
-    price is the base of everyone's price score and the award goes to 丙 — had 甲 been rejected, 乙 would win."""
+    low price), docs/rules.md ("a bid below this share of the mean valid bid must be justified in writing and
+    accepted by the committee"); 第五十五条: the lowest VALID price is every bid's 评标基准价. Every abnormally low
+    bid is decided before the award, not the winner's only: with 甲 (20 万元, below 70 % of the mean) undecided and
+    丙 ranked first, the award is refused (Conflict)."""
     p, _ = _low_bid_consultation(world, {"甲": "20", "乙": "45", "丙": "48"})
     low = next(b for b in p.bids if b.firm.name == "甲")
     assert P.needs_justification(low) and low.justification_decision is None
@@ -145,9 +145,8 @@ def test_an_undecided_abnormally_low_bid_does_not_set_the_base_price_of_an_award
 
 def test_an_award_refused_for_too_few_valid_bids_leaves_the_procurement_failed_on_the_web(world, login):
     """政府采购法 / 财库〔2014〕214号 第二十一条 (rules.md: consultation needs ≥ 2 valid responses; fewer: 流标).
-    award_procurement marks the procurement failed and then raises Conflict ("已按流标处理"); the web answers 409
-    and rolls the failure back, so the procurement stays "evaluating" with one valid bid and the engagement
-    "procuring" — the 流标 the page announced never happened."""
+    An award refused for too few valid bids (甲's low price rejected, one valid bid left) is a 流标: through the
+    web the procurement ends failed and the engagement "failed procurement", and the failure persists."""
     p, firms = _low_bid_consultation(world, {"甲": "20", "乙": "45"})
     low = next(b for b in p.bids if b.firm.name == "甲")
     P.explain_low_bid(low, firms["甲"][1], "本机构在当地已有同类项目团队，差旅成本很低。")
@@ -157,15 +156,15 @@ def test_an_award_refused_for_too_few_valid_bids_leaves_the_procurement_failed_o
     assert response.status_code in (302, 409)
     db.session.expire_all()
     p = db.session.get(type(p), p.id)
-    assert p.status == ProcurementStatus.FAILED, f"still {p.status.label}: the 流标 was rolled back"
+    assert p.status == ProcurementStatus.FAILED, f"{p.status.label}: the 流标 must persist, not be rolled back"
     assert p.engagement.state == S.FAILED_PROCUREMENT
 
 
-# --- 4. committee size -------------------------------------------------------------------------------
+# --- committee size ----------------------------------------------------------------------------------
 
 def test_an_open_tender_of_1000_wan_or_more_needs_a_committee_of_seven(world):
     """财政部令第87号 第四十七条: the evaluation committee has 5 or more members (odd), and 7 or more (odd) when the
-    procurement budget is 1000 万元 or more. A 1200 万元 open tender takes a committee of five."""
+    procurement budget is 1000 万元 or more. A committee of five for a 1200 万元 open tender is refused."""
     p = _open(world, M.OPEN_TENDER, ceiling="1200", weight="30")
     firms = {n: _bidder(world, n) for n in "甲乙丙"}
     for name, price in [("甲", "900"), ("乙", "1000"), ("丙", "1080")]:
@@ -178,13 +177,13 @@ def test_an_open_tender_of_1000_wan_or_more_needs_a_committee_of_seven(world):
     assert not p.committee
 
 
-# --- 5. the firm lottery -----------------------------------------------------------------------------
+# --- the firm lottery --------------------------------------------------------------------------------
 
 def test_a_firm_lottery_whose_drawn_firm_lapsed_before_the_reveal_does_not_jam(world):
     """docs/rules.md (witnessed draws): "a witnessed draw stands as announced, but the rules are asked again of
-    whom it picks at the reveal"; eligibility holds at the award (政府采购法 第二十二条). The committee draw fills
-    a lapsed seat; the firm lottery raises at the reveal (assert_eligible), which rolls the reveal back, and
-    every later reveal recomputes the same firm from the same seed: the procurement is stuck."""
+    whom it picks at the reveal"; eligibility holds at the award (政府采购法 第二十二条). A firm lottery whose
+    drawn firm is suspended between the announcement and the reveal still reveals, and the award does not go
+    to the lapsed firm."""
     from evalhub.core.enums import Role
 
     e = factories.engagement(world)
@@ -202,31 +201,31 @@ def test_a_firm_lottery_whose_drawn_firm_lapsed_before_the_reveal_does_not_jam(w
 
     db.session.get(Firm, picked).status = FirmStatus.SUSPENDED  # suspended between the announcement and the reveal
     db.session.flush()
-    draws.reveal(record, world.bz_staff, check=False)  # raises Conflict on the code as audited
+    draws.reveal(record, world.bz_staff, check=False)  # the reveal completes; the lapsed firm is not awarded
     assert p.award is None or p.award.firm_id != picked
 
 
-# --- 6. bad input ------------------------------------------------------------------------------------
+# --- bad input ---------------------------------------------------------------------------------------
 
 def test_a_committee_member_name_longer_than_the_column_is_refused(world):
     """Bad input is a 4xx that says why (docs/rules.md, issue 11): committee_member.name is VARCHAR(50) and the
-    web form takes 2000 characters; enter_committee checks no length, so on PostgreSQL a long line is a
-    DataError (500) and on SQLite it is stored."""
+    web form takes 2000 characters; enter_committee refuses a longer name (ValidationFailed) rather than leaving
+    it to the database (a DataError on PostgreSQL, stored as is on SQLite)."""
     p, _ = _low_bid_consultation(world, {"甲": "40", "乙": "45"})
     with pytest.raises(ValidationFailed):
         P.enter_committee(p, ["评委甲", "评委乙", "评" * 60], world.bz_staff)
 
 
-# --- 7. challenges and the contract ------------------------------------------------------------------
+# --- challenges and the contract ---------------------------------------------------------------------
 
 EVIDENCE = [("证明材料.txt", "评审过程中技术分计算有误，详见附件说明。".encode())]
 
 
 def test_a_challenge_left_open_on_a_revoked_notice_still_blocks_the_contract(world):
     """政府采购法 第五十二条/第五十三条, 财政部令第94号, docs/rules.md: "the contract is signed only after [the
-    challenge period], with no open challenge". Two losers challenge the first notice; one challenge is upheld
-    (re-evaluation), the award is made again and its period runs out — the other challenge, filed in time, has
-    never been answered, yet the contract is signed: contract_block counts only the new notice's challenges."""
+    challenge period], with no open challenge". Two losers challenge the first notice; one is upheld
+    (re-evaluation), the award is made again and its period runs out; the other, filed in time against the
+    revoked notice, is still open and blocks the contract (Conflict)."""
     from datetime import date
 
     from evalhub.procurement.models import ChallengeStatus

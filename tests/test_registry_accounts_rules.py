@@ -1,4 +1,4 @@
-"""Audit of the registry and accounts (tests written to fail until the defect each one names is fixed)."""
+"""Rules of the registry and accounts: each test states a rule, its source, and the case that tests it."""
 from __future__ import annotations
 
 import pytest
@@ -13,10 +13,9 @@ from tests import factories
 
 def test_an_import_cannot_make_a_bureau_that_has_a_parent_a_region(world):
     """core/organisations.py ``import_organisations``: "自治区（省）级财政局不能有上级" and an import cannot change
-    where a bureau sits ("不能通过导入改变隶属关系"). A 自治区 row for the existing county 轮台县 with no parent code
-    skips both checks (the region branch ``continue``s before the existing parent is compared): 轮台县, still under
-    巴州, becomes a region-level bureau — even from the command line (actor None) — and its administrator then
-    passes rules that read the level (``audit.checkpoints``: not a county)."""
+    where a bureau sits ("不能通过导入改变隶属关系"). A 自治区 row with no parent code for the existing county
+    轮台县 (under 巴州) is refused, even from the command line (actor None): 轮台县 stays a county, as rules that
+    read the level (``audit.checkpoints``) take it."""
     from evalhub.core.organisations import import_organisations
 
     rows = [{"code": "652822", "name": "轮台县财政局", "short_name": "轮台县", "level": "自治区", "parent_code": ""}]
@@ -28,8 +27,8 @@ def test_an_import_cannot_make_a_bureau_that_has_a_parent_a_region(world):
 
 def test_a_bureau_admin_cannot_rename_its_own_bureau_by_import(world):
     """core/permissions.py "bureau.manage": "Bureaus are created and renamed by the system admin, or by a bureau's
-    admin for the bureaus below it". The rule is written ``in_subtree`` (which holds the bureau itself), so the
-    import lets 轮台县's administrator rename 轮台县 itself."""
+    admin for the bureaus below it" — below it, not the bureau itself. An import by 轮台县's administrator that
+    renames 轮台县 is refused ("无权") and the name stays."""
     from evalhub.core.organisations import import_organisations
 
     rows = [{"code": "652822", "name": "轮台县人民政府财政局（改）", "short_name": "轮台", "level": "县/市",
@@ -43,7 +42,8 @@ def test_a_bureau_admin_cannot_rename_its_own_bureau_by_import(world):
 
 def test_an_import_cannot_put_a_bureau_level_at_or_below_its_existing_children(world):
     """core/organisations.py: "Levels strictly increase downwards" (上级的层级须高于本级). Re-importing 巴州 as
-    县/市 leaves its counties 库尔勒市 and 轮台县 (县/市) under a 县/市: the import must refuse it."""
+    县/市 would leave its counties 库尔勒市 and 轮台县 (县/市) under a 县/市: the import is refused and 巴州 stays a
+    prefecture."""
     from evalhub.core.organisations import import_organisations
 
     rows = [{"code": "652800", "name": "巴音郭楞蒙古自治州财政局", "short_name": "巴州", "level": "县/市",
@@ -56,9 +56,9 @@ def test_an_import_cannot_put_a_bureau_level_at_or_below_its_existing_children(w
 
 def test_editing_an_expert_keeps_the_birth_year_consistent_with_the_identity_number(world):
     """docs/rules.md "Expert eligibility: age" (expert.max_age, DOMAIN §4 ≤ 65) is judged on ``birth_year``, which
-    entry, API and import hold to the identity number ("出生年份与身份证号码不一致", registry/services.py
-    clean_expert; the import template: "出生年份须与身份证一致"). The edit page sends the masked number back
-    unchanged, and then the check is skipped: a 1950-born expert re-entered as born 1975 passes the age rule."""
+    entry, API, import and edit hold to the identity number ("出生年份与身份证号码不一致", registry/services.py
+    clean_expert; the import template: "出生年份须与身份证一致"). An edit that sends the masked number back
+    unchanged is checked too: a 1950-born expert re-entered as born 1975 is refused on ``birth_year``."""
     from evalhub.registry import services
     from evalhub.registry.models import Degree, ProfessionalTitle
 
@@ -77,8 +77,8 @@ def test_editing_an_expert_keeps_the_birth_year_consistent_with_the_identity_num
 def test_firm_self_registration_refuses_a_username_that_differs_only_in_case(client, world):
     """Usernames are unique whatever their case (core/accounts.py ``_check_new_account``: "该用户名已被使用", checked
     with lower(); the same rule names expert and firm logins, ``registry.services._free_username``). The public
-    firm registration (registry/services.py ``register_firm_application``) compares exactly, so a visitor opens
-    "BZ.ADMIN" beside the bureau administrator "bz.admin"."""
+    firm registration (registry/services.py ``register_firm_application``) holds to it too: "BZ.ADMIN" beside the
+    bureau administrator "bz.admin" is refused (422)."""
     data = {"name": "大小写用户名测试有限公司", "uscc": factories.uscc(), "legal_form": "limited_company",
             "kind": "consultancy", "address": "新疆库尔勒市石化大道 9 号", "legal_representative": "赵六",
             "contact_name": "钱七", "contact_phone": "0996-2111112", "fields": ["finance"],
@@ -93,10 +93,9 @@ def test_firm_self_registration_refuses_a_username_that_differs_only_in_case(cli
 
 def test_changing_an_experts_employer_does_not_end_a_declared_employment_with_a_firm(world):
     """docs/rules.md "Expert avoidance" (财政部令第87号 第六十二条, ``expert.tie_years``): a declared tie counts while
-    current and for N years after it ends. ``registry.services.update_expert`` closes the old *employer* tie when the
-    工作单位 changes ("kept: a former employer still counts for 3 years") but closes every open employment tie with
-    it — here a still-current employment with a firm the expert declared — so that tie lapses N years on although
-    the expert still works for the firm."""
+    current and for N years after it ends. A change of 工作单位 closes the old *employer* tie only
+    (``registry.services.update_expert``: "kept: a former employer still counts for 3 years"); a still-current
+    employment the expert declared with a firm stays open and still counts N years on."""
     from datetime import timedelta
 
     from evalhub.core.timeutil import beijing_today
@@ -114,16 +113,16 @@ def test_changing_an_experts_employer_does_not_end_a_declared_employment_with_a_
                                 birth_year=1970, fields=list(expert.fields))
     services.update_expert(expert, data, world.bz_staff)
     db.session.commit()
-    assert tie.end_date is None, f"the declared employment with {world.firm.name} was ended on {tie.end_date}"
+    assert tie.end_date is None, f"the declared employment with {world.firm.name} must stay open (end_date {tie.end_date})"
     later = beijing_today() + timedelta(days=4 * 366)
     assert services.expert_avoidance_reasons(expert, firm_ids=[world.firm.id], on=later)
 
 
 def test_an_import_names_a_duplicate_code_written_with_a_space_instead_of_failing_the_job(world, login):
     """registry/imports.py: "All rows are checked first; the error report lists every problem by row number in
-    Chinese". Duplicates are found on the cell as typed, while the code is stored normalised (``validate_uscc``
-    drops spaces): two rows of the same firm, one with a space, pass the check and the job dies on the unique
-    index (任务出错：IntegrityError) instead of saying "第 3 行与第 2 行重复"."""
+    Chinese". Duplicates are found on the code as stored, normalised (``validate_uscc`` drops spaces): two rows of
+    the same firm, one with a space, are reported on row 3 ("与第 2 行重复") and nothing is imported — the job
+    does not die on the unique index (IntegrityError)."""
     from evalhub.core.models import Job
     from evalhub.registry.imports import FIRM_COLUMNS
     from evalhub.registry.models import Firm
@@ -143,8 +142,8 @@ def test_an_import_names_a_duplicate_code_written_with_a_space_instead_of_failin
 
 def test_no_new_activation_link_for_an_expert_removed_from_the_pool(world):
     """registry/services.py ``open_expert_account``: "该专家已移出专家库，不能开通账号" (the page hides 开通账号 for a
-    removed expert). An account opened before the removal and not yet activated gets a fresh activation link from
-    ``reissue_expert_link`` all the same, so the removed expert can still set a password and sign in."""
+    removed expert); ``reissue_expert_link`` holds to it too: an account opened before the removal and not yet
+    activated gets no fresh activation link (Conflict), so the removed expert cannot set a password."""
     from evalhub.core.errors import Conflict
     from evalhub.registry import services
 
@@ -160,8 +159,8 @@ def test_no_new_activation_link_for_an_expert_removed_from_the_pool(world):
 
 def test_no_new_activation_link_for_a_blacklisted_firm(world):
     """registry/services.py ``open_firm_account``: no account for a firm that is rejected, removed or blacklisted
-    ("机构当前状态为…，不能开通账号"). ``reissue_firm_link`` checks no status: a firm blacklisted after the bureau
-    opened its (not yet activated) account gets a fresh activation link."""
+    ("机构当前状态为…，不能开通账号"); ``reissue_firm_link`` holds to the same statuses: a firm blacklisted after the
+    bureau opened its (not yet activated) account gets no fresh activation link (Conflict)."""
     from evalhub.core.errors import Conflict
     from evalhub.registry import services
 
@@ -177,9 +176,9 @@ def test_no_new_activation_link_for_a_blacklisted_firm(world):
 
 def test_a_tie_cannot_name_a_firm_the_declarer_may_not_see(world, login):
     """registry/permissions.py: "Applications and rejected firms of an upper bureau are that bureau's business only"
-    (the firm row scope); the tie page offers only ``scoped(Firm)``. ``registry.services.add_expert_tie`` takes any
-    ``firm_id`` (``db.session.get``, the form does not validate the choice): the expert names 克州's pending
-    application by its id and reads its name back on their own page."""
+    (the firm row scope); the tie page offers only ``scoped(Firm)``, and ``registry.services.add_expert_tie`` takes
+    only a firm in that scope: an expert who posts the id of 克州's pending application is refused (422) and does
+    not read its name back on their own page."""
     from evalhub.registry.models import FirmStatus
 
     secret = factories.firm(world.kz, FirmStatus.PENDING, name="克州尚在审核的申请机构")

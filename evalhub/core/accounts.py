@@ -32,7 +32,7 @@ from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.inputs import check_name
 from evalhub.core.models import AccountLink, ApiToken, Bureau, RateLimitHit, User
 from evalhub.core.personal import decrypt_field, encrypt_field
-from evalhub.core.services import (LoginResult, _bump_generation, _lock, _locked_message, _revoke_all_tokens,
+from evalhub.core.services import (LoginResult, _bump_generation, _lock, _locked_message, _revoke_all_tokens, void_links,
                                     create_user)
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import format_beijing, utcnow
@@ -230,9 +230,7 @@ def issue_link(user: User, purpose: LinkPurpose | str, actor: User | None) -> st
     if not user.is_enabled:
         raise Conflict("该账户已停用，请先启用。")
     now = utcnow()
-    db.session.execute(sa.update(AccountLink).where(
-        AccountLink.user_id == user.id, AccountLink.purpose == purpose.value, AccountLink.used_at.is_(None),
-        AccountLink.revoked_at.is_(None)).values(revoked_at=now).execution_options(synchronize_session=False))
+    void_links(user, purpose.value)
     token = secrets.token_urlsafe(32)
     link = AccountLink(user_id=user.id, purpose=purpose.value, token_hash=_digest(token), created_at=now,
                        expires_at=now + link_lifetime(purpose), created_by_id=actor.id if actor else None)

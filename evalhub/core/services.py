@@ -13,7 +13,7 @@ from werkzeug.security import check_password_hash
 from evalhub.core import audit, passwords, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, ValidationFailed
-from evalhub.core.models import ApiToken, User
+from evalhub.core.models import AccountLink, ApiToken, User
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
 
@@ -182,6 +182,16 @@ def sign_out_everywhere(user: User, actor: User) -> int:
     return revoked
 
 
+def void_links(user: User, purpose: str | None = None) -> int:
+    """The user's unused one-time links (of ``purpose``, or all) stop working: a new one replaces them, and a
+    password change or a deactivation leaves no link issued before it as a way back in."""
+    stmt = sa.update(AccountLink).where(AccountLink.user_id == user.id, AccountLink.used_at.is_(None),
+                                        AccountLink.revoked_at.is_(None))
+    if purpose is not None:
+        stmt = stmt.where(AccountLink.purpose == purpose)
+    return db.session.execute(stmt.values(revoked_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+
+
 def change_password(user: User, current_password: str, new_password: str) -> None:
     """The user changes their own password: every other session ends and every API token is revoked (the
     view signs the current browser in again under the new generation)."""
@@ -193,6 +203,7 @@ def change_password(user: User, current_password: str, new_password: str) -> Non
     passwords.record(user, hash_password(new_password))
     _bump_generation(user)
     revoked = _revoke_all_tokens(user)
+    void_links(user)  # a reset link asked for earlier no longer overrides the password just chosen
     audit.record("user.password_changed", user, actor=user, bureau_id=user.bureau_id,
                  summary=f"{user.username} 修改密码；其他登录已退出，撤销 API 令牌 {revoked} 个",
                  payload={"tokens_revoked": revoked})
@@ -213,6 +224,7 @@ def set_enabled(user: User, enabled: bool, actor: User, reason: str = "") -> Non
     if not enabled:
         _bump_generation(user)
         revoked = _revoke_all_tokens(user)
+        void_links(user)  # re-enabled later, it does not wake a link issued before
     audit.record("user.enabled" if enabled else "user.disabled", user, actor=actor, bureau_id=user.bureau_id,
                  summary=(f"启用账户 {user.username}" if enabled else
                           f"停用账户 {user.username}：{reason}（撤销 API 令牌 {revoked} 个）"),

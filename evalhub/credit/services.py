@@ -639,11 +639,14 @@ def _score(total: Decimal | None, grade: CreditGrade | None) -> str:
 
 
 def finalise(bureau: Bureau, year: int, actor: User, *, today: date | None = None) -> int:
-    """Make the year's published ratings final: after the objection deadline, every objection answered."""
+    """Make the year's published ratings final: after the objection deadline, every objection answered. Under the
+    year's lock, like computing and publishing: a recompute re-publishing a rating meanwhile is not made final."""
     permissions.require(actor, "credit.manage", bureau)
+    _hold_year(bureau, year)
     today = today or beijing_today()
     published = db.session.execute(sa.select(CreditRating).where(
-        CreditRating.bureau_id == bureau.id, CreditRating.year == year, CreditRating.status == RatingStatus.PUBLISHED)).scalars().all()
+        CreditRating.bureau_id == bureau.id, CreditRating.year == year, CreditRating.status == RatingStatus.PUBLISHED)
+        .execution_options(populate_existing=True)).scalars().all()  # as the lock's holder before us left them
     if not published:
         raise Conflict(f"{year} 年度没有公示中的评价结果。")
     open_period = [r for r in published if today <= r.objection_deadline]
