@@ -163,3 +163,22 @@ def test_an_external_credit_record_cannot_be_dated_in_the_future(world):
                               deduction="5", filename="截图说明.txt", data="信用中国截图说明".encode())
     assert "occurred_on" in caught.value.fields
     assert db.session.execute(sa.select(sa.func.count(ExternalCreditRecord.id))).scalar_one() == 0
+
+
+def test_a_year_is_not_computed_with_components_off_100_or_grade_lines_out_of_order(world):
+    """Each credit setting is valid alone; together the components add up to 100 (a total out of 100, DOMAIN §6)
+    and the lines fall A > B > C (else a grade cannot be reached). Computing refuses otherwise, saying which."""
+    import pytest
+
+    from evalhub.core.errors import ValidationFailed
+    from evalhub.core.settings import set_setting
+
+    factories.contracted(world).state = S.ACCEPTED
+    set_setting(world.bz, "credit.weight_quality", 50, world.bz_admin)
+    set_setting(world.bz, "credit.cut_b", 95, world.bz_admin)
+    with pytest.raises(ValidationFailed) as refused:
+        C.compute(world.bz, 2025, world.bz_admin)
+    assert "合计应为 100（现为 110）" in refused.value.message and "A 级 > B 级 > C 级" in refused.value.message
+    set_setting(world.bz, "credit.weight_quality", 40, world.bz_admin)
+    set_setting(world.bz, "credit.cut_b", 80, world.bz_admin)
+    assert C.compute(world.bz, 2025, world.bz_admin)

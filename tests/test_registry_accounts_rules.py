@@ -120,7 +120,7 @@ def test_changing_an_experts_employer_does_not_end_a_declared_employment_with_a_
 
 def test_an_import_names_a_duplicate_code_written_with_a_space_instead_of_failing_the_job(world, login):
     """registry/imports.py: "All rows are checked first; the error report lists every problem by row number in
-    Chinese". Duplicates are found on the code as stored, normalised (``validate_uscc`` drops spaces): two rows of
+    Chinese". Duplicates are found on the USCC as stored, normalised (``validate_uscc`` drops spaces): two rows of
     the same firm, one with a space, are reported on row 3 ("与第 2 行重复") and nothing is imported — the job
     does not die on the unique index (IntegrityError)."""
     from evalhub.core.models import Job

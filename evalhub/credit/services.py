@@ -94,6 +94,22 @@ def _setting_decimal(bureau: Bureau, key: str) -> Decimal:
     return Decimal(str(get_setting(bureau, key)))
 
 
+COMPONENTS = ("quality", "performance", "feedback", "supervision", "external")
+
+
+def settings_problems(bureau: Bureau) -> list[str]:
+    """What makes the bureau's credit settings unusable together (each is valid alone): the components must add up
+    to 100, so a total is out of 100; the lines must fall A > B > C, or a grade cannot be reached."""
+    problems = []
+    total = sum((_weight(bureau, key) for key in COMPONENTS), Decimal("0"))
+    if total != 100:
+        problems.append(f"各项分值合计应为 100（现为 {total:g}）")
+    cuts = [_setting_decimal(bureau, f"credit.cut_{g}") for g in "abc"]
+    if not cuts[0] > cuts[1] > cuts[2]:
+        problems.append(f"分数线应为 A 级 > B 级 > C 级（现为 {cuts[0]:g}、{cuts[1]:g}、{cuts[2]:g}）")
+    return problems
+
+
 def rated_firm_ids(bureau: Bureau, year: int) -> set[int]:
     """Firms that worked for this bureau (or its lower bureaus) in the year."""
     subtree = sa.select(Bureau.id).where(Bureau.path.startswith(bureau.path))
@@ -336,6 +352,9 @@ def compute(bureau: Bureau, year: int, actor: User | None, *,
     if actor is not None:
         permissions.require(actor, "credit.manage", bureau)
     check_year(year, today=today)
+    problems = settings_problems(bureau)
+    if problems:
+        raise ValidationFailed("信用评价设置有误，请在“设置”中调整后再计算：" + "；".join(problems) + "。", {"year": "设置有误"})
     _hold_year(bureau, year)
     firm_ids = sorted(rated_firm_ids(bureau, year))
     existing = {r.firm_id: r for r in db.session.execute(sa.select(CreditRating).where(
