@@ -106,6 +106,19 @@ def requirement(name: str) -> Callable[[Requirement], Requirement]:
     return register
 
 
+# What a higher module does when a step is taken, in the same transaction (review closes a cancelled
+# engagement's open panels): registered by the module that owns the rows, so the machine imports nothing above it.
+AFTER_STEP: dict[str, list[Callable[[Engagement, User | None, str], None]]] = {}
+
+
+def after_step(action: str) -> Callable:
+    def register(fn: Callable[[Engagement, User | None, str], None]) -> Callable:
+        AFTER_STEP.setdefault(action, []).append(fn)
+        return fn
+
+    return register
+
+
 # When a returned plan or report is due again (UTC), set by the review module when it returns one. It is
 # registered as a SQL expression correlated to ``Engagement`` (a scalar subquery, NULL when nothing was
 # returned); ``refresh_due`` reads it on a return to store the engagement's ``due_on``.
@@ -243,6 +256,8 @@ def perform(engagement: Engagement, action: str, actor: User | None, *, note: st
                          + (f"（{note}）" if note else ""),
                  payload={"from": old, "to": transition.target, "note": note, "system": system,
                           **({"waived": waivers} if waivers else {})})
+    for effect in AFTER_STEP.get(action, ()):
+        effect(engagement, actor, note)
     return row
 
 

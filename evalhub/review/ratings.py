@@ -28,7 +28,7 @@ from evalhub.core.mixins import InBureau
 from evalhub.core.models import User
 from evalhub.core.notifications import emit
 from evalhub.core.settings import SettingDef, get_setting, register
-from evalhub.core.timeutil import utcnow
+from evalhub.core.timeutil import beijing_date, beijing_day_start, beijing_today, utcnow
 from evalhub.core.web import handle_form
 from evalhub.extensions import db
 from evalhub.registry.forms import BLANK, ChineseForm, choice
@@ -178,7 +178,8 @@ def _poor_in_window(expert: Expert, on: date | None = None) -> tuple[list[dateti
     line = get_setting(bureau, "expert.rating_poor_score")
     count = get_setting(bureau, "expert.rating_poor_count")
     days = get_setting(bureau, "expert.rating_window_days")
-    now = utcnow() if on is None else datetime.combine(on, datetime.max.time())
+    # ``on`` is a Beijing date (a draw's today): its end is Beijing's midnight, not UTC's
+    now = utcnow() if on is None or on == beijing_today() else beijing_day_start(on + timedelta(days=1)) - timedelta(microseconds=1)
     since = now - timedelta(days=days)
     times = db.session.execute(sa.select(ExpertRating.rated_at).where(
         ExpertRating.expert_id == expert.id, ExpertRating.rated_at > since, ExpertRating.rated_at <= now,
@@ -197,7 +198,7 @@ def poor_rating_reasons(expert: Expert, on: date | None = None) -> list[str]:
     times, line, count, days = _poor_in_window(expert, on)
     if len(times) < count:
         return []
-    until = (times[count - 1] + timedelta(days=days)).date()  # the N-th latest leaves the window then
+    until = beijing_date(times[count - 1] + timedelta(days=days))  # the N-th latest leaves the window then
     return [f"近 {days} 天内评审表现评价不佳 {len(times)} 次（按时或意见质量不高于 {line} 分，达到 {count} 次即暂停抽取），"
             f"预计 {until:%Y-%m-%d} 后恢复"]
 

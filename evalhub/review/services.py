@@ -126,6 +126,9 @@ def _decimal(errors: dict, key: str, raw: Any, label: str) -> Optional[Decimal]:
     if not Decimal("0") <= value <= HUNDRED:  # every point, weight and score here is within 0–100 (Numeric(6, 2))
         errors[key] = f"{label}应在 0–100 之间"
         return None
+    if value != value.quantize(Decimal("0.01")):  # kept to two places: a check on what is typed holds for what is kept
+        errors[key] = f"{label}最多保留两位小数"
+        return None
     return value
 
 
@@ -776,19 +779,7 @@ def _seat_panel(record: Draw, actor: User | None) -> ReviewPanel:
                         offline=offline, review_due=now + timedelta(days=get_setting(bureau, "review.review_days")))
     db.session.add(panel)
     db.session.flush()
-    # The rules are asked again at the reveal, of the drawn only (the draw itself stands as recorded): an expert
-    # suspended while the draw waited for its witnesses, or seated meanwhile by another panel's reveal up to the
-    # load cap, is not invited; the seat is recorded as released and a replacement drawn, as for a decline.
-    drawn = db.session.execute(sa.select(Expert).where(Expert.id.in_(record.result_ids))).scalars().all()
-    lapsed = panel_exclusions(engagement, drawn, offline=offline)
-    for expert_id in record.result_ids:
-        if expert_id in lapsed:
-            panel.invitations.append(PanelInvitation(
-                expert_id=expert_id, draw_id=record.id, respond_by=now, status=InvitationStatus.WITHDRAWN,
-                withdrawn_at=now, withdrawn_reason=("揭晓时已不符合抽取条件：" + "；".join(lapsed[expert_id]))[:500]))
-        else:
-            _invite(panel, expert_id, record.id)
-    db.session.flush()
+    _made, lapsed = _seat_drawn(panel, record, engagement)
     _advance(engagement, action, actor, note=f"抽取评审专家 {size} 人（抽取记录 #{record.id}，监督人见证）")
     audit.record("panel.formed", panel, actor=actor, bureau_id=engagement.bureau_id,
                  summary=f"{engagement.reference} {kind.label}第 {panel.round} 轮评审组成立" + ("（线下评审）" if offline else "")
@@ -797,6 +788,29 @@ def _seat_panel(record: Draw, actor: User | None) -> ReviewPanel:
     if lapsed:
         _replace_or_record(panel, record, f"揭晓时 {len(lapsed)} 名被抽中的专家已不符合抽取条件（暂停、在审任务已满等）", actor)
     return panel
+
+
+def _seat_drawn(panel: ReviewPanel, record: Draw, subject: Any) -> tuple[list[PanelInvitation], dict[int, list[str]]]:
+    """Invite whom ``record`` drew and the panel has not yet seated. The rules are asked again at the reveal, of
+    the drawn only (the draw itself stands as recorded): an expert suspended while the draw waited for its
+    witnesses, or seated meanwhile by another panel's reveal up to the load cap, is not invited; the seat is
+    recorded as released, for a replacement to fill, as after a decline. A panel's first draw and every
+    replacement draw alike."""
+    now = utcnow()
+    seated = {i.expert_id for i in panel.invitations}
+    ids = [i for i in record.result_ids if i not in seated]
+    drawn = db.session.execute(sa.select(Expert).where(Expert.id.in_(ids))).scalars().all()
+    lapsed = panel_exclusions(subject, drawn, offline=panel.offline)
+    made = []
+    for expert_id in ids:
+        if expert_id in lapsed:
+            panel.invitations.append(PanelInvitation(
+                expert_id=expert_id, draw_id=record.id, respond_by=now, status=InvitationStatus.WITHDRAWN,
+                withdrawn_at=now, withdrawn_reason=("揭晓时已不符合抽取条件：" + "；".join(lapsed[expert_id]))[:500]))
+        else:
+            made.append(_invite(panel, expert_id, record.id))
+    db.session.flush()
+    return made, lapsed
 
 
 def _replace_or_record(panel: ReviewPanel, original: Draw, reason: str, actor: User | None) -> None:
@@ -965,9 +979,8 @@ def _seat_replacements(record: Draw, actor: User | None) -> list[PanelInvitation
     panel = db.session.get(ReviewPanel, record.params["panel"])
     if panel.status != PanelStatus.REVIEWING:
         raise Conflict("该评审已结束，补抽结果不再发出邀请。")
-    seated = {i.expert_id for i in panel.invitations}
-    made = [_invite(panel, expert_id, record.id) for expert_id in record.result_ids if expert_id not in seated]
-    # a seat that opened while this draw waited gets the next announced draw
+    made, _lapsed = _seat_drawn(panel, record, panel.subject)
+    # a seat that opened while this draw waited (or one it drew who no longer qualifies) gets the next draw
     try:
         with db.session.begin_nested():
             _announce_replacement(panel, record, f"补抽 #{record.id} 揭晓后仍有空缺", actor)
@@ -1032,6 +1045,22 @@ def _release_invitations(expert: Expert, actor: User | None, reason: str) -> Non
         _replace_or_record(invitation.panel, db.session.get(Draw, invitation.draw_id), f"专家不再可用（{reason}）", actor)
 
 
+@workflow.after_step("cancel")
+def _close_panels_of_cancelled(engagement: Engagement, actor: User | None, note: str) -> None:
+    """A cancelled (终止) engagement's open panels close with it: the experts' seats are released (they are told),
+    so the load cap, the reminders and the expiry job no longer count a review nobody will decide."""
+    reason = "评价任务已终止" + (f"：{note}" if note else "")
+    for panel in db.session.execute(sa.select(ReviewPanel).where(
+            ReviewPanel.engagement_id == engagement.id, ReviewPanel.status == PanelStatus.REVIEWING)).scalars():
+        for invitation in panel.invitations:
+            review = invitation.review
+            if invitation.status in PENDING and (review is None or review.status != ReviewStatus.SUBMITTED):
+                _withdraw(invitation, actor, reason, from_=PENDING)
+        panel.status = PanelStatus.CLOSED
+        audit.record("panel.closed", panel, actor=actor, bureau_id=panel.bureau_id,
+                     summary=f"{engagement.reference} {panel.kind.label}第 {panel.round} 轮评审组随任务终止而结束")
+
+
 def expire_invitations(now: datetime | None = None) -> int:
     """Invitations past their response deadline expire and are replaced (run by the reminders job)."""
     now = now or utcnow()
@@ -1044,7 +1073,7 @@ def expire_invitations(now: datetime | None = None) -> int:
             _move(invitation, InvitationStatus.EXPIRED)
         except Conflict:
             continue
-        replace_member(invitation, f"专家未在 {invitation.respond_by:%Y-%m-%d %H:%M} 前答复邀请", None)
+        replace_member(invitation, f"专家未在北京时间 {format_beijing(invitation.respond_by)} 前答复邀请", None)
         expired += 1
     return expired
 

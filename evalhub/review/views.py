@@ -31,7 +31,7 @@ from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.exports import to_xlsx
 from evalhub.core.models import Bureau, Draw, Notification
 from evalhub.core.timeutil import utcnow
-from evalhub.core.listing import Filter, Listing, year_filter
+from evalhub.core.listing import Filter, Listing, as_int, year_filter
 from evalhub.core.web import (
     bureau_side,
     form_page,
@@ -524,10 +524,8 @@ def result(engagement_id: int):
 
 
 def _cap_of(engagement: Engagement, raw: Any) -> ResultCap:
-    try:
-        cap = db.session.get(ResultCap, int(raw or 0))
-    except (TypeError, ValueError):
-        cap = None
+    cap_id = as_int(str(raw or ""))  # an id past any column's range names no cap (a 404, not a 500)
+    cap = db.session.get(ResultCap, cap_id) if cap_id is not None else None
     if cap is None or cap.result.engagement_id != engagement.id:
         abort(404)
     return cap
