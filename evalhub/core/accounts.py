@@ -21,7 +21,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Optional
+from typing import Callable, Optional
 
 import sqlalchemy as sa
 from flask import current_app, has_request_context, url_for
@@ -222,6 +222,21 @@ def lifetime_text(purpose: LinkPurpose) -> str:
     return f"{int(span.total_seconds() // 3600)} 小时"
 
 
+# Why an enabled account may still get no new link: registered by the module that owns the account's organisation
+# (registry: an expert removed from the pool, a firm rejected, removed or blacklisted), so every path — a bureau's
+# page, the admin's reset, "忘记密码", the CLI — asks the same.
+_LINK_REFUSALS: list[Callable[[User], Optional[str]]] = []
+
+
+def link_refusal(fn: Callable[[User], Optional[str]]) -> Callable[[User], Optional[str]]:
+    _LINK_REFUSALS.append(fn)
+    return fn
+
+
+def _link_refused(user: User) -> Optional[str]:
+    return next((problem for problem in (fn(user) for fn in _LINK_REFUSALS) if problem), None)
+
+
 def issue_link(user: User, purpose: LinkPurpose | str, actor: User | None) -> str:
     """A new one-time link for ``user`` (replacing any unused one of the same purpose): the raw token, to be
     shown once and/or e-mailed — only its sha256 is stored. No permission check: callers check theirs
@@ -229,6 +244,9 @@ def issue_link(user: User, purpose: LinkPurpose | str, actor: User | None) -> st
     purpose = LinkPurpose(purpose)
     if not user.is_enabled:
         raise Conflict("该账户已停用，请先启用。")
+    refused = _link_refused(user)
+    if refused:
+        raise Conflict(refused)
     now = utcnow()
     void_links(user, purpose.value)
     token = secrets.token_urlsafe(32)
@@ -392,7 +410,7 @@ def request_password_reset(identifier: str, address: str | None) -> Optional[tup
         found = db.session.execute(sa.select(User).where(sa.func.lower(User.email) == identifier.lower())
                                    .limit(2)).scalars().all()
         user = found[0] if len(found) == 1 else None
-    if user is None or not user.is_enabled or not user.email:
+    if user is None or not user.is_enabled or not user.email or _link_refused(user):  # the same answer, whatever
         return None
     per_account = max(1, int(current_app.config.get("RESET_LINKS_PER_ACCOUNT_HOUR", 3)))
     concurrency.serialise(f"reset-links:{user.id}")

@@ -857,11 +857,15 @@ def decide_justification(bid: Bid, actor: User, accepted: bool, note: str | None
         raise Conflict("该投标不属于异常低价，无需认定。")
     if not bid.low_price_explanation:
         raise Conflict("投标人尚未提交书面说明。")
-    if bid.justification_decision is not None:
+    decision = JustificationDecision.ACCEPTED if accepted else JustificationDecision.REJECTED
+    reason = None if accepted else "异常低价且说明不被评审委员会接受" + (f"：{note.strip()}" if note and note.strip() else "")
+    # once: of two decisions at the same moment, the first is kept and the second refused (compare-and-set)
+    claimed = db.session.execute(sa.update(Bid).where(Bid.id == bid.id, Bid.justification_decision.is_(None)).values(
+        justification_decision=decision, invalid_reason=reason if reason else Bid.invalid_reason)
+        .execution_options(synchronize_session=False)).rowcount
+    db.session.refresh(bid)
+    if not claimed:
         raise Conflict(f"评审委员会已认定该低价说明：{bid.justification_decision.label}。")
-    bid.justification_decision = JustificationDecision.ACCEPTED if accepted else JustificationDecision.REJECTED
-    if not accepted:
-        bid.invalid_reason = "异常低价且说明不被评审委员会接受" + (f"：{note.strip()}" if note and note.strip() else "")
     audit.record("bid.justification_decided", procurement, actor=actor,
                  summary=f"评审委员会认定 {bid.firm.name} 的低价说明：{bid.justification_decision.label}",
                  payload={"bid_id": bid.id, "accepted": accepted, "note": note})
@@ -870,6 +874,13 @@ def decide_justification(bid: Bid, actor: User, accepted: bool, note: str | None
 
 
 # --- committee and scoring -------------------------------------------------------------------------
+
+def _hold_committee(procurement: Procurement) -> None:
+    """One committee per procurement: drawing, seating and entering one by names take the same lock, and read the
+    committee again under it."""
+    concurrency.serialise(f"procurement.committee:{procurement.id}")
+    db.session.refresh(procurement, ["status", "committee_draw_id", "committee_draw", "committee"])
+
 
 def committee_size_floor(procurement: Procurement) -> int:
     """87号令 第四十七条: a tender's committee is 5 or more, 7 or more from a budget of 1000 万元; 214号: a
@@ -892,8 +903,7 @@ def draw_committee(procurement: Procurement, size: int, actor: User) -> Draw:
     _check_committee_size(procurement, size)
     if procurement.status != ProcurementStatus.EVALUATING:
         raise Conflict("开标后才能组建评审委员会。")
-    concurrency.serialise(f"procurement.committee:{procurement.id}")  # two clicks announce one draw
-    db.session.refresh(procurement, ["committee_draw_id", "committee_draw", "committee"])
+    _hold_committee(procurement)  # two clicks announce one draw
     if procurement.committee:
         raise Conflict("评审委员会已经组建。")
     if procurement.committee_draw_id is not None and procurement.committee_draw.status == DrawStatus.ANNOUNCED:
@@ -935,6 +945,7 @@ def _committee_released(record: Draw) -> bool:
 @draws.on_drawn("procurement_committee", released=_committee_released)
 def _seat_committee(record: Draw, actor: User) -> list[CommitteeMember]:
     procurement = db.session.get(Procurement, record.params["procurement"])
+    _hold_committee(procurement)
     if procurement.committee or procurement.status != ProcurementStatus.EVALUATING:
         raise Conflict("评审委员会已经组建或采购状态已改变，抽取结果不能再组成委员会。")
     # The rules are asked again at the reveal, of the drawn (the draw stands as recorded): one suspended, or tied
@@ -977,10 +988,13 @@ def enter_committee(procurement: Procurement, names: list[str], actor: User) -> 
     too_long = [n[:10] + "…" for n in names if len(n) > 50]
     if too_long:  # committee_member.name holds 50 characters
         raise ValidationFailed(f"评委姓名不超过 50 字：{'、'.join(too_long)}", {"names": "姓名过长"})
+    _hold_committee(procurement)
     if procurement.status != ProcurementStatus.EVALUATING:
         raise Conflict("开标后才能录入评审委员会。")
     if procurement.committee:
         raise Conflict("评审委员会已经组建。")
+    if procurement.committee_draw_id is not None and procurement.committee_draw.status == DrawStatus.ANNOUNCED:
+        raise Conflict(f"评审委员会抽取已公告（抽取 #{procurement.committee_draw_id}），请揭晓该抽取，不能另行录入。")
     members = [CommitteeMember(name=n) for n in names]
     procurement.committee.extend(members)
     audit.record("procurement.committee_entered", procurement, actor=actor,

@@ -1014,9 +1014,6 @@ def reissue_expert_link(expert: Expert, actor: User) -> tuple[User, str, Any]:
     if user is None:
         permissions.require(actor, "expert.account", expert)
         raise Conflict("该专家尚未开通账号。")
-    if expert.status == ExpertStatus.REMOVED:  # as for opening one: a removed expert gets no new way in
-        permissions.require(actor, "expert.account", expert)
-        raise Conflict("该专家已移出专家库，不能签发账号链接。")
     if user.awaiting_activation:
         permissions.require(actor, "expert.account", expert)
         purpose = accounts.LinkPurpose.ACTIVATION
@@ -1065,6 +1062,21 @@ def firm_first_account(firm: Firm) -> User | None:
 _ACCOUNT_STATUSES = (FirmStatus.PENDING, FirmStatus.ADMITTED, FirmStatus.SUSPENDED)  # a firm that may have a login
 
 
+@accounts.link_refusal
+def _organisation_out(user: User) -> str | None:
+    """No new link (activation, reset) into the account of an expert removed from the pool or of a firm out of the
+    library, whichever path asks: as for opening an account."""
+    if user.expert_id is not None:
+        expert = db.session.get(Expert, user.expert_id)
+        if expert is not None and expert.status == ExpertStatus.REMOVED:
+            return "该专家已移出专家库，不能签发账号链接。"
+    if user.firm_id is not None:
+        firm = db.session.get(Firm, user.firm_id)
+        if firm is not None and firm.status not in _ACCOUNT_STATUSES:
+            return f"机构当前状态为“{firm.status.label}”，不能签发账号链接。"
+    return None
+
+
 def open_firm_account(firm: Firm, actor: User) -> tuple[User, str]:
     """开通账号 for a firm the bureau entered or imported (no login yet): its administrator login (jg<id>,
     the firm's contact person) without a password, and the raw activation token — the same one-time link
@@ -1091,8 +1103,6 @@ def reissue_firm_link(firm: Firm, actor: User) -> tuple[User, str, Any]:
     """A new activation link for the firm's first account while it still awaits activation (the old one is
     void). Once active, the firm resets its own passwords."""
     permissions.require(actor, "firm.account", firm)
-    if firm.status not in _ACCOUNT_STATUSES:  # as for opening one
-        raise Conflict(f"机构当前状态为“{firm.status.label}”，不能签发账号链接。")
     user = firm_first_account(firm)
     if user is None:
         raise Conflict("该机构没有待激活的管理员账号。")

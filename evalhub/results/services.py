@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from evalhub.core import accounts, audit, files, jobs, notifications, permissions
+from evalhub.core import accounts, audit, concurrency, files, jobs, notifications, permissions
 from evalhub.core.batches import batches
 from evalhub.core.calendar import add_working_days, working_days_between
 from evalhub.core.inputs import check_name
@@ -765,10 +765,17 @@ def _with_results(bureau: Bureau, year: int) -> sa.Select:
         Engagement.bureau_id == bureau.id, Engagement.year == year, Engagement.state.in_(RESULT_STATES))
 
 
+def _hold_list(bureau: Bureau, year: int) -> None:
+    """One change to a bureau's year list at a time: building, confirming a row and filing take the same lock, so a
+    row confirmed while the list is filed is either in the filing or refused after it."""
+    concurrency.serialise(f"results.list:{bureau.id}:{year}")
+
+
 def build_list(bureau: Bureau, year: int, actor: User) -> list[ApplicationEntry]:
     """One row per evaluated object of the bureau's year with a recorded result; proposals of rows not yet
     confirmed are refreshed (a finding closed since, a setting changed)."""
     permissions.require(actor, "results.manage", bureau)
+    _hold_list(bureau, year)
     if _filed(bureau, year):
         raise Conflict(f"{year} 年度结果应用清单已备案，不能再修改。")
     results = db.session.execute(_with_results(bureau, year).order_by(Engagement.id)).all()
@@ -813,6 +820,8 @@ def confirm_entry(entry: ApplicationEntry, actor: User, *, measures: Iterable[An
     """The bureau decides the row. A departure from the proposal (other measures, another percentage, an
     amount instead of it) needs a reason."""
     permissions.require(actor, "results.manage", entry.bureau)
+    _hold_list(entry.bureau, entry.year)
+    db.session.refresh(entry)
     if _filed(entry.bureau, entry.year):
         raise Conflict(f"{entry.year} 年度结果应用清单已备案，不能再修改。")
     errors: dict[str, str] = {}
@@ -853,7 +862,8 @@ def entries(bureau: Bureau, year: int) -> list[ApplicationEntry]:
     """The bureau's list for the year, each row with its engagement and unit (what the list shows) read with it."""
     return list(db.session.execute(sa.select(ApplicationEntry).where(
         ApplicationEntry.bureau_id == bureau.id, ApplicationEntry.year == year).order_by(ApplicationEntry.engagement_id)
-        .options(joinedload(ApplicationEntry.engagement).joinedload(Engagement.budget_unit))).scalars())
+        .options(joinedload(ApplicationEntry.engagement).joinedload(Engagement.budget_unit))
+        .execution_options(populate_existing=True)).scalars())  # as a confirmation just before left them
 
 
 def _filed(bureau: Bureau, year: int) -> Optional[ApplicationFiling]:
@@ -902,6 +912,7 @@ def file_list(bureau: Bureau, year: int, actor: User) -> ApplicationFiling:
     permissions.require(actor, "results.file", bureau)
     if bureau.level != BureauLevel.COUNTY or bureau.parent_id is None:
         raise ValidationFailed("只有县（市）财政局向上级财政局备案结果应用清单。", {"year": "本级无需备案"})
+    _hold_list(bureau, year)
     rows = entries(bureau, year)
     if not rows:
         raise ValidationFailed(f"{year} 年度结果应用清单为空，请先生成清单。", {"year": "清单为空"})

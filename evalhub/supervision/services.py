@@ -444,6 +444,7 @@ def name_inspector(inspection: Inspection, actor: User, *, user_id: Any = None, 
     pools, refused with every reason when not independent of what is inspected (the same rules as a draw)."""
     bureau = db.session.get(Bureau, inspection.bureau_id)
     permissions.require(actor, "supervision.manage", bureau)
+    _hold(inspection)  # the same person named twice at once is named once
     if inspection.status == InspectionStatus.CLOSED:
         raise Conflict("检查已办结，不能再指定检查人员。")
     user_id, expert_id = as_int(str(user_id or "")), as_int(str(expert_id or ""))
@@ -595,6 +596,7 @@ def declare_conflict(inspection: Inspection, actor: User, reason: str) -> None:
     declaration is kept (an officer's as a StaffTie, an expert's as an ExpertTie with the firm), so neither is
     drawn or named for that firm again; the seat is empty again, and the bureau is told to draw
     (``draw_case_inspectors``) or name a replacement."""
+    _hold(inspection)  # a double click declares once
     seat = inspector_of(inspection, actor)
     if seat is None:
         raise PermissionDenied("只有本检查的检查人员可以申报回避。")
@@ -747,6 +749,13 @@ def open_inspection_of_report(engagement: Engagement) -> Optional[str]:
 
 # === inspection work ===============================================================================
 
+def _hold(inspection: Inspection) -> None:
+    """One change to an inspection at a time (two recorders, a double click): its status, seats and record are
+    read again under the lock, as the request before left them."""
+    concurrency.serialise(f"inspection:{inspection.id}")
+    db.session.refresh(inspection)
+
+
 def recording_refusal(inspection: Inspection, actor: User) -> Optional[str]:
     """Why ``actor`` may not write the inspection's record (checklist, findings, conclusion), or None. Its officer
     inspectors may: they were drawn or named as independent, of this bureau or an upper one. Otherwise a manager
@@ -772,6 +781,7 @@ def _require_recorder(inspection: Inspection, actor: User) -> None:
 
 def record_checklist(inspection: Inspection, actor: User, answers: dict[str, tuple[bool, str]]) -> None:
     _require_recorder(inspection, actor)
+    _hold(inspection)
     if inspection.status == InspectionStatus.CLOSED:
         raise Conflict("检查已办结。")
     known = {key for key, _ in CHECKLIST}
@@ -787,6 +797,7 @@ def add_finding(inspection: Inspection, actor: User, *, severity: Any, descripti
                 measures: Iterable[Any] = ()) -> Finding:
     bureau = db.session.get(Bureau, inspection.bureau_id)
     _require_recorder(inspection, actor)
+    _hold(inspection)
     if inspection.status == InspectionStatus.CLOSED:
         raise Conflict("检查已办结，不能再添加问题。")
     errors: dict[str, str] = {}
@@ -853,6 +864,7 @@ def respond(inspection: Inspection, actor: User, text: str) -> None:
 
 def close(inspection: Inspection, actor: User, conclusion: str, *, substantiated: Optional[bool] = None) -> None:
     _require_recorder(inspection, actor)
+    _hold(inspection)  # a finding added meanwhile (awaiting the firm's response) is seen here
     if inspection.status == InspectionStatus.CLOSED:
         raise Conflict("检查已办结。")
     if inspection.status == InspectionStatus.AWAITING_RESPONSE:
