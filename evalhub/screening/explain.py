@@ -124,10 +124,3 @@ def reasons(features: dict[str, Any], model: LoadedModel | None = None, *, refer
                                         reference=reference)
         out.append(item)
     return out
-
-
-def for_screening(screening: Any, model: LoadedModel | None = None, *, reference: Reference | None = None,
-                  near_duplicate: dict[str, Any] | None = None, limit: int = 6) -> list[dict[str, Any]]:
-    """``reasons`` for a computed ``features.Screening`` (its missing and duplicated chapters named)."""
-    return reasons(screening.features, model, reference=reference, limit=limit, missing=screening.missing,
-                   duplicated=screening.duplicated, near_duplicate=near_duplicate)

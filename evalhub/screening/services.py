@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased, defer, joinedload, selectinload
 from flask import current_app
 
-from evalhub.core import audit, jobs, permissions
+from evalhub.core import audit, concurrency, jobs, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.models import Bureau, Job, User
@@ -182,13 +182,19 @@ def assess(screening: Screening, ctx: ScreeningContext) -> dict[str, Any]:
         risk, method, version = float(model.predict([screening.features])[0]), RiskMethod.MODEL, model.version
     else:
         risk, method, version = reference.rule_score(screening.features), RiskMethod.RULE, None
-    # The reasons are the features that moved this risk, by their exact contribution (screening.explain, H6a).
-    # A near-duplicate names the other report; who may read that name is decided when it is shown (shown_to).
-    dup = screening.near_duplicates[0] if screening.near_duplicates else None
-    reasons = explain.for_screening(screening, model, reference=reference, near_duplicate=None if dup is None else {
-        "doc_id": dup["doc_id"], "jaccard": dup["jaccard"], "text": _near_duplicate_text(dup["label"], dup["jaccard"])})
-    return {"risk": round(risk, 4), "method": method, "model_version": version, "reasons": reasons[:6],
-            "peers": reference.size}
+    return {"risk": round(risk, 4), "method": method, "model_version": version,
+            "reasons": _explained(screening.features, _details(screening), model, reference), "peers": reference.size}
+
+
+def _explained(features: dict[str, Any], details: dict[str, Any], model: Any, reference: Any) -> list[dict[str, Any]]:
+    """The features that moved this risk, by their exact contribution (screening.explain, H6a), under the model (or
+    rule score) that gave it. A near-duplicate names the other report; who may read that name is decided when it
+    is shown (shown_to)."""
+    dup = (details.get("near_duplicates") or [None])[0]
+    return explain.reasons(features, model, reference=reference, limit=6, missing=details.get("missing") or (),
+                           duplicated=details.get("duplicated") or (), near_duplicate=None if dup is None else {
+                               "doc_id": dup["doc_id"], "jaccard": dup["jaccard"],
+                               "text": _near_duplicate_text(dup["label"], dup["jaccard"])})
 
 
 def _details(screening: Screening) -> dict[str, Any]:
@@ -858,6 +864,7 @@ def open_case(screening: ReportScreening, actor: User):
 
     engagement = screening.engagement
     permissions.require(actor, "supervision.manage", engagement.bureau)
+    concurrency.serialise(f"screening.case:{screening.id}")  # two clicks at once open one case
     existing = db.session.execute(sa.select(Inspection).where(
         Inspection.engagement_id == engagement.id, Inspection.trigger == Trigger.SCREENING_FLAG,
         Inspection.trigger_detail.contains(f"筛查#{screening.id}，"))).scalars().first()
@@ -887,18 +894,24 @@ def labelled_frame() -> pd.DataFrame:
         .join(Submission, Submission.id == ReportScreening.submission_id)
         .outerjoin(ReviewPanel, ReviewPanel.submission_id == Submission.id)
         .where(ReportScreening.kind == SubmissionKind.REPORT)).all()
-    latest: dict[int, ReportScreening] = {}
+    versions: dict[int, list[ReportScreening]] = {}
     labels: dict[int, dict[str, Any]] = {}
     for screening, version, round_, score, pass_mark in rows:
-        if screening.engagement_id not in latest or screening.submission_id > latest[screening.engagement_id].submission_id:
-            latest[screening.engagement_id] = screening
+        versions.setdefault(screening.engagement_id, []).append(screening)
         if version == 1 and round_ == 1 and score is not None and pass_mark is not None:
             labels[screening.id] = {"screening": screening, "label": int(score < pass_mark), "source": "panel", "random": False}
     inspections = db.session.execute(sa.select(Inspection).where(
-        Inspection.status == InspectionStatus.CLOSED, Inspection.engagement_id.in_(list(latest) or [-1]))).scalars().all()
+        Inspection.status == InspectionStatus.CLOSED, Inspection.engagement_id.in_(list(versions) or [-1]))).scalars().all()
     for inspection in inspections:
         answer = (inspection.checklist or {}).get("report_original")
-        screening = latest.get(inspection.engagement_id)
+        # the answer is about the report the inspection looked at: the latest version handed in before the case
+        # opened (else before it closed), never one uploaded after it — a rectified text is not what was judged
+        screening = None
+        for limit in (inspection.opened_at, inspection.closed_at):
+            before = [x for x in versions[inspection.engagement_id] if limit is not None and x.submitted_at <= limit]
+            if before:
+                screening = max(before, key=lambda x: (x.submitted_at, x.submission_id))
+                break
         if answer is None or screening is None:
             continue
         labels[screening.id] = {"screening": screening, "label": int(not answer.get("ok")), "source": "inspection",
@@ -995,10 +1008,14 @@ def rescore() -> int:
     by_model = [r for r in rows if model is not None and r.kind == SubmissionKind.REPORT]
     if by_model:
         for row, risk in zip(by_model, model.predict([r.features for r in by_model])):
+            if (row.method, row.model_version) != (RiskMethod.MODEL, model.version):  # the reasons go with the risk
+                row.reasons = _explained(row.features, row.details or {}, model, peer_reference(row.kind.value, row.year))
             row.risk, row.method, row.model_version = round(float(risk), 4), RiskMethod.MODEL, model.version
     for row in rows:
         if model is None or row.kind != SubmissionKind.REPORT:
             reference = peer_reference(row.kind.value, row.year)
+            if row.method != RiskMethod.RULE:  # back from a model (retired) to the rule score: its reasons again
+                row.reasons = _explained(row.features, row.details or {}, None, reference)
             row.risk, row.method, row.model_version = reference.rule_score(row.features), RiskMethod.RULE, None
     db.session.flush()
     return len(rows)

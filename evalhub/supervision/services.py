@@ -85,7 +85,12 @@ def file_complaint(*, bureau_id: Any, firm_name: str, text: str, engagement_refe
     if len(contact) > 100:
         errors["complainant_contact"] = "联系方式过长"
     ValidationFailed.raise_if(errors)
-    firm = db.session.execute(sa.select(Firm).where(Firm.name == firm_name)).scalar_one_or_none()
+    # names are not unique (the USCC is): one firm of that name, or one in the bureau's usable libraries; otherwise
+    # the bureau names the firm when it opens a case
+    named = db.session.execute(sa.select(Firm).where(Firm.name == firm_name).order_by(Firm.id)).scalars().all()
+    if len(named) > 1:
+        named = [f for f in named if f.bureau_id in set(library_bureau_ids(bureau))]
+    firm = named[0] if len(named) == 1 else None
     reference = f"TS{beijing_today():%Y%m%d}{secrets.randbelow(10**6):06d}"
     complaint = Complaint(reference=reference, bureau_id=bureau.id, firm_id=firm.id if firm else None,
                           firm_name=firm_name, engagement_reference=(engagement_reference or "").strip() or None,
@@ -666,7 +671,7 @@ def lead_for(inspection: Inspection, reader: User) -> Optional[str]:
     screening flag's risk, rank and reasons — and the page says why (WITHHELD_LEADS)."""
     if reader.role in permissions.BUREAU_ROLES or reader.role == Role.SYSTEM_ADMIN:
         return inspection.trigger_detail
-    if inspection.trigger in WITHHELD_LEADS:
+    if inspection.trigger in WITHHELD_LEADS or inspection.complaint_id is not None:
         return None
     return inspection.trigger_detail
 
@@ -693,6 +698,11 @@ def open_case(bureau: Bureau, actor: User | None, *, trigger: Any, detail: str, 
         errors["detail"] = "请写明线索内容"
     if trigger == Trigger.COMPLAINT and complaint is None:
         errors["complaint_id"] = "投诉线索须关联投诉编号"
+    if complaint is not None and trigger != Trigger.COMPLAINT:  # the trigger decides what the firm reads of the lead
+        errors["trigger"] = "关联投诉的检查，线索来源应为“投诉举报”"
+    if complaint is not None and firm is not None and complaint.firm_id is not None and complaint.firm_id != firm.id:
+        # a complaint substantiated on closing counts against the firm it names (credit): the case is about it
+        errors["firm_id"] = f"该投诉针对 {complaint.firm.name}，检查对象应为同一机构"
     ValidationFailed.raise_if(errors)
     if complaint is not None:
         # Compare-and-set from 已受理: a decline made meanwhile by another officer is never overwritten by
@@ -709,6 +719,8 @@ def open_case(bureau: Bureau, actor: User | None, *, trigger: Any, detail: str, 
     db.session.add(inspection)
     if complaint is not None:
         complaint.status = ComplaintStatus.CASE_OPENED
+        if complaint.firm_id is None:  # a name the public form could not tie to one firm: the case says which
+            complaint.firm_id = firm.id
     db.session.flush()
     # A second case on the same engagement is allowed, with a warning linking the others (other_cases).
     others = [i.id for i in other_cases(inspection, actor)]

@@ -429,7 +429,7 @@ def campaign_new():
 
     def call():
         year = (form.year.data or "").strip()
-        if not (year.isdigit() and len(year) == 4):
+        if not (year.isascii() and year.isdigit() and len(year) == 4):  # "202⁵" is digits to isdigit, not to int
             raise ValidationFailed("年度应为 4 位数字。", {"year": "年度应为 4 位数字，例如 2025"})
         return services.start_campaign(bureau, int(year), current_user, ratio=(form.ratio.data or "").strip())
 
