@@ -1,5 +1,5 @@
-"""From an audit of the changes since 23c256c: two requests at once must get one result, and a rule added by the
-audits of 2026-12-06/07 must hold on every path (API, CLI), not only the page it was written for.
+"""Rules of two requests at once and of every path: two requests at once get one result, and a rule holds on every
+path (page, API, CLI), not only the page it was written for. Each test states its rule and sets up the case.
 
 The races are replayed as in tests/test_races_more.py: request A has read what it checks when request B (its own
 thread, app context and session) does the same or the conflicting thing and commits; then A goes on. They run on
@@ -26,8 +26,8 @@ def events(action: str) -> int:
 def test_a_low_bid_decided_twice_at_once_is_decided_once(app, world, monkeypatch):
     """docs/rules.md (low_bid_ratio): the committee decides an abnormally low price "once, during the evaluation"
     (财政部令第87号 第六十条); decide_justification refuses a second decision. Two clerks press at once, one 接受,
-    one 不接受: the second to commit must be refused. It is not — it read the bid undecided and writes over the
-    first: two decisions recorded, and the bid ends "accepted" while keeping the rejection's invalid_reason."""
+    one 不接受: the second to commit, though it read the bid undecided, is refused — one decision is recorded and
+    the bid keeps the first (不接受)."""
     from evalhub.procurement import services as P
     from evalhub.procurement.models import Bid, JustificationDecision
     from tests.test_procurement_law_more import _low_bid_consultation
@@ -60,26 +60,15 @@ def test_a_low_bid_decided_twice_at_once_is_decided_once(app, world, monkeypatch
 def test_a_committee_entered_while_the_drawn_one_is_seated_leaves_one_committee(app, world, monkeypatch):
     """A procurement has one evaluation committee: draw_committee and enter_committee refuse "评审委员会已经组建",
     and the reveal's _seat_committee refuses once one sits. One officer reveals the witnessed committee draw while
-    another enters the committee drawn on the platform: one of them must be refused. Neither is — _seat_committee
-    checks ``procurement.committee`` without the procurement's lock (which enter_committee does not take either), so
-    the procurement ends with both committees (six members for a committee of three)."""
-    from datetime import timedelta
-
+    another enters the committee drawn on the platform: one of them is refused, and the procurement ends with one
+    committee (three members for a committee of three)."""
     from evalhub.core import draws
     from evalhub.core.models import Draw
-    from evalhub.core.timeutil import utcnow
     from evalhub.procurement import services as P
-    from evalhub.procurement.models import CommitteeMember, Procurement, ProcurementMethod
+    from evalhub.procurement.models import CommitteeMember, Procurement
+    from tests.test_conflicts_tree import _opened
 
-    e = factories.engagement(world)
-    p = factories.witnessed(P.open_procurement(e, P.ProcurementInput(
-        method=ProcurementMethod.COMPETITIVE_CONSULTATION, title="", ceiling_price_wan="50", price_weight="20",
-        bid_deadline=utcnow() + timedelta(days=10)), world.bz_staff))
-    for name, price in (("甲", "40"), ("乙", "45")):
-        _firm, user, staff = factories.bidder(world, f"委员会竞态{name}")
-        factories.bid(p, user, staff, price)
-    p.bid_deadline = utcnow() - timedelta(seconds=1)
-    P.open_bids(p, world.bz_staff)
+    p = _opened(world, "委员会竞态")
     for i in range(4):
         factories.expert(world.bz, name=f"竞态评委{i}", employer=f"新疆某学院{i}")
     record = P.draw_committee(p, 3, world.bz_staff)
@@ -107,8 +96,7 @@ def test_a_committee_entered_while_the_drawn_one_is_seated_leaves_one_committee(
 def test_declaring_a_tie_twice_at_once_records_one_recusal(app, world):
     """申报回避 (docs/rules.md, inspectors): the inspector leaves the case once; the declaration is kept once and the
     bureau told once to draw or name a replacement. A double click on “申报回避”: the second request, which read the
-    officer still seated, must be refused (the seat is gone). It is not: two staff ties, two recusal events and two
-    notices for one declaration."""
+    officer still seated, is refused (the seat is gone) — one staff tie and one recusal event for one declaration."""
     from evalhub.supervision import services as V
     from evalhub.supervision.models import Inspection, StaffTie, Trigger
 
@@ -144,8 +132,8 @@ def test_declaring_a_tie_twice_at_once_records_one_recusal(app, world):
 def test_an_inspection_is_not_closed_over_a_finding_added_meanwhile(app, world, monkeypatch):
     """close refuses while the firm owes its response ("须待机构提交整改回复后再办结"): a serious finding (or one with
     measures) puts the inspection to 待机构回复. Two recorders at once — one closes as clean, the other records a
-    serious finding: the close must be refused. It is not — close checks the status it read and writes CLOSED
-    without a compare-and-set, so the inspection is closed over a finding the firm was just asked to answer."""
+    serious finding: the close, though it read the inspection open, is refused, and the inspection stays 待机构回复
+    for the firm to answer the finding."""
     from evalhub.supervision import services as V
     from evalhub.supervision.models import CHECKLIST, Inspection, InspectionStatus, Severity, Trigger
 
@@ -179,8 +167,7 @@ def test_an_inspection_is_not_closed_over_a_finding_added_meanwhile(app, world, 
 def test_a_row_confirmed_while_the_list_is_filed_does_not_change_the_filed_list(app, world, monkeypatch):
     """A county files (备案) its confirmed list "once, and then it is frozen" (results.services.file_list;
     confirm_entry refuses "已备案，不能再修改"). A staff member re-confirms a row (a deeper reduction) while the admin
-    files: either the change is refused or it is in what was filed. Neither holds — confirm_entry checked "not filed"
-    before the filing committed and writes after it, so the frozen list no longer matches its filing."""
+    files: either the change is refused or it is in what was filed — the frozen list matches its filing."""
     from decimal import Decimal
 
     from evalhub.results import services as S
@@ -218,10 +205,9 @@ def test_a_row_confirmed_while_the_list_is_filed_does_not_change_the_filed_list(
 
 def test_the_cli_issues_no_link_for_an_expert_removed_from_the_pool(app, world):
     """docs/rules.md: "No new activation or reset link for a removed expert or a rejected, removed or blacklisted firm
-    (as for opening an account)" — registry.services.reissue_expert_link refuses it (the audit of 2026-12-06/07).
-    ``flask evalhub users reset-link zj…`` reaches the same account through core.accounts.issue_link, which asks only
-    whether the login is enabled (removing an expert does not disable it): it prints a fresh activation link, and the
-    removed expert can set a password and sign in."""
+    (as for opening an account), on every path (…, the CLI)" — core.accounts.issue_link asks the rule registry
+    registers. An expert with an account is removed from the pool (the login stays enabled): ``flask evalhub users
+    reset-link zj…`` exits 1 and issues no link."""
     from evalhub.core.models import AccountLink
     from evalhub.registry import services
 

@@ -1,5 +1,5 @@
-"""Audit of expert review (evalhub/review/): rules some path does not enforce. Each test states the rule and
-its source, and fails until the defect it names is fixed."""
+"""Rules of expert review (evalhub/review/) on every path (a replacement draw's reveal, a cancellation, the hourly
+job, the result page, the draws): each test states a rule and its source, and sets up the case it holds on."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -15,38 +15,25 @@ from evalhub.core.settings import set_setting
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
 from evalhub.procurement import workflow
-from evalhub.procurement.eligibility import library_bureau_ids
 from evalhub.registry import services as registry
-from evalhub.registry.models import Expert
 from evalhub.review import ratings as RT
 from evalhub.review import services as R
 from evalhub.review.models import InvitationStatus, ReviewPanel, Rubric, RubricKind
 from tests import factories
-
-
-def _only_these_drawable(e, n):
-    """n fresh experts of the engagement's field (with logins) are the only drawable ones of its pools."""
-    fresh = factories.panel_experts(e, n)
-    for x in db.session.execute(sa.select(Expert).where(Expert.bureau_id.in_(library_bureau_ids(e.bureau)))).scalars():
-        if x not in fresh:
-            x.available = False
-    db.session.flush()
-    return fresh
+from tests.test_draw_integrity import _only_these_drawable
 
 
 def _seated(panel) -> set[int]:
     return {i.expert_id for i in panel.invitations if i.status in (InvitationStatus.INVITED, InvitationStatus.ACCEPTED)}
 
 
-# --- 1. a replacement draw's reveal does not ask the rules again ------------------------------------------
+# --- a replacement draw's reveal asks the rules again -----------------------------------------------------
 
 def test_an_expert_suspended_while_a_replacement_draw_waits_is_not_seated_at_its_reveal(world):
-    """Rule (docs/rules.md, Review: "A witnessed draw stands as announced, but the rules are asked again of whom
-    it picks at the reveal: a panel's expert … who no longer qualifies (suspended, disabled, tied since) does not
-    sit"; and "A withdrawn invitation … is replaced … with the same exclusions"). ``_seat_panel`` re-asks
-    ``panel_exclusions`` of the drawn; ``_seat_replacements`` (the reveal of a replacement draw after a decline,
-    expiry or withdrawal) invites whoever the draw picked, so an expert suspended while the replacement waited
-    for its witnesses is seated on the panel."""
+    """Rule (docs/rules.md, Review: "the rules are asked again of whom it picks at the reveal: a panel's expert …
+    who no longer qualifies (suspended, disabled, tied since) does not sit; … a panel's replacement draw is asked
+    the same at its own reveal"). An expert declines; the only candidate left is suspended while the replacement
+    draw waits for its witnesses, and its reveal does not seat that expert."""
     e = factories.in_fieldwork(world)
     factories.submit_report(e)
     fresh = _only_these_drawable(e, 4)
@@ -60,16 +47,15 @@ def test_an_expert_suspended_while_a_replacement_draw_waits_is_not_seated_at_its
     db.session.flush()
     factories.witnessed(record)
     assert spare.id not in _seated(panel), \
-        "a suspended expert was invited to the panel by the replacement draw announced before the suspension"
+        "an expert suspended since the replacement draw was announced must not be invited at its reveal"
 
 
-# --- 2. a cancelled engagement's panel stays an open review task ----------------------------------------
+# --- a cancelled engagement's panel is no open review task ----------------------------------------------
 
 def test_a_cancelled_engagements_panel_no_longer_counts_against_the_experts_load_cap(world):
-    """Rule (docs/rules.md, Review: "Expert load: open review tasks at once", setting ``review.load_cap``).
-    Cancelling (终止) an engagement while its report is under review leaves its panel REVIEWING: the seated
-    experts' reviews of work that no longer exists keep counting as open tasks in ``open_review_loads`` (so with
-    the cap reached they are excluded from every other draw), and the hourly job keeps reminding/expiring them."""
+    """Rule (docs/rules.md, Review: "Expert load: open review tasks at once", setting ``review.load_cap``): only
+    live work counts. With the cap at 1, three experts accept a report's panel; the engagement is then cancelled
+    (终止) while under review, and ``open_review_loads`` no longer counts that review against them."""
     set_setting(world.bz, "review.load_cap", 1, world.bz_admin)
     e = factories.in_fieldwork(world)
     factories.submit_report(e)
@@ -81,16 +67,16 @@ def test_a_cancelled_engagements_panel_no_longer_counts_against_the_experts_load
     workflow.perform(e, "cancel", world.bz_admin, note="项目资金调整，本年度不再开展评价")
     db.session.flush()
     loads = R.open_review_loads(seated)
-    assert loads == {}, f"a cancelled engagement's review still counts as an open task: {loads}"
+    assert loads == {}, f"a cancelled engagement's review must not count as an open task: {loads}"
 
 
-# --- 3. the expiry's replacement reason gives the deadline in UTC -----------------------------------------
+# --- the expiry's replacement reason gives the deadline in Beijing time ----------------------------------
 
 def test_the_expired_invitations_replacement_reason_gives_the_deadline_in_beijing_time(world):
     """Rule: deadlines are shown in Beijing time (rules.md: "Days for an expert to answer an invitation …";
-    ``_answer_in_time`` and the invitation notice say "北京时间 …"). ``expire_invitations`` writes the
-    replacement draw's reason (shown on the draw page, public once the review ends) with the raw UTC value:
-    an invitation due 2025-01-02 04:00 Beijing reads "专家未在 2025-01-01 20:00 前答复邀请"."""
+    ``_answer_in_time`` and the invitation notice say "北京时间 …"), the replacement draw's reason written by
+    ``expire_invitations`` (shown on the draw page, public once the review ends) included. An invitation due
+    2025-01-01 20:00 UTC expires: its reason gives 2025-01-02 04:00, not the raw UTC value."""
     e = factories.in_fieldwork(world)
     factories.submit_report(e)
     _only_these_drawable(e, 4)
@@ -104,14 +90,13 @@ def test_the_expired_invitations_replacement_reason_gives_the_deadline_in_beijin
         record.redraw_reason
 
 
-# --- 4. rubric points past two decimals are rounded away after the checks ---------------------------------
+# --- a rubric is stored as it was checked -----------------------------------------------------------------
 
 @pytest.mark.parametrize("points", [("33.333", "33.333", "33.334"), ("99.999", "0.001")])
 def test_a_rubric_is_stored_as_checked_items_above_zero_adding_up_to_100(world, points):
     """Rule (services.revise_rubric: "各评分项分值合计应为 100" and each item "分值必须大于 0"; DOMAIN §5 rubrics
-    of 100). The checks run on the values as typed, but ``RubricItem.max_points`` is Numeric(6, 2): 33.333 ×2 +
-    33.334 passes as 100 and is stored as 99.99; 99.999 + 0.001 passes and stores an item whose maximum is 0.00
-    (no expert can give it a point). Either refuse more than two decimals or store what was checked."""
+    of 100): what is stored is what was checked (``RubricItem.max_points`` keeps two decimals). Items of more than
+    two decimals (33.333 ×2 + 33.334; 99.999 + 0.001) are either refused or stored above 0 and adding up to 100."""
     items = [(f"评分项{n}", "要点", p) for n, p in enumerate(points, 1)]
     try:
         rubric = R.revise_rubric(world.bz, RubricKind.REPORT, items, world.bz_admin)
@@ -122,16 +107,15 @@ def test_a_rubric_is_stored_as_checked_items_above_zero_adding_up_to_100(world, 
     stored = db.session.get(Rubric, rubric.id)
     maxima = [i.max_points for i in stored.items]
     assert all(m > 0 for m in maxima) and sum(maxima) == Decimal("100"), \
-        f"rubric accepted as 100 but stored as {maxima} (total {sum(maxima)})"
+        f"a rubric accepted as 100 must be stored as 100, items above 0: stored {maxima} (total {sum(maxima)})"
 
 
-# --- 5. a crafted cap id on the result page -----------------------------------------------------------------
+# --- a crafted cap id on the result page --------------------------------------------------------------------
 
 def test_a_crafted_cap_id_on_the_result_page_is_a_404_not_a_500(world, client, login):
     """Rule: bad input never gives a 500 (tests/test_bad_input.py: ids past INT_MAX are answered like any unknown
-    id; core.listing.as_int bounds them). ``review.views._cap_of`` does ``db.session.get(ResultCap, int(raw))``
-    on the posted hidden ``cap_id`` unbounded: past 2**63 SQLite's driver raises OverflowError, past 2**31
-    PostgreSQL's INTEGER raises DataError — a 500 instead of the 404 an unknown cap gets."""
+    id; core.listing.as_int bounds them). The result page's lift-a-cap form posts a hidden ``cap_id`` of 20 digits
+    (past any INTEGER column's range): ``review.views._cap_of`` answers it with the 404 of an unknown cap."""
     e = factories.accepted(world)
     db.session.commit()
     response = login(world.bz_staff).post(f"/engagements/{e.id}/result",
@@ -139,15 +123,13 @@ def test_a_crafted_cap_id_on_the_result_page_is_a_404_not_a_500(world, client, l
     assert response.status_code == 404, response.status_code
 
 
-# --- 6. the poor-rating window at draw time treats a Beijing date as UTC ------------------------------------
+# --- the poor-rating window at draw time counts Beijing days ---------------------------------------------
 
 def test_a_poor_rating_inside_the_365_day_window_still_keeps_the_expert_out_of_draws(world):
     """Rule (docs/rules.md, Registry: "Persistent poor ratings take an expert out of every draw …, until the
-    window passes them", ``expert.rating_window_days`` 365, source DOMAIN §4). Draws ask
-    ``expert_is_drawable(expert)``, which passes ``on=beijing_today()``; ``ratings._poor_in_window`` turns that
-    Beijing date into ``datetime.combine(on, max.time())`` and compares it with UTC ``rated_at``, so "now" runs 8
-    to 32 hours ahead and a rating made 364 days 23 hours ago has already left the window: the draws seat the
-    expert while the expert's record page (``poor_rating_reasons(expert)``, real UTC now) still says excluded."""
+    window passes them (the window counted in Beijing days)", ``expert.rating_window_days`` 365, source DOMAIN §4).
+    A poor rating made 364 days 23 hours ago is inside the window both on the expert's record page
+    (``poor_rating_reasons``) and at draw time (``expert_is_drawable``, asked with ``on=beijing_today()``)."""
     e = factories.in_fieldwork(world)
     panel = db.session.execute(sa.select(ReviewPanel).where(ReviewPanel.engagement_id == e.id)).scalar_one()
     expert = RT.ratable(panel)[0]
@@ -158,4 +140,4 @@ def test_a_poor_rating_inside_the_365_day_window_still_keeps_the_expert_out_of_d
     on_record = RT.poor_rating_reasons(expert)
     assert on_record, "the record page: still inside the 365-day window"
     assert on_record[0] in registry.expert_is_drawable(expert), \
-        "the draw-time check dropped a poor rating still inside the window (Beijing date read as UTC)"
+        "the draw-time check must keep a poor rating still inside the window (a Beijing date is not UTC)"

@@ -1,5 +1,5 @@
-"""Audit of supervision (campaigns, targeted cases, complaints, findings) and report screening (labels, queue,
-scores): each test states a rule and its source, and fails while the code breaks it."""
+"""Rules of supervision (campaigns, targeted cases, complaints, findings) and report screening (labels, queue,
+scores): each test states a rule and its source, and sets up the case it holds on."""
 from __future__ import annotations
 
 import pytest
@@ -32,11 +32,8 @@ def _complaint(world, engagement=None, *, firm_name=None, address="9.9.9.9"):
 def test_a_case_opened_on_a_complaint_never_shows_the_complaint_to_the_firm_whatever_trigger_is_picked(world):
     """Rule: a complaint's text and complainant are the bureau's alone — the inspected firm reads no lead of a case
     opened on a complaint (supervision/views.py docstring "a complaint's text and complainant are bureau-only";
-    services.WITHHELD_LEADS; supervision/api.py "no lead detail when the case came from a complaint").
-
-    The case form (/inspections/new) takes any trigger together with a complaint reference; open_case links the
-    complaint (and moves it to 已立案) under e.g. 其他线索, and lead_for decides by the trigger alone, so the firm
-    reads the lead — here the complaint's text with the complainant's name and phone."""
+    services.WITHHELD_LEADS; supervision/api.py "no lead detail when the case came from a complaint"). A case opened
+    on a complaint under another trigger (其他线索) is refused, or its lead is withheld from the firm all the same."""
     e = _completed(world)
     complaint = _complaint(world, e)
     detail = f"投诉举报（{complaint.reference}）：{complaint.text}"
@@ -46,7 +43,7 @@ def test_a_case_opened_on_a_complaint_never_shows_the_complaint_to_the_firm_what
     except ValidationFailed:
         return  # a complaint case under another trigger is refused: the rule holds
     assert case.complaint_id == complaint.id
-    assert V.lead_for(case, world.firm_user) is None, "the inspected firm reads the complaint (and the complainant)"
+    assert V.lead_for(case, world.firm_user) is None, "the inspected firm must not read the complaint (or complainant)"
 
 
 # --- a substantiated complaint counts against the firm inspected, not another -----------------------------
@@ -54,12 +51,8 @@ def test_a_case_opened_on_a_complaint_never_shows_the_complaint_to_the_firm_what
 def test_a_complaint_substantiated_by_a_case_on_another_firm_is_not_charged_to_the_named_firm(world):
     """Rule: commissioner feedback loses points for each substantiated complaint against the firm (DOMAIN.md §6
     "commissioner feedback … and complaints"; docs/rules.md credit.deduct_complaint); a complaint is substantiated
-    by the inspection opened on it (services.close).
-
-    open_case takes a complaint together with any firm (the complaint page's firm select, the case form) and never
-    checks or moves Complaint.firm_id; close() then marks the complaint 属实 from the findings about the firm
-    inspected, and the credit rating charges the complaint to the firm the complainant named — a firm that was never
-    inspected."""
+    by the inspection opened on it (services.close). A case on a complaint naming world.firm but inspecting another
+    firm is refused, or, closed as 属实, charges nothing to the named firm, which was never inspected."""
     from evalhub.credit import services as C
 
     named = _completed(world)                                   # world.firm, named by the complainant
@@ -80,31 +73,27 @@ def test_a_complaint_substantiated_by_a_case_on_another_firm_is_not_charged_to_t
     rating = {r.firm_id: r for r in C.compute(world.bz, 2025, world.bz_admin)}[named.firm_id]
     feedback = next(c for c in rating.components if c["code"] == "feedback")
     charged = [r for r in feedback["records"] if r.get("type") == "complaint"]
-    assert charged == [], f"{world.firm.name} was never inspected but loses points for the complaint: {charged}"
+    assert charged == [], f"{world.firm.name} was never inspected and must lose no points for the complaint: {charged}"
 
 
 # --- bad input ------------------------------------------------------------------------------------------
 
 def test_a_campaign_year_of_superscript_digits_is_refused_not_a_server_error(client, login, world):
     """Rule: bad input is refused beside its field with 422, never a 500 (supervision/views.py docstring: a service's
-    ValidationFailed is shown beside the form with HTTP 422; forms.py: the form checks the shape of a number).
-
-    campaign_new checks ``year.isdigit() and len(year) == 4`` and then calls ``int(year)``: "202⁵" passes isdigit()
-    (superscript digits are digits to Python) but int() raises ValueError — a 500."""
+    ValidationFailed is shown beside the form with HTTP 422; forms.py: the form checks the shape of a number). A
+    campaign year of "202⁵" (superscript digits: str.isdigit() says yes, int() says no) is refused with 422."""
     login(world.bz_admin)
     try:
         response = client.post("/campaigns/new", data={"year": "202\u2075", "ratio": "10"})
     except ValueError as exc:  # the app propagates exceptions under TESTING
-        pytest.fail(f"/campaigns/new crashed on year '202⁵': {exc!r}")
+        pytest.fail(f"/campaigns/new must refuse year '202⁵' with 422, not raise: {exc!r}")
     assert response.status_code == 422, response.status_code
 
 
 def test_a_public_complaint_naming_a_firm_whose_name_two_firms_share_is_received(client, world):
     """Rule: the public complaint form takes any firm name (services.file_complaint: "The public complaint form: no
-    login; a reference number"); a name that is no single firm's is kept as written (firm_id empty), never a 500.
-
-    The registry does not make firm names unique (only the USCC), yet file_complaint looks the firm up with
-    ``scalar_one_or_none()`` on the name: two firms called the same raise MultipleResultsFound."""
+    login; a reference number"); firm names are not unique (the USCC is), and a name two firms share is received,
+    kept as written for the bureau to tie to a firm, never a 500. Two firms (巴州, 克州) share the name here."""
     import sqlalchemy as sa
 
     from evalhub.supervision.models import Complaint
@@ -118,7 +107,7 @@ def test_a_public_complaint_naming_a_firm_whose_name_two_firms_share_is_received
             "bureau_id": str(world.bz.id), "firm_name": name, "form_token": "t" * 32,
             "text": "评价报告与实际情况严重不符，现场调查仅半天，问卷数据系编造，请予以核查。"})
     except sa.exc.MultipleResultsFound as exc:
-        pytest.fail(f"the public complaint form crashed: {exc!r}")
+        pytest.fail(f"the public complaint form must receive the complaint, not raise: {exc!r}")
     assert response.status_code == 200, response.status_code
     assert db.session.execute(sa.select(sa.func.count(Complaint.id))).scalar_one() == 1
 
@@ -127,14 +116,9 @@ def test_a_public_complaint_naming_a_firm_whose_name_two_firms_share_is_received
 
 def test_an_inspections_label_belongs_to_the_version_it_inspected_not_one_uploaded_after_it_closed(world):
     """Rule: a label is "the features it had when screened" of the report an inspection "answered … was copied,
-    templated or fabricated" (screening/services.py labelled_frame; docs/rules.md "Supervision and screening": labels
-    from inspections and first-round panels; learning.py: metrics on a time-based split, so no label may reach a
-    text from after its source).
-
-    labelled_frame pins every closed inspection's answer on the engagement's *latest* screened report at training
-    time. A case opened from the flag on version 1 and closed as "templated" labels version 2 instead — a rectified
-    text uploaded after the case was closed, which no inspector ever read — while version 1 keeps only its panel
-    label."""
+    templated or fabricated" (screening/services.py labelled_frame; docs/rules.md "Supervision and screening";
+    learning.py: a time-based split, so no label may reach a text from after its source). A case opened on version
+    1's flag closes as "templated": its label goes to version 1, not to version 2, rectified after the close."""
     from evalhub.review import services as R
     from evalhub.review.models import SubmissionKind
     from evalhub.screening import services as SS
@@ -162,18 +146,15 @@ def test_an_inspections_label_belongs_to_the_version_it_inspected_not_one_upload
     frame = SS.labelled_frame()
     from_inspection = frame[frame["source"] == "inspection"]
     assert list(from_inspection["screening_id"]) == [flagged.id], (
-        f"the inspection of version 1 (screening {flagged.id}) labels screening(s) "
-        f"{list(from_inspection['screening_id'])} — version 2, uploaded after the case closed")
+        f"the inspection of version 1 must label screening {flagged.id} only, not "
+        f"{list(from_inspection['screening_id'])} (version 2 was uploaded after the case closed)")
 
 
 def test_after_a_model_is_promoted_the_reasons_shown_are_the_models_not_the_rule_scores(world, monkeypatch):
     """Rule: a screening's reasons are "the features that moved this risk, by their exact contribution" (screening/
     services.py assess; screening/explain.py: for a model, risk minus risk with the feature at its training mean),
-    and they are what the queue, the card, the API and a case's lead show beside the risk.
-
-    promote() and the hourly job (``evalhub.screening_scores`` → rescore) replace every report's risk by the model's
-    but keep the reasons computed for the rule score: the card shows a model risk beside rule-score reasons whose
-    "使风险 +x" amounts are not this risk's."""
+    shown beside the risk on the queue, the card, the API and a case's lead. When a model is promoted (promote(),
+    the hourly rescore), each report's model risk comes with the model's reasons, not the rule score's."""
     from evalhub.screening import explain
     from evalhub.screening import services as SS
     from evalhub.screening.models import RiskMethod
@@ -191,18 +172,15 @@ def test_after_a_model_is_promoted_the_reasons_shown_are_the_models_not_the_rule
     model, _problem = SS.active_model()
     expected = [(r["feature"], r["contribution"]) for r in explain.reasons(row.features, model, limit=6)]
     shown = [(r["feature"], r.get("contribution")) for r in row.reasons]
-    assert shown == expected, f"model risk {row.risk} shown with the rule score's reasons {shown}; the model's: {expected}"
+    assert shown == expected, f"model risk {row.risk} must be shown with the model's reasons {expected}, not {shown}"
 
 
 # --- something done twice -------------------------------------------------------------------------------
 
 def test_two_clicks_at_once_on_a_flag_open_one_case(app, world, monkeypatch):
     """Rule: a flag opens one targeted case (screening/forms.py: "a flag opens one case only"; services.open_case
-    refuses a second with Conflict; tests/test_screening_services.py checks it one click after the other).
-
-    S.open_case reads "is there a case for 筛查#id" and then inserts, with no lock (unlike integrity's red flags,
-    which take concurrency.serialise, and a complaint's case, a compare-and-set): two officers, or a double click
-    on the card's 立案检查, at the same moment both find none and open two cases on the same flag."""
+    refuses a second with Conflict; tests/test_screening_services.py checks it one click after the other). Two
+    officers (or a double click) press the card's 立案检查 on one flag at the same moment: one case is opened."""
     import sqlalchemy as sa
 
     from evalhub.core.models import User
@@ -239,4 +217,4 @@ def test_two_clicks_at_once_on_a_flag_open_one_case(app, world, monkeypatch):
     outcomes = factories.at_once(app, *(click(u) for u in user_ids))
     db.session.expire_all()
     cases = db.session.execute(sa.select(sa.func.count(Inspection.id))).scalar_one()
-    assert cases == 1, f"two clicks at once opened {cases} cases on one flag ({outcomes})"
+    assert cases == 1, f"two clicks at once must open one case on a flag, not {cases} ({outcomes})"
