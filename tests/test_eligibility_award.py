@@ -408,7 +408,11 @@ def test_a_c_firm_is_skipped_in_framework_rotation(world):
         method=M.FRAMEWORK_ROTATION, title="", ceiling_price_wan="20", framework_agreement_id=agreement.id),
         world.bz_staff))
     assert p.award.firm_id == world.firm.id
-    assert "C级机构" in p.award.reasons and "C 级" in p.award.reasons
+    assert "C级机构" in p.award.reasons and "C 级" not in p.award.reasons  # whom it passed over, publicly; not why
+    from evalhub.core.models import AuditEvent
+
+    skipped = db.session.execute(sa.select(AuditEvent).where(AuditEvent.action == "framework.skipped")).scalar_one()
+    assert "C 级" in " ".join(skipped.payload["skipped"])  # why: in the audit log, for the bureau
 
 
 def test_single_source_approval_rechecks_the_firm(world):

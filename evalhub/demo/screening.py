@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
-from typing import Callable
+from typing import Any, Callable
 from xml.sax.saxutils import escape
 
 import sqlalchemy as sa
@@ -700,8 +700,10 @@ class _Archive:
 
 # === labels, model, open case =======================================================================
 
-def _inspect(screenings, quality_of: dict[int, str], firm_users: dict[int, User], staff: User) -> tuple[int, int]:
-    """Open a targeted case for each flag and close it: report_original answered as the inspection found."""
+def _inspect(screenings, quality_of: dict[int, str], firm_users: dict[int, User],
+             actor_of: Callable[[Any], User]) -> tuple[int, int]:
+    """Open a targeted case for each flag, by the flagged report's bureau, and close it: report_original answered
+    as the inspection found."""
     from evalhub.screening import services as S
     from evalhub.supervision import services as V
     from evalhub.supervision.models import CHECKLIST
@@ -709,6 +711,7 @@ def _inspect(screenings, quality_of: dict[int, str], firm_users: dict[int, User]
 
     copied = found_ok = 0
     for screening, original in screenings:
+        staff = actor_of(screening)
         inspection = S.open_case(screening, staff)
         quality = quality_of.get(screening.submission_id, "generic")
         note = "" if original else FINDINGS.get(quality, FINDINGS["generic"])
@@ -762,17 +765,21 @@ def load_screening_archive(echo: Callable[[str], object] = print) -> int:
     echo("演示数据：筛查提示转定向检查，训练并启用筛查模型 …")
     staff, region_admin = archive.users["bz.staff"], archive.users["xj.admin"]
     bz = archive.bureaus["652800"]
-    # 巴州's 2024 queue first, then its 2023 queue: which archive reports are templated depends on the firms
-    # the archive could choose, so 2024 alone may show fewer than three
-    top = [e.screening for year in (2024, 2023) for e in S.queue(staff, year=year, kind=SubmissionKind.REPORT)
-           if e.screening.bureau_id == bz.id]
-    flagged = [s for s in top if quality_of.get(s.submission_id) not in (None, "specific")][:3]
+    # 巴州's 2024 queue first, then its 2023 queue, then the other bureaus' (each opens its own cases): which archive
+    # reports are templated depends on the firms the archive could choose, so 巴州 alone may show fewer than three
+    queues = [e.screening for year in (2024, 2023) for e in S.queue(region_admin, year=year, kind=SubmissionKind.REPORT)]
+    top = [s for s in queues if s.bureau_id == bz.id]
+    flagged = [s for s in top + [s for s in queues if s.bureau_id != bz.id]
+               if quality_of.get(s.submission_id) not in (None, "specific")][:3]
+    code_of = {b.id: code for code, b in archive.bureaus.items()}
+    from evalhub.demo import BUREAU_ACTOR  # who acts for each bureau
     # the clean case is another engagement's: a label belongs to an engagement's latest report, so a
     # rectified version of a flagged report would share (and overwrite) that report's label
     taken = {s.engagement_id for s in flagged}
     clean = next((s for s in top[:20] if quality_of.get(s.submission_id) == "specific" and s.engagement_id not in taken),
                  None) or next(s for s in top if s.engagement_id not in taken)
-    copied, found_ok = _inspect([(s, False) for s in flagged] + [(clean, True)], quality_of, firm_users, staff)
+    copied, found_ok = _inspect([(s, False) for s in flagged] + [(clean, True)], quality_of, firm_users,
+                                lambda s: staff if s.bureau_id == bz.id else archive.users[BUREAU_ACTOR[code_of[s.bureau_id]]])
     labels = len(S.labelled_frame())
     model = None
     try:  # learning.train runs on one thread (see there)

@@ -883,6 +883,9 @@ def open_case(screening: ReportScreening, actor: User):
 
 # === labels, training, promotion ====================================================================
 
+_FLAGGED = re.compile(r"筛查#(\d+)，")  # the screening a flag's case names in its lead (open_case)
+
+
 def labelled_frame() -> pd.DataFrame:
     """One row per labelled report: the features it had when screened, the label and its source.
     Positive: the panel's first-round score was below the pass mark, or an inspection answered that the
@@ -904,10 +907,12 @@ def labelled_frame() -> pd.DataFrame:
         Inspection.status == InspectionStatus.CLOSED, Inspection.engagement_id.in_(list(versions) or [-1]))).scalars().all()
     for inspection in inspections:
         answer = (inspection.checklist or {}).get("report_original")
-        # the answer is about the report the inspection looked at: the latest version handed in before the case
-        # opened (else before it closed), never one uploaded after it — a rectified text is not what was judged
-        screening = None
-        for limit in (inspection.opened_at, inspection.closed_at):
+        # the answer is about the report the inspection looked at: the flagged version of a case opened from a
+        # flag (its lead names it, open_case), else the latest version handed in before the case opened (else
+        # before it closed) — never one uploaded after it: a rectified text is not what was judged
+        flagged = _FLAGGED.search(inspection.trigger_detail or "") if inspection.trigger == Trigger.SCREENING_FLAG else None
+        screening = next((x for x in versions[inspection.engagement_id] if flagged and x.id == int(flagged.group(1))), None)
+        for limit in (() if screening is not None else (inspection.opened_at, inspection.closed_at)):
             before = [x for x in versions[inspection.engagement_id] if limit is not None and x.submitted_at <= limit]
             if before:
                 screening = max(before, key=lambda x: (x.submitted_at, x.submission_id))
