@@ -815,14 +815,6 @@ def final_grade(firm, bureau, year: int) -> CreditGrade | None:
     return max(grades, key=_ORDER.index) if grades else None
 
 
-def graded_by(firm, bureau, year: int, grade: CreditGrade) -> list[Bureau]:
-    """The bureaus whose final ``grade`` of the firm for ``year`` reaches ``bureau`` (named in the reason)."""
-    return db.session.execute(sa.select(Bureau).join(CreditRating, CreditRating.bureau_id == Bureau.id).where(
-        CreditRating.firm_id == firm.id, CreditRating.year == year, CreditRating.status == RatingStatus.FINAL,
-        CreditRating.grade == grade, CreditRating.bureau_id.in_(_rating_bureau_ids(firm, bureau)))
-        .order_by(Bureau.path)).scalars().all()
-
-
 def grade_in_force(firm, bureau, year: int) -> tuple[CreditGrade | None, int]:
     """The final grade that governs engagements of ``year``, and the rating year it comes from (``_held_grade``)."""
     ratings = _ratings_reaching([firm], [(bureau, (year - 2, year - 1))])[0][firm.id]

@@ -767,19 +767,22 @@ def load_screening_archive(echo: Callable[[str], object] = print) -> int:
     bz = archive.bureaus["652800"]
     # 巴州's 2024 queue first, then its 2023 queue, then the other bureaus' (each opens its own cases): which archive
     # reports are templated depends on the firms the archive could choose, so 巴州 alone may show fewer than three
-    queues = [e.screening for year in (2024, 2023) for e in S.queue(region_admin, year=year, kind=SubmissionKind.REPORT)]
+    admins = {bz.id: staff}  # who opens a bureau's cases: 巴州's officer, elsewhere the bureau's first administrator
+    for user in sorted(archive.users.values(), key=lambda u: u.id):
+        if user.role == Role.BUREAU_ADMIN and user.bureau_id is not None:
+            admins.setdefault(user.bureau_id, user)
+    queues = [e.screening for year in (2024, 2023) for e in S.queue(region_admin, year=year, kind=SubmissionKind.REPORT)
+              if e.screening.bureau_id in admins]
     top = [s for s in queues if s.bureau_id == bz.id]
     flagged = [s for s in top + [s for s in queues if s.bureau_id != bz.id]
                if quality_of.get(s.submission_id) not in (None, "specific")][:3]
-    code_of = {b.id: code for code, b in archive.bureaus.items()}
-    from evalhub.demo import BUREAU_ACTOR  # who acts for each bureau
-    # the clean case is another engagement's: a label belongs to an engagement's latest report, so a
-    # rectified version of a flagged report would share (and overwrite) that report's label
+    # the clean case is another engagement's: an inspection labels its engagement's report, so a clean case on a
+    # flagged report's engagement would speak of the same report
     taken = {s.engagement_id for s in flagged}
     clean = next((s for s in top[:20] if quality_of.get(s.submission_id) == "specific" and s.engagement_id not in taken),
                  None) or next(s for s in top if s.engagement_id not in taken)
     copied, found_ok = _inspect([(s, False) for s in flagged] + [(clean, True)], quality_of, firm_users,
-                                lambda s: staff if s.bureau_id == bz.id else archive.users[BUREAU_ACTOR[code_of[s.bureau_id]]])
+                                lambda s: admins[s.bureau_id])
     labels = len(S.labelled_frame())
     model = None
     try:  # learning.train runs on one thread (see there)

@@ -952,10 +952,11 @@ def _seat_committee(record: Draw, actor: User) -> list[CommitteeMember]:
     # with a bidder since the announcement, does not sit; a draw derived from the witnessed seed fills the seat
     # among those who qualify now. Too few left: the reveal is refused, and waits for the pool to grow.
     pool, exclusions = _committee_pool(procurement)
-    lapsed = [i for i in record.result_ids if i in exclusions]
-    seated = [i for i in record.result_ids if i not in exclusions]
+    experts = {e.id: e for e in pool}
+    lapsed = [i for i in record.result_ids if i in exclusions or i not in experts]  # out of the usable pools too
+    seated = [i for i in record.result_ids if i not in lapsed]
     if lapsed:
-        for expert_id in set(record.result_ids):
+        for expert_id in set(record.result_ids) & set(experts):
             reasons = exclusions.get(expert_id)
             exclusions[expert_id] = (["揭晓时已不符合条件：" + "；".join(reasons)] if reasons
                                      else ["已被本次抽取选中"])
@@ -972,8 +973,7 @@ def _seat_committee(record: Draw, actor: User) -> list[CommitteeMember]:
         audit.record("procurement.committee_replaced", procurement, actor=actor, bureau_id=record.bureau_id,
                      summary=f"{procurement.title}：{len(lapsed)} 名被抽中的专家揭晓时已不符合条件，补抽（抽取 #{derived.id}）",
                      payload={"draw": record.id, "replacement": derived.id,
-                              "lapsed": {str(i): exclusions[i] for i in lapsed}})
-    experts = {e.id: e for e in pool}
+                              "lapsed": {str(i): exclusions.get(i, ["不在可用专家库中"]) for i in lapsed}})
     members = [CommitteeMember(expert_id=i, name=experts[i].name) for i in seated]
     procurement.committee.extend(members)
     db.session.flush()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Optional
 
@@ -30,7 +30,7 @@ from evalhub.core.timeutil import beijing_date, beijing_day_start, beijing_today
 from evalhub.extensions import db
 from evalhub.procurement.models import Award, Engagement, EngagementState, EngagementTransition
 from evalhub.results.models import (
-    MaterialRequest, OPEN_STATUSES, OWED_STATUSES, ApplicationEntry, ApplicationFiling, EscalationLevel, ResultFinding, FindingEscalation,
+    MaterialRequest, OWED_STATUSES, ApplicationEntry, ApplicationFiling, EscalationLevel, ResultFinding, FindingEscalation,
     FactConfirmation, FindingEvidence, FindingKind, FindingStatus, Measure, RectificationReport, UnitPublication,
     Verification,
 )
