@@ -534,10 +534,9 @@ def draw_case_inspectors(inspection: Inspection, actor: User) -> Draw:
     seat is the witnessed draw; the second (an expert, when both are empty) is derived from it at the reveal."""
     bureau = db.session.get(Bureau, inspection.bureau_id)
     permissions.require(actor, "supervision.manage", bureau)
+    _hold(inspection)  # one lock per inspection: two clicks announce one draw, and a recusal meanwhile is seen
     if inspection.status == InspectionStatus.CLOSED:
         raise Conflict("检查已办结。")
-    concurrency.serialise(f"supervision.case_inspectors:{inspection.id}")  # two clicks announce one draw
-    db.session.refresh(inspection, ["inspectors"])
     seats = seats_to_draw(inspection)
     if not seats:
         raise Conflict("本检查的财政检查人员和检查专家均已确定。")
