@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
+from evalhub.core.timeutil import beijing_today
 from evalhub.credit import services as C
 from evalhub.credit.models import CreditGrade, CreditRating, RatingStatus
 from evalhub.extensions import db
@@ -182,3 +183,21 @@ def test_a_year_is_not_computed_with_components_off_100_or_grade_lines_out_of_or
     set_setting(world.bz, "credit.weight_quality", 40, world.bz_admin)
     set_setting(world.bz, "credit.cut_b", 80, world.bz_admin)
     assert C.compute(world.bz, 2025, world.bz_admin)
+
+
+def test_an_intentional_violation_by_a_firm_that_did_not_work_for_the_bureau_puts_it_on_the_watch_list(world):
+    """DOMAIN §6 "An intentional violation (fabricated data, collusion, …) puts the firm on a watch list and
+    suspends it, whatever its score". A procurement red flag leads 巴州 to a firm that only bid (it won nothing this
+    year): the inspection finds collusion (串通投标). Computing the year writes the firm a rating row — not rated, on
+    the watch list — and suspends it, so the finding bars it next year like any other firm's; before, the rating
+    covered only firms with an engagement, and the collusion left no trace in eligibility."""
+    bidder = factories.firm(world.bz, name="只投标未中标的评价有限公司")
+    case = V.open_case(world.bz, world.bz_staff, trigger=Trigger.RED_FLAG, detail="报价规律性一致", firm=bidder)
+    V.add_finding(case, factories.recorder(case), severity=Severity.INTENTIONAL, description="与他人串通投标")
+    db.session.flush()
+    year = beijing_today().year  # the finding names no engagement: its year is its own
+    ratings = {r.firm_id: r for r in C.compute(world.bz, year, world.bz_admin)}
+    rating = ratings[bidder.id]
+    assert rating.rated is False and rating.watch_list and "串通投标" in (rating.watch_reason or "")
+    assert bidder.status == FirmStatus.SUSPENDED and rating.suspension_id is not None
+    assert bidder.id in C.rated_firm_ids(world.bz, year)

@@ -111,10 +111,31 @@ def settings_problems(bureau: Bureau) -> list[str]:
 
 
 def rated_firm_ids(bureau: Bureau, year: int) -> set[int]:
-    """Firms that worked for this bureau (or its lower bureaus) in the year."""
+    """Firms that worked for this bureau (or its lower bureaus) in the year, and firms its inspections found
+    violating intentionally in the year though they worked for it on nothing (a colluding bidder that won
+    nothing): those get a row, not rated, on the watch list, so the violation reaches eligibility."""
+    return set(db.session.execute(_subjects(bureau, year)).scalars())
+
+
+def _work_year(year: int, created_at):
+    """A complaint's or finding's year: its engagement's, or the Beijing year it was made in when it names none
+    (an inspection of 2025's engagements happens in 2026). For a statement joined to ``Engagement``."""
+    made_in_year = sa.and_(created_at >= beijing_year_start(year), created_at < beijing_year_start(year + 1))
+    return sa.case((Engagement.id.is_not(None), Engagement.year == year), else_=made_in_year)
+
+
+def _subjects(bureau: Bureau, year: int) -> sa.CompoundSelect:
+    """The ids of the firms the bureau's rating of the year covers (``rated_firm_ids``), as a statement."""
+    from evalhub.supervision.models import Finding, Inspection, Severity
+
     subtree = sa.select(Bureau.id).where(Bureau.path.startswith(bureau.path))
-    return set(db.session.execute(sa.select(Engagement.firm_id).where(
-        Engagement.bureau_id.in_(subtree), Engagement.year == year, Engagement.firm_id.is_not(None))).scalars())
+    worked = sa.select(Engagement.firm_id).where(
+        Engagement.bureau_id.in_(subtree), Engagement.year == year, Engagement.firm_id.is_not(None))
+    violated = (sa.select(Finding.firm_id).join(Inspection, Inspection.id == Finding.inspection_id)
+                .outerjoin(Engagement, Engagement.id == Inspection.engagement_id)
+                .where(Finding.severity == Severity.INTENTIONAL, Finding.firm_id.is_not(None),
+                       Inspection.bureau_id.in_(subtree), _work_year(year, Finding.created_at)))
+    return sa.union(worked, violated)
 
 
 @dataclass
@@ -142,7 +163,8 @@ def _year_records(bureau: Bureau, year: int, firm_id: int | None = None) -> dict
     in_year = [Engagement.bureau_id.in_(subtree), Engagement.year == year]
     firms = (Engagement.firm_id == firm_id) if firm_id is not None else Engagement.firm_id.is_not(None)
     engagement_ids = sa.select(Engagement.id).where(*in_year, firms)
-    worked = sa.select(Engagement.firm_id).where(*in_year, Engagement.firm_id.is_not(None))
+    subjects = _subjects(bureau, year).subquery()
+    subject_ids = [firm_id] if firm_id is not None else db.session.execute(sa.select(subjects.c[0])).scalars().all()
 
     out: dict[int, _FirmYear] = {}
     firm_of: dict[int, int] = {}
@@ -153,7 +175,7 @@ def _year_records(bureau: Bureau, year: int, firm_id: int | None = None) -> dict
         return out[fid]
 
     def firm_filter(column):
-        return column == firm_id if firm_id is not None else column.in_(worked)
+        return column == firm_id if firm_id is not None else column.in_(sa.select(subjects.c[0]))
 
     for row in db.session.execute(
             sa.select(Engagement.id, Engagement.firm_id, Engagement.state, Engagement.reference, Engagement.name,
@@ -162,6 +184,8 @@ def _year_records(bureau: Bureau, year: int, firm_id: int | None = None) -> dict
             .where(*in_year, firms).order_by(Engagement.id)):
         firm_of[row.id] = row.firm_id
         of(row.firm_id).engagements.append(row)
+    for fid in subject_ids:  # a firm rated for a violation alone has no engagement row
+        of(fid)
     if not out:
         return out
     for row in db.session.execute(
@@ -192,19 +216,15 @@ def _year_records(bureau: Bureau, year: int, firm_id: int | None = None) -> dict
             if row.firm_id in out:
                 getattr(out[row.firm_id], into).append(row)
 
-    def of_work_year(created_at):
-        made_in_year = sa.and_(created_at >= beijing_year_start(year), created_at < beijing_year_start(year + 1))
-        return sa.case((Engagement.id.is_not(None), Engagement.year == year), else_=made_in_year)
-
     gather(sa.select(Complaint.id, Complaint.firm_id, Complaint.reference).outerjoin(
                Engagement, Engagement.reference == Complaint.engagement_reference).where(
                firm_filter(Complaint.firm_id), Complaint.substantiated.is_(True), Complaint.bureau_id.in_(subtree),
-               of_work_year(Complaint.created_at))
+               _work_year(year, Complaint.created_at))
            .order_by(Complaint.id), "complaints")
     gather(sa.select(Finding.id, Finding.firm_id, Finding.inspection_id, Finding.severity, Finding.description)
            .join(Inspection, Inspection.id == Finding.inspection_id).outerjoin(
                Engagement, Engagement.id == Inspection.engagement_id).where(
-               firm_filter(Finding.firm_id), Inspection.bureau_id.in_(subtree), of_work_year(Finding.created_at))
+               firm_filter(Finding.firm_id), Inspection.bureau_id.in_(subtree), _work_year(year, Finding.created_at))
            .order_by(Finding.id), "findings")
     gather(sa.select(ExternalCreditRecord.id, ExternalCreditRecord.firm_id, ExternalCreditRecord.kind,
                      ExternalCreditRecord.description, ExternalCreditRecord.deduction).where(
@@ -361,9 +381,7 @@ def compute(bureau: Bureau, year: int, actor: User | None, *,
         CreditRating.bureau_id == bureau.id, CreditRating.year == year).execution_options(populate_existing=True)).scalars()}
     # The whole year's records in a few grouped queries (not a dozen queries per firm), and the firms at once.
     records = _year_records(bureau, year)
-    firms = {f.id: f for f in db.session.execute(sa.select(Firm).where(Firm.id.in_(
-        sa.select(Engagement.firm_id).where(Engagement.bureau_id.in_(sa.select(Bureau.id).where(
-            Bureau.path.startswith(bureau.path))), Engagement.year == year)))).scalars()}
+    firms = {f.id: f for f in db.session.execute(sa.select(Firm).where(Firm.id.in_(firm_ids))).scalars()}
     out = []
     for index, firm_id in enumerate(firm_ids, start=1):
         out.append(_rate(bureau, year, firms[firm_id], existing.get(firm_id), records.get(firm_id), today=today,
