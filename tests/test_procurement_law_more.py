@@ -247,3 +247,26 @@ def test_a_challenge_left_open_on_a_revoked_notice_still_blocks_the_contract(wor
             amount_wan="45", signed_on=date(2025, 3, 1), start_date=date(2025, 3, 1), end_date=date(2025, 12, 31),
             plan_due=date(2025, 4, 1), report_due=date(2025, 11, 1), deliverables="实施方案、评价报告"), world.bz_staff)
     assert p.engagement.contract is None
+
+
+def test_a_contract_cannot_be_recorded_as_signed_on_a_day_still_to_come(world):
+    """政府采购法 第四十六条 (the contract is signed within 30 days of the award notice): the bureau records a
+    contract it has signed, so its signing date is a day that has come (Beijing). A typo such as 2062 for 2026
+    made the contract look signed in the future and moved every date computed from it; it is refused with the
+    field named, and nothing is written."""
+    from evalhub.core.timeutil import beijing_today
+
+    e = factories.engagement(world)
+    p = P.open_procurement(e, P.ProcurementInput(
+        method=M.SINGLE_SOURCE, title="", ceiling_price_wan="20", single_source_firm_id=world.firm.id,
+        justification="该项目为上一期评价的延续，需由原机构承担以保证口径一致。"), world.bz_staff)
+    P.approve_single_source(p, world.bz_admin, "18")
+    factories.past_challenge_period(p)
+    tomorrow = beijing_today() + timedelta(days=1)
+    with pytest.raises(ValidationFailed) as refused:
+        P.sign_contract(e, P.ContractInput(
+            amount_wan="18", signed_on=tomorrow, start_date=tomorrow, end_date=tomorrow + timedelta(days=300),
+            plan_due=tomorrow + timedelta(days=30), report_due=tomorrow + timedelta(days=200),
+            deliverables="实施方案、评价报告"), world.bz_staff)
+    assert "signed_on" in refused.value.fields
+    assert e.contract is None

@@ -1448,6 +1448,8 @@ def sign_contract(engagement: Engagement, data: ContractInput, actor: User) -> C
             errors[name] = f"请填写{label}"
             dates_missing = True
     if not dates_missing:
+        if data.signed_on > beijing_today():  # the bureau records a contract it has signed
+            errors["signed_on"] = "签订日期不能晚于今天"
         if data.end_date < data.start_date:
             errors["end_date"] = "服务结束日期不能早于开始日期"
         if not data.start_date <= data.plan_due <= data.report_due:
