@@ -112,12 +112,19 @@ def audit_checkpoint(out: str) -> None:
 
     from evalhub.core import anchoring
 
+    target = Path(out)
+    folder = target if target.is_dir() else target.parent
+    if not folder.is_dir():
+        _stop(f"保存检查点文件的目录 {folder} 不存在：请先建好目录，或换一个位置。未生成检查点。")
     with _committed(anchoring.ChainBroken):
         checkpoint, created = anchoring.create_checkpoint(source="cli")
-    target = Path(out)
-    if target.is_dir():
-        target = target / anchoring.filename(checkpoint)
-    target.write_text(anchoring.dumps(anchoring.document(checkpoint)), encoding="utf-8")
+        if target.is_dir():
+            target = target / anchoring.filename(checkpoint)
+        try:  # written before the commit: a checkpoint is kept only with its file outside
+            target.write_text(anchoring.dumps(anchoring.document(checkpoint)), encoding="utf-8")
+        except OSError as exc:
+            db.session.rollback()
+            _stop(f"无法写入检查点文件 {target}：{exc.strerror or exc}。未生成检查点。")
     verb = "已生成" if created else "自上次检查点以来没有新事件，沿用"
     click.echo(f"{verb}检查点 #{checkpoint.id}：截至事件 #{checkpoint.last_event_id}，共 {checkpoint.event_count} 个事件，"
                f"头部哈希 {checkpoint.head_hash}")

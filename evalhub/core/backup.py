@@ -30,6 +30,7 @@ import json
 import os
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -122,6 +123,8 @@ def backup(destination: Path, progress: Callable[[str], None] | None = None) -> 
     destination = Path(destination)
     if destination.is_dir():
         destination = destination / f"evalhub-backup-{utcnow():%Y%m%dT%H%M%SZ}.tar.gz"
+    if not destination.parent.is_dir():
+        raise BackupError(f"保存备份的目录 {destination.parent} 不存在：请先建好目录，或换一个位置。")
     summary = Summary(path=destination)
     db.session.rollback()
     if db.engine.dialect.name == "postgresql":
@@ -131,6 +134,16 @@ def backup(destination: Path, progress: Callable[[str], None] | None = None) -> 
                                 "revision": summary.revision, "dialect": db.engine.dialect.name,
                                 "tables": {}, "files": 0}
     partial = destination.with_name(destination.name + ".partial")
+    try:
+        _write(partial, manifest, summary, progress)
+    except OSError as exc:  # a full disk, a folder not writable: a refusal, not a traceback
+        raise BackupError(f"无法写入备份文件 {destination}：{exc.strerror or exc}。") from exc
+    finally:
+        partial.unlink(missing_ok=True)  # moved into place when complete; an unfinished one is not left behind
+    return summary
+
+
+def _write(partial: Path, manifest: dict[str, Any], summary: Summary, progress: Callable[[str], None] | None) -> None:
     with tarfile.open(partial, "w:gz") as archive:
         for table in _tables():
             count, digest, data = _dump_table(table)
@@ -153,8 +166,7 @@ def backup(destination: Path, progress: Callable[[str], None] | None = None) -> 
             raise BackupError(f"文件库中缺少 {len(missing)} 个文件（如 {missing[0][:12]}…），备份未完成：请先检查 FILE_STORE。")
         manifest["files"] = summary.files
         _add_bytes(archive, "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8"))
-    os.replace(partial, destination)
-    return summary
+    os.replace(partial, summary.path)
 
 
 def _dump_table(table: sa.Table) -> tuple[int, str, bytes]:
@@ -235,12 +247,14 @@ def restore(source: Path, progress: Callable[[str], None] | None = None) -> Summ
 def _member(archive: tarfile.TarFile, name: str) -> bytes:
     try:
         member = archive.getmember(name)
+        handle = archive.extractfile(member)
+        if handle is None:
+            raise BackupError(f"备份文件中的 {name} 不是普通文件。")
+        return handle.read()
     except KeyError as exc:
         raise BackupError(f"备份文件不完整：缺少 {name}。") from exc
-    handle = archive.extractfile(member)
-    if handle is None:
-        raise BackupError(f"备份文件中的 {name} 不是普通文件。")
-    return handle.read()
+    except (OSError, EOFError, tarfile.TarError, zlib.error) as exc:  # cut short or damaged while read
+        raise BackupError(f"备份文件已损坏或不完整（读取 {name} 时出错：{exc}），请换用完整的备份。") from exc
 
 
 def _member_json(archive: tarfile.TarFile, name: str) -> dict:

@@ -1350,10 +1350,19 @@ def _revoke_award(procurement: Procurement, notice: ResultNotice, actor: User, r
 def announce_contract_ready(notice: ResultNotice, today: date | None = None) -> bool:
     """Tell the bureau and the winner, once, that the period ended with no open challenge."""
     procurement = notice.procurement
-    if (notice.revoked_at is not None or notice.contract_ready_at is not None or procurement.engagement.contract is not None
+    engagement = procurement.engagement
+    if (notice.revoked_at is not None or notice.contract_ready_at is not None or engagement.contract is not None
+            or engagement.state not in workflow.TRANSITIONS["sign_contract"].sources  # e.g. cancelled since the award
             or contract_block(procurement, today) is not None):
         return False
-    notice.contract_ready_at = utcnow()
+    # Claim the announcement (of two workers at once, one tells them; the other finds it taken).
+    now = utcnow()
+    claimed = db.session.execute(
+        sa.update(ResultNotice).where(ResultNotice.id == notice.id, ResultNotice.contract_ready_at.is_(None))
+        .values(contract_ready_at=now).execution_options(synchronize_session=False)).rowcount
+    if not claimed:
+        return False
+    notice.contract_ready_at = now
     emit("contract_ready", link=f"/engagements/{procurement.engagement_id}", bureau_id=procurement.bureau_id,
          firm_id=notice.firm_id, **_fields(procurement))
     return True

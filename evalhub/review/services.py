@@ -813,16 +813,18 @@ def _seat_drawn(panel: ReviewPanel, record: Draw, subject: Any) -> tuple[list[Pa
     return made, lapsed
 
 
-def _replace_or_record(panel: ReviewPanel, original: Draw, reason: str, actor: User | None) -> None:
-    """Announce the replacement draw; a pool with too few left keeps the panel short, recorded in the audit
-    log for the bureau to act on, and whatever else the caller does still goes through."""
+def _replace_or_record(panel: ReviewPanel, original: Draw, reason: str, actor: User | None) -> Optional[Draw]:
+    """Announce the replacement draw (returned; None when one already waits); a pool with too few left keeps
+    the panel short, recorded in the audit log for the bureau to act on, and whatever else the caller does
+    (an expert's decline, the hourly expiry) still goes through."""
     try:
         with db.session.begin_nested():
             if not _replacement_waiting(panel):
-                _announce_replacement(panel, original, reason, actor)
+                return _announce_replacement(panel, original, reason, actor)
     except DomainError as exc:
         audit.record("panel.replacement_failed", panel, actor=actor, bureau_id=panel.bureau_id,
                      summary=f"{panel.subject.reference} 评审组补抽失败，需另行组织：{exc.message}", payload={"reason": reason})
+    return None
 
 
 def _invite(panel: ReviewPanel, expert_id: int, draw_id: int) -> PanelInvitation:
@@ -888,7 +890,8 @@ def respond(invitation: PanelInvitation, actor: User, *, accept: bool, declarati
     invitation.decline_reason = reason.strip()
     audit.record("panel.invitation_declined", invitation.panel, actor=actor, bureau_id=invitation.panel.bureau_id,
                  summary=f"专家拒绝评审邀请：{reason.strip()}", payload={"invitation": invitation.id})
-    return replace_member(invitation, f"专家拒绝邀请（{reason.strip()}）", actor)
+    return _replace_or_record(invitation.panel, db.session.get(Draw, invitation.draw_id),
+                              f"专家拒绝邀请（{reason.strip()}）", actor)
 
 
 def respond_offline(invitation: PanelInvitation, actor: User, *, accept: bool, declaration_received: bool = False,
@@ -930,7 +933,8 @@ def respond_offline(invitation: PanelInvitation, actor: User, *, accept: bool, d
     audit.record("panel.invitation_declined", panel, actor=actor, bureau_id=panel.bureau_id,
                  summary=f"线下评审：{actor.username} 登记专家拒绝评审邀请：{reason}",
                  payload={"invitation": invitation.id, "offline": True})
-    return replace_member(invitation, f"专家拒绝邀请（{reason}；线下登记）", actor)
+    return _replace_or_record(invitation.panel, db.session.get(Draw, invitation.draw_id),
+                              f"专家拒绝邀请（{reason}；线下登记）", actor)
 
 
 def _vacancies(panel: ReviewPanel) -> int:
@@ -1073,7 +1077,13 @@ def expire_invitations(now: datetime | None = None) -> int:
             _move(invitation, InvitationStatus.EXPIRED)
         except Conflict:
             continue
-        replace_member(invitation, f"专家未在北京时间 {format_beijing(invitation.respond_by)} 前答复邀请", None)
+        panel = invitation.panel
+        reason = f"专家未在北京时间 {format_beijing(invitation.respond_by)} 前答复邀请"
+        audit.record("panel.invitation_expired", panel, actor=None, bureau_id=panel.bureau_id,
+                     summary=f"{panel.subject.reference} 一位专家的评审邀请逾期未答复，已失效",
+                     payload={"invitation": invitation.id, "expert": invitation.expert_id, "reason": reason})
+        # one panel whose pool is spent is recorded for its bureau; the other panels' reminders still go out
+        _replace_or_record(panel, db.session.get(Draw, invitation.draw_id), reason, None)
         expired += 1
     return expired
 
@@ -1730,7 +1740,8 @@ def send_reminders(now: datetime | None = None) -> dict[str, int]:
             firm_users = db.session.execute(sa.select(User).where(User.firm_id == engagement.firm_id,
                                                                   User.is_enabled.is_(True))).scalars().all()
             counts["reminders"] += len(emit("engagement_overdue", link=f"/engagements/{engagement.id}", users=firm_users,
-                                            dedupe_key=f"overdue-{engagement.id}-{engagement.state.value}",
+                                            # once per due date: a report returned again has a new one
+                                            dedupe_key=f"overdue-{engagement.id}-{engagement.state.value}-{engagement.due_on}",
                                             reference=engagement.reference, reason=reason))
     db.session.flush()
     counts["emailed"] = send_pending_email()
