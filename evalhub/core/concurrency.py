@@ -6,6 +6,10 @@ racing each other. Everything here holds on SQLite as well, so the suite can pro
   commits or rolls back), on SQLite the database's write lock. Rules of the form "count, then insert" (a
   rate limit, get-or-create by a natural key, "not the same objection twice") take it *before* they count,
   so the second of two simultaneous requests counts what the first wrote.
+- ``refuse_twin(lock, twin, message)``: a record that is the same as one already written (the same finding
+  entered twice, the same penalty recorded twice) is refused with 409, under ``lock`` so that of two
+  simultaneous requests the second sees the first's row. For the web forms' double clicks and resends,
+  and the same on the API and the CLI, which have no form to carry a token.
 - ``run_once``: the API's optional ``Idempotency-Key`` header. The first POST with a key runs; a repeat by
   the same user within 24 hours — even one that arrives while the first is still running — gets the first
   one's answer, and nothing is done twice.
@@ -63,6 +67,15 @@ def serialise(name: str) -> None:
             return
         # The row was pruned between our insert and our update (``prune``): make it again.
     raise RuntimeError(f"无法取得锁 {name}")  # pragma: no cover
+
+
+def refuse_twin(lock: str, twin: sa.Select, message: Callable[[Any], str]) -> None:
+    """Conflict (``message(row)``) when ``twin`` finds a row the caller is about to write again; the lock is
+    held to the end of the transaction, so the caller's own insert is in it."""
+    serialise(lock)
+    found = db.session.execute(twin.limit(1)).scalars().first()
+    if found is not None:
+        raise Conflict(message(found))
 
 
 # === idempotency keys =============================================================================

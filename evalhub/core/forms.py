@@ -6,16 +6,45 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from werkzeug.datastructures import FileStorage
 from wtforms import Field, FieldList, FormField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.meta import DefaultMeta
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from evalhub.core.inputs import control_error
 
 
+def limited(label: str, max_len: int) -> Length:
+    """A length limit whose message names the field. WTForms formats the message with ``%``, so a label's own
+    ``%`` (“抽查比例（%）”) is escaped: unescaped, a too-long value was a 500."""
+    return Length(max=max_len, message=f"{label.replace('%', '%%')}不能超过 {max_len} 个字符")
+
+
+def text_field(label: str, max_len: int, **kw) -> StringField:
+    return StringField(label, validators=[limited(label, max_len)], **kw)
+
+
+def area_field(label: str, max_len: int, **kw) -> TextAreaField:
+    return TextAreaField(label, validators=[limited(label, max_len)], **kw)
+
+
+class ChineseMeta:
+    """WTForms' own messages ("不是有效的日期值。", a choice that cannot be read) in Chinese, whatever the
+    browser's language."""
+
+    locales = ("zh",)
+
+    def get_translations(self, form):
+        return DefaultMeta.get_translations(self, form)
+
+
 class BaseForm(FlaskForm):
-    """The base of every form (the domains' ``registry.forms.ChineseForm`` derives from it): text that carries a
+    """The base of every form (the domains' ``registry.forms.ChineseForm`` is this one): text that carries a
     control character — in any field (text, password, hidden, a select's value), nested forms and lists
     included, or in an uploaded file's name — is refused beside its field (``core.inputs``: refuse, never
-    strip). Names are checked by the services that store them, for every path at once."""
+    strip). Names are checked by the services that store them, for every path at once. WTForms' own messages
+    are Chinese (``ChineseMeta``)."""
+
+    class Meta(ChineseMeta):
+        pass
 
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)

@@ -721,6 +721,14 @@ def add_external_record(bureau: Bureau, firm: Firm, actor: User, *, kind: Any, o
     except Exception:
         errors["deduction"] = "扣分应为 0–100 的数字"
         value = Decimal("0")
+    if not errors:  # before the file is stored
+        concurrency.refuse_twin(  # one penalty is deducted once
+            f"credit.external:{firm.id}",
+            sa.select(ExternalCreditRecord).where(
+                ExternalCreditRecord.bureau_id == bureau.id, ExternalCreditRecord.firm_id == firm.id,
+                ExternalCreditRecord.kind == kind, ExternalCreditRecord.occurred_on == occurred_on,
+                ExternalCreditRecord.description == description.strip()),
+            lambda twin: f"已录入相同的外部信用记录（{twin.kind.label}，{twin.occurred_on:%Y-%m-%d}），请勿重复提交。")
     stored = None
     if not data and not filename:
         errors["file"] = "请上传来源文件（处罚决定书、信用中国截图等）"

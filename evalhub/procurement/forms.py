@@ -15,6 +15,7 @@ from wtforms.fields import DateField, DateTimeLocalField
 from wtforms.validators import DataRequired, Length, Optional
 
 from evalhub.core.enums import Field
+from evalhub.core.forms import area_field as _area, text_field as _text
 from evalhub.core.timeutil import BEIJING
 from evalhub.procurement.models import BudgetKind, ChallengeRemedy, ObjectType, ProcurementMethod, ServiceKind
 from evalhub.registry.forms import (
@@ -32,14 +33,6 @@ DEADLINE_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y
 
 def _choices(enum_cls, blank: bool = True) -> list:
     return ([BLANK] if blank else []) + options(enum_cls.choices())
-
-
-def _text(label: str, max_len: int, **kw) -> StringField:
-    return StringField(label, validators=[Length(max=max_len, message=f"{label}不能超过 {max_len} 个字符")], **kw)
-
-
-def _area(label: str, max_len: int, **kw) -> TextAreaField:
-    return TextAreaField(label, validators=[Length(max=max_len, message=f"{label}不能超过 {max_len} 个字符")], **kw)
 
 
 def _date(label: str, **kw) -> DateField:

@@ -24,13 +24,12 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields import DateField
-from wtforms.meta import DefaultMeta
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from evalhub.core.enums import Field
-from evalhub.core.forms import BaseForm
-from evalhub.core.listing import Filter, enum_filter
+from evalhub.core.forms import BaseForm, ChineseMeta, text_field as _text
+from evalhub.core.listing import Filter, enum_filter, parse_int
 from evalhub.registry.models import (
     CertificateKind,
     CounterpartType,
@@ -65,30 +64,22 @@ BLANK = choice("", "— 请选择 —")
 DATE_HELP = "格式：2020-01-31"
 
 
-class _ChineseMeta:
-    """WTForms' own messages ("不是有效的日期值。") in Chinese, whatever the browser's language."""
-
-    locales = ("zh",)
-
-    def get_translations(self, form):
-        return DefaultMeta.get_translations(self, form)
-
-
-class ChineseForm(BaseForm):
-    class Meta(_ChineseMeta):
-        pass
+ChineseForm = BaseForm  # (every form's WTForms messages are Chinese: core.forms.ChineseMeta)
 
 
 class ChineseSubForm(Form):
-    class Meta(_ChineseMeta):
+    class Meta(ChineseMeta):
         pass
 
 
 def optional_int(value):
-    """Coerce a select's value to int; the blank option is None."""
+    """Coerce a select's value to an id; the blank option is None. Anything but an id in the database's range
+    is a ValueError, which the select reports beside the field (an unbounded int was a driver error, a 500)."""
     if value in (None, "", "None"):
         return None
-    return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return parse_int(value)
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -98,10 +89,6 @@ class MultiCheckboxField(SelectMultipleField):
 
 def _choices(enum_cls, blank: bool = True) -> list:
     return ([BLANK] if blank else []) + options(enum_cls.choices())
-
-
-def _text(label: str, max_len: int, **kw) -> StringField:
-    return StringField(label, validators=[Length(max=max_len, message=f"{label}不能超过 {max_len} 个字符")], **kw)
 
 
 def _date(label: str, **kw) -> DateField:

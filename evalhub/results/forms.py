@@ -7,14 +7,10 @@ from wtforms import SelectField, StringField, TextAreaField
 from wtforms.fields import DateField
 from wtforms.validators import DataRequired, Length, Optional
 
-from evalhub.core.forms import AccountCreateForm
+from evalhub.core.forms import AccountCreateForm, area_field as _area
 from evalhub.registry.forms import BLANK, DATE_HELP, ChineseForm, MultiCheckboxField, optional_int, options
 from evalhub.results.models import FindingKind, Measure, Verification
 from evalhub.review.models import IndicatorCategory
-
-
-def _area(label: str, limit: int, **kw) -> TextAreaField:
-    return TextAreaField(label, validators=[Length(max=limit, message=f"{label}不能超过 {limit} 个字")], **kw)
 
 
 class FindingForm(ChineseForm):

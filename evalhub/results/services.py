@@ -218,6 +218,11 @@ def add_finding(engagement: Engagement, actor: User, data: FindingInput) -> Resu
     permissions.require(actor, "finding.enter", engagement)
     _check_state(engagement)
     values = _checked(engagement, data)
+    concurrency.refuse_twin(
+        f"results.findings:{engagement.id}",  # also numbers the rows one after another
+        sa.select(ResultFinding).where(ResultFinding.engagement_id == engagement.id,
+                                       ResultFinding.kind == values["kind"], ResultFinding.text == values["text"]),
+        lambda twin: f"第 {twin.position} 条已录入相同的{values['kind'].label}，请勿重复提交。")
     position = db.session.execute(sa.select(sa.func.count(ResultFinding.id)).where(
         ResultFinding.engagement_id == engagement.id)).scalar_one() + 1
     finding = ResultFinding(engagement_id=engagement.id, bureau_id=engagement.bureau_id, position=position,
@@ -801,7 +806,10 @@ def build_list(bureau: Bureau, year: int, actor: User) -> list[ApplicationEntry]
     return sorted(existing.values(), key=lambda e: e.engagement_id)
 
 
-def _money(raw: Any, field: str, label: str, errors: dict[str, str], *, high: Decimal) -> Optional[Decimal]:
+def _money(raw: Any, field: str, label: str, errors: dict[str, str], *, high: Decimal,
+           places: int = 2) -> Optional[Decimal]:
+    """A number from 0 to ``high`` with at most ``places`` decimals: more is refused, never rounded away (a
+    reduction in 万元 is exact to the fen with 6)."""
     if raw in (None, ""):
         return None
     try:
@@ -810,9 +818,12 @@ def _money(raw: Any, field: str, label: str, errors: dict[str, str], *, high: De
         errors[field] = f"{label}必须是数字"
         return None
     if not value.is_finite() or value < 0 or value > high:
-        errors[field] = f"{label}应在 0 到 {high:g} 之间"
+        errors[field] = f"{label}应在 0 到 {high.normalize():f} 之间"
         return None
-    return value.quantize(Decimal("0.01"))
+    if value != value.quantize(Decimal(1).scaleb(-places)):
+        errors[field] = f"{label}最多保留 {places} 位小数"
+        return None
+    return value.quantize(Decimal(1).scaleb(-places))
 
 
 def confirm_entry(entry: ApplicationEntry, actor: User, *, measures: Iterable[Any], cut_percent: Any = None,
@@ -833,9 +844,9 @@ def confirm_entry(entry: ApplicationEntry, actor: User, *, measures: Iterable[An
     if Measure.REDUCE in chosen and Measure.CANCEL in chosen:
         errors["measures"] = "“预算调减”与“取消”不能同时选择"
     percent = _money(cut_percent, "cut_percent", "调减比例", errors, high=Decimal("100"))
-    # a reduction is a share of the item's budget: at most the whole of it
+    # a reduction is a share of the item's budget: at most the whole of it, to the fen
     amount_wan = _money(cut_amount_wan, "cut_amount_wan", "调减金额（万元）", errors,
-                        high=(entry.engagement.amount / 10000).quantize(Decimal("0.01")))
+                        high=entry.engagement.amount / 10000, places=6)
     if Measure.REDUCE in chosen and percent is None and amount_wan is None:
         errors["cut_percent"] = "预算调减须填写调减比例或调减金额"
     if Measure.REDUCE not in chosen and (percent or amount_wan):
@@ -849,7 +860,7 @@ def confirm_entry(entry: ApplicationEntry, actor: User, *, measures: Iterable[An
     _raise_if(errors)
     entry.measures, entry.reason = ordered, reason
     entry.cut_percent = percent if Measure.REDUCE in chosen else None
-    entry.cut_amount = (amount_wan * 10000 if amount_wan is not None else
+    entry.cut_amount = ((amount_wan * 10000).quantize(Decimal("0.01")) if amount_wan is not None else
                         (entry.engagement.amount * percent / 100).quantize(Decimal("0.01")) if percent is not None else None)
     entry.confirmed_at, entry.confirmed_by_id = utcnow(), actor.id
     audit.record("application.confirmed", entry, actor=actor,
@@ -1063,6 +1074,12 @@ def submit_self_evaluation(actor: User, unit: BudgetUnit, *, year: Any, name: st
         if amount is not None and amount < Decimal("0.01"):
             errors["funds"] = "资金金额必须大于 0"
     _raise_if(errors)
+    concurrency.refuse_twin(
+        f"results.self_evaluation:{unit.id}",
+        sa.select(SelfEvaluation).where(SelfEvaluation.budget_unit_id == unit.id, SelfEvaluation.year == year_value,
+                                        SelfEvaluation.name == name),
+        lambda twin: f"{unit.name} {year_value} 年度“{name}”的自评报告已提交（{twin.reference}，{twin.status.label}）："
+                     "退回整改后请在该报告中提交新版本，不要重复提交。")
     se = SelfEvaluation(bureau_id=unit.bureau_id, budget_unit_id=unit.id, year=year_value, name=name, funds=amount,
                         status=SelfEvaluationStatus.SUBMITTED, created_by_id=actor.id)
     db.session.add(se)

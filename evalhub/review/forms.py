@@ -16,6 +16,7 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, FieldList, FormField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
+from evalhub.core.forms import area_field as _area, text_field as _text
 from evalhub.registry.forms import BLANK, ChineseForm, ChineseSubForm, choice, options
 from evalhub.review.models import Grade, IndicatorCategory, Rubric
 from evalhub.review.services import CAPS
@@ -23,14 +24,6 @@ from evalhub.review.services import CAPS
 INDICATOR_ROWS = 12      # the scoring table shows at least this many rows; blank rows are ignored
 MAX_INDICATOR_ROWS = 60
 RUBRIC_ROWS = 8
-
-
-def _text(label: str, max_len: int, **kw) -> StringField:
-    return StringField(label, validators=[Length(max=max_len, message=f"{label}不能超过 {max_len} 个字符")], **kw)
-
-
-def _area(label: str, max_len: int, **kw) -> TextAreaField:
-    return TextAreaField(label, validators=[Length(max=max_len, message=f"{label}不能超过 {max_len} 个字符")], **kw)
 
 
 # --- submissions -----------------------------------------------------------------------------------

@@ -16,16 +16,9 @@ from wtforms import HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import Length
 
 from evalhub.core.errors import ValidationFailed
+from evalhub.core.forms import area_field as _area, text_field as _text
 from evalhub.registry.forms import BLANK, ChineseForm, MultiCheckboxField, choice, options
 from evalhub.supervision.models import CHECKLIST, Measure, Severity, Trigger
-
-
-def _text(label: str, max_len: int, **kw) -> StringField:
-    return StringField(label, validators=[Length(max=max_len, message=f"{label}不能超过 {max_len} 个字符")], **kw)
-
-
-def _area(label: str, max_len: int, **kw) -> TextAreaField:
-    return TextAreaField(label, validators=[Length(max=max_len, message=f"{label}不能超过 {max_len} 个字符")], **kw)
 
 
 TARGETED_TRIGGERS = [t for t in Trigger if t != Trigger.RANDOM]

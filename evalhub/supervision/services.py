@@ -825,6 +825,9 @@ def add_finding(inspection: Inspection, actor: User, *, severity: Any, descripti
         except ValueError:
             errors["measures"] = f"未知的处理措施：{m}"
     ValidationFailed.raise_if(errors)
+    twin = next((f for f in inspection.findings if f.severity == severity and f.description == description.strip()), None)
+    if twin is not None:  # a double click or a resend: the points and the rating count a finding once
+        raise Conflict(f"该问题已记录（{severity.label}：{twin.description[:40]}），请勿重复提交。")
     finding = Finding(firm_id=inspection.firm_id, severity=severity, description=description.strip(),
                       measures=[m.value for m in chosen], created_by_id=actor.id)
     inspection.findings.append(finding)
