@@ -226,17 +226,19 @@ def at_once(app, *calls) -> list[str]:
     return sorted(outcomes)
 
 
+CHALLENGE_PERIOD_ENDED = (2024, 12, 13)  # before every fixed signing date of the fixtures (2025 onwards)
+
+
 def past_challenge_period(procurement_obj) -> None:
     """Fast-forward the challenge period (质疑期) of the procurement's standing result notice: back-date the
-    notice so that its period ended yesterday, as if seven working days had passed."""
-    from datetime import timedelta
-
-    from evalhub.core.timeutil import beijing_today, utcnow
+    notice to December 2024, its period over on 2024-12-13, so the fixtures' contracts (signed in 2025, after
+    the period, as ``sign_contract`` requires) follow it."""
+    from datetime import date, datetime
 
     notice = procurement_obj.notice
     assert notice is not None, "no result notice: award the procurement first"
-    notice.published_at = utcnow() - timedelta(days=14)
-    notice.challenge_until = beijing_today() - timedelta(days=1)
+    notice.published_at = datetime(2024, 12, 2, 2, 0)
+    notice.challenge_until = date(*CHALLENGE_PERIOD_ENDED)
     db.session.flush()
 
 

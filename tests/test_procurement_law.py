@@ -179,7 +179,7 @@ def test_the_award_publishes_the_notice_and_tells_every_bidder(world):
     assert notice is not None and notice.published_at is not None and notice.firm_id == bidders["甲"][0].id
     from evalhub.core.calendar import add_working_days
 
-    assert notice.challenge_until == add_working_days(world.bz, beijing_today(), 7)
+    assert notice.challenge_until == add_working_days(world.bz, beijing_today(), 1 + 7)  # the 1-working-day notice period, then 7
     assert any("中标/成交通知" in t for t in _inbox(bidders["甲"][1]))
     assert any("采购结果通知" in t for t in _inbox(bidders["乙"][1]))
     assert any("采购结果通知" in t for t in _inbox(bidders["丙"][1]))

@@ -76,8 +76,9 @@ register(
                help="财库〔2014〕214号 第十条。"),
     SettingDef("procurement.min_workdays_negotiation", "竞争性谈判/询价：文件发出至首次响应截止不少于（工作日）", "采购", 3,
                minimum=3, maximum=30, help="财政部令第74号 第二十九条、第四十五条。"),
-    SettingDef("procurement.challenge_days", "质疑期：结果公告发布后（工作日）", "采购", 7, minimum=7, maximum=30,
-               help="政府采购法第五十二条：供应商应知其权益受到损害之日起七个工作日内提出质疑；期满且无未决质疑方可签订合同。"),
+    SettingDef("procurement.challenge_days", "质疑期：结果公告期满后（工作日）", "采购", 7, minimum=7, maximum=30,
+               help="政府采购法第五十二条：供应商应知其权益受到损害之日起七个工作日内提出质疑；对采购结果的质疑，该日为结果公告期限"
+                    "（1 个工作日，财政部令第87号 第六十九条）届满之日（政府采购法实施条例 第五十三条）。期满且无未决质疑方可签订合同。"),
     SettingDef("procurement.challenge_answer_days", "质疑答复期限（工作日）", "采购", 7, minimum=1, maximum=7,
                help="政府采购法第五十三条：收到质疑后七个工作日内作出答复。"),
 )
@@ -93,15 +94,19 @@ class PeriodRule:
     working_days: bool
     what: str
     source: str
+    # A change that may affect how responses are prepared (a deadline brought forward is one) is notified at
+    # least this many days (working days when ``working_days``) before the deadline; otherwise it moves back.
+    change_notice: int
+    change_source: str
 
 
 OPEN_TENDER_PERIOD = PeriodRule("procurement.min_days_open_tender", False, "自招标文件发出之日至投标截止之日",
-                                "政府采购法第三十五条")
+                                "政府采购法第三十五条", 15, "财政部令第87号 第二十七条")
 CONSULTATION_PERIOD = PeriodRule("procurement.min_days_consultation", False, "自磋商文件发出之日至首次响应文件提交截止之日",
-                                 "财库〔2014〕214号 第十条")
+                                 "财库〔2014〕214号 第十条", 5, "财库〔2014〕214号 第十条")
 # 竞争性谈判/询价 are not among evalhub's methods; the rule is here so that adding one is one line below.
 NEGOTIATION_PERIOD = PeriodRule("procurement.min_workdays_negotiation", True, "自谈判/询价通知书发出之日至首次响应文件提交截止之日",
-                                "财政部令第74号 第二十九条、第四十五条")
+                                "财政部令第74号 第二十九条、第四十五条", 3, "财政部令第74号 第十条")
 # The draw, the framework rotation and single source have no response period: the draw and the rotation
 # award at once among firms already admitted (the competition happened at admission / when the framework
 # agreement was made, 财政部令第110号), and single source negotiates with one named firm after approval.
@@ -121,6 +126,17 @@ def period_problem(bureau: Bureau, rule: PeriodRule, issued: datetime, deadline:
         return None
     unit = "个工作日" if rule.working_days else "日"
     return f"{rule.what}不得少于 {need} {unit}（{rule.source}），当前仅 {have} {unit}"
+
+
+def change_problem(bureau: Bureau, rule: PeriodRule, changed: datetime, deadline: datetime) -> Optional[str]:
+    """Why a deadline brought forward on ``changed`` (UTC) leaves too little notice before it, or None."""
+    start, end = to_beijing(changed).date(), to_beijing(deadline).date()
+    have = working_days_between(bureau, start, end) if rule.working_days else max((end - start).days, 0)
+    if have >= rule.change_notice:
+        return None
+    unit = "个工作日" if rule.working_days else "日"
+    return (f"提前截止时间影响响应文件编制，须在新的截止时间至少 {rule.change_notice} {unit}前通知（{rule.change_source}），"
+            f"当前仅 {have} {unit}：请顺延截止时间")
 
 
 def threshold_yuan(bureau: Bureau, key: str) -> Decimal:
@@ -826,10 +842,12 @@ def low_bid_threshold(procurement: Procurement) -> Optional[Decimal]:
     if not bids:
         return None
     mean = sum(b.price for b in bids) / len(bids)
-    return (mean * procurement.low_bid_ratio / Decimal("100")).quantize(CENT, ROUND_HALF_UP)
+    return mean * procurement.low_bid_ratio / Decimal("100")  # not rounded: shown to the fen, compared exactly
 
 
 def needs_justification(bid: Bid) -> bool:
+    """Below the line by any amount, a fraction of a fen included (a line rounded to the fen let 280,000.00
+    元 pass under a line of 280,000.0023 元)."""
     threshold = low_bid_threshold(bid.procurement)
     return threshold is not None and bid.status == BidStatus.SUBMITTED and bid.price < threshold
 
@@ -1050,10 +1068,19 @@ def _q(value: Decimal) -> Decimal:
     return value.quantize(CENT, ROUND_HALF_UP)
 
 
+def tie_key(procurement: Procurement, result: BidResult) -> tuple:
+    """What two bids must share to be 并列: score and price (87号令 第五十五条); in a consultation the technical
+    score ranks them first (214号 第二十四条: 评审得分且最后报价相同的，按照技术指标优劣顺序推荐)."""
+    if procurement.method == ProcurementMethod.COMPETITIVE_CONSULTATION:
+        return result.total, result.bid.price, result.technical_score
+    return result.total, result.bid.price
+
+
 def evaluate(procurement: Procurement) -> list[BidResult]:
     """Comprehensive scoring: price score = lowest valid bid ÷ bid × 100; technical score = mean of the
     committee members' totals; total = price weight × price score + (1 − weight) × technical score.
-    Ranking: total desc, then lower price, then higher technical score (财政部 87 号令 §58)."""
+    Ranking: total desc, then lower price (财政部令第87号 第五十五条: equal in both are 并列, decided by lot,
+    第六十八条); in a consultation, then the higher technical score (财库〔2014〕214号 第二十四条)."""
     bids = [b for b in procurement.bids if b.status == BidStatus.SUBMITTED]
     valid = valid_bids(procurement)
     lowest = min((b.price for b in valid), default=None)
@@ -1086,7 +1113,7 @@ def evaluate(procurement: Procurement) -> list[BidResult]:
     for position, result in enumerate(ranked, start=1):
         result.rank = position
     for a, b in zip(ranked, ranked[1:]):
-        if (a.total, a.bid.price, a.technical_score) == (b.total, b.bid.price, b.technical_score):
+        if tie_key(procurement, a) == tie_key(procurement, b):
             a.tied = b.tied = True
     return sorted(results, key=lambda r: (r.rank is None, r.rank or 0, r.bid.id))
 
@@ -1127,8 +1154,8 @@ def award_procurement(procurement: Procurement, actor: User, reasons: str) -> Aw
             Draw.context_id == procurement.id)).scalars().first()
         if waiting is not None:
             raise Conflict(f"并列第一的随机确定已公告（抽取 #{waiting.id}），请监督人输入数字后揭晓。")
-        key = (winner.total, winner.bid.price, winner.technical_score)  # tied with the winner, not any tie
-        tied = [r for r in ranked if (r.total, r.bid.price, r.technical_score) == key]
+        key = tie_key(procurement, winner)  # tied with the winner, not any tie
+        tied = [r for r in ranked if tie_key(procurement, r) == key]
         return draws.announce("procurement_tiebreak", f"{procurement.title}：得分与报价均相同，随机确定成交人",
                               {r.bid.id: f"{r.bid.firm.name}的投标" for r in tied}, 1, actor=actor,
                               bureau_id=procurement.bureau_id, context=("procurement", procurement.id),
@@ -1178,14 +1205,21 @@ def _fields(procurement: Procurement, **more: Any) -> dict[str, Any]:
     return {"reference": engagement.reference, "name": procurement.title, **more}
 
 
+# The result notice stands for one working day (财政部令第87号 第六十九条: 中标、成交结果公告期限为1个工作日).
+NOTICE_WORKDAYS = 1
+
+
 def _publish_result_notice(procurement: Procurement, award: Award, actor: User) -> ResultNotice:
     """Publish the result notice at the award (the law allows 2 working days; publishing at once leaves no
     notice overdue) and start the challenge period; tell the winner, every other bidder and the bureau."""
     bureau = procurement.bureau
     today = beijing_today()
+    # The challenge period counts from the day the notice period ends (政府采购法实施条例 第五十三条(三)), one
+    # working day after publication (财政部令第87号 第六十九条), so it ends 1 + N working days after publication.
+    challenge_until = add_working_days(bureau, today, NOTICE_WORKDAYS + int(get_setting(bureau, "procurement.challenge_days")))
     notice = ResultNotice(procurement_id=procurement.id, bureau_id=procurement.bureau_id, award_id=award.id,
                           firm_id=award.firm_id, amount=award.amount, text=award.notice, published_at=utcnow(),
-                          challenge_until=add_working_days(bureau, today, int(get_setting(bureau, "procurement.challenge_days"))))
+                          challenge_until=challenge_until)
     procurement.notices.append(notice)
     db.session.flush()
     audit.record("procurement.notice_published", procurement, actor=actor,
@@ -1379,7 +1413,8 @@ def announce_contracts_ready() -> int:
 
 
 def change_deadline(procurement: Procurement, deadline: Optional[datetime], actor: User, reason: str) -> Procurement:
-    """Move the bid deadline of an open procurement; the minimum period still counts from the documents' issue."""
+    """Move the bid deadline of an open procurement; the minimum period still counts from the documents' issue,
+    and a deadline brought forward leaves the bidders the law's notice after the change."""
     permissions.require(actor, "procurement.manage", procurement.engagement)
     if procurement.status != ProcurementStatus.OPEN or _deadline_passed(procurement):
         raise Conflict("只有投标截止前的采购可以变更截止时间。")
@@ -1389,7 +1424,10 @@ def change_deadline(procurement: Procurement, deadline: Optional[datetime], acto
     elif deadline <= utcnow():
         errors["bid_deadline"] = "投标截止时间必须晚于现在"
     else:
-        problem = period_problem(procurement.bureau, PERIODS[procurement.method], procurement.created_at, deadline)
+        rule = PERIODS[procurement.method]
+        problem = period_problem(procurement.bureau, rule, procurement.created_at, deadline)
+        if problem is None and deadline < procurement.bid_deadline:
+            problem = change_problem(procurement.bureau, rule, utcnow(), deadline)
         if problem:
             errors["bid_deadline"] = problem
     if not (reason or "").strip():
@@ -1459,6 +1497,9 @@ def sign_contract(engagement: Engagement, data: ContractInput, actor: User) -> C
     if not dates_missing:
         if data.signed_on > beijing_today():  # the bureau records a contract it has signed
             errors["signed_on"] = "签订日期不能晚于今天"
+        elif data.signed_on <= procurement.notice.challenge_until:  # signed only after the period (contract_block)
+            errors["signed_on"] = (f"签订日期应在质疑期（至 {procurement.notice.challenge_until:%Y-%m-%d}）届满之后："
+                                   "合同在结果公告和质疑期之后签订")
         if data.end_date < data.start_date:
             errors["end_date"] = "服务结束日期不能早于开始日期"
         if not data.start_date <= data.plan_due <= data.report_due:
