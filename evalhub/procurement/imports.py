@@ -49,7 +49,7 @@ def import_plan_items(job: Job, report: Callable[[int, int, str], None]) -> dict
         return {"failed": True, "message": exc.message, "errors": [{"row": None, "name": "", "messages": [exc.message]}]}
     units = _units_by_name(plan)
     total, errors, cleaned = len(rows), [], []
-    for index, row in enumerate(rows, start=2):
+    for done, (index, row) in enumerate(rows, start=1):  # index: the row's number in Excel
         messages = []
         unit = units.get(row["budget_unit"])
         if row["budget_unit"] and unit is None:
@@ -68,7 +68,7 @@ def import_plan_items(job: Job, report: Callable[[int, int, str], None]) -> dict
             messages.extend(m for k, m in exc.fields.items() if not (k == "budget_unit_id" and unit is None and row["budget_unit"]))
         if messages:
             errors.append({"row": index, "name": row["name"], "messages": messages})
-        report(index - 1, total, f"已检查 {index - 1}/{total} 行")
+        report(done, total, f"已检查 {done}/{total} 行")
     if errors:
         return {"failed": True, "errors": errors, "message": f"{len(errors)} 行有错误，未导入任何评价对象。请修改后重新上传。"}
     created = [add_plan_item(plan, data, actor, values=values) for data, values in cleaned]
