@@ -531,6 +531,18 @@ def _cap_of(engagement: Engagement, raw: Any) -> ResultCap:
     return cap
 
 
+@bp.route("/engagements/<int:engagement_id>/publication/upload")
+def publication_upload(engagement_id: int):
+    """The redacted report as the bureau uploaded it, document properties and all (the public downloads the
+    copy without them): bureau side, engagements the user may see."""
+    engagement = load(Engagement, engagement_id, "engagement.view")
+    if not bureau_side():
+        abort(403)
+    publication = db.session.execute(sa.select(Publication).where(
+        Publication.engagement_id == engagement.id)).scalar_one_or_none()
+    return send_stored(publication.uploaded_file if publication else None)
+
+
 @bp.route("/engagements/<int:engagement_id>/caps/<int:cap_id>/evidence")
 def cap_evidence(engagement_id: int, cap_id: int):
     """The document a cap was recorded with: bureau side, engagements the user may see."""
