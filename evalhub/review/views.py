@@ -654,7 +654,8 @@ PANEL_FILTERS = (year_filter(Engagement.year),
 def review_export():
     if not bureau_side():
         abort(403)
-    panels = Listing(_panels_stmt(), year_filter(Engagement.year),
+    # the list page's own filters: the sheet holds the panels the list shows (all its pages), no more
+    panels = Listing(_panels_stmt(), *PANEL_FILTERS,
                      order_by=[Engagement.reference, ReviewPanel.kind, ReviewPanel.round])
     rows, columns = _export_rows(panels.all())
     return xlsx_response(to_xlsx(rows, "专家评审", columns=columns), f"专家评审{panels['year'] or ''}.xlsx")
