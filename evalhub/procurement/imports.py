@@ -38,11 +38,14 @@ def _units_by_name(plan: EvaluationPlan) -> dict[str, BudgetUnit]:
     return {u.name: u for u in rows}
 
 
-@job_kind("import.plan_items")
+@job_kind("import.plan_items", upload="file_id")
 def import_plan_items(job: Job, report: Callable[[int, int, str], None]) -> dict:
     plan = db.session.get(EvaluationPlan, job.params["plan_id"])
     actor = db.session.get(User, job.created_by_id)
     stored = db.session.get(StoredFile, job.params["file_id"])
+    if stored is None:  # an import's workbook goes when its job ends (core.jobs): a job run again finds none
+        message = "上传的文件已删除（导入任务结束后不保留），请重新上传。"
+        return {"failed": True, "message": message, "errors": [{"row": None, "name": "", "messages": [message]}]}
     try:
         rows = read_sheet(files.read(stored), PLAN_COLUMNS, optional={"commissioner", "service_kind"})
     except ValidationFailed as exc:

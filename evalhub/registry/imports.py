@@ -125,6 +125,9 @@ def _run_import(job: Job, report: Callable[[int, int, str], None], *, columns: d
     bureau = db.session.get(Bureau, job.params["bureau_id"])
     actor = db.session.get(User, job.created_by_id) if job.created_by_id else None
     stored = db.session.get(StoredFile, job.params["file_id"])
+    if stored is None:  # an import's workbook goes when its job ends (core.jobs): a job run again finds none
+        message = "上传的文件已删除（导入任务结束后不保留），请重新上传。"
+        return {"failed": True, "message": message, "errors": [{"row": None, "name": "", "messages": [message]}]}
     try:
         rows = read_sheet(files.read(stored), columns)
     except ValidationFailed as exc:
@@ -160,7 +163,7 @@ def _run_import(job: Job, report: Callable[[int, int, str], None], *, columns: d
     return {"imported": len(created), "ids": [c.id for c in created], "message": f"已导入 {len(created)} 条{noun}记录。"}
 
 
-@job_kind("import.firms")
+@job_kind("import.firms", upload="file_id")
 def import_firms(job: Job, report) -> dict:
     return _run_import(job, report, columns=FIRM_COLUMNS, noun="机构", to_input=_firm_input,
                        clean=lambda d: clean_firm(d),
@@ -168,7 +171,7 @@ def import_firms(job: Job, report) -> dict:
                        unique_key="uscc")
 
 
-@job_kind("import.experts")
+@job_kind("import.experts", upload="file_id")
 def import_experts(job: Job, report) -> dict:
     return _run_import(job, report, columns=EXPERT_COLUMNS, noun="专家", to_input=_expert_input,
                        clean=lambda d: clean_expert(d),
