@@ -7,8 +7,9 @@ the file store is the faster alternative (the README says how); this command is 
 can run and restore without a DBA.
 
 Consistency: all tables are read in one transaction (REPEATABLE READ on PostgreSQL: one snapshot). Stored
-files are content-addressed and never changed or deleted, so every file a row of the snapshot names is on
-disk when it is copied after the read.
+files are content-addressed and never changed, so every file a row of the snapshot names is on disk when it is
+copied after the read — except one discarded meanwhile (``files.discard``: an import's workbook, which no row
+names), which the manifest lists under ``discarded`` and restore leaves out.
 
 The archive (``.tar.gz``):
 - ``manifest.json`` — format, time, Alembic revision, per table the row count and the sha256 of its member;
@@ -162,9 +163,17 @@ def _write(partial: Path, manifest: dict[str, Any], summary: Summary, progress: 
                 continue
             archive.add(str(path), arcname=f"files/{sha}", recursive=False)
             summary.files += 1
+        # A file discarded since the snapshot (an import's workbook, files.discard) is no loss: its row, which
+        # nothing names, is left out on restore. Any other missing blob is.
+        still = set(db.session.execute(sa.select(StoredFile.sha256).where(StoredFile.sha256.in_(missing))).scalars()) \
+            if missing else set()
+        db.session.rollback()
+        discarded = [sha for sha in missing if sha not in still]
+        missing = [sha for sha in missing if sha in still]
         if missing:
             raise BackupError(f"文件库中缺少 {len(missing)} 个文件（如 {missing[0][:12]}…），备份未完成：请先检查 FILE_STORE。")
         manifest["files"] = summary.files
+        manifest["discarded"] = discarded
         _add_bytes(archive, "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8"))
     os.replace(partial, summary.path)
 
@@ -307,8 +316,12 @@ def _reset_sequences(tables: list[sa.Table]) -> None:
 
 def _restore_files(archive: tarfile.TarFile, manifest: dict) -> int:
     count = 0
-    for record in db.session.execute(sa.select(StoredFile)).scalars():
+    discarded = set(manifest.get("discarded") or ())
+    for record in db.session.execute(sa.select(StoredFile)).scalars().all():
         sha = record.sha256
+        if sha in discarded:  # removed while the backup ran (files.discard): nothing names it
+            db.session.delete(record)
+            continue
         data = _member(archive, f"files/{sha}")
         if hashlib.sha256(data).hexdigest() != sha:
             raise BackupError(f"备份中的文件 {sha[:12]}… 内容与其校验值不符。")

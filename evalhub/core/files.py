@@ -18,6 +18,9 @@ Every upload — web form, API, CLI, demo, job — goes through ``store``, which
   transaction that recorded it commits; a refused upload, or a request that fails at a later step, leaves
   neither a blob nor a row.
 
+A file kept only for a job (an Excel import's workbook: identity numbers, phones in clear) is removed when the
+job ends (``discard``, called by ``core.jobs``): its row, and its blob unless a row still names the content.
+
 Limits (settings, see config.py): ``MAX_UPLOAD_MB`` (the upload), ``FILE_UNZIPPED_MAX_MB`` (a zip's
 content in total), ``FILE_ZIP_MAX_ENTRIES``, ``FILE_ZIP_MAX_RATIO``, ``FILE_EXTRACT_SECONDS``,
 ``FILE_EXTRACT_MEMORY_MB``.
@@ -349,6 +352,7 @@ def extract_text(kind: str, data: bytes) -> tuple[str | None, str | None]:
 
 _PENDING = "evalhub.files.pending"   # session.info: sha256 -> _Staged, this transaction's new blobs
 _PLACED = "evalhub.files.placed"     # session.info: blobs moved in by a commit that has not finished yet
+_DISCARDED = "evalhub.files.discarded"  # session.info: sha256 of rows this transaction deleted (``discard``)
 
 
 @dataclass
@@ -431,6 +435,9 @@ def _move_staged_blobs_in(session: Session) -> None:
 def _blobs_committed(session: Session) -> None:
     if not session.in_nested_transaction():
         session.info.pop(_PLACED, None)
+        discarded = session.info.pop(_DISCARDED, None)
+        if discarded:
+            _unlink_unrecorded(discarded)
 
 
 @sa.event.listens_for(Session, "after_transaction_end")
@@ -443,6 +450,7 @@ def _drop_uncommitted_blobs(session: Session, transaction) -> None:
         _discard(staged.path)
     for path in session.info.pop(_PLACED, []):
         path.unlink(missing_ok=True)
+    session.info.pop(_DISCARDED, None)  # the rows were not deleted after all: their blobs stay
 
 
 @dataclass
@@ -500,3 +508,51 @@ def read(record: StoredFile) -> bytes:
 
 def blob_path(record: StoredFile) -> Path:
     return _path_for(record.sha256)
+
+
+# --- discarding a file nothing needs any more ------------------------------------------------------------------
+
+def _references() -> list[sa.Column]:
+    """Every column that names a stored file (a foreign key to ``stored_file.id``), in every module's tables."""
+    target = StoredFile.__table__
+    return [fk.parent for table in db.metadata.tables.values() for fk in table.foreign_keys
+            if fk.column.table is target]
+
+
+def referenced(record: StoredFile) -> bool:
+    """Whether any row names the stored file. The store keeps one row per content (``store`` hands back the
+    existing row for the same bytes), so the same row may serve uploads of different purposes."""
+    return any(db.session.execute(sa.select(sa.literal(1)).select_from(column.table)
+                                  .where(column == record.id).limit(1)).first() is not None
+               for column in _references())
+
+
+def discard(record: StoredFile) -> bool:
+    """Delete a stored file that was kept only for a while (an Excel import's workbook, read by its job): its
+    row now, its blob once the transaction commits — unless a row still names it (the same bytes uploaded for
+    another purpose), when it stays. Returns whether it goes. A backup taken meanwhile skips it
+    (``core.backup``)."""
+    if referenced(record):
+        return False
+    sha = record.sha256
+    staged = db.session.info.get(_PENDING, {}).pop(sha, None)
+    if staged is not None:  # stored and discarded in one transaction: never moved in
+        _discard(staged.path)
+    db.session.delete(record)
+    db.session.flush()
+    db.session.info.setdefault(_DISCARDED, []).append(sha)
+    return True
+
+
+def _unlink_unrecorded(shas: list[str]) -> None:
+    """Remove the blobs of rows deleted by the commit just made — unless a row of the same content was recorded
+    since by another transaction (its blob is the same file)."""
+    with db.engine.connect() as connection:
+        recorded = set(connection.execute(sa.select(StoredFile.sha256).where(StoredFile.sha256.in_(shas))).scalars())
+    for sha in shas:
+        if sha not in recorded:
+            try:
+                _final_path(sha).unlink(missing_ok=True)
+            except OSError:  # the row is gone: a blob left behind is unreachable, not served
+                log.warning("could not remove the discarded blob %s", sha[:12])
+

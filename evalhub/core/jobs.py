@@ -6,23 +6,28 @@ total, message)`` commits progress in its own short transaction so any page can 
 """
 from __future__ import annotations
 
+import logging
 import traceback
 from typing import Callable
 
+import sqlalchemy as sa
 from flask import Flask
 from huey import RedisHuey, SqliteHuey, crontab
 from huey.api import Huey
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
-from evalhub.core import audit
+from evalhub.core import audit, files
 from evalhub.core.enums import JobStatus
-from evalhub.core.models import Job, User
+from evalhub.core.models import Job, StoredFile, User
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
 
+log = logging.getLogger(__name__)
+
 JobFunction = Callable[[Job, Callable[[int, int, str], None]], dict]
 _KINDS: dict[str, JobFunction] = {}
+_UPLOADS: dict[str, str] = {}  # job kind → the params key of the stored upload that is the job's alone
 _PERIODIC: list[tuple[str, str, Callable[[], object]]] = []
 
 # Configured by create_app; the consumer (`huey_consumer evalhub.tasks.huey`) imports the same object.
@@ -31,9 +36,13 @@ _run_job_task = None
 _flask_app: Flask | None = None
 
 
-def job_kind(name: str) -> Callable[[JobFunction], JobFunction]:
+def job_kind(name: str, *, upload: str | None = None) -> Callable[[JobFunction], JobFunction]:
+    """``upload``: the params key holding the id of a stored file uploaded for this job only (an Excel import's
+    workbook); it is discarded when the job ends, succeeded or failed (``files.discard``)."""
     def register(fn: JobFunction) -> JobFunction:
         _KINDS[name] = fn
+        if upload:
+            _UPLOADS[name] = upload
         return fn
 
     return register
@@ -162,3 +171,26 @@ def run_job(job_id: int) -> None:
     audit.record("job.finished", job, actor=None, bureau_id=job.bureau_id,
                  summary=f"后台任务结束：{job.title}（{job.status.label}）")
     db.session.commit()
+    _discard_upload(job)
+
+
+def _discard_upload(job: Job) -> None:
+    """The finished job's own upload goes from the file store (an import's workbook holds identity numbers and
+    phones in clear; what was imported is kept, encrypted where it must be) — unless another job still to run
+    was queued on the same file (the same workbook uploaded twice: the store keeps one row per content)."""
+    key = _UPLOADS.get(job.kind)
+    file_id = (job.params or {}).get(key) if key else None
+    if not file_id:
+        return
+    waiting = db.session.execute(sa.select(Job).where(
+        Job.id != job.id, Job.kind.in_(list(_UPLOADS)), Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))).scalars()
+    if any((other.params or {}).get(_UPLOADS[other.kind]) == file_id for other in waiting):
+        return
+    try:
+        record = db.session.get(StoredFile, file_id)
+        if record is not None:
+            files.discard(record)
+        db.session.commit()
+    except Exception:  # the job's outcome stands; the file stays until a later job on it ends
+        db.session.rollback()
+        log.exception("could not discard the upload of job %s", job.id)

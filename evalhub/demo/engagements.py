@@ -25,7 +25,7 @@ from evalhub.core.calendar import add_working_days, ensure_national_calendar, is
 from evalhub.core.services import create_user
 from evalhub.demo import clock
 from evalhub.demo.clock import Story
-from evalhub.demo.documents import report as make_report, work_plan as make_work_plan
+from evalhub.demo.documents import redacted_report, report as make_report, work_plan as make_work_plan
 from evalhub.extensions import db
 from evalhub.procurement import eligibility, services as P, team, workflow
 from evalhub.procurement.models import (
@@ -447,9 +447,8 @@ class _Demo:
         yield self.after(self.rng.randint(8, 16), hour=10, workday=True)
         if publish == "publish":
             latest = R.latest_submission(engagement, SubmissionKind.REPORT)
-            from evalhub.core import files
-
-            R.publish(engagement, staff, filename=f"{engagement.name}绩效评价报告（公开版）.docx", data=files.read(latest.file))
+            title = f"{engagement.name}绩效评价报告（公开版）"
+            R.publish(engagement, staff, filename=f"{title}.docx", data=redacted_report(title, latest.file.text))
         elif publish == "classified":
             R.publish(engagement, self.users["bz.admin"] if engagement.bureau_id == self.bz.id else self.users["mf.admin"],
                       classified=True, reason="报告涉及涉密及敏感信息，按规定不予公开")

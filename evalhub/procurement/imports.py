@@ -1,6 +1,7 @@
 """Excel import of plan items (row-by-row error report; nothing imported when any row is wrong) and export."""
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 import sqlalchemy as sa
@@ -29,34 +30,64 @@ PLAN_COLUMNS = {
 }
 
 
-def _units_by_name(plan: EvaluationPlan) -> dict[str, BudgetUnit]:
-    from evalhub.core.models import Bureau
+class _Units:
+    """The budget units of the plan's bureau and those below it, found by what a cell names: a unit's name, or
+    its 统一社会信用代码 when one is recorded. A name is unique only within its bureau (库尔勒市 and 轮台县 may
+    each have a 人民医院): a name that two units share is refused, never resolved to one of them."""
 
-    rows = db.session.execute(
-        sa.select(BudgetUnit).join(Bureau, Bureau.id == BudgetUnit.bureau_id).where(Bureau.path.startswith(plan.bureau.path))
-    ).scalars().all()
-    return {u.name: u for u in rows}
+    def __init__(self, plan: EvaluationPlan) -> None:
+        from evalhub.core.models import Bureau
+
+        self.plan = plan
+        self.by_name: dict[str, list[BudgetUnit]] = {}
+        self.by_code: dict[str, list[BudgetUnit]] = {}
+        for unit in db.session.execute(
+                sa.select(BudgetUnit).join(Bureau, Bureau.id == BudgetUnit.bureau_id)
+                .where(Bureau.path.startswith(plan.bureau.path)).order_by(Bureau.path, BudgetUnit.id)).scalars():
+            self.by_name.setdefault(unit.name, []).append(unit)
+            if unit.code:
+                self.by_code.setdefault(_code(unit.code), []).append(unit)
+
+    def find(self, text: str, label: str) -> tuple[BudgetUnit | None, str | None]:
+        """(the unit, None), or (None, why not in Chinese)."""
+        found = self.by_name.get(text) or self.by_code.get(_code(text)) or []
+        if len(found) == 1:
+            return found[0], None
+        if not found:
+            return None, f"{label}“{text}”不是{self.plan.bureau.short_name}或其下级的预算单位"
+        names = "、".join(f"{u.bureau.short_name}的{u.name}（" + (f"统一社会信用代码 {u.code}" if u.code else "未登记统一社会信用代码")
+                         + "）" for u in found)
+        return None, (f"{label}“{text}”有 {len(found)} 个同名预算单位：{names}，无法确定是哪一个；请在该列改填所指单位的"
+                      f"统一社会信用代码（未登记代码的单位，请先在预算单位中登记代码）")
 
 
-@job_kind("import.plan_items")
+def _code(text: str) -> str:
+    return re.sub(r"\s+", "", text or "").upper()  # as codes are compared on import: spaces dropped, upper case
+
+
+@job_kind("import.plan_items", upload="file_id")
 def import_plan_items(job: Job, report: Callable[[int, int, str], None]) -> dict:
     plan = db.session.get(EvaluationPlan, job.params["plan_id"])
     actor = db.session.get(User, job.created_by_id)
     stored = db.session.get(StoredFile, job.params["file_id"])
+    if stored is None:  # an import's workbook goes when its job ends (core.jobs): a job run again finds none
+        message = "上传的文件已删除（导入任务结束后不保留），请重新上传。"
+        return {"failed": True, "message": message, "errors": [{"row": None, "name": "", "messages": [message]}]}
     try:
         rows = read_sheet(files.read(stored), PLAN_COLUMNS, optional={"commissioner", "service_kind"})
     except ValidationFailed as exc:
         return {"failed": True, "message": exc.message, "errors": [{"row": None, "name": "", "messages": [exc.message]}]}
-    units = _units_by_name(plan)
+    units = _Units(plan)
     total, errors, cleaned = len(rows), [], []
-    for index, row in enumerate(rows, start=2):
+    for done, (index, row) in enumerate(rows, start=1):  # index: the row's number in Excel
         messages = []
-        unit = units.get(row["budget_unit"])
-        if row["budget_unit"] and unit is None:
-            messages.append(f"被评价单位“{row['budget_unit']}”不是{plan.bureau.short_name}或其下级的预算单位")
-        commissioner = units.get(row["commissioner"]) if row.get("commissioner") else None
-        if row.get("commissioner") and commissioner is None and row["commissioner"] != plan.bureau.name:
-            messages.append(f"委托方“{row['commissioner']}”不是{plan.bureau.short_name}或其下级的预算单位")
+        unit = commissioner = None
+        if row["budget_unit"]:
+            unit, problem = units.find(row["budget_unit"], "被评价单位")
+            messages += [problem] if problem else []
+        if row.get("commissioner") and row["commissioner"] != plan.bureau.name:  # the bureau's own name: it commissions
+            commissioner, problem = units.find(row["commissioner"], "委托方")
+            messages += [problem] if problem else []
         data = PlanItemInput(name=row["name"], object_type=row["object_type"], budget_kind=row["budget_kind"],
                              field=row["field"], amount_wan=row["amount_wan"],
                              budget_unit_id=unit.id if unit else None, reason=row["reason"],
@@ -68,7 +99,7 @@ def import_plan_items(job: Job, report: Callable[[int, int, str], None]) -> dict
             messages.extend(m for k, m in exc.fields.items() if not (k == "budget_unit_id" and unit is None and row["budget_unit"]))
         if messages:
             errors.append({"row": index, "name": row["name"], "messages": messages})
-        report(index - 1, total, f"已检查 {index - 1}/{total} 行")
+        report(done, total, f"已检查 {done}/{total} 行")
     if errors:
         return {"failed": True, "errors": errors, "message": f"{len(errors)} 行有错误，未导入任何评价对象。请修改后重新上传。"}
     created = [add_plan_item(plan, data, actor, values=values) for data, values in cleaned]
@@ -102,6 +133,6 @@ def plan_template_xlsx() -> bytes:
              f"预算类别可填：{'、'.join(m.label for m in BudgetKind)}",
              f"业务领域可填：{'、'.join(m.label for m in Field)}",
              f"委托事项可填（留空为重点绩效评价）：{'、'.join(m.label for m in ServiceKind)}",
-             "金额以万元为单位；被评价单位、委托方填写预算单位全称，委托方留空表示由财政局委托",
+             "金额以万元为单位；被评价单位、委托方填写预算单位全称（下级有同名单位的，改填其统一社会信用代码），委托方留空表示由财政局委托",
              "委托方不得与被评价单位相同（主体分离）"]
     return to_xlsx([], "评价对象", columns=list(PLAN_COLUMNS), notes={"填写说明": notes})

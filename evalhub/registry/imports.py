@@ -73,7 +73,10 @@ def _parse_date(value: Any) -> date | None:
     return datetime.strptime(text, "%Y-%m-%d").date()
 
 
-def read_sheet(data: bytes, columns: dict[str, str], optional: set[str] = OPTIONAL) -> list[dict[str, str]]:
+def read_sheet(data: bytes, columns: dict[str, str],
+               optional: set[str] = OPTIONAL) -> list[tuple[int, dict[str, str]]]:
+    """The sheet's filled rows, each with the number Excel shows at its left (row 1 the header): blank rows are
+    skipped, so a row's place in the list is not its number — every message names the number read here."""
     try:
         frame = pd.read_excel(io.BytesIO(data), dtype=str, engine="openpyxl").fillna("")
     except Exception as exc:
@@ -90,7 +93,7 @@ def read_sheet(data: bytes, columns: dict[str, str], optional: set[str] = OPTION
         problems += [f"第 {number} 行“{col}”{message}" for col, key in columns.items()
                      if (message := control_error(record[key]))]
         if any(record.values()):
-            rows.append(record)
+            rows.append((number, record))
     if problems:
         raise ValidationFailed("；".join(problems[:10]) + ("等" if len(problems) > 10 else "") + "。", {"file": "含控制字符"})
     if not rows:
@@ -122,13 +125,16 @@ def _run_import(job: Job, report: Callable[[int, int, str], None], *, columns: d
     bureau = db.session.get(Bureau, job.params["bureau_id"])
     actor = db.session.get(User, job.created_by_id) if job.created_by_id else None
     stored = db.session.get(StoredFile, job.params["file_id"])
+    if stored is None:  # an import's workbook goes when its job ends (core.jobs): a job run again finds none
+        message = "上传的文件已删除（导入任务结束后不保留），请重新上传。"
+        return {"failed": True, "message": message, "errors": [{"row": None, "name": "", "messages": [message]}]}
     try:
         rows = read_sheet(files.read(stored), columns)
     except ValidationFailed as exc:
         return {"failed": True, "message": exc.message, "errors": [{"row": None, "messages": [exc.message]}]}
     total = len(rows)
     errors, cleaned, seen = [], [], {}
-    for index, row in enumerate(rows, start=2):  # row 1 is the header, as Excel numbers them
+    for done, (index, row) in enumerate(rows, start=1):
         messages = []
         try:
             data = to_input(row)
@@ -143,8 +149,8 @@ def _run_import(job: Job, report: Callable[[int, int, str], None], *, columns: d
         seen.setdefault(key, index)
         if messages:
             errors.append({"row": index, "name": row.get("name", ""), "messages": messages})
-        if index % 10 == 0 or index - 1 == total:
-            report(index - 1, total, f"已检查 {index - 1}/{total} 行")
+        if done % 10 == 0 or done == total:
+            report(done, total, f"已检查 {done}/{total} 行")
     if errors:
         return {"failed": True, "errors": errors, "checked": total,
                 "message": f"{len(errors)} 行有错误，未导入任何{noun}。请修改后重新上传。"}
@@ -157,7 +163,7 @@ def _run_import(job: Job, report: Callable[[int, int, str], None], *, columns: d
     return {"imported": len(created), "ids": [c.id for c in created], "message": f"已导入 {len(created)} 条{noun}记录。"}
 
 
-@job_kind("import.firms")
+@job_kind("import.firms", upload="file_id")
 def import_firms(job: Job, report) -> dict:
     return _run_import(job, report, columns=FIRM_COLUMNS, noun="机构", to_input=_firm_input,
                        clean=lambda d: clean_firm(d),
@@ -165,7 +171,7 @@ def import_firms(job: Job, report) -> dict:
                        unique_key="uscc")
 
 
-@job_kind("import.experts")
+@job_kind("import.experts", upload="file_id")
 def import_experts(job: Job, report) -> dict:
     return _run_import(job, report, columns=EXPERT_COLUMNS, noun="专家", to_input=_expert_input,
                        clean=lambda d: clean_expert(d),

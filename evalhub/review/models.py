@@ -388,11 +388,15 @@ class Publication(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     engagement_id: Mapped[int] = mapped_column(sa.ForeignKey("engagement.id"), unique=True)
+    # What the public downloads: the bureau's upload without the metadata that names people (core.scrub) ...
     redacted_file_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("stored_file.id"))
+    # ... and the upload as the bureau chose it, kept for the bureau (never served on the public pages)
+    uploaded_file_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("stored_file.id"))
     classified: Mapped[bool] = mapped_column(default=False)
     reason: Mapped[Optional[str]] = mapped_column(sa.String(500))
     published_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     decided_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
 
     engagement: Mapped[Engagement] = relationship()
-    redacted_file: Mapped[Optional[StoredFile]] = relationship()
+    redacted_file: Mapped[Optional[StoredFile]] = relationship(foreign_keys=[redacted_file_id])
+    uploaded_file: Mapped[Optional[StoredFile]] = relationship(foreign_keys=[uploaded_file_id])

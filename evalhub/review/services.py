@@ -4,6 +4,7 @@ with caps, the commissioner's rating, publication, and notifications."""
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -12,12 +13,12 @@ from typing import Any, Callable, Iterable, Optional
 import sqlalchemy as sa
 from flask import current_app
 
-from evalhub.core import audit, concurrency, draws, files, jobs, permissions
+from evalhub.core import audit, concurrency, draws, files, jobs, permissions, scrub
 from evalhub.core.batches import batches
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
 from evalhub.core.inputs import check_text, required_reason
-from evalhub.core.models import Bureau, BudgetUnit, Draw, User
+from evalhub.core.models import Bureau, BudgetUnit, Draw, StoredFile, User
 from evalhub.core.settings import SETTINGS, SettingDef, get_setting, register
 from evalhub.core.timeutil import beijing_today, beijing_year_start, format_beijing, to_beijing, utcnow
 from evalhub.core.outline import heading_title
@@ -1691,12 +1692,33 @@ def publish(engagement: Engagement, actor: User, *, filename: str | None = None,
         raise ValidationFailed("请上传脱密后的报告文件。", {"file": "必填"})
     # Everything but the file we are about to store is checked first, so a refusal stores nothing.
     workflow.check(engagement, "publish", actor, override=override, skip=("redacted_file",))
-    stored = files.store(filename or "报告.pdf", data, allowed=("pdf", "docx"), actor=actor)
-    publication.redacted_file_id = stored.id
+    _refuse_unredacted(engagement, data or b"")
+    uploaded = files.store(filename or "报告.pdf", data, allowed=("pdf", "docx"), actor=actor)
+    # The public gets a copy without the document properties naming the authors and the clerk (not visible on
+    # the page, so not blacked out with the text); the upload as chosen stays the bureau's.
+    public = files.store(uploaded.original_name, scrub.scrubbed(uploaded.kind, data), allowed=("pdf", "docx"),
+                         actor=actor)
+    publication.uploaded_file_id = uploaded.id
+    publication.redacted_file_id = public.id
     publication.published_at = utcnow()
     db.session.add(publication)
-    workflow.perform(engagement, "publish", actor, note=f"公开脱密版本：{stored.original_name}", override=override)
+    workflow.perform(engagement, "publish", actor, note=f"公开脱密版本：{uploaded.original_name}", override=override)
     return publication
+
+
+def _refuse_unredacted(engagement: Engagement, data: bytes) -> None:
+    """The file published as the redacted version is not one the firm handed in (work plan or report, any
+    version): the same bytes are the report before redaction, whatever the clerk named the file."""
+    sha = hashlib.sha256(data).hexdigest()
+    handed_in = db.session.execute(
+        sa.select(Submission.kind, Submission.version).join(StoredFile, StoredFile.id == Submission.file_id)
+        .where(Submission.engagement_id == engagement.id, StoredFile.sha256 == sha)
+        .order_by(Submission.version.desc())).first()
+    if handed_in is not None:
+        kind, version = handed_in
+        message = (f"所选文件就是机构提交的{kind.label}（第 {version} 版）原件，未经脱密，不能作为公开版本。"
+                   f"请上传删除了涉密和个人信息后的版本。")
+        raise ValidationFailed(message, {"file": "未脱密的原件"})
 
 
 def published_condition():

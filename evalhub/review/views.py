@@ -531,6 +531,18 @@ def _cap_of(engagement: Engagement, raw: Any) -> ResultCap:
     return cap
 
 
+@bp.route("/engagements/<int:engagement_id>/publication/upload")
+def publication_upload(engagement_id: int):
+    """The redacted report as the bureau uploaded it, document properties and all (the public downloads the
+    copy without them): bureau side, engagements the user may see."""
+    engagement = load(Engagement, engagement_id, "engagement.view")
+    if not bureau_side():
+        abort(403)
+    publication = db.session.execute(sa.select(Publication).where(
+        Publication.engagement_id == engagement.id)).scalar_one_or_none()
+    return send_stored(publication.uploaded_file if publication else None)
+
+
 @bp.route("/engagements/<int:engagement_id>/caps/<int:cap_id>/evidence")
 def cap_evidence(engagement_id: int, cap_id: int):
     """The document a cap was recorded with: bureau side, engagements the user may see."""
@@ -642,7 +654,8 @@ PANEL_FILTERS = (year_filter(Engagement.year),
 def review_export():
     if not bureau_side():
         abort(403)
-    panels = Listing(_panels_stmt(), year_filter(Engagement.year),
+    # the list page's own filters: the sheet holds the panels the list shows (all its pages), no more
+    panels = Listing(_panels_stmt(), *PANEL_FILTERS,
                      order_by=[Engagement.reference, ReviewPanel.kind, ReviewPanel.round])
     rows, columns = _export_rows(panels.all())
     return xlsx_response(to_xlsx(rows, "专家评审", columns=columns), f"专家评审{panels['year'] or ''}.xlsx")

@@ -1,0 +1,138 @@
+"""A document's copy without the metadata that names people: for what the public downloads.
+
+A .docx or .pdf carries, besides its text, who wrote and last saved it (and often the company, comments, the
+authors of tracked changes): not shown on the page, so a clerk who blacked out the names in the text does not
+see them, yet anyone who opens 文件属性 reads them. ``scrubbed`` returns a copy without them; the text and the
+layout are left as they are.
+
+.docx: the package is rewritten part by part, and only the small metadata parts are parsed (core, app and custom
+properties; the people list) — the body's XML is never parsed here (it may be huge: ``core.extract`` parses it
+only in a child with limits), only its revision and comment author attributes are blanked by a byte pattern.
+.pdf: pypdf drops the document information dictionary, the XMP metadata (document and pages) and the authors
+of annotations. The upload must have passed ``files.check_upload`` first (type, size, zip limits).
+"""
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+
+from evalhub.core.errors import ValidationFailed
+
+# docProps/core.xml: only the dates stay (they name nobody); creator, last modified by, description (the
+# "comments"), title, subject, keywords, category, status, identifier, version, language go
+_CORE_KEPT = {"{http://purl.org/dc/terms/}created", "{http://purl.org/dc/terms/}modified"}
+# docProps/app.xml: the fields a person or an organisation fills in
+_APP_DROPPED = {"Company", "Manager", "HyperlinkBase", "Template"}
+# w:author / w:initials on tracked changes and comments; w15:author, userId, providerId in word/people.xml
+_AUTHOR_ATTRIBUTE = re.compile(rb'\b((?:w|w15|w16cid):(?:author|initials|userId|providerId))="[^"]*"')
+_METADATA_LIMIT = 1024 * 1024  # a properties part is a few KB; a larger one is not parsed in-process
+
+
+def _refuse(message: str) -> ValidationFailed:
+    return ValidationFailed(message, {"file": "无法去除文档属性"})
+
+
+def _xml_parser():
+    from lxml import etree
+
+    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, remove_blank_text=False)
+
+
+def _core(data: bytes) -> bytes:
+    from lxml import etree
+
+    root = etree.fromstring(data, _xml_parser())
+    for child in list(root):
+        if child.tag not in _CORE_KEPT:
+            root.remove(child)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
+
+
+def _app(data: bytes) -> bytes:
+    from lxml import etree
+
+    root = etree.fromstring(data, _xml_parser())
+    for child in list(root):
+        if etree.QName(child).localname in _APP_DROPPED:
+            root.remove(child)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
+
+
+def _custom(data: bytes) -> bytes:
+    """Custom properties may hold anything (an author's name, a case number): all of them go, the part stays
+    (its relationship and content type still name it)."""
+    from lxml import etree
+
+    root = etree.fromstring(data, _xml_parser())
+    for child in list(root):
+        root.remove(child)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
+
+
+_DOCX_PARTS = {"docProps/core.xml": _core, "docProps/app.xml": _app, "docProps/custom.xml": _custom}
+
+
+def _docx(data: bytes) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            content = source.read(info)
+            clean = _DOCX_PARTS.get(info.filename)
+            if clean is not None:
+                if len(content) > _METADATA_LIMIT:
+                    raise _refuse("文档属性部分异常庞大，无法去除其中的作者等信息；请用 Word 另存后重新上传。")
+                try:
+                    content = clean(content)
+                except Exception as exc:  # noqa: BLE001 — lxml's many ways of saying "not XML"
+                    raise _refuse("文档属性已损坏，无法去除其中的作者等信息；请用 Word 另存后重新上传。") from exc
+            elif info.filename.startswith("word/") and info.filename.endswith(".xml"):
+                content = _AUTHOR_ATTRIBUTE.sub(rb'\1=""', content)
+            copy = zipfile.ZipInfo(info.filename, date_time=info.date_time)  # same dates: the same upload
+            copy.compress_type = zipfile.ZIP_STORED if info.compress_type == zipfile.ZIP_STORED else zipfile.ZIP_DEFLATED
+            copy.external_attr = info.external_attr
+            target.writestr(copy, content)
+    return out.getvalue()
+
+
+def _pdf(data: bytes) -> bytes:
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.errors import PyPdfError
+    from pypdf.generic import NameObject
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise _refuse("PDF 文件设置了密码，无法去除其中的作者等信息；请取消密码后重新上传。")
+        writer = PdfWriter(clone_from=reader)
+        writer.metadata = None  # the information dictionary: Author, Creator, Producer, Title, …
+        root = writer.root_object
+        if "/Metadata" in root:  # XMP: the same names again
+            del root[NameObject("/Metadata")]
+        for page in writer.pages:
+            if "/Metadata" in page:
+                del page[NameObject("/Metadata")]
+            for annotation in page.get("/Annots") or []:
+                annotation = annotation.get_object()
+                if "/T" in annotation:  # a comment's author
+                    del annotation[NameObject("/T")]
+        out = io.BytesIO()
+        writer.write(out)
+        return out.getvalue()
+    except ValidationFailed:
+        raise
+    except (PyPdfError, ValueError, KeyError, TypeError) as exc:
+        raise _refuse("PDF 文件结构异常，无法去除其中的作者等信息；请重新导出 PDF 后上传。") from exc
+
+
+def scrubbed(kind: str, data: bytes) -> bytes:
+    """A copy of ``data`` (of ``kind``, "docx" or "pdf") without the metadata naming people; other kinds as
+    they are. Raises ValidationFailed (Chinese) when the document cannot be cleaned."""
+    if kind == "docx":
+        try:
+            return _docx(data)
+        except (zipfile.BadZipFile, KeyError, OSError) as exc:
+            raise _refuse("文件已损坏，无法去除其中的作者等信息；请用 Word 另存后重新上传。") from exc
+    if kind == "pdf":
+        return _pdf(data)
+    return data
