@@ -468,6 +468,9 @@ class ResultNotice(InBureau, db.Model):
     # None once the award it announced has been revoked (the award row is deleted so a new one may be made).
     award_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("award.id"))
     firm_id: Mapped[int] = mapped_column(sa.ForeignKey("firm.id"))
+    # The supplier as published: a firm renamed later does not rename a notice already out.
+    supplier_name: Mapped[str] = mapped_column(sa.String(120))
+    supplier_uscc: Mapped[str] = mapped_column(sa.String(18))
     amount: Mapped[Decimal] = mapped_column(Money)
     text: Mapped[str] = mapped_column(sa.Text)
     published_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)

@@ -1218,8 +1218,8 @@ def _publish_result_notice(procurement: Procurement, award: Award, actor: User) 
     # working day after publication (财政部令第87号 第六十九条), so it ends 1 + N working days after publication.
     challenge_until = add_working_days(bureau, today, NOTICE_WORKDAYS + int(get_setting(bureau, "procurement.challenge_days")))
     notice = ResultNotice(procurement_id=procurement.id, bureau_id=procurement.bureau_id, award_id=award.id,
-                          firm_id=award.firm_id, amount=award.amount, text=award.notice, published_at=utcnow(),
-                          challenge_until=challenge_until)
+                          firm_id=award.firm_id, supplier_name=award.firm.name, supplier_uscc=award.firm.uscc,
+                          amount=award.amount, text=award.notice, published_at=utcnow(), challenge_until=challenge_until)
     procurement.notices.append(notice)
     db.session.flush()
     audit.record("procurement.notice_published", procurement, actor=actor,

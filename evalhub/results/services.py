@@ -223,7 +223,8 @@ def add_finding(engagement: Engagement, actor: User, data: FindingInput) -> Resu
         sa.select(ResultFinding).where(ResultFinding.engagement_id == engagement.id,
                                        ResultFinding.kind == values["kind"], ResultFinding.text == values["text"]),
         lambda twin: f"第 {twin.position} 条已录入相同的{values['kind'].label}，请勿重复提交。")
-    position = db.session.execute(sa.select(sa.func.count(ResultFinding.id)).where(
+    # the next number after the highest: a deleted draft leaves a gap, never two rows cited as the same 第 N 条
+    position = db.session.execute(sa.select(sa.func.coalesce(sa.func.max(ResultFinding.position), 0)).where(
         ResultFinding.engagement_id == engagement.id)).scalar_one() + 1
     finding = ResultFinding(engagement_id=engagement.id, bureau_id=engagement.bureau_id, position=position,
                       status=FindingStatus.DRAFT, created_by_id=actor.id, **values)
