@@ -221,18 +221,30 @@ def announce(kind: str, purpose: str, candidates: Mapping[int, str] | Iterable[t
     return record
 
 
+def witnesses_changeable(record: Draw) -> bool:
+    """Whether ``name_witnesses`` may change the list now: before the first number, or to replace a witness
+    whose account was disabled before entering one."""
+    return record.status == DrawStatus.ANNOUNCED and (
+        all(w.number is None for w in record.witnesses)
+        or any(w.number is None and not w.user.is_enabled for w in record.witnesses))
+
+
 def name_witnesses(record: Draw, users: Sequence[User], actor: User | None, *, check: bool = True,
                    notify: bool = True) -> list[DrawWitness]:
     """The bureau names the witnesses (in this order: the order of their numbers in the seed). Allowed until the
-    first number is entered. Rules: at least one; enabled bureau-side accounts (an auditor sent to watch has one);
-    never the operator naming them — the operator reveals, the witnesses enter numbers, and ``reveal`` refuses a
-    witness as operator, so the two sides are always different people."""
+    first number is entered; after it, only a witness whose account was disabled before entering a number may be
+    replaced (someone who left the bureau cannot sign in to enter it: the draw would wait for ever), the others
+    keeping their places and numbers. Rules: at least one; enabled bureau-side accounts (an auditor sent to
+    watch has one); never the operator naming them — the operator reveals, the witnesses enter numbers, and
+    ``reveal`` refuses a witness as operator, so the two sides are always different people."""
     if check:
         permissions.require(actor, "draw.manage", record)
     if record.status != DrawStatus.ANNOUNCED:
         raise Conflict("该抽取已经揭晓，不能再更换监督人。")
-    if any(w.number is not None for w in record.witnesses):
-        raise Conflict("已有监督人输入了数字，监督人名单不能再更改。")
+    staying = [w for w in record.witnesses if w.number is not None or w.user.is_enabled]
+    started = any(w.number is not None for w in record.witnesses)
+    if started and not {w.user_id for w in staying} <= {u.id for u in users if u is not None}:
+        raise Conflict("已有监督人输入了数字，监督人名单不能再更改（只能替换账号已停用、尚未输入数字的监督人）。")
     unique: list[User] = []
     for u in users:
         if u is not None and u.id not in {x.id for x in unique}:
@@ -243,15 +255,24 @@ def name_witnesses(record: Draw, users: Sequence[User], actor: User | None, *, c
     for u in unique:
         if actor is not None and u.id == actor.id:
             problems.append("操作人不能担任本次抽取的监督人")
-        elif u.role not in BUREAU_SIDE or not u.is_enabled:
+        elif (u.role not in BUREAU_SIDE or not u.is_enabled) and u.id not in {w.user_id for w in staying if w.number}:
             problems.append(f"{u.display_name or u.username} 不是可用的财政部门（或审计）人员账号")
     if problems:
         raise ValidationFailed("；".join(problems) + "。", {"witnesses": "；".join(problems)})
-    for w in list(record.witnesses):
-        record.witnesses.remove(w)
-    db.session.flush()
-    made = [DrawWitness(user_id=u.id, position=n, named_by_id=actor.id if actor else None)
-            for n, u in enumerate(unique, start=1)]
+    if started:  # the witnesses who stay keep their places; the replacements come after them
+        kept = {w.user_id for w in staying}
+        for w in [w for w in record.witnesses if w.user_id not in kept]:
+            record.witnesses.remove(w)
+        db.session.flush()
+        after = max((w.position for w in staying), default=0)
+        made = [DrawWitness(user_id=u.id, position=after + n, named_by_id=actor.id if actor else None)
+                for n, u in enumerate([u for u in unique if u.id not in kept], start=1)]
+    else:
+        for w in list(record.witnesses):
+            record.witnesses.remove(w)
+        db.session.flush()
+        made = [DrawWitness(user_id=u.id, position=n, named_by_id=actor.id if actor else None)
+                for n, u in enumerate(unique, start=1)]
     record.witnesses.extend(made)
     db.session.flush()
     if notify:  # (run_witnessed's witnesses act at once: nothing to tell them)

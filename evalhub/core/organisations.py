@@ -184,6 +184,10 @@ def import_organisations(bureau_rows: Iterable[dict], unit_rows: Iterable[dict],
 
     # Budget units: bureau must exist (or be created above); parent by name within the same bureau.
     units_existing = {(u.bureau_id, u.name): u for u in db.session.execute(sa.select(BudgetUnit)).scalars()}
+    # A unit is the organisation its credit code names: a row with a known code and a new name renames it
+    # (机构改革, 更名) instead of adding a second unit with the same code.
+    units_by_code = {u.code: u for u in units_existing.values() if u.code}
+    codes_in_sheet: dict[str, str] = {}
     unit_plan: dict[tuple[str, str], dict] = {}
     for number, row in enumerate(unit_rows, start=2):
         where = f"{UNIT_SHEET}第 {number} 行"
@@ -202,6 +206,20 @@ def import_organisations(bureau_rows: Iterable[dict], unit_rows: Iterable[dict],
                 problems.append(exc.fields.get("code") or exc.message)
         if (bureau_code, name) in unit_plan:
             problems.append(f"{name} 在本表中重复")
+        renames = None
+        if code and not problems:
+            if code in codes_in_sheet:
+                problems.append(f"统一社会信用代码与本表中的 {codes_in_sheet[code]} 相同")
+            codes_in_sheet[code] = where
+            known, bureau = units_by_code.get(code), existing.get(bureau_code)
+            named = units_existing.get((bureau.id, name)) if bureau is not None else None
+            if known is not None and (bureau is None or known.bureau_id != bureau.id):
+                problems.append(f"统一社会信用代码已登记为 {known.bureau.short_name} 的 {known.name}")
+            elif known is not None and known.name != name:
+                if named is not None:
+                    problems.append(f"统一社会信用代码属于 {known.name}，而 {name} 是另一个已登记的单位")
+                else:
+                    renames = known
         if parent_name and parent_name == name:
             problems.append("上级单位不能是本单位")
         if actor is not None and bureau_code in existing and not permissions.can(actor, "budget_unit.manage", existing[bureau_code]):
@@ -210,7 +228,7 @@ def import_organisations(bureau_rows: Iterable[dict], unit_rows: Iterable[dict],
             errors.append(f"{where}：{'；'.join(problems)}。")
             continue
         unit_plan[(bureau_code, name)] = {"bureau_code": bureau_code, "name": name, "code": code or None,
-                                          "parent_name": parent_name or None, "where": where}
+                                          "parent_name": parent_name or None, "where": where, "renames": renames}
 
     def existing_unit(bureau_code: str, name: str) -> BudgetUnit | None:
         bureau = existing.get(bureau_code)
@@ -270,7 +288,13 @@ def import_organisations(bureau_rows: Iterable[dict], unit_rows: Iterable[dict],
         bureau = existing[row["bureau_code"]]
         unit = units_existing.get((bureau.id, row["name"]))
         changes: dict[str, Any] = {}
-        if unit is None:
+        if unit is None and row["renames"] is not None:
+            unit = row["renames"]
+            changes["name"] = unit.name
+            del units_existing[(bureau.id, unit.name)]
+            unit.name = row["name"]
+            units_existing[(bureau.id, unit.name)] = unit
+        elif unit is None:
             unit = BudgetUnit(bureau_id=bureau.id, name=row["name"], code=row["code"])
             db.session.add(unit)
             db.session.flush()
@@ -292,7 +316,9 @@ def import_organisations(bureau_rows: Iterable[dict], unit_rows: Iterable[dict],
             unit.parent = parent
         if changes and not changes.get("created"):
             audit.record("budget_unit.updated", unit, actor=actor, bureau_id=bureau.id,
-                         summary=f"{source}：更新预算单位 {row['name']}（信用代码或上级单位）", payload={"before": changes})
+                         summary=f"{source}：更新预算单位 {row['name']}" + (
+                             f"（原名 {changes['name']}）" if "name" in changes else "（信用代码或上级单位）"),
+                         payload={"before": changes})
             result.units_updated += 1
     db.session.flush()
     return result

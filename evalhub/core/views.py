@@ -139,9 +139,11 @@ def _witness_choices(record: Draw) -> list[tuple[int, str]]:
     audit office's people, who watch in person), never the operator."""
     bureau = db.session.get(Bureau, record.bureau_id) if record.bureau_id else None
     bureau_ids = ({bureau.id} | permissions.ancestor_ids(bureau)) if bureau else set()
-    users = db.session.execute(sa.select(User).where(
+    entered = [w.user_id for w in record.witnesses if w.number is not None]  # they stay, enabled or not
+    users = db.session.execute(sa.select(User).where(sa.or_(sa.and_(
         User.is_enabled.is_(True), User.role.in_([Role.BUREAU_ADMIN, Role.BUREAU_STAFF]),
-        permissions.in_bureaus(User.bureau_id, bureau_ids), User.id != current_user.id).order_by(User.bureau_id, User.id)).scalars()
+        permissions.in_bureaus(User.bureau_id, bureau_ids), User.id != current_user.id), User.id.in_(entered)))
+        .order_by(User.bureau_id, User.id)).scalars()
     return [(u.id, f"{u.display_name or u.username}（{u.username}，{u.bureau.short_name if u.bureau else ''}）") for u in users]
 
 
@@ -179,7 +181,7 @@ def _render_draw(record: Draw, status: int = 200, *, public: bool = False, **for
         "core/draw_detail.html", draw=record, check=draws.verify(record), public=public, manage=manage, mine=mine,
         witnesses_form=witnesses_form, number_form=forms.get("number_form") or NumberForm(), action_form=ActionForm(),
         record_json=_record_json(record, reasons=reasons), reasons=reasons, hashed=draws.hashed(record),
-        is_public=draws.is_public(record),
+        is_public=draws.is_public(record), witnesses_changeable=draws.witnesses_changeable(record),
         names=record.candidate_names or {},
         redraws=db.session.execute(sa.select(Draw).where(Draw.redraw_of_id == record.id)).scalars().all(),
         derived=[d for d in db.session.execute(sa.select(Draw).where(Draw.derived_from_id == record.id)).scalars()

@@ -225,6 +225,12 @@ def register_firm_application(data: FirmInput, bureau: Bureau, *, username: str,
 
 def update_firm(firm: Firm, data: FirmInput, actor: User) -> Firm:
     clean = clean_firm(data, existing=firm)
+    if (actor.role == Role.FIRM_USER and firm.status != FirmStatus.PENDING
+            and clean.values["uscc"] != firm.uscc):
+        # the code is the legal person the bureau reviewed and admitted: another one applies on its own
+        raise ValidationFailed(
+            "入库后机构不能自行修改统一社会信用代码：同一法人的更正请联系机构库所在财政局办理；其他法人请另行申请入库。",
+            {"uscc": "入库后不能自行修改"})
     changed = {k: v for k, v in clean.values.items() if getattr(firm, k) != v}
     for k, v in clean.values.items():
         setattr(firm, k, v)

@@ -796,6 +796,13 @@ def build_list(bureau: Bureau, year: int, actor: User) -> list[ApplicationEntry]
             entry = ApplicationEntry(bureau_id=bureau.id, year=year, engagement_id=engagement.id)
             db.session.add(entry)
             existing[engagement.id] = entry
+        if entry.confirmed_at is not None and (entry.score, entry.grade) != (result.score, result.grade):
+            # the result changed under a decided row (a cap recorded since, 一票否决): decided again on it
+            audit.record("application.reopened", entry, actor=actor, bureau_id=bureau.id,
+                         summary=f"{engagement.reference} 评价结果已变更（{entry.grade.label} → {result.grade.label}），"
+                                 "结果应用须重新确认", payload={"score": str(entry.score), "grade": entry.grade.value,
+                                                        "measures": entry.measures})
+            entry.confirmed_at = entry.confirmed_by_id = None
         if entry.confirmed_at is None:
             entry.score, entry.grade = result.score, result.grade
             entry.proposed = [m.value for m in proposal.measures]
@@ -928,12 +935,17 @@ def file_list(bureau: Bureau, year: int, actor: User) -> ApplicationFiling:
     rows = entries(bureau, year)
     if not rows:
         raise ValidationFailed(f"{year} 年度结果应用清单为空，请先生成清单。", {"year": "清单为空"})
-    listed = {e.engagement_id for e in rows}
-    missing = [e.reference for _, e in db.session.execute(_with_results(bureau, year).order_by(Engagement.id))
-               if e.id not in listed]
+    listed = {e.engagement_id: e for e in rows}
+    current = db.session.execute(_with_results(bureau, year).order_by(Engagement.id)).all()
+    missing = [e.reference for _, e in current if e.id not in listed]
     if missing:  # accepted since the list was built: filed without them, their measures could never be recorded
         raise ValidationFailed(f"清单生成后又有 {len(missing)} 项评价结果（{'、'.join(missing[:5])}"
                                f"{'等' if len(missing) > 5 else ''}），请重新生成清单并确认后再备案。", {"year": "清单不完整"})
+    changed = [e.reference for r, e in current
+               if (listed[e.id].score, listed[e.id].grade) != (r.score, r.grade)]
+    if changed:  # a result changed since its row was decided: the list would file the old grade and measures
+        raise ValidationFailed(f"清单生成后有 {len(changed)} 项评价结果发生变更（{'、'.join(changed[:5])}"
+                               f"{'等' if len(changed) > 5 else ''}），请重新生成清单并确认后再备案。", {"year": "评价结果已变更"})
     pending = [e for e in rows if e.confirmed_at is None]
     if pending:
         raise ValidationFailed(f"还有 {len(pending)} 项未确认，全部确认后才能备案。", {"year": "有未确认的项目"})

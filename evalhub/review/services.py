@@ -777,7 +777,10 @@ def _seat_panel(record: Draw, actor: User | None) -> ReviewPanel:
     panel = ReviewPanel(**_subject_columns(engagement), submission_id=submission.id, bureau_id=engagement.bureau_id,
                         kind=kind, round=rounds_used(engagement, kind) + 1, size=size, rubric_id=rubric.id,
                         draw_id=record.id, created_by_id=record.created_by_id or (actor.id if actor else None),
-                        offline=offline, review_due=now + timedelta(days=get_setting(bureau, "review.review_days")))
+                        offline=offline, review_due=now + timedelta(days=get_setting(bureau, "review.review_days")),
+                        # the standard the panel is formed on, like its rubric version: a setting changed while it
+                        # scores does not move the bar under it
+                        pass_mark=Decimal(str(get_setting(bureau, PASS_MARK_SETTING[kind]))))
     db.session.add(panel)
     db.session.flush()
     _made, lapsed = _seat_drawn(panel, record, engagement)
@@ -1287,7 +1290,8 @@ def maybe_decide(panel: ReviewPanel, actor: User | None) -> bool:
     panel.score = _q(exact)
     panel.spread = max(totals) - min(totals)
     panel.spread_flagged = panel.spread > get_setting(bureau, "review.spread_flag")
-    panel.pass_mark = Decimal(str(get_setting(bureau, PASS_MARK_SETTING[panel.kind])))
+    if panel.pass_mark is None:  # a panel formed before the mark was kept at formation
+        panel.pass_mark = Decimal(str(get_setting(bureau, PASS_MARK_SETTING[panel.kind])))
     panel.passed = passes(exact, panel.pass_mark)
     panel.status = PanelStatus.DECIDED
     engagement = panel.subject
