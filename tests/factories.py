@@ -242,21 +242,39 @@ def past_challenge_period(procurement_obj) -> None:
     db.session.flush()
 
 
+def single_source(w, e=None, firm=None, bureau_key: str = "bz"):
+    """The engagement's procurement by single source, approved (awarded at 18 万元, its notice published)."""
+    from evalhub.procurement import services as procurement
+    from evalhub.procurement.models import ProcurementMethod
+
+    e = e or engagement(w)
+    p = procurement.open_procurement(e, procurement.ProcurementInput(
+        method=ProcurementMethod.SINGLE_SOURCE, title="", ceiling_price_wan="20", single_source_firm_id=(firm or w.firm).id,
+        justification="该项目为上一期评价的延续，需由原机构承担以保证口径一致。"), getattr(w, f"{bureau_key}_staff"))
+    procurement.approve_single_source(p, getattr(w, f"{bureau_key}_admin"), "18")
+    return p
+
+
+def returned(e, staff, fraction="0.5"):
+    """A review of the engagement's pending submission under the pass mark, and the letter sent: returned."""
+    from evalhub.review import services as review
+
+    panel = own_panel(e, staff)
+    review_panel(panel, fraction)
+    assert panel.passed is False, panel.score
+    review.send_letter(panel, staff, panel.letter)
+    return panel
+
+
 def contracted(w, firm=None, **kw):
     """An engagement contracted to ``firm`` (default the world's 巴州 firm) through single-source approval."""
     from datetime import date
 
     from evalhub.procurement import services as procurement
-    from evalhub.procurement.models import ProcurementMethod
 
-    firm = firm or w.firm
     e = engagement(w, **kw)
-    admin = getattr(w, f"{kw.get('bureau_key', 'bz')}_admin")
     staff = getattr(w, f"{kw.get('bureau_key', 'bz')}_staff")
-    p = procurement.open_procurement(e, procurement.ProcurementInput(
-        method=ProcurementMethod.SINGLE_SOURCE, title="", ceiling_price_wan="20", single_source_firm_id=firm.id,
-        justification="该项目为上一期评价的延续，需由原机构承担以保证口径一致。"), staff)
-    procurement.approve_single_source(p, admin, "18")
+    p = single_source(w, e, firm, kw.get("bureau_key", "bz"))
     past_challenge_period(p)
     procurement.sign_contract(e, procurement.ContractInput(
         amount_wan="18", signed_on=date(2025, 3, 1), start_date=date(2025, 3, 1), end_date=date(2025, 12, 31),

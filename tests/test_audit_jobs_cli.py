@@ -67,11 +67,8 @@ def test_contract_ready_job_does_not_announce_a_contract_for_a_cancelled_engagem
     Defect: cancelling an engagement after the award leaves the result notice standing, and the job checks only
     the notice (not revoked, no contract yet, period over) — so the winner and the bureau are told
     "可以签订合同" for an engagement the bureau has terminated."""
-    e = factories.engagement(world)
-    p = P.open_procurement(e, P.ProcurementInput(
-        method=M.SINGLE_SOURCE, title="", ceiling_price_wan="20", single_source_firm_id=world.firm.id,
-        justification="该项目为上一期评价的延续，需由原机构承担以保证口径一致。"), world.bz_staff)
-    P.approve_single_source(p, world.bz_admin, "18")
+    p = factories.single_source(world)
+    e = p.engagement
     db.session.flush()
     workflow.perform(e, "cancel", world.bz_admin, note="项目资金调整，本年度不再开展评价")
     assert e.state == S.CANCELLED
@@ -85,17 +82,6 @@ def test_contract_ready_job_does_not_announce_a_contract_for_a_cancelled_engagem
 
 
 # --- reminders ---------------------------------------------------------------------------------------
-
-def _returned(e, staff, fraction="0.5"):
-    """A review of the engagement's pending submission under the pass mark, and the letter sent: returned."""
-    from evalhub.review import services as R
-
-    panel = factories.own_panel(e, staff)
-    factories.review_panel(panel, fraction)
-    assert panel.passed is False, panel.score
-    R.send_letter(panel, staff, panel.letter)
-    return panel
-
 
 def _past_due(e, panel, days: int = 2) -> None:
     """Fast-forward: the rectification deadline of this return passed ``days`` days ago."""
@@ -118,7 +104,7 @@ def test_overdue_reminder_is_sent_again_for_a_second_returned_round(world):
     staff = world.bz_staff
     e = factories.in_fieldwork(world)
     factories.submit_report(e)
-    panel = _returned(e, staff)
+    panel = factories.returned(e, staff)
     assert e.state == S.REPORT_RETURNED
     _past_due(e, panel)
     from evalhub.review.services import send_reminders
@@ -128,7 +114,7 @@ def test_overdue_reminder_is_sent_again_for_a_second_returned_round(world):
     assert len(first) == 1, first
 
     factories.submit_report(e)                                   # the rectified report
-    panel = _returned(e, staff)                                  # returned again, with a new deadline
+    panel = factories.returned(e, staff)                                  # returned again, with a new deadline
     assert e.state == S.REPORT_RETURNED
     _past_due(e, panel, days=1)                                  # ... which has passed too
     send_reminders()
@@ -255,11 +241,8 @@ def test_two_workers_running_the_contract_ready_job_tell_the_winner_once(app, wo
     user) gets "可以签订合同" twice (expected 1 notice, actual 2)."""
     from evalhub.procurement.models import Procurement
 
-    e = factories.engagement(world)
-    p = P.open_procurement(e, P.ProcurementInput(
-        method=M.SINGLE_SOURCE, title="", ceiling_price_wan="20", single_source_firm_id=world.firm.id,
-        justification="该项目为上一期评价的延续，需由原机构承担以保证口径一致。"), world.bz_staff)
-    P.approve_single_source(p, world.bz_admin, "18")
+    p = factories.single_source(world)
+    e = p.engagement
     factories.past_challenge_period(p)
     db.session.commit()
     procurement_id, firm_user_id = p.id, world.firm_user.id

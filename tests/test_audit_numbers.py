@@ -20,6 +20,7 @@ from evalhub.procurement.models import BidStatus, ProcurementMethod as M
 from evalhub.results import services as S
 from evalhub.review.models import Grade
 from tests import factories
+from tests.test_procurement_law_more import _open
 from tests.test_results_services import _accepted_with_result
 
 _bidder, _bid = factories.bidder, factories.bid
@@ -27,12 +28,17 @@ _bidder, _bid = factories.bidder, factories.bid
 EVIDENCE = [("证明材料.txt", "评审过程中技术分计算有误，详见附件说明。".encode())]
 
 
-def _open(world, method=M.COMPETITIVE_CONSULTATION, *, ceiling="50", weight="20", days=None, engagement=None):
-    engagement = engagement or factories.engagement(world)
-    days = days if days is not None else (20 if method == M.OPEN_TENDER else 10)
-    return factories.witnessed(P.open_procurement(engagement, P.ProcurementInput(
-        method=method, title="", ceiling_price_wan=ceiling, price_weight=weight,
-        bid_deadline=utcnow() + timedelta(days=days)), world.bz_staff))
+def _awarded_consultation(world):
+    """A consultation among 甲 (40 万元, 85 points), 乙 (45, 80) and 丙 (48, 70), awarded to 甲, its notice out."""
+    p = _open(world)
+    bidders = {n: _bidder(world, n) for n in ("甲评价", "乙评价", "丙评价")}
+    for name, price in [("甲评价", "40"), ("乙评价", "45"), ("丙评价", "48")]:
+        _bid(p, bidders[name][1], bidders[name][2], price)
+    p.bid_deadline = utcnow() - timedelta(seconds=1)
+    P.open_bids(p, world.bz_staff)
+    _score(world, p, ["评委甲", "评委乙", "评委丙"], {"甲评价": "85.00", "乙评价": "80.00", "丙评价": "70.00"})
+    factories.witnessed(P.award_procurement(p, world.bz_staff, "综合得分第一"))
+    return p, bidders
 
 
 def _points(total: str) -> dict[str, Decimal]:
@@ -96,14 +102,7 @@ def test_a_challenge_on_the_eighth_working_day_after_the_notice_is_in_time(world
 
     The code sets ``challenge_until`` to D+7 working days (``_publish_result_notice``), so a losing bidder's
     challenge on the 8th working day is refused as late and the contract may be signed a day early."""
-    p = _open(world)
-    bidders = {n: _bidder(world, n) for n in ("甲评价", "乙评价", "丙评价")}
-    for name, price in [("甲评价", "40"), ("乙评价", "45"), ("丙评价", "48")]:
-        _bid(p, bidders[name][1], bidders[name][2], price)
-    p.bid_deadline = utcnow() - timedelta(seconds=1)
-    P.open_bids(p, world.bz_staff)
-    _score(world, p, ["评委甲", "评委乙", "评委丙"], {"甲评价": "85.00", "乙评价": "80.00", "丙评价": "70.00"})
-    factories.witnessed(P.award_procurement(p, world.bz_staff, "综合得分第一"))
+    p, bidders = _awarded_consultation(world)
     db.session.flush()
     published = beijing_today()
     eighth = add_working_days(world.bz, published, 8)
@@ -197,14 +196,7 @@ def test_a_contract_dated_before_the_result_notice_is_refused(world):
     the bureau records the contract as signed the day before the notice was published. ``sign_contract`` checks
     the period against today only and stores the impossible date (the contract then reads as signed before the
     award it implements, and the 30-day clock of 第四十六条 cannot be read from the record)."""
-    p = _open(world)
-    bidders = {n: _bidder(world, n) for n in ("甲评价", "乙评价", "丙评价")}
-    for name, price in [("甲评价", "40"), ("乙评价", "45"), ("丙评价", "48")]:
-        _bid(p, bidders[name][1], bidders[name][2], price)
-    p.bid_deadline = utcnow() - timedelta(seconds=1)
-    P.open_bids(p, world.bz_staff)
-    _score(world, p, ["评委甲", "评委乙", "评委丙"], {"甲评价": "85.00", "乙评价": "80.00", "丙评价": "70.00"})
-    factories.witnessed(P.award_procurement(p, world.bz_staff, "综合得分第一"))
+    p, bidders = _awarded_consultation(world)
     factories.past_challenge_period(p)
     from evalhub.core.timeutil import to_beijing
 

@@ -52,15 +52,6 @@ def overdue_ids(day: date) -> set[int]:
     return set(db.session.execute(sa.select(Engagement.id).where(workflow.overdue_clause(day))).scalars())
 
 
-def _return(e, staff, fraction="0.5"):
-    """A review of the engagement's pending submission under the pass mark, and the letter sent: returned."""
-    panel = factories.own_panel(e, staff)
-    factories.review_panel(panel, fraction)
-    assert panel.passed is False, panel.score
-    R.send_letter(panel, staff, panel.letter)
-    return panel
-
-
 def test_the_stored_date_follows_every_step(world):
     staff = world.bz_staff
     plan_late = factories.contracted(world)                        # plan due 2025-04-01
@@ -71,7 +62,7 @@ def test_the_stored_date_follows_every_step(world):
     factories.submit_plan(plan_back)
     assert plan_back.due_on is None                                # waits on the bureau now
     assert_consistent()
-    _return(plan_back, staff)
+    factories.returned(plan_back, staff)
     assert plan_back.state == S.PLAN_RETURNED
     assert plan_back.due_on == R.resubmission_due(plan_back) and plan_back.due_on != date(2025, 4, 1)
     assert_consistent()
@@ -82,13 +73,13 @@ def test_the_stored_date_follows_every_step(world):
     report_back = factories.in_fieldwork(world)                   # report due 2025-10-31
     assert report_back.due_on == date(2025, 10, 31)
     factories.submit_report(report_back)
-    _return(report_back, staff)
+    factories.returned(report_back, staff)
     assert report_back.state == S.REPORT_RETURNED and report_back.due_on == R.resubmission_due(report_back)
     assert_consistent()
     factories.submit_report(report_back)                           # the rectified report
     assert report_back.state == S.REPORT_SUBMITTED and report_back.due_on is None
     assert_consistent()
-    panel = _return(report_back, staff)                            # returned again: the new deadline
+    panel = factories.returned(report_back, staff)                            # returned again: the new deadline
     assert report_back.due_on == to_beijing(panel.resubmit_due).date()
     assert_consistent()
 
@@ -121,7 +112,7 @@ def test_the_reasons_keep_their_words(world):
     in_field = factories.in_fieldwork(world)
     assert workflow.overdue_reason(in_field, date(2025, 11, 1)) == "评价报告应于 2025-10-31 前提交，已逾期 1 天"
     factories.submit_report(in_field)
-    _return(in_field, world.bz_staff)
+    factories.returned(in_field, world.bz_staff)
     due = R.resubmission_due(in_field)
     assert workflow.overdue_reason(in_field, due + timedelta(days=3)) == \
         f"整改稿应于 {due:%Y-%m-%d} 前重新提交，已逾期 3 天"
@@ -130,7 +121,7 @@ def test_the_reasons_keep_their_words(world):
 def test_a_resubmitted_engagement_leaves_the_overdue_list(world):
     e = factories.contracted(world)
     factories.submit_plan(e)
-    _return(e, world.bz_staff)
+    factories.returned(e, world.bz_staff)
     late = e.due_on + timedelta(days=5)
     assert e.id in overdue_ids(late)
     factories.submit_plan(e)

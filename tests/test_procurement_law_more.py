@@ -256,11 +256,8 @@ def test_a_contract_cannot_be_recorded_as_signed_on_a_day_still_to_come(world):
     field named, and nothing is written."""
     from evalhub.core.timeutil import beijing_today
 
-    e = factories.engagement(world)
-    p = P.open_procurement(e, P.ProcurementInput(
-        method=M.SINGLE_SOURCE, title="", ceiling_price_wan="20", single_source_firm_id=world.firm.id,
-        justification="该项目为上一期评价的延续，需由原机构承担以保证口径一致。"), world.bz_staff)
-    P.approve_single_source(p, world.bz_admin, "18")
+    p = factories.single_source(world)
+    e = p.engagement
     factories.past_challenge_period(p)
     tomorrow = beijing_today() + timedelta(days=1)
     with pytest.raises(ValidationFailed) as refused:
