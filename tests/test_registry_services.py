@@ -194,6 +194,19 @@ def test_expert_eligibility_thresholds(world):
     assert len(services.expert_eligibility(combined)) == 2
 
 
+def test_expert_age_counts_full_years_from_the_birth_date(world):
+    """财库〔2016〕198号 第六条 ("年龄在70周岁以下"), the setting 65 here: an expert born on 12 December 1960 is 65
+    周岁 on 11 December 2026 and may sit; the next day, 66 周岁, is over. Counting calendar years made them 66 — and
+    out — from the first of January."""
+    from datetime import date
+
+    expert = _expert(world, birth_year=1960, id_number=factories.id_number(birth="19601212"))
+    assert services.expert_eligibility(expert, on=date(2026, 12, 11)) == []
+    assert services.expert_eligibility(expert, on=date(2026, 1, 1)) == []
+    over = services.expert_eligibility(expert, on=date(2026, 12, 12))
+    assert over == ["年龄 66 周岁，超过 65 周岁"]
+
+
 def test_expert_thresholds_are_bureau_settings(world):
     junior = _expert(world, years_in_field=8)
     assert services.expert_eligibility(junior)

@@ -5,7 +5,7 @@ import base64
 import hashlib
 import hmac
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
 from stdnum.cn import ric
 from stdnum.exceptions import ValidationError
@@ -48,6 +48,15 @@ def id_number_digest(number: str) -> str:
 
 def reveal_id_number(encrypted: str) -> str:
     return _fernet().decrypt(encrypted.encode()).decode()
+
+
+def birth_month_day(encrypted: str) -> tuple[int, int] | None:
+    """(month, day) of birth from an encrypted 18-digit identity number; None when it cannot be read."""
+    try:
+        digits = reveal_id_number(encrypted)[10:14]
+        return int(digits[:2]), int(digits[2:])
+    except (InvalidToken, ValueError, IndexError):
+        return None
 
 
 def encrypt_field(text: str) -> str:

@@ -74,7 +74,7 @@ SETTINGS: dict[str, SettingDef] = {
         SettingDef("expert.min_years", "专家最低从业年限（年）", "专家库", 10, minimum=0, maximum=50),
         SettingDef("expert.min_degree", "专家最低学历", "专家库", "bachelor", kind="choice", choices=_DEGREES),
         SettingDef("expert.min_title", "专家最低职称", "专家库", "intermediate", kind="choice", choices=_TITLES),
-        SettingDef("expert.max_age", "专家最高年龄（岁）", "专家库", 65, minimum=30, maximum=80),
+        SettingDef("expert.max_age", "专家最高年龄（周岁）", "专家库", 65, minimum=30, maximum=80),
         SettingDef("expert.tie_years", "专家回避关系追溯年限（年）", "专家库", 3, minimum=0, maximum=10),
         SettingDef("firm.max_key_evaluations", "每家机构每年承接本局重点评价上限（项）", "第三方机构库", 5, minimum=1, maximum=100),
         SettingDef("firm.rotation_years", "同一预算单位不得连续评价年限（年）", "第三方机构库", 1, minimum=0, maximum=5,

@@ -15,7 +15,7 @@ from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.inputs import check_name, required_reason
 from evalhub.core.notifications import emit
 from evalhub.core.models import Bureau, BudgetUnit, User
-from evalhub.core.personal import protect_id_number, reveal_id_number, validate_id_number
+from evalhub.core.personal import birth_month_day, protect_id_number, reveal_id_number, validate_id_number
 from evalhub.core.services import create_user, set_enabled
 from evalhub.core.settings import get_setting
 from evalhub.core.steps import Step
@@ -754,8 +754,18 @@ def expert_eligibility(expert: Expert, bureau: Bureau | None = None, *, on: date
     max_age = get_setting(bureau, "expert.max_age")
     age = on.year - expert.birth_year
     if age > max_age:
-        reasons.append(f"年龄 {age} 岁，超过 {max_age} 岁")
+        age = full_years(expert, on)  # only then does the birthday decide it
+        if age > max_age:
+            reasons.append(f"年龄 {age} 周岁，超过 {max_age} 周岁")
     return reasons
+
+
+def full_years(expert: Expert, on: date) -> int:
+    """The expert's age in 周岁 on ``on`` (财库〔2016〕198号 第六条 "年龄在70周岁以下"), from the birth date in the
+    identity number; the calendar year's count when the number cannot be read."""
+    age = on.year - expert.birth_year
+    born = birth_month_day(expert.id_number_encrypted)
+    return age - 1 if born is not None and (on.month, on.day) < born else age
 
 
 # Reasons from a higher module that take an expert out of every draw (review: persistent poor ratings),
