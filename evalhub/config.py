@@ -9,6 +9,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,8 +88,16 @@ class Config:
         # "忘记密码": requests per source address per hour, and reset links per account per hour.
         self.RESET_REQUESTS_PER_HOUR = _env_int("RESET_REQUESTS_PER_HOUR", 5)
         self.RESET_LINKS_PER_ACCOUNT_HOUR = _env_int("RESET_LINKS_PER_ACCOUNT_HOUR", 3)
-        # How links in e-mails start when no request is at hand (a job, the CLI): https://evalhub.example.gov.cn
-        self.PUBLIC_URL = _env("PUBLIC_URL")
+        # How every link in an e-mail or printed by the CLI starts: https://evalhub.example.gov.cn. Never the
+        # request's Host (a client writes it: reset-link poisoning), so production refuses to start without it;
+        # development (`make run`) falls back to the request's address.
+        self.PUBLIC_URL = (_env("PUBLIC_URL") or "").strip() or None
+        if self.PUBLIC_URL is None and self.ENV_NAME == "production":
+            raise RuntimeError("EVALHUB_PUBLIC_URL 未设置：生产环境必须配置平台的对外地址（如 https://evalhub.example.gov.cn），"
+                               "邮件中的激活、重置密码链接由此生成。")
+        if self.PUBLIC_URL is not None and (urlsplit(self.PUBLIC_URL).scheme not in ("http", "https")
+                                            or not urlsplit(self.PUBLIC_URL).hostname):
+            raise RuntimeError(f"EVALHUB_PUBLIC_URL 无效：{self.PUBLIC_URL!r}，应形如 https://evalhub.example.gov.cn。")
         self.TOTP_ISSUER = _env("TOTP_ISSUER", "evalhub 绩效评价平台")
 
         self.FILE_STORE = Path(_env("FILE_STORE", str(instance_path / "files")))
@@ -122,7 +131,8 @@ class Config:
         self.LOG_JSON = _env_bool("LOG_JSON", False)
         # Signs audit checkpoints (default: derived from SECRET_KEY); changing it makes old files "other key".
         self.AUDIT_CHECKPOINT_KEY = _env("AUDIT_CHECKPOINT_KEY")
-        # How many reverse proxies (nginx) sit in front and may set X-Forwarded-*; 0 when serving directly.
+        # How many reverse proxies (nginx) sit in front and may set X-Forwarded-For and -Proto (never -Host, which
+        # deploy/nginx-evalhub.conf does not set); 0 when serving directly.
         self.PROXY_HOPS = _env_int("PROXY_HOPS", 0)
         self.TESTING = False
 

@@ -54,7 +54,8 @@ def test_session_cookie_settings(app):
 
     assert app.config["SESSION_COOKIE_HTTPONLY"] and app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
     os.environ["EVALHUB_ENV"] = "production"
-    os.environ["EVALHUB_SECRET_KEY"] = "prod-secret"
+    os.environ["EVALHUB_SECRET_KEY"] = "prod-secret-" + "7f3a9c" * 8
+    os.environ["EVALHUB_PUBLIC_URL"] = "https://evalhub.example.gov.cn"
     try:
         production = Config(pathlib.Path(tempfile.mkdtemp()))
         assert production.SESSION_COOKIE_SECURE and production.REMEMBER_COOKIE_SECURE
@@ -64,6 +65,7 @@ def test_session_cookie_settings(app):
     finally:
         os.environ.pop("EVALHUB_ENV", None)
         os.environ.pop("EVALHUB_SECRET_KEY", None)
+        os.environ.pop("EVALHUB_PUBLIC_URL", None)
 
 
 @pytest.mark.parametrize("username, status", [

@@ -267,13 +267,16 @@ def find_link(token: str) -> Optional[AccountLink]:
 
 
 def link_url(token: str, purpose: LinkPurpose | str) -> str:
-    """The link's full address: from the request being answered, else from EVALHUB_PUBLIC_URL."""
+    """The link's full address, from EVALHUB_PUBLIC_URL whenever it is set — never from the request's Host
+    header, which whoever asks "忘记密码" writes (password-reset poisoning). Without it (development only:
+    production refuses to start without it, evalhub/config.py) from the request, else localhost."""
     purpose = LinkPurpose(purpose)
-    endpoint = "core.account_activate" if purpose == LinkPurpose.ACTIVATION else "core.account_reset"
-    if has_request_context():
+    path = f"/account/{'activate' if purpose == LinkPurpose.ACTIVATION else 'reset'}/{token}"
+    base = current_app.config.get("PUBLIC_URL")
+    if not base and has_request_context():
+        endpoint = "core.account_activate" if purpose == LinkPurpose.ACTIVATION else "core.account_reset"
         return url_for(endpoint, token=token, _external=True)
-    base = (current_app.config.get("PUBLIC_URL") or "http://localhost:8000").rstrip("/")
-    return f"{base}/account/{'activate' if purpose == LinkPurpose.ACTIVATION else 'reset'}/{token}"
+    return f"{(base or 'http://localhost:8000').rstrip('/')}{path}"
 
 
 def email_link(user: User, token: str, purpose: LinkPurpose | str) -> bool:
