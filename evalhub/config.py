@@ -88,6 +88,8 @@ class Config:
         # "忘记密码": requests per source address per hour, and reset links per account per hour.
         self.RESET_REQUESTS_PER_HOUR = _env_int("RESET_REQUESTS_PER_HOUR", 5)
         self.RESET_LINKS_PER_ACCOUNT_HOUR = _env_int("RESET_LINKS_PER_ACCOUNT_HOUR", 3)
+        # A firm's self-registration (an application and an account each): per source address per hour.
+        self.FIRM_REGISTRATIONS_PER_HOUR = _env_int("FIRM_REGISTRATIONS_PER_HOUR", 10)
         # How every link in an e-mail or printed by the CLI starts: https://evalhub.example.gov.cn. Never the
         # request's Host (a client writes it: reset-link poisoning), so production refuses to start without it;
         # development (`make run`) falls back to the request's address.

@@ -6,6 +6,7 @@ from datetime import date
 from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.orm import joinedload, selectinload
 
 from evalhub.core import accounts, audit, concurrency, files, passwords, permissions
@@ -199,8 +200,12 @@ def create_firm(data: FirmInput, bureau: Bureau, actor: User | None, *, via: str
 
 
 def register_firm_application(data: FirmInput, bureau: Bureau, *, username: str, password: str,
-                              display_name: str) -> tuple[Firm, User]:
-    """A firm's self-registration: the application and its first user account, in one transaction."""
+                              display_name: str, address: str | None = None) -> tuple[Firm, User]:
+    """A firm's self-registration: the application and its first user account, in one transaction. Anyone may
+    ask, so applications per source ``address`` are limited like the other public forms (RateLimited, 429):
+    each one is a firm, an account and a task in the bureau's admission queue."""
+    accounts.count_hit("firm_registration", address,
+                       max(1, int(current_app.config.get("FIRM_REGISTRATIONS_PER_HOUR", 10))))
     errors: dict[str, str] = {}
     clean = None
     try:
