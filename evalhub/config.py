@@ -30,6 +30,23 @@ def _env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+# Production keys: at least this long (`secrets.token_hex(32)` gives 64), and not a placeholder that example
+# files ship (deploy/evalhub.env.example: CHANGE-ME) — whoever knows the session key signs a cookie as anyone.
+MIN_KEY_LENGTH = 32
+_PLACEHOLDER_MARKS = ("changeme", "replaceme", "placeholder", "example", "yoursecret")
+_GENERATE = "python3 -c 'import secrets; print(secrets.token_hex(32))'"
+
+
+def key_problem(name: str, value: str) -> str | None:
+    """Why ``value`` may not serve as the production key EVALHUB_``name``, or None."""
+    plain = "".join(c for c in value.lower() if c.isalnum())
+    if any(mark in plain for mark in _PLACEHOLDER_MARKS) or len(set(value)) < 8:
+        return f"EVALHUB_{name} 仍是示例占位值：生产环境必须换成随机生成的密钥（{_GENERATE}）。"
+    if len(value) < MIN_KEY_LENGTH:
+        return f"EVALHUB_{name} 太短（{len(value)} 个字符）：生产环境的密钥至少 {MIN_KEY_LENGTH} 个字符（{_GENERATE}）。"
+    return None
+
+
 class Config:
     """Built from the environment at app creation; tests pass overrides to create_app."""
 
@@ -38,9 +55,15 @@ class Config:
         instance_path.mkdir(parents=True, exist_ok=True)
 
         secret = _env("SECRET_KEY")
-        if not secret:
-            if self.ENV_NAME == "production":
+        field_key = _env("FIELD_KEY")
+        if self.ENV_NAME == "production":
+            if not secret:
                 raise RuntimeError("EVALHUB_SECRET_KEY 未设置：生产环境必须配置会话密钥。")
+            # FIELD_KEY unset falls back to the session key, checked here already.
+            problem = key_problem("SECRET_KEY", secret) or (field_key and key_problem("FIELD_KEY", field_key))
+            if problem:
+                raise RuntimeError(problem)
+        if not secret:
             # A development key kept in the instance folder, so sessions survive restarts
             # and several workers share it.
             key_file = instance_path / "secret_key"
@@ -50,7 +73,7 @@ class Config:
         self.SECRET_KEY = secret
         # Key for protected personal data (identity numbers). Separate from the session key
         # so that rotating one does not make the other unreadable.
-        self.FIELD_KEY = _env("FIELD_KEY") or secret
+        self.FIELD_KEY = field_key or secret
 
         self.SQLALCHEMY_DATABASE_URI = _env(
             "DATABASE_URL", f"sqlite:///{instance_path / 'evalhub.sqlite3'}"

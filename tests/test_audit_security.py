@@ -170,8 +170,10 @@ def test_production_refuses_the_example_files_placeholder_secret_key(app, monkey
     monkeypatch.setenv("EVALHUB_SECRET_KEY", placeholder)
     monkeypatch.setenv("EVALHUB_FIELD_KEY", placeholder)
     monkeypatch.setenv("EVALHUB_INSTANCE_PATH", str(tmp_path))
+    # otherwise complete, so that the refusal is the key's (production also requires the public address)
+    monkeypatch.setenv("EVALHUB_PUBLIC_URL", "https://evalhub.example.gov.cn")
     try:
-        with pytest.raises(RuntimeError):
+        with pytest.raises(RuntimeError, match="EVALHUB_SECRET_KEY"):
             create_app({"SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
                         "FILE_STORE": app.config["FILE_STORE"], "MODELS_DIR": app.config["MODELS_DIR"]})
     finally:

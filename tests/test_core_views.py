@@ -68,6 +68,32 @@ def test_session_cookie_settings(app):
         os.environ.pop("EVALHUB_PUBLIC_URL", None)
 
 
+def test_production_refuses_placeholder_and_short_keys_development_does_not(monkeypatch, tmp_path):
+    from evalhub.config import Config
+
+    good = "0f1e2d3c4b5a69788796a5b4c3d2e1f0" * 2
+    monkeypatch.setenv("EVALHUB_PUBLIC_URL", "https://evalhub.example.gov.cn")
+    monkeypatch.setenv("EVALHUB_SECRET_KEY", "CHANGE-ME")
+    monkeypatch.setenv("EVALHUB_FIELD_KEY", "CHANGE-ME")
+    assert Config(tmp_path / "dev").SECRET_KEY == "CHANGE-ME"  # development (make run, tests): as given
+    monkeypatch.setenv("EVALHUB_ENV", "production")
+    for secret, field_key, refused in [(good, "CHANGE-ME", "EVALHUB_FIELD_KEY"), ("short-but-random-9x", None, "太短"),
+                                       (good, "change-me-" + good, "EVALHUB_FIELD_KEY"), (good[:31], None, "太短")]:
+        monkeypatch.setenv("EVALHUB_SECRET_KEY", secret)
+        if field_key is None:
+            monkeypatch.delenv("EVALHUB_FIELD_KEY", raising=False)
+        else:
+            monkeypatch.setenv("EVALHUB_FIELD_KEY", field_key)
+        with pytest.raises(RuntimeError, match=refused):
+            Config(tmp_path / "prod")
+    monkeypatch.setenv("EVALHUB_SECRET_KEY", good)
+    monkeypatch.delenv("EVALHUB_FIELD_KEY", raising=False)
+    assert Config(tmp_path / "prod").FIELD_KEY == good  # unset: the (checked) session key
+    monkeypatch.delenv("EVALHUB_PUBLIC_URL")
+    with pytest.raises(RuntimeError, match="EVALHUB_PUBLIC_URL"):
+        Config(tmp_path / "prod")
+
+
 @pytest.mark.parametrize("username, status", [
     ("sysadmin", 200), ("region_admin", 200), ("bz_admin", 200),
     ("bz_staff", 403), ("firm_user", 403), ("expert_user", 403),
