@@ -29,11 +29,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     if overrides:
         app.config.update(overrides)
     if app.config.get("PROXY_HOPS"):
-        # Behind nginx (deploy/nginx-evalhub.conf): trust its X-Forwarded-For/-Proto for the client address and https.
+        # Behind nginx (deploy/nginx-evalhub.conf): trust only the headers it sets — X-Forwarded-For/-Proto for the
+        # client address and https; it passes Host itself. Never X-Forwarded-Host: nginx does not set it, so any
+        # that arrives was written by the client (it would choose the host of the links we e-mail).
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         hops = int(app.config["PROXY_HOPS"])
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_port=0, x_prefix=0)
 
     from evalhub.core import driver  # psycopg's lazy description; pooled connections checked after idle
 

@@ -9,6 +9,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,6 +30,23 @@ def _env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+# Production keys: at least this long (`secrets.token_hex(32)` gives 64), and not a placeholder that example
+# files ship (deploy/evalhub.env.example: CHANGE-ME) — whoever knows the session key signs a cookie as anyone.
+MIN_KEY_LENGTH = 32
+_PLACEHOLDER_MARKS = ("changeme", "replaceme", "placeholder", "example", "yoursecret")
+_GENERATE = "python3 -c 'import secrets; print(secrets.token_hex(32))'"
+
+
+def key_problem(name: str, value: str) -> str | None:
+    """Why ``value`` may not serve as the production key EVALHUB_``name``, or None."""
+    plain = "".join(c for c in value.lower() if c.isalnum())
+    if any(mark in plain for mark in _PLACEHOLDER_MARKS) or len(set(value)) < 8:
+        return f"EVALHUB_{name} 仍是示例占位值：生产环境必须换成随机生成的密钥（{_GENERATE}）。"
+    if len(value) < MIN_KEY_LENGTH:
+        return f"EVALHUB_{name} 太短（{len(value)} 个字符）：生产环境的密钥至少 {MIN_KEY_LENGTH} 个字符（{_GENERATE}）。"
+    return None
+
+
 class Config:
     """Built from the environment at app creation; tests pass overrides to create_app."""
 
@@ -37,9 +55,15 @@ class Config:
         instance_path.mkdir(parents=True, exist_ok=True)
 
         secret = _env("SECRET_KEY")
-        if not secret:
-            if self.ENV_NAME == "production":
+        field_key = _env("FIELD_KEY")
+        if self.ENV_NAME == "production":
+            if not secret:
                 raise RuntimeError("EVALHUB_SECRET_KEY 未设置：生产环境必须配置会话密钥。")
+            # FIELD_KEY unset falls back to the session key, checked here already.
+            problem = key_problem("SECRET_KEY", secret) or (field_key and key_problem("FIELD_KEY", field_key))
+            if problem:
+                raise RuntimeError(problem)
+        if not secret:
             # A development key kept in the instance folder, so sessions survive restarts
             # and several workers share it.
             key_file = instance_path / "secret_key"
@@ -49,7 +73,7 @@ class Config:
         self.SECRET_KEY = secret
         # Key for protected personal data (identity numbers). Separate from the session key
         # so that rotating one does not make the other unreadable.
-        self.FIELD_KEY = _env("FIELD_KEY") or secret
+        self.FIELD_KEY = field_key or secret
 
         self.SQLALCHEMY_DATABASE_URI = _env(
             "DATABASE_URL", f"sqlite:///{instance_path / 'evalhub.sqlite3'}"
@@ -87,8 +111,18 @@ class Config:
         # "忘记密码": requests per source address per hour, and reset links per account per hour.
         self.RESET_REQUESTS_PER_HOUR = _env_int("RESET_REQUESTS_PER_HOUR", 5)
         self.RESET_LINKS_PER_ACCOUNT_HOUR = _env_int("RESET_LINKS_PER_ACCOUNT_HOUR", 3)
-        # How links in e-mails start when no request is at hand (a job, the CLI): https://evalhub.example.gov.cn
-        self.PUBLIC_URL = _env("PUBLIC_URL")
+        # A firm's self-registration (an application and an account each): per source address per hour.
+        self.FIRM_REGISTRATIONS_PER_HOUR = _env_int("FIRM_REGISTRATIONS_PER_HOUR", 10)
+        # How every link in an e-mail or printed by the CLI starts: https://evalhub.example.gov.cn. Never the
+        # request's Host (a client writes it: reset-link poisoning), so production refuses to start without it;
+        # development (`make run`) falls back to the request's address.
+        self.PUBLIC_URL = (_env("PUBLIC_URL") or "").strip() or None
+        if self.PUBLIC_URL is None and self.ENV_NAME == "production":
+            raise RuntimeError("EVALHUB_PUBLIC_URL 未设置：生产环境必须配置平台的对外地址（如 https://evalhub.example.gov.cn），"
+                               "邮件中的激活、重置密码链接由此生成。")
+        if self.PUBLIC_URL is not None and (urlsplit(self.PUBLIC_URL).scheme not in ("http", "https")
+                                            or not urlsplit(self.PUBLIC_URL).hostname):
+            raise RuntimeError(f"EVALHUB_PUBLIC_URL 无效：{self.PUBLIC_URL!r}，应形如 https://evalhub.example.gov.cn。")
         self.TOTP_ISSUER = _env("TOTP_ISSUER", "evalhub 绩效评价平台")
 
         self.FILE_STORE = Path(_env("FILE_STORE", str(instance_path / "files")))
@@ -122,7 +156,8 @@ class Config:
         self.LOG_JSON = _env_bool("LOG_JSON", False)
         # Signs audit checkpoints (default: derived from SECRET_KEY); changing it makes old files "other key".
         self.AUDIT_CHECKPOINT_KEY = _env("AUDIT_CHECKPOINT_KEY")
-        # How many reverse proxies (nginx) sit in front and may set X-Forwarded-*; 0 when serving directly.
+        # How many reverse proxies (nginx) sit in front and may set X-Forwarded-For and -Proto (never -Host, which
+        # deploy/nginx-evalhub.conf does not set); 0 when serving directly.
         self.PROXY_HOPS = _env_int("PROXY_HOPS", 0)
         self.TESTING = False
 

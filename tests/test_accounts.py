@@ -17,7 +17,7 @@ from evalhub.core import accounts, audit, passwords
 from evalhub.core import notifications
 from evalhub.core.accounts import LinkPurpose
 from evalhub.core.enums import Role
-from evalhub.core.errors import ValidationFailed
+from evalhub.core.errors import PermissionDenied, ValidationFailed
 from evalhub.core.models import AccountLink, AuditEvent, PasswordHistory, User
 from evalhub.core.personal import decrypt_field
 from evalhub.core.services import authenticate, change_password
@@ -520,6 +520,42 @@ def test_an_admin_resets_a_lost_second_factor(app, world):
     assert admin.post(f"/users/{user.id}/totp-reset", data={"reason": "丢失手机"}).status_code == 302
     assert not _user("lt.admin").totp_enabled and "user.totp_reset" in _actions(user)
     assert authenticate("lt.admin", factories.PASSWORD).user is not None
+
+
+def test_no_administrator_looks_after_a_fellow_administrator(app, world):
+    """A reset link, a cleared second factor, 停用/启用, 退出所有登录, a role: refused to a fellow administrator
+    (same bureau; system administrators among themselves), on the page and in the service; the bureau above
+    and the system administrator may; the server's operator recovers a system administrator on the CLI."""
+    from evalhub.core import permissions
+
+    peer = factories.user("bz.admin2", Role.BUREAU_ADMIN, bureau_id=world.bz.id)
+    peer.totp_secret_encrypted, peer.totp_enabled_at = "x", utcnow()
+    other_sysadmin = factories.user("admin2", Role.SYSTEM_ADMIN)
+    db.session.commit()
+    for actor, target in [(world.bz_admin, peer), (world.sysadmin, other_sysadmin)]:
+        for action in ("user.administer", "user.account", "user.change_role"):
+            assert not permissions.can(actor, action, target), (actor.username, action, target.username)
+        browser = _browser(app, actor)
+        assert browser.post(f"/users/{target.id}/reset-link").status_code == 403
+        assert browser.post(f"/users/{target.id}/totp-reset", data={"reason": "丢失手机"}).status_code == 403
+        assert browser.post(f"/users/{target.id}/disable", data={"reason": "试探"}).status_code == 403
+        assert browser.post(f"/users/{target.id}/sign-out-everywhere").status_code == 403
+    with pytest.raises(PermissionDenied):
+        accounts.admin_reset_link(peer, world.bz_admin)
+    with pytest.raises(PermissionDenied):
+        accounts.totp_reset(peer, world.bz_admin, "丢失手机")
+    db.session.rollback()
+    assert _user("bz.admin2").totp_secret_encrypted and _user("bz.admin2").is_enabled
+    assert not {"user.link_issued", "user.totp_reset", "user.disabled"} & set(_actions(_user("bz.admin2")))
+    page = _browser(app, world.bz_admin).get(f"/bureaus/{world.bz.id}/users").get_data(as_text=True)
+    assert "reset-link-bz.admin2" not in page and f"/users/{peer.id}/disable" not in page
+    # the bureau's own staff, the bureau above, the system administrator: as before
+    assert _browser(app, world.bz_admin).post(f"/users/{world.bz_staff.id}/reset-link").status_code == 200
+    assert _browser(app, world.bz_admin).post(f"/users/{world.lt_admin.id}/disable", data={"reason": "调离"}).status_code == 302
+    assert _browser(app, world.sysadmin).post(f"/users/{peer.id}/reset-link").status_code == 200
+    # a system administrator locked out: the operator's command line
+    result = app.test_cli_runner().invoke(args=["evalhub", "users", "reset-link", "admin2"])
+    assert result.exit_code == 0 and "/account/" in result.output, result.output
 
 
 def test_totp_is_for_administrators(app, world):

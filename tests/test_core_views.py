@@ -54,7 +54,8 @@ def test_session_cookie_settings(app):
 
     assert app.config["SESSION_COOKIE_HTTPONLY"] and app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
     os.environ["EVALHUB_ENV"] = "production"
-    os.environ["EVALHUB_SECRET_KEY"] = "prod-secret"
+    os.environ["EVALHUB_SECRET_KEY"] = "prod-secret-" + "7f3a9c" * 8
+    os.environ["EVALHUB_PUBLIC_URL"] = "https://evalhub.example.gov.cn"
     try:
         production = Config(pathlib.Path(tempfile.mkdtemp()))
         assert production.SESSION_COOKIE_SECURE and production.REMEMBER_COOKIE_SECURE
@@ -64,6 +65,33 @@ def test_session_cookie_settings(app):
     finally:
         os.environ.pop("EVALHUB_ENV", None)
         os.environ.pop("EVALHUB_SECRET_KEY", None)
+        os.environ.pop("EVALHUB_PUBLIC_URL", None)
+
+
+def test_production_refuses_placeholder_and_short_keys_development_does_not(monkeypatch, tmp_path):
+    from evalhub.config import Config
+
+    good = "0f1e2d3c4b5a69788796a5b4c3d2e1f0" * 2
+    monkeypatch.setenv("EVALHUB_PUBLIC_URL", "https://evalhub.example.gov.cn")
+    monkeypatch.setenv("EVALHUB_SECRET_KEY", "CHANGE-ME")
+    monkeypatch.setenv("EVALHUB_FIELD_KEY", "CHANGE-ME")
+    assert Config(tmp_path / "dev").SECRET_KEY == "CHANGE-ME"  # development (make run, tests): as given
+    monkeypatch.setenv("EVALHUB_ENV", "production")
+    for secret, field_key, refused in [(good, "CHANGE-ME", "EVALHUB_FIELD_KEY"), ("short-but-random-9x", None, "太短"),
+                                       (good, "change-me-" + good, "EVALHUB_FIELD_KEY"), (good[:31], None, "太短")]:
+        monkeypatch.setenv("EVALHUB_SECRET_KEY", secret)
+        if field_key is None:
+            monkeypatch.delenv("EVALHUB_FIELD_KEY", raising=False)
+        else:
+            monkeypatch.setenv("EVALHUB_FIELD_KEY", field_key)
+        with pytest.raises(RuntimeError, match=refused):
+            Config(tmp_path / "prod")
+    monkeypatch.setenv("EVALHUB_SECRET_KEY", good)
+    monkeypatch.delenv("EVALHUB_FIELD_KEY", raising=False)
+    assert Config(tmp_path / "prod").FIELD_KEY == good  # unset: the (checked) session key
+    monkeypatch.delenv("EVALHUB_PUBLIC_URL")
+    with pytest.raises(RuntimeError, match="EVALHUB_PUBLIC_URL"):
+        Config(tmp_path / "prod")
 
 
 @pytest.mark.parametrize("username, status", [

@@ -190,3 +190,29 @@ def test_a_tie_cannot_name_a_firm_the_declarer_may_not_see(world, login):
     page = client.get(f"/experts/{world.expert.id}").get_data(as_text=True)
     assert "克州尚在审核的申请机构" not in page
     assert response.status_code == 422, response.status_code
+
+
+def test_a_link_issued_before_an_expert_left_the_pool_no_longer_works(world):
+    """core/accounts.py ``check_link``/``use_link`` ask the same rule as ``issue_link`` (``link_refusal``), and
+    registry/services.py voids the unused links of an expert removed (or a firm rejected, removed, blacklisted):
+    the activation link opened before the removal says why it no longer works and sets no password."""
+    from evalhub.core import accounts
+    from evalhub.core.errors import Conflict
+    from evalhub.core.models import AccountLink
+    from evalhub.registry import services
+
+    expert = factories.expert(world.bz)
+    db.session.commit()
+    user, token = services.open_expert_account(expert, world.bz_staff)
+    db.session.commit()
+    assert accounts.check_link(token, accounts.LinkPurpose.ACTIVATION).ok
+    services.change_expert_status(expert, "remove", "弄虚作假", world.bz_admin)
+    db.session.commit()
+    check = accounts.check_link(token, accounts.LinkPurpose.ACTIVATION)
+    assert not check.ok and "移出专家库" in check.problem
+    with pytest.raises(Conflict):
+        accounts.use_link(token, accounts.LinkPurpose.ACTIVATION, "Tianshan-2025!", "Tianshan-2025!")
+    db.session.rollback()
+    live = db.session.execute(sa.select(AccountLink).where(AccountLink.user_id == user.id,
+                                                           AccountLink.revoked_at.is_(None))).scalars().all()
+    assert live == [] and db.session.get(User, user.id).awaiting_activation

@@ -123,8 +123,13 @@ def other_app(app, monkeypatch):
     jobs.configure(app)
 
 
+# What production requires to start (evalhub/config.py): a real secret key and the site's public address.
+PRODUCTION = {"EVALHUB_ENV": "production", "EVALHUB_SECRET_KEY": "a-production-secret-" + "5e1d" * 8,
+              "EVALHUB_PUBLIC_URL": "https://evalhub.example.gov.cn"}
+
+
 def test_hsts_in_production(other_app):
-    production = other_app({"EVALHUB_ENV": "production", "EVALHUB_SECRET_KEY": "a-production-secret"})
+    production = other_app(PRODUCTION)
     assert production.config["SESSION_COOKIE_SECURE"] is True
     client = production.test_client()
     for path in ["/login", "/static/evalhub.css", "/api/v1/firms"]:
@@ -135,8 +140,7 @@ def test_hsts_in_production(other_app):
 
 
 def test_no_hsts_when_production_is_declared_plain_http(other_app):
-    plain = other_app({"EVALHUB_ENV": "production", "EVALHUB_SECRET_KEY": "a-production-secret",
-                       "EVALHUB_COOKIE_SECURE": "0"})
+    plain = other_app({**PRODUCTION, "EVALHUB_COOKIE_SECURE": "0"})
     response = plain.test_client().get("/login")
     assert "Strict-Transport-Security" not in response.headers
     assert_security_headers(response)

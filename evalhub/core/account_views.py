@@ -132,7 +132,10 @@ def _user(user_id: int, *, visible: bool = False) -> User:
 
 def _managed_user(user_id: int) -> User:
     user = _user(user_id)
-    require("user.manage", user.bureau)
+    if user.id != current_user.id:  # one's own sessions: anyone (core/services.py sign_out_everywhere)
+        require("user.account", user)
+    elif not permissions.can(current_user, "user.manage", user.bureau):
+        abort(403)
     return user
 
 

@@ -267,13 +267,16 @@ def find_link(token: str) -> Optional[AccountLink]:
 
 
 def link_url(token: str, purpose: LinkPurpose | str) -> str:
-    """The link's full address: from the request being answered, else from EVALHUB_PUBLIC_URL."""
+    """The link's full address, from EVALHUB_PUBLIC_URL whenever it is set — never from the request's Host
+    header, which whoever asks "忘记密码" writes (password-reset poisoning). Without it (development only:
+    production refuses to start without it, evalhub/config.py) from the request, else localhost."""
     purpose = LinkPurpose(purpose)
-    endpoint = "core.account_activate" if purpose == LinkPurpose.ACTIVATION else "core.account_reset"
-    if has_request_context():
+    path = f"/account/{'activate' if purpose == LinkPurpose.ACTIVATION else 'reset'}/{token}"
+    base = current_app.config.get("PUBLIC_URL")
+    if not base and has_request_context():
+        endpoint = "core.account_activate" if purpose == LinkPurpose.ACTIVATION else "core.account_reset"
         return url_for(endpoint, token=token, _external=True)
-    base = (current_app.config.get("PUBLIC_URL") or "http://localhost:8000").rstrip("/")
-    return f"{base}/account/{'activate' if purpose == LinkPurpose.ACTIVATION else 'reset'}/{token}"
+    return f"{(base or 'http://localhost:8000').rstrip('/')}{path}"
 
 
 def email_link(user: User, token: str, purpose: LinkPurpose | str) -> bool:
@@ -318,13 +321,18 @@ def check_link(token: str, purpose: LinkPurpose | str) -> LinkCheck:
     if link.used_at is not None:
         return LinkCheck(link, f"该链接已于 {format_beijing(link.used_at)} 使用过，不能再次使用。"
                                "如需重新设置密码，请使用登录页的“忘记密码”或联系管理员。")
+    # The account's own reasons first: disabling it or its organisation leaving also voids its links, and
+    # "a newer link was issued" would then be untrue.
+    if not link.user.is_enabled:
+        return LinkCheck(link, "该账户已停用，请联系管理员。")
+    refused = _link_refused(link.user)  # the rule that stops a new link stops one issued before it too
+    if refused:
+        return LinkCheck(link, refused)
     if link.revoked_at is not None:
-        return LinkCheck(link, "该链接已失效：此后已为该账户签发了新的链接，请使用最新的链接。")
+        return LinkCheck(link, "该链接已失效：此后已为该账户签发了新的链接，或密码已另行修改，请使用最新的链接。")
     if link.expires_at <= utcnow():
         return LinkCheck(link, f"该链接已于 {format_beijing(link.expires_at)} 过期。请联系管理员重新签发，"
                                "或使用登录页的“忘记密码”。")
-    if not link.user.is_enabled:
-        return LinkCheck(link, "该账户已停用，请联系管理员。")
     return LinkCheck(link)
 
 

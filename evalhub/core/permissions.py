@@ -657,6 +657,10 @@ rules({
 # administrators); a bureau administrator creates its own bureau's staff, and the administrators of the
 # bureaus below it — never another administrator of its own bureau, nor anyone of a bureau above or beside.
 # Changing a role between staff and administrator is the same right as creating that bureau's administrator.
+# Nor does an administrator look after a fellow administrator (a reset link, the second factor, 停用/启用,
+# 退出所有登录, the role): with a reset link one signs in as the other, under their name in the audit log. The
+# bureau above, or the system administrator, does it; for a system administrator, the server's operator
+# (`flask evalhub users reset-link` / `reset-totp`).
 
 def _strictly_below(user: User, bureau: Bureau | None) -> bool:
     return (bureau is not None and user.role == Role.BUREAU_ADMIN and user.bureau is not None
@@ -672,11 +676,21 @@ def may_create_admin(user: User, bureau: Bureau | None) -> bool:
     return bureau is not None and (user.role == Role.SYSTEM_ADMIN or _strictly_below(user, bureau))
 
 
+def peer_administrator(user: User, target: User | None) -> bool:
+    """``target`` is another administrator at ``user``'s own level: a bureau administrator of the same bureau,
+    or another system administrator."""
+    if target is None or target.id == user.id:
+        return False
+    if user.role == Role.SYSTEM_ADMIN:
+        return target.role == Role.SYSTEM_ADMIN
+    return user.role == Role.BUREAU_ADMIN and target.role == Role.BUREAU_ADMIN and target.bureau_id == user.bureau_id
+
+
 def administers(user: User, target: User | None) -> bool:
     """``user`` may look after ``target``'s account (a password-reset link, resetting the second factor): the
-    system administrator any account but their own; a bureau administrator its own bureau's accounts and the
-    administrators of the bureaus below it."""
-    if target is None or target.id == user.id:
+    system administrator any account but their own and other system administrators'; a bureau administrator its
+    own bureau's staff and the administrators of the bureaus below it."""
+    if target is None or target.id == user.id or peer_administrator(user, target):
         return False
     if user.role == Role.SYSTEM_ADMIN:
         return True
@@ -701,12 +715,13 @@ rules({
 
 def manages_account(user: User, target: User | None) -> bool:
     """``user`` may disable, re-enable or sign out ``target``'s account ("user.account"): whoever manages the
-    accounts of the target's bureau ("user.manage"; the system administrator any) — for a budget unit's
-    account, of the unit's bureau; for a firm's account,
+    accounts of the target's bureau ("user.manage"; the system administrator any) or looks after the account
+    ("user.administer": the administrators of the bureaus below) — never a fellow administrator — for a budget
+    unit's account, of the unit's bureau; for a firm's account,
     also that firm's own administrator (a firm user with ``is_firm_admin``) — never their own account."""
-    if target is None:
+    if target is None or peer_administrator(user, target):
         return False
-    if can(user, "user.manage", target.bureau):
+    if can(user, "user.manage", target.bureau) or administers(user, target):
         return True
     if target.role == Role.BUDGET_UNIT and target.budget_unit is not None:  # a unit's account: its bureau's
         return can(user, "user.manage", target.budget_unit.bureau)

@@ -6,6 +6,7 @@ from datetime import date
 from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.orm import joinedload, selectinload
 
 from evalhub.core import accounts, audit, concurrency, files, passwords, permissions
@@ -16,7 +17,7 @@ from evalhub.core.inputs import check_name, required_reason
 from evalhub.core.notifications import emit
 from evalhub.core.models import Bureau, BudgetUnit, User
 from evalhub.core.personal import birth_month_day, protect_id_number, reveal_id_number, validate_id_number
-from evalhub.core.services import create_user, set_enabled
+from evalhub.core.services import create_user, set_enabled, void_links
 from evalhub.core.settings import get_setting
 from evalhub.core.steps import Step
 from evalhub.core.timeutil import beijing_today, utcnow, years_before
@@ -199,8 +200,12 @@ def create_firm(data: FirmInput, bureau: Bureau, actor: User | None, *, via: str
 
 
 def register_firm_application(data: FirmInput, bureau: Bureau, *, username: str, password: str,
-                              display_name: str) -> tuple[Firm, User]:
-    """A firm's self-registration: the application and its first user account, in one transaction."""
+                              display_name: str, address: str | None = None) -> tuple[Firm, User]:
+    """A firm's self-registration: the application and its first user account, in one transaction. Anyone may
+    ask, so applications per source ``address`` are limited like the other public forms (RateLimited, 429):
+    each one is a firm, an account and a task in the bureau's admission queue."""
+    accounts.count_hit("firm_registration", address,
+                       max(1, int(current_app.config.get("FIRM_REGISTRATIONS_PER_HOUR", 10))))
     errors: dict[str, str] = {}
     clean = None
     try:
@@ -344,6 +349,8 @@ def change_firm_status(firm: Firm, action: str, actor: User, *, reason: str | No
     firm.status_until = effective_until
     if spec.target == FirmStatus.ADMITTED and firm.admitted_at is None:
         firm.admitted_at = utcnow()
+    if spec.target not in _ACCOUNT_STATUSES:  # rejected, removed, blacklisted: no link into its accounts
+        _void_organisation_links(firm_id=firm.id)
     audit.record(f"firm.{action}", firm, actor=actor,
                  summary=f"{firm.name}：{old.label} → {spec.target.label}" + (f"（{reason}）" if reason else ""),
                  payload={"from": old, "to": spec.target, "reason": reason,
@@ -854,6 +861,8 @@ def change_expert_status(expert: Expert, action: str, reason: str, actor: User) 
     expert.status_reason = reason.strip()
     if target in (ExpertStatus.SUSPENDED, ExpertStatus.REMOVED):
         _expert_became_unavailable(expert, actor, reason.strip())
+    if target == ExpertStatus.REMOVED:  # as for a firm out of the library: no link into the account
+        _void_organisation_links(expert_id=expert.id)
     audit.record(f"expert.{action}", expert, actor=actor, summary=f"专家 {expert.name}：{old.label} → {target.label}（{reason.strip()}）",
                  payload={"from": old, "to": target, "reason": reason.strip()})
 
@@ -1080,17 +1089,26 @@ _ACCOUNT_STATUSES = (FirmStatus.PENDING, FirmStatus.ADMITTED, FirmStatus.SUSPEND
 
 @accounts.link_refusal
 def _organisation_out(user: User) -> str | None:
-    """No new link (activation, reset) into the account of an expert removed from the pool or of a firm out of the
-    library, whichever path asks: as for opening an account."""
+    """No link (activation, reset) into the account of an expert removed from the pool or of a firm out of the
+    library, whichever path asks, neither issued nor used (core/accounts.py asks at both): as for opening an
+    account. Leaving also voids the links already out (``_void_organisation_links``)."""
     if user.expert_id is not None:
         expert = db.session.get(Expert, user.expert_id)
         if expert is not None and expert.status == ExpertStatus.REMOVED:
-            return "该专家已移出专家库，不能签发账号链接。"
+            return "该专家已移出专家库，不能签发或使用账号链接。"
     if user.firm_id is not None:
         firm = db.session.get(Firm, user.firm_id)
         if firm is not None and firm.status not in _ACCOUNT_STATUSES:
-            return f"机构当前状态为“{firm.status.label}”，不能签发账号链接。"
+            return f"机构当前状态为“{firm.status.label}”，不能签发或使用账号链接。"
     return None
+
+
+def _void_organisation_links(*, firm_id: int | None = None, expert_id: int | None = None) -> None:
+    """The unused links of a leaving firm's or expert's accounts stop working at once (not merely refused
+    while the status lasts)."""
+    column, value = (User.firm_id, firm_id) if firm_id is not None else (User.expert_id, expert_id)
+    for user in db.session.execute(sa.select(User).where(column == value)).scalars():
+        void_links(user)
 
 
 def open_firm_account(firm: Firm, actor: User) -> tuple[User, str]:

@@ -225,7 +225,7 @@ def firm_register():
             raise ValidationFailed("所选财政局不存在。", {"bureau_id": "所选财政局不存在"})
         return services.register_firm_application(
             _firm_input(form), bureau, username=form.username.data, password=form.password.data,
-            display_name=(form.display_name.data or "").strip())
+            display_name=(form.display_name.data or "").strip(), address=request.remote_addr)
 
     done, result, status = submit_form(form, register)
     if done:
