@@ -309,6 +309,8 @@ def reveal(record: Draw, actor: User | None, *, check: bool = True) -> Draw:
     if waiting:
         raise Conflict(f"还有 {len(waiting)} 名监督人未输入数字，不能揭晓：" + "、".join(
             w.user.display_name or w.user.username for w in waiting) + "。")
+    if _event(record, "draw.performed") is not None:  # a row set back to "announced": never a second throw
+        raise Conflict("审计日志表明该抽取已经揭晓，结果不能重新计算；请核验该抽取记录。")
     moved = db.session.execute(sa.update(Draw).where(Draw.id == record.id, Draw.status == DrawStatus.ANNOUNCED)
                                .values(status=DrawStatus.DRAWN).execution_options(synchronize_session=False)).rowcount
     if moved != 1:
@@ -504,21 +506,31 @@ def _compare_with_event(record: Draw) -> tuple[int | None, list[str], list[str]]
         # A draw made before witnessed draws has no announcement; one that has was announced with a commitment,
         # so a record without one has been changed to pass as old (skipping the witnesses' checks).
         mismatches.append("记录中没有承诺值，但审计日志表明此次抽取公告时已固定承诺值：记录已被改动。")
-    if record.status != DrawStatus.DRAWN:
-        return (announced.id if announced is not None else None), mismatches, notes
     event = _event(record, "draw.performed")
+    if record.status != DrawStatus.DRAWN:
+        if event is not None:  # revealed once: a row set back to "announced" would be revealed (and acted on) again
+            mismatches.append(f"记录显示尚未揭晓，但审计事件 #{event.id} 表明此次抽取已经揭晓：记录已被改动。")
+        return (announced.id if announced is not None else None), mismatches, notes
     if event is None:
         return None, mismatches + [f"找不到记录此次抽取的审计事件（draw.performed，抽取 #{record.id}）。"], notes
     fields = base + [("seed", "种子", record.seed), ("result", "抽取结果", list(record.result_ids))]
-    if record.derived_from_id is not None:  # a derived draw has no announcement: its performed event says all
-        fields += bearing + [("kind", "抽取类型", record.kind), ("candidate_hash", "候选名单哈希", record.candidate_hash),
-                             ("derived_from", "派生来源", record.derived_from_id)]
-    elif record.commitment is not None:
-        fields += [("secret", "秘密值", record.secret), ("commitment", "承诺值", record.commitment),
-                   ("candidate_hash", "候选名单哈希", record.candidate_hash),
-                   ("numbers", "监督人数字", [w.number for w in record.witnesses]),
-                   ("witnesses", "监督人", [w.user_id for w in record.witnesses])]
-    _compare(event, fields, mismatches, notes)
+    derived = bearing + [("kind", "抽取类型", record.kind), ("candidate_hash", "候选名单哈希", record.candidate_hash),
+                         ("derived_from", "派生来源", record.derived_from_id)]
+    witnessed = [("secret", "秘密值", record.secret), ("commitment", "承诺值", record.commitment),
+                 ("candidate_hash", "候选名单哈希", record.candidate_hash),
+                 ("numbers", "监督人数字", [w.number for w in record.witnesses]),
+                 ("witnesses", "监督人", [w.user_id for w in record.witnesses])]
+    # What the row claims decides what must be recorded (a derived draw has no announcement: its performed event
+    # says all); whatever the event recorded is compared whatever the row claims now, so a derived draw cut loose
+    # from its parent, or a witnessed one stripped of its commitment, cannot pass as a draw of another sort.
+    required = derived if record.derived_from_id is not None else witnessed if record.commitment is not None else []
+    payload = event.payload or {}
+    seen = {key for key, _, _ in fields + required}
+    for item in derived + witnessed:
+        if item[0] not in seen and item[0] in payload:
+            required.append(item)
+            seen.add(item[0])
+    _compare(event, fields + required, mismatches, notes)
     return event.id, mismatches, notes
 
 
@@ -530,7 +542,7 @@ def hashed(record: Draw) -> bool:
 
 def verify(record: Draw) -> DrawCheck:
     event_id, mismatches, notes = _compare_with_event(record)
-    if hashed(record) and record.candidate_hash != sha256(canonical(record)):
+    if (hashed(record) or record.candidate_hash is not None) and record.candidate_hash != sha256(canonical(record)):
         mismatches.insert(0, "候选名单（含姓名、排除及原因）与公告时的候选名单哈希不符。")
     if record.commitment is not None and record.secret is not None and sha256(record.secret) != record.commitment:
         mismatches.insert(0, "揭晓的秘密值与公告时的承诺值不符。")
