@@ -66,7 +66,21 @@ def test_a_tie_break_does_not_award_a_bid_that_rescoring_has_put_behind_another(
     assert isinstance(record, Draw) and record.kind == "procurement_tiebreak"
     tied = set(record.candidate_ids)
 
-    _rescore(world, p, {"甲": 80, "乙": 80, "丙": 100})  # accepted while the tie-break waits for its witnesses
+    # (amended with the fix: the scores are now frozen while the tie-break waits — the service refuses, 409 — so
+    # the rescoring is written to the score rows directly, standing for any path around the freeze, and the
+    # reveal must still not award a bid that is no longer tied first)
+    try:
+        _rescore(world, p, {"甲": 80, "乙": 80, "丙": 100})
+        refused = False
+    except Conflict:
+        refused = True
+    assert refused, "record_technical_scores accepts new scores while the tie-break waits for its witnesses"
+    from evalhub.procurement.models import TechnicalScore
+    third = next(b for b in p.bids if b.firm.name == "丙")
+    for score in db.session.execute(sa.select(TechnicalScore).where(TechnicalScore.bid_id == third.id)).scalars():
+        item = next(i for i in p.rubric if i.id == score.rubric_item_id)
+        score.points = item.max_points  # 100 of 100
+    db.session.flush()
     first = next(r for r in P.evaluate(p) if r.rank == 1)
     assert first.bid.firm.name == "丙" and first.bid.id not in tied and not first.tied
 
