@@ -348,7 +348,10 @@ def test_a_tie_for_first_is_announced_and_awarded_only_at_the_witnessed_reveal(w
     _score_all(world, p, {"甲": 80, "乙": 80, "丙": 80})
     record = P.award_procurement(p, world.bz_staff, "并列")
     assert isinstance(record, Draw) and record.kind == "procurement_tiebreak" and p.award is None
-    assert sorted(record.candidate_names.values()) == ["乙的投标", "甲的投标"]
+    # recorded by bid number (the draw is public and its candidate hash published); the bureau's page names them
+    assert sorted(record.candidate_names.values()) == sorted(f"投标 #{i}" for i in record.candidate_ids)
+    assert sorted(draws.display_names(record, public=False).values()) == sorted(
+        f"投标 #{b.id}（{b.firm.name}）" for b in p.bids if b.id in record.candidate_ids)
     with pytest.raises(Conflict):  # the tie-break is announced once
         P.award_procurement(p, world.bz_staff, "并列")
     award = factories.witnessed(record, operator=world.bz_staff, witnesses=[world.bz_admin])

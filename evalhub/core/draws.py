@@ -89,21 +89,38 @@ class Kind:
     handler: Callable[[Draw, Optional[User]], Any]
     public: bool = False  # published to anyone once drawn (firm lotteries, inspection draws)
     released: Optional[Callable[[Draw], bool]] = None  # a confidential draw becomes public when this says so
+    names: Optional[Callable[[Draw], Mapping[int, str]]] = None  # the bureau side's names; the public reads ids
 
 
 _KINDS: dict[str, Kind] = {}
 
 
-def on_drawn(kind: str, *, public: bool = False, released: Optional[Callable[[Draw], bool]] = None):
+def on_drawn(kind: str, *, public: bool = False, released: Optional[Callable[[Draw], bool]] = None,
+             names: Optional[Callable[[Draw], Mapping[int, str]]] = None):
     """Register the effect of a drawn ``kind`` (``fn(draw, operator) -> effect``), applied in the reveal's
     transaction. ``public``: anyone may read and recompute the draw once drawn; otherwise only the bureau, its
-    upper bureaus and the draw's witnesses, until ``released(draw)`` (e.g. the review has ended)."""
+    upper bureaus and the draw's witnesses, until ``released(draw)`` (e.g. the review has ended). ``names``: the
+    candidates are published by id only (a tie-break's bids: the tenderers stay off public pages); ``names(draw)``
+    gives the bureau side their names."""
     def register(fn):
         if kind in _KINDS and _KINDS[kind].handler is not fn:
             raise RuntimeError(f"draw kind {kind!r} registered twice")
-        _KINDS[kind] = Kind(fn, public, released)
+        _KINDS[kind] = Kind(fn, public, released, names)
         return fn
     return register
+
+
+def display_names(record: Draw, *, public: bool) -> dict[str, str]:
+    """The candidates' names as a page shows them ({"<id>": name}): the recorded ones, unless the kind publishes ids
+    only — then none on a public page (tie-breaks recorded before kept the tenderers' names in the row) and the
+    kind's own names on the bureau's."""
+    recorded = dict(record.candidate_names or {})
+    kind = _KINDS.get(record.kind or "")
+    if kind is None or kind.names is None:
+        return recorded
+    if public:
+        return {}
+    return {**recorded, **{str(i): str(n) for i, n in kind.names(record).items()}}
 
 
 # Derived kinds whose result stays confidential after the parent is public, until ``released(draw)`` (the

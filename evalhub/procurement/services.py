@@ -1185,8 +1185,10 @@ def award_procurement(procurement: Procurement, actor: User, reasons: str) -> Aw
             bid = next(r for r in tied if r.bid.id == previous.result_ids[0])
             return _create_award(procurement, bid.bid.firm, bid.bid, bid.bid.price, bid.total, actor,
                                  note + f"（重新评审后仍为同样的投标以同样的得分与报价并列第一，沿用随机抽取 #{previous.id} 的结果）")
+        # Labelled by bid number: the tie-break is public and its candidate hash published — names from the public
+        # library could be tried against it; the bureau's page names the tenderers (_tiebreak_names).
         return draws.announce("procurement_tiebreak", f"{procurement.title}：得分与报价均相同，随机确定成交人",
-                              {r.bid.id: f"{r.bid.firm.name}的投标" for r in tied}, 1, actor=actor,
+                              {r.bid.id: f"投标 #{r.bid.id}" for r in tied}, 1, actor=actor,
                               bureau_id=procurement.bureau_id, context=("procurement", procurement.id),
                               params={"procurement": procurement.id, "reasons": note, "tie": tie},
                               redraw_of=previous, redraw_reason=why)
@@ -1214,7 +1216,14 @@ def _redraw_reason(previous: Draw, tied_ids: set[int], tie: list[str]) -> Option
     return None
 
 
-@draws.on_drawn("procurement_tiebreak", public=True)
+def _tiebreak_names(record: Draw) -> dict[int, str]:
+    """The tie-break's bids as the bureau reads them (the public page shows their ids only: procurement/ocds.py keeps
+    the tenderers' names out of what is public)."""
+    bids = db.session.execute(sa.select(Bid).where(Bid.id.in_(list(record.candidate_ids)))).scalars()
+    return {b.id: f"投标 #{b.id}（{b.firm.name}）" for b in bids}
+
+
+@draws.on_drawn("procurement_tiebreak", public=True, names=_tiebreak_names)
 def _award_tie_winner(record: Draw, actor: User) -> Award:
     procurement = db.session.get(Procurement, record.params["procurement"])
     if procurement.award is not None or procurement.status != ProcurementStatus.EVALUATING:
