@@ -145,6 +145,14 @@ def is_public(record: Draw) -> bool:
     return kind.public or bool(kind.released and kind.released(record))
 
 
+def published(context_type: str, context_id: int) -> list[Draw]:
+    """The drawn draws about one thing (a procurement) that anyone may read, oldest first: what its public pages link
+    to, so that the public can find the draw it is told it may recompute."""
+    rows = db.session.execute(sa.select(Draw).where(Draw.context_type == context_type, Draw.context_id == context_id,
+                                                    Draw.status == DrawStatus.DRAWN).order_by(Draw.id)).scalars()
+    return [d for d in rows if is_public(d)]
+
+
 def is_witness(user: User | None, record: Draw) -> bool:
     return user is not None and getattr(user, "is_authenticated", False) and any(
         w.user_id == user.id for w in record.witnesses)
