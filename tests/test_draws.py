@@ -348,8 +348,34 @@ def test_a_tie_for_first_is_announced_and_awarded_only_at_the_witnessed_reveal(w
     _score_all(world, p, {"甲": 80, "乙": 80, "丙": 80})
     record = P.award_procurement(p, world.bz_staff, "并列")
     assert isinstance(record, Draw) and record.kind == "procurement_tiebreak" and p.award is None
-    assert sorted(record.candidate_names.values()) == ["乙的投标", "甲的投标"]
+    # recorded by bid number (the draw is public and its candidate hash published); the bureau's page names them
+    assert sorted(record.candidate_names.values()) == sorted(f"投标 #{i}" for i in record.candidate_ids)
+    assert sorted(draws.display_names(record, public=False).values()) == sorted(
+        f"投标 #{b.id}（{b.firm.name}）" for b in p.bids if b.id in record.candidate_ids)
     with pytest.raises(Conflict):  # the tie-break is announced once
         P.award_procurement(p, world.bz_staff, "并列")
     award = factories.witnessed(record, operator=world.bz_staff, witnesses=[world.bz_admin])
     assert award.bid_id == record.result_ids[0] and f"#{record.id}" in award.reasons and draws.is_public(record)
+
+
+def test_a_tie_break_after_a_re_evaluation_that_changed_the_tie_cites_the_first(world):
+    """The first lot stands only for the same bids tied on the same score and price; a tie that changed is drawn
+    again, citing the first lot and why (DESIGN.md: a redraw cites its reason)."""
+    from tests.test_audit_draws import _rescore, _tied_consultation
+    from tests.test_procurement_law import EVIDENCE
+    from evalhub.procurement.models import Award
+
+    p = _tied_consultation(world)
+    first = P.award_procurement(p, world.bz_staff, "并列第一")
+    award = factories.witnessed(first, operator=world.bz_staff, witnesses=[world.bz_admin])
+    loser = next(b for b in p.bids if b.id in first.candidate_ids and b.id != award.bid_id)
+    user = db.session.execute(sa.select(factories.User).where(factories.User.firm_id == loser.firm_id)).scalars().first()
+    challenge = P.file_challenge(p, user, "评分记录存在错误，请求重新评审。", EVIDENCE)
+    P.answer_challenge(challenge, world.bz_staff, "upheld", "经核查，评分记录有误，重新评审。", "reevaluate")
+    db.session.flush()
+    _rescore(world, p, {"甲": 90, "乙": 90, "丙": 80})  # still 甲 and 乙, on other scores
+    again = P.award_procurement(p, world.bz_staff, "重新评审后仍并列第一")
+    assert not isinstance(again, Award) and again.redraw_of_id == first.id and "得分" in again.redraw_reason
+    with pytest.raises(Conflict):  # frozen while it waits
+        _rescore(world, p, {"甲": 80, "乙": 80, "丙": 80})
+    assert factories.witnessed(again, operator=world.bz_staff, witnesses=[world.bz_admin]).bid_id in first.candidate_ids

@@ -89,21 +89,38 @@ class Kind:
     handler: Callable[[Draw, Optional[User]], Any]
     public: bool = False  # published to anyone once drawn (firm lotteries, inspection draws)
     released: Optional[Callable[[Draw], bool]] = None  # a confidential draw becomes public when this says so
+    names: Optional[Callable[[Draw], Mapping[int, str]]] = None  # the bureau side's names; the public reads ids
 
 
 _KINDS: dict[str, Kind] = {}
 
 
-def on_drawn(kind: str, *, public: bool = False, released: Optional[Callable[[Draw], bool]] = None):
+def on_drawn(kind: str, *, public: bool = False, released: Optional[Callable[[Draw], bool]] = None,
+             names: Optional[Callable[[Draw], Mapping[int, str]]] = None):
     """Register the effect of a drawn ``kind`` (``fn(draw, operator) -> effect``), applied in the reveal's
     transaction. ``public``: anyone may read and recompute the draw once drawn; otherwise only the bureau, its
-    upper bureaus and the draw's witnesses, until ``released(draw)`` (e.g. the review has ended)."""
+    upper bureaus and the draw's witnesses, until ``released(draw)`` (e.g. the review has ended). ``names``: the
+    candidates are published by id only (a tie-break's bids: the tenderers stay off public pages); ``names(draw)``
+    gives the bureau side their names."""
     def register(fn):
         if kind in _KINDS and _KINDS[kind].handler is not fn:
             raise RuntimeError(f"draw kind {kind!r} registered twice")
-        _KINDS[kind] = Kind(fn, public, released)
+        _KINDS[kind] = Kind(fn, public, released, names)
         return fn
     return register
+
+
+def display_names(record: Draw, *, public: bool) -> dict[str, str]:
+    """The candidates' names as a page shows them ({"<id>": name}): the recorded ones, unless the kind publishes ids
+    only — then none on a public page (tie-breaks recorded before kept the tenderers' names in the row) and the
+    kind's own names on the bureau's."""
+    recorded = dict(record.candidate_names or {})
+    kind = _KINDS.get(record.kind or "")
+    if kind is None or kind.names is None:
+        return recorded
+    if public:
+        return {}
+    return {**recorded, **{str(i): str(n) for i, n in kind.names(record).items()}}
 
 
 # Derived kinds whose result stays confidential after the parent is public, until ``released(draw)`` (the
@@ -126,6 +143,14 @@ def is_public(record: Draw) -> bool:
         return False
     kind = _KINDS[record.kind]
     return kind.public or bool(kind.released and kind.released(record))
+
+
+def published(context_type: str, context_id: int) -> list[Draw]:
+    """The drawn draws about one thing (a procurement) that anyone may read, oldest first: what its public pages link
+    to, so that the public can find the draw it is told it may recompute."""
+    rows = db.session.execute(sa.select(Draw).where(Draw.context_type == context_type, Draw.context_id == context_id,
+                                                    Draw.status == DrawStatus.DRAWN).order_by(Draw.id)).scalars()
+    return [d for d in rows if is_public(d)]
 
 
 def is_witness(user: User | None, record: Draw) -> bool:
@@ -330,6 +355,8 @@ def reveal(record: Draw, actor: User | None, *, check: bool = True) -> Draw:
     if waiting:
         raise Conflict(f"还有 {len(waiting)} 名监督人未输入数字，不能揭晓：" + "、".join(
             w.user.display_name or w.user.username for w in waiting) + "。")
+    if _event(record, "draw.performed") is not None:  # a row set back to "announced": never a second throw
+        raise Conflict("审计日志表明该抽取已经揭晓，结果不能重新计算；请核验该抽取记录。")
     moved = db.session.execute(sa.update(Draw).where(Draw.id == record.id, Draw.status == DrawStatus.ANNOUNCED)
                                .values(status=DrawStatus.DRAWN).execution_options(synchronize_session=False)).rowcount
     if moved != 1:
@@ -525,21 +552,31 @@ def _compare_with_event(record: Draw) -> tuple[int | None, list[str], list[str]]
         # A draw made before witnessed draws has no announcement; one that has was announced with a commitment,
         # so a record without one has been changed to pass as old (skipping the witnesses' checks).
         mismatches.append("记录中没有承诺值，但审计日志表明此次抽取公告时已固定承诺值：记录已被改动。")
-    if record.status != DrawStatus.DRAWN:
-        return (announced.id if announced is not None else None), mismatches, notes
     event = _event(record, "draw.performed")
+    if record.status != DrawStatus.DRAWN:
+        if event is not None:  # revealed once: a row set back to "announced" would be revealed (and acted on) again
+            mismatches.append(f"记录显示尚未揭晓，但审计事件 #{event.id} 表明此次抽取已经揭晓：记录已被改动。")
+        return (announced.id if announced is not None else None), mismatches, notes
     if event is None:
         return None, mismatches + [f"找不到记录此次抽取的审计事件（draw.performed，抽取 #{record.id}）。"], notes
     fields = base + [("seed", "种子", record.seed), ("result", "抽取结果", list(record.result_ids))]
-    if record.derived_from_id is not None:  # a derived draw has no announcement: its performed event says all
-        fields += bearing + [("kind", "抽取类型", record.kind), ("candidate_hash", "候选名单哈希", record.candidate_hash),
-                             ("derived_from", "派生来源", record.derived_from_id)]
-    elif record.commitment is not None:
-        fields += [("secret", "秘密值", record.secret), ("commitment", "承诺值", record.commitment),
-                   ("candidate_hash", "候选名单哈希", record.candidate_hash),
-                   ("numbers", "监督人数字", [w.number for w in record.witnesses]),
-                   ("witnesses", "监督人", [w.user_id for w in record.witnesses])]
-    _compare(event, fields, mismatches, notes)
+    derived = bearing + [("kind", "抽取类型", record.kind), ("candidate_hash", "候选名单哈希", record.candidate_hash),
+                         ("derived_from", "派生来源", record.derived_from_id)]
+    witnessed = [("secret", "秘密值", record.secret), ("commitment", "承诺值", record.commitment),
+                 ("candidate_hash", "候选名单哈希", record.candidate_hash),
+                 ("numbers", "监督人数字", [w.number for w in record.witnesses]),
+                 ("witnesses", "监督人", [w.user_id for w in record.witnesses])]
+    # What the row claims decides what must be recorded (a derived draw has no announcement: its performed event
+    # says all); whatever the event recorded is compared whatever the row claims now, so a derived draw cut loose
+    # from its parent, or a witnessed one stripped of its commitment, cannot pass as a draw of another sort.
+    required = derived if record.derived_from_id is not None else witnessed if record.commitment is not None else []
+    payload = event.payload or {}
+    seen = {key for key, _, _ in fields + required}
+    for item in derived + witnessed:
+        if item[0] not in seen and item[0] in payload:
+            required.append(item)
+            seen.add(item[0])
+    _compare(event, fields + required, mismatches, notes)
     return event.id, mismatches, notes
 
 
@@ -551,7 +588,7 @@ def hashed(record: Draw) -> bool:
 
 def verify(record: Draw) -> DrawCheck:
     event_id, mismatches, notes = _compare_with_event(record)
-    if hashed(record) and record.candidate_hash != sha256(canonical(record)):
+    if (hashed(record) or record.candidate_hash is not None) and record.candidate_hash != sha256(canonical(record)):
         mismatches.insert(0, "候选名单（含姓名、排除及原因）与公告时的候选名单哈希不符。")
     if record.commitment is not None and record.secret is not None and sha256(record.secret) != record.commitment:
         mismatches.insert(0, "揭晓的秘密值与公告时的承诺值不符。")

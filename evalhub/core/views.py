@@ -182,7 +182,7 @@ def _render_draw(record: Draw, status: int = 200, *, public: bool = False, **for
         witnesses_form=witnesses_form, number_form=forms.get("number_form") or NumberForm(), action_form=ActionForm(),
         record_json=_record_json(record, reasons=reasons), reasons=reasons, hashed=draws.hashed(record),
         is_public=draws.is_public(record), witnesses_changeable=draws.witnesses_changeable(record),
-        names=record.candidate_names or {},
+        names=draws.display_names(record, public=public),
         redraws=db.session.execute(sa.select(Draw).where(Draw.redraw_of_id == record.id)).scalars().all(),
         derived=[d for d in db.session.execute(sa.select(Draw).where(Draw.derived_from_id == record.id)).scalars()
                  if not public or draws.is_public(d)],  # a public page links only what is public
@@ -249,7 +249,7 @@ def draw_reveal(draw_id: int):
     record = load(Draw, draw_id, "draw.manage")
     return button(lambda: draws.reveal(record, current_user), form=ActionForm(),
                   to=url_for("core.draw_detail", draw_id=record.id),
-                  message=lambda r: (f"已揭晓：抽中 {'、'.join((r.candidate_names or {}).get(str(i), str(i)) for i in r.result_ids)}。", "success"))
+                  message=lambda r: (f"已揭晓：抽中 {'、'.join(draws.display_names(r, public=False).get(str(i), str(i)) for i in r.result_ids)}。", "success"))
 
 
 @bp.route("/public/draws/<int:draw_id>")

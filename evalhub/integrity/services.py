@@ -412,6 +412,7 @@ def decide(flag: CollusionFlag, actor: User, decision: Any, reason: Optional[str
     ValidationFailed.raise_if(errors)
     if procurement.status != ProcurementStatus.EVALUATING:
         raise Conflict(f"该采购当前状态为“{procurement.status.label}”，不能再处理一致性检查提示。")
+    procurement_services.refuse_while_tiebreak(procurement)  # 排除 would change the bids the lot is among
     # Compare-and-set: a flag is decided once, even when two members click at the same moment.
     done = db.session.execute(sa.update(CollusionFlag).where(CollusionFlag.id == flag.id, CollusionFlag.decision.is_(None))
                               .values(decision=choice, reason=text, decided_by_id=actor.id, decided_at=utcnow()))

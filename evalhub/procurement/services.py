@@ -784,6 +784,26 @@ def scoring_block(procurement: Procurement) -> Optional[str]:
     return next((why for why in (fn(procurement) for fn in _BEFORE_SCORING) if why), None)
 
 
+def _tiebreaks(procurement: Procurement) -> sa.Select:
+    return sa.select(Draw).where(Draw.kind == "procurement_tiebreak", Draw.context_type == "procurement",
+                                 Draw.context_id == procurement.id)
+
+
+def pending_tiebreak(procurement: Procurement) -> Optional[Draw]:
+    """The tie-break announced for this procurement and not yet revealed, if any."""
+    return db.session.execute(draws.pending().where(Draw.kind == "procurement_tiebreak", Draw.context_type == "procurement",
+                                                    Draw.context_id == procurement.id)).scalars().first()
+
+
+def refuse_while_tiebreak(procurement: Procurement) -> None:
+    """The ranking a tie-break was announced on is frozen until its reveal: a score or a decision changed meanwhile
+    could put another bid first while the lot still awards one of the tied (87号令 第五十五条、第六十八条)."""
+    waiting = pending_tiebreak(procurement)
+    if waiting is not None:
+        raise Conflict(f"并列第一的随机确定已公告（抽取 #{waiting.id}），候选投标按当时的评审结果固定；"
+                       "揭晓前不能更改评分、低价认定或投标的有效性。")
+
+
 def open_bids(procurement: Procurement, actor: User, *, now: datetime | None = None) -> Procurement:
     """Unseal the bids after the deadline (开标). Before it, nobody at the bureau can read them."""
     permissions.require(actor, "procurement.manage", procurement.engagement)
@@ -871,6 +891,7 @@ def decide_justification(bid: Bid, actor: User, accepted: bool, note: str | None
     permissions.require(actor, "procurement.manage", procurement.engagement)
     if procurement.status != ProcurementStatus.EVALUATING:
         raise Conflict(f"该采购当前状态为“{procurement.status.label}”，评审阶段才能认定低价说明。")
+    refuse_while_tiebreak(procurement)
     if not needs_justification(bid):
         raise Conflict("该投标不属于异常低价，无需认定。")
     if not bid.low_price_explanation:
@@ -1029,6 +1050,7 @@ def record_technical_scores(procurement: Procurement, member: CommitteeMember,
         raise Conflict("该采购不在评审阶段。")
     if member.procurement_id != procurement.id:
         raise ValidationFailed("该评委不属于本项目评审委员会。")
+    refuse_while_tiebreak(procurement)
     blocked = scoring_block(procurement)
     if blocked:
         raise Conflict(blocked)
@@ -1149,26 +1171,70 @@ def award_procurement(procurement: Procurement, actor: User, reasons: str) -> Aw
     note = reasons.strip()
     if winner.tied:
         # A tie-break is a witnessed draw like any other: announced here, the award follows its reveal.
-        waiting = db.session.execute(draws.pending().where(
-            Draw.kind == "procurement_tiebreak", Draw.context_type == "procurement",
-            Draw.context_id == procurement.id)).scalars().first()
+        waiting = pending_tiebreak(procurement)
         if waiting is not None:
             raise Conflict(f"并列第一的随机确定已公告（抽取 #{waiting.id}），请监督人输入数字后揭晓。")
-        key = tie_key(procurement, winner)  # tied with the winner, not any tie
-        tied = [r for r in ranked if tie_key(procurement, r) == key]
+        tied = _tied_first(procurement, ranked)
+        tie = [str(v) for v in tie_key(procurement, winner)]
+        previous = db.session.execute(_tiebreaks(procurement).where(Draw.status == DrawStatus.DRAWN)
+                                      .order_by(Draw.id.desc())).scalars().first()
+        why = _redraw_reason(previous, {r.bid.id for r in tied}, tie) if previous is not None else None
+        if previous is not None and why is None:
+            # Re-evaluated (a challenge upheld) to the same tie: the lot already drawn stands — a second throw would
+            # hand the losing side of a witnessed lot another chance.
+            bid = next(r for r in tied if r.bid.id == previous.result_ids[0])
+            return _create_award(procurement, bid.bid.firm, bid.bid, bid.bid.price, bid.total, actor,
+                                 note + f"（重新评审后仍为同样的投标以同样的得分与报价并列第一，沿用随机抽取 #{previous.id} 的结果）")
+        # Labelled by bid number: the tie-break is public and its candidate hash published — names from the public
+        # library could be tried against it; the bureau's page names the tenderers (_tiebreak_names).
         return draws.announce("procurement_tiebreak", f"{procurement.title}：得分与报价均相同，随机确定成交人",
-                              {r.bid.id: f"{r.bid.firm.name}的投标" for r in tied}, 1, actor=actor,
+                              {r.bid.id: f"投标 #{r.bid.id}" for r in tied}, 1, actor=actor,
                               bureau_id=procurement.bureau_id, context=("procurement", procurement.id),
-                              params={"procurement": procurement.id, "reasons": note})
+                              params={"procurement": procurement.id, "reasons": note, "tie": tie},
+                              redraw_of=previous, redraw_reason=why)
     return _create_award(procurement, winner.bid.firm, winner.bid, winner.bid.price, winner.total, actor, note)
 
 
-@draws.on_drawn("procurement_tiebreak", public=True)
+def _tied_first(procurement: Procurement, ranked: list[BidResult]) -> list[BidResult]:
+    """The bids tied with the first (none when the first stands alone): tied with the winner, not any tie."""
+    if not ranked or not ranked[0].tied:
+        return []
+    key = tie_key(procurement, ranked[0])
+    return [r for r in ranked if tie_key(procurement, r) == key]
+
+
+def _redraw_reason(previous: Draw, tied_ids: set[int], tie: list[str]) -> Optional[str]:
+    """Why a tie-break drawn before does not decide the tie now (None: it stands) — the reason the new one cites."""
+    if not draws.verify(previous).ok:
+        return f"原随机抽取 #{previous.id} 核验不通过，重新抽取"
+    if set(draws.eligible_ids(previous)) != tied_ids:
+        return f"重新评审后并列第一的投标与原随机抽取 #{previous.id} 的候选不同，重新抽取"
+    if (previous.params or {}).get("tie") is None:
+        return f"原随机抽取 #{previous.id} 未记录当时的得分与报价，无法确认并列情形未变，重新抽取"
+    if previous.params["tie"] != tie:
+        return f"重新评审后并列第一的得分或报价与原随机抽取 #{previous.id} 时不同，重新抽取"
+    return None
+
+
+def _tiebreak_names(record: Draw) -> dict[int, str]:
+    """The tie-break's bids as the bureau reads them (the public page shows their ids only: procurement/ocds.py keeps
+    the tenderers' names out of what is public)."""
+    bids = db.session.execute(sa.select(Bid).where(Bid.id.in_(list(record.candidate_ids)))).scalars()
+    return {b.id: f"投标 #{b.id}（{b.firm.name}）" for b in bids}
+
+
+@draws.on_drawn("procurement_tiebreak", public=True, names=_tiebreak_names)
 def _award_tie_winner(record: Draw, actor: User) -> Award:
     procurement = db.session.get(Procurement, record.params["procurement"])
     if procurement.award is not None or procurement.status != ProcurementStatus.EVALUATING:
         raise Conflict(f"该采购当前状态为“{procurement.status.label}”，抽取结果不能再授予。")
-    winner = next(r for r in evaluate(procurement) if r.bid.id == record.result_ids[0])
+    ranked = [r for r in evaluate(procurement) if r.rank is not None]
+    tied = _tied_first(procurement, ranked)
+    # The lot decides only among the bids it was announced on, and only while they are still the ones tied first.
+    if {r.bid.id for r in tied} != set(draws.eligible_ids(record)):
+        raise Conflict(f"随机抽取 #{record.id} 公告后评审结果已改变，其候选投标已不再是并列第一的投标，不能据此定标；"
+                       "请核查评分记录。")
+    winner = next(r for r in tied if r.bid.id == record.result_ids[0])
     return _create_award(procurement, winner.bid.firm, winner.bid, winner.bid.price, winner.total, actor,
                          record.params["reasons"] + f"（并列第一，经随机抽取 #{record.id} 确定，监督人见证）")
 

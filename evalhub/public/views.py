@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, jsonify, render_template, request
 from sqlalchemy.orm import selectinload
 
+from evalhub.core import draws
 from evalhub.core.models import Bureau
 from evalhub.core.listing import Filter, Listing, int_filter, text_filter, year_filter
 from evalhub.core.timeutil import beijing_today
@@ -108,7 +109,7 @@ def procurements():
 def procurement(procurement_id: int):
     p = _public_procurement(procurement_id)
     return render_template("public/procurement.html", p=p, e=p.engagement, notices=list(reversed(p.notices)),
-                           ProcurementStatus=ProcurementStatus)
+                           ProcurementStatus=ProcurementStatus, draws=draws.published("procurement", p.id))
 
 
 @bp.route("/procurements/<int:procurement_id>/ocds.json")
@@ -136,7 +137,10 @@ def result_notice(notice_id: int):
     notice = db.session.get(ResultNotice, notice_id)
     if notice is None:
         abort(404)
-    return render_template("public/notice.html", n=notice, p=notice.procurement, today=beijing_today())
+    # the draws that led to this notice (a later notice, after 重新评审, links the ones after it too)
+    decided = [d for d in draws.published("procurement", notice.procurement_id)
+               if d.drawn_at is None or notice.published_at is None or d.drawn_at <= notice.published_at]
+    return render_template("public/notice.html", n=notice, p=notice.procurement, today=beijing_today(), draws=decided)
 
 
 # --- the admitted-firm libraries -------------------------------------------------------------------

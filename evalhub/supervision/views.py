@@ -28,7 +28,7 @@ from flask import Blueprint, abort, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.orm import joinedload, selectinload
 
-from evalhub.core import permissions
+from evalhub.core import draws, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.listing import Export, Listing, choice_filter, enum_filter, int_filter
@@ -604,5 +604,9 @@ def public_inspections():
                      selectinload(InspectionCampaign.inspections).selectinload(Inspection.firm),
                      selectinload(InspectionCampaign.inspections).selectinload(Inspection.findings))
             .order_by(InspectionCampaign.list_published_at.desc(), InspectionCampaign.id.desc()))
-    return render_template("supervision/public_inspections.html", page=paginate(stmt, per_page=10),
+    page = paginate(stmt, per_page=10)
+    # 双随机、一公开: each published list links the draw that sampled it, for anyone to recompute (when it is public)
+    sample_draws = {c.id: [c.engagement_draw] for c in page.items
+                    if c.engagement_draw is not None and draws.is_public(c.engagement_draw)}
+    return render_template("supervision/public_inspections.html", page=page, sample_draws=sample_draws,
                            CampaignStatus=CampaignStatus, Severity=Severity)
