@@ -258,8 +258,13 @@ def test_save_draft_then_submit_then_409(client, world, auth):
     assert_error(client.put(url, headers=headers, json={"scores": {"999999": 10}}), 422)
     assert f"score_{items[2]}" in assert_error(
         client.put(url, headers=headers, json={"scores": {str(items[2]): 25}}), 422)["fields"]
-    assert f"comments.{items[2]}" in assert_error(
-        client.put(url, headers=headers, json={"comments": {str(items[2]): "无分先评"}}), 422)["fields"]
+    # a reason may come before its score (kept, the item still unscored); a score given as null is cleared
+    early = ok(client.put(url, headers=headers, json={"comments": {str(items[2]): "无分先评"}}))
+    assert early["items"][2]["points"] is None and early["items"][2]["comment"] == "无分先评"
+    cleared = ok(client.put(url, headers=headers, json={"scores": {str(items[0]): None}}))
+    assert cleared["items"][0]["points"] is None and cleared["items"][0]["comment"] == "结构完整"
+    assert f"score_{items[0]}" in assert_error(client.post(url + "/submit", headers=headers), 422)["fields"]
+    ok(client.put(url, headers=headers, json={"scores": {str(items[0]): 18}}))
     assert_error(client.put(url, headers=headers, json={"scores": [1, 2]}), 422)
     assert_error(client.put(url, headers=headers, data="x"), 400)
 

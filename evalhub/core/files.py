@@ -5,8 +5,9 @@ Every upload — web form, API, CLI, demo, job — goes through ``store``, which
 
 * the type comes from the bytes, never from the name: a PDF starts with ``%PDF-``; a .docx is a zip holding
   ``[Content_Types].xml`` and ``word/document.xml``; an .xlsx one holding ``[Content_Types].xml`` and
-  ``xl/workbook.xml``; text is text (no NUL, decodable). A 0-byte file is refused, never dropped.
-* a zip (.docx, .xlsx) is checked as a possible zip bomb **before** any library reads it: the end record's
+  ``xl/workbook.xml``; text is text (no NUL, decodable); any other zip is a zip archive (.zip: scans packed
+  together), taken only where the caller allows "zip". A 0-byte file is refused, never dropped.
+* a zip (.docx, .xlsx, .zip) is checked as a possible zip bomb **before** any library reads it: the end record's
   entry count and directory size (before ``zipfile`` turns every entry into an object), then the declared
   sizes, methods and compression ratios, then every entry is inflated in 256 KiB pieces — nothing kept —
   with hard caps on the running total and ratio, and the result must match what the directory declared
@@ -59,10 +60,12 @@ CONTENT_TYPES = {
     "txt": "text/plain; charset=utf-8",
     "png": "image/png",
     "jpg": "image/jpeg",
+    "zip": "application/zip",
 }
 KIND_LABELS = {"pdf": "PDF", "docx": "Word (.docx)", "xlsx": "Excel (.xlsx)", "txt": "文本 (.txt)",
-               "png": "PNG 图片", "jpg": "JPEG 图片"}
-EXTENSIONS = {"pdf": "pdf", "docx": "docx", "xlsx": "xlsx", "txt": "txt", "png": "png", "jpg": "jpg", "jpeg": "jpg"}
+               "png": "PNG 图片", "jpg": "JPEG 图片", "zip": "ZIP 压缩包 (.zip)"}
+EXTENSIONS = {"pdf": "pdf", "docx": "docx", "xlsx": "xlsx", "txt": "txt", "png": "png", "jpg": "jpg", "jpeg": "jpg",
+              "zip": "zip"}
 DOCUMENT_KINDS = ("pdf", "docx", "txt")
 LICENCE_KINDS = ("pdf", "png", "jpg")
 
@@ -128,13 +131,18 @@ def _claimed_kind(filename: str) -> str | None:
     return EXTENSIONS.get(ext.lower()) if dot else None
 
 
+def _label(kind: str) -> str:
+    # a kind without a label still gives a message: a refusal is never a 500
+    return KIND_LABELS.get(kind, f".{kind}")
+
+
 def _wrong_type(filename: str, kind: str | None, allowed: tuple[str, ...], found: str | None = None) -> ValidationFailed:
-    wanted = "、".join(KIND_LABELS[k] for k in allowed)
-    found = found or (KIND_LABELS[kind] if kind else "无法识别的格式")
+    wanted = "、".join(_label(k) for k in allowed)
+    found = found or (_label(kind) if kind else "无法识别的格式")
     claimed = _claimed_kind(filename)
     hint = ""
     if claimed is not None and claimed != kind:
-        hint = f"（文件名是 .{filename.rpartition('.')[2]}，内容却不是 {KIND_LABELS[claimed]}）"
+        hint = f"（文件名是 .{filename.rpartition('.')[2]}，内容却不是 {_label(claimed)}）"
     return _refuse(f"文件类型不符：只接受 {wanted}，上传的文件实际是 {found}{hint}。", "文件类型不符")
 
 
@@ -153,7 +161,7 @@ class ZipLimits:
 
 
 def _bomb(limits: ZipLimits, what: str) -> ValidationFailed:
-    return _refuse(f"文件解压后异常庞大（{what}），疑似“压缩炸弹”，已拒收。正常的 Word/Excel 文件解压后不超过 "
+    return _refuse(f"文件解压后异常庞大（{what}），疑似“压缩炸弹”，已拒收。正常的 Word/Excel 文件或资料压缩包解压后不超过 "
                    f"{limits.total // (1024 * 1024)} MB、压缩比不超过 {limits.ratio}:1；请检查文件后重新上传。", "疑似压缩炸弹")
 
 
@@ -185,14 +193,14 @@ def _zip_kind(data: bytes, limits: ZipLimits) -> tuple[str | None, list[zipfile.
     entry. Raises ValidationFailed for a declared bomb; BadZipFile when it is no zip at all."""
     entries, directory_size = _end_record(data)
     if entries > limits.entries:
-        raise _refuse(f"压缩包内的文件过多（{entries} 个，上限 {limits.entries} 个），不像正常的 Word/Excel 文件，已拒收。",
+        raise _refuse(f"压缩包内的文件过多（{entries} 个，上限 {limits.entries} 个），不像正常的 Word/Excel 文件或资料压缩包，已拒收。",
                       "文件过多")
     if directory_size > MAX_CENTRAL_DIRECTORY:
         raise _refuse(f"压缩包的目录异常庞大（{directory_size // 1024} KB，上限 {MAX_CENTRAL_DIRECTORY // 1024} KB），"
-                      f"不像正常的 Word/Excel 文件，已拒收。", "文件过多")
+                      f"不像正常的 Word/Excel 文件或资料压缩包，已拒收。", "文件过多")
     infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
     if len(infos) > limits.entries:
-        raise _refuse(f"压缩包内的文件过多（{len(infos)} 个，上限 {limits.entries} 个），不像正常的 Word/Excel 文件，已拒收。",
+        raise _refuse(f"压缩包内的文件过多（{len(infos)} 个，上限 {limits.entries} 个），不像正常的 Word/Excel 文件或资料压缩包，已拒收。",
                       "文件过多")
     names = [info.filename for info in infos]
     if len(set(names)) != len(names):
@@ -300,10 +308,11 @@ def check_upload(filename: str, data: bytes, allowed: tuple[str, ...]) -> str:
             raise
         except Exception:  # noqa: BLE001 — zipfile's many ways of saying "this is no zip"
             raise _wrong_type(name, None, allowed)
-        if kind is None:
-            raise _wrong_type(name, None, allowed, found="无法识别的格式（一个压缩包，但不是 Word 或 Excel 文件）")
+        if kind is None or (kind not in allowed and "zip" in allowed):
+            kind = "zip"  # a packed archive (or a Word/Excel file where only archives are taken)
         if kind not in allowed:
-            raise _wrong_type(name, kind, allowed)
+            raise _wrong_type(name, kind, allowed, found="ZIP 压缩包（不是 Word 或 Excel 文件）" if kind == "zip" else None)
+        # inflated once, nothing kept, under the same caps: an archive's bomb is caught as a document's is
         _stream_zip(data, infos, limits)
         return kind
     if kind is None and data.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):  # an OLE compound file

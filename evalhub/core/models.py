@@ -261,7 +261,7 @@ class StoredFile(Created, db.Model):
     sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
     size: Mapped[int] = mapped_column()
     content_type: Mapped[str] = mapped_column(sa.String(100))
-    kind: Mapped[str] = mapped_column(sa.String(10))  # docx, pdf, txt, xlsx, png, jpg
+    kind: Mapped[str] = mapped_column(sa.String(10))  # docx, pdf, txt, xlsx, png, jpg, zip
     original_name: Mapped[str] = mapped_column(sa.String(255))
     text: Mapped[Optional[str]] = mapped_column(sa.Text)
     text_encoding: Mapped[Optional[str]] = mapped_column(sa.String(20))

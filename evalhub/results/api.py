@@ -53,6 +53,8 @@ VERIFY_REQUEST = schema("RectificationVerifyRequest", {"type": "object", "requir
 UNIT_ENGAGEMENT = schema("UnitEngagement", {"type": "object", "required": ["id", "reference", "name"], "properties": {
     "id": INTEGER, "reference": STRING, "name": STRING, "year": INTEGER, "state": labeled_schema(EngagementState, "UnitEngagementState"),
     "budget_unit": STRING, "firm": NULLABLE_STRING, "lead_evaluator": NULLABLE_STRING,
+    "evaluated": {"type": "boolean", "description": "本单位（或下属单位）是被评价单位；否则本单位只是其中已确认问题的整改责任单位，"
+                                                   "只见自己负责的问题（不含进度和主评人）"},
     "timeline": {"type": "array", "items": {"type": "object", "properties": {
         "at": STRING, "from": STRING, "to": STRING}}}}})
 ENTRY = schema("ApplicationEntry", {"type": "object", "required": ["id", "engagement_id", "score", "grade"], "properties": {
@@ -87,11 +89,12 @@ def entry_json(e: ApplicationEntry) -> dict:
 
 
 def _engagement(engagement_id: int) -> Engagement:
-    """The engagement, for whoever may see it: its firm and bureaus, or the unit it evaluates."""
+    """The engagement, for whoever may see it: its firm and bureaus, the unit it evaluates, or a unit responsible
+    for one of its confirmed findings (whose findings list then holds its own only: the row scope)."""
     user = api_user()
     engagement = db.session.get(Engagement, engagement_id)
     if engagement is None or not (permissions.can(user, "engagement.view", engagement)
-                                  or permissions.can(user, "results.unit_engagement", engagement)):
+                                  or permissions.can(user, "results.unit_findings", engagement)):
         raise NotFound("未找到该评价任务。")
     return engagement
 
@@ -108,17 +111,21 @@ def _date(raw, field: str, errors: dict[str, str]):
         return None
 
 
-@operation("/results/unit/engagements", "GET", summary="预算单位用户：本单位及下属单位的评价任务（进度、机构、项目负责人；不含评审专家）",
-           tag=TAG, response={"type": "array", "items": UNIT_ENGAGEMENT}, errors=(403,))
+@operation("/results/unit/engagements", "GET", summary="预算单位用户：本单位及下属单位的评价任务（进度、机构、项目负责人；不含评审专家），"
+           "以及本单位负责整改已确认问题的其他单位的评价任务", tag=TAG, response={"type": "array", "items": UNIT_ENGAGEMENT},
+           errors=(403,))
 def results_unit_engagements():
     user = api_user()
     permissions.require(user, "results.unit_home")
-    return jsonify([{"id": e.id, "reference": e.reference, "name": e.name, "year": e.year, "state": labeled(e.state),
-                     "budget_unit": e.budget_unit.name, "firm": e.firm.name if e.firm else None,
-                     "lead_evaluator": services.lead_evaluator(e),
-                     "timeline": [{"at": datetime_str(t["at"]), "from": t["from"].label, "to": t["to"].label}
-                                  for t in services.timeline(e)]}
-                    for e in services.unit_engagements(user)])
+    out = []
+    for e in services.unit_engagements(user):
+        evaluated = permissions.can(user, "results.unit_engagement", e)
+        out.append({"id": e.id, "reference": e.reference, "name": e.name, "year": e.year, "state": labeled(e.state),
+                    "budget_unit": e.budget_unit.name, "firm": e.firm.name if e.firm else None,
+                    "evaluated": evaluated, "lead_evaluator": services.lead_evaluator(e) if evaluated else None,
+                    "timeline": [{"at": datetime_str(t["at"]), "from": t["from"].label, "to": t["to"].label}
+                                 for t in services.timeline(e)] if evaluated else []})
+    return jsonify(out)
 
 
 @operation("/results/engagements/<int:engagement_id>/findings", "GET", summary="评价任务的问题和建议及整改情况",

@@ -2,7 +2,8 @@
 
 - A budget-unit user (Role.BUDGET_UNIT) sees its unit and the units under it (organisations.unit_subtree_ids):
   the engagements evaluating them (timeline, firm, lead evaluator — never the experts) and the confirmed
-  findings they must rectify; it answers those findings.
+  findings they must rectify; it answers those findings. A unit named responsible for a finding of an
+  engagement evaluating another unit sees that engagement's page with its own findings only.
 - The contracted firm enters the findings of its accepted report; the bureau that owns the engagement
   confirms and verifies them; bureaus above read (they supervise, they do not edit).
 - The results-application list: read by the bureau and the bureaus above it (a prefecture sees its counties'
@@ -46,6 +47,24 @@ def is_unit_user(user: User) -> bool:
 
 def unit_engagement(user: User, engagement: Any) -> bool:
     return engagement is not None and is_unit_user(user) and engagement.budget_unit_id in unit_ids(user)
+
+
+def responsible_engagement_ids(ids: set[int]) -> Select:
+    """Engagements with a confirmed finding the units ``ids`` are responsible for (not evaluated by them: a
+    finding names any unit of the bureau, e.g. the 民政局 whose funds the evaluated 统计局 was waiting for)."""
+    return sa.select(ResultFinding.engagement_id).where(ResultFinding.responsible_unit_id.in_(ids or {-1}),
+                                                        ResultFinding.status != FindingStatus.DRAFT)
+
+
+def unit_findings(user: User, engagement: Any) -> bool:
+    """The unit's page of an engagement: the evaluated unit, or a unit the bureau named responsible for one of
+    its confirmed findings — that one reads and answers its own findings there, nothing else of the engagement."""
+    if unit_engagement(user, engagement):
+        return True
+    if engagement is None or not is_unit_user(user):
+        return False
+    return db.session.execute(responsible_engagement_ids(unit_ids(user))
+                              .where(ResultFinding.engagement_id == engagement.id).limit(1)).first() is not None
 
 
 def _firm_engagements(user: User):
@@ -143,7 +162,8 @@ rules({
 
 rules({
     "results.unit_home": lambda u, o: is_unit_user(u),
-    "results.unit_engagement": unit_engagement,
+    "results.unit_engagement": unit_engagement,  # the evaluated unit: the whole unit page
+    "results.unit_findings": unit_findings,  # the page itself; a responsible unit sees its own findings only
     "finding.view": lambda u, f: visible(u, f),
     "finding.enter": _enters,
     "finding.confirm": lambda u, e: e is not None and own_bureau(u, e.bureau_id),

@@ -34,7 +34,7 @@ from evalhub.results.models import (
     FactConfirmation, FindingEvidence, FindingKind, FindingStatus, Measure, RectificationReport, UnitPublication,
     Verification,
 )
-from evalhub.results.permissions import RESULT_STATES, unit_ids
+from evalhub.results.permissions import RESULT_STATES, responsible_engagement_ids, unit_ids
 from evalhub.review import services as review_services
 from evalhub.review.models import (
     EvaluationResult, Grade, IndicatorCategory, PanelStatus, ReviewPanel, SelfEvaluation, SelfEvaluationStatus, Submission,
@@ -134,11 +134,13 @@ def unit_users(unit_id: int) -> list[User]:
 
 
 def unit_engagements(user: User) -> list[Engagement]:
+    """The engagements evaluating the user's units, and those with a confirmed finding its units must rectify."""
     ids = unit_ids(user)
     if not ids:
         return []
-    return list(db.session.execute(sa.select(Engagement).where(Engagement.budget_unit_id.in_(ids))
-                                   .order_by(Engagement.year.desc(), Engagement.id.desc())).scalars())
+    return list(db.session.execute(sa.select(Engagement).where(sa.or_(
+        Engagement.budget_unit_id.in_(ids), Engagement.id.in_(responsible_engagement_ids(ids))))
+        .order_by(Engagement.year.desc(), Engagement.id.desc())).scalars())
 
 
 def lead_evaluator(engagement: Engagement) -> Optional[str]:
@@ -450,10 +452,13 @@ def escalate_overdue(today: date | None = None) -> list[FindingEscalation]:
                                    dedupe_key=f"rect-due-{finding.id}", reference=engagement.reference,
                                    text=finding.text[:80], deadline=finding.deadline.isoformat())
             else:
+                # one notice, each audience linked to the page that opens for it: the bureau's findings page
+                # (engagement.view), the unit's own page (a unit gets 403 on the bureau's)
+                fields = dict(dedupe_key=f"rect-{level.value}-{finding.id}", reference=engagement.reference,
+                              unit=unit.name, text=finding.text[:80], days=days, level=level.label)
                 notifications.emit("rectification_escalated", link=f"/results/engagements/{engagement.id}/findings",
-                                   bureau_id=finding.bureau_id, users=unit_users(unit.id),
-                                   dedupe_key=f"rect-{level.value}-{finding.id}", reference=engagement.reference,
-                                   unit=unit.name, text=finding.text[:80], days=days, level=level.label)
+                                   bureau_id=finding.bureau_id, **fields)
+                notifications.emit("rectification_escalated", link=link, users=unit_users(unit.id), **fields)
     return created
 
 

@@ -72,30 +72,39 @@ def home():
 def unit_home():
     require("results.unit_home")
     engagements = services.unit_engagements(current_user)
-    open_counts = dict(db.session.execute(sa.select(ResultFinding.engagement_id, sa.func.count()).where(
+    # counted as the unit sees them: on an engagement evaluating another unit, only its own findings
+    open_counts = dict(db.session.execute(permissions.scope(current_user, sa.select(
+        ResultFinding.engagement_id, sa.func.count()).where(
         ResultFinding.engagement_id.in_([e.id for e in engagements] or [-1]), ResultFinding.status.in_(
-            [s for s in FindingStatus if s not in (FindingStatus.DRAFT, FindingStatus.CLOSED)]))
+            [s for s in FindingStatus if s not in (FindingStatus.DRAFT, FindingStatus.CLOSED)])), ResultFinding)
         .group_by(ResultFinding.engagement_id)).all())
+    evaluated = {e.id for e in engagements if permissions.can(current_user, "results.unit_engagement", e)}
     return render_template("results/unit_home.html", engagements=engagements, open_counts=open_counts,
-                           overdue_materials=services.overdue_materials(current_user))
+                           evaluated=evaluated, overdue_materials=services.overdue_materials(current_user))
 
 
 def _unit_page(engagement: Engagement, status: int = 200, forms: dict | None = None):
-    findings = services.findings_of(engagement, current_user)
+    findings = services.findings_of(engagement, current_user)  # scoped: a responsible unit reads its own only
     forms = forms or {}
     plan_forms = {f.id: forms.get(("plan", f.id)) or PlanForm(prefix=f"p{f.id}", plan=f.plan) for f in findings}
     evidence_forms = {f.id: forms.get(("evidence", f.id)) or EvidenceForm(prefix=f"e{f.id}") for f in findings}
-    return render_template("results/unit_engagement.html", e=engagement, findings=findings,
-                           timeline=services.timeline(engagement), lead=services.lead_evaluator(engagement),
-                           plan_forms=plan_forms, evidence_forms=evidence_forms,
-                           signed=services.signed_reports(engagement), sign_form=SignedReportForm(),
-                           publication=services.unit_publication(engagement), accepted=engagement.state in RESULT_STATES,
-                           classified=review_services.is_classified(engagement),
-                           publication_form=forms.get("publication") or UnitPublicationForm(),
-                           confirmations=services.confirmations(engagement),
-                           answer_form=forms.get("answer") or FactAnswerForm(), items=services.materials_of(engagement),
-                           upload_forms={m.id: MaterialUploadForm(prefix=f"m{m.id}") for m in services.materials_of(engagement)},
-                           today=beijing_today()), status
+    context: dict = dict(e=engagement, findings=findings, plan_forms=plan_forms, evidence_forms=evidence_forms,
+                         evaluated=False, timeline=[], items=[], confirmations=[], signed=[], accepted=False,
+                         today=beijing_today())
+    # The rest of the page (timeline, materials, report drafts, signed report, publication) is the evaluated
+    # unit's: a unit only responsible for a finding gets the finding, not the engagement's material.
+    if permissions.can(current_user, "results.unit_engagement", engagement):
+        items = services.materials_of(engagement)
+        context.update(
+            evaluated=True, timeline=services.timeline(engagement), lead=services.lead_evaluator(engagement),
+            signed=services.signed_reports(engagement), sign_form=SignedReportForm(),
+            publication=services.unit_publication(engagement), accepted=engagement.state in RESULT_STATES,
+            classified=review_services.is_classified(engagement),
+            publication_form=forms.get("publication") or UnitPublicationForm(),
+            confirmations=services.confirmations(engagement), answer_form=forms.get("answer") or FactAnswerForm(),
+            items=items, upload_forms={m.id: forms.get(("upload", m.id)) or MaterialUploadForm(prefix=f"m{m.id}")
+                                       for m in items})
+    return render_template("results/unit_engagement.html", **context), status
 
 
 def _unit_form(engagement: Engagement, form, call, form_key=None, *, message: str, anchor: str = ""):
@@ -108,7 +117,7 @@ def _unit_form(engagement: Engagement, form, call, form_key=None, *, message: st
 
 @bp.route("/unit/engagements/<int:engagement_id>")
 def unit_engagement(engagement_id: int):
-    return _unit_page(load(Engagement, engagement_id, "results.unit_engagement"))
+    return _unit_page(load(Engagement, engagement_id, "results.unit_findings"))
 
 
 def _finding(finding_id: int, action: str) -> ResultFinding:
@@ -581,7 +590,8 @@ def material_upload(item_id: int):
     back = url_for("results.unit_engagement", engagement_id=item.engagement_id) + "#materials"
     return handle_form(form, lambda: services.upload_material(item, current_user, _upload(form.file), form.note.data),
                        message=f"已上传“{item.title}”。", to=back,
-                       failed=lambda status: _materials_page(item.engagement, status))
+                       # the page the unit uploads from, with this line's form and its reason beside it
+                       failed=lambda status: _unit_page(item.engagement, status, {("upload", item.id): form}))
 
 
 @bp.route("/materials/<int:item_id>/file")

@@ -151,10 +151,11 @@ REVIEW_DETAIL = schema("ReviewDetail", {"type": "object", "required": ["id", "st
 
 REVIEW_DRAFT = schema("ReviewDraft", {"type": "object", "properties": {
     "scores": {"type": "object", "additionalProperties": {"oneOf": [{"type": "number", "minimum": 0, "maximum": 100},
-                                                                     text(12)]},
-               "description": "评分项编号 → 得分（0–该项分值）；未给出的评分项保持不变"},
-    "comments": {"type": "object", "additionalProperties": text(5000),
-                 "description": "评分项编号 → 评分理由；只能给已打分（本次或此前）的评分项"},
+                                                                     text(12)], "nullable": True},
+               "description": "评分项编号 → 得分（0–该项分值）；未给出的评分项保持不变，给出 null 或空字符串则清除已保存的得分"
+                              "（提交时须重新打分）"},
+    "comments": {"type": "object", "additionalProperties": text(5000, nullable=True),
+                 "description": "评分项编号 → 评分理由（未打分的评分项也可先写理由）；未给出的评分项保持不变，null 或空字符串清除"},
     "opinion": text(10000, "总体评审意见；不给出则保持不变", nullable=True)}})
 
 EXPERT_TOTAL = schema("PanelExpertTotal", {"type": "object", "required": ["expert", "status"], "properties": {
@@ -439,7 +440,7 @@ def _item_map(data: dict, name: str, item_ids: set[int], errors: dict[str, str],
 
 
 @operation("/reviews/<int:review_id>", "PUT",
-           summary="保存评审草稿：各评分项得分和理由、总体意见（请求中未给出的评分项和意见保持不变）",
+           summary="保存评审草稿：各评分项得分和理由、总体意见（请求中未给出的评分项和意见保持不变；给出 null 的得分或理由被清除）",
            tag=TAG_REVIEWS, response=REVIEW_DETAIL, body=REVIEW_DRAFT, errors=(400, 403, 404, 409, 422))
 def save_review(review_id: int):
     user = api_user()
@@ -452,18 +453,6 @@ def save_review(review_id: int):
     opinion = data.get("opinion", review.opinion)
     if opinion is not None and not isinstance(opinion, str):
         errors["opinion"] = "必须是字符串"
-    # The service writes a comment together with its item's points: keep what is saved where the
-    # request gives only one of the two.
-    saved = {s.rubric_item_id: s for s in review.scores}
-    for item_id in comments:
-        if item_id not in scores:
-            if item_id in saved:
-                scores[item_id] = saved[item_id].points
-            else:
-                errors[f"comments.{item_id}"] = "请先为该评分项打分，再填写评分理由"
-    for item_id in scores:
-        if item_id not in comments and item_id in saved:
-            comments[item_id] = saved[item_id].comment
     raise_if(errors)
     services.save_review(review, user, scores=scores, comments=comments, opinion=opinion)
     db.session.commit()

@@ -311,7 +311,8 @@ class ReviewScore(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     review_id: Mapped[int] = mapped_column(sa.ForeignKey("review.id", ondelete="CASCADE"), index=True)
     rubric_item_id: Mapped[int] = mapped_column(sa.ForeignKey("rubric_item.id"))
-    points: Mapped[Decimal] = mapped_column(Points)
+    # None in a draft whose reason is typed before its score (or whose score was cleared); submit needs it
+    points: Mapped[Optional[Decimal]] = mapped_column(Points, nullable=True)
     comment: Mapped[str] = mapped_column(sa.Text)
 
     review: Mapped[Review] = relationship(back_populates="scores")

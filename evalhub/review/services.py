@@ -1136,7 +1136,11 @@ def _hold_draft(review: Review) -> bool:
 def save_review(review: Review, actor: User, *, scores: dict[int, Any], comments: dict[int, str],
                 opinion: str | None) -> Review:
     """Save a draft: points and a comment per rubric item, and the overall opinion. A submitted review is
-    immutable: saving it raises ``AlreadySubmitted`` (409), even when the submit is a moment ahead."""
+    immutable: saving it raises ``AlreadySubmitted`` (409), even when the submit is a moment ahead.
+
+    The draft is what was typed: an item given with blank points (None or "") clears its saved points, so a
+    later submit asks for them again; a comment is kept whether or not the item is scored yet. An item absent
+    from ``scores`` (or ``comments``) keeps what is saved — the API's partial drafts; the web form gives all."""
     _own_review(review, actor)
     if review.status == ReviewStatus.SUBMITTED or not _hold_draft(review):
         raise AlreadySubmitted(SUBMITTED_MESSAGE)
@@ -1144,22 +1148,32 @@ def save_review(review: Review, actor: User, *, scores: dict[int, Any], comments
         raise Conflict("该评审已结束。")
     errors: dict[str, str] = {}
     by_item = {s.rubric_item_id: s for s in review.scores}
+    posted: dict[int, tuple[Optional[Decimal], str]] = {}
     for item in review.rubric.items:
-        raw = scores.get(item.id)
-        if raw in (None, ""):
-            continue
-        value = _decimal(errors, f"score_{item.id}", raw, f"“{item.name}”得分")
-        if value is not None and not Decimal("0") <= value <= item.max_points:
-            errors[f"score_{item.id}"] = f"“{item.name}”得分应在 0–{item.max_points} 之间"
-        if value is None or f"score_{item.id}" in errors:
-            continue
         row = by_item.get(item.id)
-        if row is None:
-            row = ReviewScore(rubric_item_id=item.id, points=value, comment="")
-            review.scores.append(row)
-        row.points = value
-        row.comment = (comments.get(item.id) or "").strip()
+        points, comment = (row.points, row.comment) if row is not None else (None, "")
+        if item.id in scores:
+            raw = scores[item.id]
+            points = None
+            if raw not in (None, "") and not (isinstance(raw, str) and not raw.strip()):
+                points = _decimal(errors, f"score_{item.id}", raw, f"“{item.name}”得分")
+                if points is not None and not Decimal("0") <= points <= item.max_points:
+                    errors[f"score_{item.id}"] = f"“{item.name}”得分应在 0–{item.max_points} 之间"
+        if item.id in comments:
+            comment = (comments[item.id] or "").strip()
+        posted[item.id] = (points, comment)
     _raise_if(errors)
+    for item in review.rubric.items:
+        points, comment = posted[item.id]
+        row = by_item.get(item.id)
+        if points is None and not comment:
+            if row is not None:
+                review.scores.remove(row)  # nothing typed for the item: no row (delete-orphan)
+            continue
+        if row is None:
+            row = ReviewScore(rubric_item_id=item.id, points=points, comment=comment)
+            review.scores.append(row)
+        row.points, row.comment = points, comment
     review.opinion = (opinion or "").strip() or None
     review.updated_at = utcnow()
     return review
@@ -1199,7 +1213,7 @@ def submit_review(review: Review, actor: User) -> Review:
     by_item = {s.rubric_item_id: s for s in review.scores}
     for item in review.rubric.items:
         row = by_item.get(item.id)
-        if row is None:
+        if row is None or row.points is None:  # a draft may hold a reason before its score
             errors[f"score_{item.id}"] = f"请为“{item.name}”打分"
         elif not row.comment:
             errors[f"comment_{item.id}"] = f"请填写“{item.name}”的评分理由"

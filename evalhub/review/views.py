@@ -631,7 +631,7 @@ def _export_rows(panels: list[ReviewPanel]) -> tuple[list[dict], list[str]]:
             row = dict(base, **{"评审专家": invitation.expert.name, "邀请状态": invitation.status.label,
                                 "评审状态": review.status.label if review else ""})
             if review is not None:
-                by_item = {s.rubric_item_id: s.points for s in review.scores}
+                by_item = {s.rubric_item_id: s.points for s in review.scores if s.points is not None}
                 for item in items:
                     if item.id in by_item:
                         row[f"{item.name}（{_points(item.max_points)}）"] = float(by_item[item.id])
@@ -804,7 +804,7 @@ def invitation_withdraw(invitation_id: int):
 def _review_form_data(review: Review) -> dict:
     data: dict[str, Any] = {"opinion": review.opinion or ""}
     for s in review.scores:
-        data[f"score_{s.rubric_item_id}"] = _points(s.points)
+        data[f"score_{s.rubric_item_id}"] = _points(s.points) if s.points is not None else ""
         data[f"comment_{s.rubric_item_id}"] = s.comment
     return data
 
@@ -860,7 +860,7 @@ def review_form(review_id: int):
         submission=submission, earlier=earlier, letter_panel=_sent_letter_before(submission), others=others,
         labels=labels, editable=review.status == ReviewStatus.DRAFT and panel.status == PanelStatus.REVIEWING
         and review.invitation.status == InvitationStatus.ACCEPTED,
-        saved_total=sum((s.points for s in review.scores), Decimal("0")),
+        saved_total=sum((s.points for s in review.scores if s.points is not None), Decimal("0")),
         on_behalf=review.invitation.expert if current_user.role != Role.EXPERT else None,
         ReviewStatus=ReviewStatus, **{"screening": None, **services.expert_context_for(submission)}), status
 

@@ -86,8 +86,13 @@ CHECKLIST_ITEM = schema("InspectionChecklistItem", {"type": "object", "required"
 INSPECTION_DETAIL = schema("InspectionDetail", {"allOf": [INSPECTION, {"type": "object", "required": [
     "findings", "checklist", "inspectors"], "properties": {
     "findings": {"type": "array", "items": FINDING},
-    "firm_response": {"type": "string", "nullable": True, "description": "机构的整改回复"},
-    "responded_at": NULLABLE_DATETIME, "conclusion": NULLABLE_STRING,
+    "firm_response": {"type": "string", "nullable": True, "description": "机构最近一次的整改回复（全部回复见 responses）"},
+    "responded_at": NULLABLE_DATETIME,
+    "responses": {"type": "array", "description": "机构的全部整改回复，按提交先后；后来的检查发现问题会再次要求回复，之前的回复保留",
+                  "items": {"type": "object", "required": ["id", "text", "submitted_at"], "properties": {
+                      "id": INTEGER, "text": STRING, "submitted_at": STRING,
+                      "by": {"type": "object", "nullable": True, "properties": {"id": INTEGER, "name": STRING}}}}},
+    "conclusion": NULLABLE_STRING,
     "trigger_detail": {"type": "string", "nullable": True,
                        "description": "线索内容；投诉举报和报告质量筛查提示立案的，被检查机构看到的是空值"
                                       "（投诉内容依规保密，筛查结果仅供财政部门内部使用）"},
@@ -170,6 +175,8 @@ def inspection_detail_json(inspection: Inspection, user: User) -> dict:
                       for code, label in CHECKLIST],
         "inspectors": [_inspector_json(i, bureau_side) for i in sorted(inspection.inspectors, key=lambda i: i.id)],
         "firm_response": inspection.firm_response, "responded_at": datetime_str(inspection.responded_at),
+        "responses": [{"id": r.id, "text": r.text, "submitted_at": datetime_str(r.created_at), "by": _person(r.actor)}
+                      for r in inspection.responses],
         "conclusion": inspection.conclusion,
     }
     if bureau_side:

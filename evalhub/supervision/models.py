@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from evalhub.core.enums import LabeledEnum, enum_column
 from evalhub.core.models import Draw, User
-from evalhub.core.mixins import CountedPerBureau, CreatedBy, InBureau, OfUser
+from evalhub.core.mixins import Acted, CountedPerBureau, CreatedBy, InBureau, OfUser
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
 from evalhub.procurement.models import Engagement
@@ -135,8 +135,6 @@ class Inspection(OfFirm, InBureau, db.Model):
     complaint_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("complaint.id"))
     status: Mapped[InspectionStatus] = mapped_column(enum_column(InspectionStatus), default=InspectionStatus.OPEN)
     checklist: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)  # item → {"ok": bool, "note": str}
-    firm_response: Mapped[Optional[str]] = mapped_column(sa.Text)
-    responded_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     conclusion: Mapped[Optional[str]] = mapped_column(sa.Text)
     opened_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
     opened_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
@@ -149,6 +147,31 @@ class Inspection(OfFirm, InBureau, db.Model):
     # Named with its module: results.models has a Finding of its own (a report's findings, not an inspection's).
     findings: Mapped[list["Finding"]] = relationship("evalhub.supervision.models.Finding", back_populates="inspection",
                                                      order_by=lambda: Finding.id, cascade="all, delete-orphan")
+    # Every answer the firm gave, oldest first: a later finding asks again, and the record keeps what it was told.
+    responses: Mapped[list["InspectionResponse"]] = relationship(
+        back_populates="inspection", order_by=lambda: InspectionResponse.id, cascade="all, delete-orphan")
+
+    @property
+    def firm_response(self) -> Optional[str]:
+        """The firm's latest answer (None before the first)."""
+        return self.responses[-1].text if self.responses else None
+
+    @property
+    def responded_at(self) -> Optional[datetime]:
+        return self.responses[-1].created_at if self.responses else None
+
+
+class InspectionResponse(Acted, db.Model):
+    """One answer of the inspected firm (说明及整改情况): its text, when and by whom. Never edited: a second
+    answer is a second row."""
+
+    __tablename__ = "inspection_response"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inspection_id: Mapped[int] = mapped_column(sa.ForeignKey("inspection.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(sa.Text)
+
+    inspection: Mapped[Inspection] = relationship(back_populates="responses")
 
 
 class InspectionCount(CountedPerBureau, db.Model):

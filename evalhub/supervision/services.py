@@ -31,7 +31,7 @@ from evalhub.registry.models import Expert, Firm, FirmStatus
 from evalhub.registry.services import expert_avoidance_reasons, expert_is_drawable
 from evalhub.supervision.models import (
     CHECKLIST, CampaignStatus, Complaint, ComplaintStatus, Finding, Inspection, InspectionCampaign, InspectionCount,
-    InspectionStatus, Inspector, Measure, Severity, StaffTie, Trigger,
+    InspectionResponse, InspectionStatus, Inspector, Measure, Severity, StaffTie, Trigger,
 )
 
 COMPLETED = (S.ACCEPTED, S.PUBLISHED, S.ARCHIVED)
@@ -861,19 +861,24 @@ def add_finding(inspection: Inspection, actor: User, *, severity: Any, descripti
     return finding
 
 
-def respond(inspection: Inspection, actor: User, text: str) -> None:
-    """The firm's response and rectification report."""
+def respond(inspection: Inspection, actor: User, text: str) -> InspectionResponse:
+    """The firm's response and rectification report: one more answer, the earlier ones kept (each later finding
+    asks again)."""
     if actor.role != Role.FIRM_USER or actor.firm_id != inspection.firm_id:
         raise PermissionDenied("只有被检查机构可以回复。")
+    _hold(inspection)  # a double click answers once: the second finds the inspection no longer awaiting
     if inspection.status != InspectionStatus.AWAITING_RESPONSE:
         raise Conflict("该检查当前不需要机构回复。")
     if len((text or "").strip()) < 10:
         raise ValidationFailed("请写明整改情况（不少于 10 字）。", {"text": "内容过短"})
-    inspection.firm_response = text.strip()
-    inspection.responded_at = utcnow()
+    response = InspectionResponse(text=text.strip(), actor_id=actor.id, created_at=utcnow())
+    inspection.responses.append(response)
     inspection.status = InspectionStatus.OPEN
+    db.session.flush()
     audit.record("inspection.response", inspection, actor=actor, bureau_id=inspection.bureau_id,
-                 summary=f"{inspection.firm.name} 提交整改回复")
+                 summary=f"{inspection.firm.name} 提交整改回复（第 {len(inspection.responses)} 次）",
+                 payload={"response": response.id, "text": response.text})
+    return response
 
 
 def close(inspection: Inspection, actor: User, conclusion: str, *, substantiated: Optional[bool] = None) -> None:
@@ -892,7 +897,8 @@ def close(inspection: Inspection, actor: User, conclusion: str, *, substantiated
     inspection.status = InspectionStatus.CLOSED
     inspection.closed_at = utcnow()
     for finding in inspection.findings:
-        finding.rectified = inspection.firm_response is not None
+        # answered if the firm responded after the finding was recorded (an answer to an earlier one does not count)
+        finding.rectified = any(r.created_at >= finding.created_at for r in inspection.responses)
     if inspection.complaint is not None:
         inspection.complaint.status = ComplaintStatus.CLOSED
         inspection.complaint.substantiated = bool(inspection.findings) if substantiated is None else substantiated
