@@ -364,7 +364,7 @@ def test_sign_contract_refuses_a_winner_suspended_after_the_award(world):
     bidders = _bidders(world, "甲", "乙")
     p = _evaluated(world, _competition(world), bidders, {"甲": 90, "乙": 80})
     factories.witnessed(P.award_procurement(p, world.bz_admin, "综合得分第一"))
-    p.notice.challenge_until = beijing_today() - timedelta(days=1)  # the challenge period has passed
+    factories.past_challenge_period(p)
     bidders["甲"][0].status = FirmStatus.SUSPENDED
     db.session.flush()
     contract = P.ContractInput(amount_wan="40", signed_on=date(2026, 1, 5), start_date=date(2026, 1, 5),

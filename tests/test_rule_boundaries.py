@@ -156,8 +156,9 @@ def test_an_even_panel_size_is_refused_where_it_is_set(world, key):
 
 def test_the_challenge_period_counts_national_holidays_without_visiting_the_credit_pages_first(world):
     """rules.md: legal periods count working days, national holidays and 调休 excluded; the challenge period is 7
-    working days (政府采购法 第五十二条). The holidays hold without any page having copied them into the table: 7
-    working days from 30 September 2025 end on 16 October (9, 10, 11 (调休), 13, 14, 15, 16), not on 9 October."""
+    working days (政府采购法 第五十二条) from the end of the notice's 1 working day (实施条例 第五十三条). The holidays
+    hold without any page having copied them into the table: 1 + 7 working days from 30 September 2025 end on 17
+    October (9 the notice's day; then 10, 11 (调休), 13, 14, 15, 16, 17), not in the holiday week."""
     from evalhub.procurement import services as procurement
     from evalhub.procurement.models import ProcurementMethod
 
@@ -168,7 +169,7 @@ def test_the_challenge_period_counts_national_holidays_without_visiting_the_cred
             method=ProcurementMethod.SINGLE_SOURCE, title="", ceiling_price_wan="20", single_source_firm_id=world.firm.id,
             justification="该项目为上一期评价的延续，需由原机构承担以保证口径一致。"), world.bz_staff)
         procurement.approve_single_source(p, world.bz_admin, "18")
-    assert p.notice.challenge_until == date(2025, 10, 16), p.notice.challenge_until
+    assert p.notice.challenge_until == date(2025, 10, 17), p.notice.challenge_until
 
 
 # --- procurement: the yearly cap counts key evaluations only -------------------------------------------------
