@@ -120,11 +120,19 @@ def audit_checkpoint(out: str) -> None:
         checkpoint, created = anchoring.create_checkpoint(source="cli")
         if target.is_dir():
             target = target / anchoring.filename(checkpoint)
-        try:  # written before the commit: a checkpoint is kept only with its file outside
-            target.write_text(anchoring.dumps(anchoring.document(checkpoint)), encoding="utf-8")
+        # written (as .partial) before the commit, named after it: a checkpoint is kept only with its file outside,
+        # and a file only for a checkpoint kept
+        partial = target.with_name(target.name + ".partial")
+        try:
+            partial.write_text(anchoring.dumps(anchoring.document(checkpoint)), encoding="utf-8")
         except OSError as exc:
             db.session.rollback()
+            partial.unlink(missing_ok=True)
             _stop(f"无法写入检查点文件 {target}：{exc.strerror or exc}。未生成检查点。")
+    try:
+        partial.replace(target)
+    except OSError as exc:
+        _stop(f"检查点 #{checkpoint.id} 已生成，但文件未能改名为 {target}：{exc.strerror or exc}；请保存 {partial}。")
     verb = "已生成" if created else "自上次检查点以来没有新事件，沿用"
     click.echo(f"{verb}检查点 #{checkpoint.id}：截至事件 #{checkpoint.last_event_id}，共 {checkpoint.event_count} 个事件，"
                f"头部哈希 {checkpoint.head_hash}")

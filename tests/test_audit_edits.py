@@ -111,6 +111,29 @@ def test_disabling_a_witness_of_a_half_witnessed_draw_leaves_a_way_to_finish_it(
         pytest.fail(f"the draw is stuck: {exc.message}")
 
 
+def test_after_the_first_number_the_operator_adds_no_witness_of_their_choosing(world):
+    """The replacement of a disabled witness is one for one, and only for a disabled witness: once a number is in,
+    the operator may not add a witness (who would then enter a number knowing the others' commitments) — on the
+    service, whatever the page shows."""
+    e = factories.contracted(world)
+    factories.submit_plan(e)
+    factories.panel_experts(e, 3)
+    record = R.form_panel(e, world.bz_staff, size=3)
+    first, second, third, fourth = (factories.user(f"bz.watch{n}", Role.BUREAU_STAFF, bureau_id=world.bz.id)
+                                    for n in range(1, 5))
+    draws.name_witnesses(record, [first, second], world.bz_staff)
+    draws.enter_number(record, first, "20250314")
+    with pytest.raises(DomainError):  # nobody disabled: no change at all
+        draws.name_witnesses(record, [first, second, third], world.bz_staff)
+    from evalhub.core.services import set_enabled
+
+    set_enabled(second, False, world.bz_admin, "调离本局")
+    with pytest.raises(DomainError):  # one disabled: one replacement, not two
+        draws.name_witnesses(record, [first, third, fourth], world.bz_staff)
+    draws.name_witnesses(record, [first, third], world.bz_staff)
+    assert [(w.user_id, w.number is not None) for w in record.witnesses] == [(first.id, True), (third.id, False)]
+
+
 # --- 4. a pass mark changed while a panel is reviewing ---------------------------------------------------
 
 def test_a_panel_is_decided_on_the_pass_mark_in_force_when_it_was_formed(world):

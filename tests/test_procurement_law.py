@@ -53,10 +53,10 @@ def _awarded(world):
     return p, bidders
 
 
-def _contract_input():
-    return P.ContractInput(amount_wan="40", signed_on=date(2025, 3, 1), start_date=date(2025, 3, 1),
-                           end_date=date(2025, 12, 31), plan_due=date(2025, 4, 1), report_due=date(2025, 11, 1),
-                           deliverables="实施方案、评价报告")
+def _contract_input(signed_on=date(2025, 3, 1)):
+    return P.ContractInput(amount_wan="40", signed_on=signed_on, start_date=signed_on,
+                           end_date=signed_on + timedelta(days=300), plan_due=signed_on + timedelta(days=31),
+                           report_due=signed_on + timedelta(days=245), deliverables="实施方案、评价报告")
 
 
 EVIDENCE = [("证明材料.txt", "评审过程中技术分计算有误，详见附件说明。".encode())]
@@ -214,7 +214,10 @@ def test_an_open_challenge_blocks_the_contract_until_answered(world):
     assert any("质疑答复" in t for t in _inbox(bidders["乙"][1]))
     assert p.notice.contract_ready_at is not None  # the period is over and nothing is open: told at once
     assert any("可以签订合同" in t for t in _inbox(bidders["甲"][1]))
-    P.sign_contract(p.engagement, _contract_input(), world.bz_staff)
+    with pytest.raises(ValidationFailed) as caught:  # dated before the answer it waited for
+        P.sign_contract(p.engagement, _contract_input(), world.bz_staff)
+    assert "质疑答复日" in caught.value.fields["signed_on"]
+    P.sign_contract(p.engagement, _contract_input(beijing_today()), world.bz_staff)
     assert any("合同已签订" in t for t in _inbox(bidders["甲"][1]))
 
 

@@ -131,8 +131,10 @@ def _user(user_id: int, *, visible: bool = False) -> User:
 
 
 def _managed_user(user_id: int) -> User:
+    """An account the signed-in administrator manages (disable, enable, sign out everywhere); their own only
+    through the bureau's accounts page right (everyone signs themselves out at /account/sign-out-everywhere)."""
     user = _user(user_id)
-    if user.id != current_user.id:  # one's own sessions: anyone (core/services.py sign_out_everywhere)
+    if user.id != current_user.id:
         require("user.account", user)
     elif not permissions.can(current_user, "user.manage", user.bureau):
         abort(403)

@@ -246,6 +246,14 @@ def announce(kind: str, purpose: str, candidates: Mapping[int, str] | Iterable[t
     return record
 
 
+def _hold(record: Draw) -> None:
+    """One change to a draw's witnesses at a time (a number entered while the list is changed): the row is
+    locked (PostgreSQL; SQLite serialises writers) and its witnesses read again under the lock."""
+    db.session.execute(sa.select(Draw.id).where(Draw.id == record.id).with_for_update())
+    db.session.refresh(record)
+    db.session.expire(record, ["witnesses"])
+
+
 def witnesses_changeable(record: Draw) -> bool:
     """Whether ``name_witnesses`` may change the list now: before the first number, or to replace a witness
     whose account was disabled before entering one."""
@@ -264,12 +272,17 @@ def name_witnesses(record: Draw, users: Sequence[User], actor: User | None, *, c
     ``reveal`` refuses a witness as operator, so the two sides are always different people."""
     if check:
         permissions.require(actor, "draw.manage", record)
+    _hold(record)
     if record.status != DrawStatus.ANNOUNCED:
         raise Conflict("该抽取已经揭晓，不能再更换监督人。")
     staying = [w for w in record.witnesses if w.number is not None or w.user.is_enabled]
     started = any(w.number is not None for w in record.witnesses)
-    if started and not {w.user_id for w in staying} <= {u.id for u in users if u is not None}:
-        raise Conflict("已有监督人输入了数字，监督人名单不能再更改（只能替换账号已停用、尚未输入数字的监督人）。")
+    chosen = {u.id for u in users if u is not None}
+    if started and (not witnesses_changeable(record) or not {w.user_id for w in staying} <= chosen
+                    or len(chosen - {w.user_id for w in staying}) > len(record.witnesses) - len(staying)):
+        # after the first number the operator may not add witnesses of their choosing: one replacement for each
+        # witness disabled before entering a number, the others kept
+        raise Conflict("已有监督人输入了数字，监督人名单不能再更改（只能逐一替换账号已停用、尚未输入数字的监督人）。")
     unique: list[User] = []
     for u in users:
         if u is not None and u.id not in {x.id for x in unique}:
@@ -312,6 +325,7 @@ def name_witnesses(record: Draw, users: Sequence[User], actor: User | None, *, c
 
 def enter_number(record: Draw, user: User, number: Any) -> DrawWitness:
     """A witness, signed in as themselves, enters a number of their own (1–18 digits), once."""
+    _hold(record)
     witness = next((w for w in record.witnesses if w.user_id == user.id), None)
     if witness is None:
         raise PermissionDenied("只有本次抽取指定的监督人本人才能输入数字。")

@@ -473,7 +473,8 @@ def store(filename: str, data: bytes, *, allowed: tuple[str, ...], actor: User |
     Raises ValidationFailed with a Chinese message, leaving nothing behind."""
     kind = check_upload(filename, data, allowed)
     sha = hashlib.sha256(data).hexdigest()
-    existing = db.session.execute(sa.select(StoredFile).where(StoredFile.sha256 == sha)).scalar_one_or_none()
+    # locked to be reused: a finished import discarding the same bytes (``discard``) is waited for, not raced
+    existing = db.session.execute(sa.select(StoredFile).where(StoredFile.sha256 == sha).with_for_update()).scalar_one_or_none()
     if existing is not None:
         if not _path_for(sha).exists():  # restore the blob if the store was cleaned
             _keep_until_commit(sha, _stage(sha, data), existing)

@@ -182,6 +182,10 @@ def _discard_upload(job: Job) -> None:
     file_id = (job.params or {}).get(key) if key else None
     if not file_id:
         return
+    # The file's row lock first: an upload of the same bytes (``files.store`` takes it to reuse the row) waits for
+    # this to end, then finds the row gone and stores anew; a job queued on it before is seen below.
+    if db.session.execute(sa.select(StoredFile.id).where(StoredFile.id == file_id).with_for_update()).first() is None:
+        return
     waiting = db.session.execute(sa.select(Job).where(
         Job.id != job.id, Job.kind.in_(list(_UPLOADS)), Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))).scalars()
     if any((other.params or {}).get(_UPLOADS[other.kind]) == file_id for other in waiting):

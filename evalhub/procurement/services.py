@@ -110,6 +110,10 @@ NEGOTIATION_PERIOD = PeriodRule("procurement.min_workdays_negotiation", True, "�
 # The draw, the framework rotation and single source have no response period: the draw and the rotation
 # award at once among firms already admitted (the competition happened at admission / when the framework
 # agreement was made, 财政部令第110号), and single source negotiates with one named firm after approval.
+# The result notice stands for one working day (财政部令第87号 第六十九条: 中标、成交结果公告期限为1个工作日).
+NOTICE_WORKDAYS = 1
+
+
 PERIODS: dict[ProcurementMethod, PeriodRule] = {
     ProcurementMethod.OPEN_TENDER: OPEN_TENDER_PERIOD,
     ProcurementMethod.COMPETITIVE_CONSULTATION: CONSULTATION_PERIOD,
@@ -151,7 +155,8 @@ def method_rules(bureau: Bureau) -> list[str]:
             f"机构库随机抽取仅限分散采购限额标准 {get_setting(bureau, 'procurement.decentralised_limit_wan')} 万元以下",
             f"公开招标自发布至投标截止不少于 {days[OPEN_TENDER_PERIOD.setting]} 日；竞争性磋商至首次响应截止不少于 "
             f"{days[CONSULTATION_PERIOD.setting]} 日",
-            f"定标即发布结果公告；公告后 {days['procurement.challenge_days']} 个工作日质疑期满且无未决质疑，方可签订合同"]
+            f"定标即发布结果公告（公告期 {NOTICE_WORKDAYS} 个工作日）；公告期满后 {days['procurement.challenge_days']} 个工作日"
+            "质疑期满且无未决质疑，方可签订合同"]
 
 
 def method_problem(bureau: Bureau, method: ProcurementMethod, ceiling: Decimal) -> Optional[str]:
@@ -797,7 +802,10 @@ def pending_tiebreak(procurement: Procurement) -> Optional[Draw]:
 
 def refuse_while_tiebreak(procurement: Procurement) -> None:
     """The ranking a tie-break was announced on is frozen until its reveal: a score or a decision changed meanwhile
-    could put another bid first while the lot still awards one of the tied (87号令 第五十五条、第六十八条)."""
+    could put another bid first while the lot still awards one of the tied (87号令 第五十五条、第六十八条). It takes
+    the procurement's row lock the award takes before it ranks: a score arriving while the award announces the
+    draw waits for it, then sees it."""
+    db.session.execute(sa.select(Procurement.id).where(Procurement.id == procurement.id).with_for_update())
     waiting = pending_tiebreak(procurement)
     if waiting is not None:
         raise Conflict(f"并列第一的随机确定已公告（抽取 #{waiting.id}），候选投标按当时的评审结果固定；"
@@ -1271,10 +1279,6 @@ def _fields(procurement: Procurement, **more: Any) -> dict[str, Any]:
     return {"reference": engagement.reference, "name": procurement.title, **more}
 
 
-# The result notice stands for one working day (财政部令第87号 第六十九条: 中标、成交结果公告期限为1个工作日).
-NOTICE_WORKDAYS = 1
-
-
 def _publish_result_notice(procurement: Procurement, award: Award, actor: User) -> ResultNotice:
     """Publish the result notice at the award (the law allows 2 working days; publishing at once leaves no
     notice overdue) and start the challenge period; tell the winner, every other bidder and the bureau."""
@@ -1326,8 +1330,8 @@ def contract_block(procurement: Procurement, today: date | None = None) -> Optio
     if notice is None:
         return "结果公告尚未发布"
     if challenge_window_open(notice, today):
-        return (f"质疑期至 {notice.challenge_until:%Y-%m-%d}（结果公告后 {get_setting(procurement.bureau, 'procurement.challenge_days')} "
-                "个工作日，政府采购法第五十二条），期满后方可签订合同")
+        return (f"质疑期至 {notice.challenge_until:%Y-%m-%d}（结果公告期满后 {get_setting(procurement.bureau, 'procurement.challenge_days')} "
+                "个工作日，政府采购法第五十二条、实施条例第五十三条），期满后方可签订合同")
     # every notice's: a challenge filed in time against a notice revoked since is still owed its answer
     waiting = [c for n in procurement.notices for c in n.open_challenges]
     if waiting:
@@ -1566,6 +1570,11 @@ def sign_contract(engagement: Engagement, data: ContractInput, actor: User) -> C
         elif data.signed_on <= procurement.notice.challenge_until:  # signed only after the period (contract_block)
             errors["signed_on"] = (f"签订日期应在质疑期（至 {procurement.notice.challenge_until:%Y-%m-%d}）届满之后："
                                    "合同在结果公告和质疑期之后签订")
+        else:  # and only after every challenge was answered (contract_block)
+            answered = max((to_beijing(c.answered_at).date() for n in procurement.notices for c in n.challenges
+                            if c.answered_at is not None), default=None)
+            if answered is not None and data.signed_on < answered:
+                errors["signed_on"] = f"签订日期不能早于质疑答复日（{answered:%Y-%m-%d}）：未决质疑答复后方可签订合同"
         if data.end_date < data.start_date:
             errors["end_date"] = "服务结束日期不能早于开始日期"
         if not data.start_date <= data.plan_due <= data.report_due:

@@ -23,6 +23,7 @@ from evalhub.core.timeutil import beijing_today
 from evalhub.extensions import db
 from evalhub.procurement.models import Engagement, EngagementState
 from evalhub.results import services
+from evalhub.results.permissions import evaluated_ids
 from evalhub.results.models import ApplicationEntry, ResultFinding, FindingKind, FindingStatus, Measure, Verification
 from evalhub.review.models import Grade, IndicatorCategory
 
@@ -118,8 +119,10 @@ def results_unit_engagements():
     user = api_user()
     permissions.require(user, "results.unit_home")
     out = []
-    for e in services.unit_engagements(user):
-        evaluated = permissions.can(user, "results.unit_engagement", e)
+    engagements = services.unit_engagements(user)
+    evaluated_of = evaluated_ids(user, engagements)
+    for e in engagements:
+        evaluated = e.id in evaluated_of
         out.append({"id": e.id, "reference": e.reference, "name": e.name, "year": e.year, "state": labeled(e.state),
                     "budget_unit": e.budget_unit.name, "firm": e.firm.name if e.firm else None,
                     "evaluated": evaluated, "lead_evaluator": services.lead_evaluator(e) if evaluated else None,

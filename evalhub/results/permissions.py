@@ -49,6 +49,13 @@ def unit_engagement(user: User, engagement: Any) -> bool:
     return engagement is not None and is_unit_user(user) and engagement.budget_unit_id in unit_ids(user)
 
 
+def evaluated_ids(user: User, engagements) -> set[int]:
+    """Of ``engagements``, those ``user``'s units are evaluated in (``unit_engagement`` for each, the units read
+    once for the list)."""
+    units = unit_ids(user) if is_unit_user(user) else set()
+    return {e.id for e in engagements if e.budget_unit_id in units}
+
+
 def responsible_engagement_ids(ids: set[int]) -> Select:
     """Engagements with a confirmed finding the units ``ids`` are responsible for (not evaluated by them: a
     finding names any unit of the bureau, e.g. the 民政局 whose funds the evaluated 统计局 was waiting for)."""

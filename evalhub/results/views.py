@@ -30,7 +30,7 @@ from evalhub.results.forms import (
 from evalhub.results.models import (
     MaterialRequest, ApplicationEntry, FactConfirmation, FindingEvidence, FindingStatus, Measure, RectificationReport, ResultFinding,
 )
-from evalhub.results.permissions import RESULT_STATES, is_unit_user, unit_ids
+from evalhub.results.permissions import RESULT_STATES, evaluated_ids, is_unit_user, unit_ids
 from evalhub.results import charts
 from evalhub.core.errors import ValidationFailed
 from evalhub.core.listing import Filter, Listing, scoped, year_filter
@@ -78,7 +78,7 @@ def unit_home():
         ResultFinding.engagement_id.in_([e.id for e in engagements] or [-1]), ResultFinding.status.in_(
             [s for s in FindingStatus if s not in (FindingStatus.DRAFT, FindingStatus.CLOSED)])), ResultFinding)
         .group_by(ResultFinding.engagement_id)).all())
-    evaluated = {e.id for e in engagements if permissions.can(current_user, "results.unit_engagement", e)}
+    evaluated = evaluated_ids(current_user, engagements)
     return render_template("results/unit_home.html", engagements=engagements, open_counts=open_counts,
                            evaluated=evaluated, overdue_materials=services.overdue_materials(current_user))
 

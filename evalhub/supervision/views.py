@@ -599,7 +599,7 @@ def public_complaint_lookup():
 @public
 def public_inspections():
     stmt = (sa.select(InspectionCampaign).where(InspectionCampaign.status.in_(PUBLISHED))
-            .options(selectinload(InspectionCampaign.bureau),
+            .options(selectinload(InspectionCampaign.bureau), selectinload(InspectionCampaign.engagement_draw),
                      selectinload(InspectionCampaign.inspections).selectinload(Inspection.engagement),
                      selectinload(InspectionCampaign.inspections).selectinload(Inspection.firm),
                      selectinload(InspectionCampaign.inspections).selectinload(Inspection.findings))
