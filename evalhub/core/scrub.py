@@ -70,7 +70,35 @@ def _custom(data: bytes) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
 
 
+def _custom_xml(data: bytes) -> bytes:
+    """A custom XML data part (customXml/itemN.xml: fields a document library or an OA system binds to the file —
+    author, reviewer, phone): emptied to its root element, which its relationships and schema reference name."""
+    from lxml import etree
+
+    root = etree.fromstring(data, _xml_parser())
+    root.clear()
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
+
+
+# An external target on the author's own disk or network share (an attached template, a linked workbook):
+# file:///C:\Users\<Windows user>\…, C:\…, \\server\… — the path names the account; the link is dead on any
+# other machine anyway.
+_RELATIONSHIP = re.compile(rb"<Relationship\b[^>]*>")
+_LOCAL_TARGET = re.compile(rb'\bTarget="(?:file:|[A-Za-z]:\\|\\\\)[^"]*"', re.I)
+
+
+def _rels(data: bytes) -> bytes:
+    def local_gone(match: re.Match) -> bytes:
+        element = match.group(0)
+        if b'TargetMode="External"' not in element:
+            return element
+        return _LOCAL_TARGET.sub(b'Target="file:///removed"', element)
+
+    return _RELATIONSHIP.sub(local_gone, data)
+
+
 _DOCX_PARTS = {"docProps/core.xml": _core, "docProps/app.xml": _app, "docProps/custom.xml": _custom}
+_CUSTOM_XML_ITEM = re.compile(r"customXml/item\d+\.xml")
 
 
 def _docx(data: bytes) -> bytes:
@@ -78,7 +106,7 @@ def _docx(data: bytes) -> bytes:
     with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
         for info in source.infolist():
             content = source.read(info)
-            clean = _DOCX_PARTS.get(info.filename)
+            clean = _DOCX_PARTS.get(info.filename) or (_custom_xml if _CUSTOM_XML_ITEM.fullmatch(info.filename) else None)
             if clean is not None:
                 if len(content) > _METADATA_LIMIT:
                     raise _refuse("文档属性部分异常庞大，无法去除其中的作者等信息；请用 Word 另存后重新上传。")
@@ -88,6 +116,8 @@ def _docx(data: bytes) -> bytes:
                     raise _refuse("文档属性已损坏，无法去除其中的作者等信息；请用 Word 另存后重新上传。") from exc
             elif info.filename.startswith("word/") and info.filename.endswith(".xml"):
                 content = _AUTHOR_ATTRIBUTE.sub(rb'\1=""', content)
+            elif info.filename.endswith(".rels"):
+                content = _rels(content)
             copy = zipfile.ZipInfo(info.filename, date_time=info.date_time)  # same dates: the same upload
             copy.compress_type = zipfile.ZIP_STORED if info.compress_type == zipfile.ZIP_STORED else zipfile.ZIP_DEFLATED
             copy.external_attr = info.external_attr
@@ -98,7 +128,7 @@ def _docx(data: bytes) -> bytes:
 def _pdf(data: bytes) -> bytes:
     from pypdf import PdfReader, PdfWriter
     from pypdf.errors import PyPdfError
-    from pypdf.generic import NameObject
+    from pypdf.generic import ArrayObject, NameObject
 
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -109,13 +139,26 @@ def _pdf(data: bytes) -> bytes:
         root = writer.root_object
         if "/Metadata" in root:  # XMP: the same names again
             del root[NameObject("/Metadata")]
+        # files carried inside the PDF (a hybrid PDF's whole source document, an attached working file)
+        names = root.get("/Names")
+        if names is not None and "/EmbeddedFiles" in names.get_object():
+            del names.get_object()[NameObject("/EmbeddedFiles")]
+        if "/AF" in root:
+            del root[NameObject("/AF")]
         for page in writer.pages:
             if "/Metadata" in page:
                 del page[NameObject("/Metadata")]
-            for annotation in page.get("/Annots") or []:
-                annotation = annotation.get_object()
-                if "/T" in annotation:  # a comment's author
-                    del annotation[NameObject("/T")]
+            annotations = page.get("/Annots")
+            if annotations is not None:
+                kept = []
+                for reference in annotations.get_object():
+                    annotation = reference.get_object()
+                    if annotation.get("/Subtype") == "/FileAttachment":  # a file pinned to the page
+                        continue
+                    if "/T" in annotation:  # a comment's author
+                        del annotation[NameObject("/T")]
+                    kept.append(reference)
+                page[NameObject("/Annots")] = ArrayObject(kept)
         out = io.BytesIO()
         writer.write(out)
         return out.getvalue()

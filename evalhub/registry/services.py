@@ -229,6 +229,9 @@ def register_firm_application(data: FirmInput, bureau: Bureau, *, username: str,
 
 
 def update_firm(firm: Firm, data: FirmInput, actor: User) -> Firm:
+    # the row as it stands (an admission committed while the form was open counts): locked, then read again
+    db.session.execute(sa.select(Firm.id).where(Firm.id == firm.id).with_for_update())
+    db.session.refresh(firm, ["status", "uscc"])
     clean = clean_firm(data, existing=firm)
     if (actor.role == Role.FIRM_USER and firm.status != FirmStatus.PENDING
             and clean.values["uscc"] != firm.uscc):

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from evalhub.core.api import api_user, list_schema, operation, schema
 from evalhub.core.apiutil import (
     INTEGER, NULLABLE_DATE, NULLABLE_STRING, STRING, YEAR_QUERY, choice, date_str, datetime_str, id_field, labeled,
-    labeled_schema, number, query, raise_if, read_body, text, visible, PAGE_PARAMS, list_response,
+    labeled_schema, nullable, number, query, raise_if, read_body, text, visible, PAGE_PARAMS, list_response,
 )
 from evalhub.core.listing import year_filter
 from evalhub.review.models import SelfEvaluation, SelfEvaluationStatus
@@ -52,10 +52,10 @@ VERIFY_REQUEST = schema("RectificationVerifyRequest", {"type": "object", "requir
     "verification": choice(Verification, "核验结论"), "note": text(5000, "核验意见", nullable=True),
     "deadline": {"type": "string", "format": "date", "nullable": True, "maxLength": 10}}})
 UNIT_ENGAGEMENT = schema("UnitEngagement", {"type": "object", "required": ["id", "reference", "name"], "properties": {
-    "id": INTEGER, "reference": STRING, "name": STRING, "year": INTEGER, "state": labeled_schema(EngagementState, "UnitEngagementState"),
+    "id": INTEGER, "reference": STRING, "name": STRING, "year": INTEGER, "state": nullable(labeled_schema(EngagementState, "UnitEngagementState")),
     "budget_unit": STRING, "firm": NULLABLE_STRING, "lead_evaluator": NULLABLE_STRING,
     "evaluated": {"type": "boolean", "description": "本单位（或下属单位）是被评价单位；否则本单位只是其中已确认问题的整改责任单位，"
-                                                   "只见自己负责的问题（不含进度和主评人）"},
+                                                   "只见自己负责的问题（不含进度 state、过程和主评人，均为空）"},
     "timeline": {"type": "array", "items": {"type": "object", "properties": {
         "at": STRING, "from": STRING, "to": STRING}}}}})
 ENTRY = schema("ApplicationEntry", {"type": "object", "required": ["id", "engagement_id", "score", "grade"], "properties": {
@@ -123,7 +123,7 @@ def results_unit_engagements():
     evaluated_of = evaluated_ids(user, engagements)
     for e in engagements:
         evaluated = e.id in evaluated_of
-        out.append({"id": e.id, "reference": e.reference, "name": e.name, "year": e.year, "state": labeled(e.state),
+        out.append({"id": e.id, "reference": e.reference, "name": e.name, "year": e.year, "state": labeled(e.state) if evaluated else None,
                     "budget_unit": e.budget_unit.name, "firm": e.firm.name if e.firm else None,
                     "evaluated": evaluated, "lead_evaluator": services.lead_evaluator(e) if evaluated else None,
                     "timeline": [{"at": datetime_str(t["at"]), "from": t["from"].label, "to": t["to"].label}

@@ -220,11 +220,7 @@ def add_finding(engagement: Engagement, actor: User, data: FindingInput) -> Resu
     permissions.require(actor, "finding.enter", engagement)
     _check_state(engagement)
     values = _checked(engagement, data)
-    concurrency.refuse_twin(
-        f"results.findings:{engagement.id}",  # also numbers the rows one after another
-        sa.select(ResultFinding).where(ResultFinding.engagement_id == engagement.id,
-                                       ResultFinding.kind == values["kind"], ResultFinding.text == values["text"]),
-        lambda twin: f"第 {twin.position} 条已录入相同的{values['kind'].label}，请勿重复提交。")
+    _refuse_twin_finding(engagement, values)  # the lock also numbers the rows one after another
     # the next number after the highest: a deleted draft leaves a gap, never two rows cited as the same 第 N 条
     position = db.session.execute(sa.select(sa.func.coalesce(sa.func.max(ResultFinding.position), 0)).where(
         ResultFinding.engagement_id == engagement.id)).scalar_one() + 1
@@ -237,6 +233,17 @@ def add_finding(engagement: Engagement, actor: User, data: FindingInput) -> Resu
     return finding
 
 
+def _refuse_twin_finding(engagement: Engagement, values: dict[str, Any], other_than: int | None = None) -> None:
+    """One row per finding: the same kind and text entered again (a double click, an edit into its neighbour)
+    is refused."""
+    twin = sa.select(ResultFinding).where(ResultFinding.engagement_id == engagement.id,
+                                          ResultFinding.kind == values["kind"], ResultFinding.text == values["text"])
+    if other_than is not None:
+        twin = twin.where(ResultFinding.id != other_than)
+    concurrency.refuse_twin(f"results.findings:{engagement.id}", twin,
+                            lambda row: f"第 {row.position} 条已录入相同的{values['kind'].label}，请勿重复提交。")
+
+
 def _draft(finding: ResultFinding) -> None:
     if finding.status != FindingStatus.DRAFT:
         raise Conflict("该条已由财政局确认，不能再修改或删除。")
@@ -246,6 +253,7 @@ def edit_finding(finding: ResultFinding, actor: User, data: FindingInput) -> Res
     permissions.require(actor, "finding.enter", finding.engagement)
     _draft(finding)
     values = _checked(finding.engagement, data)
+    _refuse_twin_finding(finding.engagement, values, other_than=finding.id)
     for key, value in values.items():
         setattr(finding, key, value)
     audit.record("finding.edited", finding, actor=actor, summary=f"{finding.engagement.reference} 修改第 {finding.position} 条")
@@ -308,9 +316,12 @@ def draft_from_report(engagement: Engagement, actor: User) -> list[ResultFinding
     submission = latest_submission(engagement, SubmissionKind.REPORT)
     text = submission.file.text if submission is not None and submission.file is not None else ""
     sections = report_sections(text or "", list(get_setting(engagement.bureau, "review.report_chapters")))
-    created = []
+    created, seen = [], set()
     for chapter, kind in ((PROBLEM_CHAPTER, FindingKind.PROBLEM), (ADVICE_CHAPTER, FindingKind.RECOMMENDATION)):
         for item in sections[chapter]:
+            if (kind, item.strip()) in seen:  # a report that states a problem twice drafts it once
+                continue
+            seen.add((kind, item.strip()))
             created.append(add_finding(engagement, actor, FindingInput(kind=kind, text=item, category=_guess_category(item))))
     if not created:
         raise ValidationFailed("报告中未找到“存在的问题及原因分析”或“有关建议”章节的内容，请逐条录入。", {"text": "未找到可导入的内容"})

@@ -238,6 +238,14 @@ class ReviewPanel(InBureau, CreatedBy, db.Model):
     # in, and bureau staff enter the experts' answers and scores on their behalf, recorded as such.
     offline: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
+    @property
+    def mark(self) -> str:
+        """The pass mark as a letter states it: 90, 87.5 (not the column's 90.00)."""
+        if self.pass_mark is None:
+            return ""
+        text = f"{self.pass_mark:f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
+
     engagement: Mapped[Optional[Engagement]] = relationship(foreign_keys=[engagement_id])
     self_evaluation: Mapped[Optional[SelfEvaluation]] = relationship()
     submission: Mapped[Submission] = relationship(back_populates="panel")

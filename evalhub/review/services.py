@@ -1312,7 +1312,7 @@ def maybe_decide(panel: ReviewPanel, actor: User | None) -> bool:
     words = _score_words(panel, exact)
     audit.record("panel.decided", panel, actor=actor, bureau_id=panel.bureau_id,
                  summary=f"{engagement.reference} {panel.kind.label}第 {panel.round} 轮评审结果：{words}，"
-                         + ("通过" if panel.passed else f"低于 {panel.pass_mark} 分"),
+                         + ("通过" if panel.passed else f"低于 {panel.mark} 分"),
                  payload={"score": panel.score, "exact": str(exact), "spread": panel.spread, "flag": panel.spread_flagged})
     if isinstance(engagement, SelfEvaluation):
         _decide_self_evaluation(panel, engagement, reviews, words)
@@ -1320,7 +1320,7 @@ def maybe_decide(panel: ReviewPanel, actor: User | None) -> bool:
         if panel.kind == SubmissionKind.REPORT:
             record_result(engagement, panel.submission, None)  # accept_report requires the recorded result
         workflow.perform(engagement, "approve_plan" if panel.kind == SubmissionKind.WORK_PLAN else "accept_report",
-                         actor, note=f"专家评审 {panel.score} 分（通过线 {panel.pass_mark}）", system=True)
+                         actor, note=f"专家评审 {panel.score} 分（通过线 {panel.mark}）", system=True)
         panel.letter = consolidated_letter(panel, reviews, words)
         panel.status = PanelStatus.CLOSED
         emit("review_passed", link=f"/engagements/{engagement.id}", firm_id=engagement.firm_id,
@@ -1329,7 +1329,7 @@ def maybe_decide(panel: ReviewPanel, actor: User | None) -> bool:
         panel.letter = consolidated_letter(panel, reviews, words)  # bureau staff edit it before it is sent
         emit("review_failed", link=f"/reviews/panels/{panel.id}", bureau_id=engagement.bureau_id,
              reference=engagement.reference, kind=panel.kind.label,
-             detail=f"专家评审得分 {words}，低于 {panel.pass_mark} 分。请审核汇总意见后退回机构。")
+             detail=f"专家评审得分 {words}，低于 {panel.mark} 分。请审核汇总意见后退回机构。")
     return True
 
 
@@ -1346,7 +1346,7 @@ def _decide_self_evaluation(panel: ReviewPanel, se: SelfEvaluation, reviews: lis
              reference=se.reference, name=se.name, score=panel.score)
     else:
         emit("review_failed", link=f"/reviews/panels/{panel.id}", bureau_id=se.bureau_id, reference=se.reference,
-             kind=panel.kind.label, detail=f"专家评审得分 {words}，低于 {panel.pass_mark} 分。请审核汇总意见后退回单位整改。")
+             kind=panel.kind.label, detail=f"专家评审得分 {words}，低于 {panel.mark} 分。请审核汇总意见后退回单位整改。")
 
 
 _CLAUSE_END = "。；;，,、.！!？? \u3000\t\r\n"
@@ -1368,7 +1368,7 @@ def consolidated_letter(panel: ReviewPanel, reviews: list[Review], score_words: 
     lines = [f"{engagement.budget_unit.name if own else engagement.firm.name}：", "",
              f"{'贵单位' if own else '贵机构'}提交的《{engagement.name}》{panel.kind.label}（第 {panel.submission.version} 版）经专家评审，"
              f"综合得分 {score_words or f'{panel.score} 分'}，"
-             + ("达到通过线。" if panel.passed else f"低于 {panel.pass_mark} 分的通过线，请按以下意见整改后重新提交。"),
+             + ("达到通过线。" if panel.passed else f"低于 {panel.mark} 分的通过线，请按以下意见整改后重新提交。"),
              ""]
     for number, item in enumerate(panel.rubric.items, start=1):
         text = join_clauses(s.comment for r in reviews for s in r.scores if s.rubric_item_id == item.id)
@@ -1407,7 +1407,7 @@ def send_letter(panel: ReviewPanel, actor: User, letter: str) -> None:
 
         team.charge(engagement, PointKind.REPORT_RETURNED, bureau=engagement.bureau, source_type="review_panel",
                     source_id=panel.id, actor=actor, link=f"/engagements/{engagement.id}",
-                    note=f"第 {panel.round} 轮评审 {panel.score} 分，低于通过线 {panel.pass_mark} 分，退回整改")
+                    note=f"第 {panel.round} 轮评审 {panel.score} 分，低于通过线 {panel.mark} 分，退回整改")
 
 
 def _return_self_evaluation(panel: ReviewPanel, se: SelfEvaluation, actor: User, letter: str) -> None:
@@ -1424,10 +1424,10 @@ def _return_self_evaluation(panel: ReviewPanel, se: SelfEvaluation, actor: User,
     se.score = panel.score  # read with the letter, not before
     move_self_evaluation(se, SelfEvaluationStatus.REVIEWING, SelfEvaluationStatus.RETURNED)
     audit.record("self_evaluation.returned", se, actor=actor, bureau_id=se.bureau_id,
-                 summary=f"{se.reference} 部门自评报告第 {panel.round} 轮评审 {panel.score} 分，低于 {panel.pass_mark} 分，退回单位整改",
+                 summary=f"{se.reference} 部门自评报告第 {panel.round} 轮评审 {panel.score} 分，低于 {panel.mark} 分，退回单位整改",
                  payload={"panel": panel.id, "score": panel.score})
     emit("self_evaluation_returned", link=f"/results/self-evaluations/{se.id}", users=unit_accounts_of(se.budget_unit_id),
-         reference=se.reference, name=se.name, score=panel.score, pass_mark=panel.pass_mark,
+         reference=se.reference, name=se.name, score=panel.score, pass_mark=panel.mark,
          due=format_beijing(panel.resubmit_due, "%Y-%m-%d"), letter=letter[:500])
 
 
