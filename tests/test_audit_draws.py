@@ -16,31 +16,10 @@ from evalhub.extensions import db
 from evalhub.procurement import services as P
 from evalhub.procurement.models import BidStatus
 from tests import factories
+from tests.test_procurement_services import rescore, tied_consultation
 
 
 # --- helpers -------------------------------------------------------------------------------------------------
-
-def _tied_consultation(world):
-    """A consultation with 甲 and 乙 tied for first (same price, same scores) and 丙 behind; the committee named."""
-    from tests.test_procurement_services import _bid, _bidder, _consultation, _past_deadline, _score_all
-
-    p = _consultation(world, weight="10")
-    bidders = {n: _bidder(world, n) for n in "甲乙丙"}
-    for name, price in [("甲", "40"), ("乙", "40"), ("丙", "50")]:
-        _bid(p, bidders[name][1], bidders[name][2], price)
-    _past_deadline(p)
-    P.open_bids(p, world.bz_staff)
-    _score_all(world, p, {"甲": 80, "乙": 80, "丙": 80})
-    return p
-
-
-def _rescore(world, p, points_by_firm):
-    for member in p.committee:
-        scores = {bid.id: {item.id: (Decimal(points_by_firm[bid.firm.name]) * item.max_points / 100)
-                           for item in p.rubric}
-                  for bid in p.bids if bid.status == BidStatus.SUBMITTED}
-        P.record_technical_scores(p, member, scores, world.bz_staff)
-
 
 def _campaign(world):
     from evalhub.supervision import services as V
@@ -61,7 +40,7 @@ def test_a_tie_break_does_not_award_a_bid_that_rescoring_has_put_behind_another(
     for its witnesses the committee's scores are entered again (nothing stops it) and 丙 is now first alone. The
     reveal still awards 甲 or 乙 — whoever the lot picks — over the bid ranked first: the scores the candidate list
     was frozen from are not frozen, and ``_award_tie_winner`` never asks whether its bids are still tied for first."""
-    p = _tied_consultation(world)
+    p = tied_consultation(world)
     record = P.award_procurement(p, world.bz_staff, "综合得分与报价并列第一")
     assert isinstance(record, Draw) and record.kind == "procurement_tiebreak"
     tied = set(record.candidate_ids)
@@ -70,7 +49,7 @@ def test_a_tie_break_does_not_award_a_bid_that_rescoring_has_put_behind_another(
     # the rescoring is written to the score rows directly, standing for any path around the freeze, and the
     # reveal must still not award a bid that is no longer tied first)
     try:
-        _rescore(world, p, {"甲": 80, "乙": 80, "丙": 100})
+        rescore(world, p, {"甲": 80, "乙": 80, "丙": 100})
         refused = False
     except Conflict:
         refused = True
@@ -135,7 +114,7 @@ def test_a_tie_break_drawn_again_after_a_challenge_cites_the_first_or_lets_it_st
     from evalhub.procurement.models import Award
     from tests.test_procurement_law import EVIDENCE
 
-    p = _tied_consultation(world)
+    p = tied_consultation(world)
     first = P.award_procurement(p, world.bz_staff, "综合得分与报价并列第一")
     award = factories.witnessed(first, operator=world.bz_staff, witnesses=[world.bz_admin])
     won = award.bid_id
@@ -226,7 +205,7 @@ def test_the_public_page_of_a_tie_break_does_not_name_the_losing_tenderer(world,
     "<firm>的投标": once revealed, /public/draws/<id> names the losing tied tenderer to anyone — and, the tie being on
     score and price, tells them that its bid price equals the published award amount. The draw can be recomputed
     from the bid ids alone (as the public page already does for people, leaving out what it must not show)."""
-    p = _tied_consultation(world)
+    p = tied_consultation(world)
     names = {"甲": "长风绩效评价咨询有限公司", "乙": "远山绩效评价咨询有限公司"}  # names that cannot turn up by chance
     for bid in p.bids:
         bid.firm.name = names.get(bid.firm.name, bid.firm.name)

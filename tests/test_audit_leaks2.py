@@ -11,15 +11,7 @@ from evalhub.extensions import db
 from tests import factories
 
 
-def _docx(text: str) -> bytes:
-    import docx
-
-    document = docx.Document()
-    for line in text.splitlines():
-        document.add_paragraph(line)
-    buffer = io.BytesIO()
-    document.save(buffer)
-    return buffer.getvalue()
+_docx = factories.docx_bytes
 
 
 def _repack(data: bytes, *, add: dict[str, bytes] | None = None, edit=None) -> bytes:

@@ -337,15 +337,9 @@ def test_witnesses_are_told_and_an_automatic_draw_tells_the_bureau(world):
 
 
 def test_a_tie_for_first_is_announced_and_awarded_only_at_the_witnessed_reveal(world):
-    from tests.test_procurement_services import _bid, _bidder, _consultation, _past_deadline, _score_all
+    from tests.test_procurement_services import tied_consultation
 
-    p = _consultation(world, weight="10")
-    bidders = {n: _bidder(world, n) for n in "甲乙丙"}
-    for name, price in [("甲", "40"), ("乙", "40"), ("丙", "50")]:
-        _bid(p, bidders[name][1], bidders[name][2], price)
-    _past_deadline(p)
-    P.open_bids(p, world.bz_staff)
-    _score_all(world, p, {"甲": 80, "乙": 80, "丙": 80})
+    p = tied_consultation(world)
     record = P.award_procurement(p, world.bz_staff, "并列")
     assert isinstance(record, Draw) and record.kind == "procurement_tiebreak" and p.award is None
     # recorded by bid number (the draw is public and its candidate hash published); the bureau's page names them
@@ -361,11 +355,11 @@ def test_a_tie_for_first_is_announced_and_awarded_only_at_the_witnessed_reveal(w
 def test_a_tie_break_after_a_re_evaluation_that_changed_the_tie_cites_the_first(world):
     """The first lot stands only for the same bids tied on the same score and price; a tie that changed is drawn
     again, citing the first lot and why (DESIGN.md: a redraw cites its reason)."""
-    from tests.test_audit_draws import _rescore, _tied_consultation
+    from tests.test_procurement_services import rescore, tied_consultation
     from tests.test_procurement_law import EVIDENCE
     from evalhub.procurement.models import Award
 
-    p = _tied_consultation(world)
+    p = tied_consultation(world)
     first = P.award_procurement(p, world.bz_staff, "并列第一")
     award = factories.witnessed(first, operator=world.bz_staff, witnesses=[world.bz_admin])
     loser = next(b for b in p.bids if b.id in first.candidate_ids and b.id != award.bid_id)
@@ -373,9 +367,9 @@ def test_a_tie_break_after_a_re_evaluation_that_changed_the_tie_cites_the_first(
     challenge = P.file_challenge(p, user, "评分记录存在错误，请求重新评审。", EVIDENCE)
     P.answer_challenge(challenge, world.bz_staff, "upheld", "经核查，评分记录有误，重新评审。", "reevaluate")
     db.session.flush()
-    _rescore(world, p, {"甲": 90, "乙": 90, "丙": 80})  # still 甲 and 乙, on other scores
+    rescore(world, p, {"甲": 90, "乙": 90, "丙": 80})  # still 甲 and 乙, on other scores
     again = P.award_procurement(p, world.bz_staff, "重新评审后仍并列第一")
     assert not isinstance(again, Award) and again.redraw_of_id == first.id and "得分" in again.redraw_reason
     with pytest.raises(Conflict):  # frozen while it waits
-        _rescore(world, p, {"甲": 80, "乙": 80, "丙": 80})
+        rescore(world, p, {"甲": 80, "乙": 80, "丙": 80})
     assert factories.witnessed(again, operator=world.bz_staff, witnesses=[world.bz_admin]).bid_id in first.candidate_ids

@@ -305,27 +305,40 @@ def test_ineligible_firms_are_told_why_they_cannot_bid(world):
 
 
 def _score_all(world, p, points_by_firm):
-    members = P.enter_committee(p, ["评委甲", "评委乙", "评委丙"], world.bz_staff)
+    P.enter_committee(p, ["评委甲", "评委乙", "评委丙"], world.bz_staff)
     factories.committee_clears_flags(p, world.bz_staff)  # equal prices here are the point of the test (integrity gate)
-    for member in members:
-        scores = {}
-        for bid in p.bids:
-            if bid.status != BidStatus.SUBMITTED:
-                continue
-            total = points_by_firm[bid.firm.name]
-            # spread the total over the rubric in proportion to each item's maximum
-            scores[bid.id] = {item.id: (Decimal(total) * item.max_points / 100) for item in p.rubric}
+    rescore(world, p, points_by_firm)
+
+
+def rescore(world, p, points_by_firm):
+    """Every committee member scores each submitted bid its firm's total, spread over the rubric in proportion
+    to each item's maximum."""
+    for member in p.committee:
+        scores = {bid.id: {item.id: (Decimal(points_by_firm[bid.firm.name]) * item.max_points / 100)
+                           for item in p.rubric}
+                  for bid in p.bids if bid.status == BidStatus.SUBMITTED}
         P.record_technical_scores(p, member, scores, world.bz_staff)
 
 
-def test_comprehensive_scoring_price_formula_and_weights(world):
-    p = _consultation(world, weight="20")
+def scored_consultation(world, prices: dict[str, str], points: dict[str, int], weight: str = "10"):
+    """A consultation among 甲, 乙 and 丙 at ``prices`` (万元), opened and scored ``points`` by a committee."""
+    p = _consultation(world, weight=weight)
     bidders = {n: _bidder(world, n) for n in "甲乙丙"}
-    for name, price in [("甲", "40"), ("乙", "50"), ("丙", "45")]:
+    for name, price in prices.items():
         _bid(p, bidders[name][1], bidders[name][2], price)
     _past_deadline(p)
     P.open_bids(p, world.bz_staff)
-    _score_all(world, p, {"甲": 70, "乙": 95, "丙": 80})
+    _score_all(world, p, points)
+    return p
+
+
+def tied_consultation(world):
+    """A consultation with 甲 and 乙 tied for first (same price, same scores) and 丙 behind; the committee named."""
+    return scored_consultation(world, {"甲": "40", "乙": "40", "丙": "50"}, {"甲": 80, "乙": 80, "丙": 80})
+
+
+def test_comprehensive_scoring_price_formula_and_weights(world):
+    p = scored_consultation(world, {"甲": "40", "乙": "50", "丙": "45"}, {"甲": 70, "乙": 95, "丙": 80}, weight="20")
     results = {r.bid.firm.name: r for r in P.evaluate(p)}
     assert results["甲"].price_score == Decimal("100.00")
     assert results["乙"].price_score == Decimal("80.00")     # 40 / 50 × 100
@@ -342,13 +355,7 @@ def test_comprehensive_scoring_price_formula_and_weights(world):
 
 
 def test_ties_go_to_the_lower_price_then_the_better_technical_score(world):
-    p = _consultation(world, weight="10")
-    bidders = {n: _bidder(world, n) for n in "甲乙丙"}
-    for name, price in [("甲", "40"), ("乙", "40"), ("丙", "50")]:
-        _bid(p, bidders[name][1], bidders[name][2], price)
-    _past_deadline(p)
-    P.open_bids(p, world.bz_staff)
-    _score_all(world, p, {"甲": 80, "乙": 80, "丙": 80})
+    p = scored_consultation(world, {"甲": "40", "乙": "40", "丙": "50"}, {"甲": 80, "乙": 80, "丙": 80}, weight="10")
     results = P.evaluate(p)
     assert results[0].tied and results[1].tied and results[0].total == results[1].total
     award = factories.witnessed(P.award_procurement(p, world.bz_staff, "并列"))
