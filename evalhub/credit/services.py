@@ -124,6 +124,20 @@ def _work_year(year: int, created_at):
     return sa.case((Engagement.id.is_not(None), Engagement.year == year), else_=made_in_year)
 
 
+def _late(bureau: Bureau, year: int):
+    """An intentional finding made in the Beijing year ``year`` on work of an earlier year whose rating by this
+    bureau is already final (a random inspection of last year's engagements, after the rating): the final rating
+    never changes, so the finding puts the firm on this year's watch list instead — never on its score. For a
+    statement joined to ``Finding`` and (outer) ``Engagement``."""
+    from evalhub.supervision.models import Finding, Severity
+
+    made_in_year = sa.and_(Finding.created_at >= beijing_year_start(year), Finding.created_at < beijing_year_start(year + 1))
+    final = sa.select(CreditRating.id).where(CreditRating.bureau_id == bureau.id, CreditRating.firm_id == Finding.firm_id,
+                                             CreditRating.year == Engagement.year, CreditRating.status == RatingStatus.FINAL)
+    return sa.and_(Finding.severity == Severity.INTENTIONAL, Engagement.id.is_not(None), Engagement.year < year,
+                   made_in_year, final.exists())
+
+
 def _subjects(bureau: Bureau, year: int) -> sa.CompoundSelect:
     """The ids of the firms the bureau's rating of the year covers (``rated_firm_ids``), as a statement."""
     from evalhub.supervision.models import Finding, Inspection, Severity
@@ -133,8 +147,9 @@ def _subjects(bureau: Bureau, year: int) -> sa.CompoundSelect:
         Engagement.bureau_id.in_(subtree), Engagement.year == year, Engagement.firm_id.is_not(None))
     violated = (sa.select(Finding.firm_id).join(Inspection, Inspection.id == Finding.inspection_id)
                 .outerjoin(Engagement, Engagement.id == Inspection.engagement_id)
-                .where(Finding.severity == Severity.INTENTIONAL, Finding.firm_id.is_not(None),
-                       Inspection.bureau_id.in_(subtree), _work_year(year, Finding.created_at)))
+                .where(Finding.firm_id.is_not(None), Inspection.bureau_id.in_(subtree), sa.or_(
+                    sa.and_(Finding.severity == Severity.INTENTIONAL, _work_year(year, Finding.created_at)),
+                    _late(bureau, year))))
     return sa.union(worked, violated)
 
 
@@ -148,6 +163,7 @@ class _FirmYear:
     ratings: list[Decimal]                 # commissioner ratings' totals
     complaints: list[Any]                  # substantiated complaints: id, firm_id, reference
     findings: list[Any]                    # firm_id, inspection_id, severity, description
+    late: list[Any]                        # intentional findings on work of a year already rated final (``_late``)
     external: list[Any]                    # id, firm_id, kind, description, deduction
     corrections: dict[str, Any] = field(default_factory=dict)  # "submission:12" → its latest CreditCorrection
 
@@ -171,7 +187,7 @@ def _year_records(bureau: Bureau, year: int, firm_id: int | None = None) -> dict
 
     def of(fid: int) -> _FirmYear:
         if fid not in out:
-            out[fid] = _FirmYear([], [], {}, 0, [], [], [], [], {})
+            out[fid] = _FirmYear([], [], {}, 0, [], [], [], [], [], {})
         return out[fid]
 
     def firm_filter(column):
@@ -226,6 +242,12 @@ def _year_records(bureau: Bureau, year: int, firm_id: int | None = None) -> dict
                Engagement, Engagement.id == Inspection.engagement_id).where(
                firm_filter(Finding.firm_id), Inspection.bureau_id.in_(subtree), _work_year(year, Finding.created_at))
            .order_by(Finding.id), "findings")
+    gather(sa.select(Finding.id, Finding.firm_id, Finding.inspection_id, Finding.severity, Finding.description,
+                     Engagement.year.label("work_year"))
+           .join(Inspection, Inspection.id == Finding.inspection_id).outerjoin(
+               Engagement, Engagement.id == Inspection.engagement_id).where(
+               firm_filter(Finding.firm_id), Inspection.bureau_id.in_(subtree), _late(bureau, year))
+           .order_by(Finding.id), "late")
     gather(sa.select(ExternalCreditRecord.id, ExternalCreditRecord.firm_id, ExternalCreditRecord.kind,
                      ExternalCreditRecord.description, ExternalCreditRecord.deduction).where(
                firm_filter(ExternalCreditRecord.firm_id), ExternalCreditRecord.bureau_id.in_(subtree),
@@ -249,6 +271,22 @@ def firm_components(bureau: Bureau, firm: Firm, year: int) -> tuple[bool, list[C
     return _components(bureau, records) if records is not None else (False, [], [])
 
 
+def _watch_only(bureau: Bureau, findings: list[Any], excluded: list[Any]) -> list[Component]:
+    """A firm not rated (no completed engagement) but found violating intentionally: no points, yet the findings
+    that put it on the watch list are on the rating as records of 监督检查, for the firm to object to."""
+    from evalhub.supervision.models import Severity
+
+    counted = [f for f in findings if f.severity == Severity.INTENTIONAL]
+    struck = [f for f in excluded if f.severity == Severity.INTENTIONAL]
+    if not counted and not struck:
+        return []
+    return [Component("supervision", "监督检查", _weight(bureau, "supervision"), Decimal("0"),
+                      ["不予评级（本年度无已完成的评价任务），仅记录故意违规"] + [f"故意违规：{f.description}" for f in counted]
+                      + [f"经异议核实不计入：{f.description[:30]}" for f in struck],
+                      [{"type": "inspection", "id": f.inspection_id, "ref": f"finding:{f.id}",
+                        "label": f"{f.severity.label}：{f.description[:30]}"} for f in counted])]
+
+
 def _excluded(records: _FirmYear, ref: str) -> bool:
     correction = records.corrections.get(ref)
     return correction is not None and correction.excluded
@@ -263,9 +301,13 @@ def _components(bureau: Bureau, records: _FirmYear) -> tuple[bool, list[Componen
     excluded = [f for f in records.findings if _excluded(records, f"finding:{f.id}")]
     findings = [f for f in records.findings if f not in excluded]
     intentional = [f.description for f in findings if f.severity == Severity.INTENTIONAL]
+    # found after an earlier year's rating was final: on this year's watch list, not its score (``_late``)
+    late_found = [f for f in records.late if not _excluded(records, f"finding:{f.id}")]
+    late_struck = [f for f in records.late if f not in late_found]
+    watch = intentional + [f"{f.description}（{f.work_year} 年度评价确定后发现）" for f in late_found]
     completed = [e for e in engagements if e.state in COMPLETED]
     if not completed:  # not rated; an intentional violation still puts the firm on watch, whatever its score
-        return False, [], intentional
+        return False, _watch_only(bureau, findings + late_found, excluded + late_struck), watch
     references = {e.id: e.reference for e in engagements}
     ref = lambda e: {"type": "engagement", "id": e.id, "label": f"{e.reference} {e.name}"}  # noqa: E731
 
@@ -334,9 +376,11 @@ def _components(bureau: Bureau, records: _FirmYear) -> tuple[bool, list[Componen
     supervision = Decimal("0") if intentional else max(Decimal("0"), weight - lost)
     components.append(Component("supervision", "监督检查", weight, _q(supervision),
                                 [f"检查发现问题 {len(findings)} 个"] + [f"故意违规：{d}" for d in intentional]
-                                + [f"经异议核实不计入：{f.description[:30]}" for f in excluded],
+                                + [f"{f.work_year} 年度评价确定后发现故意违规（列入重点关注名单，不扣本年度分）：{f.description}"
+                                   for f in late_found]
+                                + [f"经异议核实不计入：{f.description[:30]}" for f in excluded + late_struck],
                                 [{"type": "inspection", "id": f.inspection_id, "ref": f"finding:{f.id}",
-                                  "label": f"{f.severity.label}：{f.description[:30]}"} for f in findings]))
+                                  "label": f"{f.severity.label}：{f.description[:30]}"} for f in findings + late_found]))
 
     # external credit records entered by the bureau
     weight = _weight(bureau, "external")
@@ -348,7 +392,7 @@ def _components(bureau: Bureau, records: _FirmYear) -> tuple[bool, list[Componen
                                 + [f"经异议核实不计入：{r.kind.label} {r.description[:30]}" for r in dropped],
                                 [{"type": "external", "id": r.id, "ref": f"external:{r.id}",
                                   "label": f"{r.kind.label}：{r.description[:30]}"} for r in external]))
-    return True, components, intentional
+    return True, components, watch
 
 
 def _hold_year(bureau: Bureau, year: int) -> None:
@@ -433,6 +477,8 @@ def _rate(bureau: Bureau, year: int, firm: Firm, rating: CreditRating | None, re
         _republish(rating, before, today=today, actor=actor)
     if intentional and rating.suspension_id is None:
         _suspend_for(rating, firm, bureau)
+    elif not intentional and rating.suspension_id is not None:
+        _lift_for(rating, firm, bureau)
     return rating
 
 
@@ -467,6 +513,16 @@ def _suspend_for(rating: CreditRating, firm: Firm, bureau: Bureau) -> None:
     if change is not None:
         db.session.flush()
         rating.suspension_id = change.id
+
+
+def _lift_for(rating: CreditRating, firm: Firm, bureau: Bureau) -> None:
+    """The violation this rating suspended the firm for was struck out (an upheld objection): the suspension it
+    imposed ends, unless the firm's status has moved on since."""
+    from evalhub.registry.services import lift_imposed_suspension
+
+    lift_imposed_suspension(firm, rating.suspension_id, f"{rating.year} 年度信用评价（{bureau.short_name}）经异议复核，"
+                                                        "故意违规不予认定，移出重点关注名单，恢复入库状态")
+    rating.suspension_id = None
 
 
 # === lifecycle =====================================================================================
