@@ -366,7 +366,13 @@ def impose_suspension(firm: Firm, reason: str) -> FirmStatusChange | None:
     """A suspension the rules impose (credit: an intentional violation, whatever the score): a system action
     with no user, in the name of the firm's library bureau (its owner) whichever bureau found the cause;
     audited and told to the firm like any suspension. None when the firm is not admitted."""
-    spec = FIRM_STATUS_ACTIONS["suspend"]
+    return _system_status_change(firm, "suspend", reason)
+
+
+def _system_status_change(firm: Firm, action: str, reason: str) -> FirmStatusChange | None:
+    """A status step the rules take (no user): recorded, audited and told to the firm like a bureau's; None
+    when the firm's status is not one the step leaves from."""
+    spec = FIRM_STATUS_ACTIONS[action]
     if firm.status not in spec.sources:
         return None
     reason = reason.strip()[:500]
@@ -375,7 +381,7 @@ def impose_suspension(firm: Firm, reason: str) -> FirmStatusChange | None:
     db.session.add(change)
     old, firm.status, firm.status_reason, firm.status_since = firm.status, spec.target, reason, utcnow()
     firm.status_until = None
-    audit.record("firm.suspend", firm, actor=None, bureau_id=firm.bureau_id,
+    audit.record(f"firm.{action}", firm, actor=None, bureau_id=firm.bureau_id,
                  summary=f"{firm.name}：{old.label} → {spec.target.label}（系统按规则执行：{reason}）",
                  payload={"from": old, "to": spec.target, "reason": reason, "system": True})
     _tell_firm(firm, spec, reason)
@@ -386,22 +392,9 @@ def lift_imposed_suspension(firm: Firm, change_id: int, reason: str) -> FirmStat
     """End a suspension ``impose_suspension`` made (``change_id``) once its cause is gone (an upheld objection
     struck the violation out): a system action, audited and told to the firm. None when the firm's status has
     moved on since (reinstated, suspended again by the bureau, removed): what came after stands."""
-    latest = db.session.execute(sa.select(FirmStatusChange).where(FirmStatusChange.firm_id == firm.id)
+    latest = db.session.execute(sa.select(FirmStatusChange.id).where(FirmStatusChange.firm_id == firm.id)
                                 .order_by(FirmStatusChange.id.desc()).limit(1)).scalar_one_or_none()
-    spec = FIRM_STATUS_ACTIONS["reinstate"]
-    if latest is None or latest.id != change_id or firm.status not in spec.sources:
-        return None
-    reason = reason.strip()[:500]
-    change = FirmStatusChange(firm_id=firm.id, from_status=firm.status, to_status=spec.target, reason=reason,
-                              effective_from=beijing_today(), actor_id=None)
-    db.session.add(change)
-    old, firm.status, firm.status_reason, firm.status_since = firm.status, spec.target, reason, utcnow()
-    firm.status_until = None
-    audit.record("firm.reinstate", firm, actor=None, bureau_id=firm.bureau_id,
-                 summary=f"{firm.name}：{old.label} → {spec.target.label}（系统按规则执行：{reason}）",
-                 payload={"from": old, "to": spec.target, "reason": reason, "system": True})
-    _tell_firm(firm, spec, reason)
-    return change
+    return _system_status_change(firm, "reinstate", reason) if latest == change_id else None
 
 
 def attach_firm_document(firm: Firm, kind: Any, filename: str, data: bytes, actor: User) -> FirmDocument:
