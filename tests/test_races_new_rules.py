@@ -26,8 +26,9 @@ def events(action: str) -> int:
 def test_a_low_bid_decided_twice_at_once_is_decided_once(app, world, monkeypatch):
     """docs/rules.md (low_bid_ratio): the committee decides an abnormally low price "once, during the evaluation"
     (财政部令第87号 第六十条); decide_justification refuses a second decision. Two clerks press at once, one 接受,
-    one 不接受: the second to commit, though it read the bid undecided, is refused — one decision is recorded and
-    the bid keeps the first (不接受)."""
+    one 不接受: one decision is recorded, the other refused. A (接受) holds the procurement's row lock when B
+    starts (the tie-break freeze takes it before the bid is read), so B waits, then finds the bid decided: the bid
+    keeps A's 接受."""
     from evalhub.procurement import services as P
     from evalhub.procurement.models import Bid, JustificationDecision
     from tests.test_procurement_law_more import _low_bid_consultation
@@ -49,7 +50,7 @@ def test_a_low_bid_decided_twice_at_once_is_decided_once(app, world, monkeypatch
 
     decided = events("bid.justification_decided")
     bid = db.session.get(Bid, bid_id)
-    assert (decided, bid.justification_decision) == (1, JustificationDecision.REJECTED), (
+    assert (decided, bid.justification_decision) == (1, JustificationDecision.ACCEPTED), (
         f"{decided} decisions recorded for one low bid; it ends {bid.justification_decision.label} "
         f"with invalid_reason={bid.invalid_reason!r}")
 

@@ -202,6 +202,14 @@ class RubricItem(db.Model):
     rubric: Mapped[Rubric] = relationship(back_populates="items")
 
 
+def mark_text(value: Decimal | None) -> str:
+    """A mark as people write it: 90, 87.5."""
+    if value is None:
+        return ""
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 class ReviewPanel(InBureau, CreatedBy, db.Model):
     """The expert panel for one submission version. Its outcome is decided exactly once. Its subject is the
     engagement whose document it reviews, or the self-evaluation (``subject``)."""
@@ -241,10 +249,7 @@ class ReviewPanel(InBureau, CreatedBy, db.Model):
     @property
     def mark(self) -> str:
         """The pass mark as a letter states it: 90, 87.5 (not the column's 90.00)."""
-        if self.pass_mark is None:
-            return ""
-        text = f"{self.pass_mark:f}"
-        return text.rstrip("0").rstrip(".") if "." in text else text
+        return mark_text(self.pass_mark)
 
     engagement: Mapped[Optional[Engagement]] = relationship(foreign_keys=[engagement_id])
     self_evaluation: Mapped[Optional[SelfEvaluation]] = relationship()
