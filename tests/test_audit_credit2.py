@@ -113,3 +113,21 @@ def test_an_intentional_violation_found_after_the_years_rating_is_final_still_pu
     reasons = eligibility.exclusion_reasons(world.firm, later, M.OPEN_TENDER)
     assert watched and any("重点关注名单" in r for r in reasons), (
         f"no watch list anywhere; the firm is {world.firm.status.label} and eligible next year: {reasons}")
+
+
+def test_a_violation_the_final_rating_already_holds_is_not_carried_into_the_next_year(world):
+    """The carry-over is for a finding the final rating could not hold (made after it was computed): a finding
+    made on last year's work before last year's rating was computed is on that rating's watch list already, and
+    this year's rating does not list it again."""
+    this_year = beijing_today().year
+    last = this_year - 1
+    e = factories.contracted(world, year=last)
+    e.state = S.ACCEPTED
+    db.session.flush()
+    _intentional(world, world.firm, "伪造入户调查记录", engagement=e)  # found before last year's rating
+    C.ensure_national_calendar()
+    held = {r.firm_id: r for r in C.compute(world.bz, last, world.bz_admin)}[world.firm.id]
+    assert held.watch_list
+    C.publish(world.bz, last, world.bz_admin, today=date(last, 11, 3))
+    C.finalise(world.bz, last, world.bz_admin, today=date(last, 12, 31))
+    assert world.firm.id not in {r.firm_id for r in C.compute(world.bz, this_year, world.bz_admin)}

@@ -126,14 +126,16 @@ def _work_year(year: int, created_at):
 
 def _late(bureau: Bureau, year: int):
     """An intentional finding made in the Beijing year ``year`` on work of an earlier year whose rating by this
-    bureau is already final (a random inspection of last year's engagements, after the rating): the final rating
-    never changes, so the finding puts the firm on this year's watch list instead — never on its score. For a
+    bureau is already final and was computed before the finding (a random inspection of last year's engagements,
+    after the rating): the final rating never changes, so the finding puts the firm on this year's watch list
+    instead — never on its score, and never twice (a rating computed after the finding holds it). For a
     statement joined to ``Finding`` and (outer) ``Engagement``."""
     from evalhub.supervision.models import Finding, Severity
 
     made_in_year = sa.and_(Finding.created_at >= beijing_year_start(year), Finding.created_at < beijing_year_start(year + 1))
     final = sa.select(CreditRating.id).where(CreditRating.bureau_id == bureau.id, CreditRating.firm_id == Finding.firm_id,
-                                             CreditRating.year == Engagement.year, CreditRating.status == RatingStatus.FINAL)
+                                             CreditRating.year == Engagement.year, CreditRating.status == RatingStatus.FINAL,
+                                             CreditRating.computed_at < Finding.created_at)
     return sa.and_(Finding.severity == Severity.INTENTIONAL, Engagement.id.is_not(None), Engagement.year < year,
                    made_in_year, final.exists())
 
