@@ -116,6 +116,25 @@ def test_the_public_copy_of_a_report_does_not_carry_the_authors_in_its_document_
     assert not leaked, f"the public redacted report still names people in its document properties: {leaked}"
 
 
+def test_the_original_upload_of_a_redacted_report_is_the_bureaus_alone(world, client, login):
+    """The bureau's own upload of the redacted version (properties and all) is downloaded by the bureau side of the
+    engagement only: its staff 200; the firm, the evaluated unit, another prefecture's staff and a visitor never."""
+    from evalhub.review import services as R
+
+    e = factories.accepted(world)
+    R.publish(e, world.bz_admin, filename="公开版.docx",
+              data=_docx_with_properties(factories.report_text(), author="巴州财政局绩效科 李娜"))
+    unit = factories.unit_user(world, e.budget_unit.name, "unit.original")
+    db.session.commit()
+    url = f"/engagements/{e.id}/publication/upload"
+    assert client.get(url).status_code == 302  # a visitor is sent to sign in
+    login(world.bz_staff)
+    assert client.get(url).status_code == 200
+    for outsider in (world.firm_user, unit, world.kz_staff):
+        login(outsider)
+        assert client.get(url).status_code in (403, 404), outsider.username
+
+
 def test_the_firms_unredacted_report_cannot_be_published_as_its_redacted_version(world, client):
     """DOMAIN §2 step 6 / seed 000 ("将第三方机构评价报告脱密后进行“双公开”"): what the public reads is the redacted
     version, never the report as the firm handed it in. ``review.services.publish`` accepts any .pdf/.docx: a clerk
