@@ -65,7 +65,7 @@ from evalhub.registry.services import expert_avoidance_reasons, expert_is_drawab
 from evalhub.review import services as R
 from evalhub.review.models import (
     CommissionerRating, EvaluationResult, Grade, IndicatorCategory, InvitationStatus, PanelInvitation, PanelStatus, ReportIndicator,
-    mark_text,
+    points_text,
     Review, ReviewPanel, ReviewScore, ReviewStatus, RubricKind, Submission, SubmissionKind,
 )
 from evalhub.demo.corpus import QUALITIES, SyntheticReport, generate_report, make_facts
@@ -546,7 +546,7 @@ class _Archive:
         panel["letter"] = R.consolidated_letter(SimpleNamespace(
             engagement=engagement, kind=SubmissionKind.REPORT, submission=submission, rubric=rubric,
             score=version.score, passed=version.passed, pass_mark=panel["pass_mark"],
-            mark=mark_text(panel["pass_mark"])), reviews)
+            mark=points_text(panel["pass_mark"])), reviews)
         if not version.passed:
             panel["letter_sent_at"] = version.letter_at
             panel["resubmit_due"] = version.letter_at + timedelta(days=get_setting(bureau, "review.resubmit_days"))

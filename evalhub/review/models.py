@@ -202,12 +202,9 @@ class RubricItem(db.Model):
     rubric: Mapped[Rubric] = relationship(back_populates="items")
 
 
-def mark_text(value: Decimal | None) -> str:
-    """A mark as people write it: 90, 87.5."""
-    if value is None:
-        return ""
-    text = f"{value:f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
+def points_text(value: Decimal | None) -> str:
+    """Points as people write them: 90, 87.5 (not a Numeric column's 90.00)."""
+    return "" if value is None else f"{value.normalize():f}"
 
 
 class ReviewPanel(InBureau, CreatedBy, db.Model):
@@ -249,7 +246,7 @@ class ReviewPanel(InBureau, CreatedBy, db.Model):
     @property
     def mark(self) -> str:
         """The pass mark as a letter states it: 90, 87.5 (not the column's 90.00)."""
-        return mark_text(self.pass_mark)
+        return points_text(self.pass_mark)
 
     engagement: Mapped[Optional[Engagement]] = relationship(foreign_keys=[engagement_id])
     self_evaluation: Mapped[Optional[SelfEvaluation]] = relationship()

@@ -84,6 +84,7 @@ from evalhub.review.models import (
     RubricKind,
     Submission,
     SubmissionKind,
+    points_text,
 )
 
 bp = Blueprint("review", __name__)
@@ -94,10 +95,6 @@ bp = Blueprint("review", __name__)
 def _is_firm_of(engagement: Engagement) -> bool:
     return current_user.role == Role.FIRM_USER and engagement.firm_id is not None \
         and current_user.firm_id == engagement.firm_id
-
-
-def _points(value: Optional[Decimal]) -> str:
-    return "" if value is None else f"{value.normalize():f}"
 
 
 # --- who may read a submission ---------------------------------------------------------------------
@@ -238,11 +235,11 @@ def _submission_form(kind: SubmissionKind, previous: Optional[Submission]) -> Su
     if request.method == "POST" or previous is None:
         return ReportSubmissionForm()
     # A resubmission starts from the previous version's scoring table.
-    rows = [{"category": i.category.value, "name": i.name, "weight": _points(i.weight), "score": _points(i.score)}
+    rows = [{"category": i.category.value, "name": i.name, "weight": points_text(i.weight), "score": points_text(i.score)}
             for i in previous.indicators]
     rows += [{}] * max(0, INDICATOR_ROWS - len(rows))
     return ReportSubmissionForm(data={
-        "indicators": rows, "concluded_total": _points(previous.concluded_total),
+        "indicators": rows, "concluded_total": points_text(previous.concluded_total),
         "concluded_grade": previous.concluded_grade.value if previous.concluded_grade else ""})
 
 
@@ -582,7 +579,7 @@ def rubric_edit(bureau_id: int, kind: str):
             flash(f"已保存{rubric_kind.label}表第 {rubric.version} 版；此后组建的评审组使用新版本。", "success")
             return redirect(url_for(".rubric_edit", bureau_id=bureau.id, kind=rubric_kind.value))
     else:
-        rows = [{"name": i.name, "description": i.description, "max_points": _points(i.max_points)} for i in current.items]
+        rows = [{"name": i.name, "description": i.description, "max_points": points_text(i.max_points)} for i in current.items]
         rows += [{}] * max(0, RUBRIC_ROWS - len(rows), 2 if len(rows) >= RUBRIC_ROWS else 0)
         form = RubricForm(data={"title": current.title, "items": rows})
     history = db.session.execute(sa.select(Rubric).where(Rubric.bureau_id == bureau.id, Rubric.kind == rubric_kind)
@@ -611,7 +608,7 @@ def _export_rows(panels: list[ReviewPanel]) -> tuple[list[dict], list[str]]:
     for panel in panels:
         items = panel.rubric.items
         for item in items:
-            column = f"{item.name}（{_points(item.max_points)}）"
+            column = f"{item.name}（{points_text(item.max_points)}）"
             if column not in item_columns:
                 item_columns.append(column)
         base = {"任务编号": panel.engagement.reference, "评价对象": panel.engagement.name,
@@ -634,7 +631,7 @@ def _export_rows(panels: list[ReviewPanel]) -> tuple[list[dict], list[str]]:
                 by_item = {s.rubric_item_id: s.points for s in review.scores if s.points is not None}
                 for item in items:
                     if item.id in by_item:
-                        row[f"{item.name}（{_points(item.max_points)}）"] = float(by_item[item.id])
+                        row[f"{item.name}（{points_text(item.max_points)}）"] = float(by_item[item.id])
                 row["专家合计"] = float(review.total) if review.total is not None else None
             rows.append(row)
     return rows, EXPORT_FIXED + item_columns + EXPORT_TAIL
@@ -804,7 +801,7 @@ def invitation_withdraw(invitation_id: int):
 def _review_form_data(review: Review) -> dict:
     data: dict[str, Any] = {"opinion": review.opinion or ""}
     for s in review.scores:
-        data[f"score_{s.rubric_item_id}"] = _points(s.points) if s.points is not None else ""
+        data[f"score_{s.rubric_item_id}"] = points_text(s.points) if s.points is not None else ""
         data[f"comment_{s.rubric_item_id}"] = s.comment
     return data
 
@@ -906,9 +903,7 @@ def inbox_read_all():
 
 
 # Template helpers used by several review pages.
-@bp.app_template_filter("pts")
-def _pts_filter(value) -> str:
-    return _points(value)
+bp.add_app_template_filter(points_text, "pts")
 
 
 # Experts rated after each panel (issue 14): the pages live beside their rule in review.ratings.
