@@ -208,16 +208,11 @@ def _register_template_helpers(app: Flask) -> None:
     from flask_login import current_user
 
     from evalhub.core import permissions
+    from evalhub.core.formatting import points_text, wan
     from evalhub.core.timeutil import format_beijing
 
     app.jinja_env.filters["bj"] = format_beijing
-
-    def wan(value) -> str:
-        """Yuan → 万元 as the bureaus write it."""
-        if value is None:
-            return ""
-        return f"{value / 10000:,.2f}"
-
+    app.jinja_env.filters["num"] = points_text
     app.jinja_env.filters["wan"] = wan
 
     @functools.lru_cache(maxsize=256)

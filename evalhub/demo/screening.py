@@ -50,6 +50,7 @@ from sqlalchemy.orm import selectinload
 
 from evalhub.core import audit, draws, files
 from evalhub.core.enums import Field, Role
+from evalhub.core.formatting import points_text
 from evalhub.core.models import Bureau, BudgetUnit, User
 from evalhub.core.services import create_user
 from evalhub.core.settings import get_setting
@@ -65,7 +66,6 @@ from evalhub.registry.services import expert_avoidance_reasons, expert_is_drawab
 from evalhub.review import services as R
 from evalhub.review.models import (
     CommissionerRating, EvaluationResult, Grade, IndicatorCategory, InvitationStatus, PanelInvitation, PanelStatus, ReportIndicator,
-    points_text,
     Review, ReviewPanel, ReviewScore, ReviewStatus, RubricKind, Submission, SubmissionKind,
 )
 from evalhub.demo.corpus import QUALITIES, SyntheticReport, generate_report, make_facts

@@ -147,14 +147,6 @@ def _elsewhere_url(engagement: Engagement, action: str) -> str | None:
 
 # --- small helpers ---------------------------------------------------------------------------------
 
-@bp.app_template_filter("num")
-def num(value) -> str:
-    """A Decimal without trailing zeros or exponent: 40.00 → "40", 12.50 → "12.5"."""
-    if value is None:
-        return ""
-    return f"{Decimal(value).normalize():f}"
-
-
 def _wan(value: Optional[Decimal]) -> str:
     if value is None:
         return ""

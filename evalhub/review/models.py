@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from evalhub.core.enums import LabeledEnum, enum_column
+from evalhub.core.formatting import points_text
 from evalhub.core.models import Bureau, BudgetUnit, Draw, StoredFile
 from evalhub.core.mixins import Created, CreatedBy, InBureau
 from evalhub.core.timeutil import utcnow
@@ -200,11 +201,6 @@ class RubricItem(db.Model):
     max_points: Mapped[Decimal] = mapped_column(Points)
 
     rubric: Mapped[Rubric] = relationship(back_populates="items")
-
-
-def points_text(value: Decimal | None) -> str:
-    """Points as people write them: 90, 87.5 (not a Numeric column's 90.00)."""
-    return "" if value is None else f"{value.normalize():f}"
 
 
 class ReviewPanel(InBureau, CreatedBy, db.Model):

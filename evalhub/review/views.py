@@ -30,6 +30,7 @@ from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.exports import to_xlsx
 from evalhub.core.models import Bureau, Draw, Notification
+from evalhub.core.formatting import points_text
 from evalhub.core.timeutil import utcnow
 from evalhub.core.listing import Filter, Listing, as_int, year_filter
 from evalhub.core.web import (
@@ -84,7 +85,6 @@ from evalhub.review.models import (
     RubricKind,
     Submission,
     SubmissionKind,
-    points_text,
 )
 
 bp = Blueprint("review", __name__)
@@ -903,7 +903,6 @@ def inbox_read_all():
 
 
 # Template helpers used by several review pages.
-bp.add_app_template_filter(points_text, "pts")
 
 
 # Experts rated after each panel (issue 14): the pages live beside their rule in review.ratings.
