@@ -96,6 +96,8 @@ class Config:
 
         self.LOGIN_MAX_FAILURES = _env_int("LOGIN_MAX_FAILURES", 5)
         self.LOGIN_LOCK_MINUTES = _env_int("LOGIN_LOCK_MINUTES", 15)
+        # Failed sign-ins from one address in an hour, over all accounts (an office shares one address).
+        self.LOGIN_FAILURES_PER_ADDRESS_HOUR = _env_int("LOGIN_FAILURES_PER_ADDRESS_HOUR", 100)
         # werkzeug's default (scrypt) in production; tests lower it to keep the suite fast.
         self.PASSWORD_HASH_METHOD = _env("PASSWORD_HASH_METHOD", "scrypt")
         self.API_TOKEN_DAYS = _env_int("API_TOKEN_DAYS", 30)

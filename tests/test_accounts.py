@@ -312,6 +312,44 @@ def test_forgot_password_is_rate_limited_per_address_and_per_account(app, world,
     assert len(sent) == app.config["RESET_LINKS_PER_ACCOUNT_HOUR"]
 
 
+
+def test_failed_sign_ins_from_one_address_are_limited_over_all_accounts(app, world, monkeypatch):
+    """One password tried on every account never trips an account's lock (one failure each): the failures
+    from one address are limited over all accounts (GB/T 22239-2019 身份鉴别; OWASP ASVS 2.2.1)."""
+    monkeypatch.setitem(app.config, "LOGIN_FAILURES_PER_ADDRESS_HOUR", 3)
+    sprayer = {"REMOTE_ADDR": "198.51.100.7"}
+    browser = Browser(app)
+    for user in (world.bz_staff, world.kz_staff, world.lt_staff):
+        assert browser.post("/login", data={"username": user.username, "password": "Spring2025!"},
+                            environ_base=sprayer).status_code == 401
+    blocked = browser.post("/login", data={"username": world.bz_admin.username, "password": factories.PASSWORD},
+                           environ_base=sprayer)
+    assert blocked.status_code == 429 and "本网络地址近一小时登录失败次数过多" in blocked.get_data(as_text=True)
+    assert "Location" not in blocked.headers  # not signed in, though the password was right
+    api = app.test_client().post("/api/v1/tokens", json={"username": world.bz_admin.username,
+                                                         "password": factories.PASSWORD}, environ_base=sprayer)
+    assert api.status_code == 429 and api.get_json()["error"]["code"] == "too_many_requests"
+    # the accounts are not locked: their owners, elsewhere, sign in
+    for user in (world.bz_staff, world.bz_admin):
+        assert Browser(app).post("/login", data={"username": user.username, "password": factories.PASSWORD},
+                                 environ_base={"REMOTE_ADDR": "203.0.113.9"}).status_code == 302
+    assert _user(world.bz_staff.username).locked_until is None
+
+
+def test_right_passwords_do_not_count_toward_the_address_limit(app, world, monkeypatch):
+    """An office behind one address signs in all morning: only failures count against the address."""
+    monkeypatch.setitem(app.config, "LOGIN_FAILURES_PER_ADDRESS_HOUR", 2)
+    office = {"REMOTE_ADDR": "192.0.2.20"}
+    for user in (world.bz_staff, world.bz_admin, world.kz_staff, world.lt_staff):
+        browser = Browser(app)
+        assert browser.post("/login", data={"username": user.username, "password": factories.PASSWORD},
+                            environ_base=office).status_code == 302
+    browser = Browser(app)
+    assert browser.post("/login", data={"username": world.bz_staff.username, "password": "typo"},
+                        environ_base=office).status_code == 401
+    assert browser.post("/login", data={"username": world.bz_staff.username, "password": factories.PASSWORD},
+                        environ_base=office).status_code == 302
+
 # === the password policy ============================================================================
 
 @pytest.mark.parametrize("password, message", [

@@ -5,7 +5,7 @@ adds its own routes in its ``api.py``. This package sits at the top level and on
 """
 from __future__ import annotations
 
-from flask import jsonify
+from flask import jsonify, request
 
 from evalhub.core import accounts
 from evalhub.core.api import api_error, api_user, bearer_token, bp, build_spec, json_body, operation, schema
@@ -32,10 +32,12 @@ TOKEN_RESPONSE = schema("TokenResponse", {"type": "object", "required": ["token"
 
 
 @operation("/tokens", "POST", summary="用用户名和密码换取访问令牌", tag="认证", response=TOKEN_RESPONSE, status=201,
-           body=TOKEN_REQUEST, errors=(400, 401, 403), auth=False)
+           body=TOKEN_REQUEST, errors=(400, 401, 403, 429), auth=False)
 def create_token():
     data = json_body()
-    result = authenticate(str(data.get("username", "")), str(data.get("password", "")))
+    result = authenticate(str(data.get("username", "")), str(data.get("password", "")), request.remote_addr)
+    if result.limited:
+        return api_error(429, "too_many_requests", result.error)
     if result.pending is not None:  # the account has a second factor: the code is checked like a password
         if not str(data.get("totp") or "").strip():
             return api_error(401, "totp_required", "该账户已启用两步验证：请在请求中提供 totp（验证器当前显示的 6 位动态验证码）。")

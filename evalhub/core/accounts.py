@@ -30,8 +30,9 @@ from evalhub.core import audit, concurrency, notifications, passwords, permissio
 from evalhub.core.enums import LabeledEnum, Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.inputs import check_name
-from evalhub.core.models import AccountLink, ApiToken, Bureau, RateLimitHit, User
+from evalhub.core.models import AccountLink, ApiToken, Bureau, User
 from evalhub.core.personal import decrypt_field, encrypt_field
+from evalhub.core.ratelimit import RateLimited, count_hit
 from evalhub.core.services import (LoginResult, _bump_generation, _lock, _locked_message, _revoke_all_tokens, void_links,
                                     create_user)
 from evalhub.core.settings import get_setting
@@ -45,11 +46,6 @@ BUREAU_ROLES = (Role.BUREAU_ADMIN, Role.BUREAU_STAFF)
 class LinkPurpose(LabeledEnum):
     ACTIVATION = ("activation", "激活账户")
     RESET = ("reset", "重置密码")
-
-
-class RateLimited(ValidationFailed):
-    status = 429
-    code = "too_many_requests"
 
 
 def _clean(value: str | None, limit: int) -> str:
@@ -378,30 +374,6 @@ def admin_reset_link(target: User, actor: User) -> str:
 
 
 # --- "忘记密码" ----------------------------------------------------------------------------------------
-
-def client_digest(address: str | None) -> str:
-    """A keyed hash of the requester's address: enough to count, useless to identify anyone."""
-    key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(key, (address or "unknown").encode(), hashlib.sha256).hexdigest()
-
-
-def count_hit(bucket: str, address: str | None, limit: int, window: timedelta = timedelta(hours=1)) -> None:
-    """Count one request of ``bucket`` from ``address``; RateLimited (429) when it is over ``limit`` in
-    ``window``. Shared by every worker (the rows are in the database) and exact under simultaneous requests
-    (one named lock per requester)."""
-    digest = client_digest(address)
-    concurrency.serialise(f"rate:{bucket}:{digest}")
-    now = utcnow()
-    recent = db.session.execute(sa.select(sa.func.count(RateLimitHit.id)).where(
-        RateLimitHit.bucket == bucket, RateLimitHit.digest == digest,
-        RateLimitHit.created_at > now - window)).scalar_one()
-    if recent >= limit:
-        raise RateLimited("请求过于频繁，请一小时后再试。")
-    db.session.add(RateLimitHit(bucket=bucket, digest=digest, created_at=now))
-    db.session.execute(sa.delete(RateLimitHit).where(RateLimitHit.bucket == bucket,
-                                                     RateLimitHit.created_at < now - timedelta(days=1))
-                       .execution_options(synchronize_session=False))
-
 
 def request_password_reset(identifier: str, address: str | None) -> Optional[tuple[User, str, LinkPurpose]]:
     """The login page's "忘记密码": whoever asks gets the same answer; when ``identifier`` (a username, or an

@@ -57,7 +57,8 @@ def list_schema(item_ref: dict) -> dict:
 
 
 def _error_responses(codes: tuple[int, ...]) -> dict:
-    text = {400: "请求无效", 401: "未认证或令牌无效", 403: "无权限", 404: "不存在", 409: "状态冲突", 422: "字段校验失败"}
+    text = {400: "请求无效", 401: "未认证或令牌无效", 403: "无权限", 404: "不存在", 409: "状态冲突", 422: "字段校验失败",
+            429: "请求过于频繁"}
     return {str(c): {"description": text[c], "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
             for c in codes}
 

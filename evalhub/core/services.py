@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask import current_app
 from werkzeug.security import check_password_hash
 
-from evalhub.core import audit, passwords, permissions
+from evalhub.core import audit, passwords, permissions, ratelimit
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.models import AccountLink, ApiToken, User
@@ -36,6 +36,7 @@ class LoginResult:
     user: User | None
     error: str | None = None
     pending: User | None = None
+    limited: bool = False  # refused for the address's failures, not the account's (429)
 
 
 GENERIC_LOGIN_ERROR = "用户名或密码错误。"
@@ -76,7 +77,34 @@ def _lock(user_id: int, now: datetime, what: str = "") -> LoginResult:
     return LoginResult(None, f"连续登录失败 {max_failures} 次，账户已锁定 {lock_minutes} 分钟。")
 
 
-def authenticate(username: str, password: str) -> LoginResult:
+ADDRESS_LIMITED = "本网络地址近一小时登录失败次数过多，请稍后再试。"
+
+
+def authenticate(username: str, password: str, address: str | None = None) -> LoginResult:
+    """``_authenticate``, with the failed sign-ins from one ``address`` limited too
+    (``LOGIN_FAILURES_PER_ADDRESS_HOUR``): the account lock stops guessing one account's password, not one
+    password tried on every account. Each attempt claims a slot before the hash (exact under simultaneous
+    requests, like the account's); a right password gives it back, so an office behind one address is never
+    stopped by its colleagues signing in."""
+    if address is None:  # the CLI and the tests' direct calls: no network address to count
+        return _authenticate(username, password)
+    try:
+        hit_id = ratelimit.count_hit("login_failure", address,
+                                     max(1, current_app.config["LOGIN_FAILURES_PER_ADDRESS_HOUR"]),
+                                     message=ADDRESS_LIMITED).id
+    except ratelimit.RateLimited:
+        db.session.rollback()
+        _password_matches(_dummy_hash(), password)  # as long as any other answer
+        return LoginResult(None, ADDRESS_LIMITED, limited=True)
+    db.session.commit()
+    result = _authenticate(username, password)
+    if result.user is not None or result.pending is not None:
+        ratelimit.give_back(hit_id)
+        db.session.commit()
+    return result
+
+
+def _authenticate(username: str, password: str) -> LoginResult:
     """Check a password, counting failures; lock the account after too many (both limits are settings).
 
     Every call hashes exactly once — against the account's hash, or against a dummy for unknown, locked and

@@ -57,7 +57,7 @@ def login():
     form = LoginForm()
     status = 200
     if form.validate_on_submit():
-        result = authenticate(form.username.data, form.password.data)
+        result = authenticate(form.username.data, form.password.data, request.remote_addr)
         if result.pending is not None:
             # Password right, second factor next (core/auth_views.py): nobody is signed in yet.
             session["totp_pending"] = {"id": result.pending.get_id(), "at": int(time.time()),
@@ -67,7 +67,7 @@ def login():
             login_user(result.user)
             return redirect(_safe_next(request.args.get("next")))
         form.form_errors = [result.error]
-        status = 401
+        status = 429 if result.limited else 401
     elif request.method == "POST":
         status = 400
     return render_template("core/login.html", form=form), status

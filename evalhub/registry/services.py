@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import joinedload, selectinload
 
-from evalhub.core import accounts, audit, concurrency, files, passwords, permissions
+from evalhub.core import accounts, audit, concurrency, files, passwords, permissions, ratelimit
 from evalhub.core.batches import batches
 from evalhub.core.enums import Field, Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
@@ -204,8 +204,8 @@ def register_firm_application(data: FirmInput, bureau: Bureau, *, username: str,
     """A firm's self-registration: the application and its first user account, in one transaction. Anyone may
     ask, so applications per source ``address`` are limited like the other public forms (RateLimited, 429):
     each one is a firm, an account and a task in the bureau's admission queue."""
-    accounts.count_hit("firm_registration", address,
-                       max(1, int(current_app.config.get("FIRM_REGISTRATIONS_PER_HOUR", 10))))
+    ratelimit.count_hit("firm_registration", address,
+                        max(1, int(current_app.config.get("FIRM_REGISTRATIONS_PER_HOUR", 10))))
     errors: dict[str, str] = {}
     clean = None
     try:

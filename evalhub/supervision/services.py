@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from evalhub.core import audit, bureau_tree, concurrency, draws, permissions
-from evalhub.core.accounts import RateLimited, client_digest, count_hit
+from evalhub.core.ratelimit import RateLimited, client_digest, count_hit
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.inputs import check_text
