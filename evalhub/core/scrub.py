@@ -10,6 +10,12 @@ properties; the people list) — the body's XML is never parsed here (it may be 
 only in a child with limits), only its revision and comment author attributes are blanked by a byte pattern.
 .pdf: pypdf drops the document information dictionary, the XMP metadata (document and pages) and the authors
 of annotations. The upload must have passed ``files.check_upload`` first (type, size, zip limits).
+
+Some of what a document carries unseen is content, not metadata, and only the clerk can decide it: text deleted
+with 修订 on (Word keeps it, shown again by one click), comments (批注), a PDF's redaction marks not yet applied
+(the text under them is still there). A file holding any of these is refused with what to do in Word or the PDF
+editor; a PDF's sticky notes and the texts of its other comments go. Photos keep their pixels but lose their
+EXIF (the camera's owner, the place) and their text chunks.
 """
 from __future__ import annotations
 
@@ -99,6 +105,74 @@ def _rels(data: bytes) -> bytes:
 
 _DOCX_PARTS = {"docProps/core.xml": _core, "docProps/app.xml": _app, "docProps/custom.xml": _custom}
 _CUSTOM_XML_ITEM = re.compile(r"customXml/item\d+\.xml")
+# A tracked deletion (text or a paragraph mark) and a comment, by their elements: the body is not parsed here.
+_TRACKED_DELETION = re.compile(rb"<w:del[\s/>]")
+_COMMENT = re.compile(rb"<w:comment[\s/>]")
+TRACKED_DELETIONS = ("文件中还有未接受的修订：被删除的文字仍保存在文件里，打开“修订”即可看到。请在 Word 中点“审阅 › 接受 › "
+                     "接受所有修订”后另存，再上传。")
+COMMENTS = "文件中还有批注，公开后任何人都能看到。请在 Word 中点“审阅 › 删除 › 删除文档中的所有批注”后另存，再上传。"
+UNAPPLIED_REDACTION = ("PDF 中有尚未应用的密文标记：被遮盖的文字仍保存在文件里，可以复制出来。请在 PDF 编辑器中“应用密文”"
+                       "（或打印为新的 PDF）后再上传。")
+
+
+def _refuse_hidden_content(name: str, content: bytes) -> None:
+    if name.startswith("word/") and name.endswith(".xml"):
+        if _TRACKED_DELETION.search(content):
+            raise ValidationFailed(TRACKED_DELETIONS, {"file": "含未接受的修订"})
+        if name == "word/comments.xml" and _COMMENT.search(content):
+            raise ValidationFailed(COMMENTS, {"file": "含批注"})
+
+
+def _jpeg(data: bytes) -> bytes:
+    """A JPEG without its EXIF/XMP (APP1), Photoshop/IPTC (APP13) and comment segments; the image data is
+    copied byte for byte. Anything not laid out as expected is returned as it is."""
+    if not data.startswith(b"\xff\xd8"):
+        return data
+    out, at = [data[:2]], 2
+    while at + 4 <= len(data) and data[at] == 0xFF:
+        marker = data[at + 1]
+        if marker == 0xDA:  # start of scan: the rest is the image
+            out.append(data[at:])
+            return b"".join(out)
+        length = int.from_bytes(data[at + 2:at + 4], "big")
+        if length < 2 or at + 2 + length > len(data):
+            return data
+        if marker not in (0xE1, 0xED, 0xFE):
+            out.append(data[at:at + 2 + length])
+        at += 2 + length
+    return data
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_DROPPED = {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME"}
+
+
+def _png(data: bytes) -> bytes:
+    """A PNG without its text, EXIF and time chunks (each chunk carries its own checksum: the rest is kept as is)."""
+    if not data.startswith(_PNG_SIGNATURE):
+        return data
+    out, at = [_PNG_SIGNATURE], len(_PNG_SIGNATURE)
+    while at + 12 <= len(data):
+        length = int.from_bytes(data[at:at + 4], "big")
+        kind = data[at + 4:at + 8]
+        end = at + 12 + length
+        if end > len(data):
+            return data
+        if kind not in _PNG_DROPPED:
+            out.append(data[at:end])
+        at = end
+        if kind == b"IEND":
+            return b"".join(out)
+    return data
+
+
+def _image(name: str, content: bytes) -> bytes:
+    lower = name.lower()
+    if lower.endswith((".jpg", ".jpeg")):
+        return _jpeg(content)
+    if lower.endswith(".png"):
+        return _png(content)
+    return content
 
 
 def _docx(data: bytes) -> bytes:
@@ -115,7 +189,10 @@ def _docx(data: bytes) -> bytes:
                 except Exception as exc:  # noqa: BLE001 — lxml's many ways of saying "not XML"
                     raise _refuse("文档属性已损坏，无法去除其中的作者等信息；请用 Word 另存后重新上传。") from exc
             elif info.filename.startswith("word/") and info.filename.endswith(".xml"):
+                _refuse_hidden_content(info.filename, content)
                 content = _AUTHOR_ATTRIBUTE.sub(rb'\1=""', content)
+            elif info.filename.startswith("word/media/"):
+                content = _image(info.filename, content)
             elif info.filename.endswith(".rels"):
                 content = _rels(content)
             copy = zipfile.ZipInfo(info.filename, date_time=info.date_time)  # same dates: the same upload
@@ -153,10 +230,15 @@ def _pdf(data: bytes) -> bytes:
                 kept = []
                 for reference in annotations.get_object():
                     annotation = reference.get_object()
-                    if annotation.get("/Subtype") == "/FileAttachment":  # a file pinned to the page
+                    subtype = annotation.get("/Subtype")
+                    if subtype == "/Redact":
+                        raise ValidationFailed(UNAPPLIED_REDACTION, {"file": "含未应用的密文标记"})
+                    # a file pinned to the page; a sticky note and the pop-up that shows a comment's text
+                    if subtype in ("/FileAttachment", "/Text", "/Popup"):
                         continue
-                    if "/T" in annotation:  # a comment's author
-                        del annotation[NameObject("/T")]
+                    for key in ("/T", "/Popup") + (() if subtype == "/FreeText" else ("/Contents", "/RC")):
+                        if key in annotation:  # a comment's author and, but for text shown on the page, its text
+                            del annotation[NameObject(key)]
                     kept.append(reference)
                 page[NameObject("/Annots")] = ArrayObject(kept)
         out = io.BytesIO()

@@ -1711,11 +1711,12 @@ def publish(engagement: Engagement, actor: User, *, filename: str | None = None,
     # Everything but the file we are about to store is checked first, so a refusal stores nothing.
     workflow.check(engagement, "publish", actor, override=override, skip=("redacted_file",))
     _refuse_unredacted(engagement, data or b"")
-    uploaded = files.store(filename or "报告.pdf", data, allowed=("pdf", "docx"), actor=actor)
     # The public gets a copy without the document properties naming the authors and the clerk (not visible on
-    # the page, so not blacked out with the text); the upload as chosen stays the bureau's.
-    public = files.store(uploaded.original_name, scrub.scrubbed(uploaded.kind, data), allowed=("pdf", "docx"),
-                         actor=actor)
+    # the page, so not blacked out with the text); the upload as chosen stays the bureau's. A file still holding
+    # deleted text or comments is refused here, before anything is extracted or stored.
+    public_copy = scrub.scrubbed(files.check_upload(filename or "报告.pdf", data, ("pdf", "docx")), data)
+    uploaded = files.store(filename or "报告.pdf", data, allowed=("pdf", "docx"), actor=actor)
+    public = files.store(uploaded.original_name, public_copy, allowed=("pdf", "docx"), actor=actor)
     publication.uploaded_file_id = uploaded.id
     publication.redacted_file_id = public.id
     publication.published_at = utcnow()
