@@ -267,3 +267,31 @@ def test_a_plan_import_does_not_guess_between_two_budget_units_of_the_same_name(
     chosen = [f"{i.budget_unit.bureau.short_name}{i.budget_unit.name}" for i in items]
     assert job.status.value == "failed" and not items, (
         f"the ambiguous unit name was resolved silently: imported against {chosen} (job {job.status.value})")
+
+
+def test_a_file_named_only_in_a_list_of_ids_is_referenced_and_not_discarded(world):
+    """``files.discard`` deletes a file nothing names: a credit objection names its evidence in a JSON list of ids
+    (``credit_objection.evidence_file_ids``), not by a foreign key, and that counts as naming it too."""
+    from datetime import date
+
+    from evalhub.core import files
+    from evalhub.core.models import StoredFile
+    from evalhub.credit import services as C
+    from evalhub.procurement.models import EngagementState as S
+
+    e = factories.contracted(world)
+    e.state = S.ACCEPTED
+    db.session.flush()
+    C.ensure_national_calendar()
+    rating = {r.firm_id: r for r in C.compute(world.bz, 2025, world.bz_admin)}[world.firm.id]
+    C.publish(world.bz, 2025, world.bz_admin, today=date(2025, 11, 3))
+    objection = C.object_to(rating, world.firm_user, "合同履行得分有误：实施方案实际按期提交，附回执。",
+                            [("回执.txt", "实施方案提交回执".encode())], today=date(2025, 11, 4))
+    db.session.commit()
+    evidence = db.session.get(StoredFile, objection.evidence_file_ids[0])
+    loose = files.store("其他.txt", "无人引用的文件".encode(), allowed=("txt",))
+    db.session.commit()
+    assert files.referenced(evidence) and not files.referenced(loose)
+    assert files.discard(evidence) is False and files.discard(loose) is True
+    db.session.commit()
+    assert db.session.get(StoredFile, evidence.id) is not None

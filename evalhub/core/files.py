@@ -529,12 +529,29 @@ def _references() -> list[sa.Column]:
             if fk.column.table is target]
 
 
+def _id_lists() -> list[sa.Column]:
+    """Every JSON column holding a list of stored files' ids (marked ``info={"stored_file_ids": True}``)."""
+    return [column for table in db.metadata.tables.values() for column in table.columns
+            if column.info.get("stored_file_ids")]
+
+
+def _names_in_list(column: sa.Column, file_id: int) -> sa.ColumnElement[bool]:
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import JSONB
+
+        return sa.cast(column, JSONB).contains([file_id])
+    members = sa.func.json_each(column).table_valued("value")
+    return sa.exists(sa.select(sa.literal(1)).select_from(members).where(members.c.value == file_id))
+
+
 def referenced(record: StoredFile) -> bool:
-    """Whether any row names the stored file. The store keeps one row per content (``store`` hands back the
-    existing row for the same bytes), so the same row may serve uploads of different purposes."""
-    return any(db.session.execute(sa.select(sa.literal(1)).select_from(column.table)
-                                  .where(column == record.id).limit(1)).first() is not None
-               for column in _references())
+    """Whether any row names the stored file, by a foreign key or in a list of ids. The store keeps one row per
+    content (``store`` hands back the existing row for the same bytes), so the same row may serve uploads of
+    different purposes."""
+    wheres = [(column.table, column == record.id) for column in _references()]
+    wheres += [(column.table, _names_in_list(column, record.id)) for column in _id_lists()]
+    return any(db.session.execute(sa.select(sa.literal(1)).select_from(table).where(where).limit(1)).first()
+               is not None for table, where in wheres)
 
 
 def discard(record: StoredFile) -> bool:

@@ -124,7 +124,8 @@ class CreditObjection(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     rating_id: Mapped[int] = mapped_column(sa.ForeignKey("credit_rating.id"), index=True)
     text: Mapped[str] = mapped_column(sa.Text)
-    evidence_file_ids: Mapped[list[int]] = mapped_column(sa.JSON, default=list)
+    # stored files named by id in a list: ``files.referenced`` reads the columns marked so, as it reads foreign keys
+    evidence_file_ids: Mapped[list[int]] = mapped_column(sa.JSON, default=list, info={"stored_file_ids": True})
     submitted_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
     submitted_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
     answer_due: Mapped[date] = mapped_column(sa.Date)
