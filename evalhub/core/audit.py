@@ -77,13 +77,17 @@ def record(action: str, obj: Any | None = None, *, summary: str, actor: User | N
            bureau_id: int | None = None, payload: dict | None = None,
            object_type: str | None = None, object_id: int | None = None) -> AuditEvent:
     """Append one event in the caller's transaction. ``obj`` gives type, id and bureau if it has them."""
+    # The chain's lock before the caller's pending changes are flushed: a request that has changed a row waits
+    # for the chain without holding that row's lock, so it never deadlocks with a chain holder about to update the
+    # same row (the last review deciding a panel while an officer records the engagement's spending).
+    with db.session.no_autoflush:
+        lock_chain()
     if obj is not None:
         db.session.flush()  # the object needs its id
         object_type = object_type or obj.__tablename__
         object_id = object_id if object_id is not None else obj.id
         if bureau_id is None:
             bureau_id = getattr(obj, "bureau_id", None)
-    lock_chain()
     prev = db.session.execute(
         sa.select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
     ).scalar_one_or_none() or GENESIS_HASH

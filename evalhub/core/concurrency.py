@@ -26,7 +26,8 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 from flask import Flask, Response, current_app, make_response, render_template, request
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InvalidRequestError, OperationalError
+from sqlalchemy.orm.exc import ObjectDeletedError
 
 from evalhub.core import jobs
 from evalhub.core.errors import Conflict, ValidationFailed
@@ -67,6 +68,17 @@ def serialise(name: str) -> None:
             return
         # The row was pruned between our insert and our update (``prune``): make it again.
     raise RuntimeError(f"无法取得锁 {name}")  # pragma: no cover
+
+
+def hold(row: Any, name: str | None = None) -> None:
+    """One change to ``row`` at a time: its lock (``name``, else "<table>:<id>") to the end of the transaction,
+    then the row read again as the request before left it — so a step checked against its state is checked
+    against the state it will change (a double decision, a removal and a reinstatement at once)."""
+    serialise(name or f"{row.__tablename__}:{row.id}")
+    try:
+        db.session.refresh(row)
+    except (ObjectDeletedError, InvalidRequestError) as exc:  # deleted by the request before
+        raise Conflict("该记录刚被他人删除，请刷新页面。") from exc
 
 
 def refuse_twin(lock: str, twin: sa.Select, message: Callable[[Any], str]) -> None:
@@ -235,9 +247,31 @@ def conflict_message(exc: IntegrityError) -> str | None:
     return None
 
 
+# PostgreSQL gave up one of two transactions waiting on each other (deadlock_detected, serialization_failure):
+# nothing of it was written, and the same request a moment later goes through.
+RETRYABLE_STATES = {"40P01": "deadlock", "40001": "serialization"}
+RETRY_MESSAGE = "与他人同时操作同一记录，本次操作未保存，请稍后重试。"
+
+
+def retryable(exc: OperationalError) -> bool:
+    orig = exc.orig
+    return (getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)) in RETRYABLE_STATES
+
+
 def init_app(app: Flask, wants_json: Callable[[], bool], api_error: Callable[..., Any]) -> None:
     """Register the one IntegrityError handler (called from the app's ``_register_error_handlers``, which
-    passes how it tells an API request and how the API words an error)."""
+    passes how it tells an API request and how the API words an error), and the one for a transaction the
+    database gave up in a deadlock: 409, never a 500."""
+
+    @app.errorhandler(OperationalError)
+    def operational_error(exc: OperationalError):
+        db.session.rollback()
+        if not retryable(exc):
+            raise exc  # any other database failure is a 500, as before (logged by Flask)
+        current_app.logger.warning("事务因并发冲突被数据库中止：%s", exc.orig)
+        if wants_json():
+            return api_error(409, "conflict", RETRY_MESSAGE)
+        return render_template("error.html", status=409, message=RETRY_MESSAGE), 409
 
     @app.errorhandler(IntegrityError)
     def integrity_error(exc: IntegrityError):

@@ -670,6 +670,10 @@ def answer(objection: CreditObjection, actor: User, decision: Any, text: str, *,
     naming no records) recomputes that firm only too, e.g. after the bureau corrected data elsewhere."""
     rating = objection.rating
     permissions.require(actor, "credit.manage", rating.bureau)
+    # the year's lock, as computing takes it: a recompute of the year meanwhile would write over the correction
+    _hold_year(rating.bureau, rating.year)
+    db.session.refresh(rating)
+    db.session.refresh(objection)
     today = today or beijing_today()
     if objection.decision is not None:
         raise Conflict("该异议已经答复。")

@@ -660,11 +660,20 @@ class BidInput:
     technical_data: bytes | None = None
 
 
+def _lock(procurement: Procurement) -> None:
+    """The procurement's row lock, which the bids, the opening and the award take (SQLite serialises writers
+    anyway), then the row as the request before left it: a bid that passed the deadline check is not committed
+    after the opening read the bids out."""
+    db.session.execute(sa.select(Procurement.id).where(Procurement.id == procurement.id).with_for_update())
+    db.session.refresh(procurement)
+
+
 def submit_bid(procurement: Procurement, data: BidInput, actor: User) -> Bid:
     """Submit or replace the firm's sealed bid until the deadline."""
     if actor.role != Role.FIRM_USER or actor.firm is None:
         raise PermissionDenied("只有第三方机构用户可以投标。")
     firm = actor.firm
+    _lock(procurement)
     if procurement.status != ProcurementStatus.OPEN or not procurement.is_competitive:
         raise Conflict("该采购项目不在投标期内。")
     if _deadline_passed(procurement):
@@ -734,6 +743,8 @@ def submit_bid(procurement: Procurement, data: BidInput, actor: User) -> Bid:
 def withdraw_bid(bid: Bid, actor: User) -> None:
     if actor.role != Role.FIRM_USER or actor.firm_id != bid.firm_id:
         raise PermissionDenied("只能撤回本机构的投标。")
+    _lock(bid.procurement)
+    db.session.refresh(bid)
     if _deadline_passed(bid.procurement) or bid.procurement.status != ProcurementStatus.OPEN:
         raise Conflict("投标已截止，不能撤回。")
     if bid.status != BidStatus.SUBMITTED:
@@ -815,6 +826,7 @@ def refuse_while_tiebreak(procurement: Procurement) -> None:
 def open_bids(procurement: Procurement, actor: User, *, now: datetime | None = None) -> Procurement:
     """Unseal the bids after the deadline (开标). Before it, nobody at the bureau can read them."""
     permissions.require(actor, "procurement.manage", procurement.engagement)
+    _lock(procurement)  # a bid that checked the deadline a moment before commits first, and is read out here
     if procurement.status != ProcurementStatus.OPEN:
         raise Conflict(f"该采购当前状态为“{procurement.status.label}”，不能开标。")
     if not _deadline_passed(procurement, now):
@@ -1154,8 +1166,7 @@ def award_procurement(procurement: Procurement, actor: User, reasons: str) -> Aw
     procurement row is locked (SELECT … FOR UPDATE on PostgreSQL; SQLite serialises writers) and the
     award table has unique keys on procurement and engagement."""
     permissions.require(actor, "procurement.manage", procurement.engagement)
-    db.session.execute(sa.select(Procurement.id).where(Procurement.id == procurement.id).with_for_update())
-    db.session.refresh(procurement)
+    _lock(procurement)
     if procurement.status == ProcurementStatus.AWARDED or procurement.award is not None:
         raise Conflict("该采购已经定标，不能重复授予。")
     if procurement.status != ProcurementStatus.EVALUATING or not procurement.is_competitive:

@@ -319,6 +319,7 @@ def change_firm_status(firm: Firm, action: str, actor: User, *, reason: str | No
     if spec is None:
         raise ValidationFailed(f"未知的操作：{action}", {"action": "未知的操作"})
     permissions.require(actor, spec.permission, firm)
+    concurrency.hold(firm)
     spec.refuse_unless_from(firm.status, "机构")
     for kind, filename, data in documents:
         attach_firm_document(firm, kind, filename, data, actor)
@@ -373,6 +374,7 @@ def _system_status_change(firm: Firm, action: str, reason: str) -> FirmStatusCha
     """A status step the rules take (no user): recorded, audited and told to the firm like a bureau's; None
     when the firm's status is not one the step leaves from."""
     spec = FIRM_STATUS_ACTIONS[action]
+    concurrency.hold(firm)
     if firm.status not in spec.sources:
         return None
     reason = reason.strip()[:500]
@@ -439,6 +441,8 @@ def add_staff(firm: Firm, data: StaffInput, actor: User) -> FirmStaff:
     try:
         number = validate_id_number(data.id_number)
         protected = protect_id_number(number)
+        # one person on one roster: the second of two simultaneous entries waits here and sees the first
+        concurrency.serialise(f"staff.person:{protected['id_number_digest']}")
         twin = db.session.execute(
             sa.select(FirmStaff).where(FirmStaff.id_number_digest == protected["id_number_digest"],
                                        FirmStaff.active.is_(True))
@@ -870,6 +874,7 @@ def change_expert_status(expert: Expert, action: str, reason: str, actor: User) 
     step = EXPERT_STATUS_ACTIONS.get(action)
     if step is None:
         raise ValidationFailed(f"未知的操作：{action}", {"action": "未知的操作"})
+    concurrency.hold(expert)
     step.refuse_unless_from(expert.status, "专家")
     label, target = step.label, step.target
     if not (reason or "").strip():

@@ -245,6 +245,9 @@ def _refuse_twin_finding(engagement: Engagement, values: dict[str, Any], other_t
 
 
 def _draft(finding: ResultFinding) -> None:
+    """Under the engagement's findings lock, which confirming takes too: a row confirmed a moment ago is not
+    reworded or deleted by a request that loaded it as a draft."""
+    concurrency.hold(finding, f"results.findings:{finding.engagement_id}")
     if finding.status != FindingStatus.DRAFT:
         raise Conflict("该条已由财政局确认，不能再修改或删除。")
 
@@ -333,6 +336,7 @@ def confirm_findings(engagement: Engagement, actor: User, today: date | None = N
     responsible are told."""
     permissions.require(actor, "finding.confirm", engagement)
     _check_state(engagement)
+    concurrency.serialise(f"results.findings:{engagement.id}")  # an edit or deletion of a draft waits, then sees it
     today = today or beijing_today()
     drafts = list(db.session.execute(sa.select(ResultFinding).where(
         ResultFinding.engagement_id == engagement.id, ResultFinding.status == FindingStatus.DRAFT).order_by(ResultFinding.position)).scalars())

@@ -1242,6 +1242,10 @@ def submit_review(review: Review, actor: User) -> Review:
 def reopen_review(review: Review, actor: User, reason: str) -> None:
     panel = review.invitation.panel
     permissions.require(actor, "review.manage", panel.subject)
+    # the panel's row lock, as the members' submissions take it: a decision made meanwhile on this review is seen
+    db.session.execute(sa.select(ReviewPanel.id).where(ReviewPanel.id == panel.id).with_for_update())
+    db.session.refresh(panel)
+    db.session.refresh(review)
     if review.status != ReviewStatus.SUBMITTED:
         raise Conflict("该评审意见尚未提交。")
     if panel.decided_at is not None:
@@ -1619,6 +1623,10 @@ def add_cap(engagement: Engagement, actor: User, code: str, reason: str | None, 
     after = _cap_change_allowed(engagement, actor)
     result = _result_for_caps(engagement)
     errors: dict[str, str] = {}
+    if code in CAPS:  # the same cap twice (a double click) is one cap, or lifting it would leave its twin in force
+        concurrency.refuse_twin(f"result.caps:{result.id}", sa.select(ResultCap).where(
+            ResultCap.result_id == result.id, ResultCap.code == code, ResultCap.lifted_at.is_(None)),
+            lambda cap: f"已记录“{CAPS[code][0]}”。")
     if code not in CAPS:
         errors["code"] = "请选择等级限制情形"
     elif code in active_caps(result):
