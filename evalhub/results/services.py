@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Optional
 
 import sqlalchemy as sa
@@ -817,8 +817,12 @@ def build_list(bureau: Bureau, year: int, actor: User) -> list[ApplicationEntry]
             audit.record("application.reopened", entry, actor=actor, bureau_id=bureau.id,
                          summary=f"{engagement.reference} 评价结果已变更（{entry.grade.label} → {result.grade.label}），"
                                  "结果应用须重新确认", payload={"score": str(entry.score), "grade": entry.grade.value,
-                                                        "measures": entry.measures})
+                                                        "measures": entry.measures, "reason": entry.reason,
+                                                        "cut_percent": entry.cut_percent, "cut_amount": entry.cut_amount})
+            # the old decision goes with its confirmation (the event above keeps it): the Excel and the API must
+            # not send a reduction nobody decided for the present result
             entry.confirmed_at = entry.confirmed_by_id = None
+            entry.measures = entry.cut_percent = entry.cut_amount = entry.reason = None
         if entry.confirmed_at is None:
             entry.score, entry.grade = result.score, result.grade
             entry.proposed = [m.value for m in proposal.measures]
@@ -884,8 +888,10 @@ def confirm_entry(entry: ApplicationEntry, actor: User, *, measures: Iterable[An
     _raise_if(errors)
     entry.measures, entry.reason = ordered, reason
     entry.cut_percent = percent if Measure.REDUCE in chosen else None
-    entry.cut_amount = ((amount_wan * 10000).quantize(Decimal("0.01")) if amount_wan is not None else
-                        (entry.engagement.amount * percent / 100).quantize(Decimal("0.01")) if percent is not None else None)
+    # 四舍五入 to the fen, as every amount in evalhub (the default context would round half to even)
+    entry.cut_amount = ((amount_wan * 10000).quantize(Decimal("0.01"), ROUND_HALF_UP) if amount_wan is not None else
+                        (entry.engagement.amount * percent / 100).quantize(Decimal("0.01"), ROUND_HALF_UP)
+                        if percent is not None else None)
     entry.confirmed_at, entry.confirmed_by_id = utcnow(), actor.id
     audit.record("application.confirmed", entry, actor=actor,
                  summary=f"{entry.engagement.reference} 结果应用：{entry.labels(ordered)}" + ("（与建议不同）" if departs else ""),
@@ -936,8 +942,8 @@ def figures_of(bureau_ids: Iterable[int], year: int) -> dict[int, dict]:
         reduced = sum((e.cut_amount or Decimal("0") for e in rows[i] if e.confirmed_at), Decimal("0"))
         out[i] = {"objects": len(objects[i]), "entries": len(rows[i]),
                   "confirmed": sum(1 for e in rows[i] if e.confirmed_at), "findings": total, "closed": closed,
-                  "rate": (Decimal(closed * 100) / total).quantize(Decimal("0.1")) if total else None,
-                  "reduced": Decimal(reduced).quantize(Decimal("0.01")),
+                  "rate": (Decimal(closed * 100) / total).quantize(Decimal("0.1"), ROUND_HALF_UP) if total else None,
+                  "reduced": Decimal(reduced).quantize(Decimal("0.01"), ROUND_HALF_UP),
                   "funds": sum((amount for _, amount in objects[i]), Decimal("0"))}
     return out
 
