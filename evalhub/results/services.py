@@ -397,8 +397,13 @@ def submit_evidence(finding: ResultFinding, actor: User, note: str, uploads: Ite
         finding.evidence.append(FindingEvidence(file_id=stored.id, uploaded_by_id=actor.id))
     finding.unit_note, finding.submitted_at, finding.status = note, utcnow(), FindingStatus.SUBMITTED
     db.session.flush()
+    engagement = finding.engagement
     audit.record("finding.evidence", finding, actor=actor,
-                 summary=f"{finding.engagement.reference} 第 {finding.position} 条提交整改材料 {len(uploads)} 份")
+                 summary=f"{engagement.reference} 第 {finding.position} 条提交整改材料 {len(uploads)} 份")
+    # the row now waits on the bureau (and drops off the overdue escalation): the bureau is told it is its turn
+    notifications.emit("rectification_submitted", link=f"/results/engagements/{engagement.id}/findings",
+                       bureau_id=finding.bureau_id, reference=engagement.reference, unit=finding.responsible_unit.name,
+                       position=finding.position, text=finding.text[:80], count=len(finding.evidence))
     return finding
 
 
@@ -491,6 +496,15 @@ def overdue_findings(user: User, limit: int = 20) -> list[ResultFinding]:
     return list(db.session.execute(overdue_findings_query(user).limit(limit).options(
         joinedload(ResultFinding.engagement), joinedload(ResultFinding.responsible_unit),
         selectinload(ResultFinding.escalations))).unique().scalars())
+
+
+def awaiting_verification(user: User, limit: int = 20) -> list[ResultFinding]:
+    """Findings handed in and waiting on the bureau's verification (待核验) that ``user`` may see, longest waiting
+    first: the bureau's side of the overdue page (such a row is off the unit's overdue list)."""
+    return list(db.session.execute(permissions.scope(user, sa.select(ResultFinding).where(
+        ResultFinding.status == FindingStatus.SUBMITTED), ResultFinding)
+        .order_by(ResultFinding.submitted_at, ResultFinding.id).limit(limit).options(
+        joinedload(ResultFinding.engagement), joinedload(ResultFinding.responsible_unit))).unique().scalars())
 
 
 def findings_of(engagement: Engagement, user: User) -> list[ResultFinding]:
