@@ -424,17 +424,50 @@ def verify(finding: ResultFinding, actor: User, verification: Any, note: str, ne
     if not changed:
         raise Conflict(f"该条当前状态为“{finding.status.label}”，只有待核验的事项可以核验。")
     db.session.refresh(finding)
-    if new_deadline is not None and verification != Verification.DONE:
-        finding.deadline = new_deadline
+    if verification != Verification.DONE:
+        if new_deadline is not None:  # a fresh deadline: what was excused against the old one no longer applies
+            finding.deadline, finding.excused_days = new_deadline, 0
+        else:
+            finding.excused_days += _waited_past_deadline(finding)
+    engagement = finding.engagement
     audit.record("finding.verified", finding, actor=actor,
-                 summary=f"{finding.engagement.reference} 第 {finding.position} 条核验：{verification.label}",
-                 payload={"verification": verification, "note": note})
+                 summary=f"{engagement.reference} 第 {finding.position} 条核验：{verification.label}",
+                 payload={"verification": verification, "note": note,
+                          "deadline": finding.deadline.isoformat() if finding.deadline else None,
+                          "excused_days": finding.excused_days})
+    if verification != Verification.DONE:
+        deadline = finding.deadline.isoformat() if finding.deadline else "—"
+        if finding.deadline is not None and finding.deadline < beijing_today():
+            deadline += "（已过期限，核验期间不计入逾期，请尽快整改）"
+        notifications.emit("rectification_returned", link=f"/results/unit/engagements/{engagement.id}",
+                           users=unit_users(finding.responsible_unit_id), reference=engagement.reference,
+                           position=finding.position, text=finding.text[:80], verdict=verification.label, note=note,
+                           deadline=deadline)
     return finding
 
 
+def _waited_past_deadline(finding: ResultFinding) -> int:
+    """Working days past the deadline that the round just verified waited on the bureau (handed in → verified):
+    a row handed in before its deadline and returned after it is late only from its return, one handed in late
+    resumes the count where it stood."""
+    if finding.deadline is None or finding.submitted_at is None or finding.verified_at is None:
+        return 0
+    start = max(finding.deadline, beijing_date(finding.submitted_at))
+    return working_days_between(finding.bureau, start, beijing_date(finding.verified_at))
+
+
+def overdue_days(finding: ResultFinding, today: date) -> int:
+    """Working days the row is late on ``today`` by the unit's doing: past the deadline, less the days it waited
+    on the bureau's verification (``excused_days``)."""
+    if finding.deadline is None:
+        return 0
+    return max(0, working_days_between(finding.bureau, finding.deadline, today) - finding.excused_days)
+
+
 def escalate_overdue(today: date | None = None) -> list[FindingEscalation]:
-    """Every open finding past its deadline: 催办 at once, 约谈 and 通报 after the bureau's working-day
-    thresholds — each level recorded once, dated ``today`` (a frozen clock passes ``today``)."""
+    """Every finding owed by its unit past its deadline: 催办 at once, 约谈 and 通报 after the bureau's working-day
+    thresholds of the unit's own delay (``overdue_days``) — each level recorded once per deadline (a new deadline
+    set at a return is reminded again when it passes), dated ``today`` (a frozen clock passes ``today``)."""
     today = today or beijing_today()
     overdue = db.session.execute(sa.select(ResultFinding).where(
         ResultFinding.status.in_(OWED_STATUSES), ResultFinding.deadline.is_not(None), ResultFinding.deadline < today)
@@ -442,9 +475,11 @@ def escalate_overdue(today: date | None = None) -> list[FindingEscalation]:
     created = []
     for finding in overdue:
         bureau = finding.bureau
-        days = working_days_between(bureau, finding.deadline, today)
+        days = overdue_days(finding, today)
+        if days <= 0:  # past the deadline only by the days it waited on the bureau
+            continue
         have = set(db.session.execute(sa.select(FindingEscalation.level).where(
-            FindingEscalation.finding_id == finding.id)).scalars())
+            FindingEscalation.finding_id == finding.id, FindingEscalation.deadline == finding.deadline)).scalars())
         due = [EscalationLevel.REMINDER]
         if days >= int(get_setting(bureau, "results.interview_after_days")):
             due.append(EscalationLevel.INTERVIEW)
@@ -454,23 +489,27 @@ def escalate_overdue(today: date | None = None) -> list[FindingEscalation]:
         for level in due:
             if level in have:
                 continue
-            row = FindingEscalation(level=level, on_date=today, overdue_days=days,
-                                    note=f"{unit.name}：整改期限 {finding.deadline.isoformat()}，已逾期 {days} 个工作日")
+            excused = f"（不含待核验 {finding.excused_days} 个工作日）" if finding.excused_days else ""
+            row = FindingEscalation(level=level, deadline=finding.deadline, on_date=today, overdue_days=days,
+                                    note=f"{unit.name}：整改期限 {finding.deadline.isoformat()}，"
+                                         f"已逾期 {days} 个工作日{excused}"[:300])
             finding.escalations.append(row)
             db.session.flush()
             created.append(row)
             audit.record("finding.escalated", finding, actor=None,
                          summary=f"{engagement.reference} 第 {finding.position} 条逾期{level.label}（{days} 个工作日）",
-                         payload={"level": level, "on": today})
+                         payload={"level": level, "on": today, "deadline": finding.deadline})
             link = f"/results/unit/engagements/{engagement.id}"
             if level == EscalationLevel.REMINDER:
                 notifications.emit("rectification_due", link=link, users=unit_users(unit.id),
-                                   dedupe_key=f"rect-due-{finding.id}", reference=engagement.reference,
+                                   dedupe_key=f"rect-due-{finding.id}-{finding.deadline.isoformat()}",
+                                   reference=engagement.reference,
                                    text=finding.text[:80], deadline=finding.deadline.isoformat())
             else:
                 # one notice, each audience linked to the page that opens for it: the bureau's findings page
                 # (engagement.view), the unit's own page (a unit gets 403 on the bureau's)
-                fields = dict(dedupe_key=f"rect-{level.value}-{finding.id}", reference=engagement.reference,
+                fields = dict(dedupe_key=f"rect-{level.value}-{finding.id}-{finding.deadline.isoformat()}",
+                              reference=engagement.reference,
                               unit=unit.name, text=finding.text[:80], days=days, level=level.label)
                 notifications.emit("rectification_escalated", link=f"/results/engagements/{engagement.id}/findings",
                                    bureau_id=finding.bureau_id, **fields)
