@@ -238,3 +238,21 @@ def test_a_unit_account_is_refused_every_bureau_and_firm_page(world, client, log
         response = client.get(url)
         assert response.status_code == 403, url
         assert world.expert.name not in response.get_data(as_text=True), url
+
+
+def test_the_overdue_page_lists_what_awaits_the_bureaus_verification_in_its_scope(loop, client, login):
+    """rules.md 结果应用 "Who is told in rectification": a row handed in waits on the bureau, which finds it on the
+    逾期未整改 page (待核验), its own bureau only."""
+    from evalhub.core import files
+
+    f = loop.findings[0]
+    S.submit_plan(f, loop.unit, "由财务科负责。")
+    S.submit_evidence(f, loop.unit, "已完成", [files.Upload("凭证.txt", "凭证".encode())])
+    db.session.commit()
+    login(loop.bz_staff)
+    page = client.get("/results/overdue").get_data(as_text=True)
+    table = page.split('data-testid="awaiting-verification"')[1].split("</table>")[0]
+    assert loop.e.reference in table and f.text[:20] in table
+    login(loop.kz_staff)
+    page = client.get("/results/overdue").get_data(as_text=True)
+    assert loop.e.reference not in page.split('data-testid="awaiting-verification"')[1].split("</table>")[0]

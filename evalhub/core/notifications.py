@@ -94,6 +94,11 @@ MATRIX: dict[str, Event] = {e.key: e for e in [
           "“{text}”的整改期限为 {deadline}，尚未整改到位，请尽快整改并提交佐证材料。"),
     Event("rectification_escalated", "整改逾期约谈/通报", (BUREAU, NAMED), "{reference} 整改逾期：{level}",
           "{unit} 的整改事项“{text}”已逾期 {days} 个工作日，已记录{level}。"),
+    Event("rectification_submitted", "整改材料待核验", (BUREAU,), "{reference} 整改材料待核验",
+          "{unit} 提交了第 {position} 条“{text}”的整改情况及佐证材料（共 {count} 份），请核验：整改到位，或部分整改/未整改退回。"),
+    Event("rectification_returned", "整改退回继续整改", (NAMED,), "{reference} 整改事项退回，需继续整改",
+          "第 {position} 条“{text}”经财政局核验为“{verdict}”，请继续整改，整改期限 {deadline}，完成后重新提交整改情况及佐证材料。"
+          "核验意见：{note}"),
     Event("fact_confirmation_requested", "报告征求意见", (NAMED,), "{reference} 评价报告征求意见",
           "{firm} 就 {name} 的评价报告初稿征求贵单位意见，请在 {due} 前答复（无异议或逐条提出异议）。"),
     Event("fact_confirmation_answered", "被评价单位已答复征求意见", (FIRM,), "{reference} 被评价单位已答复征求意见",

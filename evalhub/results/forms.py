@@ -35,7 +35,7 @@ class EvidenceForm(ChineseForm):
 class VerifyForm(ChineseForm):
     verification = SelectField("核验结论", choices=[BLANK] + options(Verification.choices()), validate_choice=False)
     note = _area("核验意见", 5000, description="部分整改或未整改时必填")
-    deadline = DateField("新的整改期限", validators=[Optional()], description=f"退回继续整改时可重新确定；{DATE_HELP}")
+    deadline = DateField("新的整改期限", validators=[Optional()], description=f"退回继续整改时可重新确定（留空则沿用原期限，待核验期间不计入逾期）；{DATE_HELP}")
 
 
 class EntryForm(ChineseForm):

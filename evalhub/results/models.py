@@ -44,7 +44,7 @@ class Verification(LabeledEnum):
 
 
 class EscalationLevel(LabeledEnum):
-    """Declared in escalation order: each is recorded once per finding."""
+    """Declared in escalation order: each is recorded once per deadline of a finding."""
 
     REMINDER = ("reminder", "催办提醒")
     INTERVIEW = ("interview", "约谈")
@@ -83,6 +83,9 @@ class ResultFinding(OfEngagement, InBureau, CreatedBy, db.Model):
     verification_note: Mapped[Optional[str]] = mapped_column(sa.Text)
     verified_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     verified_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    # Working days past the deadline the row spent waiting on the bureau's verification: not the unit's delay,
+    # so not counted as overdue (results.services.overdue_days); back to 0 when a return sets a new deadline.
+    excused_days: Mapped[int] = mapped_column(default=0, server_default="0")
 
     responsible_unit: Mapped[BudgetUnit] = relationship(foreign_keys=[responsible_unit_id])
     evidence: Mapped[list["FindingEvidence"]] = relationship(back_populates="finding", order_by="FindingEvidence.id")
@@ -109,16 +112,18 @@ class FindingEvidence(Created, db.Model):
 
 
 class FindingEscalation(Created, db.Model):
-    """One escalation of an overdue finding (催办 → 约谈 → 通报), dated; each level once per finding."""
+    """One escalation of an overdue finding (催办 → 约谈 → 通报), dated; each level once per deadline (a new
+    deadline set when the bureau returns the row is escalated again when it passes)."""
 
     __tablename__ = "result_finding_escalation"
-    __table_args__ = (sa.UniqueConstraint("finding_id", "level"),)
+    __table_args__ = (sa.UniqueConstraint("finding_id", "deadline", "level"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     finding_id: Mapped[int] = mapped_column(sa.ForeignKey("result_finding.id"), index=True)
     level: Mapped[EscalationLevel] = mapped_column(enum_column(EscalationLevel))
+    deadline: Mapped[date] = mapped_column(sa.Date)  # the deadline that passed
     on_date: Mapped[date] = mapped_column(sa.Date)
-    overdue_days: Mapped[int] = mapped_column()  # working days past the deadline on that date
+    overdue_days: Mapped[int] = mapped_column()  # working days owed past the deadline on that date
     note: Mapped[str] = mapped_column(sa.String(300))
 
     finding: Mapped[ResultFinding] = relationship(back_populates="escalations")

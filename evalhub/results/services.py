@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Optional
 
 import sqlalchemy as sa
@@ -401,8 +401,13 @@ def submit_evidence(finding: ResultFinding, actor: User, note: str, uploads: Ite
         finding.evidence.append(FindingEvidence(file_id=stored.id, uploaded_by_id=actor.id))
     finding.unit_note, finding.submitted_at, finding.status = note, utcnow(), FindingStatus.SUBMITTED
     db.session.flush()
+    engagement = finding.engagement
     audit.record("finding.evidence", finding, actor=actor,
-                 summary=f"{finding.engagement.reference} 第 {finding.position} 条提交整改材料 {len(uploads)} 份")
+                 summary=f"{engagement.reference} 第 {finding.position} 条提交整改材料 {len(uploads)} 份")
+    # the row now waits on the bureau (and drops off the overdue escalation): the bureau is told it is its turn
+    notifications.emit("rectification_submitted", link=f"/results/engagements/{engagement.id}/findings",
+                       bureau_id=finding.bureau_id, reference=engagement.reference, unit=finding.responsible_unit.name,
+                       position=finding.position, text=finding.text[:80], count=len(finding.evidence))
     return finding
 
 
@@ -423,17 +428,50 @@ def verify(finding: ResultFinding, actor: User, verification: Any, note: str, ne
     if not changed:
         raise Conflict(f"该条当前状态为“{finding.status.label}”，只有待核验的事项可以核验。")
     db.session.refresh(finding)
-    if new_deadline is not None and verification != Verification.DONE:
-        finding.deadline = new_deadline
+    if verification != Verification.DONE:
+        if new_deadline is not None:  # a fresh deadline: what was excused against the old one no longer applies
+            finding.deadline, finding.excused_days = new_deadline, 0
+        else:
+            finding.excused_days += _waited_past_deadline(finding)
+    engagement = finding.engagement
     audit.record("finding.verified", finding, actor=actor,
-                 summary=f"{finding.engagement.reference} 第 {finding.position} 条核验：{verification.label}",
-                 payload={"verification": verification, "note": note})
+                 summary=f"{engagement.reference} 第 {finding.position} 条核验：{verification.label}",
+                 payload={"verification": verification, "note": note,
+                          "deadline": finding.deadline.isoformat() if finding.deadline else None,
+                          "excused_days": finding.excused_days})
+    if verification != Verification.DONE:
+        deadline = finding.deadline.isoformat() if finding.deadline else "—"
+        if finding.deadline is not None and finding.deadline < beijing_today():
+            deadline += "（已过期限，核验期间不计入逾期，请尽快整改）"
+        notifications.emit("rectification_returned", link=f"/results/unit/engagements/{engagement.id}",
+                           users=unit_users(finding.responsible_unit_id), reference=engagement.reference,
+                           position=finding.position, text=finding.text[:80], verdict=verification.label, note=note,
+                           deadline=deadline)
     return finding
 
 
+def _waited_past_deadline(finding: ResultFinding) -> int:
+    """Working days past the deadline that the round just verified waited on the bureau (handed in → verified):
+    a row handed in before its deadline and returned after it is late only from its return, one handed in late
+    resumes the count where it stood."""
+    if finding.deadline is None or finding.submitted_at is None or finding.verified_at is None:
+        return 0
+    start = max(finding.deadline, beijing_date(finding.submitted_at))
+    return working_days_between(finding.bureau, start, beijing_date(finding.verified_at))
+
+
+def overdue_days(finding: ResultFinding, today: date) -> int:
+    """Working days the row is late on ``today`` by the unit's doing: past the deadline, less the days it waited
+    on the bureau's verification (``excused_days``)."""
+    if finding.deadline is None:
+        return 0
+    return max(0, working_days_between(finding.bureau, finding.deadline, today) - finding.excused_days)
+
+
 def escalate_overdue(today: date | None = None) -> list[FindingEscalation]:
-    """Every open finding past its deadline: 催办 at once, 约谈 and 通报 after the bureau's working-day
-    thresholds — each level recorded once, dated ``today`` (a frozen clock passes ``today``)."""
+    """Every finding owed by its unit past its deadline: 催办 at once, 约谈 and 通报 after the bureau's working-day
+    thresholds of the unit's own delay (``overdue_days``) — each level recorded once per deadline (a new deadline
+    set at a return is reminded again when it passes), dated ``today`` (a frozen clock passes ``today``)."""
     today = today or beijing_today()
     overdue = db.session.execute(sa.select(ResultFinding).where(
         ResultFinding.status.in_(OWED_STATUSES), ResultFinding.deadline.is_not(None), ResultFinding.deadline < today)
@@ -441,9 +479,11 @@ def escalate_overdue(today: date | None = None) -> list[FindingEscalation]:
     created = []
     for finding in overdue:
         bureau = finding.bureau
-        days = working_days_between(bureau, finding.deadline, today)
+        days = overdue_days(finding, today)
+        if days <= 0:  # past the deadline only by the days it waited on the bureau
+            continue
         have = set(db.session.execute(sa.select(FindingEscalation.level).where(
-            FindingEscalation.finding_id == finding.id)).scalars())
+            FindingEscalation.finding_id == finding.id, FindingEscalation.deadline == finding.deadline)).scalars())
         due = [EscalationLevel.REMINDER]
         if days >= int(get_setting(bureau, "results.interview_after_days")):
             due.append(EscalationLevel.INTERVIEW)
@@ -453,23 +493,27 @@ def escalate_overdue(today: date | None = None) -> list[FindingEscalation]:
         for level in due:
             if level in have:
                 continue
-            row = FindingEscalation(level=level, on_date=today, overdue_days=days,
-                                    note=f"{unit.name}：整改期限 {finding.deadline.isoformat()}，已逾期 {days} 个工作日")
+            excused = f"（不含待核验 {finding.excused_days} 个工作日）" if finding.excused_days else ""
+            row = FindingEscalation(level=level, deadline=finding.deadline, on_date=today, overdue_days=days,
+                                    note=f"{unit.name}：整改期限 {finding.deadline.isoformat()}，"
+                                         f"已逾期 {days} 个工作日{excused}"[:300])
             finding.escalations.append(row)
             db.session.flush()
             created.append(row)
             audit.record("finding.escalated", finding, actor=None,
                          summary=f"{engagement.reference} 第 {finding.position} 条逾期{level.label}（{days} 个工作日）",
-                         payload={"level": level, "on": today})
+                         payload={"level": level, "on": today, "deadline": finding.deadline})
             link = f"/results/unit/engagements/{engagement.id}"
             if level == EscalationLevel.REMINDER:
                 notifications.emit("rectification_due", link=link, users=unit_users(unit.id),
-                                   dedupe_key=f"rect-due-{finding.id}", reference=engagement.reference,
+                                   dedupe_key=f"rect-due-{finding.id}-{finding.deadline.isoformat()}",
+                                   reference=engagement.reference,
                                    text=finding.text[:80], deadline=finding.deadline.isoformat())
             else:
                 # one notice, each audience linked to the page that opens for it: the bureau's findings page
                 # (engagement.view), the unit's own page (a unit gets 403 on the bureau's)
-                fields = dict(dedupe_key=f"rect-{level.value}-{finding.id}", reference=engagement.reference,
+                fields = dict(dedupe_key=f"rect-{level.value}-{finding.id}-{finding.deadline.isoformat()}",
+                              reference=engagement.reference,
                               unit=unit.name, text=finding.text[:80], days=days, level=level.label)
                 notifications.emit("rectification_escalated", link=f"/results/engagements/{engagement.id}/findings",
                                    bureau_id=finding.bureau_id, **fields)
@@ -495,6 +539,15 @@ def overdue_findings(user: User, limit: int = 20) -> list[ResultFinding]:
     return list(db.session.execute(overdue_findings_query(user).limit(limit).options(
         joinedload(ResultFinding.engagement), joinedload(ResultFinding.responsible_unit),
         selectinload(ResultFinding.escalations))).unique().scalars())
+
+
+def awaiting_verification(user: User, limit: int = 20) -> list[ResultFinding]:
+    """Findings handed in and waiting on the bureau's verification (待核验) that ``user`` may see, longest waiting
+    first: the bureau's side of the overdue page (such a row is off the unit's overdue list)."""
+    return list(db.session.execute(permissions.scope(user, sa.select(ResultFinding).where(
+        ResultFinding.status == FindingStatus.SUBMITTED), ResultFinding)
+        .order_by(ResultFinding.submitted_at, ResultFinding.id).limit(limit).options(
+        joinedload(ResultFinding.engagement), joinedload(ResultFinding.responsible_unit))).unique().scalars())
 
 
 def findings_of(engagement: Engagement, user: User) -> list[ResultFinding]:
@@ -821,8 +874,12 @@ def build_list(bureau: Bureau, year: int, actor: User) -> list[ApplicationEntry]
             audit.record("application.reopened", entry, actor=actor, bureau_id=bureau.id,
                          summary=f"{engagement.reference} 评价结果已变更（{entry.grade.label} → {result.grade.label}），"
                                  "结果应用须重新确认", payload={"score": str(entry.score), "grade": entry.grade.value,
-                                                        "measures": entry.measures})
+                                                        "measures": entry.measures, "reason": entry.reason,
+                                                        "cut_percent": entry.cut_percent, "cut_amount": entry.cut_amount})
+            # the old decision goes with its confirmation (the event above keeps it): the Excel and the API must
+            # not send a reduction nobody decided for the present result
             entry.confirmed_at = entry.confirmed_by_id = None
+            entry.measures = entry.cut_percent = entry.cut_amount = entry.reason = None
         if entry.confirmed_at is None:
             entry.score, entry.grade = result.score, result.grade
             entry.proposed = [m.value for m in proposal.measures]
@@ -888,8 +945,10 @@ def confirm_entry(entry: ApplicationEntry, actor: User, *, measures: Iterable[An
     _raise_if(errors)
     entry.measures, entry.reason = ordered, reason
     entry.cut_percent = percent if Measure.REDUCE in chosen else None
-    entry.cut_amount = ((amount_wan * 10000).quantize(Decimal("0.01")) if amount_wan is not None else
-                        (entry.engagement.amount * percent / 100).quantize(Decimal("0.01")) if percent is not None else None)
+    # 四舍五入 to the fen, as every amount in evalhub (the default context would round half to even)
+    entry.cut_amount = ((amount_wan * 10000).quantize(Decimal("0.01"), ROUND_HALF_UP) if amount_wan is not None else
+                        (entry.engagement.amount * percent / 100).quantize(Decimal("0.01"), ROUND_HALF_UP)
+                        if percent is not None else None)
     entry.confirmed_at, entry.confirmed_by_id = utcnow(), actor.id
     audit.record("application.confirmed", entry, actor=actor,
                  summary=f"{entry.engagement.reference} 结果应用：{entry.labels(ordered)}" + ("（与建议不同）" if departs else ""),
@@ -940,8 +999,8 @@ def figures_of(bureau_ids: Iterable[int], year: int) -> dict[int, dict]:
         reduced = sum((e.cut_amount or Decimal("0") for e in rows[i] if e.confirmed_at), Decimal("0"))
         out[i] = {"objects": len(objects[i]), "entries": len(rows[i]),
                   "confirmed": sum(1 for e in rows[i] if e.confirmed_at), "findings": total, "closed": closed,
-                  "rate": (Decimal(closed * 100) / total).quantize(Decimal("0.1")) if total else None,
-                  "reduced": Decimal(reduced).quantize(Decimal("0.01")),
+                  "rate": (Decimal(closed * 100) / total).quantize(Decimal("0.1"), ROUND_HALF_UP) if total else None,
+                  "reduced": Decimal(reduced).quantize(Decimal("0.01"), ROUND_HALF_UP),
                   "funds": sum((amount for _, amount in objects[i]), Decimal("0"))}
     return out
 

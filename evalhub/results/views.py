@@ -318,6 +318,7 @@ ONE_SIDED_SHOWN = 200  # as many as the findings above: a page, not the province
 def overdue():
     require("results.list")
     return render_template("results/overdue.html", findings=services.overdue_findings(current_user, limit=200),
+                           awaiting=services.awaiting_verification(current_user, limit=200),
                            one_sided=services.one_sided_publications(current_user, limit=ONE_SIDED_SHOWN),
                            one_sided_limit=ONE_SIDED_SHOWN)
 
