@@ -215,3 +215,19 @@ def test_a_garbled_witness_choice_is_refused_in_chinese(world, client, login):
     body = text(response)
     assert "Invalid choice" not in body and "could not be coerced" not in body, \
         body[body.find("invalid-feedback"):][:200]
+
+
+def test_a_table_with_more_rows_than_the_form_takes_is_refused_not_cut(app):
+    """WTForms' FieldList keeps the first ``max_entries`` posted rows and drops the rest without a word; a RowList
+    (core/forms.py) refuses them with a message naming the limit, on every form with a growing table."""
+    from werkzeug.datastructures import MultiDict
+
+    from evalhub.review.forms import MAX_INDICATOR_ROWS, ReportSubmissionForm
+
+    rows = MAX_INDICATOR_ROWS + 2
+    data = MultiDict({f"indicators-{i}-name": f"指标{i}" for i in range(rows)})
+    with app.test_request_context(method="POST", data=data):
+        form = ReportSubmissionForm(meta={"csrf": False})
+        assert form.indicators.posted == rows and len(form.indicators.entries) == MAX_INDICATOR_ROWS
+        assert not form.validate()
+        assert f"最多 {MAX_INDICATOR_ROWS} 行，提交了 {rows} 行" in " ".join(e for e in form.indicators.errors if isinstance(e, str))

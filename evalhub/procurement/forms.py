@@ -10,12 +10,12 @@ Money is entered in 万元 (``*_wan``); the deadline is entered as Beijing local
 from __future__ import annotations
 
 from flask_wtf.file import FileAllowed, FileField, FileRequired, MultipleFileField
-from wtforms import FieldList, FormField, HiddenField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import FormField, HiddenField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields import DateField, DateTimeLocalField
 from wtforms.validators import DataRequired, Length, Optional
 
 from evalhub.core.enums import Field
-from evalhub.core.forms import area_field as _area, text_field as _text
+from evalhub.core.forms import RowList, area_field as _area, text_field as _text
 from evalhub.core.timeutil import BEIJING
 from evalhub.procurement.models import BudgetKind, ChallengeRemedy, ObjectType, ProcurementMethod, ServiceKind
 from evalhub.registry.forms import (
@@ -97,7 +97,7 @@ class ProcurementForm(ChineseForm):
                          description="服务类不低于 10%；竞争性磋商 10%–30%")
     bid_deadline = DateTimeLocalField("投标截止时间（北京时间）", validators=[Optional()], format=DEADLINE_FORMATS,
                                       tz=BEIJING)
-    rubric = FieldList(FormField(RubricRow), label="技术评分项（合计 100 分）", min_entries=8, max_entries=15)
+    rubric = RowList(FormField(RubricRow), label="技术评分项（合计 100 分）", min_entries=8, max_entries=15)
     framework_agreement_id = SelectField("框架协议", validate_choice=False)
     single_source_firm_id = SelectField("单一来源供应商", validate_choice=False)
     justification = _area("单一来源理由", 2000, description="须书面说明只能从该供应商采购的理由（不少于 20 字）")

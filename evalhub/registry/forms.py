@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
-    FieldList,
     Form,
     FormField,
     HiddenField,
@@ -28,7 +27,7 @@ from wtforms.validators import DataRequired, EqualTo, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from evalhub.core.enums import Field
-from evalhub.core.forms import BaseForm, ChineseMeta, text_field as _text
+from evalhub.core.forms import BaseForm, ChineseMeta, RowList, text_field as _text
 from evalhub.core.listing import Filter, enum_filter, parse_int
 from evalhub.registry.models import (
     CertificateKind,
@@ -150,7 +149,7 @@ class StaffForm(ChineseForm):
     years_experience = _text("从业年限（年）", 3)
     title = _text("职称", 50)
     phone = _text("联系电话", 30)
-    certificates = FieldList(FormField(CertificateEntry), label="执业证书", min_entries=3, max_entries=3)
+    certificates = RowList(FormField(CertificateEntry), label="执业证书", min_entries=3, max_entries=3)
 
 
 class ReasonForm(ChineseForm):

@@ -13,16 +13,16 @@ The review form and the commissioner's rating are generated from the rubric vers
 from __future__ import annotations
 
 from flask_wtf.file import FileField, FileRequired
-from wtforms import BooleanField, FieldList, FormField, HiddenField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, FormField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from evalhub.core.forms import area_field as _area, text_field as _text
+from evalhub.core.forms import RowList, area_field as _area, text_field as _text
 from evalhub.registry.forms import BLANK, ChineseForm, ChineseSubForm, choice, options
 from evalhub.review.models import Grade, IndicatorCategory, Rubric
 from evalhub.review.services import CAPS
 
 INDICATOR_ROWS = 12      # the scoring table shows at least this many rows; blank rows are ignored
-MAX_INDICATOR_ROWS = 60
+MAX_INDICATOR_ROWS = 200  # a department-wide evaluation's 三级指标 run to dozens
 RUBRIC_ROWS = 8
 
 
@@ -41,7 +41,7 @@ class SubmissionForm(ChineseForm):
 
 
 class ReportSubmissionForm(SubmissionForm):
-    indicators = FieldList(FormField(IndicatorRow), label="评价指标评分表", min_entries=INDICATOR_ROWS,
+    indicators = RowList(FormField(IndicatorRow), label="评价指标评分表", min_entries=INDICATOR_ROWS,
                            max_entries=MAX_INDICATOR_ROWS)
     concluded_total = _text("报告结论总分", 12, description="0–100，应等于各指标得分之和")
     concluded_grade = SelectField("报告结论等级", choices=[BLANK] + options(Grade.choices()), validate_choice=False)
@@ -173,7 +173,7 @@ class RubricRow(ChineseSubForm):
 
 class RubricForm(ChineseForm):
     title = _text("评审表名称", 100)
-    items = FieldList(FormField(RubricRow), label="评分项（合计 100 分）", min_entries=RUBRIC_ROWS, max_entries=30)
+    items = RowList(FormField(RubricRow), label="评分项（合计 100 分）", min_entries=RUBRIC_ROWS, max_entries=30)
 
 
 

@@ -12,7 +12,7 @@ import math
 import platform
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -29,6 +29,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from evalhub.core.timeutil import format_beijing, utcnow
 from evalhub.screening import explain
 from evalhub.screening.features import BY_KEY, FEATURE_KEYS, FEATURES
 from evalhub.screening.rules import RULE_BIAS, RULE_BY_KEY, RULE_TERMS, RuleTerm, rule_score, rule_terms  # noqa: F401
@@ -222,9 +223,10 @@ def _train(frame: pd.DataFrame, *, budget: float,
         "promotion": promotion,
         "neutral_values": neutral_values,
         "algorithm_label": ALGORITHM_LABELS[winner],
-        "trained_at": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "data_window": {"from": str(frame["at"].min()), "to": str(frame["at"].max()),
-                        "test_from": str(test_rows["at"].min())},
+        # UTC, as every time is stored; shown in Beijing time by ``card_time``
+        "trained_at": utcnow().isoformat(timespec="seconds"),
+        "data_window": {"from": frame["at"].min().isoformat(), "to": frame["at"].max().isoformat(),
+                        "test_from": test_rows["at"].min().isoformat()},
         "labels": {"total": int(len(frame)), "positives": int(y_all.sum()), "negatives": int(len(frame) - y_all.sum()),
                    "from_panels": int((frame["source"] == "panel").sum()),
                    "from_inspections": int((frame["source"] == "inspection").sum()),
@@ -298,11 +300,26 @@ def _pct(value: Any) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
+def card_time(value: Any) -> str:
+    """A time a model card holds, as the site shows times (Beijing, to the minute). Cards keep ISO text in UTC
+    (naive); a card written before kept its training time with the server's offset, which is honoured."""
+    if not value:
+        return ""
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    return format_beijing(parsed)
+
+
 def card_markdown(card: dict[str, Any]) -> str:
     labels = card["labels"]
+    window = card["data_window"]
     lines = [f"# 报告质量筛查模型 {card.get('version', '')}", "",
-             f"- 算法：{card['algorithm_label']}", f"- 训练时间：{card['trained_at']}",
-             f"- 数据窗口：{card['data_window']['from']} 至 {card['data_window']['to']}（{card['data_window']['test_from']} 起为检验集）",
+             f"- 算法：{card['algorithm_label']}", f"- 训练时间：{card_time(card['trained_at'])}",
+             f"- 数据窗口：{card_time(window['from'])} 至 {card_time(window['to'])}（{card_time(window['test_from'])} 起为检验集）",
              f"- 标注：共 {labels['total']} 份，不合格 {labels['positives']}，合格 {labels['negatives']}；来自专家评审 "
              f"{labels['from_panels']}，来自检查 {labels['from_inspections']}（其中不定向抽查 {labels['from_random_inspections']}）",
              f"- 抽查比例：{card['budget']:.0%}", "", "## 检验集指标", "",

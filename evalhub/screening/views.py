@@ -37,6 +37,7 @@ from evalhub.core.web import button, form_page, handle_form, load, require, want
 from evalhub.extensions import db
 from evalhub.registry.models import Firm
 from evalhub.review.models import SubmissionKind
+from evalhub.screening import learning
 from evalhub.screening import services as S
 from evalhub.screening import references as refs
 from evalhub.screening.forms import (QUEUE_FILTERS, OpenCaseForm, firm_text, PromoteForm, ReferenceDeleteForm, ReferenceImportForm,
@@ -72,6 +73,7 @@ def highlight_names(text: Optional[str], names: Iterable[str] | None) -> Markup:
 
 
 bp.add_app_template_filter(highlight_names, "highlight_names")
+bp.add_app_template_filter(learning.card_time, "card_time")
 
 
 def _spot_check_share() -> int:

@@ -65,7 +65,7 @@
       published.exclusions.forEach(function (e) { excluded[e[0]] = true; });
       listed = published.candidates.map(function (c) { return c[0]; });
       k = published.k;
-      check("候选名单与记录一致", JSON.stringify(listed) === JSON.stringify(record.candidates) && k === record.k);
+      check("候选名单与记录", JSON.stringify(listed) === JSON.stringify(record.candidates) && k === record.k);
     } else {
       // A public page of a draw among people leaves out the canonical text (it holds the exclusion reasons):
       // the seed and the result are recomputed from the published hash, list and excluded ids.

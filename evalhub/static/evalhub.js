@@ -67,9 +67,19 @@
   // Report submission: "增加一行" copies the last indicator row with the next index.
   var addRow = document.getElementById("add-indicator-row");
   if (addRow) {
+    // the form takes at most data-max-rows rows (more are refused): the button stops there
+    var maxRows = parseInt(addRow.getAttribute("data-max-rows") || "0", 10);
+    var atLimit = function (count) {
+      if (maxRows && count >= maxRows) {
+        addRow.disabled = true;
+        addRow.title = "评分表最多 " + maxRows + " 行";
+      }
+    };
+    atLimit(document.querySelectorAll("#indicator-body tr.indicator-row").length);
     addRow.addEventListener("click", function () {
       var body = document.getElementById("indicator-body");
       var rows = body.querySelectorAll("tr.indicator-row");
+      if (maxRows && rows.length >= maxRows) { atLimit(rows.length); return; }
       var last = rows[rows.length - 1];
       var n = rows.length;
       var clone = last.cloneNode(true);
@@ -83,6 +93,7 @@
         if (el.tagName === "SELECT") { el.selectedIndex = 0; } else { el.value = ""; }
       });
       body.appendChild(clone);
+      atLimit(n + 1);
     });
   }
 
