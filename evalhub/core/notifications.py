@@ -102,9 +102,9 @@ MATRIX: dict[str, Event] = {e.key: e for e in [
     Event("self_evaluation_received", "收到部门自评报告", (BUREAU,), "{reference} 收到部门自评报告第 {version} 版",
           "{unit} 提交了《{name}》自评报告，请组织专家评审。"),
     Event("self_evaluation_passed", "部门自评报告评审通过", (NAMED,), "{reference} 部门自评报告评审通过",
-          "《{name}》自评报告经专家评审得分 {score} 分，评审通过。"),
+          "《{name}》自评报告经专家评审得分 {score}，评审通过。"),
     Event("self_evaluation_returned", "部门自评报告退回整改", (NAMED,), "{reference} 部门自评报告退回整改",
-          "《{name}》自评报告经专家评审得分 {score} 分，低于 {pass_mark} 分，请按意见整改后于 {due} 前重新提交。{letter}"),
+          "《{name}》自评报告经专家评审得分 {score}，低于 {pass_mark} 分，请按意见整改后于 {due} 前重新提交。{letter}"),
     Event("materials_requested", "评价资料清单", (NAMED,), "{reference} 第三方机构请贵单位提供资料",
           "{firm} 为 {name} 的评价列出资料 {count} 项，最早 {due} 前提供，请登录系统上传。"),
     # credit
