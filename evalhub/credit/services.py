@@ -15,6 +15,7 @@ from evalhub.core import audit, concurrency, files, permissions
 from evalhub.core.batches import batches
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
+from evalhub.core.formatting import points_text
 from evalhub.core.notifications import emit
 from evalhub.core.calendar import (  # noqa: F401 — the calendar is core's; credit keeps its names
     NATIONAL_CALENDAR, add_working_days, ensure_national_calendar, is_provisional, is_workday, working_days_between,
@@ -84,6 +85,13 @@ def grade_for(bureau: Bureau, total: Decimal) -> CreditGrade:
     if total >= Decimal(str(get_setting(bureau, "credit.cut_c"))):
         return CreditGrade.C
     return CreditGrade.D
+
+
+def grade_lines(bureau: Bureau) -> str:
+    """The bureau's grade lines as its pages state them (``credit.cut_a/b/c``, the lines ``grade_for`` applies):
+    “A 级 ≥ 90 分，B 级 80–90 分，C 级 60–80 分，D 级 60 分以下”."""
+    a, b, c = (points_text(get_setting(bureau, f"credit.cut_{k}")) for k in "abc")
+    return f"A 级 ≥ {a} 分，B 级 {b}–{a} 分，C 级 {c}–{b} 分，D 级 {c} 分以下"
 
 
 def _weight(bureau: Bureau, key: str) -> Decimal:

@@ -527,8 +527,11 @@ def public_ratings():
     bureaus = db.session.execute(sa.select(Bureau).where(Bureau.id.in_(public_ids)).order_by(Bureau.path)).scalars().all()
     years = db.session.execute(_public_stmt().with_only_columns(CreditRating.year).distinct()
                                .order_by(CreditRating.year.desc())).scalars().all()
-    return render_template("credit/public_list.html", page=ratings.page(), filters=ratings.filters, bureaus=bureaus,
-                           years=years, CreditGrade=CreditGrade)
+    listed = ratings.page()
+    # the grade lines of each bureau whose ratings are listed (a bureau's own settings: no line is national)
+    lines = [(b.name, services.grade_lines(b)) for b in sorted({r.bureau for r in listed.items}, key=lambda b: b.path)]
+    return render_template("credit/public_list.html", page=listed, filters=ratings.filters, bureaus=bureaus,
+                           years=years, CreditGrade=CreditGrade, grade_lines=lines)
 
 
 @bp.route("/public/ratings/firm/<int:firm_id>")

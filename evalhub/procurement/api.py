@@ -237,7 +237,7 @@ RUBRIC_ITEM = schema("BidRubricItem", {"type": "object", "required": ["position"
     "id": INTEGER, "position": INTEGER, "name": STRING, "max_points": {"type": "number"}}})
 
 AWARD = schema("Award", {"type": "object", "required": ["id", "firm", "amount", "amount_wan"], "properties": {
-    "id": INTEGER, "firm": FIRM_REF, **_money_properties("amount", "成交金额"),
+    "id": INTEGER, "firm": FIRM_REF, **_money_properties("amount", "中标/成交金额"),
     "score": {"type": "number", "nullable": True, "description": "综合得分（竞争性方式）"},
     "reasons": STRING, "notice": {"type": "string", "description": "成交公告"}, "awarded_at": NULLABLE_DATETIME}})
 
@@ -257,9 +257,9 @@ BID = schema("Bid", {"type": "object", "required": ["id", "procurement_id", "fir
     "team": {"type": "array", "items": TEAM_MEMBER}}})
 
 RESULT_NOTICE = schema("ResultNotice", {"type": "object", "required": ["id", "published_at", "challenge_until", "revoked_at"],
-                                         "description": "中标/成交结果公告；质疑期自发布起 7 个工作日（政府采购法第五十二条）",
+                                         "description": services.RESULT_NOTICE_RULE,
                                          "properties": {
-    "id": INTEGER, "text": STRING, "firm": FIRM_REF, **_money_properties("amount", "成交金额"),
+    "id": INTEGER, "text": STRING, "firm": FIRM_REF, **_money_properties("amount", "中标/成交金额"),
     "published_at": {"type": "string", "format": "date-time"},
     "challenge_until": {"type": "string", "format": "date", "description": "可提出质疑的最后一日（北京时间）"},
     "revoked_at": NULLABLE_DATETIME, "revoked_reason": NULLABLE_STRING}})

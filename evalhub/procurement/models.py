@@ -77,14 +77,26 @@ class ProcurementMethod(LabeledEnum):
     RANDOM_DRAW = ("random_draw", "机构库随机抽取")
     SINGLE_SOURCE = ("single_source", "单一来源")
 
+    @property
+    def result_word(self) -> str:
+        """What its result is called: a tender ends in 中标, the other methods in 成交 (政府采购法 第二十八、三十六条,
+        实施条例 第四十三条, 财政部令第87号 第六十九条) — 中标供应商/中标金额 vs 成交供应商/成交金额."""
+        return "中标" if self is ProcurementMethod.OPEN_TENDER else "成交"
+
 
 class ProcurementStatus(LabeledEnum):
     PENDING_APPROVAL = ("pending_approval", "待审批")
     OPEN = ("open", "投标中")
     EVALUATING = ("evaluating", "评审中")
-    AWARDED = ("awarded", "已成交")
+    AWARDED = ("awarded", "已中标/成交")
     FAILED = ("failed", "流标")
     CANCELLED = ("cancelled", "已取消")
+
+    def label_for(self, method: "ProcurementMethod | None") -> str:
+        """The label of a procurement of ``method``: 已中标 for a tender, 已成交 for the others."""
+        if self is ProcurementStatus.AWARDED and method is not None:
+            return f"已{method.result_word}"
+        return self.label
 
 
 class BidStatus(LabeledEnum):
@@ -453,8 +465,8 @@ class ChallengeStatus(LabeledEnum):
 class ChallengeRemedy(LabeledEnum):
     """What an upheld challenge does to the procurement (财政部令第94号 第十六条)."""
 
-    REEVALUATE = ("reevaluate", "撤销成交结果，重新评审")
-    RERUN = ("rerun", "撤销成交结果，重新开展采购")
+    REEVALUATE = ("reevaluate", "撤销中标/成交结果，重新评审")
+    RERUN = ("rerun", "撤销中标/成交结果，重新开展采购")
 
 
 class ResultNotice(InBureau, db.Model):

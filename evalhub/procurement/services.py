@@ -23,7 +23,7 @@ from evalhub.core.inputs import check_text, check_name, money_error
 from evalhub.core.listing import as_int
 from evalhub.core.models import Bureau, BudgetUnit, Draw, DrawStatus, User
 from evalhub.core.notifications import emit
-from evalhub.core.settings import SettingDef, get_setting, register
+from evalhub.core.settings import SETTINGS, SettingDef, get_setting, register
 from evalhub.core.timeutil import beijing_today, format_beijing, to_beijing, utcnow
 from evalhub.extensions import db
 # team registers lead_named; counts keeps the list totals (engagement_count) on write
@@ -112,6 +112,14 @@ NEGOTIATION_PERIOD = PeriodRule("procurement.min_workdays_negotiation", True, "�
 # agreement was made, 财政部令第110号), and single source negotiates with one named firm after approval.
 # The result notice stands for one working day (财政部令第87号 第六十九条: 中标、成交结果公告期限为1个工作日).
 NOTICE_WORKDAYS = 1
+# What a result notice's challenge period is, as the API describes it (the bureau's N is read per notice:
+# ``challenge_until`` is the day it gives).
+_CHALLENGE = SETTINGS["procurement.challenge_days"]
+RESULT_NOTICE_RULE = (
+    f"中标/成交结果公告：公告期 {NOTICE_WORKDAYS} 个工作日；质疑期自公告期满之日起计算，为发布财政局设置的 N 个工作日"
+    f"（procurement.challenge_days，默认 {_CHALLENGE.default}，不少于 {_CHALLENGE.minimum}），即至发布后第 {NOTICE_WORKDAYS} + N"
+    " 个工作日届满；challenge_until 即所适用的最后一日"
+    "（政府采购法第五十二条，政府采购法实施条例第五十三条第（三）项，财政部令第87号第六十九条）")
 
 
 PERIODS: dict[ProcurementMethod, PeriodRule] = {
@@ -1266,8 +1274,11 @@ def _create_award(procurement: Procurement, firm: Firm, bid: Optional[Bid], amou
     db.session.execute(sa.select(Firm.id).where(Firm.id == firm.id).with_for_update())
     eligibility.assert_eligible(procurement, firm, "award")  # every rule again, the cap counting pending awards
     reasons = "；".join([reasons] + [n for n in (fn(procurement) for fn in _AWARD_NOTES) if n])
+    word = procurement.method.result_word  # 中标 for a tender, 成交 otherwise
+    # the supplier's address is part of the notice (财政部令第87号 第六十九条(三)), frozen in its text as published
     notice = (f"{engagement.bureau.name}{procurement.title}（{engagement.reference}）采用{procurement.method.label}方式，"
-              f"成交供应商：{firm.name}（统一社会信用代码 {firm.uscc}），成交金额：{amount / TEN_THOUSAND:.2f} 万元"
+              f"{word}供应商：{firm.name}（统一社会信用代码 {firm.uscc}），供应商地址：{firm.address}，"
+              f"{word}金额：{amount / TEN_THOUSAND:.2f} 万元"
               + (f"，综合得分 {score}" if score is not None else "") + f"。公告日期：{beijing_today():%Y-%m-%d}。")
     award = Award(procurement_id=procurement.id, engagement_id=engagement.id, bid_id=bid.id if bid else None,
                   firm_id=firm.id, amount=amount, score=score, reasons=reasons, notice=notice,
@@ -1307,7 +1318,8 @@ def _publish_result_notice(procurement: Procurement, award: Award, actor: User) 
                  summary=f"{procurement.engagement.reference} 发布结果公告，质疑期至 {notice.challenge_until:%Y-%m-%d}",
                  payload={"notice_id": notice.id, "challenge_until": notice.challenge_until})
     link = f"/procurements/{procurement.id}"
-    emit("bid_won", link=f"{link}/bid", firm_id=award.firm_id, **_fields(procurement, amount=f"{award.amount:,.2f}"))
+    emit("bid_won", link=f"{link}/bid", firm_id=award.firm_id,
+         **_fields(procurement, amount=f"{award.amount:,.2f}", result=procurement.method.result_word))
     for firm_id in sorted(_bidder_ids(procurement) - {award.firm_id}):
         emit("bid_lost", link=f"{link}/bid", firm_id=firm_id, **_fields(procurement))
     emit("result_notice_published", link=link, bureau_id=procurement.bureau_id,
@@ -1365,7 +1377,7 @@ def file_challenge(procurement: Procurement, actor: User, grounds: str,
     if notice is None:
         raise Conflict("该采购尚未发布结果公告，不能提出质疑。")
     if firm.id not in participant_ids(procurement):
-        raise PermissionDenied("只有参与本项目采购的供应商（成交供应商除外）可以提出质疑。")
+        raise PermissionDenied("只有参与本项目采购的供应商（中标/成交供应商除外）可以提出质疑。")
     today = today or beijing_today()
     if not challenge_window_open(notice, today):
         raise Conflict(f"质疑期已于 {notice.challenge_until:%Y-%m-%d} 届满，不能再提出质疑（政府采购法第五十二条）。")
@@ -1438,7 +1450,7 @@ def _revoke_award(procurement: Procurement, notice: ResultNotice, actor: User, r
     engagement = procurement.engagement
     award = procurement.award
     if engagement.contract is not None:  # the contract waits for the period, so this is a wiring bug
-        raise Conflict("合同已签订，不能撤销成交结果。")
+        raise Conflict(f"合同已签订，不能撤销{procurement.method.result_word}结果。")
     notice.revoked_at = utcnow()
     notice.revoked_reason = reason[:500]
     notice.award_id = None
@@ -1448,12 +1460,13 @@ def _revoke_award(procurement: Procurement, notice: ResultNotice, actor: User, r
         procurement.award = None
         db.session.delete(award)  # the unique keys allow one award per engagement: the revoked one goes
     engagement.firm = None
-    team.close_team(engagement, actor, f"成交结果已撤销：{remedy.label}")
+    word = procurement.method.result_word
+    team.close_team(engagement, actor, f"{word}结果已撤销：{remedy.label}")
     db.session.flush()
     audit.record("procurement.award_revoked", procurement, actor=actor,
-                 summary=f"{engagement.reference} 撤销成交结果：{remedy.label}", payload={"award": revoked, "reason": reason})
+                 summary=f"{engagement.reference} 撤销{word}结果：{remedy.label}", payload={"award": revoked, "reason": reason})
     emit("award_revoked", link=f"/procurements/{procurement.id}/bid", firm_id=notice.firm_id,
-         **_fields(procurement, remedy=remedy.label))
+         **_fields(procurement, remedy=remedy.label, result=word))
     if remedy == ChallengeRemedy.REEVALUATE:
         procurement.status = ProcurementStatus.EVALUATING
     else:
@@ -1568,7 +1581,7 @@ def sign_contract(engagement: Engagement, data: ContractInput, actor: User) -> C
     errors: dict[str, str] = {}
     amount = _wan(errors, "amount_wan", data.amount_wan, "合同金额（万元）")
     if amount is not None and wan_to_yuan(amount) > award.amount:
-        errors["amount_wan"] = "合同金额不能超过成交金额"
+        errors["amount_wan"] = f"合同金额不能超过{procurement.method.result_word}金额"
     dates_missing = False
     for name, label in [("signed_on", "签订日期"), ("start_date", "服务开始日期"), ("end_date", "服务结束日期"),
                         ("plan_due", "实施方案提交期限"), ("report_due", "评价报告提交期限")]:

@@ -208,11 +208,21 @@ def person_points(staff: FirmStaff) -> list[StaffPoint]:
         .order_by(StaffPoint.occurred_on.desc(), StaffPoint.id.desc())).scalars())
 
 
-def firm_records(firm: Firm, on: date | None = None) -> list[tuple[FirmStaff, Standing]]:
-    """The firm's people (on the roster now) with their standing in the firm's region, most points first."""
+def firm_records(firm: Firm, on: date | None = None, bureau: Bureau | None = None) -> list[tuple[FirmStaff, Standing]]:
+    """The firm's people (on the roster now) with their standing in the firm's region, most points first, with
+    ``bureau``'s settings (default: the firm's library bureau's)."""
     people = [s for s in firm.staff if s.active]
-    found = standings(people, firm.bureau, on)
+    found = standings(people, bureau or firm.bureau, on)
     return sorted(((s, found[s.id]) for s in people), key=lambda pair: (-pair[1].total, pair[0].id))
+
+
+def reading_settings(user: User, firm: Firm) -> tuple[Bureau, str]:
+    """Whose limit a reader of a person's standing sees, and the words naming it. The limit is the setting of the
+    bureau that would name the person (``naming_block``): a bureau user reads its own bureau's — the block it
+    will meet; the firm (or an account without a bureau) reads its library bureau's, named as such."""
+    if user.role in (Role.BUREAU_ADMIN, Role.BUREAU_STAFF) and user.bureau is not None:
+        return user.bureau, "本局设置"
+    return firm.bureau, f"{firm.bureau.name}的设置，即机构入库财政局；其他财政局可能另有设置"
 
 
 def records_visible(user: User, firm: Firm) -> bool:

@@ -134,10 +134,12 @@ def people_congress_summary(bureau: Bureau, year: int) -> bytes:
     f = summary_figures(bureau, year)
     document = _docx()
     document.add_heading(f"{bureau.name}{year}年度重点绩效评价情况报告", level=1)
+    # no findings, no rate: a 0 % would read as nothing rectified (the table below says “—”)
+    rate = f"，整改率 {f['rate']}%" if f["rate"] is not None else ""
     document.add_paragraph(
         f"{year}年度，{bureau.short_name}本级组织第三方机构对 {f['count']} 个评价对象开展重点绩效评价，"
-        f"涉及资金 {f['funds'] / 10000:,.2f} 万元。评价共发现问题和建议 {f['findings']} 条，已整改到位 {f['closed']} 条，"
-        f"整改率 {f['rate'] if f['rate'] is not None else 0}%；依据评价结果调减预算 {f['reduced'] / 10000:,.2f} 万元。")
+        f"涉及资金 {f['funds'] / 10000:,.2f} 万元。评价共发现问题和建议 {f['findings']} 条，已整改到位 {f['closed']} 条"
+        f"{rate}；依据评价结果调减预算 {f['reduced'] / 10000:,.2f} 万元。")
     document.add_heading("一、评价对象及结果", level=2)
     _table(document, ["序号", "评价对象", "预算单位", "资金（万元）", "得分", "等级", "结果应用"], [
         [n, e.name, e.budget_unit.name, f"{e.amount / 10000:,.2f}", r.score, r.grade.label,

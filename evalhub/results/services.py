@@ -1197,12 +1197,15 @@ def self_evaluation_panels(se: SelfEvaluation) -> list[ReviewPanel]:
 
 def unit_outcome(panel: ReviewPanel) -> Optional[dict]:
     """What the unit reads of a panel: the outcome once decided and, under the pass mark, the letter once
-    sent — never who reviewed nor an individual score."""
+    sent — never who reviewed nor an individual score. The score is stated as the letter states it
+    (``review.services.score_words``: the unrounded figure first where rounding would show 90.00 under 90)."""
     if panel.letter_sent_at is not None:
-        return {"label": "退回整改", "score": panel.score, "letter": panel.letter, "due": panel.resubmit_due}
+        return {"label": "退回整改", "score": panel.score, "score_words": review_services.score_words(panel),
+                "letter": panel.letter, "due": panel.resubmit_due}
     if panel.passed and panel.status == PanelStatus.CLOSED:
-        return {"label": "评审通过", "score": panel.score, "letter": None, "due": None}
-    return {"label": "专家评审中", "score": None, "letter": None, "due": None}
+        return {"label": "评审通过", "score": panel.score, "score_words": review_services.score_words(panel),
+                "letter": None, "due": None}
+    return {"label": "专家评审中", "score": None, "score_words": None, "letter": None, "due": None}
 
 
 # === 资料清单: what the firm needs from the evaluated unit during fieldwork =============================

@@ -507,8 +507,11 @@ def _self_evaluation_page(se: SelfEvaluation, status: int = 200, resubmit_form: 
                  "outcome": services.unit_outcome(panels[s.id]) if s.id in panels else None}
                 for s in review_services.submissions(se)]
     latest = versions[-1]["submission"] if versions else None
+    # the status line states the score of the last outcome the unit was given, as that outcome states it
+    stated = next((v["outcome"]["score_words"] for v in reversed(versions) if v["outcome"] and v["outcome"]["score_words"]),
+                  None)
     pending = review_services.pending_panel_draw(latest) if latest is not None and latest.id not in panels else None
-    return render_template("results/self_evaluation.html", se=se, versions=versions, unit_side=unit_side,
+    return render_template("results/self_evaluation.html", se=se, versions=versions, unit_side=unit_side, stated=stated,
                            can_manage=permissions.can(current_user, "review.manage", se), pending=pending,
                            resubmit_form=resubmit_form or ResubmitForm(), panel_form=panel_form or PanelSizeForm(),
                            Status=SelfEvaluationStatus), status

@@ -1277,10 +1277,43 @@ def passes(exact: Decimal, pass_mark: Decimal) -> bool:
     return exact >= pass_mark
 
 
-def _score_words(panel: ReviewPanel, exact: Decimal) -> str:
-    """The score as read in letters and messages; the unrounded figure too when rounding would hide a fail."""
-    if panel.score is not None and panel.score != exact and panel.score >= (panel.pass_mark or 0) and not panel.passed:
-        return f"{panel.score} 分（未经四舍五入为 {exact.quantize(Decimal('0.0001'), ROUND_HALF_UP)} 分）"
+def decided_exact(panel: ReviewPanel | Any) -> Optional[Decimal]:
+    """The unrounded score a decided panel (or a row with its columns, its id as ``panel_id``) was decided on.
+    Only the rounded score is stored, so it is worked out again from the submitted reviews; the trimming setting
+    may have changed since the decision, so the reading that agrees with the stored score and decision is taken
+    (the bureau's current setting first, when the panel is at hand)."""
+    if panel.score is None:
+        return None
+    own = isinstance(panel, ReviewPanel)
+    totals = list(db.session.execute(
+        sa.select(Review.total).join(PanelInvitation, PanelInvitation.id == Review.invitation_id)
+        .where(PanelInvitation.panel_id == (panel.id if own else panel.panel_id),
+               PanelInvitation.status == InvitationStatus.ACCEPTED,
+               Review.status == ReviewStatus.SUBMITTED, Review.total.is_not(None))).scalars())
+    if not totals:
+        return panel.score
+    as_set = (get_setting(panel.subject.bureau, "review.trimmed_mean_from"),) if own else ()
+    for trimmed_from in (*as_set, 3, len(totals) + 1):  # as set now, trimmed, untrimmed
+        exact = exact_panel_score(totals, trimmed_from)
+        if _q(exact) == panel.score and (panel.pass_mark is None or passes(exact, panel.pass_mark) == panel.passed):
+            return exact
+    return panel.score
+
+
+def rounding_hides_fail(panel: ReviewPanel | Any) -> bool:
+    """A failed panel whose rounded score reaches the pass mark (90, 90, 89.99 → 90.00, failed)."""
+    return (panel.score is not None and panel.passed is False and panel.pass_mark is not None
+            and panel.score >= panel.pass_mark)
+
+
+def score_words(panel: ReviewPanel | Any, exact: Optional[Decimal] = None) -> str:
+    """The panel's score as every letter, message, note and page states it: “90.00 分”; where rounding would
+    show a fail at or above the pass mark, the unrounded figure the decision was taken on comes first
+    (“89.9967 分（四舍五入为 90.00 分）”), so no sentence reads “90.00 分，低于 90 分”."""
+    if rounding_hides_fail(panel):
+        exact = exact if exact is not None else decided_exact(panel)
+        if exact is not None and exact != panel.score:
+            return f"{exact.quantize(Decimal('0.0001'), ROUND_HALF_UP)} 分（四舍五入为 {panel.score} 分）"
     return f"{panel.score} 分"
 
 
@@ -1313,7 +1346,7 @@ def maybe_decide(panel: ReviewPanel, actor: User | None) -> bool:
     panel.passed = passes(exact, panel.pass_mark)
     panel.status = PanelStatus.DECIDED
     engagement = panel.subject
-    words = _score_words(panel, exact)
+    words = score_words(panel, exact)
     audit.record("panel.decided", panel, actor=actor, bureau_id=panel.bureau_id,
                  summary=f"{engagement.reference} {panel.kind.label}第 {panel.round} 轮评审结果：{words}，"
                          + ("通过" if panel.passed else f"低于 {panel.mark} 分"),
@@ -1347,7 +1380,7 @@ def _decide_self_evaluation(panel: ReviewPanel, se: SelfEvaluation, reviews: lis
         move_self_evaluation(se, SelfEvaluationStatus.REVIEWING, SelfEvaluationStatus.PASSED)
         panel.status = PanelStatus.CLOSED
         emit("self_evaluation_passed", link=f"/results/self-evaluations/{se.id}", users=unit_accounts_of(se.budget_unit_id),
-             reference=se.reference, name=se.name, score=panel.score)
+             reference=se.reference, name=se.name, score=words)
     else:
         emit("review_failed", link=f"/reviews/panels/{panel.id}", bureau_id=se.bureau_id, reference=se.reference,
              kind=panel.kind.label, detail=f"专家评审得分 {words}，低于 {panel.mark} 分。请审核汇总意见后退回单位整改。")
@@ -1397,12 +1430,13 @@ def send_letter(panel: ReviewPanel, actor: User, letter: str) -> None:
         _return_self_evaluation(panel, panel.subject, actor, letter)
         return
     engagement = panel.engagement
+    words = score_words(panel)
     panel.letter = letter
     panel.letter_sent_at = utcnow()
     panel.resubmit_due = utcnow() + timedelta(days=get_setting(engagement.bureau, "review.resubmit_days"))
     panel.status = PanelStatus.CLOSED
     workflow.perform(engagement, "return_plan" if panel.kind == SubmissionKind.WORK_PLAN else "return_report", actor,
-                     note=f"第 {panel.round} 轮评审 {panel.score} 分，退回整改；请于 {format_beijing(panel.resubmit_due, '%Y-%m-%d')} 前重新提交")
+                     note=f"第 {panel.round} 轮评审 {words}，低于通过线 {panel.mark} 分，退回整改；请于 {format_beijing(panel.resubmit_due, '%Y-%m-%d')} 前重新提交")
     emit("returned_for_rectification", link=f"/engagements/{engagement.id}", firm_id=engagement.firm_id,
          reference=engagement.reference, kind=panel.kind.label, letter=letter[:500])
     if panel.kind == SubmissionKind.REPORT:  # a returned report: points to the people responsible (issue 14)
@@ -1411,7 +1445,7 @@ def send_letter(panel: ReviewPanel, actor: User, letter: str) -> None:
 
         team.charge(engagement, PointKind.REPORT_RETURNED, bureau=engagement.bureau, source_type="review_panel",
                     source_id=panel.id, actor=actor, link=f"/engagements/{engagement.id}",
-                    note=f"第 {panel.round} 轮评审 {panel.score} 分，低于通过线 {panel.mark} 分，退回整改")
+                    note=f"第 {panel.round} 轮评审 {words}，低于通过线 {panel.mark} 分，退回整改")
 
 
 def _return_self_evaluation(panel: ReviewPanel, se: SelfEvaluation, actor: User, letter: str) -> None:
@@ -1426,12 +1460,13 @@ def _return_self_evaluation(panel: ReviewPanel, se: SelfEvaluation, actor: User,
     panel.resubmit_due = utcnow() + timedelta(days=get_setting(se.bureau, "review.self_evaluation_resubmit_days"))
     panel.status = PanelStatus.CLOSED
     se.score = panel.score  # read with the letter, not before
+    words = score_words(panel)
     move_self_evaluation(se, SelfEvaluationStatus.REVIEWING, SelfEvaluationStatus.RETURNED)
     audit.record("self_evaluation.returned", se, actor=actor, bureau_id=se.bureau_id,
-                 summary=f"{se.reference} 部门自评报告第 {panel.round} 轮评审 {panel.score} 分，低于 {panel.mark} 分，退回单位整改",
+                 summary=f"{se.reference} 部门自评报告第 {panel.round} 轮评审 {words}，低于 {panel.mark} 分，退回单位整改",
                  payload={"panel": panel.id, "score": panel.score})
     emit("self_evaluation_returned", link=f"/results/self-evaluations/{se.id}", users=unit_accounts_of(se.budget_unit_id),
-         reference=se.reference, name=se.name, score=panel.score, pass_mark=panel.mark,
+         reference=se.reference, name=se.name, score=words, pass_mark=panel.mark,
          due=format_beijing(panel.resubmit_due, "%Y-%m-%d"), letter=letter[:500])
 
 

@@ -144,13 +144,15 @@ def _firm_outcome(panel: Optional[ReviewPanel] | Any) -> Optional[dict]:
     if panel is None:
         return None
     if panel.letter_sent_at is not None:
-        return {"status": "returned", "label": "退回整改", "score": panel.score, "letter": panel.letter,
+        return {"status": "returned", "label": "退回整改", "score": panel.score,
+                "score_words": services.score_words(panel), "letter": panel.letter,
                 "sent_at": panel.letter_sent_at, "resubmit_due": panel.resubmit_due}
     if panel.passed and panel.status == PanelStatus.CLOSED:
         # The letter of a passed panel was never edited and sent by the bureau: the firm reads the outcome only.
-        return {"status": "passed", "label": "评审通过", "score": panel.score, "letter": None,
+        return {"status": "passed", "label": "评审通过", "score": panel.score,
+                "score_words": services.score_words(panel), "letter": None,
                 "sent_at": panel.decided_at, "resubmit_due": None}
-    return {"status": "reviewing", "label": "专家评审中", "score": None, "letter": None, "sent_at": None,
+    return {"status": "reviewing", "label": "专家评审中", "score": None, "score_words": None, "letter": None, "sent_at": None,
             "resubmit_due": None}
 
 
@@ -184,9 +186,14 @@ def _sent_letter_before(submission: Submission) -> Optional[ReviewPanel]:
 _PAGE_SUBMISSIONS = page.part("submissions", sa.select(
     Submission.id, Submission.kind, Submission.version, Submission.concluded_total, Submission.concluded_grade,
     Submission.submitted_at, ReviewPanel.id.label("panel_id"), ReviewPanel.status, ReviewPanel.passed,
-    ReviewPanel.score, ReviewPanel.decided_at, ReviewPanel.letter, ReviewPanel.letter_sent_at,
+    ReviewPanel.score, ReviewPanel.pass_mark, ReviewPanel.decided_at, ReviewPanel.letter, ReviewPanel.letter_sent_at,
     ReviewPanel.resubmit_due).outerjoin(ReviewPanel, ReviewPanel.submission_id == Submission.id)
     .where(Submission.engagement_id == page.ENGAGEMENT_ID).order_by(Submission.kind, Submission.version))
+
+
+# the panel's score as letters state it, for the pages that show the rounded figure beside the outcome
+bp.add_app_template_global(services.score_words, "panel_score_words")
+bp.add_app_template_global(services.rounding_hides_fail, "rounding_hides_fail")
 
 
 @bp.app_template_global("review_submissions")
