@@ -56,15 +56,30 @@ def test_pending_and_cancelled_procurements_are_not_shown(client, world):
     assert client.get(f"/public/procurements/{cancelled.id}/ocds.json").status_code == 404
 
 
-def test_a_result_notice_is_public_with_its_challenge_period_and_no_expert_names(client, world):
+def test_the_committee_is_not_public_before_the_result(client, world):
+    """第六十二条: 评审专家名单在评审结果确定前应当保密 — the public procurement page names no member while scoring."""
+    p = _open(world)
+    bidders = {n: _bidder(world, n) for n in "甲乙"}
+    for name, price in [("甲", "40"), ("乙", "45")]:
+        _bid(p, bidders[name][1], bidders[name][2], price)
+    p.bid_deadline = utcnow() - timedelta(seconds=1)
+    P.open_bids(p, world.bz_staff)
+    P.enter_committee(p, ["评委甲", "评委乙", "评委丙"], world.bz_staff)
+    db.session.commit()
+    page = _text(client.get(f"/public/procurements/{p.id}"))
+    assert p.title in page and "评委" not in page
+
+
+def test_a_result_notice_is_public_with_its_challenge_period_and_the_committee_named(client, world):
+    """The result notice names the evaluation committee (政府采购法实施条例 第四十三条; 财政部令第87号 第六十九条
+    "评审专家名单"), whose names were secret until the result (第六十二条)."""
     p, bidders = _awarded(world)
     notice = p.notice
     listing = _text(client.get("/public/notices"))
     assert p.title in listing and notice.challenge_until.strftime("%Y-%m-%d") in listing
     page = _text(client.get(f"/public/notices/{notice.id}"))
     assert "甲" in page and "质疑期" in page
-    for member in p.committee:
-        assert member.name not in page
+    assert "评审委员会成员：" + "、".join(m.name for m in p.committee) in page
     release = client.get(f"/public/procurements/{p.id}/ocds.json").json["releases"][0]
     assert release["awards"][0]["documents"][0]["documentType"] == "awardNotice"
     assert "bids" not in release and release["tender"]["numberOfTenderers"] == 3

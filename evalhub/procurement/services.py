@@ -1279,7 +1279,10 @@ def _create_award(procurement: Procurement, firm: Firm, bid: Optional[Bid], amou
     notice = (f"{engagement.bureau.name}{procurement.title}（{engagement.reference}）采用{procurement.method.label}方式，"
               f"{word}供应商：{firm.name}（统一社会信用代码 {firm.uscc}），供应商地址：{firm.address}，"
               f"{word}金额：{amount / TEN_THOUSAND:.2f} 万元"
-              + (f"，综合得分 {score}" if score is not None else "") + f"。公告日期：{beijing_today():%Y-%m-%d}。")
+              + (f"，综合得分 {score}" if score is not None else "")
+              # the committee's names, secret until the result (第六十二条), are part of the result notice
+              + (f"；评审委员会成员：{'、'.join(m.name for m in procurement.committee)}" if procurement.committee else "")
+              + f"。公告日期：{beijing_today():%Y-%m-%d}。")
     award = Award(procurement_id=procurement.id, engagement_id=engagement.id, bid_id=bid.id if bid else None,
                   firm_id=firm.id, amount=amount, score=score, reasons=reasons, notice=notice,
                   awarded_by_id=actor.id)
