@@ -31,7 +31,7 @@ from evalhub.extensions import db
 from evalhub.supervision import services
 from evalhub.supervision.models import (
     CHECKLIST, CampaignStatus, Complaint, ComplaintStatus, Finding, Inspection, InspectionStatus, Inspector, Measure,
-    Severity, Trigger,
+    Rectification, Severity, Trigger,
 )
 
 TAG_SUPERVISION = "监督检查"
@@ -57,7 +57,11 @@ FINDING = schema("Finding", {"type": "object", "required": ["id", "severity", "d
                              "properties": {
     "id": INTEGER, "inspection_id": INTEGER, "severity": SEVERITY, "description": STRING,
     "measures": {"type": "array", "items": MEASURE, "description": "处理措施"},
-    "rectified": {"type": "boolean", "description": "机构是否已整改（检查办结时按是否有整改回复确定）"},
+    "rectified": {"type": "boolean", "description": "机构是否已整改（检查办结时按是否有整改回复确定）；不要求机构回复的问题"
+                                                    "（轻微且未采取处理措施）为 false，此时 rectification 为 not_required"},
+    "rectification": {**labeled_definition(Rectification),
+                      "description": "整改情况：pending 待办结、rectified 已整改、not_rectified 未整改、"
+                                     "not_required 无需整改（轻微且未采取处理措施，不要求机构回复）"},
     "created_at": DATETIME,
     "created_by": {"type": "object", "nullable": True, "description": "记录人；仅财政局用户可见",
                    "properties": {"id": INTEGER, "name": STRING}}}})
@@ -144,7 +148,8 @@ def finding_json(finding: Finding, user: User) -> dict:
     out = {
         "id": finding.id, "inspection_id": finding.inspection_id, "severity": labeled(finding.severity),
         "description": finding.description, "measures": [_measure(m) for m in finding.measures or []],
-        "rectified": finding.rectified, "created_at": datetime_str(finding.created_at),
+        "rectified": finding.rectified, "rectification": labeled(finding.rectification),
+        "created_at": datetime_str(finding.created_at),
     }
     if _bureau_side(user):
         out["created_by"] = _person(db.session.get(User, finding.created_by_id) if finding.created_by_id else None)
