@@ -18,7 +18,7 @@ def text(response) -> str:
 
 # --- 1–3. challenges ------------------------------------------------------------------------------------------
 
-def test_the_complaint_deadline_is_fifteen_working_days_after_the_answer_period(world):
+def test_the_complaint_deadline_is_fifteen_working_days_after_the_answer_period(world, client, auth):
     from evalhub.core.calendar import add_working_days
     from evalhub.procurement import services as P
     from tests.test_procurement_law import EVIDENCE, _awarded
@@ -33,6 +33,8 @@ def test_the_complaint_deadline_is_fifteen_working_days_after_the_answer_period(
     note = db.session.execute(sa.select(Notification).where(
         Notification.user_id == challenger.id, Notification.title.contains("质疑答复"))).scalars().one()
     assert f"{until:%Y-%m-%d}" in note.body and world.bz.name in note.body and "投诉" in note.body
+    listed = client.get(f"/api/v1/procurements/{p.id}/challenges", headers=auth(challenger.username)).json
+    assert listed[0]["complaint_until"] == f"{until:%Y-%m-%d}"  # the API says it too
 
 
 def test_the_other_suppliers_hear_the_outcome_not_the_grounds_the_answer_or_the_challenger(world):
