@@ -17,7 +17,7 @@ from evalhub.credit import services as C
 from evalhub.credit.models import CreditGrade, CreditObjection, CreditRating, RatingStatus
 from evalhub.extensions import db
 from evalhub.supervision import services as V
-from evalhub.supervision.models import Severity, Trigger
+from evalhub.supervision.models import Inspection, Severity, Trigger
 from tests import factories
 from tests.test_api import assert_error
 from tests.test_credit_supervision_services import _completed
@@ -226,7 +226,10 @@ def test_inspection_list_is_scoped(client, world, inspections, auth):
     assert _inspection_ids(client, auth("firm1")) == {i["random"], i["targeted"]}
     assert _inspection_ids(client, auth("firm2")) == {i["kz"]}
     assert _inspection_ids(client, auth("lt.admin")) == set()
-    assert_error(client.get("/api/v1/inspections", headers=auth("expert1")), 403)
+    # an expert lists the cases it is seated on as inspector (inspection.view), nothing else
+    seated = {case for case in (i["random"], i["targeted"], i["kz"])
+              if any(p.expert_id == world.expert.id for p in db.session.get(Inspection, case).inspectors)}
+    assert _inspection_ids(client, auth("expert1")) == seated
     assert _inspection_ids(client, auth("bz.staff"), "&trigger=complaint") == {i["targeted"]}
     assert _inspection_ids(client, auth("bz.staff"), "&status=待机构整改回复") == {i["random"]}
     assert "status" in assert_error(client.get("/api/v1/inspections?status=x", headers=auth("bz.staff")), 422)["fields"]

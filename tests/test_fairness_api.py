@@ -78,8 +78,9 @@ def case(world):
 
 def test_an_inspector_is_named_on_the_api_with_the_independence_refusals(client, auth, world, case):
     url = f"/api/v1/inspections/{case.id}/inspectors"
-    for username in ("firm1", "expert1"):   # the inspected firm sees the case, but does not run it
-        assert client.post(url, json={"user_id": world.fresh.id}, headers=auth(username)).status_code == 403, username
+    # the inspected firm sees the case, but does not run it; an expert not seated on it does not see it
+    assert client.post(url, json={"user_id": world.fresh.id}, headers=auth("firm1")).status_code == 403
+    assert client.post(url, json={"user_id": world.fresh.id}, headers=auth("expert1")).status_code == 404
     assert client.post(url, json={"user_id": world.fresh.id}, headers=auth("kz.admin")).status_code in (403, 404)
     assert client.post(url, json={"user_id": world.fresh.id}, headers=auth("region.admin")).status_code == 403
 

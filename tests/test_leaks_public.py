@@ -80,7 +80,9 @@ def test_the_public_ocds_package_of_a_revoked_award_names_no_losing_tenderer(cli
     shown = json.dumps(package.json, ensure_ascii=False)
     assert loser.name not in shown, "the public OCDS names no losing tenderer"
     notice_page = text(client.get(f"/public/notices/{p.notices[0].id}"))
-    assert "技术分计算确有错误" in notice_page  # the answer is published with the revocation (by design)
+    # the revocation's public reason is fixed; the answer is the challenger's and the bureau's (94号令 第十五条)
+    assert "质疑成立，撤销成交结果，重新评审" in notice_page
+    assert "技术分计算确有错误" not in notice_page and "技术分计算确有错误" not in shown
     for url in (f"/public/procurements/{p.id}", f"/public/notices/{p.notices[0].id}"):
         assert loser.name not in text(client.get(url)), url
 

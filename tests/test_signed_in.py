@@ -24,6 +24,7 @@ OPEN_ON_PURPOSE = {
     "supervision.public_complaint",
     "supervision.public_complaint_lookup",
     "supervision.public_inspections",
+    "supervision.public_criticisms",
 }
 # Blueprints without the gate: the public site, the API (its own Bearer token gate), the health check.
 UNGATED = {"public", "api", "ops"}

@@ -133,19 +133,19 @@ def _work_year(year: int, created_at):
 
 
 def _late(bureau: Bureau, year: int):
-    """An intentional finding made in the Beijing year ``year`` on work of an earlier year whose rating by this
+    """A finding, of any severity, made in the Beijing year ``year`` on work of an earlier year whose rating by this
     bureau is already final and was computed before the finding (a random inspection of last year's engagements,
-    after the rating): the final rating never changes, so the finding puts the firm on this year's watch list
-    instead — never on its score, and never twice (a rating computed after the finding holds it). For a
-    statement joined to ``Finding`` and (outer) ``Engagement``."""
-    from evalhub.supervision.models import Finding, Severity
+    after the rating): the final rating never changes, so the finding counts in this year's rating instead — a
+    minor, general or serious one deducted by its severity, an intentional one on the watch list (not on the
+    score) — and makes the firm a subject of this year's rating; never twice (a rating computed after the
+    finding holds it, by the work's year). For a statement joined to ``Finding`` and (outer) ``Engagement``."""
+    from evalhub.supervision.models import Finding
 
     made_in_year = sa.and_(Finding.created_at >= beijing_year_start(year), Finding.created_at < beijing_year_start(year + 1))
     final = sa.select(CreditRating.id).where(CreditRating.bureau_id == bureau.id, CreditRating.firm_id == Finding.firm_id,
                                              CreditRating.year == Engagement.year, CreditRating.status == RatingStatus.FINAL,
                                              CreditRating.computed_at < Finding.created_at)
-    return sa.and_(Finding.severity == Severity.INTENTIONAL, Engagement.id.is_not(None), Engagement.year < year,
-                   made_in_year, final.exists())
+    return sa.and_(Engagement.id.is_not(None), Engagement.year < year, made_in_year, final.exists())
 
 
 def _subjects(bureau: Bureau, year: int) -> sa.CompoundSelect:
@@ -173,7 +173,7 @@ class _FirmYear:
     ratings: list[Decimal]                 # commissioner ratings' totals
     complaints: list[Any]                  # substantiated complaints: id, firm_id, reference
     findings: list[Any]                    # firm_id, inspection_id, severity, description
-    late: list[Any]                        # intentional findings on work of a year already rated final (``_late``)
+    late: list[Any]                        # findings on work of a year already rated final (``_late``)
     external: list[Any]                    # id, firm_id, kind, description, deduction
     corrections: dict[str, Any] = field(default_factory=dict)  # "submission:12" → its latest CreditCorrection
 
@@ -281,17 +281,23 @@ def firm_components(bureau: Bureau, firm: Firm, year: int) -> tuple[bool, list[C
     return _components(bureau, records) if records is not None else (False, [], [])
 
 
-def _watch_only(bureau: Bureau, findings: list[Any], excluded: list[Any]) -> list[Component]:
-    """A firm not rated (no completed engagement) but found violating intentionally: no points, yet the findings
-    that put it on the watch list are on the rating as records of 监督检查, for the firm to object to."""
+def _watch_only(bureau: Bureau, findings: list[Any], excluded: list[Any], late: list[Any],
+                late_struck: list[Any]) -> list[Component]:
+    """A firm not rated (no completed engagement) but found violating intentionally, or with a finding made after
+    an earlier year's final rating (``_late``): no points, yet those findings are on the rating as records of
+    监督检查, for the firm to object to."""
     from evalhub.supervision.models import Severity
 
-    counted = [f for f in findings if f.severity == Severity.INTENTIONAL]
-    struck = [f for f in excluded if f.severity == Severity.INTENTIONAL]
+    counted = [f for f in findings if f.severity == Severity.INTENTIONAL] + late
+    struck = [f for f in excluded if f.severity == Severity.INTENTIONAL] + late_struck
     if not counted and not struck:
         return []
+    # a late finding of a lesser severity is on the record too: the year's rating it fell to has no score to deduct from
     return [Component("supervision", "监督检查", _weight(bureau, "supervision"), Decimal("0"),
-                      ["不予评级（本年度无已完成的评价任务），仅记录故意违规"] + [f"故意违规：{f.description}" for f in counted]
+                      ["不予评级（本年度无已完成的评价任务），仅记录故意违规及以往年度评价确定后发现的问题"]
+                      + [f"故意违规：{f.description}" if f.severity == Severity.INTENTIONAL
+                         else f"{f.work_year} 年度评价确定后发现{f.severity.label}问题（本年度不予评级，未扣分）：{f.description}"
+                         for f in counted]
                       + [f"经异议核实不计入：{f.description[:30]}" for f in struck],
                       [{"type": "inspection", "id": f.inspection_id, "ref": f"finding:{f.id}",
                         "label": f"{f.severity.label}：{f.description[:30]}"} for f in counted])]
@@ -311,13 +317,15 @@ def _components(bureau: Bureau, records: _FirmYear) -> tuple[bool, list[Componen
     excluded = [f for f in records.findings if _excluded(records, f"finding:{f.id}")]
     findings = [f for f in records.findings if f not in excluded]
     intentional = [f.description for f in findings if f.severity == Severity.INTENTIONAL]
-    # found after an earlier year's rating was final: on this year's watch list, not its score (``_late``)
+    # found after an earlier year's rating was final (``_late``): intentional ones on this year's watch list, not
+    # its score; the others deducted in this year's supervision component by their severity
     late_found = [f for f in records.late if not _excluded(records, f"finding:{f.id}")]
     late_struck = [f for f in records.late if f not in late_found]
-    watch = intentional + [f"{f.description}（{f.work_year} 年度评价确定后发现）" for f in late_found]
+    watch = intentional + [f"{f.description}（{f.work_year} 年度评价确定后发现）" for f in late_found
+                           if f.severity == Severity.INTENTIONAL]
     completed = [e for e in engagements if e.state in COMPLETED]
     if not completed:  # not rated; an intentional violation still puts the firm on watch, whatever its score
-        return False, _watch_only(bureau, findings + late_found, excluded + late_struck), watch
+        return False, _watch_only(bureau, findings, excluded, late_found, late_struck), watch
     references = {e.id: e.reference for e in engagements}
     ref = lambda e: {"type": "engagement", "id": e.id, "label": f"{e.reference} {e.name}"}  # noqa: E731
 
@@ -382,11 +390,14 @@ def _components(bureau: Bureau, records: _FirmYear) -> tuple[bool, list[Componen
     weight = _weight(bureau, "supervision")
     deductions = {Severity.MINOR: "credit.deduct_minor", Severity.GENERAL: "credit.deduct_general",
                   Severity.SERIOUS: "credit.deduct_serious"}
-    lost = sum((_setting_decimal(bureau, deductions[f.severity]) for f in findings if f.severity in deductions), Decimal("0"))
+    lost = sum((_setting_decimal(bureau, deductions[f.severity]) for f in findings + late_found
+                if f.severity in deductions), Decimal("0"))
     supervision = Decimal("0") if intentional else max(Decimal("0"), weight - lost)
     components.append(Component("supervision", "监督检查", weight, _q(supervision),
                                 [f"检查发现问题 {len(findings)} 个"] + [f"故意违规：{d}" for d in intentional]
                                 + [f"{f.work_year} 年度评价确定后发现故意违规（列入重点关注名单，不扣本年度分）：{f.description}"
+                                   if f.severity == Severity.INTENTIONAL else
+                                   f"{f.work_year} 年度评价确定后发现{f.severity.label}问题（计入本年度）：{f.description}"
                                    for f in late_found]
                                 + [f"经异议核实不计入：{f.description[:30]}" for f in excluded + late_struck],
                                 [{"type": "inspection", "id": f.inspection_id, "ref": f"finding:{f.id}",

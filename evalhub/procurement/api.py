@@ -290,7 +290,9 @@ CHALLENGE = schema("ProcurementChallenge", {"type": "object", "required": ["id",
     "evidence": {"type": "array", "items": {"type": "object", "properties": {"id": INTEGER, "name": STRING}}},
     "filed_at": {"type": "string", "format": "date-time"}, "answer_due": {"type": "string", "format": "date"},
     "status": labeled_schema(ChallengeStatus), "remedy": nullable(labeled_schema(ChallengeRemedy)),
-    "answer": NULLABLE_STRING, "answered_at": NULLABLE_DATETIME}})
+    "answer": NULLABLE_STRING, "answered_at": NULLABLE_DATETIME,
+    "complaint_until": {"type": "string", "format": "date",
+                        "description": "对答复不满意或未按期答复的，可在此日前向本级财政部门投诉（答复期满后 15 个工作日，财政部令第94号 第十七条）"}}})
 CHALLENGE_LIST = schema("ProcurementChallengeList", {"type": "array", "items": CHALLENGE})
 
 CHALLENGE_REQUEST = schema("ProcurementChallengeRequest", {"type": "object", "required": ["grounds", "evidence"], "properties": {
@@ -680,7 +682,8 @@ def challenge_json(c: Challenge) -> dict:
     return {"id": c.id, "procurement_id": c.procurement_id, "notice_id": c.notice_id, "firm": _firm_ref(c.firm),
             "grounds": c.grounds, "evidence": [{"id": e.file_id, "name": e.file.original_name} for e in c.evidence],
             "filed_at": datetime_str(c.filed_at), "answer_due": date_str(c.answer_due), "status": labeled(c.status),
-            "remedy": labeled(c.remedy), "answer": c.answer, "answered_at": datetime_str(c.answered_at)}
+            "remedy": labeled(c.remedy), "answer": c.answer, "answered_at": datetime_str(c.answered_at),
+            "complaint_until": date_str(services.complaint_until(c))}
 
 
 def _visible_procurement(procurement_id: int) -> Procurement:

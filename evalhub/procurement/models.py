@@ -468,6 +468,10 @@ class ChallengeRemedy(LabeledEnum):
     REEVALUATE = ("reevaluate", "撤销中标/成交结果，重新评审")
     RERUN = ("rerun", "撤销中标/成交结果，重新开展采购")
 
+    def for_method(self, method: "ProcurementMethod") -> str:
+        """The remedy in the procurement's own word (an open tender's 中标, the other methods' 成交)."""
+        return self.label.replace("中标/成交", method.result_word)
+
 
 class ResultNotice(InBureau, db.Model):
     """The public result notice (中标/成交结果公告) of an award. Published at the award; the challenge period

@@ -120,6 +120,10 @@ RESULT_NOTICE_RULE = (
     f"（procurement.challenge_days，默认 {_CHALLENGE.default}，不少于 {_CHALLENGE.minimum}），即至发布后第 {NOTICE_WORKDAYS} + N"
     " 个工作日届满；challenge_until 即所适用的最后一日"
     "（政府采购法第五十二条，政府采购法实施条例第五十三条第（三）项，财政部令第87号第六十九条）")
+# A challenger not satisfied with the answer, or not answered in time, may complain to the finance department within
+# 15 working days after the answer period (政府采购法 第五十五条; 财政部令第94号 第十七条). The supplier's right by
+# law, not the bureau's to shorten or lengthen: a constant, not a setting.
+COMPLAINT_WORKDAYS = 15
 
 
 PERIODS: dict[ProcurementMethod, PeriodRule] = {
@@ -1436,17 +1440,43 @@ def answer_challenge(challenge: Challenge, actor: User, outcome: Any, answer: st
         raise Conflict("该质疑已经答复。")
     db.session.refresh(challenge)
     audit.record("procurement.challenge_answered", procurement, actor=actor,
-                 summary=f"答复 {challenge.firm.name} 的质疑：{status.label}" + (f"，{how.label}" if how else ""),
+                 summary=f"答复 {challenge.firm.name} 的质疑：{status.label}" + (f"，{how.for_method(procurement.method)}" if how else ""),
                  payload={"challenge_id": challenge.id, "outcome": status, "remedy": how, "answer": answer})
     if status == ChallengeStatus.UPHELD and challenge.notice.revoked_at is None:
-        # the reason is public (the revoked notice, OCDS): not who challenged — a challenge is the challenger's and
-        # the bureau's business (challenge.view)
-        _revoke_award(procurement, challenge.notice, actor, how, f"质疑成立：{answer}")
+        # Those whose bids the outcome reopens or voids are told (财政部令第94号 第十三条 "其他有关供应商"): who took
+        # part, as before the revocation, less the challenger (told below) and the winner (told of the revocation).
+        others = participant_ids(procurement) - {challenge.firm_id}
+        # The reason is public (the revoked notice, OCDS), so it is fixed: the answer is addressed to the
+        # challenger (94号令 第十五条(一) names it) and stays between it and the bureau (challenge.view).
+        _revoke_award(procurement, challenge.notice, actor, how, f"质疑成立，{how.for_method(procurement.method)}")
+        for firm_id in sorted(others):
+            emit("challenge_upheld", link=f"/procurements/{procurement.id}/bid", firm_id=firm_id,
+                 **_fields(procurement, remedy=how.for_method(procurement.method), next_step=_UPHELD_NEXT_STEP[how]))
     emit("challenge_answered", link=f"/procurements/{procurement.id}/bid", firm_id=challenge.firm_id,
-         **_fields(procurement, outcome=status.label + (f"，{how.label}" if how else ""), answer=answer))
+         **_fields(procurement, outcome=status.label + (f"，{how.for_method(procurement.method)}" if how else ""), answer=answer,
+                   complaint=complaint_right(challenge)))
     if status == ChallengeStatus.DISMISSED:
         announce_contract_ready(challenge.notice)
     return challenge
+
+
+# What an upheld challenge means for the other suppliers' bids (told to them, without the grounds or the challenger).
+_UPHELD_NEXT_STEP = {
+    ChallengeRemedy.REEVALUATE: "评审委员会将对有效投标重新评审，贵机构的响应文件继续有效，重新评审结果将另行公告。",
+    ChallengeRemedy.RERUN: "本次采购终止，已提交的响应文件不再有效；财政部门将重新组织采购，请关注新的采购公告并按要求重新响应。",
+}
+
+
+def complaint_until(challenge: Challenge) -> date:
+    """The last day the challenger may complain: 15 working days after the answer period (``COMPLAINT_WORKDAYS``)."""
+    return add_working_days(challenge.procurement.bureau, challenge.answer_due, COMPLAINT_WORKDAYS)
+
+
+def complaint_right(challenge: Challenge) -> str:
+    """The answer's notice of the right to complain, to whom and by when (财政部令第94号 第十五条(四))."""
+    return (f"对答复不满意或者未在答复期限内收到答复的，可于 {complaint_until(challenge):%Y-%m-%d} 前（答复期满后 "
+            f"{COMPLAINT_WORKDAYS} 个工作日内）向{challenge.procurement.bureau.name}（本级财政部门）依法提起投诉"
+            "（政府采购法第五十五条、财政部令第94号第十七条）。")
 
 
 def _revoke_award(procurement: Procurement, notice: ResultNotice, actor: User, remedy: ChallengeRemedy, reason: str) -> None:
@@ -1464,12 +1494,12 @@ def _revoke_award(procurement: Procurement, notice: ResultNotice, actor: User, r
         db.session.delete(award)  # the unique keys allow one award per engagement: the revoked one goes
     engagement.firm = None
     word = procurement.method.result_word
-    team.close_team(engagement, actor, f"{word}结果已撤销：{remedy.label}")
+    team.close_team(engagement, actor, f"{word}结果已撤销：{remedy.for_method(procurement.method)}")
     db.session.flush()
     audit.record("procurement.award_revoked", procurement, actor=actor,
-                 summary=f"{engagement.reference} 撤销{word}结果：{remedy.label}", payload={"award": revoked, "reason": reason})
+                 summary=f"{engagement.reference} 撤销{word}结果：{remedy.for_method(procurement.method)}", payload={"award": revoked, "reason": reason})
     emit("award_revoked", link=f"/procurements/{procurement.id}/bid", firm_id=notice.firm_id,
-         **_fields(procurement, remedy=remedy.label, result=word))
+         **_fields(procurement, remedy=remedy.for_method(procurement.method), result=word))
     if remedy == ChallengeRemedy.REEVALUATE:
         procurement.status = ProcurementStatus.EVALUATING
     else:

@@ -1037,6 +1037,10 @@ def _render_bid(p: Procurement, status: int = 200, **forms: Any):
     ), status
 
 
+# the right to complain, as the answer told it (templates/procurement/_notice.html ``challenge_line``)
+bp.add_app_template_global(services.complaint_right, "complaint_right")
+
+
 def _own_challenges(p: Procurement, firm: Firm) -> dict:
     """The firm sees the notices and its own challenges only (never another firm's grounds)."""
     mine = db.session.execute(sa.select(Challenge).where(Challenge.procurement_id == p.id, Challenge.firm_id == firm.id)

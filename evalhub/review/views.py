@@ -126,7 +126,9 @@ def _may_read(submission: Submission) -> bool:
         return permissions.can(current_user, "self_evaluation.view", submission.self_evaluation)
     if current_user.role == Role.EXPERT:
         seated = _seated_max_version(current_user, submission.engagement_id, submission.kind)
-        return seated is not None and submission.version <= seated
+        if seated is not None and submission.version <= seated:
+            return True
+        # an inspector of an open case on the engagement (supervision's grant) reads every version
     return permissions.can(current_user, "engagement.view", submission.engagement)
 
 
@@ -200,8 +202,10 @@ bp.add_app_template_global(services.rounding_hides_fail, "rounding_hides_fail")
 def _review_submissions(engagement: Engagement) -> list[dict]:
     """For the engagement page (templates/review/_engagement_submissions.html): every version the firm handed
     in, each with what the firm may read of its panel — the outcome and the return letter once sent. The
-    firm of the engagement and the bureau side see it; nobody else (experts read through their panels)."""
-    if not (_is_firm_of(engagement) or (bureau_side() and permissions.can(current_user, "engagement.view", engagement))):
+    firm of the engagement, the bureau side and an expert inspecting it (``engagement.view``) see it; no other
+    expert (experts read through their panels)."""
+    if not (_is_firm_of(engagement) or ((bureau_side() or current_user.role == Role.EXPERT)
+                                        and permissions.can(current_user, "engagement.view", engagement))):
         return []
     return [{"submission": row, "outcome": _firm_outcome(row if row.panel_id is not None else None)}
             for row in page.rows_of("submissions", engagement)]
@@ -300,7 +304,7 @@ def submission_detail(submission_id: int):
     engagement = submission.engagement
     versions = services.submissions(engagement, submission.kind)
     role = "firm" if current_user.role == Role.FIRM_USER else "expert" if current_user.role == Role.EXPERT else "bureau"
-    if role == "expert":
+    if role == "expert" and not permissions.can(current_user, "engagement.view", engagement):  # an inspector: all
         seated = _seated_max_version(current_user, engagement.id, submission.kind) or 0
         versions = [v for v in versions if v.version <= seated]
     outcomes = {v.id: _firm_outcome(v.panel) for v in versions}

@@ -9,7 +9,8 @@ may not see is 404), and domain errors become the one error shape. Who sees what
   findings with their measures, its own response and the conclusion; of the inspectors only their kind
   (财政检查人员 / 专家), never names; never the complaint's reference, and no lead detail when the case
   came from a complaint (its content and the complainant are confidential) or from a screening flag (risk,
-  rank and reasons are the bureaus' own) — ``services.lead_for`` decides, for the web pages too.
+  rank and reasons are the bureaus' own) — ``services.lead_for`` decides, for the web pages too;
+- an expert sees the cases it is seated on as inspector, as the firm sees them (no names, no complaint).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from evalhub.core.apiutil import (
     raise_if, read_body, text, visible,
 )
 from evalhub.core import permissions
-from evalhub.core.enums import BUREAU_SIDE, Role
+from evalhub.core.enums import BUREAU_SIDE
 from evalhub.core.errors import NotFound, PermissionDenied
 from evalhub.core.listing import INT_MAX, bureau_filter, enum_filter, int_filter, scoped
 from evalhub.core.models import User
@@ -31,7 +32,7 @@ from evalhub.extensions import db
 from evalhub.supervision import services
 from evalhub.supervision.models import (
     CHECKLIST, CampaignStatus, Complaint, ComplaintStatus, Finding, Inspection, InspectionStatus, Inspector, Measure,
-    Severity, Trigger,
+    Rectification, Severity, Trigger,
 )
 
 TAG_SUPERVISION = "监督检查"
@@ -57,7 +58,11 @@ FINDING = schema("Finding", {"type": "object", "required": ["id", "severity", "d
                              "properties": {
     "id": INTEGER, "inspection_id": INTEGER, "severity": SEVERITY, "description": STRING,
     "measures": {"type": "array", "items": MEASURE, "description": "处理措施"},
-    "rectified": {"type": "boolean", "description": "机构是否已整改（检查办结时按是否有整改回复确定）"},
+    "rectified": {"type": "boolean", "description": "机构是否已整改（检查办结时按是否有整改回复确定）；不要求机构回复的问题"
+                                                    "（轻微且未采取处理措施）为 false，此时 rectification 为 not_required"},
+    "rectification": {**labeled_definition(Rectification),
+                      "description": "整改情况：pending 待办结、rectified 已整改、not_rectified 未整改、"
+                                     "not_required 无需整改（轻微且未采取处理措施，不要求机构回复）"},
     "created_at": DATETIME,
     "created_by": {"type": "object", "nullable": True, "description": "记录人；仅财政局用户可见",
                    "properties": {"id": INTEGER, "name": STRING}}}})
@@ -111,7 +116,8 @@ FINDING_LIST = schema("FindingList", {"type": "object", "required": ["inspection
 # --- serialisation ---------------------------------------------------------------------------------
 
 def _bureau_side(user: User) -> bool:
-    return user.role != Role.FIRM_USER
+    # as the web page (core.web.bureau_side): an expert inspector reads its case as the firm does, without names
+    return user.role in BUREAU_SIDE
 
 
 def _person(user: User | None) -> dict | None:
@@ -144,7 +150,8 @@ def finding_json(finding: Finding, user: User) -> dict:
     out = {
         "id": finding.id, "inspection_id": finding.inspection_id, "severity": labeled(finding.severity),
         "description": finding.description, "measures": [_measure(m) for m in finding.measures or []],
-        "rectified": finding.rectified, "created_at": datetime_str(finding.created_at),
+        "rectified": finding.rectified, "rectification": labeled(finding.rectification),
+        "created_at": datetime_str(finding.created_at),
     }
     if _bureau_side(user):
         out["created_by"] = _person(db.session.get(User, finding.created_by_id) if finding.created_by_id else None)
@@ -187,20 +194,15 @@ def inspection_detail_json(inspection: Inspection, user: User) -> dict:
 
 # --- finding records -------------------------------------------------------------------------------
 
-def _require_reader(user: User) -> None:
-    if user.role == Role.EXPERT:
-        raise PermissionDenied("评审专家不能查看监督检查记录。")
-
-
 def _visible_inspection(inspection_id: int) -> Inspection:
-    _require_reader(api_user())
+    # who reads a case is "inspection.view", as on the web: an expert the cases it is seated on as inspector
     return visible(Inspection, inspection_id, "inspection.view", "未找到该检查。")
 
 
 # --- inspections -----------------------------------------------------------------------------------
 
 @operation("/inspections", "GET",
-           summary="监督检查（不定向抽查和定向检查）列表：财政局按可见范围；第三方机构只看到对本机构的检查",
+           summary="监督检查（不定向抽查和定向检查）列表：财政局按可见范围；第三方机构只看到对本机构的检查；专家只看到本人担任检查人员的检查",
            tag=TAG_SUPERVISION, response=INSPECTION_LIST,
            params=[choice_query("status", InspectionStatus), choice_query("trigger", Trigger),
                    query("bureau", "检查财政局的行政区划代码"), query("campaign", "不定向抽查批次编号", "integer", minimum=1, maximum=INT_MAX),
@@ -208,7 +210,6 @@ def _visible_inspection(inspection_id: int) -> Inspection:
            errors=(400, 403, 422))
 def list_inspections():
     user = api_user()
-    _require_reader(user)
     return list_response(lambda: scoped(Inspection, user=user),
                          enum_filter("status", InspectionStatus, Inspection.status),
                          enum_filter("trigger", Trigger, Inspection.trigger), bureau_filter(Inspection.bureau_id),

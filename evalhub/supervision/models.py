@@ -226,6 +226,31 @@ class Finding(OfFirm, CreatedBy, db.Model):
     severity: Mapped[Severity] = mapped_column(enum_column(Severity))
     description: Mapped[str] = mapped_column(sa.Text)
     measures: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    # Set at the close: the firm answered after the finding was recorded. False too for a finding that asked no
+    # answer (``asks_answer``): read ``rectification`` for what to show.
     rectified: Mapped[bool] = mapped_column(default=False)
 
     inspection: Mapped[Inspection] = relationship(back_populates="findings")
+
+    @property
+    def asks_answer(self) -> bool:
+        """Whether the finding asks the firm to explain and rectify: any measure, or above 轻微. A 轻微 finding with
+        no measure is recorded only; the firm is not asked, and may not answer for it."""
+        return bool(self.measures) or self.severity != Severity.MINOR
+
+    @property
+    def rectification(self) -> "Rectification":
+        if not self.asks_answer:
+            return Rectification.NOT_REQUIRED
+        if self.inspection.status != InspectionStatus.CLOSED:
+            return Rectification.PENDING
+        return Rectification.RECTIFIED if self.rectified else Rectification.NOT_RECTIFIED
+
+
+class Rectification(LabeledEnum):
+    """A finding's rectification as pages and the API show it (``Finding.rectification``)."""
+
+    PENDING = ("pending", "待办结")
+    RECTIFIED = ("rectified", "已整改")
+    NOT_RECTIFIED = ("not_rectified", "未整改")
+    NOT_REQUIRED = ("not_required", "无需整改")

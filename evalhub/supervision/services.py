@@ -653,6 +653,19 @@ def publish_campaign_results(campaign: InspectionCampaign, actor: User) -> None:
                  summary=f"公开 {campaign.year} 年度不定向抽查结果")
 
 
+def published_criticisms() -> sa.Select:
+    """The findings the public reads as 通报批评 (DOMAIN §7: public criticism is a measure; a 通报 is by definition a
+    public notice of it): a targeted case's once the case is closed, a random campaign's once its results are
+    published (双随机、一公开) — never before, so the firm answers first. Newest first."""
+    results_out = sa.select(InspectionCampaign.id).where(InspectionCampaign.status == CampaignStatus.RESULTS_PUBLISHED)
+    # measures is a JSON list of values (stored as text on SQLite; json on PostgreSQL): matched as its text
+    criticised = sa.cast(Finding.measures, sa.Text).like(f'%"{Measure.PUBLIC_CRITICISM.value}"%')
+    return (sa.select(Finding).join(Inspection, Inspection.id == Finding.inspection_id)
+            .where(Inspection.status == InspectionStatus.CLOSED, criticised,
+                   sa.or_(Inspection.campaign_id.is_(None), Inspection.campaign_id.in_(results_out)))
+            .order_by(Inspection.closed_at.desc(), Finding.id.desc()))
+
+
 # === what a reader sees of a case's lead ===========================================================
 
 # Leads the inspected firm never reads, and what its pages say instead.
@@ -852,7 +865,7 @@ def add_finding(inspection: Inspection, actor: User, *, severity: Any, descripti
                     source_type="finding", source_id=finding.id, actor=actor, link=f"/inspections/{inspection.id}",
                     at=inspection.opened_at,  # the team when the case opened, not one swapped in since
                     note=f"检查 #{inspection.id} 发现{severity.label}问题：{description.strip()[:200]}")
-    if chosen or severity != Severity.MINOR:
+    if finding.asks_answer:
         inspection.status = InspectionStatus.AWAITING_RESPONSE
         # The firm is asked to explain and rectify: it hears the finding (never the case's lead) on its page.
         emit("inspection_response_requested", link=f"/inspections/{inspection.id}", firm_id=inspection.firm_id,
@@ -897,8 +910,9 @@ def close(inspection: Inspection, actor: User, conclusion: str, *, substantiated
     inspection.status = InspectionStatus.CLOSED
     inspection.closed_at = utcnow()
     for finding in inspection.findings:
-        # answered if the firm responded after the finding was recorded (an answer to an earlier one does not count)
-        finding.rectified = any(r.created_at >= finding.created_at for r in inspection.responses)
+        # answered if the firm responded after the finding was recorded (an answer to an earlier one does not count);
+        # a finding that asked no answer is not a rectification failure: shown 无需整改 (``Finding.rectification``)
+        finding.rectified = finding.asks_answer and any(r.created_at >= finding.created_at for r in inspection.responses)
     if inspection.complaint is not None:
         inspection.complaint.status = ComplaintStatus.CLOSED
         inspection.complaint.substantiated = bool(inspection.findings) if substantiated is None else substantiated

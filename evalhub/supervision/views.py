@@ -609,4 +609,17 @@ def public_inspections():
     sample_draws = {c.id: [c.engagement_draw] for c in page.items
                     if c.engagement_draw is not None and draws.is_public(c.engagement_draw)}
     return render_template("supervision/public_inspections.html", page=page, sample_draws=sample_draws,
-                           CampaignStatus=CampaignStatus, Severity=Severity)
+                           CampaignStatus=CampaignStatus, Severity=Severity, MEASURE_LABELS=MEASURE_LABELS)
+
+
+@bp.route("/public/criticisms")
+@public
+def public_criticisms():
+    """通报批评: every finding the bureaus decided to criticise publicly, targeted cases and random campaigns alike
+    (``services.published_criticisms``): the firm, the work, the problem and the measures — never the case's lead."""
+    stmt = services.published_criticisms().options(
+        joinedload(Finding.inspection).joinedload(Inspection.firm),
+        joinedload(Finding.inspection).joinedload(Inspection.bureau),
+        joinedload(Finding.inspection).joinedload(Inspection.engagement))
+    return render_template("supervision/public_criticisms.html", page=paginate(stmt, per_page=20),
+                           MEASURE_LABELS=MEASURE_LABELS)
