@@ -116,7 +116,7 @@ def _visible_staff(staff_id: int) -> FirmStaff:
            tag=TAG, response=PERSON, errors=(404,))
 def get_person_record(staff_id: int):
     staff = _visible_staff(staff_id)
-    return jsonify(_person(staff, people.standing(staff, staff.firm.bureau), people.person_points(staff)))
+    return jsonify(_person(staff, *people.person_record(staff, api_user())))
 
 
 @operation("/firms/<int:firm_id>/people", "GET", summary="机构在岗人员的记分情况（本区域记分周期内）",

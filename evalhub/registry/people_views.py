@@ -20,8 +20,9 @@ def staff_records(firm: Firm) -> list:
 
 def person_record(staff_id: int):
     staff = load(FirmStaff, staff_id, "staff.record.view")
-    return render_template("registry/person.html", staff=staff, standing=people.standing(staff, staff.firm.bureau),
-                           points=people.person_points(staff))
+    standing, points = people.person_record(staff, current_user)
+    return render_template("registry/person.html", staff=staff, standing=standing, points=points,
+                           own_only=people.only_own_points(current_user, staff) is not None)
 
 
 def register(bp: Blueprint) -> None:
