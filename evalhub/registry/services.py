@@ -132,8 +132,11 @@ class FirmInput:
     declares_no_major_violation: bool = False
 
 
-def clean_firm(data: FirmInput, *, existing: Firm | None = None, require_declaration: bool = False) -> Cleaned:
-    """Validate every field at once, so the user sees all problems together."""
+def clean_firm(data: FirmInput, *, existing: Firm | None = None, require_declaration: bool = False,
+               actor: User | None = None) -> Cleaned:
+    """Validate every field at once, so the user sees all problems together. A code already registered names
+    the firm holding it only to an ``actor`` who may see that firm (an application, a refusal are its bureau's
+    business; the public registration form has no actor)."""
     errors: dict[str, str] = {}
     values: dict[str, Any] = {
         "name": _require_text(errors, "name", data.name, "机构名称", 120, identifier=True),
@@ -153,7 +156,10 @@ def clean_firm(data: FirmInput, *, existing: Firm | None = None, require_declara
         values["uscc"] = validate_uscc(data.uscc)
         clash = db.session.execute(sa.select(Firm).where(Firm.uscc == values["uscc"])).scalar_one_or_none()
         if clash is not None and clash is not existing:
-            errors["uscc"] = f"该统一社会信用代码已登记（{clash.name}，{clash.bureau.short_name}，{clash.status.label}）"
+            if actor is not None and permissions.can(actor, "firm.view", clash):
+                errors["uscc"] = f"该统一社会信用代码已登记（{clash.name}，{clash.bureau.short_name}，{clash.status.label}）"
+            else:
+                errors["uscc"] = "该统一社会信用代码已登记，如有疑问请联系所在地财政局"
     except ValidationFailed as exc:
         errors["uscc"] = exc.fields["uscc"]
     if values["contact_email"] and "@" not in values["contact_email"] and "contact_email" not in errors:
@@ -184,7 +190,7 @@ def create_firm(data: FirmInput, bureau: Bureau, actor: User | None, *, via: str
 
     ``via`` is "staff" (entered by bureau staff), "self" (the firm's own application) or "import".
     """
-    clean = clean or clean_firm(data, require_declaration=(via == "self"))
+    clean = clean or clean_firm(data, require_declaration=(via == "self"), actor=actor)
     firm = Firm(**clean.values, bureau_id=bureau.id, status=FirmStatus.PENDING,
                 status_since=utcnow(), applied_at=utcnow(), created_by_id=actor.id if actor else None)
     db.session.add(firm)
@@ -232,7 +238,7 @@ def update_firm(firm: Firm, data: FirmInput, actor: User) -> Firm:
     # the row as it stands (an admission committed while the form was open counts): locked, then read again
     db.session.execute(sa.select(Firm.id).where(Firm.id == firm.id).with_for_update())
     db.session.refresh(firm, ["status", "uscc"])
-    clean = clean_firm(data, existing=firm)
+    clean = clean_firm(data, existing=firm, actor=actor)
     if (actor.role == Role.FIRM_USER and firm.status != FirmStatus.PENDING
             and clean.values["uscc"] != firm.uscc):
         # the code is the legal person the bureau reviewed and admitted: another one applies on its own
