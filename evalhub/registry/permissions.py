@@ -12,6 +12,7 @@ from evalhub.core.permissions import (
     account_limit, in_bureaus, is_admin, is_bureau_user, library_bureau_ids_for, own_bureau, row_scope, rules,
     visible,
 )
+from evalhub.extensions import db
 from evalhub.registry.models import Expert, ExpertStatus, Firm, FirmStatus
 
 # Applications and rejected firms of an upper bureau are that bureau's business only.
@@ -69,6 +70,18 @@ def _firm_edit(user: User, firm: Any) -> bool:
     return own_bureau(user, firm.bureau_id)
 
 
+def _relation_end(user: User, relation: Any) -> bool:
+    """The bureau ends any relation of its library's firm; the firm only one it declared itself (a relation the
+    bureau found and recorded is the bureau's record)."""
+    firm = relation.firm
+    if own_bureau(user, firm.bureau_id):
+        return True
+    if not firm_member(user, firm) or relation.created_by_id is None:
+        return False
+    author = db.session.get(User, relation.created_by_id)
+    return author is not None and author.role == Role.FIRM_USER and author.firm_id == firm.id
+
+
 def _expert_self(user: User, expert: Any) -> bool:
     return user.role == Role.EXPERT and expert is not None and user.expert_id == expert.id
 
@@ -83,6 +96,7 @@ rules({
     "firm.status": lambda u, f: is_admin(u) and own_bureau(u, f.bureau_id),  # suspend, remove, blacklist…
     "firm.staff.manage": lambda u, f: firm_member(u, f) or own_bureau(u, f.bureau_id),
     "firm.relation.manage": lambda u, f: firm_member(u, f) or own_bureau(u, f.bureau_id),
+    "firm.relation.end": _relation_end,
     "firm.document.view": lambda u, f: firm_member(u, f) or (u.role != Role.FIRM_USER and visible(u, f)),
     "registry.import": lambda u, b: own_bureau(u, b.id),
     # expert pool
@@ -110,6 +124,7 @@ rules({
 
 APPLICATION_ACTIONS = frozenset({
     "firm.view", "firm.edit", "firm.document.view", "firm.staff.manage", "firm.relation.manage",
+    "firm.relation.end",
 })
 APPLICANT_STATUSES = (FirmStatus.PENDING, FirmStatus.REJECTED)
 

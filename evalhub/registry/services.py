@@ -521,14 +521,33 @@ def add_relation(firm: Firm, *, kind: Any, bureau_id: int | None, budget_unit_id
     return relation
 
 
-def end_relation(relation: FirmRelation, end_date: date, actor: User) -> None:
-    permissions.require(actor, "firm.relation.manage", relation.firm)
-    if end_date < relation.start_date:
-        raise ValidationFailed("结束日期不能早于开始日期。", {"end_date": "结束日期不能早于开始日期"})
+def end_relation(relation: FirmRelation, end_date: date | None, actor: User, reason: str | None = None) -> None:
+    """End a relation still open (no end date), from today or a later day, with a reason. A relation the bureau recorded
+    is the bureau's to end ("firm.relation.end"); no end date rewrites a relation as never in force (every
+    exclusion it made was made on it)."""
+    permissions.require(actor, "firm.relation.end", relation)
+    concurrency.hold(relation)
+    today = beijing_today()
+    if relation.end_date is not None:  # its end is on record: the record is not rewritten
+        raise Conflict(f"该回避关系已登记结束日期 {relation.end_date:%Y-%m-%d}，不能再次结束。")
+    errors: dict[str, str] = {}
+    if end_date is None:
+        errors["end_date"] = "请填写结束日期"
+    elif end_date < today:
+        errors["end_date"] = "结束日期不能早于今天（已存续的关系不能倒签结束）"
+    elif end_date < relation.start_date:
+        errors["end_date"] = "结束日期不能早于开始日期"
+    try:
+        reason = required_reason(reason, missing="请填写结束原因。", missing_field="请填写结束原因", label="结束原因",
+                                 maximum=300)
+    except ValidationFailed as exc:
+        errors.update(exc.fields)
+    _raise_if(errors)
     relation.end_date = end_date
     audit.record("firm.relation_ended", relation.firm, actor=actor,
-                 summary=f"{relation.firm.name} 回避关系结束：{relation.kind.label} — {relation.counterpart_name}",
-                 payload={"relation_id": relation.id, "end": end_date})
+                 summary=f"{relation.firm.name} 回避关系结束：{relation.kind.label} — {relation.counterpart_name}"
+                         f"（{end_date:%Y-%m-%d}，{reason}）",
+                 payload={"relation_id": relation.id, "end": end_date, "reason": reason})
 
 
 # --- conflicts of interest up and down the tree -------------------------------------------------------

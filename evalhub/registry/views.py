@@ -380,7 +380,7 @@ def relation_end(firm_id: int, relation_id: int):
     firm = load(Firm, firm_id, "firm.relation.manage")
     relation = load_child(FirmRelation, relation_id, firm_id=firm.id)
     form = EndRelationForm()
-    return _firm_form(firm, form, lambda: services.end_relation(relation, form.end_date.data, current_user),
+    return _firm_form(firm, form, lambda: services.end_relation(relation, form.end_date.data, current_user, form.reason.data),
                       "relation_form", message="回避关系已结束。", anchor="#relations", relation_target=relation_id)
 
 
