@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from evalhub.core import accounts, audit, concurrency, files, passwords, permissions, ratelimit
 from evalhub.core.batches import batches
@@ -300,6 +300,31 @@ def _admission_errors(firm: Firm, errors: dict[str, str]) -> None:
         errors["documents"] = "缺少入库材料：" + "、".join(k.label for k in missing) + "。请机构上传后再准予入库。"
 
 
+# Rosters that practise: a person is on one of these at a time. An application's roster is checked when the
+# bureau admits it (``_roster_errors``), so an application nobody reviewed holds nobody off a library firm's.
+LIBRARY_ROSTERS = (FirmStatus.ADMITTED, FirmStatus.SUSPENDED)
+
+
+def _roster_errors(firm: Firm, errors: dict[str, str]) -> None:
+    """Admission brings the application's roster into the library: refused while someone on it is active on
+    another library firm's roster (named to the bureau; the other firm is not)."""
+    mine = db.session.execute(sa.select(FirmStaff).where(FirmStaff.firm_id == firm.id, FirmStaff.active.is_(True))
+                              .order_by(FirmStaff.id)).scalars().all()
+    for digest in sorted({s.id_number_digest for s in mine}):  # one order for every taker: no deadlock
+        concurrency.serialise(f"staff.person:{digest}")
+    if not mine:
+        return
+    other = aliased(FirmStaff)
+    taken = set(db.session.execute(
+        sa.select(other.id_number_digest).join(Firm, Firm.id == other.firm_id)
+        .where(other.id_number_digest.in_([s.id_number_digest for s in mine]), other.active.is_(True),
+               other.firm_id != firm.id, Firm.status.in_(LIBRARY_ROSTERS))).scalars())
+    clashes = [f"{s.name}（{s.id_number_masked}）" for s in mine if s.id_number_digest in taken]
+    if clashes:
+        errors["staff"] = ("名册中以下人员正在机构库中其他机构执业，同一人员不得同时在多家机构执业：" + "、".join(clashes)
+                           + "。请机构核实后将其移出名册，或待其原机构办理离岗后再准予入库。")
+
+
 def _tell_firm(firm: Firm, spec: StatusAction, reason: str) -> None:
     """The firm hears of every library decision about it (notification matrix)."""
     link, bureau = f"/firms/{firm.id}", firm.bureau.short_name
@@ -347,6 +372,7 @@ def change_firm_status(firm: Firm, action: str, actor: User, *, reason: str | No
         errors["effective_until"] = "只有暂停和列入黑名单可以设置截止日期"
     if spec.action == "admit":
         _admission_errors(firm, errors)
+        _roster_errors(firm, errors)
     _raise_if(errors)
     change = FirmStatusChange(firm_id=firm.id, from_status=firm.status, to_status=spec.target,
                               reason=reason or spec.label, effective_from=start, effective_until=effective_until,
@@ -449,9 +475,14 @@ def add_staff(firm: Firm, data: StaffInput, actor: User) -> FirmStaff:
         protected = protect_id_number(number)
         # one person on one roster: the second of two simultaneous entries waits here and sees the first
         concurrency.serialise(f"staff.person:{protected['id_number_digest']}")
+        # Only a library firm's roster practises: an application's holds nobody off (its roster is checked
+        # at admission), and an application is told of its own roster only — never that a number is on another.
+        rosters = FirmStaff.firm_id == firm.id
+        if firm.status in LIBRARY_ROSTERS:
+            rosters = sa.or_(rosters, Firm.status.in_(LIBRARY_ROSTERS))
         twin = db.session.execute(
-            sa.select(FirmStaff).where(FirmStaff.id_number_digest == protected["id_number_digest"],
-                                       FirmStaff.active.is_(True))
+            sa.select(FirmStaff).join(Firm, Firm.id == FirmStaff.firm_id)
+            .where(FirmStaff.id_number_digest == protected["id_number_digest"], FirmStaff.active.is_(True), rosters)
         ).scalars().first()
         if twin is not None:
             where = "本机构名册" if twin.firm_id == firm.id else "其他机构名册"
