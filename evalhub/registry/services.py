@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import aliased, joinedload, selectinload
 
-from evalhub.core import accounts, audit, concurrency, files, passwords, permissions, ratelimit
+from evalhub.core import accounts, audit, concurrency, files, jobs, passwords, permissions, ratelimit
 from evalhub.core.batches import batches
 from evalhub.core.enums import Field, Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
@@ -274,8 +274,17 @@ FIRM_STATUS_ACTIONS: dict[str, StatusAction] = {
         StatusAction("remove", "移出机构库", (FirmStatus.ADMITTED, FirmStatus.SUSPENDED), FirmStatus.REMOVED, "firm.status"),
         StatusAction("blacklist", "列入黑名单",
                      (FirmStatus.ADMITTED, FirmStatus.SUSPENDED, FirmStatus.REMOVED), FirmStatus.BLACKLISTED, "firm.status"),
+        # The ban ends, the removal it carried stays: coming back into the library is an application the
+        # bureau reviews on the papers as they are then (admission), not a date on a calendar.
+        StatusAction("lift_blacklist", "解除黑名单", (FirmStatus.BLACKLISTED,), FirmStatus.REMOVED, "firm.status"),
     ]
 }
+
+# A suspension or blacklisting with an end date (截止日期: the last day it holds) is over from the day after,
+# by these steps. The hourly job takes them (``lift_lapsed_statuses``); ``status_on`` answers with the status
+# the step will reach, so that no decision waits for the job to have run.
+LAPSES: dict[FirmStatus, str] = {FirmStatus.SUSPENDED: "reinstate", FirmStatus.BLACKLISTED: "lift_blacklist"}
+
 
 
 # What an application must carry before the bureau may admit it: 财预〔2021〕6号 (第三方机构预算绩效评价业务
@@ -332,6 +341,8 @@ def _tell_firm(firm: Firm, spec: StatusAction, reason: str) -> None:
         emit("firm_admitted", link=link, firm_id=firm.id, bureau=bureau, reason=f"理由：{reason}" if reason else "")
     elif spec.target == FirmStatus.REJECTED:
         emit("firm_refused", link=link, firm_id=firm.id, bureau=bureau, reason=reason)
+    elif spec.action in ("reinstate", "lift_blacklist"):
+        emit("firm_restored", link=link, firm_id=firm.id, bureau=bureau, status=spec.label, reason=reason)
     elif spec.target in (FirmStatus.SUSPENDED, FirmStatus.REMOVED, FirmStatus.BLACKLISTED):
         emit("firm_suspended", link=link, firm_id=firm.id, bureau=bureau, status=spec.target.label, reason=reason)
 
@@ -420,6 +431,37 @@ def _system_status_change(firm: Firm, action: str, reason: str) -> FirmStatusCha
                  payload={"from": old, "to": spec.target, "reason": reason, "system": True})
     _tell_firm(firm, spec, reason)
     return change
+
+
+def status_on(firm: Firm, day: date | None = None) -> FirmStatus:
+    """The firm's library status on ``day`` (today): a suspension or blacklisting whose end date has passed
+    counts as lifted whether or not the job has recorded it yet."""
+    day = day or beijing_today()
+    action = LAPSES.get(firm.status)
+    if action is not None and firm.status_until is not None and firm.status_until < day:
+        return FIRM_STATUS_ACTIONS[action].target
+    return firm.status
+
+
+def lift_lapsed_statuses(today: date | None = None) -> int:
+    """Record the end of every suspension and blacklisting whose end date has passed, as a system step
+    (recorded, audited, told to the firm). Run hourly, so the day after the end date is never missed."""
+    today = today or beijing_today()
+    due = db.session.execute(sa.select(Firm).where(Firm.status.in_(list(LAPSES)), Firm.status_until < today)
+                             .order_by(Firm.id)).scalars().all()
+    lifted = 0
+    for firm in due:
+        concurrency.hold(firm)  # a bureau's step committed meanwhile stands
+        if firm.status not in LAPSES or status_on(firm, today) == firm.status:
+            continue
+        until = firm.status_until
+        if _system_status_change(firm, LAPSES[firm.status],
+                                 f"{firm.status.label}截止日期 {until:%Y-%m-%d} 已届满") is not None:
+            lifted += 1
+    return lifted
+
+
+jobs.periodic("registry.status_terms", minute="3")(lift_lapsed_statuses)
 
 
 def lift_imposed_suspension(firm: Firm, change_id: int, reason: str) -> FirmStatusChange | None:
