@@ -65,8 +65,9 @@ def firm_member(user: User, firm: Any) -> bool:
 
 def _firm_edit(user: User, firm: Any) -> bool:
     if firm_member(user, firm):
-        # A firm keeps its own details current, but not once it is out of the library.
-        return firm.status in (FirmStatus.PENDING, FirmStatus.ADMITTED, FirmStatus.SUSPENDED)
+        # A firm keeps its own details current, but not once it is out of the library; a refused applicant
+        # completes its papers to apply again (a refusal is no ban).
+        return firm.status in (FirmStatus.PENDING, FirmStatus.ADMITTED, FirmStatus.SUSPENDED, FirmStatus.REJECTED)
     return own_bureau(user, firm.bureau_id)
 
 
@@ -97,6 +98,8 @@ rules({
     "firm.staff.manage": lambda u, f: firm_member(u, f) or own_bureau(u, f.bureau_id),
     "firm.relation.manage": lambda u, f: firm_member(u, f) or own_bureau(u, f.bureau_id),
     "firm.relation.end": _relation_end,
+    # 重新申请入库 after a refusal or a removal: the firm itself, or its bureau for a firm it entered on paper
+    "firm.reapply": lambda u, f: firm_member(u, f) or own_bureau(u, f.bureau_id),
     "firm.document.view": lambda u, f: firm_member(u, f) or (u.role != Role.FIRM_USER and visible(u, f)),
     "registry.import": lambda u, b: own_bureau(u, b.id),
     # expert pool
@@ -124,7 +127,7 @@ rules({
 
 APPLICATION_ACTIONS = frozenset({
     "firm.view", "firm.edit", "firm.document.view", "firm.staff.manage", "firm.relation.manage",
-    "firm.relation.end",
+    "firm.relation.end", "firm.reapply",
 })
 APPLICANT_STATUSES = (FirmStatus.PENDING, FirmStatus.REJECTED)
 

@@ -277,6 +277,10 @@ FIRM_STATUS_ACTIONS: dict[str, StatusAction] = {
         # The ban ends, the removal it carried stays: coming back into the library is an application the
         # bureau reviews on the papers as they are then (admission), not a date on a calendar.
         StatusAction("lift_blacklist", "解除黑名单", (FirmStatus.BLACKLISTED,), FirmStatus.REMOVED, "firm.status"),
+        # A refusal or a removal is no ban (that is 黑名单; 政府采购法 第五条): the firm completes its papers and
+        # applies again, back in the bureau's admission queue.
+        StatusAction("reapply", "重新申请入库", (FirmStatus.REJECTED, FirmStatus.REMOVED), FirmStatus.PENDING,
+                     "firm.reapply", needs_reason=False),
     ]
 }
 
@@ -284,7 +288,6 @@ FIRM_STATUS_ACTIONS: dict[str, StatusAction] = {
 # by these steps. The hourly job takes them (``lift_lapsed_statuses``); ``status_on`` answers with the status
 # the step will reach, so that no decision waits for the job to have run.
 LAPSES: dict[FirmStatus, str] = {FirmStatus.SUSPENDED: "reinstate", FirmStatus.BLACKLISTED: "lift_blacklist"}
-
 
 
 # What an application must carry before the bureau may admit it: 财预〔2021〕6号 (第三方机构预算绩效评价业务
@@ -396,6 +399,8 @@ def change_firm_status(firm: Firm, action: str, actor: User, *, reason: str | No
     firm.status_until = effective_until
     if spec.target == FirmStatus.ADMITTED and firm.admitted_at is None:
         firm.admitted_at = utcnow()
+    if spec.action == "reapply":
+        firm.applied_at = utcnow()  # back in the admission queue as the application it now is
     if spec.target not in _ACCOUNT_STATUSES:  # rejected, removed, blacklisted: no link into its accounts
         _void_organisation_links(firm_id=firm.id)
     audit.record(f"firm.{action}", firm, actor=actor,
