@@ -5,12 +5,13 @@ all its units as the evaluated party — for firms (eligibility), panels, bid co
 Every exclusion names the tie and what the tied party is to the work."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from evalhub.core.models import BudgetUnit
+from evalhub.core.timeutil import beijing_today
 from evalhub.extensions import db
 from evalhub.procurement import eligibility
 from evalhub.procurement.models import ObjectType, ProcurementMethod
@@ -87,8 +88,13 @@ def test_an_ended_relation_no_longer_excludes(world):
     e = factories.engagement(world)
     firm = factories.firm(world.bz)
     rel = _relation(firm, world.bz_admin, unit=child)
-    registry.end_relation(rel, date(2024, 6, 30), world.bz_admin)
-    assert "关系" not in _firm_reasons(firm, e)
+    today = beijing_today()
+    # ended from today (never backdated: audit of the registry), so it still holds today and no longer tomorrow
+    registry.end_relation(rel, today, world.bz_admin, "代理记账合同已解除")
+    assert "关系" in _firm_reasons(firm, e)
+    tomorrow = "；".join(eligibility.exclusion_reasons(firm, e, ProcurementMethod.OPEN_TENDER,
+                                                     on=today + timedelta(days=1)))
+    assert "关系" not in tomorrow
 
 
 # --- lower governments ------------------------------------------------------------------------------

@@ -332,13 +332,13 @@ def test_a_self_registered_contact_sees_only_the_application_until_admitted(app,
     for url in CLOSED_TO_APPLICANTS[:4] + [f"/firms/{firm.id}/users"]:
         assert browser.get(url).status_code == 200, url
     assert browser.get("/api/v1/engagements", headers=headers).status_code == 200
-    # rejected firms' contacts are back to the application only (which they may read, not edit)
+    # rejected firms' contacts are back to the application only, which they may complete to apply again
     firm2, _ = _register(client, world, "applicant2")
     registry.change_firm_status(firm2, "reject", world.lt_admin, reason="材料不全")
     db.session.commit()
     rejected = Browser(app).sign_in("applicant2", "Long-enough-1")
     assert rejected.get(f"/firms/{firm2.id}").status_code == 200
-    assert rejected.get("/workspace").status_code == 403 and rejected.get(f"/firms/{firm2.id}/edit").status_code == 403
+    assert rejected.get("/workspace").status_code == 403 and rejected.get(f"/firms/{firm2.id}/edit").status_code == 200
 
 
 def test_a_firm_admin_adds_and_removes_the_firms_users(app, client, login, world):

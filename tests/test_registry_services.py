@@ -55,8 +55,12 @@ def test_self_application_needs_the_no_violation_declaration_and_reports_every_p
 
 def test_a_credit_code_can_be_registered_once(world):
     with pytest.raises(ValidationFailed) as caught:
-        services.create_firm(factories.firm_input(uscc=world.firm.uscc), world.kz, world.kz_admin)
+        services.create_firm(factories.firm_input(uscc=world.firm.uscc), world.bz, world.bz_admin)
     assert "已登记" in caught.value.fields["uscc"] and world.firm.name in caught.value.fields["uscc"]
+    # another bureau, which may not see 巴州's firm, is told the code is taken, not by whom
+    with pytest.raises(ValidationFailed) as caught:
+        services.create_firm(factories.firm_input(uscc=world.firm.uscc), world.kz, world.kz_admin)
+    assert "已登记" in caught.value.fields["uscc"] and world.firm.name not in caught.value.fields["uscc"]
 
 
 def test_labels_and_values_are_both_accepted_for_enums(world):

@@ -568,16 +568,36 @@ def test_relations_are_registered_and_ended(world, login):
     body = text(client.get(f"/firms/{world.firm.id}"))
     assert "巴州统计局" in body and "代理记账" in body and "结束关系" in body
     url = f"/firms/{world.firm.id}/relations/{relation.id}/end"
-    response = client.post(url, data={"end_date": "2022-12-31"})
-    assert response.status_code == 422 and "结束日期不能早于开始日期" in text(response)
+    today = beijing_today().isoformat()
+    response = client.post(url, data={"end_date": "2024-06-30", "reason": "合同到期"})
+    assert response.status_code == 422 and "结束日期不能早于今天" in text(response)  # never backdated
+    response = client.post(url, data={"end_date": today})
+    assert response.status_code == 422 and "请填写结束原因" in text(response)
     response = client.post(url, data={"end_date": ""})
     assert response.status_code == 422 and "请填写结束日期" in text(response)
     assert db.session.get(FirmRelation, relation.id).end_date is None
     for role in ("region_admin", "kz_admin", "other_firm_user", "expert_user"):
-        assert as_role(world, login, role).post(url, data={"end_date": "2024-06-30"}).status_code == 403, role
-    assert login(world.bz_staff).post(url, data={"end_date": "2024-06-30"}).status_code == 302
+        assert as_role(world, login, role).post(url, data={"end_date": today, "reason": "合同到期"}).status_code == 403, role
+    assert login(world.bz_staff).post(url, data={"end_date": today, "reason": "代理记账合同已解除"}).status_code == 302
     db.session.expire_all()
-    assert db.session.get(FirmRelation, relation.id).end_date.isoformat() == "2024-06-30"
+    assert db.session.get(FirmRelation, relation.id).end_date.isoformat() == today
+    # ended: not again
+    assert login(world.bz_staff).post(url, data={"end_date": today, "reason": "再次结束"}).status_code in (409, 422)
+
+
+def test_a_relation_the_bureau_recorded_is_ended_by_the_bureau_only(world, login):
+    unit = world.units["巴州统计局"]
+    relation = services.add_relation(world.firm, kind="accounting_agent", bureau_id=None, budget_unit_id=unit.id,
+                                     start_date=beijing_today() - timedelta(days=30), end_date=None,
+                                     note="检查发现", actor=world.bz_staff)
+    db.session.commit()
+    url = f"/firms/{world.firm.id}/relations/{relation.id}/end"
+    firm = login(world.firm_user)
+    assert "由财政局结束" in text(firm.get(f"/firms/{world.firm.id}"))
+    today = beijing_today().isoformat()
+    assert firm.post(url, data={"end_date": today, "reason": "已解除"}).status_code == 403
+    db.session.expire_all()
+    assert db.session.get(FirmRelation, relation.id).end_date is None
 
 
 def test_bad_relations_are_422_and_write_nothing(world, login):

@@ -68,6 +68,7 @@ MATRIX: dict[str, Event] = {e.key: e for e in [
     Event("firm_admitted", "入库", (FIRM,), "准予入库：{bureau}", "贵机构已列入 {bureau} 第三方机构库。{reason}"),
     Event("firm_refused", "不予入库", (FIRM,), "不予入库：{bureau}", "{reason}"),
     Event("firm_suspended", "暂停/移出机构库", (FIRM,), "机构库资格变更：{bureau}", "{status}。理由：{reason}"),
+    Event("firm_restored", "恢复/解除黑名单", (FIRM,), "机构库资格变更：{bureau}", "{status}。理由：{reason}"),
     # people (issue 14): a person's points go to their firm; the team a firm names goes to the bureau
     Event("staff_points_recorded", "从业人员记分", (FIRM,), "{name} 记分 {points} 分",
           "{bureau}：{kind}（{reference}），{name} 记 {points} 分；近 {days} 天在本区域累计 {total} 分。{status}"),

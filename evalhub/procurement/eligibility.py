@@ -26,7 +26,7 @@ from evalhub.procurement.models import (
     ServiceKind,
 )
 from evalhub.registry.models import Firm, FirmRelation, FirmStatus
-from evalhub.registry.services import Parties, conflict_parties, firm_recusal_reasons, unit_rows
+from evalhub.registry.services import Parties, conflict_parties, firm_recusal_reasons, status_on, unit_rows
 
 
 @dataclass
@@ -173,8 +173,8 @@ def exclusion_matrix(firms: list[Firm], cases: list[Case], *, on: date | None = 
         for firm in firms:
             if firm.bureau_id not in libraries:
                 reasons[(firm.id, i)].append(f"不在{bureau.short_name}或其上级财政局的第三方机构库中")
-            elif firm.status != FirmStatus.ADMITTED:
-                reasons[(firm.id, i)].append(f"机构库状态为“{firm.status.label}”")
+            elif (status := status_on(firm, on)) != FirmStatus.ADMITTED:  # a lapsed suspension is over
+                reasons[(firm.id, i)].append(f"机构库状态为“{status.label}”")
     if not firms or not cases:
         return reasons
     for check in _CHECKS:

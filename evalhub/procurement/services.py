@@ -57,8 +57,8 @@ from evalhub.procurement.models import (
     TechnicalScore,
 )
 from evalhub.registry import people
-from evalhub.registry.models import Expert, Firm, FirmStatus
-from evalhub.registry.services import expert_avoidance_reasons, expert_is_drawable, parse_enum
+from evalhub.registry.models import Expert, ExpertStatus, Firm, FirmStatus
+from evalhub.registry.services import expert_avoidance_reasons, expert_is_drawable, on_expert_unavailable, parse_enum
 
 TEN_THOUSAND = Decimal("10000")
 CENT = Decimal("0.01")
@@ -1051,6 +1051,55 @@ def _seat_committee(record: Draw, actor: User) -> list[CommitteeMember]:
     return members
 
 
+@on_expert_unavailable
+def _release_committee_seats(expert: Expert, actor: User | None, reason: str) -> None:
+    """An expert suspended, removed or with their login disabled leaves every bid committee still evaluating
+    (87号令 第五十条: a member who cannot go on is replaced, "依法补足后继续评标"): the seat, with any scores the
+    member entered, is released, and filled as at the reveal — a draw derived from the committee's witnessed
+    draw among those who qualify now, never anyone drawn for this committee before. With nobody left to draw,
+    the committee stays short, recorded for the bureau; the suspension itself goes through."""
+    seats = db.session.execute(
+        sa.select(CommitteeMember).join(Procurement, Procurement.id == CommitteeMember.procurement_id)
+        .where(CommitteeMember.expert_id == expert.id, Procurement.status == ProcurementStatus.EVALUATING)
+        .order_by(CommitteeMember.id)).scalars().all()
+    for member in seats:
+        procurement = member.procurement
+        _hold_committee(procurement)
+        if member not in procurement.committee or procurement.status != ProcurementStatus.EVALUATING:
+            continue
+        scored = db.session.execute(sa.delete(TechnicalScore).where(TechnicalScore.member_id == member.id)).rowcount
+        procurement.committee.remove(member)  # delete-orphan: the seat goes; the draw and the audit keep who sat
+        db.session.flush()
+        why = f"评委 {member.name} 不再符合条件（{reason}）"
+        record = procurement.committee_draw
+        derived = None
+        if record is not None and record.status == DrawStatus.DRAWN:
+            pool, exclusions = _committee_pool(procurement)
+            earlier = db.session.execute(sa.select(Draw.result_ids).where(Draw.derived_from_id == record.id)).scalars()
+            drawn = set(record.result_ids or []).union(*[set(ids or []) for ids in earlier])
+            drawn |= {m.expert_id for m in procurement.committee if m.expert_id is not None}
+            for expert_id in drawn & {e.id for e in pool}:
+                exclusions[expert_id] = exclusions.get(expert_id, []) + ["已被本评审委员会抽取选中"]
+            try:
+                derived = draws.derive(record, "procurement_committee_replacement",
+                                       f"{procurement.title}：补抽评审委员会 1 人（{why}）",
+                                       {e.id: e.name for e in pool}, 1, exclusions, actor=actor,
+                                       context=("procurement", procurement.id))
+            except DomainError:
+                derived = None
+        if derived is not None:
+            chosen = db.session.get(Expert, derived.result_ids[0])
+            procurement.committee.append(CommitteeMember(expert_id=chosen.id, name=chosen.name))
+        audit.record("procurement.committee_released", procurement, actor=actor,
+                     bureau_id=procurement.engagement.bureau_id,
+                     summary=f"{procurement.title}：{why}，退出评审委员会" + (f"，已录入的 {scored} 项评分作废" if scored else "")
+                             + (f"；补抽 1 人（抽取 #{derived.id}）" if derived is not None
+                                else "；专家库中无可补抽的专家，评审委员会暂缺 1 人，请财政局处理"),
+                     payload={"expert_id": expert.id, "reason": reason, "scores_discarded": scored,
+                              "replacement": derived.id if derived is not None else None})
+    db.session.flush()
+
+
 def enter_committee(procurement: Procurement, names: list[str], actor: User) -> list[CommitteeMember]:
     """A committee named by bureau staff (e.g. drawn on the procurement platform outside evalhub)."""
     permissions.require(actor, "procurement.manage", procurement.engagement)
@@ -1082,6 +1131,9 @@ def record_technical_scores(procurement: Procurement, member: CommitteeMember,
         raise Conflict("该采购不在评审阶段。")
     if member.procurement_id != procurement.id:
         raise ValidationFailed("该评委不属于本项目评审委员会。")
+    if member not in procurement.committee or (member.expert is not None and member.expert.status != ExpertStatus.ACTIVE):
+        # released (suspended, removed, login disabled): a member who no longer sits does not score
+        raise Conflict(f"评委 {member.name} 已不在本项目评审委员会（不再符合条件），不能录入其评分。")
     refuse_while_tiebreak(procurement)
     blocked = scoring_block(procurement)
     if blocked:

@@ -116,7 +116,9 @@ def _visible_staff(staff_id: int) -> FirmStaff:
            tag=TAG, response=PERSON, errors=(404,))
 def get_person_record(staff_id: int):
     staff = _visible_staff(staff_id)
-    return jsonify(_person(staff, people.standing(staff, staff.firm.bureau), people.person_points(staff)))
+    user = api_user()
+    bureau, _ = people.reading_settings(user, staff.firm)  # the reader's limit, as on the page
+    return jsonify(_person(staff, *people.person_record(staff, user, bureau)))
 
 
 @operation("/firms/<int:firm_id>/people", "GET", summary="机构在岗人员的记分情况（本区域记分周期内）",

@@ -297,7 +297,7 @@ def create_firm():
         declares_no_major_violation=declaration)
     clean = None
     try:
-        clean = services.clean_firm(firm_input)
+        clean = services.clean_firm(firm_input, actor=user)
     except ValidationFailed as exc:
         errors = {**exc.fields, **errors}  # our type errors say more than "请填写…"
     raise_if(errors)

@@ -179,6 +179,7 @@ class RelationForm(ChineseForm):
 
 class EndRelationForm(ChineseForm):
     end_date = DateField("结束日期", validators=[DataRequired("请填写结束日期")])
+    reason = StringField("结束原因", validators=[Length(max=300, message="结束原因不能超过 300 个字符")])
 
 
 # --- experts ---------------------------------------------------------------------------------------

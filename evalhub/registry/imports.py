@@ -138,7 +138,7 @@ def _run_import(job: Job, report: Callable[[int, int, str], None], *, columns: d
         messages = []
         try:
             data = to_input(row)
-            cleaned.append((data, clean(data)))
+            cleaned.append((data, clean(data, actor)))
         except ValidationFailed as exc:
             messages.extend(exc.fields.values() or [exc.message])
         except ValueError:
@@ -166,7 +166,7 @@ def _run_import(job: Job, report: Callable[[int, int, str], None], *, columns: d
 @job_kind("import.firms", upload="file_id")
 def import_firms(job: Job, report) -> dict:
     return _run_import(job, report, columns=FIRM_COLUMNS, noun="机构", to_input=_firm_input,
-                       clean=lambda d: clean_firm(d),
+                       clean=lambda d, actor: clean_firm(d, actor=actor),
                        create=lambda d, b, a, clean: create_firm(d, b, a, via="import", clean=clean),
                        unique_key="uscc")
 
@@ -174,7 +174,7 @@ def import_firms(job: Job, report) -> dict:
 @job_kind("import.experts", upload="file_id")
 def import_experts(job: Job, report) -> dict:
     return _run_import(job, report, columns=EXPERT_COLUMNS, noun="专家", to_input=_expert_input,
-                       clean=lambda d: clean_expert(d),
+                       clean=lambda d, actor: clean_expert(d),
                        create=lambda d, b, a, clean: create_expert(d, b, a, clean=clean),
                        unique_key="id_number")
 

@@ -82,17 +82,20 @@ def _window_start(bureau: Bureau, on: date) -> date:
     return on - timedelta(days=int(get_setting(bureau, "people.points_window_days")) - 1)
 
 
-def _region_points(digests: Iterable[str], bureau: Bureau, on: date) -> list[StaffPoint]:
-    """The points of these people given in ``bureau``'s region within its window, oldest first."""
+def _region_points(digests: Iterable[str], bureau: Bureau, on: date, firm_id: int | None = None) -> list[StaffPoint]:
+    """The points of these people given in ``bureau``'s region within its window, oldest first (``firm_id``:
+    only those given on that firm's roster rows)."""
     digests = list(set(digests))
     if not digests:
         return []
     root = region_of(bureau)
-    return list(db.session.execute(
-        sa.select(StaffPoint).join(Bureau, Bureau.id == StaffPoint.bureau_id)
-        .where(StaffPoint.person_digest.in_(digests), Bureau.path.startswith(root.path),
-               StaffPoint.occurred_on >= _window_start(bureau, on), StaffPoint.occurred_on <= on)
-        .order_by(StaffPoint.occurred_on, StaffPoint.id)).scalars())
+    stmt = (sa.select(StaffPoint).join(Bureau, Bureau.id == StaffPoint.bureau_id)
+            .where(StaffPoint.person_digest.in_(digests), Bureau.path.startswith(root.path),
+                   StaffPoint.occurred_on >= _window_start(bureau, on), StaffPoint.occurred_on <= on)
+            .order_by(StaffPoint.occurred_on, StaffPoint.id))
+    if firm_id is not None:
+        stmt = stmt.where(StaffPoint.firm_id == firm_id)
+    return list(db.session.execute(stmt).scalars())
 
 
 @dataclass
@@ -121,15 +124,17 @@ def standing(staff: FirmStaff, bureau: Bureau, on: date | None = None) -> Standi
     return standings([staff], bureau, on)[staff.id]
 
 
-def standings(staff: Iterable[FirmStaff], bureau: Bureau, on: date | None = None) -> dict[int, Standing]:
-    """Each person's standing in ``bureau``'s region (with its settings), one query for all of them."""
+def standings(staff: Iterable[FirmStaff], bureau: Bureau, on: date | None = None, *,
+              firm_id: int | None = None) -> dict[int, Standing]:
+    """Each person's standing in ``bureau``'s region (with its settings), one query for all of them
+    (``firm_id``: counting only the points given on that firm's roster rows)."""
     on = on or beijing_today()
     staff = list(staff)
     threshold = int(get_setting(bureau, "people.points_threshold"))
     warning = int(get_setting(bureau, "people.points_warning"))
     window = int(get_setting(bureau, "people.points_window_days"))
     by_person: dict[str, list[StaffPoint]] = defaultdict(list)
-    for point in _region_points((s.id_number_digest for s in staff), bureau, on):
+    for point in _region_points((s.id_number_digest for s in staff), bureau, on, firm_id):
         by_person[point.person_digest].append(point)
     out = {}
     for s in staff:
@@ -201,11 +206,36 @@ def add_points(staff: FirmStaff, kind: PointKind, *, bureau: Bureau, source_type
 
 # --- reading a record ------------------------------------------------------------------------------
 
-def person_points(staff: FirmStaff) -> list[StaffPoint]:
-    """Every point this person was given (on any roster, by any bureau), newest first: their record."""
-    return list(db.session.execute(
-        sa.select(StaffPoint).where(StaffPoint.person_digest == staff.id_number_digest)
-        .order_by(StaffPoint.occurred_on.desc(), StaffPoint.id.desc())).scalars())
+def only_own_points(user: User, staff: FirmStaff) -> int | None:
+    """The firm whose points alone ``user`` reads on this person's record, or None for the whole record. The
+    record follows the person to the firm they work for now, not back: a firm they left (or any firm they are
+    not active on) reads only the points given on its own roster rows — another firm's findings and tasks are
+    that firm's and the deciding bureau's business. Bureaus read everything they may open."""
+    if user.role != Role.FIRM_USER:
+        return None
+    current = db.session.execute(sa.select(FirmStaff.id).where(
+        FirmStaff.id_number_digest == staff.id_number_digest, FirmStaff.firm_id == user.firm_id,
+        FirmStaff.active.is_(True)).limit(1)).first()
+    return None if current is not None else user.firm_id
+
+
+def person_points(staff: FirmStaff, user: User | None = None) -> list[StaffPoint]:
+    """Every point this person was given (on any roster, by any bureau), newest first: their record — as much
+    of it as ``user`` reads (``only_own_points``; None: all)."""
+    stmt = (sa.select(StaffPoint).where(StaffPoint.person_digest == staff.id_number_digest)
+            .order_by(StaffPoint.occurred_on.desc(), StaffPoint.id.desc()))
+    own = only_own_points(user, staff) if user is not None else None
+    if own is not None:
+        stmt = stmt.where(StaffPoint.firm_id == own)
+    return list(db.session.execute(stmt).scalars())
+
+
+def person_record(staff: FirmStaff, user: User, bureau: Bureau) -> tuple[Standing, list[StaffPoint]]:
+    """The person's standing in their firm's region under ``bureau``'s settings (``reading_settings``) and their
+    points, as ``user`` may read them."""
+    own = only_own_points(user, staff)
+    found = standings([staff], bureau, firm_id=own)[staff.id]
+    return found, person_points(staff, user)
 
 
 def firm_records(firm: Firm, on: date | None = None, bureau: Bureau | None = None) -> list[tuple[FirmStaff, Standing]]:

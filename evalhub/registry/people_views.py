@@ -27,8 +27,9 @@ def settings_words(firm: Firm) -> str:
 def person_record(staff_id: int):
     staff = load(FirmStaff, staff_id, "staff.record.view")
     bureau, settings_of = people.reading_settings(current_user, staff.firm)  # the reader's limit, named
-    return render_template("registry/person.html", staff=staff, standing=people.standing(staff, bureau),
-                           settings_of=settings_of, points=people.person_points(staff))
+    standing, points = people.person_record(staff, current_user, bureau)
+    return render_template("registry/person.html", staff=staff, standing=standing, points=points,
+                           settings_of=settings_of, own_only=people.only_own_points(current_user, staff) is not None)
 
 
 def register(bp: Blueprint) -> None:

@@ -12,6 +12,7 @@ from evalhub.core.permissions import (
     account_limit, in_bureaus, is_admin, is_bureau_user, library_bureau_ids_for, own_bureau, row_scope, rules,
     visible,
 )
+from evalhub.extensions import db
 from evalhub.registry.models import Expert, ExpertStatus, Firm, FirmStatus
 
 # Applications and rejected firms of an upper bureau are that bureau's business only.
@@ -64,9 +65,22 @@ def firm_member(user: User, firm: Any) -> bool:
 
 def _firm_edit(user: User, firm: Any) -> bool:
     if firm_member(user, firm):
-        # A firm keeps its own details current, but not once it is out of the library.
-        return firm.status in (FirmStatus.PENDING, FirmStatus.ADMITTED, FirmStatus.SUSPENDED)
+        # A firm keeps its own details current, but not once it is out of the library; a refused applicant
+        # completes its papers to apply again (a refusal is no ban).
+        return firm.status in (FirmStatus.PENDING, FirmStatus.ADMITTED, FirmStatus.SUSPENDED, FirmStatus.REJECTED)
     return own_bureau(user, firm.bureau_id)
+
+
+def _relation_end(user: User, relation: Any) -> bool:
+    """The bureau ends any relation of its library's firm; the firm only one it declared itself (a relation the
+    bureau found and recorded is the bureau's record)."""
+    firm = relation.firm
+    if own_bureau(user, firm.bureau_id):
+        return True
+    if not firm_member(user, firm) or relation.created_by_id is None:
+        return False
+    author = db.session.get(User, relation.created_by_id)
+    return author is not None and author.role == Role.FIRM_USER and author.firm_id == firm.id
 
 
 def _expert_self(user: User, expert: Any) -> bool:
@@ -83,6 +97,9 @@ rules({
     "firm.status": lambda u, f: is_admin(u) and own_bureau(u, f.bureau_id),  # suspend, remove, blacklist…
     "firm.staff.manage": lambda u, f: firm_member(u, f) or own_bureau(u, f.bureau_id),
     "firm.relation.manage": lambda u, f: firm_member(u, f) or own_bureau(u, f.bureau_id),
+    "firm.relation.end": _relation_end,
+    # 重新申请入库 after a refusal or a removal: the firm itself, or its bureau for a firm it entered on paper
+    "firm.reapply": lambda u, f: firm_member(u, f) or own_bureau(u, f.bureau_id),
     "firm.document.view": lambda u, f: firm_member(u, f) or (u.role != Role.FIRM_USER and visible(u, f)),
     "registry.import": lambda u, b: own_bureau(u, b.id),
     # expert pool
@@ -110,6 +127,7 @@ rules({
 
 APPLICATION_ACTIONS = frozenset({
     "firm.view", "firm.edit", "firm.document.view", "firm.staff.manage", "firm.relation.manage",
+    "firm.relation.end", "firm.reapply",
 })
 APPLICANT_STATUSES = (FirmStatus.PENDING, FirmStatus.REJECTED)
 

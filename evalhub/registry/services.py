@@ -7,9 +7,9 @@ from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import aliased, joinedload, selectinload
 
-from evalhub.core import accounts, audit, concurrency, files, passwords, permissions, ratelimit
+from evalhub.core import accounts, audit, concurrency, files, jobs, passwords, permissions, ratelimit
 from evalhub.core.batches import batches
 from evalhub.core.enums import Field, Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
@@ -132,8 +132,11 @@ class FirmInput:
     declares_no_major_violation: bool = False
 
 
-def clean_firm(data: FirmInput, *, existing: Firm | None = None, require_declaration: bool = False) -> Cleaned:
-    """Validate every field at once, so the user sees all problems together."""
+def clean_firm(data: FirmInput, *, existing: Firm | None = None, require_declaration: bool = False,
+               actor: User | None = None) -> Cleaned:
+    """Validate every field at once, so the user sees all problems together. A code already registered names
+    the firm holding it only to an ``actor`` who may see that firm (an application, a refusal are its bureau's
+    business; the public registration form has no actor)."""
     errors: dict[str, str] = {}
     values: dict[str, Any] = {
         "name": _require_text(errors, "name", data.name, "机构名称", 120, identifier=True),
@@ -153,7 +156,10 @@ def clean_firm(data: FirmInput, *, existing: Firm | None = None, require_declara
         values["uscc"] = validate_uscc(data.uscc)
         clash = db.session.execute(sa.select(Firm).where(Firm.uscc == values["uscc"])).scalar_one_or_none()
         if clash is not None and clash is not existing:
-            errors["uscc"] = f"该统一社会信用代码已登记（{clash.name}，{clash.bureau.short_name}，{clash.status.label}）"
+            if actor is not None and permissions.can(actor, "firm.view", clash):
+                errors["uscc"] = f"该统一社会信用代码已登记（{clash.name}，{clash.bureau.short_name}，{clash.status.label}）"
+            else:
+                errors["uscc"] = "该统一社会信用代码已登记，如有疑问请联系所在地财政局"
     except ValidationFailed as exc:
         errors["uscc"] = exc.fields["uscc"]
     if values["contact_email"] and "@" not in values["contact_email"] and "contact_email" not in errors:
@@ -184,7 +190,7 @@ def create_firm(data: FirmInput, bureau: Bureau, actor: User | None, *, via: str
 
     ``via`` is "staff" (entered by bureau staff), "self" (the firm's own application) or "import".
     """
-    clean = clean or clean_firm(data, require_declaration=(via == "self"))
+    clean = clean or clean_firm(data, require_declaration=(via == "self"), actor=actor)
     firm = Firm(**clean.values, bureau_id=bureau.id, status=FirmStatus.PENDING,
                 status_since=utcnow(), applied_at=utcnow(), created_by_id=actor.id if actor else None)
     db.session.add(firm)
@@ -232,7 +238,7 @@ def update_firm(firm: Firm, data: FirmInput, actor: User) -> Firm:
     # the row as it stands (an admission committed while the form was open counts): locked, then read again
     db.session.execute(sa.select(Firm.id).where(Firm.id == firm.id).with_for_update())
     db.session.refresh(firm, ["status", "uscc"])
-    clean = clean_firm(data, existing=firm)
+    clean = clean_firm(data, existing=firm, actor=actor)
     if (actor.role == Role.FIRM_USER and firm.status != FirmStatus.PENDING
             and clean.values["uscc"] != firm.uscc):
         # the code is the legal person the bureau reviewed and admitted: another one applies on its own
@@ -268,8 +274,20 @@ FIRM_STATUS_ACTIONS: dict[str, StatusAction] = {
         StatusAction("remove", "移出机构库", (FirmStatus.ADMITTED, FirmStatus.SUSPENDED), FirmStatus.REMOVED, "firm.status"),
         StatusAction("blacklist", "列入黑名单",
                      (FirmStatus.ADMITTED, FirmStatus.SUSPENDED, FirmStatus.REMOVED), FirmStatus.BLACKLISTED, "firm.status"),
+        # The ban ends, the removal it carried stays: coming back into the library is an application the
+        # bureau reviews on the papers as they are then (admission), not a date on a calendar.
+        StatusAction("lift_blacklist", "解除黑名单", (FirmStatus.BLACKLISTED,), FirmStatus.REMOVED, "firm.status"),
+        # A refusal or a removal is no ban (that is 黑名单; 政府采购法 第五条): the firm completes its papers and
+        # applies again, back in the bureau's admission queue.
+        StatusAction("reapply", "重新申请入库", (FirmStatus.REJECTED, FirmStatus.REMOVED), FirmStatus.PENDING,
+                     "firm.reapply", needs_reason=False),
     ]
 }
+
+# A suspension or blacklisting with an end date (截止日期: the last day it holds) is over from the day after,
+# by these steps. The hourly job takes them (``lift_lapsed_statuses``); ``status_on`` answers with the status
+# the step will reach, so that no decision waits for the job to have run.
+LAPSES: dict[FirmStatus, str] = {FirmStatus.SUSPENDED: "reinstate", FirmStatus.BLACKLISTED: "lift_blacklist"}
 
 
 # What an application must carry before the bureau may admit it: 财预〔2021〕6号 (第三方机构预算绩效评价业务
@@ -294,6 +312,31 @@ def _admission_errors(firm: Firm, errors: dict[str, str]) -> None:
         errors["documents"] = "缺少入库材料：" + "、".join(k.label for k in missing) + "。请机构上传后再准予入库。"
 
 
+# Rosters that practise: a person is on one of these at a time. An application's roster is checked when the
+# bureau admits it (``_roster_errors``), so an application nobody reviewed holds nobody off a library firm's.
+LIBRARY_ROSTERS = (FirmStatus.ADMITTED, FirmStatus.SUSPENDED)
+
+
+def _roster_errors(firm: Firm, errors: dict[str, str]) -> None:
+    """Admission brings the application's roster into the library: refused while someone on it is active on
+    another library firm's roster (named to the bureau; the other firm is not)."""
+    mine = db.session.execute(sa.select(FirmStaff).where(FirmStaff.firm_id == firm.id, FirmStaff.active.is_(True))
+                              .order_by(FirmStaff.id)).scalars().all()
+    for digest in sorted({s.id_number_digest for s in mine}):  # one order for every taker: no deadlock
+        concurrency.serialise(f"staff.person:{digest}")
+    if not mine:
+        return
+    other = aliased(FirmStaff)
+    taken = set(db.session.execute(
+        sa.select(other.id_number_digest).join(Firm, Firm.id == other.firm_id)
+        .where(other.id_number_digest.in_([s.id_number_digest for s in mine]), other.active.is_(True),
+               other.firm_id != firm.id, Firm.status.in_(LIBRARY_ROSTERS))).scalars())
+    clashes = [f"{s.name}（{s.id_number_masked}）" for s in mine if s.id_number_digest in taken]
+    if clashes:
+        errors["staff"] = ("名册中以下人员正在机构库中其他机构执业，同一人员不得同时在多家机构执业：" + "、".join(clashes)
+                           + "。请机构核实后将其移出名册，或待其原机构办理离岗后再准予入库。")
+
+
 def _tell_firm(firm: Firm, spec: StatusAction, reason: str) -> None:
     """The firm hears of every library decision about it (notification matrix)."""
     link, bureau = f"/firms/{firm.id}", firm.bureau.short_name
@@ -301,6 +344,8 @@ def _tell_firm(firm: Firm, spec: StatusAction, reason: str) -> None:
         emit("firm_admitted", link=link, firm_id=firm.id, bureau=bureau, reason=f"理由：{reason}" if reason else "")
     elif spec.target == FirmStatus.REJECTED:
         emit("firm_refused", link=link, firm_id=firm.id, bureau=bureau, reason=reason)
+    elif spec.action in ("reinstate", "lift_blacklist"):
+        emit("firm_restored", link=link, firm_id=firm.id, bureau=bureau, status=spec.label, reason=reason)
     elif spec.target in (FirmStatus.SUSPENDED, FirmStatus.REMOVED, FirmStatus.BLACKLISTED):
         emit("firm_suspended", link=link, firm_id=firm.id, bureau=bureau, status=spec.target.label, reason=reason)
 
@@ -341,6 +386,7 @@ def change_firm_status(firm: Firm, action: str, actor: User, *, reason: str | No
         errors["effective_until"] = "只有暂停和列入黑名单可以设置截止日期"
     if spec.action == "admit":
         _admission_errors(firm, errors)
+        _roster_errors(firm, errors)
     _raise_if(errors)
     change = FirmStatusChange(firm_id=firm.id, from_status=firm.status, to_status=spec.target,
                               reason=reason or spec.label, effective_from=start, effective_until=effective_until,
@@ -353,6 +399,8 @@ def change_firm_status(firm: Firm, action: str, actor: User, *, reason: str | No
     firm.status_until = effective_until
     if spec.target == FirmStatus.ADMITTED and firm.admitted_at is None:
         firm.admitted_at = utcnow()
+    if spec.action == "reapply":
+        firm.applied_at = utcnow()  # back in the admission queue as the application it now is
     if spec.target not in _ACCOUNT_STATUSES:  # rejected, removed, blacklisted: no link into its accounts
         _void_organisation_links(firm_id=firm.id)
     audit.record(f"firm.{action}", firm, actor=actor,
@@ -388,6 +436,37 @@ def _system_status_change(firm: Firm, action: str, reason: str) -> FirmStatusCha
                  payload={"from": old, "to": spec.target, "reason": reason, "system": True})
     _tell_firm(firm, spec, reason)
     return change
+
+
+def status_on(firm: Firm, day: date | None = None) -> FirmStatus:
+    """The firm's library status on ``day`` (today): a suspension or blacklisting whose end date has passed
+    counts as lifted whether or not the job has recorded it yet."""
+    day = day or beijing_today()
+    action = LAPSES.get(firm.status)
+    if action is not None and firm.status_until is not None and firm.status_until < day:
+        return FIRM_STATUS_ACTIONS[action].target
+    return firm.status
+
+
+def lift_lapsed_statuses(today: date | None = None) -> int:
+    """Record the end of every suspension and blacklisting whose end date has passed, as a system step
+    (recorded, audited, told to the firm). Run hourly, so the day after the end date is never missed."""
+    today = today or beijing_today()
+    due = db.session.execute(sa.select(Firm).where(Firm.status.in_(list(LAPSES)), Firm.status_until < today)
+                             .order_by(Firm.id)).scalars().all()
+    lifted = 0
+    for firm in due:
+        concurrency.hold(firm)  # a bureau's step committed meanwhile stands
+        if firm.status not in LAPSES or status_on(firm, today) == firm.status:
+            continue
+        until = firm.status_until
+        if _system_status_change(firm, LAPSES[firm.status],
+                                 f"{firm.status.label}截止日期 {until:%Y-%m-%d} 已届满") is not None:
+            lifted += 1
+    return lifted
+
+
+jobs.periodic("registry.status_terms", minute="3")(lift_lapsed_statuses)
 
 
 def lift_imposed_suspension(firm: Firm, change_id: int, reason: str) -> FirmStatusChange | None:
@@ -443,9 +522,14 @@ def add_staff(firm: Firm, data: StaffInput, actor: User) -> FirmStaff:
         protected = protect_id_number(number)
         # one person on one roster: the second of two simultaneous entries waits here and sees the first
         concurrency.serialise(f"staff.person:{protected['id_number_digest']}")
+        # Only a library firm's roster practises: an application's holds nobody off (its roster is checked
+        # at admission), and an application is told of its own roster only — never that a number is on another.
+        rosters = FirmStaff.firm_id == firm.id
+        if firm.status in LIBRARY_ROSTERS:
+            rosters = sa.or_(rosters, Firm.status.in_(LIBRARY_ROSTERS))
         twin = db.session.execute(
-            sa.select(FirmStaff).where(FirmStaff.id_number_digest == protected["id_number_digest"],
-                                       FirmStaff.active.is_(True))
+            sa.select(FirmStaff).join(Firm, Firm.id == FirmStaff.firm_id)
+            .where(FirmStaff.id_number_digest == protected["id_number_digest"], FirmStaff.active.is_(True), rosters)
         ).scalars().first()
         if twin is not None:
             where = "本机构名册" if twin.firm_id == firm.id else "其他机构名册"
@@ -515,14 +599,33 @@ def add_relation(firm: Firm, *, kind: Any, bureau_id: int | None, budget_unit_id
     return relation
 
 
-def end_relation(relation: FirmRelation, end_date: date, actor: User) -> None:
-    permissions.require(actor, "firm.relation.manage", relation.firm)
-    if end_date < relation.start_date:
-        raise ValidationFailed("结束日期不能早于开始日期。", {"end_date": "结束日期不能早于开始日期"})
+def end_relation(relation: FirmRelation, end_date: date | None, actor: User, reason: str | None = None) -> None:
+    """End a relation still open (no end date), from today or a later day, with a reason. A relation the bureau recorded
+    is the bureau's to end ("firm.relation.end"); no end date rewrites a relation as never in force (every
+    exclusion it made was made on it)."""
+    permissions.require(actor, "firm.relation.end", relation)
+    concurrency.hold(relation)
+    today = beijing_today()
+    if relation.end_date is not None:  # its end is on record: the record is not rewritten
+        raise Conflict(f"该回避关系已登记结束日期 {relation.end_date:%Y-%m-%d}，不能再次结束。")
+    errors: dict[str, str] = {}
+    if end_date is None:
+        errors["end_date"] = "请填写结束日期"
+    elif end_date < today:
+        errors["end_date"] = "结束日期不能早于今天（已存续的关系不能倒签结束）"
+    elif end_date < relation.start_date:
+        errors["end_date"] = "结束日期不能早于开始日期"
+    try:
+        reason = required_reason(reason, missing="请填写结束原因。", missing_field="请填写结束原因", label="结束原因",
+                                 maximum=300)
+    except ValidationFailed as exc:
+        errors.update(exc.fields)
+    _raise_if(errors)
     relation.end_date = end_date
     audit.record("firm.relation_ended", relation.firm, actor=actor,
-                 summary=f"{relation.firm.name} 回避关系结束：{relation.kind.label} — {relation.counterpart_name}",
-                 payload={"relation_id": relation.id, "end": end_date})
+                 summary=f"{relation.firm.name} 回避关系结束：{relation.kind.label} — {relation.counterpart_name}"
+                         f"（{end_date:%Y-%m-%d}，{reason}）",
+                 payload={"relation_id": relation.id, "end": end_date, "reason": reason})
 
 
 # --- conflicts of interest up and down the tree -------------------------------------------------------

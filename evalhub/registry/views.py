@@ -380,7 +380,7 @@ def relation_end(firm_id: int, relation_id: int):
     firm = load(Firm, firm_id, "firm.relation.manage")
     relation = load_child(FirmRelation, relation_id, firm_id=firm.id)
     form = EndRelationForm()
-    return _firm_form(firm, form, lambda: services.end_relation(relation, form.end_date.data, current_user),
+    return _firm_form(firm, form, lambda: services.end_relation(relation, form.end_date.data, current_user, form.reason.data),
                       "relation_form", message="回避关系已结束。", anchor="#relations", relation_target=relation_id)
 
 
@@ -432,6 +432,7 @@ def firm_user_remove(firm_id: int, user_id: int):
 APPLICANT_ENDPOINTS = frozenset({
     "registry.firm_detail", "registry.firm_edit", "registry.firm_document_upload", "registry.firm_document",
     "registry.staff_new", "registry.staff_deactivate", "registry.relation_new", "registry.relation_end",
+    "registry.firm_status",  # 重新申请入库 after a refusal (the service asks "firm.reapply")
     "registry.firm_register", "core.dashboard", "core.login", "core.logout", "static",
     "review.inbox", "review.inbox_read", "review.inbox_read_all",
 })

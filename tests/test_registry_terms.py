@@ -1,0 +1,196 @@
+"""The registry audit's fixes, beyond the auditor's failing cases (tests/test_audit_registry.py): a decision's end
+date lifted by the job, 重新申请入库 after a refusal, an application's roster checked at admission, a former
+employer's view of a person's record, who ends a recusal relation, a committee seat released and refilled."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
+from evalhub.core.models import AuditEvent, Notification
+from evalhub.core.timeutil import beijing_today
+from evalhub.extensions import db
+from evalhub.registry import people
+from evalhub.registry import services as registry
+from evalhub.registry.models import FirmStaff, FirmStatus, FirmStatusChange, PointKind, RelationKind
+from tests import factories
+
+
+def _staff(name: str, number: str) -> registry.StaffInput:
+    return registry.StaffInput(name=name, id_number=number, role="项目负责人", years_experience=8)
+
+
+def _events(action: str) -> int:
+    return db.session.execute(sa.select(sa.func.count()).select_from(AuditEvent)
+                              .where(AuditEvent.action == action)).scalar_one()
+
+
+# --- end dates ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("action, after", [("suspend", FirmStatus.ADMITTED), ("blacklist", FirmStatus.REMOVED)])
+def test_the_job_lifts_a_decision_the_day_after_its_end_date(world, monkeypatch, action, after):
+    today = beijing_today()
+    monkeypatch.setattr(registry, "beijing_today", lambda: today - timedelta(days=5))
+    registry.change_firm_status(world.firm, action, world.bz_admin, reason="年度检查发现问题",
+                                effective_until=today - timedelta(days=1))
+    monkeypatch.undo()
+    open_ended = factories.firm(world.bz, name="无期限黑名单咨询有限公司")
+    registry.change_firm_status(open_ended, "blacklist", world.bz_admin, reason="提供虚假材料")
+    still = factories.firm(world.bz, name="暂停未满咨询有限公司")
+    registry.change_firm_status(still, "suspend", world.bz_admin, reason="整改中", effective_until=today)
+    db.session.commit()
+    assert registry.status_on(world.firm) == after  # before the job: eligibility already reads it as lifted
+    assert registry.lift_lapsed_statuses() == 1
+    db.session.commit()
+    assert world.firm.status == after and world.firm.status_until is None
+    assert open_ended.status == FirmStatus.BLACKLISTED  # no end date: final
+    assert still.status == FirmStatus.SUSPENDED  # the end date is the last day it holds
+    change = db.session.execute(sa.select(FirmStatusChange).where(FirmStatusChange.firm_id == world.firm.id)
+                                .order_by(FirmStatusChange.id.desc())).scalars().first()
+    assert change.actor_id is None and change.to_status == after and "已届满" in change.reason
+    told = db.session.execute(sa.select(Notification).where(Notification.user_id == world.firm_user.id)
+                              .order_by(Notification.id.desc())).scalars().first()
+    assert "已届满" in told.body
+    assert registry.lift_lapsed_statuses() == 0  # once
+
+
+def test_a_bureau_admin_lifts_a_blacklisting_by_hand(world):
+    registry.change_firm_status(world.firm, "blacklist", world.bz_admin, reason="串通投标")
+    assert "lift_blacklist" in [a.action for a in registry.available_status_actions(world.firm, world.bz_admin)]
+    with pytest.raises(ValidationFailed):
+        registry.change_firm_status(world.firm, "lift_blacklist", world.bz_admin, reason="")
+    registry.change_firm_status(world.firm, "lift_blacklist", world.bz_admin, reason="行政复议撤销原决定")
+    assert world.firm.status == FirmStatus.REMOVED
+
+
+# --- applying again -------------------------------------------------------------------------------------
+
+def test_a_refused_firm_completes_its_papers_and_applies_again(world, login):
+    firm, user = registry.register_firm_application(
+        factories.firm_input(name="补正后重新申请咨询有限公司"), world.lt, username="again1", password=factories.PASSWORD,
+        display_name="钱七", address="203.0.113.11")
+    registry.change_firm_status(firm, "reject", world.lt_admin, reason="缺少培训制度")
+    db.session.commit()
+    assert [a.action for a in registry.available_status_actions(firm, user)] == ["reapply"]
+    with pytest.raises(PermissionDenied):  # another firm may not
+        registry.change_firm_status(firm, "reapply", world.firm_user)
+    client = login(user)
+    assert client.get(f"/firms/{firm.id}/edit").status_code == 200
+    response = client.post(f"/firms/{firm.id}/status", data={"action": "reapply", "reason": "已补充培训制度"})
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert firm.status == FirmStatus.PENDING and _events("firm.reapply") == 1
+    # back in the queue: the bureau admits it as any application
+    registry.change_firm_status(firm, "admit", world.lt_admin, reason="材料齐全", documents=factories.admission_papers())
+    assert firm.status == FirmStatus.ADMITTED
+
+
+def test_the_registration_form_names_no_firm_a_visitor_may_not_see(world):
+    with pytest.raises(ValidationFailed) as caught:
+        registry.register_firm_application(factories.firm_input(uscc=world.firm.uscc), world.lt, username="probe2",
+                                           password="Long-enough-1", display_name="某人", address="203.0.113.12")
+    assert caught.value.fields["uscc"] == "该统一社会信用代码已登记，如有疑问请联系所在地财政局"
+
+
+# --- rosters --------------------------------------------------------------------------------------------
+
+def test_admission_is_refused_while_someone_on_the_roster_practises_for_a_library_firm(world):
+    number = factories.id_number()
+    applicant, user = registry.register_firm_application(
+        factories.firm_input(name="名册冲突咨询有限公司"), world.bz, username="roster1", password="Long-enough-1",
+        display_name="某人", address="203.0.113.13")
+    registry.add_staff(applicant, _staff("李评价", number), user)  # the applicant is told nothing of others
+    registry.add_staff(world.firm, _staff("李评价", number), world.firm_user)  # nor held off the library firm
+    db.session.commit()
+    with pytest.raises(ValidationFailed) as caught:
+        registry.change_firm_status(applicant, "admit", world.bz_admin, reason="材料齐全",
+                                    documents=factories.admission_papers())
+    assert "李评价" in caught.value.fields["staff"] and world.firm.name not in caught.value.fields["staff"]
+    db.session.rollback()
+    # and a library firm is still held off another library firm's person
+    with pytest.raises(ValidationFailed) as caught:
+        registry.add_staff(world.other_firm, _staff("李评价", number), world.other_firm_user)
+    assert "其他机构名册" in caught.value.fields["id_number"]
+
+
+# --- a person's record ------------------------------------------------------------------------------------
+
+def test_the_current_firm_and_the_bureau_read_the_whole_record_a_former_employer_its_own(world, login):
+    number = factories.id_number()
+    old = registry.add_staff(world.firm, _staff("王评价", number), world.firm_user)
+    db.session.flush()
+    people.add_points(old, PointKind.REPORT_RETURNED, bureau=world.bz, source_type="letter", source_id=1,
+                      note="巴州退回整改的报告", actor=world.bz_admin, reference="652800-2025-001")
+    registry.deactivate_staff(old, world.firm_user, "辞职")
+    new = registry.add_staff(world.other_firm, _staff("王评价", number), world.other_firm_user)
+    db.session.flush()
+    people.add_points(new, PointKind.FINDING_SERIOUS, bureau=world.kz, source_type="finding", source_id=7,
+                      note="克州检查发现的问题", actor=world.kz_admin, reference="653000-2025-002")
+    db.session.commit()
+    mine = [p.note for p in people.person_points(old, world.firm_user)]
+    assert mine == ["巴州退回整改的报告"]
+    assert len(people.person_points(old, world.other_firm_user)) == 2  # the firm they work for now
+    assert len(people.person_points(new, world.bz_admin)) == 2
+    body = login(world.firm_user).get(f"/people/{old.id}").get_data(as_text=True)
+    assert "巴州退回整改的报告" in body and "克州检查发现的问题" not in body and "仅显示其在本机构任职期间的记分" in body
+
+
+# --- recusal relations --------------------------------------------------------------------------------
+
+def test_a_firm_ends_a_relation_it_declared_from_today_with_a_reason(world):
+    unit = world.units["巴州统计局"]
+    relation = registry.add_relation(world.firm, kind=RelationKind.TAX_AGENT, bureau_id=None, budget_unit_id=unit.id,
+                                     start_date=beijing_today() - timedelta(days=100), end_date=None, note=None,
+                                     actor=world.firm_user)
+    with pytest.raises(ValidationFailed) as caught:
+        registry.end_relation(relation, beijing_today() - timedelta(days=1), world.firm_user, "合同到期")
+    assert "不能早于今天" in caught.value.fields["end_date"]
+    registry.end_relation(relation, beijing_today(), world.firm_user, "税务代理合同到期")
+    assert relation.end_date == beijing_today()
+    with pytest.raises(Conflict):
+        registry.end_relation(relation, beijing_today(), world.firm_user, "再次结束")
+
+
+# --- a bid committee's seat ------------------------------------------------------------------------------
+
+def test_a_suspended_members_seat_is_filled_from_the_pool(world):
+    from tests.test_audit_registry import _opened
+    from evalhub.procurement import services as P
+
+    p = _opened(world, "补抽评委测试机构")
+    for i in range(4):
+        factories.expert(world.bz, name=f"委员{i}", employer=f"新疆某大学{i}")
+    factories.witnessed(P.draw_committee(p, 3, world.bz_staff))
+    db.session.flush()
+    before = {m.expert_id for m in p.committee}
+    member = p.committee[0]
+    registry.change_expert_status(member.expert, "suspend", "收受财物", world.bz_admin)
+    db.session.flush()
+    after = {m.expert_id for m in p.committee}
+    assert len(after) == 3 and member.expert_id not in after and len(after - before) == 1
+    assert _events("procurement.committee_released") == 1
+
+
+def test_a_member_whose_login_is_disabled_leaves_the_committee_and_scores_no_more(world):
+    from tests.test_audit_registry import _opened
+    from evalhub.core.services import set_enabled
+    from evalhub.procurement import services as P
+
+    p = _opened(world, "停用账号评委测试机构")
+    for i in range(3):
+        factories.expert(world.bz, name=f"成员{i}", employer=f"新疆某研究院{i}")
+    factories.witnessed(P.draw_committee(p, 3, world.bz_staff))
+    db.session.flush()
+    member = p.committee[0]
+    account = factories.expert_user(member.expert_id)
+    db.session.commit()
+    set_enabled(account, False, world.sysadmin, "离职")
+    db.session.flush()
+    assert member.expert_id not in {m.expert_id for m in p.committee} and len(p.committee) == 3  # refilled
+    assert _events("procurement.committee_released") == 1
+    factories.committee_clears_flags(p, world.bz_staff)
+    with pytest.raises(Conflict):
+        P.record_technical_scores(p, member, {b.id: {i.id: i.max_points for i in p.rubric} for b in p.bids},
+                                  world.bz_staff)
