@@ -36,12 +36,12 @@ TOKEN_RESPONSE = schema("TokenResponse", {"type": "object", "required": ["token"
 def create_token():
     data = json_body()
     result = authenticate(str(data.get("username", "")), str(data.get("password", "")), request.remote_addr)
-    if result.limited:
-        return api_error(429, "too_many_requests", result.error)
     if result.pending is not None:  # the account has a second factor: the code is checked like a password
         if not str(data.get("totp") or "").strip():
             return api_error(401, "totp_required", "该账户已启用两步验证：请在请求中提供 totp（验证器当前显示的 6 位动态验证码）。")
-        result = accounts.verify_totp_login(result.pending, str(data.get("totp")))
+        result = accounts.verify_totp_login(result.pending, str(data.get("totp")), request.remote_addr)
+    if result.limited:  # the address's failures (a password or a code), not the account's
+        return api_error(429, "too_many_requests", result.error)
     if result.user is None:
         return api_error(401, "unauthorized", result.error or "用户名或密码错误。")
     if accounts.gate(result.user) is not None:

@@ -33,7 +33,7 @@ from evalhub.core.inputs import check_name
 from evalhub.core.models import AccountLink, ApiToken, Bureau, User
 from evalhub.core.personal import decrypt_field, encrypt_field
 from evalhub.core.ratelimit import RateLimited, count_hit
-from evalhub.core.services import (LoginResult, _bump_generation, _lock, _locked_message, _revoke_all_tokens, void_links,
+from evalhub.core.services import (LoginResult, counted_from, _bump_generation, _lock, _locked_message, _revoke_all_tokens, void_links,
                                     create_user)
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import format_beijing, utcnow
@@ -539,9 +539,14 @@ def _clear_totp(user: User) -> None:
     user.totp_last_step = None
 
 
-def verify_totp_login(user: User, code: str) -> LoginResult:
+def verify_totp_login(user: User, code: str, address: str | None = None) -> LoginResult:
     """The second step of signing in (``authenticate`` answered ``pending``). Failures count toward the same
-    lock as wrong passwords, claimed before the code is checked, exactly as ``authenticate`` does."""
+    lock as wrong passwords, claimed before the code is checked, exactly as ``authenticate`` does — and against
+    the address's limit over all accounts, as wrong passwords do."""
+    return counted_from(address, lambda: _verify_totp_login(user, code))
+
+
+def _verify_totp_login(user: User, code: str) -> LoginResult:
     max_failures = max(1, current_app.config["LOGIN_MAX_FAILURES"])
     user_id = user.id
     now = utcnow()

@@ -68,7 +68,7 @@ def login_totp():
     form = TotpLoginForm()
     status = 200
     if form.validate_on_submit():
-        result = accounts.verify_totp_login(user, form.code.data)
+        result = accounts.verify_totp_login(user, form.code.data, request.remote_addr)
         if result.user is not None:
             session.pop("totp_pending", None)
             login_user(result.user)
@@ -78,7 +78,7 @@ def login_totp():
             flash(result.error, "danger")
             return redirect(url_for("core.login"))
         form.form_errors = [result.error]
-        status = 401
+        status = 429 if result.limited else 401
     elif request.method == "POST":
         status = 400
     return render_template("core/login_totp.html", form=form, username=user.username), status

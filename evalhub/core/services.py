@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Callable
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -81,23 +82,30 @@ ADDRESS_LIMITED = "本网络地址近一小时登录失败次数过多，请稍�
 
 
 def authenticate(username: str, password: str, address: str | None = None) -> LoginResult:
-    """``_authenticate``, with the failed sign-ins from one ``address`` limited too
-    (``LOGIN_FAILURES_PER_ADDRESS_HOUR``): the account lock stops guessing one account's password, not one
-    password tried on every account. Each attempt claims a slot before the hash (exact under simultaneous
-    requests, like the account's); a right password gives it back, so an office behind one address is never
-    stopped by its colleagues signing in."""
-    if address is None:  # the CLI and the tests' direct calls: no network address to count
-        return _authenticate(username, password)
+    """``_authenticate``, with the failed sign-ins from ``address`` limited too (``counted_from``)."""
+    return counted_from(address, lambda: _authenticate(username, password),
+                        on_limited=lambda: _password_matches(_dummy_hash(), password))  # as long as any other answer
+
+
+def counted_from(address: str | None, attempt: Callable[[], LoginResult],
+                 on_limited: Callable[[], object] = lambda: None) -> LoginResult:
+    """A sign-in step (a password, a second-factor code) with the failures from one ``address`` limited over all
+    accounts (``LOGIN_FAILURES_PER_ADDRESS_HOUR``): the account lock stops guessing one account's secret, not one
+    guess tried on every account. Each attempt claims a slot before it is checked (exact under simultaneous
+    requests, like the account's); a right one gives it back, so an office behind one address is never stopped by
+    its colleagues signing in. No address (the CLI, direct calls): not counted."""
+    if address is None:
+        return attempt()
     try:
         hit_id = ratelimit.count_hit("login_failure", address,
                                      max(1, current_app.config["LOGIN_FAILURES_PER_ADDRESS_HOUR"]),
                                      message=ADDRESS_LIMITED).id
     except ratelimit.RateLimited:
         db.session.rollback()
-        _password_matches(_dummy_hash(), password)  # as long as any other answer
+        on_limited()
         return LoginResult(None, ADDRESS_LIMITED, limited=True)
     db.session.commit()
-    result = _authenticate(username, password)
+    result = attempt()
     if result.user is not None or result.pending is not None:
         ratelimit.give_back(hit_id)
         db.session.commit()

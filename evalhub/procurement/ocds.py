@@ -150,7 +150,7 @@ def _release(procurement: Procurement, *, public: bool) -> dict:
             continue
         supplier = party(_org_id(notice.firm.uscc, "CN-USCC"), notice.firm.name, ["supplier"],
                          {"scheme": "CN-USCC", "id": notice.firm.uscc, "legalName": notice.firm.name})
-        awards.append({"id": f"N{notice.id}", "title": f"{procurement.title} 成交结果（已撤销）",
+        awards.append({"id": f"N{notice.id}", "title": f"{procurement.title} {procurement.method.result_word}结果（已撤销）",
                        "description": notice.revoked_reason, "status": "cancelled", "date": _iso(notice.published_at),
                        "value": _money(notice.amount), "suppliers": [supplier],
                        "documents": [_notice_document(notice)]})
@@ -159,7 +159,7 @@ def _release(procurement: Procurement, *, public: bool) -> dict:
                          {"scheme": "CN-USCC", "id": award.firm.uscc, "legalName": award.firm.name})
         from evalhub.procurement.services import award_reasons_for  # services does not import ocds
 
-        entry = {"id": str(award.id), "title": f"{procurement.title} 成交结果",
+        entry = {"id": str(award.id), "title": f"{procurement.title} {procurement.method.result_word}结果",
                  "description": award.reasons if not public else award_reasons_for(award, None),
                  "status": "active", "date": _iso(award.awarded_at), "value": _money(award.amount),
                  "suppliers": [supplier]}

@@ -1270,7 +1270,7 @@ def award_procurement(procurement: Procurement, actor: User, reasons: str) -> Aw
                                  note + f"（重新评审后仍为同样的投标以同样的得分与报价并列第一，沿用随机抽取 #{previous.id} 的结果）")
         # Labelled by bid number: the tie-break is public and its candidate hash published — names from the public
         # library could be tried against it; the bureau's page names the tenderers (_tiebreak_names).
-        return draws.announce("procurement_tiebreak", f"{procurement.title}：得分与报价均相同，随机确定成交人",
+        return draws.announce("procurement_tiebreak", f"{procurement.title}：得分与报价均相同，随机确定{procurement.method.result_word}人",
                               {r.bid.id: f"投标 #{r.bid.id}" for r in tied}, 1, actor=actor,
                               bureau_id=procurement.bureau_id, context=("procurement", procurement.id),
                               params={"procurement": procurement.id, "reasons": note, "tie": tie},

@@ -127,4 +127,6 @@ def get_firm_people(firm_id: int):
     firm = visible(Firm, firm_id, "firm.view", "未找到该机构。")
     if not people.records_visible(api_user(), firm):
         raise NotFound("未找到该机构。")
-    return jsonify({"firm_id": firm.id, "people": [_person(s, st, st.points) for s, st in people.firm_records(firm)]})
+    bureau, _ = people.reading_settings(api_user(), firm)  # the reader's limit, as the firm page's card
+    return jsonify({"firm_id": firm.id, "people": [_person(s, st, st.points)
+                                                   for s, st in people.firm_records(firm, bureau=bureau)]})

@@ -816,7 +816,7 @@ def award(procurement_id: int):
     return _procurement_form(p, form, lambda: services.award_procurement(p, current_user, form.reasons.data or ""),
                              "award_form",
                              message=lambda award: f"已定标：{award.firm.name}，{_wan(award.amount)} 万元。请签订合同。"
-                             if isinstance(award, Award) else f"得分与报价并列第一：已公告随机确定成交人的抽取 #{award.id}，"
+                             if isinstance(award, Award) else f"得分与报价并列第一：已公告随机确定{p.method.result_word}人的抽取 #{award.id}，"
                              "请指定监督人，监督人输入数字后揭晓并定标。")
 
 

@@ -83,9 +83,10 @@ class ResultFinding(OfEngagement, InBureau, CreatedBy, db.Model):
     verification_note: Mapped[Optional[str]] = mapped_column(sa.Text)
     verified_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     verified_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
-    # Working days past the deadline the row spent waiting on the bureau's verification: not the unit's delay,
-    # so not counted as overdue (results.services.overdue_days); back to 0 when a return sets a new deadline.
-    excused_days: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The day the unit's delay counts from when it is not the deadline: the deadline moved on by the working days
+    # the row waited past it on the bureau's verification (not the unit's delay). None: the deadline; cleared when
+    # a return sets a new deadline. Kept as a date so the overdue list compares it in SQL, as the job counts it.
+    late_from: Mapped[Optional[date]] = mapped_column(sa.Date)
 
     responsible_unit: Mapped[BudgetUnit] = relationship(foreign_keys=[responsible_unit_id])
     evidence: Mapped[list["FindingEvidence"]] = relationship(back_populates="finding", order_by="FindingEvidence.id")

@@ -430,15 +430,15 @@ def verify(finding: ResultFinding, actor: User, verification: Any, note: str, ne
     db.session.refresh(finding)
     if verification != Verification.DONE:
         if new_deadline is not None:  # a fresh deadline: what was excused against the old one no longer applies
-            finding.deadline, finding.excused_days = new_deadline, 0
-        else:
-            finding.excused_days += _waited_past_deadline(finding)
+            finding.deadline, finding.late_from = new_deadline, None
+        elif finding.deadline is not None and (waited := _waited_past_deadline(finding)):
+            finding.late_from = add_working_days(finding.bureau, finding.late_from or finding.deadline, waited)
     engagement = finding.engagement
     audit.record("finding.verified", finding, actor=actor,
                  summary=f"{engagement.reference} 第 {finding.position} 条核验：{verification.label}",
                  payload={"verification": verification, "note": note,
                           "deadline": finding.deadline.isoformat() if finding.deadline else None,
-                          "excused_days": finding.excused_days})
+                          "late_from": finding.late_from.isoformat() if finding.late_from else None})
     if verification != Verification.DONE:
         deadline = finding.deadline.isoformat() if finding.deadline else "—"
         if finding.deadline is not None and finding.deadline < beijing_today():
@@ -462,10 +462,22 @@ def _waited_past_deadline(finding: ResultFinding) -> int:
 
 def overdue_days(finding: ResultFinding, today: date) -> int:
     """Working days the row is late on ``today`` by the unit's doing: past the deadline, less the days it waited
-    on the bureau's verification (``excused_days``)."""
+    on the bureau's verification (counted from ``late_from``)."""
     if finding.deadline is None:
         return 0
-    return max(0, working_days_between(finding.bureau, finding.deadline, today) - finding.excused_days)
+    return working_days_between(finding.bureau, finding.late_from or finding.deadline, today)
+
+
+def excused_days(finding: ResultFinding) -> int:
+    """The working days past the deadline not counted against the unit (its rounds awaiting verification)."""
+    if finding.deadline is None or finding.late_from is None:
+        return 0
+    return working_days_between(finding.bureau, finding.deadline, finding.late_from)
+
+
+def _late_from() -> sa.ColumnElement:
+    """The day a row's delay counts from, in SQL (``overdue_days``'s start): the list and the job agree."""
+    return sa.func.coalesce(ResultFinding.late_from, ResultFinding.deadline)
 
 
 def escalate_overdue(today: date | None = None) -> list[FindingEscalation]:
@@ -474,7 +486,7 @@ def escalate_overdue(today: date | None = None) -> list[FindingEscalation]:
     set at a return is reminded again when it passes), dated ``today`` (a frozen clock passes ``today``)."""
     today = today or beijing_today()
     overdue = db.session.execute(sa.select(ResultFinding).where(
-        ResultFinding.status.in_(OWED_STATUSES), ResultFinding.deadline.is_not(None), ResultFinding.deadline < today)
+        ResultFinding.status.in_(OWED_STATUSES), ResultFinding.deadline.is_not(None), _late_from() < today)
         .order_by(ResultFinding.id)).scalars().all()
     created = []
     for finding in overdue:
@@ -493,7 +505,7 @@ def escalate_overdue(today: date | None = None) -> list[FindingEscalation]:
         for level in due:
             if level in have:
                 continue
-            excused = f"（不含待核验 {finding.excused_days} 个工作日）" if finding.excused_days else ""
+            excused = f"（不含待核验 {excused_days(finding)} 个工作日）" if finding.late_from else ""
             row = FindingEscalation(level=level, deadline=finding.deadline, on_date=today, overdue_days=days,
                                     note=f"{unit.name}：整改期限 {finding.deadline.isoformat()}，"
                                          f"已逾期 {days} 个工作日{excused}"[:300])
@@ -529,7 +541,7 @@ def overdue_findings_query(user: User, today: date | None = None) -> sa.Select:
     may see, most overdue first, as a statement (the dashboard asks first whether there are any, with its other
     counts, and reads only the columns it shows). One handed in and awaiting verification is the bureau's."""
     return permissions.scope(user, sa.select(ResultFinding).where(
-        ResultFinding.status.in_(OWED_STATUSES), ResultFinding.deadline < (today or beijing_today())), ResultFinding) \
+        ResultFinding.status.in_(OWED_STATUSES), _late_from() < (today or beijing_today())), ResultFinding) \
         .order_by(ResultFinding.deadline)
 
 

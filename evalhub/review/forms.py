@@ -19,10 +19,9 @@ from wtforms.validators import DataRequired, Length
 from evalhub.core.forms import RowList, area_field as _area, text_field as _text
 from evalhub.registry.forms import BLANK, ChineseForm, ChineseSubForm, choice, options
 from evalhub.review.models import Grade, IndicatorCategory, Rubric
-from evalhub.review.services import CAPS
+from evalhub.review.services import CAPS, MAX_INDICATOR_ROWS  # the service's limit: the form's table stops there
 
 INDICATOR_ROWS = 12      # the scoring table shows at least this many rows; blank rows are ignored
-MAX_INDICATOR_ROWS = 200  # a department-wide evaluation's 三级指标 run to dozens
 RUBRIC_ROWS = 8
 
 

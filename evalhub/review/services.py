@@ -298,6 +298,10 @@ SUBMIT_ACTIONS = {
 }
 
 
+# A department-wide evaluation's 三级指标 run to dozens; the scoring table takes this many rows, on every path.
+MAX_INDICATOR_ROWS = 200
+
+
 def submit(engagement: Engagement, kind: SubmissionKind, filename: str, data: bytes, actor: User, *,
            indicators: list[IndicatorInput] | None = None, concluded_total: Any = None,
            concluded_grade: Any = None, note: str | None = None) -> Submission:
@@ -314,8 +318,11 @@ def submit(engagement: Engagement, kind: SubmissionKind, filename: str, data: by
     total = None
     grade = None
     if kind == SubmissionKind.REPORT:
+        filled = [row for row in indicators or [] if (row.name or "").strip()]
+        if len(filled) > MAX_INDICATOR_ROWS:  # on every path: the web form's table stops at the same number
+            errors["indicators"] = f"评价指标评分表最多 {MAX_INDICATOR_ROWS} 行，提交了 {len(filled)} 行，请合并或删去多余的行。"
         for position, row in enumerate(indicators or [], start=1):
-            if not (row.name or "").strip():
+            if not (row.name or "").strip() or len(filled) > MAX_INDICATOR_ROWS:
                 continue
             try:
                 category = row.category if isinstance(row.category, IndicatorCategory) else IndicatorCategory.from_label(str(row.category))

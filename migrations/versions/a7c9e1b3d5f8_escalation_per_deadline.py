@@ -6,8 +6,9 @@ Written by hand. Three changes to the rectification loop:
   deadline (unique finding, deadline, level) instead of once per finding, so a new deadline set when the bureau
   returns a row is reminded again when it passes. Existing rows take the deadline their note names ("整改期限
   YYYY-MM-DD", the text escalate_overdue has always written), else their finding's present deadline.
-- result_finding.excused_days: working days past the deadline a row waited on the bureau's verification, not
-  counted as the unit's delay. Existing rows start at 0 (their earlier rounds are not recounted).
+- result_finding.late_from: the day a row's delay counts from when it is not its deadline — the deadline moved on
+  by the working days the row waited past it on the bureau's verification (not the unit's delay). Existing rows
+  have none (their earlier rounds are not recounted): they count from their deadline, as before.
 - application_entry rows reopened by a changed result kept the old decision beside "（未确认）"; the measures,
   reduction and reason of every unconfirmed row are cleared (the application.reopened audit event keeps them).
 
@@ -40,7 +41,7 @@ _NAMED = re.compile(r"整改期限 (\d{4}-\d{2}-\d{2})")
 
 def upgrade():
     with op.batch_alter_table('result_finding', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('excused_days', sa.Integer(), server_default='0', nullable=False))
+        batch_op.add_column(sa.Column('late_from', sa.Date(), nullable=True))
     with op.batch_alter_table('result_finding_escalation', schema=None) as batch_op:
         batch_op.add_column(sa.Column('deadline', sa.Date(), nullable=True))
 
@@ -71,4 +72,4 @@ def downgrade():
                                           ['finding_id', 'level'])
         batch_op.drop_column('deadline')
     with op.batch_alter_table('result_finding', schema=None) as batch_op:
-        batch_op.drop_column('excused_days')
+        batch_op.drop_column('late_from')
