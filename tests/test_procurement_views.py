@@ -647,8 +647,10 @@ def test_firm_users_never_see_experts_or_other_firms_bids(world, login):
     assert db.session.get(Procurement, p.id).award.firm_id == world.firm.id
     bureau.get("/")  # the flashed confirmations (which name the committee) are shown to the bureau, here
     firm = login(world.firm_user)
+    # the result notice names the committee, by law and for everyone (实施条例 第四十三条): nowhere else
+    in_notice = "评审委员会成员：" + "、".join(m.name for m in p.committee)
     for url in (f"/engagements/{engagement.id}", f"/procurements/{p.id}/bid", "/workspace"):
-        body = text(firm.get(url))
+        body = text(firm.get(url)).replace(in_notice, "")
         assert not any(n in body for n in names), url
         assert "竞争者甲" not in body and "竞争者乙" not in body and "41.00" not in body and "48.00" not in body, url
     assert firm.get(f"/procurements/{p.id}").status_code == 302  # to its own bid page, never the bureau's

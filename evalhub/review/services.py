@@ -1665,14 +1665,16 @@ def add_cap(engagement: Engagement, actor: User, code: str, reason: str | None, 
     after = _cap_change_allowed(engagement, actor)
     result = _result_for_caps(engagement)
     errors: dict[str, str] = {}
-    if code in CAPS:  # the same cap twice (a double click) is one cap, or lifting it would leave its twin in force
-        concurrency.refuse_twin(f"result.caps:{result.id}", sa.select(ResultCap).where(
-            ResultCap.result_id == result.id, ResultCap.code == code, ResultCap.lifted_at.is_(None)),
-            lambda cap: f"已记录“{CAPS[code][0]}”。")
     if code not in CAPS:
         errors["code"] = "请选择等级限制情形"
-    elif code in active_caps(result):
-        errors["code"] = f"已记录“{CAPS[code][0]}”"
+    else:
+        # read again under the result's lock: of a double click the second sees the first's cap (one cap, or
+        # lifting it would leave its twin in force)
+        concurrency.serialise(f"result.caps:{result.id}")
+        twin = db.session.execute(sa.select(ResultCap.id).where(
+            ResultCap.result_id == result.id, ResultCap.code == code, ResultCap.lifted_at.is_(None)).limit(1)).first()
+        if twin is not None or code in active_caps(result):
+            errors["code"] = f"已记录“{CAPS[code][0]}”"
     reason = _cap_reason(errors, reason)
     link = (link or "").strip() or None
     if link and (len(link) > 300 or not (link.startswith("/") and not link.startswith("//")
