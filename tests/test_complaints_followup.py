@@ -293,3 +293,14 @@ def test_a_closed_case_no_longer_opens_the_engagement_to_its_expert(world, clien
     login(world.expert_user)
     assert client.get(f"/inspections/{case.id}").status_code == 200  # its own record stays readable
     assert set(_reads(client, e, report).values()) == {403}
+
+
+def test_an_inspector_suspended_from_the_pool_reads_nothing_more(world, client, login):
+    """An expert out of the pool (suspended, removed) keeps no reading of the case it sat on, though its login works."""
+    from evalhub.registry import services as registry
+
+    e, report, case = _case_with_expert_inspector(world)
+    registry.change_expert_status(world.expert_user.expert, "suspend", "暂停三个月：评审意见敷衍", world.bz_admin)
+    db.session.commit()
+    login(world.expert_user)
+    assert set(_reads(client, e, report).values()) == {403}

@@ -239,7 +239,7 @@ RUBRIC_ITEM = schema("BidRubricItem", {"type": "object", "required": ["position"
 AWARD = schema("Award", {"type": "object", "required": ["id", "firm", "amount", "amount_wan"], "properties": {
     "id": INTEGER, "firm": FIRM_REF, **_money_properties("amount", "中标/成交金额"),
     "score": {"type": "number", "nullable": True, "description": "综合得分（竞争性方式）"},
-    "reasons": STRING, "notice": {"type": "string", "description": "成交公告"}, "awarded_at": NULLABLE_DATETIME}})
+    "reasons": STRING, "notice": {"type": "string", "description": "中标/成交结果公告的文字（公开招标为中标，其他方式为成交）"}, "awarded_at": NULLABLE_DATETIME}})
 
 TEAM_MEMBER = schema("BidTeamMember", {"type": "object", "required": ["staff_id", "name", "is_lead"], "properties": {
     "staff_id": INTEGER, "name": STRING, "role": STAFF_ROLE, "is_lead": {"type": "boolean"}}})

@@ -947,10 +947,11 @@ def decide_justification(bid: Bid, actor: User, accepted: bool, note: str | None
 # --- committee and scoring -------------------------------------------------------------------------
 
 def _hold_committee(procurement: Procurement) -> None:
-    """One committee per procurement: drawing, seating and entering one by names take the same lock, and read the
-    committee again under it."""
-    concurrency.serialise(f"procurement.committee:{procurement.id}")
-    db.session.refresh(procurement, ["status", "committee_draw_id", "committee_draw", "committee"])
+    """One committee per procurement: drawing, seating, entering, scoring and releasing a seat take the procurement's
+    row lock — the one the bids, the opening and the award take (``_lock``), so an award never goes through on a
+    committee changed meanwhile — and read the committee again under it."""
+    _lock(procurement)
+    db.session.refresh(procurement, ["committee_draw", "committee"])
 
 
 def committee_size_floor(procurement: Procurement) -> int:
@@ -1061,10 +1062,11 @@ def _release_committee_seats(expert: Expert, actor: User | None, reason: str) ->
     seats = db.session.execute(
         sa.select(CommitteeMember).join(Procurement, Procurement.id == CommitteeMember.procurement_id)
         .where(CommitteeMember.expert_id == expert.id, Procurement.status == ProcurementStatus.EVALUATING)
-        .order_by(CommitteeMember.id)).scalars().all()
+        .order_by(CommitteeMember.procurement_id)).scalars().all()
+    for procurement in sorted({m.procurement for m in seats}, key=lambda p: p.id):
+        _hold_committee(procurement)  # every one first, in one order, before this handler writes anything
     for member in seats:
         procurement = member.procurement
-        _hold_committee(procurement)
         if member not in procurement.committee or procurement.status != ProcurementStatus.EVALUATING:
             continue
         scored = db.session.execute(sa.delete(TechnicalScore).where(TechnicalScore.member_id == member.id)).rowcount
@@ -1127,10 +1129,11 @@ def record_technical_scores(procurement: Procurement, member: CommitteeMember,
                             scores: dict[int, dict[int, Any]], actor: User) -> None:
     """One committee member's points: {bid_id: {rubric_item_id: points}} for every valid bid and item."""
     permissions.require(actor, "procurement.manage", procurement.engagement)
-    if procurement.status != ProcurementStatus.EVALUATING:
-        raise Conflict("该采购不在评审阶段。")
     if member.procurement_id != procurement.id:
         raise ValidationFailed("该评委不属于本项目评审委员会。")
+    _hold_committee(procurement)  # a seat released meanwhile is seen: its member no longer scores
+    if procurement.status != ProcurementStatus.EVALUATING:
+        raise Conflict("该采购不在评审阶段。")
     if member not in procurement.committee or (member.expert is not None and member.expert.status != ExpertStatus.ACTIVE):
         # released (suspended, removed, login disabled): a member who no longer sits does not score
         raise Conflict(f"评委 {member.name} 已不在本项目评审委员会（不再符合条件），不能录入其评分。")
@@ -1380,7 +1383,7 @@ def _publish_result_notice(procurement: Procurement, award: Award, actor: User) 
     emit("bid_won", link=f"{link}/bid", firm_id=award.firm_id,
          **_fields(procurement, amount=f"{award.amount:,.2f}", result=procurement.method.result_word))
     for firm_id in sorted(_bidder_ids(procurement) - {award.firm_id}):
-        emit("bid_lost", link=f"{link}/bid", firm_id=firm_id, **_fields(procurement))
+        emit("bid_lost", link=f"{link}/bid", firm_id=firm_id, **_fields(procurement, result=procurement.method.result_word))
     emit("result_notice_published", link=link, bureau_id=procurement.bureau_id,
          **_fields(procurement, published=format_beijing(notice.published_at), challenge_until=f"{notice.challenge_until:%Y-%m-%d}"))
     return notice
@@ -1503,7 +1506,8 @@ def answer_challenge(challenge: Challenge, actor: User, outcome: Any, answer: st
         _revoke_award(procurement, challenge.notice, actor, how, f"质疑成立，{how.for_method(procurement.method)}")
         for firm_id in sorted(others):
             emit("challenge_upheld", link=f"/procurements/{procurement.id}/bid", firm_id=firm_id,
-                 **_fields(procurement, remedy=how.for_method(procurement.method), next_step=_UPHELD_NEXT_STEP[how]))
+                 **_fields(procurement, remedy=how.for_method(procurement.method),
+                           next_step=_upheld_next_step(how, procurement)))
     emit("challenge_answered", link=f"/procurements/{procurement.id}/bid", firm_id=challenge.firm_id,
          **_fields(procurement, outcome=status.label + (f"，{how.for_method(procurement.method)}" if how else ""), answer=answer,
                    complaint=complaint_right(challenge)))
@@ -1513,10 +1517,14 @@ def answer_challenge(challenge: Challenge, actor: User, outcome: Any, answer: st
 
 
 # What an upheld challenge means for the other suppliers' bids (told to them, without the grounds or the challenger).
-_UPHELD_NEXT_STEP = {
-    ChallengeRemedy.REEVALUATE: "评审委员会将对有效投标重新评审，贵机构的响应文件继续有效，重新评审结果将另行公告。",
-    ChallengeRemedy.RERUN: "本次采购终止，已提交的响应文件不再有效；财政部门将重新组织采购，请关注新的采购公告并按要求重新响应。",
-}
+def _upheld_next_step(remedy: ChallengeRemedy, procurement: Procurement) -> str:
+    """What an upheld challenge means for the other suppliers' part in it: a bid for a competitive method; for a
+    library draw or a framework's rotation, the firm's place among the candidates (it handed in no bid)."""
+    if remedy == ChallengeRemedy.REEVALUATE:
+        return "评审委员会将对有效投标重新评审，贵机构的响应文件继续有效，重新评审结果将另行公告。"
+    if procurement.is_competitive:
+        return "本次采购终止，已提交的响应文件不再有效；财政部门将重新组织采购，请关注新的采购公告并按要求重新响应。"
+    return "本次采购终止，本次确定的结果不再有效；财政部门将重新组织采购，请关注新的采购公告。"
 
 
 def complaint_until(challenge: Challenge) -> date:

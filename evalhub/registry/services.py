@@ -345,7 +345,10 @@ def _tell_firm(firm: Firm, spec: StatusAction, reason: str) -> None:
     elif spec.target == FirmStatus.REJECTED:
         emit("firm_refused", link=link, firm_id=firm.id, bureau=bureau, reason=reason)
     elif spec.action in ("reinstate", "lift_blacklist"):
-        emit("firm_restored", link=link, firm_id=firm.id, bureau=bureau, status=spec.label, reason=reason)
+        # out of the blacklist is not back in the library: the firm applies again (重新申请入库)
+        again = "。贵机构现为“已移出”，如需重新入库，请补齐材料后提出重新申请入库" if spec.action == "lift_blacklist" else ""
+        emit("firm_restored", link=link, firm_id=firm.id, bureau=bureau, status=spec.label, reason=reason,
+             next_step=again)
     elif spec.target in (FirmStatus.SUSPENDED, FirmStatus.REMOVED, FirmStatus.BLACKLISTED):
         emit("firm_suspended", link=link, firm_id=firm.id, bureau=bureau, status=spec.target.label, reason=reason)
 
@@ -520,7 +523,10 @@ def add_staff(firm: Firm, data: StaffInput, actor: User) -> FirmStaff:
     try:
         number = validate_id_number(data.id_number)
         protected = protect_id_number(number)
-        # one person on one roster: the second of two simultaneous entries waits here and sees the first
+        # one person on one roster: the second of two simultaneous entries waits here and sees the first. The
+        # firm first, as admission takes it (firm, then its people): a person added while the application is
+        # admitted is either seen by the admission's roster check or sees the firm admitted.
+        concurrency.hold(firm)
         concurrency.serialise(f"staff.person:{protected['id_number_digest']}")
         # Only a library firm's roster practises: an application's holds nobody off (its roster is checked
         # at admission), and an application is told of its own roster only — never that a number is on another.

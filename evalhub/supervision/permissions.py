@@ -10,6 +10,7 @@ from evalhub.core.enums import Role
 from evalhub.core.models import User
 from evalhub.core.permissions import BUREAU_ROLES, bureau_rows, grant, own_bureau, row_scope, rules, visible
 from evalhub.extensions import db
+from evalhub.registry.models import ExpertStatus
 from evalhub.supervision.models import Complaint, Inspection, InspectionCampaign, InspectionStatus, Inspector
 
 
@@ -45,6 +46,8 @@ def _inspects_engagement(user: User, engagement: Any) -> bool:
     engagement and what the firm handed in (the checklist asks whether the working papers and the report hold up):
     an expert drawn or named from the pool sees nothing of it otherwise. Only while the case is open."""
     if user.role == Role.EXPERT and user.expert_id is not None:
+        if user.expert is None or user.expert.status != ExpertStatus.ACTIVE:
+            return False  # suspended or removed since: an expert out of the pool reads nothing of the case
         seat = Inspector.expert_id == user.expert_id
     elif user.role in BUREAU_ROLES:  # an officer of the bureau or one above already sees it; asked for completeness
         seat = Inspector.user_id == user.id
