@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from evalhub.core.outline import heading_numeral, heading_title  # noqa: F401  (chapters)
+from evalhub.core.outline import divides, heading_numeral, heading_title, heading_titles  # noqa: F401  (chapters)
 
 _PAGE_FURNITURE = re.compile(r"^(第\s*\d+\s*页(\s*[/，,]?\s*共\s*\d+\s*页)?|[-—–]\s*\d+\s*[-—–]|\d+\s*/\s*\d+|page\s*\d+.*)$",
                              re.IGNORECASE)
@@ -119,6 +119,8 @@ class Sentence:
 class Chapter:
     title: str
     text: str = ""
+    # the other chapters its heading also named (五、主要经验及做法、存在的问题及原因分析): its text is theirs too
+    also: tuple[str, ...] = ()
 
 
 @dataclass
@@ -135,7 +137,7 @@ class Document:
         return [s for s in self.sentences if s.key]
 
     def chapter_text(self, title: str) -> str:
-        return "\n".join(c.text for c in self.chapters if c.title == title)
+        return "\n".join(c.text for c in self.chapters if c.title == title or title in c.also)
 
 
 class NameMask:
@@ -185,13 +187,21 @@ def parse(text: str | None, chapters: Sequence[str], names: Iterable[str] = ()) 
     parts: list[Chapter] = [Chapter(title="")]
     counts = {c: 0 for c in chapters}
     lines: list[str] = []
+    joined: list[str] = []  # the chapters the current heading named, when it named several
     for line in normalised.split("\n"):
-        title = heading_title(line, chapters) if line else None
-        if title is not None:
+        titles = heading_titles(line, chapters) if line else []
+        if titles:
             parts[-1].text = "\n".join(lines) + ("\n" if lines else "")
             lines = []
-            counts[title] += 1
-            parts.append(Chapter(title=title))
+            if divides(line, titles, joined):  # (二)存在的问题及原因分析 under the joined heading: not counted again
+                parts.append(Chapter(title=titles[-1]))
+                continue
+            for title in titles:
+                counts[title] += 1
+            joined = titles if len(titles) > 1 else []
+            # A joined heading's sentences go to its last chapter (the reference outline puts the problems after the
+            # experience), its text to each chapter it names.
+            parts.append(Chapter(title=titles[-1], also=tuple(titles[:-1])))
             continue
         lines.append(line)
     parts[-1].text = "\n".join(lines) + ("\n" if lines else "")
