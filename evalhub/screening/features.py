@@ -72,9 +72,11 @@ FEATURES: list[FeatureDef] = [
 FEATURE_KEYS = [f.key for f in FEATURES]
 BY_KEY = {f.key: f for f in FEATURES}
 
-# One pass over the digits: each number with what follows it (a unit of money, %, or the rest of a date).
-_NUMBER = re.compile(r"(?<![\d.,])(\d+(?:,\d{3})*(?:\.\d+)?)"
-                     r"(?:\s*(亿元|万元|元|%)|(\s*年\s*\d{1,2}\s*月|[-/.]\d{1,2}[-/.]\d{1,2}|\s*月\s*\d{1,2}\s*日))?")
+# One pass over the digits: each number with what follows it (a unit of money, %, or the rest of a date). A date
+# written with dots (2023.1.1, 2023.12.31) is tried first: otherwise "2023.12" is read as a decimal and the date's
+# tail ".31" no longer fits.
+_NUMBER = re.compile(r"(?<![\d.,])(?:((?:19|20)\d{2}\.\d{1,2}\.\d{1,2})(?![\d.]\d)|(\d+(?:,\d{3})*(?:\.\d+)?)"
+                     r"(?:\s*(亿元|万元|元|%)|(\s*年\s*\d{1,2}\s*月|[-/.]\d{1,2}[-/.]\d{1,2}|\s*月\s*\d{1,2}\s*日))?)")
 _ENTITY_SUFFIX = re.compile(r"乡|镇|村|社区|街道|水厂|小学|中学|学校|医院|卫生院|卫生室|合作社|公司|园区|灌区|水库|泵站|服务站|幼儿园")
 _TITLE = re.compile(r"《[^》]{2,30}》")
 _CJK_CHAR = re.compile(r"[\u4e00-\u9fff]")
@@ -146,9 +148,9 @@ class _Numbers:
 
 def _numbers(text: str) -> _Numbers:
     out = _Numbers()
-    for number, unit, date_rest in _NUMBER.findall(text):
+    for dotted_date, number, unit, date_rest in _NUMBER.findall(text):
         out.count += 1
-        if date_rest:
+        if dotted_date or date_rest:
             out.dates += 1
             continue
         if not unit:
