@@ -78,11 +78,32 @@ def strip_chrome(text: str | None) -> str:
     return "\n".join(line for line in (text or "").split("\n") if not is_chrome(line.strip()))
 
 
+# Frequent characters of traditional writing that simplified text never uses (each has a simplified form): a text
+# holding one is converted whole; the others skip the conversion (about 5 ms for a report, 0.02 ms for the look).
+_TRADITIONAL = re.compile("[這們來對說時會發與為國過還學實現點關體當經從問題應該裡開麼樣邊頭讓給長場區機構務員計劃項報資費"
+                          "設備總評價績預執標進數據況險]")
+_converter = None
+
+
+def simplified(text: str) -> str:
+    """Traditional characters converted to simplified (OpenCC's t2s, phrase-aware: 乾燥 → 干燥, 幹部 → 干部), so a
+    report written in traditional characters meets the outline's headings and the feature patterns, which are
+    simplified. Its passages are then shown in simplified characters."""
+    global _converter
+    if not _TRADITIONAL.search(text):
+        return text
+    if _converter is None:
+        from opencc_purepy import OpenCC
+
+        _converter = OpenCC("t2s")
+    return _converter.convert(text)
+
+
 def normalise(text: str | None) -> str:
-    """NFKC (full-width digits, letters and % to half-width; Chinese punctuation kept), one space between words, page headers,
-    footers, page chrome (索引号, 发布机构, 浏览量 …) and the table of contents dropped; table rows (one per line from the
-    extractor) kept."""
-    text = _nfkc(text or "").replace("\r\n", "\n").replace("\r", "\n")
+    """NFKC (full-width digits, letters and % to half-width; Chinese punctuation kept), traditional characters to
+    simplified, one space between words, page headers, footers, page chrome (索引号, 发布机构, 浏览量 …) and the table
+    of contents dropped; table rows (one per line from the extractor) kept."""
+    text = simplified(_nfkc(text or "")).replace("\r\n", "\n").replace("\r", "\n")
     lines = [line.strip() for line in _SPACES.sub(" ", text).split("\n")]
     lines = [line for line in lines if line and not is_chrome(line)]
     # A short line that repeats on many pages is a running header or footer, unless it is a heading.
