@@ -441,8 +441,19 @@ def submit_plan(e, firm_user: User | None = None):
     from evalhub.review import services as R
     from evalhub.review.models import SubmissionKind
 
-    return R.submit(e, SubmissionKind.WORK_PLAN, "实施方案.docx", docx_bytes("实施方案\n评价思路与指标体系"),
+    return R.submit(e, SubmissionKind.WORK_PLAN, "实施方案.docx", docx_bytes(WORK_PLAN_TEXT),
                     firm_user or _firm_user_of(e))
+
+
+# A work plan's outline: enough text to be screened (screening.services.MIN_SCORED_CHARS), every line shorter than a
+# sentence the copy features compare (textproc.MIN_COPY_CHARS), so the plans of different engagements do not count as
+# copies of one another.
+WORK_PLAN_TEXT = "\n".join([
+    "绩效评价实施方案", "一、评价对象", "本项目的预算资金", "二、评价目的", "查明资金使用效益", "三、评价依据", "预算法及绩效办法",
+    "四、评价思路", "以结果为导向评价", "五、指标体系", "决策过程产出效益", "六、评价方法", "比较法与因素分析法",
+    "七、证据来源", "账簿凭证与现场核查", "八、社会调查", "受益群众满意度调查", "九、工作安排", "准备实施和报告阶段",
+    "十、质量控制", "三级复核制度", "十一、人员分工", "项目负责人统筹", "十二、时间进度", "按合同约定完成",
+    "十三、廉洁承诺", "遵守廉洁从业规定", "十四、成果形式", "提交绩效评价报告"])
 
 
 def approve_plan(e, firm_user: User | None = None, staff: User | None = None):

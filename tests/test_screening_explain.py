@@ -135,3 +135,19 @@ def test_the_rule_score_is_a_published_function_of_the_features():
     logit = learning.RULE_BIAS + sum(learning.rule_terms(f).values())
     assert learning.rule_score(f) == pytest.approx(1 / (1 + math.exp(-logit)), abs=1e-4)
     assert learning.Reference([]).rule_score(f) == learning.rule_score(f)  # no peers needed
+
+
+def test_every_rule_term_points_the_way_its_feature_says_risk_lies():
+    """Each term's weight has the sign of features.FEATURES' "riskier when higher" flag: more of a risky thing
+    adds risk, more of a good thing (quantities, named places, stated facts) removes it. A wrong sign scored a
+    report that left out its recorded budget as safer than one that stated it."""
+    from evalhub.screening.features import BY_KEY
+    from evalhub.screening.rules import RULE_TERMS
+
+    for term in RULE_TERMS:
+        assert term.weight != 0, term.key
+        assert (term.weight > 0) == BY_KEY[term.key].riskier_when_higher, term.key
+        below, above = term.neutral - term.scale, term.neutral + term.scale
+        if term.log:
+            below, above = max(term.neutral - 1.0, 0.0), term.neutral + 1.0
+        assert (term.term(above) > term.term(below)) == BY_KEY[term.key].riskier_when_higher, term.key

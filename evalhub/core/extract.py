@@ -46,14 +46,81 @@ class ExtractionError(Exception):
 
 # --- the parsers (run in the child, or in-process when isolation is off) ---------------------------------
 
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_P, _TBL, _TR, _TC, _T, _TAB = (_W + t for t in ("p", "tbl", "tr", "tc", "t", "tab"))
+_BREAKS = {_W + "br", _W + "cr"}
+_TXBX = _W + "txbxContent"
+# Subtrees whose text is not what the document shows: deleted and moved-away revisions, the fallback copy of a
+# text box Word writes beside its DrawingML one (mc:Fallback), and properties (no text; skipped for speed).
+_SKIP = {_W + t for t in ("del", "moveFrom", "pPr", "rPr", "tblPr", "trPr", "tcPr", "sectPr", "tblGrid")} | {
+    "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"}
+
+
+def _blocks(container, lines: list[str]) -> None:
+    """The lines of block content (the body, a cell, a text box, a content control) in document order."""
+    for child in container:
+        tag = child.tag
+        if tag == _P:
+            _paragraph(child, lines)
+        elif tag == _TBL:
+            _table(child, lines)
+        elif tag not in _SKIP and isinstance(tag, str):  # content controls, custom XML: their content
+            _blocks(child, lines)
+
+
+def _paragraph(p, lines: list[str]) -> None:
+    parts: list[str] = []
+    _inline(p, parts, lines)
+    lines.append("".join(parts))
+
+
+def _inline(element, parts: list[str], lines: list[str]) -> None:
+    for child in element:
+        tag = child.tag
+        if tag == _T:
+            parts.append(child.text or "")
+        elif tag == _TAB:
+            parts.append("\t")
+        elif tag in _BREAKS:
+            parts.append("\n")
+        elif tag == _TXBX:  # a text box: its paragraphs are lines of their own where it is anchored
+            lines.append("".join(parts))
+            parts.clear()
+            _blocks(child, lines)
+        elif tag not in _SKIP and isinstance(tag, str):  # runs, hyperlinks, insertions, drawings, fields
+            _inline(child, parts, lines)
+
+
+def _table(tbl, lines: list[str]) -> None:
+    """Each row one line of tab-separated cells (a cell's own lines, nested tables included, joined by a line
+    break); a cell merged over rows or columns counts once, as Word stores it."""
+    for row in _children(tbl, _TR):
+        cells = []
+        for cell in _children(row, _TC):
+            inner: list[str] = []
+            _blocks(cell, inner)
+            cells.append("\n".join(line.strip() for line in inner if line.strip()))
+        lines.append("\t".join(cells))
+
+
+def _children(element, tag: str):
+    """``element``'s children named ``tag``, also inside content controls and custom XML wrapped around them."""
+    for child in element:
+        if child.tag == tag:
+            yield child
+        elif child.tag not in _SKIP and child.tag not in (_P, _TBL, _TR, _TC) and isinstance(child.tag, str):
+            yield from _children(child, tag)
+
+
 def docx_text(data: bytes) -> str:
+    """The body's text in document order: paragraphs, table rows where the table stands (nested tables in their
+    cell), and text boxes where they are anchored. python-docx's ``paragraphs`` and ``tables`` give neither the
+    order nor the text boxes."""
     import docx
 
     document = docx.Document(io.BytesIO(data))
-    lines = [p.text for p in document.paragraphs]
-    for table in document.tables:  # tables kept as rows of tab-separated cells
-        for row in table.rows:
-            lines.append("\t".join(cell.text.strip() for cell in row.cells))
+    lines: list[str] = []
+    _blocks(document.element.body, lines)
     return "\n".join(lines)
 
 

@@ -17,15 +17,48 @@ def heading_numeral(line: str) -> str | None:
     return match.group(1) if match else None
 
 
-def heading_title(line: str, chapters: Sequence[str]) -> str | None:
-    """The outline chapter a heading line names (一、基本情况 / 第一章 基本情况 / 1. 基本情况), else None."""
-    if len(line.strip()) > 40:
-        return None
+_HEADING_CHARS = 40  # a heading line naming one chapter is at most this long; naming several, twice this
+_JOINER = re.compile(r"^[\s、，,；;和及与暨/]+")
+_SUB_NUMERAL = re.compile(r"^(?:[（(]|\d)")
+
+
+def heading_titles(line: str, chapters: Sequence[str]) -> list[str]:
+    """The outline chapters a heading line names, in order: one (一、基本情况 / 第一章 基本情况 / 1. 基本情况) or
+    several joined in one heading, as the ministry's reference outline writes its fifth chapter
+    (五、主要经验及做法、存在的问题及原因分析); [] for a line that is not such a heading."""
+    if len(line.strip()) > 2 * _HEADING_CHARS:
+        return []
     match = _HEADING.match(line)
     if not match:
-        return None
-    title = match.group(2)
-    for chapter in chapters:
-        if title.startswith(chapter) and (match.group(1) or title == chapter):
-            return chapter
-    return None
+        return []
+    title, found = match.group(2), []
+    while title:
+        # the longest chapter the rest starts with, so a chapter that begins another is not taken for it
+        chapter = max((c for c in chapters if c and title.startswith(c) and c not in found), key=len, default=None)
+        if chapter is None:
+            break
+        found.append(chapter)
+        rest = title[len(chapter):]
+        title = _JOINER.sub("", rest)
+        if title == rest:  # no joiner: the heading goes on in words of its own (基本情况概述)
+            break
+    if not found or not (match.group(1) or match.group(2) == found[0]):
+        return []
+    if len(found) == 1 and len(line.strip()) > _HEADING_CHARS:  # a sentence that begins with a chapter's name
+        return []
+    return found
+
+
+def heading_title(line: str, chapters: Sequence[str]) -> str | None:
+    """The (first) outline chapter a heading line names, else None."""
+    titles = heading_titles(line, chapters)
+    return titles[0] if titles else None
+
+
+def divides(line: str, titles: Sequence[str], current: Sequence[str]) -> bool:
+    """Whether a heading naming ``titles`` is a sub-heading ((二)存在的问题及原因分析 / 2. …) of the current heading
+    that joined several chapters, ``current``: it divides that heading's text, it is not a second such chapter."""
+    if len(current) < 2 or not set(titles) <= set(current):
+        return False
+    numeral = heading_numeral(line)
+    return bool(numeral and _SUB_NUMERAL.match(numeral))

@@ -32,7 +32,7 @@ from evalhub.procurement.models import (
     ProcurementStatus,
 )
 from evalhub.review.models import ReviewPanel, Submission, SubmissionKind
-from evalhub.screening.models import ReportScreening
+from evalhub.screening.models import ReportScreening, RiskMethod
 from evalhub.supervision.models import Finding, Inspection, InspectionStatus, Trigger
 from evalhub.supervision.services import open_case
 
@@ -139,7 +139,9 @@ def load_quality() -> dict[int, dict[str, float]]:
     for r in db.session.execute(
             sa.select(Submission.engagement_id, sa.func.max(ReportScreening.risk))
             .join(ReportScreening, ReportScreening.submission_id == Submission.id)
-            .where(Submission.kind == SubmissionKind.REPORT, Submission.engagement_id.is_not(None))
+            # an unscored upload (no text extracted) has no risk: its placeholder 0 is not a good report
+            .where(Submission.kind == SubmissionKind.REPORT, Submission.engagement_id.is_not(None),
+                   ReportScreening.method != RiskMethod.UNSCORED)
             .group_by(Submission.engagement_id)):
         quality[r[0]]["risk"] = float(r[1])
     return quality

@@ -24,7 +24,7 @@ from evalhub.core.listing import as_int
 from evalhub.core.enums import BureauLevel, Role
 from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.models import Bureau, BudgetUnit, StoredFile, User
-from evalhub.core.outline import heading_numeral, heading_title
+from evalhub.core.outline import heading_numeral, heading_titles
 from evalhub.core.settings import SETTINGS, SettingDef, get_setting, register
 from evalhub.core.timeutil import beijing_date, beijing_day_start, beijing_today, utcnow
 from evalhub.extensions import db
@@ -294,9 +294,9 @@ def report_sections(text: str, chapters: list[str]) -> dict[str, list[str]]:
         line = line.strip()
         if not line:
             continue
-        chapter = heading_title(line, chapters)
-        if chapter is not None:
-            current = chapter if chapter in out else None
+        titles = heading_titles(line, chapters)
+        if titles:  # a heading naming several chapters (五、主要经验及做法、存在的问题及原因分析): the first of ours
+            current = next((t for t in titles if t in out), None)
             continue
         if current is None:
             continue

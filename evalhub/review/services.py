@@ -21,7 +21,7 @@ from evalhub.core.inputs import check_text, required_reason
 from evalhub.core.models import Bureau, BudgetUnit, Draw, StoredFile, User
 from evalhub.core.settings import SETTINGS, SettingDef, get_setting, register
 from evalhub.core.timeutil import beijing_today, beijing_year_start, format_beijing, to_beijing, utcnow
-from evalhub.core.outline import heading_title
+from evalhub.core.outline import divides, heading_titles
 from evalhub.core.notifications import emit, send_pending_email
 from evalhub.extensions import db
 from evalhub.procurement import workflow
@@ -184,10 +184,13 @@ def find_chapters(text: str, chapters: list[str] | None = None) -> dict[str, int
     """How often each outline chapter appears as a heading line (一、基本情况 / 第一章 基本情况 / 1. 基本情况)."""
     chapters = chapters or REPORT_CHAPTERS
     counts = {c: 0 for c in chapters}
+    joined: list[str] = []  # the chapters of the current heading when it named several (五、…经验及做法、存在的问题…)
     for line in (text or "").splitlines():
-        title = heading_title(line, chapters)
-        if title is not None:
-            counts[title] += 1
+        titles = heading_titles(line, chapters)
+        if titles and not divides(line, titles, joined):  # a sub-heading of a joined heading is not counted again
+            for title in titles:
+                counts[title] += 1
+            joined = titles if len(titles) > 1 else []
     return counts
 
 

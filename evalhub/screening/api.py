@@ -1,6 +1,6 @@
-"""Report screening API (bureau users): score a text, the ranked queue, the model cards.
+"""Report screening API (bureau users): score a text, the ranked queue, the texts left unscored, the model cards.
 
-A risk score is the bureaus' own working material: firm users and experts are refused all three endpoints
+A risk score is the bureaus' own working material: firm users and experts are refused every endpoint
 (403), whatever they ask. A copied passage or a near-duplicate names its source only when the caller may read
 that submission (``services.shown_to``; a report withheld as classified only inside its own bureau); otherwise
 it reads "另一地区报告（无权查看原文）" with the share, and no text, chapter or id. The rules live in ``screening.services``; this module reads the request, checks
@@ -91,6 +91,24 @@ QUEUE_ITEM = schema("ScreeningQueueItem", {"type": "object", "required": [
     "reasons": {"type": "array", "items": STRING}}})
 QUEUE = schema("ScreeningQueue", list_schema(QUEUE_ITEM))
 
+UNSCORED_ITEM = schema("ScreeningUnscoredItem", {"type": "object", "required": [
+    "method", "submission_id", "version", "kind", "engagement", "firm", "bureau", "submitted_at", "chars",
+    "reasons"], "properties": {
+    "method": {"type": "string", "enum": [RiskMethod.UNSCORED.value], "description": RiskMethod.UNSCORED.label},
+    "submission_id": INTEGER, "version": {"type": "integer", "description": "第几版"},
+    "kind": {"type": "string", "enum": _KINDS, "description": _KIND_TEXT},
+    "engagement": {"type": "object", "required": ["id", "reference", "name"], "properties": {
+        "id": INTEGER, "reference": STRING, "name": STRING}},
+    "firm": {"type": "object", "nullable": True, "required": ["id", "name"], "properties": {
+        "id": INTEGER, "name": STRING}},
+    "bureau": {"type": "object", "required": ["id", "name"], "properties": {"id": INTEGER, "name": STRING}},
+    "submitted_at": {"type": "string", "format": "date-time"},
+    "chars": {"type": "integer", "description": f"提取到的字数（不足 {services.MIN_SCORED_CHARS} 字不评分）"},
+    "reasons": {"type": "array", "items": STRING}}})
+UNSCORED = schema("ScreeningUnscored", {"type": "object", "required": ["items"], "properties": {
+    "items": {"type": "array", "items": UNSCORED_ITEM,
+              "description": f"最多 {services.UNSCORED_LIMIT} 份，最新提交的在前"}}})
+
 MODEL = schema("ScreeningModel", {"type": "object", "required": [
     "id", "version", "algorithm", "status", "created_at", "promoted_at", "card"], "properties": {
     "id": INTEGER, "version": STRING, "algorithm": STRING,
@@ -132,6 +150,16 @@ def queue_item_json(entry: services.QueueEntry) -> dict:
         "submitted_at": datetime_str(s.submitted_at),
         "reasons": entry.reasons,  # as this user may read them: no other report they may not read is named
     }
+
+
+def unscored_json(row) -> dict:
+    e = row.engagement
+    return {"method": row.method.value, "submission_id": row.submission_id, "version": row.submission.version,
+            "kind": row.kind.value, "engagement": {"id": e.id, "reference": e.reference, "name": e.name},
+            "firm": {"id": e.firm.id, "name": e.firm.name} if e.firm is not None else None,
+            "bureau": {"id": e.bureau.id, "name": e.bureau.name}, "submitted_at": datetime_str(row.submitted_at),
+            "chars": int((row.features or {}).get("length_chars") or 0),
+            "reasons": [r["text"] for r in row.reasons or []]}
 
 
 def model_json(model: ScreeningModel) -> dict:
@@ -179,6 +207,27 @@ def screening_queue():
     queued = services.queue_page(user, year=args["year"], bureau_id=args["bureau_id"], firm_id=args["firm_id"],
                                  firm_name=args["firm"], kind=args["kind"], page=page, per_page=per_page)
     return listing([queue_item_json(e) for e in queued.entries], queued.total, page, per_page)
+
+
+@operation("/screening/unscored", "GET",
+           summary="某年度未评分的方案和报告：提取不到文本（可能是扫描件），不参与排名和抽查比例，需人工查看；"
+                   "仅财政局用户，按可见范围",
+           tag=TAG, response=UNSCORED,
+           params=[{**YEAR_QUERY, "required": True},
+                   query("bureau_id", "只看这个财政局的任务", "integer", minimum=1, maximum=INT_MAX),
+                   query("firm_id", "只看这家机构的报告", "integer", minimum=1, maximum=INT_MAX),
+                   query("firm", "只看名称含这段文字的机构的报告（不超过 100 字）", "string", maxLength=100),
+                   query("kind", _KIND_TEXT)],
+           errors=(400, 403, 422))
+def screening_unscored():
+    user = api_user()
+    services.require_screening(user)
+    _, args = read_args(QUEUE_FILTERS, strict=True)
+    if args["year"] is None:
+        raise ValidationFailed("请指定年度（参数 year）。", {"year": "必填，四位年份"})
+    rows = services.unscored(user, year=args["year"], bureau_id=args["bureau_id"], firm_id=args["firm_id"],
+                             firm_name=args["firm"], kind=args["kind"])
+    return jsonify({"items": [unscored_json(r) for r in rows]})
 
 
 @operation("/screening/models", "GET",

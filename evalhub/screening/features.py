@@ -72,9 +72,11 @@ FEATURES: list[FeatureDef] = [
 FEATURE_KEYS = [f.key for f in FEATURES]
 BY_KEY = {f.key: f for f in FEATURES}
 
-# One pass over the digits: each number with what follows it (a unit of money, %, or the rest of a date).
-_NUMBER = re.compile(r"(?<![\d.,])(\d+(?:,\d{3})*(?:\.\d+)?)"
-                     r"(?:\s*(亿元|万元|元|%)|(\s*年\s*\d{1,2}\s*月|[-/.]\d{1,2}[-/.]\d{1,2}|\s*月\s*\d{1,2}\s*日))?")
+# One pass over the digits: each number with what follows it (a unit of money, %, or the rest of a date). A date
+# written with dots (2023.1.1, 2023.12.31) is tried first: otherwise "2023.12" is read as a decimal and the date's
+# tail ".31" no longer fits.
+_NUMBER = re.compile(r"(?<![\d.,])(?:((?:19|20)\d{2}\.\d{1,2}\.\d{1,2})(?![\d.]\d)|(\d+(?:,\d{3})*(?:\.\d+)?)"
+                     r"(?:\s*(亿元|万元|元|%)|(\s*年\s*\d{1,2}\s*月|[-/.]\d{1,2}[-/.]\d{1,2}|\s*月\s*\d{1,2}\s*日))?)")
 _ENTITY_SUFFIX = re.compile(r"乡|镇|村|社区|街道|水厂|小学|中学|学校|医院|卫生院|卫生室|合作社|公司|园区|灌区|水库|泵站|服务站|幼儿园")
 _TITLE = re.compile(r"《[^》]{2,30}》")
 _CJK_CHAR = re.compile(r"[\u4e00-\u9fff]")
@@ -146,9 +148,9 @@ class _Numbers:
 
 def _numbers(text: str) -> _Numbers:
     out = _Numbers()
-    for number, unit, date_rest in _NUMBER.findall(text):
+    for dotted_date, number, unit, date_rest in _NUMBER.findall(text):
         out.count += 1
-        if date_rest:
+        if dotted_date or date_rest:
             out.dates += 1
             continue
         if not unit:
@@ -200,7 +202,14 @@ def is_generic(sentence: str) -> bool:
 _UNIT = (r"亿元|万元|元|万亩|亩|公顷|平方公里|平方米|㎡|m2|m³|立方米|公里|千米|km|米|m|吨|万人次|人次|万人|人|户|家|个|座|所|处|台|套|"
          r"辆|盏|株|棵|张|床|件|批次|批|份|项|条|次|场|篇|册|卷|页|学时|课时|小时|天|吨/年|%")
 _QUANTITY = re.compile(rf"(?<![\d.,])(\d+(?:,\d{{3}})*(?:\.\d+)?)\s*({_UNIT})")
-_TABLE_PAIR = re.compile(r"(?<![\d.])[≥≤=><]?\s*(\d+(?:\.\d+)?)\s*([%a-zA-Z\u4e00-\u9fff]{0,3})\s+[≥≤=><]?\s*(\d+(?:\.\d+)?)\s*\2(?![\d.])")
+_TABLE_PAIR = re.compile(r"(?<![\d.])([≥≤=><]?)\s*(\d+(?:\.\d+)?)\s*([%a-zA-Z\u4e00-\u9fff]{0,3})\s+[≥≤=><]?\s*(\d+(?:\.\d+)?)\s*\3(?![\d.])")
+# Two equal numbers side by side are a target written again only when something shows the first is a target: a
+# comparison sign (≥150 150) or a unit of measure on both (300 公里 300 公里, 100% 100%). Bare pairs are a scoring
+# row's 分值 and 得分 (10 10) or a budget row's 年初预算 and 调整预算 (50.00 50.00); money and points say the same.
+_NOT_TARGET_UNITS = {"", "元", "万元", "亿元", "分"}
+_TARGET_HEADER = re.compile(r"^(?:年度)?(?:目标值|指标值|目标|计划值|预期值)$")
+_ACTUAL_HEADER = re.compile(r"^(?:实际值|实际完成值|完成值|实际完成|实际完成情况)$")
+_FIRST_NUMBER = re.compile(r"(?<![\d.])\d+(?:\.\d+)?")
 _PROSE_PAIR = re.compile(r"(?:目标|指标)值?[^。；，\n\d]{0,12}?(\d+(?:\.\d+)?)[^。；\n]{0,24}?(?:实际|完成)值?[^。；，\n\d]{0,12}?(\d+(?:\.\d+)?)")
 _BLANKET = re.compile(r"均已完成|全部完成|全面完成|圆满完成|均已到位|全部到位|均达到|均已达到|均能按时|按时按量|已完成100%|100%完成|"
                       r"完成率(?:为|达到?)?100|均为100|暂无|无问题|达成预期指标|效果明显|成效显著|成效明显|较好地完成|良好的社会效益|"
@@ -220,12 +229,34 @@ def quantities(text: str) -> int:
                if not (unit == "%" and number.replace(",", "").rstrip("0").rstrip(".") == "1"))
 
 
+def _cell_number(cell: str) -> float | None:
+    match = _FIRST_NUMBER.search(cell)
+    return float(match.group()) if match else None
+
+
 def restated_targets(text: str) -> int:
-    """Target/actual pairs where the actual value is the target written again (“≥150 150”, “目标值90%，实际值90%”)."""
+    """Target/actual pairs where the actual value is the target written again (“≥150 150”, “目标值90%，实际值90%”):
+    under a table header naming the target and actual columns (目标值/指标值 … 实际值/实际完成值), those two cells
+    of each row with the header's number of cells; elsewhere a pair whose sign or unit shows a target
+    (``_TABLE_PAIR``); and in prose. Cells are told apart by whitespace (the extractor's tabs become spaces
+    when the text is normalised), so a row whose cells hold spaces falls back to the sign-or-unit rule."""
     count = 0
+    header: tuple[int, int, int] | None = None  # (cells, target, actual) of the table being read
     for line in text.split("\n"):
-        for a, _unit, b in _TABLE_PAIR.findall(line):
-            count += float(a) == float(b)
+        cells = line.split()
+        target = next((i for i, c in enumerate(cells) if _TARGET_HEADER.match(c)), None)
+        actual = next((i for i, c in enumerate(cells) if _ACTUAL_HEADER.match(c)), None)
+        if target is not None and actual is not None:
+            header = (len(cells), target, actual)
+            continue
+        if "。" in line:
+            header = None  # a sentence: the table is over
+        elif header is not None and len(cells) == header[0]:
+            a, b = _cell_number(cells[header[1]]), _cell_number(cells[header[2]])
+            count += a is not None and a == b
+            continue
+        for sign, a, unit, b in _TABLE_PAIR.findall(line):
+            count += float(a) == float(b) and (bool(sign) or unit not in _NOT_TARGET_UNITS)
         for a, b in _PROSE_PAIR.findall(line):
             count += float(a) == float(b)
     return count

@@ -19,6 +19,10 @@ from evalhub.review.models import Submission, SubmissionKind
 class RiskMethod(LabeledEnum):
     RULE = ("rule", "规则评分（公开的各特征加权和）")
     MODEL = ("model", "模型评分")
+    # Too little text came out of the upload to score (a scan, text only in images): no risk, no rank; the
+    # queue lists it apart for a person to open (services.MIN_SCORED_CHARS). Its ``risk`` column holds 0 only
+    # because the column is required: nothing reads it as a risk.
+    UNSCORED = ("unscored", "未评分：文本无法提取（可能是扫描件）")
 
 
 class ModelStatus(LabeledEnum):

@@ -56,7 +56,8 @@ RULE_TERMS: list[RuleTerm] = [
     RuleTerm("internal_repetition", 0.0, 0.1, 0.3),
     RuleTerm("missing_chapters", 0.0, 1.0, 0.6),
     RuleTerm("duplicated_chapters", 0.0, 1.0, 0.3),
-    RuleTerm("facts_stated", 1.0, 0.5, 0.5, 2.0),  # weight on (value − 1): stating none of the facts adds risk
+    # neutral 1 (all recorded facts stated), negative weight: stating fewer of them adds risk (0 of 3: +1.0)
+    RuleTerm("facts_stated", 1.0, 0.5, -0.5, 2.0),
 ]
 RULE_BY_KEY = {t.key: t for t in RULE_TERMS}
 

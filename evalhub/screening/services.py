@@ -37,6 +37,11 @@ from evalhub.screening.models import (IndexedDocument, ModelStatus, ReferenceDoc
 
 _YEAR_IN_NAME = re.compile(r"^\s*\d{4}\s*年度?|\d{4}\s*年度?")
 PEER_MINIMUM = 30  # fewer peers than this in the year: compare with every year's reports of the kind
+# An upload whose extracted text has fewer characters than this (whitespace, page numbers and page chrome left
+# out) is not scored: a scan without a text layer, or a layout the extractor cannot read. Its densities would
+# be zeros of a text never read, and the rule score turns those into a confident high risk. The shortest real
+# part of a report worth a score (a conclusion, a problems section) runs to several hundred characters.
+MIN_SCORED_CHARS = 200
 
 
 # === context ======================================================================================
@@ -163,7 +168,7 @@ def peer_reference(kind: str, year: int | None) -> learning.Reference:
     cached = _references.get(token)
     if cached is not None:
         return cached
-    stmt = sa.select(ReportScreening.features).where(ReportScreening.kind == SubmissionKind(kind))
+    stmt = sa.select(ReportScreening.features).where(ReportScreening.kind == SubmissionKind(kind), is_scored())
     rows = db.session.execute(stmt.where(ReportScreening.year == year)).scalars().all() if year else []
     if len(rows) < PEER_MINIMUM:
         rows = db.session.execute(stmt).scalars().all()
@@ -203,6 +208,24 @@ def _details(screening: Screening) -> dict[str, Any]:
             "duplicated": screening.duplicated}
 
 
+def unreadable(features: dict[str, Any]) -> bool:
+    """Whether too little text was extracted to score it (``MIN_SCORED_CHARS``)."""
+    return float(features.get("length_chars") or 0) < MIN_SCORED_CHARS
+
+
+def unscored_reason(features: dict[str, Any]) -> dict[str, Any]:
+    """The one reason an unscored text shows (card, queue, export, API, the expert's page)."""
+    chars = int(features.get("length_chars") or 0)
+    return {"feature": None, "contribution": 0.0, "percentile": None, "value": chars, "neutral": None,
+            "text": f"{RiskMethod.UNSCORED.label}：只提取到 {chars} 字（不足 {MIN_SCORED_CHARS} 字），"
+                    f"无法计算风险和排名，请人工查看原件"}
+
+
+def is_scored(rs: type[ReportScreening] = ReportScreening) -> sa.ColumnElement[bool]:
+    """The screenings that have a risk (ranked, counted, compared with, learned from)."""
+    return rs.method != RiskMethod.UNSCORED
+
+
 # === screening submissions ==========================================================================
 
 def screen_submission(submission: Submission, index: SharedIndex | BufferedIndex | None = None) -> ReportScreening:
@@ -212,7 +235,13 @@ def screen_submission(submission: Submission, index: SharedIndex | BufferedIndex
     ctx = context_for(engagement, submission.kind)
     index = index if index is not None else current_index()
     screening = compute(submission.file.text or "", ctx, index)
-    verdict = assess(screening, ctx)
+    blank = unreadable(screening.features)
+    if blank:  # nothing to judge: what a gap or a missing chapter would say is about words never read
+        screening.gaps, screening.missing, screening.duplicated = [], [], []
+        verdict = {"risk": 0.0, "method": RiskMethod.UNSCORED, "model_version": None,
+                   "reasons": [unscored_reason(screening.features)]}
+    else:
+        verdict = assess(screening, ctx)
     # before the row exists: the shared index is read from the database, and an autoflush of a half-filled row
     # would fail on its NOT NULL risk (H6a)
     sections = sections_for(submission.file.text or "", ctx, index)
@@ -291,7 +320,8 @@ def _screen_job(job, report) -> dict:
         return {"failed": True, "message": "提交的文件已不存在"}
     row = screen_upload(submission)
     db.session.commit()
-    return {"message": f"已筛查，风险分 {row.risk:.2f}", "screening_id": row.id, "submission_id": submission.id}
+    done = RiskMethod.UNSCORED.label if row.method == RiskMethod.UNSCORED else f"风险分 {row.risk:.2f}"
+    return {"message": f"已筛查，{done}", "screening_id": row.id, "submission_id": submission.id}
 
 
 def pending_screening(submission: Submission) -> Job | None:
@@ -532,8 +562,10 @@ def _ranking(actor: User, year: int, kinds: Iterable[SubmissionKind]) -> sa.Subq
               .where(ReportScreening.year == year, ReportScreening.kind.in_(kinds))
               .group_by(ReportScreening.engagement_id, ReportScreening.kind)).subquery("latest")
     # a join on the aggregate, not ``IN (subquery)``: PostgreSQL then groups once instead of once per row
+    # the latest version decides: an unreadable latest version is listed apart (``unscored``), not replaced by
+    # the version before it
     stmt = visible_screenings(actor).join(latest, latest.c.submission_id == ReportScreening.submission_id).where(
-        ReportScreening.year == year, ReportScreening.kind.in_(kinds)).with_only_columns(
+        ReportScreening.year == year, ReportScreening.kind.in_(kinds), is_scored()).with_only_columns(
         ReportScreening.id, ReportScreening.bureau_id, ReportScreening.firm_id, ReportScreening.risk,
         ReportScreening.kind,
         sa.func.row_number().over(partition_by=ReportScreening.kind,
@@ -683,7 +715,7 @@ def _walk(actor: User, year: int, kind: SubmissionKind, limit: int) -> sa.Subque
     screened version of the same kind and year), in the user's scope, numbered as read. The LIMIT belongs to
     this statement, so the database stops at the row it needs instead of ranking the year."""
     rs = ReportScreening
-    stmt = visible_screenings(actor).where(rs.year == year, rs.kind == kind, ~_superseded(rs)).with_only_columns(
+    stmt = visible_screenings(actor).where(rs.year == year, rs.kind == kind, is_scored(rs), ~_superseded(rs)).with_only_columns(
         rs.id, rs.risk, sa.func.row_number().over(order_by=(rs.risk.desc(), rs.id)).label("rank"))
     return stmt.order_by(rs.risk.desc(), rs.id).limit(limit).subquery(f"walk_{kind.value}")
 
@@ -698,12 +730,13 @@ def _superseded(rs: type[ReportScreening]) -> sa.Exists:
 
 # The queue's length per (year, kind, bureau), kept by ``core.summaries``: recounted for each (year, kind) a
 # transaction wrote, just before it commits. A (year, kind) is recounted whole: a new version takes the
-# engagement's earlier one out of the queue, whichever bureau that one was filed under. A rescore moves risks
-# only and recounts nothing; a deleted submission takes its screening with it in the database (ON DELETE
+# engagement's earlier one out of the queue, whichever bureau that one was filed under. An unscored text
+# (``RiskMethod.UNSCORED``) is not in the queue. A rescore moves risks only (it never scores an unscored text) and
+# recounts nothing unless a method changes (a promotion); a deleted submission takes its screening with it in the database (ON DELETE
 # CASCADE): everything is recounted.
 QUEUE_COUNTS = KeptCount("screening.queue_counts", ReportScreening, ("year", "kind"), ScreeningQueueCount.__table__,
-                         by=("bureau_id",), where=lambda: ~_superseded(ReportScreening),
-                         watched=("engagement_id", "submission_id"), cascaded_from=(Submission,))
+                         by=("bureau_id",), where=lambda: sa.and_(is_scored(), ~_superseded(ReportScreening)),
+                         watched=("engagement_id", "submission_id", "method"), cascaded_from=(Submission,))
 
 
 def queue_counts(actor: User, year: int, kinds: Iterable[SubmissionKind]) -> dict[SubmissionKind, int]:
@@ -791,7 +824,7 @@ def rank_of(screening: ReportScreening, actor: User) -> tuple[int, int]:
     that queue — an earlier version, or outside the user's scope — after the last): the texts ranked above it
     counted down ``ix_report_screening_ranking``, the queue's length from the counts kept on write."""
     rs = ReportScreening
-    queued = visible_screenings(actor).where(rs.year == screening.year, rs.kind == screening.kind,
+    queued = visible_screenings(actor).where(rs.year == screening.year, rs.kind == screening.kind, is_scored(rs),
                                              ~_superseded(rs))
     # riskier, or as risky with a smaller id: an index range from the top down to this text's risk
     above = queued.where(rs.risk >= screening.risk, sa.or_(rs.risk > screening.risk, rs.id < screening.id))
@@ -800,6 +833,31 @@ def rank_of(screening: ReportScreening, actor: User) -> tuple[int, int]:
         queued.where(rs.id == screening.id).with_only_columns(rs.id).exists())).one()
     total = queue_counts(actor, screening.year, [screening.kind]).get(screening.kind, 0)
     return (ahead + 1 if listed else total + 1), total
+
+
+UNSCORED_LIMIT = 200  # a page lists at most this many unscored texts (normally a handful a year)
+
+
+def unscored(actor: User, *, year: int, bureau_id: int | None = None, firm_id: int | None = None,
+             kind: SubmissionKind | None = None, firm_name: str | None = None,
+             limit: int = UNSCORED_LIMIT) -> list[ReportScreening]:
+    """The year's texts (latest version of each engagement's text of a kind) the user may see that were not
+    scored because too little text could be extracted: outside the ranking and the spot-check share, listed
+    apart for a person to open. Newest first; with their engagement, firm, bureau and submission."""
+    require_screening(actor)
+    rs = ReportScreening
+    kinds = [kind] if kind is not None else [SubmissionKind.REPORT, SubmissionKind.WORK_PLAN]
+    stmt = visible_screenings(actor).where(rs.year == year, rs.kind.in_(kinds), ~is_scored(rs), ~_superseded(rs))
+    if bureau_id is not None:
+        stmt = stmt.where(rs.bureau_id == bureau_id)
+    if firm_id is not None:
+        stmt = stmt.where(rs.firm_id == firm_id)
+    if firm_name:
+        stmt = stmt.where(rs.firm_id.in_(sa.select(Firm.id).where(Firm.name.contains(firm_name, autoescape=True))))
+    stmt = stmt.options(defer(rs.sentence_keys), defer(rs.signature), joinedload(rs.submission),
+                        joinedload(rs.engagement).joinedload(Engagement.firm),
+                        joinedload(rs.engagement).joinedload(Engagement.bureau))
+    return list(db.session.execute(stmt.order_by(rs.submitted_at.desc(), rs.id.desc()).limit(limit)).scalars())
 
 
 # === the flag card ==================================================================================
@@ -815,6 +873,8 @@ def flag_card(screening: ReportScreening, actor: User) -> dict[str, Any]:
     """What an inspector reads in a minute: risk and rank, reasons against peers, copied passages beside
     their sources (names the masking ignored listed so the page can highlight them), specificity gaps."""
     rank, total = rank_of(screening, actor)
+    if screening.method == RiskMethod.UNSCORED:
+        rank = None  # not ranked: listed apart for a person to open
     reference = peer_reference(screening.kind.value, screening.year)
     own_names = [n for n in context_for(screening.engagement, screening.kind).names if n]
     shown = shown_to(actor, screening)
@@ -870,11 +930,14 @@ def open_case(screening: ReportScreening, actor: User):
         Inspection.trigger_detail.contains(f"筛查#{screening.id}，"))).scalars().first()
     if existing is not None:
         raise Conflict(f"该报告已因筛查提示立案（检查 #{existing.id}）。")
-    rank, total = rank_of(screening, actor)
     # The case is read by the engagement's bureau and every bureau above it: name only what all of them may read.
     reasons = "；".join(shown_to(engagement.bureau, screening).reason_texts[:4]) or "风险排名靠前"
-    detail = (f"报告质量筛查提示（筛查#{screening.id}，{screening.submission.kind.label}第 {screening.submission.version} 版）："
-              f"风险 {screening.risk:.2f}，{screening.year} 年第 {rank}/{total} 名。{reasons}")
+    lead = f"报告质量筛查提示（筛查#{screening.id}，{screening.submission.kind.label}第 {screening.submission.version} 版）："
+    if screening.method == RiskMethod.UNSCORED:
+        detail = f"{lead}{reasons}"  # the reason says it: no risk, no rank
+    else:
+        rank, total = rank_of(screening, actor)
+        detail = f"{lead}风险 {screening.risk:.2f}，{screening.year} 年第 {rank}/{total} 名。{reasons}"
     inspection = flag_for_inspection(engagement, detail, actor)
     audit.record("screening.case_opened", screening, actor=actor, bureau_id=engagement.bureau_id,
                  summary=f"{engagement.reference} 依据报告筛查提示立案检查", payload={"inspection_id": inspection.id})
@@ -924,6 +987,8 @@ def labelled_frame() -> pd.DataFrame:
     records = []
     for item in labels.values():
         s = item["screening"]
+        if s.method == RiskMethod.UNSCORED:  # its features describe words never read: nothing to learn from
+            continue
         records.append({**{k: s.features.get(k) for k in FEATURE_KEYS}, "label": item["label"], "at": s.submitted_at,
                         "source": item["source"], "random": item["random"], "screening_id": s.id})
     columns = FEATURE_KEYS + ["label", "at", "source", "random", "screening_id"]
@@ -1009,7 +1074,8 @@ def rescore() -> int:
     while no model is active) to the stored features, without re-reading texts. Runs on promotion and
     hourly in the worker, so an early upload's rule score does not stay measured against few peers."""
     model, _problem = active_model()
-    rows = db.session.execute(sa.select(ReportScreening)).scalars().all()
+    # an unscored text stays unscored: there is no text to score (screen it again once a readable one is in)
+    rows = db.session.execute(sa.select(ReportScreening).where(is_scored())).scalars().all()
     by_model = [r for r in rows if model is not None and r.kind == SubmissionKind.REPORT]
     if by_model:
         for row, risk in zip(by_model, model.predict([r.features for r in by_model])):

@@ -121,6 +121,15 @@ def _queue_row(entry) -> dict:
             "主要原因": "；".join(entry.reasons[:3])}  # as this user may read them (services.shown_to)
 
 
+def _unscored_row(s: ReportScreening) -> dict:
+    """An unscored text in the export: after the ranked ones, no rank and no risk, its reason said."""
+    e = s.engagement
+    return {"排名": "", "风险分": "未评分", "建议抽查": "需人工查看", "评价任务编号": e.reference, "评价任务": e.name,
+            "承担机构": e.firm.name if e.firm else "", "财政局": e.bureau.name, "类型": s.kind.label,
+            "版本": s.submission.version, "提交时间": format_beijing(s.submitted_at), "评分方法": s.method.label,
+            "主要原因": "；".join(r["text"] for r in s.reasons or [])}
+
+
 QUEUE_EXPORT_COLUMNS = ["排名", "风险分", "建议抽查", "评价任务编号", "评价任务", "承担机构", "财政局", "类型", "版本",
                         "提交时间", "评分方法", "主要原因"]
 
@@ -135,8 +144,9 @@ def queue():
         year = values["year"] or (years[0] if years else this_year)
         chosen = dict(year=year, bureau_id=values["bureau_id"], firm_id=values["firm_id"], kind=values["kind"],
                       firm_name=values["firm"])
-        return export(Export("报告筛查", QUEUE_EXPORT_COLUMNS, lambda rows: map(_queue_row, rows),
-                             f"报告筛查队列-{year}.xlsx"), S.queue(current_user, **chosen))
+        # the ranked texts, then those that could not be scored (no rank, no risk: a person opens them)
+        rows = [*map(_queue_row, S.queue(current_user, **chosen)), *map(_unscored_row, S.unscored(current_user, **chosen))]
+        return export(Export("报告筛查", QUEUE_EXPORT_COLUMNS, lambda rows: rows, f"报告筛查队列-{year}.xlsx"), rows)
     years, pending = _choices()
     year = values["year"] or (years[0] if years else this_year)
     filters["year"] = str(year)
@@ -156,7 +166,8 @@ def queue():
                            years=sorted(set(years) | {this_year, year}, reverse=True),
                            bureaus=permissions.visible_bureaus(current_user),
                            kinds=SubmissionKind.choices(), method=method, problem=problem, flagged=queued.flagged,
-                           total=queued.total, share=_spot_check_share())
+                           total=queued.total, share=_spot_check_share(),
+                           unscored=S.unscored(current_user, **chosen))
 
 
 def _choices() -> tuple[list[int], list[dict]]:
