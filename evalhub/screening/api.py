@@ -18,6 +18,7 @@ from evalhub.core.apiutil import (
     query, raise_if, text, text_field,
 )
 from evalhub.core.errors import ValidationFailed
+from evalhub.core.models import User
 from evalhub.core.listing import INT_MAX, read_args
 from evalhub.extensions import db
 from evalhub.review.models import SubmissionKind
@@ -74,12 +75,8 @@ SCORE = schema("ScreeningScore", {"type": "object", "required": [
     "gaps": {"type": "array", "items": STRING, "description": "具体性不足之处"},
     "copied_passages": {"type": "array", "items": COPIED_PASSAGE}}})
 
-QUEUE_ITEM = schema("ScreeningQueueItem", {"type": "object", "required": [
-    "rank", "flagged", "risk", "method", "model_version", "submission_id", "version", "kind", "engagement", "firm",
-    "bureau", "submitted_at", "reasons"], "properties": {
-    "rank": {"type": "integer", "description": "按风险从高到低的名次（从 1 开始，跨页连续）"},
-    "flagged": {"type": "boolean", "description": "是否在重点抽查比例之内"},
-    "risk": _RISK, "method": _METHOD, "model_version": _MODEL_VERSION,
+# What a queue row and an unscored row say of the submission they list, and why.
+_SUBMISSION_PROPERTIES = {
     "submission_id": INTEGER, "version": {"type": "integer", "description": "第几版"},
     "kind": {"type": "string", "enum": _KINDS, "description": _KIND_TEXT},
     "engagement": {"type": "object", "required": ["id", "reference", "name"], "properties": {
@@ -88,23 +85,22 @@ QUEUE_ITEM = schema("ScreeningQueueItem", {"type": "object", "required": [
         "id": INTEGER, "name": STRING}},
     "bureau": {"type": "object", "required": ["id", "name"], "properties": {"id": INTEGER, "name": STRING}},
     "submitted_at": {"type": "string", "format": "date-time"},
-    "reasons": {"type": "array", "items": STRING}}})
+    "reasons": {"type": "array", "items": STRING}}
+
+QUEUE_ITEM = schema("ScreeningQueueItem", {"type": "object", "required": [
+    "rank", "flagged", "risk", "method", "model_version", "submission_id", "version", "kind", "engagement", "firm",
+    "bureau", "submitted_at", "reasons"], "properties": {
+    "rank": {"type": "integer", "description": "按风险从高到低的名次（从 1 开始，跨页连续）"},
+    "flagged": {"type": "boolean", "description": "是否在重点抽查比例之内"},
+    "risk": _RISK, "method": _METHOD, "model_version": _MODEL_VERSION, **_SUBMISSION_PROPERTIES}})
 QUEUE = schema("ScreeningQueue", list_schema(QUEUE_ITEM))
 
 UNSCORED_ITEM = schema("ScreeningUnscoredItem", {"type": "object", "required": [
     "method", "submission_id", "version", "kind", "engagement", "firm", "bureau", "submitted_at", "chars",
     "reasons"], "properties": {
     "method": {"type": "string", "enum": [RiskMethod.UNSCORED.value], "description": RiskMethod.UNSCORED.label},
-    "submission_id": INTEGER, "version": {"type": "integer", "description": "第几版"},
-    "kind": {"type": "string", "enum": _KINDS, "description": _KIND_TEXT},
-    "engagement": {"type": "object", "required": ["id", "reference", "name"], "properties": {
-        "id": INTEGER, "reference": STRING, "name": STRING}},
-    "firm": {"type": "object", "nullable": True, "required": ["id", "name"], "properties": {
-        "id": INTEGER, "name": STRING}},
-    "bureau": {"type": "object", "required": ["id", "name"], "properties": {"id": INTEGER, "name": STRING}},
-    "submitted_at": {"type": "string", "format": "date-time"},
     "chars": {"type": "integer", "description": f"提取到的字数（不足 {services.MIN_SCORED_CHARS} 字不评分）"},
-    "reasons": {"type": "array", "items": STRING}}})
+    **_SUBMISSION_PROPERTIES}})
 UNSCORED = schema("ScreeningUnscored", {"type": "object", "required": ["items"], "properties": {
     "items": {"type": "array", "items": UNSCORED_ITEM,
               "description": f"最多 {services.UNSCORED_LIMIT} 份，最新提交的在前"}}})
@@ -187,23 +183,31 @@ def screening_score():
     return jsonify(result)
 
 
+# The queue's filters, and who may read it: the ranked queue and the unscored list alike.
+_QUEUE_PARAMS = [{**YEAR_QUERY, "required": True},
+                 query("bureau_id", "只看这个财政局的任务", "integer", minimum=1, maximum=INT_MAX),
+                 query("firm_id", "只看这家机构的报告", "integer", minimum=1, maximum=INT_MAX),
+                 query("firm", "只看名称含这段文字的机构的报告（不超过 100 字）", "string", maxLength=100),
+                 query("kind", _KIND_TEXT)]
+
+
+def _queue_args() -> tuple[User, dict]:
+    user = api_user()
+    services.require_screening(user)
+    _, args = read_args(QUEUE_FILTERS, strict=True)
+    if args["year"] is None:
+        raise ValidationFailed("请指定年度（参数 year）。", {"year": "必填，四位年份"})
+    return user, args
+
+
 @operation("/screening/queue", "GET",
            summary="某年度已筛查的方案和报告按风险从高到低排列（每个任务每类只排最新一版），"
                    "重点抽查比例之内的标记 flagged；仅财政局用户，按可见范围",
            tag=TAG, response=QUEUE,
-           params=[{**YEAR_QUERY, "required": True},
-                   query("bureau_id", "只看这个财政局的任务", "integer", minimum=1, maximum=INT_MAX),
-                   query("firm_id", "只看这家机构的报告", "integer", minimum=1, maximum=INT_MAX),
-                   query("firm", "只看名称含这段文字的机构的报告（不超过 100 字）", "string", maxLength=100),
-                   query("kind", _KIND_TEXT), *PAGE_PARAMS],
-           errors=(400, 403, 422))
+           params=[*_QUEUE_PARAMS, *PAGE_PARAMS], errors=(400, 403, 422))
 def screening_queue():
-    user = api_user()
-    services.require_screening(user)
+    user, args = _queue_args()
     page, per_page = page_args()
-    _, args = read_args(QUEUE_FILTERS, strict=True)
-    if args["year"] is None:
-        raise ValidationFailed("请指定年度（参数 year）。", {"year": "必填，四位年份"})
     queued = services.queue_page(user, year=args["year"], bureau_id=args["bureau_id"], firm_id=args["firm_id"],
                                  firm_name=args["firm"], kind=args["kind"], page=page, per_page=per_page)
     return listing([queue_item_json(e) for e in queued.entries], queued.total, page, per_page)
@@ -213,18 +217,9 @@ def screening_queue():
            summary="某年度未评分的方案和报告：提取不到文本（可能是扫描件），不参与排名和抽查比例，需人工查看；"
                    "仅财政局用户，按可见范围",
            tag=TAG, response=UNSCORED,
-           params=[{**YEAR_QUERY, "required": True},
-                   query("bureau_id", "只看这个财政局的任务", "integer", minimum=1, maximum=INT_MAX),
-                   query("firm_id", "只看这家机构的报告", "integer", minimum=1, maximum=INT_MAX),
-                   query("firm", "只看名称含这段文字的机构的报告（不超过 100 字）", "string", maxLength=100),
-                   query("kind", _KIND_TEXT)],
-           errors=(400, 403, 422))
+           params=_QUEUE_PARAMS, errors=(400, 403, 422))
 def screening_unscored():
-    user = api_user()
-    services.require_screening(user)
-    _, args = read_args(QUEUE_FILTERS, strict=True)
-    if args["year"] is None:
-        raise ValidationFailed("请指定年度（参数 year）。", {"year": "必填，四位年份"})
+    user, args = _queue_args()
     rows = services.unscored(user, year=args["year"], bureau_id=args["bureau_id"], firm_id=args["firm_id"],
                              firm_name=args["firm"], kind=args["kind"])
     return jsonify({"items": [unscored_json(r) for r in rows]})
