@@ -14,8 +14,8 @@ from evalhub.core.models import Bureau, CalendarDay
 from evalhub.core.timeutil import beijing_today
 from evalhub.extensions import db
 
-__all__ = ["is_workday", "add_working_days", "add_working_days_each", "working_days_between", "ensure_national_calendar", "is_provisional",
-           "NATIONAL_CALENDAR"]
+__all__ = ["is_workday", "add_working_days", "add_working_days_each", "working_days_between", "ensure_national_calendar",
+           "is_provisional", "NATIONAL_CALENDAR"]
 
 
 def _calendar(bureau: Bureau, start: date, end: date) -> dict[date, bool]:
