@@ -68,6 +68,18 @@ def chain_ids(bureau: Any) -> list[int]:
     return [bureau.id] + [b.id for b in bureau.ancestors()]
 
 
+def hold_chains(bureaus: Iterable[Any]) -> None:
+    """Read the walk up to the root of each bureau given (``Bureau`` objects, or held rows) in one statement and
+    hold it, so that ``chain_ids`` (and so ``get_setting``) walks it without a statement per ancestor: for a page
+    that states something of the bureaus of the rows it lists where no tree is held (a public page). The walk
+    is read over the bureaus' paths (their division codes from the root down); one already held costs nothing."""
+    rows = held()
+    codes = {code for b in bureaus if b.id not in rows for code in b.path.split("/") if code}
+    if codes:
+        hold(TreeBureau(*row) for row in db.session.execute(
+            sa.select(*(getattr(Bureau, column) for column in TreeBureau.__slots__)).where(Bureau.code.in_(sorted(codes)))))
+
+
 @functools.cache
 def with_bureau(model: type) -> tuple:
     """The loader options that read a row's bureau with the row, for a model with a ``bureau`` (many-to-one):

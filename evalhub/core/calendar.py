@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 from datetime import date, timedelta
+from typing import Iterable
 
 import sqlalchemy as sa
 
@@ -13,8 +14,8 @@ from evalhub.core.models import Bureau, CalendarDay
 from evalhub.core.timeutil import beijing_today
 from evalhub.extensions import db
 
-__all__ = ["is_workday", "add_working_days", "working_days_between", "ensure_national_calendar", "is_provisional",
-           "NATIONAL_CALENDAR"]
+__all__ = ["is_workday", "add_working_days", "add_working_days_each", "working_days_between", "ensure_national_calendar",
+           "is_provisional", "NATIONAL_CALENDAR"]
 
 
 def _calendar(bureau: Bureau, start: date, end: date) -> dict[date, bool]:
@@ -41,13 +42,25 @@ def is_workday(bureau: Bureau, day: date) -> bool:
 
 def add_working_days(bureau: Bureau, start: date, days: int) -> date:
     """The date ``days`` working days after ``start`` (start itself not counted)."""
-    exceptions = _calendar(bureau, start, start + timedelta(days=days * 3 + 30))
-    day, left = start, days
-    while left > 0:
-        day += timedelta(days=1)
-        if exceptions.get(day, day.weekday() < 5):
-            left -= 1
-    return day
+    return add_working_days_each(bureau, [start], days)[start]
+
+
+def add_working_days_each(bureau: Bureau, starts: Iterable[date], days: int) -> dict[date, date]:
+    """``add_working_days`` for several starts of one bureau, from one read of its calendar over the whole span
+    (a page listing rows whose periods each run from a date of their own): {start: the date}."""
+    starts = set(starts)
+    if not starts:
+        return {}
+    exceptions = _calendar(bureau, min(starts), max(starts) + timedelta(days=days * 3 + 30))
+    out: dict[date, date] = {}
+    for start in starts:
+        day, left = start, days
+        while left > 0:
+            day += timedelta(days=1)
+            if exceptions.get(day, day.weekday() < 5):
+                left -= 1
+        out[start] = day
+    return out
 
 
 def working_days_between(bureau: Bureau, start: date, end: date) -> int:

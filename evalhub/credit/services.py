@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from evalhub.core import audit, concurrency, files, permissions
+from evalhub.core import audit, bureau_tree, concurrency, files, permissions
 from evalhub.core.batches import batches
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
@@ -92,6 +92,14 @@ def grade_lines(bureau: Bureau) -> str:
     “A 级 ≥ 90 分，B 级 80–90 分，C 级 60–80 分，D 级 60 分以下”."""
     a, b, c = (points_text(get_setting(bureau, f"credit.cut_{k}")) for k in "abc")
     return f"A 级 ≥ {a} 分，B 级 {b}–{a} 分，C 级 {c}–{b} 分，D 级 {c} 分以下"
+
+
+def grade_lines_for(bureaus: Iterable[Bureau]) -> dict[int, str]:
+    """``grade_lines`` of each bureau given, by id: their walks up to the root read at once (a public page lists
+    the ratings of bureaus no tree is held for), then the settings as ``get_setting`` reads them."""
+    bureaus = list(bureaus)
+    bureau_tree.hold_chains(bureaus)
+    return {b.id: grade_lines(b) for b in bureaus}
 
 
 def _weight(bureau: Bureau, key: str) -> Decimal:

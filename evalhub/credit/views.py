@@ -529,7 +529,9 @@ def public_ratings():
                                .order_by(CreditRating.year.desc())).scalars().all()
     listed = ratings.page()
     # the grade lines of each bureau whose ratings are listed (a bureau's own settings: no line is national)
-    lines = [(b.name, services.grade_lines(b)) for b in sorted({r.bureau for r in listed.items}, key=lambda b: b.path)]
+    listed_bureaus = sorted({r.bureau for r in listed.items}, key=lambda b: b.path)
+    lines_of = services.grade_lines_for(listed_bureaus)
+    lines = [(b.name, lines_of[b.id]) for b in listed_bureaus]
     return render_template("credit/public_list.html", page=listed, filters=ratings.filters, bureaus=bureaus,
                            years=years, CreditGrade=CreditGrade, grade_lines=lines)
 

@@ -8,12 +8,13 @@ Firm users read an engagement's timeline without the names of the people who act
 """
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 from flask import jsonify, request
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from evalhub.core.api import api_user, json_body, list_schema, operation, schema
 from evalhub.core.apiutil import (
@@ -31,7 +32,7 @@ from evalhub.core.models import Bureau, BudgetUnit, User
 from evalhub.extensions import db
 from evalhub.procurement import counts, ocds, services, workflow
 from evalhub.procurement.models import (
-    Bid, BidStatus, BudgetKind, Challenge, ChallengeRemedy, ChallengeStatus, Engagement, EngagementState, EngagementTransition, EvaluationPlan, JustificationDecision,
+    Bid, BidStatus, BudgetKind, Challenge, ChallengeEvidence, ChallengeRemedy, ChallengeStatus, Engagement, EngagementState, EngagementTransition, EvaluationPlan, JustificationDecision,
     ObjectType, PlanItem, PlanStatus, Procurement, ProcurementMethod, ProcurementStatus, ResultNotice, ServiceKind,
 )
 from evalhub.registry.models import Firm, StaffRole
@@ -678,12 +679,13 @@ def notice_json(notice: ResultNotice) -> dict:
             "revoked_at": datetime_str(notice.revoked_at), "revoked_reason": notice.revoked_reason}
 
 
-def challenge_json(c: Challenge) -> dict:
+def challenge_json(c: Challenge, complaint_until: date | None = None) -> dict:
+    """A challenge; ``complaint_until`` as a list read it for all its challenges (``services.complaint_dates``)."""
     return {"id": c.id, "procurement_id": c.procurement_id, "notice_id": c.notice_id, "firm": _firm_ref(c.firm),
             "grounds": c.grounds, "evidence": [{"id": e.file_id, "name": e.file.original_name} for e in c.evidence],
             "filed_at": datetime_str(c.filed_at), "answer_due": date_str(c.answer_due), "status": labeled(c.status),
             "remedy": labeled(c.remedy), "answer": c.answer, "answered_at": datetime_str(c.answered_at),
-            "complaint_until": date_str(services.complaint_until(c))}
+            "complaint_until": date_str(complaint_until or services.complaint_until(c))}
 
 
 def _visible_procurement(procurement_id: int) -> Procurement:
@@ -708,6 +710,8 @@ def list_bids(procurement_id: int):
 
 def _visible_challenges(procurement: Procurement) -> list[Challenge]:
     rows = db.session.execute(sa.select(Challenge).where(Challenge.procurement_id == procurement.id)
+                              .options(joinedload(Challenge.firm),
+                                       selectinload(Challenge.evidence).joinedload(ChallengeEvidence.file))
                               .order_by(Challenge.id)).scalars().all()
     return [c for c in rows if permissions.can(api_user(), "challenge.view", c)]
 
@@ -716,7 +720,9 @@ def _visible_challenges(procurement: Procurement) -> list[Challenge]:
            summary="采购项目的质疑（财政局看全部，机构只看本机构的）", tag=TAG_PROCUREMENTS,
            response=CHALLENGE_LIST, errors=(404,))
 def list_challenges(procurement_id: int):
-    return jsonify([challenge_json(c) for c in _visible_challenges(_visible_procurement(procurement_id))])
+    challenges = _visible_challenges(_visible_procurement(procurement_id))
+    until = services.complaint_dates(challenges)
+    return jsonify([challenge_json(c, until[c.id]) for c in challenges])
 
 
 @operation("/procurements/<int:procurement_id>/challenges", "POST",

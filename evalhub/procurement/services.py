@@ -16,7 +16,7 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from evalhub.core import audit, concurrency, draws, files, jobs, permissions
-from evalhub.core.calendar import add_working_days, working_days_between
+from evalhub.core.calendar import add_working_days, add_working_days_each, working_days_between
 from evalhub.core.enums import BureauLevel, Field, Role
 from evalhub.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
 from evalhub.core.inputs import check_text, check_name, money_error
@@ -1529,12 +1529,28 @@ def _upheld_next_step(remedy: ChallengeRemedy, procurement: Procurement) -> str:
 
 def complaint_until(challenge: Challenge) -> date:
     """The last day the challenger may complain: 15 working days after the answer period (``COMPLAINT_WORKDAYS``)."""
-    return add_working_days(challenge.procurement.bureau, challenge.answer_due, COMPLAINT_WORKDAYS)
+    return complaint_dates([challenge])[challenge.id]
 
 
-def complaint_right(challenge: Challenge) -> str:
-    """The answer's notice of the right to complain, to whom and by when (财政部令第94号 第十五条(四))."""
-    return (f"对答复不满意或者未在答复期限内收到答复的，可于 {complaint_until(challenge):%Y-%m-%d} 前（答复期满后 "
+def complaint_dates(challenges: Iterable[Challenge]) -> dict[int, date]:
+    """``complaint_until`` of each challenge listed, by id: one calendar read per purchasing bureau for the
+    whole span of their answer periods (a page lists a procurement's challenges: one bureau, one read)."""
+    by_bureau: dict[int, tuple[Bureau, list[Challenge]]] = {}
+    for c in challenges:
+        bureau = c.procurement.bureau
+        by_bureau.setdefault(bureau.id, (bureau, []))[1].append(c)
+    out: dict[int, date] = {}
+    for bureau, listed in by_bureau.values():
+        until = add_working_days_each(bureau, [c.answer_due for c in listed], COMPLAINT_WORKDAYS)
+        out.update((c.id, until[c.answer_due]) for c in listed)
+    return out
+
+
+def complaint_right(challenge: Challenge, until: date | None = None) -> str:
+    """The answer's notice of the right to complain, to whom and by when (财政部令第94号 第十五条(四)); ``until``
+    is the challenge's ``complaint_until`` when a page has read it with the others' (``complaint_dates``)."""
+    until = until or complaint_until(challenge)
+    return (f"对答复不满意或者未在答复期限内收到答复的，可于 {until:%Y-%m-%d} 前（答复期满后 "
             f"{COMPLAINT_WORKDAYS} 个工作日内）向{challenge.procurement.bureau.name}（本级财政部门）依法提起投诉"
             "（政府采购法第五十五条、财政部令第94号第十七条）。")
 

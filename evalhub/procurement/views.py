@@ -87,7 +87,9 @@ from evalhub.procurement.models import (
     Award,
     Bid,
     BidStatus,
+    BidTeamMember,
     Challenge,
+    ChallengeEvidence,
     ChallengeStatus,
     CommitteeMember,
     Engagement,
@@ -170,9 +172,14 @@ def _is_firm() -> bool:
     return current_user.role == Role.FIRM_USER
 
 
-def _scoped_bids(procurement: Procurement) -> list[Bid]:
-    stmt = sa.select(Bid).where(Bid.procurement_id == procurement.id).order_by(Bid.id)
+def _scoped_bids(procurement: Procurement, *options: Any) -> list[Bid]:
+    stmt = sa.select(Bid).where(Bid.procurement_id == procurement.id).order_by(Bid.id).options(*options)
     return db.session.execute(scoped(Bid, stmt)).scalars().all()
+
+
+# what the 投标 card shows of each bid (its firm, team with their roster rows, technical file), read with the bids
+BID_CARD = (joinedload(Bid.firm), joinedload(Bid.technical_file),
+            selectinload(Bid.team).joinedload(BidTeamMember.staff))
 
 
 def _user_name(user_id: Optional[int]) -> str:
@@ -660,7 +667,7 @@ def _render_procure(engagement: Engagement, form: ProcurementForm, status: int):
 def _render_procurement(p: Procurement, status: int = 200, **forms: Any):
     engagement = p.engagement
     opened = p.opened_at is not None
-    bids = _scoped_bids(p) if opened else []
+    bids = _scoped_bids(p, *BID_CARD) if opened else []
     results = services.evaluate(p) if opened and p.is_competitive else []
     scored = dict(db.session.execute(
         sa.select(TechnicalScore.member_id, sa.func.count(TechnicalScore.id))
@@ -691,15 +698,21 @@ def _render_procurement(p: Procurement, status: int = 200, **forms: Any):
     ), status
 
 
+# what a challenge's line shows (templates/procurement/_notice.html ``challenge_line``): its evidence files
+CHALLENGE_LINE = (selectinload(Challenge.evidence).joinedload(ChallengeEvidence.file),)
+
+
 def _challenge_context(p: Procurement, answer_forms: dict | None = None) -> dict:
     """The result notices, the challenge period and the challenges, as both sides' pages show them."""
     challenges = db.session.execute(sa.select(Challenge).where(Challenge.procurement_id == p.id)
+                                    .options(*CHALLENGE_LINE, joinedload(Challenge.firm))
                                     .order_by(Challenge.id)).scalars().all()
     forms = dict(answer_forms or {})
     for c in challenges:
         if c.status == ChallengeStatus.OPEN and c.id not in forms:
             forms[c.id] = ChallengeAnswerForm(prefix=f"c{c.id}")
     return {"notice": p.notice, "notices": p.notices, "challenges": challenges, "answer_forms": forms,
+            "complaint_dates": services.complaint_dates(challenges),
             "contract_block": services.contract_block(p) if p.award is not None else None,
             "today": beijing_today(), "ChallengeStatus": ChallengeStatus}
 
@@ -1044,9 +1057,10 @@ bp.add_app_template_global(services.complaint_right, "complaint_right")
 def _own_challenges(p: Procurement, firm: Firm) -> dict:
     """The firm sees the notices and its own challenges only (never another firm's grounds)."""
     mine = db.session.execute(sa.select(Challenge).where(Challenge.procurement_id == p.id, Challenge.firm_id == firm.id)
-                              .order_by(Challenge.id)).scalars().all()
+                              .options(*CHALLENGE_LINE).order_by(Challenge.id)).scalars().all()
     notice = p.notice
     return {"notice": notice, "notices": p.notices, "my_challenges": mine, "today": beijing_today(),
+            "complaint_dates": services.complaint_dates(mine),
             "window_open": notice is not None and services.challenge_window_open(notice),
             "filed_on_notice": notice is not None and any(c.notice_id == notice.id for c in mine)}
 

@@ -330,6 +330,8 @@ class FirmRelation(CreatedBy, db.Model):
     firm: Mapped[Firm] = relationship(back_populates="relations")
     bureau: Mapped[Optional[Bureau]] = relationship()
     budget_unit: Mapped[Optional[BudgetUnit]] = relationship()
+    # who recorded it: the firm may end only a relation it declared itself ("firm.relation.end")
+    created_by: Mapped[Optional[User]] = relationship(foreign_keys=lambda: [FirmRelation.created_by_id], viewonly=True)
 
     @property
     def counterpart_name(self) -> str:

@@ -12,7 +12,6 @@ from evalhub.core.permissions import (
     account_limit, in_bureaus, is_admin, is_bureau_user, library_bureau_ids_for, own_bureau, row_scope, rules,
     visible,
 )
-from evalhub.extensions import db
 from evalhub.registry.models import Expert, ExpertStatus, Firm, FirmStatus
 
 # Applications and rejected firms of an upper bureau are that bureau's business only.
@@ -79,7 +78,7 @@ def _relation_end(user: User, relation: Any) -> bool:
         return True
     if not firm_member(user, firm) or relation.created_by_id is None:
         return False
-    author = db.session.get(User, relation.created_by_id)
+    author = relation.created_by  # read with the firm's page (``services.read_firm_details``)
     return author is not None and author.role == Role.FIRM_USER and author.firm_id == firm.id
 
 

@@ -1112,7 +1112,8 @@ def read_firm_details(firm: Firm) -> None:
     db.session.execute(sa.select(Firm).where(Firm.id == firm.id).options(
         selectinload(Firm.staff).selectinload(FirmStaff.certificates),
         selectinload(Firm.documents).joinedload(FirmDocument.file),
-        selectinload(Firm.relations).options(joinedload(FirmRelation.bureau), joinedload(FirmRelation.budget_unit)))
+        selectinload(Firm.relations).options(joinedload(FirmRelation.bureau), joinedload(FirmRelation.budget_unit),
+                                             joinedload(FirmRelation.created_by)))
     ).scalar_one()
 
 

@@ -28,7 +28,7 @@ from flask import Blueprint, abort, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.orm import joinedload, selectinload
 
-from evalhub.core import draws, permissions
+from evalhub.core import bureau_tree, draws, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.listing import Export, Listing, choice_filter, enum_filter, int_filter
@@ -600,7 +600,8 @@ def public_complaint_lookup():
 def public_inspections():
     stmt = (sa.select(InspectionCampaign).where(InspectionCampaign.status.in_(PUBLISHED))
             .options(selectinload(InspectionCampaign.bureau), selectinload(InspectionCampaign.engagement_draw),
-                     selectinload(InspectionCampaign.inspections).selectinload(Inspection.engagement),
+                     selectinload(InspectionCampaign.inspections).selectinload(Inspection.engagement)
+                     .options(*bureau_tree.with_bureau(Engagement)),  # each row names its buyer
                      selectinload(InspectionCampaign.inspections).selectinload(Inspection.firm),
                      selectinload(InspectionCampaign.inspections).selectinload(Inspection.findings))
             .order_by(InspectionCampaign.list_published_at.desc(), InspectionCampaign.id.desc()))
