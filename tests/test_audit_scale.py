@@ -213,5 +213,5 @@ def test_the_public_credit_page_states_each_bureaus_grade_lines_without_a_read_p
     rate(county)
     db.session.commit()
     after, body = _statements(client, "/public/ratings")
-    assert all(f"{name}：A 级" in body for name in (world.lt.name, world.ats.name, county.name))  # each one's lines
+    assert all(f"{name} 2024 年度：A 级" in body for name in (world.lt.name, world.ats.name, county.name))  # each one's lines
     assert after == before, f"statements grew with the bureaus listed: {before} → {after}"

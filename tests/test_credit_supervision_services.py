@@ -143,12 +143,12 @@ def test_external_records_need_a_source_document(world):
 @pytest.mark.parametrize("total, grade", [("90", CreditGrade.A), ("89.99", CreditGrade.B), ("80", CreditGrade.B),
                                           ("79.99", CreditGrade.C), ("60", CreditGrade.C), ("59.99", CreditGrade.D)])
 def test_grade_cut_offs_at_their_boundaries(world, total, grade):
-    assert C.grade_for(world.bz, Decimal(total)) == grade
+    assert C.grade_for(C.grade_cuts(world.bz), Decimal(total)) == grade
 
 
 def test_cut_offs_and_weights_are_bureau_settings(world):
     set_setting(world.bz, "credit.cut_c", 80, world.bz_admin)
-    assert C.grade_for(world.bz, Decimal("79")) == CreditGrade.D
+    assert C.grade_for(C.grade_cuts(world.bz), Decimal("79")) == CreditGrade.D
 
 
 # --- lifecycle -------------------------------------------------------------------------------------

@@ -58,6 +58,9 @@ class CreditRating(InBureau, OfFirm, db.Model):
     total: Mapped[Optional[Decimal]] = mapped_column(Points)
     grade: Mapped[Optional[CreditGrade]] = mapped_column(enum_column(CreditGrade))
     components: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
+    # The grade lines the total was graded on ({"a": "90", "b": "80", "c": "60"}): a bureau may move its lines
+    # later, and a published grade is stated with the lines it was given on. None: computed before they were kept.
+    grade_cuts: Mapped[Optional[dict[str, str]]] = mapped_column(sa.JSON)
     watch_list: Mapped[bool] = mapped_column(default=False)
     watch_reason: Mapped[Optional[str]] = mapped_column(sa.String(500))
     version: Mapped[int] = mapped_column(default=1)

@@ -77,29 +77,34 @@ class Component:
                 "detail": self.detail, "records": self.records}
 
 
-def grade_for(bureau: Bureau, total: Decimal) -> CreditGrade:
-    if total >= Decimal(str(get_setting(bureau, "credit.cut_a"))):
-        return CreditGrade.A
-    if total >= Decimal(str(get_setting(bureau, "credit.cut_b"))):
-        return CreditGrade.B
-    if total >= Decimal(str(get_setting(bureau, "credit.cut_c"))):
-        return CreditGrade.C
+def grade_cuts(bureau: Bureau) -> dict[str, str]:
+    """The bureau's grade lines now (``credit.cut_a/b/c``), as a rating keeps them."""
+    return {k: points_text(get_setting(bureau, f"credit.cut_{k}")) for k in "abc"}
+
+
+def grade_for(cuts: dict[str, str], total: Decimal) -> CreditGrade:
+    for key, grade in (("a", CreditGrade.A), ("b", CreditGrade.B), ("c", CreditGrade.C)):
+        if total >= Decimal(cuts[key]):
+            return grade
     return CreditGrade.D
 
 
-def grade_lines(bureau: Bureau) -> str:
-    """The bureau's grade lines as its pages state them (``credit.cut_a/b/c``, the lines ``grade_for`` applies):
+def grade_lines(cuts: dict[str, str]) -> str:
+    """Grade lines as the pages state them (those ``grade_for`` applies):
     “A 级 ≥ 90 分，B 级 80–90 分，C 级 60–80 分，D 级 60 分以下”."""
-    a, b, c = (points_text(get_setting(bureau, f"credit.cut_{k}")) for k in "abc")
+    a, b, c = cuts["a"], cuts["b"], cuts["c"]
     return f"A 级 ≥ {a} 分，B 级 {b}–{a} 分，C 级 {c}–{b} 分，D 级 {c} 分以下"
 
 
-def grade_lines_for(bureaus: Iterable[Bureau]) -> dict[int, str]:
-    """``grade_lines`` of each bureau given, by id: their walks up to the root read at once (a public page lists
-    the ratings of bureaus no tree is held for), then the settings as ``get_setting`` reads them."""
-    bureaus = list(bureaus)
-    bureau_tree.hold_chains(bureaus)
-    return {b.id: grade_lines(b) for b in bureaus}
+def stated_lines(ratings: Iterable[CreditRating]) -> list[tuple[str, int, str]]:
+    """(bureau name, year, lines) for the ratings listed: each with the lines it was graded on — a rating computed
+    before they were kept, with its bureau's lines now (their walks up to the root read at once)."""
+    ratings = list(ratings)
+    older = sorted({r.bureau for r in ratings if r.grade_cuts is None}, key=lambda b: b.path)
+    bureau_tree.hold_chains(older)
+    now = {b.id: grade_cuts(b) for b in older}
+    seen = {(r.bureau.path, r.bureau.name, r.year, grade_lines(r.grade_cuts or now[r.bureau_id])) for r in ratings}
+    return [(name, year, lines) for _path, name, year, lines in sorted(seen, key=lambda s: (-s[2], s[0], s[3]))]
 
 
 def _weight(bureau: Bureau, key: str) -> Decimal:
@@ -150,10 +155,14 @@ def _late(bureau: Bureau, year: int):
     from evalhub.supervision.models import Finding
 
     made_in_year = sa.and_(Finding.created_at >= beijing_year_start(year), Finding.created_at < beijing_year_start(year + 1))
-    final = sa.select(CreditRating.id).where(CreditRating.bureau_id == bureau.id, CreditRating.firm_id == Finding.firm_id,
-                                             CreditRating.year == Engagement.year, CreditRating.status == RatingStatus.FINAL,
-                                             CreditRating.computed_at < Finding.created_at)
-    return sa.and_(Engagement.id.is_not(None), Engagement.year < year, made_in_year, final.exists())
+    work_year = sa.select(CreditRating.id).where(CreditRating.bureau_id == bureau.id, CreditRating.year == Engagement.year)
+    final_before = [CreditRating.status == RatingStatus.FINAL, CreditRating.computed_at < Finding.created_at]
+    firm_row = work_year.where(CreditRating.firm_id == Finding.firm_id)
+    # the firm's own row of the work year, final before the finding; or none at all (a colluding bidder that won
+    # nothing) in a year the bureau's ratings are final before the finding: either way that year never takes it
+    final = sa.or_(firm_row.where(*final_before).exists(),
+                   sa.and_(~firm_row.exists(), work_year.where(*final_before).exists()))
+    return sa.and_(Engagement.id.is_not(None), Engagement.year < year, made_in_year, final)
 
 
 def _subjects(bureau: Bureau, year: int) -> sa.CompoundSelect:
@@ -497,7 +506,8 @@ def _rate(bureau: Bureau, year: int, firm: Firm, rating: CreditRating | None, re
     rating.rated = rated
     rating.components = [c.as_dict() for c in components]
     rating.total = total
-    rating.grade = grade_for(bureau, total) if rated else None
+    rating.grade_cuts = grade_cuts(bureau)
+    rating.grade = grade_for(rating.grade_cuts, total) if rated else None
     rating.watch_list = bool(intentional)
     rating.watch_reason = "；".join(intentional)[:500] or None
     rating.version += 1  # every computation is a version; only a change re-opens the objection window
@@ -811,13 +821,17 @@ def add_external_record(bureau: Bureau, firm: Firm, actor: User, *, kind: Any, o
         errors["deduction"] = "扣分应为 0–100 的数字"
         value = Decimal("0")
     if not errors:  # before the file is stored
-        concurrency.refuse_twin(  # one penalty is deducted once
+        # One penalty is deducted once: a rating reads the records of its bureau's whole subtree, so the same record
+        # entered by any bureau of the region (a county and its prefecture, two counties) would count twice above.
+        region = bureau.path.split("/", 1)[0] + "/"
+        concurrency.refuse_twin(
             f"credit.external:{firm.id}",
-            sa.select(ExternalCreditRecord).where(
-                ExternalCreditRecord.bureau_id == bureau.id, ExternalCreditRecord.firm_id == firm.id,
+            sa.select(ExternalCreditRecord).join(Bureau, Bureau.id == ExternalCreditRecord.bureau_id).where(
+                Bureau.path.startswith(region), ExternalCreditRecord.firm_id == firm.id,
                 ExternalCreditRecord.kind == kind, ExternalCreditRecord.occurred_on == occurred_on,
                 ExternalCreditRecord.description == description.strip()),
-            lambda twin: f"已录入相同的外部信用记录（{twin.kind.label}，{twin.occurred_on:%Y-%m-%d}），请勿重复提交。")
+            lambda twin: f"{twin.bureau.name}已录入相同的外部信用记录（{twin.kind.label}，{twin.occurred_on:%Y-%m-%d}），"
+                         "同一记录只计一次，请勿重复录入。")
     stored = None
     if not data and not filename:
         errors["file"] = "请上传来源文件（处罚决定书、信用中国截图等）"

@@ -528,10 +528,8 @@ def public_ratings():
     years = db.session.execute(_public_stmt().with_only_columns(CreditRating.year).distinct()
                                .order_by(CreditRating.year.desc())).scalars().all()
     listed = ratings.page()
-    # the grade lines of each bureau whose ratings are listed (a bureau's own settings: no line is national)
-    listed_bureaus = sorted({r.bureau for r in listed.items}, key=lambda b: b.path)
-    lines_of = services.grade_lines_for(listed_bureaus)
-    lines = [(b.name, lines_of[b.id]) for b in listed_bureaus]
+    # the lines each listed grade was given on (a bureau's own settings, kept on the rating: no line is national)
+    lines = services.stated_lines(listed.items)
     return render_template("credit/public_list.html", page=listed, filters=ratings.filters, bureaus=bureaus,
                            years=years, CreditGrade=CreditGrade, grade_lines=lines)
 

@@ -29,13 +29,14 @@ class CollusionRule(LabeledEnum):
 
 
 # Which clause of 第三十七条 each rule reflects, shown beside the flag.
+# 财政部令第87号 第三十七条: (四) 投标文件异常一致或者投标报价呈规律性差异; (五) 投标文件相互混装.
 CLAUSE = {
-    CollusionRule.SAME_FILE: "第三十七条第（五）项：不同供应商的投标文件异常一致；第（四）项：投标文件相互混装",
-    CollusionRule.SIMILAR_TEXT: "第三十七条第（五）项：不同供应商的投标文件异常一致",
+    CollusionRule.SAME_FILE: "第三十七条第（四）项：不同供应商的投标文件异常一致；第（五）项：投标文件相互混装",
+    CollusionRule.SIMILAR_TEXT: "第三十七条第（四）项：不同供应商的投标文件异常一致",
     CollusionRule.SAME_METADATA: "第三十七条第（一）项：不同供应商的投标文件由同一单位或者个人编制",
     CollusionRule.SAME_PERSON: "第三十七条第（三）项：不同供应商的投标文件载明的项目管理成员或者联系人员为同一人",
-    CollusionRule.IDENTICAL_PRICE: "第三十七条第（五）项：投标报价异常一致",
-    CollusionRule.PRICE_PATTERN: "第三十七条第（五）项：投标报价呈规律性差异",
+    CollusionRule.IDENTICAL_PRICE: "第三十七条第（四）项：投标报价异常一致",
+    CollusionRule.PRICE_PATTERN: "第三十七条第（四）项：投标报价呈规律性差异",
     CollusionRule.SHARED_CONTACT: "第三十七条第（二）项：不同供应商委托同一单位或者个人办理投标事宜（联系方式相同）",
 }
 
