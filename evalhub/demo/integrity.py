@@ -109,6 +109,7 @@ def load_integrity(echo: Callable[[str], object] = print, *, load_time: datetime
         echo(f"  采购 #{procurement.id}：{len(bidders)} 家投标，一致性检查提示 {len(integrity.flags_of(procurement))} 条，均已处理")
     clock.at(load_time - timedelta(minutes=10), forward_only=True)
     record = redflags.refresh()
-    echo(f"  采购红旗：{record.procurements} 个采购项目，{record.flags} 条提示（全区中位数：{record.medians}）")
+    medians = "，".join(f"{redflags.QUALITY_LABELS[k]} {v}" for k, v in record.medians.items() if k in redflags.QUALITY_LABELS)
+    echo(f"  采购红旗：{record.procurements} 个采购项目，{record.flags} 条提示（全区中位数：{medians or '—'}）")
     db.session.commit()
     return created + record.flags

@@ -764,7 +764,7 @@ def load_screening_archive(echo: Callable[[str], object] = print) -> int:
     index.flush()
     rescreened = S.rescreen()
 
-    echo("演示数据：筛查提示转定向检查，训练并启用筛查模型 …")
+    echo("演示数据：筛查提示转定向检查，训练筛查模型（超过规则评分才启用）…")
     staff, region_admin = archive.users["bz.staff"], archive.users["xj.admin"]
     bz = archive.bureaus["652800"]
     # 巴州's 2024 queue first, then its 2023 queue, then the other bureaus' (each opens its own cases): which archive
