@@ -1,7 +1,8 @@
 """Outline headings of Chinese official documents (一、基本情况 / 第一章 基本情况 / 1. 基本情况 / （一）…).
 
-Used by the review's machine checks (which chapters a report has) and by the screening pipeline (chapter
-splitting), so it lives below both.
+Used by the review's machine checks (which chapters a report has), the findings drafted from a report and the
+screening pipeline (chapter splitting), so it lives below all three — and so does ``simplified``, which each of
+them reads a report through first: the three must agree on which chapters a report in traditional characters has.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def heading_numeral(line: str) -> str | None:
 _HEADING_CHARS = 40  # a heading line naming one chapter is at most this long; naming several, twice this
 _JOINER = re.compile(r"^[\s、，,；;和及与暨/]+")
 _SUB_NUMERAL = re.compile(r"^(?:[（(]|\d)")
+_PUNCTUATION = re.compile(r"[\s\W_]+")
 
 
 def heading_titles(line: str, chapters: Sequence[str]) -> list[str]:
@@ -46,6 +48,12 @@ def heading_titles(line: str, chapters: Sequence[str]) -> list[str]:
         return []
     if len(found) == 1 and len(line.strip()) > _HEADING_CHARS:  # a sentence that begins with a chapter's name
         return []
+    if len(found) > 1:
+        # as the reference outline joins them: two chapters next to each other, and nothing after the second but
+        # punctuation — not a line listing the outline, nor a sentence naming two chapters, to fake a heading
+        order = [chapters.index(c) for c in found]
+        if len(found) > 2 or order[1] != order[0] + 1 or _PUNCTUATION.sub("", title):
+            return []
     return found
 
 
@@ -62,3 +70,24 @@ def divides(line: str, titles: Sequence[str], current: Sequence[str]) -> bool:
         return False
     numeral = heading_numeral(line)
     return bool(numeral and _SUB_NUMERAL.match(numeral))
+
+
+# Frequent characters of traditional writing that simplified text never uses (each has a simplified form): a text
+# holding one is converted whole; the others skip the conversion (about 5 ms for a report, 0.02 ms for the look).
+_TRADITIONAL = re.compile("[這們來對說時會發與為國過還學實現點關體當經從問題應該裡開麼樣邊頭讓給長場區機構務員計劃項報資費"
+                          "設備總評價績預執標進數據況險]")
+_converter = None
+
+
+def simplified(text: str) -> str:
+    """Traditional characters converted to simplified (OpenCC's t2s, phrase-aware: 乾燥 → 干燥, 幹部 → 干部), so a
+    report written in traditional characters meets the outline's headings and the feature patterns, which are
+    simplified. Its passages are then shown in simplified characters."""
+    global _converter
+    if not _TRADITIONAL.search(text):
+        return text
+    if _converter is None:
+        from opencc_purepy import OpenCC
+
+        _converter = OpenCC("t2s")
+    return _converter.convert(text)

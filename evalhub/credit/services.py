@@ -9,7 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from evalhub.core import audit, bureau_tree, concurrency, files, permissions
 from evalhub.core.batches import batches
@@ -154,7 +154,18 @@ def _late(bureau: Bureau, year: int):
     finding holds it, by the work's year). For a statement joined to ``Finding`` and (outer) ``Engagement``."""
     from evalhub.supervision.models import Finding
 
-    made_in_year = sa.and_(Finding.created_at >= beijing_year_start(year), Finding.created_at < beijing_year_start(year + 1))
+    # made in ``year`` — or made in its work year itself, after that year's final rating: then the next year takes it
+    made = sa.and_(Finding.created_at < beijing_year_start(year + 1), sa.or_(
+        Finding.created_at >= beijing_year_start(year), Engagement.year == year - 1))
+    return sa.and_(_carried(bureau), Engagement.year < year, made)
+
+
+def _carried(bureau: Bureau):
+    """A finding on work of a year whose rating by this bureau was final before the finding was made: that year
+    never takes it (its ratings are not computed again, nor given a new row for it) — a later year does
+    (``_late``). For a statement joined to ``Finding`` and (outer) ``Engagement``."""
+    from evalhub.supervision.models import Finding
+
     work_year = sa.select(CreditRating.id).where(CreditRating.bureau_id == bureau.id, CreditRating.year == Engagement.year)
     final_before = [CreditRating.status == RatingStatus.FINAL, CreditRating.computed_at < Finding.created_at]
     firm_row = work_year.where(CreditRating.firm_id == Finding.firm_id)
@@ -162,7 +173,7 @@ def _late(bureau: Bureau, year: int):
     # nothing) in a year the bureau's ratings are final before the finding: either way that year never takes it
     final = sa.or_(firm_row.where(*final_before).exists(),
                    sa.and_(~firm_row.exists(), work_year.where(*final_before).exists()))
-    return sa.and_(Engagement.id.is_not(None), Engagement.year < year, made_in_year, final)
+    return sa.and_(Engagement.id.is_not(None), final)
 
 
 def _subjects(bureau: Bureau, year: int) -> sa.CompoundSelect:
@@ -175,7 +186,8 @@ def _subjects(bureau: Bureau, year: int) -> sa.CompoundSelect:
     violated = (sa.select(Finding.firm_id).join(Inspection, Inspection.id == Finding.inspection_id)
                 .outerjoin(Engagement, Engagement.id == Inspection.engagement_id)
                 .where(Finding.firm_id.is_not(None), Inspection.bureau_id.in_(subtree), sa.or_(
-                    sa.and_(Finding.severity == Severity.INTENTIONAL, _work_year(year, Finding.created_at)),
+                    sa.and_(Finding.severity == Severity.INTENTIONAL, _work_year(year, Finding.created_at),
+                            ~_carried(bureau)),
                     _late(bureau, year))))
     return sa.union(worked, violated)
 
@@ -267,7 +279,8 @@ def _year_records(bureau: Bureau, year: int, firm_id: int | None = None) -> dict
     gather(sa.select(Finding.id, Finding.firm_id, Finding.inspection_id, Finding.severity, Finding.description)
            .join(Inspection, Inspection.id == Finding.inspection_id).outerjoin(
                Engagement, Engagement.id == Inspection.engagement_id).where(
-               firm_filter(Finding.firm_id), Inspection.bureau_id.in_(subtree), _work_year(year, Finding.created_at))
+               firm_filter(Finding.firm_id), Inspection.bureau_id.in_(subtree), _work_year(year, Finding.created_at),
+               ~_carried(bureau))
            .order_by(Finding.id), "findings")
     gather(sa.select(Finding.id, Finding.firm_id, Finding.inspection_id, Finding.severity, Finding.description,
                      Engagement.year.label("work_year"))
@@ -275,11 +288,19 @@ def _year_records(bureau: Bureau, year: int, firm_id: int | None = None) -> dict
                Engagement, Engagement.id == Inspection.engagement_id).where(
                firm_filter(Finding.firm_id), Inspection.bureau_id.in_(subtree), _late(bureau, year))
            .order_by(Finding.id), "late")
+    # One penalty is deducted once: the same record (firm, kind, date, text) entered by two bureaus of the subtree
+    # (a county and its prefecture, two counties) is read once, as the first entered; each bureau's own rating
+    # still reads the one it entered.
+    earlier = aliased(ExternalCreditRecord)
+    twin_before = sa.exists().where(
+        earlier.firm_id == ExternalCreditRecord.firm_id, earlier.kind == ExternalCreditRecord.kind,
+        earlier.occurred_on == ExternalCreditRecord.occurred_on, earlier.description == ExternalCreditRecord.description,
+        earlier.id < ExternalCreditRecord.id, earlier.bureau_id.in_(subtree))
     gather(sa.select(ExternalCreditRecord.id, ExternalCreditRecord.firm_id, ExternalCreditRecord.kind,
                      ExternalCreditRecord.description, ExternalCreditRecord.deduction).where(
                firm_filter(ExternalCreditRecord.firm_id), ExternalCreditRecord.bureau_id.in_(subtree),
-               sa.extract("year", ExternalCreditRecord.occurred_on) == year).order_by(ExternalCreditRecord.id),
-           "external")
+               sa.extract("year", ExternalCreditRecord.occurred_on) == year, ~twin_before)
+           .order_by(ExternalCreditRecord.id), "external")
     # Corrections decided on upheld objections to this bureau's rating of the year: the rating reads the
     # corrected fact instead of the record (which stays as it was); the latest correction of a record wins.
     stmt = sa.select(CreditCorrection, CreditRating.firm_id).join(CreditRating, CreditRating.id == CreditCorrection.rating_id).where(
@@ -821,17 +842,13 @@ def add_external_record(bureau: Bureau, firm: Firm, actor: User, *, kind: Any, o
         errors["deduction"] = "扣分应为 0–100 的数字"
         value = Decimal("0")
     if not errors:  # before the file is stored
-        # One penalty is deducted once: a rating reads the records of its bureau's whole subtree, so the same record
-        # entered by any bureau of the region (a county and its prefecture, two counties) would count twice above.
-        region = bureau.path.split("/", 1)[0] + "/"
-        concurrency.refuse_twin(
+        concurrency.refuse_twin(  # one penalty is entered once by a bureau (one above reads it once: ``_year_records``)
             f"credit.external:{firm.id}",
-            sa.select(ExternalCreditRecord).join(Bureau, Bureau.id == ExternalCreditRecord.bureau_id).where(
-                Bureau.path.startswith(region), ExternalCreditRecord.firm_id == firm.id,
+            sa.select(ExternalCreditRecord).where(
+                ExternalCreditRecord.bureau_id == bureau.id, ExternalCreditRecord.firm_id == firm.id,
                 ExternalCreditRecord.kind == kind, ExternalCreditRecord.occurred_on == occurred_on,
                 ExternalCreditRecord.description == description.strip()),
-            lambda twin: f"{twin.bureau.name}已录入相同的外部信用记录（{twin.kind.label}，{twin.occurred_on:%Y-%m-%d}），"
-                         "同一记录只计一次，请勿重复录入。")
+            lambda twin: f"已录入相同的外部信用记录（{twin.kind.label}，{twin.occurred_on:%Y-%m-%d}），请勿重复提交。")
     stored = None
     if not data and not filename:
         errors["file"] = "请上传来源文件（处罚决定书、信用中国截图等）"

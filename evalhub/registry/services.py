@@ -347,7 +347,7 @@ def _tell_firm(firm: Firm, spec: StatusAction, reason: str) -> None:
     elif spec.action in ("reinstate", "lift_blacklist"):
         # out of the blacklist is not back in the library: the firm applies again (重新申请入库)
         again = "。贵机构现为“已移出”，如需重新入库，请补齐材料后提出重新申请入库" if spec.action == "lift_blacklist" else ""
-        emit("firm_restored", link=link, firm_id=firm.id, bureau=bureau, status=spec.label, reason=reason,
+        emit("firm_restored", link=link, firm_id=firm.id, bureau=bureau, status=spec.label, reason=reason.rstrip("。"),
              next_step=again)
     elif spec.target in (FirmStatus.SUSPENDED, FirmStatus.REMOVED, FirmStatus.BLACKLISTED):
         emit("firm_suspended", link=link, firm_id=firm.id, bureau=bureau, status=spec.target.label, reason=reason)

@@ -24,7 +24,7 @@ from evalhub.core.listing import as_int
 from evalhub.core.enums import BureauLevel, Role
 from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.models import Bureau, BudgetUnit, StoredFile, User
-from evalhub.core.outline import heading_numeral, heading_titles
+from evalhub.core.outline import heading_numeral, heading_titles, simplified
 from evalhub.core.settings import SETTINGS, SettingDef, get_setting, register
 from evalhub.core.timeutil import beijing_date, beijing_day_start, beijing_today, utcnow
 from evalhub.extensions import db
@@ -290,7 +290,7 @@ def report_sections(text: str, chapters: list[str]) -> dict[str, list[str]]:
     """The paragraphs under the report's 问题 and 建议 chapters (the firm's starting point, which it corrects)."""
     out: dict[str, list[str]] = {PROBLEM_CHAPTER: [], ADVICE_CHAPTER: []}
     current = None
-    for line in (text or "").splitlines():
+    for line in simplified(text or "").splitlines():  # as the machine checks and the screener read it
         line = line.strip()
         if not line:
             continue
@@ -542,7 +542,7 @@ def overdue_findings_query(user: User, today: date | None = None) -> sa.Select:
     counts, and reads only the columns it shows). One handed in and awaiting verification is the bureau's."""
     return permissions.scope(user, sa.select(ResultFinding).where(
         ResultFinding.status.in_(OWED_STATUSES), _late_from() < (today or beijing_today())), ResultFinding) \
-        .order_by(ResultFinding.deadline)
+        .order_by(_late_from(), ResultFinding.id)
 
 
 def overdue_findings(user: User, limit: int = 20) -> list[ResultFinding]:

@@ -21,7 +21,7 @@ from evalhub.core.inputs import check_text, required_reason
 from evalhub.core.models import Bureau, BudgetUnit, Draw, StoredFile, User
 from evalhub.core.settings import SETTINGS, SettingDef, get_setting, register
 from evalhub.core.timeutil import beijing_today, beijing_year_start, format_beijing, to_beijing, utcnow
-from evalhub.core.outline import divides, heading_titles
+from evalhub.core.outline import divides, heading_titles, simplified
 from evalhub.core.notifications import emit, send_pending_email
 from evalhub.extensions import db
 from evalhub.procurement import workflow
@@ -185,7 +185,7 @@ def find_chapters(text: str, chapters: list[str] | None = None) -> dict[str, int
     chapters = chapters or REPORT_CHAPTERS
     counts = {c: 0 for c in chapters}
     joined: list[str] = []  # the chapters of the current heading when it named several (五、…经验及做法、存在的问题…)
-    for line in (text or "").splitlines():
+    for line in simplified(text or "").splitlines():  # as the screener reads it (traditional characters too)
         titles = heading_titles(line, chapters)
         if titles and not divides(line, titles, joined):  # a sub-heading of a joined heading is not counted again
             for title in titles:

@@ -96,9 +96,11 @@ QUEUE_ITEM = schema("ScreeningQueueItem", {"type": "object", "required": [
 QUEUE = schema("ScreeningQueue", list_schema(QUEUE_ITEM))
 
 UNSCORED_ITEM = schema("ScreeningUnscoredItem", {"type": "object", "required": [
-    "method", "submission_id", "version", "kind", "engagement", "firm", "bureau", "submitted_at", "chars",
+    "method", "flagged", "submission_id", "version", "kind", "engagement", "firm", "bureau", "submitted_at", "chars",
     "reasons"], "properties": {
     "method": {"type": "string", "enum": [RiskMethod.UNSCORED.value], "description": RiskMethod.UNSCORED.label},
+    "flagged": {"type": "boolean", "enum": [True],
+                "description": "始终建议抽查：文本无法读取的不能由筛查排除，须人工查看（不占抽查比例）"},
     "chars": {"type": "integer", "description": f"提取到的字数（不足 {services.MIN_SCORED_CHARS} 字不评分）"},
     **_SUBMISSION_PROPERTIES}})
 UNSCORED = schema("ScreeningUnscored", {"type": "object", "required": ["items"], "properties": {
@@ -150,7 +152,7 @@ def queue_item_json(entry: services.QueueEntry) -> dict:
 
 def unscored_json(row) -> dict:
     e = row.engagement
-    return {"method": row.method.value, "submission_id": row.submission_id, "version": row.submission.version,
+    return {"method": row.method.value, "flagged": True, "submission_id": row.submission_id, "version": row.submission.version,
             "kind": row.kind.value, "engagement": {"id": e.id, "reference": e.reference, "name": e.name},
             "firm": {"id": e.firm.id, "name": e.firm.name} if e.firm is not None else None,
             "bureau": {"id": e.bureau.id, "name": e.bureau.name}, "submitted_at": datetime_str(row.submitted_at),

@@ -251,8 +251,11 @@ def restated_targets(text: str) -> int:
             continue
         if "。" in line:
             header = None  # a sentence: the table is over
-        elif header is not None and len(cells) == header[0]:
-            a, b = _cell_number(cells[header[1]]), _cell_number(cells[header[2]])
+        elif header is not None and header[0] - min(header[1], header[2]) <= len(cells) <= header[0]:
+            # fewer cells than the header: the left ones merged over rows (一级/二级指标), stored empty and gone
+            # with the whitespace — the columns are counted from the right
+            shift = header[0] - len(cells)
+            a, b = _cell_number(cells[header[1] - shift]), _cell_number(cells[header[2] - shift])
             count += a is not None and a == b
             continue
         for sign, a, unit, b in _TABLE_PAIR.findall(line):

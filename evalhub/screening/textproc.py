@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from evalhub.core.outline import divides, heading_numeral, heading_title, heading_titles  # noqa: F401  (chapters)
+from evalhub.core.outline import divides, heading_numeral, heading_title, heading_titles, simplified  # noqa: F401  (chapters)
 
 _PAGE_FURNITURE = re.compile(r"^(第\s*\d+\s*页(\s*[/，,]?\s*共\s*\d+\s*页)?|[-—–]\s*\d+\s*[-—–]|\d+\s*/\s*\d+|page\s*\d+.*)$",
                              re.IGNORECASE)
@@ -76,27 +76,6 @@ def is_chrome(line: str) -> bool:
 def strip_chrome(text: str | None) -> str:
     """The text without its page-chrome lines (see ``is_chrome``)."""
     return "\n".join(line for line in (text or "").split("\n") if not is_chrome(line.strip()))
-
-
-# Frequent characters of traditional writing that simplified text never uses (each has a simplified form): a text
-# holding one is converted whole; the others skip the conversion (about 5 ms for a report, 0.02 ms for the look).
-_TRADITIONAL = re.compile("[這們來對說時會發與為國過還學實現點關體當經從問題應該裡開麼樣邊頭讓給長場區機構務員計劃項報資費"
-                          "設備總評價績預執標進數據況險]")
-_converter = None
-
-
-def simplified(text: str) -> str:
-    """Traditional characters converted to simplified (OpenCC's t2s, phrase-aware: 乾燥 → 干燥, 幹部 → 干部), so a
-    report written in traditional characters meets the outline's headings and the feature patterns, which are
-    simplified. Its passages are then shown in simplified characters."""
-    global _converter
-    if not _TRADITIONAL.search(text):
-        return text
-    if _converter is None:
-        from opencc_purepy import OpenCC
-
-        _converter = OpenCC("t2s")
-    return _converter.convert(text)
 
 
 def normalise(text: str | None) -> str:

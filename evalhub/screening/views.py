@@ -124,7 +124,7 @@ def _queue_row(entry) -> dict:
 def _unscored_row(s: ReportScreening) -> dict:
     """An unscored text in the export: after the ranked ones, no rank and no risk, its reason said."""
     e = s.engagement
-    return {"排名": "", "风险分": "未评分", "建议抽查": "需人工查看", "评价任务编号": e.reference, "评价任务": e.name,
+    return {"排名": "", "风险分": "未评分", "建议抽查": "是（文本无法提取，须人工查看）", "评价任务编号": e.reference, "评价任务": e.name,
             "承担机构": e.firm.name if e.firm else "", "财政局": e.bureau.name, "类型": s.kind.label,
             "版本": s.submission.version, "提交时间": format_beijing(s.submitted_at), "评分方法": s.method.label,
             "主要原因": "；".join(r["text"] for r in s.reasons or [])}
