@@ -56,6 +56,23 @@ def test_the_job_lifts_a_decision_the_day_after_its_end_date(world, monkeypatch,
     assert registry.lift_lapsed_statuses() == 0  # once
 
 
+def test_an_imposed_suspension_over_a_bureaus_term_is_lifted_back_to_that_term(world):
+    """An imposed suspension runs on past the bureau's earlier end date; struck out, it gives the bureau's own
+    suspension back with its term (not a readmission: that suspension had another cause)."""
+    today = beijing_today()
+    until = today + timedelta(days=10)
+    registry.change_firm_status(world.firm, "suspend", world.bz_admin, reason="质量控制制度未落实，限期整改",
+                                effective_until=until)
+    imposed = registry.impose_suspension(world.firm, "检查发现故意违规：伪造评价数据")
+    db.session.flush()
+    assert imposed is not None and imposed.from_status == FirmStatus.SUSPENDED
+    assert world.firm.status_until is None and imposed.effective_until is None
+    back = registry.lift_imposed_suspension(world.firm, imposed.id, "异议成立，故意违规不予认定")
+    db.session.flush()
+    assert back is not None and world.firm.status == FirmStatus.SUSPENDED and world.firm.status_until == until
+    assert registry.status_on(world.firm, until + timedelta(days=1)) == FirmStatus.ADMITTED
+
+
 def test_a_bureau_admin_lifts_a_blacklisting_by_hand(world):
     registry.change_firm_status(world.firm, "blacklist", world.bz_admin, reason="串通投标")
     assert "lift_blacklist" in [a.action for a in registry.available_status_actions(world.firm, world.bz_admin)]
