@@ -369,12 +369,21 @@ def plan_checks(plan: EvaluationPlan) -> list[PlanCheck]:
     key_items = [i for i in items if i.service_kind == ServiceKind.KEY_EVALUATION]
     if len(key_items) < minimum:
         checks.append(PlanCheck("warning", f"{bureau.level.label}级每年重点评价不少于 {minimum} 项，本计划仅 {len(key_items)} 项"))
-    types = {i.object_type for i in key_items}
+    # Seed 000: the prefecture picks "1 个县（市）、1 个本级部门单位" — a lower-government item counts only when
+    # its unit belongs to a lower bureau (as ``eligibility.evaluated_government`` reads it), a whole-department
+    # item only when its unit is the plan's bureau's own; the type alone proves neither.
+    unit_bureau = dict(db.session.execute(sa.select(BudgetUnit.id, BudgetUnit.bureau_id).where(
+        BudgetUnit.id.in_(sorted({i.budget_unit_id for i in key_items}) or [-1]))).all())
+    own = {ObjectType.LOWER_GOVERNMENT: False, ObjectType.DEPARTMENT: True}
+    types = {i.object_type for i in key_items
+             if i.object_type not in own or (unit_bureau.get(i.budget_unit_id) == bureau.id) == own[i.object_type]}
     required = {BureauLevel.PREFECTURE: [ObjectType.LOWER_GOVERNMENT, ObjectType.DEPARTMENT],
                 BureauLevel.COUNTY: [ObjectType.DEPARTMENT]}.get(bureau.level, [])
+    whose = {ObjectType.LOWER_GOVERNMENT: "（被评价单位须属下级县市）", ObjectType.DEPARTMENT: "（被评价单位须为本级部门单位）"}
     for kind in required:
         if kind not in types:
-            checks.append(PlanCheck("warning", f"{bureau.level.label}级计划应至少包含 1 项“{kind.label}”评价"))
+            checks.append(PlanCheck("warning", f"{bureau.level.label}级计划应至少包含 1 项“{kind.label}”评价"
+                                               f"{whose[kind]}"))
     for item in items:
         if item.commissioner_unit_id and item.commissioner_unit_id == item.budget_unit_id:
             checks.append(PlanCheck("error", f"“{item.name}”的委托方与被评价单位相同，违反主体分离原则"))
