@@ -84,7 +84,9 @@ def test_a_prefecture_plan_with_enough_items_of_the_required_types_has_no_warnin
     plan = P.get_or_create_plan(world.bz, 2025, world.bz_staff)
     for i in range(10):
         kind = [ObjectType.LOWER_GOVERNMENT, ObjectType.DEPARTMENT][i] if i < 2 else ObjectType.PROJECT
-        P.add_plan_item(plan, _item(world, name=f"对象{i}", object_type=kind), world.bz_staff)
+        # a lower-government evaluation names a unit of a county (seed 000: "选择 1 个县（市）")
+        unit = world.units["轮台县医疗保障局" if kind == ObjectType.LOWER_GOVERNMENT else "巴州统计局"]
+        P.add_plan_item(plan, _item(world, name=f"对象{i}", object_type=kind, budget_unit_id=unit.id), world.bz_staff)
     assert P.plan_checks(plan) == []
 
 

@@ -174,6 +174,7 @@ def test_each_page_answers_its_roles_and_refuses_the_others(world, scene, login,
     "/plans/{plan}/items", "/plans/{plan}/items/{item}/delete", "/plans/{plan}/approve", "/engagements/{planned}/transitions",
     "/engagements/{planned}/procure", "/procurements/{procurement}/open", "/procurements/{procurement}/award",
     "/procurements/{procurement}/fail", "/procurements/{procurement}/approve", "/procurements/{procurement}/committee/enter",
+    "/procurements/{procurement}/committee/make-up", "/procurements/{procurement}/committee/reform",
     "/procurements/{procurement}/bid", "/procurements/{procurement}/bid/withdraw", "/engagements/{contracted}/contract",
 ])
 def test_other_bureaus_firms_and_anonymous_users_cannot_post(world, scene, login, client, url):
@@ -723,6 +724,25 @@ def test_failing_a_round_by_hand_needs_a_reason(world, login):
     db.session.expire_all()
     assert db.session.get(Procurement, p.id).status == ProcurementStatus.FAILED
     assert bureau.post(f"/procurements/{p.id}/fail", data={"reason": "再来"}).status_code == 409
+
+
+def test_a_short_committee_is_shown_and_made_up_on_the_procurement_page(world, login):
+    p = _consultation(world)
+    for (_, user, staff), price in zip([_bidder(world, n) for n in "甲乙"], ["40", "45"]):
+        _service_bid(p, user, staff, price)
+    _past_deadline(p)
+    bureau = login(world.bz_staff)
+    bureau.post(f"/procurements/{p.id}/open")
+    assert bureau.post(f"/procurements/{p.id}/committee/enter", data={"names": "甲评委、乙评委、丙评委"}).status_code == 302
+    p = db.session.get(Procurement, p.id)
+    p.committee.remove(p.committee[0])  # a seat released
+    db.session.commit()
+    body = text(bureau.get(f"/procurements/{p.id}"))
+    assert 'data-testid="committee-short"' in body and "尚缺 1 人" in body
+    response = bureau.post(f"/procurements/{p.id}/committee/make-up", data={"names": "丁评委\n戊评委"})
+    assert response.status_code == 422 and "请录入 1 名补充评委" in text(response)
+    assert bureau.post(f"/procurements/{p.id}/committee/make-up", data={"names": "丁评委"}).status_code == 302
+    assert 'data-testid="committee-short"' not in text(bureau.get(f"/procurements/{p.id}"))
 
 
 def test_award_and_contract_errors(world, login):

@@ -56,6 +56,23 @@ def test_the_job_lifts_a_decision_the_day_after_its_end_date(world, monkeypatch,
     assert registry.lift_lapsed_statuses() == 0  # once
 
 
+def test_an_imposed_suspension_over_a_bureaus_term_is_lifted_back_to_that_term(world):
+    """An imposed suspension runs on past the bureau's earlier end date; struck out, it gives the bureau's own
+    suspension back with its term (not a readmission: that suspension had another cause)."""
+    today = beijing_today()
+    until = today + timedelta(days=10)
+    registry.change_firm_status(world.firm, "suspend", world.bz_admin, reason="质量控制制度未落实，限期整改",
+                                effective_until=until)
+    imposed = registry.impose_suspension(world.firm, "检查发现故意违规：伪造评价数据")
+    db.session.flush()
+    assert imposed is not None and imposed.from_status == FirmStatus.SUSPENDED
+    assert world.firm.status_until is None and imposed.effective_until is None
+    back = registry.lift_imposed_suspension(world.firm, imposed.id, "异议成立，故意违规不予认定")
+    db.session.flush()
+    assert back is not None and world.firm.status == FirmStatus.SUSPENDED and world.firm.status_until == until
+    assert registry.status_on(world.firm, until + timedelta(days=1)) == FirmStatus.ADMITTED
+
+
 def test_a_bureau_admin_lifts_a_blacklisting_by_hand(world):
     registry.change_firm_status(world.firm, "blacklist", world.bz_admin, reason="串通投标")
     assert "lift_blacklist" in [a.action for a in registry.available_status_actions(world.firm, world.bz_admin)]
@@ -194,3 +211,58 @@ def test_a_member_whose_login_is_disabled_leaves_the_committee_and_scores_no_mor
     with pytest.raises(Conflict):
         P.record_technical_scores(p, member, {b.id: {i.id: i.max_points for i in p.rubric} for b in p.bids},
                                   world.bz_staff)
+
+
+def test_a_committee_left_short_is_made_up_from_the_pool_or_formed_again(world):
+    """87号令 第五十条: a committee short after a released seat scores and awards nothing until it is made up (a draw
+    derived from its own, once the pool has someone) — the scores already entered stand — or formed again."""
+    from tests.test_audit_registry import _opened
+    from evalhub.procurement import services as P
+
+    p = _opened(world, "补足评委测试机构")
+    for i in range(2):
+        factories.expert(world.bz, name=f"补足委员{i}", employer=f"新疆某学院{i}")
+    factories.witnessed(P.draw_committee(p, 3, world.bz_staff))
+    db.session.flush()
+    factories.committee_clears_flags(p, world.bz_staff)
+    full = {b.id: {i.id: i.max_points for i in p.rubric} for b in p.bids}
+    for member in p.committee:  # scored while whole
+        P.record_technical_scores(p, member, full, world.bz_staff)
+    registry.change_expert_status(p.committee[0].expert, "suspend", "收受投标人财物", world.bz_admin)
+    db.session.flush()
+    db.session.refresh(p, ["committee"])
+    assert len(p.committee) == 2 and P.committee_shortfall(p) == 1
+    with pytest.raises(Conflict) as caught:  # the two left have scored every bid: still no award
+        P.award_procurement(p, world.bz_admin, "综合得分第一")
+    assert "尚缺 1 人" in caught.value.message
+    with pytest.raises(Conflict):  # nobody to draw yet
+        P.make_up_committee(p, world.bz_staff)
+    factories.expert(world.bz, name="新入库专家", employer="新疆某研究所")
+    added = P.make_up_committee(p, world.bz_staff)
+    assert [m.name for m in added] == ["新入库专家"] and P.committee_shortfall(p) == 0
+    assert _events("procurement.committee_made_up") == 1
+    P.record_technical_scores(p, added[0], full, world.bz_staff)
+    award = P.award_procurement(p, world.bz_admin, "综合得分第一")
+    assert award.firm_id is not None
+
+
+def test_an_entered_committee_left_short_takes_names_or_is_formed_again(world):
+    from tests.test_audit_registry import _opened
+    from evalhub.procurement import services as P
+
+    p = _opened(world, "重组评委测试机构")
+    P.enter_committee(p, ["甲评委", "乙评委", "丙评委"], world.bz_staff)
+    db.session.flush()
+    p.committee.remove(p.committee[0])  # as a released seat leaves it (an entered member has no pool record)
+    db.session.flush()
+    with pytest.raises(ValidationFailed):
+        P.make_up_committee(p, world.bz_staff, ["丁评委", "戊评委"])  # one is missing, not two
+    with pytest.raises(ValidationFailed):
+        P.reform_committee(p, world.bz_staff, "")
+    P.reform_committee(p, world.bz_staff, "评委无法及时补足，依法重新组建")
+    db.session.flush()
+    assert p.committee == [] and p.committee_draw_id is None and _events("procurement.committee_reformed") == 1
+    P.enter_committee(p, ["丁评委", "戊评委", "己评委"], world.bz_staff)
+    p.committee.remove(p.committee[0])
+    db.session.flush()
+    assert [m.name for m in P.make_up_committee(p, world.bz_staff, ["庚评委"])] == ["庚评委"]

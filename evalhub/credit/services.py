@@ -934,7 +934,11 @@ def _reach(bureau) -> tuple[set[int], Any]:
     reach = grade_reach(bureau)
     if reach == "chain":
         return {b.id for b in chain}, None
-    return {b.id for b in chain}, chain[-1] if reach == "region" else (chain[-2] if len(chain) > 1 else chain[-1])
+    if reach == "region":
+        return {b.id for b in chain}, chain[-1]
+    # "prefecture": the prefecture's subtree counts within it; the region's own engagements belong to no
+    # prefecture, so only the region's own ratings count there (a county's grade stays in its prefecture)
+    return {b.id for b in chain}, chain[-2] if len(chain) > 1 else None
 
 
 def _rating_bureau_ids(firm, bureau):
@@ -1053,18 +1057,30 @@ def _held_grade(ratings: list[CreditRating], last: int, worked: list[str]) -> tu
     return grade, year, sorted((r.bureau for g, y, r in held if (g, y) == (grade, year)), key=lambda b: b.path)
 
 
+def _act_years(engagement: Engagement, on: date) -> tuple[int, ...]:
+    """The years whose "last year" governs a bid, award or contract of ``engagement`` on ``on``: the
+    engagement's plan year and the Beijing year of the act. They differ for an engagement procured late (last
+    year's plan awarded in January) or early; the worse grade of the two holds, so a firm graded D for last
+    year is not awarded an engagement of the year before because that engagement reads an older rating."""
+    return tuple(sorted({engagement.year, on.year}))
+
+
 @eligibility_check(rule=lambda bureau: GRADE_RULE)
-def grade_exclusions(firms, cases) -> dict[tuple[int, int], list[str]]:
+def grade_exclusions(firms, cases, on: date) -> dict[tuple[int, int], list[str]]:
     """Last year's final grade decides who may take part this year (D: nobody; C: open tender only, in
     every other method alike), from any bureau the reach setting lets it reach; the reason names that bureau.
-    The grade in force is ``grade_in_force``'s, from ratings read for every firm and case at once."""
-    ratings = _ratings_reaching(firms, [(e.bureau, (e.year - 2, e.year - 1)) for e, _ in cases])
-    worked = _worked_in([f.id for f in firms], [e.year - 1 for e, _ in cases])
+    The grade in force is ``grade_in_force``'s, from ratings read for every firm and case at once — for the
+    engagement's year and for the year of the act (``_act_years``), the worse of the two."""
+    years = [_act_years(e, on) for e, _ in cases]
+    ratings = _ratings_reaching(firms, [(e.bureau, tuple(y for a in acts for y in (a - 2, a - 1)))
+                                        for (e, _), acts in zip(cases, years)])
+    worked = _worked_in([f.id for f in firms], sorted({a - 1 for acts in years for a in acts}))
     out: dict[tuple[int, int], list[str]] = {}
     for i, (engagement, method) in enumerate(cases):
-        last = engagement.year - 1
         for firm in firms:
-            grade, year, by_bureaus = _held_grade(ratings[i][firm.id], last, worked.get((firm.id, last), []))
+            held = [_held_grade([r for r in ratings[i][firm.id] if r.year in (a - 2, a - 1)], a - 1,
+                                worked.get((firm.id, a - 1), [])) for a in years[i]]
+            grade, year, by_bureaus = max(held, key=lambda h: (_ORDER.index(h[0]) if h[0] else -1, h[1]))
             if grade not in (CreditGrade.C, CreditGrade.D):
                 continue
             names = "、".join(b.short_name for b in by_bureaus)
@@ -1110,12 +1126,14 @@ def _struck_out(record_type: str, ids: list[int]) -> set[int]:
 
 
 @eligibility_check(rule=watch_rule)
-def watch_list_exclusions(firms, cases) -> dict[tuple[int, int], list[str]]:
+def watch_list_exclusions(firms, cases, on: date) -> dict[tuple[int, int], list[str]]:
     """The watch list (an intentional violation found on inspection, recorded on the year's rating, by any
-    bureau the reach setting lets it reach) and the dishonesty lists (财库〔2016〕125号: suppliers on them are
+    bureau the reach setting lets it reach; it holds that year and the next, for the engagement's year and the
+    year of the act alike: ``_act_years``) and the dishonesty lists (财库〔2016〕125号: suppliers on them are
     refused in government procurement) exclude in every method, with the reason and the bureau. Read for every
     firm and case at once."""
-    ratings = _ratings_reaching(firms, [(e.bureau, (e.year - 1, e.year)) for e, _ in cases])
+    ratings = _ratings_reaching(firms, [(e.bureau, tuple(y for a in _act_years(e, on) for y in (a - 1, a)))
+                                        for e, _ in cases])
     reasons: dict[tuple[int, int], list[str]] = {(f.id, i): [] for i in range(len(cases)) for f in firms}
     for i in range(len(cases)):
         for firm in firms:
@@ -1123,8 +1141,7 @@ def watch_list_exclusions(firms, cases) -> dict[tuple[int, int], list[str]]:
                 if rating.watch_list:
                     reasons[(firm.id, i)].append(f"{rating.year} 年度被{rating.bureau.short_name}列入重点关注名单："
                                                  f"{rating.watch_reason or '检查发现故意违规'}")
-    today = beijing_today()
-    since = [years_before(today, get_setting(e.bureau, "credit.dishonest_years")) for e, _ in cases]
+    since = [years_before(on, get_setting(e.bureau, "credit.dishonest_years")) for e, _ in cases]
     for part in batches(sorted({f.id for f in firms}) if cases else []):
         records = db.session.execute(sa.select(ExternalCreditRecord).where(
             ExternalCreditRecord.firm_id.in_(part), ExternalCreditRecord.kind == ExternalRecordKind.DISHONEST_LIST,

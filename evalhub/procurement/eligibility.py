@@ -20,6 +20,7 @@ from evalhub.core.enums import Field
 from evalhub.core.errors import Conflict
 from evalhub.core.models import Bureau
 from evalhub.core.settings import get_setting
+from evalhub.core.timeutil import beijing_today
 from evalhub.extensions import db
 from evalhub.procurement.models import (
     Award, Contract, Engagement, EngagementState, ObjectType, Procurement, ProcurementMethod, ProcurementStatus,
@@ -54,8 +55,9 @@ Case = tuple[Engagement, ProcurementMethod]
 # that procurement need not know it. A check answers for a set of firms and a set of cases at once — a library
 # is assessed whole for one engagement (hundreds of firms at province scale), and a firm's market page checks
 # the firm against a page of procurements — so a check reads what it needs for all of them in a few statements:
-# ``fn(firms, cases) -> {(firm id, the case's index): reasons}`` (a pair with none may be left out).
-EligibilityCheck = Callable[[list[Firm], list[Case]], dict[tuple[int, int], list[str]]]
+# ``fn(firms, cases, on) -> {(firm id, the case's index): reasons}`` (a pair with none may be left out); ``on``
+# is the day of the act (Beijing today unless the caller names one): a grade governs the year it is read in.
+EligibilityCheck = Callable[[list[Firm], list[Case], date], dict[tuple[int, int], list[str]]]
 _CHECKS: list[EligibilityCheck] = []
 # The rule each registered check applies, in words, so pages show the rule the check enforces (one text).
 _RULES: dict[EligibilityCheck, Callable[[Bureau], str]] = {}
@@ -178,7 +180,7 @@ def exclusion_matrix(firms: list[Firm], cases: list[Case], *, on: date | None = 
     if not firms or not cases:
         return reasons
     for check in _CHECKS:
-        for key, found in check(firms, cases).items():
+        for key, found in check(firms, cases, on or beijing_today()).items():
             reasons[key].extend(found)
     fields = Firm.fields_of(f.id for f in firms)
     _hold_relations(firms)

@@ -131,6 +131,14 @@ class EnterCommitteeForm(ChineseForm):
     names = _area("评审委员会成员", 2000, description="每行一人；适用于在政府采购平台抽取的评审专家")
 
 
+class MakeUpCommitteeForm(ChineseForm):
+    names = _area("补充评委", 2000, description="每行一人，人数与所缺人数相同（录入的评审委员会适用；抽取的评审委员会从专家库补抽）")
+
+
+class ReformCommitteeForm(ChineseForm):
+    reason = _area("重新组建原因", 500, description="无法及时补足时，原评审委员会及其评分作废，重新抽取或录入评审委员会")
+
+
 class ScoreForm(ChineseForm):
     """The score inputs are ``score_<bid id>_<rubric item id>``, read by the view; the form carries CSRF."""
 

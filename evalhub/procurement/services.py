@@ -369,12 +369,21 @@ def plan_checks(plan: EvaluationPlan) -> list[PlanCheck]:
     key_items = [i for i in items if i.service_kind == ServiceKind.KEY_EVALUATION]
     if len(key_items) < minimum:
         checks.append(PlanCheck("warning", f"{bureau.level.label}级每年重点评价不少于 {minimum} 项，本计划仅 {len(key_items)} 项"))
-    types = {i.object_type for i in key_items}
+    # Seed 000: the prefecture picks "1 个县（市）、1 个本级部门单位" — a lower-government item counts only when
+    # its unit belongs to a lower bureau (as ``eligibility.evaluated_government`` reads it), a whole-department
+    # item only when its unit is the plan's bureau's own; the type alone proves neither.
+    unit_bureau = dict(db.session.execute(sa.select(BudgetUnit.id, BudgetUnit.bureau_id).where(
+        BudgetUnit.id.in_(sorted({i.budget_unit_id for i in key_items}) or [-1]))).all())
+    own = {ObjectType.LOWER_GOVERNMENT: False, ObjectType.DEPARTMENT: True}
+    types = {i.object_type for i in key_items
+             if i.object_type not in own or (unit_bureau.get(i.budget_unit_id) == bureau.id) == own[i.object_type]}
     required = {BureauLevel.PREFECTURE: [ObjectType.LOWER_GOVERNMENT, ObjectType.DEPARTMENT],
                 BureauLevel.COUNTY: [ObjectType.DEPARTMENT]}.get(bureau.level, [])
+    whose = {ObjectType.LOWER_GOVERNMENT: "（被评价单位须属下级县市）", ObjectType.DEPARTMENT: "（被评价单位须为本级部门单位）"}
     for kind in required:
         if kind not in types:
-            checks.append(PlanCheck("warning", f"{bureau.level.label}级计划应至少包含 1 项“{kind.label}”评价"))
+            checks.append(PlanCheck("warning", f"{bureau.level.label}级计划应至少包含 1 项“{kind.label}”评价"
+                                               f"{whose[kind]}"))
     for item in items:
         if item.commissioner_unit_id and item.commissioner_unit_id == item.budget_unit_id:
             checks.append(PlanCheck("error", f"“{item.name}”的委托方与被评价单位相同，违反主体分离原则"))
@@ -581,6 +590,7 @@ def _award_drawn_firm(record: Draw, actor: User) -> Award:
     procurement = db.session.get(Procurement, record.params["procurement"])
     if procurement.award is not None or procurement.status != ProcurementStatus.EVALUATING:
         raise Conflict(f"该采购当前状态为“{procurement.status.label}”，抽取结果不能再授予。")
+    refuse_short_committee(procurement, "据此定标")
     firm = db.session.get(Firm, record.result_ids[0])
     eligible = len(record.candidate_ids) - len(record.exclusions)
     note = f"从机构库符合条件的 {eligible} 家机构中随机抽取（抽取记录 #{record.id}，监督人见证，可复算核验）"
@@ -1073,25 +1083,10 @@ def _release_committee_seats(expert: Expert, actor: User | None, reason: str) ->
         procurement.committee.remove(member)  # delete-orphan: the seat goes; the draw and the audit keep who sat
         db.session.flush()
         why = f"评委 {member.name} 不再符合条件（{reason}）"
-        record = procurement.committee_draw
-        derived = None
-        if record is not None and record.status == DrawStatus.DRAWN:
-            pool, exclusions = _committee_pool(procurement)
-            earlier = db.session.execute(sa.select(Draw.result_ids).where(Draw.derived_from_id == record.id)).scalars()
-            drawn = set(record.result_ids or []).union(*[set(ids or []) for ids in earlier])
-            drawn |= {m.expert_id for m in procurement.committee if m.expert_id is not None}
-            for expert_id in drawn & {e.id for e in pool}:
-                exclusions[expert_id] = exclusions.get(expert_id, []) + ["已被本评审委员会抽取选中"]
-            try:
-                derived = draws.derive(record, "procurement_committee_replacement",
-                                       f"{procurement.title}：补抽评审委员会 1 人（{why}）",
-                                       {e.id: e.name for e in pool}, 1, exclusions, actor=actor,
-                                       context=("procurement", procurement.id))
-            except DomainError:
-                derived = None
-        if derived is not None:
-            chosen = db.session.get(Expert, derived.result_ids[0])
-            procurement.committee.append(CommitteeMember(expert_id=chosen.id, name=chosen.name))
+        try:
+            derived = _draw_replacements(procurement, 1, why, actor)
+        except DomainError:
+            derived = None
         audit.record("procurement.committee_released", procurement, actor=actor,
                      bureau_id=procurement.engagement.bureau_id,
                      summary=f"{procurement.title}：{why}，退出评审委员会" + (f"，已录入的 {scored} 项评分作废" if scored else "")
@@ -1100,6 +1095,111 @@ def _release_committee_seats(expert: Expert, actor: User | None, reason: str) ->
                      payload={"expert_id": expert.id, "reason": reason, "scores_discarded": scored,
                               "replacement": derived.id if derived is not None else None})
     db.session.flush()
+
+
+def _draw_replacements(procurement: Procurement, count: int, why: str, actor: User | None) -> Draw | None:
+    """Seat ``count`` experts by a draw derived from the committee's witnessed draw, among those who qualify now
+    and were never drawn for this committee; None for a committee not drawn in evalhub (entered by name).
+    ``DomainError`` when the pool has too few."""
+    record = procurement.committee_draw
+    if record is None or record.status != DrawStatus.DRAWN:
+        return None
+    pool, exclusions = _committee_pool(procurement)
+    earlier = db.session.execute(sa.select(Draw.result_ids).where(Draw.derived_from_id == record.id)).scalars()
+    drawn = set(record.result_ids or []).union(*[set(ids or []) for ids in earlier])
+    drawn |= {m.expert_id for m in procurement.committee if m.expert_id is not None}
+    for expert_id in drawn & {e.id for e in pool}:
+        exclusions[expert_id] = exclusions.get(expert_id, []) + ["已被本评审委员会抽取选中"]
+    derived = draws.derive(record, "procurement_committee_replacement",
+                           f"{procurement.title}：补抽评审委员会 {count} 人（{why}）",
+                           {e.id: e.name for e in pool}, count, exclusions, actor=actor,
+                           context=("procurement", procurement.id))
+    experts = {e.id: e for e in pool}
+    procurement.committee.extend(CommitteeMember(expert_id=i, name=experts[i].name) for i in derived.result_ids)
+    return derived
+
+
+def committee_shortfall(procurement: Procurement) -> int:
+    """Seats a seated committee lacks (0: none): one left below its floor or even by a released seat must be made
+    up before evaluation goes on (87号令 第五十条 "依法补足后继续评标"; 第四十七条, 214号: odd, the floor)."""
+    size = len(procurement.committee)
+    if not size:
+        return 0
+    target = max(size, committee_size_floor(procurement))
+    return target + (1 - target % 2) - size
+
+
+def refuse_short_committee(procurement: Procurement, what: str) -> None:
+    """Refuse ``what`` (scoring, the award) while the committee is short: the bureau makes it up, or forms it again."""
+    missing = committee_shortfall(procurement)
+    if missing:
+        floor = committee_size_floor(procurement)
+        raise Conflict(f"评审委员会现有 {len(procurement.committee)} 人，应为不少于 {floor} 人的单数，尚缺 {missing} 人，"
+                       f"不能{what}。请先补足评审委员会（从专家库补抽或录入补充评委）后继续评审；无法及时补足的，"
+                       "应停止评审，重新组建评审委员会（财政部令第87号 第五十条）。")
+
+
+def make_up_committee(procurement: Procurement, actor: User, names: list[str] | None = None) -> list[CommitteeMember]:
+    """Fill the seats a short committee lacks (87号令 第五十条): a committee drawn in evalhub by a draw derived from
+    its witnessed draw (never someone drawn for it before), one entered by name by the names the bureau gives —
+    exactly as many as are missing. The new members score; the others' scores stand."""
+    permissions.require(actor, "procurement.manage", procurement.engagement)
+    _hold_committee(procurement)
+    if procurement.status != ProcurementStatus.EVALUATING:
+        raise Conflict("该采购不在评审阶段。")
+    missing = committee_shortfall(procurement)
+    if not missing:
+        raise Conflict("评审委员会人数符合要求，无需补足。")
+    before = list(procurement.committee)
+    drawn = procurement.committee_draw is not None and procurement.committee_draw.status == DrawStatus.DRAWN
+    if drawn:
+        try:
+            derived = _draw_replacements(procurement, missing, f"评审委员会缺 {missing} 人，依法补足", actor)
+        except DomainError as exc:
+            raise Conflict(f"专家库中可补抽的专家不足 {missing} 人，不能补足；请待专家库补充或恢复专家后再补抽，"
+                           "或重新组建评审委员会。") from exc
+        how = f"补抽（抽取 #{derived.id}）"
+    else:
+        names = [n.strip() for n in (names or []) if n and n.strip()]
+        if len(names) != missing:
+            raise ValidationFailed(f"评审委员会尚缺 {missing} 人，请录入 {missing} 名补充评委。",
+                                   {"names": f"应录入 {missing} 人"})
+        if any(len(n) > 50 for n in names):
+            raise ValidationFailed("评委姓名不超过 50 字。", {"names": "姓名过长"})
+        procurement.committee.extend(CommitteeMember(name=n) for n in names)
+        how = "录入"
+    db.session.flush()
+    added = [m for m in procurement.committee if m not in before]
+    audit.record("procurement.committee_made_up", procurement, actor=actor,
+                 summary=f"{procurement.title}：评审委员会{how}补足 {len(added)} 人", payload={"members": [m.id for m in added]})
+    return added
+
+
+def reform_committee(procurement: Procurement, actor: User, reason: str) -> None:
+    """Form the committee again when it cannot be made up in time (87号令 第五十条 "依法重新组建评标委员会进行
+    评标"): every seat and every score entered goes (the draws and the audit log keep who sat); the bureau then
+    draws or enters a new committee, which evaluates afresh."""
+    permissions.require(actor, "procurement.manage", procurement.engagement)
+    reason = (reason or "").strip()
+    if len(reason) < 4:
+        raise ValidationFailed("请写明重新组建评审委员会的原因。", {"reason": "必填"})
+    _hold_committee(procurement)
+    if procurement.status != ProcurementStatus.EVALUATING:
+        raise Conflict("该采购不在评审阶段。")
+    if not committee_shortfall(procurement):
+        raise Conflict("评审委员会人数符合要求，不能重新组建；评委不能继续评审的，先退出并补足。")
+    refuse_while_tiebreak(procurement)
+    members = list(procurement.committee)
+    scored = db.session.execute(sa.delete(TechnicalScore).where(
+        TechnicalScore.member_id.in_([m.id for m in members]))).rowcount
+    procurement.committee.clear()
+    old_draw, procurement.committee_draw_id = procurement.committee_draw_id, None
+    db.session.flush()
+    audit.record("procurement.committee_reformed", procurement, actor=actor,
+                 summary=f"{procurement.title}：评审委员会无法及时补足，重新组建（{reason[:200]}）；原委员会 {len(members)} 人"
+                         + (f"及其 {scored} 项评分" if scored else "") + "作废",
+                 payload={"members": [m.name for m in members], "draw": old_draw, "scores_discarded": scored,
+                          "reason": reason})
 
 
 def enter_committee(procurement: Procurement, names: list[str], actor: User) -> list[CommitteeMember]:
@@ -1137,6 +1237,7 @@ def record_technical_scores(procurement: Procurement, member: CommitteeMember,
     if member not in procurement.committee or (member.expert is not None and member.expert.status != ExpertStatus.ACTIVE):
         # released (suspended, removed, login disabled): a member who no longer sits does not score
         raise Conflict(f"评委 {member.name} 已不在本项目评审委员会（不再符合条件），不能录入其评分。")
+    refuse_short_committee(procurement, "录入评分")  # 第五十条: 补足后继续评标
     refuse_while_tiebreak(procurement)
     blocked = scoring_block(procurement)
     if blocked:
@@ -1243,6 +1344,7 @@ def award_procurement(procurement: Procurement, actor: User, reasons: str) -> Aw
     blocked = scoring_block(procurement)  # scores entered while a gate was off do not carry an award past it
     if blocked:
         raise Conflict(blocked)
+    refuse_short_committee(procurement, "定标")  # read under the lock: a seat released meanwhile is seen
     if len(valid_bids(procurement)) < minimum_valid_bids(procurement):  # a refusal writes nothing: fail it by hand
         raise Conflict(f"有效投标不足 {minimum_valid_bids(procurement)} 家，不能定标，请按流标处理。")
     results = evaluate(procurement)
@@ -1314,6 +1416,7 @@ def _award_tie_winner(record: Draw, actor: User) -> Award:
     procurement = db.session.get(Procurement, record.params["procurement"])
     if procurement.award is not None or procurement.status != ProcurementStatus.EVALUATING:
         raise Conflict(f"该采购当前状态为“{procurement.status.label}”，抽取结果不能再授予。")
+    refuse_short_committee(procurement, "据此定标")
     ranked = [r for r in evaluate(procurement) if r.rank is not None]
     tied = _tied_first(procurement, ranked)
     # The lot decides only among the bids it was announced on, and only while they are still the ones tied first.

@@ -36,7 +36,7 @@ from evalhub.core.listing import (
     text_filter,
     year_filter,
 )
-from evalhub.core.models import Bureau, BudgetUnit, User
+from evalhub.core.models import Bureau, BudgetUnit, DrawStatus, User
 from evalhub.core.timeutil import BEIJING, beijing_today, format_beijing, utcnow
 from evalhub.core.web import (
     button,
@@ -68,6 +68,8 @@ from evalhub.procurement.forms import (
     ExplanationForm,
     FailForm,
     FrameworkForm,
+    MakeUpCommitteeForm,
+    ReformCommitteeForm,
     ImportForm,
     JustificationDecisionForm,
     OpenBidsForm,
@@ -688,6 +690,10 @@ def _render_procurement(p: Procurement, status: int = 200, **forms: Any):
         decision_form=forms.get("decision_form"), decision_target=forms.get("decision_target"),
         draw_form=forms.get("draw_form") or DrawCommitteeForm(data={"size": "5" if p.method == ProcurementMethod.OPEN_TENDER else "3"}),
         enter_form=forms.get("enter_form") or EnterCommitteeForm(),
+        make_up_form=forms.get("make_up_form") or MakeUpCommitteeForm(),
+        reform_form=forms.get("reform_form") or ReformCommitteeForm(),
+        shortfall=services.committee_shortfall(p) if opened else 0,
+        committee_drawn=p.committee_draw is not None and p.committee_draw.status == DrawStatus.DRAWN,
         award_form=forms.get("award_form") or AwardForm(),
         fail_form=forms.get("fail_form") or FailForm(),
         approve_form=forms.get("approve_form") or SingleSourceApprovalForm(data={"price_wan": _wan(p.ceiling_price)}),
@@ -789,6 +795,24 @@ def committee_enter(procurement_id: int):
     names = [n.strip() for n in (form.names.data or "").replace("，", "\n").replace(",", "\n").replace("、", "\n").splitlines()]
     return _procurement_form(p, form, lambda: services.enter_committee(p, names, current_user), "enter_form",
                              message=lambda members: f"已录入评审委员会 {len(members)} 人。", anchor="#committee")
+
+
+@bp.route("/procurements/<int:procurement_id>/committee/make-up", methods=["POST"])
+def committee_make_up(procurement_id: int):
+    p = _manageable(procurement_id)
+    form = MakeUpCommitteeForm()
+    names = [n.strip() for n in (form.names.data or "").replace("，", "\n").replace(",", "\n").replace("、", "\n").splitlines()]
+    return _procurement_form(p, form, lambda: services.make_up_committee(p, current_user, names), "make_up_form",
+                             message=lambda members: f"已补足评审委员会 {len(members)} 人，新评委录入评分后继续评审。",
+                             anchor="#committee")
+
+
+@bp.route("/procurements/<int:procurement_id>/committee/reform", methods=["POST"])
+def committee_reform(procurement_id: int):
+    p = _manageable(procurement_id)
+    form = ReformCommitteeForm()
+    return _procurement_form(p, form, lambda: services.reform_committee(p, current_user, form.reason.data), "reform_form",
+                             message="原评审委员会及其评分已作废，请重新抽取或录入评审委员会。", anchor="#committee")
 
 
 @bp.route("/procurements/<int:procurement_id>/scores/<int:member_id>", methods=["GET", "POST"])

@@ -417,26 +417,38 @@ def change_firm_status(firm: Firm, action: str, actor: User, *, reason: str | No
 def impose_suspension(firm: Firm, reason: str) -> FirmStatusChange | None:
     """A suspension the rules impose (credit: an intentional violation, whatever the score): a system action
     with no user, in the name of the firm's library bureau (its owner) whichever bureau found the cause;
-    audited and told to the firm like any suspension. None when the firm is not admitted."""
+    audited and told to the firm like any suspension. A firm already suspended (by its bureau, for a term) is
+    suspended on without an end date — the earlier term was set for another cause and must not end this one —
+    recorded as its own change (suspended → suspended) so the rating can name it and lift it. None when the firm
+    is out of the library (removed, blacklisted, an application)."""
+    concurrency.hold(firm)
+    if firm.status == FirmStatus.SUSPENDED:
+        return _system_status_change(firm, "suspend", reason, source=FirmStatus.SUSPENDED, until=None)
     return _system_status_change(firm, "suspend", reason)
 
 
-def _system_status_change(firm: Firm, action: str, reason: str) -> FirmStatusChange | None:
+def _system_status_change(firm: Firm, action: str, reason: str, *, source: FirmStatus | None = None,
+                          target: FirmStatus | None = None, until: date | None = None) -> FirmStatusChange | None:
     """A status step the rules take (no user): recorded, audited and told to the firm like a bureau's; None
-    when the firm's status is not one the step leaves from."""
+    when the firm's status is not one the step leaves from. ``source`` / ``target`` let the rules stay in a
+    status with a new term (an imposed suspension over a bureau's, and the bureau's back after it)."""
     spec = FIRM_STATUS_ACTIONS[action]
     concurrency.hold(firm)
-    if firm.status not in spec.sources:
+    if firm.status not in spec.sources and firm.status != source:
         return None
+    to = target or spec.target
     reason = reason.strip()[:500]
-    change = FirmStatusChange(firm_id=firm.id, from_status=firm.status, to_status=spec.target, reason=reason,
-                              effective_from=beijing_today(), actor_id=None)
+    change = FirmStatusChange(firm_id=firm.id, from_status=firm.status, to_status=to, reason=reason,
+                              effective_from=beijing_today(), effective_until=until, actor_id=None)
     db.session.add(change)
-    old, firm.status, firm.status_reason, firm.status_since = firm.status, spec.target, reason, utcnow()
-    firm.status_until = None
+    old, was_until = firm.status, firm.status_until
+    firm.status, firm.status_reason, firm.status_since = to, reason, utcnow()
+    firm.status_until = until
+    term = f"，截止日期 {until:%Y-%m-%d}" if until else ("，不设截止日期" if was_until else "")
     audit.record(f"firm.{action}", firm, actor=None, bureau_id=firm.bureau_id,
-                 summary=f"{firm.name}：{old.label} → {spec.target.label}（系统按规则执行：{reason}）",
-                 payload={"from": old, "to": spec.target, "reason": reason, "system": True})
+                 summary=f"{firm.name}：{old.label} → {to.label}（系统按规则执行：{reason}{term}）",
+                 payload={"from": old, "to": to, "reason": reason, "system": True,
+                          "until_before": was_until, "until": until})
     _tell_firm(firm, spec, reason)
     return change
 
@@ -475,10 +487,23 @@ jobs.periodic("registry.status_terms", minute="3")(lift_lapsed_statuses)
 def lift_imposed_suspension(firm: Firm, change_id: int, reason: str) -> FirmStatusChange | None:
     """End a suspension ``impose_suspension`` made (``change_id``) once its cause is gone (an upheld objection
     struck the violation out): a system action, audited and told to the firm. None when the firm's status has
-    moved on since (reinstated, suspended again by the bureau, removed): what came after stands."""
-    latest = db.session.execute(sa.select(FirmStatusChange.id).where(FirmStatusChange.firm_id == firm.id)
+    moved on since (reinstated, suspended again by the bureau, removed): what came after stands. A suspension
+    imposed over a bureau's earlier one gives that one back — with its end date while that has not passed,
+    open-ended if it had none — rather than readmitting a firm its bureau suspended for another cause."""
+    latest = db.session.execute(sa.select(FirmStatusChange).where(FirmStatusChange.firm_id == firm.id)
                                 .order_by(FirmStatusChange.id.desc()).limit(1)).scalar_one_or_none()
-    return _system_status_change(firm, "reinstate", reason) if latest == change_id else None
+    if latest is None or latest.id != change_id:
+        return None
+    if latest.from_status == FirmStatus.SUSPENDED:
+        earlier = db.session.execute(
+            sa.select(FirmStatusChange).where(FirmStatusChange.firm_id == firm.id, FirmStatusChange.id < change_id,
+                                              FirmStatusChange.to_status == FirmStatus.SUSPENDED)
+            .order_by(FirmStatusChange.id.desc()).limit(1)).scalar_one_or_none()
+        until = earlier.effective_until if earlier is not None else None
+        if earlier is not None and (until is None or until >= beijing_today()):
+            return _system_status_change(firm, "suspend", f"{reason}；原暂停（{earlier.reason}）继续执行",
+                                         source=FirmStatus.SUSPENDED, until=until)
+    return _system_status_change(firm, "reinstate", reason)
 
 
 def attach_firm_document(firm: Firm, kind: Any, filename: str, data: bytes, actor: User) -> FirmDocument:
