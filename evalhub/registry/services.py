@@ -470,8 +470,9 @@ def lift_lapsed_statuses(today: date | None = None) -> int:
     due = db.session.execute(sa.select(Firm).where(Firm.status.in_(list(LAPSES)), Firm.status_until < today)
                              .order_by(Firm.id)).scalars().all()
     lifted = 0
+    for firm in due:  # every firm's lock first, in one order, before the first audit event takes the chain's
+        concurrency.hold(firm)  # and a bureau's step committed meanwhile stands
     for firm in due:
-        concurrency.hold(firm)  # a bureau's step committed meanwhile stands
         if firm.status not in LAPSES or status_on(firm, today) == firm.status:
             continue
         until = firm.status_until
