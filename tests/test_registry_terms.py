@@ -266,3 +266,103 @@ def test_an_entered_committee_left_short_takes_names_or_is_formed_again(world):
     p.committee.remove(p.committee[0])
     db.session.flush()
     assert [m.name for m in P.make_up_committee(p, world.bz_staff, ["庚评委"])] == ["庚评委"]
+
+
+def _drawable(p) -> int:
+    from evalhub.procurement import services as P
+
+    pool, exclusions = P._committee_pool(p)
+    return len([e for e in pool if e.id not in exclusions])
+
+
+def test_a_committee_drawn_at_five_and_left_with_three_is_made_up_to_five(world):
+    """87号令 第五十条 "依法补足后继续评标": a released seat is made up to the size the committee was drawn at. A
+    5-member consultation panel that loses two members with nobody left to draw keeps 3 — odd and at the floor —
+    and used to count as whole: the two left would decide alone what five were drawn to decide."""
+    from tests.test_audit_registry import _opened
+    from evalhub.procurement import services as P
+
+    p = _opened(world, "五人评委补足机构")
+    for i in range(5 - _drawable(p)):
+        factories.expert(world.bz, name=f"五人委员{i}", employer=f"新疆某大学{i}")
+    assert _drawable(p) == 5  # exactly the committee: nobody left to replace a released seat
+    factories.witnessed(P.draw_committee(p, 5, world.bz_staff))
+    db.session.flush()
+    for member in list(p.committee)[:2]:
+        registry.change_expert_status(member.expert, "suspend", "评审期间与投标人私下接触", world.bz_admin)
+    db.session.flush()
+    db.session.refresh(p, ["committee"])
+    assert len(p.committee) == 3 and P.committee_shortfall(p) == 2
+    with pytest.raises(Conflict) as caught:
+        P.award_procurement(p, world.bz_admin, "综合得分第一")
+    assert "应有 5 人，尚缺 2 人" in caught.value.message
+    for i in range(2):
+        factories.expert(world.bz, name=f"补足五人委员{i}", employer=f"新疆某研究院{i}")
+    assert len(P.make_up_committee(p, world.bz_staff)) == 2 and P.committee_shortfall(p) == 0
+
+
+def test_a_seat_released_while_a_tie_break_waits_withdraws_the_tie_break(world, login):
+    """A tie-break is announced on the committee's ranking; a member is then suspended, their seat and scores go and
+    a replacement sits. The lot no longer stands on anything — and used to wait for ever: the new member could not
+    score while it waited (the ranking frozen), and its reveal was refused because the ranking had changed. Now it
+    is withdrawn unrevealed (its secret never shown), the new member scores, and the award announces a new lot."""
+    from tests.test_audit_registry import _opened
+    from evalhub.core import draws
+    from evalhub.core.models import Draw, DrawStatus
+    from evalhub.procurement import services as P
+    from evalhub.procurement.models import BidStatus
+
+    p = _opened(world, "并列撤销机构")
+    p.bids[1].price = p.bids[0].price  # the same price: 甲 and 乙 tie for first at the same scores
+    for i in range(4):
+        factories.expert(world.bz, name=f"并列委员{i}", employer=f"新疆某学院并列{i}")
+    factories.witnessed(P.draw_committee(p, 3, world.bz_staff))
+    db.session.flush()
+    factories.committee_clears_flags(p, world.bz_staff)
+    same = {b.id: {i.id: i.max_points - 10 for i in p.rubric} for b in p.bids if b.status == BidStatus.SUBMITTED}
+    for member in p.committee:
+        P.record_technical_scores(p, member, same, world.bz_staff)
+    lot = P.award_procurement(p, world.bz_admin, "综合得分并列第一")
+    assert isinstance(lot, Draw) and lot.status == DrawStatus.ANNOUNCED
+
+    registry.change_expert_status(p.committee[0].expert, "suspend", "与投标人存在利害关系", world.bz_admin)
+    db.session.flush()
+    db.session.refresh(p, ["committee"])
+    assert lot.status == DrawStatus.WITHDRAWN and P.pending_tiebreak(p) is None
+    assert "退出评审委员会" in draws.withdrawal_reason(lot) and lot.secret and lot.seed is None
+    assert draws.verify(lot).ok
+    db.session.commit()
+    page = login(world.bz_staff).get(f"/draws/{lot.id}").get_data(as_text=True)
+    assert "已撤销（未揭晓）" in page and "退出评审委员会" in page and lot.secret not in page
+    with pytest.raises(Conflict):  # never revealed afterwards
+        draws.reveal(lot, world.bz_staff, check=False)
+    assert len(p.committee) == 3 and P.committee_shortfall(p) == 0
+    from evalhub.procurement.models import TechnicalScore
+
+    scored = set(db.session.execute(sa.select(TechnicalScore.member_id)).scalars())
+    newcomer = next(m for m in p.committee if m.id not in scored)
+    P.record_technical_scores(p, newcomer, same, world.bz_staff)
+    award = factories.witnessed(P.award_procurement(p, world.bz_admin, "综合得分并列第一"))
+    assert award.firm.name.startswith("并列撤销机构") and "随机抽取" in award.reasons
+
+
+def test_a_withdrawn_draw_set_back_to_announced_fails_its_check_and_is_not_revealed(world):
+    """The audit log holds the withdrawal: a row set back to "announced" (to reveal a lot after all) is caught."""
+    from evalhub.core import draws
+    from evalhub.core.models import DrawStatus
+
+    record = draws.announce("procurement_tiebreak", "撤销核验", {1: "甲", 2: "乙"}, 1, actor=world.bz_staff,
+                            bureau_id=world.bz.id)
+    draws.withdraw(record, "测试撤销", world.bz_staff)
+    with pytest.raises(Conflict):
+        draws.withdraw(record, "再撤销一次", world.bz_staff)
+    db.session.flush()
+    record.status = DrawStatus.ANNOUNCED
+    db.session.flush()
+    check = draws.verify(record)
+    assert not check.ok and any("已经撤销" in m for m in check.mismatches)
+    draws.name_witnesses(record, [world.bz_admin], world.bz_staff, check=False, notify=False)
+    draws.enter_number(record, world.bz_admin, 7)
+    with pytest.raises(Conflict) as caught:
+        draws.reveal(record, world.bz_staff, check=False)
+    assert "已经撤销" in caught.value.message

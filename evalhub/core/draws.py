@@ -371,6 +371,8 @@ def reveal(record: Draw, actor: User | None, *, check: bool = True) -> Draw:
             w.user.display_name or w.user.username for w in waiting) + "。")
     if _event(record, "draw.performed") is not None:  # a row set back to "announced": never a second throw
         raise Conflict("审计日志表明该抽取已经揭晓，结果不能重新计算；请核验该抽取记录。")
+    if _event(record, "draw.withdrawn") is not None:
+        raise Conflict("审计日志表明该抽取已经撤销，不能揭晓；请核验该抽取记录。")
     moved = db.session.execute(sa.update(Draw).where(Draw.id == record.id, Draw.status == DrawStatus.ANNOUNCED)
                                .values(status=DrawStatus.DRAWN).execution_options(synchronize_session=False)).rowcount
     if moved != 1:
@@ -481,6 +483,26 @@ def run_witnessed(record: Any, *, operator: User | None = None, witnesses: Seque
     return record.effect
 
 
+def withdraw(record: Draw, reason: str, actor: User | None) -> None:
+    """Withdraw an announced draw whose basis is gone before its reveal — a tie-break whose committee lost a
+    member: the ranking it was announced on no longer stands, and its reveal would be refused for ever. Nobody
+    learns what it would have drawn: the result is never computed and the secret never shown. The reason is
+    recorded in the audit log (the draw page shows it); a new draw is announced if the new facts need one."""
+    _hold(record)
+    moved = db.session.execute(sa.update(Draw).where(Draw.id == record.id, Draw.status == DrawStatus.ANNOUNCED)
+                               .values(status=DrawStatus.WITHDRAWN).execution_options(synchronize_session=False)).rowcount
+    if moved != 1:
+        raise Conflict("该抽取已经揭晓或撤销，不能再撤销。")
+    record.status = DrawStatus.WITHDRAWN
+    audit.record("draw.withdrawn", record, actor=actor, bureau_id=record.bureau_id,
+                 summary=f"随机抽取撤销（未揭晓）：{record.purpose}；原因：{reason}", payload={"reason": reason})
+
+
+def withdrawal_reason(record: Draw) -> Optional[str]:
+    event = _event(record, "draw.withdrawn") if record.status == DrawStatus.WITHDRAWN else None
+    return (event.payload or {}).get("reason") if event is not None else None
+
+
 def pending(bureau_ids: Iterable[int] | None = None) -> sa.Select:
     """Announced draws still waiting for their witnesses or their reveal."""
     stmt = sa.select(Draw).where(Draw.status == DrawStatus.ANNOUNCED)
@@ -567,6 +589,11 @@ def _compare_with_event(record: Draw) -> tuple[int | None, list[str], list[str]]
         # so a record without one has been changed to pass as old (skipping the witnesses' checks).
         mismatches.append("记录中没有承诺值，但审计日志表明此次抽取公告时已固定承诺值：记录已被改动。")
     event = _event(record, "draw.performed")
+    withdrawn = _event(record, "draw.withdrawn")
+    if record.status == DrawStatus.WITHDRAWN and withdrawn is None:
+        mismatches.append("记录显示已撤销，但找不到撤销此次抽取的审计事件（draw.withdrawn）：记录已被改动。")
+    if record.status == DrawStatus.ANNOUNCED and withdrawn is not None:  # set back to be revealed after all
+        mismatches.append(f"记录显示待揭晓，但审计事件 #{withdrawn.id} 表明此次抽取已经撤销：记录已被改动。")
     if record.status != DrawStatus.DRAWN:
         if event is not None:  # revealed once: a row set back to "announced" would be revealed (and acted on) again
             mismatches.append(f"记录显示尚未揭晓，但审计事件 #{event.id} 表明此次抽取已经揭晓：记录已被改动。")
@@ -608,7 +635,9 @@ def verify(record: Draw) -> DrawCheck:
         mismatches.insert(0, "揭晓的秘密值与公告时的承诺值不符。")
     if record.status != DrawStatus.DRAWN:
         return DrawCheck(ok=not mismatches, recorded=[], recomputed=[], rerun_ok=True, event_id=event_id,
-                         mismatches=mismatches, notes=notes + ["尚未揭晓：已核对承诺值与候选名单哈希。"])
+                         mismatches=mismatches, notes=notes + [
+                             "已撤销，未揭晓：已核对承诺值与候选名单哈希。" if record.status == DrawStatus.WITHDRAWN
+                             else "尚未揭晓：已核对承诺值与候选名单哈希。"])
     if record.derived_from_id is not None:
         parent = record.derived_from
         if parent is None or parent.seed is None or record.seed != sha256(f"{parent.seed}|{record.candidate_hash}"):

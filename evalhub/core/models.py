@@ -187,6 +187,8 @@ class AuditEvent(db.Model):
 class DrawStatus(LabeledEnum):
     ANNOUNCED = ("announced", "已公告，待监督人输入数字")
     DRAWN = ("drawn", "已抽取")
+    # Its basis gone before the reveal (a tie-break whose committee changed): never revealed, its secret kept.
+    WITHDRAWN = ("withdrawn", "已撤销（未揭晓）")
 
 
 class Draw(CreatedBy, db.Model):

@@ -179,6 +179,7 @@ def _render_draw(record: Draw, status: int = 200, *, public: bool = False, **for
     reasons = not public
     return render_template(
         "core/draw_detail.html", draw=record, check=draws.verify(record), public=public, manage=manage, mine=mine,
+        withdrawn_reason=draws.withdrawal_reason(record),
         witnesses_form=witnesses_form, number_form=forms.get("number_form") or NumberForm(), action_form=ActionForm(),
         record_json=_record_json(record, reasons=reasons), reasons=reasons, hashed=draws.hashed(record),
         is_public=draws.is_public(record), witnesses_changeable=draws.witnesses_changeable(record),

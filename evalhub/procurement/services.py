@@ -1079,6 +1079,13 @@ def _release_committee_seats(expert: Expert, actor: User | None, reason: str) ->
         procurement = member.procurement
         if member not in procurement.committee or procurement.status != ProcurementStatus.EVALUATING:
             continue
+        waiting = pending_tiebreak(procurement)
+        if waiting is not None:
+            # The lot was announced on a ranking this member's scores made; they go, so it no longer stands, and
+            # its reveal would be refused for ever (the new member could not score while it waits). Withdrawn
+            # unrevealed; the award, once the committee has scored again, announces a new one if still tied.
+            draws.withdraw(waiting, f"评委 {member.name} 退出评审委员会（{reason}），其评分作废，"
+                                    "并列第一的评审结果不再成立", actor)
         scored = db.session.execute(sa.delete(TechnicalScore).where(TechnicalScore.member_id == member.id)).rowcount
         procurement.committee.remove(member)  # delete-orphan: the seat goes; the draw and the audit keep who sat
         db.session.flush()
@@ -1120,12 +1127,16 @@ def _draw_replacements(procurement: Procurement, count: int, why: str, actor: Us
 
 
 def committee_shortfall(procurement: Procurement) -> int:
-    """Seats a seated committee lacks (0: none): one left below its floor or even by a released seat must be made
-    up before evaluation goes on (87号令 第五十条 "依法补足后继续评标"; 第四十七条, 214号: odd, the floor)."""
+    """Seats a seated committee lacks (0: none). A released seat is made up before evaluation goes on (87号令
+    第五十条 "依法补足后继续评标"): to the size the committee was drawn at — a 7-member committee left with 5 is
+    short by 2, though 5 is odd and at a tender's floor — and never below the floor, never even (第四十七条,
+    214号). An entered committee (named by the bureau) only loses a seat by hand: its size now is its size."""
     size = len(procurement.committee)
     if not size:
         return 0
-    target = max(size, committee_size_floor(procurement))
+    record = procurement.committee_draw
+    formed = record.k if record is not None and record.status == DrawStatus.DRAWN else 0
+    target = max(size, formed, committee_size_floor(procurement))
     return target + (1 - target % 2) - size
 
 
@@ -1133,8 +1144,7 @@ def refuse_short_committee(procurement: Procurement, what: str) -> None:
     """Refuse ``what`` (scoring, the award) while the committee is short: the bureau makes it up, or forms it again."""
     missing = committee_shortfall(procurement)
     if missing:
-        floor = committee_size_floor(procurement)
-        raise Conflict(f"评审委员会现有 {len(procurement.committee)} 人，应为不少于 {floor} 人的单数，尚缺 {missing} 人，"
+        raise Conflict(f"评审委员会现有 {len(procurement.committee)} 人，应有 {len(procurement.committee) + missing} 人，尚缺 {missing} 人，"
                        f"不能{what}。请先补足评审委员会（从专家库补抽或录入补充评委）后继续评审；无法及时补足的，"
                        "应停止评审，重新组建评审委员会（财政部令第87号 第五十条）。")
 
