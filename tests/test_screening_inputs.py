@@ -144,3 +144,48 @@ def test_target_and_actual_columns_named_in_the_header_are_compared_row_by_row()
                                "覆盖率\t≥95%\t96%\t10\t10\n满意度\t90\t88\t5\t4")
     assert restated_targets(table) == 1  # 1200 again; the scores 10 10 are not a target
     assert restated_targets("指标\t分值\t得分\n受益人数\t10\t10") == 0  # no target column named
+
+
+# --- a .docx whose content is imported from other files (w:altChunk) -------------------------------------
+
+def _with_chunks(chunks: list[tuple[str, bytes]]) -> bytes:
+    """A .docx whose body is a heading, then each chunk as a w:altChunk (what some office systems export)."""
+    import docx
+    from docx.opc.packuri import PackURI
+    from docx.opc.part import Part
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    document.add_paragraph("一、基本情况")
+    for n, (content_type, blob) in enumerate(chunks, 1):
+        ext = {"text/html": "htm", "message/rfc822": "mht"}.get(content_type, "docx")
+        part = Part(PackURI(f"/word/afchunk{n}.{ext}"), content_type, blob, document.part.package)
+        rid = document.part.relate_to(part, "http://schemas.openxmlformats.org/officeDocument/2006/relationships/aFChunk")
+        document.element.body.insert(len(document.element.body) - 1, parse_xml(
+            f'<w:altChunk {W} xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships" r:id="{rid}"/>'))
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def test_altchunk_content_is_read_where_it_stands():
+    """A report exported as HTML or a nested .docx inside ``w:altChunk`` (Word imports it on opening) used to extract
+    as its heading alone, and was screened as unscored; its text is now read in place — GBK HTML and web archives too."""
+    import docx
+
+    inner = docx.Document()
+    inner.add_paragraph("三、综合评价情况及评价结论")
+    inner.add_paragraph("项目综合得分 86.5 分，等级为良。")
+    inner_bytes = io.BytesIO()
+    inner.save(inner_bytes)
+    html = ('<html><head><meta charset="gbk"><style>p{color:red}</style></head><body>'
+            "<h2>二、绩效评价工作开展情况</h2><p>2023年5月至8月，评价组走访12个乡镇。</p>"
+            "<table><tr><td>指标</td><td>目标值</td></tr></table></body></html>").encode("gbk")
+    mht = ("MIME-Version: 1.0\nContent-Type: multipart/related; boundary=\"B\"\n\n--B\n"
+           "Content-Type: text/html; charset=\"utf-8\"\nContent-Transfer-Encoding: 8bit\n\n"
+           "<html><body><p>四、绩效评价指标分析</p></body></html>\n--B--\n").encode()
+    data = _with_chunks([("text/html", html), ("application/vnd.openxmlformats-officedocument.wordprocessingml."
+                                                "document.main+xml", inner_bytes.getvalue()), ("message/rfc822", mht)])
+    lines = [line for line in extract.docx_text(data).split("\n") if line]
+    assert lines == ["一、基本情况", "二、绩效评价工作开展情况", "2023年5月至8月，评价组走访12个乡镇。", "指标\t目标值",
+                     "三、综合评价情况及评价结论", "项目综合得分 86.5 分，等级为良。", "四、绩效评价指标分析"], lines

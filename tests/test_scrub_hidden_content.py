@@ -58,6 +58,15 @@ def test_a_docx_with_comments_is_refused(world, client, login):
     _refused(world, client, login, "公开版.docx", data, "删除文档中的所有批注")
 
 
+def test_a_docx_with_content_imported_from_another_file_is_refused(world, client, login):
+    """A w:altChunk part is a package or a web page of its own (a nested .docx keeps its own 作者 in its docProps):
+    the scrubber does not open it, so the clerk lets Word turn it into body text first."""
+    from tests.test_screening_inputs import _with_chunks
+
+    data = _with_chunks([("text/html", "<html><body><p>访谈对象：王建国</p></body></html>".encode())])
+    _refused(world, client, login, "公开版.docx", data, "另存为新的 .docx")
+
+
 def test_a_docx_whose_revisions_are_accepted_is_published(world, client):
     inserted = ('<w:p><w:ins w:id="92" w:author="张伟" w:date="2025-06-01T10:00:00Z"><w:r><w:t>补充说明</w:t></w:r>'
                 '</w:ins></w:p>')

@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import select
 import struct
 import subprocess
@@ -56,25 +57,35 @@ _SKIP = {_W + t for t in ("del", "moveFrom", "pPr", "rPr", "tblPr", "trPr", "tcP
     "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"}
 
 
-def _blocks(container, lines: list[str]) -> None:
-    """The lines of block content (the body, a cell, a text box, a content control) in document order."""
+_ALT_CHUNK = _W + "altChunk"
+_R_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+NESTED_MAX_BYTES = 50 * 1024 * 1024  # what a .docx inside a .docx may unpack to
+ALT_CHUNK_DEPTH = 3  # a chunk that is a .docx may hold chunks of its own; deeper than this is not read
+
+
+def _blocks(container, lines: list[str], alt=None) -> None:
+    """The lines of block content (the body, a cell, a text box, a content control) in document order.
+    ``alt`` reads a ``w:altChunk`` (content Word imports from another file when it opens the document)."""
     for child in container:
         tag = child.tag
         if tag == _P:
-            _paragraph(child, lines)
+            _paragraph(child, lines, alt)
         elif tag == _TBL:
-            _table(child, lines)
+            _table(child, lines, alt)
+        elif tag == _ALT_CHUNK:
+            if alt is not None:
+                lines.extend(alt(child.get(_R_ID)))
         elif tag not in _SKIP and isinstance(tag, str):  # content controls, custom XML: their content
-            _blocks(child, lines)
+            _blocks(child, lines, alt)
 
 
-def _paragraph(p, lines: list[str]) -> None:
+def _paragraph(p, lines: list[str], alt=None) -> None:
     parts: list[str] = []
-    _inline(p, parts, lines)
+    _inline(p, parts, lines, alt)
     lines.append("".join(parts))
 
 
-def _inline(element, parts: list[str], lines: list[str]) -> None:
+def _inline(element, parts: list[str], lines: list[str], alt=None) -> None:
     for child in element:
         tag = child.tag
         if tag == _T:
@@ -86,21 +97,153 @@ def _inline(element, parts: list[str], lines: list[str]) -> None:
         elif tag == _TXBX:  # a text box: its paragraphs are lines of their own where it is anchored
             lines.append("".join(parts))
             parts.clear()
-            _blocks(child, lines)
+            _blocks(child, lines, alt)
         elif tag not in _SKIP and isinstance(tag, str):  # runs, hyperlinks, insertions, drawings, fields
-            _inline(child, parts, lines)
+            _inline(child, parts, lines, alt)
 
 
-def _table(tbl, lines: list[str]) -> None:
+def _table(tbl, lines: list[str], alt=None) -> None:
     """Each row one line of tab-separated cells (a cell's own lines, nested tables included, joined by a line
     break); a cell merged over rows or columns counts once, as Word stores it."""
     for row in _children(tbl, _TR):
         cells = []
         for cell in _children(row, _TC):
             inner: list[str] = []
-            _blocks(cell, inner)
+            _blocks(cell, inner, alt)
             cells.append("\n".join(line.strip() for line in inner if line.strip()))
         lines.append("\t".join(cells))
+
+
+class _HtmlText:
+    """The text of an HTML chunk, a line per block (p, div, li, headings, table rows; cells tab-separated)."""
+
+    BLOCKS = {"p", "div", "li", "tr", "br", "h1", "h2", "h3", "h4", "h5", "h6", "table", "section", "blockquote"}
+
+    def __init__(self) -> None:
+        from html.parser import HTMLParser
+
+        outer = self
+        self.parts: list[str] = []
+        self.hidden = 0
+
+        class Parser(HTMLParser):
+            def handle_starttag(self, tag, attrs):
+                if tag in ("script", "style", "head"):
+                    outer.hidden += 1
+                elif tag in outer.BLOCKS:
+                    outer.parts.append("\n")
+                elif tag in ("td", "th"):
+                    outer.parts.append("\t")
+
+            def handle_endtag(self, tag):
+                if tag in ("script", "style", "head"):
+                    outer.hidden = max(0, outer.hidden - 1)
+                elif tag in outer.BLOCKS:
+                    outer.parts.append("\n")
+
+            def handle_data(self, data):
+                if not outer.hidden:
+                    outer.parts.append(" ".join(data.split("\n")))
+
+        self.parser = Parser(convert_charrefs=True)
+
+    def lines(self, html: str) -> list[str]:
+        self.parser.feed(html)
+        self.parser.close()
+        return [line.strip("\t ").replace("\xa0", " ") for line in "".join(self.parts).split("\n")
+                if line.strip("\t \xa0")]
+
+
+def _decode(blob: bytes, charset: str | None) -> str:
+    """Text in the charset given, else the one the HTML declares, else UTF-8, else GB18030 (WPS, older Word)."""
+    found = re.search(rb"charset=[\"']?([A-Za-z0-9_-]+)", blob[:2048])
+    for name in filter(None, [charset, found.group(1).decode() if found else None, "utf-8", "gb18030"]):
+        try:
+            return blob.decode(name)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return blob.decode("utf-8", "replace")
+
+
+def _chunk_lines(blob: bytes, content_type: str, depth: int) -> list[str]:
+    """What an altChunk part holds, as lines: another .docx (read the same way), HTML, a web archive (.mht: its
+    HTML), plain text. RTF is not read (no parser here): its chunk stays empty."""
+    content_type = (content_type or "").lower()
+    if "wordprocessingml" in content_type or blob[:2] == b"PK":
+        return _docx_lines(blob, depth + 1) if depth + 1 < ALT_CHUNK_DEPTH else []
+    if "html" in content_type:
+        return _HtmlText().lines(_decode(blob, None))
+    if "rfc822" in content_type or "multipart/related" in content_type:
+        import email
+
+        message = email.message_from_bytes(blob)
+        for part in message.walk():
+            if part.get_content_type() == "text/html":
+                return _HtmlText().lines(_decode(part.get_payload(decode=True) or b"", part.get_content_charset()))
+            if part.get_content_type() == "text/plain":
+                return _decode(part.get_payload(decode=True) or b"", part.get_content_charset()).splitlines()
+        return []
+    if content_type.startswith("text/plain"):
+        return _decode(blob, None).splitlines()
+    return []
+
+
+_CT = "{http://schemas.openxmlformats.org/package/2006/content-types}"
+_RELS = "{http://schemas.openxmlformats.org/package/2006/relationships}Relationship"
+_WORD_MAIN = ("application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml",
+              "application/vnd.ms-word.document.macroEnabled.main+xml",
+              "application/vnd.openxmlformats-officedocument.wordprocessingml.template.main+xml")
+
+
+def _docx_lines(data: bytes, depth: int = 0) -> list[str]:
+    """Read straight from the package (zip + lxml), not through python-docx: python-docx parses every part typed as
+    a document body as XML, so a .docx holding another .docx as an altChunk (typed so by the Open XML SDK) would not
+    open at all."""
+    import posixpath
+    import zipfile
+
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True)
+    package = zipfile.ZipFile(io.BytesIO(data))
+    if depth and sum(i.file_size for i in package.infolist()) > NESTED_MAX_BYTES:
+        return []  # core.files checked the outer package's sizes, not those of a package inside it
+
+    def xml(name: str):
+        return etree.fromstring(package.read(name), parser)
+
+    types = xml("[Content_Types].xml")
+    defaults = {d.get("Extension", "").lower(): d.get("ContentType") for d in types.iter(_CT + "Default")}
+    overrides = {o.get("PartName", "").lstrip("/"): o.get("ContentType") for o in types.iter(_CT + "Override")}
+
+    def content_type(name: str) -> str:
+        return overrides.get(name) or defaults.get(name.rsplit(".", 1)[-1].lower(), "")
+
+    main = next((r.get("Target", "").lstrip("/") for r in xml("_rels/.rels").iter(_RELS)
+                 if r.get("Type", "").endswith("/officeDocument")), None)
+    if main is None or content_type(main) not in _WORD_MAIN:
+        raise ValueError(f"not a Word document: {main!r} is {content_type(main) if main else 'missing'}")
+    folder, base = posixpath.split(main)
+    rels_name = posixpath.join(folder, "_rels", base + ".rels")
+    targets = {}
+    if rels_name in package.namelist():
+        for r in xml(rels_name).iter(_RELS):
+            if r.get("TargetMode") != "External":
+                target = r.get("Target", "")
+                targets[r.get("Id")] = (target.lstrip("/") if target.startswith("/")
+                                        else posixpath.normpath(posixpath.join(folder, target)))
+
+    def alt(rid: str | None) -> list[str]:
+        name = targets.get(rid)
+        if name is None or name not in package.namelist():
+            return []
+        return _chunk_lines(package.read(name), content_type(name), depth)
+
+    body = xml(main).find(_W + "body")
+    lines: list[str] = []
+    if body is not None:
+        _blocks(body, lines, alt)
+    return lines
 
 
 def _children(element, tag: str):
@@ -114,14 +257,10 @@ def _children(element, tag: str):
 
 def docx_text(data: bytes) -> str:
     """The body's text in document order: paragraphs, table rows where the table stands (nested tables in their
-    cell), and text boxes where they are anchored. python-docx's ``paragraphs`` and ``tables`` give neither the
-    order nor the text boxes."""
-    import docx
-
-    document = docx.Document(io.BytesIO(data))
-    lines: list[str] = []
-    _blocks(document.element.body, lines)
-    return "\n".join(lines)
+    cell), text boxes where they are anchored, and the content of ``w:altChunk`` parts (documents exported by
+    some office systems are nothing else). python-docx's ``paragraphs`` and ``tables`` give neither the order
+    nor the text boxes."""
+    return "\n".join(_docx_lines(data))
 
 
 def pdf_text(data: bytes) -> str:

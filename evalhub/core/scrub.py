@@ -13,7 +13,8 @@ of annotations. The upload must have passed ``files.check_upload`` first (type, 
 
 Some of what a document carries unseen is content, not metadata, and only the clerk can decide it: text deleted
 with 修订 on (Word keeps it, shown again by one click), comments (批注), a PDF's redaction marks not yet applied
-(the text under them is still there). A file holding any of these is refused with what to do in Word or the PDF
+(the text under them is still there), content imported from another file (``w:altChunk``: a package or a web
+page of its own, with its own properties). A file holding any of these is refused with what to do in Word or the PDF
 editor; a PDF's sticky notes and the texts of its other comments go. Photos keep their pixels but lose their
 EXIF (the camera's owner, the place) and their text chunks.
 """
@@ -111,6 +112,9 @@ _COMMENT = re.compile(rb"<w:comment[\s/>]")
 TRACKED_DELETIONS = ("文件中还有未接受的修订：被删除的文字仍保存在文件里，打开“修订”即可看到。请在 Word 中点“审阅 › 接受 › "
                      "接受所有修订”后另存，再上传。")
 COMMENTS = "文件中还有批注，公开后任何人都能看到。请在 Word 中点“审阅 › 删除 › 删除文档中的所有批注”后另存，再上传。"
+IMPORTED_CONTENT = ("文件中有从其他文件导入的内容（altChunk），其中可能带有作者等信息，无法逐一去除。请用 Word 打开后另存为新的 .docx"
+                    "（Word 会把导入的内容转为正文），再上传。")
+_ALT_CHUNK_RELATIONSHIP = re.compile(rb'Type="[^"]*/aFChunk"')
 UNAPPLIED_REDACTION = ("PDF 中有尚未应用的密文标记：被遮盖的文字仍保存在文件里，可以复制出来。请在 PDF 编辑器中“应用密文”"
                        "（或打印为新的 PDF）后再上传。")
 
@@ -194,6 +198,8 @@ def _docx(data: bytes) -> bytes:
             elif info.filename.startswith("word/media/"):
                 content = _image(info.filename, content)
             elif info.filename.endswith(".rels"):
+                if _ALT_CHUNK_RELATIONSHIP.search(content):  # another package or web page inside, not scrubbed here
+                    raise ValidationFailed(IMPORTED_CONTENT, {"file": "含导入内容"})
                 content = _rels(content)
             copy = zipfile.ZipInfo(info.filename, date_time=info.date_time)  # same dates: the same upload
             copy.compress_type = zipfile.ZIP_STORED if info.compress_type == zipfile.ZIP_STORED else zipfile.ZIP_DEFLATED
