@@ -344,8 +344,12 @@ def _serve(extra_bytes: int) -> None:
     prints goes to stderr."""
     requests, replies = 0, os.dup(1)
     os.dup2(2, 1)
-    import docx  # noqa: F401 — loaded before the limit, once for every document
+    import email  # noqa: F401 — loaded before the limit, once for every document
+    import zipfile  # noqa: F401
+    from html import parser  # noqa: F401
+
     import pdfplumber  # noqa: F401
+    from lxml import etree  # noqa: F401
 
     try:
         _limit_memory(extra_bytes)
