@@ -137,6 +137,9 @@ def test_dotted_dates_do_not_swallow_section_numbers_or_amounts():
 
     found = _numbers("2023.1.1至2023.12.31；3.2.1 产出指标；500.00万元；2024-03-15")
     assert (found.count, found.dates, len(found.amounts)) == (5, 3, 1)
+    # a year and month with a dot is a date at the ends of a period; alone, or with a unit, it is a figure
+    found = _numbers("评价期间为2023.1-2023.12，2023.10 至 2024.3 开展核查；支出 2023.5万元，系数 2019.6")
+    assert (found.count, found.dates, len(found.amounts)) == (6, 4, 1)
 
 
 def test_target_and_actual_columns_named_in_the_header_are_compared_row_by_row():

@@ -74,8 +74,13 @@ BY_KEY = {f.key: f for f in FEATURES}
 
 # One pass over the digits: each number with what follows it (a unit of money, %, or the rest of a date). A date
 # written with dots (2023.1.1, 2023.12.31) is tried first: otherwise "2023.12" is read as a decimal and the date's
-# tail ".31" no longer fits.
-_NUMBER = re.compile(r"(?<![\d.,])(?:((?:19|20)\d{2}\.\d{1,2}\.\d{1,2})(?![\d.]\d)|(\d+(?:,\d{3})*(?:\.\d+)?)"
+# tail ".31" no longer fits. A year and month with a dot (2023.1) is a date only at either end of a period
+# ("2023.1-2023.12", "2023.10至2024.3"): alone it may be a figure.
+_RANGE = "-—－~～至到"
+_YEAR_MONTH = r"(?:19|20)\d{2}\.(?:1[0-2]|0?[1-9])(?![\d.])"
+_NUMBER = re.compile(r"(?<![\d.,])(?:((?:19|20)\d{2}\.\d{1,2}\.\d{1,2}(?![\d.]\d)"
+                     rf"|{_YEAR_MONTH}(?=\s?[{_RANGE}])|(?:(?<=[{_RANGE}])|(?<=[{_RANGE}]\s)){_YEAR_MONTH}(?!\s*(?:亿元|万元|元|%)))"
+                     r"|(\d+(?:,\d{3})*(?:\.\d+)?)"
                      r"(?:\s*(亿元|万元|元|%)|(\s*年\s*\d{1,2}\s*月|[-/.]\d{1,2}[-/.]\d{1,2}|\s*月\s*\d{1,2}\s*日))?)")
 _ENTITY_SUFFIX = re.compile(r"乡|镇|村|社区|街道|水厂|小学|中学|学校|医院|卫生院|卫生室|合作社|公司|园区|灌区|水库|泵站|服务站|幼儿园")
 _TITLE = re.compile(r"《[^》]{2,30}》")
