@@ -765,7 +765,7 @@ def test_award_and_contract_errors(world, login):
     item = p.rubric[0]
     response = bureau.post(f"/procurements/{p.id}/scores/{member.id}", data={f"score_{bid.id}_{item.id}": "99"})
     body = text(response)
-    assert response.status_code == 422 and "得分应在 0–40.00 之间" in body and "得分必须是数字" in body
+    assert response.status_code == 422 and "得分应在 0–40 之间" in body and "得分必须是数字" in body
     assert count(TechnicalScore) == 0
     assert bureau.get(f"/engagements/{p.engagement_id}/contract").status_code == 409  # no award yet
 

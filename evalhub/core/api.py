@@ -169,7 +169,9 @@ def check_body(body_schema: dict, content_type: str) -> None:
         data = request_json()
     else:  # a form with files: its fields, and the files' names (stored with the file)
         data = request.form.to_dict(flat=True) if request.form else None
-        names = {key: f.filename for key, f in request.files.items(multi=True) if f.filename}
+        # every file's name, several under one key included (a dict of key → name keeps only the last)
+        names = {f"{key}[{n}]" if n else key: f.filename
+                 for key in request.files for n, f in enumerate(request.files.getlist(key)) if f.filename}
         if names:
             data = {**names, **(data or {})}
     if data is None:

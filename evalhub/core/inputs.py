@@ -166,6 +166,28 @@ def refuse(errors: dict[str, str]) -> None:
         raise ValidationFailed("；".join(f"{k}：{v}" for k, v in errors.items()) + "。", errors)
 
 
+# --- points -------------------------------------------------------------------------------------
+
+def points_value(errors: dict[str, str], key: str, raw: Any, label: str, *, top: Decimal = Decimal("100")) -> Optional[Decimal]:
+    """A point, weight or score as typed: a finite number within 0–``top`` with at most two decimal places. Every
+    such column is Numeric(6, 2): a third place would be rounded on storing (39.995 → 40.00 on PostgreSQL, 39.99 on
+    SQLite), so a check on what is typed would not hold for what is kept. None, with ``errors[key]``, otherwise."""
+    try:
+        value = Decimal(str(raw).replace(",", "").strip())
+        if not value.is_finite():
+            raise ArithmeticError
+    except (ArithmeticError, AttributeError, TypeError):  # InvalidOperation is an ArithmeticError
+        errors[key] = f"{label}必须是数字"
+        return None
+    if not Decimal("0") <= value <= top:
+        errors[key] = f"{label}应在 0–{top.normalize():f} 之间"
+        return None
+    if value != value.quantize(Decimal("0.01")):
+        errors[key] = f"{label}最多保留两位小数"
+        return None
+    return value
+
+
 # --- money ----------------------------------------------------------------------------------------
 
 WAN_MIN = Decimal("0.000001")  # one fen (0.01 元), in 万元

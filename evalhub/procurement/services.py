@@ -19,7 +19,7 @@ from evalhub.core import audit, concurrency, draws, files, jobs, permissions
 from evalhub.core.calendar import add_working_days, add_working_days_each, working_days_between
 from evalhub.core.enums import BureauLevel, Field, Role
 from evalhub.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
-from evalhub.core.inputs import check_text, check_name, money_error
+from evalhub.core.inputs import check_text, check_name, money_error, points_value
 from evalhub.core.listing import as_int
 from evalhub.core.models import Bureau, BudgetUnit, Draw, DrawStatus, User
 from evalhub.core.notifications import emit
@@ -492,7 +492,9 @@ def open_procurement(engagement: Engagement, data: ProcurementInput, actor: User
             name = (name or "").strip()
             if not name:
                 continue
-            value = _decimal(errors, "rubric", points, f"评分项“{name}”的分值")
+            value = points_value(errors, "rubric", points, f"评分项“{name}”的分值")  # two places, as kept
+            if value == 0:
+                errors["rubric"], value = f"评分项“{name}”的分值必须大于 0", None
             if value is not None:
                 total += value
                 rubric_rows.append(BidRubricItem(position=position, name=name, max_points=value))
@@ -707,13 +709,13 @@ def submit_bid(procurement: Procurement, data: BidInput, actor: User) -> Bid:
     price = _wan(errors, "price_wan", data.price_wan, "投标报价（万元）")
     if price is not None and wan_to_yuan(price) > procurement.ceiling_price:
         errors["price_wan"] = f"投标报价超过最高限价 {procurement.ceiling_price / TEN_THOUSAND:.2f} 万元"
-    staff_ids = {int(i) for i in data.team_staff_ids if str(i).isdigit()}
+    staff_ids = {i for i in (as_int(str(raw)) for raw in data.team_staff_ids) if i is not None}
     roster = {s.id: s for s in firm.staff if s.active}
     if not staff_ids:
         errors["team_staff_ids"] = "请从本机构名册中选择项目团队成员"
     elif not staff_ids <= set(roster):
         errors["team_staff_ids"] = "项目团队成员必须是本机构名册中的在岗人员"
-    lead = int(data.lead_staff_id) if str(data.lead_staff_id or "").isdigit() else None
+    lead = as_int(str(data.lead_staff_id or ""))
     if lead is not None and lead not in staff_ids:
         errors["lead_staff_id"] = "项目负责人必须是团队成员"
     elif staff_ids <= set(roster):
@@ -1260,9 +1262,7 @@ def record_technical_scores(procurement: Procurement, member: CommitteeMember,
         for item_id, item in items.items():
             raw = scores.get(bid_id, {}).get(item_id)
             key = f"score_{bid_id}_{item_id}"
-            value = _decimal(errors, key, raw, f"{bid.firm.name}“{item.name}”得分", positive=False)
-            if value is not None and not Decimal("0") <= value <= item.max_points:
-                errors[key] = f"{bid.firm.name}“{item.name}”得分应在 0–{item.max_points} 之间"
+            value = points_value(errors, key, raw, f"{bid.firm.name}“{item.name}”得分", top=item.max_points)
             rows.append((bid_id, item_id, value))
     _raise_if(errors)
     db.session.execute(sa.delete(TechnicalScore).where(TechnicalScore.member_id == member.id))

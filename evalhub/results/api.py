@@ -17,7 +17,7 @@ from evalhub.core.listing import year_filter
 from evalhub.review.models import SelfEvaluation, SelfEvaluationStatus
 from evalhub.core import files, permissions
 from evalhub.core.errors import DomainError, NotFound, ValidationFailed
-from evalhub.core.listing import parse_year
+from evalhub.core.listing import as_int, parse_year
 from evalhub.core.models import Bureau, BudgetUnit
 from evalhub.core.timeutil import beijing_today
 from evalhub.extensions import db
@@ -370,7 +370,8 @@ def results_create_self_evaluation():
     user = api_user()
     _multipart()
     raw = (request.form.get("unit_id") or "").strip() or str(user.budget_unit_id or "")
-    unit = db.session.get(BudgetUnit, int(raw)) if raw.isdigit() and len(raw) <= 10 and int(raw) <= 2147483647 else None
+    unit_id = as_int(raw)  # ASCII digits only: "²" is a digit to isdigit(), not to int()
+    unit = db.session.get(BudgetUnit, unit_id) if unit_id is not None else None
     if unit is None:
         raise NotFound("未找到该预算单位。")
     se = services.submit_self_evaluation(user, unit, year=request.form.get("year"), name=request.form.get("name", ""),

@@ -14,7 +14,7 @@ from flask import Blueprint, abort, redirect, render_template, request, send_fil
 from flask_login import current_user
 
 from evalhub.core import accounts, files, permissions
-from evalhub.core.listing import Export, export, parse_year
+from evalhub.core.listing import Export, as_int, export, parse_year
 from evalhub.core.models import Bureau, BudgetUnit
 from evalhub.core.timeutil import beijing_today
 from evalhub.core.web import button, handle_form, load, require, send_stored, submit_form, wants_export
@@ -549,9 +549,10 @@ def self_evaluation_panel(se_id: int):
 
     def call():
         raw = (form.size.data or "").strip()
-        if raw and not raw.isdigit():
+        size = as_int(raw, 0) if raw else None  # ASCII digits only: "³" is a digit to isdigit(), not to int()
+        if raw and size is None:
             raise ValidationFailed("评审专家人数必须是整数。", {"size": "人数必须是整数"})
-        return review_services.form_panel(se, current_user, size=int(raw) if raw else None)
+        return review_services.form_panel(se, current_user, size=size)
 
     def to(result):
         if isinstance(result, ReviewPanel):

@@ -233,7 +233,7 @@ def _parse_indicators(raw: str | None, errors: dict[str, str]) -> list[services.
         return []
     try:
         rows = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # "[[[[…" nested past the parser's depth: not a table either
         errors["indicators"] = "指标评分表应为 JSON 数组"
         return []
     if not isinstance(rows, list):

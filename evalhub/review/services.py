@@ -17,7 +17,7 @@ from evalhub.core import audit, concurrency, draws, files, jobs, permissions, sc
 from evalhub.core.batches import batches
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
-from evalhub.core.inputs import check_text, required_reason
+from evalhub.core.inputs import check_text, points_value, required_reason
 from evalhub.core.models import Bureau, BudgetUnit, Draw, StoredFile, User
 from evalhub.core.settings import SETTINGS, SettingDef, get_setting, register
 from evalhub.core.timeutil import beijing_today, beijing_year_start, format_beijing, to_beijing, utcnow
@@ -117,20 +117,7 @@ _raise_if = ValidationFailed.raise_if  # refuse once, naming every problem found
 
 
 def _decimal(errors: dict, key: str, raw: Any, label: str) -> Optional[Decimal]:
-    try:
-        value = Decimal(str(raw).strip())
-        if not value.is_finite():
-            raise InvalidOperation
-    except (InvalidOperation, AttributeError, TypeError):
-        errors[key] = f"{label}必须是数字"
-        return None
-    if not Decimal("0") <= value <= HUNDRED:  # every point, weight and score here is within 0–100 (Numeric(6, 2))
-        errors[key] = f"{label}应在 0–100 之间"
-        return None
-    if value != value.quantize(Decimal("0.01")):  # kept to two places: a check on what is typed holds for what is kept
-        errors[key] = f"{label}最多保留两位小数"
-        return None
-    return value
+    return points_value(errors, key, raw, label)  # every point, weight and score here is within 0–100
 
 
 # === grades ========================================================================================
@@ -1200,6 +1187,8 @@ def matches_submitted(review: Review, *, scores: dict[int, Any], comments: dict[
         try:
             points = Decimal(str(scores.get(item.id)).strip())
         except (InvalidOperation, ValueError):
+            return False
+        if not points.is_finite():  # NaN, sNaN, Infinity: never a submitted score (sNaN would raise on ``!=``)
             return False
         if row is None or points != row.points or (comments.get(item.id) or "").strip() != row.comment:
             return False

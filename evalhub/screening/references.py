@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from evalhub.core import audit, files, permissions
 from evalhub.core.errors import ValidationFailed
 from evalhub.core.inputs import name_error
+from evalhub.core.listing import as_int
 from evalhub.core.models import User
 from evalhub.core.settings import get_setting
 from evalhub.extensions import db
@@ -143,7 +144,7 @@ def read_metadata(data: bytes) -> dict[str, dict[str, Any]]:
             errors.append(f"第 {number} 行的文件名“{name[:60]}”重复")
         year = values.get("year") or ""
         year = year[:-2] if year.endswith(".0") else year
-        if year and not (year.isdigit() and 1990 <= int(year) <= 2100):
+        if year and as_int(year, 1990, 2100) is None:  # "²⁰²⁴" is digits to isdigit(), not to int()
             errors.append(f"第 {number} 行年度“{year[:10]}”无效（应为 1990–2100 的四位年份）")
         url = values.get("url") or ""
         if url and not _URL.match(url):
@@ -161,7 +162,7 @@ def read_metadata(data: bytes) -> dict[str, dict[str, Any]]:
             if problem:
                 errors.append(f"第 {number} 行{ {'title': '标题', 'region': '地区', 'firm': '机构'}[key]}{problem}")
         out[name] = {"title": values.get("title") or None, "region": values.get("region") or None,
-                     "year": int(year) if year.isdigit() else None, "firm": values.get("firm") or None,
+                     "year": as_int(year, 1990, 2100), "firm": values.get("firm") or None,
                      "url": url or None, "kind": kind}
     if errors:
         raise ValidationFailed("元数据表有误，整份未导入：" + "；".join(errors[:10]) + ("等。" if len(errors) > 10 else "。"),
