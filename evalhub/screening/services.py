@@ -351,10 +351,12 @@ def screen_upload(submission: Submission, related_limit: int = 5) -> ReportScree
 
 def rescreen(*, year: int | None = None, progress: Callable[[int, int, str], None] | None = None) -> int:
     """Screen every stored submission of the year again against the whole corpus (after a bulk import, or
-    once the year's reports are in, so early uploads are compared with later ones too)."""
-    stmt = sa.select(Submission).join(ReportScreening, ReportScreening.submission_id == Submission.id)
+    once the year's reports are in, so early uploads are compared with later ones too) — and screen those whose
+    screening job failed, which have no screening yet: every upload the hook screens (an engagement's)."""
+    # The engagement's year is the screening's year (``screen_submission``): one filter for both kinds.
+    stmt = sa.select(Submission).join(Engagement, Engagement.id == Submission.engagement_id)
     if year is not None:
-        stmt = stmt.where(ReportScreening.year == year)
+        stmt = stmt.where(Engagement.year == year)
     submissions = db.session.execute(stmt.order_by(Submission.id)).scalars().all()
     index_missing()
     # One in-memory copy of the index for the batch, written back to the shared index in bulk.
