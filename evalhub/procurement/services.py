@@ -1728,6 +1728,15 @@ def announce_contract_ready(notice: ResultNotice, today: date | None = None) -> 
             or engagement.state not in workflow.TRANSITIONS["sign_contract"].sources  # e.g. cancelled since the award
             or contract_block(procurement, today) is not None):
         return False
+    winner = procurement.award.firm if procurement.award is not None else notice.firm
+    try:  # the check ``sign_contract`` makes: "可以签订合同" means the contract may be signed
+        eligibility.assert_eligible(procurement, winner, "contract")
+    except Conflict as exc:
+        # Not announced: the bureau is told why, once (the job asks every hour until the winner may sign,
+        # and announces then).
+        emit("contract_blocked", link=f"/engagements/{procurement.engagement_id}", bureau_id=procurement.bureau_id,
+             dedupe_key=f"contract-blocked-{notice.id}", **_fields(procurement, reason=exc.message))
+        return False
     # Claim the announcement (of two workers at once, one tells them; the other finds it taken).
     now = utcnow()
     claimed = db.session.execute(
