@@ -139,9 +139,24 @@ def _drop_rolled_back_jobs(session: Session, previous_transaction) -> None:
         session.info.pop(_AFTER_COMMIT, None)
 
 
+def _refuse(job: Job, message: str) -> None:
+    """End a queued job without running it: failed with ``message``, audited, its upload discarded."""
+    job.status = JobStatus.FAILED
+    job.message = message[:300]
+    job.finished_at = utcnow()
+    audit.record("job.finished", job, actor=None, bureau_id=job.bureau_id,
+                 summary=f"后台任务结束：{job.title}（{job.status.label}：{job.message}）")
+    db.session.commit()
+    _discard_upload(job)
+
+
 def run_job(job_id: int) -> None:
     job = db.session.get(Job, job_id)
     if job is None or job.status not in (JobStatus.QUEUED,):
+        return
+    if job.created_by is not None and not job.created_by.is_enabled:
+        # A job acts with its person's rights as they are when it runs: an account disabled since acts no more.
+        _refuse(job, "提交任务的账号已停用，任务未执行。如仍需要，请由在用账号重新提交。")
         return
     job.status = JobStatus.RUNNING
     job.started_at = utcnow()
