@@ -17,7 +17,7 @@ from sqlalchemy.orm import aliased, defer, joinedload, selectinload
 from flask import current_app
 
 from evalhub.core import audit, concurrency, jobs, permissions
-from evalhub.core.enums import Role
+from evalhub.core.enums import JobStatus, Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.models import Bureau, Job, User
 from evalhub.core.settings import get_setting
@@ -1044,6 +1044,14 @@ def _train_job(job, report) -> dict:
 
 def start_training(actor: User):
     require_model_admin(actor)
+    # A double click (or two administrators at once) while a training waits or runs gets that job back, not a
+    # second model trained on the same labels; a job whose worker died is failed by the hourly reaper (core.jobs).
+    concurrency.serialise("screening.train.start")
+    waiting = db.session.execute(sa.select(Job).where(
+        Job.kind == "screening.train", Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)))
+        .order_by(Job.id.desc()).limit(1)).scalar_one_or_none()
+    if waiting is not None:
+        return waiting
     return jobs.submit("screening.train", "训练报告筛查模型", {}, actor=actor, bureau_id=actor.bureau_id)
 
 
