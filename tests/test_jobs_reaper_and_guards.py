@@ -147,3 +147,23 @@ def test_the_bureau_is_told_once_why_a_suspended_winner_may_not_sign(world):
         Notification.title.contains("暂不能签订合同"))).all()
     bureau_accounts = 2                                         # 巴州's admin and staff
     assert len(told) == bureau_accounts and "不符合" in told[0].body, told
+
+
+def test_a_plan_workbook_listing_an_object_twice_names_the_second_row(world, login):
+    from evalhub.core.exports import to_xlsx
+    from evalhub.procurement import services as P
+    from evalhub.procurement.imports import PLAN_COLUMNS
+
+    plan = P.get_or_create_plan(world.bz, 2026, world.bz_staff)
+    db.session.commit()
+    row = {"评价对象名称": "巴州统计局统计调查项目", "评价类型": "项目支出", "预算类别": "一般公共预算", "业务领域": "统计",
+           "委托事项": "", "金额（万元）": "320.5", "被评价单位": "巴州统计局", "委托方": "", "选取理由": "资金量大"}
+    sheet = to_xlsx([row, row], "评价对象", columns=list(PLAN_COLUMNS))
+    client = login(world.bz_staff)
+    assert client.post(f"/plans/{plan.id}/import", data={"file": (io.BytesIO(sheet), "计划.xlsx")},
+                       content_type="multipart/form-data").status_code == 302
+    db.session.expire_all()
+
+    job = db.session.execute(sa.select(Job).where(Job.kind == "import.plan_items")).scalar_one()
+    assert job.status == JobStatus.FAILED
+    assert job.result["errors"] == [{"row": 3, "name": row["评价对象名称"], "messages": ["与第 2 行重复（评价对象名称和被评价单位相同）"]}]

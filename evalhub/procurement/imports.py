@@ -110,7 +110,11 @@ def import_plan_items(job: Job, report: Callable[[int, int, str], None]) -> dict
                 else listed_twice(plan, *key))
         first_row.setdefault(key, index)
         if twin:
-            errors.append({"row": index, "name": values["name"], "messages": [twin]})
+            listed = next((e for e in errors if e["row"] == index), None)  # a row may have a problem already
+            if listed is None:
+                errors.append({"row": index, "name": values["name"], "messages": [twin]})
+            else:
+                listed["messages"].append(twin)
     errors.sort(key=lambda e: e["row"])
     if errors:
         return {"failed": True, "errors": errors, "message": f"{len(errors)} 行有错误，未导入任何评价对象。请修改后重新上传。"}
