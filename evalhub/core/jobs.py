@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from datetime import datetime, timedelta
 from typing import Callable
 
 import sqlalchemy as sa
@@ -139,9 +140,24 @@ def _drop_rolled_back_jobs(session: Session, previous_transaction) -> None:
         session.info.pop(_AFTER_COMMIT, None)
 
 
+def _refuse(job: Job, message: str) -> None:
+    """End a queued job without running it: failed with ``message``, audited, its upload discarded."""
+    job.status = JobStatus.FAILED
+    job.message = message[:300]
+    job.finished_at = utcnow()
+    audit.record("job.finished", job, actor=None, bureau_id=job.bureau_id,
+                 summary=f"后台任务结束：{job.title}（{job.status.label}：{job.message}）")
+    db.session.commit()
+    _discard_upload(job)
+
+
 def run_job(job_id: int) -> None:
     job = db.session.get(Job, job_id)
     if job is None or job.status not in (JobStatus.QUEUED,):
+        return
+    if job.created_by is not None and not job.created_by.is_enabled:
+        # A job acts with its person's rights as they are when it runs: an account disabled since acts no more.
+        _refuse(job, "提交任务的账号已停用，任务未执行。如仍需要，请由在用账号重新提交。")
         return
     job.status = JobStatus.RUNNING
     job.started_at = utcnow()
@@ -198,3 +214,36 @@ def _discard_upload(job: Job) -> None:
     except Exception:  # the job's outcome stands; the file stays until a later job on it ends
         db.session.rollback()
         log.exception("could not discard the upload of job %s", job.id)
+
+
+# A job still running this long after it started has lost its worker (restarted, killed for memory): huey does
+# not run it again and ``run_job`` runs only queued jobs, so it would show 运行中 for ever — and an import's
+# workbook, identity numbers in clear, would stay in the file store. Far above the longest job (a training).
+STALE_AFTER = timedelta(hours=6)
+INTERRUPTED = "任务中断（工作进程重启或超时），请重新提交"
+
+
+def reap_interrupted(now: datetime | None = None) -> int:
+    """Fail every job still running ``STALE_AFTER`` after it started, with its kind's cleanup (its upload
+    discarded); returns how many. Hourly in the worker."""
+    bound = (now or utcnow()) - STALE_AFTER
+    stale = db.session.execute(sa.select(Job.id).where(Job.status == JobStatus.RUNNING, Job.started_at < bound)
+                               .order_by(Job.id)).scalars().all()
+    reaped = 0
+    for job_id in stale:
+        # Compare-and-set: a job that ends meanwhile keeps its own outcome, and of two reapers one records it.
+        if not db.session.execute(sa.update(Job).where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+                                  .values(status=JobStatus.FAILED, message=INTERRUPTED, finished_at=utcnow())
+                                  .execution_options(synchronize_session=False)).rowcount:
+            continue
+        job = db.session.get(Job, job_id)
+        db.session.refresh(job)
+        audit.record("job.finished", job, actor=None, bureau_id=job.bureau_id,
+                     summary=f"后台任务结束：{job.title}（{job.status.label}：{INTERRUPTED}）")
+        db.session.commit()
+        _discard_upload(job)
+        reaped += 1
+    return reaped
+
+
+periodic("evalhub.jobs_reaper", minute="17")(reap_interrupted)

@@ -6,7 +6,9 @@ has not been sent (``send_pending_email``): the same title and body, with the li
 """
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Iterable, Optional
 
 import sqlalchemy as sa
@@ -53,6 +55,8 @@ MATRIX: dict[str, Event] = {e.key: e for e in [
           "{name} 的中标/成交结果公告已于 {published} 发布，质疑期至 {challenge_until}。"),
     Event("contract_ready", "可以签订合同", (BUREAU, FIRM), "{reference} 可以签订合同",
           "{name} 的质疑期已满且无未决质疑，可以签订合同。"),
+    Event("contract_blocked", "暂不能签订合同", (BUREAU,), "{reference} 暂不能签订合同",
+          "{name} 的质疑期已满，但{reason}合同暂不能签订；其资格恢复后系统将通知可以签订合同，否则请依法另行处理。"),
     Event("contract_signed", "合同已签订", (FIRM,), "{reference} 合同已签订",
           "{name} 的合同已签订，请按约定提交实施方案。"),
     Event("challenge_filed", "收到质疑", (BUREAU,), "{reference} 收到质疑",
@@ -201,19 +205,57 @@ def _smtp():
     return smtplib.SMTP(current_app.config["MAIL_SERVER"], int(current_app.config.get("MAIL_PORT", 25)), timeout=10)
 
 
+# A message older than this is not e-mailed (it stays in the inbox): an SMTP server configured for the first time,
+# or a worker back after days away, does not send the whole history; a message that could not be sent is tried
+# again only until then.
+EMAIL_MAX_AGE = timedelta(days=3)
+
+
 def send_pending_email() -> int:
-    """E-mail unsent notifications when EVALHUB_SMTP_HOST is configured; otherwise the inbox is enough."""
+    """E-mail each unsent, unread notification of an enabled account once, when EVALHUB_SMTP_HOST is configured
+    (otherwise the inbox is enough); returns how many were sent.
+
+    Commits — first the caller's work (a periodic task calls this last), then each message's claim before it is
+    sent: of two workers at once one sends it, and a refused mailbox neither undoes what was done before nor
+    has the messages already sent sent again."""
     if not current_app.config.get("MAIL_SERVER"):
         return 0
-    pending = db.session.execute(sa.select(Notification).join(User).where(
-        Notification.emailed_at.is_(None), User.email.is_not(None)).order_by(Notification.id)).scalars().all()
-    if not pending:
-        return 0
+    import smtplib
+
+    pending = db.session.execute(sa.select(Notification.id).join(User, User.id == Notification.user_id).where(
+        Notification.emailed_at.is_(None), Notification.read_at.is_(None),
+        Notification.created_at >= utcnow() - EMAIL_MAX_AGE,
+        # A disabled account reads nothing (emit): nor is it sent what waited in its inbox.
+        User.is_enabled.is_(True), User.email.is_not(None), User.email != "").order_by(Notification.id)).scalars().all()
+    db.session.commit()
     sent = 0
-    with _smtp() as smtp:
-        for note in pending:
-            smtp.send_message(_message(note.user.email, note.title, email_text(note)))
-            note.emailed_at = utcnow()
+    with ExitStack() as stack:
+        smtp = None
+        for note_id in pending:
+            claimed_at = utcnow()
+            claimed = db.session.execute(
+                sa.update(Notification).where(Notification.id == note_id, Notification.emailed_at.is_(None))
+                .values(emailed_at=claimed_at).execution_options(synchronize_session=False)).rowcount
+            db.session.commit()
+            if not claimed:  # another worker has it
+                continue
+            note = db.session.get(Notification, note_id)
+            try:
+                smtp = smtp or stack.enter_context(_smtp())
+                smtp.send_message(_message(note.user.email, note.title, email_text(note)))
+            except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError) as exc:
+                # This message's fault (an address that does not exist, content refused): it stays claimed, so it
+                # is not tried every hour; the inbox still holds it.
+                current_app.logger.warning("notification %s not e-mailed to %s: %s", note_id, note.user.email, exc)
+                continue
+            except (OSError, smtplib.SMTPException) as exc:
+                # The server's fault (unreachable, gone away): give the claim back for the next run and stop.
+                db.session.execute(sa.update(Notification).where(
+                    Notification.id == note_id, Notification.emailed_at == claimed_at).values(emailed_at=None)
+                    .execution_options(synchronize_session=False))
+                db.session.commit()
+                current_app.logger.warning("e-mail stopped at notification %s: %s", note_id, exc)
+                break
             sent += 1
     return sent
 

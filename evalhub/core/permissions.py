@@ -570,7 +570,8 @@ def tree_scope(user: User, model: type) -> tuple[str, Any]:
 # --- actions ---------------------------------------------------------------------------------------
 
 def can(user: User | None, action: str, obj: Any = None) -> bool:
-    if user is None or not getattr(user, "is_authenticated", False):
+    # A disabled account has no rights, on any path: a job it queued, a service called with it as the actor.
+    if user is None or not getattr(user, "is_authenticated", False) or not getattr(user, "is_enabled", True):
         return False
     rule = _RULES.get(action)
     if rule is None:

@@ -6,7 +6,7 @@ from typing import Callable
 
 import sqlalchemy as sa
 
-from evalhub.core import audit, files
+from evalhub.core import audit, concurrency, files
 from evalhub.core.enums import Field
 from evalhub.core.errors import ValidationFailed
 from evalhub.core.exports import to_xlsx
@@ -14,7 +14,7 @@ from evalhub.core.jobs import job_kind
 from evalhub.core.models import BudgetUnit, Job, StoredFile, User
 from evalhub.extensions import db
 from evalhub.procurement.models import BudgetKind, EvaluationPlan, ObjectType, ServiceKind
-from evalhub.procurement.services import PlanItemInput, add_plan_item, clean_plan_item
+from evalhub.procurement.services import PlanItemInput, add_plan_item, clean_plan_item, listed_twice
 from evalhub.registry.imports import read_sheet
 
 PLAN_COLUMNS = {
@@ -94,15 +94,31 @@ def import_plan_items(job: Job, report: Callable[[int, int, str], None]) -> dict
                              commissioner_unit_id=commissioner.id if commissioner else None,
                              service_kind=row.get("service_kind") or ServiceKind.KEY_EVALUATION)
         try:
-            cleaned.append((data, clean_plan_item(plan, data)))
+            cleaned.append((index, data, clean_plan_item(plan, data)))
         except ValidationFailed as exc:
             messages.extend(m for k, m in exc.fields.items() if not (k == "budget_unit_id" and unit is None and row["budget_unit"]))
         if messages:
             errors.append({"row": index, "name": row["name"], "messages": messages})
         report(done, total, f"已检查 {done}/{total} 行")
+    # Against the plan as it stands, holding it to the commit (``report`` above commits, so not before): the same
+    # workbook imported twice at once has the second job wait, then find every row listed.
+    concurrency.hold(plan)
+    first_row: dict[tuple[str, int], int] = {}
+    for index, data, values in cleaned:
+        key = (values["name"], values["budget_unit_id"])
+        twin = (f"与第 {first_row[key]} 行重复（评价对象名称和被评价单位相同）" if key in first_row
+                else listed_twice(plan, *key))
+        first_row.setdefault(key, index)
+        if twin:
+            listed = next((e for e in errors if e["row"] == index), None)  # a row may have a problem already
+            if listed is None:
+                errors.append({"row": index, "name": values["name"], "messages": [twin]})
+            else:
+                listed["messages"].append(twin)
+    errors.sort(key=lambda e: e["row"])
     if errors:
         return {"failed": True, "errors": errors, "message": f"{len(errors)} 行有错误，未导入任何评价对象。请修改后重新上传。"}
-    created = [add_plan_item(plan, data, actor, values=values) for data, values in cleaned]
+    created = [add_plan_item(plan, data, actor, values=values) for _index, data, values in cleaned]
     audit.record("plan.imported", plan, actor=actor, summary=f"{plan.year} 年计划批量导入 {len(created)} 个评价对象",
                  payload={"file_sha256": stored.sha256})
     db.session.commit()

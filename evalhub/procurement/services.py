@@ -308,10 +308,28 @@ def _require_draft(plan: EvaluationPlan) -> None:
         raise Conflict(f"{plan.year} 年度计划已批准，不能再修改评价对象。")
 
 
+def listed_twice(plan: EvaluationPlan, name: str, unit_id: int | None, *, item: PlanItem | None = None) -> Optional[str]:
+    """Why ``name`` of the unit ``unit_id`` may not be listed (again) in ``plan``, or None: a plan lists an
+    evaluation object once (the same workbook imported twice, the form sent again). Call it holding the plan
+    (``concurrency.hold``), so two requests at once cannot both find it missing."""
+    stmt = sa.select(PlanItem.id).where(PlanItem.plan_id == plan.id, PlanItem.name == name,
+                                        PlanItem.budget_unit_id == unit_id)
+    if item is not None and item.id is not None:
+        stmt = stmt.where(PlanItem.id != item.id)
+    if db.session.execute(stmt.limit(1)).first() is None:
+        return None
+    unit = db.session.get(BudgetUnit, unit_id) if unit_id is not None else None
+    return f"{plan.year} 年度计划已列有{unit.name if unit else '该单位'}的评价对象“{name}”，不能重复列入"
+
+
 def add_plan_item(plan: EvaluationPlan, data: PlanItemInput, actor: User, *, values: dict | None = None) -> PlanItem:
     permissions.require(actor, "plan.edit", plan)
+    concurrency.hold(plan)
     _require_draft(plan)
     values = values or clean_plan_item(plan, data)
+    twin = listed_twice(plan, values["name"], values["budget_unit_id"])
+    if twin:
+        raise ValidationFailed(twin + "。", {"name": twin})
     position = (max((i.position for i in plan.items), default=0)) + 1
     item = PlanItem(position=position, **values)
     plan.items.append(item)
@@ -324,8 +342,13 @@ def add_plan_item(plan: EvaluationPlan, data: PlanItemInput, actor: User, *, val
 
 def update_plan_item(item: PlanItem, data: PlanItemInput, actor: User) -> PlanItem:
     permissions.require(actor, "plan.edit", item.plan)
+    concurrency.hold(item.plan)
     _require_draft(item.plan)
-    for key, value in clean_plan_item(item.plan, data).items():
+    values = clean_plan_item(item.plan, data)
+    twin = listed_twice(item.plan, values["name"], values["budget_unit_id"], item=item)
+    if twin:
+        raise ValidationFailed(twin + "。", {"name": twin})
+    for key, value in values.items():
         setattr(item, key, value)
     audit.record("plan.item_updated", item.plan, actor=actor, summary=f"修改评价对象：{item.name}",
                  payload={"item_id": item.id})
@@ -1704,6 +1727,15 @@ def announce_contract_ready(notice: ResultNotice, today: date | None = None) -> 
     if (notice.revoked_at is not None or notice.contract_ready_at is not None or engagement.contract is not None
             or engagement.state not in workflow.TRANSITIONS["sign_contract"].sources  # e.g. cancelled since the award
             or contract_block(procurement, today) is not None):
+        return False
+    winner = procurement.award.firm if procurement.award is not None else notice.firm
+    try:  # the check ``sign_contract`` makes: "可以签订合同" means the contract may be signed
+        eligibility.assert_eligible(procurement, winner, "contract")
+    except Conflict as exc:
+        # Not announced: the bureau is told why, once (the job asks every hour until the winner may sign,
+        # and announces then).
+        emit("contract_blocked", link=f"/engagements/{procurement.engagement_id}", bureau_id=procurement.bureau_id,
+             dedupe_key=f"contract-blocked-{notice.id}", **_fields(procurement, reason=exc.message))
         return False
     # Claim the announcement (of two workers at once, one tells them; the other finds it taken).
     now = utcnow()

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from evalhub.core import audit, files
+from evalhub.core import audit, files, permissions
 from evalhub.core.enums import Field
 from evalhub.core.errors import ValidationFailed
 from evalhub.core.inputs import control_error
@@ -124,6 +124,10 @@ def _run_import(job: Job, report: Callable[[int, int, str], None], *, columns: d
                 to_input: Callable, clean: Callable, create: Callable, unique_key: str) -> dict:
     bureau = db.session.get(Bureau, job.params["bureau_id"])
     actor = db.session.get(User, job.created_by_id) if job.created_by_id else None
+    if bureau is None or not permissions.can(actor, "registry.import", bureau):
+        # asked again as the job runs: the rights its person has now (moved, disabled), not when it was queued
+        message = "提交导入的账号已无权向该财政局导入，未导入任何记录。"
+        return {"failed": True, "message": message, "errors": [{"row": None, "name": "", "messages": [message]}]}
     stored = db.session.get(StoredFile, job.params["file_id"])
     if stored is None:  # an import's workbook goes when its job ends (core.jobs): a job run again finds none
         message = "上传的文件已删除（导入任务结束后不保留），请重新上传。"

@@ -1829,6 +1829,7 @@ def send_reminders(now: datetime | None = None) -> dict[str, int]:
                                             dedupe_key=f"overdue-{engagement.id}-{engagement.state.value}-{engagement.due_on}",
                                             reference=engagement.reference, reason=reason))
     db.session.flush()
+    # Last: it commits the expiries and reminders above before its first message, so no mail failure undoes them.
     counts["emailed"] = send_pending_email()
     return counts
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import aliased, defer, joinedload, selectinload
 from flask import current_app
 
 from evalhub.core import audit, concurrency, jobs, permissions
-from evalhub.core.enums import Role
+from evalhub.core.enums import JobStatus, Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.models import Bureau, Job, User
 from evalhub.core.settings import get_setting
@@ -351,10 +351,12 @@ def screen_upload(submission: Submission, related_limit: int = 5) -> ReportScree
 
 def rescreen(*, year: int | None = None, progress: Callable[[int, int, str], None] | None = None) -> int:
     """Screen every stored submission of the year again against the whole corpus (after a bulk import, or
-    once the year's reports are in, so early uploads are compared with later ones too)."""
-    stmt = sa.select(Submission).join(ReportScreening, ReportScreening.submission_id == Submission.id)
+    once the year's reports are in, so early uploads are compared with later ones too) — and screen those whose
+    screening job failed, which have no screening yet: every upload the hook screens (an engagement's)."""
+    # The engagement's year is the screening's year (``screen_submission``): one filter for both kinds.
+    stmt = sa.select(Submission).join(Engagement, Engagement.id == Submission.engagement_id)
     if year is not None:
-        stmt = stmt.where(ReportScreening.year == year)
+        stmt = stmt.where(Engagement.year == year)
     submissions = db.session.execute(stmt.order_by(Submission.id)).scalars().all()
     index_missing()
     # One in-memory copy of the index for the batch, written back to the shared index in bulk.
@@ -1042,6 +1044,14 @@ def _train_job(job, report) -> dict:
 
 def start_training(actor: User):
     require_model_admin(actor)
+    # A double click (or two administrators at once) while a training waits or runs gets that job back, not a
+    # second model trained on the same labels; a job whose worker died is failed by the hourly reaper (core.jobs).
+    concurrency.serialise("screening.train.start")
+    waiting = db.session.execute(sa.select(Job).where(
+        Job.kind == "screening.train", Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)))
+        .order_by(Job.id.desc()).limit(1)).scalar_one_or_none()
+    if waiting is not None:
+        return waiting
     return jobs.submit("screening.train", "训练报告筛查模型", {}, actor=actor, bureau_id=actor.bureau_id)
 
 
