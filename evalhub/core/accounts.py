@@ -438,14 +438,18 @@ def _totp(secret: str):
     return pyotp.TOTP(secret, interval=TOTP_STEP)
 
 
-def totp_begin(user: User) -> str:
-    """Start enrolment: a new secret, stored encrypted, not yet in force until ``totp_confirm``."""
+def totp_begin(user: User, password: str) -> str:
+    """Start enrolment: a new secret, stored encrypted, not yet in force until ``totp_confirm``. The password
+    again first (OWASP ASVS 3.7.1): whoever holds a signed-in browser for a moment must not bind their own phone
+    and so lock the owner out."""
     import pyotp
 
     if not totp_available(user):
         raise PermissionDenied("两步验证仅供管理员账户使用。")
     if user.totp_enabled:
         raise Conflict("已启用两步验证。如需更换验证器，请先停用再重新绑定。")
+    if not passwords.matches(user.password_hash, password):
+        raise ValidationFailed("密码不正确。", {"password": "密码不正确"})
     secret = pyotp.random_base32()
     user.totp_secret_encrypted = encrypt_field(secret)
     user.totp_last_step = None
