@@ -324,6 +324,11 @@ def check_link(token: str, purpose: LinkPurpose | str) -> LinkCheck:
     refused = _link_refused(link.user)  # the rule that stops a new link stops one issued before it too
     if refused:
         return LinkCheck(link, refused)
+    # A link an administrator issued lives on that administrator's trust: once their account is disabled (they left
+    # office) it stops working — deactivation voids it too (``void_links_issued_by``); this names the reason.
+    if link.created_by is not None and not link.created_by.is_enabled:
+        return LinkCheck(link, "签发该链接的管理员账户已停用，链接随之失效。请联系本单位的其他管理员重新签发，"
+                               "或使用登录页的“忘记密码”。")
     if link.revoked_at is not None:
         return LinkCheck(link, "该链接已失效：此后已为该账户签发了新的链接，或密码已另行修改，请使用最新的链接。")
     if link.expires_at <= utcnow():

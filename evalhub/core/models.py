@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from evalhub.core.enums import BureauLevel, JobStatus, LabeledEnum, Role, enum_column
+from evalhub.core.enums import Authority, BureauLevel, JobStatus, LabeledEnum, Role, enum_column
 from evalhub.core.mixins import Created, CreatedBy, OfUser
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
@@ -91,6 +91,9 @@ class User(UserMixin, Created, db.Model):
     email: Mapped[Optional[str]] = mapped_column(sa.String(120))
     phone: Mapped[Optional[str]] = mapped_column(sa.String(30))
     is_enabled: Mapped[bool] = mapped_column(default=True)
+    # Who disabled it (empty while enabled): only that authority or a higher one enables it again, so a firm's
+    # administrator cannot lift the bureau's or the platform's deactivation (core/services.py ``set_enabled``).
+    disabled_authority: Mapped[Optional[Authority]] = mapped_column(enum_column(Authority))
     # A firm's own administrator (机构管理员): adds and removes the firm's accounts (firm users only; the
     # contact who registered the firm is the first).
     is_firm_admin: Mapped[bool] = mapped_column(default=False, server_default=sa.false())

@@ -22,7 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql import Select
 
 from evalhub.core import bureau_tree, settings, sqljson
-from evalhub.core.enums import BureauLevel, Role
+from evalhub.core.enums import Authority, BureauLevel, Role
 from evalhub.core.errors import PermissionDenied
 from evalhub.core.models import (
     ApiToken, AuditEvent, Bureau, BudgetUnit, BureauSetting, Draw, Job, Notification, User,
@@ -749,7 +749,31 @@ def manages_account(user: User, target: User | None) -> bool:
             and target.firm_id is not None and target.firm_id == user.firm_id and target.id != user.id)
 
 
-rules({"user.account": manages_account})
+def authority(user: User) -> Authority | None:
+    """The authority with which ``user`` disables an account (None: they manage no account)."""
+    if user.role == Role.SYSTEM_ADMIN:
+        return Authority.SYSTEM
+    if user.role == Role.BUREAU_ADMIN and user.bureau is not None:
+        return Authority(user.bureau.level.value)
+    if user.role == Role.FIRM_USER and user.is_firm_admin:
+        return Authority.FIRM
+    return None
+
+
+def lifts_deactivation(user: User, target: User | None) -> bool:
+    """``user`` may enable ``target`` again ("user.enable"): they manage the account, and their authority is at
+    least the one that disabled it — a firm's administrator never lifts the bureau's or the platform's
+    deactivation, a bureau's administrator never the system administrator's nor a bureau's above its own. An
+    account disabled before the authority was recorded (and not found in the audit log by the migration) counts
+    as disabled by the bureau side."""
+    if target is None or not manages_account(user, target):
+        return False
+    mine = authority(user)
+    decided = target.disabled_authority or Authority.COUNTY
+    return mine is not None and mine.rank >= decided.rank
+
+
+rules({"user.account": manages_account, "user.enable": lifts_deactivation})
 
 
 def declared_actions() -> list[str]:

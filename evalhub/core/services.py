@@ -13,7 +13,7 @@ from werkzeug.security import check_password_hash
 
 from evalhub.core import audit, passwords, permissions, ratelimit
 from evalhub.core.enums import Role
-from evalhub.core.errors import Conflict, ValidationFailed
+from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.models import AccountLink, ApiToken, User
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
@@ -228,6 +228,15 @@ def void_links(user: User, purpose: str | None = None) -> int:
     return db.session.execute(stmt.values(revoked_at=utcnow()).execution_options(synchronize_session=False)).rowcount
 
 
+def void_links_issued_by(issuer: User) -> int:
+    """The unused links ``issuer`` gave out for other accounts stop working: a disabled administrator (one who
+    left office) must not keep a reset link into a colleague's account."""
+    return db.session.execute(
+        sa.update(AccountLink).where(AccountLink.created_by_id == issuer.id, AccountLink.user_id != issuer.id,
+                                     AccountLink.used_at.is_(None), AccountLink.revoked_at.is_(None))
+        .values(revoked_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+
+
 def change_password(user: User, current_password: str, new_password: str) -> None:
     """The user changes their own password: every other session ends and every API token is revoked (the
     view signs the current browser in again under the new generation)."""
@@ -252,19 +261,29 @@ def set_enabled(user: User, enabled: bool, actor: User, reason: str = "") -> Non
         raise Conflict("不能停用或启用自己的账户。")
     if user.is_enabled == enabled:
         raise Conflict("该账户已经是启用状态。" if enabled else "该账户已经停用。")
+    if enabled and not permissions.can(actor, "user.enable", user):
+        decided = user.disabled_authority
+        raise PermissionDenied(f"该账户由{decided.label}停用，只能由{decided.label}或其上级启用。" if decided
+                               else "该账户由财政局一方停用，只能由财政局管理员或系统管理员启用。")
     reason = (reason or "").strip()
     if not enabled and not reason:
         raise ValidationFailed("请填写停用原因。", {"reason": "必填"})
     user.is_enabled = enabled
-    revoked = 0
+    previous = user.disabled_authority
+    user.disabled_authority = None if enabled else permissions.authority(actor)
+    revoked = voided = 0
     if not enabled:
         _bump_generation(user)
         revoked = _revoke_all_tokens(user)
         void_links(user)  # re-enabled later, it does not wake a link issued before
+        # An administrator leaving office leaves no reset link into a colleague's account behind.
+        voided = void_links_issued_by(user)
     audit.record("user.enabled" if enabled else "user.disabled", user, actor=actor, bureau_id=user.bureau_id,
                  summary=(f"启用账户 {user.username}" if enabled else
-                          f"停用账户 {user.username}：{reason}（撤销 API 令牌 {revoked} 个）"),
-                 payload={"reason": reason, "tokens_revoked": revoked})
+                          f"停用账户 {user.username}：{reason}（撤销 API 令牌 {revoked} 个"
+                          + (f"，其签发的未使用链接 {voided} 个作废" if voided else "") + "）"),
+                 payload={"reason": reason, "tokens_revoked": revoked, "links_voided": voided,
+                          "authority": user.disabled_authority if not enabled else previous})
 
 
 def create_user(*, username: str, password: str | None, display_name: str, role: Role, actor: User | None,
