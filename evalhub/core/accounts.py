@@ -33,8 +33,8 @@ from evalhub.core.inputs import check_name
 from evalhub.core.models import AccountLink, ApiToken, Bureau, User
 from evalhub.core.personal import decrypt_field, encrypt_field
 from evalhub.core.ratelimit import RateLimited, count_hit
-from evalhub.core.services import (LoginResult, counted_from, _bump_generation, _lock, _locked_message, _revoke_all_tokens, void_links,
-                                    create_user)
+from evalhub.core.services import (LoginResult, counted_from, _bump_generation, _locked_message, _refused, _revoke_all_tokens,
+                                    void_links, create_user, name_key, signed_in)
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import format_beijing, utcnow
 from evalhub.extensions import db
@@ -390,7 +390,8 @@ def request_password_reset(identifier: str, address: str | None) -> Optional[tup
     identifier = _clean(identifier, 200)
     if not identifier:
         raise ValidationFailed("请填写用户名或电子邮箱。", {"identifier": "必填"})
-    user = db.session.execute(sa.select(User).where(User.username == identifier)).scalar_one_or_none()
+    user = db.session.execute(sa.select(User).where(sa.func.lower(User.username) == name_key(identifier))
+                              ).scalar_one_or_none()
     if user is None and "@" in identifier:
         found = db.session.execute(sa.select(User).where(sa.func.lower(User.email) == identifier.lower())
                                    .limit(2)).scalars().all()
@@ -548,14 +549,14 @@ def _clear_totp(user: User) -> None:
     user.totp_last_step = None
 
 
-def verify_totp_login(user: User, code: str, address: str | None = None) -> LoginResult:
+def verify_totp_login(user: User, code: str, address: str | None = None, via: str = "web") -> LoginResult:
     """The second step of signing in (``authenticate`` answered ``pending``). Failures count toward the same
     lock as wrong passwords, claimed before the code is checked, exactly as ``authenticate`` does — and against
-    the address's limit over all accounts, as wrong passwords do."""
-    return counted_from(address, lambda: _verify_totp_login(user, code))
+    the address's limit over all accounts, as wrong passwords do; both outcomes go in the audit log alike."""
+    return counted_from(address, lambda: _verify_totp_login(user, code, address, via))
 
 
-def _verify_totp_login(user: User, code: str) -> LoginResult:
+def _verify_totp_login(user: User, code: str, address: str | None = None, via: str = "web") -> LoginResult:
     max_failures = max(1, current_app.config["LOGIN_MAX_FAILURES"])
     user_id = user.id
     now = utcnow()
@@ -573,14 +574,10 @@ def _verify_totp_login(user: User, code: str) -> LoginResult:
         db.session.commit()
         return LoginResult(None, "请重新登录。")
     if not _accept_code(user, code):
-        if attempt >= max_failures:
-            return _lock(user_id, now, "（含两步验证码）")
-        db.session.commit()
-        return LoginResult(None, "验证码不正确或已使用，请输入验证器当前显示的 6 位数字。")
+        return _refused(user_id, now, attempt, "验证码不正确或已使用，请输入验证器当前显示的 6 位数字。",
+                        address=address, via=via, what="两步验证码错误")
     user = db.session.get(User, user_id, populate_existing=True)
-    user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
+    signed_in(user, now, address=address, via=via)
     db.session.commit()
     return LoginResult(user)
 

@@ -76,6 +76,9 @@ class User(UserMixin, Created, db.Model):
             " OR (role = 'budget_unit' AND bureau_id IS NULL AND firm_id IS NULL AND expert_id IS NULL)",
             name="one_organisation",
         ),
+        # A login name is unique whatever its case ("BZ.ADMIN" is "bz.admin"), held by the database so that two
+        # accounts opened at once cannot both pass the check before the insert; sign-in looks names up by it.
+        sa.Index("uq_user_account_username_lower", sa.func.lower(sa.text("username")), unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
