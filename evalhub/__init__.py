@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from flask import Flask, has_request_context, jsonify, render_template, request, url_for
+from flask.helpers import get_debug_flag
 from flask_wtf.csrf import CSRFError
 from markupsafe import Markup, escape
 
@@ -28,6 +29,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.config.update(Config(instance).as_dict())
     if overrides:
         app.config.update(overrides)
+    # Flask turns debug on by itself from FLASK_DEBUG (or `flask run --debug`): in production that would show
+    # tracebacks instead of the Chinese error page, and under `flask run` a console that runs Python.
+    if app.config["ENV_NAME"] == "production" and (app.debug or get_debug_flag()):
+        raise RuntimeError("生产环境（EVALHUB_ENV=production）不能开启 Flask 调试模式（DEBUG）：请删除 FLASK_DEBUG 设置，"
+                           "不要使用 flask run --debug。")
     if app.config.get("PROXY_HOPS"):
         # Behind nginx (deploy/nginx-evalhub.conf): trust only the headers it sets — X-Forwarded-For/-Proto for the
         # client address and https; it passes Host itself. Never X-Forwarded-Host: nginx does not set it, so any

@@ -60,7 +60,7 @@ def _user_named(username: str):
 
     from evalhub.core.models import User
 
-    user = db.session.execute(sa.select(User).where(User.username == username)).scalar_one_or_none()
+    user = db.session.execute(sa.select(User).where(sa.func.lower(User.username) == username.strip().lower())).scalar_one_or_none()
     return user if user is not None else _stop(f"没有用户名为 {username} 的账户。", 2)
 
 

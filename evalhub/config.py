@@ -47,11 +47,19 @@ def key_problem(name: str, value: str) -> str | None:
     return None
 
 
+ENV_NAMES = ("development", "production")  # EVALHUB_ENV: unset is development
+
+
 class Config:
     """Built from the environment at app creation; tests pass overrides to create_app."""
 
     def __init__(self, instance_path: Path) -> None:
         self.ENV_NAME = _env("ENV", "development")
+        # Every production safeguard asks ``ENV_NAME == "production"``: a misspelt name ("Production", "prod")
+        # must stop the start, not quietly give development's generated key, plain cookies and Host-built links.
+        if self.ENV_NAME not in ENV_NAMES:
+            raise RuntimeError(f"EVALHUB_ENV 的值 {self.ENV_NAME!r} 无效：只能是 "
+                               + " 或 ".join(ENV_NAMES) + "（区分大小写）。")
         instance_path.mkdir(parents=True, exist_ok=True)
 
         secret = _env("SECRET_KEY")

@@ -550,3 +550,17 @@ def admission_papers(skip: tuple[FirmDocumentKind, ...] = ()) -> list:
     return [(kind, f"{kind.label}.png", PNG) if kind == FirmDocumentKind.LICENCE
             else (kind, f"{kind.label}.txt", f"{kind.label}：本机构已建立并执行。".encode())
             for kind in registry.ADMISSION_DOCUMENTS if kind not in skip]
+
+
+SIGN_INS = ("user.login", "user.login_failed")
+
+
+def audit_events() -> int:
+    """The audit log's events but sign-ins (``SIGN_INS``): what a test counts around an action when it signs
+    people in within the count (each sign-in is an event of its own)."""
+    import sqlalchemy as sa
+
+    from evalhub.core.models import AuditEvent
+
+    return db.session.execute(sa.select(sa.func.count(AuditEvent.id))
+                              .where(AuditEvent.action.not_in(SIGN_INS))).scalar_one()

@@ -450,7 +450,9 @@ def test_only_the_demo_waiver_shares_one_hash_of_a_password(app, app_ctx, monkey
 # === the TOTP second factor =========================================================================
 
 def _enrol(browser, user) -> pyotp.TOTP:
-    assert browser.post("/account/totp/setup").status_code == 302
+    assert browser.post("/account/totp/setup", data={"password": "wrong-Password-9"}).status_code == 422
+    assert _user(user.username).totp_secret_encrypted is None
+    assert browser.post("/account/totp/setup", data={"password": factories.PASSWORD}).status_code == 302
     page = browser.get("/account/totp").get_data(as_text=True)
     assert 'src="data:image/svg+xml' in page
     secret = decrypt_field(_user(user.username).totp_secret_encrypted)

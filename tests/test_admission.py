@@ -113,8 +113,9 @@ def test_refusal_is_sent_to_the_applicant(world):
 
 def test_web_admission_without_documents_is_422_with_the_list(world, login):
     firm = _pending(world)
+    browser = login(world.bz_admin)  # signed in first: the sign-in is an event of its own (user.login)
     events = _count(AuditEvent)
-    response = login(world.bz_admin).post(f"/firms/{firm.id}/status", data={"action": "admit", "reason": "同意入库"})
+    response = browser.post(f"/firms/{firm.id}/status", data={"action": "admit", "reason": "同意入库"})
     assert response.status_code == 422
     body = response.get_data(as_text=True)
     assert "缺少入库材料：营业执照、信用记录" in body and "admission-checklist" in body

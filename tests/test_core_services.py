@@ -317,7 +317,9 @@ def test_five_failures_lock_the_account_for_fifteen_minutes(app, world):
     user.locked_until = utcnow() - timedelta(seconds=1)
     db.session.commit()
     assert authenticate(user.username, factories.PASSWORD).user is not None
-    assert [e.action for e in audit.history("user_account", user.id)] == ["user.locked"]
+    # Each counted failure, the lock and the sign-in are in the log; the attempt refused while locked is not.
+    assert [e.action for e in audit.history("user_account", user.id)] == (
+        ["user.login_failed"] * 5 + ["user.locked", "user.login"])
 
 
 def test_lockout_limits_are_settings(app, world):

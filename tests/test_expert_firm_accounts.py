@@ -56,13 +56,13 @@ def refused(client, login, users, method, url, data=None):
 def test_an_expert_account_is_opened_activated_through_the_link_and_signs_in(client, login, world):
     expert = factories.expert(world.bz, name="开通账号专家", employer="新疆某研究院开通")
     db.session.commit()
-    users, events = count(User), count(AuditEvent)
+    users, events = count(User), factories.audit_events()
     url = f"/experts/{expert.id}/account"
     # another prefecture, a county below, the region above, a firm and an expert: refused, nothing written
     refused(client, login, [world.kz_staff, world.krl_admin, world.region_admin, world.firm_user, world.expert_user],
             "POST", url)
     refused(client, login, [world.kz_staff, world.firm_user], "POST", f"{url}/link")
-    assert count(User) == users and count(AuditEvent) == events
+    assert count(User) == users and factories.audit_events() == events
     login(world.region_admin)  # an upper bureau reads the expert but is not shown the account controls
     page = text(client.get(f"/experts/{expert.id}"))
     assert 'data-testid="expert-account"' not in page
@@ -362,12 +362,12 @@ def test_a_firm_admin_adds_and_removes_the_firms_users(app, client, login, world
     assert 'data-testid="firm-users-link"' in text(client.get(f"/firms/{world.firm.id}"))
     page = text(client.get(url))
     assert member.username in page and admin.username in page
-    users, events = count(User), count(AuditEvent)
+    users, events = count(User), factories.audit_events()
     for bad, message in [({**add, "username": ""}, "请填写用户名"), ({**add, "username": member.username}, "该用户名已被使用"),
                          ({**add, "display_name": ""}, "请填写姓名"), ({**add, "email": "不是邮箱"}, "电子邮箱格式不正确")]:
         response = client.post(url, data=bad)
         assert response.status_code == 422 and message in text(response), message
-    assert count(User) == users and count(AuditEvent) == events
+    assert count(User) == users and factories.audit_events() == events
     response = client.post(url, data={**add, "firm_admin": "y"})
     assert response.status_code == 200
     purpose, token = link_in(response)

@@ -267,7 +267,7 @@ def test_admit_flow_writes_history_and_audit(world, login):
     for kind, name, data in admission_papers():
         services.attach_firm_document(firm, kind, name, data, world.bz_staff)
     db.session.commit()
-    changes, events = count(FirmStatusChange), count(AuditEvent)
+    changes, events = count(FirmStatusChange), factories.audit_events()
     client = login(world.bz_admin)
     response = client.post(f"/firms/{firm.id}/status", data={"action": "admit", "reason": "申请材料齐全，符合入库条件"})
     assert response.status_code == 302 and response.headers["Location"].endswith(f"/firms/{firm.id}")
@@ -278,7 +278,7 @@ def test_admit_flow_writes_history_and_audit(world, login):
     change = firm.status_history[-1]
     assert (change.from_status, change.to_status, change.actor_id) == (FirmStatus.PENDING, FirmStatus.ADMITTED, world.bz_admin.id)
     event = db.session.execute(sa.select(AuditEvent).where(AuditEvent.action == "firm.admit")).scalar_one()
-    assert event.object_id == firm.id and event.actor_id == world.bz_admin.id and count(AuditEvent) > events
+    assert event.object_id == firm.id and event.actor_id == world.bz_admin.id and factories.audit_events() > events
     body = text(client.get(f"/firms/{firm.id}"))
     assert "待审核 → 已入库" in body and "申请材料齐全，符合入库条件" in body and "status-action-suspend" in body
     row = text(client.get("/firms"))
@@ -287,11 +287,11 @@ def test_admit_flow_writes_history_and_audit(world, login):
 
 def test_reject_without_reason_is_refused_with_nothing_written(world, login):
     firm = pending_firm(world)
-    changes, events = count(FirmStatusChange), count(AuditEvent)
+    changes, events = count(FirmStatusChange), factories.audit_events()
     response = login(world.bz_staff).post(f"/firms/{firm.id}/status", data={"action": "reject", "reason": "  "})
     assert response.status_code == 422
     assert "“不予入库”必须填写原因" in text(response)
-    assert count(FirmStatusChange) == changes and count(AuditEvent) == events
+    assert count(FirmStatusChange) == changes and factories.audit_events() == events
     assert db.session.get(Firm, firm.id).status == FirmStatus.PENDING
 
 
@@ -321,12 +321,12 @@ def test_suspension_with_an_end_date_and_bad_dates(world, login):
     ("kz_admin", 403), ("firm_user", 403), ("other_firm_user", 403), ("expert_user", 403),
 ])
 def test_who_may_change_a_firms_status(world, login, role, status):
-    changes, events = count(FirmStatusChange), count(AuditEvent)
+    changes, events = count(FirmStatusChange), factories.audit_events()
     response = as_role(world, login, role).post(f"/firms/{world.firm.id}/status",
                                                 data={"action": "suspend", "reason": "约谈整改"})
     assert response.status_code == status
     if status == 403:
-        assert count(FirmStatusChange) == changes and count(AuditEvent) == events
+        assert count(FirmStatusChange) == changes and factories.audit_events() == events
         assert db.session.get(Firm, world.firm.id).status == FirmStatus.ADMITTED
 
 
@@ -359,7 +359,7 @@ def test_only_bureau_users_enter_firms(world, login, role):
 
 
 def test_bad_firm_input_is_422_with_chinese_messages_and_nothing_written(world, login):
-    before, events = count(Firm), count(AuditEvent)
+    before, events = count(Firm), factories.audit_events()
     good = factories.uscc()
     bad = good[:-1] + ("0" if good[-1] != "0" else "1")
     response = login(world.bz_staff).post("/firms/new", data=firm_form(uscc=bad, name="", fields=[]))
@@ -372,7 +372,7 @@ def test_bad_firm_input_is_422_with_chinese_messages_and_nothing_written(world, 
     assert response.status_code == 422 and "该统一社会信用代码已登记" in text(response)
     response = login(world.bz_staff).post("/firms/new", data=firm_form(founded_on="2020-13-45"))
     assert response.status_code == 422 and "不是有效的日期值" in text(response)
-    assert count(Firm) == before and count(AuditEvent) == events
+    assert count(Firm) == before and factories.audit_events() == events
 
 
 def test_firm_self_registration_logs_in_and_shows_the_application(client, world):
@@ -398,7 +398,7 @@ def test_firm_self_registration_logs_in_and_shows_the_application(client, world)
 
 
 def test_bad_registration_is_422_and_writes_nothing(client, world):
-    users, firms, events = count(User), count(Firm), count(AuditEvent)
+    users, firms, events = count(User), count(Firm), factories.audit_events()
     data = firm_form(uscc="123", bureau_id=str(world.lt.id), username="firm1", password="short",
                      password_confirm="short", declares_no_major_violation="")
     response = client.post("/register/firm", data=data)
@@ -413,7 +413,7 @@ def test_bad_registration_is_422_and_writes_nothing(client, world):
     response = client.post("/register/firm", data=firm_form(bureau_id="999999", username="x2",
                                                             password="long-enough-1", password_confirm="long-enough-1"))
     assert response.status_code == 422 and "所选财政局不存在" in text(response)
-    assert (count(User), count(Firm), count(AuditEvent)) == (users, firms, events)
+    assert (count(User), count(Firm), factories.audit_events()) == (users, firms, events)
     assert client.get("/firms").status_code == 302  # still anonymous
 
 
@@ -677,7 +677,7 @@ def test_experts_are_entered_by_bureau_users(world, login):
 
 
 def test_bad_expert_input_is_422_and_writes_nothing(world, login):
-    experts, ties, events = count(Expert), count(ExpertTie), count(AuditEvent)
+    experts, ties, events = count(Expert), count(ExpertTie), factories.audit_events()
     client = login(world.bz_staff)
     response = client.post("/experts/new", data=expert_form(id_number="65280119750305001X", fields=[]))
     body = text(response)
@@ -686,7 +686,7 @@ def test_bad_expert_input_is_422_and_writes_nothing(world, login):
     assert response.status_code == 422 and "出生年份与身份证号码不一致" in text(response)
     response = client.post("/experts/new", data=expert_form(title="", degree="phd"))
     assert response.status_code == 422 and "请选择职称" in text(response) and "学历无效：phd" in text(response)
-    assert (count(Expert), count(ExpertTie), count(AuditEvent)) == (experts, ties, events)
+    assert (count(Expert), count(ExpertTie), factories.audit_events()) == (experts, ties, events)
 
 
 def test_expert_edit(world, login):
@@ -721,7 +721,7 @@ def test_expert_page_for_the_expert_and_for_the_bureau(world, login):
     ("firm_user", 403),
 ])
 def test_who_may_change_an_experts_status(world, login, role, status):
-    events = count(AuditEvent)
+    events = factories.audit_events()
     response = as_role(world, login, role).post(f"/experts/{world.expert.id}/status",
                                                 data={"action": "suspend", "reason": "评审质量差"})
     assert response.status_code == status
@@ -729,7 +729,7 @@ def test_who_may_change_an_experts_status(world, login, role, status):
     expected = ExpertStatus.SUSPENDED if status == 302 else ExpertStatus.ACTIVE
     assert db.session.get(Expert, world.expert.id).status == expected
     if status == 403:
-        assert count(AuditEvent) == events
+        assert factories.audit_events() == events
 
 
 def test_expert_status_needs_a_reason(world, login):
@@ -862,13 +862,13 @@ def test_a_valid_expert_file_imports_every_row(world, login):
 
 def test_non_xlsx_uploads_are_refused_with_nothing_written(world, login):
     client = login(world.bz_staff)
-    files_before, jobs_before, events = count(StoredFile), count(Job), count(AuditEvent)
+    files_before, jobs_before, events = count(StoredFile), count(Job), factories.audit_events()
     response = upload(client, "firms", "机构名称,统一社会信用代码\n某公司,123\n".encode(), "机构.xlsx")
     assert response.status_code == 422
     assert "文件类型不符：只接受 Excel (.xlsx)" in text(response)
     response = client.post("/imports/firms", data={}, content_type="multipart/form-data")
     assert response.status_code == 422 and "请选择要上传的 Excel 文件" in text(response)
-    assert (count(StoredFile), count(Job), count(AuditEvent)) == (files_before, jobs_before, events)
+    assert (count(StoredFile), count(Job), factories.audit_events()) == (files_before, jobs_before, events)
 
 
 @pytest.mark.parametrize("role", ["sysadmin", "firm_user", "other_firm_user", "expert_user"])

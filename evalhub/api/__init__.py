@@ -35,11 +35,11 @@ TOKEN_RESPONSE = schema("TokenResponse", {"type": "object", "required": ["token"
            body=TOKEN_REQUEST, errors=(400, 401, 403, 429), auth=False)
 def create_token():
     data = json_body()
-    result = authenticate(str(data.get("username", "")), str(data.get("password", "")), request.remote_addr)
+    result = authenticate(str(data.get("username", "")), str(data.get("password", "")), request.remote_addr, via="api")
     if result.pending is not None:  # the account has a second factor: the code is checked like a password
         if not str(data.get("totp") or "").strip():
             return api_error(401, "totp_required", "该账户已启用两步验证：请在请求中提供 totp（验证器当前显示的 6 位动态验证码）。")
-        result = accounts.verify_totp_login(result.pending, str(data.get("totp")), request.remote_addr)
+        result = accounts.verify_totp_login(result.pending, str(data.get("totp")), request.remote_addr, via="api")
     if result.limited:  # the address's failures (a password or a code), not the account's
         return api_error(429, "too_many_requests", result.error)
     if result.user is None:

@@ -33,8 +33,8 @@ from evalhub.core.inputs import check_name
 from evalhub.core.models import AccountLink, ApiToken, Bureau, User
 from evalhub.core.personal import decrypt_field, encrypt_field
 from evalhub.core.ratelimit import RateLimited, count_hit
-from evalhub.core.services import (LoginResult, counted_from, _bump_generation, _lock, _locked_message, _revoke_all_tokens, void_links,
-                                    create_user)
+from evalhub.core.services import (LoginResult, counted_from, _bump_generation, _locked_message, _refused, _revoke_all_tokens,
+                                    void_links, create_user, name_key, signed_in)
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import format_beijing, utcnow
 from evalhub.extensions import db
@@ -324,6 +324,11 @@ def check_link(token: str, purpose: LinkPurpose | str) -> LinkCheck:
     refused = _link_refused(link.user)  # the rule that stops a new link stops one issued before it too
     if refused:
         return LinkCheck(link, refused)
+    # A link an administrator issued lives on that administrator's trust: once their account is disabled (they left
+    # office) it stops working — deactivation voids it too (``void_links_issued_by``); this names the reason.
+    if link.created_by is not None and not link.created_by.is_enabled:
+        return LinkCheck(link, "签发该链接的管理员账户已停用，链接随之失效。请联系本单位的其他管理员重新签发，"
+                               "或使用登录页的“忘记密码”。")
     if link.revoked_at is not None:
         return LinkCheck(link, "该链接已失效：此后已为该账户签发了新的链接，或密码已另行修改，请使用最新的链接。")
     if link.expires_at <= utcnow():
@@ -385,7 +390,8 @@ def request_password_reset(identifier: str, address: str | None) -> Optional[tup
     identifier = _clean(identifier, 200)
     if not identifier:
         raise ValidationFailed("请填写用户名或电子邮箱。", {"identifier": "必填"})
-    user = db.session.execute(sa.select(User).where(User.username == identifier)).scalar_one_or_none()
+    user = db.session.execute(sa.select(User).where(sa.func.lower(User.username) == name_key(identifier))
+                              ).scalar_one_or_none()
     if user is None and "@" in identifier:
         found = db.session.execute(sa.select(User).where(sa.func.lower(User.email) == identifier.lower())
                                    .limit(2)).scalars().all()
@@ -438,14 +444,18 @@ def _totp(secret: str):
     return pyotp.TOTP(secret, interval=TOTP_STEP)
 
 
-def totp_begin(user: User) -> str:
-    """Start enrolment: a new secret, stored encrypted, not yet in force until ``totp_confirm``."""
+def totp_begin(user: User, password: str) -> str:
+    """Start enrolment: a new secret, stored encrypted, not yet in force until ``totp_confirm``. The password
+    again first (OWASP ASVS 3.7.1): whoever holds a signed-in browser for a moment must not bind their own phone
+    and so lock the owner out."""
     import pyotp
 
     if not totp_available(user):
         raise PermissionDenied("两步验证仅供管理员账户使用。")
     if user.totp_enabled:
         raise Conflict("已启用两步验证。如需更换验证器，请先停用再重新绑定。")
+    if not passwords.matches(user.password_hash, password):
+        raise ValidationFailed("密码不正确。", {"password": "密码不正确"})
     secret = pyotp.random_base32()
     user.totp_secret_encrypted = encrypt_field(secret)
     user.totp_last_step = None
@@ -539,14 +549,14 @@ def _clear_totp(user: User) -> None:
     user.totp_last_step = None
 
 
-def verify_totp_login(user: User, code: str, address: str | None = None) -> LoginResult:
+def verify_totp_login(user: User, code: str, address: str | None = None, via: str = "web") -> LoginResult:
     """The second step of signing in (``authenticate`` answered ``pending``). Failures count toward the same
     lock as wrong passwords, claimed before the code is checked, exactly as ``authenticate`` does — and against
-    the address's limit over all accounts, as wrong passwords do."""
-    return counted_from(address, lambda: _verify_totp_login(user, code))
+    the address's limit over all accounts, as wrong passwords do; both outcomes go in the audit log alike."""
+    return counted_from(address, lambda: _verify_totp_login(user, code, address, via))
 
 
-def _verify_totp_login(user: User, code: str) -> LoginResult:
+def _verify_totp_login(user: User, code: str, address: str | None = None, via: str = "web") -> LoginResult:
     max_failures = max(1, current_app.config["LOGIN_MAX_FAILURES"])
     user_id = user.id
     now = utcnow()
@@ -564,14 +574,10 @@ def _verify_totp_login(user: User, code: str) -> LoginResult:
         db.session.commit()
         return LoginResult(None, "请重新登录。")
     if not _accept_code(user, code):
-        if attempt >= max_failures:
-            return _lock(user_id, now, "（含两步验证码）")
-        db.session.commit()
-        return LoginResult(None, "验证码不正确或已使用，请输入验证器当前显示的 6 位数字。")
+        return _refused(user_id, now, attempt, "验证码不正确或已使用，请输入验证器当前显示的 6 位数字。",
+                        address=address, via=via, what="两步验证码错误")
     user = db.session.get(User, user_id, populate_existing=True)
-    user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
+    signed_in(user, now, address=address, via=via)
     db.session.commit()
     return LoginResult(user)
 

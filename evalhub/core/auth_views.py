@@ -15,11 +15,11 @@ from flask_login import current_user, login_user
 from evalhub.core import accounts, passwords
 from evalhub.core.accounts import LinkPurpose
 from evalhub.core.errors import Conflict, ValidationFailed
-from evalhub.core.forms import (ActionForm, ForgotPasswordForm, SetPasswordForm, TotpConfirmForm, TotpDisableForm,
+from evalhub.core.forms import (ForgotPasswordForm, SetPasswordForm, TotpBeginForm, TotpConfirmForm, TotpDisableForm,
                                 TotpLoginForm)
 from evalhub.core.services import session_user
 from evalhub.core.views import bp
-from evalhub.core.web import button, handle_form, public, show_errors, visitors_only
+from evalhub.core.web import handle_form, public, show_errors, visitors_only
 from evalhub.extensions import db
 
 # --- the gate ---------------------------------------------------------------------------------------
@@ -154,7 +154,7 @@ def account_reset(token: str):
 # --- enrolling the second factor ----------------------------------------------------------------------
 
 def _totp_page(confirm_form: TotpConfirmForm | None = None, disable_form: TotpDisableForm | None = None,
-               status: int = 200):
+               status: int = 200, begin_form: TotpBeginForm | None = None):
     user = current_user
     if not accounts.totp_available(user):
         abort(403)
@@ -162,7 +162,7 @@ def _totp_page(confirm_form: TotpConfirmForm | None = None, disable_form: TotpDi
     uri = accounts.totp_uri(user, secret) if secret else None
     return render_template(
         "core/totp.html", user=user, secret=secret, uri=uri, qr=accounts.totp_qr_data_uri(uri) if uri else None,
-        required=accounts.totp_required(user), form=ActionForm(),
+        required=accounts.totp_required(user), begin_form=begin_form or TotpBeginForm(formdata=None),
         confirm_form=confirm_form or TotpConfirmForm(formdata=None),
         disable_form=disable_form or TotpDisableForm(formdata=None)), status
 
@@ -174,7 +174,10 @@ def account_totp():
 
 @bp.route("/account/totp/setup", methods=["POST"])
 def account_totp_setup():
-    return button(lambda: accounts.totp_begin(current_user), to=url_for("core.account_totp"), form=ActionForm())
+    form = TotpBeginForm()
+    return handle_form(form, lambda: accounts.totp_begin(current_user, form.password.data),
+                       failed=lambda status: _totp_page(begin_form=form, status=status),
+                       to=url_for("core.account_totp"))
 
 
 @bp.route("/account/totp/confirm", methods=["POST"])

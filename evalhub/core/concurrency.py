@@ -219,6 +219,11 @@ def unique_message(table: str, message: str) -> None:
     _UNIQUE_MESSAGES[table] = message
 
 
+def _index_table(name: str) -> str | None:
+    return next((table.name for table in db.metadata.tables.values()
+                 if any(index.name == name for index in table.indexes)), None)
+
+
 def _violation(exc: IntegrityError) -> tuple[str, str | None]:
     """("unique" | "foreign_key" | "other", the table when known) for PostgreSQL (psycopg) and SQLite."""
     orig = exc.orig
@@ -231,6 +236,8 @@ def _violation(exc: IntegrityError) -> tuple[str, str | None]:
     name = getattr(orig, "sqlite_errorname", "") or ""
     if name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY") or text.startswith("UNIQUE constraint failed"):
         columns = text.split(":", 1)[1].strip() if ":" in text else ""
+        if columns.startswith("index "):  # an expression index names itself, not its columns: find its table
+            return "unique", _index_table(columns[len("index "):].strip("'\""))
         return "unique", columns.split(".", 1)[0] or None
     if name == "SQLITE_CONSTRAINT_FOREIGNKEY" or text.startswith("FOREIGN KEY constraint failed"):
         return "foreign_key", None

@@ -79,6 +79,18 @@ class Role(LabeledEnum):
     BUDGET_UNIT = ("budget_unit", "预算单位用户")  # 被评价单位 / 主管部门 (evalhub/results)
 
 
+class Authority(LabeledEnum):
+    """Who decided an account's deactivation, lowest first (``rank``): that authority or a higher one lifts it
+    (core/permissions.py ``lifts_deactivation``). A bureau administrator's is its bureau's level: everyone who may
+    manage an account stands on one chain of bureaus above it, where the levels strictly rise."""
+
+    FIRM = ("firm", "机构管理员")
+    COUNTY = ("county", "县/市财政局管理员")
+    PREFECTURE = ("prefecture", "州/地区财政局管理员")
+    REGION = ("region", "自治区财政局管理员")
+    SYSTEM = ("system", "系统管理员")
+
+
 # Who works on the bureaus' side (their pages, inspectors' names, expert names): never a firm or an expert.
 BUREAU_SIDE = (Role.SYSTEM_ADMIN, Role.BUREAU_ADMIN, Role.BUREAU_STAFF)
 

@@ -145,6 +145,12 @@ class TotpConfirmForm(BaseForm):
                        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"})
 
 
+class TotpBeginForm(BaseForm):
+    # Binding an authenticator asks for the password again, as turning it off does (ASVS 3.7.1): a borrowed
+    # session must not bind its own phone.
+    password = PasswordField("当前密码", validators=[DataRequired("请输入当前密码")])
+
+
 class TotpDisableForm(BaseForm):
     password = PasswordField("当前密码", validators=[DataRequired("请输入当前密码")])
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from evalhub.core.enums import BureauLevel, JobStatus, LabeledEnum, Role, enum_column
+from evalhub.core.enums import Authority, BureauLevel, JobStatus, LabeledEnum, Role, enum_column
 from evalhub.core.mixins import Created, CreatedBy, OfUser
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
@@ -76,6 +76,9 @@ class User(UserMixin, Created, db.Model):
             " OR (role = 'budget_unit' AND bureau_id IS NULL AND firm_id IS NULL AND expert_id IS NULL)",
             name="one_organisation",
         ),
+        # A login name is unique whatever its case ("BZ.ADMIN" is "bz.admin"), held by the database so that two
+        # accounts opened at once cannot both pass the check before the insert; sign-in looks names up by it.
+        sa.Index("uq_user_account_username_lower", sa.func.lower(sa.text("username")), unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -91,6 +94,9 @@ class User(UserMixin, Created, db.Model):
     email: Mapped[Optional[str]] = mapped_column(sa.String(120))
     phone: Mapped[Optional[str]] = mapped_column(sa.String(30))
     is_enabled: Mapped[bool] = mapped_column(default=True)
+    # Who disabled it (empty while enabled): only that authority or a higher one enables it again, so a firm's
+    # administrator cannot lift the bureau's or the platform's deactivation (core/services.py ``set_enabled``).
+    disabled_authority: Mapped[Optional[Authority]] = mapped_column(enum_column(Authority))
     # A firm's own administrator (机构管理员): adds and removes the firm's accounts (firm users only; the
     # contact who registered the firm is the first).
     is_firm_admin: Mapped[bool] = mapped_column(default=False, server_default=sa.false())

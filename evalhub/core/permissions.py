@@ -22,7 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql import Select
 
 from evalhub.core import bureau_tree, settings, sqljson
-from evalhub.core.enums import BureauLevel, Role
+from evalhub.core.enums import Authority, BureauLevel, Role
 from evalhub.core.errors import PermissionDenied
 from evalhub.core.models import (
     ApiToken, AuditEvent, Bureau, BudgetUnit, BureauSetting, Draw, Job, Notification, User,
@@ -697,15 +697,27 @@ def peer_administrator(user: User, target: User | None) -> bool:
     return user.role == Role.BUREAU_ADMIN and target.role == Role.BUREAU_ADMIN and target.bureau_id == user.bureau_id
 
 
+def _unit_account_of_own_bureau(user: User, target: User) -> bool:
+    """``target`` is a budget unit's account and ``user`` manages the accounts of the unit's bureau (the bureau
+    that opened it, results/permissions.py "unit_account.create")."""
+    return (target.role == Role.BUDGET_UNIT and target.budget_unit is not None
+            and can(user, "user.manage", target.budget_unit.bureau))
+
+
 def administers(user: User, target: User | None) -> bool:
     """``user`` may look after ``target``'s account (a password-reset link, resetting the second factor): the
     system administrator any account but their own and other system administrators'; a bureau administrator its
-    own bureau's staff and the administrators of the bureaus below it."""
+    own bureau's staff and the administrators of the bureaus below it, and the accounts of its own bureau's
+    budget units (it opened them: a lost activation link is given again by the bureau, as for experts and firms)."""
     if target is None or target.id == user.id or peer_administrator(user, target):
         return False
     if user.role == Role.SYSTEM_ADMIN:
         return True
-    if user.role != Role.BUREAU_ADMIN or target.role not in BUREAU_ROLES:
+    if user.role != Role.BUREAU_ADMIN:
+        return False
+    if _unit_account_of_own_bureau(user, target):
+        return True
+    if target.role not in BUREAU_ROLES:
         return False
     return target.bureau_id == user.bureau_id or (target.role == Role.BUREAU_ADMIN and _strictly_below(user, target.bureau))
 
@@ -727,20 +739,42 @@ rules({
 def manages_account(user: User, target: User | None) -> bool:
     """``user`` may disable, re-enable or sign out ``target``'s account ("user.account"): whoever manages the
     accounts of the target's bureau ("user.manage"; the system administrator any) or looks after the account
-    ("user.administer": the administrators of the bureaus below) — never a fellow administrator — for a budget
-    unit's account, of the unit's bureau; for a firm's account,
+    ("user.administer": the administrators of the bureaus below; for a budget unit's account, of the unit's
+    bureau) — never a fellow administrator; for a firm's account,
     also that firm's own administrator (a firm user with ``is_firm_admin``) — never their own account."""
     if target is None or peer_administrator(user, target):
         return False
     if can(user, "user.manage", target.bureau) or administers(user, target):
         return True
-    if target.role == Role.BUDGET_UNIT and target.budget_unit is not None:  # a unit's account: its bureau's
-        return can(user, "user.manage", target.budget_unit.bureau)
     return (user.role == Role.FIRM_USER and user.is_firm_admin and target.role == Role.FIRM_USER
             and target.firm_id is not None and target.firm_id == user.firm_id and target.id != user.id)
 
 
-rules({"user.account": manages_account})
+def authority(user: User) -> Authority | None:
+    """The authority with which ``user`` disables an account (None: they manage no account)."""
+    if user.role == Role.SYSTEM_ADMIN:
+        return Authority.SYSTEM
+    if user.role == Role.BUREAU_ADMIN and user.bureau is not None:
+        return Authority(user.bureau.level.value)
+    if user.role == Role.FIRM_USER and user.is_firm_admin:
+        return Authority.FIRM
+    return None
+
+
+def lifts_deactivation(user: User, target: User | None) -> bool:
+    """``user`` may enable ``target`` again ("user.enable"): they manage the account, and their authority is at
+    least the one that disabled it — a firm's administrator never lifts the bureau's or the platform's
+    deactivation, a bureau's administrator never the system administrator's nor a bureau's above its own. An
+    account disabled before the authority was recorded (and not found in the audit log by the migration) counts
+    as disabled by the bureau side."""
+    if target is None or not manages_account(user, target):
+        return False
+    mine = authority(user)
+    decided = target.disabled_authority or Authority.COUNTY
+    return mine is not None and mine.rank >= decided.rank
+
+
+rules({"user.account": manages_account, "user.enable": lifts_deactivation})
 
 
 def declared_actions() -> list[str]:

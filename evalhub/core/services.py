@@ -13,7 +13,7 @@ from werkzeug.security import check_password_hash
 
 from evalhub.core import audit, passwords, permissions, ratelimit
 from evalhub.core.enums import Role
-from evalhub.core.errors import Conflict, ValidationFailed
+from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.models import AccountLink, ApiToken, User
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
@@ -63,27 +63,56 @@ def _locked_message(user_id: int) -> str:
     return "连续登录失败次数过多，账户已锁定，请稍后再试。"
 
 
-def _lock(user_id: int, now: datetime, what: str = "") -> LoginResult:
-    """The last allowed attempt failed: lock the account for the configured minutes (the count starts again),
-    note it in the audit log and commit. ``what`` says what else was counted ("（含两步验证码）")."""
+VIA = {"web": "网页", "api": "API"}
+
+
+def _where(address: str | None, via: str) -> str:
+    return f"{VIA.get(via, via)}，来自 {address or '未知地址'}"
+
+
+def _refused(user_id: int, now: datetime, attempt: int, error: str, *, address: str | None, via: str,
+             what: str = "") -> LoginResult:
+    """A counted attempt failed (a wrong password or second-factor code): ``user.login_failed`` in the audit log
+    and, the last attempt allowed, the account locked for the configured minutes (``user.locked``; the count
+    starts again). Committed here: the request answers 4xx, and the event must stay. The chain's lock is taken
+    first, in a transaction of its own after the hash was checked, and held only for these two writes; attempts
+    beyond the lock and from an address over its limit are refused before it and write nothing, so a flood of
+    guesses adds at most ``LOGIN_MAX_FAILURES`` events per account per lock. ``what`` says what was wrong."""
     max_failures = max(1, current_app.config["LOGIN_MAX_FAILURES"])
     lock_minutes = current_app.config["LOGIN_LOCK_MINUTES"]
-    db.session.execute(sa.update(User).where(User.id == user_id)
-                       .values(failed_logins=0, locked_until=now + timedelta(minutes=lock_minutes))
-                       .execution_options(synchronize_session=False))
     user = db.session.get(User, user_id, populate_existing=True)
-    audit.record("user.locked", user, actor=None, bureau_id=user.bureau_id,
-                 summary=f"账户 {user.username} 连续 {max_failures} 次登录失败{what}，锁定 {lock_minutes} 分钟")
+    audit.record("user.login_failed", user, actor=None, bureau_id=user.bureau_id,
+                 summary=f"账户 {user.username} 登录失败：{what or '密码错误'}（第 {attempt} 次，{_where(address, via)}）",
+                 payload={"address": address, "via": via, "attempt": attempt, "what": what or "password"})
+    if attempt >= max_failures:
+        db.session.execute(sa.update(User).where(User.id == user_id)
+                           .values(failed_logins=0, locked_until=now + timedelta(minutes=lock_minutes))
+                           .execution_options(synchronize_session=False))
+        counted = "（含两步验证码）" if what else ""
+        audit.record("user.locked", user, actor=None, bureau_id=user.bureau_id,
+                     summary=f"账户 {user.username} 连续 {max_failures} 次登录失败{counted}，锁定 {lock_minutes} 分钟")
+        error = f"连续登录失败 {max_failures} 次，账户已锁定 {lock_minutes} 分钟。"
     db.session.commit()
-    return LoginResult(None, f"连续登录失败 {max_failures} 次，账户已锁定 {lock_minutes} 分钟。")
+    return LoginResult(None, error)
+
+
+def signed_in(user: User, now: datetime, *, address: str | None, via: str) -> None:
+    """A sign-in succeeded (the password, and the second factor when the account has one): the count of failures
+    returns to 0, and ``user.login`` goes in the audit log with the source address and the way in (web or API)."""
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    audit.record("user.login", user, actor=user, bureau_id=user.bureau_id,
+                 summary=f"{user.username} 登录（{_where(address, via)}）", payload={"address": address, "via": via})
 
 
 ADDRESS_LIMITED = "本网络地址近一小时登录失败次数过多，请稍后再试。"
 
 
-def authenticate(username: str, password: str, address: str | None = None) -> LoginResult:
-    """``_authenticate``, with the failed sign-ins from ``address`` limited too (``counted_from``)."""
-    return counted_from(address, lambda: _authenticate(username, password),
+def authenticate(username: str, password: str, address: str | None = None, via: str = "web") -> LoginResult:
+    """``_authenticate``, with the failed sign-ins from ``address`` limited too (``counted_from``). ``via``: "web"
+    or "api", for the audit log."""
+    return counted_from(address, lambda: _authenticate(username, password, address, via),
                         on_limited=lambda: _password_matches(_dummy_hash(), password))  # as long as any other answer
 
 
@@ -112,7 +141,13 @@ def counted_from(address: str | None, attempt: Callable[[], LoginResult],
     return result
 
 
-def _authenticate(username: str, password: str) -> LoginResult:
+def name_key(username: str | None) -> str:
+    """A login name as the unique index on lower(username) holds it: sign-in and 忘记密码 find "BZ.Admin" as
+    "bz.admin", the one account the name can mean."""
+    return (username or "").strip().lower()
+
+
+def _authenticate(username: str, password: str, address: str | None = None, via: str = "web") -> LoginResult:
     """Check a password, counting failures; lock the account after too many (both limits are settings).
 
     Every call hashes exactly once — against the account's hash, or against a dummy for unknown, locked and
@@ -122,7 +157,7 @@ def _authenticate(username: str, password: str) -> LoginResult:
     UPDATE waited for, so however many requests arrive together, at most ``limit`` passwords are checked
     before the lock. A right password gives the slot back (the count returns to 0)."""
     max_failures = max(1, current_app.config["LOGIN_MAX_FAILURES"])
-    user = db.session.execute(sa.select(User).where(User.username == (username or "").strip())
+    user = db.session.execute(sa.select(User).where(sa.func.lower(User.username) == name_key(username))
                               .execution_options(populate_existing=True)).scalar_one_or_none()
     if user is None:
         _password_matches(_dummy_hash(), password)
@@ -144,9 +179,7 @@ def _authenticate(username: str, password: str) -> LoginResult:
     attempt = db.session.execute(sa.select(User.failed_logins).where(User.id == user_id)).scalar_one()
     db.session.commit()  # the attempt counts before the (slow) hash, so that concurrent ones see it
     if not _password_matches(stored_hash, password):
-        if attempt >= max_failures:
-            return _lock(user_id, now)
-        return LoginResult(None, GENERIC_LOGIN_ERROR)
+        return _refused(user_id, now, attempt, GENERIC_LOGIN_ERROR, address=address, via=via)
     user = db.session.get(User, user_id, populate_existing=True)
     if user.totp_enabled:
         # Half-way: give the slot back, but keep the earlier failures — the code is checked next and counts
@@ -164,8 +197,7 @@ def _authenticate(username: str, password: str) -> LoginResult:
     if not user.is_enabled:  # said only to someone who knows the password
         db.session.commit()
         return LoginResult(None, "该账户已停用，请联系管理员。")
-    user.locked_until = None
-    user.last_login_at = now
+    signed_in(user, now, address=address, via=via)
     db.session.commit()
     return LoginResult(user)
 
@@ -228,6 +260,15 @@ def void_links(user: User, purpose: str | None = None) -> int:
     return db.session.execute(stmt.values(revoked_at=utcnow()).execution_options(synchronize_session=False)).rowcount
 
 
+def void_links_issued_by(issuer: User) -> int:
+    """The unused links ``issuer`` gave out for other accounts stop working: a disabled administrator (one who
+    left office) must not keep a reset link into a colleague's account."""
+    return db.session.execute(
+        sa.update(AccountLink).where(AccountLink.created_by_id == issuer.id, AccountLink.user_id != issuer.id,
+                                     AccountLink.used_at.is_(None), AccountLink.revoked_at.is_(None))
+        .values(revoked_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+
+
 def change_password(user: User, current_password: str, new_password: str) -> None:
     """The user changes their own password: every other session ends and every API token is revoked (the
     view signs the current browser in again under the new generation)."""
@@ -252,19 +293,29 @@ def set_enabled(user: User, enabled: bool, actor: User, reason: str = "") -> Non
         raise Conflict("不能停用或启用自己的账户。")
     if user.is_enabled == enabled:
         raise Conflict("该账户已经是启用状态。" if enabled else "该账户已经停用。")
+    if enabled and not permissions.can(actor, "user.enable", user):
+        decided = user.disabled_authority
+        raise PermissionDenied(f"该账户由{decided.label}停用，只能由{decided.label}或其上级启用。" if decided
+                               else "该账户由财政局一方停用，只能由财政局管理员或系统管理员启用。")
     reason = (reason or "").strip()
     if not enabled and not reason:
         raise ValidationFailed("请填写停用原因。", {"reason": "必填"})
     user.is_enabled = enabled
-    revoked = 0
+    previous = user.disabled_authority
+    user.disabled_authority = None if enabled else permissions.authority(actor)
+    revoked = voided = 0
     if not enabled:
         _bump_generation(user)
         revoked = _revoke_all_tokens(user)
         void_links(user)  # re-enabled later, it does not wake a link issued before
+        # An administrator leaving office leaves no reset link into a colleague's account behind.
+        voided = void_links_issued_by(user)
     audit.record("user.enabled" if enabled else "user.disabled", user, actor=actor, bureau_id=user.bureau_id,
                  summary=(f"启用账户 {user.username}" if enabled else
-                          f"停用账户 {user.username}：{reason}（撤销 API 令牌 {revoked} 个）"),
-                 payload={"reason": reason, "tokens_revoked": revoked})
+                          f"停用账户 {user.username}：{reason}（撤销 API 令牌 {revoked} 个"
+                          + (f"，其签发的未使用链接 {voided} 个作废" if voided else "") + "）"),
+                 payload={"reason": reason, "tokens_revoked": revoked, "links_voided": voided,
+                          "authority": user.disabled_authority if not enabled else previous})
 
 
 def create_user(*, username: str, password: str | None, display_name: str, role: Role, actor: User | None,
@@ -275,7 +326,7 @@ def create_user(*, username: str, password: str | None, display_name: str, role:
     username = (username or "").strip()
     if not username:
         raise ValidationFailed("请填写用户名。", {"username": "必填"})
-    if db.session.execute(sa.select(User.id).where(User.username == username)).first():
+    if db.session.execute(sa.select(User.id).where(sa.func.lower(User.username) == name_key(username))).first():
         raise ValidationFailed("该用户名已被使用。", {"username": "用户名已被使用"})
     if password is not None:
         check_password_strength(password, username=username)
