@@ -97,11 +97,16 @@ def test_a_budget_reduction_amount_cannot_exceed_the_items_funds(world):
 
 def test_the_unit_cannot_record_publishing_the_report_before_it_was_accepted(world):
     """Seed 000 "财政重点项目绩效评价工作结束后，由财政部门、被评价单位负责按规定将第三方机构评价报告脱密后进行
-    ‘双公开’": the unit publishes the redacted report after the evaluation ends. A unit's publication dated
-    1 June 2024 — before this 2025 engagement was contracted (1 March 2025) and accepted (today) — is refused,
-    and the bureau is not listed late."""
+    ‘双公开’": the unit publishes the redacted report after the evaluation ends — after the bureau published the
+    redacted version. A unit's publication dated 1 June 2024 — before this 2025 engagement was contracted
+    (1 March 2025), accepted and published (today) — is refused, and the bureau is not listed late."""
+    from evalhub.core.timeutil import utcnow
+    from evalhub.review.models import Publication
+
     e = factories.accepted(world)
     unit = factories.unit_user(world, "巴州统计局", "tjj")
+    db.session.add(Publication(engagement_id=e.id, classified=False, published_at=utcnow()))
+    db.session.flush()
     with pytest.raises(ValidationFailed) as refused:
         S.record_unit_publication(e, unit, "https://www.xjbz.gov.cn/tjj/2025/report.html", "2024-06-01")
     assert "published_on" in refused.value.fields

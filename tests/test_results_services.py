@@ -301,12 +301,12 @@ def test_a_report_published_by_one_side_only_is_overdue_after_the_bureaus_days(w
     assert S.one_sided_publications(world.bz_staff, today=date(2025, 9, 22)) == []  # both halves now
 
 
-def test_a_unit_published_report_is_late_after_its_own_bureaus_days(world):
-    """The other way round (the unit published, the bureau did not), on a county whose own setting is shorter
-    than the prefecture's: each engagement is held to the days its own bureau set."""
+def test_a_bureau_published_report_is_late_after_its_own_bureaus_days(world):
+    """On a county whose own setting is shorter than the prefecture's, each engagement is held to the days its own
+    bureau set. Only the bureau's publication starts the count: the unit publishes after it (seed 000, 脱密后双公开),
+    so a unit's publication alone is never on record, and a withheld report is never late."""
     from datetime import datetime
 
-    from evalhub.results.models import UnitPublication
     from evalhub.review.models import Publication
 
     set_setting(world.lt, "results.dual_publication_days", "5", world.lt_admin)
@@ -315,18 +315,17 @@ def test_a_unit_published_report_is_late_after_its_own_bureaus_days(world):
     classified = factories.contracted(world)
     for e in (county, prefecture, classified):
         e.state = EngagementState.ACCEPTED
-    db.session.add_all([UnitPublication(engagement_id=county.id, url="https://x.gov.cn/a", published_on=date(2025, 9, 1)),
-                        UnitPublication(engagement_id=prefecture.id, url="https://x.gov.cn/b", published_on=date(2025, 9, 1)),
-                        UnitPublication(engagement_id=classified.id, url="https://x.gov.cn/c", published_on=date(2025, 9, 1)),
+    db.session.add_all([Publication(engagement_id=county.id, classified=False, published_at=datetime(2025, 9, 1, 2, 0)),
+                        Publication(engagement_id=prefecture.id, classified=False, published_at=datetime(2025, 9, 1, 2, 0)),
                         Publication(engagement_id=classified.id, classified=True, published_at=None)])
     db.session.flush()
     assert S.one_sided_publications(world.bz_staff, today=date(2025, 9, 6)) == []  # 5 days: not yet
     late = S.one_sided_publications(world.bz_staff, today=date(2025, 9, 7))
-    assert [(e.id, text) for e, text in late] == [(county.id, "财政部门未公开；被评价单位已于 2025-09-01 公开")]
+    assert [(e.id, text) for e, text in late] == [(county.id, "被评价单位（轮台县医疗保障局）未公开；财政部门已于 2025-09-01 公开")]
     assert [e.id for e, _ in S.one_sided_publications(world.bz_staff, today=date(2025, 9, 22))] == [county.id, prefecture.id]
     assert [e.id for e, _ in S.one_sided_publications(world.lt_staff, today=date(2025, 9, 22))] == [county.id]
-    db.session.add(Publication(engagement_id=county.id, classified=False, published_at=datetime(2025, 9, 20, 2, 0)))
-    db.session.flush()
+    S.record_unit_publication(county, factories.unit_user(world, "轮台县医疗保障局", "ltyb"),
+                              "https://www.lt.gov.cn/yb/report.html", "2025-09-20")
     assert [e.id for e, _ in S.one_sided_publications(world.bz_staff, today=date(2025, 9, 22))] == [prefecture.id]
 
 

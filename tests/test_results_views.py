@@ -11,6 +11,7 @@ from evalhub.core.enums import Role
 from evalhub.core.models import User
 from evalhub.extensions import db
 from evalhub.registry.models import Expert
+from evalhub.procurement.models import Engagement
 from evalhub.results import services as S
 from evalhub.results.models import ResultFinding, FindingStatus
 from tests import factories
@@ -127,6 +128,14 @@ def test_unit_answers_and_bureau_verifies_through_the_pages(loop, client, login,
     upload = {f"e{f.id}-note": "已支付", f"e{f.id}-files": (io.BytesIO("凭证".encode()), "凭证.txt")}
     assert client.post(f"/results/findings/{f.id}/evidence", data=upload,
                        content_type="multipart/form-data").status_code == 302
+    early = client.post(f"/api/v1/results/engagements/{loop.e.id}/unit-publication", headers=auth("tjj"),
+                        json={"url": "https://www.xjbz.gov.cn/tjj/report.html", "published_on": today})
+    assert early.status_code == 409  # the unit publishes the bureau's redacted version: after the bureau (seed 000)
+    from evalhub.review import services as R
+
+    R.publish(db.session.get(Engagement, loop.e.id), loop.bz_staff, filename="脱密版.docx",
+              data=factories.docx_bytes("脱密后的报告全文"))
+    db.session.commit()
     published = client.post(f"/api/v1/results/engagements/{loop.e.id}/unit-publication", headers=auth("tjj"),
                             json={"url": "https://www.xjbz.gov.cn/tjj/report.html", "published_on": today})
     assert published.status_code == 200 and published.json["published_on"] == today  # not before the acceptance

@@ -173,7 +173,8 @@ def test_every_requirement_the_table_names_is_registered_by_the_module_that_know
         assert workflow.REQUIREMENTS[name].__module__ == OWNERS.get(name, "evalhub.review.services"), name
     for t in workflow.TRANSITIONS.values():
         assert set(t.waivable) <= set(t.requires)
-    assert {a: t.waivable for a, t in workflow.TRANSITIONS.items() if t.waivable} == {"publish": ("no_open_inspection",)}
+    assert {a: t.waivable for a, t in workflow.TRANSITIONS.items() if t.waivable} == {
+        "publish": ("no_open_inspection", "grade_within_conclusion"), "withhold": ("grade_within_conclusion",)}
     with pytest.raises(RuntimeError):
         workflow.requirement("no_open_inspection")(lambda e: None)
 

@@ -24,7 +24,7 @@ from evalhub.core.timeutil import beijing_today
 from evalhub.extensions import db
 from evalhub.procurement.models import (
     Award, Contract, Engagement, EngagementState, ObjectType, Procurement, ProcurementMethod, ProcurementStatus,
-    ServiceKind,
+    EVALUATION_KINDS, ServiceKind,
 )
 from evalhub.registry.models import Firm, FirmRelation, FirmStatus
 from evalhub.registry.services import Parties, conflict_parties, firm_recusal_reasons, status_on, unit_rows
@@ -236,9 +236,12 @@ def rotations(firms: list[Firm], cases: list[Case]) -> dict[tuple[int, int], lis
     """No firm evaluates the same budget unit in consecutive years (setting firm.rotation_years), for each of
     these firms and cases: the years each firm evaluated the cases' units, read at once; for a case the nearest
     other year within the setting counts. Both directions count: an engagement procured late (last year's,
-    awarded this year) must not sit next to the year the firm already holds."""
+    awarded this year) must not sit next to the year the firm already holds. Evaluations only (EVALUATION_KINDS),
+    on both sides: a yearly target review by a county's one firm evaluates no unit (seed 003), so it is neither
+    barred nor a bar."""
     wanted = [(i, engagement, years) for i, (engagement, _method) in enumerate(cases)
-              if (years := get_setting(engagement.bureau, "firm.rotation_years"))]
+              if engagement.service_kind in EVALUATION_KINDS
+              and (years := get_setting(engagement.bureau, "firm.rotation_years"))]
     if not wanted or not firms:
         return {}
     evaluated: dict[tuple[int, int], set[int]] = {}  # (firm, unit) → years
@@ -248,7 +251,8 @@ def rotations(firms: list[Firm], cases: list[Case]) -> dict[tuple[int, int], lis
         for firm_id, unit_id, year in db.session.execute(
                 sa.select(Engagement.firm_id, Engagement.budget_unit_id, Engagement.year).distinct().where(
                     Engagement.firm_id.in_(part), Engagement.budget_unit_id.in_(units),
-                    Engagement.year.between(low, high), Engagement.state != EngagementState.CANCELLED)):
+                    Engagement.year.between(low, high), Engagement.state != EngagementState.CANCELLED,
+                    Engagement.service_kind.in_(EVALUATION_KINDS))):
             evaluated.setdefault((firm_id, unit_id), set()).add(year)
     out: dict[tuple[int, int], list[str]] = {}
     for i, engagement, years in wanted:

@@ -47,6 +47,14 @@ class ServiceKind(LabeledEnum):
     INDICATOR_SYSTEM = ("indicator_system", "指标体系建设")
 
 
+# The kinds whose deliverable evaluates its object: a 重点绩效评价 grades the project (优/良/中/差) and that grade is
+# its 绩效评价结果 — the 人大 summary, the results-application list and the rotation rule are about these. The
+# others grade a deliverable, not the object: a reassessment concludes 支持/不支持 on an ex-ante assessment, a target
+# review or an indicator system evaluates nothing, and a self-evaluation review or result recheck checks an
+# evaluation that already has its own result (counting it would count the object twice).
+EVALUATION_KINDS: tuple[ServiceKind, ...] = (ServiceKind.KEY_EVALUATION,)
+
+
 class PlanStatus(LabeledEnum):
     DRAFT = ("draft", "编制中")
     APPROVED = ("approved", "已批准")

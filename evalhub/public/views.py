@@ -15,7 +15,7 @@ from evalhub.core.timeutil import beijing_today
 from evalhub.core.web import send_stored, visitors_only
 from evalhub.extensions import db
 from evalhub.procurement import ocds
-from evalhub.procurement.models import Engagement, ObjectType, PlanItem, Procurement, ProcurementMethod, ProcurementStatus, ResultNotice
+from evalhub.procurement.models import EVALUATION_KINDS, Engagement, ObjectType, PlanItem, Procurement, ProcurementMethod, ProcurementStatus, ResultNotice
 from evalhub.registry.models import Firm, FirmStatus
 from evalhub.results.models import UnitPublication
 from evalhub.review.models import EvaluationResult, Publication
@@ -50,8 +50,10 @@ def reports():
                       order_by=[Publication.published_at.desc(), Publication.id.desc()])
     page = reports.page()
     ids = [p.engagement_id for p in page.items]
+    # a grade is an evaluation's (EVALUATION_KINDS): a published reassessment or indicator study shows none
     grades = {r.engagement_id: r for r in db.session.execute(
-        sa.select(EvaluationResult).where(EvaluationResult.engagement_id.in_(ids or [-1]))).scalars()}
+        sa.select(EvaluationResult).join(Engagement, Engagement.id == EvaluationResult.engagement_id).where(
+            EvaluationResult.engagement_id.in_(ids or [-1]), Engagement.service_kind.in_(EVALUATION_KINDS))).scalars()}
     bureaus = db.session.execute(
         sa.select(Bureau).where(Bureau.id.in_(sa.select(Engagement.bureau_id).join(
             Publication, Publication.engagement_id == Engagement.id).where(published_condition())))

@@ -105,11 +105,12 @@ CATEGORY_LATIN = {IndicatorCategory.DECISION: "Decision", IndicatorCategory.PROC
 
 
 def summary_figures(bureau: Bureau, year: int) -> dict:
-    """What the summary reports, computed once so that the test checks the same numbers the document shows."""
+    """What the summary reports, computed once so that the test checks the same numbers the document shows: the key
+    evaluations the bureau sends its 人大 (seed 000 "本级重点项目绩效评价报告"), not its other commissioned work."""
     rows = db.session.execute(sa.select(Engagement, EvaluationResult).join(
         EvaluationResult, EvaluationResult.engagement_id == Engagement.id).where(
-        Engagement.bureau_id == bureau.id, Engagement.year == year, Engagement.state.in_(RESULT_STATES))
-        .order_by(Engagement.id)).all()
+        Engagement.bureau_id == bureau.id, Engagement.year == year, Engagement.state.in_(RESULT_STATES),
+        services.EVALUATED).order_by(Engagement.id)).all()
     findings = list(db.session.execute(sa.select(ResultFinding).where(
         ResultFinding.engagement_id.in_([e.id for e, _ in rows] or [-1]), ResultFinding.status != FindingStatus.DRAFT)).scalars())
     figures = services.figures(bureau, year)
@@ -123,6 +124,7 @@ def summary_figures(bureau: Bureau, year: int) -> dict:
         "closed": sum(1 for f in findings if f.status == FindingStatus.CLOSED),
         "rate": figures["rate"],
         "reduced": figures["reduced"],
+        "cancelled": figures["cancelled"],
         "entries": {en.engagement_id: en for en in services.entries(bureau, year)},
     }
 
@@ -139,7 +141,7 @@ def people_congress_summary(bureau: Bureau, year: int) -> bytes:
     document.add_paragraph(
         f"{year}年度，{bureau.short_name}本级组织第三方机构对 {f['count']} 个评价对象开展重点绩效评价，"
         f"涉及资金 {f['funds'] / 10000:,.2f} 万元。评价共发现问题和建议 {f['findings']} 条，已整改到位 {f['closed']} 条"
-        f"{rate}；依据评价结果调减预算 {f['reduced'] / 10000:,.2f} 万元。")
+        f"{rate}；依据评价结果调减预算 {f['reduced'] / 10000:,.2f} 万元，取消安排项目资金 {f['cancelled'] / 10000:,.2f} 万元。")
     document.add_heading("一、评价对象及结果", level=2)
     _table(document, ["序号", "评价对象", "预算单位", "资金（万元）", "得分", "等级", "结果应用"], [
         [n, e.name, e.budget_unit.name, f"{e.amount / 10000:,.2f}", r.score, r.grade.label,
@@ -163,5 +165,6 @@ def people_congress_summary(bureau: Bureau, year: int) -> bytes:
     document.add_heading("四、整改和结果应用", level=2)
     _table(document, ["指标", "数值"], [["问题和建议（条）", f["findings"]], ["已整改到位（条）", f["closed"]],
                                      ["整改率（%）", f["rate"] if f["rate"] is not None else "—"],
-                                     ["调减预算（万元）", f"{f['reduced'] / 10000:,.2f}"]])
+                                     ["调减预算（万元）", f"{f['reduced'] / 10000:,.2f}"],
+                                     ["取消安排项目资金（万元）", f"{f['cancelled'] / 10000:,.2f}"]])
     return _saved(document)

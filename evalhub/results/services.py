@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Iterable, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload, selectinload
@@ -28,7 +28,7 @@ from evalhub.core.outline import heading_numeral, heading_titles, simplified
 from evalhub.core.settings import SETTINGS, SettingDef, get_setting, register
 from evalhub.core.timeutil import beijing_date, beijing_day_start, beijing_today, utcnow
 from evalhub.extensions import db
-from evalhub.procurement.models import Award, Engagement, EngagementState, EngagementTransition
+from evalhub.procurement.models import EVALUATION_KINDS, Award, Engagement, EngagementState, EngagementTransition
 from evalhub.results.models import (
     MaterialRequest, OWED_STATUSES, ApplicationEntry, ApplicationFiling, EscalationLevel, ResultFinding, FindingEscalation,
     FactConfirmation, FindingEvidence, FindingKind, FindingStatus, Measure, RectificationReport, UnitPublication,
@@ -699,20 +699,28 @@ def confirmation_for_panel(submission: Submission) -> dict:
 
 # === 双公开: the unit's half ==========================================================================
 
-def _accepted_on(engagement: Engagement) -> Optional[date]:
-    """The Beijing date the report was accepted (the first step into 已验收)."""
-    at = db.session.execute(sa.select(sa.func.min(EngagementTransition.created_at)).where(
-        EngagementTransition.engagement_id == engagement.id,
-        EngagementTransition.to_state == EngagementState.ACCEPTED)).scalar()
+def bureau_published_on(engagement: Engagement) -> Optional[date]:
+    """The Beijing date the bureau published the redacted report (None: not published, or withheld)."""
+    from evalhub.review.models import Publication
+
+    at = db.session.execute(sa.select(Publication.published_at).where(
+        Publication.engagement_id == engagement.id, Publication.classified.is_(False),
+        Publication.published_at.is_not(None))).scalar()
     return beijing_date(at) if at is not None else None
 
 
 def record_unit_publication(engagement: Engagement, actor: User, url: str, published_on: Any) -> UnitPublication:
-    """The unit records where and when it published the redacted report (once; a correction replaces it)."""
+    """The unit records where and when it published the redacted report (once; a correction replaces it). What it
+    publishes is the bureau's redacted version, and whether the report may be published at all is the bureau's
+    decision (seed 000: "脱密后进行‘双公开’"; seed 002: classified reports withheld): so the bureau publishes first."""
     permissions.require(actor, "publication.unit_record", engagement)
     _check_state(engagement)
     if review_services.is_classified(engagement):
         raise Conflict("财政部门已将该评价报告标记为涉密或敏感、不予公开，被评价单位不得公开。")
+    bureau_on = bureau_published_on(engagement)
+    if bureau_on is None:
+        raise Conflict("财政部门尚未公开脱密后的评价报告（或尚未决定是否公开）。请待财政部门公开脱密版本后，"
+                       "公开同一脱密版本并在此登记。")
     errors: dict[str, str] = {}
     url = _text(url, "url", "公开网址", errors, limit=300)
     if url and not re.match(r"^https?://[^\s/]+\.[^\s]+$", url):
@@ -723,12 +731,11 @@ def record_unit_publication(engagement: Engagement, actor: User, url: str, publi
         except ValueError:
             errors["published_on"] = "请填写公开日期（如 2025-09-30）"
             published_on = None
-    accepted = _accepted_on(engagement)
     if published_on is not None and published_on > beijing_today():
         errors["published_on"] = "公开日期不能晚于今天"
-    elif published_on is not None and accepted is not None and published_on < accepted:
-        # 评价工作结束后……脱密后进行“双公开” (seed 000): the report is published once the evaluation has ended
-        errors["published_on"] = f"公开日期不能早于评价报告验收之日（{accepted.isoformat()}）"
+    elif published_on is not None and published_on < bureau_on:
+        # the unit publishes the redacted version, which exists from the bureau's publication (seed 000)
+        errors["published_on"] = f"公开日期不能早于财政部门公开脱密报告之日（{bureau_on.isoformat()}）"
     _raise_if(errors)
     row = db.session.execute(sa.select(UnitPublication).where(
         UnitPublication.engagement_id == engagement.id)).scalar_one_or_none()
@@ -749,11 +756,12 @@ def unit_publication(engagement: Engagement) -> Optional[UnitPublication]:
 
 
 def one_sided_publications(user: User, today: date | None = None, limit: int | None = None) -> list[tuple[Engagement, str]]:
-    """Engagements ``user`` may see whose report only one side published more than the bureau's days ago:
-    (engagement, who has not published yet). The rule is asked of the database — the days per bureau, read from
-    the settings of the user's bureaus, become one cut-off date per distinct value — and each side is read from
-    its own publications (not from every engagement of the province's history), so only the late rows come back;
-    ``limit``: the first so many by engagement."""
+    """Engagements ``user`` may see whose redacted report the bureau published more than the bureau's days ago and
+    the evaluated unit has not (the unit publishes only after the bureau: ``record_unit_publication``):
+    (engagement, what is missing). The rule is asked of the database — the days per bureau, read from the settings
+    of the user's bureaus, become one cut-off date per distinct value — and read from the bureau's publications
+    (not from every engagement of the province's history), so only the late rows come back; ``limit``: the first so
+    many by engagement."""
     from evalhub.review.models import Publication
 
     today = today or beijing_today()
@@ -762,33 +770,18 @@ def one_sided_publications(user: User, today: date | None = None, limit: int | N
         by_days.setdefault(int(get_setting(bureau, "results.dual_publication_days")), []).append(bureau.id)
     if not by_days:
         return []
-
-    def late(published: Any, cutoff_of: Callable[[date], Any]) -> sa.ColumnElement[bool]:
-        # a side is late when it published before today minus its bureau's days
-        return sa.or_(*(sa.and_(permissions.in_bureaus(Engagement.bureau_id, set(ids)),
-                                published < cutoff_of(today - timedelta(days=days)))
-                        for days, ids in sorted(by_days.items())))
-
+    # late: published before Beijing's midnight of today minus its bureau's days (a stored instant against it)
+    late = sa.or_(*(sa.and_(permissions.in_bureaus(Engagement.bureau_id, set(ids)),
+                            Publication.published_at < beijing_day_start(today - timedelta(days=days)))
+                    for days, ids in sorted(by_days.items())))
     shown = sa.or_(Publication.classified.is_(None), Publication.classified.is_(False))
-    bureau_only = sa.select(Engagement, Publication).join(Publication, Publication.engagement_id == Engagement.id).where(
-        shown, late(Publication.published_at, beijing_day_start),  # a stored instant against Beijing's midnight
-        ~sa.exists().where(UnitPublication.engagement_id == Engagement.id))
-    unit_only = sa.select(Engagement, UnitPublication).join(
-        UnitPublication, UnitPublication.engagement_id == Engagement.id).where(
-        late(UnitPublication.published_on, lambda day: day),
-        ~sa.exists().where(Publication.engagement_id == Engagement.id,  # published, or classified: not one-sided
-                           sa.or_(Publication.published_at.is_not(None), Publication.classified.is_(True))))
-    out = []
-    for stmt in (bureau_only, unit_only):
-        stmt = permissions.scope(user, stmt.where(Engagement.state.in_(RESULT_STATES)), Engagement) \
-            .order_by(Engagement.id).limit(limit).options(joinedload(Engagement.budget_unit))
-        for engagement, side in db.session.execute(stmt).all():
-            if isinstance(side, Publication):
-                text = f"被评价单位（{engagement.budget_unit.name}）未公开；财政部门已于 {beijing_date(side.published_at)} 公开"
-            else:
-                text = f"财政部门未公开；被评价单位已于 {side.published_on} 公开"
-            out.append((engagement, text))
-    return sorted(out, key=lambda pair: pair[0].id)[:limit]
+    stmt = sa.select(Engagement, Publication).join(Publication, Publication.engagement_id == Engagement.id).where(
+        shown, late, ~sa.exists().where(UnitPublication.engagement_id == Engagement.id))
+    stmt = permissions.scope(user, stmt.where(Engagement.state.in_(RESULT_STATES)), Engagement) \
+        .order_by(Engagement.id).limit(limit).options(joinedload(Engagement.budget_unit))
+    return [(engagement, f"被评价单位（{engagement.budget_unit.name}）未公开；财政部门已于 "
+                         f"{beijing_date(side.published_at)} 公开")
+            for engagement, side in db.session.execute(stmt).all()]
 
 
 # === the results-application list ===================================================================
@@ -800,8 +793,8 @@ class Proposal:
     basis: list[str]
 
 
-def propose(bureau: Bureau, score: Decimal, grade: Grade, open_findings: int) -> Proposal:
-    """What the bureau's rules propose for one evaluated object."""
+def propose(bureau: Bureau, score: Decimal, grade: Grade, open_findings: int, caps: Iterable[str] = ()) -> Proposal:
+    """What the bureau's rules propose for one evaluated object; ``caps``: the result's caps in force."""
     measures: list[Measure] = []
     basis: list[str] = []
     percent = Decimal(str(get_setting(bureau, "results.cut_percent")))
@@ -824,6 +817,13 @@ def propose(bureau: Bureau, score: Decimal, grade: Grade, open_findings: int) ->
                 basis.append("取消安排已涵盖调减")
             measures.append(Measure.CANCEL)
             basis.append("评价结果为“良”，按本局规则取消安排")
+    if review_services.VETO in caps:
+        # 一票否决: the funds are recovered (seed 000 "收回资金"), not cut by the share any 差 loses
+        if Measure.REDUCE in measures:
+            measures.remove(Measure.REDUCE)
+        if Measure.CANCEL not in measures:
+            measures.append(Measure.CANCEL)
+        basis.append("真实性核查不通过，一票否决：取消安排，收回资金")
     if grade == Grade.POOR:
         measures.append(Measure.NOTICE)
         basis.append("评价结果为“差”，通报批评")
@@ -850,10 +850,29 @@ def _finding_counts(engagement_ids: list[int]) -> dict[int, tuple[int, int]]:
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
+# The results loop is about evaluation results: a target review's or an indicator study's mark grades a deliverable,
+# not the project (procurement.models.EVALUATION_KINDS), and proposes nothing for its budget.
+EVALUATED = Engagement.service_kind.in_(EVALUATION_KINDS)
+
+
 def _with_results(bureau: Bureau, year: int) -> sa.Select:
-    """The bureau's evaluated objects of the year with a recorded result: the rows its list must hold."""
+    """The bureau's evaluated objects of the year with a recorded result: the rows its list must hold (each result
+    with its cap records, which the proposal reads)."""
     return sa.select(EvaluationResult, Engagement).join(Engagement, Engagement.id == EvaluationResult.engagement_id).where(
-        Engagement.bureau_id == bureau.id, Engagement.year == year, Engagement.state.in_(RESULT_STATES))
+        Engagement.bureau_id == bureau.id, Engagement.year == year, Engagement.state.in_(RESULT_STATES), EVALUATED) \
+        .options(selectinload(EvaluationResult.cap_records))
+
+
+def _proposed_on_veto(entry: ApplicationEntry) -> bool:
+    # a 差 is proposed 取消 only under the veto (propose): so the row tells whether its proposal saw the veto
+    return entry.grade == Grade.POOR and Measure.CANCEL.value in (entry.proposed or [])
+
+
+def _result_changed(entry: ApplicationEntry, result: EvaluationResult) -> bool:
+    """The row was decided on another result than the one recorded now: another score or grade, or the veto
+    recorded (or lifted) since on a grade that was already 差."""
+    return ((entry.score, entry.grade) != (result.score, result.grade)
+            or _proposed_on_veto(entry) != (review_services.VETO in review_services.active_caps(result)))
 
 
 def _hold_list(bureau: Bureau, year: int) -> None:
@@ -870,18 +889,17 @@ def build_list(bureau: Bureau, year: int, actor: User) -> list[ApplicationEntry]
     if _filed(bureau, year):
         raise Conflict(f"{year} 年度结果应用清单已备案，不能再修改。")
     results = db.session.execute(_with_results(bureau, year).order_by(Engagement.id)).all()
-    existing = {e.engagement_id: e for e in db.session.execute(sa.select(ApplicationEntry).where(
-        ApplicationEntry.bureau_id == bureau.id, ApplicationEntry.year == year)).scalars()}
+    existing = {e.engagement_id: e for e in db.session.execute(_listed(bureau, year)).scalars()}
     counts = _finding_counts([e.id for _, e in results])
     for result, engagement in results:
         total, closed = counts.get(engagement.id, (0, 0))
-        proposal = propose(bureau, result.score, result.grade, total - closed)
+        proposal = propose(bureau, result.score, result.grade, total - closed, review_services.active_caps(result))
         entry = existing.get(engagement.id)
         if entry is None:
             entry = ApplicationEntry(bureau_id=bureau.id, year=year, engagement_id=engagement.id)
             db.session.add(entry)
             existing[engagement.id] = entry
-        if entry.confirmed_at is not None and (entry.score, entry.grade) != (result.score, result.grade):
+        if entry.confirmed_at is not None and _result_changed(entry, result):
             # the result changed under a decided row (a cap recorded since, 一票否决): decided again on it
             audit.record("application.reopened", entry, actor=actor, bureau_id=bureau.id,
                          summary=f"{engagement.reference} 评价结果已变更（{entry.grade.label} → {result.grade.label}），"
@@ -968,10 +986,16 @@ def confirm_entry(entry: ApplicationEntry, actor: User, *, measures: Iterable[An
     return entry
 
 
+def _listed(bureau: Bureau, year: int) -> sa.Select:
+    """The rows of the bureau's list for the year: of evaluations only (a row built for another kind before the kind
+    was asked is no part of the list, nor of its figures)."""
+    return sa.select(ApplicationEntry).join(Engagement, Engagement.id == ApplicationEntry.engagement_id).where(
+        ApplicationEntry.bureau_id == bureau.id, ApplicationEntry.year == year, EVALUATED)
+
+
 def entries(bureau: Bureau, year: int) -> list[ApplicationEntry]:
     """The bureau's list for the year, each row with its engagement and unit (what the list shows) read with it."""
-    return list(db.session.execute(sa.select(ApplicationEntry).where(
-        ApplicationEntry.bureau_id == bureau.id, ApplicationEntry.year == year).order_by(ApplicationEntry.engagement_id)
+    return list(db.session.execute(_listed(bureau, year).order_by(ApplicationEntry.engagement_id)
         .options(joinedload(ApplicationEntry.engagement).joinedload(Engagement.budget_unit))
         .execution_options(populate_existing=True)).scalars())  # as a confirmation just before left them
 
@@ -983,7 +1007,8 @@ def _filed(bureau: Bureau, year: int) -> Optional[ApplicationFiling]:
 
 def figures(bureau: Bureau, year: int) -> dict:
     """The completion figures of one bureau's year: objects, confirmed rows, findings and how many are
-    closed (the rectification rate), the budget reduced (yuan) and the funds evaluated."""
+    closed (the rectification rate), the budget reduced and the funds of the items cancelled (yuan), and the funds
+    evaluated."""
     return figures_of([bureau.id], year)[bureau.id]
 
 
@@ -991,15 +1016,17 @@ def figures_of(bureau_ids: Iterable[int], year: int) -> dict[int, dict]:
     """``figures`` for several bureaus (a prefecture's counties) at once: three statements whatever their number,
     not four per bureau."""
     ids = sorted(set(bureau_ids))
-    rows: dict[int, list[ApplicationEntry]] = {i: [] for i in ids}
+    rows: dict[int, list[tuple[ApplicationEntry, Decimal]]] = {i: [] for i in ids}
     objects: dict[int, list[tuple[int, Decimal]]] = {i: [] for i in ids}
     for part in batches(ids):
-        for entry in db.session.execute(sa.select(ApplicationEntry).where(
-                ApplicationEntry.bureau_id.in_(part), ApplicationEntry.year == year)).scalars():
-            rows[entry.bureau_id].append(entry)
+        for entry, amount in db.session.execute(sa.select(ApplicationEntry, Engagement.amount).join(
+                Engagement, Engagement.id == ApplicationEntry.engagement_id).where(
+                ApplicationEntry.bureau_id.in_(part), ApplicationEntry.year == year, EVALUATED)):
+            rows[entry.bureau_id].append((entry, amount))
         for engagement_id, bureau_id, amount in db.session.execute(
                 sa.select(Engagement.id, Engagement.bureau_id, Engagement.amount).where(
-                    Engagement.bureau_id.in_(part), Engagement.year == year, Engagement.state.in_(RESULT_STATES))):
+                    Engagement.bureau_id.in_(part), Engagement.year == year, Engagement.state.in_(RESULT_STATES),
+                    EVALUATED)):
             objects[bureau_id].append((engagement_id, amount))
     counts = {}
     for part in batches([e for pairs in objects.values() for e, _ in pairs]):
@@ -1008,11 +1035,15 @@ def figures_of(bureau_ids: Iterable[int], year: int) -> dict[int, dict]:
     for i in ids:
         found = [counts.get(e, (0, 0)) for e, _ in objects[i]]
         total, closed = sum(c[0] for c in found), sum(c[1] for c in found)
-        reduced = sum((e.cut_amount or Decimal("0") for e in rows[i] if e.confirmed_at), Decimal("0"))
+        decided = [(e, amount) for e, amount in rows[i] if e.confirmed_at]
+        reduced = sum((e.cut_amount or Decimal("0") for e, _ in decided), Decimal("0"))
+        # 取消安排 takes the whole item (seed 004 "取消项目资金安排"): its funds are what the application withdrew
+        cancelled = sum((amount for e, amount in decided if Measure.CANCEL.value in (e.measures or [])), Decimal("0"))
         out[i] = {"objects": len(objects[i]), "entries": len(rows[i]),
-                  "confirmed": sum(1 for e in rows[i] if e.confirmed_at), "findings": total, "closed": closed,
+                  "confirmed": len(decided), "findings": total, "closed": closed,
                   "rate": (Decimal(closed * 100) / total).quantize(Decimal("0.1"), ROUND_HALF_UP) if total else None,
                   "reduced": Decimal(reduced).quantize(Decimal("0.01"), ROUND_HALF_UP),
+                  "cancelled": Decimal(cancelled).quantize(Decimal("0.01"), ROUND_HALF_UP),
                   "funds": sum((amount for _, amount in objects[i]), Decimal("0"))}
     return out
 
@@ -1032,8 +1063,7 @@ def file_list(bureau: Bureau, year: int, actor: User) -> ApplicationFiling:
     if missing:  # accepted since the list was built: filed without them, their measures could never be recorded
         raise ValidationFailed(f"清单生成后又有 {len(missing)} 项评价结果（{'、'.join(missing[:5])}"
                                f"{'等' if len(missing) > 5 else ''}），请重新生成清单并确认后再备案。", {"year": "清单不完整"})
-    changed = [e.reference for r, e in current
-               if (listed[e.id].score, listed[e.id].grade) != (r.score, r.grade)]
+    changed = [e.reference for r, e in current if _result_changed(listed[e.id], r)]
     if changed:  # a result changed since its row was decided: the list would file the old grade and measures
         raise ValidationFailed(f"清单生成后有 {len(changed)} 项评价结果发生变更（{'、'.join(changed[:5])}"
                                f"{'等' if len(changed) > 5 else ''}），请重新生成清单并确认后再备案。", {"year": "评价结果已变更"})
@@ -1068,26 +1098,38 @@ def county_table(bureau: Bureau, year: int, actor: User) -> list[dict]:
     return [{"bureau": c, "filing": filings.get(c.id), **numbers[c.id]} for c in children]
 
 
+# A recurring project carries its year in its name (seed 003: "2023 年困难群众救助资金"; seed 002: "巴州医疗保障局 2024
+# 城乡居民…"): the year — with 年 or 年度, in brackets, or alone — and the spaces are no part of the project (digits of
+# a code, G2012, are).
+_YEAR_TOKEN = re.compile(r"[（(【\[]\s*20\d{2}\s*(?:年度|年)?\s*[）)】\]]|(?<![\dA-Za-z])20\d{2}(?![\dA-Za-z])\s*(?:年度|年)?")
+
+
+def project_key(name: str) -> str:
+    """A project's name without its year, for finding the same project another year."""
+    return re.sub(r"\s+", "", _YEAR_TOKEN.sub("", name or ""))
+
+
 def previous_applications(keys: Iterable[tuple[int, str, int]]) -> dict[tuple[int, str, int], ApplicationEntry]:
     """For each (budget unit, project name, plan year): the year before's confirmed application for the same unit
-    and project, for next year's plan page (the plan module shows it through a hook it offers; see the issue 15
-    report). A statement per plan year and 500 units, not one per item; where a unit ran two engagements of the
-    same name that year, the first recorded."""
-    wanted = set(keys)
+    and project — the name matched without its year (``project_key``) — for next year's plan page (the plan module
+    shows it through a hook it offers; see the issue 15 report). A statement per plan year and 500 units, not one per
+    item: it reads the units' confirmed rows of the year before (a unit's few evaluations a year) and matches the
+    names here; where a unit ran two engagements of the same project that year, the first recorded."""
+    wanted: dict[tuple[int, str, int], list[tuple[int, str, int]]] = {}
+    for unit, name, year in set(keys):
+        wanted.setdefault((unit, project_key(name), year), []).append((unit, name, year))
     out: dict[tuple[int, str, int], ApplicationEntry] = {}
     for year in sorted({y for _, _, y in wanted}):
         units = sorted({u for u, _, y in wanted if y == year})
-        names = sorted({n for _, n, y in wanted if y == year})
         for part in batches(units):
             rows = db.session.execute(
                 sa.select(ApplicationEntry, Engagement.budget_unit_id, Engagement.name)
                 .join(Engagement, Engagement.id == ApplicationEntry.engagement_id)
-                .where(Engagement.budget_unit_id.in_(part), Engagement.name.in_(names),
+                .where(Engagement.budget_unit_id.in_(part), EVALUATED,
                        ApplicationEntry.year == year - 1, ApplicationEntry.confirmed_at.is_not(None))
                 .order_by(ApplicationEntry.id))
             for entry, unit_id, name in rows:
-                key = (unit_id, name, year)
-                if key in wanted:
+                for key in wanted.get((unit_id, project_key(name), year), ()):
                     out.setdefault(key, entry)
     return out
 

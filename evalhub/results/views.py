@@ -100,6 +100,7 @@ def _unit_page(engagement: Engagement, status: int = 200, forms: dict | None = N
             signed=services.signed_reports(engagement), sign_form=SignedReportForm(),
             publication=services.unit_publication(engagement), accepted=engagement.state in RESULT_STATES,
             classified=review_services.is_classified(engagement),
+            bureau_published=services.bureau_published_on(engagement),
             publication_form=forms.get("publication") or UnitPublicationForm(),
             confirmations=services.confirmations(engagement), answer_form=forms.get("answer") or FactAnswerForm(),
             items=items, upload_forms={m.id: forms.get(("upload", m.id)) or MaterialUploadForm(prefix=f"m{m.id}")

@@ -155,11 +155,13 @@ class PublishForm(ChineseForm):
     file = FileField("脱密后的报告（Word .docx 或 PDF）", validators=[FileRequired("请上传脱密后的报告文件")])
     # Only shown to an admin while something waivable blocks publication (an open inspection); the state
     # machine decides whether the reason may waive it and records it.
-    override = _area("豁免理由（管理员：检查尚未办结仍须公开时填写）", 500)
+    override = _area("豁免理由（管理员：检查尚未办结、或记录的等级好于报告结论而确须公开时填写）", 500)
 
 
 class ClassifyForm(ChineseForm):
     reason = _area("不予公开的理由", 500)
+    # shown while the recorded grade is better than the report's conclusion with no cap (grade_within_conclusion)
+    override = _area("豁免理由（记录的等级好于报告结论、不记录等级限制而确须归档时填写）", 500)
 
 
 # --- rubrics ---------------------------------------------------------------------------------------

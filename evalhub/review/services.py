@@ -25,7 +25,7 @@ from evalhub.core.outline import divides, heading_titles, simplified
 from evalhub.core.notifications import emit, send_pending_email
 from evalhub.extensions import db
 from evalhub.procurement import workflow
-from evalhub.procurement.models import Engagement, EngagementState as S, EngagementTransition
+from evalhub.procurement.models import Engagement, EngagementState as S, EngagementTransition, ServiceKind
 from evalhub.procurement.eligibility import engagement_parties, field_mismatch, library_bureau_ids
 from evalhub.registry.models import Expert
 from evalhub.registry.services import (
@@ -75,6 +75,31 @@ HUNDRED = Decimal("100")
 
 # The 财预〔2020〕10号 outline; a bureau can change it (setting review.report_chapters).
 REPORT_CHAPTERS: list[str] = list(SETTINGS["review.report_chapters"].default)
+
+# An ex-ante assessment is argued on five points (中发〔2018〕34号: "重点论证立项必要性、投入经济性、绩效目标合理性、
+# 实施方案可行性、筹资合规性"; seed 002 writes the last 资金筹措合规性, seed 001 calls them "5大要点"), not in the eight
+# chapters of an evaluation report: its reassessment is checked against these.
+register(
+    SettingDef("review.ex_ante_report_chapters", "事前绩效评估再评估报告章节（每行一项，按顺序）", "专家评审",
+               ["立项必要性", "投入经济性", "绩效目标合理性", "实施方案可行性", "资金筹措合规性"], kind="lines",
+               minimum=3, maximum=20,
+               help="默认为事前绩效评估的五个论证要点（《中共中央 国务院关于全面实施预算绩效管理的意见》中发〔2018〕34号；"
+                    "巴州写作“资金筹措合规性”）；再评估报告的机器检查和报告筛查按此检查章节是否齐全。"),
+)
+
+# The outline each kind of commissioned work is checked against (DOMAIN §1: "rubric, pass mark and report outline
+# differ by kind"): its setting and the source named beside the check. A kind with no standard outline (目标审核,
+# 自评报告复核, 评价结果复核, 指标体系建设) has no chapter check rather than an evaluation report's.
+OUTLINES: dict[ServiceKind, tuple[str, str]] = {
+    ServiceKind.KEY_EVALUATION: ("review.report_chapters", "财预〔2020〕10号及本局设置"),
+    ServiceKind.EX_ANTE_REASSESSMENT: ("review.ex_ante_report_chapters", "中发〔2018〕34号论证要点及本局设置"),
+}
+
+
+def report_outline(engagement: Engagement) -> list[str]:
+    """The chapters a report of this engagement is checked against ([]: its kind has no standard outline)."""
+    setting = OUTLINES.get(engagement.service_kind)
+    return list(get_setting(engagement.bureau, setting[0])) if setting else []
 
 DEFAULT_RUBRICS: dict[RubricKind, tuple[str, list[tuple[str, str, int]]]] = {
     RubricKind.REPORT: ("评价报告评审表", [
@@ -139,6 +164,7 @@ CAPS = {
     "failed_monitoring_twice": ("连续两次监控不合格且拒不整改", Grade.FAIR),
     "failed_authenticity": ("真实性核查不通过（一票否决）", Grade.POOR),
 }
+VETO = "failed_authenticity"  # 一票否决: seed 000 also recovers the funds (results.services.propose)
 _ORDER = [Grade.EXCELLENT, Grade.GOOD, Grade.FAIR, Grade.POOR]
 
 
@@ -182,8 +208,10 @@ def find_chapters(text: str, chapters: list[str] | None = None) -> dict[str, int
 
 
 def machine_checks(text: str | None, indicators: list[ReportIndicator], concluded_total: Decimal | None,
-                   concluded_grade: Grade | None, chapters: list[str] | None = None) -> list[dict[str, Any]]:
-    """What a machine can check on a report, shown to the panel: each check with ok and a detail."""
+                   concluded_grade: Grade | None, chapters: list[str] | None = None,
+                   outline: str = "财预〔2020〕10号及本局设置") -> list[dict[str, Any]]:
+    """What a machine can check on a report, shown to the panel: each check with ok and a detail. ``chapters``:
+    the outline (None: the evaluation report's; []: none, so no chapter check), ``outline`` its source."""
     checks: list[dict[str, Any]] = []
 
     def check(code: str, label: str, ok: bool, detail: str) -> None:
@@ -209,10 +237,12 @@ def machine_checks(text: str | None, indicators: list[ReportIndicator], conclude
         detail += f"（按等级限制降档：{'、'.join(v[0] for v in CAPS.values() if v[1] == concluded_grade)}，须在结果中记录限制依据）"
     check("grade_matches_band", "评价等级与得分区间一致（优≥90，良80–90，中60–80，差<60；适用等级限制的按限制降档）",
           expected is not None and (concluded_grade == expected or capped), detail)
+    if chapters is not None and not chapters:
+        return checks
     counts = find_chapters(text or "", chapters)
     missing = [c for c, n in counts.items() if n == 0]
     duplicated = [c for c, n in counts.items() if n > 1]
-    check("chapters_present", f"{len(counts)} 个章节齐全（财预〔2020〕10号及本局设置）", not missing, "缺少：" + "、".join(missing) if missing else "齐全")
+    check("chapters_present", f"{len(counts)} 个章节齐全（{outline}）", not missing, "缺少：" + "、".join(missing) if missing else "齐全")
     check("chapters_unique", "章节没有重复", not duplicated, "重复：" + "、".join(duplicated) if duplicated else "无重复")
     return checks
 
@@ -345,8 +375,9 @@ def submit(engagement: Engagement, kind: SubmissionKind, filename: str, data: by
                             note=(note or "").strip() or None, concluded_total=total, concluded_grade=grade,
                             submitted_by_id=actor.id, indicators=rows)
     if kind == SubmissionKind.REPORT:
-        submission.machine_checks = machine_checks(stored.text, rows, total, grade,
-                                                   get_setting(engagement.bureau, "review.report_chapters"))
+        submission.machine_checks = machine_checks(
+            stored.text, rows, total, grade, report_outline(engagement),
+            OUTLINES[engagement.service_kind][1] if engagement.service_kind in OUTLINES else "")
     db.session.add(submission)
     db.session.flush()
     _screen(submission)
@@ -549,6 +580,24 @@ def is_classified(engagement: Engagement) -> bool:
     """The bureau withheld the report as classified or sensitive (``publish(classified=True)``)."""
     return db.session.execute(sa.select(Publication.id).where(
         Publication.engagement_id == engagement.id, Publication.classified.is_(True))).first() is not None
+
+
+@workflow.requirement("grade_within_conclusion")
+def _grade_within_conclusion(engagement: Engagement) -> Optional[str]:
+    """publish, withhold (the caps freeze then): the recorded grade is no better than the grade the accepted report
+    concluded, unless a cap is recorded — a report that concluded 中 under a cap (seed 000: "不得评为‘优’、‘良’")
+    must not go out as 优 because only its band was recorded. An admin who finds the report's conclusion wrong
+    waives it with the reason, kept in the timeline and the audit log."""
+    result = db.session.execute(sa.select(EvaluationResult).where(
+        EvaluationResult.engagement_id == engagement.id)).scalar_one_or_none()
+    if result is None:
+        return None
+    concluded = db.session.execute(sa.select(Submission.concluded_grade).where(
+        Submission.id == result.submission_id)).scalar()
+    if concluded is None or _ORDER.index(result.grade) >= _ORDER.index(concluded) or active_caps(result):
+        return None
+    return (f"记录的评价等级“{result.grade.label}”好于报告结论“{concluded.label}”：报告按等级限制降档的，"
+            f"请先在评价结果页记录该限制及其依据")
 
 
 @workflow.requirement("classified_publication")
@@ -1748,7 +1797,7 @@ def publish(engagement: Engagement, actor: User, *, filename: str | None = None,
         publication.classified = True
         publication.reason = reason.strip()
         db.session.add(publication)
-        workflow.perform(engagement, "withhold", actor, note=f"涉密或敏感，不予公开：{reason.strip()}")
+        workflow.perform(engagement, "withhold", actor, note=f"涉密或敏感，不予公开：{reason.strip()}", override=override)
         return publication
     if not data and not filename:
         raise ValidationFailed("请上传脱密后的报告文件。", {"file": "必填"})

@@ -472,9 +472,10 @@ def _render_result(engagement: Engagement, forms: dict, status: int = 200):
     # What stops publication besides the file the form uploads (e.g. an open inspection), from the state machine.
     publish_blocked = workflow.unmet(engagement, "publish", skip=("redacted_file",)) \
         if engagement.state == S.ACCEPTED and can_manage else []
+    grade_blocked = any(u.requirement == "grade_within_conclusion" for u in publish_blocked)
     return render_template(
         "review/result.html", e=engagement, result=result, rating=rating, rating_rubric=rating_rubric,
-        publish_blocked=publish_blocked,
+        publish_blocked=publish_blocked, grade_blocked=grade_blocked,
         publication=publication, forms=forms, can_manage=can_manage, is_admin=is_admin, exhausted=exhausted,
         report=report, CAPS=services.CAPS, S=S, panels=_engagement_panels(engagement),
         caps_frozen=services.caps_frozen(engagement),
@@ -525,7 +526,7 @@ def result(engagement_id: int):
         done_message = "已公开脱密后的评价报告。"
     else:
         call = lambda: services.publish(engagement, current_user, classified=True,  # noqa: E731
-                                        reason=form.reason.data)
+                                        reason=form.reason.data, override=form.override.data)
         done_message = "已标记为不予公开并归档。"
     return handle_form(form, call, message=done_message, to=url_for(".result", engagement_id=engagement.id),
                        failed=lambda status: _render_result(engagement, forms, status))

@@ -61,7 +61,8 @@ def context_for(engagement: Engagement, kind: SubmissionKind) -> ScreeningContex
     budget = (engagement.amount / 10000).quantize(Decimal("0.01")) if engagement.amount is not None else None
     spent = (engagement.spent / 10000).quantize(Decimal("0.01")) if engagement.spent is not None else None
     rate = (spent / budget * 100).quantize(Decimal("0.1")) if spent is not None and budget else None
-    chapters = get_setting(engagement.bureau, "review.report_chapters") if kind == SubmissionKind.REPORT else ()
+    # the outline of the engagement's kind, as the panel's machine checks read it (none for a kind without one)
+    chapters = review_services.report_outline(engagement) if kind == SubmissionKind.REPORT else ()
     return ScreeningContext(kind=kind.value, names=names, firm_id=engagement.firm_id, engagement_id=engagement.id,
                             object_key=object_key(engagement), year=engagement.year, budget_wan=budget,
                             spent_wan=spent, execution_rate=rate, chapters=list(chapters))
