@@ -851,9 +851,13 @@ def test_plan_to_contract_through_the_pages(world, login):
     assert response.status_code == 422 and "合同金额不能超过成交金额" in body and "服务结束日期不能早于开始日期" in body
     assert count(Contract) == 0
     today = beijing_today()
+    signed = dict(amount_wan="42", signed_on=str(today), start_date=str(today), end_date=str(today + timedelta(days=200)),
+                  plan_due=str(today + timedelta(days=30)), report_due=str(today + timedelta(days=180)))
+    # today is past the 30 days from the (back-dated) notice: the form asks why (政府采购法 第四十六条)
+    response = staff_client.post(f"/engagements/{engagement.id}/contract", data=_contract_form(**signed))
+    assert response.status_code == 422 and "第四十六条" in text(response) and count(Contract) == 0
     response = staff_client.post(f"/engagements/{engagement.id}/contract", data=_contract_form(
-        amount_wan="42", signed_on=str(today), start_date=str(today), end_date=str(today + timedelta(days=200)),
-        plan_due=str(today + timedelta(days=30)), report_due=str(today + timedelta(days=180))))
+        **signed, late_reason="采购文件约定的合同条款经双方协商后方才确定。"))
     assert response.status_code == 302
     assert staff_client.get(f"/engagements/{engagement.id}/contract").status_code == 409  # once
 
