@@ -23,7 +23,7 @@ from evalhub.procurement.models import Engagement
 from evalhub.registry import counts as registry_counts
 from evalhub.registry.models import Expert, Firm, FirmStatus
 from evalhub.results.models import ResultFinding
-from evalhub.results.services import overdue_findings_query
+from evalhub.results.services import late_cutoffs, overdue_findings_query
 from evalhub.review.models import ReviewPanel
 from evalhub.review.services import overdue_reviews_page, overdue_reviews_query
 from evalhub.supervision.views import dashboard_counts as supervision_counts, dashboard_summary
@@ -84,12 +84,14 @@ class _Built(NamedTuple):
 def _statements(user: Any, today: date, audit: bool) -> _Built:
     """The page's statements for ``user`` on ``today``, built once per process for the same scope, day and audit
     permission (``permissions.kept``): some fifteen scoped statements, a nine-part UNION and the lists' windows
-    cost the page several times what running them does. What changes within a day is a bound parameter (``NOW``)."""
-    return permissions.kept(user, "dashboard", lambda: _build(user, today, audit), today, audit)
+    cost the page several times what running them does. What changes within a day is a bound parameter (``NOW``);
+    the overdue findings' working-day cutoffs are read each time (a bureau may correct its calendar today)."""
+    cutoffs = late_cutoffs(permissions.visible_bureaus(user), today)
+    return permissions.kept(user, "dashboard", lambda: _build(user, today, audit, cutoffs), today, audit, cutoffs)
 
 
-def _build(user: Any, today: date, audit: bool) -> _Built:
-    findings = overdue_findings_query(user, today)
+def _build(user: Any, today: date, audit: bool, cutoffs: Any) -> _Built:
+    findings = overdue_findings_query(user, today, cutoffs)
     panels = _scoped_panels(user)
     # the library's firms and experts from the counts kept per bureau (a bureau user's), else counted
     firms, experts = registry_counts.firms_by_status(user), registry_counts.experts_total(user)

@@ -226,20 +226,37 @@ def at_once(app, *calls) -> list[str]:
     return sorted(outcomes)
 
 
-CHALLENGE_PERIOD_ENDED = (2024, 12, 13)  # before every fixed signing date of the fixtures (2025 onwards)
+def bid_deadline(bureau, days: int):
+    """A bid deadline ``days`` days from now (UTC) that completes a minimum period of ``days``: moved on to the first
+    working day when the ``days``-th day is a weekend or holiday (民法典 第二百零三条), at the same time of day. A
+    test refusing a too-short period writes its deadline without it."""
+    from datetime import timedelta
+
+    from evalhub.core.calendar import roll_to_workday
+    from evalhub.core.timeutil import beijing_date, utcnow
+
+    at = utcnow() + timedelta(days=days)
+    return at + (roll_to_workday(bureau, beijing_date(at)) - beijing_date(at))
+
+
+CHALLENGE_PERIOD_ENDED = (2025, 2, 19)  # before every fixed signing date of the fixtures (March 2025 onwards)
 
 
 def past_challenge_period(procurement_obj) -> None:
     """Fast-forward the challenge period (质疑期) of the procurement's standing result notice: back-date the
-    notice to December 2024, its period over on 2024-12-13, so the fixtures' contracts (signed in 2025, after
-    the period, as ``sign_contract`` requires) follow it."""
+    notice to Monday 10 February 2025, its period over on 2025-02-19 (1 + 7 working days), so the fixtures'
+    contracts (signed on 1 March 2025, after the period, as ``sign_contract`` requires) follow it — and within the
+    30 days from the notice (政府采购法 第四十六条: due 2025-03-12), so they need no reason for a late signing."""
     from datetime import date, datetime
+
+    from evalhub.procurement import workflow
 
     notice = procurement_obj.notice
     assert notice is not None, "no result notice: award the procurement first"
-    notice.published_at = datetime(2024, 12, 2, 2, 0)
+    notice.published_at = datetime(2025, 2, 10, 2, 0)
     notice.challenge_until = date(*CHALLENGE_PERIOD_ENDED)
     db.session.flush()
+    workflow.refresh_due(procurement_obj.engagement)  # the contract's date follows the notice, as at publication
 
 
 def single_source(w, e=None, firm=None, bureau_key: str = "bz"):

@@ -153,7 +153,7 @@ def _awarded_open_tender(world):
     e = factories.engagement(world, amount_wan="600")
     p = factories.witnessed(P.open_procurement(e, P.ProcurementInput(
         method=M.OPEN_TENDER, title="", ceiling_price_wan="300", price_weight="30",
-        bid_deadline=utcnow() + timedelta(days=21)), world.bz_staff))
+        bid_deadline=factories.bid_deadline(world.bz, 21)), world.bz_staff))
     bidders = {n: factories.bidder(world, f"{n}评价咨询有限公司") for n in "甲乙丙"}
     for name, price in [("甲", "260"), ("乙", "270"), ("丙", "280")]:
         factories.bid(p, bidders[name][1], bidders[name][2], price)

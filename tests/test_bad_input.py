@@ -209,7 +209,7 @@ def test_spending_of_1e30_wan_is_refused(world):
 def _consultation(world):
     return factories.witnessed(P.open_procurement(factories.engagement(world), P.ProcurementInput(
         method=ProcurementMethod.COMPETITIVE_CONSULTATION, title="", ceiling_price_wan="50", price_weight="20",
-        bid_deadline=utcnow() + timedelta(days=10)), world.bz_staff))  # the consultation's legal minimum
+        bid_deadline=factories.bid_deadline(world.bz, 10)), world.bz_staff))  # the consultation's legal minimum
 
 
 def test_a_bid_of_a_tenth_of_a_fen_is_refused_not_stored_as_zero(world, login):

@@ -178,7 +178,7 @@ def _opened(world, bidders: str):
     e = factories.engagement(world)
     p = factories.witnessed(P.open_procurement(e, P.ProcurementInput(
         method=ProcurementMethod.COMPETITIVE_CONSULTATION, title="", ceiling_price_wan="50", price_weight="20",
-        bid_deadline=utcnow() + timedelta(days=10)), world.bz_staff))
+        bid_deadline=factories.bid_deadline(world.bz, 10)), world.bz_staff))
     for name, price in (("甲", "40"), ("乙", "45")):
         _firm, user, staff = factories.bidder(world, f"{bidders}{name}")
         factories.bid(p, user, staff, price)

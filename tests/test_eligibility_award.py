@@ -305,7 +305,7 @@ def _competition(world, e=None, method=M.COMPETITIVE_CONSULTATION):
 
     return factories.witnessed(P.open_procurement(e or factories.engagement(world), P.ProcurementInput(
         method=method, title="", ceiling_price_wan="50", price_weight="20",
-        bid_deadline=utcnow() + timedelta(days=30)), world.bz_staff))
+        bid_deadline=factories.bid_deadline(world.bz, 30)), world.bz_staff))
 
 
 def _evaluated(world, p, bidders, points):
@@ -369,7 +369,9 @@ def test_sign_contract_refuses_a_winner_suspended_after_the_award(world):
     db.session.flush()
     contract = P.ContractInput(amount_wan="40", signed_on=date(2026, 1, 5), start_date=date(2026, 1, 5),
                                end_date=date(2026, 12, 31), plan_due=date(2026, 2, 1), report_due=date(2026, 10, 31),
-                               deliverables="实施方案、评价报告")
+                               deliverables="实施方案、评价报告",
+                               # past the 30 days from the (back-dated) notice: 政府采购法 第四十六条 asks why
+                               late_reason="中标机构暂停期间不能签订合同，恢复后签订。")
     with pytest.raises(Conflict) as caught:
         P.sign_contract(p.engagement, contract, world.bz_staff)
     assert "甲不符合签订合同条件" in caught.value.message and "暂停" in caught.value.message

@@ -55,7 +55,7 @@ def _consultation(world):
     engagement = factories.engagement(world)
     return factories.witnessed(P.open_procurement(engagement, P.ProcurementInput(
         method=M.COMPETITIVE_CONSULTATION, title="", ceiling_price_wan="50", price_weight="20",
-        bid_deadline=utcnow() + timedelta(days=10)), world.bz_staff))
+        bid_deadline=factories.bid_deadline(world.bz, 10)), world.bz_staff))
 
 
 def _bid(p, user, staff, price, data: bytes | None = None, team=None):

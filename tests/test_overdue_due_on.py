@@ -1,5 +1,6 @@
 """``Engagement.due_on`` (issue 18): the stored date the waiting step is due equals the rule derived from its
-sources — the contract's plan or report date, or the latest returned panel's rectification deadline — after
+sources — the contract's plan or report date, the latest returned panel's rectification deadline, or an award's
+last day for the contract (30 days from its notice) — after
 every step an engagement can take; the migration's backfill derives the same dates; the overdue list follows."""
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from evalhub.core.timeutil import to_beijing
 from evalhub.extensions import db
 from evalhub.procurement import workflow
 from evalhub.procurement.models import Contract, Engagement, EngagementState as S
+from evalhub.registry.models import FirmStatus
 from evalhub.review import services as R
 from tests import factories, migration_files
 
@@ -21,12 +23,16 @@ def derived() -> dict[int, date | None]:
     """The rule from its sources, as the overdue rule read them before the date was stored: per engagement, the
     contract's date for the step its state waits on, replaced by the latest returned panel's deadline (a
     Beijing date) when it is returned; None when it waits on nothing."""
-    rows = db.session.execute(sa.select(Engagement.id, Engagement.state, Contract.plan_due, Contract.report_due,
+    rows = db.session.execute(sa.select(Engagement, Contract.plan_due, Contract.report_due,
                                         workflow._resubmission_due_expr())
                               .outerjoin(Contract, Contract.engagement_id == Engagement.id)).all()
     out = {}
-    for id_, state, plan_due, report_due, resubmit in rows:
-        if state in (S.PLAN_RETURNED, S.REPORT_RETURNED) and resubmit is not None:
+    for engagement, plan_due, report_due, resubmit in rows:
+        id_, state = engagement.id, engagement.state
+        if state == S.PROCURING:  # awarded: 30 days from the standing notice (政府采购法 第四十六条); else nothing
+            published = workflow.standing_notice_published_at(engagement)
+            out[id_] = workflow.contract_due(engagement.bureau, published) if published is not None else None
+        elif state in (S.PLAN_RETURNED, S.REPORT_RETURNED) and resubmit is not None:
             out[id_] = to_beijing(resubmit).date()
         elif state in (S.CONTRACTED, S.PLAN_RETURNED):
             out[id_] = plan_due
@@ -83,6 +89,13 @@ def test_the_stored_date_follows_every_step(world):
     assert report_back.due_on == to_beijing(panel.resubmit_due).date()
     assert_consistent()
 
+    awarded = factories.engagement(world)                          # awarded, no contract yet
+    other = factories.firm(world.bz, FirmStatus.ADMITTED, name="巴州另一评价咨询有限公司")  # the first is at its cap
+    procurement = factories.single_source(world, awarded, firm=other)
+    assert awarded.state == S.PROCURING and awarded.due_on == workflow.contract_due(
+        world.bz, procurement.notice.published_at)
+    assert_consistent()
+
     accepted = factories.accepted(world)
     assert accepted.state == S.ACCEPTED and accepted.due_on is None
     ended = factories.in_fieldwork(world)
@@ -96,6 +109,10 @@ def test_the_stored_date_follows_every_step(world):
     migration = migration_files.load(MIGRATION)
     db.session.execute(sa.text(migration.backfill_sql(db.engine.dialect.name)))
     db.session.expire_all()
+    # an award made before the contract's date was stored gets it from the hourly contract reminder
+    from evalhub.procurement import services as P
+
+    P.remind_contracts_overdue()
     assert stored() == now
 
     # the overdue list (SQL) and the worded reasons pick the same engagements, on each side of each date

@@ -16,7 +16,7 @@ from evalhub.core.timeutil import beijing_today, utcnow
 from evalhub.extensions import db
 from evalhub.procurement import services as P
 from evalhub.procurement.models import (
-    BidStatus, ChallengeStatus, EngagementState as S, ProcurementMethod as M, ProcurementStatus,
+    BidStatus, ChallengeStatus, EngagementState as S, EngagementTransition, ProcurementMethod as M, ProcurementStatus,
 )
 from tests import factories
 
@@ -25,11 +25,13 @@ FRIDAY = datetime(2025, 3, 7, 2, 0)  # 10:00 Beijing, Friday 7 March 2025 (no ho
 
 # --- helpers ---------------------------------------------------------------------------------------
 
-def _open(world, method=M.COMPETITIVE_CONSULTATION, *, days=10, ceiling="50", engagement=None, **kw):
+def _open(world, method=M.COMPETITIVE_CONSULTATION, *, days=10, ceiling="50", engagement=None, exact=False, **kw):
+    """``days`` from now, moved past a weekend or holiday (``factories.bid_deadline``) unless ``exact``."""
     engagement = engagement or factories.engagement(world)
+    deadline = None if days is None else (utcnow() + timedelta(days=days) if exact else factories.bid_deadline(world.bz, days))
     return factories.witnessed(P.open_procurement(engagement, P.ProcurementInput(
         method=method, title="", ceiling_price_wan=ceiling, price_weight="20" if method != M.OPEN_TENDER else "30",
-        bid_deadline=utcnow() + timedelta(days=days) if days is not None else None, **kw), world.bz_staff))
+        bid_deadline=deadline, **kw), world.bz_staff))
 
 
 _bidder, _bid = factories.bidder, factories.bid
@@ -71,7 +73,7 @@ def _inbox(user: User) -> list[str]:
 def test_open_tender_needs_20_days_from_issue_to_deadline(world):
     e = factories.engagement(world)
     with pytest.raises(ValidationFailed) as caught:
-        _open(world, M.OPEN_TENDER, days=19, engagement=e)
+        _open(world, M.OPEN_TENDER, days=19, engagement=e, exact=True)
     assert "不得少于 20 日" in caught.value.fields["bid_deadline"] and "第三十五条" in caught.value.fields["bid_deadline"]
     assert e.state == S.PLANNED  # nothing half-written
     assert _open(world, M.OPEN_TENDER, days=20, engagement=e).status == ProcurementStatus.OPEN
@@ -80,7 +82,7 @@ def test_open_tender_needs_20_days_from_issue_to_deadline(world):
 def test_consultation_needs_10_days_to_first_responses(world):
     e = factories.engagement(world)
     with pytest.raises(ValidationFailed) as caught:
-        _open(world, days=9, engagement=e)
+        _open(world, days=9, engagement=e, exact=True)
     assert "不得少于 10 日" in caught.value.fields["bid_deadline"] and "214号" in caught.value.fields["bid_deadline"]
     assert _open(world, days=10, engagement=e).status == ProcurementStatus.OPEN
 
@@ -217,7 +219,16 @@ def test_an_open_challenge_blocks_the_contract_until_answered(world):
     with pytest.raises(ValidationFailed) as caught:  # dated before the answer it waited for
         P.sign_contract(p.engagement, _contract_input(), world.bz_staff)
     assert "质疑答复日" in caught.value.fields["signed_on"]
-    P.sign_contract(p.engagement, _contract_input(beijing_today()), world.bz_staff)
+    # the challenge held the contract past the 30 days from the notice (政府采购法 第四十六条): the reason is asked
+    signed = _contract_input(beijing_today())
+    with pytest.raises(ValidationFailed) as caught:
+        P.sign_contract(p.engagement, signed, world.bz_staff)
+    assert "第四十六条" in caught.value.fields["late_reason"]
+    signed.late_reason = "质疑答复前不能签订合同，答复后即行签订。"
+    P.sign_contract(p.engagement, signed, world.bz_staff)
+    note = db.session.execute(sa.select(EngagementTransition.note).where(
+        EngagementTransition.engagement_id == p.engagement_id, EngagementTransition.action == "sign_contract")).scalar_one()
+    assert "逾期签订" in note and signed.late_reason in note
     assert any("合同已签订" in t for t in _inbox(bidders["甲"][1]))
 
 

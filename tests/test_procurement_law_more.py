@@ -29,7 +29,7 @@ def _open(world, method=M.COMPETITIVE_CONSULTATION, *, ceiling="50", weight="20"
     days = days if days is not None else (20 if method == M.OPEN_TENDER else 10)
     return factories.witnessed(P.open_procurement(engagement, P.ProcurementInput(
         method=method, title="", ceiling_price_wan=ceiling, price_weight=weight,
-        bid_deadline=utcnow() + timedelta(days=days)), world.bz_staff))
+        bid_deadline=factories.bid_deadline(world.bz, days)), world.bz_staff))
 
 
 def _past_deadline(p):

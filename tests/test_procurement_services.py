@@ -214,7 +214,7 @@ def _consultation(world, engagement=None, *, weight="20", method=M.COMPETITIVE_C
     return factories.witnessed(P.open_procurement(engagement, P.ProcurementInput(
         method=method, title="", ceiling_price_wan="50", price_weight=weight,
         # the law's minimum period: 20 days for an open tender, 10 for a consultation
-        bid_deadline=utcnow() + timedelta(days=20 if method == M.OPEN_TENDER else 10)), world.bz_staff))
+        bid_deadline=factories.bid_deadline(world.bz, 20 if method == M.OPEN_TENDER else 10)), world.bz_staff))
 
 
 def _bidder(world, name):

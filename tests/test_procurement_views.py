@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from evalhub.core.enums import Field, Role
+from evalhub.core.models import Bureau
 from evalhub.core.exports import to_xlsx
 from evalhub.core.timeutil import beijing_today, utcnow
 from evalhub.extensions import db
@@ -85,7 +86,7 @@ def _consultation(world, engagement=None, *, days: int = 10) -> Procurement:
     engagement = engagement or factories.engagement(world)
     p = factories.witnessed(P.open_procurement(engagement, P.ProcurementInput(
         method=M.COMPETITIVE_CONSULTATION, title="", ceiling_price_wan="50", price_weight="20",
-        bid_deadline=utcnow() + timedelta(days=days)), world.bz_staff))
+        bid_deadline=factories.bid_deadline(world.bz, days)), world.bz_staff))
     db.session.commit()
     return p
 
@@ -451,9 +452,16 @@ def test_state_machine_buttons_and_the_timeline(app, world, login):
 
 # --- procurement -----------------------------------------------------------------------------------
 
+def _beijing_text(at: datetime) -> str:
+    from evalhub.core.timeutil import to_beijing
+
+    return to_beijing(at).strftime("%Y-%m-%dT%H:%M")
+
+
 def _procure_form(**overrides) -> dict:
     data = {"method": "competitive_consultation", "title": "", "ceiling_price_wan": "50", "price_weight": "20",
-            "bid_deadline": (datetime.now() + timedelta(days=11)).strftime("%Y-%m-%dT%H:%M"), "description": "",
+            "bid_deadline": _beijing_text(factories.bid_deadline(db.session.execute(sa.select(Bureau)).scalars().first(), 11)),
+            "description": "",
             "framework_agreement_id": "", "single_source_firm_id": "", "justification": "", "rerun_reason": ""}
     for i, (name, points) in enumerate(P.DEFAULT_BID_RUBRIC):
         data[f"rubric-{i}-name"] = name
@@ -843,9 +851,13 @@ def test_plan_to_contract_through_the_pages(world, login):
     assert response.status_code == 422 and "合同金额不能超过成交金额" in body and "服务结束日期不能早于开始日期" in body
     assert count(Contract) == 0
     today = beijing_today()
+    signed = dict(amount_wan="42", signed_on=str(today), start_date=str(today), end_date=str(today + timedelta(days=200)),
+                  plan_due=str(today + timedelta(days=30)), report_due=str(today + timedelta(days=180)))
+    # today is past the 30 days from the (back-dated) notice: the form asks why (政府采购法 第四十六条)
+    response = staff_client.post(f"/engagements/{engagement.id}/contract", data=_contract_form(**signed))
+    assert response.status_code == 422 and "第四十六条" in text(response) and count(Contract) == 0
     response = staff_client.post(f"/engagements/{engagement.id}/contract", data=_contract_form(
-        amount_wan="42", signed_on=str(today), start_date=str(today), end_date=str(today + timedelta(days=200)),
-        plan_due=str(today + timedelta(days=30)), report_due=str(today + timedelta(days=180))))
+        **signed, late_reason="采购文件约定的合同条款经双方协商后方才确定。"))
     assert response.status_code == 302
     assert staff_client.get(f"/engagements/{engagement.id}/contract").status_code == 409  # once
 

@@ -26,16 +26,17 @@ from tests.test_results_services import _accepted_with_result
 def test_dual_publication_days_count_from_the_bureaus_beijing_publication_date(world):
     """rules.md 结果应用 row "双公开: the other side publishes within N days of the first" (seed 000 "双公开",
     default 20 days). Days count from the bureau's Beijing publication date: published at 04:00 Beijing on
-    1 September (stored naive UTC: 31 August 20:00), the unit is not late on 21 September and is listed late on
-    22 September, with "2025-09-01" in the listing."""
+    3 September (stored naive UTC: 2 September 20:00), the 20th day is Tuesday 23 September — a working day, so
+    the period ends then (a UTC date would end it on the 22nd) — and the unit is listed late on 24 September,
+    with "2025-09-03" in the listing."""
     e = factories.contracted(world)
     e.state = EngagementState.ACCEPTED
-    db.session.add(Publication(engagement_id=e.id, classified=False, published_at=datetime(2025, 8, 31, 20, 0)))
+    db.session.add(Publication(engagement_id=e.id, classified=False, published_at=datetime(2025, 9, 2, 20, 0)))
     db.session.flush()
-    assert S.one_sided_publications(world.bz_staff, today=date(2025, 9, 21)) == [], \
-        "published on 1 Sep (Beijing), 20 days on 21 Sep: the unit is not late yet"
-    late = S.one_sided_publications(world.bz_staff, today=date(2025, 9, 22))
-    assert [x[0].id for x in late] == [e.id] and "2025-09-01" in late[0][1]
+    assert S.one_sided_publications(world.bz_staff, today=date(2025, 9, 23)) == [], \
+        "published on 3 Sep (Beijing), 20 days on 23 Sep: the unit is not late yet"
+    late = S.one_sided_publications(world.bz_staff, today=date(2025, 9, 24))
+    assert [x[0].id for x in late] == [e.id] and "2025-09-03" in late[0][1]
 
 
 # --- a confirmed rectification deadline is never already past ------------------------------------------

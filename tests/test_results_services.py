@@ -288,17 +288,18 @@ def test_a_report_published_by_one_side_only_is_overdue_after_the_bureaus_days(w
     unit = factories.unit_user(world, "巴州统计局", "tjj")
     db.session.add(Publication(engagement_id=e.id, classified=False, published_at=datetime(2025, 9, 1, 4, 0)))
     db.session.flush()
-    assert S.one_sided_publications(world.bz_staff, today=date(2025, 9, 21)) == []  # 20 days: not yet
-    late = S.one_sided_publications(world.bz_staff, today=date(2025, 9, 22))
+    # the 20th day is Sunday 21 September: the period ends on Monday the 22nd (民法典 第二百零三条)
+    assert S.one_sided_publications(world.bz_staff, today=date(2025, 9, 22)) == []  # not yet
+    late = S.one_sided_publications(world.bz_staff, today=date(2025, 9, 23))
     assert [x[0].id for x in late] == [e.id] and "被评价单位" in late[0][1]
-    assert S.one_sided_publications(world.kz_staff, today=date(2025, 9, 22)) == []  # another prefecture's
+    assert S.one_sided_publications(world.kz_staff, today=date(2025, 9, 23)) == []  # another prefecture's
     with pytest.raises(PermissionDenied):
         S.record_unit_publication(e, factories.unit_user(world, "巴州民政局", "mzj"), "https://x.gov.cn/a", "2025-09-10")
     with pytest.raises(ValidationFailed) as bad:
         S.record_unit_publication(e, unit, "javascript:alert(1)", "2099-01-01")
     assert set(bad.value.fields) == {"url", "published_on"}
     S.record_unit_publication(e, unit, "https://www.xjbz.gov.cn/tjj/2025/report.html", "2025-09-10")
-    assert S.one_sided_publications(world.bz_staff, today=date(2025, 9, 22)) == []  # both halves now
+    assert S.one_sided_publications(world.bz_staff, today=date(2025, 9, 23)) == []  # both halves now
 
 
 def test_a_bureau_published_report_is_late_after_its_own_bureaus_days(world):
@@ -319,14 +320,17 @@ def test_a_bureau_published_report_is_late_after_its_own_bureaus_days(world):
                         Publication(engagement_id=prefecture.id, classified=False, published_at=datetime(2025, 9, 1, 2, 0)),
                         Publication(engagement_id=classified.id, classified=True, published_at=None)])
     db.session.flush()
-    assert S.one_sided_publications(world.bz_staff, today=date(2025, 9, 6)) == []  # 5 days: not yet
-    late = S.one_sided_publications(world.bz_staff, today=date(2025, 9, 7))
+    # 5 days: Saturday 6 September, so the period ends on Monday the 8th (民法典 第二百零三条)
+    assert S.one_sided_publications(world.bz_staff, today=date(2025, 9, 8)) == []  # not yet
+    late = S.one_sided_publications(world.bz_staff, today=date(2025, 9, 9))
     assert [(e.id, text) for e, text in late] == [(county.id, "被评价单位（轮台县医疗保障局）未公开；财政部门已于 2025-09-01 公开")]
-    assert [e.id for e, _ in S.one_sided_publications(world.bz_staff, today=date(2025, 9, 22))] == [county.id, prefecture.id]
-    assert [e.id for e, _ in S.one_sided_publications(world.lt_staff, today=date(2025, 9, 22))] == [county.id]
+    # 20 days: Sunday 21 September, ended on Monday the 22nd
+    assert [e.id for e, _ in S.one_sided_publications(world.bz_staff, today=date(2025, 9, 22))] == [county.id]
+    assert [e.id for e, _ in S.one_sided_publications(world.bz_staff, today=date(2025, 9, 23))] == [county.id, prefecture.id]
+    assert [e.id for e, _ in S.one_sided_publications(world.lt_staff, today=date(2025, 9, 23))] == [county.id]
     S.record_unit_publication(county, factories.unit_user(world, "轮台县医疗保障局", "ltyb"),
                               "https://www.lt.gov.cn/yb/report.html", "2025-09-20")
-    assert [e.id for e, _ in S.one_sided_publications(world.bz_staff, today=date(2025, 9, 22))] == [prefecture.id]
+    assert [e.id for e, _ in S.one_sided_publications(world.bz_staff, today=date(2025, 9, 23))] == [prefecture.id]
 
 
 # --- 6. 征求意见: fact confirmation before the panel --------------------------------------------------------

@@ -135,7 +135,7 @@ def test_a_bid_cannot_propose_a_person_over_the_points_limit(world):
     assert people.naming_block(staff, world.bz)  # 2 × 10 points: at the limit of 20
     p = factories.witnessed(P.open_procurement(factories.engagement(world), P.ProcurementInput(
         method=ProcurementMethod.COMPETITIVE_CONSULTATION, title="", ceiling_price_wan="50", price_weight="20",
-        bid_deadline=utcnow() + timedelta(days=10)), world.bz_staff))
+        bid_deadline=factories.bid_deadline(world.bz, 10)), world.bz_staff))
     with pytest.raises(ValidationFailed) as refused:
         factories.bid(p, user, staff, "40")
     assert "不得被指定为主评人" in refused.value.fields["lead_staff_id"]

@@ -160,7 +160,7 @@ def test_the_market_reads_a_page_of_procurements_whatever_is_open(world, client,
         elsewhere = factories.witnessed(P.open_procurement(  # 克州's: its library does not hold 巴州's firms
             factories.engagement(world, bureau_key="kz", unit="克州农业农村局"), P.ProcurementInput(
                 method=M.COMPETITIVE_CONSULTATION, title="", ceiling_price_wan="50", price_weight="20",
-                bid_deadline=utcnow() + timedelta(days=10)), world.kz_staff))
+                bid_deadline=factories.bid_deadline(world.kz, 10)), world.kz_staff))
         db.session.commit()
         login(world.firm_user)
         before, page = _statements(client, "/market")

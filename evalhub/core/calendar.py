@@ -1,20 +1,22 @@
 """The working-day calendar: Monday–Friday, less national holidays, plus make-up working days (调休), with a
 bureau's own corrections inherited down the bureau tree. Legal periods count working days (政府采购法 第五十二、
-五十三条; objections to credit ratings), so every level uses this one calendar."""
+五十三条; objections to credit ratings), and a period counted in calendar days ends on a working day (民法典
+第二百零三条: ``add_days``), so every level uses this one calendar."""
 from __future__ import annotations
 
 import functools
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Iterable
 
 import sqlalchemy as sa
 
 from evalhub.core import bureau_tree
 from evalhub.core.models import Bureau, CalendarDay
-from evalhub.core.timeutil import beijing_today
+from evalhub.core.timeutil import beijing_date, beijing_day_start, beijing_today
 from evalhub.extensions import db
 
-__all__ = ["is_workday", "add_working_days", "add_working_days_each", "working_days_between", "ensure_national_calendar",
+__all__ = ["is_workday", "add_working_days", "add_working_days_each", "working_days_between", "roll_to_workday",
+           "add_days", "days_deadline", "last_workday_before", "last_workday_before_each", "ensure_national_calendar",
            "is_provisional", "NATIONAL_CALENDAR"]
 
 
@@ -22,18 +24,31 @@ def _calendar(bureau: Bureau, start: date, end: date) -> dict[date, bool]:
     """Exceptions to Monday–Friday in [start, end]: the bureau's own rows win over upper bureaus' over national
     rows; the national calendar written below holds wherever no row says otherwise, so a legal period counts
     the holidays whether or not anything has copied them into the table yet."""
+    return _calendars([bureau], start, end)[bureau.id]
+
+
+def _calendars(bureaus: Iterable[Bureau], start: date, end: date) -> dict[int, dict[date, bool]]:
+    """``_calendar`` of several bureaus from one read of the table: {bureau id: exceptions}."""
     national = _national_days(start, end)
-    chain = bureau_tree.chain_ids(bureau)
-    rows = db.session.execute(sa.select(CalendarDay).where(
+    chains = {b.id: bureau_tree.chain_ids(b) for b in bureaus}
+    if not chains:
+        return {}
+    ids = sorted({i for chain in chains.values() for i in chain})
+    rows = db.session.execute(sa.select(CalendarDay.bureau_id, CalendarDay.day, CalendarDay.is_workday).where(
         CalendarDay.day.between(start, end),
-        sa.or_(CalendarDay.bureau_id.is_(None), CalendarDay.bureau_id.in_(chain)))).scalars().all()
-    rank = {b: i for i, b in enumerate(chain)}
-    best: dict[date, tuple[int, bool]] = {}
-    for row in rows:
-        priority = rank.get(row.bureau_id, len(chain))
-        if row.day not in best or priority < best[row.day][0]:
-            best[row.day] = (priority, row.is_workday)
-    return national | {d: w for d, (_, w) in best.items()}
+        sa.or_(CalendarDay.bureau_id.is_(None), CalendarDay.bureau_id.in_(ids)))).all()
+    out = {}
+    for bureau_id, chain in chains.items():
+        rank = {b: i for i, b in enumerate(chain)}
+        best: dict[date, tuple[int, bool]] = {}
+        for row in rows:
+            if row.bureau_id is not None and row.bureau_id not in rank:
+                continue
+            priority = rank.get(row.bureau_id, len(chain))
+            if row.day not in best or priority < best[row.day][0]:
+                best[row.day] = (priority, row.is_workday)
+        out[bureau_id] = national | {d: w for d, (_, w) in best.items()}
+    return out
 
 
 def is_workday(bureau: Bureau, day: date) -> bool:
@@ -61,6 +76,63 @@ def add_working_days_each(bureau: Bureau, starts: Iterable[date], days: int) -> 
                 left -= 1
         out[start] = day
     return out
+
+
+def roll_to_workday(bureau: Bureau, day: date) -> date:
+    """``day`` when it is a working day, else the first working day after it: the last day of a period that
+    falls on a holiday (a weekend included) moves to the day after the holiday (民法典 第二百零三条)."""
+    first, end = day, day + timedelta(days=30)  # a holiday run is shorter: one read of the calendar
+    exceptions = _calendar(bureau, day, end)
+    while not exceptions.get(day, day.weekday() < 5):
+        day += timedelta(days=1)
+        if day > end:  # a bureau's own closure longer than that
+            if day > first + timedelta(days=366):  # closed for a year: a mistake, not a holiday
+                return first
+            end = day + timedelta(days=30)
+            exceptions = _calendar(bureau, day, end)
+    return day
+
+
+def add_days(bureau: Bureau, start: date, days: int) -> date:
+    """The last day of a period of ``days`` calendar days from ``start``: the day of ``start`` not counted
+    (民法典 第二百零一条), the ``days``-th day moved to the next working day when it is a holiday (第二百零三条).
+    Every period the law or a bureau counts in calendar days ends here; working-day periods use
+    ``add_working_days``, which never ends on a holiday."""
+    return roll_to_workday(bureau, start + timedelta(days=days))
+
+
+def days_deadline(bureau: Bureau, start: datetime, days: int) -> datetime:
+    """``add_days`` from a stored (naive UTC) instant, as the stored instant the period ends: the end of its last
+    day in Beijing (第二百零三条: "期间的最后一日的截止时间为二十四时") — 23:59:59, within that day so that its Beijing
+    date is the last day itself (a fraction of a second would be rounded into the next day by SQLite's date())."""
+    last = add_days(bureau, beijing_date(start), days)
+    return beijing_day_start(last + timedelta(days=1)) - timedelta(seconds=1)
+
+
+def last_workday_before(bureau: Bureau, day: date) -> date:
+    """The latest working day strictly before ``day``. A period whose ``days``-th day is ``x`` has ended by
+    ``day`` (``add_days`` < ``day``) exactly when ``x`` is on or before it, so a query finds the periods ended by
+    ``day`` by their start (``start + days <= last_workday_before(day)``)."""
+    return last_workday_before_each([bureau], day)[bureau.id]
+
+
+def last_workday_before_each(bureaus: Iterable[Bureau], day: date) -> dict[int, date]:
+    """``last_workday_before`` for several bureaus, from one read of the calendar: {bureau id: the date} (a list
+    over a tree of bureaus whose corrections may differ)."""
+    bureaus = list(bureaus)
+    span = 31  # a holiday run is shorter; a bureau's own longer closure is read on
+    while True:
+        calendars = _calendars(bureaus, day - timedelta(days=span), day)
+        out = {}
+        for bureau_id, exceptions in calendars.items():
+            for back in range(1, span + 1):
+                candidate = day - timedelta(days=back)
+                if exceptions.get(candidate, candidate.weekday() < 5):
+                    out[bureau_id] = candidate
+                    break
+        if len(out) == len(calendars) or span > 366:  # a bureau closed for a year is a mistake, not a holiday
+            return {bureau_id: out.get(bureau_id, day - timedelta(days=1)) for bureau_id in calendars}
+        span *= 4
 
 
 def working_days_between(bureau: Bureau, start: date, end: date) -> int:

@@ -161,7 +161,7 @@ class CreditCorrection(Created, db.Model):
     objection_id: Mapped[int] = mapped_column(sa.ForeignKey("credit_objection.id"), index=True)
     rating_id: Mapped[int] = mapped_column(sa.ForeignKey("credit_rating.id"), index=True)
     component: Mapped[str] = mapped_column(sa.String(20))
-    record_type: Mapped[str] = mapped_column(sa.String(20))   # submission, finding, external
+    record_type: Mapped[str] = mapped_column(sa.String(20))   # submission, finding, external, work_plan_missing / report_missing (engagement id)
     record_id: Mapped[int] = mapped_column()
     label: Mapped[str] = mapped_column(sa.String(200))
     original: Mapped[str] = mapped_column(sa.String(200))     # the fact as recorded, e.g. "2025-06-01 提交"

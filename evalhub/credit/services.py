@@ -313,10 +313,10 @@ def _year_records(bureau: Bureau, year: int, firm_id: int | None = None) -> dict
     return out
 
 
-def firm_components(bureau: Bureau, firm: Firm, year: int) -> tuple[bool, list[Component], list[str]]:
+def firm_components(bureau: Bureau, firm: Firm, year: int, today: date | None = None) -> tuple[bool, list[Component], list[str]]:
     """(rated, components, intentional violations) for one firm, from recorded data only."""
     records = _year_records(bureau, year, firm.id).get(firm.id)
-    return _components(bureau, records) if records is not None else (False, [], [])
+    return _components(bureau, records, today or beijing_today()) if records is not None else (False, [], [])
 
 
 def _watch_only(bureau: Bureau, findings: list[Any], excluded: list[Any], late: list[Any],
@@ -346,7 +346,12 @@ def _excluded(records: _FirmYear, ref: str) -> bool:
     return correction is not None and correction.excluded
 
 
-def _components(bureau: Bureau, records: _FirmYear) -> tuple[bool, list[Component], list[str]]:
+# The states in which a plan or report with no first version is still owed by the firm (past them it was handed in).
+STILL_OWED = {"work_plan": (S.CONTRACTED,),
+              "report": (S.CONTRACTED, S.PLAN_SUBMITTED, S.PLAN_IN_REVIEW, S.PLAN_RETURNED, S.FIELDWORK)}
+
+
+def _components(bureau: Bureau, records: _FirmYear, today: date) -> tuple[bool, list[Component], list[str]]:
     from evalhub.review.models import SubmissionKind
     from evalhub.supervision.models import Severity
 
@@ -391,6 +396,19 @@ def _components(bureau: Bureau, records: _FirmYear) -> tuple[bool, list[Componen
         for kind, due in ((SubmissionKind.WORK_PLAN, e.plan_due), (SubmissionKind.REPORT, e.report_due)):
             first = records.first_submitted.get((e.id, kind))
             if first is None:
+                # Never handed in and still owed: late once its date has passed by the rating's today — later than
+                # any handed in a day after it (not yet due: not rated; a cancelled engagement owes nothing).
+                if due >= today or e.state not in STILL_OWED[kind.value]:
+                    continue
+                ref_ = f"{kind.value}_missing:{e.id}"  # an objection names it: upheld, it does not count
+                if _excluded(records, ref_):  # an upheld objection showed it was not the firm's to hand in
+                    corrected.append(f"{e.reference} {kind.label}：经异议核实不计入逾期")
+                    continue
+                checks += 1
+                late += 1
+                late_records.append({**ref(e), "ref": ref_, "due": due.isoformat(),
+                                     "label": f"{e.reference} {kind.label}逾期未提交（约定 {due:%Y-%m-%d}，"
+                                              f"至 {today:%Y-%m-%d} 未提交）"})
                 continue
             submission_id, submitted_at = first
             checks += 1
@@ -517,7 +535,7 @@ def _rate(bureau: Bureau, year: int, firm: Firm, rating: CreditRating | None, re
     new objection window and the firm is told; an unchanged one keeps its window."""
     if rating is not None and rating.status == RatingStatus.FINAL:
         return rating
-    rated, components, intentional = _components(bureau, records) if records is not None else (False, [], [])
+    rated, components, intentional = _components(bureau, records, today or beijing_today()) if records is not None else (False, [], [])
     if rating is None:
         rating = CreditRating(bureau_id=bureau.id, firm_id=firm.id, year=year, status=RatingStatus.DRAFT, version=0,
                               components=[])

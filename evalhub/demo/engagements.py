@@ -175,7 +175,9 @@ class _Demo:
         """Opened now with a 20-day bid window; bids come in over the window (``bid_gap`` days apart), the
         bids are opened after the deadline, the committee scores them and the best is awarded."""
         opened = clock.now_local()
-        deadline = (opened + timedelta(days=20)).replace(hour=17, minute=0)
+        # 20 days, or to the first working day after a 20th day on a holiday (the open tender's minimum period)
+        last = P.earliest_deadline_day(engagement.bureau, P.OPEN_TENDER_PERIOD, clock.to_utc(opened))
+        deadline = (opened + timedelta(days=(last - opened.date()).days)).replace(hour=17, minute=0)
         ceiling = self._ceiling(engagement)
         p = P.open_procurement(engagement, P.ProcurementInput(
             method=method, title="", ceiling_price_wan=str(ceiling), price_weight="20" if method == M.COMPETITIVE_CONSULTATION else "30",

@@ -155,6 +155,7 @@ class ContractForm(ChineseForm):
     plan_due = _date("实施方案提交期限")
     report_due = _date("评价报告提交期限")
     deliverables = _area("交付成果", 2000, default="实施方案、评价报告、工作底稿")
+    late_reason = _area("逾期签订原因（签订日期晚于法定期限时填写）", 500)
 
 
 # --- framework agreements ---------------------------------------------------------------------------

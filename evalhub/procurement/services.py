@@ -7,7 +7,7 @@ justification; 流标 with fewer than 3 valid bids in an open tender; exactly on
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Iterable, Optional
 
@@ -16,7 +16,7 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from evalhub.core import audit, concurrency, draws, files, jobs, permissions
-from evalhub.core.calendar import add_working_days, add_working_days_each, working_days_between
+from evalhub.core.calendar import add_days, add_working_days, add_working_days_each, working_days_between
 from evalhub.core.enums import BureauLevel, Field, Role
 from evalhub.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
 from evalhub.core.inputs import check_text, check_name, money_error, points_value
@@ -132,16 +132,32 @@ PERIODS: dict[ProcurementMethod, PeriodRule] = {
 }
 
 
+def earliest_deadline_day(bureau: Bureau, rule: PeriodRule, issued: datetime) -> date:
+    """The first Beijing date on which a deadline completes ``rule``'s minimum period from ``issued`` (UTC): the day
+    of issue not counted; a period in days ends on its N-th day, or on the first working day after it when that
+    day is a holiday (民法典 第二百零三条) — a deadline inside the holiday would take the holiday out of the period."""
+    start = to_beijing(issued).date()
+    need = int(get_setting(bureau, rule.setting))
+    return add_working_days(bureau, start, need) if rule.working_days else add_days(bureau, start, need)
+
+
 def period_problem(bureau: Bureau, rule: PeriodRule, issued: datetime, deadline: datetime) -> Optional[str]:
     """Why ``deadline`` (UTC) is too soon after ``issued`` (UTC) under ``rule``, or None. Days are counted in
-    Beijing dates, the day of issue not counted; working days by the one calendar."""
+    Beijing dates, the day of issue not counted; working days by the one calendar (``earliest_deadline_day``)."""
     start, end = to_beijing(issued).date(), to_beijing(deadline).date()
-    need = int(get_setting(bureau, rule.setting))
-    have = working_days_between(bureau, start, end) if rule.working_days else max((end - start).days, 0)
-    if have >= need:
+    earliest = earliest_deadline_day(bureau, rule, issued)
+    if end >= earliest:
         return None
+    need = int(get_setting(bureau, rule.setting))
     unit = "个工作日" if rule.working_days else "日"
-    return f"{rule.what}不得少于 {need} {unit}（{rule.source}），当前仅 {have} {unit}"
+    have = working_days_between(bureau, start, end) if rule.working_days else max((end - start).days, 0)
+    if have >= need:  # enough days, but the last of them is a holiday
+        shortfall = (f"第 {need} 日（{start + timedelta(days=need):%Y-%m-%d}）为法定节假日或休息日，"
+                     "期间顺延至其后第一个工作日（民法典第二百零三条）")
+    else:
+        shortfall = f"当前仅 {have} {unit}"
+    return (f"{rule.what}不得少于 {need} {unit}（{rule.source}），{shortfall}；"
+            f"截止时间最早为北京时间 {earliest:%Y-%m-%d}")
 
 
 def change_problem(bureau: Bureau, rule: PeriodRule, changed: datetime, deadline: datetime) -> Optional[str]:
@@ -1512,6 +1528,7 @@ def _publish_result_notice(procurement: Procurement, award: Award, actor: User) 
                           amount=award.amount, text=award.notice, published_at=utcnow(), challenge_until=challenge_until)
     procurement.notices.append(notice)
     db.session.flush()
+    workflow.refresh_due(procurement.engagement)  # the contract is owed from the notice (政府采购法 第四十六条)
     audit.record("procurement.notice_published", procurement, actor=actor,
                  summary=f"{procurement.engagement.reference} 发布结果公告，质疑期至 {notice.challenge_until:%Y-%m-%d}",
                  payload={"notice_id": notice.id, "challenge_until": notice.challenge_until})
@@ -1708,6 +1725,7 @@ def _revoke_award(procurement: Procurement, notice: ResultNotice, actor: User, r
     word = procurement.method.result_word
     team.close_team(engagement, actor, f"{word}结果已撤销：{remedy.for_method(procurement.method)}")
     db.session.flush()
+    workflow.refresh_due(engagement)  # no award, no contract owed: until the next notice
     audit.record("procurement.award_revoked", procurement, actor=actor,
                  summary=f"{engagement.reference} 撤销{word}结果：{remedy.for_method(procurement.method)}", payload={"award": revoked, "reason": reason})
     emit("award_revoked", link=f"/procurements/{procurement.id}/bid", firm_id=notice.firm_id,
@@ -1760,6 +1778,30 @@ def announce_contracts_ready() -> int:
     return sum(announce_contract_ready(n, today) for n in notices)
 
 
+@jobs.periodic("procurement.contract_overdue", minute="7")
+def remind_contracts_overdue(today: date | None = None) -> int:
+    """Hourly: tell the bureau and the winner, once per due date, of every award whose contract is not signed
+    within 30 days of the notice (``workflow.contract_due``; listed overdue by ``workflow.overdue_clause``)."""
+    today = today or beijing_today()
+    # an award whose notice went out before its date was stored (before this rule) gets it now
+    for engagement in db.session.execute(sa.select(Engagement).where(
+            Engagement.state.in_(workflow.CONTRACT_PENDING), Engagement.due_on.is_(None),
+            Engagement.id.in_(sa.select(Procurement.engagement_id).join(
+                ResultNotice, ResultNotice.procurement_id == Procurement.id).where(
+                ResultNotice.award_id.is_not(None), ResultNotice.revoked_at.is_(None))))).scalars():
+        workflow.refresh_due(engagement)
+    late = db.session.execute(sa.select(Engagement).where(
+        workflow.overdue_clause(today), Engagement.state.in_(workflow.CONTRACT_PENDING))).scalars().all()
+    reasons = workflow.overdue_reasons(late, today)
+    sent = 0
+    for engagement in late:
+        procurement = engagement.current_procurement
+        sent += len(emit("contract_overdue", link=f"/engagements/{engagement.id}", bureau_id=engagement.bureau_id,
+                         firm_id=engagement.firm_id, dedupe_key=f"contract-overdue-{engagement.id}-{engagement.due_on}",
+                         reason=reasons[engagement.id], result=procurement.method.result_word, **_fields(procurement)))
+    return sent
+
+
 def change_deadline(procurement: Procurement, deadline: Optional[datetime], actor: User, reason: str) -> Procurement:
     """Move the bid deadline of an open procurement; the minimum period still counts from the documents' issue,
     and a deadline brought forward leaves the bidders the law's notice after the change."""
@@ -1798,6 +1840,8 @@ class ContractInput:
     plan_due: Optional[date]
     report_due: Optional[date]
     deliverables: str
+    # Why the contract is signed after the 30 days from the award notice (政府采购法 第四十六条): asked then only.
+    late_reason: Optional[str] = None
 
 
 def record_spending(engagement: Engagement, spent_wan: Any, actor: User) -> Engagement:
@@ -1859,6 +1903,14 @@ def sign_contract(engagement: Engagement, data: ContractInput, actor: User) -> C
             errors["plan_due"] = "实施方案期限应在服务开始之后、报告期限之前"
         if data.report_due > data.end_date:
             errors["report_due"] = "报告期限不能晚于服务结束日期"
+    # Signed after the legal 30 days: allowed (the work still has to be done), with the reason on the record.
+    due = workflow.contract_due(procurement.bureau, procurement.notice.published_at)
+    late_reason = (data.late_reason or "").strip()
+    late = not dates_missing and data.signed_on > due
+    if late:
+        late_reason = check_text(errors, "late_reason", late_reason, label="逾期签订原因", minimum=10, maximum=500,
+                                 short=f"签订日期晚于法定期限 {due:%Y-%m-%d}（中标、成交通知书发出之日起三十日内，"
+                                       "政府采购法第四十六条），请说明逾期签订的原因（不少于 10 字）")
     if not (data.deliverables or "").strip():
         errors["deliverables"] = "请填写交付成果"
     _raise_if(errors)
@@ -1868,8 +1920,11 @@ def sign_contract(engagement: Engagement, data: ContractInput, actor: User) -> C
                         deliverables=data.deliverables.strip())
     engagement.contract = contract
     db.session.flush()
-    workflow.perform(engagement, "sign_contract", actor,
-                     note=f"合同金额 {amount} 万元；方案 {data.plan_due:%Y-%m-%d}、报告 {data.report_due:%Y-%m-%d} 前提交")
+    note = f"合同金额 {amount} 万元；方案 {data.plan_due:%Y-%m-%d}、报告 {data.report_due:%Y-%m-%d} 前提交"
+    if late:  # recorded with the step: the timeline row and its audit event
+        note += (f"；逾期签订（法定期限 {due:%Y-%m-%d}，签订日期 {data.signed_on:%Y-%m-%d}，政府采购法第四十六条），"
+                 f"原因：{late_reason}")
+    workflow.perform(engagement, "sign_contract", actor, note=note)
     emit("contract_signed", link=f"/engagements/{engagement.id}", firm_id=award.firm_id, **_fields(procurement))
     return contract
 

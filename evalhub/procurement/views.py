@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from functools import partial
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, time, timezone
 from decimal import Decimal
 from typing import Any, Callable, Iterator, Optional
 
@@ -588,9 +588,9 @@ def engagement_spending(engagement_id: int):
 
 # --- procurement: opening a round -------------------------------------------------------------------
 
-def _default_deadline() -> datetime:
-    # 20 days: the open tender's legal minimum, so the suggestion suits every method with a deadline
-    day = (datetime.now(BEIJING) + timedelta(days=20)).date()
+def _default_deadline(engagement: Engagement) -> datetime:
+    # the open tender's minimum period (the longest), so the suggestion suits every method with a deadline
+    day = services.earliest_deadline_day(engagement.bureau, services.OPEN_TENDER_PERIOD, utcnow())
     return datetime.combine(day, time(17, 0), tzinfo=BEIJING)
 
 
@@ -598,7 +598,7 @@ def _procure_form(engagement: Engagement) -> ProcurementForm:
     data = None
     if request.method == "GET":
         data = {"rubric": [{"name": n, "points": f"{p:f}"} for n, p in services.DEFAULT_BID_RUBRIC],
-                "bid_deadline": _default_deadline(), "price_weight": "20",
+                "bid_deadline": _default_deadline(engagement), "price_weight": "20",
                 "method": request.args.get("method") or ProcurementMethod.COMPETITIVE_CONSULTATION.value}
     form = ProcurementForm(data=data)
     agreements = db.session.execute(
@@ -934,7 +934,7 @@ def contract(engagement_id: int):
     return handle_form(form, lambda: services.sign_contract(engagement, services.ContractInput(
         amount_wan=form.amount_wan.data, signed_on=form.signed_on.data, start_date=form.start_date.data,
         end_date=form.end_date.data, plan_due=form.plan_due.data, report_due=form.report_due.data,
-        deliverables=form.deliverables.data or ""), current_user),
+        deliverables=form.deliverables.data or "", late_reason=form.late_reason.data), current_user),
         message=f"{engagement.reference} 已签订合同。", to=url_for(".engagement_detail", engagement_id=engagement.id),
         failed=form_page("procurement/contract.html", form=form, e=engagement, award=award_row))
 

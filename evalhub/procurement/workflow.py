@@ -12,13 +12,14 @@ from typing import Callable, Iterable, Optional
 import sqlalchemy as sa
 
 from evalhub.core import audit
+from evalhub.core.calendar import add_days
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
-from evalhub.core.models import User
+from evalhub.core.models import Bureau, User
 from evalhub.core.steps import Step
-from evalhub.core.timeutil import beijing_today, to_beijing, utcnow
+from evalhub.core.timeutil import beijing_date, beijing_today, to_beijing, utcnow
 from evalhub.extensions import db
-from evalhub.procurement.models import Engagement, EngagementState as S, EngagementTransition
+from evalhub.procurement.models import Engagement, EngagementState as S, EngagementTransition, Procurement, ResultNotice
 
 # Who may trigger a transition.
 BUREAU = "bureau"              # staff or admin of the engagement's own bureau
@@ -264,36 +265,63 @@ def perform(engagement: Engagement, action: str, actor: User | None, *, note: st
 
 # --- deadlines -------------------------------------------------------------------------------------
 
+CONTRACT_PENDING = (S.PROCURING,)  # awarded, its result notice out: the contract is owed
 PLAN_PENDING = (S.CONTRACTED, S.PLAN_RETURNED)
 REPORT_PENDING = (S.FIELDWORK, S.REPORT_RETURNED)
-WAITING = PLAN_PENDING + REPORT_PENDING
+WAITING = CONTRACT_PENDING + PLAN_PENDING + REPORT_PENDING
 RETURNED = (S.PLAN_RETURNED, S.REPORT_RETURNED)
+
+# The contract is signed within 30 days of the 中标/成交通知书 (政府采购法 第四十六条; 实施条例 第六十七条(五) makes a
+# late signing the purchaser's liability), which evalhub sends with the result notice at the award (财政部令第87号
+# 第六十九条): the law's number, not a bureau's setting. Counted in days, its last day past a holiday moved on.
+CONTRACT_DAYS = 30
+
+
+def contract_due(bureau: Bureau, notice_published_at: datetime) -> date:
+    """The last day for signing the contract of an award whose result notice went out at ``notice_published_at``
+    (UTC): the 30th day after its Beijing date, or the first working day after it (``core.calendar.add_days``)."""
+    return add_days(bureau, beijing_date(notice_published_at), CONTRACT_DAYS)
 
 
 def due_date(state: S, plan_due: date | None, report_due: date | None,
-             resubmit_due: datetime | None = None) -> Optional[date]:
+             resubmit_due: datetime | None = None, contract_due_on: date | None = None) -> Optional[date]:
     """The rule for ``Engagement.due_on``: the Beijing date by which the step an engagement in ``state`` waits
-    on is due — the rectification deadline (UTC, from the latest returned review) of a returned one, else the
+    on is due — the contract's last day of an awarded one still procuring (``contract_due``, None before the
+    award), the rectification deadline (UTC, from the latest returned review) of a returned one, else the
     contract's plan or report date; None when it waits on nothing. Bulk loaders call it too."""
     if state not in WAITING:
         return None
+    if state in CONTRACT_PENDING:
+        return contract_due_on
     if state in RETURNED and resubmit_due is not None:  # the rectification deadline replaces the contract's
         return to_beijing(resubmit_due).date()
     return plan_due if state in PLAN_PENDING else report_due
 
 
+def standing_notice_published_at(engagement: Engagement) -> Optional[datetime]:
+    """When the result notice of the engagement's standing award went out (UTC), or None: no award, or its
+    notice revoked by an upheld challenge (the award goes with it)."""
+    return db.session.execute(sa.select(ResultNotice.published_at).join(
+        Procurement, Procurement.id == ResultNotice.procurement_id).where(
+        Procurement.engagement_id == engagement.id, ResultNotice.award_id.is_not(None),
+        ResultNotice.revoked_at.is_(None)).order_by(ResultNotice.id.desc()).limit(1)).scalar()
+
+
 def refresh_due(engagement: Engagement) -> Optional[date]:
     """Store ``engagement.due_on`` from its inputs now. Called on every write of an input: each state change
-    (``perform``), a contract's dates, a returned review's deadline (through ``perform``)."""
+    (``perform``), a contract's dates, a returned review's deadline (through ``perform``), a result notice
+    published or revoked (procurement's services)."""
     state = engagement.state
-    resubmit = None
+    resubmit = contract_due_on = None
     if state in RETURNED and _resubmission_due:
         # one lookup, on a return only (the query flushes the returned panel's new deadline first)
         resubmit = db.session.execute(sa.select(_resubmission_due_expr()).select_from(Engagement)
                                       .where(Engagement.id == engagement.id)).scalar()
+    if state in CONTRACT_PENDING and (published := standing_notice_published_at(engagement)) is not None:
+        contract_due_on = contract_due(engagement.bureau, published)
     contract = engagement.contract if state in WAITING else None
     engagement.due_on = due_date(state, contract.plan_due if contract else None,
-                                 contract.report_due if contract else None, resubmit)
+                                 contract.report_due if contract else None, resubmit, contract_due_on)
     return engagement.due_on
 
 
@@ -316,7 +344,10 @@ def overdue_reasons(engagements: Iterable[Engagement], today: date | None = None
         if due is None or e.state not in WAITING or not today > due:
             continue
         days = (today - due).days
-        if e.state in RETURNED:  # every return sets a rectification deadline (review's ``send_letter``)
+        if e.state in CONTRACT_PENDING:
+            out[e.id] = (f"合同应于 {due:%Y-%m-%d} 前签订（中标、成交通知书发出之日起三十日内，政府采购法第四十六条），"
+                         f"已逾期 {days} 天")
+        elif e.state in RETURNED:  # every return sets a rectification deadline (review's ``send_letter``)
             out[e.id] = f"整改稿应于 {due:%Y-%m-%d} 前重新提交，已逾期 {days} 天"
         elif e.state in PLAN_PENDING:
             out[e.id] = f"实施方案应于 {due:%Y-%m-%d} 前提交，已逾期 {days} 天"

@@ -18,7 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from evalhub.core import accounts, audit, concurrency, files, jobs, notifications, permissions
 from evalhub.core.batches import batches
-from evalhub.core.calendar import add_working_days, working_days_between
+from evalhub.core.calendar import add_days, add_working_days, last_workday_before_each, working_days_between
 from evalhub.core.inputs import check_name
 from evalhub.core.listing import as_int
 from evalhub.core.enums import BureauLevel, Role
@@ -347,7 +347,7 @@ def confirm_findings(engagement: Engagement, actor: User, today: date | None = N
         raise ValidationFailed("以下各条的整改期限已早于今天，请修改期限（或清空，按本局默认期限）后再确认："
                                + "；".join(f"第 {f.position} 条（{f.deadline.isoformat()}）" for f in past) + "。",
                                {"deadline": "整改期限已过"})
-    default = today + timedelta(days=int(get_setting(engagement.bureau, "results.rectification_days")))
+    default = add_days(engagement.bureau, today, int(get_setting(engagement.bureau, "results.rectification_days")))
     now = utcnow()
     changed = db.session.execute(sa.update(ResultFinding).where(
         ResultFinding.id.in_([f.id for f in drafts]), ResultFinding.status == FindingStatus.DRAFT).values(
@@ -480,20 +480,44 @@ def _late_from() -> sa.ColumnElement:
     return sa.func.coalesce(ResultFinding.late_from, ResultFinding.deadline)
 
 
+LateCutoffs = tuple[tuple[date, tuple[int, ...]], ...]
+
+
+def late_cutoffs(bureaus: Iterable[Any], today: date) -> LateCutoffs:
+    """For the rows of ``bureaus`` on ``today``: each bureau's latest working day on or before today, grouped
+    ((day, bureau ids), …). ``overdue_days`` counts the working days after ``late_from`` up to today, so a row is
+    late exactly when its ``late_from`` is before that day — a holiday after the deadline counts for nothing.
+    Hashable, so a page that keeps its statement keys it by these (a bureau's calendar corrected today)."""
+    groups: dict[date, list[int]] = {}
+    for bureau_id, day in last_workday_before_each(bureaus, today + timedelta(days=1)).items():
+        groups.setdefault(day, []).append(bureau_id)
+    return tuple(sorted((day, tuple(sorted(ids))) for day, ids in groups.items()))
+
+
+def _late(cutoffs: LateCutoffs) -> sa.ColumnElement[bool]:
+    """The one overdue rule in SQL (``overdue_days`` > 0), for the job and the lists alike: still owed by the unit
+    and its ``late_from`` before its bureau's cutoff (``late_cutoffs``)."""
+    owed = [ResultFinding.status.in_(OWED_STATUSES), ResultFinding.deadline.is_not(None)]
+    if len(cutoffs) == 1:  # the bureaus share one calendar (the usual case): no bureau test beside the scope
+        return sa.and_(*owed, _late_from() < cutoffs[0][0])
+    return sa.and_(*owed, sa.or_(sa.false(), *(sa.and_(permissions.in_bureaus(ResultFinding.bureau_id, set(ids)),
+                                                        _late_from() < day) for day, ids in cutoffs)))
+
+
 def escalate_overdue(today: date | None = None) -> list[FindingEscalation]:
     """Every finding owed by its unit past its deadline: 催办 at once, 约谈 and 通报 after the bureau's working-day
     thresholds of the unit's own delay (``overdue_days``) — each level recorded once per deadline (a new deadline
     set at a return is reminded again when it passes), dated ``today`` (a frozen clock passes ``today``)."""
     today = today or beijing_today()
-    overdue = db.session.execute(sa.select(ResultFinding).where(
-        ResultFinding.status.in_(OWED_STATUSES), ResultFinding.deadline.is_not(None), _late_from() < today)
-        .order_by(ResultFinding.id)).scalars().all()
+    # the bureaus with a row past its date by the calendar alone; ``_late`` then leaves out the holidays
+    bureaus = db.session.execute(sa.select(Bureau).where(Bureau.id.in_(sa.select(ResultFinding.bureau_id).where(
+        ResultFinding.status.in_(OWED_STATUSES), _late_from() < today)))).scalars().all()
+    overdue = db.session.execute(sa.select(ResultFinding).where(_late(late_cutoffs(bureaus, today)))
+                                 .order_by(ResultFinding.id)).scalars().all() if bureaus else []
     created = []
     for finding in overdue:
         bureau = finding.bureau
-        days = overdue_days(finding, today)
-        if days <= 0:  # past the deadline only by the days it waited on the bureau
-            continue
+        days = overdue_days(finding, today)  # > 0: the rule ``_late`` asked is this count's
         have = set(db.session.execute(sa.select(FindingEscalation.level).where(
             FindingEscalation.finding_id == finding.id, FindingEscalation.deadline == finding.deadline)).scalars())
         due = [EscalationLevel.REMINDER]
@@ -536,12 +560,14 @@ def escalate_overdue(today: date | None = None) -> list[FindingEscalation]:
 jobs.periodic("evalhub.rectification_escalation", minute="41")(escalate_overdue)
 
 
-def overdue_findings_query(user: User, today: date | None = None) -> sa.Select:
-    """Findings past their deadline and still owed by the unit (``today``: Beijing's date if None) that ``user``
-    may see, most overdue first, as a statement (the dashboard asks first whether there are any, with its other
-    counts, and reads only the columns it shows). One handed in and awaiting verification is the bureau's."""
-    return permissions.scope(user, sa.select(ResultFinding).where(
-        ResultFinding.status.in_(OWED_STATUSES), _late_from() < (today or beijing_today())), ResultFinding) \
+def overdue_findings_query(user: User, today: date | None = None, cutoffs: LateCutoffs | None = None) -> sa.Select:
+    """Findings the escalation job counts late on ``today`` (Beijing's date if None) and still owed by the unit
+    that ``user`` may see, most overdue first, as a statement (the dashboard asks first whether there are any,
+    with its other counts, and reads only the columns it shows). One handed in and awaiting verification is the
+    bureau's. ``cutoffs``: ``late_cutoffs`` of the user's bureaus, when the caller has them."""
+    if cutoffs is None:
+        cutoffs = late_cutoffs(permissions.visible_bureaus(user), today or beijing_today())
+    return permissions.scope(user, sa.select(ResultFinding).where(_late(cutoffs)), ResultFinding) \
         .order_by(_late_from(), ResultFinding.id)
 
 
@@ -765,15 +791,20 @@ def one_sided_publications(user: User, today: date | None = None, limit: int | N
     from evalhub.review.models import Publication
 
     today = today or beijing_today()
-    by_days: dict[int, list[int]] = {}
-    for bureau in permissions.visible_bureaus(user):
-        by_days.setdefault(int(get_setting(bureau, "results.dual_publication_days")), []).append(bureau.id)
-    if not by_days:
+    bureaus = permissions.visible_bureaus(user)
+    before = last_workday_before_each(bureaus, today)
+    by_cutoff: dict[date, list[int]] = {}
+    for bureau in bureaus:
+        # The period (``add_days``: its last day past a holiday moved to the next working day) has ended by today
+        # when its N-th day is on or before the last working day before today: published before this cut-off.
+        days = int(get_setting(bureau, "results.dual_publication_days"))
+        by_cutoff.setdefault(before[bureau.id] - timedelta(days=days - 1), []).append(bureau.id)
+    if not by_cutoff:
         return []
-    # late: published before Beijing's midnight of today minus its bureau's days (a stored instant against it)
+    # late: published before Beijing's midnight of its bureau's cut-off day (a stored instant against it)
     late = sa.or_(*(sa.and_(permissions.in_bureaus(Engagement.bureau_id, set(ids)),
-                            Publication.published_at < beijing_day_start(today - timedelta(days=days)))
-                    for days, ids in sorted(by_days.items())))
+                            Publication.published_at < beijing_day_start(cutoff))
+                    for cutoff, ids in sorted(by_cutoff.items())))
     shown = sa.or_(Publication.classified.is_(None), Publication.classified.is_(False))
     stmt = sa.select(Engagement, Publication).join(Publication, Publication.engagement_id == Engagement.id).where(
         shown, late, ~sa.exists().where(UnitPublication.engagement_id == Engagement.id))

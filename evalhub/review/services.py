@@ -15,6 +15,7 @@ from flask import current_app
 
 from evalhub.core import audit, concurrency, draws, files, jobs, permissions, scrub
 from evalhub.core.batches import batches
+from evalhub.core.calendar import days_deadline
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
 from evalhub.core.inputs import check_text, points_value, required_reason
@@ -823,7 +824,8 @@ def _seat_panel(record: Draw, actor: User | None) -> ReviewPanel:
     panel = ReviewPanel(**_subject_columns(engagement), submission_id=submission.id, bureau_id=engagement.bureau_id,
                         kind=kind, round=rounds_used(engagement, kind) + 1, size=size, rubric_id=rubric.id,
                         draw_id=record.id, created_by_id=record.created_by_id or (actor.id if actor else None),
-                        offline=offline, review_due=now + timedelta(days=get_setting(bureau, "review.review_days")),
+                        # to the end (Beijing) of the period's last day, a holiday moved on to the next working day
+                        offline=offline, review_due=days_deadline(bureau, now, get_setting(bureau, "review.review_days")),
                         # the standard the panel is formed on, like its rubric version: a setting changed while it
                         # scores does not move the bar under it
                         pass_mark=Decimal(str(get_setting(bureau, PASS_MARK_SETTING[kind]))))
@@ -878,8 +880,10 @@ def _replace_or_record(panel: ReviewPanel, original: Draw, reason: str, actor: U
 
 
 def _invite(panel: ReviewPanel, expert_id: int, draw_id: int) -> PanelInvitation:
-    respond_days = get_setting(panel.subject.bureau, "review.respond_days")
-    invitation = PanelInvitation(expert_id=expert_id, draw_id=draw_id, respond_by=utcnow() + timedelta(days=respond_days))
+    bureau = panel.subject.bureau
+    # an answer period ending in a holiday runs to the end of the next working day (民法典 第二百零三条)
+    respond_by = days_deadline(bureau, utcnow(), get_setting(bureau, "review.respond_days"))
+    invitation = PanelInvitation(expert_id=expert_id, draw_id=draw_id, respond_by=respond_by)
     panel.invitations.append(invitation)
     db.session.flush()
     expert_user = db.session.execute(sa.select(User).where(User.expert_id == expert_id)).scalar_one_or_none()
@@ -1481,7 +1485,8 @@ def send_letter(panel: ReviewPanel, actor: User, letter: str) -> None:
     words = score_words(panel)
     panel.letter = letter
     panel.letter_sent_at = utcnow()
-    panel.resubmit_due = utcnow() + timedelta(days=get_setting(engagement.bureau, "review.resubmit_days"))
+    # the end (Beijing) of the period's last day, a holiday moved on to the next working day (民法典 第二百零三条)
+    panel.resubmit_due = days_deadline(engagement.bureau, utcnow(), get_setting(engagement.bureau, "review.resubmit_days"))
     panel.status = PanelStatus.CLOSED
     workflow.perform(engagement, "return_plan" if panel.kind == SubmissionKind.WORK_PLAN else "return_report", actor,
                      note=f"第 {panel.round} 轮评审 {words}，低于通过线 {panel.mark} 分，退回整改；请于 {format_beijing(panel.resubmit_due, '%Y-%m-%d')} 前重新提交")
@@ -1505,7 +1510,7 @@ def _return_self_evaluation(panel: ReviewPanel, se: SelfEvaluation, actor: User,
         raise Conflict("整改意见已经发送。")
     db.session.refresh(panel)
     panel.letter = letter
-    panel.resubmit_due = utcnow() + timedelta(days=get_setting(se.bureau, "review.self_evaluation_resubmit_days"))
+    panel.resubmit_due = days_deadline(se.bureau, utcnow(), get_setting(se.bureau, "review.self_evaluation_resubmit_days"))
     panel.status = PanelStatus.CLOSED
     se.score = panel.score  # read with the letter, not before
     words = score_words(panel)
@@ -1869,6 +1874,8 @@ def send_reminders(now: datetime | None = None) -> dict[str, int]:
     late = db.session.execute(sa.select(Engagement).where(workflow.overdue_clause())).scalars().all()
     reasons = workflow.overdue_reasons(late)
     for engagement in late:
+        if engagement.state in workflow.CONTRACT_PENDING:  # the bureau's to sign: procurement's contract_overdue
+            continue
         reason = reasons.get(engagement.id)
         if reason:
             firm_users = db.session.execute(sa.select(User).where(User.firm_id == engagement.firm_id,
