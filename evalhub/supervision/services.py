@@ -696,6 +696,10 @@ def open_case(bureau: Bureau, actor: User | None, *, trigger: Any, detail: str, 
     trigger=screening_flag and actor=None (a system flag)."""
     if actor is not None:
         permissions.require(actor, "supervision.manage", bureau)
+    if complaint is not None and complaint.bureau_id != bureau.id:
+        # A complaint is decided by the bureau it was filed with (立案 or 不予立案): an upper bureau that reads it
+        # supervises, it does not take it over under a case the receiving bureau cannot read.
+        raise PermissionDenied(f"投诉 {complaint.reference} 由{complaint.bureau.name}受理，只能由该局立案或不予立案。")
     try:
         trigger = trigger if isinstance(trigger, Trigger) else Trigger.from_label(str(trigger or ""))
     except ValueError:
