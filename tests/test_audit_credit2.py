@@ -107,6 +107,7 @@ def test_an_intentional_violation_found_after_the_years_rating_is_final_still_pu
     C.finalise(world.bz, last, world.bz_admin, today=date(last, 12, 31))
     _intentional(world, world.firm, "伪造入户调查记录", engagement=e)  # found this year, on last year's work
     C.compute(world.bz, this_year, world.bz_admin)
+    C.publish(world.bz, this_year, world.bz_admin)  # the watch list counts once published (the draft suspends)
     watched = db.session.execute(sa.select(CreditRating).where(
         CreditRating.firm_id == world.firm.id, CreditRating.watch_list.is_(True))).scalars().all()
     later = factories.engagement(world, year=this_year + 1, unit="巴州民政局")

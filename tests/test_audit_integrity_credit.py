@@ -51,6 +51,8 @@ def test_a_late_finding_on_a_firm_without_a_rating_row_in_its_work_year_counts_i
     V.add_finding(case, factories.recorder(case), severity=Severity.INTENTIONAL, description="与他人串通投标")
     db.session.flush()
     C.compute(world.bz, this_year, world.bz_admin)
+    C.ensure_national_calendar()
+    C.publish(world.bz, this_year, world.bz_admin)  # the watch list counts once published (the draft suspends)
     watched = db.session.execute(sa.select(CreditRating).where(
         CreditRating.firm_id == bidder.id, CreditRating.watch_list.is_(True))).scalars().all()
     later = factories.engagement(world, year=this_year + 1, unit="巴州民政局")

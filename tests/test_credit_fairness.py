@@ -243,13 +243,18 @@ def test_cli_compute_suspends_an_intentional_violator_through_the_library_owner(
 def test_the_watch_list_excludes_from_draws_and_awards_across_the_region(world):
     _intentional(world, bureau_key="lt", unit="轮台县医疗保障局")
     C.compute(world.lt, 2025, world.lt_admin)
+    # counted once published for objection (a draft is 轮台县's working paper; the suspension kept the firm out)
+    C.ensure_national_calendar()
+    C.publish(world.lt, 2025, world.lt_admin, today=date(2025, 11, 3))
     world.firm.status = FirmStatus.ADMITTED  # even when reinstated, the watch list still bars it
     sibling = factories.engagement(world, bureau_key="krl", unit=_krl_unit(world), year=2026)
     assessed = eligibility.assess(sibling, M.RANDOM_DRAW)   # the list a library draw draws from
     reasons = assessed.reasons_for(world.firm)
-    assert any("2025 年度被轮台县列入重点关注名单：伪造问卷数据" in r for r in reasons)
-    assert "2025 年度被轮台县列入重点关注名单" in "；".join(
-        eligibility.exclusion_reasons(world.firm, factories.engagement(world, year=2026), M.OPEN_TENDER))
+    # a sibling county may not read 轮台县's rating: the bureau and the year, not the finding
+    assert "2025 年度被轮台县列入重点关注名单（检查发现故意违规）" in reasons
+    assert not any("伪造问卷数据" in r for r in reasons)
+    assert any("2025 年度被轮台县列入重点关注名单：伪造问卷数据" in r for r in  # 巴州, above 轮台县, reads it
+               eligibility.exclusion_reasons(world.firm, factories.engagement(world, year=2026), M.OPEN_TENDER))
 
 
 # --- a grade's reach -------------------------------------------------------------------------------

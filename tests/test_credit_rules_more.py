@@ -81,8 +81,11 @@ def test_an_intentional_violation_puts_the_firm_on_the_watch_list_even_without_a
     assert rating.rated is False  # not rated: no completed engagement
     assert rating.watch_list and "伪造问卷数据" in (rating.watch_reason or "")
     assert world.firm.status == FirmStatus.SUSPENDED and rating.suspension_id is not None
-    world.firm.status = FirmStatus.ADMITTED  # even reinstated, the watch list bars it next year
     later = factories.engagement(world, year=2026, unit="巴州民政局")
+    assert any("暂停" in r for r in eligibility.exclusion_reasons(world.firm, later, M.OPEN_TENDER))  # the draft: suspended
+    C.ensure_national_calendar()
+    C.publish(world.bz, 2025, world.bz_admin, today=date(2025, 11, 3))  # published for objection: the watch list counts
+    world.firm.status = FirmStatus.ADMITTED  # even reinstated, the watch list bars it next year
     assert any("重点关注名单" in r for r in eligibility.exclusion_reasons(world.firm, later, M.OPEN_TENDER))
 
 

@@ -82,7 +82,7 @@ def test_the_nav_and_the_procure_page_link_to_the_agreements(world, login):
     assert 'data-testid="nav-frameworks"' not in text(login(world.firm_user).get("/workspace"))
 
 
-def test_the_list_shows_own_and_upper_bureaus_agreements_only(world, login):
+def test_the_list_shows_own_upper_and_lower_bureaus_agreements_never_a_siblings(world, login):
     region_firms = [factories.firm(world.region, name=f"自治区入围{i}") for i in (1, 2)]
     bz_firms = [factories.firm(world.bz, name=f"巴州入围{i}") for i in (1, 2, 3)]
     kz_firms = [world.other_firm, factories.firm(world.kz, name="克州入围2")]
@@ -112,8 +112,9 @@ def test_the_list_shows_own_and_upper_bureaus_agreements_only(world, login):
     body = text(login(world.krl_admin).get("/frameworks"))  # a county uses its prefecture's and the region's
     assert all(f'data-testid="framework-{a.id}"' in body for a in (region, bz))
     assert f'data-testid="framework-{kz.id}"' not in body
-    body = text(login(world.region_admin).get("/frameworks"))  # not the lower bureaus'
-    assert f'data-testid="framework-{region.id}"' in body and f'data-testid="framework-{bz.id}"' not in body
+    body = text(login(world.region_admin).get("/frameworks"))  # the lower bureaus' too, to read (DESIGN "Permissions")
+    assert f'data-testid="framework-{region.id}"' in body and f'data-testid="framework-{bz.id}"' in body
+    assert body.count('data-testid="framework-below"') == 3  # 巴州's two and 克州's: not usable for the region's own
 
 
 # --- the form --------------------------------------------------------------------------------------

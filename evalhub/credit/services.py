@@ -586,8 +586,10 @@ def _suspend_for(rating: CreditRating, firm: Firm, bureau: Bureau) -> None:
     reason, taken by the firm's library bureau (which may be above the rating bureau), audited, told to the firm."""
     from evalhub.registry.services import impose_suspension
 
+    # The status history is read by every user of the library: the finding itself stays on the rating, read by
+    # the rating bureau's tree, and by the firm once the rating is published for objection.
     change = impose_suspension(firm, f"{rating.year} 年度信用评价（{bureau.short_name}）检查发现故意违规，"
-                                     f"列入重点关注名单：{rating.watch_reason}")
+                                     "列入重点关注名单，暂停")
     if change is not None:
         db.session.flush()
         rating.suspension_id = change.id
@@ -1153,12 +1155,18 @@ def watch_list_exclusions(firms, cases, on: date) -> dict[tuple[int, int], list[
     ratings = _ratings_reaching(firms, [(e.bureau, tuple(y for a in _act_years(e, on) for y in (a - 1, a)))
                                         for e, _ in cases])
     reasons: dict[tuple[int, int], list[str]] = {(f.id, i): [] for i in range(len(cases)) for f in firms}
-    for i in range(len(cases)):
+    for i, (engagement, _) in enumerate(cases):
+        # The finding is quoted only where the rating may be read: by its bureau and the bureaus above it
+        # (the engagement's bureau has the rating bureau in its tree); elsewhere the bureau and the year say enough.
+        tree = permissions.subtree_ids(engagement.bureau)
         for firm in firms:
             for rating in ratings[i][firm.id]:
-                if rating.watch_list:
-                    reasons[(firm.id, i)].append(f"{rating.year} 年度被{rating.bureau.short_name}列入重点关注名单："
-                                                 f"{rating.watch_reason or '检查发现故意违规'}")
+                # A draft is its bureau's working paper: it counts once published for objection (the violation
+                # suspended the firm in its library when the draft was computed: ``_suspend_for``).
+                if rating.watch_list and rating.status != RatingStatus.DRAFT:
+                    said = (f"：{rating.watch_reason or '检查发现故意违规'}" if rating.bureau_id in tree
+                            else "（检查发现故意违规）")
+                    reasons[(firm.id, i)].append(f"{rating.year} 年度被{rating.bureau.short_name}列入重点关注名单{said}")
     since = [years_before(on, get_setting(e.bureau, "credit.dishonest_years")) for e, _ in cases]
     for part in batches(sorted({f.id for f in firms}) if cases else []):
         records = db.session.execute(sa.select(ExternalCreditRecord).where(

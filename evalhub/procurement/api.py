@@ -543,7 +543,8 @@ def _available_actions(engagement: Engagement, user: User) -> list[dict]:
     for t in workflow.available(engagement, user):
         if t.action in SERVICE_ACTIONS:
             continue
-        unmet = [p for p in (workflow.REQUIREMENTS[r](engagement) for r in t.requires) if p]
+        # as the state machine tells this user (a case of a bureau above stays that bureau's)
+        unmet = [u.problem for u in workflow.unmet(engagement, t.action, reader=user)]
         out.append({"action": t.action, "label": t.label, "to": labeled(t.target), "needs_note": t.needs_note,
                     "unmet": "；".join(unmet) or None})
     return out

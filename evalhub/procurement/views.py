@@ -953,14 +953,19 @@ def framework_list():
     require("plan.list")
     stmt = sa.select(FrameworkAgreement)
     own = current_user.bureau
+    usable = eligibility.library_bureau_ids(own) if own else set()
     if current_user.role != Role.SYSTEM_ADMIN:
-        stmt = stmt.where(FrameworkAgreement.bureau_id.in_(eligibility.library_bureau_ids(own) if own else {-1}))
+        # the agreements it may rotate (its own and the bureaus' above), and — to read, as it reads their
+        # procurements — those of the bureaus below it
+        below = permissions.subtree_ids(own) if own else set()
+        stmt = stmt.where(FrameworkAgreement.bureau_id.in_((usable | below) or {-1}))
     agreements = db.session.execute(
         stmt.join(Bureau, Bureau.id == FrameworkAgreement.bureau_id)
         .options(selectinload(FrameworkAgreement.bureau),
                  selectinload(FrameworkAgreement.members).selectinload(FrameworkMember.firm))
         .order_by(FrameworkAgreement.valid_until.desc(), Bureau.path, FrameworkAgreement.id.desc())).scalars().all()
     return render_template("procurement/framework_list.html", agreements=agreements, today=beijing_today(),
+                           usable=usable if current_user.role != Role.SYSTEM_ADMIN else None,
                            next_member={a.id: _next_member(a) for a in agreements},
                            can_create=can_in_own_bureau("plan.edit_bureau"))
 

@@ -91,18 +91,31 @@ def _has_firm(e: Engagement) -> Optional[str]:
 # here, the rest are registered by the module that knows the fact (review: submissions, panels, outcomes,
 # results, rounds left, the redacted file; supervision: open inspections), so the table stays the one place
 # that says what each step needs, and no path (web, API, CLI, jobs, the demo) can step around it.
-Requirement = Callable[[Engagement], Optional[str]]
+Requirement = Callable[..., "Optional[str | Problem]"]
 REQUIREMENTS: dict[str, Requirement] = {
     "contract": _has_contract,
     "firm": _has_firm,
 }
+# Requirements whose answer depends on who asks (registered with ``reader=True``): called ``fn(engagement, reader)``,
+# the reader being the actor of a step, or the person shown the step (None: the system, no person reads it).
+_READS_READER: set[str] = set()
 
 
-def requirement(name: str) -> Callable[[Requirement], Requirement]:
+@dataclass(frozen=True)
+class Problem:
+    """A requirement's answer that the step's table alone cannot qualify: ``waivable`` False when the reader may not
+    waive this instance of a waivable requirement (an upper bureau's open case is not the county's to set aside)."""
+    text: str
+    waivable: bool = True
+
+
+def requirement(name: str, *, reader: bool = False) -> Callable[[Requirement], Requirement]:
     def register(fn: Requirement) -> Requirement:
         if name in REQUIREMENTS:
             raise RuntimeError(f"state-machine requirement {name!r} registered twice")
         REQUIREMENTS[name] = fn
+        if reader:
+            _READS_READER.add(name)
         return fn
 
     return register
@@ -164,8 +177,9 @@ class Unmet:
     waivable: bool
 
 
-def unmet(engagement: Engagement, action: str, *, skip: tuple[str, ...] = ()) -> list[Unmet]:
-    """The requirements of ``action`` that ``engagement`` does not meet (those in ``skip`` not asked)."""
+def unmet(engagement: Engagement, action: str, *, skip: tuple[str, ...] = (), reader: User | None = None) -> list[Unmet]:
+    """The requirements of ``action`` that ``engagement`` does not meet (those in ``skip`` not asked), as ``reader``
+    may be told them (None: the system)."""
     transition = TRANSITIONS[action]
     out = []
     for name in transition.requires:
@@ -174,14 +188,17 @@ def unmet(engagement: Engagement, action: str, *, skip: tuple[str, ...] = ()) ->
         check_fn = REQUIREMENTS.get(name)
         if check_fn is None:  # a wiring bug, never a user's mistake
             raise RuntimeError(f"state-machine requirement {name!r} is named in TRANSITIONS but nobody registered it")
-        problem = check_fn(engagement)
-        if problem:
+        problem = check_fn(engagement, reader) if name in _READS_READER else check_fn(engagement)
+        if isinstance(problem, Problem):
+            out.append(Unmet(name, problem.text, name in transition.waivable and problem.waivable))
+        elif problem:
             out.append(Unmet(name, problem, name in transition.waivable))
     return out
 
 
 def may_waive(user: User | None, engagement: Engagement) -> bool:
-    """An admin of the engagement's own bureau (or the system admin) may waive a waivable requirement."""
+    """An admin of the engagement's own bureau (or the system admin) may waive a waivable requirement — one the
+    requirement itself does not mark unwaivable for them (``Problem.waivable``)."""
     if user is None:
         return False
     return user.role == Role.SYSTEM_ADMIN or (user.role == Role.BUREAU_ADMIN and user.bureau_id == engagement.bureau_id)
@@ -203,7 +220,7 @@ def check(engagement: Engagement, action: str, actor: User | None, *, note: str 
     if transition.needs_note and not (note or "").strip():
         raise ValidationFailed(f"“{transition.label}”必须填写说明。", {"note": "必填"})
     override = (override or "").strip()
-    problems = unmet(engagement, action, skip=skip)
+    problems = unmet(engagement, action, skip=skip, reader=actor)
     blocking = [u for u in problems if not (u.waivable and override)]
     if blocking:
         hint = "（本级财政局管理员可说明理由后豁免）" if any(u.waivable for u in blocking) else ""

@@ -582,7 +582,10 @@ EXPERT_RATING_RECORD = schema("ExpertRatingRecord", {"type": "object", "required
     "expert": {"type": "object", "properties": {"id": INTEGER, "name": STRING}},
     "excluded": {"type": "boolean", "description": "是否因持续评价不佳暂停参加随机抽取"},
     "exclusion": {"type": "array", "items": STRING, "description": "暂停抽取的理由（含预计恢复日期）"},
-    "items": {"type": "array", "items": EXPERT_RATING}}})
+    "items": {"type": "array", "items": EXPERT_RATING,
+              "description": "本局及下级财政局作出的评价（专家本人：全部）"},
+    "elsewhere": {"type": "integer", "minimum": 0,
+                  "description": "其他财政局作出、不在查看范围内的评价条数（计入是否暂停抽取）"}}})
 
 
 def rating_json(rating: ratings.ExpertRating) -> dict:
@@ -626,7 +629,7 @@ def rate_expert(panel_id: int):
 
 @operation("/experts/<int:expert_id>/ratings", "GET",
            summary="专家的评价记录：每次评审后的评分和说明，以及是否因持续评价不佳暂停抽取；"
-                   "财政局（可见该专家的）和专家本人可查看，第三方机构不可查看",
+                   "财政局（可见该专家的）读本局及下级财政局作出的评价（其他的只计条数），专家本人读全部，第三方机构不可查看",
            tag=TAG_RATINGS, response=EXPERT_RATING_RECORD, errors=(403, 404))
 def expert_ratings(expert_id: int):
     user = api_user()
@@ -638,5 +641,7 @@ def expert_ratings(expert_id: int):
     if expert is None or not permissions.can(user, "expert.ratings", expert):
         raise NotFound("未找到该专家。")
     exclusion = ratings.poor_rating_reasons(expert)
+    shown = ratings.ratings_of(expert, user)
     return jsonify({"expert": {"id": expert.id, "name": expert.name}, "excluded": bool(exclusion),
-                    "exclusion": exclusion, "items": [rating_json(r) for r in ratings.ratings_of(expert)]})
+                    "exclusion": exclusion, "items": [rating_json(r) for r in shown],
+                    "elsewhere": ratings.ratings_elsewhere(expert, len(shown))})

@@ -82,6 +82,16 @@ permissions.rules({
 })
 
 
+@permissions.row_scope(ExpertRating)
+def _ratings(user: User, stmt: Any, model: type) -> Any:
+    # A rating is the rating bureau's appraisal of its own panel (its engagement, its note): read within that
+    # bureau's tree, like its other records — a shared pool's expert is read by all, its ratings are not. The
+    # expert reads every rating of their own.
+    if user.role == Role.EXPERT:
+        return stmt.where(ExpertRating.expert_id == user.expert_id) if user.expert_id else stmt.where(sa.false())
+    return permissions.bureau_rows(user, stmt, model)
+
+
 # --- the rules --------------------------------------------------------------------------------------
 
 def _subject(panel: ReviewPanel) -> Any:
@@ -168,9 +178,20 @@ def _rated_ids() -> set[int]:
     return cached
 
 
-def ratings_of(expert: Expert) -> list[ExpertRating]:
-    return db.session.execute(sa.select(ExpertRating).where(ExpertRating.expert_id == expert.id)
-                              .order_by(ExpertRating.rated_at.desc(), ExpertRating.id.desc())).scalars().all()
+def ratings_of(expert: Expert, reader: User | None = None) -> list[ExpertRating]:
+    """The expert's ratings ``reader`` may read (its tree's; the expert: all), latest first; None: all of them."""
+    stmt = sa.select(ExpertRating).where(ExpertRating.expert_id == expert.id)
+    if reader is not None:
+        stmt = permissions.scope(reader, stmt, ExpertRating)
+    return db.session.execute(stmt.order_by(ExpertRating.rated_at.desc(), ExpertRating.id.desc())).scalars().all()
+
+
+def ratings_elsewhere(expert: Expert, shown: int) -> int:
+    """How many of the expert's ratings were given outside what the reader was shown (``shown`` of them): stated as
+    a number, so the record does not look clean when other bureaus rated the expert."""
+    total = db.session.execute(sa.select(sa.func.count()).select_from(ExpertRating).where(
+        ExpertRating.expert_id == expert.id)).scalar_one()
+    return total - shown
 
 
 def _poor_in_window(expert: Expert, on: date | None = None) -> tuple[list[datetime], int, int, int]:
@@ -257,14 +278,17 @@ def panel_rate(panel_id: int):
 
 
 def expert_ratings(expert_id: int):
-    """The expert's record: every rating with its panel, and whether it keeps the expert out of draws."""
+    """The expert's record: the ratings the reader may read with their panels (the others counted), and whether
+    the ratings — all of them — keep the expert out of draws."""
     expert = db.session.get(Expert, expert_id)
     if expert is None:
         abort(404)
     if not permissions.can(current_user, "expert.ratings", expert):
         abort(403)
     bureau = expert.bureau
-    return render_template("review/expert_ratings.html", expert=expert, ratings=ratings_of(expert),
+    shown = ratings_of(expert, current_user)
+    return render_template("review/expert_ratings.html", expert=expert, ratings=shown,
+                           elsewhere=ratings_elsewhere(expert, len(shown)),
                            exclusion=poor_rating_reasons(expert), own=current_user.expert_id == expert.id,
                            poor_line=get_setting(bureau, "expert.rating_poor_score"),
                            poor_count=get_setting(bureau, "expert.rating_poor_count"),

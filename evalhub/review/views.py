@@ -470,7 +470,7 @@ def _render_result(engagement: Engagement, forms: dict, status: int = 200):
     exhausted = services.rounds_exhausted(engagement) if engagement.state == S.REPORT_RETURNED else None
     report = services.latest_submission(engagement, SubmissionKind.REPORT)
     # What stops publication besides the file the form uploads (e.g. an open inspection), from the state machine.
-    publish_blocked = workflow.unmet(engagement, "publish", skip=("redacted_file",)) \
+    publish_blocked = workflow.unmet(engagement, "publish", skip=("redacted_file",), reader=current_user) \
         if engagement.state == S.ACCEPTED and can_manage else []
     grade_blocked = any(u.requirement == "grade_within_conclusion" for u in publish_blocked)
     return render_template(

@@ -6,7 +6,7 @@ from sqlalchemy.sql import Select
 
 from evalhub.core.enums import Role
 from evalhub.core.models import User
-from evalhub.core.permissions import bureau_rows, is_bureau_user, row_scope, rules, visible
+from evalhub.core.permissions import bureau_rows, is_bureau_user, own_bureau, row_scope, rules, visible
 from evalhub.screening.models import ReferenceDocument, ReportScreening
 
 
@@ -25,7 +25,9 @@ def _references(user: User, stmt: Select, model: type) -> Select:
 
 rules({
     "screening.references.manage": lambda u, o: is_bureau_user(u),
-    "screening.references.delete": lambda u, r: is_bureau_user(u) and visible(u, r),
+    # Listed to the bureaus above, not handed to them: only the importing bureau (or the system administrator)
+    # withdraws a reference from the index every bureau screens against.
+    "screening.references.delete": lambda u, r: own_bureau(u, r.bureau_id),
     # Whether an upload is still being screened: the bureau side, for an engagement it supervises.
     "screening.pending": lambda u, s: (is_bureau_user(u) or u.role == Role.SYSTEM_ADMIN) and s.engagement is not None
     and visible(u, s.engagement),

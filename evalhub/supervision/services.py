@@ -696,6 +696,10 @@ def open_case(bureau: Bureau, actor: User | None, *, trigger: Any, detail: str, 
     trigger=screening_flag and actor=None (a system flag)."""
     if actor is not None:
         permissions.require(actor, "supervision.manage", bureau)
+    if complaint is not None and complaint.bureau_id != bureau.id:
+        # A complaint is decided by the bureau it was filed with (立案 or 不予立案): an upper bureau that reads it
+        # supervises, it does not take it over under a case the receiving bureau cannot read.
+        raise PermissionDenied(f"投诉 {complaint.reference} 由{complaint.bureau.name}受理，只能由该局立案或不予立案。")
     try:
         trigger = trigger if isinstance(trigger, Trigger) else Trigger.from_label(str(trigger or ""))
     except ValueError:
@@ -759,16 +763,33 @@ def flag_for_inspection(engagement: Engagement, reason: str, actor: User | None 
     return open_case(engagement.bureau, actor, trigger=Trigger.SCREENING_FLAG, detail=reason, engagement=engagement)
 
 
-@workflow.requirement("no_open_inspection")
-def open_inspection_of_report(engagement: Engagement) -> Optional[str]:
+@workflow.requirement("no_open_inspection", reader=True)
+def open_inspection_of_report(engagement: Engagement, reader: User | None = None) -> Optional[workflow.Problem]:
     """publish: no inspection of this engagement's work (random or targeted) may still be open — the public
-    would read a report whose check is unfinished. The state machine lets an admin waive it with a reason."""
-    open_ids = db.session.execute(sa.select(Inspection.id).where(
+    would read a report whose check is unfinished. The state machine lets an admin waive it with a reason.
+
+    Told as ``reader`` may read it (``other_cases``' rule): an upper bureau's case on a county's engagement stays
+    its own, so the county reads a neutral sentence, no number; and it is that bureau's to close — the county's
+    admin cannot waive it (the system administrator can). None (the system): as the engagement's bureau reads it."""
+    rows = db.session.execute(sa.select(Inspection.id, Inspection.bureau_id).where(
         Inspection.engagement_id == engagement.id, Inspection.status != InspectionStatus.CLOSED)
-        .order_by(Inspection.id)).scalars().all()
-    if open_ids:
-        return f"该报告有未办结的检查（{'、'.join(f'#{i}' for i in open_ids)}），办结前不能公开"
-    return None
+        .order_by(Inspection.id)).all()
+    if not rows:
+        return None
+    if reader is not None:
+        readable = set(db.session.execute(permissions.scope(reader, sa.select(Inspection.id).where(
+            Inspection.id.in_([i for i, _ in rows])), Inspection)).scalars())
+    else:
+        readable = {i for i, bureau_id in rows if bureau_id == engagement.bureau_id}
+    named = [i for i, _ in rows if i in readable]
+    said = []
+    if named:
+        said.append(f"该报告有未办结的检查（{'、'.join(f'#{i}' for i in named)}），办结前不能公开")
+    if len(named) < len(rows):
+        said.append("上级财政局暂缓公开")
+    upper = any(bureau_id != engagement.bureau_id for _, bureau_id in rows)
+    system_admin = reader is not None and reader.role == Role.SYSTEM_ADMIN
+    return workflow.Problem("；".join(said), waivable=system_admin or not upper)
 
 
 # === inspection work ===============================================================================
