@@ -18,7 +18,7 @@ from evalhub.core.errors import ValidationFailed
 from evalhub.core.forms import AccountCreateForm, ActionForm, PasswordChangeForm, RoleChangeForm
 from evalhub.core.listing import Export, Listing, choice_filter, enum_filter, int_filter, text_filter
 from evalhub.core.models import ApiToken, Bureau, User
-from evalhub.core.timeutil import format_beijing
+from evalhub.core.timeutil import to_beijing
 from evalhub.core.views import bp
 from evalhub.core.web import button, load, require, submit_form
 from evalhub.extensions import db
@@ -263,7 +263,7 @@ def _directory_rows(users: list[User]):
     for u in users:
         yield {"用户名": u.username, "姓名": u.display_name, "角色": u.role.label, "所属单位": u.organisation_name,
                "电子邮箱": u.email or "", "状态": accounts.status_label(u), "两步验证": "是" if u.totp_enabled else "否",
-               "上次登录（北京）": format_beijing(u.last_login_at), "创建时间（北京）": format_beijing(u.created_at)}
+               "上次登录（北京）": to_beijing(u.last_login_at), "创建时间（北京）": to_beijing(u.created_at)}
 
 
 DIRECTORY_EXPORT = Export("账户", ["用户名", "姓名", "角色", "所属单位", "电子邮箱", "状态", "两步验证",

@@ -254,6 +254,12 @@ def conflict_message(exc: IntegrityError) -> str | None:
     return None
 
 
+@jobs.explains_failures
+def _job_conflict(exc: Exception) -> str | None:
+    """A job beaten to a record by another (two clerks importing one expert): the record's own sentence."""
+    return conflict_message(exc) if isinstance(exc, IntegrityError) else None
+
+
 # PostgreSQL gave up one of two transactions waiting on each other (deadlock_detected, serialization_failure):
 # nothing of it was written, and the same request a moment later goes through.
 RETRYABLE_STATES = {"40P01": "deadlock", "40001": "serialization"}

@@ -7,7 +7,6 @@ total, message)`` commits progress in its own short transaction so any page can 
 from __future__ import annotations
 
 import logging
-import traceback
 from datetime import datetime, timedelta
 from typing import Callable
 
@@ -16,10 +15,12 @@ from flask import Flask
 from huey import RedisHuey, SqliteHuey, crontab
 from huey.api import Huey
 from sqlalchemy import event as sa_event
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from evalhub.core import audit, files
 from evalhub.core.enums import JobStatus
+from evalhub.core.errors import DomainError
 from evalhub.core.models import Job, StoredFile, User
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
@@ -151,6 +152,30 @@ def _refuse(job: Job, message: str) -> None:
     _discard_upload(job)
 
 
+# Modules above that know what an exception means in Chinese (core.concurrency: a unique violation on a table it
+# has a sentence for) register here: jobs cannot import them (they register their own periodic jobs with us).
+_EXPLAINERS: list[Callable[[Exception], "str | None"]] = []
+
+
+def explains_failures(fn: Callable[[Exception], "str | None"]) -> Callable[[Exception], "str | None"]:
+    _EXPLAINERS.append(fn)
+    return fn
+
+
+def failure_message(exc: Exception, job_id: int) -> str:
+    """What a failed job's page says: a domain error's own Chinese message, or a registered explanation (the
+    record a unique violation stands for), else a sentence without the error's text (a database error carries its
+    SQL and the values it refused)."""
+    if isinstance(exc, DomainError):
+        return exc.message
+    explained = next((m for m in (explain(exc) for explain in _EXPLAINERS) if m), None)
+    if explained:
+        return explained
+    if isinstance(exc, IntegrityError):
+        return "要写入的记录与已有记录冲突（可能是同时进行的另一操作刚刚写入），任务未完成，请稍后重试。"
+    return f"系统内部错误，任务未完成。请稍后重试；仍出错时请将任务编号 #{job_id} 告知系统管理员。"
+
+
 def run_job(job_id: int) -> None:
     job = db.session.get(Job, job_id)
     if job is None or job.status not in (JobStatus.QUEUED,):
@@ -170,7 +195,8 @@ def run_job(job_id: int) -> None:
         )
         db.session.commit()
 
-    fn = _KINDS[job.kind]
+    kind = job.kind
+    fn = _KINDS[kind]
     try:
         result = fn(job, report) or {}
         job = db.session.get(Job, job_id)
@@ -179,10 +205,13 @@ def run_job(job_id: int) -> None:
         job.message = result.get("message", "已完成")[:300]
     except Exception as exc:  # a job failure must be visible on its page, not lost in a worker log
         db.session.rollback()
+        # the page says what happened in Chinese; the database's text (its SQL, a DETAIL naming an identity number
+        # or a code) and the traceback go to the log only
+        log.exception("job %s (%s) failed", job_id, kind)
         job = db.session.get(Job, job_id)
         job.status = JobStatus.FAILED
-        job.message = f"任务出错：{exc}"[:300]
-        job.result = {"error": traceback.format_exc(limit=5)}
+        job.message = f"任务出错：{failure_message(exc, job_id)}"[:300]
+        job.result = {"error": type(exc).__name__}
     job.finished_at = utcnow()
     audit.record("job.finished", job, actor=None, bureau_id=job.bureau_id,
                  summary=f"后台任务结束：{job.title}（{job.status.label}）")

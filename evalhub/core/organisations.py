@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 import sqlalchemy as sa
 
-from evalhub.core import audit, files, permissions
+from evalhub.core import audit, files, permissions, workbooks
 from evalhub.core.enums import BureauLevel, Role
 from evalhub.core.errors import PermissionDenied, ValidationFailed
 from evalhub.core.inputs import name_error
@@ -31,7 +31,6 @@ BUREAU_COLUMNS = {"区划代码": "code", "名称": "name", "简称": "short_nam
 UNIT_COLUMNS = {"财政局区划代码": "bureau_code", "单位名称": "name", "统一社会信用代码": "code", "上级单位名称": "parent_name"}
 _DIVISION = re.compile(r"^\d{6}$")
 _LEVEL_ORDER = {BureauLevel.REGION: 0, BureauLevel.PREFECTURE: 1, BureauLevel.COUNTY: 2}
-MAX_ROWS = 20000
 
 
 @dataclass
@@ -48,15 +47,6 @@ class ImportResult:
                 f"预算单位新增 {self.units_created} 个、更新 {self.units_updated} 个。")
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # Excel turns 652800 into 652800.0
-    text = str(value).strip()
-    return "" if text.lower() == "nan" else text
-
-
 def _name_problems(*names: tuple[str, str]) -> list[str]:
     """What ``check_name`` refuses in every other name (controls, direction overrides, zero-width characters):
     a unit's name is shown on plans, reports and public pages, and plan imports find units by it."""
@@ -64,29 +54,19 @@ def _name_problems(*names: tuple[str, str]) -> list[str]:
 
 
 def read_workbook(data: bytes) -> tuple[list[dict], list[dict]]:
-    """The two sheets as rows keyed by field name (Chinese column headers); a missing sheet is empty."""
-    import pandas as pd
+    """The two sheets as rows keyed by field name (Chinese column headers), each with its Excel row number under
+    "row"; a missing sheet is empty. Blank rows are skipped, headers trimmed (``core.workbooks``)."""
+    with workbooks.opened(data) as book:
+        if BUREAU_SHEET not in book.sheetnames and UNIT_SHEET not in book.sheetnames:
+            raise ValidationFailed(f"工作簿中没有“{BUREAU_SHEET}”或“{UNIT_SHEET}”工作表，请使用导入模板。", {"file": "缺少工作表"})
 
-    try:
-        sheets = pd.read_excel(io.BytesIO(data), sheet_name=None, dtype=str)
-    except Exception as exc:  # a damaged or non-Excel file: said plainly
-        raise ValidationFailed(f"无法读取 Excel 文件（{type(exc).__name__}），请使用导入模板。", {"file": "文件无法读取"}) from exc
-    if BUREAU_SHEET not in sheets and UNIT_SHEET not in sheets:
-        raise ValidationFailed(f"工作簿中没有“{BUREAU_SHEET}”或“{UNIT_SHEET}”工作表，请使用导入模板。", {"file": "缺少工作表"})
+        def rows(sheet: str, columns: dict[str, str]) -> list[dict]:
+            if sheet not in book.sheetnames or not any(workbooks.header(book[sheet])):
+                return []  # no sheet, or a blank one: nothing of that kind to import
+            found = workbooks.read_rows(book[sheet], columns, required=list(columns), label=f"“{sheet}”工作表")
+            return [{**record, "row": number} for number, record in found]
 
-    def rows(sheet: str, columns: dict[str, str]) -> list[dict]:
-        frame = sheets.get(sheet)
-        if frame is None or (frame.empty and len(frame.columns) == 0):
-            return []  # no sheet, or a blank one: nothing of that kind to import
-        missing = [c for c in columns if c not in frame.columns]
-        if missing:
-            raise ValidationFailed(f"“{sheet}”工作表缺少列：{'、'.join(missing)}。", {"file": "缺少列"})
-        if len(frame) > MAX_ROWS:
-            raise ValidationFailed(f"“{sheet}”工作表超过 {MAX_ROWS} 行，请分批导入。", {"file": "行数过多"})
-        return [{name: _text(record.get(header)) for header, name in columns.items()}
-                for record in frame.to_dict("records")]
-
-    return rows(BUREAU_SHEET, BUREAU_COLUMNS), rows(UNIT_SHEET, UNIT_COLUMNS)
+        return rows(BUREAU_SHEET, BUREAU_COLUMNS), rows(UNIT_SHEET, UNIT_COLUMNS)
 
 
 def template() -> bytes:
@@ -112,7 +92,7 @@ def import_organisations(bureau_rows: Iterable[dict], unit_rows: Iterable[dict],
     planned: dict[str, dict] = {}  # code → checked bureau row
 
     for number, row in enumerate(bureau_rows, start=2):
-        where = f"{BUREAU_SHEET}第 {number} 行"
+        where = f"{BUREAU_SHEET}第 {row.get('row', number)} 行"  # the Excel row when read from a workbook
         code, name, short = row.get("code", ""), row.get("name", ""), row.get("short_name", "")
         parent_code = row.get("parent_code", "")
         problems = []
@@ -190,7 +170,7 @@ def import_organisations(bureau_rows: Iterable[dict], unit_rows: Iterable[dict],
     codes_in_sheet: dict[str, str] = {}
     unit_plan: dict[tuple[str, str], dict] = {}
     for number, row in enumerate(unit_rows, start=2):
-        where = f"{UNIT_SHEET}第 {number} 行"
+        where = f"{UNIT_SHEET}第 {row.get('row', number)} 行"
         bureau_code, name = row.get("bureau_code", ""), row.get("name", "")
         code, parent_name = row.get("code", ""), row.get("parent_name", "")
         problems = []

@@ -21,7 +21,7 @@ from evalhub.core.models import AuditEvent, Bureau, BudgetUnit, Draw, DrawWitnes
 from evalhub.core.notifications import AUDIENCE_LABELS, MATRIX
 from evalhub.core.services import authenticate, end_session, session_user
 from evalhub.core.settings import SETTINGS, effective_settings, set_setting
-from evalhub.core.timeutil import format_beijing
+from evalhub.core.timeutil import to_beijing
 from evalhub.core.web import (
     button,
     load,
@@ -83,6 +83,9 @@ def logout():
     return redirect(url_for("core.login"))
 
 
+AUDIT_EXPORT_LIMIT = 50000  # rows of one audit-log export; more is said in the file and on the page
+
+
 @bp.route("/audit")
 def audit_list():
     require("audit.view")
@@ -98,11 +101,17 @@ def audit_list():
         stmt = stmt.where(AuditEvent.actor_name == actor)
     stmt = stmt.order_by(AuditEvent.id.desc())
     if wants_export():
-        rows = [{"序号": e.id, "时间（北京）": format_beijing(e.occurred_at, "%Y-%m-%d %H:%M:%S"), "操作人": e.actor_name,
+        rows = [{"序号": e.id, "时间（北京）": to_beijing(e.occurred_at), "操作人": e.actor_name,
                  "事件": e.action, "对象": f"{e.object_type}#{e.object_id or ''}", "摘要": e.summary, "哈希": e.hash}
-                for e in db.session.execute(stmt.limit(50000)).scalars()]
-        return xlsx_response(to_xlsx(rows, "审计日志"), "审计日志.xlsx")
-    return render_template("core/audit_list.html", page=paginate(stmt), form=ActionForm(),
+                for e in db.session.execute(stmt.limit(AUDIT_EXPORT_LIMIT + 1)).scalars()]
+        notes, name = None, "审计日志.xlsx"
+        if len(rows) > AUDIT_EXPORT_LIMIT:  # cut, and the file says so: a silent cut reads as the whole log
+            del rows[AUDIT_EXPORT_LIMIT:]
+            notes = {"说明": [f"符合筛选条件的事件超过 {AUDIT_EXPORT_LIMIT} 条，本文件只含最新的 {AUDIT_EXPORT_LIMIT} 条"
+                            f"（序号 {rows[-1]['序号']} 及以后）。请按事件、对象或操作人缩小范围后分批导出。"]}
+            name = f"审计日志（最新{AUDIT_EXPORT_LIMIT}条）.xlsx"
+        return xlsx_response(to_xlsx(rows, "审计日志", notes=notes, datetime_format="yyyy-mm-dd hh:mm:ss"), name)
+    return render_template("core/audit_list.html", page=paginate(stmt), form=ActionForm(), export_limit=AUDIT_EXPORT_LIMIT,
                            filters={"action": action, "object_type": object_type, "actor": actor})
 
 

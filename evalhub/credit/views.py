@@ -36,7 +36,7 @@ from evalhub.core.listing import (
     year_filter,
 )
 from evalhub.core.models import Bureau, StoredFile, User
-from evalhub.core.timeutil import beijing_today, format_beijing
+from evalhub.core.timeutil import beijing_today, to_beijing
 from evalhub.core.web import form_page, handle_form, load, public, require, scoped, send_stored, wants_export
 from evalhub.credit import services
 from evalhub.credit.forms import AnswerForm, CalendarForm, ExternalRecordForm, ObjectionForm, YearActionForm
@@ -132,8 +132,7 @@ def _rating_rows(ratings: list[CreditRating]) -> list[dict]:
              "总分": float(r.total) if r.total is not None else None, "等级": _grade_label(r),
              "重点关注": "是" if r.watch_list else "", "关注原因": r.watch_reason or "", "状态": r.status.label,
              "异议": counts.get(r.id, (0, 0))[0], "未答复异议": counts.get(r.id, (0, 0))[1],
-             "公示异议截止": r.objection_deadline.isoformat() if r.objection_deadline else "",
-             "计算时间（北京）": format_beijing(r.computed_at), "版本": r.version} for r in ratings]
+             "公示异议截止": r.objection_deadline, "计算时间（北京）": to_beijing(r.computed_at), "版本": r.version} for r in ratings]
 
 
 EXPORT_COLUMNS = ["年度", "财政局", "第三方机构", "统一社会信用代码", "总分", "等级", "重点关注", "关注原因", "状态",

@@ -74,7 +74,7 @@ def import_plan_items(job: Job, report: Callable[[int, int, str], None]) -> dict
         message = "上传的文件已删除（导入任务结束后不保留），请重新上传。"
         return {"failed": True, "message": message, "errors": [{"row": None, "name": "", "messages": [message]}]}
     try:
-        rows = read_sheet(files.read(stored), PLAN_COLUMNS, optional={"commissioner", "service_kind"})
+        rows = read_sheet(files.read(stored), PLAN_COLUMNS, optional={"commissioner", "service_kind"}, sheet="评价对象")
     except ValidationFailed as exc:
         return {"failed": True, "message": exc.message, "errors": [{"row": None, "name": "", "messages": [exc.message]}]}
     units = _Units(plan)

@@ -37,7 +37,7 @@ from evalhub.core.listing import (
     year_filter,
 )
 from evalhub.core.models import Bureau, BudgetUnit, DrawStatus, User
-from evalhub.core.timeutil import BEIJING, beijing_today, format_beijing, utcnow
+from evalhub.core.timeutil import BEIJING, beijing_today, to_beijing, utcnow
 from evalhub.core.web import (
     button,
     can_in_own_bureau,
@@ -195,7 +195,7 @@ PLAN_FILTERS = (year_filter(EvaluationPlan.year), enum_filter("status", PlanStat
 
 PLAN_EXPORT = Export("评价计划", ["财政局", "年度", "状态", "评价对象数", "金额合计（万元）", "批准时间（北京）"], lambda plans: [
     {"财政局": p.bureau.name, "年度": p.year, "状态": p.status.label, "评价对象数": len(p.items),
-     "金额合计（万元）": float(p.total_amount / TEN_THOUSAND), "批准时间（北京）": format_beijing(p.approved_at)}
+     "金额合计（万元）": float(p.total_amount / TEN_THOUSAND), "批准时间（北京）": to_beijing(p.approved_at)}
     for p in plans])
 
 
@@ -387,7 +387,7 @@ def _engagement_row(e: Engagement, overdue: str | None) -> dict:
             "业务领域": e.field.label, "财政局": e.bureau.name, "被评价单位": e.budget_unit.name,
             "委托方": e.commissioner_name, "金额（万元）": float(e.amount / TEN_THOUSAND), "状态": e.state.label,
             "承担机构": e.firm.name if e.firm else "", "合同金额（万元）": float(c.amount / TEN_THOUSAND) if c else None,
-            "实施方案期限": _date(c.plan_due) if c else "", "评价报告期限": _date(c.report_due) if c else "",
+            "实施方案期限": c.plan_due if c else None, "评价报告期限": c.report_due if c else None,
             "逾期情况": overdue or ""}
 
 

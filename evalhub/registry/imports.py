@@ -5,20 +5,21 @@ nothing is imported when any row is invalid.
 """
 from __future__ import annotations
 
-import io
 import re
+import unicodedata
 from datetime import date, datetime
-from typing import Any, Callable
+from typing import Callable
 
-import pandas as pd
+from sqlalchemy.exc import IntegrityError
 
-from evalhub.core import audit, files, permissions
+from evalhub.core import audit, concurrency, files, permissions, workbooks
 from evalhub.core.enums import Field
 from evalhub.core.errors import ValidationFailed
-from evalhub.core.inputs import control_error
-from evalhub.core.exports import to_xlsx
+from evalhub.core.exports import TEXT_HEADERS, to_xlsx
 from evalhub.core.jobs import job_kind
 from evalhub.core.models import Bureau, Job, StoredFile, User
+from evalhub.core.personal import validate_id_number
+from evalhub.core.validators import validate_uscc
 from evalhub.extensions import db
 from evalhub.registry.models import Degree, FirmKind, LegalForm, ProfessionalTitle
 from evalhub.registry.services import (
@@ -63,42 +64,38 @@ def _split_fields(value: str) -> list[str]:
     return [p for p in re.split(r"[、,，;；/\s]+", value or "") if p]
 
 
-def _parse_date(value: Any) -> date | None:
-    if value in (None, "") or (isinstance(value, float) and pd.isna(value)):
+def _parse_date(value: str) -> date | None:
+    if not value:
         return None
-    if isinstance(value, datetime):
-        return value.date()
-    text = str(value).strip().replace("/", "-").replace(".", "-")
+    text = value.strip().replace("/", "-").replace(".", "-")
     text = re.sub(r"[年月]", "-", text).rstrip("日").split(" ")[0]
     return datetime.strptime(text, "%Y-%m-%d").date()
 
 
-def read_sheet(data: bytes, columns: dict[str, str],
-               optional: set[str] = OPTIONAL) -> list[tuple[int, dict[str, str]]]:
-    """The sheet's filled rows, each with the number Excel shows at its left (row 1 the header): blank rows are
-    skipped, so a row's place in the list is not its number — every message names the number read here."""
-    try:
-        frame = pd.read_excel(io.BytesIO(data), dtype=str, engine="openpyxl").fillna("")
-    except Exception as exc:
-        raise ValidationFailed(f"无法读取 Excel 文件：{exc}", {"file": "无法读取"}) from exc
-    frame.columns = [str(c).strip() for c in frame.columns]
-    missing = [c for c, key in columns.items() if c not in frame.columns and key not in optional]
-    if missing:
-        raise ValidationFailed(f"表头缺少列：{'、'.join(missing)}。请使用导入模板。", {"file": "表头不符"})
-    rows, problems = [], []
-    for number, (_, row) in enumerate(frame.iterrows(), start=2):  # row 1 is the header, as Excel numbers them
-        record = {key: str(row.get(col, "")).strip() for col, key in columns.items()}
-        # A web form or an API body with a control character never reaches a service (core.inputs); a cell
-        # of a workbook (XML allows C1 controls) must not either.
-        problems += [f"第 {number} 行“{col}”{message}" for col, key in columns.items()
-                     if (message := control_error(record[key]))]
-        if any(record.values()):
-            rows.append((number, record))
-    if problems:
-        raise ValidationFailed("；".join(problems[:10]) + ("等" if len(problems) > 10 else "") + "。", {"file": "含控制字符"})
+def read_sheet(data: bytes, columns: dict[str, str], optional: set[str] = OPTIONAL,
+               sheet: str = "导入数据") -> list[tuple[int, dict[str, str]]]:
+    """The filled rows of the template's sheet ``sheet`` (else of the first visible sheet with the columns), each
+    with the number Excel shows at its left (row 1 the header): blank rows are skipped, so a row's place in the list
+    is not its number — every message names the number read here. How cells are read: ``core.workbooks``."""
+    required = [c for c, key in columns.items() if key not in optional]
+    with workbooks.opened(data) as book:
+        rows = workbooks.read_rows(workbooks.find_sheet(book, [sheet], required), columns, required=required)
     if not rows:
         raise ValidationFailed("表格中没有数据行。", {"file": "没有数据"})
     return rows
+
+
+# What a clerk types for yes and no: Excel keeps a typed TRUE/FALSE as a boolean cell (read as TRUE/FALSE), and ticks
+# and crosses are common; anything else is refused, never read as "no".
+YES = {"是", "Y", "YES", "TRUE", "1", "√", "✓", "✔", "已承诺", "承诺"}
+NO = {"", "否", "N", "NO", "FALSE", "0", "×", "✗", "✘", "未承诺", "不承诺"}
+
+
+def _yes_no(text: str, key: str, column: str) -> bool:
+    value = re.sub(r"\s+", "", text or "").upper()
+    if value in YES or value in NO:
+        return value in YES
+    raise ValidationFailed(f"{column}应填“是”或“否”", {key: f"“{column}”应填“是”或“否”（当前为“{text}”）"})
 
 
 def _firm_input(row: dict[str, str]) -> FirmInput:
@@ -108,7 +105,8 @@ def _firm_input(row: dict[str, str]) -> FirmInput:
         contact_name=row["contact_name"], contact_phone=row["contact_phone"],
         contact_email=row.get("contact_email"), founded_on=_parse_date(row.get("founded_on")),
         fields=_split_fields(row["fields"]),
-        declares_no_major_violation=row.get("declares_no_major_violation", "") in ("是", "1", "true", "TRUE", "Y"),
+        declares_no_major_violation=_yes_no(row.get("declares_no_major_violation", ""), "declares_no_major_violation",
+                                            "近三年无重大违规承诺"),
     )
 
 
@@ -120,8 +118,19 @@ def _expert_input(row: dict[str, str]) -> ExpertInput:
     )
 
 
+def _duplicate_key(text: str, stored: Callable[[str], str]) -> str:
+    """The code as the service stores it (``stored``: its validator, which also turns full-width digits typed in
+    全角 mode into ASCII), so two spellings of one code are one key; a code the validator refuses (its row is
+    already in error) by the same normalisation, roughly."""
+    try:
+        return stored(text)
+    except ValidationFailed:
+        return re.sub(r"[\s-]+", "", unicodedata.normalize("NFKC", text)).upper()
+
+
 def _run_import(job: Job, report: Callable[[int, int, str], None], *, columns: dict[str, str], noun: str,
-                to_input: Callable, clean: Callable, create: Callable, unique_key: str) -> dict:
+                to_input: Callable, clean: Callable, create: Callable, unique_key: str,
+                stored_key: Callable[[str], str]) -> dict:
     bureau = db.session.get(Bureau, job.params["bureau_id"])
     actor = db.session.get(User, job.created_by_id) if job.created_by_id else None
     if bureau is None or not permissions.can(actor, "registry.import", bureau):
@@ -142,12 +151,12 @@ def _run_import(job: Job, report: Callable[[int, int, str], None], *, columns: d
         messages = []
         try:
             data = to_input(row)
-            cleaned.append((data, clean(data, actor)))
+            cleaned.append((index, row, data, clean(data, actor)))
         except ValidationFailed as exc:
             messages.extend(exc.fields.values() or [exc.message])
         except ValueError:
             messages.append("日期格式无法识别（应为 2020-01-31）")
-        key = re.sub(r"\s+", "", row.get(unique_key, "")).upper()  # as stored: a space typed in is no new code
+        key = _duplicate_key(row.get(unique_key, ""), stored_key) if row.get(unique_key) else ""
         if key and key in seen:
             messages.append(f"与第 {seen[key]} 行重复")
         seen.setdefault(key, index)
@@ -158,7 +167,19 @@ def _run_import(job: Job, report: Callable[[int, int, str], None], *, columns: d
     if errors:
         return {"failed": True, "errors": errors, "checked": total,
                 "message": f"{len(errors)} 行有错误，未导入任何{noun}。请修改后重新上传。"}
-    created = [create(data, bureau, actor, clean=clean_result) for data, clean_result in cleaned]
+    created = []
+    for index, row, data, clean_result in cleaned:
+        try:
+            created.append(create(data, bureau, actor, clean=clean_result))
+        except IntegrityError as exc:
+            # a duplicate the checks above did not see (entered on a page meanwhile, or a spelling they missed):
+            # nothing of the file is kept, and the row is named — not the database's English and a traceback
+            db.session.rollback()
+            message = concurrency.conflict_message(exc)
+            if message is None:
+                raise
+            return {"failed": True, "checked": total, "message": f"第 {index} 行未能写入：{message.rstrip('。')}。未导入任何{noun}，请核对后重新上传。",
+                    "errors": [{"row": index, "name": row.get("name", ""), "messages": [message]}]}
     audit.record(f"registry.import_{unique_key}", bureau, actor=actor, bureau_id=bureau.id,
                  summary=f"{bureau.short_name} 批量导入{noun} {len(created)} 条（{stored.original_name}）",
                  payload={"file_sha256": stored.sha256, "ids": [c.id for c in created]})
@@ -172,7 +193,7 @@ def import_firms(job: Job, report) -> dict:
     return _run_import(job, report, columns=FIRM_COLUMNS, noun="机构", to_input=_firm_input,
                        clean=lambda d, actor: clean_firm(d, actor=actor),
                        create=lambda d, b, a, clean: create_firm(d, b, a, via="import", clean=clean),
-                       unique_key="uscc")
+                       unique_key="uscc", stored_key=validate_uscc)
 
 
 @job_kind("import.experts", upload="file_id")
@@ -180,7 +201,7 @@ def import_experts(job: Job, report) -> dict:
     return _run_import(job, report, columns=EXPERT_COLUMNS, noun="专家", to_input=_expert_input,
                        clean=lambda d, actor: clean_expert(d),
                        create=lambda d, b, a, clean: create_expert(d, b, a, clean=clean),
-                       unique_key="id_number")
+                       unique_key="id_number", stored_key=validate_id_number)
 
 
 def template_xlsx(kind: str) -> bytes:
@@ -197,4 +218,7 @@ def template_xlsx(kind: str) -> bytes:
                  f"学历可填：{'、'.join(m.label for m in Degree)}",
                  f"业务领域可填（多个用顿号分隔）：{fields}",
                  "身份证号码须为 18 位并通过校验；出生年份须与身份证一致"]
+    # a plain paste brings the source's number format along and undoes the text format of the template's columns
+    notes.append(f"{'、'.join(c for c in columns if c in TEXT_HEADERS)}列已设为文本格式；从其他表格复制时请用“选择性粘贴 → 值”"
+                 "（或“只粘贴文本”），否则 Excel 会把长号码变成科学计数法并丢失末几位")
     return to_xlsx([], "导入数据", columns=list(columns), notes={"填写说明": notes})

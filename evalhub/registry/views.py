@@ -20,7 +20,7 @@ from evalhub.core.enums import Field
 from evalhub.core.errors import ValidationFailed
 from evalhub.core.listing import Export, Filter, Listing, enum_filter, int_filter, text_list
 from evalhub.core.models import Bureau, BudgetUnit, User
-from evalhub.core.timeutil import beijing_today, format_beijing
+from evalhub.core.timeutil import beijing_date, beijing_today
 from evalhub.core.web import (
     can_in_own_bureau,
     detail_form,
@@ -101,10 +101,6 @@ def _labels(fields: list[Field]) -> str:
     return "、".join(f.label for f in fields)
 
 
-def _date(value) -> str:
-    return value.strftime("%Y-%m-%d") if value else ""
-
-
 def _bureaus(ids: list[int]) -> list[Bureau | bureau_tree.TreeBureau]:
     """The bureaus ``ids`` in tree order: those this request already holds (its tree) without a statement."""
     tree = bureau_tree.held()
@@ -132,10 +128,10 @@ def _firm_rows(firms: list[Firm]) -> list[dict]:
     return [{
         "机构名称": f.name, "统一社会信用代码": f.uscc, "组织形式": f.legal_form.label, "机构类型": f.kind.label,
         "所属机构库": f.bureau.name, "状态": f.status.label, "状态原因": f.status_reason or "",
-        "状态截止日期": _date(f.status_until), "业务领域": _labels(fields[f.id]),
+        "状态截止日期": f.status_until, "业务领域": _labels(fields[f.id]),
         "法定代表人（负责人）": f.legal_representative, "联系人": f.contact_name, "联系电话": f.contact_phone,
         "电子邮箱": f.contact_email or "", "住所地址": f.address,
-        "申请日期": format_beijing(f.applied_at, "%Y-%m-%d"), "入库日期": format_beijing(f.admitted_at, "%Y-%m-%d"),
+        "申请日期": f.applied_at and beijing_date(f.applied_at), "入库日期": f.admitted_at and beijing_date(f.admitted_at),
     } for f in firms]
 
 

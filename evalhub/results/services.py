@@ -1171,7 +1171,7 @@ EXPORT_COLUMNS = ["序号", "预算单位", "项目名称", "评价对象类型"
 
 def export_rows(rows: list[ApplicationEntry]) -> list[dict]:
     """The list in the columns a budget office works with."""
-    from evalhub.core.timeutil import format_beijing
+    from evalhub.core.timeutil import to_beijing
 
     counts = _finding_counts([e.engagement_id for e in rows])
     caps = {r.engagement_id: r.caps for r in db.session.execute(sa.select(EvaluationResult).where(
@@ -1187,7 +1187,7 @@ def export_rows(rows: list[ApplicationEntry]) -> list[dict]:
                     "应用方式": e.labels(e.measures) if e.confirmed_at else "（未确认）",
                     "调减比例（%）": float(e.cut_percent) if e.cut_percent is not None else None,
                     "调减金额（万元）": float(e.cut_amount / 10000) if e.cut_amount is not None else None,
-                    "理由": e.reason or "", "确认时间": format_beijing(e.confirmed_at)})
+                    "理由": e.reason or "", "确认时间": to_beijing(e.confirmed_at)})
     return out
 
 

@@ -32,7 +32,7 @@ from evalhub.core.listing import (Export, Filter, counted_page, export, page_req
                                   year_filter)
 from evalhub.core.models import Job
 from evalhub.core.settings import get_setting
-from evalhub.core.timeutil import beijing_today, format_beijing
+from evalhub.core.timeutil import beijing_today, to_beijing
 from evalhub.core.web import button, form_page, handle_form, load, require, wants_export
 from evalhub.extensions import db
 from evalhub.registry.models import Firm
@@ -116,7 +116,7 @@ def _queue_row(entry) -> dict:
     return {"排名": entry.rank, "风险分": round(s.risk, 4), "建议抽查": "是" if entry.flagged else "",
             "评价任务编号": e.reference, "评价任务": e.name, "承担机构": e.firm.name if e.firm else "",
             "财政局": e.bureau.name, "类型": s.kind.label, "版本": s.submission.version,
-            "提交时间": format_beijing(s.submitted_at),
+            "提交时间": to_beijing(s.submitted_at),
             "评分方法": s.method.label + (f" {s.model_version}" if s.model_version else ""),
             "主要原因": "；".join(entry.reasons[:3])}  # as this user may read them (services.shown_to)
 
@@ -126,7 +126,7 @@ def _unscored_row(s: ReportScreening) -> dict:
     e = s.engagement
     return {"排名": "", "风险分": "未评分", "建议抽查": "是（文本无法提取，须人工查看）", "评价任务编号": e.reference, "评价任务": e.name,
             "承担机构": e.firm.name if e.firm else "", "财政局": e.bureau.name, "类型": s.kind.label,
-            "版本": s.submission.version, "提交时间": format_beijing(s.submitted_at), "评分方法": s.method.label,
+            "版本": s.submission.version, "提交时间": to_beijing(s.submitted_at), "评分方法": s.method.label,
             "主要原因": "；".join(r["text"] for r in s.reasons or [])}
 
 

@@ -34,7 +34,7 @@ from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.listing import Export, Listing, choice_filter, enum_filter, int_filter
 from evalhub.core.models import Bureau
 from evalhub.core.settings import get_setting
-from evalhub.core.timeutil import BEIJING, beijing_today, format_beijing
+from evalhub.core.timeutil import BEIJING, beijing_today, to_beijing
 from evalhub.core.web import (
     bureau_side,
     button,
@@ -193,7 +193,7 @@ def _inspection_export(bureaus: dict[int, Bureau]) -> Export:
                 "财政局": (bureaus.get(i.bureau_id) or _bureau_of(i)).name, "被检查机构": i.firm.name,
                 "评价任务": i.engagement.reference if i.engagement else "", "状态": i.status.label,
                 "发现问题数": len(i.findings), "最高严重程度": worst.label if worst else "",
-                "立案时间": format_beijing(i.opened_at), "办结时间": format_beijing(i.closed_at),
+                "立案时间": to_beijing(i.opened_at), "办结时间": to_beijing(i.closed_at),
                 "检查结论": i.conclusion or ""}
     return Export("监督检查", ["检查编号", "类型", "线索来源", "财政局", "被检查机构", "评价任务", "状态", "发现问题数",
                            "最高严重程度", "立案时间", "办结时间", "检查结论"], lambda rows: map(row, rows))
