@@ -167,3 +167,23 @@ def test_a_plan_workbook_listing_an_object_twice_names_the_second_row(world, log
     job = db.session.execute(sa.select(Job).where(Job.kind == "import.plan_items")).scalar_one()
     assert job.status == JobStatus.FAILED
     assert job.result["errors"] == [{"row": 3, "name": row["评价对象名称"], "messages": ["与第 2 行重复（评价对象名称和被评价单位相同）"]}]
+
+
+def test_a_job_handed_to_two_workers_runs_once(world, monkeypatch):
+    """run_job claims the job (queued → running) by compare-and-set: a second delivery of the same task, arriving
+    while the first has not finished or after it, finds it claimed and runs nothing."""
+    ran = []
+
+    def _count(job, report):
+        jobs.run_job(job.id)  # the same task delivered again while this one runs
+        ran.append(job.id)
+        return {"message": "完成"}
+
+    monkeypatch.setitem(jobs._KINDS, "test.count_runs", _count)
+
+    job = jobs._record("test.count_runs", "计数任务", {}, actor=world.bz_staff, bureau_id=world.bz.id)
+    db.session.commit()
+    jobs.run_job(job.id)
+    jobs.run_job(job.id)  # and once more after it finished
+    db.session.expire_all()
+    assert ran == [job.id] and db.session.get(Job, job.id).status == JobStatus.SUCCEEDED

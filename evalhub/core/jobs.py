@@ -184,9 +184,14 @@ def run_job(job_id: int) -> None:
         # A job acts with its person's rights as they are when it runs: an account disabled since acts no more.
         _refuse(job, "提交任务的账号已停用，任务未执行。如仍需要，请由在用账号重新提交。")
         return
-    job.status = JobStatus.RUNNING
-    job.started_at = utcnow()
+    # Compare-and-set: of two workers handed the same job (a task delivered twice, a retry), one runs it.
+    claimed = db.session.execute(sa.update(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+                                 .values(status=JobStatus.RUNNING, started_at=utcnow())
+                                 .execution_options(synchronize_session=False)).rowcount
     db.session.commit()
+    if claimed != 1:
+        return
+    job = db.session.get(Job, job_id, populate_existing=True)
 
     def report(done: int, total: int, message: str = "") -> None:
         # Progress is committed on its own; the job's own writes happen in the job function.
