@@ -477,7 +477,8 @@ def test_a_post_repeated_with_the_same_idempotency_key_is_done_once(client, auth
     assert count(PlanItem) == 1
     # the same key for a different request is refused; without a key each POST is a new item
     assert_error(client.post(url, json=_item(world, amount_wan="301"), headers=keyed), 422, "Idempotency-Key")
-    assert client.post(url, json=_item(world), headers=headers).status_code == 201
+    # (another object: the same name and unit again is refused, keyed or not — a plan lists an object once)
+    assert client.post(url, json=_item(world, name="另一评价对象"), headers=headers).status_code == 201
     assert count(PlanItem) == 2
     assert count(IdempotencyKey) == 2  # the plan's and the item's
     # a refused request gives its key back, so a corrected retry runs

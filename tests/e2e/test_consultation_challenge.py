@@ -119,6 +119,8 @@ def test_consultation_notice_award_challenge_answer_contract(world, browser, liv
         bureau.get_by_test_id("to-contract").click()
         for label, days in {"服务结束日期": 300, "实施方案提交期限": 30, "评价报告提交期限": 200}.items():
             bureau.get_by_label(label).fill((beijing_today() + timedelta(days=days)).isoformat())
+        # the shortcut dated the notice 2025-02-10: today is past its 30 days (政府采购法 第四十六条), so a reason
+        bureau.get_by_label("逾期签订原因（签订日期晚于法定期限时填写）").fill("质疑答复后方签订合同，超过法定期限，特此说明")
         with bureau.expect_navigation():
             bureau.get_by_test_id("sign-contract").click()
         expect(bureau.get_by_test_id("engagement-state")).to_have_text("已签约")

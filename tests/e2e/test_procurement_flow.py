@@ -156,6 +156,8 @@ def test_competitive_consultation_from_procure_form_to_signed_contract(world, br
         bureau.get_by_label("服务结束日期").fill((today + timedelta(days=300)).isoformat())
         bureau.get_by_label("实施方案提交期限").fill((today + timedelta(days=30)).isoformat())
         bureau.get_by_label("评价报告提交期限").fill((today + timedelta(days=200)).isoformat())
+        # the shortcut dated the notice 2025-02-10: today is past its 30 days (政府采购法 第四十六条), so a reason
+        bureau.get_by_label("逾期签订原因（签订日期晚于法定期限时填写）").fill("中标通知书发出后采购人内部审批流程延误，现补签合同")
         with bureau.expect_navigation():
             bureau.get_by_test_id("sign-contract").click()
         assert bureau.url.endswith(f"/engagements/{engagement_id}"), bureau.url
