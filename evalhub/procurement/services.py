@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, NamedTuple, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
@@ -1738,22 +1738,43 @@ def _revoke_award(procurement: Procurement, notice: ResultNotice, actor: User, r
         workflow.perform(engagement, "fail_procurement", actor, note=reason)
 
 
+class ContractHold(NamedTuple):
+    """Why a contract may not be signed now: ``reason`` in Chinese; ``winner`` when it is the winner's
+    eligibility at ``sign_contract`` (suspended since the award…), not the notice's challenge period or an
+    unanswered challenge (``contract_block``)."""
+    reason: str
+    winner: bool
+
+
+def contract_hold(procurement: Procurement, today: date | None = None) -> Optional[ContractHold]:
+    """May the contract be signed now, and if not why: the checks ``sign_contract`` makes (the challenge period
+    and open challenges, then the winner's eligibility at contract), asked by both hourly jobs — the "may be
+    signed" announcement and the overdue reminder — so neither tells anyone to sign what may not be signed."""
+    block = contract_block(procurement, today)
+    if block is not None:
+        return ContractHold(block, winner=False)
+    winner = procurement.award.firm if procurement.award is not None else procurement.notice.firm
+    try:
+        eligibility.assert_eligible(procurement, winner, "contract")
+    except Conflict as exc:
+        return ContractHold(exc.message, winner=True)
+    return None
+
+
 def announce_contract_ready(notice: ResultNotice, today: date | None = None) -> bool:
     """Tell the bureau and the winner, once, that the period ended with no open challenge."""
     procurement = notice.procurement
     engagement = procurement.engagement
     if (notice.revoked_at is not None or notice.contract_ready_at is not None or engagement.contract is not None
-            or engagement.state not in workflow.TRANSITIONS["sign_contract"].sources  # e.g. cancelled since the award
-            or contract_block(procurement, today) is not None):
+            or engagement.state not in workflow.TRANSITIONS["sign_contract"].sources):  # e.g. cancelled since the award
         return False
-    winner = procurement.award.firm if procurement.award is not None else notice.firm
-    try:  # the check ``sign_contract`` makes: "可以签订合同" means the contract may be signed
-        eligibility.assert_eligible(procurement, winner, "contract")
-    except Conflict as exc:
-        # Not announced: the bureau is told why, once (the job asks every hour until the winner may sign,
-        # and announces then).
-        emit("contract_blocked", link=f"/engagements/{procurement.engagement_id}", bureau_id=procurement.bureau_id,
-             dedupe_key=f"contract-blocked-{notice.id}", **_fields(procurement, reason=exc.message))
+    hold = contract_hold(procurement, today)  # "可以签订合同" means the contract may be signed
+    if hold is not None:
+        if hold.winner:
+            # Not announced: the bureau is told why, once (the job asks every hour until the winner may sign,
+            # and announces then).
+            emit("contract_blocked", link=f"/engagements/{procurement.engagement_id}", bureau_id=procurement.bureau_id,
+                 dedupe_key=f"contract-blocked-{notice.id}", **_fields(procurement, reason=hold.reason))
         return False
     # Claim the announcement (of two workers at once, one tells them; the other finds it taken).
     now = utcnow()
@@ -1796,6 +1817,14 @@ def remind_contracts_overdue(today: date | None = None) -> int:
     sent = 0
     for engagement in late:
         procurement = engagement.current_procurement
+        hold = contract_hold(procurement, today)
+        if hold is not None:
+            # Past the 30 days but not signable now (the winner suspended since the award, a challenge still
+            # unanswered): the winner is not told to sign, the bureau is told what stands in the way.
+            sent += len(emit("contract_overdue_blocked", link=f"/engagements/{engagement.id}", bureau_id=engagement.bureau_id,
+                             dedupe_key=f"contract-overdue-blocked-{engagement.id}-{engagement.due_on}",
+                             reason=reasons[engagement.id], hold=hold.reason.rstrip("。"), **_fields(procurement)))
+            continue
         sent += len(emit("contract_overdue", link=f"/engagements/{engagement.id}", bureau_id=engagement.bureau_id,
                          firm_id=engagement.firm_id, dedupe_key=f"contract-overdue-{engagement.id}-{engagement.due_on}",
                          reason=reasons[engagement.id], result=procurement.method.result_word, **_fields(procurement)))

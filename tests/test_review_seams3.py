@@ -1,0 +1,56 @@
+"""Review of the merged seams (third batch): each test failed before its fix."""
+from __future__ import annotations
+
+from datetime import date
+
+import sqlalchemy as sa
+
+from evalhub.core.models import Notification
+from evalhub.extensions import db
+from evalhub.procurement import services as P
+from evalhub.registry.services import impose_suspension
+from tests import factories
+
+
+def _inbox(user):
+    return db.session.execute(sa.select(Notification).where(Notification.user_id == user.id)).scalars().all()
+
+
+# 1. The hourly overdue-contract job asks what the "may be signed" announcement asks (``contract_hold``).
+
+def test_overdue_contract_of_a_suspended_winner_is_not_urged_on_the_firm(world):
+    e = factories.engagement(world)
+    p = factories.single_source(world, e)
+    factories.past_challenge_period(p)  # contract due 2025-03-12
+    impose_suspension(world.firm, "测试：暂停")
+    db.session.flush()
+    today = date(2025, 3, 20)
+    assert P.announce_contract_ready(p.notice, today) is False
+    P.remind_contracts_overdue(today)
+    db.session.flush()
+    assert not any("逾期" in n.title for n in _inbox(world.firm_user))
+    titles = [n.title for n in _inbox(world.bz_staff)]
+    assert any("暂不能签订" in t for t in titles)
+    overdue = [n for n in _inbox(world.bz_staff) if "逾期" in n.title]
+    assert overdue and all("尽快" not in n.body and "暂不能签订" in n.body for n in overdue)
+
+
+def test_overdue_contract_with_an_unanswered_challenge_is_not_urged_on_the_firm(world, monkeypatch):
+    e = factories.engagement(world)
+    p = factories.single_source(world, e)
+    factories.past_challenge_period(p)
+    monkeypatch.setattr(P, "contract_block", lambda procurement, today=None: "尚有 1 件质疑未答复，答复后方可签订合同")
+    P.remind_contracts_overdue(date(2025, 4, 20))
+    db.session.flush()
+    assert not any("逾期" in n.title for n in _inbox(world.firm_user))
+    [note] = [n for n in _inbox(world.bz_staff) if "逾期" in n.title]
+    assert "质疑未答复" in note.body and "尽快" not in note.body
+
+
+def test_overdue_contract_that_may_be_signed_still_reminds_both(world):
+    e = factories.engagement(world)
+    p = factories.single_source(world, e)
+    factories.past_challenge_period(p)
+    P.remind_contracts_overdue(date(2025, 3, 20))
+    db.session.flush()
+    assert any("合同逾期未签订" in n.title and "尽快" in n.body for n in _inbox(world.firm_user))
