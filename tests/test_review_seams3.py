@@ -54,3 +54,34 @@ def test_overdue_contract_that_may_be_signed_still_reminds_both(world):
     P.remind_contracts_overdue(date(2025, 3, 20))
     db.session.flush()
     assert any("合同逾期未签订" in n.title and "尽快" in n.body for n in _inbox(world.firm_user))
+
+
+# 2. A missing report is late only where the firm could hand it in, not while its plan waits on the bureau.
+
+def test_report_not_counted_late_while_the_plan_waits_on_the_bureau(world):
+    from datetime import datetime
+
+    from evalhub.core import timeutil
+    from evalhub.credit import services as C
+
+    factories.accepted(world)
+    e = factories.contracted(world)
+    with timeutil.simulated_clock(datetime(2025, 3, 20, 2, 0)):
+        factories.submit_plan(e)  # on time; the bureau never forms the panel
+    db.session.flush()
+    _, comps, _ = C.firm_components(world.bz, world.firm, 2025, today=date(2025, 11, 5))
+    perf = next(c for c in comps if c.code == "performance")
+    assert not any("report_missing" in (r.get("ref") or "") for r in perf.records), perf.records
+
+
+def test_report_still_counted_late_in_fieldwork(world):
+    from evalhub.credit import services as C
+    from evalhub.procurement.models import EngagementState
+
+    factories.accepted(world)
+    e = factories.contracted(world)
+    e.state = EngagementState.FIELDWORK
+    db.session.flush()
+    _, comps, _ = C.firm_components(world.bz, world.firm, 2025, today=date(2025, 11, 5))
+    perf = next(c for c in comps if c.code == "performance")
+    assert any(r.get("ref") == f"report_missing:{e.id}" for r in perf.records), perf.records

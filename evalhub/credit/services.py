@@ -347,8 +347,12 @@ def _excluded(records: _FirmYear, ref: str) -> bool:
 
 
 # The states in which a plan or report with no first version is still owed by the firm (past them it was handed in).
+# The report: only where the delay is the firm's — FIELDWORK (``submit_report``'s source) and CONTRACTED (the plan
+# that comes first not handed in either). Not while the plan waits on the bureau (PLAN_SUBMITTED, PLAN_IN_REVIEW:
+# the machine will not take a report then), nor PLAN_RETURNED: a returned plan counts against the plan (its first
+# version's date, its rounds), not a second time against the report the firm may not yet submit.
 STILL_OWED = {"work_plan": (S.CONTRACTED,),
-              "report": (S.CONTRACTED, S.PLAN_SUBMITTED, S.PLAN_IN_REVIEW, S.PLAN_RETURNED, S.FIELDWORK)}
+              "report": (S.CONTRACTED, S.FIELDWORK)}
 
 
 def _components(bureau: Bureau, records: _FirmYear, today: date) -> tuple[bool, list[Component], list[str]]:
