@@ -85,3 +85,36 @@ def test_report_still_counted_late_in_fieldwork(world):
     _, comps, _ = C.firm_components(world.bz, world.firm, 2025, today=date(2025, 11, 5))
     perf = next(c for c in comps if c.code == "performance")
     assert any(r.get("ref") == f"report_missing:{e.id}" for r in perf.records), perf.records
+
+
+# 3. The watch-list check reads no bureau tree per case: the firm's market page stays flat as bureaus are added.
+
+def _open_in(world, key, unit):
+    from evalhub.core.models import BudgetUnit
+    from evalhub.procurement.models import ProcurementMethod
+
+    if unit not in world.units:
+        world.units[unit] = BudgetUnit(bureau_id=getattr(world, key).id, name=unit)
+        db.session.add(world.units[unit])
+        db.session.flush()
+    return factories.witnessed(P.open_procurement(
+        factories.engagement(world, bureau_key=key, unit=unit), P.ProcurementInput(
+            method=ProcurementMethod.COMPETITIVE_CONSULTATION, title="", ceiling_price_wan="50", price_weight="20",
+            bid_deadline=factories.bid_deadline(getattr(world, key), 10)), getattr(world, f"{key}_staff")))
+
+
+def test_market_statements_flat_across_lower_bureaus(world, client, login):
+    from tests.test_procurement_services import _consultation
+    from tests.test_row_statements import _statements
+
+    for _ in range(3):
+        _consultation(world)
+    db.session.commit()
+    login(world.firm_user)
+    _statements(client, "/market")
+    before, _ = _statements(client, "/market")
+    _open_in(world, "lt", "轮台县医疗保障局")
+    _open_in(world, "krl", "库尔勒市某局")
+    db.session.commit()
+    after, _ = _statements(client, "/market")
+    assert after == before
