@@ -118,3 +118,39 @@ def test_market_statements_flat_across_lower_bureaus(world, client, login):
     db.session.commit()
     after, _ = _statements(client, "/market")
     assert after == before
+
+
+# 4. A plan lists an object once per commissioned work, names compared as read (spaces, full width, case).
+
+def _plan_item(world):
+    from evalhub.core.models import BudgetUnit
+
+    plan = P.get_or_create_plan(world.bz, 2026, world.bz_staff)
+    unit = db.session.execute(sa.select(BudgetUnit).where(BudgetUnit.name == "巴州统计局")).scalar_one()
+    data = P.PlanItemInput(name="统计调查项目ＡＢ", object_type="项目支出", budget_kind="一般公共预算", field="统计",
+                           amount_wan="100", budget_unit_id=unit.id, reason="资金量大")
+    P.add_plan_item(plan, data, world.bz_staff)
+    return plan, data
+
+
+def test_same_object_may_be_listed_for_two_commissioned_kinds(world):
+    from evalhub.procurement.models import ServiceKind
+
+    plan, data = _plan_item(world)
+    P.add_plan_item(plan, P.PlanItemInput(**{**data.__dict__, "service_kind": ServiceKind.EX_ANTE_REASSESSMENT,
+                                            "reason": "事前评估再评估"}), world.bz_staff)
+    assert len(plan.items) == 2
+
+
+def test_whitespace_and_full_width_twins_are_refused(world):
+    import pytest
+
+    from evalhub.core.errors import ValidationFailed
+
+    plan, data = _plan_item(world)
+    for twin in ("统计调查 项目ＡＢ", "统计调查项目ＡＢ　", "统计调查项目ab"):
+        with pytest.raises(ValidationFailed):
+            P.add_plan_item(plan, P.PlanItemInput(**{**data.__dict__, "name": twin}), world.bz_staff)
+    other = P.add_plan_item(plan, P.PlanItemInput(**{**data.__dict__, "name": "统计年鉴项目"}), world.bz_staff)
+    with pytest.raises(ValidationFailed):  # edited into a twin
+        P.update_plan_item(other, P.PlanItemInput(**{**data.__dict__, "name": " 统计调查项目AB"}), world.bz_staff)

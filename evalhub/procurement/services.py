@@ -6,6 +6,8 @@ justification; 流标 with fewer than 3 valid bids in an open tender; exactly on
 """
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -324,18 +326,32 @@ def _require_draft(plan: EvaluationPlan) -> None:
         raise Conflict(f"{plan.year} 年度计划已批准，不能再修改评价对象。")
 
 
-def listed_twice(plan: EvaluationPlan, name: str, unit_id: int | None, *, item: PlanItem | None = None) -> Optional[str]:
-    """Why ``name`` of the unit ``unit_id`` may not be listed (again) in ``plan``, or None: a plan lists an
-    evaluation object once (the same workbook imported twice, the form sent again). Call it holding the plan
-    (``concurrency.hold``), so two requests at once cannot both find it missing."""
-    stmt = sa.select(PlanItem.id).where(PlanItem.plan_id == plan.id, PlanItem.name == name,
-                                        PlanItem.budget_unit_id == unit_id)
+def plan_item_key(name: str, unit_id: int | None, service_kind: ServiceKind) -> tuple[str, int | None, ServiceKind]:
+    """What makes two plan items the same evaluation object: the name as read (NFKC — full-width letters and
+    digits narrowed —, casefolded, every space removed: "统计调查 项目" is "统计调查项目"), the unit, and the
+    commissioned work (a 重点绩效评价 and a 事前绩效评估再评估 of one project are two items)."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", name or "")).casefold(), unit_id, ServiceKind(service_kind)
+
+
+def listed_twice(plan: EvaluationPlan, name: str, unit_id: int | None, service_kind: ServiceKind = ServiceKind.KEY_EVALUATION,
+                 *, item: PlanItem | None = None) -> Optional[str]:
+    """Why ``name`` of the unit ``unit_id`` may not be listed (again) in ``plan`` for ``service_kind``, or None: a
+    plan lists an evaluation object once per commissioned work (the same workbook imported twice, the form sent
+    again; names compared by ``plan_item_key``). Call it holding the plan (``concurrency.hold``), so two requests at
+    once cannot both find it missing."""
+    key = plan_item_key(name, unit_id, service_kind)
+    stmt = sa.select(PlanItem.id, PlanItem.name).where(
+        PlanItem.plan_id == plan.id, PlanItem.service_kind == key[2],
+        PlanItem.budget_unit_id.is_(None) if unit_id is None else PlanItem.budget_unit_id == unit_id)
     if item is not None and item.id is not None:
         stmt = stmt.where(PlanItem.id != item.id)
-    if db.session.execute(stmt.limit(1)).first() is None:
+    listed = next((other for _id, other in db.session.execute(stmt)
+                   if plan_item_key(other, unit_id, service_kind) == key), None)
+    if listed is None:
         return None
     unit = db.session.get(BudgetUnit, unit_id) if unit_id is not None else None
-    return f"{plan.year} 年度计划已列有{unit.name if unit else '该单位'}的评价对象“{name}”，不能重复列入"
+    return (f"{plan.year} 年度计划已列有{unit.name if unit else '该单位'}的评价对象“{listed}”"
+            f"（{key[2].label}），不能重复列入")
 
 
 def add_plan_item(plan: EvaluationPlan, data: PlanItemInput, actor: User, *, values: dict | None = None) -> PlanItem:
@@ -343,7 +359,7 @@ def add_plan_item(plan: EvaluationPlan, data: PlanItemInput, actor: User, *, val
     concurrency.hold(plan)
     _require_draft(plan)
     values = values or clean_plan_item(plan, data)
-    twin = listed_twice(plan, values["name"], values["budget_unit_id"])
+    twin = listed_twice(plan, values["name"], values["budget_unit_id"], values["service_kind"])
     if twin:
         raise ValidationFailed(twin + "。", {"name": twin})
     position = (max((i.position for i in plan.items), default=0)) + 1
@@ -361,7 +377,7 @@ def update_plan_item(item: PlanItem, data: PlanItemInput, actor: User) -> PlanIt
     concurrency.hold(item.plan)
     _require_draft(item.plan)
     values = clean_plan_item(item.plan, data)
-    twin = listed_twice(item.plan, values["name"], values["budget_unit_id"], item=item)
+    twin = listed_twice(item.plan, values["name"], values["budget_unit_id"], values["service_kind"], item=item)
     if twin:
         raise ValidationFailed(twin + "。", {"name": twin})
     for key, value in values.items():
