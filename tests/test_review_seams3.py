@@ -154,3 +154,29 @@ def test_whitespace_and_full_width_twins_are_refused(world):
     other = P.add_plan_item(plan, P.PlanItemInput(**{**data.__dict__, "name": "统计年鉴项目"}), world.bz_staff)
     with pytest.raises(ValidationFailed):  # edited into a twin
         P.update_plan_item(other, P.PlanItemInput(**{**data.__dict__, "name": " 统计调查项目AB"}), world.bz_staff)
+
+
+# 5. 双公开: a unit's publication recorded before the bureau-first rule, the bureau never having published.
+
+def test_unit_only_publication_of_before_the_rule_is_listed_after_the_rolled_days(world):
+    from evalhub.procurement.models import EngagementState
+    from evalhub.results import services as R
+    from evalhub.results.models import UnitPublication
+    from evalhub.review.models import Publication
+
+    e = factories.contracted(world)
+    withheld = factories.contracted(world)
+    for x in (e, withheld):
+        x.state = EngagementState.ACCEPTED
+    unit = factories.unit_user(world, "巴州统计局", "tjj")
+    db.session.add_all([
+        UnitPublication(engagement_id=e.id, url="https://www.xjbz.gov.cn/tjj/a.html", published_on=date(2025, 9, 1),
+                        recorded_by_id=unit.id),
+        UnitPublication(engagement_id=withheld.id, url="https://www.xjbz.gov.cn/tjj/b.html",
+                        published_on=date(2025, 9, 1), recorded_by_id=unit.id),
+        Publication(engagement_id=withheld.id, classified=True, published_at=None)])
+    db.session.flush()
+    # the 20th day is Sunday 21 September: the period ends on Monday the 22nd
+    assert R.one_sided_publications(world.bz_staff, today=date(2025, 9, 22)) == []
+    late = R.one_sided_publications(world.bz_staff, today=date(2025, 9, 23))
+    assert [(x.id, text) for x, text in late] == [(e.id, "财政部门未公开；被评价单位已于 2025-09-01 公开")]
