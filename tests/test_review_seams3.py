@@ -180,3 +180,39 @@ def test_unit_only_publication_of_before_the_rule_is_listed_after_the_rolled_day
     assert R.one_sided_publications(world.bz_staff, today=date(2025, 9, 22)) == []
     late = R.one_sided_publications(world.bz_staff, today=date(2025, 9, 23))
     assert [(x.id, text) for x, text in late] == [(e.id, "财政部门未公开；被评价单位已于 2025-09-01 公开")]
+
+
+# 6. Findings are drafted from a report read by its kind's outline (``review.report_outline``).
+
+def test_findings_drafted_from_an_ex_ante_reassessment_stop_at_its_next_point(world):
+    from evalhub.procurement.models import ServiceKind
+    from evalhub.results import services as R
+    from evalhub.review.models import Submission, SubmissionKind
+
+    e = factories.accepted(world)
+    e.service_kind = ServiceKind.EX_ANTE_REASSESSMENT
+    report = db.session.execute(sa.select(Submission).where(
+        Submission.engagement_id == e.id, Submission.kind == SubmissionKind.REPORT)
+        .order_by(Submission.version.desc())).scalars().first()
+    report.file.text = "\n".join([
+        "一、立项必要性", "项目立项依据充分，符合本地发展规划。",
+        "二、存在的问题及原因分析", "（一）绩效目标设置不够细化，缺少量化指标。",
+        "三、投入经济性", "（一）测算依据取自同类项目的历史单价资料。",
+        "四、有关建议", "（一）细化绩效目标，补充可量化的产出指标。",
+    ])
+    db.session.flush()
+    drafted = R.draft_from_report(e, factories._firm_user_of(e))
+    assert [f.text for f in drafted] == ["绩效目标设置不够细化，缺少量化指标。", "细化绩效目标，补充可量化的产出指标。"]
+
+
+def test_screening_and_references_read_the_outline_of_the_kind():
+    """Every reader of a report's chapters asks ``review.outline_for``/``report_outline``, not the eight-chapter
+    setting directly: a text screened without an engagement and a reference report by the key-evaluation outline."""
+    import inspect
+
+    from evalhub.demo import screening as demo_screening
+    from evalhub.results import services as results_services
+    from evalhub.screening import references, services as screening_services
+
+    for module in (results_services, screening_services, references, demo_screening):
+        assert '"review.report_chapters"' not in inspect.getsource(module), module.__name__

@@ -286,6 +286,15 @@ def _guess_category(text: str) -> IndicatorCategory:
     return IndicatorCategory.PROCESS
 
 
+def finding_headings(engagement: Engagement) -> list[str]:
+    """The headings a report of this engagement is read by to draft findings: its kind's outline
+    (``review.report_outline``: a 事前绩效评估再评估 is written on its five points, not the eight chapters), whose
+    headings end a 问题 or 建议 chapter, and those two chapters' own headings where the outline has none of them
+    (an ex-ante reassessment, a kind with no standard outline, states its problems and advice under them)."""
+    outline = review_services.report_outline(engagement)
+    return outline + [c for c in (PROBLEM_CHAPTER, ADVICE_CHAPTER) if c not in outline]
+
+
 def report_sections(text: str, chapters: list[str]) -> dict[str, list[str]]:
     """The paragraphs under the report's 问题 and 建议 chapters (the firm's starting point, which it corrects)."""
     out: dict[str, list[str]] = {PROBLEM_CHAPTER: [], ADVICE_CHAPTER: []}
@@ -318,7 +327,7 @@ def draft_from_report(engagement: Engagement, actor: User) -> list[ResultFinding
         raise Conflict("已有问题和建议记录，不能再次从报告导入。")
     submission = latest_submission(engagement, SubmissionKind.REPORT)
     text = submission.file.text if submission is not None and submission.file is not None else ""
-    sections = report_sections(text or "", list(get_setting(engagement.bureau, "review.report_chapters")))
+    sections = report_sections(text or "", finding_headings(engagement))
     created, seen = [], set()
     for chapter, kind in ((PROBLEM_CHAPTER, FindingKind.PROBLEM), (ADVICE_CHAPTER, FindingKind.RECOMMENDATION)):
         for item in sections[chapter]:
