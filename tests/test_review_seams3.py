@@ -216,3 +216,26 @@ def test_screening_and_references_read_the_outline_of_the_kind():
 
     for module in (results_services, screening_services, references, demo_screening):
         assert '"review.report_chapters"' not in inspect.getsource(module), module.__name__
+
+
+# 7. The waiver hint stands beside the items this reader may waive, not beside a higher bureau's hold.
+
+def test_waiver_hint_follows_only_the_waivable_items(world, monkeypatch):
+    import pytest
+
+    from evalhub.core.errors import Conflict
+    from evalhub.procurement import workflow
+
+    e = factories.accepted(world)
+    monkeypatch.setattr(workflow, "unmet", lambda *a, **k: [
+        workflow.Unmet("no_open_inspection", "未办结的检查（#7）", True),
+        workflow.Unmet("no_open_inspection", "上级财政局暂缓公开", False)])
+    with pytest.raises(Conflict) as caught:
+        workflow.check(e, "publish", world.bz_admin)
+    message = caught.value.message
+    assert "上级财政局暂缓公开（" not in message
+    assert "未办结的检查（#7）（本级财政局管理员可说明理由后豁免）" in message
+    monkeypatch.setattr(workflow, "unmet", lambda *a, **k: [workflow.Unmet("no_open_inspection", "上级财政局暂缓公开", False)])
+    with pytest.raises(Conflict) as caught:
+        workflow.check(e, "publish", world.bz_admin)
+    assert "豁免" not in caught.value.message
