@@ -239,3 +239,14 @@ def test_waiver_hint_follows_only_the_waivable_items(world, monkeypatch):
     with pytest.raises(Conflict) as caught:
         workflow.check(e, "publish", world.bz_admin)
     assert "豁免" not in caught.value.message
+
+
+# 8. A project's key strips a year, not a bare number that is no year.
+
+def test_project_key_keeps_a_quantity_that_looks_like_a_year():
+    from evalhub.results import services as R
+
+    assert R.project_key("2025年2000亩高标准农田") == "2000亩高标准农田"
+    assert R.project_key("2025年2000亩高标准农田") != R.project_key("2026年2050亩高标准农田")
+    assert R.project_key("高标准农田2000亩建设") == "高标准农田2000亩建设"
+    assert R.project_key("2026城乡居民医保资金") == R.project_key("城乡居民医保资金（2025年度）") == "城乡居民医保资金"

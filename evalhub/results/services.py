@@ -1154,8 +1154,12 @@ def county_table(bureau: Bureau, year: int, actor: User) -> list[dict]:
 
 # A recurring project carries its year in its name (seed 003: "2023 年困难群众救助资金"; seed 002: "巴州医疗保障局 2024
 # 城乡居民…"): the year — with 年 or 年度, in brackets, or alone — and the spaces are no part of the project (digits of
-# a code, G2012, are).
-_YEAR_TOKEN = re.compile(r"[（(【\[]\s*20\d{2}\s*(?:年度|年)?\s*[）)】\]]|(?<![\dA-Za-z])20\d{2}(?![\dA-Za-z])\s*(?:年度|年)?")
+# a code, G2012, are). A bare 20xx is a year only where it reads as one — followed by 年/年度, in brackets, at the
+# start of the name, or a word of its own between spaces —: "2025年2000亩高标准农田" keeps its 2000 亩.
+_YEAR_TOKEN = re.compile(r"[（(【\[]\s*20\d{2}\s*(?:年度|年)?\s*[）)】\]]"  # (2025) 【2025年度】
+                         r"|(?<![\dA-Za-z])20\d{2}\s*(?:年度|年)"  # 2025年, 2025 年度
+                         r"|^\s*20\d{2}(?![\dA-Za-z])"  # 2025城乡居民… at the start
+                         r"|(?<=\s)20\d{2}(?=\s)")  # 巴州医疗保障局 2024 城乡居民…
 
 
 def project_key(name: str) -> str:
