@@ -166,7 +166,7 @@ def test_a_plan_workbook_listing_an_object_twice_names_the_second_row(world, log
 
     job = db.session.execute(sa.select(Job).where(Job.kind == "import.plan_items")).scalar_one()
     assert job.status == JobStatus.FAILED
-    assert job.result["errors"] == [{"row": 3, "name": row["评价对象名称"], "messages": ["与第 2 行重复（评价对象名称和被评价单位相同）"]}]
+    assert job.result["errors"] == [{"row": 3, "name": row["评价对象名称"], "messages": ["与第 2 行重复（评价对象名称、被评价单位和委托事项相同）"]}]
 
 
 def test_a_job_handed_to_two_workers_runs_once(world, monkeypatch):

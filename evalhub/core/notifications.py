@@ -59,6 +59,8 @@ MATRIX: dict[str, Event] = {e.key: e for e in [
           "{name} 的质疑期已满，但{reason}合同暂不能签订；其资格恢复后系统将通知可以签订合同，否则请依法另行处理。"),
     Event("contract_overdue", "合同逾期未签订", (BUREAU, FIRM), "{reference} 合同逾期未签订",
           "{name}：{reason}。采购人应尽快与{result}供应商签订合同，逾期签订须说明原因。"),
+    Event("contract_overdue_blocked", "合同逾期未签订（暂不能签订）", (BUREAU,), "{reference} 合同逾期未签订，暂不能签订",
+          "{name}：{reason}。但{hold}，合同暂不能签订；请依法处理（答复质疑，或待供应商资格恢复后签订并说明逾期原因，否则另行处理）。"),
     Event("contract_signed", "合同已签订", (FIRM,), "{reference} 合同已签订",
           "{name} 的合同已签订，请按约定提交实施方案。"),
     Event("challenge_filed", "收到质疑", (BUREAU,), "{reference} 收到质疑",

@@ -347,8 +347,12 @@ def _excluded(records: _FirmYear, ref: str) -> bool:
 
 
 # The states in which a plan or report with no first version is still owed by the firm (past them it was handed in).
+# The report: only where the delay is the firm's — FIELDWORK (``submit_report``'s source) and CONTRACTED (the plan
+# that comes first not handed in either). Not while the plan waits on the bureau (PLAN_SUBMITTED, PLAN_IN_REVIEW:
+# the machine will not take a report then), nor PLAN_RETURNED: a returned plan counts against the plan (its first
+# version's date, its rounds), not a second time against the report the firm may not yet submit.
 STILL_OWED = {"work_plan": (S.CONTRACTED,),
-              "report": (S.CONTRACTED, S.PLAN_SUBMITTED, S.PLAN_IN_REVIEW, S.PLAN_RETURNED, S.FIELDWORK)}
+              "report": (S.CONTRACTED, S.FIELDWORK)}
 
 
 def _components(bureau: Bureau, records: _FirmYear, today: date) -> tuple[bool, list[Component], list[str]]:
@@ -1158,13 +1162,15 @@ def watch_list_exclusions(firms, cases, on: date) -> dict[tuple[int, int], list[
     for i, (engagement, _) in enumerate(cases):
         # The finding is quoted only where the rating may be read: by its bureau and the bureaus above it
         # (the engagement's bureau has the rating bureau in its tree); elsewhere the bureau and the year say enough.
-        tree = permissions.subtree_ids(engagement.bureau)
+        # The tree is read from the bureaus' materialised paths (no query per case: a firm's market page lists
+        # procurements of many bureaus, almost none with a watch-list rating).
+        below = engagement.bureau.path
         for firm in firms:
             for rating in ratings[i][firm.id]:
                 # A draft is its bureau's working paper: it counts once published for objection (the violation
                 # suspended the firm in its library when the draft was computed: ``_suspend_for``).
                 if rating.watch_list and rating.status != RatingStatus.DRAFT:
-                    said = (f"：{rating.watch_reason or '检查发现故意违规'}" if rating.bureau_id in tree
+                    said = (f"：{rating.watch_reason or '检查发现故意违规'}" if rating.bureau.path.startswith(below)
                             else "（检查发现故意违规）")
                     reasons[(firm.id, i)].append(f"{rating.year} 年度被{rating.bureau.short_name}列入重点关注名单{said}")
     since = [years_before(on, get_setting(e.bureau, "credit.dishonest_years")) for e, _ in cases]

@@ -597,7 +597,8 @@ class _Archive:
         self._static: dict[int, tuple[list[str], list[Field]]] = {}
         self._seats: Counter = Counter()
         self._commissioner: dict[int, object] = {}
-        self.chapters = {b.id: get_setting(b, "review.report_chapters") for b in self.bureaus.values()}
+        # the demo plans key evaluations only (``service_kind`` below): their outline, as ``review.report_outline`` gives it
+        self.chapters = {b.id: R.outline_for(b, ServiceKind.KEY_EVALUATION) for b in self.bureaus.values()}
         for expert_id, firm_id, created_at in db.session.execute(
                 sa.select(PanelInvitation.expert_id, Engagement.firm_id, ReviewPanel.created_at)
                 .join(ReviewPanel, ReviewPanel.id == PanelInvitation.panel_id)

@@ -14,7 +14,7 @@ from evalhub.core.jobs import job_kind
 from evalhub.core.models import BudgetUnit, Job, StoredFile, User
 from evalhub.extensions import db
 from evalhub.procurement.models import BudgetKind, EvaluationPlan, ObjectType, ServiceKind
-from evalhub.procurement.services import PlanItemInput, add_plan_item, clean_plan_item, listed_twice
+from evalhub.procurement.services import PlanItemInput, add_plan_item, clean_plan_item, listed_twice, plan_item_key
 from evalhub.registry.imports import read_sheet
 
 PLAN_COLUMNS = {
@@ -103,11 +103,11 @@ def import_plan_items(job: Job, report: Callable[[int, int, str], None]) -> dict
     # Against the plan as it stands, holding it to the commit (``report`` above commits, so not before): the same
     # workbook imported twice at once has the second job wait, then find every row listed.
     concurrency.hold(plan)
-    first_row: dict[tuple[str, int], int] = {}
+    first_row: dict[tuple, int] = {}
     for index, data, values in cleaned:
-        key = (values["name"], values["budget_unit_id"])
-        twin = (f"与第 {first_row[key]} 行重复（评价对象名称和被评价单位相同）" if key in first_row
-                else listed_twice(plan, *key))
+        key = plan_item_key(values["name"], values["budget_unit_id"], values["service_kind"])
+        twin = (f"与第 {first_row[key]} 行重复（评价对象名称、被评价单位和委托事项相同）" if key in first_row
+                else listed_twice(plan, values["name"], values["budget_unit_id"], values["service_kind"]))
         first_row.setdefault(key, index)
         if twin:
             listed = next((e for e in errors if e["row"] == index), None)  # a row may have a problem already

@@ -6,10 +6,12 @@ justification; 流标 with fewer than 3 valid bids in an open tender; exactly on
 """
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, NamedTuple, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
@@ -324,18 +326,32 @@ def _require_draft(plan: EvaluationPlan) -> None:
         raise Conflict(f"{plan.year} 年度计划已批准，不能再修改评价对象。")
 
 
-def listed_twice(plan: EvaluationPlan, name: str, unit_id: int | None, *, item: PlanItem | None = None) -> Optional[str]:
-    """Why ``name`` of the unit ``unit_id`` may not be listed (again) in ``plan``, or None: a plan lists an
-    evaluation object once (the same workbook imported twice, the form sent again). Call it holding the plan
-    (``concurrency.hold``), so two requests at once cannot both find it missing."""
-    stmt = sa.select(PlanItem.id).where(PlanItem.plan_id == plan.id, PlanItem.name == name,
-                                        PlanItem.budget_unit_id == unit_id)
+def plan_item_key(name: str, unit_id: int | None, service_kind: ServiceKind) -> tuple[str, int | None, ServiceKind]:
+    """What makes two plan items the same evaluation object: the name as read (NFKC — full-width letters and
+    digits narrowed —, casefolded, every space removed: "统计调查 项目" is "统计调查项目"), the unit, and the
+    commissioned work (a 重点绩效评价 and a 事前绩效评估再评估 of one project are two items)."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", name or "")).casefold(), unit_id, ServiceKind(service_kind)
+
+
+def listed_twice(plan: EvaluationPlan, name: str, unit_id: int | None, service_kind: ServiceKind = ServiceKind.KEY_EVALUATION,
+                 *, item: PlanItem | None = None) -> Optional[str]:
+    """Why ``name`` of the unit ``unit_id`` may not be listed (again) in ``plan`` for ``service_kind``, or None: a
+    plan lists an evaluation object once per commissioned work (the same workbook imported twice, the form sent
+    again; names compared by ``plan_item_key``). Call it holding the plan (``concurrency.hold``), so two requests at
+    once cannot both find it missing."""
+    key = plan_item_key(name, unit_id, service_kind)
+    stmt = sa.select(PlanItem.id, PlanItem.name).where(
+        PlanItem.plan_id == plan.id, PlanItem.service_kind == key[2],
+        PlanItem.budget_unit_id.is_(None) if unit_id is None else PlanItem.budget_unit_id == unit_id)
     if item is not None and item.id is not None:
         stmt = stmt.where(PlanItem.id != item.id)
-    if db.session.execute(stmt.limit(1)).first() is None:
+    listed = next((other for _id, other in db.session.execute(stmt)
+                   if plan_item_key(other, unit_id, service_kind) == key), None)
+    if listed is None:
         return None
     unit = db.session.get(BudgetUnit, unit_id) if unit_id is not None else None
-    return f"{plan.year} 年度计划已列有{unit.name if unit else '该单位'}的评价对象“{name}”，不能重复列入"
+    return (f"{plan.year} 年度计划已列有{unit.name if unit else '该单位'}的评价对象“{listed}”"
+            f"（{key[2].label}），不能重复列入")
 
 
 def add_plan_item(plan: EvaluationPlan, data: PlanItemInput, actor: User, *, values: dict | None = None) -> PlanItem:
@@ -343,7 +359,7 @@ def add_plan_item(plan: EvaluationPlan, data: PlanItemInput, actor: User, *, val
     concurrency.hold(plan)
     _require_draft(plan)
     values = values or clean_plan_item(plan, data)
-    twin = listed_twice(plan, values["name"], values["budget_unit_id"])
+    twin = listed_twice(plan, values["name"], values["budget_unit_id"], values["service_kind"])
     if twin:
         raise ValidationFailed(twin + "。", {"name": twin})
     position = (max((i.position for i in plan.items), default=0)) + 1
@@ -361,7 +377,7 @@ def update_plan_item(item: PlanItem, data: PlanItemInput, actor: User) -> PlanIt
     concurrency.hold(item.plan)
     _require_draft(item.plan)
     values = clean_plan_item(item.plan, data)
-    twin = listed_twice(item.plan, values["name"], values["budget_unit_id"], item=item)
+    twin = listed_twice(item.plan, values["name"], values["budget_unit_id"], values["service_kind"], item=item)
     if twin:
         raise ValidationFailed(twin + "。", {"name": twin})
     for key, value in values.items():
@@ -1738,22 +1754,43 @@ def _revoke_award(procurement: Procurement, notice: ResultNotice, actor: User, r
         workflow.perform(engagement, "fail_procurement", actor, note=reason)
 
 
+class ContractHold(NamedTuple):
+    """Why a contract may not be signed now: ``reason`` in Chinese; ``winner`` when it is the winner's
+    eligibility at ``sign_contract`` (suspended since the award…), not the notice's challenge period or an
+    unanswered challenge (``contract_block``)."""
+    reason: str
+    winner: bool
+
+
+def contract_hold(procurement: Procurement, today: date | None = None) -> Optional[ContractHold]:
+    """May the contract be signed now, and if not why: the checks ``sign_contract`` makes (the challenge period
+    and open challenges, then the winner's eligibility at contract), asked by both hourly jobs — the "may be
+    signed" announcement and the overdue reminder — so neither tells anyone to sign what may not be signed."""
+    block = contract_block(procurement, today)
+    if block is not None:
+        return ContractHold(block, winner=False)
+    winner = procurement.award.firm if procurement.award is not None else procurement.notice.firm
+    try:
+        eligibility.assert_eligible(procurement, winner, "contract")
+    except Conflict as exc:
+        return ContractHold(exc.message, winner=True)
+    return None
+
+
 def announce_contract_ready(notice: ResultNotice, today: date | None = None) -> bool:
     """Tell the bureau and the winner, once, that the period ended with no open challenge."""
     procurement = notice.procurement
     engagement = procurement.engagement
     if (notice.revoked_at is not None or notice.contract_ready_at is not None or engagement.contract is not None
-            or engagement.state not in workflow.TRANSITIONS["sign_contract"].sources  # e.g. cancelled since the award
-            or contract_block(procurement, today) is not None):
+            or engagement.state not in workflow.TRANSITIONS["sign_contract"].sources):  # e.g. cancelled since the award
         return False
-    winner = procurement.award.firm if procurement.award is not None else notice.firm
-    try:  # the check ``sign_contract`` makes: "可以签订合同" means the contract may be signed
-        eligibility.assert_eligible(procurement, winner, "contract")
-    except Conflict as exc:
-        # Not announced: the bureau is told why, once (the job asks every hour until the winner may sign,
-        # and announces then).
-        emit("contract_blocked", link=f"/engagements/{procurement.engagement_id}", bureau_id=procurement.bureau_id,
-             dedupe_key=f"contract-blocked-{notice.id}", **_fields(procurement, reason=exc.message))
+    hold = contract_hold(procurement, today)  # "可以签订合同" means the contract may be signed
+    if hold is not None:
+        if hold.winner:
+            # Not announced: the bureau is told why, once (the job asks every hour until the winner may sign,
+            # and announces then).
+            emit("contract_blocked", link=f"/engagements/{procurement.engagement_id}", bureau_id=procurement.bureau_id,
+                 dedupe_key=f"contract-blocked-{notice.id}", **_fields(procurement, reason=hold.reason))
         return False
     # Claim the announcement (of two workers at once, one tells them; the other finds it taken).
     now = utcnow()
@@ -1796,6 +1833,14 @@ def remind_contracts_overdue(today: date | None = None) -> int:
     sent = 0
     for engagement in late:
         procurement = engagement.current_procurement
+        hold = contract_hold(procurement, today)
+        if hold is not None:
+            # Past the 30 days but not signable now (the winner suspended since the award, a challenge still
+            # unanswered): the winner is not told to sign, the bureau is told what stands in the way.
+            sent += len(emit("contract_overdue_blocked", link=f"/engagements/{engagement.id}", bureau_id=engagement.bureau_id,
+                             dedupe_key=f"contract-overdue-blocked-{engagement.id}-{engagement.due_on}",
+                             reason=reasons[engagement.id], hold=hold.reason.rstrip("。"), **_fields(procurement)))
+            continue
         sent += len(emit("contract_overdue", link=f"/engagements/{engagement.id}", bureau_id=engagement.bureau_id,
                          firm_id=engagement.firm_id, dedupe_key=f"contract-overdue-{engagement.id}-{engagement.due_on}",
                          reason=reasons[engagement.id], result=procurement.method.result_word, **_fields(procurement)))

@@ -223,8 +223,12 @@ def check(engagement: Engagement, action: str, actor: User | None, *, note: str 
     problems = unmet(engagement, action, skip=skip, reader=actor)
     blocking = [u for u in problems if not (u.waivable and override)]
     if blocking:
-        hint = "（本级财政局管理员可说明理由后豁免）" if any(u.waivable for u in blocking) else ""
-        raise Conflict(f"不能执行“{transition.label}”：{'；'.join(u.problem for u in blocking)}{hint}。")
+        # The hint follows the waivable items only: those no admin of this bureau may waive (a higher bureau's
+        # hold) come first, unmarked, so nobody reads "豁免" beside them.
+        fixed = [u.problem for u in blocking if not u.waivable]
+        waivable = [u.problem for u in blocking if u.waivable]
+        said = fixed + (["；".join(waivable) + "（本级财政局管理员可说明理由后豁免）"] if waivable else [])
+        raise Conflict(f"不能执行“{transition.label}”：{'；'.join(said)}。")
     waived = [u for u in problems if u.waivable and override]
     if waived and not may_waive(actor, engagement):
         raise PermissionDenied(f"豁免“{transition.label}”的前提（{'；'.join(u.problem for u in waived)}）"

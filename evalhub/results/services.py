@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload, selectinload
@@ -286,6 +286,15 @@ def _guess_category(text: str) -> IndicatorCategory:
     return IndicatorCategory.PROCESS
 
 
+def finding_headings(engagement: Engagement) -> list[str]:
+    """The headings a report of this engagement is read by to draft findings: its kind's outline
+    (``review.report_outline``: a 事前绩效评估再评估 is written on its five points, not the eight chapters), whose
+    headings end a 问题 or 建议 chapter, and those two chapters' own headings where the outline has none of them
+    (an ex-ante reassessment, a kind with no standard outline, states its problems and advice under them)."""
+    outline = review_services.report_outline(engagement)
+    return outline + [c for c in (PROBLEM_CHAPTER, ADVICE_CHAPTER) if c not in outline]
+
+
 def report_sections(text: str, chapters: list[str]) -> dict[str, list[str]]:
     """The paragraphs under the report's 问题 and 建议 chapters (the firm's starting point, which it corrects)."""
     out: dict[str, list[str]] = {PROBLEM_CHAPTER: [], ADVICE_CHAPTER: []}
@@ -318,7 +327,7 @@ def draft_from_report(engagement: Engagement, actor: User) -> list[ResultFinding
         raise Conflict("已有问题和建议记录，不能再次从报告导入。")
     submission = latest_submission(engagement, SubmissionKind.REPORT)
     text = submission.file.text if submission is not None and submission.file is not None else ""
-    sections = report_sections(text or "", list(get_setting(engagement.bureau, "review.report_chapters")))
+    sections = report_sections(text or "", finding_headings(engagement))
     created, seen = [], set()
     for chapter, kind in ((PROBLEM_CHAPTER, FindingKind.PROBLEM), (ADVICE_CHAPTER, FindingKind.RECOMMENDATION)):
         for item in sections[chapter]:
@@ -783,8 +792,8 @@ def unit_publication(engagement: Engagement) -> Optional[UnitPublication]:
 
 def one_sided_publications(user: User, today: date | None = None, limit: int | None = None) -> list[tuple[Engagement, str]]:
     """Engagements ``user`` may see whose redacted report the bureau published more than the bureau's days ago and
-    the evaluated unit has not (the unit publishes only after the bureau: ``record_unit_publication``):
-    (engagement, what is missing). The rule is asked of the database — the days per bureau, read from the settings
+    the evaluated unit has not (the unit publishes only after the bureau: ``record_unit_publication``), and those a
+    unit published, recorded before that rule, that the bureau never did: (engagement, what is missing). The rule is asked of the database — the days per bureau, read from the settings
     of the user's bureaus, become one cut-off date per distinct value — and read from the bureau's publications
     (not from every engagement of the province's history), so only the late rows come back; ``limit``: the first so
     many by engagement."""
@@ -801,18 +810,32 @@ def one_sided_publications(user: User, today: date | None = None, limit: int | N
         by_cutoff.setdefault(before[bureau.id] - timedelta(days=days - 1), []).append(bureau.id)
     if not by_cutoff:
         return []
-    # late: published before Beijing's midnight of its bureau's cut-off day (a stored instant against it)
-    late = sa.or_(*(sa.and_(permissions.in_bureaus(Engagement.bureau_id, set(ids)),
-                            Publication.published_at < beijing_day_start(cutoff))
-                    for cutoff, ids in sorted(by_cutoff.items())))
+    def late(published: Any, cutoff_of: Callable[[date], Any]) -> sa.ColumnElement[bool]:
+        return sa.or_(*(sa.and_(permissions.in_bureaus(Engagement.bureau_id, set(ids)), published < cutoff_of(cutoff))
+                        for cutoff, ids in sorted(by_cutoff.items())))
+
     shown = sa.or_(Publication.classified.is_(None), Publication.classified.is_(False))
-    stmt = sa.select(Engagement, Publication).join(Publication, Publication.engagement_id == Engagement.id).where(
-        shown, late, ~sa.exists().where(UnitPublication.engagement_id == Engagement.id))
-    stmt = permissions.scope(user, stmt.where(Engagement.state.in_(RESULT_STATES)), Engagement) \
-        .order_by(Engagement.id).limit(limit).options(joinedload(Engagement.budget_unit))
-    return [(engagement, f"被评价单位（{engagement.budget_unit.name}）未公开；财政部门已于 "
-                         f"{beijing_date(side.published_at)} 公开")
-            for engagement, side in db.session.execute(stmt).all()]
+    bureau_only = sa.select(Engagement, Publication).join(Publication, Publication.engagement_id == Engagement.id).where(
+        shown, late(Publication.published_at, beijing_day_start),  # a stored instant against Beijing's midnight
+        ~sa.exists().where(UnitPublication.engagement_id == Engagement.id))
+    # The unit's side alone: no longer recorded today (the unit publishes after the bureau), but rows recorded
+    # before that rule, where the bureau never published, are still one-sided and late (a date against the day).
+    unit_only = sa.select(Engagement, UnitPublication).join(
+        UnitPublication, UnitPublication.engagement_id == Engagement.id).where(
+        late(UnitPublication.published_on, lambda day: day),
+        ~sa.exists().where(Publication.engagement_id == Engagement.id,  # published, or classified: not one-sided
+                           sa.or_(Publication.published_at.is_not(None), Publication.classified.is_(True))))
+    out = []
+    for stmt in (bureau_only, unit_only):
+        stmt = permissions.scope(user, stmt.where(Engagement.state.in_(RESULT_STATES)), Engagement) \
+            .order_by(Engagement.id).limit(limit).options(joinedload(Engagement.budget_unit))
+        for engagement, side in db.session.execute(stmt).all():
+            if isinstance(side, Publication):
+                text = f"被评价单位（{engagement.budget_unit.name}）未公开；财政部门已于 {beijing_date(side.published_at)} 公开"
+            else:
+                text = f"财政部门未公开；被评价单位已于 {side.published_on} 公开"
+            out.append((engagement, text))
+    return sorted(out, key=lambda pair: pair[0].id)[:limit]
 
 
 # === the results-application list ===================================================================
@@ -1131,8 +1154,12 @@ def county_table(bureau: Bureau, year: int, actor: User) -> list[dict]:
 
 # A recurring project carries its year in its name (seed 003: "2023 年困难群众救助资金"; seed 002: "巴州医疗保障局 2024
 # 城乡居民…"): the year — with 年 or 年度, in brackets, or alone — and the spaces are no part of the project (digits of
-# a code, G2012, are).
-_YEAR_TOKEN = re.compile(r"[（(【\[]\s*20\d{2}\s*(?:年度|年)?\s*[）)】\]]|(?<![\dA-Za-z])20\d{2}(?![\dA-Za-z])\s*(?:年度|年)?")
+# a code, G2012, are). A bare 20xx is a year only where it reads as one — followed by 年/年度, in brackets, at the
+# start of the name, or a word of its own between spaces —: "2025年2000亩高标准农田" keeps its 2000 亩.
+_YEAR_TOKEN = re.compile(r"[（(【\[]\s*20\d{2}\s*(?:年度|年)?\s*[）)】\]]"  # (2025) 【2025年度】
+                         r"|(?<![\dA-Za-z])20\d{2}\s*(?:年度|年)"  # 2025年, 2025 年度
+                         r"|^\s*20\d{2}(?![\dA-Za-z])"  # 2025城乡居民… at the start
+                         r"|(?<=\s)20\d{2}(?=\s)")  # 巴州医疗保障局 2024 城乡居民…
 
 
 def project_key(name: str) -> str:

@@ -97,10 +97,17 @@ OUTLINES: dict[ServiceKind, tuple[str, str]] = {
 }
 
 
+def outline_for(bureau: Bureau, kind: ServiceKind) -> list[str]:
+    """The chapters a report of ``kind`` is checked against in ``bureau`` ([]: the kind has no standard outline).
+    Where no engagement is known (a text screened on its own, a reference report) callers ask for
+    ``ServiceKind.KEY_EVALUATION``: the evaluation report's outline."""
+    setting = OUTLINES.get(kind)
+    return list(get_setting(bureau, setting[0])) if setting else []
+
+
 def report_outline(engagement: Engagement) -> list[str]:
     """The chapters a report of this engagement is checked against ([]: its kind has no standard outline)."""
-    setting = OUTLINES.get(engagement.service_kind)
-    return list(get_setting(engagement.bureau, setting[0])) if setting else []
+    return outline_for(engagement.bureau, engagement.service_kind)
 
 DEFAULT_RUBRICS: dict[RubricKind, tuple[str, list[tuple[str, str, int]]]] = {
     RubricKind.REPORT: ("评价报告评审表", [

@@ -24,9 +24,10 @@ from evalhub.core.errors import ValidationFailed
 from evalhub.core.inputs import name_error
 from evalhub.core.listing import as_int
 from evalhub.core.models import User
-from evalhub.core.settings import get_setting
 from evalhub.extensions import db
+from evalhub.procurement.models import ServiceKind
 from evalhub.registry.models import Firm
+from evalhub.review import services as review_services
 from evalhub.review.models import SubmissionKind
 from evalhub.screening import textproc
 from evalhub.screening.index import SharedIndex, StoredReport, reference_doc_id, signature
@@ -170,9 +171,18 @@ def read_metadata(data: bytes) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _outline(reference: ReferenceDocument) -> list[str]:
+    """The outline a reference is split by, the same when it is indexed and when its passages are found again. A
+    reference has no engagement, so no kind of work: its reports are read as evaluation reports (published
+    evaluation reports are what the library holds), by the key-evaluation outline (``review.outline_for``)."""
+    if reference.kind != SubmissionKind.REPORT:
+        return []
+    return review_services.outline_for(reference.bureau, ServiceKind.KEY_EVALUATION)
+
+
 def _stored(reference: ReferenceDocument) -> StoredReport:
     """The reference's keys and signature, computed as an upload's are (names masked: its firm and region)."""
-    chapters = get_setting(reference.bureau, "review.report_chapters") if reference.kind == SubmissionKind.REPORT else ()
+    chapters = _outline(reference)
     names = [n for n in (reference.firm_name, reference.region) if n]
     doc = textproc.parse(reference.text, list(chapters), names)
     keys = np.unique(np.array([s.key for s in doc.copy_sentences], dtype=np.uint64))
@@ -269,5 +279,5 @@ def reference_for(doc_id: int) -> ReferenceDocument | None:
 
 def source_sentences(reference: ReferenceDocument) -> list[textproc.Sentence]:
     """The reference split as it was indexed, so a copied passage is found again by its keys."""
-    chapters = get_setting(reference.bureau, "review.report_chapters") if reference.kind == SubmissionKind.REPORT else ()
+    chapters = _outline(reference)
     return textproc.parse(reference.text, list(chapters), [n for n in (reference.firm_name, reference.region) if n]).sentences

@@ -24,7 +24,7 @@ from evalhub.core.settings import get_setting
 from evalhub.core.summaries import KeptCount
 from evalhub.core.timeutil import format_beijing, utcnow
 from evalhub.extensions import db
-from evalhub.procurement.models import Engagement
+from evalhub.procurement.models import Engagement, ServiceKind
 from evalhub.registry.models import Firm
 from evalhub.review import services as review_services
 from evalhub.review.models import ReviewPanel, Submission, SubmissionKind
@@ -393,7 +393,9 @@ def screen_text(text: str, actor: User, *, firm_id: int | None = None, engagemen
             raise ValidationFailed("找不到该评价任务或无权查看。", {"engagement_id": "无效"})
         ctx = context_for(engagement, submission_kind)
     else:
-        ctx = ScreeningContext(kind=submission_kind.value, chapters=list(get_setting(actor.bureau, "review.report_chapters"))
+        # no engagement, so no kind of work: a report is read as an evaluation report (the key-evaluation outline)
+        ctx = ScreeningContext(kind=submission_kind.value,
+                               chapters=review_services.outline_for(actor.bureau, ServiceKind.KEY_EVALUATION)
                                if submission_kind == SubmissionKind.REPORT else [])
         if firm_id is not None:
             firm = db.session.get(Firm, firm_id)
