@@ -45,3 +45,56 @@ def test_a_queued_job_whose_task_was_lost_is_reaped_and_no_longer_blocks_trainin
     jobs.run_job(lost.id)                      # a task delivered late does not run a reaped job
     db.session.expire_all()
     assert db.session.get(Job, lost.id).status == JobStatus.FAILED
+
+
+# 4. a 4xx reply is "try later", not "this message's fault" ------------------------------------------------------
+
+def _pending_mail(app, monkeypatch, world, error):
+    from evalhub.core import notifications as N
+    from evalhub.core.models import Notification
+
+    u = world.lt_staff
+    u.email = "staff@example.cn"
+    for i in range(3):
+        db.session.add(Notification(user_id=u.id, title=f"t{i}", body="b", link="/x"))
+    db.session.commit()
+    tried = []
+
+    class Server:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return False
+
+        def send_message(self, msg):
+            tried.append(msg["Subject"])
+            raise error
+
+    monkeypatch.setitem(app.config, "MAIL_SERVER", "smtp.example.cn")
+    monkeypatch.setattr(N, "_smtp", lambda: Server())
+    sent = N.send_pending_email()
+    db.session.expire_all()
+    left = db.session.execute(sa.select(sa.func.count(Notification.id)).where(
+        Notification.user_id == u.id, Notification.emailed_at.is_(None))).scalar_one()
+    return sent, left, tried
+
+
+def test_a_throttling_451_at_data_gives_the_claim_back_and_stops(world, app, monkeypatch):
+    import smtplib
+    sent, left, tried = _pending_mail(app, monkeypatch, world,
+                                      smtplib.SMTPDataError(451, b"4.7.1 Too many messages, try again later"))
+    assert (sent, left, len(tried)) == (0, 3, 1)
+
+
+def test_a_greylisting_450_for_the_recipient_gives_the_claim_back(world, app, monkeypatch):
+    import smtplib
+    sent, left, tried = _pending_mail(app, monkeypatch, world, smtplib.SMTPRecipientsRefused(
+        {"staff@example.cn": (450, b"4.2.0 Greylisted, please try again later")}))
+    assert (sent, left, len(tried)) == (0, 3, 1)
+
+
+def test_a_5xx_refusal_is_still_the_messages_own(world, app, monkeypatch):
+    import smtplib
+    sent, left, tried = _pending_mail(app, monkeypatch, world, smtplib.SMTPDataError(554, b"5.6.0 content refused"))
+    assert (sent, left, len(tried)) == (0, 0, 3)
