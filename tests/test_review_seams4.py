@@ -98,3 +98,30 @@ def test_a_5xx_refusal_is_still_the_messages_own(world, app, monkeypatch):
     import smtplib
     sent, left, tried = _pending_mail(app, monkeypatch, world, smtplib.SMTPDataError(554, b"5.6.0 content refused"))
     assert (sent, left, len(tried)) == (0, 0, 3)
+
+
+# 5. a begun enrolment is neither shown again nor confirmed without the password -------------------------------
+
+def test_a_begun_enrolment_is_not_shown_again_nor_confirmed_without_the_password(world, app):
+    import pyotp
+
+    from evalhub.core import accounts
+    from tests.test_sessions import Browser
+
+    admin = world.bz_admin
+    browser = Browser(app).sign_in(admin.username)
+    begun = browser.post("/account/totp/setup", data={"password": factories.PASSWORD})
+    db.session.expire_all()
+    secret = accounts.totp_pending_secret(db.session.get(User, admin.id))
+    assert secret and secret in begun.get_data(as_text=True)      # the owner, who typed the password, sees it
+    # ... the owner walks away; someone else at the same browser:
+    assert secret not in browser.get("/account/totp").get_data(as_text=True)
+    code = pyotp.TOTP(secret, interval=accounts.TOTP_STEP).now()
+    refused = browser.post("/account/totp/confirm", data={"code": code})
+    wrong = browser.post("/account/totp/confirm", data={"code": code, "password": "wrong-Password-9"})
+    db.session.expire_all()
+    assert (refused.status_code, wrong.status_code) == (422, 422)
+    assert not db.session.get(User, admin.id).totp_enabled
+    assert browser.post("/account/totp/confirm", data={"code": code, "password": factories.PASSWORD}).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(User, admin.id).totp_enabled

@@ -462,8 +462,14 @@ def totp_begin(user: User, password: str) -> str:
     return secret
 
 
+def totp_pending(user: User) -> bool:
+    """An enrolment begun and not yet confirmed. Its secret is shown only in the answer to the password-checked
+    ``totp_begin`` (core/auth_views.py), never on a later page: a borrowed session must not copy it."""
+    return not user.totp_enabled and bool(user.totp_secret_encrypted)
+
+
 def totp_pending_secret(user: User) -> Optional[str]:
-    if user.totp_enabled or not user.totp_secret_encrypted:
+    if not totp_pending(user):
         return None
     return decrypt_field(user.totp_secret_encrypted)
 
@@ -500,12 +506,15 @@ def _accept_code(user: User, code: str) -> bool:
     return False
 
 
-def totp_confirm(user: User, code: str) -> None:
-    """Finish enrolment with the first code the authenticator shows."""
+def totp_confirm(user: User, code: str, password: str) -> None:
+    """Finish enrolment with the first code the authenticator shows — and the password again, as at the begin:
+    whoever holds the browser between the two must not bind their phone to an enrolment the owner began."""
     if user.totp_enabled:
         raise Conflict("已启用两步验证。")
     if not user.totp_secret_encrypted:
         raise Conflict("请先开始绑定验证器。")
+    if not passwords.matches(user.password_hash, password or ""):
+        raise ValidationFailed("密码不正确。", {"password": "密码不正确"})
     if not _accept_code(user, code):
         raise ValidationFailed("验证码不正确：请输入验证器当前显示的 6 位数字（并确认手机时间准确）。", {"code": "验证码不正确"})
     user.totp_enabled_at = utcnow()
