@@ -125,3 +125,28 @@ def test_a_begun_enrolment_is_not_shown_again_nor_confirmed_without_the_password
     assert browser.post("/account/totp/confirm", data={"code": code, "password": factories.PASSWORD}).status_code == 302
     db.session.expire_all()
     assert db.session.get(User, admin.id).totp_enabled
+
+
+# 6. an API token the gate refuses is no sign-in ----------------------------------------------------------------
+
+def test_an_api_token_refused_by_the_gate_records_a_refusal_not_a_sign_in(world, client, app, monkeypatch):
+    u = world.lt_staff
+    monkeypatch.setitem(app.config, "PASSWORD_MAX_AGE_DAYS", 90)
+    u.password_changed_at = utcnow() - timedelta(days=4000)
+    u.failed_logins = 2
+    db.session.commit()
+    before = u.last_login_at
+    r = client.post("/api/v1/tokens", json={"username": u.username.upper(), "password": factories.PASSWORD})
+    assert r.status_code == 403 and "token" not in (r.get_json() or {})
+    db.session.expire_all()
+    actions = db.session.execute(sa.select(AuditEvent.action, AuditEvent.summary).where(
+        AuditEvent.object_id == u.id, AuditEvent.action.in_(("user.login", "user.login_refused")))).all()
+    assert [a for a, _ in actions] == ["user.login_refused"] and "API" in actions[0][1] and "密码已过期" in actions[0][1]
+    again = db.session.get(User, u.id)
+    assert again.last_login_at == before and again.failed_logins == 2   # the earlier failures stand
+    # the web still signs the same account in (to change its password)
+    from tests.test_sessions import Browser
+    Browser(app).sign_in(u.username)
+    db.session.expire_all()
+    assert db.session.execute(sa.select(sa.func.count(AuditEvent.id)).where(
+        AuditEvent.object_id == u.id, AuditEvent.action == "user.login")).scalar_one() == 1

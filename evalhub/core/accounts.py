@@ -34,7 +34,7 @@ from evalhub.core.models import AccountLink, ApiToken, Bureau, User
 from evalhub.core.personal import decrypt_field, encrypt_field
 from evalhub.core.ratelimit import RateLimited, count_hit
 from evalhub.core.services import (LoginResult, counted_from, _bump_generation, _locked_message, _refused, _revoke_all_tokens,
-                                    void_links, create_user, name_key, signed_in)
+                                    void_links, create_user, name_key, refuses_sign_in, signed_in)
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import format_beijing, utcnow
 from evalhub.extensions import db
@@ -608,6 +608,18 @@ def gate(user: User) -> Optional[str]:
     if user.role in ADMIN_ROLES and not user.totp_enabled and totp_required(user):
         return TOTP_ENROLMENT
     return None
+
+
+_GATE_REASONS = {PASSWORD_EXPIRED: "密码已过期，须先在网页修改", TOTP_ENROLMENT: "本局要求管理员先在网页绑定两步验证"}
+
+
+@refuses_sign_in
+def _api_gate(user: User, via: str) -> Optional[str]:
+    """The API issues no token while the gate stands (``POST /tokens`` answers 403): no sign-in is recorded."""
+    if via != "api":
+        return None
+    stands = gate(user)
+    return _GATE_REASONS.get(stands, stands) if stands else None
 
 
 def token_gate(user: User) -> Optional[str]:
