@@ -150,3 +150,23 @@ def test_an_api_token_refused_by_the_gate_records_a_refusal_not_a_sign_in(world,
     db.session.expire_all()
     assert db.session.execute(sa.select(sa.func.count(AuditEvent.id)).where(
         AuditEvent.object_id == u.id, AuditEvent.action == "user.login")).scalar_one() == 1
+
+
+# 8. a withdrawn draw says it was withdrawn ---------------------------------------------------------------------
+
+def test_a_withdrawn_draw_refuses_numbers_and_reveal_saying_it_was_withdrawn(world):
+    import pytest
+
+    from evalhub.core import draws
+    from evalhub.core.errors import Conflict
+    from tests.test_draws import _announce
+
+    record = _announce(world, witnesses=[world.krl_staff])
+    draws.withdraw(record, "委员会成员变动", world.krl_admin)
+    db.session.commit()
+    with pytest.raises(Conflict) as number:
+        draws.enter_number(record, world.krl_staff, "12345")
+    with pytest.raises(Conflict) as revealed:
+        draws.reveal(record, world.krl_admin)
+    assert number.value.message == "该抽取已撤销（未揭晓），不能再输入数字。"
+    assert revealed.value.message == "该抽取已撤销（未揭晓），不能再揭晓。"
