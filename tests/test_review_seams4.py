@@ -170,3 +170,45 @@ def test_a_withdrawn_draw_refuses_numbers_and_reveal_saying_it_was_withdrawn(wor
         draws.reveal(record, world.krl_admin)
     assert number.value.message == "该抽取已撤销（未揭晓），不能再输入数字。"
     assert revealed.value.message == "该抽取已撤销（未揭晓），不能再揭晓。"
+
+
+# 11. the case-insensitive login-name index: names that clash are listed, not a bare IntegrityError ------------
+
+def test_the_lower_username_migration_names_the_accounts_that_differ_only_in_case(empty_database_url, tmp_path):
+    import datetime as dt
+
+    import pytest
+    from flask_migrate import upgrade
+
+    from evalhub import create_app
+    from evalhub.config import PROJECT_ROOT
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url, "TESTING": True,
+                      "SECRET_KEY": "x", "FILE_STORE": tmp_path})
+    directory = str(PROJECT_ROOT / "migrations")
+    with app.app_context():
+        try:
+            upgrade(directory=directory, revision="e1f3a5c7b9d2")
+            with db.engine.begin() as conn:
+                columns = sa.inspect(conn).get_columns("user_account")
+                for i, name in enumerate(("KRL.Wang", "krl.wang", "bz.admin")):
+                    row = {}
+                    for c in columns:
+                        if c["nullable"] or c.get("default") is not None or c.get("autoincrement") is True:
+                            continue
+                        kind = c["type"].python_type if hasattr(c["type"], "python_type") else str
+                        row[c["name"]] = (True if kind is bool else 0 if kind is int else
+                                          dt.datetime(2026, 1, 1) if kind is dt.datetime else "x")
+                    row.update(id=i + 1, username=name, role="system_admin")
+                    table = sa.table("user_account", *(sa.column(k) for k in row))
+                    conn.execute(sa.insert(table).values(**row))
+            from alembic import command
+            from flask import current_app
+            config = current_app.extensions["migrate"].migrate.get_config(directory)
+            with pytest.raises(RuntimeError) as refused:   # flask_migrate's upgrade would log it and exit
+                command.upgrade(config, "head")
+            message = str(refused.value)
+            assert "KRL.Wang" in message and "krl.wang" in message and "bz.admin" not in message and "改名" in message
+        finally:
+            db.session.remove()
+            db.engine.dispose()
