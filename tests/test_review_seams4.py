@@ -212,3 +212,42 @@ def test_the_lower_username_migration_names_the_accounts_that_differ_only_in_cas
         finally:
             db.session.remove()
             db.engine.dispose()
+
+
+# 12. a link whose issuer left: after the link's own states, worded for who holds it -----------------------------
+
+def test_a_used_or_expired_link_of_an_issuer_disabled_since_says_so(world):
+    from evalhub.core import accounts
+    from evalhub.core.models import AccountLink
+    from evalhub.core.services import set_enabled
+
+    used = accounts.issue_link(world.bz_staff, accounts.LinkPurpose.RESET, world.bz_admin)
+    db.session.commit()
+    accounts.use_link(used, accounts.LinkPurpose.RESET, "Another-Passw0rd-7", "Another-Passw0rd-7")
+    db.session.commit()
+    expired = accounts.issue_link(world.lt_staff, accounts.LinkPurpose.RESET, world.bz_admin)
+    db.session.commit()
+    db.session.execute(sa.update(AccountLink).where(AccountLink.user_id == world.lt_staff.id)
+                       .values(expires_at=utcnow() - timedelta(days=1)))
+    set_enabled(world.bz_admin, False, world.region_admin, "调离岗位")
+    db.session.commit()
+    check = accounts.check_link(used, accounts.LinkPurpose.RESET)
+    assert not check.ok and "使用过" in check.problem and "停用" not in check.problem
+    check = accounts.check_link(expired, accounts.LinkPurpose.RESET)
+    assert not check.ok and "过期" in check.problem and "停用" not in check.problem, check.problem
+
+
+def test_a_link_whose_issuer_left_tells_experts_and_firms_to_ask_the_bureau(world):
+    from evalhub.core import accounts
+    from evalhub.core.services import set_enabled
+
+    tokens = {who: accounts.issue_link(getattr(world, who), accounts.LinkPurpose.RESET, world.bz_admin)
+              for who in ("expert_user", "firm_user", "bz_staff")}
+    db.session.commit()
+    set_enabled(world.bz_admin, False, world.region_admin, "调离岗位")
+    db.session.commit()
+    problems = {who: accounts.check_link(t, accounts.LinkPurpose.RESET).problem for who, t in tokens.items()}
+    for who in ("expert_user", "firm_user"):
+        assert "签发该链接的管理员账户已停用" in problems[who] and "发放链接的财政局" in problems[who], problems[who]
+        assert "本单位" not in problems[who]
+    assert "本单位的其他管理员" in problems["bz_staff"]

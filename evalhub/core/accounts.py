@@ -325,16 +325,28 @@ def check_link(token: str, purpose: LinkPurpose | str) -> LinkCheck:
     if refused:
         return LinkCheck(link, refused)
     # A link an administrator issued lives on that administrator's trust: once their account is disabled (they left
-    # office) it stops working — deactivation voids it too (``void_links_issued_by``); this names the reason.
-    if link.created_by is not None and not link.created_by.is_enabled:
-        return LinkCheck(link, "签发该链接的管理员账户已停用，链接随之失效。请联系本单位的其他管理员重新签发，"
-                               "或使用登录页的“忘记密码”。")
-    if link.revoked_at is not None:
+    # office) it stops working — deactivation voids it too (``void_links_issued_by``, so a voided link names this
+    # reason rather than "a newer link"); after the link's own states, which are the truer answer when they hold.
+    issuer_gone = link.created_by is not None and link.created_by_id != link.user_id and not link.created_by.is_enabled
+    if link.revoked_at is not None and not issuer_gone:
         return LinkCheck(link, "该链接已失效：此后已为该账户签发了新的链接，或密码已另行修改，请使用最新的链接。")
     if link.expires_at <= utcnow():
         return LinkCheck(link, f"该链接已于 {format_beijing(link.expires_at)} 过期。请联系管理员重新签发，"
                                "或使用登录页的“忘记密码”。")
+    if issuer_gone:
+        return LinkCheck(link, f"签发该链接的管理员账户已停用，链接随之失效。请联系{_reissuer(link.user)}重新签发，"
+                               "或使用登录页的“忘记密码”。")
     return LinkCheck(link)
+
+
+def _reissuer(user: User) -> str:
+    """Who gives an account a new link, in words its holder knows: a bureau's people ask their bureau's other
+    administrators; experts, firms and budget units have none there, and ask the bureau that gave them the link."""
+    if user.role in (Role.BUREAU_ADMIN, Role.BUREAU_STAFF):
+        return "本单位的其他管理员"
+    if user.role == Role.SYSTEM_ADMIN:
+        return "其他系统管理员"
+    return "发放链接的财政局"
 
 
 def use_link(token: str, purpose: LinkPurpose | str, new_password: str, confirm: str | None = None) -> User:
