@@ -251,3 +251,43 @@ def test_a_link_whose_issuer_left_tells_experts_and_firms_to_ask_the_bureau(worl
         assert "签发该链接的管理员账户已停用" in problems[who] and "发放链接的财政局" in problems[who], problems[who]
         assert "本单位" not in problems[who]
     assert "本单位的其他管理员" in problems["bz_staff"]
+
+
+# 9. numbers in text columns, percentages ------------------------------------------------------------------------
+
+def _read(rows, formats=None):
+    import io
+
+    import openpyxl
+
+    from evalhub.core import workbooks
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["名称", "联系电话", "比例"])
+    for row in rows:
+        sheet.append(row)
+    for ref, fmt in (formats or {}).items():
+        sheet[ref].number_format = fmt
+    data = io.BytesIO()
+    book.save(data)
+    with workbooks.opened(data.getvalue()) as opened:
+        return workbooks.read_rows(opened.active, {"名称": "name", "联系电话": "phone", "比例": "share"},
+                                   required=["名称"])
+
+
+def test_a_phone_typed_as_a_number_is_refused_asking_for_a_text_column(world):
+    import pytest
+
+    from evalhub.core.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed) as refused:
+        _read([["甲", 9912345678, None]])              # 09912345678 typed into a General cell
+    message = refused.value.message
+    assert "第 2 行" in message and "联系电话" in message and "9912345678" in message and "文本" in message
+    assert _read([["甲", "09912345678", None]])[0][1]["phone"] == "09912345678"
+
+
+def test_a_percentage_cell_is_read_as_excel_shows_it(world):
+    rows = _read([["甲", None, 0.5], ["乙", None, 0.075], ["丙", None, 3]], {"C2": "0%", "C3": "0.0%"})
+    assert [r["share"] for _, r in rows] == ["50%", "7.5%", "3"]
