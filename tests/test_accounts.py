@@ -452,14 +452,17 @@ def test_only_the_demo_waiver_shares_one_hash_of_a_password(app, app_ctx, monkey
 def _enrol(browser, user) -> pyotp.TOTP:
     assert browser.post("/account/totp/setup", data={"password": "wrong-Password-9"}).status_code == 422
     assert _user(user.username).totp_secret_encrypted is None
-    assert browser.post("/account/totp/setup", data={"password": factories.PASSWORD}).status_code == 302
-    page = browser.get("/account/totp").get_data(as_text=True)
+    begun = browser.post("/account/totp/setup", data={"password": factories.PASSWORD})
+    assert begun.status_code == 200
+    page = begun.get_data(as_text=True)
     assert 'src="data:image/svg+xml' in page
     secret = decrypt_field(_user(user.username).totp_secret_encrypted)
     assert secret in page and _user(user.username).totp_secret_encrypted != secret  # encrypted at rest
+    assert secret not in browser.get("/account/totp").get_data(as_text=True)  # shown once, at the begin
     totp = pyotp.TOTP(secret)
-    assert browser.post("/account/totp/confirm", data={"code": "000000" if totp.now() != "000000" else "111111"}).status_code == 422
-    assert browser.post("/account/totp/confirm", data={"code": totp.now()}).status_code == 302
+    wrong = "000000" if totp.now() != "000000" else "111111"
+    assert browser.post("/account/totp/confirm", data={"code": wrong, "password": factories.PASSWORD}).status_code == 422
+    assert browser.post("/account/totp/confirm", data={"code": totp.now(), "password": factories.PASSWORD}).status_code == 302
     assert _user(user.username).totp_enabled
     return totp
 

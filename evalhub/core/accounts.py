@@ -34,7 +34,7 @@ from evalhub.core.models import AccountLink, ApiToken, Bureau, User
 from evalhub.core.personal import decrypt_field, encrypt_field
 from evalhub.core.ratelimit import RateLimited, count_hit
 from evalhub.core.services import (LoginResult, counted_from, _bump_generation, _locked_message, _refused, _revoke_all_tokens,
-                                    void_links, create_user, name_key, signed_in)
+                                    void_links, create_user, name_key, refuses_sign_in, signed_in)
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import format_beijing, utcnow
 from evalhub.extensions import db
@@ -325,16 +325,28 @@ def check_link(token: str, purpose: LinkPurpose | str) -> LinkCheck:
     if refused:
         return LinkCheck(link, refused)
     # A link an administrator issued lives on that administrator's trust: once their account is disabled (they left
-    # office) it stops working — deactivation voids it too (``void_links_issued_by``); this names the reason.
-    if link.created_by is not None and not link.created_by.is_enabled:
-        return LinkCheck(link, "签发该链接的管理员账户已停用，链接随之失效。请联系本单位的其他管理员重新签发，"
-                               "或使用登录页的“忘记密码”。")
-    if link.revoked_at is not None:
+    # office) it stops working — deactivation voids it too (``void_links_issued_by``, so a voided link names this
+    # reason rather than "a newer link"); after the link's own states, which are the truer answer when they hold.
+    issuer_gone = link.created_by is not None and link.created_by_id != link.user_id and not link.created_by.is_enabled
+    if link.revoked_at is not None and not issuer_gone:
         return LinkCheck(link, "该链接已失效：此后已为该账户签发了新的链接，或密码已另行修改，请使用最新的链接。")
     if link.expires_at <= utcnow():
         return LinkCheck(link, f"该链接已于 {format_beijing(link.expires_at)} 过期。请联系管理员重新签发，"
                                "或使用登录页的“忘记密码”。")
+    if issuer_gone:
+        return LinkCheck(link, f"签发该链接的管理员账户已停用，链接随之失效。请联系{_reissuer(link.user)}重新签发，"
+                               "或使用登录页的“忘记密码”。")
     return LinkCheck(link)
+
+
+def _reissuer(user: User) -> str:
+    """Who gives an account a new link, in words its holder knows: a bureau's people ask their bureau's other
+    administrators; experts, firms and budget units have none there, and ask the bureau that gave them the link."""
+    if user.role in (Role.BUREAU_ADMIN, Role.BUREAU_STAFF):
+        return "本单位的其他管理员"
+    if user.role == Role.SYSTEM_ADMIN:
+        return "其他系统管理员"
+    return "发放链接的财政局"
 
 
 def use_link(token: str, purpose: LinkPurpose | str, new_password: str, confirm: str | None = None) -> User:
@@ -462,8 +474,14 @@ def totp_begin(user: User, password: str) -> str:
     return secret
 
 
+def totp_pending(user: User) -> bool:
+    """An enrolment begun and not yet confirmed. Its secret is shown only in the answer to the password-checked
+    ``totp_begin`` (core/auth_views.py), never on a later page: a borrowed session must not copy it."""
+    return not user.totp_enabled and bool(user.totp_secret_encrypted)
+
+
 def totp_pending_secret(user: User) -> Optional[str]:
-    if user.totp_enabled or not user.totp_secret_encrypted:
+    if not totp_pending(user):
         return None
     return decrypt_field(user.totp_secret_encrypted)
 
@@ -500,12 +518,15 @@ def _accept_code(user: User, code: str) -> bool:
     return False
 
 
-def totp_confirm(user: User, code: str) -> None:
-    """Finish enrolment with the first code the authenticator shows."""
+def totp_confirm(user: User, code: str, password: str) -> None:
+    """Finish enrolment with the first code the authenticator shows — and the password again, as at the begin:
+    whoever holds the browser between the two must not bind their phone to an enrolment the owner began."""
     if user.totp_enabled:
         raise Conflict("已启用两步验证。")
     if not user.totp_secret_encrypted:
         raise Conflict("请先开始绑定验证器。")
+    if not passwords.matches(user.password_hash, password or ""):
+        raise ValidationFailed("密码不正确。", {"password": "密码不正确"})
     if not _accept_code(user, code):
         raise ValidationFailed("验证码不正确：请输入验证器当前显示的 6 位数字（并确认手机时间准确）。", {"code": "验证码不正确"})
     user.totp_enabled_at = utcnow()
@@ -599,6 +620,18 @@ def gate(user: User) -> Optional[str]:
     if user.role in ADMIN_ROLES and not user.totp_enabled and totp_required(user):
         return TOTP_ENROLMENT
     return None
+
+
+_GATE_REASONS = {PASSWORD_EXPIRED: "密码已过期，须先在网页修改", TOTP_ENROLMENT: "本局要求管理员先在网页绑定两步验证"}
+
+
+@refuses_sign_in
+def _api_gate(user: User, via: str) -> Optional[str]:
+    """The API issues no token while the gate stands (``POST /tokens`` answers 403): no sign-in is recorded."""
+    if via != "api":
+        return None
+    stands = gate(user)
+    return _GATE_REASONS.get(stands, stands) if stands else None
 
 
 def token_gate(user: User) -> Optional[str]:

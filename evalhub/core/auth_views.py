@@ -19,7 +19,7 @@ from evalhub.core.forms import (ForgotPasswordForm, SetPasswordForm, TotpBeginFo
                                 TotpLoginForm)
 from evalhub.core.services import session_user
 from evalhub.core.views import bp
-from evalhub.core.web import handle_form, public, show_errors, visitors_only
+from evalhub.core.web import handle_form, public, show_errors, submit_form, visitors_only
 from evalhub.extensions import db
 
 # --- the gate ---------------------------------------------------------------------------------------
@@ -154,14 +154,16 @@ def account_reset(token: str):
 # --- enrolling the second factor ----------------------------------------------------------------------
 
 def _totp_page(confirm_form: TotpConfirmForm | None = None, disable_form: TotpDisableForm | None = None,
-               status: int = 200, begin_form: TotpBeginForm | None = None):
+               status: int = 200, begin_form: TotpBeginForm | None = None, secret: str | None = None):
+    """The second-factor page. ``secret``: only in the answer to a begin whose password was right — a later GET
+    (a borrowed session) does not show a begun enrolment's secret, only the forms to confirm it or begin again."""
     user = current_user
     if not accounts.totp_available(user):
         abort(403)
-    secret = accounts.totp_pending_secret(user)
     uri = accounts.totp_uri(user, secret) if secret else None
     return render_template(
         "core/totp.html", user=user, secret=secret, uri=uri, qr=accounts.totp_qr_data_uri(uri) if uri else None,
+        pending=accounts.totp_pending(user),
         required=accounts.totp_required(user), begin_form=begin_form or TotpBeginForm(formdata=None),
         confirm_form=confirm_form or TotpConfirmForm(formdata=None),
         disable_form=disable_form or TotpDisableForm(formdata=None)), status
@@ -175,14 +177,16 @@ def account_totp():
 @bp.route("/account/totp/setup", methods=["POST"])
 def account_totp_setup():
     form = TotpBeginForm()
-    return handle_form(form, lambda: accounts.totp_begin(current_user, form.password.data),
-                       failed=lambda status: _totp_page(begin_form=form, status=status),
-                       to=url_for("core.account_totp"))
+    done, secret, status = submit_form(form, lambda: accounts.totp_begin(current_user, form.password.data))
+    if not done:
+        return _totp_page(begin_form=form, status=status)
+    return _totp_page(secret=secret)  # shown here, once: no redirect to a page that would show it again
 
 
 @bp.route("/account/totp/confirm", methods=["POST"])
 def account_totp_confirm():
-    return _totp_submit(TotpConfirmForm(), lambda form: accounts.totp_confirm(current_user, form.code.data),
+    return _totp_submit(TotpConfirmForm(),
+                        lambda form: accounts.totp_confirm(current_user, form.code.data, form.password.data),
                         "confirm_form", "两步验证已启用：此后每次登录须输入验证器显示的动态验证码。")
 
 

@@ -274,7 +274,7 @@ def name_witnesses(record: Draw, users: Sequence[User], actor: User | None, *, c
         permissions.require(actor, "draw.manage", record)
     _hold(record)
     if record.status != DrawStatus.ANNOUNCED:
-        raise Conflict("该抽取已经揭晓，不能再更换监督人。")
+        raise Conflict(_closed(record, "该抽取已经揭晓，不能再更换监督人。", "更换监督人"))
     staying = [w for w in record.witnesses if w.number is not None or w.user.is_enabled]
     started = any(w.number is not None for w in record.witnesses)
     chosen = {u.id for u in users if u is not None}
@@ -323,6 +323,13 @@ def name_witnesses(record: Draw, users: Sequence[User], actor: User | None, *, c
 
 # --- 2. the witnesses' numbers -------------------------------------------------------------------------
 
+def _closed(record: Draw, drawn: str, step: str) -> str:
+    """Why a step of an announced draw is refused: revealed (``drawn``), or withdrawn before its reveal."""
+    if record.status == DrawStatus.WITHDRAWN:
+        return f"该抽取已撤销（未揭晓），不能再{step}。"
+    return drawn
+
+
 def enter_number(record: Draw, user: User, number: Any) -> DrawWitness:
     """A witness, signed in as themselves, enters a number of their own (1–18 digits), once."""
     _hold(record)
@@ -330,7 +337,7 @@ def enter_number(record: Draw, user: User, number: Any) -> DrawWitness:
     if witness is None:
         raise PermissionDenied("只有本次抽取指定的监督人本人才能输入数字。")
     if record.status != DrawStatus.ANNOUNCED:
-        raise Conflict("该抽取已经揭晓。")
+        raise Conflict(_closed(record, "该抽取已经揭晓。", "输入数字"))
     text = re.sub(r"\s+", "", str(number if number is not None else ""))
     if not NUMBER_PATTERN.match(text):
         raise ValidationFailed("请输入 1 至 18 位数字。", {"number": "请输入 1 至 18 位数字"})
@@ -360,7 +367,7 @@ def reveal(record: Draw, actor: User | None, *, check: bool = True) -> Draw:
     if check:
         permissions.require(actor, "draw.manage", record)
     if record.status != DrawStatus.ANNOUNCED:
-        raise Conflict("该抽取已经揭晓，结果不能重新计算。")
+        raise Conflict(_closed(record, "该抽取已经揭晓，结果不能重新计算。", "揭晓"))
     if not record.witnesses:
         raise Conflict("尚未指定监督人，不能揭晓。")
     if actor is not None and is_witness(actor, record):
@@ -377,7 +384,7 @@ def reveal(record: Draw, actor: User | None, *, check: bool = True) -> Draw:
                                .values(status=DrawStatus.DRAWN).execution_options(synchronize_session=False)).rowcount
     if moved != 1:
         db.session.refresh(record, ["status"])
-        raise Conflict("该抽取已经揭晓，结果不能重新计算。")
+        raise Conflict(_closed(record, "该抽取已经揭晓，结果不能重新计算。", "揭晓"))
     numbers = [w.number for w in record.witnesses]
     record.status = DrawStatus.DRAWN
     record.seed = seed_of(record.secret, record.candidate_hash, numbers)

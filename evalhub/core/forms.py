@@ -141,6 +141,8 @@ class TotpLoginForm(BaseForm):
 
 
 class TotpConfirmForm(BaseForm):
+    # The password again at the confirmation too: a begun enrolment left on screen is no way round the begin's.
+    password = PasswordField("当前密码", validators=[DataRequired("请输入当前密码")])
     code = StringField("验证器显示的 6 位数字", validators=[DataRequired("请输入验证码"), Length(max=10, message="验证码为 6 位数字")],
                        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"})
 

@@ -257,23 +257,30 @@ STALE_AFTER = timedelta(hours=6)
 INTERRUPTED = "任务中断（工作进程重启或超时），请重新提交"
 
 
+NEVER_STARTED = "任务排队超时仍未执行（任务队列可能已重启），请重新提交"
+
+
 def reap_interrupted(now: datetime | None = None) -> int:
-    """Fail every job still running ``STALE_AFTER`` after it started, with its kind's cleanup (its upload
-    discarded); returns how many. Hourly in the worker."""
+    """Fail every job still running ``STALE_AFTER`` after it started — and every job still queued ``STALE_AFTER``
+    after it was submitted (its task lost with the queue, a Redis restart: no worker will ever claim it) — with
+    its kind's cleanup (its upload discarded); returns how many. Hourly in the worker."""
     bound = (now or utcnow()) - STALE_AFTER
-    stale = db.session.execute(sa.select(Job.id).where(Job.status == JobStatus.RUNNING, Job.started_at < bound)
-                               .order_by(Job.id)).scalars().all()
+    stale = db.session.execute(sa.select(Job.id, Job.status).where(sa.or_(
+        sa.and_(Job.status == JobStatus.RUNNING, Job.started_at < bound),
+        sa.and_(Job.status == JobStatus.QUEUED, Job.created_at < bound))).order_by(Job.id)).all()
     reaped = 0
-    for job_id in stale:
-        # Compare-and-set: a job that ends meanwhile keeps its own outcome, and of two reapers one records it.
-        if not db.session.execute(sa.update(Job).where(Job.id == job_id, Job.status == JobStatus.RUNNING)
-                                  .values(status=JobStatus.FAILED, message=INTERRUPTED, finished_at=utcnow())
+    for job_id, status in stale:
+        reason = INTERRUPTED if status == JobStatus.RUNNING else NEVER_STARTED
+        # Compare-and-set: a job that ends (or is claimed) meanwhile keeps its own course, and of two reapers one
+        # records it.
+        if not db.session.execute(sa.update(Job).where(Job.id == job_id, Job.status == status)
+                                  .values(status=JobStatus.FAILED, message=reason, finished_at=utcnow())
                                   .execution_options(synchronize_session=False)).rowcount:
             continue
         job = db.session.get(Job, job_id)
         db.session.refresh(job)
         audit.record("job.finished", job, actor=None, bureau_id=job.bureau_id,
-                     summary=f"后台任务结束：{job.title}（{job.status.label}：{INTERRUPTED}）")
+                     summary=f"后台任务结束：{job.title}（{job.status.label}：{reason}）")
         db.session.commit()
         _discard_upload(job)
         reaped += 1

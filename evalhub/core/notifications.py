@@ -248,20 +248,38 @@ def send_pending_email() -> int:
                 smtp = smtp or stack.enter_context(_smtp())
                 smtp.send_message(_message(note.user.email, note.title, email_text(note)))
             except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError) as exc:
-                # This message's fault (an address that does not exist, content refused): it stays claimed, so it
-                # is not tried every hour; the inbox still holds it.
+                if not _permanent(exc):
+                    # 4xx (greylisting, "too many messages, try again later"): the server asks to wait, not this
+                    # message's fault — give the claim back and stop; the next run tries again.
+                    _unclaim(note_id, claimed_at)
+                    current_app.logger.warning("e-mail deferred at notification %s: %s", note_id, exc)
+                    break
+                # 5xx: this message's fault (an address that does not exist, content refused): it stays claimed,
+                # so it is not tried every hour; the inbox still holds it.
                 current_app.logger.warning("notification %s not e-mailed to %s: %s", note_id, note.user.email, exc)
                 continue
             except (OSError, smtplib.SMTPException) as exc:
                 # The server's fault (unreachable, gone away): give the claim back for the next run and stop.
-                db.session.execute(sa.update(Notification).where(
-                    Notification.id == note_id, Notification.emailed_at == claimed_at).values(emailed_at=None)
-                    .execution_options(synchronize_session=False))
-                db.session.commit()
+                _unclaim(note_id, claimed_at)
                 current_app.logger.warning("e-mail stopped at notification %s: %s", note_id, exc)
                 break
             sent += 1
     return sent
+
+
+def _permanent(exc: Exception) -> bool:
+    """A refusal that is the message's own (an SMTP 5xx reply), not a request to try later (4xx)."""
+    recipients = getattr(exc, "recipients", None)
+    if recipients:  # SMTPRecipientsRefused: every recipient's (code, reply)
+        return all(int(code) >= 500 for code, _reply in recipients.values())
+    return int(getattr(exc, "smtp_code", 0) or 0) >= 500
+
+
+def _unclaim(note_id: int, claimed_at) -> None:
+    db.session.execute(sa.update(Notification).where(
+        Notification.id == note_id, Notification.emailed_at == claimed_at).values(emailed_at=None)
+        .execution_options(synchronize_session=False))
+    db.session.commit()
 
 
 def send_mail(to: str, subject: str, body: str) -> bool:

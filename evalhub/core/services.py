@@ -96,9 +96,32 @@ def _refused(user_id: int, now: datetime, attempt: int, error: str, *, address: 
     return LoginResult(None, error)
 
 
+# What refuses a sign-in whose secrets were right (core.accounts registers the API's gate: an expired password, a
+# second factor still to enrol — the API issues no token then, while the web signs in to the pages that fix it).
+# Each: (user, via) -> the reason, or None.
+_SIGN_IN_REFUSALS: list[Callable[[User, str], "str | None"]] = []
+
+
+def refuses_sign_in(fn: Callable[[User, str], "str | None"]) -> Callable[[User, str], "str | None"]:
+    _SIGN_IN_REFUSALS.append(fn)
+    return fn
+
+
 def signed_in(user: User, now: datetime, *, address: str | None, via: str) -> None:
     """A sign-in succeeded (the password, and the second factor when the account has one): the count of failures
-    returns to 0, and ``user.login`` goes in the audit log with the source address and the way in (web or API)."""
+    returns to 0, and ``user.login`` goes in the audit log with the source address and the way in (web or API).
+    One a registered refusal stops (the API's gate) signs nobody in: only this attempt's claim is given back, the
+    failures before it stay, the last sign-in is not moved, and ``user.login_refused`` says why."""
+    refusal = next((r for r in (fn(user, via) for fn in _SIGN_IN_REFUSALS) if r), None)
+    if refusal:
+        db.session.execute(sa.update(User).where(User.id == user.id, User.failed_logins > 0)
+                           .values(failed_logins=User.failed_logins - 1)
+                           .execution_options(synchronize_session=False))
+        db.session.refresh(user, ["failed_logins"])
+        audit.record("user.login_refused", user, actor=user, bureau_id=user.bureau_id,
+                     summary=f"{user.username} 未能登录（{_where(address, via)}）：{refusal}",
+                     payload={"address": address, "via": via, "reason": refusal})
+        return
     user.failed_logins = 0
     user.locked_until = None
     user.last_login_at = now
@@ -193,8 +216,8 @@ def _authenticate(username: str, password: str, address: str | None = None, via:
             return LoginResult(None, "该账户已停用，请联系管理员。")
         db.session.commit()
         return LoginResult(None, pending=user)
-    user.failed_logins = 0
     if not user.is_enabled:  # said only to someone who knows the password
+        user.failed_logins = 0
         db.session.commit()
         return LoginResult(None, "该账户已停用，请联系管理员。")
     signed_in(user, now, address=address, via=via)

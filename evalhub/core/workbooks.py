@@ -8,8 +8,9 @@ What a clerk's workbook holds that a clean export does not, and how it is read:
 * headers with a trailing or full-width space (全角空格): trimmed;
 * blank rows between groups: skipped, every other row keeping the number Excel shows at its left (row 1 the header);
 * a cell merged over several rows (被评价单位 merged down a unit's objects): its value read in every row it covers;
-* typed cells: TRUE/FALSE as Excel shows them, dates as 2020-01-31, whole numbers without ".0"; an identity number
-  or code that Excel already turned into a number (digits past the 15th lost) is refused, saying so.
+* typed cells: TRUE/FALSE as Excel shows them, dates as 2020-01-31, whole numbers without ".0", a number formatted
+  as a percentage as Excel shows it (50%, not 0.5); a number in an identity-number, phone or code column (Excel
+  drops a phone's leading 0 and an identity number's digits past the 15th) is refused, asking for a text column.
 
 Every message names the row and the column in Chinese; nothing is returned when any cell is refused.
 """
@@ -20,6 +21,7 @@ import io
 import logging
 from contextlib import contextmanager
 from datetime import date, datetime, time
+from decimal import Decimal
 from typing import Any, Iterable, Iterator, Mapping
 
 import openpyxl
@@ -96,21 +98,22 @@ def read_rows(sheet, columns: Mapping[str, str], *, required: Iterable[str],
     merges = _merges(sheet, set(where))
     firsts: dict[tuple[int, int], Any] = {}  # (row, column index) of a merge's first cell → its value
     rows, problems = [], []
-    for number, values in enumerate(sheet.iter_rows(min_row=1, values_only=True), start=1):
-        own = {i: values[i] if i < len(values) else None for i in where}
+    for number, cells in enumerate(sheet.iter_rows(min_row=1), start=1):
+        # (value, number format): a percentage is read as Excel shows it
+        own = {i: (cells[i].value, cells[i].number_format) if i < len(cells) else (None, None) for i in where}
         for i, spans in merges.items():
             if (start := _covering(spans, number)) == number:
                 firsts[(start, i)] = own[i]
-        if number == 1 or all(_blank(v) for v in own.values()):
+        if number == 1 or all(_blank(v) for v, _ in own.values()):
             continue  # the header; a blank row between groups (a merged value alone does not make a row)
         if len(rows) == MAX_ROWS:
             raise ValidationFailed(f"{label or '表格'}超过 {MAX_ROWS} 行，请分批导入。", {"file": "行数过多"})
         record = {key: "" for key in columns.values()}
         for i, (column, key) in where.items():
-            value = own[i]
+            value, shown = own[i]
             if _blank(value) and i in merges and (start := _covering(merges[i], number)) is not None:
-                value = firsts.get((start, i))
-            text, problem = _text(value, column)
+                value, shown = firsts.get((start, i), (None, None))
+            text, problem = _text(value, column, shown)
             # A web form or an API body with a control character never reaches a service (core.inputs); a cell
             # of a workbook (XML allows C1 controls) must not either.
             problem = problem or control_error(text)
@@ -127,7 +130,7 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _text(value: Any, column: str) -> tuple[str, str | None]:
+def _text(value: Any, column: str, number_format: str | None = None) -> tuple[str, str | None]:
     """(the cell as the clerk sees it, why it is refused or None)."""
     if value is None:
         return "", None
@@ -137,12 +140,29 @@ def _text(value: Any, column: str) -> tuple[str, str | None]:
         return (value.date().isoformat() if value.time() == time() else value.isoformat(sep=" ")), None
     if isinstance(value, (date, time)):
         return value.isoformat(), None
-    if isinstance(value, float):
-        if value.is_integer() and column in TEXT_HEADERS and abs(value) >= _EXACT_DIGITS:
-            return f"{value:.15g}", (f"是数字（{value:.15g}）：Excel 把超过 15 位的数字只保留前 15 位，后几位已丢失。"
-                                     "请把该列设置为“文本”格式（或使用导入模板），重新填写后再上传")
-        return (str(int(value)) if value.is_integer() else f"{value:.15g}"), None
+    if isinstance(value, (int, float)):
+        shown = _number(value)
+        if column in TEXT_HEADERS:
+            if isinstance(value, float) and value.is_integer() and abs(value) >= _EXACT_DIGITS:
+                return shown, (f"是数字（{shown}）：Excel 把超过 15 位的数字只保留前 15 位，后几位已丢失。"
+                               "请把该列设置为“文本”格式（或使用导入模板），重新填写后再上传")
+            # A phone typed into a General cell has lost its leading 0 (09912345678 → 9912345678): never guessed back.
+            return shown, (f"是数字（{shown}），须为文本：数字格式会去掉开头的 0、截去 15 位以后的数字。"
+                           "请把该列设置为“文本”格式（导入模板已如此设置），重新填写后再上传")
+        if number_format and "%" in number_format.replace('"%"', "").replace("\\%", ""):
+            return _number(Decimal(repr(value)) * 100) + "%", None  # 50%, as Excel shows it, not 0.5
+        return shown, None
     return str(value).strip(), None
+
+
+def _number(value: "int | float | Decimal") -> str:
+    """A number as typed: whole numbers without ".0", 15 significant digits at most (Excel's)."""
+    if isinstance(value, Decimal):
+        text = format(value.normalize(), "f")
+        return text if "." not in text else text.rstrip("0").rstrip(".")
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else f"{value:.15g}"
+    return str(value)
 
 
 def _covering(spans: list[tuple[int, int]], number: int) -> int | None:

@@ -1049,9 +1049,15 @@ def start_training(actor: User):
     require_model_admin(actor)
     # A double click (or two administrators at once) while a training waits or runs gets that job back, not a
     # second model trained on the same labels; a job whose worker died is failed by the hourly reaper (core.jobs).
+    # Only a job that will run counts: not one queued by an account disabled since (the worker refuses it), nor
+    # one queued longer than the reaper's bound (its task lost with the queue).
     concurrency.serialise("screening.train.start")
-    waiting = db.session.execute(sa.select(Job).where(
-        Job.kind == "screening.train", Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)))
+    creator = aliased(User)
+    waiting = db.session.execute(sa.select(Job).outerjoin(creator, creator.id == Job.created_by_id).where(
+        Job.kind == "screening.train",
+        sa.or_(Job.created_by_id.is_(None), creator.is_enabled.is_(True)),
+        sa.or_(Job.status == JobStatus.RUNNING,
+               sa.and_(Job.status == JobStatus.QUEUED, Job.created_at >= utcnow() - jobs.STALE_AFTER)))
         .order_by(Job.id.desc()).limit(1)).scalar_one_or_none()
     if waiting is not None:
         return waiting
