@@ -18,6 +18,7 @@ from evalhub.core.models import BudgetUnit, Job, Notification, StoredFile
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
 from tests import factories
+from tests.test_audit_jobs import _SMTP, smtp  # noqa: F401 — the fake server and its fixture, one copy
 
 
 def test_a_job_whose_worker_died_is_failed_in_chinese_and_its_workbook_discarded(world):
@@ -58,30 +59,6 @@ def test_a_double_click_on_train_queues_one_training(world):
 
     count = db.session.execute(sa.select(sa.func.count(Job.id)).where(Job.kind == "screening.train")).scalar_one()
     assert again.id == queued.id and count == 1
-
-
-class _SMTP:
-    sent: list = []
-
-    def __init__(self, host, port, timeout=None):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def send_message(self, message):
-        _SMTP.sent.append(message)
-
-
-@pytest.fixture()
-def smtp(app, monkeypatch):
-    _SMTP.sent = []
-    monkeypatch.setattr(smtplib, "SMTP", _SMTP)
-    monkeypatch.setitem(app.config, "MAIL_SERVER", "smtp.example.cn")
-    return _SMTP.sent
 
 
 def test_the_first_e_mail_run_sends_only_unread_recent_messages(world, smtp):
