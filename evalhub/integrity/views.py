@@ -12,7 +12,7 @@ from flask_login import current_user
 from evalhub.core import permissions
 from evalhub.core.listing import Export, export, int_arg, paginate, parse_year, scoped
 from evalhub.core.models import Bureau
-from evalhub.core.web import button, detail_form, load, require
+from evalhub.core.web import button, detail_form, load, load_child, require
 from evalhub.extensions import db
 from evalhub.integrity import redflags, services
 from evalhub.integrity.forms import DecisionForm
@@ -38,6 +38,13 @@ def _render_panel(p: Procurement, status: int = 200, form: DecisionForm | None =
                            blocked=services.undecided_flags_block(p)), status
 
 
+def _decidable(procurement_id: int) -> Procurement:
+    """A procurement whose panel the user sees and whose flags they may decide (and check)."""
+    p = load(Procurement, procurement_id, "integrity.view")
+    require("integrity.decide", p)
+    return p
+
+
 @bp.route("/procurements/<int:procurement_id>/integrity")
 def panel(procurement_id: int):
     return _render_panel(load(Procurement, procurement_id, "integrity.view"))
@@ -45,19 +52,15 @@ def panel(procurement_id: int):
 
 @bp.route("/procurements/<int:procurement_id>/integrity/check", methods=["POST"])
 def run_check(procurement_id: int):
-    p = load(Procurement, procurement_id, "integrity.view")
-    require("integrity.decide", p)
+    p = _decidable(procurement_id)
     return button(lambda: services.run_checks(p, current_user), to=url_for(".panel", procurement_id=p.id),
                   message="已完成投标文件一致性检查。")
 
 
 @bp.route("/procurements/<int:procurement_id>/integrity/flags/<int:flag_id>", methods=["POST"])
 def decide(procurement_id: int, flag_id: int):
-    p = load(Procurement, procurement_id, "integrity.view")
-    require("integrity.decide", p)
-    flag = db.session.get(CollusionFlag, flag_id)
-    if flag is None or flag.procurement_id != p.id:
-        abort(404)
+    p = _decidable(procurement_id)
+    flag = load_child(CollusionFlag, flag_id, procurement_id=p.id)
     form = DecisionForm()
     return detail_form(form, lambda: services.decide(flag, current_user, form.decision.data, form.reason.data), "form",
                        render=lambda status, form: _render_panel(p, status, form, flag.id),
