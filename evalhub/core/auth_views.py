@@ -14,12 +14,12 @@ from flask_login import current_user, login_user
 
 from evalhub.core import accounts, passwords
 from evalhub.core.accounts import LinkPurpose
-from evalhub.core.errors import Conflict, ValidationFailed
+from evalhub.core.errors import Conflict
 from evalhub.core.forms import (ForgotPasswordForm, SetPasswordForm, TotpBeginForm, TotpConfirmForm, TotpDisableForm,
                                 TotpLoginForm)
 from evalhub.core.services import session_user
 from evalhub.core.views import bp
-from evalhub.core.web import handle_form, public, show_errors, submit_form, visitors_only
+from evalhub.core.web import handle_form, public, submit_form, visitors_only
 from evalhub.extensions import db
 
 # --- the gate ---------------------------------------------------------------------------------------
@@ -90,22 +90,14 @@ def login_totp():
 @public
 def account_forgot():
     form = ForgotPasswordForm()
-    status = 200
-    if form.validate_on_submit():
-        try:
-            issued = accounts.request_password_reset(form.identifier.data, request.remote_addr)
-        except ValidationFailed as exc:
-            db.session.rollback()
-            show_errors(form, exc)
-            return render_template("core/forgot.html", form=form, answered=False), exc.status
-        db.session.commit()
-        if issued is not None:
-            accounts.email_link(*issued)
-        return render_template("core/forgot.html", form=ForgotPasswordForm(formdata=None), answered=True,
-                               answer=accounts.forgot_answer())
-    if request.method == "POST":
-        status = 422
-    return render_template("core/forgot.html", form=form, answered=False), status
+    done, issued, status = submit_form(
+        form, lambda: accounts.request_password_reset(form.identifier.data, request.remote_addr))
+    if not done:
+        return render_template("core/forgot.html", form=form, answered=False), status
+    if issued is not None:
+        accounts.email_link(*issued)
+    return render_template("core/forgot.html", form=ForgotPasswordForm(formdata=None), answered=True,
+                           answer=accounts.forgot_answer())
 
 
 # --- the one-time links -------------------------------------------------------------------------------
@@ -117,24 +109,16 @@ def _link_page(token: str, purpose: LinkPurpose):
             if check.link is not None else 404
     form = SetPasswordForm()
     form.new_password.description = passwords.policy().describe()
-    status = 200
-    if form.validate_on_submit():
-        try:
-            user = accounts.use_link(token, purpose, form.new_password.data, form.confirm.data)
-        except ValidationFailed as exc:
-            db.session.rollback()
-            show_errors(form, exc)
-            status = exc.status
-        except Conflict as exc:
-            db.session.rollback()
-            return render_template("core/set_password.html", purpose=purpose, problem=exc.message, form=None), 409
-        else:
-            db.session.commit()
-            flash(("账户已激活" if purpose == LinkPurpose.ACTIVATION else "密码已重新设置")
-                  + f"，请用用户名 {user.username} 和新密码登录。", "success")
-            return redirect(url_for("core.login"))
-    elif request.method == "POST":
-        status = 422
+    try:
+        done, user, status = submit_form(
+            form, lambda: accounts.use_link(token, purpose, form.new_password.data, form.confirm.data))
+    except Conflict as exc:
+        db.session.rollback()
+        return render_template("core/set_password.html", purpose=purpose, problem=exc.message, form=None), 409
+    if done:
+        flash(("账户已激活" if purpose == LinkPurpose.ACTIVATION else "密码已重新设置")
+              + f"，请用用户名 {user.username} 和新密码登录。", "success")
+        return redirect(url_for("core.login"))
     return render_template("core/set_password.html", purpose=purpose, problem=None, form=form,
                            user=check.link.user), status
 
