@@ -302,7 +302,42 @@ def auth(client):
 
 @pytest.fixture()
 def login(client):
-    """login(user) signs the test client in as that user (password from the factories)."""
+    """login(user) puts the test client in a session of that user, as a sign-in leaves it (Flask-Login's keys,
+    the "id:generation" the user loader checks), without going through the sign-in form: the form's own path (its
+    counters, audit events, second factor, rate limit) is tested by the tests that sign in through it
+    (``login_by_form``), and the thousands of other tests need only the session. The previous user's session ends
+    on the server, as ``/logout`` ends it; a second-factor account is signed in fully (the form would stop at the
+    code)."""
+    from flask import g, has_app_context
+
+    from evalhub.core.models import User
+    from evalhub.core.services import end_session, session_user
+    from evalhub.extensions import login_manager
+
+    def do(user):
+        with client.session_transaction() as sess:
+            previous = sess.get("_user_id")
+        if previous and (ending := session_user(previous)) is not None:
+            end_session(ending)
+            db.session.commit()
+        generation = db.session.execute(sa.select(User.session_generation).where(User.id == user.id)).scalar_one()
+        with client.session_transaction() as sess:  # Flask-Login's keys, as ``login_user`` writes them
+            sess.clear()
+            sess["_user_id"] = f"{user.id}:{generation}"  # ``User.get_id``, as the database has it now
+            sess["_fresh"] = True
+            with client.application.test_request_context(environ_base=client.environ_base):
+                sess["_id"] = login_manager._session_identifier_generator()  # this client's address and agent
+        if has_app_context():
+            g.pop("_login_user", None)  # the test's app context outlives requests: Flask-Login's cached user goes
+        return client
+
+    return do
+
+
+@pytest.fixture()
+def login_by_form(client):
+    """login_by_form(user) signs the test client in through the sign-in form (password from the factories),
+    after signing out whoever was signed in: for the tests of the sign-in itself and what it records."""
 
     def do(user):
         client.post("/logout")
