@@ -305,7 +305,7 @@ def login(client):
     """login(user) puts the test client in a session of that user, as a sign-in leaves it (Flask-Login's keys,
     the "id:generation" the user loader checks), without going through the sign-in form: the form's own path (its
     counters, audit events, second factor, rate limit) is tested by the tests that sign in through it
-    (``login_by_form``), and the thousands of other tests need only the session. The previous user's session ends
+    (they post /login themselves), and the thousands of other tests need only the session. The previous user's session ends
     on the server, as ``/logout`` ends it; a second-factor account is signed in fully (the form would stop at the
     code)."""
     from flask import g, has_app_context
@@ -329,20 +329,6 @@ def login(client):
                 sess["_id"] = login_manager._session_identifier_generator()  # this client's address and agent
         if has_app_context():
             g.pop("_login_user", None)  # the test's app context outlives requests: Flask-Login's cached user goes
-        return client
-
-    return do
-
-
-@pytest.fixture()
-def login_by_form(client):
-    """login_by_form(user) signs the test client in through the sign-in form (password from the factories),
-    after signing out whoever was signed in: for the tests of the sign-in itself and what it records."""
-
-    def do(user):
-        client.post("/logout")
-        response = client.post("/login", data={"username": user.username, "password": factories.PASSWORD})
-        assert response.status_code == 302, response.get_data(as_text=True)[:500]
         return client
 
     return do
