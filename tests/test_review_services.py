@@ -530,3 +530,39 @@ def test_checking_a_pool_reads_each_experts_load_and_firm_count_at_once(world):
     small = [x for x, _ in _experts(world, 4)]
     large = small + [x for x, _ in _experts(world, 8)]
     assert len(statements(large)) == len(statements(small)) == 2
+
+
+def test_checking_a_pool_reads_its_ties_rosters_and_fields_at_once(world):
+    """Every exclusion of a pool (ties, the firms' rosters, fields, status) is read in statements per pool, not
+    per expert: a draw over a region's thousands of experts must not cost two statements an expert. Pools of 4
+    and of 12 experts, each with a declared tie, read freshly as a draw reads its pool: the same statements, and
+    the tie with the firm still found."""
+    from evalhub.registry.models import CounterpartType, Expert, ExpertTie, TieKind
+
+    e = _report_submitted(world)
+    experts = [x for x, _ in _experts(world, 12)]
+    for x in experts:
+        db.session.add(ExpertTie(expert_id=x.id, counterpart_type=CounterpartType.FIRM, firm_id=world.firm.id,
+                                 counterpart_name=world.firm.name, kind=TieKind.SHAREHOLDER,
+                                 start_date=utcnow().date() - timedelta(days=400)))
+    db.session.commit()
+
+    def statements(ids) -> tuple[int, dict]:
+        db.session.expire_all()
+        pool = db.session.execute(sa.select(Expert).where(Expert.id.in_(ids)).order_by(Expert.id)).scalars().all()
+        R.panel_exclusions(e, pool)  # settings and the engagement warmed
+        db.session.expire_all()
+        pool = db.session.execute(sa.select(Expert).where(Expert.id.in_(ids)).order_by(Expert.id)).scalars().all()
+        seen: list[str] = []
+        listener = lambda *args: seen.append(args[2])  # noqa: E731
+        sa.event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            out = R.panel_exclusions(e, pool)
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", listener)
+        return len(seen), out
+
+    small, small_out = statements([x.id for x in experts[:4]])
+    large, large_out = statements([x.id for x in experts])
+    assert small == large
+    assert all(any(world.firm.name in r for r in large_out[x.id]) for x in experts)

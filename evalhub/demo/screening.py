@@ -62,7 +62,7 @@ from evalhub.procurement.models import (
     PlanItem, PlanStatus, ServiceKind,
 )
 from evalhub.registry.models import Expert, Firm, FirmStatus
-from evalhub.registry.services import expert_avoidance_reasons, expert_is_drawable, firm_recusal_reasons
+from evalhub.registry.services import avoidance_reasons_of, expert_is_drawable, firm_recusal_reasons
 from evalhub.review import services as R
 from evalhub.review.models import (
     CommissionerRating, EvaluationResult, Grade, IndicatorCategory, InvitationStatus, PanelInvitation, PanelStatus, ReportIndicator,
@@ -481,13 +481,14 @@ class _Archive:
         pool = self._experts(bureau)
         reasons: dict[int, list[str]] = {}
         limited: dict[int, list[str]] = {}
+        avoid = avoidance_reasons_of(pool, firm_ids=[firm.id], budget_unit_ids=[unit.id], bureau_ids=[bureau.id],
+                                     names=[firm.name, unit.name, bureau.name], on=on)
         for expert in pool:
             if expert.id not in self._static:
                 self._static[expert.id] = (expert_is_drawable(expert), expert.fields)
             static, fields = self._static[expert.id]
             why = list(static) + field_mismatch(fields, engagement.field)
-            why += expert_avoidance_reasons(expert, firm_ids=[firm.id], budget_unit_ids=[unit.id], bureau_ids=[bureau.id],
-                                            names=[firm.name, unit.name, bureau.name], on=on)
+            why += avoid[expert.id]
             if why:
                 reasons[expert.id] = why
             count = self._seats[(expert.id, firm.id, on.year)]

@@ -60,7 +60,7 @@ from evalhub.procurement.models import (
 )
 from evalhub.registry import people
 from evalhub.registry.models import Expert, ExpertStatus, Firm, FirmStatus
-from evalhub.registry.services import expert_avoidance_reasons, expert_is_drawable, on_expert_unavailable, parse_enum
+from evalhub.registry.services import avoidance_reasons_of, expert_is_drawable, on_expert_unavailable, parse_enum
 
 TEN_THOUSAND = Decimal("10000")
 CENT = Decimal("0.01")
@@ -1065,11 +1065,10 @@ def _committee_pool(procurement: Procurement) -> tuple[list[Expert], dict[int, l
         .order_by(Expert.id)).scalars().all()
     bidders = [b.firm_id for b in procurement.bids if b.status == BidStatus.SUBMITTED]
     parties = eligibility.engagement_parties(engagement)
+    avoid = avoidance_reasons_of(pool, firm_ids=bidders, names=[b.firm.name for b in procurement.bids], parties=parties)
     exclusions = {}
     for expert in pool:
-        reasons = expert_is_drawable(expert)
-        reasons += expert_avoidance_reasons(expert, firm_ids=bidders, names=[b.firm.name for b in procurement.bids],
-                                            parties=parties)
+        reasons = expert_is_drawable(expert) + avoid[expert.id]
         if reasons:
             exclusions[expert.id] = reasons
     return pool, exclusions

@@ -1079,46 +1079,74 @@ def add_expert_tie(expert: Expert, *, kind: Any, counterpart_type: Any, counterp
 def expert_avoidance_reasons(expert: Expert, *, firm_ids: Iterable[int] = (), bureau_ids: Iterable[int] = (),
                              budget_unit_ids: Iterable[int] = (), names: Iterable[str] = (),
                              on: date | None = None, parties: Parties | None = None) -> list[str]:
-    """Why this expert must avoid work involving these parties: a tie still current or ended within
-    the look-back window (default 3 years, a setting). Names match free-text employers. ``parties``
-    (``conflict_parties``) carries the budget-unit tree and an evaluated lower government, with the words
-    saying what each party is."""
+    """Why this expert must avoid work involving these parties (``avoidance_reasons_of`` for one expert)."""
+    return avoidance_reasons_of([expert], firm_ids=firm_ids, bureau_ids=bureau_ids, budget_unit_ids=budget_unit_ids,
+                                names=names, on=on, parties=parties)[expert.id]
+
+
+def avoidance_reasons_of(experts: Iterable[Expert], *, firm_ids: Iterable[int] = (), bureau_ids: Iterable[int] = (),
+                         budget_unit_ids: Iterable[int] = (), names: Iterable[str] = (),
+                         on: date | None = None, parties: Parties | None = None) -> dict[int, list[str]]:
+    """Why each of these experts must avoid work involving these parties (every expert's id is a key; an empty
+    list when none): a tie still current or ended within the look-back window (default 3 years, a setting of the
+    expert's bureau). Names match free-text employers. ``parties`` (``conflict_parties``) carries the budget-unit
+    tree and an evaluated lower government, with the words saying what each party is. A draw reads its whole
+    pool here: the ties and the firms' rosters in a statement each, not two an expert."""
+    experts = list(experts)
     on = on or beijing_today()
-    years = get_setting(expert.bureau, "expert.tie_years")
-    horizon = years_before(on, years)
     firm_ids = set(firm_ids)
     parties = _merge_parties(parties, bureau_ids, budget_unit_ids, names)
-    reasons = []
-    for tie in expert.ties:
-        if tie.end_date is not None and tie.end_date < horizon:
-            continue
-        role = None
-        if tie.firm_id and tie.firm_id in firm_ids:
-            role = ""
-        elif tie.bureau_id and tie.bureau_id in parties.bureaus:
-            role = parties.bureaus[tie.bureau_id]
-        elif tie.budget_unit_id and tie.budget_unit_id in parties.units:
-            role = parties.units[tie.budget_unit_id]
-        elif tie.counterpart_name in parties.names:
-            role = parties.names[tie.counterpart_name]
-        if role is not None:
-            when = "至今" if tie.end_date is None else f"至 {tie.end_date:%Y-%m-%d}"
-            reasons.append(f"与{_party(tie.counterpart_name, role)}存在{tie.kind.label}关系（{tie.start_date:%Y-%m-%d} {when}）")
+    years_of: dict[int, int] = {}
+    for expert in experts:
+        if expert.bureau_id not in years_of:
+            years_of[expert.bureau_id] = get_setting(expert.bureau, "expert.tie_years")
+    horizons = {e.id: years_before(on, years_of[e.bureau_id]) for e in experts}
+    out: dict[int, list[str]] = {e.id: [] for e in experts}
+    # The ties as each expert's collection holds them (a tie added and not yet flushed counts), read for those not
+    # read yet in a statement per batch.
+    unread = sorted(e.id for e in experts if "ties" in sa.inspect(e).unloaded)
+    for part in batches(unread):
+        db.session.execute(sa.select(Expert).where(Expert.id.in_(part)).options(selectinload(Expert.ties))).scalars().all()
+    for expert in experts:
+        for tie in expert.ties:
+            if tie.end_date is not None and tie.end_date < horizons[expert.id]:
+                continue
+            role = None
+            if tie.firm_id and tie.firm_id in firm_ids:
+                role = ""
+            elif tie.bureau_id and tie.bureau_id in parties.bureaus:
+                role = parties.bureaus[tie.bureau_id]
+            elif tie.budget_unit_id and tie.budget_unit_id in parties.units:
+                role = parties.units[tie.budget_unit_id]
+            elif tie.counterpart_name in parties.names:
+                role = parties.names[tie.counterpart_name]
+            if role is not None:
+                when = "至今" if tie.end_date is None else f"至 {tie.end_date:%Y-%m-%d}"
+                out[expert.id].append(
+                    f"与{_party(tie.counterpart_name, role)}存在{tie.kind.label}关系（{tie.start_date:%Y-%m-%d} {when}）")
     if firm_ids:
         # What the expert did not declare, the firms' rosters say: the same person (by the keyed hash of the
         # identity number) on the roster of a party firm works for it, or did within the window (劳动关系,
         # 87号令 第六十二条: "参加采购活动前三年内").
-        for name, active, left_on in db.session.execute(
-                sa.select(Firm.name, FirmStaff.active, FirmStaff.left_on).join(FirmStaff, FirmStaff.firm_id == Firm.id)
-                .where(FirmStaff.firm_id.in_(sorted(firm_ids)), FirmStaff.id_number_digest == expert.id_number_digest,
-                       sa.or_(FirmStaff.active.is_(True), FirmStaff.left_on.is_(None), FirmStaff.left_on >= horizon))
-                .order_by(Firm.name, FirmStaff.id)):
-            if active:
-                reasons.append(f"为{name}在册从业人员")
-            else:
-                when = f"{left_on:%Y-%m-%d} 离岗" if left_on else "离岗日期不详"
-                reasons.append(f"曾为{name}从业人员（{when}，未满 {years} 年）")
-    return reasons
+        by_digest: dict[str, list[Expert]] = {}
+        for expert in experts:
+            if expert.id_number_digest:
+                by_digest.setdefault(expert.id_number_digest, []).append(expert)
+        earliest = min(horizons.values(), default=on)
+        for part in batches(sorted(by_digest)):
+            for digest, name, active, left_on in db.session.execute(
+                    sa.select(FirmStaff.id_number_digest, Firm.name, FirmStaff.active, FirmStaff.left_on)
+                    .join(FirmStaff, FirmStaff.firm_id == Firm.id)
+                    .where(FirmStaff.firm_id.in_(sorted(firm_ids)), FirmStaff.id_number_digest.in_(part),
+                           sa.or_(FirmStaff.active.is_(True), FirmStaff.left_on.is_(None), FirmStaff.left_on >= earliest))
+                    .order_by(Firm.name, FirmStaff.id)):
+                for expert in by_digest[digest]:
+                    if active:
+                        out[expert.id].append(f"为{name}在册从业人员")
+                    elif left_on is None or left_on >= horizons[expert.id]:
+                        when = f"{left_on:%Y-%m-%d} 离岗" if left_on else "离岗日期不详"
+                        out[expert.id].append(f"曾为{name}从业人员（{when}，未满 {years_of[expert.bureau_id]} 年）")
+    return out
 
 
 # --- accounts: experts' logins, a firm's own users ----------------------------------------------------

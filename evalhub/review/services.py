@@ -30,7 +30,7 @@ from evalhub.procurement.models import Engagement, EngagementState as S, Engagem
 from evalhub.procurement.eligibility import engagement_parties, field_mismatch, library_bureau_ids
 from evalhub.registry.models import Expert
 from evalhub.registry.services import (
-    expert_avoidance_reasons,
+    avoidance_reasons_of,
     expert_ids_with_login,
     expert_is_drawable,
     on_expert_unavailable,
@@ -674,6 +674,9 @@ def panel_exclusions(engagement: Engagement, experts: list[Expert], *, already: 
     parties = engagement_parties(engagement)  # the unit tree both ways, a lower government's bureau and units
     loads = open_review_loads(e.id for e in experts)
     of_firm = reviews_of_firm_this_year((e.id for e in experts), firm.id, year) if firm else {}
+    fields = Expert.fields_of(e.id for e in experts) if engagement.field is not None else {}
+    avoid = avoidance_reasons_of(experts, firm_ids=[firm.id] if firm else [], names=[firm.name] if firm else [],
+                                 parties=parties)
     out: dict[int, list[str]] = {}
     for expert in experts:
         reasons = []
@@ -683,9 +686,8 @@ def panel_exclusions(engagement: Engagement, experts: list[Expert], *, already: 
         if not offline and expert.id not in with_login:
             reasons.append(NO_LOGIN)
         if engagement.field is not None:
-            reasons += field_mismatch(expert.fields, engagement.field)
-        reasons += expert_avoidance_reasons(expert, firm_ids=[firm.id] if firm else [], names=[firm.name] if firm else [],
-                                            parties=parties)
+            reasons += field_mismatch(fields[expert.id], engagement.field)
+        reasons += avoid[expert.id]
         load = loads.get(expert.id, 0)
         if load >= cap:
             reasons.append(f"在审任务 {load} 项，已达上限 {cap} 项")

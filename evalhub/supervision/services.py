@@ -28,7 +28,7 @@ from evalhub.procurement import workflow
 from evalhub.procurement.eligibility import engagement_parties, library_bureau_ids
 from evalhub.procurement.models import Engagement, EngagementState as S
 from evalhub.registry.models import Expert, Firm, FirmStatus
-from evalhub.registry.services import expert_avoidance_reasons, expert_is_drawable
+from evalhub.registry.services import avoidance_reasons_of, expert_is_drawable
 from evalhub.supervision.models import (
     CHECKLIST, CampaignStatus, Complaint, ComplaintStatus, Finding, Inspection, InspectionCampaign, InspectionCount,
     InspectionResponse, InspectionStatus, Inspector, Measure, Severity, StaffTie, Trigger,
@@ -367,12 +367,13 @@ def expert_independence(engagement: Optional[Engagement], firm: Firm, experts: I
             Procurement, Procurement.id == CommitteeMember.procurement_id).where(
             Procurement.engagement_id == engagement.id, CommitteeMember.expert_id.is_not(None))).scalars())
         parties = engagement_parties(engagement)
+    avoid = avoidance_reasons_of(experts, firm_ids=[firm.id], names=[firm.name], parties=parties)
     out: dict[int, list[str]] = {}
     for expert in experts:
         reasons = list(scored.get(expert.id, []))
         if expert.id in committee:
             reasons.append("担任过该评价任务的采购评审委员会成员")
-        reasons += expert_avoidance_reasons(expert, firm_ids=[firm.id], names=[firm.name], parties=parties)
+        reasons += avoid[expert.id]
         if reasons:
             out[expert.id] = reasons
     return out
