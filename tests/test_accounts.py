@@ -529,6 +529,41 @@ def test_totp_failures_count_toward_the_lock(app, world):
     assert _user(user2.username).failed_logins == limit - 1
 
 
+def test_a_pending_second_factor_secret_expires(app, world, monkeypatch):
+    """Rule (OWASP ASVS 2.8 / 3.7: an enrolment secret is short-lived): an enrolment begun and not confirmed within
+    ``TOTP_ENROLMENT_MINUTES`` (15) can no longer be confirmed — the confirmation is refused with a Chinese message
+    asking to begin again, and the stale secret is cleared, so no code of it is accepted afterwards.
+
+    Who is hurt otherwise: the administrator whose QR code and secret stood on a screen at the begin — shoulder-surfed,
+    photographed, left in a screenshot. The unconfirmed secret stayed valid for ever, so weeks later whoever kept it
+    (and had a moment at the signed-in browser with the password) could finish the enrolment with their own copy:
+    from then on they hold a second factor of the account, and the owner, who abandoned the enrolment, is asked at
+    sign-in for codes of a phone they never set up."""
+    user = world.bz_admin
+    browser = _browser(app, user)
+    assert browser.post("/account/totp/setup", data={"password": factories.PASSWORD}).status_code == 200
+    secret = decrypt_field(_user(user.username).totp_secret_encrypted)
+    minutes = app.config.get("TOTP_ENROLMENT_MINUTES", 15)
+    begun = utcnow()
+    monkeypatch.setattr(accounts, "utcnow", lambda: begun + timedelta(minutes=minutes, seconds=30))
+    late = browser.post("/account/totp/confirm", data={"code": pyotp.TOTP(secret).now(), "password": factories.PASSWORD})
+    assert late.status_code == 422, late.status_code
+    assert "重新开始绑定" in late.get_data(as_text=True)
+    stale = _user(user.username)
+    assert not stale.totp_enabled and stale.totp_secret_encrypted is None, "the stale secret must be cleared"
+    assert not accounts.totp_pending(stale)
+    assert "user.totp_enabled" not in _actions(stale)
+    # Begun again and confirmed within the lifetime: enabled as before.
+    monkeypatch.setattr(accounts, "utcnow", utcnow)
+    assert browser.post("/account/totp/setup", data={"password": factories.PASSWORD}).status_code == 200
+    secret = decrypt_field(_user(user.username).totp_secret_encrypted)
+    begun = utcnow()
+    monkeypatch.setattr(accounts, "utcnow", lambda: begun + timedelta(minutes=minutes - 1))
+    assert accounts.totp_pending(_user(user.username))
+    on_time = browser.post("/account/totp/confirm", data={"code": pyotp.TOTP(secret).now(), "password": factories.PASSWORD})
+    assert on_time.status_code == 302 and _user(user.username).totp_enabled
+
+
 def test_the_bureau_setting_forces_admins_to_enrol(app, world):
     set_setting(world.bz, "security.require_totp_admins", "on", world.bz_admin)
     db.session.commit()

@@ -471,13 +471,27 @@ def totp_begin(user: User, password: str) -> str:
     secret = pyotp.random_base32()
     user.totp_secret_encrypted = encrypt_field(secret)
     user.totp_last_step = None
+    user.totp_begun_at = utcnow()
     return secret
 
 
+def enrolment_minutes() -> int:
+    """How long an enrolment begun may still be confirmed (config TOTP_ENROLMENT_MINUTES, 15)."""
+    return max(1, int(current_app.config.get("TOTP_ENROLMENT_MINUTES", 15)))
+
+
+def _enrolment_expired(user: User) -> bool:
+    """The pending secret is older than the enrolment's lifetime — or of unknown age (begun before its time was
+    recorded): it was on a screen at the begin, and a photograph of it must not bind a phone weeks later."""
+    begun = user.totp_begun_at
+    return begun is None or utcnow() - begun > timedelta(minutes=enrolment_minutes())
+
+
 def totp_pending(user: User) -> bool:
-    """An enrolment begun and not yet confirmed. Its secret is shown only in the answer to the password-checked
-    ``totp_begin`` (core/auth_views.py), never on a later page: a borrowed session must not copy it."""
-    return not user.totp_enabled and bool(user.totp_secret_encrypted)
+    """An enrolment begun, not yet confirmed and still within its lifetime (``enrolment_minutes``). Its secret is
+    shown only in the answer to the password-checked ``totp_begin`` (core/auth_views.py), never on a later page: a
+    borrowed session must not copy it."""
+    return not user.totp_enabled and bool(user.totp_secret_encrypted) and not _enrolment_expired(user)
 
 
 def totp_pending_secret(user: User) -> Optional[str]:
@@ -525,11 +539,19 @@ def totp_confirm(user: User, code: str, password: str) -> None:
         raise Conflict("已启用两步验证。")
     if not user.totp_secret_encrypted:
         raise Conflict("请先开始绑定验证器。")
+    if _enrolment_expired(user):
+        # Cleared and committed here: the refusal rolls the request back, and the stale secret must stay gone.
+        _clear_totp(user)
+        db.session.commit()
+        message = (f"绑定已超时：开始绑定后须在 {enrolment_minutes()} 分钟内输入验证码确认，原密钥已作废。"
+                   "请重新开始绑定（输入当前密码后扫描新的二维码），并删除验证器中原先添加的条目。")
+        raise ValidationFailed(message, {"code": "绑定已超时，请重新开始绑定"})
     if not passwords.matches(user.password_hash, password or ""):
         raise ValidationFailed("密码不正确。", {"password": "密码不正确"})
     if not _accept_code(user, code):
         raise ValidationFailed("验证码不正确：请输入验证器当前显示的 6 位数字（并确认手机时间准确）。", {"code": "验证码不正确"})
     user.totp_enabled_at = utcnow()
+    user.totp_begun_at = None
     audit.record("user.totp_enabled", user, actor=user, bureau_id=user.bureau_id,
                  summary=f"{user.username} 启用两步验证（TOTP）")
 
@@ -568,6 +590,7 @@ def _clear_totp(user: User) -> None:
     user.totp_secret_encrypted = None
     user.totp_enabled_at = None
     user.totp_last_step = None
+    user.totp_begun_at = None
 
 
 def verify_totp_login(user: User, code: str, address: str | None = None, via: str = "web") -> LoginResult:

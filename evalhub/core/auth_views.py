@@ -147,7 +147,7 @@ def _totp_page(confirm_form: TotpConfirmForm | None = None, disable_form: TotpDi
     uri = accounts.totp_uri(user, secret) if secret else None
     return render_template(
         "core/totp.html", user=user, secret=secret, uri=uri, qr=accounts.totp_qr_data_uri(uri) if uri else None,
-        pending=accounts.totp_pending(user),
+        pending=accounts.totp_pending(user), enrolment_minutes=accounts.enrolment_minutes(),
         required=accounts.totp_required(user), begin_form=begin_form or TotpBeginForm(formdata=None),
         confirm_form=confirm_form or TotpConfirmForm(formdata=None),
         disable_form=disable_form or TotpDisableForm(formdata=None)), status

@@ -112,6 +112,9 @@ class User(UserMixin, Created, db.Model):
     # yet enabled during enrolment; the last accepted time step, so that a code is never accepted twice.
     totp_secret_encrypted: Mapped[Optional[str]] = mapped_column(sa.String(255))
     totp_enabled_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    # When the enrolment now pending began (set by ``totp_begin``, cleared at its confirmation): its secret is
+    # confirmable for TOTP_ENROLMENT_MINUTES only (``accounts.totp_pending``).
+    totp_begun_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     totp_last_step: Mapped[Optional[int]] = mapped_column(sa.BigInteger)
 
     bureau: Mapped[Optional[Bureau]] = relationship()
