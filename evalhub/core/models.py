@@ -337,6 +337,14 @@ class Notification(OfUser, Created, db.Model):
     emailed_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
 
 
+# The e-mail run (core/notifications.py ``send_pending_email``, hourly) looks for the unsent, unread messages of
+# the last days (``EMAIL_MAX_AGE``): a range of this index. Partial, so it holds only messages still waiting —
+# sent and read ones leave it — and keyed by ``created_at``, because the messages never sent (an account without
+# an address, or read in the inbox first) stay unsent for ever and must not be read at every run.
+_UNSENT = sa.and_(Notification.emailed_at.is_(None), Notification.read_at.is_(None))
+sa.Index("ix_notification_unsent", Notification.created_at, postgresql_where=_UNSENT, sqlite_where=_UNSENT)
+
+
 class AuditCheckpoint(CreatedBy, db.Model):
     """A signed note of the audit chain's head at one moment (core.anchoring). The row is only the
     platform's own copy: what anchors the chain are the copies outside the database — the application
