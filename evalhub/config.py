@@ -134,6 +134,9 @@ class Config:
                                             or not urlsplit(self.PUBLIC_URL).hostname):
             raise RuntimeError(f"EVALHUB_PUBLIC_URL 无效：{self.PUBLIC_URL!r}，应形如 https://evalhub.example.gov.cn。")
         self.TOTP_ISSUER = _env("TOTP_ISSUER", "evalhub 绩效评价平台")
+        # An enrolment of the second factor begun and not confirmed within this many minutes is void: its secret
+        # (shown on the screen at the begin) is cleared, and the administrator begins again.
+        self.TOTP_ENROLMENT_MINUTES = _env_int("TOTP_ENROLMENT_MINUTES", 15)
 
         self.FILE_STORE = Path(_env("FILE_STORE", str(instance_path / "files")))
         self.MAX_UPLOAD_MB = _env_int("MAX_UPLOAD_MB", 50)

@@ -511,10 +511,12 @@ def test_totp_enrolment_then_login_needs_the_code(app, world):
 def test_totp_failures_count_toward_the_lock(app, world):
     user = world.bz_admin
     _enrol(_browser(app, user), user)
+    # the wrong password re-entered at the enrolment's begin counts too (the right ones after give back only their own)
+    assert _user(user.username).failed_logins == 1
     browser = Browser(app)
     browser.post("/login", data={"username": user.username, "password": factories.PASSWORD})
     limit = app.config["LOGIN_MAX_FAILURES"]
-    for _ in range(limit - 1):
+    for _ in range(limit - 2):
         assert browser.post("/login/totp", data={"code": "000001"}).status_code == 401
     locked = browser.post("/login/totp", data={"code": "000001"})
     assert locked.status_code == 302 and "/login" in locked.headers["Location"]
@@ -523,10 +525,143 @@ def test_totp_failures_count_toward_the_lock(app, world):
     # and a right password does not reset the count of wrong codes
     user2 = world.kz_admin
     _enrol(_browser(app, user2), user2)
-    for _ in range(limit - 1):
+    for _ in range(limit - 2):
         assert authenticate(user2.username, factories.PASSWORD).pending is not None
         assert accounts.verify_totp_login(_user(user2.username), "000001").user is None
     assert _user(user2.username).failed_logins == limit - 1
+
+
+def test_a_pending_second_factor_secret_expires(app, world, monkeypatch):
+    """Rule (OWASP ASVS 2.8 / 3.7: an enrolment secret is short-lived): an enrolment begun and not confirmed within
+    ``TOTP_ENROLMENT_MINUTES`` (15) can no longer be confirmed — the confirmation is refused with a Chinese message
+    asking to begin again, and the stale secret is cleared, so no code of it is accepted afterwards.
+
+    Who is hurt otherwise: the administrator whose QR code and secret stood on a screen at the begin — shoulder-surfed,
+    photographed, left in a screenshot. The unconfirmed secret stayed valid for ever, so weeks later whoever kept it
+    (and had a moment at the signed-in browser with the password) could finish the enrolment with their own copy:
+    from then on they hold a second factor of the account, and the owner, who abandoned the enrolment, is asked at
+    sign-in for codes of a phone they never set up."""
+    user = world.bz_admin
+    browser = _browser(app, user)
+    assert browser.post("/account/totp/setup", data={"password": factories.PASSWORD}).status_code == 200
+    secret = decrypt_field(_user(user.username).totp_secret_encrypted)
+    minutes = app.config.get("TOTP_ENROLMENT_MINUTES", 15)
+    begun = utcnow()
+    monkeypatch.setattr(accounts, "utcnow", lambda: begun + timedelta(minutes=minutes, seconds=30))
+    late = browser.post("/account/totp/confirm", data={"code": pyotp.TOTP(secret).now(), "password": factories.PASSWORD})
+    assert late.status_code == 422, late.status_code
+    assert "重新开始绑定" in late.get_data(as_text=True)
+    stale = _user(user.username)
+    assert not stale.totp_enabled and stale.totp_secret_encrypted is None, "the stale secret must be cleared"
+    assert not accounts.totp_pending(stale)
+    assert "user.totp_enabled" not in _actions(stale)
+    # Begun again and confirmed within the lifetime: enabled as before.
+    monkeypatch.setattr(accounts, "utcnow", utcnow)
+    assert browser.post("/account/totp/setup", data={"password": factories.PASSWORD}).status_code == 200
+    secret = decrypt_field(_user(user.username).totp_secret_encrypted)
+    begun = utcnow()
+    monkeypatch.setattr(accounts, "utcnow", lambda: begun + timedelta(minutes=minutes - 1))
+    assert accounts.totp_pending(_user(user.username))
+    on_time = browser.post("/account/totp/confirm", data={"code": pyotp.TOTP(secret).now(), "password": factories.PASSWORD})
+    assert on_time.status_code == 302 and _user(user.username).totp_enabled
+
+
+WRONG = "wrong-Password-9"
+
+
+def _recheck_failures(user) -> list[AuditEvent]:
+    db.session.expire_all()
+    return [e for e in audit.history("user_account", user.id)
+            if e.action in ("user.login_failed", "user.reauth_failed", "user.locked")]
+
+
+def test_wrong_passwords_re_entered_count_toward_the_lock(app, world):
+    """Rule (GB/T 22239-2019 身份鉴别 "应具有登录失败处理功能…限制非法登录次数"; OWASP ASVS 2.2.1): the current password
+    asked again on a signed-in page — binding an authenticator (its begin and its confirmation), changing the password
+    — counts like a wrong password at sign-in: each wrong one is in the audit log, the failures add up with the
+    sign-ins' (web and API) toward ``LOGIN_MAX_FAILURES``, and the last one allowed locks the account for
+    ``LOGIN_LOCK_MINUTES`` (``user.locked``) and ends the session that guessed. While locked, neither the web
+    sign-in nor the API (``POST /api/v1/tokens``) lets the right password in.
+
+    Who is hurt otherwise: the account's owner. Whoever holds their signed-in browser for a while — a PC left
+    unlocked in the bureau's office, a copied session cookie — could try passwords on these forms without any
+    limit or trace, and with the password found change it (locking the owner out) or bind their own phone."""
+    user = world.bz_admin
+    limit = app.config["LOGIN_MAX_FAILURES"]
+    assert limit >= 4
+    browser = _browser(app, user)
+    assert browser.post("/account/totp/setup", data={"password": factories.PASSWORD}).status_code == 200  # pending
+    # one wrong password at the API's sign-in counts toward the same lock
+    api = app.test_client()
+    assert api.post("/api/v1/tokens", json={"username": user.username, "password": WRONG}).status_code == 401
+    forms = [("/account/totp/confirm", {"code": "000000", "password": WRONG}),
+             ("/account/totp/setup", {"password": WRONG}),
+             ("/account/password", {"current_password": WRONG, "new_password": STRONG, "confirm": STRONG})]
+    for n in range(limit - 2):
+        path, data = forms[n % len(forms)]
+        refused = browser.post(path, data=data)
+        assert refused.status_code == 422, (path, refused.status_code)
+        assert "密码不正确" in refused.get_data(as_text=True)
+    assert _user(user.username).failed_logins == limit - 1
+    assert [e.action for e in _recheck_failures(user)] == ["user.login_failed"] + ["user.reauth_failed"] * (limit - 2)
+    assert "修改密码" in _recheck_failures(user)[-1].summary or "两步验证" in _recheck_failures(user)[-1].summary
+    # the last one allowed locks the account and ends the session that guessed
+    last = browser.post("/account/password", data={"current_password": WRONG, "new_password": STRONG, "confirm": STRONG})
+    assert last.status_code == 302 and "/login" in last.headers["Location"], last.status_code
+    assert _refused(browser)
+    locked = _user(user.username)
+    assert locked.locked_until is not None and locked.locked_until > utcnow()
+    assert passwords.matches(locked.password_hash, factories.PASSWORD)  # nothing was changed
+    assert [e.action for e in _recheck_failures(user)][-2:] == ["user.reauth_failed", "user.locked"]
+    # while locked, the right password opens neither the web nor the API
+    assert "锁定" in (authenticate(user.username, factories.PASSWORD).error or "")
+    token = api.post("/api/v1/tokens", json={"username": user.username, "password": factories.PASSWORD})
+    assert token.status_code == 401 and "锁定" in token.json["error"]["message"]
+
+
+def test_a_wrong_password_to_turn_the_second_factor_off_counts_too(app, world):
+    """The same rule on 停用两步验证 (core/accounts.py ``totp_disable``): with the password found there, a borrowed
+    session would switch the owner's second factor off. Wrong passwords count; the last allowed locks and signs
+    the browser out; the second factor stays on."""
+    user = world.kz_admin
+    browser = _browser(app, user)
+    _enrol(browser, user)  # one wrong password at its begin (counted), then right ones
+    limit = app.config["LOGIN_MAX_FAILURES"]
+    assert _user(user.username).failed_logins == 1
+    for _ in range(limit - 2):
+        assert browser.post("/account/totp/disable", data={"password": WRONG}).status_code == 422
+    last = browser.post("/account/totp/disable", data={"password": WRONG})
+    assert last.status_code == 302 and "/login" in last.headers["Location"]
+    assert _refused(browser)
+    assert _user(user.username).totp_enabled and _user(user.username).locked_until is not None
+
+
+def test_a_right_password_re_entered_gives_back_only_its_own_attempt(app, world):
+    """A right password re-entered in a signed-in session does not clear the failures counted before it (they end
+    at the next whole sign-in, or at the lock): a session does not show that its holder signed in (a copied
+    cookie), and a holder who saw the password typed must not reset the count of wrong second-factor codes with it
+    (core/services.py ``recheck_password``). An account locked by failures elsewhere is not checked at all until
+    the lock ends (the same answer as the sign-in's), and that lock does not sign the owner's browser out."""
+    user = world.bz_staff
+    browser = _browser(app, user)
+    for _ in range(2):
+        assert browser.post("/account/password", data={"current_password": WRONG, "new_password": STRONG,
+                                                       "confirm": STRONG}).status_code == 422
+    assert _user(user.username).failed_logins == 2
+    # a new password the policy refuses after the right current one: that attempt is not counted, the two stay
+    weak = browser.post("/account/password", data={"current_password": factories.PASSWORD, "new_password": "short",
+                                                   "confirm": "short"})
+    assert weak.status_code == 422 and _user(user.username).failed_logins == 2
+    assert authenticate(user.username, factories.PASSWORD).user is not None  # a whole sign-in clears them
+    assert _user(user.username).failed_logins == 0
+    # locked by someone guessing at the login page: the re-check is refused unchecked, the session stays
+    for _ in range(app.config["LOGIN_MAX_FAILURES"]):
+        authenticate(user.username, WRONG)
+    refused = browser.post("/account/password", data={"current_password": factories.PASSWORD, "new_password": STRONG,
+                                                      "confirm": STRONG})
+    assert refused.status_code == 422 and "锁定" in refused.get_data(as_text=True)
+    assert passwords.matches(_user(user.username).password_hash, factories.PASSWORD)
+    assert not _refused(browser)
 
 
 def test_the_bureau_setting_forces_admins_to_enrol(app, world):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ast
 import string
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from evalhub.core import notifications as N
 from evalhub.core.enums import Role
 from evalhub.core.models import Notification, User
+from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
 from tests import factories
 
@@ -310,6 +311,48 @@ def test_email_link_falls_back_to_server_name_then_to_the_path(crowd, smtp, app,
     assert N.email_text(note).endswith("\n\nhttp://evalhub.example.cn/firms/7")
     monkeypatch.setitem(app.config, "SERVER_NAME", None)
     assert N.email_text(note) == "资质不符。\n\n/firms/7"
+
+
+def test_the_sender_finds_the_unsent_messages_by_an_index_not_a_scan(crowd, smtp, app):
+    """Rule (docs/architecture.md: a query over the whole history is an indexed one whose cost does not follow the
+    history): the e-mail run (``send_pending_email``, every hour) selects the unsent, unread messages of the last
+    three days through an index of the unsent ones (``ix_notification_unsent``), not by reading the notification
+    table whole.
+
+    Who is hurt otherwise: every user of the platform. The table keeps every message ever sent (years of reminders,
+    hundreds of thousands of rows per prefecture); without the index each hourly run reads all of it to find the
+    few unsent — seconds of I/O shared with every page, growing every year. The statement checked is the one the
+    sender really runs (captured as it runs), on SQLite and on PostgreSQL."""
+    user = crowd.firm_user
+    user.email = "firm1@example.cn"
+    long_ago = utcnow() - timedelta(days=400)
+    db.session.execute(sa.insert(Notification), [
+        {"user_id": user.id, "title": f"旧消息 {i}", "body": "", "created_at": long_ago, "read_at": long_ago,
+         "emailed_at": long_ago if i % 2 else None} for i in range(4000)])
+    N.emit("firm_refused", link="/firms/7", firm_id=crowd.firm.id, bureau="巴州", reason="资质不符。")
+    db.session.commit()
+    engine = db.engine
+    seen: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM notification JOIN user_account" in statement:
+            seen.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    try:
+        assert N.send_pending_email() == 1
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", capture)
+    [(statement, parameters)] = seen
+    postgres = engine.dialect.name == "postgresql"
+    with engine.connect() as conn:
+        for table in ("notification", "user_account"):  # the planner's statistics of what the test wrote
+            conn.exec_driver_sql(f"ANALYZE {table}")
+        explain = "EXPLAIN " if postgres else "EXPLAIN QUERY PLAN "
+        plan = "\n".join(str(row[-1] if not postgres else row[0])
+                         for row in conn.exec_driver_sql(explain + statement, parameters))
+    assert "ix_notification_unsent" in plan, plan
+    assert "Seq Scan on notification" not in plan and "SCAN notification" not in plan, plan
 
 
 def test_without_an_smtp_server_nothing_is_sent(crowd, app, monkeypatch):

@@ -99,6 +99,33 @@ def test_the_template_reads_back_as_its_own_example(app_ctx):
         read_workbook(b"not an excel file")
 
 
+def test_the_template_formats_the_credit_code_column_as_text(world, login):
+    """Rule (core/exports.py ``TEXT_HEADERS``: a column of codes in a template is text-formatted, as the firm and
+    expert templates' 统一社会信用代码, 身份证号码 and 联系电话 are): the organisations template's 统一社会信用代码
+    column on 预算单位 is formatted as text ("@") — the column's style, which Excel gives a cell typed in later, and
+    its empty cells below the example.
+
+    Who is hurt otherwise: the bureau's clerk importing budget units. A 事业单位's code is often all digits
+    (12652800…); typed into a General cell Excel makes it a number, keeps 15 significant digits and shows 1.27E+17,
+    and the import refuses the row ("是数字…须为文本") for a code typed correctly — or, with a leading 0, the 0 is gone."""
+    from openpyxl import load_workbook
+    from openpyxl.utils import get_column_letter
+
+    from evalhub.core.exports import TEMPLATE_ROWS
+
+    response = login(world.bz_admin).get("/organisations/import/template.xlsx")
+    assert response.status_code == 200
+    sheet = load_workbook(io.BytesIO(response.data))["预算单位"]
+    header = [c.value for c in sheet[1]]
+    letter = get_column_letter(header.index("统一社会信用代码") + 1)
+    assert sheet.column_dimensions[letter].number_format == "@"
+    assert {sheet[f"{letter}{row}"].number_format for row in (2, 3, 50, TEMPLATE_ROWS + 1)} == {"@"}
+    # only that column: the names stay General
+    assert sheet[f"{get_column_letter(header.index('单位名称') + 1)}3"].number_format == "General"
+    bureaus, units = read_workbook(response.data)  # and the template still reads back as its own example
+    assert bureaus[0]["code"] == "652800" and units[0]["name"] == "巴州统计局普查中心"
+
+
 def test_orgs_commands(app, app_ctx, tmp_path):
     runner = app.test_cli_runner()
     out = tmp_path / "模板.xlsx"

@@ -20,7 +20,7 @@ from evalhub.core.listing import Export, Listing, choice_filter, enum_filter, in
 from evalhub.core.models import ApiToken, Bureau, User
 from evalhub.core.timeutil import to_beijing
 from evalhub.core.views import bp
-from evalhub.core.web import button, load, require, submit_form
+from evalhub.core.web import button, load, require, signed_out_by_service, submit_form
 from evalhub.extensions import db
 
 
@@ -45,9 +45,10 @@ def account():
 def account_password():
     form = PasswordChangeForm()
     done, _, status = submit_form(
-        form, lambda: services.change_password(current_user, form.current_password.data, form.new_password.data))
+        form, lambda: services.change_password(current_user, form.current_password.data, form.new_password.data,
+                                               address=request.remote_addr))
     if not done:
-        return _account_page(form, status)
+        return signed_out_by_service(form) or _account_page(form, status)
     login_user(current_user._get_current_object())  # this browser stays signed in, under the new generation; all others are out
     flash("密码已修改。其他浏览器上的登录已退出，所有 API 令牌已撤销。", "success")
     return redirect(url_for("core.account"))

@@ -34,7 +34,7 @@ from evalhub.core.models import AccountLink, ApiToken, Bureau, User
 from evalhub.core.personal import decrypt_field, encrypt_field
 from evalhub.core.ratelimit import RateLimited, count_hit
 from evalhub.core.services import (LoginResult, counted_from, _bump_generation, _locked_message, _refused, _revoke_all_tokens,
-                                    void_links, create_user, name_key, refuses_sign_in, signed_in)
+                                    void_links, create_user, name_key, recheck_password, refuses_sign_in, signed_in)
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import format_beijing, utcnow
 from evalhub.extensions import db
@@ -456,28 +456,41 @@ def _totp(secret: str):
     return pyotp.TOTP(secret, interval=TOTP_STEP)
 
 
-def totp_begin(user: User, password: str) -> str:
+def totp_begin(user: User, password: str, address: str | None = None) -> str:
     """Start enrolment: a new secret, stored encrypted, not yet in force until ``totp_confirm``. The password
     again first (OWASP ASVS 3.7.1): whoever holds a signed-in browser for a moment must not bind their own phone
-    and so lock the owner out."""
+    and so lock the owner out. A wrong password counts toward the sign-in lock (``recheck_password``)."""
     import pyotp
 
     if not totp_available(user):
         raise PermissionDenied("两步验证仅供管理员账户使用。")
     if user.totp_enabled:
         raise Conflict("已启用两步验证。如需更换验证器，请先停用再重新绑定。")
-    if not passwords.matches(user.password_hash, password):
-        raise ValidationFailed("密码不正确。", {"password": "密码不正确"})
+    recheck_password(user, password, doing="绑定两步验证", address=address)
     secret = pyotp.random_base32()
     user.totp_secret_encrypted = encrypt_field(secret)
     user.totp_last_step = None
+    user.totp_begun_at = utcnow()
     return secret
 
 
+def enrolment_minutes() -> int:
+    """How long an enrolment begun may still be confirmed (config TOTP_ENROLMENT_MINUTES, 15)."""
+    return max(1, int(current_app.config.get("TOTP_ENROLMENT_MINUTES", 15)))
+
+
+def _enrolment_expired(user: User) -> bool:
+    """The pending secret is older than the enrolment's lifetime — or of unknown age (begun before its time was
+    recorded): it was on a screen at the begin, and a photograph of it must not bind a phone weeks later."""
+    begun = user.totp_begun_at
+    return begun is None or utcnow() - begun > timedelta(minutes=enrolment_minutes())
+
+
 def totp_pending(user: User) -> bool:
-    """An enrolment begun and not yet confirmed. Its secret is shown only in the answer to the password-checked
-    ``totp_begin`` (core/auth_views.py), never on a later page: a borrowed session must not copy it."""
-    return not user.totp_enabled and bool(user.totp_secret_encrypted)
+    """An enrolment begun, not yet confirmed and still within its lifetime (``enrolment_minutes``). Its secret is
+    shown only in the answer to the password-checked ``totp_begin`` (core/auth_views.py), never on a later page: a
+    borrowed session must not copy it."""
+    return not user.totp_enabled and bool(user.totp_secret_encrypted) and not _enrolment_expired(user)
 
 
 def totp_pending_secret(user: User) -> Optional[str]:
@@ -518,28 +531,35 @@ def _accept_code(user: User, code: str) -> bool:
     return False
 
 
-def totp_confirm(user: User, code: str, password: str) -> None:
+def totp_confirm(user: User, code: str, password: str, address: str | None = None) -> None:
     """Finish enrolment with the first code the authenticator shows — and the password again, as at the begin:
     whoever holds the browser between the two must not bind their phone to an enrolment the owner began."""
     if user.totp_enabled:
         raise Conflict("已启用两步验证。")
     if not user.totp_secret_encrypted:
         raise Conflict("请先开始绑定验证器。")
-    if not passwords.matches(user.password_hash, password or ""):
-        raise ValidationFailed("密码不正确。", {"password": "密码不正确"})
+    if _enrolment_expired(user):
+        # Cleared and committed here: the refusal rolls the request back, and the stale secret must stay gone.
+        _clear_totp(user)
+        db.session.commit()
+        message = (f"绑定已超时：开始绑定后须在 {enrolment_minutes()} 分钟内输入验证码确认，原密钥已作废。"
+                   "请重新开始绑定（输入当前密码后扫描新的二维码），并删除验证器中原先添加的条目。")
+        raise ValidationFailed(message, {"code": "绑定已超时，请重新开始绑定"})
+    recheck_password(user, password or "", doing="确认绑定两步验证", address=address)
     if not _accept_code(user, code):
         raise ValidationFailed("验证码不正确：请输入验证器当前显示的 6 位数字（并确认手机时间准确）。", {"code": "验证码不正确"})
     user.totp_enabled_at = utcnow()
+    user.totp_begun_at = None
     audit.record("user.totp_enabled", user, actor=user, bureau_id=user.bureau_id,
                  summary=f"{user.username} 启用两步验证（TOTP）")
 
 
-def totp_disable(user: User, password: str) -> None:
-    """The user turns their second factor off (their password again); refused where the bureau requires it."""
+def totp_disable(user: User, password: str, address: str | None = None) -> None:
+    """The user turns their second factor off (their password again, counted toward the sign-in lock); refused
+    where the bureau requires it."""
     if not user.totp_enabled:
         raise Conflict("尚未启用两步验证。")
-    if not passwords.matches(user.password_hash, password):
-        raise ValidationFailed("密码不正确。", {"password": "密码不正确"})
+    recheck_password(user, password, doing="停用两步验证", address=address)
     if totp_required(user):
         raise Conflict("本局要求管理员使用两步验证，不能停用。更换手机时请联系上级管理员重置。")
     _clear_totp(user)
@@ -568,6 +588,7 @@ def _clear_totp(user: User) -> None:
     user.totp_secret_encrypted = None
     user.totp_enabled_at = None
     user.totp_last_step = None
+    user.totp_begun_at = None
 
 
 def verify_totp_login(user: User, code: str, address: str | None = None, via: str = "web") -> LoginResult:

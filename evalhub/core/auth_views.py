@@ -19,7 +19,7 @@ from evalhub.core.forms import (ForgotPasswordForm, SetPasswordForm, TotpBeginFo
                                 TotpLoginForm)
 from evalhub.core.services import session_user
 from evalhub.core.views import bp
-from evalhub.core.web import handle_form, public, submit_form, visitors_only
+from evalhub.core.web import handle_form, public, signed_out_by_service, submit_form, visitors_only
 from evalhub.extensions import db
 
 # --- the gate ---------------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ def _totp_page(confirm_form: TotpConfirmForm | None = None, disable_form: TotpDi
     uri = accounts.totp_uri(user, secret) if secret else None
     return render_template(
         "core/totp.html", user=user, secret=secret, uri=uri, qr=accounts.totp_qr_data_uri(uri) if uri else None,
-        pending=accounts.totp_pending(user),
+        pending=accounts.totp_pending(user), enrolment_minutes=accounts.enrolment_minutes(),
         required=accounts.totp_required(user), begin_form=begin_form or TotpBeginForm(formdata=None),
         confirm_form=confirm_form or TotpConfirmForm(formdata=None),
         disable_form=disable_form or TotpDisableForm(formdata=None)), status
@@ -161,27 +161,31 @@ def account_totp():
 @bp.route("/account/totp/setup", methods=["POST"])
 def account_totp_setup():
     form = TotpBeginForm()
-    done, secret, status = submit_form(form, lambda: accounts.totp_begin(current_user, form.password.data))
+    done, secret, status = submit_form(
+        form, lambda: accounts.totp_begin(current_user, form.password.data, request.remote_addr))
     if not done:
-        return _totp_page(begin_form=form, status=status)
+        return signed_out_by_service(form) or _totp_page(begin_form=form, status=status)
     return _totp_page(secret=secret)  # shown here, once: no redirect to a page that would show it again
 
 
 @bp.route("/account/totp/confirm", methods=["POST"])
 def account_totp_confirm():
     return _totp_submit(TotpConfirmForm(),
-                        lambda form: accounts.totp_confirm(current_user, form.code.data, form.password.data),
+                        lambda form: accounts.totp_confirm(current_user, form.code.data, form.password.data,
+                                                           request.remote_addr),
                         "confirm_form", "两步验证已启用：此后每次登录须输入验证器显示的动态验证码。")
 
 
 @bp.route("/account/totp/disable", methods=["POST"])
 def account_totp_disable():
-    return _totp_submit(TotpDisableForm(), lambda form: accounts.totp_disable(current_user, form.password.data),
+    return _totp_submit(TotpDisableForm(),
+                        lambda form: accounts.totp_disable(current_user, form.password.data, request.remote_addr),
                         "disable_form", "两步验证已停用。")
 
 
 def _totp_submit(form, call, which: str, message: str):
     """One of the second-factor page's forms (``which``: its argument to ``_totp_page``): run the service
     (``call(form)``), then back to 我的账号 with ``message``; or the page again with the form's errors."""
-    return handle_form(form, lambda: call(form), failed=lambda status: _totp_page(**{which: form}, status=status),
+    return handle_form(form, lambda: call(form),
+                       failed=lambda status: signed_out_by_service(form) or _totp_page(**{which: form}, status=status),
                        to=url_for("core.account"), message=message)

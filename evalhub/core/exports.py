@@ -36,17 +36,25 @@ def to_xlsx(rows: Iterable[Mapping[str, object]], sheet: str = "数据", *, colu
             width = max([len(str(column))] + [len(str(v)) for v in frame[column].head(200)]) + 2
             letter = sheet_obj.cell(row=1, column=idx).column_letter
             sheet_obj.column_dimensions[letter].width = min(width * 1.6, 60)
-            if column in TEXT_HEADERS:
-                # the column's style is what Excel gives a cell typed in later; the cells themselves carry it too,
-                # as some spreadsheet programs read only the cell's
-                sheet_obj.column_dimensions[letter].number_format = "@"
-                for row in range(2, max(len(frame), TEMPLATE_ROWS if frame.empty else 0) + 2):
-                    sheet_obj.cell(row=row, column=idx).number_format = "@"
+        text_columns(sheet_obj, list(frame.columns), max(len(frame), TEMPLATE_ROWS if frame.empty else 0))
         for name, lines in (notes or {}).items():
             pd.DataFrame({"说明": lines}).to_excel(writer, sheet_name=name[:31], index=False)
         for written in writer.sheets.values():
             _as_text(written)
     return buffer.getvalue()
+
+
+def text_columns(sheet, columns: list[str], rows: int) -> None:
+    """Format the ``TEXT_HEADERS`` among ``columns`` (the sheet's header row, in order) as text, for rows 2 to
+    ``rows`` + 1: an export's rows, or a template's empty rows (``TEMPLATE_ROWS``). The column's style is what Excel
+    gives a cell typed in later; the cells themselves carry it too, as some spreadsheet programs read only the
+    cell's. Every template that has such a column goes through here (``to_xlsx``; the organisations template,
+    core/organisations.py ``template``)."""
+    for idx, column in enumerate(columns, start=1):
+        if column in TEXT_HEADERS:
+            sheet.column_dimensions[sheet.cell(row=1, column=idx).column_letter].number_format = "@"
+            for row in range(2, rows + 2):
+                sheet.cell(row=row, column=idx).number_format = "@"
 
 
 def _date_formats(sheet, datetime_format: str) -> None:

@@ -112,6 +112,9 @@ class User(UserMixin, Created, db.Model):
     # yet enabled during enrolment; the last accepted time step, so that a code is never accepted twice.
     totp_secret_encrypted: Mapped[Optional[str]] = mapped_column(sa.String(255))
     totp_enabled_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    # When the enrolment now pending began (set by ``totp_begin``, cleared at its confirmation): its secret is
+    # confirmable for TOTP_ENROLMENT_MINUTES only (``accounts.totp_pending``).
+    totp_begun_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     totp_last_step: Mapped[Optional[int]] = mapped_column(sa.BigInteger)
 
     bureau: Mapped[Optional[Bureau]] = relationship()
@@ -332,6 +335,14 @@ class Notification(OfUser, Created, db.Model):
     dedupe_key: Mapped[Optional[str]] = mapped_column(sa.String(120))
     read_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     emailed_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+
+
+# The e-mail run (core/notifications.py ``send_pending_email``, hourly) looks for the unsent, unread messages of
+# the last days (``EMAIL_MAX_AGE``): a range of this index. Partial, so it holds only messages still waiting —
+# sent and read ones leave it — and keyed by ``created_at``, because the messages never sent (an account without
+# an address, or read in the inbox first) stay unsent for ever and must not be read at every run.
+_UNSENT = sa.and_(Notification.emailed_at.is_(None), Notification.read_at.is_(None))
+sa.Index("ix_notification_unsent", Notification.created_at, postgresql_where=_UNSENT, sqlite_where=_UNSENT)
 
 
 class AuditCheckpoint(CreatedBy, db.Model):

@@ -226,6 +226,7 @@ def send_pending_email() -> int:
         return 0
     import smtplib
 
+    # A range of the partial index ix_notification_unsent (core/models.py): the last days' waiting messages only.
     pending = db.session.execute(sa.select(Notification.id).join(User, User.id == Notification.user_id).where(
         Notification.emailed_at.is_(None), Notification.read_at.is_(None),
         Notification.created_at >= utcnow() - EMAIL_MAX_AGE,

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 import sqlalchemy as sa
 
-from evalhub.core import audit, files, permissions, workbooks
+from evalhub.core import audit, exports, files, permissions, workbooks
 from evalhub.core.enums import BureauLevel, Role
 from evalhub.core.errors import PermissionDenied, ValidationFailed
 from evalhub.core.inputs import name_error
@@ -70,15 +70,22 @@ def read_workbook(data: bytes) -> tuple[list[dict], list[dict]]:
 
 
 def template() -> bytes:
-    """An empty workbook with both sheets, their headers and one example row each."""
+    """An empty workbook with both sheets, their headers and one example row each. The 统一社会信用代码 column is
+    formatted as text, as in every other template (``exports.text_columns``): typed into a General cell, an
+    all-digit code (a 事业单位's 12…) becomes a number Excel rounds to 15 digits, which the import refuses."""
     import pandas as pd
 
+    examples = {
+        BUREAU_SHEET: {"区划代码": "652800", "名称": "巴音郭楞蒙古自治州财政局", "简称": "巴州", "层级": "州/地区",
+                       "上级区划代码": "650000"},
+        UNIT_SHEET: {"财政局区划代码": "652800", "单位名称": "巴州统计局普查中心", "统一社会信用代码": "",
+                     "上级单位名称": "巴州统计局"},
+    }
     out = io.BytesIO()
     with pd.ExcelWriter(out, engine="openpyxl") as writer:
-        pd.DataFrame([{"区划代码": "652800", "名称": "巴音郭楞蒙古自治州财政局", "简称": "巴州", "层级": "州/地区",
-                       "上级区划代码": "650000"}]).to_excel(writer, sheet_name=BUREAU_SHEET, index=False)
-        pd.DataFrame([{"财政局区划代码": "652800", "单位名称": "巴州统计局普查中心", "统一社会信用代码": "",
-                       "上级单位名称": "巴州统计局"}]).to_excel(writer, sheet_name=UNIT_SHEET, index=False)
+        for sheet, example in examples.items():
+            pd.DataFrame([example]).to_excel(writer, sheet_name=sheet, index=False)
+            exports.text_columns(writer.sheets[sheet], list(example), exports.TEMPLATE_ROWS)
     return out.getvalue()
 
 

@@ -71,29 +71,88 @@ def _where(address: str | None, via: str) -> str:
 
 
 def _refused(user_id: int, now: datetime, attempt: int, error: str, *, address: str | None, via: str,
-             what: str = "") -> LoginResult:
+             what: str = "", doing: str | None = None) -> LoginResult:
     """A counted attempt failed (a wrong password or second-factor code): ``user.login_failed`` in the audit log
     and, the last attempt allowed, the account locked for the configured minutes (``user.locked``; the count
     starts again). Committed here: the request answers 4xx, and the event must stay. The chain's lock is taken
     first, in a transaction of its own after the hash was checked, and held only for these two writes; attempts
     beyond the lock and from an address over its limit are refused before it and write nothing, so a flood of
-    guesses adds at most ``LOGIN_MAX_FAILURES`` events per account per lock. ``what`` says what was wrong."""
+    guesses adds at most ``LOGIN_MAX_FAILURES`` events per account per lock. ``what`` says what was wrong.
+
+    ``doing``: the password was asked again in a signed-in session (``recheck_password``; what the person was
+    doing, e.g. "修改密码"): the event is ``user.reauth_failed``, by the account's session, and a lock it reaches
+    also ends every browser session of the account — the one that guessed first of all."""
     max_failures = max(1, current_app.config["LOGIN_MAX_FAILURES"])
     lock_minutes = current_app.config["LOGIN_LOCK_MINUTES"]
     user = db.session.get(User, user_id, populate_existing=True)
-    audit.record("user.login_failed", user, actor=None, bureau_id=user.bureau_id,
-                 summary=f"账户 {user.username} 登录失败：{what or '密码错误'}（第 {attempt} 次，{_where(address, via)}）",
-                 payload={"address": address, "via": via, "attempt": attempt, "what": what or "password"})
+    if doing is None:
+        audit.record("user.login_failed", user, actor=None, bureau_id=user.bureau_id,
+                     summary=f"账户 {user.username} 登录失败：{what or '密码错误'}（第 {attempt} 次，{_where(address, via)}）",
+                     payload={"address": address, "via": via, "attempt": attempt, "what": what or "password"})
+    else:
+        audit.record("user.reauth_failed", user, actor=user, bureau_id=user.bureau_id,
+                     summary=f"账户 {user.username} {doing}时重新输入的密码错误（第 {attempt} 次，{_where(address, via)}）",
+                     payload={"address": address, "via": via, "attempt": attempt, "doing": doing})
     if attempt >= max_failures:
         db.session.execute(sa.update(User).where(User.id == user_id)
                            .values(failed_logins=0, locked_until=now + timedelta(minutes=lock_minutes))
                            .execution_options(synchronize_session=False))
-        counted = "（含两步验证码）" if what else ""
-        audit.record("user.locked", user, actor=None, bureau_id=user.bureau_id,
-                     summary=f"账户 {user.username} 连续 {max_failures} 次登录失败{counted}，锁定 {lock_minutes} 分钟")
-        error = f"连续登录失败 {max_failures} 次，账户已锁定 {lock_minutes} 分钟。"
+        if doing is None:
+            counted = "（含两步验证码）" if what else ""
+            audit.record("user.locked", user, actor=None, bureau_id=user.bureau_id,
+                         summary=f"账户 {user.username} 连续 {max_failures} 次登录失败{counted}，锁定 {lock_minutes} 分钟")
+            error = f"连续登录失败 {max_failures} 次，账户已锁定 {lock_minutes} 分钟。"
+        else:
+            # The guesser holds a signed-in browser: the lock alone would stop only new sign-ins and leave them in.
+            _bump_generation(user)
+            audit.record("user.locked", user, actor=None, bureau_id=user.bureau_id,
+                         summary=f"账户 {user.username} 连续 {max_failures} 次密码错误（{doing}时重新输入密码），"
+                                 f"锁定 {lock_minutes} 分钟，已退出该账户的所有网页登录")
+            error = (f"连续 {max_failures} 次密码错误，账户已锁定 {lock_minutes} 分钟，并已退出登录。"
+                     "请稍后重新登录；忘记密码的，请使用“忘记密码”重设。")
     db.session.commit()
     return LoginResult(None, error)
+
+
+def recheck_password(user: User, password: str, *, doing: str, field: str = "password",
+                     message: str = "密码不正确。", address: str | None = None, via: str = "web") -> None:
+    """The current password asked again in a signed-in session before a sensitive change (changing the password,
+    binding or turning off the second factor: OWASP ASVS 3.7.1). Raises ValidationFailed (on ``field``) when it
+    is wrong — and counts it like a wrong password at sign-in, since whoever holds a signed-in browser must not
+    be able to guess the password here without limit: the same conditional claim of a slot before the (slow)
+    hash, the same ``user.locked`` after ``LOGIN_MAX_FAILURES``, which here also ends the account's browser
+    sessions (``_refused`` with ``doing``). An account locked already is refused unchecked, as the sign-in does.
+
+    Commits (the claim before the hash, then the outcome), so that the count holds however the caller's request
+    ends; call it before the change writes anything. Not counted per source address (``counted_from``): that
+    limit stops one guess tried on many accounts, and a session can only guess its own account's password."""
+    max_failures = max(1, current_app.config["LOGIN_MAX_FAILURES"])
+    user_id, stored_hash = user.id, user.password_hash
+    now = utcnow()
+    claimed = db.session.execute(
+        sa.update(User).where(User.id == user_id, User.failed_logins < max_failures,
+                              sa.or_(User.locked_until.is_(None), User.locked_until <= now))
+        .values(failed_logins=User.failed_logins + 1).execution_options(synchronize_session=False)).rowcount == 1
+    if not claimed:
+        db.session.rollback()
+        _password_matches(_dummy_hash(), password)
+        raise ValidationFailed(_locked_message(user_id), {field: "账户已锁定"})
+    attempt = db.session.execute(sa.select(User.failed_logins).where(User.id == user_id)).scalar_one()
+    db.session.commit()
+    if _password_matches(stored_hash, password):
+        # A right password gives back only this attempt's slot; the failures counted before it stay (they end at
+        # the next whole sign-in, ``signed_in``, or at the lock) — as ``authenticate`` does half-way, password
+        # right and second factor still to come, and unlike a successful sign-in, which clears them. A session
+        # shows that someone once signed in, not that whoever holds it now did: with a copied cookie and a
+        # password seen typed, a reset here would clear the wrong second-factor codes counted at /login/totp and
+        # buy unlimited guesses of the code — the one thing that holder still lacks to sign in on their own.
+        db.session.execute(sa.update(User).where(User.id == user_id, User.failed_logins > 0)
+                           .values(failed_logins=User.failed_logins - 1).execution_options(synchronize_session=False))
+        db.session.commit()
+        return
+    refused = _refused(user_id, now, attempt, message, address=address, via=via, doing=doing)
+    locked = refused.error != message
+    raise ValidationFailed(refused.error, {field: "账户已锁定" if locked else message.rstrip("。")})
 
 
 # What refuses a sign-in whose secrets were right (core.accounts registers the API's gate: an expired password, a
@@ -292,11 +351,12 @@ def void_links_issued_by(issuer: User) -> int:
         .values(revoked_at=utcnow()).execution_options(synchronize_session=False)).rowcount
 
 
-def change_password(user: User, current_password: str, new_password: str) -> None:
+def change_password(user: User, current_password: str, new_password: str, *, address: str | None = None) -> None:
     """The user changes their own password: every other session ends and every API token is revoked (the
-    view signs the current browser in again under the new generation)."""
-    if not _password_matches(user.password_hash, current_password):
-        raise ValidationFailed("当前密码不正确。", {"current_password": "当前密码不正确"})
+    view signs the current browser in again under the new generation). The current password is counted toward
+    the sign-in lock (``recheck_password``)."""
+    recheck_password(user, current_password, doing="修改密码", field="current_password", message="当前密码不正确。",
+                     address=address)
     if _password_matches(user.password_hash, new_password):
         raise ValidationFailed("新密码不能与当前密码相同。", {"new_password": "与当前密码相同"})
     check_password_strength(new_password, user=user, field="new_password")

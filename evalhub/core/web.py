@@ -152,6 +152,22 @@ def submit_form(form: FlaskForm, call) -> tuple[bool, Any, int]:
     return True, result, 200
 
 
+def signed_out_by_service(form: FlaskForm):
+    """After a refused form: when the service ended this browser's session (a password re-entered wrong once too
+    often locks the account and signs it out: core/services.py ``recheck_password``), sign the browser out now and
+    show the login page with the service's message. None while the session stands."""
+    from flask import session
+    from flask_login import logout_user
+
+    if not current_user.is_authenticated or session.get("_user_id") == current_user.get_id():
+        return None
+    message = (list(getattr(form, "form_errors", None) or []) or ["请重新登录。"])[0]
+    logout_user()
+    session.clear()
+    flash(message, "danger")
+    return redirect(url_for("core.login"))
+
+
 OrFromResult = Union[str, None, Callable[[Any], Any]]
 
 
