@@ -54,7 +54,7 @@ test: venv
 	@# sequences on SQLite and 30 on PostgreSQL (its rules do not depend on the database; PostgreSQL's run is the
 	@# longer of the two), unless EVALHUB_PROPERTY_SEQUENCES says otherwise. The SQLite run is the shorter, and
 	@# runs at a lower priority (nice): when both want both cores, PostgreSQL's run goes first. The tests that reach
-	@# no database run in the SQLite run only (tests/conftest.py, EVALHUB_DATABASE_TESTS_ONLY).
+	@# no database, and the browser tests, run in the SQLite run only (tests/conftest.py, EVALHUB_DATABASE_TESTS_ONLY).
 	@status=0; pg_url="$${EVALHUB_TEST_DATABASE_URL:-}"; mkdir -p test-results; \
 	if [ -z "$$pg_url" ]; then echo "== EVALHUB_TEST_DATABASE_URL is not set: tests run on SQLite only"; fi; \
 	if [ -n "$$pg_url" ]; then \

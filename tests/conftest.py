@@ -30,13 +30,19 @@ DATABASE_FIXTURES = {"app", "empty_database_url"}
 def pytest_collection_modifyitems(config, items):
     """``make test`` runs SQLite and PostgreSQL at once, and sets EVALHUB_DATABASE_TESTS_ONLY=1 for the PostgreSQL
     run: there a test that reaches no database (pure rules, text features, the import layers) is skipped, as it
-    runs in the SQLite run beside it and a second run on the same code proves nothing more."""
+    runs in the SQLite run beside it and a second run on the same code proves nothing more. So are the browser
+    tests (tests/e2e): what they add is the page as a browser runs it (scripts, forms, the content policy), the
+    same on either database, and the rules and queries behind each of their steps run on PostgreSQL in the view,
+    API and service tests. They were a sixth of the PostgreSQL run, the longer of the two."""
     if os.environ.get("EVALHUB_DATABASE_TESTS_ONLY") != "1":
         return
     skip = pytest.mark.skip(reason="reaches no database: run once, in the SQLite run (EVALHUB_DATABASE_TESTS_ONLY)")
+    browser = pytest.mark.skip(reason="browser test: run once, in the SQLite run (EVALHUB_DATABASE_TESTS_ONLY)")
     for item in items:
         if not DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(skip)
+        elif item.nodeid.startswith("tests/e2e/"):
+            item.add_marker(browser)
 
 
 @pytest.fixture(scope="session")
