@@ -33,7 +33,7 @@ from evalhub.core.inputs import check_name
 from evalhub.core.models import AccountLink, ApiToken, Bureau, User
 from evalhub.core.personal import decrypt_field, encrypt_field
 from evalhub.core.ratelimit import RateLimited, count_hit
-from evalhub.core.services import (LoginResult, counted_from, _bump_generation, _locked_message, _refused, _revoke_all_tokens,
+from evalhub.core.services import (LoginResult, claim_attempt, counted_from, _bump_generation, _locked_message, _refused, _revoke_all_tokens,
                                     void_links, create_user, name_key, recheck_password, refuses_sign_in, signed_in)
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import format_beijing, utcnow
@@ -599,18 +599,11 @@ def verify_totp_login(user: User, code: str, address: str | None = None, via: st
 
 
 def _verify_totp_login(user: User, code: str, address: str | None = None, via: str = "web") -> LoginResult:
-    max_failures = max(1, current_app.config["LOGIN_MAX_FAILURES"])
     user_id = user.id
     now = utcnow()
-    claimed = db.session.execute(
-        sa.update(User).where(User.id == user_id, User.failed_logins < max_failures,
-                              sa.or_(User.locked_until.is_(None), User.locked_until <= now))
-        .values(failed_logins=User.failed_logins + 1).execution_options(synchronize_session=False)).rowcount == 1
-    if not claimed:
-        db.session.rollback()
+    attempt = claim_attempt(user_id, now)
+    if attempt is None:
         return LoginResult(None, _locked_message(user_id))
-    attempt = db.session.execute(sa.select(User.failed_logins).where(User.id == user_id)).scalar_one()
-    db.session.commit()
     user = db.session.get(User, user_id, populate_existing=True)
     if not user.is_enabled or not user.totp_enabled:
         db.session.commit()

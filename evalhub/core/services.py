@@ -114,6 +114,26 @@ def _refused(user_id: int, now: datetime, attempt: int, error: str, *, address: 
     return LoginResult(None, error)
 
 
+def claim_attempt(user_id: int, now: datetime) -> int | None:
+    """Count an attempt (a password or second-factor code) *before* it is checked, by one conditional UPDATE that
+    claims a slot (``failed_logins < limit``, not locked): PostgreSQL re-checks that condition on the row each
+    concurrent UPDATE waited for, so however many requests arrive together, at most ``limit`` secrets are checked
+    before the lock. Committed, so that concurrent attempts see it. Returns the attempt's number, or None (rolled
+    back) when the account is locked or out of slots."""
+    max_failures = max(1, current_app.config["LOGIN_MAX_FAILURES"])
+    claimed = db.session.execute(
+        sa.update(User).where(User.id == user_id, User.failed_logins < max_failures,
+                              sa.or_(User.locked_until.is_(None), User.locked_until <= now))
+        .values(failed_logins=User.failed_logins + 1).execution_options(synchronize_session=False)).rowcount == 1
+    if not claimed:
+        db.session.rollback()
+        return None
+    # Our UPDATE holds the row until commit, so this reads our own count.
+    attempt = db.session.execute(sa.select(User.failed_logins).where(User.id == user_id)).scalar_one()
+    db.session.commit()
+    return attempt
+
+
 def recheck_password(user: User, password: str, *, doing: str, field: str = "password",
                      message: str = "密码不正确。", address: str | None = None, via: str = "web") -> None:
     """The current password asked again in a signed-in session before a sensitive change (changing the password,
@@ -126,19 +146,12 @@ def recheck_password(user: User, password: str, *, doing: str, field: str = "pas
     Commits (the claim before the hash, then the outcome), so that the count holds however the caller's request
     ends; call it before the change writes anything. Not counted per source address (``counted_from``): that
     limit stops one guess tried on many accounts, and a session can only guess its own account's password."""
-    max_failures = max(1, current_app.config["LOGIN_MAX_FAILURES"])
     user_id, stored_hash = user.id, user.password_hash
     now = utcnow()
-    claimed = db.session.execute(
-        sa.update(User).where(User.id == user_id, User.failed_logins < max_failures,
-                              sa.or_(User.locked_until.is_(None), User.locked_until <= now))
-        .values(failed_logins=User.failed_logins + 1).execution_options(synchronize_session=False)).rowcount == 1
-    if not claimed:
-        db.session.rollback()
+    attempt = claim_attempt(user_id, now)
+    if attempt is None:
         _password_matches(_dummy_hash(), password)
         raise ValidationFailed(_locked_message(user_id), {field: "账户已锁定"})
-    attempt = db.session.execute(sa.select(User.failed_logins).where(User.id == user_id)).scalar_one()
-    db.session.commit()
     if _password_matches(stored_hash, password):
         # A right password gives back only this attempt's slot; the failures counted before it stay (they end at
         # the next whole sign-in, ``signed_in``, or at the lock) — as ``authenticate`` does half-way, password
@@ -234,11 +247,8 @@ def _authenticate(username: str, password: str, address: str | None = None, via:
 
     Every call hashes exactly once — against the account's hash, or against a dummy for unknown, locked and
     over-limit accounts — so the answer takes as long whether or not the account exists. The attempt is
-    counted *before* the password is looked at, by one conditional UPDATE that claims a slot
-    (``failed_logins < limit``, not locked): PostgreSQL re-checks that condition on the row each concurrent
-    UPDATE waited for, so however many requests arrive together, at most ``limit`` passwords are checked
-    before the lock. A right password gives the slot back (the count returns to 0)."""
-    max_failures = max(1, current_app.config["LOGIN_MAX_FAILURES"])
+    counted *before* the password is looked at (``claim_attempt``). A right password gives the slot back (the
+    count returns to 0)."""
     user = db.session.execute(sa.select(User).where(sa.func.lower(User.username) == name_key(username))
                               .execution_options(populate_existing=True)).scalar_one_or_none()
     if user is None:
@@ -246,20 +256,10 @@ def _authenticate(username: str, password: str, address: str | None = None, via:
         return LoginResult(None, GENERIC_LOGIN_ERROR)
     user_id, stored_hash = user.id, user.password_hash
     now = utcnow()
-    claimed = db.session.execute(
-        sa.update(User)
-        .where(User.id == user_id, User.failed_logins < max_failures,
-               sa.or_(User.locked_until.is_(None), User.locked_until <= now))
-        .values(failed_logins=User.failed_logins + 1)
-        .execution_options(synchronize_session=False)
-    ).rowcount == 1
-    if not claimed:
-        db.session.rollback()
+    attempt = claim_attempt(user_id, now)
+    if attempt is None:
         _password_matches(_dummy_hash(), password)
         return LoginResult(None, _locked_message(user_id))
-    # Our UPDATE holds the row until commit, so this reads our own count.
-    attempt = db.session.execute(sa.select(User.failed_logins).where(User.id == user_id)).scalar_one()
-    db.session.commit()  # the attempt counts before the (slow) hash, so that concurrent ones see it
     if not _password_matches(stored_hash, password):
         return _refused(user_id, now, attempt, GENERIC_LOGIN_ERROR, address=address, via=via)
     user = db.session.get(User, user_id, populate_existing=True)
