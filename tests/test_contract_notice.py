@@ -476,7 +476,7 @@ def test_an_overdue_announcement_shows_on_the_bureaus_dashboard_list_and_engagem
     card = _card(client.get("/").get_data(as_text=True))
     assert e.reference in card and "2025-03-07" in card
     listed = client.get("/engagements?notice_overdue=1").get_data(as_text=True)
-    assert e.reference in listed and "合同公告" in listed
+    assert e.reference in listed and "合同公告应于 2025-03-07 前发布" in listed
     assert 'data-testid="contract-notice-overdue"' in client.get(f"/engagements/{e.id}").get_data(as_text=True)
     assert e.reference not in _card(login(world.kz_staff).get("/").get_data(as_text=True))
     _publish(e, world.bz_staff, date(2025, 3, 6))
