@@ -17,6 +17,7 @@ from evalhub.core.apiutil import (
     datetime_str, labeled, labeled_schema, list_response, nullable, query, text, visible,
 )
 from evalhub.core import permissions
+from evalhub.core.enums import BUREAU_SIDE
 from evalhub.core.errors import DomainError
 from evalhub.core.listing import bureau_filter, text_filter
 from evalhub.core.timeutil import beijing_date
@@ -50,7 +51,8 @@ NOTICE = schema("ContractNotice", {"type": "object", "required": [
     "late_workdays"], "description": "合同公告（财政局可见的完整记录）", "properties": {
     **_FIELDS, "engagement_id": INTEGER, "due_on": {"type": "string", "format": "date", "description": "法定发布期限"},
     "late_workdays": {"type": "integer", "description": "逾期的工作日数（0：按期）"},
-    "late_reason": NULLABLE_STRING, "withheld_reason": {**NULLABLE_STRING, "description": "不予公开的内容及理由（仅财政局可见）"}}})
+    "late_reason": {**NULLABLE_STRING, "description": "逾期公告原因（仅财政局可见）"},
+    "withheld_reason": {**NULLABLE_STRING, "description": "不予公开的内容及理由（仅财政局可见）"}}})
 NOTICE_STATE = schema("ContractNoticeState", {"type": "object", "required": ["engagement_id", "due_on", "overdue", "notice"],
                                                "properties": {
     "engagement_id": INTEGER,
@@ -79,9 +81,11 @@ def public_json(n: ContractNotice) -> dict:
             "public_url": f"/public/contracts/{n.id}", "download_url": f"/public/contracts/{n.id}/file"}
 
 
-def notice_json(n: ContractNotice) -> dict:
+def notice_json(n: ContractNotice, bureau_side: bool) -> dict:
+    """The announcement with its record: the reasons (late, withheld) are the bureaus' — a firm reads them null."""
     return {**public_json(n), "engagement_id": n.contract.engagement_id, "due_on": date_str(n.due_on),
-            "late_workdays": n.late_workdays, "late_reason": n.late_reason, "withheld_reason": n.withheld_reason}
+            "late_workdays": n.late_workdays, "late_reason": n.late_reason if bureau_side else None,
+            "withheld_reason": n.withheld_reason if bureau_side else None}
 
 
 def _engagement(engagement_id: int) -> Engagement:
@@ -98,7 +102,8 @@ def get_contract_notice(engagement_id: int):
     due = None if contract is None else (notice.due_on if notice is not None else contract_notices.due_of(contract))
     reason = contract_notices.overdue_reason(due) if contract is not None and notice is None else None
     return jsonify({"engagement_id": engagement.id, "due_on": date_str(due), "overdue": reason is not None,
-                    "overdue_reason": reason, "notice": notice_json(notice) if notice is not None else None,
+                    "overdue_reason": reason,
+                    "notice": notice_json(notice, user.role in BUREAU_SIDE) if notice is not None else None,
                     "may_publish": contract is not None and notice is None
                     and permissions.can(user, "contract.notice.publish", engagement)})
 
@@ -120,7 +125,7 @@ def publish_contract_notice(engagement_id: int):
         data=upload.read() if has_file else None, withheld=form.get("withheld"),
         withheld_reason=form.get("withheld_reason"), late_reason=form.get("late_reason")), api_user())
     db.session.commit()
-    return jsonify(notice_json(notice)), 201
+    return jsonify(notice_json(notice, True)), 201
 
 
 @operation("/public/contract-notices", "GET", summary=f"已发布的合同公告（{LAW}；无需登录）", tag=TAG,

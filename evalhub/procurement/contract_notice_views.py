@@ -10,6 +10,7 @@ from flask import Blueprint, render_template, url_for
 from flask_login import current_user
 
 from evalhub.core import permissions
+from evalhub.core.enums import BUREAU_SIDE
 from evalhub.core.errors import Conflict
 from evalhub.core.timeutil import beijing_date, beijing_today
 from evalhub.core.web import handle_form, load, send_stored
@@ -19,10 +20,12 @@ from evalhub.procurement.models import Engagement
 
 
 def contract_notice_state(engagement: Engagement) -> dict | None:
-    """What the engagement page says of the announcement of its contract (None: no contract): when due, whether
-    overdue and why, the announcement once published, and whether this reader may publish it."""
+    """What the engagement page says of the announcement of its contract to the bureaus (None: no contract, or a
+    reader not of a bureau — the firm, an inspecting expert: the bureau's reasons are not theirs; the public page
+    has the announcement): when due, whether overdue and why, the announcement once published, and whether this
+    reader may publish it."""
     contract = engagement.contract
-    if contract is None:
+    if contract is None or current_user.role not in BUREAU_SIDE:
         return None
     notice = contract.notice
     due = notice.due_on if notice is not None else contract_notices.due_of(contract)
