@@ -387,7 +387,7 @@ def _engagement_rows(engagements) -> Iterator[dict]:
 
 def _engagement_row(e: Engagement, overdue: str | None) -> dict:
     c = e.contract
-    notice = contract_notices.overdue_reason(c.notice_due_on) if c is not None else None
+    notice = contract_notices.overdue_reason(c.notice_due_on) if c is not None and not _is_firm() else None
     overdue = "；".join(r for r in (overdue, notice) if r) or None
     return {"任务编号": e.reference, "评价对象": e.name, "年度": e.year, "委托事项": e.service_kind.label,
             "业务领域": e.field.label, "财政局": e.bureau.name, "被评价单位": e.budget_unit.name,
@@ -439,8 +439,10 @@ def engagement_list():
     return render_template("procurement/engagement_list.html", page=page, filters=engagements.filters,
                            EngagementState=EngagementState,
                            overdue=workflow.overdue_reasons(page.items, today),
-                           notice_overdue={e.id: reason for e in page.items
-                                           if (reason := contract_notices.overdue_reason(e.notice_due_on, today))})
+                           # the bureau's own obligation: not the firm's list
+                           notice_overdue={} if _is_firm() else {
+                               e.id: reason for e in page.items
+                               if (reason := contract_notices.overdue_reason(e.notice_due_on, today))})
 
 
 @dataclass
@@ -508,7 +510,7 @@ def _timeline(engagement: Engagement) -> list[TimelineEvent]:
             n = c.notice
             events.append(TimelineEvent(n.published_at, "发布合同公告", f"应于 {_date(n.due_on)} 前发布" + (
                 f"，逾期 {n.late_workdays} 个工作日" if n.late_workdays else "，按期"), _timeline_user(n.published_by_id),
-                n.late_reason or "", "contract"))
+                "" if _is_firm() else n.late_reason or "", "contract"))  # the bureau's reason, not the firm's
     return sorted(events, key=lambda e: e.at)
 
 
