@@ -285,6 +285,9 @@ def test_the_bureau_publishes_from_the_engagement_page(world, login):
         late_reason="补录历史合同，原合同已在纸质公告栏公告。"))
     assert again.status_code == 409 and "已发布" in again.get_data(as_text=True)
     assert _notices() == 1
+    assert "补录历史合同" in page  # the timeline keeps the late reason for the bureau …
+    firm_page = login(world.firm_user).get(f"/engagements/{e.id}").get_data(as_text=True)
+    assert "发布合同公告" in firm_page and "补录历史合同" not in firm_page  # … the firm reads the step, not the reason
 
 
 def test_bad_input_on_the_web_is_shown_beside_the_form_with_422(world, login):
