@@ -168,6 +168,16 @@ def test_a_late_announcement_is_allowed_with_its_reason_and_counts_working_days_
     assert event.payload["late_workdays"] == 1 and "逾期 1 个工作日" in event.summary
 
 
+def test_published_on_the_weekend_after_the_due_friday_is_one_working_day_late(world):
+    """Due Friday 7 March 2025 (24:00, 民法典 第二百零三条), published Saturday 8 March: late — a reason is asked — and
+    counted as of the next working day (1), not as on time (0 working days between Friday and Saturday)."""
+    e = _signed(world, date(2025, 3, 5))
+    with pytest.raises(ValidationFailed) as caught:
+        _publish(e, world.bz_staff, date(2025, 3, 8))
+    assert "late_reason" in caught.value.fields
+    assert _publish(e, world.bz_staff, date(2025, 3, 8), late_reason="周末补发，周五未及发布。").late_workdays == 1
+
+
 def test_lateness_is_counted_on_the_bureaus_calendar_across_a_holiday(world):
     """清明 2025 (4–6 April): signed Wednesday 2 April, the two working days are 3 and 7 April — published on Monday
     7 April is on time (a Monday-to-Friday count would say due 4 April); published on Wednesday 9 April is 2 working

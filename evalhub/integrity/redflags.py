@@ -138,12 +138,12 @@ def load_rows() -> list[Row]:
 
 def count_unpublished_lateness(rows: list[Row], bureaus: dict[int, Bureau], today: date) -> None:
     """The working days an announcement still owed is late today (the bureau's calendar), for ``compute``."""
-    from evalhub.core.calendar import working_days_between
+    from evalhub.procurement.contract_notices import late_workdays
 
     for row in rows:
         if not row.notice_published and row.notice_due is not None and today > row.notice_due:
             bureau = bureaus.get(row.bureau_id)
-            row.notice_late_workdays = working_days_between(bureau, row.notice_due, today) if bureau else None
+            row.notice_late_workdays = late_workdays(bureau, row.notice_due, today) if bureau else None
 
 
 def load_quality() -> dict[int, dict[str, float]]:

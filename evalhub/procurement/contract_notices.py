@@ -9,7 +9,8 @@
   (the bureau deletes what is withheld; the copy drops the document properties that name people and refuses hidden
   content, as for a published report). Content left out is withheld only as 国家秘密 or 商业秘密, with the bureau's
   reason — recorded and audited, never public.
-- Late: allowed, with a written reason; the working days late are recorded (``core.calendar.working_days_between``).
+- Late: allowed, with a written reason; the working days late are recorded (``late_workdays``, by
+  ``core.calendar.working_days_between``).
 - Reminded: the hourly job tells the bureau on the working day it falls due and once it is overdue (the notification
   matrix's ``contract_notice_due`` / ``contract_notice_overdue``); an overdue one is listed where overdue work is
   (the dashboard, the engagement list's filter and the engagement page) by ``overdue_clause``.
@@ -27,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
 from evalhub.core import audit, concurrency, files, jobs, permissions, scrub
-from evalhub.core.calendar import add_working_days, working_days_between
+from evalhub.core.calendar import add_working_days, roll_to_workday, working_days_between
 from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.inputs import check_text
 from evalhub.core.models import Bureau, User
@@ -48,6 +49,13 @@ concurrency.unique_message("contract_notice", "该合同的合同公告已发布
 def notice_due(bureau: Bureau, signed_on: date) -> date:
     """The last day for announcing a contract signed on ``signed_on``: the 2nd working day after it."""
     return add_working_days(bureau, signed_on, NOTICE_WORKDAYS)
+
+
+def late_workdays(bureau: Bureau, due: date, day: date) -> int:
+    """How many working days after ``due`` an announcement published on ``day`` is late (0: on time). A day that
+    is not a working day counts as the next working day: published on the Saturday after a Friday due date is 1
+    working day late, as on the Monday — not on time."""
+    return working_days_between(bureau, due, roll_to_workday(bureau, day)) if day > due else 0
 
 
 def due_of(contract: Contract) -> date:
@@ -174,7 +182,7 @@ def publish_notice(engagement: Engagement, data: NoticeInput, actor: User) -> Co
     checked = _check_input(contract, data, due, today)
     uploaded = files.store(data.filename or "合同.pdf", data.data, allowed=FILE_KINDS, actor=actor)
     public = files.store(uploaded.original_name, checked.public_copy, allowed=FILE_KINDS, actor=actor)
-    late = working_days_between(engagement.bureau, due, today)
+    late = late_workdays(engagement.bureau, due, today)
     notice = ContractNotice(
         bureau_id=engagement.bureau_id, contract_id=contract.id, project_name=engagement.name,
         purchaser_name=engagement.commissioner_name, supplier_name=contract.firm.name, supplier_uscc=contract.firm.uscc,
