@@ -18,7 +18,7 @@ from evalhub.core.timeutil import beijing_today, utcnow
 from evalhub.core.views import bp
 from evalhub.credit.views import dashboard_cards, dashboard_counts as credit_counts
 from evalhub.extensions import db
-from evalhub.procurement import workflow
+from evalhub.procurement import contract_notices, workflow
 from evalhub.procurement.models import Engagement
 from evalhub.registry import counts as registry_counts
 from evalhub.registry.models import Expert, Firm, FirmStatus
@@ -62,6 +62,9 @@ def dashboard():
     rows = db.session.execute(built.reviews, bound).all() if counted["overdue_reviews"] else []
     context["overdue_reviews_count"], context["overdue_reviews"] = (rows[0].total if rows else 0), rows
     context["overdue_findings"] = db.session.execute(built.findings).all() if counted["overdue_findings"] else []
+    # 合同公告 past its 2 working days (政府采购法实施条例 第五十条): counted with the rest, listed when there are any
+    context["contract_notices_count"] = counted["contract_notices"]
+    context["contract_notices"] = db.session.execute(built.notices).all() if counted["contract_notices"] else []
     context.update(dashboard_cards(current_user, counted))
     # the 监督检查 card
     context["supervision"] = dashboard_summary(counted, year)
@@ -79,6 +82,7 @@ class _Built(NamedTuple):
     overdue: sa.Select
     reviews: sa.Select
     findings: sa.Select
+    notices: sa.Select
 
 
 def _statements(user: Any, today: date, audit: bool) -> _Built:
@@ -100,6 +104,7 @@ def _build(user: Any, today: date, audit: bool, cutoffs: Any) -> _Built:
             user, sa.select(Firm.status, sa.func.count()).group_by(Firm.status), Firm),
         experts=experts if experts is not None else permissions.scope(user, sa.select(sa.func.count(Expert.id)), Expert),
         overdue_findings=_any(findings), overdue_reviews=_any(overdue_reviews_query(panels, NOW)),
+        contract_notices=contract_notices.overdue_count(user, today),
         **supervision_counts(user, today.year), **credit_counts(user)))
     lists = {"jobs": (permissions.scope(user, sa.select(
         Job.id, Job.title, sa.type_coerce(Job.status, sa.String), sa.cast(sa.null(), sa.DateTime)), Job),
@@ -115,7 +120,8 @@ def _build(user: Any, today: date, audit: bool, cutoffs: Any) -> _Built:
     return _Built(counts, shapes, {False: _list_statement(lists), True: _list_statement(with_pending)},
                   _overdue_statement(user, today), overdue_reviews_page(panels, NOW),
                   findings.with_only_columns(ResultFinding.id, ResultFinding.engagement_id, ResultFinding.text,
-                                             ResultFinding.deadline).limit(10))
+                                             ResultFinding.deadline).limit(10),
+                  contract_notices.overdue_rows(user, today).limit(10))
 
 
 def _any(stmt: sa.Select) -> sa.Select:

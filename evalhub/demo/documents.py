@@ -90,3 +90,15 @@ def redacted_report(title: str, text: str) -> bytes:
     own file is never published: review.services.publish refuses it)."""
     lines = [re.sub(r"(?<!\d)1[3-9]\d{9}(?!\d)", "***********", line) for line in (text or "").splitlines()]
     return _docx(title, lines[1:] if lines else [])
+
+
+def contract_text(*, name: str, purchaser: str, supplier: str, amount_wan: Decimal, signed: str, start: str, end: str,
+                  deliverables: str) -> bytes:
+    """The public text of a service contract for its announcement (合同公告, 政府采购法实施条例 第五十条): the terms a
+    bureau publishes, the supplier's price breakdown (its commercial secret) left out."""
+    return _docx(f"{name}绩效评价服务合同（公开版）", [
+        f"甲方（采购人）：{purchaser}", f"乙方（供应商）：{supplier}",
+        f"一、服务内容：对“{name}”开展第三方绩效评价，交付{deliverables}。",
+        f"二、服务期限：{start} 至 {end}。", f"三、合同金额：人民币 {amount_wan} 万元（分项报价明细不予公开）。",
+        "四、双方权利义务、验收、违约责任等按采购文件和乙方响应文件约定执行。", f"五、签订日期：{signed}。"])
+

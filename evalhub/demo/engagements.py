@@ -25,12 +25,12 @@ from evalhub.core.calendar import add_working_days, ensure_national_calendar, is
 from evalhub.core.services import create_user
 from evalhub.demo import clock
 from evalhub.demo.clock import Story
-from evalhub.demo.documents import redacted_report, report as make_report, work_plan as make_work_plan
+from evalhub.demo.documents import contract_text, redacted_report, report as make_report, work_plan as make_work_plan
 from evalhub.extensions import db
-from evalhub.procurement import eligibility, services as P, team, workflow
+from evalhub.procurement import contract_notices, eligibility, services as P, team, workflow
 from evalhub.procurement.models import (
     Award, BidStatus, ChallengeStatus, Engagement, EngagementState as S, EvaluationPlan, FrameworkAgreement, FrameworkMember, ObjectType,
-    Procurement, ProcurementMethod as M,
+    Procurement, ProcurementMethod as M, WithheldContent,
 )
 from evalhub.registry.models import Expert, ExpertStatus, Firm, FirmStatus
 from evalhub.registry.services import StaffInput, add_staff
@@ -256,10 +256,18 @@ class _Demo:
         plan_due = plan_due or signed + timedelta(days=30)
         report_due = report_due or date(y + 1, 5, 31)
         award = engagement.current_procurement.award
-        P.sign_contract(engagement, P.ContractInput(
+        contract = P.sign_contract(engagement, P.ContractInput(
             amount_wan=str((award.amount / 10000).quantize(Decimal("0.01"))), signed_on=signed,
             start_date=signed, end_date=max(report_due + timedelta(days=30), date(y + 1, 6, 30)), plan_due=plan_due,
             report_due=report_due, deliverables="实施方案、评价报告（含指标评分表）、工作底稿"), staff)
+        # the contract announcement the same day (政府采购法实施条例 第五十条: within 2 working days of the signing)
+        contract_notices.publish_notice(engagement, contract_notices.NoticeInput(
+            services=contract.deliverables, filename="合同（公开版）.docx", data=contract_text(
+                name=engagement.name, purchaser=engagement.commissioner_name, supplier=contract.firm.name,
+                amount_wan=(contract.amount / 10000).quantize(Decimal("0.01")), signed=f"{signed:%Y-%m-%d}",
+                start=f"{contract.start_date:%Y-%m-%d}", end=f"{contract.end_date:%Y-%m-%d}",
+                deliverables=contract.deliverables), withheld=WithheldContent.COMMERCIAL_SECRET,
+            withheld_reason="合同附件中乙方的分项报价明细含人工成本构成，属于乙方商业秘密，公开版已删去。"), staff)
         self.name_team(engagement)  # at the signing: the team the bid promised becomes the engagement's
 
     def name_team(self, engagement: Engagement) -> None:

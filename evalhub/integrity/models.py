@@ -100,6 +100,7 @@ class Indicator(LabeledEnum):
     ROTATION = ("rotation", "少数机构轮流成交")
     DISQUALIFICATIONS = ("disqualifications", "同一评审委员会认定无效投标过多")
     ROTATION_SKIPPED = ("rotation_skipped", "框架协议轮候跳过入围机构")
+    CONTRACT_NOTICE = ("contract_notice_late", "合同公告逾期或未发布")
 
 
 class RedFlag(db.Model):

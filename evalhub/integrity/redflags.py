@@ -13,7 +13,7 @@ import statistics
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
@@ -24,11 +24,11 @@ from evalhub.core.batches import batches
 from evalhub.core.errors import Conflict, NotFound, ValidationFailed
 from evalhub.core.models import Bureau, User
 from evalhub.core.settings import SettingDef, get_setting, register
-from evalhub.core.timeutil import to_beijing, utcnow
+from evalhub.core.timeutil import beijing_today, to_beijing, utcnow
 from evalhub.extensions import db
 from evalhub.integrity.models import Indicator, RedFlag, RedFlagCase, RedFlagRefresh
 from evalhub.procurement.models import (
-    Award, Bid, BidStatus, Engagement, JustificationDecision, Procurement, ProcurementMethod,
+    Award, Bid, BidStatus, Contract, ContractNotice, Engagement, JustificationDecision, Procurement, ProcurementMethod,
     ProcurementStatus,
 )
 from evalhub.review.models import ReviewPanel, Submission, SubmissionKind
@@ -60,6 +60,8 @@ EXPLAIN = {
     Indicator.ROTATION: "同一小组机构多次共同投标并轮流成交（围标轮换）。",
     Indicator.DISQUALIFICATIONS: "同一评审委员会认定无效的投标占比高于全区上围栏（Cardinal：many disqualifications）。",
     Indicator.ROTATION_SKIPPED: "框架协议顺序轮候跳过了入围机构（跳过理由见定标记录）。",
+    Indicator.CONTRACT_NOTICE: ("合同签订后未在 2 个工作日内公告（政府采购法实施条例第五十条），或至今未公告：公众和未中标供应商无从核对"
+                                "签订的合同与采购结果是否一致（OCP 红旗：contract not published / late publication）。"),
 }
 
 
@@ -90,6 +92,11 @@ class Row:
     winner: Optional[int] = None
     amount: Optional[float] = None
     reasons: str = ""
+    # the contract announcement (实施条例 第五十条): its due date, and the working days it was (published) or is
+    # (not yet) late — None when no contract was signed or it is not late
+    notice_due: Optional[date] = None
+    notice_published: bool = False
+    notice_late_workdays: Optional[int] = None
 
 
 def _period_days(created: datetime, deadline: Optional[datetime]) -> Optional[int]:
@@ -115,7 +122,28 @@ def load_rows() -> list[Row]:
     for r in db.session.execute(sa.select(Award.procurement_id, Award.firm_id, Award.amount, Award.reasons)):
         row = rows[r.procurement_id]
         row.winner, row.amount, row.reasons = r.firm_id, float(r.amount), r.reasons or ""
+    # the contract announcement of the award's contract: published (its due date and working days late) or owed
+    for r in db.session.execute(
+            sa.select(Award.procurement_id, Contract.notice_due_on, ContractNotice.due_on, ContractNotice.late_workdays)
+            .join(Contract, Contract.award_id == Award.id)
+            .outerjoin(ContractNotice, ContractNotice.contract_id == Contract.id)):
+        row = rows[r.procurement_id]
+        if r.due_on is not None:
+            row.notice_due, row.notice_published = r.due_on, True
+            row.notice_late_workdays = r.late_workdays or None
+        else:
+            row.notice_due = r.notice_due_on
     return list(rows.values())
+
+
+def count_unpublished_lateness(rows: list[Row], bureaus: dict[int, Bureau], today: date) -> None:
+    """The working days an announcement still owed is late today (the bureau's calendar), for ``compute``."""
+    from evalhub.procurement.contract_notices import late_workdays
+
+    for row in rows:
+        if not row.notice_published and row.notice_due is not None and today > row.notice_due:
+            bureau = bureaus.get(row.bureau_id)
+            row.notice_late_workdays = late_workdays(bureau, row.notice_due, today) if bureau else None
 
 
 def load_quality() -> dict[int, dict[str, float]]:
@@ -308,6 +336,15 @@ def compute(rows: list[Row], *, k: float, frequent_bids: int, min_days: Callable
             count = len(re.findall(r"\d+号", skipped)) or 1
             flags.append(Flag(r.bureau_id, r.year, Indicator.ROTATION_SKIPPED, count, 0,
                               f"轮候跳过 {count} 家：{skipped[:300]}", [r.id], r.id, r.winner))
+    # the contract announcement late (published after its day) or missing (owed past its day): the purchaser's, so
+    # no firm is named; the value is the working days late, against the law's 2 working days (threshold 0)
+    for r in rows:
+        late = r.notice_late_workdays
+        if r.notice_due is None or not late:
+            continue
+        said = (f"合同公告应于 {r.notice_due:%Y-%m-%d} 前发布，晚 {late} 个工作日发布" if r.notice_published else
+                f"合同公告应于 {r.notice_due:%Y-%m-%d} 前发布，至今未发布（已逾期 {late} 个工作日）")
+        flags.append(Flag(r.bureau_id, r.year, Indicator.CONTRACT_NOTICE, late, 0, said, [r.id], r.id, None))
     used = {"iqr_k": k, "lowball_low": low_fence, "ceiling_high": high_fence, "share_high": share_fence,
             "bids_high": bid_fence, "invalid_high": invalid_fence}
     return flags, {key: (None if value in (float("inf"), float("-inf")) else round(value, 4)) for key, value in used.items()}
@@ -330,6 +367,7 @@ def refresh() -> RedFlagRefresh:
     root = _region(bureaus)
     k = float(get_setting(root, "integrity.iqr_k"))
     rows = load_rows()
+    count_unpublished_lateness(rows, by_id, beijing_today())
     minimum_cache: dict[tuple[int, str], int] = {}
 
     def min_days(row: Row) -> Optional[int]:

@@ -190,7 +190,9 @@ CONTRACT = schema("Contract", {"type": "object", "required": [
     "signed_on": DATE, "start_date": DATE, "end_date": DATE,
     "plan_due": {"type": "string", "format": "date", "description": "实施方案提交期限"},
     "report_due": {"type": "string", "format": "date", "description": "评价报告提交期限"},
-    "deliverables": STRING}})
+    "deliverables": STRING,
+    "notice_due_on": {"type": "string", "format": "date", "nullable": True,
+                      "description": "合同公告应发布的最后一日（政府采购法实施条例第五十条）；已发布为空，详见 /engagements/{id}/contract-notice"}}})
 
 ACTOR = schema("TransitionActor", {"type": "object", "required": ["role"], "description":
     "操作人。第三方机构用户只看到角色和所属单位，看不到用户名（评审专家连单位也不显示）。", "properties": {
@@ -556,7 +558,7 @@ def _contract_json(engagement: Engagement) -> dict | None:
         return None
     return {"id": c.id, "firm": _firm_ref(c.firm), **_money("amount", c.amount), "signed_on": date_str(c.signed_on),
             "start_date": date_str(c.start_date), "end_date": date_str(c.end_date), "plan_due": date_str(c.plan_due),
-            "report_due": date_str(c.report_due), "deliverables": c.deliverables}
+            "report_due": date_str(c.report_due), "deliverables": c.deliverables, "notice_due_on": date_str(c.notice_due_on)}
 
 
 def engagement_detail_json(engagement: Engagement, user: User) -> dict:
@@ -798,3 +800,4 @@ def plan_ocds(plan_id: int):
 
 
 from evalhub.procurement import team_api  # noqa: E402,F401  (主评人及团队、人员记分, issue 14)
+from evalhub.procurement import contract_notice_api  # noqa: E402,F401  (合同公告, 政府采购法实施条例 第五十条)

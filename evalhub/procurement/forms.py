@@ -17,7 +17,9 @@ from wtforms.validators import DataRequired, Length, Optional
 from evalhub.core.enums import Field
 from evalhub.core.forms import RowList, area_field as _area, text_field as _text
 from evalhub.core.timeutil import BEIJING
-from evalhub.procurement.models import BudgetKind, ChallengeRemedy, ObjectType, ProcurementMethod, ServiceKind
+from evalhub.procurement.models import (
+    BudgetKind, ChallengeRemedy, ObjectType, ProcurementMethod, ServiceKind, WithheldContent,
+)
 from evalhub.registry.forms import (
     BLANK,
     ChineseForm,
@@ -156,6 +158,19 @@ class ContractForm(ChineseForm):
     report_due = _date("评价报告提交期限")
     deliverables = _area("交付成果", 2000, default="实施方案、评价报告、工作底稿")
     late_reason = _area("逾期签订原因（签订日期晚于法定期限时填写）", 500)
+
+
+class ContractNoticeForm(ChineseForm):
+    """合同公告 (政府采购法实施条例 第五十条). The file is not required here: the service says what is missing with
+    everything else that is (one answer naming every field)."""
+
+    services = _area("主要服务内容", 2000, description="按合同约定的服务内容公告；删去涉及国家秘密、商业秘密的内容时，须在下方说明")
+    file = FileField("公开的合同文本（Word .docx 或 PDF）",
+                     description="已删去涉及国家秘密、商业秘密的内容的合同文本；系统另去除文档属性中的作者等信息后公开")
+    withheld = SelectField("不予公开的内容涉及", choices=[choice("", "不涉及（按合同约定全部公开）")] + options(WithheldContent.choices()),
+                           validate_choice=False)
+    withheld_reason = _area("不予公开的内容及理由（删去内容时填写）", 500)
+    late_reason = _area("逾期公告原因（晚于法定期限发布时填写）", 500)
 
 
 # --- framework agreements ---------------------------------------------------------------------------

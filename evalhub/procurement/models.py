@@ -459,9 +459,63 @@ class Contract(OfFirm, Created, db.Model):
     plan_due: Mapped[date] = mapped_column(sa.Date)  # work plan (实施方案) due
     report_due: Mapped[date] = mapped_column(sa.Date)
     deliverables: Mapped[str] = mapped_column(sa.Text)
+    # The Beijing date by which the contract announcement (合同公告) is due while it is not published: 2 working days
+    # after ``signed_on`` (政府采购法实施条例 第五十条; ``contract_notices.notice_due``), stored at the signing; NULL once
+    # published (the announcement keeps its own ``due_on``), so "overdue" is a range of a partial index, as
+    # ``Engagement.due_on`` is. A contract recorded before the rule gets its date from the hourly job.
+    notice_due_on: Mapped[Optional[date]] = mapped_column(sa.Date)
 
     engagement: Mapped[Engagement] = relationship(back_populates="contract")
     award: Mapped[Award] = relationship()
+    notice: Mapped[Optional["ContractNotice"]] = relationship(back_populates="contract", uselist=False)
+
+
+_OWED = Contract.notice_due_on.is_not(None)
+sa.Index("ix_contract_notice_due", Contract.notice_due_on, postgresql_where=_OWED, sqlite_where=_OWED)
+
+
+class WithheldContent(LabeledEnum):
+    """What a contract announcement leaves out, and why (政府采购法实施条例 第五十条 "但政府采购合同中涉及国家秘密、商业秘密的
+    内容除外"): the only two grounds the law gives."""
+
+    STATE_SECRET = ("state_secret", "国家秘密")
+    COMMERCIAL_SECRET = ("commercial_secret", "商业秘密")
+    BOTH = ("both", "国家秘密和商业秘密")
+
+
+class ContractNotice(InBureau, db.Model):
+    """The contract announcement (合同公告) of a signed contract, published by the bureau that ran the procurement
+    (政府采购法实施条例 第五十条; ``contract_notices.publish_notice``), once per contract (the unique key holds it). It
+    keeps what it published — the parties, amount, service content and dates as they stood — as a result notice
+    does; the service content may leave out what is withheld (``withheld``), whose reason is the bureau's record and
+    never public. The public file is ``core.scrub``'s copy of the bureau's upload (``uploaded_file``)."""
+
+    __tablename__ = "contract_notice"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contract_id: Mapped[int] = mapped_column(sa.ForeignKey("contract.id"), unique=True)
+    project_name: Mapped[str] = mapped_column(sa.String(200))
+    purchaser_name: Mapped[str] = mapped_column(sa.String(200))  # 采购人: the commissioning unit, else the bureau
+    supplier_name: Mapped[str] = mapped_column(sa.String(120))
+    supplier_uscc: Mapped[str] = mapped_column(sa.String(18))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    services: Mapped[str] = mapped_column(sa.Text)  # 主要服务内容 as announced
+    start_date: Mapped[date] = mapped_column(sa.Date)
+    end_date: Mapped[date] = mapped_column(sa.Date)
+    signed_on: Mapped[date] = mapped_column(sa.Date)
+    due_on: Mapped[date] = mapped_column(sa.Date)
+    published_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow, index=True)
+    published_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    late_workdays: Mapped[int] = mapped_column(default=0)  # working days after ``due_on`` (0: on time)
+    late_reason: Mapped[Optional[str]] = mapped_column(sa.String(500))
+    withheld: Mapped[Optional[WithheldContent]] = mapped_column(enum_column(WithheldContent))
+    withheld_reason: Mapped[Optional[str]] = mapped_column(sa.String(500))  # 不予公开的内容及理由 (the bureau's)
+    uploaded_file_id: Mapped[int] = mapped_column(sa.ForeignKey("stored_file.id"))
+    public_file_id: Mapped[int] = mapped_column(sa.ForeignKey("stored_file.id"))
+
+    contract: Mapped[Contract] = relationship(back_populates="notice")
+    uploaded_file: Mapped[StoredFile] = relationship(foreign_keys=[uploaded_file_id])
+    public_file: Mapped[StoredFile] = relationship(foreign_keys=[public_file_id])
 
 
 class ChallengeStatus(LabeledEnum):

@@ -70,6 +70,9 @@ rules({
     "engagement.list": lambda u, o: is_bureau_user(u) or u.role in (Role.SYSTEM_ADMIN, Role.FIRM_USER),
     "engagement.view": lambda u, e: visible(u, e),
     "procurement.manage": lambda u, e: own_bureau(u, e.bureau_id),
+    # The contract announcement is the purchaser's act (实施条例 第五十条 "采购人应当…"): the staff and admins of the
+    # bureau that ran the procurement only — not the bureau above, nor the platform's administrator.
+    "contract.notice.publish": lambda u, e: u.role in BUREAU_ROLES and u.bureau_id == e.bureau_id,
     "procurement.approve": lambda u, p: is_admin(u) and own_bureau(u, p.bureau_id),
     "procurement.view": lambda u, p: visible(u, p) or _marketplace_visible(u, p),
     "bid.view": lambda u, b: visible(u, b),

@@ -29,7 +29,7 @@ from evalhub.core.settings import SETTINGS, SettingDef, get_setting, register
 from evalhub.core.timeutil import beijing_today, format_beijing, to_beijing, utcnow
 from evalhub.extensions import db
 # team registers lead_named; counts keeps the list totals (engagement_count) on write
-from evalhub.procurement import counts, eligibility, team, workflow  # noqa: F401
+from evalhub.procurement import contract_notices, counts, eligibility, team, workflow  # noqa: F401
 from evalhub.procurement.models import (
     Award,
     Bid,
@@ -1961,13 +1961,16 @@ def sign_contract(engagement: Engagement, data: ContractInput, actor: User) -> C
     contract = Contract(engagement_id=engagement.id, award_id=award.id, firm_id=award.firm_id,
                         amount=wan_to_yuan(amount), signed_on=data.signed_on, start_date=data.start_date,
                         end_date=data.end_date, plan_due=data.plan_due, report_due=data.report_due,
-                        deliverables=data.deliverables.strip())
+                        deliverables=data.deliverables.strip(),
+                        # the contract announcement is owed from the signing (实施条例 第五十条): 2 working days
+                        notice_due_on=contract_notices.notice_due(engagement.bureau, data.signed_on))
     engagement.contract = contract
     db.session.flush()
     note = f"合同金额 {amount} 万元；方案 {data.plan_due:%Y-%m-%d}、报告 {data.report_due:%Y-%m-%d} 前提交"
     if late:  # recorded with the step: the timeline row and its audit event
         note += (f"；逾期签订（法定期限 {due:%Y-%m-%d}，签订日期 {data.signed_on:%Y-%m-%d}，政府采购法第四十六条），"
                  f"原因：{late_reason}")
+    note += f"；合同公告应于 {contract.notice_due_on:%Y-%m-%d} 前发布（{contract_notices.LAW}）"
     workflow.perform(engagement, "sign_contract", actor, note=note)
     emit("contract_signed", link=f"/engagements/{engagement.id}", firm_id=award.firm_id, **_fields(procurement))
     return contract

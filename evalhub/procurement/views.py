@@ -55,7 +55,7 @@ from evalhub.core.web import (
     xlsx_response,
 )
 from evalhub.extensions import db
-from evalhub.procurement import counts, eligibility, page, services, workflow
+from evalhub.procurement import contract_notices, counts, eligibility, page, services, workflow
 from evalhub.procurement.forms import (
     BLANK,
     AwardForm,
@@ -94,6 +94,7 @@ from evalhub.procurement.models import (
     ChallengeEvidence,
     ChallengeStatus,
     CommitteeMember,
+    Contract,
     Engagement,
     EngagementState,
     EvaluationPlan,
@@ -367,6 +368,9 @@ ENGAGEMENT_FILTERS = (
     # the rule itself (contract dates, rectification deadlines) is the workflow's, in SQL: the list, the
     # dashboard and the engagement page always agree
     Filter("overdue", bool, lambda stmt, _: stmt.where(workflow.overdue_clause())),
+    # the contract announcement past its 2 working days (实施条例 第五十条): the bureau's own obligation beside the
+    # step the engagement waits on (``contract_notices.overdue_clause``, its day read when the statement runs)
+    Filter("notice_overdue", bool, lambda stmt, _: stmt.where(Engagement.id.in_(contract_notices.overdue_engagements()))),
 )
 
 
@@ -383,6 +387,8 @@ def _engagement_rows(engagements) -> Iterator[dict]:
 
 def _engagement_row(e: Engagement, overdue: str | None) -> dict:
     c = e.contract
+    notice = contract_notices.overdue_reason(c.notice_due_on) if c is not None and not _is_firm() else None
+    overdue = "；".join(r for r in (overdue, notice) if r) or None
     return {"任务编号": e.reference, "评价对象": e.name, "年度": e.year, "委托事项": e.service_kind.label,
             "业务领域": e.field.label, "财政局": e.bureau.name, "被评价单位": e.budget_unit.name,
             "委托方": e.commissioner_name, "金额（万元）": float(e.amount / TEN_THOUSAND), "状态": e.state.label,
@@ -409,7 +415,10 @@ def _engagement_list_columns() -> sa.Select:
     return sa.select(Engagement.id, Engagement.reference, Engagement.name, Engagement.amount, Engagement.state,
                      Engagement.due_on, looked_up(Bureau.short_name, Engagement.bureau_id).label("bureau_short_name"),
                      looked_up(BudgetUnit.name, Engagement.budget_unit_id).label("unit_name"),
-                     looked_up(Firm.name, Engagement.firm_id).label("firm_name"))
+                     looked_up(Firm.name, Engagement.firm_id).label("firm_name"),
+                     # the contract announcement's day while owed (实施条例 第五十条): by the contract's unique key
+                     sa.select(Contract.notice_due_on).where(Contract.engagement_id == Engagement.id)
+                     .scalar_subquery().label("notice_due_on"))
 
 
 @bp.route("/engagements")
@@ -426,9 +435,14 @@ def engagement_list():
     engagements = Listing(lambda: scoped(Engagement, _engagement_list_columns()), *ENGAGEMENT_FILTERS,
                           order_by=ENGAGEMENT_ORDER, keep="engagements")
     page = engagements.page(total=counts.list_total(current_user, engagements), rows=True)
+    today = beijing_today()
     return render_template("procurement/engagement_list.html", page=page, filters=engagements.filters,
                            EngagementState=EngagementState,
-                           overdue=workflow.overdue_reasons(page.items))
+                           overdue=workflow.overdue_reasons(page.items, today),
+                           # the bureau's own obligation: not the firm's list
+                           notice_overdue={} if _is_firm() else {
+                               e.id: reason for e in page.items
+                               if (reason := contract_notices.overdue_reason(e.notice_due_on, today))})
 
 
 @dataclass
@@ -492,6 +506,11 @@ def _timeline(engagement: Engagement) -> list[TimelineEvent]:
         c = engagement.contract
         events.append(TimelineEvent(c.created_at, "合同登记",
                                     f"{c.firm.name}，{_wan(c.amount)} 万元，签订于 {_date(c.signed_on)}", kind="contract"))
+        if c.notice is not None:  # 合同公告 (政府采购法实施条例 第五十条)
+            n = c.notice
+            events.append(TimelineEvent(n.published_at, "发布合同公告", f"应于 {_date(n.due_on)} 前发布" + (
+                f"，逾期 {n.late_workdays} 个工作日" if n.late_workdays else "，按期"), _timeline_user(n.published_by_id),
+                "" if _is_firm() else n.late_reason or "", "contract"))  # the bureau's reason, not the firm's
     return sorted(events, key=lambda e: e.at)
 
 
@@ -1170,6 +1189,7 @@ def workspace():
                            BidStatus=BidStatus, ProcurementStatus=ProcurementStatus)
 
 
-from evalhub.procurement import team_views  # noqa: E402  (主评人及团队: routes on this blueprint, issue 14)
+from evalhub.procurement import contract_notice_views, team_views  # noqa: E402  (routes on this blueprint)
 
-team_views.register(bp)
+team_views.register(bp)  # 主评人及团队 (issue 14)
+contract_notice_views.register(bp)  # 合同公告 (政府采购法实施条例 第五十条)

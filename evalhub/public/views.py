@@ -1,7 +1,8 @@
 """What anyone may read without logging in: the home page, the published (redacted) evaluation reports, the
-procurement notices (采购公告) and result notices (结果公告) with each procurement's OCDS package, and each
-bureau's library of admitted firms. Only what was published: no procurement awaiting approval or
-cancelled, no sealed bid, no expert's name."""
+procurement notices (采购公告) and result notices (结果公告) with each procurement's OCDS package, the contract
+announcements (合同公告), and each bureau's library of admitted firms. Only what was published: no procurement
+awaiting approval or cancelled, no sealed bid, no expert's name, no contract before its announcement nor what the
+announcement withheld."""
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -15,7 +16,10 @@ from evalhub.core.timeutil import beijing_today
 from evalhub.core.web import send_stored, visitors_only
 from evalhub.extensions import db
 from evalhub.procurement import ocds
-from evalhub.procurement.models import EVALUATION_KINDS, Engagement, ObjectType, PlanItem, Procurement, ProcurementMethod, ProcurementStatus, ResultNotice
+from evalhub.procurement.models import (
+    EVALUATION_KINDS, ContractNotice, Engagement, ObjectType, PlanItem, Procurement, ProcurementMethod, ProcurementStatus,
+    ResultNotice,
+)
 from evalhub.registry.models import Firm, FirmStatus
 from evalhub.results.models import UnitPublication
 from evalhub.review.models import EvaluationResult, Publication
@@ -143,6 +147,41 @@ def result_notice(notice_id: int):
     decided = [d for d in draws.published("procurement", notice.procurement_id)
                if d.drawn_at is None or notice.published_at is None or d.drawn_at <= notice.published_at]
     return render_template("public/notice.html", n=notice, p=notice.procurement, today=beijing_today(), draws=decided)
+
+
+# --- contract announcements (合同公告, 政府采购法实施条例 第五十条) ----------------------------------------
+
+# An announcement is public once published (a row of contract_notice exists only then); what the bureau withheld
+# (the content it left out, its reason) and its own upload are never read here.
+
+
+@bp.route("/contracts")
+def contract_notices():
+    """合同公告: every contract announcement published, newest first."""
+    listing = Listing(sa.select(ContractNotice), int_filter("bureau", ContractNotice.bureau_id),
+                      text_filter("q", ContractNotice.project_name, ContractNotice.supplier_name),
+                      order_by=[ContractNotice.published_at.desc(), ContractNotice.id.desc()])
+    return render_template("public/contract_notices.html", page=listing.page(), filters=listing.filters,
+                           bureaus=_public_bureaus(sa.select(ContractNotice.bureau_id)))
+
+
+def _contract_notice(notice_id: int) -> ContractNotice:
+    notice = db.session.get(ContractNotice, notice_id)
+    if notice is None:
+        abort(404)
+    return notice
+
+
+@bp.route("/contracts/<int:notice_id>")
+def contract_notice(notice_id: int):
+    notice = _contract_notice(notice_id)
+    return render_template("public/contract_notice.html", n=notice, e=notice.contract.engagement)
+
+
+@bp.route("/contracts/<int:notice_id>/file")
+def contract_notice_file(notice_id: int):
+    """The contract's text as published: ``core.scrub``'s copy, never the bureau's upload."""
+    return send_stored(_contract_notice(notice_id).public_file)
 
 
 # --- the admitted-firm libraries -------------------------------------------------------------------
