@@ -472,14 +472,19 @@ def test_the_job_tells_the_bureau_the_working_day_it_falls_due_and_once_overdue(
     assert job(today=date(2025, 3, 20)) == 0
 
 
-def test_a_contract_signed_before_this_rule_gets_its_due_date_from_the_job(world):
-    """A contract recorded before the announcement was tracked (no due date stored) is owed it all the same: the job
-    stores its date from the signing date, as ``remind_contracts_overdue`` does for old awards."""
+def test_a_contract_signed_before_this_rule_is_not_dated_overdue_after_the_upgrade(world, login):
+    """A contract recorded before evalhub tracked the announcement (no due date stored) is not made overdue by the
+    upgrade: the bureau announced it on the designated media or not, without evalhub knowing, and dating every past
+    contract would fill the dashboard and send a reminder for each. It can still be announced, its lateness counted
+    from its signing date."""
     e = _signed(world, date(2025, 3, 5))
     e.contract.notice_due_on = None
-    db.session.flush()
-    CN().remind_notices(today=date(2025, 3, 6))
-    assert e.contract.notice_due_on == date(2025, 3, 7)
+    db.session.commit()
+    assert CN().remind_notices(today=date(2025, 4, 1)) == 0
+    assert e.contract.notice_due_on is None
+    assert e.reference not in _card(login(world.bz_staff).get("/").get_data(as_text=True))
+    notice = _publish(e, world.bz_staff, date(2025, 3, 6))
+    assert notice.due_on == date(2025, 3, 7) and notice.late_workdays == 0
 
 
 def test_an_overdue_announcement_shows_on_the_bureaus_dashboard_list_and_engagement_page(world, login):

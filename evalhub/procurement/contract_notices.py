@@ -14,6 +14,9 @@
 - Reminded: the hourly job tells the bureau on the working day it falls due and once it is overdue (the notification
   matrix's ``contract_notice_due`` / ``contract_notice_overdue``); an overdue one is listed where overdue work is
   (the dashboard, the engagement list's filter and the engagement page) by ``overdue_clause``.
+- Contracts signed before evalhub tracked the announcement have no due date and are owed nothing here: their bureau
+  announced them on the designated media, or not, without evalhub knowing; dating them now would put every past
+  contract on the dashboard as overdue and send a reminder for each. They can still be announced here.
 
 Not the state machine's: the engagement goes on to its work plan whether or not the contract is announced yet; the
 announcement is the bureau's own obligation beside it.
@@ -207,25 +210,12 @@ def publish_notice(engagement: Engagement, data: NoticeInput, actor: User) -> Co
 
 # --- the hourly reminder --------------------------------------------------------------------------------
 
-def _fill_missing_dates() -> None:
-    """Contracts recorded before the announcement was tracked: their due date from their signing date."""
-    missing = db.session.execute(
-        sa.select(Contract).where(Contract.notice_due_on.is_(None),
-                                  ~sa.exists().where(ContractNotice.contract_id == Contract.id))
-        .options(joinedload(Contract.engagement).joinedload(Engagement.bureau))).scalars().all()
-    for contract in missing:
-        contract.notice_due_on = notice_due(contract.engagement.bureau, contract.signed_on)
-    if missing:
-        db.session.flush()
-
-
 @jobs.periodic("procurement.contract_notice", minute="7")
 def remind_notices(today: date | None = None) -> int:
     """Hourly: tell the bureau that signed, on the working day an announcement falls due and once it is overdue,
     each once per contract and date (the bureau's staff and admins: ``contract_notice_due`` /
     ``contract_notice_overdue``). Returns how many messages went out."""
     today = today or beijing_today()
-    _fill_missing_dates()
     owed = db.session.execute(sa.select(Contract).where(Contract.notice_due_on <= today)
                               .options(joinedload(Contract.engagement))
                               .order_by(Contract.notice_due_on, Contract.id)).scalars().all()

@@ -5,16 +5,16 @@ Written by hand. "采购人应当自政府采购合同签订之日起2个工作�
 
 - contract.notice_due_on: the Beijing date the announcement is due while it is not published (2 working days after
   the signing date on the bureau's calendar, procurement/contract_notices.py ``notice_due``), NULL once published;
-  a partial index over the owed ones, so "overdue" is an index range (as engagement.due_on). Existing contracts are
-  not filled here: the working-day calendar (national notices, each bureau's corrections) is Python's, not SQL's;
-  the hourly job ``procurement.contract_notice`` stores their dates on its first run, as
-  ``procurement.contract_overdue`` does for awards recorded before their date was kept.
+  a partial index over the owed ones, so "overdue" is an index range (as engagement.due_on). Existing contracts
+  stay NULL, owed nothing here: their bureaus announced them on the designated media, or not, without evalhub
+  knowing, and dating them would list every past contract as overdue and remind the bureaus of each. They can
+  still be announced (the lateness counted from the signing date).
 - contract_notice: one per contract (unique contract_id), what was announced as it was announced (parties, amount,
   service content, dates), when it was due and published, the working days late and why, what was withheld
   (国家秘密/商业秘密) with the bureau's reason, the bureau's upload and the public copy (core/scrub.py).
 
 Revision ID: f7ed976cf8e2
-Revises: f2a4b6c8d0e3
+Revises: b2e4a6c8d0f1
 Create Date: 2026-12-08 10:00:00.000000
 
 """
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'f7ed976cf8e2'
-down_revision = 'f2a4b6c8d0e3'
+down_revision = 'b2e4a6c8d0f1'
 branch_labels = None
 depends_on = None
 
