@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 
 import sqlalchemy as sa
-from flask import abort, flash, redirect, render_template, send_file, url_for
+from flask import flash, redirect, render_template, send_file, url_for
 from flask_login import current_user
 
 from evalhub.core import anchoring
@@ -51,9 +51,7 @@ def _checkpoint_message(result) -> tuple[str, str]:
 @bp.route("/audit/checkpoints/<int:checkpoint_id>.json")
 def audit_checkpoint_download(checkpoint_id: int):
     require("audit.checkpoints")
-    checkpoint = db.session.get(AuditCheckpoint, checkpoint_id)
-    if checkpoint is None:
-        abort(404)
+    checkpoint = db.get_or_404(AuditCheckpoint, checkpoint_id)
     body = anchoring.dumps(anchoring.document(checkpoint)).encode("utf-8")
     return send_file(io.BytesIO(body), mimetype="application/json", as_attachment=True,
                      download_name=anchoring.filename(checkpoint))

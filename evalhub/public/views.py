@@ -140,9 +140,7 @@ def notices():
 
 @bp.route("/notices/<int:notice_id>")
 def result_notice(notice_id: int):
-    notice = db.session.get(ResultNotice, notice_id)
-    if notice is None:
-        abort(404)
+    notice = db.get_or_404(ResultNotice, notice_id)
     # the draws that led to this notice (a later notice, after 重新评审, links the ones after it too)
     decided = [d for d in draws.published("procurement", notice.procurement_id)
                if d.drawn_at is None or notice.published_at is None or d.drawn_at <= notice.published_at]
@@ -166,10 +164,7 @@ def contract_notices():
 
 
 def _contract_notice(notice_id: int) -> ContractNotice:
-    notice = db.session.get(ContractNotice, notice_id)
-    if notice is None:
-        abort(404)
-    return notice
+    return db.get_or_404(ContractNotice, notice_id)
 
 
 @bp.route("/contracts/<int:notice_id>")

@@ -237,9 +237,7 @@ class RatingForm(ChineseForm):
 
 
 def _panel_for_rating(panel_id: int) -> ReviewPanel:
-    panel = db.session.get(ReviewPanel, panel_id)
-    if panel is None:
-        abort(404)
+    panel = db.get_or_404(ReviewPanel, panel_id)
     if not permissions.can(current_user, "review.manage", _subject(panel)):
         abort(403)
     return panel
@@ -280,9 +278,7 @@ def panel_rate(panel_id: int):
 def expert_ratings(expert_id: int):
     """The expert's record: the ratings the reader may read with their panels (the others counted), and whether
     the ratings — all of them — keep the expert out of draws."""
-    expert = db.session.get(Expert, expert_id)
-    if expert is None:
-        abort(404)
+    expert = db.get_or_404(Expert, expert_id)
     if not permissions.can(current_user, "expert.ratings", expert):
         abort(403)
     bureau = expert.bureau

@@ -23,7 +23,7 @@ import unicodedata
 from typing import Iterable, Optional
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, jsonify, redirect, render_template, url_for
+from flask import Blueprint, jsonify, redirect, render_template, url_for
 from flask_login import current_user
 from markupsafe import Markup, escape
 
@@ -257,10 +257,7 @@ def open_case(screening_id: int):
 # --- models ----------------------------------------------------------------------------------------
 
 def _model(model_id: int) -> ScreeningModel:
-    model = db.session.get(ScreeningModel, model_id)
-    if model is None:
-        abort(404)
-    return model
+    return db.get_or_404(ScreeningModel, model_id)
 
 
 @bp.route("/screening/models")
