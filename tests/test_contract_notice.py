@@ -472,19 +472,44 @@ def test_the_job_tells_the_bureau_the_working_day_it_falls_due_and_once_overdue(
     assert job(today=date(2025, 3, 20)) == 0
 
 
-def test_a_contract_signed_before_this_rule_is_not_dated_overdue_after_the_upgrade(world, login):
+def test_a_contract_signed_before_this_rule_is_not_dated_overdue_after_the_upgrade(world, login, auth):
     """A contract recorded before evalhub tracked the announcement (no due date stored) is not made overdue by the
-    upgrade: the bureau announced it on the designated media or not, without evalhub knowing, and dating every past
-    contract would fill the dashboard and send a reminder for each. It can still be announced, its lateness counted
-    from its signing date."""
+    upgrade — not on the dashboard, the engagement page or the API, not by the job, not as a red flag: the bureau
+    announced it on the designated media or not, without evalhub knowing, and dating every past contract would fill
+    the dashboard and send a reminder for each. It can still be announced here, as a 补录 with nothing counted late."""
+    from evalhub.integrity import redflags
+    from evalhub.integrity.models import Indicator, RedFlag
+
     e = _signed(world, date(2025, 3, 5))
     e.contract.notice_due_on = None
     db.session.commit()
     assert CN().remind_notices(today=date(2025, 4, 1)) == 0
     assert e.contract.notice_due_on is None
-    assert e.reference not in _card(login(world.bz_staff).get("/").get_data(as_text=True))
-    notice = _publish(e, world.bz_staff, date(2025, 3, 6))
-    assert notice.due_on == date(2025, 3, 7) and notice.late_workdays == 0
+    client = login(world.bz_staff)
+    assert e.reference not in _card(client.get("/").get_data(as_text=True))
+    page = client.get(f"/engagements/{e.id}").get_data(as_text=True)
+    assert 'data-testid="contract-notice-overdue"' not in page and "可在此补录" in page
+    state = client.get(f"/api/v1/engagements/{e.id}/contract-notice", headers=auth("bz.staff")).json
+    assert state["overdue"] is False and state["due_on"] is None
+    notice = _publish(e, world.bz_staff, date(2026, 6, 1))  # a year on: no late reason asked
+    assert notice.due_on is None and notice.late_workdays == 0 and notice.late_reason is None
+    redflags.refresh()
+    assert not db.session.execute(sa.select(RedFlag).where(RedFlag.indicator == Indicator.CONTRACT_NOTICE)).first()
+    db.session.commit()
+    assert "补录" in login(world.bz_staff).get(f"/engagements/{e.id}").get_data(as_text=True)
+
+
+def test_the_public_ocds_package_shows_the_contract_once_it_is_announced(world, client):
+    """The public learns of the contract from its announcement (实施条例 第五十条): the public OCDS release of the
+    procurement lists no contract while the announcement is owed, and lists it once it is out."""
+    e = _signed(world, date(2025, 3, 5))
+    db.session.commit()
+    url = f"/public/procurements/{e.current_procurement.id}/ocds.json"
+    assert client.get(url).json["releases"][0].get("contracts", []) == []
+    _publish(e, world.bz_staff, date(2025, 3, 6))
+    db.session.commit()
+    contracts = client.get(url).json["releases"][0]["contracts"]
+    assert [c["dateSigned"][:10] for c in contracts] == ["2025-03-05"]
 
 
 def test_an_overdue_announcement_shows_on_the_bureaus_dashboard_list_and_engagement_page(world, login):
@@ -534,8 +559,10 @@ def test_a_publication_that_read_the_contract_before_another_committed_is_refuse
 
 
 def test_two_publications_at_once_give_one_announcement(app, world, monkeypatch):
-    """The same race with both requests running (PostgreSQL, as the other race tests): B starts once A has passed its
-    checks; one announcement, one audit event."""
+    """The same race with both requests running (PostgreSQL, as the other race tests): B starts once A holds the
+    contract and has found nothing published (A is storing its files); B waits on the lock and, A committed, is
+    refused by the service's own check — not by the unique key, which would leave B's stored files behind and
+    answer with the database's words. One announcement, one audit event."""
     from tests.test_races import postgresql_only  # noqa: F401  (skipped on SQLite below)
     from tests.test_races_more import done_or_refused, meanwhile, settle
     from evalhub.procurement.models import Engagement
@@ -550,10 +577,19 @@ def test_two_publications_at_once_give_one_announcement(app, world, monkeypatch)
         return lambda: CN().publish_notice(db.session.get(Engagement, e_id), _input(
             late_reason="补录历史合同，原合同已在纸质公告栏公告。"), db.session.get(User, user_id))
 
-    raced = meanwhile(app, monkeypatch, CN(), "_check_input", publish(admin_id))
+    refusals: list[str] = []
+
+    def second():
+        try:
+            publish(admin_id)()
+        except Conflict as exc:
+            refusals.append(exc.message)
+
+    raced = meanwhile(app, monkeypatch, CN().files, "store", second)
     done_or_refused(app, publish(staff_id))
     settle(raced)
     assert _notices() == 1 and len(_events("contract.notice_published")) == 1
+    assert len(refusals) == 1 and "不能重复发布" in refusals[0]
 
 
 # --- 8. integrity: a red flag on the bureau's procurement history -----------------------------------------------

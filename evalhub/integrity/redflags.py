@@ -124,11 +124,12 @@ def load_rows() -> list[Row]:
         row.winner, row.amount, row.reasons = r.firm_id, float(r.amount), r.reasons or ""
     # the contract announcement of the award's contract: published (its due date and working days late) or owed
     for r in db.session.execute(
-            sa.select(Award.procurement_id, Contract.notice_due_on, ContractNotice.due_on, ContractNotice.late_workdays)
+            sa.select(Award.procurement_id, Contract.notice_due_on, ContractNotice.id.label("notice_id"), ContractNotice.due_on,
+                      ContractNotice.late_workdays)
             .join(Contract, Contract.award_id == Award.id)
             .outerjoin(ContractNotice, ContractNotice.contract_id == Contract.id)):
         row = rows[r.procurement_id]
-        if r.due_on is not None:
+        if r.notice_id is not None:  # its due date None when signed before the announcement was tracked (补录)
             row.notice_due, row.notice_published = r.due_on, True
             row.notice_late_workdays = r.late_workdays or None
         else:

@@ -39,7 +39,7 @@ def _page(engagement: Engagement, form: ContractNoticeForm, status: int = 200):
     due = contract_notices.due_of(contract)
     today = beijing_today()
     return render_template("procurement/contract_notice.html", e=engagement, c=contract, form=form, due=due,
-                           late=today > due, LAW=contract_notices.LAW), status
+                           late=due is not None and today > due, LAW=contract_notices.LAW), status
 
 
 def contract_notice(engagement_id: int):

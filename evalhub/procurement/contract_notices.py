@@ -24,7 +24,7 @@ announcement is the bureau's own obligation beside it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, NamedTuple, Optional
 
 import sqlalchemy as sa
@@ -61,9 +61,11 @@ def late_workdays(bureau: Bureau, due: date, day: date) -> int:
     return working_days_between(bureau, due, roll_to_workday(bureau, day)) if day > due else 0
 
 
-def due_of(contract: Contract) -> date:
-    """The contract's due date: stored at the signing, else (a contract recorded before the rule) from its date."""
-    return contract.notice_due_on or notice_due(contract.engagement.bureau, contract.signed_on)
+def due_of(contract: Contract) -> date | None:
+    """The due date of the contract's announcement while it is owed: stored at the signing. None for a contract signed
+    before evalhub tracked the announcement — its bureau announced it on the designated media or not, without evalhub
+    knowing — so that it is never counted late or overdue here (and for a contract whose announcement is out)."""
+    return contract.notice_due_on
 
 
 # The present day of the statements kept between requests (the engagement list's filter): read at each execution.
@@ -103,7 +105,9 @@ def overdue_reason(due: date | None, today: date | None = None) -> Optional[str]
     today = today or beijing_today()
     if due is None or not today > due:
         return None
-    return f"合同公告应于 {due:%Y-%m-%d} 前发布（合同签订之日起 2 个工作日内，{LAW}），已逾期 {(today - due).days} 天"
+    # No count of days here: the law counts working days, which need the bureau's calendar for each row of a list;
+    # the announcement and the red flag record them.
+    return f"合同公告应于 {due:%Y-%m-%d} 前发布（合同签订之日起 2 个工作日内，{LAW}），已逾期"
 
 
 # --- publishing ---------------------------------------------------------------------------------------
@@ -130,7 +134,7 @@ def _words(text: str) -> str:
     return "".join((text or "").split())
 
 
-def _check_input(contract: Contract, data: NoticeInput, due: date, today: date) -> _Checked:
+def _check_input(contract: Contract, data: NoticeInput, due: date | None, today: date) -> _Checked:
     """Every problem of the input at once (422, each beside its field), before anything is stored."""
     errors: dict[str, str] = {}
     services = check_text(errors, "services", data.services, label="主要服务内容", maximum=2000,
@@ -157,12 +161,19 @@ def _check_input(contract: Contract, data: NoticeInput, due: date, today: date) 
         except ValidationFailed as exc:
             errors["file"] = exc.message
     late_reason = None
-    if today > due:
+    if due is not None and today > due:
         late_reason = check_text(errors, "late_reason", data.late_reason, label="逾期公告原因", minimum=10, maximum=500,
                                  short=f"合同公告应于 {due:%Y-%m-%d} 前发布（合同签订之日起 2 个工作日内，{LAW}），"
                                        "已逾期，请说明逾期公告的原因（不少于 10 字）")
     ValidationFailed.raise_if(errors)
     return _Checked(services, withheld, reason if withheld is not None else None, late_reason, public_copy)
+
+
+def _refuse_if_published(contract: Contract) -> None:
+    published = db.session.execute(sa.select(ContractNotice.published_at).where(
+        ContractNotice.contract_id == contract.id)).scalar()
+    if published is not None:
+        raise Conflict(f"该合同的合同公告已发布（{beijing_date(published):%Y-%m-%d}），不能重复发布。")
 
 
 def publish_notice(engagement: Engagement, data: NoticeInput, actor: User) -> ContractNotice:
@@ -172,20 +183,20 @@ def publish_notice(engagement: Engagement, data: NoticeInput, actor: User) -> Co
     contract = engagement.contract
     if contract is None:
         raise Conflict("尚未签订合同，不能发布合同公告：合同公告在合同签订后发布。")
-    # Of two requests at once (a double click, two clerks, the page and the API), the second waits here and then
-    # finds the announcement the first published.
-    concurrency.hold(contract)
-    published = db.session.execute(sa.select(ContractNotice.published_at).where(
-        ContractNotice.contract_id == contract.id)).scalar()
-    if published is not None:
-        raise Conflict(f"该合同的合同公告已发布（{beijing_date(published):%Y-%m-%d}），不能重复发布。")
+    _refuse_if_published(contract)
     now = utcnow()
     today = beijing_date(now)
     due = due_of(contract)
+    # The input and the public copy (the scrub, the text extraction) before the lock: the lock is held only for
+    # the check again and the writes (on SQLite it holds the whole database's writes).
     checked = _check_input(contract, data, due, today)
+    # Of two requests at once (a double click, two clerks, the page and the API), the second waits here and then
+    # finds the announcement the first published.
+    concurrency.hold(contract)
+    _refuse_if_published(contract)
     uploaded = files.store(data.filename or "合同.pdf", data.data, allowed=FILE_KINDS, actor=actor)
     public = files.store(uploaded.original_name, checked.public_copy, allowed=FILE_KINDS, actor=actor)
-    late = late_workdays(engagement.bureau, due, today)
+    late = late_workdays(engagement.bureau, due, today) if due is not None else 0
     notice = ContractNotice(
         bureau_id=engagement.bureau_id, contract_id=contract.id, project_name=engagement.name,
         purchaser_name=engagement.commissioner_name, supplier_name=contract.firm.name, supplier_uscc=contract.firm.uscc,
@@ -196,8 +207,11 @@ def publish_notice(engagement: Engagement, data: NoticeInput, actor: User) -> Co
     db.session.add(notice)
     contract.notice_due_on = None  # owed no more
     db.session.flush()
-    said = [f"{engagement.reference} {engagement.name}：发布合同公告（应于 {due:%Y-%m-%d} 前发布"]
-    said.append(f"，逾期 {late} 个工作日，原因：{checked.late_reason}）" if late else "，按期）")
+    if due is None:
+        said = [f"{engagement.reference} {engagement.name}：补录合同公告（合同签订于本系统跟踪合同公告之前）"]
+    else:
+        said = [f"{engagement.reference} {engagement.name}：发布合同公告（应于 {due:%Y-%m-%d} 前发布"]
+        said.append(f"，逾期 {late} 个工作日，原因：{checked.late_reason}）" if late else "，按期）")
     if checked.withheld is not None:
         said.append(f"；涉及{checked.withheld.label}的内容不予公开：{checked.withheld_reason}")
     audit.record("contract.notice_published", notice, actor=actor, summary="".join(said), payload={
@@ -210,13 +224,20 @@ def publish_notice(engagement: Engagement, data: NoticeInput, actor: User) -> Co
 
 # --- the hourly reminder --------------------------------------------------------------------------------
 
+REMIND_WITHIN_DAYS = 14
+
+
 @jobs.periodic("procurement.contract_notice", minute="7")
 def remind_notices(today: date | None = None) -> int:
     """Hourly: tell the bureau that signed, on the working day an announcement falls due and once it is overdue,
     each once per contract and date (the bureau's staff and admins: ``contract_notice_due`` /
-    ``contract_notice_overdue``). Returns how many messages went out."""
+    ``contract_notice_overdue``). Returns how many messages went out. Only the announcements due within the last
+    ``REMIND_WITHIN_DAYS`` days are looked at: each is reminded once, on the first run after its day (the window
+    covers a worker down over a long holiday), and one long overdue stays on the dashboard and the list — the job
+    does not read every contract ever left unannounced, each hour, for ever."""
     today = today or beijing_today()
-    owed = db.session.execute(sa.select(Contract).where(Contract.notice_due_on <= today)
+    owed = db.session.execute(sa.select(Contract).where(Contract.notice_due_on <= today,
+                                                        Contract.notice_due_on >= today - timedelta(days=REMIND_WITHIN_DAYS))
                               .options(joinedload(Contract.engagement))
                               .order_by(Contract.notice_due_on, Contract.id)).scalars().all()
     sent = 0

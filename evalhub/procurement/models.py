@@ -462,7 +462,8 @@ class Contract(OfFirm, Created, db.Model):
     # The Beijing date by which the contract announcement (合同公告) is due while it is not published: 2 working days
     # after ``signed_on`` (政府采购法实施条例 第五十条; ``contract_notices.notice_due``), stored at the signing; NULL once
     # published (the announcement keeps its own ``due_on``), so "overdue" is a range of a partial index, as
-    # ``Engagement.due_on`` is. A contract recorded before the rule gets its date from the hourly job.
+    # ``Engagement.due_on`` is. NULL too for a contract signed before evalhub tracked the announcement: owed
+    # nothing here (``contract_notices.due_of``).
     notice_due_on: Mapped[Optional[date]] = mapped_column(sa.Date)
 
     engagement: Mapped[Engagement] = relationship(back_populates="contract")
@@ -503,7 +504,8 @@ class ContractNotice(InBureau, db.Model):
     start_date: Mapped[date] = mapped_column(sa.Date)
     end_date: Mapped[date] = mapped_column(sa.Date)
     signed_on: Mapped[date] = mapped_column(sa.Date)
-    due_on: Mapped[date] = mapped_column(sa.Date)
+    # None: the contract was signed before evalhub tracked its announcement (补录), so nothing is counted late
+    due_on: Mapped[Optional[date]] = mapped_column(sa.Date)
     published_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow, index=True)
     published_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
     late_workdays: Mapped[int] = mapped_column(default=0)  # working days after ``due_on`` (0: on time)

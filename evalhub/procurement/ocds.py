@@ -17,6 +17,7 @@ from evalhub.procurement.models import (
     Award,
     Bid,
     BidStatus,
+    Contract,
     Engagement,
     EngagementState,
     EvaluationPlan,
@@ -171,7 +172,9 @@ def _release(procurement: Procurement, *, public: bool) -> dict:
         awards.append(entry)
         tags.append("award")
         contract = engagement.contract
-        if contract is not None and contract.award_id == award.id:
+        # The public learns of the contract from its announcement (合同公告, 实施条例 第五十条), not before it.
+        announced = contract is not None and contract.notice is not None
+        if contract is not None and contract.award_id == award.id and (announced or not public):
             contracts.append({"id": str(contract.id), "awardID": str(award.id), "title": f"{engagement.name}绩效评价服务合同",
                               "status": "terminated" if engagement.state == EngagementState.CANCELLED else "active",
                               "value": _money(contract.amount), "dateSigned": _date(contract.signed_on),
@@ -217,7 +220,8 @@ def with_release_data(stmt: sa.Select) -> sa.Select:
     """``stmt`` (which reads ``Procurement``) with what ``release`` reads of each: a plan's package is then a few
     statements, not twenty per procurement."""
     return stmt.options(
-        joinedload(Procurement.engagement).options(joinedload(Engagement.bureau), joinedload(Engagement.contract)),
+        joinedload(Procurement.engagement).options(joinedload(Engagement.bureau),
+                                                   joinedload(Engagement.contract).joinedload(Contract.notice)),
         joinedload(Procurement.award).joinedload(Award.firm),
         selectinload(Procurement.bids).joinedload(Bid.firm),
         selectinload(Procurement.notices).joinedload(ResultNotice.firm))

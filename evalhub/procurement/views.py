@@ -23,7 +23,7 @@ from flask_login import current_user
 from sqlalchemy.orm import joinedload, selectinload
 
 from evalhub.core import audit, permissions
-from evalhub.core.enums import Role
+from evalhub.core.enums import BUREAU_SIDE, Role
 from evalhub.core.errors import Conflict, DomainError, ValidationFailed
 from evalhub.core.listing import (
     Export,
@@ -508,9 +508,11 @@ def _timeline(engagement: Engagement) -> list[TimelineEvent]:
                                     f"{c.firm.name}，{_wan(c.amount)} 万元，签订于 {_date(c.signed_on)}", kind="contract"))
         if c.notice is not None:  # 合同公告 (政府采购法实施条例 第五十条)
             n = c.notice
-            events.append(TimelineEvent(n.published_at, "发布合同公告", f"应于 {_date(n.due_on)} 前发布" + (
-                f"，逾期 {n.late_workdays} 个工作日" if n.late_workdays else "，按期"), _timeline_user(n.published_by_id),
-                "" if _is_firm() else n.late_reason or "", "contract"))  # the bureau's reason, not the firm's
+            said = "补录（合同签订早于本系统跟踪合同公告）" if n.due_on is None else f"应于 {_date(n.due_on)} 前发布" + (
+                f"，逾期 {n.late_workdays} 个工作日" if n.late_workdays else "，按期")
+            events.append(TimelineEvent(n.published_at, "发布合同公告", said, _timeline_user(n.published_by_id),
+                                        (n.late_reason or "") if current_user.role in BUREAU_SIDE else "",
+                                        "contract"))  # the bureaus' reason: not the firm's, nor an inspecting expert's
     return sorted(events, key=lambda e: e.at)
 
 

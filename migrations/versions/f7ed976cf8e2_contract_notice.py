@@ -48,7 +48,7 @@ def upgrade():
     sa.Column('start_date', sa.Date(), nullable=False),
     sa.Column('end_date', sa.Date(), nullable=False),
     sa.Column('signed_on', sa.Date(), nullable=False),
-    sa.Column('due_on', sa.Date(), nullable=False),
+    sa.Column('due_on', sa.Date(), nullable=True),
     sa.Column('published_at', sa.DateTime(), nullable=False),
     sa.Column('published_by_id', sa.Integer(), nullable=True),
     sa.Column('late_workdays', sa.Integer(), nullable=False),
