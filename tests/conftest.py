@@ -308,12 +308,12 @@ def auth(client):
 
 @pytest.fixture()
 def login(client):
-    """login(user) puts the test client in a session of that user, as a sign-in leaves it (Flask-Login's keys,
-    the "id:generation" the user loader checks), without going through the sign-in form: the form's own path (its
-    counters, audit events, second factor, rate limit) is tested by the tests that sign in through it
-    (they post /login themselves), and the thousands of other tests need only the session. The previous user's session ends
-    on the server, as ``/logout`` ends it; a second-factor account is signed in fully (the form would stop at the
-    code)."""
+    """login(user) puts the test client in a session of that user, as a sign-in leaves it (Flask-Login's keys, the
+    "id:generation" the user loader checks), without going through the sign-in form: the form's own path (its
+    counters, audit events, second factor, rate limit) is tested by the tests that post /login themselves, and the
+    thousands of other tests need only the session. As the form would, it refuses an account that cannot sign in
+    (disabled, or awaiting activation). The previous user's session ends on the server, as ``/logout`` ends it; a
+    second-factor account is signed in fully (the form would stop at the code)."""
     from flask import g, has_app_context
 
     from evalhub.core.models import User
@@ -326,7 +326,9 @@ def login(client):
         if previous and (ending := session_user(previous)) is not None:
             end_session(ending)
             db.session.commit()
-        generation = db.session.execute(sa.select(User.session_generation).where(User.id == user.id)).scalar_one()
+        generation, enabled, password_hash = db.session.execute(sa.select(
+            User.session_generation, User.is_enabled, User.password_hash).where(User.id == user.id)).one()
+        assert enabled and password_hash != "!", f"{user.username} cannot sign in (disabled or awaiting activation)"
         with client.session_transaction() as sess:  # Flask-Login's keys, as ``login_user`` writes them
             sess.clear()
             sess["_user_id"] = f"{user.id}:{generation}"  # ``User.get_id``, as the database has it now
