@@ -304,7 +304,8 @@ def contracted(w, firm=None, **kw):
 # The state machine refuses a plan approved without a decided panel, a report accepted without a passed
 # outcome and a recorded result: fixtures walk the real flow (upload, draw, every expert reviews).
 
-def docx_bytes(text: str) -> bytes:
+def docx_bytes(text: str, author: str | None = None) -> bytes:
+    """A .docx of ``text``, a paragraph a line; ``author`` in its core properties (author, last modified by)."""
     import io
 
     import docx
@@ -312,9 +313,35 @@ def docx_bytes(text: str) -> bytes:
     document = docx.Document()
     for line in text.splitlines():
         document.add_paragraph(line)
+    if author:
+        document.core_properties.author = author
+        document.core_properties.last_modified_by = author
     buffer = io.BytesIO()
     document.save(buffer)
     return buffer.getvalue()
+
+
+def accepted_with_result(w, *, bureau_key="bz", unit="巴州统计局", score="85", grade=None, amount_wan="300",
+                         name: str | None = None):
+    """An engagement accepted with a recorded result (fixture shortcut: the real walk is ``accepted``); ``grade``
+    defaults to 良."""
+    from decimal import Decimal
+
+    from evalhub.core import files
+    from evalhub.procurement.models import EngagementState
+    from evalhub.review.models import EvaluationResult, Grade, Submission, SubmissionKind
+
+    grade = grade or Grade.GOOD
+    e = contracted(w, bureau_key=bureau_key, unit=unit, amount_wan=amount_wan, name=name)
+    stored = files.store("评价报告.docx", docx_bytes(report_text() + f"\n{e.id}"), allowed=("docx",))
+    submission = Submission(engagement_id=e.id, kind=SubmissionKind.REPORT, version=1, file_id=stored.id)
+    db.session.add(submission)
+    db.session.flush()
+    db.session.add(EvaluationResult(engagement_id=e.id, submission_id=submission.id, score=Decimal(score),
+                                    band_grade=grade, grade=grade, caps=[]))
+    e.state = EngagementState.ACCEPTED
+    db.session.flush()
+    return e
 
 
 def report_text() -> str:

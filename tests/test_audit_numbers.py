@@ -21,7 +21,6 @@ from evalhub.results import services as S
 from evalhub.review.models import Grade
 from tests import factories
 from tests.test_procurement_law_more import _open
-from tests.test_results_services import _accepted_with_result
 
 _bidder, _bid = factories.bidder, factories.bid
 
@@ -152,7 +151,7 @@ def test_a_budget_reduction_by_amount_cannot_exceed_the_items_budget_after_round
     An item of 123.4567 万元 (1,234,567.00 元) rated 中: the cap checked by ``confirm_entry`` is the budget rounded
     to two places of 万元 (123.46), so a reduction of 123.46 万元 = 1,234,600.00 元 — 33 元 more than the item
     has — is accepted and stored. It must be refused (or kept within 1,234,567.00 元)."""
-    e = _accepted_with_result(world, score="70", grade=Grade.FAIR, amount_wan="123.4567")
+    e = factories.accepted_with_result(world, score="70", grade=Grade.FAIR, amount_wan="123.4567")
     assert e.amount == Decimal("1234567.00")
     entry = next(x for x in S.build_list(world.bz, 2025, world.bz_staff) if x.engagement_id == e.id)
     try:

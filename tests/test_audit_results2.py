@@ -21,7 +21,6 @@ from evalhub.results import services as S
 from evalhub.results.models import EscalationLevel, FindingStatus
 from evalhub.review.models import EvaluationResult, Grade
 from tests import factories
-from tests.test_results_services import _accepted_with_result
 
 
 def _inbox(user) -> list[Notification]:
@@ -167,7 +166,7 @@ def test_the_list_export_does_not_show_a_reduction_for_a_row_reopened_by_a_chang
     the old 调减比例 10 and 调减金额 30 万元 beside 应用方式 "（未确认）" (and `/api/v1/results/application` the old
     measures and cut_amount). A 中 item confirmed with a 10% cut, whose cap is lifted so that it is now 良, is sent
     to the budget office in the Excel with a 30 万元 reduction that nobody decided for its present result."""
-    e = _accepted_with_result(world, score="88", grade=Grade.FAIR, amount_wan="300")  # 良 band, capped to 中
+    e = factories.accepted_with_result(world, score="88", grade=Grade.FAIR, amount_wan="300")  # 良 band, capped to 中
     entry = next(x for x in S.build_list(world.bz, 2025, world.bz_staff) if x.engagement_id == e.id)
     assert entry.proposed == ["reduce"]
     S.confirm_entry(entry, world.bz_staff, measures=["reduce"], cut_percent=entry.proposed_percent)
@@ -200,7 +199,7 @@ def test_a_percentage_reduction_is_rounded_to_the_fen_half_up_like_every_other_a
     with the default decimal context, i.e. ROUND_HALF_EVEN (banker's rounding): a 中 item of 123.456505 万元
     (1,234,565.05 元) cut by 10% is 123,456.505 元, recorded, filed (备案) and sent to the 人大 as 123,456.50 元
     where 四舍五入 gives 123,456.51 元 (the same `quantize` without a rounding mode gives the 整改率 in `figures_of`)."""
-    e = _accepted_with_result(world, score="70", grade=Grade.FAIR, amount_wan="123.456505")
+    e = factories.accepted_with_result(world, score="70", grade=Grade.FAIR, amount_wan="123.456505")
     assert e.amount == Decimal("1234565.05")
     entry = next(x for x in S.build_list(world.bz, 2025, world.bz_staff) if x.engagement_id == e.id)
     S.confirm_entry(entry, world.bz_staff, measures=["reduce"], cut_percent=entry.proposed_percent)

@@ -200,16 +200,7 @@ def test_an_ex_ante_reassessment_report_is_not_checked_against_the_key_evaluatio
 # --- 7. the 闭环 finds last year's result of a recurring project whose name carries its year -----------
 
 def _with_named_result(w, name: str, *, unit="巴州民政局", score="72", grade=Grade.FAIR):
-    e = factories.contracted(w, unit=unit, name=name)
-    stored = files.store("评价报告.docx", factories.docx_bytes(factories.report_text() + f"\n{e.id}"), allowed=("docx",))
-    submission = Submission(engagement_id=e.id, kind=SubmissionKind.REPORT, version=1, file_id=stored.id)
-    db.session.add(submission)
-    db.session.flush()
-    db.session.add(EvaluationResult(engagement_id=e.id, submission_id=submission.id, score=Decimal(score),
-                                    band_grade=grade, grade=grade, caps=[]))
-    e.state = EngagementState.ACCEPTED
-    db.session.flush()
-    return e
+    return factories.accepted_with_result(w, unit=unit, name=name, score=score, grade=grade)
 
 
 def test_next_years_plan_sees_last_years_result_of_a_project_named_with_its_year(world):

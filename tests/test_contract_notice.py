@@ -37,17 +37,7 @@ def CN():
 
 
 def _docx(text: str = CONTRACT_TEXT, author: str | None = AUTHOR) -> bytes:
-    import docx
-
-    document = docx.Document()
-    for line in text.splitlines():
-        document.add_paragraph(line)
-    if author:
-        document.core_properties.author = author
-        document.core_properties.last_modified_by = author
-    buffer = io.BytesIO()
-    document.save(buffer)
-    return buffer.getvalue()
+    return factories.docx_bytes(text, author)
 
 
 def _at(day: date) -> datetime:

@@ -25,17 +25,7 @@ PROPOSAL = [f"本项目评价工作将围绕{t}开展专项核查，核查{t}相
 
 
 def docx_with(text: str, author: str | None = None, company: str | None = None) -> bytes:
-    import docx
-
-    document = docx.Document()
-    for line in text.splitlines():
-        document.add_paragraph(line)
-    if author:
-        document.core_properties.author = author
-        document.core_properties.last_modified_by = author
-    buffer = io.BytesIO()
-    document.save(buffer)
-    data = buffer.getvalue()
+    data = factories.docx_bytes(text, author)
     if company:  # app.xml's <Company>, as Word writes it
         import zipfile
 

@@ -174,10 +174,9 @@ def test_a_row_confirmed_while_the_list_is_filed_does_not_change_the_filed_list(
     from evalhub.results import services as S
     from evalhub.results.models import ApplicationEntry, ApplicationFiling
     from evalhub.review.models import Grade
-    from tests.test_results_services import _accepted_with_result
 
-    low = _accepted_with_result(world, bureau_key="lt", unit="轮台县医疗保障局", score="79.99", grade=Grade.FAIR)
-    good = _accepted_with_result(world, bureau_key="lt", unit="轮台县医疗保障局", score="92", grade=Grade.EXCELLENT)
+    low = factories.accepted_with_result(world, bureau_key="lt", unit="轮台县医疗保障局", score="79.99", grade=Grade.FAIR)
+    good = factories.accepted_with_result(world, bureau_key="lt", unit="轮台县医疗保障局", score="92", grade=Grade.EXCELLENT)
     by = {r.engagement_id: r for r in S.build_list(world.lt, 2025, world.lt_staff)}
     S.confirm_entry(by[low.id], world.lt_staff, measures=["reduce"], cut_percent="20", reason="连续两年为中")
     S.confirm_entry(by[good.id], world.lt_staff, measures=["priority"])

@@ -18,7 +18,6 @@ from evalhub.results.models import FindingStatus
 from evalhub.review import services as R
 from evalhub.review.models import Grade, Publication, ReviewPanel
 from tests import factories
-from tests.test_results_services import _accepted_with_result
 
 
 # --- 双公开 on Beijing dates ----------------------------------------------------------------------------
@@ -72,7 +71,7 @@ def test_a_good_item_under_the_line_with_cancel_gets_a_proposal_the_bureau_can_c
     unchanged, with no reason owed."""
     set_setting(world.lt, "results.good_action", "cancel", world.lt_admin)
     set_setting(world.lt, "results.cut_below_score", 85, world.lt_admin)
-    e = _accepted_with_result(world, bureau_key="lt", unit="轮台县医疗保障局", score="84", grade=Grade.GOOD)
+    e = factories.accepted_with_result(world, bureau_key="lt", unit="轮台县医疗保障局", score="84", grade=Grade.GOOD)
     entry = next(x for x in S.build_list(world.lt, 2025, world.lt_staff) if x.engagement_id == e.id)
     S.confirm_entry(entry, world.lt_staff, measures=list(entry.proposed),
                     cut_percent=entry.proposed_percent)  # confirmed as proposed: no reason owed
@@ -86,7 +85,7 @@ def test_a_budget_reduction_amount_cannot_exceed_the_items_funds(world):
     "Budget reduction for 中/差 … (percent)". A reduction is a share of the item's budget, by percentage (0–100) or
     by amount (调减金额（万元）): a 300 万元 中 item cannot be reduced by 5,000 万元, and the year's reduced total
     (备案, 人大 summary) stays within the item's funds."""
-    e = _accepted_with_result(world, score="70", grade=Grade.FAIR, amount_wan="300")
+    e = factories.accepted_with_result(world, score="70", grade=Grade.FAIR, amount_wan="300")
     entry = next(x for x in S.build_list(world.bz, 2025, world.bz_staff) if x.engagement_id == e.id)
     with pytest.raises(ValidationFailed) as refused:
         S.confirm_entry(entry, world.bz_staff, measures=["reduce"], cut_amount_wan="5000", reason="按金额调减")
@@ -188,10 +187,10 @@ def test_a_county_cannot_file_a_list_that_leaves_out_an_evaluated_object(world):
     under-the-line item reduced, 差 通报). The filed list covers every evaluated object of the year: the list is
     built and its one row confirmed, then a second object is accepted with a 差 result; file_list either refuses
     until the list is rebuilt and the new row confirmed, or the filed list includes the 差 object."""
-    first = _accepted_with_result(world, bureau_key="lt", unit="轮台县医疗保障局", score="92", grade=Grade.EXCELLENT)
+    first = factories.accepted_with_result(world, bureau_key="lt", unit="轮台县医疗保障局", score="92", grade=Grade.EXCELLENT)
     rows = S.build_list(world.lt, 2025, world.lt_staff)
     S.confirm_entry(next(r for r in rows if r.engagement_id == first.id), world.lt_staff, measures=["priority"])
-    poor = _accepted_with_result(world, bureau_key="lt", unit="轮台县医疗保障局", score="55", grade=Grade.POOR)
+    poor = factories.accepted_with_result(world, bureau_key="lt", unit="轮台县医疗保障局", score="55", grade=Grade.POOR)
     try:
         S.file_list(world.lt, 2025, world.lt_admin)
     except (ValidationFailed, Conflict):

@@ -194,25 +194,9 @@ def test_a_bureau_changes_the_rules_by_its_settings(world):
     assert S.propose(world.bz, Decimal("86"), Grade.GOOD, 0).measures == []  # a sibling keeps its own rules
 
 
-def _accepted_with_result(w, *, bureau_key="bz", unit="巴州统计局", score="85", grade=Grade.GOOD, amount_wan="300"):
-    """An engagement accepted with a recorded result (fixture shortcut: the real walk is in factories.accepted)."""
-    from evalhub.review.models import EvaluationResult, SubmissionKind, Submission
-
-    e = factories.contracted(w, bureau_key=bureau_key, unit=unit, amount_wan=amount_wan)
-    stored = files.store("评价报告.docx", factories.docx_bytes(factories.report_text() + f"\n{e.id}"), allowed=("docx",))
-    submission = Submission(engagement_id=e.id, kind=SubmissionKind.REPORT, version=1, file_id=stored.id)
-    db.session.add(submission)
-    db.session.flush()
-    db.session.add(EvaluationResult(engagement_id=e.id, submission_id=submission.id, score=Decimal(score),
-                                    band_grade=grade, grade=grade, caps=[]))
-    e.state = EngagementState.ACCEPTED
-    db.session.flush()
-    return e
-
-
 def test_build_confirm_with_a_reason_when_departing_and_file_with_the_prefecture(world):
-    low = _accepted_with_result(world, bureau_key="lt", unit="轮台县医疗保障局", score="79.99", grade=Grade.FAIR)
-    good = _accepted_with_result(world, bureau_key="lt", unit="轮台县医疗保障局", score="92", grade=Grade.EXCELLENT)
+    low = factories.accepted_with_result(world, bureau_key="lt", unit="轮台县医疗保障局", score="79.99", grade=Grade.FAIR)
+    good = factories.accepted_with_result(world, bureau_key="lt", unit="轮台县医疗保障局", score="92", grade=Grade.EXCELLENT)
     factories.confirmed_findings(world, low, n=2, staff=world.lt_staff)
     with pytest.raises(PermissionDenied):
         S.build_list(world.lt, 2025, world.bz_staff)  # the prefecture reads, it does not build a county's list
@@ -246,7 +230,7 @@ def test_build_confirm_with_a_reason_when_departing_and_file_with_the_prefecture
 
 
 def test_a_list_with_unconfirmed_rows_is_not_filed(world):
-    _accepted_with_result(world, bureau_key="lt", unit="轮台县医疗保障局")
+    factories.accepted_with_result(world, bureau_key="lt", unit="轮台县医疗保障局")
     S.build_list(world.lt, 2025, world.lt_staff)
     with pytest.raises(ValidationFailed):
         S.file_list(world.lt, 2025, world.lt_admin)
@@ -259,8 +243,8 @@ def test_a_list_with_unconfirmed_rows_is_not_filed(world):
 def test_the_peoples_congress_summary_opens_and_its_totals_are_right(world):
     import docx
 
-    a = _accepted_with_result(world, score="79.99", grade=Grade.FAIR, amount_wan="300")
-    b = _accepted_with_result(world, score="93", grade=Grade.EXCELLENT, amount_wan="200")
+    a = factories.accepted_with_result(world, score="79.99", grade=Grade.FAIR, amount_wan="300")
+    b = factories.accepted_with_result(world, score="93", grade=Grade.EXCELLENT, amount_wan="200")
     rows = factories.confirmed_findings(world, a, n=3)
     rows[0].status = FindingStatus.CLOSED
     db.session.flush()

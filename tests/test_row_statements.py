@@ -84,9 +84,8 @@ def test_an_experts_reviews_read_each_panels_engagement_at_once(world, client, l
 
 def test_a_results_list_reads_its_engagements_with_it(world, client, login, auth):
     from evalhub.results import services as results
-    from tests.test_results_services import _accepted_with_result
 
-    _accepted_with_result(world, bureau_key="lt", unit="轮台县医疗保障局")
+    factories.accepted_with_result(world, bureau_key="lt", unit="轮台县医疗保障局")
     results.build_list(world.lt, 2025, world.lt_staff)
     db.session.commit()
     login(world.lt_admin)
@@ -94,7 +93,7 @@ def test_a_results_list_reads_its_engagements_with_it(world, client, login, auth
 
     def add_rows():
         for _ in range(3):
-            added.append(_accepted_with_result(world, bureau_key="lt", unit="轮台县医疗保障局"))
+            added.append(factories.accepted_with_result(world, bureau_key="lt", unit="轮台县医疗保障局"))
         results.build_list(world.lt, 2025, world.lt_staff)
 
     urls = ["/results/application?year=2025", "/api/v1/results/application?year=2025"]
