@@ -191,6 +191,7 @@ def test_a_firm_cannot_backdate_the_end_of_a_recusal_relation_the_bureau_recorde
                                      note="检查发现该机构为巴州统计局代理记账", actor=world.bz_staff)
     db.session.commit()
     e = factories.engagement(world, unit="巴州统计局")
+    db.session.commit()  # the request below shares this session: its refusal rolls back what is not committed
     assert any("代理记账" in r for r in eligibility.exclusion_reasons(world.firm, e, ProcurementMethod.OPEN_TENDER))
     start = relation.start_date.isoformat()
     login(world.firm_user).post(f"/firms/{world.firm.id}/relations/{relation.id}/end", data={"end_date": start})
