@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 from datetime import timedelta
 
 import pytest
@@ -111,6 +112,79 @@ def test_audit_chain_cannot_fork(world):
     with pytest.raises(sa.exc.IntegrityError):
         db.session.commit()
     db.session.rollback()
+
+
+def _actions() -> list[str]:
+    return list(db.session.execute(sa.select(AuditEvent.action).where(AuditEvent.action.startswith("test."))
+                                   .order_by(AuditEvent.id)).scalars())
+
+
+def test_events_go_with_the_savepoint_or_transaction_that_rolled_back(world):
+    """An event records a change: when the change is undone, so is its event (a savepoint rolled back, or the
+    whole transaction); a savepoint released keeps its events, and a transaction reads its own events."""
+    audit.record("test.kept", world.bz, actor=world.bz_admin, summary="保留")
+    with pytest.raises(RuntimeError):
+        with db.session.begin_nested():
+            audit.record("test.undone", world.bz, actor=world.bz_admin, summary="随保存点撤销")
+            raise RuntimeError
+    with db.session.begin_nested():
+        audit.record("test.released", world.bz, actor=world.bz_admin, summary="保存点释放")
+    assert _actions() == ["test.kept", "test.released"]  # its own events, before the commit
+    db.session.commit()
+    audit.record("test.rolled_back", world.bz, actor=world.bz_admin, summary="整个事务撤销")
+    db.session.rollback()
+    audit.record("test.after", world.bz, actor=world.bz_admin, summary="之后")
+    db.session.commit()
+    assert _actions() == ["test.kept", "test.released", "test.after"]
+    assert audit.verify_chain().ok
+
+
+@pytest.mark.skipif(not os.environ.get("EVALHUB_TEST_DATABASE_URL"), reason="concurrency is tested against PostgreSQL")
+def test_a_long_transaction_that_recorded_an_event_holds_up_no_other_audited_commit(app, world):
+    """The chain's lock is taken at the commit, for the append alone. Taken at the first event, a long import (or
+    any slow request) that had recorded one made every audited write of the province wait until it ended — a
+    sign-in, too. Here a transaction records an event and stays open; another records one and commits: it must
+    not wait. The chain stays whole, in the order of the commits."""
+    import threading
+
+    recorded, finish = threading.Event(), threading.Event()
+    bz_id, admin_id = world.bz.id, world.bz_admin.id
+
+    def long_transaction():
+        with app.app_context():
+            from evalhub.core.models import Bureau, User
+
+            audit.record("test.long", db.session.get(Bureau, bz_id), actor=db.session.get(User, admin_id),
+                         summary="长事务")
+            recorded.set()
+            finish.wait(30)
+            db.session.commit()
+            db.session.remove()
+
+    def short_transaction():
+        with app.app_context():
+            from evalhub.core.models import Bureau, User
+
+            audit.record("test.short", db.session.get(Bureau, bz_id), actor=db.session.get(User, admin_id),
+                         summary="短事务")
+            db.session.commit()
+            db.session.remove()
+
+    db.session.commit()
+    long = threading.Thread(target=long_transaction)
+    long.start()
+    assert recorded.wait(10)
+    short = threading.Thread(target=short_transaction)
+    short.start()
+    short.join(5)
+    waited = short.is_alive()
+    finish.set()
+    long.join(30)
+    short.join(30)
+    assert not waited, "the short transaction's commit waited for the long transaction to end"
+    db.session.expire_all()
+    assert _actions() == ["test.short", "test.long"]
+    assert audit.verify_chain().ok
 
 
 def test_cli_audit_verify_passes_then_fails_after_tampering(app, world):

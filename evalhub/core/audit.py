@@ -14,6 +14,8 @@ from enum import Enum
 from typing import Any, Iterator
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.util import find_tables
 
 from evalhub.core.models import AuditEvent, User
 from evalhub.core.timeutil import utcnow
@@ -66,51 +68,133 @@ def event_digest(event: AuditEvent) -> str:
                    event.object_type, event.object_id, event.bureau_id, event.summary, event.payload or {})
 
 
-def lock_chain() -> None:
+def lock_chain(session: Session | None = None) -> None:
     """Serialise with every other writer of the chain until this transaction ends (PostgreSQL; SQLite
     serialises writers anyway). Appends take it; so does a checkpoint reading the head."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+    session = session or db.session()
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+
+
+# Events recorded in a transaction wait in the session (with the savepoint they were recorded in) and join the chain
+# just before the outermost commit: the chain's lock is then held for the few statements of the append, not for
+# the whole transaction. Taken at the first event, it made every audited write in the province (a sign-in, too)
+# wait behind a long import or a slow request that had recorded anything.
+_PENDING = "audit_pending"
+_HELD = "audit_chain_held"  # set once this transaction holds the chain: later events are appended at once
 
 
 def record(action: str, obj: Any | None = None, *, summary: str, actor: User | None = None,
            bureau_id: int | None = None, payload: dict | None = None,
            object_type: str | None = None, object_id: int | None = None) -> AuditEvent:
-    """Append one event in the caller's transaction. ``obj`` gives type, id and bureau if it has them."""
-    # The chain's lock before the caller's pending changes are flushed: a request that has changed a row waits
-    # for the chain without holding that row's lock, so it never deadlocks with a chain holder about to update the
-    # same row (the last review deciding a panel while an officer records the engagement's spending).
-    with db.session.no_autoflush:
-        lock_chain()
+    """Record one event in the caller's transaction: it joins the chain when that transaction commits (and goes
+    with it, or with its savepoint, on a rollback). ``obj`` gives type, id and bureau if it has them."""
+    session = db.session()
     if obj is not None:
-        db.session.flush()  # the object needs its id
+        session.flush()  # the object needs its id
         object_type = object_type or obj.__tablename__
         object_id = object_id if object_id is not None else obj.id
         if bureau_id is None:
             bureau_id = getattr(obj, "bureau_id", None)
-    prev = db.session.execute(
-        sa.select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
-    ).scalar_one_or_none() or GENESIS_HASH
-    occurred_at = utcnow()
-    clean_payload = _jsonable(payload or {})
-    actor_name = actor.username if actor is not None else "system"
     event = AuditEvent(
-        occurred_at=occurred_at,
+        occurred_at=utcnow(),
         actor_id=actor.id if actor is not None else None,
-        actor_name=actor_name,
+        actor_name=actor.username if actor is not None else "system",
         action=action,
         object_type=object_type or "system",
         object_id=object_id,
         bureau_id=bureau_id,
         summary=summary[:300],
-        payload=clean_payload,
-        prev_hash=prev,
+        payload=_jsonable(payload or {}),
     )
-    event.hash = _digest(prev, occurred_at, event.actor_id, actor_name, action, event.object_type,
-                         object_id, bureau_id, event.summary, clean_payload)
-    db.session.add(event)
-    db.session.flush()
+    if session.info.get(_HELD):  # recorded while this transaction commits (after the append below)
+        _append(session, [event])
+        return event
+    session.connection()  # the transaction begun, to know which one the event belongs to
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_PENDING, []).append((transaction, event))
     return event
+
+
+def _append(session, events: list[AuditEvent]) -> None:
+    """Link ``events`` to the head of the chain, in order; the caller holds the chain's lock. The chain's order is
+    the ids' order: on PostgreSQL the ids are taken from the sequence at once, in order, and the events written in
+    one statement (a long import's thousands, while the lock is held); elsewhere one flush an event."""
+    prev = session.execute(
+        sa.select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+    ).scalar_one_or_none() or GENESIS_HASH
+    for event in events:
+        event.prev_hash = prev
+        event.hash = prev = event_digest(event)
+    if len(events) > 1 and session.get_bind().dialect.name == "postgresql":
+        # Only appenders take these ids, and they hold the lock: no other transaction's id falls between them.
+        ids = sorted(session.execute(sa.text(
+            "SELECT nextval(pg_get_serial_sequence('audit_event', 'id')) FROM generate_series(1, :n)"),
+            {"n": len(events)}).scalars())
+        for event, id_ in zip(events, ids):
+            event.id = id_
+        session.add_all(events)
+        session.flush()
+        return
+    for event in events:
+        session.add(event)
+        session.flush()
+
+
+def _join_chain(session: Session) -> None:
+    """Take the chain and append this transaction's waiting events; from now on its events are appended at once."""
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    # The transaction's own rows first, without the chain: the lock's holder then writes only the chain (and the
+    # commit hooks after this one), never waiting for a row another writer holds while that writer waits for the
+    # chain.
+    session.flush()
+    with session.no_autoflush:
+        lock_chain(session)
+        session.info[_HELD] = True
+        _append(session, [event for _transaction, event in pending])
+
+
+# First among the commit hooks, so that every process takes the chain's lock at the same point of its commit:
+# what the later hooks write (the summary counts) is written only under the chain's lock, so two commits never
+# wait for each other's rows in opposite orders.
+@sa.event.listens_for(Session, "before_commit", insert=True)
+def _append_pending(session: Session) -> None:
+    if not session.in_nested_transaction():
+        _join_chain(session)
+
+
+@sa.event.listens_for(Session, "do_orm_execute")
+def _read_own_events(state) -> None:
+    """A transaction that reads the log after recording sees its own events, as it sees its other rows: they join
+    the chain before the read (rare outside tests: requests record, then redirect)."""
+    if state.is_select and state.session.info.get(_PENDING) and AuditEvent.__table__ in find_tables(state.statement):
+        _join_chain(state.session)
+
+
+@sa.event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back(session, previous_transaction) -> None:
+    """The events recorded in a transaction or savepoint that was rolled back (or in one nested inside it) go."""
+    pending = session.info.get(_PENDING)
+    if not pending:
+        return
+
+    def inside(transaction) -> bool:
+        while transaction is not None:
+            if transaction is previous_transaction:
+                return True
+            transaction = transaction.parent
+        return False
+
+    session.info[_PENDING] = [(t, e) for t, e in pending if not inside(t)]
+
+
+@sa.event.listens_for(Session, "after_transaction_end")
+def _forget(session, transaction) -> None:
+    if transaction.parent is None:  # the outermost transaction ended: committed, rolled back or closed
+        session.info.pop(_PENDING, None)
+        session.info.pop(_HELD, None)
 
 
 @dataclass

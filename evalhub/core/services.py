@@ -74,8 +74,8 @@ def _refused(user_id: int, now: datetime, attempt: int, error: str, *, address: 
              what: str = "", doing: str | None = None) -> LoginResult:
     """A counted attempt failed (a wrong password or second-factor code): ``user.login_failed`` in the audit log
     and, the last attempt allowed, the account locked for the configured minutes (``user.locked``; the count
-    starts again). Committed here: the request answers 4xx, and the event must stay. The chain's lock is taken
-    first, in a transaction of its own after the hash was checked, and held only for these two writes; attempts
+    starts again). Committed here: the request answers 4xx, and the event must stay. The events join the chain
+    in a transaction of its own after the hash was checked (the chain's lock held only for their append); attempts
     beyond the lock and from an address over its limit are refused before it and write nothing, so a flood of
     guesses adds at most ``LOGIN_MAX_FAILURES`` events per account per lock. ``what`` says what was wrong.
 
