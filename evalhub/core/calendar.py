@@ -5,7 +5,7 @@ bureau's own corrections inherited down the bureau tree. Legal periods count wor
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Callable, Iterable, NamedTuple, Optional
 
@@ -400,6 +400,11 @@ def correct(bureau: Bureau, day: date, workday: bool, note: str, *, actor: User 
     deadline the change affects in its tree (the registered hooks), record one audit event listing what moved and
     tell each bureau and party whose deadline moved (the notification matrix)."""
     today = today or beijing_today()
+    # The audit chain's lock first (as audit.record would take it): the recount writes rows of many kinds (a
+    # challenge, a rating…) before its one event, and must not hold them while waiting for the chain behind a
+    # writer (an answer being recorded) that waits for one of them.
+    with db.session.no_autoflush:
+        audit.lock_chain()
     tree = list(db.session.execute(sa.select(Bureau).where(Bureau.path.startswith(bureau.path, autoescape=True))
                                    .order_by(Bureau.path)).scalars())
     bureau_tree.hold_chains(tree)  # the walks up for every bureau below, in one statement
