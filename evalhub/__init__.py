@@ -110,7 +110,8 @@ def _import_models() -> None:
     import evalhub.core.models  # noqa: F401
     import evalhub.core.anchoring  # noqa: F401  (registers the daily audit checkpoint)
     for domain in DOMAINS:
-        for module in ("models", "permissions", "services", "imports"):
+        # deadlines: a domain's recount of its stored deadlines when a calendar is corrected (core.calendar.on_change)
+        for module in ("models", "permissions", "services", "imports", "deadlines"):
             try:
                 importlib.import_module(f"evalhub.{domain}.{module}")
             except ModuleNotFoundError as exc:

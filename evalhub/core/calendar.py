@@ -5,19 +5,21 @@ bureau's own corrections inherited down the bureau tree. Legal periods count wor
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Iterable
+from typing import Any, Callable, Iterable, NamedTuple, Optional
 
 import sqlalchemy as sa
 
-from evalhub.core import bureau_tree
-from evalhub.core.models import Bureau, CalendarDay
+from evalhub.core import audit, bureau_tree, notifications
+from evalhub.core.models import Bureau, CalendarDay, User
 from evalhub.core.timeutil import beijing_date, beijing_day_start, beijing_today
 from evalhub.extensions import db
 
 __all__ = ["is_workday", "add_working_days", "add_working_days_each", "working_days_between", "roll_to_workday",
            "add_days", "days_deadline", "last_workday_before", "last_workday_before_each", "ensure_national_calendar",
-           "is_provisional", "NATIONAL_CALENDAR"]
+           "is_provisional", "NATIONAL_CALENDAR", "on_change", "correct", "Correction", "CalendarChange", "Period",
+           "Moved", "recompute"]
 
 
 def _calendar(bureau: Bureau, start: date, end: date) -> dict[date, bool]:
@@ -249,3 +251,205 @@ def ensure_national_calendar(through_year: int | None = None) -> int:
                 added += 1
     db.session.flush()
     return added
+
+
+# === corrections: stored deadlines follow them ========================================================
+#
+# Many deadlines are computed from this calendar once and stored (a challenge period, the answer owed to an
+# objection, a contract's announcement…). A bureau that corrects its calendar afterwards (the State Council's next
+# year arrives in November; a county enters a local holiday late) would leave them counted on the wrong calendar.
+# ``correct`` writes the correction and asks every registered hook (``on_change``: the domains above, which own
+# the deadlines) to recompute what is still open and affected, in the correcting bureau and every bureau below
+# that inherits the day. The rule of each period is ``recompute``'s, the same for every kind:
+#
+# - a period GRANTED to someone else (a supplier's challenge period, a firm's objection period, an evaluated
+#   unit's fact-confirmation period) is never shortened once announced — it may only lengthen: they relied on the
+#   date announced, and the law sets a minimum;
+# - a DUTY of the bureau itself (answering a challenge or an objection, announcing or signing a contract) follows
+#   the corrected calendar both ways, because the law fixes it — but never to before today (a duty cannot have
+#   been done yesterday because of a correction made today);
+# - a period already ended (or whose awaited act has happened) is history and never changes.
+
+
+@dataclass(frozen=True)
+class CalendarChange:
+    """One correction as the hooks see it: ``bureaus`` are those whose working day ``day`` actually changed (the
+    correcting bureau and those below without a row of their own for the day), now ``is_workday``."""
+
+    day: date
+    is_workday: bool
+    bureaus: dict[int, Bureau]
+    today: date
+
+
+@dataclass
+class Period:
+    """A stored deadline to recompute: ``end`` stored, counted from ``start`` for ``days`` (working days, or
+    calendar days rolled to a working day when ``calendar_days``). ``days`` None: stored before evalhub kept the
+    count — derived from ``start`` and ``end`` on the calendar as it stood before the change, which is the calendar
+    it was computed on. ``key`` is the hook's own (the row)."""
+
+    key: Any
+    bureau: Bureau
+    start: date
+    days: Optional[int]
+    end: date
+    granted: bool
+    calendar_days: bool = False
+
+
+class Moved(NamedTuple):
+    """A stored deadline that moved: for the audit event, the bureau's notice and the parties'."""
+
+    kind: str  # e.g. "procurement.challenge_until"
+    row_id: int
+    bureau_id: int  # the bureau whose deadline it is (its calendar)
+    what: str  # 质疑期 / 质疑答复期限 …
+    subject: str  # the project or rating named
+    old: date
+    new: date
+    link: str
+    firm_ids: tuple[int, ...] = ()  # firms told (each once, with all its deadlines that moved)
+    users: tuple[User, ...] = ()  # people named (an evaluated unit's users)
+
+
+_HOOKS: list[Callable[[CalendarChange], list[Moved]]] = []
+
+
+def on_change(fn: Callable[[CalendarChange], list[Moved]]) -> Callable[[CalendarChange], list[Moved]]:
+    """Register a domain's recomputation of its stored deadlines (called by ``correct``): it reads its open rows
+    whose period the change affects, writes the new dates (``recompute``) and returns what moved."""
+    _HOOKS.append(fn)
+    return fn
+
+
+def _ends(periods: list[Period]) -> dict[int, date]:
+    """The end of each period (by index) on the calendar now, from one read of the table for every bureau."""
+    if not periods:
+        return {}
+    bureaus = {p.bureau.id: p.bureau for p in periods}
+    first = min(p.start for p in periods)
+    last = max(p.start + timedelta(days=p.days * 3 + 60) for p in periods)
+    calendars = _calendars(bureaus.values(), first, last)
+    out: dict[int, date] = {}
+    for i, p in enumerate(periods):
+        exceptions = calendars[p.bureau.id]
+        if p.calendar_days:
+            day = p.start + timedelta(days=p.days)
+            while not exceptions.get(day, day.weekday() < 5) and day < last:
+                day += timedelta(days=1)
+            # a closure longer than the span read: the one-by-one rule (rare; a mistake more likely than a holiday)
+            out[i] = day if day < last else add_days(p.bureau, p.start, p.days)
+        else:
+            day, left = p.start, p.days
+            while left > 0:
+                day += timedelta(days=1)
+                if exceptions.get(day, day.weekday() < 5):
+                    left -= 1
+            out[i] = day
+    return out
+
+
+def _derive_days(change: CalendarChange, periods: list[Period]) -> None:
+    """``days`` of the working-day periods stored without it: the working days from start to the stored end on the
+    calendar before the change — the one now, less the changed day where it falls inside (start, end]."""
+    missing = [p for p in periods if p.days is None]
+    if not missing:
+        return
+    bureaus = {p.bureau.id: p.bureau for p in missing}
+    calendars = _calendars(bureaus.values(), min(p.start for p in missing), max(p.end for p in missing))
+    for p in missing:
+        exceptions, day, count = calendars[p.bureau.id], p.start, 0
+        while day < p.end:
+            day += timedelta(days=1)
+            if exceptions.get(day, day.weekday() < 5):
+                count += 1
+        if p.start < change.day <= p.end:
+            count += -1 if change.is_workday else 1
+        p.days = max(count, 1)
+
+
+def recompute(change: CalendarChange, periods: Iterable[Period]) -> list[tuple[Period, date]]:
+    """The new end of each period the change affects, by the rule above: [(period, new end)] for those that move.
+    ``days`` derived here (None before) is left on the period for the hook to store. A handful of statements
+    whatever the number of periods: the calendar is read once for them all."""
+    periods = [p for p in periods if p.bureau.id in change.bureaus and p.end >= change.today]
+    _derive_days(change, periods)
+    # affected: a working day inside (start, end] counts, a last day on the changed day rolls; a calendar-day
+    # period only by the roll of its last day, from start + days to the stored end
+    periods = [p for p in periods
+               if (p.start + timedelta(days=p.days) <= change.day <= p.end if p.calendar_days
+                   else p.start < change.day <= p.end)]
+    ends = _ends(periods)
+    out = []
+    for i, p in enumerate(periods):
+        new = max(ends[i], p.end) if p.granted else max(ends[i], change.today)
+        if new != p.end:
+            out.append((p, new))
+    return out
+
+
+class Correction(NamedTuple):
+    row: CalendarDay
+    moved: list[Moved]
+
+
+def correct(bureau: Bureau, day: date, workday: bool, note: str, *, actor: User | None = None,
+            today: date | None = None) -> Correction:
+    """The one way a bureau's calendar is corrected: write its row for ``day``, recompute every open stored
+    deadline the change affects in its tree (the registered hooks), record one audit event listing what moved and
+    tell each bureau and party whose deadline moved (the notification matrix)."""
+    today = today or beijing_today()
+    tree = list(db.session.execute(sa.select(Bureau).where(Bureau.path.startswith(bureau.path, autoescape=True))
+                                   .order_by(Bureau.path)).scalars())
+    bureau_tree.hold_chains(tree)  # the walks up for every bureau below, in one statement
+    before = {i: c.get(day, day.weekday() < 5) for i, c in _calendars(tree, day, day).items()}
+    row = db.session.execute(sa.select(CalendarDay).where(CalendarDay.bureau_id == bureau.id,
+                                                          CalendarDay.day == day)).scalar_one_or_none()
+    if row is None:
+        row = CalendarDay(bureau_id=bureau.id, day=day, is_workday=workday, note=note)
+        db.session.add(row)
+    row.is_workday, row.note = workday, note
+    db.session.flush()
+    after = {i: c.get(day, day.weekday() < 5) for i, c in _calendars(tree, day, day).items()}
+    changed = {b.id: b for b in tree if before[b.id] != after[b.id]}
+    moved: list[Moved] = []
+    if changed:
+        change = CalendarChange(day=day, is_workday=workday, bureaus=changed, today=today)
+        for hook in _HOOKS:
+            moved.extend(hook(change))
+    kind = "工作日" if workday else "休息日"
+    audit.record("calendar.changed", bureau, actor=actor, bureau_id=bureau.id,
+                 summary=f"{bureau.short_name}工作日历：{day:%Y-%m-%d} 设为{kind}（{note}）"
+                         + (f"，{len(moved)} 项未届满期限随之调整" if moved else ""),
+                 payload={"day": day, "is_workday": workday, "note": note, "bureaus": sorted(changed),
+                          "moved": [{"kind": m.kind, "id": m.row_id, "bureau_id": m.bureau_id, "old": m.old,
+                                     "new": m.new} for m in moved]})
+    _tell(bureau, day, kind, note, moved)
+    return Correction(row, moved)
+
+
+def _lines(moved: Iterable[Moved]) -> str:
+    return "\n".join(f"{m.subject}：{m.what}由 {m.old:%Y-%m-%d} 调整为 {m.new:%Y-%m-%d}" for m in moved)
+
+
+def _tell(bureau: Bureau, day: date, kind: str, note: str, moved: list[Moved]) -> None:
+    """One message per bureau whose deadlines moved, per firm, per set of people named: each lists its own."""
+    cause = f"{bureau.short_name}将 {day:%Y-%m-%d} 调整为{kind}（{note}）"
+    groups: dict[tuple[str, Any], list[Moved]] = {}
+    for m in moved:
+        groups.setdefault(("bureau", m.bureau_id), []).append(m)
+        for firm_id in m.firm_ids:
+            groups.setdefault(("firm", firm_id), []).append(m)
+        if m.users:
+            groups.setdefault(("users", tuple(sorted(u.id for u in m.users))), []).append(m)
+    people = {u.id: u for m in moved for u in m.users}
+    for (audience, key), listed in groups.items():
+        fields = {"cause": cause, "count": len(listed), "items": _lines(listed)}
+        link = listed[0].link if len(listed) == 1 else None
+        if audience == "bureau":
+            notifications.emit("deadlines_moved_bureau", link=link or "/credit/calendar", bureau_id=key, **fields)
+        elif audience == "firm":
+            notifications.emit("deadlines_moved_firm", link=link, firm_id=key, **fields)
+        else:
+            notifications.emit("deadlines_moved_named", link=link, users=[people[i] for i in key], **fields)

@@ -129,6 +129,14 @@ MATRIX: dict[str, Event] = {e.key: e for e in [
           "《{name}》自评报告经专家评审得分 {score}，低于 {pass_mark} 分，请按意见整改后于 {due} 前重新提交。{letter}"),
     Event("materials_requested", "评价资料清单", (NAMED,), "{reference} 第三方机构请贵单位提供资料",
           "{firm} 为 {name} 的评价列出资料 {count} 项，最早 {due} 前提供，请登录系统上传。"),
+    # the working-day calendar corrected (core/calendar.py ``correct``): each stored deadline still open that the
+    # correction moves, told to the bureau whose it is and to the party it is granted to or owed to
+    Event("deadlines_moved_bureau", "工作日历调整，期限随之调整（财政局）", (BUREAU,), "工作日历调整：{count} 项期限已重新计算",
+          "因{cause}，本局以下未届满的期限已按调整后的工作日历重新计算：\n{items}"),
+    Event("deadlines_moved_firm", "工作日历调整，期限随之调整（机构）", (FIRM,), "工作日历调整：{count} 项期限已重新计算",
+          "因{cause}，与贵机构有关的以下期限已按调整后的工作日历重新计算（已告知的期间不会缩短）：\n{items}"),
+    Event("deadlines_moved_named", "工作日历调整，期限随之调整（被评价单位）", (NAMED,), "工作日历调整：{count} 项期限已重新计算",
+          "因{cause}，贵单位的以下期限已按调整后的工作日历重新计算（已告知的期间不会缩短）：\n{items}"),
     # credit
     Event("rating_publicised", "信用评价公示", (FIRM,), "{year} 年度信用评价结果公示", "{detail}"),
     Event("objection_answered", "异议已答复", (FIRM,), "{year} 年度信用评价异议答复", "{outcome}。{answer}"),

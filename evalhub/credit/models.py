@@ -67,6 +67,11 @@ class CreditRating(InBureau, OfFirm, db.Model):
     computed_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
     published_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     objection_deadline: Mapped[Optional[date]] = mapped_column(sa.Date)
+    # the period announced: ``objection_deadline`` is ``objection_workdays`` working days after ``objection_from``
+    # (a republication that keeps a longer window keeps its count too), so that a calendar correction recounts it;
+    # NULL: published before they were kept
+    objection_from: Mapped[Optional[date]] = mapped_column(sa.Date)
+    objection_workdays: Mapped[Optional[int]] = mapped_column()
     finalised_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     # The library suspension this rating's intentional violation imposed (once: a later reinstatement by the
     # library's bureau is a decision of its own, not undone by the next recompute).
@@ -132,6 +137,7 @@ class CreditObjection(db.Model):
     submitted_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
     submitted_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
     answer_due: Mapped[date] = mapped_column(sa.Date)
+    answer_workdays: Mapped[Optional[int]] = mapped_column()  # counted from submitted_at's Beijing date; NULL: before it was kept
     decision: Mapped[Optional[ObjectionDecision]] = mapped_column(enum_column(ObjectionDecision))
     answer: Mapped[Optional[str]] = mapped_column(sa.Text)
     answered_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
-from evalhub.core import audit, bureau_tree, concurrency, files, permissions
+from evalhub.core import audit, bureau_tree, calendar, concurrency, files, permissions
 from evalhub.core.batches import batches
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
@@ -20,7 +20,7 @@ from evalhub.core.notifications import emit
 from evalhub.core.calendar import (  # noqa: F401 — the calendar is core's; credit keeps its names
     NATIONAL_CALENDAR, add_working_days, ensure_national_calendar, is_provisional, is_workday, working_days_between,
 )
-from evalhub.core.models import Bureau, CalendarDay, User
+from evalhub.core.models import Bureau, User
 from evalhub.core.settings import get_setting
 from evalhub.core.summaries import KeptCount
 from evalhub.core.timeutil import beijing_date, beijing_today, beijing_year_start, utcnow, years_before
@@ -45,19 +45,17 @@ def _q(value: Decimal) -> Decimal:
 
 # === working-day calendar (the calendar itself is core's; a bureau edits its own days here) =======================
 
-def set_calendar_day(bureau: Bureau, day: date, is_workday_: bool, note: str, actor: User) -> CalendarDay:
+def set_calendar_day(bureau: Bureau, day: date, is_workday_: bool, note: str, actor: User) -> calendar.Correction:
+    """A bureau corrects its own calendar (a local holiday, a make-up day). The correction itself — the row, the
+    open stored deadlines it moves in this bureau's tree, the audit event and the notices — is core's
+    (``core.calendar.correct``), so that it holds however the calendar is corrected; here: who may, and the note."""
     permissions.require(actor, "credit.manage", bureau)
-    if not (note or "").strip():
+    note = (note or "").strip()
+    if not note:
         raise ValidationFailed("请注明节假日或调休名称。", {"note": "必填"})
-    row = db.session.execute(sa.select(CalendarDay).where(CalendarDay.bureau_id == bureau.id,
-                                                          CalendarDay.day == day)).scalar_one_or_none()
-    if row is None:
-        row = CalendarDay(bureau_id=bureau.id, day=day, is_workday=is_workday_, note=note.strip())
-        db.session.add(row)
-    row.is_workday, row.note = is_workday_, note.strip()
-    audit.record("calendar.changed", bureau, actor=actor, bureau_id=bureau.id,
-                 summary=f"{bureau.short_name}工作日历：{day:%Y-%m-%d} 设为{'工作日' if is_workday_ else '休息日'}（{note.strip()}）")
-    return row
+    if len(note) > 100:
+        raise ValidationFailed("说明不能超过 100 个字符。", {"note": "说明不能超过 100 个字符"})
+    return calendar.correct(bureau, day, is_workday_, note, actor=actor)
 
 
 
@@ -568,9 +566,12 @@ def _republish(rating: CreditRating, before: tuple, *, today: date | None = None
     """A published rating changed: publish it again with a new objection window, and tell the firm."""
     bureau = rating.bureau
     today = today or beijing_today()
-    deadline = add_working_days(bureau, today, get_setting(bureau, "credit.republish_days"))
+    days = int(get_setting(bureau, "credit.republish_days"))
+    deadline = add_working_days(bureau, today, days)
     if rating.objection_deadline is not None and rating.objection_deadline > deadline:
-        deadline = rating.objection_deadline  # a window already announced is never shortened
+        deadline = rating.objection_deadline  # a window already announced is never shortened: its count stays
+    else:
+        rating.objection_from, rating.objection_workdays = today, days
     old_total, old_grade = before[1], before[2]
     rating.published_at = utcnow()
     rating.objection_deadline = deadline
@@ -621,11 +622,13 @@ def publish(bureau: Bureau, year: int, actor: User, *, today: date | None = None
     if not drafts:
         raise Conflict(f"{year} 年度没有待公示的评价结果，请先计算。")
     today = today or beijing_today()
-    deadline = add_working_days(bureau, today, get_setting(bureau, "credit.objection_days"))
+    days = int(get_setting(bureau, "credit.objection_days"))
+    deadline = add_working_days(bureau, today, days)
     for rating in drafts:
         rating.status = RatingStatus.PUBLISHED
         rating.published_at = utcnow()
-        rating.objection_deadline = deadline
+        # the start and count kept: a calendar correction recounts the window announced (credit deadlines hook)
+        rating.objection_deadline, rating.objection_from, rating.objection_workdays = deadline, today, days
     audit.record("credit.published", bureau, actor=actor, bureau_id=bureau.id,
                  summary=f"{bureau.short_name}公示 {year} 年度机构信用评价 {len(drafts)} 家，异议截止 {deadline:%Y-%m-%d}")
     for rating in drafts:
@@ -682,9 +685,10 @@ def object_to(rating: CreditRating, actor: User, text: str, evidence: Iterable[t
     if filed is not None:
         return filed
     stored = files.store_evidence(evidence, actor=actor)
+    answer_days = int(get_setting(rating.bureau, "credit.answer_days"))
     objection = CreditObjection(text=text.strip(), evidence_file_ids=[s.id for s in stored], submitted_by_id=actor.id,
                                 component=component, contested=contested or None,
-                                answer_due=add_working_days(rating.bureau, today, get_setting(rating.bureau, "credit.answer_days")))
+                                answer_due=add_working_days(rating.bureau, today, answer_days), answer_workdays=answer_days)
     rating.objections.append(objection)
     db.session.flush()
     what = f"“{labels[component]}”" + (f"（{len(contested)} 条记录）" if contested else "") if component else ""

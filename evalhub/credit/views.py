@@ -40,6 +40,7 @@ from evalhub.core.timeutil import beijing_today, to_beijing
 from evalhub.core.web import form_page, handle_form, load, public, require, scoped, send_stored, wants_export
 from evalhub.credit import services
 from evalhub.credit.forms import AnswerForm, CalendarForm, ExternalRecordForm, ObjectionForm, YearActionForm
+from evalhub.core.calendar import Correction
 from evalhub.core.models import CalendarDay
 from evalhub.credit.models import (
     CreditCorrection,
@@ -429,8 +430,16 @@ def calendar():
         db.session.commit()  # the national holidays are seeded on first use, as the rubrics are
     return handle_form(form, lambda: services.set_calendar_day(bureau, form.day.data, form.kind.data == "workday",
                                                                form.note.data, current_user),
-                       message=lambda row: f"已将 {row.day:%Y-%m-%d} 设为{'工作日' if row.is_workday else '休息日'}（{row.note}）。",
+                       message=_calendar_message,
                        to=url_for(".calendar"), failed=lambda status: _render_calendar(bureau, form, can_manage, status))
+
+
+def _calendar_message(done: Correction) -> str:
+    row, moved = done
+    text = f"已将 {row.day:%Y-%m-%d} 设为{'工作日' if row.is_workday else '休息日'}（{row.note}）"
+    if not moved:
+        return text + "，没有未届满的期限受影响。"
+    return text + f"，{len(moved)} 项未届满的期限已按调整后的日历重新计算，并已通知相关单位和机构。"
 
 
 def _render_calendar(bureau: Bureau, form: CalendarForm, can_manage: bool, status: int):

@@ -555,6 +555,10 @@ class ResultNotice(InBureau, db.Model):
     text: Mapped[str] = mapped_column(sa.Text)
     published_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
     challenge_until: Mapped[date] = mapped_column(sa.Date)  # last day a challenge may be filed (Beijing)
+    # the working days ``challenge_until`` counts from the publication's Beijing date (1 + the bureau's setting then),
+    # kept so that a calendar correction recounts the period announced, not today's setting; NULL: published before
+    # it was kept (derived from the dates when needed: core.calendar.recompute)
+    challenge_workdays: Mapped[Optional[int]] = mapped_column()
     contract_ready_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)  # told once
     revoked_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     revoked_reason: Mapped[Optional[str]] = mapped_column(sa.String(500))
@@ -582,6 +586,7 @@ class Challenge(OfFirm, db.Model):
     filed_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
     filed_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
     answer_due: Mapped[date] = mapped_column(sa.Date)
+    answer_workdays: Mapped[Optional[int]] = mapped_column()  # counted from filed_at's Beijing date (as challenge_workdays)
     status: Mapped[ChallengeStatus] = mapped_column(enum_column(ChallengeStatus), default=ChallengeStatus.OPEN)
     answer: Mapped[Optional[str]] = mapped_column(sa.Text)
     remedy: Mapped[Optional[ChallengeRemedy]] = mapped_column(enum_column(ChallengeRemedy))

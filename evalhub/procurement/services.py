@@ -1537,8 +1537,10 @@ def _publish_result_notice(procurement: Procurement, award: Award, actor: User) 
     today = beijing_today()
     # The challenge period counts from the day the notice period ends (政府采购法实施条例 第五十三条(三)), one
     # working day after publication (财政部令第87号 第六十九条), so it ends 1 + N working days after publication.
-    challenge_until = add_working_days(bureau, today, NOTICE_WORKDAYS + int(get_setting(bureau, "procurement.challenge_days")))
-    notice = ResultNotice(procurement_id=procurement.id, bureau_id=procurement.bureau_id, award_id=award.id,
+    workdays = NOTICE_WORKDAYS + int(get_setting(bureau, "procurement.challenge_days"))
+    challenge_until = add_working_days(bureau, today, workdays)
+    notice = ResultNotice(challenge_workdays=workdays,  # kept: a calendar correction recounts this period (deadlines.py)
+                          procurement_id=procurement.id, bureau_id=procurement.bureau_id, award_id=award.id,
                           firm_id=award.firm_id, supplier_name=award.firm.name, supplier_uscc=award.firm.uscc,
                           amount=award.amount, text=award.notice, published_at=utcnow(), challenge_until=challenge_until)
     procurement.notices.append(notice)
@@ -1623,9 +1625,10 @@ def file_challenge(procurement: Procurement, actor: User, grounds: str,
         raise Conflict("贵机构已对本结果公告提出质疑，请一次性提出全部质疑事项并等待答复。")
     stored = files.store_evidence(evidence, actor=actor)  # every file chosen is checked, none dropped
     bureau = procurement.bureau
+    answer_days = int(get_setting(bureau, "procurement.challenge_answer_days"))
     challenge = Challenge(procurement_id=procurement.id, notice_id=notice.id, firm_id=firm.id, grounds=grounds,
                           filed_by_id=actor.id, filed_at=utcnow(), status=ChallengeStatus.OPEN,
-                          answer_due=add_working_days(bureau, today, int(get_setting(bureau, "procurement.challenge_answer_days"))),
+                          answer_due=add_working_days(bureau, today, answer_days), answer_workdays=answer_days,
                           evidence=[ChallengeEvidence(file_id=f.id) for f in stored])
     db.session.add(challenge)
     db.session.flush()

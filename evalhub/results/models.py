@@ -209,6 +209,7 @@ class FactConfirmation(OfEngagement, Created, db.Model):
     draft_file_id: Mapped[int] = mapped_column(sa.ForeignKey("stored_file.id"))
     sent_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
     due_on: Mapped[date] = mapped_column(sa.Date)
+    due_workdays: Mapped[Optional[int]] = mapped_column()  # counted from created_at's Beijing date; NULL: before it was kept
     agreed: Mapped[Optional[bool]] = mapped_column()
     unit_text: Mapped[Optional[str]] = mapped_column(sa.Text)
     answered_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)

@@ -640,8 +640,10 @@ def send_for_confirmation(engagement: Engagement, actor: User, upload: files.Upl
             FactConfirmation.due_on >= today)).first():
         raise Conflict("上一稿的征求意见尚在答复期内，请等待单位答复。")
     stored = files.store(upload.filename, upload.data, allowed=("docx", "pdf"), actor=actor)
-    due = add_working_days(engagement.bureau, today, int(get_setting(engagement.bureau, "results.fact_confirmation_days")))
-    row = FactConfirmation(engagement_id=engagement.id, draft_file_id=stored.id, sent_by_id=actor.id, due_on=due)
+    days = int(get_setting(engagement.bureau, "results.fact_confirmation_days"))
+    due = add_working_days(engagement.bureau, today, days)
+    row = FactConfirmation(engagement_id=engagement.id, draft_file_id=stored.id, sent_by_id=actor.id, due_on=due,
+                           due_workdays=days)
     db.session.add(row)
     db.session.flush()
     audit.record("fact.sent", row, actor=actor, bureau_id=engagement.bureau_id,

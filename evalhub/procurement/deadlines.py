@@ -1,0 +1,123 @@
+"""Procurement's stored deadlines follow a bureau's calendar correction (``core.calendar.on_change``).
+
+Each kind is read in one statement (its open rows in the bureaus whose day changed, whose period reaches the day),
+recounted by ``core.calendar.recompute`` from one read of the calendar for them all, and written back:
+
+- the result notice's challenge period (``ResultNotice.challenge_until``): granted to the suppliers — only lengthens;
+- a challenge's answer (``Challenge.answer_due``): the bureau's duty (财政部令第94号 第十三条, 7 working days) —
+  both ways; the complaint period counts from it when read (``complaint_dates``), so it follows;
+- the contract's announcement (``Contract.notice_due_on``, 2 working days, 实施条例 第五十条): the bureau's duty;
+- the contract's signing (``Engagement.due_on`` while the contract is owed, 30 days rolled to a working day,
+  政府采购法 第四十六条): the bureau's duty. Its period counts calendar days, so only a change on its last days moves it.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import joinedload
+
+from evalhub.core import calendar
+from evalhub.core.calendar import CalendarChange, Moved, Period
+from evalhub.core.timeutil import beijing_date, beijing_day_start
+from evalhub.extensions import db
+from evalhub.procurement import contract_notices, workflow
+from evalhub.procurement.models import (
+    Challenge, ChallengeStatus, Contract, Engagement, Procurement, ResultNotice,
+)
+from evalhub.procurement.services import participant_ids
+
+
+def _subject(engagement: Engagement) -> str:
+    return f"{engagement.reference} {engagement.name}"
+
+
+@calendar.on_change
+def recount(change: CalendarChange) -> list[Moved]:
+    ids = sorted(change.bureaus)
+    reach = max(change.today, change.day)  # still open today, and the changed day inside the period
+    began = beijing_day_start(change.day)  # started (its Beijing date) before the changed day
+    return (_challenge_periods(change, ids, reach, began) + _challenge_answers(change, ids, reach, began)
+            + _contract_notices(change, ids, reach) + _contract_signing(change, ids, reach))
+
+
+def _challenge_periods(change: CalendarChange, ids: list[int], reach, began) -> list[Moved]:
+    notices = db.session.execute(sa.select(ResultNotice).options(
+        joinedload(ResultNotice.procurement).joinedload(Procurement.engagement)).where(
+        ResultNotice.bureau_id.in_(ids), ResultNotice.revoked_at.is_(None), ResultNotice.challenge_until >= reach,
+        ResultNotice.published_at < began)).scalars().all()
+    # granted to the suppliers: never shortened once announced
+    periods = [Period(n, change.bureaus[n.bureau_id], beijing_date(n.published_at), n.challenge_workdays,
+                      n.challenge_until, granted=True) for n in notices]
+    moved = []
+    for period, new in calendar.recompute(change, periods):
+        notice = period.key
+        procurement = notice.procurement
+        moved.append(Moved("procurement.challenge_until", notice.id, notice.bureau_id, "质疑期截止日",
+                           _subject(procurement.engagement), notice.challenge_until, new, f"/procurements/{procurement.id}",
+                           firm_ids=tuple(sorted(participant_ids(procurement) | {notice.firm_id}))))
+        notice.challenge_until = new
+    for period in periods:  # a count derived for a row stored before it was kept is kept now
+        if period.key.challenge_workdays is None and period.days is not None:
+            period.key.challenge_workdays = period.days
+    return moved
+
+
+def _challenge_answers(change: CalendarChange, ids: list[int], reach, began) -> list[Moved]:
+    challenges = db.session.execute(sa.select(Challenge).join(Procurement, Procurement.id == Challenge.procurement_id)
+                                    .options(joinedload(Challenge.procurement).joinedload(Procurement.engagement))
+                                    .where(Procurement.bureau_id.in_(ids), Challenge.status == ChallengeStatus.OPEN,
+                                           Challenge.answer_due >= reach, Challenge.filed_at < began)).scalars().all()
+    # the bureau's duty: follows the corrected calendar both ways
+    periods = [Period(c, change.bureaus[c.procurement.bureau_id], beijing_date(c.filed_at), c.answer_workdays,
+                      c.answer_due, granted=False) for c in challenges]
+    moved = []
+    for period, new in calendar.recompute(change, periods):
+        c = period.key
+        moved.append(Moved("procurement.challenge_answer_due", c.id, c.procurement.bureau_id, "质疑答复期限",
+                           _subject(c.procurement.engagement), c.answer_due, new,
+                           f"/procurements/{c.procurement_id}#challenges", firm_ids=(c.firm_id,)))
+        c.answer_due = new
+    for period in periods:
+        if period.key.answer_workdays is None and period.days is not None:
+            period.key.answer_workdays = period.days
+    return moved
+
+
+def _contract_notices(change: CalendarChange, ids: list[int], reach) -> list[Moved]:
+    contracts = db.session.execute(sa.select(Contract).join(Engagement, Engagement.id == Contract.engagement_id)
+                                   .options(joinedload(Contract.engagement))
+                                   .where(Engagement.bureau_id.in_(ids), Contract.notice_due_on >= reach,
+                                          Contract.signed_on < change.day)).scalars().all()
+    # the bureau's duty, counted by the law's number (not a setting) from the signing date
+    periods = [Period(c, change.bureaus[c.engagement.bureau_id], c.signed_on, contract_notices.NOTICE_WORKDAYS,
+                      c.notice_due_on, granted=False) for c in contracts]
+    moved = []
+    for period, new in calendar.recompute(change, periods):
+        c = period.key
+        moved.append(Moved("procurement.contract_notice_due", c.id, c.engagement.bureau_id, "合同公告发布期限",
+                           _subject(c.engagement), c.notice_due_on, new, f"/engagements/{c.engagement_id}"))
+        c.notice_due_on = new
+    return moved
+
+
+def _contract_signing(change: CalendarChange, ids: list[int], reach) -> list[Moved]:
+    # Only the last days of a 30-day period can move it: its notice published on or before day − 30 (Beijing).
+    latest = beijing_day_start(change.day - timedelta(days=workflow.CONTRACT_DAYS - 1))
+    rows = db.session.execute(
+        sa.select(Engagement, ResultNotice.published_at).join(Procurement, Procurement.engagement_id == Engagement.id)
+        .join(ResultNotice, ResultNotice.procurement_id == Procurement.id)
+        .where(Engagement.bureau_id.in_(ids), Engagement.state.in_(workflow.CONTRACT_PENDING), Engagement.due_on >= reach,
+               ResultNotice.award_id.is_not(None), ResultNotice.revoked_at.is_(None), ResultNotice.published_at < latest)
+        .order_by(Engagement.id, ResultNotice.id)).all()
+    standing = {engagement.id: (engagement, published_at) for engagement, published_at in rows}  # the latest notice
+    # the bureau's duty (政府采购法 第四十六条): both ways
+    periods = [Period(e, change.bureaus[e.bureau_id], beijing_date(at), workflow.CONTRACT_DAYS, e.due_on,
+                      granted=False, calendar_days=True) for e, at in standing.values()]
+    moved = []
+    for period, new in calendar.recompute(change, periods):
+        e = period.key
+        moved.append(Moved("procurement.contract_due", e.id, e.bureau_id, "合同签订期限", _subject(e), e.due_on, new,
+                           f"/engagements/{e.id}", firm_ids=(e.firm_id,) if e.firm_id else ()))
+        e.due_on = new
+    return moved

@@ -1,0 +1,232 @@
+"""A bureau's calendar correction moves the stored deadlines still open (core/calendar.py ``correct``).
+
+Deadlines are counted on the working-day calendar once and stored. When a bureau enters or corrects a holiday or a
+make-up day afterwards (the State Council's next year in November, a county's local holiday entered late), every
+stored deadline still open whose period the day falls in is counted again from its stored start with the number
+of days it was counted with, in the bureau and in every bureau below that inherits the day:
+
+- a period granted to someone else (a supplier's challenge period, a firm's objection period, a unit's
+  fact-confirmation period) only lengthens — never shortened once announced (reliance; the law sets a minimum);
+- a duty of the bureau (answering a challenge or an objection, announcing or signing a contract) follows the
+  corrected calendar both ways;
+- a period already over, or whose awaited act happened, never changes; one audit event per correction lists what
+  moved; the bureau and the parties are told through the notification matrix; the page says how many moved."""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+
+from evalhub.core import files
+from evalhub.core.calendar import add_days, add_working_days, is_workday
+from evalhub.core.models import AuditEvent, Notification
+from evalhub.core.timeutil import beijing_date, beijing_today, simulated_clock, utcnow
+from evalhub.credit import services as C
+from evalhub.credit.models import CreditRating, RatingStatus
+from evalhub.extensions import db
+from evalhub.procurement import services as P
+from tests import factories
+
+
+def _next_workday(bureau, after: date) -> date:
+    day = after + timedelta(days=1)
+    while not is_workday(bureau, day):
+        day += timedelta(days=1)
+    return day
+
+
+def _inbox(user) -> list[Notification]:
+    return list(db.session.execute(sa.select(Notification).where(Notification.user_id == user.id)
+                                   .order_by(Notification.id)).scalars())
+
+
+def _last_calendar_event() -> AuditEvent:
+    return db.session.execute(sa.select(AuditEvent).where(AuditEvent.action == "calendar.changed")
+                              .order_by(AuditEvent.id.desc()).limit(1)).scalar_one()
+
+
+def _at(day: date) -> datetime:
+    """10:00 Beijing on ``day`` (naive UTC), for ``simulated_clock``."""
+    return datetime(day.year, day.month, day.day, 2, 0)
+
+
+# --- procurement: the challenge period (granted) and the challenge's answer (the bureau's duty) ----------------
+
+def test_a_late_holiday_lengthens_the_challenge_period_and_moves_the_answer_due_both_ways(world):
+    """政府采购法 第五十二条 / 实施条例 第五十三条: the suppliers' challenge period counts working days; 财政部令第94号
+    第十三条: the bureau answers within 7 working days. A holiday entered after both were stored moves both; taken
+    back, the bureau's answer returns to its day, the suppliers' period stays as announced."""
+    from tests.test_procurement_law import EVIDENCE, _awarded
+
+    p, bidders = _awarded(world)
+    challenger = bidders["乙"][1]
+    challenge = P.file_challenge(p, challenger, "技术分计算有误，请求重新评审。", EVIDENCE)
+    db.session.commit()
+    notice = p.notice
+    until, answer_due = notice.challenge_until, challenge.answer_due
+    day = _next_workday(world.bz, beijing_today())  # inside both periods
+
+    done = C.set_calendar_day(world.bz, day, False, "地方节假日", world.bz_admin)
+    db.session.commit()
+    start = beijing_date(notice.published_at)
+    assert notice.challenge_until == add_working_days(world.bz, start, notice.challenge_workdays) > until
+    assert challenge.answer_due == add_working_days(world.bz, beijing_date(challenge.filed_at), 7) > answer_due
+    assert {m.kind for m in done.moved} == {"procurement.challenge_until", "procurement.challenge_answer_due"}
+    event = _last_calendar_event()  # one event for the correction, listing what moved
+    assert {(m["kind"], m["id"]) for m in event.payload["moved"]} == {
+        ("procurement.challenge_until", notice.id), ("procurement.challenge_answer_due", challenge.id)}
+    assert any("质疑答复期限" in n.body and f"{challenge.answer_due:%Y-%m-%d}" in n.body for n in _inbox(challenger))
+    assert any("质疑期截止日" in n.body for n in _inbox(bidders["丙"][1]))  # every supplier that may challenge
+    assert any(n.title.startswith("工作日历调整") and "质疑答复期限" in n.body for n in _inbox(world.bz_staff))
+
+    lengthened = notice.challenge_until
+    done = C.set_calendar_day(world.bz, day, True, "更正：照常上班", world.bz_admin)
+    db.session.commit()
+    assert challenge.answer_due == answer_due  # the bureau's duty follows the calendar back
+    assert notice.challenge_until == lengthened  # the period announced to the suppliers is never shortened
+    assert [m.kind for m in done.moved] == ["procurement.challenge_answer_due"]
+
+
+def test_an_answered_challenge_and_a_revoked_or_ended_period_never_change(world):
+    """What has happened, or is over, is history: an answered challenge's due date stays as it was."""
+    from tests.test_procurement_law import EVIDENCE, _awarded
+
+    p, bidders = _awarded(world)
+    challenge = P.file_challenge(p, bidders["乙"][1], "技术分计算有误，请求重新评审。", EVIDENCE)
+    P.answer_challenge(challenge, world.bz_staff, "dismissed", "经核查，技术分计算无误，质疑不成立。")
+    p.notice.challenge_until = beijing_today() - timedelta(days=1)  # the period over
+    db.session.commit()
+    answer_due, until = challenge.answer_due, p.notice.challenge_until
+    done = C.set_calendar_day(world.bz, _next_workday(world.bz, beijing_today()), False, "地方节假日", world.bz_admin)
+    db.session.commit()
+    assert (challenge.answer_due, p.notice.challenge_until, done.moved) == (answer_due, until, [])
+
+
+# --- procurement: the contract's announcement and signing (the bureau's duties) ------------------------------
+
+def test_the_contract_announcement_and_signing_follow_the_corrected_calendar_both_ways(world):
+    """实施条例 第五十条: announce within 2 working days of the signing; 政府采购法 第四十六条: sign within 30 days of
+    the notice, a last day on a holiday moved to the next working day. Both are the bureau's own duties."""
+    from tests.test_contract_notice import _signed
+
+    today = date(2025, 11, 3)  # a Monday; no national holiday near
+    with simulated_clock(_at(today)):
+        signed = _signed(world, today)
+        assert signed.contract.notice_due_on == date(2025, 11, 5)
+        waiting = factories.engagement(world)
+        factories.single_source(world, waiting)  # its notice out today: the contract due in 30 days
+        db.session.commit()
+        assert waiting.due_on == date(2025, 12, 3) == add_days(world.bz, today, 30)
+
+        done = C.set_calendar_day(world.bz, date(2025, 11, 4), False, "地方节假日", world.bz_admin)
+        assert signed.contract.notice_due_on == date(2025, 11, 6)
+        # the other's challenge period (published today) runs over the day too; its 30 days do not reach it
+        assert sorted(m.kind for m in done.moved) == ["procurement.challenge_until", "procurement.contract_notice_due"]
+        C.set_calendar_day(world.bz, date(2025, 11, 4), True, "更正：照常上班", world.bz_admin)
+        assert signed.contract.notice_due_on == date(2025, 11, 5)  # back: the law fixes it
+
+        C.set_calendar_day(world.bz, date(2025, 12, 3), False, "地方节假日", world.bz_admin)
+        assert waiting.due_on == date(2025, 12, 4)
+        C.set_calendar_day(world.bz, date(2025, 12, 3), True, "更正：照常上班", world.bz_admin)
+        assert waiting.due_on == date(2025, 12, 3)
+        db.session.commit()
+
+
+# --- credit: the objection period down the tree; closed and stored-before rows ------------------------------
+
+def _rating(world, bureau, *, year=2025, days=10, start=None, kept=True, status=RatingStatus.PUBLISHED):
+    start = start or beijing_today()
+    rating = CreditRating(bureau_id=bureau.id, firm_id=world.firm.id, year=year, status=status,
+                          published_at=utcnow() - (beijing_today() - start), computed_at=utcnow(),
+                          objection_deadline=add_working_days(bureau, start, days),
+                          objection_from=start if kept else None, objection_workdays=days if kept else None)
+    db.session.add(rating)
+    db.session.flush()
+    return rating
+
+
+def test_a_prefecture_holiday_moves_the_objection_periods_of_the_counties_that_inherit_it(world):
+    """A prefecture's correction applies to its counties unless they have their own row for the day: the objection
+    periods (working days) of the prefecture and of a county without its own row lengthen; a county that keeps the
+    day as its own, another prefecture, a period already over, a final rating do not change. A rating published
+    before the count was kept derives it from its dates and keeps it."""
+    day = _next_workday(world.bz, beijing_today())
+    C.set_calendar_day(world.lt, day, True, "本县照常上班", world.lt_admin)  # its own row: a working day already
+    bz, krl, lt, kz = (_rating(world, b) for b in (world.bz, world.krl, world.lt, world.kz))
+    legacy = _rating(world, world.krl, year=2024, kept=False)
+    over = _rating(world, world.bz, year=2023, start=beijing_today() - timedelta(days=30))
+    final = _rating(world, world.bz, year=2022, status=RatingStatus.FINAL)
+    db.session.commit()
+    before = {r.id: r.objection_deadline for r in (bz, krl, lt, kz, legacy, over, final)}
+
+    done = C.set_calendar_day(world.bz, day, False, "地方节假日", world.bz_admin)
+    db.session.commit()
+    for r in (bz, krl, legacy):
+        assert r.objection_deadline == add_working_days(r.bureau, beijing_today(), 10) > before[r.id]
+    for r in (lt, kz, over, final):
+        assert r.objection_deadline == before[r.id]
+    assert (legacy.objection_from, legacy.objection_workdays) == (beijing_today(), 10)
+    assert sorted(m.row_id for m in done.moved) == sorted([bz.id, krl.id, legacy.id])
+    assert sorted(_last_calendar_event().payload["bureaus"]) == sorted([world.bz.id, world.krl.id])
+    told = [n for n in _inbox(world.firm_user) if n.title.startswith("工作日历调整")]
+    assert len(told) == 1 and told[0].body.count("异议期截止日") == 3  # one message for the firm, each line its own
+
+    C.set_calendar_day(world.bz, day, True, "更正：照常上班", world.bz_admin)
+    db.session.commit()
+    assert bz.objection_deadline > before[bz.id]  # granted to the firm: not shortened once announced
+
+
+def test_a_correction_reads_the_calendar_a_fixed_number_of_times_however_many_deadlines(world, app):
+    """Thousands of open items in a prefecture: the calendar is read once per kind, not once per deadline."""
+    def reads(n: int) -> int:
+        for year in range(2000, 2000 + n):
+            _rating(world, world.krl, year=year)
+        db.session.commit()
+        seen = []
+        listen = lambda conn, cursor, statement, *a: seen.append(statement)  # noqa: E731
+        sa.event.listen(db.engine, "before_cursor_execute", listen)
+        try:
+            C.set_calendar_day(world.bz, _next_workday(world.bz, beijing_today()), False, "地方节假日", world.bz_admin)
+            db.session.flush()
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", listen)
+        db.session.rollback()
+        db.session.execute(sa.delete(CreditRating))
+        db.session.commit()
+        return sum("calendar_day" in s.lower() for s in seen)
+
+    assert reads(1) == reads(20)
+
+
+# --- results: the unit's fact-confirmation period (granted) ---------------------------------------------------
+
+def test_a_late_holiday_lengthens_the_units_fact_confirmation_period_and_tells_the_unit(world):
+    from evalhub.results import services as S
+
+    e = factories.in_fieldwork(world)
+    unit = factories.unit_user(world, "巴州统计局", "tjj")
+    row = S.send_for_confirmation(e, world.firm_user, files.Upload("报告初稿.docx", factories.docx_bytes("评价报告初稿")))
+    db.session.commit()
+    due = row.due_on
+    day = _next_workday(world.bz, beijing_today())
+    C.set_calendar_day(world.bz, day, False, "地方节假日", world.bz_admin)
+    db.session.commit()
+    assert row.due_on == add_working_days(world.bz, beijing_today(), row.due_workdays) > due
+    assert any("征求意见答复期限" in n.body and f"{row.due_on:%Y-%m-%d}" in n.body for n in _inbox(unit))
+    C.set_calendar_day(world.bz, day, True, "更正：照常上班", world.bz_admin)
+    db.session.commit()
+    assert row.due_on > due  # granted to the unit: not shortened
+
+
+# --- the page ------------------------------------------------------------------------------------------------
+
+def test_the_calendar_page_says_how_many_open_deadlines_moved(world, client, login):
+    _rating(world, world.bz)
+    db.session.commit()
+    login(world.bz_admin)
+    day = _next_workday(world.bz, beijing_today())
+    page = client.post("/credit/calendar", data={"day": day.isoformat(), "kind": "holiday", "note": "地方节假日"},
+                       follow_redirects=True).get_data(as_text=True)
+    assert "1 项未届满的期限已按调整后的日历重新计算" in page
+    too_long = client.post("/credit/calendar", data={"day": day.isoformat(), "kind": "holiday", "note": "节" * 101})
+    assert 400 <= too_long.status_code < 500
