@@ -16,7 +16,7 @@ start and end on the calendar as it stood before the correction — the calendar
 
 Revision ID: a4c6e8f0b2d4
 Revises: f7ed976cf8e2
-Create Date: 2026-12-10 10:00:00.000000
+Create Date: 2026-12-07 14:50:00.000000
 
 """
 from alembic import op
