@@ -4,6 +4,7 @@ PDF, and photos' EXIF, do not reach the public copy (DOMAIN §2 step 6: only the
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zipfile
 import zlib
@@ -149,3 +150,104 @@ def test_the_service_refuses_the_same_on_every_path(world):
     e = factories.accepted(world)
     with pytest.raises(ValidationFailed, match="接受所有修订"):
         R.publish(e, world.bz_admin, filename="公开版.docx", data=_with_body(DELETED))
+
+
+# --- text formatted hidden (字体 › 隐藏): in the file, shown by one click ------------------------------------------
+
+def _run(properties: str, text: str = "王建国 13899990000") -> str:
+    return f'<w:p><w:r><w:t>访谈对象：</w:t></w:r><w:r><w:rPr>{properties}</w:rPr><w:t>{text}</w:t></w:r></w:p>'
+
+
+def _with_style(style: str, body: str) -> bytes:
+    """A .docx whose styles.xml holds ``style`` too, and whose body ends with ``body``."""
+    def edit(name: str, content: bytes) -> bytes:
+        if name == "word/styles.xml":
+            return content.replace(b"</w:styles>", style.encode() + b"</w:styles>", 1)
+        if name == "word/document.xml":
+            return content.replace(b"</w:body>", body.encode() + b"</w:body>", 1)
+        return content
+    return _repack(_docx(factories.report_text()), edit=edit)
+
+
+def test_a_docx_with_text_formatted_hidden_is_refused(world, client, login):
+    """The clerk "hid" the name (字体 › 隐藏) instead of deleting it: Word keeps it, 显示隐藏文字 shows it again."""
+    _refused(world, client, login, "公开版.docx", _with_body(_run("<w:vanish/>")), "隐藏文字")
+
+
+@pytest.mark.parametrize("properties", [
+    '<w:vanish w:val="1"/>', '<w:vanish w:val="true"/>', "<w:vanish w:val='on' />", "<w:vanish></w:vanish>",
+    '<w:b/><w:vanish w:val="true"/><w:sz w:val="21"/>', "<w:specVanish/>",
+])
+def test_every_way_of_writing_hidden_is_refused(properties):
+    with pytest.raises(ValidationFailed, match="隐藏文字"):
+        scrub.scrubbed("docx", _with_body(_run(properties)))
+
+
+def test_text_hidden_in_a_header_is_refused():
+    data = _repack(_docx(factories.report_text()), add={"word/header1.xml": (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:hdr xmlns:w="http://schemas.openxmlformats.org/'
+        'wordprocessingml/2006/main">' + _run("<w:vanish/>") + "</w:hdr>").encode()})
+    with pytest.raises(ValidationFailed, match="隐藏文字"):
+        scrub.scrubbed("docx", data)
+
+
+HIDDEN_CHARACTER_STYLE = ('<w:style w:type="character" w:customStyle="1" w:styleId="a9"><w:name w:val="隐藏"/>'
+                          '<w:rPr><w:vanish/></w:rPr></w:style>')
+
+
+@pytest.mark.parametrize("style, body", [
+    (HIDDEN_CHARACTER_STYLE, '<w:p><w:r><w:rPr><w:rStyle w:val="a9"/></w:rPr><w:t>王建国</w:t></w:r></w:p>'),
+    # a paragraph style based on a hidden one hides its paragraphs' text
+    ('<w:style w:type="paragraph" w:styleId="Hide"><w:name w:val="Hide"/><w:rPr><w:vanish w:val="1"/></w:rPr>'
+     '</w:style><w:style w:type="paragraph" w:styleId="Note"><w:name w:val="Note"/><w:basedOn w:val="Hide"/>'
+     '</w:style>', '<w:p><w:pPr><w:pStyle w:val="Note"/></w:pPr><w:r><w:t>王建国</w:t></w:r></w:p>'),
+])
+def test_text_hidden_by_its_style_is_refused(style, body):
+    with pytest.raises(ValidationFailed, match="隐藏文字"):
+        scrub.scrubbed("docx", _with_style(style, body))
+
+
+def test_text_hidden_by_the_document_defaults_is_refused():
+    def edit(name: str, content: bytes) -> bytes:
+        if name == "word/styles.xml":
+            return re.sub(rb"<w:rPrDefault>\s*<w:rPr>", rb"\g<0><w:vanish/>", content, count=1)
+        return content
+    data = _repack(_docx(factories.report_text()), edit=edit)
+    assert b"<w:vanish/>" in zipfile.ZipFile(io.BytesIO(data)).read("word/styles.xml")
+    with pytest.raises(ValidationFailed, match="隐藏文字"):
+        scrub.scrubbed("docx", data)
+
+
+@pytest.mark.parametrize("body", [
+    # a TOC entry's page number as Word writes it: hidden in web layout only
+    '<w:p><w:hyperlink w:anchor="_Toc1" w:history="1"><w:r><w:t>一、项目概况</w:t></w:r><w:r><w:rPr><w:noProof/>'
+    '<w:webHidden/></w:rPr><w:tab/></w:r><w:r><w:rPr><w:webHidden/></w:rPr><w:fldChar w:fldCharType="begin"/></w:r>'
+    '<w:r><w:rPr><w:webHidden/></w:rPr><w:instrText xml:space="preserve"> PAGEREF _Toc1 \\h </w:instrText></w:r>'
+    '<w:r><w:rPr><w:webHidden/></w:rPr><w:fldChar w:fldCharType="separate"/></w:r><w:r><w:rPr><w:webHidden/>'
+    '</w:rPr><w:t>1</w:t></w:r><w:r><w:rPr><w:webHidden/></w:rPr><w:fldChar w:fldCharType="end"/></w:r>'
+    '</w:hyperlink></w:p>',
+    # hidden switched off, in each spelling
+    _run('<w:vanish w:val="0"/>'), _run('<w:vanish w:val="false"/>'), _run("<w:vanish w:val='off'/>"),
+    # Word's style separator: a hidden paragraph mark, no text hidden
+    '<w:p><w:pPr><w:pStyle w:val="Heading1"/><w:rPr><w:vanish/><w:specVanish/></w:rPr></w:pPr><w:r><w:t>一、概况'
+    '</w:t></w:r></w:p>',
+    # hidden before a tracked formatting change, shown now
+    '<w:p><w:r><w:rPr><w:b/><w:rPrChange w:id="5" w:author="张伟" w:date="2025-06-01T10:00:00Z"><w:rPr><w:vanish/>'
+    '</w:rPr></w:rPrChange></w:rPr><w:t>补充说明</w:t></w:r></w:p>',
+])
+def test_what_word_writes_without_hiding_text_is_published(body):
+    """Regression guard for the check above: no false refusal of ordinary Word files."""
+    with zipfile.ZipFile(io.BytesIO(scrub.scrubbed("docx", _with_body(body)))) as package:
+        assert body.replace('w:author="张伟"', 'w:author=""').encode() in package.read("word/document.xml")
+
+
+def test_a_hidden_style_nobody_uses_is_published():
+    """A template's hidden style that no text uses hides nothing (regression guard)."""
+    scrub.scrubbed("docx", _with_style(HIDDEN_CHARACTER_STYLE, '<w:p><w:r><w:t>正文</w:t></w:r></w:p>'))
+
+
+def test_the_extracted_text_holds_the_hidden_text_too():
+    """core.extract reads every w:t, hidden or not: the screening of the upload sees what was hidden."""
+    from evalhub.core import extract
+
+    assert "王建国" in extract.docx_text(_with_body(_run("<w:vanish/>")))

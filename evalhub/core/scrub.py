@@ -119,12 +119,95 @@ UNAPPLIED_REDACTION = ("PDF 中有尚未应用的密文标记：被遮盖的文�
                        "（或打印为新的 PDF）后再上传。")
 
 
-def _refuse_hidden_content(name: str, content: bytes) -> None:
+HIDDEN_TEXT = ("文件中有设为“隐藏”格式的文字：页面上看不到，但仍保存在文件里，勾选“显示隐藏文字”即可看到。请在 Word 中点"
+               "“文件 › 信息 › 检查问题 › 检查文档”，勾选“隐藏文字”，检查后点“全部删除”（或点“开始 › 显示/隐藏编辑标记”"
+               "显示隐藏文字，逐一确认后删除），再另存并上传。")
+
+# Hidden text (字体 › 隐藏, "hide" instead of delete) is w:vanish (or w:specVanish) in a run's properties, directly
+# or through a style. Not hidden: w:webHidden (hidden in web layout only: Word writes it on a TOC's page numbers),
+# vanish switched off (w:val="0"/"false"/"off"), a hidden paragraph mark (w:pPr/w:rPr: Word's style separator; it
+# hides no text) and the properties before a tracked formatting change (w:rPrChange, w:pPrChange). Any namespace
+# prefix, either quote: the body is scanned as bytes, never parsed.
+_NS = rb"(?:[A-Za-z_][\w.-]*:)?"
+_FORMER_PROPERTIES = re.compile(rb"<(" + _NS + rb"(?:rPrChange|pPrChange))(?:\s[^>]*)?(?<!/)>.*?</\1\s*>", re.S)
+_PARAGRAPH_PROPERTIES = re.compile(rb"<(" + _NS + rb"pPr)(?:\s[^>]*)?(?<!/)>.*?</\1\s*>", re.S)
+_VANISH = re.compile(rb"<" + _NS + rb"(?:vanish|specVanish)(?=[\s/>])([^>]*)>")
+_OFF = re.compile(rb"""(?:^|\s)""" + _NS + rb"""val\s*=\s*(["'])\s*(?:0|false|off)\s*\1""", re.I)
+_STYLE = re.compile(rb"<(" + _NS + rb"style)(\s[^>]*)?(?<!/)>(.*?)</\1\s*>", re.S)
+_STYLE_ID = re.compile(rb"""(?:^|\s)""" + _NS + rb"""styleId\s*=\s*(["'])(.*?)\1""")
+_DEFAULT_STYLE = re.compile(rb"""(?:^|\s)""" + _NS + rb"""default\s*=\s*(["'])\s*(?:1|true|on)\s*\1""", re.I)
+_BASED_ON = re.compile(rb"""<""" + _NS + rb"""basedOn\s(?:[^>]*?\s)?""" + _NS + rb"""val\s*=\s*(["'])(.*?)\1""")
+_RUN_DEFAULTS = re.compile(rb"<(" + _NS + rb"rPrDefault)(?:\s[^>]*)?(?<!/)>(.*?)</\1\s*>", re.S)
+_STYLE_USED = re.compile(rb"""<""" + _NS + rb"""(?:pStyle|rStyle|tblStyle)\s(?:[^>]*?\s)?""" + _NS
+                         + rb"""val\s*=\s*(["'])(.*?)\1""")
+_STYLES_PART = re.compile(r"word/(?:glossary/)?styles(?:WithEffects)?\.xml")
+# a list level's properties format its number only (numbering.xml); styles are read for the styles in use
+_NOT_STORY = re.compile(r"word/(?:glossary/)?(?:styles(?:WithEffects)?|numbering)\.xml")
+
+
+def _hidden(properties: bytes) -> bool | None:
+    """Whether run properties (their XML, a style's, the defaults') make text hidden: True, False (switched off
+    explicitly) or None (not said: inherited)."""
+    said = None
+    for match in _VANISH.finditer(properties):
+        if not _OFF.search(match.group(1)):
+            return True
+        said = False
+    return said
+
+
+def _hidden_styles(parts: list[bytes]) -> tuple[set[bytes], bool]:
+    """The ids of the styles that hide their text (their own properties or a style they are based on), and whether
+    text is hidden without any style named (the document defaults, or a hidden default style)."""
+    own: dict[bytes, bool | None] = {}
+    based_on: dict[bytes, bytes] = {}
+    defaults: list[bytes] = []
+    everywhere = False
+    for content in parts:
+        content = _FORMER_PROPERTIES.sub(b"", content)
+        for match in _RUN_DEFAULTS.finditer(content):
+            everywhere = everywhere or bool(_hidden(match.group(2)))
+        for match in _STYLE.finditer(content):
+            attributes, body = match.group(2) or b"", match.group(3)
+            style_id = _STYLE_ID.search(attributes)
+            if style_id is None:
+                continue
+            key = style_id.group(2)
+            own[key] = _hidden(_PARAGRAPH_PROPERTIES.sub(b"", body))
+            parent = _BASED_ON.search(body)
+            if parent is not None:
+                based_on[key] = parent.group(2)
+            if _DEFAULT_STYLE.search(attributes):
+                defaults.append(key)
+
+    def resolved(key: bytes) -> bool:
+        seen = set()
+        while key in own and key not in seen:  # a loop of basedOn (a broken file) ends the walk
+            seen.add(key)
+            if own[key] is not None:
+                return bool(own[key])
+            key = based_on.get(key, b"")
+        return False
+
+    hidden = {key for key in own if resolved(key)}
+    return hidden, everywhere or any(key in hidden for key in defaults)
+
+
+def _has_hidden_text(content: bytes, hidden_styles: set[bytes]) -> bool:
+    content = _FORMER_PROPERTIES.sub(b"", content)
+    if hidden_styles and any(m.group(2) in hidden_styles for m in _STYLE_USED.finditer(content)):
+        return True
+    return any(_hidden(m.group(0)) for m in _VANISH.finditer(_PARAGRAPH_PROPERTIES.sub(b"", content)))
+
+
+def _refuse_hidden_content(name: str, content: bytes, hidden_styles: set[bytes] = frozenset()) -> None:
     if name.startswith("word/") and name.endswith(".xml"):
         if _TRACKED_DELETION.search(content):
             raise ValidationFailed(TRACKED_DELETIONS, {"file": "含未接受的修订"})
         if name == "word/comments.xml" and _COMMENT.search(content):
             raise ValidationFailed(COMMENTS, {"file": "含批注"})
+        if not _NOT_STORY.fullmatch(name) and _has_hidden_text(content, hidden_styles):
+            raise ValidationFailed(HIDDEN_TEXT, {"file": "含隐藏文字"})
 
 
 def _jpeg(data: bytes) -> bytes:
@@ -182,6 +265,11 @@ def _image(name: str, content: bytes) -> bytes:
 def _docx(data: bytes) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        # the styles first: a story part names the styles it uses, whichever comes first in the package
+        hidden_styles, hidden_everywhere = _hidden_styles(
+            [source.read(info) for info in source.infolist() if _STYLES_PART.fullmatch(info.filename)])
+        if hidden_everywhere:
+            raise ValidationFailed(HIDDEN_TEXT, {"file": "含隐藏文字"})
         for info in source.infolist():
             content = source.read(info)
             clean = _DOCX_PARTS.get(info.filename) or (_custom_xml if _CUSTOM_XML_ITEM.fullmatch(info.filename) else None)
@@ -193,7 +281,7 @@ def _docx(data: bytes) -> bytes:
                 except Exception as exc:  # noqa: BLE001 — lxml's many ways of saying "not XML"
                     raise _refuse("文档属性已损坏，无法去除其中的作者等信息；请用 Word 另存后重新上传。") from exc
             elif info.filename.startswith("word/") and info.filename.endswith(".xml"):
-                _refuse_hidden_content(info.filename, content)
+                _refuse_hidden_content(info.filename, content, hidden_styles)
                 content = _AUTHOR_ATTRIBUTE.sub(rb'\1=""', content)
             elif info.filename.startswith("word/media/"):
                 content = _image(info.filename, content)
@@ -208,10 +296,28 @@ def _docx(data: bytes) -> bytes:
     return out.getvalue()
 
 
+def _pdf_object(obj) -> None:
+    """One object of a PDF's copy: an application's private data (/PieceInfo: Illustrator's, Photoshop's, on the
+    document, a page or a form) and XMP metadata (an image or a form placed from a file keeps its own: creator,
+    camera) go; a JPEG image (DCTDecode: its stream is the JPEG file) loses its EXIF/XMP segments, as in a .docx."""
+    from pypdf.generic import NameObject, StreamObject
+
+    for key in ("/PieceInfo", "/Metadata"):
+        if key in obj:
+            del obj[NameObject(key)]
+    if isinstance(obj, StreamObject) and obj.get("/Subtype") == "/Image":
+        filters = obj.get("/Filter")
+        filters = list(filters) if isinstance(filters, list) else [filters]
+        if filters == ["/DCTDecode"]:
+            # the raw bytes (set_data refuses a filter other than Flate); /Length is written from them
+            obj._data = _jpeg(obj._data)
+            obj.decoded_self = None
+
+
 def _pdf(data: bytes) -> bytes:
     from pypdf import PdfReader, PdfWriter
     from pypdf.errors import PyPdfError
-    from pypdf.generic import ArrayObject, NameObject
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject
 
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -228,6 +334,9 @@ def _pdf(data: bytes) -> bytes:
             del names.get_object()[NameObject("/EmbeddedFiles")]
         if "/AF" in root:
             del root[NameObject("/AF")]
+        for obj in writer._objects:  # every object of the copy (clone_from copied them all)
+            if isinstance(obj, DictionaryObject):
+                _pdf_object(obj)
         for page in writer.pages:
             if "/Metadata" in page:
                 del page[NameObject("/Metadata")]
