@@ -251,3 +251,110 @@ def test_the_extracted_text_holds_the_hidden_text_too():
     from evalhub.core import extract
 
     assert "王建国" in extract.docx_text(_with_body(_run("<w:vanish/>")))
+
+
+# --- a PDF's photos and an application's private data ------------------------------------------------------------
+
+def _pdf_with_photo() -> tuple[bytes, bytes]:
+    """A one-page PDF showing a JPEG photo whose EXIF names the camera's owner and the place, with Illustrator's
+    private data (/PieceInfo) on the document and the page and the photo's own XMP; and the JPEG."""
+    from PIL import Image
+    from pypdf import PdfWriter
+    from pypdf.generic import (DecodedStreamObject, DictionaryObject, NameObject, NumberObject, StreamObject,
+                               TextStringObject)
+
+    exif = Image.Exif()
+    exif[0x013B] = "zhangwei"  # Artist
+    exif[0x010F] = "Canon owner zhangwei GPS 41.7N 86.1E"  # Make
+    photo = io.BytesIO()
+    Image.new("RGB", (16, 8), (200, 30, 30)).save(photo, "JPEG", exif=exif.tobytes())
+    jpeg = photo.getvalue()
+    assert b"zhangwei" in jpeg
+
+    def name(n: str) -> NameObject:
+        return NameObject(n)
+
+    writer = PdfWriter()
+    page = writer.add_blank_page(160, 80)
+    xmp = DecodedStreamObject()
+    xmp.set_data(b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><dc:creator>zhangwei</dc:creator></x:xmpmeta>')
+    xmp.update({name("/Type"): name("/Metadata"), name("/Subtype"): name("/XML")})
+    image = StreamObject()
+    image._data = jpeg
+    image.update({name("/Type"): name("/XObject"), name("/Subtype"): name("/Image"), name("/Width"): NumberObject(16),
+                  name("/Height"): NumberObject(8), name("/ColorSpace"): name("/DeviceRGB"),
+                  name("/BitsPerComponent"): NumberObject(8), name("/Filter"): name("/DCTDecode"),
+                  name("/Metadata"): writer._add_object(xmp)})
+    page[name("/Resources")] = DictionaryObject({name("/XObject"): DictionaryObject(
+        {name("/Im0"): writer._add_object(image)})})
+    content = DecodedStreamObject()
+    content.set_data(b"q 160 0 0 80 0 0 cm /Im0 Do Q")
+    page[name("/Contents")] = writer._add_object(content)
+    private = DictionaryObject({name("/Illustrator"): DictionaryObject(
+        {name("/Private"): TextStringObject("C:\\Users\\zhangwei\\评价报告封面.ai")})})
+    page[name("/PieceInfo")] = private
+    writer.root_object[name("/PieceInfo")] = private.clone(writer)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue(), jpeg
+
+
+def test_a_pdfs_photos_lose_their_exif_and_private_data_goes(world, client):
+    from PIL import Image
+    from pypdf import PdfReader
+
+    data, jpeg = _pdf_with_photo()
+    assert data.count(b"zhangwei") >= 3
+    public = _public_copy(world, client, "公开版.pdf", data)
+    assert b"zhangwei" not in public and b"Exif" not in public and b"/PieceInfo" not in public
+    reader = PdfReader(io.BytesIO(public), strict=True)  # /Length as the stream is: read strictly
+    assert "/PieceInfo" not in reader.trailer["/Root"] and "/PieceInfo" not in reader.pages[0]
+    image = reader.pages[0]["/Resources"]["/XObject"]["/Im0"].get_object()
+    assert "/Metadata" not in image
+    assert image._data.startswith(b"\xff\xd8") and image._data.endswith(jpeg[-200:])  # the pixels as they were
+    photo = Image.open(io.BytesIO(image._data))
+    photo.load()
+    assert photo.size == (16, 8) and not photo.getexif()
+    assert reader.pages[0].images[0].image.size == (16, 8)
+
+
+def _pdf_holds(data: bytes, text: str) -> bool:
+    """Whether ``text`` is in any object the PDF's cross-reference table lists, referenced or not: in a string (any
+    encoding pypdf reads) or in a stream's decoded data."""
+    from pypdf import PdfReader
+    from pypdf.generic import IndirectObject, StreamObject
+
+    reader = PdfReader(io.BytesIO(data))
+    for generation, objects in reader.xref.items():
+        for number in objects:
+            obj = reader.get_object(IndirectObject(number, generation, reader))
+            if text in str(obj):
+                return True
+            if isinstance(obj, StreamObject):
+                decoded = obj.get_data()
+                if text.encode() in decoded or text.encode("utf-16-be") in decoded:
+                    return True
+    return False
+
+
+def test_what_is_cut_from_a_pdf_is_not_left_in_the_file_unreferenced():
+    """pypdf writes every object it holds: the information dictionary, the XMP, an attached file, a sticky note cut
+    from the copy were still in its bytes (unreferenced, invisible in a reader, plain in a text editor)."""
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import DecodedStreamObject, NameObject
+
+    writer = PdfWriter()
+    writer.add_blank_page(595, 842)
+    writer.add_metadata({"/Author": "王建国"})
+    xmp = DecodedStreamObject()
+    xmp.set_data('<x:xmpmeta xmlns:x="adobe:ns:meta/"><dc:creator>刘芳</dc:creator></x:xmpmeta>'.encode())
+    writer.root_object[NameObject("/Metadata")] = writer._add_object(xmp)
+    writer.add_attachment("原稿.txt", "被评价单位负责人 王建国，联系电话 13899990000".encode())
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    attached = _pdf_with_annotations({"/Subtype": "/Text", "/Contents": "访谈对象电话 13700001111"})
+    for data, needles in ((buffer.getvalue(), ("王建国", "刘芳", "13899990000")), (attached, ("13700001111",))):
+        assert all(_pdf_holds(data, needle) for needle in needles)
+        public = scrub.scrubbed("pdf", data)
+        assert not [needle for needle in needles if _pdf_holds(public, needle)]
+        assert len(PdfReader(io.BytesIO(public), strict=True).pages) == 1

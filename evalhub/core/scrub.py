@@ -314,6 +314,30 @@ def _pdf_object(obj) -> None:
             obj.decoded_self = None
 
 
+def _unreachable_gone(writer) -> None:
+    """pypdf writes every object it holds, reached or not: what was cut off above (the information dictionary, the
+    XMP, the embedded files, the sticky notes) would still be in the file, readable with any text editor. Only the
+    objects reached from the document catalog are written."""
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
+
+    reached: set[int] = set()
+    todo = [writer.root_object.indirect_reference]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, IndirectObject):
+            if item.pdf is not writer or item.idnum in reached or not 0 < item.idnum <= len(writer._objects):
+                continue
+            reached.add(item.idnum)
+            item = writer._objects[item.idnum - 1]
+        if isinstance(item, DictionaryObject):
+            todo.extend(dict.values(item))  # the references themselves, not resolved
+        elif isinstance(item, ArrayObject):
+            todo.extend(list.__iter__(item))
+    for index in range(len(writer._objects)):
+        if index + 1 not in reached:
+            writer._objects[index] = None
+
+
 def _pdf(data: bytes) -> bytes:
     from pypdf import PdfReader, PdfWriter
     from pypdf.errors import PyPdfError
@@ -356,6 +380,7 @@ def _pdf(data: bytes) -> bytes:
                             del annotation[NameObject(key)]
                     kept.append(reference)
                 page[NameObject("/Annots")] = ArrayObject(kept)
+        _unreachable_gone(writer)
         out = io.BytesIO()
         writer.write(out)
         return out.getvalue()
