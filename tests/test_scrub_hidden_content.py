@@ -18,7 +18,7 @@ from evalhub.core.models import StoredFile
 from evalhub.extensions import db
 from evalhub.review.models import Publication
 from tests import factories
-from tests.test_audit_leaks2 import _docx, _public_copy, _repack
+from tests.test_audit_leaks2 import _docx, _parts_holding, _public_copy, _repack
 
 DELETED = ('<w:p><w:r><w:t xml:space="preserve">访谈对象：</w:t></w:r><w:del w:id="91" w:author="张伟" '
            'w:date="2025-06-01T10:00:00Z"><w:r><w:delText>王建国 13899990000</w:delText></w:r></w:del></w:p>')
@@ -358,3 +358,72 @@ def test_what_is_cut_from_a_pdf_is_not_left_in_the_file_unreferenced():
         public = scrub.scrubbed("pdf", data)
         assert not [needle for needle in needles if _pdf_holds(public, needle)]
         assert len(PdfReader(io.BytesIO(public), strict=True).pages) == 1
+
+
+# --- files embedded in a .docx -------------------------------------------------------------------------------------
+
+def _workbook(author: str) -> bytes:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["指标", "得分"])
+    book.active.append(["资金到位率", 18])
+    book.create_sheet("访谈名单").append(["王建国", "13899990000"])  # not shown by the chart or the object
+    book.properties.creator = author
+    book.properties.lastModifiedBy = author
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+CHART_RELS = b'''<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1"
+ Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/package"
+ Target="../embeddings/Microsoft_Excel_Worksheet.xlsx"/></Relationships>'''
+
+
+def test_a_word_charts_workbook_is_kept_without_the_properties_naming_its_author():
+    """Word keeps a chart's data as a workbook of its own (word/embeddings, named by the chart's relationships):
+    charts are common in reports, so it stays, cleaned as a package of its own."""
+    import openpyxl
+
+    data = _repack(_docx(factories.report_text()), add={
+        "word/charts/chart1.xml": b'<c:chartSpace xmlns:c="http://schemas.openxmlformats.org/drawingml/2006/chart"/>',
+        "word/charts/_rels/chart1.xml.rels": CHART_RELS,
+        "word/embeddings/Microsoft_Excel_Worksheet.xlsx": _workbook("张伟")})
+    with zipfile.ZipFile(io.BytesIO(scrub.scrubbed("docx", data))) as package:
+        workbook = package.read("word/embeddings/Microsoft_Excel_Worksheet.xlsx")
+    assert _parts_holding(workbook, "张伟") == []
+    book = openpyxl.load_workbook(io.BytesIO(workbook))
+    assert book.active["A2"].value == "资金到位率" and "张伟" not in (book.properties.creator, book.properties.lastModifiedBy)
+
+
+def _with_embedding(name: str, content: bytes) -> bytes:
+    return _repack(_docx(factories.report_text()), add={f"word/embeddings/{name}": content})
+
+
+def test_a_docx_with_an_embedded_excel_object_is_refused(world, client, login):
+    """An Excel object pasted into the report shows a range; the whole workbook (the interview list, the author)
+    goes out with it."""
+    _refused(world, client, login, "公开版.docx", _with_embedding("Microsoft_Excel_Worksheet1.xlsx",
+                                                                 _workbook("张伟")), "选择性粘贴")
+
+
+OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504
+
+
+@pytest.mark.parametrize("streams", [
+    ["\x05SummaryInformation", "WordDocument"],  # a .doc inside
+    ["\x01Ole10Native"],  # a packaged file (a PDF, a .txt): anything
+])
+def test_an_embedded_ole_file_is_refused(streams):
+    content = OLE + b"".join(s.encode("utf-16-le").ljust(64, b"\x00") for s in streams)
+    with pytest.raises(ValidationFailed, match="选择性粘贴"):
+        scrub.scrubbed("docx", _with_embedding("oleObject1.bin", content))
+
+
+def test_an_equation_object_is_kept():
+    """Equation Editor and MathType equations are OLE objects too, without document properties (regression guard)."""
+    content = OLE + "Equation Native".encode("utf-16-le").ljust(64, b"\x00")
+    with zipfile.ZipFile(io.BytesIO(scrub.scrubbed("docx", _with_embedding("oleObject1.bin", content)))) as package:
+        assert package.read("word/embeddings/oleObject1.bin") == content

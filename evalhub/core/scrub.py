@@ -262,9 +262,56 @@ def _image(name: str, content: bytes) -> bytes:
     return content
 
 
-def _docx(data: bytes) -> bytes:
+EMBEDDED_OBJECT = ("文件中嵌入了其他文件（对象，如 Excel 工作表、Word 文档、PDF 或其他附件）：它是一份完整的文件，页面上只显示其中"
+                   "一部分，其余内容和其中的作者等信息会随文件一起公开，无法逐一去除。请在 Word 中右键该对象 › 复制，再点“开始 › 粘贴 › "
+                   "选择性粘贴”粘贴为图片（或改为普通表格、文字）替换它，然后另存并上传。Word 自带的图表不受影响。")
+_EMBEDDINGS = "word/embeddings/"
+_CHART_RELS = re.compile(r"word/charts/_rels/[^/]+\.rels")
+_TARGET = re.compile(rb"""\bTarget\s*=\s*(["'])(.*?)\1""")
+_COMPOUND_FILE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_NESTED_MAX_BYTES = 50 * 1024 * 1024  # what a chart's workbook may unpack to (core.extract's bound for a nested .docx)
+
+
+def _chart_data(source: zipfile.ZipFile) -> set[str]:
+    """The embedded parts that are a chart's data (Word's own charts keep theirs as a workbook in word/embeddings)."""
+    import posixpath
+
+    found = set()
+    for info in source.infolist():
+        if _CHART_RELS.fullmatch(info.filename):
+            for match in _TARGET.finditer(source.read(info)):
+                target = match.group(2).decode("utf-8", "replace")
+                found.add(target.lstrip("/") if target.startswith("/")
+                          else posixpath.normpath(posixpath.join("word/charts", target)))
+    return found
+
+
+def _embedded(name: str, content: bytes, chart_data: set[str], depth: int) -> bytes:
+    """An embedded object is a whole file of its own, shown only in part (an Excel object: a range of one sheet),
+    with its own properties: refused. Two kinds are kept: a Word chart's workbook (its data, shown by the chart),
+    cleaned as a package of its own, and an equation (Equation Editor, MathType: an OLE file holding the equation,
+    without document properties)."""
+    if name in chart_data and content.startswith(b"PK\x03\x04") and depth == 0:
+        try:
+            with zipfile.ZipFile(io.BytesIO(content)) as nested:
+                if sum(info.file_size for info in nested.infolist()) > _NESTED_MAX_BYTES:
+                    raise ValidationFailed(EMBEDDED_OBJECT, {"file": "含嵌入的对象"})
+            return _docx(content, depth + 1)
+        except ValidationFailed as exc:
+            if exc.message == EMBEDDED_OBJECT:
+                raise
+            raise ValidationFailed("文件中图表的数据（嵌入的 Excel 工作表）：" + exc.message, exc.fields) from exc
+    if (content.startswith(_COMPOUND_FILE) and "Equation Native".encode("utf-16-le") in content
+            and "SummaryInformation".encode("utf-16-le") not in content):
+        return content
+    raise ValidationFailed(EMBEDDED_OBJECT, {"file": "含嵌入的对象"})
+
+
+def _docx(data: bytes, depth: int = 0) -> bytes:
+    """The package's copy (a .docx; ``depth`` 1: a chart's workbook inside one)."""
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        chart_data = _chart_data(source)
         # the styles first: a story part names the styles it uses, whichever comes first in the package
         hidden_styles, hidden_everywhere = _hidden_styles(
             [source.read(info) for info in source.infolist() if _STYLES_PART.fullmatch(info.filename)])
@@ -285,6 +332,8 @@ def _docx(data: bytes) -> bytes:
                 content = _AUTHOR_ATTRIBUTE.sub(rb'\1=""', content)
             elif info.filename.startswith("word/media/"):
                 content = _image(info.filename, content)
+            elif info.filename.startswith(_EMBEDDINGS) and not info.filename.endswith("/"):
+                content = _embedded(info.filename, content, chart_data, depth)
             elif info.filename.endswith(".rels"):
                 if _ALT_CHUNK_RELATIONSHIP.search(content):  # another package or web page inside, not scrubbed here
                     raise ValidationFailed(IMPORTED_CONTENT, {"file": "含导入内容"})
