@@ -8,15 +8,18 @@ layout are left as they are.
 .docx: the package is rewritten part by part, and only the small metadata parts are parsed (core, app and custom
 properties; the people list) — the body's XML is never parsed here (it may be huge: ``core.extract`` parses it
 only in a child with limits), only its revision and comment author attributes are blanked by a byte pattern.
-.pdf: pypdf drops the document information dictionary, the XMP metadata (document and pages) and the authors
-of annotations. The upload must have passed ``files.check_upload`` first (type, size, zip limits).
+.pdf: pypdf drops the document information dictionary, the XMP metadata (of any object), applications' private
+data (/PieceInfo) and the authors of annotations; only the objects still reached from the catalog are written (pypdf
+would write what was cut off too). The upload must have passed ``files.check_upload`` first (type, size, zip limits).
 
 Some of what a document carries unseen is content, not metadata, and only the clerk can decide it: text deleted
-with 修订 on (Word keeps it, shown again by one click), comments (批注), a PDF's redaction marks not yet applied
-(the text under them is still there), content imported from another file (``w:altChunk``: a package or a web
-page of its own, with its own properties). A file holding any of these is refused with what to do in Word or the PDF
-editor; a PDF's sticky notes and the texts of its other comments go. Photos keep their pixels but lose their
-EXIF (the camera's owner, the place) and their text chunks.
+with 修订 on (Word keeps it, shown again by one click), text formatted hidden (字体 › 隐藏, likewise), comments
+(批注), a PDF's redaction marks not yet applied (the text under them is still there), content imported from another
+file (``w:altChunk``: a package or a web page of its own, with its own properties), an embedded object (a whole
+Excel or Word file, or any file, of which the page shows a part). A file holding any of these is refused with what
+to do in Word or the PDF editor; a PDF's sticky notes and the texts of its other comments go. A Word chart's
+workbook (its data) stays, cleaned as a package of its own; an equation object stays. Photos, in a .docx or a PDF
+(JPEG), keep their pixels but lose their EXIF (the camera's owner, the place) and their text chunks.
 """
 from __future__ import annotations
 
