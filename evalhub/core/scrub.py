@@ -8,15 +8,18 @@ layout are left as they are.
 .docx: the package is rewritten part by part, and only the small metadata parts are parsed (core, app and custom
 properties; the people list) — the body's XML is never parsed here (it may be huge: ``core.extract`` parses it
 only in a child with limits), only its revision and comment author attributes are blanked by a byte pattern.
-.pdf: pypdf drops the document information dictionary, the XMP metadata (document and pages) and the authors
-of annotations. The upload must have passed ``files.check_upload`` first (type, size, zip limits).
+.pdf: pypdf drops the document information dictionary, the XMP metadata (of any object), applications' private
+data (/PieceInfo) and the authors of annotations; only the objects still reached from the catalog are written (pypdf
+would write what was cut off too). The upload must have passed ``files.check_upload`` first (type, size, zip limits).
 
 Some of what a document carries unseen is content, not metadata, and only the clerk can decide it: text deleted
-with 修订 on (Word keeps it, shown again by one click), comments (批注), a PDF's redaction marks not yet applied
-(the text under them is still there), content imported from another file (``w:altChunk``: a package or a web
-page of its own, with its own properties). A file holding any of these is refused with what to do in Word or the PDF
-editor; a PDF's sticky notes and the texts of its other comments go. Photos keep their pixels but lose their
-EXIF (the camera's owner, the place) and their text chunks.
+with 修订 on (Word keeps it, shown again by one click), text formatted hidden (字体 › 隐藏, likewise), comments
+(批注), a PDF's redaction marks not yet applied (the text under them is still there), content imported from another
+file (``w:altChunk``: a package or a web page of its own, with its own properties), an embedded object (a whole
+Excel or Word file, or any file, of which the page shows a part). A file holding any of these is refused with what
+to do in Word or the PDF editor; a PDF's sticky notes and the texts of its other comments go. A Word chart's
+workbook (its data) stays, cleaned as a package of its own; an equation object stays. Photos, in a .docx or a PDF
+(JPEG), keep their pixels but lose their EXIF (the camera's owner, the place) and their text chunks.
 """
 from __future__ import annotations
 
@@ -119,12 +122,95 @@ UNAPPLIED_REDACTION = ("PDF 中有尚未应用的密文标记：被遮盖的文�
                        "（或打印为新的 PDF）后再上传。")
 
 
-def _refuse_hidden_content(name: str, content: bytes) -> None:
+HIDDEN_TEXT = ("文件中有设为“隐藏”格式的文字：页面上看不到，但仍保存在文件里，勾选“显示隐藏文字”即可看到。请在 Word 中点"
+               "“文件 › 信息 › 检查问题 › 检查文档”，勾选“隐藏文字”，检查后点“全部删除”（或点“开始 › 显示/隐藏编辑标记”"
+               "显示隐藏文字，逐一确认后删除），再另存并上传。")
+
+# Hidden text (字体 › 隐藏, "hide" instead of delete) is w:vanish (or w:specVanish) in a run's properties, directly
+# or through a style. Not hidden: w:webHidden (hidden in web layout only: Word writes it on a TOC's page numbers),
+# vanish switched off (w:val="0"/"false"/"off"), a hidden paragraph mark (w:pPr/w:rPr: Word's style separator; it
+# hides no text) and the properties before a tracked formatting change (w:rPrChange, w:pPrChange). Any namespace
+# prefix, either quote: the body is scanned as bytes, never parsed.
+_NS = rb"(?:[A-Za-z_][\w.-]*:)?"
+_FORMER_PROPERTIES = re.compile(rb"<(" + _NS + rb"(?:rPrChange|pPrChange))(?:\s[^>]*)?(?<!/)>.*?</\1\s*>", re.S)
+_PARAGRAPH_PROPERTIES = re.compile(rb"<(" + _NS + rb"pPr)(?:\s[^>]*)?(?<!/)>.*?</\1\s*>", re.S)
+_VANISH = re.compile(rb"<" + _NS + rb"(?:vanish|specVanish)(?=[\s/>])([^>]*)>")
+_OFF = re.compile(rb"""(?:^|\s)""" + _NS + rb"""val\s*=\s*(["'])\s*(?:0|false|off)\s*\1""", re.I)
+_STYLE = re.compile(rb"<(" + _NS + rb"style)(\s[^>]*)?(?<!/)>(.*?)</\1\s*>", re.S)
+_STYLE_ID = re.compile(rb"""(?:^|\s)""" + _NS + rb"""styleId\s*=\s*(["'])(.*?)\1""")
+_DEFAULT_STYLE = re.compile(rb"""(?:^|\s)""" + _NS + rb"""default\s*=\s*(["'])\s*(?:1|true|on)\s*\1""", re.I)
+_BASED_ON = re.compile(rb"""<""" + _NS + rb"""basedOn\s(?:[^>]*?\s)?""" + _NS + rb"""val\s*=\s*(["'])(.*?)\1""")
+_RUN_DEFAULTS = re.compile(rb"<(" + _NS + rb"rPrDefault)(?:\s[^>]*)?(?<!/)>(.*?)</\1\s*>", re.S)
+_STYLE_USED = re.compile(rb"""<""" + _NS + rb"""(?:pStyle|rStyle|tblStyle)\s(?:[^>]*?\s)?""" + _NS
+                         + rb"""val\s*=\s*(["'])(.*?)\1""")
+_STYLES_PART = re.compile(r"word/(?:glossary/)?styles(?:WithEffects)?\.xml")
+# a list level's properties format its number only (numbering.xml); styles are read for the styles in use
+_NOT_STORY = re.compile(r"word/(?:glossary/)?(?:styles(?:WithEffects)?|numbering)\.xml")
+
+
+def _hidden(properties: bytes) -> bool | None:
+    """Whether run properties (their XML, a style's, the defaults') make text hidden: True, False (switched off
+    explicitly) or None (not said: inherited)."""
+    said = None
+    for match in _VANISH.finditer(properties):
+        if not _OFF.search(match.group(1)):
+            return True
+        said = False
+    return said
+
+
+def _hidden_styles(parts: list[bytes]) -> tuple[set[bytes], bool]:
+    """The ids of the styles that hide their text (their own properties or a style they are based on), and whether
+    text is hidden without any style named (the document defaults, or a hidden default style)."""
+    own: dict[bytes, bool | None] = {}
+    based_on: dict[bytes, bytes] = {}
+    defaults: list[bytes] = []
+    everywhere = False
+    for content in parts:
+        content = _FORMER_PROPERTIES.sub(b"", content)
+        for match in _RUN_DEFAULTS.finditer(content):
+            everywhere = everywhere or bool(_hidden(match.group(2)))
+        for match in _STYLE.finditer(content):
+            attributes, body = match.group(2) or b"", match.group(3)
+            style_id = _STYLE_ID.search(attributes)
+            if style_id is None:
+                continue
+            key = style_id.group(2)
+            own[key] = _hidden(_PARAGRAPH_PROPERTIES.sub(b"", body))
+            parent = _BASED_ON.search(body)
+            if parent is not None:
+                based_on[key] = parent.group(2)
+            if _DEFAULT_STYLE.search(attributes):
+                defaults.append(key)
+
+    def resolved(key: bytes) -> bool:
+        seen = set()
+        while key in own and key not in seen:  # a loop of basedOn (a broken file) ends the walk
+            seen.add(key)
+            if own[key] is not None:
+                return bool(own[key])
+            key = based_on.get(key, b"")
+        return False
+
+    hidden = {key for key in own if resolved(key)}
+    return hidden, everywhere or any(key in hidden for key in defaults)
+
+
+def _has_hidden_text(content: bytes, hidden_styles: set[bytes]) -> bool:
+    content = _FORMER_PROPERTIES.sub(b"", content)
+    if hidden_styles and any(m.group(2) in hidden_styles for m in _STYLE_USED.finditer(content)):
+        return True
+    return any(_hidden(m.group(0)) for m in _VANISH.finditer(_PARAGRAPH_PROPERTIES.sub(b"", content)))
+
+
+def _refuse_hidden_content(name: str, content: bytes, hidden_styles: set[bytes] = frozenset()) -> None:
     if name.startswith("word/") and name.endswith(".xml"):
         if _TRACKED_DELETION.search(content):
             raise ValidationFailed(TRACKED_DELETIONS, {"file": "含未接受的修订"})
         if name == "word/comments.xml" and _COMMENT.search(content):
             raise ValidationFailed(COMMENTS, {"file": "含批注"})
+        if not _NOT_STORY.fullmatch(name) and _has_hidden_text(content, hidden_styles):
+            raise ValidationFailed(HIDDEN_TEXT, {"file": "含隐藏文字"})
 
 
 def _jpeg(data: bytes) -> bytes:
@@ -179,9 +265,61 @@ def _image(name: str, content: bytes) -> bytes:
     return content
 
 
-def _docx(data: bytes) -> bytes:
+EMBEDDED_OBJECT = ("文件中嵌入了其他文件（对象，如 Excel 工作表、Word 文档、PDF 或其他附件）：它是一份完整的文件，页面上只显示其中"
+                   "一部分，其余内容和其中的作者等信息会随文件一起公开，无法逐一去除。请在 Word 中右键该对象 › 复制，再点“开始 › 粘贴 › "
+                   "选择性粘贴”粘贴为图片（或改为普通表格、文字）替换它，然后另存并上传。Word 自带的图表不受影响。")
+_EMBEDDINGS = "word/embeddings/"
+_CHART_RELS = re.compile(r"word/charts/_rels/[^/]+\.rels")
+_TARGET = re.compile(rb"""\bTarget\s*=\s*(["'])(.*?)\1""")
+_COMPOUND_FILE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_NESTED_MAX_BYTES = 50 * 1024 * 1024  # what a chart's workbook may unpack to (core.extract's bound for a nested .docx)
+
+
+def _chart_data(source: zipfile.ZipFile) -> set[str]:
+    """The embedded parts that are a chart's data (Word's own charts keep theirs as a workbook in word/embeddings)."""
+    import posixpath
+
+    found = set()
+    for info in source.infolist():
+        if _CHART_RELS.fullmatch(info.filename):
+            for match in _TARGET.finditer(source.read(info)):
+                target = match.group(2).decode("utf-8", "replace")
+                found.add(target.lstrip("/") if target.startswith("/")
+                          else posixpath.normpath(posixpath.join("word/charts", target)))
+    return found
+
+
+def _embedded(name: str, content: bytes, chart_data: set[str], depth: int) -> bytes:
+    """An embedded object is a whole file of its own, shown only in part (an Excel object: a range of one sheet),
+    with its own properties: refused. Two kinds are kept: a Word chart's workbook (its data, shown by the chart),
+    cleaned as a package of its own, and an equation (Equation Editor, MathType: an OLE file holding the equation,
+    without document properties)."""
+    if name in chart_data and content.startswith(b"PK\x03\x04") and depth == 0:
+        try:
+            with zipfile.ZipFile(io.BytesIO(content)) as nested:
+                if sum(info.file_size for info in nested.infolist()) > _NESTED_MAX_BYTES:
+                    raise ValidationFailed(EMBEDDED_OBJECT, {"file": "含嵌入的对象"})
+            return _docx(content, depth + 1)
+        except ValidationFailed as exc:
+            if exc.message == EMBEDDED_OBJECT:
+                raise
+            raise ValidationFailed("文件中图表的数据（嵌入的 Excel 工作表）：" + exc.message, exc.fields) from exc
+    if (content.startswith(_COMPOUND_FILE) and "Equation Native".encode("utf-16-le") in content
+            and "SummaryInformation".encode("utf-16-le") not in content):
+        return content
+    raise ValidationFailed(EMBEDDED_OBJECT, {"file": "含嵌入的对象"})
+
+
+def _docx(data: bytes, depth: int = 0) -> bytes:
+    """The package's copy (a .docx; ``depth`` 1: a chart's workbook inside one)."""
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        chart_data = _chart_data(source)
+        # the styles first: a story part names the styles it uses, whichever comes first in the package
+        hidden_styles, hidden_everywhere = _hidden_styles(
+            [source.read(info) for info in source.infolist() if _STYLES_PART.fullmatch(info.filename)])
+        if hidden_everywhere:
+            raise ValidationFailed(HIDDEN_TEXT, {"file": "含隐藏文字"})
         for info in source.infolist():
             content = source.read(info)
             clean = _DOCX_PARTS.get(info.filename) or (_custom_xml if _CUSTOM_XML_ITEM.fullmatch(info.filename) else None)
@@ -193,10 +331,12 @@ def _docx(data: bytes) -> bytes:
                 except Exception as exc:  # noqa: BLE001 — lxml's many ways of saying "not XML"
                     raise _refuse("文档属性已损坏，无法去除其中的作者等信息；请用 Word 另存后重新上传。") from exc
             elif info.filename.startswith("word/") and info.filename.endswith(".xml"):
-                _refuse_hidden_content(info.filename, content)
+                _refuse_hidden_content(info.filename, content, hidden_styles)
                 content = _AUTHOR_ATTRIBUTE.sub(rb'\1=""', content)
             elif info.filename.startswith("word/media/"):
                 content = _image(info.filename, content)
+            elif info.filename.startswith(_EMBEDDINGS) and not info.filename.endswith("/"):
+                content = _embedded(info.filename, content, chart_data, depth)
             elif info.filename.endswith(".rels"):
                 if _ALT_CHUNK_RELATIONSHIP.search(content):  # another package or web page inside, not scrubbed here
                     raise ValidationFailed(IMPORTED_CONTENT, {"file": "含导入内容"})
@@ -208,10 +348,52 @@ def _docx(data: bytes) -> bytes:
     return out.getvalue()
 
 
+def _pdf_object(obj) -> None:
+    """One object of a PDF's copy: an application's private data (/PieceInfo: Illustrator's, Photoshop's, on the
+    document, a page or a form) and XMP metadata (an image or a form placed from a file keeps its own: creator,
+    camera) go; a JPEG image (DCTDecode: its stream is the JPEG file) loses its EXIF/XMP segments, as in a .docx."""
+    from pypdf.generic import NameObject, StreamObject
+
+    for key in ("/PieceInfo", "/Metadata"):
+        if key in obj:
+            del obj[NameObject(key)]
+    if isinstance(obj, StreamObject) and obj.get("/Subtype") == "/Image":
+        filters = obj.get("/Filter")
+        filters = list(filters) if isinstance(filters, list) else [filters]
+        if filters == ["/DCTDecode"]:
+            # the raw bytes (set_data refuses a filter other than Flate); /Length is written from them
+            obj._data = _jpeg(obj._data)
+            obj.decoded_self = None
+
+
+def _unreachable_gone(writer) -> None:
+    """pypdf writes every object it holds, reached or not: what was cut off above (the information dictionary, the
+    XMP, the embedded files, the sticky notes) would still be in the file, readable with any text editor. Only the
+    objects reached from the document catalog are written."""
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
+
+    reached: set[int] = set()
+    todo = [writer.root_object.indirect_reference]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, IndirectObject):
+            if item.pdf is not writer or item.idnum in reached or not 0 < item.idnum <= len(writer._objects):
+                continue
+            reached.add(item.idnum)
+            item = writer._objects[item.idnum - 1]
+        if isinstance(item, DictionaryObject):
+            todo.extend(dict.values(item))  # the references themselves, not resolved
+        elif isinstance(item, ArrayObject):
+            todo.extend(list.__iter__(item))
+    for index in range(len(writer._objects)):
+        if index + 1 not in reached:
+            writer._objects[index] = None
+
+
 def _pdf(data: bytes) -> bytes:
     from pypdf import PdfReader, PdfWriter
     from pypdf.errors import PyPdfError
-    from pypdf.generic import ArrayObject, NameObject
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject
 
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -228,6 +410,9 @@ def _pdf(data: bytes) -> bytes:
             del names.get_object()[NameObject("/EmbeddedFiles")]
         if "/AF" in root:
             del root[NameObject("/AF")]
+        for obj in writer._objects:  # every object of the copy (clone_from copied them all)
+            if isinstance(obj, DictionaryObject):
+                _pdf_object(obj)
         for page in writer.pages:
             if "/Metadata" in page:
                 del page[NameObject("/Metadata")]
@@ -247,6 +432,7 @@ def _pdf(data: bytes) -> bytes:
                             del annotation[NameObject(key)]
                     kept.append(reference)
                 page[NameObject("/Annots")] = ArrayObject(kept)
+        _unreachable_gone(writer)
         out = io.BytesIO()
         writer.write(out)
         return out.getvalue()
