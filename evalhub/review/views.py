@@ -209,6 +209,16 @@ def _review_submissions(engagement: Engagement) -> list[dict]:
             for row in page.rows_of("submissions", engagement)]
 
 
+@bp.app_template_global("review_standards")
+def _review_standards(engagement: Engagement) -> list:
+    """For the engagement page: the rubric and pass mark a work-plan and a report panel formed now would get (its
+    委托事项's, else the general ones) — the bureau side only."""
+    if not (bureau_side() and permissions.can(current_user, "engagement.view", engagement)):
+        return []
+    return [services.standard_for(engagement.bureau, kind, engagement.service_kind)
+            for kind in (SubmissionKind.WORK_PLAN, SubmissionKind.REPORT)]
+
+
 # --- the navbar's unread badge ---------------------------------------------------------------------
 
 def _unread_count() -> int:
@@ -357,8 +367,12 @@ def panel_new(engagement_id: int):
     return handle_form(form, draw, message=lambda record: f"已公告评审专家抽取 #{record.id}（候选名单与承诺值已固定）："
                        "请指定监督人，待监督人输入数字后揭晓，评审组随即成立并发出邀请。",
                        to=lambda record: url_for("core.draw_detail", draw_id=record.id),
-                       failed=lambda status: (render_template("review/panel_new.html", e=engagement, pending=pending,
-                                                              form=form, panels=_engagement_panels(engagement)), status))
+                       failed=lambda status: (render_template(
+                           "review/panel_new.html", e=engagement, pending=pending, form=form,
+                           panels=_engagement_panels(engagement),
+                           # what the panel drawn now will be held to (its 委托事项's, else the general)
+                           standard=services.standard_for(engagement.bureau, pending.kind, engagement.service_kind)
+                           if pending is not None else None), status))
 
 
 def _manageable_panel(panel_id: int) -> ReviewPanel:
