@@ -233,3 +233,22 @@ def test_the_api_reads_and_revises_a_kinds_rubric_with_its_mark(client, world, a
     assert bad_query.status_code == 422 and "评审表类型无效" in bad_query.json["error"]["message"]
     assert db.session.execute(sa.select(sa.func.count()).select_from(Rubric).where(
         Rubric.bureau_id == world.bz.id)).scalar() == 1
+
+
+def test_two_saves_of_a_kinds_rubric_at_once_make_two_versions(app, world):
+    """Two admins' saves at the same moment: versions 1 and 2, one current (the version is counted under the
+    rubric's lock, not both numbered 1 and the second refused by the unique key)."""
+    from evalhub.core.models import Bureau, User
+
+    db.session.commit()
+
+    def save(points: str):
+        rest = str(100 - int(points))
+        return lambda: R.revise_rubric(db.session.get(Bureau, world.bz.id), RubricKind.REPORT,
+                                       [("完整性", "", points), ("可行性", "", rest)],
+                                       db.session.get(User, world.bz_admin.id), service_kind=TARGET)
+
+    assert factories.at_once(app, save("40"), save("60")) == ["done", "done"]
+    rows = db.session.execute(sa.select(Rubric).where(Rubric.bureau_id == world.bz.id, Rubric.service_kind == TARGET)
+                              .order_by(Rubric.version)).scalars().all()
+    assert [r.version for r in rows] == [1, 2] and [r.is_current for r in rows] == [False, True]
