@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from evalhub.core import files
+from evalhub.core.models import Bureau
 from evalhub.core.settings import set_setting
 from evalhub.core.timeutil import utcnow
 from evalhub.credit.models import CreditRating
@@ -275,7 +276,7 @@ def test_the_inspected_firm_never_reads_the_screening_detail_of_its_case(client,
 # until it is added here, so a new endpoint is walked too.
 ARG_MODELS = {"engagement_id": Engagement, "plan_id": EvaluationPlan, "procurement_id": Procurement, "firm_id": Firm,
               "expert_id": Expert, "review_id": Review, "inspection_id": Inspection, "rating_id": CreditRating,
-              "staff_id": FirmStaff}
+              "staff_id": FirmStaff, "bureau_id": Bureau}
 QUERIES = ("", "?per_page=200", "?year=2025")
 
 

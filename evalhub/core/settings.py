@@ -32,6 +32,9 @@ class SettingDef:
     choices: tuple[tuple[str, str], ...] = ()
     help: str = ""
     odd: bool = False  # an int that must be odd (a panel's size: its majority must be able to decide)
+    # The key whose value applies where no bureau up the chain set this one (default None): a narrower setting
+    # (a pass mark for one 委托事项) that follows the general one until a bureau chooses otherwise.
+    fallback: str = ""
 
     def parse(self, raw: Any) -> Any:
         if self.kind == "lines":
@@ -185,7 +188,7 @@ def get_setting(bureau: Any, key: str) -> Any:
     nearest upper bureau's, else the default."""
     definition = SETTINGS[key]
     if bureau is None:
-        return definition.default
+        return _unset(bureau, definition)
     chain = bureau_tree.chain_ids(bureau)
     info = db.session.info
     if _CACHE not in info and (_BUREAUS in info or _HELD in info):
@@ -202,13 +205,19 @@ def get_setting(bureau: Any, key: str) -> Any:
             if value is not None:
                 return value
         else:
-            return definition.default
+            return _unset(bureau, definition)
     overrides = _overrides()
     for bureau_id in chain:
         value = overrides.get((bureau_id, key))
         if value is not None:
             return value
-    return definition.default
+    return _unset(bureau, definition)
+
+
+def _unset(bureau: Any, definition: SettingDef) -> Any:
+    """The value of a setting no bureau up the chain set: its fallback's value for the bureau (the whole walk up
+    again, so a county's general mark beats the region's default), else its default."""
+    return get_setting(bureau, definition.fallback) if definition.fallback else definition.default
 
 
 def effective_settings(bureau: Bureau) -> list[tuple[SettingDef, Any, bool]]:

@@ -360,4 +360,4 @@ def bureau_settings(bureau_id: int):
             flash(exc.message, "danger")
             status = 422
     return render_template("core/bureau_settings.html", bureau=bureau, rows=effective_settings(bureau),
-                           form=form, errors=errors), status
+                           form=form, errors=errors, labels={k: d.label for k, d in SETTINGS.items()}), status

@@ -301,7 +301,9 @@ class _Archive:
             self.library[code] = db.session.execute(
                 sa.select(Firm).where(Firm.bureau_id.in_(library_bureau_ids(bureau)), Firm.status == FirmStatus.ADMITTED)
                 .options(selectinload(Firm.relations)).order_by(Firm.id)).scalars().all()
-        self.rubrics = {self.bureaus[code].id: R.current_rubric(self.bureaus[code], RubricKind.REPORT) for code in PER_YEAR}
+        # the demo's reports are key evaluations: that 委托事项's rubric and mark (the general ones unless a bureau set its own)
+        self.rubrics = {self.bureaus[code].id: R.current_rubric(self.bureaus[code], RubricKind.REPORT, ServiceKind.KEY_EVALUATION)
+                        for code in PER_YEAR}
         firms = sorted({f.id: f for fs in self.library.values() for f in fs}.values(), key=lambda f: f.id)
         kinds = [list(PROFILES)[i % len(PROFILES)] for i in range(len(firms))]
         self.rng.shuffle(kinds)
@@ -373,7 +375,7 @@ class _Archive:
         first-round score), spread over the rubric items; the panel's score follows as the service computes it."""
         rng = self.rng
         rubric = self.rubrics[bureau.id]
-        pass_mark = Decimal(str(get_setting(bureau, "review.report_pass_mark")))
+        pass_mark = R.pass_mark_for(bureau, SubmissionKind.REPORT, ServiceKind.KEY_EVALUATION)
         version.panel_at = self._at(version.submitted_at.date() + timedelta(days=rng.randint(1, 4)))
         while True:
             version.points = []
@@ -521,7 +523,7 @@ class _Archive:
                      kind=SubmissionKind.REPORT, round=round_, size=5, rubric_id=rubric.id, status=PanelStatus.CLOSED,
                      draw_id=record.id, review_due=version.panel_at + timedelta(days=get_setting(bureau, "review.review_days")),
                      score=version.score, spread=spread, spread_flagged=spread > get_setting(bureau, "review.spread_flag"),
-                     pass_mark=Decimal(str(get_setting(bureau, "review.report_pass_mark"))), passed=version.passed,
+                     pass_mark=R.pass_mark_for(bureau, SubmissionKind.REPORT, ServiceKind.KEY_EVALUATION), passed=version.passed,
                      decided_at=version.decided_at, created_by_id=actor.id if actor else None, created_at=version.panel_at,
                      letter_sent_at=None, resubmit_due=None)
         reviews = []

@@ -30,15 +30,15 @@ from evalhub.core.enums import BUREAU_SIDE, Role
 from evalhub.core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
 from evalhub.core.inputs import control_errors
 from evalhub.core.listing import bureau_filter, enum_filter, year_filter
-from evalhub.core.models import StoredFile, User
+from evalhub.core.models import Bureau, StoredFile, User
 from evalhub.extensions import db
-from evalhub.procurement.models import Engagement, EngagementState, ObjectType, PlanItem
+from evalhub.procurement.models import Engagement, EngagementState, ObjectType, PlanItem, ServiceKind
 from evalhub.registry.forms import firm_name_filter
 from evalhub.registry.models import Expert
 from evalhub.review import ratings, services
 from evalhub.review.models import (
     Grade, IndicatorCategory, InvitationStatus, PanelInvitation, PanelStatus, Publication, Review, ReviewPanel,
-    ReviewStatus, Submission, SubmissionKind,
+    ReviewStatus, Rubric, RubricKind, Submission, SubmissionKind,
 )
 
 TAG_SUBMISSIONS = "方案与报告提交"
@@ -645,3 +645,127 @@ def expert_ratings(expert_id: int):
     return jsonify({"expert": {"id": expert.id, "name": expert.name}, "excluded": bool(exclusion),
                     "exclusion": exclusion, "items": [rating_json(r) for r in shown],
                     "elsewhere": ratings.ratings_elsewhere(expert, len(shown))})
+
+
+# --- rubrics: the bureau's review rubrics, general or for one 委托事项, and the pass mark that goes with them -------
+
+TAG_RUBRICS = "评审表"
+RUBRIC_KIND = labeled_schema(RubricKind)
+SERVICE_KIND_REF = labeled_schema(ServiceKind)
+
+RUBRIC_ITEM = schema("RubricItem", {"type": "object", "required": ["position", "name", "max_points"], "properties": {
+    "position": INTEGER, "name": STRING, "description": STRING, "max_points": NUMBER}})
+
+RUBRIC = schema("Rubric", {"type": "object", "required": ["id", "kind", "version", "title", "items", "max_total"],
+                           "properties": {
+    "id": INTEGER, "kind": RUBRIC_KIND,
+    "service_kind": {"allOf": [SERVICE_KIND_REF], "nullable": True,
+                     "description": "该评审表所属的委托事项；null 为通用评审表"},
+    "requested_service_kind": {"allOf": [SERVICE_KIND_REF], "nullable": True,
+                               "description": "查询的委托事项；与 service_kind 不同时表示该委托事项尚无专用评审表，适用通用评审表"},
+    "version": INTEGER, "title": STRING,
+    "bureau": {"type": "object", "nullable": True, "description": "制定该评审表的财政局；null 为系统默认",
+               "properties": {"id": INTEGER, "name": STRING}},
+    "own": {"type": "boolean", "description": "是否为本局制定（否：沿用上级或系统默认）"},
+    "max_total": NUMBER, "items": {"type": "array", "items": RUBRIC_ITEM},
+    "pass_mark": {"type": "number", "nullable": True,
+                  "description": "此时组建的评审组适用的通过分（按委托事项，未设置的沿用通用通过分）；委托方评价表为 null"}}})
+
+RUBRIC_INPUT = schema("RubricInput", {"type": "object", "required": ["kind", "items"], "properties": {
+    "kind": choice(RubricKind, "评审表类型"),
+    "service_kind": choice(ServiceKind, "委托事项（仅实施方案评审表和评价报告评审表）；不填或 null 为通用评审表", nullable=True),
+    "title": text(100, "标题；不填用默认标题", nullable=True),
+    "items": {"type": "array", "minItems": 1, "maxItems": 30, "description": "评分项，分值合计须为 100",
+              "items": {"type": "object", "required": ["name", "max_points"], "properties": {
+                  "name": text(100, "评分项名称", name=True), "description": text(2000, "评分要点", nullable=True),
+                  "max_points": {"oneOf": [{"type": "number", "minimum": 0, "maximum": 100}, text(12)],
+                                 "description": "分值（大于 0，最多两位小数）"}}}}}})
+
+
+def rubric_json(rubric: Rubric, bureau: Bureau, requested: ServiceKind | None) -> dict:
+    submission_kind = next((k for k, r in services.RUBRIC_OF.items() if r == rubric.kind), None)
+    return {
+        "id": rubric.id, "kind": labeled(rubric.kind), "service_kind": labeled(rubric.service_kind),
+        "requested_service_kind": labeled(requested), "version": rubric.version, "title": rubric.title,
+        "bureau": {"id": rubric.bureau.id, "name": rubric.bureau.name} if rubric.bureau_id else None,
+        "own": rubric.bureau_id == bureau.id, "max_total": number(rubric.max_total),
+        "items": [{"position": i.position, "name": i.name, "description": i.description,
+                   "max_points": number(i.max_points)} for i in rubric.items],
+        "pass_mark": number(services.pass_mark_for(bureau, submission_kind, requested)) if submission_kind else None,
+    }
+
+
+def _rubric_kinds(kind_raw: Any, service_raw: Any) -> tuple[RubricKind, ServiceKind | None]:
+    errors: dict[str, str] = {}
+    kind = None
+    try:
+        kind = RubricKind.from_label(kind_raw if isinstance(kind_raw, str) else "")
+    except ValueError:
+        errors["kind"] = "评审表类型无效，可选值：" + "、".join(f"{k.value}（{k.label}）" for k in RubricKind)
+    service_kind = None
+    if service_raw not in (None, ""):
+        try:
+            service_kind = ServiceKind.from_label(service_raw if isinstance(service_raw, str) else "")
+        except ValueError:
+            errors["service_kind"] = "委托事项无效，可选值：" + "、".join(f"{k.value}（{k.label}）" for k in ServiceKind)
+    raise_if(errors)
+    return kind, services.rubric_service_kind(kind, service_kind.value if service_kind else None)
+
+
+def _rubric_bureau(bureau_id: int) -> Bureau:
+    user = api_user()
+    if user.role not in BUREAU_SIDE:
+        raise PermissionDenied("只有财政局用户可以查看评审表。")
+    return visible(Bureau, bureau_id, "bureau.view", "未找到该财政局。")
+
+
+@operation("/bureaus/<int:bureau_id>/rubrics", "GET",
+           summary="财政局现行的评审表（通用的，或某一委托事项的；本局未制定的沿用上级或系统默认）及适用的通过分",
+           tag=TAG_RUBRICS, response=RUBRIC,
+           params=[query("kind", "评审表类型（必填）：" + "、".join(f"{k.value}（{k.label}）" for k in RubricKind),
+                         enum=choice(RubricKind)["enum"]),
+                   query("service_kind", "委托事项（仅实施方案、评价报告评审表）：" + "、".join(
+                       f"{k.value}（{k.label}）" for k in ServiceKind), enum=choice(ServiceKind)["enum"])],
+           errors=(400, 403, 404, 422))
+def get_rubric(bureau_id: int):
+    bureau = _rubric_bureau(bureau_id)
+    kind, service_kind = _rubric_kinds(request.args.get("kind", ""), request.args.get("service_kind"))
+    if services.ensure_default_rubrics():
+        db.session.commit()
+    return jsonify(rubric_json(services.current_rubric(bureau, kind, service_kind), bureau, service_kind))
+
+
+@operation("/bureaus/<int:bureau_id>/rubrics", "POST",
+           summary="本局管理员修订评审表（通用的，或某一委托事项专用的）：生成新版本；已组建的评审组继续使用原版本和原通过分",
+           tag=TAG_RUBRICS, response=RUBRIC, status=201, body=RUBRIC_INPUT, errors=(400, 403, 404, 409, 422))
+def revise_rubric(bureau_id: int):
+    user = api_user()
+    bureau = _rubric_bureau(bureau_id)
+    if not permissions.can(user, "rubric.edit", bureau):
+        raise PermissionDenied("只有本局管理员可以修订评审表。")
+    data = json_body()
+    kind, service_kind = _rubric_kinds(data.get("kind"), data.get("service_kind"))
+    errors: dict[str, str] = {}
+    rows = data.get("items")
+    items: list[tuple[str, str, Any]] = []
+    if not isinstance(rows, list) or not rows:
+        errors["items"] = "评分项应为非空数组"
+    else:
+        for n, row in enumerate(rows, start=1):
+            ok = (isinstance(row, dict) and isinstance(row.get("name"), str)
+                  and isinstance(row.get("description", ""), (str, type(None)))
+                  and isinstance(row.get("max_points"), (int, float, str)) and not isinstance(row.get("max_points"), bool))
+            if not ok:
+                errors[f"item_{n}"] = f"第 {n} 项应为含 name（字符串）、max_points（数字）的对象"
+                continue
+            if not row["name"].strip():
+                errors[f"item_{n}"] = f"第 {n} 项缺少名称"
+                continue
+            items.append((row["name"], row.get("description") or "", row["max_points"]))
+    title = data.get("title")
+    if title is not None and not isinstance(title, str):
+        errors["title"] = "必须是字符串"
+    raise_if(errors)
+    rubric = services.revise_rubric(bureau, kind, items, user, title=title, service_kind=service_kind)
+    db.session.commit()
+    return jsonify(rubric_json(rubric, bureau, service_kind)), 201

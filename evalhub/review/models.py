@@ -15,7 +15,7 @@ from evalhub.core.models import Bureau, BudgetUnit, Draw, StoredFile
 from evalhub.core.mixins import Created, CreatedBy, InBureau
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
-from evalhub.procurement.models import Engagement, ObjectType
+from evalhub.procurement.models import Engagement, ObjectType, ServiceKind
 from evalhub.registry.models import Expert, OfFirm
 
 Points = sa.Numeric(6, 2)
@@ -169,14 +169,17 @@ class ReportIndicator(db.Model):
 
 
 class Rubric(CreatedBy, db.Model):
-    """A versioned review rubric. bureau_id None: the system default seeded from DOMAIN.md §5."""
+    """A versioned review rubric. bureau_id None: the system default seeded from DOMAIN.md §5. service_kind: the
+    委托事项 it is for (work plans and reports only; DOMAIN §1 "rubric, pass mark and report outline differ by
+    kind"), None: the general one, used for a kind that has none."""
 
     __tablename__ = "rubric"
-    __table_args__ = (sa.UniqueConstraint("bureau_id", "kind", "version"),)
+    __table_args__ = (sa.UniqueConstraint("bureau_id", "kind", "service_kind", "version"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     bureau_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
     kind: Mapped[RubricKind] = mapped_column(enum_column(RubricKind))
+    service_kind: Mapped[Optional[ServiceKind]] = mapped_column(enum_column(ServiceKind), nullable=True)
     version: Mapped[int] = mapped_column()
     title: Mapped[str] = mapped_column(sa.String(100))
     is_current: Mapped[bool] = mapped_column(default=True)

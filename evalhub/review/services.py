@@ -13,11 +13,11 @@ from typing import Any, Callable, Iterable, Optional
 import sqlalchemy as sa
 from flask import current_app
 
-from evalhub.core import audit, concurrency, draws, files, jobs, permissions, scrub
+from evalhub.core import audit, bureau_tree, concurrency, draws, files, jobs, permissions, scrub
 from evalhub.core.batches import batches
 from evalhub.core.calendar import days_deadline
 from evalhub.core.enums import Role
-from evalhub.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
+from evalhub.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
 from evalhub.core.inputs import check_text, points_value, required_reason
 from evalhub.core.models import Bureau, BudgetUnit, Draw, StoredFile, User
 from evalhub.core.settings import SETTINGS, SettingDef, get_setting, register
@@ -142,6 +142,45 @@ DEFAULT_RUBRICS: dict[RubricKind, tuple[str, list[tuple[str, str, int]]]] = {
 }
 
 
+# A work plan or report of another 委托事项 is not an evaluation report (DOMAIN §1: "rubric, pass mark and report
+# outline differ by kind"): its own report rubric, where a source says what it must do. 结果复核 and 指标体系建设
+# have no such source here and use the general one until a bureau writes theirs; every kind's work plan too.
+KIND_RUBRICS: dict[tuple[RubricKind, ServiceKind], tuple[str, list[tuple[str, str, int]]]] = {
+    # 中发〔2018〕34号's five points (seeds 001/002), concluded 支持/部分支持/不支持 (seed 000); seed 001: 立项依据不充分
+    # 的"一票否决", 支出标准虚高的压减.
+    (RubricKind.REPORT, ServiceKind.EX_ANTE_REASSESSMENT): ("事前绩效评估再评估报告评审表", [
+        ("结构与结论", "按五个论证要点成章；明确给出“支持”“部分支持”或“不支持”的再评估结论，与论证相符", 15),
+        ("立项必要性", "立项依据充分，与部门职责、发展规划和政策相符；依据不充分的如实指出", 20),
+        ("投入经济性", "成本测算有依据，支出标准与市场价格、同类项目比较合理，虚高的指出", 15),
+        ("绩效目标合理性", "绩效目标明确、可衡量，与项目内容和预算规模匹配", 15),
+        ("实施方案可行性", "组织、进度和保障措施可行，风险有应对", 15),
+        ("资金筹措合规性", "资金来源合规，财政可承受", 10),
+        ("证据与预算建议", "论证有数据和资料佐证；对预算安排提出可操作的意见（安排、压减、调整或不安排）", 10),
+    ]),
+    # 财预〔2015〕88号 第十八条: 绩效目标审核 covers 完整性、相关性、适当性、可行性; seed 001: 《自治区项目支出绩效目标
+    # 设置指引》（新财预〔2022〕42号）.
+    (RubricKind.REPORT, ServiceKind.TARGET_REVIEW): ("绩效目标审核报告评审表", [
+        ("审核范围与依据", "覆盖委托审核的全部项目；依据绩效目标设置指引等规定", 15),
+        ("完整性审核", "逐项检查绩效目标要素是否完整、指标是否细化量化", 20),
+        ("相关性审核", "检查目标与部门职责、项目内容和预算资金是否相符", 20),
+        ("适当性审核", "检查目标与预算规模、预期产出和效益是否匹配", 15),
+        ("可行性审核", "检查目标实现的条件和措施是否可行", 15),
+        ("审核意见与修改建议", "逐项给出审核结论和具体修改意见", 15),
+    ]),
+    # Seed 000 item 7 (专家和第三方机构对自评报告审核打分，低于 90 分退回整改); seed 001: 全面核查自评报告及佐证材料，
+    # 对绩效目标分解下达不一致、佐证材料不完整、规范性审核不合格的督促整改.
+    (RubricKind.REPORT, ServiceKind.SELF_EVALUATION_REVIEW): ("自评报告复核报告评审表", [
+        ("复核范围与方法", "覆盖委托复核的全部自评报告，复核标准和评分方法清楚", 15),
+        ("佐证材料核查", "逐份核查指标完成值的佐证材料，指出不完整、不一致之处", 25),
+        ("评分准确", "按评分标准逐份打分，得分有依据、计算正确", 25),
+        ("问题认定", "如实指出绩效目标分解下达不一致、自评结果不实、规范性不合格等问题", 20),
+        ("整改意见", "对未达到通过分的自评报告提出具体整改要求", 15),
+    ]),
+}
+# The rubrics that may differ by 委托事项: those of a firm's work plan and report.
+BY_SERVICE_KIND = (RubricKind.WORK_PLAN, RubricKind.REPORT)
+
+
 def _q(value: Decimal) -> Decimal:
     return value.quantize(CENT, ROUND_HALF_UP)
 
@@ -257,34 +296,70 @@ def machine_checks(text: str | None, indicators: list[ReportIndicator], conclude
 
 # === rubrics =======================================================================================
 
-def ensure_default_rubrics() -> None:
-    for kind, (title, items) in DEFAULT_RUBRICS.items():
-        exists = db.session.execute(sa.select(Rubric.id).where(Rubric.bureau_id.is_(None), Rubric.kind == kind)).first()
-        if exists:
-            continue
-        db.session.add(Rubric(bureau_id=None, kind=kind, version=1, title=title, is_current=True, items=[
-            RubricItem(position=i, name=n, description=d, max_points=Decimal(p)) for i, (n, d, p) in enumerate(items, 1)]))
-    db.session.flush()
+def _defaults() -> dict[tuple[RubricKind, Optional[ServiceKind]], tuple[str, list[tuple[str, str, int]]]]:
+    return {**{(k, None): v for k, v in DEFAULT_RUBRICS.items()}, **KIND_RUBRICS}
 
 
-def current_rubric(bureau: Bureau, kind: RubricKind) -> Rubric:
-    """The bureau's own current rubric, else its nearest upper bureau's, else the system default."""
-    node = bureau
-    while node is not None:
-        rubric = db.session.execute(sa.select(Rubric).where(Rubric.bureau_id == node.id, Rubric.kind == kind,
-                                                            Rubric.is_current.is_(True))).scalar_one_or_none()
-        if rubric is not None:
-            return rubric
-        node = node.parent
-    ensure_default_rubrics()
-    return db.session.execute(sa.select(Rubric).where(Rubric.bureau_id.is_(None), Rubric.kind == kind,
-                                                      Rubric.is_current.is_(True))).scalar_one()
+def ensure_default_rubrics() -> bool:
+    """Seed the system rubrics not yet stored (the general ones and the kinds' own); True when any was added."""
+    have = set(db.session.execute(sa.select(Rubric.kind, Rubric.service_kind).where(Rubric.bureau_id.is_(None))).all())
+    missing = [(key, value) for key, value in _defaults().items() if key not in have]
+    for (kind, service_kind), (title, items) in missing:
+        db.session.add(Rubric(bureau_id=None, kind=kind, service_kind=service_kind, version=1, title=title,
+                              is_current=True, items=[RubricItem(position=i, name=n, description=d, max_points=Decimal(p))
+                                                      for i, (n, d, p) in enumerate(items, 1)]))
+    if missing:
+        db.session.flush()
+    return bool(missing)
+
+
+def rubric_service_kind(kind: RubricKind, service_kind: Any) -> Optional[ServiceKind]:
+    """The 委托事项 a rubric of ``kind`` is asked for: None for the general one; refused for a kind that has one rubric."""
+    if service_kind in (None, ""):
+        return None
+    try:
+        value = ServiceKind(service_kind)
+    except ValueError:
+        raise ValidationFailed("委托事项无效。", {"service_kind": "可选值：" + "、".join(f"{k.value}（{k.label}）" for k in ServiceKind)})
+    if kind not in BY_SERVICE_KIND:
+        raise ValidationFailed(f"{kind.label}表不区分委托事项。", {"service_kind": "仅实施方案评审表和评价报告评审表按委托事项区分"})
+    return value
+
+
+def current_rubric(bureau: Bureau, kind: RubricKind, service_kind: Optional[ServiceKind] = None) -> Rubric:
+    """The rubric in force. For a 委托事项 (work plans and reports): that kind's own — the bureau's, else its nearest
+    upper bureau's, else the system's — and only where there is none anywhere, the general one the same way
+    (the bureau's own, its nearest upper bureau's, the system default). A kind's rubric thus beats a general one
+    revised closer by: a county's general revision does not put a 绩效目标审核 report back on the evaluation rubric."""
+    service_kind = service_kind if kind in BY_SERVICE_KIND else None
+    chain = bureau_tree.chain_ids(bureau)
+    wanted = [service_kind, None] if service_kind is not None else [None]
+
+    def pick() -> Optional[Rubric]:
+        rows = db.session.execute(sa.select(Rubric).where(
+            sa.or_(Rubric.bureau_id.in_(chain), Rubric.bureau_id.is_(None)), Rubric.kind == kind,
+            Rubric.is_current.is_(True),
+            sa.or_(*[Rubric.service_kind.is_(None) if k is None else Rubric.service_kind == k for k in wanted]))
+        ).scalars().all()
+        rank = {b: n for n, b in enumerate([*chain, None])}
+        rows.sort(key=lambda r: (wanted.index(r.service_kind), rank[r.bureau_id]))
+        return rows[0] if rows else None
+
+    found = pick()
+    if found is None or (found.service_kind != service_kind and (kind, service_kind) in KIND_RUBRICS):
+        if ensure_default_rubrics():
+            found = pick()
+    if found is None:
+        raise NotFound(f"未找到{kind.label}表。")
+    return found
 
 
 def revise_rubric(bureau: Bureau, kind: RubricKind, items: list[tuple[str, str, Any]], actor: User,
-                  title: str | None = None) -> Rubric:
-    """A new version of the bureau's rubric; reviews keep the version they were made with."""
+                  title: str | None = None, service_kind: Any = None) -> Rubric:
+    """A new version of the bureau's rubric (``service_kind``: for that 委托事项; None: the general one); panels and
+    reviews keep the version they were formed with."""
     permissions.require(actor, "rubric.edit", bureau)
+    service_kind = rubric_service_kind(kind, service_kind)
     errors: dict[str, str] = {}
     rows = []
     for position, (name, description, points) in enumerate(items, start=1):
@@ -300,20 +375,39 @@ def revise_rubric(bureau: Bureau, kind: RubricKind, items: list[tuple[str, str, 
         errors["items"] = "评审表至少需要一个评分项"
     elif not errors and sum(r.max_points for r in rows) != HUNDRED:
         errors["items"] = f"各评分项分值合计应为 100，当前为 {sum(r.max_points for r in rows)}"
+    title = (title or "").strip() or default_title(kind, service_kind)
+    if len(title) > 100:
+        errors["title"] = "标题不超过 100 个字"
     _raise_if(errors)
-    previous = db.session.execute(sa.select(Rubric).where(Rubric.bureau_id == bureau.id, Rubric.kind == kind)
-                                  .order_by(Rubric.version.desc())).scalars().first()
-    for old in db.session.execute(sa.select(Rubric).where(Rubric.bureau_id == bureau.id, Rubric.kind == kind,
-                                                          Rubric.is_current.is_(True))).scalars():
+    # two saves at once would both number their version previous + 1 (the unique key refuses the second)
+    concurrency.serialise(f"rubric:{bureau.id}:{kind.value}:{service_kind.value if service_kind else ''}")
+    same = [Rubric.bureau_id == bureau.id, Rubric.kind == kind,
+            Rubric.service_kind.is_(None) if service_kind is None else Rubric.service_kind == service_kind]
+    previous = db.session.execute(sa.select(Rubric).where(*same).order_by(Rubric.version.desc())).scalars().first()
+    for old in db.session.execute(sa.select(Rubric).where(*same, Rubric.is_current.is_(True))).scalars():
         old.is_current = False
-    rubric = Rubric(bureau_id=bureau.id, kind=kind, version=(previous.version + 1) if previous else 1,
-                    title=(title or DEFAULT_RUBRICS[kind][0]).strip(), is_current=True, created_by_id=actor.id, items=rows)
+    rubric = Rubric(bureau_id=bureau.id, kind=kind, service_kind=service_kind,
+                    version=(previous.version + 1) if previous else 1,
+                    title=title, is_current=True, created_by_id=actor.id, items=rows)
     db.session.add(rubric)
     db.session.flush()
     audit.record("rubric.revised", rubric, actor=actor, bureau_id=bureau.id,
-                 summary=f"{bureau.short_name}修订{kind.label}表，第 {rubric.version} 版",
-                 payload={"items": [(r.name, r.max_points) for r in rows]})
+                 summary=f"{bureau.short_name}修订{rubric_label(kind, service_kind)}，第 {rubric.version} 版",
+                 payload={"items": [(r.name, r.max_points) for r in rows],
+                          "service_kind": service_kind.value if service_kind else None})
     return rubric
+
+
+def default_title(kind: RubricKind, service_kind: Optional[ServiceKind]) -> str:
+    if (kind, service_kind) in KIND_RUBRICS:
+        return KIND_RUBRICS[(kind, service_kind)][0]
+    general = DEFAULT_RUBRICS[kind][0]
+    return f"{general}（{service_kind.label}）" if service_kind is not None else general
+
+
+def rubric_label(kind: RubricKind, service_kind: Optional[ServiceKind]) -> str:
+    """How a page or the audit log names the rubric: 评价报告评审表（绩效目标审核）, or the general one's name."""
+    return f"{kind.label}表（{service_kind.label}）" if service_kind is not None else f"{kind.label}表"
 
 
 # === submissions ===================================================================================
@@ -712,6 +806,59 @@ RUBRIC_OF = {SubmissionKind.WORK_PLAN: RubricKind.WORK_PLAN, SubmissionKind.REPO
              SubmissionKind.SELF_EVALUATION: RubricKind.SELF_EVALUATION}
 
 
+BY_SUBMISSION = (SubmissionKind.WORK_PLAN, SubmissionKind.REPORT)  # a firm's deliverables: they differ by 委托事项
+
+
+def kind_pass_mark_key(kind: SubmissionKind, service_kind: ServiceKind) -> str:
+    """The setting of the pass mark of ``kind`` (work plan, report) for one 委托事项."""
+    return f"{PASS_MARK_SETTING[kind]}.{service_kind.value}"
+
+
+# A pass mark per 委托事项 (DOMAIN §1). No source fixes one for any kind — seed 000's 90 is the report's, the
+# general setting's default — so each follows the general mark (``fallback``) until a bureau sets it.
+register(*[
+    SettingDef(kind_pass_mark_key(kind, service_kind), f"{SETTINGS[PASS_MARK_SETTING[kind]].label.split('（')[0]}："
+               f"{service_kind.label}", "专家评审（按委托事项）", None, minimum=0, maximum=100,
+               fallback=PASS_MARK_SETTING[kind],
+               help="未设置时沿用上级财政局对该委托事项的设置，均未设置的同通用通过分。")
+    for kind in (SubmissionKind.WORK_PLAN, SubmissionKind.REPORT) for service_kind in ServiceKind])
+
+
+def pass_mark_for(bureau: Any, kind: SubmissionKind, service_kind: Optional[ServiceKind] = None) -> Decimal:
+    """The pass mark a panel of ``kind`` formed now in ``bureau`` is held to: the 委托事项's own mark (the bureau's,
+    else an upper bureau's), else the general one."""
+    key = kind_pass_mark_key(kind, service_kind) if service_kind is not None and kind in BY_SUBMISSION else \
+        PASS_MARK_SETTING[kind]
+    return Decimal(str(get_setting(bureau, key)))
+
+
+@dataclass
+class Standard:
+    """What a panel formed now is held to: its rubric version and pass mark (kept on the panel at formation)."""
+    kind: SubmissionKind
+    service_kind: Optional[ServiceKind]
+    rubric: Rubric
+    pass_mark: Decimal
+
+    @property
+    def rubric_source(self) -> str:
+        """Whose rubric it is, as a page says it: 本局/上级（巴州）/系统默认, and whether it is the kind's own."""
+        whose = "系统默认" if self.rubric.bureau_id is None else f"{self.rubric.bureau.short_name}第 {self.rubric.version} 版"
+        if self.service_kind is None or self.rubric.service_kind is not None:
+            return whose
+        return f"{whose}，通用（本委托事项未制定专用评审表）"
+
+
+def standard_for(bureau: Any, kind: SubmissionKind, service_kind: Optional[ServiceKind] = None) -> Standard:
+    service_kind = service_kind if kind in BY_SUBMISSION else None
+    return Standard(kind, service_kind, current_rubric(bureau, RUBRIC_OF[kind], service_kind),
+                    pass_mark_for(bureau, kind, service_kind))
+
+
+def _service_kind_of(subject: Any) -> Optional[ServiceKind]:
+    return subject.service_kind if isinstance(subject, Engagement) else None
+
+
 # --- a panel's subject: an engagement (its state machine moves) or a budget unit's self-evaluation ---------
 
 def _panel_entry(subject: Engagement | SelfEvaluation) -> Optional[tuple[SubmissionKind, Optional[str]]]:
@@ -828,16 +975,18 @@ def _seat_panel(record: Draw, actor: User | None) -> ReviewPanel:
     kind, action = entry
     size, offline = record.params["size"], bool(record.params.get("offline"))
     bureau = engagement.bureau
-    rubric = current_rubric(bureau, RUBRIC_OF[kind])
+    # the 委托事项's rubric and mark (else the general ones), both kept on the panel: a later revision or setting
+    # never rescores it
+    standard = standard_for(bureau, kind, _service_kind_of(engagement))
     now = utcnow()
     panel = ReviewPanel(**_subject_columns(engagement), submission_id=submission.id, bureau_id=engagement.bureau_id,
-                        kind=kind, round=rounds_used(engagement, kind) + 1, size=size, rubric_id=rubric.id,
+                        kind=kind, round=rounds_used(engagement, kind) + 1, size=size, rubric_id=standard.rubric.id,
                         draw_id=record.id, created_by_id=record.created_by_id or (actor.id if actor else None),
                         # to the end (Beijing) of the period's last day, a holiday moved on to the next working day
                         offline=offline, review_due=days_deadline(bureau, now, get_setting(bureau, "review.review_days")),
                         # the standard the panel is formed on, like its rubric version: a setting changed while it
                         # scores does not move the bar under it
-                        pass_mark=Decimal(str(get_setting(bureau, PASS_MARK_SETTING[kind]))))
+                        pass_mark=standard.pass_mark)
     db.session.add(panel)
     db.session.flush()
     _made, lapsed = _seat_drawn(panel, record, engagement)
@@ -1403,7 +1552,7 @@ def maybe_decide(panel: ReviewPanel, actor: User | None) -> bool:
     panel.spread = max(totals) - min(totals)
     panel.spread_flagged = panel.spread > get_setting(bureau, "review.spread_flag")
     if panel.pass_mark is None:  # a panel formed before the mark was kept at formation
-        panel.pass_mark = Decimal(str(get_setting(bureau, PASS_MARK_SETTING[panel.kind])))
+        panel.pass_mark = pass_mark_for(bureau, panel.kind, _service_kind_of(panel.subject))
     panel.passed = passes(exact, panel.pass_mark)
     panel.status = PanelStatus.DECIDED
     engagement = panel.subject

@@ -46,7 +46,7 @@ from evalhub.core.web import (
 )
 from evalhub.extensions import db
 from evalhub.procurement import page, workflow
-from evalhub.procurement.models import Engagement, EngagementState as S
+from evalhub.procurement.models import Engagement, EngagementState as S, ServiceKind
 from evalhub.review import services
 from evalhub.review.forms import (
     INDICATOR_ROWS,
@@ -158,13 +158,11 @@ def _firm_outcome(panel: Optional[ReviewPanel] | Any) -> Optional[dict]:
             "resubmit_due": None}
 
 
-def _current_rubric(bureau: Bureau, kind: RubricKind) -> Rubric:
+def _current_rubric(bureau: Bureau, kind: RubricKind, service_kind: Optional[ServiceKind] = None) -> Rubric:
     """The rubric in force; the system defaults are seeded (and kept) on first use."""
-    seeded = db.session.execute(sa.select(Rubric.id).where(Rubric.bureau_id.is_(None), Rubric.kind == kind)).first()
-    rubric = services.current_rubric(bureau, kind)
-    if seeded is None:
+    if services.ensure_default_rubrics():
         db.session.commit()
-    return rubric
+    return services.current_rubric(bureau, kind, service_kind)
 
 
 def _sent_letter_before(submission: Submission) -> Optional[ReviewPanel]:
@@ -209,6 +207,16 @@ def _review_submissions(engagement: Engagement) -> list[dict]:
         return []
     return [{"submission": row, "outcome": _firm_outcome(row if row.panel_id is not None else None)}
             for row in page.rows_of("submissions", engagement)]
+
+
+@bp.app_template_global("review_standards")
+def _review_standards(engagement: Engagement) -> list:
+    """For the engagement page: the rubric and pass mark a work-plan and a report panel formed now would get (its
+    委托事项's, else the general ones) — the bureau side only."""
+    if not (bureau_side() and permissions.can(current_user, "engagement.view", engagement)):
+        return []
+    return [services.standard_for(engagement.bureau, kind, engagement.service_kind)
+            for kind in (SubmissionKind.WORK_PLAN, SubmissionKind.REPORT)]
 
 
 # --- the navbar's unread badge ---------------------------------------------------------------------
@@ -359,8 +367,12 @@ def panel_new(engagement_id: int):
     return handle_form(form, draw, message=lambda record: f"已公告评审专家抽取 #{record.id}（候选名单与承诺值已固定）："
                        "请指定监督人，待监督人输入数字后揭晓，评审组随即成立并发出邀请。",
                        to=lambda record: url_for("core.draw_detail", draw_id=record.id),
-                       failed=lambda status: (render_template("review/panel_new.html", e=engagement, pending=pending,
-                                                              form=form, panels=_engagement_panels(engagement)), status))
+                       failed=lambda status: (render_template(
+                           "review/panel_new.html", e=engagement, pending=pending, form=form,
+                           panels=_engagement_panels(engagement),
+                           # what the panel drawn now will be held to (its 委托事项's, else the general)
+                           standard=services.standard_for(engagement.bureau, pending.kind, engagement.service_kind)
+                           if pending is not None else None), status))
 
 
 def _manageable_panel(panel_id: int) -> ReviewPanel:
@@ -574,11 +586,19 @@ def _rubric_kind(kind: str) -> RubricKind:
 
 
 @bp.route("/bureaus/<int:bureau_id>/rubrics/<kind>", methods=["GET", "POST"])
-def rubric_edit(bureau_id: int, kind: str):
+@bp.route("/bureaus/<int:bureau_id>/rubrics/<kind>/<service_kind>", methods=["GET", "POST"])
+def rubric_edit(bureau_id: int, kind: str, service_kind: str | None = None):
+    """A bureau's rubric of one kind: the general one, or (work plans, reports) one 委托事项's own."""
     bureau = load(Bureau, bureau_id, "bureau.view")
     rubric_kind = _rubric_kind(kind)
-    current = _current_rubric(bureau, rubric_kind)
+    try:
+        for_kind = services.rubric_service_kind(rubric_kind, service_kind)
+    except ValidationFailed:
+        abort(404)
+    current = _current_rubric(bureau, rubric_kind, for_kind)
     can_edit = permissions.can(current_user, "rubric.edit", bureau)
+    here = url_for(".rubric_edit", bureau_id=bureau.id, kind=rubric_kind.value,
+                   **({"service_kind": for_kind.value} if for_kind else {}))
     status = 200
     if request.method == "POST":
         if not can_edit:
@@ -586,18 +606,26 @@ def rubric_edit(bureau_id: int, kind: str):
         form = RubricForm()
         done, rubric, status = submit_form(form, lambda: services.revise_rubric(
             bureau, rubric_kind, [(r.form.name.data, r.form.description.data, r.form.max_points.data) for r in form.items],
-            current_user, title=form.title.data or None))
+            current_user, title=form.title.data or None, service_kind=for_kind))
         if done:
-            flash(f"已保存{rubric_kind.label}表第 {rubric.version} 版；此后组建的评审组使用新版本。", "success")
-            return redirect(url_for(".rubric_edit", bureau_id=bureau.id, kind=rubric_kind.value))
+            flash(f"已保存{services.rubric_label(rubric_kind, for_kind)}第 {rubric.version} 版；此后组建的评审组使用新版本。",
+                  "success")
+            return redirect(here)
     else:
+        # a kind with no rubric of its own yet starts from the one in force (the general one), titled for the kind
         rows = [{"name": i.name, "description": i.description, "max_points": points_text(i.max_points)} for i in current.items]
         rows += [{}] * max(0, RUBRIC_ROWS - len(rows), 2 if len(rows) >= RUBRIC_ROWS else 0)
-        form = RubricForm(data={"title": current.title, "items": rows})
-    history = db.session.execute(sa.select(Rubric).where(Rubric.bureau_id == bureau.id, Rubric.kind == rubric_kind)
+        title = current.title if current.service_kind == for_kind else services.default_title(rubric_kind, for_kind)
+        form = RubricForm(data={"title": title, "items": rows})
+    same_kind = Rubric.service_kind.is_(None) if for_kind is None else Rubric.service_kind == for_kind
+    history = db.session.execute(sa.select(Rubric).where(Rubric.bureau_id == bureau.id, Rubric.kind == rubric_kind, same_kind)
                                  .options(selectinload(Rubric.items)).order_by(Rubric.version.desc())).scalars().all()
+    submission_kind = next((k for k, r in services.RUBRIC_OF.items() if r == rubric_kind), None)
+    pass_mark = services.pass_mark_for(bureau, submission_kind, for_kind) if submission_kind else None
     return render_template("review/rubric_edit.html", bureau=bureau, kind=rubric_kind, current=current, form=form,
-                           history=history, can_edit=can_edit, RubricKind=RubricKind), status
+                           history=history, can_edit=can_edit, RubricKind=RubricKind, service_kind=for_kind,
+                           ServiceKind=ServiceKind, by_service_kind=rubric_kind in services.BY_SERVICE_KIND,
+                           pass_mark=pass_mark, can_settings=permissions.can(current_user, "bureau.settings", bureau)), status
 
 
 # --- the bureau: panel list and exports -----------------------------------------------------------

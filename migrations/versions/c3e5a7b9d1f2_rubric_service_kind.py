@@ -1,0 +1,45 @@
+"""rubric.service_kind: a work-plan or report rubric for one 委托事项 (service kind)
+
+Written by hand. DOMAIN §1: "The workflow is the same for every kind; rubric, pass mark and report outline differ
+by kind" — a 绩效目标审核 report was scored on the 重点绩效评价 report rubric. NULL: the general rubric, which every
+existing row is and which applies to a kind with none of its own. The unique key takes the kind in: a bureau's
+versions are numbered per rubric kind and service kind.
+
+Revision ID: c3e5a7b9d1f2
+Revises: a4c6e8f0b2d4
+Create Date: 2026-12-07 15:10:00.000000
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = 'c3e5a7b9d1f2'
+down_revision = 'a4c6e8f0b2d4'
+branch_labels = None
+depends_on = None
+
+SERVICE_KIND = sa.Enum('key_evaluation', 'ex_ante_reassessment', 'target_review', 'self_evaluation_review',
+                       'result_recheck', 'indicator_system', name='servicekind', native_enum=False, length=32)
+
+
+def upgrade():
+    with op.batch_alter_table('rubric', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('service_kind', SERVICE_KIND, nullable=True))
+        batch_op.drop_constraint('uq_rubric_bureau_id_kind_version', type_='unique')
+        batch_op.create_unique_constraint(batch_op.f('uq_rubric_bureau_id_kind_service_kind_version'),
+                                          ['bureau_id', 'kind', 'service_kind', 'version'])
+
+
+def downgrade():
+    # A kind's own rubrics go: the general ones are what the old schema can hold (panels formed on a kind's
+    # rubric keep pointing at it, so they are kept only while no panel or review uses them).
+    op.execute("DELETE FROM rubric_item WHERE rubric_id IN (SELECT id FROM rubric WHERE service_kind IS NOT NULL "
+               "AND id NOT IN (SELECT rubric_id FROM review_panel) AND id NOT IN (SELECT rubric_id FROM review))")
+    op.execute("DELETE FROM rubric WHERE service_kind IS NOT NULL "
+               "AND id NOT IN (SELECT rubric_id FROM review_panel) AND id NOT IN (SELECT rubric_id FROM review)")
+    with op.batch_alter_table('rubric', schema=None) as batch_op:
+        batch_op.drop_constraint('uq_rubric_bureau_id_kind_service_kind_version', type_='unique')
+        batch_op.create_unique_constraint('uq_rubric_bureau_id_kind_version', ['bureau_id', 'kind', 'version'])
+        batch_op.drop_column('service_kind')
