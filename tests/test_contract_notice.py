@@ -604,3 +604,33 @@ def test_an_announcement_late_or_missing_is_a_red_flag(world):
     assert flags[late.current_procurement.id].value == 2 and "2 个工作日" in flags[late.current_procurement.id].explanation
     assert "未发布" in flags[missing.current_procurement.id].explanation
     assert all(f.firm_id is None and f.bureau_id == world.bz.id for f in flags.values())
+
+
+def test_the_red_flag_counts_every_overdue_announcement_as_the_one_by_one_rule_does_from_one_calendar_read(world):
+    """The refresh counts the working days each announcement still owed is late over the whole province: the batch
+    (``core.calendar.late_workdays_each``) gives what ``late_workdays`` gives one by one — weekends, the national
+    holidays, a prefecture's correction a county inherits, a day off rolled to the next working day — and reads
+    the calendar once, however many contracts are overdue (it read it twice per contract)."""
+    from evalhub.core.calendar import late_workdays_each
+    from evalhub.core.models import CalendarDay
+    from evalhub.procurement.contract_notices import late_workdays
+
+    db.session.add_all([CalendarDay(bureau_id=world.bz.id, day=date(2025, 4, 8), is_workday=False, note="地方节日"),
+                        CalendarDay(bureau_id=world.lt.id, day=date(2025, 4, 12), is_workday=True, note="调休上班")])
+    db.session.flush()
+    today = date(2025, 4, 13)  # a Sunday
+    items = [(bureau, date(2025, 3, 28) + timedelta(days=n)) for bureau in (world.bz, world.lt, world.kz, world.krl)
+             for n in range(0, 20)]
+    seen: list[str] = []
+
+    def listen(_conn, _cursor, statement, *_args):
+        seen.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", listen)
+    try:
+        batch = late_workdays_each(items, today)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", listen)
+    assert batch == [late_workdays(bureau, due, today) for bureau, due in items]
+    assert sum("calendar_day" in s.lower() for s in seen) == 1
+    assert late_workdays_each([(world.bz, today)], today) == [0]

@@ -18,8 +18,8 @@ from evalhub.extensions import db
 
 __all__ = ["is_workday", "add_working_days", "add_working_days_each", "working_days_between", "roll_to_workday",
            "add_days", "days_deadline", "last_workday_before", "last_workday_before_each", "ensure_national_calendar",
-           "is_provisional", "NATIONAL_CALENDAR", "on_change", "correct", "Correction", "CalendarChange", "Period",
-           "Moved", "recompute"]
+           "is_provisional", "NATIONAL_CALENDAR", "late_workdays_each", "on_change", "correct", "Correction",
+           "CalendarChange", "Period", "Moved", "recompute"]
 
 
 def _calendar(bureau: Bureau, start: date, end: date) -> dict[date, bool]:
@@ -135,6 +135,33 @@ def last_workday_before_each(bureaus: Iterable[Bureau], day: date) -> dict[int, 
         if len(out) == len(calendars) or span > 366:  # a bureau closed for a year is a mistake, not a holiday
             return {bureau_id: out.get(bureau_id, day - timedelta(days=1)) for bureau_id in calendars}
         span *= 4
+
+
+def late_workdays_each(items: Iterable[tuple[Bureau, date]], day: date) -> list[int]:
+    """For each (bureau, due date): how many working days ``day`` is after it, ``day`` counted as the working day it
+    rolls to (0 when ``day`` is not after it) — from one read of the calendar for them all (a batch over every
+    overdue item of a province)."""
+    items = list(items)
+    late = [(bureau, due) for bureau, due in items if day > due]
+    if not late:
+        return [0] * len(items)
+    calendars = _calendars({b.id: b for b, _due in late}.values(), min(due for _b, due in late),
+                           day + timedelta(days=31))
+    out = []
+    for bureau, due in items:
+        if day <= due:
+            out.append(0)
+            continue
+        exceptions, rolled = calendars[bureau.id], day
+        while not exceptions.get(rolled, rolled.weekday() < 5) and rolled < day + timedelta(days=31):
+            rolled += timedelta(days=1)
+        current, count = due, 0
+        while current < rolled:
+            current += timedelta(days=1)
+            if exceptions.get(current, current.weekday() < 5):
+                count += 1
+        out.append(count)
+    return out
 
 
 def working_days_between(bureau: Bureau, start: date, end: date) -> int:

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from evalhub.core import audit, concurrency, jobs, permissions
 from evalhub.core.batches import batches
+from evalhub.core.calendar import late_workdays_each
 from evalhub.core.errors import Conflict, NotFound, ValidationFailed
 from evalhub.core.models import Bureau, User
 from evalhub.core.settings import SettingDef, get_setting, register
@@ -138,13 +139,12 @@ def load_rows() -> list[Row]:
 
 
 def count_unpublished_lateness(rows: list[Row], bureaus: dict[int, Bureau], today: date) -> None:
-    """The working days an announcement still owed is late today (the bureau's calendar), for ``compute``."""
-    from evalhub.procurement.contract_notices import late_workdays
-
-    for row in rows:
-        if not row.notice_published and row.notice_due is not None and today > row.notice_due:
-            bureau = bureaus.get(row.bureau_id)
-            row.notice_late_workdays = late_workdays(bureau, row.notice_due, today) if bureau else None
+    """The working days an announcement still owed is late today (the bureau's calendar), for ``compute``: one read
+    of the calendar for every overdue contract of the province."""
+    overdue = [row for row in rows if not row.notice_published and row.notice_due is not None
+               and today > row.notice_due and row.bureau_id in bureaus]
+    for row, late in zip(overdue, late_workdays_each([(bureaus[r.bureau_id], r.notice_due) for r in overdue], today)):
+        row.notice_late_workdays = late
 
 
 def load_quality() -> dict[int, dict[str, float]]:
