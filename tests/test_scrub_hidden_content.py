@@ -427,3 +427,38 @@ def test_an_equation_object_is_kept():
     content = OLE + "Equation Native".encode("utf-16-le").ljust(64, b"\x00")
     with zipfile.ZipFile(io.BytesIO(scrub.scrubbed("docx", _with_embedding("oleObject1.bin", content)))) as package:
         assert package.read("word/embeddings/oleObject1.bin") == content
+
+
+# --- markup built to be slow --------------------------------------------------------------------------------------
+
+HOSTILE_MARKUP = {  # part → what is repeated in it, left unclosed: each of the scrubber's patterns once scanned on
+    "word/document.xml": ["<w:pPr>x", "<w:rPrChange>x", '<w:r w:author="x', "<w:vanish ", '<w:pStyle w:val="a',
+                          "<aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"],
+    "word/styles.xml": ['<w:style w:styleId="s', "<w:rPrDefault>x", "<w:basedOn "],
+    "word/_rels/document.xml.rels": ["<Relationship ", 'Type="x', 'Target="x'],
+}
+
+
+@pytest.mark.parametrize("part,piece", [(part, piece) for part, pieces in HOSTILE_MARKUP.items() for piece in pieces])
+def test_markup_left_unclosed_thousands_of_times_is_scanned_once(part, piece):
+    """The upload is anyone's: the scrubber runs in the web worker, so its scans must be linear in the part's size
+    whatever the bytes. A lazy ".*?" up to a closing tag (or a "[^>]*" up to a ">", a '[^"]*' up to a quote) rescans
+    the rest of the part for every opening left unclosed: 8,000 unclosed <w:pPr> in a 37 KB upload held a worker
+    4.6 s, and 40,000 would hold it two minutes. Each case here is 40,000 pieces (a few hundred KB unpacked); the
+    scan gets 20 s, two orders of magnitude more than it needs."""
+    import threading
+
+    data = _repack(_docx(factories.report_text()), edit=lambda name, content: content.replace(
+        b"</", piece.encode() * 40_000 + b"</", 1) if name == part else content)
+    outcome: list = []
+
+    def run():
+        try:
+            outcome.append(scrub.scrubbed("docx", data))
+        except ValidationFailed as exc:  # refusing it is an answer too
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(20)
+    assert outcome, f"scrubbing {part} with {piece!r} × 40,000 took more than 20 s"

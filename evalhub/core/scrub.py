@@ -26,6 +26,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from typing import Iterator
 
 from evalhub.core.errors import ValidationFailed
 
@@ -35,7 +36,7 @@ _CORE_KEPT = {"{http://purl.org/dc/terms/}created", "{http://purl.org/dc/terms/}
 # docProps/app.xml: the fields a person or an organisation fills in
 _APP_DROPPED = {"Company", "Manager", "HyperlinkBase", "Template"}
 # w:author / w:initials on tracked changes and comments; w15:author, userId, providerId in word/people.xml
-_AUTHOR_ATTRIBUTE = re.compile(rb'\b((?:w|w15|w16cid):(?:author|initials|userId|providerId))="[^"]*"')
+_AUTHOR_ATTRIBUTE = re.compile(rb'\b((?:w|w15|w16cid):(?:author|initials|userId|providerId))="[^"<>]*"')
 _METADATA_LIMIT = 1024 * 1024  # a properties part is a few KB; a larger one is not parsed in-process
 
 
@@ -93,7 +94,7 @@ def _custom_xml(data: bytes) -> bytes:
 # An external target on the author's own disk or network share (an attached template, a linked workbook):
 # file:///C:\Users\<Windows user>\…, C:\…, \\server\… — the path names the account; the link is dead on any
 # other machine anyway.
-_RELATIONSHIP = re.compile(rb"<Relationship\b[^>]*>")
+_RELATIONSHIP = re.compile(rb"<Relationship\b[^<>]*>")  # stops at the next "<": linear (above)
 _LOCAL_TARGET = re.compile(rb'\bTarget="(?:file:|[A-Za-z]:\\|\\\\)[^"]*"', re.I)
 
 
@@ -117,7 +118,7 @@ TRACKED_DELETIONS = ("文件中还有未接受的修订：被删除的文字仍�
 COMMENTS = "文件中还有批注，公开后任何人都能看到。请在 Word 中点“审阅 › 删除 › 删除文档中的所有批注”后另存，再上传。"
 IMPORTED_CONTENT = ("文件中有从其他文件导入的内容（altChunk），其中可能带有作者等信息，无法逐一去除。请用 Word 打开后另存为新的 .docx"
                     "（Word 会把导入的内容转为正文），再上传。")
-_ALT_CHUNK_RELATIONSHIP = re.compile(rb'Type="[^"]*/aFChunk"')
+_ALT_CHUNK_RELATIONSHIP = re.compile(rb'Type="[^"<>]*/aFChunk"')
 UNAPPLIED_REDACTION = ("PDF 中有尚未应用的密文标记：被遮盖的文字仍保存在文件里，可以复制出来。请在 PDF 编辑器中“应用密文”"
                        "（或打印为新的 PDF）后再上传。")
 
@@ -131,21 +132,64 @@ HIDDEN_TEXT = ("文件中有设为“隐藏”格式的文字：页面上看不�
 # vanish switched off (w:val="0"/"false"/"off"), a hidden paragraph mark (w:pPr/w:rPr: Word's style separator; it
 # hides no text) and the properties before a tracked formatting change (w:rPrChange, w:pPrChange). Any namespace
 # prefix, either quote: the body is scanned as bytes, never parsed.
-_NS = rb"(?:[A-Za-z_][\w.-]*:)?"
-_FORMER_PROPERTIES = re.compile(rb"<(" + _NS + rb"(?:rPrChange|pPrChange))(?:\s[^>]*)?(?<!/)>.*?</\1\s*>", re.S)
-_PARAGRAPH_PROPERTIES = re.compile(rb"<(" + _NS + rb"pPr)(?:\s[^>]*)?(?<!/)>.*?</\1\s*>", re.S)
-_VANISH = re.compile(rb"<" + _NS + rb"(?:vanish|specVanish)(?=[\s/>])([^>]*)>")
+# Every pattern here is linear in the part's size, whatever its bytes (an upload is anyone's): a tag's attributes
+# and a quoted value stop at the next "<" (never in well-formed XML; so no two tries scan the same bytes), and an
+# element's body is found by ``_elements``, one pass over its tags — a lazy ".*?" up to a closing tag rescans the
+# rest of the part for every opening tag left unclosed (quadratic: 8,000 of them in a 37 KB upload held a worker
+# 4.6 s).
+_NS = rb"(?:[A-Za-z_][\w.-]{0,63}:)?"
+_ATTRIBUTES = rb"([^<>]*)"
+_VANISH = re.compile(rb"<" + _NS + rb"(?:vanish|specVanish)(?=[\s/>])" + _ATTRIBUTES + rb">")
 _OFF = re.compile(rb"""(?:^|\s)""" + _NS + rb"""val\s*=\s*(["'])\s*(?:0|false|off)\s*\1""", re.I)
-_STYLE = re.compile(rb"<(" + _NS + rb"style)(\s[^>]*)?(?<!/)>(.*?)</\1\s*>", re.S)
-_STYLE_ID = re.compile(rb"""(?:^|\s)""" + _NS + rb"""styleId\s*=\s*(["'])(.*?)\1""")
+_STYLE_ID = re.compile(rb"""(?:^|\s)""" + _NS + rb"""styleId\s*=\s*(["'])([^"'<>]*)\1""")
 _DEFAULT_STYLE = re.compile(rb"""(?:^|\s)""" + _NS + rb"""default\s*=\s*(["'])\s*(?:1|true|on)\s*\1""", re.I)
-_BASED_ON = re.compile(rb"""<""" + _NS + rb"""basedOn\s(?:[^>]*?\s)?""" + _NS + rb"""val\s*=\s*(["'])(.*?)\1""")
-_RUN_DEFAULTS = re.compile(rb"<(" + _NS + rb"rPrDefault)(?:\s[^>]*)?(?<!/)>(.*?)</\1\s*>", re.S)
-_STYLE_USED = re.compile(rb"""<""" + _NS + rb"""(?:pStyle|rStyle|tblStyle)\s(?:[^>]*?\s)?""" + _NS
-                         + rb"""val\s*=\s*(["'])(.*?)\1""")
+_BASED_ON = re.compile(rb"<" + _NS + rb"basedOn(?=[\s/>])" + _ATTRIBUTES + rb">")
+_STYLE_USED = re.compile(rb"<" + _NS + rb"(?:pStyle|rStyle|tblStyle)(?=[\s/>])" + _ATTRIBUTES + rb">")
+_VAL = re.compile(rb"""(?:^|\s)""" + _NS + rb"""val\s*=\s*(["'])([^"'<>]*)\1""")
 _STYLES_PART = re.compile(r"word/(?:glossary/)?styles(?:WithEffects)?\.xml")
 # a list level's properties format its number only (numbering.xml); styles are read for the styles in use
 _NOT_STORY = re.compile(r"word/(?:glossary/)?(?:styles(?:WithEffects)?|numbering)\.xml")
+_ELEMENT_TAGS: dict[tuple[bytes, ...], re.Pattern] = {}
+
+
+def _elements(content: bytes, names: tuple[bytes, ...]) -> Iterator[tuple[int, int, int, int, bytes]]:
+    """The outermost elements named one of ``names`` (any prefix), in one pass over their tags: (start, end of the
+    opening tag, start of the closing tag, end, the opening tag's attributes). An element left unclosed is not
+    one (its text stays where it is, for the checks to see)."""
+    pattern = _ELEMENT_TAGS.get(names)
+    if pattern is None:
+        pattern = _ELEMENT_TAGS[names] = re.compile(
+            rb"<(/?)" + _NS + rb"(?:" + b"|".join(names) + rb")(?=[\s/>])" + _ATTRIBUTES + rb">")
+    depth, opened = 0, None
+    for tag in pattern.finditer(content):
+        if tag.group(1):  # a closing tag
+            if depth:
+                depth -= 1
+                if depth == 0:
+                    yield opened.start(), opened.end(), tag.start(), tag.end(), opened.group(2)
+        elif not tag.group(2).endswith(b"/"):  # an opening tag (an empty element <x/> holds nothing)
+            if depth == 0:
+                opened = tag
+            depth += 1
+
+
+def _without(content: bytes, names: tuple[bytes, ...]) -> bytes:
+    """``content`` without the elements named one of ``names``."""
+    kept, at = [], 0
+    for start, _open_end, _close_start, end, _attributes in _elements(content, names):
+        kept.append(content[at:start])
+        at = end
+    kept.append(content[at:])
+    return b"".join(kept)
+
+
+_FORMER = (b"rPrChange", b"pPrChange")  # the properties before a tracked formatting change
+_PARAGRAPH = (b"pPr",)
+
+
+def _val(tag_attributes: bytes) -> bytes | None:
+    match = _VAL.search(tag_attributes)
+    return match.group(2) if match else None
 
 
 def _hidden(properties: bytes) -> bool | None:
@@ -167,19 +211,18 @@ def _hidden_styles(parts: list[bytes]) -> tuple[set[bytes], bool]:
     defaults: list[bytes] = []
     everywhere = False
     for content in parts:
-        content = _FORMER_PROPERTIES.sub(b"", content)
-        for match in _RUN_DEFAULTS.finditer(content):
-            everywhere = everywhere or bool(_hidden(match.group(2)))
-        for match in _STYLE.finditer(content):
-            attributes, body = match.group(2) or b"", match.group(3)
+        content = _without(content, _FORMER)
+        for _start, open_end, close_start, _end, _attributes in _elements(content, (b"rPrDefault",)):
+            everywhere = everywhere or bool(_hidden(content[open_end:close_start]))
+        for _start, open_end, close_start, _end, attributes in _elements(content, (b"style",)):
             style_id = _STYLE_ID.search(attributes)
             if style_id is None:
                 continue
-            key = style_id.group(2)
-            own[key] = _hidden(_PARAGRAPH_PROPERTIES.sub(b"", body))
+            key, body = style_id.group(2), content[open_end:close_start]
+            own[key] = _hidden(_without(body, _PARAGRAPH))
             parent = _BASED_ON.search(body)
-            if parent is not None:
-                based_on[key] = parent.group(2)
+            if parent is not None and (parent_id := _val(parent.group(1))) is not None:
+                based_on[key] = parent_id
             if _DEFAULT_STYLE.search(attributes):
                 defaults.append(key)
 
@@ -197,10 +240,10 @@ def _hidden_styles(parts: list[bytes]) -> tuple[set[bytes], bool]:
 
 
 def _has_hidden_text(content: bytes, hidden_styles: set[bytes]) -> bool:
-    content = _FORMER_PROPERTIES.sub(b"", content)
-    if hidden_styles and any(m.group(2) in hidden_styles for m in _STYLE_USED.finditer(content)):
+    content = _without(content, _FORMER)
+    if hidden_styles and any(_val(m.group(1)) in hidden_styles for m in _STYLE_USED.finditer(content)):
         return True
-    return any(_hidden(m.group(0)) for m in _VANISH.finditer(_PARAGRAPH_PROPERTIES.sub(b"", content)))
+    return any(_hidden(m.group(0)) for m in _VANISH.finditer(_without(content, _PARAGRAPH)))
 
 
 def _refuse_hidden_content(name: str, content: bytes, hidden_styles: set[bytes] = frozenset()) -> None:
@@ -270,7 +313,7 @@ EMBEDDED_OBJECT = ("文件中嵌入了其他文件（对象，如 Excel 工作�
                    "选择性粘贴”粘贴为图片（或改为普通表格、文字）替换它，然后另存并上传。Word 自带的图表不受影响。")
 _EMBEDDINGS = "word/embeddings/"
 _CHART_RELS = re.compile(r"word/charts/_rels/[^/]+\.rels")
-_TARGET = re.compile(rb"""\bTarget\s*=\s*(["'])(.*?)\1""")
+_TARGET = re.compile(rb"""\bTarget\s*=\s*(["'])([^"'<>]*)\1""")
 _COMPOUND_FILE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _NESTED_MAX_BYTES = 50 * 1024 * 1024  # what a chart's workbook may unpack to (core.extract's bound for a nested .docx)
 
