@@ -226,3 +226,27 @@ def test_a_clear_and_a_set_at_once_leave_one_answer(app, world, monkeypatch):
     db.session.rollback()
     actions = [e.action for e in audit.history("bureau", lt_id)]
     assert actions == ["setting.changed", "setting.cleared", "setting.changed"], actions
+
+
+def test_the_clear_button_carries_its_own_csrf_token(app, client, login, world):
+    """The clear form stands outside the save form (Enter in a field saves, never clears a row): it carries its own
+    token, and a post without one is refused."""
+    import re
+
+    set_setting(world.lt, "expert.min_years", 12, world.lt_admin)
+    db.session.commit()
+    url = f"/bureaus/{world.lt.id}/settings"
+    login(world.lt_admin)
+    app.config["WTF_CSRF_ENABLED"] = True
+    try:
+        page = text(client.get(url))
+        form = re.search(r'<form id="setting-clear" method="post" action="([^"]+)">(.*?)</form>', page, re.S)
+        assert form is not None and form.group(1) == f"{url}/clear"
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.group(2)).group(1)
+        assert client.post(f"{url}/clear", data={"key": "expert.min_years"}).status_code == 400
+        assert own(world.lt.id, "expert.min_years") == 12
+        response = client.post(f"{url}/clear", data={"key": "expert.min_years", "csrf_token": token})
+        assert response.status_code == 302
+    finally:
+        app.config["WTF_CSRF_ENABLED"] = False
+    assert own(world.lt.id, "expert.min_years") is None
