@@ -103,6 +103,12 @@ class ActionForm(BaseForm):
     reason = TextAreaField("原因", validators=[Length(max=500, message="不能超过 500 个字符")])
 
 
+class SettingClearForm(BaseForm):
+    """恢复沿用上级 on the settings page: the setting's key comes from the row's button."""
+
+    key = StringField("设置项", validators=[DataRequired("请选择要恢复沿用上级的设置项"), limited("设置项", 64)])
+
+
 class PasswordChangeForm(BaseForm):
     current_password = PasswordField("当前密码", validators=[DataRequired("请输入当前密码")])
     new_password = PasswordField("新密码", validators=[DataRequired("请输入新密码"), Length(max=128, message="不能超过 128 个字符")],

@@ -1,6 +1,7 @@
 """Bureau settings: rule parameters that DOMAIN.md marks as defaults.
 
 A bureau's own value wins; otherwise its parent's, up to the region; otherwise the default here.
+A bureau sets its own value (``set_setting``) and may take it back (``clear_setting``: 恢复沿用上级).
 A domain declares its own settings beside its rules with ``register(SettingDef(...), ...)`` at import;
 the settings page lists them all, grouped by section.
 """
@@ -13,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from evalhub.core import audit, bureau_tree
+from evalhub.core import audit, bureau_tree, concurrency
 from evalhub.core.errors import ValidationFailed
 from evalhub.core.inputs import control_error, name_error
 from evalhub.core.models import Bureau, BureauSetting, User
@@ -66,6 +67,14 @@ class SettingDef:
         if self.odd and value % 2 == 0:
             raise ValidationFailed(f"“{self.label}”应为单数。", {self.key: "应为单数"})
         return value
+
+    def text(self, value: Any) -> str:
+        """A value as the settings page shows it: a choice by its label, a list joined."""
+        if self.kind == "choice":
+            return dict(self.choices).get(value, str(value))
+        if self.kind == "lines" and isinstance(value, list):
+            return "、".join(str(v) for v in value)
+        return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 _DEGREES = (("college", "大专"), ("bachelor", "本科"), ("master", "硕士"), ("doctor", "博士"))
@@ -189,7 +198,18 @@ def get_setting(bureau: Any, key: str) -> Any:
     definition = SETTINGS[key]
     if bureau is None:
         return _unset(bureau, definition)
-    chain = bureau_tree.chain_ids(bureau)
+    return _walk(bureau, bureau_tree.chain_ids(bureau), definition)
+
+
+def inherited(bureau: Any, key: str) -> Any:
+    """The value that would apply to ``bureau`` without its own: the nearest upper bureau's, else (the whole walk
+    up, the bureau's own included) the fallback's, else the default — what ``clear_setting`` leaves in force."""
+    return _walk(bureau, bureau_tree.chain_ids(bureau)[1:], SETTINGS[key])
+
+
+def _walk(bureau: Any, chain: list[int], definition: SettingDef) -> Any:
+    """The first value set along ``chain`` (bureau ids, nearest first), else ``_unset``."""
+    key = definition.key
     info = db.session.info
     if _CACHE not in info and (_BUREAUS in info or _HELD in info):
         # answered from the held values when they cover the whole walk up; otherwise every bureau's are read
@@ -228,14 +248,46 @@ def effective_settings(bureau: Bureau) -> list[tuple[SettingDef, Any, bool]]:
     return [(d, own[k] if k in own else get_setting(bureau, k), k in own) for k, d in SETTINGS.items()]
 
 
-def set_setting(bureau: Bureau, key: str, raw: Any, actor: User) -> Any:
+def _lock(bureau: Bureau) -> None:
+    """One change to a bureau's settings at a time (set, clear; two admins, a double click): its own row is read
+    under the lock, so a clear and a set at once do not write a row the other just deleted, and a rule that reads
+    the bureau's other values reads them as the request before left them."""
+    concurrency.serialise(f"bureau_setting:{bureau.id}")
+    _forget()  # values copied before the wait may predate the request before's commit
+
+
+def _own_row(bureau: Bureau, key: str) -> BureauSetting | None:
+    return db.session.execute(
+        sa.select(BureauSetting).where(BureauSetting.bureau_id == bureau.id, BureauSetting.key == key)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def _forget() -> None:
+    """Every copy of the values this session holds (``_overrides``, held keys, the account's tree): read again."""
+    db.session.info.pop(_CACHE, None)
+    db.session.info.pop(_HELD, None)
+    db.session.info.pop(_BUREAUS, None)
+
+
+def _definition(key: str) -> SettingDef:
     definition = SETTINGS.get(key)
     if definition is None:
-        raise ValidationFailed(f"未知的设置项：{key}")
-    value = definition.parse(raw)
-    row = db.session.execute(
-        sa.select(BureauSetting).where(BureauSetting.bureau_id == bureau.id, BureauSetting.key == key)
-    ).scalar_one_or_none()
+        raise ValidationFailed(f"未知的设置项：{key}", {"key": "未知的设置项"})
+    return definition
+
+
+def _check(definition: SettingDef, raw: Any) -> Any:
+    """The rule a value of the setting must meet to be in force for a bureau: one place for a value set and for the
+    value a clear leaves in force, so that clearing never puts in force what setting would refuse."""
+    return definition.parse(raw)
+
+
+def set_setting(bureau: Bureau, key: str, raw: Any, actor: User) -> Any:
+    definition = _definition(key)
+    value = _check(definition, raw)
+    _lock(bureau)
+    row = _own_row(bureau, key)
     old = row.value if row else get_setting(bureau, key)
     if row is None:
         row = BureauSetting(bureau_id=bureau.id, key=key, value=value, updated_by_id=actor.id)
@@ -244,10 +296,35 @@ def set_setting(bureau: Bureau, key: str, raw: Any, actor: User) -> Any:
         row.value = value
         row.updated_by_id = actor.id
     db.session.flush()
-    db.session.info.pop(_CACHE, None)
-    db.session.info.pop(_HELD, None)
-    db.session.info.pop(_BUREAUS, None)
+    _forget()
     audit.record("setting.changed", bureau, actor=actor, bureau_id=bureau.id,
                  summary=f"{bureau.short_name} 修改设置“{definition.label}”：{old} → {value}",
                  payload={"key": key, "old": old, "new": value})
     return value
+
+
+def clear_setting(bureau: Bureau, key: str, actor: User) -> Any:
+    """恢复沿用上级: remove the bureau's own value of ``key``, so the upper bureaus' (for a narrower setting, in the
+    end the general one's) applies to it and the bureaus below without their own again — and follows their later
+    changes. Returns the value now in force. Refused (422) when the bureau has no value of its own (never set, or
+    a second click), or when the value it would follow fails the rule a set value must meet."""
+    definition = _definition(key)
+    _lock(bureau)
+    row = _own_row(bureau, key)
+    if row is None:
+        raise ValidationFailed(f"本局未单独设置“{definition.label}”（可能已恢复），现沿用上级或默认值，无需恢复。",
+                               {key: "本局未单独设置"})
+    old, now = row.value, inherited(bureau, key)
+    try:
+        _check(definition, now)
+    except ValidationFailed as exc:
+        raise ValidationFailed(f"不能恢复沿用上级：恢复后将适用 {definition.text(now)}，{exc.message}请直接修改本局的值。",
+                               exc.fields) from exc
+    db.session.delete(row)
+    db.session.flush()
+    _forget()
+    audit.record("setting.cleared", bureau, actor=actor, bureau_id=bureau.id,
+                 summary=f"{bureau.short_name} 恢复设置“{definition.label}”沿用上级：{definition.text(old)} → "
+                         f"{definition.text(now)}",
+                 payload={"key": key, "old": old, "new": now})
+    return now

@@ -15,15 +15,16 @@ from evalhub.core import anchoring, audit, draws, organisations, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import ValidationFailed
 from evalhub.core.exports import to_xlsx
-from evalhub.core.forms import ActionForm, LoginForm, OrganisationImportForm
+from evalhub.core.forms import ActionForm, LoginForm, OrganisationImportForm, SettingClearForm
 from evalhub.core.forms import BaseForm
 from evalhub.core.models import AuditEvent, Bureau, BudgetUnit, Draw, DrawWitness, Job, User
 from evalhub.core.notifications import AUDIENCE_LABELS, MATRIX
 from evalhub.core.services import authenticate, end_session, session_user
-from evalhub.core.settings import SETTINGS, effective_settings, set_setting
+from evalhub.core.settings import SETTINGS, clear_setting, effective_settings, inherited, set_setting
 from evalhub.core.timeutil import to_beijing
 from evalhub.core.web import (
     button,
+    handle_form,
     load,
     paginate,
     public,
@@ -359,5 +360,29 @@ def bureau_settings(bureau_id: int):
             errors = exc.fields
             flash(exc.message, "danger")
             status = 422
-    return render_template("core/bureau_settings.html", bureau=bureau, rows=effective_settings(bureau),
-                           form=form, errors=errors, labels={k: d.label for k, d in SETTINGS.items()}), status
+    return _settings_page(bureau, form, errors, status)
+
+
+@bp.route("/bureaus/<int:bureau_id>/settings/clear", methods=["POST"])
+def bureau_setting_clear(bureau_id: int):
+    """恢复沿用上级: the bureau's own value of one setting removed (the same permission as setting it)."""
+    bureau = load(Bureau, bureau_id, "bureau.settings")
+    form = SettingClearForm()
+
+    def done(now):
+        definition = SETTINGS[form.key.data]
+        return f"“{definition.label}”已恢复沿用上级，现为 {definition.text(now)}。"
+
+    return handle_form(form, lambda: clear_setting(bureau, form.key.data, current_user), message=done,
+                       to=url_for("core.bureau_settings", bureau_id=bureau.id),
+                       failed=lambda status: _settings_page(bureau, ActionForm(), {}, status, clear_form=form))
+
+
+def _settings_page(bureau: Bureau, form: ActionForm, errors: dict[str, str], status: int,
+                   clear_form: SettingClearForm | None = None):
+    rows = effective_settings(bureau)
+    # what 恢复沿用上级 would leave in force, beside each value the bureau set itself
+    follows = {d.key: d.text(inherited(bureau, d.key)) for d, _value, own in rows if own}
+    return render_template("core/bureau_settings.html", bureau=bureau, rows=rows, form=form, errors=errors,
+                           follows=follows, clear_form=clear_form or SettingClearForm(formdata=None),
+                           labels={k: d.label for k, d in SETTINGS.items()}), status

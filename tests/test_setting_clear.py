@@ -1,0 +1,252 @@
+"""恢复沿用上级: a bureau takes back a setting it set (core.settings.clear_setting, the settings page's per-row
+button). Once cleared, the bureau follows its upper bureaus (for a per-kind pass mark, in the end the general
+mark) again, and their later changes with them; only the bureau's own administrator may do it; a value it never
+set, a second click, or an inherited value the setting's rule refuses is answered 422 in Chinese, never a 500."""
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from evalhub.core import audit, permissions, settings
+from evalhub.core.errors import ValidationFailed
+from evalhub.core.models import AuditEvent, Bureau, BureauSetting, User
+from evalhub.core.settings import clear_setting, get_setting, inherited, set_setting
+from evalhub.core.enums import Role
+from evalhub.extensions import db
+from tests import factories
+from tests.test_races import in_context
+from tests.test_races_more import meanwhile, settle
+
+KIND_MARK = "review.report_pass_mark.target_review"
+
+
+def text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def own(bureau_id: int, key: str):
+    db.session.rollback()
+    return db.session.execute(sa.select(BureauSetting.value).where(
+        BureauSetting.bureau_id == bureau_id, BureauSetting.key == key)).scalar_one_or_none()
+
+
+def cleared_events(bureau_id: int) -> list[AuditEvent]:
+    db.session.rollback()
+    return db.session.execute(sa.select(AuditEvent).where(
+        AuditEvent.action == "setting.cleared", AuditEvent.bureau_id == bureau_id)).scalars().all()
+
+
+# --- the service ------------------------------------------------------------------------------------
+
+def test_a_cleared_value_follows_the_upper_bureau_and_its_later_changes(world):
+    set_setting(world.bz, "expert.min_years", 8, world.bz_admin)
+    set_setting(world.lt, "expert.min_years", 12, world.lt_admin)
+    db.session.commit()
+    assert inherited(world.lt, "expert.min_years") == 8
+    assert clear_setting(world.lt, "expert.min_years", world.lt_admin) == 8
+    db.session.commit()
+    assert own(world.lt.id, "expert.min_years") is None
+    assert get_setting(world.lt, "expert.min_years") == 8
+    set_setting(world.bz, "expert.min_years", 6, world.bz_admin)  # the prefecture changes it later: followed
+    db.session.commit()
+    assert get_setting(world.lt, "expert.min_years") == 6
+    [event] = cleared_events(world.lt.id)
+    assert event.actor_id == world.lt_admin.id and event.payload == {"key": "expert.min_years", "old": 12, "new": 8}
+    assert "恢复" in event.summary and "12 → 8" in event.summary
+    assert [e.action for e in audit.history("bureau", world.lt.id)] == ["setting.changed", "setting.cleared"]
+
+
+def test_a_root_bureau_cleared_gets_the_default(world):
+    set_setting(world.region, "expert.max_age", 70, world.region_admin)
+    db.session.commit()
+    assert clear_setting(world.region, "expert.max_age", world.region_admin) == 65
+    db.session.commit()
+    assert get_setting(world.lt, "expert.max_age") == 65
+
+
+def test_a_cleared_kind_mark_follows_the_upper_kind_mark_then_the_general_one(world):
+    set_setting(world.bz, "review.report_pass_mark", 88, world.bz_admin)
+    set_setting(world.lt, KIND_MARK, 75, world.lt_admin)
+    db.session.commit()
+    assert clear_setting(world.lt, KIND_MARK, world.lt_admin) == 88  # no kind mark above: the general one
+    set_setting(world.lt, "review.report_pass_mark", 92, world.lt_admin)
+    set_setting(world.lt, KIND_MARK, 75, world.lt_admin)
+    db.session.commit()
+    assert clear_setting(world.lt, KIND_MARK, world.lt_admin) == 92  # the county's own general mark
+    set_setting(world.lt, KIND_MARK, 75, world.lt_admin)
+    set_setting(world.region, KIND_MARK, 82, world.region_admin)
+    db.session.commit()
+    assert clear_setting(world.lt, KIND_MARK, world.lt_admin) == 82  # a kind mark above beats any general one
+    db.session.commit()
+    assert get_setting(world.lt, KIND_MARK) == 82
+
+
+def test_the_held_values_of_the_signed_in_tree_are_forgotten(app, world):
+    """The account's tree is read with its bureaus' own values (``permissions.load_user``, held in the session):
+    a clear in the same request must not leave the cleared value answering."""
+    set_setting(world.lt, "expert.min_years", 12, world.lt_admin)
+    db.session.commit()
+    with app.app_context():
+        user = permissions.load_user(world.lt_admin.id)
+        assert get_setting(user.bureau, "expert.min_years") == 12
+        clear_setting(db.session.get(Bureau, world.lt.id), "expert.min_years", user)
+        assert get_setting(user.bureau, "expert.min_years") == 10
+        db.session.rollback()  # and back again when the clear is undone
+        assert get_setting(db.session.get(Bureau, world.lt.id), "expert.min_years") == 12
+
+
+def test_clearing_a_value_never_set_or_unknown_is_refused(world):
+    with pytest.raises(ValidationFailed) as caught:
+        clear_setting(world.lt, "expert.min_years", world.lt_admin)
+    assert "本局未单独设置“专家最低从业年限（年）”" in caught.value.message
+    db.session.rollback()
+    with pytest.raises(ValidationFailed) as caught:
+        clear_setting(world.lt, "expert.no_such_thing", world.lt_admin)
+    assert "未知的设置项" in caught.value.message
+    db.session.rollback()
+    assert cleared_events(world.lt.id) == []
+
+
+def test_clearing_is_refused_when_the_value_it_would_follow_breaks_the_rule(world):
+    """The value a clear puts in force passes the rule a value set must pass: a prefecture's value stored before
+    the bound it breaks (written here directly) is not put in force by a county's clear."""
+    db.session.add(BureauSetting(bureau_id=world.bz.id, key="expert.max_age", value=95, updated_by_id=world.bz_admin.id))
+    set_setting(world.lt, "expert.max_age", 60, world.lt_admin)
+    db.session.commit()
+    with pytest.raises(ValidationFailed) as caught:
+        clear_setting(world.lt, "expert.max_age", world.lt_admin)
+    assert "不能恢复沿用上级" in caught.value.message and "95" in caught.value.message and "不能大于 80" in caught.value.message
+    db.session.rollback()
+    assert own(world.lt.id, "expert.max_age") == 60 and cleared_events(world.lt.id) == []
+
+
+def test_a_lines_setting_is_cleared_to_the_upper_list(world):
+    chapters = ["基本情况", "工作开展情况", "评价结论"]
+    set_setting(world.bz, "review.report_chapters", chapters, world.bz_admin)
+    set_setting(world.lt, "review.report_chapters", ["一", "二", "三"], world.lt_admin)
+    db.session.commit()
+    assert clear_setting(world.lt, "review.report_chapters", world.lt_admin) == chapters
+    db.session.commit()
+    assert get_setting(world.lt, "review.report_chapters") == chapters
+
+
+# --- the settings page ------------------------------------------------------------------------------
+
+def test_the_page_offers_the_clear_with_the_value_that_would_apply(client, login, world):
+    set_setting(world.bz, "expert.min_years", 8, world.bz_admin)
+    set_setting(world.lt, "expert.min_years", 12, world.lt_admin)
+    set_setting(world.lt, "expert.min_degree", "master", world.lt_admin)
+    db.session.commit()
+    url = f"/bureaus/{world.lt.id}/settings"
+    login(world.lt_admin)
+    page = text(client.get(url))
+    assert page.count('form="setting-clear"') == 2  # one per value the county set, none elsewhere
+    assert 'name="key" value="expert.min_years"' in page and "恢复后为 8" in page and "恢复后为 本科" in page
+    assert 'id="setting-clear"' in page
+    response = client.post(f"{url}/clear", data={"key": "expert.min_years"})
+    assert response.status_code == 302 and response.headers["Location"].endswith(url)
+    page = text(client.get(url))
+    assert "“专家最低从业年限（年）”已恢复沿用上级，现为 8。" in page and page.count('form="setting-clear"') == 1
+    assert own(world.lt.id, "expert.min_years") is None and len(cleared_events(world.lt.id)) == 1
+
+
+def test_the_page_refuses_a_clear_of_a_value_never_set_in_chinese(client, login, world):
+    url = f"/bureaus/{world.lt.id}/settings/clear"
+    login(world.lt_admin)
+    response = client.post(url, data={"key": "expert.min_years"})
+    assert response.status_code == 422 and "本局未单独设置“专家最低从业年限（年）”" in text(response)
+    response = client.post(url, data={"key": "expert.no_such_thing"})
+    assert response.status_code == 422 and "未知的设置项" in text(response)
+    response = client.post(url, data={})
+    assert response.status_code == 422 and "请选择要恢复沿用上级的设置项" in text(response)
+    response = client.post(url, data={"key": "expert.min_years\x00"})
+    assert response.status_code == 422 and "控制字符" in text(response)
+    assert cleared_events(world.lt.id) == []
+
+
+def test_only_the_bureaus_own_administrator_may_clear(client, login, world):
+    """The same refusals as the settings page itself: another bureau's administrator (above, beside, below),
+    a staff member, a firm, an expert — each answered as the page answers them, the value kept."""
+    set_setting(world.bz, "expert.min_years", 8, world.bz_admin)
+    db.session.commit()
+    url = f"/bureaus/{world.bz.id}/settings"
+    for name in ["lt_admin", "krl_admin", "region_admin", "kz_admin", "bz_staff", "firm_user", "expert_user"]:
+        login(getattr(world, name))
+        page_status = client.get(url).status_code
+        assert page_status in (403, 404), name
+        assert client.post(f"{url}/clear", data={"key": "expert.min_years"}).status_code == page_status, name
+    assert client.post(f"/bureaus/2147483647/settings/clear", data={"key": "expert.min_years"}).status_code == 404
+    assert own(world.bz.id, "expert.min_years") == 8 and cleared_events(world.bz.id) == []
+    login(world.bz_admin)
+    assert client.post(f"{url}/clear", data={"key": "expert.min_years"}).status_code == 302
+    assert own(world.bz.id, "expert.min_years") is None
+
+
+def test_an_anonymous_clear_is_sent_to_sign_in(client, world):
+    response = client.post(f"/bureaus/{world.bz.id}/settings/clear", data={"key": "expert.min_years"})
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+# --- two at once ------------------------------------------------------------------------------------
+
+def _user(user_id: int) -> User:
+    return db.session.get(User, user_id)
+
+
+def test_two_clears_at_once_clear_once(app, world, monkeypatch):
+    set_setting(world.lt, "expert.min_years", 12, world.lt_admin)
+    officer = factories.user("lt.admin2", Role.BUREAU_ADMIN, bureau_id=world.lt.id)
+    db.session.commit()
+    lt_id, admin_id, officer_id = world.lt.id, world.lt_admin.id, officer.id
+    raced = meanwhile(app, monkeypatch, settings, "inherited",
+                      lambda: clear_setting(db.session.get(Bureau, lt_id), "expert.min_years", _user(officer_id)))
+    with app.app_context():
+        try:
+            clear_setting(db.session.get(Bureau, lt_id), "expert.min_years", _user(admin_id))
+            db.session.commit()
+        except ValidationFailed:
+            db.session.rollback()
+        finally:
+            db.session.remove()
+    settle(raced)
+    assert own(lt_id, "expert.min_years") is None and len(cleared_events(lt_id)) == 1
+
+
+def test_a_clear_and_a_set_at_once_leave_one_answer(app, world, monkeypatch):
+    """A clear and a save at once: the save waits for the clear and stores its value anew (it once updated the
+    row the clear had just deleted: a 500); the log holds both, in the order they took effect."""
+    set_setting(world.lt, "expert.min_years", 12, world.lt_admin)
+    db.session.commit()
+    lt_id, admin_id = world.lt.id, world.lt_admin.id
+    raced = meanwhile(app, monkeypatch, settings, "inherited",
+                      lambda: set_setting(db.session.get(Bureau, lt_id), "expert.min_years", 15, _user(admin_id)))
+    in_context(app, lambda: clear_setting(db.session.get(Bureau, lt_id), "expert.min_years", _user(admin_id)))
+    settle(raced)
+    assert own(lt_id, "expert.min_years") == 15
+    db.session.rollback()
+    actions = [e.action for e in audit.history("bureau", lt_id)]
+    assert actions == ["setting.changed", "setting.cleared", "setting.changed"], actions
+
+
+def test_the_clear_button_carries_its_own_csrf_token(app, client, login, world):
+    """The clear form stands outside the save form (Enter in a field saves, never clears a row): it carries its own
+    token, and a post without one is refused."""
+    import re
+
+    set_setting(world.lt, "expert.min_years", 12, world.lt_admin)
+    db.session.commit()
+    url = f"/bureaus/{world.lt.id}/settings"
+    login(world.lt_admin)
+    app.config["WTF_CSRF_ENABLED"] = True
+    try:
+        page = text(client.get(url))
+        form = re.search(r'<form id="setting-clear" method="post" action="([^"]+)">(.*?)</form>', page, re.S)
+        assert form is not None and form.group(1) == f"{url}/clear"
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.group(2)).group(1)
+        assert client.post(f"{url}/clear", data={"key": "expert.min_years"}).status_code == 400
+        assert own(world.lt.id, "expert.min_years") == 12
+        response = client.post(f"{url}/clear", data={"key": "expert.min_years", "csrf_token": token})
+        assert response.status_code == 302
+    finally:
+        app.config["WTF_CSRF_ENABLED"] = False
+    assert own(world.lt.id, "expert.min_years") is None
