@@ -4,6 +4,8 @@ mark) again, and their later changes with them; only the bureau's own administra
 set, a second click, or an inherited value the setting's rule refuses is answered 422 in Chinese, never a 500."""
 from __future__ import annotations
 
+import html
+
 import pytest
 import sqlalchemy as sa
 
@@ -250,3 +252,58 @@ def test_the_clear_button_carries_its_own_csrf_token(app, client, login, world):
     finally:
         app.config["WTF_CSRF_ENABLED"] = False
     assert own(world.lt.id, "expert.min_years") is None
+
+
+# --- settings that must hold together (credit weights and grade lines) ------------------------------------------
+
+WEIGHTS = {"credit.weight_quality": 40, "credit.weight_performance": 15, "credit.weight_feedback": 20,
+           "credit.weight_supervision": 15, "credit.weight_external": 10}
+
+
+def test_the_page_refuses_credit_weights_that_do_not_add_up_to_100_and_keeps_nothing(client, login, world):
+    """DOMAIN §6: the credit rating's components are out of 100 (40/15/20/15/10 by default), and the grade lines fall
+    A > B > C. Each value is valid alone; together they were checked only when a year's ratings were computed, so
+    a bureau saved 45 for practice quality (a total of 105) and found out at the next computation. Now the save is
+    refused, with the total, and nothing of the page is kept; several values changed at once are checked together."""
+    login(world.bz_admin)
+    url = f"/bureaus/{world.bz.id}/settings"
+    refused = client.post(url, data={"credit.weight_quality": "45", "expert.min_years": "8"})
+    assert refused.status_code == 422 and "合计应为 100" in text(refused) and "105" in text(refused)
+    assert own(world.bz.id, "credit.weight_quality") is None and own(world.bz.id, "expert.min_years") is None
+    lines = client.post(url, data={"credit.cut_b": "92"})
+    assert lines.status_code == 422 and "A 级 > B 级 > C 级" in html.unescape(text(lines))
+    saved = client.post(url, data={"credit.weight_quality": "45", "credit.weight_external": "5"})
+    assert saved.status_code == 302
+    assert (own(world.bz.id, "credit.weight_quality"), own(world.bz.id, "credit.weight_external")) == (45, 5)
+
+
+def test_an_upper_change_that_breaks_a_lower_bureaus_own_weights_is_refused_naming_it(world):
+    """A county that set some weights of its own inherits the others: a prefecture's change that makes the county's
+    total other than 100 is refused, naming the county (its ratings would otherwise be refused at computation). A
+    county whose values never held together does not stop the prefecture."""
+    from evalhub.core.settings import save_settings
+
+    set_setting(world.lt, "credit.weight_quality", 45, world.lt_admin)
+    set_setting(world.lt, "credit.weight_external", 5, world.lt_admin)
+    db.session.commit()
+    with pytest.raises(ValidationFailed) as caught:
+        save_settings(world.bz, {"credit.weight_quality": "35", "credit.weight_feedback": "25"}, world.bz_admin)
+    assert "轮台县" in caught.value.message and "合计应为 100" in caught.value.message
+    db.session.rollback()
+    assert set(save_settings(world.bz, {"credit.weight_supervision": "10", "credit.weight_feedback": "25"},
+                             world.bz_admin)) == {"credit.weight_feedback", "credit.weight_supervision"}
+    db.session.commit()
+    set_setting(world.krl, "credit.weight_quality", 60, world.krl_admin)  # 库尔勒: 110, never held together
+    db.session.commit()
+    save_settings(world.bz, {"credit.cut_a": "88"}, world.bz_admin)  # not the prefecture's doing: allowed
+
+
+def test_clearing_one_of_the_weights_that_only_held_together_is_refused(world):
+    set_setting(world.lt, "credit.weight_quality", 45, world.lt_admin)
+    set_setting(world.lt, "credit.weight_external", 5, world.lt_admin)
+    db.session.commit()
+    with pytest.raises(ValidationFailed) as caught:
+        clear_setting(world.lt, "credit.weight_external", world.lt_admin)
+    assert "合计应为 100" in caught.value.message and "105" in caught.value.message
+    db.session.rollback()
+    assert own(world.lt.id, "credit.weight_external") == 5

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -284,6 +284,8 @@ def _check(definition: SettingDef, raw: Any) -> Any:
 
 
 def set_setting(bureau: Bureau, key: str, raw: Any, actor: User) -> Any:
+    """One value, checked alone: what a bureau enters goes through ``save_settings``, which also checks the values
+    that must hold together once all of the page's are set."""
     definition = _definition(key)
     value = _check(definition, raw)
     _lock(bureau)
@@ -303,6 +305,75 @@ def set_setting(bureau: Bureau, key: str, raw: Any, actor: User) -> Any:
     return value
 
 
+# Settings each valid alone that must hold together (a domain's: the credit weights add up to 100): registered by
+# the domain that knows the rule (core imports none), checked whenever a bureau sets or clears one of their keys.
+@dataclass(frozen=True)
+class TogetherRule:
+    keys: frozenset[str]
+    problems: Callable[[Bureau], list[str]]  # what is wrong with the bureau's values in force, in Chinese
+
+
+_TOGETHER: list[TogetherRule] = []
+
+
+def register_together(keys: Iterable[str], problems: Callable[[Bureau], list[str]]) -> None:
+    _TOGETHER.append(TogetherRule(frozenset(keys), problems))
+
+
+def _holders(bureau: Bureau, keys: frozenset[str]) -> list[Bureau]:
+    """The bureaus below ``bureau`` with a value of their own of one of ``keys``: every other bureau below holds what
+    ``bureau`` or one of these holds, so checking these checks the whole tree."""
+    return list(db.session.execute(
+        sa.select(Bureau).where(Bureau.id.in_(
+            sa.select(BureauSetting.bureau_id).join(Bureau, Bureau.id == BureauSetting.bureau_id).where(
+                BureauSetting.key.in_(sorted(keys)), Bureau.path.startswith(bureau.path, autoescape=True),
+                Bureau.id != bureau.id)))
+        .order_by(Bureau.path)).scalars())
+
+
+def _together_before(bureau: Bureau, changing: Iterable[str]) -> dict[tuple[int, int], list[str]]:
+    """What is already wrong below ``bureau`` before a change of ``changing`` (not the change's doing: a lower
+    bureau's values that never held together do not stop the upper bureau's change)."""
+    changing = set(changing)
+    return {(i, b.id): rule.problems(b) for i, rule in enumerate(_TOGETHER) if rule.keys & changing
+            for b in _holders(bureau, rule.keys)}
+
+
+def _refuse_apart(bureau: Bureau, changed: Iterable[str], before: dict[tuple[int, int], list[str]]) -> None:
+    """Refuse (422) a change of ``changed`` that leaves the values in force for ``bureau``, or for a lower bureau
+    holding values of its own, unusable together."""
+    changed = set(changed)
+    for i, rule in enumerate(_TOGETHER):
+        if not rule.keys & changed:
+            continue
+        fields = {key: "与相关设置不一致" for key in sorted(rule.keys & changed)}
+        problems = rule.problems(bureau)
+        if problems:
+            raise ValidationFailed("设置之间不一致：" + "；".join(problems) + "。", fields)
+        for lower in _holders(bureau, rule.keys):
+            problems = rule.problems(lower)
+            if problems and not before.get((i, lower.id)):
+                raise ValidationFailed(
+                    f"{lower.short_name}自行设置了其中部分值，按此修改后其设置之间不一致：" + "；".join(problems)
+                    + f"。请先与{lower.short_name}协调（由其修改或恢复沿用上级）。", fields)
+
+
+def save_settings(bureau: Bureau, values: dict[str, Any], actor: User) -> list[str]:
+    """The settings page's save: each value given (blank: left as it is) that differs from the one in force is
+    set; then the values that must hold together are checked as the change leaves them. Returns the keys set."""
+    for key in values:
+        _definition(key)
+    _lock(bureau)
+    current = {d.key: v for d, v, _own in effective_settings(bureau)}
+    given = {key: raw for key, raw in values.items() if raw is not None and raw != ""}
+    before = _together_before(bureau, given)
+    changed = [key for key, raw in given.items() if str(SETTINGS[key].parse(raw)) != str(current[key])]
+    for key in changed:
+        set_setting(bureau, key, given[key], actor)
+    _refuse_apart(bureau, changed, before)
+    return changed
+
+
 def clear_setting(bureau: Bureau, key: str, actor: User) -> Any:
     """恢复沿用上级: remove the bureau's own value of ``key``, so the upper bureaus' (for a narrower setting, in the
     end the general one's) applies to it and the bureaus below without their own again — and follows their later
@@ -320,9 +391,11 @@ def clear_setting(bureau: Bureau, key: str, actor: User) -> Any:
     except ValidationFailed as exc:
         raise ValidationFailed(f"不能恢复沿用上级：恢复后将适用 {definition.text(now)}，{exc.message}请直接修改本局的值。",
                                exc.fields) from exc
+    before = _together_before(bureau, [key])
     db.session.delete(row)
     db.session.flush()
     _forget()
+    _refuse_apart(bureau, [key], before)
     audit.record("setting.cleared", bureau, actor=actor, bureau_id=bureau.id,
                  summary=f"{bureau.short_name} 恢复设置“{definition.label}”沿用上级：{definition.text(old)} → "
                          f"{definition.text(now)}",

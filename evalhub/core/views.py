@@ -20,7 +20,7 @@ from evalhub.core.forms import BaseForm
 from evalhub.core.models import AuditEvent, Bureau, BudgetUnit, Draw, DrawWitness, Job, User
 from evalhub.core.notifications import AUDIENCE_LABELS, MATRIX
 from evalhub.core.services import authenticate, end_session, session_user
-from evalhub.core.settings import SETTINGS, clear_setting, effective_settings, inherited, set_setting
+from evalhub.core.settings import SETTINGS, clear_setting, effective_settings, inherited, save_settings
 from evalhub.core.timeutil import to_beijing
 from evalhub.core.web import (
     button,
@@ -344,14 +344,8 @@ def bureau_settings(bureau_id: int):
     if request.method == "POST":
         if not form.validate_on_submit():
             abort(400)
-        current = {d.key: v for d, v, _own in effective_settings(bureau)}
         try:
-            for key, definition in SETTINGS.items():
-                raw = request.form.get(key)
-                if raw is None or raw == "":
-                    continue
-                if str(definition.parse(raw)) != str(current[key]):
-                    set_setting(bureau, key, raw, current_user)
+            save_settings(bureau, {key: request.form.get(key) for key in SETTINGS}, current_user)
             db.session.commit()
             flash("设置已保存。", "success")
             return redirect(url_for("core.bureau_settings", bureau_id=bureau.id))

@@ -21,7 +21,7 @@ from evalhub.core.calendar import (  # noqa: F401 — the calendar is core's; cr
     NATIONAL_CALENDAR, add_working_days, ensure_national_calendar, is_provisional, is_workday, working_days_between,
 )
 from evalhub.core.models import Bureau, User
-from evalhub.core.settings import get_setting
+from evalhub.core.settings import get_setting, register_together
 from evalhub.core.summaries import KeptCount
 from evalhub.core.timeutil import beijing_date, beijing_today, beijing_year_start, utcnow, years_before
 from evalhub.credit.models import (
@@ -127,6 +127,10 @@ def settings_problems(bureau: Bureau) -> list[str]:
     if not cuts[0] > cuts[1] > cuts[2]:
         problems.append(f"分数线应为 A 级 > B 级 > C 级（现为 {cuts[0]:g}、{cuts[1]:g}、{cuts[2]:g}）")
     return problems
+
+
+# Checked when a bureau saves or clears one of them, not only when a year is computed.
+register_together([f"credit.weight_{key}" for key in COMPONENTS] + [f"credit.cut_{g}" for g in "abc"], settings_problems)
 
 
 def rated_firm_ids(bureau: Bureau, year: int) -> set[int]:
