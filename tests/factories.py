@@ -196,12 +196,13 @@ def committee_clears_flags(procurement_obj, actor: User) -> None:
 
 def at_once(app, *calls) -> list[str]:
     """Run each ``call()`` in its own thread, app context and session at the same moment (two clicks at once),
-    committing each; the sorted outcomes: "done", or the name of the Conflict / IntegrityError it met."""
+    committing each; the sorted outcomes: "done", or the name of the refusal it met (a Conflict or IntegrityError
+    while the other was writing, a ValidationFailed when it read what the other had committed)."""
     import threading
 
     import sqlalchemy as sa
 
-    from evalhub.core.errors import Conflict
+    from evalhub.core.errors import Conflict, ValidationFailed
 
     barrier, outcomes = threading.Barrier(len(calls)), []
 
@@ -212,7 +213,7 @@ def at_once(app, *calls) -> list[str]:
                 call()
                 db.session.commit()
                 outcomes.append("done")
-            except (Conflict, sa.exc.IntegrityError) as exc:
+            except (Conflict, ValidationFailed, sa.exc.IntegrityError) as exc:
                 db.session.rollback()
                 outcomes.append(type(exc).__name__)
             finally:

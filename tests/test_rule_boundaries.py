@@ -337,7 +337,7 @@ def test_the_migration_dates_the_members_already_off_their_rosters_from_the_audi
                                                                     role="评价人员", years_experience=3), world.firm_user)
     unrecorded.active = False  # taken off before the audit log recorded removals
     removed.left_on = None
-    db.session.flush()
+    db.session.commit()  # as a migration finds them: committed, their audit events with them
     load("b8e2f4a6c0d1_firm_staff_left_on.py").backfill(db.session.connection(), today=date(2026, 12, 7))
     db.session.expire_all()
     assert removed.left_on == date(2025, 4, 1) and unrecorded.left_on == date(2026, 12, 7)
