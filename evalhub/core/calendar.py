@@ -54,7 +54,31 @@ def _calendars(bureaus: Iterable[Bureau], start: date, end: date) -> dict[int, d
 
 
 def is_workday(bureau: Bureau, day: date) -> bool:
-    return _calendar(bureau, day, day).get(day, day.weekday() < 5)
+    return _open(_calendar(bureau, day, day), day)
+
+
+def _open(exceptions: dict[date, bool], day: date) -> bool:
+    return exceptions.get(day, day.weekday() < 5)
+
+
+def _nth_workday_after(exceptions: dict[date, bool], start: date, days: int) -> date:
+    """The ``days``-th working day after ``start`` on a calendar read (``_calendar``'s exceptions)."""
+    day, left = start, days
+    while left > 0:
+        day += timedelta(days=1)
+        if _open(exceptions, day):
+            left -= 1
+    return day
+
+
+def _workdays_in(exceptions: dict[date, bool], start: date, end: date) -> int:
+    """The working days after ``start`` up to and including ``end`` on a calendar read."""
+    day, count = start, 0
+    while day < end:
+        day += timedelta(days=1)
+        if _open(exceptions, day):
+            count += 1
+    return count
 
 
 def add_working_days(bureau: Bureau, start: date, days: int) -> date:
@@ -69,15 +93,7 @@ def add_working_days_each(bureau: Bureau, starts: Iterable[date], days: int) -> 
     if not starts:
         return {}
     exceptions = _calendar(bureau, min(starts), max(starts) + timedelta(days=days * 3 + 30))
-    out: dict[date, date] = {}
-    for start in starts:
-        day, left = start, days
-        while left > 0:
-            day += timedelta(days=1)
-            if exceptions.get(day, day.weekday() < 5):
-                left -= 1
-        out[start] = day
-    return out
+    return {start: _nth_workday_after(exceptions, start, days) for start in starts}
 
 
 def roll_to_workday(bureau: Bureau, day: date) -> date:
@@ -85,7 +101,7 @@ def roll_to_workday(bureau: Bureau, day: date) -> date:
     falls on a holiday (a weekend included) moves to the day after the holiday (民法典 第二百零三条)."""
     first, end = day, day + timedelta(days=30)  # a holiday run is shorter: one read of the calendar
     exceptions = _calendar(bureau, day, end)
-    while not exceptions.get(day, day.weekday() < 5):
+    while not _open(exceptions, day):
         day += timedelta(days=1)
         if day > end:  # a bureau's own closure longer than that
             if day > first + timedelta(days=366):  # closed for a year: a mistake, not a holiday
@@ -129,7 +145,7 @@ def last_workday_before_each(bureaus: Iterable[Bureau], day: date) -> dict[int, 
         for bureau_id, exceptions in calendars.items():
             for back in range(1, span + 1):
                 candidate = day - timedelta(days=back)
-                if exceptions.get(candidate, candidate.weekday() < 5):
+                if _open(exceptions, candidate):
                     out[bureau_id] = candidate
                     break
         if len(out) == len(calendars) or span > 366:  # a bureau closed for a year is a mistake, not a holiday
@@ -153,14 +169,9 @@ def late_workdays_each(items: Iterable[tuple[Bureau, date]], day: date) -> list[
             out.append(0)
             continue
         exceptions, rolled = calendars[bureau.id], day
-        while not exceptions.get(rolled, rolled.weekday() < 5) and rolled < day + timedelta(days=31):
+        while not _open(exceptions, rolled) and rolled < day + timedelta(days=31):
             rolled += timedelta(days=1)
-        current, count = due, 0
-        while current < rolled:
-            current += timedelta(days=1)
-            if exceptions.get(current, current.weekday() < 5):
-                count += 1
-        out.append(count)
+        out.append(_workdays_in(exceptions, due, rolled))
     return out
 
 
@@ -168,13 +179,7 @@ def working_days_between(bureau: Bureau, start: date, end: date) -> int:
     """How many working days fall after ``start`` up to and including ``end`` (0 when end <= start)."""
     if end <= start:
         return 0
-    exceptions = _calendar(bureau, start, end)
-    day, count = start, 0
-    while day < end:
-        day += timedelta(days=1)
-        if exceptions.get(day, day.weekday() < 5):
-            count += 1
-    return count
+    return _workdays_in(_calendar(bureau, start, end), start, end)
 
 
 # National holidays and make-up working days (国务院办公厅 notices) for 2023–2026; bureaus correct them.
@@ -363,17 +368,12 @@ def _ends(periods: list[Period]) -> dict[int, date]:
         exceptions = calendars[p.bureau.id]
         if p.calendar_days:
             day = p.start + timedelta(days=p.days)
-            while not exceptions.get(day, day.weekday() < 5) and day < last:
+            while not _open(exceptions, day) and day < last:
                 day += timedelta(days=1)
             # a closure longer than the span read: the one-by-one rule (rare; a mistake more likely than a holiday)
             out[i] = day if day < last else add_days(p.bureau, p.start, p.days)
         else:
-            day, left = p.start, p.days
-            while left > 0:
-                day += timedelta(days=1)
-                if exceptions.get(day, day.weekday() < 5):
-                    left -= 1
-            out[i] = day
+            out[i] = _nth_workday_after(exceptions, p.start, p.days)
     return out
 
 
@@ -386,11 +386,7 @@ def _derive_days(change: CalendarChange, periods: list[Period]) -> None:
     bureaus = {p.bureau.id: p.bureau for p in missing}
     calendars = _calendars(bureaus.values(), min(p.start for p in missing), max(p.end for p in missing))
     for p in missing:
-        exceptions, day, count = calendars[p.bureau.id], p.start, 0
-        while day < p.end:
-            day += timedelta(days=1)
-            if exceptions.get(day, day.weekday() < 5):
-                count += 1
+        count = _workdays_in(calendars[p.bureau.id], p.start, p.end)
         if p.start < change.day <= p.end:
             count += -1 if change.is_workday else 1
         p.days = max(count, 1)
