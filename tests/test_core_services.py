@@ -136,6 +136,14 @@ def test_events_go_with_the_savepoint_or_transaction_that_rolled_back(world):
     audit.record("test.after", world.bz, actor=world.bz_admin, summary="之后")
     db.session.commit()
     assert _actions() == ["test.kept", "test.released", "test.after"]
+    # a read of the log inside a savepoint that is then rolled back does not take the events recorded before it
+    audit.record("test.before_savepoint", world.bz, actor=world.bz_admin, summary="保存点之前")
+    with pytest.raises(RuntimeError):
+        with db.session.begin_nested():
+            _actions()
+            raise RuntimeError
+    db.session.commit()
+    assert _actions()[-1] == "test.before_savepoint"
     assert audit.verify_chain().ok
 
 

@@ -168,9 +168,12 @@ def _append_pending(session: Session) -> None:
 @sa.event.listens_for(Session, "do_orm_execute")
 def _read_own_events(state) -> None:
     """A transaction that reads the log after recording sees its own events, as it sees its other rows: they join
-    the chain before the read (rare outside tests: requests record, then redirect)."""
-    if state.is_select and state.session.info.get(_PENDING) and AuditEvent.__table__ in find_tables(state.statement):
-        _join_chain(state.session)
+    the chain before the read (rare outside tests: requests record, then redirect). Not inside a savepoint: the
+    events recorded before it would be written in it, and go if it is rolled back."""
+    session = state.session
+    if (state.is_select and session.info.get(_PENDING) and not session.in_nested_transaction()
+            and AuditEvent.__table__ in find_tables(state.statement)):
+        _join_chain(session)
 
 
 @sa.event.listens_for(Session, "after_soft_rollback")
