@@ -127,7 +127,7 @@ def test_a_commissioner_rubric_has_no_service_kind(world):
         R.revise_rubric(world.bz, RubricKind.COMMISSIONER, ITEMS, world.bz_admin, service_kind=TARGET)
     assert "不区分委托事项" in refused.value.message
     with pytest.raises(ValidationFailed) as bad:
-        R.revise_rubric(world.bz, RubricKind.REPORT, ITEMS, world.bz_admin, service_kind="research")
+        R.revise_rubric(world.bz, RubricKind.REPORT, ITEMS, world.bz_admin, service_kind="survey")
     assert bad.value.message == "委托事项无效。"
 
 
@@ -157,7 +157,7 @@ def test_the_rubric_page_edits_a_kinds_rubric_for_the_bureaus_admin_only(client,
     # a kind with no rubric of its own says the general one applies
     recheck = text(client.get(f"/bureaus/{world.bz.id}/rubrics/report/result_recheck"))
     assert "本委托事项尚无专用评审表，适用通用评审表" in recheck and "评价报告评审表（评价结果复核）" in recheck
-    assert client.get(f"/bureaus/{world.bz.id}/rubrics/report/research").status_code == 404
+    assert client.get(f"/bureaus/{world.bz.id}/rubrics/report/survey").status_code == 404
     assert client.get(f"/bureaus/{world.bz.id}/rubrics/commissioner/target_review").status_code == 404
 
 

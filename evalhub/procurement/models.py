@@ -45,6 +45,8 @@ class ServiceKind(LabeledEnum):
     SELF_EVALUATION_REVIEW = ("self_evaluation_review", "自评报告复核")
     RESULT_RECHECK = ("result_recheck", "评价结果复核")
     INDICATOR_SYSTEM = ("indicator_system", "指标体系建设")
+    # DOMAIN §1's last item ("research"): a study of the bureau's performance management; graded as a deliverable
+    RESEARCH = ("research", "绩效管理课题研究")
 
 
 # The kinds whose deliverable evaluates its object: a 重点绩效评价 grades the project (优/良/中/差) and that grade is
