@@ -76,6 +76,15 @@ def _publish(e, actor, day: date, **kw):
         return CN().publish_notice(e, _input(**kw), actor)
 
 
+def _post(e, actor, day: date):
+    """Record the announcement's posting on the designated media (procurement/media.py): the legal announcement."""
+    from evalhub.procurement import media
+
+    with simulated_clock(_at(day)):
+        return media.record_posting(e, "contract", e.contract.notice.id, media.PostingInput(
+            medium="ccgp", url=f"http://www.ccgp.gov.cn/cggg/dfgg/htgg/t{day:%Y%m%d}_{e.id}.htm", posted_on=day), actor)
+
+
 def _notices() -> int:
     from evalhub.procurement.models import ContractNotice
 
@@ -134,7 +143,10 @@ def test_publishing_on_the_due_day_is_on_time_audited_and_keeps_the_announcement
     assert (notice.signed_on, notice.start_date, notice.end_date) == (date(2025, 3, 5), e.contract.start_date,
                                                                       e.contract.end_date)
     assert notice.services == DELIVERABLES and notice.withheld is None
-    assert e.contract.notice_due_on is None  # waits on nothing now
+    # still owed: evalhub's copy is not the designated media's posting (procurement/media.py) …
+    assert e.contract.notice_due_on == date(2025, 3, 7)
+    _post(e, world.bz_staff, date(2025, 3, 7))
+    assert e.contract.notice_due_on is None  # … which ends it
     event = _events("contract.notice_published")
     assert len(event) == 1 and event[0].bureau_id == world.bz.id and e.reference in event[0].summary
     world.firm.name = "改名后的评价公司"
@@ -459,6 +471,7 @@ def test_the_job_tells_the_bureau_the_working_day_it_falls_due_and_once_overdue(
     assert not _inbox(world.kz_staff) and not _inbox(world.region_staff)
     published = _signed(world, date(2025, 3, 5))
     _publish(published, world.bz_staff, date(2025, 3, 6))
+    _post(published, world.bz_staff, date(2025, 3, 6))
     assert job(today=date(2025, 3, 20)) == 0
 
 
@@ -515,6 +528,7 @@ def test_an_overdue_announcement_shows_on_the_bureaus_dashboard_list_and_engagem
     assert 'data-testid="contract-notice-overdue"' in client.get(f"/engagements/{e.id}").get_data(as_text=True)
     assert e.reference not in _card(login(world.kz_staff).get("/").get_data(as_text=True))
     _publish(e, world.bz_staff, date(2025, 3, 6))
+    _post(e, world.bz_staff, date(2025, 3, 6))  # the legal announcement: its posting on the designated media
     db.session.commit()
     client = login(world.bz_staff)
     assert e.reference not in _card(client.get("/").get_data(as_text=True))
@@ -594,9 +608,11 @@ def test_an_announcement_late_or_missing_is_a_red_flag(world):
 
     late = _signed(world, date(2025, 3, 5))
     _publish(late, world.bz_staff, date(2025, 3, 11), late_reason="经办人出差，返回后即行公告。")
+    _post(late, world.bz_staff, date(2025, 3, 11))
     missing = _signed(world, date(2025, 3, 5))
     on_time = _signed(world, date(2025, 3, 5))
     _publish(on_time, world.bz_staff, date(2025, 3, 7))
+    _post(on_time, world.bz_staff, date(2025, 3, 7))
     R.refresh()
     flags = {f.procurement_id: f for f in db.session.execute(sa.select(RedFlag).where(
         RedFlag.indicator == Indicator.CONTRACT_NOTICE)).scalars()}

@@ -65,10 +65,11 @@ MATRIX: dict[str, Event] = {e.key: e for e in [
           "{name} 的合同已签订，请按约定提交实施方案。"),
     # the contract announcement (政府采购法实施条例 第五十条) is the bureau's: procurement/contract_notices.py
     Event("contract_notice_due", "合同公告今日到期", (BUREAU,), "{reference} 合同公告今日到期",
-          "{name} 的合同于 {signed} 签订，合同公告应于今日（{due}）发布（合同签订之日起 2 个工作日内，政府采购法实施条例第五十条）。"),
+          "{name} 的合同于 {signed} 签订，合同公告应于今日（{due}）在指定媒体（中国政府采购网或其省级分网）发布并在本系统登记"
+          "（合同签订之日起 2 个工作日内，政府采购法实施条例第五十条）。"),
     Event("contract_notice_overdue", "合同公告逾期未发布", (BUREAU,), "{reference} 合同公告逾期未发布",
-          "{name} 的合同于 {signed} 签订，合同公告应于 {due} 前发布（合同签订之日起 2 个工作日内，政府采购法实施条例第五十条），"
-          "至今未发布。请尽快发布，逾期发布须说明原因。"),
+          "{name} 的合同于 {signed} 签订，合同公告应于 {due} 前在指定媒体发布（合同签订之日起 2 个工作日内，政府采购法实施条例第五十条），"
+          "至今未登记指定媒体发布（本系统的公开页面不是指定媒体）。请尽快在指定媒体发布并登记，逾期发布须说明原因。"),
     Event("challenge_filed", "收到质疑", (BUREAU,), "{reference} 收到质疑",
           "{firm} 对 {name} 提出质疑，请在 {answer_due} 前书面答复。"),
     Event("challenge_answered", "质疑已答复", (FIRM,), "{reference} 质疑答复",

@@ -27,9 +27,9 @@ from evalhub.demo import clock
 from evalhub.demo.clock import Story
 from evalhub.demo.documents import contract_text, redacted_report, report as make_report, work_plan as make_work_plan
 from evalhub.extensions import db
-from evalhub.procurement import contract_notices, eligibility, services as P, team, workflow
+from evalhub.procurement import contract_notices, eligibility, media, services as P, team, workflow
 from evalhub.procurement.models import (
-    Award, BidStatus, ChallengeStatus, Engagement, EngagementState as S, EvaluationPlan, FrameworkAgreement, FrameworkMember, ObjectType,
+    Award, BidStatus, ChallengeStatus, DesignatedMedium, Engagement, NoticeKind, EngagementState as S, EvaluationPlan, FrameworkAgreement, FrameworkMember, ObjectType,
     Procurement, ProcurementMethod as M, WithheldContent,
 )
 from evalhub.registry.models import Expert, ExpertStatus, Firm, FirmStatus
@@ -182,6 +182,7 @@ class _Demo:
         p = P.open_procurement(engagement, P.ProcurementInput(
             method=method, title="", ceiling_price_wan=str(ceiling), price_weight="20" if method == M.COMPETITIVE_CONSULTATION else "30",
             bid_deadline=clock.to_utc(deadline)), staff)
+        self.post_on_media(engagement, NoticeKind.PROCUREMENT, p.id, staff)
         done: set[int] = set()
         for index in range(bidders):
             yield opened + timedelta(days=1 + index * bid_gap, hours=self.rng.randint(0, 6))
@@ -225,6 +226,22 @@ class _Demo:
                 P.decide_justification(bid, staff, False, "成本测算依据不足")
         yield self.after(0.1)
         draws_module.run_witnessed(P.award_procurement(p, staff, "综合得分排名第一，推荐为成交供应商"))
+        if p.notice is not None:
+            self.post_on_media(engagement, NoticeKind.RESULT, p.notice.id, staff)
+
+    def post_on_media(self, engagement: Engagement, kind: NoticeKind, notice_id: int, staff: User) -> None:
+        """The bureau posts the notice on the designated media the same day and records it (procurement/media.py);
+        about one in ten is left unrecorded, so the pages show "未登记指定媒体发布" too."""
+        rng = random.Random(f"media-{kind.value}-{notice_id}")  # its own: the story's draws stay as they were
+        if rng.random() < 0.1:
+            return
+        today = clock.now_local().date()
+        xinjiang = rng.random() < 0.5
+        host = "www.ccgp-xinjiang.gov.cn" if xinjiang else "www.ccgp.gov.cn"
+        path = {NoticeKind.PROCUREMENT: "cggg", NoticeKind.RESULT: "zbgg", NoticeKind.CONTRACT: "htgg"}[kind]
+        media.record_posting(engagement, kind, notice_id, media.PostingInput(
+            medium=DesignatedMedium.XINJIANG if xinjiang else DesignatedMedium.CCGP, posted_on=today,
+            url=f"http://{host}/{path}/{today:%Y%m}/t{today:%Y%m%d}_{engagement.bureau.code}{notice_id:06d}.htm"), staff)
 
     def _ceiling(self, engagement: Engagement) -> Decimal:
         return max(Decimal("8"), (engagement.amount / 10000 * Decimal("0.006")).quantize(Decimal("0.01")))
@@ -268,6 +285,7 @@ class _Demo:
                 start=f"{contract.start_date:%Y-%m-%d}", end=f"{contract.end_date:%Y-%m-%d}",
                 deliverables=contract.deliverables), withheld=WithheldContent.COMMERCIAL_SECRET,
             withheld_reason="合同附件中乙方的分项报价明细含人工成本构成，属于乙方商业秘密，公开版已删去。"), staff)
+        self.post_on_media(engagement, NoticeKind.CONTRACT, contract.notice.id, staff)
         self.name_team(engagement)  # at the signing: the team the bid promised becomes the engagement's
 
     def name_team(self, engagement: Engagement) -> None:

@@ -29,8 +29,8 @@ from evalhub.core.timeutil import beijing_today, to_beijing, utcnow
 from evalhub.extensions import db
 from evalhub.integrity.models import Indicator, RedFlag, RedFlagCase, RedFlagRefresh
 from evalhub.procurement.models import (
-    Award, Bid, BidStatus, Contract, ContractNotice, Engagement, JustificationDecision, Procurement, ProcurementMethod,
-    ProcurementStatus,
+    Award, Bid, BidStatus, Contract, ContractNotice, Engagement, JustificationDecision, MediaPosting, Procurement,
+    ProcurementMethod, ProcurementStatus,
 )
 from evalhub.review.models import ReviewPanel, Submission, SubmissionKind
 from evalhub.screening.models import ReportScreening, RiskMethod
@@ -61,8 +61,9 @@ EXPLAIN = {
     Indicator.ROTATION: "同一小组机构多次共同投标并轮流成交（围标轮换）。",
     Indicator.DISQUALIFICATIONS: "同一评审委员会认定无效的投标占比高于全区上围栏（Cardinal：many disqualifications）。",
     Indicator.ROTATION_SKIPPED: "框架协议顺序轮候跳过了入围机构（跳过理由见定标记录）。",
-    Indicator.CONTRACT_NOTICE: ("合同签订后未在 2 个工作日内公告（政府采购法实施条例第五十条），或至今未公告：公众和未中标供应商无从核对"
-                                "签订的合同与采购结果是否一致（OCP 红旗：contract not published / late publication）。"),
+    Indicator.CONTRACT_NOTICE: ("合同签订后未在 2 个工作日内在指定媒体公告（政府采购法实施条例第五十条；本系统的公开页面不是指定媒体），"
+                                "或至今未公告：公众和未中标供应商无从核对签订的合同与采购结果是否一致"
+                                "（OCP 红旗：contract not published / late publication）。"),
 }
 
 
@@ -93,11 +94,13 @@ class Row:
     winner: Optional[int] = None
     amount: Optional[float] = None
     reasons: str = ""
-    # the contract announcement (实施条例 第五十条): its due date, and the working days it was (published) or is
-    # (not yet) late — None when no contract was signed or it is not late
+    # the contract announcement (实施条例 第五十条): its due date, and the working days it was (posted on the designated
+    # media) or is (not yet) late — None when no contract was signed or it is not late. Only the media's posting is
+    # the announcement (procurement/media.py); ``notice_here``: evalhub's own copy is out, no posting recorded.
     notice_due: Optional[date] = None
     notice_published: bool = False
     notice_late_workdays: Optional[int] = None
+    notice_here: bool = False
 
 
 def _period_days(created: datetime, deadline: Optional[datetime]) -> Optional[int]:
@@ -123,18 +126,20 @@ def load_rows() -> list[Row]:
     for r in db.session.execute(sa.select(Award.procurement_id, Award.firm_id, Award.amount, Award.reasons)):
         row = rows[r.procurement_id]
         row.winner, row.amount, row.reasons = r.firm_id, float(r.amount), r.reasons or ""
-    # the contract announcement of the award's contract: published (its due date and working days late) or owed
+    # the contract announcement of the award's contract: posted on the designated media (its due date and working
+    # days late) or owed (evalhub's own copy out or not: it is no designated medium)
     for r in db.session.execute(
-            sa.select(Award.procurement_id, Contract.notice_due_on, ContractNotice.id.label("notice_id"), ContractNotice.due_on,
-                      ContractNotice.late_workdays)
+            sa.select(Award.procurement_id, Contract.notice_due_on, ContractNotice.id.label("notice_id"),
+                      MediaPosting.id.label("posting_id"), MediaPosting.due_on, MediaPosting.late_workdays)
             .join(Contract, Contract.award_id == Award.id)
-            .outerjoin(ContractNotice, ContractNotice.contract_id == Contract.id)):
+            .outerjoin(ContractNotice, ContractNotice.contract_id == Contract.id)
+            .outerjoin(MediaPosting, MediaPosting.contract_notice_id == ContractNotice.id)):
         row = rows[r.procurement_id]
-        if r.notice_id is not None:  # its due date None when signed before the announcement was tracked (补录)
+        if r.posting_id is not None:  # its due date None when signed before the announcement was tracked (补录)
             row.notice_due, row.notice_published = r.due_on, True
             row.notice_late_workdays = r.late_workdays or None
         else:
-            row.notice_due = r.notice_due_on
+            row.notice_due, row.notice_here = r.notice_due_on, r.notice_id is not None
     return list(rows.values())
 
 
@@ -343,8 +348,13 @@ def compute(rows: list[Row], *, k: float, frequent_bids: int, min_days: Callable
         late = r.notice_late_workdays
         if r.notice_due is None or not late:
             continue
-        said = (f"合同公告应于 {r.notice_due:%Y-%m-%d} 前发布，晚 {late} 个工作日发布" if r.notice_published else
-                f"合同公告应于 {r.notice_due:%Y-%m-%d} 前发布，至今未发布（已逾期 {late} 个工作日）")
+        if r.notice_published:
+            said = f"合同公告应于 {r.notice_due:%Y-%m-%d} 前发布，晚 {late} 个工作日在指定媒体发布"
+        elif r.notice_here:
+            said = (f"合同公告应于 {r.notice_due:%Y-%m-%d} 前在指定媒体发布，已在本系统发布但未登记指定媒体发布"
+                    f"（已逾期 {late} 个工作日）")
+        else:
+            said = f"合同公告应于 {r.notice_due:%Y-%m-%d} 前发布，至今未发布（已逾期 {late} 个工作日）"
         flags.append(Flag(r.bureau_id, r.year, Indicator.CONTRACT_NOTICE, late, 0, said, [r.id], r.id, None))
     used = {"iqr_k": k, "lowball_low": low_fence, "ceiling_high": high_fence, "share_high": share_fence,
             "bids_high": bid_fence, "invalid_high": invalid_fence}

@@ -801,3 +801,4 @@ def plan_ocds(plan_id: int):
 
 from evalhub.procurement import team_api  # noqa: E402,F401  (主评人及团队、人员记分, issue 14)
 from evalhub.procurement import contract_notice_api  # noqa: E402,F401  (合同公告, 政府采购法实施条例 第五十条)
+from evalhub.procurement import media_api  # noqa: E402,F401  (指定媒体发布, 政府采购法 第十一条)

@@ -22,7 +22,7 @@ from evalhub.core.errors import DomainError
 from evalhub.core.listing import bureau_filter, text_filter
 from evalhub.core.timeutil import beijing_date
 from evalhub.extensions import db
-from evalhub.procurement import contract_notices
+from evalhub.procurement import contract_notices, media_api
 from evalhub.procurement.models import ContractNotice, Engagement, WithheldContent
 
 TAG = "合同公告"
@@ -60,7 +60,9 @@ NOTICE_STATE = schema("ContractNoticeState", {"type": "object", "required": ["en
     "overdue": {**BOOLEAN, "description": "已过期限仍未发布"},
     "overdue_reason": NULLABLE_STRING,
     "may_publish": {**BOOLEAN, "description": "当前用户可以发布（组织采购的财政局，尚未发布）"},
-    "notice": nullable(NOTICE)}})
+    "notice": nullable(NOTICE),
+    "media_posting": {**nullable(media_api.POSTING),
+                      "description": "在指定媒体的发布（法定的合同公告）；本系统已发布但未登记时为空，仍计逾期"}}})
 NOTICE_UPLOAD = schema("ContractNoticeUpload", {"type": "object", "required": ["services", "file"], "properties": {
     "services": text(2000, "主要服务内容：按合同约定（交付成果）；删去涉及国家秘密、商业秘密的内容时须同时填写 withheld 和 withheld_reason"),
     "file": {"type": "string", "format": "binary",
@@ -100,9 +102,13 @@ def get_contract_notice(engagement_id: int):
     contract, user = engagement.contract, api_user()
     notice = contract.notice if contract is not None else None
     due = None if contract is None else (notice.due_on if notice is not None else contract_notices.due_of(contract))
-    reason = contract_notices.overdue_reason(due) if contract is not None and notice is None else None
+    # owed until posted on the designated media (procurement/media.py), evalhub's copy out or not
+    reason = (contract_notices.overdue_reason(contract.notice_due_on, published_here=notice is not None)
+              if contract is not None else None)
+    posting = notice.media_posting if notice is not None else None
     return jsonify({"engagement_id": engagement.id, "due_on": date_str(due), "overdue": reason is not None,
                     "overdue_reason": reason,
+                    "media_posting": media_api.posting_json(posting, user.role in BUREAU_SIDE) if posting else None,
                     "notice": notice_json(notice, user.role in BUREAU_SIDE) if notice is not None else None,
                     "may_publish": contract is not None and notice is None
                     and permissions.can(user, "contract.notice.publish", engagement)})

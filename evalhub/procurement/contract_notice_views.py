@@ -30,8 +30,11 @@ def contract_notice_state(engagement: Engagement) -> dict | None:
     notice = contract.notice
     due = notice.due_on if notice is not None else contract_notices.due_of(contract)
     own = permissions.can(current_user, "contract.notice.publish", engagement)
+    # owed until posted on the designated media (procurement/media.py): evalhub's copy alone does not end it
     return {"due": due, "notice": notice, "own": own, "may_publish": notice is None and own,
-            "overdue": contract_notices.overdue_reason(due) if notice is None else None}
+            "posting": notice.media_posting if notice is not None else None,
+            "may_record": notice is not None and permissions.can(current_user, "notice.media.record", engagement),
+            "overdue": contract_notices.overdue_reason(contract.notice_due_on, published_here=notice is not None)}
 
 
 def _page(engagement: Engagement, form: ContractNoticeForm, status: int = 200):

@@ -18,6 +18,11 @@
   announced them on the designated media, or not, without evalhub knowing; dating them now would put every past
   contract on the dashboard as overdue and send a reminder for each. They can still be announced here.
 
+- Owed until posted on the designated media: the law's announcement is the one "在省级以上人民政府财政部门指定的媒体上"
+  (procurement/media.py). evalhub's own copy (this module) does not end the duty: ``Contract.notice_due_on`` stays
+  until the bureau records the posting there, so the overdue surfaces and the red flag say "未登记指定媒体发布" of an
+  announcement published here only.
+
 Not the state machine's: the engagement goes on to its work plan whether or not the contract is announced yet; the
 announcement is the bureau's own obligation beside it.
 """
@@ -85,9 +90,12 @@ def overdue_engagements(today: date | None = None) -> sa.Select:
 
 def overdue_rows(user: User, today: date) -> sa.Select:
     """The overdue announcements ``user`` sees (the engagements in its scope), as rows: contract id, engagement id,
-    reference, name, due date; oldest first."""
+    reference, name, due date, evalhub's own copy's id (published here, not recorded on the designated media) or
+    None; oldest first."""
     stmt = (sa.select(Contract.id.label("contract_id"), Engagement.id.label("engagement_id"), Engagement.reference,
-                      Engagement.name, Contract.notice_due_on)
+                      Engagement.name, Contract.notice_due_on,
+                      sa.select(ContractNotice.id).where(ContractNotice.contract_id == Contract.id)
+                      .scalar_subquery().label("published_here"))
             .select_from(Contract).join(Engagement, Engagement.id == Contract.engagement_id)
             .where(overdue_clause(today)))
     return permissions.scope(user, stmt, Engagement).order_by(Contract.notice_due_on, Contract.id)
@@ -100,14 +108,16 @@ def overdue_count(user: User, today: date) -> sa.Select:
     return permissions.scope(user, stmt, Engagement)
 
 
-def overdue_reason(due: date | None, today: date | None = None) -> Optional[str]:
-    """Why an announcement due ``due`` (None: published) is overdue today, or None."""
+def overdue_reason(due: date | None, today: date | None = None, published_here: bool = False) -> Optional[str]:
+    """Why an announcement due ``due`` (None: owed nothing) is overdue today, or None. ``published_here``: evalhub's
+    copy is out, but no posting on the designated media is recorded — still owed (procurement/media.py)."""
     today = today or beijing_today()
     if due is None or not today > due:
         return None
     # No count of days here: the law counts working days, which need the bureau's calendar for each row of a list;
-    # the announcement and the red flag record them.
-    return f"合同公告应于 {due:%Y-%m-%d} 前发布（合同签订之日起 2 个工作日内，{LAW}），已逾期"
+    # the posting and the red flag record them.
+    said = f"合同公告应于 {due:%Y-%m-%d} 前发布（合同签订之日起 2 个工作日内，在指定媒体上公告，{LAW}），已逾期"
+    return said + ("：已在本系统发布，未登记指定媒体发布" if published_here else "")
 
 
 # --- publishing ---------------------------------------------------------------------------------------
@@ -205,7 +215,7 @@ def publish_notice(engagement: Engagement, data: NoticeInput, actor: User) -> Co
         late_reason=checked.late_reason, withheld=checked.withheld, withheld_reason=checked.withheld_reason,
         uploaded_file_id=uploaded.id, public_file_id=public.id)
     db.session.add(notice)
-    contract.notice_due_on = None  # owed no more
+    # still owed (``notice_due_on`` kept): evalhub's copy is not the designated media's posting (procurement/media.py)
     db.session.flush()
     if due is None:
         said = [f"{engagement.reference} {engagement.name}：补录合同公告（合同签订于本系统跟踪合同公告之前）"]

@@ -18,7 +18,7 @@ from evalhub.core.enums import Field
 from evalhub.core.forms import RowList, area_field as _area, text_field as _text
 from evalhub.core.timeutil import BEIJING
 from evalhub.procurement.models import (
-    BudgetKind, ChallengeRemedy, ObjectType, ProcurementMethod, ServiceKind, WithheldContent,
+    BudgetKind, ChallengeRemedy, DesignatedMedium, ObjectType, ProcurementMethod, ServiceKind, WithheldContent,
 )
 from evalhub.registry.forms import (
     BLANK,
@@ -171,6 +171,18 @@ class ContractNoticeForm(ChineseForm):
                            validate_choice=False)
     withheld_reason = _area("不予公开的内容及理由（删去内容时填写）", 500)
     late_reason = _area("逾期公告原因（晚于法定期限发布时填写）", 500)
+
+
+class MediaPostingForm(ChineseForm):
+    """A notice's posting on the designated media (procurement/media.py). The date is text (an ``<input type=date>``):
+    the service reads it and says in Chinese what is wrong, with every other problem at once."""
+
+    medium = SelectField("指定媒体", choices=[BLANK] + options(DesignatedMedium.choices()), validate_choice=False)
+    medium_name = _text("媒体名称（选择其他指定媒体时填写）", 100)
+    url = _text("公告网址", 500, description="该公告在指定媒体上的网页地址，以 http:// 或 https:// 开头（不是本系统公开页面的地址）")
+    posted_on = _text("在指定媒体发布的日期", 10, render_kw={"type": "date"})
+    note = _area("备注", 500)
+    correction_reason = _area("更正原因（更正已登记的记录时填写）", 500)
 
 
 # --- framework agreements ---------------------------------------------------------------------------

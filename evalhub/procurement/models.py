@@ -342,6 +342,9 @@ class Procurement(InBureau, CreatedBy, db.Model):
                                                              cascade="all, delete-orphan")
     award: Mapped[Optional["Award"]] = relationship(back_populates="procurement", uselist=False)
     notices: Mapped[list["ResultNotice"]] = relationship(back_populates="procurement", order_by="ResultNotice.id")
+    # the 采购公告's posting on the designated media (procurement/media.py), once recorded
+    media_posting: Mapped[Optional["MediaPosting"]] = relationship(
+        back_populates="procurement", uselist=False, foreign_keys="MediaPosting.procurement_id")
 
     @property
     def notice(self) -> Optional["ResultNotice"]:
@@ -461,11 +464,13 @@ class Contract(OfFirm, Created, db.Model):
     plan_due: Mapped[date] = mapped_column(sa.Date)  # work plan (实施方案) due
     report_due: Mapped[date] = mapped_column(sa.Date)
     deliverables: Mapped[str] = mapped_column(sa.Text)
-    # The Beijing date by which the contract announcement (合同公告) is due while it is not published: 2 working days
-    # after ``signed_on`` (政府采购法实施条例 第五十条; ``contract_notices.notice_due``), stored at the signing; NULL once
-    # published (the announcement keeps its own ``due_on``), so "overdue" is a range of a partial index, as
-    # ``Engagement.due_on`` is. NULL too for a contract signed before evalhub tracked the announcement: owed
-    # nothing here (``contract_notices.due_of``).
+    # The Beijing date by which the contract announcement (合同公告) is due while it is owed: 2 working days after
+    # ``signed_on`` (政府采购法实施条例 第五十条; ``contract_notices.notice_due``), stored at the signing. The law asks
+    # for the announcement on the designated media, so it is owed until its posting there is recorded
+    # (``media.record_posting``), not merely until evalhub's own copy is out; NULL then (the announcement and the
+    # posting keep their own ``due_on``), so "overdue" is a range of a partial index, as ``Engagement.due_on`` is.
+    # NULL too for a contract signed before evalhub tracked the announcement: owed nothing here
+    # (``contract_notices.due_of``).
     notice_due_on: Mapped[Optional[date]] = mapped_column(sa.Date)
 
     engagement: Mapped[Engagement] = relationship(back_populates="contract")
@@ -520,6 +525,8 @@ class ContractNotice(InBureau, db.Model):
     contract: Mapped[Contract] = relationship(back_populates="notice")
     uploaded_file: Mapped[StoredFile] = relationship(foreign_keys=[uploaded_file_id])
     public_file: Mapped[StoredFile] = relationship(foreign_keys=[public_file_id])
+    media_posting: Mapped[Optional["MediaPosting"]] = relationship(
+        back_populates="contract_notice", uselist=False, foreign_keys="MediaPosting.contract_notice_id")
 
 
 class ChallengeStatus(LabeledEnum):
@@ -568,6 +575,8 @@ class ResultNotice(InBureau, db.Model):
     procurement: Mapped[Procurement] = relationship(back_populates="notices")
     firm: Mapped[Firm] = relationship()
     challenges: Mapped[list["Challenge"]] = relationship(back_populates="notice", order_by="Challenge.id")
+    media_posting: Mapped[Optional["MediaPosting"]] = relationship(
+        back_populates="result_notice", uselist=False, foreign_keys="MediaPosting.result_notice_id")
 
     @property
     def open_challenges(self) -> list["Challenge"]:
@@ -610,6 +619,66 @@ class ChallengeEvidence(db.Model):
 
     challenge: Mapped[Challenge] = relationship(back_populates="evidence")
     file: Mapped[StoredFile] = relationship()
+
+
+class NoticeKind(LabeledEnum):
+    """The notices the law requires on the designated media (政府采购法 第十一条; 财政部令第101号) that evalhub keeps."""
+
+    PROCUREMENT = ("procurement", "采购公告")
+    RESULT = ("result", "中标/成交结果公告")
+    CONTRACT = ("contract", "合同公告")
+
+
+class DesignatedMedium(LabeledEnum):
+    """The media a provincial-or-higher finance department designated (政府采购信息发布管理办法, 财政部令第101号 第八条:
+    中国政府采购网 and its provincial sub-sites); another one is named by the bureau (``MediaPosting.medium_name``)."""
+
+    CCGP = ("ccgp", "中国政府采购网（www.ccgp.gov.cn）")
+    XINJIANG = ("ccgp_xinjiang", "中国政府采购网新疆分网（www.ccgp-xinjiang.gov.cn）")
+    OTHER = ("other", "其他指定媒体")
+
+
+class MediaPosting(InBureau, db.Model):
+    """Where and when a notice was posted on a designated medium (procurement/media.py) — the legal announcement;
+    evalhub's own public page is not a designated medium. One per notice (each key unique; exactly one is set), recorded
+    by the bureau that ran the procurement; a correction replaces the values, the old ones kept in its audit event."""
+
+    __tablename__ = "media_posting"
+    __table_args__ = (sa.CheckConstraint(
+        "(CASE WHEN procurement_id IS NULL THEN 0 ELSE 1 END) + (CASE WHEN result_notice_id IS NULL THEN 0 ELSE 1 END)"
+        " + (CASE WHEN contract_notice_id IS NULL THEN 0 ELSE 1 END) = 1",
+        name="one_notice"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[NoticeKind] = mapped_column(enum_column(NoticeKind))
+    procurement_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("procurement.id"), unique=True)
+    result_notice_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("result_notice.id"), unique=True)
+    contract_notice_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("contract_notice.id"), unique=True)
+    medium: Mapped[DesignatedMedium] = mapped_column(enum_column(DesignatedMedium))
+    medium_name: Mapped[Optional[str]] = mapped_column(sa.String(100))  # 其他指定媒体: its name
+    url: Mapped[str] = mapped_column(sa.String(500))
+    posted_on: Mapped[date] = mapped_column(sa.Date)  # Beijing date of the posting on the medium
+    note: Mapped[Optional[str]] = mapped_column(sa.String(500))
+    # the legal deadline the posting is measured against (2 working days: result and contract notices), and the
+    # working days it was late (0: on time, or no deadline — a 采购公告, a contract signed before it was tracked)
+    due_on: Mapped[Optional[date]] = mapped_column(sa.Date)
+    late_workdays: Mapped[int] = mapped_column(default=0)
+    recorded_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    recorded_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+    corrected_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    corrected_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    correction_reason: Mapped[Optional[str]] = mapped_column(sa.String(500))  # the latest; each in the audit log
+
+    procurement: Mapped[Optional[Procurement]] = relationship(back_populates="media_posting",
+                                                              foreign_keys=[procurement_id])
+    result_notice: Mapped[Optional[ResultNotice]] = relationship(back_populates="media_posting",
+                                                                 foreign_keys=[result_notice_id])
+    contract_notice: Mapped[Optional[ContractNotice]] = relationship(back_populates="media_posting",
+                                                                     foreign_keys=[contract_notice_id])
+
+    @property
+    def medium_label(self) -> str:
+        return self.medium_name if self.medium == DesignatedMedium.OTHER and self.medium_name else self.medium.label
 
 
 class EngagementMember(OfEngagement, db.Model):

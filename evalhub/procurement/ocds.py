@@ -18,6 +18,7 @@ from evalhub.procurement.models import (
     Bid,
     BidStatus,
     Contract,
+    ContractNotice,
     Engagement,
     EngagementState,
     EvaluationPlan,
@@ -137,6 +138,9 @@ def _release(procurement: Procurement, *, public: bool) -> dict:
     if procurement.bid_deadline:
         # The documents are issued when the procurement is opened: the period the law's minimum is counted on.
         tender["tenderPeriod"] = {"startDate": _iso(procurement.created_at), "endDate": _iso(procurement.bid_deadline)}
+    if procurement.media_posting is not None:  # the 采购公告 as the law counts it: on the designated media
+        tender["documents"] = [_media_document(procurement.media_posting, f"tender-{procurement.id}", "tenderNotice",
+                                               "采购公告")]
     if opened and procurement.is_competitive:
         tender["numberOfTenderers"] = (len(tenderers) if not public else
                                        sum(1 for b in procurement.bids if b.status != BidStatus.WITHDRAWN))
@@ -154,7 +158,7 @@ def _release(procurement: Procurement, *, public: bool) -> dict:
         awards.append({"id": f"N{notice.id}", "title": f"{procurement.title} {procurement.method.result_word}结果（已撤销）",
                        "description": notice.revoked_reason, "status": "cancelled", "date": _iso(notice.published_at),
                        "value": _money(notice.amount), "suppliers": [supplier],
-                       "documents": [_notice_document(notice)]})
+                       "documents": _notice_documents(notice)})
     if award is not None:
         supplier = party(_org_id(award.firm.uscc, "CN-USCC"), award.firm.name, ["supplier"],
                          {"scheme": "CN-USCC", "id": award.firm.uscc, "legalName": award.firm.name})
@@ -166,7 +170,7 @@ def _release(procurement: Procurement, *, public: bool) -> dict:
                  "suppliers": [supplier]}
         notice = procurement.notice
         if notice is not None and notice.award_id == award.id:
-            entry["documents"] = [_notice_document(notice)]
+            entry["documents"] = _notice_documents(notice)
             # The contract may not be signed before the challenge period ends (政府采购法第五十二条).
             entry["contractPeriod"] = {"startDate": _date(notice.challenge_until + timedelta(days=1))}
         awards.append(entry)
@@ -178,7 +182,8 @@ def _release(procurement: Procurement, *, public: bool) -> dict:
             contracts.append({"id": str(contract.id), "awardID": str(award.id), "title": f"{engagement.name}绩效评价服务合同",
                               "status": "terminated" if engagement.state == EngagementState.CANCELLED else "active",
                               "value": _money(contract.amount), "dateSigned": _date(contract.signed_on),
-                              "period": {"startDate": _date(contract.start_date), "endDate": _date(contract.end_date)}})
+                              "period": {"startDate": _date(contract.start_date), "endDate": _date(contract.end_date)},
+                              **({"documents": _contract_documents(contract.notice)} if announced else {})})
             tags.append("contract")
     data = {
         "ocid": f"{OCID_PREFIX}-{engagement.reference}",
@@ -205,6 +210,27 @@ def _notice_document(notice) -> dict:
             "description": notice.text, "datePublished": _iso(notice.published_at), "language": "zh"}
 
 
+def _media_document(posting, prefix: str, kind: str, title: str) -> dict:
+    """A notice as posted on the designated media (procurement/media.py): the legal announcement, with its URL there
+    and the day it was posted; evalhub's own copy is the document beside it."""
+    return {"id": f"{prefix}-media", "documentType": kind, "title": f"{title}（{posting.medium_label}）",
+            "url": posting.url, "datePublished": _date(posting.posted_on), "language": "zh"}
+
+
+def _notice_documents(notice) -> list[dict]:
+    posting = notice.media_posting
+    return [_notice_document(notice)] + ([_media_document(posting, f"notice-{notice.id}", "awardNotice", "中标/成交结果公告")]
+                                         if posting is not None else [])
+
+
+def _contract_documents(notice) -> list[dict]:
+    own = {"id": f"contract-notice-{notice.id}", "documentType": "contractNotice", "title": "合同公告",
+           "datePublished": _iso(notice.published_at), "language": "zh"}
+    posting = notice.media_posting
+    return [own] + ([_media_document(posting, f"contract-notice-{notice.id}", "contractNotice", "合同公告")]
+                    if posting is not None else [])
+
+
 def package(procurements: Iterable[Procurement], *, uri: str, publisher: str, public: bool = False) -> dict:
     return {
         "uri": uri,
@@ -220,11 +246,13 @@ def with_release_data(stmt: sa.Select) -> sa.Select:
     """``stmt`` (which reads ``Procurement``) with what ``release`` reads of each: a plan's package is then a few
     statements, not twenty per procurement."""
     return stmt.options(
-        joinedload(Procurement.engagement).options(joinedload(Engagement.bureau),
-                                                   joinedload(Engagement.contract).joinedload(Contract.notice)),
+        joinedload(Procurement.engagement).options(
+            joinedload(Engagement.bureau),
+            joinedload(Engagement.contract).joinedload(Contract.notice).joinedload(ContractNotice.media_posting)),
         joinedload(Procurement.award).joinedload(Award.firm),
+        joinedload(Procurement.media_posting),
         selectinload(Procurement.bids).joinedload(Bid.firm),
-        selectinload(Procurement.notices).joinedload(ResultNotice.firm))
+        selectinload(Procurement.notices).options(joinedload(ResultNotice.firm), joinedload(ResultNotice.media_posting)))
 
 
 def plan_procurements(plan: EvaluationPlan) -> list[Procurement]:

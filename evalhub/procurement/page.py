@@ -23,12 +23,13 @@ from sqlalchemy.orm import Session, joinedload
 from evalhub.core import sqljson
 from evalhub.core.models import Draw, User
 from evalhub.extensions import db
-from evalhub.procurement.models import Award, Contract, Engagement, EngagementTransition, Procurement
+from evalhub.procurement.models import Award, Contract, ContractNotice, Engagement, EngagementTransition, Procurement
 from evalhub.registry.models import Firm
 
 ENGAGEMENT_PAGE = (
     joinedload(Engagement.plan_item), joinedload(Engagement.budget_unit),
-    joinedload(Engagement.contract).joinedload(Contract.notice),  # its announcement (合同公告): due, or published
+    # its announcement (合同公告): due, or published, and its posting on the designated media
+    joinedload(Engagement.contract).joinedload(Contract.notice).joinedload(ContractNotice.media_posting),
     joinedload(Engagement.bureau),
     joinedload(Engagement.transitions).joinedload(EngagementTransition.actor).load_only(
         User.role, User.display_name, User.bureau_id, User.firm_id),

@@ -73,6 +73,9 @@ rules({
     # The contract announcement is the purchaser's act (实施条例 第五十条 "采购人应当…"): the staff and admins of the
     # bureau that ran the procurement only — not the bureau above, nor the platform's administrator.
     "contract.notice.publish": lambda u, e: u.role in BUREAU_ROLES and u.bureau_id == e.bureau_id,
+    # Posting a notice on the designated media (procurement/media.py) is the purchaser's act too (政府采购法 第十一条,
+    # 87号令 第六十九条, 实施条例 第五十条): the same people record it, on the engagement.
+    "notice.media.record": lambda u, e: u.role in BUREAU_ROLES and u.bureau_id == e.bureau_id,
     "procurement.approve": lambda u, p: is_admin(u) and own_bureau(u, p.bureau_id),
     "procurement.view": lambda u, p: visible(u, p) or _marketplace_visible(u, p),
     "bid.view": lambda u, b: visible(u, b),

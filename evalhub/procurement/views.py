@@ -95,6 +95,7 @@ from evalhub.procurement.models import (
     ChallengeStatus,
     CommitteeMember,
     Contract,
+    ContractNotice,
     Engagement,
     EngagementState,
     EvaluationPlan,
@@ -418,7 +419,10 @@ def _engagement_list_columns() -> sa.Select:
                      looked_up(Firm.name, Engagement.firm_id).label("firm_name"),
                      # the contract announcement's day while owed (实施条例 第五十条): by the contract's unique key
                      sa.select(Contract.notice_due_on).where(Contract.engagement_id == Engagement.id)
-                     .scalar_subquery().label("notice_due_on"))
+                     .scalar_subquery().label("notice_due_on"),
+                     # evalhub's own copy out while still owed: not yet recorded on the designated media
+                     sa.select(ContractNotice.id).join(Contract, Contract.id == ContractNotice.contract_id)
+                     .where(Contract.engagement_id == Engagement.id).scalar_subquery().label("notice_here"))
 
 
 @bp.route("/engagements")
@@ -442,7 +446,8 @@ def engagement_list():
                            # the bureau's own obligation: not the firm's list
                            notice_overdue={} if _is_firm() else {
                                e.id: reason for e in page.items
-                               if (reason := contract_notices.overdue_reason(e.notice_due_on, today))})
+                               if (reason := contract_notices.overdue_reason(e.notice_due_on, today,
+                                                                             e.notice_here is not None))})
 
 
 @dataclass
@@ -1191,7 +1196,8 @@ def workspace():
                            BidStatus=BidStatus, ProcurementStatus=ProcurementStatus)
 
 
-from evalhub.procurement import contract_notice_views, team_views  # noqa: E402  (routes on this blueprint)
+from evalhub.procurement import contract_notice_views, media_views, team_views  # noqa: E402  (routes on this blueprint)
 
 team_views.register(bp)  # 主评人及团队 (issue 14)
 contract_notice_views.register(bp)  # 合同公告 (政府采购法实施条例 第五十条)
+media_views.register(bp)  # 指定媒体发布 (政府采购法 第十一条)

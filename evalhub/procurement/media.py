@@ -1,0 +1,309 @@
+"""Where and when each notice was posted on the designated media (指定媒体): the legal announcement.
+
+The law asks for procurement information on the media a provincial-or-higher finance department designated
+(政府采购法 第十一条; 政府采购信息发布管理办法, 财政部令第101号 第八条: 中国政府采购网 and its provincial sub-sites): the
+采购公告; the result notice (中标/成交结果公告) within 2 working days of the winner being determined (财政部令第87号
+第六十九条); the contract announcement (合同公告) within 2 working days of the signing (政府采购法实施条例 第五十条).
+evalhub's own public pages (/public/…) are a copy for the public, not a designated medium, so:
+
+- What counts as the announcement is its posting on the designated media, recorded here (``MediaPosting``): the
+  medium, the URL there, the posting date. evalhub's own publication without such a record is "未登记指定媒体发布".
+- The result notice's and the contract announcement's postings are measured against their deadlines: 2 working days
+  after the award (the result notice is published in evalhub at the award) and after the signing, on the bureau's
+  calendar (``core.calendar``); the working days late are kept on the posting. A 采购公告 has no such deadline here
+  (its bid period counts from it; ``procurement.services`` checks the period).
+- The contract's announcement stays owed (``Contract.notice_due_on``: the dashboard, the engagement list's filter,
+  the hourly reminder and the red flag read it) until its posting is recorded, not merely until evalhub's copy is out.
+- Recorded by the bureau that ran the procurement (``notice.media.record``), once per notice (the notice's lock, the
+  unique key behind it); a correction replaces the values with a reason, the old values kept in its audit event.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+
+from evalhub.core import audit, concurrency, permissions
+from evalhub.core.calendar import add_working_days
+from evalhub.core.errors import Conflict, NotFound, ValidationFailed
+from evalhub.core.inputs import check_text, name_error
+from evalhub.core.models import User
+from evalhub.core.timeutil import beijing_date, beijing_today, utcnow
+from evalhub.extensions import db
+from evalhub.procurement.contract_notices import late_workdays
+from evalhub.procurement.models import (
+    ContractNotice, DesignatedMedium, Engagement, MediaPosting, NoticeKind, Procurement, ProcurementMethod,
+    ProcurementStatus, ResultNotice,
+)
+from evalhub.registry.services import parse_enum
+
+# The law's numbers, not a bureau's setting.
+RESULT_WORKDAYS = 2  # 财政部令第87号 第六十九条
+CONTRACT_WORKDAYS = 2  # 政府采购法实施条例 第五十条
+LAW = "政府采购法第十一条、政府采购信息发布管理办法（财政部令第101号）"
+URL_MAX = 500
+# The methods whose 采购公告 evalhub publishes (the public 采购公告 list): the others invite no market.
+ANNOUNCED = (ProcurementMethod.OPEN_TENDER, ProcurementMethod.COMPETITIVE_CONSULTATION)
+# The domain a known medium's pages are under: a URL elsewhere was pasted from the wrong page (evalhub's own copy).
+MEDIUM_HOSTS = {DesignatedMedium.CCGP: "ccgp.gov.cn", DesignatedMedium.XINJIANG: "ccgp-xinjiang.gov.cn"}
+UNRECORDED = "未登记指定媒体发布"
+KEY = {NoticeKind.PROCUREMENT: MediaPosting.procurement_id, NoticeKind.RESULT: MediaPosting.result_notice_id,
+       NoticeKind.CONTRACT: MediaPosting.contract_notice_id}
+RELATION = {NoticeKind.PROCUREMENT: "procurement", NoticeKind.RESULT: "result_notice", NoticeKind.CONTRACT: "contract_notice"}
+
+concurrency.unique_message("media_posting", "该公告的指定媒体发布已登记（可能是同时提交的另一请求），请刷新页面查看；如有错误请更正。")
+
+
+@dataclass
+class Target:
+    """A notice of an engagement that is owed a posting on the designated media."""
+
+    kind: NoticeKind
+    id: int  # the procurement's id (采购公告), the result notice's, the contract announcement's
+    row: Any
+    title: str
+    event: str  # what the posting may not come before
+    event_day: date
+    due: Optional[date]  # the legal deadline (None: none counted here)
+    public_url: Optional[str]  # evalhub's own copy
+
+    @property
+    def posting(self) -> Optional[MediaPosting]:
+        return self.row.media_posting
+
+
+def _result_target(notice: ResultNotice, engagement: Engagement) -> Target:
+    day = beijing_date(notice.published_at)  # published at the award: the day the winner was determined
+    word = notice.procurement.method.result_word
+    return Target(NoticeKind.RESULT, notice.id, notice,
+                  f"{word}结果公告（{day:%Y-%m-%d}）" + ("（已撤销）" if notice.revoked_at else ""),
+                  f"确定{word}供应商之日", day, add_working_days(engagement.bureau, day, RESULT_WORKDAYS),
+                  f"/public/notices/{notice.id}")
+
+
+def _contract_target(notice: ContractNotice, engagement: Engagement) -> Target:
+    contract = notice.contract
+    # while owed, the contract's own due date (recounted on a calendar correction); else the announcement's
+    due = contract.notice_due_on or notice.due_on
+    return Target(NoticeKind.CONTRACT, notice.id, notice, "合同公告", "合同签订之日", contract.signed_on, due,
+                  f"/public/contracts/{notice.id}")
+
+
+def _procurement_target(p: Procurement) -> Optional[Target]:
+    if p.method not in ANNOUNCED or p.status == ProcurementStatus.PENDING_APPROVAL:
+        return None
+    public = None if p.status == ProcurementStatus.CANCELLED else f"/public/procurements/{p.id}"
+    return Target(NoticeKind.PROCUREMENT, p.id, p, f"采购公告：{p.title}", "采购公告发布之日",
+                  beijing_date(p.created_at), None, public)
+
+
+def targets(engagement: Engagement) -> list[Target]:
+    """Every notice of the engagement owed a posting on the designated media, in the order they were published."""
+    out: list[Target] = []
+    for p in sorted(engagement.procurements, key=lambda p: p.id):
+        t = _procurement_target(p)
+        if t is not None:
+            out.append(t)
+        out.extend(_result_target(n, engagement) for n in p.notices)
+    contract = engagement.contract
+    if contract is not None and contract.notice is not None:
+        out.append(_contract_target(contract.notice, engagement))
+    return out
+
+
+def target(engagement: Engagement, kind: Any, notice_id: int) -> Target:
+    """The engagement's notice of ``kind`` (a ``NoticeKind`` or its value) and id; 404 when it has none."""
+    try:
+        kind = kind if isinstance(kind, NoticeKind) else NoticeKind(kind)
+    except ValueError:
+        raise NotFound("未找到该公告。") from None
+    found = next((t for t in targets(engagement) if t.kind == kind and t.id == notice_id), None)
+    if found is None:
+        raise NotFound("未找到该公告：本评价任务没有这份需在指定媒体发布的公告。")
+    return found
+
+
+def target_of(engagement: Engagement, posting: MediaPosting) -> Target:
+    notice_id = posting.procurement_id or posting.result_notice_id or posting.contract_notice_id
+    return target(engagement, posting.kind, notice_id)
+
+
+def status(t: Target) -> str:
+    """What the engagement page, the media page and the API say of a notice's posting."""
+    p = t.posting
+    if p is None:
+        return UNRECORDED
+    said = f"已于 {p.posted_on:%Y-%m-%d} 在{p.medium_label}发布"
+    if p.due_on is not None:
+        said += f"（应于 {p.due_on:%Y-%m-%d} 前发布，" + (f"逾期 {p.late_workdays} 个工作日）" if p.late_workdays else "按期）")
+    return said
+
+
+# --- input ------------------------------------------------------------------------------------------------
+
+@dataclass
+class PostingInput:
+    medium: Any  # DesignatedMedium (value or label)
+    url: Optional[str]
+    posted_on: Any  # a date, or "YYYY-MM-DD"
+    medium_name: Optional[str] = None  # 其他指定媒体: its name
+    note: Optional[str] = None
+
+
+def url_error(url: str, medium: Optional[DesignatedMedium]) -> Optional[str]:
+    """Why ``url`` is not a page of a designated medium one may follow, or None: http(s), a host with a domain,
+    no credentials, at most ``URL_MAX`` characters, no space or invisible character; on a known medium's domain."""
+    if not url:
+        return "请填写该公告在指定媒体上的网址（以 http:// 或 https:// 开头）"
+    if len(url) > URL_MAX:
+        return f"网址不能超过 {URL_MAX} 个字符"
+    if any(ch.isspace() for ch in url) or name_error(url):
+        return "网址不能含空格、换行或不可见字符，请从浏览器地址栏复制完整网址"
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port  # a port that is not a number raises here
+    except ValueError:
+        return "网址格式不正确，请从浏览器地址栏复制完整网址"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "网址须以 http:// 或 https:// 开头"
+    if not host or "." not in host.strip(".") or host.startswith("."):
+        return "网址缺少有效的网站域名（例如 www.ccgp.gov.cn）"
+    if parts.username is not None or parts.password is not None:
+        return "网址不能含用户名或密码（“@”之前的部分），请从浏览器地址栏复制完整网址"
+    domain = MEDIUM_HOSTS.get(medium) if medium is not None else None
+    if domain is not None and host != domain and not host.endswith("." + domain):
+        return f"所选媒体为{medium.label}，网址应在 {domain} 域名下（当前为 {host}）"
+    return None
+
+
+def _posted_on(errors: dict[str, str], value: Any) -> Optional[date]:
+    if isinstance(value, date):
+        return value
+    text = value.strip() if isinstance(value, str) else ""
+    try:
+        if len(text) == 10:  # YYYY-MM-DD only (fromisoformat also reads 20250307 and week dates)
+            return date.fromisoformat(text)
+    except ValueError:
+        pass
+    errors["posted_on"] = "请填写在指定媒体发布的日期（格式 YYYY-MM-DD）"
+    return None
+
+
+@dataclass
+class _Checked:
+    medium: DesignatedMedium
+    medium_name: Optional[str]
+    url: str
+    posted_on: date
+    note: Optional[str]
+
+
+def _check(t: Target, data: PostingInput, today: date, errors: dict[str, str]) -> Optional[_Checked]:
+    """Every problem of the input at once (422, each beside its field); None when there is one."""
+    medium = parse_enum(errors, "medium", DesignatedMedium, data.medium, "指定媒体")
+    name = None
+    if medium == DesignatedMedium.OTHER:
+        name = check_text(errors, "medium_name", data.medium_name, label="媒体名称", maximum=100,
+                          short="选择“其他指定媒体”时，请填写该媒体的名称（须为省级以上财政部门指定的媒体）")
+        message = name_error(name)
+        if message and "medium_name" not in errors:
+            errors["medium_name"] = f"媒体名称{message}"
+    url = (data.url or "").strip()
+    message = url_error(url, medium)
+    if message:
+        errors["url"] = message
+    posted = _posted_on(errors, data.posted_on)
+    if posted is not None:
+        if posted > today:
+            errors["posted_on"] = f"发布日期不能晚于今天（{today:%Y-%m-%d}）：请在公告发布后登记"
+        elif posted < t.event_day:
+            errors["posted_on"] = f"发布日期不能早于{t.event}（{t.event_day:%Y-%m-%d}）"
+    note = check_text(errors, "note", data.note, label="备注", minimum=0, maximum=500, short="") or None
+    if errors:
+        return None
+    return _Checked(medium, name, url, posted, note)
+
+
+def _refuse_if_recorded(t: Target) -> None:
+    posted = db.session.execute(sa.select(MediaPosting.posted_on).where(KEY[t.kind] == t.id)).scalar()
+    if posted is not None:
+        raise Conflict(f"该公告的指定媒体发布已登记（{posted:%Y-%m-%d}），不能重复登记；如有错误请更正并说明原因。")
+
+
+def _late(engagement: Engagement, due: Optional[date], posted: date) -> int:
+    return late_workdays(engagement.bureau, due, posted) if due is not None else 0
+
+
+def _values(p: MediaPosting) -> dict:
+    return {"medium": p.medium.value, "medium_name": p.medium_name, "url": p.url, "posted_on": p.posted_on,
+            "note": p.note, "due_on": p.due_on, "late_workdays": p.late_workdays}
+
+
+def _said(engagement: Engagement, t: Target, p: MediaPosting) -> str:
+    said = f"{engagement.reference} {engagement.name}：{t.title}已于 {p.posted_on:%Y-%m-%d} 在{p.medium_label}发布"
+    if p.due_on is not None:
+        said += f"（应于 {p.due_on:%Y-%m-%d} 前发布，" + (f"逾期 {p.late_workdays} 个工作日）" if p.late_workdays else "按期）")
+    return said
+
+
+# --- recording and correcting -------------------------------------------------------------------------------
+
+def record_posting(engagement: Engagement, kind: Any, notice_id: int, data: PostingInput, actor: User) -> MediaPosting:
+    """Record where and when the notice was posted on the designated media, once, as the bureau that ran the
+    procurement. The posting's lateness against the notice's deadline is kept; a contract's announcement is owed no
+    more. Audited."""
+    permissions.require(actor, "notice.media.record", engagement)
+    t = target(engagement, kind, notice_id)
+    _refuse_if_recorded(t)
+    errors: dict[str, str] = {}
+    checked = _check(t, data, beijing_today(), errors)
+    ValidationFailed.raise_if(errors)
+    # Of two requests at once, the second waits here and then finds the first one's record.
+    concurrency.hold(t.row)
+    _refuse_if_recorded(t)
+    posting = MediaPosting(bureau_id=engagement.bureau_id, kind=t.kind, medium=checked.medium,
+                           medium_name=checked.medium_name, url=checked.url, posted_on=checked.posted_on,
+                           note=checked.note, due_on=t.due, late_workdays=_late(engagement, t.due, checked.posted_on),
+                           recorded_by_id=actor.id, recorded_at=utcnow(), **{RELATION[t.kind]: t.row})
+    db.session.add(posting)
+    if t.kind == NoticeKind.CONTRACT:
+        t.row.contract.notice_due_on = None  # the legal announcement is out: owed no more
+    db.session.flush()
+    audit.record("notice.media_recorded", posting, actor=actor, summary=_said(engagement, t, posting), payload={
+        "engagement_id": engagement.id, "kind": t.kind.value, "notice_id": t.id, **_values(posting)})
+    return posting
+
+
+def correct_posting(engagement: Engagement, posting_id: int, data: PostingInput, reason: Optional[str],
+                    actor: User) -> MediaPosting:
+    """Replace a recorded posting's values (a wrong URL or date), with the reason; the old values go into the audit
+    event, which is the history. Refused when nothing changes."""
+    permissions.require(actor, "notice.media.record", engagement)
+    posting = db.session.get(MediaPosting, posting_id)
+    if posting is None or posting.bureau_id != engagement.bureau_id:
+        raise NotFound("未找到该指定媒体发布记录。")
+    t = target_of(engagement, posting)
+    errors: dict[str, str] = {}
+    reason = check_text(errors, "correction_reason", reason, label="更正原因", minimum=10, maximum=500,
+                        short="请说明更正的原因（不少于 10 字）：原登记哪里有误")
+    checked = _check(t, data, beijing_today(), errors)
+    ValidationFailed.raise_if(errors)
+    concurrency.hold(posting)
+    old = _values(posting)
+    new = {"medium": checked.medium.value, "medium_name": checked.medium_name, "url": checked.url,
+           "posted_on": checked.posted_on, "note": checked.note}
+    if all(old[k] == v for k, v in new.items()):
+        raise ValidationFailed("更正的内容与原登记相同，无需更正。", {"url": "更正的内容与原登记相同"})
+    posting.medium, posting.medium_name, posting.url = checked.medium, checked.medium_name, checked.url
+    posting.posted_on, posting.note = checked.posted_on, checked.note
+    posting.late_workdays = _late(engagement, posting.due_on, checked.posted_on)
+    posting.corrected_by_id, posting.corrected_at, posting.correction_reason = actor.id, utcnow(), reason
+    db.session.flush()
+    audit.record("notice.media_corrected", posting, actor=actor,
+                 summary=f"更正指定媒体发布记录：{_said(engagement, t, posting)}；原因：{reason}", payload={
+                     "engagement_id": engagement.id, "kind": t.kind.value, "notice_id": t.id, "reason": reason,
+                     "old": old, "new": _values(posting)})
+    return posting

@@ -1,0 +1,64 @@
+"""Pages of the notices' postings on the designated media (指定媒体, procurement/media.py), on the procurement blueprint.
+
+The bureau that ran the procurement lists its engagement's notices on /engagements/<id>/media and records (or corrects)
+each one's posting on /engagements/<id>/media/<kind>/<notice id>; everyone else is refused (403), a visitor is sent to
+sign in. The engagement page states the contract announcement's posting; the public pages link the posting.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, abort, render_template, url_for
+from flask_login import current_user
+
+from evalhub.core import permissions
+from evalhub.core.errors import NotFound
+from evalhub.core.timeutil import beijing_today
+from evalhub.core.web import handle_form, load
+from evalhub.procurement import media
+from evalhub.procurement.forms import MediaPostingForm
+from evalhub.procurement.models import Engagement
+
+
+def may_record(engagement: Engagement) -> bool:
+    """The engagement page's link to the media page: the purchasing bureau's, once a procurement exists."""
+    return bool(engagement.procurements) and permissions.can(current_user, "notice.media.record", engagement)
+
+
+def media_list(engagement_id: int):
+    engagement = load(Engagement, engagement_id, "notice.media.record")
+    return render_template("procurement/media_list.html", e=engagement, targets=media.targets(engagement),
+                           status=media.status, LAW=media.LAW)
+
+
+def media_posting(engagement_id: int, kind: str, notice_id: int):
+    engagement = load(Engagement, engagement_id, "notice.media.record")
+    try:
+        target = media.target(engagement, kind, notice_id)
+    except NotFound:
+        abort(404)
+    posting = target.posting
+    form = MediaPostingForm(data={} if posting is None else {
+        "medium": posting.medium.value, "medium_name": posting.medium_name, "url": posting.url,
+        "posted_on": posting.posted_on.isoformat(), "note": posting.note})
+
+    def save():
+        data = media.PostingInput(medium=form.medium.data, medium_name=form.medium_name.data, url=form.url.data,
+                                  posted_on=form.posted_on.data, note=form.note.data)
+        if posting is None:
+            return media.record_posting(engagement, target.kind, target.id, data, current_user)
+        return media.correct_posting(engagement, posting.id, data, form.correction_reason.data, current_user)
+
+    def page(status: int):
+        return render_template("procurement/media_posting.html", e=engagement, t=target, posting=posting, form=form,
+                               status=media.status(target), today=beijing_today(), LAW=media.LAW), status
+
+    return handle_form(form, save, failed=page, to=url_for("procurement.media_list", engagement_id=engagement.id),
+                       message=lambda p: f"{target.title}：" + ("已更正指定媒体发布记录。" if posting is not None else
+                                                               f"已登记指定媒体发布（{media.status(target)}）。"))
+
+
+def register(bp: Blueprint) -> None:
+    """Called by ``procurement.views`` with its blueprint (this module does not import it: no import circle)."""
+    bp.add_app_template_global(may_record, "may_record_media")
+    bp.add_url_rule("/engagements/<int:engagement_id>/media", view_func=media_list)
+    bp.add_url_rule("/engagements/<int:engagement_id>/media/<kind>/<int:notice_id>", view_func=media_posting,
+                    methods=["GET", "POST"])
