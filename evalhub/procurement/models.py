@@ -571,6 +571,13 @@ class ResultNotice(InBureau, db.Model):
     contract_ready_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)  # told once
     revoked_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     revoked_reason: Mapped[Optional[str]] = mapped_column(sa.String(500))
+    # The Beijing date by which the notice is due on the designated media while its posting is owed: 2 working days
+    # after the winner was determined (its publication here, at the award; 财政部令第87号 第六十九条; ``media.result_due``),
+    # stored at the publication and recounted on a calendar correction (procurement/deadlines.py). NULL once the
+    # posting is recorded (the posting keeps its own ``due_on``), once the notice is revoked (the result it announced
+    # no longer stands), and for a notice published before evalhub tracked it: owed nothing here. So "overdue" is a
+    # range of a partial index, as ``Contract.notice_due_on`` is.
+    media_due_on: Mapped[Optional[date]] = mapped_column(sa.Date)
 
     procurement: Mapped[Procurement] = relationship(back_populates="notices")
     firm: Mapped[Firm] = relationship()
@@ -581,6 +588,11 @@ class ResultNotice(InBureau, db.Model):
     @property
     def open_challenges(self) -> list["Challenge"]:
         return [c for c in self.challenges if c.status == ChallengeStatus.OPEN]
+
+
+_POSTING_OWED = ResultNotice.media_due_on.is_not(None)
+sa.Index("ix_result_notice_media_due", ResultNotice.media_due_on, postgresql_where=_POSTING_OWED,
+         sqlite_where=_POSTING_OWED)
 
 
 class Challenge(OfFirm, db.Model):
