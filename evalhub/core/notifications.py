@@ -70,6 +70,13 @@ MATRIX: dict[str, Event] = {e.key: e for e in [
     Event("contract_notice_overdue", "合同公告逾期未发布", (BUREAU,), "{reference} 合同公告逾期未发布",
           "{name} 的合同于 {signed} 签订，合同公告应于 {due} 前在指定媒体发布（合同签订之日起 2 个工作日内，政府采购法实施条例第五十条），"
           "至今未登记指定媒体发布（本系统的公开页面不是指定媒体）。请尽快在指定媒体发布并登记，逾期发布须说明原因。"),
+    # the result notice's posting on the designated media (财政部令第87号 第六十九条) is the bureau's: procurement/media.py
+    Event("result_posting_due", "结果公告今日须在指定媒体发布", (BUREAU,), "{reference} {result}结果公告今日须在指定媒体发布",
+          "{name} 的{result}结果公告已于 {published} 在本系统发布，应于今日（{due}）在指定媒体（中国政府采购网或其省级分网）发布并在"
+          "本系统登记（确定{result}供应商之日起 2 个工作日内，财政部令第87号第六十九条；本系统的公开页面不是指定媒体）。"),
+    Event("result_posting_overdue", "结果公告逾期未在指定媒体发布", (BUREAU,), "{reference} {result}结果公告逾期未在指定媒体发布",
+          "{name} 的{result}结果公告应于 {due} 前在指定媒体发布（确定{result}供应商之日起 2 个工作日内，财政部令第87号第六十九条），"
+          "至今未登记指定媒体发布（本系统的公开页面不是指定媒体）。请尽快在指定媒体发布并登记。"),
     Event("challenge_filed", "收到质疑", (BUREAU,), "{reference} 收到质疑",
           "{firm} 对 {name} 提出质疑，请在 {answer_due} 前书面答复。"),
     Event("challenge_answered", "质疑已答复", (FIRM,), "{reference} 质疑答复",

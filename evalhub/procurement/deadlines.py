@@ -6,6 +6,8 @@ recounted by ``core.calendar.recompute`` from one read of the calendar for them 
 - the result notice's challenge period (``ResultNotice.challenge_until``): granted to the suppliers — only lengthens;
 - a challenge's answer (``Challenge.answer_due``): the bureau's duty (财政部令第94号 第十三条, 7 working days) —
   both ways; the complaint period counts from it when read (``complaint_dates``), so it follows;
+- the result notice's posting on the designated media (``ResultNotice.media_due_on``, 2 working days, 87号令
+  第六十九条): the bureau's duty;
 - the contract's announcement (``Contract.notice_due_on``, 2 working days, 实施条例 第五十条): the bureau's duty;
 - the contract's signing (``Engagement.due_on`` while the contract is owed, 30 days rolled to a working day,
   政府采购法 第四十六条): the bureau's duty. Its period counts calendar days, so only a change on its last days moves it.
@@ -21,7 +23,7 @@ from evalhub.core import calendar
 from evalhub.core.calendar import CalendarChange, Moved, Period
 from evalhub.core.timeutil import beijing_date, beijing_day_start
 from evalhub.extensions import db
-from evalhub.procurement import contract_notices, workflow
+from evalhub.procurement import contract_notices, media, workflow
 from evalhub.procurement.models import (
     Challenge, ChallengeStatus, Contract, Engagement, Procurement, ResultNotice,
 )
@@ -38,7 +40,8 @@ def recount(change: CalendarChange) -> list[Moved]:
     reach = max(change.today, change.day)  # still open today, and the changed day inside the period
     began = beijing_day_start(change.day)  # started (its Beijing date) before the changed day
     return (_challenge_periods(change, ids, reach, began) + _challenge_answers(change, ids, reach, began)
-            + _contract_notices(change, ids, reach) + _contract_signing(change, ids, reach))
+            + _result_postings(change, ids, reach, began) + _contract_notices(change, ids, reach)
+            + _contract_signing(change, ids, reach))
 
 
 def _challenge_periods(change: CalendarChange, ids: list[int], reach, began) -> list[Moved]:
@@ -81,6 +84,24 @@ def _challenge_answers(change: CalendarChange, ids: list[int], reach, began) -> 
     for period in periods:
         if period.key.answer_workdays is None and period.days is not None:
             period.key.answer_workdays = period.days
+    return moved
+
+
+def _result_postings(change: CalendarChange, ids: list[int], reach, began) -> list[Moved]:
+    notices = db.session.execute(sa.select(ResultNotice).options(
+        joinedload(ResultNotice.procurement).joinedload(Procurement.engagement)).where(
+        ResultNotice.bureau_id.in_(ids), ResultNotice.media_due_on >= reach,
+        ResultNotice.published_at < began)).scalars().all()
+    # the bureau's duty, counted by the law's number (not a setting) from the day the winner was determined
+    periods = [Period(n, change.bureaus[n.bureau_id], beijing_date(n.published_at), media.RESULT_WORKDAYS,
+                      n.media_due_on, granted=False) for n in notices]
+    moved = []
+    for period, new in calendar.recompute(change, periods):
+        n = period.key
+        engagement = n.procurement.engagement
+        moved.append(Moved("procurement.result_posting_due", n.id, n.bureau_id, "结果公告指定媒体发布期限",
+                           _subject(engagement), n.media_due_on, new, f"/engagements/{engagement.id}/media"))
+        n.media_due_on = new
     return moved
 
 

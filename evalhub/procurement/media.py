@@ -14,25 +14,34 @@ evalhub's own public pages (/public/…) are a copy for the public, not a design
   (its bid period counts from it; ``procurement.services`` checks the period).
 - The contract's announcement stays owed (``Contract.notice_due_on``: the dashboard, the engagement list's filter,
   the hourly reminder and the red flag read it) until its posting is recorded, not merely until evalhub's copy is out.
+- So does the result notice's posting (``ResultNotice.media_due_on``, stored at the award by ``result_due``): the same
+  surfaces read it (``result_overdue_clause``, ``remind_result_postings``, the red flag "结果公告未按期在指定媒体发布"),
+  and a calendar correction recounts it both ways (procurement/deadlines.py). A revoked notice owes nothing more (the
+  result it announced no longer stands; the next award's notice is owed in its turn), nor does one published before
+  evalhub tracked it (as for contracts: its bureau posted it or not without evalhub knowing). Both can still be
+  recorded, measured against the 2 working days from the publication.
 - Recorded by the bureau that ran the procurement (``notice.media.record``), once per notice (the notice's lock, the
   unique key behind it); a correction replaces the values with a reason, the old values kept in its audit event.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
+from sqlalchemy.orm import joinedload
 
-from evalhub.core import audit, concurrency, permissions
+from evalhub.core import audit, concurrency, jobs, permissions
 from evalhub.core.calendar import add_working_days
 from evalhub.core.errors import Conflict, NotFound, ValidationFailed
 from evalhub.core.inputs import check_text, name_error
-from evalhub.core.models import User
+from evalhub.core.models import Bureau, User
+from evalhub.core.notifications import emit
 from evalhub.core.timeutil import beijing_date, beijing_today, utcnow
 from evalhub.extensions import db
+from evalhub.procurement import page
 from evalhub.procurement.contract_notices import late_workdays
 from evalhub.procurement.models import (
     ContractNotice, DesignatedMedium, Engagement, MediaPosting, NoticeKind, Procurement, ProcurementMethod,
@@ -75,13 +84,20 @@ class Target:
         return self.row.media_posting
 
 
+def result_due(bureau: Bureau, day: date) -> date:
+    """The last day for posting on the designated media a result notice whose winner was determined on ``day``: the
+    2nd working day after it, on the bureau's calendar (stored on the notice at the award: ``media_due_on``)."""
+    return add_working_days(bureau, day, RESULT_WORKDAYS)
+
+
 def _result_target(notice: ResultNotice, engagement: Engagement) -> Target:
     day = beijing_date(notice.published_at)  # published at the award: the day the winner was determined
     word = notice.procurement.method.result_word
+    # while owed, the stored date (recounted on a calendar correction); else counted from the publication
+    due = notice.media_due_on or result_due(engagement.bureau, day)
     return Target(NoticeKind.RESULT, notice.id, notice,
                   f"{word}结果公告（{day:%Y-%m-%d}）" + ("（已撤销）" if notice.revoked_at else ""),
-                  f"确定{word}供应商之日", day, add_working_days(engagement.bureau, day, RESULT_WORKDAYS),
-                  f"/public/notices/{notice.id}")
+                  f"确定{word}供应商之日", day, due, f"/public/notices/{notice.id}")
 
 
 def _contract_target(notice: ContractNotice, engagement: Engagement) -> Target:
@@ -253,8 +269,8 @@ def _said(engagement: Engagement, t: Target, p: MediaPosting) -> str:
 
 def record_posting(engagement: Engagement, kind: Any, notice_id: int, data: PostingInput, actor: User) -> MediaPosting:
     """Record where and when the notice was posted on the designated media, once, as the bureau that ran the
-    procurement. The posting's lateness against the notice's deadline is kept; a contract's announcement is owed no
-    more. Audited."""
+    procurement. The posting's lateness against the notice's deadline is kept; a contract's announcement, a result
+    notice, is owed no more. Audited."""
     permissions.require(actor, "notice.media.record", engagement)
     t = target(engagement, kind, notice_id)
     _refuse_if_recorded(t)
@@ -271,6 +287,8 @@ def record_posting(engagement: Engagement, kind: Any, notice_id: int, data: Post
     db.session.add(posting)
     if t.kind == NoticeKind.CONTRACT:
         t.row.contract.notice_due_on = None  # the legal announcement is out: owed no more
+    elif t.kind == NoticeKind.RESULT:
+        t.row.media_due_on = None
     db.session.flush()
     audit.record("notice.media_recorded", posting, actor=actor, summary=_said(engagement, t, posting), payload={
         "engagement_id": engagement.id, "kind": t.kind.value, "notice_id": t.id, **_values(posting)})
@@ -307,3 +325,110 @@ def correct_posting(engagement: Engagement, posting_id: int, data: PostingInput,
                      "engagement_id": engagement.id, "kind": t.kind.value, "notice_id": t.id, "reason": reason,
                      "old": old, "new": _values(posting)})
     return posting
+
+
+# --- the result notice's posting while owed: the overdue surfaces, the engagement page, the hourly reminder -----
+
+# The present day of the statements kept between requests (the engagement list's filter): read at each execution.
+TODAY = sa.bindparam("result_posting_today", callable_=beijing_today, type_=sa.Date)
+RESULT_LAW = "财政部令第87号第六十九条"
+
+
+def result_overdue_clause(today: date | None = None) -> sa.ColumnElement[bool]:
+    """A result notice's posting owed and past its day, as SQL on ``ResultNotice`` (a range of
+    ``ix_result_notice_media_due``): the due day itself is not overdue. Without ``today``, read when it runs."""
+    return ResultNotice.media_due_on < (today if today is not None else TODAY)
+
+
+def result_overdue_engagements(today: date | None = None) -> sa.Select:
+    """The ids of the engagements with a result notice whose posting is overdue (for a list filter)."""
+    return sa.select(Procurement.engagement_id).join(ResultNotice, ResultNotice.procurement_id == Procurement.id) \
+        .where(result_overdue_clause(today))
+
+
+def result_owed_due() -> sa.ScalarSelect:
+    """The earliest due date of the engagement's result notices still owed a posting, as a column of a statement on
+    ``Engagement`` (the engagement list)."""
+    return sa.select(sa.func.min(ResultNotice.media_due_on)).join(
+        Procurement, Procurement.id == ResultNotice.procurement_id).where(
+        Procurement.engagement_id == Engagement.id, ResultNotice.media_due_on.is_not(None)).scalar_subquery()
+
+
+def _overdue_from(stmt: sa.Select, today: date) -> sa.Select:
+    return stmt.select_from(ResultNotice).join(Procurement, Procurement.id == ResultNotice.procurement_id) \
+        .join(Engagement, Engagement.id == Procurement.engagement_id).where(result_overdue_clause(today))
+
+
+def result_overdue_rows(user: User, today: date) -> sa.Select:
+    """The result notices ``user`` sees (the engagements in its scope) whose posting is overdue, as rows: notice id,
+    engagement id, reference, name, due date, the procurement's method (its 中标/成交); oldest first."""
+    stmt = _overdue_from(sa.select(ResultNotice.id.label("notice_id"), Engagement.id.label("engagement_id"),
+                                   Engagement.reference, Engagement.name, ResultNotice.media_due_on,
+                                   Procurement.method), today)
+    return permissions.scope(user, stmt, Engagement).order_by(ResultNotice.media_due_on, ResultNotice.id)
+
+
+def result_overdue_count(user: User, today: date) -> sa.Select:
+    """How many of ``result_overdue_rows``."""
+    return permissions.scope(user, _overdue_from(sa.select(sa.func.count(ResultNotice.id)), today), Engagement)
+
+
+def result_overdue_reason(due: date | None, today: date | None = None, word: str = "中标/成交") -> Optional[str]:
+    """Why a result notice's posting due ``due`` (None: owed nothing) is overdue today, or None. evalhub publishes
+    the notice at the award, so its own copy is always out: what is missing is the designated media's posting."""
+    today = today or beijing_today()
+    if due is None or not today > due:
+        return None
+    # No count of days (as for contracts): the posting and the red flag record the working days.
+    return (f"{word}结果公告应于 {due:%Y-%m-%d} 前在指定媒体发布（确定{word}供应商之日起 2 个工作日内，{RESULT_LAW}），"
+            f"已逾期：已在本系统发布，{UNRECORDED}")
+
+
+# The engagement page's result notices still owed a posting: read with the page, in its one statement.
+PAGE_OWED = page.part("result_postings_owed", sa.select(
+    ResultNotice.id, ResultNotice.media_due_on, Procurement.method).join(
+    Procurement, Procurement.id == ResultNotice.procurement_id).where(
+    Procurement.engagement_id == page.ENGAGEMENT_ID, ResultNotice.media_due_on.is_not(None)).order_by(ResultNotice.id))
+
+
+def overdue_results(engagement: Engagement, today: date | None = None) -> list[tuple[int, str]]:
+    """The engagement's result notices whose posting is overdue: (notice id, reason), for its page."""
+    today = today or beijing_today()
+    out = []
+    for row in page.rows_of("result_postings_owed", engagement):
+        reason = result_overdue_reason(row.media_due_on, today, row.method.result_word)
+        if reason:
+            out.append((row.id, reason))
+    return out
+
+
+REMIND_WITHIN_DAYS = 14
+
+
+@jobs.periodic("procurement.result_posting", minute="7")
+def remind_result_postings(today: date | None = None) -> int:
+    """Hourly: tell the bureau that ran the procurement, on the working day a result notice's posting on the
+    designated media falls due and once it is overdue, each once per notice and date (its staff and admins:
+    ``result_posting_due`` / ``result_posting_overdue``). Returns how many messages went out. Only those due within
+    the last ``REMIND_WITHIN_DAYS`` days are read (as ``contract_notices.remind_notices``): one long overdue stays on
+    the dashboard and the list, and the job does not read every notice ever left unposted, each hour."""
+    today = today or beijing_today()
+    owed = db.session.execute(
+        sa.select(ResultNotice).where(ResultNotice.media_due_on <= today,
+                                      ResultNotice.media_due_on >= today - timedelta(days=REMIND_WITHIN_DAYS))
+        .options(joinedload(ResultNotice.procurement).joinedload(Procurement.engagement))
+        .order_by(ResultNotice.media_due_on, ResultNotice.id)).scalars().all()
+    sent = 0
+    for notice in owed:
+        procurement, due = notice.procurement, notice.media_due_on
+        engagement = procurement.engagement
+        fields = {"reference": engagement.reference, "name": engagement.name, "due": f"{due:%Y-%m-%d}",
+                  "published": f"{beijing_date(notice.published_at):%Y-%m-%d}", "result": procurement.method.result_word}
+        link = f"/engagements/{engagement.id}/media/{NoticeKind.RESULT.value}/{notice.id}"
+        if due == today:
+            sent += len(emit("result_posting_due", link=link, bureau_id=procurement.bureau_id,
+                             dedupe_key=f"result-posting-due-{notice.id}-{due}", **fields))
+        else:
+            sent += len(emit("result_posting_overdue", link=link, bureau_id=procurement.bureau_id,
+                             dedupe_key=f"result-posting-overdue-{notice.id}-{due}", **fields))
+    return sent

@@ -29,7 +29,7 @@ from evalhub.core.settings import SETTINGS, SettingDef, get_setting, register
 from evalhub.core.timeutil import beijing_today, format_beijing, to_beijing, utcnow
 from evalhub.extensions import db
 # team registers lead_named; counts keeps the list totals (engagement_count) on write
-from evalhub.procurement import contract_notices, counts, eligibility, team, workflow  # noqa: F401
+from evalhub.procurement import contract_notices, counts, eligibility, media, team, workflow  # noqa: F401
 from evalhub.procurement.models import (
     Award,
     Bid,
@@ -1542,7 +1542,9 @@ def _publish_result_notice(procurement: Procurement, award: Award, actor: User) 
     notice = ResultNotice(challenge_workdays=workdays,  # kept: a calendar correction recounts this period (deadlines.py)
                           procurement_id=procurement.id, bureau_id=procurement.bureau_id, award_id=award.id,
                           firm_id=award.firm_id, supplier_name=award.firm.name, supplier_uscc=award.firm.uscc,
-                          amount=award.amount, text=award.notice, published_at=utcnow(), challenge_until=challenge_until)
+                          amount=award.amount, text=award.notice, published_at=utcnow(), challenge_until=challenge_until,
+                          # owed on the designated media within 2 working days (87号令 第六十九条), until recorded
+                          media_due_on=media.result_due(bureau, today))
     procurement.notices.append(notice)
     db.session.flush()
     workflow.refresh_due(procurement.engagement)  # the contract is owed from the notice (政府采购法 第四十六条)
@@ -1734,6 +1736,7 @@ def _revoke_award(procurement: Procurement, notice: ResultNotice, actor: User, r
     notice.revoked_at = utcnow()
     notice.revoked_reason = reason[:500]
     notice.award_id = None
+    notice.media_due_on = None  # the result no longer stands: its posting is owed no more (the next award's is)
     db.session.flush()  # the notice lets go of the award before the award row goes
     revoked = {"firm_id": award.firm_id, "amount": award.amount, "score": award.score, "awarded_at": award.awarded_at} if award else {}
     if award is not None:
