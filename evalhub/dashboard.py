@@ -18,8 +18,8 @@ from evalhub.core.timeutil import beijing_today, utcnow
 from evalhub.core.views import bp
 from evalhub.credit.views import dashboard_cards, dashboard_counts as credit_counts
 from evalhub.extensions import db
-from evalhub.procurement import contract_notices, workflow
-from evalhub.procurement.models import Engagement
+from evalhub.procurement import contract_notices, media, workflow
+from evalhub.procurement.models import Engagement, ProcurementMethod
 from evalhub.registry import counts as registry_counts
 from evalhub.registry.models import Expert, Firm, FirmStatus
 from evalhub.results.models import ResultFinding
@@ -62,9 +62,13 @@ def dashboard():
     rows = db.session.execute(built.reviews, bound).all() if counted["overdue_reviews"] else []
     context["overdue_reviews_count"], context["overdue_reviews"] = (rows[0].total if rows else 0), rows
     context["overdue_findings"] = db.session.execute(built.findings).all() if counted["overdue_findings"] else []
-    # 合同公告 past its 2 working days (政府采购法实施条例 第五十条): counted with the rest, listed when there are any
+    # 合同公告 past its 2 working days (政府采购法实施条例 第五十条) and result notices not posted on the designated media
+    # past theirs (87号令 第六十九条): counted with the rest, both listed in one statement when there are any
     context["contract_notices_count"] = counted["contract_notices"]
-    context["contract_notices"] = db.session.execute(built.notices).all() if counted["contract_notices"] else []
+    context["result_postings_count"] = counted["result_postings"]
+    owed = db.session.execute(built.notices).all() if counted["contract_notices"] or counted["result_postings"] else []
+    context["contract_notices"] = [n for n in owed if n.part == "contract"]
+    context["result_postings"] = [(n, ProcurementMethod(n.method).result_word) for n in owed if n.part == "result"]
     context.update(dashboard_cards(current_user, counted))
     # the 监督检查 card
     context["supervision"] = dashboard_summary(counted, year)
@@ -105,6 +109,7 @@ def _build(user: Any, today: date, audit: bool, cutoffs: Any) -> _Built:
         experts=experts if experts is not None else permissions.scope(user, sa.select(sa.func.count(Expert.id)), Expert),
         overdue_findings=_any(findings), overdue_reviews=_any(overdue_reviews_query(panels, NOW)),
         contract_notices=contract_notices.overdue_count(user, today),
+        result_postings=media.result_overdue_count(user, today),
         **supervision_counts(user, today.year), **credit_counts(user)))
     lists = {"jobs": (permissions.scope(user, sa.select(
         Job.id, Job.title, sa.type_coerce(Job.status, sa.String), sa.cast(sa.null(), sa.DateTime)), Job),
@@ -121,7 +126,23 @@ def _build(user: Any, today: date, audit: bool, cutoffs: Any) -> _Built:
                   _overdue_statement(user, today), overdue_reviews_page(panels, NOW),
                   findings.with_only_columns(ResultFinding.id, ResultFinding.engagement_id, ResultFinding.text,
                                              ResultFinding.deadline).limit(10),
-                  contract_notices.overdue_rows(user, today).limit(10))
+                  _owed_notices(user, today))
+
+
+def _owed_notices(user: Any, today: date) -> sa.Select:
+    """The ten oldest overdue contract announcements and the ten oldest result notices overdue on the designated
+    media, as one statement (a UNION ALL of the two, each cut to ten in its order): part, id, engagement id,
+    reference, name, due date, evalhub's copy of the contract announcement (or None), the procurement's method."""
+    contract = contract_notices.overdue_rows(user, today).limit(10).subquery("contract")
+    result = media.result_overdue_rows(user, today).limit(10).subquery("result")
+    union = sa.union_all(
+        sa.select(sa.literal("contract", sa.String).label("part"), contract.c.contract_id.label("id"),
+                  contract.c.engagement_id, contract.c.reference, contract.c.name, contract.c.notice_due_on.label("due"),
+                  contract.c.published_here, sa.cast(sa.null(), sa.String).label("method")),
+        sa.select(sa.literal("result", sa.String), result.c.notice_id, result.c.engagement_id, result.c.reference,
+                  result.c.name, result.c.media_due_on, sa.cast(sa.null(), sa.Integer),
+                  sa.type_coerce(result.c.method, sa.String))).subquery("owed")
+    return sa.select(union).order_by(union.c.part, union.c.due, union.c.id)
 
 
 def _any(stmt: sa.Select) -> sa.Select:

@@ -10,6 +10,7 @@ from flask import Blueprint, abort, render_template, url_for
 from flask_login import current_user
 
 from evalhub.core import permissions
+from evalhub.core.enums import BUREAU_SIDE
 from evalhub.core.errors import NotFound
 from evalhub.core.timeutil import beijing_today
 from evalhub.core.web import handle_form, load
@@ -21,6 +22,17 @@ from evalhub.procurement.models import Engagement
 def may_record(engagement: Engagement) -> bool:
     """The engagement page's link to the media page: the purchasing bureau's, once a procurement exists."""
     return bool(engagement.procurements) and permissions.can(current_user, "notice.media.record", engagement)
+
+
+def overdue_result_postings(engagement: Engagement) -> list[dict]:
+    """What the engagement page says to the bureaus of its result notices not posted on the designated media past
+    their day (none for the firm or an inspecting expert: the bureau's duty, as the contract announcement's): each
+    with its reason and, for the bureau that ran the procurement, the link to record the posting."""
+    if current_user.role not in BUREAU_SIDE:
+        return []
+    may = permissions.can(current_user, "notice.media.record", engagement)
+    return [{"notice_id": notice_id, "reason": reason, "may_record": may}
+            for notice_id, reason in media.overdue_results(engagement)]
 
 
 def media_list(engagement_id: int):
@@ -59,6 +71,7 @@ def media_posting(engagement_id: int, kind: str, notice_id: int):
 def register(bp: Blueprint) -> None:
     """Called by ``procurement.views`` with its blueprint (this module does not import it: no import circle)."""
     bp.add_app_template_global(may_record, "may_record_media")
+    bp.add_app_template_global(overdue_result_postings, "overdue_result_postings")
     bp.add_url_rule("/engagements/<int:engagement_id>/media", view_func=media_list)
     bp.add_url_rule("/engagements/<int:engagement_id>/media/<kind>/<int:notice_id>", view_func=media_posting,
                     methods=["GET", "POST"])

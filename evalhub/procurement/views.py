@@ -55,7 +55,7 @@ from evalhub.core.web import (
     xlsx_response,
 )
 from evalhub.extensions import db
-from evalhub.procurement import contract_notices, counts, eligibility, page, services, workflow
+from evalhub.procurement import contract_notices, counts, eligibility, media, page, services, workflow
 from evalhub.procurement.forms import (
     BLANK,
     AwardForm,
@@ -372,6 +372,8 @@ ENGAGEMENT_FILTERS = (
     # the contract announcement past its 2 working days (实施条例 第五十条): the bureau's own obligation beside the
     # step the engagement waits on (``contract_notices.overdue_clause``, its day read when the statement runs)
     Filter("notice_overdue", bool, lambda stmt, _: stmt.where(Engagement.id.in_(contract_notices.overdue_engagements()))),
+    # a result notice not posted on the designated media past its 2 working days (87号令 第六十九条): the bureau's too
+    Filter("result_overdue", bool, lambda stmt, _: stmt.where(Engagement.id.in_(media.result_overdue_engagements()))),
 )
 
 
@@ -422,7 +424,9 @@ def _engagement_list_columns() -> sa.Select:
                      .scalar_subquery().label("notice_due_on"),
                      # evalhub's own copy out while still owed: not yet recorded on the designated media
                      sa.select(ContractNotice.id).join(Contract, Contract.id == ContractNotice.contract_id)
-                     .where(Contract.engagement_id == Engagement.id).scalar_subquery().label("notice_here"))
+                     .where(Contract.engagement_id == Engagement.id).scalar_subquery().label("notice_here"),
+                     # the earliest result notice still owed on the designated media (87号令 第六十九条)
+                     media.result_owed_due().label("result_due_on"))
 
 
 @bp.route("/engagements")
@@ -445,9 +449,11 @@ def engagement_list():
                            overdue=workflow.overdue_reasons(page.items, today),
                            # the bureau's own obligation: not the firm's list
                            notice_overdue={} if _is_firm() else {
-                               e.id: reason for e in page.items
-                               if (reason := contract_notices.overdue_reason(e.notice_due_on, today,
-                                                                             e.notice_here is not None))})
+                               e.id: "；".join(reasons) for e in page.items
+                               if (reasons := [r for r in (
+                                   media.result_overdue_reason(e.result_due_on, today),
+                                   contract_notices.overdue_reason(e.notice_due_on, today, e.notice_here is not None))
+                                   if r])})
 
 
 @dataclass
