@@ -101,6 +101,7 @@ class Indicator(LabeledEnum):
     DISQUALIFICATIONS = ("disqualifications", "同一评审委员会认定无效投标过多")
     ROTATION_SKIPPED = ("rotation_skipped", "框架协议轮候跳过入围机构")
     CONTRACT_NOTICE = ("contract_notice_late", "合同公告逾期或未发布")
+    RESULT_NOTICE = ("result_notice_late", "结果公告未按期在指定媒体发布")
 
 
 class RedFlag(db.Model):

@@ -30,7 +30,7 @@ from evalhub.extensions import db
 from evalhub.integrity.models import Indicator, RedFlag, RedFlagCase, RedFlagRefresh
 from evalhub.procurement.models import (
     Award, Bid, BidStatus, Contract, ContractNotice, Engagement, JustificationDecision, MediaPosting, Procurement,
-    ProcurementMethod, ProcurementStatus,
+    ProcurementMethod, ProcurementStatus, ResultNotice,
 )
 from evalhub.review.models import ReviewPanel, Submission, SubmissionKind
 from evalhub.screening.models import ReportScreening, RiskMethod
@@ -64,6 +64,9 @@ EXPLAIN = {
     Indicator.CONTRACT_NOTICE: ("合同签订后未在 2 个工作日内在指定媒体公告（政府采购法实施条例第五十条；本系统的公开页面不是指定媒体），"
                                 "或至今未公告：公众和未中标供应商无从核对签订的合同与采购结果是否一致"
                                 "（OCP 红旗：contract not published / late publication）。"),
+    Indicator.RESULT_NOTICE: ("中标/成交结果未在确定供应商之日起 2 个工作日内在指定媒体公告（财政部令第87号第六十九条；本系统的公开页面"
+                              "不是指定媒体），或至今未公告：未中标供应商和公众无从及时知晓结果，质疑期形同虚设"
+                              "（OCP 红旗：award not published / late publication）。"),
 }
 
 
@@ -101,6 +104,19 @@ class Row:
     notice_published: bool = False
     notice_late_workdays: Optional[int] = None
     notice_here: bool = False
+    # the result notices' postings on the designated media (87号令 第六十九条): those posted late, and those still owed
+    results: list["ResultPosting"] = field(default_factory=list)
+
+
+@dataclass
+class ResultPosting:
+    """A result notice's posting as the red flag sees it: its due date, whether posted on the designated media, and
+    the working days it was (posted) or is (still owed, counted by ``count_unpublished_lateness``) late."""
+
+    notice_id: int
+    due: date
+    posted: bool
+    late_workdays: Optional[int] = None
 
 
 def _period_days(created: datetime, deadline: Optional[datetime]) -> Optional[int]:
@@ -140,16 +156,34 @@ def load_rows() -> list[Row]:
             row.notice_late_workdays = r.late_workdays or None
         else:
             row.notice_due, row.notice_here = r.notice_due_on, r.notice_id is not None
+    # the result notices' postings: recorded late (a revoked notice's too: it was late while the result stood), or
+    # still owed (a revoked notice, or one published before evalhub tracked it, owes nothing: no stored date)
+    for r in db.session.execute(
+            sa.select(ResultNotice.procurement_id, ResultNotice.id, ResultNotice.media_due_on,
+                      MediaPosting.due_on.label("posted_due"), MediaPosting.late_workdays)
+            .outerjoin(MediaPosting, MediaPosting.result_notice_id == ResultNotice.id)
+            .where(sa.or_(ResultNotice.media_due_on.is_not(None), MediaPosting.late_workdays > 0))
+            .order_by(ResultNotice.id)):
+        if r.late_workdays:
+            rows[r.procurement_id].results.append(ResultPosting(r.id, r.posted_due, True, r.late_workdays))
+        elif r.media_due_on is not None:
+            rows[r.procurement_id].results.append(ResultPosting(r.id, r.media_due_on, False))
     return list(rows.values())
 
 
 def count_unpublished_lateness(rows: list[Row], bureaus: dict[int, Bureau], today: date) -> None:
-    """The working days an announcement still owed is late today (the bureau's calendar), for ``compute``: one read
-    of the calendar for every overdue contract of the province."""
-    overdue = [row for row in rows if not row.notice_published and row.notice_due is not None
-               and today > row.notice_due and row.bureau_id in bureaus]
-    for row, late in zip(overdue, late_workdays_each([(bureaus[r.bureau_id], r.notice_due) for r in overdue], today)):
-        row.notice_late_workdays = late
+    """The working days an announcement, a result notice's posting, still owed is late today (the bureau's calendar),
+    for ``compute``: one read of the calendar for every overdue contract and result notice of the province."""
+    overdue: list[tuple[Any, int, date]] = [
+        (row, row.bureau_id, row.notice_due) for row in rows if not row.notice_published and row.notice_due is not None
+        and today > row.notice_due and row.bureau_id in bureaus]
+    overdue += [(posting, row.bureau_id, posting.due) for row in rows if row.bureau_id in bureaus
+                for posting in row.results if not posting.posted and today > posting.due]
+    for (item, _, _), late in zip(overdue, late_workdays_each([(bureaus[b], due) for _, b, due in overdue], today)):
+        if isinstance(item, ResultPosting):
+            item.late_workdays = late
+        else:
+            item.notice_late_workdays = late
 
 
 def load_quality() -> dict[int, dict[str, float]]:
@@ -356,6 +390,20 @@ def compute(rows: list[Row], *, k: float, frequent_bids: int, min_days: Callable
         else:
             said = f"合同公告应于 {r.notice_due:%Y-%m-%d} 前发布，至今未发布（已逾期 {late} 个工作日）"
         flags.append(Flag(r.bureau_id, r.year, Indicator.CONTRACT_NOTICE, late, 0, said, [r.id], r.id, None))
+    # a result notice posted on the designated media after its 2 working days, or still not posted past them: the
+    # purchaser's, so no firm is named; the value is the working days late (threshold 0), as for the contract
+    for r in rows:
+        word = r.method.result_word
+        for posting in r.results:
+            late = posting.late_workdays
+            if not late:
+                continue
+            if posting.posted:
+                said = f"{word}结果公告应于 {posting.due:%Y-%m-%d} 前在指定媒体发布，晚 {late} 个工作日在指定媒体发布"
+            else:
+                said = (f"{word}结果公告应于 {posting.due:%Y-%m-%d} 前在指定媒体发布，已在本系统发布但未登记指定媒体发布"
+                        f"（已逾期 {late} 个工作日）")
+            flags.append(Flag(r.bureau_id, r.year, Indicator.RESULT_NOTICE, late, 0, said, [r.id], r.id, None))
     used = {"iqr_k": k, "lowball_low": low_fence, "ceiling_high": high_fence, "share_high": share_fence,
             "bids_high": bid_fence, "invalid_high": invalid_fence}
     return flags, {key: (None if value in (float("inf"), float("-inf")) else round(value, 4)) for key, value in used.items()}
