@@ -256,6 +256,10 @@ def past_challenge_period(procurement_obj) -> None:
     assert notice is not None, "no result notice: award the procurement first"
     notice.published_at = datetime(2025, 2, 10, 2, 0)
     notice.challenge_until = date(*CHALLENGE_PERIOD_ENDED)
+    if notice.media_due_on is not None:  # its posting on the designated media was due from the same day
+        from evalhub.procurement import media
+
+        notice.media_due_on = media.result_due(procurement_obj.bureau, date(2025, 2, 10))
     db.session.flush()
     workflow.refresh_due(procurement_obj.engagement)  # the contract's date follows the notice, as at publication
 

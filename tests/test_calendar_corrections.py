@@ -50,6 +50,16 @@ def _at(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, 2, 0)
 
 
+def _post_result(p, staff, day: date | None = None):
+    """Record the result notice's posting on the designated media (procurement/media.py) on ``day`` (today)."""
+    from evalhub.procurement import media
+
+    day = day or beijing_today()
+    return media.record_posting(p.engagement, "result", p.notice.id, media.PostingInput(
+        medium="ccgp", url=f"http://www.ccgp.gov.cn/cggg/dfgg/zbgg/t{day:%Y%m%d}_{p.notice.id}.htm", posted_on=day),
+        staff)
+
+
 # --- procurement: the challenge period (granted) and the challenge's answer (the bureau's duty) ----------------
 
 def test_a_late_holiday_lengthens_the_challenge_period_and_moves_the_answer_due_both_ways(world):
@@ -71,10 +81,13 @@ def test_a_late_holiday_lengthens_the_challenge_period_and_moves_the_answer_due_
     start = beijing_date(notice.published_at)
     assert notice.challenge_until == add_working_days(world.bz, start, notice.challenge_workdays) > until
     assert challenge.answer_due == add_working_days(world.bz, beijing_date(challenge.filed_at), 7) > answer_due
-    assert {m.kind for m in done.moved} == {"procurement.challenge_until", "procurement.challenge_answer_due"}
+    # the notice's posting on the designated media (owed from the same day, the bureau's duty) moves too
+    assert {m.kind for m in done.moved} == {"procurement.challenge_until", "procurement.challenge_answer_due",
+                                            "procurement.result_posting_due"}
     event = _last_calendar_event()  # one event for the correction, listing what moved
     assert {(m["kind"], m["id"]) for m in event.payload["moved"]} == {
-        ("procurement.challenge_until", notice.id), ("procurement.challenge_answer_due", challenge.id)}
+        ("procurement.challenge_until", notice.id), ("procurement.challenge_answer_due", challenge.id),
+        ("procurement.result_posting_due", notice.id)}
     assert any("质疑答复期限" in n.body and f"{challenge.answer_due:%Y-%m-%d}" in n.body for n in _inbox(challenger))
     assert any("质疑期截止日" in n.body for n in _inbox(bidders["丙"][1]))  # every supplier that may challenge
     assert any(n.title.startswith("工作日历调整") and "质疑答复期限" in n.body for n in _inbox(world.bz_staff))
@@ -84,7 +97,7 @@ def test_a_late_holiday_lengthens_the_challenge_period_and_moves_the_answer_due_
     db.session.commit()
     assert challenge.answer_due == answer_due  # the bureau's duty follows the calendar back
     assert notice.challenge_until == lengthened  # the period announced to the suppliers is never shortened
-    assert [m.kind for m in done.moved] == ["procurement.challenge_answer_due"]
+    assert [m.kind for m in done.moved] == ["procurement.challenge_answer_due", "procurement.result_posting_due"]
 
 
 def test_an_answered_challenge_and_a_revoked_or_ended_period_never_change(world):
@@ -95,6 +108,7 @@ def test_an_answered_challenge_and_a_revoked_or_ended_period_never_change(world)
     challenge = P.file_challenge(p, bidders["乙"][1], "技术分计算有误，请求重新评审。", EVIDENCE)
     P.answer_challenge(challenge, world.bz_staff, "dismissed", "经核查，技术分计算无误，质疑不成立。")
     p.notice.challenge_until = beijing_today() - timedelta(days=1)  # the period over
+    _post_result(p, world.bz_staff)  # and the notice posted on the designated media: owed no more
     db.session.commit()
     answer_due, until = challenge.answer_due, p.notice.challenge_until
     done = C.set_calendar_day(world.bz, _next_workday(world.bz, beijing_today()), False, "地方节假日", world.bz_admin)
@@ -120,8 +134,10 @@ def test_the_contract_announcement_and_signing_follow_the_corrected_calendar_bot
 
         done = C.set_calendar_day(world.bz, date(2025, 11, 4), False, "地方节假日", world.bz_admin)
         assert signed.contract.notice_due_on == date(2025, 11, 6)
-        # the other's challenge period (published today) runs over the day too; its 30 days do not reach it
-        assert sorted(m.kind for m in done.moved) == ["procurement.challenge_until", "procurement.contract_notice_due"]
+        # the other's challenge period and its posting on the designated media (published today) run over the day
+        # too; its 30 days do not reach it
+        assert sorted(m.kind for m in done.moved) == ["procurement.challenge_until", "procurement.contract_notice_due",
+                                                      "procurement.result_posting_due"]
         C.set_calendar_day(world.bz, date(2025, 11, 4), True, "更正：照常上班", world.bz_admin)
         assert signed.contract.notice_due_on == date(2025, 11, 5)  # back: the law fixes it
 

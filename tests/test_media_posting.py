@@ -64,6 +64,7 @@ def _result(world, day: date = date(2025, 3, 5)):
     """A single source's result notice, published (the award) on ``day``."""
     p = factories.single_source(world)
     p.notice.published_at = _at(day)
+    p.notice.media_due_on = M().result_due(world.bz, day)  # owed from that day, as at the award
     db.session.flush()
     return p.engagement, p.notice
 
