@@ -320,6 +320,10 @@ class _Demo:
             self.lottery(P.open_procurement(engagement, P.ProcurementInput(
                 method=M.RANDOM_DRAW, title="", ceiling_price_wan="12",
                 rerun_reason=f"{method.label}有效投标不足，金额较小，改为从机构库随机抽取"), staff).draw)
+        current = engagement.current_procurement
+        if (current is not None and current.method not in (M.OPEN_TENDER, M.COMPETITIVE_CONSULTATION)
+                and current.notice is not None):  # the competitive ones are posted at their award (``competitive``)
+            self.post_on_media(engagement, NoticeKind.RESULT, current.notice.id, staff)
         if sign and engagement.state == S.PROCURING and engagement.current_procurement.award is not None:
             yield from self.contract(engagement, staff, plan_due=plan_due, report_due=report_due,
                                      challenged=kw.get("challenged", False))
