@@ -101,6 +101,8 @@ class Row:
     notice_published: bool = False
     notice_late_workdays: Optional[int] = None
     notice_here: bool = False
+    # published in evalhub before postings were recorded (owed nothing more): its lateness is evalhub's copy's
+    notice_copy_only: bool = False
 
 
 def _period_days(created: datetime, deadline: Optional[datetime]) -> Optional[int]:
@@ -130,6 +132,7 @@ def load_rows() -> list[Row]:
     # days late) or owed (evalhub's own copy out or not: it is no designated medium)
     for r in db.session.execute(
             sa.select(Award.procurement_id, Contract.notice_due_on, ContractNotice.id.label("notice_id"),
+                      ContractNotice.due_on.label("copy_due"), ContractNotice.late_workdays.label("copy_late"),
                       MediaPosting.id.label("posting_id"), MediaPosting.due_on, MediaPosting.late_workdays)
             .join(Contract, Contract.award_id == Award.id)
             .outerjoin(ContractNotice, ContractNotice.contract_id == Contract.id)
@@ -138,6 +141,9 @@ def load_rows() -> list[Row]:
         if r.posting_id is not None:  # its due date None when signed before the announcement was tracked (补录)
             row.notice_due, row.notice_published = r.due_on, True
             row.notice_late_workdays = r.late_workdays or None
+        elif r.notice_id is not None and r.notice_due_on is None:  # published before postings were recorded
+            row.notice_due, row.notice_published, row.notice_copy_only = r.copy_due, True, True
+            row.notice_late_workdays = r.copy_late or None
         else:
             row.notice_due, row.notice_here = r.notice_due_on, r.notice_id is not None
     return list(rows.values())
@@ -348,7 +354,9 @@ def compute(rows: list[Row], *, k: float, frequent_bids: int, min_days: Callable
         late = r.notice_late_workdays
         if r.notice_due is None or not late:
             continue
-        if r.notice_published:
+        if r.notice_copy_only:
+            said = f"合同公告应于 {r.notice_due:%Y-%m-%d} 前发布，晚 {late} 个工作日在本系统发布（未登记指定媒体发布）"
+        elif r.notice_published:
             said = f"合同公告应于 {r.notice_due:%Y-%m-%d} 前发布，晚 {late} 个工作日在指定媒体发布"
         elif r.notice_here:
             said = (f"合同公告应于 {r.notice_due:%Y-%m-%d} 前在指定媒体发布，已在本系统发布但未登记指定媒体发布"
