@@ -623,6 +623,28 @@ def test_an_announcement_late_or_missing_is_a_red_flag(world):
     assert all(f.firm_id is None and f.bureau_id == world.bz.id for f in flags.values())
 
 
+def test_an_announcement_published_late_before_media_postings_were_recorded_keeps_its_red_flag(world):
+    """Announcements evalhub published before it recorded postings on the designated media are owed nothing more
+    (migration 4b8de4a7f75e: the contract's due date was cleared at publication, and is not set again). One published
+    late then keeps its flag, on evalhub's copy's lateness, said as such; one on time is not flagged."""
+    from evalhub.integrity import redflags as R
+    from evalhub.integrity.models import Indicator, RedFlag
+
+    late = _signed(world, date(2025, 3, 5))
+    _publish(late, world.bz_staff, date(2025, 3, 11), late_reason="经办人出差，返回后即行公告。")
+    on_time = _signed(world, date(2025, 3, 5))
+    _publish(on_time, world.bz_staff, date(2025, 3, 7))
+    for e in (late, on_time):  # as the upgrade leaves them: published, no posting, nothing owed
+        e.contract.notice_due_on = None
+    db.session.commit()
+    R.refresh()
+    flags = {f.procurement_id: f for f in db.session.execute(sa.select(RedFlag).where(
+        RedFlag.indicator == Indicator.CONTRACT_NOTICE)).scalars()}
+    assert set(flags) == {late.current_procurement.id}
+    assert flags[late.current_procurement.id].value == 2
+    assert "在本系统发布（未登记指定媒体发布）" in flags[late.current_procurement.id].explanation
+
+
 def test_the_red_flag_counts_every_overdue_announcement_as_the_one_by_one_rule_does_from_one_calendar_read(world):
     """The refresh counts the working days each announcement still owed is late over the whole province: the batch
     (``core.calendar.late_workdays_each``) gives what ``late_workdays`` gives one by one — weekends, the national

@@ -146,6 +146,7 @@ def test_the_red_flag_reads_the_posting_not_evalhubs_copy(world):
     ({"medium": "人民日报"}, "medium", "指定媒体"),
     ({"medium": "other", "url": "https://www.example-media.cn/n/1"}, "medium_name", "名称"),
     ({"posted_on": "2025/03/07"}, "posted_on", "YYYY-MM-DD"),
+    ({"posted_on": "2025-W10-5"}, "posted_on", "YYYY-MM-DD"),  # an ISO week date, which fromisoformat reads
     ({"posted_on": date(2025, 3, 8)}, "posted_on", "不能晚于今天"),
     ({"posted_on": date(2025, 3, 4)}, "posted_on", "合同签订之日"),
     ({"note": "x" * 501}, "note", "500"),

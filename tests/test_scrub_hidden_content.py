@@ -382,20 +382,52 @@ CHART_RELS = b'''<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
  Target="../embeddings/Microsoft_Excel_Worksheet.xlsx"/></Relationships>'''
 
 
-def test_a_word_charts_workbook_is_kept_without_the_properties_naming_its_author():
-    """Word keeps a chart's data as a workbook of its own (word/embeddings, named by the chart's relationships):
-    charts are common in reports, so it stays, cleaned as a package of its own."""
-    import openpyxl
-
-    data = _repack(_docx(factories.report_text()), add={
+def _chart_docx(workbook: bytes) -> bytes:
+    return _repack(_docx(factories.report_text()), add={
         "word/charts/chart1.xml": b'<c:chartSpace xmlns:c="http://schemas.openxmlformats.org/drawingml/2006/chart"/>',
         "word/charts/_rels/chart1.xml.rels": CHART_RELS,
-        "word/embeddings/Microsoft_Excel_Worksheet.xlsx": _workbook("张伟")})
-    with zipfile.ZipFile(io.BytesIO(scrub.scrubbed("docx", data))) as package:
+        "word/embeddings/Microsoft_Excel_Worksheet.xlsx": workbook})
+
+
+def _one_sheet(author: str, *, comment: bool = False) -> bytes:
+    import openpyxl
+    from openpyxl.comments import Comment
+
+    book = openpyxl.Workbook()
+    book.active.append(["指标", "得分"])
+    book.active.append(["资金到位率", 18])
+    if comment:
+        book.active["B2"].comment = Comment("核对过 13899990000", "王建国")
+    book.properties.creator = book.properties.lastModifiedBy = author
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return _repack(buffer.getvalue(), edit=lambda name, content: content.replace(
+        b"</workbook>", b'<mc:AlternateContent xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006">'
+        b'<mc:Choice Requires="x15"><x15ac:absPath xmlns:x15ac="http://schemas.microsoft.com/office/spreadsheetml/2010/'
+        b'11/ac" url="C:\\Users\\zhangwei\\Desktop\\"/></mc:Choice></mc:AlternateContent></workbook>', 1)
+        if name == "xl/workbook.xml" else content)
+
+
+def test_a_word_charts_workbook_is_kept_without_the_properties_naming_its_author():
+    """Word keeps a chart's data as a workbook of its own (word/embeddings, named by the chart's relationships):
+    charts are common in reports, so it stays — one sheet of the chart's figures — cleaned as a package of its own:
+    its properties, and the folder it was last saved in (x15ac:absPath names the Windows account)."""
+    import openpyxl
+
+    with zipfile.ZipFile(io.BytesIO(scrub.scrubbed("docx", _chart_docx(_one_sheet("张伟"))))) as package:
         workbook = package.read("word/embeddings/Microsoft_Excel_Worksheet.xlsx")
-    assert _parts_holding(workbook, "张伟") == []
+    assert _parts_holding(workbook, "张伟") == [] and _parts_holding(workbook, "zhangwei") == []
     book = openpyxl.load_workbook(io.BytesIO(workbook))
     assert book.active["A2"].value == "资金到位率" and "张伟" not in (book.properties.creator, book.properties.lastModifiedBy)
+
+
+@pytest.mark.parametrize("workbook", ["another sheet", "a comment"])
+def test_a_charts_workbook_holding_more_than_the_charts_figures_is_refused(workbook):
+    """A chart pasted from a working file brings the whole file: its other sheets (an interview list) and the
+    comments with their authors would go public beside the chart, which shows none of them."""
+    data = _chart_docx(_workbook("张伟") if workbook == "another sheet" else _one_sheet("张伟", comment=True))
+    with pytest.raises(ValidationFailed, match="编辑数据"):
+        scrub.scrubbed("docx", data)
 
 
 def _with_embedding(name: str, content: bytes) -> bytes:

@@ -17,7 +17,7 @@ from evalhub.core.enums import Role
 from evalhub.extensions import db
 from tests import factories
 from tests.test_races import in_context
-from tests.test_races_more import meanwhile, settle
+from tests.test_races_more import done_or_refused, meanwhile, settle
 
 KIND_MARK = "review.report_pass_mark.target_review"
 
@@ -307,3 +307,39 @@ def test_clearing_one_of_the_weights_that_only_held_together_is_refused(world):
     assert "合计应为 100" in caught.value.message and "105" in caught.value.message
     db.session.rollback()
     assert own(world.lt.id, "credit.weight_external") == 5
+
+
+@pytest.mark.skipif(not __import__("os").environ.get("EVALHUB_TEST_DATABASE_URL"),
+                    reason="concurrency is tested against PostgreSQL")
+def test_a_county_and_its_prefecture_saving_weights_at_once_cannot_break_the_countys(app, world, monkeypatch):
+    """轮台县 sets its own practice-quality and external weights (45 + 5, the rest inherited: 100) while 巴州 moves 5
+    points from practice quality to contract performance (35 + 20: its own 100). Each check alone passes; both
+    together would leave the county at 45 + 20 + 20 + 15 + 5 = 105. The second to commit must see the first."""
+    import threading
+
+    from evalhub.core.settings import save_settings
+
+    real, other = settings._refuse_apart, []
+
+    def checked_then_the_prefecture_saves(*args, **kwargs):
+        real(*args, **kwargs)  # the county's check has passed; before its commit, the prefecture saves
+        if not other:
+            other.append(threading.Thread(target=lambda: done_or_refused(app, lambda: save_settings(
+                db.session.get(Bureau, world.bz.id), {"credit.weight_quality": "35", "credit.weight_performance": "20"},
+                db.session.get(User, world.bz_admin.id)))))
+            other[0].start()
+            other[0].join(2.0)
+
+    monkeypatch.setattr(settings, "_refuse_apart", checked_then_the_prefecture_saves)
+    try:
+        in_context(app, lambda: save_settings(db.session.get(Bureau, world.lt.id),
+                                              {"credit.weight_quality": "45", "credit.weight_external": "5"},
+                                              db.session.get(User, world.lt_admin.id)))
+    finally:
+        monkeypatch.setattr(settings, "_refuse_apart", real)
+        for thread in other:
+            thread.join(30)
+    db.session.rollback()
+    from evalhub.credit.services import settings_problems
+
+    assert settings_problems(db.session.get(Bureau, world.lt.id)) == []

@@ -289,7 +289,9 @@ def ensure_national_calendar(through_year: int | None = None) -> int:
 #
 # Many deadlines are computed from this calendar once and stored (a challenge period, the answer owed to an
 # objection, a contract's announcement…). A bureau that corrects its calendar afterwards (the State Council's next
-# year arrives in November; a county enters a local holiday late) would leave them counted on the wrong calendar.
+# year arrives in November and the region enters it before a release carries it; a county enters a local holiday
+# late) would leave them counted on the wrong calendar. Only a bureau's correction recounts: national days added to
+# ``NATIONAL_CALENDAR`` by a release do not (a year is provisional until then, ``is_provisional``).
 # ``correct`` writes the correction and asks every registered hook (``on_change``: the domains above, which own
 # the deadlines) to recompute what is still open and affected, in the correcting bureau and every bureau below
 # that inherits the day. The rule of each period is ``recompute``'s, the same for every kind:

@@ -18,7 +18,8 @@ with 修订 on (Word keeps it, shown again by one click), text formatted hidden 
 file (``w:altChunk``: a package or a web page of its own, with its own properties), an embedded object (a whole
 Excel or Word file, or any file, of which the page shows a part). A file holding any of these is refused with what
 to do in Word or the PDF editor; a PDF's sticky notes and the texts of its other comments go. A Word chart's
-workbook (its data) stays, cleaned as a package of its own; an equation object stays. Photos, in a .docx or a PDF
+workbook stays when it holds the chart's one sheet of figures and nothing else (another sheet or a comment is
+refused), cleaned as a package of its own; an equation object stays. Photos, in a .docx or a PDF
 (JPEG), keep their pixels but lose their EXIF (the camera's owner, the place) and their text chunks.
 """
 from __future__ import annotations
@@ -332,19 +333,45 @@ def _chart_data(source: zipfile.ZipFile) -> set[str]:
     return found
 
 
+# What the workbook Word keeps for one of its charts holds: one sheet of the chart's figures and the parts any
+# workbook has. Anything else — another sheet (a chart pasted from a working file brings the whole file), comments
+# and their authors, the people of threaded comments, links to other files, embedded objects, a data connection —
+# is content the chart does not show.
+_CHART_WORKBOOK_PARTS = re.compile(
+    r"\[Content_Types\]\.xml|_rels/\.rels|docProps/[^/]+\.xml|xl/workbook\.xml|xl/_rels/workbook\.xml\.rels"
+    r"|xl/styles\.xml|xl/theme/theme\d+\.xml|xl/sharedStrings\.xml|xl/calcChain\.xml|xl/worksheets/sheet\d+\.xml"
+    r"|xl/worksheets/_rels/sheet\d+\.xml\.rels|xl/tables/table\d+\.xml|xl/printerSettings/printerSettings\d+\.bin")
+_SHEET = re.compile(r"xl/worksheets/sheet\d+\.xml")
+CHART_WORKBOOK = ("文件中图表的数据工作簿里除图表所用的一张数据表外还有其他内容（其他工作表、批注及其作者、外部链接或嵌入的对象），"
+                  "会随文件一起公开。请在 Word 中右键图表 › 编辑数据，删除其他工作表和批注后关闭，或将图表“选择性粘贴”为图片，"
+                  "然后另存并上传。")
+# where the workbook was last saved (x15ac:absPath url="C:\Users\<account>\…"): names the account
+_ABS_PATH = re.compile(rb"""(<(?:[A-Za-z_][\w.-]{0,63}:)?absPath\b[^<>]*?\burl\s*=\s*)(["'])[^"'<>]*\2""")
+
+
+def _chart_workbook_problem(nested: zipfile.ZipFile) -> str | None:
+    names = [info.filename for info in nested.infolist() if not info.filename.endswith("/")]
+    if sum(1 for n in names if _SHEET.fullmatch(n)) > 1 or not all(_CHART_WORKBOOK_PARTS.fullmatch(n) for n in names):
+        return CHART_WORKBOOK
+    return None
+
+
 def _embedded(name: str, content: bytes, chart_data: set[str], depth: int) -> bytes:
     """An embedded object is a whole file of its own, shown only in part (an Excel object: a range of one sheet),
-    with its own properties: refused. Two kinds are kept: a Word chart's workbook (its data, shown by the chart),
-    cleaned as a package of its own, and an equation (Equation Editor, MathType: an OLE file holding the equation,
-    without document properties)."""
+    with its own properties: refused. Two kinds are kept: a Word chart's workbook when it holds the chart's one
+    sheet of figures and nothing else (``_CHART_WORKBOOK_PARTS``), cleaned as a package of its own, and an equation
+    (Equation Editor, MathType: an OLE file holding the equation, without document properties)."""
     if name in chart_data and content.startswith(b"PK\x03\x04") and depth == 0:
         try:
             with zipfile.ZipFile(io.BytesIO(content)) as nested:
                 if sum(info.file_size for info in nested.infolist()) > _NESTED_MAX_BYTES:
                     raise ValidationFailed(EMBEDDED_OBJECT, {"file": "含嵌入的对象"})
+                problem = _chart_workbook_problem(nested)
+            if problem:
+                raise ValidationFailed(problem, {"file": "图表数据含其他内容"})
             return _docx(content, depth + 1)
         except ValidationFailed as exc:
-            if exc.message == EMBEDDED_OBJECT:
+            if exc.message in (EMBEDDED_OBJECT, CHART_WORKBOOK):
                 raise
             raise ValidationFailed("文件中图表的数据（嵌入的 Excel 工作表）：" + exc.message, exc.fields) from exc
     if (content.startswith(_COMPOUND_FILE) and "Equation Native".encode("utf-16-le") in content
@@ -378,6 +405,8 @@ def _docx(data: bytes, depth: int = 0) -> bytes:
                 content = _AUTHOR_ATTRIBUTE.sub(rb'\1=""', content)
             elif info.filename.startswith("word/media/"):
                 content = _image(info.filename, content)
+            elif depth and info.filename == "xl/workbook.xml":  # a chart's workbook: where it was saved
+                content = _ABS_PATH.sub(rb'\1\2\2', content)
             elif info.filename.startswith(_EMBEDDINGS) and not info.filename.endswith("/"):
                 content = _embedded(info.filename, content, chart_data, depth)
             elif info.filename.endswith(".rels"):

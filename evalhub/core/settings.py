@@ -252,7 +252,10 @@ def _lock(bureau: Bureau) -> None:
     """One change to a bureau's settings at a time (set, clear; two admins, a double click): its own row is read
     under the lock, so a clear and a set at once do not write a row the other just deleted, and a rule that reads
     the bureau's other values reads them as the request before left them."""
-    concurrency.serialise(f"bureau_setting:{bureau.id}")
+    # The bureaus above too, from the root down (one order: no two changes wait for each other): a change here and one
+    # above at once would each check the values that must hold together against the other's old value.
+    for bureau_id in reversed(bureau_tree.chain_ids(bureau)):
+        concurrency.serialise(f"bureau_setting:{bureau_id}")
     _forget()  # values copied before the wait may predate the request before's commit
 
 

@@ -43,7 +43,7 @@ def _objection_periods(change: CalendarChange, ids: list[int], reach) -> list[Mo
 
 def _objection_answers(change: CalendarChange, ids: list[int], reach) -> list[Moved]:
     objections = db.session.execute(sa.select(CreditObjection).join(CreditRating, CreditRating.id == CreditObjection.rating_id)
-                                    .options(joinedload(CreditObjection.rating)).where(
+                                    .options(joinedload(CreditObjection.rating).joinedload(CreditRating.firm)).where(
         CreditRating.bureau_id.in_(ids), CreditObjection.decision.is_(None), CreditObjection.answer_due >= reach,
         CreditObjection.submitted_at < beijing_day_start(change.day))).scalars().all()
     # the bureau's duty: follows the corrected calendar both ways

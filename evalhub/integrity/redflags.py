@@ -104,6 +104,8 @@ class Row:
     notice_published: bool = False
     notice_late_workdays: Optional[int] = None
     notice_here: bool = False
+    # published in evalhub before postings were recorded (owed nothing more): its lateness is evalhub's copy's
+    notice_copy_only: bool = False
     # the result notices' postings on the designated media (87号令 第六十九条): those posted late, and those still owed
     results: list["ResultPosting"] = field(default_factory=list)
 
@@ -146,6 +148,7 @@ def load_rows() -> list[Row]:
     # days late) or owed (evalhub's own copy out or not: it is no designated medium)
     for r in db.session.execute(
             sa.select(Award.procurement_id, Contract.notice_due_on, ContractNotice.id.label("notice_id"),
+                      ContractNotice.due_on.label("copy_due"), ContractNotice.late_workdays.label("copy_late"),
                       MediaPosting.id.label("posting_id"), MediaPosting.due_on, MediaPosting.late_workdays)
             .join(Contract, Contract.award_id == Award.id)
             .outerjoin(ContractNotice, ContractNotice.contract_id == Contract.id)
@@ -154,6 +157,9 @@ def load_rows() -> list[Row]:
         if r.posting_id is not None:  # its due date None when signed before the announcement was tracked (补录)
             row.notice_due, row.notice_published = r.due_on, True
             row.notice_late_workdays = r.late_workdays or None
+        elif r.notice_id is not None and r.notice_due_on is None:  # published before postings were recorded
+            row.notice_due, row.notice_published, row.notice_copy_only = r.copy_due, True, True
+            row.notice_late_workdays = r.copy_late or None
         else:
             row.notice_due, row.notice_here = r.notice_due_on, r.notice_id is not None
     # the result notices' postings: recorded late (a revoked notice's too: it was late while the result stood), or
@@ -382,7 +388,9 @@ def compute(rows: list[Row], *, k: float, frequent_bids: int, min_days: Callable
         late = r.notice_late_workdays
         if r.notice_due is None or not late:
             continue
-        if r.notice_published:
+        if r.notice_copy_only:
+            said = f"合同公告应于 {r.notice_due:%Y-%m-%d} 前发布，晚 {late} 个工作日在本系统发布（未登记指定媒体发布）"
+        elif r.notice_published:
             said = f"合同公告应于 {r.notice_due:%Y-%m-%d} 前发布，晚 {late} 个工作日在指定媒体发布"
         elif r.notice_here:
             said = (f"合同公告应于 {r.notice_due:%Y-%m-%d} 前在指定媒体发布，已在本系统发布但未登记指定媒体发布"

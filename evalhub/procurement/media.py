@@ -25,6 +25,7 @@ evalhub's own public pages (/public/…) are a copy for the public, not a design
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Optional
@@ -195,12 +196,15 @@ def url_error(url: str, medium: Optional[DesignatedMedium]) -> Optional[str]:
     return None
 
 
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def _posted_on(errors: dict[str, str], value: Any) -> Optional[date]:
     if isinstance(value, date):
         return value
     text = value.strip() if isinstance(value, str) else ""
     try:
-        if len(text) == 10:  # YYYY-MM-DD only (fromisoformat also reads 20250307 and week dates)
+        if _ISO_DAY.fullmatch(text):  # YYYY-MM-DD only (fromisoformat also reads 20250307 and 2025-W10-5)
             return date.fromisoformat(text)
     except ValueError:
         pass

@@ -39,6 +39,9 @@ def downgrade():
                "AND id NOT IN (SELECT rubric_id FROM review_panel) AND id NOT IN (SELECT rubric_id FROM review))")
     op.execute("DELETE FROM rubric WHERE service_kind IS NOT NULL "
                "AND id NOT IN (SELECT rubric_id FROM review_panel) AND id NOT IN (SELECT rubric_id FROM review)")
+    # Those kept (in use) leave the numbering and are no longer current: the old key (bureau, kind, version) would
+    # meet the bureau's general rubric of the same version, and the old code reads one current rubric per kind.
+    op.execute("UPDATE rubric SET is_current = false, version = 1000000 + id WHERE service_kind IS NOT NULL")
     with op.batch_alter_table('rubric', schema=None) as batch_op:
         batch_op.drop_constraint('uq_rubric_bureau_id_kind_service_kind_version', type_='unique')
         batch_op.create_unique_constraint('uq_rubric_bureau_id_kind_version', ['bureau_id', 'kind', 'version'])
