@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.models import Notification, User
-from evalhub.core.timeutil import beijing_today, utcnow
+from evalhub.core.timeutil import beijing_today, simulated_clock, utcnow
 from evalhub.extensions import db
 from evalhub.procurement import services as P
 from evalhub.procurement.models import (
@@ -88,7 +88,8 @@ def test_consultation_needs_10_days_to_first_responses(world):
 
 
 def test_a_deadline_minutes_away_is_refused(world):
-    with pytest.raises(ValidationFailed) as caught:
+    # at 10:00 Beijing time: nine minutes later is the same Beijing day (run after 23:51 it was the next, "仅 1 日")
+    with simulated_clock(datetime(2026, 3, 4, 2, 0)), pytest.raises(ValidationFailed) as caught:
         factories.witnessed(P.open_procurement(factories.engagement(world), P.ProcurementInput(
             method=M.COMPETITIVE_CONSULTATION, title="", ceiling_price_wan="50", price_weight="20",
             bid_deadline=utcnow() + timedelta(minutes=9)), world.bz_staff))
