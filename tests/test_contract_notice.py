@@ -30,6 +30,9 @@ AUTHOR = "巴州财政局绩效科 李娜 13899990000"
 
 # --- helpers ---------------------------------------------------------------------------------------
 
+# a posting after its deadline says why (procurement/media.py); on time, the note is only a note
+LATE_NOTE = "经办人出差，返回后即在指定媒体发布。"
+
 def CN():
     from evalhub.procurement import contract_notices
 
@@ -83,7 +86,7 @@ def _post(e, actor, day: date):
 
     with simulated_clock(_at(day)):
         return media.record_posting(e, "contract", e.contract.notice.id, media.PostingInput(
-            medium="ccgp", url=f"http://www.ccgp.gov.cn/cggg/dfgg/htgg/t{day:%Y%m%d}_{e.id}.htm", posted_on=day), actor)
+            medium="ccgp", url=f"http://www.ccgp.gov.cn/cggg/dfgg/htgg/t{day:%Y%m%d}_{e.id}.htm", posted_on=day, note=LATE_NOTE), actor)
 
 
 def _notices() -> int:

@@ -22,6 +22,9 @@ from tests.test_contract_notice import _publish, _signed
 CCGP = "http://www.ccgp.gov.cn/cggg/dfgg/htgg/202503/t20250307_1234567.htm"
 
 
+# a posting after its deadline says why (procurement/media.py); on time, the note is only a note
+LATE_NOTE = "经办人出差，返回后即在指定媒体发布。"
+
 def M():
     from evalhub.procurement import media
 
@@ -33,7 +36,7 @@ def _at(day: date) -> datetime:
 
 
 def _input(**kw):
-    values = dict(medium="ccgp", url=CCGP, posted_on=date(2025, 3, 7))
+    values = dict(medium="ccgp", url=CCGP, posted_on=date(2025, 3, 7), note=LATE_NOTE)
     values.update(kw)
     return M().PostingInput(**values)
 
@@ -164,6 +167,21 @@ def test_bad_input_is_refused_in_chinese_and_nothing_is_written(world, change, f
     db.session.rollback()
     assert _postings() == 0 and not _events("notice.media_recorded")
     assert e.contract.notice_due_on == date(2025, 3, 7)
+
+
+def test_a_posting_after_its_deadline_needs_the_reason_in_the_note(world):
+    """As evalhub's own late copy needs a reason (实施条例 第五十条: 2 working days), so does the legal announcement
+    posted late: the hourly reminder tells the bureau 逾期发布须说明原因, and the red flag reads the reason."""
+    e = _announced(world)
+    db.session.commit()
+    for note in ("", "来不及"):
+        with pytest.raises(ValidationFailed) as caught:
+            _record(e, "contract", e.contract.notice.id, world.bz_staff, date(2025, 3, 11), note=note)
+        assert "逾期 2 个工作日" in caught.value.fields["note"] and "原因" in caught.value.fields["note"]
+        db.session.rollback()
+    posting = _record(e, "contract", e.contract.notice.id, world.bz_staff, date(2025, 3, 11),
+                      note="经办人出差，返回后即在指定媒体发布。")
+    assert posting.late_workdays == 2 and posting.note.startswith("经办人出差")
 
 
 def test_another_designated_medium_is_named_and_a_provincial_sub_site_is_checked_by_its_domain(world):

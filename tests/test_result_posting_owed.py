@@ -46,7 +46,7 @@ def _awarded(world, day: date = date(2025, 3, 5), bureau_key: str = "bz"):
 def _post(p, actor, day: date):
     with simulated_clock(_at(day)):
         return M().record_posting(p.engagement, "result", p.notice.id, M().PostingInput(
-            medium="ccgp", url=CCGP.replace("1234567", f"{p.notice.id:07d}"), posted_on=day), actor)
+            medium="ccgp", url=CCGP.replace("1234567", f"{p.notice.id:07d}"), posted_on=day, note="经办人出差，返回后即在指定媒体发布。"), actor)
 
 
 def _inbox(user: User) -> list[str]:

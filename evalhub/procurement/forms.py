@@ -181,7 +181,7 @@ class MediaPostingForm(ChineseForm):
     medium_name = _text("媒体名称（选择其他指定媒体时填写）", 100)
     url = _text("公告网址", 500, description="该公告在指定媒体上的网页地址，以 http:// 或 https:// 开头（不是本系统公开页面的地址）")
     posted_on = _text("在指定媒体发布的日期", 10, render_kw={"type": "date"})
-    note = _area("备注", 500)
+    note = _area("备注（超过法定期限发布的，须说明逾期原因）", 500)
     correction_reason = _area("更正原因（更正已登记的记录时填写）", 500)
 
 

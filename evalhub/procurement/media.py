@@ -221,8 +221,10 @@ class _Checked:
     note: Optional[str]
 
 
-def _check(t: Target, data: PostingInput, today: date, errors: dict[str, str]) -> Optional[_Checked]:
-    """Every problem of the input at once (422, each beside its field); None when there is one."""
+def _check(engagement: Engagement, t: Target, data: PostingInput, today: date, errors: dict[str, str],
+           due: Optional[date]) -> Optional[_Checked]:
+    """Every problem of the input at once (422, each beside its field); None when there is one. A posting after its
+    deadline (``due``) needs its reason in the note, as evalhub's own late copy does (10–500 characters)."""
     medium = parse_enum(errors, "medium", DesignatedMedium, data.medium, "指定媒体")
     name = None
     if medium == DesignatedMedium.OTHER:
@@ -241,7 +243,12 @@ def _check(t: Target, data: PostingInput, today: date, errors: dict[str, str]) -
             errors["posted_on"] = f"发布日期不能晚于今天（{today:%Y-%m-%d}）：请在公告发布后登记"
         elif posted < t.event_day:
             errors["posted_on"] = f"发布日期不能早于{t.event}（{t.event_day:%Y-%m-%d}）"
-    note = check_text(errors, "note", data.note, label="备注", minimum=0, maximum=500, short="") or None
+    late = _late(engagement, due, posted) if posted is not None and "posted_on" not in errors else 0
+    if late:
+        note = check_text(errors, "note", data.note, label="逾期原因", minimum=10, maximum=500,
+                          short=f"应于 {due:%Y-%m-%d} 前发布，逾期 {late} 个工作日：请在备注中说明逾期的原因（不少于 10 字）")
+    else:
+        note = check_text(errors, "note", data.note, label="备注", minimum=0, maximum=500, short="") or None
     if errors:
         return None
     return _Checked(medium, name, url, posted, note)
@@ -279,7 +286,7 @@ def record_posting(engagement: Engagement, kind: Any, notice_id: int, data: Post
     t = target(engagement, kind, notice_id)
     _refuse_if_recorded(t)
     errors: dict[str, str] = {}
-    checked = _check(t, data, beijing_today(), errors)
+    checked = _check(engagement, t, data, beijing_today(), errors, t.due)
     ValidationFailed.raise_if(errors)
     # Of two requests at once, the second waits here and then finds the first one's record.
     concurrency.hold(t.row)
@@ -311,7 +318,7 @@ def correct_posting(engagement: Engagement, posting_id: int, data: PostingInput,
     errors: dict[str, str] = {}
     reason = check_text(errors, "correction_reason", reason, label="更正原因", minimum=10, maximum=500,
                         short="请说明更正的原因（不少于 10 字）：原登记哪里有误")
-    checked = _check(t, data, beijing_today(), errors)
+    checked = _check(engagement, t, data, beijing_today(), errors, posting.due_on)
     ValidationFailed.raise_if(errors)
     concurrency.hold(posting)
     old = _values(posting)

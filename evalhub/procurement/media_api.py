@@ -51,7 +51,7 @@ _INPUT = {
     "url": text(media.URL_MAX, "该公告在指定媒体上的网址（http:// 或 https://）"),
     "posted_on": {"type": "string", "format": "date", "maxLength": 10,
                   "description": "在指定媒体发布的日期（YYYY-MM-DD，北京）：不晚于今天，不早于公告所载事项之日"},
-    "note": text(500, "备注", nullable=True)}
+    "note": text(500, "备注；超过法定期限（2 个工作日）发布的须说明逾期原因，不少于 10 字", nullable=True)}
 RECORD = schema("MediaPostingRequest", {"type": "object", "required": ["notice_kind", "notice_id", "medium", "url", "posted_on"],
                                         "properties": {
     "notice_kind": choice(NoticeKind, "公告类型"), "notice_id": id_field("采购公告为采购项目 ID；结果公告、合同公告为其 ID"),
