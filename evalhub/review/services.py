@@ -331,26 +331,43 @@ def current_rubric(bureau: Bureau, kind: RubricKind, service_kind: Optional[Serv
     upper bureau's, else the system's — and only where there is none anywhere, the general one the same way
     (the bureau's own, its nearest upper bureau's, the system default). A kind's rubric thus beats a general one
     revised closer by: a county's general revision does not put a 绩效目标审核 report back on the evaluation rubric."""
-    service_kind = service_kind if kind in BY_SERVICE_KIND else None
-    chain = bureau_tree.chain_ids(bureau)
-    wanted = [service_kind, None] if service_kind is not None else [None]
+    return current_rubrics(bureau, [kind], service_kind)[kind]
 
-    def pick() -> Optional[Rubric]:
+
+def current_rubrics(bureau: Bureau, kinds: Iterable[RubricKind],
+                    service_kind: Optional[ServiceKind] = None) -> dict[RubricKind, Rubric]:
+    """``current_rubric`` of several rubric kinds, from one statement (a page showing the work plan's and the
+    report's)."""
+    kinds = list(kinds)
+    chain = bureau_tree.chain_ids(bureau)
+    rank = {b: n for n, b in enumerate([*chain, None])}
+
+    def wanted(kind: RubricKind) -> list[Optional[ServiceKind]]:
+        return [service_kind, None] if service_kind is not None and kind in BY_SERVICE_KIND else [None]
+
+    def pick() -> dict[RubricKind, Rubric]:
         rows = db.session.execute(sa.select(Rubric).where(
-            sa.or_(Rubric.bureau_id.in_(chain), Rubric.bureau_id.is_(None)), Rubric.kind == kind,
+            sa.or_(Rubric.bureau_id.in_(chain), Rubric.bureau_id.is_(None)), Rubric.kind.in_(kinds),
             Rubric.is_current.is_(True),
-            sa.or_(*[Rubric.service_kind.is_(None) if k is None else Rubric.service_kind == k for k in wanted]))
+            sa.or_(Rubric.service_kind.is_(None), *([Rubric.service_kind == service_kind] if service_kind else [])))
         ).scalars().all()
-        rank = {b: n for n, b in enumerate([*chain, None])}
-        rows.sort(key=lambda r: (wanted.index(r.service_kind), rank[r.bureau_id]))
-        return rows[0] if rows else None
+        out = {}
+        for kind in kinds:
+            choice = wanted(kind)
+            mine = sorted((r for r in rows if r.kind == kind and r.service_kind in choice),
+                          key=lambda r: (choice.index(r.service_kind), rank[r.bureau_id]))
+            if mine:
+                out[kind] = mine[0]
+        return out
 
     found = pick()
-    if found is None or (found.service_kind != service_kind and (kind, service_kind) in KIND_RUBRICS):
+    if any(kind not in found or (found[kind].service_kind != wanted(kind)[0] and (kind, wanted(kind)[0]) in KIND_RUBRICS)
+           for kind in kinds):
         if ensure_default_rubrics():
             found = pick()
-    if found is None:
-        raise NotFound(f"未找到{kind.label}表。")
+    for kind in kinds:
+        if kind not in found:
+            raise NotFound(f"未找到{kind.label}表。")
     return found
 
 
@@ -850,9 +867,18 @@ class Standard:
 
 
 def standard_for(bureau: Any, kind: SubmissionKind, service_kind: Optional[ServiceKind] = None) -> Standard:
-    service_kind = service_kind if kind in BY_SUBMISSION else None
-    return Standard(kind, service_kind, current_rubric(bureau, RUBRIC_OF[kind], service_kind),
-                    pass_mark_for(bureau, kind, service_kind))
+    return standards_for(bureau, [kind], service_kind)[0]
+
+
+def standards_for(bureau: Any, kinds: Iterable[SubmissionKind], service_kind: Optional[ServiceKind] = None) -> list[Standard]:
+    """``standard_for`` of several submission kinds, their rubrics read in one statement."""
+    kinds = list(kinds)
+    rubrics = current_rubrics(bureau, [RUBRIC_OF[kind] for kind in kinds], service_kind)
+    out = []
+    for kind in kinds:
+        own = service_kind if kind in BY_SUBMISSION else None
+        out.append(Standard(kind, own, rubrics[RUBRIC_OF[kind]], pass_mark_for(bureau, kind, own)))
+    return out
 
 
 def _service_kind_of(subject: Any) -> Optional[ServiceKind]:

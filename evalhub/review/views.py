@@ -215,8 +215,8 @@ def _review_standards(engagement: Engagement) -> list:
     委托事项's, else the general ones) — the bureau side only."""
     if not (bureau_side() and permissions.can(current_user, "engagement.view", engagement)):
         return []
-    return [services.standard_for(engagement.bureau, kind, engagement.service_kind)
-            for kind in (SubmissionKind.WORK_PLAN, SubmissionKind.REPORT)]
+    return services.standards_for(engagement.bureau, (SubmissionKind.WORK_PLAN, SubmissionKind.REPORT),
+                                  engagement.service_kind)
 
 
 # --- the navbar's unread badge ---------------------------------------------------------------------
