@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from evalhub import create_app
 from evalhub.extensions import db
-from tests import factories
+from tests import factories, kept_states
 
 TEST_DATABASE_URL = os.environ.get("EVALHUB_TEST_DATABASE_URL")
 
@@ -75,6 +75,9 @@ def app(tmp_path_factory):
         for saved, _ids in _WORLDS.values():
             drop_saved_database(saved)
         _WORLDS.clear()
+        for saved, _ref, _blobs in kept_states._KEPT.values():
+            drop_saved_database(saved)
+        kept_states._KEPT.clear()
         db.session.remove()
         db.drop_all()
         db.engine.dispose()
@@ -155,8 +158,12 @@ _TABLES_EMPTY = [False]
 
 @sa.event.listens_for(sa.engine.Engine, "before_cursor_execute")
 def _maybe_written(_conn, _cursor, statement, _params, _context, _many):
-    if _TABLES_EMPTY[0] and not statement.lstrip()[:6].upper() == "SELECT":
-        _TABLES_EMPTY[0] = False
+    if _TABLES_EMPTY[0] or kept_states.PRISTINE[0] is not None:
+        head = statement.lstrip()[:6].upper()
+        if head != "SELECT":
+            _TABLES_EMPTY[0] = False
+        if head != "SELECT" or "nextval(" in statement or "setval(" in statement:
+            kept_states.PRISTINE[0] = None
 
 
 def save_database(name: str) -> str:
@@ -228,26 +235,34 @@ def app_ctx(app):
     jobs.configure(app)
     with app.app_context():
         yield app
+        kept_states.PRISTINE[0] = kept_states.MONKEYPATCH[0] = None
         db.session.remove()
         with app.app_context():
             _empty_all_tables()
 
 
 @pytest.fixture()
-def world(app_ctx):
+def world(app_ctx, request):
     """Bureaus at every level, budget units, and one user of every role: built by ``factories.make_world``
-    for the first test, then put back from its saved rows (same ids, same audit chain) for every later one."""
+    for the first test, then put back from its saved rows (same ids, same audit chain) for every later one.
+    The world so restored is what the kept factory states (tests/kept_states.py) start from."""
     key = str(db.engine.url)
     saved = _WORLDS.get(key)
     if saved is not None and (_TABLES_EMPTY[0] or not _holding_tables()):
         restore_database(saved[0], emptied=True)
-        return _load_world(saved[1])
+        return _untouched(_load_world(saved[1]), request)
     empty = saved is None and not _holding_tables()
     w = factories.make_world()
     if empty:  # nothing but the world in the tables: safe to keep as the world's rows
         ids = _world_ids(w)
         _WORLDS[key] = (save_database("world"), ids)
-        w = _load_world(ids)
+        w = _untouched(_load_world(ids), request)
+    return w
+
+
+def _untouched(w, request):
+    kept_states.MONKEYPATCH[0] = request.getfixturevalue("monkeypatch") if "monkeypatch" in request.fixturenames else None
+    kept_states.PRISTINE[0] = w
     return w
 
 

@@ -11,6 +11,7 @@ from evalhub.core.validators import compose_id_number, compose_uscc
 from evalhub.extensions import db
 from evalhub.registry import services as registry
 from evalhub.registry.models import Degree, FirmDocumentKind, FirmStatus, ProfessionalTitle
+from tests.kept_states import kept
 
 PASSWORD = "correct-horse-1"
 _seq = itertools.count(1)
@@ -288,6 +289,7 @@ def returned(e, staff, fraction="0.5"):
     return panel
 
 
+@kept
 def contracted(w, firm=None, **kw):
     """An engagement contracted to ``firm`` (default the world's 巴州 firm) through single-source approval."""
     from datetime import date
@@ -326,6 +328,7 @@ def docx_bytes(text: str, author: str | None = None) -> bytes:
     return buffer.getvalue()
 
 
+@kept
 def accepted_with_result(w, *, bureau_key="bz", unit="巴州统计局", score="85", grade=None, amount_wan="300",
                          name: str | None = None):
     """An engagement accepted with a recorded result (fixture shortcut: the real walk is ``accepted``); ``grade``
@@ -515,6 +518,7 @@ def approve_plan(e, firm_user: User | None = None, staff: User | None = None):
     return e
 
 
+@kept
 def in_fieldwork(w, *, firm_user: User | None = None, staff: User | None = None, lead: bool = True, **kw):
     """contracted(w, **kw) whose work plan an expert panel approved and (``lead``) whose firm named its 主评人:
     the firm may upload its report."""
@@ -561,6 +565,7 @@ def accept_report(e, firm_user: User | None = None, staff: User | None = None, *
     return e
 
 
+@kept
 def accepted(w, **kw):
     """contracted(w, **kw) walked through both reviews: state accepted."""
     return accept_report(in_fieldwork(w, **kw))
