@@ -158,12 +158,12 @@ _TABLES_EMPTY = [False]
 
 @sa.event.listens_for(sa.engine.Engine, "before_cursor_execute")
 def _maybe_written(_conn, _cursor, statement, _params, _context, _many):
-    if _TABLES_EMPTY[0] or kept_states.PRISTINE[0] is not None:
+    if _TABLES_EMPTY[0] or kept_states.STATE[0] is not None:
         head = statement.lstrip()[:6].upper()
         if head != "SELECT":
             _TABLES_EMPTY[0] = False
         if head != "SELECT" or "nextval(" in statement or "setval(" in statement:
-            kept_states.PRISTINE[0] = None
+            kept_states.STATE[0] = None
 
 
 def save_database(name: str) -> str:
@@ -235,7 +235,7 @@ def app_ctx(app):
     jobs.configure(app)
     with app.app_context():
         yield app
-        kept_states.PRISTINE[0] = kept_states.MONKEYPATCH[0] = None
+        kept_states.WORLD[0] = kept_states.STATE[0] = kept_states.MONKEYPATCH[0] = None
         db.session.remove()
         with app.app_context():
             _empty_all_tables()
@@ -262,7 +262,8 @@ def world(app_ctx, request):
 
 def _untouched(w, request):
     kept_states.MONKEYPATCH[0] = request.getfixturevalue("monkeypatch") if "monkeypatch" in request.fixturenames else None
-    kept_states.PRISTINE[0] = w
+    kept_states.WORLD[0] = (w, kept_states.world_as_given(w))
+    kept_states.STATE[0] = ("world", kept_states._tables(_WORLDS[str(db.engine.url)][0]))
     return w
 
 

@@ -165,6 +165,7 @@ def engagement(w, *, bureau_key: str = "bz", unit: str = "巴州统计局", fiel
     return e
 
 
+@kept
 def bidder(w, name: str, *, bureau_key: str = "bz"):
     """An admitted firm of ``bureau_key``'s library with a firm user and one roster member: (firm, user, staff)."""
     from evalhub.registry.services import StaffInput, add_staff
@@ -176,6 +177,7 @@ def bidder(w, name: str, *, bureau_key: str = "bz"):
     return firm_obj, firm_user, staff
 
 
+@kept
 def bid(procurement_obj, firm_user: User, staff, price: str):
     """The firm's sealed bid at ``price`` 万元, its one roster member leading, with a technical plan."""
     from evalhub.procurement import services as procurement
@@ -265,6 +267,7 @@ def past_challenge_period(procurement_obj) -> None:
     workflow.refresh_due(procurement_obj.engagement)  # the contract's date follows the notice, as at publication
 
 
+@kept
 def single_source(w, e=None, firm=None, bureau_key: str = "bz"):
     """The engagement's procurement by single source, approved (awarded at 18 万元, its notice published)."""
     from evalhub.procurement import services as procurement
@@ -278,6 +281,7 @@ def single_source(w, e=None, firm=None, bureau_key: str = "bz"):
     return p
 
 
+@kept
 def returned(e, staff, fraction="0.5"):
     """A review of the engagement's pending submission under the pass mark, and the letter sent: returned."""
     from evalhub.review import services as review
@@ -396,6 +400,7 @@ def panel_experts(e, n: int) -> list:
     return out
 
 
+@kept
 def review_panel(panel, fraction: str = "0.9", opinion: str = "总体符合要求") -> None:
     """Every drawn expert accepts (signing the declaration) and submits ``fraction`` of each item's points."""
     from decimal import Decimal
@@ -418,6 +423,7 @@ def review_panel(panel, fraction: str = "0.9", opinion: str = "总体符合要�
         R.submit_review(review, member)
 
 
+@kept
 def own_panel(e, staff: User | None = None, n: int = 3):
     """Draw a panel of n reviewers created for it: the rest of the pool sits this one draw out (marked
     unavailable for the draw, then restored) and the new reviewers leave the pool once drawn, so a test's
@@ -488,6 +494,7 @@ def witnessed_draw(purpose: str, candidates, k: int, exclusions=None, *, actor: 
     return record
 
 
+@kept
 def submit_plan(e, firm_user: User | None = None):
     """The contracted firm uploads its work plan (the upload moves the engagement: plan submitted)."""
     from evalhub.review import services as R
@@ -508,6 +515,7 @@ WORK_PLAN_TEXT = "\n".join([
     "十三、廉洁承诺", "遵守廉洁从业规定", "十四、成果形式", "提交绩效评价报告"])
 
 
+@kept
 def approve_plan(e, firm_user: User | None = None, staff: User | None = None):
     """A contracted engagement through a real work-plan review that passes: state fieldwork."""
     from evalhub.procurement.models import EngagementState
@@ -544,6 +552,7 @@ def name_lead(e, firm_user: User | None = None):
     return team.lead(e)
 
 
+@kept
 def submit_report(e, firm_user: User | None = None, *, total: str = "92", grade: str = "优", lead: bool = True):
     """The firm hands in its report (naming its 主评人 first unless ``lead=False``)."""
     from evalhub.review import services as R
@@ -555,6 +564,7 @@ def submit_report(e, firm_user: User | None = None, *, total: str = "92", grade:
                     indicators=report_indicators(), concluded_total=total, concluded_grade=grade)
 
 
+@kept
 def accept_report(e, firm_user: User | None = None, staff: User | None = None, *, fraction: str = "0.95"):
     """An engagement in fieldwork through a report review that passes: state accepted, result recorded."""
     from evalhub.procurement.models import EngagementState

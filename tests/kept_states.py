@@ -16,26 +16,43 @@ tested by the tests that drive the services and pages step by step, not through 
 """
 from __future__ import annotations
 
+import copy
+import enum
 import functools
+import inspect
 import threading
+import types
 
 import sqlalchemy as sa
 
 from evalhub.extensions import db
 
-# The world as the ``world`` fixture returned it, while nothing has been written since (conftest._maybe_written
+# The world as the ``world`` fixture returned it (with ``world_as_given``); the state the tables are in — ("world", its tables) after the
+# fixture, (key, tables) after a kept state — while nothing has been written since (conftest._maybe_written
 # clears it at any statement that may write); the test's monkeypatch fixture, if it asked for one.
-PRISTINE: list = [None]
+WORLD: list = [None]
+STATE: list = [None]
 MONKEYPATCH: list = [None]
+LIMIT = 400  # states kept at most (each is a schema of a few dozen small tables)
 
-# key → (save_database's answer, the returned object's (model, id), {sha256: blob bytes})
-_KEPT: dict[tuple, tuple[str, tuple, dict[str, bytes]]] = {}
+# key → (save_database's answer, (the returned value's _result_ref, the world's names changed), {sha256: blob})
+_KEPT: dict[tuple, tuple[str, object, dict[str, bytes]]] = {}
 _NAMES = iter(range(1, 10**9))
 STATS = {"hit": 0, "miss": 0, "bypass": 0}
+BY_FN: dict[str, list[int]] = {}  # name → [first builds, restores, run inside another's first build]
+_BUILDING = [False]
 
 
-def _untouched(w) -> bool:
-    if PRISTINE[0] is None or PRISTINE[0] is not w or threading.current_thread() is not threading.main_thread():
+def world_as_given(w) -> tuple:
+    """Which objects the world's names point at (a test may point one at another object without writing)."""
+    return tuple((name, id(v), tuple((k, id(x)) for k, x in v.items()) if isinstance(v, dict) else ())
+                 for name, v in vars(w).items())
+
+
+def _untouched() -> bool:
+    if STATE[0] is None or threading.current_thread() is not threading.main_thread():
+        return False
+    if WORLD[0] is None or world_as_given(WORLD[0][0]) != WORLD[0][1]:
         return False
     if db.engine.dialect.name != "postgresql":
         return False
@@ -53,9 +70,14 @@ def _untouched(w) -> bool:
 
 
 def _ref(value):
-    if hasattr(value, "__table__") and hasattr(value, "id"):
-        return (type(value).__name__, value.id)
-    if isinstance(value, (str, int, float, bool, type(None))) or hasattr(value, "value"):
+    if value is WORLD[0][0]:
+        return "world"
+    if hasattr(value, "__table__"):
+        identity = sa.inspect(value).identity  # without loading an expired row
+        if identity is None or len(identity) != 1:
+            raise TypeError(value)
+        return (type(value), identity[0])
+    if isinstance(value, (str, int, float, bool, type(None), enum.Enum)):
         return repr(value)
     raise TypeError(value)
 
@@ -70,31 +92,122 @@ def _key(fn, args, kw) -> tuple | None:
     except TypeError:
         return None
     config = hash(repr(sorted((k, repr(v)) for k, v in current_app.config.items())))
-    return (fn.__qualname__, parts, str(db.engine.url), config, beijing_date(utcnow()))
+    return (STATE[0][0], fn.__module__, fn.__qualname__, parts, str(db.engine.url), config, beijing_date(utcnow()))
 
 
 def kept(fn):
-    """Mark a factory ``fn(w, *args, **kw)`` returning one row as a state kept after its first build (see above)."""
+    """Mark a factory (or a fixture) whose effect is rows and their blobs, returning rows, plain data or None, as a
+    state kept after its first build (see above)."""
+
+    assert not inspect.isgeneratorfunction(fn), f"{fn.__name__}: a yielding fixture cannot be kept"
 
     @functools.wraps(fn)
-    def wrapper(w, *args, **kw):
-        if not _untouched(w) or (key := _key(fn, args, kw)) is None:
+    def wrapper(*args, **kw):
+        if not _untouched() or (key := _key(fn, args, kw)) is None:
             STATS["bypass"] += 1
-            return fn(w, *args, **kw)
+            return fn(*args, **kw)
+        BY_FN.setdefault(fn.__name__, [0, 0, 0])[2 if key not in _KEPT and _BUILDING[0] else key in _KEPT] += 1
         saved = _KEPT.get(key)
+        if saved is None and _BUILDING[0]:  # inside another kept factory's first build: that one is kept
+            STATS["bypass"] += 1
+            return fn(*args, **kw)
         if saved is None:
             STATS["miss"] += 1
-            result = fn(w, *args, **kw)
+            w = WORLD[0][0]
+            before = {name: (v, dict(v) if isinstance(v, dict) else None) for name, v in vars(w).items()}
+            _BUILDING[0] = True
+            try:
+                result = fn(*args, **kw)
+            finally:
+                _BUILDING[0] = False
             db.session.commit()
-            _KEPT[key] = _save(result)
+            ref, names = _result_ref(result), _world_changes(w, before)
+            if len(_KEPT) < LIMIT and ref is not None and names is not None:
+                _KEPT[key] = _save(ref, names)
+                STATE[0] = (key, _tables(_KEPT[key][0]))
+            WORLD[0] = (w, world_as_given(w))
             return result
         STATS["hit"] += 1
-        return _restore(*saved)
+        return _restore(key, *saved)
 
     return wrapper
 
 
-def _save(result) -> tuple[str, tuple, dict[str, bytes]]:
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _plain(value) -> bool:
+    if isinstance(value, _PLAIN):
+        return True
+    if isinstance(value, (tuple, list, set, frozenset)):
+        return all(_plain(v) for v in value)
+    return isinstance(value, dict) and all(_plain(k) and _plain(v) for k, v in value.items())
+
+
+def _result_ref(result):
+    """How to find the returned value again: plain data (a fixture's ids and names), the world, a row by id, or a
+    tuple, list, dict or namespace of those; None if it cannot be found again."""
+    try:
+        if _plain(result):
+            return ("plain", copy.deepcopy(result))
+        if result is WORLD[0][0]:
+            return ("world",)
+        if isinstance(result, (tuple, list)):
+            return ("seq", type(result), [_result_ref(r) or _fail() for r in result])
+        if isinstance(result, dict):
+            return ("dict", type(result), {k: _result_ref(v) or _fail() for k, v in result.items()})
+        if isinstance(result, types.SimpleNamespace):
+            return ("dict", types.SimpleNamespace, {k: _result_ref(v) or _fail() for k, v in vars(result).items()})
+        if hasattr(result, "__table__"):
+            return ("row",) + _ref(result)
+    except TypeError:
+        pass
+    return None
+
+
+def _fail():
+    raise TypeError
+
+
+def _found(ref):
+    kind = ref[0]
+    if kind == "plain":
+        return copy.deepcopy(ref[1])
+    if kind == "seq":
+        return ref[1](_found(r) for r in ref[2])
+    if kind == "dict":
+        return ref[1](**{k: _found(r) for k, r in ref[2].items()}) if ref[1] is types.SimpleNamespace \
+            else ref[1]((k, _found(r)) for k, r in ref[2].items())
+    if kind == "world":
+        return WORLD[0][0]
+    return db.session.get(ref[1], ref[2])
+
+
+def _world_changes(w, before: dict) -> dict | None:
+    """The world's names the build pointed at new objects (a fixture adding its rows to the world), as
+    ``_result_ref``s; None if one of them cannot be found again."""
+    changed = {}
+    for name, value in vars(w).items():
+        old, old_items = before.get(name, (None, None))
+        if value is old and (old_items is None or old_items == value):
+            continue
+        if isinstance(value, dict) and value is old:  # w.units with new units: the dict, its new entries
+            items = {k: _result_ref(v) for k, v in value.items() if old_items.get(k) is not v}
+            if any(r is None for r in items.values()):
+                return None
+            changed[name] = ("items", items)
+            continue
+        changed[name] = _result_ref(value)
+        if changed[name] is None:
+            return None
+    return changed
+
+
+def _tables(saved: str) -> list[str]:
+    return [t for t in saved.partition(":")[2].split(",") if t]
+
+
+def _save(ref, names: dict) -> tuple[str, tuple, dict[str, bytes]]:
     from evalhub.core import files
     from evalhub.core.models import StoredFile
 
@@ -102,11 +215,12 @@ def _save(result) -> tuple[str, tuple, dict[str, bytes]]:
 
     blobs = {sha: files._final_path(sha).read_bytes() for (sha,) in db.session.execute(sa.select(StoredFile.sha256))}
     saved = save_database(f"kept_{next(_NAMES)}")
-    return saved, (type(result), result.id), blobs
+    return saved, (ref, names), blobs
 
 
-def _restore(saved: str, ref: tuple, blobs: dict[str, bytes]):
-    """The saved rows in place of the world's, committed, in the test's own session (its objects stay usable)."""
+def _restore(key, saved: str, refs: tuple, blobs: dict[str, bytes]):
+    """The saved rows in place of the current state's, committed, in the test's own session (its objects stay
+    usable: same ids)."""
     from evalhub.core import files
     from evalhub.screening.services import forget_cache
 
@@ -115,12 +229,8 @@ def _restore(saved: str, ref: tuple, blobs: dict[str, bytes]):
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-    schema, _, names = saved.partition(":")
-    tables = [t for t in names.split(",") if t]
-    from tests.conftest import _WORLDS
-
-    world_tables = [t for t in _WORLDS[str(db.engine.url)][0].partition(":")[2].split(",") if t]
-    deletes = "".join(f'DELETE FROM "{t}"; ' for t in reversed(world_tables))
+    schema, tables = saved.partition(":")[0], _tables(saved)
+    deletes = "".join(f'DELETE FROM "{t}"; ' for t in reversed(STATE[0][1]))
     inserts = "".join(f'INSERT INTO "{t}" SELECT * FROM "{schema}"."{t}"; ' for t in tables)
     counters = "".join(f"""SELECT setval(pg_get_serial_sequence('"{t}"', 'id'), max(id)) FROM "{t}"; """
                        for t in tables if "id" in db.metadata.tables[t].c)
@@ -131,5 +241,13 @@ def _restore(saved: str, ref: tuple, blobs: dict[str, bytes]):
         "UPDATE firm SET created_by_id = NULL WHERE created_by_id IS NOT NULL; " + deletes + inserts + counters)
     db.session.commit()  # ends the replica role too: the test's own writes are checked as always
     forget_cache()
-    model, id_ = ref
-    return db.session.get(model, id_)
+    STATE[0] = (key, tables)
+    ref, names = refs
+    w = WORLD[0][0]
+    for name, r in names.items():
+        if r[0] == "items":
+            getattr(w, name).update({k: _found(v) for k, v in r[1].items()})
+        else:
+            setattr(w, name, _found(r))
+    WORLD[0] = (w, world_as_given(w))
+    return _found(ref)

@@ -13,6 +13,7 @@ from evalhub.extensions import db
 from evalhub.registry import services as registry
 from evalhub.registry.models import Expert, Firm, FirmStatus
 from tests import factories
+from tests.kept_states import kept
 
 
 @pytest.fixture()
@@ -28,6 +29,7 @@ def auth(client):
 
 
 @pytest.fixture()
+@kept
 def library(world):
     """Firms at every level and in every state that matters for row scope."""
     lib = SimpleNamespace(

@@ -22,6 +22,7 @@ from tests import factories
 from tests.test_api import assert_error
 from tests.test_credit_supervision_services import _completed
 from tests.test_review_services import _experts
+from tests.kept_states import kept
 
 
 def ok(response, status: int = 200) -> dict:
@@ -40,6 +41,7 @@ def _rating(world, firm, bureau, *, year=2025, status=RatingStatus.DRAFT, total=
 
 
 @pytest.fixture()
+@kept
 def ratings(world):
     """2025 ratings: 巴州 (computed from a completed engagement, then published), 轮台县 (a county under
     巴州, draft), 克州 (firm2's firm, published); and 巴州's FINAL 2024 rating of firm1's firm."""
@@ -187,6 +189,7 @@ def test_objections_outside_the_period_are_409(client, world, ratings, auth):
 # --- inspections -----------------------------------------------------------------------------------
 
 @pytest.fixture()
+@kept
 def inspections(world):
     """A random inspection of firm1's engagement with drawn inspectors and a finding, a targeted case from a
     complaint, and a 克州 case against firm2's firm."""

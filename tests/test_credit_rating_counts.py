@@ -23,6 +23,7 @@ from evalhub.extensions import db
 from evalhub.core.listing import enum_filter
 from evalhub.registry.models import Firm
 from tests import factories, migration_files
+from tests.kept_states import kept
 
 MIGRATION = "c7a3e5f9d2b4_credit_rating_count.py"
 FINAL, PUBLISHED, DRAFT = RatingStatus.FINAL, RatingStatus.PUBLISHED, RatingStatus.DRAFT
@@ -196,6 +197,7 @@ def _by_hand(user, year: int | None, hidden_firm: int | None = None) -> int:
 
 
 @pytest.fixture
+@kept
 def spread(world):
     _spread(world)
     db.session.commit()

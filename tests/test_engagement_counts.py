@@ -20,6 +20,7 @@ from evalhub.procurement.models import (
 )
 from evalhub.procurement.views import ENGAGEMENT_FILTERS
 from tests import factories, migration_files
+from tests.kept_states import kept
 
 MIGRATION = "f5c8a1d3b7e2_engagement_count.py"
 
@@ -153,6 +154,7 @@ API_FILTERS = [{}, {"year": "2025"}, {"state": "planned"}, {"bureau": "652822"},
 
 
 @pytest.fixture
+@kept
 def spread(world):
     _spread(world)
     factories.contracted(world)  # one for the world's firm

@@ -12,6 +12,7 @@ from evalhub.procurement import team
 from evalhub.procurement.models import EngagementMember, EngagementState
 from evalhub.registry.services import StaffInput, add_staff
 from tests import factories
+from tests.kept_states import kept
 
 
 def roster(firm, user, n: int = 3) -> list:
@@ -22,6 +23,7 @@ def roster(firm, user, n: int = 3) -> list:
 
 
 @pytest.fixture()
+@kept
 def named(world):
     """A contracted 巴州 engagement of world.firm and three people on its roster."""
     e = factories.contracted(world)

@@ -19,9 +19,11 @@ from evalhub.review import ratings as RT
 from evalhub.review import services as R
 from evalhub.review.models import PanelStatus, ReviewPanel
 from tests import factories
+from tests.kept_states import kept
 
 
 @pytest.fixture()
+@kept
 def panel(world):
     """The decided work-plan panel of an engagement of 巴州 (three seated experts with accounts)."""
     e = factories.in_fieldwork(world)

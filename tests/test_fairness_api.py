@@ -16,6 +16,7 @@ from evalhub.review.models import PanelStatus, ReviewPanel
 from evalhub.supervision import services as V
 from evalhub.supervision.models import ComplaintStatus, Inspection, Trigger
 from tests import factories
+from tests.kept_states import kept
 
 TEXT = "评价人员未到现场即出具报告，报告数据照抄被评价单位的自评材料。"
 REASON = "投诉事项已由审计部门处理，本局不予重复立案。"
@@ -29,6 +30,7 @@ def _text(response) -> str:
 # --- 不予立案 ----------------------------------------------------------------------------------------
 
 @pytest.fixture()
+@kept
 def complaint(world):
     c = V.file_complaint(bureau_id=world.bz.id, firm_name=world.firm.name, text=TEXT, engagement_reference=None,
                          complainant_name="举报人钱七", complainant_contact="13700000000", address="10.9.9.9")
@@ -66,6 +68,7 @@ def test_a_complaint_is_declined_on_the_api(client, auth, world, complaint):
 # --- 指定检查人员 -------------------------------------------------------------------------------------
 
 @pytest.fixture()
+@kept
 def case(world):
     """A targeted case of 巴州 on an engagement whose work plan a panel approved; a fresh officer of 巴州."""
     e = factories.in_fieldwork(world)
@@ -112,6 +115,7 @@ def test_an_inspector_is_named_on_the_api_with_the_independence_refusals(client,
 # --- 评价专家 and the expert's record ------------------------------------------------------------------
 
 @pytest.fixture()
+@kept
 def panel(world):
     """The decided work-plan panel of an engagement of 巴州 (three seated experts with accounts)."""
     e = factories.in_fieldwork(world)

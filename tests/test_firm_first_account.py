@@ -16,6 +16,7 @@ from evalhub.extensions import db
 from evalhub.registry import services
 from evalhub.registry.models import FirmStatus
 from tests import factories
+from tests.kept_states import kept
 
 LINK = re.compile(r"/account/activate/([A-Za-z0-9_-]{20,})")
 NEW_PASSWORD = "Firm-Admin-2025!"
@@ -31,6 +32,7 @@ def _accounts(firm) -> list[User]:
 
 
 @pytest.fixture
+@kept
 def entered(world):
     """A firm 巴州 staff entered themselves: in the library, no login."""
     firm = factories.firm(world.bz, FirmStatus.ADMITTED, actor=world.bz_staff, name="巴州录入评价咨询有限公司",

@@ -18,6 +18,7 @@ from evalhub.core.models import Notification, User
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
 from tests import factories
+from tests.kept_states import kept
 
 SOURCE = Path(N.__file__).resolve().parent.parent  # evalhub/
 SELF = Path(N.__file__).resolve()
@@ -29,6 +30,7 @@ def _fields(event: N.Event) -> dict[str, str]:
 
 
 @pytest.fixture()
+@kept
 def crowd(world):
     """The world (bureaus 巴州 and 克州 with an admin and a staff member each, the system admin, two firms with a
     user each, an expert user) plus a disabled bureau user, a second and a disabled firm user, a disabled expert."""

@@ -21,6 +21,7 @@ from evalhub.procurement.models import (
 )
 from tests import factories
 from tests.test_api import assert_error
+from tests.kept_states import kept
 from tests.test_procurement_services import (
     OCDS_DIR,
     _bid,
@@ -224,6 +225,7 @@ def test_a_plan_with_errors_cannot_be_approved(client, world, auth):
 # --- engagements -----------------------------------------------------------------------------------
 
 @pytest.fixture()
+@kept
 def engagements(world):
     """巴州: one planned, one contracted to firm1; 轮台县 (a 巴州 county): one contracted to firm1;
     克州: one planned, one contracted to firm2."""
@@ -477,6 +479,7 @@ def test_cancel_by_the_bureau_admin(client, world, auth, engagements):
 # --- procurements and sealed bids ------------------------------------------------------------------
 
 @pytest.fixture()
+@kept
 def tender(world):
     """A 巴州 consultation with sealed bids from two firms (甲 and 乙), deadline not yet passed."""
     p = _consultation(world)

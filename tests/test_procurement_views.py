@@ -37,6 +37,7 @@ from evalhub.procurement.models import (
 )
 from evalhub.registry.services import StaffInput, add_staff
 from tests import factories
+from tests.kept_states import kept
 
 USERS = ["sysadmin", "region_admin", "bz_admin", "bz_staff", "krl_admin", "kz_admin", "firm_user", "other_firm_user",
          "expert_user"]
@@ -113,6 +114,7 @@ def _contract_form(**overrides) -> dict:
 # --- access: who may open which page ---------------------------------------------------------------
 
 @pytest.fixture()
+@kept
 def scene(world):
     """A 巴州 draft plan with one item, a planned engagement, an open consultation with firm1's sealed bid,
     an engagement contracted to firm1, and a 库尔勒市 plan."""

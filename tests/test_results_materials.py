@@ -19,9 +19,11 @@ from evalhub.results import charts
 from evalhub.results import services as S
 from evalhub.results.models import MaterialRequest, RectificationReport
 from tests import factories
+from tests.kept_states import kept
 
 
 @pytest.fixture()
+@kept
 def field(world):
     """An engagement of 巴州统计局 in fieldwork, with unit accounts of the unit, a sibling and a 克州 unit."""
     world.e = factories.in_fieldwork(world)

@@ -15,9 +15,11 @@ from evalhub.procurement.models import Engagement
 from evalhub.results import services as S
 from evalhub.results.models import ResultFinding, FindingStatus
 from tests import factories
+from tests.kept_states import kept
 
 
 @pytest.fixture()
+@kept
 def loop(world):
     """A really accepted engagement (both expert reviews) of 巴州统计局, two confirmed findings, and unit
     accounts: the unit, its sibling (巴州民政局) and a unit of 克州."""

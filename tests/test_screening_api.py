@@ -16,6 +16,7 @@ from evalhub.screening.models import ModelStatus, ReportScreening, ScreeningMode
 from tests import factories
 from tests.screening_support import report_text, upload_report
 from tests.test_api import assert_error
+from tests.kept_states import kept
 
 SCORE_FIELDS = {"risk", "method", "model_version", "kind", "features", "reasons", "gaps", "copied_passages"}
 QUEUE_FIELDS = {"rank", "flagged", "risk", "method", "model_version", "submission_id", "version", "kind", "engagement",
@@ -150,6 +151,7 @@ def test_score_body_is_validated(client, world, auth):
 # --- the queue -------------------------------------------------------------------------------------
 
 @pytest.fixture()
+@kept
 def uploaded(world):
     """Two 巴州 reports of 2025 (firm1's firm): a specific one and a copied, generic one."""
     _e1, specific = upload_report(world, report_text("饮水安全工程", "巴州统计局", world.firm.name, specific=True),

@@ -22,6 +22,7 @@ from evalhub.review.models import (
     InvitationStatus, PanelStatus, ReviewPanel, RubricKind, SelfEvaluation, SelfEvaluationStatus, SubmissionKind,
 )
 from tests import factories
+from tests.kept_states import kept
 
 
 def _upload(text: str = "中央转移支付项目自评报告") -> files.Upload:
@@ -56,6 +57,7 @@ def _panel(se: SelfEvaluation, staff) -> ReviewPanel:
 
 
 @pytest.fixture()
+@kept
 def unit(world):
     world.unit_user = factories.unit_user(world, "巴州统计局", "tjj.zpj")
     world.sibling_user = factories.unit_user(world, "巴州民政局", "mzj.zpj")

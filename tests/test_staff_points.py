@@ -22,6 +22,7 @@ from evalhub.registry.services import StaffInput, add_staff, deactivate_staff
 from evalhub.supervision import services as V
 from evalhub.supervision.models import Severity, Trigger
 from tests import factories
+from tests.kept_states import kept
 
 
 def person(firm, user, name: str, id_number: str | None = None):
@@ -30,6 +31,7 @@ def person(firm, user, name: str, id_number: str | None = None):
 
 
 @pytest.fixture()
+@kept
 def crew(world):
     """world.firm's lead 张主评 and member 李评价 named on a contracted 巴州 engagement."""
     lead = person(world.firm, world.firm_user, "张主评")

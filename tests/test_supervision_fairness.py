@@ -20,6 +20,7 @@ from evalhub.review.models import InvitationStatus, PanelInvitation, ReviewPanel
 from evalhub.supervision import services as V
 from evalhub.supervision.models import Complaint, ComplaintStatus, Trigger
 from tests import factories
+from tests.kept_states import kept
 
 TEXT = "评价人员未到现场即出具报告，报告数据照抄被评价单位的自评材料。"
 
@@ -34,6 +35,7 @@ def _case(world, e, trigger=Trigger.LOW_SCORE):
 
 
 @pytest.fixture()
+@kept
 def reviewed(world):
     """An engagement of 巴州 whose work plan a real panel approved; a fresh inspector-to-be at 巴州; experts: a
     clean one, one tied to the firm, one employed by the evaluated unit."""
