@@ -1,18 +1,19 @@
 """States built by the factories once, put back from their saved rows for later tests (PostgreSQL).
 
 ``world`` is built once and restored before each test; most tests then walk the same services again to reach
-the same starting point (an engagement contracted, in fieldwork, accepted…): the single-source approval, the
-contract, a work-plan panel and its reviews, on every test. A factory marked ``@kept`` does that walk for real
-the first time its arguments are seen, commits, and keeps the rows every table then holds (``conftest.
-save_database``) with the blobs of their stored files; a later test calling it with the same arguments on the
-untouched world gets those rows back in one round trip (same ids, same audit chain, the blobs back in the store)
-and the object it returned, read again by id.
+the same starting point (an engagement contracted, in fieldwork, accepted…; a module's scene fixture): the
+single-source approval, the contract, a work-plan panel and its reviews, on every test. A factory or fixture marked
+``@kept`` does that walk for real the first time it is called with its arguments on a given state, commits, and
+keeps the rows every table then holds (``conftest.save_database``) with the blobs of their stored files; a later
+test making the same call on the same state gets those rows back in one round trip (same ids, same audit chain, the
+blobs back in the store), what the call returned read again by id, and the world's names it re-pointed pointed again.
 
-Only on the world as the ``world`` fixture restored it — nothing written since by any session or request, nothing
-waiting in the session, nothing monkeypatched by the test — and only in the main thread: anywhere else (a second
-call in the same test, a state built on another) the factory runs as written. The state is committed on return
-either way (first build or restore), as a test that commits after its factory sees it. The walks themselves are
-tested by the tests that drive the services and pages step by step, not through these factories' shortcuts.
+A state is the world as the ``world`` fixture restored it, or a kept state restored or built on it, with nothing
+written since by any session or request, nothing waiting in the session and nothing monkeypatched by the test; only
+in the main thread. Anywhere else (after the test wrote, inside a thread, in a test that patches) the factory runs
+as written. The state is committed on return either way (first build or restore), as a test that commits after its
+factory sees it. The walks themselves are tested by the tests that drive the services and pages step by step, not
+through these factories' shortcuts. SQLite runs every factory as written.
 """
 from __future__ import annotations
 
@@ -50,11 +51,9 @@ def world_as_given(w) -> tuple:
 
 
 def _untouched() -> bool:
-    if STATE[0] is None or threading.current_thread() is not threading.main_thread():
+    if STATE[0] is None or db.engine.dialect.name != "postgresql" or threading.current_thread() is not threading.main_thread():
         return False
     if WORLD[0] is None or world_as_given(WORLD[0][0]) != WORLD[0][1]:
-        return False
-    if db.engine.dialect.name != "postgresql":
         return False
     session = db.session()
     if session.new or session.dirty or session.deleted:
