@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 import sqlalchemy as sa
 
 from evalhub.core.settings import get_setting, set_setting
@@ -252,3 +253,15 @@ def test_two_saves_of_a_kinds_rubric_at_once_make_two_versions(app, world):
     rows = db.session.execute(sa.select(Rubric).where(Rubric.bureau_id == world.bz.id, Rubric.service_kind == TARGET)
                               .order_by(Rubric.version)).scalars().all()
     assert [r.version for r in rows] == [1, 2] and [r.is_current for r in rows] == [False, True]
+
+
+def test_a_rubric_version_is_one_row_for_the_general_and_the_system_rubrics_too(world):
+    """The database keeps one row per (bureau or system, rubric kind, 委托事项 or general, version): a unique
+    constraint would not, NULLs being distinct — two general versions 1 of one bureau, or two system defaults of one
+    kind (two first pages seeding them at once), were both accepted; only revise_rubric's lock kept them apart."""
+    for bureau_id in (world.bz.id, None):
+        db.session.add_all([Rubric(bureau_id=bureau_id, kind=RubricKind.REPORT, version=7, title="甲", is_current=False),
+                            Rubric(bureau_id=bureau_id, kind=RubricKind.REPORT, version=7, title="乙", is_current=False)])
+        with pytest.raises(sa.exc.IntegrityError):
+            db.session.flush()
+        db.session.rollback()

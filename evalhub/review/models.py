@@ -174,7 +174,10 @@ class Rubric(CreatedBy, db.Model):
     kind"), None: the general one, used for a kind that has none."""
 
     __tablename__ = "rubric"
-    __table_args__ = (sa.UniqueConstraint("bureau_id", "kind", "service_kind", "version"),)
+    # One version number per rubric (the bureau's or the system's; general or one 委托事项's): on the coalesced
+    # values, as NULLs are distinct in a unique constraint (migration c3e5a7b9d1f2).
+    __table_args__ = (sa.Index("uq_rubric_version", sa.func.coalesce(sa.text("bureau_id"), 0), "kind",
+                               sa.func.coalesce(sa.text("service_kind"), ""), "version", unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     bureau_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("bureau.id"), index=True)

@@ -3,7 +3,8 @@
 Written by hand. DOMAIN §1: "The workflow is the same for every kind; rubric, pass mark and report outline differ
 by kind" — a 绩效目标审核 report was scored on the 重点绩效评价 report rubric. NULL: the general rubric, which every
 existing row is and which applies to a kind with none of its own. The unique key takes the kind in: a bureau's
-versions are numbered per rubric kind and service kind.
+versions are numbered per rubric kind and service kind (uq_rubric_version, an expression index: NULLs are distinct
+in a unique constraint, so the general and the system rubrics are keyed on the coalesced values).
 
 Revision ID: c3e5a7b9d1f2
 Revises: a4c6e8f0b2d4
@@ -24,12 +25,17 @@ SERVICE_KIND = sa.Enum('key_evaluation', 'ex_ante_reassessment', 'target_review'
                        'result_recheck', 'indicator_system', name='servicekind', native_enum=False, length=32)
 
 
+# One version number per rubric: a bureau's (or the system's: bureau_id NULL) general one (service_kind NULL) or one
+# 委托事项's. NULLs are distinct in a unique constraint, so the key is an expression index over the coalesced values
+# (created after the batch: SQLite's batch copies the table and cannot carry an expression index).
+VERSION_KEY = [sa.text('coalesce(bureau_id, 0)'), 'kind', sa.text("coalesce(service_kind, '')"), 'version']
+
+
 def upgrade():
     with op.batch_alter_table('rubric', schema=None) as batch_op:
         batch_op.add_column(sa.Column('service_kind', SERVICE_KIND, nullable=True))
         batch_op.drop_constraint('uq_rubric_bureau_id_kind_version', type_='unique')
-        batch_op.create_unique_constraint(batch_op.f('uq_rubric_bureau_id_kind_service_kind_version'),
-                                          ['bureau_id', 'kind', 'service_kind', 'version'])
+    op.create_index('uq_rubric_version', 'rubric', VERSION_KEY, unique=True)
 
 
 def downgrade():
@@ -42,7 +48,7 @@ def downgrade():
     # Those kept (in use) leave the numbering and are no longer current: the old key (bureau, kind, version) would
     # meet the bureau's general rubric of the same version, and the old code reads one current rubric per kind.
     op.execute("UPDATE rubric SET is_current = false, version = 1000000 + id WHERE service_kind IS NOT NULL")
+    op.drop_index('uq_rubric_version', table_name='rubric')
     with op.batch_alter_table('rubric', schema=None) as batch_op:
-        batch_op.drop_constraint('uq_rubric_bureau_id_kind_service_kind_version', type_='unique')
         batch_op.create_unique_constraint('uq_rubric_bureau_id_kind_version', ['bureau_id', 'kind', 'version'])
         batch_op.drop_column('service_kind')
