@@ -202,20 +202,27 @@ def restore_database(saved: str, *, emptied: bool = False) -> None:
     else:
         if not emptied:
             _empty_all_tables()
-        schema, _, names = saved.partition(":")
-        tables = [t for t in names.split(",") if t]
-        # One round trip; the rows were consistent when saved, so the foreign-key triggers are skipped (as a
-        # superuser) like in _pg_empty_sql. The ids of new rows follow the restored ones, as on SQLite (an
-        # audit chain without a gap of ids, as a test that builds its world would have).
-        inserts = "".join(f'INSERT INTO "{t}" SELECT * FROM "{schema}"."{t}"; ' for t in tables)
-        counters = "".join(f"""SELECT setval(pg_get_serial_sequence('"{t}"', 'id'), max(id)) FROM "{t}"; """
-                           for t in tables if "id" in db.metadata.tables[t].c)
-        connection = db.session.connection()
-        connection.exec_driver_sql(
-            "DO $$ BEGIN IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN "
-            "SET LOCAL session_replication_role = replica; END IF; END $$; " + inserts + counters)
+        db.session.connection().exec_driver_sql(SKIP_KEY_CHECKS + refill_sql(saved))
         db.session.commit()
     forget_cache()
+
+
+# The rows put back were consistent when saved, so the foreign-key triggers are skipped (as a superuser) like in
+# _pg_empty_sql, for the transaction.
+SKIP_KEY_CHECKS = ("DO $$ BEGIN IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN "
+                   "SET LOCAL session_replication_role = replica; END IF; END $$; ")
+
+
+def refill_sql(saved: str) -> str:
+    """PostgreSQL: the statements that copy ``save_database``'s rows back into their (empty) tables, in one round
+    trip. The ids of new rows follow the restored ones, as on SQLite (an audit chain without a gap of ids, as a
+    test that builds its world would have)."""
+    schema, _, names = saved.partition(":")
+    tables = [t for t in names.split(",") if t]
+    inserts = "".join(f'INSERT INTO "{t}" SELECT * FROM "{schema}"."{t}"; ' for t in tables)
+    counters = "".join(f"""SELECT setval(pg_get_serial_sequence('"{t}"', 'id'), max(id)) FROM "{t}"; """
+                       for t in tables if "id" in db.metadata.tables[t].c)
+    return inserts + counters
 
 
 def drop_saved_database(saved: str) -> None:

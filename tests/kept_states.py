@@ -228,19 +228,15 @@ def _restore(key, saved: str, refs: tuple, blobs: dict[str, bytes]):
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-    schema, tables = saved.partition(":")[0], _tables(saved)
+    from tests.conftest import SKIP_KEY_CHECKS, refill_sql
+
     deletes = "".join(f'DELETE FROM "{t}"; ' for t in reversed(STATE[0][1]))
-    inserts = "".join(f'INSERT INTO "{t}" SELECT * FROM "{schema}"."{t}"; ' for t in tables)
-    counters = "".join(f"""SELECT setval(pg_get_serial_sequence('"{t}"', 'id'), max(id)) FROM "{t}"; """
-                       for t in tables if "id" in db.metadata.tables[t].c)
-    connection = db.session.connection()
-    connection.exec_driver_sql(
-        "DO $$ BEGIN IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN "
-        "SET LOCAL session_replication_role = replica; END IF; END $$; "
-        "UPDATE firm SET created_by_id = NULL WHERE created_by_id IS NOT NULL; " + deletes + inserts + counters)
+    db.session.connection().exec_driver_sql(
+        SKIP_KEY_CHECKS + "UPDATE firm SET created_by_id = NULL WHERE created_by_id IS NOT NULL; " + deletes
+        + refill_sql(saved))
     db.session.commit()  # ends the replica role too: the test's own writes are checked as always
     forget_cache()
-    STATE[0] = (key, tables)
+    STATE[0] = (key, _tables(saved))
     ref, names = refs
     w = WORLD[0][0]
     for name, r in names.items():

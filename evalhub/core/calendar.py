@@ -19,7 +19,7 @@ from evalhub.extensions import db
 __all__ = ["is_workday", "add_working_days", "add_working_days_each", "working_days_between", "roll_to_workday",
            "add_days", "days_deadline", "last_workday_before", "last_workday_before_each", "ensure_national_calendar",
            "is_provisional", "NATIONAL_CALENDAR", "late_workdays_each", "on_change", "correct", "Correction",
-           "CalendarChange", "Period", "Moved", "recompute"]
+           "CalendarChange", "Period", "Moved", "recompute", "keep_counts"]
 
 
 def _calendar(bureau: Bureau, start: date, end: date) -> dict[date, bool]:
@@ -412,6 +412,14 @@ def recompute(change: CalendarChange, periods: Iterable[Period]) -> list[tuple[P
         if new != p.end:
             out.append((p, new))
     return out
+
+
+def keep_counts(periods: Iterable[Period], attribute: str) -> None:
+    """A count ``recompute`` derived for a row stored before it was kept (``days`` None on the row) is kept on the
+    row now, in its ``attribute``: the next correction counts with it."""
+    for p in periods:
+        if getattr(p.key, attribute) is None and p.days is not None:
+            setattr(p.key, attribute, p.days)
 
 
 class Correction(NamedTuple):

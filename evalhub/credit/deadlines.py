@@ -56,7 +56,5 @@ def _objection_answers(change: CalendarChange, ids: list[int], reach) -> list[Mo
         moved.append(Moved("credit.objection_answer_due", o.id, r.bureau_id, "异议答复期限", f"{r.year} 年度信用评价（{r.firm.name}）",
                            o.answer_due, new, f"/credit/ratings/{r.id}", firm_ids=(r.firm_id,)))
         o.answer_due = new
-    for period in periods:
-        if period.key.answer_workdays is None and period.days is not None:
-            period.key.answer_workdays = period.days
+    calendar.keep_counts(periods, "answer_workdays")  # a count derived for a row stored before it was kept
     return moved

@@ -60,9 +60,7 @@ def _challenge_periods(change: CalendarChange, ids: list[int], reach, began) -> 
                            _subject(procurement.engagement), notice.challenge_until, new, f"/procurements/{procurement.id}",
                            firm_ids=tuple(sorted(participant_ids(procurement) | {notice.firm_id}))))
         notice.challenge_until = new
-    for period in periods:  # a count derived for a row stored before it was kept is kept now
-        if period.key.challenge_workdays is None and period.days is not None:
-            period.key.challenge_workdays = period.days
+    calendar.keep_counts(periods, "challenge_workdays")  # a count derived for a row stored before it was kept
     return moved
 
 
@@ -81,9 +79,7 @@ def _challenge_answers(change: CalendarChange, ids: list[int], reach, began) -> 
                            _subject(c.procurement.engagement), c.answer_due, new,
                            f"/procurements/{c.procurement_id}#challenges", firm_ids=(c.firm_id,)))
         c.answer_due = new
-    for period in periods:
-        if period.key.answer_workdays is None and period.days is not None:
-            period.key.answer_workdays = period.days
+    calendar.keep_counts(periods, "answer_workdays")  # a count derived for a row stored before it was kept
     return moved
 
 

@@ -38,7 +38,5 @@ def recount(change: CalendarChange) -> list[Moved]:
                            r.due_on, new, f"/results/unit/engagements/{e.id}",
                            firm_ids=(e.firm_id,) if e.firm_id else (), users=people[e.budget_unit_id]))
         r.due_on = new
-    for period in periods:
-        if period.key.due_workdays is None and period.days is not None:
-            period.key.due_workdays = period.days
+    calendar.keep_counts(periods, "due_workdays")  # a count derived for a row stored before it was kept
     return moved
