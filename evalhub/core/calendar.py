@@ -19,7 +19,7 @@ from evalhub.extensions import db
 __all__ = ["is_workday", "add_working_days", "add_working_days_each", "working_days_between", "roll_to_workday",
            "add_days", "days_deadline", "last_workday_before", "last_workday_before_each", "ensure_national_calendar",
            "is_provisional", "NATIONAL_CALENDAR", "late_workdays_each", "on_change", "correct", "Correction",
-           "CalendarChange", "Period", "Moved", "recompute", "keep_counts"]
+           "CalendarChange", "Period", "Moved", "recompute", "move", "keep_counts"]
 
 
 def _calendar(bureau: Bureau, start: date, end: date) -> dict[date, bool]:
@@ -412,6 +412,20 @@ def recompute(change: CalendarChange, periods: Iterable[Period]) -> list[tuple[P
         if new != p.end:
             out.append((p, new))
     return out
+
+
+def move(change: CalendarChange, periods: list[Period], attribute: str, describe: Callable[[Any, date, date], Moved],
+         count: Optional[str] = None) -> list[Moved]:
+    """What a hook does with its periods: recompute them, store each new end on its row's ``attribute`` and say
+    what moved (``describe(row, old, new)``); ``count``: the row's attribute keeping the day count (keep_counts)."""
+    moved = []
+    for period, new in recompute(change, periods):
+        row = period.key
+        moved.append(describe(row, getattr(row, attribute), new))
+        setattr(row, attribute, new)
+    if count:
+        keep_counts(periods, count)
+    return moved
 
 
 def keep_counts(periods: Iterable[Period], attribute: str) -> None:

@@ -28,12 +28,9 @@ def _objection_periods(change: CalendarChange, ids: list[int], reach) -> list[Mo
     # counts from its publication: a later start would only derive a longer count, never a shorter window.
     periods = [Period(r, change.bureaus[r.bureau_id], r.objection_from or beijing_date(r.published_at),
                       r.objection_workdays, r.objection_deadline, granted=True) for r in ratings]
-    moved = []
-    for period, new in calendar.recompute(change, periods):
-        r = period.key
-        moved.append(Moved("credit.objection_deadline", r.id, r.bureau_id, "异议期截止日", f"{r.year} 年度信用评价",
-                           r.objection_deadline, new, f"/credit/ratings/{r.id}", firm_ids=(r.firm_id,)))
-        r.objection_deadline = new
+    moved = calendar.move(change, periods, "objection_deadline", lambda r, old, new: Moved(
+        "credit.objection_deadline", r.id, r.bureau_id, "异议期截止日", f"{r.year} 年度信用评价", old, new,
+        f"/credit/ratings/{r.id}", firm_ids=(r.firm_id,)))
     for period in periods:  # a count derived for a rating published before it was kept is kept now
         r = period.key
         if r.objection_workdays is None and period.days is not None:
@@ -49,12 +46,7 @@ def _objection_answers(change: CalendarChange, ids: list[int], reach) -> list[Mo
     # the bureau's duty: follows the corrected calendar both ways
     periods = [Period(o, change.bureaus[o.rating.bureau_id], beijing_date(o.submitted_at), o.answer_workdays,
                       o.answer_due, granted=False) for o in objections]
-    moved = []
-    for period, new in calendar.recompute(change, periods):
-        o = period.key
-        r = o.rating
-        moved.append(Moved("credit.objection_answer_due", o.id, r.bureau_id, "异议答复期限", f"{r.year} 年度信用评价（{r.firm.name}）",
-                           o.answer_due, new, f"/credit/ratings/{r.id}", firm_ids=(r.firm_id,)))
-        o.answer_due = new
-    calendar.keep_counts(periods, "answer_workdays")  # a count derived for a row stored before it was kept
-    return moved
+    return calendar.move(change, periods, "answer_due", lambda o, old, new: Moved(
+        "credit.objection_answer_due", o.id, o.rating.bureau_id, "异议答复期限",
+        f"{o.rating.year} 年度信用评价（{o.rating.firm.name}）", old, new, f"/credit/ratings/{o.rating_id}",
+        firm_ids=(o.rating.firm_id,)), count="answer_workdays")

@@ -256,10 +256,7 @@ def remind_notices(today: date | None = None) -> int:
         fields = {"reference": engagement.reference, "name": engagement.name, "due": f"{due:%Y-%m-%d}",
                   "signed": f"{contract.signed_on:%Y-%m-%d}"}
         link = f"/engagements/{engagement.id}/contract/notice"
-        if due == today:
-            sent += len(emit("contract_notice_due", link=link, bureau_id=engagement.bureau_id,
-                             dedupe_key=f"contract-notice-due-{contract.id}-{due}", **fields))
-        else:
-            sent += len(emit("contract_notice_overdue", link=link, bureau_id=engagement.bureau_id,
-                             dedupe_key=f"contract-notice-overdue-{contract.id}-{due}", **fields))
+        state = "due" if due == today else "overdue"
+        sent += len(emit("contract_notice_due" if due == today else "contract_notice_overdue", link=link,
+                         bureau_id=engagement.bureau_id, dedupe_key=f"contract-notice-{state}-{contract.id}-{due}", **fields))
     return sent

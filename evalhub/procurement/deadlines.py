@@ -52,16 +52,10 @@ def _challenge_periods(change: CalendarChange, ids: list[int], reach, began) -> 
     # granted to the suppliers: never shortened once announced
     periods = [Period(n, change.bureaus[n.bureau_id], beijing_date(n.published_at), n.challenge_workdays,
                       n.challenge_until, granted=True) for n in notices]
-    moved = []
-    for period, new in calendar.recompute(change, periods):
-        notice = period.key
-        procurement = notice.procurement
-        moved.append(Moved("procurement.challenge_until", notice.id, notice.bureau_id, "质疑期截止日",
-                           _subject(procurement.engagement), notice.challenge_until, new, f"/procurements/{procurement.id}",
-                           firm_ids=tuple(sorted(participant_ids(procurement) | {notice.firm_id}))))
-        notice.challenge_until = new
-    calendar.keep_counts(periods, "challenge_workdays")  # a count derived for a row stored before it was kept
-    return moved
+    return calendar.move(change, periods, "challenge_until", lambda n, old, new: Moved(
+        "procurement.challenge_until", n.id, n.bureau_id, "质疑期截止日", _subject(n.procurement.engagement), old, new,
+        f"/procurements/{n.procurement_id}", firm_ids=tuple(sorted(participant_ids(n.procurement) | {n.firm_id}))),
+        count="challenge_workdays")
 
 
 def _challenge_answers(change: CalendarChange, ids: list[int], reach, began) -> list[Moved]:
@@ -72,15 +66,10 @@ def _challenge_answers(change: CalendarChange, ids: list[int], reach, began) -> 
     # the bureau's duty: follows the corrected calendar both ways
     periods = [Period(c, change.bureaus[c.procurement.bureau_id], beijing_date(c.filed_at), c.answer_workdays,
                       c.answer_due, granted=False) for c in challenges]
-    moved = []
-    for period, new in calendar.recompute(change, periods):
-        c = period.key
-        moved.append(Moved("procurement.challenge_answer_due", c.id, c.procurement.bureau_id, "质疑答复期限",
-                           _subject(c.procurement.engagement), c.answer_due, new,
-                           f"/procurements/{c.procurement_id}#challenges", firm_ids=(c.firm_id,)))
-        c.answer_due = new
-    calendar.keep_counts(periods, "answer_workdays")  # a count derived for a row stored before it was kept
-    return moved
+    return calendar.move(change, periods, "answer_due", lambda c, old, new: Moved(
+        "procurement.challenge_answer_due", c.id, c.procurement.bureau_id, "质疑答复期限",
+        _subject(c.procurement.engagement), old, new, f"/procurements/{c.procurement_id}#challenges",
+        firm_ids=(c.firm_id,)), count="answer_workdays")
 
 
 def _result_postings(change: CalendarChange, ids: list[int], reach, began) -> list[Moved]:
@@ -91,14 +80,9 @@ def _result_postings(change: CalendarChange, ids: list[int], reach, began) -> li
     # the bureau's duty, counted by the law's number (not a setting) from the day the winner was determined
     periods = [Period(n, change.bureaus[n.bureau_id], beijing_date(n.published_at), media.RESULT_WORKDAYS,
                       n.media_due_on, granted=False) for n in notices]
-    moved = []
-    for period, new in calendar.recompute(change, periods):
-        n = period.key
-        engagement = n.procurement.engagement
-        moved.append(Moved("procurement.result_posting_due", n.id, n.bureau_id, "结果公告指定媒体发布期限",
-                           _subject(engagement), n.media_due_on, new, f"/engagements/{engagement.id}/media"))
-        n.media_due_on = new
-    return moved
+    return calendar.move(change, periods, "media_due_on", lambda n, old, new: Moved(
+        "procurement.result_posting_due", n.id, n.bureau_id, "结果公告指定媒体发布期限", _subject(n.procurement.engagement),
+        old, new, f"/engagements/{n.procurement.engagement_id}/media"))
 
 
 def _contract_notices(change: CalendarChange, ids: list[int], reach) -> list[Moved]:
@@ -109,13 +93,9 @@ def _contract_notices(change: CalendarChange, ids: list[int], reach) -> list[Mov
     # the bureau's duty, counted by the law's number (not a setting) from the signing date
     periods = [Period(c, change.bureaus[c.engagement.bureau_id], c.signed_on, contract_notices.NOTICE_WORKDAYS,
                       c.notice_due_on, granted=False) for c in contracts]
-    moved = []
-    for period, new in calendar.recompute(change, periods):
-        c = period.key
-        moved.append(Moved("procurement.contract_notice_due", c.id, c.engagement.bureau_id, "合同公告发布期限",
-                           _subject(c.engagement), c.notice_due_on, new, f"/engagements/{c.engagement_id}"))
-        c.notice_due_on = new
-    return moved
+    return calendar.move(change, periods, "notice_due_on", lambda c, old, new: Moved(
+        "procurement.contract_notice_due", c.id, c.engagement.bureau_id, "合同公告发布期限", _subject(c.engagement),
+        old, new, f"/engagements/{c.engagement_id}"))
 
 
 def _contract_signing(change: CalendarChange, ids: list[int], reach) -> list[Moved]:
@@ -131,10 +111,6 @@ def _contract_signing(change: CalendarChange, ids: list[int], reach) -> list[Mov
     # the bureau's duty (政府采购法 第四十六条): both ways
     periods = [Period(e, change.bureaus[e.bureau_id], beijing_date(at), workflow.CONTRACT_DAYS, e.due_on,
                       granted=False, calendar_days=True) for e, at in standing.values()]
-    moved = []
-    for period, new in calendar.recompute(change, periods):
-        e = period.key
-        moved.append(Moved("procurement.contract_due", e.id, e.bureau_id, "合同签订期限", _subject(e), e.due_on, new,
-                           f"/engagements/{e.id}", firm_ids=(e.firm_id,) if e.firm_id else ()))
-        e.due_on = new
-    return moved
+    return calendar.move(change, periods, "due_on", lambda e, old, new: Moved(
+        "procurement.contract_due", e.id, e.bureau_id, "合同签订期限", _subject(e), old, new, f"/engagements/{e.id}",
+        firm_ids=(e.firm_id,) if e.firm_id else ()))

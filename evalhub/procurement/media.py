@@ -436,10 +436,7 @@ def remind_result_postings(today: date | None = None) -> int:
         fields = {"reference": engagement.reference, "name": engagement.name, "due": f"{due:%Y-%m-%d}",
                   "published": f"{beijing_date(notice.published_at):%Y-%m-%d}", "result": procurement.method.result_word}
         link = f"/engagements/{engagement.id}/media/{NoticeKind.RESULT.value}/{notice.id}"
-        if due == today:
-            sent += len(emit("result_posting_due", link=link, bureau_id=procurement.bureau_id,
-                             dedupe_key=f"result-posting-due-{notice.id}-{due}", **fields))
-        else:
-            sent += len(emit("result_posting_overdue", link=link, bureau_id=procurement.bureau_id,
-                             dedupe_key=f"result-posting-overdue-{notice.id}-{due}", **fields))
+        state = "due" if due == today else "overdue"
+        sent += len(emit("result_posting_due" if due == today else "result_posting_overdue", link=link,
+                         bureau_id=procurement.bureau_id, dedupe_key=f"result-posting-{state}-{notice.id}-{due}", **fields))
     return sent

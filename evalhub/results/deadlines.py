@@ -28,15 +28,14 @@ def recount(change: CalendarChange) -> list[Moved]:
     # granted to the evaluated unit: never shortened once announced
     periods = [Period(r, change.bureaus[r.engagement.bureau_id], beijing_date(r.created_at), r.due_workdays, r.due_on,
                       granted=True) for r in rows]
-    moved, people = [], {}
-    for period, new in calendar.recompute(change, periods):
-        r = period.key
-        e = r.engagement
-        if e.budget_unit_id not in people:  # one read per unit
+    people: dict[int | None, tuple] = {}
+
+    def users(e: Engagement) -> tuple:  # one read per unit
+        if e.budget_unit_id not in people:
             people[e.budget_unit_id] = tuple(unit_users(e.budget_unit_id)) if e.budget_unit_id else ()
-        moved.append(Moved("results.fact_confirmation_due", r.id, e.bureau_id, "征求意见答复期限", f"{e.reference} {e.name}",
-                           r.due_on, new, f"/results/unit/engagements/{e.id}",
-                           firm_ids=(e.firm_id,) if e.firm_id else (), users=people[e.budget_unit_id]))
-        r.due_on = new
-    calendar.keep_counts(periods, "due_workdays")  # a count derived for a row stored before it was kept
-    return moved
+        return people[e.budget_unit_id]
+
+    return calendar.move(change, periods, "due_on", lambda r, old, new: Moved(
+        "results.fact_confirmation_due", r.id, r.engagement.bureau_id, "征求意见答复期限",
+        f"{r.engagement.reference} {r.engagement.name}", old, new, f"/results/unit/engagements/{r.engagement_id}",
+        firm_ids=(r.engagement.firm_id,) if r.engagement.firm_id else (), users=users(r.engagement)), count="due_workdays")
