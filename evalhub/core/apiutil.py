@@ -102,6 +102,16 @@ def text_field(data: dict, name: str, errors: dict[str, str]) -> str | None:
     return None
 
 
+def int_field(data: dict, name: str, errors: dict[str, str]) -> int | None:
+    """An integer (or missing/null) body field, an id for the service to look up; anything else (a boolean too)
+    records an error and gives None."""
+    value = data.get(name)
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    errors[name] = "必须是整数"
+    return None
+
+
 def read_body(*texts: str) -> tuple[dict, dict[str, str], dict[str, str | None]]:
     """The request's JSON object (400 if it is not one), the field errors found so far, and its string
     fields ``texts`` (``text_field``): read every field, then ``raise_if(errors)`` once."""

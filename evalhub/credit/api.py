@@ -307,9 +307,7 @@ def create_objection(rating_id: int):
     user = api_user()
     rating = _visible_rating(rating_id)
     data, errors, body = read_body("text")
-    component = data.get("component")
-    if component is not None and not isinstance(component, str):
-        errors["component"] = "必须是字符串"
+    component = text_field(data, "component", errors)
     records = data.get("records") or []
     if not isinstance(records, list) or not all(isinstance(r, str) for r in records):
         errors["records"] = "必须是字符串数组"

@@ -23,7 +23,7 @@ from evalhub.core.api import api_user, json_body, list_schema, operation, schema
 from evalhub.core.apiutil import (
     BOOLEAN, DATETIME, INTEGER, NULLABLE_BOOLEAN, NULLABLE_DATETIME, NULLABLE_NUMBER, NULLABLE_STRING, NUMBER,
     PAGE_PARAMS, STRING, YEAR_QUERY, choice, datetime_str, labeled, labeled_definition, labeled_schema, list_response,
-    nullable, number, query, raise_if, text, visible,
+    int_field, nullable, number, query, raise_if, text, text_field, visible,
 )
 from evalhub.core import permissions
 from evalhub.core.enums import BUREAU_SIDE, Role
@@ -613,16 +613,10 @@ def rate_expert(panel_id: int):
         raise NotFound("未找到该评审组。")
     data = json_body()
     errors: dict[str, str] = {}
-    for name in ("expert_id", "timeliness", "quality"):
-        value = data.get(name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            errors[name] = "必须是整数"
-    note = data.get("note")
-    if note is not None and not isinstance(note, str):
-        errors["note"] = "必须是字符串"
+    expert_id, timeliness, quality = (int_field(data, name, errors) for name in ("expert_id", "timeliness", "quality"))
+    note = text_field(data, "note", errors)
     raise_if(errors)
-    rating = ratings.rate_expert(panel, data.get("expert_id"), user, timeliness=data.get("timeliness"),
-                                 quality=data.get("quality"), note=note)
+    rating = ratings.rate_expert(panel, expert_id, user, timeliness=timeliness, quality=quality, note=note)
     db.session.commit()
     return jsonify(rating_json(rating)), 201
 
@@ -762,9 +756,7 @@ def revise_rubric(bureau_id: int):
                 errors[f"item_{n}"] = f"第 {n} 项缺少名称"
                 continue
             items.append((row["name"], row.get("description") or "", row["max_points"]))
-    title = data.get("title")
-    if title is not None and not isinstance(title, str):
-        errors["title"] = "必须是字符串"
+    title = text_field(data, "title", errors)
     raise_if(errors)
     rubric = services.revise_rubric(bureau, kind, items, user, title=title, service_kind=service_kind)
     db.session.commit()

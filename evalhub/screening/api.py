@@ -15,7 +15,7 @@ from flask import jsonify
 from evalhub.core.api import api_user, json_body, list_schema, operation, page_args, schema
 from evalhub.core.apiutil import (
     INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, YEAR_QUERY, datetime_str, id_field, listing,
-    query, raise_if, text, text_field,
+    int_field, query, raise_if, text, text_field,
 )
 from evalhub.core.errors import ValidationFailed
 from evalhub.core.models import User
@@ -124,16 +124,6 @@ MODELS = schema("ScreeningModels", {"type": "object", "required": ["active", "pr
 
 # --- request helpers -------------------------------------------------------------------------------
 
-def _int_field(data: dict, name: str, errors: dict[str, str]) -> int | None:
-    value = data.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        errors[name] = "必须是整数"
-        return None
-    return value
-
-
 # --- serialisation ---------------------------------------------------------------------------------
 
 def queue_item_json(entry: services.QueueEntry) -> dict:
@@ -178,8 +168,8 @@ def screening_score():
     errors: dict[str, str] = {}
     text = text_field(data, "text", errors)
     kind = text_field(data, "kind", errors)
-    firm_id = _int_field(data, "firm_id", errors)
-    engagement_id = _int_field(data, "engagement_id", errors)
+    firm_id = int_field(data, "firm_id", errors)
+    engagement_id = int_field(data, "engagement_id", errors)
     raise_if(errors)
     result = services.screen_text(text or "", user, firm_id=firm_id, engagement_id=engagement_id, kind=kind or None)
     return jsonify(result)

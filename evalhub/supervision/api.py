@@ -20,7 +20,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from evalhub.core.api import api_user, list_schema, operation, schema
 from evalhub.core.apiutil import (
     BOOLEAN, BUREAU_REF, DATETIME, INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, bureau_ref,
-    choice_query, datetime_str, id_field, labeled, labeled_definition, labeled_schema, list_response, nullable, query,
+    choice_query, datetime_str, id_field, int_field, labeled, labeled_definition, labeled_schema, list_response, nullable, query,
     raise_if, read_body, text, visible,
 )
 from evalhub.core import permissions
@@ -261,15 +261,6 @@ def _require_bureau_side(user: User) -> None:
         raise PermissionDenied("只有财政局工作人员可以办理。")
 
 
-def _id_value(data: dict, name: str, errors: dict[str, str]):
-    """An id field of the body as given (the service reads it); anything but an integer or null is refused here."""
-    value = data.get(name)
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
-        return value
-    errors[name] = "必须是整数编号"
-    return None
-
-
 @operation("/complaints/<int:complaint_id>/decline", "POST",
            summary="投诉不予立案：写明理由（不少于 10 字，投诉人凭编号和查询码可查询）；仅受理投诉的财政局可办理，且只能决定一次",
            tag=TAG_SUPERVISION, response=COMPLAINT_DECISION, body=COMPLAINT_DECLINE, errors=(400, 403, 404, 409, 422))
@@ -296,7 +287,7 @@ def name_inspector(inspection_id: int):
     user = api_user()
     inspection = _visible_inspection(inspection_id)
     data, errors, texts = read_body("reason")
-    user_id, expert_id = _id_value(data, "user_id", errors), _id_value(data, "expert_id", errors)
+    user_id, expert_id = int_field(data, "user_id", errors), int_field(data, "expert_id", errors)
     raise_if(errors)
     services.name_inspector(inspection, user, user_id=user_id, expert_id=expert_id, reason=texts["reason"])
     db.session.commit()
