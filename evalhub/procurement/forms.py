@@ -129,11 +129,20 @@ class DrawCommitteeForm(ChineseForm):
                        description="不少于 3 人的单数（公开招标不少于 5 人）")
 
 
-class EnterCommitteeForm(ChineseForm):
+class _MemberNames:
+    names: TextAreaField
+
+    def members(self) -> list[str]:
+        """The members typed in: one a line, or separated by commas or 、 (blank ones left for the service to refuse)."""
+        text = self.names.data or ""
+        return [n.strip() for n in text.replace("，", "\n").replace(",", "\n").replace("、", "\n").splitlines()]
+
+
+class EnterCommitteeForm(_MemberNames, ChineseForm):
     names = _area("评审委员会成员", 2000, description="每行一人；适用于在政府采购平台抽取的评审专家")
 
 
-class MakeUpCommitteeForm(ChineseForm):
+class MakeUpCommitteeForm(_MemberNames, ChineseForm):
     names = _area("补充评委", 2000, description="每行一人，人数与所缺人数相同（录入的评审委员会适用；抽取的评审委员会从专家库补抽）")
 
 

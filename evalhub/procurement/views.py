@@ -820,17 +820,11 @@ def committee_draw(procurement_id: int):
                              message=lambda record: f"已公告评审委员会抽取 #{record.id}：请指定监督人，监督人输入数字后揭晓。")
 
 
-def _names(text: str | None) -> list[str]:
-    """The members typed into a committee form: one a line, or separated by commas or 、."""
-    return [n.strip() for n in (text or "").replace("，", "\n").replace(",", "\n").replace("、", "\n").splitlines()]
-
-
 @bp.route("/procurements/<int:procurement_id>/committee/enter", methods=["POST"])
 def committee_enter(procurement_id: int):
     p = _manageable(procurement_id)
     form = EnterCommitteeForm()
-    names = _names(form.names.data)
-    return _procurement_form(p, form, lambda: services.enter_committee(p, names, current_user), "enter_form",
+    return _procurement_form(p, form, lambda: services.enter_committee(p, form.members(), current_user), "enter_form",
                              message=lambda members: f"已录入评审委员会 {len(members)} 人。", anchor="#committee")
 
 
@@ -838,8 +832,7 @@ def committee_enter(procurement_id: int):
 def committee_make_up(procurement_id: int):
     p = _manageable(procurement_id)
     form = MakeUpCommitteeForm()
-    names = _names(form.names.data)
-    return _procurement_form(p, form, lambda: services.make_up_committee(p, current_user, names), "make_up_form",
+    return _procurement_form(p, form, lambda: services.make_up_committee(p, current_user, form.members()), "make_up_form",
                              message=lambda members: f"已补足评审委员会 {len(members)} 人，新评委录入评分后继续评审。",
                              anchor="#committee")
 
