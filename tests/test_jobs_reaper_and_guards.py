@@ -32,12 +32,17 @@ def test_a_job_whose_worker_died_is_failed_in_chinese_and_its_workbook_discarded
     stored = files.store("专家.xlsx", buffer.getvalue(), allowed=("xlsx",), actor=clerk)
     job = jobs._record("import.experts", "批量导入专家：专家.xlsx", {"file_id": stored.id, "bureau_id": world.lt.id},
                        actor=clerk, bureau_id=world.lt.id)
-    job.status, job.started_at = JobStatus.RUNNING, utcnow() - jobs.STALE_AFTER - timedelta(minutes=1)
+    # its worker died 40 minutes after it started: the heartbeat stopped there, an hour ago
+    job.status, job.started_at = JobStatus.RUNNING, utcnow() - timedelta(minutes=100)
+    job.heartbeat_at = utcnow() - timedelta(minutes=60)
     fresh = jobs._record("import.experts", "批量导入专家：另一个.xlsx", {"file_id": -1, "bureau_id": world.lt.id},
                          actor=clerk, bureau_id=world.lt.id)
     fresh.status, fresh.started_at = JobStatus.RUNNING, utcnow() - timedelta(minutes=5)   # still at work
+    long = jobs._record("screening.train", "训练报告筛查模型", {}, actor=clerk, bureau_id=world.lt.id)
+    # a job at work for seven hours, its heartbeat a few minutes old: long, not lost
+    long.status, long.started_at, long.heartbeat_at = JobStatus.RUNNING, utcnow() - timedelta(hours=7), utcnow() - timedelta(minutes=4)
     db.session.commit()
-    job_id, fresh_id, file_id = job.id, fresh.id, stored.id
+    job_id, fresh_id, long_id, file_id = job.id, fresh.id, long.id, stored.id
 
     assert jobs.reap_interrupted() == 1
     assert jobs.reap_interrupted() == 0                       # recorded once
@@ -47,6 +52,36 @@ def test_a_job_whose_worker_died_is_failed_in_chinese_and_its_workbook_discarded
     assert reaped.status == JobStatus.FAILED and reaped.message == jobs.INTERRUPTED and reaped.finished_at
     assert db.session.get(StoredFile, file_id) is None       # the identity numbers do not stay in the store
     assert db.session.get(Job, fresh_id).status == JobStatus.RUNNING
+    assert db.session.get(Job, long_id).status == JobStatus.RUNNING
+
+
+def test_a_running_job_beats_on_its_own_connection_while_it_works_and_stops_when_it_ends(world, monkeypatch):
+    """A job between two progress reports (a training's fit) still shows it is alive: the heartbeat thread moves
+    heartbeat_at; it stops with the job (no beat after the end)."""
+    import time
+
+    seen: dict = {}
+
+    def slow(job, report):
+        started = db.session.execute(sa.select(Job.heartbeat_at).where(Job.id == job.id)).scalar_one()
+        time.sleep(0.6)  # no report meanwhile
+        seen["started"] = started
+        return {"message": "好了"}
+
+    monkeypatch.setitem(jobs._KINDS, "test.slow", slow)
+    monkeypatch.setattr(jobs, "HEARTBEAT_EVERY", timedelta(seconds=0.1))
+    job = jobs._record("test.slow", "慢任务", {}, actor=world.lt_staff, bureau_id=world.lt.id)
+    db.session.commit()
+    job_id = job.id
+    jobs.run_job(job_id)
+    db.session.expire_all()
+    done = db.session.get(Job, job_id)
+    assert done.status == JobStatus.SUCCEEDED
+    assert done.heartbeat_at > seen["started"], "no heartbeat while the job worked"
+    last = done.heartbeat_at
+    time.sleep(0.3)
+    db.session.expire_all()
+    assert db.session.get(Job, job_id).heartbeat_at == last   # the thread stopped with the job
 
 
 def test_a_double_click_on_train_queues_one_training(world):

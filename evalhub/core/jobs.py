@@ -7,6 +7,7 @@ total, message)`` commits progress in its own short transaction so any page can 
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timedelta
 from typing import Callable
 
@@ -51,7 +52,8 @@ def job_kind(name: str, *, upload: str | None = None) -> Callable[[JobFunction],
 
 
 def periodic(name: str, *, minute: str) -> Callable[[Callable[[], object]], Callable[[], object]]:
-    """Register a task the worker runs every hour at ``minute`` (in an app context, then commits).
+    """Register a task the worker runs at ``minute`` (a crontab minute field: "17" hourly, "*/10"), in an app
+    context, then commits.
 
     The module that owns the rule registers it (review: reminders; screening: score refresh), so the
     queue knows no domain."""
@@ -185,8 +187,9 @@ def run_job(job_id: int) -> None:
         _refuse(job, "提交任务的账号已停用，任务未执行。如仍需要，请由在用账号重新提交。")
         return
     # Compare-and-set: of two workers handed the same job (a task delivered twice, a retry), one runs it.
+    now = utcnow()
     claimed = db.session.execute(sa.update(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-                                 .values(status=JobStatus.RUNNING, started_at=utcnow())
+                                 .values(status=JobStatus.RUNNING, started_at=now, heartbeat_at=now)
                                  .execution_options(synchronize_session=False)).rowcount
     db.session.commit()
     if claimed != 1:
@@ -195,13 +198,13 @@ def run_job(job_id: int) -> None:
 
     def report(done: int, total: int, message: str = "") -> None:
         # Progress is committed on its own; the job's own writes happen in the job function.
-        db.session.execute(
-            Job.__table__.update().where(Job.id == job_id).values(progress=done, total=total, message=message[:300])
-        )
+        db.session.execute(Job.__table__.update().where(Job.id == job_id).values(
+            progress=done, total=total, message=message[:300], heartbeat_at=utcnow()))
         db.session.commit()
 
     kind = job.kind
     fn = _KINDS[kind]
+    heartbeat = _Heartbeat(job_id)
     try:
         result = fn(job, report) or {}
         job = db.session.get(Job, job_id)
@@ -217,11 +220,38 @@ def run_job(job_id: int) -> None:
         job.status = JobStatus.FAILED
         job.message = f"任务出错：{failure_message(exc, job_id)}"[:300]
         job.result = {"error": type(exc).__name__}
+    finally:
+        heartbeat.stop()
     job.finished_at = utcnow()
     audit.record("job.finished", job, actor=None, bureau_id=job.bureau_id,
                  summary=f"后台任务结束：{job.title}（{job.status.label}）")
     db.session.commit()
     _discard_upload(job)
+
+
+class _Heartbeat:
+    """While a job runs, its row's ``heartbeat_at`` is moved every ``HEARTBEAT_EVERY`` on a connection of its own
+    (a job may run long between two progress reports — a training — or hold its session's transaction open): the
+    reaper fails a running job by its last heartbeat, so a job whose worker died is found within ``LOST_AFTER``,
+    and a job still at work is never failed for being long."""
+
+    def __init__(self, job_id: int) -> None:
+        self._job_id, self._engine, self._stopped = job_id, db.engine, threading.Event()
+        threading.Thread(target=self._beat, name=f"job-{job_id}-heartbeat", daemon=True).start()
+
+    def _beat(self) -> None:
+        while not self._stopped.wait(HEARTBEAT_EVERY.total_seconds()):
+            try:
+                with self._engine.begin() as connection:
+                    # only while running: a beat that waited for the job's own lock on its row changes nothing after
+                    connection.execute(Job.__table__.update().where(
+                        Job.id == self._job_id, Job.status == JobStatus.RUNNING).values(heartbeat_at=utcnow()))
+            except Exception:  # a missed beat is not the job's failure; enough of them and the reaper decides
+                log.warning("job %s: heartbeat not recorded", self._job_id, exc_info=True)
+
+    def stop(self) -> None:
+        # not joined: a beat waiting for a row lock the job's session still holds would wait for us
+        self._stopped.set()
 
 
 def _discard_upload(job: Job) -> None:
@@ -250,24 +280,27 @@ def _discard_upload(job: Job) -> None:
         log.exception("could not discard the upload of job %s", job.id)
 
 
-# A job still running this long after it started has lost its worker (restarted, killed for memory): huey does
-# not run it again and ``run_job`` runs only queued jobs, so it would show 运行中 for ever — and an import's
-# workbook, identity numbers in clear, would stay in the file store. Far above the longest job (a training).
+# A running job whose heartbeat stopped has lost its worker (restarted, killed for memory): huey does not run it
+# again and ``run_job`` runs only queued jobs, so it would show 运行中 for ever — and an import's workbook, identity
+# numbers in clear, would stay in the file store. Six beats missed; the reaper looks every ten minutes.
+HEARTBEAT_EVERY = timedelta(minutes=5)
+LOST_AFTER = timedelta(minutes=30)
+INTERRUPTED = "任务中断（工作进程重启或退出），请重新提交"
+# A job still queued this long after it was submitted lost its task with the queue.
 STALE_AFTER = timedelta(hours=6)
-INTERRUPTED = "任务中断（工作进程重启或超时），请重新提交"
-
-
 NEVER_STARTED = "任务排队超时仍未执行（任务队列可能已重启），请重新提交"
 
 
 def reap_interrupted(now: datetime | None = None) -> int:
-    """Fail every job still running ``STALE_AFTER`` after it started — and every job still queued ``STALE_AFTER``
-    after it was submitted (its task lost with the queue, a Redis restart: no worker will ever claim it) — with
-    its kind's cleanup (its upload discarded); returns how many. Hourly in the worker."""
-    bound = (now or utcnow()) - STALE_AFTER
+    """Fail every running job whose heartbeat is older than ``LOST_AFTER`` (its worker is gone) — and every job
+    still queued ``STALE_AFTER`` after it was submitted (its task lost with the queue, a Redis restart: no worker
+    will ever claim it) — with its kind's cleanup (its upload discarded); returns how many. Every ten minutes in
+    the worker."""
+    now = now or utcnow()
+    # a row from before heartbeats were kept counts from its start
     stale = db.session.execute(sa.select(Job.id, Job.status).where(sa.or_(
-        sa.and_(Job.status == JobStatus.RUNNING, Job.started_at < bound),
-        sa.and_(Job.status == JobStatus.QUEUED, Job.created_at < bound))).order_by(Job.id)).all()
+        sa.and_(Job.status == JobStatus.RUNNING, sa.func.coalesce(Job.heartbeat_at, Job.started_at) < now - LOST_AFTER),
+        sa.and_(Job.status == JobStatus.QUEUED, Job.created_at < now - STALE_AFTER))).order_by(Job.id)).all()
     reaped = 0
     for job_id, status in stale:
         reason = INTERRUPTED if status == JobStatus.RUNNING else NEVER_STARTED
@@ -287,4 +320,4 @@ def reap_interrupted(now: datetime | None = None) -> int:
     return reaped
 
 
-periodic("evalhub.jobs_reaper", minute="17")(reap_interrupted)
+periodic("evalhub.jobs_reaper", minute="*/10")(reap_interrupted)

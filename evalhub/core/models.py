@@ -296,6 +296,7 @@ class Job(Created, db.Model):
     bureau_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("bureau.id"), index=True)
     created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"), index=True)
     started_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
+    heartbeat_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)  # a running job's last sign of life
     finished_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
 
     created_by: Mapped[Optional[User]] = relationship()
