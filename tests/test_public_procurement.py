@@ -24,6 +24,27 @@ def test_the_home_page_links_every_public_list(client, world):
         assert f'href="{url}"' in page
 
 
+def test_the_home_page_lists_what_is_open_and_the_latest_announcements_from_the_lists_own_statements(client, world):
+    """A visitor sees on the front page the procurements open for bids now (with their deadline) and the latest result
+    notices; a procurement past its deadline, awaiting approval or cancelled is not among the open ones."""
+    open_one = _open(world)
+    open_one.title = "正在投标的磋商"
+    closed = _open(world)
+    closed.title, closed.bid_deadline = "已截止的磋商", utcnow() - timedelta(hours=1)
+    cancelled = _open(world)
+    cancelled.title, cancelled.status = "已取消的磋商", ProcurementStatus.CANCELLED
+    awarded, _ = _awarded(world)
+    db.session.commit()
+
+    page = _text(client.get("/public/"))
+    open_card = page.split('data-testid="home-open-procurements"')[1].split('data-testid="home-result-notices"')[0]
+    assert "正在接受投标的采购公告（1 项）" in open_card and "正在投标的磋商" in open_card
+    assert f'href="/public/procurements/{open_one.id}"' in open_card and "响应截止" in open_card
+    assert "已截止的磋商" not in open_card and "已取消的磋商" not in page
+    notices_card = page.split('data-testid="home-result-notices"')[1]
+    assert f'href="/public/notices/{awarded.notice.id}"' in notices_card and "成交：甲" in notices_card
+
+
 def test_an_open_consultation_is_announced_without_its_bids(client, world):
     p = _open(world)
     _, user, staff = _bidder(world, "甲投标人")

@@ -12,7 +12,7 @@ from sqlalchemy.orm import selectinload
 from evalhub.core import draws
 from evalhub.core.models import Bureau
 from evalhub.core.listing import Filter, Listing, int_filter, text_filter, year_filter
-from evalhub.core.timeutil import beijing_today
+from evalhub.core.timeutil import beijing_today, utcnow
 from evalhub.core.web import send_stored, visitors_only
 from evalhub.extensions import db
 from evalhub.procurement import ocds
@@ -28,10 +28,28 @@ from evalhub.review.services import published_condition
 bp = Blueprint("public", __name__, url_prefix="/public")
 
 
+LATEST = 5  # rows of each kind on the home page
+
+
 @bp.route("/")
 @visitors_only
 def home():
-    return render_template("public/home.html")
+    """The public site's front page: what is open for bids now, and the latest of each kind of announcement and of
+    the published reports — from the same statements as their lists, so it shows nothing they would not."""
+    def latest(stmt, *order, options=()):
+        return db.session.execute(stmt.options(*options).order_by(*order).limit(LATEST)).scalars().all()
+
+    open_now = _announced_stmt().where(Procurement.status == ProcurementStatus.OPEN, Procurement.bid_deadline > utcnow())
+    return render_template(
+        "public/home.html",
+        open_count=db.session.execute(open_now.with_only_columns(sa.func.count())).scalar_one(),
+        procurements=latest(open_now, Procurement.bid_deadline, Procurement.id, options=[selectinload(Procurement.bureau)]),
+        notices=latest(sa.select(ResultNotice), ResultNotice.published_at.desc(), ResultNotice.id.desc(),
+                       options=[selectinload(ResultNotice.procurement).selectinload(Procurement.bureau)]),
+        contracts=latest(sa.select(ContractNotice), ContractNotice.published_at.desc(), ContractNotice.id.desc()),
+        reports=latest(_published_stmt(), Publication.published_at.desc(), Publication.id.desc(),
+                       options=[selectinload(Publication.engagement).options(
+                           selectinload(Engagement.bureau), selectinload(Engagement.budget_unit))]))
 
 
 # --- published reports -----------------------------------------------------------------------------
@@ -99,11 +117,15 @@ def _public_procurement(procurement_id: int) -> Procurement:
     return procurement
 
 
+def _announced_stmt():
+    """采购公告: the competitive procurements announced to the market."""
+    return sa.select(Procurement).where(PUBLIC_PROCUREMENT, Procurement.method.in_(ANNOUNCED))
+
+
 @bp.route("/procurements")
 def procurements():
     """采购公告: the competitive procurements announced to the market."""
-    stmt = sa.select(Procurement).where(PUBLIC_PROCUREMENT, Procurement.method.in_(ANNOUNCED))
-    listing = Listing(stmt, int_filter("bureau", Procurement.bureau_id), text_filter("q", Procurement.title),
+    listing = Listing(_announced_stmt(), int_filter("bureau", Procurement.bureau_id), text_filter("q", Procurement.title),
                       options=[selectinload(Procurement.engagement)],
                       order_by=[Procurement.created_at.desc(), Procurement.id.desc()])
     return render_template("public/procurements.html", page=listing.page(), filters=listing.filters,
