@@ -267,3 +267,29 @@ def test_the_overdue_page_lists_what_awaits_the_bureaus_verification_in_its_scop
     login(loop.kz_staff)
     page = client.get("/results/overdue").get_data(as_text=True)
     assert loop.e.reference not in page.split('data-testid="awaiting-verification"')[1].split("</table>")[0]
+
+
+def test_the_units_home_names_its_overdue_findings_and_each_engagements_nearest_deadline(loop, client, login):
+    """An evaluated unit signing in sees first what it is late on (its findings past their deadline, with the
+    escalations already taken) and, per engagement, the nearest deadline it still owes; a sibling unit sees none of
+    it. (The overdue rule counts on the bureaus' calendars; a unit sees no bureau as such, so the calendars are those
+    of its findings' bureaus — before, a unit's list was always empty.)"""
+    from datetime import timedelta
+
+    from evalhub.core.timeutil import beijing_today
+
+    late, later = loop.findings
+    late.deadline = beijing_today() - timedelta(days=20)
+    later.deadline = beijing_today() + timedelta(days=30)
+    S.escalate_overdue()
+    db.session.commit()
+    login(loop.unit)
+    home = client.get("/results/unit").get_data(as_text=True)
+    alert = home.split('data-testid="unit-overdue-findings"')[1].split("</div>")[0]
+    assert "逾期未整改的问题 1 项" in alert and late.text[:20] in alert and later.text[:20] not in alert
+    assert "催办提醒" in alert and f"#f{late.id}" in alert
+    cell = home.split(f'data-testid="next-deadline-{loop.e.reference}"')[1].split("</td>")[0]
+    assert late.deadline.isoformat() in cell
+    login(loop.sibling)
+    home = client.get("/results/unit").get_data(as_text=True)
+    assert 'data-testid="unit-overdue-findings"' not in home and late.text[:20] not in home

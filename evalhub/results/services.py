@@ -34,7 +34,7 @@ from evalhub.results.models import (
     FactConfirmation, FindingEvidence, FindingKind, FindingStatus, Measure, RectificationReport, UnitPublication,
     Verification,
 )
-from evalhub.results.permissions import RESULT_STATES, responsible_engagement_ids, unit_ids
+from evalhub.results.permissions import RESULT_STATES, is_unit_user, responsible_engagement_ids, unit_ids
 from evalhub.review import services as review_services
 from evalhub.review.models import (
     EvaluationResult, Grade, IndicatorCategory, PanelStatus, ReviewPanel, SelfEvaluation, SelfEvaluationStatus, Submission,
@@ -575,9 +575,18 @@ def overdue_findings_query(user: User, today: date | None = None, cutoffs: LateC
     with its other counts, and reads only the columns it shows). One handed in and awaiting verification is the
     bureau's. ``cutoffs``: ``late_cutoffs`` of the user's bureaus, when the caller has them."""
     if cutoffs is None:
-        cutoffs = late_cutoffs(permissions.visible_bureaus(user), today or beijing_today())
+        cutoffs = late_cutoffs(_calendar_bureaus(user), today or beijing_today())
     return permissions.scope(user, sa.select(ResultFinding).where(_late(cutoffs)), ResultFinding) \
         .order_by(_late_from(), ResultFinding.id)
+
+
+def _calendar_bureaus(user: User) -> list[Any]:
+    """The bureaus whose calendars say whether the findings ``user`` may see are late: a bureau user's visible
+    bureaus; for an evaluated unit's user — who sees no bureau as such — the bureaus of its findings."""
+    if not is_unit_user(user):
+        return permissions.visible_bureaus(user)
+    ids = permissions.scope(user, sa.select(ResultFinding.bureau_id).distinct(), ResultFinding)
+    return list(db.session.execute(sa.select(Bureau).where(Bureau.id.in_(ids))).scalars())
 
 
 def overdue_findings(user: User, limit: int = 20) -> list[ResultFinding]:

@@ -28,7 +28,8 @@ from evalhub.results.forms import (
     YearForm, MaterialListForm, MaterialUploadForm, PanelSizeForm, ResubmitForm, SelfEvaluationForm,
 )
 from evalhub.results.models import (
-    MaterialRequest, ApplicationEntry, FactConfirmation, FindingEvidence, FindingStatus, Measure, RectificationReport, ResultFinding,
+    OPEN_STATUSES, OWED_STATUSES, MaterialRequest, ApplicationEntry, FactConfirmation, FindingEvidence, FindingStatus, Measure,
+    RectificationReport, ResultFinding,
 )
 from evalhub.results.permissions import RESULT_STATES, evaluated_ids, is_unit_user, unit_ids
 from evalhub.results import charts
@@ -72,14 +73,17 @@ def home():
 def unit_home():
     require("results.unit_home")
     engagements = services.unit_engagements(current_user)
-    # counted as the unit sees them: on an engagement evaluating another unit, only its own findings
-    open_counts = dict(db.session.execute(permissions.scope(current_user, sa.select(
-        ResultFinding.engagement_id, sa.func.count()).where(
-        ResultFinding.engagement_id.in_([e.id for e in engagements] or [-1]), ResultFinding.status.in_(
-            [s for s in FindingStatus if s not in (FindingStatus.DRAFT, FindingStatus.CLOSED)])), ResultFinding)
-        .group_by(ResultFinding.engagement_id)).all())
+    # counted as the unit sees them: on an engagement evaluating another unit, only its own findings; with the
+    # nearest deadline of those still owed by the unit (one handed in waits on the bureau)
+    rows = db.session.execute(permissions.scope(current_user, sa.select(
+        ResultFinding.engagement_id, sa.func.count(),
+        sa.func.min(sa.case((ResultFinding.status.in_(OWED_STATUSES), ResultFinding.deadline)))).where(
+        ResultFinding.engagement_id.in_([e.id for e in engagements] or [-1]), ResultFinding.status.in_(OPEN_STATUSES)),
+        ResultFinding).group_by(ResultFinding.engagement_id)).all()
     evaluated = evaluated_ids(current_user, engagements)
-    return render_template("results/unit_home.html", engagements=engagements, open_counts=open_counts,
+    return render_template("results/unit_home.html", engagements=engagements,
+                           open_counts={e: n for e, n, _ in rows}, next_deadlines={e: d for e, _, d in rows if d},
+                           overdue=services.overdue_findings(current_user, limit=50), today=beijing_today(),
                            evaluated=evaluated, overdue_materials=services.overdue_materials(current_user))
 
 
