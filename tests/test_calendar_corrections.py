@@ -234,6 +234,105 @@ def test_a_late_holiday_lengthens_the_units_fact_confirmation_period_and_tells_t
     assert row.due_on > due  # granted to the unit: not shortened
 
 
+def _findings(world, today: date, *, n: int = 1, chosen: date | None = None, unit=None):
+    """An accepted engagement with ``n`` problems confirmed on ``today`` with the bureau's default deadline (90 days:
+    results.rectification_days), and one more with the date ``chosen`` when given; and its unit's account."""
+    from evalhub.procurement.models import EngagementState
+    from evalhub.results import services as S
+
+    e = factories.contracted(world)
+    e.state = EngagementState.ACCEPTED
+    unit = unit or factories.unit_user(world, "巴州统计局", "tjj")
+    firm_user = factories._firm_user_of(e)
+    for i in range(n):
+        S.add_finding(e, firm_user, S.FindingInput(kind="问题", text=f"资金支付进度滞后，问题{i + 1}", category="过程"))
+    if chosen:
+        S.add_finding(e, firm_user, S.FindingInput(kind="问题", text="绩效目标不明确", category="决策", deadline=chosen))
+    rows = S.confirm_findings(e, world.bz_staff, today=today)
+    db.session.commit()
+    return rows, unit
+
+
+def test_a_holiday_on_its_last_day_rolls_a_default_rectification_deadline_on_and_never_a_chosen_one(world):
+    """A finding's default deadline is 90 calendar days from the confirmation, a last day on a holiday moved to the
+    next working day (民法典 第二百零三条; docs/rules.md results.rectification_days). A holiday entered afterwards on
+    that last day rolls it on (granted to the unit: it only lengthens, and is not taken back); a date the bureau
+    chose, and a closed row, never move; the unit is told."""
+    from evalhub.results import services as S
+    from evalhub.results.models import FindingStatus
+
+    today = date(2025, 11, 4)  # + 90 days: Monday 2 February 2026, a working day
+    with simulated_clock(_at(today)):
+        [default, closed, chosen], unit = _findings(world, today, n=2, chosen=date(2026, 2, 2))
+        assert default.deadline == closed.deadline == chosen.deadline == date(2026, 2, 2)
+        assert (default.deadline_from, default.deadline_days, chosen.deadline_days) == (today, 90, None)
+        closed.status = FindingStatus.CLOSED
+        db.session.commit()
+
+        done = C.set_calendar_day(world.bz, date(2026, 1, 20), False, "地方节假日", world.bz_admin)
+        assert done.moved == [] and default.deadline == date(2026, 2, 2)  # calendar days: a day inside moves nothing
+        done = C.set_calendar_day(world.bz, date(2026, 2, 2), False, "地方节假日", world.bz_admin)
+        db.session.commit()
+        assert (default.deadline, chosen.deadline, closed.deadline) == (date(2026, 2, 3), date(2026, 2, 2),
+                                                                        date(2026, 2, 2))
+        assert [(m.kind, m.row_id) for m in done.moved] == [("results.rectification_deadline", default.id)]
+        assert any("整改期限由 2026-02-02 调整为 2026-02-03" in n.body for n in _inbox(unit))
+        # late only after its new day (the chosen date, kept, is late by then)
+        assert [x.finding_id for x in S.escalate_overdue(today=date(2026, 2, 3))] == [chosen.id]
+
+        C.set_calendar_day(world.bz, date(2026, 2, 2), True, "更正：照常上班", world.bz_admin)
+        db.session.commit()
+        assert default.deadline == date(2026, 2, 3)  # granted to the unit: not shortened once announced
+
+
+def test_a_returned_finding_keeps_its_default_deadline_counted_and_a_new_date_set_at_the_return_is_chosen(world):
+    """Returned without a new date, the row keeps its default deadline, still rolled by a correction (as while it
+    waits on the bureau's verification); returned with a date the bureau sets, that date never moves."""
+    from evalhub.results import services as S
+
+    today = date(2025, 11, 4)
+    with simulated_clock(_at(today)):
+        [kept, renewed], unit = _findings(world, today, n=2)
+        for row in (kept, renewed):
+            S.submit_plan(row, unit, "按期拨付资金。")
+            S.submit_evidence(row, unit, "已拨付。", [files.Upload("拨付凭证.docx", factories.docx_bytes("拨付凭证"))])
+        S.verify(kept, world.bz_staff, "partial", "仍有部分资金未拨付。")
+        S.verify(renewed, world.bz_staff, "partial", "仍有部分资金未拨付。", new_deadline=date(2026, 2, 2))
+        db.session.commit()
+        assert (kept.deadline_days, kept.late_from, renewed.deadline_days) == (90, None, None)
+
+        done = C.set_calendar_day(world.bz, date(2026, 2, 2), False, "地方节假日", world.bz_admin)
+        db.session.commit()
+        assert (kept.deadline, renewed.deadline) == (date(2026, 2, 3), date(2026, 2, 2))
+        assert [m.row_id for m in done.moved] == [kept.id]
+
+
+def test_a_correction_reads_the_same_statements_however_many_findings_it_moves(world):
+    """Many open findings of a unit: the statements a correction runs do not grow with them (the calendar read
+    once, the unit's accounts once, one message for the unit)."""
+    today = date(2025, 11, 4)
+    unit = factories.unit_user(world, "巴州统计局", "tjj")
+
+    def statements(n: int) -> list[str]:
+        with simulated_clock(_at(today)):
+            _findings(world, today, n=n, unit=unit)
+            seen = []
+            listen = lambda conn, cursor, statement, *a: seen.append(statement)  # noqa: E731
+            sa.event.listen(db.engine, "before_cursor_execute", listen)
+            try:
+                done = C.set_calendar_day(world.bz, date(2026, 2, 2), False, "地方节假日", world.bz_admin)
+                db.session.flush()
+            finally:
+                sa.event.remove(db.engine, "before_cursor_execute", listen)
+            assert len(done.moved) >= n  # (with those of the call before, committed)
+            db.session.rollback()
+            return seen
+
+    one, many = statements(1), statements(20)
+    assert len(one) == len(many)
+    assert sum("calendar_day" in s.lower() for s in one) == sum("calendar_day" in s.lower() for s in many)
+
+
 # --- the page ------------------------------------------------------------------------------------------------
 
 def test_the_calendar_page_says_how_many_open_deadlines_moved(world, client, login):

@@ -72,6 +72,11 @@ class ResultFinding(OfEngagement, InBureau, CreatedBy, db.Model):
     indicator: Mapped[Optional[str]] = mapped_column(sa.String(200))
     responsible_unit_id: Mapped[int] = mapped_column(sa.ForeignKey("budget_unit.id"), index=True)
     deadline: Mapped[Optional[date]] = mapped_column(sa.Date)
+    # The bureau's default deadline (results.rectification_days) is counted in calendar days from the confirmation
+    # day and rolled to a working day; kept so a calendar correction can roll it again (results/deadlines.py).
+    # NULL: a date the bureau chose (never moved by a correction), or a row confirmed before they were kept.
+    deadline_from: Mapped[Optional[date]] = mapped_column(sa.Date)
+    deadline_days: Mapped[Optional[int]] = mapped_column()
     status: Mapped[FindingStatus] = mapped_column(enum_column(FindingStatus), default=FindingStatus.DRAFT, index=True)
     confirmed_at: Mapped[Optional[datetime]] = mapped_column(sa.DateTime)
     confirmed_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))

@@ -356,7 +356,8 @@ def confirm_findings(engagement: Engagement, actor: User, today: date | None = N
         raise ValidationFailed("以下各条的整改期限已早于今天，请修改期限（或清空，按本局默认期限）后再确认："
                                + "；".join(f"第 {f.position} 条（{f.deadline.isoformat()}）" for f in past) + "。",
                                {"deadline": "整改期限已过"})
-    default = add_days(engagement.bureau, today, int(get_setting(engagement.bureau, "results.rectification_days")))
+    days = int(get_setting(engagement.bureau, "results.rectification_days"))
+    default = add_days(engagement.bureau, today, days)
     now = utcnow()
     changed = db.session.execute(sa.update(ResultFinding).where(
         ResultFinding.id.in_([f.id for f in drafts]), ResultFinding.status == FindingStatus.DRAFT).values(
@@ -366,8 +367,8 @@ def confirm_findings(engagement: Engagement, actor: User, today: date | None = N
         raise Conflict("问题和建议已被确认，请刷新页面。")
     for f in drafts:
         db.session.refresh(f)
-        if f.deadline is None:
-            f.deadline = default
+        if f.deadline is None:  # the default: what it was counted with is kept (a calendar correction rolls it)
+            f.deadline, f.deadline_from, f.deadline_days = default, today, days
     audit.record("findings.confirmed", engagement, actor=actor,
                  summary=f"{engagement.reference} 确认问题和建议 {len(drafts)} 条", payload={"ids": [f.id for f in drafts]})
     for unit_id in sorted({f.responsible_unit_id for f in drafts}):
@@ -440,6 +441,7 @@ def verify(finding: ResultFinding, actor: User, verification: Any, note: str, ne
     if verification != Verification.DONE:
         if new_deadline is not None:  # a fresh deadline: what was excused against the old one no longer applies
             finding.deadline, finding.late_from = new_deadline, None
+            finding.deadline_from = finding.deadline_days = None  # a date the bureau chose: never recounted
         elif finding.deadline is not None and (waited := _waited_past_deadline(finding)):
             finding.late_from = add_working_days(finding.bureau, finding.late_from or finding.deadline, waited)
     engagement = finding.engagement
