@@ -15,7 +15,7 @@ move. Such a row keeps its deadline through a correction, as before; what that c
 day on a holiday entered after its confirmation, for rows confirmed before this release.
 
 Revision ID: 9689ba5996fb
-Revises: c1365a838aba
+Revises: d2f4a6c8e0b1
 Create Date: 2026-12-07 17:45:00.000000
 
 """
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '9689ba5996fb'
-down_revision = 'c1365a838aba'
+down_revision = 'd2f4a6c8e0b1'
 branch_labels = None
 depends_on = None
 
