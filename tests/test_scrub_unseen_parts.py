@@ -237,3 +237,195 @@ def test_fields_built_to_be_slow_are_scanned_once(piece):
     worker.start()
     worker.join(20)
     assert outcome, f"scrubbing {piece!r} × 40,000 took more than 20 s"
+
+
+# --- PDF: scripts and actions, associated files, hidden annotations, forms, layers, inline images ------------------
+
+def _name(n: str):
+    from pypdf.generic import NameObject
+
+    return NameObject(n)
+
+
+def _text_pdf(content: bytes = b""):
+    """A writer holding one page that shows "Public text" (Helvetica), then ``content``; and the page."""
+    from pypdf import PdfWriter
+    from pypdf.generic import DecodedStreamObject, DictionaryObject
+
+    writer = PdfWriter()
+    page = writer.add_blank_page(300, 200)
+    font = DictionaryObject({_name("/Type"): _name("/Font"), _name("/Subtype"): _name("/Type1"),
+                             _name("/BaseFont"): _name("/Helvetica")})
+    page[_name("/Resources")] = DictionaryObject({_name("/Font"): DictionaryObject({_name("/F1"): font})})
+    stream = DecodedStreamObject()
+    stream.set_data(b"BT /F1 12 Tf 20 150 Td (Public text) Tj ET " + content)
+    page[_name("/Contents")] = writer._add_object(stream)
+    return writer, page
+
+
+def _written(writer) -> bytes:
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+def _action(kind: str, **fields):
+    from pypdf.generic import DictionaryObject, TextStringObject
+
+    action = DictionaryObject({_name("/S"): _name(kind)})
+    for key, value in fields.items():
+        action[_name("/" + key)] = TextStringObject(value)
+    return action
+
+
+def _link(writer, action):
+    from pypdf.generic import ArrayObject, DictionaryObject, FloatObject
+
+    return writer._add_object(DictionaryObject({
+        _name("/Type"): _name("/Annot"), _name("/Subtype"): _name("/Link"),
+        _name("/Rect"): ArrayObject([FloatObject(10), FloatObject(10), FloatObject(60), FloatObject(30)]),
+        _name("/A"): action}))
+
+
+def _opened(public: bytes):
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(public), strict=True)
+    assert len(reader.pages) == 1 and "Public text" in reader.pages[0].extract_text()
+    return reader
+
+
+def test_a_pdfs_scripts_and_actions_reaching_outside_it_go_and_its_web_links_stay(world, client):
+    """A script (run when the document or a page opens, on the reader's machine: it may hold anything) and an action
+    opening another file (a path on the author's disk names the account) are not the report; a web link is."""
+    from pypdf.generic import ArrayObject, DictionaryObject, TextStringObject
+    from tests.test_scrub_hidden_content import _pdf_holds
+
+    writer, page = _text_pdf()
+    script = writer._add_object(_action("/JavaScript", JS="app.alert('审核人 王建国 13899990000');"))
+    writer.root_object[_name("/Names")] = DictionaryObject({_name("/JavaScript"): DictionaryObject(
+        {_name("/Names"): ArrayObject([TextStringObject("doc"), script])})})
+    writer.root_object[_name("/OpenAction")] = _action("/JavaScript", JS="this.info.zhangwei_bzczj;")
+    page[_name("/AA")] = DictionaryObject({_name("/O"): _action("/JavaScript", JS="var who = '李娜';")})
+    web = _action("/URI", URI="https://www.ccgp.gov.cn/")
+    web[_name("/Next")] = _action("/Launch", F="C:\\Users\\zhangwei_bzczj\\Desktop\\run.bat")
+    page[_name("/Annots")] = ArrayObject([
+        _link(writer, _action("/Launch", F="C:\\Users\\zhangwei_bzczj\\Desktop\\原稿.docx")),
+        _link(writer, _action("/URI", URI="file:///C:/Users/zhangwei_bzczj/Desktop/底稿.xlsx")),
+        _link(writer, _action("/GoToR", F="\\\\fileserver\\zhangwei_bzczj\\访谈.pdf")),
+        _link(writer, web)])
+    data = _written(writer)
+    assert all(_pdf_holds(data, needle) for needle in ("王建国", "zhangwei_bzczj", "李娜"))
+    public = _public_copy(world, client, "公开版.pdf", data)
+    assert not [n for n in ("王建国", "zhangwei_bzczj", "李娜", "/JavaScript", "/Launch", "/GoToR")
+                if _pdf_holds(public, n)]
+    reader = _opened(public)
+    assert "/OpenAction" not in reader.trailer["/Root"] and "/AA" not in reader.pages[0]
+    actions = [a.get_object().get("/A") for a in reader.pages[0]["/Annots"]]
+    assert [a["/URI"] for a in actions if a is not None] == ["https://www.ccgp.gov.cn/"]
+
+
+def test_files_associated_with_a_page_and_its_thumbnail_go():
+    """Beside the document's attachments (already gone), PDF 2.0 and PDF/A-3 attach files to any object (/AF): the
+    page's here carries the working file; a thumbnail drawn when the page was saved may show it before redaction."""
+    from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, NumberObject, TextStringObject
+    from tests.test_scrub_hidden_content import _pdf_holds
+
+    writer, page = _text_pdf()
+    attached = DecodedStreamObject()
+    attached.set_data("被评价单位负责人 王建国，联系电话 13899990000".encode())
+    attached[_name("/Type")] = _name("/EmbeddedFile")
+    spec = DictionaryObject({_name("/Type"): _name("/Filespec"), _name("/F"): TextStringObject("原稿.txt"),
+                             _name("/EF"): DictionaryObject({_name("/F"): writer._add_object(attached)})})
+    page[_name("/AF")] = ArrayObject([writer._add_object(spec)])
+    thumb = DecodedStreamObject()
+    thumb.set_data("刘芳".encode("utf-16-be") * 4)
+    thumb.update({_name("/Width"): NumberObject(2), _name("/Height"): NumberObject(2),
+                  _name("/ColorSpace"): _name("/DeviceRGB"), _name("/BitsPerComponent"): NumberObject(8)})
+    page[_name("/Thumb")] = writer._add_object(thumb)
+    data = _written(writer)
+    assert _pdf_holds(data, "13899990000") and _pdf_holds(data, "刘芳")
+    public = scrub.scrubbed("pdf", data)
+    assert not _pdf_holds(public, "13899990000") and not _pdf_holds(public, "刘芳")
+    page = _opened(public).pages[0]
+    assert "/AF" not in page and "/Thumb" not in page
+
+
+def test_annotations_hidden_from_view_go_and_comments_lose_their_subjects():
+    from pypdf import PdfReader
+    from tests.test_scrub_hidden_content import _pdf_holds, _pdf_with_annotations
+
+    data = _pdf_with_annotations({"/Subtype": "/FreeText", "/Contents": "王建国 13899990000", "/F": "2"},
+                                 {"/Subtype": "/Square", "/Contents": "x", "/F": "32"},
+                                 {"/Subtype": "/Highlight", "/Subj": "刘芳的意见"},
+                                 {"/Subtype": "/FreeText", "/Contents": "（此处已删除）"})
+    data = data.replace(b"/F (2)", b"/F 2").replace(b"/F (32)", b"/F 32")  # flags are numbers
+    public = scrub.scrubbed("pdf", data)
+    annotations = [a.get_object() for a in PdfReader(io.BytesIO(public)).pages[0]["/Annots"]]
+    assert [a["/Subtype"] for a in annotations] == ["/Highlight", "/FreeText"]
+    assert not _pdf_holds(public, "13899990000") and not _pdf_holds(public, "刘芳")
+    assert annotations[1]["/Contents"] == "（此处已删除）"
+
+
+def _form_pdf(value: str | None, *, xfa: bool = False) -> bytes:
+    from pypdf.generic import ArrayObject, DictionaryObject, FloatObject, NumberObject, TextStringObject
+
+    writer, page = _text_pdf()
+    field = DictionaryObject({
+        _name("/Type"): _name("/Annot"), _name("/Subtype"): _name("/Widget"), _name("/FT"): _name("/Tx"),
+        _name("/T"): TextStringObject("contact"), _name("/F"): NumberObject(2),  # a hidden field
+        _name("/Rect"): ArrayObject([FloatObject(10), FloatObject(10), FloatObject(120), FloatObject(30)])})
+    if value is not None:
+        field[_name("/V")] = TextStringObject(value)
+    reference = writer._add_object(field)
+    page[_name("/Annots")] = ArrayObject([reference])
+    form = DictionaryObject({_name("/Fields"): ArrayObject([reference])})
+    if xfa:
+        form[_name("/XFA")] = TextStringObject("<xdp:xdp><xfa:datasets>王建国</xfa:datasets></xdp:xdp>")
+    writer.root_object[_name("/AcroForm")] = writer._add_object(form)
+    return _written(writer)
+
+
+def test_a_pdf_whose_form_holds_values_is_refused(world, client, login):
+    """A form field's value (a hidden one here) is in the file whatever the page shows: the clerk flattens the form."""
+    _refused(world, client, login, "公开版.pdf", _form_pdf("王建国 13899990000"), "拼合表单")
+    with pytest.raises(ValidationFailed, match="拼合表单"):
+        scrub.scrubbed("pdf", _form_pdf(None, xfa=True))
+
+
+def test_a_pdf_with_an_empty_form_is_published():
+    """Regression guard: form fields nobody filled in hold nothing."""
+    _opened(scrub.scrubbed("pdf", _form_pdf(None)))
+
+
+def test_a_pdf_with_hidden_layers_is_refused():
+    from pypdf.generic import ArrayObject, DictionaryObject, TextStringObject
+
+    writer, page = _text_pdf(b"/OC /L0 BDC BT /F1 12 Tf 20 100 Td (Wang Jianguo 13899990000) Tj ET EMC")
+    layer = writer._add_object(DictionaryObject({_name("/Type"): _name("/OCG"),
+                                                 _name("/Name"): TextStringObject("原文")}))
+    page[_name("/Resources")][_name("/Properties")] = DictionaryObject({_name("/L0"): layer})
+    writer.root_object[_name("/OCProperties")] = DictionaryObject({
+        _name("/OCGs"): ArrayObject([layer]), _name("/D"): DictionaryObject({_name("/OFF"): ArrayObject([layer])})})
+    with pytest.raises(ValidationFailed, match="隐藏的图层"):
+        scrub.scrubbed("pdf", _written(writer))
+
+
+def test_a_pdfs_inline_jpeg_images_lose_their_exif():
+    """An image may be written in the page's own content (BI … ID … EI) rather than as an object: the same JPEG,
+    the same EXIF (the camera's owner, the place)."""
+    from pypdf import PdfReader
+    from pypdf.generic import ContentStream
+    from tests.test_scrub_hidden_content import JPEG
+
+    inline = b"q 16 0 0 8 100 20 cm BI /W 1 /H 1 /CS /RGB /BPC 8 /F /DCT ID " + JPEG + b" EI Q"
+    writer, _page = _text_pdf(inline)
+    data = _written(writer)
+    assert b"zhangwei" in data
+    public = scrub.scrubbed("pdf", data)
+    assert b"zhangwei" not in public and b"Exif" not in public
+    reader = _opened(public)
+    images = [operands["data"] for operands, operator in ContentStream(reader.pages[0].get_contents(), reader).operations
+              if operator == b"INLINE IMAGE"]
+    assert len(images) == 1 and images[0].startswith(b"\xff\xd8\xff\xe0") and images[0].endswith(JPEG[-12:])
+    assert PdfReader(io.BytesIO(public)).pages[0].extract_text().strip() == "Public text"

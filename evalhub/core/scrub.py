@@ -8,19 +8,26 @@ layout are left as they are.
 .docx: the package is rewritten part by part, and only the small metadata parts are parsed (core, app and custom
 properties; the people list) — the body's XML is never parsed here (it may be huge: ``core.extract`` parses it
 only in a child with limits), only its revision and comment author attributes are blanked by a byte pattern.
+Word fields other than those the layout needs live (page numbers, the table of contents, cross-references, web links)
+are unlinked to the result the page shows (their instructions name paths and accounts, keep text not shown); the
+glossary document (building blocks, AutoText) goes.
 .pdf: pypdf drops the document information dictionary, the XMP metadata (of any object), applications' private
-data (/PieceInfo) and the authors of annotations; only the objects still reached from the catalog are written (pypdf
-would write what was cut off too). The upload must have passed ``files.check_upload`` first (type, size, zip limits).
+data (/PieceInfo), files associated with any object, page thumbnails, scripts and actions reaching outside the
+document, annotations hidden from view and the authors of annotations; only the objects still reached from the
+catalog are written (pypdf would write what was cut off too). The upload must have passed ``files.check_upload``
+first (type, size, zip limits).
 
 Some of what a document carries unseen is content, not metadata, and only the clerk can decide it: text deleted
 with 修订 on (Word keeps it, shown again by one click), text formatted hidden (字体 › 隐藏, likewise), comments
 (批注), a PDF's redaction marks not yet applied (the text under them is still there), content imported from another
 file (``w:altChunk``: a package or a web page of its own, with its own properties), an embedded object (a whole
-Excel or Word file, or any file, of which the page shows a part). A file holding any of these is refused with what
-to do in Word or the PDF editor; a PDF's sticky notes and the texts of its other comments go. A Word chart's
+Excel or Word file, or any file, of which the page shows a part), macros and ActiveX controls (programs and their
+saved data), a PDF form's values, a PDF's hidden layers. A file holding any of these is refused with what to do in
+Word or the PDF editor; a PDF's sticky notes and the texts of its other comments go. A Word chart's
 workbook stays when it holds the chart's one sheet of figures and nothing else (another sheet or a comment is
 refused), cleaned as a package of its own; an equation object stays. Photos, in a .docx or a PDF
-(JPEG), keep their pixels but lose their EXIF (the camera's owner, the place) and their text chunks.
+(JPEG, as an object or inline in a page's content), keep their pixels but lose their EXIF (the camera's owner, the
+place) and their text chunks.
 """
 from __future__ import annotations
 
@@ -651,15 +658,68 @@ def _docx(data: bytes, depth: int = 0) -> bytes:
     return out.getvalue()
 
 
-def _pdf_object(obj) -> None:
-    """One object of a PDF's copy: an application's private data (/PieceInfo: Illustrator's, Photoshop's, on the
-    document, a page or a form) and XMP metadata (an image or a form placed from a file keeps its own: creator,
-    camera) go; a JPEG image (DCTDecode: its stream is the JPEG file) loses its EXIF/XMP segments, as in a .docx."""
-    from pypdf.generic import NameObject, StreamObject
+# A PDF's keys that carry what no page shows: an application's private data (/PieceInfo: Illustrator's, Photoshop's,
+# on the document, a page or a form), XMP metadata (an image or a form placed from a file keeps its own: creator,
+# camera), files associated with any object (/AF, PDF 2.0 and PDF/A-3: a page or an annotation may carry the working
+# file) and a file specification's embedded file (/EF), a page's thumbnail (/Thumb: drawn when the page was saved by
+# the tool that made it, perhaps before the names were blacked out), and actions run on an event rather than a click
+# (/AA: on opening a page, on focusing a field — where a form's scripts sit).
+_PDF_DROPPED = ("/PieceInfo", "/Metadata", "/AF", "/EF", "/Thumb", "/AA")
+# Actions that run a script, open or send to another file or program, or bring data in: a path names the author's
+# disk and account, a script may hold anything and runs on the reader's machine. A link to a place in the document,
+# a web address, a named step (next page) stays.
+_PDF_ACTIVE = {"/JavaScript", "/Launch", "/GoToR", "/GoToE", "/SubmitForm", "/ImportData", "/RichMediaExecute",
+               "/Rendition"}
+_LOCAL_URI = re.compile(r"\s*(?:file:|[A-Za-z]:[\\/]|\\\\|//)", re.I)
+FORM_VALUES = ("PDF 中有可填写的表单（表单域），其中填写的内容和默认值会随文件一起公开，不一定显示在页面上（隐藏的表单域也在）。"
+               "请在 PDF 编辑器中“拼合表单”（或打印为新的 PDF）后再上传。")
+HIDDEN_LAYERS = ("PDF 中有隐藏的图层（可选内容）：隐藏图层里的文字和图片页面上看不到，但仍保存在文件里，在“图层”面板中打开即可"
+                 "看到。请删除隐藏的图层（或全部显示、确认后打印为新的 PDF）再上传。")
 
-    for key in ("/PieceInfo", "/Metadata"):
-        if key in obj:
-            del obj[NameObject(key)]
+
+_ANNOTATION_HIDDEN = 2 | 32  # the annotation flags Hidden and NoView
+
+
+def _active_action(value) -> bool:
+    """Whether an action (/A, /OpenAction, /Next) runs something or reaches outside the document (above)."""
+    from pypdf.generic import DictionaryObject
+
+    action = value.get_object() if value is not None else None
+    if not isinstance(action, DictionaryObject):
+        return False  # a destination: a page and a position
+    kind = action.get("/S")
+    if kind in _PDF_ACTIVE:
+        return True
+    return kind == "/URI" and bool(_LOCAL_URI.match(str(action.get("/URI", ""))))
+
+
+def _pdf_object(obj) -> None:
+    """One object of a PDF's copy, and the dictionaries written inside it: the keys above go, an active action goes
+    from where it is attached; a JPEG image (DCTDecode: its stream is the JPEG file) loses its EXIF/XMP segments, as
+    in a .docx."""
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject, StreamObject
+
+    todo = [obj]
+    while todo:  # each direct dictionary or array once (an indirect one is an object of its own)
+        item = todo.pop()
+        if isinstance(item, ArrayObject):
+            todo.extend(v for v in list.__iter__(item) if isinstance(v, (DictionaryObject, ArrayObject)))
+            continue
+        for key in _PDF_DROPPED:
+            if key in item:
+                del item[NameObject(key)]
+        for key in ("/A", "/OpenAction"):
+            if key in item and _active_action(item[key]):
+                del item[NameObject(key)]
+        chained = item.get("/Next")  # an action's next action(s): one, or an array
+        if chained is not None:
+            chain = chained.get_object()
+            if isinstance(chain, ArrayObject):
+                item[NameObject("/Next")] = ArrayObject(a for a in chain if not _active_action(a))
+            elif _active_action(chained):
+                del item[NameObject("/Next")]
+        todo.extend(v for v in dict.values(item)
+                    if isinstance(v, (DictionaryObject, ArrayObject)) and not isinstance(v, IndirectObject))
     if isinstance(obj, StreamObject) and obj.get("/Subtype") == "/Image":
         filters = obj.get("/Filter")
         filters = list(filters) if isinstance(filters, list) else [filters]
@@ -667,6 +727,83 @@ def _pdf_object(obj) -> None:
             # the raw bytes (set_data refuses a filter other than Flate); /Length is written from them
             obj._data = _jpeg(obj._data)
             obj.decoded_self = None
+
+
+def _inline_photos(stream, writer) -> None:
+    """A content stream's inline images (BI … ID … EI) in JPEG (/DCT) lose their EXIF/XMP as the others do; the
+    stream is parsed and written again only when it holds one."""
+    from pypdf.generic import ContentStream, NameObject
+
+    data = stream.get_data()  # inflated within pypdf's bound on a stream's size
+    stream.decoded_self = None  # not kept: one page's content in memory at a time
+    if b"ID" not in data or b"/DCT" not in data:
+        return
+    content = ContentStream(stream, writer)
+    changed = False
+    for operands, operator in content.operations:
+        if operator == b"INLINE IMAGE":
+            filters = operands["settings"].get("/F", operands["settings"].get("/Filter"))
+            filters = list(filters) if isinstance(filters, list) else [filters]
+            if filters in (["/DCT"], ["/DCTDecode"]):
+                photo = _jpeg(operands["data"])
+                changed = changed or photo != operands["data"]
+                operands["data"] = photo
+    if changed:  # written unfiltered: /Length from the data
+        for key in ("/Filter", "/DecodeParms"):
+            if key in stream:
+                del stream[NameObject(key)]
+        stream._data = content.get_data()
+        stream.decoded_self = None
+
+
+def _form_values(root) -> bool:
+    """Whether the document's form (AcroForm) holds text typed in or set as a default in any field, or an XFA form
+    (its XML holds the data wherever it is shown)."""
+    from pypdf.generic import ArrayObject, DictionaryObject, TextStringObject, ByteStringObject
+
+    form = root.get("/AcroForm")
+    form = form.get_object() if form is not None else None
+    if not isinstance(form, DictionaryObject):
+        return False
+    if "/XFA" in form:
+        return True
+    seen, todo = set(), [form.get("/Fields")]
+    while todo:
+        item = todo.pop()
+        if item is None:
+            continue
+        reference = getattr(item, "idnum", None)
+        if reference is not None:
+            if reference in seen:
+                continue
+            seen.add(reference)
+        item = item.get_object()
+        if isinstance(item, ArrayObject):
+            todo.extend(list.__iter__(item))
+        elif isinstance(item, DictionaryObject):
+            for key in ("/V", "/DV"):
+                value = item.get(key)
+                if isinstance(value, (TextStringObject, ByteStringObject)) and str(value).strip():
+                    return True
+            todo.append(item.get("/Kids"))
+    return False
+
+
+def _hidden_layers(root) -> bool:
+    """Whether optional content (layers) is hidden when the document opens: what is drawn in it is in the file."""
+    from pypdf.generic import ArrayObject, DictionaryObject
+
+    properties = root.get("/OCProperties")
+    properties = properties.get_object() if properties is not None else None
+    if not isinstance(properties, DictionaryObject):
+        return False
+    default = properties.get("/D")
+    default = default.get_object() if default is not None else None
+    if not isinstance(default, DictionaryObject):
+        return False
+    off = default.get("/OFF")
+    off = off.get_object() if off is not None else None
+    return default.get("/BaseState") == "/OFF" or (isinstance(off, ArrayObject) and len(off) > 0)
 
 
 def _unreachable_gone(writer) -> None:
@@ -696,7 +833,7 @@ def _unreachable_gone(writer) -> None:
 def _pdf(data: bytes) -> bytes:
     from pypdf import PdfReader, PdfWriter
     from pypdf.errors import PyPdfError
-    from pypdf.generic import ArrayObject, DictionaryObject, NameObject
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject, StreamObject
 
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -707,18 +844,28 @@ def _pdf(data: bytes) -> bytes:
         root = writer.root_object
         if "/Metadata" in root:  # XMP: the same names again
             del root[NameObject("/Metadata")]
-        # files carried inside the PDF (a hybrid PDF's whole source document, an attached working file)
+        if _form_values(root):
+            raise ValidationFailed(FORM_VALUES, {"file": "含表单内容"})
+        if _hidden_layers(root):
+            raise ValidationFailed(HIDDEN_LAYERS, {"file": "含隐藏图层"})
+        # files carried inside the PDF (a hybrid PDF's whole source document, an attached working file) and the
+        # document's scripts (run when it opens)
         names = root.get("/Names")
-        if names is not None and "/EmbeddedFiles" in names.get_object():
-            del names.get_object()[NameObject("/EmbeddedFiles")]
-        if "/AF" in root:
-            del root[NameObject("/AF")]
+        for tree in ("/EmbeddedFiles", "/JavaScript"):
+            if names is not None and tree in names.get_object():
+                del names.get_object()[NameObject(tree)]
         for obj in writer._objects:  # every object of the copy (clone_from copied them all)
             if isinstance(obj, DictionaryObject):
                 _pdf_object(obj)
+        for obj in list(writer._objects):  # the content streams drawing inline images: pages' and forms'
+            if isinstance(obj, StreamObject) and obj.get("/Subtype") == "/Form":
+                _inline_photos(obj, writer)
         for page in writer.pages:
-            if "/Metadata" in page:
-                del page[NameObject("/Metadata")]
+            contents = page.get("/Contents")
+            contents = contents.get_object() if contents is not None else None
+            for stream in (contents if isinstance(contents, ArrayObject) else [contents]):
+                if stream is not None and isinstance(stream.get_object(), StreamObject):
+                    _inline_photos(stream.get_object(), writer)
             annotations = page.get("/Annots")
             if annotations is not None:
                 kept = []
@@ -727,11 +874,13 @@ def _pdf(data: bytes) -> bytes:
                     subtype = annotation.get("/Subtype")
                     if subtype == "/Redact":
                         raise ValidationFailed(UNAPPLIED_REDACTION, {"file": "含未应用的密文标记"})
-                    # a file pinned to the page; a sticky note and the pop-up that shows a comment's text
-                    if subtype in ("/FileAttachment", "/Text", "/Popup"):
+                    # a file pinned to the page; a sticky note and the pop-up that shows a comment's text; a voice
+                    # note; an annotation flagged hidden or not to be viewed (a form's field is the form's: above)
+                    if subtype in ("/FileAttachment", "/Text", "/Popup", "/Sound") or (
+                            subtype != "/Widget" and int(annotation.get("/F", 0) or 0) & _ANNOTATION_HIDDEN):
                         continue
-                    for key in ("/T", "/Popup") + (() if subtype == "/FreeText" else ("/Contents", "/RC")):
-                        if key in annotation:  # a comment's author and, but for text shown on the page, its text
+                    for key in ("/T", "/Popup", "/Subj") + (() if subtype == "/FreeText" else ("/Contents", "/RC")):
+                        if key in annotation:  # a comment's author, subject and, but for text shown on the page, text
                             del annotation[NameObject(key)]
                     kept.append(reference)
                 page[NameObject("/Annots")] = ArrayObject(kept)
