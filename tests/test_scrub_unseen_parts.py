@@ -429,3 +429,20 @@ def test_a_pdfs_inline_jpeg_images_lose_their_exif():
               if operator == b"INLINE IMAGE"]
     assert len(images) == 1 and images[0].startswith(b"\xff\xd8\xff\xe0") and images[0].endswith(JPEG[-12:])
     assert PdfReader(io.BytesIO(public)).pages[0].extract_text().strip() == "Public text"
+
+
+def test_what_the_fields_read_in_the_settings_goes():
+    """Document variables (DOCVARIABLE's values, written by an OA system's template) and a mail merge's data source
+    (its connection names the workbook on the clerk's disk) are kept in word/settings.xml, shown nowhere."""
+    settings = ('<w:docVars><w:docVar w:name="拟稿人" w:val="王建国 13899990000"/></w:docVars><w:mailMerge>'
+                '<w:mainDocumentType w:val="formLetters"/><w:dataType w:val="native"/><w:connectString w:val="Provider='
+                'Microsoft.ACE.OLEDB.12.0;Data Source=C:\\Users\\zhangwei_bzczj\\Desktop\\访谈名单.xlsx"/><w:query '
+                'w:val="SELECT * FROM `Sheet1$`"/></w:mailMerge>')
+    data = _repack(_docx(factories.report_text()), edit=lambda name, content: content.replace(
+        b"</w:settings>", settings.encode() + b"</w:settings>", 1) if name == "word/settings.xml" else content)
+    public = scrub.scrubbed("docx", data)
+    assert _parts_holding(public, "王建国") == [] and _parts_holding(public, "zhangwei_bzczj") == []
+    with zipfile.ZipFile(io.BytesIO(public)) as package:
+        kept = package.read("word/settings.xml")
+    assert b"docVars" not in kept and b"mailMerge" not in kept and b"<w:settings" in kept
+    assert _text(public) == factories.report_text()

@@ -358,6 +358,16 @@ def _field_is_live(instruction: str) -> bool:
     return target is None or target.strip().lower().startswith(_WEB_TARGET)
 
 
+# What the fields read, kept in the settings: document variables (w:docVars, DOCVARIABLE's values: an OA system's
+# template writes the drafter, the reviewer, a phone there) and a mail merge's data source (w:mailMerge: the query and
+# the connection name the workbook on the author's disk). The fields are unlinked above; these go.
+_SETTINGS_DROPPED = (b"docVars", b"mailMerge")
+
+
+def _settings(content: bytes) -> bytes:
+    return _without(content, _SETTINGS_DROPPED)
+
+
 class _Field:
     __slots__ = ("instruction", "spans", "inner", "in_result", "gone")
 
@@ -639,6 +649,8 @@ def _docx(data: bytes, depth: int = 0) -> bytes:
             elif info.filename.startswith("word/") and info.filename.endswith(".xml"):
                 _refuse_hidden_content(info.filename, content, hidden_styles)
                 content = _unlinked_fields(_AUTHOR_ATTRIBUTE.sub(rb'\1=""', content))
+                if info.filename == "word/settings.xml":
+                    content = _settings(content)
             elif info.filename.startswith("word/media/"):
                 content = _image(info.filename, content)
             elif depth and info.filename == "xl/workbook.xml":  # a chart's workbook: where it was saved
