@@ -425,8 +425,8 @@ def test_a_pdfs_inline_jpeg_images_lose_their_exif():
     public = scrub.scrubbed("pdf", data)
     assert b"zhangwei" not in public and b"Exif" not in public
     reader = _opened(public)
-    images = [operands["data"] for operands, operator in ContentStream(reader.pages[0].get_contents(), reader).operations
-              if operator == b"INLINE IMAGE"]
+    operations = ContentStream(reader.pages[0].get_contents(), reader).operations
+    images = [operands["data"] for operands, operator in operations if operator == b"INLINE IMAGE"]
     assert len(images) == 1 and images[0].startswith(b"\xff\xd8\xff\xe0") and images[0].endswith(JPEG[-12:])
     assert PdfReader(io.BytesIO(public)).pages[0].extract_text().strip() == "Public text"
 

@@ -31,6 +31,7 @@ place) and their text chunks.
 """
 from __future__ import annotations
 
+import html
 import io
 import re
 import zipfile
@@ -334,8 +335,6 @@ _FIELD_WORD = re.compile(r'"([^"]*)"?|(\\\S)|([^\s"]+)')
 
 
 def _field_is_live(instruction: str) -> bool:
-    import html
-
     words = [(m.group(m.lastindex), m.lastindex == 2) for m in _FIELD_WORD.finditer(html.unescape(instruction))]
     if not words or words[0][1]:
         return False
@@ -452,7 +451,7 @@ def _unlinked_fields(content: bytes) -> bytes:
         empty = attributes.endswith(b"/")
         if name == b"fldSimple":
             value = _INSTR.search(attributes)
-            field = _Field(value.group(1) or value.group(2) or b"" if value else b"", in_result=True)
+            field = _Field((value.group(1) or value.group(2) or b"") if value else b"", in_result=True)
             field.spans.append([tag.start(), tag.end()])
             if empty:
                 close(field)
@@ -687,8 +686,6 @@ FORM_VALUES = ("PDF 中有可填写的表单（表单域），其中填写的内
                "请在 PDF 编辑器中“拼合表单”（或打印为新的 PDF）后再上传。")
 HIDDEN_LAYERS = ("PDF 中有隐藏的图层（可选内容）：隐藏图层里的文字和图片页面上看不到，但仍保存在文件里，在“图层”面板中打开即可"
                  "看到。请删除隐藏的图层（或全部显示、确认后打印为新的 PDF）再上传。")
-
-
 _ANNOTATION_HIDDEN = 2 | 32  # the annotation flags Hidden and NoView
 
 
@@ -709,7 +706,7 @@ def _pdf_object(obj) -> None:
     """One object of a PDF's copy, and the dictionaries written inside it: the keys above go, an active action goes
     from where it is attached; a JPEG image (DCTDecode: its stream is the JPEG file) loses its EXIF/XMP segments, as
     in a .docx."""
-    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject, StreamObject
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject, StreamObject
 
     todo = [obj]
     while todo:  # each direct dictionary or array once (an indirect one is an object of its own)
@@ -730,8 +727,7 @@ def _pdf_object(obj) -> None:
                 item[NameObject("/Next")] = ArrayObject(a for a in chain if not _active_action(a))
             elif _active_action(chained):
                 del item[NameObject("/Next")]
-        todo.extend(v for v in dict.values(item)
-                    if isinstance(v, (DictionaryObject, ArrayObject)) and not isinstance(v, IndirectObject))
+        todo.extend(v for v in dict.values(item) if isinstance(v, (DictionaryObject, ArrayObject)))
     if isinstance(obj, StreamObject) and obj.get("/Subtype") == "/Image":
         filters = obj.get("/Filter")
         filters = list(filters) if isinstance(filters, list) else [filters]
@@ -771,7 +767,7 @@ def _inline_photos(stream, writer) -> None:
 def _form_values(root) -> bool:
     """Whether the document's form (AcroForm) holds text typed in or set as a default in any field, or an XFA form
     (its XML holds the data wherever it is shown)."""
-    from pypdf.generic import ArrayObject, DictionaryObject, TextStringObject, ByteStringObject
+    from pypdf.generic import ArrayObject, ByteStringObject, DictionaryObject, TextStringObject
 
     form = root.get("/AcroForm")
     form = form.get_object() if form is not None else None
