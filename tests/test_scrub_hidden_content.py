@@ -468,6 +468,7 @@ HOSTILE_MARKUP = {  # part → what is repeated in it, left unclosed: each of th
                           "<aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"],
     "word/styles.xml": ['<w:style w:styleId="s', "<w:rPrDefault>x", "<w:basedOn "],
     "word/_rels/document.xml.rels": ["<Relationship ", 'Type="x', 'Target="x'],
+    "word/settings.xml": ["<w:docVars>x", "<w:mailMerge "],
 }
 
 

@@ -8,22 +8,30 @@ layout are left as they are.
 .docx: the package is rewritten part by part, and only the small metadata parts are parsed (core, app and custom
 properties; the people list) — the body's XML is never parsed here (it may be huge: ``core.extract`` parses it
 only in a child with limits), only its revision and comment author attributes are blanked by a byte pattern.
+Word fields other than those the layout needs live (page numbers, the table of contents, cross-references, web links)
+are unlinked to the result the page shows (their instructions name paths and accounts, keep text not shown); the
+glossary document (building blocks, AutoText) goes.
 .pdf: pypdf drops the document information dictionary, the XMP metadata (of any object), applications' private
-data (/PieceInfo) and the authors of annotations; only the objects still reached from the catalog are written (pypdf
-would write what was cut off too). The upload must have passed ``files.check_upload`` first (type, size, zip limits).
+data (/PieceInfo), files associated with any object, page thumbnails, scripts and actions reaching outside the
+document, annotations hidden from view and the authors of annotations; only the objects still reached from the
+catalog are written (pypdf would write what was cut off too). The upload must have passed ``files.check_upload``
+first (type, size, zip limits).
 
 Some of what a document carries unseen is content, not metadata, and only the clerk can decide it: text deleted
 with 修订 on (Word keeps it, shown again by one click), text formatted hidden (字体 › 隐藏, likewise), comments
 (批注), a PDF's redaction marks not yet applied (the text under them is still there), content imported from another
 file (``w:altChunk``: a package or a web page of its own, with its own properties), an embedded object (a whole
-Excel or Word file, or any file, of which the page shows a part). A file holding any of these is refused with what
-to do in Word or the PDF editor; a PDF's sticky notes and the texts of its other comments go. A Word chart's
+Excel or Word file, or any file, of which the page shows a part), macros and ActiveX controls (programs and their
+saved data), a PDF form's values, a PDF's hidden layers. A file holding any of these is refused with what to do in
+Word or the PDF editor; a PDF's sticky notes and the texts of its other comments go. A Word chart's
 workbook stays when it holds the chart's one sheet of figures and nothing else (another sheet or a comment is
 refused), cleaned as a package of its own; an equation object stays. Photos, in a .docx or a PDF
-(JPEG), keep their pixels but lose their EXIF (the camera's owner, the place) and their text chunks.
+(JPEG, as an object or inline in a page's content), keep their pixels but lose their EXIF (the camera's owner, the
+place) and their text chunks.
 """
 from __future__ import annotations
 
+import html
 import io
 import re
 import zipfile
@@ -95,18 +103,66 @@ def _custom_xml(data: bytes) -> bytes:
 # An external target on the author's own disk or network share (an attached template, a linked workbook):
 # file:///C:\Users\<Windows user>\…, C:\…, \\server\… — the path names the account; the link is dead on any
 # other machine anyway.
-_RELATIONSHIP = re.compile(rb"<Relationship\b[^<>]*>")  # stops at the next "<": linear (above)
+_RELATIONSHIP = re.compile(rb"<Relationship\b[^<>]*>(?:\s*</Relationship>)?")  # stops at the next "<": linear (above)
 _LOCAL_TARGET = re.compile(rb'\bTarget="(?:file:|[A-Za-z]:\\|\\\\)[^"]*"', re.I)
+_GLOSSARY_RELATIONSHIP = re.compile(rb'\bType\s*=\s*"[^"<>]*/glossaryDocument"')
 
 
 def _rels(data: bytes) -> bytes:
     def local_gone(match: re.Match) -> bytes:
         element = match.group(0)
+        if _GLOSSARY_RELATIONSHIP.search(element):  # the part goes (``_GLOSSARY``): its relationship with it
+            return b""
         if b'TargetMode="External"' not in element:
             return element
         return _LOCAL_TARGET.sub(b'Target="file:///removed"', element)
 
     return _RELATIONSHIP.sub(local_gone, data)
+
+
+# The glossary document (word/glossary/…): the building blocks and AutoText saved with the file — whole paragraphs,
+# a letterhead, a signature with a name and a phone — never shown in the body, listed under 插入 › 文档部件. The body
+# does not need it: it goes, with its relationship and its content types.
+_GLOSSARY = "word/glossary/"
+_OVERRIDE = re.compile(rb"<Override\b[^<>]*>(?:\s*</Override>)?")  # as _RELATIONSHIP: linear
+
+
+def _content_types(data: bytes) -> bytes:
+    def glossary_gone(match: re.Match) -> bytes:
+        return b"" if b"/word/glossary/" in match.group(0).lower() else match.group(0)
+
+    return _OVERRIDE.sub(glossary_gone, data)
+
+
+# Macros (VBA) and ActiveX controls are programs and their data: a .docm renamed .docx passes as a Word file, and the
+# scrubber does not open a VBA project (its modules name their author and paths) or a control's saved state (what was
+# typed in it). Refused, with what to do; the part's name, its relationship or its content type is enough to tell.
+MACROS = ("文件中含有宏（VBA 代码）：宏会随文件一起公开，其中可能写有作者、文件路径等信息，读者打开时还会被提示运行。请在 Word "
+          "中点“文件 › 另存为”，保存类型选“Word 文档（*.docx）”（提示将删除宏时点“是”），再上传另存的文件。")
+ACTIVEX = ("文件中含有 ActiveX 控件（控件形式的文本框、复选框、按钮等）：控件中保存的内容和属性不在页面文字里，会随文件一起公开，"
+           "读者打开时还会加载控件。请在 Word 中点“开发工具 › 设计模式”，选中这些控件后删除（需要的内容改为普通文字或表格），"
+           "再另存并上传。")
+_ACTIVE_RELATIONSHIP = re.compile(rb'\bType\s*=\s*"[^"<>]*/(vbaProject|wordVbaData|control)"')
+_MACRO_PARTS = ("vbaproject.bin", "vbadata.xml")
+
+
+def _refuse_active_content(name: str, content: bytes) -> None:
+    lower = name.lower()
+    if lower.rsplit("/", 1)[-1] in _MACRO_PARTS:
+        raise ValidationFailed(MACROS, {"file": "含宏"})
+    if lower.startswith("word/activex/"):
+        raise ValidationFailed(ACTIVEX, {"file": "含 ActiveX 控件"})
+    if lower == "[content_types].xml":
+        types = content.lower()
+        if b"macroenabled" in types or b"vbaproject" in types:  # a .docm's main part, a VBA project
+            raise ValidationFailed(MACROS, {"file": "含宏"})
+        if b"activex" in types:
+            raise ValidationFailed(ACTIVEX, {"file": "含 ActiveX 控件"})
+    elif lower.endswith(".rels"):
+        found = _ACTIVE_RELATIONSHIP.search(content)
+        if found is not None:
+            raise ValidationFailed(ACTIVEX if found.group(1) == b"control" else MACROS,
+                                   {"file": "含 ActiveX 控件" if found.group(1) == b"control" else "含宏"})
 
 
 _DOCX_PARTS = {"docProps/core.xml": _core, "docProps/app.xml": _app, "docProps/custom.xml": _custom}
@@ -147,9 +203,9 @@ _DEFAULT_STYLE = re.compile(rb"""(?:^|\s)""" + _NS + rb"""default\s*=\s*(["'])\s
 _BASED_ON = re.compile(rb"<" + _NS + rb"basedOn(?=[\s/>])" + _ATTRIBUTES + rb">")
 _STYLE_USED = re.compile(rb"<" + _NS + rb"(?:pStyle|rStyle|tblStyle)(?=[\s/>])" + _ATTRIBUTES + rb">")
 _VAL = re.compile(rb"""(?:^|\s)""" + _NS + rb"""val\s*=\s*(["'])([^"'<>]*)\1""")
-_STYLES_PART = re.compile(r"word/(?:glossary/)?styles(?:WithEffects)?\.xml")
+_STYLES_PART = re.compile(r"word/styles(?:WithEffects)?\.xml")  # the glossary's go with it (``_GLOSSARY``)
 # a list level's properties format its number only (numbering.xml); styles are read for the styles in use
-_NOT_STORY = re.compile(r"word/(?:glossary/)?(?:styles(?:WithEffects)?|numbering)\.xml")
+_NOT_STORY = re.compile(r"word/(?:styles(?:WithEffects)?|numbering)\.xml")
 _ELEMENT_TAGS: dict[tuple[bytes, ...], re.Pattern] = {}
 
 
@@ -255,6 +311,192 @@ def _refuse_hidden_content(name: str, content: bytes, hidden_styles: set[bytes] 
             raise ValidationFailed(COMMENTS, {"file": "含批注"})
         if not _NOT_STORY.fullmatch(name) and _has_hidden_text(content, hidden_styles):
             raise ValidationFailed(HIDDEN_TEXT, {"file": "含隐藏文字"})
+
+
+# Fields (域). A field is an instruction Word runs and the result it shows; the instruction is never on the page and
+# may hold what the result does not: { INCLUDETEXT "C:\\Users\\<account>\\…\\访谈记录.docx" }, { HYPERLINK "file:///…" },
+# { SET 名 "text" } (shows nothing), { IF … "a" "b" } (the branch not taken), { ADDIN ZOTERO_ITEM … } (the reference
+# manager's account), a legacy form field's default and help texts; { AUTHOR }, { USERNAME }, { FILENAME \p },
+# { DOCPROPERTY … } show the properties removed above, and show them again (or the reader's own name) once updated.
+# Fields Word needs live to lay the document out (page numbers, the table of contents and its links, cross-references,
+# captions, dates, formulas, web links) stay as they are. Every other field is unlinked as Ctrl+Shift+F9 does: the
+# result the page shows stays as plain text; the instruction goes, with all inside it (a field nested in it, and that
+# field's result, part of the instruction too). Unlinking leaves what the reader sees unchanged, so nothing is refused.
+_LIVE_FIELDS = frozenset({
+    "PAGE", "NUMPAGES", "SECTIONPAGES", "SECTION", "PAGEREF", "REF", "NOTEREF", "STYLEREF", "SEQ", "TOC", "TOA",
+    "INDEX", "DATE", "TIME", "CREATEDATE", "SAVEDATE", "PRINTDATE", "NUMWORDS", "NUMCHARS", "EQ", "SYMBOL", "LISTNUM",
+    "AUTONUM", "AUTONUMLGL", "AUTONUMOUT", "ADVANCE", "HYPERLINK"})
+_WEB_TARGET = ("http://", "https://", "mailto:")
+_FIELD_TOKEN = re.compile(rb"<(/?)" + _NS + rb"(fldChar|instrText|fldSimple|t)(?=[\s/>])" + _ATTRIBUTES + rb">")
+_FIELD_CHAR_TYPE = re.compile(rb"""(?:^|\s)""" + _NS + rb"""fldCharType\s*=\s*(["'])\s*(begin|separate|end)\s*\1""")
+_INSTR = re.compile(rb"""(?:^|\s)""" + _NS + rb"""instr\s*=\s*(?:"([^"<>]*)"|'([^'<>]*)')""")
+# a field's words: a quoted argument, a switch (\l), a bare word; each stops at the next quote or space: linear
+_FIELD_WORD = re.compile(r'"([^"]*)"?|(\\\S)|([^\s"]+)')
+
+
+def _field_is_live(instruction: str) -> bool:
+    words = [(m.group(m.lastindex), m.lastindex == 2) for m in _FIELD_WORD.finditer(html.unescape(instruction))]
+    if not words or words[0][1]:
+        return False
+    keyword = words[0][0].upper()
+    if keyword.startswith("="):  # a formula: = SUM(ABOVE)
+        return True
+    if keyword not in _LIVE_FIELDS:
+        return False
+    if keyword != "HYPERLINK":
+        return True
+    # HYPERLINK "target" \l "bookmark" \o "screen tip": a web or mail address, or a place in the document, stays live;
+    # a path (file:///C:/Users/…, C:\…, \\server\…, a file beside the document) names the author's disk
+    rest, target = iter(words[1:]), None
+    for word, is_switch in rest:
+        if is_switch:
+            if word.lower() in ("\\l", "\\o", "\\t"):
+                next(rest, None)
+        elif target is None:
+            target = word
+    return target is None or target.strip().lower().startswith(_WEB_TARGET)
+
+
+# What the fields read, kept in the settings: document variables (w:docVars, DOCVARIABLE's values: an OA system's
+# template writes the drafter, the reviewer, a phone there) and a mail merge's data source (w:mailMerge: the query and
+# the connection name the workbook on the author's disk). The fields are unlinked above; these go.
+_SETTINGS_DROPPED = (b"docVars", b"mailMerge")
+
+
+def _settings(content: bytes) -> bytes:
+    return _without(content, _SETTINGS_DROPPED)
+
+
+class _Field:
+    __slots__ = ("instruction", "spans", "inner", "in_result", "gone")
+
+    def __init__(self, instruction: bytes = b"", in_result: bool = False):
+        self.instruction = [instruction]  # the instruction's text, as written (entities not yet read)
+        self.spans: list[list[int]] = []  # its own markup: fldChar, instrText, the fldSimple tags
+        self.inner: list = []  # what lies in its instruction: spans of text, the fields nested there
+        self.in_result = in_result  # past its separator (a fldSimple's content is all result)
+        self.gone = False
+
+
+def _unlinked_fields(content: bytes) -> bytes:
+    """``content`` (a story part) with every field but the live ones unlinked (above), in one pass over its tags."""
+    if b"instr" not in content and b"fldChar" not in content:
+        return content
+    removed: list[list[int]] = []
+    stack: list[tuple[_Field, bool]] = []  # (field, a fldSimple)
+    owner: list[int] = []  # owner[i]: the innermost field at or below stack[i] still in its instruction (-1: none)
+    open_at: dict[bytes, tuple[int, int, list[int] | None]] = {}  # an element opened, not yet closed
+
+    def remove_field(field: _Field) -> None:
+        todo = [field]
+        while todo:  # each field is removed once, however deep it sits (so this stays linear)
+            item = todo.pop()
+            if isinstance(item, _Field):
+                if not item.gone:
+                    item.gone = True
+                    removed.extend(item.spans)
+                    todo.extend(item.inner)
+            else:
+                removed.append(item)
+
+    def close(field: _Field) -> None:
+        if not _field_is_live(b"".join(field.instruction).decode("utf-8", "replace")):
+            remove_field(field)
+        if stack and not stack[-1][0].in_result:  # nested in its parent's instruction: goes if the parent goes
+            stack[-1][0].inner.append(field)
+
+    simple_open = 0  # fldSimple elements on the stack
+
+    def push(field: _Field, simple: bool) -> None:
+        nonlocal simple_open
+        below = owner[-1] if owner else -1
+        stack.append((field, simple))
+        owner.append(below if field.in_result else len(stack) - 1)
+        simple_open += simple
+
+    def pop() -> tuple[_Field, bool]:
+        nonlocal simple_open
+        owner.pop()
+        field, simple = stack.pop()
+        simple_open -= simple
+        return field, simple
+
+    for tag in _FIELD_TOKEN.finditer(content):
+        closing, name, attributes = tag.group(1), tag.group(2), tag.group(3)
+        if closing:
+            started = open_at.pop(name, None)
+            if started is None:
+                if name == b"fldSimple" and simple_open:  # its fldSimple ends (and any field left open in it)
+                    while True:
+                        field, simple = pop()
+                        if simple:
+                            field.spans.append([tag.start(), tag.end()])
+                        close(field)
+                        if simple:
+                            break
+                continue
+            start, open_end, span = started
+            if span is not None:  # a fldChar with children (a form field's data): the span ends here
+                span[1] = tag.end()
+            elif name == b"instrText":
+                span = [start, tag.end()]
+                if stack:
+                    stack[-1][0].instruction.append(content[open_end:tag.start()])
+                    stack[-1][0].spans.append(span)
+                else:
+                    removed.append(span)  # an instruction outside any field: hidden text, nothing else
+            elif name == b"t" and owner and owner[-1] >= 0:
+                stack[owner[-1]][0].inner.append([start, tag.end()])
+            continue
+        empty = attributes.endswith(b"/")
+        if name == b"fldSimple":
+            value = _INSTR.search(attributes)
+            field = _Field((value.group(1) or value.group(2) or b"") if value else b"", in_result=True)
+            field.spans.append([tag.start(), tag.end()])
+            if empty:
+                close(field)
+            else:
+                push(field, True)
+            continue
+        if name == b"fldChar":
+            span = [tag.start(), tag.end()]
+            if not empty:
+                open_at[name] = (tag.start(), tag.end(), span)
+            kind = _FIELD_CHAR_TYPE.search(attributes)
+            kind = kind.group(2) if kind else b""
+            if kind == b"begin":
+                field = _Field()
+                field.spans.append(span)
+                push(field, False)
+            elif stack and not stack[-1][1] and kind in (b"separate", b"end"):
+                field = stack[-1][0]
+                field.spans.append(span)
+                if kind == b"separate" and not field.in_result:
+                    field.in_result = True
+                    owner[-1] = owner[-2] if len(owner) > 1 else -1
+                elif kind == b"end":
+                    close(pop()[0])
+            else:
+                removed.append(span)  # a separator or an end without its field
+            continue
+        if not empty:  # instrText, t: their content comes at the closing tag
+            open_at[name] = (tag.start(), tag.end(), None)
+        elif name == b"instrText":
+            removed.append([tag.start(), tag.end()])
+    while stack:  # a field left open at the end of the part: decided on what it holds
+        close(pop()[0])
+    if not removed:
+        return content
+    removed.sort()
+    kept, at = [], 0
+    for start, end in removed:
+        if start >= at:
+            kept.append(content[at:start])
+            at = end
+        elif end > at:  # a span inside one already removed
+            at = end
+    kept.append(content[at:])
+    return b"".join(kept)
 
 
 def _jpeg(data: bytes) -> bytes:
@@ -391,7 +633,10 @@ def _docx(data: bytes, depth: int = 0) -> bytes:
         if hidden_everywhere:
             raise ValidationFailed(HIDDEN_TEXT, {"file": "含隐藏文字"})
         for info in source.infolist():
+            if info.filename.lower().startswith(_GLOSSARY):
+                continue
             content = source.read(info)
+            _refuse_active_content(info.filename, content)
             clean = _DOCX_PARTS.get(info.filename) or (_custom_xml if _CUSTOM_XML_ITEM.fullmatch(info.filename) else None)
             if clean is not None:
                 if len(content) > _METADATA_LIMIT:
@@ -402,13 +647,17 @@ def _docx(data: bytes, depth: int = 0) -> bytes:
                     raise _refuse("文档属性已损坏，无法去除其中的作者等信息；请用 Word 另存后重新上传。") from exc
             elif info.filename.startswith("word/") and info.filename.endswith(".xml"):
                 _refuse_hidden_content(info.filename, content, hidden_styles)
-                content = _AUTHOR_ATTRIBUTE.sub(rb'\1=""', content)
+                content = _unlinked_fields(_AUTHOR_ATTRIBUTE.sub(rb'\1=""', content))
+                if info.filename == "word/settings.xml":
+                    content = _settings(content)
             elif info.filename.startswith("word/media/"):
                 content = _image(info.filename, content)
             elif depth and info.filename == "xl/workbook.xml":  # a chart's workbook: where it was saved
                 content = _ABS_PATH.sub(rb'\1\2\2', content)
             elif info.filename.startswith(_EMBEDDINGS) and not info.filename.endswith("/"):
                 content = _embedded(info.filename, content, chart_data, depth)
+            elif info.filename == "[Content_Types].xml":
+                content = _content_types(content)
             elif info.filename.endswith(".rels"):
                 if _ALT_CHUNK_RELATIONSHIP.search(content):  # another package or web page inside, not scrubbed here
                     raise ValidationFailed(IMPORTED_CONTENT, {"file": "含导入内容"})
@@ -420,15 +669,65 @@ def _docx(data: bytes, depth: int = 0) -> bytes:
     return out.getvalue()
 
 
-def _pdf_object(obj) -> None:
-    """One object of a PDF's copy: an application's private data (/PieceInfo: Illustrator's, Photoshop's, on the
-    document, a page or a form) and XMP metadata (an image or a form placed from a file keeps its own: creator,
-    camera) go; a JPEG image (DCTDecode: its stream is the JPEG file) loses its EXIF/XMP segments, as in a .docx."""
-    from pypdf.generic import NameObject, StreamObject
+# A PDF's keys that carry what no page shows: an application's private data (/PieceInfo: Illustrator's, Photoshop's,
+# on the document, a page or a form), XMP metadata (an image or a form placed from a file keeps its own: creator,
+# camera), files associated with any object (/AF, PDF 2.0 and PDF/A-3: a page or an annotation may carry the working
+# file) and a file specification's embedded file (/EF), a page's thumbnail (/Thumb: drawn when the page was saved by
+# the tool that made it, perhaps before the names were blacked out), and actions run on an event rather than a click
+# (/AA: on opening a page, on focusing a field — where a form's scripts sit).
+_PDF_DROPPED = ("/PieceInfo", "/Metadata", "/AF", "/EF", "/Thumb", "/AA")
+# Actions that run a script, open or send to another file or program, or bring data in: a path names the author's
+# disk and account, a script may hold anything and runs on the reader's machine. A link to a place in the document,
+# a web address, a named step (next page) stays.
+_PDF_ACTIVE = {"/JavaScript", "/Launch", "/GoToR", "/GoToE", "/SubmitForm", "/ImportData", "/RichMediaExecute",
+               "/Rendition"}
+_LOCAL_URI = re.compile(r"\s*(?:file:|[A-Za-z]:[\\/]|\\\\|//)", re.I)
+FORM_VALUES = ("PDF 中有可填写的表单（表单域），其中填写的内容和默认值会随文件一起公开，不一定显示在页面上（隐藏的表单域也在）。"
+               "请在 PDF 编辑器中“拼合表单”（或打印为新的 PDF）后再上传。")
+HIDDEN_LAYERS = ("PDF 中有隐藏的图层（可选内容）：隐藏图层里的文字和图片页面上看不到，但仍保存在文件里，在“图层”面板中打开即可"
+                 "看到。请删除隐藏的图层（或全部显示、确认后打印为新的 PDF）再上传。")
+_ANNOTATION_HIDDEN = 2 | 32  # the annotation flags Hidden and NoView
 
-    for key in ("/PieceInfo", "/Metadata"):
-        if key in obj:
-            del obj[NameObject(key)]
+
+def _active_action(value) -> bool:
+    """Whether an action (/A, /OpenAction, /Next) runs something or reaches outside the document (above)."""
+    from pypdf.generic import DictionaryObject
+
+    action = value.get_object() if value is not None else None
+    if not isinstance(action, DictionaryObject):
+        return False  # a destination: a page and a position
+    kind = action.get("/S")
+    if kind in _PDF_ACTIVE:
+        return True
+    return kind == "/URI" and bool(_LOCAL_URI.match(str(action.get("/URI", ""))))
+
+
+def _pdf_object(obj) -> None:
+    """One object of a PDF's copy, and the dictionaries written inside it: the keys above go, an active action goes
+    from where it is attached; a JPEG image (DCTDecode: its stream is the JPEG file) loses its EXIF/XMP segments, as
+    in a .docx."""
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject, StreamObject
+
+    todo = [obj]
+    while todo:  # each direct dictionary or array once (an indirect one is an object of its own)
+        item = todo.pop()
+        if isinstance(item, ArrayObject):
+            todo.extend(v for v in list.__iter__(item) if isinstance(v, (DictionaryObject, ArrayObject)))
+            continue
+        for key in _PDF_DROPPED:
+            if key in item:
+                del item[NameObject(key)]
+        for key in ("/A", "/OpenAction"):
+            if key in item and _active_action(item[key]):
+                del item[NameObject(key)]
+        chained = item.get("/Next")  # an action's next action(s): one, or an array
+        if chained is not None:
+            chain = chained.get_object()
+            if isinstance(chain, ArrayObject):
+                item[NameObject("/Next")] = ArrayObject(a for a in chain if not _active_action(a))
+            elif _active_action(chained):
+                del item[NameObject("/Next")]
+        todo.extend(v for v in dict.values(item) if isinstance(v, (DictionaryObject, ArrayObject)))
     if isinstance(obj, StreamObject) and obj.get("/Subtype") == "/Image":
         filters = obj.get("/Filter")
         filters = list(filters) if isinstance(filters, list) else [filters]
@@ -436,6 +735,83 @@ def _pdf_object(obj) -> None:
             # the raw bytes (set_data refuses a filter other than Flate); /Length is written from them
             obj._data = _jpeg(obj._data)
             obj.decoded_self = None
+
+
+def _inline_photos(stream, writer) -> None:
+    """A content stream's inline images (BI … ID … EI) in JPEG (/DCT) lose their EXIF/XMP as the others do; the
+    stream is parsed and written again only when it holds one."""
+    from pypdf.generic import ContentStream, NameObject
+
+    data = stream.get_data()  # inflated within pypdf's bound on a stream's size
+    stream.decoded_self = None  # not kept: one page's content in memory at a time
+    if b"ID" not in data or b"/DCT" not in data:
+        return
+    content = ContentStream(stream, writer)
+    changed = False
+    for operands, operator in content.operations:
+        if operator == b"INLINE IMAGE":
+            filters = operands["settings"].get("/F", operands["settings"].get("/Filter"))
+            filters = list(filters) if isinstance(filters, list) else [filters]
+            if filters in (["/DCT"], ["/DCTDecode"]):
+                photo = _jpeg(operands["data"])
+                changed = changed or photo != operands["data"]
+                operands["data"] = photo
+    if changed:  # written unfiltered: /Length from the data
+        for key in ("/Filter", "/DecodeParms"):
+            if key in stream:
+                del stream[NameObject(key)]
+        stream._data = content.get_data()
+        stream.decoded_self = None
+
+
+def _form_values(root) -> bool:
+    """Whether the document's form (AcroForm) holds text typed in or set as a default in any field, or an XFA form
+    (its XML holds the data wherever it is shown)."""
+    from pypdf.generic import ArrayObject, ByteStringObject, DictionaryObject, TextStringObject
+
+    form = root.get("/AcroForm")
+    form = form.get_object() if form is not None else None
+    if not isinstance(form, DictionaryObject):
+        return False
+    if "/XFA" in form:
+        return True
+    seen, todo = set(), [form.get("/Fields")]
+    while todo:
+        item = todo.pop()
+        if item is None:
+            continue
+        reference = getattr(item, "idnum", None)
+        if reference is not None:
+            if reference in seen:
+                continue
+            seen.add(reference)
+        item = item.get_object()
+        if isinstance(item, ArrayObject):
+            todo.extend(list.__iter__(item))
+        elif isinstance(item, DictionaryObject):
+            for key in ("/V", "/DV"):
+                value = item.get(key)
+                if isinstance(value, (TextStringObject, ByteStringObject)) and str(value).strip():
+                    return True
+            todo.append(item.get("/Kids"))
+    return False
+
+
+def _hidden_layers(root) -> bool:
+    """Whether optional content (layers) is hidden when the document opens: what is drawn in it is in the file."""
+    from pypdf.generic import ArrayObject, DictionaryObject
+
+    properties = root.get("/OCProperties")
+    properties = properties.get_object() if properties is not None else None
+    if not isinstance(properties, DictionaryObject):
+        return False
+    default = properties.get("/D")
+    default = default.get_object() if default is not None else None
+    if not isinstance(default, DictionaryObject):
+        return False
+    off = default.get("/OFF")
+    off = off.get_object() if off is not None else None
+    return default.get("/BaseState") == "/OFF" or (isinstance(off, ArrayObject) and len(off) > 0)
 
 
 def _unreachable_gone(writer) -> None:
@@ -465,7 +841,7 @@ def _unreachable_gone(writer) -> None:
 def _pdf(data: bytes) -> bytes:
     from pypdf import PdfReader, PdfWriter
     from pypdf.errors import PyPdfError
-    from pypdf.generic import ArrayObject, DictionaryObject, NameObject
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject, StreamObject
 
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -476,18 +852,28 @@ def _pdf(data: bytes) -> bytes:
         root = writer.root_object
         if "/Metadata" in root:  # XMP: the same names again
             del root[NameObject("/Metadata")]
-        # files carried inside the PDF (a hybrid PDF's whole source document, an attached working file)
+        if _form_values(root):
+            raise ValidationFailed(FORM_VALUES, {"file": "含表单内容"})
+        if _hidden_layers(root):
+            raise ValidationFailed(HIDDEN_LAYERS, {"file": "含隐藏图层"})
+        # files carried inside the PDF (a hybrid PDF's whole source document, an attached working file) and the
+        # document's scripts (run when it opens)
         names = root.get("/Names")
-        if names is not None and "/EmbeddedFiles" in names.get_object():
-            del names.get_object()[NameObject("/EmbeddedFiles")]
-        if "/AF" in root:
-            del root[NameObject("/AF")]
+        for tree in ("/EmbeddedFiles", "/JavaScript"):
+            if names is not None and tree in names.get_object():
+                del names.get_object()[NameObject(tree)]
         for obj in writer._objects:  # every object of the copy (clone_from copied them all)
             if isinstance(obj, DictionaryObject):
                 _pdf_object(obj)
+        for obj in list(writer._objects):  # the content streams drawing inline images: pages' and forms'
+            if isinstance(obj, StreamObject) and obj.get("/Subtype") == "/Form":
+                _inline_photos(obj, writer)
         for page in writer.pages:
-            if "/Metadata" in page:
-                del page[NameObject("/Metadata")]
+            contents = page.get("/Contents")
+            contents = contents.get_object() if contents is not None else None
+            for stream in (contents if isinstance(contents, ArrayObject) else [contents]):
+                if stream is not None and isinstance(stream.get_object(), StreamObject):
+                    _inline_photos(stream.get_object(), writer)
             annotations = page.get("/Annots")
             if annotations is not None:
                 kept = []
@@ -496,11 +882,13 @@ def _pdf(data: bytes) -> bytes:
                     subtype = annotation.get("/Subtype")
                     if subtype == "/Redact":
                         raise ValidationFailed(UNAPPLIED_REDACTION, {"file": "含未应用的密文标记"})
-                    # a file pinned to the page; a sticky note and the pop-up that shows a comment's text
-                    if subtype in ("/FileAttachment", "/Text", "/Popup"):
+                    # a file pinned to the page; a sticky note and the pop-up that shows a comment's text; a voice
+                    # note; an annotation flagged hidden or not to be viewed (a form's field is the form's: above)
+                    if subtype in ("/FileAttachment", "/Text", "/Popup", "/Sound") or (
+                            subtype != "/Widget" and int(annotation.get("/F", 0) or 0) & _ANNOTATION_HIDDEN):
                         continue
-                    for key in ("/T", "/Popup") + (() if subtype == "/FreeText" else ("/Contents", "/RC")):
-                        if key in annotation:  # a comment's author and, but for text shown on the page, its text
+                    for key in ("/T", "/Popup", "/Subj") + (() if subtype == "/FreeText" else ("/Contents", "/RC")):
+                        if key in annotation:  # a comment's author, subject and, but for text shown on the page, text
                             del annotation[NameObject(key)]
                     kept.append(reference)
                 page[NameObject("/Annots")] = ArrayObject(kept)
