@@ -130,6 +130,25 @@ def test_the_glossary_document_goes_with_its_relationship_and_content_types(worl
     assert _text(public) == factories.report_text()
 
 
+def test_the_packages_thumbnail_of_the_first_page_goes(world, client):
+    """Word's "保存缩略图" keeps a picture of the first page as it was saved — perhaps before the names were blacked
+    out — in docProps/thumbnail.jpeg (python-docx's template carries one too): the public copy leaves it out, with
+    its relationship and content type."""
+    def edit(name: str, content: bytes) -> bytes:
+        if name == "docProps/thumbnail.jpeg":
+            return b"\xff\xd8\xff\xe0" + "王建国 未涂黑的首页".encode() + b"\xff\xd9"
+        return content
+    data = _repack(_docx(factories.report_text()), edit=edit)
+    with zipfile.ZipFile(io.BytesIO(data)) as package:
+        assert b"thumbnail" in package.read("_rels/.rels")
+    public = _public_copy(world, client, "公开版.docx", data)
+    with zipfile.ZipFile(io.BytesIO(public)) as package:
+        assert not [n for n in package.namelist() if "thumbnail" in n.lower()]
+        assert b"thumbnail" not in package.read("_rels/.rels") and b"thumbnail" not in package.read("[Content_Types].xml")
+    assert _parts_holding(public, "王建国") == []
+    assert _text(public) == factories.report_text()
+
+
 # --- macros and ActiveX controls --------------------------------------------------------------------------------
 
 OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504

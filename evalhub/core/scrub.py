@@ -10,7 +10,7 @@ properties; the people list) — the body's XML is never parsed here (it may be 
 only in a child with limits), only its revision and comment author attributes are blanked by a byte pattern.
 Word fields other than those the layout needs live (page numbers, the table of contents, cross-references, web links)
 are unlinked to the result the page shows (their instructions name paths and accounts, keep text not shown); the
-glossary document (building blocks, AutoText) goes.
+glossary document (building blocks, AutoText) and the package thumbnail of the first page go.
 .pdf: pypdf drops the document information dictionary, the XMP metadata (of any object), applications' private
 data (/PieceInfo), files associated with any object, page thumbnails, scripts and actions reaching outside the
 document, annotations hidden from view and the authors of annotations; only the objects still reached from the
@@ -105,13 +105,13 @@ def _custom_xml(data: bytes) -> bytes:
 # other machine anyway.
 _RELATIONSHIP = re.compile(rb"<Relationship\b[^<>]*>(?:\s*</Relationship>)?")  # stops at the next "<": linear (above)
 _LOCAL_TARGET = re.compile(rb'\bTarget="(?:file:|[A-Za-z]:\\|\\\\)[^"]*"', re.I)
-_GLOSSARY_RELATIONSHIP = re.compile(rb'\bType\s*=\s*"[^"<>]*/glossaryDocument"')
+_GLOSSARY_RELATIONSHIP = re.compile(rb'\bType\s*=\s*"[^"<>]*/(?:glossaryDocument|metadata/thumbnail)"')
 
 
 def _rels(data: bytes) -> bytes:
     def local_gone(match: re.Match) -> bytes:
         element = match.group(0)
-        if _GLOSSARY_RELATIONSHIP.search(element):  # the part goes (``_GLOSSARY``): its relationship with it
+        if _GLOSSARY_RELATIONSHIP.search(element):  # the part goes (``_DROPPED_PARTS``): its relationship with it
             return b""
         if b'TargetMode="External"' not in element:
             return element
@@ -124,12 +124,17 @@ def _rels(data: bytes) -> bytes:
 # a letterhead, a signature with a name and a phone — never shown in the body, listed under 插入 › 文档部件. The body
 # does not need it: it goes, with its relationship and its content types.
 _GLOSSARY = "word/glossary/"
+# The package's thumbnail (docProps/thumbnail.jpeg or .wmf/.emf, saved with "保存缩略图"): a picture of the first page
+# as it was when saved — perhaps before the names were blacked out — with a camera-style EXIF. Nothing shows it but
+# the file browser: it goes, with its relationship and content type.
+_DROPPED_PARTS = (_GLOSSARY, "docprops/thumbnail")
 _OVERRIDE = re.compile(rb"<Override\b[^<>]*>(?:\s*</Override>)?")  # as _RELATIONSHIP: linear
 
 
 def _content_types(data: bytes) -> bytes:
     def glossary_gone(match: re.Match) -> bytes:
-        return b"" if b"/word/glossary/" in match.group(0).lower() else match.group(0)
+        element = match.group(0).lower()
+        return b"" if b"/word/glossary/" in element or b"/docprops/thumbnail" in element else match.group(0)
 
     return _OVERRIDE.sub(glossary_gone, data)
 
@@ -633,7 +638,7 @@ def _docx(data: bytes, depth: int = 0) -> bytes:
         if hidden_everywhere:
             raise ValidationFailed(HIDDEN_TEXT, {"file": "含隐藏文字"})
         for info in source.infolist():
-            if info.filename.lower().startswith(_GLOSSARY):
+            if info.filename.lower().startswith(_DROPPED_PARTS):
                 continue
             content = source.read(info)
             _refuse_active_content(info.filename, content)
