@@ -850,6 +850,12 @@ def open_bids(procurement: Procurement, actor: User, *, now: datetime | None = N
         raise Conflict(f"该采购当前状态为“{procurement.status.label}”，不能开标。")
     if not _deadline_passed(procurement, now):
         raise Conflict(f"投标截止时间（北京时间 {format_beijing(procurement.bid_deadline)}）未到，不能开标。")
+    # The period counts from the 采购公告's posting on the designated media (the legal announcement): recorded later
+    # than evalhub's publication, it may leave the deadline too soon — the bids stay sealed until it is extended.
+    # (``_lock`` read the row again, its posting with it: one committed before the lock is seen here.)
+    blocked = periods.blocks_opening(procurement)
+    if blocked:
+        raise Conflict(f"{blocked}（变更投标截止时间并说明原因）。")
     procurement.status = ProcurementStatus.EVALUATING
     procurement.opened_at = utcnow()
     valid = [b for b in procurement.bids if b.status == BidStatus.SUBMITTED]
@@ -1793,11 +1799,15 @@ def remind_contracts_overdue(today: date | None = None) -> int:
 
 
 def change_deadline(procurement: Procurement, deadline: Optional[datetime], actor: User, reason: str) -> Procurement:
-    """Move the bid deadline of an open procurement; the minimum period still counts from the documents' issue,
-    and a deadline brought forward leaves the bidders the law's notice after the change."""
+    """Move the bid deadline of an open procurement; the minimum period counts from the documents' issue — the
+    采购公告's posting on the designated media when recorded (``periods.announced_on``) — and a deadline brought
+    forward leaves the bidders the law's notice after the change. A deadline already passed may still be extended
+    while the period counted from the posting is short (the bids unopened): that is the way to a lawful opening."""
     permissions.require(actor, "procurement.manage", procurement.engagement)
-    if procurement.status != ProcurementStatus.OPEN or _deadline_passed(procurement):
-        raise Conflict("只有投标截止前的采购可以变更截止时间。")
+    _lock(procurement)  # one at a time with the opening, which reads the deadline (and the posting) under the same lock
+    short = periods.blocks_opening(procurement)
+    if procurement.status != ProcurementStatus.OPEN or (_deadline_passed(procurement) and short is None):
+        raise Conflict("只有投标截止前的采购（或因等标期不足尚不能开标的采购）可以变更截止时间。")
     errors: dict[str, str] = {}
     if deadline is None:
         errors["bid_deadline"] = "请设置投标截止时间"
@@ -1805,19 +1815,25 @@ def change_deadline(procurement: Procurement, deadline: Optional[datetime], acto
         errors["bid_deadline"] = "投标截止时间必须晚于现在"
     else:
         rule = PERIODS[procurement.method]
-        problem = period_problem(procurement.bureau, rule, procurement.created_at, deadline)
+        problem = periods.posting_problem(procurement, deadline) or period_problem(
+            procurement.bureau, rule, procurement.created_at, deadline)
         if problem is None and deadline < procurement.bid_deadline:
             problem = change_problem(procurement.bureau, rule, utcnow(), deadline)
         if problem:
             errors["bid_deadline"] = problem
     if not (reason or "").strip():
         errors["reason"] = "请说明变更原因"
+    elif len(reason.strip()) > 500:
+        errors["reason"] = "变更原因不能超过 500 个字符"
     _raise_if(errors)
     old = procurement.bid_deadline
     procurement.bid_deadline = deadline
+    counted = periods.announced_on(procurement)
     audit.record("procurement.deadline_changed", procurement, actor=actor,
-                 summary=f"{procurement.title}：投标截止时间由 {format_beijing(old)} 变更为 {format_beijing(deadline)}（{reason.strip()}）",
-                 payload={"old": old, "new": deadline, "reason": reason.strip()})
+                 summary=f"{procurement.title}：投标截止时间由 {format_beijing(old)} 变更为 {format_beijing(deadline)}（{reason.strip()}）"
+                         + (f"；等标期自采购公告在指定媒体发布之日 {counted:%Y-%m-%d} 起算" if short else ""),
+                 payload={"old": old, "new": deadline, "reason": reason.strip(), "counted_from": counted,
+                          "period_was_short": short is not None})
     return procurement
 
 
