@@ -223,3 +223,51 @@ def test_a_late_posting_and_the_opening_at_once_never_open_unknowingly(app, worl
         assert outcomes == ["Conflict", "done"] and "不能开标" in event.payload["period_problem"]
     else:
         assert outcomes == ["done", "done"] and "开标，早于法定等标期届满" in event.payload["period_problem"]
+
+
+# --- 3. the web: told on recording, the engagement and procurement pages, the opening refused, the deadline moved ----
+
+def test_the_web_tells_the_bureau_shows_the_problem_refuses_the_opening_and_extends_the_deadline(world, login):
+    p = _consultation(world)
+    e = p.engagement
+    db.session.commit()
+    client = login(world.bz_staff)
+    url = f"/engagements/{e.id}/media/procurement/{p.id}"
+    with simulated_clock(_at(THURSDAY, 11)):
+        done = client.post(url, data={"medium": "ccgp", "url": CCGP, "posted_on": "2025-03-06"}, follow_redirects=True)
+        text = done.get_data(as_text=True)
+        assert done.status_code == 200 and "等标期不足" in text and "2025-03-17" in text  # the flash, and the list
+        assert 'data-testid="period-short"' in text
+        page = client.get(f"/engagements/{e.id}").get_data(as_text=True)
+        assert f'data-testid="period-short-{p.id}"' in page and f"/procurements/{p.id}#deadline" in page
+    assert f'data-testid="period-short-{p.id}"' not in login(world.firm_user).get(f"/engagements/{e.id}").get_data(as_text=True)
+    client = login(world.bz_staff)
+    with simulated_clock(_at(date(2025, 3, 13), 11)):
+        detail = client.get(f"/procurements/{p.id}").get_data(as_text=True)
+        assert 'data-testid="period-short"' in detail and 'data-testid="open-blocked"' in detail
+        assert 'data-testid="open-bids"' not in detail and 'data-testid="change-deadline"' in detail
+        refused = client.post(f"/procurements/{p.id}/open")
+        assert refused.status_code == 409 and "等标期不足" in refused.get_data(as_text=True)
+        bad = client.post(f"/procurements/{p.id}/deadline", data={"bid_deadline": "2025-03-14T10:00", "reason": "顺延"})
+        assert bad.status_code == 422 and "2025-03-17" in bad.get_data(as_text=True)
+        ok = client.post(f"/procurements/{p.id}/deadline",
+                         data={"bid_deadline": "2025-03-17T10:00", "reason": "采购公告在指定媒体发布较晚，顺延截止时间"})
+        assert ok.status_code == 302, ok.get_data(as_text=True)[:2000]
+    db.session.expire_all()
+    assert p.bid_deadline == _at(date(2025, 3, 17)) and p.opened_at is None
+    with simulated_clock(_at(date(2025, 3, 14))):
+        detail = client.get(f"/procurements/{p.id}").get_data(as_text=True)
+        assert 'data-testid="period-short"' not in detail
+    assert f'data-testid="period-short-{p.id}"' not in client.get(f"/engagements/{e.id}").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("who", ["region_staff", "firm_user", "kz_staff"])
+def test_only_the_purchasing_bureau_changes_the_deadline_on_the_web(world, login, who):
+    p = _consultation(world)
+    db.session.commit()
+    with simulated_clock(_at(date(2025, 3, 5))):
+        response = login(getattr(world, who)).post(f"/procurements/{p.id}/deadline",
+                                                   data={"bid_deadline": "2025-03-20T10:00", "reason": "答疑后延期"})
+    assert response.status_code in (403, 404)
+    db.session.expire_all()
+    assert p.bid_deadline == _at(date(2025, 3, 13)) and not _events("procurement.deadline_changed")

@@ -150,14 +150,11 @@ def target_of(engagement: Engagement, posting: MediaPosting) -> Target:
     return target(engagement, posting.kind, notice_id)
 
 
-def period_problem(t: Target) -> Optional[str]:
-    """Of a 采购公告 whose recorded posting leaves its bid deadline too soon (``periods.posting_problem``): the problem
-    and what follows from it — no opening until the deadline is extended, or, opened already, opened too early. None
-    for any other notice, or when the period is lawful. What the bureau reads when it records or corrects the posting,
-    on the media, engagement and procurement pages and in the API."""
-    if t.kind != NoticeKind.PROCUREMENT:
-        return None
-    p = t.row
+def procurement_period_problem(p: Procurement) -> Optional[str]:
+    """Of a procurement whose 采购公告's recorded posting leaves its bid deadline too soon (``periods.posting_problem``):
+    the problem and what follows from it — no opening until the deadline is extended, or, opened already, opened too
+    early. None when the period is lawful. What the bureau reads when it records or corrects the posting, on the media,
+    engagement and procurement pages and in the API."""
     problem = periods.posting_problem(p)
     if problem is None:
         return None
@@ -166,6 +163,11 @@ def period_problem(t: Target) -> Optional[str]:
     if p.opened_at is not None:
         return f"等标期不足：{problem}。本项目已于北京时间 {format_beijing(p.opened_at)} 开标，早于法定等标期届满，请依法处理"
     return None
+
+
+def period_problem(t: Target) -> Optional[str]:
+    """``procurement_period_problem`` of a 采购公告; None for any other notice."""
+    return procurement_period_problem(t.row) if t.kind == NoticeKind.PROCUREMENT else None
 
 
 def status(t: Target) -> str:
