@@ -271,3 +271,52 @@ def test_only_the_purchasing_bureau_changes_the_deadline_on_the_web(world, login
     assert response.status_code in (403, 404)
     db.session.expire_all()
     assert p.bid_deadline == _at(date(2025, 3, 13)) and not _events("procurement.deadline_changed")
+
+
+# --- 4. the API: the same services ------------------------------------------------------------------------------------
+
+def test_the_api_tells_on_recording_shows_the_problem_and_extends_the_deadline(world, client, auth):
+    p = _consultation(world)
+    e = p.engagement
+    db.session.commit()
+    staff, region, kz = auth("bz.staff"), auth("region.staff"), auth("kz.staff")  # tokens of today, not of the clock's
+    body = {"notice_kind": "procurement", "notice_id": p.id, "medium": "ccgp", "url": CCGP, "posted_on": "2025-03-06"}
+    with simulated_clock(_at(THURSDAY, 11)):
+        done = client.post(f"/api/v1/engagements/{e.id}/media-postings", headers=staff, json=body)
+    assert done.status_code == 201, done.get_data(as_text=True)
+    assert "等标期不足" in done.json["period_problem"] and "2025-03-17" in done.json["period_problem"]
+    listed = client.get(f"/api/v1/engagements/{e.id}/media-postings", headers=staff)
+    assert listed.status_code == 200, listed.get_data(as_text=True)
+    listed = listed.json
+    [notice] = [n for n in listed["notices"] if n["kind"]["value"] == "procurement"]
+    assert "等标期不足" in notice["posting"]["period_problem"]
+    url = f"/api/v1/procurements/{p.id}/deadline"
+    with simulated_clock(_at(date(2025, 3, 13), 11)):
+        assert "等标期不足" in client.get(f"/api/v1/procurements/{p.id}", headers=staff).json["period_problem"]
+        lawful = {"bid_deadline": "2025-03-17T10:00:00+08:00", "reason": "采购公告在指定媒体发布较晚，顺延截止时间"}
+        for headers, status in [(region, 403), (kz, 404)]:
+            assert client.post(url, headers=headers, json=lawful).status_code == status
+        assert client.post(url, json=lawful).status_code == 401
+        for bad, field in [({"bid_deadline": "2025-03-14T10:00:00+08:00"}, "2025-03-17"),
+                           ({"bid_deadline": "2025-03-17 10:00"}, "带时区"), ({"bid_deadline": "明天"}, "带时区"),
+                           ({"reason": ""}, "变更原因")]:
+            refused = client.post(url, headers=staff, json={**lawful, **bad})
+            assert refused.status_code == 422 and field in refused.json["error"]["message"], refused.json
+        db.session.expire_all()
+        assert p.bid_deadline == _at(date(2025, 3, 13))
+        ok = client.post(url, headers=staff, json=lawful)
+        assert ok.status_code == 200, ok.get_data(as_text=True)
+        assert ok.json["bid_deadline"].startswith("2025-03-17T02:00") and ok.json["period_problem"] is None
+    db.session.expire_all()
+    assert p.bid_deadline == _at(date(2025, 3, 17)) and len(_events("procurement.deadline_changed")) == 1
+    with simulated_clock(_at(date(2025, 3, 18))):  # passed with a lawful period: no more change (as before)
+        again = client.post(url, headers=staff, json={**lawful, "bid_deadline": "2025-03-25T10:00:00+08:00"})
+    assert again.status_code == 409 and "投标截止前" in again.json["error"]["message"]
+
+
+def test_the_openapi_document_describes_the_deadline_change(client):
+    spec = client.get("/api/v1/openapi.json").json
+    post = spec["paths"]["/api/v1/procurements/{procurement_id}/deadline"]["post"]
+    assert {"200", "403", "404", "409", "422"} <= set(post["responses"])
+    assert "period_problem" in spec["components"]["schemas"]["Procurement"]["properties"]
+    assert "period_problem" in spec["components"]["schemas"]["MediaPosting"]["properties"]
