@@ -320,3 +320,21 @@ def test_the_openapi_document_describes_the_deadline_change(client):
     assert {"200", "403", "404", "409", "422"} <= set(post["responses"])
     assert "period_problem" in spec["components"]["schemas"]["Procurement"]["properties"]
     assert "period_problem" in spec["components"]["schemas"]["MediaPosting"]["properties"]
+
+
+# --- 5. the red flag 投标期限仅为法定最短期限 counts from the posting too ----------------------------------------------
+
+def test_the_short_period_red_flag_counts_from_the_posting(world):
+    """Cardinal's short submission period: 10 days from evalhub's Monday is the legal minimum (flagged as before); from
+    the Thursday posting it is 7 days — below the minimum, said so, the posting's day named."""
+    from evalhub.integrity import redflags as R
+    from evalhub.integrity.models import Indicator, RedFlag
+
+    p = _consultation(world)
+    on_monday = _consultation(world)
+    _post(p, world.bz_staff, THURSDAY)
+    R.refresh()
+    flags = {f.procurement_id: f for f in db.session.execute(sa.select(RedFlag).where(
+        RedFlag.indicator == Indicator.SHORT_PERIOD)).scalars()}
+    assert flags[on_monday.id].value == 10 and "等标期不足" not in flags[on_monday.id].explanation
+    assert flags[p.id].value == 7 and "2025-03-06" in flags[p.id].explanation and "等标期不足" in flags[p.id].explanation
