@@ -338,3 +338,51 @@ def test_the_short_period_red_flag_counts_from_the_posting(world):
         RedFlag.indicator == Indicator.SHORT_PERIOD)).scalars()}
     assert flags[on_monday.id].value == 10 and "等标期不足" not in flags[on_monday.id].explanation
     assert flags[p.id].value == 7 and "2025-03-06" in flags[p.id].explanation and "等标期不足" in flags[p.id].explanation
+
+
+# --- 6. the public lists: where each notice was legally posted ---------------------------------------------------------
+
+def test_the_public_lists_show_each_recorded_posting_and_nothing_more(world, client):
+    """The 采购公告, result and contract notice lists name, for a notice with a recorded posting, the medium, the day and
+    the link (an external link: rel="noopener noreferrer"); a notice without one reads as before. Only public fields:
+    never the late posting's reason (the bureau's note)."""
+    from tests.test_media_posting import _announced, _input, _record
+
+    e = _announced(world)  # its contract notice posted, late, with its reason
+    bare = _announced(world)  # nothing posted
+    _record(e, "contract", e.contract.notice.id, world.bz_staff, date(2025, 3, 11), note="经办人出差，返回后即在指定媒体发布。")
+    notice = e.current_procurement.notice
+    _record(e, "result", notice.id, world.bz_staff, date(2025, 3, 7), posted_on=date(2025, 2, 20))
+    p = _consultation(world)
+    other = _consultation(world)
+    _post(p, world.bz_staff, THURSDAY)
+    db.session.commit()
+    link = f'href="{CCGP}" rel="noopener noreferrer nofollow"'
+    contracts = client.get("/public/contracts").get_data(as_text=True)
+    row = contracts[contracts.index(f'data-testid="listed-media-contract-{e.contract.notice.id}"'):]
+    assert "2025-03-11 发布于中国政府采购网" in row[:400] and 'rel="noopener noreferrer nofollow"' in row[:400]
+    assert f"listed-media-contract-{bare.contract.notice.id}" not in contracts and "经办人出差" not in contracts
+    notices = client.get("/public/notices").get_data(as_text=True)
+    assert f'data-testid="listed-media-result-{notice.id}"' in notices and "2025-02-20" in notices
+    assert f"listed-media-result-{bare.current_procurement.notice.id}" not in notices
+    procurements = client.get("/public/procurements").get_data(as_text=True)
+    assert f'data-testid="listed-media-procurement-{p.id}"' in procurements and link in procurements
+    assert f"listed-media-procurement-{other.id}" not in procurements
+    assert "等标期不足" not in procurements  # the bureau's warning, not the public's
+
+
+def test_the_public_lists_read_the_postings_with_the_page(world, client):
+    """A posting is read with its list's page, not by a statement per row (tests/test_row_statements.py)."""
+    from tests.test_media_posting import _announced, _record
+    from tests.test_row_statements import _flat
+
+    def add(count: int = 3):
+        for _ in range(count):
+            e = _announced(world)
+            _record(e, "contract", e.contract.notice.id, world.bz_staff, date(2025, 3, 7))
+            _record(e, "result", e.current_procurement.notice.id, world.bz_staff, date(2025, 3, 7))
+            _post(_consultation(world), world.bz_staff, MONDAY)
+
+    add(1)
+    db.session.commit()
+    _flat(client, ["/public/contracts", "/public/notices", "/public/procurements"], add, ["发布于中国政府采购网"])
