@@ -386,3 +386,46 @@ def test_the_public_lists_read_the_postings_with_the_page(world, client):
     add(1)
     db.session.commit()
     _flat(client, ["/public/contracts", "/public/notices", "/public/procurements"], add, ["发布于中国政府采购网"])
+
+
+# --- 7. the media list's Excel: a late posting's reason, as the bureau files the list --------------------------------
+
+def _sheet(response) -> list[dict]:
+    import io
+
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(io.BytesIO(response.data)).active
+    header, *rows = [[c.value for c in row] for row in sheet.iter_rows()]
+    return [dict(zip(header, row)) for row in rows]
+
+
+def test_the_media_list_exports_each_posting_with_a_late_postings_reason(world, login):
+    """The bureau files the list: each notice, its legal deadline, where and when it was posted, the working days late
+    and — apart from a note given on time — the reason a late result or contract notice posting gave; the 采购公告's
+    period problem. Only the purchasing bureau's (as the page)."""
+    from tests.test_media_posting import _announced, _record
+
+    e = _announced(world)
+    _record(e, "contract", e.contract.notice.id, world.bz_staff, date(2025, 3, 11), note="经办人出差，返回后即在指定媒体发布。")
+    _record(e, "result", e.current_procurement.notice.id, world.bz_staff, date(2025, 3, 7), posted_on=date(2025, 2, 17),
+            note="按期发布。")  # its last day
+    db.session.commit()
+    client = login(world.bz_staff)
+    assert 'data-testid="media-export"' in client.get(f"/engagements/{e.id}/media").get_data(as_text=True)
+    response = client.get(f"/engagements/{e.id}/media?export=xlsx")
+    assert response.status_code == 200 and response.mimetype.endswith("spreadsheetml.sheet")
+    rows = {r["公告类型"]: r for r in _sheet(response)}
+    contract, result = rows["合同公告"], rows["中标/成交结果公告"]
+    assert contract["任务编号"] == e.reference and contract["逾期工作日"] == 2 and contract["逾期原因"].startswith("经办人出差")
+    assert contract["备注"] is None and contract["网址"].startswith("http://www.ccgp.gov.cn/")
+    assert str(contract["法定发布期限"])[:10] == "2025-03-07" and str(contract["发布日期"])[:10] == "2025-03-11"
+    assert contract["登记人"] and contract["发布情况"].endswith("逾期 2 个工作日）")
+    assert result["逾期工作日"] == 0 and result["逾期原因"] is None and result["备注"] == "按期发布。"
+    p = _consultation(world)
+    _post(p, world.bz_staff, THURSDAY)
+    db.session.commit()
+    [row] = _sheet(login(world.bz_staff).get(f"/engagements/{p.engagement.id}/media?export=xlsx"))
+    assert row["公告类型"] == "采购公告" and "等标期不足" in row["等标期"]
+    for who in ("region_staff", "firm_user", "kz_staff"):
+        assert login(getattr(world, who)).get(f"/engagements/{e.id}/media?export=xlsx").status_code in (403, 404)

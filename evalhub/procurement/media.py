@@ -42,7 +42,7 @@ from evalhub.core.errors import Conflict, NotFound, ValidationFailed
 from evalhub.core.inputs import check_text, name_error
 from evalhub.core.models import Bureau, User
 from evalhub.core.notifications import emit
-from evalhub.core.timeutil import beijing_date, beijing_today, format_beijing, utcnow
+from evalhub.core.timeutil import beijing_date, beijing_today, format_beijing, to_beijing, utcnow
 from evalhub.extensions import db
 from evalhub.procurement import page, periods
 from evalhub.procurement.contract_notices import late_workdays
@@ -376,6 +376,42 @@ def correct_posting(engagement: Engagement, posting_id: int, data: PostingInput,
                  payload={"engagement_id": engagement.id, "kind": t.kind.value, "notice_id": t.id, "reason": reason,
                           "old": old, "new": _values(posting), "period_problem": short})
     return posting
+
+
+# --- the list as the bureau files it (the media page's Excel) ---------------------------------------------------
+
+EXPORT_COLUMNS = [
+    "任务编号", "评价对象", "公告类型", "公告", "所载事项", "事项日期", "法定发布期限", "指定媒体", "发布日期", "网址",
+    "逾期工作日", "逾期原因", "备注", "发布情况", "等标期", "本系统公开页面", "登记人", "登记时间（北京）", "更正人",
+    "更正时间（北京）", "更正原因",
+]
+
+
+def export_rows(engagement: Engagement) -> list[dict]:
+    """Each notice of the engagement owed a posting, one row each, as the bureau files the list: what the notice is and
+    its legal deadline, where and when it was posted, and — for a posting after the deadline — the reason given (the
+    note, asked for then: ``_check``), apart from a note given on time; the period problem of a late 采购公告."""
+    rows = targets(engagement)
+    people = {p.recorded_by_id for t in rows if (p := t.posting) is not None} | {
+        p.corrected_by_id for t in rows if (p := t.posting) is not None}
+    names = dict(db.session.execute(sa.select(User.id, User.display_name).where(
+        User.id.in_([i for i in people if i is not None] or [-1]))).all())
+    out = []
+    for t in rows:
+        p = t.posting
+        late = p is not None and p.late_workdays > 0
+        out.append({
+            "任务编号": engagement.reference, "评价对象": engagement.name, "公告类型": t.kind.label, "公告": t.title,
+            "所载事项": t.event, "事项日期": t.event_day, "法定发布期限": t.due,
+            "指定媒体": p.medium_label if p else None, "发布日期": p.posted_on if p else None, "网址": p.url if p else None,
+            "逾期工作日": p.late_workdays if p else None, "逾期原因": p.note if late else None,
+            "备注": p.note if p is not None and not late else None, "发布情况": status(t), "等标期": period_problem(t),
+            "本系统公开页面": t.public_url,
+            "登记人": names.get(p.recorded_by_id) if p else None, "登记时间（北京）": to_beijing(p.recorded_at) if p else None,
+            "更正人": names.get(p.corrected_by_id) if p and p.corrected_by_id else None,
+            "更正时间（北京）": to_beijing(p.corrected_at) if p and p.corrected_at else None, "更正原因": p.correction_reason if p else None,
+        })
+    return out
 
 
 # --- the result notice's posting while owed: the overdue surfaces, the engagement page, the hourly reminder -----

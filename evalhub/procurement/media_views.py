@@ -12,6 +12,7 @@ from flask_login import current_user
 from evalhub.core import permissions
 from evalhub.core.enums import BUREAU_SIDE
 from evalhub.core.errors import NotFound
+from evalhub.core.listing import Export, export, wants_export
 from evalhub.core.timeutil import beijing_today
 from evalhub.core.web import handle_form, load
 from evalhub.procurement import media
@@ -52,6 +53,9 @@ def period_problems(engagement: Engagement) -> list[dict]:
 
 def media_list(engagement_id: int):
     engagement = load(Engagement, engagement_id, "notice.media.record")
+    if wants_export():  # the list as the bureau files it: each posting, a late one's reason beside it
+        return export(Export("指定媒体发布", media.EXPORT_COLUMNS, lambda _: media.export_rows(engagement),
+                             filename=f"指定媒体发布-{engagement.reference}.xlsx"), [])
     return render_template("procurement/media_list.html", e=engagement, targets=media.targets(engagement),
                            status=media.status, period_problem=media.period_problem, LAW=media.LAW)
 
