@@ -53,7 +53,8 @@ WORSE_WHEN_HIGHER = {"score": False, "rounds": True, "findings": True, "risk": T
 
 EXPLAIN = {
     Indicator.SINGLE_BID: "竞争性方式只有一家有效投标，竞争不足（Cardinal：single bidder）。",
-    Indicator.SHORT_PERIOD: "投标期限仅为法定最短期限，潜在供应商准备时间最少（Cardinal：short submission period）。",
+    Indicator.SHORT_PERIOD: ("投标期限仅为法定最短期限，潜在供应商准备时间最少（Cardinal：short submission period）；"
+                             "期限自采购公告在指定媒体发布之日起算（政府采购法第十一条），发布晚于本系统的，可能低于法定最短期限（等标期不足）。"),
     Indicator.LOWBALL: "成交价与第二低报价之比低于全区下围栏：低价抢标后可能以质量找补（Cardinal：winning bid far below the next）。",
     Indicator.NEAR_CEILING: "成交价与最高限价之比高于全区上围栏：价格竞争不足（Cardinal：price close to the estimate）。",
     Indicator.DOMINANT_FIRM: "一家机构三年内在本局成交份额高于全区上围栏（Cardinal：market concentration）。",
@@ -108,6 +109,9 @@ class Row:
     notice_copy_only: bool = False
     # the result notices' postings on the designated media (87号令 第六十九条): those posted late, and those still owed
     results: list["ResultPosting"] = field(default_factory=list)
+    # the period counts from the 采购公告's posting on the designated media, recorded later than evalhub's publication
+    # (procurement/periods.py): the day it counts from, for the explanation
+    period_from_posting: Optional[date] = None
 
 
 @dataclass
@@ -121,20 +125,27 @@ class ResultPosting:
     late_workdays: Optional[int] = None
 
 
-def _period_days(created: datetime, deadline: Optional[datetime]) -> Optional[int]:
+def _period_days(created: datetime, deadline: Optional[datetime], posted: Optional[date] = None) -> Optional[int]:
+    """Days from the announcement to the deadline: from the posting on the designated media when it came later than
+    evalhub's publication (the legal announcement, procurement/periods.py), else from the publication."""
     if deadline is None or created is None:
         return None
-    return (to_beijing(deadline).date() - to_beijing(created).date()).days
+    start = max(to_beijing(created).date(), posted) if posted is not None else to_beijing(created).date()
+    return (to_beijing(deadline).date() - start).days
 
 
 def load_rows() -> list[Row]:
     rows: dict[int, Row] = {}
     for r in db.session.execute(
             sa.select(Procurement.id, Procurement.bureau_id, Engagement.year, Procurement.engagement_id, Procurement.method,
-                      Procurement.status, Procurement.ceiling_price, Procurement.created_at, Procurement.bid_deadline)
-            .join(Engagement, Engagement.id == Procurement.engagement_id)):
-        rows[r.id] = Row(r.id, r.bureau_id, r.year, r.engagement_id, r.method, r.status, float(r.ceiling_price),
-                         _period_days(r.created_at, r.bid_deadline))
+                      Procurement.status, Procurement.ceiling_price, Procurement.created_at, Procurement.bid_deadline,
+                      MediaPosting.posted_on)
+            .join(Engagement, Engagement.id == Procurement.engagement_id)
+            .outerjoin(MediaPosting, MediaPosting.procurement_id == Procurement.id)):
+        row = rows[r.id] = Row(r.id, r.bureau_id, r.year, r.engagement_id, r.method, r.status, float(r.ceiling_price),
+                               _period_days(r.created_at, r.bid_deadline, r.posted_on))
+        if r.posted_on is not None and r.created_at is not None and r.posted_on > to_beijing(r.created_at).date():
+            row.period_from_posting = r.posted_on
     # sealed until the opening: who bid on an unopened procurement is nobody's to read, not even the bureau's
     for r in db.session.execute(sa.select(Bid.procurement_id, Bid.firm_id, Bid.price, Bid.status,
                                           Bid.justification_decision).join(Procurement, Procurement.id == Bid.procurement_id)
@@ -292,8 +303,14 @@ def compute(rows: list[Row], *, k: float, frequent_bids: int, min_days: Callable
     for r in rows:
         minimum = min_days(r) if r.method in COMPETITIVE else None
         if minimum is not None and r.period_days is not None and r.period_days <= minimum:
-            flags.append(Flag(r.bureau_id, r.year, Indicator.SHORT_PERIOD, r.period_days, minimum,
-                              f"投标期限 {r.period_days} 日，法定最短 {minimum} 日", [r.id], r.id, r.winner))
+            said = f"投标期限 {r.period_days} 日，法定最短 {minimum} 日"
+            if r.period_from_posting is not None:
+                said = (f"投标期限自采购公告在指定媒体发布之日（{r.period_from_posting:%Y-%m-%d}）起算为 {r.period_days} 日，"
+                        f"法定最短 {minimum} 日")
+            if r.period_days < minimum:
+                said += "：等标期不足（低于法定最短期限）"
+            flags.append(Flag(r.bureau_id, r.year, Indicator.SHORT_PERIOD, r.period_days, minimum, said, [r.id], r.id,
+                              r.winner))
     # winner far below the second lowest valid price; winner close to the ceiling
     lowball, ceiling = {}, {}
     for r in rows:

@@ -8,7 +8,7 @@ Firm users read an engagement's timeline without the names of the people who act
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -23,14 +23,14 @@ from evalhub.core.apiutil import (
     nullable, number, query, raise_if, read_body, text, text_field, visible,
 )
 from evalhub.core import bureau_tree, permissions
-from evalhub.core.enums import Field, Role
+from evalhub.core.enums import BUREAU_SIDE, Field, Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.listing import (
     INT_MAX, as_int, bureau_filter, enum_filter, looked_up, scoped, text_filter, year_filter,
 )
 from evalhub.core.models import Bureau, BudgetUnit, User
 from evalhub.extensions import db
-from evalhub.procurement import counts, ocds, services, workflow
+from evalhub.procurement import counts, media, ocds, services, workflow
 from evalhub.procurement.models import (
     Bid, BidStatus, BudgetKind, Challenge, ChallengeEvidence, ChallengeRemedy, ChallengeStatus, Engagement, EngagementState, EngagementTransition, EvaluationPlan, JustificationDecision,
     ObjectType, PlanItem, PlanStatus, Procurement, ProcurementMethod, ProcurementStatus, ResultNotice, ServiceKind,
@@ -284,7 +284,15 @@ PROCUREMENT = schema("Procurement", {"type": "object", "required": [
     "award": nullable(AWARD),
     "notices": {"type": "array", "items": RESULT_NOTICE, "description": "结果公告（含已撤销的）"},
     "contract_block": {"type": "string", "nullable": True, "description": "定标后暂不能签订合同的原因（质疑期未满、质疑未答复）"},
+    "period_problem": {"type": "string", "nullable": True, "description": (
+        "等标期不足：采购公告在指定媒体发布（法定的公告）晚于本系统发布，自该日起算的期限不足；未开标的，延长投标截止时间前不能开标"
+        "（仅财政局可见；无问题时为空）")},
     "bids": {"type": "array", "items": BID, "description": "当前用户可见的投标（密封规则见 Bid）"}}})
+DEADLINE_CHANGE = schema("ProcurementDeadlineChange", {"type": "object", "required": ["bid_deadline", "reason"], "properties": {
+    "bid_deadline": {"type": "string", "format": "date-time", "maxLength": 40, "description": (
+        "新的投标截止时间，ISO 8601 带时区（例如 2025-03-17T10:00:00+08:00）。等标期自采购公告发布之日起算，已登记指定媒体发布的"
+        "自在指定媒体发布之日起算（公开招标不少于 20 日，竞争性磋商不少于 10 日）；提前截止时间须留足法定通知期")},
+    "reason": text(500, "变更原因（记入采购记录）")}})
 
 CHALLENGE = schema("ProcurementChallenge", {"type": "object", "required": ["id", "procurement_id", "notice_id", "status"],
                                             "description": "质疑：财政局看到本局采购的全部质疑，机构只看到本机构的质疑",
@@ -672,6 +680,7 @@ def procurement_json(procurement: Procurement) -> dict:
                   "awarded_at": datetime_str(award.awarded_at)} if award is not None else None,
         "notices": [notice_json(n) for n in procurement.notices],
         "contract_block": services.contract_block(procurement) if award is not None else None,
+        "period_problem": media.procurement_period_problem(procurement) if api_user().role in BUREAU_SIDE else None,
         "bids": [bid_json(b) for b in bids],
     }
 
@@ -707,6 +716,32 @@ def get_procurement(procurement_id: int):
 def list_bids(procurement_id: int):
     procurement = _visible_procurement(procurement_id)
     return list_response(_visible_bids_stmt(procurement), item=bid_json)
+
+
+def _deadline(value: object, errors: dict[str, str]) -> datetime | None:
+    """An ISO 8601 time with its offset → naive UTC, as stored; anything else is an error beside the field."""
+    try:
+        at = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        errors["bid_deadline"] = "请填写带时区的投标截止时间（ISO 8601，例如 2025-03-17T10:00:00+08:00）"
+        return None
+    return at.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+@operation("/procurements/<int:procurement_id>/deadline", "POST",
+           summary="变更投标截止时间（投标截止前；或等标期自采购公告在指定媒体发布之日起算不足、尚不能开标时延长）",
+           tag=TAG_PROCUREMENTS, response=PROCUREMENT, body=DEADLINE_CHANGE, errors=(400, 403, 404, 409, 422))
+def change_procurement_deadline(procurement_id: int):
+    """The same service as the procurement page's form (``services.change_deadline``): the purchasing bureau only."""
+    procurement = _visible_procurement(procurement_id)
+    data, errors, body = read_body("reason")
+    deadline = _deadline(data.get("bid_deadline"), errors)
+    raise_if(errors)
+    services.change_deadline(procurement, deadline, api_user(), body["reason"] or "")
+    db.session.commit()
+    return jsonify(procurement_json(procurement))
 
 
 # --- challenges (质疑) -------------------------------------------------------------------------------

@@ -114,6 +114,14 @@ class OpenBidsForm(ChineseForm):
     """开标: a CSRF-protected button."""
 
 
+class DeadlineForm(ChineseForm):
+    """变更投标截止时间: before the deadline, or after it while the period counted from the 采购公告's posting on the
+    designated media is short (``services.change_deadline``)."""
+    bid_deadline = DateTimeLocalField("新的投标截止时间（北京时间）", validators=[Optional()], format=DEADLINE_FORMATS,
+                                      tz=BEIJING)
+    reason = _area("变更原因", 500, description="记入操作日志")
+
+
 class FailForm(ChineseForm):
     reason = _area("流标原因", 500)
 

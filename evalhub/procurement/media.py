@@ -10,8 +10,10 @@ evalhub's own public pages (/public/…) are a copy for the public, not a design
   medium, the URL there, the posting date. evalhub's own publication without such a record is "未登记指定媒体发布".
 - The result notice's and the contract announcement's postings are measured against their deadlines: 2 working days
   after the award (the result notice is published in evalhub at the award) and after the signing, on the bureau's
-  calendar (``core.calendar``); the working days late are kept on the posting. A 采购公告 has no such deadline here
-  (its bid period counts from it; ``procurement.services`` checks the period).
+  calendar (``core.calendar``); the working days late are kept on the posting. A 采购公告 has no such deadline here:
+  its bid period counts from it (``procurement/periods.py``). A posting later than evalhub's publication may leave the
+  bid deadline too soon; the posting is still recorded (it happened), the bureau is told, and the bids may not be
+  opened until the deadline is extended to a lawful one (``period_problem``; ``services.open_bids``, ``change_deadline``).
 - The contract's announcement stays owed (``Contract.notice_due_on``: the dashboard, the engagement list's filter,
   the hourly reminder and the red flag read it) until its posting is recorded, not merely until evalhub's copy is out.
 - So does the result notice's posting (``ResultNotice.media_due_on``, stored at the award by ``result_due``): the same
@@ -40,9 +42,9 @@ from evalhub.core.errors import Conflict, NotFound, ValidationFailed
 from evalhub.core.inputs import check_text, name_error
 from evalhub.core.models import Bureau, User
 from evalhub.core.notifications import emit
-from evalhub.core.timeutil import beijing_date, beijing_today, utcnow
+from evalhub.core.timeutil import beijing_date, beijing_today, format_beijing, to_beijing, utcnow
 from evalhub.extensions import db
-from evalhub.procurement import page
+from evalhub.procurement import page, periods
 from evalhub.procurement.contract_notices import late_workdays
 from evalhub.procurement.models import (
     ContractNotice, DesignatedMedium, Engagement, MediaPosting, NoticeKind, Procurement, ProcurementMethod,
@@ -146,6 +148,26 @@ def target(engagement: Engagement, kind: Any, notice_id: int) -> Target:
 def target_of(engagement: Engagement, posting: MediaPosting) -> Target:
     notice_id = posting.procurement_id or posting.result_notice_id or posting.contract_notice_id
     return target(engagement, posting.kind, notice_id)
+
+
+def procurement_period_problem(p: Procurement) -> Optional[str]:
+    """Of a procurement whose 采购公告's recorded posting leaves its bid deadline too soon (``periods.posting_problem``):
+    the problem and what follows from it — no opening until the deadline is extended, or, opened already, opened too
+    early. None when the period is lawful. What the bureau reads when it records or corrects the posting, on the media,
+    engagement and procurement pages and in the API."""
+    problem = periods.posting_problem(p)
+    if problem is None:
+        return None
+    if p.status == ProcurementStatus.OPEN:
+        return f"等标期不足：{problem}。投标截止时间延长至该日或之后（变更投标截止时间）之前，不能开标"
+    if p.opened_at is not None:
+        return f"等标期不足：{problem}。本项目已于北京时间 {format_beijing(p.opened_at)} 开标，早于法定等标期届满，请依法处理"
+    return None
+
+
+def period_problem(t: Target) -> Optional[str]:
+    """``procurement_period_problem`` of a 采购公告; None for any other notice."""
+    return procurement_period_problem(t.row) if t.kind == NoticeKind.PROCUREMENT else None
 
 
 def status(t: Target) -> str:
@@ -260,6 +282,15 @@ def _refuse_if_recorded(t: Target) -> None:
         raise Conflict(f"该公告的指定媒体发布已登记（{posted:%Y-%m-%d}），不能重复登记；如有错误请更正并说明原因。")
 
 
+def _hold_procurement(t: Target) -> None:
+    """A 采购公告's posting moves the start of the bid period: the procurement's row lock, which the opening and the
+    deadline's change take first (``services._lock``), so that the opening sees a posting committed before it, and a
+    posting recorded while the bids are opened waits for the opening (and then says it came too early)."""
+    if t.kind == NoticeKind.PROCUREMENT:
+        db.session.execute(sa.select(Procurement.id).where(Procurement.id == t.id).with_for_update())
+        db.session.refresh(t.row)  # opened or not, as the request before left it
+
+
 def _late(engagement: Engagement, due: Optional[date], posted: date) -> int:
     return late_workdays(engagement.bureau, due, posted) if due is not None else 0
 
@@ -290,19 +321,26 @@ def record_posting(engagement: Engagement, kind: Any, notice_id: int, data: Post
     ValidationFailed.raise_if(errors)
     # Of two requests at once, the second waits here and then finds the first one's record.
     concurrency.hold(t.row)
+    _hold_procurement(t)
     _refuse_if_recorded(t)
     posting = MediaPosting(bureau_id=engagement.bureau_id, kind=t.kind, medium=checked.medium,
                            medium_name=checked.medium_name, url=checked.url, posted_on=checked.posted_on,
                            note=checked.note, due_on=t.due, late_workdays=_late(engagement, t.due, checked.posted_on),
                            recorded_by_id=actor.id, recorded_at=utcnow(), **{RELATION[t.kind]: t.row})
     db.session.add(posting)
+    # A 采购公告 posted later than evalhub's publication may leave the bid period short: recorded all the same, not
+    # refused — the posting is a fact, and refusing it would leave evalhub saying the announcement never happened.
+    # What the law forbids is opening the bids before the period ends: ``services.open_bids`` refuses that until the
+    # deadline is extended (``change_deadline``, counting from this posting); the bureau is told here (``period_problem``).
     if t.kind == NoticeKind.CONTRACT:
         t.row.contract.notice_due_on = None  # the legal announcement is out: owed no more
     elif t.kind == NoticeKind.RESULT:
         t.row.media_due_on = None
     db.session.flush()
-    audit.record("notice.media_recorded", posting, actor=actor, summary=_said(engagement, t, posting), payload={
-        "engagement_id": engagement.id, "kind": t.kind.value, "notice_id": t.id, **_values(posting)})
+    short = period_problem(t)
+    audit.record("notice.media_recorded", posting, actor=actor, summary=_said(engagement, t, posting) + (
+        f"；{short}" if short else ""), payload={
+        "engagement_id": engagement.id, "kind": t.kind.value, "notice_id": t.id, **_values(posting), "period_problem": short})
     return posting
 
 
@@ -320,6 +358,7 @@ def correct_posting(engagement: Engagement, posting_id: int, data: PostingInput,
                         short="请说明更正的原因（不少于 10 字）：原登记哪里有误")
     checked = _check(engagement, t, data, beijing_today(), errors, posting.due_on)
     ValidationFailed.raise_if(errors)
+    _hold_procurement(t)
     concurrency.hold(posting)
     old = _values(posting)
     new = {"medium": checked.medium.value, "medium_name": checked.medium_name, "url": checked.url,
@@ -331,11 +370,48 @@ def correct_posting(engagement: Engagement, posting_id: int, data: PostingInput,
     posting.late_workdays = _late(engagement, posting.due_on, checked.posted_on)
     posting.corrected_by_id, posting.corrected_at, posting.correction_reason = actor.id, utcnow(), reason
     db.session.flush()
+    short = period_problem(t)
     audit.record("notice.media_corrected", posting, actor=actor,
-                 summary=f"更正指定媒体发布记录：{_said(engagement, t, posting)}；原因：{reason}", payload={
-                     "engagement_id": engagement.id, "kind": t.kind.value, "notice_id": t.id, "reason": reason,
-                     "old": old, "new": _values(posting)})
+                 summary=f"更正指定媒体发布记录：{_said(engagement, t, posting)}；原因：{reason}" + (f"；{short}" if short else ""),
+                 payload={"engagement_id": engagement.id, "kind": t.kind.value, "notice_id": t.id, "reason": reason,
+                          "old": old, "new": _values(posting), "period_problem": short})
     return posting
+
+
+# --- the list as the bureau files it (the media page's Excel) ---------------------------------------------------
+
+EXPORT_COLUMNS = [
+    "任务编号", "评价对象", "公告类型", "公告", "所载事项", "事项日期", "法定发布期限", "指定媒体", "发布日期", "网址",
+    "逾期工作日", "逾期原因", "备注", "发布情况", "等标期", "本系统公开页面", "登记人", "登记时间（北京）", "更正人",
+    "更正时间（北京）", "更正原因",
+]
+
+
+def export_rows(engagement: Engagement) -> list[dict]:
+    """Each notice of the engagement owed a posting, one row each, as the bureau files the list: what the notice is and
+    its legal deadline, where and when it was posted, and — for a posting after the deadline — the reason given (the
+    note, asked for then: ``_check``), apart from a note given on time; the period problem of a late 采购公告."""
+    rows = targets(engagement)
+    people = {p.recorded_by_id for t in rows if (p := t.posting) is not None} | {
+        p.corrected_by_id for t in rows if (p := t.posting) is not None}
+    names = dict(db.session.execute(sa.select(User.id, User.display_name).where(
+        User.id.in_([i for i in people if i is not None] or [-1]))).all())
+    out = []
+    for t in rows:
+        p = t.posting
+        late = p is not None and p.late_workdays > 0
+        out.append({
+            "任务编号": engagement.reference, "评价对象": engagement.name, "公告类型": t.kind.label, "公告": t.title,
+            "所载事项": t.event, "事项日期": t.event_day, "法定发布期限": t.due,
+            "指定媒体": p.medium_label if p else None, "发布日期": p.posted_on if p else None, "网址": p.url if p else None,
+            "逾期工作日": p.late_workdays if p else None, "逾期原因": p.note if late else None,
+            "备注": p.note if p is not None and not late else None, "发布情况": status(t), "等标期": period_problem(t),
+            "本系统公开页面": t.public_url,
+            "登记人": names.get(p.recorded_by_id) if p else None, "登记时间（北京）": to_beijing(p.recorded_at) if p else None,
+            "更正人": names.get(p.corrected_by_id) if p and p.corrected_by_id else None,
+            "更正时间（北京）": to_beijing(p.corrected_at) if p and p.corrected_at else None, "更正原因": p.correction_reason if p else None,
+        })
+    return out
 
 
 # --- the result notice's posting while owed: the overdue surfaces, the engagement page, the hourly reminder -----

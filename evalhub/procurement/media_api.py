@@ -34,7 +34,10 @@ POSTING = schema("MediaPosting", {"type": "object", "required": [
         "late_workdays": {"type": "integer", "description": "晚于法定期限的工作日数（0：按期或无期限）"},
         "note": {**NULLABLE_STRING, "description": "备注（仅财政局可见）"},
         "recorded_at": NULLABLE_DATETIME, "corrected_at": NULLABLE_DATETIME,
-        "correction_reason": {**NULLABLE_STRING, "description": "最近一次更正的原因（仅财政局可见；每次更正及原值见操作日志）"}}})
+        "correction_reason": {**NULLABLE_STRING, "description": "最近一次更正的原因（仅财政局可见；每次更正及原值见操作日志）"},
+        "period_problem": {**NULLABLE_STRING, "description": (
+            "采购公告：在指定媒体发布晚于本系统发布，等标期自该日起算不足时的说明（未开标的，延长投标截止时间前不能开标；"
+            "仅财政局可见；其他公告或无问题时为空）")}}})
 NOTICE = schema("MediaNotice", {"type": "object", "required": ["kind", "notice_id", "title", "status", "posting"],
                                 "properties": {
     "kind": labeled_schema(NoticeKind), "notice_id": {**INTEGER, "description": "采购公告为采购项目 ID；结果公告、合同公告为其 ID"},
@@ -66,7 +69,9 @@ def posting_json(p: MediaPosting, bureau_side: bool) -> dict:
             "medium_name": p.medium_name, "url": p.url, "posted_on": date_str(p.posted_on), "due_on": date_str(p.due_on),
             "late_workdays": p.late_workdays, "note": p.note if bureau_side else None,
             "recorded_at": datetime_str(p.recorded_at), "corrected_at": datetime_str(p.corrected_at),
-            "correction_reason": p.correction_reason if bureau_side else None}
+            "correction_reason": p.correction_reason if bureau_side else None,
+            "period_problem": media.procurement_period_problem(p.procurement)
+            if bureau_side and p.kind == NoticeKind.PROCUREMENT else None}
 
 
 def _notice_json(t: media.Target, bureau_side: bool) -> dict:

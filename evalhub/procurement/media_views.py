@@ -12,11 +12,12 @@ from flask_login import current_user
 from evalhub.core import permissions
 from evalhub.core.enums import BUREAU_SIDE
 from evalhub.core.errors import NotFound
+from evalhub.core.listing import Export, export, wants_export
 from evalhub.core.timeutil import beijing_today
 from evalhub.core.web import handle_form, load
 from evalhub.procurement import media
 from evalhub.procurement.forms import MediaPostingForm
-from evalhub.procurement.models import Engagement
+from evalhub.procurement.models import Engagement, ProcurementStatus
 
 
 def may_record(engagement: Engagement) -> bool:
@@ -35,10 +36,28 @@ def overdue_result_postings(engagement: Engagement) -> list[dict]:
             for notice_id, reason in media.overdue_results(engagement)]
 
 
+def period_problems(engagement: Engagement) -> list[dict]:
+    """What the engagement page says to the bureaus of a procurement whose bid period, counted from its 采购公告's
+    posting on the designated media, is short (media.procurement_period_problem): each with its reason and, for the
+    bureau that runs it, the link to change the deadline. Not the firm's: the bureau's duty, as the postings are."""
+    if current_user.role not in BUREAU_SIDE:
+        return []
+    may = permissions.can(current_user, "procurement.manage", engagement)
+    out = []
+    for p in sorted(engagement.procurements, key=lambda p: p.id):
+        reason = media.procurement_period_problem(p)
+        if reason:
+            out.append({"procurement_id": p.id, "reason": reason, "may_change": may and p.status == ProcurementStatus.OPEN})
+    return out
+
+
 def media_list(engagement_id: int):
     engagement = load(Engagement, engagement_id, "notice.media.record")
+    if wants_export():  # the list as the bureau files it: each posting, a late one's reason beside it
+        return export(Export("指定媒体发布", media.EXPORT_COLUMNS, lambda _: media.export_rows(engagement),
+                             filename=f"指定媒体发布-{engagement.reference}.xlsx"), [])
     return render_template("procurement/media_list.html", e=engagement, targets=media.targets(engagement),
-                           status=media.status, LAW=media.LAW)
+                           status=media.status, period_problem=media.period_problem, LAW=media.LAW)
 
 
 def media_posting(engagement_id: int, kind: str, notice_id: int):
@@ -63,15 +82,21 @@ def media_posting(engagement_id: int, kind: str, notice_id: int):
         return render_template("procurement/media_posting.html", e=engagement, t=target, posting=posting, form=form,
                                status=media.status(target), today=beijing_today(), LAW=media.LAW), status
 
+    def said(_):
+        done = f"{target.title}：" + ("已更正指定媒体发布记录。" if posting is not None else
+                                     f"已登记指定媒体发布（{media.status(target)}）。")
+        short = media.period_problem(target)  # a 采购公告 posted late: recorded, and the bureau told what follows
+        return (f"{done}{short}。", "warning") if short else done
+
     return handle_form(form, save, failed=page, to=url_for("procurement.media_list", engagement_id=engagement.id),
-                       message=lambda p: f"{target.title}：" + ("已更正指定媒体发布记录。" if posting is not None else
-                                                               f"已登记指定媒体发布（{media.status(target)}）。"))
+                       message=said)
 
 
 def register(bp: Blueprint) -> None:
     """Called by ``procurement.views`` with its blueprint (this module does not import it: no import circle)."""
     bp.add_app_template_global(may_record, "may_record_media")
     bp.add_app_template_global(overdue_result_postings, "overdue_result_postings")
+    bp.add_app_template_global(period_problems, "period_problems")
     bp.add_url_rule("/engagements/<int:engagement_id>/media", view_func=media_list)
     bp.add_url_rule("/engagements/<int:engagement_id>/media/<kind>/<int:notice_id>", view_func=media_posting,
                     methods=["GET", "POST"])

@@ -35,6 +35,8 @@ ENGAGEMENT_PAGE = (
         User.role, User.display_name, User.bureau_id, User.firm_id),
     joinedload(Engagement.procurements).options(
         joinedload(Procurement.award).joinedload(Award.firm).load_only(Firm.name),
+        # the 采购公告's posting on the designated media: the bid period counts from it (media.period_problems)
+        joinedload(Procurement.media_posting),
         joinedload(Procurement.draw).load_only(Draw.bureau_id),
         joinedload(Procurement.committee_draw).load_only(Draw.bureau_id)),
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Iterable, NamedTuple, Optional
 
@@ -18,7 +18,7 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from evalhub.core import audit, concurrency, draws, files, jobs, permissions
-from evalhub.core.calendar import add_days, add_working_days, add_working_days_each, working_days_between
+from evalhub.core.calendar import add_working_days, add_working_days_each
 from evalhub.core.enums import BureauLevel, Field, Role
 from evalhub.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
 from evalhub.core.inputs import check_text, check_name, money_error, points_value
@@ -29,7 +29,12 @@ from evalhub.core.settings import SETTINGS, SettingDef, get_setting, register
 from evalhub.core.timeutil import beijing_today, format_beijing, to_beijing, utcnow
 from evalhub.extensions import db
 # team registers lead_named; counts keeps the list totals (engagement_count) on write
-from evalhub.procurement import contract_notices, counts, eligibility, media, team, workflow  # noqa: F401
+from evalhub.procurement import contract_notices, counts, eligibility, media, periods, team, workflow  # noqa: F401
+# The bid period's rules (procurement/periods.py, below media.py, which tells of a late posting) under their old names
+from evalhub.procurement.periods import (  # noqa: F401
+    CONSULTATION_PERIOD, NEGOTIATION_PERIOD, OPEN_TENDER_PERIOD, PERIODS, PeriodRule, change_problem,
+    earliest_deadline_day, period_problem,
+)
 from evalhub.procurement.models import (
     Award,
     Bid,
@@ -89,26 +94,6 @@ register(
 concurrency.unique_message("procurement_challenge", "贵机构已对本结果公告提出质疑（可能是同时提交的另一请求），请刷新后查看，不要重复提交。")
 
 
-@dataclass(frozen=True)
-class PeriodRule:
-    """A minimum period from issuing the documents to the (first) response deadline."""
-    setting: str
-    working_days: bool
-    what: str
-    source: str
-    # A change that may affect how responses are prepared (a deadline brought forward is one) is notified at
-    # least this many days (working days when ``working_days``) before the deadline; otherwise it moves back.
-    change_notice: int
-    change_source: str
-
-
-OPEN_TENDER_PERIOD = PeriodRule("procurement.min_days_open_tender", False, "自招标文件发出之日至投标截止之日",
-                                "政府采购法第三十五条", 15, "财政部令第87号 第二十七条")
-CONSULTATION_PERIOD = PeriodRule("procurement.min_days_consultation", False, "自磋商文件发出之日至首次响应文件提交截止之日",
-                                 "财库〔2014〕214号 第十条", 5, "财库〔2014〕214号 第十条")
-# 竞争性谈判/询价 are not among evalhub's methods; the rule is here so that adding one is one line below.
-NEGOTIATION_PERIOD = PeriodRule("procurement.min_workdays_negotiation", True, "自谈判/询价通知书发出之日至首次响应文件提交截止之日",
-                                "财政部令第74号 第二十九条、第四十五条", 3, "财政部令第74号 第十条")
 # The draw, the framework rotation and single source have no response period: the draw and the rotation
 # award at once among firms already admitted (the competition happened at admission / when the framework
 # agreement was made, 财政部令第110号), and single source negotiates with one named firm after approval.
@@ -126,51 +111,6 @@ RESULT_NOTICE_RULE = (
 # 15 working days after the answer period (政府采购法 第五十五条; 财政部令第94号 第十七条). The supplier's right by
 # law, not the bureau's to shorten or lengthen: a constant, not a setting.
 COMPLAINT_WORKDAYS = 15
-
-
-PERIODS: dict[ProcurementMethod, PeriodRule] = {
-    ProcurementMethod.OPEN_TENDER: OPEN_TENDER_PERIOD,
-    ProcurementMethod.COMPETITIVE_CONSULTATION: CONSULTATION_PERIOD,
-}
-
-
-def earliest_deadline_day(bureau: Bureau, rule: PeriodRule, issued: datetime) -> date:
-    """The first Beijing date on which a deadline completes ``rule``'s minimum period from ``issued`` (UTC): the day
-    of issue not counted; a period in days ends on its N-th day, or on the first working day after it when that
-    day is a holiday (民法典 第二百零三条) — a deadline inside the holiday would take the holiday out of the period."""
-    start = to_beijing(issued).date()
-    need = int(get_setting(bureau, rule.setting))
-    return add_working_days(bureau, start, need) if rule.working_days else add_days(bureau, start, need)
-
-
-def period_problem(bureau: Bureau, rule: PeriodRule, issued: datetime, deadline: datetime) -> Optional[str]:
-    """Why ``deadline`` (UTC) is too soon after ``issued`` (UTC) under ``rule``, or None. Days are counted in
-    Beijing dates, the day of issue not counted; working days by the one calendar (``earliest_deadline_day``)."""
-    start, end = to_beijing(issued).date(), to_beijing(deadline).date()
-    earliest = earliest_deadline_day(bureau, rule, issued)
-    if end >= earliest:
-        return None
-    need = int(get_setting(bureau, rule.setting))
-    unit = "个工作日" if rule.working_days else "日"
-    have = working_days_between(bureau, start, end) if rule.working_days else max((end - start).days, 0)
-    if have >= need:  # enough days, but the last of them is a holiday
-        shortfall = (f"第 {need} 日（{start + timedelta(days=need):%Y-%m-%d}）为法定节假日或休息日，"
-                     "期间顺延至其后第一个工作日（民法典第二百零三条）")
-    else:
-        shortfall = f"当前仅 {have} {unit}"
-    return (f"{rule.what}不得少于 {need} {unit}（{rule.source}），{shortfall}；"
-            f"截止时间最早为北京时间 {earliest:%Y-%m-%d}")
-
-
-def change_problem(bureau: Bureau, rule: PeriodRule, changed: datetime, deadline: datetime) -> Optional[str]:
-    """Why a deadline brought forward on ``changed`` (UTC) leaves too little notice before it, or None."""
-    start, end = to_beijing(changed).date(), to_beijing(deadline).date()
-    have = working_days_between(bureau, start, end) if rule.working_days else max((end - start).days, 0)
-    if have >= rule.change_notice:
-        return None
-    unit = "个工作日" if rule.working_days else "日"
-    return (f"提前截止时间影响响应文件编制，须在新的截止时间至少 {rule.change_notice} {unit}前通知（{rule.change_source}），"
-            f"当前仅 {have} {unit}：请顺延截止时间")
 
 
 def threshold_yuan(bureau: Bureau, key: str) -> Decimal:
@@ -910,6 +850,12 @@ def open_bids(procurement: Procurement, actor: User, *, now: datetime | None = N
         raise Conflict(f"该采购当前状态为“{procurement.status.label}”，不能开标。")
     if not _deadline_passed(procurement, now):
         raise Conflict(f"投标截止时间（北京时间 {format_beijing(procurement.bid_deadline)}）未到，不能开标。")
+    # The period counts from the 采购公告's posting on the designated media (the legal announcement): recorded later
+    # than evalhub's publication, it may leave the deadline too soon — the bids stay sealed until it is extended.
+    # (``_lock`` read the row again, its posting with it: one committed before the lock is seen here.)
+    blocked = periods.blocks_opening(procurement)
+    if blocked:
+        raise Conflict(f"{blocked}（变更投标截止时间并说明原因）。")
     procurement.status = ProcurementStatus.EVALUATING
     procurement.opened_at = utcnow()
     valid = [b for b in procurement.bids if b.status == BidStatus.SUBMITTED]
@@ -1853,11 +1799,15 @@ def remind_contracts_overdue(today: date | None = None) -> int:
 
 
 def change_deadline(procurement: Procurement, deadline: Optional[datetime], actor: User, reason: str) -> Procurement:
-    """Move the bid deadline of an open procurement; the minimum period still counts from the documents' issue,
-    and a deadline brought forward leaves the bidders the law's notice after the change."""
+    """Move the bid deadline of an open procurement; the minimum period counts from the documents' issue — the
+    采购公告's posting on the designated media when recorded (``periods.announced_on``) — and a deadline brought
+    forward leaves the bidders the law's notice after the change. A deadline already passed may still be extended
+    while the period counted from the posting is short (the bids unopened): that is the way to a lawful opening."""
     permissions.require(actor, "procurement.manage", procurement.engagement)
-    if procurement.status != ProcurementStatus.OPEN or _deadline_passed(procurement):
-        raise Conflict("只有投标截止前的采购可以变更截止时间。")
+    _lock(procurement)  # one at a time with the opening, which reads the deadline (and the posting) under the same lock
+    short = periods.blocks_opening(procurement)
+    if procurement.status != ProcurementStatus.OPEN or (_deadline_passed(procurement) and short is None):
+        raise Conflict("只有投标截止前的采购（或因等标期不足尚不能开标的采购）可以变更截止时间。")
     errors: dict[str, str] = {}
     if deadline is None:
         errors["bid_deadline"] = "请设置投标截止时间"
@@ -1865,19 +1815,25 @@ def change_deadline(procurement: Procurement, deadline: Optional[datetime], acto
         errors["bid_deadline"] = "投标截止时间必须晚于现在"
     else:
         rule = PERIODS[procurement.method]
-        problem = period_problem(procurement.bureau, rule, procurement.created_at, deadline)
+        problem = periods.posting_problem(procurement, deadline) or period_problem(
+            procurement.bureau, rule, procurement.created_at, deadline)
         if problem is None and deadline < procurement.bid_deadline:
             problem = change_problem(procurement.bureau, rule, utcnow(), deadline)
         if problem:
             errors["bid_deadline"] = problem
     if not (reason or "").strip():
         errors["reason"] = "请说明变更原因"
+    elif len(reason.strip()) > 500:
+        errors["reason"] = "变更原因不能超过 500 个字符"
     _raise_if(errors)
     old = procurement.bid_deadline
     procurement.bid_deadline = deadline
+    counted = periods.announced_on(procurement)
     audit.record("procurement.deadline_changed", procurement, actor=actor,
-                 summary=f"{procurement.title}：投标截止时间由 {format_beijing(old)} 变更为 {format_beijing(deadline)}（{reason.strip()}）",
-                 payload={"old": old, "new": deadline, "reason": reason.strip()})
+                 summary=f"{procurement.title}：投标截止时间由 {format_beijing(old)} 变更为 {format_beijing(deadline)}（{reason.strip()}）"
+                         + (f"；等标期自采购公告在指定媒体发布之日 {counted:%Y-%m-%d} 起算" if short else ""),
+                 payload={"old": old, "new": deadline, "reason": reason.strip(), "counted_from": counted,
+                          "period_was_short": short is not None})
     return procurement
 
 

@@ -37,7 +37,7 @@ from evalhub.core.listing import (
     year_filter,
 )
 from evalhub.core.models import Bureau, BudgetUnit, DrawStatus, User
-from evalhub.core.timeutil import BEIJING, beijing_today, to_beijing, utcnow
+from evalhub.core.timeutil import BEIJING, beijing_today, format_beijing, to_beijing, utcnow
 from evalhub.core.web import (
     button,
     can_in_own_bureau,
@@ -55,7 +55,7 @@ from evalhub.core.web import (
     xlsx_response,
 )
 from evalhub.extensions import db
-from evalhub.procurement import contract_notices, counts, eligibility, media, page, services, workflow
+from evalhub.procurement import contract_notices, counts, eligibility, media, page, periods, services, workflow
 from evalhub.procurement.forms import (
     BLANK,
     AwardForm,
@@ -72,6 +72,7 @@ from evalhub.procurement.forms import (
     ReformCommitteeForm,
     ImportForm,
     JustificationDecisionForm,
+    DeadlineForm,
     OpenBidsForm,
     PlanApproveForm,
     PlanItemForm,
@@ -728,6 +729,12 @@ def _render_procurement(p: Procurement, status: int = 200, **forms: Any):
         committee_drawn=p.committee_draw is not None and p.committee_draw.status == DrawStatus.DRAWN,
         award_form=forms.get("award_form") or AwardForm(),
         fail_form=forms.get("fail_form") or FailForm(),
+        # the 采购公告's posting on the designated media may leave the period short: said, the opening held back, the
+        # deadline's change offered (services.change_deadline) while it may still move
+        period_problem=media.procurement_period_problem(p),
+        deadline_form=forms.get("deadline_form") or DeadlineForm(),
+        may_change_deadline=can_manage and p.status == ProcurementStatus.OPEN and p.bid_deadline is not None
+        and (not deadline_passed or periods.blocks_opening(p) is not None),
         approve_form=forms.get("approve_form") or SingleSourceApprovalForm(data={"price_wan": _wan(p.ceiling_price)}),
         ProcurementStatus=ProcurementStatus, BidStatus=BidStatus, JustificationDecision=JustificationDecision,
         minimum=services.minimum_valid_bids(p) if p.is_competitive else None,
@@ -784,6 +791,15 @@ def procurement_open(procurement_id: int):
     return button(lambda: services.open_bids(p, current_user), form=OpenBidsForm(),
                   message=lambda _: (f"已开标：{p.failure_reason}。", "warning") if p.status == ProcurementStatus.FAILED
                   else "已开标，请组建评审委员会并录入评分。", to=url_for(".procurement_detail", procurement_id=p.id))
+
+
+@bp.route("/procurements/<int:procurement_id>/deadline", methods=["POST"])
+def procurement_deadline(procurement_id: int):
+    p = _manageable(procurement_id)
+    form = DeadlineForm()
+    return _procurement_form(p, form, lambda: services.change_deadline(
+        p, _to_utc(form.bid_deadline.data), current_user, form.reason.data or ""), "deadline_form",
+        message=lambda _: f"投标截止时间已变更为北京时间 {format_beijing(p.bid_deadline)}。", anchor="#deadline")
 
 
 @bp.route("/procurements/<int:procurement_id>/bids/<int:bid_id>/decision", methods=["POST"])

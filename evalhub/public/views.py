@@ -126,7 +126,8 @@ def _announced_stmt():
 def procurements():
     """采购公告: the competitive procurements announced to the market."""
     listing = Listing(_announced_stmt(), int_filter("bureau", Procurement.bureau_id), text_filter("q", Procurement.title),
-                      options=[selectinload(Procurement.engagement)],
+                      # each row's posting on the designated media, read with the page, not a statement per row
+                      options=[selectinload(Procurement.engagement), selectinload(Procurement.media_posting)],
                       order_by=[Procurement.created_at.desc(), Procurement.id.desc()])
     return render_template("public/procurements.html", page=listing.page(), filters=listing.filters,
                            bureaus=_public_bureaus(sa.select(Procurement.bureau_id).where(PUBLIC_PROCUREMENT)),
@@ -154,7 +155,8 @@ def notices():
     stmt = sa.select(ResultNotice).join(Procurement, Procurement.id == ResultNotice.procurement_id)
     listing = Listing(stmt, int_filter("bureau", ResultNotice.bureau_id), text_filter("q", Procurement.title),
                       options=[selectinload(ResultNotice.procurement).selectinload(Procurement.bureau),
-                               selectinload(ResultNotice.firm)],  # what each row names, not a read per row
+                               selectinload(ResultNotice.firm),  # what each row names, not a read per row
+                               selectinload(ResultNotice.media_posting)],
                       order_by=[ResultNotice.published_at.desc(), ResultNotice.id.desc()])
     return render_template("public/notices.html", page=listing.page(), filters=listing.filters, today=beijing_today(),
                            bureaus=_public_bureaus(sa.select(ResultNotice.bureau_id)))
@@ -180,6 +182,7 @@ def contract_notices():
     """合同公告: every contract announcement published, newest first."""
     listing = Listing(sa.select(ContractNotice), int_filter("bureau", ContractNotice.bureau_id),
                       text_filter("q", ContractNotice.project_name, ContractNotice.supplier_name),
+                      options=[selectinload(ContractNotice.media_posting)],  # its posting, with the page
                       order_by=[ContractNotice.published_at.desc(), ContractNotice.id.desc()])
     return render_template("public/contract_notices.html", page=listing.page(), filters=listing.filters,
                            bureaus=_public_bureaus(sa.select(ContractNotice.bureau_id)))

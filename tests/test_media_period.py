@@ -1,0 +1,431 @@
+"""The bid period counts from the 采购公告's posting on the designated media (the legal announcement).
+
+政府采购法 第十一条 and 财政部令第101号: the 采购公告 is announced by its posting on the designated media, and the documents
+are issued from then; the period before the deadline is ≥ 20 days for an open tender (政府采购法 第三十五条, 87号令) and
+≥ 10 days for a competitive consultation (财库〔2014〕214号 第十条). A posting recorded later than evalhub's publication may
+leave the deadline too soon: the posting is recorded (a fact), the bureau is told, and the bids may not be opened until
+the deadline is extended to a lawful one (procurement/periods.py, media.py, services.open_bids / change_deadline)."""
+from __future__ import annotations
+
+import os
+from datetime import date, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from evalhub.core.errors import Conflict, ValidationFailed
+from evalhub.core.models import AuditEvent
+from evalhub.core.timeutil import simulated_clock
+from evalhub.extensions import db
+from evalhub.procurement import services as P
+from evalhub.procurement.models import ProcurementMethod as M, ProcurementStatus
+from tests import factories
+
+CCGP = "http://www.ccgp.gov.cn/cggg/dfgg/jzxcs/202503/t20250306_1234567.htm"
+MONDAY = date(2025, 3, 3)  # evalhub publishes the consultation (no holiday near)
+THURSDAY = date(2025, 3, 6)  # its posting on the designated media, three days later
+
+
+def M_():
+    from evalhub.procurement import media
+
+    return media
+
+
+def _at(day: date, hour: int = 10) -> datetime:
+    return datetime(day.year, day.month, day.day, hour - 8, 0)  # ``hour`` o'clock Beijing, as naive UTC
+
+
+def _consultation(world):
+    """A competitive consultation published in evalhub on Monday 3 March 2025 at 10:00, its deadline Thursday 13 March
+    10:00: 10 days from the Monday, lawful counted from evalhub's publication."""
+    with simulated_clock(_at(MONDAY)):
+        p = P.open_procurement(factories.engagement(world), P.ProcurementInput(
+            method=M.COMPETITIVE_CONSULTATION, title="", ceiling_price_wan="50", price_weight="20",
+            bid_deadline=_at(date(2025, 3, 13))), world.bz_staff)
+    return p
+
+
+def _post(p, actor, posted_on: date, today: date | None = None):
+    with simulated_clock(_at(today or posted_on, 11)):
+        return M_().record_posting(p.engagement, "procurement", p.id, M_().PostingInput(
+            medium="ccgp", url=CCGP, posted_on=posted_on), actor)
+
+
+def _events(action: str) -> list[AuditEvent]:
+    return db.session.execute(sa.select(AuditEvent).where(AuditEvent.action == action)).scalars().all()
+
+
+# --- 1. the service: recorded, told, the opening refused until the deadline is lawful -----------------------------
+
+def test_a_late_posting_is_recorded_and_told_and_the_bids_stay_sealed_until_the_deadline_is_extended(world):
+    """Posted on Thursday 6 March, the 10 days run to Sunday 16 March, a rest day, so to Monday 17 March (民法典 第二百零三条,
+    the bureau's calendar): the deadline of Thursday 13 March is 3 days short. The posting is recorded (it happened),
+    its audit event and the bureau are told; at the deadline the opening is refused, in Chinese; the deadline is
+    extended (past as it is: the way to a lawful opening) — not to the Sunday — and then the bids are opened."""
+    p = _consultation(world)
+    posting = _post(p, world.bz_staff, THURSDAY)
+    assert posting.posted_on == THURSDAY
+    t = M_().target(p.engagement, "procurement", p.id)
+    said = M_().period_problem(t)
+    assert said and "等标期不足" in said and "2025-03-06" in said and "不得少于 10 日" in said
+    assert "当前仅 7 日" in said and "2025-03-17" in said and "不能开标" in said
+    [event] = _events("notice.media_recorded")
+    assert "等标期不足" in event.summary and event.payload["period_problem"] == said
+    db.session.commit()
+
+    with simulated_clock(_at(date(2025, 3, 13), 11)):
+        with pytest.raises(Conflict) as caught:
+            P.open_bids(p, world.bz_staff)
+        assert "等标期不足，不能开标" in caught.value.message and "2025-03-17" in caught.value.message
+        db.session.rollback()
+        assert p.status == ProcurementStatus.OPEN and p.opened_at is None
+        with pytest.raises(ValidationFailed) as caught:  # the Sunday: the period ends on the next working day
+            P.change_deadline(p, _at(date(2025, 3, 16)), world.bz_staff, "采购公告在指定媒体发布较晚，顺延截止时间")
+        assert "2025-03-17" in caught.value.fields["bid_deadline"] and "2025-03-06" in caught.value.fields["bid_deadline"]
+        db.session.rollback()
+        P.change_deadline(p, _at(date(2025, 3, 17)), world.bz_staff, "采购公告在指定媒体发布较晚，顺延截止时间")
+        db.session.commit()
+    [changed] = _events("procurement.deadline_changed")
+    assert changed.payload["counted_from"] == "2025-03-06" and changed.payload["period_was_short"] is True
+    assert M_().period_problem(M_().target(p.engagement, "procurement", p.id)) is None
+    with simulated_clock(_at(date(2025, 3, 17), 11)):
+        P.open_bids(p, world.bz_staff)  # no bids: it opens, and fails for too few (流标)
+    assert p.opened_at is not None and p.status != ProcurementStatus.OPEN
+
+
+def test_a_posting_the_day_evalhub_published_changes_nothing(world):
+    """Posted the day evalhub published it, the period counts from the day already checked at the opening: nothing
+    said, the opening at the deadline goes ahead."""
+    p = _consultation(world)
+    _post(p, world.bz_staff, MONDAY, today=date(2025, 3, 4))
+    assert M_().period_problem(M_().target(p.engagement, "procurement", p.id)) is None
+    assert _events("notice.media_recorded")[0].payload["period_problem"] is None
+    with simulated_clock(_at(date(2025, 3, 13), 11)):
+        P.open_bids(p, world.bz_staff)
+    assert p.opened_at is not None
+
+
+def test_a_correction_of_the_date_counts_both_ways(world):
+    """A date corrected to a later day makes the period short (told, in the correction's audit event); corrected back,
+    the opening is free again."""
+    p = _consultation(world)
+    posting = _post(p, world.bz_staff, MONDAY)
+    with simulated_clock(_at(date(2025, 3, 7))):
+        M_().correct_posting(p.engagement, posting.id, M_().PostingInput(medium="ccgp", url=CCGP, posted_on=THURSDAY),
+                             "登记时日期填错，实际于 3 月 6 日发布。", world.bz_staff)
+    db.session.commit()
+    [event] = _events("notice.media_corrected")
+    assert "等标期不足" in event.summary and "2025-03-17" in event.payload["period_problem"]
+    with simulated_clock(_at(date(2025, 3, 13), 11)):
+        with pytest.raises(Conflict):
+            P.open_bids(p, world.bz_staff)
+        db.session.rollback()
+        M_().correct_posting(p.engagement, posting.id, M_().PostingInput(medium="ccgp", url=CCGP, posted_on=MONDAY),
+                             "核对后确认实际于 3 月 3 日发布，恢复原登记。", world.bz_staff)
+        P.open_bids(p, world.bz_staff)
+    assert p.opened_at is not None
+
+
+def test_the_deadline_change_counts_from_the_posting_and_a_passed_lawful_deadline_still_cannot_move(world):
+    """Before the deadline, a change counts from the posting, not from evalhub's publication (a deadline lawful from
+    the Monday but not from the Thursday is refused). A deadline passed with a lawful period cannot move (as before):
+    only the short period opens that door."""
+    p = _consultation(world)
+    _post(p, world.bz_staff, THURSDAY)
+    db.session.commit()
+    with simulated_clock(_at(date(2025, 3, 7))):
+        with pytest.raises(ValidationFailed) as caught:
+            P.change_deadline(p, _at(date(2025, 3, 14)), world.bz_staff, "答疑后延期")
+        assert "2025-03-06" in caught.value.fields["bid_deadline"]
+        db.session.rollback()
+    q = _consultation(world)
+    with simulated_clock(_at(date(2025, 3, 13), 11)):
+        with pytest.raises(Conflict):
+            P.change_deadline(q, _at(date(2025, 3, 20)), world.bz_staff, "延期")
+
+
+def test_a_posting_recorded_after_the_opening_says_the_bids_were_opened_too_early(world):
+    """Recorded after the bids were opened, the posting is still recorded; what the bureau reads is that the opening
+    came before the lawful period ended."""
+    p = _consultation(world)
+    with simulated_clock(_at(date(2025, 3, 13), 11)):
+        P.open_bids(p, world.bz_staff)
+    _post(p, world.bz_staff, THURSDAY, today=date(2025, 3, 14))
+    said = M_().period_problem(M_().target(p.engagement, "procurement", p.id))
+    assert "等标期不足" in said and "已于北京时间 2025-03-13" in said and "开标" in said
+
+
+def test_an_open_tender_counts_twenty_days_from_its_posting(world):
+    """政府采购法 第三十五条: 20 days. Published Monday 3 March with its deadline Monday 24 March (21 days), posted on
+    Wednesday 5 March: 19 days, short — lawful from Tuesday 25 March."""
+    with simulated_clock(_at(MONDAY)):
+        p = P.open_procurement(factories.engagement(world), P.ProcurementInput(
+            method=M.OPEN_TENDER, title="", ceiling_price_wan="50", price_weight="30",
+            bid_deadline=_at(date(2025, 3, 24))), world.bz_staff)
+    _post(p, world.bz_staff, date(2025, 3, 5))
+    said = M_().period_problem(M_().target(p.engagement, "procurement", p.id))
+    assert "不得少于 20 日" in said and "当前仅 19 日" in said and "2025-03-25" in said
+
+
+# --- 2. two at once: the opening reads the posting committed before it ----------------------------------------------
+
+def test_an_opening_that_read_the_procurement_before_a_late_posting_was_committed_is_refused(app, world):
+    """Request A has read the procurement, no posting recorded; request B records the late posting and commits; A's
+    opening, under the procurement's lock, reads the posting as committed and is refused."""
+    from evalhub.core.models import User
+    from evalhub.procurement.models import Procurement
+    from tests.test_races import in_context
+
+    p = _consultation(world)
+    db.session.commit()
+    p_id, staff_id, admin_id = p.id, world.bz_staff.id, world.bz_admin.id
+    with app.app_context():
+        a_p, a_user = db.session.get(Procurement, p_id), db.session.get(User, staff_id)
+        assert a_p.media_posting is None
+        in_context(app, lambda: _post(db.session.get(Procurement, p_id), db.session.get(User, admin_id), THURSDAY))
+        try:
+            with simulated_clock(_at(date(2025, 3, 13), 11)):
+                with pytest.raises(Conflict) as caught:
+                    P.open_bids(a_p, a_user)
+            assert "等标期不足" in caught.value.message
+        finally:
+            db.session.rollback()
+            db.session.remove()
+    db.session.expire_all()
+    assert db.session.get(Procurement, p_id).opened_at is None
+
+
+@pytest.mark.skipif(not os.environ.get("EVALHUB_TEST_DATABASE_URL"), reason="concurrency is tested against PostgreSQL")
+def test_a_late_posting_and_the_opening_at_once_never_open_unknowingly(app, world):
+    """At once on PostgreSQL: either the posting commits first and the opening is refused, or the opening commits first
+    and the posting, recorded after it, says the bids were opened too early — never an opening that the posting
+    committed before without its knowing."""
+    from evalhub.core.models import User
+    from evalhub.procurement.models import Procurement
+
+    p = _consultation(world)
+    db.session.commit()
+    p_id, staff_id, admin_id = p.id, world.bz_staff.id, world.bz_admin.id
+
+    def post():
+        _post(db.session.get(Procurement, p_id), db.session.get(User, admin_id), THURSDAY, today=date(2025, 3, 13))
+
+    def open_():
+        with simulated_clock(_at(date(2025, 3, 13), 11)):
+            P.open_bids(db.session.get(Procurement, p_id), db.session.get(User, staff_id))
+
+    outcomes = factories.at_once(app, post, open_)
+    db.session.expire_all()
+    procurement = db.session.get(Procurement, p_id)
+    [event] = _events("notice.media_recorded")
+    if procurement.opened_at is None:
+        assert outcomes == ["Conflict", "done"] and "不能开标" in event.payload["period_problem"]
+    else:
+        assert outcomes == ["done", "done"] and "开标，早于法定等标期届满" in event.payload["period_problem"]
+
+
+# --- 3. the web: told on recording, the engagement and procurement pages, the opening refused, the deadline moved ----
+
+def test_the_web_tells_the_bureau_shows_the_problem_refuses_the_opening_and_extends_the_deadline(world, login):
+    p = _consultation(world)
+    e = p.engagement
+    db.session.commit()
+    client = login(world.bz_staff)
+    url = f"/engagements/{e.id}/media/procurement/{p.id}"
+    with simulated_clock(_at(THURSDAY, 11)):
+        done = client.post(url, data={"medium": "ccgp", "url": CCGP, "posted_on": "2025-03-06"}, follow_redirects=True)
+        text = done.get_data(as_text=True)
+        assert done.status_code == 200 and "等标期不足" in text and "2025-03-17" in text  # the flash, and the list
+        assert 'data-testid="period-short"' in text
+        page = client.get(f"/engagements/{e.id}").get_data(as_text=True)
+        assert f'data-testid="period-short-{p.id}"' in page and f"/procurements/{p.id}#deadline" in page
+    assert f'data-testid="period-short-{p.id}"' not in login(world.firm_user).get(f"/engagements/{e.id}").get_data(as_text=True)
+    client = login(world.bz_staff)
+    with simulated_clock(_at(date(2025, 3, 13), 11)):
+        detail = client.get(f"/procurements/{p.id}").get_data(as_text=True)
+        assert 'data-testid="period-short"' in detail and 'data-testid="open-blocked"' in detail
+        assert 'data-testid="open-bids"' not in detail and 'data-testid="change-deadline"' in detail
+        refused = client.post(f"/procurements/{p.id}/open")
+        assert refused.status_code == 409 and "等标期不足" in refused.get_data(as_text=True)
+        bad = client.post(f"/procurements/{p.id}/deadline", data={"bid_deadline": "2025-03-14T10:00", "reason": "顺延"})
+        assert bad.status_code == 422 and "2025-03-17" in bad.get_data(as_text=True)
+        ok = client.post(f"/procurements/{p.id}/deadline",
+                         data={"bid_deadline": "2025-03-17T10:00", "reason": "采购公告在指定媒体发布较晚，顺延截止时间"})
+        assert ok.status_code == 302, ok.get_data(as_text=True)[:2000]
+    db.session.expire_all()
+    assert p.bid_deadline == _at(date(2025, 3, 17)) and p.opened_at is None
+    with simulated_clock(_at(date(2025, 3, 14))):
+        detail = client.get(f"/procurements/{p.id}").get_data(as_text=True)
+        assert 'data-testid="period-short"' not in detail
+    assert f'data-testid="period-short-{p.id}"' not in client.get(f"/engagements/{e.id}").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("who", ["region_staff", "firm_user", "kz_staff"])
+def test_only_the_purchasing_bureau_changes_the_deadline_on_the_web(world, login, who):
+    p = _consultation(world)
+    db.session.commit()
+    with simulated_clock(_at(date(2025, 3, 5))):
+        response = login(getattr(world, who)).post(f"/procurements/{p.id}/deadline",
+                                                   data={"bid_deadline": "2025-03-20T10:00", "reason": "答疑后延期"})
+    assert response.status_code in (403, 404)
+    db.session.expire_all()
+    assert p.bid_deadline == _at(date(2025, 3, 13)) and not _events("procurement.deadline_changed")
+
+
+# --- 4. the API: the same services ------------------------------------------------------------------------------------
+
+def test_the_api_tells_on_recording_shows_the_problem_and_extends_the_deadline(world, client, auth):
+    p = _consultation(world)
+    e = p.engagement
+    db.session.commit()
+    staff, region, kz = auth("bz.staff"), auth("region.staff"), auth("kz.staff")  # tokens of today, not of the clock's
+    body = {"notice_kind": "procurement", "notice_id": p.id, "medium": "ccgp", "url": CCGP, "posted_on": "2025-03-06"}
+    with simulated_clock(_at(THURSDAY, 11)):
+        done = client.post(f"/api/v1/engagements/{e.id}/media-postings", headers=staff, json=body)
+    assert done.status_code == 201, done.get_data(as_text=True)
+    assert "等标期不足" in done.json["period_problem"] and "2025-03-17" in done.json["period_problem"]
+    listed = client.get(f"/api/v1/engagements/{e.id}/media-postings", headers=staff)
+    assert listed.status_code == 200, listed.get_data(as_text=True)
+    listed = listed.json
+    [notice] = [n for n in listed["notices"] if n["kind"]["value"] == "procurement"]
+    assert "等标期不足" in notice["posting"]["period_problem"]
+    url = f"/api/v1/procurements/{p.id}/deadline"
+    with simulated_clock(_at(date(2025, 3, 13), 11)):
+        assert "等标期不足" in client.get(f"/api/v1/procurements/{p.id}", headers=staff).json["period_problem"]
+        lawful = {"bid_deadline": "2025-03-17T10:00:00+08:00", "reason": "采购公告在指定媒体发布较晚，顺延截止时间"}
+        for headers, status in [(region, 403), (kz, 404)]:
+            assert client.post(url, headers=headers, json=lawful).status_code == status
+        assert client.post(url, json=lawful).status_code == 401
+        for bad, field in [({"bid_deadline": "2025-03-14T10:00:00+08:00"}, "2025-03-17"),
+                           ({"bid_deadline": "2025-03-17 10:00"}, "带时区"), ({"bid_deadline": "明天"}, "带时区"),
+                           ({"reason": ""}, "变更原因")]:
+            refused = client.post(url, headers=staff, json={**lawful, **bad})
+            assert refused.status_code == 422 and field in refused.json["error"]["message"], refused.json
+        db.session.expire_all()
+        assert p.bid_deadline == _at(date(2025, 3, 13))
+        ok = client.post(url, headers=staff, json=lawful)
+        assert ok.status_code == 200, ok.get_data(as_text=True)
+        assert ok.json["bid_deadline"].startswith("2025-03-17T02:00") and ok.json["period_problem"] is None
+    db.session.expire_all()
+    assert p.bid_deadline == _at(date(2025, 3, 17)) and len(_events("procurement.deadline_changed")) == 1
+    with simulated_clock(_at(date(2025, 3, 18))):  # passed with a lawful period: no more change (as before)
+        again = client.post(url, headers=staff, json={**lawful, "bid_deadline": "2025-03-25T10:00:00+08:00"})
+    assert again.status_code == 409 and "投标截止前" in again.json["error"]["message"]
+
+
+def test_the_openapi_document_describes_the_deadline_change(client):
+    spec = client.get("/api/v1/openapi.json").json
+    post = spec["paths"]["/api/v1/procurements/{procurement_id}/deadline"]["post"]
+    assert {"200", "403", "404", "409", "422"} <= set(post["responses"])
+    assert "period_problem" in spec["components"]["schemas"]["Procurement"]["properties"]
+    assert "period_problem" in spec["components"]["schemas"]["MediaPosting"]["properties"]
+
+
+# --- 5. the red flag 投标期限仅为法定最短期限 counts from the posting too ----------------------------------------------
+
+def test_the_short_period_red_flag_counts_from_the_posting(world):
+    """Cardinal's short submission period: 10 days from evalhub's Monday is the legal minimum (flagged as before); from
+    the Thursday posting it is 7 days — below the minimum, said so, the posting's day named."""
+    from evalhub.integrity import redflags as R
+    from evalhub.integrity.models import Indicator, RedFlag
+
+    p = _consultation(world)
+    on_monday = _consultation(world)
+    _post(p, world.bz_staff, THURSDAY)
+    R.refresh()
+    flags = {f.procurement_id: f for f in db.session.execute(sa.select(RedFlag).where(
+        RedFlag.indicator == Indicator.SHORT_PERIOD)).scalars()}
+    assert flags[on_monday.id].value == 10 and "等标期不足" not in flags[on_monday.id].explanation
+    assert flags[p.id].value == 7 and "2025-03-06" in flags[p.id].explanation and "等标期不足" in flags[p.id].explanation
+
+
+# --- 6. the public lists: where each notice was legally posted ---------------------------------------------------------
+
+def test_the_public_lists_show_each_recorded_posting_and_nothing_more(world, client):
+    """The 采购公告, result and contract notice lists name, for a notice with a recorded posting, the medium, the day and
+    the link (an external link: rel="noopener noreferrer"); a notice without one reads as before. Only public fields:
+    never the late posting's reason (the bureau's note)."""
+    from tests.test_media_posting import _announced, _input, _record
+
+    e = _announced(world)  # its contract notice posted, late, with its reason
+    bare = _announced(world)  # nothing posted
+    _record(e, "contract", e.contract.notice.id, world.bz_staff, date(2025, 3, 11), note="经办人出差，返回后即在指定媒体发布。")
+    notice = e.current_procurement.notice
+    _record(e, "result", notice.id, world.bz_staff, date(2025, 3, 7), posted_on=date(2025, 2, 20))
+    p = _consultation(world)
+    other = _consultation(world)
+    _post(p, world.bz_staff, THURSDAY)
+    db.session.commit()
+    link = f'href="{CCGP}" rel="noopener noreferrer nofollow"'
+    contracts = client.get("/public/contracts").get_data(as_text=True)
+    row = contracts[contracts.index(f'data-testid="listed-media-contract-{e.contract.notice.id}"'):]
+    assert "2025-03-11 发布于中国政府采购网" in row[:400] and 'rel="noopener noreferrer nofollow"' in row[:400]
+    assert f"listed-media-contract-{bare.contract.notice.id}" not in contracts and "经办人出差" not in contracts
+    notices = client.get("/public/notices").get_data(as_text=True)
+    assert f'data-testid="listed-media-result-{notice.id}"' in notices and "2025-02-20" in notices
+    assert f"listed-media-result-{bare.current_procurement.notice.id}" not in notices
+    procurements = client.get("/public/procurements").get_data(as_text=True)
+    assert f'data-testid="listed-media-procurement-{p.id}"' in procurements and link in procurements
+    assert f"listed-media-procurement-{other.id}" not in procurements
+    assert "等标期不足" not in procurements  # the bureau's warning, not the public's
+
+
+def test_the_public_lists_read_the_postings_with_the_page(world, client):
+    """A posting is read with its list's page, not by a statement per row (tests/test_row_statements.py)."""
+    from tests.test_media_posting import _announced, _record
+    from tests.test_row_statements import _flat
+
+    def add(count: int = 3):
+        for _ in range(count):
+            e = _announced(world)
+            _record(e, "contract", e.contract.notice.id, world.bz_staff, date(2025, 3, 7))
+            _record(e, "result", e.current_procurement.notice.id, world.bz_staff, date(2025, 3, 7))
+            _post(_consultation(world), world.bz_staff, MONDAY)
+
+    add(1)
+    db.session.commit()
+    _flat(client, ["/public/contracts", "/public/notices", "/public/procurements"], add, ["发布于中国政府采购网"])
+
+
+# --- 7. the media list's Excel: a late posting's reason, as the bureau files the list --------------------------------
+
+def _sheet(response) -> list[dict]:
+    import io
+
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(io.BytesIO(response.data)).active
+    header, *rows = [[c.value for c in row] for row in sheet.iter_rows()]
+    return [dict(zip(header, row)) for row in rows]
+
+
+def test_the_media_list_exports_each_posting_with_a_late_postings_reason(world, login):
+    """The bureau files the list: each notice, its legal deadline, where and when it was posted, the working days late
+    and — apart from a note given on time — the reason a late result or contract notice posting gave; the 采购公告's
+    period problem. Only the purchasing bureau's (as the page)."""
+    from tests.test_media_posting import _announced, _record
+
+    e = _announced(world)
+    _record(e, "contract", e.contract.notice.id, world.bz_staff, date(2025, 3, 11), note="经办人出差，返回后即在指定媒体发布。")
+    _record(e, "result", e.current_procurement.notice.id, world.bz_staff, date(2025, 3, 7), posted_on=date(2025, 2, 17),
+            note="按期发布。")  # its last day
+    db.session.commit()
+    client = login(world.bz_staff)
+    assert 'data-testid="media-export"' in client.get(f"/engagements/{e.id}/media").get_data(as_text=True)
+    response = client.get(f"/engagements/{e.id}/media?export=xlsx")
+    assert response.status_code == 200 and response.mimetype.endswith("spreadsheetml.sheet")
+    rows = {r["公告类型"]: r for r in _sheet(response)}
+    contract, result = rows["合同公告"], rows["中标/成交结果公告"]
+    assert contract["任务编号"] == e.reference and contract["逾期工作日"] == 2 and contract["逾期原因"].startswith("经办人出差")
+    assert contract["备注"] is None and contract["网址"].startswith("http://www.ccgp.gov.cn/")
+    assert str(contract["法定发布期限"])[:10] == "2025-03-07" and str(contract["发布日期"])[:10] == "2025-03-11"
+    assert contract["登记人"] and contract["发布情况"].endswith("逾期 2 个工作日）")
+    assert result["逾期工作日"] == 0 and result["逾期原因"] is None and result["备注"] == "按期发布。"
+    p = _consultation(world)
+    _post(p, world.bz_staff, THURSDAY)
+    db.session.commit()
+    [row] = _sheet(login(world.bz_staff).get(f"/engagements/{p.engagement.id}/media?export=xlsx"))
+    assert row["公告类型"] == "采购公告" and "等标期不足" in row["等标期"]
+    for who in ("region_staff", "firm_user", "kz_staff"):
+        assert login(getattr(world, who)).get(f"/engagements/{e.id}/media?export=xlsx").status_code in (403, 404)
