@@ -28,6 +28,23 @@ def _repack(data: bytes, *, add: dict[str, bytes] | None = None, edit=None) -> b
     return out.getvalue()
 
 
+def _with_parts(relationship: tuple[str, str, str], overrides: dict[str, str], parts: dict[str, bytes]) -> bytes:
+    """A generated report with ``parts`` added, the body's relationship to one of them (id, type under
+    officeDocument/2006/relationships/, target) and their content types (part name → content type)."""
+    rid, kind, target = relationship
+
+    def edit(name: str, content: bytes) -> bytes:
+        if name == "word/_rels/document.xml.rels":
+            return content.replace(b"</Relationships>", f'<Relationship Id="{rid}" Type="http://schemas.openxml'
+                                   f'formats.org/officeDocument/2006/relationships/{kind}" Target="{target}"/>'
+                                   f'</Relationships>'.encode())
+        if name == "[Content_Types].xml":
+            return content.replace(b"</Types>", "".join(f'<Override PartName="{part}" ContentType="{content_type}"/>'
+                                                        for part, content_type in overrides.items()).encode() + b"</Types>")
+        return content
+    return _repack(_docx(factories.report_text()), edit=edit, add=parts)
+
+
 def _public_copy(world, client, filename: str, data: bytes) -> bytes:
     """Publish ``data`` as the engagement's redacted report and download what the public gets."""
     from evalhub.review import services as R
@@ -68,17 +85,8 @@ def test_the_public_copy_of_a_report_keeps_no_names_in_its_custom_xml_data(world
     文件 › 信息 › 属性). ``scrub._docx`` cleans docProps/core, app and custom and the author attributes under word/,
     and copies every other part byte for byte: the anonymous visitor downloading /public/reports/<id>/file reads the
     evaluator's name and mobile number and the bureau clerk's name. Expected: no part of the public copy names them."""
-    def add_relationship(name: str, content: bytes) -> bytes:
-        if name == "word/_rels/document.xml.rels":
-            return content.replace(b"</Relationships>", b'<Relationship Id="rIdCx1" Type="http://schemas.openxml'
-                                   b'formats.org/officeDocument/2006/relationships/customXml" '
-                                   b'Target="../customXml/item7.xml"/></Relationships>')
-        if name == "[Content_Types].xml":
-            return content.replace(b"</Types>", b'<Override PartName="/customXml/itemProps7.xml" ContentType='
-                                   b'"application/vnd.openxmlformats-officedocument.customXmlProperties+xml"/></Types>')
-        return content
-
-    data = _repack(_docx(factories.report_text()), edit=add_relationship, add={
+    data = _with_parts(("rIdCx1", "customXml", "../customXml/item7.xml"), {
+        "/customXml/itemProps7.xml": "application/vnd.openxmlformats-officedocument.customXmlProperties+xml"}, {
         "customXml/item7.xml": CUSTOM_XML, "customXml/itemProps7.xml": CUSTOM_XML_PROPS,
         "customXml/_rels/item7.xml.rels": CUSTOM_XML_RELS})
     public = _public_copy(world, client, "公开版.docx", data)

@@ -14,7 +14,7 @@ from evalhub.core import scrub
 from evalhub.core.errors import ValidationFailed
 from evalhub.extensions import db
 from tests import factories
-from tests.test_audit_leaks2 import _docx, _parts_holding, _public_copy, _repack
+from tests.test_audit_leaks2 import _docx, _parts_holding, _public_copy, _repack, _with_parts
 from tests.test_scrub_hidden_content import _refused, _with_body
 
 
@@ -96,19 +96,9 @@ GLOSSARY_STYLES = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:st
 
 
 def _with_glossary() -> bytes:
-    def edit(name: str, content: bytes) -> bytes:
-        if name == "word/_rels/document.xml.rels":
-            return content.replace(b"</Relationships>", b'<Relationship Id="rIdG1" Type="http://schemas.openxml'
-                                   b'formats.org/officeDocument/2006/relationships/glossaryDocument" '
-                                   b'Target="glossary/document.xml"/></Relationships>')
-        if name == "[Content_Types].xml":
-            return content.replace(b"</Types>", b'<Override PartName="/word/glossary/document.xml" ContentType='
-                                   b'"application/vnd.openxmlformats-officedocument.wordprocessingml.document.'
-                                   b'glossary+xml"/><Override PartName="/word/glossary/styles.xml" ContentType='
-                                   b'"application/vnd.openxmlformats-officedocument.wordprocessingml.styles+xml"/>'
-                                   b'</Types>')
-        return content
-    return _repack(_docx(factories.report_text()), edit=edit, add={
+    return _with_parts(("rIdG1", "glossaryDocument", "glossary/document.xml"), {
+        "/word/glossary/document.xml": "application/vnd.openxmlformats-officedocument.wordprocessingml.document.glossary+xml",
+        "/word/glossary/styles.xml": "application/vnd.openxmlformats-officedocument.wordprocessingml.styles+xml"}, {
         "word/glossary/document.xml": GLOSSARY, "word/glossary/styles.xml": GLOSSARY_STYLES,
         "word/glossary/_rels/document.xml.rels": b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
         b'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship '
@@ -194,16 +184,8 @@ ACTIVEX_PART = (b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><ax:ocx
 
 
 def _with_activex() -> bytes:
-    def edit(name: str, content: bytes) -> bytes:
-        if name == "word/_rels/document.xml.rels":
-            return content.replace(b"</Relationships>", b'<Relationship Id="rIdX" Type="http://schemas.openxml'
-                                   b'formats.org/officeDocument/2006/relationships/control" '
-                                   b'Target="activeX/activeX1.xml"/></Relationships>')
-        if name == "[Content_Types].xml":
-            return content.replace(b"</Types>", b'<Override PartName="/word/activeX/activeX1.xml" ContentType='
-                                   b'"application/vnd.ms-office.activeX+xml"/></Types>')
-        return content
-    return _repack(_docx(factories.report_text()), edit=edit, add={
+    return _with_parts(("rIdX", "control", "activeX/activeX1.xml"), {
+        "/word/activeX/activeX1.xml": "application/vnd.ms-office.activeX+xml"}, {
         "word/activeX/activeX1.xml": ACTIVEX_PART,
         "word/activeX/activeX1.bin": OLE + "王建国 13899990000".encode("utf-16-le")})
 
