@@ -385,7 +385,10 @@ def test_the_public_lists_read_the_postings_with_the_page(world, client):
 
     add(1)
     db.session.commit()
-    _flat(client, ["/public/contracts", "/public/notices", "/public/procurements"], add, ["发布于中国政府采购网"])
+    # and the home page, the latest of each list
+    _flat(client, ["/public/contracts", "/public/notices", "/public/procurements", "/public/"], add, [])
+    for url in ("/public/contracts", "/public/notices", "/public/procurements"):
+        assert "发布于中国政府采购网" in client.get(url).get_data(as_text=True), url
 
 
 # --- 7. the media list's Excel: a late posting's reason, as the bureau files the list --------------------------------
