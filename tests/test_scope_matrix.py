@@ -380,3 +380,25 @@ def test_each_role_of_the_scene_is_refused_what_belongs_to_another(client, login
         if response.status_code not in (403, 404):
             allowed.append((who, method, path, response.status_code))
     assert not allowed, allowed
+
+
+# --- the walk-arounds found -------------------------------------------------------------------------------------
+
+def test_the_red_flag_page_names_no_firm_the_reader_may_not_see_by_its_id(client, login, world):
+    """The red-flag page's ``?firm=`` filter named any firm by its id in its heading: 克州 (or 库尔勒市, which uses only
+    巴州's admitted library) read the name of an applicant to 巴州's library — an application is that bureau's
+    business only (registry/permissions.py). The page refuses the filter as it refuses a bureau out of scope."""
+    from evalhub.registry.models import FirmStatus
+
+    applicant = F.firm(world.bz, FirmStatus.PENDING, name="巴州待审申请机构甲")
+    db.session.commit()
+    for reader in (world.kz_staff, world.krl_staff, world.ats_admin):
+        login(reader)
+        response = client.get(f"/integrity/red-flags?firm={applicant.id}")
+        assert response.status_code in (403, 404), (reader.username, response.status_code)
+        assert applicant.name not in response.get_data(as_text=True)
+    login(world.bz_staff)  # its own bureau filters by it
+    response = client.get(f"/integrity/red-flags?firm={applicant.id}")
+    assert response.status_code == 200 and applicant.name in response.get_data(as_text=True)
+    login(world.krl_staff)  # an admitted firm of the library above is the county's to read
+    assert world.firm.name in client.get(f"/integrity/red-flags?firm={world.firm.id}").get_data(as_text=True)
