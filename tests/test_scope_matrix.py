@@ -402,3 +402,34 @@ def test_the_red_flag_page_names_no_firm_the_reader_may_not_see_by_its_id(client
     assert response.status_code == 200 and applicant.name in response.get_data(as_text=True)
     login(world.krl_staff)  # an admitted firm of the library above is the county's to read
     assert world.firm.name in client.get(f"/integrity/red-flags?firm={world.firm.id}").get_data(as_text=True)
+
+
+def test_an_applicant_firms_account_reads_no_ratings_or_inspections_through_the_api(client, login, auth, world):
+    """Until the bureau admits a firm (again), its accounts serve the application only — "no procurement notices,
+    bids, tasks, credit or API work" (registry/permissions.py): its pages /credit/mine and /inspections answer 403.
+    The API's lists of ratings and inspections checked no action, so a firm removed from the library that applied
+    again (重新申请入库: pending) still read its ratings and the bureaus' cases through the API."""
+    from evalhub.credit.models import CreditGrade, CreditRating, RatingStatus
+    from evalhub.registry import services as registry
+    from evalhub.supervision import services as SV
+    from evalhub.supervision.models import Trigger
+
+    db.session.add(CreditRating(bureau_id=world.bz.id, firm_id=world.firm.id, year=2025, status=RatingStatus.PUBLISHED,
+                                rated=True, total=Decimal("74"), grade=CreditGrade.C, components=[],
+                                objection_deadline=beijing_today() + timedelta(days=10)))
+    SV.open_case(world.bz, world.bz_admin, trigger=Trigger.OTHER, detail="巴州检查线索", firm=world.firm)
+    db.session.commit()
+    headers = auth("firm1")
+    for url in ("/api/v1/ratings", "/api/v1/inspections"):  # admitted: the firm's own
+        response = client.get(url, headers=headers)
+        assert response.status_code == 200 and response.json["items"], url
+    registry.change_firm_status(world.firm, "remove", world.bz_admin, reason="连续两年信用评价为 D 级")
+    registry.change_firm_status(world.firm, "reapply", world.firm_user)
+    db.session.commit()
+    login(world.firm_user)
+    for url in ("/credit/mine", "/inspections"):
+        assert client.get(url).status_code == 403, url
+    for url in ("/api/v1/ratings", "/api/v1/inspections"):
+        response = client.get(url, headers=headers)
+        assert response.status_code == 403, (url, response.status_code, response.get_data(as_text=True)[:200])
+    assert client.get(f"/api/v1/firms/{world.firm.id}", headers=headers).status_code == 200  # its application
