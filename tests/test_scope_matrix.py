@@ -32,7 +32,6 @@ import pytest
 import sqlalchemy as sa
 
 from evalhub.core import files
-from evalhub.core.enums import Role
 from evalhub.core.models import BudgetUnit, User
 from evalhub.core.timeutil import beijing_today
 from evalhub.extensions import db
