@@ -274,8 +274,8 @@ RATING_FILTERS = (year_filter(CreditRating.year), bureau_filter(CreditRating.bur
            errors=(400, 403, 422))
 def list_ratings():
     user = api_user()
-    if user.role == Role.EXPERT:
-        raise PermissionDenied("评审专家不能查看机构信用评价。")
+    if not permissions.can(user, "credit.list"):
+        raise PermissionDenied("评审专家不能查看机构信用评价。" if user.role == Role.EXPERT else "无权查看机构信用评价。")
     return list_response(_shown_to(user, sa.select(CreditRating)), *RATING_FILTERS,
                          enum_filter("status", RatingStatus, CreditRating.status),
                          options=[selectinload(CreditRating.bureau), selectinload(CreditRating.firm),

@@ -21,6 +21,9 @@ def _grade_counts(user: User, stmt: Select, model: type) -> Select:
 
 
 rules({
+    # the list of ratings (rows by the scope above): the bureaus and the rated firms; never an expert, a budget
+    # unit, nor the account of a firm not admitted (its application only: registry's account limit)
+    "credit.list": lambda u, o: u.role in (Role.SYSTEM_ADMIN, Role.BUREAU_ADMIN, Role.BUREAU_STAFF, Role.FIRM_USER),
     "credit.manage": lambda u, b: own_bureau(u, b.id) and is_admin(u),
     "credit.view": lambda u, r: visible(u, r) or (u.role == Role.FIRM_USER and r.firm_id == u.firm_id),
 })

@@ -406,6 +406,7 @@ def correction_file(correction_id: int):
 def mine():
     if not _is_firm_user():
         abort(403)
+    require("credit.list")  # not the account of a firm not admitted (the page gate refuses it too)
     ratings = db.session.execute(
         permissions.scope(current_user, sa.select(CreditRating), CreditRating)
         .where(CreditRating.status != RatingStatus.DRAFT)

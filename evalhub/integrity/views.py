@@ -84,8 +84,8 @@ def _scope_args():
         year = None
     firm = None
     firm_id = int_arg("firm")
-    if firm_id is not None:
-        firm = db.get_or_404(Firm, firm_id)
+    if firm_id is not None:  # the heading names it: only a firm of the libraries the user reads ("firm.view")
+        firm = load(Firm, firm_id, "firm.view")
     try:
         indicator = Indicator.from_label(request.args.get("indicator") or "") if request.args.get("indicator") else None
     except ValueError:

@@ -210,6 +210,7 @@ def _visible_inspection(inspection_id: int) -> Inspection:
            errors=(400, 403, 422))
 def list_inspections():
     user = api_user()
+    permissions.require(user, "inspection.list")
     return list_response(lambda: scoped(Inspection, user=user),
                          enum_filter("status", InspectionStatus, Inspection.status),
                          enum_filter("trigger", Trigger, Inspection.trigger), bureau_filter(Inspection.bureau_id),

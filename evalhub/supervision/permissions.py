@@ -35,6 +35,9 @@ def _inspects(user: User, inspection: Inspection) -> bool:
 
 
 rules({
+    # the list of cases (rows by the scope above): the bureaus, the inspected firms, the experts seated on a case;
+    # never a budget unit, nor the account of a firm not admitted (its application only: registry's account limit)
+    "inspection.list": lambda u, o: u.role in (Role.SYSTEM_ADMIN, *BUREAU_ROLES, Role.FIRM_USER, Role.EXPERT),
     "supervision.manage": lambda u, b: own_bureau(u, b.id),
     "inspection.view": lambda u, i: visible(u, i) or (u.role == Role.FIRM_USER and i.firm_id == u.firm_id)
     or _inspects(u, i),

@@ -203,6 +203,7 @@ def _inspection_export(bureaus: dict[int, Bureau]) -> Export:
 def inspection_list():
     if not (bureau_side() or current_user.role == Role.FIRM_USER):
         abort(403)
+    require("inspection.list")  # not the account of a firm not admitted (the page gate refuses it too)
     inspections = Listing(lambda: scoped(Inspection), *INSPECTION_FILTERS, order_by=[Inspection.id.desc()], options=[
         selectinload(Inspection.firm), selectinload(Inspection.engagement), selectinload(Inspection.findings)],
         keep="inspections")
