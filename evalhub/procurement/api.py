@@ -736,6 +736,8 @@ def _deadline(value: object, errors: dict[str, str]) -> datetime | None:
 def change_procurement_deadline(procurement_id: int):
     """The same service as the procurement page's form (``services.change_deadline``): the purchasing bureau only."""
     procurement = _visible_procurement(procurement_id)
+    # a bidder sees the procurement: refused as the service would refuse it, before its body is read (not a 422)
+    permissions.require(api_user(), "procurement.manage", procurement.engagement)
     data, errors, body = read_body("reason")
     deadline = _deadline(data.get("bid_deadline"), errors)
     raise_if(errors)
