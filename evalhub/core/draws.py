@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from evalhub.core import audit, permissions
 from evalhub.core.enums import BUREAU_SIDE, Role
 from evalhub.core.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
-from evalhub.core.models import Draw, DrawStatus, DrawWitness, User
+from evalhub.core.models import Bureau, Draw, DrawStatus, DrawWitness, User
 from evalhub.core.notifications import emit
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
@@ -262,13 +262,35 @@ def witnesses_changeable(record: Draw) -> bool:
         or any(w.number is None and not w.user.is_enabled for w in record.witnesses))
 
 
+def _witness_bureaus(record: Draw) -> set[int] | None:
+    """The bureaus a witness of ``record`` may come from: its bureau and those above it (an upper bureau's people
+    watch in person); None for a draw of no bureau (any bureau's)."""
+    if record.bureau_id is None:
+        return None
+    bureau = db.session.get(Bureau, record.bureau_id)
+    return {bureau.id} | permissions.ancestor_ids(bureau)
+
+
+def witness_candidates(record: Draw, actor: User | None) -> list[User]:
+    """Whom the bureau may name as witnesses of ``record`` (the page's choices; ``name_witnesses`` holds the same
+    rule on every path): enabled staff of the draw's bureau and the bureaus above it, never the operator; and a
+    witness who entered a number already, who stays, enabled or not."""
+    bureaus = _witness_bureaus(record)
+    entered = [w.user_id for w in record.witnesses if w.number is not None]
+    eligible = sa.and_(User.is_enabled.is_(True), User.role.in_(permissions.BUREAU_ROLES),
+                       permissions.in_bureaus(User.bureau_id, bureaus) if bureaus is not None else sa.true(),
+                       User.id != (actor.id if actor is not None else -1))
+    return list(db.session.execute(sa.select(User).where(sa.or_(eligible, User.id.in_(entered)))
+                                   .order_by(User.bureau_id, User.id)).scalars())
+
+
 def name_witnesses(record: Draw, users: Sequence[User], actor: User | None, *, check: bool = True,
                    notify: bool = True) -> list[DrawWitness]:
     """The bureau names the witnesses (in this order: the order of their numbers in the seed). Allowed until the
     first number is entered; after it, only a witness whose account was disabled before entering a number may be
     replaced (someone who left the bureau cannot sign in to enter it: the draw would wait for ever), the others
-    keeping their places and numbers. Rules: at least one; enabled bureau-side accounts (an auditor sent to
-    watch has one); never the operator naming them — the operator reveals, the witnesses enter numbers, and
+    keeping their places and numbers. Rules: at least one; enabled staff accounts of the draw's bureau or a bureau
+    above it (an auditor sent to watch is given one there: ``witness_candidates``); never the operator naming them — the operator reveals, the witnesses enter numbers, and
     ``reveal`` refuses a witness as operator, so the two sides are always different people."""
     if check:
         permissions.require(actor, "draw.manage", record)
@@ -290,11 +312,16 @@ def name_witnesses(record: Draw, users: Sequence[User], actor: User | None, *, c
     if not unique:
         raise ValidationFailed("请至少指定一名监督人。", {"witnesses": "至少一名监督人"})
     problems = []
+    bureaus = _witness_bureaus(record)
     for u in unique:
         if actor is not None and u.id == actor.id:
             problems.append("操作人不能担任本次抽取的监督人")
-        elif (u.role not in BUREAU_SIDE or not u.is_enabled) and u.id not in {w.user_id for w in staying if w.number}:
-            problems.append(f"{u.display_name or u.username} 不是可用的财政部门（或审计）人员账号")
+        elif u.id in {w.user_id for w in staying if w.number}:
+            continue  # entered a number already: stays, enabled or not
+        elif u.role not in permissions.BUREAU_ROLES or not u.is_enabled:
+            problems.append(f"{u.display_name or u.username} 不是可用的财政部门人员账号")
+        elif bureaus is not None and u.bureau_id not in bureaus:
+            problems.append(f"{u.display_name or u.username} 不是本次抽取所在财政局或其上级财政局的人员")
     if problems:
         raise ValidationFailed("；".join(problems) + "。", {"witnesses": "；".join(problems)})
     if started:  # the witnesses who stay keep their places; the replacements come after them

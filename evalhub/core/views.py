@@ -145,15 +145,7 @@ class NumberForm(BaseForm):
 
 
 def _witness_choices(record: Draw) -> list[tuple[int, str]]:
-    """Enabled bureau-side accounts of the draw's bureau and the bureaus above it (an upper bureau's or the
-    audit office's people, who watch in person), never the operator."""
-    bureau = db.session.get(Bureau, record.bureau_id) if record.bureau_id else None
-    bureau_ids = ({bureau.id} | permissions.ancestor_ids(bureau)) if bureau else set()
-    entered = [w.user_id for w in record.witnesses if w.number is not None]  # they stay, enabled or not
-    users = db.session.execute(sa.select(User).where(sa.or_(sa.and_(
-        User.is_enabled.is_(True), User.role.in_([Role.BUREAU_ADMIN, Role.BUREAU_STAFF]),
-        permissions.in_bureaus(User.bureau_id, bureau_ids), User.id != current_user.id), User.id.in_(entered)))
-        .order_by(User.bureau_id, User.id)).scalars()
+    users = draws.witness_candidates(record, current_user)
     return [(u.id, f"{u.display_name or u.username}（{u.username}，{u.bureau.short_name if u.bureau else ''}）") for u in users]
 
 
