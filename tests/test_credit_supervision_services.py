@@ -140,6 +140,31 @@ def test_external_records_need_a_source_document(world):
     assert _component(_rate(world)[e.firm_id], "external")["points"] == "6.00"
 
 
+def test_a_bureau_records_and_opens_cases_only_on_what_it_can_see_on_every_path(world):
+    """The pages offer the bureau's own firms and engagements; the services hold the same rule for any caller: an
+    external record on another prefecture's library firm, a case on another prefecture's engagement or firm, or a case
+    naming a firm that did not do the engagement is refused (the services took any firm or engagement before)."""
+    from evalhub.core.errors import NotFound
+
+    kz_firm = factories.firm(world.kz, name="克州某咨询有限公司", uscc=factories.uscc())
+    kz_engagement = factories.engagement(world, bureau_key="kz", unit="克州农业农村局")
+    db.session.commit()
+    with pytest.raises(NotFound):
+        C.add_external_record(world.bz, kz_firm, world.bz_admin, kind="行政处罚", occurred_on=date(2025, 6, 1),
+                              description="税务行政处罚", deduction="4", filename="决定书.txt", data="处罚决定书".encode())
+    with pytest.raises(NotFound):
+        V.open_case(world.bz, world.bz_staff, trigger=Trigger.OTHER, detail="线索", engagement=kz_engagement)
+    with pytest.raises(NotFound):
+        V.open_case(world.bz, world.bz_staff, trigger=Trigger.OTHER, detail="线索", firm=kz_firm)
+    e = _completed(world)
+    other = factories.firm(world.bz, name="巴州另一咨询有限公司", uscc=factories.uscc())
+    with pytest.raises(ValidationFailed) as caught:
+        V.open_case(world.bz, world.bz_staff, trigger=Trigger.OTHER, detail="线索", engagement=e, firm=other)
+    assert "承担机构" in caught.value.fields["firm_id"]
+    db.session.rollback()
+    assert V.open_case(world.bz, world.bz_staff, trigger=Trigger.OTHER, detail="线索", engagement=e).firm_id == e.firm_id
+
+
 @pytest.mark.parametrize("total, grade", [("90", CreditGrade.A), ("89.99", CreditGrade.B), ("80", CreditGrade.B),
                                           ("79.99", CreditGrade.C), ("60", CreditGrade.C), ("59.99", CreditGrade.D)])
 def test_grade_cut_offs_at_their_boundaries(world, total, grade):

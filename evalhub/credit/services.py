@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, aliased
 from evalhub.core import audit, bureau_tree, calendar, concurrency, files, permissions
 from evalhub.core.batches import batches
 from evalhub.core.enums import Role
-from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
+from evalhub.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from evalhub.core.formatting import points_text
 from evalhub.core.notifications import emit
 from evalhub.core.calendar import (  # noqa: F401 — the calendar is core's; credit keeps its names
@@ -855,6 +855,10 @@ def finalise(bureau: Bureau, year: int, actor: User, *, today: date | None = Non
 def add_external_record(bureau: Bureau, firm: Firm, actor: User, *, kind: Any, occurred_on: date | None,
                         description: str, deduction: Any, filename: str, data: bytes) -> ExternalCreditRecord:
     permissions.require(actor, "credit.manage", bureau)
+    # a firm the bureau can see (its library, those above it, an applicant to it): the page offers no other, and an
+    # id posted past the page's choices names nobody else's
+    if not permissions.can(actor, "firm.view", firm):
+        raise NotFound("未找到该第三方机构。")
     errors: dict[str, str] = {}
     try:
         kind = kind if isinstance(kind, ExternalRecordKind) else ExternalRecordKind.from_label(str(kind or ""))

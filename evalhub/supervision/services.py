@@ -15,7 +15,7 @@ from flask import current_app
 from evalhub.core import audit, bureau_tree, concurrency, draws, permissions
 from evalhub.core.ratelimit import RateLimited, client_digest, count_hit
 from evalhub.core.enums import Role
-from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
+from evalhub.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from evalhub.core.inputs import check_text
 from evalhub.core.listing import as_int
 from evalhub.core.models import Bureau, Draw, User
@@ -707,10 +707,18 @@ def open_case(bureau: Bureau, actor: User | None, *, trigger: Any, detail: str, 
         raise ValidationFailed("请选择线索来源。", {"trigger": "必选"})
     if trigger == Trigger.RANDOM:
         raise ValidationFailed("不定向抽查通过抽查批次产生，不能手工立案。", {"trigger": "不能选择不定向抽查"})
+    # what the page offers, held here for every path: an engagement of the bureau or one below it, a firm its
+    # officer can see, and the engagement's own firm
+    if engagement is not None and engagement.bureau_id not in permissions.subtree_ids(bureau):
+        raise NotFound(f"未找到评价任务 {engagement.reference}（或不在本局可见范围内）。")
+    if firm is not None and actor is not None and not permissions.can(actor, "firm.view", firm):
+        raise NotFound("未找到该第三方机构。")
     firm = firm or (engagement.firm if engagement else None) or (complaint.firm if complaint else None)
     errors: dict[str, str] = {}
     if firm is None:
         errors["firm_id"] = "请选择被检查的机构"
+    elif engagement is not None and engagement.firm_id not in (None, firm.id):
+        errors["firm_id"] = f"所选机构不是评价任务 {engagement.reference} 的承担机构"
     if not (detail or "").strip():
         errors["detail"] = "请写明线索内容"
     if trigger == Trigger.COMPLAINT and complaint is None:

@@ -136,11 +136,6 @@ def _engagement_by_reference(reference: str, errors: dict[str, str]) -> Optional
     return engagement
 
 
-def _check_firm_matches(firm: Optional[Firm], engagement: Optional[Engagement], errors: dict[str, str]) -> None:
-    if firm is not None and engagement is not None and engagement.firm_id not in (None, firm.id):
-        errors["firm_id"] = f"所选机构不是评价任务 {engagement.reference} 的承担机构"
-
-
 def _kind_label(inspection: Inspection) -> str:
     return "不定向抽查" if inspection.campaign_id else "定向检查"
 
@@ -390,7 +385,6 @@ def inspection_new():
                 scoped(Complaint).where(Complaint.reference == reference)).scalar_one_or_none()
             if complaint is None:
                 errors["complaint_reference"] = f"未找到投诉 {reference}（或不在本局可见范围内）"
-        _check_firm_matches(firm, engagement, errors)
         if form.trigger.data == Trigger.COMPLAINT.value and not reference:
             errors["complaint_reference"] = "投诉线索须关联投诉编号"
         ValidationFailed.raise_if(errors)
@@ -524,7 +518,6 @@ def complaint_case(complaint_id: int):
         errors: dict[str, str] = {}
         firm = _chosen_firm(form.firm_id.data, firms, errors)
         engagement = _engagement_by_reference(form.engagement_reference.data, errors)
-        _check_firm_matches(firm, engagement, errors)
         ValidationFailed.raise_if(errors)
         return services.open_case(complaint.bureau, current_user, trigger=Trigger.COMPLAINT,
                                   detail=form.detail.data or "", firm=firm, engagement=engagement, complaint=complaint)
