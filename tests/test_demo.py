@@ -312,6 +312,47 @@ def test_simulated_clock_is_off_by_default_and_moves_on_from_the_time_set(app, a
     assert abs(timeutil.utcnow() - datetime.utcnow()) < timedelta(seconds=5)  # noqa: DTZ003
 
 
+def test_simulated_clocks_of_two_threads_at_once_leave_every_other_on_the_real_clock(app, app_ctx):
+    """A race test runs two requests in threads, each on a simulated clock of its own. The clock was one module
+    global: thread A set it, thread B set it (saving A's), A closed (restoring "off"), B closed (restoring A's) — and
+    the clock stayed on A's day for every test after, on PostgreSQL only (where the race tests run): dates "later
+    than today" refused far from any race. Each thread has its own clock now."""
+    import threading
+    from datetime import datetime, timedelta
+
+    from evalhub.core import timeutil
+
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def a():
+        with timeutil.simulated_clock(datetime(2025, 3, 13, 3, 0)):
+            a_in.set()
+            b_in.wait(5)
+            seen["a"] = timeutil.utcnow()
+        a_out.set()
+
+    def b():
+        a_in.wait(5)
+        with timeutil.simulated_clock(datetime(2024, 1, 1)):
+            b_in.set()
+            a_out.wait(5)  # A closes its clock first
+            seen["b"] = timeutil.utcnow()
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert seen["a"].date().isoformat() == "2025-03-13" and seen["b"].date().isoformat() == "2024-01-01"
+    assert abs(timeutil.utcnow() - datetime.utcnow()) < timedelta(seconds=5)  # noqa: DTZ003  (this thread)
+    after = {}
+    later = threading.Thread(target=lambda: after.setdefault("now", timeutil.utcnow()))
+    later.start()
+    later.join(5)
+    assert abs(after["now"] - datetime.utcnow()) < timedelta(seconds=5)  # noqa: DTZ003  (a thread started later)
+
+
 def test_the_demo_clock_takes_an_hour_only_with_a_date(app, app_ctx):
     """``clock.at(datetime, hour)`` used to ignore the hour silently (the demo's integrity story then opened bids
     before their deadline on a Chinese morning); now a date takes the hour and a datetime refuses one."""

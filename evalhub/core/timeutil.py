@@ -6,46 +6,47 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date, datetime, timedelta, timezone
 from typing import Iterator
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 # (simulated UTC instant, perf_counter() when it was set): the simulated clock runs on from there, so events
-# recorded one after another stay in order. None: the real clock (always, outside ``simulated_clock``).
-_simulated: tuple[datetime, float] | None = None
+# recorded one after another stay in order. None: the real clock (always, outside ``simulated_clock``). A context
+# variable, not a module global: each thread has its own (a thread starts on the real clock), so two threads opening
+# and closing simulated clocks at once (a race test) cannot leave one set for whoever runs next.
+_simulated: ContextVar[tuple[datetime, float] | None] = ContextVar("evalhub_simulated_clock", default=None)
 
 
 def utcnow() -> datetime:
-    if _simulated is not None:
-        at, since = _simulated
+    simulated = _simulated.get()
+    if simulated is not None:
+        at, since = simulated
         return at + timedelta(seconds=time.perf_counter() - since)
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def set_simulated_now(at: datetime) -> None:
     """Move the simulated clock to ``at`` (naive UTC). Only inside ``simulated_clock``."""
-    global _simulated
-    if _simulated is None:
+    if _simulated.get() is None:
         raise RuntimeError("simulated time is only set inside timeutil.simulated_clock()")
-    _simulated = (at, time.perf_counter())
+    _simulated.set((at, time.perf_counter()))
 
 
 @contextmanager
 def simulated_clock(at: datetime) -> Iterator[None]:
     """Run the block as if it were ``at`` (naive UTC), the clock moving on from there; the real clock returns
     afterwards. For the demo loader only: refused when the application runs in production."""
-    global _simulated
     from flask import current_app, has_app_context
 
     if has_app_context() and current_app.config.get("ENV_NAME") == "production":
         raise RuntimeError("生产环境不能使用模拟时钟。")
-    saved = _simulated
-    _simulated = (at, time.perf_counter())
+    token = _simulated.set((at, time.perf_counter()))
     try:
         yield
     finally:
-        _simulated = saved
+        _simulated.reset(token)
 
 
 def to_beijing(value: datetime | None) -> datetime | None:
