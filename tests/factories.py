@@ -294,6 +294,19 @@ def returned(e, staff, fraction="0.5"):
 
 
 @kept
+def losing_bidder(e, **overrides):
+    """A firm of 巴州's library that bid on ``e``'s procurement and lost (its bid written directly: a fixture for the
+    cases a collusion red flag opens, which name a losing bidder on the engagement)."""
+    from decimal import Decimal
+
+    from evalhub.procurement.models import Bid
+
+    bidder = firm(e.bureau, **overrides)
+    db.session.add(Bid(procurement_id=e.current_procurement.id, firm_id=bidder.id, price=Decimal("170000")))
+    db.session.flush()
+    return bidder
+
+
 def contracted(w, firm=None, **kw):
     """An engagement contracted to ``firm`` (default the world's 巴州 firm) through single-source approval."""
     from datetime import date

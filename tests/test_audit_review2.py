@@ -33,7 +33,7 @@ def test_a_late_intentional_finding_on_a_firm_without_a_row_is_counted_once_even
     e.state = S.ACCEPTED
     db.session.flush()
     _final_year(world, last)
-    bidder = factories.firm(world.bz, name="陪标未中标的评价有限公司")
+    bidder = factories.losing_bidder(e, name="陪标未中标的评价有限公司")
     case = V.open_case(world.bz, world.bz_staff, trigger=Trigger.RED_FLAG, detail="该项目投标人报价呈规律性差异",
                        firm=bidder, engagement=e)
     V.add_finding(case, factories.recorder(case), severity=Severity.INTENTIONAL, description="与他人串通投标")

@@ -76,8 +76,12 @@ def test_a_complaint_substantiated_by_another_prefecture_does_not_cut_this_burea
     deducted twice under the region-wide reach of grades."""
     e = _accepted(world)
     _upheld_complaint(world, world.kz, datetime(2025, 6, 1, 4, 0))  # 克州 receives and upholds a complaint …
-    # … and 克州 also finds a problem with the firm in a case of its own
-    case = V.open_case(world.kz, world.kz_staff, trigger=Trigger.OTHER, detail="举报线索", firm=world.firm)
+    # … and 克州 also finds a problem with the firm in a case of its own, opened on another complaint naming it (the
+    # firm is not in 克州's libraries: a case names it through the complaint, not by 克州's choice)
+    lead = V.file_complaint(bureau_id=world.kz.id, firm_name=world.firm.name, text="评价报告中的满意度调查数据与实际发放问卷数量不符，请予核查。",
+                            engagement_reference=None, complainant_name=None, complainant_contact=None,
+                            address="10.0.1.1")
+    case = V.open_case(world.kz, world.kz_staff, trigger=Trigger.COMPLAINT, detail="举报线索", complaint=lead)
     V.add_finding(case, factories.recorder(case), severity=Severity.GENERAL, description="底稿缺少抽样记录")
     for finding in case.findings:
         finding.created_at = datetime(2025, 6, 1, 4, 0)

@@ -280,8 +280,8 @@ def witness_candidates(record: Draw, actor: User | None) -> list[User]:
     eligible = sa.and_(User.is_enabled.is_(True), User.role.in_(permissions.BUREAU_ROLES),
                        permissions.in_bureaus(User.bureau_id, bureaus) if bureaus is not None else sa.true(),
                        User.id != (actor.id if actor is not None else -1))
-    return list(db.session.execute(sa.select(User).where(sa.or_(eligible, User.id.in_(entered)))
-                                   .order_by(User.bureau_id, User.id)).scalars())
+    return list(db.session.execute(sa.select(User).where(sa.or_(eligible, User.id.in_(entered))).order_by(
+        sa.case((User.bureau_id == record.bureau_id, 0), else_=1), User.bureau_id, User.id)).scalars())  # its own first
 
 
 def name_witnesses(record: Draw, users: Sequence[User], actor: User | None, *, check: bool = True,
@@ -491,7 +491,7 @@ def run_witnessed(record: Any, *, operator: User | None = None, witnesses: Seque
                   numbers: Sequence[Any] = ()) -> Any:
     """Announce → witnesses' numbers → reveal in one go, for tests and the demo (the real thing happens on the
     draw page, each witness signed in as themselves). Names ``witnesses`` (default: the draw's named ones, or
-    the first enabled account of the draw's bureau that is not the operator), enters ``numbers`` (default:
+    the first of ``witness_candidates``: of the draw's bureau, else one above it), enters ``numbers`` (default:
     random), reveals as ``operator`` and returns what the kind's handler returned. Anything that is not a draw
     (None, an award made without a tie) passes through unchanged, so a caller's result can be wrapped as is."""
     if not isinstance(record, Draw):
@@ -500,10 +500,8 @@ def run_witnessed(record: Any, *, operator: User | None = None, witnesses: Seque
         return getattr(record, "effect", None)
     operator = operator or _default_operator(record)
     if witnesses or not record.witnesses:
-        if not witnesses:
-            pick = db.session.execute(sa.select(User).where(  # someone of the bureau, else anyone bureau-side
-                User.role.in_(BUREAU_SIDE), User.is_enabled.is_(True), User.id != (operator.id if operator else -1))
-                .order_by(sa.case((User.bureau_id == record.bureau_id, 0), else_=1), User.id)).scalars().first()
+        if not witnesses:  # someone of the draw's bureau, else of a bureau above it
+            pick = next(iter(witness_candidates(record, operator)), None)
             if pick is None:
                 raise DomainError("找不到可担任监督人的账号。")
             witnesses = [pick]

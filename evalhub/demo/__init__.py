@@ -87,6 +87,8 @@ UNIT_PARENTS = {"巴州统计局普查中心": "巴州统计局", "库尔勒经�
 BUREAU_ACCOUNTS: list[tuple[str, str, Role, str | None]] = [
     ("admin", "系统管理员", Role.SYSTEM_ADMIN, None),
     ("xj.admin", "自治区财政厅绩效评价中心管理员", Role.BUREAU_ADMIN, "650000"),
+    # the region's second officer: a draw of the region is witnessed by someone of the region other than its operator
+    ("xj.staff", "自治区财政厅绩效评价中心工作人员", Role.BUREAU_STAFF, "650000"),
     ("bz.admin", "巴州财政局绩效评价中心管理员", Role.BUREAU_ADMIN, "652800"),
     ("kz.admin", "克州财政局绩效评价中心管理员", Role.BUREAU_ADMIN, "653000"),
     ("mf.admin", "民丰县财政局管理员", Role.BUREAU_ADMIN, "653227"),

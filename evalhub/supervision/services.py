@@ -26,7 +26,7 @@ from evalhub.core.timeutil import beijing_today, utcnow
 from evalhub.extensions import db
 from evalhub.procurement import workflow
 from evalhub.procurement.eligibility import engagement_parties, library_bureau_ids
-from evalhub.procurement.models import Engagement, EngagementState as S
+from evalhub.procurement.models import Bid, Engagement, EngagementState as S, Procurement
 from evalhub.registry.models import Expert, Firm, FirmStatus
 from evalhub.registry.services import avoidance_reasons_of, expert_is_drawable
 from evalhub.supervision.models import (
@@ -717,8 +717,9 @@ def open_case(bureau: Bureau, actor: User | None, *, trigger: Any, detail: str, 
     errors: dict[str, str] = {}
     if firm is None:
         errors["firm_id"] = "请选择被检查的机构"
-    elif engagement is not None and engagement.firm_id not in (None, firm.id):
-        errors["firm_id"] = f"所选机构不是评价任务 {engagement.reference} 的承担机构"
+    elif engagement is not None and engagement.firm_id not in (None, firm.id) and firm.id not in _bidders(engagement):
+        # the firm that did the work, or one that bid for it (a red flag's collusion names a losing bidder)
+        errors["firm_id"] = f"所选机构既不是评价任务 {engagement.reference} 的承担机构，也不是其采购的投标人"
     if not (detail or "").strip():
         errors["detail"] = "请写明线索内容"
     if trigger == Trigger.COMPLAINT and complaint is None:
@@ -754,6 +755,11 @@ def open_case(bureau: Bureau, actor: User | None, *, trigger: Any, detail: str, 
                          + (f"；同一评价任务已有检查 {'、'.join(f'#{i}' for i in others)}" if others else ""),
                  payload={"trigger": trigger, "detail": detail.strip(), "other_cases": others})
     return inspection
+
+
+def _bidders(engagement: Engagement) -> set[int]:
+    return set(db.session.execute(sa.select(Bid.firm_id).join(Procurement, Procurement.id == Bid.procurement_id)
+                                  .where(Procurement.engagement_id == engagement.id)).scalars())
 
 
 def same_engagement_warning(inspection: Inspection, reader: User) -> Optional[str]:
