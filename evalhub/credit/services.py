@@ -32,6 +32,7 @@ from evalhub.extensions import db
 from evalhub.procurement.eligibility import eligibility_check
 from evalhub.procurement.models import Contract, Engagement, EngagementState as S, ProcurementMethod
 from evalhub.registry.models import Firm, FirmStatus
+from evalhub.registry.services import parse_enum
 
 __all__ = ["CreditGrade", "final_grade", "compute", "publish", "object_to", "answer", "finalise"]
 
@@ -860,10 +861,7 @@ def add_external_record(bureau: Bureau, firm: Firm, actor: User, *, kind: Any, o
     if not permissions.can(actor, "firm.view", firm):
         raise NotFound("未找到该第三方机构。")
     errors: dict[str, str] = {}
-    try:
-        kind = kind if isinstance(kind, ExternalRecordKind) else ExternalRecordKind.from_label(str(kind or ""))
-    except ValueError:
-        errors["kind"] = "请选择记录类型"
+    kind = parse_enum(errors, "kind", ExternalRecordKind, kind, "记录类型")
     if occurred_on is None:
         errors["occurred_on"] = "请填写发生日期"
     elif occurred_on > beijing_today():  # it would bar the firm from a day not yet come and count in a year not begun

@@ -28,7 +28,7 @@ from evalhub.procurement import workflow
 from evalhub.procurement.eligibility import engagement_parties, library_bureau_ids
 from evalhub.procurement.models import Bid, Engagement, EngagementState as S, Procurement
 from evalhub.registry.models import Expert, Firm, FirmStatus
-from evalhub.registry.services import avoidance_reasons_of, expert_is_drawable
+from evalhub.registry.services import avoidance_reasons_of, expert_is_drawable, parse_enum
 from evalhub.supervision.models import (
     CHECKLIST, CampaignStatus, Complaint, ComplaintStatus, Finding, Inspection, InspectionCampaign, InspectionCount,
     InspectionResponse, InspectionStatus, Inspector, Measure, Severity, StaffTie, Trigger,
@@ -861,10 +861,7 @@ def add_finding(inspection: Inspection, actor: User, *, severity: Any, descripti
     if inspection.status == InspectionStatus.CLOSED:
         raise Conflict("检查已办结，不能再添加问题。")
     errors: dict[str, str] = {}
-    try:
-        severity = severity if isinstance(severity, Severity) else Severity.from_label(str(severity or ""))
-    except ValueError:
-        errors["severity"] = "请选择问题严重程度"
+    severity = parse_enum(errors, "severity", Severity, severity, "问题严重程度")
     if not (description or "").strip():
         errors["description"] = "请描述发现的问题"
     chosen = []
