@@ -14,10 +14,10 @@ from datetime import date, datetime
 
 import sqlalchemy as sa
 
-from evalhub.core.models import Notification, User
 from evalhub.core.timeutil import simulated_clock
 from evalhub.extensions import db
 from tests import factories
+from tests.test_contract_notice import _inbox  # one copy: the titles a user was told, in order
 
 CCGP = "http://www.ccgp.gov.cn/cggg/dfgg/zbgg/202503/t20250310_1234567.htm"
 
@@ -47,11 +47,6 @@ def _post(p, actor, day: date):
     with simulated_clock(_at(day)):
         return M().record_posting(p.engagement, "result", p.notice.id, M().PostingInput(
             medium="ccgp", url=CCGP.replace("1234567", f"{p.notice.id:07d}"), posted_on=day, note="经办人出差，返回后即在指定媒体发布。"), actor)
-
-
-def _inbox(user: User) -> list[str]:
-    return [n.title for n in db.session.execute(sa.select(Notification).where(Notification.user_id == user.id)
-                                                .order_by(Notification.id)).scalars()]
 
 
 def _card(html: str) -> str:
