@@ -84,6 +84,11 @@ def test_experts_who_scored_the_work_or_are_tied_are_not_independent(world, revi
 def test_named_inspectors_are_refused_with_the_reasons_and_told_when_named(world, reviewed):
     e = reviewed
     case = _case(world, e)
+    # the page offers whom the service accepts: 巴州's and the region's staff and pools, not 克州's
+    staff, experts = V.inspector_candidates(case.bureau)
+    assert {world.fresh.id, world.region_staff.id, world.bz_staff.id} <= {u.id for u in staff}
+    assert world.kz_staff.id not in {u.id for u in staff}
+    assert {world.clean.id, world.tied.id} <= {x.id for x in experts}
     with pytest.raises(ValidationFailed) as caught:
         V.name_inspector(case, world.bz_admin, user_id=world.bz_staff.id)
     assert "经办过该评价任务的采购" in caught.value.message and "user_id" in caught.value.fields

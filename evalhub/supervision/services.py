@@ -12,7 +12,7 @@ from typing import Any, Iterable, Optional
 import sqlalchemy as sa
 from flask import current_app
 
-from evalhub.core import audit, bureau_tree, concurrency, draws, permissions
+from evalhub.core import audit, concurrency, draws, permissions
 from evalhub.core.ratelimit import RateLimited, client_digest, count_hit
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
@@ -444,6 +444,22 @@ def _assigned(inspection: Inspection, inspector: Inspector, actor: Optional[User
          firm=inspection.firm.name, how=how, kind="不定向抽查" if inspection.campaign_id else "定向检查")
 
 
+def _inspector_rules(bureau: Bureau) -> tuple[tuple, tuple]:
+    """Who may be named inspector for ``bureau``: enabled staff of it or a bureau above it, and the experts of those
+    bureaus' pools (as conditions on ``User`` and ``Expert``)."""
+    ids = sorted(library_bureau_ids(bureau))
+    return ((User.bureau_id.in_(ids), User.is_enabled.is_(True), User.role.in_(permissions.BUREAU_ROLES)),
+            (Expert.bureau_id.in_(ids),))
+
+
+def inspector_candidates(bureau: Bureau) -> tuple[list[User], list[Expert]]:
+    """Whom ``bureau`` may name as inspectors (the page's choices; ``name_inspector`` holds the same rule on every
+    path). Independence of what is inspected is checked when one is named, with the reasons."""
+    staff_rule, expert_rule = _inspector_rules(bureau)
+    return (list(db.session.execute(sa.select(User).where(*staff_rule).order_by(User.id)).scalars()),
+            list(db.session.execute(sa.select(Expert).where(*expert_rule).order_by(Expert.id)).scalars()))
+
+
 def name_inspector(inspection: Inspection, actor: User, *, user_id: Any = None, expert_id: Any = None,
                    reason: str | None = None) -> Inspector:
     """指定检查人员: a bureau staff member (of the inspecting bureau or an upper one) or an expert of the usable
@@ -458,19 +474,18 @@ def name_inspector(inspection: Inspection, actor: User, *, user_id: Any = None, 
         raise ValidationFailed("请选择一名财政检查人员或一名专家（只能选一个）。", {"person": "请选择一名检查人员"})
     engagement = inspection.engagement
     current = {(i.user_id, i.expert_id) for i in inspection.inspectors}
+    staff_rule, expert_rule = _inspector_rules(bureau)
     if user_id is not None:
-        person = db.session.get(User, user_id)
-        allowed = set(bureau_tree.chain_ids(bureau))
-        if (person is None or person.bureau_id not in allowed or person.role not in permissions.BUREAU_ROLES
-                or not person.is_enabled):
+        person = db.session.scalar(sa.select(User).where(User.id == user_id, *staff_rule))
+        if person is None:
             raise ValidationFailed("所选人员不是本局或上级财政局在用的工作人员。", {"user_id": "人员无效"})
         if (person.id, None) in current:
             raise Conflict(f"{person.display_name} 已是本检查的检查人员。")
         reasons = staff_independence(engagement, [person], inspection.firm).get(person.id, [])
         name = person.display_name
     else:
-        person = db.session.get(Expert, expert_id)
-        if person is None or person.bureau_id not in library_bureau_ids(bureau):
+        person = db.session.scalar(sa.select(Expert).where(Expert.id == expert_id, *expert_rule))
+        if person is None:
             raise ValidationFailed("所选专家不在本局或上级财政局的专家库中。", {"expert_id": "专家无效"})
         if (None, person.id) in current:
             raise Conflict(f"{person.name} 已是本检查的检查人员。")

@@ -324,16 +324,8 @@ def inspection_response(inspection_id: int):
 
 
 def _inspector_choices(form: InspectorForm, bureau: Bureau) -> None:
-    """Who may be named: the staff of the inspecting bureau and the bureaus above it, the experts of the usable
-    pools (the service refuses, with the reasons, anyone not independent of what is inspected)."""
-    from evalhub.core.models import User
-    from evalhub.procurement.eligibility import library_bureau_ids
-    from evalhub.registry.models import Expert
-
-    ids = library_bureau_ids(bureau)
-    staff = db.session.execute(sa.select(User).where(User.bureau_id.in_(ids), User.is_enabled.is_(True),
-                                                     User.role.in_(permissions.BUREAU_ROLES)).order_by(User.id)).scalars()
-    experts = db.session.execute(sa.select(Expert).where(Expert.bureau_id.in_(ids)).order_by(Expert.id)).scalars()
+    """Who may be named (the service refuses, with the reasons, anyone not independent of what is inspected)."""
+    staff, experts = services.inspector_candidates(bureau)
     form.user_id.choices = [BLANK] + [choice(str(u.id), f"{u.display_name}（{u.username}）") for u in staff]
     form.expert_id.choices = [BLANK] + [choice(str(x.id), f"{x.name}（{x.employer}）") for x in experts]
 
