@@ -17,7 +17,7 @@ from evalhub.core.timeutil import beijing_date, beijing_day_start, beijing_today
 from evalhub.extensions import db
 
 __all__ = ["is_workday", "add_working_days", "add_working_days_each", "working_days_between", "roll_to_workday",
-           "add_days", "days_deadline", "last_workday_before", "last_workday_before_each", "ensure_national_calendar",
+           "add_days", "days_deadline", "day_end", "last_workday_before", "last_workday_before_each", "ensure_national_calendar",
            "is_provisional", "NATIONAL_CALENDAR", "late_workdays_each", "on_change", "correct", "Correction",
            "CalendarChange", "Period", "Moved", "recompute", "move", "keep_counts"]
 
@@ -123,7 +123,12 @@ def days_deadline(bureau: Bureau, start: datetime, days: int) -> datetime:
     """``add_days`` from a stored (naive UTC) instant, as the stored instant the period ends: the end of its last
     day in Beijing (第二百零三条: "期间的最后一日的截止时间为二十四时") — 23:59:59, within that day so that its Beijing
     date is the last day itself (a fraction of a second would be rounded into the next day by SQLite's date())."""
-    last = add_days(bureau, beijing_date(start), days)
+    return day_end(add_days(bureau, beijing_date(start), days))
+
+
+def day_end(last: date) -> datetime:
+    """The stored (naive UTC) instant a period whose last day is ``last`` ends: 23:59:59 Beijing of that day
+    (``days_deadline``; a hook moving such a deadline stores its new day the same way)."""
     return beijing_day_start(last + timedelta(days=1)) - timedelta(seconds=1)
 
 
@@ -345,6 +350,9 @@ class Moved(NamedTuple):
     link: str
     firm_ids: tuple[int, ...] = ()  # firms told (each once, with all its deadlines that moved)
     users: tuple[User, ...] = ()  # people named (an evaluated unit's users)
+    # experts told through their accounts (an expert is neither a bureau's user nor a firm's): each once, with
+    # their own deadlines that moved; an expert without an account is not named (the bureau is told)
+    experts: tuple[User, ...] = ()
 
 
 _HOOKS: list[Callable[[CalendarChange], list[Moved]]] = []
@@ -481,7 +489,8 @@ def _lines(moved: Iterable[Moved]) -> str:
 
 
 def _tell(bureau: Bureau, day: date, kind: str, note: str, moved: list[Moved]) -> None:
-    """One message per bureau whose deadlines moved, per firm, per set of people named: each lists its own."""
+    """One message per bureau whose deadlines moved, per firm, per set of people named, per expert: each lists its
+    own."""
     cause = f"{bureau.short_name}将 {day:%Y-%m-%d} 调整为{kind}（{note}）"
     groups: dict[tuple[str, Any], list[Moved]] = {}
     for m in moved:
@@ -490,7 +499,9 @@ def _tell(bureau: Bureau, day: date, kind: str, note: str, moved: list[Moved]) -
             groups.setdefault(("firm", firm_id), []).append(m)
         if m.users:
             groups.setdefault(("users", tuple(sorted(u.id for u in m.users))), []).append(m)
-    people = {u.id: u for m in moved for u in m.users}
+        for expert in m.experts:
+            groups.setdefault(("expert", expert.id), []).append(m)
+    people = {u.id: u for m in moved for u in m.users + m.experts}
     for (audience, key), listed in groups.items():
         fields = {"cause": cause, "count": len(listed), "items": _lines(listed)}
         link = listed[0].link if len(listed) == 1 else None
@@ -498,5 +509,7 @@ def _tell(bureau: Bureau, day: date, kind: str, note: str, moved: list[Moved]) -
             notifications.emit("deadlines_moved_bureau", link=link or "/credit/calendar", bureau_id=key, **fields)
         elif audience == "firm":
             notifications.emit("deadlines_moved_firm", link=link, firm_id=key, **fields)
+        elif audience == "expert":
+            notifications.emit("deadlines_moved_expert", link=link, users=[people[key]], **fields)
         else:
             notifications.emit("deadlines_moved_named", link=link, users=[people[i] for i in key], **fields)

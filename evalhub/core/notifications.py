@@ -145,6 +145,8 @@ MATRIX: dict[str, Event] = {e.key: e for e in [
           "因{cause}，与贵机构有关的以下期限已按调整后的工作日历重新计算（已告知的期间不会缩短）：\n{items}"),
     Event("deadlines_moved_named", "工作日历调整，期限随之调整（被评价单位）", (NAMED,), "工作日历调整：{count} 项期限已重新计算",
           "因{cause}，贵单位的以下期限已按调整后的工作日历重新计算（已告知的期间不会缩短）：\n{items}"),
+    Event("deadlines_moved_expert", "工作日历调整，期限随之调整（评审专家）", (NAMED,), "工作日历调整：{count} 项期限已重新计算",
+          "因{cause}，您的以下评审期限已按调整后的工作日历重新计算（已告知的期间不会缩短）：\n{items}"),
     # credit
     Event("rating_publicised", "信用评价公示", (FIRM,), "{year} 年度信用评价结果公示", "{detail}"),
     Event("objection_answered", "异议已答复", (FIRM,), "{year} 年度信用评价异议答复", "{outcome}。{answer}"),
