@@ -432,3 +432,86 @@ def test_the_media_list_exports_each_posting_with_a_late_postings_reason(world, 
     assert row["公告类型"] == "采购公告" and "等标期不足" in row["等标期"]
     for who in ("region_staff", "firm_user", "kz_staff"):
         assert login(getattr(world, who)).get(f"/engagements/{e.id}/media?export=xlsx").status_code in (403, 404)
+
+
+# --- 8. told in the inbox: the bureau of a short period, the firms of a changed deadline ------------------------------
+
+def _notes(user, link_part: str = "", title: str = "") -> list:
+    """``user``'s inbox: the messages whose link has ``link_part`` and whose title has ``title``."""
+    from evalhub.core.models import Notification
+
+    return db.session.execute(sa.select(Notification).where(
+        Notification.user_id == user.id, Notification.link.contains(link_part), Notification.title.contains(title))
+        .order_by(Notification.id)).scalars().all()
+
+
+def test_a_late_posting_tells_the_bureau_in_the_inbox_not_only_in_the_flash(world):
+    """The service tells the bureau that runs the procurement (its staff and admins; not the bureau above, not another
+    bureau, not the firms): the inbox holds what the flash said, with the link to change the deadline. A posting the
+    day evalhub published it tells nothing; a correction of the link alone tells nothing new; a correction of the date
+    that makes the period short tells."""
+    p = _consultation(world)
+    on_time = _consultation(world)
+    _post(on_time, world.bz_staff, MONDAY, today=THURSDAY)
+    assert not _notes(world.bz_admin, f"/procurements/{on_time.id}#", "等标期")
+    posting = _post(p, world.bz_staff, THURSDAY)
+    db.session.commit()
+    link = f"/procurements/{p.id}#deadline"
+    for user in (world.bz_staff, world.bz_admin):
+        [note] = _notes(user, link)
+        assert note.link == link and p.engagement.reference in note.title and "等标期不足" in note.title
+        assert "2025-03-06" in note.body and "当前仅 7 日" in note.body and "2025-03-17" in note.body
+        assert "不能开标" in note.body
+    for user in (world.region_staff, world.kz_staff, world.firm_user, world.krl_staff):
+        assert not _notes(user, link) and not _notes(user, title="等标期")
+    with simulated_clock(_at(date(2025, 3, 7))):
+        M_().correct_posting(p.engagement, posting.id, M_().PostingInput(
+            medium="ccgp", url=CCGP + "?from=list", posted_on=THURSDAY), "网址复制时缺少参数，重新登记完整网址。", world.bz_staff)
+    assert len(_notes(world.bz_admin, link)) == 1  # nothing new to tell
+    q = _consultation(world)
+    posting = _post(q, world.bz_staff, MONDAY, today=date(2025, 3, 5))
+    with simulated_clock(_at(date(2025, 3, 7))):
+        M_().correct_posting(q.engagement, posting.id, M_().PostingInput(medium="ccgp", url=CCGP, posted_on=THURSDAY),
+                             "登记时日期填错，实际于 3 月 6 日发布。", world.bz_staff)
+    [note] = _notes(world.bz_staff, f"/procurements/{q.id}#deadline")
+    assert "等标期不足" in note.body and "2025-03-17" in note.body
+
+
+def test_the_api_recording_tells_the_bureau_too(world, client, auth):
+    """Recorded through the API (no flash there), the bureau is told all the same: the service sends it."""
+    p = _consultation(world)
+    db.session.commit()
+    body = {"notice_kind": "procurement", "notice_id": p.id, "medium": "ccgp", "url": CCGP, "posted_on": "2025-03-06"}
+    with simulated_clock(_at(THURSDAY, 11)):
+        done = client.post(f"/api/v1/engagements/{p.engagement.id}/media-postings", headers=auth("bz.staff"), json=body)
+    assert done.status_code == 201, done.get_data(as_text=True)
+    db.session.expire_all()
+    [note] = _notes(world.bz_admin, f"/procurements/{p.id}#deadline")
+    assert "等标期不足" in note.body and "2025-03-17" in note.body
+
+
+def test_a_changed_deadline_is_told_to_every_potential_supplier(world):
+    """财政部令第87号 第二十七条: a change of the documents goes to every potential supplier. The firms the 采购公告 went to
+    (those eligible to respond) and the firm that bid are told the old and the new deadline and why; another
+    prefecture's firm (not of the library) is not, nor is the bureau (it made the change). Not before the change is
+    made: a deadline refused tells nobody."""
+    p = _consultation(world)
+    bidder, bidder_user, staff = factories.bidder(world, "巴州投标评价有限公司")
+    with simulated_clock(_at(date(2025, 3, 4))):
+        factories.bid(p, bidder_user, staff, "40")
+    _post(p, world.bz_staff, THURSDAY)
+    db.session.commit()
+    link = f"/procurements/{p.id}/bid"
+    with simulated_clock(_at(date(2025, 3, 7))):
+        with pytest.raises(ValidationFailed):
+            P.change_deadline(p, _at(date(2025, 3, 14)), world.bz_staff, "采购公告在指定媒体发布较晚，顺延截止时间")
+        db.session.rollback()
+        assert not _notes(world.firm_user, link, "截止时间变更") and not _notes(bidder_user, link, "截止时间变更")
+        P.change_deadline(p, _at(date(2025, 3, 17)), world.bz_staff, "采购公告在指定媒体发布较晚，顺延截止时间。")
+        db.session.commit()
+    for user in (world.firm_user, bidder_user):
+        [note] = _notes(user, link, "截止时间变更")
+        assert p.engagement.reference in note.title and p.title in note.title
+        assert "2025-03-13 10:00" in note.body and "2025-03-17 10:00" in note.body
+        assert "采购公告在指定媒体发布较晚，顺延截止时间。" in note.body and "。。" not in note.body
+    assert not _notes(world.other_firm_user, title="截止时间变更") and not _notes(world.bz_staff, title="截止时间变更")

@@ -307,6 +307,19 @@ def _said(engagement: Engagement, t: Target, p: MediaPosting) -> str:
     return said
 
 
+def _tell_period_short(t: Target, short: Optional[str]) -> None:
+    """A 采购公告's posting that leaves the bid period short (``short``: ``period_problem``) is told to the bureau that
+    runs the procurement — its staff and admins, in the inbox (and e-mail), not only in the recording request's flash:
+    whoever recorded it through the API, or a colleague who opens the bids, reads it too. Once per posting day and
+    deadline (a correction of the link alone tells nothing new); a correction that makes it short again tells again."""
+    if short is None:
+        return
+    p: Procurement = t.row
+    emit("procurement_period_short", link=f"/procurements/{p.id}#deadline", bureau_id=p.bureau_id,
+         dedupe_key=f"period-short-{p.id}-{p.media_posting.posted_on}-{p.bid_deadline:%Y%m%d%H%M}-{p.status.value}",
+         reference=p.engagement.reference, name=p.title, problem=short)
+
+
 # --- recording and correcting -------------------------------------------------------------------------------
 
 def record_posting(engagement: Engagement, kind: Any, notice_id: int, data: PostingInput, actor: User) -> MediaPosting:
@@ -341,6 +354,7 @@ def record_posting(engagement: Engagement, kind: Any, notice_id: int, data: Post
     audit.record("notice.media_recorded", posting, actor=actor, summary=_said(engagement, t, posting) + (
         f"；{short}" if short else ""), payload={
         "engagement_id": engagement.id, "kind": t.kind.value, "notice_id": t.id, **_values(posting), "period_problem": short})
+    _tell_period_short(t, short)
     return posting
 
 
@@ -375,6 +389,7 @@ def correct_posting(engagement: Engagement, posting_id: int, data: PostingInput,
                  summary=f"更正指定媒体发布记录：{_said(engagement, t, posting)}；原因：{reason}" + (f"；{short}" if short else ""),
                  payload={"engagement_id": engagement.id, "kind": t.kind.value, "notice_id": t.id, "reason": reason,
                           "old": old, "new": _values(posting), "period_problem": short})
+    _tell_period_short(t, short)
     return posting
 
 
