@@ -515,3 +515,130 @@ def test_a_changed_deadline_is_told_to_every_potential_supplier(world):
         assert "2025-03-13 10:00" in note.body and "2025-03-17 10:00" in note.body
         assert "采购公告在指定媒体发布较晚，顺延截止时间。" in note.body and "。。" not in note.body
     assert not _notes(world.other_firm_user, title="截止时间变更") and not _notes(world.bz_staff, title="截止时间变更")
+
+
+# --- 9. the year's postings of a bureau's subtree, in one workbook (the 政府采购信息公开 return) ---------------------------
+
+def _consultation_of(world, bureau_key: str, unit: str):
+    """``_consultation`` of another bureau (its own staff open it)."""
+    with simulated_clock(_at(MONDAY)):
+        return P.open_procurement(factories.engagement(world, bureau_key=bureau_key, unit=unit), P.ProcurementInput(
+            method=M.COMPETITIVE_CONSULTATION, title="", ceiling_price_wan="50", price_weight="20",
+            bid_deadline=_at(date(2025, 3, 13))), getattr(world, f"{bureau_key}_staff"))
+
+
+@pytest.fixture()
+def year_postings(world):
+    """巴州: a consultation posted late (its period short) and a contract announcement posted 2 working days late with
+    its reason; 轮台县 (under 巴州): a consultation posted on time; 克州: a consultation posted on time."""
+    from tests.test_media_posting import _announced, _record
+
+    bz = _consultation(world)
+    _post(bz, world.bz_staff, THURSDAY)
+    e = _announced(world)
+    _record(e, "contract", e.contract.notice.id, world.bz_staff, date(2025, 3, 11), note="经办人出差，返回后即在指定媒体发布。")
+    lt = _consultation_of(world, "lt", "轮台县医疗保障局")
+    _post(lt, world.lt_staff, MONDAY, today=date(2025, 3, 4))
+    kz = _consultation_of(world, "kz", "克州农业农村局")
+    _post(kz, world.kz_staff, MONDAY, today=date(2025, 3, 4))
+    db.session.commit()
+    return {"bz": bz, "contract": e, "lt": lt, "kz": kz}
+
+
+def test_a_bureau_exports_its_subtrees_postings_of_a_year_in_one_workbook(world, login, year_postings):
+    bz, e, lt, kz = (year_postings[k] for k in ("bz", "contract", "lt", "kz"))
+    client = login(world.bz_staff)
+    response = client.get("/media-postings?year=2025&export=xlsx")
+    assert response.status_code == 200 and response.mimetype.endswith("spreadsheetml.sheet")
+    rows = _sheet(response)
+    by_project = {(r["采购项目"], r["公告类型"]): r for r in rows}
+    assert len(rows) == 3 and set(by_project) == {(bz.title, "采购公告"), (lt.title, "采购公告"),
+                                                  (e.current_procurement.title, "合同公告")}
+    assert kz.engagement.reference not in {r["任务编号"] for r in rows}  # another prefecture's: absent
+    late = by_project[(bz.title, "采购公告")]
+    assert late["财政局"] == world.bz.name and late["任务编号"] == bz.engagement.reference
+    assert late["指定媒体"].startswith("中国政府采购网") and late["网址"] == CCGP and str(late["发布日期"])[:10] == "2025-03-06"
+    assert late["逾期工作日"] is None and late["逾期原因"] is None and late["法定发布期限"] is None
+    contract = by_project[(e.current_procurement.title, "合同公告")]
+    assert contract["逾期工作日"] == 2 and contract["逾期原因"].startswith("经办人出差") and contract["备注"] is None
+    assert str(contract["法定发布期限"])[:10] == "2025-03-07" and contract["登记人"]
+    county = by_project[(lt.title, "采购公告")]
+    assert county["财政局"] == world.lt.name
+    # the county sees its own only; 克州 its own only; a bureau filter narrows to a bureau and those below it
+    assert {r["任务编号"] for r in _sheet(login(world.lt_staff).get("/media-postings?year=2025&export=xlsx"))} == {
+        lt.engagement.reference}
+    assert {r["任务编号"] for r in _sheet(login(world.kz_staff).get("/media-postings?year=2025&export=xlsx"))} == {
+        kz.engagement.reference}
+    client = login(world.bz_admin)
+    assert [r["采购项目"] for r in _sheet(client.get(f"/media-postings?year=2025&bureau={world.lt.id}&export=xlsx"))] == [
+        lt.title]
+    assert [r["公告类型"] for r in _sheet(client.get("/media-postings?year=2025&kind=contract&export=xlsx"))] == ["合同公告"]
+    assert _sheet(client.get(f"/media-postings?year=2025&bureau={world.kz.id}&export=xlsx")) == []  # not its subtree
+    assert _sheet(client.get("/media-postings?year=2024&export=xlsx")) == []  # posted in 2025: not 2024's
+    # the region reads every bureau's
+    assert len(_sheet(login(world.region_staff).get("/media-postings?year=2025&export=xlsx"))) == 4
+
+
+def test_the_year_page_lists_the_postings_and_links_the_export(world, login, year_postings):
+    bz, kz = year_postings["bz"], year_postings["kz"]
+    client = login(world.bz_staff)
+    page = client.get("/media-postings?year=2025")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and bz.engagement.reference in text and kz.engagement.reference not in text
+    assert f'href="{CCGP}" rel="noopener noreferrer nofollow"' in text and "export=xlsx" in text and "year=2025" in text
+    assert 'data-testid="nav-media-postings"' in text
+    media_page = client.get(f"/engagements/{bz.engagement.id}/media").get_data(as_text=True)
+    assert 'data-testid="media-year-link"' in media_page
+
+
+@pytest.mark.parametrize("query, phrase", [("?year=abc", "年度应为"), ("?year=1999", "年度应为"), ("?year=9999", "年度应为"),
+                                           ("?year=2025&kind=nope", "kind"), ("?year=2025&bureau=x", "bureau")])
+def test_a_bad_year_or_filter_is_refused_in_words_not_ignored(world, login, query, phrase):
+    client = login(world.bz_staff)
+    for suffix in ("", "&export=xlsx"):
+        response = client.get("/media-postings" + query + suffix)
+        assert response.status_code == 422 and phrase in response.get_data(as_text=True), (query, suffix)
+
+
+def test_a_firm_a_budget_unit_an_expert_and_the_platform_are_refused_the_year_postings(world, login, client, year_postings):
+    """The bureaus' own record: a firm, a budget unit and an expert are refused (403), so is the platform's
+    administrator (it files no return); a visitor is sent to sign in."""
+    assert client.get("/media-postings?year=2025&export=xlsx").status_code in (302, 401)
+    unit = factories.unit_user(world, "巴州统计局")
+    db.session.commit()
+    for user in (world.firm_user, unit, world.expert_user, world.sysadmin):
+        signed_in = login(user)
+        for url in ("/media-postings", "/media-postings?year=2025&export=xlsx"):
+            response = signed_in.get(url)
+            assert response.status_code == 403, (user.username, url, response.status_code)
+            assert year_postings["bz"].engagement.reference not in response.get_data(as_text=True)
+
+
+def test_the_year_page_and_workbook_read_the_postings_at_once(world, login, year_postings):
+    """More postings, the same statements (tests/test_row_statements.py): no statement per row."""
+    from tests.test_media_posting import _announced, _record
+    from tests.test_row_statements import _flat
+
+    def add():
+        for _ in range(3):
+            e = _announced(world)
+            _record(e, "contract", e.contract.notice.id, world.bz_staff, date(2025, 3, 7))
+            _post(_consultation(world), world.bz_staff, THURSDAY)
+            _post(_consultation_of(world, "lt", "轮台县医疗保障局"), world.lt_staff, THURSDAY)
+
+    from tests.test_query_counts import counting
+
+    client = login(world.bz_staff)
+    workbook = "/media-postings?year=2025&export=xlsx"
+
+    def statements() -> tuple[int, int]:
+        with client.application.app_context(), counting() as seen:
+            response = client.get(workbook)
+        assert response.status_code == 200
+        return len(seen), len(_sheet(response))
+
+    statements()  # warm settings and kept statements
+    before, rows = statements()
+    _flat(client, ["/media-postings?year=2025"], add, [])  # adds 9 postings
+    after, more = statements()
+    assert (after, more) == (before, rows + 9)
