@@ -642,3 +642,34 @@ def test_the_year_page_and_workbook_read_the_postings_at_once(world, login, year
     _flat(client, ["/media-postings?year=2025"], add, [])  # adds 9 postings
     after, more = statements()
     assert (after, more) == (before, rows + 9)
+
+
+# --- 10. the public home page shows each latest row's posting, as the lists do ------------------------------------------
+
+def test_the_public_home_shows_each_rows_posting_as_the_lists_do(world, client):
+    """The home page's latest rows (open 采购公告, result and contract notices) name a recorded posting's medium, day
+    and link (rel="noopener noreferrer nofollow"), with the lists' own macro; a row without one reads as before; never
+    the bureau's note or its period warning."""
+    from tests.test_media_posting import _announced, _record
+
+    e = _announced(world)
+    _record(e, "contract", e.contract.notice.id, world.bz_staff, date(2025, 3, 11), note="经办人出差，返回后即在指定媒体发布。")
+    notice = e.current_procurement.notice
+    _record(e, "result", notice.id, world.bz_staff, date(2025, 3, 7), posted_on=date(2025, 2, 20))
+    bare = _announced(world)
+    p, other = _consultation(world), _consultation(world)
+    _post(p, world.bz_staff, THURSDAY)
+    db.session.commit()
+    with simulated_clock(_at(date(2025, 3, 12))):  # both consultations still open
+        home = client.get("/public/").get_data(as_text=True)
+    link = f'href="{CCGP}" rel="noopener noreferrer nofollow"'
+    for testid, day in [(f"home-media-procurement-{p.id}", "2025-03-06"), (f"home-media-result-{notice.id}", "2025-02-20"),
+                        (f"home-media-contract-{e.contract.notice.id}", "2025-03-11")]:
+        row = home[home.index(f'data-testid="{testid}"'):][:400]
+        assert f"{day} 发布于中国政府采购网" in row and 'href="http://www.ccgp.gov.cn/' in row, testid
+        assert 'rel="noopener noreferrer nofollow"' in row, testid
+    assert link in home  # the 采购公告's own
+    assert f"/public/procurements/{other.id}" in home and f"home-media-procurement-{other.id}" not in home
+    assert f"home-media-contract-{bare.contract.notice.id}" not in home
+    assert f"home-media-result-{bare.current_procurement.notice.id}" not in home
+    assert "经办人出差" not in home and "等标期不足" not in home
