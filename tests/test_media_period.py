@@ -600,7 +600,8 @@ def test_a_bad_year_or_filter_is_refused_in_words_not_ignored(world, login, quer
         assert response.status_code == 422 and phrase in response.get_data(as_text=True), (query, suffix)
 
 
-def test_a_firm_a_budget_unit_an_expert_and_the_platform_are_refused_the_year_postings(world, login, client, year_postings):
+def test_a_firm_a_budget_unit_an_expert_and_the_platform_are_refused_the_year_postings(world, login, client,
+                                                                                      year_postings):
     """The bureaus' own record: a firm, a budget unit and an expert are refused (403), so is the platform's
     administrator (it files no return); a visitor is sent to sign in."""
     assert client.get("/media-postings?year=2025&export=xlsx").status_code in (302, 401)
@@ -644,7 +645,7 @@ def test_the_year_page_and_workbook_read_the_postings_at_once(world, login, year
     assert (after, more) == (before, rows + 9)
 
 
-# --- 10. the public home page shows each latest row's posting, as the lists do ------------------------------------------
+# --- 10. the public home page shows each latest row's posting, as the lists do -------------------------------------
 
 def test_the_public_home_shows_each_rows_posting_as_the_lists_do(world, client):
     """The home page's latest rows (open 采购公告, result and contract notices) name a recorded posting's medium, day
@@ -663,7 +664,8 @@ def test_the_public_home_shows_each_rows_posting_as_the_lists_do(world, client):
     with simulated_clock(_at(date(2025, 3, 12))):  # both consultations still open
         home = client.get("/public/").get_data(as_text=True)
     link = f'href="{CCGP}" rel="noopener noreferrer nofollow"'
-    for testid, day in [(f"home-media-procurement-{p.id}", "2025-03-06"), (f"home-media-result-{notice.id}", "2025-02-20"),
+    for testid, day in [(f"home-media-procurement-{p.id}", "2025-03-06"),
+                        (f"home-media-result-{notice.id}", "2025-02-20"),
                         (f"home-media-contract-{e.contract.notice.id}", "2025-03-11")]:
         row = home[home.index(f'data-testid="{testid}"'):][:400]
         assert f"{day} 发布于中国政府采购网" in row and 'href="http://www.ccgp.gov.cn/' in row, testid

@@ -2,7 +2,9 @@
 
 The bureau that ran the procurement lists its engagement's notices on /engagements/<id>/media and records (or corrects)
 each one's posting on /engagements/<id>/media/<kind>/<notice id>; everyone else is refused (403), a visitor is sent to
-sign in. The engagement page states the contract announcement's posting; the public pages link the posting.
+sign in. The engagement page states the contract announcement's posting; the public pages link the posting. A bureau's
+staff list and export the year's postings of their bureau and the bureaus below it on /media-postings (the annual
+政府采购信息公开 return); a firm, a budget unit, an expert and the platform's administrator are refused (403).
 """
 from __future__ import annotations
 
@@ -110,10 +112,11 @@ def media_postings():
                        order_by=media.POSTINGS_ORDER)
     if wants_export():
         return export(Export(f"{year}年指定媒体发布", media.YEAR_EXPORT_COLUMNS, media.year_export_rows,
-                             filename=f"指定媒体发布-{current_user.bureau.short_name}-{year}.xlsx"),
+                             filename=f"指定媒体发布-{current_user.bureau.short_name or current_user.bureau.name}-{year}.xlsx"),
                       db.session.execute(postings.stmt).all())
     return render_template("procurement/media_postings.html", page=postings.page(rows=True), year=year,
-                           filters={**postings.filters, "year": str(year)}, years=range(beijing_today().year, media.FIRST_YEAR - 1, -1),
+                           filters={**postings.filters, "year": str(year)},
+                           years=range(beijing_today().year, media.FIRST_YEAR - 1, -1),
                            bureaus=permissions.visible_bureaus(current_user), NoticeKind=NoticeKind)
 
 
