@@ -278,7 +278,7 @@ def _register_template_helpers(app: Flask) -> None:
 # What templates/macros/nav_links.html asks ``can``: its cache key (``nav_links``).
 NAV_ACTIONS = ("firm.list", "expert.list", "plan.list", "marketplace.use", "results.list", "results.unit_home",
                "dashboard.bureau", "screening.view", "redflags.view", "audit.view", "notifications.matrix",
-               "user.directory")
+               "user.directory", "notice.media.list")
 
 
 def _wants_json() -> bool:

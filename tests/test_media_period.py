@@ -432,3 +432,246 @@ def test_the_media_list_exports_each_posting_with_a_late_postings_reason(world, 
     assert row["公告类型"] == "采购公告" and "等标期不足" in row["等标期"]
     for who in ("region_staff", "firm_user", "kz_staff"):
         assert login(getattr(world, who)).get(f"/engagements/{e.id}/media?export=xlsx").status_code in (403, 404)
+
+
+# --- 8. told in the inbox: the bureau of a short period, the firms of a changed deadline ------------------------------
+
+def _notes(user, link_part: str = "", title: str = "") -> list:
+    """``user``'s inbox: the messages whose link has ``link_part`` and whose title has ``title``."""
+    from evalhub.core.models import Notification
+
+    return db.session.execute(sa.select(Notification).where(
+        Notification.user_id == user.id, Notification.link.contains(link_part), Notification.title.contains(title))
+        .order_by(Notification.id)).scalars().all()
+
+
+def test_a_late_posting_tells_the_bureau_in_the_inbox_not_only_in_the_flash(world):
+    """The service tells the bureau that runs the procurement (its staff and admins; not the bureau above, not another
+    bureau, not the firms): the inbox holds what the flash said, with the link to change the deadline. A posting the
+    day evalhub published it tells nothing; a correction of the link alone tells nothing new; a correction of the date
+    that makes the period short tells."""
+    p = _consultation(world)
+    on_time = _consultation(world)
+    _post(on_time, world.bz_staff, MONDAY, today=THURSDAY)
+    assert not _notes(world.bz_admin, f"/procurements/{on_time.id}#", "等标期")
+    posting = _post(p, world.bz_staff, THURSDAY)
+    db.session.commit()
+    link = f"/procurements/{p.id}#deadline"
+    for user in (world.bz_staff, world.bz_admin):
+        [note] = _notes(user, link)
+        assert note.link == link and p.engagement.reference in note.title and "等标期不足" in note.title
+        assert "2025-03-06" in note.body and "当前仅 7 日" in note.body and "2025-03-17" in note.body
+        assert "不能开标" in note.body
+    for user in (world.region_staff, world.kz_staff, world.firm_user, world.krl_staff):
+        assert not _notes(user, link) and not _notes(user, title="等标期")
+    with simulated_clock(_at(date(2025, 3, 7))):
+        M_().correct_posting(p.engagement, posting.id, M_().PostingInput(
+            medium="ccgp", url=CCGP + "?from=list", posted_on=THURSDAY), "网址复制时缺少参数，重新登记完整网址。", world.bz_staff)
+    assert len(_notes(world.bz_admin, link)) == 1  # nothing new to tell
+    q = _consultation(world)
+    posting = _post(q, world.bz_staff, MONDAY, today=date(2025, 3, 5))
+    with simulated_clock(_at(date(2025, 3, 7))):
+        M_().correct_posting(q.engagement, posting.id, M_().PostingInput(medium="ccgp", url=CCGP, posted_on=THURSDAY),
+                             "登记时日期填错，实际于 3 月 6 日发布。", world.bz_staff)
+    [note] = _notes(world.bz_staff, f"/procurements/{q.id}#deadline")
+    assert "等标期不足" in note.body and "2025-03-17" in note.body
+
+
+def test_the_api_recording_tells_the_bureau_too(world, client, auth):
+    """Recorded through the API (no flash there), the bureau is told all the same: the service sends it."""
+    p = _consultation(world)
+    db.session.commit()
+    body = {"notice_kind": "procurement", "notice_id": p.id, "medium": "ccgp", "url": CCGP, "posted_on": "2025-03-06"}
+    with simulated_clock(_at(THURSDAY, 11)):
+        done = client.post(f"/api/v1/engagements/{p.engagement.id}/media-postings", headers=auth("bz.staff"), json=body)
+    assert done.status_code == 201, done.get_data(as_text=True)
+    db.session.expire_all()
+    [note] = _notes(world.bz_admin, f"/procurements/{p.id}#deadline")
+    assert "等标期不足" in note.body and "2025-03-17" in note.body
+
+
+def test_a_changed_deadline_is_told_to_every_potential_supplier(world):
+    """财政部令第87号 第二十七条: a change of the documents goes to every potential supplier. The firms the 采购公告 went to
+    (those eligible to respond) and the firm that bid are told the old and the new deadline and why; another
+    prefecture's firm (not of the library) is not, nor is the bureau (it made the change). Not before the change is
+    made: a deadline refused tells nobody."""
+    p = _consultation(world)
+    bidder, bidder_user, staff = factories.bidder(world, "巴州投标评价有限公司")
+    with simulated_clock(_at(date(2025, 3, 4))):
+        factories.bid(p, bidder_user, staff, "40")
+    _post(p, world.bz_staff, THURSDAY)
+    db.session.commit()
+    link = f"/procurements/{p.id}/bid"
+    with simulated_clock(_at(date(2025, 3, 7))):
+        with pytest.raises(ValidationFailed):
+            P.change_deadline(p, _at(date(2025, 3, 14)), world.bz_staff, "采购公告在指定媒体发布较晚，顺延截止时间")
+        db.session.rollback()
+        assert not _notes(world.firm_user, link, "截止时间变更") and not _notes(bidder_user, link, "截止时间变更")
+        P.change_deadline(p, _at(date(2025, 3, 17)), world.bz_staff, "采购公告在指定媒体发布较晚，顺延截止时间。")
+        db.session.commit()
+    for user in (world.firm_user, bidder_user):
+        [note] = _notes(user, link, "截止时间变更")
+        assert p.engagement.reference in note.title and p.title in note.title
+        assert "2025-03-13 10:00" in note.body and "2025-03-17 10:00" in note.body
+        assert "采购公告在指定媒体发布较晚，顺延截止时间。" in note.body and "。。" not in note.body
+    assert not _notes(world.other_firm_user, title="截止时间变更") and not _notes(world.bz_staff, title="截止时间变更")
+
+
+# --- 9. the year's postings of a bureau's subtree, in one workbook (the 政府采购信息公开 return) ---------------------------
+
+def _consultation_of(world, bureau_key: str, unit: str):
+    """``_consultation`` of another bureau (its own staff open it)."""
+    with simulated_clock(_at(MONDAY)):
+        return P.open_procurement(factories.engagement(world, bureau_key=bureau_key, unit=unit), P.ProcurementInput(
+            method=M.COMPETITIVE_CONSULTATION, title="", ceiling_price_wan="50", price_weight="20",
+            bid_deadline=_at(date(2025, 3, 13))), getattr(world, f"{bureau_key}_staff"))
+
+
+@pytest.fixture()
+def year_postings(world):
+    """巴州: a consultation posted late (its period short) and a contract announcement posted 2 working days late with
+    its reason; 轮台县 (under 巴州): a consultation posted on time; 克州: a consultation posted on time."""
+    from tests.test_media_posting import _announced, _record
+
+    bz = _consultation(world)
+    _post(bz, world.bz_staff, THURSDAY)
+    e = _announced(world)
+    _record(e, "contract", e.contract.notice.id, world.bz_staff, date(2025, 3, 11), note="经办人出差，返回后即在指定媒体发布。")
+    lt = _consultation_of(world, "lt", "轮台县医疗保障局")
+    _post(lt, world.lt_staff, MONDAY, today=date(2025, 3, 4))
+    kz = _consultation_of(world, "kz", "克州农业农村局")
+    _post(kz, world.kz_staff, MONDAY, today=date(2025, 3, 4))
+    db.session.commit()
+    return {"bz": bz, "contract": e, "lt": lt, "kz": kz}
+
+
+def test_a_bureau_exports_its_subtrees_postings_of_a_year_in_one_workbook(world, login, year_postings):
+    bz, e, lt, kz = (year_postings[k] for k in ("bz", "contract", "lt", "kz"))
+    client = login(world.bz_staff)
+    response = client.get("/media-postings?year=2025&export=xlsx")
+    assert response.status_code == 200 and response.mimetype.endswith("spreadsheetml.sheet")
+    rows = _sheet(response)
+    by_project = {(r["采购项目"], r["公告类型"]): r for r in rows}
+    assert len(rows) == 3 and set(by_project) == {(bz.title, "采购公告"), (lt.title, "采购公告"),
+                                                  (e.current_procurement.title, "合同公告")}
+    assert kz.engagement.reference not in {r["任务编号"] for r in rows}  # another prefecture's: absent
+    late = by_project[(bz.title, "采购公告")]
+    assert late["财政局"] == world.bz.name and late["任务编号"] == bz.engagement.reference
+    assert late["指定媒体"].startswith("中国政府采购网") and late["网址"] == CCGP and str(late["发布日期"])[:10] == "2025-03-06"
+    assert late["逾期工作日"] is None and late["逾期原因"] is None and late["法定发布期限"] is None
+    contract = by_project[(e.current_procurement.title, "合同公告")]
+    assert contract["逾期工作日"] == 2 and contract["逾期原因"].startswith("经办人出差") and contract["备注"] is None
+    assert str(contract["法定发布期限"])[:10] == "2025-03-07" and contract["登记人"]
+    county = by_project[(lt.title, "采购公告")]
+    assert county["财政局"] == world.lt.name
+    # the county sees its own only; 克州 its own only; a bureau filter narrows to a bureau and those below it
+    assert {r["任务编号"] for r in _sheet(login(world.lt_staff).get("/media-postings?year=2025&export=xlsx"))} == {
+        lt.engagement.reference}
+    assert {r["任务编号"] for r in _sheet(login(world.kz_staff).get("/media-postings?year=2025&export=xlsx"))} == {
+        kz.engagement.reference}
+    client = login(world.bz_admin)
+    assert [r["采购项目"] for r in _sheet(client.get(f"/media-postings?year=2025&bureau={world.lt.id}&export=xlsx"))] == [
+        lt.title]
+    assert [r["公告类型"] for r in _sheet(client.get("/media-postings?year=2025&kind=contract&export=xlsx"))] == ["合同公告"]
+    assert _sheet(client.get(f"/media-postings?year=2025&bureau={world.kz.id}&export=xlsx")) == []  # not its subtree
+    assert _sheet(client.get("/media-postings?year=2024&export=xlsx")) == []  # posted in 2025: not 2024's
+    # the region reads every bureau's
+    assert len(_sheet(login(world.region_staff).get("/media-postings?year=2025&export=xlsx"))) == 4
+
+
+def test_the_year_page_lists_the_postings_and_links_the_export(world, login, year_postings):
+    bz, kz = year_postings["bz"], year_postings["kz"]
+    client = login(world.bz_staff)
+    page = client.get("/media-postings?year=2025")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and bz.engagement.reference in text and kz.engagement.reference not in text
+    assert f'href="{CCGP}" rel="noopener noreferrer nofollow"' in text and "export=xlsx" in text and "year=2025" in text
+    assert 'data-testid="nav-media-postings"' in text
+    media_page = client.get(f"/engagements/{bz.engagement.id}/media").get_data(as_text=True)
+    assert 'data-testid="media-year-link"' in media_page
+
+
+@pytest.mark.parametrize("query, phrase", [("?year=abc", "年度应为"), ("?year=1999", "年度应为"), ("?year=9999", "年度应为"),
+                                           ("?year=2025&kind=nope", "kind"), ("?year=2025&bureau=x", "bureau")])
+def test_a_bad_year_or_filter_is_refused_in_words_not_ignored(world, login, query, phrase):
+    client = login(world.bz_staff)
+    for suffix in ("", "&export=xlsx"):
+        response = client.get("/media-postings" + query + suffix)
+        assert response.status_code == 422 and phrase in response.get_data(as_text=True), (query, suffix)
+
+
+def test_a_firm_a_budget_unit_an_expert_and_the_platform_are_refused_the_year_postings(world, login, client,
+                                                                                      year_postings):
+    """The bureaus' own record: a firm, a budget unit and an expert are refused (403), so is the platform's
+    administrator (it files no return); a visitor is sent to sign in."""
+    assert client.get("/media-postings?year=2025&export=xlsx").status_code in (302, 401)
+    unit = factories.unit_user(world, "巴州统计局")
+    db.session.commit()
+    for user in (world.firm_user, unit, world.expert_user, world.sysadmin):
+        signed_in = login(user)
+        for url in ("/media-postings", "/media-postings?year=2025&export=xlsx"):
+            response = signed_in.get(url)
+            assert response.status_code == 403, (user.username, url, response.status_code)
+            assert year_postings["bz"].engagement.reference not in response.get_data(as_text=True)
+
+
+def test_the_year_page_and_workbook_read_the_postings_at_once(world, login, year_postings):
+    """More postings, the same statements (tests/test_row_statements.py): no statement per row."""
+    from tests.test_media_posting import _announced, _record
+    from tests.test_row_statements import _flat
+
+    def add():
+        for _ in range(3):
+            e = _announced(world)
+            _record(e, "contract", e.contract.notice.id, world.bz_staff, date(2025, 3, 7))
+            _post(_consultation(world), world.bz_staff, THURSDAY)
+            _post(_consultation_of(world, "lt", "轮台县医疗保障局"), world.lt_staff, THURSDAY)
+
+    from tests.test_query_counts import counting
+
+    client = login(world.bz_staff)
+    workbook = "/media-postings?year=2025&export=xlsx"
+
+    def statements() -> tuple[int, int]:
+        with client.application.app_context(), counting() as seen:
+            response = client.get(workbook)
+        assert response.status_code == 200
+        return len(seen), len(_sheet(response))
+
+    statements()  # warm settings and kept statements
+    before, rows = statements()
+    _flat(client, ["/media-postings?year=2025"], add, [])  # adds 9 postings
+    after, more = statements()
+    assert (after, more) == (before, rows + 9)
+
+
+# --- 10. the public home page shows each latest row's posting, as the lists do -------------------------------------
+
+def test_the_public_home_shows_each_rows_posting_as_the_lists_do(world, client):
+    """The home page's latest rows (open 采购公告, result and contract notices) name a recorded posting's medium, day
+    and link (rel="noopener noreferrer nofollow"), with the lists' own macro; a row without one reads as before; never
+    the bureau's note or its period warning."""
+    from tests.test_media_posting import _announced, _record
+
+    e = _announced(world)
+    _record(e, "contract", e.contract.notice.id, world.bz_staff, date(2025, 3, 11), note="经办人出差，返回后即在指定媒体发布。")
+    notice = e.current_procurement.notice
+    _record(e, "result", notice.id, world.bz_staff, date(2025, 3, 7), posted_on=date(2025, 2, 20))
+    bare = _announced(world)
+    p, other = _consultation(world), _consultation(world)
+    _post(p, world.bz_staff, THURSDAY)
+    db.session.commit()
+    with simulated_clock(_at(date(2025, 3, 12))):  # both consultations still open
+        home = client.get("/public/").get_data(as_text=True)
+    link = f'href="{CCGP}" rel="noopener noreferrer nofollow"'
+    for testid, day in [(f"home-media-procurement-{p.id}", "2025-03-06"),
+                        (f"home-media-result-{notice.id}", "2025-02-20"),
+                        (f"home-media-contract-{e.contract.notice.id}", "2025-03-11")]:
+        row = home[home.index(f'data-testid="{testid}"'):][:400]
+        assert f"{day} 发布于中国政府采购网" in row and 'href="http://www.ccgp.gov.cn/' in row, testid
+        assert 'rel="noopener noreferrer nofollow"' in row, testid
+    assert link in home  # the 采购公告's own
+    assert f"/public/procurements/{other.id}" in home and f"home-media-procurement-{other.id}" not in home
+    assert f"home-media-contract-{bare.contract.notice.id}" not in home
+    assert f"home-media-result-{bare.current_procurement.notice.id}" not in home
+    assert "经办人出差" not in home and "等标期不足" not in home

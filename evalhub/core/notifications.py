@@ -77,6 +77,15 @@ MATRIX: dict[str, Event] = {e.key: e for e in [
     Event("result_posting_overdue", "结果公告逾期未在指定媒体发布", (BUREAU,), "{reference} {result}结果公告逾期未在指定媒体发布",
           "{name} 的{result}结果公告应于 {due} 前在指定媒体发布（确定{result}供应商之日起 2 个工作日内，财政部令第87号第六十九条），"
           "至今未登记指定媒体发布（本系统的公开页面不是指定媒体）。请尽快在指定媒体发布并登记。"),
+    # the 采购公告's posting on the designated media recorded later than evalhub's publication leaves the bid period
+    # (等标期) short: recorded all the same, the bureau told what follows (procurement/periods.py, media.py)
+    Event("procurement_period_short", "采购公告发布较晚，等标期不足", (BUREAU,), "{reference} 等标期不足：{name}",
+          "{problem}。"),
+    # a changed bid deadline is an amendment (更正公告) to every potential supplier (财政部令第87号 第二十七条): the firms
+    # that may respond and those that already bid (services.change_deadline)
+    Event("bid_deadline_changed", "投标截止时间变更", (FIRM,), "{reference} 投标截止时间变更：{name}",
+          "{name} 的投标（响应文件提交）截止时间由北京时间 {old} 变更为北京时间 {new}。变更原因：{reason}。"
+          "在新的截止时间前可提交、修改或撤回投标。"),
     Event("challenge_filed", "收到质疑", (BUREAU,), "{reference} 收到质疑",
           "{firm} 对 {name} 提出质疑，请在 {answer_due} 前书面答复。"),
     Event("challenge_answered", "质疑已答复", (FIRM,), "{reference} 质疑答复",

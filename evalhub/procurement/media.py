@@ -47,8 +47,8 @@ from evalhub.extensions import db
 from evalhub.procurement import page, periods
 from evalhub.procurement.contract_notices import late_workdays
 from evalhub.procurement.models import (
-    ContractNotice, DesignatedMedium, Engagement, MediaPosting, NoticeKind, Procurement, ProcurementMethod,
-    ProcurementStatus, ResultNotice,
+    Award, Contract, ContractNotice, DesignatedMedium, Engagement, MediaPosting, NoticeKind, Procurement,
+    ProcurementMethod, ProcurementStatus, ResultNotice,
 )
 from evalhub.registry.services import parse_enum
 
@@ -307,6 +307,19 @@ def _said(engagement: Engagement, t: Target, p: MediaPosting) -> str:
     return said
 
 
+def _tell_period_short(t: Target, short: Optional[str]) -> None:
+    """A 采购公告's posting that leaves the bid period short (``short``: ``period_problem``) is told to the bureau that
+    runs the procurement — its staff and admins, in the inbox (and e-mail), not only in the recording request's flash:
+    whoever recorded it through the API, or a colleague who opens the bids, reads it too. Once per posting day and
+    deadline (a correction of the link alone tells nothing new); a correction that makes it short again tells again."""
+    if short is None:
+        return
+    p: Procurement = t.row
+    emit("procurement_period_short", link=f"/procurements/{p.id}#deadline", bureau_id=p.bureau_id,
+         dedupe_key=f"period-short-{p.id}-{p.media_posting.posted_on}-{p.bid_deadline:%Y%m%d%H%M}-{p.status.value}",
+         reference=p.engagement.reference, name=p.title, problem=short)
+
+
 # --- recording and correcting -------------------------------------------------------------------------------
 
 def record_posting(engagement: Engagement, kind: Any, notice_id: int, data: PostingInput, actor: User) -> MediaPosting:
@@ -341,6 +354,7 @@ def record_posting(engagement: Engagement, kind: Any, notice_id: int, data: Post
     audit.record("notice.media_recorded", posting, actor=actor, summary=_said(engagement, t, posting) + (
         f"；{short}" if short else ""), payload={
         "engagement_id": engagement.id, "kind": t.kind.value, "notice_id": t.id, **_values(posting), "period_problem": short})
+    _tell_period_short(t, short)
     return posting
 
 
@@ -375,6 +389,7 @@ def correct_posting(engagement: Engagement, posting_id: int, data: PostingInput,
                  summary=f"更正指定媒体发布记录：{_said(engagement, t, posting)}；原因：{reason}" + (f"；{short}" if short else ""),
                  payload={"engagement_id": engagement.id, "kind": t.kind.value, "notice_id": t.id, "reason": reason,
                           "old": old, "new": _values(posting), "period_problem": short})
+    _tell_period_short(t, short)
     return posting
 
 
@@ -410,6 +425,80 @@ def export_rows(engagement: Engagement) -> list[dict]:
             "登记人": names.get(p.recorded_by_id) if p else None, "登记时间（北京）": to_beijing(p.recorded_at) if p else None,
             "更正人": names.get(p.corrected_by_id) if p and p.corrected_by_id else None,
             "更正时间（北京）": to_beijing(p.corrected_at) if p and p.corrected_at else None, "更正原因": p.correction_reason if p else None,
+        })
+    return out
+
+
+# --- a bureau's postings of a year, its subtree's (the annual 政府采购信息公开 return) --------------------------------
+
+FIRST_YEAR = 2000
+
+
+def report_year(raw: Optional[str], today: date | None = None) -> int:
+    """The year of the postings asked for (``?year=``): this year when not given; four digits, not before
+    ``FIRST_YEAR`` nor after this year; anything else refused (422) in words, not ignored — a workbook filed as a
+    year's return must be that year's."""
+    today = today or beijing_today()
+    text = (raw or "").strip()
+    if not text:
+        return today.year
+    if len(text) == 4 and text.isascii() and text.isdigit() and FIRST_YEAR <= int(text) <= today.year:
+        return int(text)
+    message = f"年度应为 {FIRST_YEAR}–{today.year} 之间的四位年份（例如 {today.year}），当前为“{text[:20]}”"
+    raise ValidationFailed(message + "。", {"year": message})
+
+
+def postings_of_year(year: int) -> sa.Select:
+    """Every posting recorded on the designated media with a posting date in ``year`` (Beijing dates), as rows of
+    (the posting, its procurement, its engagement, the bureau's name): a 采购公告's procurement is its own, a result
+    notice's the one it announced, a contract announcement's the one its contract was awarded by. Scope it with
+    ``permissions.scope(user, …, MediaPosting)`` (the user's bureau and the bureaus below it)."""
+    procurement_id = sa.func.coalesce(MediaPosting.procurement_id, ResultNotice.procurement_id, Award.procurement_id)
+    return (sa.select(MediaPosting, Procurement, Engagement,
+                      sa.select(Bureau.name).where(Bureau.id == MediaPosting.bureau_id).scalar_subquery()
+                      .label("bureau_name"))
+            .outerjoin(ResultNotice, ResultNotice.id == MediaPosting.result_notice_id)
+            .outerjoin(ContractNotice, ContractNotice.id == MediaPosting.contract_notice_id)
+            .outerjoin(Contract, Contract.id == ContractNotice.contract_id)
+            .outerjoin(Award, Award.id == Contract.award_id)
+            .join(Procurement, Procurement.id == procurement_id)
+            .join(Engagement, Engagement.id == Procurement.engagement_id)
+            .where(MediaPosting.posted_on >= date(year, 1, 1), MediaPosting.posted_on < date(year + 1, 1, 1)))
+
+
+POSTINGS_ORDER = (MediaPosting.posted_on, MediaPosting.id)
+
+
+def in_bureau_tree(bureau_id: int) -> sa.ColumnElement[bool]:
+    """The postings of the bureau ``bureau_id`` and of the bureaus below it (a list's ``?bureau=``)."""
+    path = sa.select(Bureau.path).where(Bureau.id == bureau_id).scalar_subquery()
+    return MediaPosting.bureau_id.in_(sa.select(Bureau.id).where(Bureau.path.startswith(path)))
+
+
+YEAR_EXPORT_COLUMNS = [
+    "财政局", "任务编号", "评价对象", "采购项目", "采购方式", "公告类型", "指定媒体", "发布日期", "网址", "法定发布期限",
+    "逾期工作日", "逾期原因", "备注", "登记人", "登记时间（北京）", "更正时间（北京）", "更正原因",
+]
+
+
+def year_export_rows(rows: list) -> list[dict]:
+    """``postings_of_year``'s rows as the bureau files its return: each posting with its procurement and the notice's
+    kind, the medium, the day and the link, its legal deadline and the working days late with the reason given (a note
+    given on time stays a note). One statement for the people who recorded them, none per row: a 采购公告's bid period
+    still short is the engagement's media list's (``export_rows``), which reads the bureau's calendar for it."""
+    names = dict(db.session.execute(sa.select(User.id, User.display_name).where(
+        User.id.in_({r[0].recorded_by_id for r in rows if r[0].recorded_by_id is not None} or [-1]))).all())
+    out = []
+    for posting, p, e, bureau_name in rows:
+        late = posting.late_workdays > 0
+        out.append({
+            "财政局": bureau_name, "任务编号": e.reference, "评价对象": e.name, "采购项目": p.title, "采购方式": p.method.label,
+            "公告类型": posting.kind.label, "指定媒体": posting.medium_label, "发布日期": posting.posted_on, "网址": posting.url,
+            "法定发布期限": posting.due_on, "逾期工作日": posting.late_workdays if posting.due_on is not None else None,
+            "逾期原因": posting.note if late else None, "备注": None if late else posting.note,
+            "登记人": names.get(posting.recorded_by_id), "登记时间（北京）": to_beijing(posting.recorded_at),
+            "更正时间（北京）": to_beijing(posting.corrected_at) if posting.corrected_at else None,
+            "更正原因": posting.correction_reason,
         })
     return out
 

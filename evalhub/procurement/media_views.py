@@ -2,22 +2,25 @@
 
 The bureau that ran the procurement lists its engagement's notices on /engagements/<id>/media and records (or corrects)
 each one's posting on /engagements/<id>/media/<kind>/<notice id>; everyone else is refused (403), a visitor is sent to
-sign in. The engagement page states the contract announcement's posting; the public pages link the posting.
+sign in. The engagement page states the contract announcement's posting; the public pages link the posting. A bureau's
+staff list and export the year's postings of their bureau and the bureaus below it on /media-postings (the annual
+政府采购信息公开 return); a firm, a budget unit, an expert and the platform's administrator are refused (403).
 """
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template, url_for
+from flask import Blueprint, abort, render_template, request, url_for
 from flask_login import current_user
 
 from evalhub.core import permissions
 from evalhub.core.enums import BUREAU_SIDE
 from evalhub.core.errors import NotFound
-from evalhub.core.listing import Export, export, wants_export
+from evalhub.core.listing import Export, Filter, Listing, enum_filter, export, parse_int, wants_export
 from evalhub.core.timeutil import beijing_today
-from evalhub.core.web import handle_form, load
+from evalhub.core.web import handle_form, load, require, scoped
+from evalhub.extensions import db
 from evalhub.procurement import media
 from evalhub.procurement.forms import MediaPostingForm
-from evalhub.procurement.models import Engagement, ProcurementStatus
+from evalhub.procurement.models import Engagement, MediaPosting, NoticeKind, ProcurementStatus
 
 
 def may_record(engagement: Engagement) -> bool:
@@ -92,11 +95,37 @@ def media_posting(engagement_id: int, kind: str, notice_id: int):
                        message=said)
 
 
+POSTING_FILTERS = (
+    # a bureau and the bureaus below it (the list is scoped to the user's own subtree anyway)
+    Filter("bureau", parse_int, lambda stmt, bureau_id: stmt.where(media.in_bureau_tree(bureau_id)), "应为财政局编号"),
+    enum_filter("kind", NoticeKind, MediaPosting.kind),
+)
+
+
+def media_postings():
+    """The postings on the designated media of the user's bureau and the bureaus below it with a posting date in a year
+    (this year unless ``?year=``), as a page and as one workbook: the annual 政府采购信息公开 return. A bad year or filter
+    is refused (422), not ignored: the workbook is filed as that year's."""
+    require("notice.media.list")
+    year = media.report_year(request.args.get("year"))
+    postings = Listing(lambda: scoped(MediaPosting, media.postings_of_year(year)), *POSTING_FILTERS, strict=True,
+                       order_by=media.POSTINGS_ORDER)
+    if wants_export():
+        return export(Export(f"{year}年指定媒体发布", media.YEAR_EXPORT_COLUMNS, media.year_export_rows,
+                             filename=f"指定媒体发布-{current_user.bureau.short_name or current_user.bureau.name}-{year}.xlsx"),
+                      db.session.execute(postings.stmt).all())
+    return render_template("procurement/media_postings.html", page=postings.page(rows=True), year=year,
+                           filters={**postings.filters, "year": str(year)},
+                           years=range(beijing_today().year, media.FIRST_YEAR - 1, -1),
+                           bureaus=permissions.visible_bureaus(current_user), NoticeKind=NoticeKind)
+
+
 def register(bp: Blueprint) -> None:
     """Called by ``procurement.views`` with its blueprint (this module does not import it: no import circle)."""
     bp.add_app_template_global(may_record, "may_record_media")
     bp.add_app_template_global(overdue_result_postings, "overdue_result_postings")
     bp.add_app_template_global(period_problems, "period_problems")
     bp.add_url_rule("/engagements/<int:engagement_id>/media", view_func=media_list)
+    bp.add_url_rule("/media-postings", view_func=media_postings)
     bp.add_url_rule("/engagements/<int:engagement_id>/media/<kind>/<int:notice_id>", view_func=media_posting,
                     methods=["GET", "POST"])

@@ -13,12 +13,19 @@ from evalhub.core.permissions import (
     visible_bureau_ids,
 )
 from evalhub.procurement.eligibility import library_bureau_ids
-from evalhub.procurement.models import Bid, Engagement, EvaluationPlan, Procurement, ProcurementStatus
+from evalhub.procurement.models import Bid, Engagement, EvaluationPlan, MediaPosting, Procurement, ProcurementStatus
 
 
 @row_scope(EvaluationPlan, Engagement, Procurement)
 def _bureau_work(user: User, stmt: Select, model: type) -> Select:
     return bureau_rows(user, stmt, model, firm_column=Engagement.firm_id if model is Engagement else None)
+
+
+@row_scope(MediaPosting)
+def _postings(user: User, stmt: Select, model: type) -> Select:
+    """The postings on the designated media of the bureau's subtree (an upper bureau reads its lower ones', as it reads
+    their engagements): the bureaus' own record of their announcements, not the platform's nor a firm's."""
+    return bureau_rows(user, stmt, model, bureaus_only=True)
 
 
 @row_scope(Bid)
@@ -76,6 +83,8 @@ rules({
     # Posting a notice on the designated media (procurement/media.py) is the purchaser's act too (政府采购法 第十一条,
     # 87号令 第六十九条, 实施条例 第五十条): the same people record it, on the engagement.
     "notice.media.record": lambda u, e: u.role in BUREAU_ROLES and u.bureau_id == e.bureau_id,
+    # The year's postings of the bureau and the bureaus below it, for the 政府采购信息公开 return: the bureaus' staff.
+    "notice.media.list": lambda u, o: u.role in BUREAU_ROLES,
     "procurement.approve": lambda u, p: is_admin(u) and own_bureau(u, p.bureau_id),
     "procurement.view": lambda u, p: visible(u, p) or _marketplace_visible(u, p),
     "bid.view": lambda u, b: visible(u, b),

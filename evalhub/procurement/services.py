@@ -1834,7 +1834,21 @@ def change_deadline(procurement: Procurement, deadline: Optional[datetime], acto
                          + (f"；等标期自采购公告在指定媒体发布之日 {counted:%Y-%m-%d} 起算" if short else ""),
                  payload={"old": old, "new": deadline, "reason": reason.strip(), "counted_from": counted,
                           "period_was_short": short is not None})
+    # A changed deadline is an amendment of the documents (更正公告, 财政部令第87号 第二十七条): every potential supplier
+    # is told — the firms that may respond (those the 采购公告 went to: ``open_procurement``) and every firm that bid
+    # (its bid stays sealed; each firm reads only its own message).
+    for firm_id in sorted(_potential_suppliers(procurement)):
+        emit("bid_deadline_changed", link=f"/procurements/{procurement.id}/bid", firm_id=firm_id,
+             dedupe_key=f"deadline-{procurement.id}-{deadline:%Y%m%d%H%M}",
+             **_fields(procurement, old=format_beijing(old), new=format_beijing(deadline),
+                       reason=reason.strip().rstrip("。.；;")))
     return procurement
+
+
+def _potential_suppliers(procurement: Procurement) -> set[int]:
+    """The firms an amendment of an open procurement goes to: those eligible to respond now, and those that bid."""
+    eligible = {firm.id for firm in eligibility.assess(procurement.engagement, procurement.method).eligible}
+    return eligible | _bidder_ids(procurement)
 
 
 @dataclass

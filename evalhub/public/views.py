@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, jsonify, render_template, request
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from evalhub.core import draws
 from evalhub.core.models import Bureau
@@ -40,13 +40,18 @@ def home():
         return db.session.execute(stmt.options(*options).order_by(*order).limit(LATEST)).scalars().all()
 
     open_now = _announced_stmt().where(Procurement.status == ProcurementStatus.OPEN, Procurement.bid_deadline > utcnow())
+    # each row's posting on the designated media, as the lists show it: joined to the row (one-to-one), so the page
+    # reads it in the statements it already runs — none per row, and none more
     return render_template(
         "public/home.html",
         open_count=db.session.execute(open_now.with_only_columns(sa.func.count())).scalar_one(),
-        procurements=latest(open_now, Procurement.bid_deadline, Procurement.id, options=[selectinload(Procurement.bureau)]),
+        procurements=latest(open_now, Procurement.bid_deadline, Procurement.id, options=[
+            selectinload(Procurement.bureau), joinedload(Procurement.media_posting)]),
         notices=latest(sa.select(ResultNotice), ResultNotice.published_at.desc(), ResultNotice.id.desc(),
-                       options=[selectinload(ResultNotice.procurement).selectinload(Procurement.bureau)]),
-        contracts=latest(sa.select(ContractNotice), ContractNotice.published_at.desc(), ContractNotice.id.desc()),
+                       options=[selectinload(ResultNotice.procurement).selectinload(Procurement.bureau),
+                                joinedload(ResultNotice.media_posting)]),
+        contracts=latest(sa.select(ContractNotice), ContractNotice.published_at.desc(), ContractNotice.id.desc(),
+                         options=[joinedload(ContractNotice.media_posting)]),
         reports=latest(_published_stmt(), Publication.published_at.desc(), Publication.id.desc(),
                        options=[selectinload(Publication.engagement).options(
                            selectinload(Engagement.bureau), selectinload(Engagement.budget_unit))]))
