@@ -26,6 +26,7 @@ from evalhub.credit.models import CreditRating, RatingStatus
 from evalhub.extensions import db
 from evalhub.procurement import services as P
 from tests import factories
+from tests.statements import recorded
 
 
 def _next_workday(bureau, after: date) -> date:
@@ -198,14 +199,9 @@ def test_a_correction_reads_the_calendar_a_fixed_number_of_times_however_many_de
         for year in range(2000, 2000 + n):
             _rating(world, world.krl, year=year)
         db.session.commit()
-        seen = []
-        listen = lambda conn, cursor, statement, *a: seen.append(statement)  # noqa: E731
-        sa.event.listen(db.engine, "before_cursor_execute", listen)
-        try:
+        with recorded() as seen:
             C.set_calendar_day(world.bz, _next_workday(world.bz, beijing_today()), False, "地方节假日", world.bz_admin)
             db.session.flush()
-        finally:
-            sa.event.remove(db.engine, "before_cursor_execute", listen)
         db.session.rollback()
         db.session.execute(sa.delete(CreditRating))
         db.session.commit()
@@ -316,14 +312,9 @@ def test_a_correction_reads_the_same_statements_however_many_findings_it_moves(w
     def statements(n: int) -> list[str]:
         with simulated_clock(_at(today)):
             _findings(world, today, n=n, unit=unit)
-            seen = []
-            listen = lambda conn, cursor, statement, *a: seen.append(statement)  # noqa: E731
-            sa.event.listen(db.engine, "before_cursor_execute", listen)
-            try:
+            with recorded() as seen:
                 done = C.set_calendar_day(world.bz, date(2026, 2, 2), False, "地方节假日", world.bz_admin)
                 db.session.flush()
-            finally:
-                sa.event.remove(db.engine, "before_cursor_execute", listen)
             assert len(done.moved) >= n  # (with those of the call before, committed)
             db.session.rollback()
             return seen

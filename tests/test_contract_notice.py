@@ -21,6 +21,7 @@ from evalhub.core.timeutil import simulated_clock
 from evalhub.extensions import db
 from evalhub.procurement import services as P, workflow
 from tests import factories
+from tests.statements import recorded
 
 DELIVERABLES = "实施方案、评价报告、工作底稿；现场核查 3 个乡镇；报价明细见附件二"
 PUBLIC_SERVICES = "实施方案、评价报告、工作底稿；现场核查 3 个乡镇"
@@ -663,16 +664,8 @@ def test_the_red_flag_counts_every_overdue_announcement_as_the_one_by_one_rule_d
     today = date(2025, 4, 13)  # a Sunday
     items = [(bureau, date(2025, 3, 28) + timedelta(days=n)) for bureau in (world.bz, world.lt, world.kz, world.krl)
              for n in range(0, 20)]
-    seen: list[str] = []
-
-    def listen(_conn, _cursor, statement, *_args):
-        seen.append(statement)
-
-    sa.event.listen(db.engine, "before_cursor_execute", listen)
-    try:
+    with recorded() as seen:
         batch = late_workdays_each(items, today)
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", listen)
     assert batch == [late_workdays(bureau, due, today) for bureau, due in items]
     assert sum("calendar_day" in s.lower() for s in seen) == 1
     assert late_workdays_each([(world.bz, today)], today) == [0]

@@ -7,14 +7,12 @@ by one (a lazy load per row, a rule computed per row in Python). The province-sc
 """
 from __future__ import annotations
 
-import contextlib
-
 import pytest
-import sqlalchemy as sa
 
 from evalhub.extensions import db
 from evalhub.core.enums import Role
 from tests import factories
+from tests.statements import recorded as counting
 
 # Pages a bureau user opens every day: lists, dashboards, queues (with their common filters) and the
 # detail pages of one fixed row, whose cost must not depend on how many other rows exist.
@@ -27,20 +25,6 @@ PAGES = [
     "/api/v1/engagements", "/api/v1/firms", "/api/v1/experts", "/api/v1/ratings",
     "/api/v1/inspections", "/api/v1/plans", "/api/v1/screening/queue?year=2025", "/screening/queue?year=2025",
 ]
-
-
-@contextlib.contextmanager
-def counting():
-    seen: list[str] = []
-
-    def before(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    sa.event.listen(db.engine, "before_cursor_execute", before)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", before)
 
 
 def _grow(w, rounds: int) -> None:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from evalhub.core.timeutil import simulated_clock
 from evalhub.extensions import db
 from tests import factories
+from tests.statements import recorded
 from tests.test_contract_notice import _inbox  # one copy: the titles a user was told, in order
 
 CCGP = "http://www.ccgp.gov.cn/cggg/dfgg/zbgg/202503/t20250310_1234567.htm"
@@ -207,13 +208,8 @@ def test_the_red_flag_counts_every_owed_posting_from_one_calendar_read(world):
     db.session.flush()
     rows = R.load_rows()
     bureaus = {b.id: b for b in (world.bz, world.kz)}
-    seen: list[str] = []
-    listen = lambda conn, cursor, statement, *a: seen.append(statement)  # noqa: E731
-    sa.event.listen(db.engine, "before_cursor_execute", listen)
-    try:
+    with recorded() as seen:
         R.count_unpublished_lateness(rows, bureaus, date(2025, 4, 13))
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", listen)
     owed = [(row, posting) for row in rows for posting in row.results]
     assert len(owed) == 6 and sum("calendar_day" in s.lower() for s in seen) == 1
     assert [posting.late_workdays for _, posting in owed] == [

@@ -24,6 +24,7 @@ from evalhub.procurement import workflow
 from evalhub.review import services as R
 from evalhub.review.models import InvitationStatus, ReviewPanel, SelfEvaluationStatus
 from tests import factories
+from tests.statements import recorded
 
 MONDAY = date(2025, 11, 3)  # no national holiday near: + 3 days Thursday 6th, + 10 Thursday 13th, + 15 Tuesday 18th
 
@@ -219,14 +220,9 @@ def test_a_correction_runs_the_same_statements_however_many_review_deadlines_it_
                 factories.submit_plan(e)
                 factories.returned(e, factories._staff_of(e))
             db.session.commit()
-            seen = []
-            listen = lambda conn, cursor, statement, *a: seen.append(statement)  # noqa: E731
-            sa.event.listen(db.engine, "before_cursor_execute", listen)
-            try:
+            with recorded() as seen:
                 done = C.set_calendar_day(world.bz, date(2025, 11, 6), False, "地方节假日", world.bz_admin)
                 db.session.flush()
-            finally:
-                sa.event.remove(db.engine, "before_cursor_execute", listen)
             kinds = {m.kind for m in done.moved}
             assert kinds == {"review.invitation_respond_by", "review.review_due", "review.resubmit_due"}, kinds
             # each open panel: 3 answers and the review; each returned plan: the resubmission (and those of the call
