@@ -1,0 +1,210 @@
+"""Two people clicking at once get one result: the state-changing services of registry, credit, supervision and
+results that checked a state they had not locked (a double click, two officers, a job and a user). Each test runs
+two real threads, each with its own app context, session and connection, on PostgreSQL (SQLite serialises
+writers, so the race cannot happen there): each thread first loads what its request's page showed — the stale
+read — then both are released by one Barrier and act. Without the lock both passed the check and the result was
+written twice (two audit events, two links, two seats); with it the second waits, reads what the first committed
+and is told why, in Chinese, with a 409 (Conflict)."""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import date
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from evalhub.core.enums import Role
+from evalhub.core.errors import Conflict, ValidationFailed
+from evalhub.core.models import AccountLink, AuditEvent, Notification, User
+from evalhub.extensions import db
+from evalhub.registry import services as registry
+from evalhub.registry.models import Expert, ExpertTie, Firm, FirmStaff, FirmStatus, FirmStatusChange, TieKind
+from tests import factories
+from tests.test_races import postgresql_only
+
+pytestmark = postgresql_only  # as tests/test_races.py: simultaneous transactions need PostgreSQL's
+
+
+# --- the harness -----------------------------------------------------------------------------------
+
+def race(app, prepare, act, n: int = 2) -> list[tuple[str, str]]:
+    """``n`` requests at once. Each thread, in its own app context: ``loaded = prepare()`` (what the request's
+    page showed), then waits at the Barrier, then ``act(*loaded)`` and commits. Sorted outcomes: ("done", "") or
+    (the refusal's class name, its message); anything else (a 500) fails the test."""
+    barrier, outcomes, crashed = threading.Barrier(n, timeout=10), [], []
+
+    def run() -> None:
+        with app.app_context():
+            try:
+                loaded = prepare()
+                barrier.wait()
+                act(*loaded)
+                db.session.commit()
+                outcomes.append(("done", ""))
+            except (Conflict, ValidationFailed) as exc:
+                db.session.rollback()
+                outcomes.append((type(exc).__name__, exc.message))
+            except IntegrityError as exc:
+                db.session.rollback()
+                outcomes.append(("IntegrityError", str(exc.orig)))
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                db.session.rollback()
+                crashed.append(repr(exc))
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads), "a request hung"
+    assert not crashed, crashed
+    return sorted(outcomes)
+
+
+def count(model, *where) -> int:
+    db.session.rollback()  # what is committed, not what this session may still hold
+    return db.session.execute(sa.select(sa.func.count()).select_from(model).where(*where)).scalar_one()
+
+
+def events(action: str) -> int:
+    return count(AuditEvent, AuditEvent.action == action)
+
+
+def get(model, id_):
+    return db.session.get(model, id_)
+
+
+# === registry =====================================================================================
+
+def test_a_person_taken_off_the_roster_twice_at_once_leaves_once(app, world):
+    """deactivate_staff checked ``staff.active`` as the page loaded it: two clicks both passed and the roster
+    recorded two departures."""
+    staff = registry.add_staff(world.firm, registry.StaffInput(name="钱同时", id_number=factories.id_number(),
+                                                               role="评价人员", years_experience=5), world.firm_user)
+    db.session.commit()
+    staff_id, user_id = staff.id, world.firm_user.id
+
+    outcomes = race(app, lambda: (get(FirmStaff, staff_id), get(User, user_id)),
+                    lambda s, u: (s.active, registry.deactivate_staff(s, u, "离职")))
+    assert [o for o, _ in outcomes] == ["Conflict", "done"], outcomes
+    assert "已不在名册中" in outcomes[0][1]
+    assert events("firm.staff_removed") == 1
+
+
+def test_a_firm_account_removed_twice_at_once_is_removed_once(app, world):
+    """remove_firm_user checked ``target.is_enabled`` as loaded: two clicks disabled the account twice (two
+    user.disabled, two firm.user_removed events)."""
+    world.firm_user.is_firm_admin = True
+    member = factories.user("firm1.member", Role.FIRM_USER, firm_id=world.firm.id)
+    db.session.commit()
+    firm_id, member_id, admin_id = world.firm.id, member.id, world.firm_user.id
+
+    outcomes = race(app, lambda: (get(Firm, firm_id), get(User, member_id), get(User, admin_id)),
+                    lambda f, m, a: (m.is_enabled, registry.remove_firm_user(f, m, a, "已离职")))
+    assert [o for o, _ in outcomes] == ["Conflict", "done"], outcomes
+    assert "已经移除" in outcomes[0][1] or "已经停用" in outcomes[0][1]
+    assert events("firm.user_removed") == 1 and events("user.disabled") == 1
+
+
+def test_an_experts_new_employer_saved_twice_at_once_is_one_employment(app, world):
+    """update_expert compared the employer as the form loaded it: the same edit saved twice at once opened two
+    employments with the new employer."""
+    expert = world.expert
+    data = registry.ExpertInput(name=expert.name, id_number=expert.id_number_masked, employer="新疆农业大学",
+                                title=expert.title, degree=expert.degree, years_in_field=expert.years_in_field,
+                                birth_year=expert.birth_year, fields=list(expert.fields))
+    db.session.commit()
+    expert_id, admin_id = expert.id, world.bz_admin.id
+
+    outcomes = race(app, lambda: (get(Expert, expert_id), get(User, admin_id)),
+                    lambda e, a: (e.employer, registry.update_expert(e, data, a)))
+    assert [o for o, _ in outcomes] == ["done", "done"], outcomes
+    open_employments = count(ExpertTie, ExpertTie.expert_id == expert_id, ExpertTie.kind == TieKind.EMPLOYMENT,
+                             ExpertTie.counterpart_name == "新疆农业大学", ExpertTie.end_date.is_(None))
+    assert open_employments == 1
+
+
+def test_lifting_an_imposed_suspension_sees_a_suspension_imposed_meanwhile(app, world):
+    """lift_imposed_suspension read the firm's latest status change before it took the firm's lock: while another
+    bureau's rating imposed a new suspension (locked, not yet committed), the lift still found its own change the
+    latest, then waited, then readmitted the firm — the new suspension undone by a lift that was not its own."""
+    first = registry.impose_suspension(world.firm, "甲局信用评价：故意违规")
+    db.session.commit()
+    firm_id, change_id = world.firm.id, first.id
+    imposed = threading.Event()
+
+    def prepare():
+        return (get(Firm, firm_id),)
+
+    def act(firm):
+        if threading.current_thread().name == "impose":
+            registry.impose_suspension(firm, "乙局信用评价：故意违规")  # the firm's lock held to its commit
+            imposed.set()
+            time.sleep(0.4)  # the lift reads meanwhile
+        else:
+            assert imposed.wait(5)
+            registry.lift_imposed_suspension(firm, change_id, "甲局异议成立，故意违规不予认定")
+
+    barrier, crashed = threading.Barrier(2, timeout=10), []
+
+    def run(name):
+        with app.app_context():
+            try:
+                loaded = prepare()
+                barrier.wait()
+                act(*loaded)
+                db.session.commit()
+            except BaseException as exc:  # noqa: BLE001
+                db.session.rollback()
+                crashed.append(repr(exc))
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(n,), name=n) for n in ("impose", "lift")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not crashed, crashed
+    db.session.rollback()
+    firm = get(Firm, firm_id)
+    assert firm.status == FirmStatus.SUSPENDED, "the suspension imposed meanwhile was lifted by another's lift"
+    latest = db.session.execute(sa.select(FirmStatusChange).where(FirmStatusChange.firm_id == firm_id)
+                                .order_by(FirmStatusChange.id.desc()).limit(1)).scalar_one()
+    assert "乙局" in latest.reason
+    assert events("firm.reinstate") == 0
+
+
+def _live_links(user_id: int) -> int:
+    return count(AccountLink, AccountLink.user_id == user_id, AccountLink.used_at.is_(None),
+                 AccountLink.revoked_at.is_(None))
+
+
+def test_an_experts_link_reissued_twice_at_once_leaves_one_link_working(app, world):
+    """reissue_expert_link voided the unused links it could see, then issued one: two clicks at once each voided
+    the old link and issued their own, and both new links worked."""
+    expert = factories.expert(world.bz, name="新开通专家")
+    user, _token = registry.open_expert_account(expert, world.bz_admin)
+    db.session.commit()
+    expert_id, admin_id, user_id = expert.id, world.bz_admin.id, user.id
+
+    outcomes = race(app, lambda: (get(Expert, expert_id), get(User, admin_id)),
+                    lambda e, a: registry.reissue_expert_link(e, a))
+    assert [o for o, _ in outcomes] == ["done", "done"], outcomes
+    assert _live_links(user_id) == 1
+
+
+def test_a_firms_link_reissued_twice_at_once_leaves_one_link_working(app, world):
+    firm = factories.firm(world.bz, name="巴州新开通评价有限公司")
+    user, _token = registry.open_firm_account(firm, world.bz_admin)
+    db.session.commit()
+    firm_id, admin_id, user_id = firm.id, world.bz_admin.id, user.id
+
+    outcomes = race(app, lambda: (get(Firm, firm_id), get(User, admin_id)),
+                    lambda f, a: registry.reissue_firm_link(f, a))
+    assert [o for o, _ in outcomes] == ["done", "done"], outcomes
+    assert _live_links(user_id) == 1
