@@ -23,19 +23,22 @@ from evalhub.registry import services as registry
 from evalhub.registry.models import Expert, ExpertTie, Firm, FirmStaff, FirmStatus, FirmStatusChange, TieKind
 from tests import factories
 from tests.test_races import postgresql_only
+from tests.test_supervision_fairness import _case, reviewed  # noqa: F401 - the fixture
 
 pytestmark = postgresql_only  # as tests/test_races.py: simultaneous transactions need PostgreSQL's
 
 
 # --- the harness -----------------------------------------------------------------------------------
 
-def race(app, prepare, act, n: int = 2) -> list[tuple[str, str]]:
-    """``n`` requests at once. Each thread, in its own app context: ``loaded = prepare()`` (what the request's
-    page showed), then waits at the Barrier, then ``act(*loaded)`` and commits. Sorted outcomes: ("done", "") or
-    (the refusal's class name, its message); anything else (a 500) fails the test."""
-    barrier, outcomes, crashed = threading.Barrier(n, timeout=10), [], []
+def race(app, prepare, *acts) -> list[tuple[str, str]]:
+    """Requests at once: one thread per act (one act given: the same request twice). Each thread, in its own app
+    context: ``loaded = prepare()`` (what the request's page showed), then waits at the Barrier, then
+    ``act(*loaded)`` and commits. Sorted outcomes: ("done", "") or (the refusal's class name, its message);
+    anything else (a 500) fails the test."""
+    acts = acts * 2 if len(acts) == 1 else acts
+    barrier, outcomes, crashed = threading.Barrier(len(acts), timeout=10), [], []
 
-    def run() -> None:
+    def run(act) -> None:
         with app.app_context():
             try:
                 loaded = prepare()
@@ -55,7 +58,7 @@ def race(app, prepare, act, n: int = 2) -> list[tuple[str, str]]:
             finally:
                 db.session.remove()
 
-    threads = [threading.Thread(target=run) for _ in range(n)]
+    threads = [threading.Thread(target=run, args=(act,)) for act in acts]
     for t in threads:
         t.start()
     for t in threads:
@@ -137,39 +140,16 @@ def test_lifting_an_imposed_suspension_sees_a_suspension_imposed_meanwhile(app, 
     firm_id, change_id = world.firm.id, first.id
     imposed = threading.Event()
 
-    def prepare():
-        return (get(Firm, firm_id),)
+    def impose(firm):
+        registry.impose_suspension(firm, "乙局信用评价：故意违规")  # the firm's lock held to its commit
+        imposed.set()
+        time.sleep(0.4)  # the lift reads meanwhile
 
-    def act(firm):
-        if threading.current_thread().name == "impose":
-            registry.impose_suspension(firm, "乙局信用评价：故意违规")  # the firm's lock held to its commit
-            imposed.set()
-            time.sleep(0.4)  # the lift reads meanwhile
-        else:
-            assert imposed.wait(5)
-            registry.lift_imposed_suspension(firm, change_id, "甲局异议成立，故意违规不予认定")
+    def lift(firm):
+        assert imposed.wait(5)
+        registry.lift_imposed_suspension(firm, change_id, "甲局异议成立，故意违规不予认定")
 
-    barrier, crashed = threading.Barrier(2, timeout=10), []
-
-    def run(name):
-        with app.app_context():
-            try:
-                loaded = prepare()
-                barrier.wait()
-                act(*loaded)
-                db.session.commit()
-            except BaseException as exc:  # noqa: BLE001
-                db.session.rollback()
-                crashed.append(repr(exc))
-            finally:
-                db.session.remove()
-
-    threads = [threading.Thread(target=run, args=(n,), name=n) for n in ("impose", "lift")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert not crashed, crashed
+    assert race(app, lambda: (get(Firm, firm_id),), impose, lift) == [("done", "")] * 2
     db.session.rollback()
     firm = get(Firm, firm_id)
     assert firm.status == FirmStatus.SUSPENDED, "the suspension imposed meanwhile was lifted by another's lift"
@@ -208,3 +188,78 @@ def test_a_firms_link_reissued_twice_at_once_leaves_one_link_working(app, world)
                     lambda f, a: registry.reissue_firm_link(f, a))
     assert [o for o, _ in outcomes] == ["done", "done"], outcomes
     assert _live_links(user_id) == 1
+
+
+# === supervision ==================================================================================
+
+def test_a_campaigns_list_and_results_published_twice_at_once_are_published_once(app, world):
+    """publish_campaign_list / publish_campaign_results checked the campaign's status as loaded: two clicks each
+    published it twice (two audit events). The second is now told it is published already."""
+    from evalhub.supervision import services as V
+    from evalhub.supervision.models import InspectionCampaign
+    from tests.test_credit_supervision_services import _completed
+    from tests.test_review_services import _experts
+
+    _completed(world)
+    _experts(world, 2)
+    campaign = factories.witnessed(V.start_campaign(world.bz, 2025, world.bz_staff, ratio=100))
+    db.session.commit()
+    campaign_id, staff_id = campaign.id, world.bz_staff.id
+
+    def prepare():
+        return get(InspectionCampaign, campaign_id), get(User, staff_id)
+
+    outcomes = race(app, prepare, lambda c, u: V.publish_campaign_list(c, u))
+    assert [o for o, _ in outcomes] == ["Conflict", "done"], outcomes
+    assert "已经公开" in outcomes[0][1]
+    assert events("campaign.list_published") == 1
+
+    inspection = get(InspectionCampaign, campaign_id).inspections[0]
+    V.record_checklist(inspection, factories.recorder(inspection), {k: (True, "") for k, _ in V.CHECKLIST})
+    V.close(inspection, factories.recorder(inspection), "底稿完整，评分有据，未发现问题。")
+    db.session.commit()
+    outcomes = race(app, prepare, lambda c, u: V.publish_campaign_results(c, u))
+    assert [o for o, _ in outcomes] == ["Conflict", "done"], outcomes
+    assert "结果已经公开" in outcomes[0][1]
+    assert events("campaign.results_published") == 1
+
+
+def test_a_case_draw_revealed_while_the_officer_is_named_seats_the_officer_once(app, world, reviewed):
+    """The reveal of a case's inspector draw read the inspection's seats without its lock: an officer named while
+    the draw page was open (committed before the reveal wrote) was seated a second time by the draw — the only
+    independent officer, drawn into the seat he already held. The reveal now reads the seats under the
+    inspection's lock, as naming does, and draws only the seat still empty."""
+    from evalhub.core import draws
+    from evalhub.core.models import Draw
+    from evalhub.supervision import services as V
+    from evalhub.supervision.models import Inspection, Inspector
+
+    case = _case(world, reviewed)
+    record = V.draw_case_inspectors(case, world.bz_admin)
+    assert draws.eligible_ids(record) == [world.fresh.id]  # the one officer independent of the engagement
+    draws.name_witnesses(record, [world.region_staff], world.bz_admin, check=False, notify=False)
+    draws.enter_number(record, world.region_staff, 20261207)
+    db.session.commit()
+    case_id, draw_id, admin_id, fresh_id = case.id, record.id, world.bz_admin.id, world.fresh.id
+    named = threading.Event()
+
+    def prepare():  # both pages open: the case without inspectors, the draw waiting for its reveal
+        inspection, draw = get(Inspection, case_id), get(Draw, draw_id)
+        assert inspection.inspectors == [] and draw.witnesses
+        return inspection, draw, get(User, admin_id)
+
+    def name(inspection, _draw, admin):
+        V.name_inspector(inspection, admin, user_id=fresh_id, reason="熟悉该领域")
+        db.session.commit()
+        named.set()
+
+    def reveal(_inspection, draw, admin):
+        assert named.wait(5)
+        draws.reveal(draw, admin)
+
+    assert race(app, prepare, name, reveal) == [("done", "")] * 2
+    seats = db.session.execute(sa.select(Inspector.user_id, Inspector.expert_id).where(
+        Inspector.inspection_id == case_id)).all()
+    db.session.rollback()
+    assert sorted(u for u, _ in seats if u) == [fresh_id], f"the officer holds {len([u for u, _ in seats if u])} seats"
+    assert len([x for _, x in seats if x]) == 1
