@@ -263,3 +263,92 @@ def test_a_case_draw_revealed_while_the_officer_is_named_seats_the_officer_once(
     db.session.rollback()
     assert sorted(u for u, _ in seats if u) == [fresh_id], f"the officer holds {len([u for u, _ in seats if u])} seats"
     assert len([x for _, x in seats if x]) == 1
+
+
+# === results ======================================================================================
+
+def _planned_finding(world):
+    """A confirmed finding of an accepted engagement, planned by its unit: (finding, the unit's account)."""
+    from evalhub.procurement.models import EngagementState
+    from evalhub.results import services as S
+
+    e = factories.contracted(world)
+    e.state = EngagementState.ACCEPTED
+    unit = factories.unit_user(world, "巴州统计局", "tjj")
+    [finding] = factories.confirmed_findings(world, e, n=1)
+    S.submit_plan(finding, unit, "由财务科负责，9 月底前完成支付。")
+    return finding, unit
+
+
+def test_rectification_evidence_handed_in_twice_at_once_is_handed_in_once(app, world):
+    """submit_evidence checked the row's status as the page loaded it: two hand-ins at once (two people of the
+    unit, or a resend with the file chosen again) both passed, stored both files, recorded two hand-ins and told
+    the bureau twice. (The very same bytes twice met stored_file's unique sha256 instead: a 409 by accident, with
+    the generic words.) The second is now told the row waits on verification."""
+    from evalhub.core import files
+    from evalhub.results import services as S
+    from evalhub.results.models import FindingEvidence, ResultFinding
+
+    finding, unit = _planned_finding(world)
+    db.session.commit()
+    finding_id, unit_id, staff_id = finding.id, unit.id, world.bz_staff.id
+    told = count(Notification, Notification.user_id == staff_id)  # an officer of the bureau
+
+    def hand_in(text):
+        return lambda f, u: S.submit_evidence(f, u, "已完成支付", [files.Upload("支付凭证.txt", text.encode())])
+
+    outcomes = race(app, lambda: (get(ResultFinding, finding_id), get(User, unit_id)),
+                    hand_in("支付凭证 2025-09-20 甲"), hand_in("支付凭证 2025-09-20 乙"))
+    assert [o for o, _ in outcomes] == ["Conflict", "done"], outcomes
+    assert "待核验" in outcomes[0][1]
+    assert count(FindingEvidence, FindingEvidence.finding_id == finding_id) == 1
+    assert events("finding.evidence") == 1
+    assert count(Notification, Notification.user_id == staff_id) - told == 1
+
+
+def test_a_rectification_verified_twice_at_once_tells_the_second_what_it_is_now(app, world):
+    """verify claims the row by compare-and-set (one verdict), but the second verifier was answered with the status
+    it had loaded: “该条当前状态为“待核验”，只有待核验的事项可以核验” — a refusal saying the row still waits. It
+    reads the row again and names the status the first verdict left."""
+    from evalhub.core import files
+    from evalhub.results import services as S
+    from evalhub.results.models import ResultFinding
+
+    finding, unit = _planned_finding(world)
+    S.submit_evidence(finding, unit, "已完成支付", [files.Upload("支付凭证.txt", "支付凭证 2025-09-20".encode())])
+    db.session.commit()
+    finding_id, staff_id = finding.id, world.bz_staff.id
+
+    outcomes = race(app, lambda: (get(ResultFinding, finding_id), get(User, staff_id)),
+                    lambda f, u: S.verify(f, u, "整改到位", ""))
+    assert [o for o, _ in outcomes] == ["Conflict", "done"], outcomes
+    assert "“整改到位”" in outcomes[0][1] and "“待核验”" not in outcomes[0][1], outcomes[0][1]
+    assert events("finding.verified") == 1
+
+
+def test_the_draft_report_sent_for_confirmation_twice_at_once_is_sent_once(app, world):
+    """send_for_confirmation looked for an open confirmation, then wrote one, without a lock: two sends at once
+    (a resend with the draft chosen again, two of the firm's staff) sent two drafts — two rows to answer, the unit
+    told twice. The second is now told the first is waiting for the unit's answer."""
+    from evalhub.core import files
+    from evalhub.core.calendar import ensure_national_calendar
+    from evalhub.procurement.models import Engagement
+    from evalhub.results import services as S
+    from evalhub.results.models import FactConfirmation
+
+    ensure_national_calendar()
+    e = factories.in_fieldwork(world)
+    unit = factories.unit_user(world, "巴州统计局", "tjj")
+    db.session.commit()
+    e_id, firm_user_id, unit_id = e.id, world.firm_user.id, unit.id
+
+    def send(text):
+        draft = files.Upload("报告初稿.docx", factories.docx_bytes(f"评价报告初稿\n存在的问题：{text}"))
+        return lambda eng, u: S.send_for_confirmation(eng, u, draft, today=date(2025, 9, 26))
+
+    outcomes = race(app, lambda: (get(Engagement, e_id), get(User, firm_user_id)),
+                    send("资金支付滞后"), send("资金支付滞后，绩效目标不细化"))
+    assert [o for o, _ in outcomes] == ["Conflict", "done"], outcomes
+    assert "尚在答复期内" in outcomes[0][1]
+    assert count(FactConfirmation, FactConfirmation.engagement_id == e_id) == 1
+    assert count(Notification, Notification.user_id == unit_id) == 1
