@@ -647,7 +647,7 @@ def publish_campaign_list(campaign: InspectionCampaign, actor: User) -> None:
 
 def publish_campaign_results(campaign: InspectionCampaign, actor: User) -> None:
     permissions.require(actor, "supervision.manage", campaign.bureau)
-    concurrency.hold(campaign)  # a double click publishes once; an inspection closed meanwhile is seen
+    concurrency.hold(campaign)  # a double click publishes once: the second reads the results published
     if campaign.status == CampaignStatus.RESULTS_PUBLISHED:
         raise Conflict("抽查结果已经公开。")
     if campaign.status != CampaignStatus.LIST_PUBLISHED:
