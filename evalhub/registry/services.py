@@ -491,6 +491,9 @@ def lift_imposed_suspension(firm: Firm, change_id: int, reason: str) -> FirmStat
     moved on since (reinstated, suspended again by the bureau, removed): what came after stands. A suspension
     imposed over a bureau's earlier one gives that one back — with its end date while that has not passed,
     open-ended if it had none — rather than readmitting a firm its bureau suspended for another cause."""
+    # the firm's lock before its history is read: a suspension another rating is imposing meanwhile is the latest
+    # change once it commits, and this lift (no longer of the latest change) leaves it standing
+    concurrency.hold(firm)
     latest = db.session.execute(sa.select(FirmStatusChange).where(FirmStatusChange.firm_id == firm.id)
                                 .order_by(FirmStatusChange.id.desc()).limit(1)).scalar_one_or_none()
     if latest is None or latest.id != change_id:
@@ -589,6 +592,7 @@ def deactivate_staff(staff: FirmStaff, actor: User, reason: str) -> None:
     permissions.require(actor, "firm.staff.manage", staff.firm)
     if not (reason or "").strip():
         raise ValidationFailed("请填写人员离岗原因。", {"reason": "必填"})
+    concurrency.hold(staff)  # a double click: the second reads the departure the first recorded
     if not staff.active:
         raise Conflict("该人员已不在名册中。")
     staff.active, staff.left_on = False, beijing_today()
@@ -884,6 +888,7 @@ def create_expert(data: ExpertInput, bureau: Bureau, actor: User | None, *, clea
 
 def update_expert(expert: Expert, data: ExpertInput, actor: User) -> Expert:
     permissions.require(actor, "expert.edit", expert)
+    concurrency.hold(expert)  # the employer as the edit before left it: the same change saved twice opens one employment
     clean = clean_expert(data, existing=expert)
     changed = sorted(k for k, v in clean.values.items() if getattr(expert, k) != v)
     old_employer = expert.employer
@@ -1222,6 +1227,8 @@ def reissue_expert_link(expert: Expert, actor: User) -> tuple[User, str, Any]:
     """A new link for the expert's account, replacing any unused one: an activation link while the account
     awaits activation ("expert.account"); a password-reset link once it is active ("expert.account_reset",
     administrators only). Returns (user, raw token, purpose)."""
+    # the account's lock, as opening it takes: of two links issued at once the second voids the first
+    concurrency.serialise(f"expert-account:{expert.id}")
     user = expert_account(expert)
     if user is None:
         permissions.require(actor, "expert.account", expert)
@@ -1324,6 +1331,7 @@ def reissue_firm_link(firm: Firm, actor: User) -> tuple[User, str, Any]:
     """A new activation link for the firm's first account while it still awaits activation (the old one is
     void). Once active, the firm resets its own passwords."""
     permissions.require(actor, "firm.account", firm)
+    concurrency.serialise(f"firm-account:{firm.id}")  # as opening it: of two links issued at once the second voids the first
     user = firm_first_account(firm)
     if user is None:
         raise Conflict("该机构没有待激活的管理员账号。")
@@ -1342,6 +1350,7 @@ def remove_firm_user(firm: Firm, target: User, actor: User, reason: str) -> None
         raise PermissionDenied()
     if target.id == actor.id:
         raise Conflict("不能移除自己的账户。")
+    concurrency.hold(target)  # a double click: the second reads the account the first disabled
     if not target.is_enabled:
         raise Conflict("该账户已经移除。")
     reason = required_reason(reason, missing="请填写移除原因。", missing_field="请填写移除原因", label="移除原因",

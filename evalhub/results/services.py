@@ -381,6 +381,7 @@ def confirm_findings(engagement: Engagement, actor: User, today: date | None = N
 
 def _answering(finding: ResultFinding, actor: User, allowed: tuple[FindingStatus, ...]) -> None:
     permissions.require(actor, "finding.answer", finding)
+    concurrency.hold(finding)  # the row as the answer before left it: evidence handed in twice at once is handed in once
     if finding.status not in allowed:
         raise Conflict(f"该条当前状态为“{finding.status.label}”，不能进行此操作。")
 
@@ -436,6 +437,7 @@ def verify(finding: ResultFinding, actor: User, verification: Any, note: str, ne
         verification=verification, verification_note=note, verified_at=utcnow(), verified_by_id=actor.id,
     ).execution_options(synchronize_session=False)).rowcount
     if not changed:
+        db.session.refresh(finding, ["status"])  # the status the other verdict left, not the one this page loaded
         raise Conflict(f"该条当前状态为“{finding.status.label}”，只有待核验的事项可以核验。")
     db.session.refresh(finding)
     if verification != Verification.DONE:
@@ -646,6 +648,8 @@ def send_for_confirmation(engagement: Engagement, actor: User, upload: files.Upl
     if not upload.data:
         raise ValidationFailed("请选择评价报告初稿。", {"file": "请选择文件"})
     today = today or beijing_today()
+    # one open confirmation at a time: the second of two sends at once waits here and finds the first's
+    concurrency.serialise(f"results.fact_confirmation:{engagement.id}")
     if db.session.execute(sa.select(FactConfirmation.id).where(
             FactConfirmation.engagement_id == engagement.id, FactConfirmation.answered_at.is_(None),
             FactConfirmation.due_on >= today)).first():

@@ -570,6 +570,9 @@ def draw_case_inspectors(inspection: Inspection, actor: User) -> Draw:
 @draws.on_drawn("case_inspectors")
 def _case_inspectors_drawn(record: Draw, actor: Optional[User]) -> Inspection:
     inspection = db.session.get(Inspection, record.params["inspection"])
+    # the seats under the inspection's lock, as naming and recusal take it: an officer named (or a recusal made)
+    # while the draw waited for its reveal is seen, and a seat filled meanwhile is not drawn again
+    _hold(inspection)
     seats = [s for s in record.params.get("seats", SEATS) if s in seats_to_draw(inspection)]  # older draws: both
     if not seats:
         raise Conflict("本检查的检查人员已经确定，该抽取不能再安排检查人员。")
@@ -648,6 +651,7 @@ def declare_conflict(inspection: Inspection, actor: User, reason: str) -> None:
 
 def publish_campaign_list(campaign: InspectionCampaign, actor: User) -> None:
     permissions.require(actor, "supervision.manage", campaign.bureau)
+    concurrency.hold(campaign)  # a double click publishes once: the second reads the list published
     if campaign.status != CampaignStatus.DRAWN:
         raise Conflict("抽查名单已经公开。")
     campaign.status = CampaignStatus.LIST_PUBLISHED
@@ -658,6 +662,9 @@ def publish_campaign_list(campaign: InspectionCampaign, actor: User) -> None:
 
 def publish_campaign_results(campaign: InspectionCampaign, actor: User) -> None:
     permissions.require(actor, "supervision.manage", campaign.bureau)
+    concurrency.hold(campaign)  # a double click publishes once: the second reads the results published
+    if campaign.status == CampaignStatus.RESULTS_PUBLISHED:
+        raise Conflict("抽查结果已经公开。")
     if campaign.status != CampaignStatus.LIST_PUBLISHED:
         raise Conflict("须先公开抽查名单，检查完成后再公开结果。")
     open_ = [i for i in campaign.inspections if i.status != InspectionStatus.CLOSED]
