@@ -15,7 +15,7 @@ from evalhub.core.timeutil import beijing_today
 from evalhub.extensions import db
 from evalhub.registry import services
 from evalhub.registry.models import (
-    Degree, Expert, Firm, FirmStaff, FirmStatus, FirmStatusChange, ProfessionalTitle, RelationKind, TieKind,
+    Degree, Expert, Firm, FirmRelation, FirmStaff, FirmStatus, FirmStatusChange, ProfessionalTitle, RelationKind, TieKind,
 )
 from tests import factories
 from tests.test_admission import admission_papers
@@ -173,6 +173,37 @@ def test_a_relation_names_exactly_one_counterpart(world):
                               budget_unit_id=world.units["巴州民政局"].id, start_date=date(2024, 1, 1),
                               end_date=None, note=None, actor=world.bz_staff)
     assert "counterpart" in caught.value.fields
+
+
+def test_the_same_relation_or_tie_entered_twice_is_on_record_once(world):
+    """A double click or a resend: the second gets a 409 naming the record, nothing written twice; another period
+    of the same relation, or the same counterpart by another kind, is a record of its own."""
+    unit = world.units["巴州统计局"]
+    relation = dict(kind=RelationKind.ACCOUNTING_AGENT, bureau_id=None, budget_unit_id=unit.id,
+                    start_date=date(2024, 1, 1), end_date=None, note="代理记账", actor=world.bz_staff)
+    services.add_relation(world.firm, **relation)
+    with pytest.raises(Conflict) as caught:
+        services.add_relation(world.firm, **{**relation, "note": "重复提交"})
+    assert "已登记" in caught.value.message and "巴州统计局" in caught.value.message
+    services.add_relation(world.firm, **{**relation, "start_date": date(2020, 1, 1), "end_date": date(2021, 1, 1)})
+    assert db.session.scalar(sa.select(sa.func.count(FirmRelation.id)).where(
+        FirmRelation.budget_unit_id == unit.id)) == 2
+
+    expert = _expert(world)
+    tie = dict(kind=TieKind.EMPLOYMENT, counterpart_type="第三方机构", counterpart_name=None, firm_id=world.firm.id,
+               bureau_id=None, budget_unit_id=None, start_date=date(2019, 1, 1), end_date=None, note=None,
+               actor=world.bz_staff)
+    services.add_expert_tie(expert, **tie)
+    with pytest.raises(Conflict) as caught:
+        services.add_expert_tie(expert, **tie)
+    assert "已申报" in caught.value.message and world.firm.name in caught.value.message
+    services.add_expert_tie(expert, **{**tie, "kind": "控股股东"})
+    other = dict(tie, counterpart_type="其他单位", counterpart_name="某会计师事务所", firm_id=None)
+    services.add_expert_tie(expert, **other)
+    with pytest.raises(Conflict):
+        services.add_expert_tie(expert, **other)
+    services.add_expert_tie(expert, **{**other, "counterpart_name": "另一会计师事务所"})
+    assert len([t for t in expert.ties if t.start_date == date(2019, 1, 1)]) == 4
 
 
 # --- experts ---------------------------------------------------------------------------------------

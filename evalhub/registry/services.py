@@ -623,6 +623,13 @@ def add_relation(firm: Firm, *, kind: Any, bureau_id: int | None, budget_unit_id
         errors["counterpart"] = "关联的预算单位不存在"
     _check_period(errors, start_date, end_date)
     _raise_if(errors)
+    # the same relation entered twice (a double click, a resend) is on record once
+    concurrency.refuse_twin(f"firm-relations:{firm.id}", sa.select(FirmRelation).where(
+        FirmRelation.firm_id == firm.id, FirmRelation.kind == kind, FirmRelation.start_date == start_date,
+        FirmRelation.bureau_id.is_not_distinct_from(bureau_id or None),
+        FirmRelation.budget_unit_id.is_not_distinct_from(budget_unit_id or None),
+        FirmRelation.end_date.is_not_distinct_from(end_date)),
+        lambda r: f"该回避关系已登记（{r.kind.label} — {r.counterpart_name}，自 {r.start_date:%Y-%m-%d} 起），无需重复登记。")
     relation = FirmRelation(firm_id=firm.id, kind=kind, bureau_id=bureau_id or None,
                             budget_unit_id=budget_unit_id or None, start_date=start_date, end_date=end_date,
                             note=(note or "").strip() or None, created_by_id=actor.id)
@@ -1073,6 +1080,14 @@ def add_expert_tie(expert: Expert, *, kind: Any, counterpart_type: Any, counterp
                     budget_unit_id=target.id if ctype == CounterpartType.BUDGET_UNIT else None,
                     counterpart_name=target.name if target is not None else name,
                     start_date=start_date, end_date=end_date, note=(note or "").strip() or None)
+    # the same tie declared twice (a double click, a resend) is on record once
+    concurrency.refuse_twin(f"expert-ties:{expert.id}", sa.select(ExpertTie).where(
+        ExpertTie.expert_id == expert.id, ExpertTie.kind == kind, ExpertTie.counterpart_type == ctype,
+        ExpertTie.counterpart_name == tie.counterpart_name, ExpertTie.start_date == start_date,
+        ExpertTie.firm_id.is_not_distinct_from(tie.firm_id), ExpertTie.bureau_id.is_not_distinct_from(tie.bureau_id),
+        ExpertTie.budget_unit_id.is_not_distinct_from(tie.budget_unit_id),
+        ExpertTie.end_date.is_not_distinct_from(end_date)),
+        lambda t: f"该关系已申报（{t.kind.label} — {t.counterpart_name}，自 {t.start_date:%Y-%m-%d} 起），无需重复申报。")
     db.session.add(tie)
     db.session.flush()
     audit.record("expert.tie_added", expert, actor=actor,
