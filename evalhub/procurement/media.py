@@ -284,8 +284,8 @@ def _refuse_if_recorded(t: Target) -> None:
 
 def _hold_procurement(t: Target) -> None:
     """A 采购公告's posting moves the start of the bid period: the procurement's row lock, which the opening and the
-    deadline's change take first (``services._lock``), so that the opening sees a posting committed before it, and a
-    posting recorded while the bids are opened waits for the opening (and then says it came too early)."""
+    deadline's change take first (``services.lock_procurement``), so that the opening sees a posting committed before
+    it, and a posting recorded while the bids are opened waits for the opening (and then says it came too early)."""
     if t.kind == NoticeKind.PROCUREMENT:
         db.session.execute(sa.select(Procurement.id).where(Procurement.id == t.id).with_for_update())
         db.session.refresh(t.row)  # opened or not, as the request before left it
