@@ -384,26 +384,31 @@ def test_the_openapi_document_describes_the_amendments(client):
 
 # --- 5. the posting on the designated media ---------------------------------------------------------------------------
 
-def test_a_posting_of_the_amendment_is_recorded_and_listed_in_the_years_workbook(world, login):
+def test_a_posting_of_the_amendment_is_recorded_and_listed_in_the_years_workbook(world, login, client, auth):
     """The 更正公告 is posted on the media of the 采购公告 (第二十七条): recorded as the other notices are (not before its
-    publication), on the engagement's media list, and in the bureau's year workbook with its procurement."""
+    publication; the page and the API), on the engagement's media list, and in the bureau's year workbook with its
+    procurement."""
     from tests.test_media_period import _sheet
 
     p = _tender(world)
     a = _amend(p, world.bz_staff, date(2025, 3, 10), affects=False)
     db.session.commit()
-    t = media.target(p.engagement, "amendment", a.id)
+    e = p.engagement
+    t = media.target(e, "amendment", a.id)
     assert t.title.startswith("第 1 号澄清/更正公告") and t.due is None and t.event_day == date(2025, 3, 10)
+    staff = auth("bz.staff")
+    body = {"notice_kind": "amendment", "notice_id": a.id, "medium": "ccgp", "url": CCGP, "posted_on": "2025-03-09"}
     with simulated_clock(_at(date(2025, 3, 11))):
-        refused = _refused(lambda: media.record_posting(p.engagement, "amendment", a.id, media.PostingInput(
-            medium="ccgp", url=CCGP, posted_on=date(2025, 3, 9)), world.bz_staff))
-        assert "2025-03-10" in refused.fields["posted_on"]
-        posting = media.record_posting(p.engagement, "amendment", a.id, media.PostingInput(
-            medium="ccgp", url=CCGP, posted_on=date(2025, 3, 11)), world.bz_staff)
-    db.session.commit()
-    assert posting.amendment_id == a.id and posting.kind.label == "更正公告" and a.media_posting is posting
-    client = login(world.bz_staff)
-    listed = client.get(f"/engagements/{p.engagement.id}/media").get_data(as_text=True)
+        refused = client.post(f"/api/v1/engagements/{e.id}/media-postings", headers=staff, json=body)
+        assert refused.status_code == 422 and "2025-03-10" in refused.json["error"]["fields"]["posted_on"]
+        form = login(world.bz_staff).get(f"/engagements/{e.id}/media/amendment/{a.id}").get_data(as_text=True)
+        assert "更正公告" in form and "第 1 号澄清/更正公告" in form
+        done = client.post(f"/api/v1/engagements/{e.id}/media-postings", headers=staff,
+                           json={**body, "posted_on": "2025-03-11"})
+    assert done.status_code == 201 and done.json["kind"]["label"] == "更正公告", done.get_data(as_text=True)
+    db.session.expire_all()
+    assert a.media_posting.id == done.json["id"] and a.media_posting.amendment_id == a.id
+    listed = login(world.bz_staff).get(f"/engagements/{e.id}/media").get_data(as_text=True)
     assert f'data-testid="media-amendment-{a.id}"' in listed and "2025-03-11" in listed
     rows = _sheet(client.get("/media-postings?year=2025&kind=amendment&export=xlsx"))
     assert [(r["采购项目"], r["公告类型"], r["网址"]) for r in rows] == [(p.title, "更正公告", CCGP)]
