@@ -36,7 +36,7 @@ from typing import Any, Optional
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
-from evalhub.core import audit, files, permissions, scrub
+from evalhub.core import audit, concurrency, files, permissions, scrub
 from evalhub.core.errors import ValidationFailed
 from evalhub.core.inputs import check_text
 from evalhub.core.models import User
@@ -51,6 +51,9 @@ FILE_KINDS = ("pdf", "docx")
 REFUSAL = "只有投标截止前、尚未开标的采购（公开招标、竞争性磋商）可以发布澄清/更正公告；已开标、流标或取消的不能。"
 # What may not change (第二十七条), said beside the form and in the API: the bureau's judgement, not evalhub's.
 LIMITS = "澄清或者修改不得改变采购标的和资格条件；其内容为采购文件的组成部分"
+
+# Numbered under the procurement's lock, so never twice; should a number still meet its twin, the one handler says so.
+concurrency.unique_message("procurement_amendment", "该采购项目的澄清/更正公告刚由他人发布（可能是同时提交的另一请求），请刷新页面查看后再发布。")
 
 
 @dataclass

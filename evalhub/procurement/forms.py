@@ -126,7 +126,7 @@ class AmendmentForm(ChineseForm):
     """澄清/更正公告 (procurement/amendments.py): the text, whether it may affect how bids are prepared (yes unless the
     bureau says no), a new deadline when one is needed or wanted, an optional file. The rules are the service's."""
 
-    text = _area("澄清或者修改的内容", 5000, description="为采购文件的组成部分，向全部潜在供应商发送并公开；不得改变采购标的和资格条件")
+    text = _area("澄清或者修改的内容", 5000, description="为采购文件的组成部分，书面通知全部潜在供应商并公开")
     affects_bids = RadioField("是否可能影响投标（响应）文件编制", default="yes", validators=[Optional()],
                               choices=options([("yes", "可能影响（截止时间前须留足法定期限，不足的须顺延截止时间）"),
                                                ("no", "不影响（如更正文字错误）")]))
