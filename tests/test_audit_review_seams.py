@@ -101,7 +101,7 @@ def test_a_seat_released_while_the_procurement_is_awarded_does_not_change_an_awa
                                                                                                pool_left):
     """Rule (e73c5ac, 87号令 第五十条: a seat is released and refilled only while the procurement is evaluating;
     architecture: "A step checked against a row's state takes the row's lock first"). Defect (merge seam): the award
-    takes the procurement's row lock (procurement.services._lock, 92cbe9f), the seat release takes another lock,
+    takes the procurement's row lock (procurement.services._lock in 92cbe9f, now lock_procurement), the seat release takes another lock,
     _hold_committee's named lock (e73c5ac). An expert suspended while the bureau awards: the release still reads the
     procurement as 评审中, deletes the member's scores and seats a replacement, the award commits on the scores it
     read and its notice names a member who no longer sits. When a replacement is drawn, the release (holding the audit

@@ -58,7 +58,7 @@ LIBRARY = {("krl.admin", m, ep) for m, ep in [
 ANNOUNCED = {("bz.firm", m, ep) for m, ep in [
     ("GET", "procurement.procurement_detail"), ("GET", "procurement.bid"), ("POST", "procurement.bid"),
     ("GET", "api.get_procurement"), ("GET", "api.list_bids"), ("GET", "api.list_challenges"),
-    ("POST", "api.create_challenge")]}
+    ("POST", "api.create_challenge"), ("GET", "api.list_amendments")]}
 
 # Not walked: the sign-out and token routes (they end the walker's own session or token), the draws' public page
 # (a drawn panel is public once its review ended: tests/test_leaks_more.py), the static files, the public site
@@ -71,7 +71,7 @@ ARG_TABLES = {
     "engagement_id": ["engagement"], "procurement_id": ["procurement"], "inspection_id": ["inspection"],
     "plan_id": ["evaluation_plan"], "finding_id": ["result_finding"], "se_id": ["self_evaluation"],
     "review_id": ["review"], "panel_id": ["review_panel"], "draw_id": ["draw"], "submission_id": ["submission"],
-    "rating_id": ["credit_rating"], "notice_id": ["result_notice", "contract_notice"],
+    "rating_id": ["credit_rating"], "notice_id": ["result_notice", "contract_notice", "procurement_amendment"],
     "item_id": ["plan_item", "material_request"], "complaint_id": ["complaint"], "staff_id": ["firm_staff"],
     "row_id": ["fact_confirmation"], "objection_id": ["credit_objection"], "invitation_id": ["panel_invitation"],
     "challenge_id": ["challenge"], "campaign_id": ["inspection_campaign"], "screening_id": ["report_screening"],
@@ -81,9 +81,9 @@ ARG_TABLES = {
     "record_id": ["external_credit_record"], "publication_id": ["publication"], "posting_id": ["media_posting"],
     "note_id": ["notification"], "member_id": ["committee_member"], "job_id": ["job"],
     "evidence_id": ["result_finding_evidence"], "doc_id": ["firm_document"], "correction_id": ["credit_correction"],
-    "checkpoint_id": ["audit_checkpoint"], "cap_id": ["result_cap"],
+    "checkpoint_id": ["audit_checkpoint"], "cap_id": ["result_cap"], "amendment_id": ["procurement_amendment"],
 }
-WORDS = {"kind": ["report", "work_plan", "result", "contract"], "service_kind": ["key_evaluation"], "token": ["x"]}
+WORDS = {"kind": ["report", "work_plan", "result", "contract", "amendment"], "service_kind": ["key_evaluation"], "token": ["x"]}
 
 
 def text_of(response) -> str:
@@ -108,6 +108,7 @@ def scene(world):
     from evalhub.credit import services as C
     from evalhub.credit.models import CreditGrade, CreditRating, RatingStatus
     from evalhub.procurement import contract_notices, media
+    from evalhub.procurement.models import ProcurementAmendment
     from evalhub.registry import services as registry
     from evalhub.registry.models import FirmDocumentKind, RelationKind
     from evalhub.results import services as RS
@@ -162,6 +163,13 @@ def scene(world):
     media.record_posting(e, "result", e.procurements[0].notice.id, media.PostingInput(
         medium="ccgp", url=f"http://www.ccgp.gov.cn/cggg/dfgg/zbgg/t{today:%Y%m%d}_1.htm", posted_on=today,
         note="测试数据补录，原公告已按期在指定媒体发布。"), world.lt_staff)
+    # a 澄清/更正公告 of its procurement with a file (a row: the procurement was awarded without a bid period to amend)
+    p0 = e.procurements[0]
+    upload = files.store("更正附件.docx", F.docx_bytes("轮台县更正附件"), allowed=("docx",), actor=world.lt_staff)
+    db.session.add(ProcurementAmendment(procurement_id=p0.id, number=1, text="评分标准第 2 项分值更正。", affects_bids=True,
+                                        deadline_before=p0.created_at, deadline_after=p0.created_at,
+                                        uploaded_file_id=upload.id, public_file_id=upload.id,
+                                        published_by_id=world.lt_staff.id))
     contract_notices.publish_notice(e, contract_notices.NoticeInput(
         services="实施方案、评价报告", filename="合同公开版.docx", data=F.docx_bytes("合同"),
         late_reason="测试数据补录，合同公告此前已以纸质方式公示。"), world.lt_staff)
@@ -253,6 +261,7 @@ def test_no_route_with_an_id_answers_an_outsider_about_another_bureaus_rows(app,
             "credit.external_file", "credit.objection_file", "credit.rating_detail", "supervision.inspection_detail",
             "supervision.complaint_detail", "review.panel_detail", "review.engagement_reviews_export",
             "review.publication_upload", "procurement.contract_notice_upload", "results.findings", "api.get_inspection",
+            "procurement.amendment_upload", "api.list_amendments",
             "api.results_list_findings", "registry.firm_document", "core.draw_detail"} <= reached, reached
 
 

@@ -112,6 +112,22 @@ def int_field(data: dict, name: str, errors: dict[str, str]) -> int | None:
     return None
 
 
+def utc_datetime(data: dict, name: str, errors: dict[str, str], message: str) -> datetime | None:
+    """A body field holding an ISO 8601 time with its offset → naive UTC, as stored (missing or null → None); anything
+    else records ``message`` beside ``name`` and gives None."""
+    value = data.get(name)
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        errors[name] = message
+        return None
+    return at.astimezone(timezone.utc).replace(tzinfo=None)
+
+
 def read_body(*texts: str) -> tuple[dict, dict[str, str], dict[str, str | None]]:
     """The request's JSON object (400 if it is not one), the field errors found so far, and its string
     fields ``texts`` (``text_field``): read every field, then ``raise_if(errors)`` once."""

@@ -86,6 +86,14 @@ MATRIX: dict[str, Event] = {e.key: e for e in [
     Event("bid_deadline_changed", "投标截止时间变更", (FIRM,), "{reference} 投标截止时间变更：{name}",
           "{name} 的投标（响应文件提交）截止时间由北京时间 {old} 变更为北京时间 {new}。变更原因：{reason}。"
           "在新的截止时间前可提交、修改或撤回投标。"),
+    # a clarification or amendment of the documents (澄清/更正公告, 财政部令第87号 第二十七条; 财库〔2014〕214号 第十条),
+    # told in writing to every potential supplier (procurement/amendments.py); a firm whose bid is in is told it may
+    # still revise or withdraw it before the deadline (as the bid page allows until then: services.submit_bid)
+    Event("procurement_amended", "澄清/更正公告", (FIRM,), "{reference} 第 {number} 号澄清/更正公告：{name}",
+          "{name} 的采购文件澄清/更正如下（为采购文件的组成部分）：\n{text}\n{deadline}"),
+    Event("procurement_amended_bid", "澄清/更正公告（已投标的供应商）", (FIRM,), "{reference} 第 {number} 号澄清/更正公告：{name}",
+          "{name} 的采购文件澄清/更正如下（为采购文件的组成部分）：\n{text}\n{deadline}"
+          "贵机构的投标在本公告发布前提交，可在截止时间（北京时间 {until}）前补充、修改或撤回。"),
     Event("challenge_filed", "收到质疑", (BUREAU,), "{reference} 收到质疑",
           "{firm} 对 {name} 提出质疑，请在 {answer_due} 前书面答复。"),
     Event("challenge_answered", "质疑已答复", (FIRM,), "{reference} 质疑答复",

@@ -8,7 +8,7 @@ Firm users read an engagement's timeline without the names of the people who act
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +20,7 @@ from evalhub.core.api import api_user, json_body, list_schema, operation, schema
 from evalhub.core.apiutil import (
     BUREAU_REF, DATE, INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, YEAR_QUERY, bureau_ref, choice,
     choice_query, date_str, datetime_str, id_field, integer, labeled, labeled_schema, list_response, money,
-    nullable, number, query, raise_if, read_body, text, text_field, visible,
+    nullable, number, query, raise_if, read_body, text, text_field, utc_datetime, visible,
 )
 from evalhub.core import bureau_tree, permissions
 from evalhub.core.enums import BUREAU_SIDE, Field, Role
@@ -718,16 +718,15 @@ def list_bids(procurement_id: int):
     return list_response(_visible_bids_stmt(procurement), item=bid_json)
 
 
-def _deadline(value: object, errors: dict[str, str]) -> datetime | None:
-    """An ISO 8601 time with its offset → naive UTC, as stored; anything else is an error beside the field."""
-    try:
-        at = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        at = None
-    if at is None or at.tzinfo is None:
-        errors["bid_deadline"] = "请填写带时区的投标截止时间（ISO 8601，例如 2025-03-17T10:00:00+08:00）"
-        return None
-    return at.astimezone(timezone.utc).replace(tzinfo=None)
+DEADLINE_FORMAT = "请填写带时区的投标截止时间（ISO 8601，例如 2025-03-17T10:00:00+08:00）"
+
+
+def _deadline(data: dict, errors: dict[str, str]) -> datetime | None:
+    """The body's ``bid_deadline`` (required here): an ISO 8601 time with its offset → naive UTC, as stored."""
+    at = utc_datetime(data, "bid_deadline", errors, DEADLINE_FORMAT)
+    if at is None and "bid_deadline" not in errors:
+        errors["bid_deadline"] = DEADLINE_FORMAT
+    return at
 
 
 @operation("/procurements/<int:procurement_id>/deadline", "POST",
@@ -739,7 +738,7 @@ def change_procurement_deadline(procurement_id: int):
     # a bidder sees the procurement: refused as the service would refuse it, before its body is read (not a 422)
     permissions.require(api_user(), "procurement.manage", procurement.engagement)
     data, errors, body = read_body("reason")
-    deadline = _deadline(data.get("bid_deadline"), errors)
+    deadline = _deadline(data, errors)
     raise_if(errors)
     services.change_deadline(procurement, deadline, api_user(), body["reason"] or "")
     db.session.commit()
@@ -839,3 +838,4 @@ def plan_ocds(plan_id: int):
 from evalhub.procurement import team_api  # noqa: E402,F401  (主评人及团队、人员记分, issue 14)
 from evalhub.procurement import contract_notice_api  # noqa: E402,F401  (合同公告, 政府采购法实施条例 第五十条)
 from evalhub.procurement import media_api  # noqa: E402,F401  (指定媒体发布, 政府采购法 第十一条)
+from evalhub.procurement import amendment_api  # noqa: E402,F401  (澄清/更正公告, 财政部令第87号 第二十七条)

@@ -122,6 +122,19 @@ class DeadlineForm(ChineseForm):
     reason = _area("变更原因", 500, description="记入操作日志")
 
 
+class AmendmentForm(ChineseForm):
+    """澄清/更正公告 (procurement/amendments.py): the text, whether it may affect how bids are prepared (yes unless the
+    bureau says no), a new deadline when one is needed or wanted, an optional file. The rules are the service's."""
+
+    text = _area("澄清或者修改的内容", 5000, description="为采购文件的组成部分，书面通知全部潜在供应商并公开")
+    affects_bids = RadioField("是否可能影响投标（响应）文件编制", default="yes", validators=[Optional()],
+                              choices=options([("yes", "可能影响（截止时间前须留足法定期限，不足的须顺延截止时间）"),
+                                               ("no", "不影响（如更正文字错误）")]))
+    bid_deadline = DateTimeLocalField("新的投标截止时间（北京时间，不变更的留空）", validators=[Optional()],
+                                      format=DEADLINE_FORMATS, tz=BEIJING)
+    file = FileField("附件（Word .docx 或 PDF，可选）", description="如修改后的采购文件；系统去除文档属性中的作者等信息后公开")
+
+
 class FailForm(ChineseForm):
     reason = _area("流标原因", 500)
 

@@ -22,6 +22,9 @@ evalhub's own public pages (/public/…) are a copy for the public, not a design
   result it announced no longer stands; the next award's notice is owed in its turn), nor does one published before
   evalhub tracked it (as for contracts: its bureau posted it or not without evalhub knowing). Both can still be
   recorded, measured against the 2 working days from the publication.
+- A 澄清/更正公告 (procurement/amendments.py) is posted on the media of the 采购公告 (财政部令第87号 第二十七条) and
+  recorded here as 更正公告, with no deadline counted: the suppliers' notice before the bid deadline runs from the
+  written notice at its publication, not from the posting.
 - Recorded by the bureau that ran the procurement (``notice.media.record``), once per notice (the notice's lock, the
   unique key behind it); a correction replaces the values with a reason, the old values kept in its audit event.
 """
@@ -48,7 +51,7 @@ from evalhub.procurement import page, periods
 from evalhub.procurement.contract_notices import late_workdays
 from evalhub.procurement.models import (
     Award, Contract, ContractNotice, DesignatedMedium, Engagement, MediaPosting, NoticeKind, Procurement,
-    ProcurementMethod, ProcurementStatus, ResultNotice,
+    ProcurementAmendment, ProcurementMethod, ProcurementStatus, ResultNotice,
 )
 from evalhub.registry.services import parse_enum
 
@@ -63,8 +66,9 @@ ANNOUNCED = (ProcurementMethod.OPEN_TENDER, ProcurementMethod.COMPETITIVE_CONSUL
 MEDIUM_HOSTS = {DesignatedMedium.CCGP: "ccgp.gov.cn", DesignatedMedium.XINJIANG: "ccgp-xinjiang.gov.cn"}
 UNRECORDED = "未登记指定媒体发布"
 KEY = {NoticeKind.PROCUREMENT: MediaPosting.procurement_id, NoticeKind.RESULT: MediaPosting.result_notice_id,
-       NoticeKind.CONTRACT: MediaPosting.contract_notice_id}
-RELATION = {NoticeKind.PROCUREMENT: "procurement", NoticeKind.RESULT: "result_notice", NoticeKind.CONTRACT: "contract_notice"}
+       NoticeKind.CONTRACT: MediaPosting.contract_notice_id, NoticeKind.AMENDMENT: MediaPosting.amendment_id}
+RELATION = {NoticeKind.PROCUREMENT: "procurement", NoticeKind.RESULT: "result_notice", NoticeKind.CONTRACT: "contract_notice",
+            NoticeKind.AMENDMENT: "amendment"}
 
 concurrency.unique_message("media_posting", "该公告的指定媒体发布已登记（可能是同时提交的另一请求），请刷新页面查看；如有错误请更正。")
 
@@ -74,7 +78,7 @@ class Target:
     """A notice of an engagement that is owed a posting on the designated media."""
 
     kind: NoticeKind
-    id: int  # the procurement's id (采购公告), the result notice's, the contract announcement's
+    id: int  # the procurement's id (采购公告), the result notice's, the contract announcement's, the amendment's
     row: Any
     title: str
     event: str  # what the posting may not come before
@@ -119,6 +123,15 @@ def _procurement_target(p: Procurement) -> Optional[Target]:
                   beijing_date(p.created_at), None, public)
 
 
+def _amendment_target(a: ProcurementAmendment) -> Target:
+    """A 澄清/更正公告, posted on the media of the 采购公告 (财政部令第87号 第二十七条): the law counts it no deadline, and the
+    suppliers' notice runs from the written notice at its publication (procurement/amendments.py), not from the posting."""
+    p = a.procurement
+    public = None if p.status == ProcurementStatus.CANCELLED else f"/public/procurements/{p.id}#amendment-{a.number}"
+    return Target(NoticeKind.AMENDMENT, a.id, a, f"{a.title}：{p.title}", "更正公告发布之日",
+                  beijing_date(a.published_at), None, public)
+
+
 def targets(engagement: Engagement) -> list[Target]:
     """Every notice of the engagement owed a posting on the designated media, in the order they were published."""
     out: list[Target] = []
@@ -126,6 +139,7 @@ def targets(engagement: Engagement) -> list[Target]:
         t = _procurement_target(p)
         if t is not None:
             out.append(t)
+            out.extend(_amendment_target(a) for a in p.amendments)
         out.extend(_result_target(n, engagement) for n in p.notices)
     contract = engagement.contract
     if contract is not None and contract.notice is not None:
@@ -146,7 +160,7 @@ def target(engagement: Engagement, kind: Any, notice_id: int) -> Target:
 
 
 def target_of(engagement: Engagement, posting: MediaPosting) -> Target:
-    notice_id = posting.procurement_id or posting.result_notice_id or posting.contract_notice_id
+    notice_id = posting.procurement_id or posting.result_notice_id or posting.contract_notice_id or posting.amendment_id
     return target(engagement, posting.kind, notice_id)
 
 
@@ -284,8 +298,8 @@ def _refuse_if_recorded(t: Target) -> None:
 
 def _hold_procurement(t: Target) -> None:
     """A 采购公告's posting moves the start of the bid period: the procurement's row lock, which the opening and the
-    deadline's change take first (``services._lock``), so that the opening sees a posting committed before it, and a
-    posting recorded while the bids are opened waits for the opening (and then says it came too early)."""
+    deadline's change take first (``services.lock_procurement``), so that the opening sees a posting committed before
+    it, and a posting recorded while the bids are opened waits for the opening (and then says it came too early)."""
     if t.kind == NoticeKind.PROCUREMENT:
         db.session.execute(sa.select(Procurement.id).where(Procurement.id == t.id).with_for_update())
         db.session.refresh(t.row)  # opened or not, as the request before left it
@@ -451,13 +465,16 @@ def report_year(raw: Optional[str], today: date | None = None) -> int:
 def postings_of_year(year: int) -> sa.Select:
     """Every posting recorded on the designated media with a posting date in ``year`` (Beijing dates), as rows of
     (the posting, its procurement, its engagement, the bureau's name): a 采购公告's procurement is its own, a result
-    notice's the one it announced, a contract announcement's the one its contract was awarded by. Scope it with
-    ``permissions.scope(user, …, MediaPosting)`` (the user's bureau and the bureaus below it)."""
-    procurement_id = sa.func.coalesce(MediaPosting.procurement_id, ResultNotice.procurement_id, Award.procurement_id)
+    notice's the one it announced, a contract announcement's the one its contract was awarded by, an amendment's
+    (更正公告) the one it amended. Scope it with ``permissions.scope(user, …, MediaPosting)`` (the user's bureau and the
+    bureaus below it)."""
+    procurement_id = sa.func.coalesce(MediaPosting.procurement_id, ResultNotice.procurement_id, Award.procurement_id,
+                                      ProcurementAmendment.procurement_id)
     return (sa.select(MediaPosting, Procurement, Engagement,
                       sa.select(Bureau.name).where(Bureau.id == MediaPosting.bureau_id).scalar_subquery()
                       .label("bureau_name"))
             .outerjoin(ResultNotice, ResultNotice.id == MediaPosting.result_notice_id)
+            .outerjoin(ProcurementAmendment, ProcurementAmendment.id == MediaPosting.amendment_id)
             .outerjoin(ContractNotice, ContractNotice.id == MediaPosting.contract_notice_id)
             .outerjoin(Contract, Contract.id == ContractNotice.contract_id)
             .outerjoin(Award, Award.id == Contract.award_id)

@@ -40,7 +40,7 @@ POSTING = schema("MediaPosting", {"type": "object", "required": [
             "仅财政局可见；其他公告或无问题时为空）")}}})
 NOTICE = schema("MediaNotice", {"type": "object", "required": ["kind", "notice_id", "title", "status", "posting"],
                                 "properties": {
-    "kind": labeled_schema(NoticeKind), "notice_id": {**INTEGER, "description": "采购公告为采购项目 ID；结果公告、合同公告为其 ID"},
+    "kind": labeled_schema(NoticeKind), "notice_id": {**INTEGER, "description": "采购公告为采购项目 ID；结果公告、合同公告、更正公告为其 ID"},
     "title": STRING, "event_day": {**DATE, "description": "发布日期不得早于的日期（采购公告发布、确定供应商、合同签订）"},
     "due_on": NULLABLE_DATE, "public_url": {**NULLABLE_STRING, "description": "本系统的公开页面（不是指定媒体）"},
     "status": {"type": "string", "description": "发布情况；未登记时为“未登记指定媒体发布”"},
@@ -57,7 +57,7 @@ _INPUT = {
     "note": text(500, "备注；超过法定期限（2 个工作日）发布的须说明逾期原因，不少于 10 字", nullable=True)}
 RECORD = schema("MediaPostingRequest", {"type": "object", "required": ["notice_kind", "notice_id", "medium", "url", "posted_on"],
                                         "properties": {
-    "notice_kind": choice(NoticeKind, "公告类型"), "notice_id": id_field("采购公告为采购项目 ID；结果公告、合同公告为其 ID"),
+    "notice_kind": choice(NoticeKind, "公告类型"), "notice_id": id_field("采购公告为采购项目 ID；结果公告、合同公告、更正公告为其 ID"),
     **_INPUT}})
 CORRECT = schema("MediaPostingCorrection", {"type": "object", "required": ["medium", "url", "posted_on", "correction_reason"],
                                             "properties": {

@@ -345,6 +345,9 @@ class Procurement(InBureau, CreatedBy, db.Model):
     # the 采购公告's posting on the designated media (procurement/media.py), once recorded
     media_posting: Mapped[Optional["MediaPosting"]] = relationship(
         back_populates="procurement", uselist=False, foreign_keys="MediaPosting.procurement_id")
+    # its 澄清/更正公告 (procurement/amendments.py), in their order
+    amendments: Mapped[list["ProcurementAmendment"]] = relationship(back_populates="procurement",
+                                                                   order_by="ProcurementAmendment.number")
 
     @property
     def notice(self) -> Optional["ResultNotice"]:
@@ -633,12 +636,53 @@ class ChallengeEvidence(db.Model):
     file: Mapped[StoredFile] = relationship()
 
 
+class ProcurementAmendment(db.Model):
+    """A clarification or amendment (澄清/更正公告) of an open tender's or a consultation's documents already issued
+    (财政部令第87号 第二十七条; 财库〔2014〕214号 第十条; procurement/amendments.py): numbered in sequence per procurement,
+    its text part of the documents from then on. ``affects_bids``: the bureau's word that it may affect how bids are
+    prepared (then the deadline leaves the law's notice after it). The deadline before it and after it (the same when
+    it did not move the deadline). The optional file: the bureau's upload and ``core.scrub``'s copy the firms and the
+    public read. Published once, never edited: a later change is a later amendment."""
+
+    __tablename__ = "procurement_amendment"
+    __table_args__ = (sa.UniqueConstraint("procurement_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    procurement_id: Mapped[int] = mapped_column(sa.ForeignKey("procurement.id"))  # the unique key's first column
+    number: Mapped[int] = mapped_column()  # 第 N 号, 1, 2, … per procurement
+    text: Mapped[str] = mapped_column(sa.Text)
+    affects_bids: Mapped[bool] = mapped_column(default=True)
+    deadline_before: Mapped[datetime] = mapped_column(sa.DateTime)  # UTC
+    deadline_after: Mapped[datetime] = mapped_column(sa.DateTime)  # UTC; == deadline_before when not moved
+    uploaded_file_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("stored_file.id"))
+    public_file_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("stored_file.id"))
+    published_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("user_account.id"))
+    published_at: Mapped[datetime] = mapped_column(sa.DateTime, default=utcnow)
+
+    procurement: Mapped[Procurement] = relationship(back_populates="amendments")
+    uploaded_file: Mapped[Optional[StoredFile]] = relationship(foreign_keys=[uploaded_file_id])
+    public_file: Mapped[Optional[StoredFile]] = relationship(foreign_keys=[public_file_id])
+    published_by: Mapped[Optional[User]] = relationship()
+    media_posting: Mapped[Optional["MediaPosting"]] = relationship(
+        back_populates="amendment", uselist=False, foreign_keys="MediaPosting.amendment_id")
+
+    @property
+    def moved_deadline(self) -> bool:
+        return self.deadline_after != self.deadline_before
+
+    @property
+    def title(self) -> str:
+        return f"第 {self.number} 号澄清/更正公告"
+
+
 class NoticeKind(LabeledEnum):
     """The notices the law requires on the designated media (政府采购法 第十一条; 财政部令第101号) that evalhub keeps."""
 
     PROCUREMENT = ("procurement", "采购公告")
     RESULT = ("result", "中标/成交结果公告")
     CONTRACT = ("contract", "合同公告")
+    # a clarification or amendment of the documents, on the media of the 采购公告 (财政部令第87号 第二十七条)
+    AMENDMENT = ("amendment", "更正公告")
 
 
 class DesignatedMedium(LabeledEnum):
@@ -658,7 +702,8 @@ class MediaPosting(InBureau, db.Model):
     __tablename__ = "media_posting"
     __table_args__ = (sa.CheckConstraint(
         "(CASE WHEN procurement_id IS NULL THEN 0 ELSE 1 END) + (CASE WHEN result_notice_id IS NULL THEN 0 ELSE 1 END)"
-        " + (CASE WHEN contract_notice_id IS NULL THEN 0 ELSE 1 END) = 1",
+        " + (CASE WHEN contract_notice_id IS NULL THEN 0 ELSE 1 END) + (CASE WHEN amendment_id IS NULL THEN 0 ELSE 1 END)"
+        " = 1",
         name="one_notice"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -666,6 +711,7 @@ class MediaPosting(InBureau, db.Model):
     procurement_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("procurement.id"), unique=True)
     result_notice_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("result_notice.id"), unique=True)
     contract_notice_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("contract_notice.id"), unique=True)
+    amendment_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("procurement_amendment.id"), unique=True)
     medium: Mapped[DesignatedMedium] = mapped_column(enum_column(DesignatedMedium))
     medium_name: Mapped[Optional[str]] = mapped_column(sa.String(100))  # 其他指定媒体: its name
     url: Mapped[str] = mapped_column(sa.String(500))
@@ -687,6 +733,8 @@ class MediaPosting(InBureau, db.Model):
                                                                  foreign_keys=[result_notice_id])
     contract_notice: Mapped[Optional[ContractNotice]] = relationship(back_populates="media_posting",
                                                                      foreign_keys=[contract_notice_id])
+    amendment: Mapped[Optional[ProcurementAmendment]] = relationship(back_populates="media_posting",
+                                                                     foreign_keys=[amendment_id])
 
     @property
     def medium_label(self) -> str:

@@ -84,14 +84,43 @@ def period_problem(bureau: Bureau, rule: PeriodRule, issued: date | datetime, de
 
 
 def change_problem(bureau: Bureau, rule: PeriodRule, changed: datetime, deadline: datetime) -> Optional[str]:
-    """Why a deadline brought forward on ``changed`` (UTC) leaves too little notice before it, or None."""
-    start, end = to_beijing(changed).date(), to_beijing(deadline).date()
-    have = working_days_between(bureau, start, end) if rule.working_days else max((end - start).days, 0)
+    """Why a deadline brought forward on ``changed`` (UTC) leaves too little notice before it, or None (counted as
+    ``notice_days``)."""
+    have = notice_days(bureau, rule, changed, deadline)
     if have >= rule.change_notice:
         return None
     unit = "个工作日" if rule.working_days else "日"
     return (f"提前截止时间影响响应文件编制，须在新的截止时间至少 {rule.change_notice} {unit}前通知（{rule.change_source}），"
             f"当前仅 {have} {unit}：请顺延截止时间")
+
+
+def notice_earliest_day(bureau: Bureau, rule: PeriodRule, noticed: date | datetime) -> date:
+    """The first Beijing date a deadline may fall on that leaves ``rule.change_notice`` days (working days when
+    ``rule.working_days``) after a change of the documents notified on ``noticed`` (UTC, or a Beijing date).
+
+    The law counts this notice back from the deadline: "在投标截止时间至少15日前，以书面形式通知" (财政部令第87号 第二十七条),
+    "在提交首次响应文件截止之日5日前" (财库〔2014〕214号 第十条). Days are calendar days, as for the 等标期 (``period_problem``):
+    Beijing dates, the day of the notice not counted (民法典 第二百零一条) — notified on the 1st, a deadline on the 16th
+    leaves 15 days. Unlike the 等标期's last day, nothing is moved past a holiday: the period ends at the deadline the
+    bureau chose, and what the law fixes is how long before it the suppliers knew (as ``change_problem`` counts)."""
+    start = _day(noticed)
+    if rule.working_days:
+        return add_working_days(bureau, start, rule.change_notice)
+    return start + timedelta(days=rule.change_notice)
+
+
+def notice_days(bureau: Bureau, rule: PeriodRule, noticed: date | datetime, deadline: datetime) -> int:
+    """The days (working days when ``rule.working_days``) a deadline leaves after a notice on ``noticed``, counted as
+    ``notice_earliest_day`` counts them (0 when the deadline is that day or before)."""
+    start, end = _day(noticed), to_beijing(deadline).date()
+    return working_days_between(bureau, start, end) if rule.working_days else max((end - start).days, 0)
+
+
+def amendment_rule(rule: PeriodRule) -> str:
+    """The law's rule for a clarification or amendment that may affect how bids are prepared, in words."""
+    unit = "个工作日" if rule.working_days else "日"
+    return (f"可能影响投标（响应）文件编制的澄清或者修改，应当在截止时间至少 {rule.change_notice} {unit}前书面通知所有获取采购文件的"
+            f"潜在供应商，不足 {rule.change_notice} {unit}的，应当顺延截止时间（{rule.change_source}）")
 
 
 # --- counted from the 采购公告's posting on the designated media ---------------------------------------------------

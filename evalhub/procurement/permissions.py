@@ -77,6 +77,11 @@ rules({
     "engagement.list": lambda u, o: is_bureau_user(u) or u.role in (Role.SYSTEM_ADMIN, Role.FIRM_USER),
     "engagement.view": lambda u, e: visible(u, e),
     "procurement.manage": lambda u, e: own_bureau(u, e.bureau_id),
+    # A clarification or amendment of the documents (澄清/更正公告, procurement/amendments.py) is the purchaser's act
+    # (财政部令第87号 第二十七条 "采购人或者采购代理机构可以对已发出的招标文件进行必要的澄清或者修改"), published to the market:
+    # the staff and admins of the bureau that runs the procurement only — not the bureau above, nor the platform's
+    # administrator (who may still change a deadline).
+    "procurement.amend": lambda u, e: u.role in BUREAU_ROLES and u.bureau_id == e.bureau_id,
     # The contract announcement is the purchaser's act (实施条例 第五十条 "采购人应当…"): the staff and admins of the
     # bureau that ran the procurement only — not the bureau above, nor the platform's administrator.
     "contract.notice.publish": lambda u, e: u.role in BUREAU_ROLES and u.bureau_id == e.bureau_id,

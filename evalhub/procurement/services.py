@@ -679,7 +679,7 @@ class BidInput:
     technical_data: bytes | None = None
 
 
-def _lock(procurement: Procurement) -> None:
+def lock_procurement(procurement: Procurement) -> None:
     """The procurement's row lock, which the bids, the opening and the award take (SQLite serialises writers
     anyway), then the row as the request before left it: a bid that passed the deadline check is not committed
     after the opening read the bids out."""
@@ -692,7 +692,7 @@ def submit_bid(procurement: Procurement, data: BidInput, actor: User) -> Bid:
     if actor.role != Role.FIRM_USER or actor.firm is None:
         raise PermissionDenied("只有第三方机构用户可以投标。")
     firm = actor.firm
-    _lock(procurement)
+    lock_procurement(procurement)
     if procurement.status != ProcurementStatus.OPEN or not procurement.is_competitive:
         raise Conflict("该采购项目不在投标期内。")
     if _deadline_passed(procurement):
@@ -762,7 +762,7 @@ def submit_bid(procurement: Procurement, data: BidInput, actor: User) -> Bid:
 def withdraw_bid(bid: Bid, actor: User) -> None:
     if actor.role != Role.FIRM_USER or actor.firm_id != bid.firm_id:
         raise PermissionDenied("只能撤回本机构的投标。")
-    _lock(bid.procurement)
+    lock_procurement(bid.procurement)
     db.session.refresh(bid)
     if _deadline_passed(bid.procurement) or bid.procurement.status != ProcurementStatus.OPEN:
         raise Conflict("投标已截止，不能撤回。")
@@ -845,14 +845,14 @@ def refuse_while_tiebreak(procurement: Procurement) -> None:
 def open_bids(procurement: Procurement, actor: User, *, now: datetime | None = None) -> Procurement:
     """Unseal the bids after the deadline (开标). Before it, nobody at the bureau can read them."""
     permissions.require(actor, "procurement.manage", procurement.engagement)
-    _lock(procurement)  # a bid that checked the deadline a moment before commits first, and is read out here
+    lock_procurement(procurement)  # a bid that checked the deadline a moment before commits first, and is read out here
     if procurement.status != ProcurementStatus.OPEN:
         raise Conflict(f"该采购当前状态为“{procurement.status.label}”，不能开标。")
     if not _deadline_passed(procurement, now):
         raise Conflict(f"投标截止时间（北京时间 {format_beijing(procurement.bid_deadline)}）未到，不能开标。")
     # The period counts from the 采购公告's posting on the designated media (the legal announcement): recorded later
     # than evalhub's publication, it may leave the deadline too soon — the bids stay sealed until it is extended.
-    # (``_lock`` read the row again, its posting with it: one committed before the lock is seen here.)
+    # (``lock_procurement`` read the row again, its posting with it: one committed before the lock is seen here.)
     blocked = periods.blocks_opening(procurement)
     if blocked:
         raise Conflict(f"{blocked}（变更投标截止时间并说明原因）。")
@@ -961,9 +961,9 @@ def decide_justification(bid: Bid, actor: User, accepted: bool, note: str | None
 
 def _hold_committee(procurement: Procurement) -> None:
     """One committee per procurement: drawing, seating, entering, scoring and releasing a seat take the procurement's
-    row lock — the one the bids, the opening and the award take (``_lock``), so an award never goes through on a
+    row lock — the one the bids, the opening and the award take (``lock_procurement``), so an award never goes through on a
     committee changed meanwhile — and read the committee again under it."""
-    _lock(procurement)
+    lock_procurement(procurement)
     db.session.refresh(procurement, ["committee_draw", "committee"])
 
 
@@ -1344,7 +1344,7 @@ def award_procurement(procurement: Procurement, actor: User, reasons: str) -> Aw
     procurement row is locked (SELECT … FOR UPDATE on PostgreSQL; SQLite serialises writers) and the
     award table has unique keys on procurement and engagement."""
     permissions.require(actor, "procurement.manage", procurement.engagement)
-    _lock(procurement)
+    lock_procurement(procurement)
     if procurement.status == ProcurementStatus.AWARDED or procurement.award is not None:
         raise Conflict("该采购已经定标，不能重复授予。")
     if procurement.status != ProcurementStatus.EVALUATING or not procurement.is_competitive:
@@ -1804,40 +1804,22 @@ def change_deadline(procurement: Procurement, deadline: Optional[datetime], acto
     forward leaves the bidders the law's notice after the change. A deadline already passed may still be extended
     while the period counted from the posting is short (the bids unopened): that is the way to a lawful opening."""
     permissions.require(actor, "procurement.manage", procurement.engagement)
-    _lock(procurement)  # one at a time with the opening, which reads the deadline (and the posting) under the same lock
-    short = periods.blocks_opening(procurement)
-    if procurement.status != ProcurementStatus.OPEN or (_deadline_passed(procurement) and short is None):
-        raise Conflict("只有投标截止前的采购（或因等标期不足尚不能开标的采购）可以变更截止时间。")
+    lock_procurement(procurement)  # one at a time with the opening, which reads the deadline (and the posting) under the same lock
+    short = deadline_movable(procurement, "只有投标截止前的采购（或因等标期不足尚不能开标的采购）可以变更截止时间。")
     errors: dict[str, str] = {}
-    if deadline is None:
-        errors["bid_deadline"] = "请设置投标截止时间"
-    elif deadline <= utcnow():
-        errors["bid_deadline"] = "投标截止时间必须晚于现在"
-    else:
-        rule = PERIODS[procurement.method]
-        problem = periods.posting_problem(procurement, deadline) or period_problem(
-            procurement.bureau, rule, procurement.created_at, deadline)
-        if problem is None and deadline < procurement.bid_deadline:
-            problem = change_problem(procurement.bureau, rule, utcnow(), deadline)
-        if problem:
-            errors["bid_deadline"] = problem
+    problem = deadline_problem(procurement, deadline)
+    if problem:
+        errors["bid_deadline"] = problem
     if not (reason or "").strip():
         errors["reason"] = "请说明变更原因"
     elif len(reason.strip()) > 500:
         errors["reason"] = "变更原因不能超过 500 个字符"
     _raise_if(errors)
-    old = procurement.bid_deadline
-    procurement.bid_deadline = deadline
-    counted = periods.announced_on(procurement)
-    audit.record("procurement.deadline_changed", procurement, actor=actor,
-                 summary=f"{procurement.title}：投标截止时间由 {format_beijing(old)} 变更为 {format_beijing(deadline)}（{reason.strip()}）"
-                         + (f"；等标期自采购公告在指定媒体发布之日 {counted:%Y-%m-%d} 起算" if short else ""),
-                 payload={"old": old, "new": deadline, "reason": reason.strip(), "counted_from": counted,
-                          "period_was_short": short is not None})
+    old = move_deadline(procurement, deadline, actor, reason.strip(), short)
     # A changed deadline is an amendment of the documents (更正公告, 财政部令第87号 第二十七条): every potential supplier
     # is told — the firms that may respond (those the 采购公告 went to: ``open_procurement``) and every firm that bid
     # (its bid stays sealed; each firm reads only its own message).
-    for firm_id in sorted(_potential_suppliers(procurement)):
+    for firm_id in sorted(potential_suppliers(procurement)):
         emit("bid_deadline_changed", link=f"/procurements/{procurement.id}/bid", firm_id=firm_id,
              dedupe_key=f"deadline-{procurement.id}-{deadline:%Y%m%d%H%M}",
              **_fields(procurement, old=format_beijing(old), new=format_beijing(deadline),
@@ -1845,7 +1827,52 @@ def change_deadline(procurement: Procurement, deadline: Optional[datetime], acto
     return procurement
 
 
-def _potential_suppliers(procurement: Procurement) -> set[int]:
+def deadline_movable(procurement: Procurement, refusal: str) -> Optional[str]:
+    """Refuse (409, ``refusal``) unless the procurement's deadline may still move — open and before its deadline, or
+    past it while the period counted from the 采购公告's posting is short (``periods.blocks_opening``, returned then,
+    else None). Called under the procurement's lock (``lock_procurement``): what the opening reads."""
+    short = periods.blocks_opening(procurement)
+    if procurement.status != ProcurementStatus.OPEN or not procurement.is_competitive or procurement.bid_deadline is None \
+            or (_deadline_passed(procurement) and short is None):
+        raise Conflict(refusal)
+    return short
+
+
+def deadline_problem(procurement: Procurement, deadline: Optional[datetime], now: datetime | None = None) -> Optional[str]:
+    """Why ``deadline`` (naive UTC) may not be the procurement's new bid deadline, or None: it must come after now,
+    complete the minimum period from the documents' issue (from the 采购公告's posting on the designated media when
+    that is later: ``periods.posting_problem``), and — brought forward — leave the law's notice after the change."""
+    now = now or utcnow()
+    if deadline is None:
+        return "请设置投标截止时间"
+    if deadline <= now:
+        return "投标截止时间必须晚于现在"
+    rule = PERIODS[procurement.method]
+    problem = periods.posting_problem(procurement, deadline) or period_problem(
+        procurement.bureau, rule, procurement.created_at, deadline)
+    if problem is None and deadline < procurement.bid_deadline:
+        problem = change_problem(procurement.bureau, rule, now, deadline)
+    return problem
+
+
+def move_deadline(procurement: Procurement, deadline: datetime, actor: User, reason: str, short: Optional[str],
+                  **more: Any) -> datetime:
+    """Write the new bid deadline, checked (``deadline_problem``) under the procurement's lock, and its audit event
+    (``procurement.deadline_changed``: old, new, reason, where the period counts from; ``more`` into the payload); the
+    old deadline is returned. The one place a deadline changes: ``change_deadline`` and an amendment that moves it
+    (``amendments.amend_procurement``) each tell the suppliers in their own words."""
+    old = procurement.bid_deadline
+    procurement.bid_deadline = deadline
+    counted = periods.announced_on(procurement)
+    audit.record("procurement.deadline_changed", procurement, actor=actor,
+                 summary=f"{procurement.title}：投标截止时间由 {format_beijing(old)} 变更为 {format_beijing(deadline)}（{reason}）"
+                         + (f"；等标期自采购公告在指定媒体发布之日 {counted:%Y-%m-%d} 起算" if short else ""),
+                 payload={"old": old, "new": deadline, "reason": reason, "counted_from": counted,
+                          "period_was_short": short is not None, **more})
+    return old
+
+
+def potential_suppliers(procurement: Procurement) -> set[int]:
     """The firms an amendment of an open procurement goes to: those eligible to respond now, and those that bid."""
     eligible = {firm.id for firm in eligibility.assess(procurement.engagement, procurement.method).eligible}
     return eligible | _bidder_ids(procurement)

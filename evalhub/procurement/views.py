@@ -55,9 +55,10 @@ from evalhub.core.web import (
     xlsx_response,
 )
 from evalhub.extensions import db
-from evalhub.procurement import contract_notices, counts, eligibility, media, page, periods, services, workflow
+from evalhub.procurement import amendments, contract_notices, counts, eligibility, media, page, periods, services, workflow
 from evalhub.procurement.forms import (
     BLANK,
+    AmendmentForm,
     AwardForm,
     BidForm,
     ChallengeAnswerForm,
@@ -106,6 +107,7 @@ from evalhub.procurement.models import (
     PlanItem,
     PlanStatus,
     Procurement,
+    ProcurementAmendment,
     ProcurementMethod,
     ProcurementStatus,
     TechnicalScore,
@@ -735,6 +737,14 @@ def _render_procurement(p: Procurement, status: int = 200, **forms: Any):
         deadline_form=forms.get("deadline_form") or DeadlineForm(),
         may_change_deadline=can_manage and p.status == ProcurementStatus.OPEN and p.bid_deadline is not None
         and (not deadline_passed or periods.blocks_opening(p) is not None),
+        # 澄清/更正公告 (procurement/amendments.py): listed with their postings; published while the deadline may move
+        amendments=amendments.listed(p), amendment_form=forms.get("amendment_form") or AmendmentForm(),
+        may_amend=p.is_competitive and p.status == ProcurementStatus.OPEN and p.bid_deadline is not None
+        and (not deadline_passed or periods.blocks_opening(p) is not None)
+        and permissions.can(current_user, "procurement.amend", engagement),
+        may_record_posting=permissions.can(current_user, "notice.media.record", engagement),
+        amendment_rule=periods.amendment_rule(services.PERIODS[p.method]) if p.is_competitive else "",
+        amendment_limits=amendments.LIMITS,
         approve_form=forms.get("approve_form") or SingleSourceApprovalForm(data={"price_wan": _wan(p.ceiling_price)}),
         ProcurementStatus=ProcurementStatus, BidStatus=BidStatus, JustificationDecision=JustificationDecision,
         minimum=services.minimum_valid_bids(p) if p.is_competitive else None,
@@ -800,6 +810,34 @@ def procurement_deadline(procurement_id: int):
     return _procurement_form(p, form, lambda: services.change_deadline(
         p, _to_utc(form.bid_deadline.data), current_user, form.reason.data or ""), "deadline_form",
         message=lambda _: f"投标截止时间已变更为北京时间 {format_beijing(p.bid_deadline)}。", anchor="#deadline")
+
+
+@bp.route("/procurements/<int:procurement_id>/amendments", methods=["POST"])
+def procurement_amend(procurement_id: int):
+    """发布澄清/更正公告: the service decides (procurement/amendments.py); refusals beside the form (422) or 409/403."""
+    p = load(Procurement, procurement_id, "procurement.view")
+    require("procurement.amend", p.engagement)
+    form = AmendmentForm()
+
+    def amend():
+        upload = form.file.data
+        has_file = upload is not None and getattr(upload, "filename", "")
+        return amendments.amend_procurement(p, amendments.AmendmentInput(
+            text=form.text.data, affects_bids=form.affects_bids.data, bid_deadline=_to_utc(form.bid_deadline.data),
+            filename=upload.filename if has_file else None, data=upload.read() if has_file else None), current_user)
+
+    return _procurement_form(p, form, amend, "amendment_form", anchor="#amendments",
+                             message=lambda a: f"{a.title}已发布，已通知全部潜在供应商" + (
+                                 f"；投标截止时间变更为北京时间 {format_beijing(a.deadline_after)}。" if a.moved_deadline else "。"))
+
+
+@bp.route("/procurements/<int:procurement_id>/amendments/<int:amendment_id>/upload")
+def amendment_upload(procurement_id: int, amendment_id: int):
+    """The bureau's own upload of an amendment's file (its document properties and all): the purchasing bureau's alone;
+    the suppliers and the public read ``core.scrub``'s copy (/public/amendments/<id>/file)."""
+    p = load(Procurement, procurement_id, "procurement.view")
+    require("procurement.amend", p.engagement)
+    return send_stored(load_child(ProcurementAmendment, amendment_id, procurement_id=p.id).uploaded_file)
 
 
 @bp.route("/procurements/<int:procurement_id>/bids/<int:bid_id>/decision", methods=["POST"])
@@ -1111,6 +1149,7 @@ def _render_bid(p: Procurement, status: int = 200, **forms: Any):
     accepting = p.is_competitive and p.status == ProcurementStatus.OPEN and not deadline_passed
     reasons = eligibility.exclusion_reasons(firm, p.engagement, p.method) if accepting else []
     flagged = bid is not None and p.status == ProcurementStatus.EVALUATING and services.needs_justification(bid)
+    listed = amendments.listed(p)
     return render_template(
         "procurement/bid.html", p=p, e=p.engagement, bid=bid, firm=firm, accepting=accepting, reasons=reasons,
         deadline_passed=deadline_passed, flagged=flagged,
@@ -1119,6 +1158,8 @@ def _render_bid(p: Procurement, status: int = 200, **forms: Any):
             data={"explanation": bid.low_price_explanation} if bid is not None else None),
         BidStatus=BidStatus, ProcurementStatus=ProcurementStatus,
         award=p.award if p.status == ProcurementStatus.AWARDED else None,
+        # 澄清/更正公告: each one, and whether the firm's bid came before the latest (it may revise or withdraw it)
+        amendments=listed, revise_for=amendments.bid_before(listed, bid) if accepting else None,
         may_challenge=firm.id in services.participant_ids(p),
         challenge_form=forms.get("challenge_form") or ChallengeForm(),
         **_own_challenges(p, firm),

@@ -1,5 +1,5 @@
 """What anyone may read without logging in: the home page, the published (redacted) evaluation reports, the
-procurement notices (采购公告) and result notices (结果公告) with each procurement's OCDS package, the contract
+procurement notices (采购公告, with their 澄清/更正公告 and files) and result notices (结果公告) with each procurement's OCDS package, the contract
 announcements (合同公告), and each bureau's library of admitted firms. Only what was published: no procurement
 awaiting approval or cancelled, no sealed bid, no expert's name, no contract before its announcement nor what the
 announcement withheld."""
@@ -15,10 +15,10 @@ from evalhub.core.listing import Filter, Listing, int_filter, text_filter, year_
 from evalhub.core.timeutil import beijing_today, utcnow
 from evalhub.core.web import send_stored, visitors_only
 from evalhub.extensions import db
-from evalhub.procurement import ocds
+from evalhub.procurement import amendments, ocds
 from evalhub.procurement.models import (
-    EVALUATION_KINDS, ContractNotice, Engagement, ObjectType, PlanItem, Procurement, ProcurementMethod, ProcurementStatus,
-    ResultNotice,
+    EVALUATION_KINDS, ContractNotice, Engagement, ObjectType, PlanItem, Procurement, ProcurementAmendment, ProcurementMethod,
+    ProcurementStatus, ResultNotice,
 )
 from evalhub.registry.models import Firm, FirmStatus
 from evalhub.results.models import UnitPublication
@@ -143,7 +143,17 @@ def procurements():
 def procurement(procurement_id: int):
     p = _public_procurement(procurement_id)
     return render_template("public/procurement.html", p=p, e=p.engagement, notices=list(reversed(p.notices)),
-                           ProcurementStatus=ProcurementStatus, draws=draws.published("procurement", p.id))
+                           ProcurementStatus=ProcurementStatus, draws=draws.published("procurement", p.id),
+                           amendments=amendments.listed(p))
+
+
+@bp.route("/amendments/<int:amendment_id>/file")
+def amendment_file(amendment_id: int):
+    """A 澄清/更正公告's file as published (part of the documents): ``core.scrub``'s copy, never the bureau's upload;
+    only of a procurement the public pages show."""
+    amendment = db.get_or_404(ProcurementAmendment, amendment_id)
+    _public_procurement(amendment.procurement_id)
+    return send_stored(amendment.public_file)
 
 
 @bp.route("/procurements/<int:procurement_id>/ocds.json")
