@@ -228,6 +228,9 @@ def test_the_bureau_publishes_on_the_procurement_page_and_reads_each_refusal_in_
     with simulated_clock(_at(date(2025, 3, 12), 11)):
         page = client.get(f"/procurements/{p.id}").get_data(as_text=True)
         assert 'data-testid="publish-amendment"' in page and "不得改变采购标的和资格条件" in page
+        # the choice as two checks in a fieldset named by its question (the forms macro), not a bulleted list
+        assert '<ul class="form-control' not in page and '<fieldset id="affects_bids">' in page
+        assert page.count('class="form-check-input" id="affects_bids-') == 2
         short = client.post(url, data={"text": TEXT, "affects_bids": "yes"})
         assert short.status_code == 422 and "2025-03-27" in short.get_data(as_text=True)
         empty = client.post(url, data={"text": "", "affects_bids": "yes", "bid_deadline": "2025-03-28T10:00"})
