@@ -92,12 +92,14 @@ def _custom(data: bytes) -> bytes:
 
 def _custom_xml(data: bytes) -> bytes:
     """A custom XML data part (customXml/itemN.xml: fields a document library or an OA system binds to the file —
-    author, reviewer, phone): emptied to its root element, which its relationships and schema reference name."""
+    author, reviewer, phone): emptied to its root element, which its relationships and schema reference name — its
+    own namespace only (the other prefixes declared on it name other schemas: they go too)."""
     from lxml import etree
 
     root = etree.fromstring(data, _xml_parser())
-    root.clear()
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
+    namespace = etree.QName(root).namespace
+    empty = etree.Element(root.tag, nsmap={root.prefix: namespace} if namespace else None)
+    return etree.tostring(empty, xml_declaration=True, encoding="UTF-8", standalone=True)
 
 
 # An external target on the author's own disk or network share (an attached template, a linked workbook):
@@ -171,7 +173,12 @@ def _refuse_active_content(name: str, content: bytes) -> None:
 
 
 _DOCX_PARTS = {"docProps/core.xml": _core, "docProps/app.xml": _app, "docProps/custom.xml": _custom}
-_CUSTOM_XML_ITEM = re.compile(r"customXml/item\d+\.xml")
+# Custom XML data parts: Word keeps them in customXml/itemN.xml, but a part is one by its relationship's type, whatever
+# its name (OPC part names ignore case, another tool may name it otherwise or put it elsewhere): every part named by a
+# customXml relationship, and every XML part under customXml/ but their properties (itemProps: an id and the schemas)
+# and relationships, is emptied (``_custom_xml``).
+_CUSTOM_XML_RELATIONSHIP = re.compile(rb'\bType\s*=\s*"[^"<>]*/customXml"')
+_CUSTOM_XML_FOLDER = re.compile(r"customxml/(?!_rels/|itemprops)[^/]+\.xml", re.I)
 # A tracked deletion (text or a paragraph mark) and a comment, by their elements: the body is not parsed here.
 _TRACKED_DELETION = re.compile(rb"<w:del[\s/>]")
 _COMMENT = re.compile(rb"<w:comment[\s/>]")
@@ -568,15 +575,36 @@ _NESTED_MAX_BYTES = 50 * 1024 * 1024  # what a chart's workbook may unpack to (c
 
 def _chart_data(source: zipfile.ZipFile) -> set[str]:
     """The embedded parts that are a chart's data (Word's own charts keep theirs as a workbook in word/embeddings)."""
-    import posixpath
-
     found = set()
     for info in source.infolist():
         if _CHART_RELS.fullmatch(info.filename):
             for match in _TARGET.finditer(source.read(info)):
-                target = match.group(2).decode("utf-8", "replace")
-                found.add(target.lstrip("/") if target.startswith("/")
-                          else posixpath.normpath(posixpath.join("word/charts", target)))
+                found.add(_part_name("word/charts", match.group(2)))
+    return found
+
+
+def _part_name(folder: str, target: bytes) -> str:
+    """The part a relationship's target names, from the folder of the part the relationships are of."""
+    import posixpath
+
+    target = html.unescape(target.decode("utf-8", "replace"))
+    return target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join(folder, target))
+
+
+def _custom_xml_parts(source: zipfile.ZipFile) -> set[str]:
+    """The parts named by a customXml relationship, wherever they are (above), in lower case."""
+    found = set()
+    for info in source.infolist():
+        if info.filename.endswith(".rels") and "/_rels/" in "/" + info.filename:
+            content = source.read(info)
+            if b"customXml" not in content:
+                continue
+            folder = ("/" + info.filename).rsplit("/_rels/", 1)[0].lstrip("/")
+            for relationship in _RELATIONSHIP.finditer(content):
+                target = _TARGET.search(relationship.group(0))
+                if target is not None and _CUSTOM_XML_RELATIONSHIP.search(relationship.group(0)) \
+                        and b'TargetMode="External"' not in relationship.group(0):
+                    found.add(_part_name(folder, target.group(2)).lower())  # part names ignore case
     return found
 
 
@@ -632,6 +660,7 @@ def _docx(data: bytes, depth: int = 0) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
         chart_data = _chart_data(source)
+        custom_xml = _custom_xml_parts(source)
         # the styles first: a story part names the styles it uses, whichever comes first in the package
         hidden_styles, hidden_everywhere = _hidden_styles(
             [source.read(info) for info in source.infolist() if _STYLES_PART.fullmatch(info.filename)])
@@ -642,7 +671,8 @@ def _docx(data: bytes, depth: int = 0) -> bytes:
                 continue
             content = source.read(info)
             _refuse_active_content(info.filename, content)
-            clean = _DOCX_PARTS.get(info.filename) or (_custom_xml if _CUSTOM_XML_ITEM.fullmatch(info.filename) else None)
+            clean = _DOCX_PARTS.get(info.filename) or (
+                _custom_xml if info.filename.lower() in custom_xml or _CUSTOM_XML_FOLDER.fullmatch(info.filename) else None)
             if clean is not None:
                 if len(content) > _METADATA_LIMIT:
                     raise _refuse("文档属性部分异常庞大，无法去除其中的作者等信息；请用 Word 另存后重新上传。")
