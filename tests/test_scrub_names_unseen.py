@@ -6,11 +6,147 @@ the text the page shows stays the same."""
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 
+import pytest
+
 from evalhub.core import scrub
+from evalhub.core.errors import ValidationFailed
 from tests import factories
-from tests.test_audit_leaks2 import _docx, _parts_holding, _repack
+from tests.test_audit_leaks2 import _docx, _parts_holding, _public_copy, _repack
+from tests.test_scrub_hidden_content import _with_body
+from tests.test_scrub_unseen_parts import _field
+
+W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+
+
+def _shown(data: bytes, part: str = "word/document.xml") -> str:
+    """Every w:t of a part, in order: what the page shows (field instructions are w:instrText, never w:t)."""
+    from lxml import etree
+
+    with zipfile.ZipFile(io.BytesIO(data)) as package:
+        root = etree.fromstring(package.read(part))
+    return "".join(t.text or "" for t in root.iter(f"{{{W}}}t"))
+
+
+def _xml(data: bytes, part: str = "word/document.xml"):
+    from lxml import etree
+
+    with zipfile.ZipFile(io.BytesIO(data)) as package:
+        return etree.fromstring(package.read(part))
+
+
+def _instructions(root) -> list[str]:
+    """Each field's instruction: a fldSimple's, or its instrText runs joined (one field per begin)."""
+    found, current = [], None
+    for element in root.iter(f"{{{W}}}fldSimple", f"{{{W}}}fldChar", f"{{{W}}}instrText"):
+        if element.tag == f"{{{W}}}fldSimple":
+            found.append(element.get(f"{{{W}}}instr"))
+        elif element.tag == f"{{{W}}}fldChar":
+            kind = element.get(f"{{{W}}}fldCharType")
+            if kind == "begin":
+                current = []
+            elif kind == "separate" and current is not None:
+                found.append("".join(current))
+                current = None
+        elif current is not None:
+            current.append(element.text or "")
+    return found
+
+
+# --- bookmark names -----------------------------------------------------------------------------------------------
+
+def _bookmark(at: int, name: str, text: str) -> str:
+    return (f'<w:bookmarkStart w:id="{at}" w:name="{name}"/><w:r><w:t>{text}</w:t></w:r>'
+            f'<w:bookmarkEnd w:id="{at}"/>')
+
+
+BOOKMARKS = (
+    '<w:p>' + _bookmark(1, "王建国电话", "联系方式见附件") + '</w:p>'
+    '<w:p>' + _bookmark(2, "单价_刘芳核", "12") + _bookmark(3, "_Toc123456789", "一、项目概况")
+    + _bookmark(4, "_GoBack", "") + _bookmark(5, "_Toc刘芳意见", "二、评价结论") + '</w:p>'
+    '<w:p><w:r><w:t>参见</w:t></w:r>' + _field(" REF 王建国电话 \\h ", "联系方式见附件")
+    + '<w:fldSimple w:instr=" PAGEREF 王建国电话 \\h "><w:r><w:t>2</w:t></w:r></w:fldSimple>'
+    + _field(' HYPERLINK \\l "王建国电话" ', "跳转") + _field(" = 单价_刘芳核 * 2 \\# \"0\" ", "24")
+    + _field(" = SUM(ABOVE) ", "36") + _field(" PAGEREF _Toc123456789 \\h ", "1")
+    + _field(" PAGEREF _Toc刘芳意见 \\h ", "5")
+    + '<w:hyperlink w:anchor="王建国电话" w:history="1"><w:r><w:t>附件</w:t></w:r></w:hyperlink>'
+    + '<w:hyperlink w:anchor="_Toc123456789"><w:r><w:t>概况</w:t></w:r></w:hyperlink></w:p>'
+    # a legacy form field: its bookmark bears its name
+    + '<w:p><w:bookmarkStart w:id="6" w:name="联系人_赵敏"/><w:r><w:fldChar w:fldCharType="begin"><w:ffData><w:name '
+      'w:val="联系人_赵敏"/><w:textInput/></w:ffData></w:fldChar></w:r><w:r><w:instrText xml:space="preserve"> FORMTEXT '
+      '</w:instrText></w:r><w:r><w:fldChar w:fldCharType="separate"/></w:r><w:r><w:t>（略）</w:t></w:r><w:r><w:fldChar '
+      'w:fldCharType="end"/></w:r><w:bookmarkEnd w:id="6"/></w:p>')
+FOOTER = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:ftr xmlns:w="' + W + '"><w:p><w:r><w:t>见 '
+          '</w:t></w:r>' + _field(" REF 王建国电话 ", "联系方式见附件") + "</w:p></w:ftr>")
+
+
+def test_bookmark_names_are_renamed_and_what_points_at_them_follows(world, client):
+    """A bookmark named after a person or an internal note (插入 › 书签 lists it; the page never shows it): the
+    public copy renames it _bm1, _bm2, … — one new name per bookmark, in the body and the footer alike — and every
+    REF, PAGEREF, HYPERLINK \\l, formula and w:hyperlink anchor follows it; Word's own _Toc<digits> and _GoBack stay,
+    a _Toc followed by the author's words does not. The page shows the same text."""
+    data = _repack(_with_body(BOOKMARKS), add={"word/footer1.xml": FOOTER.encode()})
+    assert _parts_holding(data, "王建国") and _parts_holding(data, "刘芳")
+    public = _public_copy(world, client, "公开版.docx", data)
+    for needle in ("王建国", "刘芳", "赵敏"):
+        assert _parts_holding(public, needle) == [], needle
+    assert _shown(public) == _shown(data) and _shown(public, "word/footer1.xml") == _shown(data, "word/footer1.xml")
+
+    body = _xml(public)
+    names = [b.get(f"{{{W}}}name") for b in body.iter(f"{{{W}}}bookmarkStart")]
+    assert names[:4] == ["_bm1", "_bm2", "_Toc123456789", "_GoBack"] and set(names[4:]) == {"_bm3", "_bm4"}
+    phone = "_bm1"
+    assert [i.strip() for i in _instructions(body)] == [
+        f"REF {phone} \\h", f"PAGEREF {phone} \\h", f'HYPERLINK \\l "{phone}"', '= _bm2 * 2 \\# "0"', "= SUM(ABOVE)",
+        "PAGEREF _Toc123456789 \\h", "PAGEREF _bm3 \\h"]
+    assert [h.get(f"{{{W}}}anchor") for h in body.iter(f"{{{W}}}hyperlink")] == [phone, "_Toc123456789"]
+    assert [i.strip() for i in _instructions(_xml(public, "word/footer1.xml"))] == [f"REF {phone}"]
+    assert "FORMTEXT" not in str(_instructions(body))  # the form field itself is unlinked (its name with it)
+
+
+def test_a_bookmark_is_one_name_whatever_its_case():
+    """Word compares bookmark names without case: REF zhangwei_NOTE goes to the bookmark ZhangWei_Note."""
+    body = ('<w:p>' + _bookmark(1, "ZhangWei_Note", "正文") + _field(" REF zhangwei_NOTE ", "正文")
+            + '<w:hyperlink w:anchor="ZHANGWEI_note"><w:r><w:t>链接</w:t></w:r></w:hyperlink></w:p>')
+    public = scrub.scrubbed("docx", _with_body(body))
+    root = _xml(public)
+    assert [b.get(f"{{{W}}}name") for b in root.iter(f"{{{W}}}bookmarkStart")] == ["_bm1"]
+    assert [i.strip() for i in _instructions(root)] == ["REF _bm1"]
+    assert [h.get(f"{{{W}}}anchor") for h in root.iter(f"{{{W}}}hyperlink")] == ["_bm1"]
+    assert _parts_holding(public, "hangwei") == [] and _parts_holding(public, "HANGWEI") == []
+
+
+# --- content controls ----------------------------------------------------------------------------------------------
+
+CONTROLS = (
+    '<w:p><w:r><w:t>联系人：</w:t></w:r><w:sdt><w:sdtPr><w:alias w:val="经办人 王建国"/><w:tag w:val="oa:drafter:'
+    'zhangwei_bzczj"/><w:id w:val="-1200"/><w:placeholder><w:docPart w:val="刘芳的默认文字"/></w:placeholder>'
+    '<w:dataBinding w:prefixMappings="xmlns:ns0=\'http://oa.bzczj.example/王建国\'" w:xpath="/ns0:root[1]/ns0:'
+    '拟稿人_王建国[1]" w:storeItemID="{6B1C2A55-0C55-4A38-9C11-3C1D2E0F0A11}"/><w:text/></w:sdtPr><w:sdtContent>'
+    '<w:r><w:t>评价组</w:t></w:r></w:sdtContent></w:sdt></w:p>'
+    # a drop-down list: the choices not taken are names too; a repeating section's binding (w15)
+    '<w:sdt><w:sdtPr><w:tag w:val="reviewer"/><w:dropDownList w:lastValue="1"><w:listItem w:displayText="（略）" '
+    'w:value="1"/><w:listItem w:displayText="刘芳 13700001111" w:value="2"/></w:dropDownList>'
+    '<w15:dataBinding xmlns:w15="http://schemas.microsoft.com/office/word/2012/wordml" w:xpath="/root/刘芳" '
+    'w:storeItemID="{1}"/></w:sdtPr><w:sdtContent><w:p><w:r><w:t>（略）</w:t></w:r></w:p></w:sdtContent></w:sdt>')
+
+
+def test_content_controls_keep_their_text_without_tags_titles_placeholders_or_bindings(world, client):
+    """A template's or an OA system's content controls carry a title (w:alias, shown only while editing), a tag, the
+    building block of their placeholder, the XPath binding them to a custom XML part, the choices of a drop-down:
+    names and accounts no page shows. The controls stay, holding the text they show."""
+    data = _with_body(CONTROLS)
+    public = _public_copy(world, client, "公开版.docx", data)
+    for needle in ("王建国", "刘芳", "zhangwei_bzczj", "13700001111", "oa.bzczj"):
+        assert _parts_holding(public, needle) == [], needle
+    assert _shown(public) == _shown(data)
+    root = _xml(public)
+    properties = list(root.iter(f"{{{W}}}sdtPr"))
+    assert len(properties) == 2 and len(list(root.iter(f"{{{W}}}sdtContent"))) == 2
+    assert [p.tag.split("}")[1] for p in properties[0]] == ["id", "text"]
+    assert [p.tag.split("}")[1] for p in properties[1]] == ["dropDownList"]
 
 
 def test_custom_xml_parts_are_emptied_whatever_their_name():
@@ -35,3 +171,79 @@ def test_custom_xml_parts_are_emptied_whatever_their_name():
         for part in ("customXml/Item2.xml", "word/data/oa.xml", "customXml/form.xml"):
             assert package.read(part).endswith(b'<ns0:root xmlns:ns0="http://oa.example/form"/>'), part
         assert b"itemID" in package.read("customXml/itemProps1.xml")
+
+
+# --- screen tips ---------------------------------------------------------------------------------------------------
+
+TIPS = (
+    '<w:p><w:hyperlink r:id="rIdW" w:tooltip="王建国整理，勿外传" w:history="1"><w:r><w:t>中国政府采购网</w:t></w:r>'
+    '</w:hyperlink>' + _field(' HYPERLINK "https://www.ccgp.gov.cn/" \\o "刘芳 13700001111" \\t "_blank" ', "采购网")
+    + '<w:fldSimple w:instr=" HYPERLINK &quot;https://www.mof.gov.cn/&quot; \\o &quot;赵敏 \\&quot;经办\\&quot;&quot; ">'
+      '<w:r><w:t>财政部</w:t></w:r></w:fldSimple>'
+    + '<w:r><w:drawing><wp:inline><wp:docPr id="1" name="图片 1"><a:hlinkClick xmlns:a="http://schemas.openxmlformats'
+      '.org/drawingml/2006/main" r:id="rIdW" tooltip="孙磊的照片"/></wp:docPr></wp:inline></w:drawing></w:r></w:p>')
+
+
+def test_a_links_screen_tip_goes_and_the_link_stays(world, client):
+    """A screen tip (屏幕提示) shows only under the mouse: w:hyperlink/@w:tooltip, HYPERLINK's \\o switch (an escaped
+    quote in it too), a picture link's tooltip. The links stay live, to the same place."""
+    def edit(name: str, content: bytes) -> bytes:
+        if name == "word/_rels/document.xml.rels":
+            return content.replace(b"</Relationships>", b'<Relationship Id="rIdW" Type="http://schemas.openxmlformats.'
+                                   b'org/officeDocument/2006/relationships/hyperlink" Target="https://www.ccgp.gov.cn/"'
+                                   b' TargetMode="External"/></Relationships>')
+        return content
+    data = _repack(_with_body(TIPS), edit=edit)
+    public = _public_copy(world, client, "公开版.docx", data)
+    for needle in ("王建国", "刘芳", "13700001111", "赵敏", "经办", "孙磊", "tooltip", "\\o"):
+        assert _parts_holding(public, needle) == [], needle
+    assert _shown(public) == _shown(data)
+    root = _xml(public)
+    assert [i.split() for i in _instructions(root)] == [
+        ["HYPERLINK", '"https://www.ccgp.gov.cn/"', "\\t", '"_blank"'], ["HYPERLINK", '"https://www.mof.gov.cn/"']]
+    link = next(root.iter(f"{{{W}}}hyperlink"))
+    assert link.get("{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id") == "rIdW"
+
+
+@pytest.mark.parametrize("piece", [
+    '<w:bookmarkStart w:id="1" w:name="', '<w:hyperlink w:tooltip="x', '<w:sdtPr><w:tag w:val="x"/><w:alias>',
+    '<w:sdtPr><w:placeholder>', "<w:sdtPr>", '<w:fldSimple w:instr=" REF a ">',
+    '<w:hyperlink w:anchor="x" w:anchor="y" w:tooltip="z">',
+])
+def test_names_built_to_be_slow_are_scanned_once(piece):
+    """40,000 bookmarks, links and controls opened and never closed (or broken) are still one pass."""
+    import threading
+
+    data = _repack(_docx(factories.report_text()), edit=lambda name, content: content.replace(
+        b"</w:body>", b"<w:p><w:r>" + piece.encode() * 40_000 + b"</w:r></w:p></w:body>", 1)
+        if name == "word/document.xml" else content)
+    outcome: list = []
+
+    def run():
+        try:
+            outcome.append(scrub.scrubbed("docx", data))
+        except ValidationFailed as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(20)
+    assert outcome, f"scrubbing {piece!r} × 40,000 took more than 20 s"
+
+
+@pytest.mark.parametrize("instruction", [
+    ' HYPERLINK "https://www.ccgp.gov.cn/" ' + '\\o "王建国" ' * 40_000, ' HYPERLINK ' + '\\l "王建国" ' * 40_000,
+    " = " + "王建国+" * 40_000 + "1 ", " = " + "王建国" * 100_000, " REF " + "王建国" * 100_000,
+    ' TOC \\o "1-3" ' + "\\b " * 40_000,
+])
+def test_live_instructions_built_to_be_slow_are_read_once(instruction):
+    """One live field whose instruction is 40,000 screen tips or names long: read once, and nothing of it left."""
+    import threading
+
+    data = _with_body("<w:p>" + _field(instruction, "x") + "</w:p>")
+    outcome: list = []
+    worker = threading.Thread(target=lambda: outcome.append(scrub.scrubbed("docx", data)), daemon=True)
+    worker.start()
+    worker.join(20)
+    assert outcome, "scrubbing took more than 20 s"
+    assert _parts_holding(outcome[0], "王建国") == []

@@ -331,42 +331,201 @@ def _refuse_hidden_content(name: str, content: bytes, hidden_styles: set[bytes] 
 # manager's account), a legacy form field's default and help texts; { AUTHOR }, { USERNAME }, { FILENAME \p },
 # { DOCPROPERTY … } show the properties removed above, and show them again (or the reader's own name) once updated.
 # Fields Word needs live to lay the document out (page numbers, the table of contents and its links, cross-references,
-# captions, dates, formulas, web links) stay as they are. Every other field is unlinked as Ctrl+Shift+F9 does: the
-# result the page shows stays as plain text; the instruction goes, with all inside it (a field nested in it, and that
-# field's result, part of the instruction too). Unlinking leaves what the reader sees unchanged, so nothing is refused.
+# captions, dates, formulas, web links) stay, their instructions cleaned (below). Every other field is unlinked as
+# Ctrl+Shift+F9 does: the result the page shows stays as plain text; the instruction goes, with all inside it (a field
+# nested in it, and that field's result, part of the instruction too). Unlinking leaves what the reader sees
+# unchanged, so nothing is refused.
 _LIVE_FIELDS = frozenset({
     "PAGE", "NUMPAGES", "SECTIONPAGES", "SECTION", "PAGEREF", "REF", "NOTEREF", "STYLEREF", "SEQ", "TOC", "TOA",
     "INDEX", "DATE", "TIME", "CREATEDATE", "SAVEDATE", "PRINTDATE", "NUMWORDS", "NUMCHARS", "EQ", "SYMBOL", "LISTNUM",
     "AUTONUM", "AUTONUMLGL", "AUTONUMOUT", "ADVANCE", "HYPERLINK"})
 _WEB_TARGET = ("http://", "https://", "mailto:")
-_FIELD_TOKEN = re.compile(rb"<(/?)" + _NS + rb"(fldChar|instrText|fldSimple|t)(?=[\s/>])" + _ATTRIBUTES + rb">")
 _FIELD_CHAR_TYPE = re.compile(rb"""(?:^|\s)""" + _NS + rb"""fldCharType\s*=\s*(["'])\s*(begin|separate|end)\s*\1""")
 _INSTR = re.compile(rb"""(?:^|\s)""" + _NS + rb"""instr\s*=\s*(?:"([^"<>]*)"|'([^'<>]*)')""")
-# a field's words: a quoted argument, a switch (\l), a bare word; each stops at the next quote or space: linear
-_FIELD_WORD = re.compile(r'"([^"]*)"?|(\\\S)|([^\s"]+)')
+# a field's words: a quoted argument (\" inside it is a quote), a switch (\l), a bare word; each stops at the next
+# quote or space: linear
+_FIELD_WORD = re.compile(r'"((?:[^"\\]|\\.)*)"?|(\\\S)|([^\s"]+)', re.S)
+
+# Names the author gave, kept where no page shows them (Word lists them in 插入 › 书签, 开发工具 › 属性, a screen tip
+# pops up only under the mouse):
+# - bookmarks (w:bookmarkStart/@w:name): named after a person ("王建国电话"), an internal note ("待删_刘芳意见"); a
+#   legacy form field's bookmark bears the field's name. They stay (the table of contents, cross-references and links
+#   go to them), renamed _bm1, _bm2, … in the order met, one name for one bookmark throughout the package (headers and
+#   footnotes too; Word compares bookmark names without case), and every reference follows: REF, PAGEREF, NOTEREF's
+#   bookmark, HYPERLINK's \l, TOC/TOA/INDEX's \b, the names a formula reads (= 单价 * 2), w:hyperlink/@w:anchor.
+#   Word's own names stay: _Toc, _Ref, _Hlk, _Hlt followed by digits (a counter Word draws: nothing of the author) and
+#   _GoBack (where the last edit was); one of them followed by anything but digits is the author's and renamed. The
+#   new names start with "_", as Word's own hidden bookmarks do: 插入 › 书签 does not list them.
+# - content controls' titles and tags (w:sdtPr/w:alias, w:tag: what a template or an OA system calls the control,
+#   "联系人 王建国"), their placeholder's building block (w:placeholder: the glossary document it names is gone,
+#   above), their data binding (w:dataBinding, w15:dataBinding: an XPath into a custom XML part — emptied, above —,
+#   its namespaces an OA system's; bound, Word would refill the control from the part when the file opens), and a drop-
+#   down list's items (w:listItem: the choices not taken; the control shows its text as it is). The controls stay.
+# - a link's screen tip: w:hyperlink/@w:tooltip, a picture's a:hlinkClick/@tooltip, HYPERLINK's \o "…".
+_WORD_BOOKMARK = re.compile(r"_(?:Toc|Ref|Hlk|Hlt)\d{1,12}|_GoBack", re.I)
+_FORMULA_NAME = re.compile(r"[^\W\d]\w*")
+_FORMULA_WORDS = frozenset({"ABS", "AND", "AVERAGE", "COUNT", "DEFINED", "FALSE", "IF", "INT", "MAX", "MIN", "MOD",
+                            "NOT", "OR", "PRODUCT", "ROUND", "SIGN", "SUM", "TRUE", "ABOVE", "BELOW", "LEFT", "RIGHT"})
+_CELL = re.compile(r"[A-Z]{1,2}\d{0,5}|R\d{0,5}C?\d{0,2}|C\d{1,2}", re.I)  # A1, B, R1C2: a table's cells in a formula
+_BOOKMARK_ARGUMENT = {"HYPERLINK": "\\l", "TOC": "\\b", "TOA": "\\b", "INDEX": "\\b"}
+_REFERENCES = frozenset({"REF", "PAGEREF", "NOTEREF"})  # their first argument is a bookmark
+_NAMING_FIELDS = frozenset({*_REFERENCES, *_BOOKMARK_ARGUMENT})  # the live fields naming a bookmark (and formulas)
+_STORY_TOKEN = re.compile(
+    rb"<(/?)" + _NS + rb"(t|fldChar|instrText|fldSimple|bookmarkStart|hyperlink|hlinkClick|hlinkHover|sdtPr|alias|tag"
+    rb"|placeholder|dataBinding|listItem)(?=[\s/>])" + _ATTRIBUTES + rb">")
+_STORY_MARKERS = (b"instr", b"fldChar", b"bookmarkStart", b"hyperlink", b"hlink", b"sdtPr")
+_CONTROL_DROPPED = frozenset({b"alias", b"tag", b"placeholder", b"dataBinding", b"listItem"})  # in w:sdtPr
+_ATTRIBUTE = re.compile(rb"""(\s+)""" + _NS + rb"""([A-Za-z]{1,64})\s*=\s*(?:"([^"<>]*)"|'([^'<>]*)')""")
+_TAG_ATTRIBUTES = {b"bookmarkStart": {b"name": "rename"}, b"hyperlink": {b"anchor": "rename", b"tooltip": "drop"},
+                   b"hlinkClick": {b"tooltip": "drop"}, b"hlinkHover": {b"tooltip": "drop"}}
+_NAMED = frozenset({*_TAG_ATTRIBUTES, *_CONTROL_DROPPED, b"sdtPr"})  # the tags of names, not of fields
+_NAMED_ATTRIBUTE = re.compile(rb"""(?:^|\s)""" + _NS + rb"""(?:name|anchor)\s*=\s*(?:"([^"<>]*)"|'([^'<>]*)')""")
 
 
-def _field_is_live(instruction: str) -> bool:
-    words = [(m.group(m.lastindex), m.lastindex == 2) for m in _FIELD_WORD.finditer(html.unescape(instruction))]
-    if not words or words[0][1]:
-        return False
-    keyword = words[0][0].upper()
+def _live_keyword(matches: list[re.Match]) -> str | None:
+    """A field's keyword (in capitals) if it stays live (above), from its instruction's words (``_FIELD_WORD``'s
+    matches); None if it is unlinked."""
+    if not matches or matches[0].lastindex == 2:
+        return None
+    keyword = matches[0].group(matches[0].lastindex).upper()
     if keyword.startswith("="):  # a formula: = SUM(ABOVE)
-        return True
+        return keyword
     if keyword not in _LIVE_FIELDS:
-        return False
+        return None
     if keyword != "HYPERLINK":
-        return True
+        return keyword
     # HYPERLINK "target" \l "bookmark" \o "screen tip": a web or mail address, or a place in the document, stays live;
     # a path (file:///C:/Users/…, C:\…, \\server\…, a file beside the document) names the author's disk
-    rest, target = iter(words[1:]), None
+    rest, target = iter([(m.group(m.lastindex), m.lastindex == 2) for m in matches[1:]]), None
     for word, is_switch in rest:
         if is_switch:
             if word.lower() in ("\\l", "\\o", "\\t"):
                 next(rest, None)
         elif target is None:
             target = word
-    return target is None or target.strip().lower().startswith(_WEB_TARGET)
+    return keyword if target is None or target.strip().lower().startswith(_WEB_TARGET) else None
+
+
+class _Bookmarks:
+    """A package's bookmark names and their new ones (above)."""
+    __slots__ = ("new", "seen", "seen_written")
+
+    def __init__(self):
+        self.new: dict[str, str] = {}  # a name renamed, without case → its new name
+        self.seen: dict[str, str] = {}  # a name as read → what it becomes (a bookmark is named a few times)
+        self.seen_written: dict[tuple[bytes, str], bytes | None] = {}  # the same for attributes' values as written
+
+    def __call__(self, name: str) -> str:
+        found = self.seen.get(name)
+        if found is None:
+            found = self.seen[name] = self._new_name(name)
+        return found
+
+    def written(self, value: bytes, quote: str) -> bytes | None:
+        """An attribute's value (as written between ``quote``s) renamed as written, or None when it stays."""
+        key = (value, quote)
+        if key not in self.seen_written:
+            name = html.unescape(value.decode("utf-8", "replace"))
+            renamed = self(name)
+            self.seen_written[key] = None if renamed == name else _xml_text(renamed, quote)
+        return self.seen_written[key]
+
+    def _new_name(self, name: str) -> str:
+        if not name.strip() or _WORD_BOOKMARK.fullmatch(name):
+            return name
+        if _CELL.fullmatch(name) or name.upper() in _FORMULA_WORDS:  # a formula reads it as a cell or a function:
+            return name  # kept everywhere, so the formulas and the bookmark still agree (a few letters, five digits)
+        key = name.casefold()
+        renamed = self.new.get(key)
+        if renamed is None:
+            renamed = self.new[key] = f"_bm{len(self.new) + 1}"
+        return renamed
+
+
+def _renamed(edits: list, bookmarks: _Bookmarks, word: re.Match, group: int, start: int = 0, end: int | None = None):
+    """The bookmark name ``word`` holds (its ``group``, [start:end] of it) renamed in ``edits`` if it changes."""
+    name = word.group(group)[start:end]
+    renamed = bookmarks(name)
+    if renamed != name:
+        edits.append((word.start(group) + start, word.start(group) + start + len(name), renamed))
+
+
+def _live_instruction(instruction: str, words: list[re.Match], keyword: str, bookmarks: _Bookmarks) -> str | None:
+    """A live field's instruction (as read: entities resolved; ``words``: its words, ``keyword``: the first in
+    capitals) with the bookmarks it names renamed and a HYPERLINK's screen tip gone; None when nothing changes."""
+    edits: list[tuple[int, int, str]] = []  # (start, end, new text), only where it changes
+    if keyword in _REFERENCES:
+        if len(words) > 1 and words[1].lastindex != 2:
+            _renamed(edits, bookmarks, words[1], words[1].lastindex)
+    elif keyword.startswith("="):  # the names an expression reads, up to its first switch (\# "0.00")
+        for word in words:
+            if word.lastindex == 2:
+                break
+            if word.lastindex == 3:  # functions, cells and ABOVE are never renamed (``_Bookmarks``)
+                for name in _FORMULA_NAME.finditer(word.group(3)):
+                    _renamed(edits, bookmarks, word, 3, name.start(), name.end())
+    elif keyword in _BOOKMARK_ARGUMENT:
+        for at, word in enumerate(words):
+            if word.lastindex != 2:
+                continue
+            switch = word.group(2).lower()
+            argument = words[at + 1] if at + 1 < len(words) and words[at + 1].lastindex != 2 else None
+            if switch == _BOOKMARK_ARGUMENT[keyword] and argument is not None:
+                _renamed(edits, bookmarks, argument, argument.lastindex)
+            elif switch == "\\o" and keyword == "HYPERLINK":  # with the space before it
+                start = word.start()
+                while start > 0 and instruction[start - 1] == " ":
+                    start -= 1
+                edits.append((start, argument.end() if argument is not None else word.end(), ""))
+    if not edits:
+        return None
+    kept, at = [], 0
+    for start, end, new in edits:
+        kept.append(instruction[at:start] + new)
+        at = end
+    kept.append(instruction[at:])
+    return "".join(kept)
+
+
+def _xml_text(text: str, quote: str = "") -> bytes:
+    """``text`` escaped for an element's content (or an attribute's value between ``quote``s)."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if quote:
+        escaped = escaped.replace(quote, "&quot;" if quote == '"' else "&apos;")
+    return escaped.encode()
+
+
+def _tag_cleaned(found: re.Match, bookmarks: _Bookmarks) -> bytes | None:
+    """An opening tag of ``_TAG_ATTRIBUTES`` (``_STORY_TOKEN``'s match) with its bookmark name renamed and its screen
+    tip gone; None when nothing changes."""
+    name, attributes = found.group(2), found.group(3)
+    if b"tooltip" not in attributes and attributes.count(b"name") + attributes.count(b"anchor") <= 1:
+        named = _NAMED_ATTRIBUTE.search(attributes)  # the common case, a bookmark or a link to one: one look-up
+        if named is None:
+            return None
+        group = 1 if named.group(1) is not None else 2
+        renamed = bookmarks.written(named.group(group), '"' if group == 1 else "'")
+        if renamed is None:
+            return None
+        tag, at = found.group(0), found.start(3) - found.start()
+        return tag[:at + named.start(group)] + renamed + tag[at + named.end(group):]
+    tag, attributes_at = found.group(0), found.start(3) - found.start()
+    wanted, kept, at, changed = _TAG_ATTRIBUTES[name], [], 0, False
+    for attribute in _ATTRIBUTE.finditer(tag, attributes_at):
+        what = wanted.get(attribute.group(2))
+        if what == "drop":
+            kept.append(tag[at:attribute.start()])
+            at, changed = attribute.end(), True
+        elif what == "rename":
+            group = 3 if attribute.group(3) is not None else 4
+            renamed = bookmarks.written(attribute.group(group), '"' if group == 3 else "'")
+            if renamed is not None:
+                kept.append(tag[at:attribute.start(group)] + renamed)
+                at, changed = attribute.end(group), True
+    if not changed:
+        return None
+    kept.append(tag[at:])
+    return b"".join(kept)
 
 
 # What the fields read, kept in the settings: document variables (w:docVars, DOCVARIABLE's values: an OA system's
@@ -380,24 +539,30 @@ def _settings(content: bytes) -> bytes:
 
 
 class _Field:
-    __slots__ = ("instruction", "spans", "inner", "in_result", "gone")
+    __slots__ = ("instruction", "spans", "texts", "attribute", "inner", "in_result", "gone")
 
     def __init__(self, instruction: bytes = b"", in_result: bool = False):
         self.instruction = [instruction]  # the instruction's text, as written (entities not yet read)
         self.spans: list[list[int]] = []  # its own markup: fldChar, instrText, the fldSimple tags
+        self.texts: list[tuple[int, int]] = []  # where its instruction's text is written: instrText's contents
+        self.attribute: tuple[int, int, str] | None = None  # or a fldSimple's w:instr value (and its quote)
         self.inner: list = []  # what lies in its instruction: spans of text, the fields nested there
         self.in_result = in_result  # past its separator (a fldSimple's content is all result)
         self.gone = False
 
 
-def _unlinked_fields(content: bytes) -> bytes:
-    """``content`` (a story part) with every field but the live ones unlinked (above), in one pass over its tags."""
-    if b"instr" not in content and b"fldChar" not in content:
+def _story(content: bytes, bookmarks: _Bookmarks) -> bytes:
+    """``content`` (a story part) with every field but the live ones unlinked, the live ones' instructions cleaned,
+    and the names the author gave renamed or gone (above), in one pass over its tags."""
+    if not any(marker in content for marker in _STORY_MARKERS):
         return content
     removed: list[list[int]] = []
+    replaced: list[tuple[int, int, bytes]] = []
     stack: list[tuple[_Field, bool]] = []  # (field, a fldSimple)
     owner: list[int] = []  # owner[i]: the innermost field at or below stack[i] still in its instruction (-1: none)
     open_at: dict[bytes, tuple[int, int, list[int] | None]] = {}  # an element opened, not yet closed
+    dropping: dict[bytes, int] = {}  # a content control's element going (its start), not yet closed
+    control_depth = 0  # w:sdtPr elements open
 
     def remove_field(field: _Field) -> None:
         todo = [field]
@@ -412,8 +577,19 @@ def _unlinked_fields(content: bytes) -> bytes:
                 removed.append(item)
 
     def close(field: _Field) -> None:
-        if not _field_is_live(b"".join(field.instruction).decode("utf-8", "replace")):
+        instruction = html.unescape(b"".join(field.instruction).decode("utf-8", "replace"))
+        words = list(_FIELD_WORD.finditer(instruction))
+        keyword = _live_keyword(words)
+        if keyword is None:
             remove_field(field)
+        elif keyword in _NAMING_FIELDS or keyword.startswith("="):
+            cleaned = _live_instruction(instruction, words, keyword, bookmarks)
+            if cleaned is not None and field.attribute is not None:
+                start, end, quote = field.attribute
+                replaced.append((start, end, _xml_text(cleaned, quote)))
+            elif cleaned is not None and field.texts:  # written whole in its first instrText, the others emptied
+                for at, (start, end) in enumerate(field.texts):
+                    replaced.append((start, end, _xml_text(cleaned) if at == 0 else b""))
         if stack and not stack[-1][0].in_result:  # nested in its parent's instruction: goes if the parent goes
             stack[-1][0].inner.append(field)
 
@@ -433,8 +609,38 @@ def _unlinked_fields(content: bytes) -> bytes:
         simple_open -= simple
         return field, simple
 
-    for tag in _FIELD_TOKEN.finditer(content):
-        closing, name, attributes = tag.group(1), tag.group(2), tag.group(3)
+    text_at = -1  # where the w:t open starts (the most frequent tag: no tuple, no dictionary)
+    for tag in _STORY_TOKEN.finditer(content):
+        closing, name, attributes = tag.groups()
+        if name == b"t":
+            if not closing:
+                text_at = -1 if attributes.endswith(b"/") else tag.start()
+            elif text_at >= 0:
+                if owner and owner[-1] >= 0:  # text in a field's instruction: part of it
+                    stack[owner[-1]][0].inner.append([text_at, tag.end()])
+                text_at = -1
+            continue
+        if name in _NAMED:
+            if name in _TAG_ATTRIBUTES:
+                if not closing:
+                    cleaned = _tag_cleaned(tag, bookmarks)
+                    if cleaned is not None:
+                        replaced.append((tag.start(), tag.end(), cleaned))
+            elif name == b"sdtPr":
+                if closing:
+                    control_depth -= control_depth > 0
+                elif not attributes.endswith(b"/"):
+                    control_depth += 1
+            elif closing:
+                start = dropping.pop(name, None)
+                if start is not None:
+                    removed.append([start, tag.end()])
+            elif control_depth and name not in dropping:
+                if attributes.endswith(b"/"):
+                    removed.append([tag.start(), tag.end()])
+                else:
+                    dropping[name] = tag.start()
+            continue
         if closing:
             started = open_at.pop(name, None)
             if started is None:
@@ -454,16 +660,19 @@ def _unlinked_fields(content: bytes) -> bytes:
                 span = [start, tag.end()]
                 if stack:
                     stack[-1][0].instruction.append(content[open_end:tag.start()])
+                    stack[-1][0].texts.append((open_end, tag.start()))
                     stack[-1][0].spans.append(span)
                 else:
                     removed.append(span)  # an instruction outside any field: hidden text, nothing else
-            elif name == b"t" and owner and owner[-1] >= 0:
-                stack[owner[-1]][0].inner.append([start, tag.end()])
             continue
         empty = attributes.endswith(b"/")
         if name == b"fldSimple":
             value = _INSTR.search(attributes)
             field = _Field((value.group(1) or value.group(2) or b"") if value else b"", in_result=True)
+            if value is not None:
+                group = 1 if value.group(1) is not None else 2
+                field.attribute = (tag.start(3) + value.start(group), tag.start(3) + value.end(group),
+                                   '"' if group == 1 else "'")
             field.spans.append([tag.start(), tag.end()])
             if empty:
                 close(field)
@@ -491,22 +700,36 @@ def _unlinked_fields(content: bytes) -> bytes:
             else:
                 removed.append(span)  # a separator or an end without its field
             continue
-        if not empty:  # instrText, t: their content comes at the closing tag
+        if not empty:  # instrText: its content comes at the closing tag
             open_at[name] = (tag.start(), tag.end(), None)
         elif name == b"instrText":
             removed.append([tag.start(), tag.end()])
     while stack:  # a field left open at the end of the part: decided on what it holds
         close(pop()[0])
-    if not removed:
+    if not removed and not replaced:
         return content
     removed.sort()
-    kept, at = [], 0
+    replaced.sort(key=lambda edit: edit[0])
+    kept, at, next_new = [], 0, 0
     for start, end in removed:
+        # what is replaced before this span (where both start at once, the removal comes first)
+        while next_new < len(replaced) and replaced[next_new][0] < start:
+            new_start, new_end, new = replaced[next_new]
+            next_new += 1
+            if new_start >= at:  # what starts inside a span removed goes with it
+                kept.append(content[at:new_start])
+                kept.append(new)
+                at = new_end
         if start >= at:
             kept.append(content[at:start])
             at = end
         elif end > at:  # a span inside one already removed
             at = end
+    for new_start, new_end, new in replaced[next_new:]:
+        if new_start >= at:
+            kept.append(content[at:new_start])
+            kept.append(new)
+            at = new_end
     kept.append(content[at:])
     return b"".join(kept)
 
@@ -666,13 +889,15 @@ def _docx(data: bytes, depth: int = 0) -> bytes:
             [source.read(info) for info in source.infolist() if _STYLES_PART.fullmatch(info.filename)])
         if hidden_everywhere:
             raise ValidationFailed(HIDDEN_TEXT, {"file": "含隐藏文字"})
+        bookmarks = _Bookmarks()  # one name for one bookmark in every part
         for info in source.infolist():
             if info.filename.lower().startswith(_DROPPED_PARTS):
                 continue
             content = source.read(info)
             _refuse_active_content(info.filename, content)
-            clean = _DOCX_PARTS.get(info.filename) or (
-                _custom_xml if info.filename.lower() in custom_xml or _CUSTOM_XML_FOLDER.fullmatch(info.filename) else None)
+            clean = _DOCX_PARTS.get(info.filename)
+            if info.filename.lower() in custom_xml or _CUSTOM_XML_FOLDER.fullmatch(info.filename):
+                clean = _custom_xml
             if clean is not None:
                 if len(content) > _METADATA_LIMIT:
                     raise _refuse("文档属性部分异常庞大，无法去除其中的作者等信息；请用 Word 另存后重新上传。")
@@ -682,7 +907,7 @@ def _docx(data: bytes, depth: int = 0) -> bytes:
                     raise _refuse("文档属性已损坏，无法去除其中的作者等信息；请用 Word 另存后重新上传。") from exc
             elif info.filename.startswith("word/") and info.filename.endswith(".xml"):
                 _refuse_hidden_content(info.filename, content, hidden_styles)
-                content = _unlinked_fields(_AUTHOR_ATTRIBUTE.sub(rb'\1=""', content))
+                content = _story(_AUTHOR_ATTRIBUTE.sub(rb'\1=""', content), bookmarks)
                 if info.filename == "word/settings.xml":
                     content = _settings(content)
             elif info.filename.startswith("word/media/"):
