@@ -247,3 +247,140 @@ def test_live_instructions_built_to_be_slow_are_read_once(instruction):
     worker.join(20)
     assert outcome, "scrubbing took more than 20 s"
     assert _parts_holding(outcome[0], "王建国") == []
+
+
+# --- PDF: signatures, form field names ----------------------------------------------------------------------------
+
+def _pdf_parts():
+    from tests.test_scrub_unseen_parts import _name, _opened, _text_pdf, _written
+
+    return _name, _opened, _text_pdf, _written
+
+
+def _signed_pdf() -> bytes:
+    """A page showing "Public text" and a signature field (its widget showing a seal), signed: the signature dictionary
+    names the signer, the certificate in /Contents too; the catalog's DocMDP permission points at it."""
+    from pypdf.generic import (ArrayObject, ByteStringObject, DecodedStreamObject, DictionaryObject, FloatObject,
+                               NumberObject, TextStringObject)
+
+    _name, _opened, _text_pdf, _written = _pdf_parts()
+    writer, page = _text_pdf()
+    seal = DecodedStreamObject()
+    seal.set_data(b"q 1 0 0 rg 0 0 80 30 re f Q")
+    seal.update({_name("/Type"): _name("/XObject"), _name("/Subtype"): _name("/Form"),
+                 _name("/BBox"): ArrayObject([FloatObject(0), FloatObject(0), FloatObject(80), FloatObject(30)])})
+    signature = writer._add_object(DictionaryObject({
+        _name("/Type"): _name("/Sig"), _name("/Filter"): _name("/Adobe.PPKLite"),
+        _name("/SubFilter"): _name("/adbe.pkcs7.detached"), _name("/Name"): TextStringObject("王建国"),
+        _name("/Reason"): TextStringObject("刘芳审核同意"), _name("/Location"): TextStringObject("巴州财政局三楼"),
+        _name("/ContactInfo"): TextStringObject("13899990000"),
+        _name("/M"): TextStringObject("D:20250601100000+08'00'"),
+        _name("/Contents"): ByteStringObject(b"0\x82 CN=zhangwei_bzczj, E=zhangwei@bzczj.example" + b"\0" * 64),
+        _name("/ByteRange"): ArrayObject([NumberObject(0), NumberObject(10), NumberObject(20), NumberObject(30)])}))
+    field = writer._add_object(DictionaryObject({
+        _name("/Type"): _name("/Annot"), _name("/Subtype"): _name("/Widget"), _name("/FT"): _name("/Sig"),
+        _name("/T"): TextStringObject("王建国签名"), _name("/TU"): TextStringObject("请王建国在此签名"),
+        _name("/V"): signature, _name("/Lock"): DictionaryObject({_name("/Action"): _name("/All")}),
+        _name("/SV"): DictionaryObject({_name("/Reasons"): ArrayObject([TextStringObject("刘芳审核同意")])}),
+        _name("/Rect"): ArrayObject([FloatObject(200), FloatObject(20), FloatObject(280), FloatObject(50)]),
+        _name("/AP"): DictionaryObject({_name("/N"): writer._add_object(seal)})}))
+    page[_name("/Annots")] = ArrayObject([field])
+    writer.root_object[_name("/AcroForm")] = writer._add_object(DictionaryObject({
+        _name("/Fields"): ArrayObject([field]), _name("/SigFlags"): NumberObject(3)}))
+    writer.root_object[_name("/Perms")] = DictionaryObject({_name("/DocMDP"): signature})
+    return _written(writer)
+
+
+def test_a_signed_pdfs_signature_goes_and_its_field_stays_unsigned(world, client):
+    """A digital signature names the signer (/Name, /Reason, /Location, /ContactInfo, the certificate in /Contents);
+    and the public copy, written anew, would show it as broken (签名无效) anyway. The signature goes; the field and the
+    seal its widget shows stay, unsigned."""
+    from tests.test_scrub_hidden_content import _pdf_holds
+
+    _name, _opened, _text_pdf, _written = _pdf_parts()
+    data = _signed_pdf()
+    needles = ("王建国", "刘芳", "巴州财政局", "13899990000", "zhangwei")
+    assert all(_pdf_holds(data, n) or n.encode() in data for n in needles)
+    public = _public_copy(world, client, "公开版.pdf", data)
+    assert not [n for n in needles if _pdf_holds(public, n) or n.encode() in public]
+    reader = _opened(public)
+    root = reader.trailer["/Root"]
+    assert "/Perms" not in root and "/SigFlags" not in root["/AcroForm"]
+    field = reader.pages[0]["/Annots"][0].get_object()
+    assert field["/FT"] == "/Sig" and "/V" not in field and "/Lock" not in field and "/SV" not in field
+    assert field["/T"] == "f1" and "/TU" not in field
+    assert field["/AP"]["/N"].get_object().get_data() == b"q 1 0 0 rg 0 0 80 30 re f Q"
+
+
+def _named_form() -> bytes:
+    """An empty form: a parent field with two kids (widgets), each named after a person, with a tooltip."""
+    from pypdf.generic import ArrayObject, DictionaryObject, FloatObject, TextStringObject
+
+    _name, _opened, _text_pdf, _written = _pdf_parts()
+    writer, page = _text_pdf()
+    parent = writer._add_object(DictionaryObject({
+        _name("/FT"): _name("/Tx"), _name("/T"): TextStringObject("访谈对象_王建国"),
+        _name("/TU"): TextStringObject("填写刘芳提供的电话"), _name("/TM"): TextStringObject("zhangwei_export")}))
+    kids = []
+    for at, (name, tip) in enumerate((("手机", "王建国的手机"), ("座机", "刘芳的座机"))):
+        kids.append(writer._add_object(DictionaryObject({
+            _name("/Type"): _name("/Annot"), _name("/Subtype"): _name("/Widget"), _name("/Parent"): parent,
+            _name("/T"): TextStringObject(name), _name("/TU"): TextStringObject(tip),
+            _name("/Rect"): ArrayObject([FloatObject(10), FloatObject(10 + 30 * at), FloatObject(120),
+                                         FloatObject(30 + 30 * at)])})))
+    parent.get_object()[_name("/Kids")] = ArrayObject(kids)
+    page[_name("/Annots")] = ArrayObject(kids)
+    writer.root_object[_name("/AcroForm")] = writer._add_object(DictionaryObject({
+        _name("/Fields"): ArrayObject([parent])}))
+    return _written(writer)
+
+
+def test_an_empty_forms_field_names_and_tooltips_are_renamed_and_go(world, client):
+    """Nobody filled the form in, but its fields are named after people (/T), with the tooltips a reader shows over
+    them (/TU) and export names (/TM). Each field is renamed f1, f2, … (unique: their full names too), the others go;
+    the fields and their widgets stay."""
+    from tests.test_scrub_hidden_content import _pdf_holds
+
+    _name, _opened, _text_pdf, _written = _pdf_parts()
+    data = _named_form()
+    public = _public_copy(world, client, "公开版.pdf", data)
+    assert not [n for n in ("王建国", "刘芳", "zhangwei", "手机", "座机") if _pdf_holds(public, n)]
+    reader = _opened(public)
+    fields = reader.get_fields()
+    assert sorted(fields) == ["f1", "f1.f2", "f1.f3"], sorted(fields)
+    widgets = [a.get_object() for a in reader.pages[0]["/Annots"]]
+    assert [w["/Parent"]["/T"] for w in widgets] == ["f1", "f1"] and not [w for w in widgets if "/TU" in w]
+
+
+@pytest.mark.parametrize("value", ["indirect", "list box"])
+def test_form_values_written_otherwise_are_refused_too(value):
+    """A value written as an object of its own, or a list box's selections (an array of texts): values as well."""
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import ArrayObject, NameObject, TextStringObject
+    from tests.test_scrub_unseen_parts import _form_pdf
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(_form_pdf(None))))
+    field = writer.root_object["/AcroForm"]["/Fields"][0].get_object()
+    field[NameObject("/V")] = (writer._add_object(TextStringObject("王建国 13899990000")) if value == "indirect"
+                               else ArrayObject([TextStringObject("王建国"), TextStringObject("刘芳")]))
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    with pytest.raises(ValidationFailed, match="拼合表单"):
+        scrub.scrubbed("pdf", buffer.getvalue())
+
+
+def test_a_pdf_pypdf_cannot_decode_is_refused_in_chinese_not_a_server_error(world, client, login):
+    """A form XObject behind a filter pypdf does not implement (/Crypt with a name) raised NotImplementedError out of
+    the scrubber: a 500 on the publish form. It is the structure message now (422), nothing stored."""
+    from pypdf.generic import DictionaryObject, StreamObject
+    from tests.test_scrub_hidden_content import _refused
+
+    _name, _opened, _text_pdf, _written = _pdf_parts()
+    writer, page = _text_pdf()
+    form = StreamObject()
+    form._data = b"q Q"
+    crypt = DictionaryObject({_name("/Name"): _name("/Std")})
+    form.update({_name("/Type"): _name("/XObject"), _name("/Subtype"): _name("/Form")})
+    form.update({_name("/Filter"): _name("/Crypt"), _name("/DecodeParms"): crypt})
+    page[_name("/Resources")][_name("/XObject")] = DictionaryObject({_name("/X0"): writer._add_object(form)})
+    _refused(world, client, login, "公开版.pdf", _written(writer), "PDF 文件结构异常")

@@ -942,6 +942,16 @@ def _docx(data: bytes, depth: int = 0) -> bytes:
 # the tool that made it, perhaps before the names were blacked out), and actions run on an event rather than a click
 # (/AA: on opening a page, on focusing a field — where a form's scripts sit).
 _PDF_DROPPED = ("/PieceInfo", "/Metadata", "/AF", "/EF", "/Thumb", "/AA")
+# A signature (a field's /V: a signature dictionary) names the signer — /Name, /Reason, /Location, /ContactInfo, /M, and
+# the certificate in /Contents (name, organisation, often an e-mail or an ID number) —, and the public copy's signature
+# is broken anyway: the copy is written anew, so the bytes it signed are gone and a reader would show 签名无效 (as if
+# the file had been tampered with). The signature dictionary goes with the field's lock and seed value (/Lock, /SV:
+# the certificates and reasons allowed), the document's signature permissions (/Perms: DocMDP, UR3) and validation
+# data (/DSS: certificates, OCSP responses); the field stays, its appearance (the seal image, "Digitally signed by …"
+# as the page shows it) as it is, now unsigned.
+_SIGNATURE_KEYS = ("/Name", "/Reason", "/Location", "/ContactInfo", "/M", "/Contents", "/Cert", "/Prop_Build",
+                   "/Prop_AuthTime", "/Prop_AuthType", "/Reference", "/Changes", "/ByteRange")
+_SIGNATURE_TYPES = ("/Sig", "/DocTimeStamp")
 # Actions that run a script, open or send to another file or program, or bring data in: a path names the author's
 # disk and account, a script may hold anything and runs on the reader's machine. A link to a place in the document,
 # a web address, a named step (next page) stays.
@@ -968,10 +978,18 @@ def _active_action(value) -> bool:
     return kind == "/URI" and bool(_LOCAL_URI.match(str(action.get("/URI", ""))))
 
 
+def _is_signature(value) -> bool:
+    """Whether ``value`` (a field's /V, resolved) is a signature dictionary."""
+    from pypdf.generic import DictionaryObject
+
+    return isinstance(value, DictionaryObject) and (value.get("/Type") in _SIGNATURE_TYPES or "/ByteRange" in value)
+
+
 def _pdf_object(obj) -> None:
     """One object of a PDF's copy, and the dictionaries written inside it: the keys above go, an active action goes
-    from where it is attached; a JPEG image (DCTDecode: its stream is the JPEG file) loses its EXIF/XMP segments, as
-    in a .docx."""
+    from where it is attached, a signature goes from its field (and a signature dictionary, reached from anywhere
+    else, is emptied of its signer); a JPEG image (DCTDecode: its stream is the JPEG file) loses its EXIF/XMP
+    segments, as in a .docx."""
     from pypdf.generic import ArrayObject, DictionaryObject, NameObject, StreamObject
 
     todo = [obj]
@@ -983,6 +1001,14 @@ def _pdf_object(obj) -> None:
         for key in _PDF_DROPPED:
             if key in item:
                 del item[NameObject(key)]
+        if "/V" in item and _is_signature(item["/V"]):  # a signature field (or its widget)
+            for key in ("/V", "/Lock", "/SV"):
+                if key in item:
+                    del item[NameObject(key)]
+        if "/ByteRange" in item or item.get("/Type") in _SIGNATURE_TYPES:  # a signature dictionary itself
+            for key in _SIGNATURE_KEYS:
+                if key in item:
+                    del item[NameObject(key)]
         for key in ("/A", "/OpenAction"):
             if key in item and _active_action(item[key]):
                 del item[NameObject(key)]
@@ -1030,18 +1056,18 @@ def _inline_photos(stream, writer) -> None:
         stream.decoded_self = None
 
 
-def _form_values(root) -> bool:
-    """Whether the document's form (AcroForm) holds text typed in or set as a default in any field, or an XFA form
+def _form_fields(root) -> list | None:
+    """The fields of the document's form (AcroForm: its /Fields and their /Kids, each once), or None for an XFA form
     (its XML holds the data wherever it is shown)."""
-    from pypdf.generic import ArrayObject, ByteStringObject, DictionaryObject, TextStringObject
+    from pypdf.generic import ArrayObject, DictionaryObject
 
     form = root.get("/AcroForm")
     form = form.get_object() if form is not None else None
     if not isinstance(form, DictionaryObject):
-        return False
+        return []
     if "/XFA" in form:
-        return True
-    seen, todo = set(), [form.get("/Fields")]
+        return None
+    fields, seen, todo = [], set(), [form.get("/Fields")]
     while todo:
         item = todo.pop()
         if item is None:
@@ -1055,12 +1081,42 @@ def _form_values(root) -> bool:
         if isinstance(item, ArrayObject):
             todo.extend(list.__iter__(item))
         elif isinstance(item, DictionaryObject):
-            for key in ("/V", "/DV"):
-                value = item.get(key)
-                if isinstance(value, (TextStringObject, ByteStringObject)) and str(value).strip():
-                    return True
+            fields.append(item)
             todo.append(item.get("/Kids"))
+    return fields
+
+
+def _form_values(fields: list | None) -> bool:
+    """Whether the form holds text typed in or set as a default in any field (a list box's choices too), or is XFA."""
+    from pypdf.generic import ArrayObject, ByteStringObject, TextStringObject
+
+    if fields is None:
+        return True
+    for field in fields:
+        for key in ("/V", "/DV"):
+            value = field.get(key)
+            value = value.get_object() if value is not None else None
+            values = [v.get_object() for v in value] if isinstance(value, ArrayObject) else [value]
+            if any(isinstance(v, (TextStringObject, ByteStringObject)) and str(v).strip() for v in values):
+                return True
     return False
+
+
+def _fields_renamed(fields: list) -> set[int]:
+    """A form's field names (/T: "王建国电话"), alternate names (/TU: the tooltip a reader shows over the field, read
+    aloud by a screen reader) and export names (/TM) are the author's words no page shows: each field with a name is
+    renamed f1, f2, … (unique, so the fully qualified names are too), the others go. The fields renamed (their ids)."""
+    from pypdf.generic import NameObject, TextStringObject
+
+    renamed = set()
+    for number, field in enumerate(fields, 1):
+        if "/T" in field:
+            field[NameObject("/T")] = TextStringObject(f"f{number}")
+            renamed.add(id(field))
+        for key in ("/TU", "/TM"):
+            if key in field:
+                del field[NameObject(key)]
+    return renamed
 
 
 def _hidden_layers(root) -> bool:
@@ -1118,8 +1174,10 @@ def _pdf(data: bytes) -> bytes:
         root = writer.root_object
         if "/Metadata" in root:  # XMP: the same names again
             del root[NameObject("/Metadata")]
-        if _form_values(root):
+        fields = _form_fields(root)
+        if _form_values(fields):
             raise ValidationFailed(FORM_VALUES, {"file": "含表单内容"})
+        renamed = _fields_renamed(fields)
         if _hidden_layers(root):
             raise ValidationFailed(HIDDEN_LAYERS, {"file": "含隐藏图层"})
         # files carried inside the PDF (a hybrid PDF's whole source document, an attached working file) and the
@@ -1128,6 +1186,13 @@ def _pdf(data: bytes) -> bytes:
         for tree in ("/EmbeddedFiles", "/JavaScript"):
             if names is not None and tree in names.get_object():
                 del names.get_object()[NameObject(tree)]
+        for key in ("/Perms", "/DSS"):  # signatures' permissions and validation data (the signatures go below)
+            if key in root:
+                del root[NameObject(key)]
+        form = root.get("/AcroForm")
+        form = form.get_object() if form is not None else None
+        if isinstance(form, DictionaryObject) and "/SigFlags" in form:  # no signature left to say exists
+            del form[NameObject("/SigFlags")]
         for obj in writer._objects:  # every object of the copy (clone_from copied them all)
             if isinstance(obj, DictionaryObject):
                 _pdf_object(obj)
@@ -1153,8 +1218,11 @@ def _pdf(data: bytes) -> bytes:
                     if subtype in ("/FileAttachment", "/Text", "/Popup", "/Sound") or (
                             subtype != "/Widget" and int(annotation.get("/F", 0) or 0) & _ANNOTATION_HIDDEN):
                         continue
-                    for key in ("/T", "/Popup", "/Subj") + (() if subtype == "/FreeText" else ("/Contents", "/RC")):
-                        if key in annotation:  # a comment's author, subject and, but for text shown on the page, text
+                    for key in ("/T", "/Popup", "/Subj", "/TU", "/TM") + (
+                            () if subtype == "/FreeText" else ("/Contents", "/RC")):
+                        # a comment's author, subject and, but for text shown on the page, text; a widget outside
+                        # the form's tree, its names (a field's were renamed above)
+                        if key in annotation and not (key == "/T" and id(annotation) in renamed):
                             del annotation[NameObject(key)]
                     kept.append(reference)
                 page[NameObject("/Annots")] = ArrayObject(kept)
@@ -1164,7 +1232,8 @@ def _pdf(data: bytes) -> bytes:
         return out.getvalue()
     except ValidationFailed:
         raise
-    except (PyPdfError, ValueError, KeyError, TypeError) as exc:
+    except (PyPdfError, ValueError, KeyError, TypeError, NotImplementedError, AssertionError, RecursionError) as exc:
+        # pypdf's own (an unsupported filter, an assertion on an inline image's layout) as well
         raise _refuse("PDF 文件结构异常，无法去除其中的作者等信息；请重新导出 PDF 后上传。") from exc
 
 
