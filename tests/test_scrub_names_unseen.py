@@ -384,3 +384,113 @@ def test_a_pdf_pypdf_cannot_decode_is_refused_in_chinese_not_a_server_error(worl
     form.update({_name("/Filter"): _name("/Crypt"), _name("/DecodeParms"): crypt})
     page[_name("/Resources")][_name("/XObject")] = DictionaryObject({_name("/X0"): writer._add_object(form)})
     _refused(world, client, login, "公开版.pdf", _written(writer), "PDF 文件结构异常")
+
+
+# --- PDF: a JPEG behind other filters -----------------------------------------------------------------------------
+
+def _encoded(jpeg: bytes, chain: tuple[str, ...]) -> bytes:
+    """``jpeg`` written through ``chain`` (the filters a reader undoes, in its order; DCT last)."""
+    import base64
+    import zlib
+
+    data = jpeg
+    for name in reversed(chain[:-1]):
+        if name in ("/Fl", "/FlateDecode"):
+            data = zlib.compress(data)
+        elif name in ("/AHx", "/ASCIIHexDecode"):
+            data = data.hex().encode() + b">"
+        elif name in ("/A85", "/ASCII85Decode"):
+            data = base64.a85encode(data) + b"~>"
+    return data
+
+
+def _undone(data: bytes, filters: list) -> bytes:
+    """An inline JPEG's data with its filters but DCT undone (a reader's view of the JPEG file)."""
+    import base64
+    import zlib
+
+    for name in filters[:-1]:
+        if name in ("/Fl", "/FlateDecode"):
+            data = zlib.decompress(data)
+        elif name in ("/AHx", "/ASCIIHexDecode"):
+            data = bytes.fromhex(data.rstrip(b">").decode())
+        elif name in ("/A85", "/ASCII85Decode"):
+            data = base64.a85decode(data.rstrip().removesuffix(b"~>"))
+    return data
+
+
+def _inline_photos(public: bytes) -> list[tuple[list, bytes]]:
+    """The inline images of the PDF's page: their filters and their data."""
+    from pypdf import PdfReader
+    from pypdf.generic import ContentStream
+
+    reader = PdfReader(io.BytesIO(public))
+    operations = ContentStream(reader.pages[0].get_contents(), reader).operations
+    found = []
+    for operands, operator in operations:
+        if operator == b"INLINE IMAGE":
+            settings = operands["settings"]
+            filters = settings.get("/F", settings.get("/Filter"))
+            found.append((list(filters) if isinstance(filters, list) else [filters], operands["data"]))
+    return found
+
+
+@pytest.mark.parametrize("chain", [("/Fl", "/DCT"), ("/AHx", "/DCT"), ("/A85", "/Fl", "/DCT"),
+                                   ("/FlateDecode", "/DCTDecode")])
+def test_a_pdfs_inline_jpeg_behind_other_filters_loses_its_exif(world, client, chain):
+    """An inline JPEG compressed again or ASCII-encoded ([/Fl /DCT]) holds the same EXIF; the public copy writes the
+    JPEG without it, as the JPEG it is (/DCT alone), its pixels as they were."""
+    from tests.test_scrub_hidden_content import JPEG
+
+    _name, _opened, _text_pdf, _written = _pdf_parts()
+    key = "/Filter" if chain[0].endswith("Decode") else "/F"
+    inline = (f"q 16 0 0 8 100 20 cm BI /W 1 /H 1 /CS /RGB /BPC 8 {key} [{' '.join(chain)}] ID ".encode()
+              + _encoded(JPEG, chain) + b" EI Q")
+    writer, _page = _text_pdf(inline)
+    data = _written(writer)
+    [(filters, encoded)] = _inline_photos(data)
+    assert b"zhangwei" not in encoded and b"zhangwei" in _undone(encoded, filters)  # behind the filters
+    public = _public_copy(world, client, "公开版.pdf", data)
+    [(filters, photo)] = _inline_photos(public)
+    assert b"zhangwei" not in _undone(photo, filters) and b"Exif" not in _undone(photo, filters)
+    assert filters == ["/DCT"] and photo.startswith(b"\xff\xd8\xff\xe0") and photo.endswith(JPEG[-12:])
+    assert _opened(public).pages[0].extract_text().strip() == "Public text"
+
+
+def test_a_pdfs_jpeg_image_behind_other_filters_loses_its_exif():
+    """The same for an image object ([/FlateDecode /DCTDecode]): written as the JPEG it is, pixels as they were."""
+    import zlib
+
+    from PIL import Image
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import ArrayObject, NameObject
+    from tests.test_scrub_hidden_content import _pdf_with_photo
+
+    data, jpeg = _pdf_with_photo()
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
+    image = writer.pages[0]["/Resources"]["/XObject"]["/Im0"].get_object()
+    image._data = zlib.compress(jpeg)
+    image[NameObject("/Filter")] = ArrayObject([NameObject("/FlateDecode"), NameObject("/DCTDecode")])
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    public = scrub.scrubbed("pdf", buffer.getvalue())
+    image = PdfReader(io.BytesIO(public), strict=True).pages[0]["/Resources"]["/XObject"]["/Im0"].get_object()
+    assert b"zhangwei" not in image.get_data() and b"Exif" not in image.get_data()  # the JPEG file a reader gets
+    assert image["/Filter"] == "/DCTDecode" and image._data.endswith(jpeg[-200:])
+    photo = Image.open(io.BytesIO(image._data))
+    photo.load()
+    assert photo.size == (16, 8) and not photo.getexif()
+
+
+@pytest.mark.parametrize("inline", [
+    b"BI /W 1 /H 1 /CS /G /BPC 8 /F [/Fl /DCT] ID not deflate data EI",
+    b"BI /W 1 /H 1 /CS /G /BPC 8 /F [/CCF /DCT] ID \xff\xd8\xff\xe1 EI",
+])
+def test_a_pdfs_jpeg_behind_filters_not_undone_is_refused_in_chinese(world, client, login, inline):
+    """A JPEG whose other filters cannot be undone (broken data, a filter a JPEG is never written through) could keep
+    its EXIF: refused (422, in Chinese), nothing stored."""
+    from tests.test_scrub_hidden_content import _refused
+
+    _name, _opened, _text_pdf, _written = _pdf_parts()
+    writer, _page = _text_pdf(b"q 16 0 0 8 100 20 cm " + inline + b" Q")
+    _refused(world, client, login, "公开版.pdf", _written(writer), "拍摄信息")

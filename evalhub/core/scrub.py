@@ -35,6 +35,7 @@ import html
 import io
 import re
 import zipfile
+import zlib
 from typing import Iterator
 
 from evalhub.core.errors import ValidationFailed
@@ -741,8 +742,14 @@ def _story(content: bytes, bookmarks: _Bookmarks) -> bytes:
 def _jpeg(data: bytes) -> bytes:
     """A JPEG without its EXIF/XMP (APP1), Photoshop/IPTC (APP13) and comment segments; the image data is
     copied byte for byte. Anything not laid out as expected is returned as it is."""
+    stripped = _jpeg_stripped(data)
+    return data if stripped is None else stripped
+
+
+def _jpeg_stripped(data: bytes) -> bytes | None:
+    """``_jpeg``'s copy, or None when ``data`` is not laid out as a JPEG."""
     if not data.startswith(b"\xff\xd8"):
-        return data
+        return None
     out, at = [data[:2]], 2
     while at + 4 <= len(data) and data[at] == 0xFF:
         marker = data[at + 1]
@@ -751,11 +758,11 @@ def _jpeg(data: bytes) -> bytes:
             return b"".join(out)
         length = int.from_bytes(data[at + 2:at + 4], "big")
         if length < 2 or at + 2 + length > len(data):
-            return data
+            return None
         if marker not in (0xE1, 0xED, 0xFE):
             out.append(data[at:at + 2 + length])
         at += 2 + length
-    return data
+    return None
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -960,6 +967,8 @@ _PDF_ACTIVE = {"/JavaScript", "/Launch", "/GoToR", "/GoToE", "/SubmitForm", "/Im
 _LOCAL_URI = re.compile(r"\s*(?:file:|[A-Za-z]:[\\/]|\\\\|//)", re.I)
 FORM_VALUES = ("PDF 中有可填写的表单（表单域），其中填写的内容和默认值会随文件一起公开，不一定显示在页面上（隐藏的表单域也在）。"
                "请在 PDF 编辑器中“拼合表单”（或打印为新的 PDF）后再上传。")
+PHOTO_ENCODING = ("PDF 中有照片（JPEG 图片）的编码无法读取，无法去除其中的拍摄信息（EXIF：相机、拍摄者、地点等）。请重新导出 PDF"
+                  "（或打印为新的 PDF）后再上传。")
 HIDDEN_LAYERS = ("PDF 中有隐藏的图层（可选内容）：隐藏图层里的文字和图片页面上看不到，但仍保存在文件里，在“图层”面板中打开即可"
                  "看到。请删除隐藏的图层（或全部显示、确认后打印为新的 PDF）再上传。")
 _ANNOTATION_HIDDEN = 2 | 32  # the annotation flags Hidden and NoView
@@ -988,8 +997,8 @@ def _is_signature(value) -> bool:
 def _pdf_object(obj) -> None:
     """One object of a PDF's copy, and the dictionaries written inside it: the keys above go, an active action goes
     from where it is attached, a signature goes from its field (and a signature dictionary, reached from anywhere
-    else, is emptied of its signer); a JPEG image (DCTDecode: its stream is the JPEG file) loses its EXIF/XMP
-    segments, as in a .docx."""
+    else, is emptied of its signer); a JPEG image (DCTDecode, maybe behind other filters: the JPEG file) loses its
+    EXIF/XMP segments, as in a .docx."""
     from pypdf.generic import ArrayObject, DictionaryObject, NameObject, StreamObject
 
     todo = [obj]
@@ -1021,17 +1030,83 @@ def _pdf_object(obj) -> None:
                 del item[NameObject("/Next")]
         todo.extend(v for v in dict.values(item) if isinstance(v, (DictionaryObject, ArrayObject)))
     if isinstance(obj, StreamObject) and obj.get("/Subtype") == "/Image":
-        filters = obj.get("/Filter")
-        filters = list(filters) if isinstance(filters, list) else [filters]
-        if filters == ["/DCTDecode"]:
+        filters = _filter_names(obj.get("/Filter"))
+        if filters and filters[-1] in _DCT:
             # the raw bytes (set_data refuses a filter other than Flate); /Length is written from them
-            obj._data = _jpeg(obj._data)
+            obj._data, parameters = _photo(obj._data, filters, obj.get("/DecodeParms"))
             obj.decoded_self = None
+            if len(filters) > 1:  # written as the JPEG file it is
+                obj[NameObject("/Filter")] = NameObject("/DCTDecode")
+                if parameters is None:
+                    obj.pop(NameObject("/DecodeParms"), None)
+                else:
+                    obj[NameObject("/DecodeParms")] = parameters
 
 
-def _inline_photos(stream, writer) -> None:
-    """A content stream's inline images (BI … ID … EI) in JPEG (/DCT) lose their EXIF/XMP as the others do; the
-    stream is parsed and written again only when it holds one."""
+# A JPEG written through other filters first ([/FlateDecode /DCTDecode]: compressed again, or ASCII-encoded) holds its
+# EXIF as any other: the filters before DCTDecode are undone (inflating within a bound) and the JPEG written as it is,
+# with DCTDecode alone. A filter not undone here, data they cannot undo or that is no JPEG then, is refused: what it
+# holds cannot be told.
+_INFLATED_MAX_BYTES = 50 * 1024 * 1024  # what one photo may inflate to (a chart's workbook's bound)
+_DCT = ("/DCTDecode", "/DCT")
+_UNDONE_FILTERS = {"/FlateDecode": "flate", "/Fl": "flate", "/ASCIIHexDecode": "hex", "/AHx": "hex",
+                   "/ASCII85Decode": "a85", "/A85": "a85", "/LZWDecode": "lzw", "/LZW": "lzw",
+                   "/RunLengthDecode": "rl", "/RL": "rl"}
+
+
+def _filter_names(filters) -> list:
+    from pypdf.generic import ArrayObject
+
+    filters = filters.get_object() if filters is not None else None
+    if filters is None:
+        return []
+    return [f.get_object() for f in filters] if isinstance(filters, ArrayObject) else [filters]
+
+
+def _photo(data: bytes, filters: list, parameters):
+    """A JPEG image's data (``filters`` ending in DCTDecode) without its EXIF, written with DCTDecode alone; and the
+    decode parameters left for DCTDecode (None: none)."""
+    from pypdf.filters import ASCII85Decode, ASCIIHexDecode, LZWDecode, RunLengthDecode
+    from pypdf.generic import ArrayObject, DictionaryObject
+
+    if len(filters) == 1:  # the JPEG file itself: as a .docx's photos, copied as it is if not laid out as expected
+        return _jpeg(data), None
+    parameters = parameters.get_object() if parameters is not None else None
+    parameters = [p.get_object() for p in parameters] if isinstance(parameters, ArrayObject) else []
+    parameters = [p if isinstance(p, DictionaryObject) else DictionaryObject() for p in parameters]
+    parameters += [DictionaryObject()] * (len(filters) - len(parameters))
+    try:
+        for name, given in zip(filters[:-1], parameters):
+            kind = _UNDONE_FILTERS.get(name)
+            if kind is None or int(given["/Predictor"] if "/Predictor" in given else 1) > 1:  # for samples only
+                raise ValidationFailed(PHOTO_ENCODING, {"file": "图片编码无法读取"})
+            if kind == "flate":  # strictly: pypdf's FlateDecode recovers what it can from broken data
+                inflater = zlib.decompressobj()
+                data = inflater.decompress(data, _INFLATED_MAX_BYTES)
+                if inflater.unconsumed_tail or not inflater.eof:
+                    raise ValidationFailed(PHOTO_ENCODING, {"file": "图片编码无法读取"})
+            elif kind == "lzw":
+                data = LZWDecode.decode(data, given)
+            elif kind == "hex":
+                data = ASCIIHexDecode.decode(data)
+            elif kind == "a85":
+                data = ASCII85Decode.decode(data)
+            else:
+                data = RunLengthDecode.decode(data)
+    except ValidationFailed:
+        raise
+    except Exception as exc:  # noqa: BLE001 — zlib's, pypdf's and the decoders' many ways of saying "broken"
+        raise ValidationFailed(PHOTO_ENCODING, {"file": "图片编码无法读取"}) from exc
+    photo = _jpeg_stripped(bytes(data))
+    if photo is None:
+        raise ValidationFailed(PHOTO_ENCODING, {"file": "图片编码无法读取"})
+    own = parameters[len(filters) - 1]
+    return photo, (own if len(own) else None)
+
+
+def _content_stream(stream, writer) -> None:
+    """A content stream's inline images (BI … ID … EI) in JPEG (/DCT, maybe behind other filters) lose their EXIF/XMP
+    as the others do; the stream is parsed and written again only when it holds one."""
     from pypdf.generic import ContentStream, NameObject
 
     data = stream.get_data()  # inflated within pypdf's bound on a stream's size
@@ -1042,12 +1117,19 @@ def _inline_photos(stream, writer) -> None:
     changed = False
     for operands, operator in content.operations:
         if operator == b"INLINE IMAGE":
-            filters = operands["settings"].get("/F", operands["settings"].get("/Filter"))
-            filters = list(filters) if isinstance(filters, list) else [filters]
-            if filters in (["/DCT"], ["/DCTDecode"]):
-                photo = _jpeg(operands["data"])
-                changed = changed or photo != operands["data"]
+            settings = operands["settings"]
+            key = "/F" if "/F" in settings else "/Filter"
+            filters = _filter_names(settings.get(key))
+            if filters and filters[-1] in _DCT:
+                parameters_key = "/DP" if "/DP" in settings else "/DecodeParms"
+                photo, parameters = _photo(operands["data"], filters, settings.get(parameters_key))
+                changed = changed or photo != operands["data"] or len(filters) > 1
                 operands["data"] = photo
+                if len(filters) > 1:  # written as the JPEG file it is
+                    settings[NameObject(key)] = NameObject("/DCT")
+                    settings.pop(NameObject(parameters_key), None)
+                    if parameters is not None:
+                        settings[NameObject(parameters_key)] = parameters
     if changed:  # written unfiltered: /Length from the data
         for key in ("/Filter", "/DecodeParms"):
             if key in stream:
@@ -1198,13 +1280,13 @@ def _pdf(data: bytes) -> bytes:
                 _pdf_object(obj)
         for obj in list(writer._objects):  # the content streams drawing inline images: pages' and forms'
             if isinstance(obj, StreamObject) and obj.get("/Subtype") == "/Form":
-                _inline_photos(obj, writer)
+                _content_stream(obj, writer)
         for page in writer.pages:
             contents = page.get("/Contents")
             contents = contents.get_object() if contents is not None else None
             for stream in (contents if isinstance(contents, ArrayObject) else [contents]):
                 if stream is not None and isinstance(stream.get_object(), StreamObject):
-                    _inline_photos(stream.get_object(), writer)
+                    _content_stream(stream.get_object(), writer)
             annotations = page.get("/Annots")
             if annotations is not None:
                 kept = []
