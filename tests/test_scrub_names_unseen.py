@@ -386,6 +386,64 @@ def test_a_pdf_pypdf_cannot_decode_is_refused_in_chinese_not_a_server_error(worl
     _refused(world, client, login, "公开版.pdf", _written(writer), "PDF 文件结构异常")
 
 
+# --- PDF: accessibility text (/Alt, /ActualText) ------------------------------------------------------------------
+
+def _utf16(text: str) -> bytes:
+    return b"<FEFF" + text.encode("utf-16-be").hex().upper().encode() + b">"
+
+
+def _tagged_pdf() -> bytes:
+    """A tagged page: "Public text", then a black box over where a name was, its marked content's /ActualText holding
+    the name; a figure whose /Alt describes what it shows; a span's /E and a title (/T) on the structure; a property
+    list in the resources (/Properties) with an /ActualText, used by name."""
+    from pypdf.generic import ArrayObject, DictionaryObject, NumberObject, TextStringObject
+
+    _name, _opened, _text_pdf, _written = _pdf_parts()
+    writer, page = _text_pdf(
+        b"/Span <</MCID 0 /ActualText " + _utf16("王建国") + b" /E (Wang Jianguo)>> BDC q 0 g 20 100 60 14 re f Q EMC "
+        b"/Figure <</MCID 1 /Alt " + _utf16("刘芳的签名") + b">> BDC q 0.5 g 20 60 40 20 re f Q EMC "
+        b"/Span /MC0 BDC EMC /Note <</ActualText (zhangwei)>> DP")
+    page[_name("/Resources")][_name("/Properties")] = DictionaryObject({_name("/MC0"): DictionaryObject({
+        _name("/ActualText"): TextStringObject("赵敏 13700001111")})})
+    root = writer._add_object(DictionaryObject({_name("/Type"): _name("/StructTreeRoot")}))
+    span = writer._add_object(DictionaryObject({
+        _name("/Type"): _name("/StructElem"), _name("/S"): _name("/Span"), _name("/P"): root, _name("/Pg"): page
+        .indirect_reference, _name("/K"): NumberObject(0), _name("/ActualText"): TextStringObject("王建国"),
+        _name("/E"): TextStringObject("王建国 (Wang Jianguo)"), _name("/T"): TextStringObject("刘芳删改处")}))
+    figure = writer._add_object(DictionaryObject({
+        _name("/S"): _name("/Figure"), _name("/P"): root, _name("/Pg"): page.indirect_reference,
+        _name("/K"): NumberObject(1), _name("/Alt"): TextStringObject("刘芳的签名 13700001111")}))
+    root.get_object()[_name("/K")] = ArrayObject([span, figure])
+    writer.root_object[_name("/StructTreeRoot")] = root
+    writer.root_object[_name("/MarkInfo")] = DictionaryObject({_name("/Marked"): _name("/true")})
+    return _written(writer)
+
+
+def test_a_pdfs_accessibility_text_goes_and_its_structure_stays(world, client):
+    """/ActualText over a black box may hold the very name the box covers, a figure's /Alt what a photo shows (Office
+    writes one for every picture, reading the text in it): on the structure and in the page's marked content, written
+    in place or in the resources. They go; the structure, the marked content and the page's text stay."""
+    from pypdf.generic import ContentStream
+    from tests.test_scrub_hidden_content import _pdf_holds
+
+    _name, _opened, _text_pdf, _written = _pdf_parts()
+    data = _tagged_pdf()
+    needles = ("王建国", "刘芳", "赵敏", "Wang Jianguo", "zhangwei")
+    assert all(_pdf_holds(data, n) for n in needles)
+    public = _public_copy(world, client, "公开版.pdf", data)
+    assert not [n for n in needles if _pdf_holds(public, n)]
+    assert b"/ActualText" not in public and b"/Alt" not in public
+    reader = _opened(public)
+    assert reader.pages[0].extract_text().strip() == "Public text"
+    structure = reader.trailer["/Root"]["/StructTreeRoot"]
+    assert [e.get_object()["/S"] for e in structure["/K"]] == ["/Span", "/Figure"]
+    operations = ContentStream(reader.pages[0].get_contents(), reader).operations
+    marked = [(operator, operands[1]) for operands, operator in operations if operator in (b"BDC", b"DP")]
+    assert [(operator, dict(properties) if isinstance(properties, dict) else properties)
+            for operator, properties in marked] == [(b"BDC", {"/MCID": 0}), (b"BDC", {"/MCID": 1}), (b"BDC", "/MC0"),
+                                                    (b"DP", {})]
+
+
 # --- PDF: a JPEG behind other filters -----------------------------------------------------------------------------
 
 def _encoded(jpeg: bytes, chain: tuple[str, ...]) -> bytes:

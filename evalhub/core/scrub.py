@@ -947,8 +947,15 @@ def _docx(data: bytes, depth: int = 0) -> bytes:
 # camera), files associated with any object (/AF, PDF 2.0 and PDF/A-3: a page or an annotation may carry the working
 # file) and a file specification's embedded file (/EF), a page's thumbnail (/Thumb: drawn when the page was saved by
 # the tool that made it, perhaps before the names were blacked out), and actions run on an event rather than a click
-# (/AA: on opening a page, on focusing a field — where a form's scripts sit).
-_PDF_DROPPED = ("/PieceInfo", "/Metadata", "/AF", "/EF", "/Thumb", "/AA")
+# (/AA: on opening a page, on focusing a field — where a form's scripts sit). And the accessibility text: a figure's
+# alternate description (/Alt) and the text standing for content (/ActualText), on a structure element or a marked-
+# content property list. A screen reader reads them, no page shows them, and they may say what was blacked out: an
+# /ActualText over a black box holding the name it covers, Office's automatic description of a photo reading the
+# text in it. The visible text and the structure stay (a screen reader reads the page's text; a figure goes without
+# its description).
+_PDF_DROPPED = ("/PieceInfo", "/Metadata", "/AF", "/EF", "/Thumb", "/AA", "/Alt", "/ActualText")
+# a structure element's expansion of an abbreviation (/E) and its title (/T): the author's words too
+_STRUCTURE_DROPPED = ("/E", "/T")
 # A signature (a field's /V: a signature dictionary) names the signer — /Name, /Reason, /Location, /ContactInfo, /M, and
 # the certificate in /Contents (name, organisation, often an e-mail or an ID number) —, and the public copy's signature
 # is broken anyway: the copy is written anew, so the bytes it signed are gone and a reader would show 签名无效 (as if
@@ -1010,6 +1017,10 @@ def _pdf_object(obj) -> None:
         for key in _PDF_DROPPED:
             if key in item:
                 del item[NameObject(key)]
+        if "/S" in item and "/P" in item and "/Subtype" not in item:  # a structure element
+            for key in _STRUCTURE_DROPPED:
+                if key in item:
+                    del item[NameObject(key)]
         if "/V" in item and _is_signature(item["/V"]):  # a signature field (or its widget)
             for key in ("/V", "/Lock", "/SV"):
                 if key in item:
@@ -1104,14 +1115,22 @@ def _photo(data: bytes, filters: list, parameters):
     return photo, (own if len(own) else None)
 
 
+# In a content stream, a marked-content property list written in place (/Span <</ActualText (…)>> BDC) carries the
+# accessibility text above as the structure does; any key written with a #-escape is found too.
+_MARKED_TEXT = re.compile(rb"/(?:ActualText|Alt|E)\s*[(<]|/[^\s/<>()\[\]{}%]*#[0-9A-Fa-f]{2}")
+_MARKED_DROPPED = ("/ActualText", "/Alt", "/E")
+
+
 def _content_stream(stream, writer) -> None:
     """A content stream's inline images (BI … ID … EI) in JPEG (/DCT, maybe behind other filters) lose their EXIF/XMP
-    as the others do; the stream is parsed and written again only when it holds one."""
-    from pypdf.generic import ContentStream, NameObject
+    as the others do, its marked content its accessibility text; the stream is parsed and written again only when
+    it holds one or the other."""
+    from pypdf.generic import ContentStream, DictionaryObject, NameObject
 
     data = stream.get_data()  # inflated within pypdf's bound on a stream's size
     stream.decoded_self = None  # not kept: one page's content in memory at a time
-    if b"ID" not in data or b"/DCT" not in data:
+    photos = b"ID" in data and b"/DCT" in data
+    if not photos and not _MARKED_TEXT.search(data):
         return
     content = ContentStream(stream, writer)
     changed = False
@@ -1130,6 +1149,11 @@ def _content_stream(stream, writer) -> None:
                     settings.pop(NameObject(parameters_key), None)
                     if parameters is not None:
                         settings[NameObject(parameters_key)] = parameters
+        elif operator in (b"BDC", b"DP") and len(operands) > 1 and isinstance(operands[1], DictionaryObject):
+            for key in _MARKED_DROPPED:
+                if key in operands[1]:
+                    del operands[1][NameObject(key)]
+                    changed = True
     if changed:  # written unfiltered: /Length from the data
         for key in ("/Filter", "/DecodeParms"):
             if key in stream:
