@@ -10,12 +10,18 @@ properties; the people list) — the body's XML is never parsed here (it may be 
 only in a child with limits), only its revision and comment author attributes are blanked by a byte pattern.
 Word fields other than those the layout needs live (page numbers, the table of contents, cross-references, web links)
 are unlinked to the result the page shows (their instructions name paths and accounts, keep text not shown); the
-glossary document (building blocks, AutoText) and the package thumbnail of the first page go.
+glossary document (building blocks, AutoText) and the package thumbnail of the first page go; custom XML data parts
+are emptied (whatever their name). The names an author gives where no page shows them, in the same one pass over a
+part's tags: bookmarks are renamed _bm1, _bm2, … with every reference to them (Word's own _Toc…/_Ref…/_GoBack
+stay), content controls lose their titles, tags, placeholders, data bindings and drop-down choices, links their
+screen tips.
 .pdf: pypdf drops the document information dictionary, the XMP metadata (of any object), applications' private
 data (/PieceInfo), files associated with any object, page thumbnails, scripts and actions reaching outside the
-document, annotations hidden from view and the authors of annotations; only the objects still reached from the
-catalog are written (pypdf would write what was cut off too). The upload must have passed ``files.check_upload``
-first (type, size, zip limits).
+document, annotations hidden from view and the authors of annotations, accessibility text (/Alt, /ActualText, on the
+structure and in the pages' marked content), digital signatures (the signer, the certificate; the copy's signature
+would be broken anyway: the field stays unsigned, its appearance as it is); an empty form's fields are renamed f1,
+f2, … and lose their tooltips; only the objects still reached from the catalog are written (pypdf would write what
+was cut off too). The upload must have passed ``files.check_upload`` first (type, size, zip limits).
 
 Some of what a document carries unseen is content, not metadata, and only the clerk can decide it: text deleted
 with 修订 on (Word keeps it, shown again by one click), text formatted hidden (字体 › 隐藏, likewise), comments
@@ -26,8 +32,14 @@ saved data), a PDF form's values, a PDF's hidden layers. A file holding any of t
 Word or the PDF editor; a PDF's sticky notes and the texts of its other comments go. A Word chart's
 workbook stays when it holds the chart's one sheet of figures and nothing else (another sheet or a comment is
 refused), cleaned as a package of its own; an equation object stays. Photos, in a .docx or a PDF
-(JPEG, as an object or inline in a page's content), keep their pixels but lose their EXIF (the camera's owner, the
-place) and their text chunks.
+(JPEG, as an object or inline in a page's content, written as it is or behind other filters), keep their pixels but
+lose their EXIF (the camera's owner, the place) and their text chunks.
+
+Not seen here: what is drawn over. Text covered by a black box (drawn in Word, or as a rectangle over the text in a
+PDF) or black-highlighted stays in the file under the box, copied out with a mouse; only a PDF's redaction marks not
+yet applied are recognised (refused, above). The clerk redacts with a tool that removes the text (the PDF editor's
+应用密文, or deleting the text in Word before exporting); telling a box over text from a design needs the page's
+geometry, which this module does not read.
 """
 from __future__ import annotations
 
