@@ -459,12 +459,11 @@ class _Bookmarks:
         return renamed
 
 
-def _renamed(edits: list, bookmarks: _Bookmarks, word: re.Match, group: int, start: int = 0, end: int | None = None):
-    """The bookmark name ``word`` holds (its ``group``, [start:end] of it) renamed in ``edits`` if it changes."""
-    name = word.group(group)[start:end]
+def _renamed(edits: list, bookmarks: _Bookmarks, name: str, at: int) -> None:
+    """The bookmark ``name`` (written at ``at``) renamed in ``edits`` if it changes."""
     renamed = bookmarks(name)
     if renamed != name:
-        edits.append((word.start(group) + start, word.start(group) + start + len(name), renamed))
+        edits.append((at, at + len(name), renamed))
 
 
 def _live_instruction(instruction: str, words: list[re.Match], keyword: str, bookmarks: _Bookmarks) -> str | None:
@@ -473,14 +472,14 @@ def _live_instruction(instruction: str, words: list[re.Match], keyword: str, boo
     edits: list[tuple[int, int, str]] = []  # (start, end, new text), only where it changes
     if keyword in _REFERENCES:
         if len(words) > 1 and words[1].lastindex != 2:
-            _renamed(edits, bookmarks, words[1], words[1].lastindex)
+            _renamed(edits, bookmarks, words[1].group(words[1].lastindex), words[1].start(words[1].lastindex))
     elif keyword.startswith("="):  # the names an expression reads, up to its first switch (\# "0.00")
         for word in words:
             if word.lastindex == 2:
                 break
             if word.lastindex == 3:  # functions, cells and ABOVE are never renamed (``_Bookmarks``)
-                for name in _FORMULA_NAME.finditer(word.group(3)):
-                    _renamed(edits, bookmarks, word, 3, name.start(), name.end())
+                for name in _FORMULA_NAME.finditer(instruction, word.start(3), word.end(3)):
+                    _renamed(edits, bookmarks, name.group(), name.start())
     elif keyword in _BOOKMARK_ARGUMENT:
         for at, word in enumerate(words):
             if word.lastindex != 2:
@@ -488,7 +487,7 @@ def _live_instruction(instruction: str, words: list[re.Match], keyword: str, boo
             switch = word.group(2).lower()
             argument = words[at + 1] if at + 1 < len(words) and words[at + 1].lastindex != 2 else None
             if switch == _BOOKMARK_ARGUMENT[keyword] and argument is not None:
-                _renamed(edits, bookmarks, argument, argument.lastindex)
+                _renamed(edits, bookmarks, argument.group(argument.lastindex), argument.start(argument.lastindex))
             elif switch == "\\o" and keyword == "HYPERLINK":  # with the space before it
                 start = word.start()
                 while start > 0 and instruction[start - 1] == " ":
