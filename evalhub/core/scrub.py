@@ -10,12 +10,18 @@ properties; the people list) — the body's XML is never parsed here (it may be 
 only in a child with limits), only its revision and comment author attributes are blanked by a byte pattern.
 Word fields other than those the layout needs live (page numbers, the table of contents, cross-references, web links)
 are unlinked to the result the page shows (their instructions name paths and accounts, keep text not shown); the
-glossary document (building blocks, AutoText) and the package thumbnail of the first page go.
+glossary document (building blocks, AutoText) and the package thumbnail of the first page go; custom XML data parts
+are emptied (whatever their name). The names an author gives where no page shows them, in the same one pass over a
+part's tags: bookmarks are renamed _bm1, _bm2, … with every reference to them (Word's own _Toc…/_Ref…/_GoBack
+stay), content controls lose their titles, tags, placeholders, data bindings and drop-down choices, links their
+screen tips.
 .pdf: pypdf drops the document information dictionary, the XMP metadata (of any object), applications' private
 data (/PieceInfo), files associated with any object, page thumbnails, scripts and actions reaching outside the
-document, annotations hidden from view and the authors of annotations; only the objects still reached from the
-catalog are written (pypdf would write what was cut off too). The upload must have passed ``files.check_upload``
-first (type, size, zip limits).
+document, annotations hidden from view and the authors of annotations, accessibility text (/Alt, /ActualText, on the
+structure and in the pages' marked content), digital signatures (the signer, the certificate; the copy's signature
+would be broken anyway: the field stays unsigned, its appearance as it is); an empty form's fields are renamed f1,
+f2, … and lose their tooltips; only the objects still reached from the catalog are written (pypdf would write what
+was cut off too). The upload must have passed ``files.check_upload`` first (type, size, zip limits).
 
 Some of what a document carries unseen is content, not metadata, and only the clerk can decide it: text deleted
 with 修订 on (Word keeps it, shown again by one click), text formatted hidden (字体 › 隐藏, likewise), comments
@@ -26,8 +32,14 @@ saved data), a PDF form's values, a PDF's hidden layers. A file holding any of t
 Word or the PDF editor; a PDF's sticky notes and the texts of its other comments go. A Word chart's
 workbook stays when it holds the chart's one sheet of figures and nothing else (another sheet or a comment is
 refused), cleaned as a package of its own; an equation object stays. Photos, in a .docx or a PDF
-(JPEG, as an object or inline in a page's content), keep their pixels but lose their EXIF (the camera's owner, the
-place) and their text chunks.
+(JPEG, as an object or inline in a page's content, written as it is or behind other filters), keep their pixels but
+lose their EXIF (the camera's owner, the place) and their text chunks.
+
+Not seen here: what is drawn over. Text covered by a black box (drawn in Word, or as a rectangle over the text in a
+PDF) or black-highlighted stays in the file under the box, copied out with a mouse; only a PDF's redaction marks not
+yet applied are recognised (refused, above). The clerk redacts with a tool that removes the text (the PDF editor's
+应用密文, or deleting the text in Word before exporting); telling a box over text from a design needs the page's
+geometry, which this module does not read.
 """
 from __future__ import annotations
 
@@ -35,6 +47,7 @@ import html
 import io
 import re
 import zipfile
+import zlib
 from typing import Iterator
 
 from evalhub.core.errors import ValidationFailed
@@ -46,6 +59,7 @@ _CORE_KEPT = {"{http://purl.org/dc/terms/}created", "{http://purl.org/dc/terms/}
 _APP_DROPPED = {"Company", "Manager", "HyperlinkBase", "Template"}
 # w:author / w:initials on tracked changes and comments; w15:author, userId, providerId in word/people.xml
 _AUTHOR_ATTRIBUTE = re.compile(rb'\b((?:w|w15|w16cid):(?:author|initials|userId|providerId))="[^"<>]*"')
+_AUTHOR_NAMES = (b":author=", b":initials=", b":userId=", b":providerId=")
 _METADATA_LIMIT = 1024 * 1024  # a properties part is a few KB; a larger one is not parsed in-process
 
 
@@ -92,12 +106,14 @@ def _custom(data: bytes) -> bytes:
 
 def _custom_xml(data: bytes) -> bytes:
     """A custom XML data part (customXml/itemN.xml: fields a document library or an OA system binds to the file —
-    author, reviewer, phone): emptied to its root element, which its relationships and schema reference name."""
+    author, reviewer, phone): emptied to its root element, which its relationships and schema reference name — its
+    own namespace only (the other prefixes declared on it name other schemas: they go too)."""
     from lxml import etree
 
     root = etree.fromstring(data, _xml_parser())
-    root.clear()
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
+    namespace = etree.QName(root).namespace
+    empty = etree.Element(root.tag, nsmap={root.prefix: namespace} if namespace else None)
+    return etree.tostring(empty, xml_declaration=True, encoding="UTF-8", standalone=True)
 
 
 # An external target on the author's own disk or network share (an attached template, a linked workbook):
@@ -171,7 +187,12 @@ def _refuse_active_content(name: str, content: bytes) -> None:
 
 
 _DOCX_PARTS = {"docProps/core.xml": _core, "docProps/app.xml": _app, "docProps/custom.xml": _custom}
-_CUSTOM_XML_ITEM = re.compile(r"customXml/item\d+\.xml")
+# Custom XML data parts: Word keeps them in customXml/itemN.xml, but a part is one by its relationship's type, whatever
+# its name (OPC part names ignore case, another tool may name it otherwise or put it elsewhere): every part named by a
+# customXml relationship, and every XML part under customXml/ but their properties (itemProps: an id and the schemas)
+# and relationships, is emptied (``_custom_xml``).
+_CUSTOM_XML_RELATIONSHIP = re.compile(rb'\bType\s*=\s*"[^"<>]*/customXml"')
+_CUSTOM_XML_FOLDER = re.compile(r"customxml/(?!_rels/|itemprops)[^/]+\.xml", re.I)
 # A tracked deletion (text or a paragraph mark) and a comment, by their elements: the body is not parsed here.
 _TRACKED_DELETION = re.compile(rb"<w:del[\s/>]")
 _COMMENT = re.compile(rb"<w:comment[\s/>]")
@@ -302,9 +323,12 @@ def _hidden_styles(parts: list[bytes]) -> tuple[set[bytes], bool]:
 
 
 def _has_hidden_text(content: bytes, hidden_styles: set[bytes]) -> bool:
-    content = _without(content, _FORMER)
+    if b"PrChange" in content:  # a passage over every tag only where there is a former formatting to take out
+        content = _without(content, _FORMER)
     if hidden_styles and any(_val(m.group(1)) in hidden_styles for m in _STYLE_USED.finditer(content)):
         return True
+    if b"anish" not in content:  # neither vanish nor specVanish: no passage over every paragraph's properties
+        return False
     return any(_hidden(m.group(0)) for m in _VANISH.finditer(_without(content, _PARAGRAPH)))
 
 
@@ -324,42 +348,200 @@ def _refuse_hidden_content(name: str, content: bytes, hidden_styles: set[bytes] 
 # manager's account), a legacy form field's default and help texts; { AUTHOR }, { USERNAME }, { FILENAME \p },
 # { DOCPROPERTY … } show the properties removed above, and show them again (or the reader's own name) once updated.
 # Fields Word needs live to lay the document out (page numbers, the table of contents and its links, cross-references,
-# captions, dates, formulas, web links) stay as they are. Every other field is unlinked as Ctrl+Shift+F9 does: the
-# result the page shows stays as plain text; the instruction goes, with all inside it (a field nested in it, and that
-# field's result, part of the instruction too). Unlinking leaves what the reader sees unchanged, so nothing is refused.
+# captions, dates, formulas, web links) stay, their instructions cleaned (below). Every other field is unlinked as
+# Ctrl+Shift+F9 does: the result the page shows stays as plain text; the instruction goes, with all inside it (a field
+# nested in it, and that field's result, part of the instruction too). Unlinking leaves what the reader sees
+# unchanged, so nothing is refused.
 _LIVE_FIELDS = frozenset({
     "PAGE", "NUMPAGES", "SECTIONPAGES", "SECTION", "PAGEREF", "REF", "NOTEREF", "STYLEREF", "SEQ", "TOC", "TOA",
     "INDEX", "DATE", "TIME", "CREATEDATE", "SAVEDATE", "PRINTDATE", "NUMWORDS", "NUMCHARS", "EQ", "SYMBOL", "LISTNUM",
     "AUTONUM", "AUTONUMLGL", "AUTONUMOUT", "ADVANCE", "HYPERLINK"})
 _WEB_TARGET = ("http://", "https://", "mailto:")
-_FIELD_TOKEN = re.compile(rb"<(/?)" + _NS + rb"(fldChar|instrText|fldSimple|t)(?=[\s/>])" + _ATTRIBUTES + rb">")
 _FIELD_CHAR_TYPE = re.compile(rb"""(?:^|\s)""" + _NS + rb"""fldCharType\s*=\s*(["'])\s*(begin|separate|end)\s*\1""")
 _INSTR = re.compile(rb"""(?:^|\s)""" + _NS + rb"""instr\s*=\s*(?:"([^"<>]*)"|'([^'<>]*)')""")
-# a field's words: a quoted argument, a switch (\l), a bare word; each stops at the next quote or space: linear
-_FIELD_WORD = re.compile(r'"([^"]*)"?|(\\\S)|([^\s"]+)')
+# a field's words: a quoted argument (\" inside it is a quote), a switch (\l), a bare word; each stops at the next
+# quote or space: linear
+_FIELD_WORD = re.compile(r'"((?:[^"\\]|\\.)*)"?|(\\\S)|([^\s"]+)', re.S)
+
+# Names the author gave, kept where no page shows them (Word lists them in 插入 › 书签, 开发工具 › 属性, a screen tip
+# pops up only under the mouse):
+# - bookmarks (w:bookmarkStart/@w:name): named after a person ("王建国电话"), an internal note ("待删_刘芳意见"); a
+#   legacy form field's bookmark bears the field's name. They stay (the table of contents, cross-references and links
+#   go to them), renamed _bm1, _bm2, … in the order met, one name for one bookmark throughout the package (headers and
+#   footnotes too; Word compares bookmark names without case), and every reference follows: REF, PAGEREF, NOTEREF's
+#   bookmark, HYPERLINK's \l, TOC/TOA/INDEX's \b, the names a formula reads (= 单价 * 2), w:hyperlink/@w:anchor.
+#   Word's own names stay: _Toc, _Ref, _Hlk, _Hlt followed by digits (a counter Word draws: nothing of the author) and
+#   _GoBack (where the last edit was); one of them followed by anything but digits is the author's and renamed. The
+#   new names start with "_", as Word's own hidden bookmarks do: 插入 › 书签 does not list them.
+# - content controls' titles and tags (w:sdtPr/w:alias, w:tag: what a template or an OA system calls the control,
+#   "联系人 王建国"), their placeholder's building block (w:placeholder: the glossary document it names is gone,
+#   above), their data binding (w:dataBinding, w15:dataBinding: an XPath into a custom XML part — emptied, above —,
+#   its namespaces an OA system's; bound, Word would refill the control from the part when the file opens), and a drop-
+#   down list's items (w:listItem: the choices not taken; the control shows its text as it is). The controls stay.
+# - a link's screen tip: w:hyperlink/@w:tooltip, a picture's a:hlinkClick/@tooltip, HYPERLINK's \o "…".
+_WORD_BOOKMARK = re.compile(r"_(?:Toc|Ref|Hlk|Hlt)\d{1,12}|_GoBack", re.I)
+_FORMULA_NAME = re.compile(r"[^\W\d]\w*")
+_FORMULA_WORDS = frozenset({"ABS", "AND", "AVERAGE", "COUNT", "DEFINED", "FALSE", "IF", "INT", "MAX", "MIN", "MOD",
+                            "NOT", "OR", "PRODUCT", "ROUND", "SIGN", "SUM", "TRUE", "ABOVE", "BELOW", "LEFT", "RIGHT"})
+_CELL = re.compile(r"[A-Z]{1,2}\d{0,5}|R\d{0,5}C?\d{0,2}|C\d{1,2}", re.I)  # A1, B, R1C2: a table's cells in a formula
+_BOOKMARK_ARGUMENT = {"HYPERLINK": "\\l", "TOC": "\\b", "TOA": "\\b", "INDEX": "\\b"}
+_REFERENCES = frozenset({"REF", "PAGEREF", "NOTEREF"})  # their first argument is a bookmark
+_NAMING_FIELDS = frozenset({*_REFERENCES, *_BOOKMARK_ARGUMENT})  # the live fields naming a bookmark (and formulas)
+_STORY_TOKEN = re.compile(
+    rb"<(/?)" + _NS + rb"(t|fldChar|instrText|fldSimple|bookmarkStart|hyperlink|hlinkClick|hlinkHover|sdtPr|alias|tag"
+    rb"|placeholder|dataBinding|listItem)(?=[\s/>])" + _ATTRIBUTES + rb">")
+_STORY_MARKERS = (b"instr", b"fldChar", b"bookmarkStart", b"hyperlink", b"hlink", b"sdtPr")
+_CONTROL_DROPPED = frozenset({b"alias", b"tag", b"placeholder", b"dataBinding", b"listItem"})  # in w:sdtPr
+_ATTRIBUTE = re.compile(rb"""(\s+)""" + _NS + rb"""([A-Za-z]{1,64})\s*=\s*(?:"([^"<>]*)"|'([^'<>]*)')""")
+_TAG_ATTRIBUTES = {b"bookmarkStart": {b"name": "rename"}, b"hyperlink": {b"anchor": "rename", b"tooltip": "drop"},
+                   b"hlinkClick": {b"tooltip": "drop"}, b"hlinkHover": {b"tooltip": "drop"}}
+_NAMED = frozenset({*_TAG_ATTRIBUTES, *_CONTROL_DROPPED, b"sdtPr"})  # the tags of names, not of fields
+_NAMED_ATTRIBUTE = re.compile(rb"""(?:^|\s)""" + _NS + rb"""(?:name|anchor)\s*=\s*(?:"([^"<>]*)"|'([^'<>]*)')""")
 
 
-def _field_is_live(instruction: str) -> bool:
-    words = [(m.group(m.lastindex), m.lastindex == 2) for m in _FIELD_WORD.finditer(html.unescape(instruction))]
-    if not words or words[0][1]:
-        return False
-    keyword = words[0][0].upper()
+def _live_keyword(matches: list[re.Match]) -> str | None:
+    """A field's keyword (in capitals) if it stays live (above), from its instruction's words (``_FIELD_WORD``'s
+    matches); None if it is unlinked."""
+    if not matches or matches[0].lastindex == 2:
+        return None
+    keyword = matches[0].group(matches[0].lastindex).upper()
     if keyword.startswith("="):  # a formula: = SUM(ABOVE)
-        return True
+        return keyword
     if keyword not in _LIVE_FIELDS:
-        return False
+        return None
     if keyword != "HYPERLINK":
-        return True
+        return keyword
     # HYPERLINK "target" \l "bookmark" \o "screen tip": a web or mail address, or a place in the document, stays live;
     # a path (file:///C:/Users/…, C:\…, \\server\…, a file beside the document) names the author's disk
-    rest, target = iter(words[1:]), None
+    rest, target = iter([(m.group(m.lastindex), m.lastindex == 2) for m in matches[1:]]), None
     for word, is_switch in rest:
         if is_switch:
             if word.lower() in ("\\l", "\\o", "\\t"):
                 next(rest, None)
         elif target is None:
             target = word
-    return target is None or target.strip().lower().startswith(_WEB_TARGET)
+    return keyword if target is None or target.strip().lower().startswith(_WEB_TARGET) else None
+
+
+class _Bookmarks:
+    """A package's bookmark names and their new ones (above)."""
+    __slots__ = ("new", "seen", "seen_written")
+
+    def __init__(self):
+        self.new: dict[str, str] = {}  # a name renamed, without case → its new name
+        self.seen: dict[str, str] = {}  # a name as read → what it becomes (a bookmark is named a few times)
+        self.seen_written: dict[tuple[bytes, str], bytes | None] = {}  # the same for attributes' values as written
+
+    def __call__(self, name: str) -> str:
+        found = self.seen.get(name)
+        if found is None:
+            found = self.seen[name] = self._new_name(name)
+        return found
+
+    def written(self, value: bytes, quote: str) -> bytes | None:
+        """An attribute's value (as written between ``quote``s) renamed as written, or None when it stays."""
+        key = (value, quote)
+        if key not in self.seen_written:
+            name = html.unescape(value.decode("utf-8", "replace"))
+            renamed = self(name)
+            self.seen_written[key] = None if renamed == name else _xml_text(renamed, quote)
+        return self.seen_written[key]
+
+    def _new_name(self, name: str) -> str:
+        if not name.strip() or _WORD_BOOKMARK.fullmatch(name):
+            return name
+        if _CELL.fullmatch(name) or name.upper() in _FORMULA_WORDS:  # a formula reads it as a cell or a function:
+            return name  # kept everywhere, so the formulas and the bookmark still agree (a few letters, five digits)
+        key = name.casefold()
+        renamed = self.new.get(key)
+        if renamed is None:
+            renamed = self.new[key] = f"_bm{len(self.new) + 1}"
+        return renamed
+
+
+def _renamed(edits: list, bookmarks: _Bookmarks, name: str, at: int) -> None:
+    """The bookmark ``name`` (written at ``at``) renamed in ``edits`` if it changes."""
+    renamed = bookmarks(name)
+    if renamed != name:
+        edits.append((at, at + len(name), renamed))
+
+
+def _live_instruction(instruction: str, words: list[re.Match], keyword: str, bookmarks: _Bookmarks) -> str | None:
+    """A live field's instruction (as read: entities resolved; ``words``: its words, ``keyword``: the first in
+    capitals) with the bookmarks it names renamed and a HYPERLINK's screen tip gone; None when nothing changes."""
+    edits: list[tuple[int, int, str]] = []  # (start, end, new text), only where it changes
+    if keyword in _REFERENCES:
+        if len(words) > 1 and words[1].lastindex != 2:
+            _renamed(edits, bookmarks, words[1].group(words[1].lastindex), words[1].start(words[1].lastindex))
+    elif keyword.startswith("="):  # the names an expression reads, up to its first switch (\# "0.00")
+        for word in words:
+            if word.lastindex == 2:
+                break
+            if word.lastindex == 3:  # functions, cells and ABOVE are never renamed (``_Bookmarks``)
+                for name in _FORMULA_NAME.finditer(instruction, word.start(3), word.end(3)):
+                    _renamed(edits, bookmarks, name.group(), name.start())
+    elif keyword in _BOOKMARK_ARGUMENT:
+        for at, word in enumerate(words):
+            if word.lastindex != 2:
+                continue
+            switch = word.group(2).lower()
+            argument = words[at + 1] if at + 1 < len(words) and words[at + 1].lastindex != 2 else None
+            if switch == _BOOKMARK_ARGUMENT[keyword] and argument is not None:
+                _renamed(edits, bookmarks, argument.group(argument.lastindex), argument.start(argument.lastindex))
+            elif switch == "\\o" and keyword == "HYPERLINK":  # with the space before it
+                start = word.start()
+                while start > 0 and instruction[start - 1] == " ":
+                    start -= 1
+                edits.append((start, argument.end() if argument is not None else word.end(), ""))
+    if not edits:
+        return None
+    kept, at = [], 0
+    for start, end, new in edits:
+        kept.append(instruction[at:start] + new)
+        at = end
+    kept.append(instruction[at:])
+    return "".join(kept)
+
+
+def _xml_text(text: str, quote: str = "") -> bytes:
+    """``text`` escaped for an element's content (or an attribute's value between ``quote``s)."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if quote:
+        escaped = escaped.replace(quote, "&quot;" if quote == '"' else "&apos;")
+    return escaped.encode()
+
+
+def _tag_cleaned(found: re.Match, bookmarks: _Bookmarks) -> bytes | None:
+    """An opening tag of ``_TAG_ATTRIBUTES`` (``_STORY_TOKEN``'s match) with its bookmark name renamed and its screen
+    tip gone; None when nothing changes."""
+    name, attributes = found.group(2), found.group(3)
+    if b"tooltip" not in attributes and attributes.count(b"name") + attributes.count(b"anchor") <= 1:
+        named = _NAMED_ATTRIBUTE.search(attributes)  # the common case, a bookmark or a link to one: one look-up
+        if named is None:
+            return None
+        group = 1 if named.group(1) is not None else 2
+        renamed = bookmarks.written(named.group(group), '"' if group == 1 else "'")
+        if renamed is None:
+            return None
+        tag, at = found.group(0), found.start(3) - found.start()
+        return tag[:at + named.start(group)] + renamed + tag[at + named.end(group):]
+    tag, attributes_at = found.group(0), found.start(3) - found.start()
+    wanted, kept, at, changed = _TAG_ATTRIBUTES[name], [], 0, False
+    for attribute in _ATTRIBUTE.finditer(tag, attributes_at):
+        what = wanted.get(attribute.group(2))
+        if what == "drop":
+            kept.append(tag[at:attribute.start()])
+            at, changed = attribute.end(), True
+        elif what == "rename":
+            group = 3 if attribute.group(3) is not None else 4
+            renamed = bookmarks.written(attribute.group(group), '"' if group == 3 else "'")
+            if renamed is not None:
+                kept.append(tag[at:attribute.start(group)] + renamed)
+                at, changed = attribute.end(group), True
+    if not changed:
+        return None
+    kept.append(tag[at:])
+    return b"".join(kept)
 
 
 # What the fields read, kept in the settings: document variables (w:docVars, DOCVARIABLE's values: an OA system's
@@ -373,24 +555,30 @@ def _settings(content: bytes) -> bytes:
 
 
 class _Field:
-    __slots__ = ("instruction", "spans", "inner", "in_result", "gone")
+    __slots__ = ("instruction", "spans", "texts", "attribute", "inner", "in_result", "gone")
 
     def __init__(self, instruction: bytes = b"", in_result: bool = False):
         self.instruction = [instruction]  # the instruction's text, as written (entities not yet read)
         self.spans: list[list[int]] = []  # its own markup: fldChar, instrText, the fldSimple tags
+        self.texts: list[tuple[int, int]] = []  # where its instruction's text is written: instrText's contents
+        self.attribute: tuple[int, int, str] | None = None  # or a fldSimple's w:instr value (and its quote)
         self.inner: list = []  # what lies in its instruction: spans of text, the fields nested there
         self.in_result = in_result  # past its separator (a fldSimple's content is all result)
         self.gone = False
 
 
-def _unlinked_fields(content: bytes) -> bytes:
-    """``content`` (a story part) with every field but the live ones unlinked (above), in one pass over its tags."""
-    if b"instr" not in content and b"fldChar" not in content:
+def _story(content: bytes, bookmarks: _Bookmarks) -> bytes:
+    """``content`` (a story part) with every field but the live ones unlinked, the live ones' instructions cleaned,
+    and the names the author gave renamed or gone (above), in one pass over its tags."""
+    if not any(marker in content for marker in _STORY_MARKERS):
         return content
     removed: list[list[int]] = []
+    replaced: list[tuple[int, int, bytes]] = []
     stack: list[tuple[_Field, bool]] = []  # (field, a fldSimple)
     owner: list[int] = []  # owner[i]: the innermost field at or below stack[i] still in its instruction (-1: none)
     open_at: dict[bytes, tuple[int, int, list[int] | None]] = {}  # an element opened, not yet closed
+    dropping: dict[bytes, int] = {}  # a content control's element going (its start), not yet closed
+    control_depth = 0  # w:sdtPr elements open
 
     def remove_field(field: _Field) -> None:
         todo = [field]
@@ -405,8 +593,19 @@ def _unlinked_fields(content: bytes) -> bytes:
                 removed.append(item)
 
     def close(field: _Field) -> None:
-        if not _field_is_live(b"".join(field.instruction).decode("utf-8", "replace")):
+        instruction = html.unescape(b"".join(field.instruction).decode("utf-8", "replace"))
+        words = list(_FIELD_WORD.finditer(instruction))
+        keyword = _live_keyword(words)
+        if keyword is None:
             remove_field(field)
+        elif keyword in _NAMING_FIELDS or keyword.startswith("="):
+            cleaned = _live_instruction(instruction, words, keyword, bookmarks)
+            if cleaned is not None and field.attribute is not None:
+                start, end, quote = field.attribute
+                replaced.append((start, end, _xml_text(cleaned, quote)))
+            elif cleaned is not None and field.texts:  # written whole in its first instrText, the others emptied
+                for at, (start, end) in enumerate(field.texts):
+                    replaced.append((start, end, _xml_text(cleaned) if at == 0 else b""))
         if stack and not stack[-1][0].in_result:  # nested in its parent's instruction: goes if the parent goes
             stack[-1][0].inner.append(field)
 
@@ -426,8 +625,38 @@ def _unlinked_fields(content: bytes) -> bytes:
         simple_open -= simple
         return field, simple
 
-    for tag in _FIELD_TOKEN.finditer(content):
-        closing, name, attributes = tag.group(1), tag.group(2), tag.group(3)
+    text_at = -1  # where the w:t open starts (the most frequent tag: no tuple, no dictionary)
+    for tag in _STORY_TOKEN.finditer(content):
+        closing, name, attributes = tag.groups()
+        if name == b"t":
+            if not closing:
+                text_at = -1 if attributes.endswith(b"/") else tag.start()
+            elif text_at >= 0:
+                if owner and owner[-1] >= 0:  # text in a field's instruction: part of it
+                    stack[owner[-1]][0].inner.append([text_at, tag.end()])
+                text_at = -1
+            continue
+        if name in _NAMED:
+            if name in _TAG_ATTRIBUTES:
+                if not closing:
+                    cleaned = _tag_cleaned(tag, bookmarks)
+                    if cleaned is not None:
+                        replaced.append((tag.start(), tag.end(), cleaned))
+            elif name == b"sdtPr":
+                if closing:
+                    control_depth -= control_depth > 0
+                elif not attributes.endswith(b"/"):
+                    control_depth += 1
+            elif closing:
+                start = dropping.pop(name, None)
+                if start is not None:
+                    removed.append([start, tag.end()])
+            elif control_depth and name not in dropping:
+                if attributes.endswith(b"/"):
+                    removed.append([tag.start(), tag.end()])
+                else:
+                    dropping[name] = tag.start()
+            continue
         if closing:
             started = open_at.pop(name, None)
             if started is None:
@@ -447,16 +676,19 @@ def _unlinked_fields(content: bytes) -> bytes:
                 span = [start, tag.end()]
                 if stack:
                     stack[-1][0].instruction.append(content[open_end:tag.start()])
+                    stack[-1][0].texts.append((open_end, tag.start()))
                     stack[-1][0].spans.append(span)
                 else:
                     removed.append(span)  # an instruction outside any field: hidden text, nothing else
-            elif name == b"t" and owner and owner[-1] >= 0:
-                stack[owner[-1]][0].inner.append([start, tag.end()])
             continue
         empty = attributes.endswith(b"/")
         if name == b"fldSimple":
             value = _INSTR.search(attributes)
             field = _Field((value.group(1) or value.group(2) or b"") if value else b"", in_result=True)
+            if value is not None:
+                group = 1 if value.group(1) is not None else 2
+                field.attribute = (tag.start(3) + value.start(group), tag.start(3) + value.end(group),
+                                   '"' if group == 1 else "'")
             field.spans.append([tag.start(), tag.end()])
             if empty:
                 close(field)
@@ -484,22 +716,36 @@ def _unlinked_fields(content: bytes) -> bytes:
             else:
                 removed.append(span)  # a separator or an end without its field
             continue
-        if not empty:  # instrText, t: their content comes at the closing tag
+        if not empty:  # instrText: its content comes at the closing tag
             open_at[name] = (tag.start(), tag.end(), None)
         elif name == b"instrText":
             removed.append([tag.start(), tag.end()])
     while stack:  # a field left open at the end of the part: decided on what it holds
         close(pop()[0])
-    if not removed:
+    if not removed and not replaced:
         return content
     removed.sort()
-    kept, at = [], 0
+    replaced.sort(key=lambda edit: edit[0])
+    kept, at, next_new = [], 0, 0
     for start, end in removed:
+        # what is replaced before this span (where both start at once, the removal comes first)
+        while next_new < len(replaced) and replaced[next_new][0] < start:
+            new_start, new_end, new = replaced[next_new]
+            next_new += 1
+            if new_start >= at:  # what starts inside a span removed goes with it
+                kept.append(content[at:new_start])
+                kept.append(new)
+                at = new_end
         if start >= at:
             kept.append(content[at:start])
             at = end
         elif end > at:  # a span inside one already removed
             at = end
+    for new_start, new_end, new in replaced[next_new:]:
+        if new_start >= at:
+            kept.append(content[at:new_start])
+            kept.append(new)
+            at = new_end
     kept.append(content[at:])
     return b"".join(kept)
 
@@ -507,8 +753,14 @@ def _unlinked_fields(content: bytes) -> bytes:
 def _jpeg(data: bytes) -> bytes:
     """A JPEG without its EXIF/XMP (APP1), Photoshop/IPTC (APP13) and comment segments; the image data is
     copied byte for byte. Anything not laid out as expected is returned as it is."""
+    stripped = _jpeg_stripped(data)
+    return data if stripped is None else stripped
+
+
+def _jpeg_stripped(data: bytes) -> bytes | None:
+    """``_jpeg``'s copy, or None when ``data`` is not laid out as a JPEG."""
     if not data.startswith(b"\xff\xd8"):
-        return data
+        return None
     out, at = [data[:2]], 2
     while at + 4 <= len(data) and data[at] == 0xFF:
         marker = data[at + 1]
@@ -517,11 +769,11 @@ def _jpeg(data: bytes) -> bytes:
             return b"".join(out)
         length = int.from_bytes(data[at + 2:at + 4], "big")
         if length < 2 or at + 2 + length > len(data):
-            return data
+            return None
         if marker not in (0xE1, 0xED, 0xFE):
             out.append(data[at:at + 2 + length])
         at += 2 + length
-    return data
+    return None
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -568,15 +820,36 @@ _NESTED_MAX_BYTES = 50 * 1024 * 1024  # what a chart's workbook may unpack to (c
 
 def _chart_data(source: zipfile.ZipFile) -> set[str]:
     """The embedded parts that are a chart's data (Word's own charts keep theirs as a workbook in word/embeddings)."""
-    import posixpath
-
     found = set()
     for info in source.infolist():
         if _CHART_RELS.fullmatch(info.filename):
             for match in _TARGET.finditer(source.read(info)):
-                target = match.group(2).decode("utf-8", "replace")
-                found.add(target.lstrip("/") if target.startswith("/")
-                          else posixpath.normpath(posixpath.join("word/charts", target)))
+                found.add(_part_name("word/charts", match.group(2)))
+    return found
+
+
+def _part_name(folder: str, target: bytes) -> str:
+    """The part a relationship's target names, from the folder of the part the relationships are of."""
+    import posixpath
+
+    target = html.unescape(target.decode("utf-8", "replace"))
+    return target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join(folder, target))
+
+
+def _custom_xml_parts(source: zipfile.ZipFile) -> set[str]:
+    """The parts named by a customXml relationship, wherever they are (above), in lower case."""
+    found = set()
+    for info in source.infolist():
+        if info.filename.endswith(".rels") and "/_rels/" in "/" + info.filename:
+            content = source.read(info)
+            if b"customXml" not in content:
+                continue
+            folder = ("/" + info.filename).rsplit("/_rels/", 1)[0].lstrip("/")
+            for relationship in _RELATIONSHIP.finditer(content):
+                target = _TARGET.search(relationship.group(0))
+                if target is not None and _CUSTOM_XML_RELATIONSHIP.search(relationship.group(0)) \
+                        and b'TargetMode="External"' not in relationship.group(0):
+                    found.add(_part_name(folder, target.group(2)).lower())  # part names ignore case
     return found
 
 
@@ -632,17 +905,21 @@ def _docx(data: bytes, depth: int = 0) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
         chart_data = _chart_data(source)
+        custom_xml = _custom_xml_parts(source)
         # the styles first: a story part names the styles it uses, whichever comes first in the package
         hidden_styles, hidden_everywhere = _hidden_styles(
             [source.read(info) for info in source.infolist() if _STYLES_PART.fullmatch(info.filename)])
         if hidden_everywhere:
             raise ValidationFailed(HIDDEN_TEXT, {"file": "含隐藏文字"})
+        bookmarks = _Bookmarks()  # one name for one bookmark in every part
         for info in source.infolist():
             if info.filename.lower().startswith(_DROPPED_PARTS):
                 continue
             content = source.read(info)
             _refuse_active_content(info.filename, content)
-            clean = _DOCX_PARTS.get(info.filename) or (_custom_xml if _CUSTOM_XML_ITEM.fullmatch(info.filename) else None)
+            clean = _DOCX_PARTS.get(info.filename)
+            if info.filename.lower() in custom_xml or _CUSTOM_XML_FOLDER.fullmatch(info.filename):
+                clean = _custom_xml
             if clean is not None:
                 if len(content) > _METADATA_LIMIT:
                     raise _refuse("文档属性部分异常庞大，无法去除其中的作者等信息；请用 Word 另存后重新上传。")
@@ -652,7 +929,9 @@ def _docx(data: bytes, depth: int = 0) -> bytes:
                     raise _refuse("文档属性已损坏，无法去除其中的作者等信息；请用 Word 另存后重新上传。") from exc
             elif info.filename.startswith("word/") and info.filename.endswith(".xml"):
                 _refuse_hidden_content(info.filename, content, hidden_styles)
-                content = _unlinked_fields(_AUTHOR_ATTRIBUTE.sub(rb'\1=""', content))
+                if any(name in content for name in _AUTHOR_NAMES):  # the pattern has no literal to skip ahead by
+                    content = _AUTHOR_ATTRIBUTE.sub(rb'\1=""', content)
+                content = _story(content, bookmarks)
                 if info.filename == "word/settings.xml":
                     content = _settings(content)
             elif info.filename.startswith("word/media/"):
@@ -679,8 +958,25 @@ def _docx(data: bytes, depth: int = 0) -> bytes:
 # camera), files associated with any object (/AF, PDF 2.0 and PDF/A-3: a page or an annotation may carry the working
 # file) and a file specification's embedded file (/EF), a page's thumbnail (/Thumb: drawn when the page was saved by
 # the tool that made it, perhaps before the names were blacked out), and actions run on an event rather than a click
-# (/AA: on opening a page, on focusing a field — where a form's scripts sit).
-_PDF_DROPPED = ("/PieceInfo", "/Metadata", "/AF", "/EF", "/Thumb", "/AA")
+# (/AA: on opening a page, on focusing a field — where a form's scripts sit). And the accessibility text: a figure's
+# alternate description (/Alt) and the text standing for content (/ActualText), on a structure element or a marked-
+# content property list. A screen reader reads them, no page shows them, and they may say what was blacked out: an
+# /ActualText over a black box holding the name it covers, Office's automatic description of a photo reading the
+# text in it. The visible text and the structure stay (a screen reader reads the page's text; a figure goes without
+# its description).
+_PDF_DROPPED = ("/PieceInfo", "/Metadata", "/AF", "/EF", "/Thumb", "/AA", "/Alt", "/ActualText")
+# a structure element's expansion of an abbreviation (/E) and its title (/T): the author's words too
+_STRUCTURE_DROPPED = ("/E", "/T")
+# A signature (a field's /V: a signature dictionary) names the signer — /Name, /Reason, /Location, /ContactInfo, /M, and
+# the certificate in /Contents (name, organisation, often an e-mail or an ID number) —, and the public copy's signature
+# is broken anyway: the copy is written anew, so the bytes it signed are gone and a reader would show 签名无效 (as if
+# the file had been tampered with). The signature dictionary goes with the field's lock and seed value (/Lock, /SV:
+# the certificates and reasons allowed), the document's signature permissions (/Perms: DocMDP, UR3) and validation
+# data (/DSS: certificates, OCSP responses); the field stays, its appearance (the seal image, "Digitally signed by …"
+# as the page shows it) as it is, now unsigned.
+_SIGNATURE_KEYS = ("/Name", "/Reason", "/Location", "/ContactInfo", "/M", "/Contents", "/Cert", "/Prop_Build",
+                   "/Prop_AuthTime", "/Prop_AuthType", "/Reference", "/Changes", "/ByteRange")
+_SIGNATURE_TYPES = ("/Sig", "/DocTimeStamp")
 # Actions that run a script, open or send to another file or program, or bring data in: a path names the author's
 # disk and account, a script may hold anything and runs on the reader's machine. A link to a place in the document,
 # a web address, a named step (next page) stays.
@@ -689,6 +985,8 @@ _PDF_ACTIVE = {"/JavaScript", "/Launch", "/GoToR", "/GoToE", "/SubmitForm", "/Im
 _LOCAL_URI = re.compile(r"\s*(?:file:|[A-Za-z]:[\\/]|\\\\|//)", re.I)
 FORM_VALUES = ("PDF 中有可填写的表单（表单域），其中填写的内容和默认值会随文件一起公开，不一定显示在页面上（隐藏的表单域也在）。"
                "请在 PDF 编辑器中“拼合表单”（或打印为新的 PDF）后再上传。")
+PHOTO_ENCODING = ("PDF 中有照片（JPEG 图片）的编码无法读取，无法去除其中的拍摄信息（EXIF：相机、拍摄者、地点等）。请重新导出 PDF"
+                  "（或打印为新的 PDF）后再上传。")
 HIDDEN_LAYERS = ("PDF 中有隐藏的图层（可选内容）：隐藏图层里的文字和图片页面上看不到，但仍保存在文件里，在“图层”面板中打开即可"
                  "看到。请删除隐藏的图层（或全部显示、确认后打印为新的 PDF）再上传。")
 _ANNOTATION_HIDDEN = 2 | 32  # the annotation flags Hidden and NoView
@@ -707,10 +1005,18 @@ def _active_action(value) -> bool:
     return kind == "/URI" and bool(_LOCAL_URI.match(str(action.get("/URI", ""))))
 
 
+def _is_signature(value) -> bool:
+    """Whether ``value`` (a field's /V, resolved) is a signature dictionary."""
+    from pypdf.generic import DictionaryObject
+
+    return isinstance(value, DictionaryObject) and (value.get("/Type") in _SIGNATURE_TYPES or "/ByteRange" in value)
+
+
 def _pdf_object(obj) -> None:
     """One object of a PDF's copy, and the dictionaries written inside it: the keys above go, an active action goes
-    from where it is attached; a JPEG image (DCTDecode: its stream is the JPEG file) loses its EXIF/XMP segments, as
-    in a .docx."""
+    from where it is attached, a signature goes from its field (and a signature dictionary, reached from anywhere
+    else, is emptied of its signer); a JPEG image (DCTDecode, maybe behind other filters: the JPEG file) loses its
+    EXIF/XMP segments, as in a .docx."""
     from pypdf.generic import ArrayObject, DictionaryObject, NameObject, StreamObject
 
     todo = [obj]
@@ -722,6 +1028,18 @@ def _pdf_object(obj) -> None:
         for key in _PDF_DROPPED:
             if key in item:
                 del item[NameObject(key)]
+        if "/S" in item and "/P" in item and "/Subtype" not in item:  # a structure element
+            for key in _STRUCTURE_DROPPED:
+                if key in item:
+                    del item[NameObject(key)]
+        if "/V" in item and _is_signature(item["/V"]):  # a signature field (or its widget)
+            for key in ("/V", "/Lock", "/SV"):
+                if key in item:
+                    del item[NameObject(key)]
+        if "/ByteRange" in item or item.get("/Type") in _SIGNATURE_TYPES:  # a signature dictionary itself
+            for key in _SIGNATURE_KEYS:
+                if key in item:
+                    del item[NameObject(key)]
         for key in ("/A", "/OpenAction"):
             if key in item and _active_action(item[key]):
                 del item[NameObject(key)]
@@ -734,33 +1052,119 @@ def _pdf_object(obj) -> None:
                 del item[NameObject("/Next")]
         todo.extend(v for v in dict.values(item) if isinstance(v, (DictionaryObject, ArrayObject)))
     if isinstance(obj, StreamObject) and obj.get("/Subtype") == "/Image":
-        filters = obj.get("/Filter")
-        filters = list(filters) if isinstance(filters, list) else [filters]
-        if filters == ["/DCTDecode"]:
+        filters = _filter_names(obj.get("/Filter"))
+        if filters and filters[-1] in _DCT:
             # the raw bytes (set_data refuses a filter other than Flate); /Length is written from them
-            obj._data = _jpeg(obj._data)
+            obj._data, parameters = _photo(obj._data, filters, obj.get("/DecodeParms"))
             obj.decoded_self = None
+            if len(filters) > 1:  # written as the JPEG file it is
+                obj[NameObject("/Filter")] = NameObject("/DCTDecode")
+                if parameters is None:
+                    obj.pop(NameObject("/DecodeParms"), None)
+                else:
+                    obj[NameObject("/DecodeParms")] = parameters
 
 
-def _inline_photos(stream, writer) -> None:
-    """A content stream's inline images (BI … ID … EI) in JPEG (/DCT) lose their EXIF/XMP as the others do; the
-    stream is parsed and written again only when it holds one."""
-    from pypdf.generic import ContentStream, NameObject
+# A JPEG written through other filters first ([/FlateDecode /DCTDecode]: compressed again, or ASCII-encoded) holds its
+# EXIF as any other: the filters before DCTDecode are undone (inflating within a bound) and the JPEG written as it is,
+# with DCTDecode alone. A filter not undone here, data they cannot undo or that is no JPEG then, is refused: what it
+# holds cannot be told.
+_INFLATED_MAX_BYTES = 50 * 1024 * 1024  # what one photo may inflate to (a chart's workbook's bound)
+_DCT = ("/DCTDecode", "/DCT")
+_UNDONE_FILTERS = {"/FlateDecode": "flate", "/Fl": "flate", "/ASCIIHexDecode": "hex", "/AHx": "hex",
+                   "/ASCII85Decode": "a85", "/A85": "a85", "/LZWDecode": "lzw", "/LZW": "lzw",
+                   "/RunLengthDecode": "rl", "/RL": "rl"}
+
+
+def _filter_names(filters) -> list:
+    from pypdf.generic import ArrayObject
+
+    filters = filters.get_object() if filters is not None else None
+    if filters is None:
+        return []
+    return [f.get_object() for f in filters] if isinstance(filters, ArrayObject) else [filters]
+
+
+def _photo(data: bytes, filters: list, parameters):
+    """A JPEG image's data (``filters`` ending in DCTDecode) without its EXIF, written with DCTDecode alone; and the
+    decode parameters left for DCTDecode (None: none)."""
+    from pypdf.filters import ASCII85Decode, ASCIIHexDecode, LZWDecode, RunLengthDecode
+    from pypdf.generic import ArrayObject, DictionaryObject
+
+    if len(filters) == 1:  # the JPEG file itself: as a .docx's photos, copied as it is if not laid out as expected
+        return _jpeg(data), None
+    parameters = parameters.get_object() if parameters is not None else None
+    parameters = [p.get_object() for p in parameters] if isinstance(parameters, ArrayObject) else []
+    parameters = [p if isinstance(p, DictionaryObject) else DictionaryObject() for p in parameters]
+    parameters += [DictionaryObject()] * (len(filters) - len(parameters))
+    try:
+        for name, given in zip(filters[:-1], parameters):
+            kind = _UNDONE_FILTERS.get(name)
+            if kind is None or int(given["/Predictor"] if "/Predictor" in given else 1) > 1:  # for samples only
+                raise ValidationFailed(PHOTO_ENCODING, {"file": "图片编码无法读取"})
+            if kind == "flate":  # strictly: pypdf's FlateDecode recovers what it can from broken data
+                inflater = zlib.decompressobj()
+                data = inflater.decompress(data, _INFLATED_MAX_BYTES)
+                if inflater.unconsumed_tail or not inflater.eof:
+                    raise ValidationFailed(PHOTO_ENCODING, {"file": "图片编码无法读取"})
+            elif kind == "lzw":
+                data = LZWDecode.decode(data, given)
+            elif kind == "hex":
+                data = ASCIIHexDecode.decode(data)
+            elif kind == "a85":
+                data = ASCII85Decode.decode(data)
+            else:
+                data = RunLengthDecode.decode(data)
+    except ValidationFailed:
+        raise
+    except Exception as exc:  # noqa: BLE001 — zlib's, pypdf's and the decoders' many ways of saying "broken"
+        raise ValidationFailed(PHOTO_ENCODING, {"file": "图片编码无法读取"}) from exc
+    photo = _jpeg_stripped(bytes(data))
+    if photo is None:
+        raise ValidationFailed(PHOTO_ENCODING, {"file": "图片编码无法读取"})
+    own = parameters[len(filters) - 1]
+    return photo, (own if len(own) else None)
+
+
+# In a content stream, a marked-content property list written in place (/Span <</ActualText (…)>> BDC) carries the
+# accessibility text above as the structure does; any key written with a #-escape is found too.
+_MARKED_TEXT = re.compile(rb"/(?:ActualText|Alt|E)\s*[(<]|/[^\s/<>()\[\]{}%]*#[0-9A-Fa-f]{2}")
+_MARKED_DROPPED = ("/ActualText", "/Alt", "/E")
+
+
+def _content_stream(stream, writer) -> None:
+    """A content stream's inline images (BI … ID … EI) in JPEG (/DCT, maybe behind other filters) lose their EXIF/XMP
+    as the others do, its marked content its accessibility text; the stream is parsed and written again only when
+    it holds one or the other."""
+    from pypdf.generic import ContentStream, DictionaryObject, NameObject
 
     data = stream.get_data()  # inflated within pypdf's bound on a stream's size
     stream.decoded_self = None  # not kept: one page's content in memory at a time
-    if b"ID" not in data or b"/DCT" not in data:
+    photos = b"ID" in data and b"/DCT" in data
+    if not photos and not _MARKED_TEXT.search(data):
         return
     content = ContentStream(stream, writer)
     changed = False
     for operands, operator in content.operations:
         if operator == b"INLINE IMAGE":
-            filters = operands["settings"].get("/F", operands["settings"].get("/Filter"))
-            filters = list(filters) if isinstance(filters, list) else [filters]
-            if filters in (["/DCT"], ["/DCTDecode"]):
-                photo = _jpeg(operands["data"])
-                changed = changed or photo != operands["data"]
+            settings = operands["settings"]
+            key = "/F" if "/F" in settings else "/Filter"
+            filters = _filter_names(settings.get(key))
+            if filters and filters[-1] in _DCT:
+                parameters_key = "/DP" if "/DP" in settings else "/DecodeParms"
+                photo, parameters = _photo(operands["data"], filters, settings.get(parameters_key))
+                changed = changed or photo != operands["data"] or len(filters) > 1
                 operands["data"] = photo
+                if len(filters) > 1:  # written as the JPEG file it is
+                    settings[NameObject(key)] = NameObject("/DCT")
+                    settings.pop(NameObject(parameters_key), None)
+                    if parameters is not None:
+                        settings[NameObject(parameters_key)] = parameters
+        elif operator in (b"BDC", b"DP") and len(operands) > 1 and isinstance(operands[1], DictionaryObject):
+            for key in _MARKED_DROPPED:
+                if key in operands[1]:
+                    del operands[1][NameObject(key)]
+                    changed = True
     if changed:  # written unfiltered: /Length from the data
         for key in ("/Filter", "/DecodeParms"):
             if key in stream:
@@ -769,18 +1173,18 @@ def _inline_photos(stream, writer) -> None:
         stream.decoded_self = None
 
 
-def _form_values(root) -> bool:
-    """Whether the document's form (AcroForm) holds text typed in or set as a default in any field, or an XFA form
+def _form_fields(root) -> list | None:
+    """The fields of the document's form (AcroForm: its /Fields and their /Kids, each once), or None for an XFA form
     (its XML holds the data wherever it is shown)."""
-    from pypdf.generic import ArrayObject, ByteStringObject, DictionaryObject, TextStringObject
+    from pypdf.generic import ArrayObject, DictionaryObject
 
     form = root.get("/AcroForm")
     form = form.get_object() if form is not None else None
     if not isinstance(form, DictionaryObject):
-        return False
+        return []
     if "/XFA" in form:
-        return True
-    seen, todo = set(), [form.get("/Fields")]
+        return None
+    fields, seen, todo = [], set(), [form.get("/Fields")]
     while todo:
         item = todo.pop()
         if item is None:
@@ -794,12 +1198,42 @@ def _form_values(root) -> bool:
         if isinstance(item, ArrayObject):
             todo.extend(list.__iter__(item))
         elif isinstance(item, DictionaryObject):
-            for key in ("/V", "/DV"):
-                value = item.get(key)
-                if isinstance(value, (TextStringObject, ByteStringObject)) and str(value).strip():
-                    return True
+            fields.append(item)
             todo.append(item.get("/Kids"))
+    return fields
+
+
+def _form_values(fields: list | None) -> bool:
+    """Whether the form holds text typed in or set as a default in any field (a list box's choices too), or is XFA."""
+    from pypdf.generic import ArrayObject, ByteStringObject, TextStringObject
+
+    if fields is None:
+        return True
+    for field in fields:
+        for key in ("/V", "/DV"):
+            value = field.get(key)
+            value = value.get_object() if value is not None else None
+            values = [v.get_object() for v in value] if isinstance(value, ArrayObject) else [value]
+            if any(isinstance(v, (TextStringObject, ByteStringObject)) and str(v).strip() for v in values):
+                return True
     return False
+
+
+def _fields_renamed(fields: list) -> set[int]:
+    """A form's field names (/T: "王建国电话"), alternate names (/TU: the tooltip a reader shows over the field, read
+    aloud by a screen reader) and export names (/TM) are the author's words no page shows: each field with a name is
+    renamed f1, f2, … (unique, so the fully qualified names are too), the others go. The fields renamed (their ids)."""
+    from pypdf.generic import NameObject, TextStringObject
+
+    renamed = set()
+    for number, field in enumerate(fields, 1):
+        if "/T" in field:
+            field[NameObject("/T")] = TextStringObject(f"f{number}")
+            renamed.add(id(field))
+        for key in ("/TU", "/TM"):
+            if key in field:
+                del field[NameObject(key)]
+    return renamed
 
 
 def _hidden_layers(root) -> bool:
@@ -857,8 +1291,10 @@ def _pdf(data: bytes) -> bytes:
         root = writer.root_object
         if "/Metadata" in root:  # XMP: the same names again
             del root[NameObject("/Metadata")]
-        if _form_values(root):
+        fields = _form_fields(root)
+        if _form_values(fields):
             raise ValidationFailed(FORM_VALUES, {"file": "含表单内容"})
+        renamed = _fields_renamed(fields)
         if _hidden_layers(root):
             raise ValidationFailed(HIDDEN_LAYERS, {"file": "含隐藏图层"})
         # files carried inside the PDF (a hybrid PDF's whole source document, an attached working file) and the
@@ -867,18 +1303,25 @@ def _pdf(data: bytes) -> bytes:
         for tree in ("/EmbeddedFiles", "/JavaScript"):
             if names is not None and tree in names.get_object():
                 del names.get_object()[NameObject(tree)]
+        for key in ("/Perms", "/DSS"):  # signatures' permissions and validation data (the signatures go below)
+            if key in root:
+                del root[NameObject(key)]
+        form = root.get("/AcroForm")
+        form = form.get_object() if form is not None else None
+        if isinstance(form, DictionaryObject) and "/SigFlags" in form:  # no signature left to say exists
+            del form[NameObject("/SigFlags")]
         for obj in writer._objects:  # every object of the copy (clone_from copied them all)
             if isinstance(obj, DictionaryObject):
                 _pdf_object(obj)
         for obj in list(writer._objects):  # the content streams drawing inline images: pages' and forms'
             if isinstance(obj, StreamObject) and obj.get("/Subtype") == "/Form":
-                _inline_photos(obj, writer)
+                _content_stream(obj, writer)
         for page in writer.pages:
             contents = page.get("/Contents")
             contents = contents.get_object() if contents is not None else None
             for stream in (contents if isinstance(contents, ArrayObject) else [contents]):
                 if stream is not None and isinstance(stream.get_object(), StreamObject):
-                    _inline_photos(stream.get_object(), writer)
+                    _content_stream(stream.get_object(), writer)
             annotations = page.get("/Annots")
             if annotations is not None:
                 kept = []
@@ -892,8 +1335,11 @@ def _pdf(data: bytes) -> bytes:
                     if subtype in ("/FileAttachment", "/Text", "/Popup", "/Sound") or (
                             subtype != "/Widget" and int(annotation.get("/F", 0) or 0) & _ANNOTATION_HIDDEN):
                         continue
-                    for key in ("/T", "/Popup", "/Subj") + (() if subtype == "/FreeText" else ("/Contents", "/RC")):
-                        if key in annotation:  # a comment's author, subject and, but for text shown on the page, text
+                    for key in ("/T", "/Popup", "/Subj", "/TU", "/TM") + (
+                            () if subtype == "/FreeText" else ("/Contents", "/RC")):
+                        # a comment's author, subject and, but for text shown on the page, text; a widget outside
+                        # the form's tree, its names (a field's were renamed above)
+                        if key in annotation and not (key == "/T" and id(annotation) in renamed):
                             del annotation[NameObject(key)]
                     kept.append(reference)
                 page[NameObject("/Annots")] = ArrayObject(kept)
@@ -903,7 +1349,8 @@ def _pdf(data: bytes) -> bytes:
         return out.getvalue()
     except ValidationFailed:
         raise
-    except (PyPdfError, ValueError, KeyError, TypeError) as exc:
+    except (PyPdfError, ValueError, KeyError, TypeError, NotImplementedError, AssertionError, RecursionError) as exc:
+        # pypdf's own (an unsupported filter, an assertion on an inline image's layout) as well
         raise _refuse("PDF 文件结构异常，无法去除其中的作者等信息；请重新导出 PDF 后上传。") from exc
 
 
