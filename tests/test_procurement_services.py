@@ -559,9 +559,17 @@ def test_ocds_export_validates_against_the_local_schema(world):
     for name, price in [("甲", "40"), ("乙", "45"), ("丙", "48")]:
         _bid(p, bidders[name][1], bidders[name][2], price)
     validator = _ocds_validator()
+    from evalhub.procurement import amendments
+
+    amendments.amend_procurement(p, amendments.AmendmentInput(text="评分办法第二项更正为：项目团队 25 分。",
+                                                              affects_bids=False), world.bz_staff)
     sealed = ocds.package([p], uri="http://127.0.0.1/x", publisher="巴州财政局")
     assert not list(validator.iter_errors(sealed))
     assert "bids" not in sealed["releases"][0] and "tenderers" not in sealed["releases"][0]["tender"]
+    tender = sealed["releases"][0]["tender"]  # the 更正公告 as OCDS says one: an amendment, its text a clarification
+    assert sealed["releases"][0]["tag"] == ["tender", "tenderAmendment"]
+    assert [a["id"] for a in tender["amendments"]] == ["1"] and "项目团队 25 分" in tender["amendments"][0]["description"]
+    assert [d["documentType"] for d in tender["documents"]][-1] == "clarifications"
     _past_deadline(p)
     P.open_bids(p, world.bz_staff)
     _score_all(world, p, {"甲": 90, "乙": 80, "丙": 70})
@@ -574,7 +582,7 @@ def test_ocds_export_validates_against_the_local_schema(world):
     errors = [e.message for e in validator.iter_errors(data)]
     assert errors == []
     release = data["releases"][0]
-    assert release["tag"] == ["tender", "award", "contract"]
+    assert release["tag"] == ["tender", "tenderAmendment", "award", "contract"]
     assert release["tender"]["procurementMethod"] == "selective" and release["tender"]["numberOfTenderers"] == 3
     roles = {party["name"]: party["roles"] for party in release["parties"]}
     assert roles["巴音郭楞蒙古自治州财政局"] == ["buyer", "procuringEntity"] and roles["甲"] == ["tenderer", "supplier"]

@@ -24,6 +24,7 @@ from evalhub.procurement.models import (
     EvaluationPlan,
     PlanItem,
     Procurement,
+    ProcurementAmendment,
     ProcurementMethod,
     ProcurementStatus,
     ResultNotice,
@@ -138,15 +139,25 @@ def _release(procurement: Procurement, *, public: bool) -> dict:
     if procurement.bid_deadline:
         # The documents are issued when the procurement is opened: the period the law's minimum is counted on.
         tender["tenderPeriod"] = {"startDate": _iso(procurement.created_at), "endDate": _iso(procurement.bid_deadline)}
+    documents = []
     if procurement.media_posting is not None:  # the 采购公告 as the law counts it: on the designated media
-        tender["documents"] = [_media_document(procurement.media_posting, f"tender-{procurement.id}", "tenderNotice",
-                                               "采购公告")]
+        documents.append(_media_document(procurement.media_posting, f"tender-{procurement.id}", "tenderNotice", "采购公告"))
+    if procurement.amendments:
+        # 澄清/更正公告 (财政部令第87号 第二十七条): each an OCDS amendment of the tender, its text a clarification document
+        tender["amendments"] = [_amendment(a) for a in procurement.amendments]
+        for a in procurement.amendments:
+            documents.append({"id": f"amendment-{a.id}", "documentType": "clarifications", "title": a.title,
+                              "description": a.text, "datePublished": _iso(a.published_at), "language": "zh"})
+            if a.media_posting is not None:
+                documents.append(_media_document(a.media_posting, f"amendment-{a.id}", "clarifications", a.title))
+    if documents:
+        tender["documents"] = documents
     if opened and procurement.is_competitive:
         tender["numberOfTenderers"] = (len(tenderers) if not public else
                                        sum(1 for b in procurement.bids if b.status != BidStatus.WITHDRAWN))
         if not public:
             tender["tenderers"] = tenderers
-    tags = ["tender"]
+    tags = ["tender"] + (["tenderAmendment"] if procurement.amendments else [])
     awards, contracts = [], []
     award = procurement.award
     # Awards revoked on an upheld challenge: their notices remain, and OCDS says "cancelled".
@@ -205,6 +216,14 @@ def _release(procurement: Procurement, *, public: bool) -> dict:
     return data
 
 
+def _amendment(a) -> dict:
+    """An amendment as OCDS describes one: when, what changed (the bureau's text), and the deadline it moved, if any."""
+    moved = (f"投标（响应文件提交）截止时间由 {_iso(a.deadline_before)} 变更为 {_iso(a.deadline_after)}"
+             if a.moved_deadline else "投标（响应文件提交）截止时间不变")
+    return {"id": str(a.number), "date": _iso(a.published_at),
+            "description": f"{a.title}：{a.text}（{moved}" + ("" if a.affects_bids else "；不影响投标（响应）文件编制") + "）"}
+
+
 def _notice_document(notice) -> dict:
     return {"id": f"notice-{notice.id}", "documentType": "awardNotice", "title": "中标/成交结果公告",
             "description": notice.text, "datePublished": _iso(notice.published_at), "language": "zh"}
@@ -251,6 +270,7 @@ def with_release_data(stmt: sa.Select) -> sa.Select:
             joinedload(Engagement.contract).joinedload(Contract.notice).joinedload(ContractNotice.media_posting)),
         joinedload(Procurement.award).joinedload(Award.firm),
         joinedload(Procurement.media_posting),
+        selectinload(Procurement.amendments).joinedload(ProcurementAmendment.media_posting),
         selectinload(Procurement.bids).joinedload(Bid.firm),
         selectinload(Procurement.notices).options(joinedload(ResultNotice.firm), joinedload(ResultNotice.media_posting)))
 
