@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from evalhub.core.audit import verify_chain
 from evalhub.core.enums import Role
-from evalhub.core.models import AuditEvent, Bureau, BudgetUnit, User
+from evalhub.core.models import AuditEvent, Bureau, BudgetUnit, Notification, User
 from evalhub.core.timeutil import beijing_today, utcnow
 from evalhub.demo import ACCOUNT_NAMES, DEMO_PASSWORD, load_demo
 from evalhub.extensions import db
@@ -83,6 +83,14 @@ def test_demo_loads_is_idempotent_and_keeps_the_audit_chain(app, app_ctx):
                       EngagementState.REPORT_IN_REVIEW, EngagementState.REPORT_RETURNED, EngagementState.ACCEPTED,
                       EngagementState.PUBLISHED, EngagementState.ARCHIVED, EngagementState.CANCELLED}
     assert set(db.session.execute(sa.select(Procurement.method)).scalars()) == set(ProcurementMethod)
+    from evalhub.procurement.models import ProcurementAmendment
+
+    # the open consultation's 更正公告, published after its first response: that bidder was told it may revise
+    amendment = db.session.execute(sa.select(ProcurementAmendment)).scalar_one()
+    assert amendment.procurement.status.value == "open" and amendment.number == 1
+    assert amendment.procurement.bids[0].submitted_at < amendment.published_at < amendment.procurement.bids[-1].submitted_at
+    told = db.session.execute(sa.select(Notification).where(Notification.title.contains("更正公告"))).scalars().all()
+    assert amendment.procurement.bids[0].firm_id in {n.user.firm_id for n in told}
     publications = db.session.execute(sa.select(Publication)).scalars().all()
     assert sum(1 for p in publications if p.classified) >= 2 and sum(1 for p in publications if p.redacted_file_id) >= 9
     assert all(verify_draw(d).ok for d in db.session.execute(sa.select(Draw)).scalars())

@@ -27,7 +27,7 @@ from evalhub.demo import clock
 from evalhub.demo.clock import Story
 from evalhub.demo.documents import contract_text, redacted_report, report as make_report, work_plan as make_work_plan
 from evalhub.extensions import db
-from evalhub.procurement import contract_notices, eligibility, media, services as P, team, workflow
+from evalhub.procurement import amendments, contract_notices, eligibility, media, services as P, team, workflow
 from evalhub.procurement.models import (
     Award, BidStatus, ChallengeStatus, DesignatedMedium, Engagement, NoticeKind, EngagementState as S, EvaluationPlan, FrameworkAgreement, FrameworkMember, ObjectType,
     Procurement, ProcurementMethod as M, WithheldContent,
@@ -84,6 +84,10 @@ BZ_2025 = [
     ("巴州统计局统计执法检查专项经费", T.PROJECT, Field.STATISTICS, "620", "巴州统计局", S.PROCURING),
 ]
 IN_CHALLENGE_PERIOD = BZ_2025[-1][0]
+# the open consultation whose documents are amended after the first response (a 更正公告: procurement/amendments.py)
+AMENDED = "巴州水利局部门整体支出"
+AMENDMENT = ("磋商文件第四章评分标准“项目团队与人员资质”中“项目负责人须具有高级职称”更正为“项目负责人须具有中级及以上职称”；"
+             "其余内容不变。已提交响应文件的供应商可在截止时间前修改或撤回。")
 
 
 class _Demo:
@@ -171,9 +175,10 @@ class _Demo:
         return eligibility.assess(engagement, method).eligible
 
     def competitive(self, engagement: Engagement, method: M, staff: User, *, bidders: int, award: bool = True,
-                    low_bid: bool = False, bid_gap: float = 2) -> Story:
+                    low_bid: bool = False, bid_gap: float = 2, amend: str | None = None) -> Story:
         """Opened now with a 20-day bid window; bids come in over the window (``bid_gap`` days apart), the
-        bids are opened after the deadline, the committee scores them and the best is awarded."""
+        bids are opened after the deadline, the committee scores them and the best is awarded. ``amend``: the text
+        of a 澄清/更正公告 published after the first bid (its bidder is told it may revise)."""
         opened = clock.now_local()
         # 20 days, or to the first working day after a 20th day on a holiday (the open tender's minimum period)
         last = P.earliest_deadline_day(engagement.bureau, P.OPEN_TENDER_PERIOD, clock.to_utc(opened))
@@ -199,6 +204,9 @@ class _Demo:
                                        technical_data=make_work_plan(self.rng, object_name=engagement.name,
                                                                      unit=engagement.budget_unit.name, firm=firm.name,
                                                                      year=engagement.year)), user)
+            if amend and index == 0:
+                yield opened + timedelta(days=1 + bid_gap / 2, hours=7)
+                amendments.amend_procurement(p, amendments.AmendmentInput(text=amend), staff)
         if not award:
             return
         yield deadline + timedelta(minutes=30)
@@ -578,7 +586,8 @@ class _Demo:
                 return
             if target == S.PROCURING:
                 yield day(6)
-                yield from self.competitive(engagement, M.COMPETITIVE_CONSULTATION, staff, bidders=3, award=False, bid_gap=1.5)
+                yield from self.competitive(engagement, M.COMPETITIVE_CONSULTATION, staff, bidders=3, award=False, bid_gap=1.5,
+                                            amend=AMENDMENT if engagement.name == AMENDED else None)
                 return
             if target == S.FAILED_PROCUREMENT:
                 yield day(50)
