@@ -552,3 +552,53 @@ def test_a_pdfs_jpeg_behind_filters_not_undone_is_refused_in_chinese(world, clie
     _name, _opened, _text_pdf, _written = _pdf_parts()
     writer, _page = _text_pdf(b"q 16 0 0 8 100 20 cm " + inline + b" Q")
     _refused(world, client, login, "公开版.pdf", _written(writer), "拍摄信息")
+
+
+# --- a drawing's names --------------------------------------------------------------------------------------------
+
+def _with_photo() -> bytes:
+    """A report with a photo as Word 2007/2010 saved one: its file's path as the description, the file's name as the
+    picture's name; a second picture with alt text the author wrote."""
+    import docx
+    from PIL import Image
+
+    picture = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(picture, format="PNG")
+    document = docx.Document()
+    document.add_paragraph("现场照片如下。")
+    for _ in range(2):
+        picture.seek(0)
+        document.add_picture(picture)
+    out = io.BytesIO()
+    document.save(out)
+    photos = iter([
+        ('<wp:docPr id="7" name="IMG_20240312_王建国.jpg" '
+         'descr="C:\\Users\\wangjg\\Desktop\\现场照片\\IMG_20240312_王建国.jpg"/>',
+         "<pic:cNvPr id='0' name='现场照片_王建国.png'/>"),
+        ('<wp:docPr id="8" name="Picture 8" descr="泵站改造后的出水口（2024 年 3 月）" title="泵站 2024/03"/>',
+         '<pic:cNvPr id="0" name="Picture 8"/>')])
+
+    def edit(name: str, content: bytes) -> bytes:
+        if name != "word/document.xml":
+            return content
+
+        def crafted(_found) -> str:
+            doc_pr, c_nv_pr = next(photos)
+            return doc_pr + _found.group(1) + c_nv_pr
+
+        return re.sub(r'<wp:docPr [^>]*/>(.*?)<pic:cNvPr [^>]*/>', crafted, content.decode(), flags=re.S).encode()
+
+    return _repack(out.getvalue(), edit=edit)
+
+
+def test_a_pictures_file_name_and_path_go_and_the_alt_text_the_author_wrote_stays(world, client):
+    data = _with_photo()
+    assert "王建国" in _xml(data).xpath("string(//*[local-name()='docPr'][1]/@descr)")
+    public = _public_copy(world, client, "报告.docx", data)
+    assert _parts_holding(public, "王建国") == [] and _parts_holding(public, "wangjg") == []
+    root = _xml(public)
+    drawn = root.xpath("//*[local-name()='docPr']")
+    assert [(d.get("id"), d.get("name"), d.get("descr"), d.get("title")) for d in drawn] == [
+        ("7", "Picture 7", None, None), ("8", "Picture 8", "泵站改造后的出水口（2024 年 3 月）", "泵站 2024/03")]
+    assert [p.get("name") for p in root.xpath("//*[local-name()='cNvPr']")] == ["Picture 0", "Picture 8"]
+    assert _shown(public) == _shown(data)

@@ -900,6 +900,40 @@ def _embedded(name: str, content: bytes, chart_data: set[str], depth: int) -> by
     raise ValidationFailed(EMBEDDED_OBJECT, {"file": "含嵌入的对象"})
 
 
+# A drawing's names (wp:docPr, pic:cNvPr, any object's non-visual properties), kept where no page shows them: Word names an
+# inserted picture after its file ("IMG_20240312_王建国.jpg"), and older versions wrote the file's whole path as its
+# description ("C:\Users\wangjg\Desktop\现场照片\…"). A description or title the author wrote (alt text, read aloud by
+# a screen reader) stays; one that is a path or a file's name goes, and a name that is one becomes Word's own "Picture N".
+_DRAWING_TAG = re.compile(rb"<" + _NS + rb"(?:docPr|cNvPr)(?=[\s/>])" + _ATTRIBUTES + rb">")
+_FILE_LIKE = re.compile(r"""^\s*(?:[a-z]:[\\/]|\\\\|file:|~/|/(?:users|home|mnt|tmp)/)|\\|[\\/](?:users|documents and settings|"""
+                        r"""desktop|桌面)[\\/]|\.(?:jpe?g|png|gif|bmp|tiff?|emf|wmf|heic|webp|svg|docx?|xlsx?|pdf)\s*$""", re.I)
+_DRAWING_ID = re.compile(rb"""(?:^|\s)""" + _NS + rb"""id\s*=\s*["']\s*(\d{1,10})""")
+
+
+def _drawing_names(content: bytes) -> bytes:
+    """``content`` (a story part) with its drawings' file names and paths gone (above), one pass over their tags."""
+    def cleaned(tag: re.Match) -> bytes:
+        whole, at = tag.group(0), tag.start(1) - tag.start()
+        kept, last = [], 0
+        for attribute in _ATTRIBUTE.finditer(whole, at):
+            local, value = attribute.group(2), attribute.group(3) if attribute.group(3) is not None else attribute.group(4)
+            if local not in (b"name", b"descr", b"title"):
+                continue
+            if not _FILE_LIKE.search(html.unescape(value.decode("utf-8", "replace"))):
+                continue
+            kept.append(whole[last:attribute.start()])
+            if local == b"name":  # required: Word's own name for it
+                number = _DRAWING_ID.search(tag.group(1))
+                kept.append(attribute.group(1) + b'name="Picture ' + (number.group(1) if number else b"1") + b'"')
+            last = attribute.end()
+        if not kept:
+            return whole
+        kept.append(whole[last:])
+        return b"".join(kept)
+
+    return _DRAWING_TAG.sub(cleaned, content)
+
+
 def _docx(data: bytes, depth: int = 0) -> bytes:
     """The package's copy (a .docx; ``depth`` 1: a chart's workbook inside one)."""
     out = io.BytesIO()
@@ -932,6 +966,8 @@ def _docx(data: bytes, depth: int = 0) -> bytes:
                 if any(name in content for name in _AUTHOR_NAMES):  # the pattern has no literal to skip ahead by
                     content = _AUTHOR_ATTRIBUTE.sub(rb'\1=""', content)
                 content = _story(content, bookmarks)
+                if b"docPr" in content or b"cNvPr" in content:
+                    content = _drawing_names(content)
                 if info.filename == "word/settings.xml":
                     content = _settings(content)
             elif info.filename.startswith("word/media/"):
