@@ -56,7 +56,6 @@ PAGES = [
     ("engagement detail", "/engagements/{engagement}"),
     ("API engagements", "/api/v1/engagements"),
     ("API screening queue", "/api/v1/screening/queue?year=2025"),
-    ("public home", "/public/"),
 ]
 USERS = [("bz.admin", "prefecture admin (巴州)"), ("region.admin", "region admin (自治区)")]
 
