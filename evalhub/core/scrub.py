@@ -900,13 +900,14 @@ def _embedded(name: str, content: bytes, chart_data: set[str], depth: int) -> by
     raise ValidationFailed(EMBEDDED_OBJECT, {"file": "含嵌入的对象"})
 
 
-# A drawing's names (wp:docPr, pic:cNvPr, any object's non-visual properties), kept where no page shows them: Word names an
-# inserted picture after its file ("IMG_20240312_王建国.jpg"), and older versions wrote the file's whole path as its
-# description ("C:\Users\wangjg\Desktop\现场照片\…"). A description or title the author wrote (alt text, read aloud by
-# a screen reader) stays; one that is a path or a file's name goes, and a name that is one becomes Word's own "Picture N".
+# A drawing's names (wp:docPr, pic:cNvPr, any object's non-visual properties), kept where no page shows them: Word
+# names an inserted picture after its file ("IMG_20240312_王建国.jpg"), and older versions wrote the file's whole path
+# as its description ("C:\Users\wangjg\Desktop\现场照片\…"). A description or title the author wrote (alt text, read
+# aloud by a screen reader) stays; one that is a path or a file's name goes, and such a name becomes Word's "Picture N".
 _DRAWING_TAG = re.compile(rb"<" + _NS + rb"(?:docPr|cNvPr)(?=[\s/>])" + _ATTRIBUTES + rb">")
-_FILE_LIKE = re.compile(r"""^\s*(?:[a-z]:[\\/]|\\\\|file:|~/|/(?:users|home|mnt|tmp)/)|\\|[\\/](?:users|documents and settings|"""
-                        r"""desktop|桌面)[\\/]|\.(?:jpe?g|png|gif|bmp|tiff?|emf|wmf|heic|webp|svg|docx?|xlsx?|pdf)\s*$""", re.I)
+_FILE_LIKE = re.compile(r"^\s*(?:[a-z]:[\\/]|file:|~/|/(?:users|home|mnt|tmp)/)|\\"  # a path (any backslash)
+                        r"|[\\/](?:users|documents and settings|desktop|桌面)[\\/]"
+                        r"|\.(?:jpe?g|png|gif|bmp|tiff?|emf|wmf|heic|webp|svg|docx?|xlsx?|pdf)\s*$", re.I)  # a file
 _DRAWING_ID = re.compile(rb"""(?:^|\s)""" + _NS + rb"""id\s*=\s*["']\s*(\d{1,10})""")
 
 
@@ -916,7 +917,8 @@ def _drawing_names(content: bytes) -> bytes:
         whole, at = tag.group(0), tag.start(1) - tag.start()
         kept, last = [], 0
         for attribute in _ATTRIBUTE.finditer(whole, at):
-            local, value = attribute.group(2), attribute.group(3) if attribute.group(3) is not None else attribute.group(4)
+            local = attribute.group(2)
+            value = attribute.group(3) if attribute.group(3) is not None else attribute.group(4)
             if local not in (b"name", b"descr", b"title"):
                 continue
             if not _FILE_LIKE.search(html.unescape(value.decode("utf-8", "replace"))):

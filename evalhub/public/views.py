@@ -1,8 +1,8 @@
 """What anyone may read without logging in: the home page, the published (redacted) evaluation reports, the
-procurement notices (采购公告, with their 澄清/更正公告 and files) and result notices (结果公告) with each procurement's OCDS package, the contract
-announcements (合同公告), and each bureau's library of admitted firms. Only what was published: no procurement
-awaiting approval or cancelled, no sealed bid, no expert's name, no contract before its announcement nor what the
-announcement withheld."""
+procurement notices (采购公告, with their 澄清/更正公告 and files) and result notices (结果公告) with each procurement's
+OCDS package, the contract announcements (合同公告), and each bureau's library of admitted firms. Only what was
+published: no procurement awaiting approval or cancelled, no sealed bid, no expert's name, no contract before its
+announcement nor what the announcement withheld."""
 from __future__ import annotations
 
 import sqlalchemy as sa
