@@ -8,7 +8,6 @@ import zipfile
 from datetime import date
 
 import pytest
-import sqlalchemy as sa
 
 from evalhub.core import scrub
 from evalhub.core.errors import ValidationFailed
