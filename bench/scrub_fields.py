@@ -41,24 +41,16 @@ def report(fields: int, names: bool = True) -> bytes:
     entries = []
     for i in range(fields // 4):
         name = f"第{i}节_王建国" if names else f"_Toc{100000000 + i}"
-        if not names:
-            entries.append(
-                f'<w:p><w:hyperlink w:anchor="{name}" w:history="1"><w:r><w:t>第 {i} 节</w:t></w:r>'
-                + _field(f" PAGEREF {name} \\h ", str(i)) + "</w:hyperlink></w:p>"
-                f'<w:p><w:bookmarkStart w:id="{i}" w:name="{name}"/><w:r><w:t>第 {i} 节 正文</w:t></w:r>'
-                f'<w:bookmarkEnd w:id="{i}"/>' + _field(f" REF {name} \\h ", f"第 {i} 节")
-                + _field(' HYPERLINK "https://www.ccgp.gov.cn/" ', "网站")
-                + _field(" DOCPROPERTY Company ", "某公司") + "</w:p>")
-            continue
+        tip = ' \\o "联系人 王建国"' if names else ""
+        control = (f'<w:sdt><w:sdtPr><w:alias w:val="联系人"/><w:tag w:val="王建国{i}"/><w:id w:val="{i}"/></w:sdtPr>'
+                   f'<w:sdtContent><w:r><w:t>（略）</w:t></w:r></w:sdtContent></w:sdt>') if names else ""
         entries.append(
             f'<w:p><w:hyperlink w:anchor="{name}" w:history="1"><w:r><w:t>第 {i} 节</w:t></w:r>'
             + _field(f" PAGEREF {name} \\h ", str(i)) + "</w:hyperlink></w:p>"
             f'<w:p><w:bookmarkStart w:id="{i}" w:name="{name}"/><w:r><w:t>第 {i} 节 正文</w:t></w:r>'
             f'<w:bookmarkEnd w:id="{i}"/>' + _field(f" REF {name} \\h ", f"第 {i} 节")
-            + _field(' HYPERLINK "https://www.ccgp.gov.cn/" \\o "联系人 王建国" ', "网站")
-            + _field(" DOCPROPERTY Company ", "某公司")
-            + f'<w:sdt><w:sdtPr><w:alias w:val="联系人"/><w:tag w:val="王建国{i}"/><w:id w:val="{i}"/></w:sdtPr>'
-              f'<w:sdtContent><w:r><w:t>（略）</w:t></w:r></w:sdtContent></w:sdt></w:p>')
+            + _field(f' HYPERLINK "https://www.ccgp.gov.cn/"{tip} ', "网站")
+            + _field(" DOCPROPERTY Company ", "某公司") + control + "</w:p>")
     body = "".join(entries).encode()
     out = io.BytesIO()
     with zipfile.ZipFile(source) as original, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
