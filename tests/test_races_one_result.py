@@ -11,6 +11,7 @@ import threading
 import time
 from datetime import date
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
@@ -372,4 +373,78 @@ def test_the_draft_report_sent_for_confirmation_twice_at_once_is_sent_once(app, 
     assert [o for o, _ in outcomes] == ["Conflict", "done"], outcomes
     assert "尚在答复期内" in outcomes[0][1]
     assert count(FactConfirmation, FactConfirmation.engagement_id == e_id) == 1
+    assert count(Notification, Notification.user_id == unit_id) == 1
+
+
+# === the same upload submitted twice at once ======================================================
+
+_BYTES: dict[str, bytes] = {}
+
+
+def _docx(text: str) -> bytes:
+    """The same text, the same bytes (a .docx written twice differs in its zip's timestamps)."""
+    if text not in _BYTES:
+        _BYTES[text] = factories.docx_bytes(text)
+    return _BYTES[text]
+
+
+def _already_stored(data: bytes, name: str) -> None:
+    """The same bytes in the store before the clicks (handed in elsewhere before): ``files.store`` hands both requests
+    the one row, locked in turn, rather than one of them meeting stored_file's unique sha256 by accident."""
+    from evalhub.core import files
+
+    files.store(name, data, allowed=("pdf", "docx", "txt", "png", "jpg"), actor=None)
+
+
+@pytest.mark.parametrize("stored_before", [False, True], ids=["new-file", "file-in-the-store"])
+def test_the_signed_report_uploaded_twice_at_once_is_recorded_once(app, world, stored_before):
+    """upload_signed_report wrote a row per upload: the same signed scan sent twice at once (a double click, two of the
+    unit's people) was recorded twice (two audit events) — or, the bytes new to the store, the second met
+    stored_file's unique sha256 and was answered with the generic words. The second now waits on the engagement's
+    lock, finds the first's row the current one and is told so."""
+    from evalhub.core import files
+    from evalhub.procurement.models import Engagement
+    from evalhub.results import services as S
+    from evalhub.results.models import RectificationReport
+
+    e = factories.accepted(world)
+    unit = factories.unit_user(world, "巴州统计局", "tjj.race")
+    factories.confirmed_findings(world, e, n=1)
+    data = _docx("整改报告 已签章 同时上传")
+    if stored_before:
+        _already_stored(data, "整改报告（扫描）.docx")
+    db.session.commit()
+    e_id, unit_id = e.id, unit.id
+
+    outcomes = race(app, lambda: (get(Engagement, e_id), get(User, unit_id)),
+                    lambda eng, u: S.upload_signed_report(eng, u, files.Upload("整改报告.docx", data)))
+    assert [o for o, _ in outcomes] == ["Conflict", "done"], outcomes
+    assert "请勿重复提交" in outcomes[0][1]
+    assert count(RectificationReport, RectificationReport.engagement_id == e_id) == 1
+    assert events("rectification.signed") == 1
+
+
+def test_the_same_materials_list_submitted_twice_at_once_is_listed_once(app, world):
+    """request_materials wrote the lines it was given: the same 资料清单 submitted twice at once (a double click, two
+    of the firm's people) listed every material twice and told the unit twice. The second now waits on the
+    engagement's materials lock, finds the lines owed and is told which."""
+    from datetime import timedelta
+
+    from evalhub.core.timeutil import beijing_today
+    from evalhub.procurement.models import Engagement
+    from evalhub.results import services as S
+    from evalhub.results.models import MaterialRequest
+
+    e = factories.in_fieldwork(world)
+    unit = factories.unit_user(world, "巴州统计局", "tjj.race")
+    db.session.commit()
+    e_id, firm_user_id, unit_id = e.id, world.firm_user.id, unit.id
+    due = beijing_today() + timedelta(days=10)
+
+    outcomes = race(app, lambda: (get(Engagement, e_id), get(User, firm_user_id)),
+                    lambda eng, u: S.request_materials(eng, u, [("项目资金拨付凭证", due, None), ("项目合同", due, None)]))
+    assert [o for o, _ in outcomes] == ["Conflict", "done"], outcomes
+    assert "“项目合同”" in outcomes[0][1] and "请勿重复列出" in outcomes[0][1]
+    assert count(MaterialRequest, MaterialRequest.engagement_id == e_id) == 2
+    assert events("materials.requested") == 1
     assert count(Notification, Notification.user_id == unit_id) == 1

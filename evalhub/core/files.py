@@ -468,11 +468,17 @@ class Upload:
     data: bytes
 
 
+def digest(data: bytes) -> str:
+    """The key the store keeps ``data`` under (``StoredFile.sha256``): a service asks whether the same file is on
+    record already — the same upload submitted twice — before it stores anything."""
+    return hashlib.sha256(data or b"").hexdigest()
+
+
 def store(filename: str, data: bytes, *, allowed: tuple[str, ...], actor: User | None = None) -> StoredFile:
     """Check, extract and record one upload; its blob enters the store when the transaction commits.
     Raises ValidationFailed with a Chinese message, leaving nothing behind."""
     kind = check_upload(filename, data, allowed)
-    sha = hashlib.sha256(data).hexdigest()
+    sha = digest(data)
     # locked to be reused: a finished import discarding the same bytes (``discard``) is waited for, not raced
     existing = db.session.execute(sa.select(StoredFile).where(StoredFile.sha256 == sha).with_for_update()).scalar_one_or_none()
     if existing is not None:

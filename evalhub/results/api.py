@@ -300,7 +300,7 @@ def results_create_unit_account(unit_id: int):
 
 @operation("/results/engagements/<int:engagement_id>/rectification/signed", "POST",
            summary="被评价单位上传签章的整改报告（multipart，字段 file）", tag=TAG, response=SIGNED_REPORT,
-           body=SIGNED_UPLOAD, body_content_type="multipart/form-data", errors=(400, 403, 404, 422), status=201)
+           body=SIGNED_UPLOAD, body_content_type="multipart/form-data", errors=(400, 403, 404, 409, 422), status=201)
 def results_upload_signed_report(engagement_id: int):
     engagement = _engagement(engagement_id)
     if request.mimetype != "multipart/form-data":

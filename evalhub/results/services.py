@@ -26,7 +26,7 @@ from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.models import Bureau, BudgetUnit, StoredFile, User
 from evalhub.core.outline import heading_numeral, heading_titles, simplified
 from evalhub.core.settings import SETTINGS, SettingDef, get_setting, register
-from evalhub.core.timeutil import beijing_date, beijing_day_start, beijing_today, utcnow
+from evalhub.core.timeutil import beijing_date, beijing_day_start, beijing_today, format_beijing, utcnow
 from evalhub.extensions import db
 from evalhub.procurement.models import EVALUATION_KINDS, Award, Engagement, EngagementState, EngagementTransition
 from evalhub.results.models import (
@@ -616,9 +616,21 @@ def findings_of(engagement: Engagement, user: User) -> list[ResultFinding]:
 
 
 def upload_signed_report(engagement: Engagement, actor: User, upload: files.Upload) -> RectificationReport:
+    """The unit uploads its signed 整改报告; the latest is the current one (a corrected scan is a new row, the
+    earlier ones kept). The file that is the current one already, uploaded again — a double click, a resend, two of
+    the unit's people at once — is refused, naming it (409), before anything is stored; a different file, or this
+    one again after another superseded it, is recorded."""
     permissions.require(actor, "rectification.sign", engagement)
     if not upload.data:
         raise ValidationFailed("请选择已签章的整改报告文件。", {"file": "请选择文件"})
+    latest = sa.select(sa.func.max(RectificationReport.id)).where(
+        RectificationReport.engagement_id == engagement.id).scalar_subquery()
+    concurrency.refuse_twin(  # the second of two uploads at once waits here and finds the first's row
+        f"results.signed_report:{engagement.id}",
+        sa.select(RectificationReport).join(StoredFile, StoredFile.id == RectificationReport.file_id).where(
+            RectificationReport.id == latest, StoredFile.sha256 == files.digest(upload.data)),
+        lambda twin: f"该签章整改报告已于 {format_beijing(twin.created_at)} 上传（{twin.file.original_name}），"
+                     "是当前的签章版本，请勿重复提交；如需更正，请上传更正后的签章文件。")
     stored = files.store(upload.filename, upload.data, allowed=("pdf", "docx", "png", "jpg"), actor=actor)
     report = RectificationReport(engagement_id=engagement.id, file_id=stored.id, uploaded_by_id=actor.id)
     db.session.add(report)
@@ -1343,19 +1355,27 @@ MATERIAL_FILES = ("pdf", "docx", "xlsx", "txt", "png", "jpg", "zip")
 
 
 def request_materials(engagement: Engagement, actor: User, items: Iterable[tuple[str, Any, str | None]]) -> list[MaterialRequest]:
-    """The contracted firm lists the materials it needs (title, due date, note); the unit is told once."""
+    """The contracted firm lists the materials it needs (title, due date, note); the unit is told once. A material
+    is asked for once while it is owed: a line whose name is already on the list and not yet provided — the same
+    list submitted twice (a double click, a resend, two of the firm's people at once) — is refused, naming it
+    (409), with nothing written; once the unit has provided it, the firm may ask for it again."""
     permissions.require(actor, "material.request", engagement)
     if engagement.state not in (EngagementState.CONTRACTED, EngagementState.PLAN_SUBMITTED, EngagementState.PLAN_IN_REVIEW,
                                 EngagementState.PLAN_RETURNED, EngagementState.FIELDWORK, EngagementState.REPORT_RETURNED):
         raise Conflict(f"评价任务当前状态为“{engagement.state.label}”，不在实地评价阶段，不能列资料清单。")
     errors: dict[str, str] = {}
     rows: list[MaterialRequest] = []
+    listed: dict[str, int] = {}  # title → its line
     today = beijing_today()
     for n, (title, due, note) in enumerate(items, start=1):
         if not (title or "").strip() and due in (None, ""):
             continue
         title_clean = _text(title, f"title_{n}", f"第 {n} 项资料名称", errors, limit=200)
         check_name(errors, f"title_{n}", title_clean, f"第 {n} 项资料名称")
+        if title_clean and title_clean in listed:
+            errors[f"title_{n}"] = f"第 {n} 项资料名称与第 {listed[title_clean]} 项相同，请合并为一项"
+        elif title_clean:
+            listed[title_clean] = n
         note_clean = _text(note, f"note_{n}", f"第 {n} 项说明", errors, required=False, limit=1000)
         due_value = due if isinstance(due, date) else None
         if due_value is None:
@@ -1371,6 +1391,14 @@ def request_materials(engagement: Engagement, actor: User, items: Iterable[tuple
     if not rows and not errors:
         errors["items"] = "请至少列出一项资料及其提供期限"
     _raise_if(errors)
+    # the second of two lists submitted at once waits here and reads the lines the first wrote
+    concurrency.serialise(f"results.materials:{engagement.id}")
+    owed = db.session.execute(sa.select(MaterialRequest).where(
+        MaterialRequest.engagement_id == engagement.id, MaterialRequest.uploaded_at.is_(None),
+        MaterialRequest.title.in_([r.title for r in rows])).order_by(MaterialRequest.due_on, MaterialRequest.id)).scalars().all()
+    if owed:
+        raise Conflict("资料清单中已列有以下资料，被评价单位尚未提供，请勿重复列出："
+                       + "、".join(f"“{m.title}”（提供期限 {m.due_on.isoformat()}）" for m in owed) + "。")
     db.session.add_all(rows)
     db.session.flush()
     audit.record("materials.requested", engagement, actor=actor, bureau_id=engagement.bureau_id,
