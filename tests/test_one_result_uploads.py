@@ -1,4 +1,4 @@
-"""Two clicks on an upload give one result: the signed 整改报告 and the firm's 资料清单, submitted
+"""Two clicks on an upload give one result: the signed 整改报告, a firm's document and the firm's 资料清单, submitted
 twice in a row (a double click that reaches the server after the first committed, a resend, a second tab). The
 second is refused with 409 and a Chinese message naming what is on record, before anything is stored — on the
 service (so the CLI and jobs too), the web form and the API; a different file, or the same file again once it is no
@@ -17,6 +17,8 @@ from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.models import AuditEvent, Notification, StoredFile
 from evalhub.core.timeutil import beijing_today
 from evalhub.extensions import db
+from evalhub.registry import services as registry
+from evalhub.registry.models import FirmDocument, FirmDocumentKind
 from evalhub.results import services as S
 from evalhub.results.models import MaterialRequest, RectificationReport
 from tests import factories
@@ -118,6 +120,76 @@ def test_the_signed_report_twice_on_the_web_and_the_api_answers_409_and_writes_n
     assert api.status_code == 409, api.get_data(as_text=True)
     assert api.get_json()["error"]["code"] == "conflict" and "请勿重复提交" in api.get_json()["error"]["message"]
     assert _written() == before and _count(RectificationReport) == 1
+
+
+# --- a firm's documents ---------------------------------------------------------------------------------
+
+def test_a_firm_document_uploaded_twice_is_recorded_once(world):
+    firm = world.firm
+    first = registry.attach_firm_document(firm, FirmDocumentKind.LICENCE, "营业执照.png", factories.PNG, world.firm_user)
+    db.session.commit()
+    before = _written()
+    with pytest.raises(Conflict) as refused:
+        registry.attach_firm_document(firm, "licence", "执照扫描.png", factories.PNG, world.firm_user)
+    assert "营业执照" in refused.value.message and "营业执照.png" in refused.value.message
+    assert "无需重复上传" in refused.value.message
+    assert _written() == before and _nothing_staged()
+    db.session.rollback()
+    assert [d.id for d in db.session.execute(sa.select(FirmDocument).where(FirmDocument.firm_id == firm.id)).scalars()] \
+        == [first.id]
+
+
+def test_a_firm_document_of_another_kind_a_new_file_or_the_first_again_after_it_is_added(world):
+    firm, user = world.firm, world.firm_user
+    text = "本机构已建立质量控制制度。".encode()
+    registry.attach_firm_document(firm, "quality_control", "质量控制制度.txt", text, user)
+    registry.attach_firm_document(firm, "other", "质量控制制度.txt", text, user)  # another kind: its own row
+    registry.attach_firm_document(firm, "quality_control", "质量控制制度（修订）.txt", "修订版。".encode(), user)
+    registry.attach_firm_document(firm, "quality_control", "质量控制制度.txt", text, user)  # back to the first
+    registry.attach_firm_document(world.other_firm, "quality_control", "质量控制制度.txt", text, world.other_firm_user)
+    db.session.commit()
+    assert _count(FirmDocument, FirmDocument.firm_id == firm.id) == 4
+    assert _count(FirmDocument, FirmDocument.firm_id == world.other_firm.id) == 1
+
+
+def test_papers_attached_with_an_admission_keep_the_ones_already_uploaded(world):
+    from evalhub.registry.models import FirmStatus
+
+    firm = factories.firm(world.bz, FirmStatus.PENDING)
+    papers = factories.admission_papers()
+    for kind, name, data in papers[:3]:  # the firm uploaded some; the bureau received all on paper
+        registry.attach_firm_document(firm, kind, name, data, world.firm_user)
+    db.session.commit()
+    registry.change_firm_status(firm, "admit", world.bz_staff, reason="材料齐全", documents=papers)
+    db.session.commit()
+    assert firm.status == FirmStatus.ADMITTED
+    assert _count(FirmDocument, FirmDocument.firm_id == firm.id) == len(papers)
+
+
+def test_a_firm_document_twice_on_the_web_and_the_api_answers_409_and_writes_nothing(world, client, login, auth):
+    firm = world.firm
+    login(world.firm_user)
+    data = "本机构已建立保密制度。".encode()
+
+    def web():
+        return client.post(f"/firms/{firm.id}/documents", data={"kind": "confidentiality",
+                                                                 "file": (io.BytesIO(data), "保密制度.txt")},
+                           content_type="multipart/form-data")
+
+    headers = auth(world.firm_user.username)  # its token's issue is audited: before the count
+    assert web().status_code == 302
+    before = _written()
+    again = web()
+    assert again.status_code == 409 and "无需重复上传" in again.get_data(as_text=True)
+    assert _written() == before
+
+    api = client.post(f"/api/v1/firms/{firm.id}/documents", data={"kind": "confidentiality",
+                                                                  "file": (io.BytesIO(data), "保密制度.txt")},
+                      content_type="multipart/form-data", headers=headers)
+    assert api.status_code == 409, api.get_data(as_text=True)
+    assert "保密制度.txt" in api.get_json()["error"]["message"]
+    assert _written() == before
+    assert _count(FirmDocument, FirmDocument.firm_id == firm.id) == 1
 
 
 # --- the 资料清单 ------------------------------------------------------------------------------------------

@@ -424,6 +424,27 @@ def test_the_signed_report_uploaded_twice_at_once_is_recorded_once(app, world, s
     assert events("rectification.signed") == 1
 
 
+@pytest.mark.parametrize("stored_before", [False, True], ids=["new-file", "file-in-the-store"])
+def test_a_firm_document_uploaded_twice_at_once_is_recorded_once(app, world, stored_before):
+    """attach_firm_document wrote a row per upload: the same licence sent twice at once was listed twice (two audit
+    events), or met stored_file's unique sha256 by accident. The second now waits on the firm's lock and is told the
+    licence is on record."""
+    from evalhub.registry.models import FirmDocument
+
+    data = factories.PNG + b"licence-race"
+    if stored_before:
+        _already_stored(data, "营业执照（旧）.png")
+    db.session.commit()
+    firm_id, user_id = world.firm.id, world.firm_user.id
+
+    outcomes = race(app, lambda: (get(Firm, firm_id), get(User, user_id)),
+                    lambda f, u: registry.attach_firm_document(f, "licence", "营业执照.png", data, u))
+    assert [o for o, _ in outcomes] == ["Conflict", "done"], outcomes
+    assert "无需重复上传" in outcomes[0][1]
+    assert count(FirmDocument, FirmDocument.firm_id == firm_id) == 1
+    assert events("firm.document_added") == 1
+
+
 def test_the_same_materials_list_submitted_twice_at_once_is_listed_once(app, world):
     """request_materials wrote the lines it was given: the same 资料清单 submitted twice at once (a double click, two
     of the firm's people) listed every material twice and told the unit twice. The second now waits on the

@@ -333,7 +333,7 @@ def change_firm_status(firm_id: int):
 @operation("/firms/<int:firm_id>/documents", "POST",
            summary="上传机构的入库申请材料（营业执照、信用记录、从业人员资格证明、各项制度、无重大违法违规声明等）",
            tag=TAG_FIRMS, response=FIRM_DOCUMENT, status=201, body=FIRM_DOCUMENT_UPLOAD,
-           body_content_type="multipart/form-data", errors=(400, 403, 404, 422))
+           body_content_type="multipart/form-data", errors=(400, 403, 404, 409, 422))
 def upload_firm_document(firm_id: int):
     user = api_user()
     firm = _visible_firm(firm_id)

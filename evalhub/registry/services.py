@@ -15,12 +15,12 @@ from evalhub.core.enums import Field, Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.inputs import check_name, required_reason
 from evalhub.core.notifications import emit
-from evalhub.core.models import Bureau, BudgetUnit, User
+from evalhub.core.models import Bureau, BudgetUnit, StoredFile, User
 from evalhub.core.personal import birth_month_day, protect_id_number, reveal_id_number, validate_id_number
 from evalhub.core.services import create_user, set_enabled, void_links
 from evalhub.core.settings import get_setting
 from evalhub.core.steps import Step
-from evalhub.core.timeutil import beijing_today, utcnow, years_before
+from evalhub.core.timeutil import beijing_today, format_beijing, utcnow, years_before
 from evalhub.core.validators import validate_uscc
 from evalhub.extensions import db
 from evalhub.registry import counts  # noqa: F401  (firm and expert counts kept on every write: registered here)
@@ -370,7 +370,7 @@ def change_firm_status(firm: Firm, action: str, actor: User, *, reason: str | No
     concurrency.hold(firm)
     spec.refuse_unless_from(firm.status, "机构")
     for kind, filename, data in documents:
-        attach_firm_document(firm, kind, filename, data, actor)
+        attach_firm_document(firm, kind, filename, data, actor, keep_current=True)
     reason = (reason or "").strip()
     errors: dict[str, str] = {}
     if spec.needs_reason and not reason:
@@ -510,10 +510,28 @@ def lift_imposed_suspension(firm: Firm, change_id: int, reason: str) -> FirmStat
     return _system_status_change(firm, "reinstate", reason)
 
 
-def attach_firm_document(firm: Firm, kind: Any, filename: str, data: bytes, actor: User) -> FirmDocument:
+def attach_firm_document(firm: Firm, kind: Any, filename: str, data: bytes, actor: User, *,
+                         keep_current: bool = False) -> FirmDocument:
+    """Add a document to the firm's list (newest first; the latest of a kind is the one the bureau reads). The
+    file that is the latest of its kind already, uploaded again — a double click, a resend, two of the firm's
+    people at once — is refused, naming it (409), before anything is stored; a different file, or this one again
+    after another of its kind superseded it, is added. ``keep_current``: the one on record is the result instead
+    (papers the bureau received attached with a status change, which need not fail for one already uploaded)."""
     errors: dict[str, str] = {}
     kind = parse_enum(errors, "kind", FirmDocumentKind, kind, "材料类型")
     _raise_if(errors)
+    # the firm's lock, as its status changes take it: the second of two uploads at once waits here and finds the
+    # first's row, and an admission reading the documents reads them whole
+    concurrency.hold(firm)
+    latest = sa.select(sa.func.max(FirmDocument.id)).where(FirmDocument.firm_id == firm.id,
+                                                           FirmDocument.kind == kind).scalar_subquery()
+    current = db.session.execute(sa.select(FirmDocument).join(StoredFile, StoredFile.id == FirmDocument.file_id).where(
+        FirmDocument.id == latest, StoredFile.sha256 == files.digest(data))).scalar_one_or_none()
+    if current is not None:
+        if keep_current:
+            return current
+        raise Conflict(f"{firm.name} 已于 {format_beijing(current.uploaded_at)} 上传相同的{kind.label}"
+                       f"（{current.file.original_name}），无需重复上传。")
     allowed = files.LICENCE_KINDS if kind == FirmDocumentKind.LICENCE else files.DOCUMENT_KINDS + ("png", "jpg")
     stored = files.store(filename, data, allowed=allowed, actor=actor)
     document = FirmDocument(firm_id=firm.id, kind=kind, file_id=stored.id)
