@@ -114,6 +114,47 @@ def test_a_holiday_on_an_experts_last_day_carries_the_answer_and_review_deadline
                              _at(date(2025, 11, 15), 0))[0] == 1  # late from the new day's end
 
 
+def _reminders(user, title: str) -> list[str]:
+    return list(db.session.execute(sa.select(Notification.body).where(
+        Notification.user_id == user.id, Notification.title.startswith(title)).order_by(Notification.id)).scalars())
+
+
+def test_a_review_deadline_moved_after_its_reminder_is_reminded_once_more_for_its_new_day(world):
+    """The 评审即将到期 reminder is sent once per deadline date (core/notifications.py ``reminder_key``): before, it was
+    keyed by the review alone, so a review deadline a calendar correction moved after the reminder went out was never
+    reminded again. A deadline that stays is not reminded twice; one that moves is reminded once more, with its new
+    day, and then not again; the 评审已逾期 reminder follows the new day too."""
+    with simulated_clock(_at(MONDAY)):
+        _e, panel = _open_panel(world)
+        members = [factories.expert_user(i.expert_id) for i in panel.invitations]
+        for invitation, member in zip(panel.invitations, members):
+            R.respond(invitation, member, accept=True, declaration_signed=True)
+        db.session.commit()
+        assert beijing_date(panel.review_due) == date(2025, 11, 13)
+
+    with simulated_clock(_at(date(2025, 11, 12))):  # within review.remind_days_before (2) of the 13th
+        assert R.send_reminders()["reminders"] == 3
+        assert R.send_reminders()["reminders"] == 0  # the deadline stays: reminded once
+        db.session.commit()
+        moved = _holiday(world, date(2025, 11, 13)).moved  # entered after the reminders went out
+        assert [(m.kind, m.row_id) for m in moved] == [("review.review_due", panel.id)]
+        assert panel.review_due == day_end(date(2025, 11, 14))
+
+    with simulated_clock(_at(date(2025, 11, 13))):
+        assert R.send_reminders()["reminders"] == 3  # once more, each member, for the new day
+        assert R.send_reminders()["reminders"] == 0  # and not again
+        db.session.commit()
+        for member in members:
+            bodies = _reminders(member, "评审即将到期")
+            assert len(bodies) == 2 and "2025-11-13" in bodies[0] and "2025-11-14" in bodies[1], bodies
+
+    with simulated_clock(_at(date(2025, 11, 15))):  # past the new day: late, reminded once
+        assert R.send_reminders()["reminders"] == 3
+        assert R.send_reminders()["reminders"] == 0
+        db.session.commit()
+        assert all(len(_reminders(m, "评审已逾期")) == 1 for m in members)
+
+
 def test_a_holiday_never_moves_a_deadline_already_passed_nor_a_closed_panels(world):
     """Passed: the invitation's answer period ended before the correction (not yet expired by the hourly job);
     closed: a panel that has decided and returned the plan keeps its review deadline."""

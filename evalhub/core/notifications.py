@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Iterable, Optional
 
 import sqlalchemy as sa
@@ -16,7 +16,7 @@ from flask import current_app
 
 from evalhub.core.enums import BUREAU_SIDE, Role
 from evalhub.core.models import Notification, User
-from evalhub.core.timeutil import utcnow
+from evalhub.core.timeutil import beijing_date, utcnow
 from evalhub.extensions import db
 
 
@@ -203,6 +203,16 @@ def emit(key: str, *, link: str | None = None, bureau_id: int | None = None, fir
         if note is not None:
             sent.append(note)
     return sent
+
+
+def reminder_key(*about: Any, due: date | datetime) -> str:
+    """The ``dedupe_key`` of a reminder about a deadline: what it is about and the deadline's date (a stored instant
+    read as its Beijing date), e.g. ``reminder_key("review-due", 7, due=panel.review_due)`` → "review-due-7-2025-11-13".
+    A reminder keyed through here is sent once per date: once while the deadline stays, and once more for the new
+    date when a calendar correction (``core.calendar``) or a decision moves it. The review's reminders were stored
+    without the date: migration c4e6a8b0d2f4 gave them theirs."""
+    day = beijing_date(due) if isinstance(due, datetime) else due
+    return "-".join(str(part) for part in about) + f"-{day.isoformat()}"
 
 
 def notify(user: User, title: str, body: str, link: str | None = None, *, dedupe_key: str | None = None) -> Optional[Notification]:

@@ -23,7 +23,7 @@ from evalhub.core.models import Bureau, BudgetUnit, Draw, StoredFile, User
 from evalhub.core.settings import SETTINGS, SettingDef, get_setting, register
 from evalhub.core.timeutil import beijing_today, beijing_year_start, format_beijing, to_beijing, utcnow
 from evalhub.core.outline import divides, heading_titles, simplified
-from evalhub.core.notifications import emit, send_pending_email
+from evalhub.core.notifications import emit, reminder_key, send_pending_email
 from evalhub.extensions import db
 from evalhub.procurement import workflow
 from evalhub.procurement.models import Engagement, EngagementState as S, EngagementTransition, ServiceKind
@@ -2046,10 +2046,11 @@ def send_reminders(now: datetime | None = None) -> dict[str, int]:
             user = db.session.execute(sa.select(User).where(User.expert_id == invitation.expert_id)).scalar_one_or_none()
             if user is None:
                 continue
+            # once per deadline date: a review deadline a calendar correction moves is reminded again for its new day
             if now > panel.review_due:
-                key, title = f"review-overdue-{review.id}", "评审已逾期"
+                key, title = reminder_key("review-overdue", review.id, due=panel.review_due), "评审已逾期"
             elif now > panel.review_due - before:
-                key, title = f"review-due-{review.id}", "评审即将到期"
+                key, title = reminder_key("review-due", review.id, due=panel.review_due), "评审即将到期"
             else:
                 continue
             if emit("review_reminder", link=f"/reviews/{review.id}", users=[user], dedupe_key=key, title=title,
@@ -2066,7 +2067,8 @@ def send_reminders(now: datetime | None = None) -> dict[str, int]:
                                                                   User.is_enabled.is_(True))).scalars().all()
             counts["reminders"] += len(emit("engagement_overdue", link=f"/engagements/{engagement.id}", users=firm_users,
                                             # once per due date: a report returned again has a new one
-                                            dedupe_key=f"overdue-{engagement.id}-{engagement.state.value}-{engagement.due_on}",
+                                            dedupe_key=reminder_key("overdue", engagement.id, engagement.state.value,
+                                                                    due=engagement.due_on),
                                             reference=engagement.reference, reason=reason))
     db.session.flush()
     # Last: it commits the expiries and reminders above before its first message, so no mail failure undoes them.
