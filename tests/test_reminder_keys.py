@@ -1,9 +1,12 @@
 """A reminder of a deadline is stored once per deadline date (core/notifications.py ``reminder_key``), and the keys
 stored before the upgrade keep their reminders from being sent again.
 
-The review's reminders carried no date (a review deadline moved after its reminder was never reminded again:
-tests/test_review_deadlines_calendar.py); migration c4e6a8b0d2f4 gives the stored ones the date of the deadline
-they were sent for, so an unmoved deadline is not reminded again after the upgrade and a moved one is, once.
+Every reminder of a deadline keys its inbox row through ``reminder_key``. The results' and procurement's reminders
+carried the date already, written by hand: the helper writes the very same strings, so what they stored still
+matches and nothing is sent twice. The review's reminders carried none (a review deadline moved after its reminder
+was never reminded again: tests/test_review_deadlines_calendar.py); migration c4e6a8b0d2f4 gives the stored ones
+the date of the deadline they were sent for, so an unmoved deadline is not reminded again after the upgrade and a
+moved one is, once.
 """
 from __future__ import annotations
 
@@ -22,11 +25,18 @@ from tests.migration_files import load
 MIGRATION = "c4e6a8b0d2f4_review_reminder_keys_dated.py"
 
 
-def test_a_reminder_key_carries_the_deadlines_beijing_date():
+def test_reminder_keys_are_the_strings_the_reminders_stored_before():
+    due = date(2025, 6, 30)
+    assert reminder_key("rect-due", 12, due=due) == f"rect-due-12-{due.isoformat()}"
+    assert reminder_key("rect-interview", 12, due=due) == "rect-interview-12-2025-06-30"
+    assert reminder_key("contract-notice", "overdue", 5, due=due) == f"contract-notice-overdue-5-{due}"
+    assert reminder_key("result-posting", "due", 5, due=due) == f"result-posting-due-5-{due}"
+    assert reminder_key("contract-overdue", 9, due=due) == f"contract-overdue-9-{due}"
+    assert reminder_key("contract-overdue-blocked", 9, due=due) == f"contract-overdue-blocked-9-{due}"
+    assert reminder_key("overdue", 9, "plan_returned", due=due) == f"overdue-9-plan_returned-{due}"
     # a stored instant is read as its Beijing date: 23:59:59 Beijing on the 13th is 15:59:59 UTC
     assert reminder_key("review-due", 7, due=datetime(2025, 11, 13, 15, 59, 59)) == "review-due-7-2025-11-13"
     assert reminder_key("review-due", 7, due=datetime(2025, 11, 13, 16, 0)) == "review-due-7-2025-11-14"
-    assert reminder_key("overdue", 9, "plan_returned", due=date(2025, 6, 30)) == "overdue-9-plan_returned-2025-06-30"
 
 
 def _keys(user) -> list[str]:

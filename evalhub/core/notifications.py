@@ -208,9 +208,10 @@ def emit(key: str, *, link: str | None = None, bureau_id: int | None = None, fir
 def reminder_key(*about: Any, due: date | datetime) -> str:
     """The ``dedupe_key`` of a reminder about a deadline: what it is about and the deadline's date (a stored instant
     read as its Beijing date), e.g. ``reminder_key("review-due", 7, due=panel.review_due)`` → "review-due-7-2025-11-13".
-    A reminder keyed through here is sent once per date: once while the deadline stays, and once more for the new
-    date when a calendar correction (``core.calendar``) or a decision moves it. The review's reminders were stored
-    without the date: migration c4e6a8b0d2f4 gave them theirs."""
+    Every reminder of a deadline is keyed through here, so it is sent once per date: once while the deadline stays,
+    and once more for the new date when a calendar correction (``core.calendar``) or a decision moves it. The keys
+    the other reminders stored before this helper carried the date the same way; the review's were stored without
+    it: migration c4e6a8b0d2f4 gave them theirs."""
     day = beijing_date(due) if isinstance(due, datetime) else due
     return "-".join(str(part) for part in about) + f"-{day.isoformat()}"
 

@@ -40,7 +40,7 @@ from evalhub.core.calendar import add_working_days, roll_to_workday, working_day
 from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.inputs import check_text
 from evalhub.core.models import Bureau, User
-from evalhub.core.notifications import emit
+from evalhub.core.notifications import emit, reminder_key
 from evalhub.core.timeutil import beijing_date, beijing_today, utcnow
 from evalhub.extensions import db
 from evalhub.procurement.models import Contract, ContractNotice, Engagement, WithheldContent
@@ -258,5 +258,6 @@ def remind_notices(today: date | None = None) -> int:
         link = f"/engagements/{engagement.id}/contract/notice"
         state = "due" if due == today else "overdue"
         sent += len(emit("contract_notice_due" if due == today else "contract_notice_overdue", link=link,
-                         bureau_id=engagement.bureau_id, dedupe_key=f"contract-notice-{state}-{contract.id}-{due}", **fields))
+                         bureau_id=engagement.bureau_id,
+                         dedupe_key=reminder_key("contract-notice", state, contract.id, due=due), **fields))
     return sent

@@ -44,7 +44,7 @@ from evalhub.core.calendar import add_working_days
 from evalhub.core.errors import Conflict, NotFound, ValidationFailed
 from evalhub.core.inputs import check_text, name_error
 from evalhub.core.models import Bureau, User
-from evalhub.core.notifications import emit
+from evalhub.core.notifications import emit, reminder_key
 from evalhub.core.timeutil import beijing_date, beijing_today, format_beijing, to_beijing, utcnow
 from evalhub.extensions import db
 from evalhub.procurement import page, periods
@@ -620,5 +620,6 @@ def remind_result_postings(today: date | None = None) -> int:
         link = f"/engagements/{engagement.id}/media/{NoticeKind.RESULT.value}/{notice.id}"
         state = "due" if due == today else "overdue"
         sent += len(emit("result_posting_due" if due == today else "result_posting_overdue", link=link,
-                         bureau_id=procurement.bureau_id, dedupe_key=f"result-posting-{state}-{notice.id}-{due}", **fields))
+                         bureau_id=procurement.bureau_id,
+                         dedupe_key=reminder_key("result-posting", state, notice.id, due=due), **fields))
     return sent

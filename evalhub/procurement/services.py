@@ -24,7 +24,7 @@ from evalhub.core.errors import Conflict, DomainError, PermissionDenied, Validat
 from evalhub.core.inputs import check_text, check_name, money_error, points_value
 from evalhub.core.listing import as_int
 from evalhub.core.models import Bureau, BudgetUnit, Draw, DrawStatus, User
-from evalhub.core.notifications import emit
+from evalhub.core.notifications import emit, reminder_key
 from evalhub.core.settings import SETTINGS, SettingDef, get_setting, register
 from evalhub.core.timeutil import beijing_today, format_beijing, to_beijing, utcnow
 from evalhub.extensions import db
@@ -1789,11 +1789,12 @@ def remind_contracts_overdue(today: date | None = None) -> int:
             # Past the 30 days but not signable now (the winner suspended since the award, a challenge still
             # unanswered): the winner is not told to sign, the bureau is told what stands in the way.
             sent += len(emit("contract_overdue_blocked", link=f"/engagements/{engagement.id}", bureau_id=engagement.bureau_id,
-                             dedupe_key=f"contract-overdue-blocked-{engagement.id}-{engagement.due_on}",
+                             dedupe_key=reminder_key("contract-overdue-blocked", engagement.id, due=engagement.due_on),
                              reason=reasons[engagement.id], hold=hold.reason.rstrip("。"), **_fields(procurement)))
             continue
         sent += len(emit("contract_overdue", link=f"/engagements/{engagement.id}", bureau_id=engagement.bureau_id,
-                         firm_id=engagement.firm_id, dedupe_key=f"contract-overdue-{engagement.id}-{engagement.due_on}",
+                         firm_id=engagement.firm_id,
+                         dedupe_key=reminder_key("contract-overdue", engagement.id, due=engagement.due_on),
                          reason=reasons[engagement.id], result=procurement.method.result_word, **_fields(procurement)))
     return sent
 

@@ -555,13 +555,14 @@ def escalate_overdue(today: date | None = None) -> list[FindingEscalation]:
             link = f"/results/unit/engagements/{engagement.id}"
             if level == EscalationLevel.REMINDER:
                 notifications.emit("rectification_due", link=link, users=unit_users(unit.id),
-                                   dedupe_key=f"rect-due-{finding.id}-{finding.deadline.isoformat()}",
+                                   dedupe_key=notifications.reminder_key("rect-due", finding.id, due=finding.deadline),
                                    reference=engagement.reference,
                                    text=finding.text[:80], deadline=finding.deadline.isoformat())
             else:
                 # one notice, each audience linked to the page that opens for it: the bureau's findings page
                 # (engagement.view), the unit's own page (a unit gets 403 on the bureau's)
-                fields = dict(dedupe_key=f"rect-{level.value}-{finding.id}-{finding.deadline.isoformat()}",
+                fields = dict(dedupe_key=notifications.reminder_key(f"rect-{level.value}", finding.id,
+                                                                    due=finding.deadline),
                               reference=engagement.reference,
                               unit=unit.name, text=finding.text[:80], days=days, level=level.label)
                 notifications.emit("rectification_escalated", link=f"/results/engagements/{engagement.id}/findings",
