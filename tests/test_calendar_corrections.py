@@ -149,6 +149,38 @@ def test_the_contract_announcement_and_signing_follow_the_corrected_calendar_bot
         db.session.commit()
 
 
+def _reads(seen: list[str]) -> list[str]:
+    """The statements but the inbox rows written (one per person told: more people, more rows)."""
+    return [s for s in seen if not s.startswith("INSERT INTO notification")]
+
+
+def test_a_correction_reads_the_suppliers_to_tell_with_the_rows_however_many_periods_it_moves(world):
+    """Who is told of a moved challenge period — every supplier that may challenge (``participant_ids``: bidders, the
+    draw's candidates, the framework's members) and the winner — is read with the notices, a statement per relation:
+    not the notice's bids, draw, agreement and notices read again for every period moved."""
+    from evalhub.core.settings import set_setting
+
+    set_setting(world.bz, "firm.max_key_evaluations", 20, world.bz_admin)  # one firm for them all
+    today = date(2025, 11, 3)  # a Monday; no national holiday near
+
+    def statements(n: int) -> list[str]:
+        with simulated_clock(_at(today)):
+            for _ in range(n):
+                factories.single_source(world, factories.engagement(world))  # its notice out today
+            db.session.commit()
+            with recorded() as seen:
+                done = C.set_calendar_day(world.bz, date(2025, 11, 4), False, "地方节假日", world.bz_admin)
+                db.session.flush()
+            periods = [m for m in done.moved if m.kind == "procurement.challenge_until"]
+            assert len(periods) >= n  # (with those of the call before, committed)
+            assert all(m.firm_ids == (world.firm.id,) for m in periods)  # single source: the winner alone
+            db.session.rollback()
+            return seen
+
+    one, many = statements(1), statements(3)
+    assert len(_reads(one)) == len(_reads(many)), (len(_reads(one)), len(_reads(many)))
+
+
 # --- credit: the objection period down the tree; closed and stored-before rows ------------------------------
 
 def _rating(world, bureau, *, year=2025, days=10, start=None, kept=True, status=RatingStatus.PUBLISHED):

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 
 from evalhub.core import calendar
 from evalhub.core.calendar import CalendarChange, Moved, Period
@@ -25,7 +25,7 @@ from evalhub.core.timeutil import beijing_date, beijing_day_start
 from evalhub.extensions import db
 from evalhub.procurement import contract_notices, media, workflow
 from evalhub.procurement.models import (
-    Challenge, ChallengeStatus, Contract, Engagement, Procurement, ResultNotice,
+    Challenge, ChallengeStatus, Contract, Engagement, FrameworkAgreement, Procurement, ResultNotice,
 )
 from evalhub.procurement.services import participant_ids
 
@@ -45,8 +45,14 @@ def recount(change: CalendarChange) -> list[Moved]:
 
 
 def _challenge_periods(change: CalendarChange, ids: list[int], reach, began) -> list[Moved]:
+    # who is told — every supplier that may challenge (``participant_ids``: the bidders, the firms a draw drew among,
+    # the framework agreement's members, less the standing notice's) and the winner — read with the rows, a statement
+    # per relation, not per notice
     notices = db.session.execute(sa.select(ResultNotice).options(
-        joinedload(ResultNotice.procurement).joinedload(Procurement.engagement)).where(
+        joinedload(ResultNotice.procurement).options(
+            joinedload(Procurement.engagement), joinedload(Procurement.draw), selectinload(Procurement.bids),
+            selectinload(Procurement.notices),
+            selectinload(Procurement.framework_agreement).selectinload(FrameworkAgreement.members))).where(
         ResultNotice.bureau_id.in_(ids), ResultNotice.revoked_at.is_(None), ResultNotice.challenge_until >= reach,
         ResultNotice.published_at < began)).scalars().all()
     # granted to the suppliers: never shortened once announced
