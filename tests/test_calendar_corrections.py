@@ -356,6 +356,49 @@ def test_a_correction_reads_the_same_statements_however_many_findings_it_moves(w
     assert sum("calendar_day" in s.lower() for s in one) == sum("calendar_day" in s.lower() for s in many)
 
 
+def test_a_correction_reads_the_units_to_tell_at_once_however_many_units_it_moves_deadlines_of(world):
+    """Findings of an engagement, each owed by a unit of its own (and its 主管部门 above it): the units' accounts — who
+    is told — are read for all the rows moved at once (``results.services.units_users``), not a read per unit."""
+    from evalhub.core.models import BudgetUnit
+    from evalhub.procurement.models import EngagementState
+    from evalhub.results import services as S
+
+    today = date(2025, 11, 4)  # + 90 days: Monday 2 February 2026
+    department = world.units["巴州统计局"]
+    for i in range(4):
+        unit = BudgetUnit(bureau_id=world.bz.id, name=f"巴州统计局下属单位{i}", parent_id=department.id)
+        db.session.add(unit)
+        db.session.flush()
+        world.units[unit.name] = unit
+        factories.unit_user(world, unit.name, f"tjj.sub{i}")
+    factories.unit_user(world, "巴州统计局", "tjj")
+    db.session.commit()
+    n = iter(range(100))
+
+    def statements(units: list[str]) -> list[str]:
+        with simulated_clock(_at(today)):
+            e = factories.contracted(world)
+            e.state = EngagementState.ACCEPTED
+            firm_user = factories._firm_user_of(e)
+            for name in units:
+                S.add_finding(e, firm_user, S.FindingInput(kind="问题", text=f"资金支付进度滞后{next(n)}", category="过程",
+                                                           responsible_unit_id=world.units[name].id))
+            S.confirm_findings(e, world.bz_staff, today=today)
+            db.session.commit()
+            with recorded() as seen:
+                done = C.set_calendar_day(world.bz, date(2026, 2, 2), False, "地方节假日", world.bz_admin)
+                db.session.flush()
+            told = {tuple(sorted(u.username for u in m.users)) for m in done.moved}
+            assert len(done.moved) >= len(units) and len(told) >= len(units), told  # each unit and its department
+            assert all("tjj" in names for names in told)
+            db.session.rollback()
+            return seen
+
+    one = statements(["巴州统计局下属单位0"])
+    many = statements(["巴州统计局下属单位1", "巴州统计局下属单位2", "巴州统计局下属单位3"])
+    assert len(_reads(one)) == len(_reads(many)), (len(_reads(one)), len(_reads(many)))
+
+
 # --- the page ------------------------------------------------------------------------------------------------
 
 def test_the_calendar_page_says_how_many_open_deadlines_moved(world, client, login):

@@ -11,6 +11,7 @@ evaluated unit, so they only lengthen; the unit is told. One statement per kind,
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
@@ -22,25 +23,22 @@ from evalhub.core.timeutil import beijing_date, beijing_day_start
 from evalhub.extensions import db
 from evalhub.procurement.models import Engagement
 from evalhub.results.models import OPEN_STATUSES, FactConfirmation, ResultFinding
-from evalhub.results.services import unit_users
+from evalhub.results.services import units_users
 
 
 @calendar.on_change
 def recount(change: CalendarChange) -> list[Moved]:
     reach = max(change.today, change.day)  # still open today, and the changed day inside the period
-    people: dict[int, tuple] = {}
-
-    def users(unit_id: int | None) -> tuple:  # one read per unit
-        if unit_id is None:
-            return ()
-        if unit_id not in people:
-            people[unit_id] = tuple(unit_users(unit_id))
-        return people[unit_id]
-
-    return _fact_confirmations(change, reach, users) + _rectifications(change, reach, users)
+    return _fact_confirmations(change, reach) + _rectifications(change, reach)
 
 
-def _fact_confirmations(change: CalendarChange, reach, users) -> list[Moved]:
+def _told(unit_ids) -> Callable[[int | None], tuple]:
+    """The accounts of each unit told (``units_users``), read for the kind's rows at once, not per row or unit."""
+    people = units_users(unit_id for unit_id in unit_ids if unit_id is not None)
+    return lambda unit_id: tuple(people.get(unit_id, ())) if unit_id is not None else ()
+
+
+def _fact_confirmations(change: CalendarChange, reach) -> list[Moved]:
     rows = db.session.execute(sa.select(FactConfirmation).join(Engagement, Engagement.id == FactConfirmation.engagement_id)
                               .options(joinedload(FactConfirmation.engagement)).where(
         Engagement.bureau_id.in_(sorted(change.bureaus)), FactConfirmation.answered_at.is_(None),
@@ -48,6 +46,7 @@ def _fact_confirmations(change: CalendarChange, reach, users) -> list[Moved]:
     # granted to the evaluated unit: never shortened once announced
     periods = [Period(r, change.bureaus[r.engagement.bureau_id], beijing_date(r.created_at), r.due_workdays, r.due_on,
                       granted=True) for r in rows]
+    users = _told(r.engagement.budget_unit_id for r in rows)
     return calendar.move(change, periods, "due_on", lambda r, old, new: Moved(
         "results.fact_confirmation_due", r.id, r.engagement.bureau_id, "征求意见答复期限",
         f"{r.engagement.reference} {r.engagement.name}", old, new, f"/results/unit/engagements/{r.engagement_id}",
@@ -55,7 +54,7 @@ def _fact_confirmations(change: CalendarChange, reach, users) -> list[Moved]:
         users=users(r.engagement.budget_unit_id)), count="due_workdays")
 
 
-def _rectifications(change: CalendarChange, reach, users) -> list[Moved]:
+def _rectifications(change: CalendarChange, reach) -> list[Moved]:
     # Only the last days of the period can move it: counted from before the changed day by at least the shortest
     # default the setting allows (``recompute`` then keeps those whose own count reaches the day).
     latest = change.day - timedelta(days=int(SETTINGS["results.rectification_days"].minimum))
@@ -66,6 +65,7 @@ def _rectifications(change: CalendarChange, reach, users) -> list[Moved]:
     # granted to the evaluated unit: only lengthens
     periods = [Period(f, change.bureaus[f.bureau_id], f.deadline_from, f.deadline_days, f.deadline, granted=True,
                       calendar_days=True) for f in rows]
+    users = _told(f.responsible_unit_id for f in rows)
     return calendar.move(change, periods, "deadline", lambda f, old, new: Moved(
         "results.rectification_deadline", f.id, f.bureau_id, "整改期限",
         f"{f.engagement.reference} {f.engagement.name} 第 {f.position} 条", old, new,
