@@ -35,11 +35,13 @@ refused), cleaned as a package of its own; an equation object stays. Photos, in 
 (JPEG, as an object or inline in a page's content, written as it is or behind other filters), keep their pixels but
 lose their EXIF (the camera's owner, the place) and their text chunks.
 
-Not seen here: what is drawn over. Text covered by a black box (drawn in Word, or as a rectangle over the text in a
-PDF) or black-highlighted stays in the file under the box, copied out with a mouse; only a PDF's redaction marks not
-yet applied are recognised (refused, above). The clerk redacts with a tool that removes the text (the PDF editor's
-应用密文, or deleting the text in Word before exporting); telling a box over text from a design needs the page's
-geometry, which this module does not read.
+What only looks redacted in a PDF is refused too: text painted over rather than deleted stays in the file under the
+paint, copied out with a mouse — letters under a dark box drawn after them (a rectangle, a shape, a dark Square,
+Highlight or Ink comment), or drawn on a dark box in its own colour (black shading with black text, exported). Not
+refused: white or light text on a dark band (a table header, a label), a bullet square, an underline; the pages are
+read for this only where the copy fills a path and shows text (``_refuse_covered_text``: the rules and what they do
+not see). Not seen here yet: text black-highlighted or black-shaded in a .docx. The clerk redacts with a tool that
+removes the text (the PDF editor's 应用密文, or deleting the text in Word and then drawing the black bar).
 """
 from __future__ import annotations
 
@@ -50,6 +52,7 @@ import zipfile
 import zlib
 from typing import Iterator
 
+from evalhub.core import extract
 from evalhub.core.errors import ValidationFailed
 
 # docProps/core.xml: only the dates stay (they name nobody); creator, last modified by, description (the
@@ -1028,6 +1031,27 @@ PHOTO_ENCODING = ("PDF 中有照片（JPEG 图片）的编码无法读取，无�
 HIDDEN_LAYERS = ("PDF 中有隐藏的图层（可选内容）：隐藏图层里的文字和图片页面上看不到，但仍保存在文件里，在“图层”面板中打开即可"
                  "看到。请删除隐藏的图层（或全部显示、确认后打印为新的 PDF）再上传。")
 _ANNOTATION_HIDDEN = 2 | 32  # the annotation flags Hidden and NoView
+# Blacked out, not deleted (.pdf): text painted over with a dark box (a rectangle drawn over the names in a PDF editor,
+# a Word shape exported over them, black shading with black text exported), or under a dark Square, Highlight or Ink
+# comment: the page looks redacted, the text is in the file, copied out with the mouse or pdftotext. Found from the
+# order in which the page draws its text and its fills (``extract.pdf_covered``: what counts as covered, dark and
+# invisible, what does not — white text on a dark header band, a bullet square beside the text, an underline); read
+# in the child process that extracts an upload's text, with its limits (pdfminer may take long on a page built to be
+# slow), and only when the copy fills a path and shows text somewhere, or keeps such a comment (a report of text alone
+# costs nothing more).
+COVERED_TEXT_PDF = ("PDF 第 {pages}页有文字被黑框（或深色的方块、底纹、高亮、涂画）遮盖：页面上看不到，但文字仍保存在文件里，选中"
+                    "复制或用工具提取即可得到。请用真正删除文字的方式脱敏（例如 Acrobat 的“应用密文”，或在 Word 中删除文字后"
+                    "再以黑框表示），然后重新上传。")
+_COVERING_ANNOTATIONS = tuple("/" + kind for kind in extract._COVERING_ANNOTATIONS)
+
+
+def _refuse_covered_text(public_copy: bytes) -> None:
+    from evalhub.core import files
+
+    pages = files.covered_pdf_pages(public_copy)
+    if pages:
+        said = "、".join(str(page) for page in pages[:10]) + (f" 等共 {len(pages)} " if len(pages) > 10 else " ")
+        raise ValidationFailed(COVERED_TEXT_PDF.format(pages=said), {"file": "含被黑框遮盖但未删除的文字"})
 
 
 def _active_action(value) -> bool:
@@ -1170,17 +1194,18 @@ _MARKED_TEXT = re.compile(rb"/(?:ActualText|Alt|E)\s*[(<]|/[^\s/<>()\[\]{}%]*#[0
 _MARKED_DROPPED = ("/ActualText", "/Alt", "/E")
 
 
-def _content_stream(stream, writer) -> None:
+def _content_stream(stream, writer) -> tuple[bool, bool]:
     """A content stream's inline images (BI … ID … EI) in JPEG (/DCT, maybe behind other filters) lose their EXIF/XMP
     as the others do, its marked content its accessibility text; the stream is parsed and written again only when
-    it holds one or the other."""
+    it holds one or the other. Whether it fills a path, and whether it shows text (``_refuse_covered_text``)."""
     from pypdf.generic import ContentStream, DictionaryObject, NameObject
 
     data = stream.get_data()  # inflated within pypdf's bound on a stream's size
     stream.decoded_self = None  # not kept: one page's content in memory at a time
+    painting = extract.paints_and_shows(data)
     photos = b"ID" in data and b"/DCT" in data
     if not photos and not _MARKED_TEXT.search(data):
-        return
+        return painting
     content = ContentStream(stream, writer)
     changed = False
     for operands, operator in content.operations:
@@ -1209,6 +1234,7 @@ def _content_stream(stream, writer) -> None:
                 del stream[NameObject(key)]
         stream._data = content.get_data()
         stream.decoded_self = None
+    return painting
 
 
 def _form_fields(root) -> list | None:
@@ -1351,15 +1377,18 @@ def _pdf(data: bytes) -> bytes:
         for obj in writer._objects:  # every object of the copy (clone_from copied them all)
             if isinstance(obj, DictionaryObject):
                 _pdf_object(obj)
+        fills = shows = covering = False  # anywhere in the document: what ``_refuse_covered_text`` reads
         for obj in list(writer._objects):  # the content streams drawing inline images: pages' and forms'
             if isinstance(obj, StreamObject) and obj.get("/Subtype") == "/Form":
-                _content_stream(obj, writer)
+                fill, show = _content_stream(obj, writer)
+                fills, shows = fills or fill, shows or show
         for page in writer.pages:
             contents = page.get("/Contents")
             contents = contents.get_object() if contents is not None else None
             for stream in (contents if isinstance(contents, ArrayObject) else [contents]):
                 if stream is not None and isinstance(stream.get_object(), StreamObject):
-                    _content_stream(stream.get_object(), writer)
+                    fill, show = _content_stream(stream.get_object(), writer)
+                    fills, shows = fills or fill, shows or show
             annotations = page.get("/Annots")
             if annotations is not None:
                 kept = []
@@ -1380,10 +1409,13 @@ def _pdf(data: bytes) -> bytes:
                         if key in annotation and not (key == "/T" and id(annotation) in renamed):
                             del annotation[NameObject(key)]
                     kept.append(reference)
+                    covering = covering or subtype in _COVERING_ANNOTATIONS
                 page[NameObject("/Annots")] = ArrayObject(kept)
         _unreachable_gone(writer)
         out = io.BytesIO()
         writer.write(out)
+        if (fills and shows) or covering:
+            _refuse_covered_text(out.getvalue())
         return out.getvalue()
     except ValidationFailed:
         raise
