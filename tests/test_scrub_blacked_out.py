@@ -1,6 +1,7 @@
-"""A public copy whose "redaction" only paints over the text (core/scrub.py): the names under a black box in a PDF
-look redacted and are still in the file — copied out with the mouse. Refused with what to do; what only looks like
-it (white text on a dark header band, a bullet square, an underline) is published (DOMAIN §2 step 6: only the
+"""A public copy whose "redaction" only paints over the text (core/scrub.py): the names under a black box in a PDF,
+or black-highlighted or black-shaded in black in a .docx, look redacted and are still in the file — copied out with
+the mouse, shown again by removing the highlight. Refused with what to do; what only looks like it (white text on a
+dark header band, a bullet square, an underline, an empty black bar) is published (DOMAIN §2 step 6: only the
 redacted report is published)."""
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from evalhub.core import extract, files, scrub
 from evalhub.core.errors import ValidationFailed
-from tests.test_scrub_hidden_content import _refused
+from tests.test_scrub_hidden_content import _refused, _with_body, _with_style
 
 NAME = b"BT /F1 12 Tf 50 700 Td (Wang Jianguo 13899990000) Tj ET"  # glyphs from y 697.5 to 709.5, x 50 to 210
 OVER_NAME = b"48 696 200 14 re f"
@@ -209,3 +210,141 @@ def test_the_check_runs_with_the_limits_of_a_text_extraction(monkeypatch):
     monkeypatch.setattr(extract, "extract", out_of_time)
     with pytest.raises(ValidationFailed, match="读取文件中的文字超过"):
         scrub.scrubbed("pdf", _pdf(NAME + b" 0 g " + OVER_NAME))
+
+
+# --- .docx: blacked out with highlighting or shading, the text black too -------------------------------------------
+
+def _run(properties: str, text: str = "王建国 13899990000") -> str:
+    return f'<w:p><w:r><w:t>访谈对象：</w:t></w:r><w:r><w:rPr>{properties}</w:rPr><w:t>{text}</w:t></w:r></w:p>'
+
+
+BLACK = '<w:color w:val="000000"/>'
+
+
+def test_a_docx_with_black_highlighted_black_text_is_refused_and_nothing_is_stored(world, client, login):
+    _refused(world, client, login, "公开版.docx", _with_body(_run('<w:highlight w:val="black"/>' + BLACK)),
+             "正文中有 1 处文字用黑色")
+
+
+@pytest.mark.parametrize("properties", [
+    '<w:highlight w:val="black"/>' + BLACK,
+    BLACK + '<w:shd w:val="clear" w:color="auto" w:fill="000000"/>',
+    '<w:color w:val="000000" w:themeColor="text1"/><w:shd w:val="solid" w:color="000000" w:fill="FFFFFF"/>',
+    '<w:shd w:val="solid" w:color="auto" w:fill="auto"/>' + BLACK,  # solid in the automatic colour: black
+    '<w:shd w:val="pct90" w:color="000000" w:fill="FFFFFF"/>' + BLACK,
+    '<w:highlight w:val="black"/><w:color w:val="262626"/>',  # dark grey text on black
+    '<w:highlight w:val="darkBlue"/>' + BLACK,
+    "<w:shd w:fill='1A1A1A'/><w:color w:val='0D0D0D'/>",  # any quote, the pattern left out (clear)
+])
+def test_every_way_of_blacking_out_in_black_is_refused(properties):
+    with pytest.raises(ValidationFailed, match="正文中有 1 处文字用黑色") as refused:
+        scrub.scrubbed("docx", _with_body(_run(properties)))
+    assert "应用密文" in refused.value.message and "删除文字后再以黑框表示" in refused.value.message
+    assert refused.value.fields == {"file": "含涂黑但未删除的文字"}
+
+
+BLACK_OUT_STYLE = ('<w:style w:type="character" w:customStyle="1" w:styleId="a9"><w:name w:val="涂黑"/>'
+                   '<w:rPr><w:color w:val="000000"/><w:highlight w:val="black"/></w:rPr></w:style>')
+
+
+@pytest.mark.parametrize("style, body", [
+    # a character style doing it
+    (BLACK_OUT_STYLE, '<w:p><w:r><w:rPr><w:rStyle w:val="a9"/></w:rPr><w:t>王建国</w:t></w:r></w:p>'),
+    # a style based on it
+    (BLACK_OUT_STYLE + '<w:style w:type="character" w:styleId="b1"><w:name w:val="b1"/><w:basedOn w:val="a9"/>'
+     '</w:style>', '<w:p><w:r><w:rPr><w:rStyle w:val="b1"/></w:rPr><w:t>王建国</w:t></w:r></w:p>'),
+    # the style shades, the run sets the colour
+    ('<w:style w:type="character" w:styleId="c1"><w:name w:val="c1"/><w:rPr><w:shd w:val="clear" w:color="auto" '
+     'w:fill="000000"/></w:rPr></w:style>', '<w:p><w:r><w:rPr><w:rStyle w:val="c1"/>' + BLACK + '</w:rPr>'
+     '<w:t>王建国</w:t></w:r></w:p>'),
+    # a paragraph style shading its paragraphs black, its text black
+    ('<w:style w:type="paragraph" w:styleId="p1"><w:name w:val="p1"/><w:pPr><w:shd w:val="clear" w:color="auto" '
+     'w:fill="000000"/></w:pPr><w:rPr><w:color w:val="000000"/></w:rPr></w:style>',
+     '<w:p><w:pPr><w:pStyle w:val="p1"/></w:pPr><w:r><w:t>王建国</w:t></w:r></w:p>'),
+])
+def test_text_blacked_out_by_its_style_is_refused(style, body):
+    with pytest.raises(ValidationFailed, match="处文字用黑色"):
+        scrub.scrubbed("docx", _with_style(style, body))
+
+
+@pytest.mark.parametrize("body", [
+    # the paragraph shaded black, the text black
+    '<w:p><w:pPr><w:shd w:val="clear" w:color="auto" w:fill="000000"/></w:pPr><w:r><w:rPr>' + BLACK
+    + '</w:rPr><w:t>王建国</w:t></w:r></w:p>',
+    # a table cell shaded black, black text in it
+    '<w:tbl><w:tr><w:tc><w:tcPr><w:tcW w:w="2000" w:type="dxa"/><w:shd w:val="clear" w:color="auto" w:fill="000000"/>'
+    '</w:tcPr><w:p><w:r><w:rPr>' + BLACK + '</w:rPr><w:t>王建国</w:t></w:r></w:p></w:tc></w:tr></w:tbl>',
+])
+def test_text_on_a_black_paragraph_or_cell_in_black_is_refused(body):
+    with pytest.raises(ValidationFailed, match="处文字用黑色"):
+        scrub.scrubbed("docx", _with_body(body))
+
+
+def test_text_blacked_out_in_a_header_is_refused():
+    from tests.test_audit_leaks2 import _docx, _repack
+    from tests import factories
+
+    data = _repack(_docx(factories.report_text()), add={"word/header1.xml": (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:hdr xmlns:w="http://schemas.openxmlformats.org/'
+        'wordprocessingml/2006/main">' + _run('<w:highlight w:val="black"/>' + BLACK) + "</w:hdr>").encode()})
+    with pytest.raises(ValidationFailed, match="页眉中有 1 处"):
+        scrub.scrubbed("docx", data)
+
+
+@pytest.mark.parametrize("body", [
+    # white or light text on black: a label
+    _run('<w:highlight w:val="black"/><w:color w:val="FFFFFF"/>'),
+    _run('<w:shd w:val="clear" w:color="auto" w:fill="000000"/><w:color w:val="FFC000"/>'),
+    # the automatic colour: Word shows it white on a dark background
+    _run('<w:highlight w:val="black"/>'),
+    _run('<w:shd w:val="clear" w:color="auto" w:fill="000000"/><w:color w:val="auto"/>'),
+    # a black bar with nothing under it, or only what a redaction leaves
+    _run('<w:highlight w:val="black"/>' + BLACK, "　　　　　　"),
+    _run('<w:shd w:val="clear" w:color="auto" w:fill="000000"/>' + BLACK, "XXXX"),
+    _run('<w:shd w:val="clear" w:color="auto" w:fill="000000"/>' + BLACK, "■■■■"),
+    '<w:p><w:r><w:rPr><w:highlight w:val="black"/>' + BLACK + '</w:rPr></w:r></w:p>',
+    # a light shading or a colour highlight with black text
+    _run('<w:shd w:val="clear" w:color="auto" w:fill="D9D9D9"/>' + BLACK),
+    _run('<w:highlight w:val="yellow"/>' + BLACK),
+    _run('<w:highlight w:val="black"/><w:highlight w:val="none"/>' + BLACK),  # said twice: the last one holds
+    # black only before a tracked formatting change, or on the paragraph mark (no text)
+    '<w:p><w:r><w:rPr>' + BLACK + '<w:rPrChange w:id="5" w:author="张伟" w:date="2025-06-01T10:00:00Z"><w:rPr>'
+    '<w:highlight w:val="black"/></w:rPr></w:rPrChange></w:rPr><w:t>王建国</w:t></w:r></w:p>',
+    '<w:p><w:pPr><w:rPr><w:highlight w:val="black"/></w:rPr></w:pPr><w:r><w:rPr>' + BLACK + '</w:rPr>'
+    '<w:t>王建国</w:t></w:r></w:p>',
+    # a black cell, white text in it; a black cell's neighbour
+    '<w:tbl><w:tr><w:tc><w:tcPr><w:shd w:val="clear" w:color="auto" w:fill="000000"/></w:tcPr><w:p><w:r><w:rPr>'
+    '<w:color w:val="FFFFFF"/></w:rPr><w:t>表头</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:rPr>' + BLACK
+    + '</w:rPr><w:t>王建国</w:t></w:r></w:p></w:tc></w:tr></w:tbl>',
+])
+def test_what_only_looks_blacked_out_is_published(body):
+    """Regression guard: no false refusal of ordinary Word formatting."""
+    scrub.scrubbed("docx", _with_body(body))
+
+
+def test_a_black_out_style_nobody_uses_is_published():
+    scrub.scrubbed("docx", _with_style(BLACK_OUT_STYLE, '<w:p><w:r><w:t>正文</w:t></w:r></w:p>'))
+
+
+@pytest.mark.parametrize("piece", ["<w:p>", "<w:tc>", "<w:r>", "<w:rPr>", "<w:pPr>x", "<w:t>x", "</w:p>", "</w:r>",
+                                   "<w:tc><w:p><w:r><w:t>王</w:t></w:r>"])
+def test_markup_left_unclosed_thousands_of_times_is_scanned_once(piece):
+    """As the other checks of the body (tests/test_scrub_hidden_content.py): linear whatever the bytes, here with a
+    black shading in the part, so that its runs are read."""
+    import threading
+
+    body = ('<w:p><w:pPr><w:shd w:val="clear" w:color="auto" w:fill="000000"/></w:pPr><w:r><w:rPr>'
+            '<w:color w:val="FFFFFF"/></w:rPr><w:t>表头</w:t></w:r></w:p>' + piece * 40_000)
+    data = _with_body(body)
+    outcome: list = []
+
+    def run():
+        try:
+            outcome.append(scrub.scrubbed("docx", data))
+        except ValidationFailed as exc:  # refusing it is an answer too
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(20)
+    assert outcome, f"scrubbing {piece!r} × 40,000 took more than 20 s"
