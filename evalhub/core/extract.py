@@ -14,6 +14,9 @@ extraction then costs about a millisecond more than in-process. A child that ran
 crashed, or grew large is discarded; the next extraction starts a fresh one. A child that cannot start
 at all (the parsers not importable) is a server error, never blamed on the uploaded file.
 
+The child also answers ``CHECKS``: reading a document for something other than its text under the same limits —
+the pages of a PDF keeping text under a dark box (``pdf_covered``), for ``core/scrub.py``.
+
 Only the parsing is here; what is accepted (type, size, zip limits) is decided by ``core.files`` before.
 This module imports nothing from the application.
 """
@@ -273,10 +276,392 @@ def pdf_text(data: bytes) -> str:
 PARSERS = {"docx": docx_text, "pdf": pdf_text}
 
 
+# --- text a PDF keeps under a dark box (core/scrub.py refuses it; read here, in the child, as the text is) ----------
+#
+# The failed redaction: the names painted over with a black rectangle (drawn in a PDF editor, a Word shape, black
+# shading exported with black text on it), the page looks redacted, the text is still under the box — copied out
+# with the mouse, read by pdftotext. It is found from the page's drawing operations, without rendering, with
+# pdfminer's interpreter (the one pdfplumber drives), which meets the text and the paths in the order they are
+# drawn: a letter or digit whose box (the font size high, its advance wide) is covered for COVERED of its area by
+#   - a dark opaque fill drawn after it (a rectangle, or a filled shape nearly its bounding box: a rounded
+#     rectangle), or a dark Square, Highlight or Ink annotation (drawn over the page), whatever the text's colour; or
+#   - a dark fill drawn before it, the last fill under it, when the text is the box's colour or near it (contrast
+#     ratio below VISIBLE_CONTRAST) or invisible (render mode 3: an OCR layer laid over a box).
+# Not hidden: white or light text on a dark band (a table header, a label), text next to a black bullet square or
+# over a thin line (an underline, a table border: they cover little of a letter), text under a fill drawn with
+# transparency (a constant alpha below 1, a blend mode — a flattened highlight multiplies —, a soft mask), text
+# of marks only (XXX, ***, ■: what a redaction leaves in the text's place). Not seen: images drawn over text (a
+# picture of a black bar; its pixels are not read), clipping (a box clipped away still counts), colours in a
+# spot, indexed, Lab or pattern colour space (not judged dark).
+COVERED = 0.6  # of a letter's box
+DARK = 0.1  # relative luminance (WCAG): black, dark grey up to about #595959, navy, dark red
+VISIBLE_CONTRAST = 1.5  # (lighter + 0.05) / (darker + 0.05): black on #262626 is 1.4
+MIN_BOX_PT = 1.0  # a fill thinner than this (a border, an underline) covers no letter
+_BAND_PT = 32.0
+# Operators, as bytes in a decoded content stream: whether it fills a path and shows text (a page is read only if
+# it does both; a string holding " f " only makes a page read for nothing).
+_FILL_OPERATOR = re.compile(rb"(?<![^\s\])>])(?:f\*?|F|B\*?|b\*?)(?![^\s\[(<>/%])")
+_TEXT_OPERATOR = re.compile(rb"(?<![^\s\])>])(?:Tj|TJ|'|\")(?![^\s\[(<>/%])")
+_COVERING_ANNOTATIONS = ("Square", "Highlight", "Ink")
+
+
+def paints_and_shows(content: bytes) -> tuple[bool, bool]:
+    """Whether a decoded content stream fills a path, and whether it shows text."""
+    return _FILL_OPERATOR.search(content) is not None, _TEXT_OPERATOR.search(content) is not None
+
+
+def _luminance(color, space: str = "") -> float | None:
+    """A fill colour's relative luminance (WCAG 2), from pdfminer's value (gray: a number; RGB: 3; CMYK: 4
+    components); None for a colour not judged (a pattern; a spot, indexed or Lab colour space)."""
+    if space in ("Separation", "DeviceN", "Indexed", "Lab", "Pattern"):
+        return None
+    if isinstance(color, (int, float)):
+        color = (color,)
+    if not isinstance(color, (tuple, list)) or not all(isinstance(c, (int, float)) for c in color):
+        return None
+    values = [min(1.0, max(0.0, float(c))) for c in color]
+    if len(values) == 1:
+        red = green = blue = values[0]
+    elif len(values) == 3:
+        red, green, blue = values
+    elif len(values) == 4:
+        cyan, magenta, yellow, black = values
+        red, green, blue = ((1 - c) * (1 - black) for c in (cyan, magenta, yellow))
+    else:
+        return None
+
+    def linear(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * linear(red) + 0.7152 * linear(green) + 0.0722 * linear(blue)
+
+
+def contrast(first: float, second: float) -> float:
+    return (max(first, second) + 0.05) / (min(first, second) + 0.05)
+
+
+def _secret(text: str) -> bool:
+    """Whether text could say something: a letter or a digit other than the x of XXX."""
+    return any(c.isalnum() and c not in "xXｘＸ" for c in text)
+
+
+def _covered_pages(data: bytes) -> list[int]:
+    """The pages (numbered from 1) where a letter or digit is hidden under a dark box (above)."""
+    import pdfplumber
+    from pdfminer.converter import PDFLayoutAnalyzer
+    from pdfminer.pdfinterp import PDFPageInterpreter
+    from pdfminer.pdftypes import PDFStream, resolve1
+    from pdfminer.psparser import literal_name
+    from pdfminer.utils import apply_matrix_pt
+
+    class Device(PDFLayoutAnalyzer):
+        """Records, in drawing order, the letters (as drawn: their box is worked out only near a dark fill) and the
+        opaque fills shaped as boxes (their box, luminance); keeps no layout."""
+
+        see_through = False
+
+        def begin_page(self, page, ctm):
+            super().begin_page(page, ctm)
+            self.page_ctm, self.order, self.render_mode, self.see_through = ctm, 0, 0, False
+            self.letters: list[tuple] = []  # (order, how it is drawn …, its colour, its colour space, invisible)
+            self.fills: list[tuple] = []  # (order, x0, y0, x1, y1, luminance)
+
+        def end_page(self, page):
+            self.pageno += 1
+
+        def render_image(self, name, stream):
+            self.order += 1
+
+        def render_string(self, textstate, seq, ncs, graphicstate):
+            self.render_mode = textstate.render
+            super().render_string(textstate, seq, ncs, graphicstate)
+
+        def render_char(self, matrix, font, fontsize, scaling, rise, cid, ncs, graphicstate):
+            # kept as drawn, read only if a dark fill is near it (``_any_hidden``): most pages have none
+            self.order += 1
+            stroked = self.render_mode in (1, 5)
+            self.letters.append((self.order, matrix, font, fontsize, scaling, rise, cid,
+                                 graphicstate.scolor if stroked else graphicstate.ncolor,
+                                 getattr(graphicstate.scs if stroked else ncs, "name", ""), self.render_mode in (3, 7)))
+            return font.char_width(cid) * fontsize * scaling
+
+        def paint_path(self, gstate, stroke, fill, evenodd, path):
+            self.order += 1
+            if not fill or self.see_through:
+                return
+            luminance = _luminance(gstate.ncolor, getattr(gstate.ncs, "name", ""))
+            if luminance is None:
+                return
+            shapes, start = [], None
+            for at, segment in enumerate(path):
+                if segment[0] == "m":
+                    if start is not None:
+                        shapes.append(path[start:at])
+                    start = at
+            if start is not None:
+                shapes.append(path[start:])
+            boxes = []
+            for shape in shapes:
+                try:
+                    points = [apply_matrix_pt(self.ctm, (float(s[-2]), float(s[-1]))) for s in shape if s[0] != "h"]
+                except (TypeError, ValueError, IndexError):
+                    continue
+                if len(points) < 4:
+                    continue
+                xs, ys = [p[0] for p in points], [p[1] for p in points]
+                box = (min(xs), min(ys), max(xs), max(ys))
+                if min(box[2] - box[0], box[3] - box[1]) < MIN_BOX_PT:
+                    continue
+                operators = "".join(s[0] for s in shape)
+                if operators.rstrip("h") not in ("mlll", "mllll") or not _axis_aligned(points):
+                    # a filled shape nearly its bounding box (a rounded rectangle; not a circle, not a triangle)
+                    area = abs(sum(points[i - 1][0] * p[1] - p[0] * points[i - 1][1] for i, p in enumerate(points)))
+                    if area / 2 < 0.85 * (box[2] - box[0]) * (box[3] - box[1]):
+                        continue
+                boxes.append(box)
+            # a frame (a box with a hole: another box of the same path inside it) covers nothing inside it: neither box
+            # is taken (looked for in a path of a few boxes)
+            nested = 1 < len(boxes) <= 64
+            for box in boxes:
+                if not (nested and any(other is not box and (_inside(other, box) or _inside(box, other))
+                                       for other in boxes)):
+                    self.fills.append((self.order, *box, luminance))
+
+    class Interpreter(PDFPageInterpreter):
+        """pdfminer's, with the transparency of the graphics state (its /ExtGState: a constant alpha, a blend mode,
+        a soft mask), which pdfminer does not follow."""
+
+        def init_resources(self, resources):
+            super().init_resources(resources)
+            states = resolve1(resources.get("ExtGState")) if isinstance(resources, dict) else None
+            self.ext_states = states if isinstance(states, dict) else {}
+
+        def init_state(self, ctm):
+            super().init_state(ctm)
+            self.see_through = self.device.see_through  # a form is drawn in the state of where it is drawn
+
+        def get_current_state(self):
+            return (*super().get_current_state(), self.see_through)
+
+        def set_current_state(self, state):
+            super().set_current_state(state[:3])
+            self.see_through = self.device.see_through = state[3] if len(state) > 3 else False
+
+        def do_Do(self, xobjid_arg):
+            super().do_Do(xobjid_arg)
+            self.device.see_through = self.see_through
+
+        def do_gs(self, name):
+            params = resolve1(self.ext_states.get(literal_name(name)))
+            if not isinstance(params, dict):
+                return
+            see_through = self.see_through
+            if "ca" in params:
+                alpha = resolve1(params["ca"])
+                see_through = isinstance(alpha, (int, float)) and alpha < 0.999
+            if "BM" in params:
+                blend = resolve1(params["BM"])
+                blend = resolve1(blend[0]) if isinstance(blend, list) and blend else blend
+                see_through = see_through or literal_name(blend) not in ("Normal", "Compatible")
+            if "SMask" in params:
+                see_through = see_through or isinstance(resolve1(params["SMask"]), dict)
+            self.see_through = self.device.see_through = see_through
+
+    def streams_of(page) -> list[bytes]:
+        """The decoded content of a page and of the forms it draws (pdfminer keeps them for the interpreter)."""
+        found, seen, todo = [], set(), [(page.resources, 0)]
+        for stream in page.contents:
+            stream = resolve1(stream)
+            if isinstance(stream, PDFStream):
+                found.append(stream.get_data())
+        while todo:
+            resources, depth = todo.pop()
+            resources = resolve1(resources)
+            forms = resolve1(resources.get("XObject")) if isinstance(resources, dict) else None
+            if not isinstance(forms, dict) or depth > 8:
+                continue
+            for form in forms.values():
+                key = (getattr(form, "objid", None) or id(form))
+                form = resolve1(form)
+                if key in seen or not isinstance(form, PDFStream) or literal_name(form.get("Subtype")) != "Form":
+                    continue
+                seen.add(key)
+                found.append(form.get_data())
+                todo.append((form.get("Resources"), depth + 1))
+        return found
+
+    def annotations_of(page) -> list:
+        annotations = resolve1(page.annots)
+        found = []
+        for annotation in annotations if isinstance(annotations, list) else []:
+            annotation = resolve1(annotation)
+            if isinstance(annotation, dict) and literal_name(resolve1(annotation.get("Subtype"))) in \
+                    _COVERING_ANNOTATIONS:
+                found.append(annotation)
+        return found
+
+    pages = []
+    with pdfplumber.open(io.BytesIO(data)) as pdf:
+        device = Device(pdf.rsrcmgr)
+        for page in pdf.pages:
+            page_obj = page.page_obj
+            annotations = annotations_of(page_obj)
+            if not annotations:
+                fills = shows = False
+                for content in streams_of(page_obj):
+                    fill, show = paints_and_shows(content)
+                    fills, shows = fills or fill, shows or show
+                if not (fills and shows):
+                    continue
+            Interpreter(pdf.rsrcmgr, device).process_page(page_obj)
+            fills = device.fills + _annotation_fills(annotations, device.page_ctm, device.order + 1)
+            if device.letters and fills and _any_hidden(device.letters, fills):
+                pages.append(page.page_number)
+            device.letters, device.fills = [], []
+    return pages
+
+
+def _axis_aligned(points: list) -> bool:
+    """Whether four corners (a fifth back at the first) make a rectangle with sides along the page's."""
+    if len(points) == 5 and (abs(points[4][0] - points[0][0]) > 0.01 or abs(points[4][1] - points[0][1]) > 0.01):
+        return False
+    corners = points[:4]
+    for (x0, y0), (x1, y1) in zip(corners, corners[1:] + corners[:1]):
+        if abs(x0 - x1) > 0.01 and abs(y0 - y1) > 0.01:
+            return False
+    return True
+
+
+def _inside(inner: tuple, outer: tuple) -> bool:
+    return outer[0] <= inner[0] and outer[1] <= inner[1] and inner[2] <= outer[2] and inner[3] <= outer[3]
+
+
+def _annotation_fills(annotations: list, ctm, order: int) -> list[tuple]:
+    """The dark opaque areas a Square (its interior colour), Highlight (its colour, multiplied over the page) or Ink
+    (its strokes, near-horizontal or near-vertical segments, as wide as its border) annotation paints over the page,
+    as fills drawn after everything."""
+    from pdfminer.pdftypes import resolve1
+    from pdfminer.psparser import literal_name
+    from pdfminer.utils import apply_matrix_pt
+
+    def numbers(value) -> list[float]:
+        value = resolve1(value)
+        if not isinstance(value, list):
+            return []
+        value = [resolve1(v) for v in value]
+        return [float(v) for v in value if isinstance(v, (int, float))]
+
+    def box(x0, y0, x1, y1) -> tuple:
+        (a, b), (c, d) = apply_matrix_pt(ctm, (x0, y0)), apply_matrix_pt(ctm, (x1, y1))
+        return min(a, c), min(b, d), max(a, c), max(b, d)
+
+    fills = []
+    for annotation in annotations:
+        kind = literal_name(resolve1(annotation.get("Subtype")))
+        opacity = resolve1(annotation.get("CA", 1))
+        luminance = _luminance(tuple(numbers(annotation.get("IC" if kind == "Square" else "C"))))
+        if luminance is None or luminance > DARK or (isinstance(opacity, (int, float)) and opacity < 0.999):
+            continue
+        rect = numbers(annotation.get("Rect"))
+        if kind == "Square" and len(rect) == 4:
+            fills.append((order, *box(*rect), luminance))
+        elif kind == "Highlight":
+            quads = numbers(annotation.get("QuadPoints"))
+            for at in range(0, len(quads) - 7, 8):
+                xs, ys = quads[at:at + 8:2], quads[at + 1:at + 8:2]
+                fills.append((order, *box(min(xs), min(ys), max(xs), max(ys)), luminance))
+            if not quads and len(rect) == 4:
+                fills.append((order, *box(*rect), luminance))
+        elif kind == "Ink":
+            style = resolve1(annotation.get("BS"))
+            width = numbers(annotation.get("Border"))[2:3] or [1.0]
+            if isinstance(style, dict) and isinstance(resolve1(style.get("W")), (int, float)):
+                width = [float(resolve1(style.get("W")))]
+            half = width[0] / 2
+            for stroke in resolve1(annotation.get("InkList")) or []:
+                points = numbers(stroke)
+                points = list(zip(points[::2], points[1::2]))
+                for (x0, y0), (x1, y1) in zip(points, points[1:]):
+                    if abs(y1 - y0) <= 2 * half or abs(x1 - x0) <= 2 * half:
+                        fills.append((order, *box(min(x0, x1) - half, min(y0, y1) - half, max(x0, x1) + half,
+                                                  max(y0, y1) + half), luminance))
+    return fills
+
+
+def _any_hidden(letters: list[tuple], fills: list[tuple]) -> bool:
+    """Whether a letter is covered (above) by a dark fill drawn after it, or drawn on a dark fill it does not stand
+    out from. Fills are looked up by horizontal bands: a fill covering COVERED of a letter holds its middle line; a
+    letter is read (its box, its text, its colour) only in a band holding a dark fill."""
+    from pdfminer.layout import LTChar
+    from pdfminer.pdffont import PDFUnicodeNotDefined
+
+    bands: dict[int, list[tuple]] = {}
+    dark: set[int] = set()
+    for fill in fills:
+        for band in range(int(fill[2] // _BAND_PT), int(fill[4] // _BAND_PT) + 1):
+            bands.setdefault(band, []).append(fill)
+            if fill[5] <= DARK:
+                dark.add(band)
+    if not dark:
+        return False
+    luminances: dict[tuple, float | None] = {}
+    for order, matrix, font, fontsize, scaling, rise, cid, color, space, invisible in letters:
+        a, b, c, d, e, f = matrix
+        vertical = font.is_vertical()
+        if not vertical and b == 0 and c == 0:  # upright: the middle line without the letter's box
+            if int((d * (font.get_descent() * fontsize + rise + fontsize / 2) + f) // _BAND_PT) not in dark:
+                continue
+        try:
+            text = font.to_unichr(cid)
+        except PDFUnicodeNotDefined:
+            continue
+        if not isinstance(text, str) or not _secret(text):
+            continue
+        letter = LTChar(matrix, font, fontsize, scaling, rise, text, font.char_width(cid),
+                        font.char_disp(cid) if vertical else 0, None, None)
+        x0, y0, x1, y1 = letter.bbox
+        middle, area = (y0 + y1) / 2, (x1 - x0) * (y1 - y0)
+        if area <= 0 or int(middle // _BAND_PT) not in dark:
+            continue
+        under = None  # the last fill drawn under the letter that covers it
+        for fill in bands[int(middle // _BAND_PT)]:
+            drawn, fx0, fy0, fx1, fy1, shade = fill
+            if not (fy0 <= middle <= fy1 and fx0 < x1 and fx1 > x0):
+                continue
+            if (min(x1, fx1) - max(x0, fx0)) * (min(y1, fy1) - max(y0, fy0)) < COVERED * area:
+                continue
+            if drawn > order:
+                if shade <= DARK:
+                    return True
+            elif under is None or drawn > under[0]:
+                under = fill
+        if under is None or under[5] > DARK:
+            continue
+        if invisible:
+            return True
+        key = (color if isinstance(color, (int, float)) else tuple(color) if isinstance(color, list) else color, space)
+        try:
+            luminance = luminances[key] if key in luminances else luminances.setdefault(key, _luminance(color, space))
+        except TypeError:  # a colour not hashable: not judged
+            luminance = None
+        if luminance is not None and contrast(luminance, under[5]) < VISIBLE_CONTRAST:
+            return True
+    return False
+
+
+def pdf_covered(data: bytes) -> str:
+    """``_covered_pages`` as the child answers: JSON."""
+    return json.dumps({"pages": _covered_pages(data)})
+
+
+# Checks run in the child as the parsers are (kind → function of the bytes answering text), not text extraction.
+CHECKS = {"pdf-covered": pdf_covered}
+
+
 def _parse(kind: str, path: str) -> str:
     with open(path, "rb") as fh:
         data = fh.read()
-    return PARSERS[kind](data)
+    return (PARSERS.get(kind) or CHECKS[kind])(data)
 
 
 # --- framing: a 4-byte length, then the bytes ----------------------------------------------------------------

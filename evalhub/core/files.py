@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import os
 import shutil
@@ -332,10 +333,16 @@ def _extracted(kind: str, data: bytes, path: Path) -> tuple[str | None, str | No
         return (decoded[0].replace("\x00", ""), decoded[1]) if decoded else (None, None)
     if kind not in extract.PARSERS:
         return None, None
+    return _read(kind, path).replace("\x00", ""), None  # PostgreSQL text holds no NUL
+
+
+def _read(kind: str, path: Path) -> str:
+    """What the child answers for the document at ``path`` (``extract.PARSERS``' text or ``extract.CHECKS``'s),
+    within the limits of a text extraction; passing them, or a document it cannot read, is refused."""
     seconds, memory_mb = _setting("FILE_EXTRACT_SECONDS"), _setting("FILE_EXTRACT_MEMORY_MB")
     started = time.monotonic()
     try:
-        text = extract.extract(kind, str(path), seconds=seconds, memory_mb=memory_mb,
+        return extract.extract(kind, str(path), seconds=seconds, memory_mb=memory_mb,
                                isolated=bool(_setting("FILE_EXTRACT_ISOLATED")))
     except extract.ExtractionError as exc:
         log.info("text extraction refused (%s %s) after %.1f s", exc.reason, exc.detail, time.monotonic() - started)
@@ -346,7 +353,6 @@ def _extracted(kind: str, data: bytes, path: Path) -> tuple[str | None, str | No
             raise _refuse(f"读取文件中的文字所需内存超过 {memory_mb} MB 的限制，文件可能过大或结构异常，已拒收；"
                           f"请精简后重新上传。", "文件过于复杂")
         raise _refuse("文件已损坏或无法读取，请检查后重新上传。", "文件无法读取")
-    return text.replace("\x00", ""), None  # PostgreSQL text holds no NUL
 
 
 def extract_text(kind: str, data: bytes) -> tuple[str | None, str | None]:
@@ -355,6 +361,15 @@ def extract_text(kind: str, data: bytes) -> tuple[str | None, str | None]:
         path = Path(folder) / "document"
         path.write_bytes(data)
         return _extracted(kind, data, path)
+
+
+def covered_pdf_pages(data: bytes) -> list[int]:
+    """The pages of a PDF (numbered from 1) keeping text under a dark box (``extract.pdf_covered``: a failed
+    redaction), read in the child with the limits of an upload's text extraction."""
+    with tempfile.TemporaryDirectory(prefix="evalhub-extract-") as folder:
+        path = Path(folder) / "document"
+        path.write_bytes(data)
+        return list(json.loads(_read("pdf-covered", path))["pages"])
 
 
 # --- the store: staged, then moved in when the transaction commits -------------------------------------------

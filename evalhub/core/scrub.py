@@ -35,11 +35,15 @@ refused), cleaned as a package of its own; an equation object stays. Photos, in 
 (JPEG, as an object or inline in a page's content, written as it is or behind other filters), keep their pixels but
 lose their EXIF (the camera's owner, the place) and their text chunks.
 
-Not seen here: what is drawn over. Text covered by a black box (drawn in Word, or as a rectangle over the text in a
-PDF) or black-highlighted stays in the file under the box, copied out with a mouse; only a PDF's redaction marks not
-yet applied are recognised (refused, above). The clerk redacts with a tool that removes the text (the PDF editor's
-应用密文, or deleting the text in Word before exporting); telling a box over text from a design needs the page's
-geometry, which this module does not read.
+What only looks redacted is refused too: text painted over rather than deleted stays in the file under the paint,
+copied out with a mouse. In a PDF, letters under a dark box drawn after them (a rectangle, a shape, a dark Square,
+Highlight or Ink comment), or drawn on a dark box in its own colour (black shading with black text, exported); in a
+.docx, text highlighted or shaded black (or dark: run, paragraph or table cell, directly or by a style) in a black
+or dark colour it cannot be read in. Not refused: white or light text on a dark band (a table header, a label), a
+bullet square, an underline, a black bar holding no text; a PDF's pages are read for this only where the copy fills
+a path and shows text (``_refuse_covered_text``, ``_blacked_out_runs``: the rules and what they do not see). The
+clerk redacts with a tool that removes the text (the PDF editor's 应用密文, or deleting the text in Word and then
+drawing the black bar).
 """
 from __future__ import annotations
 
@@ -50,6 +54,7 @@ import zipfile
 import zlib
 from typing import Iterator
 
+from evalhub.core import extract
 from evalhub.core.errors import ValidationFailed
 
 # docProps/core.xml: only the dates stay (they name nobody); creator, last modified by, description (the
@@ -340,6 +345,239 @@ def _refuse_hidden_content(name: str, content: bytes, hidden_styles: set[bytes] 
             raise ValidationFailed(COMMENTS, {"file": "含批注"})
         if not _NOT_STORY.fullmatch(name) and _has_hidden_text(content, hidden_styles):
             raise ValidationFailed(HIDDEN_TEXT, {"file": "含隐藏文字"})
+
+
+# Blacked out, not deleted (.docx): a run highlighted black (突出显示) or shaded black (底纹), its text set black too —
+# the page shows a black bar, the text is in the file (removing the highlight, or copying it out, shows it). The
+# background is the run's highlight, else its shading, else the paragraph's shading, else the table cell's, each
+# directly or through the run's character style, the paragraph's style (or the default one) and the document
+# defaults; "dark" and "invisible on it" are judged as in a PDF (``extract.DARK``, ``extract.VISIBLE_CONTRAST``). The
+# text's colour must be said (directly or by a style): Word shows the automatic colour white on a dark background,
+# so a run left "自动" is read, not hidden. Not refused: white or light text on black (a label, a table header), a
+# black bar with no text or only marks (spaces, XXX, ■), shading from a table style's conditional formatting (not
+# read). The body is scanned as bytes as for hidden text, in one pass over the tags, and only in a part (or with
+# styles) holding a dark highlight or shading.
+COVERED_TEXT_DOCX = ("文件{place}中有 {count} 处文字用黑色（或深色）的突出显示或底纹涂黑，而文字本身也是黑色（或深色）：页面上看起来"
+                     "已经涂黑，但文字仍保存在文件里，去掉突出显示或底纹、或复制出来即可看到。请用真正删除文字的方式脱敏（例如 "
+                     "Acrobat 的“应用密文”，或在 Word 中删除文字后再以黑框表示），然后重新上传。")
+_PLACES = (("word/document.xml", "的正文"), ("word/header", "的页眉"), ("word/footer", "的页脚"),
+           ("word/footnotes", "的脚注"), ("word/endnotes", "的尾注"))
+_HIGHLIGHT_COLORS = {  # ST_HighlightColor
+    b"black": "000000", b"blue": "0000FF", b"cyan": "00FFFF", b"green": "00FF00", b"magenta": "FF00FF",
+    b"red": "FF0000", b"yellow": "FFFF00", b"white": "FFFFFF", b"darkblue": "000080", b"darkcyan": "008080",
+    b"darkgreen": "008000", b"darkmagenta": "800080", b"darkred": "800000", b"darkyellow": "808000",
+    b"darkgray": "808080", b"lightgray": "C0C0C0"}
+_SHADING_TAG = re.compile(rb"<" + _NS + rb"(shd|highlight|color)(?=[\s/>])" + _ATTRIBUTES + rb">")
+_BACKGROUND_TAG = re.compile(rb"<" + _NS + rb"(shd|highlight)(?=[\s/>])" + _ATTRIBUTES + rb">")
+_COLOR_ATTRIBUTE = re.compile(rb"""(?:^|\s)""" + _NS + rb"""(val|color|fill)\s*=\s*(["'])([^"'<>]*)\2""")
+_HEX = re.compile(rb"\s*([0-9A-Fa-f]{6})\s*")
+_PATTERN_PERCENT = re.compile(rb"pct(\d{1,3})")
+_RUN_TOKEN = re.compile(rb"<(/?)" + _NS + rb"(tc|tcPr|p|pPr|r|rPr|t|shd|highlight|color|rStyle|pStyle)(?=[\s/>])"
+                        + _ATTRIBUTES + rb">")
+_CONTAINERS = (b"tc", b"tcPr", b"p", b"pPr", b"r", b"rPr")
+_AUTO = "auto"  # a text colour Word picks against its background
+
+
+def _rgb(value: bytes | None) -> tuple[float, float, float] | None:
+    found = _HEX.fullmatch(value) if value else None
+    if found is None:
+        return None
+    number = int(found.group(1), 16)
+    return (number >> 16) / 255, (number >> 8 & 255) / 255, (number & 255) / 255
+
+
+def _color_attributes(attributes: bytes) -> dict[bytes, bytes]:
+    return {m.group(1): m.group(3).strip().lower() for m in _COLOR_ATTRIBUTE.finditer(attributes)}
+
+
+def _background(name: bytes, attributes: bytes):
+    """What a w:highlight or w:shd paints under its text: an RGB colour, or None (nothing: none, nil, clear with an
+    automatic fill)."""
+    said = _color_attributes(attributes)
+    if name == b"highlight":
+        color = _HIGHLIGHT_COLORS.get(said.get(b"val", b""))
+        return _rgb(color.encode()) if color else None
+    pattern = said.get(b"val", b"clear")
+    fill = _rgb(said.get(b"fill"))  # "auto": no fill
+    if pattern in (b"nil", b"none"):
+        return None
+    if pattern == b"clear":
+        return fill
+    color = _rgb(said.get(b"color")) or (0.0, 0.0, 0.0)  # the pattern's colour; "auto" is black
+    percent = _PATTERN_PERCENT.fullmatch(pattern)
+    share = 1.0 if pattern == b"solid" else min(int(percent.group(1)), 100) / 100 if percent else 0.5
+    under = fill or (1.0, 1.0, 1.0)
+    return tuple(c * share + u * (1 - share) for c, u in zip(color, under))
+
+
+def _text_color(attributes: bytes):
+    value = _color_attributes(attributes).get(b"val")
+    return _rgb(value) or _AUTO
+
+
+def _dark(color) -> bool:
+    return color is not None and color != _AUTO and extract._luminance(color) <= extract.DARK
+
+
+def _invisible_on(text, background) -> bool:
+    """Whether text of colour ``text`` cannot be read on ``background`` (dark: a black bar)."""
+    if text is None or text == _AUTO or not _dark(background):
+        return False
+    return extract.contrast(extract._luminance(text), extract._luminance(background)) < extract.VISIBLE_CONTRAST
+
+
+class _Shadings:
+    """The styles' say on a run's colours (``_run_properties``' keys: highlight, shd, color; a paragraph style's
+    pshd), each through the styles it is based on; and the document defaults."""
+
+    def __init__(self, parts: list[bytes]):
+        self.own: dict[bytes, dict[str, object]] = {}
+        self.based_on: dict[bytes, bytes] = {}
+        self.defaults: dict[str, object] = {}
+        self.default_paragraph: bytes | None = None
+        self.any_dark = False
+        for content in parts:
+            content = _without(content, _FORMER)
+            for _start, open_end, close_start, _end, _attributes in _elements(content, (b"rPrDefault",)):
+                self.defaults.update(_run_properties(content[open_end:close_start]))
+            for _start, open_end, close_start, _end, attributes in _elements(content, (b"style",)):
+                style_id = _STYLE_ID.search(attributes)
+                if style_id is None or re.search(rb"""type\s*=\s*["']table""", attributes):
+                    continue  # a table style's shading is conditional (header row, banded rows): not read
+                key, body = style_id.group(2), content[open_end:close_start]
+                said: dict[str, object] = {}
+                for _s, rpr_end, rpr_close, _e, _a in _elements(body, (b"rPr",)):
+                    said.update(_run_properties(body[rpr_end:rpr_close]))
+                for _s, ppr_end, ppr_close, _e, _a in _elements(body, (b"pPr",)):
+                    shading = [m for m in _BACKGROUND_TAG.finditer(body[ppr_end:ppr_close]) if m.group(1) == b"shd"]
+                    if shading:
+                        said["pshd"] = _background(b"shd", shading[-1].group(2))
+                self.own[key] = said
+                parent = _BASED_ON.search(body)
+                if parent is not None and (parent_id := _val(parent.group(1))) is not None:
+                    self.based_on[key] = parent_id
+                if _DEFAULT_STYLE.search(attributes) and re.search(rb"""type\s*=\s*["']paragraph""", attributes):
+                    self.default_paragraph = key
+        self.any_dark = any(_dark(said.get(k)) for said in [*self.own.values(), self.defaults]
+                            for k in ("highlight", "shd", "pshd"))
+        self._resolved: dict[tuple[bytes, str], object] = {}
+
+    def get(self, style: bytes | None, key: str):
+        """What ``style`` (or a style it is based on) says of ``key``; KeyError if none says."""
+        if style is None:
+            raise KeyError(key)
+        found = self._resolved.get((style, key), self)
+        if found is self:
+            found, seen, at = KeyError, set(), style
+            while at in self.own and at not in seen:  # a loop of basedOn (a broken file) ends the walk
+                seen.add(at)
+                if key in self.own[at]:
+                    found = self.own[at][key]
+                    break
+                at = self.based_on.get(at, b"")
+            self._resolved[(style, key)] = found
+        if found is KeyError:
+            raise KeyError(key)
+        return found
+
+
+def _run_properties(properties: bytes) -> dict[str, object]:
+    """The colours a run's properties (their XML) say: highlight, shd (a background or None), color (RGB or auto)."""
+    said: dict[str, object] = {}
+    for found in _SHADING_TAG.finditer(properties):
+        name, attributes = found.group(1), found.group(2)
+        said[name.decode()] = _text_color(attributes) if name == b"color" else _background(name, attributes)
+    return said
+
+
+def _blacked_out_runs(content: bytes, styles: _Shadings) -> int:
+    """How many runs of a story part show text on a dark highlight or shading in a colour that cannot be read on it
+    (above), in one pass over its tags (an element left unclosed is closed with the element it is in; each is
+    opened and closed once, so the pass stays linear whatever the markup)."""
+    if not styles.any_dark and not any(_dark(_background(m.group(1), m.group(2)))
+                                       for m in _BACKGROUND_TAG.finditer(content)):
+        return 0
+    if b"PrChange" in content:
+        content = _without(content, _FORMER)
+    stack: list[tuple[bytes, dict]] = []  # the open containers (_CONTAINERS), each with what it says
+    open_of: dict[bytes, list[dict]] = {name: [] for name in _CONTAINERS}  # the same, by kind
+    text_at, found = -1, 0
+
+    def innermost(name: bytes) -> dict | None:
+        return open_of[name][-1] if open_of[name] else None
+
+    def said(run: dict, paragraph: dict | None, key: str):
+        if key in run:
+            return run[key]
+        for style in (run.get("rStyle"), (paragraph or {}).get("pStyle", styles.default_paragraph)):
+            try:
+                return styles.get(style, key)
+            except KeyError:
+                pass
+        return styles.defaults.get(key)
+
+    for tag in _RUN_TOKEN.finditer(content):
+        closing, name, attributes = tag.groups()
+        if name == b"t":
+            if not closing:
+                text_at = -1 if attributes.endswith(b"/") else tag.end()
+            elif text_at >= 0:
+                if stack and stack[-1][0] == b"r" and extract._secret(
+                        html.unescape(content[text_at:tag.start()].decode("utf-8", "replace"))):
+                    stack[-1][1]["text"] = True
+                text_at = -1
+            continue
+        if name in open_of:
+            if not closing:
+                if not attributes.endswith(b"/"):
+                    stack.append((name, {}))
+                    open_of[name].append(stack[-1][1])
+                continue
+            if not open_of[name]:
+                continue
+            while stack:  # closes what was left open inside it
+                popped, properties = stack.pop()
+                open_of[popped].pop()
+                if popped == b"r" and properties.get("text"):
+                    paragraph = innermost(b"p")
+                    background = said(properties, paragraph, "highlight")
+                    if background is None:
+                        background = said(properties, paragraph, "shd")
+                    if background is None and paragraph is not None:
+                        background = paragraph["shd"] if "shd" in paragraph else said({}, paragraph, "pshd")
+                    if background is None:
+                        cell = innermost(b"tc")
+                        background = cell.get("shd") if cell is not None else None
+                    if _invisible_on(said(properties, paragraph, "color"), background):
+                        found += 1
+                if popped == name:
+                    break
+            continue
+        if closing or len(stack) < 2:
+            continue
+        (parent, _), (holder, properties) = stack[-2], stack[-1]
+        if holder == b"rPr" and parent == b"r":  # a run's own properties (not a paragraph mark's: pPr/rPr)
+            if name == b"rStyle":
+                stack[-2][1]["rStyle"] = _val(attributes)
+            elif name != b"pStyle":
+                stack[-2][1][name.decode()] = (_text_color(attributes) if name == b"color"
+                                                else _background(name, attributes))
+        elif holder == b"pPr" and parent == b"p":
+            if name == b"pStyle":
+                stack[-2][1]["pStyle"] = _val(attributes)
+            elif name == b"shd":
+                stack[-2][1]["shd"] = _background(name, attributes)
+        elif holder == b"tcPr" and parent == b"tc" and name == b"shd":
+            stack[-2][1]["shd"] = _background(name, attributes)
+    return found
+
+
+def _refuse_blacked_out(name: str, content: bytes, styles: _Shadings) -> None:
+    if name.startswith("word/") and name.endswith(".xml") and not _NOT_STORY.fullmatch(name):
+        count = _blacked_out_runs(content, styles)
+        if count:
+            place = next((said for prefix, said in _PLACES if name.startswith(prefix)), f"（{name}）")
+            raise ValidationFailed(COVERED_TEXT_DOCX.format(place=place, count=count), {"file": "含涂黑但未删除的文字"})
 
 
 # Fields (域). A field is an instruction Word runs and the result it shows; the instruction is never on the page and
@@ -943,8 +1181,9 @@ def _docx(data: bytes, depth: int = 0) -> bytes:
         chart_data = _chart_data(source)
         custom_xml = _custom_xml_parts(source)
         # the styles first: a story part names the styles it uses, whichever comes first in the package
-        hidden_styles, hidden_everywhere = _hidden_styles(
-            [source.read(info) for info in source.infolist() if _STYLES_PART.fullmatch(info.filename)])
+        style_parts = [source.read(info) for info in source.infolist() if _STYLES_PART.fullmatch(info.filename)]
+        hidden_styles, hidden_everywhere = _hidden_styles(style_parts)
+        shadings = _Shadings(style_parts)
         if hidden_everywhere:
             raise ValidationFailed(HIDDEN_TEXT, {"file": "含隐藏文字"})
         bookmarks = _Bookmarks()  # one name for one bookmark in every part
@@ -965,6 +1204,7 @@ def _docx(data: bytes, depth: int = 0) -> bytes:
                     raise _refuse("文档属性已损坏，无法去除其中的作者等信息；请用 Word 另存后重新上传。") from exc
             elif info.filename.startswith("word/") and info.filename.endswith(".xml"):
                 _refuse_hidden_content(info.filename, content, hidden_styles)
+                _refuse_blacked_out(info.filename, content, shadings)
                 if any(name in content for name in _AUTHOR_NAMES):  # the pattern has no literal to skip ahead by
                     content = _AUTHOR_ATTRIBUTE.sub(rb'\1=""', content)
                 content = _story(content, bookmarks)
@@ -1028,6 +1268,27 @@ PHOTO_ENCODING = ("PDF 中有照片（JPEG 图片）的编码无法读取，无�
 HIDDEN_LAYERS = ("PDF 中有隐藏的图层（可选内容）：隐藏图层里的文字和图片页面上看不到，但仍保存在文件里，在“图层”面板中打开即可"
                  "看到。请删除隐藏的图层（或全部显示、确认后打印为新的 PDF）再上传。")
 _ANNOTATION_HIDDEN = 2 | 32  # the annotation flags Hidden and NoView
+# Blacked out, not deleted (.pdf): text painted over with a dark box (a rectangle drawn over the names in a PDF editor,
+# a Word shape exported over them, black shading with black text exported), or under a dark Square, Highlight or Ink
+# comment: the page looks redacted, the text is in the file, copied out with the mouse or pdftotext. Found from the
+# order in which the page draws its text and its fills (``extract.pdf_covered``: what counts as covered, dark and
+# invisible, what does not — white text on a dark header band, a bullet square beside the text, an underline); read
+# in the child process that extracts an upload's text, with its limits (pdfminer may take long on a page built to be
+# slow), and only when the copy fills a path and shows text somewhere, or keeps such a comment (a report of text alone
+# costs nothing more).
+COVERED_TEXT_PDF = ("PDF 第 {pages}页有文字被黑框（或深色的方块、底纹、高亮、涂画）遮盖：页面上看不到，但文字仍保存在文件里，选中"
+                    "复制或用工具提取即可得到。请用真正删除文字的方式脱敏（例如 Acrobat 的“应用密文”，或在 Word 中删除文字后"
+                    "再以黑框表示），然后重新上传。")
+_COVERING_ANNOTATIONS = tuple("/" + kind for kind in extract._COVERING_ANNOTATIONS)
+
+
+def _refuse_covered_text(public_copy: bytes) -> None:
+    from evalhub.core import files
+
+    pages = files.covered_pdf_pages(public_copy)
+    if pages:
+        said = "、".join(str(page) for page in pages[:10]) + (f" 等共 {len(pages)} " if len(pages) > 10 else " ")
+        raise ValidationFailed(COVERED_TEXT_PDF.format(pages=said), {"file": "含被黑框遮盖但未删除的文字"})
 
 
 def _active_action(value) -> bool:
@@ -1170,17 +1431,18 @@ _MARKED_TEXT = re.compile(rb"/(?:ActualText|Alt|E)\s*[(<]|/[^\s/<>()\[\]{}%]*#[0
 _MARKED_DROPPED = ("/ActualText", "/Alt", "/E")
 
 
-def _content_stream(stream, writer) -> None:
+def _content_stream(stream, writer) -> tuple[bool, bool]:
     """A content stream's inline images (BI … ID … EI) in JPEG (/DCT, maybe behind other filters) lose their EXIF/XMP
     as the others do, its marked content its accessibility text; the stream is parsed and written again only when
-    it holds one or the other."""
+    it holds one or the other. Whether it fills a path, and whether it shows text (``_refuse_covered_text``)."""
     from pypdf.generic import ContentStream, DictionaryObject, NameObject
 
     data = stream.get_data()  # inflated within pypdf's bound on a stream's size
     stream.decoded_self = None  # not kept: one page's content in memory at a time
+    painting = extract.paints_and_shows(data)
     photos = b"ID" in data and b"/DCT" in data
     if not photos and not _MARKED_TEXT.search(data):
-        return
+        return painting
     content = ContentStream(stream, writer)
     changed = False
     for operands, operator in content.operations:
@@ -1209,6 +1471,7 @@ def _content_stream(stream, writer) -> None:
                 del stream[NameObject(key)]
         stream._data = content.get_data()
         stream.decoded_self = None
+    return painting
 
 
 def _form_fields(root) -> list | None:
@@ -1351,15 +1614,18 @@ def _pdf(data: bytes) -> bytes:
         for obj in writer._objects:  # every object of the copy (clone_from copied them all)
             if isinstance(obj, DictionaryObject):
                 _pdf_object(obj)
+        fills = shows = covering = False  # anywhere in the document: what ``_refuse_covered_text`` reads
         for obj in list(writer._objects):  # the content streams drawing inline images: pages' and forms'
             if isinstance(obj, StreamObject) and obj.get("/Subtype") == "/Form":
-                _content_stream(obj, writer)
+                fill, show = _content_stream(obj, writer)
+                fills, shows = fills or fill, shows or show
         for page in writer.pages:
             contents = page.get("/Contents")
             contents = contents.get_object() if contents is not None else None
             for stream in (contents if isinstance(contents, ArrayObject) else [contents]):
                 if stream is not None and isinstance(stream.get_object(), StreamObject):
-                    _content_stream(stream.get_object(), writer)
+                    fill, show = _content_stream(stream.get_object(), writer)
+                    fills, shows = fills or fill, shows or show
             annotations = page.get("/Annots")
             if annotations is not None:
                 kept = []
@@ -1380,10 +1646,13 @@ def _pdf(data: bytes) -> bytes:
                         if key in annotation and not (key == "/T" and id(annotation) in renamed):
                             del annotation[NameObject(key)]
                     kept.append(reference)
+                    covering = covering or subtype in _COVERING_ANNOTATIONS
                 page[NameObject("/Annots")] = ArrayObject(kept)
         _unreachable_gone(writer)
         out = io.BytesIO()
         writer.write(out)
+        if (fills and shows) or covering:
+            _refuse_covered_text(out.getvalue())
         return out.getvalue()
     except ValidationFailed:
         raise
