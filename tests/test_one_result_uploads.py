@@ -13,7 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from evalhub.core import files
-from evalhub.core.errors import Conflict, ValidationFailed
+from evalhub.core.enums import Role
+from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.models import AuditEvent, Notification, StoredFile
 from evalhub.core.timeutil import beijing_today
 from evalhub.extensions import db
@@ -139,6 +140,18 @@ def test_a_firm_document_uploaded_twice_is_recorded_once(world):
         == [first.id]
 
 
+def test_only_one_who_may_edit_the_firm_attaches_its_documents_whatever_the_path(world):
+    """The rule is the service's (the web page and the API check it too): another firm's user, or an expert, calling
+    it is refused, with nothing stored."""
+    before = _written()
+    for outsider in (world.other_firm_user, world.expert_user):
+        with pytest.raises(PermissionDenied):
+            registry.attach_firm_document(world.firm, "licence", "营业执照.png", factories.PNG, outsider)
+    assert _written() == before and _nothing_staged()
+    db.session.rollback()
+    assert _count(FirmDocument, FirmDocument.firm_id == world.firm.id) == 0
+
+
 def test_a_firm_document_of_another_kind_a_new_file_or_the_first_again_after_it_is_added(world):
     firm, user = world.firm, world.firm_user
     text = "本机构已建立质量控制制度。".encode()
@@ -157,8 +170,9 @@ def test_papers_attached_with_an_admission_keep_the_ones_already_uploaded(world)
 
     firm = factories.firm(world.bz, FirmStatus.PENDING)
     papers = factories.admission_papers()
+    applicant = factories.user("applicant", Role.FIRM_USER, firm_id=firm.id)
     for kind, name, data in papers[:3]:  # the firm uploaded some; the bureau received all on paper
-        registry.attach_firm_document(firm, kind, name, data, world.firm_user)
+        registry.attach_firm_document(firm, kind, name, data, applicant)
     db.session.commit()
     registry.change_firm_status(firm, "admit", world.bz_staff, reason="材料齐全", documents=papers)
     db.session.commit()

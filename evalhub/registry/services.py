@@ -370,7 +370,7 @@ def change_firm_status(firm: Firm, action: str, actor: User, *, reason: str | No
     concurrency.hold(firm)
     spec.refuse_unless_from(firm.status, "机构")
     for kind, filename, data in documents:
-        attach_firm_document(firm, kind, filename, data, actor, keep_current=True)
+        _attach_document(firm, kind, filename, data, actor, keep_current=True)
     reason = (reason or "").strip()
     errors: dict[str, str] = {}
     if spec.needs_reason and not reason:
@@ -510,13 +510,21 @@ def lift_imposed_suspension(firm: Firm, change_id: int, reason: str) -> FirmStat
     return _system_status_change(firm, "reinstate", reason)
 
 
-def attach_firm_document(firm: Firm, kind: Any, filename: str, data: bytes, actor: User, *,
-                         keep_current: bool = False) -> FirmDocument:
-    """Add a document to the firm's list (newest first; the latest of a kind is the one the bureau reads). The
-    file that is the latest of its kind already, uploaded again — a double click, a resend, two of the firm's
-    people at once — is refused, naming it (409), before anything is stored; a different file, or this one again
-    after another of its kind superseded it, is added. ``keep_current``: the one on record is the result instead
-    (papers the bureau received attached with a status change, which need not fail for one already uploaded)."""
+def attach_firm_document(firm: Firm, kind: Any, filename: str, data: bytes, actor: User) -> FirmDocument:
+    """Add a document to the firm's list (newest first; the latest of a kind is the one the bureau reads), by one
+    who may edit the firm (its own people, its bureau's staff). The file that is the latest of its kind already,
+    uploaded again — a double click, a resend, two of the firm's people at once — is refused, naming it (409),
+    before anything is stored; a different file, or this one again after another of its kind superseded it, is
+    added."""
+    permissions.require(actor, "firm.edit", firm)
+    return _attach_document(firm, kind, filename, data, actor)
+
+
+def _attach_document(firm: Firm, kind: Any, filename: str, data: bytes, actor: User, *,
+                     keep_current: bool = False) -> FirmDocument:
+    """``attach_firm_document`` without its permission (a status change checks its own). ``keep_current``: the
+    one on record is the result instead of a 409 (papers the bureau received attached with a status change, which
+    need not fail for one already uploaded)."""
     errors: dict[str, str] = {}
     kind = parse_enum(errors, "kind", FirmDocumentKind, kind, "材料类型")
     _raise_if(errors)
