@@ -45,6 +45,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(browser)
 
 
+def pytest_collection_finish(session):
+    """The collector's work: what was imported and built to collect (modules, the models, hypothesis' and
+    schemathesis' tables) lives until the run ends, and the run's heap grows to ~2 million objects, which Python's
+    full collections walked again and again (about 9 % of a run, most of it in ~50 full passes). Frozen, the
+    collector no longer walks them; the young generation is collected every 50,000 allocations instead of 700. The
+    tests' own objects are still collected. Measured on tests/test_[a-m]*.py, both runs side by side: 339 s, 31 s in
+    the collector → 321 s, 12 s."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 @pytest.fixture(scope="session")
 def app(tmp_path_factory):
     base = tmp_path_factory.mktemp("evalhub")
