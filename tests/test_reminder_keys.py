@@ -19,8 +19,8 @@ from evalhub.core.notifications import reminder_key
 from evalhub.core.timeutil import simulated_clock
 from evalhub.extensions import db
 from evalhub.review import services as R
-from tests import factories
 from tests.migration_files import load
+from tests.test_review_deadlines_calendar import accepted_panel
 
 MIGRATION = "c4e6a8b0d2f4_review_reminder_keys_dated.py"
 
@@ -44,19 +44,6 @@ def _keys(user) -> list[str]:
         Notification.user_id == user.id, Notification.dedupe_key.is_not(None)).order_by(Notification.id)).scalars())
 
 
-def _panel(world):
-    """A plan's panel formed on Monday 3 November 2025, its review due on the 13th (Beijing), every member accepted."""
-    from tests.test_review_deadlines_calendar import MONDAY, _at, _open_panel
-
-    with simulated_clock(_at(MONDAY)):
-        _e, panel = _open_panel(world)
-        members = [factories.expert_user(i.expert_id) for i in panel.invitations]
-        for invitation, member in zip(panel.invitations, members):
-            R.respond(invitation, member, accept=True, declaration_signed=True)
-        db.session.commit()
-    return panel, members
-
-
 def _stored_before_the_upgrade(member, review, body: str) -> Notification:
     """A 评审即将到期 reminder as send_reminders stored it before: keyed by the review alone."""
     note = Notification(user_id=member.id, title="评审即将到期：某项目", body=body, link=f"/reviews/{review.id}",
@@ -68,7 +55,7 @@ def _stored_before_the_upgrade(member, review, body: str) -> Notification:
 def test_stored_review_reminders_get_their_deadlines_date_and_are_not_sent_again(world):
     from tests.test_review_deadlines_calendar import _at
 
-    panel, members = _panel(world)
+    panel, members = accepted_panel(world)
     first, second, third = (i.review for i in panel.invitations)
     _stored_before_the_upgrade(members[0], first, "评审截止时间：北京时间 2025-11-13 23:59。")
     # the deadline moved since this one went out (it names the 12th): reminded once more for the 13th
@@ -99,7 +86,7 @@ def test_without_the_migration_the_old_keys_would_remind_every_expert_again(worl
     """What the data migration is for: the stored old keys do not match the new ones."""
     from tests.test_review_deadlines_calendar import _at
 
-    panel, members = _panel(world)
+    panel, members = accepted_panel(world)
     for member, invitation in zip(members, panel.invitations):
         _stored_before_the_upgrade(member, invitation.review, "评审截止时间：北京时间 2025-11-13 23:59。")
     db.session.commit()

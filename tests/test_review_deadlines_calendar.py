@@ -61,6 +61,18 @@ def _submit_review(invitation) -> None:
     R.submit_review(invitation.review, member)
 
 
+def accepted_panel(world):
+    """A plan's panel formed on MONDAY (3 November 2025), its review due on the 13th (Beijing), every member
+    accepted; and the members' accounts."""
+    with simulated_clock(_at(MONDAY)):
+        _e, panel = _open_panel(world)
+        members = [factories.expert_user(i.expert_id) for i in panel.invitations]
+        for invitation, member in zip(panel.invitations, members):
+            R.respond(invitation, member, accept=True, declaration_signed=True)
+        db.session.commit()
+    return panel, members
+
+
 def _open_panel(world):
     """A work plan under review, its panel formed on MONDAY: three experts invited (accounts each)."""
     e = factories.contracted(world)
@@ -124,13 +136,8 @@ def test_a_review_deadline_moved_after_its_reminder_is_reminded_once_more_for_it
     keyed by the review alone, so a review deadline a calendar correction moved after the reminder went out was never
     reminded again. A deadline that stays is not reminded twice; one that moves is reminded once more, with its new
     day, and then not again; the 评审已逾期 reminder follows the new day too."""
-    with simulated_clock(_at(MONDAY)):
-        _e, panel = _open_panel(world)
-        members = [factories.expert_user(i.expert_id) for i in panel.invitations]
-        for invitation, member in zip(panel.invitations, members):
-            R.respond(invitation, member, accept=True, declaration_signed=True)
-        db.session.commit()
-        assert beijing_date(panel.review_due) == date(2025, 11, 13)
+    panel, members = accepted_panel(world)
+    assert beijing_date(panel.review_due) == date(2025, 11, 13)
 
     with simulated_clock(_at(date(2025, 11, 12))):  # within review.remind_days_before (2) of the 13th
         assert R.send_reminders()["reminders"] == 3
