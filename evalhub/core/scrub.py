@@ -14,7 +14,8 @@ glossary document (building blocks, AutoText) and the package thumbnail of the f
 are emptied (whatever their name). The names an author gives where no page shows them, in the same one pass over a
 part's tags: bookmarks are renamed _bm1, _bm2, … with every reference to them (Word's own _Toc…/_Ref…/_GoBack
 stay), content controls lose their titles, tags, placeholders, data bindings and drop-down choices, links their
-screen tips.
+screen tips; range permissions (the editor's account) go, smart tags and inline custom XML are unwrapped (their
+properties — a name, an address, an OA system's fields — go, their text stays).
 .pdf: pypdf drops the document information dictionary, the XMP metadata (of any object), applications' private
 data (/PieceInfo), files associated with any object, page thumbnails, scripts and actions reaching outside the
 document, annotations hidden from view and the authors of annotations, accessibility text (/Alt, /ActualText, on the
@@ -617,6 +618,15 @@ _FIELD_WORD = re.compile(r'"((?:[^"\\]|\\.)*)"?|(\\\S)|([^\s"]+)', re.S)
 #   its namespaces an OA system's; bound, Word would refill the control from the part when the file opens), and a drop-
 #   down list's items (w:listItem: the choices not taken; the control shows its text as it is). The controls stay.
 # - a link's screen tip: w:hyperlink/@w:tooltip, a picture's a:hlinkClick/@tooltip, HYPERLINK's \o "…".
+# - range permissions (审阅 › 限制编辑's exceptions): w:permStart/@w:ed names the one editor allowed a range, as the
+#   account ("BZCZJ\zhangsan") or an e-mail. A public copy has no use for editing permissions: every w:permStart and
+#   w:permEnd tag goes (both ends of each range, so none is left unpaired: they pair by w:id); the text they mark stays.
+# - smart tags (w:smartTag: Word 2003–2007 marked a person's name, an address, a date, its w:smartTagPr/w:attr keeping
+#   the name, the street) and inline custom XML (w:customXml: an OA system's template wraps its fields in its schema's
+#   elements, w:customXmlPr holding their attributes — the drafter's account, a phone — and a placeholder). Both are
+#   unwrapped, as Word 2010 and later do on opening: the opening and closing tags go, each on its own, and the
+#   properties with all they hold; the runs, paragraphs, rows or cells inside stay where they were (each wrapper's
+#   content is what its parent holds, so the document stays valid).
 _WORD_BOOKMARK = re.compile(r"_(?:Toc|Ref|Hlk|Hlt)\d{1,12}|_GoBack", re.I)
 _FORMULA_NAME = re.compile(r"[^\W\d]\w*")
 _FORMULA_WORDS = frozenset({"ABS", "AND", "AVERAGE", "COUNT", "DEFINED", "FALSE", "IF", "INT", "MAX", "MIN", "MOD",
@@ -627,13 +637,17 @@ _REFERENCES = frozenset({"REF", "PAGEREF", "NOTEREF"})  # their first argument i
 _NAMING_FIELDS = frozenset({*_REFERENCES, *_BOOKMARK_ARGUMENT})  # the live fields naming a bookmark (and formulas)
 _STORY_TOKEN = re.compile(
     rb"<(/?)" + _NS + rb"(t|fldChar|instrText|fldSimple|bookmarkStart|hyperlink|hlinkClick|hlinkHover|sdtPr|alias|tag"
-    rb"|placeholder|dataBinding|listItem)(?=[\s/>])" + _ATTRIBUTES + rb">")
-_STORY_MARKERS = (b"instr", b"fldChar", b"bookmarkStart", b"hyperlink", b"hlink", b"sdtPr")
+    rb"|placeholder|dataBinding|listItem|permStart|permEnd|smartTag|smartTagPr|customXml|customXmlPr)(?=[\s/>])"
+    + _ATTRIBUTES + rb">")
+_STORY_MARKERS = (b"instr", b"fldChar", b"bookmarkStart", b"hyperlink", b"hlink", b"sdtPr", b"perm", b"smartTag",
+                  b"customXml")
 _CONTROL_DROPPED = frozenset({b"alias", b"tag", b"placeholder", b"dataBinding", b"listItem"})  # in w:sdtPr
+_UNWRAPPED = frozenset({b"permStart", b"permEnd", b"smartTag", b"customXml"})  # each tag goes, what it holds stays
+_PROPERTIES_DROPPED = frozenset({b"smartTagPr", b"customXmlPr"})  # they go with all they hold
 _ATTRIBUTE = re.compile(rb"""(\s+)""" + _NS + rb"""([A-Za-z]{1,64})\s*=\s*(?:"([^"<>]*)"|'([^'<>]*)')""")
 _TAG_ATTRIBUTES = {b"bookmarkStart": {b"name": "rename"}, b"hyperlink": {b"anchor": "rename", b"tooltip": "drop"},
                    b"hlinkClick": {b"tooltip": "drop"}, b"hlinkHover": {b"tooltip": "drop"}}
-_NAMED = frozenset({*_TAG_ATTRIBUTES, *_CONTROL_DROPPED, b"sdtPr"})  # the tags of names, not of fields
+_NAMED = frozenset({*_TAG_ATTRIBUTES, *_CONTROL_DROPPED, *_UNWRAPPED, *_PROPERTIES_DROPPED, b"sdtPr"})  # not fields
 _NAMED_ATTRIBUTE = re.compile(rb"""(?:^|\s)""" + _NS + rb"""(?:name|anchor)\s*=\s*(?:"([^"<>]*)"|'([^'<>]*)')""")
 
 
@@ -880,6 +894,8 @@ def _story(content: bytes, bookmarks: _Bookmarks) -> bytes:
                     cleaned = _tag_cleaned(tag, bookmarks)
                     if cleaned is not None:
                         replaced.append((tag.start(), tag.end(), cleaned))
+            elif name in _UNWRAPPED:
+                removed.append([tag.start(), tag.end()])
             elif name == b"sdtPr":
                 if closing:
                     control_depth -= control_depth > 0
@@ -889,7 +905,7 @@ def _story(content: bytes, bookmarks: _Bookmarks) -> bytes:
                 start = dropping.pop(name, None)
                 if start is not None:
                     removed.append([start, tag.end()])
-            elif control_depth and name not in dropping:
+            elif (control_depth or name in _PROPERTIES_DROPPED) and name not in dropping:
                 if attributes.endswith(b"/"):
                     removed.append([tag.start(), tag.end()])
                 else:
