@@ -1,20 +1,39 @@
 """The last places a public copy still named people (core/scrub.py): a .docx's range permissions (the editor's
-account), smart tags and inline custom XML (their properties: a person's name, an address, an OA system's fields).
-Each crafted file here went public with the name in it before the scrubber learned it; the text the page shows
-stays the same."""
+account), smart tags and inline custom XML (their properties: a person's name, an address, an OA system's fields);
+a PDF's named destinations ("张三_联系方式"). Each crafted file here went public with the name in it before the scrubber
+learned it; the text the page shows and the links stay the same."""
 from __future__ import annotations
 
 import io
+import threading
 import zipfile
 
 import pytest
 
 from evalhub.core import scrub
+from evalhub.core.errors import ValidationFailed
 from tests import factories
 from tests.test_audit_leaks2 import _docx, _parts_holding, _public_copy, _repack
-from tests.test_scrub_hidden_content import _with_body
+from tests.test_scrub_hidden_content import _pdf_holds, _with_body
 from tests.test_scrub_names_unseen import W, _shown, _xml
-from tests.test_scrub_unseen_parts import scanned_once
+from tests.test_scrub_unseen_parts import _name, _opened, _text_pdf, _written, scanned_once
+
+
+def _within(seconds: float, run) -> object:
+    """``run()``'s answer (or the ValidationFailed it raised), asserting it came within ``seconds``."""
+    outcome: list = []
+
+    def worker():
+        try:
+            outcome.append(run())
+        except ValidationFailed as exc:  # refusing it is an answer too
+            outcome.append(exc)
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, f"took more than {seconds} s"
+    return outcome[0]
 
 
 def _opens(data: bytes) -> None:
@@ -109,3 +128,179 @@ def test_smart_tags_and_custom_xml_in_a_header_go_too():
 def test_smart_tags_custom_xml_and_permissions_built_to_be_slow_are_scanned_once(piece):
     """40,000 of them opened and never closed (or broken) are still one pass over the tags."""
     scanned_once(piece)
+
+
+# --- PDF: named destinations ---------------------------------------------------------------------------------------
+
+def _string(text: str):
+    from pypdf.generic import TextStringObject
+
+    return TextStringObject(text)
+
+
+def _three_pages():
+    """A writer of three pages each showing "Page n" (Helvetica); and its pages."""
+    from pypdf import PdfWriter
+    from pypdf.generic import DecodedStreamObject, DictionaryObject
+
+    writer = PdfWriter()
+    font = writer._add_object(DictionaryObject({_name("/Type"): _name("/Font"), _name("/Subtype"): _name("/Type1"),
+                                                _name("/BaseFont"): _name("/Helvetica")}))
+    pages = []
+    for number in (1, 2, 3):
+        page = writer.add_blank_page(300, 200)
+        page[_name("/Resources")] = DictionaryObject({_name("/Font"): DictionaryObject({_name("/F1"): font})})
+        stream = DecodedStreamObject()
+        stream.set_data(b"BT /F1 12 Tf 20 150 Td (Page %d) Tj ET" % number)
+        page[_name("/Contents")] = writer._add_object(stream)
+        pages.append(page)
+    return writer, pages
+
+
+def _link_to(writer, *, dest=None, action=None):
+    from pypdf.generic import ArrayObject, DictionaryObject, FloatObject
+
+    link = DictionaryObject({_name("/Type"): _name("/Annot"), _name("/Subtype"): _name("/Link"),
+                             _name("/Rect"): ArrayObject([FloatObject(10), FloatObject(10), FloatObject(60),
+                                                          FloatObject(30)])})
+    if dest is not None:
+        link[_name("/Dest")] = dest
+    if action is not None:
+        link[_name("/A")] = action
+    return writer._add_object(link)
+
+
+def _goto(dest):
+    from pypdf.generic import DictionaryObject
+
+    return DictionaryObject({_name("/S"): _name("/GoTo"), _name("/D"): dest})
+
+
+def _named_destinations_pdf() -> bytes:
+    """Three pages; named destinations both ways a PDF keeps them — the catalog's /Dests (PDF 1.1: names) and the
+    /Names tree's /Dests (strings, in a tree of two leaves) —, reached by a link's /Dest, a GoTo action's /D, an
+    outline item, the document's /OpenAction, and one name nothing defines (a dead link)."""
+    from pypdf.generic import ArrayObject, DictionaryObject, FloatObject, NullObject, NumberObject
+
+    writer, pages = _three_pages()
+
+    def explicit(page, fit: str = "/Fit"):
+        if fit == "/XYZ":
+            return ArrayObject([page.indirect_reference, _name("/XYZ"), FloatObject(0), FloatObject(180),
+                                NullObject()])
+        return ArrayObject([page.indirect_reference, _name(fit)])
+
+    writer.root_object[_name("/Dests")] = writer._add_object(DictionaryObject({
+        _name("/张三_联系方式"): explicit(pages[1], "/XYZ"),
+        _name("/zhangsan_note"): DictionaryObject({_name("/D"): explicit(pages[2])})}))
+    leaf_a = writer._add_object(DictionaryObject({
+        _name("/Limits"): ArrayObject([_string("刘芳附件"), _string("刘芳附件")]),
+        _name("/Names"): ArrayObject([_string("刘芳附件"), DictionaryObject({_name("/D"): explicit(pages[0])})])}))
+    leaf_b = writer._add_object(DictionaryObject({
+        _name("/Limits"): ArrayObject([_string("王建国电话"), _string("王建国电话")]),
+        _name("/Names"): ArrayObject([_string("王建国电话"), writer._add_object(explicit(pages[2], "/XYZ"))])}))
+    writer.root_object[_name("/Names")] = DictionaryObject({_name("/Dests"): writer._add_object(DictionaryObject({
+        _name("/Kids"): ArrayObject([leaf_a, leaf_b])}))})
+    pages[0][_name("/Annots")] = ArrayObject([
+        _link_to(writer, dest=_string("王建国电话")),
+        _link_to(writer, action=_goto(_name("/张三_联系方式"))),
+        _link_to(writer, action=_goto(writer._add_object(_string("刘芳附件")))),
+        _link_to(writer, dest=_name("/zhangsan_note")),
+        _link_to(writer, dest=_string("赵敏_未定义")),  # nothing defines it: a dead link, dead still
+        _link_to(writer, dest=explicit(pages[1]))])
+    outline = writer._add_object(DictionaryObject({_name("/Type"): _name("/Outlines"),
+                                                   _name("/Count"): NumberObject(1)}))
+    item = writer._add_object(DictionaryObject({_name("/Title"): _string("二、评价结论"), _name("/Parent"): outline,
+                                                _name("/Dest"): _string("王建国电话")}))
+    outline.get_object().update({_name("/First"): item, _name("/Last"): item})
+    writer.root_object[_name("/Outlines")] = outline
+    writer.root_object[_name("/OpenAction")] = _goto(_string("刘芳附件"))
+    return _written(writer)
+
+
+def _named(reader) -> dict:
+    """Every named destination of ``reader``'s document: (the name's kind, its text) → its explicit destination."""
+    from pypdf.generic import ArrayObject, DictionaryObject
+
+    found = {}
+    root = reader.trailer["/Root"]
+    if "/Dests" in root:
+        for key, value in root["/Dests"].get_object().items():
+            found[("name", str(key))] = value.get_object()
+    todo = [root["/Names"]["/Dests"]] if "/Names" in root and "/Dests" in root["/Names"] else []
+    while todo:
+        node = todo.pop().get_object()
+        todo.extend(node.get("/Kids", []))
+        pairs = list(node.get("/Names", []))
+        for at in range(0, len(pairs), 2):
+            found[("string", str(pairs[at].get_object()))] = pairs[at + 1].get_object()
+    for key, value in list(found.items()):
+        if isinstance(value, DictionaryObject):
+            value = value["/D"].get_object()
+        assert isinstance(value, ArrayObject)
+        found[key] = value
+    return found
+
+
+def _target(reader, dest) -> int | None:
+    """The page number (from 0) ``dest`` (explicit, a name, a string, a GoTo action) goes to; None if nowhere."""
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject
+
+    dest = dest.get_object()
+    if isinstance(dest, DictionaryObject):
+        assert dest["/S"] == "/GoTo"
+        dest = dest["/D"].get_object()
+    if not isinstance(dest, ArrayObject):
+        dest = _named(reader).get(("name" if isinstance(dest, NameObject) else "string", str(dest)))
+        if dest is None:
+            return None
+    pages = [page.indirect_reference.idnum for page in reader.pages]
+    return pages.index(dest[0].idnum)
+
+
+def _targets(data: bytes) -> list:
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(data), strict=True)
+    root = reader.trailer["/Root"]
+    links = [a.get_object() for a in reader.pages[0]["/Annots"]]
+    return ([_target(reader, link.get("/Dest", link.get("/A"))) for link in links]
+            + [_target(reader, root["/Outlines"]["/First"]["/Dest"]), _target(reader, root["/OpenAction"])])
+
+
+def test_named_destinations_are_renamed_and_every_link_goes_where_it_went(world, client):
+    """Named destinations are the author's words no page shows ("张三_联系方式", "王建国电话": a link's target, named
+    in Acrobat or by a Word heading's bookmark). Each is renamed d1, d2, … in the catalog's /Dests and the /Names
+    tree, and every reference follows — links' /Dest, GoTo actions' /D, the outline, /OpenAction; a name nothing
+    defines is renamed too (the dead link stays dead). Every link goes to the page it went to."""
+    data = _named_destinations_pdf()
+    needles = ("张三", "zhangsan", "王建国", "刘芳", "赵敏")
+    assert all(_pdf_holds(data, n) for n in needles)
+    before = _targets(data)
+    assert before == [2, 1, 0, 2, None, 1, 2, 0]
+    public = _public_copy(world, client, "公开版.pdf", data)
+    assert not [n for n in needles if _pdf_holds(public, n)]
+    assert _targets(public) == before
+    from pypdf import PdfReader
+
+    names = sorted(text.lstrip("/") for _kind, text in _named(PdfReader(io.BytesIO(public))))
+    assert names == ["d1", "d2", "d3", "d4"]
+    assert PdfReader(io.BytesIO(public)).outline[0].title == "二、评价结论"
+
+
+def test_a_name_tree_built_to_be_slow_is_walked_once():
+    """A name tree whose every node lists its one kid twice (2^40 paths), and a kid that is its own parent: each
+    node is read once."""
+    from pypdf.generic import ArrayObject, DictionaryObject
+
+    writer, page = _text_pdf()
+    node = writer._add_object(DictionaryObject({_name("/Names"): ArrayObject([_string("王建国"), ArrayObject([
+        page.indirect_reference, _name("/Fit")])])}))
+    for _ in range(40):
+        node = writer._add_object(DictionaryObject({_name("/Kids"): ArrayObject([node, node])}))
+    node.get_object()[_name("/Kids")].append(node)  # a loop
+    writer.root_object[_name("/Names")] = DictionaryObject({_name("/Dests"): node})
+    page[_name("/Annots")] = ArrayObject([_link_to(writer, dest=_string("王建国"))])
+    public = _within(20, lambda: scrub.scrubbed("pdf", _written(writer)))
+    assert isinstance(public, bytes) and not _pdf_holds(public, "王建国")
+    _opened(public)

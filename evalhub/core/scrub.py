@@ -20,9 +20,10 @@ properties — a name, an address, an OA system's fields — go, their text stay
 data (/PieceInfo), files associated with any object, page thumbnails, scripts and actions reaching outside the
 document, annotations hidden from view and the authors of annotations, accessibility text (/Alt, /ActualText, on the
 structure and in the pages' marked content), digital signatures (the signer, the certificate; the copy's signature
-would be broken anyway: the field stays unsigned, its appearance as it is); an empty form's fields are renamed f1,
-f2, … and lose their tooltips; only the objects still reached from the catalog are written (pypdf would write what
-was cut off too). The upload must have passed ``files.check_upload`` first (type, size, zip limits).
+would be broken anyway: the field stays unsigned, its appearance as it is); named destinations are renamed d1, d2,
+… with every link to them; an empty form's fields are renamed f1, f2, … and lose their tooltips; only the objects
+still reached from the catalog are written (pypdf would write what was cut off too). The upload must have passed
+``files.check_upload`` first (type, size, zip limits).
 
 Some of what a document carries unseen is content, not metadata, and only the clerk can decide it: text deleted
 with 修订 on (Word keeps it, shown again by one click), text formatted hidden (字体 › 隐藏, likewise), comments
@@ -1327,11 +1328,11 @@ def _is_signature(value) -> bool:
     return isinstance(value, DictionaryObject) and (value.get("/Type") in _SIGNATURE_TYPES or "/ByteRange" in value)
 
 
-def _pdf_object(obj) -> None:
+def _pdf_object(obj, destinations: _Destinations) -> None:
     """One object of a PDF's copy, and the dictionaries written inside it: the keys above go, an active action goes
     from where it is attached, a signature goes from its field (and a signature dictionary, reached from anywhere
-    else, is emptied of its signer); a JPEG image (DCTDecode, maybe behind other filters: the JPEG file) loses its
-    EXIF/XMP segments, as in a .docx."""
+    else, is emptied of its signer), a destination's name is renamed where it is used (``_Destinations``); a JPEG
+    image (DCTDecode, maybe behind other filters: the JPEG file) loses its EXIF/XMP segments, as in a .docx."""
     from pypdf.generic import ArrayObject, DictionaryObject, NameObject, StreamObject
 
     todo = [obj]
@@ -1358,6 +1359,10 @@ def _pdf_object(obj) -> None:
         for key in ("/A", "/OpenAction"):
             if key in item and _active_action(item[key]):
                 del item[NameObject(key)]
+        if "/Dest" in item and _destination_named(item["/Dest"].get_object()):  # a link's, an outline item's
+            item[NameObject("/Dest")] = destinations(item["/Dest"].get_object())
+        if "/D" in item and item.get("/S") == "/GoTo" and _destination_named(item["/D"].get_object()):
+            item[NameObject("/D")] = destinations(item["/D"].get_object())
         chained = item.get("/Next")  # an action's next action(s): one, or an array
         if chained is not None:
             chain = chained.get_object()
@@ -1553,6 +1558,82 @@ def _fields_renamed(fields: list) -> set[int]:
     return renamed
 
 
+# Named destinations: a link, an outline item or an action may go to a place by its name rather than by a page and
+# a position, the name the author (or the tool, from a Word bookmark or heading) gave it — "张三_联系方式",
+# "王建国电话" — shown by no page (Acrobat lists them under 目标). Each is renamed d1, d2, … wherever it is defined (the
+# catalog's /Dests, PDF 1.1: names; the /Names tree's /Dests: strings — one new name per text, so a viewer that looks
+# a name up in either finds the same place) and wherever it is used: a link's or an outline item's /Dest, a GoTo
+# action's /D (``_pdf_object``). A name nothing defines is renamed too (the link it is on was dead, and stays so).
+# The destinations themselves stay as they were: every link goes to the page it went to. The tree is written again as
+# one node, its names in order; each node of the old one is read once (a tree built to be slow, its kids listed
+# twice at every level or a node its own kid, is still one walk).
+class _Destinations:
+    __slots__ = ("new",)
+
+    def __init__(self):
+        self.new: dict[str, str] = {}  # a destination's name, as read → its new one
+
+    def __call__(self, value):
+        """``value`` (a name or a string, resolved) renamed, of the same kind."""
+        from pypdf.generic import NameObject, TextStringObject
+
+        name = isinstance(value, NameObject)
+        text = str(value)[1:] if name else str(value)
+        renamed = self.new.get(text)
+        if renamed is None:
+            renamed = self.new[text] = f"d{len(self.new) + 1}"
+        return NameObject("/" + renamed) if name else TextStringObject(renamed)
+
+
+def _destination_named(value) -> bool:
+    from pypdf.generic import ByteStringObject, NameObject, TextStringObject
+
+    return isinstance(value, (NameObject, TextStringObject, ByteStringObject))
+
+
+def _destinations_renamed(root, destinations: _Destinations) -> None:
+    """The catalog's /Dests and the /Names tree's /Dests with their names renamed (above)."""
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject
+
+    dests = root.get("/Dests")
+    dests = dests.get_object() if dests is not None else None
+    if isinstance(dests, DictionaryObject):
+        root[NameObject("/Dests")] = DictionaryObject(
+            {destinations(NameObject(key)): value for key, value in list(dests.items())})
+    names = root.get("/Names")
+    names = names.get_object() if names is not None else None
+    if not isinstance(names, DictionaryObject) or "/Dests" not in names:
+        return
+    pairs: dict[str, tuple] = {}  # a name's new text → (new name, destination): the first met in the tree's order
+    seen: set[int] = set()
+    todo = [names["/Dests"]]
+    while todo:
+        node = todo.pop()
+        reference = getattr(node, "idnum", None)
+        if reference is not None:
+            if reference in seen:
+                continue
+            seen.add(reference)
+        node = node.get_object()
+        if not isinstance(node, DictionaryObject):
+            continue
+        kids = node.get("/Kids")
+        kids = kids.get_object() if kids is not None else None
+        if isinstance(kids, ArrayObject):
+            todo.extend(list.__reversed__(kids))  # in order: the first of a name twice defined is kept
+        listed = node.get("/Names")
+        listed = listed.get_object() if listed is not None else None
+        if isinstance(listed, ArrayObject):
+            items = list.__iter__(listed)
+            for key, value in zip(items, items):
+                key = key.get_object()
+                if _destination_named(key):
+                    renamed = destinations(key)
+                    pairs.setdefault(str(renamed), (renamed, value))
+    names[NameObject("/Dests")] = DictionaryObject({NameObject("/Names"): ArrayObject(
+        item for text in sorted(pairs) for item in pairs[text])})
+
+
 def _hidden_layers(root) -> bool:
     """Whether optional content (layers) is hidden when the document opens: what is drawn in it is in the file."""
     from pypdf.generic import ArrayObject, DictionaryObject
@@ -1627,9 +1708,11 @@ def _pdf(data: bytes) -> bytes:
         form = form.get_object() if form is not None else None
         if isinstance(form, DictionaryObject) and "/SigFlags" in form:  # no signature left to say exists
             del form[NameObject("/SigFlags")]
+        destinations = _Destinations()
+        _destinations_renamed(root, destinations)
         for obj in writer._objects:  # every object of the copy (clone_from copied them all)
             if isinstance(obj, DictionaryObject):
-                _pdf_object(obj)
+                _pdf_object(obj, destinations)
         fills = shows = covering = False  # anywhere in the document: what ``_refuse_covered_text`` reads
         for obj in list(writer._objects):  # the content streams drawing inline images: pages' and forms'
             if isinstance(obj, StreamObject) and obj.get("/Subtype") == "/Form":
