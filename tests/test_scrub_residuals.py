@@ -1,7 +1,8 @@
 """The last places a public copy still named people (core/scrub.py): a .docx's range permissions (the editor's
 account), smart tags and inline custom XML (their properties: a person's name, an address, an OA system's fields);
-a PDF's named destinations ("张三_联系方式"). Each crafted file here went public with the name in it before the scrubber
-learned it; the text the page shows and the links stay the same."""
+a PDF's named destinations ("张三_联系方式") and a choice field's options nobody chose (a list of staff). Each crafted
+file here went public with the name in it before the scrubber learned it; the text the page shows and the links
+stay the same."""
 from __future__ import annotations
 
 import io
@@ -304,3 +305,71 @@ def test_a_name_tree_built_to_be_slow_is_walked_once():
     public = _within(20, lambda: scrub.scrubbed("pdf", _written(writer)))
     assert isinstance(public, bytes) and not _pdf_holds(public, "王建国")
     _opened(public)
+
+
+# --- PDF: a choice field's options ---------------------------------------------------------------------------------
+
+def _choice_form() -> bytes:
+    """An empty form of a combo box (its choices a list of staff) and a list box (export values and display names),
+    a parent's /Opt inherited by its kid, with the selected-index and top-index entries."""
+    from pypdf.generic import ArrayObject, DictionaryObject, FloatObject, NumberObject
+
+    writer, page = _text_pdf()
+
+    def rect(at: int):
+        return ArrayObject([FloatObject(10), FloatObject(10 + 30 * at), FloatObject(120), FloatObject(30 + 30 * at)])
+
+    combo = writer._add_object(DictionaryObject({
+        _name("/Type"): _name("/Annot"), _name("/Subtype"): _name("/Widget"), _name("/FT"): _name("/Ch"),
+        _name("/Ff"): NumberObject(1 << 17), _name("/T"): _string("经办人"), _name("/Rect"): rect(0),
+        _name("/Opt"): ArrayObject([_string("王建国"), _string("刘芳"), _string("赵敏")]),
+        _name("/TI"): NumberObject(1)}))
+    listbox = writer._add_object(DictionaryObject({
+        _name("/Type"): _name("/Annot"), _name("/Subtype"): _name("/Widget"), _name("/FT"): _name("/Ch"),
+        _name("/T"): _string("复核人"), _name("/Rect"): rect(1), _name("/I"): ArrayObject([]),
+        _name("/Opt"): writer._add_object(ArrayObject([
+            ArrayObject([_string("13899990000"), _string("孙磊")]),
+            ArrayObject([_string("13700001111"), _string("李娜")])]))}))
+    parent = writer._add_object(DictionaryObject({
+        _name("/FT"): _name("/Ch"), _name("/Ff"): NumberObject(1 << 17), _name("/T"): _string("联系人"),
+        _name("/Opt"): ArrayObject([_string("周杰 13600002222")])}))
+    kid = writer._add_object(DictionaryObject({
+        _name("/Type"): _name("/Annot"), _name("/Subtype"): _name("/Widget"), _name("/Parent"): parent,
+        _name("/Rect"): rect(2)}))
+    parent.get_object()[_name("/Kids")] = ArrayObject([kid])
+    page[_name("/Annots")] = ArrayObject([combo, listbox, kid])
+    writer.root_object[_name("/AcroForm")] = writer._add_object(DictionaryObject({
+        _name("/Fields"): ArrayObject([combo, listbox, parent])}))
+    return _written(writer)
+
+
+def test_an_empty_forms_choice_fields_lose_the_options_nobody_chose(world, client):
+    """A combo box's or a list box's choices (/Opt: the staff a clerk could pick, with their phones as export
+    values) are in the file whatever the page shows; nobody chose any in an empty form. They go, with the indexes
+    into them (/I, /TI); the fields stay, empty, as choice fields."""
+    data = _choice_form()
+    needles = ("王建国", "刘芳", "赵敏", "孙磊", "李娜", "13899990000", "13700001111", "周杰")
+    assert all(_pdf_holds(data, n) for n in needles)
+    public = _public_copy(world, client, "公开版.pdf", data)
+    assert not [n for n in needles if _pdf_holds(public, n)]
+    reader = _opened(public)
+    fields = [f.get_object() for f in reader.trailer["/Root"]["/AcroForm"]["/Fields"]]
+    assert [f["/FT"] for f in fields] == ["/Ch", "/Ch", "/Ch"]
+    for field in fields:
+        assert not field.get("/Opt") and "/I" not in field and "/TI" not in field
+
+
+def test_a_choice_the_form_holds_is_kept_and_the_others_go():
+    """Where a choice field's value is not a text (a value as the form keeps it past ``_form_values``: a name
+    object), the options matching it stay and the others go."""
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import ArrayObject
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(_choice_form())))
+    combo = writer.root_object["/AcroForm"]["/Fields"][0].get_object()
+    combo[_name("/Opt")] = ArrayObject([_string("王建国"), _string("Yes"), _string("刘芳")])
+    combo[_name("/V")] = _name("/Yes")
+    public = scrub.scrubbed("pdf", _written(writer))
+    field = PdfReader(io.BytesIO(public)).trailer["/Root"]["/AcroForm"]["/Fields"][0].get_object()
+    assert list(field["/Opt"]) == ["Yes"] and field["/V"] == "/Yes"
+    assert not _pdf_holds(public, "王建国") and not _pdf_holds(public, "刘芳")

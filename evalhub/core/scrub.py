@@ -21,9 +21,9 @@ data (/PieceInfo), files associated with any object, page thumbnails, scripts an
 document, annotations hidden from view and the authors of annotations, accessibility text (/Alt, /ActualText, on the
 structure and in the pages' marked content), digital signatures (the signer, the certificate; the copy's signature
 would be broken anyway: the field stays unsigned, its appearance as it is); named destinations are renamed d1, d2,
-… with every link to them; an empty form's fields are renamed f1, f2, … and lose their tooltips; only the objects
-still reached from the catalog are written (pypdf would write what was cut off too). The upload must have passed
-``files.check_upload`` first (type, size, zip limits).
+… with every link to them; an empty form's fields are renamed f1, f2, … and lose their tooltips and the choices
+nobody chose; only the objects still reached from the catalog are written (pypdf would write what was cut off too).
+The upload must have passed ``files.check_upload`` first (type, size, zip limits).
 
 Some of what a document carries unseen is content, not metadata, and only the clerk can decide it: text deleted
 with 修订 on (Word keeps it, shown again by one click), text formatted hidden (字体 › 隐藏, likewise), comments
@@ -1359,9 +1359,9 @@ def _pdf_object(obj, destinations: _Destinations) -> None:
         for key in ("/A", "/OpenAction"):
             if key in item and _active_action(item[key]):
                 del item[NameObject(key)]
-        if "/Dest" in item and _destination_named(item["/Dest"].get_object()):  # a link's, an outline item's
+        if "/Dest" in item and _name_or_string(item["/Dest"].get_object()):  # a link's, an outline item's
             item[NameObject("/Dest")] = destinations(item["/Dest"].get_object())
-        if "/D" in item and item.get("/S") == "/GoTo" and _destination_named(item["/D"].get_object()):
+        if "/D" in item and item.get("/S") == "/GoTo" and _name_or_string(item["/D"].get_object()):
             item[NameObject("/D")] = destinations(item["/D"].get_object())
         chained = item.get("/Next")  # an action's next action(s): one, or an array
         if chained is not None:
@@ -1577,18 +1577,24 @@ class _Destinations:
         """``value`` (a name or a string, resolved) renamed, of the same kind."""
         from pypdf.generic import NameObject, TextStringObject
 
-        name = isinstance(value, NameObject)
-        text = str(value)[1:] if name else str(value)
+        name, text = isinstance(value, NameObject), _text_of(value)
         renamed = self.new.get(text)
         if renamed is None:
             renamed = self.new[text] = f"d{len(self.new) + 1}"
         return NameObject("/" + renamed) if name else TextStringObject(renamed)
 
 
-def _destination_named(value) -> bool:
+def _name_or_string(value) -> bool:
     from pypdf.generic import ByteStringObject, NameObject, TextStringObject
 
     return isinstance(value, (NameObject, TextStringObject, ByteStringObject))
+
+
+def _text_of(value) -> str:
+    """A name's or a string's text (a name without its slash)."""
+    from pypdf.generic import NameObject
+
+    return str(value)[1:] if isinstance(value, NameObject) else str(value)
 
 
 def _destinations_renamed(root, destinations: _Destinations) -> None:
@@ -1627,11 +1633,48 @@ def _destinations_renamed(root, destinations: _Destinations) -> None:
             items = list.__iter__(listed)
             for key, value in zip(items, items):
                 key = key.get_object()
-                if _destination_named(key):
+                if _name_or_string(key):
                     renamed = destinations(key)
                     pairs.setdefault(str(renamed), (renamed, value))
     names[NameObject("/Dests")] = DictionaryObject({NameObject("/Names"): ArrayObject(
         item for text in sorted(pairs) for item in pairs[text])})
+
+
+def _options_unchosen_gone(fields: list) -> None:
+    """A choice field's options (/Opt: a combo box's or a list box's choices, each a text or an export value and the
+    text shown — the staff a clerk could pick, their phones) are in the file whatever the page shows, and the page
+    shows only the one chosen (a list box: the ones its appearance draws). An option not chosen goes: in an empty form
+    (a form holding values is refused: ``_form_values``), all of them; one matching the field's value or default
+    (a name, not a text) stays. The selected and top indexes into them (/I, /TI) go with them; the field stays."""
+    from pypdf.generic import ArrayObject, NameObject
+
+    for field in fields:
+        options = field.get("/Opt")
+        options = options.get_object() if options is not None else None
+        if options is None:
+            continue
+        chosen = set()
+        for key in ("/V", "/DV"):
+            value = field.get(key)
+            value = value.get_object() if value is not None else None
+            for item in ([v.get_object() for v in value] if isinstance(value, ArrayObject) else [value]):
+                if _name_or_string(item):
+                    chosen.add(_text_of(item))
+        kept = []
+        for option in (list.__iter__(options) if isinstance(options, ArrayObject) else ()):
+            option = option.get_object()
+            texts = [t.get_object() for t in option] if isinstance(option, ArrayObject) else [option]
+            if chosen and any(_name_or_string(t) and _text_of(t) in chosen for t in texts):
+                kept.append(option)
+        if isinstance(options, ArrayObject) and len(kept) == len(options):
+            continue
+        if kept:
+            field[NameObject("/Opt")] = ArrayObject(kept)
+        else:
+            del field[NameObject("/Opt")]
+        for key in ("/I", "/TI"):
+            if key in field:
+                del field[NameObject(key)]
 
 
 def _hidden_layers(root) -> bool:
@@ -1693,6 +1736,7 @@ def _pdf(data: bytes) -> bytes:
         if _form_values(fields):
             raise ValidationFailed(FORM_VALUES, {"file": "含表单内容"})
         renamed = _fields_renamed(fields)
+        _options_unchosen_gone(fields)
         if _hidden_layers(root):
             raise ValidationFailed(HIDDEN_LAYERS, {"file": "含隐藏图层"})
         # files carried inside the PDF (a hybrid PDF's whole source document, an attached working file) and the
