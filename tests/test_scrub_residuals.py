@@ -1,11 +1,12 @@
 """The last places a public copy still named people (core/scrub.py): a .docx's range permissions (the editor's
 account), smart tags and inline custom XML (their properties: a person's name, an address, an OA system's fields);
-a PDF's named destinations ("张三_联系方式") and a choice field's options nobody chose (a list of staff). Each crafted
-file here went public with the name in it before the scrubber learned it; the text the page shows and the links
-stay the same."""
+a PDF's named destinations ("张三_联系方式"), a choice field's options nobody chose (a list of staff), and a JPEG 2000
+image's metadata boxes and comments (in a PDF or in a .docx's media). Each crafted file here went public with the
+name in it before the scrubber learned it; the text the page shows, the links and the pixels stay the same."""
 from __future__ import annotations
 
 import io
+import struct
 import threading
 import zipfile
 
@@ -373,3 +374,141 @@ def test_a_choice_the_form_holds_is_kept_and_the_others_go():
     field = PdfReader(io.BytesIO(public)).trailer["/Root"]["/AcroForm"]["/Fields"][0].get_object()
     assert list(field["/Opt"]) == ["Yes"] and field["/V"] == "/Yes"
     assert not _pdf_holds(public, "王建国") and not _pdf_holds(public, "刘芳")
+
+
+# --- JPEG 2000: metadata boxes and comments ------------------------------------------------------------------------
+
+XMP_UUID = bytes.fromhex("BE7ACFCB97A942E89C71999491E3AFAC")
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def _jp2() -> tuple[bytes, bytes]:
+    """A JPEG 2000 photo (Pillow: a JP2 file whose codestream has a comment naming its maker) with an XML box, an
+    XMP and an EXIF uuid box, an IPR box and a UUID-info box (its URL a path) added, one of them written with a
+    64-bit length; and the raw codestream without its comment."""
+    from PIL import Image
+
+    image = Image.new("RGB", (16, 8), (200, 30, 30))
+    image.paste((20, 40, 220), (0, 0, 8, 8))
+    out = io.BytesIO()
+    image.save(out, "JPEG2000", comment=b"Created by zhangwei, C:\\Users\\zhangwei")
+    data = out.getvalue()
+    at = data.index(b"jp2c") - 4
+    xml = _box(b"xml ", "<gml><dc:creator>王建国</dc:creator><where>巴州财政局三楼</where></gml>".encode())
+    xmp = _box(b"uuid", XMP_UUID + b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><dc:creator>zhangwei</dc:creator></x:xmpmeta>')
+    exif = b"\x00\x00\x00\x01uuid" + struct.pack(">Q", 16 + 16 + 30) + b"JpgTiffExif->JP2" + b"Exif\0\0Artist liufang"
+    exif += b"\0" * (16 + 16 + 30 - len(exif))
+    ipr = _box(b"jp2i", "<rights>版权 刘芳</rights>".encode())
+    uinf = _box(b"uinf", _box(b"ulst", b"\0\x01" + b"\0" * 16) + _box(b"url ", b"\0\0\0\0file:///C:/Users/liufang/x"))
+    jp2 = data[:at] + xml + xmp + exif + ipr + uinf + data[at:] + _box(b"xml ", "<note>赵敏</note>".encode())
+    codestream = data[data.index(b"\xff\x4f\xff\x51"):]
+    com = codestream.index(b"\xff\x64")
+    length = int.from_bytes(codestream[com + 2:com + 4], "big")
+    return jp2, codestream[:com] + codestream[com + 2 + length:]
+
+
+def _boxes(data: bytes) -> list[bytes]:
+    kinds, at = [], 0
+    while at < len(data):
+        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        if length == 1:
+            length = struct.unpack(">Q", data[at + 8:at + 16])[0]
+        kinds.append(kind)
+        at = len(data) if length == 0 else at + length
+    return kinds
+
+
+def _pixels(data: bytes) -> bytes:
+    from PIL import Image
+
+    return Image.open(io.BytesIO(data)).convert("RGB").tobytes()
+
+
+JP2_NEEDLES = (b"zhangwei", "王建国".encode(), "巴州".encode(), b"liufang", "刘芳".encode(), "赵敏".encode(), b"Exif")
+
+
+def test_a_jpeg_2000s_metadata_boxes_and_comments_go_and_its_pixels_stay():
+    jp2, codestream = _jp2()
+    assert all(n in jp2 for n in JP2_NEEDLES) and _boxes(jp2).count(b"uuid") == 2
+    clean = scrub._jp2(jp2)
+    assert not [n for n in JP2_NEEDLES if n in clean]
+    assert _boxes(clean) == [b"jP  ", b"ftyp", b"jp2h", b"jp2c"]
+    assert clean.endswith(codestream) and _pixels(clean) == _pixels(jp2)
+    # a codestream alone (.j2k, or what a PDF's /JPXDecode may hold): its comments go
+    bare = jp2[jp2.index(b"\xff\x4f\xff\x51"):jp2.index("<note>".encode()) - 8]
+    assert b"zhangwei" in bare and scrub._jp2(bare) == codestream
+
+
+@pytest.mark.parametrize("broken", [b"\x00\x00\x00\x0cjP  \r\n\x87\n\x00\x00\xff\xffjp2h", b"\xff\x4f\xff\x51\x00",
+                                    b"\x00\x00\x00\x0cjP  \r\n\x87\n\x00\x00\x00\x01uuid\x00"])
+def test_a_jpeg_2000_not_laid_out_as_expected_is_copied_as_it_is(broken):
+    assert scrub._jp2(broken) == broken
+
+
+def test_a_jpeg_2000_in_a_docxs_media_loses_its_metadata(world, client):
+    jp2, codestream = _jp2()
+    data = _repack(_docx(factories.report_text()), add={"word/media/image9.jp2": jp2, "word/media/image8.JPX": jp2})
+    public = _public_copy(world, client, "公开版.docx", data)
+    with zipfile.ZipFile(io.BytesIO(public)) as package:
+        for part in ("word/media/image9.jp2", "word/media/image8.JPX"):
+            kept = package.read(part)
+            assert not [n for n in JP2_NEEDLES if n in kept] and kept.endswith(codestream), part
+
+
+def _jpx_pdf(image_data: bytes, filters) -> bytes:
+    from pypdf.generic import DictionaryObject, NumberObject, StreamObject
+
+    writer, page = _text_pdf(b"q 160 0 0 80 100 20 cm /Im0 Do Q")
+    image = StreamObject()
+    image._data = image_data
+    image.update({_name("/Type"): _name("/XObject"), _name("/Subtype"): _name("/Image"),
+                  _name("/Width"): NumberObject(16), _name("/Height"): NumberObject(8), _name("/Filter"): filters})
+    page[_name("/Resources")][_name("/XObject")] = DictionaryObject({_name("/Im0"): writer._add_object(image)})
+    return _written(writer)
+
+
+@pytest.mark.parametrize("chain", ["jp2", "codestream", "flate"])
+def test_a_pdfs_jpeg_2000_image_loses_its_metadata_and_keeps_its_pixels(world, client, chain):
+    """/JPXDecode: a JP2 file (or its codestream alone) as the image's data, perhaps compressed again: the same boxes
+    and comments as in a file of its own. The image is written with /JPXDecode alone, its pixels the same."""
+    import zlib
+
+    from pypdf import PdfReader
+    from pypdf.generic import ArrayObject
+
+    jp2, codestream = _jp2()
+    if chain == "codestream":
+        jp2 = jp2[jp2.index(b"\xff\x4f\xff\x51"):jp2.index("<note>".encode()) - 8]
+    data = _jpx_pdf(zlib.compress(jp2) if chain == "flate" else jp2,
+                    ArrayObject([_name("/FlateDecode"), _name("/JPXDecode")]) if chain == "flate"
+                    else _name("/JPXDecode"))
+    assert _pdf_holds(data, "zhangwei")
+    public = _public_copy(world, client, "公开版.pdf", data)
+    assert not _pdf_holds(public, "zhangwei") and b"zhangwei" not in public
+    image = _opened(public).pages[0]["/Resources"]["/XObject"]["/Im0"].get_object()
+    assert image["/Filter"] == "/JPXDecode"
+    kept = image._data
+    assert not [n for n in JP2_NEEDLES if n in kept] and kept.endswith(codestream)
+    assert _pixels(kept) == _pixels(jp2)
+    assert PdfReader(io.BytesIO(public)).pages[0].extract_text().strip() == "Public text"
+
+
+@pytest.mark.parametrize("shape", ["boxes", "comments"])
+def test_a_jpeg_2000_built_to_be_slow_is_walked_once(shape):
+    """200,000 empty boxes, or 200,000 comments in the codestream's header: one walk (a few MB; 5 s is ample)."""
+    jp2, codestream = _jp2()
+    at = jp2.index(b"jp2c") - 4
+    if shape == "boxes":
+        hostile = jp2[:at] + _box(b"xml ", b"") * 200_000 + jp2[at:]
+    else:
+        start = jp2.index(b"\xff\x4f\xff\x51")
+        siz_end = start + 4 + int.from_bytes(jp2[start + 4:start + 6], "big")
+        comments = b"\xff\x64\x00\x05\x00\x01x" * 200_000
+        end = at + int.from_bytes(jp2[at:at + 4], "big")
+        inner = jp2[at + 8:siz_end] + comments + jp2[siz_end:end]
+        hostile = jp2[:at] + struct.pack(">I", 8 + len(inner)) + b"jp2c" + inner + jp2[end:]
+    clean = _within(5, lambda: scrub._jp2(hostile))
+    assert b"xml " not in clean[:200] and clean.endswith(codestream[-50:]) and len(clean) < len(jp2)

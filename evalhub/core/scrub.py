@@ -35,7 +35,8 @@ Word or the PDF editor; a PDF's sticky notes and the texts of its other comments
 workbook stays when it holds the chart's one sheet of figures and nothing else (another sheet or a comment is
 refused), cleaned as a package of its own; an equation object stays. Photos, in a .docx or a PDF
 (JPEG, as an object or inline in a page's content, written as it is or behind other filters), keep their pixels but
-lose their EXIF (the camera's owner, the place) and their text chunks.
+lose their EXIF (the camera's owner, the place) and their text chunks; JPEG 2000 images their metadata boxes (XML,
+XMP, EXIF) and comments.
 
 What only looks redacted is refused too: text painted over rather than deleted stays in the file under the paint,
 copied out with a mouse. In a PDF, letters under a dark box drawn after them (a rectangle, a shape, a dark Square,
@@ -1054,12 +1055,98 @@ def _png(data: bytes) -> bytes:
     return data
 
 
+# JPEG 2000 (a .jp2/.jpx in a .docx's media; a PDF's /JPXDecode image: a JP2 file, or its codestream alone) keeps
+# what a JPEG keeps in its EXIF in boxes beside the image: "xml " (XML: a camera's, an editor's, a GIS tool's
+# metadata), "uuid" (a vendor's data: XMP, EXIF, GeoTIFF), "jp2i" (intellectual property rights: a name), "uinf" (a
+# list of URLs: a path on the author's disk), and JPX's "asoc" and "lbl " (labels and XML tied to a region); and in
+# its codestream's comments (COM marker segments of the main header: the encoder, sometimes the user or a path). They
+# go; the signature, the file type, the header (size, colour "colr", resolution "res ") and the codestream stay, byte
+# for byte but its comments. One walk over the top-level boxes and the main header's marker segments (no box is
+# read twice: a file of 200,000 boxes is one pass). Anything not laid out as expected (a box's length past the end,
+# a codestream whose main header does not end) is returned as it is, as a JPEG is; so is a JPX whose codestream is
+# kept in fragments (ftbl: offsets into the file, which dropping a box would move). Not read: COM segments in tile-part
+# headers (rare; the tile-parts' lengths, and TLM's, would have to be written again).
+_JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
+_CODESTREAM = b"\xff\x4f\xff\x51"  # SOC, then SIZ
+_JP2_DROPPED = {b"xml ", b"uuid", b"jp2i", b"uinf", b"asoc", b"lbl "}
+_JP2_NAMES = (".jp2", ".jpx", ".jpf", ".jpm", ".j2k", ".j2c", ".jpc")
+
+
+def _jp2(data: bytes) -> bytes:
+    """A JPEG 2000 file (or codestream) without its metadata boxes and comments (above)."""
+    stripped = _jp2_stripped(data)
+    return data if stripped is None else stripped
+
+
+def _codestream_stripped(data: bytes, start: int = 0, end: int | None = None) -> bytes | None:
+    """``data[start:end]``, a JPEG 2000 codestream, without the COM segments of its main header; None when it is not
+    laid out as one."""
+    end = len(data) if end is None else end
+    if data[start:start + 4] != _CODESTREAM:
+        return None
+    out, at, kept = [], start + 2, start
+    while at + 4 <= end and data[at] == 0xFF:
+        marker = data[at + 1]
+        if marker == 0x90:  # SOT: the first tile-part, the end of the main header
+            if kept == start:
+                return data[start:end]
+            out.append(data[kept:end])
+            return b"".join(out)
+        length = int.from_bytes(data[at + 2:at + 4], "big")
+        if length < 2 or at + 2 + length > end:
+            return None
+        if marker == 0x64:  # COM
+            out.append(data[kept:at])
+            kept = at + 2 + length
+        at += 2 + length
+    return None
+
+
+def _jp2_stripped(data: bytes) -> bytes | None:
+    """``_jp2``'s copy, or None when ``data`` is not laid out as JPEG 2000."""
+    if data.startswith(_CODESTREAM):
+        return _codestream_stripped(data)
+    if not data.startswith(_JP2_SIGNATURE):
+        return None
+    out, at = [], 0
+    while at < len(data):
+        if at + 8 > len(data):
+            return None
+        length, kind, header = int.from_bytes(data[at:at + 4], "big"), data[at + 4:at + 8], 8
+        if length == 1:  # a 64-bit length follows
+            if at + 16 > len(data):
+                return None
+            length, header = int.from_bytes(data[at + 8:at + 16], "big"), 16
+        elif length == 0:  # to the end of the file
+            length = len(data) - at
+        if length < header or at + length > len(data):
+            return None
+        if kind == b"ftbl":
+            return None
+        if kind == b"jp2c":
+            codestream = _codestream_stripped(data, at + header, at + length)
+            if codestream is None:
+                return None
+            if len(codestream) == length - header:
+                out.append(data[at:at + length])
+            elif len(codestream) + 8 < 2 ** 32:
+                out.append((len(codestream) + 8).to_bytes(4, "big") + b"jp2c" + codestream)
+            else:
+                out.append(b"\x00\x00\x00\x01jp2c" + (len(codestream) + 16).to_bytes(8, "big") + codestream)
+        elif kind not in _JP2_DROPPED:
+            out.append(data[at:at + length])
+        at += length
+    return b"".join(out)
+
+
 def _image(name: str, content: bytes) -> bytes:
     lower = name.lower()
     if lower.endswith((".jpg", ".jpeg")):
         return _jpeg(content)
     if lower.endswith(".png"):
         return _png(content)
+    if lower.endswith(_JP2_NAMES):
+        return _jp2(content)
     return content
 
 
@@ -1280,8 +1367,8 @@ _PDF_ACTIVE = {"/JavaScript", "/Launch", "/GoToR", "/GoToE", "/SubmitForm", "/Im
 _LOCAL_URI = re.compile(r"\s*(?:file:|[A-Za-z]:[\\/]|\\\\|//)", re.I)
 FORM_VALUES = ("PDF 中有可填写的表单（表单域），其中填写的内容和默认值会随文件一起公开，不一定显示在页面上（隐藏的表单域也在）。"
                "请在 PDF 编辑器中“拼合表单”（或打印为新的 PDF）后再上传。")
-PHOTO_ENCODING = ("PDF 中有照片（JPEG 图片）的编码无法读取，无法去除其中的拍摄信息（EXIF：相机、拍摄者、地点等）。请重新导出 PDF"
-                  "（或打印为新的 PDF）后再上传。")
+PHOTO_ENCODING = ("PDF 中有照片（JPEG 或 JPEG 2000 图片）的编码无法读取，无法去除其中的拍摄信息（EXIF：相机、拍摄者、地点等）。"
+                  "请重新导出 PDF（或打印为新的 PDF）后再上传。")
 HIDDEN_LAYERS = ("PDF 中有隐藏的图层（可选内容）：隐藏图层里的文字和图片页面上看不到，但仍保存在文件里，在“图层”面板中打开即可"
                  "看到。请删除隐藏的图层（或全部显示、确认后打印为新的 PDF）再上传。")
 _ANNOTATION_HIDDEN = 2 | 32  # the annotation flags Hidden and NoView
@@ -1373,12 +1460,12 @@ def _pdf_object(obj, destinations: _Destinations) -> None:
         todo.extend(v for v in dict.values(item) if isinstance(v, (DictionaryObject, ArrayObject)))
     if isinstance(obj, StreamObject) and obj.get("/Subtype") == "/Image":
         filters = _filter_names(obj.get("/Filter"))
-        if filters and filters[-1] in _DCT:
+        if filters and filters[-1] in _PHOTOS:
             # the raw bytes (set_data refuses a filter other than Flate); /Length is written from them
             obj._data, parameters = _photo(obj._data, filters, obj.get("/DecodeParms"))
             obj.decoded_self = None
-            if len(filters) > 1:  # written as the JPEG file it is
-                obj[NameObject("/Filter")] = NameObject("/DCTDecode")
+            if len(filters) > 1:  # written as the JPEG (JPEG 2000) file it is
+                obj[NameObject("/Filter")] = NameObject("/JPXDecode" if filters[-1] in _JPX else "/DCTDecode")
                 if parameters is None:
                     obj.pop(NameObject("/DecodeParms"), None)
                 else:
@@ -1388,9 +1475,11 @@ def _pdf_object(obj, destinations: _Destinations) -> None:
 # A JPEG written through other filters first ([/FlateDecode /DCTDecode]: compressed again, or ASCII-encoded) holds its
 # EXIF as any other: the filters before DCTDecode are undone (inflating within a bound) and the JPEG written as it is,
 # with DCTDecode alone. A filter not undone here, data they cannot undo or that is no JPEG then, is refused: what it
-# holds cannot be told.
+# holds cannot be told. The same for JPEG 2000 (JPXDecode: ``_jp2``; an inline image cannot be one).
 _INFLATED_MAX_BYTES = 50 * 1024 * 1024  # what one photo may inflate to (a chart's workbook's bound)
 _DCT = ("/DCTDecode", "/DCT")
+_JPX = ("/JPXDecode",)
+_PHOTOS = _DCT + _JPX
 _UNDONE_FILTERS = {"/FlateDecode": "flate", "/Fl": "flate", "/ASCIIHexDecode": "hex", "/AHx": "hex",
                    "/ASCII85Decode": "a85", "/A85": "a85", "/LZWDecode": "lzw", "/LZW": "lzw",
                    "/RunLengthDecode": "rl", "/RL": "rl"}
@@ -1406,13 +1495,14 @@ def _filter_names(filters) -> list:
 
 
 def _photo(data: bytes, filters: list, parameters):
-    """A JPEG image's data (``filters`` ending in DCTDecode) without its EXIF, written with DCTDecode alone; and the
-    decode parameters left for DCTDecode (None: none)."""
+    """A JPEG image's data (``filters`` ending in DCTDecode; JPXDecode: JPEG 2000) without its EXIF (its metadata
+    boxes), written with DCTDecode (JPXDecode) alone; and the decode parameters left for it (None: none)."""
     from pypdf.filters import ASCII85Decode, ASCIIHexDecode, LZWDecode, RunLengthDecode
     from pypdf.generic import ArrayObject, DictionaryObject
 
+    whole, stripped = (_jp2, _jp2_stripped) if filters[-1] in _JPX else (_jpeg, _jpeg_stripped)
     if len(filters) == 1:  # the JPEG file itself: as a .docx's photos, copied as it is if not laid out as expected
-        return _jpeg(data), None
+        return whole(data), None
     parameters = parameters.get_object() if parameters is not None else None
     parameters = [p.get_object() for p in parameters] if isinstance(parameters, ArrayObject) else []
     parameters = [p if isinstance(p, DictionaryObject) else DictionaryObject() for p in parameters]
@@ -1439,7 +1529,7 @@ def _photo(data: bytes, filters: list, parameters):
         raise
     except Exception as exc:  # noqa: BLE001 — zlib's, pypdf's and the decoders' many ways of saying "broken"
         raise ValidationFailed(PHOTO_ENCODING, {"file": "图片编码无法读取"}) from exc
-    photo = _jpeg_stripped(bytes(data))
+    photo = stripped(bytes(data))
     if photo is None:
         raise ValidationFailed(PHOTO_ENCODING, {"file": "图片编码无法读取"})
     own = parameters[len(filters) - 1]
