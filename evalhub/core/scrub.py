@@ -1071,7 +1071,7 @@ def _png(data: bytes) -> bytes:
 _JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
 _CODESTREAM = b"\xff\x4f\xff\x51"  # SOC, then SIZ
 _JP2_DROPPED = {b"xml ", b"uuid", b"jp2i", b"uinf", b"asoc", b"lbl "}
-_JP2_NAMES = (".jp2", ".jpx", ".jpf", ".jpm", ".j2k", ".j2c", ".jpc")
+_JP2_NAMES = (".jp2", ".jpx", ".jpf", ".j2k", ".j2c", ".jpc")  # not .jpm (part 6): its fragment tables sit inside boxes
 
 
 def _jp2(data: bytes) -> bytes:
