@@ -14,14 +14,16 @@ glossary document (building blocks, AutoText) and the package thumbnail of the f
 are emptied (whatever their name). The names an author gives where no page shows them, in the same one pass over a
 part's tags: bookmarks are renamed _bm1, _bm2, … with every reference to them (Word's own _Toc…/_Ref…/_GoBack
 stay), content controls lose their titles, tags, placeholders, data bindings and drop-down choices, links their
-screen tips.
+screen tips; range permissions (the editor's account) go, smart tags and inline custom XML are unwrapped (their
+properties — a name, an address, an OA system's fields — go, their text stays).
 .pdf: pypdf drops the document information dictionary, the XMP metadata (of any object), applications' private
 data (/PieceInfo), files associated with any object, page thumbnails, scripts and actions reaching outside the
 document, annotations hidden from view and the authors of annotations, accessibility text (/Alt, /ActualText, on the
 structure and in the pages' marked content), digital signatures (the signer, the certificate; the copy's signature
-would be broken anyway: the field stays unsigned, its appearance as it is); an empty form's fields are renamed f1,
-f2, … and lose their tooltips; only the objects still reached from the catalog are written (pypdf would write what
-was cut off too). The upload must have passed ``files.check_upload`` first (type, size, zip limits).
+would be broken anyway: the field stays unsigned, its appearance as it is); named destinations are renamed d1, d2,
+… with every link to them; an empty form's fields are renamed f1, f2, … and lose their tooltips and the choices
+nobody chose; only the objects still reached from the catalog are written (pypdf would write what was cut off too).
+The upload must have passed ``files.check_upload`` first (type, size, zip limits).
 
 Some of what a document carries unseen is content, not metadata, and only the clerk can decide it: text deleted
 with 修订 on (Word keeps it, shown again by one click), text formatted hidden (字体 › 隐藏, likewise), comments
@@ -33,7 +35,8 @@ Word or the PDF editor; a PDF's sticky notes and the texts of its other comments
 workbook stays when it holds the chart's one sheet of figures and nothing else (another sheet or a comment is
 refused), cleaned as a package of its own; an equation object stays. Photos, in a .docx or a PDF
 (JPEG, as an object or inline in a page's content, written as it is or behind other filters), keep their pixels but
-lose their EXIF (the camera's owner, the place) and their text chunks.
+lose their EXIF (the camera's owner, the place) and their text chunks; JPEG 2000 images their metadata boxes (XML,
+XMP, EXIF) and comments.
 
 What only looks redacted is refused too: text painted over rather than deleted stays in the file under the paint,
 copied out with a mouse. In a PDF, letters under a dark box drawn after them (a rectangle, a shape, a dark Square,
@@ -617,6 +620,15 @@ _FIELD_WORD = re.compile(r'"((?:[^"\\]|\\.)*)"?|(\\\S)|([^\s"]+)', re.S)
 #   its namespaces an OA system's; bound, Word would refill the control from the part when the file opens), and a drop-
 #   down list's items (w:listItem: the choices not taken; the control shows its text as it is). The controls stay.
 # - a link's screen tip: w:hyperlink/@w:tooltip, a picture's a:hlinkClick/@tooltip, HYPERLINK's \o "…".
+# - range permissions (审阅 › 限制编辑's exceptions): w:permStart/@w:ed names the one editor allowed a range, as the
+#   account ("BZCZJ\zhangsan") or an e-mail. A public copy has no use for editing permissions: every w:permStart and
+#   w:permEnd tag goes (both ends of each range, so none is left unpaired: they pair by w:id); the text they mark stays.
+# - smart tags (w:smartTag: Word 2003–2007 marked a person's name, an address, a date, its w:smartTagPr/w:attr keeping
+#   the name, the street) and inline custom XML (w:customXml: an OA system's template wraps its fields in its schema's
+#   elements, w:customXmlPr holding their attributes — the drafter's account, a phone — and a placeholder). Both are
+#   unwrapped, as Word 2010 and later do on opening: the opening and closing tags go, each on its own, and the
+#   properties with all they hold; the runs, paragraphs, rows or cells inside stay where they were (each wrapper's
+#   content is what its parent holds, so the document stays valid).
 _WORD_BOOKMARK = re.compile(r"_(?:Toc|Ref|Hlk|Hlt)\d{1,12}|_GoBack", re.I)
 _FORMULA_NAME = re.compile(r"[^\W\d]\w*")
 _FORMULA_WORDS = frozenset({"ABS", "AND", "AVERAGE", "COUNT", "DEFINED", "FALSE", "IF", "INT", "MAX", "MIN", "MOD",
@@ -625,15 +637,21 @@ _CELL = re.compile(r"[A-Z]{1,2}\d{0,5}|R\d{0,5}C?\d{0,2}|C\d{1,2}", re.I)  # A1,
 _BOOKMARK_ARGUMENT = {"HYPERLINK": "\\l", "TOC": "\\b", "TOA": "\\b", "INDEX": "\\b"}
 _REFERENCES = frozenset({"REF", "PAGEREF", "NOTEREF"})  # their first argument is a bookmark
 _NAMING_FIELDS = frozenset({*_REFERENCES, *_BOOKMARK_ARGUMENT})  # the live fields naming a bookmark (and formulas)
+# the names grouped by their first letters: the alternatives are tried at every tag of the part, one by one (twenty
+# of them side by side made this pass, the bulk of a large report's cost, a quarter slower)
 _STORY_TOKEN = re.compile(
-    rb"<(/?)" + _NS + rb"(t|fldChar|instrText|fldSimple|bookmarkStart|hyperlink|hlinkClick|hlinkHover|sdtPr|alias|tag"
-    rb"|placeholder|dataBinding|listItem)(?=[\s/>])" + _ATTRIBUTES + rb">")
-_STORY_MARKERS = (b"instr", b"fldChar", b"bookmarkStart", b"hyperlink", b"hlink", b"sdtPr")
+    rb"<(/?)" + _NS + rb"(t(?:ag)?|f(?:ldChar|ldSimple)|instrText|bookmarkStart|h(?:yperlink|link(?:Click|Hover))"
+    rb"|s(?:dtPr|martTag(?:Pr)?)|alias|p(?:laceholder|erm(?:Start|End))|dataBinding|listItem|customXml(?:Pr)?)"
+    rb"(?=[\s/>])" + _ATTRIBUTES + rb">")
+_STORY_MARKERS = (b"instr", b"fldChar", b"bookmarkStart", b"hyperlink", b"hlink", b"sdtPr", b"perm", b"smartTag",
+                  b"customXml")
 _CONTROL_DROPPED = frozenset({b"alias", b"tag", b"placeholder", b"dataBinding", b"listItem"})  # in w:sdtPr
+_UNWRAPPED = frozenset({b"permStart", b"permEnd", b"smartTag", b"customXml"})  # each tag goes, what it holds stays
+_PROPERTIES_DROPPED = frozenset({b"smartTagPr", b"customXmlPr"})  # they go with all they hold
 _ATTRIBUTE = re.compile(rb"""(\s+)""" + _NS + rb"""([A-Za-z]{1,64})\s*=\s*(?:"([^"<>]*)"|'([^'<>]*)')""")
 _TAG_ATTRIBUTES = {b"bookmarkStart": {b"name": "rename"}, b"hyperlink": {b"anchor": "rename", b"tooltip": "drop"},
                    b"hlinkClick": {b"tooltip": "drop"}, b"hlinkHover": {b"tooltip": "drop"}}
-_NAMED = frozenset({*_TAG_ATTRIBUTES, *_CONTROL_DROPPED, b"sdtPr"})  # the tags of names, not of fields
+_NAMED = frozenset({*_TAG_ATTRIBUTES, *_CONTROL_DROPPED, *_UNWRAPPED, *_PROPERTIES_DROPPED, b"sdtPr"})  # not fields
 _NAMED_ATTRIBUTE = re.compile(rb"""(?:^|\s)""" + _NS + rb"""(?:name|anchor)\s*=\s*(?:"([^"<>]*)"|'([^'<>]*)')""")
 
 
@@ -880,6 +898,8 @@ def _story(content: bytes, bookmarks: _Bookmarks) -> bytes:
                     cleaned = _tag_cleaned(tag, bookmarks)
                     if cleaned is not None:
                         replaced.append((tag.start(), tag.end(), cleaned))
+            elif name in _UNWRAPPED:
+                removed.append([tag.start(), tag.end()])
             elif name == b"sdtPr":
                 if closing:
                     control_depth -= control_depth > 0
@@ -889,7 +909,7 @@ def _story(content: bytes, bookmarks: _Bookmarks) -> bytes:
                 start = dropping.pop(name, None)
                 if start is not None:
                     removed.append([start, tag.end()])
-            elif control_depth and name not in dropping:
+            elif (control_depth or name in _PROPERTIES_DROPPED) and name not in dropping:
                 if attributes.endswith(b"/"):
                     removed.append([tag.start(), tag.end()])
                 else:
@@ -1037,12 +1057,98 @@ def _png(data: bytes) -> bytes:
     return data
 
 
+# JPEG 2000 (a .jp2/.jpx in a .docx's media; a PDF's /JPXDecode image: a JP2 file, or its codestream alone) keeps
+# what a JPEG keeps in its EXIF in boxes beside the image: "xml " (XML: a camera's, an editor's, a GIS tool's
+# metadata), "uuid" (a vendor's data: XMP, EXIF, GeoTIFF), "jp2i" (intellectual property rights: a name), "uinf" (a
+# list of URLs: a path on the author's disk), and JPX's "asoc" and "lbl " (labels and XML tied to a region); and in
+# its codestream's comments (COM marker segments of the main header: the encoder, sometimes the user or a path). They
+# go; the signature, the file type, the header (size, colour "colr", resolution "res ") and the codestream stay, byte
+# for byte but its comments. One walk over the top-level boxes and the main header's marker segments (no box is
+# read twice: a file of 200,000 boxes is one pass). Anything not laid out as expected (a box's length past the end,
+# a codestream whose main header does not end) is returned as it is, as a JPEG is; so is a JPX whose codestream is
+# kept in fragments (ftbl: offsets into the file, which dropping a box would move). Not read: COM segments in tile-part
+# headers (rare; the tile-parts' lengths, and TLM's, would have to be written again).
+_JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
+_CODESTREAM = b"\xff\x4f\xff\x51"  # SOC, then SIZ
+_JP2_DROPPED = {b"xml ", b"uuid", b"jp2i", b"uinf", b"asoc", b"lbl "}
+_JP2_NAMES = (".jp2", ".jpx", ".jpf", ".j2k", ".j2c", ".jpc")  # not .jpm (part 6): its fragment tables sit inside boxes
+
+
+def _jp2(data: bytes) -> bytes:
+    """A JPEG 2000 file (or codestream) without its metadata boxes and comments (above)."""
+    stripped = _jp2_stripped(data)
+    return data if stripped is None else stripped
+
+
+def _codestream_stripped(data: bytes, start: int = 0, end: int | None = None) -> bytes | None:
+    """``data[start:end]``, a JPEG 2000 codestream, without the COM segments of its main header; None when it is not
+    laid out as one."""
+    end = len(data) if end is None else end
+    if data[start:start + 4] != _CODESTREAM:
+        return None
+    out, at, kept = [], start + 2, start
+    while at + 4 <= end and data[at] == 0xFF:
+        marker = data[at + 1]
+        if marker == 0x90:  # SOT: the first tile-part, the end of the main header
+            if kept == start:
+                return data[start:end]
+            out.append(data[kept:end])
+            return b"".join(out)
+        length = int.from_bytes(data[at + 2:at + 4], "big")
+        if length < 2 or at + 2 + length > end:
+            return None
+        if marker == 0x64:  # COM
+            out.append(data[kept:at])
+            kept = at + 2 + length
+        at += 2 + length
+    return None
+
+
+def _jp2_stripped(data: bytes) -> bytes | None:
+    """``_jp2``'s copy, or None when ``data`` is not laid out as JPEG 2000."""
+    if data.startswith(_CODESTREAM):
+        return _codestream_stripped(data)
+    if not data.startswith(_JP2_SIGNATURE):
+        return None
+    out, at = [], 0
+    while at < len(data):
+        if at + 8 > len(data):
+            return None
+        length, kind, header = int.from_bytes(data[at:at + 4], "big"), data[at + 4:at + 8], 8
+        if length == 1:  # a 64-bit length follows
+            if at + 16 > len(data):
+                return None
+            length, header = int.from_bytes(data[at + 8:at + 16], "big"), 16
+        elif length == 0:  # to the end of the file
+            length = len(data) - at
+        if length < header or at + length > len(data):
+            return None
+        if kind == b"ftbl":
+            return None
+        if kind == b"jp2c":
+            codestream = _codestream_stripped(data, at + header, at + length)
+            if codestream is None:
+                return None
+            if len(codestream) == length - header:
+                out.append(data[at:at + length])
+            elif len(codestream) + 8 < 2 ** 32:
+                out.append((len(codestream) + 8).to_bytes(4, "big") + b"jp2c" + codestream)
+            else:
+                out.append(b"\x00\x00\x00\x01jp2c" + (len(codestream) + 16).to_bytes(8, "big") + codestream)
+        elif kind not in _JP2_DROPPED:
+            out.append(data[at:at + length])
+        at += length
+    return b"".join(out)
+
+
 def _image(name: str, content: bytes) -> bytes:
     lower = name.lower()
     if lower.endswith((".jpg", ".jpeg")):
         return _jpeg(content)
     if lower.endswith(".png"):
         return _png(content)
+    if lower.endswith(_JP2_NAMES):
+        return _jp2(content)
     return content
 
 
@@ -1263,8 +1369,8 @@ _PDF_ACTIVE = {"/JavaScript", "/Launch", "/GoToR", "/GoToE", "/SubmitForm", "/Im
 _LOCAL_URI = re.compile(r"\s*(?:file:|[A-Za-z]:[\\/]|\\\\|//)", re.I)
 FORM_VALUES = ("PDF 中有可填写的表单（表单域），其中填写的内容和默认值会随文件一起公开，不一定显示在页面上（隐藏的表单域也在）。"
                "请在 PDF 编辑器中“拼合表单”（或打印为新的 PDF）后再上传。")
-PHOTO_ENCODING = ("PDF 中有照片（JPEG 图片）的编码无法读取，无法去除其中的拍摄信息（EXIF：相机、拍摄者、地点等）。请重新导出 PDF"
-                  "（或打印为新的 PDF）后再上传。")
+PHOTO_ENCODING = ("PDF 中有照片（JPEG 或 JPEG 2000 图片）的编码无法读取，无法去除其中的拍摄信息（EXIF：相机、拍摄者、地点等）。"
+                  "请重新导出 PDF（或打印为新的 PDF）后再上传。")
 HIDDEN_LAYERS = ("PDF 中有隐藏的图层（可选内容）：隐藏图层里的文字和图片页面上看不到，但仍保存在文件里，在“图层”面板中打开即可"
                  "看到。请删除隐藏的图层（或全部显示、确认后打印为新的 PDF）再上传。")
 _ANNOTATION_HIDDEN = 2 | 32  # the annotation flags Hidden and NoView
@@ -1311,11 +1417,11 @@ def _is_signature(value) -> bool:
     return isinstance(value, DictionaryObject) and (value.get("/Type") in _SIGNATURE_TYPES or "/ByteRange" in value)
 
 
-def _pdf_object(obj) -> None:
+def _pdf_object(obj, destinations: _Destinations) -> None:
     """One object of a PDF's copy, and the dictionaries written inside it: the keys above go, an active action goes
     from where it is attached, a signature goes from its field (and a signature dictionary, reached from anywhere
-    else, is emptied of its signer); a JPEG image (DCTDecode, maybe behind other filters: the JPEG file) loses its
-    EXIF/XMP segments, as in a .docx."""
+    else, is emptied of its signer), a destination's name is renamed where it is used (``_Destinations``); a JPEG
+    image (DCTDecode, maybe behind other filters: the JPEG file) loses its EXIF/XMP segments, as in a .docx."""
     from pypdf.generic import ArrayObject, DictionaryObject, NameObject, StreamObject
 
     todo = [obj]
@@ -1342,6 +1448,10 @@ def _pdf_object(obj) -> None:
         for key in ("/A", "/OpenAction"):
             if key in item and _active_action(item[key]):
                 del item[NameObject(key)]
+        if "/Dest" in item and _name_or_string(item["/Dest"].get_object()):  # a link's, an outline item's
+            item[NameObject("/Dest")] = destinations(item["/Dest"].get_object())
+        if "/D" in item and item.get("/S") == "/GoTo" and _name_or_string(item["/D"].get_object()):
+            item[NameObject("/D")] = destinations(item["/D"].get_object())
         chained = item.get("/Next")  # an action's next action(s): one, or an array
         if chained is not None:
             chain = chained.get_object()
@@ -1352,12 +1462,12 @@ def _pdf_object(obj) -> None:
         todo.extend(v for v in dict.values(item) if isinstance(v, (DictionaryObject, ArrayObject)))
     if isinstance(obj, StreamObject) and obj.get("/Subtype") == "/Image":
         filters = _filter_names(obj.get("/Filter"))
-        if filters and filters[-1] in _DCT:
+        if filters and filters[-1] in _PHOTOS:
             # the raw bytes (set_data refuses a filter other than Flate); /Length is written from them
             obj._data, parameters = _photo(obj._data, filters, obj.get("/DecodeParms"))
             obj.decoded_self = None
-            if len(filters) > 1:  # written as the JPEG file it is
-                obj[NameObject("/Filter")] = NameObject("/DCTDecode")
+            if len(filters) > 1:  # written as the JPEG (JPEG 2000) file it is
+                obj[NameObject("/Filter")] = NameObject("/JPXDecode" if filters[-1] in _JPX else "/DCTDecode")
                 if parameters is None:
                     obj.pop(NameObject("/DecodeParms"), None)
                 else:
@@ -1367,9 +1477,11 @@ def _pdf_object(obj) -> None:
 # A JPEG written through other filters first ([/FlateDecode /DCTDecode]: compressed again, or ASCII-encoded) holds its
 # EXIF as any other: the filters before DCTDecode are undone (inflating within a bound) and the JPEG written as it is,
 # with DCTDecode alone. A filter not undone here, data they cannot undo or that is no JPEG then, is refused: what it
-# holds cannot be told.
+# holds cannot be told. The same for JPEG 2000 (JPXDecode: ``_jp2``; an inline image cannot be one).
 _INFLATED_MAX_BYTES = 50 * 1024 * 1024  # what one photo may inflate to (a chart's workbook's bound)
 _DCT = ("/DCTDecode", "/DCT")
+_JPX = ("/JPXDecode",)
+_PHOTOS = _DCT + _JPX
 _UNDONE_FILTERS = {"/FlateDecode": "flate", "/Fl": "flate", "/ASCIIHexDecode": "hex", "/AHx": "hex",
                    "/ASCII85Decode": "a85", "/A85": "a85", "/LZWDecode": "lzw", "/LZW": "lzw",
                    "/RunLengthDecode": "rl", "/RL": "rl"}
@@ -1385,13 +1497,14 @@ def _filter_names(filters) -> list:
 
 
 def _photo(data: bytes, filters: list, parameters):
-    """A JPEG image's data (``filters`` ending in DCTDecode) without its EXIF, written with DCTDecode alone; and the
-    decode parameters left for DCTDecode (None: none)."""
+    """A JPEG image's data (``filters`` ending in DCTDecode; JPXDecode: JPEG 2000) without its EXIF (its metadata
+    boxes), written with DCTDecode (JPXDecode) alone; and the decode parameters left for it (None: none)."""
     from pypdf.filters import ASCII85Decode, ASCIIHexDecode, LZWDecode, RunLengthDecode
     from pypdf.generic import ArrayObject, DictionaryObject
 
+    whole, stripped = (_jp2, _jp2_stripped) if filters[-1] in _JPX else (_jpeg, _jpeg_stripped)
     if len(filters) == 1:  # the JPEG file itself: as a .docx's photos, copied as it is if not laid out as expected
-        return _jpeg(data), None
+        return whole(data), None
     parameters = parameters.get_object() if parameters is not None else None
     parameters = [p.get_object() for p in parameters] if isinstance(parameters, ArrayObject) else []
     parameters = [p if isinstance(p, DictionaryObject) else DictionaryObject() for p in parameters]
@@ -1418,7 +1531,7 @@ def _photo(data: bytes, filters: list, parameters):
         raise
     except Exception as exc:  # noqa: BLE001 — zlib's, pypdf's and the decoders' many ways of saying "broken"
         raise ValidationFailed(PHOTO_ENCODING, {"file": "图片编码无法读取"}) from exc
-    photo = _jpeg_stripped(bytes(data))
+    photo = stripped(bytes(data))
     if photo is None:
         raise ValidationFailed(PHOTO_ENCODING, {"file": "图片编码无法读取"})
     own = parameters[len(filters) - 1]
@@ -1537,6 +1650,125 @@ def _fields_renamed(fields: list) -> set[int]:
     return renamed
 
 
+# Named destinations: a link, an outline item or an action may go to a place by its name rather than by a page and
+# a position, the name the author (or the tool, from a Word bookmark or heading) gave it — "张三_联系方式",
+# "王建国电话" — shown by no page (Acrobat lists them under 目标). Each is renamed d1, d2, … wherever it is defined (the
+# catalog's /Dests, PDF 1.1: names; the /Names tree's /Dests: strings — one new name per text, so a viewer that looks
+# a name up in either finds the same place) and wherever it is used: a link's or an outline item's /Dest, a GoTo
+# action's /D (``_pdf_object``). A name nothing defines is renamed too (the link it is on was dead, and stays so).
+# The destinations themselves stay as they were: every link goes to the page it went to. The tree is written again as
+# one node, its names in order; each node of the old one is read once (a tree built to be slow, its kids listed
+# twice at every level or a node its own kid, is still one walk).
+class _Destinations:
+    __slots__ = ("new",)
+
+    def __init__(self):
+        self.new: dict[str, str] = {}  # a destination's name, as read → its new one
+
+    def __call__(self, value):
+        """``value`` (a name or a string, resolved) renamed, of the same kind."""
+        from pypdf.generic import NameObject, TextStringObject
+
+        name, text = isinstance(value, NameObject), _text_of(value)
+        renamed = self.new.get(text)
+        if renamed is None:
+            renamed = self.new[text] = f"d{len(self.new) + 1}"
+        return NameObject("/" + renamed) if name else TextStringObject(renamed)
+
+
+def _name_or_string(value) -> bool:
+    from pypdf.generic import ByteStringObject, NameObject, TextStringObject
+
+    return isinstance(value, (NameObject, TextStringObject, ByteStringObject))
+
+
+def _text_of(value) -> str:
+    """A name's or a string's text (a name without its slash)."""
+    from pypdf.generic import NameObject
+
+    return str(value)[1:] if isinstance(value, NameObject) else str(value)
+
+
+def _destinations_renamed(root, destinations: _Destinations) -> None:
+    """The catalog's /Dests and the /Names tree's /Dests with their names renamed (above)."""
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject
+
+    dests = root.get("/Dests")
+    dests = dests.get_object() if dests is not None else None
+    if isinstance(dests, DictionaryObject):
+        root[NameObject("/Dests")] = DictionaryObject(
+            {destinations(NameObject(key)): value for key, value in list(dests.items())})
+    names = root.get("/Names")
+    names = names.get_object() if names is not None else None
+    if not isinstance(names, DictionaryObject) or "/Dests" not in names:
+        return
+    pairs: dict[str, tuple] = {}  # a name's new text → (new name, destination): the first met in the tree's order
+    seen: set[int] = set()
+    todo = [names["/Dests"]]
+    while todo:
+        node = todo.pop()
+        reference = getattr(node, "idnum", None)
+        if reference is not None:
+            if reference in seen:
+                continue
+            seen.add(reference)
+        node = node.get_object()
+        if not isinstance(node, DictionaryObject):
+            continue
+        kids = node.get("/Kids")
+        kids = kids.get_object() if kids is not None else None
+        if isinstance(kids, ArrayObject):
+            todo.extend(list.__reversed__(kids))  # in order: the first of a name twice defined is kept
+        listed = node.get("/Names")
+        listed = listed.get_object() if listed is not None else None
+        if isinstance(listed, ArrayObject):
+            items = list.__iter__(listed)
+            for key, value in zip(items, items):
+                key = key.get_object()
+                if _name_or_string(key):
+                    renamed = destinations(key)
+                    pairs.setdefault(str(renamed), (renamed, value))
+    names[NameObject("/Dests")] = DictionaryObject({NameObject("/Names"): ArrayObject(
+        item for text in sorted(pairs) for item in pairs[text])})
+
+
+def _options_unchosen_gone(fields: list) -> None:
+    """A choice field's options (/Opt: a combo box's or a list box's choices, each a text or an export value and the
+    text shown — the staff a clerk could pick, their phones) are in the file whatever the page shows, and the page
+    shows only the one chosen (a list box: the ones its appearance draws). An option not chosen goes: in an empty form
+    (a form holding values is refused: ``_form_values``), all of them; one matching the field's value or default
+    (a name, not a text) stays. The selected and top indexes into them (/I, /TI) go with them; the field stays."""
+    from pypdf.generic import ArrayObject, NameObject
+
+    for field in fields:
+        options = field.get("/Opt")
+        options = options.get_object() if options is not None else None
+        if options is None:
+            continue
+        chosen = set()
+        for key in ("/V", "/DV"):
+            value = field.get(key)
+            value = value.get_object() if value is not None else None
+            for item in ([v.get_object() for v in value] if isinstance(value, ArrayObject) else [value]):
+                if _name_or_string(item):
+                    chosen.add(_text_of(item))
+        kept = []
+        for option in (list.__iter__(options) if isinstance(options, ArrayObject) else ()):
+            option = option.get_object()
+            texts = [t.get_object() for t in option] if isinstance(option, ArrayObject) else [option]
+            if chosen and any(_name_or_string(t) and _text_of(t) in chosen for t in texts):
+                kept.append(option)
+        if isinstance(options, ArrayObject) and len(kept) == len(options):
+            continue
+        if kept:
+            field[NameObject("/Opt")] = ArrayObject(kept)
+        else:
+            del field[NameObject("/Opt")]
+        for key in ("/I", "/TI"):
+            if key in field:
+                del field[NameObject(key)]
+
+
 def _hidden_layers(root) -> bool:
     """Whether optional content (layers) is hidden when the document opens: what is drawn in it is in the file."""
     from pypdf.generic import ArrayObject, DictionaryObject
@@ -1596,6 +1828,7 @@ def _pdf(data: bytes) -> bytes:
         if _form_values(fields):
             raise ValidationFailed(FORM_VALUES, {"file": "含表单内容"})
         renamed = _fields_renamed(fields)
+        _options_unchosen_gone(fields)
         if _hidden_layers(root):
             raise ValidationFailed(HIDDEN_LAYERS, {"file": "含隐藏图层"})
         # files carried inside the PDF (a hybrid PDF's whole source document, an attached working file) and the
@@ -1611,9 +1844,11 @@ def _pdf(data: bytes) -> bytes:
         form = form.get_object() if form is not None else None
         if isinstance(form, DictionaryObject) and "/SigFlags" in form:  # no signature left to say exists
             del form[NameObject("/SigFlags")]
+        destinations = _Destinations()
+        _destinations_renamed(root, destinations)
         for obj in writer._objects:  # every object of the copy (clone_from copied them all)
             if isinstance(obj, DictionaryObject):
-                _pdf_object(obj)
+                _pdf_object(obj, destinations)
         fills = shows = covering = False  # anywhere in the document: what ``_refuse_covered_text`` reads
         for obj in list(writer._objects):  # the content streams drawing inline images: pages' and forms'
             if isinstance(obj, StreamObject) and obj.get("/Subtype") == "/Form":
