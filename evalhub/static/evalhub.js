@@ -14,6 +14,27 @@
     }
   }, true);
 
+  // A form is sent once: a second press while the page waits for the answer (a double click) is not sent. The
+  // server gives one result either way, but the browser would show the answer to the second press ("已登记，请勿
+  // 重复", a 409) in place of the first's. POST forms only (a search may be sent again); after 15 s, or when the
+  // page comes back from the back/forward cache, the form may be sent again (an export leaves the page as it was).
+  // Bubbling, after the confirmation above: a form whose confirmation was dismissed was not sent.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (event.defaultPrevented || (form.getAttribute("method") || "get").toLowerCase() !== "post") { return; }
+    if (form.dataset.sending) {
+      event.preventDefault();
+      return;
+    }
+    form.dataset.sending = "1";
+    window.setTimeout(function () { delete form.dataset.sending; }, 15000);
+  });
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) {
+      document.querySelectorAll("form[data-sending]").forEach(function (form) { delete form.dataset.sending; });
+    }
+  });
+
   // <a data-back href="/fallback">: back in history when there is one, else follow the link.
   document.addEventListener("click", function (event) {
     var link = event.target.closest && event.target.closest("a[data-back]");
