@@ -188,8 +188,13 @@ def create_firm(data: FirmInput, bureau: Bureau, actor: User | None, *, via: str
                 clean: Cleaned | None = None) -> Firm:
     """Enter a firm into a bureau's library as a pending application.
 
-    ``via`` is "staff" (entered by bureau staff), "self" (the firm's own application) or "import".
+    ``via`` is "staff" (entered by bureau staff), "self" (the firm's own application) or "import". The one
+    who enters it must be one who may enter firms into that bureau's library ("firm.create": its own staff, the
+    system administrator), on every path — the web page, the API, an import job run later; ``actor`` None is the
+    system (the firm's own application, ``register_firm_application``, with its own limits; the demo loader).
     """
+    if actor is not None:
+        permissions.require(actor, "firm.create", bureau)
     clean = clean or clean_firm(data, require_declaration=(via == "self"), actor=actor)
     firm = Firm(**clean.values, bureau_id=bureau.id, status=FirmStatus.PENDING,
                 status_since=utcnow(), applied_at=utcnow(), created_by_id=actor.id if actor else None)
@@ -905,6 +910,11 @@ def _set_expert_fields(expert: Expert, fields: list[Field]) -> None:
 
 
 def create_expert(data: ExpertInput, bureau: Bureau, actor: User | None, *, clean: Cleaned | None = None) -> Expert:
+    """Enter an expert into a bureau's pool, by one who may ("expert.create": its own staff, the system
+    administrator) on every path — the web page, the API, an import job run later; ``actor`` None is the system
+    (the demo loader, test fixtures)."""
+    if actor is not None:
+        permissions.require(actor, "expert.create", bureau)
     clean = clean or clean_expert(data)
     expert = Expert(**clean.values, bureau_id=bureau.id, status=ExpertStatus.ACTIVE)
     db.session.add(expert)
