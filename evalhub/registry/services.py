@@ -240,9 +240,13 @@ def register_firm_application(data: FirmInput, bureau: Bureau, *, username: str,
 
 
 def update_firm(firm: Firm, data: FirmInput, actor: User) -> Firm:
+    """Change a firm's details, by one who may edit the firm ("firm.edit": its bureau's staff; its own people while
+    it is in the library or applying), on every path — judged on the firm as it stands, not as the form loaded it
+    (a removal committed meanwhile ends the firm's own edits)."""
     # the row as it stands (an admission committed while the form was open counts): locked, then read again
     db.session.execute(sa.select(Firm.id).where(Firm.id == firm.id).with_for_update())
     db.session.refresh(firm, ["status", "uscc"])
+    permissions.require(actor, "firm.edit", firm)
     clean = clean_firm(data, existing=firm, actor=actor)
     if (actor.role == Role.FIRM_USER and firm.status != FirmStatus.PENDING
             and clean.values["uscc"] != firm.uscc):
