@@ -29,6 +29,11 @@ def _pending(world) -> Firm:
     return firm
 
 
+def _applicant(firm: Firm):
+    """The pending firm's own account: it uploads its papers (another firm's user may not)."""
+    return factories.user(f"applicant{firm.id}", Role.FIRM_USER, firm_id=firm.id)
+
+
 # --- the service, at its boundary ------------------------------------------------------------------
 
 def test_every_document_and_a_reason_admit(world):
@@ -42,8 +47,9 @@ def test_every_document_and_a_reason_admit(world):
 @pytest.mark.parametrize("kind", list(services.ADMISSION_DOCUMENTS))
 def test_one_document_missing_refuses_admission_naming_it(world, kind):
     firm = _pending(world)
+    applicant = _applicant(firm)
     for k, name, data in admission_papers(skip=(kind,)):
-        services.attach_firm_document(firm, k, name, data, world.firm_user)
+        services.attach_firm_document(firm, k, name, data, applicant)
     db.session.commit()
     changes = _count(FirmStatusChange)
     with pytest.raises(ValidationFailed) as caught:
@@ -145,8 +151,9 @@ def test_api_admission_without_documents_or_reason_is_422(world, client, auth):
     response = client.post(f"/api/v1/firms/{firm.id}/status", json={"action": "admit", "reason": "同意"}, headers=headers)
     assert response.status_code == 422, response.get_json()
     assert "营业执照" in str(response.get_json())
+    applicant = _applicant(firm)
     for kind, name, data in admission_papers():
-        services.attach_firm_document(firm, kind, name, data, world.firm_user)
+        services.attach_firm_document(firm, kind, name, data, applicant)
     db.session.commit()
     response = client.post(f"/api/v1/firms/{firm.id}/status", json={"action": "admit", "reason": " "}, headers=headers)
     assert response.status_code == 422 and "必须填写原因" in str(response.get_json())

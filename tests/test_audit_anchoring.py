@@ -359,6 +359,25 @@ def test_checkpoint_page_permissions(world, login, username, status):
         assert anchoring.parse(download.data.decode("utf-8")).signature_status() == "ok"
 
 
+def test_only_who_may_take_checkpoints_takes_one_whatever_the_path(world):
+    """The rule is the service's (the page checked "audit.checkpoints"; ``create_checkpoint`` checked nothing): a
+    county's administrator, a bureau's staff, a firm or an expert calling it is refused, with nothing written; the
+    system (the CLI, the daily task: no actor) and an administrator who may still take one."""
+    from evalhub.core.errors import PermissionDenied
+
+    _events(2)
+    events = len(_chain())
+    for outsider in (world.krl_admin, world.bz_staff, world.firm_user, world.expert_user):
+        with pytest.raises(PermissionDenied):
+            anchoring.create_checkpoint(source="manual", actor=outsider)
+    assert not db.session.new
+    db.session.rollback()
+    assert db.session.execute(sa.select(sa.func.count(AuditCheckpoint.id))).scalar_one() == 0
+    assert len(_chain()) == events
+    assert anchoring.create_checkpoint(source="manual", actor=world.bz_admin)[1]
+    assert not anchoring.create_checkpoint(source="cli")[1]  # nothing new since: the same checkpoint
+
+
 def test_an_admin_takes_a_checkpoint_from_the_page(world, login):
     client = login(world.bz_admin)
     response = client.post("/audit/checkpoints", follow_redirects=True)

@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 
 from evalhub.core.enums import JobStatus
@@ -160,6 +161,23 @@ def test_a_bad_year_is_refused_with_nothing_submitted(world, login):
         response = client.post("/credit/compute", data={"year": year})
         assert response.status_code == 422 and "年度应为" in text(response), year
     assert count(Job) == 0
+
+
+def test_queuing_the_computation_is_the_service_s_whatever_the_path(world):
+    """The rule and the write are the service's (the page checked "credit.manage" and the year, then queued the job
+    itself): another bureau's administrator, the bureau's staff or a firm queuing 巴州's computation, or a year
+    that cannot be rated, is refused with no job queued; the bureau's administrator queues it."""
+    from evalhub.core.errors import PermissionDenied, ValidationFailed
+
+    for outsider in (world.kz_admin, world.bz_staff, world.firm_user):
+        with pytest.raises(PermissionDenied):
+            C.start_compute(world.bz, 2025, outsider)
+    for year in (None, 1999, beijing_today().year + 1):
+        with pytest.raises(ValidationFailed):
+            C.start_compute(world.bz, year, world.bz_admin)
+    assert not db.session.new and count(Job) == 0
+    job = C.start_compute(world.bz, 2025, world.bz_admin)
+    assert job.kind == "credit.compute" and job.params == {"bureau_id": world.bz.id, "year": 2025}
 
 
 def test_publish_then_finalise_with_their_conflicts(world, login):

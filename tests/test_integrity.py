@@ -7,12 +7,13 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 
-from evalhub.core.errors import Conflict, ValidationFailed
+from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.timeutil import utcnow
 from evalhub.extensions import db
 from evalhub.integrity import services as I
-from evalhub.integrity.models import CollusionFlag, CollusionRule, FlagDecision
+from evalhub.integrity.models import CollusionFlag, CollusionRule, FlagDecision, IntegrityCheck
 from evalhub.procurement import ocds
 from evalhub.procurement import services as P
 from evalhub.procurement.models import BidStatus, ProcurementMethod as M, ProcurementStatus
@@ -227,6 +228,22 @@ def test_decisions_only_by_the_purchasing_bureau(world):
         with pytest.raises(Exception) as caught:
             I.decide(flag, outsider, FlagDecision.NOT_COLLUSION, "外单位人员试图处理该提示的理由")
         assert type(caught.value).__name__ == "PermissionDenied"
+
+
+def test_only_the_purchasing_bureau_runs_the_checks_whatever_the_path(world):
+    """The rule is the service's (the panel's button checked "integrity.decide"; ``run_checks`` checked nothing):
+    the flags a check raises hold up the scoring, so another bureau's staff, an upper bureau's or a firm calling
+    it is refused, with nothing stored; the bureau's own staff may."""
+    p, _, _flag = _flagged(world)
+    db.session.execute(sa.delete(CollusionFlag).where(CollusionFlag.procurement_id == p.id))
+    db.session.execute(sa.delete(IntegrityCheck).where(IntegrityCheck.procurement_id == p.id))
+    for outsider in (world.kz_staff, world.region_staff, world.firm_user):
+        with pytest.raises(PermissionDenied):
+            I.run_checks(p, outsider)
+        assert not db.session.new and I.flags_of(p) == []
+    assert db.session.execute(sa.select(IntegrityCheck).where(IntegrityCheck.procurement_id == p.id)).first() is None
+    I.run_checks(p, world.bz_staff)
+    assert _rules(I.flags_of(p)) == ["identical_price"]
 
 
 def test_a_firm_never_sees_another_bid_or_the_flags(world, login, auth):

@@ -72,6 +72,56 @@ def test_labels_and_values_are_both_accepted_for_enums(world):
         services.create_firm(factories.firm_input(fields=["会计"]), world.bz, world.bz_staff)  # 会计 is not a field
 
 
+def _audited(action: str) -> int:
+    from evalhub.core.models import AuditEvent
+    return db.session.execute(sa.select(sa.func.count()).select_from(AuditEvent)
+                              .where(AuditEvent.action == action)).scalar_one()
+
+
+def test_only_a_bureau_s_own_people_enter_a_firm_or_an_expert_into_its_library_whatever_the_path(world):
+    """The rule is the service's (the web page and the API checked "firm.create" / "expert.create" on the user's
+    own bureau; the service checked nothing): another bureau's administrator, a lower bureau's staff, a firm's
+    user or an expert calling it are refused, with nothing written."""
+    firms, experts = _count(Firm), _count(Expert)
+    applied, entered = _audited("firm.applied"), _audited("expert.created")
+    for outsider in (world.kz_admin, world.lt_staff, world.firm_user, world.expert_user):
+        with pytest.raises(PermissionDenied):
+            services.create_firm(factories.firm_input(), world.bz, outsider)
+        with pytest.raises(PermissionDenied):
+            services.create_firm(factories.firm_input(), world.bz, outsider, via="import")
+        with pytest.raises(PermissionDenied):
+            services.create_expert(factories.expert_input(), world.bz, outsider)
+    assert not db.session.new
+    db.session.rollback()
+    assert (_count(Firm), _count(Expert)) == (firms, experts)
+    assert (_audited("firm.applied"), _audited("expert.created")) == (applied, entered)
+    # the bureau's own staff, and the system administrator, still may
+    assert services.create_firm(factories.firm_input(), world.bz, world.bz_staff).bureau_id == world.bz.id
+    assert services.create_expert(factories.expert_input(), world.bz, world.sysadmin).bureau_id == world.bz.id
+
+
+def test_only_one_who_may_edit_a_firm_changes_its_details_whatever_the_path(world):
+    """The rule is the service's (the edit page checked "firm.edit"; ``update_firm`` checked nothing): another
+    firm's user, an expert, another bureau's administrator — or the firm's own user once the firm was removed
+    from the library — calling it is refused, with nothing changed."""
+    firm = world.firm
+    name, updated = firm.name, _audited("firm.updated")
+    for outsider in (world.other_firm_user, world.expert_user, world.kz_admin):
+        with pytest.raises(PermissionDenied):
+            services.update_firm(firm, factories.firm_input(name="冒名修改的咨询有限公司", uscc=firm.uscc), outsider)
+    db.session.execute(sa.update(Firm).where(Firm.id == firm.id).values(status=FirmStatus.REMOVED)
+                       .execution_options(synchronize_session=False))  # removed while the form was open
+    with pytest.raises(PermissionDenied):
+        services.update_firm(firm, factories.firm_input(name="移出后修改的咨询有限公司", uscc=firm.uscc), world.firm_user)
+    db.session.rollback()
+    db.session.refresh(firm)
+    assert firm.name == name and firm.status == FirmStatus.ADMITTED and _audited("firm.updated") == updated
+    # its own user and its bureau's staff still may
+    services.update_firm(firm, factories.firm_input(name="巴州示范评价咨询有限公司（更名）", uscc=firm.uscc), world.firm_user)
+    services.update_firm(firm, factories.firm_input(name=name, uscc=firm.uscc), world.bz_staff)
+    assert _audited("firm.updated") == updated + 2
+
+
 # --- library status --------------------------------------------------------------------------------
 
 def test_admission_and_later_status_changes_keep_a_history(world):

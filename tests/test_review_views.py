@@ -755,6 +755,27 @@ def test_the_inbox_shows_notifications_newest_first_and_marks_them_read(app, cli
     _assert_login_required(client, "POST", f"/inbox/{notes[0].id}/read")
 
 
+def test_only_its_recipient_marks_a_notification_read_whatever_the_path(world):
+    """The rule is the service's (the inbox page checked the recipient and wrote ``read_at`` itself): another
+    account marking someone's notification read is answered as missing, nothing changed; "全部标为已读" marks the
+    account's own and nobody else's."""
+    from evalhub.core import notifications
+    from evalhub.core.errors import NotFound
+
+    mine = notify(world.bz_staff, "本人的消息", "正文")
+    theirs = notify(world.firm_user, "机构的消息", "正文")
+    db.session.commit()
+    for outsider in (world.bz_staff, world.bz_admin, world.sysadmin):
+        with pytest.raises(NotFound):
+            notifications.mark_read(theirs, outsider)
+    assert theirs.read_at is None and not db.session.dirty
+    assert notifications.mark_all_read(world.bz_staff) == 1
+    db.session.commit()
+    db.session.refresh(mine), db.session.refresh(theirs)
+    assert mine.read_at is not None and theirs.read_at is None
+    assert notifications.mark_read(theirs, world.firm_user).read_at is not None
+
+
 def test_navbar_links(client, login, world):
     login(world.expert_user)
     html = text(client.get("/inbox"))

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from evalhub.core import audit, permissions, settings
-from evalhub.core.errors import ValidationFailed
+from evalhub.core.errors import PermissionDenied, ValidationFailed
 from evalhub.core.models import AuditEvent, Bureau, BureauSetting, User
 from evalhub.core.settings import clear_setting, get_setting, inherited, set_setting
 from evalhub.core.enums import Role
@@ -81,6 +81,28 @@ def test_a_cleared_kind_mark_follows_the_upper_kind_mark_then_the_general_one(wo
     assert clear_setting(world.lt, KIND_MARK, world.lt_admin) == 82  # a kind mark above beats any general one
     db.session.commit()
     assert get_setting(world.lt, KIND_MARK) == 82
+
+
+def test_only_the_bureau_s_administrator_changes_its_settings_whatever_the_path(world):
+    """The rule is the service's (the settings page checked "bureau.settings"; ``set_setting``, ``save_settings``
+    and ``clear_setting`` checked nothing): the bureau's staff, an upper bureau's administrator, another bureau's or
+    a firm's user setting, saving or clearing a county's value is refused, with nothing written."""
+    set_setting(world.lt, "expert.min_years", 12, world.lt_admin)
+    db.session.commit()
+    before = db.session.execute(sa.select(sa.func.count(AuditEvent.id))).scalar_one()
+    for outsider in (world.lt_staff, world.bz_admin, world.kz_admin, world.firm_user):
+        with pytest.raises(PermissionDenied):
+            set_setting(world.lt, "expert.min_years", 15, outsider)
+        with pytest.raises(PermissionDenied):
+            settings.save_settings(world.lt, {"expert.min_years": "15"}, outsider)
+        with pytest.raises(PermissionDenied):
+            clear_setting(world.lt, "expert.min_years", outsider)
+        assert not db.session.new and not db.session.deleted
+    assert own(world.lt.id, "expert.min_years") == 12 and cleared_events(world.lt.id) == []
+    assert db.session.execute(sa.select(sa.func.count(AuditEvent.id))).scalar_one() == before
+    # the bureau's own administrator and the system administrator still may
+    assert settings.save_settings(world.lt, {"expert.min_years": "15"}, world.lt_admin) == ["expert.min_years"]
+    assert clear_setting(world.lt, "expert.min_years", world.sysadmin) == 10
 
 
 def test_the_held_values_of_the_signed_in_tree_are_forgotten(app, world):

@@ -34,7 +34,7 @@ from typing import Any, Iterable, Sequence
 import sqlalchemy as sa
 from flask import current_app
 
-from evalhub.core import audit, jobs
+from evalhub.core import audit, jobs, permissions
 from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.models import AuditCheckpoint, AuditEvent, User
 from evalhub.core.timeutil import BEIJING, beijing_today, format_beijing, utcnow
@@ -420,9 +420,12 @@ def create_checkpoint(*, source: str, actor: User | None = None) -> tuple[AuditC
 
     Returns (checkpoint, created). Nothing new since the last checkpoint (a double click, a quiet day):
     that checkpoint is returned, not a copy. A daily checkpoint is taken once per (Beijing) day. Raises
-    ChainBroken when the chain does not verify. Flushes; the caller commits."""
+    ChainBroken when the chain does not verify. Flushes; the caller commits. A person (``actor``) must be one who
+    may take checkpoints ("audit.checkpoints"), on every path; None is the system (the CLI, the daily task)."""
     if source not in SOURCES:
         raise ValueError(source)
+    if actor is not None:
+        permissions.require(actor, "audit.checkpoints")
     if source == "daily" and (existing := _todays_daily()) is not None:
         return existing, False
     # The long walk happens without the lock; then, holding it, only what was appended meanwhile.

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from evalhub.core.enums import BUREAU_SIDE, Role
+from evalhub.core.errors import NotFound
 from evalhub.core.models import Notification, User
 from evalhub.core.timeutil import beijing_date, utcnow
 from evalhub.extensions import db
@@ -224,6 +225,22 @@ def notify(user: User, title: str, body: str, link: str | None = None, *, dedupe
     note = Notification(user_id=user.id, title=title[:200], body=body, link=link, dedupe_key=dedupe_key)
     db.session.add(note)
     return note
+
+
+def mark_read(note: Notification, user: User) -> Notification:
+    """``user`` has read one of their notifications (a second click changes nothing). Only its recipient marks it:
+    another account's is answered as missing (404), on every path — nobody learns what others were told."""
+    if note.user_id != user.id:
+        raise NotFound("未找到该消息。")
+    if note.read_at is None:
+        note.read_at = utcnow()
+    return note
+
+
+def mark_all_read(user: User) -> int:
+    """全部标为已读: every unread notification of ``user``'s own (nobody else's); returns how many."""
+    return db.session.execute(sa.update(Notification).where(
+        Notification.user_id == user.id, Notification.read_at.is_(None)).values(read_at=utcnow())).rowcount
 
 
 def absolute_link(link: str | None) -> str | None:

@@ -736,6 +736,12 @@ rules({
 })
 
 
+@settings.guard
+def _may_change_settings(user: User, bureau: Bureau) -> None:
+    """Who may set or clear a bureau's settings, asked by ``core.settings`` at every change (it cannot import this)."""
+    require(user, "bureau.settings", bureau)
+
+
 def manages_account(user: User, target: User | None) -> bool:
     """``user`` may disable, re-enable or sign out ``target``'s account ("user.account"): whoever manages the
     accounts of the target's bureau ("user.manage"; the system administrator any) or looks after the account

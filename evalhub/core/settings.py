@@ -273,6 +273,25 @@ def _forget() -> None:
     db.session.info.pop(_BUREAUS, None)
 
 
+# Who may change a bureau's settings is the permission engine's rule ("bureau.settings": the system administrator,
+# the bureau's own administrator). core.permissions reads the settings, so it registers the check here (``guard``)
+# rather than this module importing it; until it has, every change is refused: never one unchecked.
+_GUARD: list[Callable[[User, Bureau], None]] = []
+
+
+def guard(fn: Callable[[User, Bureau], None]) -> Callable[[User, Bureau], None]:
+    """Register ``fn(actor, bureau)``, which raises ``PermissionDenied`` unless ``actor`` may change ``bureau``'s
+    settings (core.permissions; one check, replaced if registered again)."""
+    _GUARD[:] = [fn]
+    return fn
+
+
+def _require_may_change(bureau: Bureau, actor: User) -> None:
+    if not _GUARD:
+        raise RuntimeError("core.permissions has not registered who may change a bureau's settings")
+    _GUARD[0](actor, bureau)
+
+
 def _definition(key: str) -> SettingDef:
     definition = SETTINGS.get(key)
     if definition is None:
@@ -288,7 +307,9 @@ def _check(definition: SettingDef, raw: Any) -> Any:
 
 def set_setting(bureau: Bureau, key: str, raw: Any, actor: User) -> Any:
     """One value, checked alone: what a bureau enters goes through ``save_settings``, which also checks the values
-    that must hold together once all of the page's are set."""
+    that must hold together once all of the page's are set. By one who may change the bureau's settings, on every
+    path (the page checked it; a later caller must not walk around it)."""
+    _require_may_change(bureau, actor)
     definition = _definition(key)
     value = _check(definition, raw)
     _lock(bureau)
@@ -363,7 +384,9 @@ def _refuse_apart(bureau: Bureau, changed: Iterable[str], before: dict[tuple[int
 
 def save_settings(bureau: Bureau, values: dict[str, Any], actor: User) -> list[str]:
     """The settings page's save: each value given (blank: left as it is) that differs from the one in force is
-    set; then the values that must hold together are checked as the change leaves them. Returns the keys set."""
+    set; then the values that must hold together are checked as the change leaves them. Returns the keys set.
+    By one who may change the bureau's settings (each value set checks it too)."""
+    _require_may_change(bureau, actor)
     for key in values:
         _definition(key)
     _lock(bureau)
@@ -381,7 +404,9 @@ def clear_setting(bureau: Bureau, key: str, actor: User) -> Any:
     """恢复沿用上级: remove the bureau's own value of ``key``, so the upper bureaus' (for a narrower setting, in the
     end the general one's) applies to it and the bureaus below without their own again — and follows their later
     changes. Returns the value now in force. Refused (422) when the bureau has no value of its own (never set, or
-    a second click), or when the value it would follow fails the rule a set value must meet."""
+    a second click), or when the value it would follow fails the rule a set value must meet. By one who may change
+    the bureau's settings (the same permission as setting it), on every path."""
+    _require_may_change(bureau, actor)
     definition = _definition(key)
     _lock(bureau)
     row = _own_row(bureau, key)

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
-from evalhub.core import audit, bureau_tree, calendar, concurrency, files, permissions
+from evalhub.core import audit, bureau_tree, calendar, concurrency, files, jobs, permissions
 from evalhub.core.batches import batches
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
@@ -491,6 +491,16 @@ def check_year(year: int | None, *, today: date | None = None) -> int:
     if year is None or not 2000 <= year <= this_year:
         raise ValidationFailed(f"年度应为 2000–{this_year} 之间的 4 位数字。", {"year": "年度无效"})
     return year
+
+
+def start_compute(bureau: Bureau, year: int, actor: User):
+    """计算 on the credit page: the bureau's ratings of ``year`` computed by the worker (``compute_job``), queued by
+    one who may manage them, for a year that can be rated — refused before anything is queued (the job asks
+    again when it runs). Returns the job."""
+    permissions.require(actor, "credit.manage", bureau)
+    year = check_year(year)
+    return jobs.submit("credit.compute", f"计算{bureau.short_name} {year} 年度机构信用评价",
+                       {"bureau_id": bureau.id, "year": year}, actor=actor, bureau_id=bureau.id)
 
 
 def compute(bureau: Bureau, year: int, actor: User | None, *,

@@ -28,7 +28,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from sqlalchemy.orm import joinedload, selectinload
 
-from evalhub.core import bureau_tree, jobs, permissions
+from evalhub.core import bureau_tree, permissions
 from evalhub.core.enums import Role, written
 from evalhub.core.errors import PermissionDenied, ValidationFailed
 from evalhub.core.listing import (
@@ -235,9 +235,7 @@ def _summary(values: dict) -> dict:
 @bp.route("/credit/compute", methods=["POST"])
 def compute():
     bureau = _managed_bureau()
-    year = _posted_year()
-    job = jobs.submit("credit.compute", f"计算{bureau.short_name} {year} 年度机构信用评价",
-                      {"bureau_id": bureau.id, "year": year}, actor=current_user, bureau_id=bureau.id)
+    job = services.start_compute(bureau, _posted_year(), current_user)
     return redirect(url_for("core.job_detail", job_id=job.id))
 
 

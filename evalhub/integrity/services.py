@@ -331,7 +331,16 @@ def checked_bids(procurement: Procurement) -> list[Bid]:
 
 
 def run_checks(procurement: Procurement, actor: User | None = None) -> IntegrityCheck:
-    """Compare the opened bids once and record what was found (a second call returns the first check)."""
+    """Compare the opened bids once and record what was found (a second call returns the first check), asked by
+    one who may decide the procurement's flags ("integrity.decide": its bureau's people), on every path — the
+    flags it raises hold up the scoring until decided. ``actor`` None: the system."""
+    if actor is not None:
+        permissions.require(actor, "integrity.decide", procurement)
+    return _run_checks(procurement, actor)
+
+
+def _run_checks(procurement: Procurement, actor: User | None) -> IntegrityCheck:
+    """``run_checks`` without its permission: the opening of the bids runs it under the opening's own check."""
     existing = db.session.execute(sa.select(IntegrityCheck).where(
         IntegrityCheck.procurement_id == procurement.id)).scalar_one_or_none()
     if existing is not None:
@@ -362,7 +371,7 @@ def run_checks(procurement: Procurement, actor: User | None = None) -> Integrity
 @procurement_services.after_bids_opened
 def _check_at_opening(procurement: Procurement, actor: User) -> None:
     if procurement.is_competitive:
-        run_checks(procurement, actor)
+        _run_checks(procurement, actor)
 
 
 def flags_of(procurement: Procurement) -> list[CollusionFlag]:

@@ -188,8 +188,13 @@ def create_firm(data: FirmInput, bureau: Bureau, actor: User | None, *, via: str
                 clean: Cleaned | None = None) -> Firm:
     """Enter a firm into a bureau's library as a pending application.
 
-    ``via`` is "staff" (entered by bureau staff), "self" (the firm's own application) or "import".
+    ``via`` is "staff" (entered by bureau staff), "self" (the firm's own application) or "import". The one
+    who enters it must be one who may enter firms into that bureau's library ("firm.create": its own staff, the
+    system administrator), on every path — the web page, the API, an import job run later; ``actor`` None is the
+    system (the firm's own application, ``register_firm_application``, with its own limits; the demo loader).
     """
+    if actor is not None:
+        permissions.require(actor, "firm.create", bureau)
     clean = clean or clean_firm(data, require_declaration=(via == "self"), actor=actor)
     firm = Firm(**clean.values, bureau_id=bureau.id, status=FirmStatus.PENDING,
                 status_since=utcnow(), applied_at=utcnow(), created_by_id=actor.id if actor else None)
@@ -235,9 +240,13 @@ def register_firm_application(data: FirmInput, bureau: Bureau, *, username: str,
 
 
 def update_firm(firm: Firm, data: FirmInput, actor: User) -> Firm:
+    """Change a firm's details, by one who may edit the firm ("firm.edit": its bureau's staff; its own people while
+    it is in the library or applying), on every path — judged on the firm as it stands, not as the form loaded it
+    (a removal committed meanwhile ends the firm's own edits)."""
     # the row as it stands (an admission committed while the form was open counts): locked, then read again
     db.session.execute(sa.select(Firm.id).where(Firm.id == firm.id).with_for_update())
     db.session.refresh(firm, ["status", "uscc"])
+    permissions.require(actor, "firm.edit", firm)
     clean = clean_firm(data, existing=firm, actor=actor)
     if (actor.role == Role.FIRM_USER and firm.status != FirmStatus.PENDING
             and clean.values["uscc"] != firm.uscc):
@@ -905,6 +914,11 @@ def _set_expert_fields(expert: Expert, fields: list[Field]) -> None:
 
 
 def create_expert(data: ExpertInput, bureau: Bureau, actor: User | None, *, clean: Cleaned | None = None) -> Expert:
+    """Enter an expert into a bureau's pool, by one who may ("expert.create": its own staff, the system
+    administrator) on every path — the web page, the API, an import job run later; ``actor`` None is the system
+    (the demo loader, test fixtures)."""
+    if actor is not None:
+        permissions.require(actor, "expert.create", bureau)
     clean = clean or clean_expert(data)
     expert = Expert(**clean.values, bureau_id=bureau.id, status=ExpertStatus.ACTIVE)
     db.session.add(expert)

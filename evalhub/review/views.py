@@ -25,7 +25,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import joinedload, selectinload
 
-from evalhub.core import permissions
+from evalhub.core import notifications, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.exports import to_xlsx
@@ -920,13 +920,10 @@ def _safe_link(link: Optional[str]) -> Optional[str]:
 @bp.route("/inbox/<int:note_id>/read", methods=["POST"])
 def inbox_read(note_id: int):
     note = db.get_or_404(Notification, note_id)
-    if note.user_id != current_user.id:
-        abort(404)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    if note.read_at is None:
-        note.read_at = utcnow()
-        db.session.commit()
+    notifications.mark_read(note, current_user)
+    db.session.commit()
     target = _safe_link(note.link) if request.form.get("open") else None
     return redirect(target or url_for(".inbox", page=request.args.get("page", 1, type=int)))
 
@@ -935,8 +932,7 @@ def inbox_read(note_id: int):
 def inbox_read_all():
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    db.session.execute(sa.update(Notification).where(Notification.user_id == current_user.id,
-                                                     Notification.read_at.is_(None)).values(read_at=utcnow()))
+    notifications.mark_all_read(current_user)
     db.session.commit()
     flash("已全部标为已读。", "success")
     return redirect(url_for(".inbox"))
