@@ -112,11 +112,41 @@ def test_transitions_that_need_a_note_refuse_without_one(world):
 
 
 def test_requirements_are_checked(world):
-    engagement = _ready(world, S.PLANNED)
-    workflow.perform(engagement, "start_procurement", world.bz_staff)
+    engagement = factories.engagement(world)
+    engagement.state = S.PROCURING  # a round under way, no contract yet
     with pytest.raises(Conflict) as caught:
         workflow.perform(engagement, "sign_contract", world.bz_staff)
     assert "合同" in caught.value.message
+
+
+def test_procuring_and_failed_follow_the_procurement_round_on_every_path(world):
+    """"采购中" needs a round under way and "采购失败" a failed one: the bare step (a script, a job, a future
+    endpoint calling the machine) is refused, so an engagement never shows a state its procurement does not have;
+    the procurement services open or fail the round, then take the step."""
+    engagement = _ready(world, S.PLANNED)
+    with pytest.raises(Conflict) as caught:
+        workflow.perform(engagement, "start_procurement", world.bz_staff)
+    assert "尚未发起采购" in caught.value.message and engagement.state == S.PLANNED
+    db.session.rollback()
+    engagement = _ready(world, S.PROCURING)  # its round awarded, the contract signed
+    with pytest.raises(Conflict) as caught:
+        workflow.perform(engagement, "fail_procurement", world.bz_staff, note="无人投标")
+    assert "未流标" in caught.value.message and engagement.state == S.PROCURING
+    db.session.rollback()
+
+    from evalhub.procurement import services as P
+    from evalhub.procurement.models import ProcurementMethod
+
+    engagement = _ready(world, S.PLANNED)
+    procurement = P.open_procurement(engagement, P.ProcurementInput(
+        method=ProcurementMethod.SINGLE_SOURCE, title="", ceiling_price_wan="20", single_source_firm_id=world.firm.id,
+        justification="该项目为上一期评价的延续，需由原机构承担以保证口径一致。"), world.bz_staff)
+    assert engagement.state == S.PROCURING and engagement.current_procurement is procurement
+    P.fail_procurement(procurement, world.bz_staff, "单一来源采购未获批准")
+    assert engagement.state == S.FAILED_PROCUREMENT
+    with pytest.raises(Conflict) as caught:  # the round failed: a new one is opened before 重新采购
+        workflow.perform(engagement, "rerun_procurement", world.bz_staff, note="重新采购")
+    assert "尚未发起采购" in caught.value.message
 
 
 def test_system_consequences_skip_the_role_check_but_keep_the_rules(world):
@@ -163,6 +193,7 @@ def test_the_whole_happy_path_leaves_a_complete_timeline(world):
 # --- the review gates: requirements registered by the modules that know the facts -------------------
 
 OWNERS = {"contract": "evalhub.procurement.workflow", "firm": "evalhub.procurement.workflow",
+          "procurement_open": "evalhub.procurement.workflow", "procurement_failed": "evalhub.procurement.workflow",
           "no_open_inspection": "evalhub.supervision.services", "lead_named": "evalhub.procurement.team"}
 
 

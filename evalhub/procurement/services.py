@@ -525,9 +525,10 @@ def open_procurement(engagement: Engagement, data: ProcurementInput, actor: User
 
     previous = engagement.current_procurement
     if engagement.state == EngagementState.FAILED_PROCUREMENT:
-        workflow.perform(engagement, "rerun_procurement", actor, note=data.rerun_reason)
+        step, note = "rerun_procurement", data.rerun_reason
     else:
-        workflow.perform(engagement, "start_procurement", actor, note=f"采购方式：{method.label}")
+        step, note = "start_procurement", f"采购方式：{method.label}"
+    workflow.check(engagement, step, actor, note=note, skip=("procurement_open",))  # refused before anything is written
     procurement = Procurement(
         engagement_id=engagement.id, bureau_id=engagement.bureau_id, method=method, title=title,
         description=(data.description or "").strip() or None, ceiling_price=wan_to_yuan(ceiling),
@@ -543,6 +544,7 @@ def open_procurement(engagement: Engagement, data: ProcurementInput, actor: User
         procurement.status = ProcurementStatus.PENDING_APPROVAL
     engagement.procurements.append(procurement)
     db.session.flush()
+    workflow.perform(engagement, step, actor, note=note)  # the round is open: the engagement is 采购中
     audit.record("procurement.opened", procurement, actor=actor,
                  summary=f"{engagement.reference} 发起{method.label}：{title}，最高限价 {ceiling} 万元",
                  payload={"method": method, "engagement_id": engagement.id, "price_weight": weight,

@@ -44,9 +44,11 @@ _ACTIVE = (S.CONTRACTED, S.PLAN_SUBMITTED, S.PLAN_IN_REVIEW, S.PLAN_RETURNED, S.
 # registered by the module that knows the fact: review (submissions, panels, outcomes, results, the
 # redacted file), supervision (open inspections). A step the table names but nobody registered is refused.
 TRANSITIONS: dict[str, Transition] = {t.action: t for t in [
-    Transition("start_procurement", "启动采购", (S.PLANNED,), S.PROCURING, BUREAU),
-    Transition("fail_procurement", "采购失败（流标）", (S.PROCURING,), S.FAILED_PROCUREMENT, BUREAU, needs_note=True),
-    Transition("rerun_procurement", "重新采购", (S.FAILED_PROCUREMENT,), S.PROCURING, BUREAU, needs_note=True),
+    Transition("start_procurement", "启动采购", (S.PLANNED,), S.PROCURING, BUREAU, requires=("procurement_open",)),
+    Transition("fail_procurement", "采购失败（流标）", (S.PROCURING,), S.FAILED_PROCUREMENT, BUREAU, needs_note=True,
+               requires=("procurement_failed",)),
+    Transition("rerun_procurement", "重新采购", (S.FAILED_PROCUREMENT,), S.PROCURING, BUREAU, needs_note=True,
+               requires=("procurement_open",)),
     Transition("sign_contract", "签订合同", (S.PROCURING,), S.CONTRACTED, BUREAU, requires=("contract",)),
     Transition("submit_plan", "提交实施方案", (S.CONTRACTED,), S.PLAN_SUBMITTED, FIRM,
                requires=("firm", "plan_uploaded")),
@@ -87,6 +89,26 @@ def _has_firm(e: Engagement) -> Optional[str]:
     return None if e.firm_id is not None else "尚未确定承担机构"
 
 
+# "采购中" means a procurement round is under way, "采购失败" that the round failed: the procurement service opens
+# or fails the round, then takes the step, so the engagement never shows a state its procurement does not have.
+def _procurement_open(e: Engagement) -> Optional[str]:
+    from evalhub.procurement.models import ProcurementStatus
+
+    p = e.current_procurement
+    if p is None or p.status in (ProcurementStatus.FAILED, ProcurementStatus.CANCELLED):
+        return "尚未发起采购（请在“发起采购”页面选择采购方式并发布）"
+    return None
+
+
+def _procurement_failed(e: Engagement) -> Optional[str]:
+    from evalhub.procurement.models import ProcurementStatus
+
+    p = e.current_procurement
+    if p is None or p.status != ProcurementStatus.FAILED:
+        return "本轮采购未流标（流标由开标时有效投标不足、或撤销成交结果后的重新采购认定）"
+    return None
+
+
 # A requirement answers "why not" (a sentence) or None. The table above names them; procurement's own are
 # here, the rest are registered by the module that knows the fact (review: submissions, panels, outcomes,
 # results, rounds left, the redacted file; supervision: open inspections), so the table stays the one place
@@ -95,6 +117,8 @@ Requirement = Callable[..., "Optional[str | Problem]"]
 REQUIREMENTS: dict[str, Requirement] = {
     "contract": _has_contract,
     "firm": _has_firm,
+    "procurement_open": _procurement_open,
+    "procurement_failed": _procurement_failed,
 }
 # Requirements whose answer depends on who asks (registered with ``reader=True``): called ``fn(engagement, reader)``,
 # the reader being the actor of a step, or the person shown the step (None: the system, no person reads it).
