@@ -132,6 +132,10 @@ class Screening(_TextFindings):
     passages: list[dict[str, Any]]
     most_similar: dict[str, Any] | None
     near_duplicates: list[dict[str, Any]]
+    # The copy sentences, their index matches and the stock-phrase threshold ``finish`` looked up (None when it
+    # looked nothing up: no index, an empty one, or no copy sentence), for the per-chapter shares
+    # (``services.sections_for``) without parsing the text and asking the index a second time. Not stored.
+    lookup: tuple[list[textproc.Sentence], list, int] | None = field(default=None, repr=False, compare=False)
 
     def stored(self, doc_id: int, ctx: ScreeningContext, label: str = "") -> StoredReport:
         return StoredReport(doc_id=doc_id, firm_id=ctx.firm_id, engagement_id=ctx.engagement_id,
@@ -410,11 +414,13 @@ def finish(prepared: Prepared, ctx: ScreeningContext, index: CorpusIndex | None)
     passages: list[dict[str, Any]] = []
     most_similar = None
     near: list[dict[str, Any]] = []
+    looked_up = None
     if index is not None and len(index) and n:
         threshold = index.boilerplate_threshold(ctx.kind)
         matches = index.lookup([s.key for s in copy_sentences], kind=ctx.kind, firm_id=ctx.firm_id,
                                engagement_id=ctx.engagement_id, object_key=ctx.object_key, year=ctx.year,
                                list_limit=threshold)
+        looked_up = (copy_sentences, matches, threshold)
         same = other = previous = boiler = 0
         per_report: Counter[int] = Counter()
         for s, m in zip(copy_sentences, matches):
@@ -454,7 +460,8 @@ def finish(prepared: Prepared, ctx: ScreeningContext, index: CorpusIndex | None)
             f[key] = 0.0
     return Screening(features=f, chapters={k: v for k, v in chapters.items() if k}, passages=passages,
                      most_similar=most_similar, near_duplicates=near, gaps=prepared.gaps, missing=prepared.missing,
-                     duplicated=prepared.duplicated, keys=keys, signature=sig, text_kind=prepared.text_kind)
+                     duplicated=prepared.duplicated, keys=keys, signature=sig, text_kind=prepared.text_kind,
+                     lookup=looked_up)
 
 
 def compute(text: str | None, ctx: ScreeningContext, index: CorpusIndex | None) -> Screening:

@@ -245,7 +245,7 @@ def screen_submission(submission: Submission, index: SharedIndex | BufferedIndex
         verdict = assess(screening, ctx)
     # before the row exists: the shared index is read from the database, and an autoflush of a half-filled row
     # would fail on its NOT NULL risk (H6a)
-    sections = sections_for(submission.file.text or "", ctx, index)
+    sections = sections_for(submission.file.text or "", ctx, index, screening)
     row = db.session.execute(sa.select(ReportScreening).where(ReportScreening.submission_id == submission.id)).scalar_one_or_none()
     if row is None:
         row = ReportScreening(submission_id=submission.id)
@@ -275,9 +275,16 @@ def screen_submission(submission: Submission, index: SharedIndex | BufferedIndex
     return row
 
 
-def sections_for(text: str, ctx: ScreeningContext, index) -> dict[str, dict[str, float]]:
+def sections_for(text: str, ctx: ScreeningContext, index, screening: Screening | None = None) -> dict[str, dict[str, float]]:
     """Copying per chapter group (indicator system, findings, recommendations), the firm's in-house template
-    told apart from content taken from one other report or another firm (``index.section_copy``)."""
+    told apart from content taken from one other report or another firm (``index.section_copy``).
+    ``screening``: the text's screening against this same index, unchanged since (``compute``): its sentences and
+    matches are used instead of parsing the text and looking its sentences up again."""
+    if screening is not None:
+        if screening.lookup is None or not ctx.chapters:  # finish looked nothing up: no sentence, or an empty index
+            return {}
+        sentences, matches, threshold = screening.lookup
+        return section_copy(sentences, matches, threshold)
     sentences = textproc.parse(text, ctx.chapters, ctx.names).copy_sentences
     if not sentences or not ctx.chapters or not len(index):
         return {}
