@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Iterator, Sequence
@@ -459,14 +460,38 @@ def finish(prepared: Prepared, ctx: ScreeningContext, index: CorpusIndex | None)
                     "near_duplicate"):
             f[key] = 0.0
     return Screening(features=f, chapters={k: v for k, v in chapters.items() if k}, passages=passages,
-                     most_similar=most_similar, near_duplicates=near, gaps=prepared.gaps, missing=prepared.missing,
-                     duplicated=prepared.duplicated, keys=keys, signature=sig, text_kind=prepared.text_kind,
-                     lookup=looked_up)
+                     most_similar=most_similar, near_duplicates=near, gaps=list(prepared.gaps),
+                     missing=list(prepared.missing), duplicated=list(prepared.duplicated), keys=keys, signature=sig,
+                     text_kind=prepared.text_kind, lookup=looked_up)
 
 
 def compute(text: str | None, ctx: ScreeningContext, index: CorpusIndex | None) -> Screening:
     """All the features of one text against the index (the index is not changed)."""
-    return finish(prepare(text, ctx), ctx, index)
+    if _reused is None:
+        return finish(prepare(text, ctx), ctx, index)
+    key = (text, ctx.kind, tuple(ctx.names), ctx.text_kind, ctx.firm_id, ctx.engagement_id, ctx.object_key, ctx.year,
+           ctx.budget_wan, ctx.spent_wan, ctx.execution_rate, tuple(ctx.chapters))
+    prepared = _reused.get(key)
+    if prepared is None:
+        prepared = _reused[key] = prepare(text, ctx)
+    return finish(prepared, ctx, index)
+
+
+_reused: dict[tuple, Prepared] | None = None
+
+
+@contextmanager
+def reusing_prepared() -> Iterator[None]:
+    """Within the block, a text screened again with the same context reuses what ``prepare`` found the first time
+    (it depends on nothing else; ``finish`` copies what it changes): a batch that screens its texts and then
+    re-screens them against the whole corpus (the demo's archive) reads each text once. One thread; kept in memory
+    until the block ends."""
+    global _reused
+    outer, _reused = _reused, ({} if _reused is None else _reused)
+    try:
+        yield
+    finally:
+        _reused = outer
 
 
 def _prepare_item(item: tuple[str | None, ScreeningContext]) -> Prepared:
