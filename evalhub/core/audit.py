@@ -82,6 +82,10 @@ def lock_chain(session: Session | None = None) -> None:
 # wait behind a long import or a slow request that had recorded anything.
 _PENDING = "audit_pending"
 _HELD = "audit_chain_held"  # set once this transaction holds the chain: later events are appended at once
+# The hash of the last event this transaction appended, while it holds the chain: no one else can append meanwhile,
+# so the next append links to it without reading the head again. Dropped on any rollback (a savepoint's too: its
+# events may be gone) and when the transaction ends.
+_HEAD = "audit_chain_head"
 
 
 def record(action: str, obj: Any | None = None, *, summary: str, actor: User | None = None,
@@ -91,7 +95,9 @@ def record(action: str, obj: Any | None = None, *, summary: str, actor: User | N
     with it, or with its savepoint, on a rollback). ``obj`` gives type, id and bureau if it has them."""
     session = db.session()
     if obj is not None:
-        session.flush()  # the object needs its id
+        state = sa.inspect(obj, raiseerr=False)
+        if state is None or state.key is None:
+            session.flush()  # the object needs its id (one already in the database has it)
         object_type = object_type or obj.__tablename__
         object_id = object_id if object_id is not None else obj.id
         if bureau_id is None:
@@ -120,7 +126,7 @@ def _append(session, events: list[AuditEvent]) -> None:
     """Link ``events`` to the head of the chain, in order; the caller holds the chain's lock. The chain's order is
     the ids' order: on PostgreSQL the ids are taken from the sequence at once, in order, and the events written in
     one statement (a long import's thousands, while the lock is held); elsewhere one flush an event."""
-    prev = session.execute(
+    prev = session.info.pop(_HEAD, None) or session.execute(
         sa.select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
     ).scalar_one_or_none() or GENESIS_HASH
     for event in events:
@@ -135,10 +141,12 @@ def _append(session, events: list[AuditEvent]) -> None:
             event.id = id_
         session.add_all(events)
         session.flush()
+        session.info[_HEAD] = prev
         return
     for event in events:
         session.add(event)
         session.flush()
+    session.info[_HEAD] = prev
 
 
 def _join_chain(session: Session) -> None:
@@ -179,6 +187,7 @@ def _read_own_events(state) -> None:
 @sa.event.listens_for(Session, "after_soft_rollback")
 def _drop_rolled_back(session, previous_transaction) -> None:
     """The events recorded in a transaction or savepoint that was rolled back (or in one nested inside it) go."""
+    session.info.pop(_HEAD, None)  # the events appended in it may have gone with it: read the head again
     pending = session.info.get(_PENDING)
     if not pending:
         return
@@ -198,6 +207,7 @@ def _forget(session, transaction) -> None:
     if transaction.parent is None:  # the outermost transaction ended: committed, rolled back or closed
         session.info.pop(_PENDING, None)
         session.info.pop(_HELD, None)
+        session.info.pop(_HEAD, None)
 
 
 @dataclass

@@ -403,9 +403,10 @@ def reveal(record: Draw, actor: User | None, *, check: bool = True) -> Draw:
     if waiting:
         raise Conflict(f"还有 {len(waiting)} 名监督人未输入数字，不能揭晓：" + "、".join(
             w.user.display_name or w.user.username for w in waiting) + "。")
-    if _event(record, "draw.performed") is not None:  # a row set back to "announced": never a second throw
+    recorded = {e.action for e in audit.history("draw", record.id)}  # the draw's events, read once for both checks
+    if "draw.performed" in recorded:  # a row set back to "announced": never a second throw
         raise Conflict("审计日志表明该抽取已经揭晓，结果不能重新计算；请核验该抽取记录。")
-    if _event(record, "draw.withdrawn") is not None:
+    if "draw.withdrawn" in recorded:
         raise Conflict("审计日志表明该抽取已经撤销，不能揭晓；请核验该抽取记录。")
     moved = db.session.execute(sa.update(Draw).where(Draw.id == record.id, Draw.status == DrawStatus.ANNOUNCED)
                                .values(status=DrawStatus.DRAWN).execution_options(synchronize_session=False)).rowcount

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Iterator, Sequence
@@ -132,6 +133,10 @@ class Screening(_TextFindings):
     passages: list[dict[str, Any]]
     most_similar: dict[str, Any] | None
     near_duplicates: list[dict[str, Any]]
+    # The copy sentences, their index matches and the stock-phrase threshold ``finish`` looked up (None when it
+    # looked nothing up: no index, an empty one, or no copy sentence), for the per-chapter shares
+    # (``services.sections_for``) without parsing the text and asking the index a second time. Not stored.
+    lookup: tuple[list[textproc.Sentence], list, int] | None = field(default=None, repr=False, compare=False)
 
     def stored(self, doc_id: int, ctx: ScreeningContext, label: str = "") -> StoredReport:
         return StoredReport(doc_id=doc_id, firm_id=ctx.firm_id, engagement_id=ctx.engagement_id,
@@ -410,11 +415,13 @@ def finish(prepared: Prepared, ctx: ScreeningContext, index: CorpusIndex | None)
     passages: list[dict[str, Any]] = []
     most_similar = None
     near: list[dict[str, Any]] = []
+    looked_up = None
     if index is not None and len(index) and n:
         threshold = index.boilerplate_threshold(ctx.kind)
         matches = index.lookup([s.key for s in copy_sentences], kind=ctx.kind, firm_id=ctx.firm_id,
                                engagement_id=ctx.engagement_id, object_key=ctx.object_key, year=ctx.year,
                                list_limit=threshold)
+        looked_up = (copy_sentences, matches, threshold)
         same = other = previous = boiler = 0
         per_report: Counter[int] = Counter()
         for s, m in zip(copy_sentences, matches):
@@ -453,13 +460,38 @@ def finish(prepared: Prepared, ctx: ScreeningContext, index: CorpusIndex | None)
                     "near_duplicate"):
             f[key] = 0.0
     return Screening(features=f, chapters={k: v for k, v in chapters.items() if k}, passages=passages,
-                     most_similar=most_similar, near_duplicates=near, gaps=prepared.gaps, missing=prepared.missing,
-                     duplicated=prepared.duplicated, keys=keys, signature=sig, text_kind=prepared.text_kind)
+                     most_similar=most_similar, near_duplicates=near, gaps=list(prepared.gaps),
+                     missing=list(prepared.missing), duplicated=list(prepared.duplicated), keys=keys, signature=sig,
+                     text_kind=prepared.text_kind, lookup=looked_up)
 
 
 def compute(text: str | None, ctx: ScreeningContext, index: CorpusIndex | None) -> Screening:
     """All the features of one text against the index (the index is not changed)."""
-    return finish(prepare(text, ctx), ctx, index)
+    if _reused is None:
+        return finish(prepare(text, ctx), ctx, index)
+    key = (text, ctx.kind, tuple(ctx.names), ctx.text_kind, ctx.firm_id, ctx.engagement_id, ctx.object_key, ctx.year,
+           ctx.budget_wan, ctx.spent_wan, ctx.execution_rate, tuple(ctx.chapters))
+    prepared = _reused.get(key)
+    if prepared is None:
+        prepared = _reused[key] = prepare(text, ctx)
+    return finish(prepared, ctx, index)
+
+
+_reused: dict[tuple, Prepared] | None = None
+
+
+@contextmanager
+def reusing_prepared() -> Iterator[None]:
+    """Within the block, a text screened again with the same context reuses what ``prepare`` found the first time
+    (it depends on nothing else; ``finish`` copies what it changes): a batch that screens its texts and then
+    re-screens them against the whole corpus (the demo's archive) reads each text once. One thread; kept in memory
+    until the block ends."""
+    global _reused
+    outer, _reused = _reused, ({} if _reused is None else _reused)
+    try:
+        yield
+    finally:
+        _reused = outer
 
 
 def _prepare_item(item: tuple[str | None, ScreeningContext]) -> Prepared:

@@ -83,15 +83,12 @@ class Reference:
     """Sorted peer values per feature, for percentiles, medians and the rule score."""
 
     def __init__(self, rows: Iterable[dict[str, Any]]):
-        columns: dict[str, list[float]] = {k: [] for k in FEATURE_KEYS}
-        self.size = 0
-        for row in rows:
-            self.size += 1
-            for key in FEATURE_KEYS:
-                value = row.get(key)
-                if value is not None and not (isinstance(value, float) and math.isnan(value)):
-                    columns[key].append(float(value))
-        self.values = {k: sorted(v) for k, v in columns.items()}
+        rows = list(rows)
+        self.size = len(rows)
+        # one feature at a time over all rows (a screening builds one of these per text screened)
+        self.values = {key: sorted([float(value) for row in rows if (value := row.get(key)) is not None
+                                    and not (isinstance(value, float) and math.isnan(value))])
+                       for key in FEATURE_KEYS}
 
     def percentile(self, key: str, value: float | None) -> float | None:
         """Share of peers this value is riskier than (mid-rank for ties), 0–1."""

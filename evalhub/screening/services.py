@@ -17,6 +17,7 @@ from sqlalchemy.orm import aliased, defer, joinedload, selectinload
 from flask import current_app
 
 from evalhub.core import audit, concurrency, jobs, permissions
+from evalhub.core.batches import batches
 from evalhub.core.enums import JobStatus, Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.models import Bureau, Job, User
@@ -76,6 +77,7 @@ def forget_cache() -> None:
     with _lock:
         _models.clear()
         _references.clear()
+        _peer_features.clear()
 
 
 _lock = threading.Lock()
@@ -169,15 +171,42 @@ def peer_reference(kind: str, year: int | None) -> learning.Reference:
     cached = _references.get(token)
     if cached is not None:
         return cached
-    stmt = sa.select(ReportScreening.features).where(ReportScreening.kind == SubmissionKind(kind), is_scored())
-    rows = db.session.execute(stmt.where(ReportScreening.year == year)).scalars().all() if year else []
+    stmt = sa.select(ReportScreening.id, ReportScreening.screened_at).where(ReportScreening.kind == SubmissionKind(kind),
+                                                                           is_scored())
+    rows = db.session.execute(stmt.where(ReportScreening.year == year)).all() if year else []
     if len(rows) < PEER_MINIMUM:
-        rows = db.session.execute(stmt).scalars().all()
-    reference = learning.Reference(rows)
+        rows = db.session.execute(stmt).all()
+    reference = learning.Reference(_features_of(rows))
     if len(_references) > 64:
         _references.clear()
     _references[token] = reference
     return reference
+
+
+# (database, screening id) -> (screened_at, features): the stored features of a screening, read once per version. A
+# batch screens hundreds of texts, each against a reference of its peers that changed by one row since the last.
+_peer_features: dict[tuple[str, int], tuple[datetime, dict[str, Any]]] = {}
+
+
+def _features_of(rows: list) -> list[dict[str, Any]]:
+    """The stored features of the screenings ``rows`` (id, screened_at): those this process read at that version
+    from memory, the others from the database (re-screening sets screened_at with the features)."""
+    url = str(db.engine.url)
+    if len(_peer_features) > 100_000:
+        _peer_features.clear()
+    missing = [id_ for id_, at in rows if _peer_features.get((url, id_), (None,))[0] != at]
+    fetched: dict[int, dict[str, Any]] = {}
+    for part in batches(missing, 900):
+        for id_, at, features in db.session.execute(sa.select(ReportScreening.id, ReportScreening.screened_at,
+                                                              ReportScreening.features).where(ReportScreening.id.in_(part))):
+            fetched[id_] = features
+            _peer_features[(url, id_)] = (at, features)
+    out = []
+    for id_, _at in rows:
+        features = fetched[id_] if id_ in fetched else _peer_features.get((url, id_), (None, None))[1]
+        if features is not None:  # None: deleted since the ids were read
+            out.append(features)
+    return out
 
 
 def assess(screening: Screening, ctx: ScreeningContext) -> dict[str, Any]:
@@ -245,7 +274,7 @@ def screen_submission(submission: Submission, index: SharedIndex | BufferedIndex
         verdict = assess(screening, ctx)
     # before the row exists: the shared index is read from the database, and an autoflush of a half-filled row
     # would fail on its NOT NULL risk (H6a)
-    sections = sections_for(submission.file.text or "", ctx, index)
+    sections = sections_for(submission.file.text or "", ctx, index, screening)
     row = db.session.execute(sa.select(ReportScreening).where(ReportScreening.submission_id == submission.id)).scalar_one_or_none()
     if row is None:
         row = ReportScreening(submission_id=submission.id)
@@ -275,9 +304,16 @@ def screen_submission(submission: Submission, index: SharedIndex | BufferedIndex
     return row
 
 
-def sections_for(text: str, ctx: ScreeningContext, index) -> dict[str, dict[str, float]]:
+def sections_for(text: str, ctx: ScreeningContext, index, screening: Screening | None = None) -> dict[str, dict[str, float]]:
     """Copying per chapter group (indicator system, findings, recommendations), the firm's in-house template
-    told apart from content taken from one other report or another firm (``index.section_copy``)."""
+    told apart from content taken from one other report or another firm (``index.section_copy``).
+    ``screening``: the text's screening against this same index, unchanged since (``compute``): its sentences and
+    matches are used instead of parsing the text and looking its sentences up again."""
+    if screening is not None:
+        if screening.lookup is None or not ctx.chapters:  # finish looked nothing up: no sentence, or an empty index
+            return {}
+        sentences, matches, threshold = screening.lookup
+        return section_copy(sentences, matches, threshold)
     sentences = textproc.parse(text, ctx.chapters, ctx.names).copy_sentences
     if not sentences or not ctx.chapters or not len(index):
         return {}
