@@ -257,9 +257,14 @@ def test_who_may_read_a_rating(world, client, login):
         assert login(user).get(url).status_code == 200, user.username
     for user in (world.kz_admin, world.krl_admin, world.other_firm_user, world.expert_user):
         assert login(user).get(url).status_code == 403, user.username   # 克州, a lower bureau, another firm
-    response = login(world.firm_user).get(url)
-    assert response.status_code == 403 and "尚未公示" in text(response)  # the bureau's draft
+    assert login(world.firm_user).get(url).status_code == 403  # the bureau's draft: not the firm's rating yet
     assert f'data-testid="rating-{rating.id}"' not in text(login(world.firm_user).get("/credit/mine"))
+    # one rule ("credit.view" and the rating scope), whatever path asks
+    from evalhub.core import permissions
+
+    assert not permissions.can(world.firm_user, "credit.view", rating)
+    assert rating.id not in db.session.execute(permissions.scope(
+        world.firm_user, sa.select(CreditRating.id), CreditRating)).scalars().all()
 
     C.publish(world.bz, 2025, world.bz_admin)
     db.session.commit()

@@ -241,19 +241,14 @@ def rating_detail_json(rating: CreditRating, user: User) -> dict:
 # --- finding records -------------------------------------------------------------------------------
 
 def _shown_to(user: User, stmt: sa.Select) -> sa.Select:
-    """The ratings of ``stmt`` the user may read: the row scope, and for a firm nothing before publication
-    (a draft is the bureau's working copy, not yet the firm's rating)."""
-    stmt = permissions.scope(user, stmt, CreditRating)
-    if user.role == Role.FIRM_USER:
-        stmt = stmt.where(CreditRating.status != RatingStatus.DRAFT)
-    return stmt
+    """The ratings of ``stmt`` the user may read: the row scope (for a firm, nothing before publication)."""
+    return permissions.scope(user, stmt, CreditRating)
 
 
 def _visible_rating(rating_id: int) -> CreditRating:
     user = api_user()
     rating = db.session.get(CreditRating, rating_id)
-    if rating is None or not permissions.can(user, "credit.view", rating) or \
-            (user.role == Role.FIRM_USER and rating.status == RatingStatus.DRAFT):
+    if rating is None or not permissions.can(user, "credit.view", rating):
         raise NotFound("未找到该信用评价结果。")
     return rating
 
@@ -323,8 +318,7 @@ def create_objection(rating_id: int):
 def answer_objection(objection_id: int):
     user = api_user()
     objection = db.session.get(CreditObjection, objection_id)
-    if objection is None or not permissions.can(user, "credit.view", objection.rating) or \
-            (user.role == Role.FIRM_USER and objection.rating.status == RatingStatus.DRAFT):
+    if objection is None or not permissions.can(user, "credit.view", objection.rating):
         raise NotFound("未找到该异议。")
     data = json_body()
     errors: dict[str, str] = {}

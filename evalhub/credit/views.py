@@ -265,10 +265,7 @@ def finalise():
 # --- one rating ------------------------------------------------------------------------------------
 
 def _rating(rating_id: int) -> CreditRating:
-    rating = load(CreditRating, rating_id, "credit.view")
-    if _is_firm_user() and rating.status == RatingStatus.DRAFT:
-        raise PermissionDenied("该评价结果尚未公示。")
-    return rating
+    return load(CreditRating, rating_id, "credit.view")  # a firm: its own, once published
 
 
 def _record_link(record: dict) -> Optional[str]:
@@ -297,8 +294,8 @@ def _render_rating(rating: CreditRating, status: int = 200, *, objection_form: O
     previous = db.session.execute(sa.select(CreditRating).where(
         CreditRating.bureau_id == rating.bureau_id, CreditRating.firm_id == rating.firm_id,
         CreditRating.year == rating.year - 1)).scalar_one_or_none()
-    if previous is not None and _is_firm_user() and previous.status == RatingStatus.DRAFT:
-        previous = None
+    if previous is not None and not permissions.can(current_user, "credit.view", previous):
+        previous = None  # a firm's draft of last year: not its rating yet
     delta = None
     if previous is not None and previous.total is not None and rating.total is not None:
         delta = rating.total - previous.total
@@ -406,8 +403,7 @@ def mine():
         abort(403)
     require("credit.list")  # not the account of a firm not admitted (the page gate refuses it too)
     ratings = db.session.execute(
-        permissions.scope(current_user, sa.select(CreditRating), CreditRating)
-        .where(CreditRating.status != RatingStatus.DRAFT)
+        permissions.scope(current_user, sa.select(CreditRating), CreditRating)  # published ones: the scope
         .options(selectinload(CreditRating.bureau), selectinload(CreditRating.objections))
         .order_by(CreditRating.year.desc(), CreditRating.bureau_id)).scalars().all()
     return render_template("credit/mine.html", ratings=ratings, firm=current_user.firm, today=beijing_today(),
