@@ -95,9 +95,7 @@ def record(action: str, obj: Any | None = None, *, summary: str, actor: User | N
     with it, or with its savepoint, on a rollback). ``obj`` gives type, id and bureau if it has them."""
     session = db.session()
     if obj is not None:
-        state = sa.inspect(obj, raiseerr=False)
-        if state is None or state.key is None:
-            session.flush()  # the object needs its id (one already in the database has it)
+        session.flush()  # the object needs its id
         object_type = object_type or obj.__tablename__
         object_id = object_id if object_id is not None else obj.id
         if bureau_id is None:
