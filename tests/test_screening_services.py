@@ -336,3 +336,24 @@ def test_rescreen_in_bulk_writes_the_shared_index_once_per_text(world, app):
     assert S.rescreen() == 6
     ids = db.session.execute(sa.select(IndexedDocument.doc_id)).scalars().all()
     assert sorted(ids) == sorted(db.session.execute(sa.select(ReportScreening.submission_id)).scalars().all())
+
+
+def test_the_peers_features_are_kept_only_for_a_batch_and_give_the_same_reference(world):
+    """Screening a text compares it with its peers' stored features (``peer_reference``). A batch (a year's
+    rescreen, the demo's archive) keeps them per screening and version, so each is read once; outside a batch
+    nothing is kept (a web or job worker holds no copy of the year's features), and both give the same answer."""
+    from tests.statements import recorded
+
+    for n in range(3):
+        upload_report(world, report_text(f"项目{n}", "巴州统计局", world.firm.name, specific=bool(n % 2)), name=f"项目{n}")
+    db.session.commit()
+    ids = db.session.execute(sa.select(ReportScreening.id, ReportScreening.screened_at)).all()
+    plain = S._features_of(ids)
+    assert S._peer_features is None and len(plain) == len(ids)
+    with S.peer_features_kept():
+        with recorded() as first:
+            kept = S._features_of(ids)
+        with recorded() as again:
+            assert S._features_of(ids) == kept == plain
+        assert any("features" in s for s in first) and not any("features" in s for s in again)
+    assert S._peer_features is None

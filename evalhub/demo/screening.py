@@ -765,7 +765,7 @@ def load_screening_archive(echo: Callable[[str], object] = print) -> int:
     # shared index would answer, without its round trips per text), written back in bulk before the rescreen.
     index = BufferedIndex(db.session)
     # The rescreen reads the same texts in the same contexts again: what depends on the text alone is computed once.
-    with reusing_prepared():
+    with reusing_prepared(), S.peer_features_kept():
         for submission in sorted(submissions, key=lambda s: (s.submitted_at, s.id)):
             S.screen_submission(submission, index)
         index.flush()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import numpy as np
 import pandas as pd
@@ -77,7 +78,8 @@ def forget_cache() -> None:
     with _lock:
         _models.clear()
         _references.clear()
-        _peer_features.clear()
+        if _peer_features is not None:
+            _peer_features.clear()
 
 
 _lock = threading.Lock()
@@ -183,17 +185,36 @@ def peer_reference(kind: str, year: int | None) -> learning.Reference:
     return reference
 
 
-# (database, screening id) -> (screened_at, features): the stored features of a screening, read once per version. A
-# batch screens hundreds of texts, each against a reference of its peers that changed by one row since the last.
-_peer_features: dict[tuple[str, int], tuple[datetime, dict[str, Any]]] = {}
+# Within a batch (``peer_features_kept``): (database, screening id) -> (screened_at, features), the stored features of
+# a screening read once per version. A batch screens hundreds of texts, each against a reference of its peers that
+# changed by one row since the last. Outside a batch, None: a long-lived worker keeps no copy of the year's features
+# (some 3 KB a screening).
+_peer_features: dict[tuple[str, int], tuple[datetime, dict[str, Any]]] | None = None
+
+
+@contextmanager
+def peer_features_kept() -> Iterator[None]:
+    """Within the block, the peers' stored features are read once per screening and version (one thread; dropped
+    when the block ends)."""
+    global _peer_features
+    outer, _peer_features = _peer_features, ({} if _peer_features is None else _peer_features)
+    try:
+        yield
+    finally:
+        _peer_features = outer
 
 
 def _features_of(rows: list) -> list[dict[str, Any]]:
-    """The stored features of the screenings ``rows`` (id, screened_at): those this process read at that version
+    """The stored features of the screenings ``rows`` (id, screened_at): within a batch, those read at that version
     from memory, the others from the database (re-screening sets screened_at with the features)."""
+    if _peer_features is None:
+        ids = [id_ for id_, _at in rows]
+        found = {}
+        for part in batches(ids, 900):
+            found.update(db.session.execute(sa.select(ReportScreening.id, ReportScreening.features)
+                                            .where(ReportScreening.id.in_(part))).all())
+        return [found[id_] for id_ in ids if id_ in found]
     url = str(db.engine.url)
-    if len(_peer_features) > 100_000:
-        _peer_features.clear()
     missing = [id_ for id_, at in rows if _peer_features.get((url, id_), (None,))[0] != at]
     fetched: dict[int, dict[str, Any]] = {}
     for part in batches(missing, 900):
@@ -398,10 +419,11 @@ def rescreen(*, year: int | None = None, progress: Callable[[int, int, str], Non
     index_missing()
     # One in-memory copy of the index for the batch, written back to the shared index in bulk.
     index = BufferedIndex(db.session) if len(submissions) > 50 else current_index()
-    for n, submission in enumerate(submissions, start=1):
-        screen_submission(submission, index)
-        if progress and (n % 20 == 0 or n == len(submissions)):
-            progress(n, len(submissions), f"已筛查 {n}/{len(submissions)}")
+    with peer_features_kept():
+        for n, submission in enumerate(submissions, start=1):
+            screen_submission(submission, index)
+            if progress and (n % 20 == 0 or n == len(submissions)):
+                progress(n, len(submissions), f"已筛查 {n}/{len(submissions)}")
     if isinstance(index, BufferedIndex):
         index.flush()
     return len(submissions)
