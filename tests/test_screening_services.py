@@ -349,11 +349,11 @@ def test_the_peers_features_are_kept_only_for_a_batch_and_give_the_same_referenc
     db.session.commit()
     ids = db.session.execute(sa.select(ReportScreening.id, ReportScreening.screened_at)).all()
     plain = S._features_of(ids)
-    assert S._peer_features is None and len(plain) == len(ids)
+    assert S._peer_features.memory is None and len(plain) == len(ids)
     with S.peer_features_kept():
         with recorded() as first:
             kept = S._features_of(ids)
         with recorded() as again:
             assert S._features_of(ids) == kept == plain
         assert any("features" in s for s in first) and not any("features" in s for s in again)
-    assert S._peer_features is None
+    assert S._peer_features.memory is None

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from evalhub.core.batches import BatchMemory
 from evalhub.screening import textproc
 from evalhub.screening.index import CorpusIndex, StoredReport, signature
 
@@ -467,31 +467,21 @@ def finish(prepared: Prepared, ctx: ScreeningContext, index: CorpusIndex | None)
 
 def compute(text: str | None, ctx: ScreeningContext, index: CorpusIndex | None) -> Screening:
     """All the features of one text against the index (the index is not changed)."""
-    if _reused is None:
+    if _reused.memory is None:
         return finish(prepare(text, ctx), ctx, index)
     key = (text, ctx.kind, tuple(ctx.names), ctx.text_kind, ctx.firm_id, ctx.engagement_id, ctx.object_key, ctx.year,
            ctx.budget_wan, ctx.spent_wan, ctx.execution_rate, tuple(ctx.chapters))
-    prepared = _reused.get(key)
+    prepared = _reused.memory.get(key)
     if prepared is None:
-        prepared = _reused[key] = prepare(text, ctx)
+        prepared = _reused.memory[key] = prepare(text, ctx)
     return finish(prepared, ctx, index)
 
 
-_reused: dict[tuple, Prepared] | None = None
-
-
-@contextmanager
-def reusing_prepared() -> Iterator[None]:
-    """Within the block, a text screened again with the same context reuses what ``prepare`` found the first time
-    (it depends on nothing else; ``finish`` copies what it changes): a batch that screens its texts and then
-    re-screens them against the whole corpus (the demo's archive) reads each text once. One thread; kept in memory
-    until the block ends."""
-    global _reused
-    outer, _reused = _reused, ({} if _reused is None else _reused)
-    try:
-        yield
-    finally:
-        _reused = outer
+# Within ``reusing_prepared``: a text screened again with the same context reuses what ``prepare`` found the first
+# time (it depends on nothing else; ``finish`` copies what it changes): a batch that screens its texts and then
+# re-screens them against the whole corpus (the demo's archive) reads each text once. Kept until the block ends.
+_reused: BatchMemory[tuple, Prepared] = BatchMemory()
+reusing_prepared = _reused.kept
 
 
 def _prepare_item(item: tuple[str | None, ScreeningContext]) -> Prepared:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 import pandas as pd
@@ -18,7 +17,7 @@ from sqlalchemy.orm import aliased, defer, joinedload, selectinload
 from flask import current_app
 
 from evalhub.core import audit, concurrency, jobs, permissions
-from evalhub.core.batches import batches
+from evalhub.core.batches import BatchMemory, batches
 from evalhub.core.enums import JobStatus, Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.models import Bureau, Job, User
@@ -78,8 +77,8 @@ def forget_cache() -> None:
     with _lock:
         _models.clear()
         _references.clear()
-        if _peer_features is not None:
-            _peer_features.clear()
+        if _peer_features.memory is not None:
+            _peer_features.memory.clear()
 
 
 _lock = threading.Lock()
@@ -185,29 +184,19 @@ def peer_reference(kind: str, year: int | None) -> learning.Reference:
     return reference
 
 
-# Within a batch (``peer_features_kept``): (database, screening id) -> (screened_at, features), the stored features of
-# a screening read once per version. A batch screens hundreds of texts, each against a reference of its peers that
-# changed by one row since the last. Outside a batch, None: a long-lived worker keeps no copy of the year's features
-# (some 3 KB a screening).
-_peer_features: dict[tuple[str, int], tuple[datetime, dict[str, Any]]] | None = None
-
-
-@contextmanager
-def peer_features_kept() -> Iterator[None]:
-    """Within the block, the peers' stored features are read once per screening and version (one thread; dropped
-    when the block ends)."""
-    global _peer_features
-    outer, _peer_features = _peer_features, ({} if _peer_features is None else _peer_features)
-    try:
-        yield
-    finally:
-        _peer_features = outer
+# Within a batch (``peer_features_kept``: a year's rescreen, the demo's archive): (database, screening id) ->
+# (screened_at, features), the stored features of a screening read once per version. A batch screens hundreds of
+# texts, each against a reference of its peers that changed by one row since the last. Outside a batch nothing is
+# kept: a long-lived worker keeps no copy of the year's features (some 3 KB a screening).
+_peer_features: BatchMemory[tuple[str, int], tuple[datetime, dict[str, Any]]] = BatchMemory()
+peer_features_kept = _peer_features.kept
 
 
 def _features_of(rows: list) -> list[dict[str, Any]]:
     """The stored features of the screenings ``rows`` (id, screened_at): within a batch, those read at that version
     from memory, the others from the database (re-screening sets screened_at with the features)."""
-    if _peer_features is None:
+    kept = _peer_features.memory
+    if kept is None:
         ids = [id_ for id_, _at in rows]
         found = {}
         for part in batches(ids, 900):
@@ -215,16 +204,16 @@ def _features_of(rows: list) -> list[dict[str, Any]]:
                                             .where(ReportScreening.id.in_(part))).all())
         return [found[id_] for id_ in ids if id_ in found]
     url = str(db.engine.url)
-    missing = [id_ for id_, at in rows if _peer_features.get((url, id_), (None,))[0] != at]
+    missing = [id_ for id_, at in rows if kept.get((url, id_), (None,))[0] != at]
     fetched: dict[int, dict[str, Any]] = {}
     for part in batches(missing, 900):
         for id_, at, features in db.session.execute(sa.select(ReportScreening.id, ReportScreening.screened_at,
                                                               ReportScreening.features).where(ReportScreening.id.in_(part))):
             fetched[id_] = features
-            _peer_features[(url, id_)] = (at, features)
+            kept[(url, id_)] = (at, features)
     out = []
     for id_, _at in rows:
-        features = fetched[id_] if id_ in fetched else _peer_features.get((url, id_), (None, None))[1]
+        features = fetched[id_] if id_ in fetched else kept.get((url, id_), (None, None))[1]
         if features is not None:  # None: deleted since the ids were read
             out.append(features)
     return out
