@@ -217,14 +217,6 @@ def reminder_key(*about: Any, due: date | datetime) -> str:
     return "-".join(str(part) for part in about) + f"-{day.isoformat()}"
 
 
-def remind_due(event: str, key: str, row_id: int, *, deadline: date, today: date, **fields: Any) -> int:
-    """A deadline's reminder on its day and once it is past: ``<event>_due`` on the day, ``<event>_overdue`` after,
-    each once per row and date (keyed "<key>-due-<row>-<date>" / "<key>-overdue-…"). ``fields``: ``emit``'s (the
-    audience, the link, the message's fields). Returns how many messages went out."""
-    state = "due" if deadline == today else "overdue"
-    return len(emit(f"{event}_{state}", dedupe_key=reminder_key(key, state, row_id, due=deadline), **fields))
-
-
 def notify(user: User, title: str, body: str, link: str | None = None, *, dedupe_key: str | None = None) -> Optional[Notification]:
     """Put a message in ``user``'s inbox; with a ``dedupe_key`` the same message is stored once."""
     if dedupe_key and db.session.execute(sa.select(Notification.id).where(

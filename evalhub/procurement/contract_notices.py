@@ -40,7 +40,7 @@ from evalhub.core.calendar import add_working_days, roll_to_workday, working_day
 from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.inputs import check_text
 from evalhub.core.models import Bureau, User
-from evalhub.core.notifications import remind_due
+from evalhub.core.notifications import emit, reminder_key
 from evalhub.core.timeutil import beijing_date, beijing_today, utcnow
 from evalhub.extensions import db
 from evalhub.procurement.models import Contract, ContractNotice, Engagement, WithheldContent
@@ -255,7 +255,9 @@ def remind_notices(today: date | None = None) -> int:
         engagement, due = contract.engagement, contract.notice_due_on
         fields = {"reference": engagement.reference, "name": engagement.name, "due": f"{due:%Y-%m-%d}",
                   "signed": f"{contract.signed_on:%Y-%m-%d}"}
-        sent += remind_due("contract_notice", "contract-notice", contract.id, deadline=due, today=today,
-                           link=f"/engagements/{engagement.id}/contract/notice", bureau_id=engagement.bureau_id,
-                           **fields)
+        link = f"/engagements/{engagement.id}/contract/notice"
+        state = "due" if due == today else "overdue"
+        sent += len(emit("contract_notice_due" if due == today else "contract_notice_overdue", link=link,
+                         bureau_id=engagement.bureau_id,
+                         dedupe_key=reminder_key("contract-notice", state, contract.id, due=due), **fields))
     return sent

@@ -44,7 +44,7 @@ from evalhub.core.calendar import add_working_days
 from evalhub.core.errors import Conflict, NotFound, ValidationFailed
 from evalhub.core.inputs import check_text, name_error
 from evalhub.core.models import Bureau, User
-from evalhub.core.notifications import emit, remind_due
+from evalhub.core.notifications import emit, reminder_key
 from evalhub.core.timeutil import beijing_date, beijing_today, format_beijing, to_beijing, utcnow
 from evalhub.extensions import db
 from evalhub.procurement import page, periods
@@ -617,7 +617,9 @@ def remind_result_postings(today: date | None = None) -> int:
         engagement = procurement.engagement
         fields = {"reference": engagement.reference, "name": engagement.name, "due": f"{due:%Y-%m-%d}",
                   "published": f"{beijing_date(notice.published_at):%Y-%m-%d}", "result": procurement.method.result_word}
-        sent += remind_due("result_posting", "result-posting", notice.id, deadline=due, today=today,
-                           link=f"/engagements/{engagement.id}/media/{NoticeKind.RESULT.value}/{notice.id}",
-                           bureau_id=procurement.bureau_id, **fields)
+        link = f"/engagements/{engagement.id}/media/{NoticeKind.RESULT.value}/{notice.id}"
+        state = "due" if due == today else "overdue"
+        sent += len(emit("result_posting_due" if due == today else "result_posting_overdue", link=link,
+                         bureau_id=procurement.bureau_id,
+                         dedupe_key=reminder_key("result-posting", state, notice.id, due=due), **fields))
     return sent
