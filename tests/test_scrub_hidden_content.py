@@ -484,21 +484,27 @@ def test_markup_left_unclosed_thousands_of_times_is_scanned_once(part, piece):
     scrubbed_within(data, f"{part} with {piece!r} × 40,000")
 
 
-def scrubbed_within(data: bytes, what: str, seconds: int = 20):
+def scrubbed_within(data: bytes, what: str, seconds: float = 20):
     """The answer of scrubbing ``data`` (.docx): the copy, or the ValidationFailed refusing it (an answer too);
-    fails the test if there is none within ``seconds`` (the scan runs in a thread left behind)."""
+    fails the test if there is none within ``seconds``."""
+    return answered_within(lambda: scrub.scrubbed("docx", data), f"scrubbing {what}", seconds)
+
+
+def answered_within(run, what: str, seconds: float = 20):
+    """``run()``'s answer, or the ValidationFailed it raised (refusing is an answer too); fails the test if there is
+    none within ``seconds`` (the call runs in a thread left behind)."""
     import threading
 
     outcome: list = []
 
-    def run():
+    def worker():
         try:
-            outcome.append(scrub.scrubbed("docx", data))
+            outcome.append(run())
         except ValidationFailed as exc:
             outcome.append(exc)
 
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(seconds)
-    assert outcome, f"scrubbing {what} took more than {seconds} s"
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, f"{what} took more than {seconds} s"
     return outcome[0]
