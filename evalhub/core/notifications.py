@@ -9,7 +9,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 import sqlalchemy as sa
 from flask import current_app
@@ -215,6 +215,23 @@ def reminder_key(*about: Any, due: date | datetime) -> str:
     it: migration c4e6a8b0d2f4 gave them theirs."""
     day = beijing_date(due) if isinstance(due, datetime) else due
     return "-".join(str(part) for part in about) + f"-{day.isoformat()}"
+
+
+# A deadline job reads only what fell due in the last fortnight: each item is reminded on the first run after its
+# day (the window covers a worker down over a long holiday), and one long overdue stays on the dashboard and its
+# list — the job does not read every item ever left undone, each hour, for ever.
+REMIND_WITHIN_DAYS = 14
+
+
+def owed(query: sa.Select, due: Any, today: date) -> Iterator[tuple[Any, date, str]]:
+    """The rows of ``query`` whose date column ``due`` fell within the last ``REMIND_WITHIN_DAYS`` days, in deadline
+    order, each as (row, its date, "due" on that day or "overdue" after): what an hourly reminder job tells of."""
+    entity = due.class_
+    rows = db.session.execute(query.where(due <= today, due >= today - timedelta(days=REMIND_WITHIN_DAYS))
+                              .order_by(due, *sa.inspect(entity).primary_key)).scalars().all()
+    for row in rows:
+        day = getattr(row, due.key)
+        yield row, day, "due" if day == today else "overdue"
 
 
 def notify(user: User, title: str, body: str, link: str | None = None, *, dedupe_key: str | None = None) -> Optional[Notification]:

@@ -29,7 +29,7 @@ announcement is the bureau's own obligation beside it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any, NamedTuple, Optional
 
 import sqlalchemy as sa
@@ -40,7 +40,7 @@ from evalhub.core.calendar import add_working_days, roll_to_workday, working_day
 from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.inputs import check_text
 from evalhub.core.models import Bureau, User
-from evalhub.core.notifications import emit, reminder_key
+from evalhub.core.notifications import emit, owed, reminder_key
 from evalhub.core.timeutil import beijing_date, beijing_today, utcnow
 from evalhub.extensions import db
 from evalhub.procurement.models import Contract, ContractNotice, Engagement, WithheldContent
@@ -234,30 +234,20 @@ def publish_notice(engagement: Engagement, data: NoticeInput, actor: User) -> Co
 
 # --- the hourly reminder --------------------------------------------------------------------------------
 
-REMIND_WITHIN_DAYS = 14
-
-
 @jobs.periodic("procurement.contract_notice", minute="7")
 def remind_notices(today: date | None = None) -> int:
     """Hourly: tell the bureau that signed, on the working day an announcement falls due and once it is overdue,
     each once per contract and date (the bureau's staff and admins: ``contract_notice_due`` /
     ``contract_notice_overdue``). Returns how many messages went out. Only the announcements due within the last
-    ``REMIND_WITHIN_DAYS`` days are looked at: each is reminded once, on the first run after its day (the window
-    covers a worker down over a long holiday), and one long overdue stays on the dashboard and the list — the job
-    does not read every contract ever left unannounced, each hour, for ever."""
+    ``notifications.REMIND_WITHIN_DAYS`` days are read (``notifications.owed``)."""
     today = today or beijing_today()
-    owed = db.session.execute(sa.select(Contract).where(Contract.notice_due_on <= today,
-                                                        Contract.notice_due_on >= today - timedelta(days=REMIND_WITHIN_DAYS))
-                              .options(joinedload(Contract.engagement))
-                              .order_by(Contract.notice_due_on, Contract.id)).scalars().all()
     sent = 0
-    for contract in owed:
-        engagement, due = contract.engagement, contract.notice_due_on
+    for contract, due, state in owed(sa.select(Contract).options(joinedload(Contract.engagement)),
+                                     Contract.notice_due_on, today):
+        engagement = contract.engagement
         fields = {"reference": engagement.reference, "name": engagement.name, "due": f"{due:%Y-%m-%d}",
                   "signed": f"{contract.signed_on:%Y-%m-%d}"}
-        link = f"/engagements/{engagement.id}/contract/notice"
-        state = "due" if due == today else "overdue"
-        sent += len(emit("contract_notice_due" if due == today else "contract_notice_overdue", link=link,
-                         bureau_id=engagement.bureau_id,
+        sent += len(emit("contract_notice_due" if due == today else "contract_notice_overdue",
+                         link=f"/engagements/{engagement.id}/contract/notice", bureau_id=engagement.bureau_id,
                          dedupe_key=reminder_key("contract-notice", state, contract.id, due=due), **fields))
     return sent

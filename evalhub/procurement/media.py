@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
@@ -44,7 +44,7 @@ from evalhub.core.calendar import add_working_days
 from evalhub.core.errors import Conflict, NotFound, ValidationFailed
 from evalhub.core.inputs import check_text, name_error
 from evalhub.core.models import Bureau, User
-from evalhub.core.notifications import emit, reminder_key
+from evalhub.core.notifications import emit, owed, reminder_key
 from evalhub.core.timeutil import beijing_date, beijing_today, format_beijing, to_beijing, utcnow
 from evalhub.extensions import db
 from evalhub.procurement import page, periods
@@ -595,31 +595,23 @@ def overdue_results(engagement: Engagement, today: date | None = None) -> list[t
     return out
 
 
-REMIND_WITHIN_DAYS = 14
-
-
 @jobs.periodic("procurement.result_posting", minute="7")
 def remind_result_postings(today: date | None = None) -> int:
     """Hourly: tell the bureau that ran the procurement, on the working day a result notice's posting on the
     designated media falls due and once it is overdue, each once per notice and date (its staff and admins:
     ``result_posting_due`` / ``result_posting_overdue``). Returns how many messages went out. Only those due within
-    the last ``REMIND_WITHIN_DAYS`` days are read (as ``contract_notices.remind_notices``): one long overdue stays on
-    the dashboard and the list, and the job does not read every notice ever left unposted, each hour."""
+    the last ``notifications.REMIND_WITHIN_DAYS`` days are read (``notifications.owed``)."""
     today = today or beijing_today()
-    owed = db.session.execute(
-        sa.select(ResultNotice).where(ResultNotice.media_due_on <= today,
-                                      ResultNotice.media_due_on >= today - timedelta(days=REMIND_WITHIN_DAYS))
-        .options(joinedload(ResultNotice.procurement).joinedload(Procurement.engagement))
-        .order_by(ResultNotice.media_due_on, ResultNotice.id)).scalars().all()
     sent = 0
-    for notice in owed:
-        procurement, due = notice.procurement, notice.media_due_on
+    for notice, due, state in owed(
+            sa.select(ResultNotice).options(joinedload(ResultNotice.procurement).joinedload(Procurement.engagement)),
+            ResultNotice.media_due_on, today):
+        procurement = notice.procurement
         engagement = procurement.engagement
         fields = {"reference": engagement.reference, "name": engagement.name, "due": f"{due:%Y-%m-%d}",
                   "published": f"{beijing_date(notice.published_at):%Y-%m-%d}", "result": procurement.method.result_word}
-        link = f"/engagements/{engagement.id}/media/{NoticeKind.RESULT.value}/{notice.id}"
-        state = "due" if due == today else "overdue"
-        sent += len(emit("result_posting_due" if due == today else "result_posting_overdue", link=link,
+        sent += len(emit("result_posting_due" if due == today else "result_posting_overdue",
+                         link=f"/engagements/{engagement.id}/media/{NoticeKind.RESULT.value}/{notice.id}",
                          bureau_id=procurement.bureau_id,
                          dedupe_key=reminder_key("result-posting", state, notice.id, due=due), **fields))
     return sent
