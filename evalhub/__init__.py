@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from flask import Flask, has_request_context, jsonify, render_template, request, url_for
+from flask import Flask, has_request_context, render_template, request, url_for
 from flask.helpers import get_debug_flag
 from flask_wtf.csrf import CSRFError
 from markupsafe import Markup, escape

@@ -32,7 +32,7 @@ from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.inputs import check_name
 from evalhub.core.models import AccountLink, ApiToken, Bureau, User
 from evalhub.core.personal import decrypt_field, encrypt_field
-from evalhub.core.ratelimit import RateLimited, count_hit
+from evalhub.core.ratelimit import count_hit
 from evalhub.core.services import (LoginResult, claim_attempt, counted_from, _bump_generation, _locked_message, _refused, _revoke_all_tokens,
                                     void_links, create_user, name_key, recheck_password, refuses_sign_in, signed_in)
 from evalhub.core.settings import get_setting

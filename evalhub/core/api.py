@@ -15,7 +15,6 @@ from typing import Any, Callable
 
 from apispec import APISpec
 from flask import Blueprint, g, jsonify, request
-from flask_login import current_user
 
 from evalhub.core import accounts
 from evalhub.core.concurrency import IDEMPOTENCY_HEADER, IDEMPOTENCY_PARAMETER, run_once

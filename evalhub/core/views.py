@@ -11,8 +11,7 @@ from sqlalchemy.orm import selectinload
 from wtforms import SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, ValidationError
 
-from evalhub.core import anchoring, audit, draws, organisations, permissions
-from evalhub.core.enums import Role
+from evalhub.core import anchoring, draws, organisations, permissions
 from evalhub.core.errors import ValidationFailed
 from evalhub.core.exports import to_xlsx
 from evalhub.core.forms import ActionForm, LoginForm, OrganisationImportForm, SettingClearForm

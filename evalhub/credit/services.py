@@ -4,7 +4,7 @@ only through ``final_grade``."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Callable, Iterable
 
@@ -31,7 +31,7 @@ from evalhub.credit.models import (
 from evalhub.extensions import db
 from evalhub.procurement.eligibility import eligibility_check
 from evalhub.procurement.models import Contract, Engagement, EngagementState as S, ProcurementMethod
-from evalhub.registry.models import Firm, FirmStatus
+from evalhub.registry.models import Firm
 from evalhub.registry.services import parse_enum
 
 __all__ = ["CreditGrade", "final_grade", "compute", "publish", "object_to", "answer", "finalise"]

@@ -30,7 +30,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from evalhub.core import bureau_tree, permissions
 from evalhub.core.enums import Role, written
-from evalhub.core.errors import PermissionDenied, ValidationFailed
+from evalhub.core.errors import ValidationFailed
 from evalhub.core.listing import (
     Export, Filter, Listing, as_int, choice_filter, int_arg, int_filter, parse_year, read_distinct, text_filter,
     year_filter,

@@ -13,16 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from evalhub.review.services import IndicatorInput
-from evalhub.demo.corpus import (  # noqa: F401  (re-exported: other modules import them from here)
-    GENERIC_ADVICE as BOILERPLATE_ADVICE,
-    GENERIC_PROBLEMS as BOILERPLATE_PROBLEMS,
-    _docx,
-    _generate,
-    _grade,
-    indicators_for,
-    make_facts,
-    to_docx,
-)
+from evalhub.demo.corpus import _docx, _generate, make_facts, to_docx
 
 
 @dataclass

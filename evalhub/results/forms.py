@@ -3,7 +3,7 @@ decision departs from the proposal) live in ``evalhub.results.services``, which 
 from __future__ import annotations
 
 from flask_wtf.file import FileField, MultipleFileField
-from wtforms import SelectField, StringField, TextAreaField
+from wtforms import SelectField, StringField
 from wtforms.fields import DateField
 from wtforms.validators import DataRequired, Length, Optional
 

@@ -35,7 +35,6 @@ from evalhub.results.permissions import RESULT_STATES, evaluated_ids, is_unit_us
 from evalhub.results import charts
 from evalhub.core.errors import ValidationFailed
 from evalhub.core.listing import Filter, Listing, scoped, year_filter
-from evalhub.core.organisations import unit_subtree_ids
 from evalhub.review import services as review_services
 from evalhub.review.models import ReviewPanel, SelfEvaluation, SelfEvaluationStatus
 

@@ -19,7 +19,7 @@ from evalhub.core.calendar import days_deadline
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
 from evalhub.core.inputs import check_text, points_value, required_reason
-from evalhub.core.models import Bureau, BudgetUnit, Draw, StoredFile, User
+from evalhub.core.models import Bureau, Draw, StoredFile, User
 from evalhub.core.settings import SETTINGS, SettingDef, get_setting, register
 from evalhub.core.timeutil import beijing_today, beijing_year_start, format_beijing, to_beijing, utcnow
 from evalhub.core.outline import divides, heading_titles, simplified
@@ -1120,7 +1120,7 @@ def respond(invitation: PanelInvitation, actor: User, *, accept: bool, declarati
         invitation.declaration = DECLARATION
         db.session.add(Review(invitation=invitation, rubric_id=invitation.panel.rubric_id))
         audit.record("panel.invitation_accepted", invitation.panel, actor=actor, bureau_id=invitation.panel.bureau_id,
-                     summary=f"专家接受评审邀请并签署无利益冲突声明", payload={"invitation": invitation.id})
+                     summary="专家接受评审邀请并签署无利益冲突声明", payload={"invitation": invitation.id})
         return None
     if not (reason or "").strip():
         raise ValidationFailed("请说明拒绝的原因。", {"reason": "必填"})

@@ -14,7 +14,7 @@ from flask import jsonify
 
 from evalhub.core.api import api_user, json_body, list_schema, operation, page_args, schema
 from evalhub.core.apiutil import (
-    INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, YEAR_QUERY, datetime_str, id_field, listing,
+    INTEGER, NULLABLE_DATETIME, PAGE_PARAMS, STRING, YEAR_QUERY, datetime_str, id_field, listing,
     int_field, query, raise_if, text, text_field,
 )
 from evalhub.core.errors import ValidationFailed

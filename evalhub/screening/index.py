@@ -529,7 +529,7 @@ class SharedIndex:
         """As CorpusIndex.lookup, in a few queries: the keys' counts; the postings of the keys rarer than
         ``list_limit``; for the stock phrases, how often the firm itself uses them; the engagement's other
         versions (left out) and the object's earlier reports (``previous``) read whole, as they are few."""
-        from evalhub.screening.models import IndexedDocument as D, IndexKeyCount as K, IndexPosting as P
+        from evalhub.screening.models import IndexKeyCount as K, IndexPosting as P
 
         code = kind_code(kind)
         firm = firm_id if firm_id is not None else -2

@@ -13,13 +13,13 @@ from typing import Any, Callable, Iterable, Optional
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased, defer, joinedload, selectinload
+from sqlalchemy.orm import aliased, defer, joinedload
 from flask import current_app
 
 from evalhub.core import audit, concurrency, jobs, permissions
 from evalhub.core.batches import BatchMemory, batches
-from evalhub.core.enums import JobStatus, Role
-from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
+from evalhub.core.enums import JobStatus
+from evalhub.core.errors import Conflict, ValidationFailed
 from evalhub.core.models import Bureau, Job, User
 from evalhub.core.settings import get_setting
 from evalhub.core.summaries import KeptCount

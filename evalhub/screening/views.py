@@ -33,7 +33,7 @@ from evalhub.core.listing import (Export, Filter, counted_page, export, page_req
 from evalhub.core.models import Job
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import beijing_today, to_beijing
-from evalhub.core.web import button, form_page, handle_form, load, require, wants_export
+from evalhub.core.web import button, handle_form, load, require, wants_export
 from evalhub.extensions import db
 from evalhub.registry.models import Firm
 from evalhub.review.models import SubmissionKind

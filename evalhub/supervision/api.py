@@ -19,7 +19,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from evalhub.core.api import api_user, list_schema, operation, schema
 from evalhub.core.apiutil import (
-    BOOLEAN, BUREAU_REF, DATETIME, INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, bureau_ref,
+    BUREAU_REF, DATETIME, INTEGER, NULLABLE_DATETIME, NULLABLE_STRING, PAGE_PARAMS, STRING, bureau_ref,
     choice_query, datetime_str, id_field, int_field, labeled, labeled_definition, labeled_schema, list_response, nullable, query,
     raise_if, read_body, text, visible,
 )

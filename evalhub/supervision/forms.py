@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import secrets
 
-from wtforms import HiddenField, SelectField, StringField, TextAreaField
-from wtforms.validators import Length
+from wtforms import HiddenField, SelectField
 
 from evalhub.core.errors import ValidationFailed
 from evalhub.core.forms import area_field as _area, text_field as _text
