@@ -38,3 +38,38 @@ def test_a_single_source_firm_the_bureau_may_not_see_is_not_named_by_its_id(clie
         "method": "single_source", "ceiling_price_wan": "20", "price_weight": "0",
         "single_source_firm_id": str(applicant.id), "justification": JUSTIFICATION})
     assert response.status_code == 422 and applicant.name in response.get_data(as_text=True)
+
+
+# --- review: a released seat no longer reads the submission or the panel -----------------------------------------
+
+def test_an_expert_whose_seat_was_released_no_longer_reads_the_review_on_either_path(client, login, auth, world):
+    """An expert suspended mid-review (or whose engagement was terminated) has the seat released: "您在该评审组的邀请已
+    撤回，无需再参加本次评审" — and the submission's file (``review.views._may_read``) and the API's list of submissions
+    answer as to anyone off the panel. The review's own page and ``GET /api/v1/reviews/<id>`` still answered 200 with
+    the submission's indicator table, conclusion and machine checks, and, once decided, the panel's score and
+    result: the seat is the right to read, on every path."""
+    from evalhub.registry.models import Expert
+    from evalhub.registry.services import change_expert_status
+    from evalhub.review import services as R
+    from tests.test_review_rules import _accept, _report_panel, _user
+
+    e, panel, _experts = _report_panel(world)
+    invitation = panel.invitations[0]
+    _accept(invitation)
+    review_id = invitation.review.id
+    expert_user = _user(invitation.expert_id)
+    db.session.commit()
+    login(expert_user)
+    assert client.get(f"/reviews/{review_id}").status_code == 200  # seated: the expert's own review
+    headers = auth(expert_user.username)
+    assert client.get(f"/api/v1/reviews/{review_id}", headers=headers).status_code == 200
+
+    change_expert_status(db.session.get(Expert, invitation.expert_id), "suspend", "违反评审纪律", world.bz_admin)
+    db.session.commit()
+    assert invitation.status == R.InvitationStatus.WITHDRAWN
+    login(expert_user)
+    assert client.get(f"/reviews/{review_id}").status_code in (403, 404)
+    assert client.get(f"/submissions/{panel.submission_id}/file").status_code in (403, 404)
+    response = client.get(f"/api/v1/reviews/{review_id}", headers=headers)
+    assert response.status_code == 404, response.get_data(as_text=True)[:300]
+    assert client.put(f"/api/v1/reviews/{review_id}", headers=headers, json={"opinion": "补充意见"}).status_code == 404
