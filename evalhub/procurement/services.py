@@ -507,6 +507,8 @@ def open_procurement(engagement: Engagement, data: ProcurementInput, actor: User
             errors["justification"] = "单一来源采购须书面说明理由（不少于 20 字）"
         firm_id = as_int(str(data.single_source_firm_id or ""))
         single_firm = db.session.get(Firm, firm_id) if firm_id is not None else None
+        if single_firm is not None and not permissions.can(actor, "firm.view", single_firm):
+            single_firm = None  # a firm the bureau may not see (another bureau's applicant) is not named in the refusal
         if single_firm is None:
             errors["single_source_firm_id"] = "请选择单一来源供应商"
         else:

@@ -339,8 +339,8 @@ def _own_review(review_id: int) -> Review:
     user = api_user()
     _require_expert(user)
     review = db.session.get(Review, review_id)
-    if review is None or review.invitation.expert_id != user.expert_id:
-        raise NotFound("未找到该评审。")  # another expert's review does not exist for this one
+    if review is None or not services.reads_own_review(review, user):
+        raise NotFound("未找到该评审。")  # another expert's review (or a released seat's) does not exist for this one
     return review
 
 

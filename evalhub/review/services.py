@@ -1336,6 +1336,17 @@ def _own_review(review: Review, actor: User) -> None:
         raise Conflict(f"该评审邀请已撤回（{review.invitation.withdrawn_reason or '财政局撤回'}），不能再填写或提交评审意见。")
 
 
+def reads_own_review(review: Review, actor: User) -> bool:
+    """``actor`` reads ``review`` as its author (its page, ``GET /api/v1/reviews/<id>``): the expert while the seat
+    stands — a seat released (the expert suspended, removed or signed out for good, the engagement terminated) reads
+    no more of the submission or the panel than an expert off the panel, as the submission's file already answers
+    (seated: accepted) — or the bureau entering an offline panel's answers for the expert."""
+    invitation = review.invitation
+    if actor.role == Role.EXPERT:
+        return actor.expert_id == invitation.expert_id and invitation.status == InvitationStatus.ACCEPTED
+    return enters_for_expert(invitation, actor)
+
+
 def enters_for_expert(invitation: PanelInvitation, actor: User) -> bool:
     """线下评审: the panel is offline and ``actor`` manages its review, so may record the expert's answer and
     enter their scores for them (recorded as entered on the expert's behalf)."""

@@ -793,11 +793,9 @@ def invitation(invitation_id: int):
 def _own_review(review_id: int) -> Review:
     """The expert's own review — or, on an offline panel (线下评审), one the bureau enters for the expert."""
     review = db.get_or_404(Review, review_id)
-    if current_user.role == Role.EXPERT and current_user.expert_id == review.invitation.expert_id:
-        return review
-    if services.enters_for_expert(review.invitation, current_user):
-        return review
-    abort(403)
+    if not services.reads_own_review(review, current_user):
+        abort(403)
+    return review
 
 
 def _managed_invitation(invitation_id: int) -> tuple[PanelInvitation, ReviewPanel]:
