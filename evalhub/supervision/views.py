@@ -31,7 +31,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from evalhub.core import bureau_tree, draws, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
-from evalhub.core.listing import Export, Listing, choice_filter, enum_filter, int_filter
+from evalhub.core.listing import Export, Filter, Listing, choice_filter, enum_filter, enum_options, int_filter
 from evalhub.core.models import Bureau
 from evalhub.core.settings import get_setting
 from evalhub.core.timeutil import BEIJING, beijing_today, to_beijing
@@ -174,9 +174,25 @@ def dashboard_summary(counted: dict[str, dict[str, int]], year: int) -> dict:
 
 # --- inspections -----------------------------------------------------------------------------------
 
+# 进行中: every case not yet closed (检查中 and 待机构整改回复), as the dashboard's card counts them
+# (``dashboard_summary``) and links to them: a value of the status filter beside the statuses themselves
+ONGOING = ("ongoing", "进行中（未办结）")
+
+
+def _inspection_status(raw: str) -> Any:
+    return ONGOING[0] if raw == ONGOING[0] else InspectionStatus.from_label(raw)
+
+
+def _with_status(stmt: sa.Select, status: Any) -> sa.Select:
+    if status == ONGOING[0]:
+        return stmt.where(Inspection.status != InspectionStatus.CLOSED)
+    return stmt.where(Inspection.status == status)
+
+
 INSPECTION_FILTERS = (
     choice_filter("kind", {"random": Inspection.campaign_id.is_not(None), "targeted": Inspection.campaign_id.is_(None)}),
-    enum_filter("status", InspectionStatus, Inspection.status), enum_filter("trigger", Trigger, Inspection.trigger),
+    Filter("status", _inspection_status, _with_status, f"{enum_options(InspectionStatus)}、{ONGOING[0]}（{ONGOING[1]}）"),
+    enum_filter("trigger", Trigger, Inspection.trigger),
     int_filter("firm", Inspection.firm_id),
 )
 
@@ -215,7 +231,7 @@ def inspection_list():
         bureaus[bureau_id] = db.session.get(Bureau, bureau_id)
     return render_template("supervision/inspection_list.html", page=page, filters=inspections.filters, firms=firms,
                            bureaus=bureaus, bureau_side=staff, kind_label=_kind_label, worst=_worst,
-                           InspectionStatus=InspectionStatus, Trigger=Trigger,
+                           InspectionStatus=InspectionStatus, Trigger=Trigger, ONGOING=ONGOING,
                            may_open=can_in_own_bureau("supervision.manage"))
 
 
