@@ -1,0 +1,64 @@
+"""Two people clicking at once get one result: services that still wrote twice when two requests met (found in the
+audit of every write service, fix-races). Each test runs two real threads — each its own app context, session and
+connection — on PostgreSQL (SQLite serialises writers, so the race cannot happen there), with the harness of
+tests/test_races_one_result.py: each thread loads what its page showed, both are released by one Barrier, and
+``both_pass`` holds each past the service's own check until the other gets there too. Each test failed on the code
+before its fix: both requests passed the check and the result was written twice. A race that is also a plain stale
+read (the second request's page loaded before the first committed) is replayed in order, on both databases."""
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from evalhub.core.draws import Draw, DrawStatus
+from evalhub.core.errors import Conflict
+from evalhub.core.models import User
+from evalhub.extensions import db
+from evalhub.procurement import services as P
+from evalhub.review import services as R
+from evalhub.review.models import InvitationStatus, PanelInvitation
+from tests import factories
+from tests.test_races import postgresql_only
+from tests.test_races_one_result import both_pass, count, events, get, race
+from tests.test_review_services import _experts, _report_submitted
+
+
+def second_refused(outcomes, words: str, refusal: str = "Conflict") -> None:
+    """One of the two went through; the other was refused (409, or 422 for a form's field) saying ``words``."""
+    assert [o for o, _ in outcomes] == sorted([refusal, "done"]), outcomes
+    assert words in next(m for o, m in outcomes if o == refusal), outcomes
+
+
+def _expert_user_id(invitation: PanelInvitation) -> int:
+    return db.session.execute(sa.select(User.id).where(User.expert_id == invitation.expert_id)).scalar_one()
+
+
+# === review: two seats declined at once, one replacement draw ======================================
+
+@postgresql_only
+def test_two_experts_declining_one_panel_at_once_announce_one_replacement_draw(app, world, monkeypatch):
+    """One replacement draw per panel at a time, for every open seat (review.services.replace_member): a second
+    vacancy while one is announced waits, and the reveal announces the next when short. Defect: ``respond`` (and
+    ``respond_offline``, ``withdraw_invitation``, the expiry job, an expert made unavailable) asked
+    ``_replacement_waiting`` without a lock: two experts of one panel declining at the same moment each found none
+    waiting, and the panel had two replacement draws announced, the bureau told twice to find witnesses."""
+    e = _report_submitted(world)
+    _experts(world, 7)
+    panel = factories.witnessed(R.form_panel(e, world.bz_staff, size=3))
+    db.session.commit()
+    panel_id = panel.id
+    seats = [(i.id, _expert_user_id(i)) for i in panel.invitations[:2]]
+
+    def decline(invitation_id: int, user_id: int):
+        return lambda: R.respond(get(PanelInvitation, invitation_id), get(User, user_id), accept=False,
+                                 reason="时间冲突，无法参加")
+
+    both_pass(monkeypatch, R, "_replacement_waiting")
+    outcomes = race(app, lambda: (), *(decline(*seat) for seat in seats))
+    assert [o for o, _ in outcomes] == ["done", "done"], outcomes  # both declines stand
+    assert count(PanelInvitation, PanelInvitation.panel_id == panel_id,
+                 PanelInvitation.status == InvitationStatus.DECLINED) == 2
+    waiting = count(Draw, Draw.kind == "review_replacement", Draw.context_id == panel_id,
+                    Draw.status == DrawStatus.ANNOUNCED)
+    assert waiting == 1, f"{waiting} replacement draws announced for one panel at once"
+    assert events("draw.announced") == 1 + 1 + 1  # the plan's panel, the report's panel, one replacement
