@@ -62,3 +62,25 @@ def test_two_experts_declining_one_panel_at_once_announce_one_replacement_draw(a
                     Draw.status == DrawStatus.ANNOUNCED)
     assert waiting == 1, f"{waiting} replacement draws announced for one panel at once"
     assert events("draw.announced") == 1 + 1 + 1  # the plan's panel, the report's panel, one replacement
+
+
+# === supervision: one lead, one case ===============================================================
+
+@postgresql_only
+def test_a_targeted_case_opened_twice_at_once_is_one_case(app, world):
+    """A targeted inspection (定向检查) records its lead (DOMAIN §7); the points and the rating count what it finds.
+    Defect: supervision.services.open_case inserted the case with no check for its twin: a double click on 立案, the
+    form resent, or the API and the page at once opened two cases on one lead — two inspections, two inspectors'
+    draws, two sets of findings against the same firm. Now the second is refused (409, naming the first)."""
+    from evalhub.core.models import Bureau
+    from evalhub.registry.models import Firm
+    from evalhub.supervision import services as V
+    from evalhub.supervision.models import Inspection, Trigger
+
+    bureau_id, admin_id, firm_id = world.bz.id, world.bz_admin.id, world.firm.id
+
+    outcomes = race(app, lambda: (get(Bureau, bureau_id), get(User, admin_id), get(Firm, firm_id)),
+                    lambda b, u, f: V.open_case(b, u, trigger=Trigger.OTHER, detail="群众反映该机构评价报告套用模板", firm=f))
+    second_refused(outcomes, "已就同一线索立案")
+    assert count(Inspection, Inspection.firm_id == firm_id) == 1
+    assert events("inspection.opened") == 1
