@@ -84,3 +84,27 @@ def test_a_targeted_case_opened_twice_at_once_is_one_case(app, world):
     second_refused(outcomes, "已就同一线索立案")
     assert count(Inspection, Inspection.firm_id == firm_id) == 1
     assert events("inspection.opened") == 1
+
+
+# === review: a cap lifted once =====================================================================
+
+@postgresql_only
+def test_a_cap_lifted_twice_at_once_is_lifted_once(app, world):
+    """A cap recorded in error is lifted once, with its reason, and the row stays as history (review.services.lift_cap:
+    "该等级限制已撤销"). Defect: lift_cap checked ``cap.lifted_at`` as the page loaded it, without the lock add_cap takes
+    (``result.caps:<id>``): a double click on 撤销 lifted it twice — two audit events, the result recorded twice,
+    the reason and the officer of the first overwritten by the second."""
+    from evalhub.review.models import EvaluationResult, ResultCap
+
+    e = factories.accepted(world)
+    cap = R.add_cap(e, world.bz_staff, "audit_problems", "审计报告指出资金拨付滞后", link="/supervision/inspections/1")
+    db.session.commit()
+    cap_id, staff_id, result_id = cap.id, world.bz_staff.id, cap.result_id
+    recorded = events("result.recorded")
+
+    outcomes = race(app, lambda: (get(ResultCap, cap_id), get(User, staff_id)),
+                    lambda c, u: R.lift_cap(c, u, "复核后认定审计指出的问题已在评价前整改完毕"))
+    second_refused(outcomes, "已撤销")
+    assert events("result.cap_lifted") == 1
+    assert events("result.recorded") == recorded + 1
+    assert get(EvaluationResult, result_id).caps == []

@@ -1954,6 +1954,8 @@ def lift_cap(cap: ResultCap, actor: User, reason: str | None) -> ResultCap:
     result = cap.result
     engagement = result.engagement
     after = _cap_change_allowed(engagement, actor)
+    # add_cap's lock, and the cap read again under it: of a double click the second finds it lifted
+    concurrency.hold(cap, f"result.caps:{result.id}")
     if cap.lifted_at is not None:
         raise Conflict("该等级限制已撤销。")
     errors: dict[str, str] = {}
