@@ -108,3 +108,49 @@ def test_a_cap_lifted_twice_at_once_is_lifted_once(app, world):
     assert events("result.cap_lifted") == 1
     assert events("result.recorded") == recorded + 1
     assert get(EvaluationResult, result_id).caps == []
+
+
+# === procurement: a low price explained, then decided ==============================================
+
+def _explained_low_bid(world):
+    from tests.test_procurement_law_more import _low_bid_consultation
+
+    p, firms = _low_bid_consultation(world, {"甲": "20", "乙": "45", "丙": "48"})
+    low = next(b for b in p.bids if b.firm.name == "甲")
+    P.explain_low_bid(low, firms["甲"][1], "本机构在当地已有同类项目团队，差旅成本很低。")
+    db.session.commit()
+    return low, firms["甲"][1]
+
+
+def test_a_low_price_explanation_is_not_rewritten_after_the_committee_decided_on_it(world):
+    """财政部令第87号 第六十条: the committee decides once, during the evaluation, on the supplier's written
+    justification (decide_justification). Defect: explain_low_bid checked only that the bid still needs one and that
+    the evaluation is open, not that it was decided, and wrote without the procurement's lock: the firm, on the page
+    it loaded before the decision (or a moment after), replaced the text the committee had accepted — the record then
+    shows a decision on words the committee never read."""
+    from evalhub.procurement.models import JustificationDecision
+
+    low, firm_user = _explained_low_bid(world)
+    P.decide_justification(low, world.bz_staff, True)
+    db.session.commit()
+    with pytest.raises(Conflict, match="已认定"):
+        P.explain_low_bid(low, firm_user, "另行补充：本机构承诺按报价完成全部工作内容。")
+    db.session.rollback()
+    assert low.low_price_explanation == "本机构在当地已有同类项目团队，差旅成本很低。"
+    assert low.justification_decision == JustificationDecision.ACCEPTED
+
+
+@postgresql_only
+def test_a_low_price_explanation_sent_twice_at_once_is_recorded_once(app, world):
+    """The same explanation sent twice (a double click, the form resent) is one explanation: the second finds it
+    recorded (one audit event), under the procurement's lock the committee's decision takes too."""
+    from evalhub.procurement.models import Bid
+
+    low, firm_user = _explained_low_bid(world)
+    bid_id, user_id = low.id, firm_user.id
+    explained = events("bid.low_price_explained")
+
+    outcomes = race(app, lambda: (get(Bid, bid_id), get(User, user_id)),
+                    lambda b, u: P.explain_low_bid(b, u, "报价构成：人工 12 万元，差旅 2 万元，其他 6 万元。"))
+    assert [o for o, _ in outcomes] == ["done", "done"], outcomes
+    assert events("bid.low_price_explained") == explained + 1

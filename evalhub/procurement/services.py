@@ -924,10 +924,17 @@ def needs_justification(bid: Bid) -> bool:
 def explain_low_bid(bid: Bid, actor: User, explanation: str) -> None:
     if actor.role != Role.FIRM_USER or actor.firm_id != bid.firm_id:
         raise PermissionDenied("只有投标机构本身可以说明报价。")
+    # the lock the committee's decision takes (refuse_while_tiebreak), then the bid as the request before left it
+    lock_procurement(bid.procurement)
+    db.session.refresh(bid)
     if bid.procurement.status != ProcurementStatus.EVALUATING or not needs_justification(bid):
         raise Conflict("该投标无需说明报价。")
+    if bid.justification_decision is not None:  # decided on the text it read: that text stays (第六十条, once)
+        raise Conflict(f"评审委员会已认定该低价说明（{bid.justification_decision.label}），不能再修改。")
     if len((explanation or "").strip()) < 10:
         raise ValidationFailed("请书面说明报价的合理性（不少于 10 字）。", {"explanation": "说明过短"})
+    if bid.low_price_explanation == explanation.strip():
+        return  # the same text again (a double click, a resend): recorded once
     bid.low_price_explanation = explanation.strip()
     audit.record("bid.low_price_explained", bid.procurement, actor=actor,
                  summary=f"{bid.firm.name} 对异常低价作出书面说明", payload={"bid_id": bid.id})
