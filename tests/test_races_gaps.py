@@ -154,3 +154,29 @@ def test_a_low_price_explanation_sent_twice_at_once_is_recorded_once(app, world)
                     lambda b, u: P.explain_low_bid(b, u, "报价构成：人工 12 万元，差旅 2 万元，其他 6 万元。"))
     assert [o for o, _ in outcomes] == ["done", "done"], outcomes
     assert events("bid.low_price_explained") == explained + 1
+
+
+# === procurement: one framework agreement ==========================================================
+
+@postgresql_only
+def test_a_framework_agreement_registered_twice_at_once_is_one_agreement(app, world):
+    """A framework agreement's shortlist serves its firms in turn (顺序轮候, ``_award_by_rotation``): two copies of one
+    agreement keep two turns, and the firms are served twice over. Defect: procurement.services.create_framework_agreement
+    inserted without looking for the agreement it was about to write again: a double click on 登记 (or the form
+    resent) registered it twice. Now the second is refused (409)."""
+    from datetime import date
+
+    from evalhub.core.models import Bureau
+    from evalhub.procurement.models import FrameworkAgreement
+
+    firms = [factories.firm(world.bz, name=f"入围机构{i}") for i in range(3)]
+    db.session.commit()
+    bureau_id, admin_id, firm_ids = world.bz.id, world.bz_admin.id, [f.id for f in firms]
+
+    outcomes = race(app, lambda: (get(Bureau, bureau_id), get(User, admin_id)),
+                    lambda b, u: P.create_framework_agreement(b, u, name="2025 年绩效评价服务框架协议",
+                                                              valid_from=date(2025, 1, 1), valid_until=date(2025, 12, 31),
+                                                              firm_ids=firm_ids))
+    second_refused(outcomes, "已登记")
+    assert count(FrameworkAgreement, FrameworkAgreement.bureau_id == bureau_id) == 1
+    assert events("framework.created") == 1

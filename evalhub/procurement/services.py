@@ -2049,6 +2049,11 @@ def create_framework_agreement(bureau: Bureau, actor: User, *, name: str, valid_
     _raise_if(errors)
     from evalhub.procurement.models import FrameworkMember
 
+    # the same agreement registered twice (a double click, the form resent) would keep two turns of one shortlist
+    concurrency.refuse_twin(f"framework.create:{bureau.id}", sa.select(FrameworkAgreement).where(
+        FrameworkAgreement.bureau_id == bureau.id, FrameworkAgreement.name == name,
+        FrameworkAgreement.valid_from == valid_from, FrameworkAgreement.valid_until == valid_until),
+        lambda twin: f"框架协议“{twin.name}”（{twin.valid_from:%Y-%m-%d} 至 {twin.valid_until:%Y-%m-%d}）已登记，请勿重复提交。")
     agreement = FrameworkAgreement(bureau_id=bureau.id, name=name, valid_from=valid_from, valid_until=valid_until,
                                    members=[FrameworkMember(firm_id=i, position=p) for p, i in enumerate(ids, start=1)])
     db.session.add(agreement)
