@@ -180,3 +180,41 @@ def test_a_framework_agreement_registered_twice_at_once_is_one_agreement(app, wo
     second_refused(outcomes, "已登记")
     assert count(FrameworkAgreement, FrameworkAgreement.bureau_id == bureau_id) == 1
     assert events("framework.created") == 1
+
+
+# === accounts: an account disabled, a role changed, once ===========================================
+
+@postgresql_only
+def test_an_account_disabled_twice_at_once_is_disabled_once(app, world):
+    """停用 an account: every session ends and every API token is revoked, audited once with its reason
+    (core.services.set_enabled: "该账户已经停用"). Defect: set_enabled checked ``user.is_enabled`` as the page loaded
+    it, without a lock: a double click (or two administrators) disabled the account twice — two audit events, the
+    authority and reason of the first overwritten by the second."""
+    from evalhub.core import services as core
+
+    target = factories.user("race.disabled", world.bz_staff.role, bureau_id=world.bz.id)
+    db.session.commit()
+    target_id, admin_id = target.id, world.bz_admin.id
+
+    outcomes = race(app, lambda: (get(User, target_id), get(User, admin_id)),
+                    lambda t, u: core.set_enabled(t, False, u, "调离本单位"))
+    second_refused(outcomes, "已经停用")
+    assert events("user.disabled") == 1
+
+
+@postgresql_only
+def test_a_role_changed_twice_at_once_is_changed_once(app, world):
+    """Staff ↔ administrator with a reason, audited once (core.accounts.change_role: "该账户已经是…"). Defect: the
+    check read ``target.role`` as the page loaded it, without a lock: a double click promoted the account twice — two
+    "role changed" events, from 工作人员 to 管理员 both times."""
+    from evalhub.core import accounts
+    from evalhub.core.enums import Role
+
+    target = factories.user("race.promoted", Role.BUREAU_STAFF, bureau_id=world.bz.id)
+    db.session.commit()
+    target_id, admin_id = target.id, world.region_admin.id  # an administrator is made by the bureau above
+
+    outcomes = race(app, lambda: (get(User, target_id), get(User, admin_id)),
+                    lambda t, u: accounts.change_role(t, Role.BUREAU_ADMIN, u, "接任科长"))
+    second_refused(outcomes, "已经是", "ValidationFailed")
+    assert events("user.role_changed") == 1
