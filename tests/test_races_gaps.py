@@ -218,3 +218,32 @@ def test_a_role_changed_twice_at_once_is_changed_once(app, world):
                     lambda t, u: accounts.change_role(t, Role.BUREAU_ADMIN, u, "接任科长"))
     second_refused(outcomes, "已经是", "ValidationFailed")
     assert events("user.role_changed") == 1
+
+
+# === screening: one active model ===================================================================
+
+@postgresql_only
+def test_two_models_promoted_at_once_leave_one_active_model(app, world, monkeypatch):
+    """The screening model in use is one (screening.services.active_model_row: "the active model"; a promotion retires
+    the one before it). Defect: promote read the active model and the candidate's status without a lock: two
+    administrators promoting two candidates at the same moment each retired the model before (none, or the same one)
+    and each made its own active — two active models, the reports scored by whichever was read first. Now the second
+    promotion waits, finds the first's model active and retires it."""
+    from evalhub.screening import services as S
+    from evalhub.screening.models import ModelStatus, ScreeningModel
+    from tests.test_screening_services import _synthetic_frame
+
+    monkeypatch.setattr(S, "labelled_frame", lambda: _synthetic_frame())
+    first, second = S.train_model(world.region_admin), S.train_model(world.region_admin)
+    db.session.commit()
+    ids, admin_id = (first.id, second.id), world.region_admin.id
+
+    def promote(model_id: int):
+        return lambda: S.promote(get(ScreeningModel, model_id), get(User, admin_id))
+
+    both_pass(monkeypatch, S, "active_model_row")
+    outcomes = race(app, lambda: (), *(promote(i) for i in ids))
+    assert [o for o, _ in outcomes] == ["done", "done"], outcomes
+    active = count(ScreeningModel, ScreeningModel.status == ModelStatus.ACTIVE)
+    assert active == 1, f"{active} screening models active at once"
+    assert count(ScreeningModel, ScreeningModel.status == ModelStatus.RETIRED) == 1
