@@ -247,3 +247,42 @@ def test_two_models_promoted_at_once_leave_one_active_model(app, world, monkeypa
     active = count(ScreeningModel, ScreeningModel.status == ModelStatus.ACTIVE)
     assert active == 1, f"{active} screening models active at once"
     assert count(ScreeningModel, ScreeningModel.status == ModelStatus.RETIRED) == 1
+
+
+# === procurement: a plan approved while an item is added ===========================================
+
+@postgresql_only
+def test_an_item_added_while_the_plan_is_approved_is_refused_or_becomes_an_engagement(app, world, monkeypatch):
+    """Approving the plan turns every evaluation object into an engagement (procurement.services.approve_plan); after
+    it the items are fixed ("年度计划已批准，不能再修改评价对象"). Defect: add_plan_item and update_plan_item hold the
+    plan (concurrency.hold), approve_plan and delete_plan_item did not: an officer adding an item while the admin
+    approved saw the plan still a draft, and the item was written into the approved plan after approve_plan had read
+    the items — an evaluation object in the approved plan with no engagement, never procured. Now the approval holds
+    the plan too: the item is refused, or it came first and became an engagement."""
+    import time
+
+    from evalhub.procurement.models import Engagement, EvaluationPlan, PlanItem
+    from tests.test_procurement_services import _item
+
+    plan = P.get_or_create_plan(world.bz, 2025, world.bz_staff)
+    P.add_plan_item(plan, _item(world), world.bz_staff)
+    db.session.commit()
+    plan_id, admin_id, staff_id = plan.id, world.bz_admin.id, world.bz_staff.id
+    second = _item(world, name="巴州统计局统计执法专项经费")
+
+    real_checks = P.plan_checks
+    monkeypatch.setattr(P, "plan_checks", lambda p: (real_checks(p), time.sleep(0.5))[0])  # approving takes a while
+
+    def approve():
+        P.approve_plan(get(EvaluationPlan, plan_id), get(User, admin_id), warnings_reason="本年度集中评价重点项目，其余列入明年计划。")
+
+    def add():
+        time.sleep(0.2)  # the approval has read the items
+        P.add_plan_item(get(EvaluationPlan, plan_id), second, get(User, staff_id))
+
+    outcomes = race(app, lambda: (), approve, add)
+    items = count(PlanItem, PlanItem.plan_id == plan_id)
+    engagements = count(Engagement, Engagement.plan_item_id.in_(sa.select(PlanItem.id).where(PlanItem.plan_id == plan_id)))
+    assert items == engagements, f"{outcomes}: the approved plan has {items} items and {engagements} engagements"
+    assert [o for o, _ in outcomes] in (["Conflict", "done"], ["done", "done"]), outcomes
+    assert outcomes[0][0] == "done" or "已批准" in outcomes[0][1]

@@ -330,6 +330,7 @@ def update_plan_item(item: PlanItem, data: PlanItemInput, actor: User) -> PlanIt
 def delete_plan_item(item: PlanItem, actor: User) -> None:
     plan = item.plan
     permissions.require(actor, "plan.edit", plan)
+    concurrency.hold(plan)  # as adding and changing one: never out of a plan approved meanwhile
     _require_draft(plan)
     audit.record("plan.item_deleted", plan, actor=actor, summary=f"删除评价对象：{item.name}", payload={"item_id": item.id})
     plan.items.remove(item)
@@ -391,6 +392,9 @@ def approve_plan(plan: EvaluationPlan, actor: User, *, warnings_reason: str | No
     """Approve the plan: every evaluation object becomes an engagement in state "planned". Past a warning of
     the plan checks (minimum count, type mix) only with a written reason, kept with the warnings."""
     permissions.require(actor, "plan.approve", plan)
+    # the lock adding, changing and deleting an item take: the items approved are the items, and a second approval
+    # (a double click) finds the plan approved
+    concurrency.hold(plan)
     _require_draft(plan)
     checks = plan_checks(plan)
     errors = [c.message for c in checks if c.level == "error"]
