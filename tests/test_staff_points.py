@@ -4,6 +4,7 @@ the limit in the region cannot be named on an engagement anywhere in that region
 firm page and the person's page show the record, on the web and the API."""
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 import pytest
@@ -42,9 +43,13 @@ def crew(world):
     return e, lead, member
 
 
+_LEADS = itertools.count(1)
+
+
 def finding(world, e, severity: Severity, bureau=None, staff=None):
-    case = V.open_case(bureau or world.bz, staff or world.bz_staff, trigger=Trigger.OTHER, detail="线索：底稿不全",
-                       engagement=e)
+    # a case of its own each time: a lead of its own (the same lead entered twice is one case)
+    case = V.open_case(bureau or world.bz, staff or world.bz_staff, trigger=Trigger.OTHER,
+                       detail=f"线索：底稿不全（{next(_LEADS)}）", engagement=e)
     return V.add_finding(case, factories.recorder(case), severity=severity, description="工作底稿缺少访谈记录")
 
 

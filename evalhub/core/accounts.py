@@ -179,6 +179,7 @@ def change_role(target: User, new_role: Role | str, actor: User, reason: str) ->
             new_role = Role(new_role)
         except ValueError:
             raise ValidationFailed("请选择新的角色。", {"role": "角色无效"})
+    concurrency.hold(target)  # a double click: the second reads the role the first gave
     errors: dict[str, str] = {}
     if new_role not in BUREAU_ROLES:
         errors["role"] = "只能在财政局管理员与工作人员之间调整"

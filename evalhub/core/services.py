@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import current_app
 from werkzeug.security import check_password_hash
 
-from evalhub.core import audit, passwords, permissions, ratelimit
+from evalhub.core import audit, concurrency, passwords, permissions, ratelimit
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
 from evalhub.core.models import AccountLink, ApiToken, User
@@ -374,6 +374,7 @@ def set_enabled(user: User, enabled: bool, actor: User, reason: str = "") -> Non
     permissions.require(actor, "user.account", user)
     if user.id == actor.id:
         raise Conflict("不能停用或启用自己的账户。")
+    concurrency.hold(user)  # a double click, two administrators: the second reads the account the first changed
     if user.is_enabled == enabled:
         raise Conflict("该账户已经是启用状态。" if enabled else "该账户已经停用。")
     if enabled and not permissions.can(actor, "user.enable", user):

@@ -330,6 +330,7 @@ def update_plan_item(item: PlanItem, data: PlanItemInput, actor: User) -> PlanIt
 def delete_plan_item(item: PlanItem, actor: User) -> None:
     plan = item.plan
     permissions.require(actor, "plan.edit", plan)
+    concurrency.hold(plan)  # as adding and changing one: never out of a plan approved meanwhile
     _require_draft(plan)
     audit.record("plan.item_deleted", plan, actor=actor, summary=f"删除评价对象：{item.name}", payload={"item_id": item.id})
     plan.items.remove(item)
@@ -391,6 +392,9 @@ def approve_plan(plan: EvaluationPlan, actor: User, *, warnings_reason: str | No
     """Approve the plan: every evaluation object becomes an engagement in state "planned". Past a warning of
     the plan checks (minimum count, type mix) only with a written reason, kept with the warnings."""
     permissions.require(actor, "plan.approve", plan)
+    # the lock adding, changing and deleting an item take: the items approved are the items, and a second approval
+    # (a double click) finds the plan approved
+    concurrency.hold(plan)
     _require_draft(plan)
     checks = plan_checks(plan)
     errors = [c.message for c in checks if c.level == "error"]
@@ -924,10 +928,17 @@ def needs_justification(bid: Bid) -> bool:
 def explain_low_bid(bid: Bid, actor: User, explanation: str) -> None:
     if actor.role != Role.FIRM_USER or actor.firm_id != bid.firm_id:
         raise PermissionDenied("只有投标机构本身可以说明报价。")
+    # the lock the committee's decision takes (refuse_while_tiebreak), then the bid as the request before left it
+    lock_procurement(bid.procurement)
+    db.session.refresh(bid)
     if bid.procurement.status != ProcurementStatus.EVALUATING or not needs_justification(bid):
         raise Conflict("该投标无需说明报价。")
+    if bid.justification_decision is not None:  # decided on the text it read: that text stays (第六十条, once)
+        raise Conflict(f"评审委员会已认定该低价说明（{bid.justification_decision.label}），不能再修改。")
     if len((explanation or "").strip()) < 10:
         raise ValidationFailed("请书面说明报价的合理性（不少于 10 字）。", {"explanation": "说明过短"})
+    if bid.low_price_explanation == explanation.strip():
+        return  # the same text again (a double click, a resend): recorded once
     bid.low_price_explanation = explanation.strip()
     audit.record("bid.low_price_explained", bid.procurement, actor=actor,
                  summary=f"{bid.firm.name} 对异常低价作出书面说明", payload={"bid_id": bid.id})
@@ -2042,6 +2053,11 @@ def create_framework_agreement(bureau: Bureau, actor: User, *, name: str, valid_
     _raise_if(errors)
     from evalhub.procurement.models import FrameworkMember
 
+    # the same agreement registered twice (a double click, the form resent) would keep two turns of one shortlist
+    concurrency.refuse_twin(f"framework.create:{bureau.id}", sa.select(FrameworkAgreement).where(
+        FrameworkAgreement.bureau_id == bureau.id, FrameworkAgreement.name == name,
+        FrameworkAgreement.valid_from == valid_from, FrameworkAgreement.valid_until == valid_until),
+        lambda twin: f"框架协议“{twin.name}”（{twin.valid_from:%Y-%m-%d} 至 {twin.valid_until:%Y-%m-%d}）已登记，请勿重复提交。")
     agreement = FrameworkAgreement(bureau_id=bureau.id, name=name, valid_from=valid_from, valid_until=valid_until,
                                    members=[FrameworkMember(firm_id=i, position=p) for p, i in enumerate(ids, start=1)])
     db.session.add(agreement)

@@ -1053,6 +1053,7 @@ def _replace_or_record(panel: ReviewPanel, original: Draw, reason: str, actor: U
     """Announce the replacement draw (returned; None when one already waits); a pool with too few left keeps
     the panel short, recorded in the audit log for the bureau to act on, and whatever else the caller does
     (an expert's decline, the hourly expiry) still goes through."""
+    _hold_seats(panel)  # outside the savepoint: rolling back to it would give the lock back
     try:
         with db.session.begin_nested():
             if not _replacement_waiting(panel):
@@ -1188,9 +1189,19 @@ def replace_member(invitation: PanelInvitation, reason: str, actor: User | None)
     panel, and re-checks who may still sit today (someone suspended, at their load cap or without a login since
     the first draw). Returns the announced draw, or None when one is already waiting."""
     panel = invitation.panel
+    _hold_seats(panel)
     if _replacement_waiting(panel):
         return None
     return _announce_replacement(panel, db.session.get(Draw, invitation.draw_id), reason, actor)
+
+
+def _hold_seats(panel: ReviewPanel) -> None:
+    """One change to a panel's replacements at a time — two experts declining at once, a decline while the
+    replacement draw is revealed, the expiry job meanwhile: the lock to the end of the transaction, then the seats
+    read again, so the second finds the first's replacement draw waiting (it covers the new vacancy when revealed),
+    or the vacancy the first opened (one draw covers both)."""
+    concurrency.serialise(f"review.replacements:{panel.id}")
+    db.session.expire(panel, ["invitations"])
 
 
 def _replacement_waiting(panel: ReviewPanel) -> bool:
@@ -1221,6 +1232,7 @@ def _seat_replacements(record: Draw, actor: User | None) -> list[PanelInvitation
     panel = db.session.get(ReviewPanel, record.params["panel"])
     if panel.status != PanelStatus.REVIEWING:
         raise Conflict("该评审已结束，补抽结果不再发出邀请。")
+    _hold_seats(panel)  # a seat declined while this draw is revealed is counted below, or finds no draw waiting
     made, _lapsed = _seat_drawn(panel, record, panel.subject)
     # a seat that opened while this draw waited (or one it drew who no longer qualifies) gets the next draw
     try:
@@ -1942,6 +1954,8 @@ def lift_cap(cap: ResultCap, actor: User, reason: str | None) -> ResultCap:
     result = cap.result
     engagement = result.engagement
     after = _cap_change_allowed(engagement, actor)
+    # add_cap's lock, and the cap read again under it: of a double click the second finds it lifted
+    concurrency.hold(cap, f"result.caps:{result.id}")
     if cap.lifted_at is not None:
         raise Conflict("该等级限制已撤销。")
     errors: dict[str, str] = {}

@@ -1115,6 +1115,9 @@ def promote(model: ScreeningModel, actor: User) -> int:
     """Make a candidate the active model (refusing one this installation cannot load), then re-score the
     stored reports with it. Returns how many were re-scored."""
     require_model_admin(actor)
+    # One promotion at a time, the candidate read again under the lock: of two at once (a double click, two
+    # administrators with two candidates) the second finds the first's model active — and retires it, or is refused.
+    concurrency.hold(model, "screening.model.promote")
     if model.status == ModelStatus.ACTIVE:
         raise Conflict(f"模型 {model.version} 已在使用中。")
     try:

@@ -752,6 +752,15 @@ def open_case(bureau: Bureau, actor: User | None, *, trigger: Any, detail: str, 
         # a complaint substantiated on closing counts against the firm it names (credit): the case is about it
         errors["firm_id"] = f"该投诉针对 {complaint.firm.name}，检查对象应为同一机构"
     ValidationFailed.raise_if(errors)
+    # The same lead entered twice (a double click, the form resent, two officers at once) opens one case; a second case
+    # on the same engagement from another lead stays allowed (``other_cases`` warns of it). A complaint's case is
+    # claimed below, from the complaint's status.
+    if complaint is None:
+        concurrency.refuse_twin(f"supervision.case:{bureau.id}:{firm.id}", sa.select(Inspection).where(
+            Inspection.bureau_id == bureau.id, Inspection.firm_id == firm.id, Inspection.trigger == trigger,
+            Inspection.trigger_detail == detail.strip(), Inspection.status != InspectionStatus.CLOSED,
+            Inspection.engagement_id.is_(None) if engagement is None else Inspection.engagement_id == engagement.id),
+            lambda twin: f"已就同一线索立案（检查 #{twin.id}），请勿重复提交。")
     if complaint is not None:
         # Compare-and-set from 已受理: a decline made meanwhile by another officer is never overwritten by
         # "已立案", and a double click (or two officers at once) opens one case, not two.
