@@ -327,10 +327,137 @@ def test_a_black_out_style_nobody_uses_is_published():
 
 
 @pytest.mark.parametrize("piece", ["<w:p>", "<w:tc>", "<w:r>", "<w:rPr>", "<w:pPr>x", "<w:t>x", "</w:p>", "</w:r>",
-                                   "<w:tc><w:p><w:r><w:t>王</w:t></w:r>"])
+                                   "<w:tc><w:p><w:r><w:t>王</w:t></w:r>", "<w:tbl>", "<w:tr>", "</w:tbl>",
+                                   "<w:tbl><w:tr><w:tc><w:p><w:r><w:t>王</w:t></w:r>"])
 def test_markup_left_unclosed_thousands_of_times_is_scanned_once(piece):
     """As the other checks of the body (tests/test_scrub_hidden_content.py): linear whatever the bytes, here with a
     black shading in the part, so that its runs are read."""
     body = ('<w:p><w:pPr><w:shd w:val="clear" w:color="auto" w:fill="000000"/></w:pPr><w:r><w:rPr>'
             '<w:color w:val="FFFFFF"/></w:rPr><w:t>表头</w:t></w:r></w:p>' + piece * 40_000)
     scrubbed_within(_with_body(body), f"{piece!r} × 40,000")
+
+
+# --- .docx: a table style shading the cells dark (w:tblStyle → a w:style of type table, its conditional parts) ------
+
+LOOK = '<w:tblLook w:val="04A0" w:firstRow="1" w:lastRow="0" w:firstColumn="1" w:lastColumn="0" w:noHBand="0" ' \
+       'w:noVBand="1"/>'
+DARK_CELL = '<w:tcPr><w:shd w:val="clear" w:color="auto" w:fill="1F1F1F"/></w:tcPr>'
+WHITE_TEXT = '<w:rPr><w:b/><w:color w:val="FFFFFF" w:themeColor="background1"/></w:rPr>'
+
+
+def _table_style(*parts: str, style_id: str = "t1", extra: str = "") -> str:
+    """A table style whose conditional parts are ``parts`` ("firstRow:<its XML>"; "" before the colon: the style's own
+    properties)."""
+    own = "".join(p.split(":", 1)[1] for p in parts if p.startswith(":"))
+    conditional = "".join(f'<w:tblStylePr w:type="{p.split(":", 1)[0]}">{p.split(":", 1)[1]}</w:tblStylePr>'
+                          for p in parts if not p.startswith(":"))
+    return (f'<w:style w:type="table" w:styleId="{style_id}"><w:name w:val="{style_id}"/>{extra}'
+            f'<w:tblPr><w:tblBorders><w:top w:val="single" w:sz="4" w:color="000000"/></w:tblBorders></w:tblPr>'
+            f'{own}{conditional}</w:style>')
+
+
+def _table(rows: list[list[str]], style: str | None = "t1", look: str = LOOK, cell: str = "") -> str:
+    """A table of ``rows``, each cell a run of text in the run properties given (its cell properties ``cell``)."""
+    properties = (f'<w:tblStyle w:val="{style}"/>' if style else "") + '<w:tblW w:w="0" w:type="auto"/>' + look
+    return (f"<w:tbl><w:tblPr>{properties}</w:tblPr><w:tblGrid>" + '<w:gridCol w:w="2000"/>' * len(rows[0])
+            + "</w:tblGrid>" + "".join(
+                '<w:tr><w:trPr><w:cnfStyle w:val="000000000000"/></w:trPr>' + "".join(
+                    f'<w:tc>{cell}<w:p><w:r><w:rPr>{run}</w:rPr><w:t>{text}</w:t></w:r></w:p></w:tc>'
+                    for run, text in row) + "</w:tr>" for row in rows) + "</w:tbl>")
+
+
+BODY = [("", "序号"), ("", "名称")]
+NAMES = [(BLACK, "王建国"), (BLACK, "13899990000")]
+
+
+def test_a_table_blacked_out_by_its_style_is_refused_and_nothing_is_stored(world, client, login):
+    _refused(world, client, login, "公开版.docx", _with_style(_table_style(":" + DARK_CELL), _table([BODY, NAMES])),
+             "正文中有 2 处文字用黑色")
+
+
+@pytest.mark.parametrize("style, table", [
+    # the style shades every cell (its own w:tcPr), the text black
+    (_table_style(":" + DARK_CELL), _table([NAMES])),
+    # the style's text colour black, its cells black: the runs say nothing
+    (_table_style(":" + DARK_CELL + "<w:rPr>" + BLACK + "</w:rPr>"), _table([[("", "王建国")]])),
+    # the first row's conditional part shades dark; the names in the first row, in black
+    (_table_style("firstRow:" + DARK_CELL), _table([NAMES, BODY])),
+    # the look said as bits only (0x0020: the first row's part applies)
+    (_table_style("firstRow:" + DARK_CELL), _table([NAMES, BODY], look='<w:tblLook w:val="0020"/>')),
+    # banded rows: the first band (the row after the header) dark
+    (_table_style("band1Horz:" + DARK_CELL), _table([BODY, NAMES, BODY])),
+    # no tblLook at all: banding applies (its default)
+    (_table_style("band1Horz:" + DARK_CELL), _table([NAMES, BODY], look="")),
+    # the last row's part, the names in the last row
+    (_table_style("lastRow:" + DARK_CELL), _table([BODY, BODY, NAMES], look='<w:tblLook w:lastRow="1"/>')),
+    # the whole table's part; the table's own shading (w:tblPr)
+    (_table_style("wholeTable:" + DARK_CELL), _table([NAMES])),
+    (_table_style(":<w:tblPr><w:shd w:val='clear' w:color='auto' w:fill='000000'/></w:tblPr>"), _table([NAMES])),
+    # a style based on the dark one
+    (_table_style("firstRow:" + DARK_CELL) + _table_style(style_id="t2", extra='<w:basedOn w:val="t1"/>'),
+     _table([NAMES], style="t2")),
+    # the first row's part over the first column's (Office's order): the corner cell dark
+    (_table_style("firstRow:" + DARK_CELL, "firstCol:<w:tcPr><w:shd w:val='clear' w:fill='FFFFFF'/></w:tcPr>"),
+     _table([[(BLACK, "王建国")], BODY[:1]])),
+])
+def test_text_blacked_out_by_a_table_style_is_refused(style, table):
+    with pytest.raises(ValidationFailed, match="正文中有 [12] 处文字用黑色") as refused:
+        scrub.scrubbed("docx", _with_style(style, table))
+    assert refused.value.fields == {"file": "含涂黑但未删除的文字"}
+
+
+def test_a_table_blacked_out_by_the_default_table_style_is_refused():
+    """A table naming no style takes the document's default one (w:default="1"; here in place of Normal Table)."""
+    from tests.test_audit_leaks2 import _docx, _repack
+    from tests import factories
+
+    def edit(name: str, content: bytes) -> bytes:
+        if name in ("word/styles.xml", "word/stylesWithEffects.xml"):
+            style = _table_style(":" + DARK_CELL, style_id="t9").replace('w:type="table"',
+                                                                         'w:type="table" w:default="1"')
+            return content.replace(b' w:default="1" w:styleId="TableNormal"', b' w:styleId="TableNormal"').replace(
+                b"</w:styles>", style.encode() + b"</w:styles>", 1)
+        return content.replace(b"</w:body>", _table([NAMES], style=None).encode() + b"</w:body>", 1) \
+            if name == "word/document.xml" else content
+
+    with pytest.raises(ValidationFailed, match="正文中有 2 处文字用黑色"):
+        scrub.scrubbed("docx", _repack(_docx(factories.report_text()), edit=edit))
+
+
+@pytest.mark.parametrize("style, table", [
+    # the classic header band: dark, its text white by the style (the runs say nothing, or white)
+    (_table_style("firstRow:" + DARK_CELL + WHITE_TEXT), _table([[("", "序号"), ("", "名称")], NAMES])),
+    (_table_style("firstRow:" + DARK_CELL + WHITE_TEXT), _table([[('<w:color w:val="FFFFFF"/>', "序号")], NAMES])),
+    # the text in Word's automatic colour on the dark style
+    (_table_style(":" + DARK_CELL), _table([[("", "王建国")]])),
+    # the header's part not used by this table (tblLook firstRow 0), or the bands switched off
+    (_table_style("firstRow:" + DARK_CELL), _table([NAMES], look='<w:tblLook w:firstRow="0"/>')),
+    (_table_style("band1Horz:" + DARK_CELL), _table([BODY, NAMES], look='<w:tblLook w:firstRow="1" w:noHBand="1"/>')),
+    # the dark band is the other one; a dark last row, the names elsewhere
+    (_table_style("band2Horz:" + DARK_CELL), _table([BODY, NAMES, BODY])),
+    (_table_style("lastRow:" + DARK_CELL), _table([NAMES, BODY], look='<w:tblLook w:lastRow="1"/>')),
+    (_table_style("lastCol:" + DARK_CELL), _table([NAMES + [("", "备注")]], look='<w:tblLook w:lastColumn="1"/>')),
+    # the cell's own shading overrides the style's: light, or "no colour"
+    (_table_style(":" + DARK_CELL), _table([NAMES], cell='<w:tcPr><w:shd w:val="clear" w:fill="FFFFFF"/></w:tcPr>')),
+    (_table_style(":" + DARK_CELL), _table([NAMES], cell='<w:tcPr><w:shd w:val="clear" w:fill="auto"/></w:tcPr>')),
+    # the first row's part over the first column's: the corner cell light
+    (_table_style("firstRow:<w:tcPr><w:shd w:val='clear' w:fill='FFFFFF'/></w:tcPr>", "firstCol:" + DARK_CELL),
+     _table([[(BLACK, "王建国")], BODY[:1]])),
+    # a dark table style nobody uses; a table style with a light shading
+    (_table_style(":" + DARK_CELL), _table([NAMES], style=None)),
+    (_table_style("firstRow:<w:tcPr><w:shd w:val='clear' w:fill='D9E2F3'/></w:tcPr>"), _table([NAMES])),
+])
+def test_a_table_style_that_only_looks_dark_is_published(style, table):
+    scrub.scrubbed("docx", _with_style(style, table))
+
+
+@pytest.mark.parametrize("piece", [
+    "<w:tbl><w:tblPr><w:tblStyle w:val='t1'/><w:tblLook w:lastRow='1'/></w:tblPr><w:tr>",
+    "<w:tr><w:tc><w:p><w:r><w:rPr><w:color w:val='000000'/></w:rPr><w:t>王</w:t></w:r></w:p></w:tc>",
+    "<w:tr><w:tc><w:p><w:r><w:rPr><w:color w:val='000000'/></w:rPr><w:t>王</w:t></w:r></w:p></w:tc></w:tr>",
+])
+def test_a_styled_table_of_many_rows_or_left_unclosed_is_scanned_once(piece):
+    """A table whose style shades its last row dark: each run's cell waits for the table's end (its place), once."""
+    body = ("<w:tbl><w:tblPr><w:tblStyle w:val='t1'/><w:tblLook w:lastRow='1'/></w:tblPr>" + piece * 40_000
+            + "</w:tbl>")
+    scrubbed_within(_with_style(_table_style("lastRow:" + DARK_CELL), body), f"{piece!r} × 40,000")
