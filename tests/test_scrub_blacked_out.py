@@ -461,3 +461,150 @@ def test_a_styled_table_of_many_rows_or_left_unclosed_is_scanned_once(piece):
     body = ("<w:tbl><w:tblPr><w:tblStyle w:val='t1'/><w:tblLook w:lastRow='1'/></w:tblPr>" + piece * 40_000
             + "</w:tbl>")
     scrubbed_within(_with_style(_table_style("lastRow:" + DARK_CELL), body), f"{piece!r} × 40,000")
+
+
+# --- .docx: a dark shape floating in front of the text -------------------------------------------------------------
+
+BLACK_FILL = '<a:solidFill><a:srgbClr val="000000"/></a:solidFill>'
+SHAPE_STYLE = ('<wps:style><a:lnRef idx="2"><a:schemeClr val="accent1"/></a:lnRef><a:fillRef idx="{idx}"><a:schemeClr '
+               'val="{fill}"/></a:fillRef><a:effectRef idx="0"><a:schemeClr val="accent1"/></a:effectRef><a:fontRef '
+               'idx="minor"><a:schemeClr val="lt1"/></a:fontRef></wps:style>')
+
+
+def _box_text(text: str, color: str = "") -> str:
+    return (f'<wps:txbx><w:txbxContent><w:p><w:r><w:rPr>{color}</w:rPr><w:t>{text}</w:t></w:r></w:p>'
+            '</w:txbxContent></wps:txbx>')
+
+
+def _shape(fill: str = BLACK_FILL, *, behind: str = "0", wrap: str = "<wp:wrapNone/>", cy: int = 228600,
+           box: str = "", style: str = SHAPE_STYLE.format(idx=1, fill="accent1"), inline: bool = False) -> str:
+    """A run holding a rectangle as Word draws it (插入 › 形状 › 矩形), 2 inches by ``cy`` EMU, filled with ``fill``."""
+    graphic = ('<a:graphic xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"><a:graphicData uri="http://'
+               'schemas.microsoft.com/office/word/2010/wordprocessingShape"><wps:wsp><wps:cNvSpPr/><wps:spPr><a:xfrm>'
+               f'<a:off x="0" y="0"/><a:ext cx="1828800" cy="{cy}"/></a:xfrm><a:prstGeom prst="rect"><a:avLst/>'
+               f'</a:prstGeom>{fill}<a:ln><a:solidFill><a:srgbClr val="000000"/></a:solidFill></a:ln></wps:spPr>'
+               f'{style}{box}<wps:bodyPr/></wps:wsp></a:graphicData></a:graphic>')
+    if inline:
+        return (f'<w:r><w:drawing><wp:inline><wp:extent cx="1828800" cy="{cy}"/><wp:docPr id="1" name="矩形 1"/>'
+                f'{graphic}</wp:inline></w:drawing></w:r>')
+    return ('<w:r><w:drawing><wp:anchor distT="0" distB="0" distL="114300" distR="114300" simplePos="0" '
+            f'relativeHeight="251659264" behindDoc="{behind}" locked="0" layoutInCell="1" allowOverlap="1">'
+            '<wp:simplePos x="0" y="0"/><wp:positionH relativeFrom="column"><wp:posOffset>720000</wp:posOffset>'
+            '</wp:positionH><wp:positionV relativeFrom="paragraph"><wp:posOffset>0</wp:posOffset></wp:positionV>'
+            f'<wp:extent cx="1828800" cy="{cy}"/><wp:effectExtent l="0" t="0" r="0" b="0"/>{wrap}'
+            f'<wp:docPr id="1" name="矩形 1"/><wp:cNvGraphicFramePr/>{graphic}</wp:anchor></w:drawing></w:r>')
+
+
+def _vml(attributes: str = 'fillcolor="black" stroked="f"', inner: str = "", wrap: str = "",
+         style: str = "position:absolute;margin-left:56.7pt;margin-top:0;width:144pt;height:18pt;z-index:251659264"):
+    """A run holding a VML rectangle (``inner`` in it, ``wrap`` after it)."""
+    return (f'<w:r><w:pict><v:rect id="矩形 2" o:spid="_x0000_s1026" style="{style}" {attributes}>{inner}</v:rect>'
+            f'{wrap}</w:pict></w:r>')
+
+
+def _named(shape: str) -> str:
+    """A paragraph of text with ``shape`` anchored in it, after an empty paragraph and before one."""
+    return ('<w:p></w:p><w:p><w:r><w:t>访谈对象：</w:t></w:r>' + shape + '<w:r><w:t>王建国 13899990000</w:t></w:r></w:p>'
+            '<w:p></w:p>')
+
+
+def test_a_docx_with_a_black_rectangle_over_the_names_is_refused_and_nothing_is_stored(world, client, login):
+    _refused(world, client, login, "公开版.docx", _with_body(_named(_shape())), "正文中有 1 个黑色")
+
+
+@pytest.mark.parametrize("body", [
+    _named(_shape()),
+    # a theme colour: Text 1 (black in the theme), Background 1 darkened to 25 %, Text 2 (dark blue in this theme)
+    _named(_shape('<a:solidFill><a:schemeClr val="tx1"/></a:solidFill>')),
+    _named(_shape('<a:solidFill><a:schemeClr val="bg1"><a:lumMod val="25000"/></a:schemeClr></a:solidFill>')),
+    _named(_shape('<a:solidFill><a:schemeClr val="tx2"/></a:solidFill>')),
+    _named(_shape('<a:solidFill><a:srgbClr val="1A1A1A"><a:alpha val="100000"/></a:srgbClr></a:solidFill>')),
+    _named(_shape('<a:solidFill><a:sysClr val="windowText" lastClr="000000"/></a:solidFill>')),
+    # no fill said: the shape style's (a dark one)
+    _named(_shape("", style=SHAPE_STYLE.format(idx=1, fill="tx1"))),
+    # anchored in the empty paragraph before the names, or after them
+    '<w:p>' + _shape() + '</w:p><w:p><w:r><w:t>王建国 13899990000</w:t></w:r></w:p>',
+    '<w:p><w:r><w:t>王建国 13899990000</w:t></w:r></w:p><w:p>' + _shape() + '</w:p>',
+    # a text box, dark, holding only marks or text as dark as itself
+    _named(_shape(box=_box_text("XXXX"))),
+    _named(_shape(box=_box_text("王建国", BLACK))),
+    # VML (Word 2007, or a converter): a rectangle positioned in front of the text, black by name, by number
+    _named(_vml()),
+    _named(_vml('fillcolor="#000 [3213]" strokecolor="black"')),
+    _named(_vml('fillcolor="#0d0d0d"', '<v:fill opacity="1"/>')),
+    # in a table cell
+    '<w:tbl><w:tr><w:tc><w:p><w:r><w:t>王建国</w:t></w:r>' + _shape() + '</w:p></w:tc></w:tr></w:tbl>',
+    # Word's way: the DrawingML shape, its VML copy for older versions (one shape)
+    _named('<mc:AlternateContent><mc:Choice Requires="wps">' + _shape()[5:-6] + '</mc:Choice><mc:Fallback>'
+           + _vml()[5:-6] + '</mc:Fallback></mc:AlternateContent>'),
+])
+def test_a_dark_shape_in_front_of_text_is_refused(body):
+    with pytest.raises(ValidationFailed, match="正文中有 1 个黑色（或深色）的形状") as refused:
+        scrub.scrubbed("docx", _with_body(body))
+    assert "应用密文" in refused.value.message and "删除文字后再以黑框表示" in refused.value.message
+    assert refused.value.fields == {"file": "含被形状遮盖但未删除的文字"}
+
+
+def test_a_dark_shape_in_a_header_is_refused():
+    from tests.test_audit_leaks2 import _docx, _repack
+    from tests import factories
+
+    data = _repack(_docx(factories.report_text()), add={"word/header1.xml": (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:hdr xmlns:w="http://schemas.openxmlformats.org/'
+        'wordprocessingml/2006/main" xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing"'
+        ' xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape">' + _named(_shape())
+        + "</w:hdr>").encode()})
+    with pytest.raises(ValidationFailed, match="页眉中有 1 个"):
+        scrub.scrubbed("docx", data)
+
+
+@pytest.mark.parametrize("body", [
+    # inline (嵌入型): it takes its own place in the line, nothing is under it
+    _named(_shape(inline=True)),
+    # behind the text (衬于文字下方), or the text wrapped around it (四周型, 上下型)
+    _named(_shape(behind="1")),
+    _named(_shape(wrap='<wp:wrapSquare wrapText="bothSides"/>')),
+    _named(_shape(wrap="<wp:wrapTopAndBottom/>")),
+    # light, see-through, no fill (an outline: a frame around the text), a gradient
+    _named(_shape('<a:solidFill><a:srgbClr val="FFFF00"/></a:solidFill>')),
+    _named(_shape('<a:solidFill><a:schemeClr val="bg1"><a:lumMod val="85000"/></a:schemeClr></a:solidFill>')),
+    _named(_shape('<a:solidFill><a:srgbClr val="000000"><a:alpha val="40000"/></a:srgbClr></a:solidFill>')),
+    _named(_shape("<a:noFill/>")),
+    _named(_shape('<a:gradFill><a:gsLst><a:gs pos="0"><a:srgbClr val="000000"/></a:gs><a:gs pos="100000"><a:srgbClr '
+                  'val="FFFFFF"/></a:gs></a:gsLst></a:gradFill>')),
+    # no fill said and the style's is the theme's blue (Word's default shape), or none (idx 0)
+    _named(_shape("")),
+    _named(_shape("", style=SHAPE_STYLE.format(idx=0, fill="tx1"))),
+    # a thin dark bar (a rule, 1 pt), too thin to hide a line of text
+    _named(_shape(cy=12700)),
+    # a dark text box whose own text is readable: white, or in the automatic colour
+    _named(_shape(box=_box_text("注：已脱敏", '<w:color w:val="FFFFFF"/>'))),
+    _named(_shape(box=_box_text("第一章"))),
+    # a dark rectangle in a paragraph of its own, no text beside it
+    '<w:p></w:p><w:p></w:p><w:p>' + _shape() + '</w:p><w:p/><w:p><w:r><w:t>XXXX</w:t></w:r></w:p>',
+    # VML: behind the text (a negative z-index), inline (not positioned), not filled, white (not said), see-through,
+    # text wrapped around it, a picture's frame
+    _named(_vml(style="position:absolute;width:144pt;height:18pt;z-index:-251658240")),
+    _named(_vml(style="width:144pt;height:18pt")),
+    _named(_vml('filled="f" strokecolor="black"')),
+    _named(_vml('stroked="t"')),
+    _named(_vml('fillcolor="black"', '<v:fill opacity="32768f"/>')),
+    _named(_vml(wrap='<w10:wrap type="square"/>')),
+    _named(_vml('type="#_x0000_t75" fillcolor="black"', '<v:imagedata r:id="rId9" o:title=""/>')),
+    # the DrawingML shape is light, only its VML copy for older versions dark
+    _named('<mc:AlternateContent><mc:Choice Requires="wps">' + _shape("<a:noFill/>")[5:-6] + '</mc:Choice>'
+           '<mc:Fallback>' + _vml()[5:-6] + '</mc:Fallback></mc:AlternateContent>'),
+])
+def test_shapes_that_do_not_hide_text_are_published(body):
+    """Regression guard: the shapes a report draws (frames, labels, callouts, a logo's band behind the text)."""
+    scrub.scrubbed("docx", _with_body(body))
+
+
+@pytest.mark.parametrize("piece", [
+    "<w:drawing><wp:anchor behindDoc='0'><wp:wrapNone/><wps:wsp>", "<w:pict><v:rect style='position:absolute'>",
+    "<w:p>" + _shape(), _shape(), "<w:p>" + _vml(), "<mc:Fallback>", "</w:drawing>", "<w:p><w:r><w:t>王</w:t></w:r>",
+])
+def test_shapes_by_the_thousand_or_left_unclosed_are_scanned_once(piece):
+    """Each paragraph's text is read once however many shapes are anchored in or beside it; each shape once."""
+    body = "<w:p><w:r><w:t>正文</w:t></w:r>" + _shape("<a:noFill/>") + "</w:p>" + piece * 20_000
+    scrubbed_within(_with_body(body), f"{piece[:40]!r} × 20,000")

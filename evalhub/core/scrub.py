@@ -42,14 +42,17 @@ What only looks redacted is refused too: text painted over rather than deleted s
 copied out with a mouse. In a PDF, letters under a dark box drawn after them (a rectangle, a shape, a dark Square,
 Highlight or Ink comment), or drawn on a dark box in its own colour (black shading with black text, exported); in a
 .docx, text highlighted or shaded black (or dark: run, paragraph or table cell, directly or by a style, a table
-style's conditional parts too) in a black or dark colour it cannot be read in. Not refused: white or light text on a dark band (a table header, a label), a
-bullet square, an underline, a black bar holding no text; a PDF's pages are read for this only where the copy fills
-a path and shows text (``_refuse_covered_text``, ``_blacked_out_runs``: the rules and what they do not see). The
+style's conditional parts too) in a black or dark colour it cannot be read in, or a dark opaque shape floating in
+front of the text of its paragraph or the next to it. Not refused: white or light text on a dark band (a table
+header, a label), a bullet square, an underline, a black bar holding no text; a PDF's pages are read for this only
+where the copy fills a path and shows text (``_refuse_covered_text``, ``_blacked_out_runs``, ``_covering_shapes``:
+the rules and what they do not see). The
 clerk redacts with a tool that removes the text (the PDF editor's 应用密文, or deleting the text in Word and then
 drawing the black bar).
 """
 from __future__ import annotations
 
+import colorsys
 import functools
 import html
 import io
@@ -239,6 +242,7 @@ _BASED_ON = re.compile(rb"<" + _NS + rb"basedOn(?=[\s/>])" + _ATTRIBUTES + rb">"
 _STYLE_USED = re.compile(rb"<" + _NS + rb"(?:pStyle|rStyle|tblStyle)(?=[\s/>])" + _ATTRIBUTES + rb">")
 _VAL = re.compile(rb"""(?:^|\s)""" + _NS + rb"""val\s*=\s*(["'])([^"'<>]*)\1""")
 _STYLES = "word/styles.xml"
+_THEME_PART = re.compile(r"word/theme/theme\d{1,4}\.xml")
 _STYLES_PART = re.compile(r"word/styles(?:WithEffects)?\.xml")  # the glossary's go with it (``_GLOSSARY``)
 # a list level's properties format its number only (numbering.xml); styles are read for the styles in use
 _NOT_STORY = re.compile(r"word/(?:styles(?:WithEffects)?|numbering)\.xml")
@@ -523,7 +527,8 @@ class _Shadings:
     firstRow, band1Horz, …); keys those of its rPr, "cell" (its tcPr's shading), "table" (its tblPr's), "rowBand" and
     "colBand" (the banding sizes)."""
 
-    def __init__(self, parts: list[bytes]):
+    def __init__(self, parts: list[bytes], theme: bytes = b""):
+        self.theme = _theme_colors(theme)  # for the shapes' fills (``_covering_shapes``)
         self.own: dict[bytes, dict[str, object]] = {}
         self.based_on: dict[bytes, bytes] = {}
         self.defaults: dict[str, object] = {}
@@ -785,12 +790,271 @@ def _uses_dark_table(content: bytes, styles: _Shadings) -> bool:
         _val(m.group(1)) in styles.dark_tables for m in _TABLE_STYLE_USED.finditer(content))
 
 
+# Blacked out with a shape (.docx): a rectangle (or any autoshape, or a text box) filled black and laid over the names
+# — the page shows a black bar, the text is in the file under it (moving the shape, or copying, shows it). Where a
+# floating shape lands on the page is Word's layout (its offsets from a column, a margin, a paragraph, the page, the
+# text's wrapping around other floats), not in the XML: which letters it covers is not computed. The rule instead:
+# a shape is a cover when it floats (wp:anchor; VML: position:absolute) in front of the text (not behindDoc; VML: a
+# z-index not negative) with no wrapping (wp:wrapNone; VML: no w10:wrap or type none — text wrapped around a shape
+# is never under it), is at least ``_COVER_MIN_EMU`` high and wide (a rule, an underline, a border hides no line of
+# text), and is filled with one opaque dark colour (a:solidFill, else the style's a:fillRef, in RGB, a theme colour
+# through the theme with its lumMod/lumOff/shade/tint, a system or preset colour; VML fillcolor, white when not
+# said; any alpha or VML opacity below 100 % is see-through, as a PDF fill with transparency is); and it is refused
+# when the paragraph it is anchored in, or the one before or after it, holds text (a letter or a digit: not spaces,
+# XXX or ■), outside any shape — Word anchors a shape to the paragraph it was drawn over, or to an empty one next to
+# it. Not refused: inline pictures and shapes (wp:inline, VML without position:absolute), pictures (a photo's pixels
+# are not read), shapes behind the text or with text wrapped around them, light, see-through, gradient, pattern or
+# picture fills, a text box whose own text is readable on it (a label: its text in a colour said light, or not said),
+# shapes in mc:Fallback (the VML copy of a DrawingML shape Word shows). Not seen: a cover anchored two or more
+# paragraphs away from what it covers, a cover over text with nothing else in the paragraph near its anchor (it then
+# covers the text of another paragraph, unseen by this rule), a group's child judged by the group's size, a text
+# box labelled over the text it hides (its label is readable: not refused).
+COVERED_BY_SHAPE_DOCX = ("文件{place}中有 {count} 个黑色（或深色）的形状（矩形等自选图形或文本框）浮于文字上方，所在段落或相邻段落"
+                         "中有文字：页面上看起来已经涂黑，但被遮住的文字仍保存在文件里，移开形状或复制出来即可看到。请用真正删除"
+                         "文字的方式脱敏（例如 Acrobat 的“应用密文”，或在 Word 中删除文字后再以黑框表示），然后重新上传。")
+_COVER_MIN_EMU = 63_500  # 5 pt: the height of a small letter
+_EMU_PER = {b"pt": 12_700, b"in": 914_400, b"cm": 360_000, b"mm": 36_000, b"px": 9_525, b"": 9_525}
+_SHAPE_TOKEN = re.compile(rb"<(/?)" + _NS + rb"(p|drawing|pict|Fallback)(?=[\s/>])" + _ATTRIBUTES + rb">")
+_TEXT = re.compile(rb"<" + _NS + rb"t(?:\s[^<>]*)?>([^<]*)<")
+_ANCHOR = re.compile(rb"<" + _NS + rb"anchor(?=[\s/>])" + _ATTRIBUTES + rb">")
+_BEHIND = re.compile(rb"""(?:^|\s)behindDoc\s*=\s*["']\s*(?:1|true|on)\s*["']""", re.I)
+_EXTENT = re.compile(rb"<" + _NS + rb"extent(?=[\s/>])" + _ATTRIBUTES + rb">")
+_SIZE = re.compile(rb"""(?:^|\s)(cx|cy)\s*=\s*["']\s*(\d{1,12})\s*["']""")
+_WRAP_NONE = re.compile(rb"<" + _NS + rb"wrapNone(?=[\s/>])")
+_DRAWN_SHAPE = (b"wsp",)  # DrawingML's word-processing shape (wps:wsp), in an anchor or a group in one
+# what holds colours other than the shape's fill: its outline, effects, 3-D, style, text box
+_NOT_FILL = (b"ln", b"effectLst", b"effectDag", b"scene3d", b"sp3d", b"style", b"txbx", b"bodyPr")
+_FILL = re.compile(rb"<" + _NS + rb"(noFill|solidFill|gradFill|blipFill|pattFill|grpFill|fillRef)(?=[\s/>])"
+                   + _ATTRIBUTES + rb">")
+_COLOR_TAG = re.compile(rb"<" + _NS + rb"(srgbClr|schemeClr|sysClr|prstClr|lumMod|lumOff|shade|tint|alpha)"
+                        rb"(?=[\s/>])" + _ATTRIBUTES + rb">")
+_LAST_COLOR = re.compile(rb"""(?:^|\s)lastClr\s*=\s*["']\s*([0-9A-Fa-f]{6})""")
+_IDX = re.compile(rb"""(?:^|\s)idx\s*=\s*["']\s*(\d{1,5})""")
+_SCHEME = {b"tx1": b"dk1", b"tx2": b"dk2", b"bg1": b"lt1", b"bg2": b"lt2"}  # Word's colour mapping (w:clrSchemeMapping)
+_PRESET = {b"black": (0.0, 0.0, 0.0), b"navy": (0.0, 0.0, 0.5), b"darkblue": (0.0, 0.0, 0.55),
+           b"maroon": (0.5, 0.0, 0.0), b"darkgreen": (0.0, 0.39, 0.0), b"darkslategray": (0.18, 0.31, 0.31),
+           b"dimgray": (0.41, 0.41, 0.41), b"midnightblue": (0.1, 0.1, 0.44), b"white": (1.0, 1.0, 1.0),
+           b"windowtext": (0.0, 0.0, 0.0)}  # DrawingML's preset and VML's named colours that are dark (and white)
+_THEME_COLOR = re.compile(rb"<" + _NS + rb"(dk1|lt1|dk2|lt2|accent[1-6]|hlink|folHlink)>\s*<" + _NS
+                          + rb"(?:srgbClr|sysClr)(?=[\s/>])" + _ATTRIBUTES + rb">")
+_VML_SHAPE = re.compile(rb"<" + _NS + rb"(?:rect|roundrect|shape)(?=[\s/>])" + _ATTRIBUTES + rb">")
+_VML_ATTRIBUTE = re.compile(rb"""(?:^|\s)(style|fillcolor|filled|type)\s*=\s*(["'])([^"'<>]*)\2""")
+_VML_FILL = re.compile(rb"<" + _NS + rb"fill(?=[\s/>])" + _ATTRIBUTES + rb">")
+_VML_OFF = re.compile(rb"""(?:^|\s)on\s*=\s*["']\s*(?:f|false|0)\s*["']""", re.I)
+_VML_OPACITY = re.compile(rb"""(?:^|\s)opacity\s*=\s*["']\s*([\d.]{1,12})(f?)\s*["']""")
+_VML_WRAP = re.compile(rb"<" + _NS + rb"wrap(?=[\s/>])" + _ATTRIBUTES + rb">")
+_VML_WRAP_TYPE = re.compile(rb"""(?:^|\s)type\s*=\s*["']\s*(\w{1,20})""")
+_STYLE_LENGTH = re.compile(rb"(width|height|z-index|position)\s*:\s*([-\w.]{1,30})")
+
+
+def _theme_colors(theme: bytes) -> dict[bytes, tuple[float, float, float]]:
+    """The theme's colour scheme (a:clrScheme: dk1, lt1, accent1, …) as RGB, the document's tx1/bg1/… through
+    Word's mapping of them."""
+    colors = {}
+    for found in _THEME_COLOR.finditer(theme):
+        value = _LAST_COLOR.search(found.group(2)) or _VAL.search(found.group(2))
+        rgb = _rgb(value.group(value.lastindex)) if value else None
+        if rgb is not None:
+            colors.setdefault(found.group(1), rgb)  # the first scheme (a theme part has one)
+    colors.update({alias: colors[name] for alias, name in _SCHEME.items() if name in colors})
+    return colors
+
+
+def _base_color(name: bytes, attributes: bytes, theme: dict) -> tuple[float, float, float] | None:
+    value = (_val(attributes) or b"").strip()
+    if name == b"srgbClr":
+        return _rgb(value)
+    if name == b"schemeClr":
+        return theme.get(value)
+    if name == b"sysClr":
+        last = _LAST_COLOR.search(attributes)
+        return _rgb(last.group(1)) if last else None
+    return _PRESET.get(value.lower())  # prstClr
+
+
+def _drawing_color(content: bytes, theme: dict) -> tuple[tuple[float, float, float] | None, float]:
+    """The colour a DrawingML fill (its XML) says first (RGB, None if not known) and its opacity, its transforms
+    applied (lumMod/lumOff in HLS, shade towards black, tint towards white)."""
+    rgb, alpha, seen = None, 1.0, False
+    for found in _COLOR_TAG.finditer(content):
+        name, value = found.group(1), (_val(found.group(2)) or b"").strip()
+        if name in (b"srgbClr", b"schemeClr", b"sysClr", b"prstClr"):
+            if seen:
+                break  # another colour (a gradient's next stop): the first is judged
+            seen, rgb = True, _base_color(name, found.group(2), theme)
+            continue
+        if rgb is None or not value.isdigit() or len(value) > 7:
+            continue
+        share = int(value) / 100_000
+        if name == b"alpha":
+            alpha = share
+        elif name in (b"lumMod", b"lumOff"):
+            hue, lightness, saturation = colorsys.rgb_to_hls(*rgb)
+            lightness = lightness * share if name == b"lumMod" else lightness + share
+            rgb = colorsys.hls_to_rgb(hue, min(max(lightness, 0.0), 1.0), saturation)
+        elif name == b"shade":
+            rgb = tuple(c * share for c in rgb)
+        else:  # tint
+            rgb = tuple(c + (1 - c) * (1 - share) for c in rgb)
+    return rgb, alpha
+
+
+def _readable_text(content: bytes, fill) -> bool:
+    """Whether a shape's own text (its text box's runs) says something in a colour that can be read on ``fill``: a
+    run with a letter or a digit, its colour said light (w:color) or not said."""
+    for _start, open_end, close_start, _end, _attributes in _elements(content, (b"r",)):
+        run = content[open_end:close_start]
+        if any(extract._secret(html.unescape(t.group(1).decode("utf-8", "replace"))) for t in _TEXT.finditer(run)):
+            colors = [m.group(2) for m in _SHADING_TAG.finditer(run) if m.group(1) == b"color"]
+            if not _invisible_on(_text_color(colors[-1]) if colors else _AUTO, fill):
+                return True
+    return False
+
+
+def _drawn_cover(drawing: bytes, theme: dict) -> bool:
+    """Whether a w:drawing is a cover (above): anchored in front of the text without wrapping, large enough, a shape
+    in it filled with an opaque dark colour and without readable text of its own."""
+    anchor = _ANCHOR.search(drawing)
+    if anchor is None or _BEHIND.search(anchor.group(1)) or not _WRAP_NONE.search(drawing):
+        return False
+    extent = _EXTENT.search(drawing)
+    if extent is not None and any(int(size.group(2)) < _COVER_MIN_EMU for size in _SIZE.finditer(extent.group(1))):
+        return False
+    for _start, open_end, close_start, _end, _attributes in _elements(drawing, _DRAWN_SHAPE):
+        shape = drawing[open_end:close_start]
+        said = _without(shape, _NOT_FILL)
+        fill = _FILL.search(said)  # the shape properties' own fill (not its outline's, its shadow's)
+        if fill is None:  # none said: the shape style's fill reference (idx 0: no fill)
+            said = b"".join(shape[s:e] for s, _o, _c, e, _a in _elements(shape, (b"style",)))
+            fill = _FILL.search(said)
+            index = _IDX.search(fill.group(2)) if fill is not None else None
+            fill = fill if index is not None and int(index.group(1)) > 0 else None
+        if fill is None or fill.group(1) not in (b"solidFill", b"fillRef"):
+            continue
+        rgb, alpha = _drawing_color(said[fill.end():], theme)
+        if alpha >= 1.0 and _dark(rgb) and not _readable_text(shape, rgb):
+            return True
+    return False
+
+
+def _vml_length(value: bytes) -> float | None:
+    found = re.fullmatch(rb"\s*(-?[\d.]{1,12})\s*(pt|in|cm|mm|px|)\s*", value)
+    try:
+        return float(found.group(1)) * _EMU_PER[found.group(2)] if found else None
+    except ValueError:
+        return None
+
+
+def _vml_cover(picture: bytes) -> bool:
+    """Whether a w:pict is a cover (above): a VML rectangle or shape positioned absolutely in front of the text
+    without wrapping, large enough, filled with an opaque dark colour, without readable text of its own."""
+    wrap = _VML_WRAP.search(picture)
+    if wrap is not None and (kind := _VML_WRAP_TYPE.search(wrap.group(1))) and kind.group(1).lower() != b"none":
+        return False
+    for shape in _VML_SHAPE.finditer(picture):
+        said = {m.group(1): m.group(3).strip().lower() for m in _VML_ATTRIBUTE.finditer(shape.group(1))}
+        style = {m.group(1): m.group(2).lower() for m in _STYLE_LENGTH.finditer(said.get(b"style", b""))}
+        if style.get(b"position") != b"absolute" or style.get(b"z-index", b"0").startswith(b"-"):
+            continue
+        if said.get(b"filled", b"t") in (b"f", b"false") or said.get(b"type", b"") == b"#_x0000_t75":
+            continue  # no fill; a picture's frame
+        sizes = [_vml_length(style.get(name, b"")) for name in (b"width", b"height")]
+        if any(size is not None and size < _COVER_MIN_EMU for size in sizes):
+            continue
+        color = said.get(b"fillcolor", b"white").split(b"[")[0].strip()
+        rgb = _rgb(color[1:]) if color.startswith(b"#") and len(color) == 7 else (
+            _rgb(bytes(c for c in color[1:] for _ in (0, 1))) if color.startswith(b"#") and len(color) == 4
+            else _PRESET.get(color))
+        fill = _VML_FILL.search(picture, shape.end())
+        if fill is not None and (_VML_OFF.search(fill.group(1)) or _see_through(fill.group(1))):
+            continue
+        if _dark(rgb) and not _readable_text(picture[shape.end():], rgb):
+            return True
+    return False
+
+
+def _see_through(fill_attributes: bytes) -> bool:
+    opacity = _VML_OPACITY.search(fill_attributes)
+    if opacity is None:
+        return False
+    try:  # "0.5", ".5", or 32768f (in 1/65536)
+        value = float(opacity.group(1)) / (65_536 if opacity.group(2) else 1)
+    except ValueError:
+        return False
+    return value < 1.0
+
+
+def _covering_shapes(content: bytes, theme: dict) -> int:
+    """How many covers (above) of a story part lie in front of text, in one pass over its paragraphs and shapes: each
+    outermost paragraph's text (outside the shapes in it) is read once, when a cover is anchored in or beside it."""
+    if b"anchor" not in content and b"pict" not in content:
+        return 0
+    paragraphs: list[list] = []  # outermost paragraphs: [start, end, the shapes' spans in it, its text (None: unread)]
+    covers: list[int] = []  # for each cover, its paragraph's index
+    depth, fallback, shape_at, shape_depth = 0, 0, -1, 0
+    for tag in _SHAPE_TOKEN.finditer(content):
+        closing, name, attributes = tag.groups()
+        if attributes.endswith(b"/"):
+            if name == b"p" and depth == 0 and shape_at < 0:  # an empty paragraph: a neighbour with no text
+                paragraphs.append([tag.start(), tag.end(), [], False])
+            continue
+        if name == b"Fallback":  # mc:Fallback: the copy for older Word of the shape in mc:Choice
+            fallback = max(fallback - 1, 0) if closing else fallback + 1
+        elif name == b"p" and shape_at < 0:
+            if not closing:
+                if depth == 0:
+                    paragraphs.append([tag.start(), None, [], None])
+                depth += 1
+            elif depth:
+                depth -= 1
+                if depth == 0:
+                    paragraphs[-1][1] = tag.end()
+        elif name in (b"drawing", b"pict"):
+            if not closing:
+                if shape_at < 0:
+                    shape_at = tag.start()
+                shape_depth += 1
+            elif shape_at >= 0:
+                shape_depth -= 1
+                if shape_depth == 0:
+                    span, shape_at = (shape_at, tag.end()), -1
+                    if depth and paragraphs:
+                        paragraphs[-1][2].append(span)
+                        shape = content[span[0]:span[1]]
+                        if not fallback and (_drawn_cover(shape, theme) if name == b"drawing"
+                                             else _vml_cover(shape)):
+                            covers.append(len(paragraphs) - 1)
+    if not covers:
+        return 0
+
+    def has_text(at: int) -> bool:
+        if not 0 <= at < len(paragraphs) or paragraphs[at][1] is None:
+            return False
+        paragraph = paragraphs[at]
+        if paragraph[3] is None:
+            start, pieces = paragraph[0], []
+            for shape_start, shape_end in paragraph[2]:
+                pieces.append(content[start:shape_start])
+                start = shape_end
+            pieces.append(content[start:paragraph[1]])
+            paragraph[3] = any(extract._secret(html.unescape(t.group(1).decode("utf-8", "replace")))
+                               for piece in pieces for t in _TEXT.finditer(piece))
+        return paragraph[3]
+
+    return sum(1 for at in covers if has_text(at - 1) or has_text(at) or has_text(at + 1))
+
+
 def _refuse_blacked_out(name: str, content: bytes, styles: _Shadings) -> None:
     if name.startswith("word/") and name.endswith(".xml") and not _NOT_STORY.fullmatch(name):
         count = _blacked_out_runs(content, styles)
         if count:
             place = next((said for prefix, said in _PLACES if name.startswith(prefix)), f"（{name}）")
             raise ValidationFailed(COVERED_TEXT_DOCX.format(place=place, count=count), {"file": "含涂黑但未删除的文字"})
+        count = _covering_shapes(content, styles.theme)
+        if count:
+            place = next((said for prefix, said in _PLACES if name.startswith(prefix)), f"（{name}）")
+            raise ValidationFailed(COVERED_BY_SHAPE_DOCX.format(place=place, count=count),
+                                   {"file": "含被形状遮盖但未删除的文字"})
 
 
 # Fields (域). A field is an instruction Word runs and the result it shows; the instruction is never on the page and
@@ -1501,7 +1765,8 @@ def _docx(data: bytes, depth: int = 0) -> bytes:
         style_parts = [source.read(info) for info in sorted(source.infolist(), key=lambda i: i.filename != _STYLES)
                        if _STYLES_PART.fullmatch(info.filename)]
         hidden_styles, hidden_everywhere = _hidden_styles(style_parts)
-        shadings = _Shadings(style_parts)
+        theme = next((source.read(info) for info in source.infolist() if _THEME_PART.fullmatch(info.filename)), b"")
+        shadings = _Shadings(style_parts, theme)
         if hidden_everywhere:
             raise ValidationFailed(HIDDEN_TEXT, {"file": "含隐藏文字"})
         bookmarks = _Bookmarks()  # one name for one bookmark in every part
