@@ -987,7 +987,7 @@ def _see_through(fill_attributes: bytes) -> bool:
 def _covering_shapes(content: bytes, theme: dict) -> int:
     """How many covers (above) of a story part lie in front of text, in one pass over its paragraphs and shapes: each
     outermost paragraph's text (outside the shapes in it) is read once, when a cover is anchored in or beside it."""
-    if b"anchor" not in content and b"pict" not in content:
+    if b"wrapNone" not in content and b"absolute" not in content:  # no cover in it (a cover says one or the other)
         return 0
     paragraphs: list[list] = []  # outermost paragraphs: [start, end, the shapes' spans in it, its text (None: unread)]
     covers: list[int] = []  # for each cover, its paragraph's index
@@ -1046,13 +1046,12 @@ def _covering_shapes(content: bytes, theme: dict) -> int:
 
 def _refuse_blacked_out(name: str, content: bytes, styles: _Shadings) -> None:
     if name.startswith("word/") and name.endswith(".xml") and not _NOT_STORY.fullmatch(name):
+        place = next((said for prefix, said in _PLACES if name.startswith(prefix)), f"（{name}）")
         count = _blacked_out_runs(content, styles)
         if count:
-            place = next((said for prefix, said in _PLACES if name.startswith(prefix)), f"（{name}）")
             raise ValidationFailed(COVERED_TEXT_DOCX.format(place=place, count=count), {"file": "含涂黑但未删除的文字"})
         count = _covering_shapes(content, styles.theme)
         if count:
-            place = next((said for prefix, said in _PLACES if name.startswith(prefix)), f"（{name}）")
             raise ValidationFailed(COVERED_BY_SHAPE_DOCX.format(place=place, count=count),
                                    {"file": "含被形状遮盖但未删除的文字"})
 
