@@ -424,6 +424,42 @@ def test_a_table_blacked_out_by_the_default_table_style_is_refused():
         scrub.scrubbed("docx", _repack(_docx(factories.report_text()), edit=edit))
 
 
+def _normal_says_black(name: str, content: bytes) -> bytes:
+    if name in ("word/styles.xml", "word/stylesWithEffects.xml"):
+        content = content.replace(b'<w:name w:val="Normal"/>', b'<w:name w:val="Normal"/><w:rPr>' + BLACK.encode()
+                                  + b"</w:rPr>", 1)
+        return content.replace(b"</w:styles>", _table_style("firstRow:" + DARK_CELL + WHITE_TEXT).encode()
+                               + _PARAGRAPH_BLACK + b"</w:styles>", 1)
+    return content
+
+
+_PARAGRAPH_BLACK = ('<w:style w:type="paragraph" w:styleId="p9"><w:name w:val="p9"/><w:rPr>' + BLACK
+                    + "</w:rPr></w:style>").encode()
+
+
+@pytest.mark.parametrize("paragraph, refused", [
+    ("", False),  # Normal (black) under the table style's white: the header band reads white
+    ('<w:pPr><w:pStyle w:val="p9"/></w:pPr>', True),  # a paragraph style named in the cell (black) over it
+])
+def test_a_header_band_and_the_paragraph_styles(paragraph, refused):
+    from tests.test_audit_leaks2 import _docx, _repack
+    from tests import factories
+
+    table = _table([[("", "序号")]]).replace("<w:p><w:r>", f"<w:p>{paragraph}<w:r>")
+
+    def edit(name: str, content: bytes) -> bytes:
+        content = _normal_says_black(name, content)
+        return content.replace(b"</w:body>", table.encode() + b"</w:body>", 1) if name == "word/document.xml" \
+            else content
+
+    data = _repack(_docx(factories.report_text()), edit=edit)
+    if refused:
+        with pytest.raises(ValidationFailed, match="正文中有 1 处文字用黑色"):
+            scrub.scrubbed("docx", data)
+    else:
+        scrub.scrubbed("docx", data)
+
+
 @pytest.mark.parametrize("style, table", [
     # the classic header band: dark, its text white by the style (the runs say nothing, or white)
     (_table_style("firstRow:" + DARK_CELL + WHITE_TEXT), _table([[("", "序号"), ("", "名称")], NAMES])),

@@ -523,7 +523,7 @@ def _conditional_parts(look: int, row: int, col: int, last_row: bool, last_col: 
 class _Shadings:
     """The styles' say on a run's colours (``_run_properties``' keys: highlight, shd, color; a paragraph style's
     pshd), each through the styles it is based on; and the document defaults. A table style's say is kept under
-    "<part>/<key>" (``_table_said``): part "" for the style itself, else the conditional part (w:tblStylePr w:type:
+    "<part>/<key>" (``_table_style``): part "" for the style itself, else the conditional part (w:tblStylePr w:type:
     firstRow, band1Horz, …); keys those of its rPr, "cell" (its tcPr's shading), "table" (its tblPr's), "rowBand" and
     "colBand" (the banding sizes)."""
 
@@ -640,14 +640,27 @@ def _blacked_out_runs(content: bytes, styles: _Shadings) -> int:
         return open_of[name][-1] if open_of[name] else None
 
     def said(run: dict, paragraph: dict | None, key: str, table: tuple):
+        """What the run, its character style, its paragraph's style, the table's style or the defaults say of ``key``
+        (the standard's order) — but the table's style before the default paragraph style (Normal) in a paragraph
+        naming none: Word is reported to let a table style win over Normal there, and taken the other way a header
+        band whose white text the table style says would be refused for a Normal saying black."""
         if key in run:
             return run[key]
-        for style in (run.get("rStyle"), (paragraph or {}).get("pStyle", styles.default_paragraph)):
+        named = (paragraph or {}).get("pStyle")
+        for style in (run.get("rStyle"), named):
             try:
                 return styles.get(style, key)
             except KeyError:
                 pass
-        return table_said(table, key, styles.defaults.get(key))
+        found = table_said(table, key, _UNSAID)
+        if found is not _UNSAID:
+            return found
+        if named is None:
+            try:
+                return styles.get(styles.default_paragraph, key)
+            except KeyError:
+                pass
+        return styles.defaults.get(key)
 
     def table_said(table: tuple, key: str, otherwise):
         """What the table's style says of ``key`` in the cell's conditional ``parts``, the first of them saying it."""
