@@ -439,6 +439,12 @@ def _dark(color) -> bool:
 
 
 @functools.lru_cache(maxsize=1024)  # a document has a few colours, its runs many
+def _dim(text) -> bool:
+    """Whether a text colour could be unreadable on some dark background (lighter ones read on all of them)."""
+    return extract._luminance(text) < (extract.DARK + 0.05) * extract.VISIBLE_CONTRAST - 0.05
+
+
+@functools.lru_cache(maxsize=1024)
 def _invisible_on(text, background) -> bool:
     """Whether text of colour ``text`` cannot be read on ``background`` (dark: a black bar)."""
     if text is None or text == _AUTO or not _dark(background):
@@ -678,7 +684,7 @@ def _blacked_out_runs(content: bytes, styles: _Shadings) -> int:
 
     def invisible(run: dict, paragraph: dict | None, cell: dict | None, table: tuple) -> bool:
         color = said(run, paragraph, "color", table)
-        if color is None or color == _AUTO:
+        if color is None or color == _AUTO or not _dim(color):
             return False
         background = said(run, paragraph, "highlight", table)
         if background is None:
@@ -699,12 +705,20 @@ def _blacked_out_runs(content: bytes, styles: _Shadings) -> int:
         style = grid.get("style", styles.default_table) if grid is not None else None
         if style not in styles.own:
             return [_NO_TABLE]
-        has = styles.table_parts(style)
-        bands = [grid.get(name) or table_said((style, ("",)), name, 1) for name in ("rowBand", "colBand")]
-        found = [(style, tuple(part for part in _conditional_parts(grid.get("look", 0), cell["row"], cell["col"],
-                                                                   last_row, last_col, *bands) if part in has))
-                 for last_row in (False, True) for last_col in (False, True)]
-        return found[:1] if found.count(found[0]) == 4 else found
+        if "bands" not in grid:
+            grid["bands"] = [grid.get(name) or table_said((style, ("",)), name, 1) for name in ("rowBand", "colBand")]
+            grid["places"] = {}  # by the cell's kind of place: the same answer for every cell of a kind
+        look, (row_band, col_band), row, col = grid.get("look", 0), grid["bands"], cell["row"], cell["col"]
+        kind = (row == 0, (row - bool(look & 0x20)) // row_band % 2, col == 0,
+                (col - bool(look & 0x80)) // col_band % 2)
+        found = grid["places"].get(kind)
+        if found is None:
+            has = styles.table_parts(style)
+            found = [(style, tuple(part for part in _conditional_parts(look, row, col, last_row, last_col, row_band,
+                                                                       col_band) if part in has))
+                     for last_row in (False, True) for last_col in (False, True)]
+            found = grid["places"][kind] = found[:1] if found.count(found[0]) == 4 else found
+        return found
 
     def judged(run: dict, paragraph: dict | None, cell: dict | None) -> int:
         """The run counted (1) or not; or, in a styled table and depending on its cell's place, 0 with the
