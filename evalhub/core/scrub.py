@@ -41,15 +41,19 @@ XMP, EXIF) and comments.
 What only looks redacted is refused too: text painted over rather than deleted stays in the file under the paint,
 copied out with a mouse. In a PDF, letters under a dark box drawn after them (a rectangle, a shape, a dark Square,
 Highlight or Ink comment), or drawn on a dark box in its own colour (black shading with black text, exported); in a
-.docx, text highlighted or shaded black (or dark: run, paragraph or table cell, directly or by a style) in a black
-or dark colour it cannot be read in. Not refused: white or light text on a dark band (a table header, a label), a
-bullet square, an underline, a black bar holding no text; a PDF's pages are read for this only where the copy fills
-a path and shows text (``_refuse_covered_text``, ``_blacked_out_runs``: the rules and what they do not see). The
+.docx, text highlighted or shaded black (or dark: run, paragraph or table cell, directly or by a style, a table
+style's conditional parts too) in a black or dark colour it cannot be read in, or a dark opaque shape floating in
+front of the text of its paragraph or the next to it. Not refused: white or light text on a dark band (a table
+header, a label), a bullet square, an underline, a black bar holding no text; a PDF's pages are read for this only
+where the copy fills a path and shows text (``_refuse_covered_text``, ``_blacked_out_runs``, ``_covering_shapes``:
+the rules and what they do not see). The
 clerk redacts with a tool that removes the text (the PDF editor's 应用密文, or deleting the text in Word and then
 drawing the black bar).
 """
 from __future__ import annotations
 
+import colorsys
+import functools
 import html
 import io
 import re
@@ -237,6 +241,8 @@ _DEFAULT_STYLE = re.compile(rb"""(?:^|\s)""" + _NS + rb"""default\s*=\s*(["'])\s
 _BASED_ON = re.compile(rb"<" + _NS + rb"basedOn(?=[\s/>])" + _ATTRIBUTES + rb">")
 _STYLE_USED = re.compile(rb"<" + _NS + rb"(?:pStyle|rStyle|tblStyle)(?=[\s/>])" + _ATTRIBUTES + rb">")
 _VAL = re.compile(rb"""(?:^|\s)""" + _NS + rb"""val\s*=\s*(["'])([^"'<>]*)\1""")
+_STYLES = "word/styles.xml"
+_THEME_PART = re.compile(r"word/theme/theme\d{1,4}\.xml")
 _STYLES_PART = re.compile(r"word/styles(?:WithEffects)?\.xml")  # the glossary's go with it (``_GLOSSARY``)
 # a list level's properties format its number only (numbering.xml); styles are read for the styles in use
 _NOT_STORY = re.compile(r"word/(?:styles(?:WithEffects)?|numbering)\.xml")
@@ -353,13 +359,20 @@ def _refuse_hidden_content(name: str, content: bytes, hidden_styles: set[bytes] 
 # Blacked out, not deleted (.docx): a run highlighted black (突出显示) or shaded black (底纹), its text set black too —
 # the page shows a black bar, the text is in the file (removing the highlight, or copying it out, shows it). The
 # background is the run's highlight, else its shading, else the paragraph's shading, else the table cell's, each
-# directly or through the run's character style, the paragraph's style (or the default one) and the document
-# defaults; "dark" and "invisible on it" are judged as in a PDF (``extract.DARK``, ``extract.VISIBLE_CONTRAST``). The
-# text's colour must be said (directly or by a style): Word shows the automatic colour white on a dark background,
+# directly or through the run's character style, the paragraph's style (or the default one), the table's style and
+# the document defaults; "dark" and "invisible on it" are judged as in a PDF (``extract.DARK``,
+# ``extract.VISIBLE_CONTRAST``). A table style (w:tblStyle, else the default table style) says a cell's shading
+# (its w:tcPr, else its w:tblPr: the table's) and its text's colours, in its own properties and in the conditional
+# parts (w:tblStylePr) the cell takes by its place and the table's w:tblLook: the whole table, row bands, column bands,
+# first/last column, first/last row, corner cells — each overriding the ones before (Office's order); the cell's own
+# shading overrides the style's (a light one, or "no colour", is not a black bar). A cell's place in the last row or
+# column is known only when its table closes: a run whose verdict depends on it waits, counted in its cell, for it.
+# The text's colour must be said (directly or by a style): Word shows the automatic colour white on a dark background,
 # so a run left "自动" is read, not hidden. Not refused: white or light text on black (a label, a table header), a
-# black bar with no text or only marks (spaces, XXX, ■), shading from a table style's conditional formatting (not
-# read). The body is scanned as bytes as for hidden text, in one pass over the tags, and only in a part (or with
-# styles) holding a dark highlight or shading.
+# black bar with no text or only marks (spaces, XXX, ■). Not read: the header rows repeated after the first
+# (w:tblHeader: the first row's part is taken by the first row only), a row's exceptions (w:tblPrEx), the theme's
+# colours (w:themeFill without a w:fill). The body is scanned as bytes as for hidden text, in one pass over the tags,
+# and only in a part (or with styles) holding a dark highlight or shading, or naming a table style that shades dark.
 COVERED_TEXT_DOCX = ("文件{place}中有 {count} 处文字用黑色（或深色）的突出显示或底纹涂黑，而文字本身也是黑色（或深色）：页面上看起来"
                      "已经涂黑，但文字仍保存在文件里，去掉突出显示或底纹、或复制出来即可看到。请用真正删除文字的方式脱敏（例如 "
                      "Acrobat 的“应用密文”，或在 Word 中删除文字后再以黑框表示），然后重新上传。")
@@ -374,10 +387,13 @@ _SHADING_TAG = re.compile(rb"<" + _NS + rb"(shd|highlight|color)(?=[\s/>])" + _A
 _BACKGROUND_TAG = re.compile(rb"<" + _NS + rb"(shd|highlight)(?=[\s/>])" + _ATTRIBUTES + rb">")
 _COLOR_ATTRIBUTE = re.compile(rb"""(?:^|\s)""" + _NS + rb"""(val|color|fill)\s*=\s*(["'])([^"'<>]*)\2""")
 _HEX = re.compile(rb"\s*([0-9A-Fa-f]{6})\s*")
+_HEX_NUMBER = re.compile(rb"\s*[0-9A-Fa-f]{1,4}\s*")
 _PATTERN_PERCENT = re.compile(rb"pct(\d{1,3})")
-_RUN_TOKEN = re.compile(rb"<(/?)" + _NS + rb"(tc|tcPr|p|pPr|r|rPr|t|shd|highlight|color|rStyle|pStyle)(?=[\s/>])"
+_RUN_TOKEN = re.compile(rb"<(/?)" + _NS + rb"(tbl|tblPr|tr|tc|tcPr|p|pPr|r|rPr|t|shd|highlight|color|rStyle|pStyle"
+                        rb"|tblStyle|tblLook|gridSpan|tblStyleRowBandSize|tblStyleColBandSize)(?=[\s/>])"
                         + _ATTRIBUTES + rb">")
-_CONTAINERS = (b"tc", b"tcPr", b"p", b"pPr", b"r", b"rPr")
+_CONTAINERS = (b"tbl", b"tblPr", b"tr", b"tc", b"tcPr", b"p", b"pPr", b"r", b"rPr")
+_TABLE_STYLE_USED = re.compile(rb"<" + _NS + rb"tblStyle(?=[\s/>])" + _ATTRIBUTES + rb">")
 _AUTO = "auto"  # a text colour Word picks against its background
 
 
@@ -422,6 +438,13 @@ def _dark(color) -> bool:
     return color is not None and color != _AUTO and extract._luminance(color) <= extract.DARK
 
 
+@functools.lru_cache(maxsize=1024)  # a document has a few colours, its runs many
+def _dim(text) -> bool:
+    """Whether a text colour could be unreadable on some dark background (lighter ones read on all of them)."""
+    return extract._luminance(text) < (extract.DARK + 0.05) * extract.VISIBLE_CONTRAST - 0.05
+
+
+@functools.lru_cache(maxsize=1024)
 def _invisible_on(text, background) -> bool:
     """Whether text of colour ``text`` cannot be read on ``background`` (dark: a black bar)."""
     if text is None or text == _AUTO or not _dark(background):
@@ -429,41 +452,151 @@ def _invisible_on(text, background) -> bool:
     return extract.contrast(extract._luminance(text), extract._luminance(background)) < extract.VISIBLE_CONTRAST
 
 
+_STYLE_TYPE = re.compile(rb"""(?:^|\s)""" + _NS + rb"""type\s*=\s*(["'])([^"'<>]*)\1""")
+_BACKGROUNDS = ("highlight", "shd", "pshd", "cell", "table")  # the keys of a style's say that paint under text
+_UNSAID = object()
+_NO_TABLE = (None, ())  # a run outside a table (or in one without a style): no table style's say
+_BAND_SIZE = re.compile(rb"<" + _NS + rb"tblStyle(Row|Col)BandSize(?=[\s/>])" + _ATTRIBUTES + rb">")
+# w:tblLook: which of the table style's conditional parts the table uses (the attributes, else the bits of w:val)
+_LOOK_BITS = {b"firstRow": 0x20, b"lastRow": 0x40, b"firstColumn": 0x80, b"lastColumn": 0x100, b"noHBand": 0x200,
+              b"noVBand": 0x400}
+_ON = (b"1", b"true", b"on")
+
+
+def _last_shading(content: bytes, holders: tuple[bytes, ...]):
+    """The background of the last w:shd directly in the elements named ``holders`` of ``content`` (_UNSAID if none)."""
+    found = _UNSAID
+    for _start, open_end, close_start, _end, _attributes in _elements(content, holders):
+        for tag in _BACKGROUND_TAG.finditer(content, open_end, close_start):
+            if tag.group(1) == b"shd":
+                found = _background(b"shd", tag.group(2))
+    return found
+
+
+def _band_size(attributes: bytes) -> int:
+    value = _val(attributes) or b""
+    return max(int(value), 1) if value.strip().isdigit() and len(value) < 6 else 1
+
+
+def _table_style(body: bytes) -> dict[str, object]:
+    """A table style's say (``_Shadings``): "<part>/<key>", part "" for what it says outside its conditional parts."""
+    said: dict[str, object] = {}
+    parts = [(b"", _without(body, (b"tblStylePr",)))]
+    for _start, open_end, close_start, _end, attributes in _elements(body, (b"tblStylePr",)):
+        kind = _STYLE_TYPE.search(attributes)
+        if kind is not None:
+            parts.append((kind.group(2).strip(), body[open_end:close_start]))
+    for part, content in parts:
+        prefix = part.decode("ascii", "replace") + "/"
+        for _start, open_end, close_start, _end, _attributes in _elements(content, (b"rPr",)):
+            said.update({prefix + key: value for key, value in _run_properties(content[open_end:close_start]).items()})
+        for key, holder in (("cell", b"tcPr"), ("table", b"tblPr")):
+            if (shading := _last_shading(content, (holder,))) is not _UNSAID:
+                said[prefix + key] = shading
+        for size in _BAND_SIZE.finditer(content):
+            said[prefix + size.group(1).decode().lower() + "Band"] = _band_size(size.group(2))
+    return said
+
+
+def _table_look(attributes: bytes) -> int:
+    look = int(value, 16) if (value := _val(attributes)) and _HEX_NUMBER.fullmatch(value) else 0
+    for found in _ATTRIBUTE.finditer(attributes):
+        bit = _LOOK_BITS.get(found.group(2))
+        if bit:
+            look = look | bit if (found.group(3) or found.group(4) or b"").strip().lower() in _ON else look & ~bit
+    return look
+
+
+def _conditional_parts(look: int, row: int, col: int, last_row: bool, last_col: bool, row_band: int,
+                       col_band: int) -> tuple[str, ...]:
+    """The parts of a table style a cell takes, the one that overrides the others first (the order Office applies
+    them in, [MS-OI29500] 2.1.252: the whole table, row bands, column bands, first/last column, first/last row,
+    corners)."""
+    first_row, last_row = bool(look & 0x20) and row == 0, bool(look & 0x40) and last_row
+    first_col, last_col = bool(look & 0x80) and col == 0, bool(look & 0x100) and last_col
+    parts = ["", "wholeTable"]
+    if not look & 0x200 and not first_row and not last_row:
+        parts.append(("band1Horz", "band2Horz")[(row - bool(look & 0x20)) // row_band % 2])
+    if not look & 0x400 and not first_col and not last_col:
+        parts.append(("band1Vert", "band2Vert")[(col - bool(look & 0x80)) // col_band % 2])
+    parts += [part for part, applies in (("firstCol", first_col), ("lastCol", last_col), ("firstRow", first_row),
+                                         ("lastRow", last_row), ("nwCell", first_row and first_col),
+                                         ("neCell", first_row and last_col), ("swCell", last_row and first_col),
+                                         ("seCell", last_row and last_col)) if applies]
+    return tuple(parts[::-1])
+
+
 class _Shadings:
     """The styles' say on a run's colours (``_run_properties``' keys: highlight, shd, color; a paragraph style's
-    pshd), each through the styles it is based on; and the document defaults."""
+    pshd), each through the styles it is based on; and the document defaults. A table style's say is kept under
+    "<part>/<key>" (``_table_style``): part "" for the style itself, else the conditional part (w:tblStylePr w:type:
+    firstRow, band1Horz, …); keys those of its rPr, "cell" (its tcPr's shading), "table" (its tblPr's), "rowBand" and
+    "colBand" (the banding sizes)."""
 
-    def __init__(self, parts: list[bytes]):
+    def __init__(self, parts: list[bytes], theme: bytes = b""):
+        self.theme = _theme_colors(theme)  # for the shapes' fills (``_covering_shapes``)
         self.own: dict[bytes, dict[str, object]] = {}
         self.based_on: dict[bytes, bytes] = {}
         self.defaults: dict[str, object] = {}
         self.default_paragraph: bytes | None = None
-        self.any_dark = False
+        self.default_table: bytes | None = None
+        self.dark_tables: set[bytes] = set()  # the table styles shading something dark (or based on one that does)
+        tables: set[bytes] = set()
         for content in parts:
             content = _without(content, _FORMER)
             for _start, open_end, close_start, _end, _attributes in _elements(content, (b"rPrDefault",)):
                 self.defaults.update(_run_properties(content[open_end:close_start]))
             for _start, open_end, close_start, _end, attributes in _elements(content, (b"style",)):
                 style_id = _STYLE_ID.search(attributes)
-                if style_id is None or re.search(rb"""type\s*=\s*["']table""", attributes):
-                    continue  # a table style's shading is conditional (header row, banded rows): not read
+                if style_id is None:
+                    continue
                 key, body = style_id.group(2), content[open_end:close_start]
-                said: dict[str, object] = {}
-                for _s, rpr_end, rpr_close, _e, _a in _elements(body, (b"rPr",)):
-                    said.update(_run_properties(body[rpr_end:rpr_close]))
-                for _s, ppr_end, ppr_close, _e, _a in _elements(body, (b"pPr",)):
-                    shading = [m for m in _BACKGROUND_TAG.finditer(body[ppr_end:ppr_close]) if m.group(1) == b"shd"]
-                    if shading:
-                        said["pshd"] = _background(b"shd", shading[-1].group(2))
+                if key in self.own:  # defined twice: the first holds (styles.xml before its copy, ``_docx``)
+                    continue
+                kind = _STYLE_TYPE.search(attributes)
+                kind = kind.group(2) if kind else b"paragraph"
+                if kind == b"table":
+                    said = _table_style(body)
+                    tables.add(key)
+                else:
+                    said = {}
+                    for _s, rpr_end, rpr_close, _e, _a in _elements(body, (b"rPr",)):
+                        said.update(_run_properties(body[rpr_end:rpr_close]))
+                    if (shading := _last_shading(body, (b"pPr",))) is not _UNSAID:
+                        said["pshd"] = shading
                 self.own[key] = said
                 parent = _BASED_ON.search(body)
                 if parent is not None and (parent_id := _val(parent.group(1))) is not None:
                     self.based_on[key] = parent_id
-                if _DEFAULT_STYLE.search(attributes) and re.search(rb"""type\s*=\s*["']paragraph""", attributes):
-                    self.default_paragraph = key
-        self.any_dark = any(_dark(said.get(k)) for said in [*self.own.values(), self.defaults]
-                            for k in ("highlight", "shd", "pshd"))
+                if _DEFAULT_STYLE.search(attributes):
+                    if kind == b"paragraph" and self.default_paragraph is None:
+                        self.default_paragraph = key
+                    elif kind == b"table" and self.default_table is None:
+                        self.default_table = key
+        dark = {key for key, said in self.own.items()
+                if any(_dark(value) for name, value in said.items() if name.rsplit("/", 1)[-1] in _BACKGROUNDS)}
+        self.any_dark = bool(dark - tables) or any(_dark(self.defaults.get(k)) for k in _BACKGROUNDS)
+        for key in tables:  # a table style shades dark if it, or a style it is based on, does
+            seen, at = set(), key
+            while at in self.own and at not in seen:
+                seen.add(at)
+                if at in dark:
+                    self.dark_tables.add(key)
+                    break
+                at = self.based_on.get(at, b"")
         self._resolved: dict[tuple[bytes, str], object] = {}
+
+    def table_parts(self, style: bytes) -> set[str]:
+        """The parts ("" and the conditional ones) that ``style`` and the styles it is based on say something in."""
+        found = self._resolved.get((style, "parts"))
+        if found is None:
+            found, seen, at = {""}, set(), style
+            while at in self.own and at not in seen:
+                seen.add(at)
+                found.update(name.split("/", 1)[0] for name in self.own[at] if "/" in name)
+                at = self.based_on.get(at, b"")
+            self._resolved[(style, "parts")] = found
+        return found
 
     def get(self, style: bytes | None, key: str):
         """What ``style`` (or a style it is based on) says of ``key``; KeyError if none says."""
@@ -496,28 +629,111 @@ def _run_properties(properties: bytes) -> dict[str, object]:
 def _blacked_out_runs(content: bytes, styles: _Shadings) -> int:
     """How many runs of a story part show text on a dark highlight or shading in a colour that cannot be read on it
     (above), in one pass over its tags (an element left unclosed is closed with the element it is in; each is
-    opened and closed once, so the pass stays linear whatever the markup)."""
-    if not styles.any_dark and not any(_dark(_background(m.group(1), m.group(2)))
-                                       for m in _BACKGROUND_TAG.finditer(content)):
+    opened and closed once, so the pass stays linear whatever the markup). A run in a table whose style shades is
+    judged for each of the four places its cell may have (in the last row or not, the last column or not: known when
+    the table closes); when they differ, its cell counts it for each and the table adds the count of its place."""
+    if not styles.any_dark and not _uses_dark_table(content, styles) and not any(
+            _dark(_background(m.group(1), m.group(2))) for m in _BACKGROUND_TAG.finditer(content)):
         return 0
     if b"PrChange" in content:
         content = _without(content, _FORMER)
     stack: list[tuple[bytes, dict]] = []  # the open containers (_CONTAINERS), each with what it says
     open_of: dict[bytes, list[dict]] = {name: [] for name in _CONTAINERS}  # the same, by kind
     text_at, found = -1, 0
+    table_cache: dict = {}
 
     def innermost(name: bytes) -> dict | None:
         return open_of[name][-1] if open_of[name] else None
 
-    def said(run: dict, paragraph: dict | None, key: str):
+    def said(run: dict, paragraph: dict | None, key: str, table: tuple):
+        """What the run, its character style, its paragraph's style, the table's style or the defaults say of ``key``
+        (the standard's order) — but the table's style before the default paragraph style (Normal) in a paragraph
+        naming none: Word is reported to let a table style win over Normal there, and taken the other way a header
+        band whose white text the table style says would be refused for a Normal saying black."""
         if key in run:
             return run[key]
-        for style in (run.get("rStyle"), (paragraph or {}).get("pStyle", styles.default_paragraph)):
+        named = (paragraph or {}).get("pStyle")
+        for style in (run.get("rStyle"), named):
             try:
                 return styles.get(style, key)
             except KeyError:
                 pass
+        found = table_said(table, key, _UNSAID)
+        if found is not _UNSAID:
+            return found
+        if named is None:
+            try:
+                return styles.get(styles.default_paragraph, key)
+            except KeyError:
+                pass
         return styles.defaults.get(key)
+
+    def table_said(table: tuple, key: str, otherwise):
+        """What the table's style says of ``key`` in the cell's conditional ``parts``, the first of them saying it."""
+        found = table_cache.get((table, key), table_cache)
+        if found is table_cache:
+            found, (style, parts) = KeyError, table
+            for part in parts:
+                try:
+                    found = styles.get(style, part + "/" + key)
+                    break
+                except KeyError:
+                    pass
+            table_cache[(table, key)] = found
+        return otherwise if found is KeyError else found
+
+    def invisible(run: dict, paragraph: dict | None, cell: dict | None, table: tuple) -> bool:
+        color = said(run, paragraph, "color", table)
+        if color is None or color == _AUTO or not _dim(color):
+            return False
+        background = said(run, paragraph, "highlight", table)
+        if background is None:
+            background = said(run, paragraph, "shd", table)
+        if background is None and paragraph is not None:
+            background = paragraph["shd"] if "shd" in paragraph else said({}, paragraph, "pshd", _NO_TABLE)
+        if background is None and cell is not None:  # the cell's own shading, its style's, the table's
+            background = cell["shd"] if "shd" in cell else table_said(table, "cell", _UNSAID)
+            if background is _UNSAID:
+                grid = cell.get("table", {})
+                background = grid["shd"] if "shd" in grid else table_said(table, "table", None)
+        return _invisible_on(color, background)
+
+    def places(cell: dict) -> list[tuple]:
+        """The table style and the parts of it the cell takes in each of its four possible places (not last, last
+        column, last row, both), only the parts the style has; one place if they are the same."""
+        grid = cell.get("table")
+        style = grid.get("style", styles.default_table) if grid is not None else None
+        if style not in styles.own:
+            return [_NO_TABLE]
+        if "bands" not in grid:
+            grid["bands"] = [grid.get(name) or table_said((style, ("",)), name, 1) for name in ("rowBand", "colBand")]
+            grid["places"] = {}  # by the cell's kind of place: the same answer for every cell of a kind
+        look, (row_band, col_band), row, col = grid.get("look", 0), grid["bands"], cell["row"], cell["col"]
+        kind = (row == 0, (row - bool(look & 0x20)) // row_band % 2, col == 0,
+                (col - bool(look & 0x80)) // col_band % 2)
+        found = grid["places"].get(kind)
+        if found is None:
+            has = styles.table_parts(style)
+            found = [(style, tuple(part for part in _conditional_parts(look, row, col, last_row, last_col, row_band,
+                                                                       col_band) if part in has))
+                     for last_row in (False, True) for last_col in (False, True)]
+            found = grid["places"][kind] = found[:1] if found.count(found[0]) == 4 else found
+        return found
+
+    def judged(run: dict, paragraph: dict | None, cell: dict | None) -> int:
+        """The run counted (1) or not; or, in a styled table and depending on its cell's place, 0 with the
+        count left in the cell (``pending``: one for each place, not last/last column/last row/both)."""
+        if cell is None:
+            return invisible(run, paragraph, cell, _NO_TABLE)
+        if "places" not in cell:
+            cell["places"] = places(cell)
+        counted = [invisible(run, paragraph, cell, place) for place in cell["places"]]
+        if len(counted) == 1 or all(counted) or not any(counted):
+            return int(counted[0])
+        pending = cell.setdefault("pending", [0, 0, 0, 0])
+        for at, place in enumerate(counted):
+            pending[at] += place
+        return 0
 
     for tag in _RUN_TOKEN.finditer(content):
         closing, name, attributes = tag.groups()
@@ -533,8 +749,16 @@ def _blacked_out_runs(content: bytes, styles: _Shadings) -> int:
         if name in open_of:
             if not closing:
                 if not attributes.endswith(b"/"):
-                    stack.append((name, {}))
-                    open_of[name].append(stack[-1][1])
+                    opened: dict = {}
+                    if name in (b"tr", b"tc") and (grid := innermost(b"tbl")) is not None:
+                        if name == b"tr" or not grid["rows"]:
+                            grid["rows"].append(0)  # the grid columns each row has filled so far
+                        if name == b"tc":
+                            opened.update(table=grid, row=len(grid["rows"]) - 1, col=grid["rows"][-1], span=1)
+                    elif name == b"tbl":
+                        opened.update(rows=[], pending=[])
+                    stack.append((name, opened))
+                    open_of[name].append(opened)
                 continue
             if not open_of[name]:
                 continue
@@ -542,17 +766,15 @@ def _blacked_out_runs(content: bytes, styles: _Shadings) -> int:
                 popped, properties = stack.pop()
                 open_of[popped].pop()
                 if popped == b"r" and properties.get("text"):
-                    paragraph = innermost(b"p")
-                    background = said(properties, paragraph, "highlight")
-                    if background is None:
-                        background = said(properties, paragraph, "shd")
-                    if background is None and paragraph is not None:
-                        background = paragraph["shd"] if "shd" in paragraph else said({}, paragraph, "pshd")
-                    if background is None:
-                        cell = innermost(b"tc")
-                        background = cell.get("shd") if cell is not None else None
-                    if _invisible_on(said(properties, paragraph, "color"), background):
-                        found += 1
+                    found += judged(properties, innermost(b"p"), innermost(b"tc"))
+                elif popped == b"tc" and "table" in properties:
+                    rows, row = properties["table"]["rows"], properties["row"]
+                    rows[row] = max(rows[row], properties["col"] + properties["span"])
+                    if "pending" in properties:
+                        properties["table"]["pending"].append((row, rows[row], properties["pending"]))
+                elif popped == b"tbl":
+                    for row, end, pending in properties["pending"]:
+                        found += pending[2 * (row == len(properties["rows"]) - 1) + (end >= properties["rows"][row])]
                 if popped == name:
                     break
             continue
@@ -562,7 +784,7 @@ def _blacked_out_runs(content: bytes, styles: _Shadings) -> int:
         if holder == b"rPr" and parent == b"r":  # a run's own properties (not a paragraph mark's: pPr/rPr)
             if name == b"rStyle":
                 stack[-2][1]["rStyle"] = _val(attributes)
-            elif name != b"pStyle":
+            elif name in (b"shd", b"highlight", b"color"):
                 stack[-2][1][name.decode()] = (_text_color(attributes) if name == b"color"
                                                 else _background(name, attributes))
         elif holder == b"pPr" and parent == b"p":
@@ -570,17 +792,295 @@ def _blacked_out_runs(content: bytes, styles: _Shadings) -> int:
                 stack[-2][1]["pStyle"] = _val(attributes)
             elif name == b"shd":
                 stack[-2][1]["shd"] = _background(name, attributes)
-        elif holder == b"tcPr" and parent == b"tc" and name == b"shd":
-            stack[-2][1]["shd"] = _background(name, attributes)
+        elif holder == b"tcPr" and parent == b"tc":
+            if name == b"shd":
+                stack[-2][1]["shd"] = _background(name, attributes)
+            elif name == b"gridSpan":
+                stack[-2][1]["span"] = _band_size(attributes)
+        elif holder == b"tblPr" and parent == b"tbl":
+            if name == b"tblStyle":
+                stack[-2][1]["style"] = _val(attributes)
+            elif name == b"tblLook":
+                stack[-2][1]["look"] = _table_look(attributes)
+            elif name == b"shd":
+                stack[-2][1]["shd"] = _background(name, attributes)
+            elif name in (b"tblStyleRowBandSize", b"tblStyleColBandSize"):
+                stack[-2][1][name[8:11].decode().lower() + "Band"] = _band_size(attributes)
     return found
+
+
+def _uses_dark_table(content: bytes, styles: _Shadings) -> bool:
+    """Whether a table of the part takes a table style that shades something dark (named, or the default one)."""
+    if not styles.dark_tables or b"tbl" not in content:
+        return False
+    return styles.default_table in styles.dark_tables or any(
+        _val(m.group(1)) in styles.dark_tables for m in _TABLE_STYLE_USED.finditer(content))
+
+
+# Blacked out with a shape (.docx): a rectangle (or any autoshape, or a text box) filled black and laid over the names
+# — the page shows a black bar, the text is in the file under it (moving the shape, or copying, shows it). Where a
+# floating shape lands on the page is Word's layout (its offsets from a column, a margin, a paragraph, the page, the
+# text's wrapping around other floats), not in the XML: which letters it covers is not computed. The rule instead:
+# a shape is a cover when it floats (wp:anchor; VML: position:absolute) in front of the text (not behindDoc; VML: a
+# z-index not negative) with no wrapping (wp:wrapNone; VML: no w10:wrap or type none — text wrapped around a shape
+# is never under it), is at least ``_COVER_MIN_EMU`` high and wide (a rule, an underline, a border hides no line of
+# text), and is filled with one opaque dark colour (a:solidFill, else the style's a:fillRef, in RGB, a theme colour
+# through the theme with its lumMod/lumOff/shade/tint, a system or preset colour; VML fillcolor, white when not
+# said; any alpha or VML opacity below 100 % is see-through, as a PDF fill with transparency is); and it is refused
+# when the paragraph it is anchored in, or the one before or after it, holds text (a letter or a digit: not spaces,
+# XXX or ■), outside any shape — Word anchors a shape to the paragraph it was drawn over, or to an empty one next to
+# it. Not refused: inline pictures and shapes (wp:inline, VML without position:absolute), pictures (a photo's pixels
+# are not read), shapes behind the text or with text wrapped around them, light, see-through, gradient, pattern or
+# picture fills, a text box whose own text is readable on it (a label: its text in a colour said light, or not said),
+# shapes in mc:Fallback (the VML copy of a DrawingML shape Word shows). Not seen: a cover anchored two or more
+# paragraphs away from what it covers, a cover over text with nothing else in the paragraph near its anchor (it then
+# covers the text of another paragraph, unseen by this rule), a group's child judged by the group's size, a text
+# box labelled over the text it hides (its label is readable: not refused).
+COVERED_BY_SHAPE_DOCX = ("文件{place}中有 {count} 个黑色（或深色）的形状（矩形等自选图形或文本框）浮于文字上方，所在段落或相邻段落"
+                         "中有文字：页面上看起来已经涂黑，但被遮住的文字仍保存在文件里，移开形状或复制出来即可看到。请用真正删除"
+                         "文字的方式脱敏（例如 Acrobat 的“应用密文”，或在 Word 中删除文字后再以黑框表示），然后重新上传。")
+_COVER_MIN_EMU = 63_500  # 5 pt: the height of a small letter
+_EMU_PER = {b"pt": 12_700, b"in": 914_400, b"cm": 360_000, b"mm": 36_000, b"px": 9_525, b"": 9_525}
+_SHAPE_TOKEN = re.compile(rb"<(/?)" + _NS + rb"(p|drawing|pict|Fallback)(?=[\s/>])" + _ATTRIBUTES + rb">")
+_TEXT = re.compile(rb"<" + _NS + rb"t(?:\s[^<>]*)?>([^<]*)<")
+_ANCHOR = re.compile(rb"<" + _NS + rb"anchor(?=[\s/>])" + _ATTRIBUTES + rb">")
+_BEHIND = re.compile(rb"""(?:^|\s)behindDoc\s*=\s*["']\s*(?:1|true|on)\s*["']""", re.I)
+_EXTENT = re.compile(rb"<" + _NS + rb"extent(?=[\s/>])" + _ATTRIBUTES + rb">")
+_SIZE = re.compile(rb"""(?:^|\s)(cx|cy)\s*=\s*["']\s*(\d{1,12})\s*["']""")
+_WRAP_NONE = re.compile(rb"<" + _NS + rb"wrapNone(?=[\s/>])")
+_DRAWN_SHAPE = (b"wsp",)  # DrawingML's word-processing shape (wps:wsp), in an anchor or a group in one
+# what holds colours other than the shape's fill: its outline, effects, 3-D, style, text box
+_NOT_FILL = (b"ln", b"effectLst", b"effectDag", b"scene3d", b"sp3d", b"style", b"txbx", b"bodyPr")
+_FILL = re.compile(rb"<" + _NS + rb"(noFill|solidFill|gradFill|blipFill|pattFill|grpFill|fillRef)(?=[\s/>])"
+                   + _ATTRIBUTES + rb">")
+_COLOR_TAG = re.compile(rb"<" + _NS + rb"(srgbClr|schemeClr|sysClr|prstClr|lumMod|lumOff|shade|tint|alpha)"
+                        rb"(?=[\s/>])" + _ATTRIBUTES + rb">")
+_LAST_COLOR = re.compile(rb"""(?:^|\s)lastClr\s*=\s*["']\s*([0-9A-Fa-f]{6})""")
+_IDX = re.compile(rb"""(?:^|\s)idx\s*=\s*["']\s*(\d{1,5})""")
+_SCHEME = {b"tx1": b"dk1", b"tx2": b"dk2", b"bg1": b"lt1", b"bg2": b"lt2"}  # Word's colour mapping (w:clrSchemeMapping)
+_PRESET = {b"black": (0.0, 0.0, 0.0), b"navy": (0.0, 0.0, 0.5), b"darkblue": (0.0, 0.0, 0.55),
+           b"maroon": (0.5, 0.0, 0.0), b"darkgreen": (0.0, 0.39, 0.0), b"darkslategray": (0.18, 0.31, 0.31),
+           b"dimgray": (0.41, 0.41, 0.41), b"midnightblue": (0.1, 0.1, 0.44), b"white": (1.0, 1.0, 1.0),
+           b"windowtext": (0.0, 0.0, 0.0)}  # DrawingML's preset and VML's named colours that are dark (and white)
+_THEME_COLOR = re.compile(rb"<" + _NS + rb"(dk1|lt1|dk2|lt2|accent[1-6]|hlink|folHlink)>\s*<" + _NS
+                          + rb"(?:srgbClr|sysClr)(?=[\s/>])" + _ATTRIBUTES + rb">")
+_VML_SHAPE = re.compile(rb"<" + _NS + rb"(?:rect|roundrect|shape)(?=[\s/>])" + _ATTRIBUTES + rb">")
+_VML_ATTRIBUTE = re.compile(rb"""(?:^|\s)(style|fillcolor|filled|type)\s*=\s*(["'])([^"'<>]*)\2""")
+_VML_FILL = re.compile(rb"<" + _NS + rb"fill(?=[\s/>])" + _ATTRIBUTES + rb">")
+_VML_OFF = re.compile(rb"""(?:^|\s)on\s*=\s*["']\s*(?:f|false|0)\s*["']""", re.I)
+_VML_OPACITY = re.compile(rb"""(?:^|\s)opacity\s*=\s*["']\s*([\d.]{1,12})(f?)\s*["']""")
+_VML_WRAP = re.compile(rb"<" + _NS + rb"wrap(?=[\s/>])" + _ATTRIBUTES + rb">")
+_VML_WRAP_TYPE = re.compile(rb"""(?:^|\s)type\s*=\s*["']\s*(\w{1,20})""")
+_STYLE_LENGTH = re.compile(rb"(width|height|z-index|position)\s*:\s*([-\w.]{1,30})")
+
+
+def _theme_colors(theme: bytes) -> dict[bytes, tuple[float, float, float]]:
+    """The theme's colour scheme (a:clrScheme: dk1, lt1, accent1, …) as RGB, the document's tx1/bg1/… through
+    Word's mapping of them."""
+    colors = {}
+    for found in _THEME_COLOR.finditer(theme):
+        value = _LAST_COLOR.search(found.group(2)) or _VAL.search(found.group(2))
+        rgb = _rgb(value.group(value.lastindex)) if value else None
+        if rgb is not None:
+            colors.setdefault(found.group(1), rgb)  # the first scheme (a theme part has one)
+    colors.update({alias: colors[name] for alias, name in _SCHEME.items() if name in colors})
+    return colors
+
+
+def _base_color(name: bytes, attributes: bytes, theme: dict) -> tuple[float, float, float] | None:
+    value = (_val(attributes) or b"").strip()
+    if name == b"srgbClr":
+        return _rgb(value)
+    if name == b"schemeClr":
+        return theme.get(value)
+    if name == b"sysClr":
+        last = _LAST_COLOR.search(attributes)
+        return _rgb(last.group(1)) if last else None
+    return _PRESET.get(value.lower())  # prstClr
+
+
+def _drawing_color(content: bytes, theme: dict) -> tuple[tuple[float, float, float] | None, float]:
+    """The colour a DrawingML fill (its XML) says first (RGB, None if not known) and its opacity, its transforms
+    applied (lumMod/lumOff in HLS, shade towards black, tint towards white)."""
+    rgb, alpha, seen = None, 1.0, False
+    for found in _COLOR_TAG.finditer(content):
+        name, value = found.group(1), (_val(found.group(2)) or b"").strip()
+        if name in (b"srgbClr", b"schemeClr", b"sysClr", b"prstClr"):
+            if seen:
+                break  # another colour (a gradient's next stop): the first is judged
+            seen, rgb = True, _base_color(name, found.group(2), theme)
+            continue
+        if rgb is None or not value.isdigit() or len(value) > 7:
+            continue
+        share = int(value) / 100_000
+        if name == b"alpha":
+            alpha = share
+        elif name in (b"lumMod", b"lumOff"):
+            hue, lightness, saturation = colorsys.rgb_to_hls(*rgb)
+            lightness = lightness * share if name == b"lumMod" else lightness + share
+            rgb = colorsys.hls_to_rgb(hue, min(max(lightness, 0.0), 1.0), saturation)
+        elif name == b"shade":
+            rgb = tuple(c * share for c in rgb)
+        else:  # tint
+            rgb = tuple(c + (1 - c) * (1 - share) for c in rgb)
+    return rgb, alpha
+
+
+def _readable_text(content: bytes, fill) -> bool:
+    """Whether a shape's own text (its text box's runs) says something in a colour that can be read on ``fill``: a
+    run with a letter or a digit, its colour said light (w:color) or not said."""
+    for _start, open_end, close_start, _end, _attributes in _elements(content, (b"r",)):
+        run = content[open_end:close_start]
+        if any(extract._secret(html.unescape(t.group(1).decode("utf-8", "replace"))) for t in _TEXT.finditer(run)):
+            colors = [m.group(2) for m in _SHADING_TAG.finditer(run) if m.group(1) == b"color"]
+            if not _invisible_on(_text_color(colors[-1]) if colors else _AUTO, fill):
+                return True
+    return False
+
+
+def _drawn_cover(drawing: bytes, theme: dict) -> bool:
+    """Whether a w:drawing is a cover (above): anchored in front of the text without wrapping, large enough, a shape
+    in it filled with an opaque dark colour and without readable text of its own."""
+    anchor = _ANCHOR.search(drawing)
+    if anchor is None or _BEHIND.search(anchor.group(1)) or not _WRAP_NONE.search(drawing):
+        return False
+    extent = _EXTENT.search(drawing)
+    if extent is not None and any(int(size.group(2)) < _COVER_MIN_EMU for size in _SIZE.finditer(extent.group(1))):
+        return False
+    for _start, open_end, close_start, _end, _attributes in _elements(drawing, _DRAWN_SHAPE):
+        shape = drawing[open_end:close_start]
+        said = _without(shape, _NOT_FILL)
+        fill = _FILL.search(said)  # the shape properties' own fill (not its outline's, its shadow's)
+        if fill is None:  # none said: the shape style's fill reference (idx 0: no fill)
+            said = b"".join(shape[s:e] for s, _o, _c, e, _a in _elements(shape, (b"style",)))
+            fill = _FILL.search(said)
+            index = _IDX.search(fill.group(2)) if fill is not None else None
+            fill = fill if index is not None and int(index.group(1)) > 0 else None
+        if fill is None or fill.group(1) not in (b"solidFill", b"fillRef"):
+            continue
+        rgb, alpha = _drawing_color(said[fill.end():], theme)
+        if alpha >= 1.0 and _dark(rgb) and not _readable_text(shape, rgb):
+            return True
+    return False
+
+
+def _vml_length(value: bytes) -> float | None:
+    found = re.fullmatch(rb"\s*(-?[\d.]{1,12})\s*(pt|in|cm|mm|px|)\s*", value)
+    try:
+        return float(found.group(1)) * _EMU_PER[found.group(2)] if found else None
+    except ValueError:
+        return None
+
+
+def _vml_cover(picture: bytes) -> bool:
+    """Whether a w:pict is a cover (above): a VML rectangle or shape positioned absolutely in front of the text
+    without wrapping, large enough, filled with an opaque dark colour, without readable text of its own."""
+    wrap = _VML_WRAP.search(picture)
+    if wrap is not None and (kind := _VML_WRAP_TYPE.search(wrap.group(1))) and kind.group(1).lower() != b"none":
+        return False
+    for shape in _VML_SHAPE.finditer(picture):
+        said = {m.group(1): m.group(3).strip().lower() for m in _VML_ATTRIBUTE.finditer(shape.group(1))}
+        style = {m.group(1): m.group(2).lower() for m in _STYLE_LENGTH.finditer(said.get(b"style", b""))}
+        if style.get(b"position") != b"absolute" or style.get(b"z-index", b"0").startswith(b"-"):
+            continue
+        if said.get(b"filled", b"t") in (b"f", b"false") or said.get(b"type", b"") == b"#_x0000_t75":
+            continue  # no fill; a picture's frame
+        sizes = [_vml_length(style.get(name, b"")) for name in (b"width", b"height")]
+        if any(size is not None and size < _COVER_MIN_EMU for size in sizes):
+            continue
+        color = said.get(b"fillcolor", b"white").split(b"[")[0].strip()
+        rgb = _rgb(color[1:]) if color.startswith(b"#") and len(color) == 7 else (
+            _rgb(bytes(c for c in color[1:] for _ in (0, 1))) if color.startswith(b"#") and len(color) == 4
+            else _PRESET.get(color))
+        fill = _VML_FILL.search(picture, shape.end())
+        if fill is not None and (_VML_OFF.search(fill.group(1)) or _see_through(fill.group(1))):
+            continue
+        if _dark(rgb) and not _readable_text(picture[shape.end():], rgb):
+            return True
+    return False
+
+
+def _see_through(fill_attributes: bytes) -> bool:
+    opacity = _VML_OPACITY.search(fill_attributes)
+    if opacity is None:
+        return False
+    try:  # "0.5", ".5", or 32768f (in 1/65536)
+        value = float(opacity.group(1)) / (65_536 if opacity.group(2) else 1)
+    except ValueError:
+        return False
+    return value < 1.0
+
+
+def _covering_shapes(content: bytes, theme: dict) -> int:
+    """How many covers (above) of a story part lie in front of text, in one pass over its paragraphs and shapes: each
+    outermost paragraph's text (outside the shapes in it) is read once, when a cover is anchored in or beside it."""
+    if b"wrapNone" not in content and b"absolute" not in content:  # no cover in it (a cover says one or the other)
+        return 0
+    paragraphs: list[list] = []  # outermost paragraphs: [start, end, the shapes' spans in it, its text (None: unread)]
+    covers: list[int] = []  # for each cover, its paragraph's index
+    depth, fallback, shape_at, shape_depth = 0, 0, -1, 0
+    for tag in _SHAPE_TOKEN.finditer(content):
+        closing, name, attributes = tag.groups()
+        if attributes.endswith(b"/"):
+            if name == b"p" and depth == 0 and shape_at < 0:  # an empty paragraph: a neighbour with no text
+                paragraphs.append([tag.start(), tag.end(), [], False])
+            continue
+        if name == b"Fallback":  # mc:Fallback: the copy for older Word of the shape in mc:Choice
+            fallback = max(fallback - 1, 0) if closing else fallback + 1
+        elif name == b"p" and shape_at < 0:
+            if not closing:
+                if depth == 0:
+                    paragraphs.append([tag.start(), None, [], None])
+                depth += 1
+            elif depth:
+                depth -= 1
+                if depth == 0:
+                    paragraphs[-1][1] = tag.end()
+        elif name in (b"drawing", b"pict"):
+            if not closing:
+                if shape_at < 0:
+                    shape_at = tag.start()
+                shape_depth += 1
+            elif shape_at >= 0:
+                shape_depth -= 1
+                if shape_depth == 0:
+                    span, shape_at = (shape_at, tag.end()), -1
+                    if depth and paragraphs:
+                        paragraphs[-1][2].append(span)
+                        shape = content[span[0]:span[1]]
+                        if not fallback and (_drawn_cover(shape, theme) if name == b"drawing"
+                                             else _vml_cover(shape)):
+                            covers.append(len(paragraphs) - 1)
+    if not covers:
+        return 0
+
+    def has_text(at: int) -> bool:
+        if not 0 <= at < len(paragraphs) or paragraphs[at][1] is None:
+            return False
+        paragraph = paragraphs[at]
+        if paragraph[3] is None:
+            start, pieces = paragraph[0], []
+            for shape_start, shape_end in paragraph[2]:
+                pieces.append(content[start:shape_start])
+                start = shape_end
+            pieces.append(content[start:paragraph[1]])
+            paragraph[3] = any(extract._secret(html.unescape(t.group(1).decode("utf-8", "replace")))
+                               for piece in pieces for t in _TEXT.finditer(piece))
+        return paragraph[3]
+
+    return sum(1 for at in covers if has_text(at - 1) or has_text(at) or has_text(at + 1))
 
 
 def _refuse_blacked_out(name: str, content: bytes, styles: _Shadings) -> None:
     if name.startswith("word/") and name.endswith(".xml") and not _NOT_STORY.fullmatch(name):
+        place = next((said for prefix, said in _PLACES if name.startswith(prefix)), f"（{name}）")
         count = _blacked_out_runs(content, styles)
         if count:
-            place = next((said for prefix, said in _PLACES if name.startswith(prefix)), f"（{name}）")
             raise ValidationFailed(COVERED_TEXT_DOCX.format(place=place, count=count), {"file": "含涂黑但未删除的文字"})
+        count = _covering_shapes(content, styles.theme)
+        if count:
+            raise ValidationFailed(COVERED_BY_SHAPE_DOCX.format(place=place, count=count),
+                                   {"file": "含被形状遮盖但未删除的文字"})
 
 
 # Fields (域). A field is an instruction Word runs and the result it shows; the instruction is never on the page and
@@ -1287,9 +1787,12 @@ def _docx(data: bytes, depth: int = 0) -> bytes:
         chart_data = _chart_data(source)
         custom_xml = _custom_xml_parts(source)
         # the styles first: a story part names the styles it uses, whichever comes first in the package
-        style_parts = [source.read(info) for info in source.infolist() if _STYLES_PART.fullmatch(info.filename)]
+        # styles.xml before Word 2010's copy of it (stylesWithEffects.xml): its definitions and defaults hold
+        style_parts = [source.read(info) for info in sorted(source.infolist(), key=lambda i: i.filename != _STYLES)
+                       if _STYLES_PART.fullmatch(info.filename)]
         hidden_styles, hidden_everywhere = _hidden_styles(style_parts)
-        shadings = _Shadings(style_parts)
+        theme = next((source.read(info) for info in source.infolist() if _THEME_PART.fullmatch(info.filename)), b"")
+        shadings = _Shadings(style_parts, theme)
         if hidden_everywhere:
             raise ValidationFailed(HIDDEN_TEXT, {"file": "含隐藏文字"})
         bookmarks = _Bookmarks()  # one name for one bookmark in every part
