@@ -513,14 +513,17 @@ def _tell(bureau: Bureau, day: date, kind: str, note: str, moved: list[Moved]) -
         for expert in m.experts:
             groups.setdefault(("expert", expert.id), []).append(m)
     people = {u.id: u for m in moved for u in m.users + m.experts}
-    for (audience, key), listed in groups.items():
-        fields = {"cause": cause, "count": len(listed), "items": _lines(listed)}
-        link = listed[0].link if len(listed) == 1 else None
-        if audience == "bureau":
-            notifications.emit("deadlines_moved_bureau", link=link or "/credit/calendar", bureau_id=key, **fields)
-        elif audience == "firm":
-            notifications.emit("deadlines_moved_firm", link=link, firm_id=key, **fields)
-        elif audience == "expert":
-            notifications.emit("deadlines_moved_expert", link=link, users=[people[key]], **fields)
-        else:
-            notifications.emit("deadlines_moved_named", link=link, users=[people[i] for i in key], **fields)
+    # every bureau's staff and every firm's users read at once, not a read a bureau or firm told
+    with notifications.one_reading(bureau_ids=[key for audience, key in groups if audience == "bureau"],
+                                   firm_ids=[key for audience, key in groups if audience == "firm"]):
+        for (audience, key), listed in groups.items():
+            fields = {"cause": cause, "count": len(listed), "items": _lines(listed)}
+            link = listed[0].link if len(listed) == 1 else None
+            if audience == "bureau":
+                notifications.emit("deadlines_moved_bureau", link=link or "/credit/calendar", bureau_id=key, **fields)
+            elif audience == "firm":
+                notifications.emit("deadlines_moved_firm", link=link, firm_id=key, **fields)
+            elif audience == "expert":
+                notifications.emit("deadlines_moved_expert", link=link, users=[people[key]], **fields)
+            else:
+                notifications.emit("deadlines_moved_named", link=link, users=[people[i] for i in key], **fields)
