@@ -159,6 +159,35 @@ def test_overdue_items_escalate_reminder_then_interview_then_notice_on_a_frozen_
     assert not [n for n in _inbox(world.firm_user) if "整改" in n.title]  # the unit's rectification is not the firm's
 
 
+def test_confirming_findings_reads_the_units_to_tell_at_once_however_many_units(world):
+    """Findings owed by several units, confirmed together: each unit (with its 主管部门's accounts) is told once, and
+    who to tell is read for all of them at once (``units_users``), not the unit tree and accounts again per unit."""
+    from tests.statements import recorded
+
+    department = factories.unit_user(world, "巴州统计局", "tjj")
+    n = iter(range(100))
+
+    def confirm(count: int) -> list[str]:
+        e = factories.contracted(world)
+        e.state = EngagementState.ACCEPTED
+        subs = {}
+        for _ in range(count):
+            name = f"巴州统计局下属单位{next(n)}"
+            subs[name] = factories.unit_user(world, name, f"sub{name[-1]}", parent="巴州统计局")
+            S.add_finding(e, world.firm_user, S.FindingInput(kind="问题", text=f"资金支付进度滞后{name}", category="过程",
+                                                             responsible_unit_id=world.units[name].id))
+        db.session.commit()
+        with recorded() as seen:
+            S.confirm_findings(e, world.bz_staff)
+        for user in subs.values():
+            assert [n.title for n in _inbox(user)] == [f"{e.reference} 评价发现的问题已确认"]
+        assert len([n for n in _inbox(department) if n.title.startswith(e.reference)]) == count
+        return [s for s in seen if "FROM user_account" in s or "FROM budget_unit" in s]
+
+    one, three = confirm(1), confirm(3)
+    assert len(one) == len(three), (len(one), len(three))
+
+
 def test_the_escalation_job_reads_the_same_statements_however_many_findings_and_units_are_late(world):
     """The hourly job over a province's late findings, each owed by a unit of its own under a 主管部门: what it reads —
     the rows, the levels they had, the calendar, each unit's and the bureau's accounts, who already holds each

@@ -390,10 +390,11 @@ def confirm_findings(engagement: Engagement, actor: User, today: date | None = N
             f.deadline, f.deadline_from, f.deadline_days = default, today, days
     audit.record("findings.confirmed", engagement, actor=actor,
                  summary=f"{engagement.reference} 确认问题和建议 {len(drafts)} 条", payload={"ids": [f.id for f in drafts]})
-    for unit_id in sorted({f.responsible_unit_id for f in drafts}):
+    people = units_users(f.responsible_unit_id for f in drafts)  # every unit told, read at once
+    for unit_id in sorted(people):
         mine = [f for f in drafts if f.responsible_unit_id == unit_id]
         notifications.emit("findings_confirmed", link=f"/results/unit/engagements/{engagement.id}",
-                           users=unit_users(unit_id), reference=engagement.reference, name=engagement.name,
+                           users=people[unit_id], reference=engagement.reference, name=engagement.name,
                            count=len(mine), deadline=min(f.deadline for f in mine).isoformat())
     return drafts
 
