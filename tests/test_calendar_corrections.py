@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from evalhub.core import files
 from evalhub.core.calendar import add_days, add_working_days, is_workday
+from evalhub.core.enums import Role
 from evalhub.core.models import AuditEvent, Notification
 from evalhub.core.timeutil import beijing_date, beijing_today, simulated_clock, utcnow
 from evalhub.credit import services as C
@@ -223,6 +224,39 @@ def test_a_prefecture_holiday_moves_the_objection_periods_of_the_counties_that_i
     C.set_calendar_day(world.bz, day, True, "更正：照常上班", world.bz_admin)
     db.session.commit()
     assert bz.objection_deadline > before[bz.id]  # granted to the firm: not shortened once announced
+
+
+def test_a_correction_reads_the_people_to_tell_at_once_however_many_firms_and_bureaus_it_tells(world):
+    """Objection periods of several firms in several bureaus of the tree moved by one correction: each firm and each
+    bureau gets its own message, and their accounts are read for them all at once (``notifications.one_reading``),
+    not a read per firm or bureau told."""
+    bureaus = [world.bz, world.krl, world.lt]
+    firms = [world.firm] + [factories.firm(world.bz, name=f"巴州第{i}评价咨询有限公司") for i in range(3)]
+    users = {f.id: factories.user(f"firm.tell{i}", Role.FIRM_USER, firm_id=f.id) for i, f in enumerate(firms)}
+    db.session.commit()
+    day = _next_workday(world.bz, beijing_today())
+
+    def statements(count: int, expected: list[list[int]]) -> list[str]:
+        for i in range(count):
+            rating = _rating(world, bureaus[i % len(bureaus)], year=2020 + i)
+            rating.firm_id = firms[i].id
+        db.session.commit()
+        with recorded() as seen:
+            done = C.set_calendar_day(world.bz, day, False, "地方节假日", world.bz_admin)
+            db.session.flush()
+        assert len(done.moved) == count
+        for i in range(count):
+            assert [n.title for n in _inbox(users[firms[i].id])] == ["工作日历调整：1 项期限已重新计算"]
+        lines = [[n.body.count("异议期截止日") for n in _inbox(staff)]
+                 for staff in (world.bz_staff, world.krl_staff, world.lt_staff)]
+        assert lines == expected, lines  # one message a bureau, a line for each of its periods
+        db.session.rollback()
+        db.session.execute(sa.delete(CreditRating))
+        db.session.commit()
+        return _reads(seen)
+
+    one, four = statements(1, [[1], [], []]), statements(4, [[2], [1], [1]])
+    assert len(one) == len(four), (len(one), len(four))
 
 
 def test_a_correction_reads_the_calendar_a_fixed_number_of_times_however_many_deadlines(world, app):

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from evalhub.core import files, permissions
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, PermissionDenied, ValidationFailed
-from evalhub.core.models import Notification
+from evalhub.core.models import Notification, User
 from evalhub.core.settings import set_setting
 from evalhub.extensions import db
 from evalhub.procurement.models import EngagementState
@@ -157,6 +157,81 @@ def test_overdue_items_escalate_reminder_then_interview_then_notice_on_a_frozen_
     assert f"{e.reference} 整改事项已逾期" in titles and f"{e.reference} 整改逾期：约谈" in titles
     assert f"{e.reference} 整改逾期：通报" in [n.title for n in _inbox(world.bz_staff)]
     assert not [n for n in _inbox(world.firm_user) if "整改" in n.title]  # the unit's rectification is not the firm's
+
+
+def test_confirming_findings_reads_the_units_to_tell_at_once_however_many_units(world):
+    """Findings owed by several units, confirmed together: each unit (with its 主管部门's accounts) is told once, and
+    who to tell is read for all of them at once (``units_users``), not the unit tree and accounts again per unit."""
+    from tests.statements import recorded
+
+    department = factories.unit_user(world, "巴州统计局", "tjj")
+    n = iter(range(100))
+
+    def confirm(count: int) -> list[str]:
+        e = factories.contracted(world)
+        e.state = EngagementState.ACCEPTED
+        subs = {}
+        for _ in range(count):
+            name = f"巴州统计局下属单位{next(n)}"
+            subs[name] = factories.unit_user(world, name, f"sub{name[-1]}", parent="巴州统计局")
+            S.add_finding(e, world.firm_user, S.FindingInput(kind="问题", text=f"资金支付进度滞后{name}", category="过程",
+                                                             responsible_unit_id=world.units[name].id))
+        db.session.commit()
+        with recorded() as seen:
+            S.confirm_findings(e, world.bz_staff)
+        for user in subs.values():
+            assert [n.title for n in _inbox(user)] == [f"{e.reference} 评价发现的问题已确认"]
+        assert len([n for n in _inbox(department) if n.title.startswith(e.reference)]) == count
+        return [s for s in seen if "FROM user_account" in s or "FROM budget_unit" in s]
+
+    one, three = confirm(1), confirm(3)
+    assert len(one) == len(three), (len(one), len(three))
+
+
+def test_the_escalation_job_reads_the_same_statements_however_many_findings_and_units_are_late(world):
+    """The hourly job over a province's late findings, each owed by a unit of its own under a 主管部门: what it reads —
+    the rows, the levels they had, the calendar, each unit's and the bureau's accounts, who already holds each
+    reminder — is as many statements for four late findings as for one (before: a unit's accounts read at every
+    message, the bureau's staff at every 约谈/通报, a dedupe check per person told, the calendar per row). Each unit,
+    its department and the bureau's people are still told each level once, on the same keys."""
+    from evalhub.core.calendar import ensure_national_calendar
+    from tests.statements import recorded
+
+    ensure_national_calendar()
+    factories.unit_user(world, "巴州统计局", "tjj")
+    n = iter(range(100))
+
+    def run(count: int) -> list[str]:
+        e = factories.contracted(world)
+        e.state = EngagementState.ACCEPTED
+        rows = factories.confirmed_findings(world, e, n=count)
+        subs = {}
+        for f in rows:
+            name = f"巴州统计局下属单位{next(n)}"
+            subs[f.id] = factories.unit_user(world, name, f"sub{name[-1]}", parent="巴州统计局").username
+            f.responsible_unit_id, f.deadline = world.units[name].id, date(2025, 6, 2)
+        db.session.commit()
+        db.session.expire_all()
+        with recorded() as seen:
+            created = S.escalate_overdue(today=date(2025, 7, 2))  # 22 working days late: 催办, 约谈 and 通报 at once
+            db.session.flush()
+        told = set(db.session.execute(sa.select(User.username, Notification.dedupe_key, Notification.title)
+                                      .join(User, User.id == Notification.user_id)
+                                      .where(Notification.dedupe_key.is_not(None))).all())
+        for f in rows:
+            assert {(x.level, x.overdue_days) for x in created if x.finding_id == f.id} == {
+                (EscalationLevel.REMINDER, 22), (EscalationLevel.INTERVIEW, 22), (EscalationLevel.NOTICE, 22)}
+            mine = {t for t in told if t[1].split("-")[2] == str(f.id)}
+            due, interview, notice = (f"rect-{level}-{f.id}-2025-06-02" for level in ("due", "interview", "notice"))
+            unit, bureau = ("tjj", subs[f.id]), ("bz.admin", "bz.staff")
+            assert mine == ({(who, due, f"{e.reference} 整改事项已逾期") for who in unit}
+                            | {(who, interview, f"{e.reference} 整改逾期：约谈") for who in unit + bureau}
+                            | {(who, notice, f"{e.reference} 整改逾期：通报") for who in unit + bureau})
+        db.session.rollback()  # the rows of this run stay late for the next
+        return [s for s in seen if not s.startswith("INSERT")]
+
+    one, four = run(1), run(4)
+    assert len(one) == len(four), (len(one), len(four))
 
 
 @pytest.mark.parametrize("status", [FindingStatus.CLOSED, FindingStatus.SUBMITTED, FindingStatus.DRAFT])

@@ -17,9 +17,10 @@ from evalhub.core.timeutil import beijing_date, beijing_day_start, beijing_today
 from evalhub.extensions import db
 
 __all__ = ["is_workday", "add_working_days", "add_working_days_each", "working_days_between", "roll_to_workday",
-           "add_days", "days_deadline", "day_end", "last_workday_before", "last_workday_before_each", "ensure_national_calendar",
-           "is_provisional", "NATIONAL_CALENDAR", "late_workdays_each", "on_change", "correct", "Correction",
-           "CalendarChange", "Period", "Moved", "recompute", "move", "keep_counts"]
+           "working_days_between_each", "add_days", "days_deadline", "day_end", "last_workday_before",
+           "last_workday_before_each", "ensure_national_calendar", "is_provisional", "NATIONAL_CALENDAR",
+           "late_workdays_each", "on_change", "correct", "Correction", "CalendarChange", "Period", "Moved",
+           "recompute", "move", "keep_counts"]
 
 
 def _calendar(bureau: Bureau, start: date, end: date) -> dict[date, bool]:
@@ -182,9 +183,19 @@ def late_workdays_each(items: Iterable[tuple[Bureau, date]], day: date) -> list[
 
 def working_days_between(bureau: Bureau, start: date, end: date) -> int:
     """How many working days fall after ``start`` up to and including ``end`` (0 when end <= start)."""
-    if end <= start:
-        return 0
-    return _workdays_in(_calendar(bureau, start, end), start, end)
+    return working_days_between_each([(bureau, start, end)])[0]
+
+
+def working_days_between_each(spans: Iterable[tuple[Bureau, date, date]]) -> list[int]:
+    """``working_days_between`` for each (bureau, start, end), from one read of the calendar for them all (a job
+    over every overdue row of a province)."""
+    spans = list(spans)
+    counted = [(bureau, start, end) for bureau, start, end in spans if end > start]
+    if not counted:
+        return [0] * len(spans)
+    calendars = _calendars({b.id: b for b, _start, _end in counted}.values(), min(start for _b, start, _end in counted),
+                           max(end for _b, _start, end in counted))
+    return [_workdays_in(calendars[bureau.id], start, end) if end > start else 0 for bureau, start, end in spans]
 
 
 # National holidays and make-up working days (国务院办公厅 notices) for 2023–2026; bureaus correct them.
@@ -502,14 +513,17 @@ def _tell(bureau: Bureau, day: date, kind: str, note: str, moved: list[Moved]) -
         for expert in m.experts:
             groups.setdefault(("expert", expert.id), []).append(m)
     people = {u.id: u for m in moved for u in m.users + m.experts}
-    for (audience, key), listed in groups.items():
-        fields = {"cause": cause, "count": len(listed), "items": _lines(listed)}
-        link = listed[0].link if len(listed) == 1 else None
-        if audience == "bureau":
-            notifications.emit("deadlines_moved_bureau", link=link or "/credit/calendar", bureau_id=key, **fields)
-        elif audience == "firm":
-            notifications.emit("deadlines_moved_firm", link=link, firm_id=key, **fields)
-        elif audience == "expert":
-            notifications.emit("deadlines_moved_expert", link=link, users=[people[key]], **fields)
-        else:
-            notifications.emit("deadlines_moved_named", link=link, users=[people[i] for i in key], **fields)
+    # every bureau's staff and every firm's users read at once, not a read a bureau or firm told
+    with notifications.one_reading(bureau_ids=[key for audience, key in groups if audience == "bureau"],
+                                   firm_ids=[key for audience, key in groups if audience == "firm"]):
+        for (audience, key), listed in groups.items():
+            fields = {"cause": cause, "count": len(listed), "items": _lines(listed)}
+            link = listed[0].link if len(listed) == 1 else None
+            if audience == "bureau":
+                notifications.emit("deadlines_moved_bureau", link=link or "/credit/calendar", bureau_id=key, **fields)
+            elif audience == "firm":
+                notifications.emit("deadlines_moved_firm", link=link, firm_id=key, **fields)
+            elif audience == "expert":
+                notifications.emit("deadlines_moved_expert", link=link, users=[people[key]], **fields)
+            else:
+                notifications.emit("deadlines_moved_named", link=link, users=[people[i] for i in key], **fields)

@@ -6,7 +6,7 @@ has not been sent (``send_pending_email``): the same title and body, with the li
 """
 from __future__ import annotations
 
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Iterable, Iterator, Optional
@@ -14,6 +14,7 @@ from typing import Any, Iterable, Iterator, Optional
 import sqlalchemy as sa
 from flask import current_app
 
+from evalhub.core.batches import BatchMemory, batches
 from evalhub.core.enums import BUREAU_SIDE, Role
 from evalhub.core.errors import NotFound
 from evalhub.core.models import Notification, User
@@ -190,11 +191,9 @@ def emit(key: str, *, link: str | None = None, bureau_id: int | None = None, fir
     title, body = event.title.format(**fields), event.body.format(**fields)
     recipients: dict[int, User] = {}
     if BUREAU in event.audience and bureau_id is not None:
-        recipients.update((u.id, u) for u in db.session.execute(sa.select(User).where(
-            User.bureau_id == bureau_id, User.role.in_(BUREAU_SIDE), User.is_enabled.is_(True))).scalars())
+        recipients.update((u.id, u) for u in _audience(BUREAU, bureau_id))
     if FIRM in event.audience and firm_id is not None:
-        recipients.update((u.id, u) for u in db.session.execute(sa.select(User).where(
-            User.firm_id == firm_id, User.role == Role.FIRM_USER, User.is_enabled.is_(True))).scalars())
+        recipients.update((u.id, u) for u in _audience(FIRM, firm_id))
     if NAMED in event.audience:
         # A disabled account reads nothing (it cannot sign in); it is not sent what it would find on return.
         recipients.update((u.id, u) for u in users if u is not None and u.is_enabled)
@@ -204,6 +203,61 @@ def emit(key: str, *, link: str | None = None, bureau_id: int | None = None, fir
         if note is not None:
             sent.append(note)
     return sent
+
+
+# What a run telling many bureaus, firms or people keeps while it runs (``one_reading``): each audience's accounts
+# (BUREAU or FIRM, id) → [users], and for each dedupe key read ahead (None, key) → the ids of the users who hold it.
+_held: BatchMemory[tuple[Optional[str], Any], Any] = BatchMemory()
+
+
+def _audience_of(kind: str) -> tuple[sa.ColumnElement, sa.ColumnElement[bool]]:
+    """The column naming an audience's bureau or firm, and who of it is told: its enabled staff or users."""
+    if kind == BUREAU:
+        return User.bureau_id, sa.and_(User.role.in_(BUREAU_SIDE), User.is_enabled.is_(True))
+    return User.firm_id, sa.and_(User.role == Role.FIRM_USER, User.is_enabled.is_(True))
+
+
+def _read_audiences(kind: str, ids: Iterable[int]) -> dict[int, list[User]]:
+    """The accounts told for each of several bureaus' or firms' ids ({id: users}, each id a key), a statement a
+    few hundred ids."""
+    column, told = _audience_of(kind)
+    out: dict[int, list[User]] = {i: [] for i in ids}
+    for part in batches(sorted(out)):
+        for user in db.session.execute(sa.select(User).where(column.in_(part), told).order_by(User.id)).scalars():
+            out[getattr(user, column.key)].append(user)
+    return out
+
+
+def _audience(kind: str, ident: int) -> list[User]:
+    """The accounts an event for the bureau or firm ``ident`` goes to: read once within ``one_reading``."""
+    memory = _held.memory
+    if memory is not None and (kind, ident) in memory:
+        return memory[kind, ident]
+    users = _read_audiences(kind, [ident])[ident]
+    if memory is not None:
+        memory[kind, ident] = users
+    return users
+
+
+@contextmanager
+def one_reading(*, bureau_ids: Iterable[int] = (), firm_ids: Iterable[int] = (),
+                dedupe_keys: Iterable[str] = ()) -> Iterator[None]:
+    """A run that tells many bureaus, firms or people (a job, a calendar correction): inside the block ``emit``
+    reads each bureau's staff and each firm's users once — those named here ahead, in a statement a kind, any
+    other at its first event — and ``notify`` answers the ``dedupe_keys`` named here from one read of who already
+    holds them, not a read a recipient. Who is told and what is unchanged; the accounts are those at the start."""
+    with _held.kept():
+        memory = _held.memory
+        for kind, ids in ((BUREAU, bureau_ids), (FIRM, firm_ids)):
+            wanted = {i for i in ids if i is not None and (kind, i) not in memory}
+            memory.update(((kind, i), users) for i, users in _read_audiences(kind, wanted).items())
+        keys = sorted({k for k in dedupe_keys if k and (None, k) not in memory})
+        memory.update(((None, k), set()) for k in keys)
+        for part in batches(keys):
+            for user_id, dedupe_key in db.session.execute(sa.select(Notification.user_id, Notification.dedupe_key)
+                                                          .where(Notification.dedupe_key.in_(part))):
+                memory[None, dedupe_key].add(user_id)
+        yield
 
 
 def reminder_key(*about: Any, due: date | datetime) -> str:
@@ -236,7 +290,12 @@ def owed(query: sa.Select, due: Any, today: date) -> Iterator[tuple[Any, date, s
 
 def notify(user: User, title: str, body: str, link: str | None = None, *, dedupe_key: str | None = None) -> Optional[Notification]:
     """Put a message in ``user``'s inbox; with a ``dedupe_key`` the same message is stored once."""
-    if dedupe_key and db.session.execute(sa.select(Notification.id).where(
+    held = _held.memory.get((None, dedupe_key)) if dedupe_key and _held.memory is not None else None
+    if held is not None:  # read ahead (``one_reading``), with what this run stored since
+        if user.id in held:
+            return None
+        held.add(user.id)
+    elif dedupe_key and db.session.execute(sa.select(Notification.id).where(
             Notification.user_id == user.id, Notification.dedupe_key == dedupe_key)).first():
         return None
     note = Notification(user_id=user.id, title=title[:200], body=body, link=link, dedupe_key=dedupe_key)

@@ -18,7 +18,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from evalhub.core import accounts, audit, concurrency, files, jobs, notifications, permissions
 from evalhub.core.batches import batches
-from evalhub.core.calendar import add_days, add_working_days, last_workday_before_each, working_days_between
+from evalhub.core.calendar import (
+    add_days, add_working_days, last_workday_before_each, working_days_between, working_days_between_each,
+)
 from evalhub.core.inputs import check_name
 from evalhub.core.listing import as_int
 from evalhub.core.enums import BureauLevel, Role
@@ -388,10 +390,11 @@ def confirm_findings(engagement: Engagement, actor: User, today: date | None = N
             f.deadline, f.deadline_from, f.deadline_days = default, today, days
     audit.record("findings.confirmed", engagement, actor=actor,
                  summary=f"{engagement.reference} 确认问题和建议 {len(drafts)} 条", payload={"ids": [f.id for f in drafts]})
-    for unit_id in sorted({f.responsible_unit_id for f in drafts}):
+    people = units_users(f.responsible_unit_id for f in drafts)  # every unit told, read at once
+    for unit_id in sorted(people):
         mine = [f for f in drafts if f.responsible_unit_id == unit_id]
         notifications.emit("findings_confirmed", link=f"/results/unit/engagements/{engagement.id}",
-                           users=unit_users(unit_id), reference=engagement.reference, name=engagement.name,
+                           users=people[unit_id], reference=engagement.reference, name=engagement.name,
                            count=len(mine), deadline=min(f.deadline for f in mine).isoformat())
     return drafts
 
@@ -493,16 +496,24 @@ def _waited_past_deadline(finding: ResultFinding) -> int:
 def overdue_days(finding: ResultFinding, today: date) -> int:
     """Working days the row is late on ``today`` by the unit's doing: past the deadline, less the days it waited
     on the bureau's verification (counted from ``late_from``)."""
-    if finding.deadline is None:
-        return 0
-    return working_days_between(finding.bureau, finding.late_from or finding.deadline, today)
+    return working_days_between(*_overdue_span(finding, today)) if finding.deadline is not None else 0
 
 
 def excused_days(finding: ResultFinding) -> int:
     """The working days past the deadline not counted against the unit (its rounds awaiting verification)."""
     if finding.deadline is None or finding.late_from is None:
         return 0
-    return working_days_between(finding.bureau, finding.deadline, finding.late_from)
+    return working_days_between(*_excused_span(finding))
+
+
+def _overdue_span(finding: ResultFinding, today: date) -> tuple[Bureau, date, date]:
+    """What ``overdue_days`` counts the working days of, for a row with a deadline."""
+    return finding.bureau, finding.late_from or finding.deadline, today
+
+
+def _excused_span(finding: ResultFinding) -> tuple[Bureau, date, date]:
+    """What ``excused_days`` counts, for a row with a deadline (an empty span when it has no ``late_from``)."""
+    return finding.bureau, finding.deadline, finding.late_from or finding.deadline
 
 
 def _late_from() -> sa.ColumnElement:
@@ -537,54 +548,63 @@ def _late(cutoffs: LateCutoffs) -> sa.ColumnElement[bool]:
 def escalate_overdue(today: date | None = None) -> list[FindingEscalation]:
     """Every finding owed by its unit past its deadline: 催办 at once, 约谈 and 通报 after the bureau's working-day
     thresholds of the unit's own delay (``overdue_days``) — each level recorded once per deadline (a new deadline
-    set at a return is reminded again when it passes), dated ``today`` (a frozen clock passes ``today``)."""
+    set at a return is reminded again when it passes), dated ``today`` (a frozen clock passes ``today``).
+
+    A handful of statements to read however many rows are late: the rows with what they show and the levels they
+    had, the calendar once for every count, each unit's and bureau's accounts once (``units_users``,
+    ``notifications.one_reading``) — then the rows written, and the messages."""
     today = today or beijing_today()
     # the bureaus with a row past its date by the calendar alone; ``_late`` then leaves out the holidays
     bureaus = db.session.execute(sa.select(Bureau).where(Bureau.id.in_(sa.select(ResultFinding.bureau_id).where(
         ResultFinding.status.in_(OWED_STATUSES), _late_from() < today)))).scalars().all()
-    overdue = db.session.execute(sa.select(ResultFinding).where(_late(late_cutoffs(bureaus, today)))
-                                 .order_by(ResultFinding.id)).scalars().all() if bureaus else []
-    created = []
-    for finding in overdue:
-        bureau = finding.bureau
-        days = overdue_days(finding, today)  # > 0: the rule ``_late`` asked is this count's
-        have = set(db.session.execute(sa.select(FindingEscalation.level).where(
-            FindingEscalation.finding_id == finding.id, FindingEscalation.deadline == finding.deadline)).scalars())
-        due = [EscalationLevel.REMINDER]
+    overdue = db.session.execute(sa.select(ResultFinding).where(_late(late_cutoffs(bureaus, today))).options(
+        joinedload(ResultFinding.engagement), joinedload(ResultFinding.responsible_unit),
+        selectinload(ResultFinding.escalations)).order_by(ResultFinding.id)).unique().scalars().all() if bureaus else []
+    counts = working_days_between_each([_overdue_span(f, today) for f in overdue] + [_excused_span(f) for f in overdue])
+    due: list[tuple[ResultFinding, EscalationLevel, int, int]] = []  # (row, level, its days late, days excused)
+    for finding, days, excused in zip(overdue, counts, counts[len(overdue):]):
+        bureau = finding.bureau  # days > 0: the rule ``_late`` asked is this count's
+        have = {e.level for e in finding.escalations if e.deadline == finding.deadline}
+        levels = [EscalationLevel.REMINDER]
         if days >= int(get_setting(bureau, "results.interview_after_days")):
-            due.append(EscalationLevel.INTERVIEW)
+            levels.append(EscalationLevel.INTERVIEW)
         if days >= int(get_setting(bureau, "results.notice_after_days")):
-            due.append(EscalationLevel.NOTICE)
-        engagement, unit = finding.engagement, finding.responsible_unit
-        for level in due:
-            if level in have:
-                continue
-            excused = f"（不含待核验 {excused_days(finding)} 个工作日）" if finding.late_from else ""
-            row = FindingEscalation(level=level, deadline=finding.deadline, on_date=today, overdue_days=days,
-                                    note=f"{unit.name}：整改期限 {finding.deadline.isoformat()}，"
-                                         f"已逾期 {days} 个工作日{excused}"[:300])
-            finding.escalations.append(row)
-            db.session.flush()
-            created.append(row)
-            audit.record("finding.escalated", finding, actor=None,
-                         summary=f"{engagement.reference} 第 {finding.position} 条逾期{level.label}（{days} 个工作日）",
-                         payload={"level": level, "on": today, "deadline": finding.deadline})
-            link = f"/results/unit/engagements/{engagement.id}"
+            levels.append(EscalationLevel.NOTICE)
+        due.extend((finding, level, days, excused) for level in levels if level not in have)
+    created = []
+    for finding, level, days, excused in due:
+        spared = f"（不含待核验 {excused} 个工作日）" if finding.late_from else ""
+        row = FindingEscalation(level=level, deadline=finding.deadline, on_date=today, overdue_days=days,
+                                note=f"{finding.responsible_unit.name}：整改期限 {finding.deadline.isoformat()}，"
+                                     f"已逾期 {days} 个工作日{spared}"[:300])
+        finding.escalations.append(row)
+        created.append(row)
+    db.session.flush()  # the rows written together
+    for finding, level, days, _excused in due:
+        audit.record("finding.escalated", finding, actor=None,
+                     summary=f"{finding.engagement.reference} 第 {finding.position} 条逾期{level.label}（{days} 个工作日）",
+                     payload={"level": level, "on": today, "deadline": finding.deadline})
+    people = units_users(finding.responsible_unit_id for finding, *_ in due)
+    keys = {(finding.id, level): notifications.reminder_key(
+        "rect-due" if level == EscalationLevel.REMINDER else f"rect-{level.value}", finding.id, due=finding.deadline)
+        for finding, level, *_ in due}
+    with notifications.one_reading(bureau_ids={f.bureau_id for f, level, *_ in due if level != EscalationLevel.REMINDER},
+                                   dedupe_keys=keys.values()):
+        for finding, level, days, _excused in due:
+            engagement, unit = finding.engagement, finding.responsible_unit
+            link, dedupe_key = f"/results/unit/engagements/{engagement.id}", keys[finding.id, level]
             if level == EscalationLevel.REMINDER:
-                notifications.emit("rectification_due", link=link, users=unit_users(unit.id),
-                                   dedupe_key=notifications.reminder_key("rect-due", finding.id, due=finding.deadline),
+                notifications.emit("rectification_due", link=link, users=people.get(unit.id, []), dedupe_key=dedupe_key,
                                    reference=engagement.reference,
                                    text=finding.text[:80], deadline=finding.deadline.isoformat())
             else:
                 # one notice, each audience linked to the page that opens for it: the bureau's findings page
                 # (engagement.view), the unit's own page (a unit gets 403 on the bureau's)
-                fields = dict(dedupe_key=notifications.reminder_key(f"rect-{level.value}", finding.id,
-                                                                    due=finding.deadline),
-                              reference=engagement.reference,
+                fields = dict(dedupe_key=dedupe_key, reference=engagement.reference,
                               unit=unit.name, text=finding.text[:80], days=days, level=level.label)
                 notifications.emit("rectification_escalated", link=f"/results/engagements/{engagement.id}/findings",
                                    bureau_id=finding.bureau_id, **fields)
-                notifications.emit("rectification_escalated", link=link, users=unit_users(unit.id), **fields)
+                notifications.emit("rectification_escalated", link=link, users=people.get(unit.id, []), **fields)
     return created
 
 
