@@ -16,7 +16,7 @@ from evalhub.core.batches import batches
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from evalhub.core.formatting import points_text
-from evalhub.core.notifications import emit
+from evalhub.core.notifications import emit, one_reading
 from evalhub.core.calendar import (  # noqa: F401 — the calendar is core's; credit keeps its names
     NATIONAL_CALENDAR, add_working_days, ensure_national_calendar, is_provisional, is_workday, working_days_between,
 )
@@ -646,10 +646,11 @@ def publish(bureau: Bureau, year: int, actor: User, *, today: date | None = None
         rating.objection_deadline, rating.objection_from, rating.objection_workdays = deadline, today, days
     audit.record("credit.published", bureau, actor=actor, bureau_id=bureau.id,
                  summary=f"{bureau.short_name}公示 {year} 年度机构信用评价 {len(drafts)} 家，异议截止 {deadline:%Y-%m-%d}")
-    for rating in drafts:
-        emit("rating_publicised", link=f"/credit/ratings/{rating.id}", firm_id=rating.firm_id, year=year,
-             detail=f"贵机构 {year} 年度信用评价为 {rating.grade.label if rating.grade else '不予评级'}，"
-                    f"如有异议请于 {deadline:%Y-%m-%d} 前提出。")
+    with one_reading(firm_ids=[rating.firm_id for rating in drafts]):  # every rated firm's users read at once
+        for rating in drafts:
+            emit("rating_publicised", link=f"/credit/ratings/{rating.id}", firm_id=rating.firm_id, year=year,
+                 detail=f"贵机构 {year} 年度信用评价为 {rating.grade.label if rating.grade else '不予评级'}，"
+                        f"如有异议请于 {deadline:%Y-%m-%d} 前提出。")
     return len(drafts)
 
 

@@ -24,7 +24,7 @@ from evalhub.core.errors import Conflict, DomainError, PermissionDenied, Validat
 from evalhub.core.inputs import check_text, check_name, money_error, points_value
 from evalhub.core.listing import as_int
 from evalhub.core.models import Bureau, BudgetUnit, Draw, DrawStatus, User
-from evalhub.core.notifications import emit, reminder_key
+from evalhub.core.notifications import emit, one_reading, reminder_key
 from evalhub.core.settings import SETTINGS, SettingDef, get_setting, register
 from evalhub.core.timeutil import beijing_today, format_beijing, to_beijing, utcnow
 from evalhub.extensions import db
@@ -556,9 +556,11 @@ def open_procurement(engagement: Engagement, data: ProcurementInput, actor: User
                  payload={"method": method, "engagement_id": engagement.id, "price_weight": weight,
                           "deadline": procurement.bid_deadline})
     if procurement.status == ProcurementStatus.OPEN:  # the notice goes to every firm that may respond
-        for firm in eligibility.assess(engagement, method).eligible:
-            emit("procurement_opened", link=f"/procurements/{procurement.id}/bid", firm_id=firm.id,
-                 **_fields(procurement, method=method.label, deadline=format_beijing(procurement.bid_deadline)))
+        eligible = eligibility.assess(engagement, method).eligible
+        with one_reading(firm_ids=[firm.id for firm in eligible]):  # a library of hundreds: their users read at once
+            for firm in eligible:
+                emit("procurement_opened", link=f"/procurements/{procurement.id}/bid", firm_id=firm.id,
+                     **_fields(procurement, method=method.label, deadline=format_beijing(procurement.bid_deadline)))
     if method == ProcurementMethod.RANDOM_DRAW:
         _award_by_draw(procurement, actor)
     elif method == ProcurementMethod.FRAMEWORK_ROTATION:
@@ -1515,8 +1517,10 @@ def _publish_result_notice(procurement: Procurement, award: Award, actor: User) 
     link = f"/procurements/{procurement.id}"
     emit("bid_won", link=f"{link}/bid", firm_id=award.firm_id,
          **_fields(procurement, amount=f"{award.amount:,.2f}", result=procurement.method.result_word))
-    for firm_id in sorted(_bidder_ids(procurement) - {award.firm_id}):
-        emit("bid_lost", link=f"{link}/bid", firm_id=firm_id, **_fields(procurement, result=procurement.method.result_word))
+    losers = sorted(_bidder_ids(procurement) - {award.firm_id})
+    with one_reading(firm_ids=losers):
+        for firm_id in losers:
+            emit("bid_lost", link=f"{link}/bid", firm_id=firm_id, **_fields(procurement, result=procurement.method.result_word))
     emit("result_notice_published", link=link, bureau_id=procurement.bureau_id,
          **_fields(procurement, published=format_beijing(notice.published_at), challenge_until=f"{notice.challenge_until:%Y-%m-%d}"))
     return notice
