@@ -279,3 +279,23 @@ def test_the_same_list_twice_on_the_web_answers_409(fieldwork, client, login):
         "title_1": "资金管理办法", "due_1": _soon().isoformat(), "title_2": "资金管理办法", "due_2": _soon().isoformat()})
     assert twice.status_code == 422 and "与第 1 项相同" in twice.get_data(as_text=True)
     assert _count(MaterialRequest) == 1
+
+
+def test_a_material_file_uploaded_twice_is_recorded_once_and_another_file_replaces_it(fieldwork):
+    w = fieldwork
+    [item] = S.request_materials(w.e, w.firm_user, [("资金管理办法", _soon(), None)])
+    data = factories.docx_bytes("资金管理办法（2024 年修订）")
+    S.upload_material(item, w.unit, files.Upload("办法.docx", data), note="修订版")
+    db.session.commit()
+    before = _written()
+    with pytest.raises(Conflict) as refused:  # a double click: the same file and note again
+        S.upload_material(item, w.unit, files.Upload("办法.docx", data), note="修订版")
+    assert "“资金管理办法”" in refused.value.message and "请勿重复提交" in refused.value.message
+    assert _written() == before and _nothing_staged()
+    db.session.rollback()
+    uploads = sa.select(sa.func.count(AuditEvent.id)).where(AuditEvent.action == "materials.uploaded")
+    assert db.session.scalar(uploads) == 1
+    S.upload_material(item, w.unit, files.Upload("办法.docx", data), note="修订版，附说明")  # a new note is an answer
+    S.upload_material(item, w.unit, files.Upload("办法2.docx", factories.docx_bytes("资金管理办法（更正）")))
+    db.session.commit()
+    assert db.session.scalar(uploads) == 3 and item.file.original_name == "办法2.docx"

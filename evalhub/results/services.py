@@ -1450,8 +1450,17 @@ def request_materials(engagement: Engagement, actor: User, items: Iterable[tuple
 
 
 def upload_material(item: MaterialRequest, actor: User, upload: files.Upload, note: str | None = None) -> MaterialRequest:
-    """The unit answers one line with its file (a later upload replaces the file; the audit log keeps each)."""
+    """The unit answers one line with its file (a later upload replaces the file; the audit log keeps each). The
+    file the line holds already, uploaded again with the same note — a double click, a resend, two of the unit's
+    people at once — is refused, naming it (409), before anything is stored; another file or note replaces it."""
     permissions.require(actor, "material.upload", item)
+    if upload.data:
+        concurrency.refuse_twin(  # the second of two uploads at once waits here and finds the first's file
+            f"results.material:{item.id}",
+            sa.select(MaterialRequest).join(StoredFile, StoredFile.id == MaterialRequest.file_id).where(
+                MaterialRequest.id == item.id, StoredFile.sha256 == files.digest(upload.data),
+                sa.func.coalesce(MaterialRequest.unit_note, "") == (note or "").strip()),
+            lambda twin: f"资料“{twin.title}”已于 {format_beijing(twin.uploaded_at)} 上传此文件，请勿重复提交。")
     errors: dict[str, str] = {}
     note_clean = _text(note, "unit_note", "说明", errors, required=False, limit=1000)
     stored = _stored_upload(upload, MATERIAL_FILES, actor, errors, missing="请选择要上传的资料文件")
