@@ -24,8 +24,8 @@ from evalhub.registry import counts as registry_counts
 from evalhub.registry.models import Expert, Firm, FirmStatus
 from evalhub.results.models import ResultFinding
 from evalhub.results.services import late_cutoffs, overdue_findings_query
-from evalhub.review.models import SelfEvaluation
-from evalhub.review.services import overdue_reviews_page, overdue_reviews_query, scoped_panels
+from evalhub.review.models import ReviewPanel
+from evalhub.review.services import overdue_reviews_page, overdue_reviews_query
 from evalhub.supervision.views import dashboard_counts as supervision_counts, dashboard_summary
 
 
@@ -60,10 +60,7 @@ def dashboard():
                              for _, actor, summary, at in listed["events"]]
     context["overdue_count"], context["overdue"] = _overdue_engagements(built.overdue, today)
     rows = db.session.execute(built.reviews, bound).all() if counted["overdue_reviews"] else []
-    context["overdue_reviews_count"] = rows[0].total if rows else 0
-    context["overdue_reviews"] = [dict(id=r.id, review_due=r.review_due, late=r.late, name=r.name, reference=(
-        r.reference if r.engagement_id is not None else SelfEvaluation.reference_for(r.self_year, r.self_evaluation_id)))
-        for r in rows]  # an engagement's panel or a self-evaluation's
+    context["overdue_reviews_count"], context["overdue_reviews"] = (rows[0].total if rows else 0), rows
     context["overdue_findings"] = db.session.execute(built.findings).all() if counted["overdue_findings"] else []
     # 合同公告 past its 2 working days (政府采购法实施条例 第五十条) and result notices not posted on the designated media
     # past theirs (87号令 第六十九条): counted with the rest, both listed in one statement when there are any
@@ -103,7 +100,7 @@ def _statements(user: Any, today: date, audit: bool) -> _Built:
 
 def _build(user: Any, today: date, audit: bool, cutoffs: Any) -> _Built:
     findings = overdue_findings_query(user, today, cutoffs)
-    panels = scoped_panels(user)
+    panels = _scoped_panels(user)
     # the library's firms and experts from the counts kept per bureau (a bureau user's), else counted
     firms, experts = registry_counts.firms_by_status(user), registry_counts.experts_total(user)
     counts, shapes = _count_statement(dict(
@@ -220,3 +217,10 @@ def _overdue_engagements(stmt: sa.Select, today: date) -> tuple[int, list]:
     shown = [row.Engagement for row in rows]
     reasons = workflow.overdue_reasons(shown, today)
     return count, [(e, reasons[e.id]) for e in shown if e.id in reasons]
+
+
+def _scoped_panels(user: Any) -> sa.Select:
+    """Expert panels of scoped engagements: ``permissions.scope`` has no rule for panels, so they are scoped
+    through their engagement."""
+    engagements = permissions.scope(user, sa.select(Engagement.id), Engagement)
+    return sa.select(ReviewPanel).where(ReviewPanel.engagement_id.in_(engagements))

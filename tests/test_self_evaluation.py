@@ -327,27 +327,3 @@ def test_the_api_submits_lists_and_resubmits_with_refusals(unit, client, auth):
     # not returned: a resubmission is refused; another unit does not even see it
     assert post("tjj.zpj", f"/api/v1/results/self-evaluations/{se_id}/resubmit").status_code == 409
     assert post("mzj.zpj", f"/api/v1/results/self-evaluations/{se_id}/resubmit").status_code == 404
-
-
-def test_an_overdue_self_evaluation_review_is_on_the_dashboard_and_the_panel_list_of_those_who_read_it(
-        unit, client, login):
-    """The dashboard's 逾期未完成的专家评审 and the bureau's panel list hold a self-evaluation's panel as they hold an
-    engagement's: for its bureau and the region above, named by the self-evaluation; not for another prefecture."""
-    w = unit
-    _reviewers(w)
-    se = S.submit_self_evaluation(w.unit_user, w.units["巴州统计局"], year=2025, name="农业补助资金", upload=_upload())
-    panel = _panel(se, w.bz_staff)
-    panel.review_due = panel.review_due.replace(year=2020)  # past its deadline, nobody has reviewed
-    db.session.commit()
-    for reader in (w.bz_staff, w.region_admin):
-        login(reader)
-        dashboard = client.get("/").get_data(as_text=True)
-        assert f'data-testid="overdue-review-{panel.id}"' in dashboard and se.reference in dashboard, reader.username
-        assert "农业补助资金" in dashboard
-        listed = client.get("/reviews?year=2025").get_data(as_text=True)
-        assert f'data-testid="panel-row-{panel.id}"' in listed and "巴州统计局（部门自评）" in listed
-        sheet = client.get("/reviews/export?year=2025")
-        assert sheet.status_code == 200
-    login(w.kz_staff)
-    assert f'data-testid="overdue-review-{panel.id}"' not in client.get("/").get_data(as_text=True)
-    assert f'data-testid="panel-row-{panel.id}"' not in client.get("/reviews").get_data(as_text=True)

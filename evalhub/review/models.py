@@ -113,12 +113,7 @@ class SelfEvaluation(InBureau, CreatedBy, db.Model):
 
     @property
     def reference(self) -> str:
-        return self.reference_for(self.year, self.id)
-
-    @staticmethod
-    def reference_for(year: int, ident: int) -> str:
-        """The reference of the self-evaluation of ``year`` and id ``ident`` (a row read without the object)."""
-        return f"ZP{year}-{ident:04d}"
+        return f"ZP{self.year}-{self.id:04d}"
 
     @property
     def commissioner_name(self) -> str:

@@ -1764,31 +1764,18 @@ def overdue_reviews_query(panels_stmt: sa.Select, now: Any = None) -> sa.Select:
                    sa.or_(Review.id.is_(None), Review.status != ReviewStatus.SUBMITTED))
             .correlate(ReviewPanel).scalar_subquery())
     due = panels_stmt.with_only_columns(ReviewPanel.id, ReviewPanel.review_due, ReviewPanel.engagement_id,
-                                        ReviewPanel.self_evaluation_id, late.label("late")).order_by(None).where(
+                                        late.label("late")).order_by(None).where(
         ReviewPanel.status == PanelStatus.REVIEWING, ReviewPanel.review_due < now).subquery("due")
     return sa.select(due).where(due.c.late > 0).order_by(due.c.review_due, due.c.id)
 
 
 def overdue_reviews_page(panels_stmt: sa.Select, now: Any = None, limit: int = 10) -> sa.Select:
-    """``overdue_reviews_query``'s first ``limit`` as rows (id, review_due, engagement_id, self_evaluation_id, late,
-    reference — an engagement's; a self-evaluation's is ``SelfEvaluation.reference_for(self_year, …)`` —, name, total
-    — how many there are, a window over every late panel evaluated before the LIMIT). ``now`` may be a bound
+    """``overdue_reviews_query``'s first ``limit`` as rows (id, review_due, engagement_id, late, reference, name,
+    total — how many there are, a window over every late panel evaluated before the LIMIT). ``now`` may be a bound
     parameter, for a statement built once and run at later times."""
     due = overdue_reviews_query(panels_stmt, now).subquery("late")
-    return sa.select(due, Engagement.reference, sa.func.coalesce(Engagement.name, SelfEvaluation.name).label("name"),
-                     SelfEvaluation.year.label("self_year"), sa.func.count().over().label("total")) \
-        .outerjoin(Engagement, Engagement.id == due.c.engagement_id) \
-        .outerjoin(SelfEvaluation, SelfEvaluation.id == due.c.self_evaluation_id) \
-        .order_by(due.c.review_due, due.c.id).limit(limit)
-
-
-def scoped_panels(user: User) -> sa.Select:
-    """The panels whose subject ``user`` reads: an engagement's or a self-evaluation's, each by its own row scope
-    (``permissions.scope`` has no rule for panels). A SELECT of ``ReviewPanel``."""
-    engagements = permissions.scope(user, sa.select(Engagement.id), Engagement)
-    self_evaluations = permissions.scope(user, sa.select(SelfEvaluation.id), SelfEvaluation)
-    return sa.select(ReviewPanel).where(sa.or_(ReviewPanel.engagement_id.in_(engagements),
-                                               ReviewPanel.self_evaluation_id.in_(self_evaluations)))
+    return sa.select(due, Engagement.reference, Engagement.name, sa.func.count().over().label("total")) \
+        .outerjoin(Engagement, Engagement.id == due.c.engagement_id).order_by(due.c.review_due, due.c.id).limit(limit)
 
 
 def overdue_reviews(panels_stmt: sa.Select, now: datetime | None = None,

@@ -39,6 +39,7 @@ from evalhub.core.web import (
     handle_form,
     load,
     paginate,
+    scoped,
     send_stored,
     submit_form,
     xlsx_response,
@@ -82,7 +83,6 @@ from evalhub.review.models import (
     ReviewStatus,
     Rubric,
     RubricKind,
-    SelfEvaluation,
     Submission,
     SubmissionKind,
 )
@@ -642,13 +642,6 @@ def _outcome_label(panel: ReviewPanel) -> str:
     return "退回整改" if panel.letter_sent_at else "未通过（待发送整改意见）"
 
 
-def _author(panel: ReviewPanel) -> str:
-    """Who wrote what the panel reviews: the engagement's firm, or the unit of a self-evaluation."""
-    if panel.engagement_id is None:
-        return f"{panel.self_evaluation.budget_unit.name}（部门自评）"
-    return panel.engagement.firm.name if panel.engagement.firm else ""
-
-
 def _export_rows(panels: list[ReviewPanel]) -> tuple[list[dict], list[str]]:
     item_columns: list[str] = []
     rows: list[dict] = []
@@ -658,8 +651,8 @@ def _export_rows(panels: list[ReviewPanel]) -> tuple[list[dict], list[str]]:
             column = f"{item.name}（{points_text(item.max_points)}）"
             if column not in item_columns:
                 item_columns.append(column)
-        subject = panel.subject
-        base = {"任务编号": subject.reference, "评价对象": subject.name, "承担机构": _author(panel),
+        base = {"任务编号": panel.engagement.reference, "评价对象": panel.engagement.name,
+                "承担机构": panel.engagement.firm.name if panel.engagement.firm else "",
                 "评审类型": panel.kind.label, "版本": panel.submission.version, "轮次": panel.round,
                 "评审组得分（均值）": float(panel.score) if panel.score is not None else None,
                 "极差": float(panel.spread) if panel.spread is not None else None,
@@ -685,13 +678,11 @@ def _export_rows(panels: list[ReviewPanel]) -> tuple[list[dict], list[str]]:
 
 
 def _panels_stmt():
-    """Panels of the engagements and the self-evaluations the user sees (each subject carries its scope)."""
-    return services.scoped_panels(current_user) \
-        .outerjoin(Engagement, Engagement.id == ReviewPanel.engagement_id) \
-        .outerjoin(SelfEvaluation, SelfEvaluation.id == ReviewPanel.self_evaluation_id)
+    """Panels of the engagements the user sees (the engagement carries the scope)."""
+    return scoped(Engagement, sa.select(ReviewPanel).join(Engagement, Engagement.id == ReviewPanel.engagement_id))
 
 
-PANEL_FILTERS = (year_filter(sa.func.coalesce(Engagement.year, SelfEvaluation.year)),
+PANEL_FILTERS = (year_filter(Engagement.year),
                  Filter("kind", SubmissionKind, lambda stmt, kind: stmt.where(ReviewPanel.kind == kind)),
                  Filter("status", PanelStatus, lambda stmt, status: stmt.where(ReviewPanel.status == status)))
 
@@ -733,10 +724,9 @@ def workspace():
     if not bureau_side():
         abort(403)
     panels = Listing(_panels_stmt, *PANEL_FILTERS, order_by=[ReviewPanel.id.desc()], options=[
-        selectinload(ReviewPanel.engagement).selectinload(Engagement.firm), selectinload(ReviewPanel.submission),
-        selectinload(ReviewPanel.self_evaluation).selectinload(SelfEvaluation.budget_unit)],
+        selectinload(ReviewPanel.engagement).selectinload(Engagement.firm), selectinload(ReviewPanel.submission)],
         keep="review.panels")
-    return render_template("review/panel_list.html", page=panels.page(), filters=panels.filters, author=_author,
+    return render_template("review/panel_list.html", page=panels.page(), filters=panels.filters,
                            SubmissionKind=SubmissionKind, PanelStatus=PanelStatus)
 
 
