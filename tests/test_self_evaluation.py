@@ -327,3 +327,58 @@ def test_the_api_submits_lists_and_resubmits_with_refusals(unit, client, auth):
     # not returned: a resubmission is refused; another unit does not even see it
     assert post("tjj.zpj", f"/api/v1/results/self-evaluations/{se_id}/resubmit").status_code == 409
     assert post("mzj.zpj", f"/api/v1/results/self-evaluations/{se_id}/resubmit").status_code == 404
+
+
+# --- late reviews: the bureau's dashboard card and panel list ---------------------------------------------
+
+def _overdue_self_evaluation_panel(w):
+    """A self-evaluation of 巴州统计局 whose panel's review deadline passed two days ago, nobody having reviewed."""
+    from datetime import timedelta
+
+    from evalhub.core.timeutil import utcnow
+
+    _reviewers(w)
+    se = S.submit_self_evaluation(w.unit_user, w.units["巴州统计局"], year=2025, name="中央财政统计能力建设补助资金",
+                                  upload=_upload())
+    panel = _panel(se, w.bz_staff)
+    panel.review_due = utcnow() - timedelta(days=2)
+    db.session.commit()
+    return se, panel
+
+
+def _card(body: str) -> str:
+    return body.split('data-testid="overdue-reviews-card"')[1].split("</ul></div>")[0]
+
+
+def test_an_overdue_self_evaluation_review_is_on_the_dashboard_and_the_panel_list_in_scope(unit, client, login):
+    """The bureau whose experts are late on a self-evaluation report is told so, as for an engagement's report:
+    on the dashboard's 逾期未完成的专家评审 (named by the report and its unit) and in the panel list the card links
+    to, for its bureau and the bureau above; another prefecture, a county below, a firm and an expert see neither."""
+    w = unit
+    se, panel = _overdue_self_evaluation_panel(w)
+    link, row = f'href="/reviews/panels/{panel.id}"', f'data-testid="panel-row-{panel.id}"'
+    for who in (w.bz_staff, w.bz_admin, w.region_admin):
+        login(who)
+        card = _card(client.get("/").get_data(as_text=True))
+        assert link in card and se.name in card and "巴州统计局" in card and "3 位专家尚未提交" in card, who.username
+        assert 'data-testid="overdue-reviews-count">1<' in card
+        late = client.get("/reviews").get_data(as_text=True)
+        assert late.count('data-testid="panel-row-') == 1, who.username  # the card's count
+        shown = late.split(row)[1].split("</tr>")[0]
+        assert se.reference in shown and se.name in shown and "巴州统计局" in shown and "部门自评报告" in shown
+        assert row in client.get("/reviews?year=2025").get_data(as_text=True)
+        assert row not in client.get("/reviews?year=2024").get_data(as_text=True)
+        assert client.get(f"/reviews/panels/{panel.id}").status_code == 200  # the link opens
+    for who in (w.kz_staff, w.kz_admin, w.lt_admin):
+        login(who)
+        body = client.get("/").get_data(as_text=True)
+        assert link not in body and se.name not in body and "暂无逾期未完成的专家评审" in _card(body), who.username
+        assert row not in client.get("/reviews").get_data(as_text=True), who.username
+    for who in (w.firm_user, w.expert_user):  # sent elsewhere from the dashboard; no bureau list
+        login(who)
+        body = client.get("/", follow_redirects=True).get_data(as_text=True)
+        assert link not in body and se.name not in body, who.username
+        listed = client.get("/reviews")
+        assert listed.status_code == 403 or (row not in listed.get_data(as_text=True)
+                                             and se.name not in listed.get_data(as_text=True)), who.username
+
