@@ -361,8 +361,8 @@ def test_an_overdue_self_evaluation_review_is_on_the_dashboard_and_the_panel_lis
         login(who)
         card = _card(client.get("/").get_data(as_text=True))
         assert link in card and se.name in card and "巴州统计局" in card and "3 位专家尚未提交" in card, who.username
-        assert 'data-testid="overdue-reviews-count">1<' in card
-        late = client.get("/reviews").get_data(as_text=True)
+        assert 'data-testid="overdue-reviews-count">1<' in card and 'href="/reviews?overdue=1"' in card
+        late = client.get("/reviews?overdue=1").get_data(as_text=True)
         assert late.count('data-testid="panel-row-') == 1, who.username  # the card's count
         shown = late.split(row)[1].split("</tr>")[0]
         assert se.reference in shown and se.name in shown and "巴州统计局" in shown and "部门自评报告" in shown
@@ -373,12 +373,58 @@ def test_an_overdue_self_evaluation_review_is_on_the_dashboard_and_the_panel_lis
         login(who)
         body = client.get("/").get_data(as_text=True)
         assert link not in body and se.name not in body and "暂无逾期未完成的专家评审" in _card(body), who.username
-        assert row not in client.get("/reviews").get_data(as_text=True), who.username
+        for url in ("/reviews", "/reviews?overdue=1"):
+            assert row not in client.get(url).get_data(as_text=True), (who.username, url)
     for who in (w.firm_user, w.expert_user):  # sent elsewhere from the dashboard; no bureau list
         login(who)
         body = client.get("/", follow_redirects=True).get_data(as_text=True)
         assert link not in body and se.name not in body, who.username
-        listed = client.get("/reviews")
+        listed = client.get("/reviews?overdue=1")
         assert listed.status_code == 403 or (row not in listed.get_data(as_text=True)
                                              and se.name not in listed.get_data(as_text=True)), who.username
 
+
+def test_the_card_counts_what_the_late_list_shows_with_engagements_and_self_evaluations(unit, client, login):
+    """An engagement's late report review and a self-evaluation's: the card counts two and the list it links to
+    (``?overdue=1``) shows those two, each named by its subject; the sheet of that list has both too."""
+    import pandas as pd
+
+    from tests.test_review_services import _panel as engagement_panel
+
+    w = unit
+    e, report_panel = engagement_panel(w)
+    report_panel.review_due = report_panel.review_due.replace(year=2020)
+    se, panel = _overdue_self_evaluation_panel(w)
+    db.session.commit()
+    login(w.bz_staff)
+    card = _card(client.get("/").get_data(as_text=True))
+    assert 'data-testid="overdue-reviews-count">2<' in card
+    assert f"{e.reference} {e.name}" in card and f"部门自评报告 {se.name}（巴州统计局）" in card
+    late = client.get("/reviews?overdue=1").get_data(as_text=True)
+    assert late.count('data-testid="panel-row-') == 2
+    assert e.reference in late.split(f'data-testid="panel-row-{report_panel.id}"')[1].split("</tr>")[0]
+    assert se.reference in late.split(f'data-testid="panel-row-{panel.id}"')[1].split("</tr>")[0]
+    sheet = pd.read_excel(io.BytesIO(client.get("/reviews/export?overdue=1").data), dtype=str).fillna("")
+    assert set(sheet["任务编号"]) == {e.reference, se.reference}
+    assert set(sheet[sheet["任务编号"] == se.reference]["承担机构"]) == {"巴州统计局"}
+
+
+def test_the_late_list_kept_for_the_day_reads_the_present_at_each_request(unit, client, login):
+    """``/reviews?overdue=1`` is built once for the bureau's scope (``keep``): a deadline passing after the first
+    request shows on the next one, as on the dashboard's card."""
+    from datetime import datetime, timedelta
+
+    from evalhub.core.timeutil import set_simulated_now, simulated_clock
+
+    w = unit
+    noon = datetime(2025, 6, 10, 4, 0)
+    with simulated_clock(noon):
+        se, panel = _overdue_self_evaluation_panel(w)
+        panel.review_due = noon + timedelta(minutes=10)
+        db.session.commit()
+        login(w.bz_staff)
+        row = f'data-testid="panel-row-{panel.id}"'
+        assert row not in client.get("/reviews?overdue=1").get_data(as_text=True)
+        set_simulated_now(noon + timedelta(minutes=20))
+        assert row in client.get("/reviews?overdue=1").get_data(as_text=True)
+        assert 'data-testid="overdue-reviews-count">1<' in _card(client.get("/").get_data(as_text=True))

@@ -1759,6 +1759,30 @@ def scoped_panels(user: User) -> sa.Select:
                                                ReviewPanel.self_evaluation_id.in_(self_evaluations)))
 
 
+# The present time for a statement kept and run again later (a list's ``?overdue=1``): read when it runs.
+NOW = sa.bindparam("review_now", callable_=utcnow, type_=sa.DateTime)
+
+
+def _owing() -> sa.ScalarSelect:
+    """How many members of the panel (correlated) still owe a review: invited or accepted, review not submitted."""
+    return (sa.select(sa.func.count(PanelInvitation.id))
+            .outerjoin(Review, Review.invitation_id == PanelInvitation.id)
+            .where(PanelInvitation.panel_id == ReviewPanel.id,
+                   PanelInvitation.status.in_([InvitationStatus.INVITED, InvitationStatus.ACCEPTED]),
+                   sa.or_(Review.id.is_(None), Review.status != ReviewStatus.SUBMITTED))
+            .correlate(ReviewPanel).scalar_subquery())
+
+
+def _past_due(now: Any) -> sa.ColumnElement[bool]:
+    return sa.and_(ReviewPanel.status == PanelStatus.REVIEWING, ReviewPanel.review_due < now)
+
+
+def overdue_clause(now: Any = NOW) -> sa.ColumnElement[bool]:
+    """``overdue_reviews_query``'s rule as a condition on ``ReviewPanel`` (the panel list's filter): the same
+    panels, so the dashboard's count is what the filtered list shows."""
+    return sa.and_(_past_due(now), _owing() > 0)
+
+
 def overdue_reviews_query(panels_stmt: sa.Select, now: Any = None) -> sa.Select:
     """Open panels past their review deadline with members still owing a review (invited or accepted, review
     not submitted), as a statement of (id, review_due, engagement_id, late — how many members owe,
@@ -1767,15 +1791,9 @@ def overdue_reviews_query(panels_stmt: sa.Select, now: Any = None) -> sa.Select:
     a bound parameter standing for it. Counted in SQL: no panel, invitation
     or review is loaded (the dashboard also asks it first whether there are any, with its other counts)."""
     now = utcnow() if now is None else now
-    late = (sa.select(sa.func.count(PanelInvitation.id))
-            .outerjoin(Review, Review.invitation_id == PanelInvitation.id)
-            .where(PanelInvitation.panel_id == ReviewPanel.id,
-                   PanelInvitation.status.in_([InvitationStatus.INVITED, InvitationStatus.ACCEPTED]),
-                   sa.or_(Review.id.is_(None), Review.status != ReviewStatus.SUBMITTED))
-            .correlate(ReviewPanel).scalar_subquery())
     due = panels_stmt.with_only_columns(ReviewPanel.id, ReviewPanel.review_due, ReviewPanel.engagement_id,
-                                        late.label("late"), ReviewPanel.self_evaluation_id).order_by(None).where(
-        ReviewPanel.status == PanelStatus.REVIEWING, ReviewPanel.review_due < now).subquery("due")
+                                        _owing().label("late"), ReviewPanel.self_evaluation_id) \
+        .order_by(None).where(_past_due(now)).subquery("due")
     return sa.select(due).where(due.c.late > 0).order_by(due.c.review_due, due.c.id)
 
 

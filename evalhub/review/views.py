@@ -686,7 +686,9 @@ def _panels_stmt():
 
 PANEL_FILTERS = (year_filter(sa.func.coalesce(Engagement.year, SelfEvaluation.year)),
                  Filter("kind", SubmissionKind, lambda stmt, kind: stmt.where(ReviewPanel.kind == kind)),
-                 Filter("status", PanelStatus, lambda stmt, status: stmt.where(ReviewPanel.status == status)))
+                 Filter("status", PanelStatus, lambda stmt, status: stmt.where(ReviewPanel.status == status)),
+                 # the dashboard's 逾期未完成的专家评审: the same rule, so its count is this list's
+                 Filter("overdue", bool, lambda stmt, _: stmt.where(services.overdue_clause())))
 
 
 @bp.route("/reviews/export")
