@@ -24,8 +24,7 @@ from evalhub.registry import counts as registry_counts
 from evalhub.registry.models import Expert, Firm, FirmStatus
 from evalhub.results.models import ResultFinding
 from evalhub.results.services import late_cutoffs, overdue_findings_query
-from evalhub.review.models import ReviewPanel
-from evalhub.review.services import overdue_reviews_page, overdue_reviews_query
+from evalhub.review.services import overdue_reviews_page, overdue_reviews_query, scoped_panels
 from evalhub.supervision.views import dashboard_counts as supervision_counts, dashboard_summary
 
 
@@ -100,7 +99,7 @@ def _statements(user: Any, today: date, audit: bool) -> _Built:
 
 def _build(user: Any, today: date, audit: bool, cutoffs: Any) -> _Built:
     findings = overdue_findings_query(user, today, cutoffs)
-    panels = _scoped_panels(user)
+    panels = scoped_panels(user)  # an engagement's or a self-evaluation's, in the user's scope
     # the library's firms and experts from the counts kept per bureau (a bureau user's), else counted
     firms, experts = registry_counts.firms_by_status(user), registry_counts.experts_total(user)
     counts, shapes = _count_statement(dict(
@@ -217,10 +216,3 @@ def _overdue_engagements(stmt: sa.Select, today: date) -> tuple[int, list]:
     shown = [row.Engagement for row in rows]
     reasons = workflow.overdue_reasons(shown, today)
     return count, [(e, reasons[e.id]) for e in shown if e.id in reasons]
-
-
-def _scoped_panels(user: Any) -> sa.Select:
-    """Expert panels of scoped engagements: ``permissions.scope`` has no rule for panels, so they are scoped
-    through their engagement."""
-    engagements = permissions.scope(user, sa.select(Engagement.id), Engagement)
-    return sa.select(ReviewPanel).where(ReviewPanel.engagement_id.in_(engagements))

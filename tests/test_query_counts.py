@@ -18,7 +18,7 @@ from tests.statements import recorded as counting
 # detail pages of one fixed row, whose cost must not depend on how many other rows exist.
 PAGES = [
     "/", "/engagements", "/engagements?overdue=1", "/engagements?state=contracted", "/firms", "/experts",
-    "/plans", "/reviews", "/inbox", "/credit", "/inspections", "/complaints", "/campaigns", "/draws", "/audit",
+    "/plans", "/reviews", "/reviews?overdue=1", "/inbox", "/credit", "/inspections", "/complaints", "/campaigns", "/draws", "/audit",
     "/screening/queue", "/users", "/bureaus", "/frameworks",
     "/engagements/{engagement}", "/firms/{firm}", "/experts/{expert}", "/plans/{plan}", "/results/application",
     "/frameworks/new", "/api/v1/plans/{plan}", "/api/v1/plans/{plan}/ocds",

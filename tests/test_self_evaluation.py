@@ -327,3 +327,104 @@ def test_the_api_submits_lists_and_resubmits_with_refusals(unit, client, auth):
     # not returned: a resubmission is refused; another unit does not even see it
     assert post("tjj.zpj", f"/api/v1/results/self-evaluations/{se_id}/resubmit").status_code == 409
     assert post("mzj.zpj", f"/api/v1/results/self-evaluations/{se_id}/resubmit").status_code == 404
+
+
+# --- late reviews: the bureau's dashboard card and panel list ---------------------------------------------
+
+def _overdue_self_evaluation_panel(w):
+    """A self-evaluation of 巴州统计局 whose panel's review deadline passed two days ago, nobody having reviewed."""
+    from datetime import timedelta
+
+    from evalhub.core.timeutil import utcnow
+
+    _reviewers(w)
+    se = S.submit_self_evaluation(w.unit_user, w.units["巴州统计局"], year=2025, name="中央财政统计能力建设补助资金",
+                                  upload=_upload())
+    panel = _panel(se, w.bz_staff)
+    panel.review_due = utcnow() - timedelta(days=2)
+    db.session.commit()
+    return se, panel
+
+
+def _card(body: str) -> str:
+    return body.split('data-testid="overdue-reviews-card"')[1].split("</ul></div>")[0]
+
+
+def test_an_overdue_self_evaluation_review_is_on_the_dashboard_and_the_panel_list_in_scope(unit, client, login):
+    """The bureau whose experts are late on a self-evaluation report is told so, as for an engagement's report:
+    on the dashboard's 逾期未完成的专家评审 (named by the report and its unit) and in the panel list the card links
+    to, for its bureau and the bureau above; another prefecture, a county below, a firm and an expert see neither."""
+    w = unit
+    se, panel = _overdue_self_evaluation_panel(w)
+    link, row = f'href="/reviews/panels/{panel.id}"', f'data-testid="panel-row-{panel.id}"'
+    for who in (w.bz_staff, w.bz_admin, w.region_admin):
+        login(who)
+        card = _card(client.get("/").get_data(as_text=True))
+        assert link in card and se.name in card and "巴州统计局" in card and "3 位专家尚未提交" in card, who.username
+        assert 'data-testid="overdue-reviews-count">1<' in card and 'href="/reviews?overdue=1"' in card
+        late = client.get("/reviews?overdue=1").get_data(as_text=True)
+        assert late.count('data-testid="panel-row-') == 1, who.username  # the card's count
+        shown = late.split(row)[1].split("</tr>")[0]
+        assert se.reference in shown and se.name in shown and "巴州统计局" in shown and "部门自评报告" in shown
+        assert row in client.get("/reviews?year=2025").get_data(as_text=True)
+        assert row not in client.get("/reviews?year=2024").get_data(as_text=True)
+        assert client.get(f"/reviews/panels/{panel.id}").status_code == 200  # the link opens
+    for who in (w.kz_staff, w.kz_admin, w.lt_admin):
+        login(who)
+        body = client.get("/").get_data(as_text=True)
+        assert link not in body and se.name not in body and "暂无逾期未完成的专家评审" in _card(body), who.username
+        for url in ("/reviews", "/reviews?overdue=1"):
+            assert row not in client.get(url).get_data(as_text=True), (who.username, url)
+    for who in (w.firm_user, w.expert_user):  # sent elsewhere from the dashboard; no bureau list
+        login(who)
+        body = client.get("/", follow_redirects=True).get_data(as_text=True)
+        assert link not in body and se.name not in body, who.username
+        listed = client.get("/reviews?overdue=1")
+        assert listed.status_code == 403 or (row not in listed.get_data(as_text=True)
+                                             and se.name not in listed.get_data(as_text=True)), who.username
+
+
+def test_the_card_counts_what_the_late_list_shows_with_engagements_and_self_evaluations(unit, client, login):
+    """An engagement's late report review and a self-evaluation's: the card counts two and the list it links to
+    (``?overdue=1``) shows those two, each named by its subject; the sheet of that list has both too."""
+    import pandas as pd
+
+    from tests.test_review_services import _panel as engagement_panel
+
+    w = unit
+    e, report_panel = engagement_panel(w)
+    report_panel.review_due = report_panel.review_due.replace(year=2020)
+    se, panel = _overdue_self_evaluation_panel(w)
+    db.session.commit()
+    login(w.bz_staff)
+    card = _card(client.get("/").get_data(as_text=True))
+    assert 'data-testid="overdue-reviews-count">2<' in card
+    assert f"{e.reference} {e.name}" in card and f"部门自评报告 {se.name}（巴州统计局）" in card
+    late = client.get("/reviews?overdue=1").get_data(as_text=True)
+    assert late.count('data-testid="panel-row-') == 2
+    assert e.reference in late.split(f'data-testid="panel-row-{report_panel.id}"')[1].split("</tr>")[0]
+    assert se.reference in late.split(f'data-testid="panel-row-{panel.id}"')[1].split("</tr>")[0]
+    sheet = pd.read_excel(io.BytesIO(client.get("/reviews/export?overdue=1").data), dtype=str).fillna("")
+    assert set(sheet["任务编号"]) == {e.reference, se.reference}
+    assert set(sheet[sheet["任务编号"] == se.reference]["承担机构"]) == {"巴州统计局"}
+
+
+def test_the_late_list_kept_for_the_day_reads_the_present_at_each_request(unit, client, login):
+    """``/reviews?overdue=1`` is built once for the bureau's scope (``keep``): a deadline passing after the first
+    request shows on the next one, as on the dashboard's card."""
+    from datetime import datetime, timedelta
+
+    from evalhub.core.timeutil import set_simulated_now, simulated_clock
+
+    w = unit
+    noon = datetime(2025, 6, 10, 4, 0)
+    with simulated_clock(noon):
+        se, panel = _overdue_self_evaluation_panel(w)
+        panel.review_due = noon + timedelta(minutes=10)
+        db.session.commit()
+        login(w.bz_staff)
+        row = f'data-testid="panel-row-{panel.id}"'
+        assert row not in client.get("/reviews?overdue=1").get_data(as_text=True)
+        set_simulated_now(noon + timedelta(minutes=20))
+        assert row in client.get("/reviews?overdue=1").get_data(as_text=True)
+        assert 'data-testid="overdue-reviews-count">1<' in _card(client.get("/").get_data(as_text=True))

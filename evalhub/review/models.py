@@ -263,6 +263,14 @@ class ReviewPanel(InBureau, CreatedBy, db.Model):
         """What the panel reviews: the engagement, or the self-evaluation (each has bureau, reference, name)."""
         return self.engagement if self.engagement_id is not None else self.self_evaluation
 
+    @property
+    def author_name(self) -> str:
+        """Who answers for the reviewed document, as the panel list and its sheet name them (承担机构): the
+        engagement's firm (empty before one is contracted), or the budget unit that evaluated itself."""
+        if self.engagement_id is None:
+            return self.self_evaluation.budget_unit.name
+        return self.engagement.firm.name if self.engagement.firm else ""
+
 
 class PanelInvitation(Created, db.Model):
     """An expert's seat on a panel: invited, then accepted (with a signed declaration) or declined."""

@@ -19,7 +19,7 @@ from evalhub.core.calendar import days_deadline
 from evalhub.core.enums import Role
 from evalhub.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
 from evalhub.core.inputs import check_text, points_value, required_reason
-from evalhub.core.models import Bureau, Draw, StoredFile, User
+from evalhub.core.models import Bureau, BudgetUnit, Draw, StoredFile, User
 from evalhub.core.settings import SETTINGS, SettingDef, get_setting, register
 from evalhub.core.timeutil import beijing_today, beijing_year_start, format_beijing, to_beijing, utcnow
 from evalhub.core.outline import divides, heading_titles, simplified
@@ -1750,32 +1750,65 @@ def resubmission_due(engagement: Engagement) -> Optional[date]:
     return to_beijing(due).date() if due else None
 
 
-def overdue_reviews_query(panels_stmt: sa.Select, now: Any = None) -> sa.Select:
-    """Open panels past their review deadline with members still owing a review (invited or accepted, review
-    not submitted), as a statement of (id, review_due, engagement_id, late — how many members owe), by deadline.
-    ``panels_stmt``: a SELECT of ``ReviewPanel`` narrowed by the caller; ``now``: a time (the present if None) or
-    a bound parameter standing for it. Counted in SQL: no panel, invitation
-    or review is loaded (the dashboard also asks it first whether there are any, with its other counts)."""
-    now = utcnow() if now is None else now
-    late = (sa.select(sa.func.count(PanelInvitation.id))
+def scoped_panels(user: User) -> sa.Select:
+    """The expert panels whose subject ``user`` sees: an engagement or a self-evaluation in the user's row scope
+    (``permissions.scope`` has no rule for panels; each subject's rule carries it)."""
+    engagements = permissions.scope(user, sa.select(Engagement.id), Engagement)
+    self_evaluations = permissions.scope(user, sa.select(SelfEvaluation.id), SelfEvaluation)
+    return sa.select(ReviewPanel).where(sa.or_(ReviewPanel.engagement_id.in_(engagements),
+                                               ReviewPanel.self_evaluation_id.in_(self_evaluations)))
+
+
+# The present time for a statement kept and run again later (a list's ``?overdue=1``): read when it runs.
+NOW = sa.bindparam("review_now", callable_=utcnow, type_=sa.DateTime)
+
+
+def _owing() -> sa.ScalarSelect:
+    """How many members of the panel (correlated) still owe a review: invited or accepted, review not submitted."""
+    return (sa.select(sa.func.count(PanelInvitation.id))
             .outerjoin(Review, Review.invitation_id == PanelInvitation.id)
             .where(PanelInvitation.panel_id == ReviewPanel.id,
                    PanelInvitation.status.in_([InvitationStatus.INVITED, InvitationStatus.ACCEPTED]),
                    sa.or_(Review.id.is_(None), Review.status != ReviewStatus.SUBMITTED))
             .correlate(ReviewPanel).scalar_subquery())
+
+
+def _past_due(now: Any) -> sa.ColumnElement[bool]:
+    return sa.and_(ReviewPanel.status == PanelStatus.REVIEWING, ReviewPanel.review_due < now)
+
+
+def overdue_clause(now: Any = NOW) -> sa.ColumnElement[bool]:
+    """``overdue_reviews_query``'s rule as a condition on ``ReviewPanel`` (the panel list's filter): the same
+    panels, so the dashboard's count is what the filtered list shows."""
+    return sa.and_(_past_due(now), _owing() > 0)
+
+
+def overdue_reviews_query(panels_stmt: sa.Select, now: Any = None) -> sa.Select:
+    """Open panels past their review deadline with members still owing a review (invited or accepted, review
+    not submitted), as a statement of (id, review_due, engagement_id, late — how many members owe,
+    self_evaluation_id), by deadline.
+    ``panels_stmt``: a SELECT of ``ReviewPanel`` narrowed by the caller; ``now``: a time (the present if None) or
+    a bound parameter standing for it. Counted in SQL: no panel, invitation
+    or review is loaded (the dashboard also asks it first whether there are any, with its other counts)."""
+    now = utcnow() if now is None else now
     due = panels_stmt.with_only_columns(ReviewPanel.id, ReviewPanel.review_due, ReviewPanel.engagement_id,
-                                        late.label("late")).order_by(None).where(
-        ReviewPanel.status == PanelStatus.REVIEWING, ReviewPanel.review_due < now).subquery("due")
+                                        _owing().label("late"), ReviewPanel.self_evaluation_id) \
+        .order_by(None).where(_past_due(now)).subquery("due")
     return sa.select(due).where(due.c.late > 0).order_by(due.c.review_due, due.c.id)
 
 
 def overdue_reviews_page(panels_stmt: sa.Select, now: Any = None, limit: int = 10) -> sa.Select:
-    """``overdue_reviews_query``'s first ``limit`` as rows (id, review_due, engagement_id, late, reference, name,
-    total — how many there are, a window over every late panel evaluated before the LIMIT). ``now`` may be a bound
-    parameter, for a statement built once and run at later times."""
+    """``overdue_reviews_query``'s first ``limit`` as rows (id, review_due, engagement_id, late, self_evaluation_id,
+    reference, name, unit, total — how many there are, a window over every late panel evaluated before the LIMIT).
+    An engagement's panel names its reference and name; a self-evaluation's its name and its budget unit (no
+    reference). ``now`` may be a bound parameter, for a statement built once and run at later times."""
     due = overdue_reviews_query(panels_stmt, now).subquery("late")
-    return sa.select(due, Engagement.reference, Engagement.name, sa.func.count().over().label("total")) \
-        .outerjoin(Engagement, Engagement.id == due.c.engagement_id).order_by(due.c.review_due, due.c.id).limit(limit)
+    return sa.select(due, Engagement.reference, sa.func.coalesce(Engagement.name, SelfEvaluation.name).label("name"),
+                     BudgetUnit.name.label("unit"), sa.func.count().over().label("total")) \
+        .outerjoin(Engagement, Engagement.id == due.c.engagement_id) \
+        .outerjoin(SelfEvaluation, SelfEvaluation.id == due.c.self_evaluation_id) \
+        .outerjoin(BudgetUnit, BudgetUnit.id == SelfEvaluation.budget_unit_id) \
+        .order_by(due.c.review_due, due.c.id).limit(limit)
 
 
 def overdue_reviews(panels_stmt: sa.Select, now: datetime | None = None,

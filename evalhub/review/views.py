@@ -39,7 +39,6 @@ from evalhub.core.web import (
     handle_form,
     load,
     paginate,
-    scoped,
     send_stored,
     submit_form,
     xlsx_response,
@@ -83,6 +82,7 @@ from evalhub.review.models import (
     ReviewStatus,
     Rubric,
     RubricKind,
+    SelfEvaluation,
     Submission,
     SubmissionKind,
 )
@@ -651,8 +651,7 @@ def _export_rows(panels: list[ReviewPanel]) -> tuple[list[dict], list[str]]:
             column = f"{item.name}（{points_text(item.max_points)}）"
             if column not in item_columns:
                 item_columns.append(column)
-        base = {"任务编号": panel.engagement.reference, "评价对象": panel.engagement.name,
-                "承担机构": panel.engagement.firm.name if panel.engagement.firm else "",
+        base = {"任务编号": panel.subject.reference, "评价对象": panel.subject.name, "承担机构": panel.author_name,
                 "评审类型": panel.kind.label, "版本": panel.submission.version, "轮次": panel.round,
                 "评审组得分（均值）": float(panel.score) if panel.score is not None else None,
                 "极差": float(panel.spread) if panel.spread is not None else None,
@@ -678,13 +677,18 @@ def _export_rows(panels: list[ReviewPanel]) -> tuple[list[dict], list[str]]:
 
 
 def _panels_stmt():
-    """Panels of the engagements the user sees (the engagement carries the scope)."""
-    return scoped(Engagement, sa.select(ReviewPanel).join(Engagement, Engagement.id == ReviewPanel.engagement_id))
+    """Panels whose subject the user sees (``services.scoped_panels``: an engagement's or a self-evaluation's),
+    with the subject's table beside each for the year and the order."""
+    return services.scoped_panels(current_user) \
+        .outerjoin(Engagement, Engagement.id == ReviewPanel.engagement_id) \
+        .outerjoin(SelfEvaluation, SelfEvaluation.id == ReviewPanel.self_evaluation_id)
 
 
-PANEL_FILTERS = (year_filter(Engagement.year),
+PANEL_FILTERS = (year_filter(sa.func.coalesce(Engagement.year, SelfEvaluation.year)),
                  Filter("kind", SubmissionKind, lambda stmt, kind: stmt.where(ReviewPanel.kind == kind)),
-                 Filter("status", PanelStatus, lambda stmt, status: stmt.where(ReviewPanel.status == status)))
+                 Filter("status", PanelStatus, lambda stmt, status: stmt.where(ReviewPanel.status == status)),
+                 # the dashboard's 逾期未完成的专家评审: the same rule, so its count is this list's
+                 Filter("overdue", bool, lambda stmt, _: stmt.where(services.overdue_clause())))
 
 
 @bp.route("/reviews/export")
@@ -693,7 +697,7 @@ def review_export():
         abort(403)
     # the list page's own filters: the sheet holds the panels the list shows (all its pages), no more
     panels = Listing(_panels_stmt(), *PANEL_FILTERS,
-                     order_by=[Engagement.reference, ReviewPanel.kind, ReviewPanel.round])
+                     order_by=[Engagement.reference, SelfEvaluation.id, ReviewPanel.kind, ReviewPanel.round])
     rows, columns = _export_rows(panels.all())
     return xlsx_response(to_xlsx(rows, "专家评审", columns=columns), f"专家评审{panels['year'] or ''}.xlsx")
 
@@ -724,7 +728,8 @@ def workspace():
     if not bureau_side():
         abort(403)
     panels = Listing(_panels_stmt, *PANEL_FILTERS, order_by=[ReviewPanel.id.desc()], options=[
-        selectinload(ReviewPanel.engagement).selectinload(Engagement.firm), selectinload(ReviewPanel.submission)],
+        selectinload(ReviewPanel.engagement).selectinload(Engagement.firm), selectinload(ReviewPanel.submission),
+        selectinload(ReviewPanel.self_evaluation).selectinload(SelfEvaluation.budget_unit)],
         keep="review.panels")
     return render_template("review/panel_list.html", page=panels.page(), filters=panels.filters,
                            SubmissionKind=SubmissionKind, PanelStatus=PanelStatus)
