@@ -32,7 +32,7 @@ from evalhub.core.exports import to_xlsx
 from evalhub.core.models import Bureau, Draw, Notification
 from evalhub.core.formatting import points_text
 from evalhub.core.timeutil import utcnow
-from evalhub.core.listing import Filter, Listing, as_int, year_filter
+from evalhub.core.listing import Filter, Listing, as_int, choice_filter, year_filter
 from evalhub.core.web import (
     bureau_side,
     form_page,
@@ -688,7 +688,7 @@ PANEL_FILTERS = (year_filter(sa.func.coalesce(Engagement.year, SelfEvaluation.ye
                  Filter("kind", SubmissionKind, lambda stmt, kind: stmt.where(ReviewPanel.kind == kind)),
                  Filter("status", PanelStatus, lambda stmt, status: stmt.where(ReviewPanel.status == status)),
                  # the dashboard's 逾期未完成的专家评审: the same rule, so its count is this list's
-                 Filter("overdue", bool, lambda stmt, _: stmt.where(services.overdue_clause())))
+                 choice_filter("overdue", {"1": services.overdue_clause()}))
 
 
 @bp.route("/reviews/export")
