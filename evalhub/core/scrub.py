@@ -59,7 +59,7 @@ import io
 import re
 import zipfile
 import zlib
-from typing import Iterator
+from typing import Any, Iterator
 
 from evalhub.core import extract
 from evalhub.core.errors import ValidationFailed
@@ -2090,6 +2090,22 @@ def _content_stream(stream, writer) -> tuple[bool, bool]:
     return painting
 
 
+def _each_once(todo: list) -> Iterator[Any]:
+    """A walk of a PDF's tree from the objects in ``todo``, which the caller extends as it goes (a node's kids): each
+    reached object resolved, an indirect one once (a hostile file may loop back to an ancestor)."""
+    seen: set[int] = set()
+    while todo:
+        item = todo.pop()
+        if item is None:
+            continue
+        reference = getattr(item, "idnum", None)
+        if reference is not None:
+            if reference in seen:
+                continue
+            seen.add(reference)
+        yield item.get_object()
+
+
 def _form_fields(root) -> list | None:
     """The fields of the document's form (AcroForm: its /Fields and their /Kids, each once), or None for an XFA form
     (its XML holds the data wherever it is shown)."""
@@ -2101,17 +2117,8 @@ def _form_fields(root) -> list | None:
         return []
     if "/XFA" in form:
         return None
-    fields, seen, todo = [], set(), [form.get("/Fields")]
-    while todo:
-        item = todo.pop()
-        if item is None:
-            continue
-        reference = getattr(item, "idnum", None)
-        if reference is not None:
-            if reference in seen:
-                continue
-            seen.add(reference)
-        item = item.get_object()
+    fields, todo = [], [form.get("/Fields")]
+    for item in _each_once(todo):
         if isinstance(item, ArrayObject):
             todo.extend(list.__iter__(item))
         elif isinstance(item, DictionaryObject):
@@ -2206,16 +2213,8 @@ def _destinations_renamed(root, destinations: _Destinations) -> None:
     if not isinstance(names, DictionaryObject) or "/Dests" not in names:
         return
     pairs: dict[str, tuple] = {}  # a name's new text → (new name, destination): the first met in the tree's order
-    seen: set[int] = set()
     todo = [names["/Dests"]]
-    while todo:
-        node = todo.pop()
-        reference = getattr(node, "idnum", None)
-        if reference is not None:
-            if reference in seen:
-                continue
-            seen.add(reference)
-        node = node.get_object()
+    for node in _each_once(todo):
         if not isinstance(node, DictionaryObject):
             continue
         kids = node.get("/Kids")
